@@ -258,3 +258,25 @@ def test_aciq_matches_published_table(dist, table):
         # it is a minimum of the published expression
         assert aciq_mse(got, bits, dist) <= min(aciq_mse(got * 0.99, bits, dist), aciq_mse(got * 1.01, bits, dist))
     assert abs(aciq_alpha(4, dist, scale=3.0) - 3.0 * aciq_alpha(4, dist)) < 1e-6
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fit_is_exact_on_dyadic_maps_full_of_ties(mode):
+    """Small-denominator a, b put many (or all) inputs exactly on rounding boundaries."""
+    rng = np.random.default_rng(17)
+    R = Rounding.parse(mode)
+    for _ in range(1500):
+        a = Fraction(int(rng.integers(-64, 65)), int(rng.choice([1, 2, 4, 8, 16, 32])))
+        b = Fraction(int(rng.integers(-64, 65)), int(rng.choice([1, 2, 4, 8, 16, 32])))
+        f = Dyadic.from_floats(float(a), float(b))
+        x0 = int(rng.integers(-30, 10))
+        x1 = x0 + int(rng.integers(0, 40))
+        sat = rng.random() < 0.3
+        qlo, qhi = (-20, 20) if sat else (None, None)
+        fit = fit_affine(f, R, x0, x1, qlo, qhi)
+        for x in range(x0, x1 + 1):
+            got = ref.round_rational(Fraction(fit.mult * x + fit.bias, 1 << fit.shift), mode)
+            want = ref.round_rational(a * x + b, mode)
+            if sat:
+                got, want = min(max(got, qlo), qhi), min(max(want, qlo), qhi)
+            assert got == want, (a, b, x0, x1, fit, x)
