@@ -154,23 +154,36 @@ class FixedFormat:
 # --------------------------------------------------------------------------- kernels
 
 @njit(cache=True, inline="always")
-def _shift_round1(x, s, mode):
-    """Round ``x / 2^s`` by ``mode`` (0 ≤ s ≤ 63), int64 in and out, overflow-free."""
-    if s == 0:
-        return x
+def _round_shift_half(x, s, half, mode):
+    """Round ``x / 2^s`` by ``mode``; ``half`` must be ``2^max(s-1, 0)`` (see ``half_of``).
+
+    ``q << s`` never overflows (INT64_MIN is a multiple of 2^s), so ``rem`` is exact; for
+    s = 0, rem = 0 < half = 1: no increment. Bitwise ``|``/``&`` keep the loop branch-free
+    and ``half`` comes in precomputed, which lets LLVM vectorize the callers' loops.
+    """
     q = x >> s
-    mask = (np.uint64(1) << np.uint64(s)) - np.uint64(1)
-    rem = np.uint64(x) & mask
-    half = np.uint64(1) << np.uint64(s - 1)
-    if mode == 0:
-        inc = False
-    elif mode == 1:
+    rem = x - (q << s)
+    if mode == 1:
         inc = rem >= half
     elif mode == 2:
-        inc = rem > half or (rem == half and x >= 0)
+        inc = (rem > half) | ((rem == half) & (x >= 0))
+    elif mode == 3:
+        inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
     else:
-        inc = rem > half or (rem == half and (q & 1) == 1)
+        inc = False
     return q + np.int64(inc)
+
+
+@njit(cache=True, inline="always")
+def _shift_round1(x, s, mode):
+    """Round ``x / 2^s`` by ``mode`` (0 ≤ s ≤ 63), int64 in and out, overflow-free."""
+    return _round_shift_half(x, s, np.int64(1) << max(s - 1, 0), mode)
+
+
+def half_of(shift) -> np.ndarray:
+    """``2^max(s-1, 0)`` per shift: the tie point that ``_round_shift_half`` compares with."""
+    s = np.asarray(shift, dtype=np.int64)
+    return np.left_shift(np.int64(1), np.maximum(s - 1, 0))
 
 
 @njit(cache=True, inline="always")

@@ -1,0 +1,47 @@
+"""Vendored model and data set (see README.md in this folder for origin and licenses)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+SHA256 = {
+    "models/TFC_1W1A.onnx": "e875070d9b8af1ff55923ab03c7ed9dd8787d387cb3274872fe5fc6a2905b2db",
+    "mnist/t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
+    "mnist/t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
+}
+
+
+def path(name: str) -> Path:
+    """Filesystem path of a vendored file, e.g. ``path("models/TFC_1W1A.onnx")``."""
+    if name not in SHA256:
+        raise ValueError(f"unknown vendored file {name!r}; available: {', '.join(sorted(SHA256))}")
+    return Path(str(resources.files(__name__).joinpath(name)))
+
+
+def verify(name: str) -> bool:
+    return hashlib.sha256(path(name).read_bytes()).hexdigest() == SHA256[name]
+
+
+def _read_idx(p: Path) -> np.ndarray:
+    """Parse a gzip IDX file (big-endian header: magic 0x0000 08 NDIM, then NDIM uint32 sizes)."""
+    raw = gzip.decompress(p.read_bytes())
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{p.name}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4).astype(int)
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{p.name}: {data.size} bytes of data, header says {tuple(dims)}")
+    return data.reshape(tuple(dims))
+
+
+def mnist_test() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST test images (uint8, 10000×28×28) and labels (uint8)."""
+    images = _read_idx(path("mnist/t10k-images-idx3-ubyte.gz"))
+    labels = _read_idx(path("mnist/t10k-labels-idx1-ubyte.gz"))
+    return images, labels
