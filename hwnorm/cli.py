@@ -1,0 +1,198 @@
+"""The ``hwnorm`` command.
+
+Every subcommand has an embedded default so it runs on a fresh clone with no arguments.
+Bad input ends in one line ``hwnorm: error: …`` naming the file / field, exit code 2, no
+traceback, and nothing half-written (outputs go through :func:`hwnorm.io.write_atomic`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+
+from hwnorm.exactfit import signed_bits
+from hwnorm.fixed import FixedFormat, Overflow, Rounding
+
+EXHAUSTIVE_LIMIT = 1 << 20  # inputs per channel checked one by one; wider ranges are sampled
+
+
+def _version() -> str:
+    try:
+        return metadata.version("hwnorm")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------ qbn
+
+def _bn_layers_from(source: str | None):
+    """BN layers from the vendored TFC model, an ONNX file, or a JSON parameter file."""
+    from hwnorm.defaults import BNLayer, tfc_bn_layers
+    from hwnorm.io import load_json
+
+    if source is None or source.endswith(".onnx"):
+        return tfc_bn_layers(source)
+    doc = load_json(source)
+    entries = doc.get("layers", [doc])
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{source}: 'layers' must be a non-empty list")
+    layers = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: layers[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object")
+        allowed = {"name", "gamma", "beta", "mean", "var", "eps", "in_range"}
+        unknown = set(entry) - allowed
+        if unknown:
+            raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        missing = [k for k in ("gamma", "beta", "mean", "var", "in_range") if k not in entry]
+        if missing:
+            raise ValueError(f"{where}: missing field {missing[0]!r}")
+        rng = entry["in_range"]
+        if (not isinstance(rng, list) or len(rng) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng) or rng[0] > rng[1]):
+            raise ValueError(f"{where}: in_range must be [lo, hi] with integers lo ≤ hi")
+        try:
+            arrays = [np.asarray(entry[k], dtype=np.float64).reshape(-1) for k in ("gamma", "beta", "mean", "var")]
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: gamma, beta, mean and var must be lists of numbers") from None
+        layer = BNLayer(str(entry.get("name", f"bn{i}")), *arrays, float(entry.get("eps", 1e-5)), 0)
+        layers.append((layer, (rng[0], rng[1])))
+    return layers
+
+
+def _output_scale(layer, lo: int, hi: int, out_fmt: FixedFormat) -> float:
+    """Scale at which the largest |BN(x)| over [lo, hi] just fits (BN is affine: check the ends)."""
+    with np.errstate(all="ignore"):
+        ys = [layer.gamma * (x - layer.mean) / np.sqrt(layer.var + layer.eps) + layer.beta for x in (lo, hi)]
+    peak = float(np.nanmax(np.abs(ys))) if np.isfinite(ys).all() else 1.0
+    return max(peak, 1e-12) / out_fmt.max_int
+
+
+def _verify_fold(fold, rng) -> tuple[int, int, str]:
+    """Compare the golden kernel with the exact target: all inputs, or a large sample."""
+    spec = fold.spec
+    size = spec.in_hi - spec.in_lo + 1
+    if size <= EXHAUSTIVE_LIMIT:
+        x = np.arange(spec.in_lo, spec.in_hi + 1)
+        how = "exhaustive"
+    else:
+        x = np.unique(np.concatenate([rng.integers(spec.in_lo, spec.in_hi, 1_000_000, endpoint=True),
+                                      [spec.in_lo, spec.in_hi, 0]]))
+        how = "sampled"
+    xs = np.broadcast_to(x[:, None], (x.size, spec.channels))
+    mismatches = int(np.count_nonzero(spec.apply(xs) != fold.target(xs)))
+    return xs.size, mismatches, how
+
+
+def cmd_qbn(args) -> int:
+    from hwnorm.io import write_atomic
+    from hwnorm.qbn import fold_bn
+
+    out_fmt = FixedFormat.integer(args.out_bits)
+    rounding, overflow = Rounding.parse(args.rounding), Overflow.parse(args.overflow)
+    source = args.source
+    layers = _bn_layers_from(source)
+    label = source or "embedded default: TFC_1W1A (vendored)"
+    print(f"quantized BN fold — {label}; output {out_fmt}, rounding {rounding}, overflow {overflow}")
+    header = f"{'layer':<24}{'ch':>4}{'input range':>18}{'shift':>7}{'min..max/ch':>13}{'mult b':>8}{'acc b':>7}{'checked':>12}{'mismatch':>10}{'ms':>7}"
+    print(header)
+    rng = np.random.default_rng(args.seed)
+    report, total_bad = [], 0
+    for item in layers:
+        layer, (lo, hi) = (item, item.in_range) if not isinstance(item, tuple) else item
+        t0 = time.perf_counter()
+        width = signed_bits(lo, hi)
+        try:
+            fold = fold_bn(layer.gamma, layer.beta, layer.mean, layer.var, layer.eps,
+                           in_fmt=FixedFormat.integer(width), in_scale=1.0, in_range=(lo, hi),
+                           out_fmt=out_fmt, out_scale=_output_scale(layer, lo, hi, out_fmt),
+                           rounding=rounding, overflow=overflow,
+                           per_channel_shift=args.per_channel_shift, name=layer.name)
+        except ValueError as e:
+            raise ValueError(f"{source or 'TFC_1W1A'}: layer {layer.name}: {e}") from None
+        checked, bad, how = _verify_fold(fold, rng)
+        ms = (time.perf_counter() - t0) * 1e3
+        spec = fold.spec
+        shift = str(spec.shared_shift) if spec.shared_shift is not None else "per-ch"
+        span = f"{fold.channel_min_shift.min()}..{fold.channel_min_shift.max()}"
+        print(f"{layer.name[:23]:<24}{spec.channels:>4}{f'[{lo}, {hi}]':>18}{shift:>7}{span:>13}"
+              f"{spec.mult_bits:>8}{spec.acc_bits:>7}{checked:>12}{bad:>10}{ms:>7.0f}")
+        total_bad += bad
+        report.append({"spec": spec.to_dict(), "spec_hash": spec.spec_hash,
+                       "channel_min_shift": fold.channel_min_shift.tolist(),
+                       "mult_bits": spec.mult_bits, "acc_bits": spec.acc_bits,
+                       "verified": {"inputs": checked, "method": how, "mismatches": bad}})
+    print(f"exactness: {sum(r['verified']['inputs'] for r in report)} (input, channel) pairs checked, "
+          f"{total_bad} mismatches")
+    if args.output:
+        write_atomic(args.output, json.dumps({"source": label, "layers": report}, indent=1) + "\n")
+        print(f"wrote {args.output}")
+    return 1 if total_bad else 0
+
+
+# ---------------------------------------------------------------------- bench
+
+def cmd_bench(args) -> int:
+    from hwnorm.bench import run
+
+    run(args.names, repeat=args.repeat)
+    return 0
+
+
+# ----------------------------------------------------------------------- main
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hwnorm",
+        description="Bit-accurate golden models, RTL generation and co-verification for "
+                    "low-precision neural-network hardware (quantized BN, binary layers, STT-RAM buffers).")
+    p.add_argument("--version", action="version", version=f"hwnorm {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    q = sub.add_parser("qbn", help="fold batch-norm layers into exact integer specs and prove them",
+                       description="Fold every BatchNormalization layer of a model (default: the vendored "
+                                   "TFC_1W1A BNN) into an exact integer (A·x + B) >> k datapath, report the "
+                                   "smallest shared shift and the widths it needs, and check the golden "
+                                   "kernel against the exact float BN (exhaustive up to 2^20 inputs).")
+    q.add_argument("source", nargs="?", help="an ONNX model or a JSON file {layers: [{gamma, beta, mean, var, "
+                                             "eps, in_range}]}; default: the embedded TFC_1W1A model")
+    q.add_argument("--out-bits", type=int, default=8, choices=range(2, 33), metavar="{2..32}",
+                   help="signed output width (default 8)")
+    q.add_argument("--rounding", default="half_up", choices=[str(m) for m in Rounding])
+    q.add_argument("--overflow", default="saturate", choices=[str(m) for m in Overflow])
+    q.add_argument("--per-channel-shift", action="store_true", help="one shift per channel instead of one shared")
+    q.add_argument("--seed", type=int, default=0, help="seed of the sampled check for wide input ranges")
+    q.add_argument("-o", "--output", help="write the specs and their proof summary as JSON")
+    q.set_defaults(func=cmd_qbn)
+
+    b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
+    b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    b.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best counts (default 5)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as e:
+        print(f"hwnorm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwnorm: interrupted; files already written are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

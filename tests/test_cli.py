@@ -1,0 +1,79 @@
+"""The hwnorm command: defaults work, bad input fails clearly, outputs are atomic."""
+
+import json
+
+import pytest
+
+from hwnorm import cli
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and "hwnorm 0.1.0" in capsys.readouterr().out
+    code, out, _ = run(capsys)
+    assert code == 0 and "qbn" in out and "bench" in out
+
+
+def test_qbn_default_folds_the_real_tfc_layers_exactly(capsys, tmp_path):
+    target = tmp_path / "out" / "specs.json"
+    code, out, err = run(capsys, "qbn", "-o", str(target))
+    assert code == 0, err
+    assert "0 mismatches" in out and "BatchNormalization_17" in out
+    doc = json.loads(target.read_text())
+    assert len(doc["layers"]) == 3
+    first = doc["layers"][0]
+    assert first["spec"]["in_range"] == [-784, 784]
+    assert first["verified"] == {"inputs": 1569 * 64, "method": "exhaustive", "mismatches": 0}
+    assert not list(target.parent.glob(".*.tmp"))  # no temp file left behind
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON \\(line 1"),
+    ('{"layers": [{"gamma": [1], "beta": [0], "mean": [0], "var": [1]}]}', "missing field 'in_range'"),
+    ('{"layers": [{"gamma": [1], "beta": [0], "mean": [0], "var": [1], "in_range": [0, 3], "colour": 1}]}',
+     "unknown field 'colour'"),
+    ('{"layers": [{"gamma": [1], "beta": [0], "mean": [0], "var": [0], "eps": 0, "in_range": [0, 3]}]}',
+     "layer bn0: channel 0: var \\+ eps = 0"),
+    ('{"layers": [{"gamma": ["a"], "beta": [0], "mean": [0], "var": [1], "in_range": [0, 3]}]}',
+     "lists of numbers"),
+    ('{"layers": [{"gamma": [1], "beta": [0], "mean": [0], "var": [1], "in_range": [5, 3]}]}',
+     "in_range must be"),
+])
+def test_qbn_bad_input_is_one_clear_line(capsys, tmp_path, content, message):
+    src = tmp_path / "params.json"
+    src.write_text(content)
+    out_file = tmp_path / "specs.json"
+    out_file.write_text("previous")
+    code, _, err = run(capsys, "qbn", str(src), "-o", str(out_file))
+    assert code == 2
+    assert err.startswith("hwnorm: error: ") and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+    assert out_file.read_text() == "previous"  # nothing half-written
+
+
+def test_qbn_rejects_a_file_that_is_not_onnx(capsys, tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    code, _, err = run(capsys, "qbn", str(bad))
+    assert code == 2 and "not a readable ONNX model" in err
+
+
+def test_bench_rejects_unknown_names(capsys):
+    code, _, err = run(capsys, "bench", "nope")
+    assert code == 2 and "available: bn" in err
+
+
+def test_write_atomic_gives_normal_permissions(tmp_path):
+    import os
+    from hwnorm.io import write_atomic
+    p = write_atomic(tmp_path / "x.txt", "hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask and p.read_text() == "hi"
