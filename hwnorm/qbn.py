@@ -315,15 +315,15 @@ def fold_bn(gamma, beta, mean, var, eps: float = 1e-5, *,
         except ValueError as err:
             raise ValueError(f"channel {c} (a = {a[c]:.6g}, b = {b[c]:.6g}): {err}; narrow the "
                              f"input range or the output format") from None
-    min_shift = np.array([fit.shift for fit in fits], dtype=np.int64)
+    min_shift = np.array([best.shift for best in fits], dtype=np.int64)
     if not per_channel_shift:
         k = int(min_shift.max())
         shared = []
-        for c, (f, fit) in enumerate(zip(dyadics, fits)):
+        for c, (f, best) in enumerate(zip(dyadics, fits)):
             at_k = fit_at_shift(f, rounding, k, x0, x1, qlo, qhi, max_acc_bits=max_acc_bits)
             if at_k is None:  # scaling an exact fit by 2^j keeps it exact, but widens it
-                j = k - fit.shift
-                at_k = type(fit)(k, fit.mult << j, fit.bias << j)
+                j = k - best.shift
+                at_k = type(best)(k, best.mult << j, best.bias << j)
                 acc = signed_bits(min(at_k.mult * x0, at_k.mult * x1) + at_k.bias,
                                   max(at_k.mult * x0, at_k.mult * x1) + at_k.bias)
                 if acc > max_acc_bits:

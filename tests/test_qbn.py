@@ -1,6 +1,5 @@
 """Quantized BN: the fold is exact, minimal, and refuses what it cannot do."""
 
-import itertools
 import math
 from fractions import Fraction
 
