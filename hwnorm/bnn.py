@@ -43,7 +43,8 @@ from hwnorm.fixed import Rounding
 __all__ = [
     "WORD_BITS", "words_for", "pack_bits", "pack_bipolar", "unpack_bits", "valid_mask", "flip_rows",
     "binary_matmul", "binary_dense_threshold", "int_binary_matmul", "binary_conv2d", "im2col_packed",
-    "conv_out_size", "ThresholdSpec", "ThresholdFold", "fold_sign_threshold", "fold_multithreshold",
+    "conv_out_size", "ThresholdSpec", "ThresholdFold", "SurdAffine", "fold_thresholds", "fold_sign_threshold",
+    "fold_multithreshold", "quantizer_levels",
 ]
 
 WORD_BITS = 64
@@ -454,7 +455,7 @@ class ThresholdFold:
 def _frac(v, what: str, c: int) -> Fraction:
     v = float(v)
     if not math.isfinite(v):
-        raise ValueError(f"BN parameter {what} is {v} in channel {c}; it must be finite")
+        raise ValueError(f"parameter {what} is {v} in channel {c}; it must be finite")
     return Fraction(v)
 
 
@@ -470,6 +471,100 @@ def _affine_sqrt_sign_ge(p: Fraction, q: Fraction, s: Fraction, strict: bool) ->
     return rhs > lhs if strict else rhs >= lhs  # p < 0 < q: q√s ≥ |p|
 
 
+@dataclass(frozen=True)
+class SurdAffine:
+    """An exact per-channel real map of an integer ``x``: ``v_c(x) = (p1_c·x + p0_c)/√s_c + q_c``.
+
+    Rationals only (float parameters taken at their exact binary values), ``s_c > 0``. It is
+    closed under what sits between an integer accumulator and a quantizer in real models —
+    multiply / divide / add a constant, and one BatchNormalization — so a whole float chain
+    folds to thresholds with no float rounding anywhere.
+    """
+
+    p1: tuple
+    p0: tuple
+    q: tuple
+    s: tuple
+
+    @property
+    def channels(self) -> int:
+        return len(self.p1)
+
+    @classmethod
+    def identity(cls, channels: int, scale=1) -> "SurdAffine":
+        one, zero = Fraction(1), Fraction(0)
+        return cls((Fraction(scale),) * channels, (zero,) * channels, (zero,) * channels, (one,) * channels)
+
+    @classmethod
+    def from_bn(cls, gamma, beta, mean, var, eps=1e-5, name: str = "bn") -> "SurdAffine":
+        """``γ(x − μ)/√(σ² + ε) + β`` per channel; bad parameters raise naming the channel."""
+        g = np.atleast_1d(np.asarray(gamma, dtype=np.float64))
+        return cls.identity(g.size).then_bn(g, beta, mean, var, eps, name)
+
+    def _per_channel(self, values, what: str) -> list[Fraction]:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if v.size == 1:
+            v = np.repeat(v, self.channels)
+        if v.size != self.channels:
+            raise ValueError(f"{what} has {v.size} values for {self.channels} channels")
+        return [_frac(x, what, c) for c, x in enumerate(v)]
+
+    def _scaled(self, k: list[Fraction]) -> "SurdAffine":
+        return SurdAffine(tuple(a * b for a, b in zip(self.p1, k)), tuple(a * b for a, b in zip(self.p0, k)),
+                          tuple(a * b for a, b in zip(self.q, k)), self.s)
+
+    def then_mul(self, c, what: str = "constant") -> "SurdAffine":
+        return self._scaled(self._per_channel(c, what))
+
+    def then_div(self, c, what: str = "constant") -> "SurdAffine":
+        k = self._per_channel(c, what)
+        for ch, v in enumerate(k):
+            if v == 0:
+                raise ValueError(f"{what} divides by zero in channel {ch}")
+        return self._scaled([1 / v for v in k])
+
+    def then_add(self, c, what: str = "constant") -> "SurdAffine":
+        k = self._per_channel(c, what)
+        return SurdAffine(self.p1, self.p0, tuple(a + b for a, b in zip(self.q, k)), self.s)
+
+    def then_bn(self, gamma, beta, mean, var, eps, name: str = "bn") -> "SurdAffine":
+        if not self.is_affine():
+            raise ValueError(f"{name}: a second BatchNormalization in one elementwise chain is not supported")
+        g, b = self._per_channel(gamma, f"{name} gamma"), self._per_channel(beta, f"{name} beta")
+        mu = self._per_channel(mean, f"{name} mean")
+        var_, e = self._per_channel(var, f"{name} var"), self._per_channel(eps, f"{name} eps")
+        for c in range(self.channels):
+            if var_[c] < 0 or e[c] < 0:
+                raise ValueError(f"{name}: channel {c}: var and eps must be ≥ 0")
+            if var_[c] + e[c] == 0:
+                raise ValueError(f"{name}: channel {c}: var + eps = 0, BN divides by zero (set eps > 0)")
+        # γ((p1·x + p0 + q) − μ)/√(σ² + ε) + β   (the current map has √s = 1)
+        n = range(self.channels)
+        return SurdAffine(tuple(g[c] * self.p1[c] for c in n),
+                          tuple(g[c] * (self.p0[c] + self.q[c] - mu[c]) for c in n),
+                          tuple(b), tuple(var_[c] + e[c] for c in n))
+
+    def is_affine(self) -> bool:
+        return all(v == 1 for v in self.s)
+
+    def ge(self, c: int, x: int, cut: Fraction, strict: bool = False) -> bool:
+        """Exactly ``v_c(x) ≥ cut`` (``> cut`` if strict)."""
+        return _affine_sqrt_sign_ge(self.p1[c] * x + self.p0[c], self.q[c] - cut, self.s[c], strict)
+
+    def approx(self, c: int, x) -> np.ndarray:
+        """Float64 value (for reports and margins, never for decisions)."""
+        return (float(self.p1[c]) * np.asarray(x, np.float64) + float(self.p0[c])) / math.sqrt(float(self.s[c])) \
+            + float(self.q[c])
+
+    def crossing(self, c: int, cut: Fraction) -> float | None:
+        """Float estimate of the x where ``v_c(x) = cut`` (None if v_c is constant)."""
+        if self.p1[c] == 0:
+            return None
+        with np.errstate(all="ignore"):
+            x = ((float(cut) - float(self.q[c])) * math.sqrt(float(self.s[c])) - float(self.p0[c])) / float(self.p1[c])
+        return x if math.isfinite(x) else None
+
+
 def _level_predicates(rounding: Rounding, scale: Fraction, zero: Fraction, level: int):
     """``round(y/scale + zero) ≥ level`` ⇔ ``y ≥ c`` (or ``> c`` if strict): returns (c, strict)."""
     half = Fraction(level) - Fraction(1, 2)
@@ -482,48 +577,32 @@ def _level_predicates(rounding: Rounding, scale: Fraction, zero: Fraction, level
     return (half - zero) * scale, level % 2 == 1  # HALF_EVEN: a half rounds to the even level
 
 
-def _fold(gamma, beta, mean, var, eps, acc_lo, acc_hi, levels, name, out_base):
-    """Shared engine: ``levels(c)`` yields (c_i, strict_i) so level i fires iff BN(acc) ≥ c_i."""
-    g = np.atleast_1d(np.asarray(gamma, dtype=np.float64))
-    channels = g.size
-    bc = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (channels,))  # noqa: E731
-    b, mu, var_, e = bc(beta), bc(mean), bc(var), bc(eps)
+def fold_thresholds(form: SurdAffine, levels, *, acc_lo: int, acc_hi: int, out_base: int = 0,
+                    name: str = "thr") -> ThresholdFold:
+    """Thresholds of ``out = out_base + #{i : v(acc) ≥ cut_i}`` for ``levels = [(cut_i, strict_i)]``.
+
+    A channel whose map decreases (``p1 < 0``) is flipped: its weights are to be negated and
+    its thresholds apply to ``−acc``, so every compare in the spec is ``acc ≥ T``.
+    """
     lo, hi = int(acc_lo), int(acc_hi)
-    rows, ranges, flip = [], [], np.zeros(channels, bool)
-    for c in range(channels):
-        gc, bcv, mc = _frac(g[c], "gamma", c), _frac(b[c], "beta", c), _frac(mu[c], "mean", c)
-        vc, ec = _frac(var_[c], "var", c), _frac(e[c], "eps", c)
-        if vc < 0 or ec < 0:
-            raise ValueError(f"{name}: channel {c}: var and eps must be ≥ 0")
-        s = vc + ec
-        if s == 0:
-            raise ValueError(f"{name}: channel {c}: var + eps = 0, BN divides by zero (set eps > 0)")
-        flip[c] = gc < 0
+    flip = np.array([p < 0 for p in form.p1], bool)
+    rows, ranges = [], []
+    for c in range(form.channels):
         sign = -1 if flip[c] else 1
-        # After the flip the channel sees acc' = sign·acc in [lo', hi'] and BN is non-decreasing in it.
+        # After the flip the channel sees acc' = sign·acc in [lo_c, hi_c]; v is non-decreasing in it.
         lo_c, hi_c = (lo, hi) if sign > 0 else (-hi, -lo)
         row = []
         for cut, strict in levels:
-            # BN(acc) ≥ cut  ⇔  γ(acc − μ) + (β − cut)·√s ≥ 0   (multiplied by √s > 0)
-            fires = lambda t: _affine_sqrt_sign_ge(gc * (sign * t - mc), bcv - cut, s, strict)  # noqa: E731
-            row.append(_smallest_firing(fires, lo_c, hi_c, _float_guess(gc, bcv - cut, mc, s, sign)))
+            guess = form.crossing(c, cut)
+            fires = lambda t: form.ge(c, sign * t, cut, strict)  # noqa: B023,E731 (used at once)
+            row.append(_smallest_firing(fires, lo_c, hi_c, None if guess is None else sign * guess))
         rows.append(row)
         ranges.append((lo_c, hi_c))
     lo_all, hi_all = (min(lo, -hi), max(hi, -lo)) if flip.any() else (lo, hi)
     # Saturated thresholds take the spec-wide "always" / "never" values, whatever the channel's range.
     t = np.array([[lo_all if v <= lo_c else (hi_all + 1 if v > hi_c else v) for v in row]
-                  for row, (lo_c, hi_c) in zip(rows, ranges)], dtype=np.int64)
-    spec = ThresholdSpec(t, lo_all, hi_all, out_base=out_base, name=name)
-    return ThresholdFold(spec, flip)
-
-
-def _float_guess(g: Fraction, q: Fraction, m: Fraction, s: Fraction, sign: int) -> float | None:
-    """Closed-form start point ``acc' ≈ sign·(μ − q·√s/γ)`` (refined exactly afterwards)."""
-    if g == 0:
-        return None
-    with np.errstate(all="ignore"):
-        tau = float(m) - float(q) * math.sqrt(float(s)) / float(g)
-    return sign * tau if math.isfinite(tau) else None
+                  for row, (lo_c, hi_c) in zip(rows, ranges)], dtype=np.int64).reshape(form.channels, len(levels))
+    return ThresholdFold(ThresholdSpec(t, lo_all, hi_all, out_base=out_base, name=name), flip)
 
 
 def _smallest_firing(fires, lo: int, hi: int, guess) -> int:
@@ -562,7 +641,23 @@ def fold_sign_threshold(gamma, beta, mean, var, eps=1e-5, *, acc_lo: int, acc_hi
     Output bit 1 (+1) iff ``γ(acc − μ)/√(σ² + ε) + β ≥ 0``; for γ < 0 the channel's weights
     are to be negated (``flip``) and the threshold applies to the negated accumulator.
     """
-    return _fold(gamma, beta, mean, var, eps, acc_lo, acc_hi, [(Fraction(0), False)], name, 0)
+    form = SurdAffine.from_bn(gamma, beta, mean, var, eps, name)
+    return fold_thresholds(form, [(Fraction(0), False)], acc_lo=acc_lo, acc_hi=acc_hi, name=name)
+
+
+def quantizer_levels(out_bits: int, out_scale: float, out_zero_point: int = 0, signed: bool = False,
+                     rounding="half_even", narrow: bool = False):
+    """Cut points of ``clip(R(y/s + z), qmin, qmax)``: returns ``(qmin, [(cut, strict), …])``."""
+    rounding = Rounding.parse(rounding)
+    if not 1 <= out_bits <= 16:
+        raise ValueError(f"out_bits must be 1 … 16, got {out_bits}")
+    if not (out_scale > 0 and math.isfinite(out_scale)):
+        raise ValueError(f"out_scale must be a positive finite number, got {out_scale}")
+    qmin, qmax = (-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if signed else (0, (1 << out_bits) - 1)
+    if narrow:
+        qmin, qmax = (qmin + 1, qmax) if signed else (qmin, qmax - 1)
+    s, z = Fraction(float(out_scale)), Fraction(int(out_zero_point))
+    return qmin, [_level_predicates(rounding, s, z, level) for level in range(qmin + 1, qmax + 1)]
 
 
 def fold_multithreshold(gamma, beta, mean, var, eps=1e-5, *, acc_lo: int, acc_hi: int, out_bits: int,
@@ -570,12 +665,6 @@ def fold_multithreshold(gamma, beta, mean, var, eps=1e-5, *, acc_lo: int, acc_hi
                         rounding="half_even", name: str = "thr") -> ThresholdFold:
     """BN followed by an n-bit quantized activation ``clip(R(BN/s + z), qmin, qmax)`` →
     ``qmax − qmin`` thresholds per channel (output = qmin + count), exactly."""
-    rounding = Rounding.parse(rounding)
-    if not 1 <= out_bits <= 16:
-        raise ValueError(f"out_bits must be 1 … 16, got {out_bits}")
-    if not (out_scale > 0 and math.isfinite(out_scale)):
-        raise ValueError(f"out_scale must be a positive finite number, got {out_scale}")
-    qmin, qmax = (-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if signed else (0, (1 << out_bits) - 1)
-    s, z = Fraction(float(out_scale)), Fraction(int(out_zero_point))
-    levels = [_level_predicates(rounding, s, z, level) for level in range(qmin + 1, qmax + 1)]
-    return _fold(gamma, beta, mean, var, eps, acc_lo, acc_hi, levels, name, qmin)
+    qmin, levels = quantizer_levels(out_bits, out_scale, out_zero_point, signed, rounding)
+    form = SurdAffine.from_bn(gamma, beta, mean, var, eps, name)
+    return fold_thresholds(form, levels, acc_lo=acc_lo, acc_hi=acc_hi, out_base=qmin, name=name)
