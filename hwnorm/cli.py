@@ -136,6 +136,97 @@ def cmd_qbn(args) -> int:
     return 1 if total_bad else 0
 
 
+# ------------------------------------------------------------- import / mnist
+
+def _network_from(source: str | None):
+    """A network from a QONNX model, a saved IR JSON, or (default) the vendored TFC_1W1A."""
+    from hwnorm import data
+    from hwnorm.ir import Network
+    from hwnorm.io import load_json
+    from hwnorm.qonnx import import_qonnx
+
+    if source is None:
+        return import_qonnx(data.path("models/TFC_1W1A.onnx")), "embedded default: TFC_1W1A (vendored)"
+    if source.endswith(".json"):
+        doc = load_json(source)
+        try:
+            return Network.from_dict(doc), source
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+    return import_qonnx(source), source
+
+
+def cmd_import(args) -> int:
+    from hwnorm.io import write_atomic
+
+    net, label = _network_from(args.model)
+    print(f"imported {label} → {len(net.layers)} integer layers (spec {net.spec_hash})")
+    print(f"{'layer':<26}{'kind':<16}{'in':>6}{'out':>6}{'detail':>40}")
+    for row in net.summary():
+        detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("name", "kind", "in", "out"))
+        print(f"{row['name'][:25]:<26}{row['kind']:<16}{row['in']:>6}{row['out']:>6}{detail:>40}")
+    for node, margin in net.meta.get("threshold_margins", {}).items():
+        print(f"  {node}: nearest input is {margin:.3g} from its sign decision (decided exactly)")
+    if args.output:
+        write_atomic(args.output, json.dumps(net.to_dict()) + "\n")
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _progress(label: str):
+    def show(done: int, total: int):
+        if sys.stderr.isatty() or done == total:
+            print(f"\r{label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_mnist(args) -> int:
+    from hwnorm import data
+    from hwnorm.io import write_atomic
+
+    net, label = _network_from(args.model)
+    images, labels = data.mnist_test()
+    n = len(images) if args.limit is None else max(0, min(args.limit, len(images)))
+    if n == 0:
+        raise ValueError("--limit must be at least 1")
+    x, y = images[:n].reshape(n, -1), labels[:n].astype(np.int64)
+    if net.in_features != x.shape[1]:
+        raise ValueError(f"{label}: the network takes {net.in_features} inputs, MNIST images have {x.shape[1]}")
+    net.predict(x[:1])  # compile the kernels before timing
+    t0 = time.perf_counter()
+    pred = net.predict(x)
+    dt = time.perf_counter() - t0
+    top1 = float(np.mean(pred == y))
+    print(f"{label}: top-1 {100 * top1:.2f}% on {n} MNIST test images ({n / dt:,.0f} images/s)")
+    result = {"source": label, "images": n, "top1": top1, "images_per_s": n / dt, "spec_hash": net.spec_hash}
+    if args.check_qonnx:
+        from hwnorm.qonnx_ref import available, load_reference, reference_logits
+
+        if not available():
+            raise ValueError("--check-qonnx needs the QONNX executor: pip install 'hwnorm[reference]'")
+        if args.model is not None and not args.model.endswith(".onnx"):
+            raise ValueError("--check-qonnx needs an ONNX model (the executor cannot run an IR JSON)")
+        import warnings
+
+        path = args.model or str(data.path("models/TFC_1W1A.onnx"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = load_reference(path)
+            xf = (images[:n].astype(np.float32) / 255).reshape((n,) + tuple(model.get_tensor_shape(
+                model.graph.input[0].name)[1:]))
+            ref = np.argmax(reference_logits(model, xf, batch=1000, progress=_progress("QONNX executor")), axis=1)
+        differ = np.flatnonzero(ref != pred)
+        print(f"QONNX executor: top-1 {100 * float(np.mean(ref == y)):.2f}%; "
+              f"{differ.size} of {n} predictions differ from hwnorm"
+              + (f" (first: image {differ[0]})" if differ.size else ""))
+        result["qonnx"] = {"top1": float(np.mean(ref == y)), "disagreements": int(differ.size),
+                           "first_disagreement": int(differ[0]) if differ.size else None}
+    if args.output:
+        write_atomic(args.output, json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.output}")
+    return 1 if args.check_qonnx and result["qonnx"]["disagreements"] else 0
+
+
 # ---------------------------------------------------------------------- bench
 
 def cmd_bench(args) -> int:
@@ -170,6 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0, help="seed of the sampled check for wide input ranges")
     q.add_argument("-o", "--output", help="write the specs and their proof summary as JSON")
     q.set_defaults(func=cmd_qbn)
+
+    i = sub.add_parser("import", help="import a QONNX binarized network into the integer IR",
+                       description="Import a QONNX/Brevitas binarized model (default: the vendored TFC_1W1A) "
+                                   "into hwnorm's integer IR: input thresholds, XNOR/popcount MVTUs with BN "
+                                   "folded into thresholds, and an exact quantized-BN score layer.")
+    i.add_argument("model", nargs="?", help="an ONNX file (default: the embedded TFC_1W1A)")
+    i.add_argument("-o", "--output", help="write the network IR as JSON")
+    i.set_defaults(func=cmd_import)
+
+    m = sub.add_parser("mnist", help="top-1 of a network on the vendored MNIST test set",
+                       description="Run the golden model on the 10,000 vendored MNIST test images (pixels "
+                                   "as 8-bit integers, real value pixel/255) and report top-1; with "
+                                   "--check-qonnx also run the QONNX reference executor and count the "
+                                   "images where the two predictions differ.")
+    m.add_argument("model", nargs="?", help="an ONNX model or a saved IR JSON (default: TFC_1W1A)")
+    m.add_argument("--limit", type=int, help="use only the first N images")
+    m.add_argument("--check-qonnx", action="store_true", help="compare with the QONNX executor (needs "
+                                                              "hwnorm[reference])")
+    m.add_argument("-o", "--output", help="write the figures as JSON")
+    m.set_defaults(func=cmd_mnist)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

@@ -67,7 +67,7 @@ def test_qbn_rejects_a_file_that_is_not_onnx(capsys, tmp_path):
 
 def test_bench_rejects_unknown_names(capsys):
     code, _, err = run(capsys, "bench", "nope")
-    assert code == 2 and "available: bn" in err
+    assert code == 2 and "available: bgemm, bn, tfc" in err
 
 
 def test_write_atomic_gives_normal_permissions(tmp_path):
@@ -77,3 +77,31 @@ def test_write_atomic_gives_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask and p.read_text() == "hi"
+
+
+def test_import_default_writes_an_ir_that_mnist_runs(capsys, tmp_path):
+    target = tmp_path / "tfc.json"
+    code, out, err = run(capsys, "import", "-o", str(target))
+    assert code == 0, err
+    assert "MatMul_16" in out and "QuantBN" in out
+    code, out, err = run(capsys, "mnist", str(target), "--limit", "500")
+    assert code == 0, err
+    assert "on 500 MNIST test images" in out
+
+
+def test_mnist_check_qonnx_reports_zero_disagreements(capsys, tmp_path):
+    target = tmp_path / "m.json"
+    code, out, err = run(capsys, "mnist", "--limit", "300", "--check-qonnx", "-o", str(target))
+    assert code == 0, err
+    doc = json.loads(target.read_text())
+    assert doc["images"] == 300 and doc["qonnx"]["disagreements"] == 0
+    assert doc["qonnx"]["top1"] == doc["top1"]
+
+
+def test_import_of_a_broken_model_fails_cleanly(capsys, tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    out_json = tmp_path / "never.json"
+    code, out, err = run(capsys, "import", str(bad), "-o", str(out_json))
+    assert code == 2 and "broken.onnx" in err and "Traceback" not in err
+    assert not out_json.exists()
