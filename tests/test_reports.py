@@ -14,3 +14,11 @@ def test_qbn_report_is_in_sync(tmp_path, capsys):
     committed = ROOT / "reports" / "qbn_tfc.json"
     assert json.loads(fresh.read_text()) == json.loads(committed.read_text()), \
         "reports/qbn_tfc.json is stale: run `hwnorm qbn -o reports/qbn_tfc.json`"
+
+
+def test_tfc_ir_report_is_in_sync(tmp_path, capsys):
+    fresh = tmp_path / "tfc_ir.json"
+    assert cli.main(["import", "-o", str(fresh)]) == 0
+    committed = ROOT / "reports" / "tfc_ir.json"
+    assert json.loads(fresh.read_text()) == json.loads(committed.read_text()), \
+        "reports/tfc_ir.json is stale: run `hwnorm import -o reports/tfc_ir.json`"
