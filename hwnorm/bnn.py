@@ -27,8 +27,6 @@ on the float parameters (``√`` handled by squaring), not in floats.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,11 +37,12 @@ from numba.extending import intrinsic
 
 from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import Rounding
+from hwnorm.spec import SpecIdentity
 
 __all__ = [
     "WORD_BITS", "words_for", "pack_bits", "pack_bipolar", "unpack_bits", "valid_mask", "flip_rows",
     "binary_matmul", "binary_dense_threshold", "int_binary_matmul", "binary_conv2d", "im2col_packed",
-    "conv_out_size", "ThresholdSpec", "ThresholdFold", "SurdAffine", "fold_thresholds", "fold_sign_threshold",
+    "conv_out_size", "pack_conv_weights", "ThresholdSpec", "ThresholdFold", "SurdAffine", "fold_thresholds", "fold_sign_threshold",
     "fold_multithreshold", "quantizer_levels",
 ]
 
@@ -335,12 +334,10 @@ def pack_conv_weights(w_pm1) -> np.ndarray:
     return np.ascontiguousarray(p.reshape(w.shape[0], -1))
 
 
-__all__.append("pack_conv_weights")
-
 
 # ---------------------------------------------------------------------------- thresholds
 @dataclass(frozen=True, eq=False)
-class ThresholdSpec:
+class ThresholdSpec(SpecIdentity):
     """Frozen multi-threshold activation (integers only).
 
     Per channel ``c``: ``out = out_base + #{i : acc ≥ thresholds[c, i]}`` for ``acc`` in
@@ -434,16 +431,6 @@ class ThresholdSpec:
         except KeyError as e:
             raise ValueError(f"threshold spec is missing field {e.args[0]!r}") from None
 
-    @property
-    def spec_hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    def __eq__(self, other):
-        return isinstance(other, ThresholdSpec) and self.to_dict() == other.to_dict()
-
-    def __hash__(self):
-        return hash(self.spec_hash)
 
 
 @njit(cache=True, parallel=True)

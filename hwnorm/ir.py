@@ -12,8 +12,6 @@ API) build them; the HDL generator, estimators and reports read the same objects
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +21,7 @@ from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.exactfit import signed_bits
 from hwnorm.qbn import BNSpec
+from hwnorm.spec import content_hash
 
 __all__ = ["Bits", "InputThreshold", "MVTU", "QuantBN", "Network", "layer_from_dict"]
 
@@ -305,8 +304,7 @@ class Network:
 
     @property
     def spec_hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return content_hash(self.to_dict())
 
     def summary(self) -> list[dict]:
         rows = []

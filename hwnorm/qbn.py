@@ -22,8 +22,6 @@ multiplier) or raise ``ValueError`` naming the channel.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -32,6 +30,7 @@ from numba import njit, prange
 
 from hwnorm.exactfit import Dyadic, fit_affine, fit_at_shift, round_exact, signed_bits
 from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _round_shift_half, fit, half_of
+from hwnorm.spec import SpecIdentity
 
 __all__ = ["BNSpec", "BNFold", "fold_bn", "bn_statistics", "aciq_mse", "aciq_alpha", "aciq_table"]
 
@@ -46,7 +45,7 @@ def _frozen_int64(name: str, values, channels: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class BNSpec:
+class BNSpec(SpecIdentity):
     """The one frozen spec of a quantized BN block (integers only).
 
     Per channel ``c``: ``q = fit(R((mult[c]·x + bias[c]) >> shift[c]))``, ``x`` in
@@ -162,16 +161,6 @@ class BNSpec:
         except TypeError as e:
             raise ValueError(f"BN spec has a malformed field: {e}") from None
 
-    @property
-    def spec_hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    def __eq__(self, other):
-        return isinstance(other, BNSpec) and self.to_dict() == other.to_dict()
-
-    def __hash__(self):
-        return hash(self.spec_hash)
 
 
 # Two kernels rather than one with an ``if saturate`` around two loops: Numba vectorizes

@@ -28,6 +28,7 @@ import numpy as np
 
 from hwnorm import bnn
 from hwnorm.bnn import SurdAffine
+from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
 from hwnorm.qbn import fold_bn
@@ -194,13 +195,12 @@ def import_qonnx(path, *, input_bits: int = 8, input_signed: bool = False, input
     if consumers.get(g.output[0].name):
         raise ImportError_(f"{src}: the graph output is also consumed inside the graph")
     score = _score_layer(out, layers[out.base], score_bits, src)
-    layers.append(score)
+    layers.append(QuantBN(score.spec, name=score.spec.name))
     meta = {"source": src, "input": {"bits": input_bits, "signed": input_signed,
                                      "scale": str(Fraction(input_scale))},
             "score_scale": score.spec_scale, "threshold_margins": margins,
             "argmax_preserved": score.order_ok}
-    net = Network(tuple(layers[:-1]) + (QuantBN(score.spec, name=score.spec.name),), name or Path(path).stem, meta)
-    return net
+    return Network(tuple(layers), name or Path(path).stem, meta)
 
 
 def _data_op(node, args, layers, consumers, margins):
@@ -334,7 +334,7 @@ def _score_layer(out: _Chain, mvtu: MVTU, bits: int, src: str) -> _Score:
     real = np.stack([form.approx(c, xs) for c in range(form.channels)])  # (classes, values)
     peak = float(np.abs(real).max()) or 1.0
     out_fmt = FixedFormat.integer(bits)
-    fold = fold_bn(p1, beta, mean, s, 0.0, in_fmt=FixedFormat.integer(_bits_of(lo, hi)), in_scale=1.0,
+    fold = fold_bn(p1, beta, mean, s, 0.0, in_fmt=FixedFormat.integer(signed_bits(lo, hi)), in_scale=1.0,
                    in_range=(lo, hi), out_fmt=out_fmt, out_scale=peak / out_fmt.max_int,
                    rounding="half_up", overflow="saturate", name="scores")
     ints = fold.spec.apply(np.broadcast_to(xs[:, None], (xs.size, form.channels))).T.astype(np.int64)

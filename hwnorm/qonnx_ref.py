@@ -33,7 +33,6 @@ def load_reference(path):
 
 def _batched(model, n: int):
     """A copy declared for batch ``n``: input batch dim and constant (1, …) Reshape shapes."""
-    from onnx import numpy_helper
     from qonnx.transformation.infer_shapes import InferShapes
 
     m = model.transform(InferShapes())  # transform returns a deep copy
@@ -51,7 +50,6 @@ def _batched(model, n: int):
         m.graph.value_info.remove(vi)
     for out in m.graph.output:
         out.type.tensor_type.shape.dim[0].dim_value = n
-    del numpy_helper
     return m.transform(InferShapes())
 
 
