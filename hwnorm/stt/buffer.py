@@ -1,0 +1,158 @@
+"""Energy / latency accounting of an MLC STT-RAM buffer and seeded soft-error injection.
+
+Cells are the uint8 state arrays a codec produces (``(blocks, cells_per_block)``). Accounting:
+
+* **write** a block over the buffer's old content: every cell makes one transition
+  (ZT / ST / HT / TT, counted); energy = Σ per-transition energy. The cells of one block are
+  written in parallel, so a block's write latency is its slowest transition; blocks are written
+  one after another.
+* **read** a block: energy = Σ per-state read energy; latency = its slowest cell.
+* **errors**: each cell's hard and soft bit flip independently with the probabilities of the
+  state the cell stores. The Monte-Carlo sampler walks the 2·cells bit slots with geometric gaps
+  at the largest probability and thins each hit to its own state's probability (exact, and
+  O(flips) rather than O(cells)). Random streams are per fixed chunk of cells, seeded from
+  (seed, chunk), so a seed gives the same faults on any number of threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from hwnorm.stt.cells import TRANSITION_OF, TRANSITIONS, CellTable
+from hwnorm.stt.codecs import CodecSpec
+
+CHUNK_CELLS = 1 << 14
+
+
+@dataclass(frozen=True)
+class Cost:
+    energy_pj: float
+    latency_ns: float
+    counts: dict  # transition class (write) or state (read) → number of cells
+
+    def __add__(self, other: "Cost") -> "Cost":
+        keys = self.counts.keys() | other.counts.keys()
+        return Cost(self.energy_pj + other.energy_pj, self.latency_ns + other.latency_ns,
+                    {k: self.counts.get(k, 0) + other.counts.get(k, 0) for k in sorted(keys)})
+
+
+def write_cost(table: CellTable, old: np.ndarray, new: np.ndarray) -> Cost:
+    """Cost of writing cells ``new`` over ``old`` (same shape, one row per block)."""
+    if old.shape != new.shape:
+        raise ValueError(f"old cells {old.shape} and new cells {new.shape} differ in shape")
+    cls = TRANSITION_OF[old.astype(np.intp), new.astype(np.intp)]
+    counts = np.bincount(cls.ravel(), minlength=4)
+    energy = float(counts @ np.asarray(table.write_energy_pj))
+    lat = np.asarray(table.write_latency_ns)[cls].reshape(new.shape[0], -1).max(axis=1, initial=0.0)
+    return Cost(energy, float(lat.sum()), dict(zip(TRANSITIONS, map(int, counts))))
+
+
+def read_cost(table: CellTable, cells: np.ndarray) -> Cost:
+    """Cost of reading every block of ``cells`` once."""
+    counts = np.bincount(cells.ravel(), minlength=4)
+    energy = float(counts @ np.asarray(table.read_energy_pj))
+    lat = np.asarray(table.read_latency_ns)[cells.astype(np.intp)].reshape(cells.shape[0], -1).max(
+        axis=1, initial=0.0)
+    return Cost(energy, float(lat.sum()), dict(zip(("00", "01", "10", "11"), map(int, counts))))
+
+
+def stream_write(spec: CodecSpec, table: CellTable, weights, tile_words: int,
+                 initial_state: int = 0) -> tuple[np.ndarray, Cost]:
+    """Write ``weights`` through a buffer of ``tile_words`` words, tile after tile, each tile over
+    the previous tile's cells (the first over cells all in ``initial_state``). Returns the cells of
+    every tile, concatenated, and the total write cost."""
+    if tile_words < spec.block_words or tile_words % spec.block_words:
+        raise ValueError(f"tile_words must be a positive multiple of the codec's {spec.block_words} words "
+                         f"per block, got {tile_words}")
+    words = np.asarray(spec.check_weights(weights)).view(np.float16)
+    blocks_per_tile = tile_words // spec.block_words
+    prev = np.full((blocks_per_tile, spec.cells_per_block), initial_state, np.uint8)
+    tiles, total = [], Cost(0.0, 0.0, {t: 0 for t in TRANSITIONS})
+    for start in range(0, words.size, tile_words):
+        chunk = words[start:start + tile_words]
+        nb = spec.n_blocks(chunk.size)
+        cells = spec.encode(chunk, prev[:nb])
+        total = total + write_cost(table, prev[:nb], cells)
+        prev[:nb] = cells
+        tiles.append(cells)
+    empty = np.zeros((0, spec.cells_per_block), np.uint8)
+    return (np.concatenate(tiles) if tiles else empty), total
+
+
+def inject(table: CellTable, cells: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
+    """A copy of ``cells`` with seeded random bit flips per the table's per-state probabilities,
+    and the number of bits flipped."""
+    flat = np.ascontiguousarray(cells, np.uint8).ravel()
+    out = flat.copy()
+    p_soft = np.asarray(table.p_soft, np.float64)
+    p_hard = np.asarray(table.p_hard, np.float64)
+    p_max = float(max(p_soft.max(), p_hard.max()))
+    if p_max == 0 or flat.size == 0:
+        return out.reshape(cells.shape), 0
+    accept = np.concatenate([p_soft, p_hard]) / p_max  # slot 2c: soft bit of cell c, 2c+1: hard bit
+    flips = _inject(flat, out, accept, p_max, np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+    return out.reshape(cells.shape), int(flips)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, inline="always")
+def _splitmix(state):
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _uniform(state):
+    state, z = _splitmix(state)
+    return state, ((z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)  # in (0, 1)
+
+
+@njit(cache=True)
+def _inject_chunk(cells, out, accept, p_max, seed, k):
+    state = seed ^ (np.uint64(k) * np.uint64(0xD1B54A32D192ED03))
+    state, _ = _splitmix(state)
+    lo = k * CHUNK_CELLS
+    slots = 2 * (min(cells.size, lo + CHUNK_CELLS) - lo)
+    log_q = np.log1p(-p_max)
+    i = -1
+    count = 0
+    while True:
+        gap = 0.0
+        if p_max < 1.0:
+            state, u = _uniform(state)
+            gap = np.floor(np.log(u) / log_q)
+        if gap >= slots - i - 1:
+            return count
+        i += 1 + np.int64(gap)
+        c = lo + i // 2
+        bit = i & 1                      # slot 2c: soft bit, 2c+1: hard bit
+        state, u = _uniform(state)
+        if u < accept[4 * bit + cells[c]]:
+            out[c] ^= np.uint8(1 << bit)  # the soft bit is bit 0 of a state, the hard bit bit 1
+            count += 1
+
+
+@njit(parallel=True, cache=True)
+def _inject(cells, out, accept, p_max, seed):
+    chunks = (cells.size + CHUNK_CELLS - 1) // CHUNK_CELLS
+    flips = np.zeros(chunks, np.int64)
+    for k in prange(chunks):
+        flips[k] = _inject_chunk(cells, out, accept, p_max, seed, k)
+    return flips.sum()
+
+
+def inject_numpy(table: CellTable, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same error model written the direct numpy way (one uniform per bit): the baseline of the
+    ``stt`` benchmark and an independent check of the sampler's statistics in the tests."""
+    u = rng.random(cells.shape + (2,))
+    soft = u[..., 0] < np.asarray(table.p_soft)[cells]
+    hard = u[..., 1] < np.asarray(table.p_hard)[cells]
+    return cells ^ (soft.astype(np.uint8) | (hard.astype(np.uint8) << 1))
