@@ -227,6 +227,42 @@ def cmd_mnist(args) -> int:
     return 1 if args.check_qonnx and result["qonnx"]["disagreements"] else 0
 
 
+# ------------------------------------------------------------------------ stt
+
+def _float_list(text: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def cmd_stt(args) -> int:
+    from hwnorm.stt import experiment
+    from hwnorm.stt.cells import load_table
+
+    settings = experiment.Settings(table=load_table(args.cells))
+    if args.codecs:
+        settings.codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
+    if args.ber:
+        settings.bers = args.ber
+    settings.seeds = args.seeds
+    settings.tile_words = args.tile_words
+    settings.check()
+    print(f"cell table {settings.table.name}: {len(settings.codecs)} codecs × {len(settings.bers)} "
+          f"bit-error rates × {settings.seeds} seeds")
+    result = experiment.run(settings, progress=_progress("fault injection runs"))
+    clean = result["network"]["accuracy_fp16_error_free"]
+    print(f"error-free FP16 accuracy {100 * clean:.2f}% on {result['network']['eval_images']} held-out images")
+    print(f"{'codec':<22}{'Δ read':>9}{'Δ write':>9}   accuracy at BER {settings.bers[-1]:g} (mean ± sd)")
+    for codec, row in result["energy"].items():
+        last = result["accuracy"][codec][-1]
+        print(f"{codec:<22}{100 * row['read_energy_delta']:>+8.1f}%{100 * row['write_energy_delta']:>+8.1f}%"
+              f"   {100 * last['accuracy_mean']:.2f} ± {100 * last['accuracy_std']:.2f}")
+    for path in experiment.write_report(result, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
 # ---------------------------------------------------------------------- bench
 
 def cmd_bench(args) -> int:
@@ -281,6 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "hwnorm[reference])")
     m.add_argument("-o", "--output", help="write the figures as JSON")
     m.set_defaults(func=cmd_mnist)
+
+    s = sub.add_parser("stt", help="MLC STT-RAM weight buffer: codec energy and accuracy under soft errors",
+                       description="Store a real FP16 network (an MLP hwnorm trained on MNIST) in an MLC "
+                                   "STT-RAM buffer under each codec; report read / write energy relative to "
+                                   "no encoding and accuracy under Monte-Carlo soft errors over a bit-error-rate "
+                                   "sweep. Writes stt.md, stt.json and stt_accuracy.png.")
+    s.add_argument("--cells", metavar="TABLE", help="cell table: 'default', 'public-code' or a .toml / .json "
+                                                    "file (see hwnorm/data/stt/)")
+    s.add_argument("--codecs", help="comma-separated codecs (default: all: none, backup, rearrange, "
+                                    "backup+rearrange, fnw, hamming, rearrange-wa, backup+rearrange-wa)")
+    s.add_argument("--ber", type=_float_list, help="comma-separated bit-error rates (default 1e-7,…,1e-2)")
+    s.add_argument("--seeds", type=int, default=10, help="Monte-Carlo seeds per point (default 10)")
+    s.add_argument("--tile-words", type=int, default=8192, help="buffer size in FP16 words (default 8192)")
+    s.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
+    s.set_defaults(func=cmd_stt)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

@@ -361,3 +361,26 @@ def test_zero_rate_injects_nothing():
     cells = np.random.default_rng(6).integers(0, 4, (1000, 8), dtype=np.uint8)
     out, n = inject(TABLE.at_ber(0.0), cells, seed=1)
     assert n == 0 and np.array_equal(out, cells)
+
+
+@pytest.mark.parametrize("codec", ["rearrange-wa", "backup+rearrange-wa"])
+def test_write_aware_rearrange_picks_the_cheapest_write_over_the_old_content(codec):
+    s = spec(codec)
+    assert s.write_aware and s.label == codec
+    rng = np.random.default_rng(8)
+    w = rng.choice(UNIT, 4000).view(np.float16)
+    old = rng.integers(0, 4, (s.n_blocks(w.size), s.cells_per_block), dtype=np.uint8)
+    chosen = s.encode(w, old)
+    tc = np.asarray(s.transition_cost)[np.asarray([[transition_class(o, n) for n in range(4)] for o in range(4)])]
+    cost = lambda cells: tc[old, cells].sum(axis=1)  # noqa: E731
+    movable = np.ones(32, bool)
+    if s.uses_backup:
+        movable[0::8] = False
+    base = chosen.copy()
+    t_used = (base[:, -2] >> 1) | ((base[:, -1] >> 1) << 1)
+    plain = np.where(movable, base[:, :32] ^ t_used[:, None], base[:, :32])
+    for t in range(4):
+        alt = np.concatenate([np.where(movable, plain ^ t, plain), np.full((len(plain), 1), 3 * (t & 1)),
+                              np.full((len(plain), 1), 3 * (t >> 1))], axis=1).astype(np.uint8)
+        assert (cost(chosen) <= cost(alt)).all()
+    assert np.array_equal(s.decode(chosen, w.size)[0].view(np.uint16), w.view(np.uint16))

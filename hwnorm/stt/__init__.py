@@ -3,8 +3,8 @@ soft-error injection. See :mod:`hwnorm.stt.cells`, :mod:`hwnorm.stt.codecs`, :mo
 
 from hwnorm.stt.buffer import Cost, inject, read_cost, stream_write, write_cost
 from hwnorm.stt.cells import STATES, TRANSITIONS, CellTable, load_table, table_from_dict, transition_class
-from hwnorm.stt.codecs import CODECS, DEFAULT_PAIRING, CodecSpec, make_codec, map_repair
+from hwnorm.stt.codecs import BASE_CODECS, CODECS, DEFAULT_PAIRING, CodecSpec, make_codec, map_repair
 
-__all__ = ["CODECS", "DEFAULT_PAIRING", "STATES", "TRANSITIONS", "CellTable", "CodecSpec", "Cost",
+__all__ = ["BASE_CODECS", "CODECS", "DEFAULT_PAIRING", "STATES", "TRANSITIONS", "CellTable", "CodecSpec", "Cost",
            "inject", "load_table", "make_codec", "map_repair", "read_cost", "stream_write",
            "table_from_dict", "transition_class", "write_cost"]

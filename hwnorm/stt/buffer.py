@@ -2,11 +2,11 @@
 
 Cells are the uint8 state arrays a codec produces (``(blocks, cells_per_block)``). Accounting:
 
-* **write** a block over the buffer's old content: every cell makes one transition
-  (ZT / ST / HT / TT, counted); energy = Σ per-transition energy. The cells of one block are
-  written in parallel, so a block's write latency is its slowest transition; blocks are written
-  one after another.
-* **read** a block: energy = Σ per-state read energy; latency = its slowest cell.
+* **write** cells over the buffer's old content: every cell makes one transition (ZT / ST / HT /
+  TT, counted); energy = Σ per-transition energy. The array writes one *row* at a time — 64 data
+  bits (``ROW_WORDS`` = 4 FP16 words) plus the cells a codec adds to them — all cells of a row in
+  parallel, so a row's latency is its slowest transition and rows follow one another.
+* **read** a row: energy = Σ per-state read energy; latency = its slowest cell.
 * **errors**: each cell's hard and soft bit flip independently with the probabilities of the
   state the cell stores. The Monte-Carlo sampler walks the 2·cells bit slots with geometric gaps
   at the largest probability and thins each hit to its own state's probability (exact, and
@@ -25,6 +25,7 @@ from hwnorm.stt.cells import TRANSITION_OF, TRANSITIONS, CellTable
 from hwnorm.stt.codecs import CodecSpec
 
 CHUNK_CELLS = 1 << 14
+ROW_WORDS = 4  # FP16 words per array row (64 data bits, the word size of the NVSim anchors)
 
 
 @dataclass(frozen=True)
@@ -39,24 +40,44 @@ class Cost:
                     {k: self.counts.get(k, 0) + other.counts.get(k, 0) for k in sorted(keys)})
 
 
-def write_cost(table: CellTable, old: np.ndarray, new: np.ndarray) -> Cost:
-    """Cost of writing cells ``new`` over ``old`` (same shape, one row per block)."""
+def rows_of(cells: np.ndarray, blocks_per_row: int) -> np.ndarray:
+    """Per-cell values regrouped one array row per line (a short last row is padded with 0)."""
+    n = cells.shape[0]
+    rows = -(-n // blocks_per_row)
+    flat = cells.reshape(n, -1)
+    pad = rows * blocks_per_row - n
+    if pad:
+        flat = np.concatenate([flat, np.zeros((pad, flat.shape[1]), flat.dtype)])
+    return flat.reshape(rows, -1)
+
+
+def _row_latency(per_cell: np.ndarray, cells_shape: tuple, blocks_per_row: int) -> float:
+    rows = rows_of(per_cell.reshape(cells_shape[0], -1), blocks_per_row)
+    return float(rows.max(axis=1, initial=0.0).sum())
+
+
+def write_cost(table: CellTable, old: np.ndarray, new: np.ndarray, blocks_per_row: int = 1) -> Cost:
+    """Cost of writing cells ``new`` over ``old`` (same shape, one line per codec block;
+    ``blocks_per_row`` blocks share an array row for the latency)."""
     if old.shape != new.shape:
         raise ValueError(f"old cells {old.shape} and new cells {new.shape} differ in shape")
     cls = TRANSITION_OF[old.astype(np.intp), new.astype(np.intp)]
     counts = np.bincount(cls.ravel(), minlength=4)
     energy = float(counts @ np.asarray(table.write_energy_pj))
-    lat = np.asarray(table.write_latency_ns)[cls].reshape(new.shape[0], -1).max(axis=1, initial=0.0)
-    return Cost(energy, float(lat.sum()), dict(zip(TRANSITIONS, map(int, counts))))
+    lat = _row_latency(np.asarray(table.write_latency_ns)[cls], new.shape, blocks_per_row)
+    return Cost(energy, lat, dict(zip(TRANSITIONS, map(int, counts))))
 
 
-def read_cost(table: CellTable, cells: np.ndarray) -> Cost:
-    """Cost of reading every block of ``cells`` once."""
+def read_cost(table: CellTable, cells: np.ndarray, blocks_per_row: int = 1) -> Cost:
+    """Cost of reading every cell once (``blocks_per_row`` blocks per array row)."""
     counts = np.bincount(cells.ravel(), minlength=4)
     energy = float(counts @ np.asarray(table.read_energy_pj))
-    lat = np.asarray(table.read_latency_ns)[cells.astype(np.intp)].reshape(cells.shape[0], -1).max(
-        axis=1, initial=0.0)
-    return Cost(energy, float(lat.sum()), dict(zip(("00", "01", "10", "11"), map(int, counts))))
+    lat = _row_latency(np.asarray(table.read_latency_ns)[cells.astype(np.intp)], cells.shape, blocks_per_row)
+    return Cost(energy, lat, dict(zip(("00", "01", "10", "11"), map(int, counts))))
+
+
+def blocks_per_row(spec: CodecSpec) -> int:
+    return max(1, ROW_WORDS // spec.block_words)
 
 
 def stream_write(spec: CodecSpec, table: CellTable, weights, tile_words: int,
@@ -75,7 +96,7 @@ def stream_write(spec: CodecSpec, table: CellTable, weights, tile_words: int,
         chunk = words[start:start + tile_words]
         nb = spec.n_blocks(chunk.size)
         cells = spec.encode(chunk, prev[:nb])
-        total = total + write_cost(table, prev[:nb], cells)
+        total = total + write_cost(table, prev[:nb], cells, blocks_per_row(spec))
         prev[:nb] = cells
         tiles.append(cells)
     empty = np.zeros((0, spec.cells_per_block), np.uint8)

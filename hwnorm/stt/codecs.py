@@ -25,6 +25,10 @@ Codecs (``CodecSpec.codec``):
                       by the same MAP rule), and their cost is part of the choice.
 ``backup+rearrange``  both: cell 0 of each word is the backup cell and is left out of the
                       transform so it stays extreme.
+``…-wa`` variants     ``rearrange-wa``, ``backup+rearrange-wa``: the same block format, but the
+                      encoder picks the transform with the lowest write energy over the buffer's
+                      old content (read-before-write, as Flip-N-Write) instead of the static
+                      per-state cost. The decoder is the same.
 ``fnw``               Flip-N-Write (Cho & Lee 2009) for MLC: per word, store the cells or their
                       complement (00↔11, 01↔10), whichever costs less write energy over the
                       buffer's old content; one flag cell (00 / 11).
@@ -49,8 +53,10 @@ from numba import njit, prange
 from hwnorm.spec import SpecIdentity
 from hwnorm.stt.cells import TRANSITION_OF, CellTable
 
-CODECS = ("none", "backup", "rearrange", "backup+rearrange", "fnw", "hamming")
-NONE, BACKUP, REARRANGE, BACKUP_REARRANGE, FNW, HAMMING = range(len(CODECS))
+BASE_CODECS = ("none", "backup", "rearrange", "backup+rearrange", "fnw", "hamming")
+NONE, BACKUP, REARRANGE, BACKUP_REARRANGE, FNW, HAMMING = range(len(BASE_CODECS))
+WRITE_AWARE = "-wa"
+CODECS = BASE_CODECS + ("rearrange" + WRITE_AWARE, "backup+rearrange" + WRITE_AWARE)
 DEFAULT_PAIRING = tuple((15 - 2 * i, 14 - 2 * i) for i in range(8))
 DEFAULT_BLOCK_WORDS = 4
 STATE_COST_MAX = 1023      # rearrange objective: 10-bit integer cost per cell state
@@ -73,10 +79,13 @@ class CodecSpec(SpecIdentity):
     state_cost: tuple = (0, 0, 0, 0)       # rearrange objective per cell state (integers)
     transition_cost: tuple = (0, 0, 0, 0)  # Flip-N-Write objective per ZT, ST, HT, TT (integers)
     repair: tuple = (0, 3)                 # extreme state restored from a read 01, 10
+    write_aware: bool = False              # block codecs: choose by write energy over the old cells
 
     def __post_init__(self):
-        if self.codec not in CODECS:
-            raise ValueError(f"unknown codec {self.codec!r}; allowed: {', '.join(CODECS)}")
+        if self.codec not in BASE_CODECS:
+            raise ValueError(f"unknown codec {self.codec!r}; allowed: {', '.join(BASE_CODECS)}")
+        if self.write_aware and not self.is_block:
+            raise ValueError(f"write_aware applies to the rearrange codecs only, not {self.codec!r}")
         _check_pairing(self.pairing)
         if self.uses_backup and {15, 14} not in [set(p) for p in self.pairing]:
             raise ValueError("pairing: the backup codecs need bits 15 and 14 in one cell "
@@ -95,7 +104,11 @@ class CodecSpec(SpecIdentity):
     # ------------------------------------------------------------------ layout
     @property
     def kind(self) -> int:
-        return CODECS.index(self.codec)
+        return BASE_CODECS.index(self.codec)
+
+    @property
+    def label(self) -> str:
+        return self.codec + (WRITE_AWARE if self.write_aware else "")
 
     @property
     def uses_backup(self) -> bool:
@@ -132,7 +145,7 @@ class CodecSpec(SpecIdentity):
         return {"codec": self.codec, "pairing": [list(p) for p in self.pairing],
                 "block_words": self.block_words, "state_cost": list(self.state_cost),
                 "transition_cost": list(self.transition_cost), "repair": list(self.repair),
-                "cells_per_block": self.cells_per_block}
+                "write_aware": self.write_aware, "cells_per_block": self.cells_per_block}
 
     # ------------------------------------------------------------------ views
     def encode(self, weights, old: np.ndarray | None = None) -> np.ndarray:
@@ -148,7 +161,7 @@ class CodecSpec(SpecIdentity):
             raise ValueError(f"old cells have shape {old.shape}, expected {(nb, self.cells_per_block)}")
         out = np.empty((nb, self.cells_per_block), np.uint8)
         hard, soft = self._bit_positions()
-        _encode(self.kind, padded, np.ascontiguousarray(old, np.uint8), hard, soft, self.sign_cell,
+        _encode(self.kind, self.write_aware, padded, np.ascontiguousarray(old, np.uint8), hard, soft, self.sign_cell,
                 self.block_words, np.asarray(self.state_cost, np.int64),
                 np.asarray(self.transition_cost, np.int64), _TRANSITIONS, out)
         return out
@@ -210,14 +223,19 @@ def _check_pairing(pairing) -> None:
 
 def make_codec(codec: str, table: CellTable, pairing=DEFAULT_PAIRING, block_words: int | None = None,
                reads_per_write: float = 1.0) -> CodecSpec:
-    """Build a codec spec, deriving its integer objectives from the cell table."""
+    """Build a codec spec (any name in :data:`CODECS`), deriving its integer objectives from the
+    cell table."""
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; allowed: {', '.join(CODECS)}")
+    write_aware = codec.endswith(WRITE_AWARE)
+    codec = codec.removesuffix(WRITE_AWARE)
     if block_words is None:
         block_words = DEFAULT_BLOCK_WORDS if codec in ("rearrange", "backup+rearrange") else 1
     cost = table.mean_write_energy_into + reads_per_write * np.asarray(table.read_energy_pj)
     state_cost = _scale_ints(cost, STATE_COST_MAX)
     transition_cost = _scale_ints(np.asarray(table.write_energy_pj), TRANSITION_COST_MAX)
     return CodecSpec(codec, tuple(tuple(int(b) for b in p) for p in pairing), block_words, state_cost,
-                     transition_cost, map_repair(table))
+                     transition_cost, map_repair(table), write_aware)
 
 
 def map_repair(table: CellTable) -> tuple[int, int]:
@@ -300,7 +318,7 @@ def _hamming_decode(cw):
 
 
 @njit(parallel=True, cache=True)
-def _encode(kind, words, old, hard, soft, sign_cell, bw, state_cost, trans_cost, trans_of, out):
+def _encode(kind, write_aware, words, old, hard, soft, sign_cell, bw, state_cost, trans_cost, trans_of, out):
     nb = out.shape[0]
     for b in prange(nb):
         if kind == HAMMING:
@@ -318,13 +336,20 @@ def _encode(kind, words, old, hard, soft, sign_cell, bw, state_cost, trans_cost,
             best_t = 0
             best = np.int64(1) << 62
             for t in range(4):
-                cost = state_cost[3 * (t & 1)] + state_cost[3 * (t >> 1)]  # the two flag cells
+                if write_aware:  # the two flag cells, then every data cell, over the old content
+                    cost = (trans_cost[trans_of[old[b, bw * 8], 3 * (t & 1)]]
+                            + trans_cost[trans_of[old[b, bw * 8 + 1], 3 * (t >> 1)]])
+                else:
+                    cost = state_cost[3 * (t & 1)] + state_cost[3 * (t >> 1)]
                 for j in range(bw):
                     for c in range(8):
-                        if kind == BACKUP_REARRANGE and c == sign_cell:
-                            cost += state_cost[out[b, j * 8 + c]]
+                        s = out[b, j * 8 + c]
+                        if not (kind == BACKUP_REARRANGE and c == sign_cell):
+                            s ^= t
+                        if write_aware:
+                            cost += trans_cost[trans_of[old[b, j * 8 + c], s]]
                         else:
-                            cost += state_cost[out[b, j * 8 + c] ^ t]
+                            cost += state_cost[s]
                 if cost < best:
                     best, best_t = cost, t
             for j in range(bw):

@@ -69,10 +69,17 @@ def encode(spec: CodecSpec, weights, old: np.ndarray | None = None) -> np.ndarra
         words = words | (((words >> 15) & 1) << 14)
     data = ((((words[:, None] >> hard) & 1) << 1) | ((words[:, None] >> soft) & 1)).reshape(nb, -1)
     if spec.is_block:
-        cost = np.asarray(spec.state_cost)
         movable = _transformable(spec)
-        totals = np.stack([cost[np.where(movable, data ^ t, data)].sum(axis=1)
-                           + cost[3 * (t & 1)] + cost[3 * (t >> 1)] for t in range(4)], axis=1)
+        if spec.write_aware:
+            old = np.zeros((nb, spec.cells_per_block), np.int64) if old is None else old.astype(np.int64)
+            tc = np.asarray(spec.transition_cost)[TRANSITION_OF]
+            totals = np.stack([tc[old[:, :-2], np.where(movable, data ^ t, data)].sum(axis=1)
+                               + tc[old[:, -2], 3 * (t & 1)] + tc[old[:, -1], 3 * (t >> 1)]
+                               for t in range(4)], axis=1)
+        else:
+            cost = np.asarray(spec.state_cost)
+            totals = np.stack([cost[np.where(movable, data ^ t, data)].sum(axis=1)
+                               + cost[3 * (t & 1)] + cost[3 * (t >> 1)] for t in range(4)], axis=1)
         t = np.argmin(totals, axis=1)[:, None]  # the first minimum: the lowest t, as the kernel
         data = np.where(movable, data ^ t, data)
         return np.concatenate([data, 3 * (t & 1), 3 * (t >> 1)], axis=1).astype(np.uint8)
