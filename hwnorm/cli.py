@@ -236,6 +236,15 @@ def _float_list(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _pairing(text: str) -> tuple:
+    """``15:14,13:12,…`` → ((15, 14), (13, 12), …); validated by the codec spec."""
+    try:
+        return tuple(tuple(int(b) for b in pair.split(":")) for pair in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HARD:SOFT bit pairs separated by commas "
+                                         f"(e.g. 15:14,13:12,…), got {text!r}") from None
+
+
 def cmd_stt(args) -> int:
     from hwnorm.stt import experiment
     from hwnorm.stt.cells import load_table
@@ -247,7 +256,13 @@ def cmd_stt(args) -> int:
         settings.bers = args.ber
     settings.seeds = args.seeds
     settings.tile_words = args.tile_words
-    settings.check()
+    if args.pairing:
+        settings.pairing = args.pairing
+    try:
+        settings.check()
+    except ValueError as e:
+        raise ValueError(f"--pairing {args.pairing and ','.join(f'{h}:{s}' for h, s in args.pairing)}: {e}"
+                         if args.pairing and "pairing" in str(e) else str(e)) from None
     print(f"cell table {settings.table.name}: {len(settings.codecs)} codecs × {len(settings.bers)} "
           f"bit-error rates × {settings.seeds} seeds")
     result = experiment.run(settings, progress=_progress("fault injection runs"))
@@ -330,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ber", type=_float_list, help="comma-separated bit-error rates (default 1e-7,…,1e-2)")
     s.add_argument("--seeds", type=int, default=10, help="Monte-Carlo seeds per point (default 10)")
     s.add_argument("--tile-words", type=int, default=8192, help="buffer size in FP16 words (default 8192)")
+    s.add_argument("--pairing", type=_pairing, help="FP16 bits of each cell as HARD:SOFT pairs, 8 of them "
+                                                    "(default 15:14,13:12,…,1:0)")
     s.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
     s.set_defaults(func=cmd_stt)
 

@@ -90,3 +90,13 @@ def test_committed_report_is_complete():
     assert set(doc["accuracy"]) == set(experiment.CODECS)
     assert (reports / "stt_accuracy.png").exists() and "## Against the paper's claims" in (
         reports / "stt.md").read_text()
+
+
+def test_cli_pairing_is_configurable_and_validated(tmp_path, capsys):
+    swapped = "14:15,13:12,11:10,9:8,7:6,5:4,3:2,1:0"
+    assert main(["stt", "--codecs", "none,backup", "--pairing", swapped, "--ber", "1e-3", "--seeds", "1",
+                 "-o", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "stt.json").read_text())["scenario"]["pairing"][0] == [14, 15]
+    split_sign = "15:13,14:12,11:10,9:8,7:6,5:4,3:2,1:0"
+    assert main(["stt", "--codecs", "none,backup", "--pairing", split_sign, "-o", str(tmp_path / "x")]) == 2
+    assert "bits 15 and 14 in one cell" in capsys.readouterr().err

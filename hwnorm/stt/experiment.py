@@ -22,7 +22,7 @@ import numpy as np
 
 from hwnorm.stt.buffer import ROW_WORDS, blocks_per_row, inject, read_cost, stream_write
 from hwnorm.stt.cells import CellTable, load_table
-from hwnorm.stt.codecs import CODECS, make_codec
+from hwnorm.stt.codecs import CODECS, DEFAULT_PAIRING, make_codec
 from hwnorm.stt.mlp import FP16MLP, split
 
 DEFAULT_BERS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -39,6 +39,7 @@ class Settings:
     bers: tuple = DEFAULT_BERS
     seeds: int = DEFAULT_SEEDS
     tile_words: int = DEFAULT_TILE_WORDS
+    pairing: tuple = DEFAULT_PAIRING  # (hard bit, soft bit) of each of a word's 8 cells
     energy_tables: tuple = ("default", "public-code")  # extra tables for the energy comparison only
 
     def check(self) -> None:
@@ -55,10 +56,13 @@ class Settings:
             raise ValueError("--seeds must be at least 1")
         if self.tile_words < 64 or self.tile_words % 64:
             raise ValueError(f"--tile-words must be a positive multiple of 64, got {self.tile_words}")
+        for codec in self.codecs:  # pairing problems (e.g. backup without (15, 14) in one cell) surface here
+            make_codec(codec, self.table, self.pairing)
 
 
-def _energy(codec: str, table: CellTable, weights: np.ndarray, tile_words: int) -> tuple[dict, np.ndarray]:
-    spec = make_codec(codec, table)
+def _energy(codec: str, table: CellTable, weights: np.ndarray, tile_words: int,
+            pairing) -> tuple[dict, np.ndarray]:
+    spec = make_codec(codec, table, pairing)
     cells, write = stream_write(spec, table, weights, tile_words)
     read = read_cost(table, cells, blocks_per_row(spec))
     return {"codec": codec, "spec_hash": spec.spec_hash, "cells": int(cells.size),
@@ -81,14 +85,14 @@ def run(settings: Settings, progress=None) -> dict:
     energy = {}
     cells_of = {}
     for codec in settings.codecs:
-        energy[codec], cells_of[codec] = _energy(codec, table, weights, settings.tile_words)
+        energy[codec], cells_of[codec] = _energy(codec, table, weights, settings.tile_words, settings.pairing)
     _relative(energy)
     other_tables = {}
     for name in settings.energy_tables:
         other = load_table(name)
         if other == table:
             continue
-        rows = {c: _energy(c, other, weights, settings.tile_words)[0] for c in settings.codecs}
+        rows = {c: _energy(c, other, weights, settings.tile_words, settings.pairing)[0] for c in settings.codecs}
         _relative(rows)
         other_tables[other.name] = rows
 
@@ -97,7 +101,7 @@ def run(settings: Settings, progress=None) -> dict:
     total = len(settings.codecs) * len(settings.bers) * settings.seeds
     done = 0
     for codec in settings.codecs:
-        spec = make_codec(codec, table)
+        spec = make_codec(codec, table, settings.pairing)
         cells = cells_of[codec]
         rows = []
         for bi, ber in enumerate(settings.bers):
@@ -126,6 +130,7 @@ def run(settings: Settings, progress=None) -> dict:
         "cell_table": {"name": table.name, "description": table.description, "values": table.to_dict(),
                        "sources": table.sources},
         "scenario": {"tile_words": settings.tile_words, "initial_state": "00",
+                     "pairing": [list(p) for p in settings.pairing],
                      "bers": list(settings.bers), "seeds": settings.seeds,
                      "ber_definition": "largest per-state soft-bit error probability; all others scale with it"},
         "energy": energy,
