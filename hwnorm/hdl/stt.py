@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.stt.codecs import CodecSpec
+from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
 
 HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")
 
@@ -45,10 +45,6 @@ def _register_stage(m: Module, i, o, result) -> None:
     m.d.comb += i.ready.eq(o.ready | ~o.valid)
     with m.If(i.ready):
         m.d.sync += [o.valid.eq(i.valid), o.payload.eq(result)]
-
-
-def _movable(spec: CodecSpec, cell: int) -> bool:
-    return not (spec.uses_backup and cell == spec.sign_cell)
 
 
 class _CodecStage(wiring.Component):
@@ -80,7 +76,7 @@ class STTEncoder(_CodecStage):
             cells += _cell_bits(spec, word)
         if spec.is_block:
             transform = self._choose_transform(m, cells)
-            out = [c ^ transform if _movable(spec, k % 8) else c for k, c in enumerate(cells)]
+            out = [c ^ transform if spec.transformable[k % 8] else c for k, c in enumerate(cells)]
             out += [Cat(transform[0], transform[0]), Cat(transform[1], transform[1])]  # flags as 00 / 11
         else:
             out = cells
@@ -91,12 +87,12 @@ class STTEncoder(_CodecStage):
         """The XOR transform t ∈ 0..3 with the lowest total state cost (the lowest t on ties) —
         the golden kernel's rule; the sign cells of backup+rearrange are the same for every t."""
         spec = self.spec
-        cost_table = [Const(c, 10) for c in spec.state_cost]
+        cost_table = [Const(c, STATE_COST_MAX.bit_length()) for c in spec.state_cost]
         width = (spec.cells_per_block * max(spec.state_cost)).bit_length() + 1
         totals = []
         for t in range(4):
             flag_cost = spec.state_cost[3 * (t & 1)] + spec.state_cost[3 * (t >> 1)]
-            terms = [_lookup(cost_table, c ^ t) for k, c in enumerate(cells) if _movable(spec, k % 8)]
+            terms = [_lookup(cost_table, c ^ t) for k, c in enumerate(cells) if spec.transformable[k % 8]]
             total = Signal(width, name=f"cost_t{t}")
             m.d.comb += total.eq(sum(terms, Const(flag_cost, width)))
             totals.append(total)
@@ -145,7 +141,7 @@ class STTDecoder(_CodecStage):
             word = Signal(16, name=f"word{j}")
             m.d.comb += word.eq(Cat(*bits))
             # declared fallback: an exponent of all ones (reachable only through faults) → ±65504
-            words.append(Mux(word[10:15].all(), Cat(Const(0x7BFF, 15), word[15]), word))
+            words.append(Mux(word[10:15].all(), Cat(Const(MAX_FINITE, 15), word[15]), word))
         status = Cat(Const(0, 1), Const(0, 1)) if not mismatched else Cat(Cat(*mismatched).any(), Const(0, 1))
         result = Signal(self.out_layout)
         m.d.comb += [result.words.eq(Cat(*words)), result.status.eq(status)]

@@ -67,6 +67,8 @@ HAMMING_DATA_POS = np.array([p for p in range(3, 22) if p & (p - 1)], dtype=np.i
 assert HAMMING_DATA_POS.size == 16
 
 STATUS_CLEAN, STATUS_CORRECTED, STATUS_DETECTED = 0, 1, 2
+EXPONENT_MASK = 0x7C00
+MAX_FINITE = 0x7BFF  # magnitude bits of ±65504, the decoders' fallback for an all-ones exponent
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +137,11 @@ class CodecSpec(SpecIdentity):
         return next(i for i, p in enumerate(self.pairing) if 15 in p)
 
     @property
+    def transformable(self) -> tuple:
+        """Per cell of a word: does the rearrange transform touch it (all but the backup's sign cell)."""
+        return tuple(not (self.uses_backup and c == self.sign_cell) for c in range(8))
+
+    @property
     def cells_per_weight(self) -> float:
         return self.cells_per_block / self.block_words
 
@@ -161,8 +168,8 @@ class CodecSpec(SpecIdentity):
             raise ValueError(f"old cells have shape {old.shape}, expected {(nb, self.cells_per_block)}")
         out = np.empty((nb, self.cells_per_block), np.uint8)
         hard, soft = self._bit_positions()
-        _encode(self.kind, self.write_aware, padded, np.ascontiguousarray(old, np.uint8), hard, soft, self.sign_cell,
-                self.block_words, np.asarray(self.state_cost, np.int64),
+        _encode(self.kind, self.write_aware, padded, np.ascontiguousarray(old, np.uint8), hard, soft,
+                np.asarray(self.transformable), self.block_words, np.asarray(self.state_cost, np.int64),
                 np.asarray(self.transition_cost, np.int64), _TRANSITIONS, out)
         return out
 
@@ -270,8 +277,8 @@ def _restore(s, repair):
 
 @njit(cache=True, inline="always")
 def _finite(w):
-    if (w & 0x7C00) == 0x7C00:
-        return (w & 0x8000) | 0x7BFF
+    if (w & EXPONENT_MASK) == EXPONENT_MASK:
+        return (w & 0x8000) | MAX_FINITE
     return w
 
 
@@ -318,7 +325,7 @@ def _hamming_decode(cw):
 
 
 @njit(parallel=True, cache=True)
-def _encode(kind, write_aware, words, old, hard, soft, sign_cell, bw, state_cost, trans_cost, trans_of, out):
+def _encode(kind, write_aware, words, old, hard, soft, movable, bw, state_cost, trans_cost, trans_of, out):
     nb = out.shape[0]
     for b in prange(nb):
         if kind == HAMMING:
@@ -344,7 +351,7 @@ def _encode(kind, write_aware, words, old, hard, soft, sign_cell, bw, state_cost
                 for j in range(bw):
                     for c in range(8):
                         s = out[b, j * 8 + c]
-                        if not (kind == BACKUP_REARRANGE and c == sign_cell):
+                        if movable[c]:
                             s ^= t
                         if write_aware:
                             cost += trans_cost[trans_of[old[b, j * 8 + c], s]]
@@ -354,7 +361,7 @@ def _encode(kind, write_aware, words, old, hard, soft, sign_cell, bw, state_cost
                     best, best_t = cost, t
             for j in range(bw):
                 for c in range(8):
-                    if not (kind == BACKUP_REARRANGE and c == sign_cell):
+                    if movable[c]:
                         out[b, j * 8 + c] ^= best_t
             out[b, bw * 8] = 3 * (best_t & 1)
             out[b, bw * 8 + 1] = 3 * (best_t >> 1)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwnorm.stt.cells import TRANSITION_OF
-from hwnorm.stt.codecs import HAMMING_DATA_POS, STATUS_CORRECTED, STATUS_DETECTED, CodecSpec
+from hwnorm.stt.codecs import (EXPONENT_MASK, HAMMING_DATA_POS, MAX_FINITE, STATUS_CORRECTED, STATUS_DETECTED,
+                               CodecSpec)
 
 _PARITY_MASKS = [np.array([p for p in range(1, 22) if (p >> k) & 1 and p & (p - 1)]) for k in range(5)]
 
@@ -23,14 +24,11 @@ def _positions(spec: CodecSpec):
 
 def _transformable(spec: CodecSpec) -> np.ndarray:
     """Which data cells of a block the rearrange transform touches."""
-    mask = np.ones((spec.block_words, 8), bool)
-    if spec.uses_backup:
-        mask[:, spec.sign_cell] = False
-    return mask.ravel()
+    return np.tile(spec.transformable, spec.block_words)
 
 
 def _finite(w: np.ndarray) -> np.ndarray:
-    return np.where((w & 0x7C00) == 0x7C00, (w & 0x8000) | 0x7BFF, w)
+    return np.where((w & EXPONENT_MASK) == EXPONENT_MASK, (w & 0x8000) | MAX_FINITE, w)
 
 
 def hamming_encode(words: np.ndarray) -> np.ndarray:
