@@ -258,11 +258,7 @@ def cmd_stt(args) -> int:
     settings.tile_words = args.tile_words
     if args.pairing:
         settings.pairing = args.pairing
-    try:
-        settings.check()
-    except ValueError as e:
-        raise ValueError(f"--pairing {args.pairing and ','.join(f'{h}:{s}' for h, s in args.pairing)}: {e}"
-                         if args.pairing and "pairing" in str(e) else str(e)) from None
+    settings.check()
     print(f"cell table {settings.table.name}: {len(settings.codecs)} codecs × {len(settings.bers)} "
           f"bit-error rates × {settings.seeds} seeds")
     result = experiment.run(settings, progress=_progress("fault injection runs"))
@@ -333,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", help="write the figures as JSON")
     m.set_defaults(func=cmd_mnist)
 
+    from hwnorm.stt import experiment as stt_defaults
+
     s = sub.add_parser("stt", help="MLC STT-RAM weight buffer: codec energy and accuracy under soft errors",
                        description="Store a real FP16 network (an MLP hwnorm trained on MNIST) in an MLC "
                                    "STT-RAM buffer under each codec; report read / write energy relative to "
@@ -340,11 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sweep. Writes stt.md, stt.json and stt_accuracy.png.")
     s.add_argument("--cells", metavar="TABLE", help="cell table: 'default', 'public-code' or a .toml / .json "
                                                     "file (see hwnorm/data/stt/)")
-    s.add_argument("--codecs", help="comma-separated codecs (default: all: none, backup, rearrange, "
-                                    "backup+rearrange, fnw, hamming, rearrange-wa, backup+rearrange-wa)")
-    s.add_argument("--ber", type=_float_list, help="comma-separated bit-error rates (default 1e-7,…,1e-2)")
-    s.add_argument("--seeds", type=int, default=10, help="Monte-Carlo seeds per point (default 10)")
-    s.add_argument("--tile-words", type=int, default=8192, help="buffer size in FP16 words (default 8192)")
+    s.add_argument("--codecs", help=f"comma-separated codecs (default: all: {', '.join(stt_defaults.CODECS)})")
+    s.add_argument("--ber", type=_float_list, help="comma-separated bit-error rates (default "
+                                                   f"{','.join(f'{b:g}' for b in stt_defaults.DEFAULT_BERS)})")
+    s.add_argument("--seeds", type=int, default=stt_defaults.DEFAULT_SEEDS,
+                   help="Monte-Carlo seeds per point (default %(default)s)")
+    s.add_argument("--tile-words", type=int, default=stt_defaults.DEFAULT_TILE_WORDS,
+                   help="buffer size in FP16 words (default %(default)s)")
     s.add_argument("--pairing", type=_pairing, help="FP16 bits of each cell as HARD:SOFT pairs, 8 of them "
                                                     "(default 15:14,13:12,…,1:0)")
     s.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")

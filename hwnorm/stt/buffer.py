@@ -35,9 +35,9 @@ class Cost:
     counts: dict  # transition class (write) or state (read) → number of cells
 
     def __add__(self, other: "Cost") -> "Cost":
-        keys = self.counts.keys() | other.counts.keys()
+        keys = {**self.counts, **other.counts}  # keeps the ZT…TT / 00…11 order
         return Cost(self.energy_pj + other.energy_pj, self.latency_ns + other.latency_ns,
-                    {k: self.counts.get(k, 0) + other.counts.get(k, 0) for k in sorted(keys)})
+                    {k: self.counts.get(k, 0) + other.counts.get(k, 0) for k in keys})
 
 
 def rows_of(cells: np.ndarray, blocks_per_row: int) -> np.ndarray:

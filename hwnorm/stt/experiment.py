@@ -22,7 +22,7 @@ import numpy as np
 
 from hwnorm.stt.buffer import ROW_WORDS, blocks_per_row, inject, read_cost, stream_write
 from hwnorm.stt.cells import CellTable, load_table
-from hwnorm.stt.codecs import CODECS, DEFAULT_PAIRING, make_codec
+from hwnorm.stt.codecs import CODECS, DEFAULT_PAIRING, CodecSpec, make_codec
 from hwnorm.stt.mlp import FP16MLP, split
 
 DEFAULT_BERS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -56,16 +56,17 @@ class Settings:
             raise ValueError("--seeds must be at least 1")
         if self.tile_words < 64 or self.tile_words % 64:
             raise ValueError(f"--tile-words must be a positive multiple of 64, got {self.tile_words}")
-        for codec in self.codecs:  # pairing problems (e.g. backup without (15, 14) in one cell) surface here
-            make_codec(codec, self.table, self.pairing)
+        self.specs()  # pairing problems (e.g. backup without (15, 14) in one cell) surface here
+
+    def specs(self, table: CellTable | None = None) -> dict:
+        """Codec name → spec, objectives derived from ``table`` (default: the settings' table)."""
+        return {c: make_codec(c, table or self.table, self.pairing) for c in self.codecs}
 
 
-def _energy(codec: str, table: CellTable, weights: np.ndarray, tile_words: int,
-            pairing) -> tuple[dict, np.ndarray]:
-    spec = make_codec(codec, table, pairing)
+def _energy(spec: CodecSpec, table: CellTable, weights: np.ndarray, tile_words: int) -> tuple[dict, np.ndarray]:
     cells, write = stream_write(spec, table, weights, tile_words)
     read = read_cost(table, cells, blocks_per_row(spec))
-    return {"codec": codec, "spec_hash": spec.spec_hash, "cells": int(cells.size),
+    return {"codec": spec.label, "spec_hash": spec.spec_hash, "cells": int(cells.size),
             "cells_per_weight": cells.size / weights.size,
             "write_energy_pj": write.energy_pj, "write_latency_ns": write.latency_ns,
             "write_transitions": write.counts,
@@ -82,17 +83,17 @@ def run(settings: Settings, progress=None) -> dict:
     weights = net.flat()
     started = time.perf_counter()
 
-    energy = {}
-    cells_of = {}
-    for codec in settings.codecs:
-        energy[codec], cells_of[codec] = _energy(codec, table, weights, settings.tile_words, settings.pairing)
+    specs = settings.specs()
+    energy, cells_of = {}, {}
+    for codec, spec in specs.items():
+        energy[codec], cells_of[codec] = _energy(spec, table, weights, settings.tile_words)
     _relative(energy)
     other_tables = {}
     for name in settings.energy_tables:
         other = load_table(name)
         if other == table:
             continue
-        rows = {c: _energy(c, other, weights, settings.tile_words, settings.pairing)[0] for c in settings.codecs}
+        rows = {c: _energy(s, other, weights, settings.tile_words)[0] for c, s in settings.specs(other).items()}
         _relative(rows)
         other_tables[other.name] = rows
 
@@ -100,8 +101,7 @@ def run(settings: Settings, progress=None) -> dict:
     accuracy = {}
     total = len(settings.codecs) * len(settings.bers) * settings.seeds
     done = 0
-    for codec in settings.codecs:
-        spec = make_codec(codec, table, settings.pairing)
+    for codec, spec in specs.items():
         cells = cells_of[codec]
         rows = []
         for bi, ber in enumerate(settings.bers):
