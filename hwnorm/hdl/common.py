@@ -1,0 +1,115 @@
+"""Small building blocks shared by the hwnorm components: shapes from integer ranges, an adder
+tree, constant ROMs, the spec's rounding shift, and the stall-all pipeline idiom.
+
+Every pipelined component here uses one *advance* signal: all pipeline registers (and the
+synchronous read ports of their memories) move together when the output register is free or is
+being read (``advance = ~o.valid | o.ready``). That gives one result per clock at full rate and
+full valid/ready back-pressure with no skid buffers; the price is a combinational path from
+``o.ready`` to ``i.ready``, as in FINN's simplest stream stages.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib.memory import Memory
+
+from hwnorm.exactfit import signed_bits
+from hwnorm.fixed import Rounding
+
+__all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal"]
+
+
+def range_shape(lo: int, hi: int) -> Shape:
+    """The narrowest shape holding every integer of ``[lo, hi]`` (unsigned when ``lo ≥ 0``)."""
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    if lo >= 0:
+        return unsigned(max(1, hi.bit_length()))
+    return signed(signed_bits(lo, hi))
+
+
+def tree_sum(terms: list):
+    """Balanced adder tree: ⌈log2 n⌉ levels instead of a chain of n − 1 adders."""
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        pairs = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
+
+
+def rom(m: Module, name: str, shape, rows: list, advance, addr):
+    """A constant memory with one synchronous read port (``en = advance``); returns its data.
+
+    A single row becomes a constant signal instead (no address, no memory cell)."""
+    if len(rows) == 1:
+        const = Signal(shape, name=name)
+        m.d.comb += const.eq(shape.const(rows[0]) if hasattr(shape, "const") else rows[0])
+        return const
+    mem = Memory(shape=shape, depth=len(rows), init=rows)
+    m.submodules[name] = mem
+    port = mem.read_port(domain="sync")
+    m.d.comb += [port.addr.eq(addr), port.en.eq(advance)]
+    return port.data
+
+
+def round_shift(v, s, rounding: Rounding):
+    """``v / 2^s`` rounded by ``rounding``: the hardware twin of ``hwnorm.fixed._round_shift_half``.
+
+    ``v`` is signed; ``s`` is a Python int (the shared shift: plain wiring) or an unsigned signal
+    (a per-channel shift from the ROM). With ``rem = v mod 2^s`` and
+    ``half = 2^(s−1)``::
+
+        floor      q
+        half_up    q + (rem ≥ half)
+        half_away  q + (rem > half  or  rem = half and v ≥ 0)
+        half_even  q + (rem > half  or  rem = half and q odd)
+
+    For ``s = 0`` nothing is added (``rem = 0``).
+    """
+    v = v.as_signed()
+    if isinstance(s, int):
+        if s == 0:
+            return v
+        q = v >> s
+        top = v[s - 1]                                   # rem ≥ half
+        low = v[:s - 1].any() if s > 1 else Const(0, 1)  # rem has bits below half
+    else:
+        q = v >> s
+        nonzero = s != 0
+        s_minus_1 = (s - 1)[:len(s)]
+        top = nonzero & (v >> s_minus_1)[0]
+        below_half = ((Const(1, 1) << s_minus_1) - 1)[:len(v)]
+        low = nonzero & (v.as_unsigned() & below_half).any()
+    if rounding == Rounding.FLOOR:
+        return q
+    if rounding == Rounding.HALF_UP:
+        inc = top
+    elif rounding == Rounding.HALF_AWAY:
+        inc = top & (low | ~v[-1])
+    else:  # half_even
+        inc = top & (low | q[0])
+    return q + inc
+
+
+def fit_range(r, lo: int, hi: int):
+    """Saturate the signed value ``r`` to ``[lo, hi]`` (assigning the result truncates it to the
+    output shape, which is exact once it is inside the range)."""
+    r = r.as_signed()
+    return Mux(r < lo, lo, Mux(r > hi, hi, r))
+
+
+def fit_wrap(r, shape: Shape):
+    """Keep the low ``shape.width`` bits of the signed value ``r`` (two's-complement wrap)."""
+    r = r.as_signed()
+    if len(r) < shape.width:
+        return r  # sign extension on assignment is already the wrapped value
+    return r[:shape.width].as_signed() if shape.signed else r[:shape.width]
+
+
+def advance_signal(m: Module, o) -> Signal:
+    """The stall-all pipeline enable for output stream ``o`` (see the module docstring)."""
+    advance = Signal()
+    m.d.comb += advance.eq(~o.valid | o.ready)
+    return advance
+
