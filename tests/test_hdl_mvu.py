@@ -1,0 +1,122 @@
+"""MVU and Thresholding in the Amaranth simulator, bit-exact against the IR's golden layers:
+binary (XNOR/popcount) and integer × binary inputs, 1-bit / multi-bit thresholds and raw
+accumulators, several PE × SIMD foldings, random idle cycles and back-pressure; the declared
+cycle model (latency, II, per-beat schedule) against the simulated handshakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwnorm import bnn
+from hwnorm.bnn import ThresholdSpec
+from hwnorm.hdl.mvu import MVU, Thresholding
+from hwnorm.ir import MVTU, Bits, InputThreshold
+from tests.hdl_sim import full_rate_timing, lanes, run_stream
+
+
+def random_layer(rng, k, rows, in_bits=1, in_signed=False, n_thresholds=1, out_base=0, raw=False):
+    w = rng.integers(0, 2, (rows, k))
+    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_signed, name="fc")
+    if raw:
+        return layer
+    lo, hi = layer.acc_range
+    thr = np.sort(rng.integers(lo, hi + 2, (rows, n_thresholds)), axis=1)
+    thr[0] = lo          # always fires
+    thr[-1, -1] = hi + 1  # never fires
+    return MVTU(layer.weights, k, ThresholdSpec(thr, lo, hi, out_base), in_bits=in_bits, in_signed=in_signed)
+
+
+def random_inputs(rng, layer: MVTU, n: int) -> np.ndarray:
+    if layer.in_bits == 1:
+        return rng.integers(0, 2, (n, layer.in_features))
+    lo = -(1 << (layer.in_bits - 1)) if layer.in_signed else 0
+    hi = (1 << (layer.in_bits - 1)) - 1 if layer.in_signed else (1 << layer.in_bits) - 1
+    x = rng.integers(lo, hi + 1, (n, layer.in_features))
+    x[0], x[1] = lo, hi  # accumulator extremes (with weights of one sign)
+    return x
+
+
+def golden(layer: MVTU, x: np.ndarray) -> np.ndarray:
+    act = Bits(bnn.pack_bits(x), layer.in_features) if layer.in_bits == 1 else x
+    out = layer.run(act)
+    return out.unpack() if isinstance(out, Bits) else out
+
+
+def run_mvu(layer, x, pe, simd, seed):
+    dut = MVU(layer, pe, simd)
+    got = run_stream(dut, x.reshape(-1, simd).tolist(), seed=seed, n_out=len(x) * dut.nf)
+    return np.array([lanes(g, pe) for g in got]).reshape(len(x), -1)
+
+
+@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (3, 12), (6, 3), (6, 24)])
+def test_binary_mvu_with_sign_thresholds(pe, simd):
+    rng = np.random.default_rng(pe * 100 + simd)
+    layer = random_layer(rng, 24, 6)
+    x = random_inputs(rng, layer, 6)
+    np.testing.assert_array_equal(run_mvu(layer, x, pe, simd, seed=1), golden(layer, x))
+
+
+@pytest.mark.parametrize("in_bits,in_signed", [(1, False), (4, False), (3, True), (8, False)])
+def test_multibit_thresholds_and_integer_inputs(in_bits, in_signed):
+    rng = np.random.default_rng(in_bits)
+    layer = random_layer(rng, 12, 4, in_bits, in_signed, n_thresholds=3, out_base=-1)
+    x = random_inputs(rng, layer, 5)
+    np.testing.assert_array_equal(run_mvu(layer, x, 2, 3, seed=2), golden(layer, x))
+
+
+@pytest.mark.parametrize("in_bits", [1, 8])
+def test_raw_accumulator_out_reaches_the_extremes(in_bits):
+    rng = np.random.default_rng(9)
+    k = 16
+    w = np.ones((4, k), np.uint8)
+    w[1] = 0
+    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_bits > 1)
+    x = random_inputs(rng, layer, 4)
+    if in_bits == 1:
+        x[0], x[1] = 0, 1
+    got = run_mvu(layer, x, 2, 8, seed=3)
+    np.testing.assert_array_equal(got, golden(layer, x))
+    lo, hi = layer.acc_range
+    assert got.min() == lo and got.max() == hi
+
+
+def test_declared_cycle_model_matches_the_simulation():
+    rng = np.random.default_rng(11)
+    layer = random_layer(rng, 12, 6)
+    x = random_inputs(rng, layer, 3)
+    dut = MVU(layer, pe=2, simd=4)  # SF = 3, NF = 3
+    t = full_rate_timing(dut, x.reshape(-1, 4).tolist(), n_out=3 * dut.nf)
+    assert t.produced == dut.schedule([0] * len(t.accepted))
+    assert t.produced[dut.nf - 1] - t.accepted[0] == dut.latency
+    assert t.accepted[dut.sf] - t.accepted[0] == dut.initiation_interval  # next vector's first beat
+    np.testing.assert_array_equal(np.array([lanes(o, 2) for o in t.outputs]).reshape(3, -1), golden(layer, x))
+
+
+@pytest.mark.parametrize("pe,simd,match", [(4, 1, "PE=4 must divide its 6 output rows; allowed: 1, 2, 3, 6"),
+                                           (1, 5, "SIMD=5 must divide its 24 input columns"),
+                                           (0, 1, "PE=0")])
+def test_folding_is_validated(pe, simd, match):
+    layer = random_layer(np.random.default_rng(0), 24, 6)
+    with pytest.raises(ValueError, match=match):
+        MVU(layer, pe, simd)
+
+
+@pytest.mark.parametrize("n_thresholds,pe", [(1, 4), (3, 2)])
+def test_thresholding_equals_the_input_threshold_layer(n_thresholds, pe):
+    rng = np.random.default_rng(n_thresholds)
+    thr = np.sort(rng.integers(0, 257, (8, n_thresholds)), axis=1)
+    layer = InputThreshold(ThresholdSpec(thr, 0, 255))
+    x = rng.integers(0, 256, (6, 8))
+    x[0] = thr[:, 0]  # exactly on the thresholds: acc ≥ T fires
+    expect = golden_input(layer, x)
+    dut = Thresholding(layer, pe)
+    got = run_stream(dut, x.reshape(-1, pe).tolist(), seed=4)
+    np.testing.assert_array_equal(np.array([lanes(g, pe) for g in got]).reshape(x.shape), expect)
+    t = full_rate_timing(Thresholding(layer, pe), x.reshape(-1, pe).tolist(), n_out=x.size // pe)
+    assert t.produced == dut.schedule(t.accepted) and t.produced[0] - t.accepted[0] == dut.latency
+
+
+def golden_input(layer: InputThreshold, x):
+    out = layer.run(x)
+    return out.unpack() if isinstance(out, Bits) else out
