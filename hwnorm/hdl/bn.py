@@ -22,7 +22,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.fixed import Overflow
-from hwnorm.hdl.common import advance_signal, fit_range, fit_wrap, range_shape, rom, round_shift
+from hwnorm.hdl.common import BeatPipeline, advance_signal, fit_range, fit_wrap, range_shape, rom, round_shift
 from hwnorm.qbn import BNSpec
 
 __all__ = ["BNRequant"]
@@ -32,11 +32,10 @@ def _fmt_shape(fmt):
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
 
 
-class BNRequant(wiring.Component):
+class BNRequant(BeatPipeline, wiring.Component):
     """Pipelined per-channel requantizer (multiply, add bias, rounding shift, saturate)."""
 
-    latency = 3
-    initiation_interval = 1
+    latency = 3  # per beat; a vector is channels / lanes beats at one per clock
 
     def __init__(self, spec: BNSpec, lanes: int = 1):
         if not isinstance(lanes, int) or lanes < 1 or spec.channels % lanes:

@@ -16,7 +16,7 @@ from amaranth.lib.memory import Memory
 from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import Rounding
 
-__all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal"]
+__all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal", "BeatPipeline"]
 
 
 def range_shape(lo: int, hi: int) -> Shape:
@@ -113,3 +113,16 @@ def advance_signal(m: Module, o) -> Signal:
     m.d.comb += advance.eq(~o.valid | o.ready)
     return advance
 
+
+class BeatPipeline:
+    """Cycle model of a component that takes one beat per clock and is ``latency`` stages deep."""
+
+    latency: int
+    initiation_interval = 1
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        out, t = [], -1
+        for a in arrivals:
+            t = max(t + 1, a)
+            out.append(t + self.latency)
+        return out

@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.hdl.common import advance_signal, range_shape, rom, tree_sum
+from hwnorm.hdl.common import BeatPipeline, advance_signal, range_shape, rom, tree_sum
 from hwnorm.ir import MVTU, InputThreshold
 
 __all__ = ["MVU", "Thresholding", "divisors", "check_fold"]
@@ -215,7 +215,7 @@ def _plus_or_minus(bit, x):
     return Mux(bit, x, -x)
 
 
-class Thresholding(wiring.Component):
+class Thresholding(BeatPipeline, wiring.Component):
     """Elementwise multi-threshold of an :class:`~hwnorm.ir.InputThreshold` spec, ``pe`` channels per beat.
 
     ::
@@ -224,8 +224,7 @@ class Thresholding(wiring.Component):
         o.payload  y[PE]   out_base + #{i : x ≥ Tᵢ}  (1 bit for a binarizing threshold)
     """
 
-    latency = 2
-    initiation_interval = 1  # per beat; a vector is channels / PE beats
+    latency = 2  # per beat; a vector is channels / PE beats at one per clock
 
     def __init__(self, layer: InputThreshold, pe: int = 1):
         try:
@@ -241,13 +240,6 @@ class Thresholding(wiring.Component):
                           "o": Out(stream.Signature(data.ArrayLayout(self.out_shape, pe)))})
 
     in_beats = out_beats = property(lambda self: self.groups)
-
-    def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t = [], -1
-        for a in arrivals:
-            t = max(t + 1, a)
-            out.append(t + self.latency)
-        return out
 
     def elaborate(self, platform):
         t, pe, m = self.layer.thresholds, self.pe, Module()
