@@ -276,6 +276,66 @@ def cmd_stt(args) -> int:
 
 # ---------------------------------------------------------------------- bench
 
+# ----------------------------------------------------------------------- generate
+def _folding_file(path: str) -> dict:
+    from hwnorm.io import load_json
+
+    if path.endswith(".toml"):
+        import tomllib
+        try:
+            with open(path, "rb") as fh:
+                return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML ({e})") from None
+    doc = load_json(path)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: a folding file maps layer names to {{\"pe\": …, \"simd\": …}}")
+    return doc
+
+
+def cmd_generate(args) -> int:
+    from pathlib import Path
+
+    from hwnorm import generate as gen
+
+    source = args.source
+    if source is None or source.endswith(".toml"):
+        if args.folding or args.name or args.output_kind:
+            raise ValueError("--folding, --name and --output apply to a model file; a design TOML sets them "
+                             "per design")
+        designs = gen.default_designs() if source is None else gen.load_designs(source)
+        label = "embedded default designs" if source is None else source
+    else:
+        folding = _folding_file(args.folding) if args.folding else None
+        designs = [gen.design_for_model(source, args.name or "top", args.output_kind or "argmax", folding)]
+        label = source
+    print(f"generating {len(designs)} design(s) from {label} into {args.out_dir}/", file=sys.stderr)
+    show = (lambda k, n, name: print(f"\r  [{k}/{n}] {name:<24}", end="" if k < n else "\n", file=sys.stderr,
+                                     flush=True)) if sys.stderr.isatty() else None
+    files = gen.generate(designs, args.out_dir, progress=show)
+    manifest = json.loads(files[gen.MANIFEST])
+    print(f"{'top':<20}{'kind':<14}{'latency':>9}{'II':>6}  {'unit':<20}{'Verilog lines':>14}")
+    for d in manifest["designs"]:
+        print(f"{d['name']:<20}{d['kind']:<14}{d['latency']:>9}{d['initiation_interval']:>6}  "
+              f"{d['cycle_units']:<20}{d['verilog_lines']:>14}")
+    print(f"wrote {', '.join(sorted(files))} in {args.out_dir}/")
+    if args.lint:
+        from hwnorm.verilator import lint
+        failed = 0
+        out = Path(args.out_dir)
+        for d in manifest["designs"]:
+            try:
+                clean, messages = lint(out / d["file"], d["name"], out / gen.WAIVERS)
+            except RuntimeError as e:
+                raise ValueError(str(e)) from None
+            print(f"verilator --lint-only -Wall {d['file']}: {'clean' if clean else 'WARNINGS'}")
+            if not clean:
+                failed += 1
+                print(messages, file=sys.stderr)
+        return 1 if failed else 0
+    return 0
+
+
 def cmd_bench(args) -> int:
     from hwnorm.bench import run
 
@@ -349,6 +409,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(default 15:14,13:12,…,1:0)")
     s.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
     s.set_defaults(func=cmd_stt)
+
+    g = sub.add_parser("generate", help="generate Verilog, a JSON manifest and FuseSoC cores",
+                       description="Turn specs into Verilog through Amaranth: one .v file and one FuseSoC .core "
+                                   "per top, and manifest.json (ports with widths and signedness, parameters, "
+                                   "latency, initiation interval, spec hash). Without SOURCE: the default "
+                                   "designs (every block at a default size and the TFC_1W1A network). Output is "
+                                   "deterministic and replaced as a whole only when complete.")
+    g.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
+                   help="an ONNX model or IR JSON (one network top), or a design TOML with [[design]] tables "
+                        "(see hwnorm/data/designs/default.toml)")
+    g.add_argument("-o", "--out-dir", default="rtl", help="output folder (default rtl/)")
+    g.add_argument("--folding", metavar="FILE", help="per-layer folding for a MODEL: TOML or JSON "
+                                                     "{layer: {pe: N, simd: M}}; missing layers are folded "
+                                                     "automatically")
+    g.add_argument("--name", help="Verilog module name of a MODEL's top (default 'top')")
+    g.add_argument("--output", dest="output_kind", choices=["argmax", "raw"],
+                   help="a MODEL's top ends in the class index (argmax, default) or the raw scores")
+    g.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall on every file afterwards")
+    g.set_defaults(func=cmd_generate)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

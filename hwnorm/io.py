@@ -26,6 +26,28 @@ def write_atomic(path, data: str | bytes) -> Path:
     return path
 
 
+def write_atomic_set(folder, files: dict) -> None:
+    """Write several files into ``folder`` as one set: every file goes to a temporary name first,
+    and only when all are complete are they renamed into place (an interrupted run before the
+    renames leaves every old file intact)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    temps = []
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            temps.append((tmp, folder / name))
+            with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, final in temps:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

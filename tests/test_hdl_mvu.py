@@ -49,7 +49,7 @@ def run_mvu(layer, x, pe, simd, seed):
     return np.array([lanes(g, pe) for g in got]).reshape(len(x), -1)
 
 
-@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (3, 12), (6, 3), (6, 24)])
+@pytest.mark.parametrize("pe,simd", [(1, 1), (2, 4), (3, 12), (6, 3), (6, 24), (2, 24)])
 def test_binary_mvu_with_sign_thresholds(pe, simd):
     rng = np.random.default_rng(pe * 100 + simd)
     layer = random_layer(rng, 24, 6)

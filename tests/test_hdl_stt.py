@@ -6,44 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 
 from hwnorm.hdl.stt import HDL_CODECS, STTDecoder, STTEncoder
 from hwnorm.stt import load_table, make_codec
+from tests.hdl_sim import run_stream
 
 TABLE = load_table()
 ALL = np.arange(1 << 16, dtype=np.uint16)
 BIT14_FREE = ALL[((ALL & 0x7C00) != 0x7C00) & ((ALL & 0x4000) == 0)]
-
-
-def run_stream(dut, inputs: list[int], seed: int) -> list:
-    """Push ``inputs`` through ``dut`` (stream ports i / o) with random valid / ready; outputs in order."""
-    rng = np.random.default_rng(seed)
-    outputs = []
-
-    async def bench(ctx):
-        sent = 0
-        for _ in range(20 * len(inputs) + 20):
-            if len(outputs) == len(inputs):
-                return
-            offer = sent < len(inputs) and rng.random() < 0.7
-            ctx.set(dut.i.valid, offer)
-            if offer:
-                ctx.set(dut.i.payload, inputs[sent])
-            take = bool(rng.random() < 0.7)
-            ctx.set(dut.o.ready, take)
-            accepted = offer and ctx.get(dut.i.ready)
-            if take and ctx.get(dut.o.valid):
-                outputs.append(ctx.get(dut.o.payload))
-            await ctx.tick()
-            sent += bool(accepted)
-        raise AssertionError("stream stalled")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return outputs
 
 
 def pack(rows: np.ndarray, width: int) -> list[int]:

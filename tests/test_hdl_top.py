@@ -108,7 +108,7 @@ def test_hostile_layer_names_cannot_reach_the_verilog():
 
 @pytest.mark.parametrize("make,n_in,n_out", [(lambda: Gather(signed(5), 2, 3), 2, 6),
                                              (lambda: Split(signed(5), 2, 3), 6, 2),
-                                             (lambda: StreamFIFO(ArrayLayout(signed(5), 2), 3), 2, 2)])
+                                             (lambda: StreamFIFO(ArrayLayout(signed(5), 2), 4), 2, 2)])
 def test_stream_plumbing_keeps_element_order(make, n_in, n_out):
     rng = np.random.default_rng(7)
     elements = rng.integers(-16, 16, 36)

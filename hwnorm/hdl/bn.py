@@ -22,7 +22,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.fixed import Overflow
-from hwnorm.hdl.common import BeatPipeline, advance_signal, fit_range, fit_wrap, range_shape, rom, round_shift
+from hwnorm.hdl.common import (BeatPipeline, advance_signal, fit_range, fit_wrap, range_shape, rom, round_shift,
+                               unused_ok)
 from hwnorm.qbn import BNSpec
 
 __all__ = ["BNRequant"]
@@ -39,7 +40,7 @@ class BNRequant(BeatPipeline, wiring.Component):
 
     def __init__(self, spec: BNSpec, lanes: int = 1):
         if not isinstance(lanes, int) or lanes < 1 or spec.channels % lanes:
-            self._MustUse__silence = True
+            unused_ok(self)
             raise ValueError(f"{spec.name}: lanes must be a positive divisor of its {spec.channels} channels, "
                              f"got {lanes!r}")
         self.spec, self.lanes = spec, lanes

@@ -16,7 +16,8 @@ from amaranth.lib.memory import Memory
 from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import Rounding
 
-__all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal", "BeatPipeline"]
+__all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal",
+           "BeatPipeline", "unused_ok"]
 
 
 def range_shape(lo: int, hi: int) -> Shape:
@@ -126,3 +127,12 @@ class BeatPipeline:
             t = max(t + 1, a)
             out.append(t + self.latency)
         return out
+
+
+def unused_ok(component):
+    """Mark a component that is built only for its metadata (ports, cycle model) or refused during
+    construction, so Amaranth does not warn that it was never elaborated."""
+    component._MustUse__silence = True
+    for stage in getattr(component, "stages", ()):  # a network top's blocks
+        unused_ok(stage.component)
+    return component

@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.hdl.common import BeatPipeline, advance_signal, range_shape, rom, tree_sum
+from hwnorm.hdl.common import BeatPipeline, advance_signal, range_shape, rom, tree_sum, unused_ok
 from hwnorm.ir import MVTU, InputThreshold
 
 __all__ = ["MVU", "Thresholding", "divisors", "check_fold"]
@@ -84,7 +84,7 @@ class MVU(wiring.Component):
             self.pe = check_fold(layer.name, "PE", pe, layer.out_features, "output rows")
             self.simd = check_fold(layer.name, "SIMD", simd, layer.in_features, "input columns")
         except ValueError:
-            self._MustUse__silence = True
+            unused_ok(self)
             raise
         self.layer = layer
         self.sf, self.nf = layer.in_features // simd, layer.out_features // pe
@@ -153,14 +153,21 @@ class MVU(wiring.Component):
         weights = rom(m, "weights", unsigned(pe * simd), self._weight_rows(), advance, waddr)
         x1 = Signal(self.i.payload.shape())
         fresh1 = Signal()
-        if nf_n > 1:
+        if nf_n > 1 and sf_n > 1:
             buf = Memory(shape=self.i.payload.shape(), depth=sf_n, init=[])
             m.submodules.input_buffer = buf
             wp, rp = buf.write_port(), buf.read_port(domain="sync")
             m.d.comb += [wp.addr.eq(sf), wp.data.eq(self.i.payload), wp.en.eq(fire & fresh),
                          rp.addr.eq(sf), rp.en.eq(advance)]
+            replay = rp.data.as_value()
+        elif nf_n > 1:  # one beat per vector: a register is the whole buffer
+            held = Signal(self.i.payload.shape())
+            with m.If(fire & fresh):
+                m.d.sync += held.eq(self.i.payload)
+            replay = held.as_value()
+        if nf_n > 1:
             x_in = Signal(self.i.payload.shape())
-            m.d.comb += x_in.eq(Mux(fresh1, x1.as_value(), rp.data.as_value()))
+            m.d.comb += x_in.eq(Mux(fresh1, x1.as_value(), replay))
         else:
             x_in = x1
         v1, first1, last1 = Signal(), Signal(), Signal()
@@ -230,7 +237,7 @@ class Thresholding(BeatPipeline, wiring.Component):
         try:
             self.pe = check_fold(layer.name, "PE", pe, layer.in_features, "channels")
         except ValueError:
-            self._MustUse__silence = True
+            unused_ok(self)
             raise
         self.layer = layer
         self.groups = layer.in_features // pe

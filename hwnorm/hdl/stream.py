@@ -14,7 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import advance_signal
+from hwnorm.hdl.common import advance_signal, unused_ok
 
 __all__ = ["Gather", "Split", "StreamFIFO", "ArgMax", "width_converter"]
 
@@ -118,6 +118,9 @@ class StreamFIFO(wiring.Component):
     latency = 2  # SyncFIFOBuffered: written at t, readable at t + 2
 
     def __init__(self, payload_shape, depth: int):
+        if depth < 3:  # SyncFIFOBuffered keeps depth − 1 entries in memory: 1 would be a 0-bit address
+            unused_ok(self)
+            raise ValueError(f"StreamFIFO depth must be at least 3, got {depth}")
         self.depth = depth
         super().__init__({"i": In(stream.Signature(payload_shape)), "o": Out(stream.Signature(payload_shape))})
 

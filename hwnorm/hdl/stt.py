@@ -19,6 +19,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwnorm.hdl.common import unused_ok
+
 from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
 
 HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")
@@ -26,7 +28,7 @@ HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")
 
 def _check(component, spec: CodecSpec) -> None:
     if spec.codec not in HDL_CODECS or spec.write_aware:
-        component._MustUse__silence = True  # refused at construction: not an unused design
+        unused_ok(component)  # refused at construction: not an unused design
         raise ValueError(f"codec {spec.label!r} has no hardware codec yet; available: {', '.join(HDL_CODECS)}")
 
 

@@ -23,6 +23,8 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwnorm.hdl.common import unused_ok
+
 from hwnorm.hdl.bn import BNRequant
 from hwnorm.hdl.mvu import MVU, Thresholding, check_fold, divisors
 from hwnorm.hdl.names import unique_names
@@ -97,21 +99,26 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, net: Network, folding: dict | None = None, output: str = "argmax"):
         if output not in OUTPUTS:
-            self._MustUse__silence = True
+            unused_ok(self)
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         try:
             self.folding = check_folding(net, folding)
         except ValueError:
-            self._MustUse__silence = True
+            unused_ok(self)
             raise
         self.net, self.output = net, output
-        self.stages = self._build_stages()
+        built: list = []
+        try:
+            self.stages = self._build_stages(built)
+        except ValueError:
+            for component in [self, *built]:
+                unused_ok(component)
+            raise
         first, last = self.stages[0].component, self.stages[-1].component
         super().__init__({"i": In(stream.Signature(first.i.payload.shape())),
                           "o": Out(stream.Signature(last.o.payload.shape()))})
 
-    def _build_stages(self) -> list[Stage]:
-        stages: list[Stage] = []
+    def _build_stages(self, stages: list) -> list[Stage]:
         names = unique_names([layer.name for layer in self.net.layers])
         lanes = element = None
         for name, layer in zip(names, self.net.layers):
@@ -130,7 +137,7 @@ class NetworkTop(wiring.Component):
                     beats = max(layer.in_features // lanes, layer.in_features // in_lanes)
                     stages.append(Stage(f"{name}_lanes{k}", conv, beats))
                 if isinstance(comp, MVU) and comp.nf > 1:
-                    fifo = StreamFIFO(data.ArrayLayout(element, in_lanes), depth=max(2, comp.sf))
+                    fifo = StreamFIFO(data.ArrayLayout(element, in_lanes), depth=max(3, comp.sf + 1))
                     stages.append(Stage(f"{name}_fifo", fifo, comp.sf))
             stages.append(Stage(name, comp, cycles))
             lanes, element = f["pe"], comp.out_shape

@@ -1,0 +1,125 @@
+"""`hwnorm generate`: rtl/ is in sync with the generators, every file lints clean under Verilator
+-Wall (with the documented waivers), the manifest describes the RTL, user foldings work from the
+command line, bad input is refused without touching existing output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Value
+
+from hwnorm import data
+from hwnorm.cli import main
+from hwnorm.hdl.common import unused_ok
+from hwnorm.generate import MANIFEST, WAIVERS, build, default_designs, load_designs, render
+from hwnorm.verilator import lint
+
+RTL = Path(__file__).resolve().parent.parent / "rtl"
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render(default_designs())
+
+
+def test_rtl_folder_is_in_sync_with_the_generators(rendered):
+    on_disk = {p.name: p.read_text() for p in RTL.iterdir() if p.is_file()}
+    assert sorted(on_disk) == sorted(rendered), "rtl/ holds other files than `hwnorm generate` writes"
+    stale = [name for name, text in rendered.items() if on_disk[name] != text]
+    assert not stale, f"rtl/ is out of date for {stale}: run `hwnorm generate -o rtl`"
+
+
+def test_rendering_is_deterministic(rendered):
+    again = render(default_designs()[-2:])  # the cheap ones; the sync test covers the rest across runs
+    for name in ("stt_encoder.v", "stt_decoder.v", "stt_encoder.core"):
+        assert again[name] == rendered[name]
+    assert "/" not in "".join(line for line in rendered["tfc.v"].splitlines() if "src" in line)
+
+
+@pytest.mark.parametrize("design", [d.name for d in default_designs()])
+def test_generated_verilog_lints_clean(design):
+    clean, messages = lint(RTL / f"{design}.v", design, RTL / WAIVERS)
+    assert clean, messages
+
+
+def test_manifest_matches_the_components(rendered):
+    manifest = json.loads(rendered[MANIFEST])
+    designs = {d.name: d for d in default_designs()}
+    assert [d["name"] for d in manifest["designs"]] == list(designs)
+    for entry in manifest["designs"]:
+        component, params = build(designs[entry["name"]])
+        unused_ok(component)  # built for its ports and cycle model only
+        assert (entry["latency"], entry["initiation_interval"]) == (component.latency, component.initiation_interval)
+        ports = {p["name"]: p for p in entry["ports"]}
+        assert ports["i__payload"]["width"] == len(Value.cast(component.i.payload))
+        assert ports["o__payload"]["width"] == len(Value.cast(component.o.payload))
+        assert ports["i__ready"]["direction"] == "output" and ports["o__ready"]["direction"] == "input"
+        assert f"module {entry['name']}(" in rendered[entry["file"]]
+        assert entry["verilog_lines"] == rendered[entry["file"]].count("\n")
+        assert entry["parameters"]["spec_hash"] == params["spec_hash"]
+    tfc = manifest["designs"][0]
+    assert tfc["parameters"]["folding"]["MatMul_16"] == {"pe": 16, "simd": 49}
+
+
+def test_user_folding_from_the_command_line(tmp_path, capsys):
+    folding = tmp_path / "fold.toml"
+    folding.write_text('MatMul_16 = { pe = 8, simd = 56 }\nMatMul_40 = { pe = 5, simd = 32 }\n')
+    out = tmp_path / "rtl"
+    model = str(data.path("models/TFC_1W1A.onnx"))
+    assert main(["generate", model, "--folding", str(folding), "--name", "my_tfc", "--output", "raw",
+                 "-o", str(out), "--lint"]) == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    (entry,) = manifest["designs"]
+    assert entry["name"] == "my_tfc" and entry["parameters"]["output"] == "raw"
+    assert entry["parameters"]["folding"]["MatMul_16"] == {"pe": 8, "simd": 56}
+    assert entry["initiation_interval"] == (784 // 56) * (64 // 8)
+    assert "module my_tfc(" in (out / "my_tfc.v").read_text()
+    assert "clean" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--folding", "{fold}", "--name", "t"], "MatMul_16: PE=3 must divide its 64 output rows"),
+    (["--name", "my top"], "not a legal Verilog identifier"),
+    (["--name", "module"], "Verilog keyword"),
+])
+def test_bad_model_options_are_refused(tmp_path, capsys, args, message):
+    folding = tmp_path / "fold.json"
+    folding.write_text('{"MatMul_16": {"pe": 3}}')
+    args = [a.replace("{fold}", str(folding)) for a in args]
+    out = tmp_path / "rtl"
+    assert main(["generate", str(data.path("models/TFC_1W1A.onnx")), "-o", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_bad_design_file_leaves_previous_output_intact(tmp_path, capsys):
+    out = tmp_path / "rtl"
+    good = tmp_path / "good.toml"
+    good.write_text('[[design]]\nname = "enc"\nkind = "stt_encoder"\ncodec = "backup"\n')
+    assert main(["generate", str(good), "-o", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[design]]\nname = "enc"\nkind = "stt_encoder"\ncodec = "backup+rearrange"\n\n'
+                   '[[design]]\nname = "dec"\nkind = "stt_decoder"\ncodec = "fnw"\n')
+    assert main(["generate", str(bad), "-o", str(out)]) == 2
+    assert "no hardware codec yet" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[design]]\nname = "a"\nkind = "gpu"\n', "unknown kind 'gpu'"),
+    ('[[design]]\nname = "a b"\nkind = "mvu"\n', "not a legal Verilog identifier"),
+    ('[[design]]\nname = "a"\nkind = "mvu"\nlayer = "MatMul_24"\nwidth = 3\n', "unknown field 'width'"),
+    ('[[design]]\nname = "a"\nkind = "mvu"\nlayer = "nope"\n', "no MVTU layer named 'nope'"),
+    ('[[design]]\nname = "a"\nkind = "network"\nmodel = "missing.onnx"\n', "model 'missing.onnx' not found"),
+    ('[[design]]\nname = "a"\nkind = "network"\noutput = "softmax"\n', "unknown output 'softmax'"),
+    ('name = [\n', "not valid TOML"),
+])
+def test_design_file_errors(tmp_path, text, message):
+    path = tmp_path / "d.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        for design in load_designs(path):
+            build(design)
