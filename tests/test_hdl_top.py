@@ -12,6 +12,7 @@ from amaranth.hdl import signed
 from amaranth.lib.data import ArrayLayout
 
 from hwnorm import data
+from hwnorm.generate import default_designs
 from hwnorm.hdl.stream import ArgMax, Gather, Split, StreamFIFO
 from hwnorm.hdl.top import NetworkTop, auto_folding, check_folding
 from hwnorm.ir import Network
@@ -35,10 +36,25 @@ def beats(top: NetworkTop, x: np.ndarray) -> list:
     return x.reshape(-1, top.folding[top.net.layers[0].name]["pe"]).tolist()
 
 
-def test_tfc_top_classifies_like_the_golden_model(tfc, images):
-    top = NetworkTop(tfc)
+def default_tfc_folding() -> dict:
+    (design,) = [d for d in default_designs() if d.name == "tfc"]
+    return design.params["folding"]
+
+
+@pytest.mark.parametrize("folding", ["rtl/ default", "automatic"])
+def test_tfc_top_classifies_like_the_golden_model(tfc, images, folding):
+    top = NetworkTop(tfc, default_tfc_folding() if folding == "rtl/ default" else None)
     got = run_stream(top, beats(top, images), seed=1, n_out=len(images))
     assert [int(g) for g in got] == tfc.predict(images).tolist()
+
+
+@pytest.mark.slow
+def test_tfc_top_on_300_mnist_images_with_back_pressure(tfc):
+    x, _ = data.mnist_test()
+    x = x[:300].reshape(300, -1).astype(np.int64)
+    top = NetworkTop(tfc, default_tfc_folding())
+    got = run_stream(top, beats(top, x), seed=11, n_out=len(x), p_valid=0.8, p_ready=0.3)
+    assert [int(g) for g in got] == tfc.predict(x).tolist()
 
 
 def test_tfc_raw_scores_are_bit_exact_with_a_user_folding(tfc, images):
@@ -54,8 +70,9 @@ def test_tfc_raw_scores_are_bit_exact_with_a_user_folding(tfc, images):
     np.testing.assert_array_equal(np.array([lanes(g, 2) for g in got]).reshape(len(x), 10), tfc.run(x))
 
 
-def test_composed_cycle_model_matches_the_simulation(tfc, images):
-    top = NetworkTop(tfc)
+@pytest.mark.parametrize("folding", ["rtl/ default", "automatic"])
+def test_composed_cycle_model_matches_the_simulation(tfc, images, folding):
+    top = NetworkTop(tfc, default_tfc_folding() if folding == "rtl/ default" else None)
     t = full_rate_timing(top, beats(top, images[:4]), n_out=4)
     assert t.produced[0] - t.accepted[0] == top.latency
     assert np.all(np.diff(t.produced) == top.initiation_interval)
