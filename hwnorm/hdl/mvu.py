@@ -105,14 +105,6 @@ class MVU(wiring.Component):
     def latency(self) -> int:
         return self.sf * self.nf + self.depth - 1
 
-    @property
-    def in_beats(self) -> int:
-        return self.sf
-
-    @property
-    def out_beats(self) -> int:
-        return self.nf
-
     def schedule(self, arrivals: list[int]) -> list[int]:
         """Output-valid cycles for input beats valid from ``arrivals`` (output always ready)."""
         out, t = [], -1
@@ -245,8 +237,6 @@ class Thresholding(BeatPipeline, wiring.Component):
         self.out_shape = threshold_shapes(layer.thresholds)[1]
         super().__init__({"i": In(stream.Signature(data.ArrayLayout(self.in_shape, pe))),
                           "o": Out(stream.Signature(data.ArrayLayout(self.out_shape, pe)))})
-
-    in_beats = out_beats = property(lambda self: self.groups)
 
     def elaborate(self, platform):
         t, pe, m = self.layer.thresholds, self.pe, Module()
