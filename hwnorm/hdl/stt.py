@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import unused_ok
+from hwnorm.hdl.common import BeatPipeline, unused_ok
 
 from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
 
@@ -49,11 +49,10 @@ def _register_stage(m: Module, i, o, result) -> None:
         m.d.sync += [o.valid.eq(i.valid), o.payload.eq(result)]
 
 
-class _CodecStage(wiring.Component):
+class _CodecStage(BeatPipeline, wiring.Component):
     """One registered stage from stream ``i`` to stream ``o`` for one codec spec."""
 
     latency = 1
-    initiation_interval = 1
 
     def __init__(self, spec: CodecSpec, in_shape, out_shape):
         _check(self, spec)
