@@ -1,0 +1,1 @@
+"""Co-simulation: cocotb testbenches, golden-model jobs, and the simulator runner."""

@@ -1,0 +1,169 @@
+"""Co-simulation of the generated Verilog on real simulators (cocotb runner: Verilator, Icarus),
+bit for bit against the golden models, with random idle cycles and back-pressure.
+
+Every configuration is drawn from a printed seed (``HWNORM_COSIM_SEED`` replays a run). Each test
+runs on every simulator present; with none present the suite fails and says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwnorm import bnn, data
+from hwnorm.bnn import ThresholdSpec
+from hwnorm.generate import build, default_designs
+from hwnorm.hdl.bn import BNRequant
+from hwnorm.hdl.mvu import MVU, divisors
+from hwnorm.hdl.stt import STTDecoder, STTEncoder
+from hwnorm.hdl.top import NetworkTop
+from hwnorm.hdl.common import unused_ok
+from hwnorm.ir import MVTU, Bits
+from hwnorm.sim.jobs import bn_job, mvu_job, network_job, stt_decoder_job, stt_encoder_job
+from hwnorm.sim.runner import SIMULATORS, available_simulators, cosim, require_simulators, verilog_of
+from hwnorm.stt import load_table, make_codec
+from tests.test_hdl_bn import random_spec, vectors
+
+BASE_SEED = int(os.environ.get("HWNORM_COSIM_SEED", "2026"))
+PRESENT = available_simulators()
+RTL = Path(__file__).resolve().parent.parent / "rtl"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("cosim")
+
+
+@pytest.fixture(params=SIMULATORS)
+def sim(request):
+    require_simulators()  # none at all: a failure that names what to install
+    if request.param not in PRESENT:
+        pytest.skip(f"{request.param} is not installed (co-simulating on {', '.join(PRESENT)})")
+    return request.param
+
+
+def seed_of(*parts) -> int:
+    return zlib.crc32(repr((BASE_SEED, *parts)).encode())
+
+
+def check(component, name: str, job: dict, sim: str, work, seed: int):
+    result = cosim(verilog_of(component, name), name, job, sim, work)
+    assert result.beats == len(job["expected"]), result.message
+    assert result.mismatches == 0, f"{result.message} [replay: HWNORM_COSIM_SEED={BASE_SEED}, seed {seed}]"
+    return result
+
+
+# ---------------------------------------------------------------- quantized BN
+@pytest.mark.parametrize("config", range(6))
+def test_bn_requant(config, sim, work):
+    seed = seed_of("bn", config)
+    rng = np.random.default_rng(seed)
+    rounding = ["floor", "half_up", "half_away", "half_even"][config % 4]
+    spec = random_spec(rng, int(rng.choice([4, 6, 12])), rounding, ["saturate", "wrap"][config % 2],
+                       per_channel_shift=config >= 4, in_signed=bool(config % 3), out_signed=config != 1)
+    lanes = int(rng.choice(divisors(spec.channels)))
+    x = vectors(spec, rng, 400)
+    dut = BNRequant(spec, lanes)
+    check(dut, f"bn_c{config}", bn_job(dut, x, seed), sim, work, seed)
+
+
+# ---------------------------------------------------------------- MVU
+def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int):
+    """A layer whose thresholds sit exactly on accumulator values the stimulus reaches (ties)."""
+    w = rng.integers(0, 2, (rows, k))
+    in_signed = in_bits > 1 and bool(rng.integers(2))
+    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_signed, name="fc")
+    if in_bits == 1:
+        x = rng.integers(0, 2, (150, k))
+        x[0], x[1] = 0, 1                                    # all −1, all +1
+    else:
+        lo = -(1 << (in_bits - 1)) if in_signed else 0
+        hi = (1 << (in_bits - 1)) - 1 if in_signed else (1 << in_bits) - 1
+        x = rng.integers(lo, hi + 1, (150, k))
+        x[0], x[1], x[2] = lo, hi, 0                         # extremes and all-zero
+    if n_thresholds == 0:
+        return layer, x
+    acc = layer.accumulate(Bits(bnn.pack_bits(x), k) if in_bits == 1 else x)
+    lo_acc, hi_acc = layer.acc_range
+    picks = acc[rng.integers(0, len(x), (rows, n_thresholds)), np.arange(rows)[:, None]]
+    thr = np.sort(picks + rng.integers(0, 2, picks.shape), axis=1)  # on a reached value, or one above
+    return MVTU(layer.weights, k, ThresholdSpec(np.clip(thr, lo_acc, hi_acc + 1), lo_acc, hi_acc,
+                                                out_base=int(rng.integers(-2, 2)) if n_thresholds > 1 else 0),
+                in_bits=in_bits, in_signed=in_signed, name="fc"), x
+
+
+MVU_CONFIGS = [  # (K, rows, in_bits, thresholds): K not a multiple of 64 in most
+    (100, 12, 1, 1), (64, 16, 1, 1), (72, 10, 1, 3), (130, 8, 1, 0), (36, 6, 4, 3), (49, 9, 8, 0), (24, 4, 2, 1),
+]
+
+
+@pytest.mark.parametrize("config", range(len(MVU_CONFIGS)))
+def test_mvu(config, sim, work):
+    seed = seed_of("mvu", config)
+    rng = np.random.default_rng(seed)
+    k, rows, in_bits, n_thr = MVU_CONFIGS[config]
+    layer, x = mvu_config(rng, k, rows, in_bits, n_thr)
+    pe, simd = int(rng.choice(divisors(rows))), int(rng.choice(divisors(k)[:-1] or [k]))
+    dut = MVU(layer, pe, simd)
+    check(dut, f"mvu_c{config}", mvu_job(dut, x, seed), sim, work, seed)
+
+
+# ---------------------------------------------------------------- STT codecs
+@pytest.mark.parametrize("codec", ["backup", "rearrange", "backup+rearrange"])
+def test_stt_codecs(codec, sim, work):
+    seed = seed_of("stt", codec)
+    rng = np.random.default_rng(seed)
+    spec = make_codec(codec, load_table())
+    words = rng.integers(0, 1 << 16, 400 * spec.block_words, dtype=np.uint64).astype(np.uint16)
+    words[(words & 0x7C00) == 0x7C00] &= 0xBFFF   # finite
+    words &= 0xBFFF                                # |x| < 2: bit 14 free (the backup's slot)
+    name = codec.replace("+", "_")
+    enc, dec = STTEncoder(spec), STTDecoder(spec)
+    check(enc, f"enc_{name}", stt_encoder_job(enc, words, seed), sim, work, seed)
+    cells = spec.encode(words.view(np.float16))
+    noisy = cells.copy()
+    hit = rng.random(cells.shape) < 0.05
+    noisy[hit] = rng.integers(0, 4, hit.sum(), dtype=np.uint8)
+    check(dec, f"dec_{name}", stt_decoder_job(dec, noisy, seed + 1), sim, work, seed)
+
+
+# ---------------------------------------------------------------- the TFC network
+def test_tfc_network_rtl_on_mnist(sim, work):
+    (design,) = [d for d in default_designs() if d.name == "tfc"]
+    top = unused_ok(build(design)[0])  # its job only; the Verilog is the committed rtl/tfc.v
+    n = 200 if sim == "verilator" else 24  # Icarus runs this 19k-line design at ~1k cycles/s
+    x, _ = data.mnist_test()
+    x = x[:n].reshape(n, -1).astype(np.int64)
+    verilog = (RTL / "tfc.v").read_text()
+    job = network_job(top, x, seed_of("tfc"), p_valid=0.9, p_ready=0.8)
+    result = cosim(verilog, "tfc", job, sim, work)
+    assert result.mismatches == 0 and result.beats == n, result.message
+
+
+def test_tfc_raw_scores_with_a_user_folding(sim, work):
+    net = unused_ok(build([d for d in default_designs() if d.name == "tfc"][0])[0]).net
+    names = [layer.name for layer in net.layers]
+    folding = {names[0]: {"pe": 28}, names[1]: {"pe": 8, "simd": 28}, names[2]: {"pe": 16, "simd": 8},
+               names[4]: {"pe": 5, "simd": 64}, names[5]: {"pe": 5}}
+    top = NetworkTop(net, folding, output="raw")
+    x, _ = data.mnist_test()
+    x = x[200:210].reshape(10, -1).astype(np.int64)
+    seed = seed_of("tfc-raw")
+    check(top, "tfc_raw", network_job(top, x, seed), sim, work, seed)
+
+
+def test_a_mismatch_names_vector_and_channel_and_keeps_a_waveform(sim, work):
+    rng = np.random.default_rng(seed_of("mismatch"))
+    spec = random_spec(rng, 4, "half_up", "saturate", False)
+    dut = BNRequant(spec, 2)
+    job = bn_job(dut, vectors(spec, rng, 20), seed=1)
+    job["expected"][7] ^= 1 << spec.out_fmt.width  # lane 1 of beat 7: vector 3, channel 3
+    result = cosim(verilog_of(dut, "bn_bad"), "bn_bad", job, sim, work)
+    assert result.mismatches == 1
+    assert result.first["vector"] == 3 and result.first["channel"] == 3
+    assert "vector 3" in result.message and "channel 3" in result.message
+    assert result.waveform and Path(result.waveform).exists()
