@@ -167,3 +167,18 @@ def test_a_mismatch_names_vector_and_channel_and_keeps_a_waveform(sim, work):
     assert result.first["vector"] == 3 and result.first["channel"] == 3
     assert "vector 3" in result.message and "channel 3" in result.message
     assert result.waveform and Path(result.waveform).exists()
+
+
+def test_hwnorm_verify_command(sim, tmp_path, capsys):
+    from hwnorm.cli import main
+    code = main(["verify", "--sim", sim, "--vectors", "40", "--seed", "5", "--design", "tfc_qbn",
+                 "--design", "tfc_thresholding", "--work-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"verified 80 vectors on {sim}: 0 mismatches" in out
+
+
+def test_hwnorm_verify_refuses_unknown_designs(capsys):
+    from hwnorm.cli import main
+    assert main(["verify", "--design", "nope"]) == 2
+    assert "no design named nope" in capsys.readouterr().err

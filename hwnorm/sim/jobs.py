@@ -14,7 +14,7 @@ from amaranth.lib import data
 from hwnorm import bnn
 from hwnorm.ir import Bits
 
-__all__ = ["port_format", "pack_rows", "make_job", "lanes_job", "bn_job", "mvu_job", "network_job", "stt_encoder_job",
+__all__ = ["port_format", "pack_rows", "make_job", "lanes_job", "bn_job", "mvu_job", "thresholding_job", "network_job", "stt_encoder_job",
            "stt_decoder_job"]
 
 
@@ -75,6 +75,14 @@ def mvu_job(component, x: np.ndarray, seed: int, **kw) -> dict:
     out = out.unpack() if isinstance(out, Bits) else out
     return lanes_job(component, f"MVU {layer.name} (PE {component.pe}, SIMD {component.simd})", x, out, len(x),
                      seed, channel_label="output row", **kw)
+
+
+def thresholding_job(component, x: np.ndarray, seed: int, **kw) -> dict:
+    """A ``Thresholding``: ``x`` (vectors, channels) integers."""
+    layer = component.layer
+    out = layer.run(x)
+    out = out.unpack() if isinstance(out, Bits) else out
+    return lanes_job(component, f"Thresholding {layer.name}", x, out, len(x), seed, **kw)
 
 
 def network_job(component, x: np.ndarray, seed: int, image_ids=None, **kw) -> dict:
