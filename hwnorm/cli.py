@@ -139,21 +139,8 @@ def cmd_qbn(args) -> int:
 # ------------------------------------------------------------- import / mnist
 
 def _network_from(source: str | None):
-    """A network from a QONNX model, a saved IR JSON, or (default) the vendored TFC_1W1A."""
-    from hwnorm import data
-    from hwnorm.ir import Network
-    from hwnorm.io import load_json
-    from hwnorm.qonnx import import_qonnx
-
-    if source is None:
-        return import_qonnx(data.path("models/TFC_1W1A.onnx")), "embedded default: TFC_1W1A (vendored)"
-    if source.endswith(".json"):
-        doc = load_json(source)
-        try:
-            return Network.from_dict(doc), source
-        except ValueError as e:
-            raise ValueError(f"{source}: {e}") from None
-    return import_qonnx(source), source
+    from hwnorm.models import load_network
+    return load_network(source)
 
 
 def cmd_import(args) -> int:
@@ -293,22 +280,26 @@ def _folding_file(path: str) -> dict:
     return doc
 
 
+def _designs_from(source: str | None, folding: str | None, name: str | None = None, output: str | None = None):
+    """The designs of a command: the defaults, a design TOML, or one network top for a model file."""
+    from hwnorm import generate as gen
+
+    if source is None or source.endswith(".toml"):
+        if folding or name or output:
+            raise ValueError("--folding, --name and --output apply to a model file; a design TOML sets them "
+                             "per design")
+        return gen.default_designs() if source is None else gen.load_designs(source)
+    return [gen.design_for_model(source, name or "top", output or "argmax",
+                                 _folding_file(folding) if folding else None)]
+
+
 def cmd_generate(args) -> int:
     from pathlib import Path
 
     from hwnorm import generate as gen
 
-    source = args.source
-    if source is None or source.endswith(".toml"):
-        if args.folding or args.name or args.output_kind:
-            raise ValueError("--folding, --name and --output apply to a model file; a design TOML sets them "
-                             "per design")
-        designs = gen.default_designs() if source is None else gen.load_designs(source)
-        label = "embedded default designs" if source is None else source
-    else:
-        folding = _folding_file(args.folding) if args.folding else None
-        designs = [gen.design_for_model(source, args.name or "top", args.output_kind or "argmax", folding)]
-        label = source
+    designs = _designs_from(args.source, args.folding, args.name, args.output_kind)
+    label = args.source or "embedded default designs"
     print(f"generating {len(designs)} design(s) from {label} into {args.out_dir}/", file=sys.stderr)
     show = (lambda k, n, name: print(f"\r  [{k}/{n}] {name:<24}", end="" if k < n else "\n", file=sys.stderr,
                                      flush=True)) if sys.stderr.isatty() else None
@@ -337,17 +328,11 @@ def cmd_generate(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from hwnorm import generate as gen
     from hwnorm.sim.verify import verify
 
     if args.vectors < 1:
         raise ValueError("--vectors must be at least 1")
-    source = args.source
-    if source is None or source.endswith(".toml"):
-        designs = gen.default_designs() if source is None else gen.load_designs(source)
-    else:
-        designs = [gen.design_for_model(source, "top", "argmax", _folding_file(args.folding) if args.folding
-                                        else None)]
+    designs = _designs_from(args.source, args.folding)
     if args.design:
         chosen = [d for d in designs if d.name in args.design]
         missing = sorted(set(args.design) - {d.name for d in chosen})

@@ -41,14 +41,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwnorm import data
 from hwnorm.hdl.names import check_identifier
 from hwnorm.io import write_atomic_set
+from hwnorm.models import DEFAULT_MODEL
+from hwnorm.spec import content_hash
 
 __all__ = ["Design", "load_designs", "default_designs", "design_for_model", "render", "generate", "KINDS"]
 
 KINDS = ("network", "mvu", "thresholding", "qbn", "stt_encoder", "stt_decoder")
-DEFAULT_MODEL = "TFC_1W1A"
 WAIVERS = "verilator.vlt"
 MANIFEST = "manifest.json"
 FORMAT = "hwnorm-rtl/1"
@@ -135,25 +135,19 @@ _NETWORKS: dict = {}
 
 
 def _network(design: Design):
-    from hwnorm.ir import Network
-    from hwnorm.qonnx import import_qonnx
+    """The design's network, loaded once per model file."""
+    from hwnorm.models import load_network
 
     model = design.params.get("model", DEFAULT_MODEL)
     if model == DEFAULT_MODEL:
-        key, label = ("vendored", model), model
-        path = data.path("models/TFC_1W1A.onnx")
+        path = None
     else:
-        path = Path(model) if design.base is None else design.base / model
-        key, label = ("file", str(path.resolve())), model
-    if key not in _NETWORKS:
+        path = (Path(model) if design.base is None else design.base / model).resolve()
         if not path.exists():
-            raise ValueError(f"{design.origin}: model {label!r} not found")
-        if path.suffix == ".json":
-            from hwnorm.io import load_json
-            _NETWORKS[key] = Network.from_dict(load_json(path))
-        else:
-            _NETWORKS[key] = import_qonnx(path)
-    return _NETWORKS[key]
+            raise ValueError(f"{design.origin}: model {model!r} not found")
+    if path not in _NETWORKS:
+        _NETWORKS[path] = load_network(path)[0]
+    return _NETWORKS[path]
 
 
 def _layer(design: Design, kinds: tuple):
@@ -189,13 +183,14 @@ def build(design: Design):
             layer = _layer(design, (MVTU,))
             comp = MVU(layer, p.get("pe", 1), p.get("simd", 1))
             return comp, {"model": p.get("model", DEFAULT_MODEL), "layer": layer.name, "pe": comp.pe,
-                          "simd": comp.simd, "spec_hash": _hash(layer.to_dict()), "in_features": layer.in_features,
-                          "out_features": layer.out_features, "in_bits": layer.in_bits, "acc_bits": layer.acc_bits}
+                          "simd": comp.simd, "spec_hash": content_hash(layer.to_dict()),
+                          "in_features": layer.in_features, "out_features": layer.out_features,
+                          "in_bits": layer.in_bits, "acc_bits": layer.acc_bits}
         if kind == "thresholding":
             layer = _layer(design, (InputThreshold,))
             comp = Thresholding(layer, p.get("pe", 1))
             return comp, {"model": p.get("model", DEFAULT_MODEL), "layer": layer.name, "pe": comp.pe,
-                          "spec_hash": _hash(layer.to_dict()), "channels": layer.in_features}
+                          "spec_hash": content_hash(layer.to_dict()), "channels": layer.in_features}
         if kind == "qbn":
             layer = _layer(design, (QuantBN,))
             comp = BNRequant(layer.spec, p.get("pe", 1))
@@ -211,33 +206,25 @@ def build(design: Design):
         raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
 
 
-def _hash(doc: dict) -> str:
-    from hwnorm.spec import content_hash
-    return content_hash(doc)
-
-
 # ------------------------------------------------------------------ rendering
 def _ports(component) -> list[dict]:
     """Verilog ports of a stream component as Amaranth names them (``i__payload`` …)."""
-    from amaranth.hdl import Shape
     from amaranth.lib import data as adata
+
+    from hwnorm.hdl.common import lane_format
     ports = [{"name": "clk", "direction": "input", "width": 1, "signed": False},
              {"name": "rst", "direction": "input", "width": 1, "signed": False}]
     for path, member, _ in component.signature.flatten(component):
         name = "__".join(str(p) for p in path)
         shape = member.shape
-        entry = {"name": name, "direction": "input" if member.flow.name == "In" else "output"}
+        lanes, width, is_signed = lane_format(shape)
+        entry = {"name": name, "direction": "input" if member.flow.name == "In" else "output",
+                 "width": lanes * width}
         if isinstance(shape, adata.ArrayLayout):
-            elem = shape.elem_shape
-            entry.update(width=shape.size, lanes=shape.length, element_width=adata.Layout.cast(elem).size
-                         if isinstance(elem, adata.Layout) else elem.width,
-                         signed=getattr(elem, "signed", False))
-        elif isinstance(shape, adata.StructLayout):
-            entry.update(width=shape.size, signed=False,
-                         fields={k: {"offset": f.offset, "width": f.width} for k, f in shape})
-        else:
-            shape = Shape.cast(shape)
-            entry.update(width=shape.width, signed=shape.signed)
+            entry.update(lanes=lanes, element_width=width)
+        entry["signed"] = is_signed
+        if isinstance(shape, adata.StructLayout):
+            entry["fields"] = {k: {"offset": f.offset, "width": f.width} for k, f in shape}
         ports.append(entry)
     return ports
 

@@ -165,12 +165,20 @@ class MVTU:
         return self.weights.shape[0]
 
     @property
+    def in_range(self) -> tuple[int, int]:
+        """Range of one input element: bit 0 / 1 (−1 / +1) for binary input, else the integer type's."""
+        b = self.in_bits
+        if b == 1:
+            return 0, 1
+        return (-(1 << (b - 1)), (1 << (b - 1)) - 1) if self.in_signed else (0, (1 << b) - 1)
+
+    @property
     def acc_range(self) -> tuple[int, int]:
         """Exact accumulator range: ±K for binary input, ±K·max|x| for integer input."""
         k = self.in_features
         if self.in_bits == 1:
             return -k, k
-        peak = (1 << (self.in_bits - 1)) if self.in_signed else (1 << self.in_bits) - 1
+        peak = max(-self.in_range[0], self.in_range[1])
         return -k * peak, k * peak
 
     @property

@@ -81,8 +81,7 @@ def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int):
         x = rng.integers(0, 2, (150, k))
         x[0], x[1] = 0, 1                                    # all −1, all +1
     else:
-        lo = -(1 << (in_bits - 1)) if in_signed else 0
-        hi = (1 << (in_bits - 1)) - 1 if in_signed else (1 << in_bits) - 1
+        lo, hi = layer.in_range
         x = rng.integers(lo, hi + 1, (150, k))
         x[0], x[1], x[2] = lo, hi, 0                         # extremes and all-zero
     if n_thresholds == 0:

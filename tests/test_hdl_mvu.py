@@ -28,11 +28,10 @@ def random_layer(rng, k, rows, in_bits=1, in_signed=False, n_thresholds=1, out_b
 
 
 def random_inputs(rng, layer: MVTU, n: int) -> np.ndarray:
-    if layer.in_bits == 1:
-        return rng.integers(0, 2, (n, layer.in_features))
-    lo = -(1 << (layer.in_bits - 1)) if layer.in_signed else 0
-    hi = (1 << (layer.in_bits - 1)) - 1 if layer.in_signed else (1 << layer.in_bits) - 1
+    lo, hi = layer.in_range
     x = rng.integers(lo, hi + 1, (n, layer.in_features))
+    if layer.in_bits == 1:
+        return x
     x[0], x[1] = lo, hi  # accumulator extremes (with weights of one sign)
     return x
 

@@ -11,13 +11,14 @@ full valid/ready back-pressure with no skid buffers; the price is a combinationa
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import Rounding
 
 __all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal",
-           "BeatPipeline", "unused_ok"]
+           "BeatPipeline", "unused_ok", "lane_format"]
 
 
 def range_shape(lo: int, hi: int) -> Shape:
@@ -27,6 +28,19 @@ def range_shape(lo: int, hi: int) -> Shape:
     if lo >= 0:
         return unsigned(max(1, hi.bit_length()))
     return signed(signed_bits(lo, hi))
+
+
+def lane_format(shape) -> tuple[int, int, bool]:
+    """(lanes, element width, element signed) of a stream payload shape: the lanes of an
+    ArrayLayout, else one lane holding the whole payload (a struct counts as unsigned)."""
+    if isinstance(shape, data.ArrayLayout):
+        lanes, shape = shape.length, shape.elem_shape
+    else:
+        lanes = 1
+    if isinstance(shape, data.Layout):
+        return lanes, shape.size, False
+    shape = Shape.cast(shape)
+    return lanes, shape.width, shape.signed
 
 
 def tree_sum(terms: list):

@@ -8,27 +8,18 @@ run here, in the ordinary Python process; the testbench in the simulator only dr
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Shape
-from amaranth.lib import data
 
 from hwnorm import bnn
+from hwnorm.hdl.common import lane_format
 from hwnorm.ir import Bits
 
-__all__ = ["port_format", "pack_rows", "make_job", "lanes_job", "bn_job", "mvu_job", "thresholding_job", "network_job", "stt_encoder_job",
-           "stt_decoder_job"]
+__all__ = ["port_format", "pack_rows", "make_job", "lanes_job", "bn_job", "mvu_job", "thresholding_job",
+           "network_job", "stt_encoder_job", "stt_decoder_job"]
 
 
 def port_format(component, port: str) -> tuple[int, int, bool]:
     """(lanes, element width, element signed) of a stream port's payload."""
-    shape = getattr(component, port).payload.shape()
-    if isinstance(shape, data.ArrayLayout):
-        elem = shape.elem_shape
-        elem = Shape.cast(elem) if not isinstance(elem, data.Layout) else Shape(elem.size)
-        return shape.length, elem.width, elem.signed
-    if isinstance(shape, data.Layout):
-        return 1, shape.size, False
-    shape = Shape.cast(shape)
-    return 1, shape.width, shape.signed
+    return lane_format(getattr(component, port).payload.shape())
 
 
 def pack_rows(rows, width: int) -> list[int]:

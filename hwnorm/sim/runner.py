@@ -26,9 +26,7 @@ def _setup_verilator() -> bool:
         env = verilator_env()
     except RuntimeError:
         return False
-    os.environ["PATH"], os.environ["VERILATOR_ROOT"] = env["PATH"], env.get("VERILATOR_ROOT", "")
-    if not os.environ["VERILATOR_ROOT"]:
-        del os.environ["VERILATOR_ROOT"]
+    os.environ.update({k: env[k] for k in ("PATH", "VERILATOR_ROOT") if k in env})
     return shutil.which("verilator") is not None
 
 

@@ -101,9 +101,8 @@ class Scoreboard:
             channel = beat * lanes + lane
             self.first = {"vector": vector, "beat": index, "channel": channel, "expected": want[lane],
                           "actual": got[lane], "expected_beat": want, "actual_beat": got,
-                          "message": f"{job['block']}: vector {vector} ({job.get('vector_label', 'vector')} "
-                                     f"{job.get('vector_ids', list(range(vector + 1)))[vector]}), "
-                                     f"{job.get('channel_label', 'channel')} {channel}: "
+                          "message": f"{job['block']}: vector {vector} ({job['vector_label']} "
+                                     f"{job['vector_ids'][vector]}), {job['channel_label']} {channel}: "
                                      f"expected {want[lane]}, got {got[lane]}"}
 
 

@@ -23,10 +23,6 @@ def default_work_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hwnorm" / "cosim"
 
 
-def _int_range(bits: int, signed: bool) -> tuple[int, int]:
-    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-
-
 def _with_corners(rng, lo: int, hi: int, n: int, width: int) -> np.ndarray:
     x = rng.integers(lo, hi + 1, (n, width))
     corners = [lo, hi] + ([0] if lo <= 0 <= hi else [])
@@ -43,8 +39,7 @@ def job_for(kind: str, component, n: int, seed: int) -> dict:
         return jobs.bn_job(component, _with_corners(rng, s.in_lo, s.in_hi, n, s.channels), seed)
     if kind == "mvu":
         layer = component.layer
-        lo, hi = (0, 1) if layer.in_bits == 1 else _int_range(layer.in_bits, layer.in_signed)
-        return jobs.mvu_job(component, _with_corners(rng, lo, hi, n, layer.in_features), seed)
+        return jobs.mvu_job(component, _with_corners(rng, *layer.in_range, n, layer.in_features), seed)
     if kind == "thresholding":
         layer = component.layer
         lo, hi = layer.in_range
