@@ -339,14 +339,14 @@ def cmd_verify(args) -> int:
         if missing:
             raise ValueError(f"no design named {', '.join(missing)}; designs: {', '.join(d.name for d in designs)}")
         designs = chosen
-    print(f"co-simulating {len(designs)} design(s) on {args.sim}, {args.vectors} vectors each, seed {args.seed}",
-          file=sys.stderr)
+    print(f"co-simulating {len(designs)} design(s) on {args.sim} ({args.mode} mode), {args.vectors} vectors each, "
+          f"seed {args.seed}", file=sys.stderr)
 
     def show(k, n, name):
         if k < n:
             print(f"  [{k + 1}/{n}] {name}", file=sys.stderr, flush=True)
     try:
-        outcomes = verify(designs, args.sim, args.vectors, args.seed, args.work_dir, progress=show)
+        outcomes = verify(designs, args.sim, args.vectors, args.seed, args.work_dir, progress=show, mode=args.mode)
     except RuntimeError as e:
         raise ValueError(str(e)) from None
     total = sum(o.vectors for o in outcomes)
@@ -462,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sim", default="verilator", choices=["verilator", "icarus"], help="simulator (default verilator)")
     v.add_argument("--vectors", type=int, default=200, help="vectors per design (default 200)")
     v.add_argument("--seed", type=int, default=0, help="stimulus seed (default 0)")
+    v.add_argument("--mode", default="batch", choices=["batch", "stream"],
+                   help="batch: a free-running Verilog harness streams the vectors from a file (fast, for long "
+                        "runs); stream: cocotb drives and checks every clock from Python (default batch; both "
+                        "randomize idle cycles and back-pressure)")
     v.add_argument("--design", action="append", help="only this design (repeatable)")
     v.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
     v.add_argument("--work-dir", help="build folder (default ~/.cache/hwnorm/cosim)")

@@ -219,10 +219,11 @@ def test_a_mismatch_names_vector_and_channel_and_keeps_a_waveform(sim, work):
     assert result.waveform and Path(result.waveform).exists()
 
 
-def test_hwnorm_verify_command(sim, tmp_path, capsys):
+@pytest.mark.parametrize("mode", ["batch", "stream"])
+def test_hwnorm_verify_command(mode, sim, tmp_path, capsys):
     from hwnorm.cli import main
     code = main(["verify", "--sim", sim, "--vectors", "40", "--seed", "5", "--design", "tfc_qbn",
-                 "--design", "tfc_thresholding", "--work-dir", str(tmp_path)])
+                 "--design", "tfc_thresholding", "--work-dir", str(tmp_path), "--mode", mode])
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"verified 80 vectors on {sim}: 0 mismatches" in out

@@ -26,9 +26,10 @@ def benchmark(name: str):
     return register
 
 
-def figure(name: str, value: float, unit: str, baseline: str, baseline_value: float) -> dict:
+def figure(name: str, value: float, unit: str, baseline: str, baseline_value: float, **context) -> dict:
+    """One figure; ``context`` adds informative fields (e.g. a wall time) after the six fixed ones."""
     return {"name": name, "value": float(value), "unit": unit, "baseline": baseline,
-            "baseline_value": float(baseline_value), "ratio": float(value) / float(baseline_value)}
+            "baseline_value": float(baseline_value), "ratio": float(value) / float(baseline_value), **context}
 
 
 def best_rate(fn, items: int, repeat: int) -> float:
@@ -43,7 +44,7 @@ def best_rate(fn, items: int, repeat: int) -> float:
 
 
 def _load_all():
-    from hwnorm.bench import bn, bnn, stt  # noqa: F401  (they register themselves)
+    from hwnorm.bench import bn, bnn, cosim, stt  # noqa: F401  (they register themselves)
 
 
 def run(names=None, repeat: int = 5, out=sys.stdout) -> list[dict]:

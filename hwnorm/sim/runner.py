@@ -125,6 +125,11 @@ def _public_ports_file(build_dir: Path, module: str, ports) -> Path:
 _VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines OPT_FAST=-O2 OPT_GLOBAL=-O2"
 
 
+def _quiet_reuse(record) -> bool:
+    """Drops Icarus's "Skipping compilation" warning: reusing an up-to-date build is the point."""
+    return not record.getMessage().startswith("Skipping compilation")
+
+
 def _build(sim: str, sources: list[Path], top: str, ports, build_dir: Path, waves: bool, timing: bool):
     from cocotb_tools.runner import get_runner
 
@@ -137,6 +142,7 @@ def _build(sim: str, sources: list[Path], top: str, ports, build_dir: Path, wave
         os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, _VERILATOR_MAKEFLAGS]))
     else:
         runner = get_runner(sim)
+        runner.log.addFilter(_quiet_reuse)
     try:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, timescale=("1ns", "1ps"),
                      waves=waves, build_args=args, log_file=build_dir / "build.log")

@@ -75,8 +75,10 @@ class Outcome:
     message: str
 
 
-def verify(designs, sim: str, vectors: int, seed: int, work_dir=None, progress=None) -> list[Outcome]:
-    """Generate each design's Verilog, co-simulate ``vectors`` of its stimulus on ``sim``."""
+def verify(designs, sim: str, vectors: int, seed: int, work_dir=None, progress=None,
+           mode: str = "batch") -> list[Outcome]:
+    """Generate each design's Verilog, co-simulate ``vectors`` of its stimulus on ``sim`` in ``mode``
+    (``batch`` or ``stream``, see :mod:`hwnorm.sim.runner`)."""
     from hwnorm.generate import build
     from hwnorm.sim.runner import cosim, require_simulators, verilog_of
 
@@ -90,7 +92,7 @@ def verify(designs, sim: str, vectors: int, seed: int, work_dir=None, progress=N
             progress(k, len(designs), design.name)
         component, _ = build(design)
         job = job_for(design.kind, component, vectors, seed + k)
-        result = cosim(verilog_of(component, design.name), design.name, job, sim, work)
+        result = cosim(verilog_of(component, design.name), design.name, job, sim, work, mode=mode)
         outcomes.append(Outcome(design.name, result.vectors, result.mismatches, result.cycles, result.message))
     if progress:
         progress(len(designs), len(designs), "")
