@@ -7,6 +7,7 @@ block sizes — and returns the component with a stimulus factory. Replay one wi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,6 +26,8 @@ from hwnorm.stt import load_table, make_codec
 from tests.test_hdl_bn import random_spec, vectors
 
 ROUNDINGS = ("floor", "half_up", "half_away", "half_even")
+SEED_VARIABLE = "HWNORM_COSIM_SEED"
+BASE_SEED = int(os.environ.get(SEED_VARIABLE, "2026"))  # every co-simulation stimulus derives from it
 
 
 @dataclass

@@ -9,7 +9,6 @@ runs on every simulator present; with none present the suite fails and says what
 from __future__ import annotations
 
 import dataclasses
-import os
 import zlib
 from pathlib import Path
 
@@ -26,10 +25,9 @@ from hwnorm.hdl.common import unused_ok
 from hwnorm.sim.jobs import bn_job, mvu_job, network_job, stt_decoder_job, stt_encoder_job
 from hwnorm.sim.runner import SIMULATORS, available_simulators, cosim, require_simulators, verilog_of
 from hwnorm.stt import load_table, make_codec
-from tests.cosim_configs import mvu_config, random_config
+from tests.cosim_configs import BASE_SEED, mvu_config, random_config
 from tests.test_hdl_bn import random_spec, vectors
 
-BASE_SEED = int(os.environ.get("HWNORM_COSIM_SEED", "2026"))
 PRESENT = available_simulators()
 RTL = Path(__file__).resolve().parent.parent / "rtl"
 
