@@ -67,7 +67,7 @@ def test_qbn_rejects_a_file_that_is_not_onnx(capsys, tmp_path):
 
 def test_bench_rejects_unknown_names(capsys):
     code, _, err = run(capsys, "bench", "nope")
-    assert code == 2 and "available: bgemm, bn, stt, tfc" in err
+    assert code == 2 and "available: bgemm, bn, cosim, stt, tfc" in err
 
 
 def test_write_atomic_gives_normal_permissions(tmp_path):

@@ -22,7 +22,9 @@ from hwnorm.hdl.mvu import MVU, divisors
 from hwnorm.hdl.stt import STTDecoder, STTEncoder
 from hwnorm.hdl.top import NetworkTop
 from hwnorm.hdl.common import unused_ok
-from hwnorm.sim.jobs import bn_job, mvu_job, network_job, stt_decoder_job, stt_encoder_job
+from hwnorm.estimate.cycles import full_rate_output_cycles
+from hwnorm.sim.batch import FIRST_OFFER_CYCLE
+from hwnorm.sim.jobs import first_vectors, bn_job, mvu_job, network_job, stt_decoder_job, stt_encoder_job
 from hwnorm.sim.runner import SIMULATORS, available_simulators, cosim, require_simulators, verilog_of
 from hwnorm.stt import load_table, make_codec
 from tests.cosim_configs import BASE_SEED, mvu_config, random_config
@@ -50,10 +52,22 @@ def seed_of(*parts) -> int:
 
 
 def check(component, name: str, job: dict, sim: str, work, seed: int, mode: str = "stream"):
-    result = cosim(verilog_of(component, name), name, job, sim, work, mode=mode)
+    """The RTL equals the golden model on ``job``; then a short full-rate batch run shows every
+    output beat on the clock the cycle estimator predicts."""
+    verilog = verilog_of(component, name)
+    result = cosim(verilog, name, job, sim, work, mode=mode)
     assert result.beats == len(job["expected"]), result.message
     assert result.mismatches == 0, f"{result.message} [replay: HWNORM_COSIM_SEED={BASE_SEED}, seed {seed}]"
+    check_cycles(component, verilog, name, job, sim, work)
     return result
+
+
+def check_cycles(component, verilog: str, name: str, job: dict, sim: str, work, vectors: int = 8):
+    short = first_vectors(job, vectors, p_valid=1.0, p_ready=1.0)
+    timing = cosim(verilog, name, short, sim, work, mode="batch")
+    assert timing.mismatches == 0, timing.message
+    assert timing.first_in_cycle == FIRST_OFFER_CYCLE
+    assert timing.beat_cycles == full_rate_output_cycles(component, short["vectors"], FIRST_OFFER_CYCLE)
 
 
 # ---------------------------------------------------------------- quantized BN
@@ -189,7 +203,8 @@ def test_tfc_rtl_on_all_10000_mnist_images(output, verilator, work):
     assert len(result.beat_cycles) == 10_000 * per_image
     image_done = np.array(result.beat_cycles[per_image - 1::per_image])
     assert set(np.diff(image_done).tolist()) == {top.initiation_interval}  # clocks per image
-    assert result.beat_cycles[0] - result.first_in_cycle == top.latency
+    assert result.beat_cycles[per_image - 1] - result.first_in_cycle == top.latency
+    assert result.beat_cycles == full_rate_output_cycles(top, 10_000, result.first_in_cycle)
 
 
 def test_tfc_raw_scores_with_a_user_folding(sim, work):

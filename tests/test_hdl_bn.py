@@ -68,7 +68,8 @@ def test_declared_latency_and_one_beat_per_clock():
     x = vectors(spec, rng, 5)
     dut = BNRequant(spec, 2)
     t = full_rate_timing(dut, x.reshape(-1, 2).tolist(), n_out=10)
-    assert np.all(np.diff(t.accepted) == dut.initiation_interval)
+    assert np.all(np.diff(t.accepted) == 1)  # one beat per clock
+    assert t.accepted[dut.groups] - t.accepted[0] == dut.initiation_interval  # next vector's first beat
     assert t.produced[0] - t.accepted[0] == dut.latency
     np.testing.assert_array_equal(np.array([lanes(o, 2) for o in t.outputs]).reshape(x.shape), spec.apply(x))
 

@@ -9,7 +9,8 @@
     names.py    identifiers that reach Verilog
 
 Every component has stream ports ``i`` / ``o`` (``amaranth.lib.stream``, valid/ready) and states
-its ``latency`` and ``initiation_interval``; the pipelined ones also carry ``schedule(arrivals)``,
+its cycle model: ``in_beats`` / ``out_beats`` per vector, ``latency`` (pipeline depth in clocks;
+see each class), ``initiation_interval`` (clocks per vector at full rate) and ``schedule(arrivals)``,
 the cycle model the network top composes and the tests hold against the simulation. The
 estimators read these from the component, not from a second copy.
 """

@@ -130,10 +130,23 @@ def advance_signal(m: Module, o) -> Signal:
 
 
 class BeatPipeline:
-    """Cycle model of a component that takes one beat per clock and is ``latency`` stages deep."""
+    """Cycle model of a component that takes one beat per clock and is ``latency`` stages deep;
+    a vector is ``groups`` beats in and out (one clock each at full rate)."""
 
     latency: int
-    initiation_interval = 1
+    groups = 1
+
+    @property
+    def in_beats(self) -> int:
+        return self.groups
+
+    @property
+    def out_beats(self) -> int:
+        return self.groups
+
+    @property
+    def initiation_interval(self) -> int:  # clocks per vector
+        return self.groups
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         out, t = [], -1

@@ -102,6 +102,14 @@ class MVU(wiring.Component):
         return self.sf * self.nf
 
     @property
+    def in_beats(self) -> int:
+        return self.sf
+
+    @property
+    def out_beats(self) -> int:
+        return self.nf
+
+    @property
     def latency(self) -> int:
         return self.sf * self.nf + self.depth - 1
 

@@ -29,6 +29,7 @@ __all__ = ["HARNESS_TOP", "HARNESS_PORTS", "WATCHDOG", "harness_verilog", "write
 
 HARNESS_TOP = "hwnorm_batch"
 HARNESS_PORTS = ("done", "timed_out", "first_in_cycle")
+FIRST_OFFER_CYCLE = 1  # at full rate input beat k is offered from clock FIRST_OFFER_CYCLE + k on
 WATCHDOG = 1 << 20  # cycles without any handshake before the harness gives up (a hung design)
 _PROBABILITY_ONE = 1 << 16
 

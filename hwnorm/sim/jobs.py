@@ -13,7 +13,7 @@ from hwnorm import bnn
 from hwnorm.hdl.common import lane_format
 from hwnorm.ir import Bits
 
-__all__ = ["port_format", "pack_rows", "make_job", "lanes_job", "bn_job", "mvu_job", "thresholding_job",
+__all__ = ["port_format", "pack_rows", "make_job", "first_vectors", "lanes_job", "bn_job", "mvu_job", "thresholding_job",
            "network_job", "stt_encoder_job", "stt_decoder_job"]
 
 
@@ -43,6 +43,15 @@ def make_job(component, block: str, in_beats: list[int], out_beats: list[int], v
         "vector_ids": list(range(vectors)) if vector_ids is None else [int(v) for v in vector_ids],
         "vector_label": vector_label, "channel_label": channel_label,
     }
+
+
+def first_vectors(job: dict, n: int, **changes) -> dict:
+    """The job cut to its first ``n`` vectors (e.g. a short full-rate timing run)."""
+    n = min(n, job["vectors"])
+    per_in = len(job["inputs"]) // job["vectors"]
+    per_out = job["out_beats_per_vector"]
+    return {**job, "vectors": n, "inputs": job["inputs"][:n * per_in], "expected": job["expected"][:n * per_out],
+            "vector_ids": job["vector_ids"][:n], **changes}
 
 
 def lanes_job(component, block: str, in_rows, out_rows, vectors: int, seed: int, **kw) -> dict:
