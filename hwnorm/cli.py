@@ -358,6 +358,43 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_estimate(args) -> int:
+    from hwnorm.estimate import estimate_design
+    from hwnorm.estimate.energy import load_energy_table
+    from hwnorm.io import write_atomic
+    from hwnorm.stt import load_table
+
+    if not args.clock_mhz > 0:
+        raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
+    designs = _designs_from(args.source, args.folding)
+    table, cells = load_energy_table(args.energy_table), load_table(args.cells)
+    results = []
+    for design in designs:
+        r = estimate_design(design, args.clock_mhz, args.images, table, cells)
+        results.append(r)
+        c = r["cycles"]
+        d = c["design"]
+        print(f"{design.name} ({design.kind}): {d['cycles_per_vector']} clocks per vector, latency {d['latency']} "
+              f"clocks; at {args.clock_mhz:g} MHz {c['vectors_per_second']:,.0f} vectors/s, "
+              f"first result after {c['latency_seconds'] * 1e6:.3f} µs")
+        if len(c["stages"]) > 1:
+            print(f"  {'stage':<26}{'kind':<14}{'clocks/vector':>14}{'done at':>9}")
+            for st in c["stages"]:
+                mark = "  ← bottleneck" if st["name"] == c["bottleneck"] else ""
+                print(f"  {st['name']:<26}{st['kind']:<14}{st['cycles_per_vector']:>14}{st['done_at']:>9}{mark}")
+        if "energy" in r:
+            e = r["energy"]
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1]))
+            buf = e["weight_buffer"]
+            print(f"  energy per inference ({e['images']} images, table {e['table']}): compute {e['compute_pj']:.1f} pJ "
+                  f"({parts}); weight buffer {buf['bits']} bits: SRAM {buf['sram_pj']:.1f} pJ, "
+                  f"MLC STT-RAM cell reads {buf['stt_pj']:.1f} pJ (cells only, no periphery)")
+    if args.out:
+        write_atomic(args.out, json.dumps({"clock_mhz": args.clock_mhz, "designs": results}, indent=1) + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from hwnorm.bench import run
 
@@ -470,6 +507,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
     v.add_argument("--work-dir", help="build folder (default ~/.cache/hwnorm/cosim)")
     v.set_defaults(func=cmd_verify)
+
+    e = sub.add_parser("estimate", help="cycle and energy estimates of designs (from the specs and foldings)",
+                       description="Cycles per vector, latency, per-stage timing and throughput of each design "
+                                   "(the figures co-simulation measures), and for networks the energy per "
+                                   "inference from an energy table (data) and action counts of the golden model "
+                                   "on MNIST images, with the weight buffer as SRAM and as MLC STT-RAM.")
+    e.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
+                   help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
+    e.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
+    e.add_argument("--clock-mhz", type=float, default=100.0, help="clock frequency (default 100 MHz)")
+    e.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
+    e.add_argument("--energy-table", help="energy table name or TOML path (default horowitz45)")
+    e.add_argument("--cells", help="STT-RAM cell table TOML (default: the built-in serial-MLC table)")
+    e.add_argument("-o", "--out", help="also write every figure as JSON")
+    e.set_defaults(func=cmd_estimate)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

@@ -1,0 +1,306 @@
+"""Energy per inference, Accelergy-style: an energy reference table kept as data
+(``hwnorm/data/energy/*.toml``: component → action → pJ) times action counts, summed.
+
+Action counts come from the golden model run on real inputs, layer by layer, in the order the
+generated hardware streams them (its folding):
+
+    InputThreshold  comparator bits (C·T·w), threshold memory bits read, output register toggles
+    MVTU            XNOR bits and popcount input bits (K·N, binary input) or K·N adds (integer
+                    input); N·SF accumulator adds (one per PE per input fold); N·T·acc comparator
+                    bits; weight bits (K·N) and threshold bits read; output register toggles
+    QuantBN         C multiplies, C adds; output register toggles
+    argmax          (C − 1) compares of the score width
+
+Register energy counts toggled bits only (consecutive beats on each block's output register), so
+that part depends on the data. The weight buffer — every weight and threshold bit read once per
+inference — is costed twice: as an SRAM of the same size (Horowitz's SRAM reads, interpolated in
+capacity) and as MLC STT-RAM cells (the STT cell table, content-dependent: each 2-bit cell costs
+the read energy of the state it holds).
+
+Interpolation rules for widths and capacities the paper does not list (derived, not published):
+adds are linear in width between the published 8 / 16 / 32-bit points (extrapolated with the
+nearest segment's slope); multiplies follow the power law through the published 8- and 32-bit
+points (≈ width²); an SRAM's 64-bit read follows the log-log line between the published capacities.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hwnorm.ir import MVTU, Bits, InputThreshold, QuantBN
+
+__all__ = ["EnergyTable", "load_energy_table", "EnergyReport", "network_energy", "DEFAULT_TABLE"]
+
+DEFAULT_TABLE = "horowitz45"
+_DIR = Path(__file__).resolve().parent.parent / "data" / "energy"
+_PUBLISHED = {"int_add": "bits", "int_mult": "bits", "sram_read_64b": "kib"}
+_DERIVED = {"xnor": "bit", "popcount": "input_bit", "comparator": "bit", "register": "bit_toggle"}
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    name: str
+    title: str
+    published: dict  # component → sorted ((size, pJ), …)
+    derived: dict    # component → (action, pJ, how)
+    origin: str = ""
+
+    # ---- rules for sizes between the published points
+    def add(self, bits: int) -> float:
+        return _piecewise_linear(self.published["int_add"], bits)
+
+    def mult(self, bits: int) -> float:
+        (b0, e0), (b1, e1) = self.published["int_mult"][0], self.published["int_mult"][-1]
+        power = math.log(e1 / e0) / math.log(b1 / b0)
+        return e0 * (bits / b0) ** power
+
+    def sram_read_bit(self, capacity_bits: int) -> float:
+        points = [(math.log(kib), math.log(pj)) for kib, pj in self.published["sram_read_64b"]]
+        kib = max(capacity_bits, 1) / 8192
+        return math.exp(_piecewise_linear(points, math.log(kib))) / 64
+
+    def pj(self, component: str) -> float:
+        return self.derived[component][1]
+
+    def entries(self) -> list[dict]:
+        """Every entry, published or derived (with how), for reports."""
+        rows = [{"component": c, "size": f"{s} {_PUBLISHED[c]}", "pj": pj, "kind": "published"}
+                for c, points in self.published.items() for s, pj in points]
+        rows += [{"component": c, "size": f"per {a}", "pj": pj, "kind": "derived", "how": how}
+                 for c, (a, pj, how) in self.derived.items()]
+        return rows
+
+
+def _piecewise_linear(points, x: float) -> float:
+    """Linear through sorted (x, y) points, extrapolated with the nearest segment's slope."""
+    k = 1
+    while k < len(points) - 1 and x > points[k][0]:
+        k += 1
+    (x0, y0), (x1, y1) = points[k - 1], points[k]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def load_energy_table(source: str | Path | None = None) -> EnergyTable:
+    """An energy table by name (``hwnorm/data/energy/NAME.toml``) or path; errors name the key."""
+    source = source or DEFAULT_TABLE
+    path = Path(source)
+    if not path.suffix:
+        path = _DIR / f"{source}.toml"
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        names = ", ".join(sorted(p.stem for p in _DIR.glob("*.toml")))
+        raise ValueError(f"{path}: no such energy table (built in: {names})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML: {e}") from None
+    published: dict = {c: [] for c in _PUBLISHED}
+    for k, entry in enumerate(doc.get("published", [])):
+        where = f"{path}: published[{k}]"
+        component = entry.get("component")
+        if component not in _PUBLISHED:
+            raise ValueError(f"{where}.component: {component!r} is not one of {', '.join(_PUBLISHED)}")
+        size, pj = entry.get(_PUBLISHED[component]), entry.get("pj")
+        if not isinstance(size, (int, float)) or size <= 0 or not isinstance(pj, (int, float)) or pj <= 0:
+            raise ValueError(f"{where}: needs a positive {_PUBLISHED[component]} and a positive pj")
+        published[component].append((float(size), float(pj)))
+    for component, points in published.items():
+        if len(points) < 2:
+            raise ValueError(f"{path}: published {component} needs at least two sizes, has {len(points)}")
+        published[component] = tuple(sorted(points))
+    derived = {}
+    for k, entry in enumerate(doc.get("derived", [])):
+        where = f"{path}: derived[{k}]"
+        component = entry.get("component")
+        if component not in _DERIVED or entry.get("action") != _DERIVED[component]:
+            allowed = ", ".join(f"{c}/{a}" for c, a in _DERIVED.items())
+            raise ValueError(f"{where}: component/action {component}/{entry.get('action')} is not one of {allowed}")
+        if not isinstance(entry.get("pj"), (int, float)) or entry["pj"] < 0 or not entry.get("how"):
+            raise ValueError(f"{where}: needs pj ≥ 0 and a 'how' saying how it was derived")
+        derived[component] = (entry["action"], float(entry["pj"]), str(entry["how"]))
+    missing = sorted(set(_DERIVED) - set(derived))
+    if missing:
+        raise ValueError(f"{path}: derived entries missing for {', '.join(missing)}")
+    return EnergyTable(str(doc.get("name", path.stem)), str(doc.get("title", "")), published, derived, str(path))
+
+
+@dataclass
+class LayerEnergy:
+    name: str
+    counts: dict = field(default_factory=dict)  # action → count per inference
+    pj: dict = field(default_factory=dict)      # component → pJ per inference
+
+    @property
+    def total(self) -> float:
+        return sum(self.pj.values())
+
+
+@dataclass
+class EnergyReport:
+    layers: list
+    images: int
+    table: str
+    buffer_bits: int
+    buffer_sram_pj: float
+    buffer_stt_pj: float
+    stt_state_counts: dict
+
+    @property
+    def compute_pj(self) -> float:
+        return sum(layer.total for layer in self.layers)
+
+    def per_component(self) -> dict:
+        out: dict = {}
+        for layer in self.layers:
+            for component, pj in layer.pj.items():
+                out[component] = out.get(component, 0.0) + pj
+        return out
+
+    def total_pj(self, buffer: str = "sram") -> float:
+        return self.compute_pj + (self.buffer_sram_pj if buffer == "sram" else self.buffer_stt_pj)
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "table": self.table,
+                "layers": [{"name": l.name, "counts": l.counts, "pj": l.pj, "total_pj": l.total} for l in self.layers],
+                "per_component_pj": self.per_component(), "compute_pj": self.compute_pj,
+                "weight_buffer": {"bits": self.buffer_bits, "sram_pj": self.buffer_sram_pj,
+                                  "stt_pj": self.buffer_stt_pj, "stt_state_counts": self.stt_state_counts},
+                "total_pj_sram_buffer": self.total_pj("sram"), "total_pj_stt_buffer": self.total_pj("stt")}
+
+
+def _bits_of(values: np.ndarray, width: int) -> np.ndarray:
+    """Two's-complement bit planes (…, width) of integer values."""
+    v = np.asarray(values, np.int64) & ((1 << width) - 1)
+    return ((v[..., None] >> np.arange(width)) & 1).astype(np.uint8)
+
+
+def register_toggles(values: np.ndarray, lanes: int, width: int) -> int:
+    """Bits that change on an output register carrying ``values`` (images, features) as beats of
+    ``lanes`` elements of ``width`` bits, images back to back (the register starts at 0)."""
+    beats = _bits_of(np.asarray(values).reshape(-1, lanes), width).reshape(-1, lanes * width)
+    beats = np.concatenate([np.zeros((1, beats.shape[1]), np.uint8), beats])
+    return int(np.count_nonzero(beats[1:] != beats[:-1]))
+
+
+def _width(lo: int, hi: int) -> int:
+    from hwnorm.hdl.common import range_shape
+    return range_shape(lo, hi).width
+
+
+def _layer_energy(layer, fold: dict, x, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int]:
+    """Energy of one layer per inference and the weight-buffer bits it reads per inference."""
+    counts: dict = {}
+    buffer_bits = 0
+    out_values = y.unpack() if isinstance(y, Bits) else y
+    if isinstance(layer, InputThreshold):
+        t = layer.thresholds
+        thr_w = _width(t.acc_lo, t.acc_hi + 1)
+        counts["comparator_bits"] = t.channels * t.n_thresholds * thr_w
+        buffer_bits = t.channels * t.n_thresholds * thr_w
+        out_w = _width(t.out_base, t.out_base + t.n_thresholds)
+    elif isinstance(layer, MVTU):
+        k, n = layer.in_features, layer.out_features
+        sf = k // fold["simd"]
+        if layer.in_bits == 1:
+            counts["xnor_bits"] = counts["popcount_input_bits"] = k * n
+        else:
+            counts[f"add_{layer.in_bits + 1}b"] = k * n
+        counts[f"add_{layer.acc_bits}b"] = counts.get(f"add_{layer.acc_bits}b", 0) + n * sf
+        buffer_bits = k * n
+        t = layer.thresholds
+        if t is None:
+            out_w = layer.acc_bits
+        else:
+            thr_w = _width(t.acc_lo, t.acc_hi + 1)
+            counts["comparator_bits"] = n * t.n_thresholds * thr_w
+            buffer_bits += n * t.n_thresholds * thr_w
+            out_w = _width(t.out_base, t.out_base + t.n_thresholds)
+    elif isinstance(layer, QuantBN):
+        s = layer.spec
+        counts[f"mult_{max(s.mult_bits, s.in_fmt.width)}b"] = s.channels
+        counts[f"add_{s.acc_bits}b"] = s.channels
+        out_w = s.out_fmt.width
+    else:
+        raise ValueError(f"{getattr(layer, 'name', layer)}: no energy model for {type(layer).__name__}")
+    counts["register_toggles"] = register_toggles(out_values, fold["pe"], out_w) / images
+    return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits
+
+
+def _price(counts: dict, table: EnergyTable) -> dict:
+    pj: dict = {}
+    for action, count in counts.items():
+        if action == "xnor_bits":
+            pj["xnor"] = count * table.pj("xnor")
+        elif action == "popcount_input_bits":
+            pj["popcount"] = count * table.pj("popcount")
+        elif action == "comparator_bits":
+            pj["comparator"] = count * table.pj("comparator")
+        elif action == "register_toggles":
+            pj["register"] = count * table.pj("register")
+        elif action.startswith("add_"):
+            pj["add"] = pj.get("add", 0.0) + count * table.add(int(action[4:-1]))
+        elif action.startswith("mult_"):
+            pj["mult"] = pj.get("mult", 0.0) + count * table.mult(int(action[5:-1]))
+    return pj
+
+
+def _buffer_cells(net) -> np.ndarray:
+    """The weight buffer's content as 2-bit MLC cell states: all weight bits (row-major, padding
+    dropped) then threshold bits, paired (hard, soft) in stream order."""
+    from hwnorm import bnn
+    bits = []
+    for layer in net.layers:
+        if isinstance(layer, MVTU):
+            bits.append(bnn.unpack_bits(layer.weights, layer.in_features).reshape(-1).astype(np.uint8))
+        t = getattr(layer, "thresholds", None)
+        if t is not None:
+            w = _width(t.acc_lo, t.acc_hi + 1)
+            bits.append(_bits_of(t.thresholds, w).reshape(-1))
+    flat = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
+    if flat.size % 2:
+        flat = np.concatenate([flat, np.zeros(1, np.uint8)])
+    return (2 * flat[0::2] + flat[1::2]).astype(np.uint8)
+
+
+def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None = None,
+                   cells=None, output: str = "argmax") -> EnergyReport:
+    """pJ per inference of a folded network on inputs ``x`` (images, features), per layer and
+    component, with the weight buffer as SRAM and as MLC STT-RAM (cell table ``cells``)."""
+    from hwnorm.stt import load_table, read_cost
+
+    table = table or load_energy_table()
+    cells = cells or load_table()
+    x = np.asarray(x).reshape(len(x), -1)
+    images = len(x)
+    if images < 1:
+        raise ValueError("energy needs at least one input vector")
+    layers, buffer_bits, act = [], 0, x
+    in_fold = folding[net.layers[0].name]
+    layers.append(LayerEnergy("input", {"register_toggles": register_toggles(x, in_fold["pe"], _input_width(net))
+                                        / images}))
+    layers[0].pj = _price(layers[0].counts, table)
+    for layer in net.layers:
+        out = layer.run(act)
+        energy, bits = _layer_energy(layer, folding[layer.name], act, out, table, images)
+        layers.append(energy)
+        buffer_bits += bits
+        act = out
+    if output == "argmax":
+        scores = act.unpack() if isinstance(act, Bits) else act
+        w = net.layers[-1].spec.out_fmt.width if isinstance(net.layers[-1], QuantBN) else 32
+        counts = {"comparator_bits": (scores.shape[1] - 1) * w}
+        layers.append(LayerEnergy("argmax", counts, _price(counts, table)))
+    states = _buffer_cells(net)
+    stt = read_cost(cells, states[None, :]) if states.size else None
+    return EnergyReport(layers, images, table.name, buffer_bits, buffer_bits * table.sram_read_bit(buffer_bits),
+                        stt.energy_pj if stt else 0.0, stt.counts if stt else {})
+
+
+def _input_width(net) -> int:
+    first = net.layers[0]
+    lo, hi = first.in_range
+    return _width(lo, hi)
