@@ -191,8 +191,9 @@ def _width(lo: int, hi: int) -> int:
     return range_shape(lo, hi).width
 
 
-def _layer_energy(layer, fold: dict, x, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int]:
-    """Energy of one layer per inference and the weight-buffer bits it reads per inference."""
+def _layer_energy(layer, fold: dict, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int, int]:
+    """Energy of one layer per inference, the weight-buffer bits it reads per inference, and the
+    width of its output elements."""
     counts: dict = {}
     buffer_bits = 0
     out_values = y.unpack() if isinstance(y, Bits) else y
@@ -227,7 +228,7 @@ def _layer_energy(layer, fold: dict, x, y, table: EnergyTable, images: int) -> t
     else:
         raise ValueError(f"{getattr(layer, 'name', layer)}: no energy model for {type(layer).__name__}")
     counts["register_toggles"] = register_toggles(out_values, fold["pe"], out_w) / images
-    return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits
+    return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits, out_w
 
 
 def _price(counts: dict, table: EnergyTable) -> dict:
@@ -278,21 +279,19 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     images = len(x)
     if images < 1:
         raise ValueError("energy needs at least one input vector")
-    layers, buffer_bits, act = [], 0, x
+    layers, buffer_bits, act, out_w = [], 0, x, None
     in_fold = folding[net.layers[0].name]
     layers.append(LayerEnergy("input", {"register_toggles": register_toggles(x, in_fold["pe"], _input_width(net))
                                         / images}))
     layers[0].pj = _price(layers[0].counts, table)
     for layer in net.layers:
         out = layer.run(act)
-        energy, bits = _layer_energy(layer, folding[layer.name], act, out, table, images)
+        energy, bits, out_w = _layer_energy(layer, folding[layer.name], out, table, images)
         layers.append(energy)
         buffer_bits += bits
         act = out
     if output == "argmax":
-        scores = act.unpack() if isinstance(act, Bits) else act
-        w = net.layers[-1].spec.out_fmt.width if isinstance(net.layers[-1], QuantBN) else 32
-        counts = {"comparator_bits": (scores.shape[1] - 1) * w}
+        counts = {"comparator_bits": (net.out_features - 1) * out_w}
         layers.append(LayerEnergy("argmax", counts, _price(counts, table)))
     states = _buffer_cells(net)
     stt = read_cost(cells, states[None, :]) if states.size else None

@@ -194,7 +194,8 @@ def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode
         plusargs = batch.plusargs(job, in_path, out_path)
     runner = _build(sim, sources, toplevel, ports, build_dir, waves, timing=mode == "batch")
     job_path, result_path = build_dir / "job.json", build_dir / "result.json"
-    job_path.write_text(json.dumps(job))
+    if mode == "stream":  # the batch harness reads only its input file
+        job_path.write_text(json.dumps(job))
     result_path.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
