@@ -327,18 +327,23 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _pick(designs: list, names: list[str] | None) -> list:
+    """The designs named by ``--design`` options (all when none is given)."""
+    if not names:
+        return designs
+    chosen = [d for d in designs if d.name in names]
+    missing = sorted(set(names) - {d.name for d in chosen})
+    if missing:
+        raise ValueError(f"no design named {', '.join(missing)}; designs: {', '.join(d.name for d in designs)}")
+    return chosen
+
+
 def cmd_verify(args) -> int:
     from hwnorm.sim.verify import verify
 
     if args.vectors < 1:
         raise ValueError("--vectors must be at least 1")
-    designs = _designs_from(args.source, args.folding)
-    if args.design:
-        chosen = [d for d in designs if d.name in args.design]
-        missing = sorted(set(args.design) - {d.name for d in chosen})
-        if missing:
-            raise ValueError(f"no design named {', '.join(missing)}; designs: {', '.join(d.name for d in designs)}")
-        designs = chosen
+    designs = _pick(_designs_from(args.source, args.folding), args.design)
     print(f"co-simulating {len(designs)} design(s) on {args.sim} ({args.mode} mode), {args.vectors} vectors each, "
           f"seed {args.seed}", file=sys.stderr)
 
@@ -366,11 +371,15 @@ def cmd_estimate(args) -> int:
 
     if not args.clock_mhz > 0:
         raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
+    if args.calibrate:
+        return _calibrate(args)
     designs = _designs_from(args.source, args.folding)
     table, cells = load_energy_table(args.energy_table), load_table(args.cells)
+    targets = _targets(args.targets)
     results = []
     for design in designs:
-        r = estimate_design(design, args.clock_mhz, args.images, table, cells)
+        r = estimate_design(design, args.clock_mhz, args.images, table, cells, targets, args.synth, args.fmax,
+                            progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True))
         results.append(r)
         c = r["cycles"]
         d = c["design"]
@@ -389,10 +398,106 @@ def cmd_estimate(args) -> int:
             print(f"  energy per inference ({e['images']} images, table {e['table']}): compute {e['compute_pj']:.1f} pJ "
                   f"({parts}); weight buffer {buf['bits']} bits: SRAM {buf['sram_pj']:.1f} pJ, "
                   f"MLC STT-RAM cell reads {buf['stt_pj']:.1f} pJ (cells only, no periphery)")
+        _print_resources(r["resources"])
     if args.out:
         write_atomic(args.out, json.dumps({"clock_mhz": args.clock_mhz, "designs": results}, indent=1) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _targets(text: str | None) -> list[str] | None:
+    from hwnorm.estimate.synthesis import TARGETS
+
+    if not text:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for t in names:
+        if t not in TARGETS:
+            raise ValueError(f"--targets: unknown target {t!r}; allowed: {', '.join(TARGETS)}")
+    return names
+
+
+def _print_resources(resources: dict) -> None:
+    """One line per target: estimate, and synthesis with the error where it ran."""
+    for target, r in resources.items():
+        est = r["estimate"]
+        line = (f"  {target:<7} estimate {est['lut']:>6} LUT {est['ff']:>6} FF {est['bram']:>3} BRAM "
+                f"{est['dsp']:>3} DSP")
+        if "synthesis" in r:
+            got, err = r["synthesis"]["counts"], r["error"]
+            pct = "/".join("—" if err[c] is None else f"{100 * err[c]:+.0f}%" for c in ("lut", "ff"))
+            line += (f" | Yosys {got['lut']:>6} LUT {got['ff']:>6} FF {got['bram']:>3} BRAM {got['dsp']:>3} DSP "
+                     f"(LUT/FF error {pct})")
+        if "timing" in r:
+            t = r["timing"]
+            line += f" | Fmax {t['fmax_mhz']:.1f} MHz on {t['device']}" if t["fmax_mhz"] else f" | {t['reason']}"
+        print(line)
+
+
+def _calibrate(args) -> int:
+    import time
+
+    import numpy as np
+
+    from hwnorm.estimate.resources import _calibration_path, calibrate
+    from hwnorm.io import write_atomic
+
+    start = time.perf_counter()
+
+    def show(done, total, what):
+        print(f"\r  synthesized {done}/{total}: {what:<48}", end="" if done < total else "\n", file=sys.stderr,
+              flush=True)
+
+    cal = calibrate(targets=_targets(args.targets), progress=show)
+    out = args.out or _calibration_path()
+    write_atomic(out, json.dumps(cal, indent=1) + "\n")
+    for name, entry in cal["targets"].items():
+        errors = {cls: [abs(e - m) / m for e, m in (row[cls] for row in entry["fit"].values()) if m]
+                  for cls in ("lut", "ff")}
+        print(f"{name}: costs for {len(entry['costs'])} block kinds; over {len(entry['fit'])} blocks the LUT error "
+              f"is {100 * float(np.median(errors['lut'])):.0f}% median, FF {100 * float(np.median(errors['ff'])):.0f}%")
+    print(f"wrote {out} ({len(cal['designs'])} designs, {time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    import time
+
+    from hwnorm.report import design_figures, write_reports
+    from hwnorm.sim.runner import available_simulators
+
+    if args.vectors < 1:
+        raise ValueError("--vectors must be at least 1")
+    if not args.clock_mhz > 0:
+        raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
+    designs = _pick(_designs_from(args.source, args.folding), args.design)
+    targets = _targets(args.targets)
+    sim = args.sim
+    if sim == "auto":
+        present = available_simulators()
+        sim = present[0] if present else None
+        if sim is None:
+            print("no HDL simulator found: the report will have no RTL figures", file=sys.stderr)
+    elif sim == "none":
+        sim = None
+    start = time.perf_counter()
+
+    def say(what):
+        print(f"  [{time.perf_counter() - start:6.1f} s] {what}", file=sys.stderr, flush=True)
+    figs = []
+    for k, design in enumerate(designs):
+        figs.append(design_figures(design, clock_mhz=args.clock_mhz, images=args.images, vectors=args.vectors,
+                                   seed=args.seed + k, sim=sim, targets=targets, synth=not args.no_synth,
+                                   fmax=not (args.no_synth or args.no_fmax), progress=say))
+    names = write_reports(figs, args.out)
+    for fig in figs:
+        c = fig["cycles"]["design"]
+        line = f"{fig['design']:<18} {c['cycles_per_vector']:>5} clocks/vector, latency {c['latency']:>4}"
+        if "rtl" in fig:
+            line += f", {fig['rtl']['mismatches']} mismatches in {fig['rtl']['vectors']} vectors"
+        print(line)
+    print(f"wrote {len(names)} files to {args.out} in {time.perf_counter() - start:.0f} s")
+    return 1 if any(fig.get("rtl", {}).get("mismatches") for fig in figs) else 0
 
 
 def cmd_bench(args) -> int:
@@ -512,7 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Cycles per vector, latency, per-stage timing and throughput of each design "
                                    "(the figures co-simulation measures), and for networks the energy per "
                                    "inference from an energy table (data) and action counts of the golden model "
-                                   "on MNIST images, with the weight buffer as SRAM and as MLC STT-RAM.")
+                                   "on MNIST images, with the weight buffer as SRAM and as MLC STT-RAM; LUTs, "
+                                   "flip-flops, block RAMs and DSPs per FPGA target from a model calibrated "
+                                   "against Yosys (--synth compares with synthesis, --fmax adds nextpnr).")
     e.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
     e.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
@@ -520,8 +627,37 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
     e.add_argument("--energy-table", help="energy table name or TOML path (default horowitz45)")
     e.add_argument("--cells", help="STT-RAM cell table TOML (default: the built-in serial-MLC table)")
+    e.add_argument("--targets", metavar="LIST", help="FPGA targets for resources, comma-separated "
+                   "(default: ice40,ecp5,xilinx; see hwnorm/data/fpga/targets.toml)")
+    e.add_argument("--synth", action="store_true", help="also synthesize with Yosys and show the estimate's error")
+    e.add_argument("--fmax", action="store_true", help="also place and route (nextpnr) for Fmax; implies --synth")
+    e.add_argument("--calibrate", action="store_true", help="refit the resource model on its calibration set "
+                   "(synthesizes ~40 blocks per target) and write calibration.json (or -o)")
     e.add_argument("-o", "--out", help="also write every figure as JSON")
     e.set_defaults(func=cmd_estimate)
+
+    r = sub.add_parser("report", help="markdown, JSON and PNG report per design: accuracy, RTL check, cycles, "
+                       "energy, resources",
+                       description="For each design: golden-model accuracy (networks), co-simulation of the RTL "
+                                   "against the golden model, estimated cycles next to the measured ones, energy "
+                                   "per inference, and the resource model next to Yosys synthesis and nextpnr "
+                                   "Fmax. Writes <design>.md/.json/_*.png and a README.md index; synthesis "
+                                   "results are cached, so a re-run takes seconds.")
+    r.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
+                   help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
+    r.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
+    r.add_argument("--design", action="append", help="only this design (repeatable)")
+    r.add_argument("-o", "--out", default="reports", help="output folder (default reports/)")
+    r.add_argument("--sim", choices=("auto", "verilator", "icarus", "none"), default="auto",
+                   help="simulator for the RTL figures (default: the first one installed)")
+    r.add_argument("--vectors", type=int, default=500, help="co-simulated vectors / images per design (default 500)")
+    r.add_argument("--seed", type=int, default=2026, help="stimulus and handshake seed (default 2026)")
+    r.add_argument("--clock-mhz", type=float, default=100.0, help="clock for throughput (default 100 MHz)")
+    r.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
+    r.add_argument("--targets", metavar="LIST", help="FPGA targets, comma-separated (default: all)")
+    r.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
+    r.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
+    r.set_defaults(func=cmd_report)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

@@ -46,7 +46,8 @@ from hwnorm.io import write_atomic_set
 from hwnorm.models import DEFAULT_MODEL
 from hwnorm.spec import content_hash
 
-__all__ = ["Design", "load_designs", "default_designs", "design_for_model", "render", "generate", "KINDS"]
+__all__ = ["Design", "load_designs", "default_designs", "design_for_model", "render", "generate", "verilog_of",
+           "verilog_text", "ports_of", "KINDS"]
 
 KINDS = ("network", "mvu", "thresholding", "qbn", "stt_encoder", "stt_decoder")
 WAIVERS = "verilator.vlt"
@@ -77,8 +78,8 @@ _ALLOWED = {
     "mvu": {"model", "layer", "pe", "simd"},
     "thresholding": {"model", "layer", "pe"},
     "qbn": {"model", "layer", "pe"},
-    "stt_encoder": {"codec", "cells"},
-    "stt_decoder": {"codec", "cells"},
+    "stt_encoder": {"codec", "cells", "block_words"},
+    "stt_decoder": {"codec", "cells", "block_words"},
 }
 
 
@@ -199,7 +200,8 @@ def build(design: Design):
                           "spec_hash": s.spec_hash, "channels": s.channels, "rounding": str(s.rounding),
                           "overflow": str(s.overflow), "shift": s.shift.tolist(), "acc_bits": s.acc_bits}
         from hwnorm.stt import load_table, make_codec
-        spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", "default")))
+        spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", "default")),
+                          block_words=p.get("block_words"))
         comp = (STTEncoder if kind == "stt_encoder" else STTDecoder)(spec)
         return comp, {"codec": spec.label, "block_words": spec.block_words, "spec_hash": spec.spec_hash}
     except ValueError as e:
@@ -207,7 +209,7 @@ def build(design: Design):
 
 
 # ------------------------------------------------------------------ rendering
-def _ports(component) -> list[dict]:
+def ports_of(component) -> list[dict]:
     """Verilog ports of a stream component as Amaranth names them (``i__payload`` …)."""
     from amaranth.lib import data as adata
 
@@ -250,24 +252,34 @@ def _description(design: Design, params: dict) -> str:
     return f"hwnorm {design.kind} of layer {params['layer']} of {params['model']}"
 
 
-def render(designs: list[Design], progress=None) -> dict[str, str]:
-    """All output files of ``designs`` as ``{file name: text}`` (nothing is written)."""
+def verilog_text(component, name: str) -> str:
+    """The Verilog of a component as module ``name``: deterministic, no source paths."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # the pinned Yosys, not a system one
     from amaranth.back import verilog
 
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def verilog_of(design: Design):
+    """(component, manifest parameters, Verilog text) of one design."""
+    component, params = build(design)
+    return component, params, verilog_text(component, design.name)
+
+
+def render(designs: list[Design], progress=None) -> dict[str, str]:
+    """All output files of ``designs`` as ``{file name: text}`` (nothing is written)."""
     files, entries = {}, []
     for k, design in enumerate(designs):
         if progress:
             progress(k, len(designs), design.name)
-        component, params = build(design)
-        text = verilog.convert(component, name=design.name, emit_src=False)
+        component, params, text = verilog_of(design)
         files[f"{design.name}.v"] = text
         files[f"{design.name}.core"] = _core(design.name, _description(design, params))
         entries.append({
             "name": design.name, "kind": design.kind, "file": f"{design.name}.v", "core": f"{design.name}.core",
             "latency": int(component.latency), "initiation_interval": int(component.initiation_interval),
             "cycle_units": "clocks per vector" if design.kind in ("network", "mvu") else "clocks per beat",
-            "ports": _ports(component), "parameters": params,
+            "ports": ports_of(component), "parameters": params,
             "verilog_lines": text.count("\n"), "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
         })
     if progress:

@@ -22,8 +22,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.fixed import Overflow
-from hwnorm.hdl.common import (BeatPipeline, advance_signal, fit_range, fit_wrap, range_shape, rom, round_shift,
-                               unused_ok)
+from hwnorm.hdl.common import (BeatPipeline, Inventory, MemoryUse, advance_signal, bits, fit_range, fit_wrap,
+                               range_shape, rom, round_shift, unused_ok)
 from hwnorm.qbn import BNSpec
 
 __all__ = ["BNRequant"]
@@ -63,6 +63,21 @@ class BNRequant(BeatPipeline, wiring.Component):
         rows = [[{name: int(getattr(spec, name)[g * self.lanes + lane]) for name in fields}
                  for lane in range(self.lanes)] for g in range(self.groups)]
         return layout, rows
+
+    def inventory(self) -> Inventory:
+        spec, lanes = self.spec, self.lanes
+        layout, _ = self._constants()
+        field_bits = {name: f.width for name, f in layout.elem_shape}
+        in_w, out_w = self.in_shape.width, self.out_shape.width
+        shift_w = field_bits.get("shift", 0)
+        q_bits = spec.acc_bits - int(spec.shift.min())  # bits left after the shift
+        return Inventory(
+            adder=lanes * (spec.acc_bits + q_bits) + bits(self.groups),  # bias add, rounding increment
+            compare=lanes * 2 * q_bits if spec.overflow == Overflow.SATURATE else 0,
+            mux=lanes * (out_w + spec.acc_bits * shift_w),                 # saturation; variable shifter
+            register=lanes * (in_w + spec.acc_bits + out_w + shift_w) + bits(self.groups) + 3,
+            memories=(MemoryUse("rom", lanes * sum(field_bits.values()), self.groups),) if self.groups > 1 else (),
+            multipliers=((in_w, field_bits["mult"]),) * lanes)
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()

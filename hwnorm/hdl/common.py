@@ -10,6 +10,8 @@ full valid/ready back-pressure with no skid buffers; the price is a combinationa
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+
 from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
@@ -18,7 +20,7 @@ from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import Rounding
 
 __all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal",
-           "BeatPipeline", "unused_ok", "lane_format"]
+           "BeatPipeline", "unused_ok", "lane_format", "Inventory", "MemoryUse"]
 
 
 def range_shape(lo: int, hi: int) -> Shape:
@@ -163,3 +165,47 @@ def unused_ok(component):
     for stage in getattr(component, "stages", ()):  # a network top's blocks
         unused_ok(stage.component)
     return component
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One memory of a component: ``rom`` (constant, from the spec) or ``ram`` (written)."""
+    kind: str
+    width: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a component is made of, counted from its spec and folding (FINN-style: each block
+    states its own resource model; ``hwnorm.estimate.resources`` turns an inventory into LUTs,
+    flip-flops, block RAMs and DSPs per FPGA target with calibrated costs).
+
+    Counts are in bits: ``popcount`` XNOR/popcount inputs, ``adder`` adder and accumulator output
+    bits, ``compare`` comparator operand bits, ``mux`` 2:1 multiplexer bits, ``logic`` other
+    bit-level gates, ``register`` flip-flops."""
+
+    blocks: int = 1                                     # components summed into this inventory
+    popcount: int = 0
+    adder: int = 0
+    compare: int = 0
+    mux: int = 0
+    logic: int = 0
+    register: int = 0
+    memories: tuple = field(default_factory=tuple)      # MemoryUse per memory (depth ≥ 2)
+    multipliers: tuple = field(default_factory=tuple)   # (a bits, b bits) per multiplier
+
+    def __add__(self, other: "Inventory") -> "Inventory":
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        return Inventory(**counts)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["memories"] = [vars(mem) for mem in self.memories]
+        out["multipliers"] = [list(m) for m in self.multipliers]
+        return out
+
+
+def bits(n: int) -> int:
+    """Width of a counter over ``n`` states (at least 1)."""
+    return max(1, (n - 1).bit_length())

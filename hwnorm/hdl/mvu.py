@@ -29,14 +29,15 @@ with ``PE`` channels per beat: two stages, ``latency`` 2, one beat per clock.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.hdl.common import BeatPipeline, advance_signal, range_shape, rom, tree_sum, unused_ok
+from hwnorm.hdl.common import (BeatPipeline, Inventory, MemoryUse, advance_signal, bits, range_shape, rom, tree_sum,
+                               unused_ok)
 from hwnorm.ir import MVTU, InputThreshold
 
 __all__ = ["MVU", "Thresholding", "divisors", "check_fold"]
@@ -68,6 +69,27 @@ def threshold_shapes(t: ThresholdSpec):
 def count_at_least(value, thresholds: list, out_base: int):
     """``out_base + #{i : value ≥ thresholds[i]}`` — the spec's compare rule, one comparator each."""
     return out_base + tree_sum([value >= t for t in thresholds])
+
+
+def compare_bits(t: ThresholdSpec, lanes: int) -> int:
+    """Comparator operand bits of ``lanes`` channels of a threshold spec. Thresholds read from a
+    ROM cost their full width; a constant threshold ``T = m·2^z`` only its top bits
+    (``x ≥ T ⇔ x >> z ≥ m``), so a binarizing ``x ≥ 128`` on 8-bit pixels is one wire."""
+    width = Shape.cast(threshold_shapes(t)[0]).width
+    rows = _threshold_rows(t, lanes)
+    if not constant_rows(rows):
+        return lanes * t.n_thresholds * width
+    low = (1 << width) - 1
+    return sum(width - _trailing_zeros(int(v) & low, width) for lane in rows[0] for v in lane)
+
+
+def constant_rows(rows: list) -> bool:
+    """A ROM whose rows are all equal is a constant to synthesis (no memory, constant compares)."""
+    return all(row == rows[0] for row in rows)
+
+
+def _trailing_zeros(v: int, width: int) -> int:
+    return width if v == 0 else (v & -v).bit_length() - 1
 
 
 def _threshold_rows(t: ThresholdSpec, lanes: int) -> list:
@@ -122,6 +144,30 @@ class MVU(wiring.Component):
                     t = max(t + 1, arrivals[v * self.sf + sf]) if nf == 0 else t + 1
                 out.append(t + self.depth)
         return out
+
+    # ---- resource model (hwnorm.estimate.resources costs it per FPGA target)
+    def inventory(self) -> Inventory:
+        layer, pe, simd, sf, nf = self.layer, self.pe, self.simd, self.sf, self.nf
+        x_bits = simd * layer.in_bits
+        binary = layer.in_bits == 1
+        raw_bits = layer.in_features.bit_length() if binary else layer.acc_bits
+        out_bits = pe * Shape.cast(self.out_shape).width
+        t = layer.thresholds
+        thr_bits = 0 if t is None else t.n_thresholds * Shape.cast(threshold_shapes(t)[0]).width
+        mems = [MemoryUse("rom", pe * simd, sf * nf)] if sf * nf > 1 else []
+        if t is not None and not constant_rows(_threshold_rows(t, pe)):
+            mems.append(MemoryUse("rom", pe * thr_bits, nf))
+        if nf > 1 and sf > 1:
+            mems.append(MemoryUse("ram", x_bits, sf))
+        counters = bits(sf) + bits(nf) + bits(sf * nf)
+        return Inventory(
+            popcount=pe * simd if binary else 0,
+            adder=pe * (raw_bits + layer.acc_bits) + (0 if binary else pe * simd * (layer.in_bits + 1)) + counters,
+            compare=0 if t is None else compare_bits(t, pe),
+            mux=x_bits if nf > 1 else 0,
+            register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
+            + counters + bits(nf) + 6,
+            memories=tuple(mems))
 
     # ---- constants from the spec
     def _weight_rows(self) -> list[int]:
@@ -245,6 +291,16 @@ class Thresholding(BeatPipeline, wiring.Component):
         self.out_shape = threshold_shapes(layer.thresholds)[1]
         super().__init__({"i": In(stream.Signature(data.ArrayLayout(self.in_shape, pe))),
                           "o": Out(stream.Signature(data.ArrayLayout(self.out_shape, pe)))})
+
+    def inventory(self) -> Inventory:
+        t, pe = self.layer.thresholds, self.pe
+        thr_bits = t.n_thresholds * Shape.cast(threshold_shapes(t)[0]).width
+        in_bits = pe * Shape.cast(self.in_shape).width
+        out_bits = pe * Shape.cast(self.out_shape).width
+        return Inventory(adder=bits(self.groups), compare=compare_bits(t, pe),
+                         register=in_bits + out_bits + bits(self.groups) + 2,
+                         memories=() if constant_rows(_threshold_rows(t, pe)) else
+                         (MemoryUse("rom", pe * thr_bits, self.groups),))
 
     def elaborate(self, platform):
         t, pe, m = self.layer.thresholds, self.pe, Module()

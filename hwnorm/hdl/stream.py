@@ -14,7 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import advance_signal, unused_ok
+from hwnorm.hdl.common import Inventory, MemoryUse, advance_signal, bits, unused_ok
 
 __all__ = ["Gather", "Split", "StreamFIFO", "ArgMax", "width_converter"]
 
@@ -46,6 +46,11 @@ class Gather(wiring.Component):
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         return _every_nth_plus_one(arrivals, self.factor)
+
+    def inventory(self) -> Inventory:
+        n = len(self.i.payload.as_value())
+        return Inventory(adder=bits(self.factor), logic=self.factor,
+                         register=n * (2 * self.factor - 1) + bits(self.factor) + 1)
 
     def elaborate(self, platform):
         m, n = Module(), len(self.i.payload.as_value())
@@ -82,6 +87,11 @@ class Split(wiring.Component):
             accept = a if accept is None else max(a, accept + self.factor)
             out += [accept + 1 + k for k in range(self.factor)]
         return out
+
+    def inventory(self) -> Inventory:
+        n = len(self.o.payload.as_value())
+        return Inventory(adder=2 * bits(self.factor + 1), mux=n * (self.factor - 1),
+                         register=n * self.factor + 2 * bits(self.factor + 1))
 
     def elaborate(self, platform):
         m, n = Module(), len(self.o.payload.as_value())
@@ -131,6 +141,11 @@ class StreamFIFO(wiring.Component):
             out.append(t)
         return out
 
+    def inventory(self) -> Inventory:
+        width, depth = len(self.i.payload.as_value()), self.depth - 1  # SyncFIFOBuffered: memory + output register
+        return Inventory(adder=3 * bits(depth + 1), register=width + 3 * bits(depth + 1) + 2,
+                         memories=(MemoryUse("ram", width, depth),))
+
     def elaborate(self, platform):
         m = Module()
         width = len(self.i.payload.as_value())
@@ -154,6 +169,12 @@ class ArgMax(wiring.Component):
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         return _every_nth_plus_one(arrivals, self.groups)
+
+    def inventory(self) -> Inventory:
+        width, index = len(self.i.payload.as_value()) // self.lanes, len(self.o.payload)
+        return Inventory(adder=bits(self.groups), compare=self.lanes * width,
+                         mux=self.lanes * (width + index),
+                         register=width + 2 * index + bits(self.groups) + 1)
 
     def _beat_best(self, group):
         """(value, index) of the beat's largest lane; a right candidate wins only if strictly larger."""

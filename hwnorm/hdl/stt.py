@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import BeatPipeline, unused_ok
+from hwnorm.hdl.common import BeatPipeline, Inventory, unused_ok
 
 from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
 
@@ -65,6 +65,15 @@ class STTEncoder(_CodecStage):
 
     def __init__(self, spec: CodecSpec):
         super().__init__(spec, unsigned(16 * spec.block_words), unsigned(2 * spec.cells_per_block))
+
+    def inventory(self) -> Inventory:
+        spec = self.spec
+        if not spec.is_block:  # a fixed bit permutation
+            return Inventory(register=2 * spec.cells_per_block + 1)
+        moved = sum(spec.transformable[k % 8] for k in range(8 * spec.block_words))
+        width = (spec.cells_per_block * max(spec.state_cost)).bit_length() + 1
+        return Inventory(adder=4 * moved * width, compare=3 * width, mux=2 * width + 2,
+                         logic=4 * moved * 2 + 2 * moved, register=2 * spec.cells_per_block + 1)
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()
@@ -112,6 +121,12 @@ class STTDecoder(_CodecStage):
     def __init__(self, spec: CodecSpec):
         self.out_layout = data.StructLayout({"words": unsigned(16 * spec.block_words), "status": unsigned(2)})
         super().__init__(spec, unsigned(2 * spec.cells_per_block), self.out_layout)
+
+    def inventory(self) -> Inventory:
+        spec, words = self.spec, self.spec.block_words
+        checks = (2 if spec.is_block else 0) + (words if spec.uses_backup else 0)  # repaired cells
+        return Inventory(compare=5 * words, mux=16 * words, logic=2 * checks + (16 * words if spec.is_block else 0),
+                         register=16 * words + 3)
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()

