@@ -46,7 +46,7 @@ def test_network_report_of_a_user_folding_without_synthesis(tmp_path):
     assert main(["report", model, "--folding", str(fold), "-o", str(out), "--sim", SIMS[0], "--vectors", "30",
                  "--images", "20", "--no-synth"]) == 0
     fig = json.loads((out / "top.json").read_text())
-    assert fig["accuracy"]["images"] == 10_000 and fig["accuracy"]["top1"] == pytest.approx(0.9317, abs=0.01)
+    assert fig["accuracy"]["images"] == 10_000 and fig["accuracy"]["top1"] == 0.9296  # see README
     assert fig["accuracy"]["cosimulated_images"] == 30
     assert fig["accuracy"]["rtl_top1_on_cosimulated"] == fig["accuracy"]["golden_top1_on_cosimulated"]
     assert fig["cycles"]["design"]["cycles_per_vector"] == (784 // 28) * (64 // 8)
