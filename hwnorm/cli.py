@@ -379,7 +379,8 @@ def cmd_estimate(args) -> int:
     results = []
     for design in designs:
         r = estimate_design(design, args.clock_mhz, args.images, table, cells, targets, args.synth, args.fmax,
-                            progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True))
+                            progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True),
+                            buffer_codec=args.buffer_codec)
         results.append(r)
         c = r["cycles"]
         d = c["design"]
@@ -397,7 +398,8 @@ def cmd_estimate(args) -> int:
             buf = e["weight_buffer"]
             print(f"  energy per inference ({e['images']} images, table {e['table']}): compute {e['compute_pj']:.1f} pJ "
                   f"({parts}); weight buffer {buf['bits']} bits: SRAM {buf['sram_pj']:.1f} pJ, "
-                  f"MLC STT-RAM cell reads {buf['stt_pj']:.1f} pJ (cells only, no periphery)")
+                  f"MLC STT-RAM cell reads {buf['stt_pj']:.1f} pJ (codec {buf['stt_codec']}, {buf['stt_cells']} cells; "
+                  f"cells only, no periphery)")
         _print_resources(r["resources"])
     if args.out:
         write_atomic(args.out, json.dumps({"clock_mhz": args.clock_mhz, "designs": results}, indent=1) + "\n")
@@ -488,7 +490,8 @@ def cmd_report(args) -> int:
     for k, design in enumerate(designs):
         figs.append(design_figures(design, clock_mhz=args.clock_mhz, images=args.images, vectors=args.vectors,
                                    seed=args.seed + k, sim=sim, targets=targets, synth=not args.no_synth,
-                                   fmax=not (args.no_synth or args.no_fmax), progress=say))
+                                   fmax=not (args.no_synth or args.no_fmax), progress=say,
+                                   buffer_codec=args.buffer_codec))
     names = write_reports(figs, args.out)
     for fig in figs:
         c = fig["cycles"]["design"]
@@ -627,6 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
     e.add_argument("--energy-table", help="energy table name or TOML path (default horowitz45)")
     e.add_argument("--cells", help="STT-RAM cell table TOML (default: the built-in serial-MLC table)")
+    e.add_argument("--buffer-codec", default="none", help="codec of the STT-RAM weight buffer (default none; "
+                   "rearrange, fnw, hamming — any codec without the FP16 sign backup)")
     e.add_argument("--targets", metavar="LIST", help="FPGA targets for resources, comma-separated "
                    "(default: ice40,ecp5,xilinx; see hwnorm/data/fpga/targets.toml)")
     e.add_argument("--synth", action="store_true", help="also synthesize with Yosys and show the estimate's error")
@@ -655,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--clock-mhz", type=float, default=100.0, help="clock for throughput (default 100 MHz)")
     r.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
     r.add_argument("--targets", metavar="LIST", help="FPGA targets, comma-separated (default: all)")
+    r.add_argument("--buffer-codec", default="none", help="codec of the STT-RAM weight buffer (default none)")
     r.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     r.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     r.set_defaults(func=cmd_report)

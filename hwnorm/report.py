@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +55,6 @@ def _rtl(design, component, vectors: int, seed: int, sim: str, work_dir) -> dict
     work = Path(work_dir) if work_dir else default_work_dir()
     text = verilog_of(component, design.name)
     job = job_for(design.kind, component, vectors, seed)
-    start = time.perf_counter()
     random_rate = cosim(text, design.name, job, sim, work, mode="batch")
     full = cosim(text, design.name, first_vectors(job, job["vectors"], p_valid=1.0, p_ready=1.0), sim, work,
                  mode="batch")
@@ -69,15 +67,15 @@ def _rtl(design, component, vectors: int, seed: int, sim: str, work_dir) -> dict
            "full_rate": {"vectors": full.vectors, "beats": len(measured),
                          "beats_at_predicted_clock": int(sum(a == b for a, b in zip(measured, predicted))),
                          "latency": measured[per_vector - 1] - full.first_in_cycle if measured else None,
-                         "clocks_per_vector": (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else None},
-           "seconds": round(time.perf_counter() - start, 2)}
+                         "clocks_per_vector": (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else None}}
     if design.kind == "network" and job.get("vector_ids") is not None:
         out["image_ids"] = [int(i) for i in job["vector_ids"]]
     return out
 
 
 def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed: int, sim: str | None,
-                   targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None) -> dict:
+                   targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None,
+                   buffer_codec: str = "none") -> dict:
     """Every figure of one design's report (plain JSON types)."""
     from hwnorm.estimate import estimate_design
     from hwnorm.generate import build
@@ -87,7 +85,12 @@ def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed:
     component, params = build(design)
     unused_ok(component)
     say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
-    est = estimate_design(design, clock_mhz, images, targets=targets, synth=synth, fmax=fmax, progress=say)
+    est = estimate_design(design, clock_mhz, images, targets=targets, synth=synth, fmax=fmax, progress=say,
+                          buffer_codec=buffer_codec)
+    for r in est["resources"].values():  # a report says what was measured, not whether a cache held it
+        for measured in (r.get("synthesis"), r.get("timing")):
+            if measured:
+                measured.pop("cached", None)
     fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
            "cycles": est["cycles"], "resources": est["resources"]}
     if "energy" in est:
@@ -169,7 +172,7 @@ def _energy_md(fig: dict) -> str:
     out = (f"Per inference, from action counts of the golden model on {e['images']} images and the "
            f"`{e['table']}` energy table: compute **{e['compute_pj']:.1f} pJ**; weight and threshold buffer "
            f"({buf['bits']:,} bits): **{buf['sram_pj']:.1f} pJ as SRAM**, {buf['stt_pj']:.1f} pJ as MLC STT-RAM "
-           f"cell reads (cells only, no periphery).\n\n")
+           f"cell reads ({buf['stt_cells']:,} cells, codec `{buf['stt_codec']}`; cells only, no periphery).\n\n")
     out += _table(["component", "pJ / inference"], [[k, f"{v:.1f}"] for k, v in comps]) + "\n\n"
     out += _table(["layer", "pJ / inference"], [[layer["name"], f"{layer['total_pj']:.1f}"] for layer in e["layers"]])
     return out

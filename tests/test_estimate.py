@@ -144,3 +144,32 @@ def test_estimate_of_a_model_with_a_user_folding(tmp_path):
     r = estimate_design(user, images=10)
     mvu = [s for s in r["cycles"]["stages"] if s["name"] == net.layers[1].name][0]
     assert mvu["cycles_per_vector"] == (784 // 28) * (64 // 8)
+
+
+def test_weight_buffer_cells_pair_consecutive_bits_without_a_codec(tfc):
+    from hwnorm import bnn
+    from hwnorm.estimate.energy import _buffer_cells, _bits_of, _width
+    from hwnorm.stt import load_table, make_codec
+    bits = []
+    for layer in tfc.net.layers:
+        if hasattr(layer, "weights"):
+            bits.append(bnn.unpack_bits(layer.weights, layer.in_features).reshape(-1))
+        t = getattr(layer, "thresholds", None)
+        if t is not None:
+            bits.append(_bits_of(t.thresholds, _width(t.acc_lo, t.acc_hi + 1)).reshape(-1))
+    flat = np.concatenate(bits).astype(np.uint8)
+    cells = _buffer_cells(tfc.net, make_codec("none", load_table())).reshape(-1)
+    assert np.array_equal(cells[:flat.size // 2], 2 * flat[0::2] + flat[1::2])  # (hard, soft) in stream order
+    assert not cells[flat.size // 2:].any()                                     # padding of the last word
+
+
+def test_weight_buffer_with_a_codec_is_content_dependent(tfc):
+    x = data.mnist_test()[0][:5].reshape(5, -1).astype(np.int64)
+    none = network_energy(tfc.net, tfc.folding, x)
+    rearranged = network_energy(tfc.net, tfc.folding, x, codec="rearrange")
+    assert rearranged.stt_codec == "rearrange" and none.stt_codec == "none"
+    assert rearranged.stt_cells == -(-(none.stt_cells // 8) // 4) * 34  # 4-word blocks + 2 flag cells
+    assert rearranged.buffer_stt_pj != none.buffer_stt_pj
+    assert rearranged.buffer_sram_pj == none.buffer_sram_pj and rearranged.compute_pj == none.compute_pj
+    with pytest.raises(ValueError, match="needs FP16 weights"):
+        network_energy(tfc.net, tfc.folding, x, codec="backup")

@@ -17,10 +17,10 @@ DEFAULT_IMAGES = 1000
 
 def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = DEFAULT_IMAGES,
                     energy_table=None, cells=None, targets=None, synth: bool = False, fmax: bool = False,
-                    progress=None) -> dict:
+                    progress=None, buffer_codec: str = "none") -> dict:
     """Cycle figures and analytic resources per FPGA target of any generated design; for a network
     also energy per inference on the first ``images`` vendored MNIST test images (or seeded random
-    inputs of the model's range). ``synth`` adds Yosys synthesis of the design and the estimate's
+    inputs of the model's range), the weight buffer's MLC cells encoded by ``buffer_codec``. ``synth`` adds Yosys synthesis of the design and the estimate's
     error against it; ``fmax`` adds place-and-route Fmax (see ``synthesis.py``)."""
     import numpy as np
 
@@ -44,7 +44,8 @@ def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = 
             lo, hi = net.layers[0].in_range
             x = np.random.default_rng(0).integers(lo, hi + 1, (images, net.in_features))
         table = energy_table if energy_table is not None else load_energy_table()
-        out["energy"] = network_energy(net, component.folding, x, table, cells, component.output).to_dict()
+        out["energy"] = network_energy(net, component.folding, x, table, cells, component.output,
+                                       buffer_codec).to_dict()
     return out
 
 

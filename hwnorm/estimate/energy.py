@@ -148,6 +148,8 @@ class EnergyReport:
     buffer_sram_pj: float
     buffer_stt_pj: float
     stt_state_counts: dict
+    stt_codec: str = "none"
+    stt_cells: int = 0          # MLC cells holding the buffer (flag cells of a block codec included)
 
     @property
     def compute_pj(self) -> float:
@@ -168,7 +170,8 @@ class EnergyReport:
                 "layers": [{"name": l.name, "counts": l.counts, "pj": l.pj, "total_pj": l.total} for l in self.layers],
                 "per_component_pj": self.per_component(), "compute_pj": self.compute_pj,
                 "weight_buffer": {"bits": self.buffer_bits, "sram_pj": self.buffer_sram_pj,
-                                  "stt_pj": self.buffer_stt_pj, "stt_state_counts": self.stt_state_counts},
+                                  "stt_pj": self.buffer_stt_pj, "stt_state_counts": self.stt_state_counts,
+                                  "stt_codec": self.stt_codec, "stt_cells": self.stt_cells},
                 "total_pj_sram_buffer": self.total_pj("sram"), "total_pj_stt_buffer": self.total_pj("stt")}
 
 
@@ -249,9 +252,10 @@ def _price(counts: dict, table: EnergyTable) -> dict:
     return pj
 
 
-def _buffer_cells(net) -> np.ndarray:
+def _buffer_cells(net, codec) -> np.ndarray:
     """The weight buffer's content as 2-bit MLC cell states: all weight bits (row-major, padding
-    dropped) then threshold bits, paired (hard, soft) in stream order."""
+    dropped) then threshold bits, as 16-bit words (first bit in the top bit, so with codec ``none``
+    consecutive bits pair as (hard, soft)), encoded by ``codec`` (a CodecSpec)."""
     from hwnorm import bnn
     bits = []
     for layer in net.layers:
@@ -262,19 +266,23 @@ def _buffer_cells(net) -> np.ndarray:
             w = _width(t.acc_lo, t.acc_hi + 1)
             bits.append(_bits_of(t.thresholds, w).reshape(-1))
     flat = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
-    if flat.size % 2:
-        flat = np.concatenate([flat, np.zeros(1, np.uint8)])
-    return (2 * flat[0::2] + flat[1::2]).astype(np.uint8)
+    if not flat.size:
+        return np.zeros((0, codec.cells_per_block), np.uint8)
+    flat = np.concatenate([flat, np.zeros(-flat.size % 16, np.uint8)])
+    words = (flat.reshape(-1, 16).astype(np.uint16) << np.arange(15, -1, -1, dtype=np.uint16)).sum(1)
+    return codec.encode_words(words.astype(np.uint16))
 
 
 def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None = None,
-                   cells=None, output: str = "argmax") -> EnergyReport:
+                   cells=None, output: str = "argmax", codec: str = "none") -> EnergyReport:
     """pJ per inference of a folded network on inputs ``x`` (images, features), per layer and
-    component, with the weight buffer as SRAM and as MLC STT-RAM (cell table ``cells``)."""
-    from hwnorm.stt import load_table, read_cost
+    component, with the weight buffer as SRAM and as MLC STT-RAM (cell table ``cells``, encoded by
+    ``codec`` — any codec that takes raw bit words)."""
+    from hwnorm.stt import load_table, make_codec, read_cost
 
     table = table or load_energy_table()
     cells = cells or load_table()
+    spec = make_codec(codec, cells)
     x = np.asarray(x).reshape(len(x), -1)
     images = len(x)
     if images < 1:
@@ -293,10 +301,10 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     if output == "argmax":
         counts = {"comparator_bits": (net.out_features - 1) * out_w}
         layers.append(LayerEnergy("argmax", counts, _price(counts, table)))
-    states = _buffer_cells(net)
-    stt = read_cost(cells, states[None, :]) if states.size else None
+    states = _buffer_cells(net, spec)
+    stt = read_cost(cells, states) if states.size else None
     return EnergyReport(layers, images, table.name, buffer_bits, buffer_bits * table.sram_read_bit(buffer_bits),
-                        stt.energy_pj if stt else 0.0, stt.counts if stt else {})
+                        stt.energy_pj if stt else 0.0, stt.counts if stt else {}, spec.label, int(states.size))
 
 
 def _input_width(net) -> int:

@@ -158,7 +158,20 @@ class CodecSpec(SpecIdentity):
     def encode(self, weights, old: np.ndarray | None = None) -> np.ndarray:
         """Cells ``(n_blocks, cells_per_block)`` of ``weights`` (Flip-N-Write decides over ``old``,
         the buffer's previous cells; default: every cell in state 00)."""
-        words = self.check_weights(weights)
+        return self._encode(self.check_weights(weights), old)
+
+    def encode_words(self, words: np.ndarray, old: np.ndarray | None = None) -> np.ndarray:
+        """Cells of raw 16-bit words — any bit pattern, e.g. packed binary weights and thresholds —
+        for the codecs whose encoding does not rely on FP16 (every codec but the sign backups)."""
+        words = np.ascontiguousarray(np.asarray(words).ravel())
+        if words.dtype != np.uint16:
+            raise ValueError(f"words must be uint16 bit patterns (got {words.dtype})")
+        if self.uses_backup:
+            raise ValueError(f"codec {self.codec!r} stores a sign backup in FP16 bit 14 and needs FP16 "
+                             f"weights; for raw bit words use one without backup")
+        return self._encode(words, old)
+
+    def _encode(self, words: np.ndarray, old: np.ndarray | None) -> np.ndarray:
         nb = self.n_blocks(words.size)
         padded = np.zeros(nb * self.block_words, np.uint16)  # pad words are +0
         padded[:words.size] = words
