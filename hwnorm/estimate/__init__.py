@@ -17,7 +17,7 @@ DEFAULT_IMAGES = 1000
 
 def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = DEFAULT_IMAGES,
                     energy_table=None, cells=None, targets=None, synth: bool = False, fmax: bool = False,
-                    progress=None, buffer_codec: str = "none") -> dict:
+                    progress=None, buffer_codec: str = "none", synth_targets=None) -> dict:
     """Cycle figures and analytic resources per FPGA target of any generated design; for a network
     also energy per inference on the first ``images`` vendored MNIST test images (or seeded random
     inputs of the model's range), the weight buffer's MLC cells encoded by ``buffer_codec``. ``synth`` adds Yosys synthesis of the design and the estimate's
@@ -32,7 +32,7 @@ def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = 
     component = unused_ok(build(design)[0])
     out = {"design": design.name, "kind": design.kind,
            "cycles": design_cycles(component, design.name, clock_mhz * 1e6).to_dict()}
-    out["resources"] = design_resources(design, component, targets, synth or fmax, fmax, progress)
+    out["resources"] = design_resources(design, component, targets, synth or fmax, fmax, progress, synth_targets)
     if design.kind == "network":
         if images < 1:
             raise ValueError(f"--images must be at least 1, got {images}")
@@ -50,9 +50,10 @@ def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = 
 
 
 def design_resources(design, component, targets=None, synth: bool = False, fmax: bool = False,
-                     progress=None) -> dict:
+                     progress=None, synth_targets=None) -> dict:
     """Per target: the analytic estimate; with ``synth`` the synthesized counts and the relative
-    error of the estimate; with ``fmax`` the place-and-route result."""
+    error of the estimate (on ``synth_targets`` only, default all); with ``fmax`` the
+    place-and-route result."""
     from hwnorm.estimate.resources import estimate_resources, relative_error
     from hwnorm.estimate.synthesis import TARGETS, place_and_route, synthesize
     from hwnorm.generate import ports_of, verilog_of
@@ -68,6 +69,8 @@ def design_resources(design, component, targets=None, synth: bool = False, fmax:
     built, _, text = verilog_of(design)
     unused_ok(built)
     for t in names:
+        if synth_targets is not None and t not in synth_targets:
+            continue
         if progress:
             progress(f"synthesizing {design.name} for {t}")
         syn = synthesize(text, design.name, TARGETS[t])

@@ -1,0 +1,158 @@
+"""The design configuration of ``hwnorm flow`` (and ``hwnorm sweep``): one TOML file for
+everything a user sets. Every key is optional; unknown keys and bad values are errors that name
+the key and what is allowed::
+
+    model = "TFC_1W1A"        # the vendored model, or an ONNX / IR JSON path (relative to this file)
+    name = "tfc"              # Verilog module name of the network top
+    output = "argmax"         # argmax | raw
+    clock_mhz = 100.0
+    target = "ecp5"           # ice40 | ecp5 | xilinx: the device the summary shows (all are reported)
+    synth = true              # Yosys synthesis of the top for every target
+    fmax = true               # nextpnr place-and-route for Fmax where the top fits (~2 min for TFC)
+    simulator = "auto"        # auto | verilator | icarus | none
+    vectors = 500             # MNIST images co-simulated against the golden model
+    seed = 2026
+    images = 1000             # images whose action counts give the energy
+    energy_table = "horowitz45"
+    rtl_dir = "rtl"           # relative to the current directory
+    reports_dir = "reports"
+
+    [folding]                 # per layer {pe, simd}; layers not named are folded automatically
+    MatMul_16 = { pe = 16, simd = 49 }
+
+    [auto_folding]            # how the layers not in [folding] are folded (default: hwnorm's choice)
+    throughput = 1.0e6        # images/s at clock_mhz: the cheapest folding that reaches it
+    lut_budget = 20000        # or the fastest folding whose LUT estimate on `target` fits
+
+    [stt]                     # the MLC STT-RAM weight buffer of the energy estimate
+    codec = "none"            # none | rearrange | fnw | hamming (codecs for raw bit words)
+    cells = "default"         # a cell table name or TOML path
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["FlowConfig", "load_config", "config_from_dict", "SIMULATORS", "TARGET_NAMES", "BUFFER_CODECS"]
+
+SIMULATORS = ("auto", "verilator", "icarus", "none")
+TARGET_NAMES = ("ice40", "ecp5", "xilinx")
+OUTPUTS = ("argmax", "raw")
+BUFFER_CODECS = ("none", "rearrange", "fnw", "hamming")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    model: str = "TFC_1W1A"
+    name: str = "tfc"
+    output: str = "argmax"
+    clock_mhz: float = 100.0
+    target: str = "ecp5"
+    synth: bool = True
+    fmax: bool = True
+    simulator: str = "auto"
+    vectors: int = 500
+    seed: int = 2026
+    images: int = 1000
+    energy_table: str = "horowitz45"
+    rtl_dir: str = "rtl"
+    reports_dir: str = "reports"
+    folding: dict = field(default_factory=dict)
+    throughput: float | None = None     # [auto_folding]
+    lut_budget: int | None = None       # [auto_folding]
+    codec: str = "none"                 # [stt]
+    cells: str = "default"              # [stt]
+    origin: str = "<defaults>"          # the file it came from (for messages)
+    base: Path | None = None            # folder relative model paths resolve against
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["base"] = None if self.base is None else str(self.base)
+        return out
+
+
+_TABLES = {"auto_folding": {"throughput": "throughput", "lut_budget": "lut_budget"},
+           "stt": {"codec": "codec", "cells": "cells"}}
+_TOP = [f.name for f in fields(FlowConfig) if f.name not in ("throughput", "lut_budget", "codec", "cells",
+                                                             "origin", "base")]
+
+
+def _check(where: str, key: str, value, kind, allowed=None, positive: bool = False):
+    """``value`` of ``kind`` (int / float / str / bool), optionally one of ``allowed`` or > 0."""
+    if isinstance(value, bool) != (kind is bool):  # TOML true is no number, 1 is no boolean
+        raise ValueError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        raise ValueError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ValueError(f"{where}: {key} must be finite, got {value!r}")
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"{where}: {key} = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+    if positive and not value > 0:
+        raise ValueError(f"{where}: {key} must be positive, got {value!r}")
+    return value
+
+
+_RULES = {
+    "model": (str, None, False), "name": (str, None, False), "output": (str, OUTPUTS, False),
+    "clock_mhz": (float, None, True), "target": (str, TARGET_NAMES, False), "synth": (bool, None, False),
+    "fmax": (bool, None, False), "simulator": (str, SIMULATORS, False), "vectors": (int, None, True),
+    "seed": (int, None, False), "images": (int, None, True), "energy_table": (str, None, False),
+    "rtl_dir": (str, None, False), "reports_dir": (str, None, False),
+    "throughput": (float, None, True), "lut_budget": (int, None, True),
+    "codec": (str, BUFFER_CODECS, False), "cells": (str, None, False),
+}
+
+
+def _check_folding(where: str, folding) -> dict:
+    if not isinstance(folding, dict):
+        raise ValueError(f"{where}: [folding] must be a table of layers, like MatMul_16 = {{ pe = 16, simd = 49 }}")
+    for layer, entry in folding.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: folding.{layer} must be a table like {{ pe = 4, simd = 8 }}")
+        for key, value in entry.items():
+            if key not in ("pe", "simd"):
+                raise ValueError(f"{where}: folding.{layer}: unknown key {key!r}; allowed: pe, simd")
+            _check(where, f"folding.{layer}.{key}", value, int, positive=True)
+    return folding
+
+
+def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = None) -> FlowConfig:
+    """A validated config from a parsed TOML document."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{origin}: a config is a TOML table of keys")
+    values: dict = {}
+    for key, value in doc.items():
+        if key == "folding":
+            values["folding"] = _check_folding(origin, value)
+        elif key in _TABLES:
+            if not isinstance(value, dict):
+                raise ValueError(f"{origin}: [{key}] must be a table; allowed keys: {', '.join(_TABLES[key])}")
+            for sub, sub_value in value.items():
+                if sub not in _TABLES[key]:
+                    raise ValueError(f"{origin}: unknown key {key}.{sub!r}; allowed: {', '.join(_TABLES[key])}")
+                values[_TABLES[key][sub]] = _check(origin, f"{key}.{sub}", sub_value, *_RULES[_TABLES[key][sub]])
+        elif key in _TOP:
+            values[key] = _check(origin, key, value, *_RULES[key])
+        else:
+            allowed = sorted(_TOP + list(_TABLES))
+            raise ValueError(f"{origin}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+    from hwnorm.hdl.names import check_identifier
+    if "name" in values:
+        check_identifier(values["name"], f"{origin}: name")
+    return FlowConfig(**values, origin=origin, base=base)
+
+
+def load_config(path) -> FlowConfig:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    return config_from_dict(doc, str(path), path.parent)

@@ -1,0 +1,263 @@
+"""``hwnorm flow``: model → golden accuracy → folding → Verilog → co-simulation → estimates → report.
+
+Each stage reuses what the others cache by content (the simulator builds, Yosys and nextpnr
+results); each prints what it did and how long it took. Outputs are written as sets (temporary
+names, then renames): an interrupted flow leaves the previous rtl/ and reports/ intact.
+
+Folding: the layers named in the config keep their PE / SIMD; the others are chosen here —
+with ``throughput`` the cheapest folding (fewest PE·SIMD per layer) whose slowest stage takes at
+most ``clock / throughput`` clocks per image; with ``lut_budget`` the fastest folding whose LUT
+estimate on the config's target fits; with neither, the folding of the embedded default design (``hwnorm/data/designs/default.toml``)
+for its model, else hwnorm's automatic one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwnorm.config import FlowConfig
+
+__all__ = ["choose_folding", "run_flow", "FlowResult", "summary"]
+
+
+# ------------------------------------------------------------------ folding search
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _cheapest_mvu(rows: int, cols: int, limit: int) -> dict | None:
+    """Fewest PE·SIMD with SF·NF ≤ limit (ties: more SIMD, the wider datapath shares more logic)."""
+    best = None
+    for pe in _divisors(rows):
+        for simd in _divisors(cols):
+            if (rows // pe) * (cols // simd) <= limit:
+                key = (pe * simd, -simd)
+                if best is None or key < best[0]:
+                    best = (key, {"pe": pe, "simd": simd})
+    return None if best is None else best[1]
+
+
+def _cheapest_lanes(channels: int, limit: int) -> dict | None:
+    for pe in _divisors(channels):
+        if channels // pe <= limit:
+            return {"pe": pe}
+    return None
+
+
+def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
+    """The cheapest folding with every layer at most ``limit`` clocks per image (``fixed`` layers
+    as given), or None when some layer cannot get there."""
+    from hwnorm.ir import MVTU
+
+    out = {}
+    for layer in net.layers:
+        if layer.name in fixed:
+            out[layer.name] = dict(fixed[layer.name])
+            continue
+        pick = (_cheapest_mvu(layer.out_features, layer.in_features, limit) if isinstance(layer, MVTU)
+                else _cheapest_lanes(layer.in_features, limit))
+        if pick is None:
+            return None
+        out[layer.name] = pick
+    return out
+
+
+def _intervals(net) -> list[int]:
+    """Every clocks-per-image value some folding of ``net`` reaches, fastest first."""
+    from hwnorm.ir import MVTU
+
+    values = set()
+    for layer in net.layers:
+        if isinstance(layer, MVTU):
+            values |= {a * b for a in _divisors(layer.out_features) for b in _divisors(layer.in_features)}
+        else:
+            values |= set(_divisors(layer.in_features))
+    return sorted(values)
+
+
+def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, str]:
+    """(folding of the layers, how it was chosen) for a config (see the module docstring)."""
+    from hwnorm.hdl.top import check_folding
+
+    fixed = dict(config.folding)
+    try:
+        check_folding(net, fixed)  # names and divisibility of what the user set
+    except ValueError as e:
+        raise ValueError(f"{config.origin}: {e}") from None
+    if config.throughput is None and config.lut_budget is None:
+        if fixed:
+            return fixed, "as configured"
+        default = _default_folding(config.model)
+        return (default, "the default design's") if default else ({}, "automatic")
+    clock = config.clock_mhz * 1e6
+    if config.throughput is not None:
+        limit = math.floor(clock / config.throughput + 1e-9)
+        if limit < 1:
+            raise ValueError(f"{config.origin}: auto_folding.throughput = {config.throughput:g} images/s needs more "
+                             f"than one image per clock at {config.clock_mhz:g} MHz")
+        folding = folding_for_interval(net, limit, fixed)
+        if folding is None:
+            raise ValueError(f"{config.origin}: no folding reaches {config.throughput:g} images/s with the layers "
+                             f"fixed in [folding]")
+        how = f"cheapest reaching {config.throughput:g} images/s (≤ {limit} clocks per image)"
+        if config.lut_budget is not None:
+            luts = estimate_luts(folding)
+            if luts > config.lut_budget:
+                raise ValueError(f"{config.origin}: the cheapest folding reaching {config.throughput:g} images/s "
+                                 f"needs about {luts} LUTs on {config.target}, over lut_budget = {config.lut_budget}")
+            how += f", {luts} LUTs ≤ budget {config.lut_budget}"
+        return folding, how
+    smallest = None
+    for limit in _intervals(net):
+        folding = folding_for_interval(net, limit, fixed)
+        if folding is None:
+            continue
+        luts = estimate_luts(folding)
+        smallest = luts if smallest is None else min(smallest, luts)
+        if luts <= config.lut_budget:
+            return folding, f"fastest within {config.lut_budget} LUTs on {config.target} ({luts} estimated)"
+    raise ValueError(f"{config.origin}: no folding fits lut_budget = {config.lut_budget} on {config.target}; the "
+                     f"smallest needs about {smallest} LUTs")
+
+
+def _default_folding(model: str) -> dict | None:
+    """The folding of the embedded default network design when ``model`` is its model."""
+    from hwnorm.generate import default_designs
+
+    for d in default_designs():
+        if d.kind == "network" and d.params.get("model") == model:
+            return dict(d.params.get("folding", {}))
+    return None
+
+
+# ------------------------------------------------------------------ the flow
+@dataclass
+class FlowResult:
+    design: str
+    model: str
+    folding_how: str
+    figures: dict
+    files: list = field(default_factory=list)
+    stages: list = field(default_factory=list)   # (stage, seconds, what it did)
+
+
+def _design(config: FlowConfig, folding: dict):
+    from hwnorm.generate import Design
+    return Design(config.name, "network", {"model": config.model, "output": config.output, "folding": folding},
+                  config.origin, config.base)
+
+
+def _simulator(config: FlowConfig) -> str | None:
+    from hwnorm.sim.runner import available_simulators
+
+    if config.simulator == "none":
+        return None
+    present = available_simulators()
+    if config.simulator == "auto":
+        return present[0] if present else None
+    if config.simulator not in present:
+        raise ValueError(f"{config.origin}: simulator {config.simulator!r} is not installed; present: "
+                         f"{', '.join(present) or 'none'}")
+    return config.simulator
+
+
+def run_flow(config: FlowConfig, say=print) -> FlowResult:
+    """Run every stage for ``config``; ``say`` receives one line per stage."""
+    from hwnorm.estimate.resources import estimate_resources
+    from hwnorm.generate import _network, build, generate
+    from hwnorm.hdl.common import unused_ok
+    from hwnorm.report import estimate_figures, rtl_figures, write_reports
+
+    stages = []
+
+    def progress(what: str):
+        say(f"      … {what}")
+
+    def stage(label: str, start: float, what: str):
+        seconds = time.perf_counter() - start
+        stages.append((label, round(seconds, 2), what))
+        say(f"[{len(stages)}/6] {label:<11} {seconds:7.1f} s  {what}")
+
+    t = time.perf_counter()
+    probe = _design(config, {})
+    net = _network(probe)
+    stage("import", t, f"{net.name}: {len(net.layers)} layers, {net.in_features} → {net.out_features}")
+
+    t = time.perf_counter()
+
+    def luts(folding):
+        top = unused_ok(build(_design(config, folding))[0])
+        return estimate_resources(top, [config.target])[config.target]["lut"]
+    folding, how = choose_folding(config, net, luts)
+    design = _design(config, folding)
+    top = unused_ok(build(design)[0])
+    stage("folding", t, f"{how}: {top.initiation_interval} clocks per image; "
+                        + ", ".join(f"{k} {'×'.join(str(v) for v in f.values())}" for k, f in top.folding.items()))
+
+    t = time.perf_counter()
+    files = generate([design], config.rtl_dir, merge=True)
+    stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({files[config.name + '.v'].count(chr(10))} "
+                        f"lines) and manifest.json")
+
+    sim = _simulator(config)
+    t = time.perf_counter()
+    fig = rtl_figures({}, design, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress)
+    acc = fig.get("accuracy")
+    stage("verify", t, ("no simulator: RTL not co-simulated" if "rtl" not in fig else
+                        f"{fig['rtl']['vectors']} images on {fig['rtl']['simulator']}: "
+                        f"{fig['rtl']['mismatches']} mismatches")
+          + (f"; golden top-1 {100 * acc['top1']:.2f}% on {acc['images']:,} images" if acc else ""))
+
+    t = time.perf_counter()
+    fig = {**estimate_figures(design, clock_mhz=config.clock_mhz, images=config.images, synth=config.synth,
+                              fmax=config.fmax, buffer_codec=config.codec,
+                              energy_table=config.energy_table, cells=config.cells, progress=progress), **fig}
+    r = fig["resources"][config.target]
+    stage("estimate", t, f"{fig['cycles']['design']['cycles_per_vector']} clocks per image; "
+                         f"{fig['energy']['compute_pj']:,.0f} pJ compute per inference; "
+                         f"{r['estimate']['lut']} LUTs estimated on {config.target}"
+          + (f", {r['synthesis']['counts']['lut']} by Yosys" if "synthesis" in r else ""))
+
+    t = time.perf_counter()
+    written = write_reports([fig], config.reports_dir, merge_index=True)
+    stage("report", t, f"{Path(config.reports_dir) / (config.name + '.md')} and {len(written) - 1} more files")
+    return FlowResult(config.name, net.name, how, fig, sorted(files) + written, stages)
+
+
+def summary(result: FlowResult, config: FlowConfig) -> str:
+    """The final screen: accuracy, mismatches, cycles, energy, LUTs."""
+    fig = result.figures
+    c = fig["cycles"]
+    lines = [f"hwnorm flow: {result.model} → {result.design} ({result.folding_how})"]
+    acc = fig.get("accuracy")
+    if acc:
+        line = f"  accuracy   golden top-1 {100 * acc['top1']:.2f}% on {acc['images']:,} MNIST images"
+        if acc.get("rtl_top1_on_cosimulated") is not None:
+            line += f"; RTL {100 * acc['rtl_top1_on_cosimulated']:.2f}% on the {acc['cosimulated_images']:,} co-simulated"
+        lines.append(line)
+    rtl = fig.get("rtl")
+    lines.append(f"  rtl check  {rtl['vectors']:,} images on {rtl['simulator']}: {rtl['mismatches']} mismatches"
+                 if rtl else "  rtl check  not run (no simulator)")
+    lines.append(f"  cycles     {c['design']['cycles_per_vector']} clocks per image, latency {c['design']['latency']} "
+                 f"clocks → {c['vectors_per_second']:,.0f} images/s at {config.clock_mhz:g} MHz "
+                 f"(bottleneck {c['bottleneck']})")
+    e = fig.get("energy")
+    if e:
+        buf = e["weight_buffer"]
+        lines.append(f"  energy     {e['compute_pj']:,.0f} pJ compute + {buf['sram_pj']:,.0f} pJ weight buffer as SRAM "
+                     f"({buf['stt_pj']:,.0f} pJ as MLC STT-RAM cells, codec {buf['stt_codec']}) per inference")
+    r = fig["resources"][config.target]
+    est = r["estimate"]
+    line = f"  resources  {config.target}: {est['lut']:,} LUT, {est['ff']:,} FF, {est['bram']} BRAM, {est['dsp']} DSP (model)"
+    if "synthesis" in r:
+        got = r["synthesis"]["counts"]
+        line += f"; Yosys {got['lut']:,} LUT, {got['ff']:,} FF, {got['bram']} BRAM, {got['dsp']} DSP"
+    if "timing" in r:
+        line += (f"; Fmax {r['timing']['fmax_mhz']:.1f} MHz" if r["timing"]["fmax_mhz"] else f"; {r['timing']['reason']}")
+    lines.append(line)
+    lines.append(f"  files      {config.rtl_dir}/{result.design}.v, {config.reports_dir}/{result.design}.md")
+    return "\n".join(lines)
+

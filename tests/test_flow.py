@@ -1,0 +1,185 @@
+"""``hwnorm flow``: the design config, the folding search, the whole flow, and Ctrl-C safety."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hwnorm.cli import main
+from hwnorm.config import FlowConfig, config_from_dict, load_config
+from hwnorm.flow import choose_folding, folding_for_interval
+from hwnorm.generate import _network, default_designs
+from hwnorm.ir import MVTU
+from hwnorm.sim.runner import available_simulators
+
+ROOT = Path(__file__).resolve().parents[1]
+SIMS = available_simulators()
+
+
+@pytest.fixture(scope="module")
+def tfc_net():
+    (d,) = [d for d in default_designs() if d.kind == "network"]
+    return _network(d)
+
+
+# ---------------------------------------------------------------- config
+def test_an_empty_config_is_the_embedded_default():
+    c = config_from_dict({})
+    assert c == FlowConfig(origin="<config>") and c.model == "TFC_1W1A" and c.vectors == 500
+
+
+def test_a_full_config_loads(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('model = "TFC_1W1A"\nname = "mine"\nclock_mhz = 150\ntarget = "ice40"\nvectors = 20\n'
+                    'synth = false\n[folding]\nMatMul_16 = { pe = 8, simd = 28 }\n'
+                    '[auto_folding]\nthroughput = 1e6\n[stt]\ncodec = "rearrange"\n')
+    c = load_config(path)
+    assert (c.name, c.clock_mhz, c.target, c.vectors, c.synth) == ("mine", 150.0, "ice40", 20, False)
+    assert c.folding == {"MatMul_16": {"pe": 8, "simd": 28}} and c.throughput == 1e6 and c.codec == "rearrange"
+    assert c.base == tmp_path
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"colour": 1}, "unknown key 'colour'; allowed: auto_folding, clock_mhz"),
+    ({"target": "stratix"}, "target = 'stratix' is not allowed; allowed: ice40, ecp5, xilinx"),
+    ({"vectors": 0}, "vectors must be positive"),
+    ({"vectors": True}, "vectors must be int"),
+    ({"synth": 1}, "synth must be bool"),
+    ({"clock_mhz": "fast"}, "clock_mhz must be float"),
+    ({"clock_mhz": float("nan")}, "clock_mhz must be finite"),
+    ({"simulator": "modelsim"}, "allowed: auto, verilator, icarus, none"),
+    ({"auto_folding": {"speed": 3}}, "unknown key auto_folding.'speed'; allowed: throughput, lut_budget"),
+    ({"stt": {"codec": "backup"}}, "stt.codec = 'backup' is not allowed"),
+    ({"folding": {"MatMul_16": {"pe": "x"}}}, "folding.MatMul_16.pe must be int"),
+    ({"folding": {"MatMul_16": {"lanes": 2}}}, "folding.MatMul_16: unknown key 'lanes'; allowed: pe, simd"),
+    ({"folding": [1]}, "[folding] must be a table"),
+    ({"name": "2fast"}, "name"),
+])
+def test_bad_configs_name_the_key_and_what_is_allowed(doc, message):
+    with pytest.raises(ValueError, match=None) as e:
+        config_from_dict(doc, "c.toml")
+    assert message in str(e.value) and str(e.value).startswith("c.toml")
+
+
+def test_the_command_refuses_a_bad_config_cleanly(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("vectors = [\n")
+    assert main(["flow", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    bad.write_text('[folding]\nMatMul_16 = { pe = 5, simd = 49 }\n')
+    assert main(["flow", str(bad), "--sim", "none", "--no-synth"]) == 2
+    err = capsys.readouterr().err
+    assert "MatMul_16: PE=5 must divide its 64 output rows; allowed: 1, 2, 4, 8, 16, 32, 64" in err
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- folding search
+def _stage_cycles(net, folding):
+    for layer in net.layers:
+        f = folding[layer.name]
+        if isinstance(layer, MVTU):
+            yield layer, (layer.out_features // f["pe"]) * (layer.in_features // f["simd"]), f["pe"] * f["simd"]
+        else:
+            yield layer, layer.in_features // f["pe"], f["pe"]
+
+
+@pytest.mark.parametrize("limit", [1, 7, 16, 64, 200, 4096])
+def test_the_folding_for_an_interval_is_the_cheapest_that_reaches_it(tfc_net, limit):
+    folding = folding_for_interval(tfc_net, limit, {})
+    for layer, cycles, width in _stage_cycles(tfc_net, folding):
+        assert cycles <= limit
+        if isinstance(layer, MVTU):  # no cheaper PE × SIMD reaches the interval
+            for pe in range(1, layer.out_features + 1):
+                for simd in range(1, layer.in_features + 1):
+                    if layer.out_features % pe == 0 and layer.in_features % simd == 0 and pe * simd < width:
+                        assert (layer.out_features // pe) * (layer.in_features // simd) > limit
+
+
+def test_throughput_and_lut_budget_choose_foldings(tfc_net):
+    from hwnorm.estimate.resources import estimate_resources
+    from hwnorm.generate import Design, build
+    from hwnorm.hdl.common import unused_ok
+
+    def luts(folding):
+        top = unused_ok(build(Design("t", "network", {"folding": folding}, "test"))[0])
+        return estimate_resources(top, ["ice40"])["ice40"]["lut"]
+
+    fold, how = choose_folding(config_from_dict({"auto_folding": {"throughput": 1e6}}), tfc_net, luts)
+    assert max(c for _, c, _ in _stage_cycles(tfc_net, fold)) <= 100 and "1e+06 images/s" in how
+    fold, how = choose_folding(config_from_dict({"auto_folding": {"lut_budget": 4000}, "target": "ice40"}),
+                               tfc_net, luts)
+    assert luts(fold) <= 4000 and "within 4000 LUTs" in how
+    interval = max(c for _, c, _ in _stage_cycles(tfc_net, fold))
+    faster = folding_for_interval(tfc_net, interval - 1, {})
+    assert faster is None or luts(faster) > 4000  # the fastest that fits
+    fixed = {"MatMul_16": {"pe": 4, "simd": 16}}
+    fold, _ = choose_folding(config_from_dict({"folding": fixed, "auto_folding": {"throughput": 1e5}}), tfc_net, luts)
+    assert fold["MatMul_16"] == fixed["MatMul_16"]
+    with pytest.raises(ValueError, match="more than one image per clock"):
+        choose_folding(config_from_dict({"auto_folding": {"throughput": 1e9}}), tfc_net, luts)
+    with pytest.raises(ValueError, match="no folding fits lut_budget = 10 on ecp5; the smallest needs about"):
+        choose_folding(config_from_dict({"auto_folding": {"lut_budget": 10}}), tfc_net, luts)
+
+
+# ---------------------------------------------------------------- the whole flow
+@pytest.mark.skipif(not SIMS, reason="no HDL simulator")  # CI installs both: never skipped there
+def test_flow_end_to_end_refreshes_one_design_among_others(tmp_path, capsys):
+    rtl, reports = tmp_path / "rtl", tmp_path / "reports"
+    shutil.copytree(ROOT / "rtl", rtl)
+    shutil.copytree(ROOT / "reports", reports)
+    cfg = tmp_path / "flow.toml"
+    cfg.write_text(f'vectors = 40\nsynth = false\nsimulator = "{SIMS[-1]}"\nrtl_dir = "{rtl}"\nreports_dir = "{reports}"\n'
+                   '[auto_folding]\nthroughput = 2e6\n')
+    assert main(["flow", str(cfg)]) == 0
+    out = capsys.readouterr()
+    assert "40 images on" in out.out and ": 0 mismatches" in out.out and "golden top-1 92.96%" in out.out
+    for k, stage in enumerate(("import", "folding", "verilog", "verify", "estimate", "report"), 1):
+        assert f"[{k}/6] {stage}" in out.err
+    manifest = json.loads((rtl / "manifest.json").read_text())
+    assert [d["name"] for d in manifest["designs"]] == [d.name for d in default_designs()]  # others kept, in order
+    tfc = manifest["designs"][0]
+    assert tfc["initiation_interval"] <= 50 and \
+        tfc["verilog_sha256"] == hashlib.sha256((rtl / "tfc.v").read_bytes()).hexdigest()
+    index = (reports / "designs.md").read_text()
+    assert all(f"[{d.name}]({d.name}.md)" in index for d in default_designs())
+    assert json.loads((reports / "tfc.json").read_text())["rtl"]["vectors"] == 40
+
+
+@pytest.mark.skipif(not SIMS, reason="no HDL simulator")
+def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path):
+    """Interrupt the flow at several moments: every time, rtl/ is one consistent set (the manifest
+    names the Verilog beside it by hash) and reports/ still has every file it had."""
+    rtl, reports = tmp_path / "rtl", tmp_path / "reports"
+    shutil.copytree(ROOT / "rtl", rtl)
+    shutil.copytree(ROOT / "reports", reports)
+    before = sorted(p.name for p in reports.iterdir())
+    cfg = tmp_path / "flow.toml"
+    cfg.write_text(f'vectors = 20\nsynth = false\nsimulator = "{SIMS[-1]}"\nrtl_dir = "{rtl}"\n'
+                   f'reports_dir = "{reports}"\n[auto_folding]\nthroughput = 3e6\n')
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    interrupted = 0
+    for delay in (2.0, 4.0, 6.0):
+        proc = subprocess.Popen([sys.executable, "-m", "hwnorm.cli", "flow", str(cfg)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+        assert "Traceback" not in err, err
+        assert proc.returncode in (0, 130), err
+        interrupted += proc.returncode == 130 and "interrupted; files already written are intact" in err
+        manifest = json.loads((rtl / "manifest.json").read_text())
+        (tfc,) = [d for d in manifest["designs"] if d["name"] == "tfc"]
+        assert tfc["verilog_sha256"] == hashlib.sha256((rtl / "tfc.v").read_bytes()).hexdigest()
+        assert not [p for p in rtl.iterdir() if p.name.endswith(".tmp")]
+        assert set(before) <= {p.name for p in reports.iterdir()}
+        assert not [p for p in reports.iterdir() if p.name.endswith(".tmp")]
+    assert interrupted, "no run was interrupted: the delays need to be shorter"
