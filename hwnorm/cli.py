@@ -504,22 +504,17 @@ def cmd_report(args) -> int:
 
 
 def cmd_flow(args) -> int:
-    import tomllib
     from pathlib import Path
 
     from hwnorm.config import config_from_dict
+    from hwnorm.io import load_toml
     from hwnorm.flow import run_flow, summary
 
     doc, origin, base = {}, "command line", Path.cwd()
     source = args.source
     if source and source.endswith(".toml"):
         path = Path(source)
-        try:
-            doc = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not valid TOML ({e})") from None
+        doc = load_toml(path)
         origin, base = str(path), path.parent
     elif source:
         doc.update(model=source, name="top")
@@ -542,6 +537,28 @@ def cmd_flow(args) -> int:
     print(summary(result, config))
     rtl = result.figures.get("rtl")
     return 1 if rtl and rtl["mismatches"] else 0
+
+
+def cmd_sweep(args) -> int:
+    import time
+
+    from hwnorm.sweep import load_sweep, points, run_sweep, write_sweep
+
+    if args.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    sweep = load_sweep(args.config)
+    n = len(points(sweep))
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} local processes"
+    print(f"sweeping {n} {sweep['kind']} points on {where}", file=sys.stderr)
+    start = time.perf_counter()
+
+    def show(done, total):
+        print(f"\r  {done}/{total} points, {time.perf_counter() - start:.0f} s", end="" if done < total else "\n",
+              file=sys.stderr, flush=True)
+    rows = run_sweep(sweep, args.scheduler, args.workers, progress=show)
+    names = write_sweep(sweep, rows, args.out)
+    print(f"wrote {', '.join(names)} to {args.out}")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -730,6 +747,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     f.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     f.set_defaults(func=cmd_flow)
+
+    w = sub.add_parser("sweep", help="design-space or fault-injection sweep, locally or on a Dask cluster",
+                       description="Evaluates every combination of a sweep file's axes (see hwnorm/sweep.py): "
+                                   "design points (folding for a throughput / LUT budget, clock, target, codec → "
+                                   "clocks, LUTs, energy; table and Pareto plot) or fault points (codec × bit-error "
+                                   "rate × seed → accuracy of the FP16 MLP). Same results on local processes and "
+                                   "on a Dask cluster for the same seeds.")
+    w.add_argument("config", metavar="SWEEP.toml")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                   "(default: local processes)")
+    w.add_argument("--workers", type=int, default=2, help="local processes (default 2)")
+    w.add_argument("-o", "--out", default="reports/sweep", help="output folder (default reports/sweep)")
+    w.set_defaults(func=cmd_sweep)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")

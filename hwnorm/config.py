@@ -32,9 +32,10 @@ the key and what is allowed::
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from hwnorm.io import load_toml
 
 __all__ = ["FlowConfig", "load_config", "config_from_dict", "SIMULATORS", "TARGET_NAMES", "BUFFER_CODECS"]
 
@@ -149,10 +150,5 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
 
 def load_config(path) -> FlowConfig:
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    doc = load_toml(path)
     return config_from_dict(doc, str(path), path.parent)

@@ -37,12 +37,11 @@ import hashlib
 import json
 from importlib import resources
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnorm.hdl.names import check_identifier
-from hwnorm.io import write_atomic_set
+from hwnorm.io import load_toml, write_atomic_set
 from hwnorm.models import DEFAULT_MODEL
 from hwnorm.spec import content_hash
 
@@ -86,12 +85,7 @@ _ALLOWED = {
 def load_designs(path) -> list[Design]:
     """The designs of a TOML file (a ``[[design]]`` array, or one design at the top level)."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    doc = load_toml(path)
     entries = doc.get("design", [doc] if "kind" in doc else None)
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: expected one or more [[design]] tables (with name and kind)")

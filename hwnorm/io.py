@@ -86,3 +86,16 @@ def load_json(path) -> dict:
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
     return obj
+
+
+def load_toml(path) -> dict:
+    """Parse a TOML file, turning every failure into a ValueError that names the file."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None

@@ -1,0 +1,278 @@
+"""``hwnorm sweep``: a design-space or fault-injection sweep, on local processes or a Dask cluster.
+
+A sweep file (TOML) names its kind, the base settings and the axes; every combination of the
+axes' values is one point::
+
+    kind = "design"                # design | faults
+    [base]                         # design: any `hwnorm flow` config key (see hwnorm/config.py)
+    target = "ecp5"
+    [axes]                         # design: throughput (images/s), lut_budget, clock_mhz, target, codec
+    throughput = [1e5, 3e5, 1e6, 3e6]
+    clock_mhz = [100, 200]
+
+    kind = "faults"                # the FP16 MLP with its weights in the MLC STT-RAM buffer
+    [axes]                         # codec × bit-error rate × seed (as `hwnorm stt`)
+    codec = ["none", "backup+rearrange"]
+    ber = [1e-3, 1e-2]
+    seed = [0, 1, 2]
+
+Each point is evaluated by a pure function of the point (seeded), so local processes and a Dask
+cluster (``--scheduler ADDRESS``) give identical results. Design points report the folding
+chosen for them, clocks per image, throughput, the analytic LUT / FF / BRAM / DSP estimate on the
+target and the energy per inference; fault points report accuracy, flipped bits and detected
+blocks. Output: ``sweep.json``, ``sweep.csv``, ``sweep.md`` and a plot (``sweep_pareto.png`` —
+throughput against LUTs, energy as colour, the Pareto front joined — or ``sweep_faults.png``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from pathlib import Path
+
+from hwnorm.io import load_toml
+
+__all__ = ["load_sweep", "points", "evaluate", "run_sweep", "pareto", "write_sweep", "KINDS", "DESIGN_AXES"]
+
+KINDS = ("design", "faults")
+DESIGN_AXES = {"throughput": ("auto_folding", "throughput"), "lut_budget": ("auto_folding", "lut_budget"),
+               "clock_mhz": (None, "clock_mhz"), "target": (None, "target"), "codec": ("stt", "codec")}
+FAULT_AXES = ("codec", "ber", "seed")
+
+
+def load_sweep(path) -> dict:
+    """The validated sweep of a TOML file: {kind, base, axes, origin, base_dir}."""
+    from hwnorm.config import config_from_dict
+
+    path = Path(path)
+    doc = load_toml(path)
+    unknown = set(doc) - {"kind", "base", "axes"}
+    if unknown:
+        raise ValueError(f"{path}: unknown key {sorted(unknown)[0]!r}; allowed: axes, base, kind")
+    kind = doc.get("kind", "design")
+    if kind not in KINDS:
+        raise ValueError(f"{path}: kind = {kind!r} is not allowed; allowed: {', '.join(KINDS)}")
+    base, axes = doc.get("base", {}), doc.get("axes")
+    if not isinstance(base, dict):
+        raise ValueError(f"{path}: [base] must be a table of flow config keys")
+    if not isinstance(axes, dict) or not axes:
+        raise ValueError(f"{path}: [axes] must name at least one axis with a list of values")
+    allowed = DESIGN_AXES if kind == "design" else FAULT_AXES
+    for name, values in axes.items():
+        if name not in allowed:
+            raise ValueError(f"{path}: unknown axis {name!r} for a {kind} sweep; allowed: {', '.join(allowed)}")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{path}: axes.{name} must be a non-empty list of values")
+    sweep = {"kind": kind, "base": base, "axes": axes, "origin": str(path), "base_dir": str(path.parent)}
+    for point in points(sweep):  # every point must be a valid config / fault scenario before anything runs
+        if kind == "design":
+            config_from_dict(_design_doc(sweep, point), f"{path} (point {point})", path.parent)
+        else:
+            _check_fault_point(point, str(path))
+    return sweep
+
+
+def points(sweep: dict) -> list[dict]:
+    """Every combination of the axes' values, in a fixed order (the axes as written)."""
+    names = list(sweep["axes"])
+    return [dict(zip(names, combo)) for combo in itertools.product(*(sweep["axes"][n] for n in names))]
+
+
+def _design_doc(sweep: dict, point: dict) -> dict:
+    doc = json.loads(json.dumps(sweep["base"]))  # a deep copy of plain TOML data
+    for axis, value in point.items():
+        table, key = DESIGN_AXES[axis]
+        (doc.setdefault(table, {}) if table else doc)[key] = value
+    return doc
+
+
+def _check_fault_point(point: dict, origin: str) -> None:
+    from hwnorm.stt.codecs import CODECS
+
+    codec, ber, seed = point.get("codec", "none"), point.get("ber", 1e-3), point.get("seed", 0)
+    if codec not in CODECS:
+        raise ValueError(f"{origin}: codec {codec!r} is not allowed; allowed: {', '.join(CODECS)}")
+    if isinstance(ber, bool) or not isinstance(ber, (int, float)) or not 0 < ber <= 0.5:
+        raise ValueError(f"{origin}: ber must be in (0, 0.5], got {ber!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{origin}: seed must be a non-negative integer, got {seed!r}")
+
+
+# ------------------------------------------------------------------ evaluation (pure, picklable)
+def evaluate(task: tuple) -> dict:
+    """One point: ``(sweep, point)`` → its figures. A module-level function of plain data, so a
+    process pool or a Dask worker can run it."""
+    sweep, point = task
+    return _design_point(sweep, point) if sweep["kind"] == "design" else _fault_point(point)
+
+
+def _design_point(sweep: dict, point: dict) -> dict:
+    import numpy as np
+
+    from hwnorm import data
+    from hwnorm.config import config_from_dict
+    from hwnorm.estimate.cycles import design_cycles
+    from hwnorm.estimate.energy import load_energy_table, network_energy
+    from hwnorm.estimate.resources import estimate_resources
+    from hwnorm.flow import _design, choose_folding
+    from hwnorm.generate import _network, build
+    from hwnorm.hdl.common import unused_ok
+    from hwnorm.stt import load_table
+
+    config = config_from_dict(_design_doc(sweep, point), sweep["origin"], Path(sweep["base_dir"]))
+    net = _network(_design(config, {}))
+
+    def luts(folding):
+        top = unused_ok(build(_design(config, folding))[0])
+        return estimate_resources(top, [config.target])[config.target]["lut"]
+    folding, how = choose_folding(config, net, luts)
+    top = unused_ok(build(_design(config, folding))[0])
+    cycles = design_cycles(top, config.name, config.clock_mhz * 1e6)
+    resources = estimate_resources(top, [config.target])[config.target]
+    x, _ = data.mnist_test()
+    n = min(config.images, len(x))
+    if net.in_features == x[0].size:
+        x = x[:n].reshape(n, -1).astype(np.int64)
+    else:
+        lo, hi = net.layers[0].in_range
+        x = np.random.default_rng(config.seed).integers(lo, hi + 1, (n, net.in_features))
+    energy = network_energy(net, top.folding, x, load_energy_table(config.energy_table), load_table(config.cells),
+                            top.output, config.codec)
+    return {**point, "folding": top.folding, "folding_how": how,
+            "clocks_per_image": cycles.design.cycles_per_vector, "latency_clocks": cycles.design.latency,
+            "images_per_s": cycles.vectors_per_second, "target": config.target,
+            "lut": resources["lut"], "ff": resources["ff"], "bram": resources["bram"], "dsp": resources["dsp"],
+            "energy_pj": energy.total_pj("sram"), "energy_stt_buffer_pj": energy.total_pj("stt")}
+
+
+def _fault_point(point: dict) -> dict:
+    import numpy as np
+
+    from hwnorm.stt import load_table, make_codec
+    from hwnorm.stt.buffer import inject
+    from hwnorm.stt.mlp import FP16MLP, split
+
+    codec, ber, seed = point.get("codec", "none"), float(point.get("ber", 1e-3)), int(point.get("seed", 0))
+    table = load_table()
+    spec = make_codec(codec, table)
+    net = FP16MLP.load()
+    _, _, ex, ey = split()
+    weights = net.flat()
+    cells = spec.encode(weights)
+    bad, flips = inject(table.at_ber(ber), cells, seed=seed)
+    decoded, status = spec.decode(bad, weights.size)
+    return {**point, "accuracy": float(net.with_flat(decoded).accuracy(ex, ey)), "bit_flips": int(flips),
+            "weights_changed": int(np.count_nonzero(decoded.view(np.uint16) != weights.view(np.uint16))),
+            "blocks_detected": int(np.count_nonzero(status == 2))}
+
+
+def run_sweep(sweep: dict, scheduler: str | None = None, workers: int = 2, progress=None) -> list[dict]:
+    """Evaluate every point, in point order: on ``workers`` local processes, or on the Dask
+    cluster whose scheduler listens at ``scheduler`` (``tcp://host:port``)."""
+    tasks = [(sweep, p) for p in points(sweep)]
+    results: list = [None] * len(tasks)
+    if scheduler:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise ValueError("--scheduler needs Dask: pip install 'hwnorm[cluster]'") from None
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        with client:
+            futures = {client.submit(evaluate, t, pure=False): k for k, t in enumerate(tasks)}
+            for done, future in enumerate(as_completed(futures), 1):
+                results[futures[future]] = future.result()
+                if progress:
+                    progress(done, len(tasks))
+        return results
+    from concurrent.futures import ProcessPoolExecutor, as_completed as local_completed
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(evaluate, t): k for k, t in enumerate(tasks)}
+        for done, future in enumerate(local_completed(futures), 1):
+            results[futures[future]] = future.result()
+            if progress:
+                progress(done, len(tasks))
+    return results
+
+
+# ------------------------------------------------------------------ output
+def pareto(rows: list[dict]) -> list[int]:
+    """Indices of the rows no other row beats on all of throughput (↑), LUTs (↓) and energy (↓)."""
+    def beats(a, b):
+        ge = a["images_per_s"] >= b["images_per_s"] and a["lut"] <= b["lut"] and a["energy_pj"] <= b["energy_pj"]
+        gt = a["images_per_s"] > b["images_per_s"] or a["lut"] < b["lut"] or a["energy_pj"] < b["energy_pj"]
+        return ge and gt
+    return [k for k, r in enumerate(rows) if not any(beats(o, r) for o in rows)]
+
+
+def _columns(kind: str, rows: list[dict]) -> list[str]:
+    axes = [k for k in rows[0] if k in DESIGN_AXES or k in FAULT_AXES]
+    if kind == "design":
+        return axes + [c for c in ("clocks_per_image", "images_per_s", "lut", "ff", "bram", "dsp", "energy_pj",
+                                   "energy_stt_buffer_pj", "pareto") if c not in axes]
+    return axes + ["accuracy", "bit_flips", "weights_changed", "blocks_detected"]
+
+
+def _fmt(v) -> str:
+    return f"{v:,.4g}" if isinstance(v, float) else str(v)
+
+
+def write_sweep(sweep: dict, rows: list[dict], out_dir) -> list[str]:
+    """The table (JSON, CSV, markdown) and plot of a finished sweep, written as one set."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwnorm.io import write_atomic_set
+
+    kind = sweep["kind"]
+    if kind == "design":
+        front = set(pareto(rows))
+        rows = [{**r, "pareto": k in front} for k, r in enumerate(rows)]
+    cols = _columns(kind, rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    md = [f"# hwnorm sweep ({kind}, {len(rows)} points)", "", f"From `{sweep['origin']}`; every figure is also in "
+          "`sweep.json` and `sweep.csv`.", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if kind == "design":
+        sc = ax.scatter([r["lut"] for r in rows], [r["images_per_s"] for r in rows],
+                        c=[r["energy_pj"] for r in rows], cmap="viridis")
+        fig.colorbar(sc, label="pJ per inference (SRAM buffer)")
+        best = sorted((r for r in rows if r["pareto"]), key=lambda r: r["lut"])
+        ax.plot([r["lut"] for r in best], [r["images_per_s"] for r in best], "r--", lw=1, label="Pareto front")
+        ax.set_xlabel(f"LUTs (estimate, {rows[0]['target']})")
+        ax.set_ylabel("images per second")
+        ax.set_yscale("log")
+        ax.legend()
+        plot_name = "sweep_pareto.png"
+    else:
+        for codec in dict.fromkeys(r["codec"] for r in rows if "codec" in r) or ["none"]:
+            mine = [r for r in rows if r.get("codec", "none") == codec]
+            bers = sorted({r.get("ber", 1e-3) for r in mine})
+            means = [sum(r["accuracy"] for r in mine if r.get("ber", 1e-3) == b) /
+                     sum(1 for r in mine if r.get("ber", 1e-3) == b) for b in bers]
+            ax.plot(bers, means, "o-", label=codec)
+        ax.set_xscale("log")
+        ax.set_xlabel("bit-error rate")
+        ax.set_ylabel("top-1 accuracy (mean over seeds)")
+        ax.legend()
+        plot_name = "sweep_faults.png"
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    files = {"sweep.json": json.dumps({"sweep": {k: sweep[k] for k in ("kind", "base", "axes")}, "rows": rows},
+                                      indent=1) + "\n",
+             "sweep.csv": buf.getvalue(), "sweep.md": "\n".join(md) + "\n", plot_name: png.getvalue()}
+    write_atomic_set(Path(out_dir), files)
+    return sorted(files)

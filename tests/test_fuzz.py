@@ -1,0 +1,131 @@
+"""Fuzzing (hypothesis): the design-config loader and the ONNX importer on malformed input end in
+a valid result or a clear ValueError — never another exception.
+
+``HWNORM_FUZZ_EXAMPLES`` sets the examples per test (default 150: CI-sized; the closing note
+reports a larger campaign run with the same tests)."""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwnorm import data
+from hwnorm.config import FlowConfig, config_from_dict, load_config
+from hwnorm.qonnx import import_qonnx
+
+EXAMPLES = int(os.environ.get("HWNORM_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                derandomize=True)
+MODEL = data.path("models/TFC_1W1A.onnx").read_bytes()
+KEYS = ["model", "name", "output", "clock_mhz", "target", "synth", "fmax", "simulator", "vectors", "seed", "images",
+        "energy_table", "rtl_dir", "reports_dir", "folding", "auto_folding", "stt", "throughput", "codec", "pe"]
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                    st.text(max_size=12), st.sampled_from(["ecp5", "ice40", "argmax", "none", "TFC_1W1A", "rearrange"]))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8),
+                                                                        inner, max_size=4)), max_leaves=12)
+configs = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=10), values, max_size=6)
+
+
+@FUZZ
+@given(configs)
+def test_config_loader_never_crashes(doc):
+    try:
+        c = config_from_dict(doc, "fuzz.toml")
+    except ValueError as e:
+        assert str(e).startswith("fuzz.toml")
+    else:
+        assert isinstance(c, FlowConfig)
+
+
+@FUZZ
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_config_files_of_any_bytes_never_crash(tmp_path_factory, raw):
+    path = tmp_path_factory.mktemp("cfg") / "c.toml"
+    path.write_bytes(raw)
+    try:
+        load_config(path)
+    except ValueError as e:
+        assert str(path) in str(e)
+
+
+def _import(tmp_path_factory, raw: bytes):
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    path.write_bytes(raw)
+    try:
+        return import_qonnx(path)
+    except ValueError as e:
+        assert str(e), "an error must say something"
+        return None
+
+
+@FUZZ
+@given(st.data())
+def test_onnx_importer_survives_corrupted_bytes(tmp_path_factory, data_):
+    raw = bytearray(MODEL)
+    how = data_.draw(st.sampled_from(["truncate", "flip", "splice"]))
+    if how == "truncate":
+        raw = raw[:data_.draw(st.integers(0, len(raw) - 1))]
+    elif how == "flip":
+        for _ in range(data_.draw(st.integers(1, 20))):
+            k = data_.draw(st.integers(0, len(raw) - 1))
+            raw[k] ^= 1 << data_.draw(st.integers(0, 7))
+    else:
+        k = data_.draw(st.integers(0, len(raw)))
+        raw[k:k] = data_.draw(st.binary(min_size=1, max_size=64))
+    _import(tmp_path_factory, bytes(raw))
+
+
+@FUZZ
+@given(st.data())
+def test_onnx_importer_survives_mutated_graphs(tmp_path_factory, data_):
+    """Valid protobuf, wrong content: op types, attributes, initializer values and shapes, edges."""
+    model = onnx.load_from_string(MODEL)
+    g = model.graph
+    for _ in range(data_.draw(st.integers(1, 3))):
+        what = data_.draw(st.sampled_from(["op", "attr", "init_value", "init_shape", "edge", "drop", "input"]))
+        if what == "op":
+            node = g.node[data_.draw(st.integers(0, len(g.node) - 1))]
+            node.op_type = data_.draw(st.sampled_from(["Conv", "Relu", "MatMul", "Add", "Mul", "BipolarQuant",
+                                                       "MultiThreshold", "Foo"]))
+        elif what == "attr":
+            nodes = [n for n in g.node if n.attribute]
+            if nodes:
+                attr = data_.draw(st.sampled_from(nodes)).attribute[0]
+                if attr.type == onnx.AttributeProto.INT:
+                    attr.i = data_.draw(st.integers(-5, 5))
+                elif attr.type == onnx.AttributeProto.FLOAT:
+                    attr.f = data_.draw(st.floats(allow_nan=True))
+                elif attr.type == onnx.AttributeProto.STRING:
+                    attr.s = data_.draw(st.binary(max_size=8))
+        elif what in ("init_value", "init_shape") and g.initializer:
+            init = g.initializer[data_.draw(st.integers(0, len(g.initializer) - 1))]
+            arr = onnx.numpy_helper.to_array(init).copy()
+            if what == "init_value" and arr.size:
+                flat = arr.reshape(-1)
+                choices = ([0.0, -1.0, 1e30, float("nan"), float("inf"), 0.5] if flat.dtype.kind == "f"
+                           else [0, 1, -1, 127, 1 << 20])
+                flat[data_.draw(st.integers(0, flat.size - 1))] = data_.draw(st.sampled_from(choices))
+                init.CopyFrom(onnx.numpy_helper.from_array(flat.reshape(arr.shape), init.name))
+            elif arr.size:
+                init.CopyFrom(onnx.numpy_helper.from_array(arr.reshape(-1)[:max(1, arr.size // 2)], init.name))
+        elif what == "edge":
+            node = g.node[data_.draw(st.integers(0, len(g.node) - 1))]
+            if node.input:
+                node.input[0] = data_.draw(st.sampled_from([n.output[0] for n in g.node if n.output] + ["ghost"]))
+        elif what == "drop" and len(g.node) > 1:
+            del g.node[data_.draw(st.integers(0, len(g.node) - 1))]
+        elif what == "input":
+            dims = g.input[0].type.tensor_type.shape.dim
+            if dims:
+                dims[-1].dim_value = data_.draw(st.integers(0, 2000))
+    _import(tmp_path_factory, model.SerializeToString())
+
+
+def test_the_unmutated_model_still_imports(tmp_path_factory):
+    assert _import(tmp_path_factory, MODEL) is not None
