@@ -186,7 +186,7 @@ def import_qonnx(path, *, input_bits: int = 8, input_signed: bool = False, input
         except ImportError_ as e:
             msg = str(e)
             raise ImportError_(msg if msg.startswith(src) else f"{src}: {msg}") from None
-        except (ValueError, TypeError, IndexError) as e:
+        except (ValueError, TypeError, IndexError, ArithmeticError) as e:  # ArithmeticError: inf / nan constants
             raise ImportError_(f"{where(node)}: {e}") from None
 
     out = env.get(g.output[0].name)
@@ -194,7 +194,10 @@ def import_qonnx(path, *, input_bits: int = 8, input_signed: bool = False, input
         raise ImportError_(f"{src}: the graph output must be a (float) function of a binary MatMul's result")
     if consumers.get(g.output[0].name):
         raise ImportError_(f"{src}: the graph output is also consumed inside the graph")
-    score = _score_layer(out, layers[out.base], score_bits, src)
+    try:
+        score = _score_layer(out, layers[out.base], score_bits, src)
+    except ArithmeticError as e:  # a non-finite or overflowing constant in the float tail
+        raise ImportError_(f"{src}: the float tail after the last MatMul cannot be folded ({e})") from None
     layers.append(QuantBN(score.spec, name=score.spec.name))
     meta = {"source": src, "input": {"bits": input_bits, "signed": input_signed,
                                      "scale": str(Fraction(input_scale))},
@@ -264,8 +267,8 @@ def _bipolar(node, x, args, layers, consumers, margins):
     if not isinstance(x, _Chain):
         raise ImportError_(f"node {name} (BipolarQuant): input is already binary or not a float tensor")
     scale = np.asarray(args[1], dtype=np.float64).reshape(-1)
-    if scale.size != 1 or not scale[0] > 0:
-        raise ImportError_(f"node {name} (BipolarQuant): scale must be one positive number, got {scale}")
+    if scale.size != 1 or not 0 < scale[0] < np.inf:
+        raise ImportError_(f"node {name} (BipolarQuant): scale must be one positive finite number, got {scale}")
     fold = bnn.fold_thresholds(x.form, [(Fraction(0), False)], acc_lo=x.lo, acc_hi=x.hi, name=name)
     margins[name] = _margin(x.form, x.lo, x.hi)
     if x.base is None:
@@ -304,7 +307,7 @@ def _matmul(node, args, layers):
     if w.ndim != 2 or w.shape[0] != k:
         raise ImportError_(f"node {name} (MatMul): weights of shape {w.shape} do not match {k} input features")
     mags = np.unique(np.abs(w))
-    if mags.size != 1 or mags[0] == 0:
+    if mags.size != 1 or not 0 < mags[0] < np.inf:
         raise ImportError_(f"node {name} (MatMul): weights must be ±s with one scale s (a BipolarQuant of the "
                            f"weight), found {mags.size} distinct magnitudes")
     packed = bnn.pack_bits((w.T >= 0).astype(np.uint8))
