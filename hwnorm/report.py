@@ -103,10 +103,11 @@ def estimate_figures(design, *, clock_mhz: float, images: int, targets=None, syn
     est = estimate_design(design, clock_mhz, images, load_energy_table(energy_table), load_table(cells),
                           targets=targets, synth=synth, fmax=fmax, progress=say, buffer_codec=buffer_codec,
                           synth_targets=synth_targets)
-    for r in est["resources"].values():  # a report says what was measured, not whether a cache held it
+    for r in est["resources"].values():  # what was measured; not tool run times or cache hits (not reproducible)
         for measured in (r.get("synthesis"), r.get("timing")):
             if measured:
                 measured.pop("cached", None)
+                measured.pop("seconds", None)
     fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
            "cycles": est["cycles"], "resources": est["resources"]}
     if "energy" in est:
