@@ -5,6 +5,8 @@ the key and what is allowed::
     model = "TFC_1W1A"        # the vendored model, or an ONNX / IR JSON path (relative to this file)
     name = "tfc"              # Verilog module name of the network top
     output = "argmax"         # argmax | raw
+    score_bits = 16           # width of the class scores of an imported model (2..32; the input width
+                              # is the data's: 8-bit MNIST pixels)
     clock_mhz = 100.0
     target = "ecp5"           # ice40 | ecp5 | xilinx: the device the summary shows (all are reported)
     synth = true              # Yosys synthesis of the top for every target
@@ -50,6 +52,7 @@ class FlowConfig:
     model: str = "TFC_1W1A"
     name: str = "tfc"
     output: str = "argmax"
+    score_bits: int | None = None       # None: the importer's default (16)
     clock_mhz: float = 100.0
     target: str = "ecp5"
     synth: bool = True
@@ -100,6 +103,7 @@ def _check(where: str, key: str, value, kind, allowed=None, positive: bool = Fal
 
 _RULES = {
     "model": (str, None, False), "name": (str, None, False), "output": (str, OUTPUTS, False),
+    "score_bits": (int, None, True),
     "clock_mhz": (float, None, True), "target": (str, TARGET_NAMES, False), "synth": (bool, None, False),
     "fmax": (bool, None, False), "simulator": (str, SIMULATORS, False), "vectors": (int, None, True),
     "seed": (int, None, False), "images": (int, None, True), "energy_table": (str, None, False),
@@ -142,6 +146,8 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
         else:
             allowed = sorted(_TOP + list(_TABLES))
             raise ValueError(f"{origin}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+    if not 2 <= values.get("score_bits", 16) <= 32:
+        raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")
     from hwnorm.hdl.names import check_identifier
     if "name" in values:
         check_identifier(values["name"], f"{origin}: name")

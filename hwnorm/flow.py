@@ -146,8 +146,9 @@ class FlowResult:
 
 def _design(config: FlowConfig, folding: dict):
     from hwnorm.generate import Design
-    return Design(config.name, "network", {"model": config.model, "output": config.output, "folding": folding},
-                  config.origin, config.base)
+    widths = {} if config.score_bits is None else {"score_bits": config.score_bits}
+    return Design(config.name, "network", {"model": config.model, "output": config.output, "folding": folding,
+                                           **widths}, config.origin, config.base)
 
 
 def _simulator(config: FlowConfig) -> str | None:
@@ -213,7 +214,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
 
     t = time.perf_counter()
     fig = {**estimate_figures(design, clock_mhz=config.clock_mhz, images=config.images, synth=config.synth,
-                              fmax=config.fmax, buffer_codec=config.codec,
+                              fmax=config.fmax and config.synth, buffer_codec=config.codec,
                               energy_table=config.energy_table, cells=config.cells, progress=progress), **fig}
     r = fig["resources"][config.target]
     stage("estimate", t, f"{fig['cycles']['design']['cycles_per_vector']} clocks per image; "

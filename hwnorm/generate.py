@@ -8,6 +8,7 @@ TOML file (the defaults in ``hwnorm/data/designs/default.toml``, or the user's o
     kind = "network"             # network | mvu | thresholding | qbn | stt_encoder | stt_decoder
     model = "TFC_1W1A"           # the vendored model, or an ONNX / IR JSON path (relative to the TOML)
     output = "argmax"            # network: argmax | raw
+    score_bits = 16              # network: width of the class scores (optional)
     [design.folding]             # network: per layer {pe, simd}; missing layers are folded automatically
     MatMul_16 = { pe = 16, simd = 49 }
 
@@ -73,7 +74,7 @@ class Design:
 
 # ------------------------------------------------------------------ loading
 _ALLOWED = {
-    "network": {"model", "output", "folding"},
+    "network": {"model", "output", "folding", "score_bits"},
     "mvu": {"model", "layer", "pe", "simd"},
     "thresholding": {"model", "layer", "pe"},
     "qbn": {"model", "layer", "pe"},
@@ -140,9 +141,13 @@ def _network(design: Design):
         path = (Path(model) if design.base is None else design.base / model).resolve()
         if not path.exists():
             raise ValueError(f"{design.origin}: model {model!r} not found")
-    if path not in _NETWORKS:
-        _NETWORKS[path] = load_network(path)[0]
-    return _NETWORKS[path]
+    score_bits = design.params.get("score_bits")
+    if score_bits is not None and (isinstance(score_bits, bool) or not isinstance(score_bits, int)
+                                   or not 2 <= score_bits <= 32):
+        raise ValueError(f"{design.origin}: score_bits must be an integer in 2..32, got {score_bits!r}")
+    if (path, score_bits) not in _NETWORKS:
+        _NETWORKS[path, score_bits] = load_network(path, score_bits)[0]
+    return _NETWORKS[path, score_bits]
 
 
 def _layer(design: Design, kinds: tuple):
@@ -172,8 +177,9 @@ def build(design: Design):
         if kind == "network":
             net = _network(design)
             top = NetworkTop(net, p.get("folding"), p.get("output", "argmax"))
-            return top, {"model": p.get("model", DEFAULT_MODEL), "output": top.output, "folding": top.folding,
-                         "spec_hash": net.spec_hash, "layers": net.summary()}
+            widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
+            return top, {"model": p.get("model", DEFAULT_MODEL), "output": top.output, **widths,
+                         "folding": top.folding, "spec_hash": net.spec_hash, "layers": net.summary()}
         if kind == "mvu":
             layer = _layer(design, (MVTU,))
             comp = MVU(layer, p.get("pe", 1), p.get("simd", 1))

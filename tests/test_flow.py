@@ -138,7 +138,7 @@ def test_flow_end_to_end_refreshes_one_design_among_others(tmp_path, capsys):
     shutil.copytree(ROOT / "reports", reports)
     cfg = tmp_path / "flow.toml"
     cfg.write_text(f'vectors = 40\nsynth = false\nsimulator = "{SIMS[-1]}"\nrtl_dir = "{rtl}"\nreports_dir = "{reports}"\n'
-                   '[auto_folding]\nthroughput = 2e6\n')
+                   'score_bits = 12\n[auto_folding]\nthroughput = 2e6\n')
     assert main(["flow", str(cfg)]) == 0
     out = capsys.readouterr()
     assert "40 images on" in out.out and ": 0 mismatches" in out.out and "golden top-1 92.96%" in out.out
@@ -151,7 +151,10 @@ def test_flow_end_to_end_refreshes_one_design_among_others(tmp_path, capsys):
         tfc["verilog_sha256"] == hashlib.sha256((rtl / "tfc.v").read_bytes()).hexdigest()
     index = (reports / "designs.md").read_text()
     assert all(f"[{d.name}]({d.name}.md)" in index for d in default_designs())
-    assert json.loads((reports / "tfc.json").read_text())["rtl"]["vectors"] == 40
+    fig = json.loads((reports / "tfc.json").read_text())
+    assert fig["rtl"]["vectors"] == 40 and fig["parameters"]["score_bits"] == 12
+    assert fig["parameters"]["layers"][-1]["out_bits"] == 12          # the configured score width
+    assert not any("synthesis" in r for r in fig["resources"].values())  # synth = false: the model only
 
 
 @pytest.mark.skipif(not SIMS, reason="no HDL simulator")
