@@ -110,12 +110,13 @@ def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, s
                                  f"needs about {luts} LUTs on {config.target}, over lut_budget = {config.lut_budget}")
             how += f", {luts} LUTs ≤ budget {config.lut_budget}"
         return folding, how
-    smallest = None
+    smallest, seen = None, {}
     for limit in _intervals(net):
         folding = folding_for_interval(net, limit, fixed)
         if folding is None:
             continue
-        luts = estimate_luts(folding)
+        key = repr(sorted(folding.items()))  # neighbouring intervals often give the same folding
+        luts = seen[key] if key in seen else seen.setdefault(key, estimate_luts(folding))
         smallest = luts if smallest is None else min(smallest, luts)
         if luts <= config.lut_budget:
             return folding, f"fastest within {config.lut_budget} LUTs on {config.target} ({luts} estimated)"
