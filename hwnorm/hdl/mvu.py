@@ -145,12 +145,19 @@ class MVU(wiring.Component):
                 out.append(t + self.depth)
         return out
 
+    @property
+    def raw_shape(self):
+        """The running sum over synapse folds: a popcount (0..K) for binary inputs, else the
+        signed accumulator."""
+        layer = self.layer
+        return unsigned(layer.in_features.bit_length()) if layer.in_bits == 1 else signed(layer.acc_bits)
+
     # ---- resource model (hwnorm.estimate.resources costs it per FPGA target)
     def inventory(self) -> Inventory:
         layer, pe, simd, sf, nf = self.layer, self.pe, self.simd, self.sf, self.nf
         x_bits = simd * layer.in_bits
         binary = layer.in_bits == 1
-        raw_bits = layer.in_features.bit_length() if binary else layer.acc_bits
+        raw_bits = self.raw_shape.width
         out_bits = pe * Shape.cast(self.out_shape).width
         t = layer.thresholds
         thr_bits = 0 if t is None else t.n_thresholds * Shape.cast(threshold_shapes(t)[0]).width
@@ -225,7 +232,7 @@ class MVU(wiring.Component):
         # ---- stage 1: multiply-accumulate per PE lane
         binary = layer.in_bits == 1
         k = layer.in_features
-        raw_shape = unsigned(k.bit_length()) if binary else signed(layer.acc_bits)
+        raw_shape = self.raw_shape
         v2 = Signal()
         acc2 = [Signal(signed(layer.acc_bits), name=f"acc{p}") for p in range(pe)]
         for p in range(pe):

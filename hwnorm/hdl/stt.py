@@ -42,6 +42,11 @@ def _lookup(table, index):
     return Mux(index[1], Mux(index[0], table[3], table[2]), Mux(index[0], table[1], table[0]))
 
 
+def _cost_width(spec: CodecSpec) -> int:
+    """Width of a block's total state cost (one spare bit: the adders never overflow)."""
+    return (spec.cells_per_block * max(spec.state_cost)).bit_length() + 1
+
+
 def _register_stage(m: Module, i, o, result) -> None:
     """One pipeline stage between stream ``i`` and stream ``o`` (accepts when the output is free)."""
     m.d.comb += i.ready.eq(o.ready | ~o.valid)
@@ -71,7 +76,7 @@ class STTEncoder(_CodecStage):
         if not spec.is_block:  # a fixed bit permutation
             return Inventory(register=2 * spec.cells_per_block + 1)
         moved = sum(spec.transformable[k % 8] for k in range(8 * spec.block_words))
-        width = (spec.cells_per_block * max(spec.state_cost)).bit_length() + 1
+        width = _cost_width(spec)
         return Inventory(adder=4 * moved * width, compare=3 * width, mux=2 * width + 2,
                          logic=4 * moved * 2 + 2 * moved, register=2 * spec.cells_per_block + 1)
 
@@ -98,7 +103,7 @@ class STTEncoder(_CodecStage):
         the golden kernel's rule; the sign cells of backup+rearrange are the same for every t."""
         spec = self.spec
         cost_table = [Const(c, STATE_COST_MAX.bit_length()) for c in spec.state_cost]
-        width = (spec.cells_per_block * max(spec.state_cost)).bit_length() + 1
+        width = _cost_width(spec)
         totals = []
         for t in range(4):
             flag_cost = spec.state_cost[3 * (t & 1)] + spec.state_cost[3 * (t >> 1)]
