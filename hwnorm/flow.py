@@ -134,6 +134,18 @@ def _default_folding(model: str) -> dict | None:
     return None
 
 
+def lut_estimator(config: FlowConfig):
+    """``folding → LUTs`` of the config's network on its target (the analytic model)."""
+    from hwnorm.estimate.resources import estimate_resources
+    from hwnorm.generate import build
+    from hwnorm.hdl.common import unused_ok
+
+    def luts(folding: dict) -> int:
+        top = unused_ok(build(_design(config, folding))[0])
+        return estimate_resources(top, [config.target])[config.target]["lut"]
+    return luts
+
+
 # ------------------------------------------------------------------ the flow
 @dataclass
 class FlowResult:
@@ -168,7 +180,6 @@ def _simulator(config: FlowConfig) -> str | None:
 
 def run_flow(config: FlowConfig, say=print) -> FlowResult:
     """Run every stage for ``config``; ``say`` receives one line per stage."""
-    from hwnorm.estimate.resources import estimate_resources
     from hwnorm.generate import _network, build, generate
     from hwnorm.hdl.common import unused_ok
     from hwnorm.report import estimate_figures, rtl_figures, write_reports
@@ -189,11 +200,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     stage("import", t, f"{net.name}: {len(net.layers)} layers, {net.in_features} → {net.out_features}")
 
     t = time.perf_counter()
-
-    def luts(folding):
-        top = unused_ok(build(_design(config, folding))[0])
-        return estimate_resources(top, [config.target])[config.target]["lut"]
-    folding, how = choose_folding(config, net, luts)
+    folding, how = choose_folding(config, net, lut_estimator(config))
     design = _design(config, folding)
     top = unused_ok(build(design)[0])
     stage("folding", t, f"{how}: {top.initiation_interval} clocks per image; "
@@ -201,12 +208,14 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
 
     t = time.perf_counter()
     files = generate([design], config.rtl_dir, merge=True)
-    stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({files[config.name + '.v'].count(chr(10))} "
+    verilog = files[config.name + ".v"]  # the stages below simulate and synthesize this very text
+    stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({verilog.count(chr(10))} "
                         f"lines) and manifest.json")
 
     sim = _simulator(config)
     t = time.perf_counter()
-    fig = rtl_figures({}, design, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress)
+    fig = rtl_figures({}, design, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
+                      verilog=verilog)
     acc = fig.get("accuracy")
     stage("verify", t, ("no simulator: RTL not co-simulated" if "rtl" not in fig else
                         f"{fig['rtl']['vectors']} images on {fig['rtl']['simulator']}: "
@@ -216,7 +225,8 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     t = time.perf_counter()
     fig = {**estimate_figures(design, clock_mhz=config.clock_mhz, images=config.images, synth=config.synth,
                               fmax=config.fmax and config.synth, buffer_codec=config.codec,
-                              energy_table=config.energy_table, cells=config.cells, progress=progress), **fig}
+                              energy_table=config.energy_table, cells=config.cells, progress=progress,
+                              verilog=verilog), **fig}
     r = fig["resources"][config.target]
     stage("estimate", t, f"{fig['cycles']['design']['cycles_per_vector']} clocks per image; "
                          f"{fig['energy']['compute_pj']:,.0f} pJ compute per inference; "

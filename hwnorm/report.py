@@ -45,16 +45,15 @@ def _accuracy(design, component) -> dict | None:
     return {"images": int(len(x)), "top1": float(np.mean(pred == y)), "predictions": pred}
 
 
-def _rtl(design, component, vectors: int, seed: int, sim: str, work_dir) -> dict:
+def _rtl(design, component, vectors: int, seed: int, sim: str, work_dir, text: str) -> dict:
     """Co-simulate ``vectors`` with random idle cycles and back-pressure (mismatches), then at full
     rate (every output beat's clock against the cycle estimator)."""
     from hwnorm.estimate.cycles import full_rate_output_cycles
     from hwnorm.sim.jobs import first_vectors
-    from hwnorm.sim.runner import cosim, verilog_of
+    from hwnorm.sim.runner import cosim
     from hwnorm.sim.verify import default_work_dir, job_for
 
     work = Path(work_dir) if work_dir else default_work_dir()
-    text = verilog_of(component, design.name)
     job = job_for(design.kind, component, vectors, seed)
     random_rate = cosim(text, design.name, job, sim, work, mode="batch")
     full = cosim(text, design.name, first_vectors(job, job["vectors"], p_valid=1.0, p_ready=1.0), sim, work,
@@ -78,18 +77,22 @@ def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed:
                    targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None,
                    buffer_codec: str = "none", synth_targets=None, energy_table=None, cells=None) -> dict:
     """Every figure of one design's report (plain JSON types): :func:`estimate_figures` (with
-    synthesis) then :func:`rtl_figures` (accuracy and co-simulation)."""
+    synthesis) then :func:`rtl_figures` (accuracy and co-simulation), on one Verilog text."""
+    from hwnorm.generate import verilog_of
+
+    verilog = verilog_of(design)[2] if synth or fmax or sim else None
     fig = estimate_figures(design, clock_mhz=clock_mhz, images=images, targets=targets, synth=synth, fmax=fmax,
                            progress=progress, buffer_codec=buffer_codec, synth_targets=synth_targets,
-                           energy_table=energy_table, cells=cells)
-    return rtl_figures(fig, design, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress)
+                           energy_table=energy_table, cells=cells, verilog=verilog)
+    return rtl_figures(fig, design, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress,
+                       verilog=verilog)
 
 
 def estimate_figures(design, *, clock_mhz: float, images: int, targets=None, synth: bool = True, fmax: bool = True,
                      progress=None, buffer_codec: str = "none", synth_targets=None, energy_table=None,
-                     cells=None) -> dict:
+                     cells=None, verilog: str | None = None) -> dict:
     """Configuration, cycles, energy and resources of a design. ``energy_table`` and ``cells`` are
-    names or TOML paths (default: the built-in tables)."""
+    names or TOML paths (default: the built-in tables); ``verilog`` the design's Verilog if known."""
     from hwnorm.estimate import estimate_design
     from hwnorm.estimate.energy import load_energy_table
     from hwnorm.generate import build
@@ -102,7 +105,7 @@ def estimate_figures(design, *, clock_mhz: float, images: int, targets=None, syn
     say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
     est = estimate_design(design, clock_mhz, images, load_energy_table(energy_table), load_table(cells),
                           targets=targets, synth=synth, fmax=fmax, progress=say, buffer_codec=buffer_codec,
-                          synth_targets=synth_targets)
+                          synth_targets=synth_targets, verilog=verilog)
     for r in est["resources"].values():  # what was measured; not tool run times or cache hits (not reproducible)
         for measured in (r.get("synthesis"), r.get("timing")):
             if measured:
@@ -116,10 +119,10 @@ def estimate_figures(design, *, clock_mhz: float, images: int, targets=None, syn
 
 
 def rtl_figures(fig: dict, design, *, vectors: int, seed: int, sim: str | None, work_dir=None,
-                progress=None) -> dict:
+                progress=None, verilog: str | None = None) -> dict:
     """``fig`` with the golden model's accuracy (networks on MNIST) and, on ``sim``, the RTL
-    co-simulated against it."""
-    from hwnorm.generate import build
+    (``verilog``, or generated here) co-simulated against it."""
+    from hwnorm.generate import build, verilog_text
     from hwnorm.hdl.common import unused_ok
 
     say = progress or (lambda what: None)
@@ -127,7 +130,8 @@ def rtl_figures(fig: dict, design, *, vectors: int, seed: int, sim: str | None, 
     acc = _accuracy(design, component)
     if sim:
         say(f"{design.name}: co-simulating {vectors} vectors on {sim}")
-        fig["rtl"] = _rtl(design, component, vectors, seed, sim, work_dir)
+        text = verilog if verilog is not None else verilog_text(component, design.name)
+        fig["rtl"] = _rtl(design, component, vectors, seed, sim, work_dir, text)
     if acc is not None:
         pred = acc.pop("predictions")
         fig["accuracy"] = acc

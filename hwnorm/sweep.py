@@ -109,42 +109,26 @@ def evaluate(task: tuple) -> dict:
 
 
 def _design_point(sweep: dict, point: dict) -> dict:
-    import numpy as np
-
-    from hwnorm import data
     from hwnorm.config import config_from_dict
-    from hwnorm.estimate.cycles import design_cycles
-    from hwnorm.estimate.energy import load_energy_table, network_energy
-    from hwnorm.estimate.resources import estimate_resources
-    from hwnorm.flow import _design, choose_folding
-    from hwnorm.generate import _network, build
-    from hwnorm.hdl.common import unused_ok
+    from hwnorm.estimate import estimate_design
+    from hwnorm.estimate.energy import load_energy_table
+    from hwnorm.flow import _design, choose_folding, lut_estimator
+    from hwnorm.generate import _network
+    from hwnorm.hdl.top import check_folding
     from hwnorm.stt import load_table
 
     config = config_from_dict(_design_doc(sweep, point), sweep["origin"], Path(sweep["base_dir"]))
     net = _network(_design(config, {}))
-
-    def luts(folding):
-        top = unused_ok(build(_design(config, folding))[0])
-        return estimate_resources(top, [config.target])[config.target]["lut"]
-    folding, how = choose_folding(config, net, luts)
-    top = unused_ok(build(_design(config, folding))[0])
-    cycles = design_cycles(top, config.name, config.clock_mhz * 1e6)
-    resources = estimate_resources(top, [config.target])[config.target]
-    x, _ = data.mnist_test()
-    n = min(config.images, len(x))
-    if net.in_features == x[0].size:
-        x = x[:n].reshape(n, -1).astype(np.int64)
-    else:
-        lo, hi = net.layers[0].in_range
-        x = np.random.default_rng(config.seed).integers(lo, hi + 1, (n, net.in_features))
-    energy = network_energy(net, top.folding, x, load_energy_table(config.energy_table), load_table(config.cells),
-                            top.output, config.codec)
-    return {**point, "folding": top.folding, "folding_how": how,
-            "clocks_per_image": cycles.design.cycles_per_vector, "latency_clocks": cycles.design.latency,
-            "images_per_s": cycles.vectors_per_second, "target": config.target,
+    folding, how = choose_folding(config, net, lut_estimator(config))
+    est = estimate_design(_design(config, folding), config.clock_mhz, config.images,
+                          load_energy_table(config.energy_table), load_table(config.cells), targets=[config.target],
+                          buffer_codec=config.codec)
+    cycles, resources, energy = est["cycles"], est["resources"][config.target]["estimate"], est["energy"]
+    return {**point, "folding": check_folding(net, folding), "folding_how": how,
+            "clocks_per_image": cycles["design"]["cycles_per_vector"], "latency_clocks": cycles["design"]["latency"],
+            "images_per_s": cycles["vectors_per_second"], "target": config.target,
             "lut": resources["lut"], "ff": resources["ff"], "bram": resources["bram"], "dsp": resources["dsp"],
-            "energy_pj": energy.total_pj("sram"), "energy_stt_buffer_pj": energy.total_pj("stt")}
+            "energy_pj": energy["total_pj_sram_buffer"], "energy_stt_buffer_pj": energy["total_pj_stt_buffer"]}
 
 
 def _fault_point(point: dict) -> dict:

@@ -17,11 +17,12 @@ DEFAULT_IMAGES = 1000
 
 def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = DEFAULT_IMAGES,
                     energy_table=None, cells=None, targets=None, synth: bool = False, fmax: bool = False,
-                    progress=None, buffer_codec: str = "none", synth_targets=None) -> dict:
+                    progress=None, buffer_codec: str = "none", synth_targets=None, verilog: str | None = None) -> dict:
     """Cycle figures and analytic resources per FPGA target of any generated design; for a network
     also energy per inference on the first ``images`` vendored MNIST test images (or seeded random
     inputs of the model's range), the weight buffer's MLC cells encoded by ``buffer_codec``. ``synth`` adds Yosys synthesis of the design and the estimate's
-    error against it; ``fmax`` adds place-and-route Fmax (see ``synthesis.py``)."""
+    error against it; ``fmax`` adds place-and-route Fmax (see ``synthesis.py``), both of ``verilog`` when
+    the caller has the design's Verilog already (else it is generated here)."""
     import numpy as np
 
     from hwnorm import data
@@ -32,7 +33,8 @@ def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = 
     component = unused_ok(build(design)[0])
     out = {"design": design.name, "kind": design.kind,
            "cycles": design_cycles(component, design.name, clock_mhz * 1e6).to_dict()}
-    out["resources"] = design_resources(design, component, targets, synth or fmax, fmax, progress, synth_targets)
+    out["resources"] = design_resources(design, component, targets, synth or fmax, fmax, progress, synth_targets,
+                                        verilog)
     if design.kind == "network":
         if images < 1:
             raise ValueError(f"--images must be at least 1, got {images}")
@@ -50,13 +52,13 @@ def estimate_design(design, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = 
 
 
 def design_resources(design, component, targets=None, synth: bool = False, fmax: bool = False,
-                     progress=None, synth_targets=None) -> dict:
+                     progress=None, synth_targets=None, verilog: str | None = None) -> dict:
     """Per target: the analytic estimate; with ``synth`` the synthesized counts and the relative
     error of the estimate (on ``synth_targets`` only, default all); with ``fmax`` the
     place-and-route result."""
     from hwnorm.estimate.resources import estimate_resources, relative_error
     from hwnorm.estimate.synthesis import TARGETS, place_and_route, synthesize
-    from hwnorm.generate import ports_of, verilog_of
+    from hwnorm.generate import ports_of, verilog_text
 
     names = list(targets or TARGETS)
     unknown = [t for t in names if t not in TARGETS]
@@ -66,8 +68,7 @@ def design_resources(design, component, targets=None, synth: bool = False, fmax:
     out = {t: {"estimate": estimates[t]} for t in names}
     if not synth:
         return out
-    built, _, text = verilog_of(design)
-    unused_ok(built)
+    text = verilog if verilog is not None else verilog_text(component, design.name)
     for t in names:
         if synth_targets is not None and t not in synth_targets:
             continue
@@ -79,5 +80,5 @@ def design_resources(design, component, targets=None, synth: bool = False, fmax:
         if fmax:
             if progress:
                 progress(f"placing and routing {design.name} on {t}")
-            out[t]["timing"] = place_and_route(text, design.name, ports_of(built), TARGETS[t], core=syn).to_dict()
+            out[t]["timing"] = place_and_route(text, design.name, ports_of(component), TARGETS[t], core=syn).to_dict()
     return out

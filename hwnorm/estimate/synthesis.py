@@ -98,14 +98,6 @@ class Synthesis:
     seconds: float               # synthesis wall time (of the run that filled the cache)
     cached: bool = False
 
-    @property
-    def lut(self) -> int:
-        return self.counts["lut"]
-
-    @property
-    def ff(self) -> int:
-        return self.counts["ff"]
-
     def to_dict(self) -> dict:
         return asdict(self)
 
