@@ -59,6 +59,17 @@ def test_binary_matmul_random_shapes():
         assert np.array_equal(binary_matmul(pack_bipolar(a), pack_bipolar(w), k), a @ w.T)
 
 
+@pytest.mark.parametrize("m, n", [(4, 32), (5, 33), (9, 70), (3, 96), (12, 31), (8, 64)])
+def test_binary_matmul_register_tiles_and_their_edges(m, n):
+    # Full 4-row × 32-column tiles go through the IR micro-kernel, the rest through the row loop;
+    # every output position must come out of exactly one of them with the same value.
+    from hwnorm.bnn import TILE_COLS, TILE_ROWS
+    assert (TILE_ROWS, TILE_COLS) == (4, 32)
+    for k in (1, 64, 65, 1000):
+        a, w = pm1((m, k)), pm1((n, k))
+        assert np.array_equal(binary_matmul(pack_bipolar(a), pack_bipolar(w), k), a @ w.T)
+
+
 def test_extreme_dot_products_fill_the_range():
     k = 4096
     ones = np.ones((1, k), np.int64)

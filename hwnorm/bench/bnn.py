@@ -41,7 +41,7 @@ def bench_bgemm(repeat: int = 5):
         if not np.array_equal(got, baseline(a, b, K)):
             raise AssertionError(f"bgemm: kernel and {baseline.__name__} disagree")
     macs = M * N * K
-    kernel = best_rate(lambda: binary_matmul(a, b, K), macs, max(repeat, 10))
+    kernel = best_rate(lambda: binary_matmul(a, b, K), macs, max(repeat, 50))  # ~0.5 ms per call
     # The baseline is the faster of two sensible numpy formulations, measured now.
     numpy_rate = max(best_rate(lambda: fn(a, b, K), macs, max(1, repeat // 2))
                      for fn in (numpy_bgemm_rows, numpy_bgemm_blocks))
