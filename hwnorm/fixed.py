@@ -14,6 +14,10 @@ constant first, so it can never overflow — not even at ``INT64_MIN``::
     half_away  q + (rem ≥ half) if x ≥ 0 else q + (rem > half)   (gemmlowp RoundingDivideByPOT)
     half_even  q + (rem > half or (rem == half and q odd))       (ONNX, PyTorch)
 
+Kernels whose operand is known to have headroom (the quantized BN's 63-bit accumulator) may
+instead add a rounding constant before shifting — fewer operations per element — through
+``lifted_rounding``; the property tests prove that form equal to this one at every shift.
+
 The Numba kernels are the golden model; ``tests/reference.py`` holds a slow big-integer
 reference that the property tests compare them with.
 """
@@ -29,7 +33,7 @@ from numba import njit
 
 __all__ = [
     "Rounding", "Overflow", "FixedFormat",
-    "shift_round", "fit", "requantize",
+    "shift_round", "lifted_rounding", "fit", "requantize",
     "quantize_multiplier", "multiply_by_quantized_multiplier",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "INT32_MIN", "INT32_MAX", "MAX_SHIFT",
@@ -155,7 +159,7 @@ class FixedFormat:
 
 @njit(cache=True, inline="always")
 def _round_shift_half(x, s, half, mode):
-    """Round ``x / 2^s`` by ``mode``; ``half`` must be ``2^max(s-1, 0)`` (see ``half_of``).
+    """Round ``x / 2^s`` by ``mode``; ``half`` must be ``2^max(s-1, 0)``.
 
     ``q << s`` never overflows (INT64_MIN is a multiple of 2^s), so ``rem`` is exact; for
     s = 0, rem = 0 < half = 1: no increment. Bitwise ``|``/``&`` keep the loop branch-free
@@ -180,10 +184,45 @@ def _shift_round1(x, s, mode):
     return _round_shift_half(x, s, np.int64(1) << max(s - 1, 0), mode)
 
 
-def half_of(shift) -> np.ndarray:
-    """``2^max(s-1, 0)`` per shift: the tie point that ``_round_shift_half`` compares with."""
+# ---- rounding lifted into an addition, for kernels whose operand has headroom
+#
+# When the value to shift is a sum ``acc = p + bias`` known to stay within signed 63 bits (a
+# spec guarantees this for its accumulator), the rounding constant can ride on the bias and the
+# remainder never needs computing — fewer vector operations per element than the form above::
+#
+#     t = acc + lift              lift = 2^(s-1) for the three nearest modes; 0 for floor or s = 0
+#     floor, half_up   t >> s
+#     half_away        (t − [t < lift]) >> s        t < lift ⟺ acc < 0: a negative tie goes down
+#     half_even        r − [t mod 2^s = 0]·(r & 1),  r = t >> s     a tie onto an odd r steps back
+#
+# |acc| ≤ 2^62 and lift ≤ 2^62 keep t (and t − 1) inside int64. Per shift the kernel is given
+# ``away`` = lift, or INT64_MIN for s = 0 (never fires), and ``tie_mask`` = 2^s − 1, or −1 for
+# s = 0 (then "t mod 1 = 0" reads t = 0, whose r = 0 is even: no step). tests/test_fixed.py
+# proves this equal to the big-integer reference at every shift and mode.
+
+def lifted_rounding(shift, rounding: "Rounding | str") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lift, away, tie_mask)`` int64 arrays, one entry per shift, for ``_lifted_shift_round``."""
     s = np.asarray(shift, dtype=np.int64)
-    return np.left_shift(np.int64(1), np.maximum(s - 1, 0))
+    if s.size and (s.min() < 0 or s.max() > MAX_SHIFT):
+        raise ValueError(f"shifts must lie in 0 … {MAX_SHIFT}")
+    rounding = Rounding.parse(rounding)
+    half = np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s - 1, 0)), 0)
+    lift = np.zeros_like(s) if rounding == Rounding.FLOOR else half
+    away = np.where(s > 0, half, np.iinfo(np.int64).min)
+    low_bits = (np.left_shift(np.uint64(1), s.astype(np.uint64)) - np.uint64(1)).view(np.int64)  # 2^s − 1
+    tie_mask = np.where(s > 0, low_bits, -1)
+    return lift, away, tie_mask
+
+
+@njit(cache=True, inline="always")
+def _lifted_shift_round(t, s, away, tie_mask, mode):
+    """Round ``(t − lift) / 2^s`` by ``mode`` given ``t = acc + lift`` (see the block above)."""
+    if mode == 2:
+        t -= np.int64(t < away)
+    r = t >> s
+    if mode == 3:
+        r -= np.int64((t & tie_mask) == 0) & (r & 1)
+    return r
 
 
 @njit(cache=True, inline="always")

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numba import njit, prange
 
 from hwnorm.exactfit import Dyadic, fit_affine, fit_at_shift, round_exact, signed_bits
-from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _round_shift_half, fit, half_of
+from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _lifted_shift_round, fit, lifted_rounding
 from hwnorm.spec import SpecIdentity
+from hwnorm.vectorize import prefer_512_bit_vectors
 
 __all__ = ["BNSpec", "BNFold", "fold_bn", "bn_statistics", "aciq_mse", "aciq_alpha", "aciq_table"]
 
@@ -118,6 +120,17 @@ class BNSpec(SpecIdentity):
         return np.dtype(f"{'' if self.out_fmt.signed else 'u'}int{bits}")
 
     # ---- golden model
+    @cached_property
+    def _lifted_rounding(self) -> tuple:
+        """``(offset, shift, away, tie_mask, mode)`` for the kernel: the rounding lifted into the bias.
+
+        ``acc_bits ≤ 63`` (checked above) is the headroom ``hwnorm.fixed.lifted_rounding`` needs;
+        ``bias + lift`` is formed modulo 2^64, as the kernel's sum wraps back into range.
+        """
+        lift, away, tie_mask = lifted_rounding(self.shift, self.rounding)
+        offset = (self.bias.view(np.uint64) + lift.view(np.uint64)).view(np.int64)
+        return offset, self.shift, away, tie_mask, int(self.rounding)
+
     def apply(self, x) -> np.ndarray:
         """Run the integer datapath on ``x`` (shape ``(..., channels)``, integer dtype)."""
         x = np.asarray(x)
@@ -127,12 +140,8 @@ class BNSpec(SpecIdentity):
             raise ValueError(f"{self.name}: last axis must have {self.channels} channels, got shape {x.shape}")
         flat = np.ascontiguousarray(x.reshape(-1, self.channels))
         out = np.empty(flat.shape, self.out_dtype)
-        args = (flat, self.mult, self.bias, self.shift, half_of(self.shift), int(self.rounding),
-                self.in_lo, self.in_hi, self.out_fmt.min_int, self.out_fmt.max_int)
-        if self.overflow == Overflow.SATURATE:
-            bad = _bn_apply_saturate(*args, out)
-        else:
-            bad = _bn_apply_wrap(*args, self.out_fmt.width, out)
+        bad = _bn_apply(flat, self.mult, *self._lifted_rounding, self.in_lo, self.in_hi, self.out_fmt.min_int,
+                        self.out_fmt.max_int, self.out_fmt.width, self.overflow == Overflow.SATURATE, out)
         if bad:
             raise ValueError(f"{self.name}: {bad} input values outside the declared range "
                              f"[{self.in_lo}, {self.in_hi}] (exactness is only proven there)")
@@ -163,35 +172,30 @@ class BNSpec(SpecIdentity):
 
 
 
-# Two kernels rather than one with an ``if saturate`` around two loops: Numba vectorizes
-# the saturating loop only when it is the sole parallel loop of its function (measured ~2×).
-@njit(cache=True, parallel=True)
-def _bn_apply_saturate(x, mult, bias, shift, half, mode, in_lo, in_hi, lo, hi, out):
-    n, c = x.shape
+@njit(cache=True, inline="always")
+def _requantize_row(x, mult, offset, shift, away, tie_mask, mode, in_lo, in_hi, lo, hi, width, saturate, out):
+    """One row of channels; returns how many inputs lie outside [in_lo, in_hi]."""
     bad = 0
-    for i in prange(n):
-        row_bad = 0  # per-row count keeps the shared reduction out of the inner loop
-        for j in range(c):
-            v = np.int64(x[i, j])
-            row_bad += (v < in_lo) | (v > in_hi)
-            r = _round_shift_half(v * mult[j] + bias[j], shift[j], half[j], mode)
-            out[i, j] = lo if r < lo else (hi if r > hi else r)
-        bad += row_bad
+    for j in range(x.shape[0]):
+        v = np.int64(x[j])
+        bad += (v < in_lo) | (v > in_hi)
+        r = _lifted_shift_round(v * mult[j] + offset[j], shift[j], away[j], tie_mask[j], mode)
+        out[j] = _fit1(r, lo, hi, width, saturate)
     return bad
 
 
 @njit(cache=True, parallel=True)
-def _bn_apply_wrap(x, mult, bias, shift, half, mode, in_lo, in_hi, lo, hi, width, out):
-    n, c = x.shape
+def _bn_apply(x, mult, offset, shift, away, tie_mask, mode, in_lo, in_hi, lo, hi, width, saturate, out):
+    """``out = fit(round((mult·x + bias) >> shift))`` row by row, with ``offset = bias + lift``.
+
+    The 512-bit hint sits inside the ``prange`` body because that body is the function LLVM
+    vectorizes (2.8 → 4.0 G elements/s on the benchmark; the lifted rounding took it to ~5).
+    """
     bad = 0
-    for i in prange(n):
-        row_bad = 0
-        for j in range(c):
-            v = np.int64(x[i, j])
-            row_bad += (v < in_lo) | (v > in_hi)
-            r = _round_shift_half(v * mult[j] + bias[j], shift[j], half[j], mode)
-            out[i, j] = _fit1(r, lo, hi, width, False)
-        bad += row_bad
+    for i in prange(x.shape[0]):
+        prefer_512_bit_vectors()
+        bad += _requantize_row(x[i], mult, offset, shift, away, tie_mask, mode, in_lo, in_hi, lo, hi, width,
+                               saturate, out[i])
     return bad
 
 

@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -54,6 +55,37 @@ def test_shift_round_matches_reference(data, s, mode):
                             min_size=1, max_size=40))
     got = fixed.shift_round(np.array(xs, dtype=np.int64), s, mode).tolist()
     assert got == [ref.shift_round(x, s, mode) for x in xs]
+
+
+@numba.njit
+def _lifted_kernel(acc, s, lift, away, tie_mask, mode):
+    out = np.empty_like(acc)
+    for i in range(acc.size):
+        out[i] = fixed._lifted_shift_round(acc[i] + lift, s, away, tie_mask, mode)
+    return out
+
+
+ACC63_MIN, ACC63_MAX = -(1 << 62), (1 << 62) - 1  # a signed 63-bit accumulator: the headroom it needs
+
+
+def test_lifted_rounding_exhaustive_small_values():
+    x = np.arange(-300, 301, dtype=np.int64)
+    for s, mode in itertools.product(range(12), Rounding):
+        lift, away, tie_mask = (int(v[0]) for v in fixed.lifted_rounding([s], mode))
+        got = _lifted_kernel(x, s, lift, away, tie_mask, int(mode)).tolist()
+        assert got == [ref.shift_round(int(v), s, str(mode)) for v in x], (s, mode)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), s=st.integers(0, 63), mode=st.sampled_from(list(Rounding)))
+def test_lifted_rounding_matches_reference_on_63_bit_accumulators(data, s, mode):
+    """The lifted form (``t = acc + lift``) at every shift, ties and the 63-bit extremes included."""
+    clip = lambda v: min(max(v, ACC63_MIN), ACC63_MAX)  # noqa: E731
+    xs = data.draw(st.lists(st.one_of(tie_heavy(s).map(clip), int_in(ACC63_MIN, ACC63_MAX)),
+                            min_size=1, max_size=40))
+    lift, away, tie_mask = (int(v[0]) for v in fixed.lifted_rounding([s], mode))
+    got = _lifted_kernel(np.array(xs, dtype=np.int64), s, lift, away, tie_mask, int(mode)).tolist()
+    assert got == [ref.shift_round(x, s, str(mode)) for x in xs]
 
 
 @settings(max_examples=400, deadline=None)

@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 
 from hwnorm.exactfit import Dyadic, cell, fit_affine, first_hit, round_exact
 from hwnorm.fixed import FixedFormat, Rounding
@@ -145,6 +146,37 @@ def test_too_wide_for_64_bits_is_refused_clearly():
     with pytest.raises(ValueError, match="channel 0 .*63-bit accumulator.*narrow the input range"):
         fold_bn([1.0], [0.0], [0.0], [1.0], in_fmt=FixedFormat.integer(32), in_scale=2.0**-16,
                 out_fmt=FixedFormat.integer(16), out_scale=0.0123, overflow="wrap")
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), mode=st.sampled_from(MODES), overflow=st.sampled_from(["saturate", "wrap"]))
+def test_apply_equals_big_integer_reference_on_arbitrary_specs(data, mode, overflow):
+    """Any integer spec (not only folded ones): per-channel shifts 0 … 63, exact ties, 63-bit
+    accumulators, every mode and overflow; the kernel equals ``fit(shift_round(m·x + b))``."""
+    channels = data.draw(st.integers(1, 4))
+    in_fmt = FixedFormat.integer(data.draw(st.integers(1, 32)), data.draw(st.booleans()))
+    out_fmt = FixedFormat.integer(data.draw(st.integers(1, 40)), data.draw(st.booleans()))
+    mult = data.draw(st.lists(st.integers(-(1 << 31), 1 << 31), min_size=channels, max_size=channels))
+    shift = data.draw(st.lists(st.integers(0, 63), min_size=channels, max_size=channels))
+    bias, tie_row = [], []
+    for m, s in zip(mult, shift):
+        x0 = data.draw(st.integers(in_fmt.min_int, in_fmt.max_int))
+        tie_row.append(x0)
+        if s and data.draw(st.booleans()):  # make x0 an exact tie of this channel
+            bias.append(data.draw(st.integers(-8, 8)) * (1 << s) + (1 << (s - 1)) - m * x0)
+        else:
+            bias.append(data.draw(st.integers(-(1 << 62), 1 << 62)))
+    try:
+        spec = BNSpec(channels, in_fmt, out_fmt, mult, bias, shift, rounding=mode, overflow=overflow)
+    except ValueError:
+        assume(False)  # the accumulator needs more than 63 bits: refused, tested elsewhere
+    edges = [spec.in_lo, spec.in_hi, 0, min(max(-1, spec.in_lo), spec.in_hi)]
+    rows = data.draw(st.lists(st.lists(st.one_of(st.sampled_from(edges), st.integers(spec.in_lo, spec.in_hi)),
+                                       min_size=channels, max_size=channels), min_size=1, max_size=20))
+    x = np.array(rows + [tie_row], dtype=np.int64)
+    want = [[ref.fit(ref.shift_round(m * int(v) + b, s, mode), out_fmt.width, out_fmt.signed, overflow)
+             for v, m, b, s in zip(row, mult, bias, shift)] for row in x]
+    assert spec.apply(x).tolist() == want
 
 
 def test_shared_and_per_channel_shift():
