@@ -159,7 +159,6 @@ def _mismatch_tile(typingctx, a, bt, out, i0, j0, k):
     sig = types.void(a, bt, out, types.int64, types.int64, types.int64)
 
     def codegen(context, builder, signature, args):
-        set_512_bit_preference(builder)
         a_arr, bt_arr, out_arr = (context.make_array(t)(context, builder, v)
                                   for t, v in zip(signature.args[:3], args[:3]))
         i0, j0, k = args[3:]

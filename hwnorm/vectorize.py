@@ -5,8 +5,8 @@ registers and splits explicit 512-bit vector types into halves. For this package
 kernels the 512-bit form measured clearly faster on the two AVX-512 cores we run on:
 
 - quantized-BN requantization 2.8 → 4.0 G elements/s (``hwnorm bench bn``);
-- the auto-vectorized XOR/popcount loop 1.28 → 1.41 T binary MAC/s (``bgemm`` before its
-  register-tiled micro-kernel, which needs the hint to keep its 512-bit types whole).
+- the auto-vectorized XOR/popcount loop 1.28 → 1.41 T binary MAC/s (``bgemm``'s edge loop; its
+  register-tiled micro-kernel spells out 512-bit types, which LLVM keeps whole without the hint).
 
 The hint is a function attribute, so it must land on the function LLVM compiles the loop in:
 for a ``prange`` loop that is Numba's outlined loop body, not the kernel that holds it. Call
