@@ -37,7 +37,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from hwnorm.exactfit import signed_bits
+from hwnorm.datatypes import IntType
 from hwnorm.fixed import Rounding
 from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import set_512_bit_preference
@@ -305,7 +305,7 @@ def int_binary_matmul(x, w_packed, k: int, bits: int, signed: bool) -> np.ndarra
     x = np.asarray(x)
     if x.dtype.kind not in "iu" or x.ndim != 2 or x.shape[1] != k:
         raise ValueError(f"integer input must be an int array of shape (rows, {k}), got {x.dtype} {x.shape}")
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    lo, hi = IntType(bits, signed).range
     if x.size and (x.min() < lo or x.max() > hi):
         raise ValueError(f"integer input outside {'signed' if signed else 'unsigned'} {bits}-bit range [{lo}, {hi}]")
     w = _check_packed("weights", w_packed, k)
@@ -446,17 +446,18 @@ class ThresholdSpec(SpecIdentity):
         return self.thresholds.shape[1]
 
     @property
-    def threshold_bits(self) -> int:
-        return signed_bits(self.acc_lo, self.acc_hi + 1)
+    def threshold_type(self) -> IntType:
+        """Type of one threshold: the accumulator range plus the "never" value ``acc_hi + 1``."""
+        return IntType.from_range(self.acc_lo, self.acc_hi + 1)
 
     @property
-    def acc_bits(self) -> int:
-        return signed_bits(self.acc_lo, self.acc_hi)
+    def out_range(self) -> tuple[int, int]:
+        """Values the activation takes: ``out_base`` … ``out_base + n_thresholds``."""
+        return self.out_base, self.out_base + self.n_thresholds
 
     @property
-    def out_bits(self) -> int:
-        """Width of the activation count (1 for a binary activation)."""
-        return max(1, self.n_thresholds.bit_length())
+    def out_type(self) -> IntType:
+        return IntType.from_range(*self.out_range)
 
     def as_rule(self, rule: str) -> np.ndarray:
         """Thresholds for another tool's compare rule: ``"ge"`` (acc ≥ T, hwnorm/FINN
@@ -610,6 +611,16 @@ class SurdAffine:
     def is_affine(self) -> bool:
         return all(v == 1 for v in self.s)
 
+    def as_bn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(γ, β, μ, σ²)`` (float64, ε = 0) of a BN computing this map: ``γ(x − μ)/√σ² + β``.
+        A constant channel (``p1 = 0``) gets μ = 0 and its value in β."""
+        gamma = np.array([float(v) for v in self.p1])
+        var = np.array([float(v) for v in self.s])
+        mean = np.array([float(-p0 / p1) if p1 != 0 else 0.0 for p0, p1 in zip(self.p0, self.p1)])
+        beta = np.array([float(q) + (float(p0) / math.sqrt(float(s)) if p1 == 0 else 0.0)
+                         for p0, p1, q, s in zip(self.p0, self.p1, self.q, self.s)])
+        return gamma, beta, mean, var
+
     def ge(self, c: int, x: int, cut: Fraction, strict: bool = False) -> bool:
         """Exactly ``v_c(x) ≥ cut`` (``> cut`` if strict)."""
         return _affine_sqrt_sign_ge(self.p1[c] * x + self.p0[c], self.q[c] - cut, self.s[c], strict)
@@ -716,7 +727,7 @@ def quantizer_levels(out_bits: int, out_scale: float, out_zero_point: int = 0, s
         raise ValueError(f"out_bits must be 1 … 16, got {out_bits}")
     if not (out_scale > 0 and math.isfinite(out_scale)):
         raise ValueError(f"out_scale must be a positive finite number, got {out_scale}")
-    qmin, qmax = (-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if signed else (0, (1 << out_bits) - 1)
+    qmin, qmax = IntType(out_bits, signed).range
     if narrow:
         qmin, qmax = (qmin + 1, qmax) if signed else (qmin, qmax - 1)
     s, z = Fraction(float(out_scale)), Fraction(int(out_zero_point))

@@ -15,10 +15,9 @@ from importlib import metadata
 
 import numpy as np
 
-from hwnorm.exactfit import signed_bits
-from hwnorm.fixed import FixedFormat, Overflow, Rounding
-
-EXHAUSTIVE_LIMIT = 1 << 20  # inputs per channel checked one by one; wider ranges are sampled
+from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_SIMULATOR,
+                             DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES, SIMULATORS)
+from hwnorm.fixed import Overflow, Rounding
 
 
 def _version() -> str:
@@ -30,93 +29,29 @@ def _version() -> str:
 
 # ------------------------------------------------------------------------ qbn
 
-def _bn_layers_from(source: str | None):
-    """BN layers from the vendored TFC model, an ONNX file, or a JSON parameter file."""
-    from hwnorm.defaults import BNLayer, tfc_bn_layers
-    from hwnorm.io import load_json
-
-    if source is None or source.endswith(".onnx"):
-        return tfc_bn_layers(source)
-    doc = load_json(source)
-    entries = doc.get("layers", [doc])
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{source}: 'layers' must be a non-empty list")
-    layers = []
-    for i, entry in enumerate(entries):
-        where = f"{source}: layers[{i}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where} must be an object")
-        allowed = {"name", "gamma", "beta", "mean", "var", "eps", "in_range"}
-        unknown = set(entry) - allowed
-        if unknown:
-            raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(allowed))}")
-        missing = [k for k in ("gamma", "beta", "mean", "var", "in_range") if k not in entry]
-        if missing:
-            raise ValueError(f"{where}: missing field {missing[0]!r}")
-        rng = entry["in_range"]
-        if (not isinstance(rng, list) or len(rng) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng) or rng[0] > rng[1]):
-            raise ValueError(f"{where}: in_range must be [lo, hi] with integers lo ≤ hi")
-        try:
-            arrays = [np.asarray(entry[k], dtype=np.float64).reshape(-1) for k in ("gamma", "beta", "mean", "var")]
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: gamma, beta, mean and var must be lists of numbers") from None
-        layer = BNLayer(str(entry.get("name", f"bn{i}")), *arrays, float(entry.get("eps", 1e-5)), 0)
-        layers.append((layer, (rng[0], rng[1])))
-    return layers
-
-
-def _output_scale(layer, lo: int, hi: int, out_fmt: FixedFormat) -> float:
-    """Scale at which the largest |BN(x)| over [lo, hi] just fits (BN is affine: check the ends)."""
-    with np.errstate(all="ignore"):
-        ys = [layer.gamma * (x - layer.mean) / np.sqrt(layer.var + layer.eps) + layer.beta for x in (lo, hi)]
-    peak = float(np.nanmax(np.abs(ys))) if np.isfinite(ys).all() else 1.0
-    return max(peak, 1e-12) / out_fmt.max_int
-
-
-def _verify_fold(fold, rng) -> tuple[int, int, str]:
-    """Compare the golden kernel with the exact target: all inputs, or a large sample."""
-    spec = fold.spec
-    size = spec.in_hi - spec.in_lo + 1
-    if size <= EXHAUSTIVE_LIMIT:
-        x = np.arange(spec.in_lo, spec.in_hi + 1)
-        how = "exhaustive"
-    else:
-        x = np.unique(np.concatenate([rng.integers(spec.in_lo, spec.in_hi, 1_000_000, endpoint=True),
-                                      [spec.in_lo, spec.in_hi, 0]]))
-        how = "sampled"
-    xs = np.broadcast_to(x[:, None], (x.size, spec.channels))
-    mismatches = int(np.count_nonzero(spec.apply(xs) != fold.target(xs)))
-    return xs.size, mismatches, how
-
-
 def cmd_qbn(args) -> int:
+    from hwnorm.bnfold import bn_layers_from, fold_layer, verify_fold
+    from hwnorm.fixed import FixedFormat
     from hwnorm.io import write_atomic
-    from hwnorm.qbn import fold_bn
 
     out_fmt = FixedFormat.integer(args.out_bits)
     rounding, overflow = Rounding.parse(args.rounding), Overflow.parse(args.overflow)
     source = args.source
-    layers = _bn_layers_from(source)
+    layers = bn_layers_from(source)
     label = source or "embedded default: TFC_1W1A (vendored)"
     print(f"quantized BN fold — {label}; output {out_fmt}, rounding {rounding}, overflow {overflow}")
     header = f"{'layer':<24}{'ch':>4}{'input range':>18}{'shift':>7}{'min..max/ch':>13}{'mult b':>8}{'acc b':>7}{'checked':>12}{'mismatch':>10}{'ms':>7}"
     print(header)
     rng = np.random.default_rng(args.seed)
     report, total_bad = [], 0
-    for item in layers:
-        layer, (lo, hi) = (item, item.in_range) if not isinstance(item, tuple) else item
+    for layer in layers:
+        lo, hi = layer.in_range
         t0 = time.perf_counter()
-        width = signed_bits(lo, hi)
         try:
-            fold = fold_bn(layer.gamma, layer.beta, layer.mean, layer.var, layer.eps,
-                           in_fmt=FixedFormat.integer(width), in_scale=1.0, in_range=(lo, hi),
-                           out_fmt=out_fmt, out_scale=_output_scale(layer, lo, hi, out_fmt),
-                           rounding=rounding, overflow=overflow,
-                           per_channel_shift=args.per_channel_shift, name=layer.name)
+            fold = fold_layer(layer, out_fmt, rounding, overflow, args.per_channel_shift)
         except ValueError as e:
             raise ValueError(f"{source or 'TFC_1W1A'}: layer {layer.name}: {e}") from None
-        checked, bad, how = _verify_fold(fold, rng)
+        checked, bad, how = verify_fold(fold, rng)
         ms = (time.perf_counter() - t0) * 1e3
         spec = fold.spec
         shift = str(spec.shared_shift) if spec.shared_shift is not None else "per-ch"
@@ -138,15 +73,11 @@ def cmd_qbn(args) -> int:
 
 # ------------------------------------------------------------- import / mnist
 
-def _network_from(source: str | None):
-    from hwnorm.models import load_network
-    return load_network(source)
-
-
 def cmd_import(args) -> int:
     from hwnorm.io import write_atomic
+    from hwnorm.models import load_network
 
-    net, label = _network_from(args.model)
+    net, label = load_network(args.model)
     print(f"imported {label} → {len(net.layers)} integer layers (spec {net.spec_hash})")
     print(f"{'layer':<26}{'kind':<16}{'in':>6}{'out':>6}{'detail':>40}")
     for row in net.summary():
@@ -169,45 +100,24 @@ def _progress(label: str):
 
 def cmd_mnist(args) -> int:
     from hwnorm import data
+    from hwnorm.check import compare_with_executor, mnist_accuracy
     from hwnorm.io import write_atomic
+    from hwnorm.models import load_network
 
-    net, label = _network_from(args.model)
-    images, labels = data.mnist_test()
-    n = len(images) if args.limit is None else max(0, min(args.limit, len(images)))
-    if n == 0:
-        raise ValueError("--limit must be at least 1")
-    x, y = images[:n].reshape(n, -1), labels[:n].astype(np.int64)
-    if net.in_features != x.shape[1]:
-        raise ValueError(f"{label}: the network takes {net.in_features} inputs, MNIST images have {x.shape[1]}")
-    net.predict(x[:1])  # compile the kernels before timing
-    t0 = time.perf_counter()
-    pred = net.predict(x)
-    dt = time.perf_counter() - t0
-    top1 = float(np.mean(pred == y))
-    print(f"{label}: top-1 {100 * top1:.2f}% on {n} MNIST test images ({n / dt:,.0f} images/s)")
-    result = {"source": label, "images": n, "top1": top1, "images_per_s": n / dt, "spec_hash": net.spec_hash}
+    if args.check_qonnx and args.model is not None and not args.model.endswith(".onnx"):
+        raise ValueError("--check-qonnx needs an ONNX model (the executor cannot run an IR JSON)")
+    net, label = load_network(args.model)
+    acc = mnist_accuracy(net, args.limit, label)
+    pred = acc.pop("predictions")
+    print(f"{label}: top-1 {100 * acc['top1']:.2f}% on {acc['images']} MNIST test images "
+          f"({acc['images_per_s']:,.0f} images/s)")
+    result = {"source": label, **acc, "spec_hash": net.spec_hash}
     if args.check_qonnx:
-        from hwnorm.qonnx_ref import available, load_reference, reference_logits
-
-        if not available():
-            raise ValueError("--check-qonnx needs the QONNX executor: pip install 'hwnorm[reference]'")
-        if args.model is not None and not args.model.endswith(".onnx"):
-            raise ValueError("--check-qonnx needs an ONNX model (the executor cannot run an IR JSON)")
-        import warnings
-
-        path = args.model or str(data.path("models/TFC_1W1A.onnx"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = load_reference(path)
-            xf = (images[:n].astype(np.float32) / 255).reshape((n,) + tuple(model.get_tensor_shape(
-                model.graph.input[0].name)[1:]))
-            ref = np.argmax(reference_logits(model, xf, batch=1000, progress=_progress("QONNX executor")), axis=1)
-        differ = np.flatnonzero(ref != pred)
-        print(f"QONNX executor: top-1 {100 * float(np.mean(ref == y)):.2f}%; "
-              f"{differ.size} of {n} predictions differ from hwnorm"
-              + (f" (first: image {differ[0]})" if differ.size else ""))
-        result["qonnx"] = {"top1": float(np.mean(ref == y)), "disagreements": int(differ.size),
-                           "first_disagreement": int(differ[0]) if differ.size else None}
+        ref = compare_with_executor(args.model or data.path("models/TFC_1W1A.onnx"), pred, _progress("QONNX executor"))
+        print(f"QONNX executor: top-1 {100 * ref['top1']:.2f}%; {ref['disagreements']} of {acc['images']} "
+              f"predictions differ from hwnorm"
+              + (f" (first: image {ref['first_disagreement']})" if ref["disagreements"] else ""))
+        result["qonnx"] = ref
     if args.output:
         write_atomic(args.output, json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.output}")
@@ -264,41 +174,12 @@ def cmd_stt(args) -> int:
 # ---------------------------------------------------------------------- bench
 
 # ----------------------------------------------------------------------- generate
-def _folding_file(path: str) -> dict:
-    from hwnorm.io import load_json
-
-    if path.endswith(".toml"):
-        import tomllib
-        try:
-            with open(path, "rb") as fh:
-                return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: not valid TOML ({e})") from None
-    doc = load_json(path)
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: a folding file maps layer names to {{\"pe\": …, \"simd\": …}}")
-    return doc
-
-
-def _designs_from(source: str | None, folding: str | None, name: str | None = None, output: str | None = None):
-    """The designs of a command: the defaults, a design TOML, or one network top for a model file."""
-    from hwnorm import generate as gen
-
-    if source is None or source.endswith(".toml"):
-        if folding or name or output:
-            raise ValueError("--folding, --name and --output apply to a model file; a design TOML sets them "
-                             "per design")
-        return gen.default_designs() if source is None else gen.load_designs(source)
-    return [gen.design_for_model(source, name or "top", output or "argmax",
-                                 _folding_file(folding) if folding else None)]
-
-
 def cmd_generate(args) -> int:
     from pathlib import Path
 
     from hwnorm import generate as gen
 
-    designs = _designs_from(args.source, args.folding, args.name, args.output_kind)
+    designs = gen.designs_from(args.source, args.folding, args.name, args.output_kind)
     label = args.source or "embedded default designs"
     print(f"generating {len(designs)} design(s) from {label} into {args.out_dir}/", file=sys.stderr)
     show = (lambda k, n, name: print(f"\r  [{k}/{n}] {name:<24}", end="" if k < n else "\n", file=sys.stderr,
@@ -327,31 +208,27 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _pick(designs: list, names: list[str] | None) -> list:
-    """The designs named by ``--design`` options (all when none is given)."""
-    if not names:
-        return designs
-    chosen = [d for d in designs if d.name in names]
-    missing = sorted(set(names) - {d.name for d in chosen})
-    if missing:
-        raise ValueError(f"no design named {', '.join(missing)}; designs: {', '.join(d.name for d in designs)}")
-    return chosen
-
-
 def cmd_verify(args) -> int:
+    from hwnorm.generate import designs_from, pick_designs
+    from hwnorm.sim.runner import pick_simulator, require_simulators
     from hwnorm.sim.verify import verify
 
     if args.vectors < 1:
         raise ValueError("--vectors must be at least 1")
-    designs = _pick(_designs_from(args.source, args.folding), args.design)
-    print(f"co-simulating {len(designs)} design(s) on {args.sim} ({args.mode} mode), {args.vectors} vectors each, "
+    designs = pick_designs(designs_from(args.source, args.folding), args.design)
+    try:
+        require_simulators()
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+    sim = pick_simulator(args.sim)
+    print(f"co-simulating {len(designs)} design(s) on {sim} ({args.mode} mode), {args.vectors} vectors each, "
           f"seed {args.seed}", file=sys.stderr)
 
     def show(k, n, name):
         if k < n:
             print(f"  [{k + 1}/{n}] {name}", file=sys.stderr, flush=True)
     try:
-        outcomes = verify(designs, args.sim, args.vectors, args.seed, args.work_dir, progress=show, mode=args.mode)
+        outcomes = verify(designs, sim, args.vectors, args.seed, args.work_dir, progress=show, mode=args.mode)
     except RuntimeError as e:
         raise ValueError(str(e)) from None
     total = sum(o.vectors for o in outcomes)
@@ -359,13 +236,14 @@ def cmd_verify(args) -> int:
     for o in outcomes:
         print(f"{o.design:<20}{o.vectors:>8} vectors {o.cycles:>10} cycles  {o.mismatches:>6} mismatches"
               + ("" if not o.mismatches else f"  — {o.message}"))
-    print(f"verified {total} vectors on {args.sim}: {bad} mismatches")
+    print(f"verified {total} vectors on {sim}: {bad} mismatches")
     return 1 if bad else 0
 
 
 def cmd_estimate(args) -> int:
     from hwnorm.estimate import estimate_design
     from hwnorm.estimate.energy import load_energy_table
+    from hwnorm.generate import designs_from
     from hwnorm.io import write_atomic
     from hwnorm.stt import load_table
 
@@ -373,7 +251,7 @@ def cmd_estimate(args) -> int:
         raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
     if args.calibrate:
         return _calibrate(args)
-    designs = _designs_from(args.source, args.folding)
+    designs = designs_from(args.source, args.folding)
     table, cells = load_energy_table(args.energy_table), load_table(args.cells)
     targets = _targets(args.targets)
     results = []
@@ -433,15 +311,13 @@ def _print_resources(resources: dict) -> None:
         if "timing" in r:
             t = r["timing"]
             line += f" | Fmax {t['fmax_mhz']:.1f} MHz on {t['device']}" if t["fmax_mhz"] else f" | {t['reason']}"
+        if r.get("uncalibrated_kinds"):
+            line += f" | {', '.join(r['uncalibrated_kinds'])}: generic costs (not calibrated yet)"
         print(line)
 
 
 def _calibrate(args) -> int:
-    import time
-
-    import numpy as np
-
-    from hwnorm.estimate.resources import _calibration_path, calibrate
+    from hwnorm.estimate.resources import _calibration_path, calibrate, fit_errors
     from hwnorm.io import write_atomic
 
     start = time.perf_counter()
@@ -454,10 +330,9 @@ def _calibrate(args) -> int:
     out = args.out or _calibration_path()
     write_atomic(out, json.dumps(cal, indent=1) + "\n")
     for name, entry in cal["targets"].items():
-        errors = {cls: [abs(e - m) / m for e, m in (row[cls] for row in entry["fit"].values()) if m]
-                  for cls in ("lut", "ff")}
+        median = fit_errors(entry)
         print(f"{name}: costs for {len(entry['costs'])} block kinds; over {len(entry['fit'])} blocks the LUT error "
-              f"is {100 * float(np.median(errors['lut'])):.0f}% median, FF {100 * float(np.median(errors['ff'])):.0f}%")
+              f"is {100 * median['lut']:.0f}% median, FF {100 * median['ff']:.0f}%")
     print(f"wrote {out} ({len(cal['designs'])} designs, {time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return 0
 
@@ -465,23 +340,19 @@ def _calibrate(args) -> int:
 def cmd_report(args) -> int:
     import time
 
+    from hwnorm.generate import designs_from, pick_designs
     from hwnorm.report import design_figures, write_reports
-    from hwnorm.sim.runner import available_simulators
+    from hwnorm.sim.runner import pick_simulator
 
     if args.vectors < 1:
         raise ValueError("--vectors must be at least 1")
     if not args.clock_mhz > 0:
         raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
-    designs = _pick(_designs_from(args.source, args.folding), args.design)
+    designs = pick_designs(designs_from(args.source, args.folding), args.design)
     targets = _targets(args.targets)
-    sim = args.sim
-    if sim == "auto":
-        present = available_simulators()
-        sim = present[0] if present else None
-        if sim is None:
-            print("no HDL simulator found: the report will have no RTL figures", file=sys.stderr)
-    elif sim == "none":
-        sim = None
+    sim = pick_simulator(args.sim)
+    if sim is None and args.sim == "auto":
+        print("no HDL simulator found: the report will have no RTL figures", file=sys.stderr)
     start = time.perf_counter()
 
     def say(what):
@@ -507,8 +378,9 @@ def cmd_flow(args) -> int:
     from pathlib import Path
 
     from hwnorm.config import config_from_dict
-    from hwnorm.io import load_toml
     from hwnorm.flow import run_flow, summary
+    from hwnorm.generate import load_folding
+    from hwnorm.io import load_toml
 
     doc, origin, base = {}, "command line", Path.cwd()
     source = args.source
@@ -526,7 +398,7 @@ def cmd_flow(args) -> int:
     if args.no_fmax:
         doc["fmax"] = False
     if args.folding:
-        doc["folding"] = _folding_file(args.folding)
+        doc["folding"] = load_folding(args.folding)
     auto = {k: v for k, v in (("throughput", args.throughput), ("lut_budget", args.lut_budget)) if v is not None}
     if auto:
         doc["auto_folding"] = {**doc.get("auto_folding", {}), **auto}
@@ -590,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rounding", default="half_up", choices=[str(m) for m in Rounding])
     q.add_argument("--overflow", default="saturate", choices=[str(m) for m in Overflow])
     q.add_argument("--per-channel-shift", action="store_true", help="one shift per channel instead of one shared")
-    q.add_argument("--seed", type=int, default=0, help="seed of the sampled check for wide input ranges")
+    q.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help="seed of the sampled check for wide input ranges (default %(default)s)")
     q.add_argument("-o", "--output", help="write the specs and their proof summary as JSON")
     q.set_defaults(func=cmd_qbn)
 
@@ -662,9 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "'verified N vectors on SIM: M mismatches' (exit 1 when M > 0).")
     v.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
-    v.add_argument("--sim", default="verilator", choices=["verilator", "icarus"], help="simulator (default verilator)")
-    v.add_argument("--vectors", type=int, default=200, help="vectors per design (default 200)")
-    v.add_argument("--seed", type=int, default=0, help="stimulus seed (default 0)")
+    v.add_argument("--sim", default="auto", choices=("auto", *SIMULATORS),
+                   help="simulator (default %(default)s: the first one installed)")
+    v.add_argument("--vectors", type=int, default=DEFAULT_VECTORS, help="vectors per design (default %(default)s)")
+    v.add_argument("--seed", type=int, default=DEFAULT_SEED, help="stimulus seed (default %(default)s)")
     v.add_argument("--mode", default="batch", choices=["batch", "stream"],
                    help="batch: a free-running Verilog harness streams the vectors from a file (fast, for long "
                         "runs); stream: cocotb drives and checks every clock from Python (default batch; both "
@@ -684,11 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
     e.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
-    e.add_argument("--clock-mhz", type=float, default=100.0, help="clock frequency (default 100 MHz)")
-    e.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
+    e.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, help="clock frequency (default %(default)g MHz)")
+    e.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+                   help="inputs for the energy action counts (default %(default)s)")
     e.add_argument("--energy-table", help="energy table name or TOML path (default horowitz45)")
     e.add_argument("--cells", help="STT-RAM cell table TOML (default: the built-in serial-MLC table)")
-    e.add_argument("--buffer-codec", default="none", help="codec of the STT-RAM weight buffer (default none; "
+    e.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC, help="codec of the STT-RAM weight buffer (default %(default)s; "
                    "rearrange, fnw, hamming — any codec without the FP16 sign backup)")
     e.add_argument("--targets", metavar="LIST", help="FPGA targets for resources, comma-separated "
                    "(default: ice40,ecp5,xilinx; see hwnorm/data/fpga/targets.toml)")
@@ -711,14 +586,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
     r.add_argument("--design", action="append", help="only this design (repeatable)")
     r.add_argument("-o", "--out", default="reports", help="output folder (default reports/)")
-    r.add_argument("--sim", choices=("auto", "verilator", "icarus", "none"), default="auto",
+    r.add_argument("--sim", choices=SIMULATOR_CHOICES, default="auto",
                    help="simulator for the RTL figures (default: the first one installed)")
-    r.add_argument("--vectors", type=int, default=500, help="co-simulated vectors / images per design (default 500)")
-    r.add_argument("--seed", type=int, default=2026, help="stimulus and handshake seed (default 2026)")
-    r.add_argument("--clock-mhz", type=float, default=100.0, help="clock for throughput (default 100 MHz)")
-    r.add_argument("--images", type=int, default=1000, help="inputs for the energy action counts (default 1000)")
+    r.add_argument("--vectors", type=int, default=DEFAULT_VECTORS,
+                   help="co-simulated vectors / images per design (default %(default)s)")
+    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="stimulus and handshake seed (default %(default)s)")
+    r.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+                   help="clock for throughput (default %(default)g MHz)")
+    r.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+                   help="inputs for the energy action counts (default %(default)s)")
     r.add_argument("--targets", metavar="LIST", help="FPGA targets, comma-separated (default: all)")
-    r.add_argument("--buffer-codec", default="none", help="codec of the STT-RAM weight buffer (default none)")
+    r.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC,
+                   help="codec of the STT-RAM weight buffer (default %(default)s)")
     r.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     r.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     r.set_defaults(func=cmd_report)
@@ -739,11 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--folding", metavar="FILE", help="per-layer folding (TOML/JSON {layer: {pe, simd}})")
     f.add_argument("--throughput", type=float, help="fold the other layers for this many images/s")
     f.add_argument("--lut-budget", type=int, help="or: the fastest folding within this many LUTs on --target")
-    f.add_argument("--target", help="FPGA target of the summary (and of --lut-budget): ice40, ecp5 (default), xilinx")
-    f.add_argument("--clock-mhz", type=float, help="clock (default 100 MHz)")
-    f.add_argument("--vectors", type=int, help="MNIST images co-simulated (default 500)")
-    f.add_argument("--sim", help="auto (default), verilator, icarus or none")
-    f.add_argument("--seed", type=int, help="stimulus and handshake seed (default 2026)")
+    f.add_argument("--target", help=f"FPGA target of the summary (and of --lut-budget; default {DEFAULT_TARGET}; "
+                                     "see hwnorm/data/fpga/targets.toml)")
+    f.add_argument("--clock-mhz", type=float, help=f"clock (default {DEFAULT_CLOCK_MHZ:g} MHz)")
+    f.add_argument("--vectors", type=int, help=f"MNIST images co-simulated (default {DEFAULT_VECTORS})")
+    f.add_argument("--sim", help=f"{', '.join(SIMULATOR_CHOICES)} (default {DEFAULT_SIMULATOR}: the first installed)")
+    f.add_argument("--seed", type=int, help=f"stimulus and handshake seed (default {DEFAULT_SEED})")
     f.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     f.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     f.set_defaults(func=cmd_flow)

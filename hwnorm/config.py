@@ -37,38 +37,39 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from hwnorm.dataflow import OUTPUTS
+from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CELLS, DEFAULT_CLOCK_MHZ, DEFAULT_ENERGY_TABLE, DEFAULT_IMAGES,
+                             DEFAULT_SEED, DEFAULT_SIMULATOR, DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES)
 from hwnorm.io import load_toml
+from hwnorm.models import DEFAULT_MODEL
 
-__all__ = ["FlowConfig", "load_config", "config_from_dict", "SIMULATORS", "TARGET_NAMES", "BUFFER_CODECS"]
+__all__ = ["FlowConfig", "load_config", "config_from_dict", "BUFFER_CODECS"]
 
-SIMULATORS = ("auto", "verilator", "icarus", "none")
-TARGET_NAMES = ("ice40", "ecp5", "xilinx")
-OUTPUTS = ("argmax", "raw")
 BUFFER_CODECS = ("none", "rearrange", "fnw", "hamming")
 
 
 @dataclass(frozen=True)
 class FlowConfig:
-    model: str = "TFC_1W1A"
+    model: str = DEFAULT_MODEL
     name: str = "tfc"
     output: str = "argmax"
     score_bits: int | None = None       # None: the importer's default (16)
-    clock_mhz: float = 100.0
-    target: str = "ecp5"
+    clock_mhz: float = DEFAULT_CLOCK_MHZ
+    target: str = DEFAULT_TARGET
     synth: bool = True
     fmax: bool = True
-    simulator: str = "auto"
-    vectors: int = 500
-    seed: int = 2026
-    images: int = 1000
-    energy_table: str = "horowitz45"
+    simulator: str = DEFAULT_SIMULATOR
+    vectors: int = DEFAULT_VECTORS
+    seed: int = DEFAULT_SEED
+    images: int = DEFAULT_IMAGES
+    energy_table: str = DEFAULT_ENERGY_TABLE
     rtl_dir: str = "rtl"
     reports_dir: str = "reports"
     folding: dict = field(default_factory=dict)
     throughput: float | None = None     # [auto_folding]
     lut_budget: int | None = None       # [auto_folding]
-    codec: str = "none"                 # [stt]
-    cells: str = "default"              # [stt]
+    codec: str = DEFAULT_BUFFER_CODEC   # [stt]
+    cells: str = DEFAULT_CELLS          # [stt]
     origin: str = "<defaults>"          # the file it came from (for messages)
     base: Path | None = None            # folder relative model paths resolve against
 
@@ -94,6 +95,8 @@ def _check(where: str, key: str, value, kind, allowed=None, positive: bool = Fal
         raise ValueError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
     if kind is float and not math.isfinite(value):
         raise ValueError(f"{where}: {key} must be finite, got {value!r}")
+    if callable(allowed):
+        allowed = allowed()
     if allowed is not None and value not in allowed:
         raise ValueError(f"{where}: {key} = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
     if positive and not value > 0:
@@ -101,11 +104,16 @@ def _check(where: str, key: str, value, kind, allowed=None, positive: bool = Fal
     return value
 
 
+def _target_names() -> tuple:
+    from hwnorm.estimate.synthesis import TARGETS
+    return tuple(TARGETS)
+
+
 _RULES = {
     "model": (str, None, False), "name": (str, None, False), "output": (str, OUTPUTS, False),
     "score_bits": (int, None, True),
-    "clock_mhz": (float, None, True), "target": (str, TARGET_NAMES, False), "synth": (bool, None, False),
-    "fmax": (bool, None, False), "simulator": (str, SIMULATORS, False), "vectors": (int, None, True),
+    "clock_mhz": (float, None, True), "target": (str, _target_names, False), "synth": (bool, None, False),
+    "fmax": (bool, None, False), "simulator": (str, SIMULATOR_CHOICES, False), "vectors": (int, None, True),
     "seed": (int, None, False), "images": (int, None, True), "energy_table": (str, None, False),
     "rtl_dir": (str, None, False), "reports_dir": (str, None, False),
     "throughput": (float, None, True), "lut_budget": (int, None, True),
@@ -114,14 +122,18 @@ _RULES = {
 
 
 def _check_folding(where: str, folding) -> dict:
+    """Types and key names only: each layer's kind checks its values once the network is known."""
+    from hwnorm.layers import folding_keys
+
     if not isinstance(folding, dict):
         raise ValueError(f"{where}: [folding] must be a table of layers, like MatMul_16 = {{ pe = 16, simd = 49 }}")
+    keys = folding_keys()
     for layer, entry in folding.items():
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: folding.{layer} must be a table like {{ pe = 4, simd = 8 }}")
         for key, value in entry.items():
-            if key not in ("pe", "simd"):
-                raise ValueError(f"{where}: folding.{layer}: unknown key {key!r}; allowed: pe, simd")
+            if key not in keys:
+                raise ValueError(f"{where}: folding.{layer}: unknown key {key!r}; allowed: {', '.join(keys)}")
             _check(where, f"folding.{layer}.{key}", value, int, positive=True)
     return folding
 

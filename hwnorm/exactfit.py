@@ -40,14 +40,10 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from hwnorm.datatypes import IntType
 from hwnorm.fixed import Rounding
 
-__all__ = ["Dyadic", "AffineFit", "first_hit", "round_exact", "cell", "fit_affine", "signed_bits"]
-
-
-def signed_bits(lo: int, hi: int) -> int:
-    """Width of the two's-complement format that holds every integer in [lo, hi]."""
-    return max(1, max(v.bit_length() if v >= 0 else (-v - 1).bit_length() for v in (lo, hi)) + 1)
+__all__ = ["Dyadic", "AffineFit", "first_hit", "round_exact", "cell", "fit_affine"]
 
 
 @dataclass(frozen=True)
@@ -309,7 +305,7 @@ def _try_shift(cons: _Constraints, f: Dyadic, mode: Rounding, k: int, x0: int, x
         lo_b = -(1 << 62) if lo_b == -math.inf else lo_b
         hi_b = (1 << 62) if hi_b == math.inf else hi_b
         B = (lo_b + hi_b) // 2  # the middle of the admissible interval: the largest margin
-        if signed_bits(min(A * x0, A * x1) + B, max(A * x0, A * x1) + B) <= max_acc_bits:
+        if IntType.from_range(min(A * x0, A * x1) + B, max(A * x0, A * x1) + B, signed=True).bits <= max_acc_bits:
             return A, B
     return None
 
@@ -333,7 +329,8 @@ def fit_affine(f: Dyadic, mode: Rounding, x0: int, x1: int, qlo=None, qhi=None, 
         if found is not None:
             A, B = found
             return AffineFit(k, -A if mirrored else A, B)
-        if signed_bits(0, abs(math.floor(Fraction(g.N << k, g.M))) * max(abs(x0), abs(x1))) > max_acc_bits:
+        peak = abs(math.floor(Fraction(g.N << k, g.M))) * max(abs(x0), abs(x1))
+        if IntType.from_range(0, peak, signed=True).bits > max_acc_bits:
             break
     raise ValueError(f"no exact integer fit within a {max_acc_bits}-bit accumulator "
                      f"(input range [{x0}, {x1}], shift ≤ {k})")

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from hwnorm.datatypes import IntType
+
 __all__ = [
     "Rounding", "Overflow", "FixedFormat",
     "shift_round", "lifted_rounding", "fit", "requantize",
@@ -116,12 +118,17 @@ class FixedFormat:
         return self.int_bits + self.frac_bits
 
     @property
+    def int_type(self) -> IntType:
+        """The stored integers' type (the owner of their range)."""
+        return IntType(self.width, self.signed)
+
+    @property
     def min_int(self) -> int:
-        return -(1 << (self.width - 1)) if self.signed else 0
+        return self.int_type.min
 
     @property
     def max_int(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+        return self.int_type.max
 
     @property
     def scale(self) -> float:

@@ -24,41 +24,21 @@ __all__ = ["choose_folding", "run_flow", "FlowResult", "summary"]
 
 
 # ------------------------------------------------------------------ folding search
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _cheapest_mvu(rows: int, cols: int, limit: int) -> dict | None:
-    """Fewest PE·SIMD with SF·NF ≤ limit (ties: more SIMD, the wider datapath shares more logic)."""
-    best = None
-    for pe in _divisors(rows):
-        for simd in _divisors(cols):
-            if (rows // pe) * (cols // simd) <= limit:
-                key = (pe * simd, -simd)
-                if best is None or key < best[0]:
-                    best = (key, {"pe": pe, "simd": simd})
-    return None if best is None else best[1]
-
-
-def _cheapest_lanes(channels: int, limit: int) -> dict | None:
-    for pe in _divisors(channels):
-        if channels // pe <= limit:
-            return {"pe": pe}
-    return None
+def _clocks(layer, fold: dict) -> int:
+    """Clocks per image of one layer at a folding (its block's cycle model)."""
+    return layer.block(fold).initiation_interval * layer.vectors
 
 
 def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
     """The cheapest folding with every layer at most ``limit`` clocks per image (``fixed`` layers
-    as given), or None when some layer cannot get there."""
-    from hwnorm.ir import MVTU
-
+    as given; the others the first of their kind's foldings, cheapest first, that is fast
+    enough), or None when some layer cannot get there."""
     out = {}
     for layer in net.layers:
         if layer.name in fixed:
             out[layer.name] = dict(fixed[layer.name])
             continue
-        pick = (_cheapest_mvu(layer.out_features, layer.in_features, limit) if isinstance(layer, MVTU)
-                else _cheapest_lanes(layer.in_features, limit))
+        pick = next((fold for fold in layer.foldings() if _clocks(layer, fold) <= limit), None)
         if pick is None:
             return None
         out[layer.name] = pick
@@ -67,20 +47,12 @@ def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
 
 def _intervals(net) -> list[int]:
     """Every clocks-per-image value some folding of ``net`` reaches, fastest first."""
-    from hwnorm.ir import MVTU
-
-    values = set()
-    for layer in net.layers:
-        if isinstance(layer, MVTU):
-            values |= {a * b for a in _divisors(layer.out_features) for b in _divisors(layer.in_features)}
-        else:
-            values |= set(_divisors(layer.in_features))
-    return sorted(values)
+    return sorted({_clocks(layer, fold) for layer in net.layers for fold in layer.foldings()})
 
 
 def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, str]:
     """(folding of the layers, how it was chosen) for a config (see the module docstring)."""
-    from hwnorm.hdl.top import check_folding
+    from hwnorm.dataflow import check_folding
 
     fixed = dict(config.folding)
     try:
@@ -134,15 +106,13 @@ def _default_folding(model: str) -> dict | None:
     return None
 
 
-def lut_estimator(config: FlowConfig):
-    """``folding → LUTs`` of the config's network on its target (the analytic model)."""
+def lut_estimator(config: FlowConfig, net):
+    """``folding → LUTs`` of ``net`` on the config's target (the analytic model of its blocks)."""
+    from hwnorm.dataflow import NetworkBlock
     from hwnorm.estimate.resources import estimate_resources
-    from hwnorm.generate import build
-    from hwnorm.hdl.common import unused_ok
 
     def luts(folding: dict) -> int:
-        top = unused_ok(build(_design(config, folding))[0])
-        return estimate_resources(top, [config.target])[config.target]["lut"]
+        return estimate_resources(NetworkBlock(net, folding, config.output), [config.target])[config.target]["lut"]
     return luts
 
 
@@ -165,23 +135,17 @@ def _design(config: FlowConfig, folding: dict):
 
 
 def _simulator(config: FlowConfig) -> str | None:
-    from hwnorm.sim.runner import available_simulators
+    from hwnorm.sim.runner import pick_simulator
 
-    if config.simulator == "none":
-        return None
-    present = available_simulators()
-    if config.simulator == "auto":
-        return present[0] if present else None
-    if config.simulator not in present:
-        raise ValueError(f"{config.origin}: simulator {config.simulator!r} is not installed; present: "
-                         f"{', '.join(present) or 'none'}")
-    return config.simulator
+    try:
+        return pick_simulator(config.simulator)
+    except ValueError as e:
+        raise ValueError(f"{config.origin}: {e}") from None
 
 
 def run_flow(config: FlowConfig, say=print) -> FlowResult:
     """Run every stage for ``config``; ``say`` receives one line per stage."""
-    from hwnorm.generate import _network, build, generate
-    from hwnorm.hdl.common import unused_ok
+    from hwnorm.generate import _network, generate, model_of
     from hwnorm.report import estimate_figures, rtl_figures, write_reports
 
     stages = []
@@ -200,11 +164,11 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     stage("import", t, f"{net.name}: {len(net.layers)} layers, {net.in_features} → {net.out_features}")
 
     t = time.perf_counter()
-    folding, how = choose_folding(config, net, lut_estimator(config))
+    folding, how = choose_folding(config, net, lut_estimator(config, net))
     design = _design(config, folding)
-    top = unused_ok(build(design)[0])
-    stage("folding", t, f"{how}: {top.initiation_interval} clocks per image; "
-                        + ", ".join(f"{k} {'×'.join(str(v) for v in f.values())}" for k, f in top.folding.items()))
+    block, params = model_of(design)
+    stage("folding", t, f"{how}: {block.initiation_interval} clocks per image; "
+                        + ", ".join(f"{k} {'×'.join(str(v) for v in f.values())}" for k, f in block.folding.items()))
 
     t = time.perf_counter()
     files = generate([design], config.rtl_dir, merge=True)
@@ -214,7 +178,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
 
     sim = _simulator(config)
     t = time.perf_counter()
-    fig = rtl_figures({}, design, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
+    fig = rtl_figures({}, design, block, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
                       verilog=verilog)
     acc = fig.get("accuracy")
     stage("verify", t, ("no simulator: RTL not co-simulated" if "rtl" not in fig else
@@ -223,7 +187,8 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
           + (f"; golden top-1 {100 * acc['top1']:.2f}% on {acc['images']:,} images" if acc else ""))
 
     t = time.perf_counter()
-    fig = {**estimate_figures(design, clock_mhz=config.clock_mhz, images=config.images, synth=config.synth,
+    fig = {**estimate_figures(design, block, params, clock_mhz=config.clock_mhz, images=config.images,
+                              synth=config.synth,
                               fmax=config.fmax and config.synth, buffer_codec=config.codec,
                               energy_table=config.energy_table, cells=config.cells, progress=progress,
                               verilog=verilog), **fig}

@@ -5,7 +5,8 @@ TOML file (the defaults in ``hwnorm/data/designs/default.toml``, or the user's o
 
     [[design]]
     name = "tfc"                 # Verilog module name (a legal identifier)
-    kind = "network"             # network | mvu | thresholding | qbn | stt_encoder | stt_decoder
+    kind = "network"             # network, a layer kind (hwnorm.layers: thresholding, mvu, qbn …),
+                                 # stt_encoder or stt_decoder
     model = "TFC_1W1A"           # the vendored model, or an ONNX / IR JSON path (relative to the TOML)
     output = "argmax"            # network: argmax | raw
     score_bits = 16              # network: width of the class scores (optional)
@@ -14,7 +15,7 @@ TOML file (the defaults in ``hwnorm/data/designs/default.toml``, or the user's o
 
     [[design]]
     name = "mvu_fc1"
-    kind = "mvu"                 # mvu / thresholding / qbn: one layer of a model
+    kind = "mvu"                 # a layer kind: one layer of a model, with that kind's folding keys
     model = "TFC_1W1A"
     layer = "MatMul_24"
     pe = 8
@@ -44,15 +45,88 @@ from pathlib import Path
 from hwnorm.hdl.names import check_identifier
 from hwnorm.io import load_toml, write_atomic_set
 from hwnorm.models import DEFAULT_MODEL
-from hwnorm.spec import content_hash
 
-__all__ = ["Design", "load_designs", "default_designs", "design_for_model", "render", "generate", "verilog_of",
-           "verilog_text", "ports_of", "KINDS"]
+__all__ = ["Design", "design_kinds", "load_designs", "default_designs", "design_for_model", "load_folding",
+           "designs_from", "pick_designs", "model_of", "build", "render", "generate", "verilog_of", "verilog_text",
+           "ports_of"]
 
-KINDS = ("network", "mvu", "thresholding", "qbn", "stt_encoder", "stt_decoder")
 WAIVERS = "verilator.vlt"
 MANIFEST = "manifest.json"
 FORMAT = "hwnorm-rtl/1"
+
+
+# ------------------------------------------------------------------ design kinds
+class _NetworkDesign:
+    """A whole network top (:class:`hwnorm.dataflow.NetworkBlock`)."""
+
+    fields = ("model", "output", "folding", "score_bits")
+
+    def model(self, design: "Design"):
+        from hwnorm.dataflow import NetworkBlock
+
+        p = design.params
+        net = _network(design)
+        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"))
+        widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
+        return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
+                       "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary()}
+
+    def description(self, design: "Design", params: dict) -> str:
+        return f"hwnorm streaming dataflow top of {params['model']} ({params['output']} output)"
+
+
+class _LayerDesign:
+    """One layer of a model as a top of its own: every registered layer kind is a design kind."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    @property
+    def fields(self) -> tuple:
+        from hwnorm import layers
+        return ("model", "layer", *layers.kind(self.kind).folding_keys)
+
+    def model(self, design: "Design"):
+        from hwnorm import layers
+
+        layer = _layer(design, layers.kind(self.kind))
+        fold = {k: design.params[k] for k in layers.kind(self.kind).folding_keys if k in design.params}
+        block = layer.block(fold)
+        return block, {"model": design.params.get("model", DEFAULT_MODEL), **layer.describe(block)}
+
+    def description(self, design: "Design", params: dict) -> str:
+        return f"hwnorm {self.kind} of layer {params['layer']} of {params['model']}"
+
+
+class _CodecDesign:
+    """An STT-RAM codec block (encoder or decoder) for a codec and a cell table."""
+
+    fields = ("codec", "cells", "block_words")
+
+    def __init__(self, block_class):
+        self.block_class = block_class
+
+    def model(self, design: "Design"):
+        from hwnorm.defaults import DEFAULT_CELLS
+        from hwnorm.stt import load_table, make_codec
+
+        p = design.params
+        spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", DEFAULT_CELLS)),
+                          block_words=p.get("block_words"))
+        block = self.block_class(spec)
+        return block, {"codec": spec.label, "block_words": spec.block_words, "spec_hash": spec.spec_hash}
+
+    def description(self, design: "Design", params: dict) -> str:
+        return f"hwnorm MLC STT-RAM {design.kind.split('_')[1]} for codec {params['codec']}"
+
+
+def design_kinds() -> dict:
+    """Every design kind: a network, each registered layer kind, and the STT codec pair."""
+    from hwnorm import layers
+    from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
+
+    return {"network": _NetworkDesign(), **{k: _LayerDesign(k) for k in layers.names()},
+            "stt_encoder": _CodecDesign(STTEncoderBlock), "stt_decoder": _CodecDesign(STTDecoderBlock)}
 
 
 @dataclass(frozen=True)
@@ -67,22 +141,13 @@ class Design:
 
     def __post_init__(self):
         check_identifier(self.name, f"{self.origin}: design name")
-        if self.kind not in KINDS:
+        kinds = design_kinds()
+        if self.kind not in kinds:
             raise ValueError(f"{self.origin}: design {self.name!r} has unknown kind {self.kind!r}; "
-                             f"allowed: {', '.join(KINDS)}")
+                             f"allowed: {', '.join(kinds)}")
 
 
 # ------------------------------------------------------------------ loading
-_ALLOWED = {
-    "network": {"model", "output", "folding", "score_bits"},
-    "mvu": {"model", "layer", "pe", "simd"},
-    "thresholding": {"model", "layer", "pe"},
-    "qbn": {"model", "layer", "pe"},
-    "stt_encoder": {"codec", "cells", "block_words"},
-    "stt_decoder": {"codec", "cells", "block_words"},
-}
-
-
 def load_designs(path) -> list[Design]:
     """The designs of a TOML file (a ``[[design]]`` array, or one design at the top level)."""
     path = Path(path)
@@ -90,17 +155,19 @@ def load_designs(path) -> list[Design]:
     entries = doc.get("design", [doc] if "kind" in doc else None)
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{path}: expected one or more [[design]] tables (with name and kind)")
+    kinds = design_kinds()
     designs = []
     for k, entry in enumerate(entries):
         where = f"{path}: design {k + 1}"
         if not isinstance(entry, dict) or "name" not in entry or "kind" not in entry:
             raise ValueError(f"{where}: every design needs a name and a kind")
         params = {key: v for key, v in entry.items() if key not in ("name", "kind")}
-        allowed = _ALLOWED.get(entry["kind"], set())
-        for key in params:
-            if entry["kind"] in _ALLOWED and key not in allowed:
-                raise ValueError(f"{where} ({entry['name']!r}): unknown field {key!r}; allowed: "
-                                 f"{', '.join(sorted(allowed))}")
+        if entry["kind"] in kinds:
+            allowed = kinds[entry["kind"]].fields
+            for key in params:
+                if key not in allowed:
+                    raise ValueError(f"{where} ({entry['name']!r}): unknown field {key!r}; allowed: "
+                                     f"{', '.join(sorted(allowed))}")
         designs.append(Design(entry["name"], entry["kind"], params, where, path.parent))
     names = [d.name for d in designs]
     for n in names:
@@ -124,6 +191,39 @@ def design_for_model(model: str, name: str = "top", output: str = "argmax", fold
     if folding:
         params["folding"] = folding
     return Design(name, "network", params, model, Path.cwd())
+
+
+def load_folding(path: str) -> dict:
+    """A folding file: TOML or JSON ``{layer: {key: value}}`` (each layer's kind checks its keys)."""
+    from hwnorm.io import load_json
+
+    doc = load_toml(path) if str(path).endswith(".toml") else load_json(path)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: a folding file maps layer names to {{\"pe\": …, \"simd\": …}}")
+    return doc
+
+
+def designs_from(source: str | None, folding: str | None = None, name: str | None = None,
+                 output: str | None = None) -> list[Design]:
+    """The designs of a command: the defaults, a design TOML, or one network top for a model file
+    (with a folding file, a top name and an output kind)."""
+    if source is None or source.endswith(".toml"):
+        if folding or name or output:
+            raise ValueError("--folding, --name and --output apply to a model file; a design TOML sets them "
+                             "per design")
+        return default_designs() if source is None else load_designs(source)
+    return [design_for_model(source, name or "top", output or "argmax", load_folding(folding) if folding else None)]
+
+
+def pick_designs(designs: list[Design], names: list[str] | None) -> list[Design]:
+    """The designs named by ``--design`` options (all when none is given)."""
+    if not names:
+        return designs
+    chosen = [d for d in designs if d.name in names]
+    missing = sorted(set(names) - {d.name for d in chosen})
+    if missing:
+        raise ValueError(f"no design named {', '.join(missing)}; designs: {', '.join(d.name for d in designs)}")
+    return chosen
 
 
 # ------------------------------------------------------------------ building
@@ -150,62 +250,32 @@ def _network(design: Design):
     return _NETWORKS[path, score_bits]
 
 
-def _layer(design: Design, kinds: tuple):
+def _layer(design: Design, cls):
     net = _network(design)
     name = design.params.get("layer")
-    matches = [layer for layer in net.layers if isinstance(layer, kinds)]
+    matches = [layer for layer in net.layers if layer.kind == cls.kind]
     if name is None:
-        raise ValueError(f"{design.origin}: field 'layer' is missing; layers of that kind: "
+        raise ValueError(f"{design.origin}: field 'layer' is missing; {cls.kind} layers: "
                          f"{', '.join(layer.name for layer in matches)}")
     for layer in matches:
         if layer.name == name:
             return layer
-    raise ValueError(f"{design.origin}: no {'/'.join(k.__name__ for k in kinds)} layer named {name!r}; "
-                     f"available: {', '.join(layer.name for layer in matches)}")
+    raise ValueError(f"{design.origin}: no {cls.kind} layer named {name!r}; available: "
+                     f"{', '.join(layer.name for layer in matches)}")
+
+
+def model_of(design: Design):
+    """(block, manifest parameters) of a design: its hardware model, no Amaranth (hwnorm.blocks)."""
+    try:
+        return design_kinds()[design.kind].model(design)
+    except ValueError as e:
+        raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
 
 
 def build(design: Design):
-    """The Amaranth component of a design and the spec-level parameters for its manifest."""
-    from hwnorm.hdl.bn import BNRequant
-    from hwnorm.hdl.mvu import MVU, Thresholding
-    from hwnorm.hdl.stt import STTDecoder, STTEncoder
-    from hwnorm.hdl.top import NetworkTop
-    from hwnorm.ir import MVTU, InputThreshold, QuantBN
-
-    p, kind = design.params, design.kind
-    try:
-        if kind == "network":
-            net = _network(design)
-            top = NetworkTop(net, p.get("folding"), p.get("output", "argmax"))
-            widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
-            return top, {"model": p.get("model", DEFAULT_MODEL), "output": top.output, **widths,
-                         "folding": top.folding, "spec_hash": net.spec_hash, "layers": net.summary()}
-        if kind == "mvu":
-            layer = _layer(design, (MVTU,))
-            comp = MVU(layer, p.get("pe", 1), p.get("simd", 1))
-            return comp, {"model": p.get("model", DEFAULT_MODEL), "layer": layer.name, "pe": comp.pe,
-                          "simd": comp.simd, "spec_hash": content_hash(layer.to_dict()),
-                          "in_features": layer.in_features, "out_features": layer.out_features,
-                          "in_bits": layer.in_bits, "acc_bits": layer.acc_bits}
-        if kind == "thresholding":
-            layer = _layer(design, (InputThreshold,))
-            comp = Thresholding(layer, p.get("pe", 1))
-            return comp, {"model": p.get("model", DEFAULT_MODEL), "layer": layer.name, "pe": comp.pe,
-                          "spec_hash": content_hash(layer.to_dict()), "channels": layer.in_features}
-        if kind == "qbn":
-            layer = _layer(design, (QuantBN,))
-            comp = BNRequant(layer.spec, p.get("pe", 1))
-            s = layer.spec
-            return comp, {"model": p.get("model", DEFAULT_MODEL), "layer": layer.name, "pe": comp.lanes,
-                          "spec_hash": s.spec_hash, "channels": s.channels, "rounding": str(s.rounding),
-                          "overflow": str(s.overflow), "shift": s.shift.tolist(), "acc_bits": s.acc_bits}
-        from hwnorm.stt import load_table, make_codec
-        spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", "default")),
-                          block_words=p.get("block_words"))
-        comp = (STTEncoder if kind == "stt_encoder" else STTDecoder)(spec)
-        return comp, {"codec": spec.label, "block_words": spec.block_words, "spec_hash": spec.spec_hash}
-    except ValueError as e:
-        raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
+    """The Amaranth component of a design and its manifest parameters."""
+    block, params = model_of(design)
+    return block.component(), params
 
 
 # ------------------------------------------------------------------ rendering
@@ -244,14 +314,6 @@ def _core(name: str, description: str) -> str:
             f"    tools:\n      verilator:\n        mode: lint-only\n        verilator_options: [-Wall]\n")
 
 
-def _description(design: Design, params: dict) -> str:
-    if design.kind == "network":
-        return f"hwnorm streaming dataflow top of {params['model']} ({params['output']} output)"
-    if design.kind in ("stt_encoder", "stt_decoder"):
-        return f"hwnorm MLC STT-RAM {design.kind.split('_')[1]} for codec {params['codec']}"
-    return f"hwnorm {design.kind} of layer {params['layer']} of {params['model']}"
-
-
 def verilog_text(component, name: str) -> str:
     """The Verilog of a component as module ``name``: deterministic, no source paths."""
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # the pinned Yosys, not a system one
@@ -274,11 +336,11 @@ def render(designs: list[Design], progress=None) -> dict[str, str]:
             progress(k, len(designs), design.name)
         component, params, text = verilog_of(design)
         files[f"{design.name}.v"] = text
-        files[f"{design.name}.core"] = _core(design.name, _description(design, params))
+        files[f"{design.name}.core"] = _core(design.name, design_kinds()[design.kind].description(design, params))
         entries.append({
             "name": design.name, "kind": design.kind, "file": f"{design.name}.v", "core": f"{design.name}.core",
             "latency": int(component.latency), "initiation_interval": int(component.initiation_interval),
-            "cycle_units": "clocks per vector" if design.kind in ("network", "mvu") else "clocks per beat",
+            "cycle_units": "clocks per vector",
             "ports": ports_of(component), "parameters": params,
             "verilog_lines": text.count("\n"), "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
         })

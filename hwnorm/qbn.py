@@ -29,7 +29,8 @@ from functools import cached_property
 import numpy as np
 from numba import njit, prange
 
-from hwnorm.exactfit import Dyadic, fit_affine, fit_at_shift, round_exact, signed_bits
+from hwnorm.datatypes import IntType
+from hwnorm.exactfit import Dyadic, fit_affine, fit_at_shift, round_exact
 from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _lifted_shift_round, fit, lifted_rounding
 from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import prefer_512_bit_vectors
@@ -98,16 +99,21 @@ class BNSpec(SpecIdentity):
         return min(vals), max(vals)
 
     @property
+    def acc_type(self) -> IntType:
+        """The register that holds ``mult·x + bias`` (two's complement)."""
+        return IntType.from_range(*self.acc_range, signed=True)
+
+    @property
     def acc_bits(self) -> int:
-        return signed_bits(*self.acc_range)
+        return self.acc_type.bits
 
     @property
     def mult_bits(self) -> int:
-        return signed_bits(int(self.mult.min()), int(self.mult.max()))
+        return IntType.from_range(int(self.mult.min()), int(self.mult.max()), signed=True).bits
 
     @property
     def bias_bits(self) -> int:
-        return signed_bits(int(self.bias.min()), int(self.bias.max()))
+        return IntType.from_range(int(self.bias.min()), int(self.bias.max()), signed=True).bits
 
     @property
     def shared_shift(self) -> int | None:
@@ -317,8 +323,8 @@ def fold_bn(gamma, beta, mean, var, eps: float = 1e-5, *,
             if at_k is None:  # scaling an exact fit by 2^j keeps it exact, but widens it
                 j = k - best.shift
                 at_k = type(best)(k, best.mult << j, best.bias << j)
-                acc = signed_bits(min(at_k.mult * x0, at_k.mult * x1) + at_k.bias,
-                                  max(at_k.mult * x0, at_k.mult * x1) + at_k.bias)
+                acc = IntType.from_range(min(at_k.mult * x0, at_k.mult * x1) + at_k.bias,
+                                         max(at_k.mult * x0, at_k.mult * x1) + at_k.bias, signed=True).bits
                 if acc > max_acc_bits:
                     raise ValueError(f"channel {c}: at the shared shift {k} its accumulator needs "
                                      f"{acc} bits (> {max_acc_bits}); use per_channel_shift=True")

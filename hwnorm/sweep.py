@@ -113,18 +113,18 @@ def _design_point(sweep: dict, point: dict) -> dict:
     from hwnorm.estimate import estimate_design
     from hwnorm.estimate.energy import load_energy_table
     from hwnorm.flow import _design, choose_folding, lut_estimator
-    from hwnorm.generate import _network
-    from hwnorm.hdl.top import check_folding
+    from hwnorm.generate import _network, model_of
     from hwnorm.stt import load_table
 
     config = config_from_dict(_design_doc(sweep, point), sweep["origin"], Path(sweep["base_dir"]))
     net = _network(_design(config, {}))
-    folding, how = choose_folding(config, net, lut_estimator(config))
-    est = estimate_design(_design(config, folding), config.clock_mhz, config.images,
-                          load_energy_table(config.energy_table), load_table(config.cells), targets=[config.target],
-                          buffer_codec=config.codec)
+    folding, how = choose_folding(config, net, lut_estimator(config, net))
+    design = _design(config, folding)
+    block, _ = model_of(design)
+    est = estimate_design(design, config.clock_mhz, config.images, load_energy_table(config.energy_table),
+                          load_table(config.cells), targets=[config.target], buffer_codec=config.codec, block=block)
     cycles, resources, energy = est["cycles"], est["resources"][config.target]["estimate"], est["energy"]
-    return {**point, "folding": check_folding(net, folding), "folding_how": how,
+    return {**point, "folding": block.folding, "folding_how": how,
             "clocks_per_image": cycles["design"]["cycles_per_vector"], "latency_clocks": cycles["design"]["latency"],
             "images_per_s": cycles["vectors_per_second"], "target": config.target,
             "lut": resources["lut"], "ff": resources["ff"], "bram": resources["bram"], "dsp": resources["dsp"],

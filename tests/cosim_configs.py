@@ -15,15 +15,13 @@ import numpy as np
 
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.fixed import FixedFormat
-from hwnorm.hdl.bn import BNRequant
-from hwnorm.hdl.mvu import MVU, Thresholding, divisors
-from hwnorm.hdl.stt import STTDecoder, STTEncoder
+from hwnorm.datatypes import IntType
 from hwnorm.ir import MVTU, Bits, InputThreshold
+from hwnorm.layers.base import divisors
 from hwnorm.sim import jobs
-from hwnorm.sim.verify import job_for
 from hwnorm.stt import load_table, make_codec
-from tests.test_hdl_bn import random_spec, vectors
+from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
+from tests.helpers import bn_block, random_spec, vectors
 
 ROUNDINGS = ("floor", "half_up", "half_away", "half_even")
 SEED_VARIABLE = "HWNORM_COSIM_SEED"
@@ -77,16 +75,16 @@ def random_qbn(rng) -> Config:
     spec = random_spec(rng, int(rng.integers(1, 33)), rounding, overflow, per_channel,
                        in_signed=bool(rng.integers(2)), out_signed=bool(rng.integers(2)))
     lanes = _fold(rng, spec.channels, 8)
-    dut = BNRequant(spec, lanes)
+    dut = bn_block(spec, lanes).component()
 
     def job(n, seed):
-        return jobs.bn_job(dut, vectors(spec, np.random.default_rng(seed), n), seed)
+        return jobs.layer_job(dut.block, vectors(spec, np.random.default_rng(seed), n), seed)
     return Config("qbn", f"BN {spec.channels} ch, {spec.in_fmt} → {spec.out_fmt}, {rounding}, {overflow}, "
                   f"{'per-channel' if per_channel else 'shared'} shift, {lanes} lanes", dut, job)
 
 
 def _random_inputs(layer, rng, n: int) -> np.ndarray:
-    lo, hi = (0, 1) if layer.in_bits == 1 else layer.in_range
+    lo, hi = layer.in_range  # stored values: bits 0 / 1 for a bipolar input
     return rng.integers(lo, hi + 1, (n, layer.in_features))
 
 
@@ -100,11 +98,11 @@ def random_mvu(rng) -> Config:
     k, rows = simd * sf, pe * nf
     n_thr = _pick(rng, (0, 1, 1, 3)) if in_bits > 1 else _pick(rng, (0, 1, 1))
     layer, probe = mvu_config(rng, k, rows, in_bits, n_thr)
-    dut = MVU(layer, pe, simd)
+    dut = layer.block({"pe": pe, "simd": simd}).component()
 
     def job(n, seed):  # the probe vectors (extremes, threshold ties) first, then fresh random ones
         x = np.concatenate([probe, _random_inputs(layer, np.random.default_rng(seed), max(0, n - len(probe)))])
-        return jobs.mvu_job(dut, x[:n], seed)
+        return jobs.layer_job(dut.block, x[:n], seed)
     kind = "binary (±1)" if in_bits == 1 else f"{in_bits}-bit {'signed' if layer.in_signed else 'unsigned'}"
     return Config("mvu", f"MVU K={k} N={rows}, {kind} input, {n_thr} thresholds, PE {pe} SIMD {simd}", dut, job)
 
@@ -113,16 +111,14 @@ def random_thresholding(rng) -> Config:
     channels, in_bits = int(rng.integers(1, 64)), int(rng.integers(1, 9))
     in_signed = in_bits > 1 and bool(rng.integers(2))
     n_thr = _pick(rng, (1, 1, 2, 3, 7))
-    fmt = FixedFormat.integer(in_bits, signed=in_signed)
-    lo, hi = fmt.min_int, fmt.max_int
+    lo, hi = IntType(in_bits, in_signed).range
     thr = np.sort(rng.integers(lo, hi + 2, (channels, n_thr)), axis=1)  # acc_hi + 1: never fires
     out_base = int(rng.integers(-2, 2)) if n_thr > 1 else 0
     layer = InputThreshold(ThresholdSpec(thr, lo, hi, out_base=out_base), in_bits, in_signed, name="thr")
     pe = _fold(rng, channels, 8)
-    dut = Thresholding(layer, pe)
+    dut = layer.block({"pe": pe}).component()
     return Config("thresholding", f"thresholds {channels} ch × {n_thr}, {in_bits}-bit "
-                  f"{'signed' if in_signed else 'unsigned'} input, PE {pe}", dut,
-                  lambda n, seed: job_for("thresholding", dut, n, seed))
+                  f"{'signed' if in_signed else 'unsigned'} input, PE {pe}", dut, dut.block.job)
 
 
 def _random_pairing(rng, keep_sign_pair: bool):
@@ -137,9 +133,9 @@ def random_stt(rng, kind: str) -> Config:
     codec = _pick(rng, ("none", "backup", "rearrange", "backup+rearrange"))
     block_words = int(rng.integers(1, 9)) if "rearrange" in codec else None
     spec = make_codec(codec, load_table(), pairing=_random_pairing(rng, "backup" in codec), block_words=block_words)
-    dut = (STTEncoder if kind == "stt_encoder" else STTDecoder)(spec)
+    dut = (STTEncoderBlock if kind == "stt_encoder" else STTDecoderBlock)(spec).component()
     return Config(kind, f"{kind} {spec.label}, {spec.block_words} words per block, pairing {spec.pairing}", dut,
-                  lambda n, seed: job_for(kind, dut, n, seed))
+                  dut.block.job)
 
 
 DRAWS = (random_qbn, random_mvu, random_thresholding, lambda rng: random_stt(rng, "stt_encoder"),

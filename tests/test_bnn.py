@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hwnorm import bnn
+from hwnorm.datatypes import IntType
 from hwnorm.bnn import (ThresholdSpec, binary_conv2d, binary_dense_threshold, binary_matmul, flip_rows,
                         fold_multithreshold, fold_sign_threshold, int_binary_matmul, pack_bipolar, pack_bits,
                         pack_conv_weights, unpack_bits, words_for)
@@ -255,7 +256,9 @@ def test_threshold_spec_validation_and_rules():
     spec = ThresholdSpec(np.array([[1, 3], [0, 0]]), -4, 4)
     assert spec.as_rule("gt").tolist() == [[0, 2], [-1, -1]]
     assert spec.apply(np.array([[2, 0]])).tolist() == [[1, 2]]
-    assert spec.threshold_bits == 4 and spec.out_bits == 2
+    assert spec.threshold_type == IntType(4, signed=True) and spec.out_type == IntType(2)  # [-4, 5], [0, 2]
+    assert ThresholdSpec(np.array([[0, 7]]), 0, 6, out_base=-1).threshold_type == IntType(3)  # unsigned [0, 7]
+    assert ThresholdSpec(np.array([[0, 7]]), 0, 6, out_base=-1).out_type == IntType(2, signed=True)  # [-1, 1]
     assert ThresholdSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="non-decreasing"):
         ThresholdSpec(np.array([[3, 1]]), -4, 4)

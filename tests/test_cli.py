@@ -83,7 +83,7 @@ def test_import_default_writes_an_ir_that_mnist_runs(capsys, tmp_path):
     target = tmp_path / "tfc.json"
     code, out, err = run(capsys, "import", "-o", str(target))
     assert code == 0, err
-    assert "MatMul_16" in out and "QuantBN" in out
+    assert "MatMul_16" in out and " qbn " in out
     code, out, err = run(capsys, "mnist", str(target), "--limit", "500")
     assert code == 0, err
     assert "on 500 MNIST test images" in out

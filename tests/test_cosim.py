@@ -16,19 +16,17 @@ import numpy as np
 import pytest
 
 from hwnorm import data
-from hwnorm.generate import build, default_designs
-from hwnorm.hdl.bn import BNRequant
-from hwnorm.hdl.mvu import MVU, divisors
-from hwnorm.hdl.stt import STTDecoder, STTEncoder
-from hwnorm.hdl.top import NetworkTop
-from hwnorm.hdl.common import unused_ok
+from hwnorm.dataflow import NetworkBlock
 from hwnorm.estimate.cycles import full_rate_output_cycles
+from hwnorm.generate import default_designs, model_of
+from hwnorm.layers.base import divisors
 from hwnorm.sim.batch import FIRST_OFFER_CYCLE
-from hwnorm.sim.jobs import first_vectors, bn_job, mvu_job, network_job, stt_decoder_job, stt_encoder_job
-from hwnorm.sim.runner import SIMULATORS, available_simulators, cosim, require_simulators, verilog_of
+from hwnorm.sim.jobs import first_vectors, layer_job, network_job, stt_decoder_job, stt_encoder_job
+from hwnorm.sim.runner import available_simulators, cosim, verilog_of
 from hwnorm.stt import load_table, make_codec
+from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
 from tests.cosim_configs import BASE_SEED, mvu_config, random_config
-from tests.test_hdl_bn import random_spec, vectors
+from tests.helpers import bn_block, random_spec, vectors
 
 PRESENT = available_simulators()
 RTL = Path(__file__).resolve().parent.parent / "rtl"
@@ -37,14 +35,6 @@ RTL = Path(__file__).resolve().parent.parent / "rtl"
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("cosim")
-
-
-@pytest.fixture(params=SIMULATORS)
-def sim(request):
-    require_simulators()  # none at all: a failure that names what to install
-    if request.param not in PRESENT:
-        pytest.skip(f"{request.param} is not installed (co-simulating on {', '.join(PRESENT)})")
-    return request.param
 
 
 def seed_of(*parts) -> int:
@@ -80,8 +70,8 @@ def test_bn_requant(config, sim, work):
                        per_channel_shift=config >= 4, in_signed=bool(config % 3), out_signed=config != 1)
     lanes = int(rng.choice(divisors(spec.channels)))
     x = vectors(spec, rng, 400)
-    dut = BNRequant(spec, lanes)
-    check(dut, f"bn_c{config}", bn_job(dut, x, seed), sim, work, seed)
+    dut = bn_block(spec, lanes).component()
+    check(dut, f"bn_c{config}", layer_job(dut.block, x, seed), sim, work, seed)
 
 
 # ---------------------------------------------------------------- MVU
@@ -97,8 +87,8 @@ def test_mvu(config, sim, work):
     k, rows, in_bits, n_thr = MVU_CONFIGS[config]
     layer, x = mvu_config(rng, k, rows, in_bits, n_thr)
     pe, simd = int(rng.choice(divisors(rows))), int(rng.choice(divisors(k)[:-1] or [k]))
-    dut = MVU(layer, pe, simd)
-    check(dut, f"mvu_c{config}", mvu_job(dut, x, seed), sim, work, seed)
+    dut = layer.block({"pe": pe, "simd": simd}).component()
+    check(dut, f"mvu_c{config}", layer_job(dut.block, x, seed), sim, work, seed)
 
 
 # ---------------------------------------------------------------- STT codecs
@@ -111,13 +101,13 @@ def test_stt_codecs(codec, sim, work):
     words[(words & 0x7C00) == 0x7C00] &= 0xBFFF   # finite
     words &= 0xBFFF                                # |x| < 2: bit 14 free (the backup's slot)
     name = codec.replace("+", "_")
-    enc, dec = STTEncoder(spec), STTDecoder(spec)
-    check(enc, f"enc_{name}", stt_encoder_job(enc, words, seed), sim, work, seed)
+    enc, dec = STTEncoderBlock(spec).component(), STTDecoderBlock(spec).component()
+    check(enc, f"enc_{name}", stt_encoder_job(enc.block, words, seed), sim, work, seed)
     cells = spec.encode(words.view(np.float16))
     noisy = cells.copy()
     hit = rng.random(cells.shape) < 0.05
     noisy[hit] = rng.integers(0, 4, hit.sum(), dtype=np.uint8)
-    check(dec, f"dec_{name}", stt_decoder_job(dec, noisy, seed + 1), sim, work, seed)
+    check(dec, f"dec_{name}", stt_decoder_job(dec.block, noisy, seed + 1), sim, work, seed)
 
 
 # ---------------------------------------------------------------- random configurations, batch mode
@@ -140,8 +130,8 @@ def test_random_configuration(index, sim, work):
 def test_batch_mode_reports_a_mismatch_like_the_stream_mode(sim, work):
     rng = np.random.default_rng(seed_of("batch-mismatch"))
     spec = random_spec(rng, 6, "half_even", "wrap", True)
-    dut = BNRequant(spec, 3)
-    job = bn_job(dut, vectors(spec, rng, 30), seed=4)
+    dut = bn_block(spec, 3).component()
+    job = layer_job(dut.block, vectors(spec, rng, 30), seed=4)
     job["expected"][9] ^= 1 << (2 * spec.out_fmt.width)  # lane 2 of beat 9: vector 4, channel 5
     result = cosim(verilog_of(dut, "bn_bad"), "bn_bad", job, sim, work, mode="batch")
     assert result.mismatches == 1 and result.beats == 60
@@ -154,17 +144,17 @@ def test_batch_mode_at_full_rate_shows_the_declared_timing(sim, work):
     """Valid and ready always high: beats leave one per clock after the declared latency."""
     rng = np.random.default_rng(seed_of("batch-timing"))
     spec = random_spec(rng, 8, "floor", "saturate", False)
-    dut = BNRequant(spec, 4)
-    job = bn_job(dut, vectors(spec, rng, 50), seed=5, p_valid=1.0, p_ready=1.0)
+    dut = bn_block(spec, 4).component()
+    job = layer_job(dut.block, vectors(spec, rng, 50), seed=5, p_valid=1.0, p_ready=1.0)
     result = check(dut, "bn_timing", job, sim, work, 5, mode="batch")
     assert result.first_in_cycle == 1
-    assert result.beat_cycles == [1 + dut.latency + k for k in range(100)]
+    assert result.beat_cycles == [1 + dut.block.depth + k for k in range(100)]
 
 
 # ---------------------------------------------------------------- the TFC network
 def test_tfc_network_rtl_on_mnist(sim, work):
     (design,) = [d for d in default_designs() if d.name == "tfc"]
-    top = unused_ok(build(design)[0])  # its job only; the Verilog is the committed rtl/tfc.v
+    top = model_of(design)[0]  # its job only; the Verilog is the committed rtl/tfc.v
     n = 200 if sim == "verilator" else 24  # Icarus runs this 19k-line design at ~1k cycles/s
     x, _ = data.mnist_test()
     x = x[:n].reshape(n, -1).astype(np.int64)
@@ -188,12 +178,11 @@ def test_tfc_rtl_on_all_10000_mnist_images(output, verilator, work):
     raw class scores) equal the golden model's, and the measured clocks equal the declared ones."""
     (design,) = [d for d in default_designs() if d.name == "tfc"]
     design = dataclasses.replace(design, params={**design.params, "output": output})
-    top = build(design)[0]
+    top = model_of(design)[0]
     if output == "argmax":
-        unused_ok(top)
         name, verilog = "tfc", (RTL / "tfc.v").read_text()  # the committed RTL itself
     else:
-        name, verilog = "tfc_raw_scores", verilog_of(top, "tfc_raw_scores")
+        name, verilog = "tfc_raw_scores", verilog_of(top.component(), "tfc_raw_scores")
     images, _ = data.mnist_test()
     x = images.reshape(len(images), -1).astype(np.int64)
     job = network_job(top, x, seed_of("tfc-10k"), p_valid=1.0, p_ready=1.0)
@@ -208,22 +197,22 @@ def test_tfc_rtl_on_all_10000_mnist_images(output, verilator, work):
 
 
 def test_tfc_raw_scores_with_a_user_folding(sim, work):
-    net = unused_ok(build([d for d in default_designs() if d.name == "tfc"][0])[0]).net
+    net = model_of([d for d in default_designs() if d.name == "tfc"][0])[0].net
     names = [layer.name for layer in net.layers]
     folding = {names[0]: {"pe": 28}, names[1]: {"pe": 8, "simd": 28}, names[2]: {"pe": 16, "simd": 8},
                names[4]: {"pe": 5, "simd": 64}, names[5]: {"pe": 5}}
-    top = NetworkTop(net, folding, output="raw")
+    top = NetworkBlock(net, folding, output="raw").component()
     x, _ = data.mnist_test()
     x = x[200:210].reshape(10, -1).astype(np.int64)
     seed = seed_of("tfc-raw")
-    check(top, "tfc_raw", network_job(top, x, seed), sim, work, seed)
+    check(top, "tfc_raw", network_job(top.block, x, seed), sim, work, seed)
 
 
 def test_a_mismatch_names_vector_and_channel_and_keeps_a_waveform(sim, work):
     rng = np.random.default_rng(seed_of("mismatch"))
     spec = random_spec(rng, 4, "half_up", "saturate", False)
-    dut = BNRequant(spec, 2)
-    job = bn_job(dut, vectors(spec, rng, 20), seed=1)
+    dut = bn_block(spec, 2).component()
+    job = layer_job(dut.block, vectors(spec, rng, 20), seed=1)
     job["expected"][7] ^= 1 << spec.out_fmt.width  # lane 1 of beat 7: vector 3, channel 3
     result = cosim(verilog_of(dut, "bn_bad"), "bn_bad", job, sim, work)
     assert result.mismatches == 1

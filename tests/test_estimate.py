@@ -14,8 +14,7 @@ from hwnorm import data
 from hwnorm.estimate import estimate_design
 from hwnorm.estimate.cycles import design_cycles, full_rate_output_cycles
 from hwnorm.estimate.energy import load_energy_table, network_energy, register_toggles
-from hwnorm.generate import build, default_designs
-from hwnorm.hdl.common import unused_ok
+from hwnorm.generate import default_designs, model_of
 
 
 def design(name):
@@ -25,7 +24,7 @@ def design(name):
 
 @pytest.fixture(scope="module")
 def tfc():
-    return unused_ok(build(design("tfc"))[0])
+    return model_of(design("tfc"))[0]
 
 
 # ---------------------------------------------------------------- cycles
@@ -34,13 +33,13 @@ def test_network_cycles_compose_the_stages(tfc):
     assert c.design.cycles_per_vector == max(s.cycles_per_vector for s in c.stages) == tfc.initiation_interval
     assert c.design.latency == c.stages[-1].done_at == tfc.latency
     assert [s.done_at for s in c.stages] == sorted(s.done_at for s in c.stages)
-    assert c.bottleneck.kind == "MVU" and c.bottleneck.cycles_per_vector == 784 // 49 * 64 // 16  # SF · NF
+    assert c.bottleneck.kind == "mvu" and c.bottleneck.cycles_per_vector == 784 // 49 * 64 // 16  # SF · NF
     assert c.vectors_per_second == pytest.approx(200e6 / c.design.cycles_per_vector)
     assert c.latency_seconds == pytest.approx(c.design.latency / 200e6)
 
 
 def test_full_rate_schedule_of_a_block_is_its_latency_then_one_vector_per_interval():
-    mvu = unused_ok(build(design("tfc_mvu"))[0])
+    mvu = model_of(design("tfc_mvu"))[0]
     beats = full_rate_output_cycles(mvu, 3)
     assert len(beats) == 3 * mvu.out_beats
     last = beats[mvu.out_beats - 1::mvu.out_beats]
@@ -137,7 +136,7 @@ def test_estimate_refuses_a_bad_clock(capsys):
 
 def test_estimate_of_a_model_with_a_user_folding(tmp_path):
     d = design("tfc")
-    net = unused_ok(build(d)[0]).net
+    net = model_of(d)[0].net
     folding = {net.layers[1].name: {"pe": 8, "simd": 28}}
     from hwnorm.generate import Design
     user = Design("mine", "network", {**d.params, "folding": folding}, "test")
@@ -148,15 +147,19 @@ def test_estimate_of_a_model_with_a_user_folding(tmp_path):
 
 def test_weight_buffer_cells_pair_consecutive_bits_without_a_codec(tfc):
     from hwnorm import bnn
-    from hwnorm.estimate.energy import _buffer_cells, _bits_of, _width
+    from hwnorm.datatypes import bit_planes
+    from hwnorm.estimate.energy import _buffer_cells
     from hwnorm.stt import load_table, make_codec
     bits = []
-    for layer in tfc.net.layers:
+    for layer in tfc.net.layers:  # re-derived here from the layers' fields: weights, then thresholds
         if hasattr(layer, "weights"):
             bits.append(bnn.unpack_bits(layer.weights, layer.in_features).reshape(-1))
         t = getattr(layer, "thresholds", None)
         if t is not None:
-            bits.append(_bits_of(t.thresholds, _width(t.acc_lo, t.acc_hi + 1)).reshape(-1))
+            lo, hi = t.acc_lo, t.acc_hi + 1  # the accumulator range and the "never fires" value
+            fits = (lambda w: -(1 << (w - 1)) <= lo and hi < 1 << (w - 1)) if lo < 0 else (lambda w: hi < 1 << w)
+            width = next(w for w in range(1, 64) if fits(w))
+            bits.append(bit_planes(t.thresholds, width).reshape(-1))
     flat = np.concatenate(bits).astype(np.uint8)
     cells = _buffer_cells(tfc.net, make_codec("none", load_table())).reshape(-1)
     assert np.array_equal(cells[:flat.size // 2], 2 * flat[0::2] + flat[1::2])  # (hard, soft) in stream order

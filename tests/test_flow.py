@@ -18,11 +18,8 @@ from hwnorm.cli import main
 from hwnorm.config import FlowConfig, config_from_dict, load_config
 from hwnorm.flow import choose_folding, folding_for_interval
 from hwnorm.generate import _network, default_designs
-from hwnorm.ir import MVTU
-from hwnorm.sim.runner import available_simulators
 
 ROOT = Path(__file__).resolve().parents[1]
-SIMS = available_simulators()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +83,7 @@ def test_the_command_refuses_a_bad_config_cleanly(tmp_path, capsys):
 def _stage_cycles(net, folding):
     for layer in net.layers:
         f = folding[layer.name]
-        if isinstance(layer, MVTU):
+        if layer.kind == "mvu":
             yield layer, (layer.out_features // f["pe"]) * (layer.in_features // f["simd"]), f["pe"] * f["simd"]
         else:
             yield layer, layer.in_features // f["pe"], f["pe"]
@@ -97,7 +94,7 @@ def test_the_folding_for_an_interval_is_the_cheapest_that_reaches_it(tfc_net, li
     folding = folding_for_interval(tfc_net, limit, {})
     for layer, cycles, width in _stage_cycles(tfc_net, folding):
         assert cycles <= limit
-        if isinstance(layer, MVTU):  # no cheaper PE × SIMD reaches the interval
+        if layer.kind == "mvu":  # no cheaper PE × SIMD reaches the interval
             for pe in range(1, layer.out_features + 1):
                 for simd in range(1, layer.in_features + 1):
                     if layer.out_features % pe == 0 and layer.in_features % simd == 0 and pe * simd < width:
@@ -106,12 +103,11 @@ def test_the_folding_for_an_interval_is_the_cheapest_that_reaches_it(tfc_net, li
 
 def test_throughput_and_lut_budget_choose_foldings(tfc_net):
     from hwnorm.estimate.resources import estimate_resources
-    from hwnorm.generate import Design, build
-    from hwnorm.hdl.common import unused_ok
+    from hwnorm.generate import Design, model_of
 
     def luts(folding):
-        top = unused_ok(build(Design("t", "network", {"folding": folding}, "test"))[0])
-        return estimate_resources(top, ["ice40"])["ice40"]["lut"]
+        block = model_of(Design("t", "network", {"folding": folding}, "test"))[0]
+        return estimate_resources(block, ["ice40"])["ice40"]["lut"]
 
     fold, how = choose_folding(config_from_dict({"auto_folding": {"throughput": 1e6}}), tfc_net, luts)
     assert max(c for _, c, _ in _stage_cycles(tfc_net, fold)) <= 100 and "1e+06 images/s" in how
@@ -131,13 +127,12 @@ def test_throughput_and_lut_budget_choose_foldings(tfc_net):
 
 
 # ---------------------------------------------------------------- the whole flow
-@pytest.mark.skipif(not SIMS, reason="no HDL simulator")  # CI installs both: never skipped there
-def test_flow_end_to_end_refreshes_one_design_among_others(tmp_path, capsys):
+def test_flow_end_to_end_refreshes_one_design_among_others(tmp_path, capsys, any_sim):
     rtl, reports = tmp_path / "rtl", tmp_path / "reports"
     shutil.copytree(ROOT / "rtl", rtl)
     shutil.copytree(ROOT / "reports", reports)
     cfg = tmp_path / "flow.toml"
-    cfg.write_text(f'vectors = 40\nsynth = false\nsimulator = "{SIMS[-1]}"\nrtl_dir = "{rtl}"\nreports_dir = "{reports}"\n'
+    cfg.write_text(f'vectors = 40\nsynth = false\nsimulator = "{any_sim}"\nrtl_dir = "{rtl}"\nreports_dir = "{reports}"\n'
                    'score_bits = 12\n[auto_folding]\nthroughput = 2e6\n')
     assert main(["flow", str(cfg)]) == 0
     out = capsys.readouterr()
@@ -157,8 +152,7 @@ def test_flow_end_to_end_refreshes_one_design_among_others(tmp_path, capsys):
     assert not any("synthesis" in r for r in fig["resources"].values())  # synth = false: the model only
 
 
-@pytest.mark.skipif(not SIMS, reason="no HDL simulator")
-def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path):
+def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path, any_sim):
     """Interrupt the flow at several moments: every time, rtl/ is one consistent set (the manifest
     names the Verilog beside it by hash) and reports/ still has every file it had."""
     rtl, reports = tmp_path / "rtl", tmp_path / "reports"
@@ -166,7 +160,7 @@ def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path):
     shutil.copytree(ROOT / "reports", reports)
     before = sorted(p.name for p in reports.iterdir())
     cfg = tmp_path / "flow.toml"
-    cfg.write_text(f'vectors = 20\nsynth = false\nsimulator = "{SIMS[-1]}"\nrtl_dir = "{rtl}"\n'
+    cfg.write_text(f'vectors = 20\nsynth = false\nsimulator = "{any_sim}"\nrtl_dir = "{rtl}"\n'
                    f'reports_dir = "{reports}"\n[auto_folding]\nthroughput = 3e6\n')
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     interrupted = 0

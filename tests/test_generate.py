@@ -12,8 +12,8 @@ from amaranth.hdl import Value
 
 from hwnorm import data
 from hwnorm.cli import main
+from hwnorm.generate import MANIFEST, WAIVERS, build, default_designs, load_designs, model_of, render
 from hwnorm.hdl.common import unused_ok
-from hwnorm.generate import MANIFEST, WAIVERS, build, default_designs, load_designs, render
 from hwnorm.verilator import lint
 
 RTL = Path(__file__).resolve().parent.parent / "rtl"
@@ -52,8 +52,9 @@ def test_manifest_matches_the_components(rendered):
     assert [d["name"] for d in manifest["designs"]] == list(designs)
     for entry in manifest["designs"]:
         component, params = build(designs[entry["name"]])
-        unused_ok(component)  # built for its ports and cycle model only
-        assert (entry["latency"], entry["initiation_interval"]) == (component.latency, component.initiation_interval)
+        unused_ok(component)  # built for its ports only
+        block = model_of(designs[entry["name"]])[0]
+        assert (entry["latency"], entry["initiation_interval"]) == (block.latency, block.initiation_interval)
         ports = {p["name"]: p for p in entry["ports"]}
         assert ports["i__payload"]["width"] == len(Value.cast(component.i.payload))
         assert ports["o__payload"]["width"] == len(Value.cast(component.o.payload))
@@ -114,7 +115,7 @@ def test_a_bad_design_file_leaves_previous_output_intact(tmp_path, capsys):
     ('[[design]]\nname = "a"\nkind = "gpu"\n', "unknown kind 'gpu'"),
     ('[[design]]\nname = "a b"\nkind = "mvu"\n', "not a legal Verilog identifier"),
     ('[[design]]\nname = "a"\nkind = "mvu"\nlayer = "MatMul_24"\nwidth = 3\n', "unknown field 'width'"),
-    ('[[design]]\nname = "a"\nkind = "mvu"\nlayer = "nope"\n', "no MVTU layer named 'nope'"),
+    ('[[design]]\nname = "a"\nkind = "mvu"\nlayer = "nope"\n', "no mvu layer named 'nope'"),
     ('[[design]]\nname = "a"\nkind = "network"\nmodel = "missing.onnx"\n', "model 'missing.onnx' not found"),
     ('[[design]]\nname = "a"\nkind = "network"\noutput = "softmax"\n', "unknown output 'softmax'"),
     ('name = [\n', "not valid TOML"),
@@ -124,4 +125,4 @@ def test_design_file_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         for design in load_designs(path):
-            build(design)
+            model_of(design)

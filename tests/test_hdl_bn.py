@@ -9,29 +9,14 @@ import numpy as np
 import pytest
 
 from hwnorm.fixed import FixedFormat
-from hwnorm.hdl.bn import BNRequant
 from hwnorm.qbn import BNSpec, fold_bn
 from tests.hdl_sim import full_rate_timing, lanes, run_stream
-
-
-def random_spec(rng, channels, rounding, overflow, per_channel_shift, in_signed=True, out_signed=True):
-    in_fmt = FixedFormat.integer(int(rng.integers(3, 10)), signed=in_signed)
-    out_fmt = FixedFormat.integer(int(rng.integers(2, 9)), signed=out_signed)
-    shift = rng.integers(0, 9, channels) if per_channel_shift else int(rng.integers(0, 9))
-    return BNSpec(channels, in_fmt, out_fmt, mult=rng.integers(-300, 300, channels),
-                  bias=rng.integers(-5000, 5000, channels), shift=shift, rounding=rounding, overflow=overflow)
-
-
-def vectors(spec: BNSpec, rng, n: int) -> np.ndarray:
-    corners = np.array([spec.in_lo, spec.in_hi, 0 if spec.in_lo <= 0 <= spec.in_hi else spec.in_lo])
-    x = rng.integers(spec.in_lo, spec.in_hi + 1, (n, spec.channels))
-    x[:3] = corners[:, None]
-    return x
+from tests.helpers import bn_block, random_spec, vectors
 
 
 def run_bn(spec: BNSpec, x: np.ndarray, n_lanes: int, seed: int) -> np.ndarray:
     beats = x.reshape(-1, n_lanes).tolist()
-    got = run_stream(BNRequant(spec, n_lanes), beats, seed=seed)
+    got = run_stream(bn_block(spec, n_lanes).component(), beats, seed=seed)
     return np.array([lanes(g, n_lanes) for g in got]).reshape(x.shape)
 
 
@@ -66,15 +51,16 @@ def test_declared_latency_and_one_beat_per_clock():
     rng = np.random.default_rng(7)
     spec = random_spec(rng, 4, "half_up", "saturate", False)
     x = vectors(spec, rng, 5)
-    dut = BNRequant(spec, 2)
+    dut = bn_block(spec, 2).component()
     t = full_rate_timing(dut, x.reshape(-1, 2).tolist(), n_out=10)
     assert np.all(np.diff(t.accepted) == 1)  # one beat per clock
     assert t.accepted[dut.groups] - t.accepted[0] == dut.initiation_interval  # next vector's first beat
-    assert t.produced[0] - t.accepted[0] == dut.latency
+    assert t.produced == dut.schedule(t.accepted)
+    assert t.produced[dut.groups - 1] - t.accepted[0] == dut.latency  # the first vector's last beat
     np.testing.assert_array_equal(np.array([lanes(o, 2) for o in t.outputs]).reshape(x.shape), spec.apply(x))
 
 
 def test_lanes_must_divide_the_channels():
     spec = BNSpec(6, FixedFormat.integer(8), FixedFormat.integer(8), mult=1, bias=0, shift=0)
-    with pytest.raises(ValueError, match="divisor of its 6 channels"):
-        BNRequant(spec, 4)
+    with pytest.raises(ValueError, match="PE=4 must divide its 6 channels; allowed: 1, 2, 3, 6"):
+        bn_block(spec, 4)

@@ -10,7 +10,6 @@ import pytest
 
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.hdl.mvu import MVU, Thresholding
 from hwnorm.ir import MVTU, Bits, InputThreshold
 from tests.hdl_sim import full_rate_timing, lanes, run_stream
 
@@ -43,7 +42,7 @@ def golden(layer: MVTU, x: np.ndarray) -> np.ndarray:
 
 
 def run_mvu(layer, x, pe, simd, seed):
-    dut = MVU(layer, pe, simd)
+    dut = layer.block({"pe": pe, "simd": simd}).component()
     got = run_stream(dut, x.reshape(-1, simd).tolist(), seed=seed, n_out=len(x) * dut.nf)
     return np.array([lanes(g, pe) for g in got]).reshape(len(x), -1)
 
@@ -84,7 +83,7 @@ def test_declared_cycle_model_matches_the_simulation():
     rng = np.random.default_rng(11)
     layer = random_layer(rng, 12, 6)
     x = random_inputs(rng, layer, 3)
-    dut = MVU(layer, pe=2, simd=4)  # SF = 3, NF = 3
+    dut = layer.block({"pe": 2, "simd": 4}).component()  # SF = 3, NF = 3
     t = full_rate_timing(dut, x.reshape(-1, 4).tolist(), n_out=3 * dut.nf)
     assert t.produced == dut.schedule([0] * len(t.accepted))
     assert t.produced[dut.nf - 1] - t.accepted[0] == dut.latency
@@ -98,7 +97,7 @@ def test_declared_cycle_model_matches_the_simulation():
 def test_folding_is_validated(pe, simd, match):
     layer = random_layer(np.random.default_rng(0), 24, 6)
     with pytest.raises(ValueError, match=match):
-        MVU(layer, pe, simd)
+        layer.block({"pe": pe, "simd": simd})
 
 
 @pytest.mark.parametrize("n_thresholds,pe", [(1, 4), (3, 2)])
@@ -109,11 +108,12 @@ def test_thresholding_equals_the_input_threshold_layer(n_thresholds, pe):
     x = rng.integers(0, 256, (6, 8))
     x[0] = thr[:, 0]  # exactly on the thresholds: acc ≥ T fires
     expect = golden_input(layer, x)
-    dut = Thresholding(layer, pe)
-    got = run_stream(dut, x.reshape(-1, pe).tolist(), seed=4)
+    block = layer.block({"pe": pe})
+    got = run_stream(block.component(), x.reshape(-1, pe).tolist(), seed=4)
     np.testing.assert_array_equal(np.array([lanes(g, pe) for g in got]).reshape(x.shape), expect)
-    t = full_rate_timing(Thresholding(layer, pe), x.reshape(-1, pe).tolist(), n_out=x.size // pe)
-    assert t.produced == dut.schedule(t.accepted) and t.produced[0] - t.accepted[0] == dut.latency
+    t = full_rate_timing(block.component(), x.reshape(-1, pe).tolist(), n_out=x.size // pe)
+    assert t.produced == block.schedule(t.accepted)
+    assert t.produced[block.groups - 1] - t.accepted[0] == block.latency  # the first vector's last beat
 
 
 def golden_input(layer: InputThreshold, x):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from hwnorm.hdl.stt import HDL_CODECS, STTDecoder, STTEncoder
+from hwnorm.stt.blocks import HDL_CODECS, STTDecoderBlock, STTEncoderBlock
 from hwnorm.stt import load_table, make_codec
 from tests.hdl_sim import run_stream
 
@@ -32,7 +32,7 @@ def test_encoder_equals_the_golden_encoder(codec):
     spec = make_codec(codec, TABLE)
     words = directed_and_random(spec, 60, seed=1)
     golden = spec.encode(words.view(np.float16))
-    got = run_stream(STTEncoder(spec), pack(words.reshape(-1, spec.block_words), 16), seed=2)
+    got = run_stream(STTEncoderBlock(spec).component(), pack(words.reshape(-1, spec.block_words), 16), seed=2)
     assert got == pack(golden, 2)
 
 
@@ -44,7 +44,7 @@ def test_decoder_equals_the_golden_decoder_on_clean_and_corrupted_cells(codec):
     noisy = rng.integers(0, 4, (24, spec.cells_per_block), dtype=np.uint8)  # arbitrary faults
     cells = np.concatenate([clean, noisy])
     words, status = spec.decode(cells)
-    got = run_stream(STTDecoder(spec), pack(cells, 2), seed=5)
+    got = run_stream(STTDecoderBlock(spec).component(), pack(cells, 2), seed=5)
     expect_words = pack(words.view(np.uint16).reshape(-1, spec.block_words), 16)
     assert [int(g.words) for g in got] == expect_words
     assert [int(g.status) for g in got] == status.tolist()
@@ -53,11 +53,11 @@ def test_decoder_equals_the_golden_decoder_on_clean_and_corrupted_cells(codec):
 @pytest.mark.parametrize("codec", ["fnw", "hamming", "rearrange-wa"])
 def test_codecs_without_hardware_are_refused_clearly(codec):
     with pytest.raises(ValueError, match="no hardware codec yet"):
-        STTEncoder(make_codec(codec, TABLE))
+        STTEncoderBlock(make_codec(codec, TABLE))
 
 
 def test_verilog_export_is_deterministic():
     spec = make_codec("backup+rearrange", TABLE)
-    a = verilog.convert(STTEncoder(spec), name="stt_encoder", emit_src=False)
-    b = verilog.convert(STTEncoder(spec), name="stt_encoder", emit_src=False)
+    a = verilog.convert(STTEncoderBlock(spec).component(), name="stt_encoder", emit_src=False)
+    b = verilog.convert(STTEncoderBlock(spec).component(), name="stt_encoder", emit_src=False)
     assert a == b and "module stt_encoder" in a

@@ -8,17 +8,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import signed
-from amaranth.lib.data import ArrayLayout
 
 from hwnorm import data
+from hwnorm.blocks import ArgMaxBlock, FIFOBlock, GatherBlock, SplitBlock
+from hwnorm.dataflow import NetworkBlock, auto_folding, check_folding
+from hwnorm.datatypes import IntType
 from hwnorm.generate import default_designs
-from hwnorm.hdl.stream import ArgMax, Gather, Split, StreamFIFO
-from hwnorm.hdl.top import NetworkTop, auto_folding, check_folding
 from hwnorm.ir import Network
 from hwnorm.qonnx import import_qonnx
 from tests.hdl_sim import full_rate_timing, lanes, run_stream
-from tests.test_ir import build
+from tests.helpers import toy_network
+
+
+def top_of(net, folding=None, output="argmax"):
+    """The network's hardware top (block → component)."""
+    return NetworkBlock(net, folding, output).component()
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,7 @@ def images():
     return x[:16].reshape(16, -1).astype(np.int64)
 
 
-def beats(top: NetworkTop, x: np.ndarray) -> list:
+def beats(top, x: np.ndarray) -> list:
     return x.reshape(-1, top.folding[top.net.layers[0].name]["pe"]).tolist()
 
 
@@ -43,7 +47,7 @@ def default_tfc_folding() -> dict:
 
 @pytest.mark.parametrize("folding", ["rtl/ default", "automatic"])
 def test_tfc_top_classifies_like_the_golden_model(tfc, images, folding):
-    top = NetworkTop(tfc, default_tfc_folding() if folding == "rtl/ default" else None)
+    top = top_of(tfc, default_tfc_folding() if folding == "rtl/ default" else None)
     got = run_stream(top, beats(top, images), seed=1, n_out=len(images))
     assert [int(g) for g in got] == tfc.predict(images).tolist()
 
@@ -52,7 +56,7 @@ def test_tfc_top_classifies_like_the_golden_model(tfc, images, folding):
 def test_tfc_top_on_300_mnist_images_with_back_pressure(tfc):
     x, _ = data.mnist_test()
     x = x[:300].reshape(300, -1).astype(np.int64)
-    top = NetworkTop(tfc, default_tfc_folding())
+    top = top_of(tfc, default_tfc_folding())
     got = run_stream(top, beats(top, x), seed=11, n_out=len(x), p_valid=0.8, p_ready=0.3)
     assert [int(g) for g in got] == tfc.predict(x).tolist()
 
@@ -62,9 +66,9 @@ def test_tfc_raw_scores_are_bit_exact_with_a_user_folding(tfc, images):
     # PE 8 → SIMD 32 (gather), PE 4 → SIMD 16 … and an odd 7-wide input: converters everywhere
     folding = {names[0]: {"pe": 7}, names[1]: {"pe": 8, "simd": 49}, names[2]: {"pe": 4, "simd": 32},
                names[3]: {"pe": 16, "simd": 16}, names[4]: {"pe": 5, "simd": 8}, names[5]: {"pe": 2}}
-    top = NetworkTop(tfc, folding, output="raw")
-    kinds = {type(s.component) for s in top.stages}
-    assert {Gather, Split, StreamFIFO} <= kinds
+    top = top_of(tfc, folding, output="raw")
+    kinds = {type(stage.block) for stage in top.block.stages}
+    assert {GatherBlock, SplitBlock, FIFOBlock} <= kinds
     x = images[:6]
     got = run_stream(top, beats(top, x), seed=2, n_out=len(x) * 5)
     np.testing.assert_array_equal(np.array([lanes(g, 2) for g in got]).reshape(len(x), 10), tfc.run(x))
@@ -72,7 +76,7 @@ def test_tfc_raw_scores_are_bit_exact_with_a_user_folding(tfc, images):
 
 @pytest.mark.parametrize("folding", ["rtl/ default", "automatic"])
 def test_composed_cycle_model_matches_the_simulation(tfc, images, folding):
-    top = NetworkTop(tfc, default_tfc_folding() if folding == "rtl/ default" else None)
+    top = top_of(tfc, default_tfc_folding() if folding == "rtl/ default" else None)
     t = full_rate_timing(top, beats(top, images[:4]), n_out=4)
     assert t.produced[0] - t.accepted[0] == top.latency
     assert np.all(np.diff(t.produced) == top.initiation_interval)
@@ -81,17 +85,17 @@ def test_composed_cycle_model_matches_the_simulation(tfc, images, folding):
 
 def test_gcd_converter_split_then_gather_on_a_toy_network():
     rng = np.random.default_rng(3)
-    net = build(rng, k_in=60, hidden=(30, 12), classes=6)[0]
+    net = toy_network(rng, k_in=60, hidden=(30, 12), classes=6)[0]
     folding = {"in": {"pe": 6}, "fc0": {"pe": 6, "simd": 4}, "fc1": {"pe": 4, "simd": 6},
                "fc_out": {"pe": 3, "simd": 4}, "scores": {"pe": 6}}
-    top = NetworkTop(net, folding, output="raw")
+    top = top_of(net, folding, output="raw")
     x = rng.integers(0, 256, (5, 60))
     got = run_stream(top, beats(top, x), seed=4, n_out=5, p_valid=0.5, p_ready=0.4)
     np.testing.assert_array_equal(np.array([lanes(g, 6) for g in got]), net.run(x))
 
 
 def test_argmax_takes_the_first_index_on_ties():
-    dut = ArgMax(signed(8), 2, 6)
+    dut = ArgMaxBlock(IntType(8, signed=True), 2, 6).component()
     vectors = [[3, 3, 1, 3, 0, 3], [-5, -5, -5, -5, -5, -5], [0, 1, 2, 2, 9, 9], [-1, -2, 7, 7, 7, 6]]
     got = run_stream(dut, [v[k:k + 2] for v in vectors for k in (0, 2, 4)], seed=5, n_out=len(vectors))
     assert [int(g) for g in got] == [int(np.argmax(v)) for v in vectors]
@@ -106,28 +110,28 @@ def test_folding_errors_name_the_layer_and_the_allowed_values(tfc):
     with pytest.raises(ValueError, match=f"{names[1]}: PE=3 must divide its 64 output rows"):
         check_folding(tfc, {names[1]: {"pe": 3}})
     with pytest.raises(ValueError, match="unknown output"):
-        NetworkTop(tfc, output="softmax")
+        top_of(tfc, output="softmax")
     assert check_folding(tfc, None) == auto_folding(tfc)
 
 
 def test_hostile_layer_names_cannot_reach_the_verilog():
     rng = np.random.default_rng(6)
-    net = build(rng, k_in=8, hidden=(4,), classes=2)[0]
+    net = toy_network(rng, k_in=8, hidden=(4,), classes=2)[0]
     evil = "x endmodule module evil(input a); //"
     d = net.to_dict()
     d["layers"][1]["name"] = evil
     d["layers"][2]["name"] = "1 wire"
     net = Network.from_dict(d)
-    text = verilog.convert(NetworkTop(net), name="toy", emit_src=False)
+    text = verilog.convert(top_of(net), name="toy", emit_src=False)
     assert "evil(" not in text and "endmodule module" not in text
     assert "x_endmodule_module_evil_input_a" in text
 
 
-@pytest.mark.parametrize("make,n_in,n_out", [(lambda: Gather(signed(5), 2, 3), 2, 6),
-                                             (lambda: Split(signed(5), 2, 3), 6, 2),
-                                             (lambda: StreamFIFO(ArrayLayout(signed(5), 2), 4), 2, 2)])
+@pytest.mark.parametrize("make,n_in,n_out", [(lambda: GatherBlock(IntType(5, signed=True), 2, 3), 2, 6),
+                                             (lambda: SplitBlock(IntType(5, signed=True), 2, 3), 6, 2),
+                                             (lambda: FIFOBlock(IntType(5, signed=True), 2, 4), 2, 2)])
 def test_stream_plumbing_keeps_element_order(make, n_in, n_out):
     rng = np.random.default_rng(7)
     elements = rng.integers(-16, 16, 36)
-    got = run_stream(make(), elements.reshape(-1, n_in).tolist(), seed=8, n_out=36 // n_out, p_valid=0.6, p_ready=0.5)
+    got = run_stream(make().component(), elements.reshape(-1, n_in).tolist(), seed=8, n_out=36 // n_out, p_valid=0.6, p_ready=0.5)
     assert [v for g in got for v in lanes(g, n_out)] == elements.tolist()

@@ -6,31 +6,11 @@ import numpy as np
 import pytest
 
 from hwnorm import bnn
-from hwnorm.bnn import ThresholdSpec, fold_sign_threshold
+from hwnorm.datatypes import IntType
 from hwnorm.fixed import FixedFormat
-from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
+from hwnorm.ir import MVTU, Network, QuantBN
 from hwnorm.qbn import fold_bn
-
-
-def build(rng, k_in=100, hidden=(70, 33), classes=5):
-    layers = [InputThreshold(ThresholdSpec(rng.integers(0, 257, (k_in, 1)), 0, 255), name="in")]
-    pm1_weights, thresholds, k = [], [], k_in
-    for i, n in enumerate(hidden):
-        w = rng.choice([-1, 1], (n, k))
-        fold = fold_sign_threshold(rng.normal(0, 1, n), rng.normal(0, 1, n), rng.normal(0, 3, n),
-                                   rng.uniform(1, k, n), acc_lo=-k, acc_hi=k)
-        w_eff = np.where(fold.flip[:, None], -w, w)
-        layers.append(MVTU(bnn.pack_bipolar(w_eff), k, fold.spec, name=f"fc{i}"))
-        pm1_weights.append(w_eff)
-        thresholds.append(fold.spec.thresholds[:, 0])
-        k = n
-    w = rng.choice([-1, 1], (classes, k))
-    layers.append(MVTU(bnn.pack_bipolar(w), k, None, name="fc_out"))
-    fold = fold_bn(rng.uniform(0.5, 2, classes), rng.normal(0, 1, classes), 0.0, 1.0, 0.0,
-                   in_fmt=FixedFormat.integer(16), in_scale=1.0, in_range=(-k, k),
-                   out_fmt=FixedFormat.integer(12), out_scale=0.01, name="scores")
-    layers.append(QuantBN(fold.spec, name="scores"))
-    return Network(tuple(layers), "toy"), pm1_weights, thresholds, w, fold.spec
+from tests.helpers import toy_network
 
 
 def reference(x, net, pm1_weights, thresholds, w_out, bn_spec):
@@ -42,14 +22,14 @@ def reference(x, net, pm1_weights, thresholds, w_out, bn_spec):
 
 def test_golden_network_equals_plain_numpy_evaluation():
     rng = np.random.default_rng(5)
-    net, ws, ts, w_out, spec = build(rng)
+    net, ws, ts, w_out, spec = toy_network(rng)
     x = rng.integers(0, 256, (257, 100))
     assert np.array_equal(net.run(x), reference(x, net, ws, ts, w_out, spec))
     assert np.array_equal(net.predict(x), np.argmax(reference(x, net, ws, ts, w_out, spec), axis=1))
 
 
 def test_json_round_trip_is_identical():
-    net = build(np.random.default_rng(6))[0]
+    net = toy_network(np.random.default_rng(6))[0]
     again = Network.from_dict(json.loads(json.dumps(net.to_dict())))
     assert again.spec_hash == net.spec_hash
     x = np.random.default_rng(0).integers(0, 256, (20, 100))
@@ -71,8 +51,8 @@ def test_integer_input_mvtu_with_multithreshold():
 
 def test_inconsistent_networks_are_rejected():
     rng = np.random.default_rng(9)
-    net = build(rng)[0]
-    with pytest.raises(ValueError, match="gives 100 features"):
+    net = toy_network(rng)[0]
+    with pytest.raises(ValueError, match=r"in gives shape \(100,\) \(100 features\), fc1 takes \(70,\)"):
         Network((net.layers[0], net.layers[2]))
     with pytest.raises(ValueError, match="expects bits, fc_out gives integers"):
         Network((net.layers[-2], MVTU(np.zeros((3, 1), np.uint64), 5)))
@@ -80,5 +60,43 @@ def test_inconsistent_networks_are_rejected():
         MVTU(np.full((2, 1), np.uint64(2**63)), 10)
     with pytest.raises(ValueError, match="unknown layer kind"):
         Network.from_dict({"format": "hwnorm-network/1", "layers": [{"kind": "conv"}]})
-    with pytest.raises(ValueError, match="outside the declared 8-bit range"):
+    with pytest.raises(ValueError, match=r"outside the declared uint8 range \[0, 255\]"):
         net.run(np.full((1, 100), 300))
+
+
+def test_layers_declare_their_tensors_and_json_carries_them():
+    net = toy_network(np.random.default_rng(10), k_in=12, hidden=(8,), classes=3)[0]
+    first, hidden, raw, scores = net.layers
+    assert (first.in_shape, first.in_type.name, first.out_type.name) == ((12,), "uint8", "bipolar")
+    assert (hidden.in_type.name, hidden.out_shape, hidden.vectors) == ("bipolar", (8,), 1)
+    assert raw.out_type == IntType.from_range(-8, 8) and raw.out_range == (-8, 8)
+    assert scores.in_range == (-8, 8) and scores.out_type == IntType(12, signed=True)
+    doc = net.to_dict()
+    assert doc["format"] == "hwnorm-network/2"
+    assert [d["kind"] for d in doc["layers"]] == ["thresholding", "mvu", "mvu", "qbn"]
+    assert doc["layers"][1]["in_shape"] == [12] and doc["layers"][1]["out_type"] == "bipolar"
+    bad = json.loads(json.dumps(doc))
+    bad["layers"][2]["out_shape"] = [9]
+    with pytest.raises(ValueError, match=r"layer 'fc_out': out_shape is declared as \[9\], its spec gives \[3\]"):
+        Network.from_dict(bad)
+
+
+def test_files_of_the_first_ir_format_still_load():
+    net = toy_network(np.random.default_rng(11), k_in=12, hidden=(8,), classes=3)[0]
+    old = {"format": "hwnorm-network/1", "name": net.name, "meta": {}, "layers": []}
+    for layer, was in zip(net.to_dict()["layers"], ["input_threshold", "mvtu", "mvtu", "qbn"]):
+        old["layers"].append({k: v for k, v in layer.items() if k not in ("in_shape", "out_shape", "in_type", "out_type")}
+                             | {"kind": was})
+    assert Network.from_dict(old).spec_hash == net.spec_hash
+
+
+def test_a_producer_whose_values_do_not_fit_the_consumer_is_refused():
+    rng = np.random.default_rng(12)
+    net = toy_network(rng, k_in=12, hidden=(8,), classes=3)[0]
+    _, hidden, raw, scores = net.layers
+    narrow = fold_bn(np.ones(3), np.zeros(3), 0.0, 1.0, 0.0, in_fmt=FixedFormat.integer(16), in_scale=1.0,
+                     in_range=(-4, 4), out_fmt=FixedFormat.integer(8), out_scale=0.1, name="narrow")
+    with pytest.raises(ValueError, match=r"fc_out gives \(3,\) int5 \[-8, 8\], outside what narrow takes: "
+                                         r"\(3,\) int16 \[-4, 4\]"):
+        Network((hidden, raw, QuantBN(narrow.spec, name="narrow")))
+    assert Network((hidden, raw, scores)).out_features == 3

@@ -134,3 +134,37 @@ def test_bad_reshape_names_the_node(tmp_path):
     onnx.save(helper.make_model(graph), str(p))
     with pytest.raises(ImportError_, match=r"node rs \(Reshape\): only flattening"):
         import_qonnx(p)
+
+
+# ------------------------------------------------------------------ one walk, each layer once
+def test_signed_inputs_import_and_agree_with_the_executor():
+    """int8 inputs (real value x/255, negative pixels included): the first layer takes int8 — one
+    integer type decides its width, no second rule — and the golden model predicts like the executor."""
+    net = import_qonnx(TFC, input_signed=True)
+    first = net.layers[0]
+    assert first.in_type.name == "int8" and first.in_range == (-128, 127)
+    x = np.random.default_rng(3).integers(-128, 128, (40, 784))
+    x[0], x[1] = -128, 127
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logits = reference_logits(load_reference(TFC), (x.astype(np.float32) / 255).reshape(-1, 1, 28, 28), batch=40)
+    assert np.array_equal(net.predict(x), np.argmax(logits, axis=1))
+
+
+def test_the_walk_records_every_batch_norm_with_its_integer_input_range():
+    from hwnorm.qonnx import interpret
+    imported = interpret(TFC)
+    assert [(s.name, s.lo, s.hi) for s in imported.bn_sites] == [
+        ("BatchNormalization_17", -784, 784), ("BatchNormalization_25", -64, 64), ("BatchNormalization_33", -64, 64)]
+    assert imported.network.spec_hash == import_qonnx(TFC).spec_hash
+
+
+def test_an_accumulator_used_twice_is_refused(tmp_path):
+    nodes = [helper.make_node("BipolarQuant", ["x", "s"], ["b"], name="bq", domain="qonnx.custom_op.general"),
+             helper.make_node("MatMul", ["b", "w"], ["acc"], name="mm"),
+             helper.make_node("BipolarQuant", ["acc", "s"], ["q1"], name="q1", domain="qonnx.custom_op.general"),
+             helper.make_node("BipolarQuant", ["acc", "s"], ["q2"], name="q2", domain="qonnx.custom_op.general"),
+             helper.make_node("MatMul", ["q1", "w2"], ["y"], name="mm2")]
+    p = _save(tmp_path, nodes, {"s": 1.0, "w": np.ones((8, 4)), "w2": np.ones((4, 2))})
+    with pytest.raises(ImportError_, match=r"node q2 \(BipolarQuant\): the accumulator of mm is used twice"):
+        import_qonnx(p)

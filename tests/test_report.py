@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import numpy as np
 
 from hwnorm.cli import main
-from hwnorm.sim.runner import available_simulators
-
-SIMS = available_simulators()
-pytestmark = pytest.mark.skipif(not SIMS, reason="no HDL simulator")  # CI installs both: never skipped there
+from hwnorm.report import rtl_predictions
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_block_report_with_synthesis(tmp_path, capsys):
+def test_block_report_with_synthesis(tmp_path, capsys, sim):
     cfg = tmp_path / "d.toml"
     cfg.write_text('[[design]]\nname = "bn"\nkind = "qbn"\nmodel = "TFC_1W1A"\nlayer = "scores"\npe = 5\n')
     out = tmp_path / "rep"
-    assert main(["report", str(cfg), "-o", str(out), "--sim", SIMS[-1], "--vectors", "40", "--targets", "ice40",
+    assert main(["report", str(cfg), "-o", str(out), "--sim", sim, "--vectors", "40", "--targets", "ice40",
                  "--no-fmax"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["bn.json", "bn.md", "bn_cycles.png", "bn_resources.png",
                                                      "designs.md"]
@@ -37,17 +34,18 @@ def test_block_report_with_synthesis(tmp_path, capsys):
     assert "[bn](bn.md)" in (out / "designs.md").read_text()
 
 
-def test_network_report_of_a_user_folding_without_synthesis(tmp_path):
+def test_network_report_of_a_user_folding_without_synthesis(tmp_path, any_sim):
     from hwnorm import data
     fold = tmp_path / "fold.toml"
     fold.write_text("[MatMul_16]\npe = 8\nsimd = 28\n")
     out = tmp_path / "rep"
     model = str(data.path("models/TFC_1W1A.onnx"))
-    assert main(["report", model, "--folding", str(fold), "-o", str(out), "--sim", SIMS[0], "--vectors", "30",
+    assert main(["report", model, "--folding", str(fold), "-o", str(out), "--sim", any_sim, "--vectors", "30",
                  "--images", "20", "--no-synth"]) == 0
     fig = json.loads((out / "top.json").read_text())
     assert fig["accuracy"]["images"] == 10_000 and fig["accuracy"]["top1"] == 0.9296  # see README
     assert fig["accuracy"]["cosimulated_images"] == 30
+    # two figures computed apart: from the classes the RTL wrote, and from the golden model
     assert fig["accuracy"]["rtl_top1_on_cosimulated"] == fig["accuracy"]["golden_top1_on_cosimulated"]
     assert fig["cycles"]["design"]["cycles_per_vector"] == (784 // 28) * (64 // 8)
     assert fig["rtl"]["full_rate"]["beats_at_predicted_clock"] == 30
@@ -61,3 +59,17 @@ def test_report_leaves_the_previous_set_when_it_fails(tmp_path, capsys):
     (out / "designs.md").write_text("old")
     assert main(["report", "--design", "nope", "-o", str(out)]) == 2
     assert (out / "designs.md").read_text() == "old" and "no design named nope" in capsys.readouterr().err
+
+
+def test_rtl_predictions_come_from_the_rtl_output_beats():
+    argmax = {"vectors": 3, "out_beats_per_vector": 1, "out_lanes": 1, "out_width": 4, "out_signed": False,
+              "argmax_output": True}
+    assert rtl_predictions(argmax, [7, 0, 9]).tolist() == [7, 0, 9]
+    assert rtl_predictions(argmax, [7, None, 9]) is None         # an undefined (x/z) beat
+    assert rtl_predictions(argmax, [7, 0]) is None               # a missing beat
+    raw = {"vectors": 2, "out_beats_per_vector": 2, "out_lanes": 2, "out_width": 8, "out_signed": True,
+           "argmax_output": False}
+    beat = lambda a, b: (a & 0xFF) | ((b & 0xFF) << 8)  # noqa: E731
+    # image 0 scores (-3, 5 | 5, 1): the first index of the maximum; image 1 (-1, -2 | -9, -1)
+    got = rtl_predictions(raw, [beat(-3, 5), beat(5, 1), beat(-1, -2), beat(-9, -1)])
+    assert got.tolist() == [1, 0] and isinstance(got, np.ndarray)

@@ -26,15 +26,14 @@ def test_design_report_is_in_sync(name):
     model in tests/test_resources.py.)"""
     from hwnorm.estimate.cycles import design_cycles
     from hwnorm.estimate.resources import estimate_resources
-    from hwnorm.generate import build, default_designs
-    from hwnorm.hdl.common import unused_ok
+    from hwnorm.generate import default_designs, model_of
 
     (design,) = [d for d in default_designs() if d.name == name]
     fig = json.loads((ROOT / "reports" / f"{name}.json").read_text())
-    component = unused_ok(build(design)[0])
+    block = model_of(design)[0]
     stale = f"reports/{name}.json is stale: run `hwnorm report`"
-    assert fig["cycles"] == design_cycles(component, name, fig["clock_mhz"] * 1e6).to_dict(), stale
-    assert {t: r["estimate"] for t, r in fig["resources"].items()} == estimate_resources(component), stale
+    assert fig["cycles"] == design_cycles(block, name, fig["clock_mhz"] * 1e6).to_dict(), stale
+    assert {t: r["estimate"] for t, r in fig["resources"].items()} == estimate_resources(block), stale
     assert fig["rtl"]["mismatches"] == 0 and fig["rtl"]["full_rate"]["beats_at_predicted_clock"] == \
         fig["rtl"]["full_rate"]["beats"]
     for file in (f"{name}.md", f"{name}_cycles.png", f"{name}_resources.png"):

@@ -12,8 +12,9 @@ import pytest
 from hwnorm.estimate.resources import (FEATURES, calibration_designs, estimate_resources, features, fit_costs,
                                        load_calibration, nnls, place_memories, plumbing_blocks, relative_error)
 from hwnorm.estimate.synthesis import TARGETS, fmax_harness, place_and_route, synthesize
-from hwnorm.generate import build, default_designs, ports_of, verilog_of
-from hwnorm.hdl.common import Inventory, MemoryUse, unused_ok
+from hwnorm.blocks import Inventory, MemoryUse
+from hwnorm.generate import default_designs, model_of, ports_of, verilog_text
+from hwnorm.hdl.common import unused_ok
 
 TOLERANCE = 0.25  # the target: every default design within ±25% of synthesis
 
@@ -75,12 +76,11 @@ def test_fit_costs_reproduces_a_linear_truth():
 
 
 def test_a_network_inventory_is_the_sum_of_its_stages():
-    top = unused_ok(build(design("tfc"))[0])
+    top = model_of(design("tfc"))[0]
     inv = top.inventory()
     assert inv.blocks == len(top.stages)
-    assert inv.popcount == sum(s.component.pe * s.component.simd for s in top.stages
-                               if type(s.component).__name__ == "MVU")
-    assert inv.register == sum(s.component.inventory().register for s in top.stages)
+    assert inv.popcount == sum(s.block.pe * s.block.simd for s in top.stages if s.block.kind == "mvu")
+    assert inv.register == sum(s.block.inventory().register for s in top.stages)
 
 
 def test_the_calibration_comes_from_the_pinned_yosys_and_excludes_the_default_designs():
@@ -104,9 +104,9 @@ def synthesized(tmp_path_factory):
     cache = tmp_path_factory.mktemp("synth-cache")
     out = {}
     for d in default_designs():
-        component, _, text = verilog_of(d)
-        unused_ok(component)
-        out[d.name] = (component, text, {t: synthesize(text, d.name, TARGETS[t], cache_dir=cache) for t in TARGETS})
+        block = model_of(d)[0]
+        text = verilog_text(block.component(), d.name)
+        out[d.name] = (block, text, {t: synthesize(text, d.name, TARGETS[t], cache_dir=cache) for t in TARGETS})
     return out, cache
 
 
@@ -126,8 +126,8 @@ def _cases():
 
 @pytest.mark.parametrize("name, target", list(_cases()))
 def test_the_model_is_within_25_percent_of_synthesis(synthesized, name, target):
-    component, _, syn = synthesized[0][name]
-    est = estimate_resources(component, [target])[target]
+    block, _, syn = synthesized[0][name]
+    est = estimate_resources(block, [target])[target]
     got = syn[target].counts
     for cls in ("lut", "ff"):
         err = relative_error(est[cls], got[cls])
@@ -136,8 +136,8 @@ def test_the_model_is_within_25_percent_of_synthesis(synthesized, name, target):
 
 
 def test_block_ram_and_dsp_counts_match_synthesis_of_the_network(synthesized):
-    component, _, syn = synthesized[0]["tfc"]
-    est = estimate_resources(component)
+    block, _, syn = synthesized[0]["tfc"]
+    est = estimate_resources(block)
     for t in TARGETS:
         assert est[t]["bram"] == syn[t].counts["bram"], t
         assert est[t]["dsp"] == syn[t].counts["dsp"], t
@@ -153,11 +153,12 @@ def test_synthesis_is_cached_by_content(synthesized):
 
 
 def test_fmax_of_a_block_and_a_clear_answer_when_the_network_does_not_fit(synthesized):
-    component, text, syn = synthesized[0]["tfc_mvu"]
-    timing = place_and_route(text, "tfc_mvu", ports_of(component), TARGETS["ice40"], core=syn["ice40"],
-                             cache_dir=synthesized[1])
+    block, text, syn = synthesized[0]["tfc_mvu"]
+    timing = place_and_route(text, "tfc_mvu", ports_of(unused_ok(block.component())), TARGETS["ice40"],
+                             core=syn["ice40"], cache_dir=synthesized[1])
     assert timing.fits and 10 < timing.fmax_mhz < 1000 and timing.utilization["SB_IO"]["used"] == 8
-    top, text, syn = synthesized[0]["tfc"]
+    block, text, syn = synthesized[0]["tfc"]
+    top = unused_ok(block.component())
     timing = place_and_route(text, "tfc", ports_of(top), TARGETS["ice40"], core=syn["ice40"])
     assert timing.fits is False and timing.fmax_mhz is None and "does not fit" in timing.reason
     assert "7680" in timing.reason
@@ -166,7 +167,7 @@ def test_fmax_of_a_block_and_a_clear_answer_when_the_network_does_not_fit(synthe
 
 
 def test_the_timing_harness_has_eight_pins_whatever_the_width():
-    top = unused_ok(build(design("tfc"))[0])
+    top = unused_ok(model_of(design("tfc"))[0].component())
     text = fmax_harness("tfc", ports_of(top))
     assert "reg [391:0] shift" in text and text.count("input ") == 5 and text.count("output reg") == 3
 

@@ -48,27 +48,26 @@ def _compare(label: str, verilog: str, top: str, job: dict, warm_up: dict, sim: 
 
 @benchmark("cosim")
 def bench_cosim(repeat: int = 5):
-    from hwnorm.generate import build, default_designs
-    from hwnorm.hdl.common import unused_ok
-    from hwnorm.sim.jobs import mvu_job, network_job
-    from hwnorm.sim.runner import available_simulators, require_simulators, verilog_of
+    from hwnorm.generate import default_designs, model_of, verilog_text
+    from hwnorm.sim.jobs import layer_job, network_job
+    from hwnorm.sim.runner import available_simulators, require_simulators
 
     require_simulators()
     designs = {d.name: d for d in default_designs()}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="hwnorm-bench-cosim-") as work:
-        mvu = build(designs["tfc_mvu"])[0]
-        mvu_verilog = verilog_of(mvu, "tfc_mvu")
+        mvu = model_of(designs["tfc_mvu"])[0]
+        mvu_verilog = verilog_text(mvu.component(), "tfc_mvu")
         x = rng.integers(0, 2, (MVU_VECTORS, mvu.layer.in_features))
         full_rate = {"p_valid": 1.0, "p_ready": 1.0}
         for sim in available_simulators():
             n = MVU_VECTORS if sim == "verilator" else MVU_VECTORS // 10  # Icarus: ~5k clocks/s here
-            yield _compare("mvu", mvu_verilog, "tfc_mvu", mvu_job(mvu, x[:n], 0, **full_rate),
-                           mvu_job(mvu, x[:4], 0, **full_rate), sim, work, "vectors/s")
+            yield _compare("mvu", mvu_verilog, "tfc_mvu", layer_job(mvu, x[:n], 0, **full_rate),
+                           layer_job(mvu, x[:4], 0, **full_rate), sim, work, "vectors/s")
         if "verilator" in available_simulators():
-            tfc = unused_ok(build(designs["tfc"])[0])
+            tfc = model_of(designs["tfc"])[0]
             images, _ = data.mnist_test()
             x = images[:TFC_IMAGES].reshape(TFC_IMAGES, -1).astype(np.int64)
-            tfc_verilog = verilog_of(tfc, "tfc")
+            tfc_verilog = verilog_text(tfc.component(), "tfc")
             yield _compare("tfc", tfc_verilog, "tfc", network_job(tfc, x, 0, **full_rate),
                            network_job(tfc, x[:2], 0, **full_rate), "verilator", work, "images/s")

@@ -1,5 +1,5 @@
-"""Cycle estimates of a design from its spec and folding, read from the components' own cycle
-models (FINN-style: each hardware block carries its model next to it).
+"""Cycle estimates of a design from its spec and folding, read from the blocks' own cycle models
+(:mod:`hwnorm.blocks`; FINN-style: each hardware block carries its model next to it).
 
 Per block: beats per vector in and out, clocks per vector at full rate (the initiation interval,
 SF·NF for an MVU), and latency — clocks from a vector's first input beat to its last output beat
@@ -67,32 +67,31 @@ class DesignCycles:
                 "vectors_per_second": self.vectors_per_second, "latency_seconds": self.latency_seconds}
 
 
-def full_rate_output_cycles(component, vectors: int, first_arrival: int = 0) -> list[int]:
+def full_rate_output_cycles(block, vectors: int, first_arrival: int = 0) -> list[int]:
     """Clock of each output beat when input beat ``k`` is offered from clock ``first_arrival + k``
     on (the source never idles) and the output is always ready."""
-    arrivals = [first_arrival + k for k in range(vectors * component.in_beats)]
-    return list(component.schedule(arrivals))
+    arrivals = [first_arrival + k for k in range(vectors * block.in_beats)]
+    return list(block.schedule(arrivals))
 
 
-def block_cycles(component, name: str) -> BlockCycles:
-    """The cycle figures of one component (block or whole network top)."""
-    one_vector = full_rate_output_cycles(component, 1)
-    return BlockCycles(name, type(component).__name__, int(component.in_beats), int(component.out_beats),
-                       int(component.initiation_interval), int(one_vector[-1]))
+def block_cycles(block, name: str) -> BlockCycles:
+    """The cycle figures of one block (or a whole network)."""
+    one_vector = full_rate_output_cycles(block, 1)
+    return BlockCycles(name, block.kind, int(block.in_beats), int(block.out_beats),
+                       int(block.initiation_interval), int(one_vector[-1]))
 
 
-def design_cycles(component, name: str, clock_hz: float) -> DesignCycles:
-    """Cycle figures of a generated design; a network top also lists its stages."""
+def design_cycles(block, name: str, clock_hz: float) -> DesignCycles:
+    """Cycle figures of a design's block; a network also lists its stages."""
     if not clock_hz > 0:
         raise ValueError(f"clock must be a positive frequency, got {clock_hz} Hz")
-    design = block_cycles(component, name)
-    stages = getattr(component, "stages", None)
+    design = block_cycles(block, name)
+    stages = getattr(block, "stages", None)
     if not stages:
         return DesignCycles(design, (StageCycles(name, design.kind, design.cycles_per_vector, design.out_beats,
                                                  design.latency),), float(clock_hz))
-    per_stage, beats = [], list(range(component.in_beats))
+    per_stage, beats = [], list(range(block.in_beats))
     for stage in stages:
-        beats = stage.component.schedule(beats)
-        per_stage.append(StageCycles(stage.name, type(stage.component).__name__, int(stage.cycles), len(beats),
-                                     int(beats[-1])))
+        beats = stage.block.schedule(beats)
+        per_stage.append(StageCycles(stage.name, stage.block.kind, int(stage.cycles), len(beats), int(beats[-1])))
     return DesignCycles(design, tuple(per_stage), float(clock_hz))

@@ -2,14 +2,15 @@
 (``hwnorm/data/energy/*.toml``: component → action → pJ) times action counts, summed.
 
 Action counts come from the golden model run on real inputs, layer by layer, in the order the
-generated hardware streams them (its folding):
+generated hardware streams them (its folding). Each layer kind states its own data-independent
+actions per inference (``energy_actions``: e.g. XNOR and popcount input bits, adds of a width,
+comparator bits, multiplies) and what its weight buffer holds (``stored_bits``); this module adds
+the data-dependent register toggles of each block's output and prices everything:
 
-    InputThreshold  comparator bits (C·T·w), threshold memory bits read, output register toggles
-    MVTU            XNOR bits and popcount input bits (K·N, binary input) or K·N adds (integer
-                    input); N·SF accumulator adds (one per PE per input fold); N·T·acc comparator
-                    bits; weight bits (K·N) and threshold bits read; output register toggles
-    QuantBN         C multiplies, C adds; output register toggles
-    argmax          (C − 1) compares of the score width
+    xnor_bits, popcount_input_bits, comparator_bits   derived per-bit entries of the table
+    add_<w>b, mult_<w>b                                the published adds / multiplies, interpolated
+    register_toggles                                   toggled output-register bits (from the data)
+    argmax                                             (C − 1) compares of the score width
 
 Register energy counts toggled bits only (consecutive beats on each block's output register), so
 that part depends on the data. The weight buffer — every weight and threshold bit read once per
@@ -32,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnorm.ir import MVTU, Bits, InputThreshold, QuantBN
+from hwnorm.datatypes import bit_planes
+from hwnorm.defaults import DEFAULT_ENERGY_TABLE
+from hwnorm.ir import Bits
 
-__all__ = ["EnergyTable", "load_energy_table", "EnergyReport", "network_energy", "DEFAULT_TABLE"]
+__all__ = ["EnergyTable", "load_energy_table", "EnergyReport", "network_energy"]
 
-DEFAULT_TABLE = "horowitz45"
 _DIR = Path(__file__).resolve().parent.parent / "data" / "energy"
 _PUBLISHED = {"int_add": "bits", "int_mult": "bits", "sram_read_64b": "kib"}
 _DERIVED = {"xnor": "bit", "popcount": "input_bit", "comparator": "bit", "register": "bit_toggle"}
@@ -87,7 +89,7 @@ def _piecewise_linear(points, x: float) -> float:
 
 def load_energy_table(source: str | Path | None = None) -> EnergyTable:
     """An energy table by name (``hwnorm/data/energy/NAME.toml``) or path; errors name the key."""
-    source = source or DEFAULT_TABLE
+    source = source or DEFAULT_ENERGY_TABLE
     path = Path(source)
     if not path.suffix:
         path = _DIR / f"{source}.toml"
@@ -175,63 +177,23 @@ class EnergyReport:
                 "total_pj_sram_buffer": self.total_pj("sram"), "total_pj_stt_buffer": self.total_pj("stt")}
 
 
-def _bits_of(values: np.ndarray, width: int) -> np.ndarray:
-    """Two's-complement bit planes (…, width) of integer values."""
-    v = np.asarray(values, np.int64) & ((1 << width) - 1)
-    return ((v[..., None] >> np.arange(width)) & 1).astype(np.uint8)
-
-
 def register_toggles(values: np.ndarray, lanes: int, width: int) -> int:
     """Bits that change on an output register carrying ``values`` (images, features) as beats of
     ``lanes`` elements of ``width`` bits, images back to back (the register starts at 0)."""
-    beats = _bits_of(np.asarray(values).reshape(-1, lanes), width).reshape(-1, lanes * width)
+    beats = bit_planes(np.asarray(values).reshape(-1, lanes), width).reshape(-1, lanes * width)
     beats = np.concatenate([np.zeros((1, beats.shape[1]), np.uint8), beats])
     return int(np.count_nonzero(beats[1:] != beats[:-1]))
-
-
-def _width(lo: int, hi: int) -> int:
-    from hwnorm.hdl.common import range_shape
-    return range_shape(lo, hi).width
 
 
 def _layer_energy(layer, fold: dict, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int, int]:
     """Energy of one layer per inference, the weight-buffer bits it reads per inference, and the
     width of its output elements."""
-    counts: dict = {}
-    buffer_bits = 0
+    block = layer.block(fold)
+    counts = dict(layer.energy_actions(fold))
     out_values = y.unpack() if isinstance(y, Bits) else y
-    if isinstance(layer, InputThreshold):
-        t = layer.thresholds
-        thr_w = _width(t.acc_lo, t.acc_hi + 1)
-        counts["comparator_bits"] = t.channels * t.n_thresholds * thr_w
-        buffer_bits = t.channels * t.n_thresholds * thr_w
-        out_w = _width(t.out_base, t.out_base + t.n_thresholds)
-    elif isinstance(layer, MVTU):
-        k, n = layer.in_features, layer.out_features
-        sf = k // fold["simd"]
-        if layer.in_bits == 1:
-            counts["xnor_bits"] = counts["popcount_input_bits"] = k * n
-        else:
-            counts[f"add_{layer.in_bits + 1}b"] = k * n
-        counts[f"add_{layer.acc_bits}b"] = counts.get(f"add_{layer.acc_bits}b", 0) + n * sf
-        buffer_bits = k * n
-        t = layer.thresholds
-        if t is None:
-            out_w = layer.acc_bits
-        else:
-            thr_w = _width(t.acc_lo, t.acc_hi + 1)
-            counts["comparator_bits"] = n * t.n_thresholds * thr_w
-            buffer_bits += n * t.n_thresholds * thr_w
-            out_w = _width(t.out_base, t.out_base + t.n_thresholds)
-    elif isinstance(layer, QuantBN):
-        s = layer.spec
-        counts[f"mult_{max(s.mult_bits, s.in_fmt.width)}b"] = s.channels
-        counts[f"add_{s.acc_bits}b"] = s.channels
-        out_w = s.out_fmt.width
-    else:
-        raise ValueError(f"{getattr(layer, 'name', layer)}: no energy model for {type(layer).__name__}")
-    counts["register_toggles"] = register_toggles(out_values, fold["pe"], out_w) / images
-    return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits, out_w
+    counts["register_toggles"] = register_toggles(out_values, block.out_lanes, block.out_type.width) / images
+    buffer_bits = sum(bits.size for bits in layer.stored_bits())
+    return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits, block.out_type.width
 
 
 def _price(counts: dict, table: EnergyTable) -> dict:
@@ -249,22 +211,17 @@ def _price(counts: dict, table: EnergyTable) -> dict:
             pj["add"] = pj.get("add", 0.0) + count * table.add(int(action[4:-1]))
         elif action.startswith("mult_"):
             pj["mult"] = pj.get("mult", 0.0) + count * table.mult(int(action[5:-1]))
+        else:
+            raise ValueError(f"no energy entry for action {action!r}; actions are xnor_bits, popcount_input_bits, "
+                             "comparator_bits, register_toggles, add_<bits>b and mult_<bits>b")
     return pj
 
 
 def _buffer_cells(net, codec) -> np.ndarray:
-    """The weight buffer's content as 2-bit MLC cell states: all weight bits (row-major, padding
-    dropped) then threshold bits, as 16-bit words (first bit in the top bit, so with codec ``none``
-    consecutive bits pair as (hard, soft)), encoded by ``codec`` (a CodecSpec)."""
-    from hwnorm import bnn
-    bits = []
-    for layer in net.layers:
-        if isinstance(layer, MVTU):
-            bits.append(bnn.unpack_bits(layer.weights, layer.in_features).reshape(-1).astype(np.uint8))
-        t = getattr(layer, "thresholds", None)
-        if t is not None:
-            w = _width(t.acc_lo, t.acc_hi + 1)
-            bits.append(_bits_of(t.thresholds, w).reshape(-1))
+    """The weight buffer's content as 2-bit MLC cell states: what each layer stores (weights, then
+    thresholds; padding dropped) in layer order, as 16-bit words (first bit in the top bit, so with
+    codec ``none`` consecutive bits pair as (hard, soft)), encoded by ``codec`` (a CodecSpec)."""
+    bits = [b for layer in net.layers for b in layer.stored_bits()]
     flat = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
     if not flat.size:
         return np.zeros((0, codec.cells_per_block), np.uint8)
@@ -288,10 +245,9 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     if images < 1:
         raise ValueError("energy needs at least one input vector")
     layers, buffer_bits, act, out_w = [], 0, x, None
-    in_fold = folding[net.layers[0].name]
-    layers.append(LayerEnergy("input", {"register_toggles": register_toggles(x, in_fold["pe"], _input_width(net))
-                                        / images}))
-    layers[0].pj = _price(layers[0].counts, table)
+    first = net.layers[0].block(folding[net.layers[0].name])
+    counts = {"register_toggles": register_toggles(x, first.in_lanes, first.in_type.width) / images}
+    layers.append(LayerEnergy("input", counts, _price(counts, table)))
     for layer in net.layers:
         out = layer.run(act)
         energy, bits, out_w = _layer_energy(layer, folding[layer.name], out, table, images)
@@ -305,9 +261,3 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     stt = read_cost(cells, states) if states.size else None
     return EnergyReport(layers, images, table.name, buffer_bits, buffer_bits * table.sram_read_bit(buffer_bits),
                         stt.energy_pj if stt else 0.0, stt.counts if stt else {}, spec.label, int(states.size))
-
-
-def _input_width(net) -> int:
-    first = net.layers[0]
-    lo, hi = first.in_range
-    return _width(lo, hi)

@@ -1,8 +1,9 @@
 """Analytic LUT / FF / BRAM / DSP model per FPGA target, calibrated against Yosys synthesis.
 
-FINN-R style, but calibrated: every component states an :class:`~hwnorm.hdl.common.Inventory`
-of what it is built from (popcount inputs, adder and comparator bits, multiplexers, registers,
-memories, multipliers) from its spec and folding. Per target this module
+FINN-R style, but calibrated: every block (:mod:`hwnorm.blocks`) states an
+:class:`~hwnorm.blocks.Inventory` of what it is built from (popcount inputs, adder and comparator
+bits, multiplexers, registers, memories, multipliers) from its spec and folding — no Amaranth.
+Per target this module
 
 1. places each memory (block RAM, LUT RAM, or LUTs / flip-flops) and each multiplier (DSP or
    LUTs) by the target's rules in ``hwnorm/data/fpga/targets.toml`` — that gives BRAM, LUT-RAM
@@ -13,8 +14,10 @@ memories, multipliers) from its spec and folding. Per target this module
 
 The costs are fitted — non-negative least squares on relative error — to synthesis of a
 calibration set of blocks that excludes the default designs (:func:`calibration_designs`,
-:func:`plumbing_blocks`), one set of costs per block kind, and
-kept as data in ``hwnorm/data/fpga/calibration.json`` with the tool versions they came from.
+:func:`plumbing_blocks`), one set of costs per block kind (keyed by the block's ``kind``: the
+layer kind's registry name, or the plumbing's), plus a ``generic`` set fitted on every block for
+a kind that has none yet (a new layer kind before it is calibrated: its estimate says so). They
+are kept as data in ``hwnorm/data/fpga/calibration.json`` with the tool versions they came from.
 ``hwnorm estimate --calibrate`` refits them. The default designs are then held-out checks: their
 estimate-vs-synthesis error is what the report and the tests show.
 """
@@ -29,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnorm.hdl.common import Inventory
+from hwnorm.blocks import Inventory
 from hwnorm.estimate.synthesis import TARGETS, Target
 
 __all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_calibration", "estimate_resources",
            "calibration_designs", "plumbing_blocks", "fit_costs", "measure", "calibrate", "relative_error", "parts",
-           "rom_luts", "KIND_FEATURES"]
+           "rom_luts", "KIND_FEATURES", "GENERIC", "fit_errors", "uncalibrated_kinds"]
 
 FEATURES = ("blocks", "popcount", "adder", "compare", "mux", "logic", "register",
             "rom_luts", "rom_width", "rom_shallow_width", "ram_bits", "ram_width", "mult_bits")
@@ -45,26 +48,38 @@ _FF = ("blocks", "register", "rom_width", "rom_shallow_width", "ram_bits", "ram_
 _CARRY = ("blocks", "adder", "compare")
 KIND_FEATURES = {
     # rom_width: on 4-input LUTs a weight bit read from a 16-row ROM leaves no input for its XNOR
-    "MVU": {"lut": ("blocks", "popcount", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width"),
+    "mvu": {"lut": ("blocks", "popcount", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width"),
             "ff": _FF, "carry": _CARRY},
-    "Thresholding": {"lut": ("blocks", "compare", "register", "rom_luts"), "ff": _FF, "carry": _CARRY},
-    "BNRequant": {"lut": ("blocks", "mult_bits", "adder", "compare", "mux", "rom_luts"), "ff": _FF,
-                  "carry": ("blocks", "adder", "compare", "mult_bits")},
-    "STTEncoder": {"lut": ("blocks", "adder", "logic"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "STTDecoder": {"lut": ("blocks", "logic", "mux", "compare"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "StreamFIFO": {"lut": ("blocks", "adder", "ram_bits", "ram_width"), "ff": _FF, "carry": _CARRY},
-    "Gather": {"lut": ("blocks", "logic", "register"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "Split": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "ArgMax": {"lut": ("blocks", "compare", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "thresholding": {"lut": ("blocks", "compare", "register", "rom_luts"), "ff": _FF, "carry": _CARRY},
+    "qbn": {"lut": ("blocks", "mult_bits", "adder", "compare", "mux", "rom_luts"), "ff": _FF,
+            "carry": ("blocks", "adder", "compare", "mult_bits")},
+    "stt_encoder": {"lut": ("blocks", "adder", "logic"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "stt_decoder": {"lut": ("blocks", "logic", "mux", "compare"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "fifo": {"lut": ("blocks", "adder", "ram_bits", "ram_width"), "ff": _FF, "carry": _CARRY},
+    "gather": {"lut": ("blocks", "logic", "register"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "split": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "argmax": {"lut": ("blocks", "compare", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
 }
+# Costs for a block kind with none of its own (a new layer kind, before `--calibrate` has seen it):
+# every feature, fitted on every calibration block. Coarser than a kind's own fit; reports say so.
+GENERIC = "generic"
+GENERIC_FEATURES = {"lut": ("blocks", "popcount", "adder", "compare", "mux", "logic", "rom_luts", "rom_width",
+                            "ram_bits", "ram_width", "mult_bits"),
+                    "ff": ("blocks", "register", "rom_width", "rom_shallow_width", "ram_bits", "ram_width"),
+                    "carry": ("blocks", "adder", "compare", "mult_bits")}
 CALIBRATION = "calibration.json"
 
 
-def parts(component) -> list[tuple[str, Inventory]]:
-    """(block kind, inventory) of each block of a component: a network top's stages, or itself."""
-    stages = getattr(component, "stages", None)
-    blocks = [s.component for s in stages] if stages else [component]
-    return [(type(b).__name__, b.inventory()) for b in blocks]
+def parts(block) -> list[tuple[str, Inventory]]:
+    """(block kind, inventory) of each part of a block: a network's stages, or itself."""
+    blocks = block.parts() if hasattr(block, "parts") else [block]
+    return [(b.kind, b.inventory()) for b in blocks]
+
+
+def uncalibrated_kinds(block, calibration: dict | None = None) -> list[str]:
+    """The kinds in ``block`` that have no costs of their own (costed with the generic fit)."""
+    costs = next(iter(models(calibration).values())).costs
+    return sorted({kind for kind, _ in parts(block) if kind not in costs})
 
 
 def rom_luts(width: int, depth: int, k: int) -> int:
@@ -138,18 +153,19 @@ class ResourceModel:
     costs: dict
 
     def estimate_part(self, kind: str, inv: Inventory) -> dict:
-        if kind not in self.costs:
+        costs = self.costs.get(kind, self.costs.get(GENERIC))
+        if costs is None:
             raise ValueError(f"no {self.target.name} resource costs for block kind {kind!r}; calibrated: "
                              f"{', '.join(sorted(self.costs))} (run `hwnorm estimate --calibrate`)")
         f, direct = features(inv, self.target)
-        out = {cls: sum(c * f[name] for name, c in costs.items()) for cls, costs in self.costs[kind].items()}
+        out = {cls: sum(c * f[name] for name, c in class_costs.items()) for cls, class_costs in costs.items()}
         out.update(direct)
         return out
 
-    def estimate(self, component) -> dict:
-        """Whole cells per class of a component (the sum of its blocks' estimates)."""
+    def estimate(self, block) -> dict:
+        """Whole cells per class of a block (the sum of its parts' estimates)."""
         total: dict = {}
-        for kind, inv in parts(component):
+        for kind, inv in parts(block):
             for cls, v in self.estimate_part(kind, inv).items():
                 total[cls] = total.get(cls, 0) + v
         return {cls: int(round(v)) for cls, v in total.items()}
@@ -173,9 +189,9 @@ def models(calibration: dict | None = None) -> dict[str, ResourceModel]:
             if name in TARGETS}
 
 
-def estimate_resources(component, targets=None, calibration: dict | None = None) -> dict:
-    """Analytic resources of a built component per target: {target: {lut, ff, carry, bram, lutram, dsp}}."""
-    return {name: m.estimate(component) for name, m in models(calibration).items()
+def estimate_resources(block, targets=None, calibration: dict | None = None) -> dict:
+    """Analytic resources of a block per target: {target: {lut, ff, carry, bram, lutram, dsp}}."""
+    return {name: m.estimate(block) for name, m in models(calibration).items()
             if targets is None or name in targets}
 
 
@@ -206,6 +222,13 @@ def fit_costs(samples: list[tuple[dict, dict]], class_features: dict) -> dict:
         x = nnls(a, np.ones(len(rows)))
         costs[cls] = {n: round(float(c), 6) for n, c in zip(names, x) if round(float(c), 6) > 0}
     return costs
+
+
+def fit_errors(entry: dict) -> dict:
+    """Median |relative error| per class (lut, ff) over the blocks of one target's calibration."""
+    errors = {cls: [abs(e - m) / m for e, m in (row[cls] for row in entry["fit"].values()) if m]
+              for cls in ("lut", "ff")}
+    return {cls: float(np.median(v)) for cls, v in errors.items()}
 
 
 def relative_error(estimate: float, measured: float) -> float | None:
@@ -250,59 +273,56 @@ def calibration_designs() -> list:
 
 def plumbing_blocks() -> list[tuple[str, object]]:
     """The network top's stream plumbing at several sizes (no design kind of their own)."""
-    from amaranth.hdl import signed, unsigned
-    from amaranth.lib.data import ArrayLayout
+    from hwnorm.blocks import ArgMaxBlock, FIFOBlock, GatherBlock, SplitBlock
+    from hwnorm.datatypes import IntType
 
-    from hwnorm.hdl.common import unused_ok
-    from hwnorm.hdl.stream import ArgMax, Gather, Split, StreamFIFO
-
+    bit = IntType(1)
     out = []
     for width, depth in ((8, 3), (49, 17), (32, 5), (160, 9), (16, 33)):
-        out.append((f"cal_fifo_w{width}_d{depth}", StreamFIFO(ArrayLayout(unsigned(1), width), depth)))
+        out.append((f"cal_fifo_w{width}_d{depth}", FIFOBlock(bit, width, depth)))
     for lanes, factor in ((8, 2), (16, 4), (4, 8)):
-        out.append((f"cal_gather_l{lanes}_f{factor}", Gather(unsigned(1), lanes, factor)))
-        out.append((f"cal_split_l{lanes}_f{factor}", Split(unsigned(1), lanes, factor)))
+        out.append((f"cal_gather_l{lanes}_f{factor}", GatherBlock(bit, lanes, factor)))
+        out.append((f"cal_split_l{lanes}_f{factor}", SplitBlock(bit, lanes, factor)))
     for lanes in (1, 2, 5):
-        out.append((f"cal_argmax_l{lanes}", ArgMax(signed(16), lanes, 10)))
-        out.append((f"cal_argmax8_l{lanes}", ArgMax(signed(8), lanes, 20)))
-    return [(name, unused_ok(block)) for name, block in out]  # elaborated only when synthesized
+        out.append((f"cal_argmax_l{lanes}", ArgMaxBlock(IntType(16, signed=True), lanes, 10)))
+        out.append((f"cal_argmax8_l{lanes}", ArgMaxBlock(IntType(8, signed=True), lanes, 20)))
+    return out
 
 
 def _calibration_entries(designs=None) -> tuple[list, list]:
-    """(fitted blocks, held-out networks) as (name, component, Verilog) triples."""
-    from hwnorm.generate import verilog_of, verilog_text
-    from hwnorm.hdl.common import unused_ok
+    """(fitted blocks, held-out networks) as (name, block, Verilog) triples."""
+    from hwnorm.generate import model_of, verilog_text
 
     fitted, held_out = [], []
     for design in designs or calibration_designs():
-        component, _, text = verilog_of(design)
-        unused_ok(component)
-        (held_out if design.kind == "network" else fitted).append((design.name, component, text))
+        block, _ = model_of(design)
+        (held_out if design.kind == "network" else fitted).append((design.name, block,
+                                                                   verilog_text(block.component(), design.name)))
     if designs is None:
-        for name, component in plumbing_blocks():
-            fitted.append((name, component, verilog_text(component, name)))
+        for name, block in plumbing_blocks():
+            fitted.append((name, block, verilog_text(block.component(), name)))
     return fitted, held_out
 
 
 def measure(entries, targets=None, progress=None, workers: int = 2, use_cache: bool = True) -> list[dict]:
-    """Synthesize every (name, component, Verilog) entry on every target (``workers`` Yosys runs at
-    a time): one record per pair with the block kinds, features and the measured counts."""
+    """Synthesize every (name, block, Verilog) entry on every target (``workers`` Yosys runs at
+    a time): one record per pair with the block, its features and the measured counts."""
     from concurrent.futures import ThreadPoolExecutor
 
     from hwnorm.estimate.synthesis import synthesize
 
-    jobs = [(name, component, text, TARGETS[t]) for name, component, text in entries for t in (targets or TARGETS)]
+    jobs = [(name, block, text, TARGETS[t]) for name, block, text in entries for t in (targets or TARGETS)]
 
     def run(job):
-        name, component, text, target = job
-        return name, component, target, synthesize(text, name, target, use_cache=use_cache)
+        name, block, text, target = job
+        return name, block, target, synthesize(text, name, target, use_cache=use_cache)
 
     records = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (name, component, target, syn) in enumerate(pool.map(run, jobs), 1):
+        for done, (name, block, target, syn) in enumerate(pool.map(run, jobs), 1):
             if progress:
                 progress(done, len(jobs), f"{name} on {target.name}")
-            records.append({"design": name, "target": target.name, "component": component,
+            records.append({"design": name, "target": target.name, "block": block,
                             "measured": syn.counts, "seconds": round(syn.seconds, 2)})
     return records
 
@@ -324,13 +344,15 @@ def calibrate(designs=None, targets=None, progress=None) -> dict:
         costs = {}
         for kind, class_features in KIND_FEATURES.items():
             samples = [(features(inv, target)[0], r["measured"]) for r in mine if r["design"] not in held
-                       for k, inv in parts(r["component"]) if k == kind]
+                       for k, inv in parts(r["block"]) if k == kind]
             if samples:
                 costs[kind] = fit_costs(samples, class_features)
+        whole = [(features(r["block"].inventory(), target)[0], r["measured"]) for r in mine if r["design"] not in held]
+        costs[GENERIC] = fit_costs(whole, GENERIC_FEATURES)
         model = ResourceModel(target, costs)
         table = {}
         for r in mine:
-            est = model.estimate(r["component"])
+            est = model.estimate(r["block"])
             table[r["design"]] = {cls: [est[cls], r["measured"][cls]] for cls in ("lut", "ff", "bram", "dsp")}
         out["targets"][tname] = {"costs": costs, "fit": table}
     return out

@@ -1,16 +1,17 @@
-"""Amaranth components generated from the golden models' frozen specs (one file per block).
+"""Amaranth components, each built from a block of :mod:`hwnorm.blocks` (one file per block).
 
-    common.py   shapes from integer ranges, adder tree, ROMs, the spec's rounding shift, stall-all pipeline
-    bn.py       BNRequant      ← hwnorm.qbn.BNSpec
-    mvu.py      MVU            ← hwnorm.ir.MVTU (weights + ThresholdSpec), Thresholding ← InputThreshold
-    stt.py      STTEncoder / STTDecoder ← hwnorm.stt.CodecSpec
-    stream.py   Gather / Split lane converters, StreamFIFO, ArgMax
-    top.py      NetworkTop     ← hwnorm.ir.Network (+ folding)
+    common.py   adder tree, ROMs, the spec's rounding shift, stall-all pipeline, FromBlock
+    mvu.py      MVU ← MVUBlock (layer kind mvu), Thresholding ← ThresholdingBlock (thresholding)
+    bn.py       BNRequant ← QBNBlock (layer kind qbn)
+    stt.py      STTEncoder / STTDecoder ← hwnorm.stt.blocks
+    stream.py   Gather / Split lane converters, StreamFIFO, ArgMax ← the plumbing blocks
+    top.py      NetworkTop ← hwnorm.dataflow.NetworkBlock (one component per stage)
     names.py    identifiers that reach Verilog
 
-Every component has stream ports ``i`` / ``o`` (``amaranth.lib.stream``, valid/ready) and states
-its cycle model: ``in_beats`` / ``out_beats`` per vector, ``latency`` (pipeline depth in clocks;
-see each class), ``initiation_interval`` (clocks per vector at full rate) and ``schedule(arrivals)``,
-the cycle model the network top composes and the tests hold against the simulation. The
-estimators read these from the component, not from a second copy.
+Every component has stream ports ``i`` / ``o`` (``amaranth.lib.stream``, valid/ready) declared
+from its block's element types and lanes. The cycle model (beats per vector, latency, initiation
+interval, ``schedule``) and the resource inventory belong to the block, computed from the spec and
+the folding without Amaranth; a component only answers them on its block's behalf
+(``FromBlock``), and the tests hold the simulation to them. Building a component is the step
+reserved for writing Verilog or simulating.
 """

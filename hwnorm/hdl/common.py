@@ -1,5 +1,6 @@
-"""Small building blocks shared by the hwnorm components: shapes from integer ranges, an adder
-tree, constant ROMs, the spec's rounding shift, and the stall-all pipeline idiom.
+"""Small building blocks shared by the hwnorm components: an adder tree, constant ROMs, the
+spec's rounding shift, the stall-all pipeline idiom, and the link from a component to the
+:class:`hwnorm.blocks.Block` it is built from (which owns its cycle and resource model).
 
 Every pipelined component here uses one *advance* signal: all pipeline registers (and the
 synchronous read ports of their memories) move together when the output register is free or is
@@ -10,26 +11,48 @@ full valid/ready back-pressure with no skid buffers; the price is a combinationa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, Signal
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
-from hwnorm.exactfit import signed_bits
 from hwnorm.fixed import Rounding
 
-__all__ = ["range_shape", "tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal",
-           "BeatPipeline", "unused_ok", "lane_format", "Inventory", "MemoryUse"]
+__all__ = ["tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal", "group_counter", "FromBlock",
+           "unused_ok", "lane_format", "lanes_of"]
 
 
-def range_shape(lo: int, hi: int) -> Shape:
-    """The narrowest shape holding every integer of ``[lo, hi]`` (unsigned when ``lo ≥ 0``)."""
-    if lo > hi:
-        raise ValueError(f"empty range [{lo}, {hi}]")
-    if lo >= 0:
-        return unsigned(max(1, hi.bit_length()))
-    return signed(signed_bits(lo, hi))
+def lanes_of(element, lanes: int) -> data.ArrayLayout:
+    """The payload layout of a stream of ``lanes`` elements of a :mod:`hwnorm.datatypes` type."""
+    return data.ArrayLayout(element.shape(), lanes)
+
+
+class FromBlock:
+    """A component built from a :class:`hwnorm.blocks.Block`: its cycle model and inventory are
+    the block's (the estimators read the block; the component only answers for convenience)."""
+
+    block = None
+
+    @property
+    def in_beats(self) -> int:
+        return self.block.in_beats
+
+    @property
+    def out_beats(self) -> int:
+        return self.block.out_beats
+
+    @property
+    def initiation_interval(self) -> int:
+        return self.block.initiation_interval
+
+    @property
+    def latency(self) -> int:
+        return self.block.latency
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        return self.block.schedule(arrivals)
+
+    def inventory(self):
+        return self.block.inventory()
 
 
 def lane_format(shape) -> tuple[int, int, bool]:
@@ -124,6 +147,15 @@ def fit_wrap(r, shape: Shape):
     return r[:shape.width].as_signed() if shape.signed else r[:shape.width]
 
 
+def group_counter(m: Module, i, groups: int) -> Signal:
+    """Which beat of its vector the input beat is (0 … groups − 1): it addresses the per-group
+    constants of an elementwise block, and moves on every input handshake."""
+    group = Signal(range(max(groups, 2)))
+    with m.If(i.valid & i.ready):
+        m.d.sync += group.eq(0 if groups == 1 else (group + 1) % groups)
+    return group
+
+
 def advance_signal(m: Module, o) -> Signal:
     """The stall-all pipeline enable for output stream ``o`` (see the module docstring)."""
     advance = Signal()
@@ -131,81 +163,10 @@ def advance_signal(m: Module, o) -> Signal:
     return advance
 
 
-class BeatPipeline:
-    """Cycle model of a component that takes one beat per clock and is ``latency`` stages deep;
-    a vector is ``groups`` beats in and out (one clock each at full rate)."""
-
-    latency: int
-    groups = 1
-
-    @property
-    def in_beats(self) -> int:
-        return self.groups
-
-    @property
-    def out_beats(self) -> int:
-        return self.groups
-
-    @property
-    def initiation_interval(self) -> int:  # clocks per vector
-        return self.groups
-
-    def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t = [], -1
-        for a in arrivals:
-            t = max(t + 1, a)
-            out.append(t + self.latency)
-        return out
-
-
 def unused_ok(component):
     """Mark a component that is built only for its metadata (ports, cycle model) or refused during
     construction, so Amaranth does not warn that it was never elaborated."""
     component._MustUse__silence = True
-    for stage in getattr(component, "stages", ()):  # a network top's blocks
-        unused_ok(stage.component)
+    for part in getattr(component, "components", list)():  # a network top's parts
+        unused_ok(part)
     return component
-
-
-@dataclass(frozen=True)
-class MemoryUse:
-    """One memory of a component: ``rom`` (constant, from the spec) or ``ram`` (written)."""
-    kind: str
-    width: int
-    depth: int
-
-
-@dataclass(frozen=True)
-class Inventory:
-    """What a component is made of, counted from its spec and folding (FINN-style: each block
-    states its own resource model; ``hwnorm.estimate.resources`` turns an inventory into LUTs,
-    flip-flops, block RAMs and DSPs per FPGA target with calibrated costs).
-
-    Counts are in bits: ``popcount`` XNOR/popcount inputs, ``adder`` adder and accumulator output
-    bits, ``compare`` comparator operand bits, ``mux`` 2:1 multiplexer bits, ``logic`` other
-    bit-level gates, ``register`` flip-flops."""
-
-    blocks: int = 1                                     # components summed into this inventory
-    popcount: int = 0
-    adder: int = 0
-    compare: int = 0
-    mux: int = 0
-    logic: int = 0
-    register: int = 0
-    memories: tuple = field(default_factory=tuple)      # MemoryUse per memory (depth ≥ 2)
-    multipliers: tuple = field(default_factory=tuple)   # (a bits, b bits) per multiplier
-
-    def __add__(self, other: "Inventory") -> "Inventory":
-        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        return Inventory(**counts)
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["memories"] = [vars(mem) for mem in self.memories]
-        out["multipliers"] = [list(m) for m in self.multipliers]
-        return out
-
-
-def bits(n: int) -> int:
-    """Width of a counter over ``n`` states (at least 1)."""
-    return max(1, (n - 1).bit_length())

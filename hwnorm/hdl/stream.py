@@ -1,56 +1,34 @@
-"""Stream plumbing for the network top: lane-count converters, a FIFO, and a streaming argmax.
+"""Stream plumbing for the network top: lane-count converters, a FIFO, and a streaming argmax —
+the Amaranth components of the blocks in :mod:`hwnorm.blocks` (where their cycle models are).
 
 All carry ``ArrayLayout(element, lanes)`` payloads (lane ``k`` of beat ``g`` is element
-``g·lanes + k`` of the vector) and state their cycle model like every other component:
-``latency`` and ``schedule(arrivals) → output-valid cycles`` with the output always ready.
+``g·lanes + k`` of the vector).
 """
 
 from __future__ import annotations
 
-import math
-
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import Inventory, MemoryUse, advance_signal, bits, unused_ok
+from hwnorm.hdl.common import FromBlock, advance_signal, lanes_of
 
-__all__ = ["Gather", "Split", "StreamFIFO", "ArgMax", "width_converter"]
-
-
-def _lanes_signature(element, n_in: int, n_out: int) -> dict:
-    return {"i": In(stream.Signature(data.ArrayLayout(element, n_in))),
-            "o": Out(stream.Signature(data.ArrayLayout(element, n_out)))}
+__all__ = ["Gather", "Split", "StreamFIFO", "ArgMax"]
 
 
-def _every_nth_plus_one(arrivals: list[int], n: int) -> list[int]:
-    """One beat accepted per clock; an output one clock after every ``n``-th beat."""
-    out, t = [], -1
-    for k, a in enumerate(arrivals):
-        t = max(t + 1, a)
-        if k % n == n - 1:
-            out.append(t + 1)
-    return out
+def _ports(block) -> dict:
+    return {"i": In(stream.Signature(lanes_of(block.in_type, block.in_lanes))),
+            "o": Out(stream.Signature(lanes_of(block.out_type, block.out_lanes)))}
 
 
-class Gather(wiring.Component):
+class Gather(FromBlock, wiring.Component):
     """``factor`` beats of ``lanes`` elements → one beat of ``factor · lanes`` (the first beat in
     the low lanes). Output valid one clock after the last beat's handshake."""
 
-    latency = 1
-
-    def __init__(self, element, lanes: int, factor: int):
-        self.element, self.factor = element, factor
-        super().__init__(_lanes_signature(element, lanes, lanes * factor))
-
-    def schedule(self, arrivals: list[int]) -> list[int]:
-        return _every_nth_plus_one(arrivals, self.factor)
-
-    def inventory(self) -> Inventory:
-        n = len(self.i.payload.as_value())
-        return Inventory(adder=bits(self.factor), logic=self.factor,
-                         register=n * (2 * self.factor - 1) + bits(self.factor) + 1)
+    def __init__(self, block):
+        self.block, self.factor = block, block.factor
+        super().__init__(_ports(block))
 
     def elaborate(self, platform):
         m, n = Module(), len(self.i.payload.as_value())
@@ -71,27 +49,13 @@ class Gather(wiring.Component):
         return m
 
 
-class Split(wiring.Component):
+class Split(FromBlock, wiring.Component):
     """One beat of ``factor · lanes`` elements → ``factor`` beats of ``lanes`` (low lanes first).
     The first piece is valid one clock after the handshake; the pieces follow back to back."""
 
-    latency = 1
-
-    def __init__(self, element, lanes: int, factor: int):
-        self.element, self.factor = element, factor
-        super().__init__(_lanes_signature(element, lanes * factor, lanes))
-
-    def schedule(self, arrivals: list[int]) -> list[int]:
-        out, accept = [], None
-        for a in arrivals:
-            accept = a if accept is None else max(a, accept + self.factor)
-            out += [accept + 1 + k for k in range(self.factor)]
-        return out
-
-    def inventory(self) -> Inventory:
-        n = len(self.o.payload.as_value())
-        return Inventory(adder=2 * bits(self.factor + 1), mux=n * (self.factor - 1),
-                         register=n * self.factor + 2 * bits(self.factor + 1))
+    def __init__(self, block):
+        self.block, self.factor = block, block.factor
+        super().__init__(_ports(block))
 
     def elaborate(self, platform):
         m, n = Module(), len(self.o.payload.as_value())
@@ -108,43 +72,12 @@ class Split(wiring.Component):
         return m
 
 
-def width_converter(element, n_in: int, n_out: int) -> list:
-    """The converters from ``n_in`` to ``n_out`` lanes: none, a gather, a split, or a split to
-    ``gcd(n_in, n_out)`` lanes followed by a gather."""
-    if n_in == n_out:
-        return []
-    if n_out % n_in == 0:
-        return [Gather(element, n_in, n_out // n_in)]
-    if n_in % n_out == 0:
-        return [Split(element, n_out, n_in // n_out)]
-    g = math.gcd(n_in, n_out)
-    return [Split(element, g, n_in // g), Gather(element, g, n_out // g)]
+class StreamFIFO(FromBlock, wiring.Component):
+    """A synchronous FIFO (block-RAM friendly) between two stages (``SyncFIFOBuffered``)."""
 
-
-class StreamFIFO(wiring.Component):
-    """A synchronous FIFO (block-RAM friendly) between two stages, so a producer can run ahead of
-    a consumer that reads its input only part of the time (an MVU replaying its buffer)."""
-
-    latency = 2  # SyncFIFOBuffered: written at t, readable at t + 2
-
-    def __init__(self, payload_shape, depth: int):
-        if depth < 3:  # SyncFIFOBuffered keeps depth − 1 entries in memory: 1 would be a 0-bit address
-            unused_ok(self)
-            raise ValueError(f"StreamFIFO depth must be at least 3, got {depth}")
-        self.depth = depth
-        super().__init__({"i": In(stream.Signature(payload_shape)), "o": Out(stream.Signature(payload_shape))})
-
-    def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t = [], -1
-        for a in arrivals:
-            t = max(t + 1, a + self.latency)
-            out.append(t)
-        return out
-
-    def inventory(self) -> Inventory:
-        width, depth = len(self.i.payload.as_value()), self.depth - 1  # SyncFIFOBuffered: memory + output register
-        return Inventory(adder=3 * bits(depth + 1), register=width + 3 * bits(depth + 1) + 2,
-                         memories=(MemoryUse("ram", width, depth),))
+    def __init__(self, block):
+        self.block, self.depth = block, block.depth
+        super().__init__(_ports(block))
 
     def elaborate(self, platform):
         m = Module()
@@ -156,25 +89,14 @@ class StreamFIFO(wiring.Component):
         return m
 
 
-class ArgMax(wiring.Component):
+class ArgMax(FromBlock, wiring.Component):
     """Index of the largest of ``channels`` values arriving ``lanes`` per beat (the first index on
     ties, like numpy and ONNX ArgMax). One index per vector, valid one clock after its last beat."""
 
-    latency = 1
-
-    def __init__(self, element, lanes: int, channels: int):
-        self.lanes, self.channels, self.groups = lanes, channels, channels // lanes
-        super().__init__({"i": In(stream.Signature(data.ArrayLayout(element, lanes))),
-                          "o": Out(stream.Signature(unsigned(max(1, (channels - 1).bit_length()))))})
-
-    def schedule(self, arrivals: list[int]) -> list[int]:
-        return _every_nth_plus_one(arrivals, self.groups)
-
-    def inventory(self) -> Inventory:
-        width, index = len(self.i.payload.as_value()) // self.lanes, len(self.o.payload)
-        return Inventory(adder=bits(self.groups), compare=self.lanes * width,
-                         mux=self.lanes * (width + index),
-                         register=width + 2 * index + bits(self.groups) + 1)
+    def __init__(self, block):
+        self.block, self.lanes, self.channels, self.groups = block, block.in_lanes, block.channels, block.groups
+        super().__init__({"i": In(stream.Signature(lanes_of(block.in_type, block.in_lanes))),
+                          "o": Out(stream.Signature(block.out_type.shape()))})
 
     def _beat_best(self, group):
         """(value, index) of the beat's largest lane; a right candidate wins only if strictly larger."""

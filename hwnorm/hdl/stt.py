@@ -1,12 +1,5 @@
-"""STT-RAM buffer codecs in hardware: ``STTEncoder`` / ``STTDecoder`` built from a ``CodecSpec``.
-
-Both are one pipeline stage (registered output, full valid/ready back-pressure): latency 1,
-initiation interval 1. Payload layouts, for ``W = block_words`` and ``C = cells_per_block``::
-
-    encoder in   words[16·W]          word j at bits [16j, 16j+16)  (FP16 bit patterns)
-    encoder out  cells[2·C]           cell c at bits [2c, 2c+2): bit 2c = soft, bit 2c+1 = hard
-    decoder in   cells[2·C]           as the encoder's output
-    decoder out  words[16·W] status[2]  status 0 clean, 1 corrected, 2 detected
+"""STT-RAM buffer codecs in hardware: ``STTEncoder`` / ``STTDecoder``, built from the blocks of
+:mod:`hwnorm.stt.blocks` (payload layouts, cycle model and inventory are described there).
 
 Supported codecs: ``none``, ``backup``, ``rearrange``, ``backup+rearrange`` (static objective);
 Flip-N-Write and the write-aware variants need the buffer's old content (a read-before-write port)
@@ -19,17 +12,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import BeatPipeline, Inventory, unused_ok
-
+from hwnorm.hdl.common import FromBlock
+from hwnorm.stt.blocks import HDL_CODECS, STATUS_BITS, cost_type
 from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
 
-HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")
-
-
-def _check(component, spec: CodecSpec) -> None:
-    if spec.codec not in HDL_CODECS or spec.write_aware:
-        unused_ok(component)  # refused at construction: not an unused design
-        raise ValueError(f"codec {spec.label!r} has no hardware codec yet; available: {', '.join(HDL_CODECS)}")
+__all__ = ["STTEncoder", "STTDecoder", "HDL_CODECS"]
 
 
 def _cell_bits(spec: CodecSpec, word) -> list:
@@ -42,11 +29,6 @@ def _lookup(table, index):
     return Mux(index[1], Mux(index[0], table[3], table[2]), Mux(index[0], table[1], table[0]))
 
 
-def _cost_width(spec: CodecSpec) -> int:
-    """Width of a block's total state cost (one spare bit: the adders never overflow)."""
-    return (spec.cells_per_block * max(spec.state_cost)).bit_length() + 1
-
-
 def _register_stage(m: Module, i, o, result) -> None:
     """One pipeline stage between stream ``i`` and stream ``o`` (accepts when the output is free)."""
     m.d.comb += i.ready.eq(o.ready | ~o.valid)
@@ -54,31 +36,17 @@ def _register_stage(m: Module, i, o, result) -> None:
         m.d.sync += [o.valid.eq(i.valid), o.payload.eq(result)]
 
 
-class _CodecStage(BeatPipeline, wiring.Component):
-    """One registered stage from stream ``i`` to stream ``o`` for one codec spec."""
+class _CodecStage(FromBlock, wiring.Component):
+    """One registered stage from stream ``i`` to stream ``o`` for one codec block."""
 
-    latency = 1
-
-    def __init__(self, spec: CodecSpec, in_shape, out_shape):
-        _check(self, spec)
-        self.spec = spec
-        super().__init__({"i": In(stream.Signature(in_shape)), "o": Out(stream.Signature(out_shape))})
+    def __init__(self, block, out_shape=None):
+        self.block, self.spec = block, block.spec
+        super().__init__({"i": In(stream.Signature(block.in_type.shape())),
+                          "o": Out(stream.Signature(out_shape or block.out_type.shape()))})
 
 
 class STTEncoder(_CodecStage):
-    """FP16 words → MLC cell states of one codec block (see the module docstring for layouts)."""
-
-    def __init__(self, spec: CodecSpec):
-        super().__init__(spec, unsigned(16 * spec.block_words), unsigned(2 * spec.cells_per_block))
-
-    def inventory(self) -> Inventory:
-        spec = self.spec
-        if not spec.is_block:  # a fixed bit permutation
-            return Inventory(register=2 * spec.cells_per_block + 1)
-        moved = sum(spec.transformable[k % 8] for k in range(8 * spec.block_words))
-        width = _cost_width(spec)
-        return Inventory(adder=4 * moved * width, compare=3 * width, mux=2 * width + 2,
-                         logic=4 * moved * 2 + 2 * moved, register=2 * spec.cells_per_block + 1)
+    """FP16 words → MLC cell states of one codec block (an ``STTEncoderBlock``)."""
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()
@@ -103,7 +71,7 @@ class STTEncoder(_CodecStage):
         the golden kernel's rule; the sign cells of backup+rearrange are the same for every t."""
         spec = self.spec
         cost_table = [Const(c, STATE_COST_MAX.bit_length()) for c in spec.state_cost]
-        width = _cost_width(spec)
+        width = cost_type(spec).width
         totals = []
         for t in range(4):
             flag_cost = spec.state_cost[3 * (t & 1)] + spec.state_cost[3 * (t >> 1)]
@@ -121,17 +89,12 @@ class STTEncoder(_CodecStage):
 
 
 class STTDecoder(_CodecStage):
-    """MLC cell states of one codec block → FP16 words and a status (module docstring)."""
+    """MLC cell states of one codec block → FP16 words and a status (an ``STTDecoderBlock``)."""
 
-    def __init__(self, spec: CodecSpec):
-        self.out_layout = data.StructLayout({"words": unsigned(16 * spec.block_words), "status": unsigned(2)})
-        super().__init__(spec, unsigned(2 * spec.cells_per_block), self.out_layout)
-
-    def inventory(self) -> Inventory:
-        spec, words = self.spec, self.spec.block_words
-        checks = (2 if spec.is_block else 0) + (words if spec.uses_backup else 0)  # repaired cells
-        return Inventory(compare=5 * words, mux=16 * words, logic=2 * checks + (16 * words if spec.is_block else 0),
-                         register=16 * words + 3)
+    def __init__(self, block):
+        self.out_layout = data.StructLayout({"words": unsigned(16 * block.spec.block_words),
+                                             "status": unsigned(STATUS_BITS)})
+        super().__init__(block, self.out_layout)
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm import bnn
-from hwnorm.hdl.common import lane_format
 from hwnorm.ir import Bits
 
-__all__ = ["port_format", "pack_rows", "make_job", "first_vectors", "lanes_job", "bn_job", "mvu_job", "thresholding_job",
-           "network_job", "stt_encoder_job", "stt_decoder_job"]
+__all__ = ["port_format", "pack_rows", "make_job", "first_vectors", "lanes_job", "layer_job", "network_job",
+           "stt_encoder_job", "stt_decoder_job"]
 
 
-def port_format(component, port: str) -> tuple[int, int, bool]:
-    """(lanes, element width, element signed) of a stream port's payload."""
-    return lane_format(getattr(component, port).payload.shape())
+def port_format(block, port: str) -> tuple[int, int, bool]:
+    """(lanes, element width, element signed) of a block's input (``"i"``) or output (``"o"``) stream."""
+    element, lanes = (block.in_type, block.in_lanes) if port == "i" else (block.out_type, block.out_lanes)
+    return lanes, element.width, element.signed
 
 
 def pack_rows(rows, width: int) -> list[int]:
@@ -29,19 +28,19 @@ def pack_rows(rows, width: int) -> list[int]:
     return [sum((int(v) & mask) << (width * k) for k, v in enumerate(row)) for row in rows]
 
 
-def make_job(component, block: str, in_beats: list[int], out_beats: list[int], vectors: int, seed: int,
+def make_job(block, label: str, in_beats: list[int], out_beats: list[int], vectors: int, seed: int,
              p_valid: float = 0.8, p_ready: float = 0.7, vector_ids=None, vector_label: str = "vector",
-             channel_label: str = "channel") -> dict:
-    """A testbench job from packed input and expected output beats."""
-    out_lanes, out_width, out_signed = port_format(component, "o")
-    in_lanes, in_width, _ = port_format(component, "i")
+             channel_label: str = "channel", **extra) -> dict:
+    """A testbench job from packed input and expected output beats of a block's streams."""
+    out_lanes, out_width, out_signed = port_format(block, "o")
+    in_lanes, in_width, _ = port_format(block, "i")
     return {
-        "block": block, "seed": int(seed), "p_valid": p_valid, "p_ready": p_ready, "vectors": int(vectors),
+        "block": label, "seed": int(seed), "p_valid": p_valid, "p_ready": p_ready, "vectors": int(vectors),
         "inputs": in_beats, "expected": out_beats, "in_bits": in_lanes * in_width,
         "out_lanes": out_lanes, "out_width": out_width, "out_signed": out_signed,
         "out_beats_per_vector": len(out_beats) // max(vectors, 1),
         "vector_ids": list(range(vectors)) if vector_ids is None else [int(v) for v in vector_ids],
-        "vector_label": vector_label, "channel_label": channel_label,
+        "vector_label": vector_label, "channel_label": channel_label, **extra,
     }
 
 
@@ -54,61 +53,51 @@ def first_vectors(job: dict, n: int, **changes) -> dict:
             "vector_ids": job["vector_ids"][:n], **changes}
 
 
-def lanes_job(component, block: str, in_rows, out_rows, vectors: int, seed: int, **kw) -> dict:
+def lanes_job(block, label: str, in_rows, out_rows, vectors: int, seed: int, **kw) -> dict:
     """A job from lane values: ``in_rows`` (beats, in lanes), ``out_rows`` (beats, out lanes)."""
-    in_lanes, in_width, _ = port_format(component, "i")
-    out_lanes, out_width, _ = port_format(component, "o")
-    return make_job(component, block, pack_rows(np.asarray(in_rows).reshape(-1, in_lanes), in_width),
+    in_lanes, in_width, _ = port_format(block, "i")
+    out_lanes, out_width, _ = port_format(block, "o")
+    return make_job(block, label, pack_rows(np.asarray(in_rows).reshape(-1, in_lanes), in_width),
                     pack_rows(np.asarray(out_rows).reshape(-1, out_lanes), out_width), vectors, seed, **kw)
 
 
-def bn_job(component, x: np.ndarray, seed: int, **kw) -> dict:
-    """A ``BNRequant``: ``x`` (vectors, channels) integers."""
-    spec = component.spec
-    return lanes_job(component, f"BNRequant {spec.name}", x, spec.apply(x), len(x), seed, **kw)
-
-
-def mvu_job(component, x: np.ndarray, seed: int, **kw) -> dict:
-    """An ``MVU``: ``x`` (vectors, in_features) of 0/1 bits (binary) or integers."""
-    layer = component.layer
-    act = Bits(bnn.pack_bits(x), layer.in_features) if layer.in_bits == 1 else x
-    out = layer.run(act)
+def layer_job(block, x: np.ndarray, seed: int, **kw) -> dict:
+    """A one-layer block (any layer kind): ``x`` (vectors, in_features) input values as stored
+    (bits 0 / 1 for a bipolar input); the expected beats are the layer's golden output."""
+    layer = block.layer
+    out = layer.run(layer.golden_input(x))
     out = out.unpack() if isinstance(out, Bits) else out
-    return lanes_job(component, f"MVU {layer.name} (PE {component.pe}, SIMD {component.simd})", x, out, len(x),
-                     seed, channel_label="output row", **kw)
+    fold = ", ".join(f"{k.upper()} {getattr(block, k)}" for k in layer.folding_keys)
+    return lanes_job(block, f"{layer.kind} {layer.name} ({fold})", x, out, len(x), seed,
+                     channel_label=layer.channel_label, **kw)
 
 
-def thresholding_job(component, x: np.ndarray, seed: int, **kw) -> dict:
-    """A ``Thresholding``: ``x`` (vectors, channels) integers."""
-    layer = component.layer
-    out = layer.run(x)
-    out = out.unpack() if isinstance(out, Bits) else out
-    return lanes_job(component, f"Thresholding {layer.name}", x, out, len(x), seed, **kw)
+def network_job(block, x: np.ndarray, seed: int, image_ids=None, **kw) -> dict:
+    """A network (:class:`hwnorm.dataflow.NetworkBlock`): ``x`` (images, in_features) integers;
+    argmax classes or raw scores."""
+    net, argmax = block.net, block.output == "argmax"
+    expected = net.predict(x)[:, None] if argmax else net.run(x)
+    label = "class" if argmax else f"{net.layers[-1].name} channel"
+    images = {} if image_ids is None else {"image_ids": [int(i) for i in image_ids]}  # MNIST test images
+    return lanes_job(block, f"network {net.name} ({block.output})", x, expected, len(x), seed,
+                     vector_ids=image_ids, vector_label="image", channel_label=label, argmax_output=argmax, **images,
+                     **kw)
 
 
-def network_job(component, x: np.ndarray, seed: int, image_ids=None, **kw) -> dict:
-    """A ``NetworkTop``: ``x`` (images, in_features) integers; argmax classes or raw scores."""
-    net = component.net
-    expected = net.predict(x)[:, None] if component.output == "argmax" else net.run(x)
-    label = "class" if component.output == "argmax" else f"{net.layers[-1].name} channel"
-    return lanes_job(component, f"network {net.name} ({component.output})", x, expected, len(x), seed,
-                     vector_ids=image_ids, vector_label="image", channel_label=label, **kw)
-
-
-def stt_encoder_job(component, words: np.ndarray, seed: int, **kw) -> dict:
-    """An ``STTEncoder``: ``words`` uint16 FP16 patterns, a multiple of the block size."""
-    spec = component.spec
+def stt_encoder_job(block, words: np.ndarray, seed: int, **kw) -> dict:
+    """An STT encoder: ``words`` uint16 FP16 patterns, a multiple of the block size."""
+    spec = block.spec
     blocks = words.reshape(-1, spec.block_words)
     cells = spec.encode(words.view(np.float16))
-    return make_job(component, f"STTEncoder {spec.label}", pack_rows(blocks, 16), pack_rows(cells, 2),
+    return make_job(block, f"stt_encoder {spec.label}", pack_rows(blocks, 16), pack_rows(cells, 2),
                     len(blocks), seed, channel_label="block", **kw)
 
 
-def stt_decoder_job(component, cells: np.ndarray, seed: int, **kw) -> dict:
-    """An ``STTDecoder``: ``cells`` (blocks, cells_per_block) 2-bit states; words and status out."""
-    spec = component.spec
+def stt_decoder_job(block, cells: np.ndarray, seed: int, **kw) -> dict:
+    """An STT decoder: ``cells`` (blocks, cells_per_block) 2-bit states; words and status out."""
+    spec = block.spec
     words, status = spec.decode(cells)
     w = words.view(np.uint16).reshape(len(cells), spec.block_words)
     expected = [wp | (int(s) << (16 * spec.block_words)) for wp, s in zip(pack_rows(w, 16), status)]
-    return make_job(component, f"STTDecoder {spec.label}", pack_rows(cells, 2), expected, len(cells), seed,
+    return make_job(block, f"stt_decoder {spec.label}", pack_rows(cells, 2), expected, len(cells), seed,
                     channel_label="block", **kw)

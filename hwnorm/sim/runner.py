@@ -22,12 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hwnorm.defaults import SIMULATOR_CHOICES, SIMULATORS
 from hwnorm.sim import batch
 from hwnorm.sim.scoreboard import Scoreboard
 
-__all__ = ["SIMULATORS", "available_simulators", "require_simulators", "CosimResult", "verilog_of", "cosim", "MODES"]
+__all__ = ["SIMULATORS", "available_simulators", "require_simulators", "pick_simulator", "CosimResult", "verilog_of",
+           "cosim", "MODES"]
 
-SIMULATORS = ("verilator", "icarus")
 MODES = ("stream", "batch")
 TESTBENCH = {"stream": "hwnorm.sim.tb_stream", "batch": "hwnorm.sim.tb_batch"}
 
@@ -60,6 +61,21 @@ def require_simulators() -> list[str]:
     return found
 
 
+def pick_simulator(choice: str) -> str | None:
+    """The simulator a ``choice`` of :data:`hwnorm.defaults.SIMULATOR_CHOICES` means: ``auto`` the
+    first one installed (None if there is none), ``none`` None, a name that simulator if installed."""
+    if choice not in SIMULATOR_CHOICES:
+        raise ValueError(f"simulator {choice!r} is not allowed; allowed: {', '.join(SIMULATOR_CHOICES)}")
+    if choice == "none":
+        return None
+    present = available_simulators()
+    if choice == "auto":
+        return present[0] if present else None
+    if choice not in present:
+        raise ValueError(f"simulator {choice!r} is not installed; present: {', '.join(present) or 'none'}")
+    return choice
+
+
 @dataclass
 class CosimResult:
     simulator: str
@@ -71,6 +87,7 @@ class CosimResult:
     waveform: str | None = None
     mode: str = "stream"
     beat_cycles: list[int] | None = None  # batch mode: the clock cycle each output beat was taken
+    beat_values: list | None = None       # batch mode: each output beat as the RTL gave it (None: x / z)
     first_in_cycle: int | None = None     # batch mode: the clock cycle the first input beat was taken
     seconds: float = 0.0                    # wall time of the simulation run (build excluded)
 
@@ -227,7 +244,8 @@ def _batch_result(job: dict, sim: str, out_path: Path, r: dict, seconds: float) 
                        "message": f"{job['block']}: no output for {batch.WATCHDOG} cycles after "
                                   f"{len(values)} of {len(job['expected'])} beats (design hung)"}
     return CosimResult(sim, job["vectors"], len(values), total, (cycles[-1] + 1) if cycles else 0, board.first,
-                       mode="batch", beat_cycles=cycles, first_in_cycle=r["first_in_cycle"], seconds=seconds)
+                       mode="batch", beat_cycles=cycles, beat_values=values, first_in_cycle=r["first_in_cycle"],
+                       seconds=seconds)
 
 
 def _find_wave(folder: Path) -> str | None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnorm.defaults import DEFAULT_CELLS
 from hwnorm.spec import SpecIdentity
 
 STATES = ("00", "01", "10", "11")
@@ -178,7 +179,7 @@ def table_from_dict(doc: dict, origin: str = "cell table") -> CellTable:
 
 def load_table(source: str | Path | None = None) -> CellTable:
     """A bundled table by name (``default``, ``public-code``) or a user's ``.toml`` / ``.json`` file."""
-    source = "default" if source is None else source
+    source = DEFAULT_CELLS if source is None else source
     if str(source) in BUNDLED:
         path = Path(str(resources.files("hwnorm.data").joinpath("stt", BUNDLED[str(source)])))
     else:

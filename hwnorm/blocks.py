@@ -1,0 +1,261 @@
+"""Hardware blocks as the estimators see them: computed from a spec and a folding, never from
+Amaranth (FINN-style: each hardware op carries its own cycle and resource model).
+
+A :class:`Block` states
+
+* its stream ports: element type (:mod:`hwnorm.datatypes`) and lanes per beat, in and out;
+* its cycle model: beats per vector in and out, clocks per vector at full rate
+  (``initiation_interval``), and ``schedule(arrivals)`` — the clock each output beat is valid
+  for input beats offered from the clocks in ``arrivals``, with the output always ready;
+  ``latency`` follows from it (first input beat → last output beat of one vector, idle pipeline);
+* its resource inventory (:class:`Inventory`), which ``hwnorm.estimate.resources`` costs per
+  FPGA target under the block's ``kind``;
+* ``component()``: the Amaranth component, built from the block — the only step that needs
+  Amaranth, taken only to write Verilog or to simulate.
+
+Layer kinds (:mod:`hwnorm.layers`) make blocks from their specs; this module holds the base and
+the stream plumbing a network top adds between layers (lane converters, FIFOs, argmax)::
+
+    payload of a stream: ArrayLayout(element, lanes); lane k of beat g is element g·lanes + k
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from hwnorm.datatypes import IntType, counter_bits
+
+__all__ = ["MemoryUse", "Inventory", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
+           "ArgMaxBlock", "lane_converters"]
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One memory of a block: ``rom`` (constant, from the spec) or ``ram`` (written)."""
+    kind: str
+    width: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a block is made of, counted from its spec and folding.
+
+    Counts are in bits: ``popcount`` XNOR/popcount inputs, ``adder`` adder and accumulator output
+    bits, ``compare`` comparator operand bits, ``mux`` 2:1 multiplexer bits, ``logic`` other
+    bit-level gates, ``register`` flip-flops."""
+
+    blocks: int = 1                                     # blocks summed into this inventory
+    popcount: int = 0
+    adder: int = 0
+    compare: int = 0
+    mux: int = 0
+    logic: int = 0
+    register: int = 0
+    memories: tuple = field(default_factory=tuple)      # MemoryUse per memory (depth ≥ 2)
+    multipliers: tuple = field(default_factory=tuple)   # (a bits, b bits) per multiplier
+
+    def __add__(self, other: "Inventory") -> "Inventory":
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        return Inventory(**counts)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["memories"] = [vars(mem) for mem in self.memories]
+        out["multipliers"] = [list(m) for m in self.multipliers]
+        return out
+
+
+class Block:
+    """Base of every hardware block (module docstring). Subclasses set the port attributes and
+    the beat counts, and define ``schedule``, ``inventory`` and ``component``."""
+
+    kind: str = ""          # the resource-cost key and the stage kind in reports
+    name: str = ""
+    in_type = out_type = None
+    in_lanes = out_lanes = 1
+    in_beats = out_beats = 1  # per vector
+    input_fifo_depth = 0      # a FIFO this deep must sit in front (a block that replays its input)
+
+    @property
+    def initiation_interval(self) -> int:
+        """Clocks per vector at full rate."""
+        return max(self.in_beats, self.out_beats)
+
+    @property
+    def latency(self) -> int:
+        """Clocks from a vector's first input beat to its last output beat, idle pipeline."""
+        return self.schedule(list(range(self.in_beats)))[-1]
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        raise NotImplementedError
+
+    def inventory(self) -> Inventory:
+        raise NotImplementedError
+
+    def component(self):
+        raise NotImplementedError
+
+    def job(self, n: int, seed: int) -> dict:
+        """A co-simulation job (:mod:`hwnorm.sim.jobs`) of ``n`` vectors of this block's own
+        stimulus, corners first, drawn from ``seed``."""
+        raise NotImplementedError(f"{self.kind} blocks have no stimulus of their own")
+
+
+class BeatPipeline(Block):
+    """A block that takes one beat per clock through ``depth`` register stages; a vector is
+    ``in_beats`` beats in and as many out."""
+
+    depth = 1
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        out, t = [], -1
+        for a in arrivals:
+            t = max(t + 1, a)
+            out.append(t + self.depth)
+        return out
+
+
+# ------------------------------------------------------------------ stream plumbing
+def _every_nth_plus_one(arrivals: list[int], n: int) -> list[int]:
+    """One beat accepted per clock; an output one clock after every ``n``-th beat."""
+    out, t = [], -1
+    for k, a in enumerate(arrivals):
+        t = max(t + 1, a)
+        if k % n == n - 1:
+            out.append(t + 1)
+    return out
+
+
+class _LaneConverter(Block):
+    def __init__(self, element, in_lanes: int, out_lanes: int, elements: int | None = None):
+        self.in_type = self.out_type = element
+        self.in_lanes, self.out_lanes = in_lanes, out_lanes
+        elements = max(in_lanes, out_lanes) if elements is None else elements  # per vector
+        self.in_beats, self.out_beats = elements // in_lanes, elements // out_lanes
+
+
+class GatherBlock(_LaneConverter):
+    """``factor`` beats of ``lanes`` elements → one beat of ``factor · lanes`` (the first beat in
+    the low lanes). Output valid one clock after the last beat's handshake."""
+
+    kind = "gather"
+
+    def __init__(self, element, lanes: int, factor: int, elements: int | None = None):
+        self.factor = factor
+        super().__init__(element, lanes, lanes * factor, elements)
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        return _every_nth_plus_one(arrivals, self.factor)
+
+    def inventory(self) -> Inventory:
+        n = self.in_lanes * self.in_type.width
+        return Inventory(adder=counter_bits(self.factor), logic=self.factor,
+                         register=n * (2 * self.factor - 1) + counter_bits(self.factor) + 1)
+
+    def component(self):
+        from hwnorm.hdl.stream import Gather
+        return Gather(self)
+
+
+class SplitBlock(_LaneConverter):
+    """One beat of ``factor · lanes`` elements → ``factor`` beats of ``lanes`` (low lanes first).
+    The first piece is valid one clock after the handshake; the pieces follow back to back."""
+
+    kind = "split"
+
+    def __init__(self, element, lanes: int, factor: int, elements: int | None = None):
+        self.factor = factor
+        super().__init__(element, lanes * factor, lanes, elements)
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        out, accept = [], None
+        for a in arrivals:
+            accept = a if accept is None else max(a, accept + self.factor)
+            out += [accept + 1 + k for k in range(self.factor)]
+        return out
+
+    def inventory(self) -> Inventory:
+        n = self.out_lanes * self.out_type.width
+        return Inventory(adder=2 * counter_bits(self.factor + 1), mux=n * (self.factor - 1),
+                         register=n * self.factor + 2 * counter_bits(self.factor + 1))
+
+    def component(self):
+        from hwnorm.hdl.stream import Split
+        return Split(self)
+
+
+def lane_converters(element, n_in: int, n_out: int, elements: int) -> list[Block]:
+    """The converters from ``n_in`` to ``n_out`` lanes for vectors of ``elements``: none, a
+    gather, a split, or a split to ``gcd(n_in, n_out)`` lanes followed by a gather."""
+    if n_in == n_out:
+        return []
+    if n_out % n_in == 0:
+        return [GatherBlock(element, n_in, n_out // n_in, elements)]
+    if n_in % n_out == 0:
+        return [SplitBlock(element, n_out, n_in // n_out, elements)]
+    g = math.gcd(n_in, n_out)
+    return [SplitBlock(element, g, n_in // g, elements), GatherBlock(element, g, n_out // g, elements)]
+
+
+class FIFOBlock(Block):
+    """A synchronous FIFO (block-RAM friendly) of ``lanes`` elements per entry, so a producer can
+    run ahead of a consumer that reads its input only part of the time (an MVU replaying its
+    buffer). ``beats`` per vector pass through it."""
+
+    kind = "fifo"
+    pipeline = 2  # SyncFIFOBuffered: written at t, readable at t + 2
+
+    def __init__(self, element, lanes: int, depth: int, beats: int = 1):
+        if depth < 3:  # SyncFIFOBuffered keeps depth − 1 entries in memory: 1 would be a 0-bit address
+            raise ValueError(f"a stream FIFO must be at least 3 deep, got {depth}")
+        self.in_type = self.out_type = element
+        self.in_lanes = self.out_lanes = lanes
+        self.depth, self.in_beats, self.out_beats = depth, beats, beats
+
+    @property
+    def width(self) -> int:
+        return self.in_lanes * self.in_type.width
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        out, t = [], -1
+        for a in arrivals:
+            t = max(t + 1, a + self.pipeline)
+            out.append(t)
+        return out
+
+    def inventory(self) -> Inventory:
+        depth = self.depth - 1  # SyncFIFOBuffered: memory + output register
+        return Inventory(adder=3 * counter_bits(depth + 1), register=self.width + 3 * counter_bits(depth + 1) + 2,
+                         memories=(MemoryUse("ram", self.width, depth),))
+
+    def component(self):
+        from hwnorm.hdl.stream import StreamFIFO
+        return StreamFIFO(self)
+
+
+class ArgMaxBlock(Block):
+    """Index of the largest of ``channels`` values arriving ``lanes`` per beat (the first index on
+    ties, like numpy and ONNX ArgMax). One index per vector, valid one clock after its last beat."""
+
+    kind = "argmax"
+
+    def __init__(self, element, lanes: int, channels: int):
+        self.in_type, self.in_lanes = element, lanes
+        self.channels, self.groups = channels, channels // lanes
+        self.out_type = IntType.from_range(0, channels - 1)
+        self.in_beats, self.out_beats = self.groups, 1
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        return _every_nth_plus_one(arrivals, self.groups)
+
+    def inventory(self) -> Inventory:
+        width, index = self.in_type.width, self.out_type.width
+        return Inventory(adder=counter_bits(self.groups), compare=self.in_lanes * width,
+                         mux=self.in_lanes * (width + index),
+                         register=width + 2 * index + counter_bits(self.groups) + 1)
+
+    def component(self):
+        from hwnorm.hdl.stream import ArgMax
+        return ArgMax(self)

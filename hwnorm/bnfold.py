@@ -1,0 +1,123 @@
+"""``hwnorm qbn``: fold every batch-norm of a model into an exact integer requantizer and prove it.
+
+The BN layers come from the QONNX importer's one walk over a model (its ``bn_sites``: each
+BatchNormalization with the exact real map from its integer input, every op before it
+included) or from a JSON file of parameters::
+
+    {"layers": [{"name": "bn0", "gamma": [...], "beta": [...], "mean": [...], "var": [...],
+                 "eps": 1e-5, "in_range": [-784, 784]}]}
+
+Each is folded by :func:`hwnorm.qbn.fold_bn` at an output format and checked against the exact
+target: every input of its range when there are at most ``EXHAUSTIVE_LIMIT``, else a large sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwnorm.datatypes import IntType
+from hwnorm.fixed import FixedFormat
+
+__all__ = ["BNLayer", "bn_layers_from", "output_scale", "fold_layer", "verify_fold", "EXHAUSTIVE_LIMIT"]
+
+EXHAUSTIVE_LIMIT = 1 << 20  # inputs per channel checked one by one; wider ranges are sampled
+_FIELDS = ("name", "gamma", "beta", "mean", "var", "eps", "in_range")
+
+
+@dataclass(frozen=True)
+class BNLayer:
+    """Float BN parameters per channel and the integer range of its input."""
+    name: str
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+    in_range: tuple[int, int]
+
+
+def bn_layers_from(source: str | None) -> list[BNLayer]:
+    """BN layers of the vendored TFC model (``None``), an ONNX model, or a JSON parameter file."""
+    if source is None or source.endswith(".onnx"):
+        return _from_model(source)
+    return _from_json(source)
+
+
+def _from_model(source: str | None) -> list[BNLayer]:
+    from hwnorm import data
+    from hwnorm.qonnx import interpret
+
+    path = source or data.path("models/TFC_1W1A.onnx")
+    sites = interpret(path).bn_sites
+    if not sites:
+        raise ValueError(f"{path}: no BatchNormalization node found")
+    return [BNLayer(site.name, *site.form.as_bn(), 0.0, (site.lo, site.hi)) for site in sites]
+
+
+def _from_json(source: str) -> list[BNLayer]:
+    from hwnorm.io import load_json
+
+    doc = load_json(source)
+    entries = doc.get("layers", [doc]) if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{source}: 'layers' must be a non-empty list")
+    layers = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: layers[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object")
+        unknown = set(entry) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_FIELDS))}")
+        missing = [k for k in ("gamma", "beta", "mean", "var", "in_range") if k not in entry]
+        if missing:
+            raise ValueError(f"{where}: missing field {missing[0]!r}")
+        rng = entry["in_range"]
+        if (not isinstance(rng, list) or len(rng) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng) or rng[0] > rng[1]):
+            raise ValueError(f"{where}: in_range must be [lo, hi] with integers lo ≤ hi")
+        try:
+            arrays = [np.asarray(entry[k], dtype=np.float64).reshape(-1) for k in ("gamma", "beta", "mean", "var")]
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: gamma, beta, mean and var must be lists of numbers") from None
+        layers.append(BNLayer(str(entry.get("name", f"bn{i}")), *arrays, float(entry.get("eps", 1e-5)),
+                              (rng[0], rng[1])))
+    return layers
+
+
+def output_scale(layer: BNLayer, out_fmt: FixedFormat) -> float:
+    """Scale at which the largest |BN(x)| over the input range just fits (BN is affine: check the ends)."""
+    with np.errstate(all="ignore"):
+        ys = [layer.gamma * (x - layer.mean) / np.sqrt(layer.var + layer.eps) + layer.beta for x in layer.in_range]
+    peak = float(np.nanmax(np.abs(ys))) if np.isfinite(ys).all() else 1.0
+    return max(peak, 1e-12) / out_fmt.max_int
+
+
+def fold_layer(layer: BNLayer, out_fmt: FixedFormat, rounding, overflow, per_channel_shift: bool = False):
+    """The exact fold (:class:`hwnorm.qbn.BNFold`) of one layer over its whole input range."""
+    from hwnorm.qbn import fold_bn
+
+    lo, hi = layer.in_range
+    return fold_bn(layer.gamma, layer.beta, layer.mean, layer.var, layer.eps,
+                   in_fmt=FixedFormat(IntType.from_range(lo, hi, signed=True).bits), in_scale=1.0, in_range=(lo, hi),
+                   out_fmt=out_fmt, out_scale=output_scale(layer, out_fmt), rounding=rounding, overflow=overflow,
+                   per_channel_shift=per_channel_shift, name=layer.name)
+
+
+def verify_fold(fold, rng) -> tuple[int, int, str]:
+    """(inputs checked, mismatches, how): the golden kernel against the exact target, on every
+    input of the range or on a million-input sample with both ends and zero."""
+    spec = fold.spec
+    size = spec.in_hi - spec.in_lo + 1
+    if size <= EXHAUSTIVE_LIMIT:
+        x = np.arange(spec.in_lo, spec.in_hi + 1)
+        how = "exhaustive"
+    else:
+        x = np.unique(np.concatenate([rng.integers(spec.in_lo, spec.in_hi, 1_000_000, endpoint=True),
+                                      [spec.in_lo, spec.in_hi, 0]]))
+        how = "sampled"
+    xs = np.broadcast_to(x[:, None], (x.size, spec.channels))
+    mismatches = int(np.count_nonzero(spec.apply(xs) != fold.target(xs)))
+    return xs.size, mismatches, how

@@ -1,0 +1,152 @@
+"""A network as a streaming dataflow of blocks (FINN-style: one block per layer, streams between
+them) — the plan the hardware top is built from, and its composed cycle and resource model::
+
+    pixels[PE₀] ─► thresholding ─► [lane converters] ─► [FIFO] ─► mvu ─► … ─► mvu ─► qbn ─► argmax ─► class
+                                                        (layers that replay their input)    (or raw scores)
+
+Each layer's folding comes from a ``folding`` mapping ``{layer name: {key: value}}`` (the keys
+its kind takes; a missing layer gets its kind's :meth:`~hwnorm.layers.Layer.auto_fold`). Lane
+converters appear where a producer's output lanes differ from the consumer's input lanes; a FIFO
+sits in front of every block that asks for one (``input_fifo_depth``), so its producer can run
+ahead while it is busy.
+
+The composed cycle model: ``latency`` is the number of clocks from an image's first input beat to
+its result on an idle pipeline, ``initiation_interval`` the clocks per image at full rate (the
+slowest stage). Nothing here needs Amaranth: :meth:`NetworkBlock.component` builds the top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwnorm.blocks import ArgMaxBlock, Block, FIFOBlock, Inventory, lane_converters
+
+__all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding"]
+
+OUTPUTS = ("argmax", "raw")
+
+
+def auto_folding(net) -> dict:
+    """The default folding: each layer's kind decides from its neighbours (see the kinds)."""
+    fold, prev_lanes = {}, None
+    layers = net.layers
+    for k, layer in enumerate(layers):
+        nxt = layers[k + 1] if k + 1 < len(layers) else None
+        fold[layer.name] = layer.auto_fold(prev_lanes, nxt)
+        prev_lanes = layer.block(fold[layer.name]).out_lanes
+    return fold
+
+
+def check_folding(net, folding: dict | None) -> dict:
+    """The complete folding of ``net``: ``folding`` (validated by each layer's kind) over
+    :func:`auto_folding`."""
+    folding = dict(folding or {})
+    names = [layer.name for layer in net.layers]
+    for name in folding:
+        if name not in names:
+            raise ValueError(f"folding names layer {name!r}, which is not in the network; layers: {', '.join(names)}")
+    full = auto_folding(net)
+    for layer in net.layers:
+        given = folding.get(layer.name)
+        if given is None:
+            continue
+        layer.check_fold_keys(given)
+        merged = {**full[layer.name], **given}
+        layer.block(merged)  # the kind validates the values (divisibility …)
+        full[layer.name] = merged
+    return full
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str       # the Verilog submodule name (sanitized from the layer name)
+    block: Block
+    vectors: int    # vectors per image through this stage
+
+    @property
+    def cycles(self) -> int:
+        """Clocks per image at full rate."""
+        return self.block.initiation_interval * self.vectors
+
+
+class NetworkBlock(Block):
+    """The folded network as one block (module docstring)."""
+
+    kind = "network"
+
+    def __init__(self, net, folding: dict | None = None, output: str = "argmax"):
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
+        self.net, self.output, self.name = net, output, net.name
+        self.folding = check_folding(net, folding)
+        self.stages = self._stages()
+        first, last = self.stages[0], self.stages[-1]
+        self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
+        self.out_type, self.out_lanes = last.block.out_type, last.block.out_lanes
+        self.in_beats = first.block.in_beats * first.vectors
+        self.out_beats = last.block.out_beats * last.vectors
+
+    def _stages(self) -> list[Stage]:
+        from hwnorm.hdl.names import unique_names
+
+        stages: list[Stage] = []
+        names = unique_names([layer.name for layer in self.net.layers])
+        lanes = element = None
+        for name, layer in zip(names, self.net.layers):
+            block = layer.block(self.folding[layer.name])
+            if stages:
+                for k, conv in enumerate(lane_converters(element, lanes, block.in_lanes, layer.in_features)):
+                    stages.append(Stage(f"{name}_lanes{k}", conv, layer.vectors))
+                if block.input_fifo_depth:
+                    fifo = FIFOBlock(element, block.in_lanes, block.input_fifo_depth, block.in_beats)
+                    stages.append(Stage(f"{name}_fifo", fifo, layer.vectors))
+            stages.append(Stage(name, block, layer.vectors))
+            lanes, element = block.out_lanes, block.out_type
+        if self.output == "argmax":
+            last = self.net.layers[-1]
+            stages.append(Stage("argmax", ArgMaxBlock(element, lanes, last.out_features), last.vectors))
+        return stages
+
+    # ---- cycle model
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        for stage in self.stages:
+            arrivals = stage.block.schedule(arrivals)
+        return arrivals
+
+    @property
+    def initiation_interval(self) -> int:
+        return max(stage.cycles for stage in self.stages)
+
+    @property
+    def latency(self) -> int:
+        return self.schedule([0] * self.in_beats)[-1]
+
+    # ---- resource model: the sum of the stages' (the top itself is wiring)
+    def inventory(self) -> Inventory:
+        total = self.stages[0].block.inventory()
+        for stage in self.stages[1:]:
+            total = total + stage.block.inventory()
+        return total
+
+    def parts(self) -> list[Block]:
+        return [stage.block for stage in self.stages]
+
+    def component(self):
+        from hwnorm.hdl.top import NetworkTop
+        return NetworkTop(self)
+
+    def job(self, n: int, seed: int) -> dict:
+        """``n`` images: the vendored MNIST test images for a 784-input network, else seeded random
+        inputs of the first layer's range (corners first)."""
+        from hwnorm import data
+        from hwnorm.layers.base import with_corners
+        from hwnorm.sim.jobs import network_job
+
+        images, _ = data.mnist_test()
+        if self.net.in_features != images[0].size:
+            x = with_corners(np.random.default_rng(seed), *self.net.in_range, n, self.net.in_features)
+            return network_job(self, x, seed)
+        ids = np.arange(n) % len(images)
+        return network_job(self, images[ids].reshape(n, -1).astype(np.int64), seed, image_ids=ids)

@@ -1,0 +1,201 @@
+"""``Layer``: the interface every layer kind implements (see :mod:`hwnorm.layers`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hwnorm import bnn
+
+__all__ = ["Layer", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
+           "with_corners", "as_int_batch"]
+
+MAX_AUTO_LANES = 64  # widest input a default folding gives a layer that has no neighbour to match
+
+
+class Bits:
+    """A batch of binary activations: ``words`` (batch, ⌈n/64⌉) uint64, ``n`` real channels
+    (the :mod:`hwnorm.bnn` layout); what a layer with a bipolar output hands on."""
+
+    __slots__ = ("words", "n")
+
+    def __init__(self, words: np.ndarray, n: int):
+        self.words, self.n = words, n
+
+    def unpack(self) -> np.ndarray:
+        return bnn.unpack_bits(self.words, self.n)
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in divisors(n) if d <= limit)
+
+
+def check_fold(name: str, what: str, value, n: int, dimension: str) -> int:
+    """``value`` must divide ``n``; otherwise a clear error listing the allowed values."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or n % value:
+        allowed = divisors(n)
+        shown = ", ".join(map(str, allowed)) if len(allowed) <= 24 else \
+            ", ".join(map(str, allowed[:12])) + ", …, " + ", ".join(map(str, allowed[-4:]))
+        raise ValueError(f"{name}: {what}={value!r} must divide its {n} {dimension}; allowed: {shown}")
+    return value
+
+
+def with_corners(rng, lo: int, hi: int, n: int, width: int) -> np.ndarray:
+    """``n`` random vectors of ``[lo, hi]``; the first ones all-low, all-high and all-zero."""
+    x = rng.integers(lo, hi + 1, (n, width))
+    corners = [lo, hi] + ([0] if lo <= 0 <= hi else [])
+    for k, c in enumerate(corners[:n]):
+        x[k] = c
+    return x
+
+
+def as_int_batch(name: str, x, channels: int) -> np.ndarray:
+    if isinstance(x, Bits):
+        raise ValueError(f"{name}: expects integer activations, got packed bits")
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu" or x.ndim != 2 or x.shape[1] != channels:
+        raise ValueError(f"{name}: expects an integer array (batch, {channels}), got {x.dtype} {x.shape}")
+    return x
+
+
+class Layer:
+    """One layer of the IR and every view of it. Subclasses are frozen dataclasses with a
+    ``name`` field; they set the class attributes and implement the methods marked below."""
+
+    kind: str = ""                      # the one name (registry, JSON, designs, manifest, costs)
+    aliases: tuple = ()                 # older names still read from IR JSON
+    folding_keys: tuple = ("pe",)       # what a folding of this layer sets
+    channel_label = "channel"           # what one output lane is called in mismatch messages
+    name: str
+
+    # ---- tensors (subclasses: in_shape, out_shape, in_type, out_type, and in_features /
+    # out_features, the elements of one input / output vector: the last axis of the shapes)
+    @property
+    def vectors(self) -> int:
+        """Input vectors of ``in_features`` elements per image (a dense layer: 1)."""
+        return math.prod(self.in_shape[:-1])
+
+    @property
+    def in_range(self) -> tuple[int, int]:
+        """Input values the layer accepts, as stored (bits 0 / 1 for bipolar inputs)."""
+        return (0, 1) if self.in_type.is_bipolar else self.in_type.range
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        """Output values the layer can produce, as stored."""
+        return (0, 1) if self.out_type.is_bipolar else self.out_type.range
+
+    def tensors(self) -> dict:
+        """The declared tensors, as the IR JSON writes them."""
+        return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
+                "in_type": self.in_type.name, "out_type": self.out_type.name}
+
+    def check_declared(self, d: dict) -> None:
+        """A JSON object's declared tensors (optional) must be the ones its spec gives."""
+        for key, value in self.tensors().items():
+            if key in d and d[key] != value:
+                raise ValueError(f"layer {self.name!r}: {key} is declared as {d[key]!r}, its spec gives {value!r}")
+
+    # ---- golden model
+    def run(self, x):
+        raise NotImplementedError
+
+    def golden_input(self, x):
+        """What :meth:`run` takes for integer stimulus ``x`` (packed bits for a bipolar input)."""
+        return Bits(bnn.pack_bits(x), self.in_features) if self.in_type.is_bipolar else x
+
+    # ---- JSON
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, **self.tensors(), **self.spec_fields()}
+
+    def spec_fields(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Layer":
+        raise NotImplementedError
+
+    # ---- folding
+    def foldings(self) -> list[dict]:
+        """Every legal folding, cheapest hardware first."""
+        raise NotImplementedError
+
+    def block(self, fold: dict):
+        """The hardware block of this layer at ``fold`` (an :class:`hwnorm.blocks.Block`)."""
+        raise NotImplementedError
+
+    def auto_fold(self, prev_lanes: int | None, next_layer: "Layer | None") -> dict:
+        raise NotImplementedError
+
+    def preferred_in_lanes(self) -> int | None:
+        """Input lanes this layer's default folding takes (None: it adapts to its producer)."""
+        return None
+
+    def check_fold_keys(self, fold) -> None:
+        if not isinstance(fold, dict):
+            raise ValueError(f"folding of layer {self.name!r} must be a table like {{pe = 4, simd = 8}}")
+        for key in fold:
+            if key not in self.folding_keys:
+                raise ValueError(f"folding of layer {self.name!r}: unknown key {key!r}; allowed: "
+                                 f"{', '.join(self.folding_keys)}")
+
+    # ---- co-simulation
+    def stimulus(self, n: int, rng) -> np.ndarray:
+        """``n`` input vectors (stored values), corners first."""
+        return with_corners(rng, *self.in_range, n, self.in_features)
+
+    # ---- energy
+    def energy_actions(self, fold: dict) -> dict:
+        """Data-independent actions per inference (action → count; see hwnorm.estimate.energy)."""
+        raise NotImplementedError
+
+    def stored_bits(self) -> list[np.ndarray]:
+        """The constants the weight buffer holds, as arrays of bits in stream order."""
+        return []
+
+    # ---- manifest and summaries
+    def describe(self, block) -> dict:
+        """Manifest parameters of a one-layer top of this layer."""
+        return {}
+
+    def summary(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "in": self.in_features, "out": self.out_features}
+
+
+class ElementwiseLayer(Layer):
+    """A per-channel layer folded only by ``pe`` (channels per beat): it adapts to its neighbour."""
+
+    @property
+    def in_features(self) -> int:
+        return self.in_shape[-1]
+
+    @property
+    def out_features(self) -> int:
+        return self.out_shape[-1]
+
+    def foldings(self) -> list[dict]:
+        return [{"pe": d} for d in divisors(self.in_features)]
+
+    def auto_fold(self, prev_lanes, next_layer) -> dict:
+        """As wide as the producer's output (no lane converter); a first layer as wide as its
+        consumer's preferred input."""
+        want = prev_lanes
+        if want is None:
+            want = (next_layer.preferred_in_lanes() if next_layer is not None else None) or MAX_AUTO_LANES
+        return {"pe": largest_divisor(self.in_features, want)}
+
+
+class LayerBlock:
+    """Mixin of a layer kind's :class:`~hwnorm.blocks.Block` (which has ``layer``): its
+    co-simulation job is the layer's stimulus and the golden output of :meth:`Layer.run`."""
+
+    layer: Layer
+
+    def job(self, n: int, seed: int) -> dict:
+        from hwnorm.sim.jobs import layer_job
+        return layer_job(self, self.layer.stimulus(n, np.random.default_rng(seed)), seed)

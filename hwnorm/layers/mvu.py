@@ -1,0 +1,306 @@
+"""Layer kind ``mvu``: matrix-vector(-threshold) unit with ±1 weights (FINN's MVAU, binary weights).
+
+Golden model: binary input (bipolar ±1) → XNOR/popcount, ``acc = K − 2·popcount(a ⊕ w)``;
+integer input → bit-serial planes; then the thresholds (:class:`~hwnorm.bnn.ThresholdSpec`),
+or the raw accumulator when there are none.
+
+Hardware, folded FINN-style: ``PE`` output rows and ``SIMD`` input columns per clock, so one
+input vector takes ``SF · NF`` clocks (``SF = K / SIMD`` synapse folds, ``NF = rows / PE``
+neuron folds)::
+
+    i.payload  x[SIMD]    element s of beat sf is column sf·SIMD + s
+    o.payload  y[PE]      element p of beat nf is row nf·PE + p   (threshold count, or the accumulator)
+
+    stage 0: issue (fold counters, ROM addresses, input buffer)   stage 1: multiply-accumulate
+    stage 2: thresholds into the output register
+
+The input is read only during the first neuron fold and replayed from a buffer for the others,
+so a FIFO of one input vector sits in front of it in a network (``input_fifo_depth``). Cycle
+model at full rate: ``initiation_interval = SF · NF``; output beat ``nf`` is valid 3 clocks after
+the last issue of fold ``nf``; ``latency = SF · NF + 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwnorm import bnn
+from hwnorm.blocks import Block, Inventory, MemoryUse
+from hwnorm.bnn import ThresholdSpec
+from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
+from hwnorm.layers import register
+from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, divisors,
+                                 largest_divisor)
+from hwnorm.layers.thresholds import compare_bits, constant_rows, lane_rows
+from hwnorm.spec import content_hash
+
+__all__ = ["MVTU", "MVUBlock"]
+
+MAX_AUTO_PE = 16  # default folding: the largest PE ≤ 16 and SIMD ≤ 64 that divide the matrix
+
+
+def _words_to_hex(words: np.ndarray) -> list[str]:
+    return [row.astype("<u8").tobytes().hex() for row in words]
+
+
+def _hex_to_words(rows: list[str], k: int) -> np.ndarray:
+    w = np.array([np.frombuffer(bytes.fromhex(r), "<u8") for r in rows], dtype=np.uint64)
+    if w.ndim != 2 or w.shape[1] != bnn.words_for(k):
+        raise ValueError(f"weights must be rows of {bnn.words_for(k)} hex-encoded uint64 words")
+    return w
+
+
+@register
+@dataclass(frozen=True, eq=False)
+class MVTU(Layer):
+    """Matrix-vector(-threshold) unit with ±1 weights.
+
+    ``weights`` (out_features, ⌈in_features/64⌉) packed, already flipped for γ < 0 channels.
+    Input either bipolar (``in_bits == 1``: XNOR/popcount) or ``in_bits``-wide integers
+    (bit-serial planes). ``thresholds`` None hands on the raw accumulator.
+    """
+
+    weights: np.ndarray
+    in_features: int
+    thresholds: ThresholdSpec | None = None
+    in_bits: int = 1
+    in_signed: bool = False
+    name: str = "mvtu"
+
+    kind = "mvu"
+    aliases = ("mvtu",)
+    folding_keys = ("pe", "simd")
+    channel_label = "output row"
+
+    def __post_init__(self):
+        w = np.asarray(self.weights)
+        if w.dtype != np.uint64 or w.ndim != 2 or w.shape[1] != bnn.words_for(self.in_features):
+            raise ValueError(f"{self.name}: weights must be packed uint64 (out, {bnn.words_for(self.in_features)})")
+        pad = bnn.valid_mask(self.in_features)
+        if np.any(w & ~pad):
+            raise ValueError(f"{self.name}: weight pad bits must be 0 (see hwnorm.bnn padding rule)")
+        w = np.array(w)
+        w.setflags(write=False)
+        object.__setattr__(self, "weights", w)
+        t = self.thresholds
+        if t is not None:
+            if t.channels != self.out_features:
+                raise ValueError(f"{self.name}: {t.channels} threshold channels for {self.out_features} outputs")
+            lo, hi = self.acc_range
+            if t.acc_lo > lo or t.acc_hi < hi:
+                raise ValueError(f"{self.name}: thresholds cover [{t.acc_lo}, {t.acc_hi}], the accumulator "
+                                 f"reaches [{lo}, {hi}]")
+
+    # ---- tensors
+    @property
+    def in_shape(self) -> tuple:
+        return (self.in_features,)
+
+    @property
+    def out_shape(self) -> tuple:
+        return (self.weights.shape[0],)
+
+    @property
+    def out_features(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def binary(self) -> bool:
+        return self.in_bits == 1
+
+    @property
+    def in_type(self):
+        return BIPOLAR if self.binary else IntType(self.in_bits, self.in_signed)
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        """Exact accumulator range: ±K for binary input, ±K·max|x| for integer input."""
+        k = self.in_features
+        if self.binary:
+            return -k, k
+        lo, hi = self.in_type.range
+        peak = max(-lo, hi)
+        return -k * peak, k * peak
+
+    @property
+    def acc_bits(self) -> int:
+        return self.acc_type.bits
+
+    @property
+    def acc_type(self) -> IntType:
+        return IntType.from_range(*self.acc_range, signed=True)
+
+    @property
+    def out_is_bits(self) -> bool:
+        t = self.thresholds
+        return t is not None and t.n_thresholds == 1 and t.out_base == 0
+
+    @property
+    def out_type(self):
+        if self.thresholds is None:
+            return self.acc_type
+        return BIPOLAR if self.out_is_bits else self.thresholds.out_type
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        return self.acc_range if self.thresholds is None else self.thresholds.out_range
+
+    # ---- golden model
+    def accumulate(self, x) -> np.ndarray:
+        if self.binary:
+            if not isinstance(x, Bits) or x.n != self.in_features:
+                raise ValueError(f"{self.name}: expects packed bits of {self.in_features} channels")
+            return bnn.binary_matmul(x.words, self.weights, self.in_features)
+        x = as_int_batch(self.name, x, self.in_features)
+        return bnn.int_binary_matmul(x, self.weights, self.in_features, self.in_bits, self.in_signed)
+
+    def run(self, x):
+        if self.out_is_bits and self.binary and isinstance(x, Bits) and x.n == self.in_features:
+            words = bnn.binary_dense_threshold(x.words, self.weights, self.in_features, self.thresholds.thresholds[:, 0])
+            return Bits(words, self.out_features)
+        acc = self.accumulate(x)
+        if self.thresholds is None:
+            return acc.astype(np.int64, copy=False)
+        out = self.thresholds.apply(acc)
+        return Bits(bnn.pack_bits(out), self.out_features) if self.out_is_bits else out
+
+    # ---- JSON
+    def spec_fields(self) -> dict:
+        return {"in_features": self.in_features, "in_bits": self.in_bits, "in_signed": self.in_signed,
+                "weights": _words_to_hex(self.weights),
+                "thresholds": None if self.thresholds is None else self.thresholds.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MVTU":
+        thr = None if d["thresholds"] is None else ThresholdSpec.from_dict(d["thresholds"])
+        return cls(_hex_to_words(d["weights"], d["in_features"]), d["in_features"], thr, d["in_bits"],
+                   d["in_signed"], d["name"])
+
+    # ---- folding
+    def foldings(self) -> list[dict]:
+        """Every (PE, SIMD) pair, fewest PE·SIMD first (ties: more SIMD, the wider datapath shares
+        more logic)."""
+        pairs = [(pe, simd) for pe in divisors(self.out_features) for simd in divisors(self.in_features)]
+        return [{"pe": pe, "simd": simd} for pe, simd in sorted(pairs, key=lambda p: (p[0] * p[1], -p[1]))]
+
+    def preferred_in_lanes(self) -> int:
+        return largest_divisor(self.in_features, MAX_AUTO_LANES)
+
+    def auto_fold(self, prev_lanes, next_layer) -> dict:
+        return {"pe": largest_divisor(self.out_features, MAX_AUTO_PE), "simd": self.preferred_in_lanes()}
+
+    # ---- hardware
+    def block(self, fold: dict) -> "MVUBlock":
+        self.check_fold_keys(fold)
+        return MVUBlock(self, fold.get("pe", 1), fold.get("simd", 1))
+
+    def describe(self, block) -> dict:
+        return {"layer": self.name, "pe": block.pe, "simd": block.simd, "spec_hash": content_hash(self.to_dict()),
+                "in_features": self.in_features, "out_features": self.out_features, "in_bits": self.in_bits,
+                "acc_bits": self.acc_bits}
+
+    def summary(self) -> dict:
+        return {**super().summary(), "in_bits": self.in_bits, "acc_bits": self.acc_bits,
+                "thresholds": 0 if self.thresholds is None else self.thresholds.n_thresholds}
+
+    # ---- energy
+    def energy_actions(self, fold: dict) -> dict:
+        k, n = self.in_features, self.out_features
+        counts: dict = {}
+        if self.binary:
+            counts["xnor_bits"] = counts["popcount_input_bits"] = k * n
+        else:
+            counts[f"add_{self.in_bits + 1}b"] = k * n
+        key = f"add_{self.acc_bits}b"
+        counts[key] = counts.get(key, 0) + n * (k // fold["simd"])  # one accumulate per PE per input fold
+        t = self.thresholds
+        if t is not None:
+            counts["comparator_bits"] = n * t.n_thresholds * t.threshold_type.width
+        return counts
+
+    def stored_bits(self) -> list[np.ndarray]:
+        out = [bnn.unpack_bits(self.weights, self.in_features).reshape(-1).astype(np.uint8)]
+        t = self.thresholds
+        if t is not None:
+            out.append(bit_planes(t.thresholds, t.threshold_type.width).reshape(-1))
+        return out
+
+
+class MVUBlock(LayerBlock, Block):
+    """An :class:`MVTU` folded ``pe`` × ``simd`` (module docstring)."""
+
+    kind = MVTU.kind
+    depth = 3  # issue → multiply-accumulate → threshold → output register
+
+    def __init__(self, layer: MVTU, pe: int = 1, simd: int = 1):
+        self.pe = check_fold(layer.name, "PE", pe, layer.out_features, "output rows")
+        self.simd = check_fold(layer.name, "SIMD", simd, layer.in_features, "input columns")
+        self.layer, self.name = layer, layer.name
+        self.sf, self.nf = layer.in_features // simd, layer.out_features // pe
+        self.in_type, self.out_type = layer.in_type, layer.out_type
+        self.in_lanes, self.out_lanes = simd, pe
+        self.in_beats, self.out_beats = self.sf, self.nf
+        # replaying the buffer for NF > 1 stalls the input: a FIFO of one vector lets the producer run ahead
+        self.input_fifo_depth = max(3, self.sf + 1) if self.nf > 1 else 0
+
+    @property
+    def initiation_interval(self) -> int:
+        return self.sf * self.nf
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        """Output-valid cycles for input beats valid from ``arrivals`` (output always ready)."""
+        out, t = [], -1
+        for v in range(len(arrivals) // self.sf):
+            for nf in range(self.nf):
+                for sf in range(self.sf):
+                    t = max(t + 1, arrivals[v * self.sf + sf]) if nf == 0 else t + 1
+                out.append(t + self.depth)
+        return out
+
+    @property
+    def raw_type(self) -> IntType:
+        """The running sum over synapse folds: a popcount (0..K) for binary inputs, else the
+        signed accumulator."""
+        layer = self.layer
+        return IntType.from_range(0, layer.in_features) if layer.binary else layer.acc_type
+
+    def threshold_rows(self) -> list:
+        return lane_rows(self.layer.thresholds, self.pe)
+
+    def weight_rows(self) -> list[int]:
+        """The weight ROM: row ``nf·SF + sf`` holds the PE × SIMD bits of that fold, lane-major."""
+        w = bnn.unpack_bits(self.layer.weights, self.layer.in_features)  # (rows, K) of 0 / 1
+        rows = []
+        for nf in range(self.nf):
+            for sf in range(self.sf):
+                block = w[nf * self.pe:(nf + 1) * self.pe, sf * self.simd:(sf + 1) * self.simd]
+                rows.append(sum(int(b) << k for k, b in enumerate(block.reshape(-1))))
+        return rows
+
+    def inventory(self) -> Inventory:
+        layer, pe, simd, sf, nf = self.layer, self.pe, self.simd, self.sf, self.nf
+        x_bits = simd * layer.in_bits
+        raw_bits = self.raw_type.width
+        out_bits = pe * self.out_type.width
+        t = layer.thresholds
+        thr_bits = 0 if t is None else t.n_thresholds * t.threshold_type.width
+        mems = [MemoryUse("rom", pe * simd, sf * nf)] if sf * nf > 1 else []
+        if t is not None and not constant_rows(self.threshold_rows()):
+            mems.append(MemoryUse("rom", pe * thr_bits, nf))
+        if nf > 1 and sf > 1:
+            mems.append(MemoryUse("ram", x_bits, sf))
+        counters = counter_bits(sf) + counter_bits(nf) + counter_bits(sf * nf)
+        return Inventory(
+            popcount=pe * simd if layer.binary else 0,
+            adder=pe * (raw_bits + layer.acc_bits) + (0 if layer.binary else pe * simd * (layer.in_bits + 1)) + counters,
+            compare=0 if t is None else compare_bits(t, pe),
+            mux=x_bits if nf > 1 else 0,
+            register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
+            + counters + counter_bits(nf) + 6,
+            memories=tuple(mems))
+
+    def component(self):
+        from hwnorm.hdl.mvu import MVU
+        return MVU(self)

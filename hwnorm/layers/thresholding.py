@@ -1,0 +1,160 @@
+"""Layer kind ``thresholding``: elementwise multi-threshold of integers (e.g. pixel binarization).
+
+Per channel ``c``: ``y = out_base + #{i : x ≥ T[c, i]}`` (:class:`~hwnorm.bnn.ThresholdSpec`);
+one threshold with ``out_base = 0`` gives bits (bipolar ±1), more give integer levels.
+Hardware: ``PE`` channels per beat, two register stages (input, compare), one beat per clock::
+
+    i.payload  x[PE]   in_type elements (channel g·PE + lane of beat g)
+    o.payload  y[PE]   out_base + #{i : x ≥ Tᵢ}  (1 bit for a binarizing threshold)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from hwnorm import bnn
+from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse
+from hwnorm.bnn import ThresholdSpec
+from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
+from hwnorm.layers import register
+from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold
+from hwnorm.layers.thresholds import compare_bits, constant_rows, lane_rows
+from hwnorm.spec import content_hash
+
+__all__ = ["InputThreshold", "ThresholdingBlock"]
+
+
+@njit(cache=True, parallel=True)
+def _threshold_pack(x, thr, out):
+    """One threshold per element (``x ≥ T`` → bit 1), packed little-endian per 64 channels."""
+    m, c = x.shape
+    for i in prange(m):
+        for wo in range(out.shape[1]):
+            word = np.uint64(0)
+            for jj in range(min(64, c - 64 * wo)):
+                j = 64 * wo + jj
+                if np.int64(x[i, j]) >= thr[j]:
+                    word |= np.uint64(1) << np.uint64(jj)
+            out[i, wo] = word
+
+
+@register
+@dataclass(frozen=True, eq=False)
+class InputThreshold(ElementwiseLayer):
+    """Elementwise multi-threshold of integer inputs of type ``IntType(in_bits, in_signed)``;
+    the spec's accumulator range is that type's range."""
+
+    thresholds: ThresholdSpec
+    in_bits: int = 8
+    in_signed: bool = False
+    name: str = "input"
+
+    kind = "thresholding"
+    aliases = ("input_threshold",)
+
+    def __post_init__(self):
+        lo, hi = self.in_type.range
+        if (self.thresholds.acc_lo, self.thresholds.acc_hi) != (lo, hi):
+            raise ValueError(f"{self.name}: threshold range [{self.thresholds.acc_lo}, {self.thresholds.acc_hi}] "
+                             f"must equal the {self.in_type} input range [{lo}, {hi}]")
+
+    # ---- tensors
+    @property
+    def in_type(self) -> IntType:
+        return IntType(self.in_bits, self.in_signed)
+
+    @property
+    def out_is_bits(self) -> bool:
+        return self.thresholds.n_thresholds == 1 and self.thresholds.out_base == 0
+
+    @property
+    def out_type(self):
+        return BIPOLAR if self.out_is_bits else self.thresholds.out_type
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        return self.thresholds.out_range
+
+    @property
+    def in_shape(self) -> tuple:
+        return (self.thresholds.channels,)
+
+    out_shape = in_shape
+
+    # ---- golden model
+    def run(self, x):
+        x = as_int_batch(self.name, x, self.in_features)
+        lo, hi = self.in_range
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise ValueError(f"{self.name}: input outside the declared {self.in_type} range [{lo}, {hi}]")
+        if not self.out_is_bits:
+            return self.thresholds.apply(x)
+        out = np.empty((x.shape[0], bnn.words_for(self.out_features)), np.uint64)
+        _threshold_pack(np.ascontiguousarray(x), np.ascontiguousarray(self.thresholds.thresholds[:, 0]), out)
+        return Bits(out, self.out_features)
+
+    # ---- JSON
+    def spec_fields(self) -> dict:
+        return {"in_bits": self.in_bits, "in_signed": self.in_signed, "thresholds": self.thresholds.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputThreshold":
+        return cls(ThresholdSpec.from_dict(d["thresholds"]), d["in_bits"], d["in_signed"], d["name"])
+
+    # ---- hardware
+    def block(self, fold: dict) -> "ThresholdingBlock":
+        self.check_fold_keys(fold)
+        return ThresholdingBlock(self, fold.get("pe", 1))
+
+    def describe(self, block) -> dict:
+        return {"layer": self.name, "pe": block.pe, "spec_hash": content_hash(self.to_dict()),
+                "channels": self.in_features}
+
+    # ---- co-simulation: every channel exactly on its first threshold once (acc ≥ T fires)
+    def stimulus(self, n: int, rng) -> np.ndarray:
+        x = super().stimulus(n, rng)
+        if n > 3:
+            x[3] = np.clip(self.thresholds.thresholds[:, 0], *self.in_range)
+        return x
+
+    # ---- energy
+    def energy_actions(self, fold: dict) -> dict:
+        t = self.thresholds
+        return {"comparator_bits": t.channels * t.n_thresholds * t.threshold_type.width}
+
+    def stored_bits(self) -> list[np.ndarray]:
+        t = self.thresholds
+        return [bit_planes(t.thresholds, t.threshold_type.width).reshape(-1)]
+
+
+class ThresholdingBlock(LayerBlock, BeatPipeline):
+    """An :class:`InputThreshold` with ``pe`` channels per beat (module docstring)."""
+
+    kind = InputThreshold.kind
+    depth = 2  # input register, compare register
+
+    def __init__(self, layer: InputThreshold, pe: int = 1):
+        self.pe = check_fold(layer.name, "PE", pe, layer.in_features, "channels")
+        self.layer, self.name = layer, layer.name
+        self.groups = layer.in_features // pe
+        self.in_type, self.out_type = layer.in_type, layer.out_type
+        self.in_lanes = self.out_lanes = pe
+        self.in_beats = self.out_beats = self.groups
+
+    def threshold_rows(self) -> list:
+        return lane_rows(self.layer.thresholds, self.pe)
+
+    def inventory(self) -> Inventory:
+        t, pe = self.layer.thresholds, self.pe
+        thr_bits = t.n_thresholds * t.threshold_type.width
+        return Inventory(adder=counter_bits(self.groups), compare=compare_bits(t, pe),
+                         register=pe * self.in_type.width + pe * self.out_type.width + counter_bits(self.groups) + 2,
+                         memories=() if constant_rows(self.threshold_rows()) else
+                         (MemoryUse("rom", pe * thr_bits, self.groups),))
+
+    def component(self):
+        from hwnorm.hdl.mvu import Thresholding
+        return Thresholding(self)

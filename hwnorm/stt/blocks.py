@@ -1,0 +1,99 @@
+"""The STT-RAM codecs as hardware blocks (:mod:`hwnorm.blocks`): cycle model and resource
+inventory from a :class:`~hwnorm.stt.codecs.CodecSpec` alone; ``component()`` builds the
+Amaranth encoder / decoder (:mod:`hwnorm.hdl.stt`).
+
+Both are one registered stage: latency 1, one block (``block_words`` FP16 words) per clock::
+
+    encoder in   words[16·W]          word j at bits [16j, 16j+16)  (FP16 bit patterns)
+    encoder out  cells[2·C]           cell c at bits [2c, 2c+2): bit 2c = soft, bit 2c+1 = hard
+    decoder in   cells[2·C]           as the encoder's output
+    decoder out  words[16·W] status[2]  status 0 clean, 1 corrected, 2 detected
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwnorm.blocks import BeatPipeline, Inventory
+from hwnorm.datatypes import IntType
+from hwnorm.stt.codecs import CodecSpec
+
+__all__ = ["HDL_CODECS", "STTEncoderBlock", "STTDecoderBlock", "cost_type"]
+
+HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")
+STATUS_BITS = 2
+
+
+def _random_words(spec: CodecSpec, n: int, rng) -> np.ndarray:
+    return rng.integers(0, 1 << 16, n * spec.block_words).astype(np.uint16) & np.uint16(0xBFFF)
+
+
+def cost_type(spec: CodecSpec) -> IntType:
+    """A block's total state cost, with one spare bit: the adders never overflow."""
+    return IntType((spec.cells_per_block * max(spec.state_cost)).bit_length() + 1)
+
+
+class _CodecBlock(BeatPipeline):
+    depth = 1
+
+    def __init__(self, spec: CodecSpec, in_type: IntType, out_type: IntType):
+        if spec.codec not in HDL_CODECS or spec.write_aware:
+            raise ValueError(f"codec {spec.label!r} has no hardware codec yet; available: {', '.join(HDL_CODECS)}")
+        self.spec, self.in_type, self.out_type = spec, in_type, out_type
+
+
+class STTEncoderBlock(_CodecBlock):
+    """FP16 words → MLC cell states of one codec block."""
+
+    kind = "stt_encoder"
+
+    def __init__(self, spec: CodecSpec):
+        super().__init__(spec, IntType(16 * spec.block_words), IntType(2 * spec.cells_per_block))
+
+    def inventory(self) -> Inventory:
+        spec = self.spec
+        if not spec.is_block:  # a fixed bit permutation
+            return Inventory(register=2 * spec.cells_per_block + 1)
+        moved = sum(spec.transformable[k % 8] for k in range(8 * spec.block_words))
+        width = cost_type(spec).width
+        return Inventory(adder=4 * moved * width, compare=3 * width, mux=2 * width + 2,
+                         logic=4 * moved * 2 + 2 * moved, register=2 * spec.cells_per_block + 1)
+
+    def component(self):
+        from hwnorm.hdl.stt import STTEncoder
+        return STTEncoder(self)
+
+    def job(self, n: int, seed: int) -> dict:
+        """``n`` blocks of random FP16 patterns with |x| < 2 (bit 14 clear: what the backup needs)."""
+        from hwnorm.sim.jobs import stt_encoder_job
+        return stt_encoder_job(self, _random_words(self.spec, n, np.random.default_rng(seed)), seed)
+
+
+class STTDecoderBlock(_CodecBlock):
+    """MLC cell states of one codec block → FP16 words and a status."""
+
+    kind = "stt_decoder"
+
+    def __init__(self, spec: CodecSpec):
+        super().__init__(spec, IntType(2 * spec.cells_per_block), IntType(16 * spec.block_words + STATUS_BITS))
+
+    def inventory(self) -> Inventory:
+        spec, words = self.spec, self.spec.block_words
+        checks = (2 if spec.is_block else 0) + (words if spec.uses_backup else 0)  # repaired cells
+        return Inventory(compare=5 * words, mux=16 * words, logic=2 * checks + (16 * words if spec.is_block else 0),
+                         register=16 * words + 3)
+
+    def component(self):
+        from hwnorm.hdl.stt import STTDecoder
+        return STTDecoder(self)
+
+    def job(self, n: int, seed: int) -> dict:
+        """``n`` encoded blocks with 5% of their cells overwritten at random: soft errors for the
+        decoder to repair or flag."""
+        from hwnorm.sim.jobs import stt_decoder_job
+
+        rng = np.random.default_rng(seed)
+        cells = self.spec.encode(_random_words(self.spec, n, rng).view(np.float16))
+        hit = rng.random(cells.shape) < 0.05
+        cells[hit] = rng.integers(0, 4, int(hit.sum()), dtype=np.uint8)
+        return stt_decoder_job(self, cells, seed)
