@@ -38,6 +38,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from hwnorm.datatypes import IntType
+from hwnorm.exactfit import Dyadic
 from hwnorm.fixed import Rounding
 from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import set_512_bit_preference
@@ -610,6 +611,20 @@ class SurdAffine:
 
     def is_affine(self) -> bool:
         return all(v == 1 for v in self.s)
+
+    def dyadic(self, c: int, precision: int = 160) -> Dyadic:
+        """Channel ``c`` as a dyadic map ``(N·x + C) / 2^P``: exact when the map is affine with
+        dyadic coefficients (float parameters always are), else within ``2^-precision``·(|p1|·|x| + |p0|)
+        of the true value (the square root is the only irrational part)."""
+        s = self.s[c]
+        inv = Fraction(1) if s == 1 else Fraction(math.isqrt((s.denominator << (2 * precision)) // s.numerator),
+                                                  1 << precision)
+        a, b = self.p1[c] * inv, self.p0[c] * inv + self.q[c]
+        if all(v.denominator & (v.denominator - 1) == 0 for v in (a, b)):  # dyadic already: exact
+            m = max(a.denominator, b.denominator, 2)
+            return Dyadic(int(a * m), int(b * m), m)
+        m = 1 << precision
+        return Dyadic(round(a * m), round(b * m), m)
 
     def as_bn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(γ, β, μ, σ²)`` (float64, ε = 0) of a BN computing this map: ``γ(x − μ)/√σ² + β``.

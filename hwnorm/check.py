@@ -1,5 +1,5 @@
-"""The golden model on the vendored MNIST test set, and its agreement with the QONNX reference
-executor (``hwnorm mnist [--check-qonnx]``)."""
+"""The golden model against QONNX's reference executor: on the vendored MNIST test set
+(``hwnorm mnist [--check-qonnx]``) or on any inputs (``hwnorm check``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["mnist_accuracy", "compare_with_executor"]
+__all__ = ["mnist_accuracy", "compare_with_executor", "check_model", "load_inputs"]
 
 
 def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dict:
@@ -50,3 +50,59 @@ def compare_with_executor(model_path, predictions: np.ndarray, progress=None) ->
     differ = np.flatnonzero(ref != predictions)
     return {"top1": float(np.mean(ref == y)), "disagreements": int(differ.size),
             "first_disagreement": int(differ[0]) if differ.size else None}
+
+
+def load_inputs(path, features: int) -> np.ndarray:
+    """Float inputs (N, features) of a ``.npy`` file: the model's input values, as the executor takes them."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{p}: not a readable .npy array ({e})") from None
+    if x.dtype.kind not in "iuf" or x.ndim < 1 or not x.size:
+        raise ValueError(f"{p}: expected a non-empty numeric array (N, …), got {x.dtype} {x.shape}")
+    x = x.astype(np.float32).reshape(len(x), -1)
+    if x.shape[1] != features:
+        raise ValueError(f"{p}: each input has {x.shape[1]} values; the model takes {features}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{p}: inputs must be finite numbers")
+    return x
+
+
+def check_model(model_path, inputs=None, random: int | None = None, seed: int = 0, progress=None) -> dict:
+    """Predictions of the golden model (imported with quantized inputs: the model's own input
+    quantizer, emulated in float32) and of the executor on the same float inputs: ``inputs`` (N,
+    features), or ``random`` seeded inputs spanning the input quantizer's range, or the MNIST test
+    images (pixel/255) for a 784-input model."""
+    from hwnorm import data
+    from hwnorm.inputs import float_range, quantize_inputs
+    from hwnorm.qonnx import interpret
+    from hwnorm.qonnx_ref import available, load_reference, reference_logits
+
+    if not available():
+        raise ValueError("checking against QONNX needs its executor: pip install 'hwnorm[reference]'")
+    net = interpret(model_path, input_mode="quantized").network
+    iq = net.meta["input_quant"]
+    features = net.in_features if net.layers[0].kind != "thresholding" else net.layers[0].in_features
+    if inputs is not None:
+        x, source = inputs, "inputs given"
+    elif random is not None:
+        lo, hi = float_range(iq, features)
+        x = np.random.default_rng(seed).uniform(lo, hi, (random, features)).astype(np.float32)
+        source = f"random inputs (seed {seed})"
+    else:
+        images, _ = data.mnist_test()
+        if images[0].size != features:
+            raise ValueError(f"{model_path}: the model takes {features} inputs, not MNIST images: give --inputs or --random")
+        x, source = (images.astype(np.float32) / 255).reshape(len(images), -1), "MNIST test images (pixel/255)"
+    golden = net.predict(quantize_inputs(iq, x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_reference(str(model_path))
+        shape = tuple(model.get_tensor_shape(model.graph.input[0].name)[1:])
+        ref = np.argmax(reference_logits(model, x.reshape((len(x),) + shape), batch=1000, progress=progress), axis=1)
+    differ = np.flatnonzero(ref != golden)
+    return {"model": str(model_path), "inputs": source, "count": int(len(x)), "disagreements": int(differ.size),
+            "first_disagreement": int(differ[0]) if differ.size else None, "spec_hash": net.spec_hash}

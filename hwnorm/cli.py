@@ -99,12 +99,11 @@ def _progress(label: str):
 
 
 def cmd_mnist(args) -> int:
-    from hwnorm import data
     from hwnorm.check import compare_with_executor, mnist_accuracy
     from hwnorm.io import write_atomic
-    from hwnorm.models import load_network
+    from hwnorm.models import load_network, model_path
 
-    if args.check_qonnx and args.model is not None and not args.model.endswith(".onnx"):
+    if args.check_qonnx and model_path(args.model).suffix != ".onnx":
         raise ValueError("--check-qonnx needs an ONNX model (the executor cannot run an IR JSON)")
     net, label = load_network(args.model)
     acc = mnist_accuracy(net, args.limit, label)
@@ -113,7 +112,7 @@ def cmd_mnist(args) -> int:
           f"({acc['images_per_s']:,.0f} images/s)")
     result = {"source": label, **acc, "spec_hash": net.spec_hash}
     if args.check_qonnx:
-        ref = compare_with_executor(args.model or data.path("models/TFC_1W1A.onnx"), pred, _progress("QONNX executor"))
+        ref = compare_with_executor(model_path(args.model), pred, _progress("QONNX executor"))
         print(f"QONNX executor: top-1 {100 * ref['top1']:.2f}%; {ref['disagreements']} of {acc['images']} "
               f"predictions differ from hwnorm"
               + (f" (first: image {ref['first_disagreement']})" if ref["disagreements"] else ""))
@@ -122,6 +121,32 @@ def cmd_mnist(args) -> int:
         write_atomic(args.output, json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.output}")
     return 1 if args.check_qonnx and result["qonnx"]["disagreements"] else 0
+
+
+def cmd_check(args) -> int:
+    from hwnorm.check import check_model, load_inputs
+    from hwnorm.io import write_atomic
+    from hwnorm.models import model_path
+
+    path = model_path(args.model)
+    if path.suffix != ".onnx":
+        raise ValueError(f"{path}: check needs an ONNX model (the executor cannot run an IR JSON)")
+    if args.inputs and args.random is not None:
+        raise ValueError("give --inputs or --random, not both")
+    if args.random is not None and args.random < 1:
+        raise ValueError("--random must be at least 1")
+    inputs = None
+    if args.inputs:
+        from hwnorm.qonnx import interpret
+        inputs = load_inputs(args.inputs, interpret(path, input_mode="quantized").network.layers[0].in_features)
+    r = check_model(path, inputs, args.random, args.seed, _progress("QONNX executor"))
+    print(f"{r['model']}: {r['count']} {r['inputs']}: {r['disagreements']} of {r['count']} predictions of the golden "
+          f"model differ from the QONNX executor" + (f" (first: input {r['first_disagreement']})"
+                                                     if r["disagreements"] else ""))
+    if args.output:
+        write_atomic(args.output, json.dumps(r, indent=1) + "\n")
+        print(f"wrote {args.output}")
+    return 1 if r["disagreements"] else 0
 
 
 # ------------------------------------------------------------------------ stt
@@ -179,7 +204,7 @@ def cmd_generate(args) -> int:
 
     from hwnorm import generate as gen
 
-    designs = gen.designs_from(args.source, args.folding, args.name, args.output_kind)
+    designs = gen.designs_from(args.source, args.folding, args.name, args.output_kind, args.activations)
     label = args.source or "embedded default designs"
     print(f"generating {len(designs)} design(s) from {label} into {args.out_dir}/", file=sys.stderr)
     show = (lambda k, n, name: print(f"\r  [{k}/{n}] {name:<24}", end="" if k < n else "\n", file=sys.stderr,
@@ -215,7 +240,7 @@ def cmd_verify(args) -> int:
 
     if args.vectors < 1:
         raise ValueError("--vectors must be at least 1")
-    designs = pick_designs(designs_from(args.source, args.folding), args.design)
+    designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
     try:
         require_simulators()
     except RuntimeError as e:
@@ -251,7 +276,7 @@ def cmd_estimate(args) -> int:
         raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
     if args.calibrate:
         return _calibrate(args)
-    designs = designs_from(args.source, args.folding)
+    designs = designs_from(args.source, args.folding, activations=args.activations)
     table, cells = load_energy_table(args.energy_table), load_table(args.cells)
     targets = _targets(args.targets)
     results = []
@@ -348,7 +373,7 @@ def cmd_report(args) -> int:
         raise ValueError("--vectors must be at least 1")
     if not args.clock_mhz > 0:
         raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
-    designs = pick_designs(designs_from(args.source, args.folding), args.design)
+    designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
     targets = _targets(args.targets)
     sim = pick_simulator(args.sim)
     if sim is None and args.sim == "auto":
@@ -399,6 +424,8 @@ def cmd_flow(args) -> int:
         doc["fmax"] = False
     if args.folding:
         doc["folding"] = load_folding(args.folding)
+    if args.activations:
+        doc["activations"] = args.activations
     auto = {k: v for k, v in (("throughput", args.throughput), ("lut_budget", args.lut_budget)) if v is not None}
     if auto:
         doc["auto_folding"] = {**doc.get("auto_folding", {}), **auto}
@@ -442,7 +469,14 @@ def cmd_bench(args) -> int:
 
 # ----------------------------------------------------------------------- main
 
+ACTIVATIONS_HELP = ("a MODEL's quantized activations after an accumulator: thresholds (FINN-style compares, the "
+                    "default), requant (the integer BN datapath), or auto (per layer the one with fewer estimated "
+                    "LUTs); both are exact")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from hwnorm.activations import CHOICES as ACTIVATION_CHOICES
+
     p = argparse.ArgumentParser(
         prog="hwnorm",
         description="Bit-accurate golden models, RTL generation and co-verification for "
@@ -487,6 +521,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", help="write the figures as JSON")
     m.set_defaults(func=cmd_mnist)
 
+    c = sub.add_parser("check", help="the golden model against the QONNX executor on any inputs",
+                       description="Import a QONNX model with its own input quantizer (emulated in float32 exactly "
+                                   "like the executor), run the golden model and the QONNX reference executor on "
+                                   "the same float inputs and count the predictions that differ (exit 1 if any). "
+                                   "Inputs: a .npy array (N, …) of the model's float input values, seeded random "
+                                   "inputs spanning the input quantizer's range, or (default, for 784-input "
+                                   "models) the MNIST test images as pixel/255.")
+    c.add_argument("model", nargs="?", help="an ONNX model or a vendored model's name (default: TFC_1W1A)")
+    c.add_argument("--inputs", metavar="X.npy", help="float inputs, one per row")
+    c.add_argument("--random", type=int, metavar="N", help="N seeded random inputs")
+    c.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of --random (default %(default)s)")
+    c.add_argument("-o", "--output", help="write the figures as JSON")
+    c.set_defaults(func=cmd_check)
+
     from hwnorm.stt import experiment as stt_defaults
 
     s = sub.add_parser("stt", help="MLC STT-RAM weight buffer: codec energy and accuracy under soft errors",
@@ -518,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an ONNX model or IR JSON (one network top), or a design TOML with [[design]] tables "
                         "(see hwnorm/data/designs/default.toml)")
     g.add_argument("-o", "--out-dir", default="rtl", help="output folder (default rtl/)")
+    g.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     g.add_argument("--folding", metavar="FILE", help="per-layer folding for a MODEL: TOML or JSON "
                                                      "{layer: {pe: N, simd: M}}; missing layers are folded "
                                                      "automatically")
@@ -544,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "runs); stream: cocotb drives and checks every clock from Python (default batch; both "
                         "randomize idle cycles and back-pressure)")
     v.add_argument("--design", action="append", help="only this design (repeatable)")
+    v.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     v.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
     v.add_argument("--work-dir", help="build folder (default ~/.cache/hwnorm/cosim)")
     v.set_defaults(func=cmd_verify)
@@ -557,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "against Yosys (--synth compares with synthesis, --fmax adds nextpnr).")
     e.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
+    e.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     e.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
     e.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, help="clock frequency (default %(default)g MHz)")
     e.add_argument("--images", type=int, default=DEFAULT_IMAGES,
@@ -583,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results are cached, so a re-run takes seconds.")
     r.add_argument("source", nargs="?", metavar="MODEL|CONFIG",
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
+    r.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     r.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
     r.add_argument("--design", action="append", help="only this design (repeatable)")
     r.add_argument("-o", "--out", default="reports", help="output folder (default reports/)")
@@ -615,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-o", "--out", help="Verilog folder (default rtl/)")
     f.add_argument("--reports", help="report folder (default reports/)")
     f.add_argument("--name", help="Verilog module name of the top")
+    f.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     f.add_argument("--folding", metavar="FILE", help="per-layer folding (TOML/JSON {layer: {pe, simd}})")
     f.add_argument("--throughput", type=float, help="fold the other layers for this many images/s")
     f.add_argument("--lut-budget", type=int, help="or: the fastest folding within this many LUTs on --target")

@@ -7,6 +7,8 @@ the key and what is allowed::
     output = "argmax"         # argmax | raw
     score_bits = 16           # width of the class scores of an imported model (2..32; the input width
                               # is the data's: 8-bit MNIST pixels)
+    activations = "auto"      # quantized activations after an accumulator: thresholds (default) | requant
+                              # | auto (the cheaper on `target`), or a table {MatMul_20 = "requant", …}
     clock_mhz = 100.0
     target = "ecp5"           # ice40 | ecp5 | xilinx: the device the summary shows (all are reported)
     synth = true              # Yosys synthesis of the top for every target
@@ -54,6 +56,7 @@ class FlowConfig:
     name: str = "tfc"
     output: str = "argmax"
     score_bits: int | None = None       # None: the importer's default (16)
+    activations: str | dict | None = None  # thresholds | requant | auto, or {layer = …}; None: thresholds
     clock_mhz: float = DEFAULT_CLOCK_MHZ
     target: str = DEFAULT_TARGET
     synth: bool = True
@@ -82,7 +85,7 @@ class FlowConfig:
 _TABLES = {"auto_folding": {"throughput": "throughput", "lut_budget": "lut_budget"},
            "stt": {"codec": "codec", "cells": "cells"}}
 _TOP = [f.name for f in fields(FlowConfig) if f.name not in ("throughput", "lut_budget", "codec", "cells",
-                                                             "origin", "base")]
+                                                             "origin", "base", "activations")]
 
 
 def _check(where: str, key: str, value, kind, allowed=None, positive: bool = False):
@@ -146,6 +149,9 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     for key, value in doc.items():
         if key == "folding":
             values["folding"] = _check_folding(origin, value)
+        elif key == "activations":
+            from hwnorm.activations import check_choice
+            values["activations"] = check_choice(value, origin)
         elif key in _TABLES:
             if not isinstance(value, dict):
                 raise ValueError(f"{origin}: [{key}] must be a table; allowed keys: {', '.join(_TABLES[key])}")
@@ -156,7 +162,7 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
         elif key in _TOP:
             values[key] = _check(origin, key, value, *_RULES[key])
         else:
-            allowed = sorted(_TOP + list(_TABLES))
+            allowed = sorted(_TOP + list(_TABLES) + ["activations"])
             raise ValueError(f"{origin}: unknown key {key!r}; allowed: {', '.join(allowed)}")
     if not 2 <= values.get("score_bits", 16) <= 32:
         raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")

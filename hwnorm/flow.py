@@ -129,9 +129,11 @@ class FlowResult:
 
 def _design(config: FlowConfig, folding: dict):
     from hwnorm.generate import Design
-    widths = {} if config.score_bits is None else {"score_bits": config.score_bits}
+    extra = {} if config.score_bits is None else {"score_bits": config.score_bits}
+    if config.activations is not None:
+        extra.update(activations=config.activations, target=config.target)
     return Design(config.name, "network", {"model": config.model, "output": config.output, "folding": folding,
-                                           **widths}, config.origin, config.base)
+                                           **extra}, config.origin, config.base)
 
 
 def _simulator(config: FlowConfig) -> str | None:

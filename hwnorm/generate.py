@@ -59,7 +59,7 @@ FORMAT = "hwnorm-rtl/1"
 class _NetworkDesign:
     """A whole network top (:class:`hwnorm.dataflow.NetworkBlock`)."""
 
-    fields = ("model", "output", "folding", "score_bits")
+    fields = ("model", "output", "folding", "score_bits", "activations", "target")
 
     def model(self, design: "Design"):
         from hwnorm.dataflow import NetworkBlock
@@ -68,8 +68,11 @@ class _NetworkDesign:
         net = _network(design)
         block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"))
         widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
+        comparisons, choices = _ACTIVATIONS.get(_network_key(design), ([], {}))
+        realized = {"activations": choices, "activation_costs": [c.to_dict() for c in comparisons]} \
+            if "activations" in p else {}
         return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
-                       "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary()}
+                       "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary(), **realized}
 
     def description(self, design: "Design", params: dict) -> str:
         return f"hwnorm streaming dataflow top of {params['model']} ({params['output']} output)"
@@ -185,11 +188,14 @@ def default_designs() -> list[Design]:
     return [Design(d.name, d.kind, d.params, f"default design {d.name!r}", None) for d in designs]
 
 
-def design_for_model(model: str, name: str = "top", output: str = "argmax", folding: dict | None = None) -> Design:
-    """A network design for a user's model file."""
+def design_for_model(model: str, name: str = "top", output: str = "argmax", folding: dict | None = None,
+                     activations=None) -> Design:
+    """A network design for a user's model file (or a vendored model's name)."""
     params = {"model": model, "output": output}
     if folding:
         params["folding"] = folding
+    if activations is not None:
+        params["activations"] = activations
     return Design(name, "network", params, model, Path.cwd())
 
 
@@ -204,15 +210,16 @@ def load_folding(path: str) -> dict:
 
 
 def designs_from(source: str | None, folding: str | None = None, name: str | None = None,
-                 output: str | None = None) -> list[Design]:
+                 output: str | None = None, activations: str | None = None) -> list[Design]:
     """The designs of a command: the defaults, a design TOML, or one network top for a model file
-    (with a folding file, a top name and an output kind)."""
+    (with a folding file, a top name, an output kind and the activations' realization)."""
     if source is None or source.endswith(".toml"):
-        if folding or name or output:
-            raise ValueError("--folding, --name and --output apply to a model file; a design TOML sets them "
-                             "per design")
+        if folding or name or output or activations:
+            raise ValueError("--folding, --name, --output and --activations apply to a model file; a design TOML "
+                             "sets them per design")
         return default_designs() if source is None else load_designs(source)
-    return [design_for_model(source, name or "top", output or "argmax", load_folding(folding) if folding else None)]
+    return [design_for_model(source, name or "top", output or "argmax", load_folding(folding) if folding else None,
+                             activations)]
 
 
 def pick_designs(designs: list[Design], names: list[str] | None) -> list[Design]:
@@ -228,26 +235,57 @@ def pick_designs(designs: list[Design], names: list[str] | None) -> list[Design]
 
 # ------------------------------------------------------------------ building
 _NETWORKS: dict = {}
+_ACTIVATIONS: dict = {}  # network key → the per-layer comparison of both activation realizations
+
+
+def _source(design: Design):
+    from hwnorm.models import VENDORED
+
+    model = design.params.get("model", DEFAULT_MODEL)
+    if model in VENDORED:
+        return model
+    source = (Path(model) if design.base is None else design.base / model).resolve()
+    if not source.exists():
+        raise ValueError(f"{design.origin}: model {model!r} not found")
+    return source
+
+
+def _network_key(design: Design) -> tuple:
+    p = design.params
+    return (str(_source(design)), p.get("score_bits"), repr(p.get("activations")), repr(p.get("folding")),
+            p.get("target"))
 
 
 def _network(design: Design):
-    """The design's network, loaded once per model file."""
-    from hwnorm.models import load_network
+    """The design's network, loaded once per model file and setting; ``activations`` that ask
+    for ``auto`` compare both realizations first (hwnorm.activations)."""
+    from hwnorm import activations as act
+    from hwnorm.defaults import DEFAULT_TARGET
+    from hwnorm.models import import_model, load_network
 
-    model = design.params.get("model", DEFAULT_MODEL)
-    if model == DEFAULT_MODEL:
-        path = None
-    else:
-        path = (Path(model) if design.base is None else design.base / model).resolve()
-        if not path.exists():
-            raise ValueError(f"{design.origin}: model {model!r} not found")
-    score_bits = design.params.get("score_bits")
+    p = design.params
+    source = _source(design)
+    score_bits = p.get("score_bits")
     if score_bits is not None and (isinstance(score_bits, bool) or not isinstance(score_bits, int)
                                    or not 2 <= score_bits <= 32):
         raise ValueError(f"{design.origin}: score_bits must be an integer in 2..32, got {score_bits!r}")
-    if (path, score_bits) not in _NETWORKS:
-        _NETWORKS[path, score_bits] = load_network(path, score_bits)[0]
-    return _NETWORKS[path, score_bits]
+    setting = p.get("activations")
+    key = _network_key(design)
+    if key in _NETWORKS:
+        return _NETWORKS[key]
+    if setting is None:
+        net = load_network(source, score_bits)[0]
+    else:
+        act.check_choice(setting, design.origin)
+        if str(source).endswith(".json"):
+            raise ValueError(f"{design.origin}: activations apply to an ONNX model; an IR JSON is imported already")
+        comparisons, thr, req = act.compare(lambda how: import_model(source, score_bits, how), p.get("folding"),
+                                            p.get("target", DEFAULT_TARGET))
+        choices = act.resolve(setting, comparisons)
+        net = import_model(source, score_bits, choices).network
+        _ACTIVATIONS[key] = comparisons, choices
+    _NETWORKS[key] = net
+    return net
 
 
 def _layer(design: Design, cls):

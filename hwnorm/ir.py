@@ -85,8 +85,9 @@ class Network:
         return self.layers[0].in_range
 
     def run(self, x, upto: int | None = None):
-        """Integer outputs of the last layer (or of layer ``upto``) for a batch ``x``."""
-        act = x
+        """Integer outputs of the last layer (or of layer ``upto``) for a batch ``x`` (stored input
+        values: bits 0 / 1 when the first layer takes bipolar inputs)."""
+        act = x if isinstance(x, Bits) else self.layers[0].golden_input(np.asarray(x))
         for layer in self.layers[: None if upto is None else upto + 1]:
             act = layer.run(act)
         return act.unpack() if isinstance(act, Bits) else act

@@ -35,7 +35,7 @@ from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _lifted_shift_r
 from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import prefer_512_bit_vectors
 
-__all__ = ["BNSpec", "BNFold", "fold_bn", "bn_statistics", "aciq_mse", "aciq_alpha", "aciq_table"]
+__all__ = ["BNSpec", "BNFold", "fold_bn", "fold_dyadics", "bn_statistics", "aciq_mse", "aciq_alpha", "aciq_table"]
 
 
 def _frozen_int64(name: str, values, channels: int) -> np.ndarray:
@@ -52,8 +52,9 @@ class BNSpec(SpecIdentity):
     """The one frozen spec of a quantized BN block (integers only).
 
     Per channel ``c``: ``q = fit(R((mult[c]·x + bias[c]) >> shift[c]))``, ``x`` in
-    ``[in_lo, in_hi]`` (a sub-range of ``in_fmt``), ``fit`` = saturate or wrap to ``out_fmt``.
-    Channels are the last axis of the data (NHWC / streaming order).
+    ``[in_lo, in_hi]`` (a sub-range of ``in_fmt``), ``fit`` = saturate to ``[out_lo, out_hi]``
+    (default: all of ``out_fmt``; narrower for a narrow-range or ReLU-clipped quantizer) or wrap
+    to ``out_fmt``. Channels are the last axis of the data (NHWC / streaming order).
     """
 
     channels: int
@@ -67,6 +68,8 @@ class BNSpec(SpecIdentity):
     in_lo: int | None = None
     in_hi: int | None = None
     name: str = "bn"
+    out_lo: int | None = None
+    out_hi: int | None = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -88,6 +91,14 @@ class BNSpec(SpecIdentity):
             raise ValueError(f"BNSpec input range [{lo}, {hi}] is not inside {self.in_fmt}")
         set_("in_lo", lo)
         set_("in_hi", hi)
+        out_lo = self.out_fmt.min_int if self.out_lo is None else int(self.out_lo)
+        out_hi = self.out_fmt.max_int if self.out_hi is None else int(self.out_hi)
+        if not self.out_fmt.min_int <= out_lo <= out_hi <= self.out_fmt.max_int:
+            raise ValueError(f"BNSpec output range [{out_lo}, {out_hi}] is not inside {self.out_fmt}")
+        if (out_lo, out_hi) != (self.out_fmt.min_int, self.out_fmt.max_int) and self.overflow != Overflow.SATURATE:
+            raise ValueError("BNSpec: a narrowed output range needs overflow = saturate")
+        set_("out_lo", out_lo)
+        set_("out_hi", out_hi)
         if self.acc_bits > 63:
             raise ValueError(f"BNSpec accumulator needs {self.acc_bits} bits; at most 63 are allowed")
 
@@ -146,8 +157,8 @@ class BNSpec(SpecIdentity):
             raise ValueError(f"{self.name}: last axis must have {self.channels} channels, got shape {x.shape}")
         flat = np.ascontiguousarray(x.reshape(-1, self.channels))
         out = np.empty(flat.shape, self.out_dtype)
-        bad = _bn_apply(flat, self.mult, *self._lifted_rounding, self.in_lo, self.in_hi, self.out_fmt.min_int,
-                        self.out_fmt.max_int, self.out_fmt.width, self.overflow == Overflow.SATURATE, out)
+        bad = _bn_apply(flat, self.mult, *self._lifted_rounding, self.in_lo, self.in_hi, self.out_lo, self.out_hi,
+                        self.out_fmt.width, self.overflow == Overflow.SATURATE, out)
         if bad:
             raise ValueError(f"{self.name}: {bad} input values outside the declared range "
                              f"[{self.in_lo}, {self.in_hi}] (exactness is only proven there)")
@@ -162,7 +173,13 @@ class BNSpec(SpecIdentity):
             "in_range": [self.in_lo, self.in_hi],
             "mult": self.mult.tolist(), "bias": self.bias.tolist(), "shift": self.shift.tolist(),
             "rounding": str(self.rounding), "overflow": str(self.overflow),
+            **({} if self.out_range == self.out_fmt.int_type.range else {"out_range": list(self.out_range)}),
         }
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        """Values the output takes: ``out_fmt``'s, or the narrower saturation range."""
+        return self.out_lo, self.out_hi
 
     @classmethod
     def from_dict(cls, d: dict) -> "BNSpec":
@@ -170,7 +187,8 @@ class BNSpec(SpecIdentity):
             return cls(channels=d["channels"], in_fmt=FixedFormat(**d["in_fmt"]),
                        out_fmt=FixedFormat(**d["out_fmt"]), mult=d["mult"], bias=d["bias"],
                        shift=d["shift"], rounding=d["rounding"], overflow=d["overflow"],
-                       in_lo=d["in_range"][0], in_hi=d["in_range"][1], name=d.get("name", "bn"))
+                       in_lo=d["in_range"][0], in_hi=d["in_range"][1], name=d.get("name", "bn"),
+                       out_lo=d.get("out_range", [None, None])[0], out_hi=d.get("out_range", [None, None])[1])
         except KeyError as e:
             raise ValueError(f"BN spec is missing field {e.args[0]!r}") from None
         except TypeError as e:
@@ -256,6 +274,52 @@ def _per_channel(name: str, value, channels: int) -> np.ndarray:
     return arr
 
 
+def _fit_channels(dyadics, rounding, x0: int, x1: int, qlo, qhi, per_channel_shift: bool, max_acc_bits: int,
+                  describe) -> tuple[list, np.ndarray]:
+    """The exact fit of every channel's dyadic map over ``[x0, x1]`` (saturating to ``[qlo, qhi]``
+    when given) and each channel's smallest shift; at one shared shift unless ``per_channel_shift``."""
+    fits = []
+    for c, f in enumerate(dyadics):
+        try:
+            fits.append(fit_affine(f, rounding, x0, x1, qlo, qhi, max_acc_bits=max_acc_bits))
+        except ValueError as err:
+            raise ValueError(f"{describe(c)}: {err}; narrow the input range or the output format") from None
+    min_shift = np.array([best.shift for best in fits], dtype=np.int64)
+    if per_channel_shift:
+        return fits, min_shift
+    k = int(min_shift.max())
+    shared = []
+    for c, (f, best) in enumerate(zip(dyadics, fits)):
+        at_k = fit_at_shift(f, rounding, k, x0, x1, qlo, qhi, max_acc_bits=max_acc_bits)
+        if at_k is None:  # scaling an exact fit by 2^j keeps it exact, but widens it
+            j = k - best.shift
+            at_k = type(best)(k, best.mult << j, best.bias << j)
+            acc = IntType.from_range(min(at_k.mult * x0, at_k.mult * x1) + at_k.bias,
+                                     max(at_k.mult * x0, at_k.mult * x1) + at_k.bias, signed=True).bits
+            if acc > max_acc_bits:
+                raise ValueError(f"channel {c}: at the shared shift {k} its accumulator needs "
+                                 f"{acc} bits (> {max_acc_bits}); use per_channel_shift=True")
+        shared.append(at_k)
+    return shared, min_shift
+
+
+def fold_dyadics(dyadics, *, in_range: tuple[int, int], out_fmt: FixedFormat, out_range: tuple[int, int],
+                 rounding, per_channel_shift: bool = False, max_acc_bits: int = 63, name: str = "bn") -> BNSpec:
+    """The saturating :class:`BNSpec` equal to ``clip(R(f_c(x)), out_range)`` for every integer
+    ``x`` of ``in_range``, for given exact dyadic maps ``f_c`` (one per channel)."""
+    rounding = Rounding.parse(rounding)
+    x0, x1 = int(in_range[0]), int(in_range[1])
+    qlo, qhi = int(out_range[0]), int(out_range[1])
+    fits, _ = _fit_channels(dyadics, rounding, x0, x1, qlo, qhi, per_channel_shift, max_acc_bits,
+                            lambda c: f"{name}: channel {c}")
+    in_fmt = FixedFormat(IntType.from_range(x0, x1, signed=True).bits)
+    return BNSpec(channels=len(dyadics), in_fmt=in_fmt, out_fmt=out_fmt,
+                  mult=np.array([f.mult for f in fits], dtype=np.int64),
+                  bias=np.array([f.bias for f in fits], dtype=np.int64),
+                  shift=np.array([f.shift for f in fits], dtype=np.int64), rounding=rounding,
+                  overflow=Overflow.SATURATE, in_lo=x0, in_hi=x1, name=name, out_lo=qlo, out_hi=qhi)
+
+
 def fold_bn(gamma, beta, mean, var, eps: float = 1e-5, *,
             in_fmt: FixedFormat = FixedFormat.integer(16), out_fmt: FixedFormat = FixedFormat.integer(8),
             in_scale=None, in_zero_point=0, out_scale=None, out_zero_point=0,
@@ -307,29 +371,8 @@ def fold_bn(gamma, beta, mean, var, eps: float = 1e-5, *,
     qlo, qhi = (out_fmt.min_int, out_fmt.max_int) if overflow == Overflow.SATURATE else (None, None)
 
     dyadics = [Dyadic.from_floats(a[c], b[c]) for c in range(channels)]
-    fits = []
-    for c, f in enumerate(dyadics):
-        try:
-            fits.append(fit_affine(f, rounding, x0, x1, qlo, qhi, max_acc_bits=max_acc_bits))
-        except ValueError as err:
-            raise ValueError(f"channel {c} (a = {a[c]:.6g}, b = {b[c]:.6g}): {err}; narrow the "
-                             f"input range or the output format") from None
-    min_shift = np.array([best.shift for best in fits], dtype=np.int64)
-    if not per_channel_shift:
-        k = int(min_shift.max())
-        shared = []
-        for c, (f, best) in enumerate(zip(dyadics, fits)):
-            at_k = fit_at_shift(f, rounding, k, x0, x1, qlo, qhi, max_acc_bits=max_acc_bits)
-            if at_k is None:  # scaling an exact fit by 2^j keeps it exact, but widens it
-                j = k - best.shift
-                at_k = type(best)(k, best.mult << j, best.bias << j)
-                acc = IntType.from_range(min(at_k.mult * x0, at_k.mult * x1) + at_k.bias,
-                                         max(at_k.mult * x0, at_k.mult * x1) + at_k.bias, signed=True).bits
-                if acc > max_acc_bits:
-                    raise ValueError(f"channel {c}: at the shared shift {k} its accumulator needs "
-                                     f"{acc} bits (> {max_acc_bits}); use per_channel_shift=True")
-            shared.append(at_k)
-        fits = shared
+    fits, min_shift = _fit_channels(dyadics, rounding, x0, x1, qlo, qhi, per_channel_shift, max_acc_bits,
+                                    lambda c: f"channel {c} (a = {a[c]:.6g}, b = {b[c]:.6g})")
     spec = BNSpec(channels=channels, in_fmt=in_fmt, out_fmt=out_fmt,
                   mult=np.array([f.mult for f in fits], dtype=np.int64),
                   bias=np.array([f.bias for f in fits], dtype=np.int64),

@@ -1,28 +1,42 @@
-"""Import a QONNX (Brevitas / FINN) binarized network into the hwnorm IR.
+"""Import a QONNX (Brevitas / FINN / QKeras-converted) quantized network into the hwnorm IR.
 
 The importer interprets the graph abstractly instead of pattern-matching it: one walk over the
 nodes, in order, where every tensor's value carries what the next op needs. A value is one of
 
-* a **constant** (initializers and anything computed only from them — weight quantizers,
-  transposes, ``Pow(var + eps, 0.5)`` … are folded in float32, as the reference executor does);
-* a **chain**: an exact real map of an integer base (the network input, or the accumulator of
-  a binary MatMul) — Mul / Div / Add / Sub by constants and one BatchNormalization compose into
-  a :class:`hwnorm.bnn.SurdAffine`;
-* **binary**: ``±scale`` values produced by a BipolarQuant, backed by a layer that outputs bits.
+* a **constant** (initializers and anything computed only from them, folded in float32 as the
+  reference executor does); a ``Quant`` / ``BipolarQuant`` of constants (a weight quantizer)
+  also keeps its integer codes, scale and zero point (:class:`_QuantConst`);
+* a **chain**: an exact real map of an integer base (the network input, or the accumulator of a
+  MatMul / Gemm) — Mul / Div / Add / Sub by constants, a bias, one BatchNormalization and a final
+  ReLU compose into a :class:`hwnorm.bnn.SurdAffine`;
+* **quantized**: integer codes ``q`` standing for ``(q − z)·s`` (or ±s for bipolar values), made
+  by a ``Quant`` / ``BipolarQuant`` of a chain and backed by the layer that outputs them.
 
-A MatMul of binary values by ±1 weights makes an *accumulator* — not yet a layer: what consumes
-it decides which layer it becomes, and that layer is emitted once, complete. A BipolarQuant of a
-chain becomes thresholds (of the input layer, or of the ``mvu`` that made the accumulator, with
-γ < 0 channels' weights flipped); the chain left at the graph output (the float affine tail)
-becomes an ``mvu`` without thresholds and an exact quantized BN whose integer scores keep the order
-of the real scores, so argmax is unchanged. Every BatchNormalization met on the way is recorded
-with the exact map from its integer input (``Imported.bn_sites``: what ``hwnorm qbn`` folds).
-Anything else stops the import with an error naming the node.
+A MatMul (or Gemm) of quantized values by quantized weights makes an *accumulator* — not yet a
+layer: what consumes it decides which layer it becomes, and that layer is emitted once, complete.
+A quantizer of a chain becomes, on the code axis ``u = y/s + z`` (:mod:`hwnorm.quantizer`):
+
+* for the network input: an input ``thresholding`` layer;
+* for an accumulator: an ``mvu`` ending in multi-thresholds (γ < 0 channels' weights flipped), or
+  — the ``requant`` realization — an ``mvu`` handing on its raw accumulator to an exact ``qbn``
+  requantizer ``clip(R((A·acc + B) >> k))``. Both are exact and give identical codes.
+
+The chain left at the graph output (the float tail) becomes an ``mvu`` without thresholds and an
+exact quantized BN whose integer scores keep the order of the real scores, so argmax is
+unchanged; a final Softmax / LogSoftmax / Sigmoid keeps the order too and is dropped. Every
+BatchNormalization met on the way is recorded with the exact map from its integer input
+(``Imported.bn_sites``: what ``hwnorm qbn`` folds). Anything else stops the import with an error
+naming the node and what is allowed.
+
+Exactness: decisions are taken on the exact rational values of the model's float32 constants.
+QONNX's executor computes the same graph in float32; the two can differ only where an
+activation lies within float32 rounding of a quantizer's decision point (``threshold_margins`` in
+the network's meta says how close the nearest input comes, for the sign quantizers).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,12 +44,16 @@ import numpy as np
 
 from hwnorm import bnn
 from hwnorm.bnn import SurdAffine
-from hwnorm.datatypes import IntType
+from hwnorm.datatypes import BIPOLAR, IntType
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
 from hwnorm.qbn import fold_bn
+from hwnorm.quantizer import ROUNDING_MODES, Quantizer, code_range, requant_spec, threshold_fold
 
-__all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ImportError_"]
+__all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "REALIZATIONS"]
+
+REALIZATIONS = ("thresholds", "requant")
+_TAIL = ("Softmax", "LogSoftmax", "Sigmoid")  # order-preserving: dropped at the graph output
 
 
 class ImportError_(ValueError):
@@ -44,11 +62,31 @@ class ImportError_(ValueError):
 
 @dataclass(eq=False)
 class _Accumulator:
-    """The integer result of a binary MatMul, waiting for its consumer to say which layer it is."""
+    """The integer result of a MatMul, waiting for its consumer to say which layer it is."""
     name: str
-    weights: np.ndarray   # packed ±1 rows (out, ⌈K/64⌉)
+    weights: np.ndarray   # packed ±1 rows (bipolar weights) or integers (out, K)
+    weight_type: object   # BIPOLAR or IntType
     in_features: int
+    in_type: object       # BIPOLAR or the codes' IntType
+    in_range: tuple       # the codes that reach it
     emitted: bool = False
+
+    def layer(self, thresholds=None, flip=None) -> MVTU:
+        """The MVU of this accumulator: thresholds (and their flipped rows) or the raw sum."""
+        w, wt = self.weights, self.weight_type
+        if flip is not None and flip.any():
+            if wt.is_bipolar:
+                w = bnn.flip_rows(w, self.in_features, flip)
+            else:
+                w = np.where(flip[:, None], -w, w)
+                wt = IntType.from_range(int(w.min()), int(w.max()), signed=True)
+        if self.in_type.is_bipolar:
+            in_bits, in_signed, lo, hi = 1, False, None, None
+        else:  # in_bits 1 means bipolar: a one-bit integer code is declared as two bits, narrowed
+            in_bits, in_signed = max(2, self.in_type.bits), self.in_type.signed
+            lo, hi = self.in_range
+        return MVTU(w, self.in_features, thresholds, in_bits, in_signed, self.name, 1 if wt.is_bipolar else wt.bits,
+                    wt.signed, lo, hi)
 
 
 @dataclass
@@ -58,12 +96,32 @@ class _Chain:
     lo: int
     hi: int
     shape: tuple
+    relu: bool = False         # a ReLU was applied last (the quantizer's floor)
+    ops: tuple = ()            # the network input's float preprocessing, as the executor runs it
 
 
 @dataclass
-class _Binary:
+class _Quantized:
+    """Codes ``q`` standing for ``(q − zero)·scale`` (bipolar codes 0 / 1 for −scale / +scale)."""
+    code_type: object
+    code_range: tuple
     scale: Fraction
+    zero: int
     shape: tuple
+
+
+@dataclass
+class _QuantConst:
+    """A quantized constant (a weight): the executor's float32 values, and its exact integer codes
+    with their (broadcast) scale and zero point."""
+    values: np.ndarray
+    codes: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray
+    bipolar: bool
+
+    def map(self, fn) -> "_QuantConst":
+        return _QuantConst(fn(self.values), fn(self.codes), fn(self.scale), fn(self.zero), self.bipolar)
 
 
 @dataclass(frozen=True)
@@ -77,9 +135,19 @@ class BNSite:
 
 
 @dataclass(frozen=True)
+class ActivationSite:
+    """A quantizer after an accumulator: the MVU it ends (``layer``) and how it was realized."""
+    layer: str
+    quantizer: str        # the Quant node's name
+    realization: str      # thresholds | requant
+    requant_possible: bool
+
+
+@dataclass(frozen=True)
 class Imported:
     network: Network
     bn_sites: tuple
+    activation_sites: tuple = field(default=())
 
 
 def _load(path) -> "onnx.ModelProto":  # noqa: F821
@@ -107,8 +175,19 @@ def _attr(node, name, default=None):
     return default
 
 
-def _fold_const(node, args: list[np.ndarray]) -> np.ndarray:
-    """Evaluate a node whose inputs are all constants (float32 like the reference executor)."""
+def _fold_const(node, args: list) -> object:
+    """Evaluate a node whose inputs are all constants (float32 like the reference executor); a
+    quantizer of constants and the reshapes of one keep their integer codes."""
+    op = node.op_type
+    if op in ("Quant", "BipolarQuant"):
+        return _quantize_const(node, args)
+    if op in ("Transpose", "Reshape", "Identity") and args and isinstance(args[0], _QuantConst):
+        rest = [a.values if isinstance(a, _QuantConst) else a for a in args[1:]]
+        return args[0].map(lambda arr: _fold_array(node, [arr, *rest]))
+    return _fold_array(node, [a.values if isinstance(a, _QuantConst) else a for a in args])
+
+
+def _fold_array(node, args: list[np.ndarray]) -> np.ndarray:
     op = node.op_type
     f32 = lambda a: np.asarray(a, dtype=np.float32) if np.asarray(a).dtype.kind == "f" else np.asarray(a)  # noqa: E731
     a = [f32(x) for x in args]
@@ -140,9 +219,72 @@ def _fold_const(node, args: list[np.ndarray]) -> np.ndarray:
         return out
     if op == "Concat":
         return np.concatenate([np.atleast_1d(x) for x in a], axis=_attr(node, "axis", 0))
-    if op == "BipolarQuant":
-        return np.where(a[0] >= 0, a[1], -a[1]).astype(np.float32)
     raise ImportError_(f"node {node.name or node.op_type} ({op}): unsupported operation on constants")
+
+
+def _quantizer_of(node, args) -> tuple[Quantizer | None, np.ndarray, np.ndarray]:
+    """(quantizer, scale, zero point) of a Quant / BipolarQuant node: None for a bipolar one.
+    Every parameter must be a constant; each error names the node and what is allowed."""
+    name = f"node {node.name or node.op_type} ({node.op_type})"
+    need = 2 if node.op_type == "BipolarQuant" else 4
+    if len(args) < need or any(a is None for a in args[:need]):
+        raise ImportError_(f"{name}: needs {need} inputs (data, scale" + (")" if need == 2 else ", zero point, bit width)"))
+    if any(isinstance(a, (_Chain, _Quantized)) for a in args[1:need]):
+        raise ImportError_(f"{name}: scale, zero point and bit width must be constants")
+    scale = np.asarray(args[1].values if isinstance(args[1], _QuantConst) else args[1], dtype=np.float64)
+    if scale.size == 0 or not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ImportError_(f"{name}: scale must be positive and finite, got {scale.reshape(-1)[:4]}")
+    if node.op_type == "BipolarQuant":
+        return None, scale, np.zeros(1)
+    zero = np.asarray(args[2], dtype=np.float64)
+    if zero.size == 0 or not np.all(np.isfinite(zero)) or np.any(zero != np.round(zero)):
+        raise ImportError_(f"{name}: the zero point must be integers, got {zero.reshape(-1)[:4]}")
+    bits = np.asarray(args[3], dtype=np.float64).reshape(-1)
+    if bits.size != 1 or not np.isfinite(bits[0]) or bits[0] != round(bits[0]) or not 1 <= bits[0] <= 32:
+        raise ImportError_(f"{name}: the bit width must be one whole number in 1 … 32, got {bits[:4]}")
+    flags = {}
+    for key in ("signed", "narrow"):
+        value = _attr(node, key, 1 if key == "signed" else 0)
+        if value not in (0, 1):
+            raise ImportError_(f"{name}: attribute {key} must be 0 or 1, got {value!r}")
+        flags[key] = bool(value)
+    mode = _attr(node, "rounding_mode", "ROUND")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    if mode.upper() not in ROUNDING_MODES:
+        raise ImportError_(f"{name}: rounding_mode {mode!r} is not allowed; allowed: {', '.join(ROUNDING_MODES)}")
+    if int(bits[0]) == 1 and flags["signed"]:  # QONNX executes a 1-bit signed Quant as a sign: ±1
+        return None, scale, zero
+    return Quantizer(int(bits[0]), flags["signed"], flags["narrow"], mode.upper()), scale, zero
+
+
+def _quantize_const(node, args) -> _QuantConst:
+    """A quantizer of a constant (a weight), as the executor computes it in float32 — and its codes."""
+    quant, scale, zero = _quantizer_of(node, args)
+    x = np.asarray(args[0].values if isinstance(args[0], _QuantConst) else args[0], dtype=np.float32)
+    s32, z32 = scale.astype(np.float32), zero.astype(np.float32)
+    if quant is None:  # bipolar: sign (0 → +1) times the scale
+        codes = np.where(x >= 0, 1, -1).astype(np.int64)
+        values = (codes.astype(np.float32) * s32).astype(np.float32)
+        z = np.zeros_like(values, dtype=np.float64)
+    else:
+        lo, hi = code_range(quant.bits, quant.signed, quant.narrow)
+        y = np.clip(x / s32 + z32, np.float32(lo), np.float32(hi))
+        rounded = _ROUND[quant.rounding](y)
+        codes = rounded.astype(np.int64)
+        values = ((rounded - z32) * s32).astype(np.float32)
+        z = np.broadcast_to(zero, values.shape).astype(np.float64)
+    try:
+        full_scale = np.broadcast_to(scale, values.shape).astype(np.float64)
+    except ValueError:
+        raise ImportError_(f"node {node.name} ({node.op_type}): scale of shape {scale.shape} does not broadcast "
+                           f"to the data shape {values.shape}") from None
+    return _QuantConst(values, np.broadcast_to(codes, values.shape).copy(), full_scale, z, quant is None)
+
+
+_ROUND = {"ROUND": np.round, "HALF_EVEN": np.round, "CEIL": np.ceil, "FLOOR": np.floor,
+          "UP": lambda v: np.sign(v) * np.ceil(np.abs(v)), "DOWN": np.fix, "ROUND_TO_ZERO": np.fix,
+          "HALF_UP": lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5),
+          "HALF_DOWN": lambda v: np.sign(v) * np.ceil(np.abs(v) - 0.5)}
 
 
 def _per_element(node, const: np.ndarray, shape: tuple, channel_axis: int | None = None) -> np.ndarray:
@@ -162,24 +304,37 @@ def _features(shape: tuple) -> int:
 
 
 def import_qonnx(path, **options) -> Network:
-    """Import a binarized QONNX model (e.g. the FINN/Brevitas TFC_1W1A) into a :class:`Network`
-    (the options are :func:`interpret`'s)."""
+    """Import a quantized QONNX model into a :class:`Network` (the options are :func:`interpret`'s)."""
     return interpret(path, **options).network
 
 
 def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_scale=Fraction(1, 255),
-              score_bits: int = 16, name: str | None = None) -> Imported:
-    """Walk a QONNX model once (module docstring): the network and its BatchNormalization sites.
+              score_bits: int | None = None, name: str | None = None, activations="thresholds",
+              input_mode: str = "integer") -> Imported:
+    """Walk a QONNX model once (module docstring): the network, its BatchNormalization sites and
+    how each quantizer after an accumulator was realized.
 
     The network input is ``input_bits``-wide integers whose real value is ``x·input_scale``
     (default: 8-bit pixels and torchvision's ``ToTensor`` /255). Scores come out as
-    ``score_bits``-wide integers of an exact quantized BN (scale in ``meta["score_scale"]``).
+    ``score_bits``-wide integers of an exact quantized BN (scale in ``meta["score_scale"]``; default:
+    the narrowest width from 16 bits up that keeps the order of the real outputs).
+    ``activations`` realizes the quantizers after accumulators: ``thresholds`` or ``requant``
+    for all, or ``{layer: realization}`` for some (the others: thresholds).
+
+    ``input_mode = "quantized"`` takes float inputs instead: the network starts at the codes of
+    the model's first quantizer, and ``meta["input_quant"]`` says how floats become those codes —
+    the input's elementwise preprocessing and the quantizer, in float32 exactly as QONNX's executor
+    computes them (:func:`hwnorm.inputs.quantize_inputs`).
     """
+    if input_mode not in ("integer", "quantized"):
+        raise ValueError(f"input_mode must be 'integer' or 'quantized', got {input_mode!r}")
     from onnx import numpy_helper
 
     model = _load(path)
     g = model.graph
     src = Path(path).name
+    if not g.output:
+        raise ImportError_(f"{src}: the ONNX graph declares no output")
     env: dict[str, object] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     data_inputs = [i for i in g.input if i.name not in env]
     if len(data_inputs) != 1:
@@ -189,7 +344,7 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
     in_lo, in_hi = IntType(input_bits, input_signed).range
     env[data_inputs[0].name] = _Chain(SurdAffine.identity(_features(shape), Fraction(input_scale)), None,
                                       in_lo, in_hi, shape)
-    walk = _Walk()
+    walk = _Walk(activations, g.output[0].name, input_mode)
     consumers: dict[str, int] = {}
     for node in g.node:
         for i in node.input:
@@ -204,13 +359,13 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
         if missing:
             raise ImportError_(f"{where(node)}: input {missing[0]!r} is not produced by any earlier node")
         op = node.op_type
-        data = [a for a in args if isinstance(a, (_Chain, _Binary))]
+        data = [a for a in args if isinstance(a, (_Chain, _Quantized))]
         try:
             if not data:
                 env[node.output[0]] = _fold_const(node, args)
                 continue
             if op == "Shape":
-                env[node.output[0]] = np.array(args[0].shape, dtype=np.int64)
+                env[node.output[0]] = np.array(data[0].shape, dtype=np.int64)
                 continue
             env[node.output[0]] = walk.data_op(node, args)
         except ImportError_ as e:
@@ -220,39 +375,63 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
             raise ImportError_(f"{where(node)}: {e}") from None
 
     out = env.get(g.output[0].name)
-    if not isinstance(out, _Chain) or out.base is None:
-        raise ImportError_(f"{src}: the graph output must be a (float) function of a binary MatMul's result")
     if consumers.get(g.output[0].name):
         raise ImportError_(f"{src}: the graph output is also consumed inside the graph")
-    mvu = walk.emit(out.base, None, f"{src}: the graph output")
-    try:
-        score = _score_layer(out, mvu, score_bits, src)
-    except ArithmeticError as e:  # a non-finite or overflowing constant in the float tail
-        raise ImportError_(f"{src}: the float tail after the last MatMul cannot be folded ({e})") from None
-    walk.layers.append(QuantBN(score.spec, name=score.spec.name))
-    meta = {"source": src, "input": {"bits": input_bits, "signed": input_signed,
-                                     "scale": str(Fraction(input_scale))},
-            "score_scale": score.spec_scale, "threshold_margins": walk.margins,
-            "argmax_preserved": score.order_ok}
-    return Imported(Network(tuple(walk.layers), name or Path(path).stem, meta), tuple(walk.bn_sites))
+    if input_mode == "quantized":
+        if walk.input_quant is None:
+            raise ImportError_(f"{src}: no quantizer of the input found: give integer inputs instead")
+        meta = {"source": src, "input_quant": walk.input_quant}
+    else:
+        meta = {"source": src, "input": {"bits": input_bits, "signed": input_signed,
+                                         "scale": str(Fraction(input_scale))}}
+    if isinstance(out, _Quantized) and walk.layers:  # the scores are the last quantizer's codes
+        meta.update(score_scale=float(out.scale), threshold_margins=walk.margins, argmax_preserved=True)
+    elif isinstance(out, _Chain) and out.base is not None and not out.relu:
+        mvu = walk.emit(out.base, f"{src}: the graph output")
+        try:
+            score = _score_layer(out, mvu, score_bits, src)
+        except ArithmeticError as e:  # a non-finite or overflowing constant in the float tail
+            raise ImportError_(f"{src}: the float tail after the last MatMul cannot be folded ({e})") from None
+        walk.layers.append(QuantBN(score.spec, name=score.spec.name))
+        meta.update(score_scale=score.spec_scale, threshold_margins=walk.margins, argmax_preserved=score.order_ok)
+    else:
+        raise ImportError_(f"{src}: the graph output must be a (float, affine) function of a MatMul's result, or "
+                           "the codes of a quantizer after one")
+    unknown = sorted(set(walk.requested) - {site.layer for site in walk.sites})
+    if unknown:
+        raise ImportError_(f"{src}: activations names {unknown[0]!r}, which is not a layer ending in a quantizer; "
+                           f"those are: {', '.join(site.layer for site in walk.sites) or 'none'}")
+    return Imported(Network(tuple(walk.layers), name or Path(path).stem, meta), tuple(walk.bn_sites),
+                    tuple(walk.sites))
 
 
 class _Walk:
     """What the ops on data tensors do, and the layers emitted so far (each once, complete)."""
 
-    def __init__(self):
+    def __init__(self, activations, graph_output: str, input_mode: str = "integer"):
+        if isinstance(activations, str):
+            self.default, self.requested = activations, {}
+        else:
+            self.default, self.requested = "thresholds", dict(activations or {})
+        for layer, how in [("*", self.default), *self.requested.items()]:
+            if how not in REALIZATIONS:
+                raise ImportError_(f"activations{'' if layer == '*' else f'.{layer}'} = {how!r} is not allowed; "
+                                   f"allowed: {', '.join(REALIZATIONS)}")
+        self.graph_output = graph_output
+        self.input_mode = input_mode
+        self.input_quant: dict | None = None  # quantized input mode: how floats become the input codes
         self.layers: list = []
         self.margins: dict[str, float] = {}
         self.bn_sites: list[BNSite] = []
+        self.sites: list[ActivationSite] = []
 
-    def emit(self, acc: _Accumulator, fold, where: str) -> MVTU:
-        """The accumulator's layer: with ``fold``'s thresholds (weights of γ < 0 rows flipped), or
-        the raw accumulator for ``fold`` None."""
+    def emit(self, acc: _Accumulator, where: str, fold=None) -> MVTU:
+        """The accumulator's layer: with ``fold``'s thresholds (rows of decreasing channels
+        flipped), or the raw accumulator for ``fold`` None."""
         if acc.emitted:
             raise ImportError_(f"{where}: the accumulator of {acc.name} is used twice (quantized twice or fanned out)")
         acc.emitted = True
-        weights = acc.weights if fold is None else bnn.flip_rows(acc.weights, acc.in_features, fold.flip)
-        layer = MVTU(weights, acc.in_features, None if fold is None else fold.spec, name=acc.name)
+        layer = acc.layer() if fold is None else acc.layer(fold.spec, fold.flip)
         self.layers.append(layer)
         return layer
 
@@ -262,48 +441,120 @@ class _Walk:
         name = node.name or op
         if op in ("Reshape", "Flatten"):
             return _flatten(node, name, x, args)
-        if op == "Identity":
+        if op in ("Identity", "Transpose"):
+            if op == "Transpose" and _features(x.shape) != max(x.shape):
+                raise ImportError_(f"node {name} (Transpose): only vectors (batch, C) are supported, got {x.shape}")
+            return x
+        if op in _TAIL:
+            if node.output[0] != self.graph_output:
+                raise ImportError_(f"node {name} ({op}): supported only as the last op (it keeps the argmax)")
             return x
         if op in ("Mul", "Div", "Add", "Sub"):
             return _arithmetic(node, name, args)
+        if op == "Relu":
+            if not isinstance(x, _Chain) or x.relu:
+                raise ImportError_(f"node {name} (Relu): supported on float data before a quantizer")
+            return _Chain(x.form, x.base, x.lo, x.hi, x.shape, relu=True)
         if op == "BatchNormalization":
-            if not isinstance(x, _Chain):
-                raise ImportError_(f"node {name} (BatchNormalization): input must be a float (pre-quantizer) tensor")
+            if not isinstance(x, _Chain) or x.relu:
+                raise ImportError_(f"node {name} (BatchNormalization): input must be a float (pre-quantizer, "
+                                   "pre-ReLU) tensor")
+            if x.base is None and self.input_mode == "quantized":
+                raise ImportError_(f"node {name} (BatchNormalization): a quantized input's preprocessing must be "
+                                   "Mul / Div / Add / Sub by constants")
             eps = float(np.float32(_attr(node, "epsilon", 1e-5)))
             params = [_per_element(node, args[i], x.shape, channel_axis=1) for i in range(1, 5)]
             form = x.form.then_bn(params[0], params[1], params[2], params[3], eps, f"node {name} (BatchNormalization)")
             self.bn_sites.append(BNSite(name, form, x.lo, x.hi))
             return _Chain(form, x.base, x.lo, x.hi, x.shape)
-        if op == "BipolarQuant":
-            return self.bipolar(name, x, args)
+        if op in ("Quant", "BipolarQuant"):
+            return self.quantize(node, name, x, args)
         if op == "MatMul":
-            return _matmul(name, args)
-        raise ImportError_(f"node {name} ({op}): unsupported operation; hwnorm imports Reshape/Flatten, "
-                           "Mul/Div/Add/Sub by constants, BatchNormalization, BipolarQuant and MatMul with "
-                           "BipolarQuant weights")
+            return _matmul(name, x, args[1])
+        if op == "Gemm":
+            return _gemm(node, name, args)
+        raise ImportError_(f"node {name} ({op}): unsupported operation; hwnorm imports Reshape/Flatten, Transpose "
+                           "of vectors, Mul/Div/Add/Sub by constants, BatchNormalization, Relu, Quant, BipolarQuant, "
+                           "MatMul, Gemm, and a final Softmax/LogSoftmax/Sigmoid")
 
-    def bipolar(self, name: str, x, args):
+    def quantize(self, node, name: str, x, args) -> _Quantized:
+        """A quantizer of a chain: input thresholds, or the layer of the accumulator it ends."""
         if not isinstance(x, _Chain):
-            raise ImportError_(f"node {name} (BipolarQuant): input is already binary or not a float tensor")
-        scale = np.asarray(args[1], dtype=np.float64).reshape(-1)
-        if scale.size != 1 or not 0 < scale[0] < np.inf:
-            raise ImportError_(f"node {name} (BipolarQuant): scale must be one positive finite number, got {scale}")
-        fold = bnn.fold_thresholds(x.form, [(Fraction(0), False)], acc_lo=x.lo, acc_hi=x.hi, name=name)
-        self.margins[name] = _margin(x.form, x.lo, x.hi)
-        if x.base is None:
+            raise ImportError_(f"node {name} ({node.op_type}): input is already quantized; hwnorm imports a "
+                               "quantizer of float data (after a MatMul, a BN or the input)")
+        quant, scale, zero = _quantizer_of(node, args)
+        channels = x.form.channels
+        s = _per_element(node, scale, x.shape)
+        if quant is None:  # bipolar: code 1 (+s) iff y ≥ 0
+            if np.unique(s).size != 1:
+                raise ImportError_(f"node {name} ({node.op_type}): a bipolar quantizer needs one scale")
+            codes, base, cuts, u = BIPOLAR, 0, [(Fraction(0), False)], x.form
+            if x.relu:  # ReLU output is ≥ 0: always +1
+                cuts = [(Fraction(-1), False)]
+        else:
+            z = _per_element(node, zero, x.shape)
+            if np.unique(z).size != 1:
+                raise ImportError_(f"node {name} (Quant): a per-channel zero point is not supported for activations")
+            quant = Quantizer(quant.bits, quant.signed, quant.narrow, quant.rounding, int(z[0]), x.relu)
+            if quant.code_range == (0, 1) and not quant.signed:
+                raise ImportError_(f"node {name} (Quant): one-bit unsigned activations are not supported (use a "
+                                   "BipolarQuant, or 2 bits)")
+            u = x.form.then_div(s, f"node {name} (Quant)").then_add(np.full(channels, float(z[0])))
+            codes = quant.code_type
+            base, cuts = quant.levels()
+        if x.base is None and self.input_mode == "quantized":
+            if x.relu or self.input_quant is not None:
+                raise ImportError_(f"node {name} ({node.op_type}): a quantized input is one quantizer of the "
+                                   "(elementwise, affine) preprocessed input")
+            self.input_quant = {"ops": [{"op": op, "data_first": first, "value": _compact(v)} for op, first, v in x.ops],
+                                "scale": _compact(s.astype(np.float32)), "quantizer": None if quant is None else
+                                {"bits": quant.bits, "signed": quant.signed, "narrow": quant.narrow,
+                                 "rounding": quant.rounding, "zero": quant.zero}}
+        elif x.base is None:
+            if quant is None:
+                fold = bnn.fold_thresholds(u, cuts, acc_lo=x.lo, acc_hi=x.hi, name=name)
+            else:
+                fold = threshold_fold(u, quant, x.lo, x.hi, name)
             if fold.flip.any():
-                raise ImportError_(f"node {name} (BipolarQuant): the input map decreases for feature "
-                                   f"{int(np.flatnonzero(fold.flip)[0])}; only increasing input scalings are "
-                                   "supported")
+                raise ImportError_(f"node {name} ({node.op_type}): the input map decreases for feature "
+                                   f"{int(np.flatnonzero(fold.flip)[0])}; only increasing input scalings are supported")
             in_type = IntType.from_range(x.lo, x.hi)
             self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=f"{name}_input"))
         else:
-            self.emit(x.base, fold, f"node {name} (BipolarQuant)")
-        return _Binary(Fraction(float(scale[0])), x.shape)
+            self._activation(node, name, x, u, quant, cuts)
+        if quant is None:
+            self.margins[name] = _margin(x.form, x.lo, x.hi)
+        per_tensor = Fraction(float(s[0])) if np.unique(s).size == 1 else None
+        return _Quantized(codes, (0, 1) if quant is None else quant.code_range, per_tensor,
+                          0 if quant is None else quant.zero, x.shape)
+
+    def _activation(self, node, name: str, x: _Chain, u: SurdAffine, quant, cuts) -> None:
+        acc, where = x.base, f"node {name} ({node.op_type})"
+        how = self.requested.get(acc.name, self.default)
+        lo, hi = acc.layer().acc_range
+        possible = quant is not None and quant.datapath_rounding is not None
+        if how == "requant":
+            if not possible:
+                raise ImportError_(f"{where}: requant realizes Quant nodes rounding {', '.join(('ROUND', 'HALF_EVEN', 'HALF_UP', 'FLOOR'))}; "
+                                   f"this one is {'bipolar' if quant is None else quant.rounding}: use thresholds")
+            spec = requant_spec(u, quant, lo, hi, name=name)
+            self.emit(acc, where)
+            self.layers.append(QuantBN(spec, name=name))
+        elif quant is None:
+            self.emit(acc, where, bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name))
+        else:
+            self.emit(acc, where, threshold_fold(u, quant, lo, hi, name))
+        self.sites.append(ActivationSite(acc.name, name, how, possible))
+
+
+def _compact(values: np.ndarray):
+    """One number for a constant that is the same everywhere, else the list (float32 values)."""
+    v = np.asarray(values, np.float32).reshape(-1)
+    return float(v[0]) if np.all(v == v[0]) else v.tolist()
 
 
 def _flatten(node, name: str, x, args):
-    if not isinstance(x, (_Chain, _Binary)):
+    if not isinstance(x, (_Chain, _Quantized)):
         raise ImportError_(f"node {name} ({node.op_type}): the data must be the first input")
     feats = _features(x.shape)
     if node.op_type == "Reshape":
@@ -314,18 +565,30 @@ def _flatten(node, name: str, x, args):
     elif _attr(node, "axis", 1) != 1:
         raise ImportError_(f"node {name} (Flatten): only axis=1 is supported")
     if isinstance(x, _Chain):
-        return _Chain(x.form, x.base, x.lo, x.hi, (1, feats))
-    return _Binary(x.scale, (1, feats))
+        return _Chain(x.form, x.base, x.lo, x.hi, (1, feats), x.relu, x.ops)
+    return _Quantized(x.code_type, x.code_range, x.scale, x.zero, (1, feats))
 
 
 def _arithmetic(node, name: str, args):
     op = node.op_type
-    d_idx = 0 if isinstance(args[0], _Chain) else 1
+    d_idx = 0 if isinstance(args[0], (_Chain, _Quantized)) else 1
     d, c = args[d_idx], args[1 - d_idx]
-    if not isinstance(d, _Chain) or isinstance(c, (_Chain, _Binary)):
-        raise ImportError_(f"node {name} ({op}): only float data combined with a constant is supported "
-                           "(apply elementwise arithmetic before the quantizer)")
+    if isinstance(c, (_Chain, _Quantized)):
+        raise ImportError_(f"node {name} ({op}): only data combined with a constant is supported")
+    if isinstance(c, _QuantConst):
+        c = c.values
+    if isinstance(d, _Quantized):  # a rescaled quantized tensor: one positive scalar factor
+        k = np.unique(np.asarray(c, dtype=np.float64))
+        if op not in ("Mul", "Div") or d_idx != 0 or k.size != 1 or not 0 < k[0] < np.inf or d.scale is None:
+            raise ImportError_(f"node {name} ({op}): quantized data can only be multiplied or divided by one "
+                               "positive constant (apply other arithmetic before the quantizer)")
+        factor = Fraction(float(k[0]))
+        return _Quantized(d.code_type, d.code_range, d.scale * factor if op == "Mul" else d.scale / factor, d.zero,
+                          d.shape)
+    if d.relu:
+        raise ImportError_(f"node {name} ({op}): arithmetic after a ReLU is not supported before the quantizer")
     k = _per_element(node, c, d.shape)
+    ops = d.ops + ((op, d_idx == 0, k.astype(np.float32)),) if d.base is None else ()
     what = f"node {name} ({op})"
     if op == "Mul":
         form = d.form.then_mul(k, what)
@@ -337,32 +600,64 @@ def _arithmetic(node, name: str, args):
         form = d.form.then_div(k, what)
     else:
         raise ImportError_(f"node {name} (Div): dividing a constant by data is not supported")
-    return _Chain(form, d.base, d.lo, d.hi, d.shape)
+    return _Chain(form, d.base, d.lo, d.hi, d.shape, ops=ops)
 
+
+def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
+    """Quantized activations × quantized weights: an accumulator of the integer codes, its real
+    value an exact affine map (the scales, and the activation zero point times each row's sum)."""
+    if not isinstance(x, _Quantized) or isinstance(w, (_Chain, _Quantized)):
+        raise ImportError_(f"node {name} ({op}): only quantized activations (Quant / BipolarQuant) × constant "
+                           "weights are supported")
+    if not isinstance(w, _QuantConst):
+        raise ImportError_(f"node {name} ({op}): the weights must be quantized (a Quant or BipolarQuant of the "
+                           "weight tensor); plain float weights have no exact integer form")
+    k = _features(x.shape)
+    if w.codes.ndim != 2 or w.codes.shape[0] != k:
+        raise ImportError_(f"node {name} ({op}): weights of shape {w.codes.shape} do not match {k} input features")
+    if x.scale is None:
+        raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly")
+    col = w.scale[0]
+    if not np.all(w.scale == col):
+        raise ImportError_(f"node {name} ({op}): the weight scale varies along the input axis; per-output-channel "
+                           "(or per-tensor) weight scales are supported")
+    ints = (w.codes - w.zero).astype(np.int64)  # exact: integer codes minus an integer zero point
+    if w.bipolar:
+        weights, wtype = bnn.pack_bits((ints.T > 0).astype(np.uint8)), BIPOLAR
+    else:
+        weights = ints.T.copy()
+        wtype = IntType.from_range(int(weights.min()), int(weights.max()), signed=True)
+    acc = _Accumulator(name, weights, wtype, k, x.code_type, x.code_range)
+    n = weights.shape[0]
+    p1 = np.array([float(x.scale * Fraction(float(v))) for v in col])
+    form = SurdAffine.identity(n).then_mul(p1, f"node {name} ({op})")
+    if x.zero:
+        row_sums = ints.sum(axis=0)
+        form = form.then_add(np.array([float(-x.scale * Fraction(float(v)) * x.zero * int(r))
+                                       for v, r in zip(col, row_sums)]), f"node {name} ({op})")
+    lo, hi = acc.layer().acc_range
+    return _Chain(form, acc, lo, hi, (1, n))
+
+
+def _gemm(node, name: str, args) -> _Chain:
+    """``alpha·A·B' + beta·C`` (B' = Bᵀ when ``transB``): a MatMul, then a scale and a bias."""
+    if _attr(node, "transA", 0):
+        raise ImportError_(f"node {name} (Gemm): transA = 1 is not supported (the data must be A)")
+    w = args[1]
+    if _attr(node, "transB", 0):
+        w = w.map(lambda a: np.transpose(a)) if isinstance(w, _QuantConst) else w
+    chain = _matmul(name, args[0], w, "Gemm")
+    alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
+    form = chain.form.then_mul(alpha, f"node {name} (Gemm)") if alpha != 1.0 else chain.form
+    if len(args) > 2 and args[2] is not None:
+        bias = args[2].values if isinstance(args[2], _QuantConst) else args[2]
+        form = form.then_add(beta * _per_element(node, bias, chain.shape), f"node {name} (Gemm)")
+    return _Chain(form, chain.base, chain.lo, chain.hi, chain.shape)
 
 def _margin(form: SurdAffine, lo: int, hi: int) -> float:
     """Smallest |v(x)| over the domain: how far the nearest input is from the sign decision."""
     xs = np.arange(lo, hi + 1)
     return float(min(np.abs(form.approx(c, xs)).min() for c in range(form.channels)))
-
-
-def _matmul(name: str, args) -> _Chain:
-    """Binary activations × ±s weights: an accumulator in [−K, K], its real value scaled."""
-    x, w = args
-    if not isinstance(x, _Binary) or isinstance(w, (_Chain, _Binary)):
-        raise ImportError_(f"node {name} (MatMul): only binary (BipolarQuant) activations × constant weights "
-                           "are supported")
-    w = np.asarray(w, dtype=np.float64)
-    k = _features(x.shape)
-    if w.ndim != 2 or w.shape[0] != k:
-        raise ImportError_(f"node {name} (MatMul): weights of shape {w.shape} do not match {k} input features")
-    mags = np.unique(np.abs(w))
-    if mags.size != 1 or not 0 < mags[0] < np.inf:
-        raise ImportError_(f"node {name} (MatMul): weights must be ±s with one scale s (a BipolarQuant of the "
-                           f"weight), found {mags.size} distinct magnitudes")
-    acc = _Accumulator(name, bnn.pack_bits((w.T >= 0).astype(np.uint8)), k)
-    scale = x.scale * Fraction(float(mags[0]))
-    return _Chain(SurdAffine.identity(w.shape[1], scale), acc, -k, k, (1, w.shape[1]))
 
 
 @dataclass
@@ -372,26 +667,39 @@ class _Score:
     order_ok: bool
 
 
-def _score_layer(out: _Chain, mvtu: MVTU, bits: int, src: str) -> _Score:
-    """The float tail → an exact quantized BN whose integer order equals the real order."""
+SCORE_BITS = (16, 32)  # the score widths tried when none is given: the narrowest that keeps the order
+
+
+def _score_layer(out: "_Chain", mvtu: MVTU, bits: int | None, src: str) -> _Score:
+    """The float tail → an exact quantized BN whose integer order equals the real order, at
+    ``bits`` or (None) the narrowest width in :data:`SCORE_BITS` that keeps it."""
     form = out.form
     lo, hi = mvtu.acc_range
     gamma, beta, mean, var = form.as_bn()
     xs = np.arange(lo, hi + 1)
     real = np.stack([form.approx(c, xs) for c in range(form.channels)])  # (classes, values)
     peak = float(np.abs(real).max()) or 1.0
-    out_fmt = FixedFormat.integer(bits)
-    fold = fold_bn(gamma, beta, mean, var, 0.0, in_fmt=FixedFormat(mvtu.acc_type.bits), in_scale=1.0,
-                   in_range=(lo, hi), out_fmt=out_fmt, out_scale=peak / out_fmt.max_int,
-                   rounding="half_up", overflow="saturate", name="scores")
-    ints = fold.spec.apply(np.broadcast_to(xs[:, None], (xs.size, form.channels))).T.astype(np.int64)
     # Argmax is preserved for every input iff sorting all (class, value) scores by the real value
     # never reverses or merges two integers whose reals differ, nor splits equal reals.
     order = np.argsort(real, axis=None, kind="stable")
-    r, n = real.reshape(-1)[order], ints.reshape(-1)[order]
-    dr, dn = np.diff(r), np.diff(n)
-    order_ok = bool(np.all(dn >= 0) and np.all((dr > 0) == (dn > 0)))
-    if not order_ok:
-        raise ImportError_(f"{src}: {bits}-bit scores cannot keep the order of the float outputs; "
-                           "raise score_bits")
-    return _Score(fold.spec, peak / out_fmt.max_int, order_ok)
+    r = real.reshape(-1)[order]
+    dr = np.diff(r)
+
+    def attempt(width: int):
+        out_fmt = FixedFormat.integer(width)
+        fold = fold_bn(gamma, beta, mean, var, 0.0, in_fmt=FixedFormat(mvtu.acc_type.bits), in_scale=1.0,
+                       in_range=(lo, hi), out_fmt=out_fmt, out_scale=peak / out_fmt.max_int,
+                       rounding="half_up", overflow="saturate", name="scores")
+        ints = fold.spec.apply(np.broadcast_to(xs[:, None], (xs.size, form.channels))).T.astype(np.int64)
+        dn = np.diff(ints.reshape(-1)[order])
+        ok = bool(np.all(dn >= 0) and np.all((dr > 0) == (dn > 0)))
+        return (_Score(fold.spec, peak / out_fmt.max_int, ok) if ok else None)
+
+    for width in ([bits] if bits is not None else range(SCORE_BITS[0], SCORE_BITS[1] + 1)):
+        score = attempt(width)
+        if score is not None:
+            return score
+    gap = float(np.min(dr[dr > 0])) if np.any(dr > 0) else 0.0
+    tried = f"{bits}-bit scores" if bits is not None else f"scores of up to {SCORE_BITS[1]} bits"
+    raise ImportError_(f"{src}: {tried} cannot keep the order of the float outputs (the closest two differ by "
+                       f"{gap:.3g} in a range of ±{peak:.3g})" + ("; raise score_bits" if bits is not None else ""))

@@ -16,7 +16,7 @@ import numpy as np
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import IntType
-from hwnorm.ir import MVTU, Bits, InputThreshold
+from hwnorm.ir import MVTU, InputThreshold
 from hwnorm.layers.base import divisors
 from hwnorm.sim import jobs
 from hwnorm.stt import load_table, make_codec
@@ -36,12 +36,16 @@ class Config:
     job: Callable[[int, int], dict]  # (vectors, seed) → testbench job
 
 
-def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int, n: int = 150):
-    """A layer whose thresholds sit exactly on accumulator values the stimulus reaches (ties),
-    and ``n`` input vectors starting with the extremes."""
-    w = rng.integers(0, 2, (rows, k))
+def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int, n: int = 150, weight_bits: int = 1):
+    """A layer (±1 weights, or signed integers of ``weight_bits``) whose thresholds sit exactly on
+    accumulator values the stimulus reaches (ties), and ``n`` input vectors starting with the extremes."""
     in_signed = in_bits > 1 and bool(rng.integers(2))
-    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_signed, name="fc")
+    if weight_bits == 1:
+        weights = bnn.pack_bits(rng.integers(0, 2, (rows, k)))
+    else:
+        weights = rng.integers(*IntType(weight_bits, True).range, (rows, k), endpoint=True)
+    wide = {} if weight_bits == 1 else {"weight_bits": weight_bits, "weight_signed": True}
+    layer = MVTU(weights, k, None, in_bits=in_bits, in_signed=in_signed, name="fc", **wide)
     if in_bits == 1:
         x = rng.integers(0, 2, (n, k))
         x[0], x[1] = 0, 1                                    # all −1, all +1
@@ -51,13 +55,13 @@ def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int, n: int =
         x[0], x[1], x[2] = lo, hi, 0                         # extremes and all-zero
     if n_thresholds == 0:
         return layer, x
-    acc = layer.accumulate(Bits(bnn.pack_bits(x), k) if in_bits == 1 else x)
+    acc = layer.accumulate(layer.golden_input(x))
     lo_acc, hi_acc = layer.acc_range
     picks = acc[rng.integers(0, len(x), (rows, n_thresholds)), np.arange(rows)[:, None]]
     thr = np.sort(picks + rng.integers(0, 2, picks.shape), axis=1)  # on a reached value, or one above
     return MVTU(layer.weights, k, ThresholdSpec(np.clip(thr, lo_acc, hi_acc + 1), lo_acc, hi_acc,
                                                 out_base=int(rng.integers(-2, 2)) if n_thresholds > 1 else 0),
-                in_bits=in_bits, in_signed=in_signed, name="fc"), x
+                in_bits=in_bits, in_signed=in_signed, name="fc", **wide), x
 
 
 def _pick(rng, values):
@@ -97,14 +101,16 @@ def random_mvu(rng) -> Config:
     pe = min(pe, 8)
     k, rows = simd * sf, pe * nf
     n_thr = _pick(rng, (0, 1, 1, 3)) if in_bits > 1 else _pick(rng, (0, 1, 1))
-    layer, probe = mvu_config(rng, k, rows, in_bits, n_thr)
+    weight_bits = _pick(rng, (1, 1, 2, 3, 4, 8))  # integer weights: PE·SIMD multipliers (or ±w adders)
+    layer, probe = mvu_config(rng, k, rows, in_bits, n_thr, weight_bits=weight_bits)
     dut = layer.block({"pe": pe, "simd": simd}).component()
 
     def job(n, seed):  # the probe vectors (extremes, threshold ties) first, then fresh random ones
         x = np.concatenate([probe, _random_inputs(layer, np.random.default_rng(seed), max(0, n - len(probe)))])
         return jobs.layer_job(dut.block, x[:n], seed)
     kind = "binary (±1)" if in_bits == 1 else f"{in_bits}-bit {'signed' if layer.in_signed else 'unsigned'}"
-    return Config("mvu", f"MVU K={k} N={rows}, {kind} input, {n_thr} thresholds, PE {pe} SIMD {simd}", dut, job)
+    return Config("mvu", f"MVU K={k} N={rows}, {kind} input, {layer.weight_type} weights, {n_thr} thresholds, "
+                  f"PE {pe} SIMD {simd}", dut, job)
 
 
 def random_thresholding(rng) -> Config:

@@ -55,3 +55,70 @@ def toy_network(rng, k_in=100, hidden=(70, 33), classes=5):
                    out_fmt=FixedFormat.integer(12), out_scale=0.01, name="scores")
     layers.append(QuantBN(fold.spec, name="scores"))
     return Network(tuple(layers), "toy"), pm1_weights, thresholds, w, fold.spec
+
+
+# ---------------------------------------------------------------- small QONNX graphs, built by hand
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def quant_node(inp: str, out: str, prefix: str, scale, zero, bits: int, inits: dict, signed=True, narrow=False,
+               rounding="ROUND"):
+    """A QONNX Quant node and its constant inputs (added to ``inits``)."""
+    from onnx import helper
+    inits[f"{prefix}_s"], inits[f"{prefix}_z"], inits[f"{prefix}_b"] = scale, zero, float(bits)
+    return helper.make_node("Quant", [inp, f"{prefix}_s", f"{prefix}_z", f"{prefix}_b"], [out], name=prefix,
+                            domain=QONNX_DOMAIN, signed=int(signed), narrow=int(narrow), rounding_mode=rounding)
+
+
+def qnn_model(path, rng, layers=(12, 6), inputs=16, bits=(4, 3), act_signed=(True, False), relu=(False, True),
+              per_channel=True, zero=(0, 2), narrow=(False, False), rounding=("ROUND", "HALF_UP"), gemm=False,
+              bn=True, bias=True):
+    """A random MLP as Brevitas would export it: input Quant, then per layer a quantized weight,
+    MatMul (or Gemm with transB), bias, BN, ReLU, activation Quant; a float tail at the end."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], {}
+    nodes.append(quant_node("x", "q0", "in_q", np.float32(1 / 64), 0.0, 8, inits))
+    prev, k = "q0", inputs
+    for i, n in enumerate(layers):
+        wb = int(rng.integers(2, 9))
+        w = rng.normal(0, 0.5, (n, k)).astype(np.float32)
+        ws = (rng.uniform(0.02, 0.2, (n, 1)) if per_channel else np.float32(0.1)).astype(np.float32)
+        inits[f"w{i}"] = w
+        nodes.append(quant_node(f"w{i}", f"wq{i}", f"w{i}_q", ws, 0.0, wb, inits, narrow=True))
+        if gemm:
+            inits[f"c{i}"] = rng.normal(0, 0.3, n).astype(np.float32)
+            nodes.append(helper.make_node("Gemm", [prev, f"wq{i}", f"c{i}"], [f"mm{i}"], name=f"Gemm_{i}", transB=1,
+                                          alpha=1.25, beta=0.5))
+        else:
+            nodes.append(helper.make_node("Transpose", [f"wq{i}"], [f"wt{i}"], name=f"T{i}", perm=[1, 0]))
+            nodes.append(helper.make_node("MatMul", [prev, f"wt{i}"], [f"mm{i}"], name=f"MatMul_{i}"))
+        cur = f"mm{i}"
+        if bias and not gemm:
+            inits[f"bias{i}"] = rng.normal(0, 0.3, n).astype(np.float32)
+            nodes.append(helper.make_node("Add", [cur, f"bias{i}"], [f"b{i}"], name=f"Add_{i}"))
+            cur = f"b{i}"
+        if i == len(layers) - 1:
+            inits["tail_m"] = rng.uniform(0.5, 2, n).astype(np.float32)
+            nodes.append(helper.make_node("Mul", [cur, "tail_m"], ["y"], name="tail"))
+            break
+        if bn:
+            for nm, val in (("g", rng.uniform(-1.5, 2, n)), ("be", rng.normal(0, 0.5, n)), ("mu", rng.normal(0, 1, n)),
+                            ("var", rng.uniform(0.5, 3, n))):
+                inits[f"{nm}{i}"] = val.astype(np.float32)
+            nodes.append(helper.make_node("BatchNormalization", [cur, f"g{i}", f"be{i}", f"mu{i}", f"var{i}"],
+                                          [f"bn{i}"], name=f"BN_{i}", epsilon=1e-5))
+            cur = f"bn{i}"
+        if relu[i]:
+            nodes.append(helper.make_node("Relu", [cur], [f"r{i}"], name=f"Relu_{i}"))
+            cur = f"r{i}"
+        nodes.append(quant_node(cur, f"a{i}", f"act_q{i}", np.float32(rng.uniform(0.05, 0.4)), float(zero[i]), bits[i],
+                                inits, signed=act_signed[i], narrow=narrow[i], rounding=rounding[i]))
+        prev, k = f"a{i}", n
+    graph = helper.make_graph(nodes, "qnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, inputs])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, layers[-1]])],
+                              [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)])
+    onnx.save(model, str(path))
+    return path

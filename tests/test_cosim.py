@@ -75,8 +75,9 @@ def test_bn_requant(config, sim, work):
 
 
 # ---------------------------------------------------------------- MVU
-MVU_CONFIGS = [  # (K, rows, in_bits, thresholds): K not a multiple of 64 in most
-    (100, 12, 1, 1), (64, 16, 1, 1), (72, 10, 1, 3), (130, 8, 1, 0), (36, 6, 4, 3), (49, 9, 8, 0), (24, 4, 2, 1),
+MVU_CONFIGS = [  # (K, rows, in_bits, thresholds, weight bits): K not a multiple of 64 in most
+    (100, 12, 1, 1, 1), (64, 16, 1, 1, 1), (72, 10, 1, 3, 1), (130, 8, 1, 0, 1), (36, 6, 4, 3, 1), (49, 9, 8, 0, 1),
+    (24, 4, 2, 1, 1), (36, 6, 2, 2, 2), (40, 8, 1, 3, 3), (24, 4, 8, 0, 8), (30, 6, 3, 3, 4),
 ]
 
 
@@ -84,8 +85,8 @@ MVU_CONFIGS = [  # (K, rows, in_bits, thresholds): K not a multiple of 64 in mos
 def test_mvu(config, sim, work):
     seed = seed_of("mvu", config)
     rng = np.random.default_rng(seed)
-    k, rows, in_bits, n_thr = MVU_CONFIGS[config]
-    layer, x = mvu_config(rng, k, rows, in_bits, n_thr)
+    k, rows, in_bits, n_thr, weight_bits = MVU_CONFIGS[config]
+    layer, x = mvu_config(rng, k, rows, in_bits, n_thr, weight_bits=weight_bits)
     pe, simd = int(rng.choice(divisors(rows))), int(rng.choice(divisors(k)[:-1] or [k]))
     dut = layer.block({"pe": pe, "simd": simd}).component()
     check(dut, f"mvu_c{config}", layer_job(dut.block, x, seed), sim, work, seed)
@@ -162,6 +163,20 @@ def test_tfc_network_rtl_on_mnist(sim, work):
     job = network_job(top, x, seed_of("tfc"), p_valid=0.9, p_ready=0.8)
     result = cosim(verilog, "tfc", job, sim, work)
     assert result.mismatches == 0 and result.beats == n, result.message
+
+
+@pytest.mark.parametrize("activations", ["thresholds", "requant"])
+def test_tfc_2w2a_rtl_on_mnist(activations, sim, work):
+    """The 2-bit TFC (integer-weight MVUs; multi-threshold or requantizer activations) under random
+    idle cycles and back-pressure, then its declared clocks at full rate."""
+    from hwnorm.generate import design_for_model
+    block = model_of(design_for_model("TFC_2W2A", "tfc2", activations=activations))[0]
+    n = 120 if sim == "verilator" else 16  # Icarus runs these ~20k-line tops at ~1k cycles/s
+    x, _ = data.mnist_test()
+    x = x[:n].reshape(n, -1).astype(np.int64)
+    seed = seed_of("tfc2", activations)
+    check(block.component(), f"tfc2_{activations}", network_job(block, x, seed, p_valid=0.85, p_ready=0.75), sim,
+          work, seed, mode="batch")
 
 
 @pytest.fixture

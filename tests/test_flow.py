@@ -46,7 +46,9 @@ def test_a_full_config_loads(tmp_path):
 
 
 @pytest.mark.parametrize("doc, message", [
-    ({"colour": 1}, "unknown key 'colour'; allowed: auto_folding, clock_mhz"),
+    ({"colour": 1}, "unknown key 'colour'; allowed: activations, auto_folding, clock_mhz"),
+    ({"activations": "fast"}, "activations = 'fast' is not allowed; allowed: thresholds, requant, auto"),
+    ({"activations": {"MatMul_20": "x"}}, "activations.MatMul_20 = 'x' is not allowed"),
     ({"target": "stratix"}, "target = 'stratix' is not allowed; allowed: ice40, ecp5, xilinx"),
     ({"vectors": 0}, "vectors must be positive"),
     ({"vectors": True}, "vectors must be int"),

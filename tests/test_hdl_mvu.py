@@ -119,3 +119,59 @@ def test_thresholding_equals_the_input_threshold_layer(n_thresholds, pe):
 def golden_input(layer: InputThreshold, x):
     out = layer.run(x)
     return out.unpack() if isinstance(out, Bits) else out
+
+
+# ---------------------------------------------------------------- integer weights
+def int_layer(rng, k, rows, in_bits, in_signed, weight_bits, weight_signed, n_thresholds=2, raw=False,
+              in_range=None):
+    from hwnorm.datatypes import IntType
+    w = rng.integers(*IntType(weight_bits, weight_signed).range, (rows, k), endpoint=True)
+    lo, hi = in_range or (None, None)
+    layer = MVTU(w, k, None, in_bits=in_bits, in_signed=in_signed, name="fc", weight_bits=weight_bits,
+                 weight_signed=weight_signed, in_lo=lo, in_hi=hi)
+    if raw:
+        return layer
+    a, b = layer.acc_range
+    thr = np.sort(rng.integers(a, b + 2, (rows, n_thresholds)), axis=1)
+    return MVTU(w, k, ThresholdSpec(thr, a, b, out_base=-1), in_bits=in_bits, in_signed=in_signed, name="fc",
+                weight_bits=weight_bits, weight_signed=weight_signed, in_lo=lo, in_hi=hi)
+
+
+@pytest.mark.parametrize("in_bits,in_signed,weight_bits,weight_signed,raw", [
+    (1, False, 2, True, False),   # ±1 inputs × ternary-capable int2 weights
+    (2, True, 2, True, False),    # int2 × int2
+    (4, False, 3, True, True),    # uint4 × int3, raw accumulator
+    (3, True, 4, False, False),   # int3 × uint4
+    (8, True, 8, True, True),     # int8 × int8
+])
+def test_integer_weights_golden_and_hardware(in_bits, in_signed, weight_bits, weight_signed, raw):
+    rng = np.random.default_rng(in_bits * 10 + weight_bits)
+    layer = int_layer(rng, 12, 4, in_bits, in_signed, weight_bits, weight_signed, raw=raw)
+    x = random_inputs(rng, layer, 6)
+    w = layer.weight_matrix()
+    pm = x * 2 - 1 if layer.binary else x
+    acc = pm @ w.T
+    want = acc if raw else layer.thresholds.apply(acc)
+    np.testing.assert_array_equal(golden(layer, x), want)
+    lo, hi = layer.acc_range
+    assert lo <= acc.min() and acc.max() <= hi
+    for pe, simd in ((2, 3), (4, 12), (1, 1)):
+        np.testing.assert_array_equal(run_mvu(layer, x, pe, simd, seed=pe + simd), want)
+
+
+def test_narrow_input_range_tightens_the_accumulator_and_is_checked():
+    rng = np.random.default_rng(5)
+    wide = int_layer(rng, 16, 3, 2, True, 2, True, raw=True)
+    narrow = int_layer(np.random.default_rng(5), 16, 3, 2, True, 2, True, raw=True, in_range=(-1, 1))
+    assert np.array_equal(wide.weights, narrow.weights)
+    assert narrow.acc_range[1] <= wide.acc_range[1] and narrow.to_dict()["in_range"] == [-1, 1]
+    assert "in_range" not in wide.to_dict()
+    with pytest.raises(ValueError, match=r"input outside its declared range \[-1, 1\]"):
+        narrow.run(np.full((1, 16), -2))
+    again = MVTU.from_dict(narrow.to_dict())
+    assert again.to_dict() == narrow.to_dict() and again.weight_type.name == "int2"
+
+
+def test_integer_weights_are_checked_against_their_type():
+    with pytest.raises(ValueError, match=r"weights outside their int2 range \[-2, 1\]"):
+        MVTU(np.array([[2, 0]]), 2, None, in_bits=4, weight_bits=2, weight_signed=True)

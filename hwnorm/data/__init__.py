@@ -11,6 +11,7 @@ import numpy as np
 
 SHA256 = {
     "models/TFC_1W1A.onnx": "e875070d9b8af1ff55923ab03c7ed9dd8787d387cb3274872fe5fc6a2905b2db",
+    "models/TFC_2W2A.onnx": "db8de1cba8f808b23a4993ceb770910d99cc217186c663a36771b55cfcf69a8c",
     "mnist/t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
     "mnist/t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
 }

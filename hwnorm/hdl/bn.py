@@ -60,7 +60,7 @@ class BNRequant(FromBlock, wiring.Component):
             shift = spec.shared_shift if spec.shared_shift is not None else shift2[lane]
             r = round_shift(acc[lane], shift, spec.rounding)
             if spec.overflow == Overflow.SATURATE:
-                q = fit_range(r, spec.out_fmt.min_int, spec.out_fmt.max_int)
+                q = fit_range(r, spec.out_lo, spec.out_hi)
             else:
                 q = fit_wrap(r, self.block.out_type.shape())
             m.d.comb += result[lane].eq(q)

@@ -42,6 +42,11 @@ class MVU(FromBlock, wiring.Component):
         self.pe, self.simd, self.sf, self.nf = block.pe, block.simd, block.sf, block.nf
         super().__init__(_stream_ports(block))
 
+    def _term(self, x_in, weights, index: int, s: int):
+        """One lane of an integer-weight MVU: ``±w`` for a bipolar input bit, else ``x·w``."""
+        w = _weight(weights, index, self.layer.weight_type)
+        return _plus_or_minus(x_in[s], w) if self.layer.binary else x_in[s] * w
+
     def elaborate(self, platform):
         layer, m = self.layer, Module()
         pe, simd, sf_n, nf_n = self.pe, self.simd, self.sf, self.nf
@@ -59,7 +64,7 @@ class MVU(FromBlock, wiring.Component):
                          waddr.eq(0 if sf_n * nf_n == 1 else (waddr + 1) % (sf_n * nf_n))]
             with m.If(sf == sf_n - 1):
                 m.d.sync += nf.eq(0 if nf_n == 1 else (nf + 1) % nf_n)
-        weights = rom(m, "weights", unsigned(pe * simd), self.block.weight_rows(), advance, waddr)
+        weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), self.block.weight_rows(), advance, waddr)
         x1 = Signal(self.i.payload.shape())
         fresh1 = Signal()
         if nf_n > 1 and sf_n > 1:
@@ -86,25 +91,29 @@ class MVU(FromBlock, wiring.Component):
                          last1.eq(sf == sf_n - 1), nf1.eq(nf)]
 
         # ---- stage 1: multiply-accumulate per PE lane
-        binary = layer.binary
+        xnor = self.block.xnor
         k = layer.in_features
         raw_shape = self.block.raw_type.shape()
         v2 = Signal()
         acc2 = [Signal(layer.acc_type.shape(), name=f"acc{p}") for p in range(pe)]
         for p in range(pe):
-            w = weights[p * simd:(p + 1) * simd]
-            if binary:
-                xnor = ~(x_in.as_value() ^ w)
-                partial = tree_sum([xnor[s] for s in range(simd)])
-            else:
+            if xnor:
+                w = weights[p * simd:(p + 1) * simd]
+                bits = ~(x_in.as_value() ^ w)
+                partial = tree_sum([bits[s] for s in range(simd)])
+            elif layer.bipolar_weights:
+                w = weights[p * simd:(p + 1) * simd]
                 partial = tree_sum([_plus_or_minus(w[s], x_in[s]) for s in range(simd)])
+            else:
+                terms = [self._term(x_in, weights, p * simd + s, s) for s in range(simd)]
+                partial = tree_sum(terms)
             raw = Signal(raw_shape, name=f"raw{p}")
             total = Signal(raw_shape, name=f"total{p}")
             m.d.comb += total.eq(partial + Mux(first1, 0, raw))
             with m.If(advance & v1):
                 m.d.sync += raw.eq(total)
             with m.If(advance):
-                m.d.sync += acc2[p].eq(2 * total - k if binary else total)
+                m.d.sync += acc2[p].eq(2 * total - k if xnor else total)
         with m.If(advance):
             m.d.sync += v2.eq(v1 & last1)
 
@@ -123,6 +132,12 @@ class MVU(FromBlock, wiring.Component):
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(result)]
         return m
+
+
+def _weight(weights, index: int, weight_type):
+    """Integer weight ``index`` of a ROM row (two's complement fields of the type's width)."""
+    w = weights[index * weight_type.width:(index + 1) * weight_type.width]
+    return w.as_signed() if weight_type.signed else w
 
 
 def _plus_or_minus(bit, x):

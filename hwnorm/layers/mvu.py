@@ -29,7 +29,8 @@ import numpy as np
 from hwnorm import bnn
 from hwnorm.blocks import Block, Inventory, MemoryUse
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
+from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type
+from hwnorm.intmm import igemm
 from hwnorm.layers import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, divisors,
                                  largest_divisor)
@@ -55,11 +56,14 @@ def _hex_to_words(rows: list[str], k: int) -> np.ndarray:
 @register
 @dataclass(frozen=True, eq=False)
 class MVTU(Layer):
-    """Matrix-vector(-threshold) unit with ±1 weights.
+    """Matrix-vector(-threshold) unit: ``acc[j] = Σ_k x[k]·w[j, k]``, then thresholds or the raw sum.
 
-    ``weights`` (out_features, ⌈in_features/64⌉) packed, already flipped for γ < 0 channels.
-    Input either bipolar (``in_bits == 1``: XNOR/popcount) or ``in_bits``-wide integers
-    (bit-serial planes). ``thresholds`` None hands on the raw accumulator.
+    Weights are bipolar (``weight_bits == 1``: ±1, ``weights`` packed uint64 rows
+    (out_features, ⌈in_features/64⌉), already flipped for γ < 0 channels) or integers of
+    ``IntType(weight_bits, weight_signed)`` (``weights`` an (out_features, in_features) array).
+    The input is bipolar (``in_bits == 1``) or ``in_bits``-wide integers, optionally declared to
+    a narrower range ``[in_lo, in_hi]`` (e.g. the codes of a narrow-range quantizer), which
+    tightens the accumulator. ``thresholds`` None hands on the raw accumulator.
     """
 
     weights: np.ndarray
@@ -68,6 +72,10 @@ class MVTU(Layer):
     in_bits: int = 1
     in_signed: bool = False
     name: str = "mvtu"
+    weight_bits: int = 1
+    weight_signed: bool = True
+    in_lo: int | None = None
+    in_hi: int | None = None
 
     kind = "mvu"
     aliases = ("mvtu",)
@@ -76,14 +84,30 @@ class MVTU(Layer):
 
     def __post_init__(self):
         w = np.asarray(self.weights)
-        if w.dtype != np.uint64 or w.ndim != 2 or w.shape[1] != bnn.words_for(self.in_features):
-            raise ValueError(f"{self.name}: weights must be packed uint64 (out, {bnn.words_for(self.in_features)})")
-        pad = bnn.valid_mask(self.in_features)
-        if np.any(w & ~pad):
-            raise ValueError(f"{self.name}: weight pad bits must be 0 (see hwnorm.bnn padding rule)")
-        w = np.array(w)
+        if self.bipolar_weights:
+            if w.dtype != np.uint64 or w.ndim != 2 or w.shape[1] != bnn.words_for(self.in_features):
+                raise ValueError(f"{self.name}: weights must be packed uint64 (out, {bnn.words_for(self.in_features)})")
+            pad = bnn.valid_mask(self.in_features)
+            if np.any(w & ~pad):
+                raise ValueError(f"{self.name}: weight pad bits must be 0 (see hwnorm.bnn padding rule)")
+            w = np.array(w)
+        else:
+            lo, hi = self.weight_type.range
+            if w.dtype.kind not in "iu" or w.ndim != 2 or w.shape[1] != self.in_features or not w.size:
+                raise ValueError(f"{self.name}: integer weights must be an integer array (out, {self.in_features})")
+            if w.min() < lo or w.max() > hi:
+                raise ValueError(f"{self.name}: weights outside their {self.weight_type} range [{lo}, {hi}]")
+            w = np.array(w, dtype=np.int64)
         w.setflags(write=False)
         object.__setattr__(self, "weights", w)
+        if not self.binary:
+            t_lo, t_hi = IntType(self.in_bits, self.in_signed).range
+            lo = t_lo if self.in_lo is None else int(self.in_lo)
+            hi = t_hi if self.in_hi is None else int(self.in_hi)
+            if not t_lo <= lo <= hi <= t_hi:
+                raise ValueError(f"{self.name}: input range [{lo}, {hi}] is not inside {self.in_type}")
+            object.__setattr__(self, "in_lo", lo)
+            object.__setattr__(self, "in_hi", hi)
         t = self.thresholds
         if t is not None:
             if t.channels != self.out_features:
@@ -108,29 +132,55 @@ class MVTU(Layer):
 
     @property
     def binary(self) -> bool:
+        """Bipolar input (XNOR/popcount with bipolar weights)."""
         return self.in_bits == 1
+
+    @property
+    def bipolar_weights(self) -> bool:
+        return self.weight_bits == 1
 
     @property
     def in_type(self):
         return BIPOLAR if self.binary else IntType(self.in_bits, self.in_signed)
 
     @property
-    def acc_range(self) -> tuple[int, int]:
-        """Exact accumulator range: ±K for binary input, ±K·max|x| for integer input."""
-        k = self.in_features
-        if self.binary:
-            return -k, k
-        lo, hi = self.in_type.range
-        peak = max(-lo, hi)
-        return -k * peak, k * peak
+    def in_range(self) -> tuple[int, int]:
+        return (0, 1) if self.binary else (self.in_lo, self.in_hi)
 
     @property
-    def acc_bits(self) -> int:
-        return self.acc_type.bits
+    def weight_type(self):
+        return BIPOLAR if self.bipolar_weights else IntType(self.weight_bits, self.weight_signed)
+
+    def weight_matrix(self) -> np.ndarray:
+        """The weights as integers (out_features, in_features): ±1 for bipolar weights."""
+        if self.bipolar_weights:
+            return bnn.unpack_bits(self.weights, self.in_features).astype(np.int64) * 2 - 1
+        return self.weights
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        """The accumulator's range over every input: ±K for binary input and bipolar weights,
+        ±K·max|x| for integer input and bipolar weights; exact per output row for integer
+        weights (the extremes of Σ_k w·x over the input range), over all rows."""
+        k = self.in_features
+        if self.bipolar_weights:
+            if self.binary:
+                return -k, k
+            peak = max(-self.in_lo, self.in_hi)
+            return -k * peak, k * peak
+        lo, hi = (-1, 1) if self.binary else (self.in_lo, self.in_hi)
+        w = self.weights
+        row_hi = np.maximum(w * lo, w * hi).sum(axis=1)
+        row_lo = np.minimum(w * lo, w * hi).sum(axis=1)
+        return int(row_lo.min()), int(row_hi.max())
 
     @property
     def acc_type(self) -> IntType:
         return IntType.from_range(*self.acc_range, signed=True)
+
+    @property
+    def acc_bits(self) -> int:
+        return self.acc_type.bits
 
     @property
     def out_is_bits(self) -> bool:
@@ -152,12 +202,20 @@ class MVTU(Layer):
         if self.binary:
             if not isinstance(x, Bits) or x.n != self.in_features:
                 raise ValueError(f"{self.name}: expects packed bits of {self.in_features} channels")
-            return bnn.binary_matmul(x.words, self.weights, self.in_features)
+            if self.bipolar_weights:
+                return bnn.binary_matmul(x.words, self.weights, self.in_features)
+            return igemm(x.unpack().astype(np.int8) * 2 - 1, self.weights, (-1, 1), self.weight_type.range)
         x = as_int_batch(self.name, x, self.in_features)
-        return bnn.int_binary_matmul(x, self.weights, self.in_features, self.in_bits, self.in_signed)
+        lo, hi = self.in_range
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise ValueError(f"{self.name}: input outside its declared range [{lo}, {hi}]")
+        if self.bipolar_weights:
+            return bnn.int_binary_matmul(x, self.weights, self.in_features, self.in_bits, self.in_signed)
+        return igemm(x, self.weights, (lo, hi), self.weight_type.range)
 
     def run(self, x):
-        if self.out_is_bits and self.binary and isinstance(x, Bits) and x.n == self.in_features:
+        if self.out_is_bits and self.binary and self.bipolar_weights and isinstance(x, Bits) \
+                and x.n == self.in_features:
             words = bnn.binary_dense_threshold(x.words, self.weights, self.in_features, self.thresholds.thresholds[:, 0])
             return Bits(words, self.out_features)
         acc = self.accumulate(x)
@@ -168,15 +226,27 @@ class MVTU(Layer):
 
     # ---- JSON
     def spec_fields(self) -> dict:
+        narrowed = not self.binary and (self.in_lo, self.in_hi) != self.in_type.range
         return {"in_features": self.in_features, "in_bits": self.in_bits, "in_signed": self.in_signed,
-                "weights": _words_to_hex(self.weights),
+                **({"in_range": [self.in_lo, self.in_hi]} if narrowed else {}),
+                **({} if self.bipolar_weights else {"weight_type": self.weight_type.name}),
+                "weights": _words_to_hex(self.weights) if self.bipolar_weights else self.weights.tolist(),
                 "thresholds": None if self.thresholds is None else self.thresholds.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MVTU":
         thr = None if d["thresholds"] is None else ThresholdSpec.from_dict(d["thresholds"])
-        return cls(_hex_to_words(d["weights"], d["in_features"]), d["in_features"], thr, d["in_bits"],
-                   d["in_signed"], d["name"])
+        wt = element_type(d.get("weight_type", "bipolar"))
+        if wt.is_bipolar:
+            weights = _hex_to_words(d["weights"], d["in_features"])
+        else:
+            try:
+                weights = np.array(d["weights"], dtype=np.int64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"layer {d.get('name', '?')!r}: weights must be lists of integers") from None
+        lo, hi = d.get("in_range", [None, None])
+        return cls(weights, d["in_features"], thr, d["in_bits"], d["in_signed"], d["name"], wt.bits, wt.signed,
+                   lo, hi)
 
     # ---- folding
     def foldings(self) -> list[dict]:
@@ -202,17 +272,25 @@ class MVTU(Layer):
                 "acc_bits": self.acc_bits}
 
     def summary(self) -> dict:
-        return {**super().summary(), "in_bits": self.in_bits, "acc_bits": self.acc_bits,
+        return {**super().summary(), "in_bits": self.in_bits,
+                **({} if self.bipolar_weights else {"weight_bits": self.weight_bits}), "acc_bits": self.acc_bits,
                 "thresholds": 0 if self.thresholds is None else self.thresholds.n_thresholds}
 
     # ---- energy
     def energy_actions(self, fold: dict) -> dict:
+        """Per MAC: XNOR + popcount input bit (both bipolar), an add of ±x or ±w (one side
+        bipolar), or a multiply and a product add (both integer); then one accumulate per output
+        row per input fold, and the threshold compares."""
         k, n = self.in_features, self.out_features
         counts: dict = {}
-        if self.binary:
+        if self.binary and self.bipolar_weights:
             counts["xnor_bits"] = counts["popcount_input_bits"] = k * n
+        elif self.binary or self.bipolar_weights:
+            other = self.weight_bits if self.binary else self.in_bits
+            counts[f"add_{other + 1}b"] = k * n
         else:
-            counts[f"add_{self.in_bits + 1}b"] = k * n
+            counts[f"mult_{max(self.in_bits, self.weight_bits)}b"] = k * n
+            counts[f"add_{self.in_bits + self.weight_bits}b"] = k * n
         key = f"add_{self.acc_bits}b"
         counts[key] = counts.get(key, 0) + n * (k // fold["simd"])  # one accumulate per PE per input fold
         t = self.thresholds
@@ -221,7 +299,10 @@ class MVTU(Layer):
         return counts
 
     def stored_bits(self) -> list[np.ndarray]:
-        out = [bnn.unpack_bits(self.weights, self.in_features).reshape(-1).astype(np.uint8)]
+        if self.bipolar_weights:
+            out = [bnn.unpack_bits(self.weights, self.in_features).reshape(-1).astype(np.uint8)]
+        else:
+            out = [bit_planes(self.weights, self.weight_type.width).reshape(-1)]
         t = self.thresholds
         if t is not None:
             out.append(bit_planes(t.thresholds, t.threshold_type.width).reshape(-1))
@@ -260,23 +341,42 @@ class MVUBlock(LayerBlock, Block):
         return out
 
     @property
+    def xnor(self) -> bool:
+        """Both operands bipolar: XNOR + popcount lanes."""
+        return self.layer.binary and self.layer.bipolar_weights
+
+    @property
     def raw_type(self) -> IntType:
-        """The running sum over synapse folds: a popcount (0..K) for binary inputs, else the
+        """The running sum over synapse folds: a popcount (0..K) for the XNOR datapath, else the
         signed accumulator."""
         layer = self.layer
-        return IntType.from_range(0, layer.in_features) if layer.binary else layer.acc_type
+        return IntType.from_range(0, layer.in_features) if self.xnor else layer.acc_type
+
+    @property
+    def term_bits(self) -> int:
+        """Width of one lane's term before the adder tree: ±x or ±w (one side bipolar), x·w."""
+        layer = self.layer
+        if layer.binary or layer.bipolar_weights:
+            return (layer.weight_bits if layer.binary else layer.in_bits) + 1
+        return layer.in_bits + layer.weight_bits
 
     def threshold_rows(self) -> list:
         return lane_rows(self.layer.thresholds, self.pe)
 
     def weight_rows(self) -> list[int]:
-        """The weight ROM: row ``nf·SF + sf`` holds the PE × SIMD bits of that fold, lane-major."""
-        w = bnn.unpack_bits(self.layer.weights, self.layer.in_features)  # (rows, K) of 0 / 1
+        """The weight ROM: row ``nf·SF + sf`` holds the PE × SIMD weights of that fold, lane-major
+        (element ``p·SIMD + s`` at bits ``[(p·SIMD + s)·W, …)``, W = 1 for bipolar weights: bit 1 ↔ +1)."""
+        layer = self.layer
+        if layer.bipolar_weights:
+            w, width = bnn.unpack_bits(layer.weights, layer.in_features), 1  # (rows, K) of 0 / 1
+        else:
+            width = layer.weight_type.width
+            w = layer.weights & ((1 << width) - 1)  # two's complement fields
         rows = []
         for nf in range(self.nf):
             for sf in range(self.sf):
                 block = w[nf * self.pe:(nf + 1) * self.pe, sf * self.simd:(sf + 1) * self.simd]
-                rows.append(sum(int(b) << k for k, b in enumerate(block.reshape(-1))))
+                rows.append(sum(int(b) << (k * width) for k, b in enumerate(block.reshape(-1))))
         return rows
 
     def inventory(self) -> Inventory:
@@ -286,20 +386,22 @@ class MVUBlock(LayerBlock, Block):
         out_bits = pe * self.out_type.width
         t = layer.thresholds
         thr_bits = 0 if t is None else t.n_thresholds * t.threshold_type.width
-        mems = [MemoryUse("rom", pe * simd, sf * nf)] if sf * nf > 1 else []
+        mems = [MemoryUse("rom", pe * simd * layer.weight_bits, sf * nf)] if sf * nf > 1 else []
         if t is not None and not constant_rows(self.threshold_rows()):
             mems.append(MemoryUse("rom", pe * thr_bits, nf))
         if nf > 1 and sf > 1:
             mems.append(MemoryUse("ram", x_bits, sf))
         counters = counter_bits(sf) + counter_bits(nf) + counter_bits(sf * nf)
+        products = not (layer.binary or layer.bipolar_weights)
         return Inventory(
-            popcount=pe * simd if layer.binary else 0,
-            adder=pe * (raw_bits + layer.acc_bits) + (0 if layer.binary else pe * simd * (layer.in_bits + 1)) + counters,
+            popcount=pe * simd if self.xnor else 0,
+            adder=pe * (raw_bits + layer.acc_bits) + (0 if self.xnor else pe * simd * self.term_bits) + counters,
             compare=0 if t is None else compare_bits(t, pe),
             mux=x_bits if nf > 1 else 0,
             register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
             + counters + counter_bits(nf) + 6,
-            memories=tuple(mems))
+            memories=tuple(mems),
+            multipliers=((layer.in_bits, layer.weight_bits),) * (pe * simd) if products else ())
 
     def component(self):
         from hwnorm.hdl.mvu import MVU

@@ -57,6 +57,10 @@ class QuantBN(ElementwiseLayer):
     def out_type(self) -> IntType:
         return self.spec.out_fmt.int_type
 
+    @property
+    def out_range(self) -> tuple[int, int]:
+        return self.spec.out_range  # saturation may be narrower than the format (narrow or ReLU quantizers)
+
     # ---- golden model
     def run(self, x):
         x = as_int_batch(self.name, x, self.in_features)

@@ -1,0 +1,152 @@
+"""Uniform integer quantizers as QONNX ``Quant`` defines them, decided exactly.
+
+A quantizer maps a real ``y`` to the integer code ``q = clip(R(y/s + z), qmin, qmax)`` (the value it
+stands for is ``(q − z)·s``). hwnorm folds everything before it into an exact real map of an
+integer accumulator (:class:`hwnorm.bnn.SurdAffine`), divides that map by ``s`` and adds ``z`` —
+so the quantizer itself works on the *code axis*: ``u = y/s + z`` and ``q = clip(R(u))``. On that
+axis ``q ≥ L`` is a comparison of ``u`` with a cut that depends only on ``L`` and the rounding
+mode, which is what a threshold layer stores::
+
+    mode (QONNX name)            R(u)                         q ≥ L  ⇔
+    ROUND, HALF_EVEN             nearest, ties to even        u ≥ L − ½  (L even)   u > L − ½  (L odd)
+    HALF_UP                      nearest, ties away from 0    u ≥ L − ½  (L > 0)    u > L − ½  (L ≤ 0)
+    HALF_DOWN                    nearest, ties toward 0       u > L − ½  (L > 0)    u ≥ L − ½  (L ≤ 0)
+    FLOOR                        ⌊u⌋                          u ≥ L
+    CEIL                         ⌈u⌉                          u > L − 1
+    DOWN, ROUND_TO_ZERO          toward 0                     u ≥ L  (L > 0)        u > L − 1  (L ≤ 0)
+    UP                           away from 0                  u > L − 1  (L > 0)    u ≥ L  (L ≤ 0)
+
+(QONNX's executor spells HALF_UP as ``sign(u)·⌊|u| + ½⌋``, i.e. ties away from zero; ROUND is
+numpy's ``round``, ties to even.) ``clip`` bounds come from the bit width, signedness and
+``narrow``; a ReLU before the quantizer raises the lower bound to the code of zero, ``R(z) = z``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from hwnorm.datatypes import IntType
+from hwnorm.fixed import Rounding
+
+__all__ = ["Quantizer", "ROUNDING_MODES", "code_range", "threshold_fold", "requant_spec"]
+
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "ROUND_TO_ZERO", "UP")
+# The requantizer datapath (hwnorm.qbn) rounds by these; the other modes are realized by thresholds.
+_DATAPATH_ROUNDING = {"ROUND": Rounding.HALF_EVEN, "HALF_EVEN": Rounding.HALF_EVEN, "HALF_UP": Rounding.HALF_AWAY,
+                      "FLOOR": Rounding.FLOOR}
+
+
+def code_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    """``(qmin, qmax)`` of a quantizer: the integer type's range, one code fewer when ``narrow``
+    (the most negative for signed, the largest for unsigned — as QONNX)."""
+    lo, hi = IntType(bits, signed).range
+    if narrow:
+        lo, hi = (lo + 1, hi) if signed else (lo, hi - 1)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """``q = clip(R(u), low, qmax)`` on the code axis ``u = y/s + z`` (module docstring)."""
+
+    bits: int
+    signed: bool
+    narrow: bool = False
+    rounding: str = "ROUND"
+    zero: int = 0            # z: the code of the real value 0
+    relu: bool = False       # a ReLU before the quantizer: codes below R(z) = z never occur
+
+    def __post_init__(self):
+        mode = str(self.rounding).upper()
+        if mode not in ROUNDING_MODES:
+            raise ValueError(f"unknown rounding_mode {self.rounding!r}; allowed: {', '.join(ROUNDING_MODES)}")
+        object.__setattr__(self, "rounding", mode)
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or self.bits < 1:
+            raise ValueError(f"bit width must be a whole number ≥ 1, got {self.bits!r}")
+
+    @property
+    def code_range(self) -> tuple[int, int]:
+        """Codes the quantizer can output (after the ReLU floor)."""
+        lo, hi = code_range(self.bits, self.signed, self.narrow)
+        if self.relu:
+            lo = min(max(lo, self.zero), hi)
+        return lo, hi
+
+    @property
+    def code_type(self) -> IntType:
+        return IntType.from_range(*self.code_range)
+
+    def cut(self, level: int) -> tuple[Fraction, bool]:
+        """``(c, strict)`` with ``R(u) ≥ level ⇔ u ≥ c`` (``u > c`` when strict)."""
+        half, mode, L = Fraction(level) - Fraction(1, 2), self.rounding, level
+        if mode in ("ROUND", "HALF_EVEN"):
+            return half, L % 2 == 1
+        if mode == "HALF_UP":
+            return half, L <= 0
+        if mode == "HALF_DOWN":
+            return half, L > 0
+        if mode == "FLOOR":
+            return Fraction(L), False
+        if mode == "CEIL":
+            return Fraction(L - 1), True
+        if mode in ("DOWN", "ROUND_TO_ZERO"):
+            return (Fraction(L), False) if L > 0 else (Fraction(L - 1), True)
+        return (Fraction(L - 1), True) if L > 0 else (Fraction(L), False)  # UP
+
+    def levels(self) -> tuple[int, list[tuple[Fraction, bool]]]:
+        """``(base, cuts)``: ``q = base + #{i : u passes cut i}`` for the levels above the lowest code."""
+        lo, hi = self.code_range
+        return lo, [self.cut(level) for level in range(lo + 1, hi + 1)]
+
+    @property
+    def datapath_rounding(self) -> Rounding | None:
+        """The requantizer's rounding mode for this quantizer, None when only thresholds realize it."""
+        return _DATAPATH_ROUNDING.get(self.rounding)
+
+
+# ------------------------------------------------------------------ the two realizations
+def threshold_fold(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "thr"):
+    """Multi-thresholds (FINN style) for ``q = quant(u(acc))``, ``form`` the exact code-axis map
+    ``u`` of the integer ``acc`` in ``[acc_lo, acc_hi]``: ``q = base + #{i : acc' ≥ T_i}`` with the
+    channels whose map decreases flipped (``acc' = −acc``: their weights are to be negated)."""
+    from hwnorm.bnn import ThresholdFold, ThresholdSpec, fold_thresholds
+
+    base, cuts = quant.levels()
+    if not cuts:  # a single code (a ReLU floor at the top): one threshold that never fires
+        spec = ThresholdSpec(np.full((form.channels, 1), acc_hi + 1), acc_lo, acc_hi, out_base=base, name=name)
+        return ThresholdFold(spec, np.zeros(form.channels, bool))
+    return fold_thresholds(form, cuts, acc_lo=acc_lo, acc_hi=acc_hi, out_base=base, name=name)
+
+
+def requant_spec(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "requant"):
+    """The exact requantizer ``clip(R((A·acc + B) >> k))`` (:class:`hwnorm.qbn.BNSpec`) for the same
+    quantizer — or a ValueError saying why only thresholds realize it.
+
+    The fit is to a dyadic map within ``2^-160`` of ``u`` (exact when ``u`` is dyadic); the
+    result is then compared with the thresholds, which decide exactly: both are monotone step
+    functions of ``acc``, so equal values at every threshold, one below it, and both ends of the
+    range prove them equal on the whole range."""
+    from hwnorm.fixed import FixedFormat
+    from hwnorm.qbn import fold_dyadics
+
+    if quant.datapath_rounding is None:
+        raise ValueError(f"{name}: rounding_mode {quant.rounding} has no requantizer datapath (it rounds "
+                         f"{', '.join(_DATAPATH_ROUNDING)}); realize it with thresholds")
+    code = quant.code_type
+    spec = fold_dyadics([form.dyadic(c) for c in range(form.channels)], in_range=(acc_lo, acc_hi),
+                        out_fmt=FixedFormat(code.bits, 0, code.signed), out_range=quant.code_range,
+                        rounding=quant.datapath_rounding, name=name)
+    fold = threshold_fold(form, quant, acc_lo, acc_hi, name)
+    t = fold.spec.thresholds.reshape(-1)  # a jump at T, or (flipped channel) between −T and −T + 1
+    points = np.unique(np.clip(np.concatenate([t - 1, t, -t, 1 - t, [acc_lo, acc_hi]]), acc_lo, acc_hi))
+    acc = np.repeat(points[:, None], form.channels, axis=1)
+    via_thresholds = fold.spec.apply(np.where(fold.flip, -acc, acc))
+    bad = np.argwhere(spec.apply(acc) != via_thresholds)
+    if bad.size:
+        i, c = bad[0]
+        raise ValueError(f"{name}: channel {c}: the requantizer and the exact thresholds differ at "
+                         f"accumulator {int(acc[i, c])}; realize it with thresholds")
+    return spec
