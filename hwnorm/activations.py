@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CHOICES", "check_choice", "Comparison", "compare", "resolve"]
+__all__ = ["CHOICES", "check_choice", "Comparison", "compare", "resolve", "costs_per_target"]
 
 CHOICES = ("thresholds", "requant", "auto")
 
@@ -57,7 +57,7 @@ def _layer_blocks(net, layer: str, fold: dict):
     k = names.index(layer)
     blocks = [net.layers[k].block(fold)]
     nxt = net.layers[k + 1] if k + 1 < len(names) else None
-    if nxt is not None and nxt.kind == "qbn" and net.layers[k].thresholds is None:
+    if nxt is not None and nxt.kind == "qbn" and net.layers[k].kind == "mvu" and net.layers[k].thresholds is None:
         blocks.append(nxt.block({"pe": blocks[0].out_lanes}))
     return blocks
 
@@ -93,3 +93,38 @@ def resolve(choice, comparisons: list[Comparison]) -> dict:
     if isinstance(choice, str):
         return {c.layer: auto[c.layer] if choice == "auto" else choice for c in comparisons}
     return {layer: auto.get(layer, "thresholds") if how == "auto" else how for layer, how in choice.items()}
+
+
+def costs_per_target(load, folding: dict | None, targets, synth: bool = False, progress=None) -> list[dict]:
+    """Both realizations of every activation site where both exist, on every target: the LUT
+    estimate and (``synth``) Yosys' count of the blocks each realization adds, at the layers'
+    folding — what a report shows next to the realization chosen."""
+    from hwnorm.dataflow import check_folding
+    from hwnorm.estimate.resources import estimate_resources
+    from hwnorm.estimate.synthesis import TARGETS, ToolError, synthesize
+    from hwnorm.generate import verilog_text
+
+    imported = load("thresholds")
+    possible = [site for site in imported.activation_sites if site.requant_possible]
+    if not possible:
+        return []
+    requant = load({site.layer: "requant" for site in possible})
+    names = {lay.name for lay in imported.network.layers}
+    fold = check_folding(imported.network, {k: v for k, v in (folding or {}).items() if k in names})
+    rows = []
+    for site in possible:
+        row = {"layer": site.layer, "quantizer": site.quantizer}
+        for how, net in (("thresholds", imported.network), ("requant", requant.network)):
+            blocks = _layer_blocks(net, site.layer, fold[site.layer])
+            row[how] = {t: {"estimate": sum(estimate_resources(b, [t])[t]["lut"] for b in blocks)} for t in targets}
+            if synth:
+                for t in targets:
+                    if progress:
+                        progress(f"synthesizing the {how} realization of {site.layer} for {t}")
+                    try:
+                        row[how][t]["yosys"] = sum(synthesize(verilog_text(b.component(), f"{how}_{k}"), f"{how}_{k}",
+                                                              TARGETS[t]).counts["lut"] for k, b in enumerate(blocks))
+                    except ToolError:
+                        row[how][t]["yosys"] = None  # the tool failed: shown as "—"
+        rows.append(row)
+    return rows

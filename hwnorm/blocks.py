@@ -27,7 +27,27 @@ from dataclasses import dataclass, field, fields
 from hwnorm.datatypes import IntType, counter_bits
 
 __all__ = ["MemoryUse", "Inventory", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "lane_converters"]
+           "ArgMaxBlock", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+           "table_product"]
+
+MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
+# A product whose operands have at most this many bits together is a lookup table (each product bit
+# one LUT6, or a few LUT4s, on every target); wider ones are `*`, which synthesis maps to DSPs by the
+# target's rule — ECP5's maps even 2 × 2 products to DSPs, and a 2-bit MVU needs hundreds of lanes.
+TABLE_PRODUCT_BITS = 6
+
+
+def table_product(a_bits: int, b_bits: int) -> bool:
+    """Whether an ``a_bits × b_bits`` product is built as a lookup table, not a multiplier."""
+    return a_bits + b_bits <= TABLE_PRODUCT_BITS
+
+
+def check_signal_bits(name: str, what: str, bits: int, fold: str) -> None:
+    """A signal of ``bits`` must fit one Amaranth value; otherwise a clear error saying which
+    folding key to lower."""
+    if bits > MAX_SIGNAL_BITS:
+        raise ValueError(f"{name}: its {what} would be {bits} bits wide, over the {MAX_SIGNAL_BITS} bits one signal "
+                         f"can have: fold with a smaller {fold}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +74,8 @@ class Inventory:
     logic: int = 0
     register: int = 0
     memories: tuple = field(default_factory=tuple)      # MemoryUse per memory (depth ≥ 2)
-    multipliers: tuple = field(default_factory=tuple)   # (a bits, b bits) per multiplier
+    multipliers: tuple = field(default_factory=tuple)   # (a bits, b bits) per multiplier (DSP or LUTs: the target's rule)
+    table_products: tuple = field(default_factory=tuple)  # (a, b) per narrow product read from a table (LUTs)
 
     def __add__(self, other: "Inventory") -> "Inventory":
         counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
@@ -64,6 +85,7 @@ class Inventory:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["memories"] = [vars(mem) for mem in self.memories]
         out["multipliers"] = [list(m) for m in self.multipliers]
+        out["table_products"] = [list(m) for m in self.table_products]
         return out
 
 
@@ -77,6 +99,12 @@ class Block:
     in_lanes = out_lanes = 1
     in_beats = out_beats = 1  # per vector
     input_fifo_depth = 0      # a FIFO this deep must sit in front (a block that replays its input)
+
+    @property
+    def cost_key(self) -> str:
+        """Which fitted resource costs price this block: its kind's, unless the kind has datapaths
+        built from different logic (see the MVU)."""
+        return self.kind
 
     @property
     def initiation_interval(self) -> int:

@@ -77,12 +77,12 @@ def cmd_import(args) -> int:
     from hwnorm.io import write_atomic
     from hwnorm.models import load_network
 
-    net, label = load_network(args.model)
+    net, label = load_network(args.model, activations=args.activations)
     print(f"imported {label} → {len(net.layers)} integer layers (spec {net.spec_hash})")
-    print(f"{'layer':<26}{'kind':<16}{'in':>6}{'out':>6}{'detail':>40}")
+    print(f"{'layer':<26}{'kind':<16}{'in':>6}{'out':>6}  detail")
     for row in net.summary():
         detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("name", "kind", "in", "out"))
-        print(f"{row['name'][:25]:<26}{row['kind']:<16}{row['in']:>6}{row['out']:>6}{detail:>40}")
+        print(f"{row['name'][:25]:<26}{row['kind']:<16}{row['in']:>6}{row['out']:>6}  {detail}")
     for node, margin in net.meta.get("threshold_margins", {}).items():
         print(f"  {node}: nearest input is {margin:.3g} from its sign decision (decided exactly)")
     if args.output:
@@ -501,11 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", help="write the specs and their proof summary as JSON")
     q.set_defaults(func=cmd_qbn)
 
-    i = sub.add_parser("import", help="import a QONNX binarized network into the integer IR",
-                       description="Import a QONNX/Brevitas binarized model (default: the vendored TFC_1W1A) "
-                                   "into hwnorm's integer IR: input thresholds, XNOR/popcount MVTUs with BN "
-                                   "folded into thresholds, and an exact quantized-BN score layer.")
-    i.add_argument("model", nargs="?", help="an ONNX file (default: the embedded TFC_1W1A)")
+    i = sub.add_parser("import", help="import a QONNX network (binarized or multi-bit) into the integer IR",
+                       description="Import a QONNX/Brevitas model (default: the vendored TFC_1W1A; TFC_2W2A is "
+                                   "vendored too) into hwnorm's integer IR: input thresholds, MVUs (XNOR/popcount "
+                                   "or integer weights) with BN and quantizers folded into thresholds or followed "
+                                   "by exact requantizers, and an exact quantized-BN score layer.")
+    i.add_argument("model", nargs="?", help="an ONNX file or a vendored model's name (default: the embedded TFC_1W1A)")
+    i.add_argument("--activations", choices=[c for c in ACTIVATION_CHOICES if c != "auto"],
+                   help="realize the quantizers after accumulators as thresholds (default) or requantizers")
     i.add_argument("-o", "--output", help="write the network IR as JSON")
     i.set_defaults(func=cmd_import)
 
@@ -702,6 +705,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from hwnorm.estimate.synthesis import ToolError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -712,6 +717,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:
         print(f"hwnorm: error: {e}", file=sys.stderr)
         return 2
+    except ToolError as e:  # Yosys / nextpnr failed on a design: say which and how
+        print(f"hwnorm: error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("hwnorm: interrupted; files already written are intact", file=sys.stderr)
         return 130

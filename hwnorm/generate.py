@@ -87,7 +87,7 @@ class _LayerDesign:
     @property
     def fields(self) -> tuple:
         from hwnorm import layers
-        return ("model", "layer", *layers.kind(self.kind).folding_keys)
+        return ("model", "layer", "activations", *layers.kind(self.kind).folding_keys)
 
     def model(self, design: "Design"):
         from hwnorm import layers
@@ -238,7 +238,8 @@ _NETWORKS: dict = {}
 _ACTIVATIONS: dict = {}  # network key → the per-layer comparison of both activation realizations
 
 
-def _source(design: Design):
+def design_source(design: Design):
+    """The model of a network design: a vendored model's name, or a path (checked to exist)."""
     from hwnorm.models import VENDORED
 
     model = design.params.get("model", DEFAULT_MODEL)
@@ -252,7 +253,7 @@ def _source(design: Design):
 
 def _network_key(design: Design) -> tuple:
     p = design.params
-    return (str(_source(design)), p.get("score_bits"), repr(p.get("activations")), repr(p.get("folding")),
+    return (str(design_source(design)), p.get("score_bits"), repr(p.get("activations")), repr(p.get("folding")),
             p.get("target"))
 
 
@@ -264,7 +265,7 @@ def _network(design: Design):
     from hwnorm.models import import_model, load_network
 
     p = design.params
-    source = _source(design)
+    source = design_source(design)
     score_bits = p.get("score_bits")
     if score_bits is not None and (isinstance(score_bits, bool) or not isinstance(score_bits, int)
                                    or not 2 <= score_bits <= 32):

@@ -13,10 +13,6 @@ import numpy as np
 __all__ = ["quantize_inputs", "float_range"]
 
 _OPS = {"Mul": np.multiply, "Div": np.divide, "Add": np.add, "Sub": np.subtract}
-_ROUND = {"ROUND": np.round, "HALF_EVEN": np.round, "CEIL": np.ceil, "FLOOR": np.floor,
-          "UP": lambda v: np.sign(v) * np.ceil(np.abs(v)), "DOWN": np.fix, "ROUND_TO_ZERO": np.fix,
-          "HALF_UP": lambda v: np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)),
-          "HALF_DOWN": lambda v: np.sign(v) * np.ceil(np.abs(v) - np.float32(0.5))}
 
 
 def _f32(value) -> np.ndarray:
@@ -25,7 +21,7 @@ def _f32(value) -> np.ndarray:
 
 def quantize_inputs(input_quant: dict, x) -> np.ndarray:
     """int64 codes (N, features) of float inputs ``x`` (N, …) — bit 0 / 1 for a bipolar quantizer."""
-    from hwnorm.quantizer import code_range
+    from hwnorm.quantizer import FLOAT_ROUNDING, code_range
 
     v = _f32(x).reshape(len(x), -1)
     with np.errstate(all="ignore"):
@@ -38,7 +34,7 @@ def quantize_inputs(input_quant: dict, x) -> np.ndarray:
         y = v / _f32(input_quant["scale"]) + np.float32(q["zero"])
         lo, hi = code_range(q["bits"], q["signed"], q["narrow"])
         y = np.clip(y, np.float32(lo), np.float32(hi))
-        return _ROUND[q["rounding"]](y).astype(np.int64)
+        return FLOAT_ROUNDING[q["rounding"]](y).astype(np.int64)
 
 
 def float_range(input_quant: dict, features: int) -> tuple[np.ndarray, np.ndarray]:

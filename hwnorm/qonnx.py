@@ -48,7 +48,7 @@ from hwnorm.datatypes import BIPOLAR, IntType
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
 from hwnorm.qbn import fold_bn
-from hwnorm.quantizer import ROUNDING_MODES, Quantizer, code_range, requant_spec, threshold_fold
+from hwnorm.quantizer import FLOAT_ROUNDING, ROUNDING_MODES, Quantizer, code_range, requant_spec, threshold_fold
 
 __all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "REALIZATIONS"]
 
@@ -261,6 +261,9 @@ def _quantize_const(node, args) -> _QuantConst:
     """A quantizer of a constant (a weight), as the executor computes it in float32 — and its codes."""
     quant, scale, zero = _quantizer_of(node, args)
     x = np.asarray(args[0].values if isinstance(args[0], _QuantConst) else args[0], dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ImportError_(f"node {node.name or node.op_type} ({node.op_type}): the quantized constant holds "
+                           f"non-finite values (NaN or ±inf); weights must be finite numbers")
     s32, z32 = scale.astype(np.float32), zero.astype(np.float32)
     if quant is None:  # bipolar: sign (0 → +1) times the scale
         codes = np.where(x >= 0, 1, -1).astype(np.int64)
@@ -269,7 +272,7 @@ def _quantize_const(node, args) -> _QuantConst:
     else:
         lo, hi = code_range(quant.bits, quant.signed, quant.narrow)
         y = np.clip(x / s32 + z32, np.float32(lo), np.float32(hi))
-        rounded = _ROUND[quant.rounding](y)
+        rounded = FLOAT_ROUNDING[quant.rounding](y)
         codes = rounded.astype(np.int64)
         values = ((rounded - z32) * s32).astype(np.float32)
         z = np.broadcast_to(zero, values.shape).astype(np.float64)
@@ -279,12 +282,6 @@ def _quantize_const(node, args) -> _QuantConst:
         raise ImportError_(f"node {node.name} ({node.op_type}): scale of shape {scale.shape} does not broadcast "
                            f"to the data shape {values.shape}") from None
     return _QuantConst(values, np.broadcast_to(codes, values.shape).copy(), full_scale, z, quant is None)
-
-
-_ROUND = {"ROUND": np.round, "HALF_EVEN": np.round, "CEIL": np.ceil, "FLOOR": np.floor,
-          "UP": lambda v: np.sign(v) * np.ceil(np.abs(v)), "DOWN": np.fix, "ROUND_TO_ZERO": np.fix,
-          "HALF_UP": lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5),
-          "HALF_DOWN": lambda v: np.sign(v) * np.ceil(np.abs(v) - 0.5)}
 
 
 def _per_element(node, const: np.ndarray, shape: tuple, channel_axis: int | None = None) -> np.ndarray:
@@ -344,7 +341,7 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
     in_lo, in_hi = IntType(input_bits, input_signed).range
     env[data_inputs[0].name] = _Chain(SurdAffine.identity(_features(shape), Fraction(input_scale)), None,
                                       in_lo, in_hi, shape)
-    walk = _Walk(activations, g.output[0].name, input_mode)
+    walk = _Walk(activations, g.output[0].name, input_mode, {o.domain: o.version for o in model.opset_import})
     consumers: dict[str, int] = {}
     for node in g.node:
         for i in node.input:
@@ -408,7 +405,7 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
 class _Walk:
     """What the ops on data tensors do, and the layers emitted so far (each once, complete)."""
 
-    def __init__(self, activations, graph_output: str, input_mode: str = "integer"):
+    def __init__(self, activations, graph_output: str, input_mode: str = "integer", opsets: dict | None = None):
         if isinstance(activations, str):
             self.default, self.requested = activations, {}
         else:
@@ -419,6 +416,7 @@ class _Walk:
                                    f"allowed: {', '.join(REALIZATIONS)}")
         self.graph_output = graph_output
         self.input_mode = input_mode
+        self.opsets = dict(opsets or {})  # domain → opset version (QONNX's Trunc changed meaning in v2)
         self.input_quant: dict | None = None  # quantized input mode: how floats become the input codes
         self.layers: list = []
         self.margins: dict[str, float] = {}
@@ -469,13 +467,15 @@ class _Walk:
             return _Chain(form, x.base, x.lo, x.hi, x.shape)
         if op in ("Quant", "BipolarQuant"):
             return self.quantize(node, name, x, args)
+        if op == "Trunc":
+            return self.truncate(node, name, x, args)
         if op == "MatMul":
             return _matmul(name, x, args[1])
         if op == "Gemm":
             return _gemm(node, name, args)
         raise ImportError_(f"node {name} ({op}): unsupported operation; hwnorm imports Reshape/Flatten, Transpose "
                            "of vectors, Mul/Div/Add/Sub by constants, BatchNormalization, Relu, Quant, BipolarQuant, "
-                           "MatMul, Gemm, and a final Softmax/LogSoftmax/Sigmoid")
+                           "Trunc, MatMul, Gemm, and a final Softmax/LogSoftmax/Sigmoid")
 
     def quantize(self, node, name: str, x, args) -> _Quantized:
         """A quantizer of a chain: input thresholds, or the layer of the accumulator it ends."""
@@ -510,16 +510,6 @@ class _Walk:
                                 "scale": _compact(s.astype(np.float32)), "quantizer": None if quant is None else
                                 {"bits": quant.bits, "signed": quant.signed, "narrow": quant.narrow,
                                  "rounding": quant.rounding, "zero": quant.zero}}
-        elif x.base is None:
-            if quant is None:
-                fold = bnn.fold_thresholds(u, cuts, acc_lo=x.lo, acc_hi=x.hi, name=name)
-            else:
-                fold = threshold_fold(u, quant, x.lo, x.hi, name)
-            if fold.flip.any():
-                raise ImportError_(f"node {name} ({node.op_type}): the input map decreases for feature "
-                                   f"{int(np.flatnonzero(fold.flip)[0])}; only increasing input scalings are supported")
-            in_type = IntType.from_range(x.lo, x.hi)
-            self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=f"{name}_input"))
         else:
             self._activation(node, name, x, u, quant, cuts)
         if quant is None:
@@ -528,23 +518,93 @@ class _Walk:
         return _Quantized(codes, (0, 1) if quant is None else quant.code_range, per_tensor,
                           0 if quant is None else quant.zero, x.shape)
 
+    def truncate(self, node, name: str, x, args) -> _Quantized:
+        """QONNX ``Trunc`` of quantized data: the codes ``c`` divided by a power of two ``t``,
+        rounded (FLOOR by default) and — from opset 2 — clipped to an output type: a monotone map
+        of the codes, exactly as the executor computes it, realized as a thresholding layer over
+        them. Opset 1: ``t = 2^(in_bits − out_bits)``, real value ``(c' − z)·scale``; opset 2:
+        ``t = 2^round(log2(out_scale / scale))``, real value ``(c' − z/t)·out_scale``."""
+        where = f"node {name} (Trunc)"
+        v2 = self.opsets.get(node.domain, 1) >= 2
+        need = 6 if v2 else 5
+        if not isinstance(x, _Quantized) or x.code_type is BIPOLAR:
+            raise ImportError_(f"{where}: Trunc applies to the codes of a multi-bit Quant")
+        if len(args) < need or any(a is None for a in args[:need]):
+            raise ImportError_(f"{where}: needs {need} inputs (data, scale, zero point, input bit width, "
+                               + ("output scale, " if v2 else "") + "output bit width)")
+        if any(isinstance(a, (_Chain, _Quantized, _QuantConst)) for a in args[1:need]):
+            raise ImportError_(f"{where}: scale, zero point, bit widths and output scale must be constants")
+        one = {}
+        for k, what in ((1, "scale"), (2, "zero point"), (3, "input bit width"), (need - 1, "output bit width"),
+                        *([(4, "output scale")] if v2 else [])):
+            v = np.asarray(args[k], dtype=np.float32).reshape(-1)
+            if v.size != 1 or not np.isfinite(v[0]):
+                raise ImportError_(f"{where}: the {what} must be one finite number, got {v[:4]}")
+            one[what] = v[0]
+        if x.scale is None or Fraction(float(one["scale"])) != x.scale or float(one["zero point"]) != x.zero:
+            raise ImportError_(f"{where}: its scale and zero point must be those of the Quant before it "
+                               f"({'per-channel' if x.scale is None else float(x.scale)}, {x.zero})")
+        out_bits, in_bits = float(one["output bit width"]), float(one["input bit width"])
+        if out_bits != round(out_bits) or not 1 <= out_bits <= 32 or in_bits != round(in_bits):
+            raise ImportError_(f"{where}: bit widths must be whole numbers, the output's in 1 … 32")
+        mode = _attr(node, "rounding_mode", "FLOOR")
+        mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
+        if mode not in ROUNDING_MODES:
+            raise ImportError_(f"{where}: rounding_mode {mode!r} is not allowed; allowed: {', '.join(ROUNDING_MODES)}")
+        lo, hi = x.code_range
+        if v2:  # the executor: 2 ** np.round(np.log2(output_scale / scale)), in float32
+            t = Fraction(float(np.float32(2) ** np.round(np.log2(np.float32(one["output scale"]) / one["scale"]))))
+            flags = {key: _attr(node, key, default) for key, default in (("signed", 1), ("narrow", 0))}
+            if any(v not in (0, 1) for v in flags.values()):
+                raise ImportError_(f"{where}: attributes signed and narrow must be 0 or 1, got {flags}")
+            quant = Quantizer(int(out_bits), bool(flags["signed"]), bool(flags["narrow"]), mode)
+            zero, scale = Fraction(x.zero) / t, Fraction(float(one["output scale"]))
+            if zero.denominator != 1:
+                raise ImportError_(f"{where}: the zero point {x.zero} is not a multiple of the truncation {t}")
+        else:  # no clip: the type of the reachable codes
+            if in_bits < out_bits:
+                raise ImportError_(f"{where}: the output bit width {out_bits:g} exceeds the input's {in_bits:g}")
+            t = Fraction(2) ** int(in_bits - out_bits)
+            probe = Quantizer(1, True, rounding=mode)
+            ends = [probe.round(Fraction(c) / t) for c in (lo, hi)]
+            out_type = IntType.from_range(*ends)
+            quant = Quantizer(out_type.bits, out_type.signed, rounding=mode)
+            zero, scale = Fraction(x.zero), x.scale
+        fold = threshold_fold(SurdAffine.identity(_features(x.shape), Fraction(1) / t), quant, lo, hi, name)
+        in_type = IntType.from_range(lo, hi)
+        self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=name))
+        reach = fold.spec.out_range
+        return _Quantized(IntType.from_range(*reach), reach, scale, int(zero), x.shape)
+
     def _activation(self, node, name: str, x: _Chain, u: SurdAffine, quant, cuts) -> None:
+        """The layer(s) of a quantizer of a chain, realized as asked: thresholds (the input
+        thresholding layer, or the thresholds of the accumulator's MVU) or the requantizer (a qbn
+        after the input, or after the MVU's raw accumulator)."""
         acc, where = x.base, f"node {name} ({node.op_type})"
-        how = self.requested.get(acc.name, self.default)
-        lo, hi = acc.layer().acc_range
+        layer = f"{name}_input" if acc is None else acc.name
+        how = self.requested.get(layer, self.default)
+        lo, hi = (x.lo, x.hi) if acc is None else acc.layer().acc_range
         possible = quant is not None and quant.datapath_rounding is not None
         if how == "requant":
             if not possible:
-                raise ImportError_(f"{where}: requant realizes Quant nodes rounding {', '.join(('ROUND', 'HALF_EVEN', 'HALF_UP', 'FLOOR'))}; "
-                                   f"this one is {'bipolar' if quant is None else quant.rounding}: use thresholds")
-            spec = requant_spec(u, quant, lo, hi, name=name)
-            self.emit(acc, where)
-            self.layers.append(QuantBN(spec, name=name))
-        elif quant is None:
-            self.emit(acc, where, bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name))
+                raise ImportError_(f"{where}: requant realizes Quant nodes rounding ROUND, HALF_EVEN, HALF_UP or "
+                                   f"FLOOR; this one is {'bipolar' if quant is None else quant.rounding}: use thresholds")
+            spec = requant_spec(u, quant, lo, hi, name=layer if acc is None else name)
+            if acc is not None:
+                self.emit(acc, where)
+            self.layers.append(QuantBN(spec, name=spec.name))
         else:
-            self.emit(acc, where, threshold_fold(u, quant, lo, hi, name))
-        self.sites.append(ActivationSite(acc.name, name, how, possible))
+            fold = bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name) if quant is None else \
+                threshold_fold(u, quant, lo, hi, name)
+            if acc is not None:
+                self.emit(acc, where, fold)
+            elif fold.flip.any():
+                raise ImportError_(f"{where}: the input map decreases for feature {int(np.flatnonzero(fold.flip)[0])}; "
+                                   "only increasing input scalings are supported")
+            else:
+                in_type = IntType.from_range(lo, hi)
+                self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer))
+        self.sites.append(ActivationSite(layer, name, how, possible))
 
 
 def _compact(values: np.ndarray):

@@ -23,6 +23,7 @@ numpy's ``round``, ties to even.) ``clip`` bounds come from the bit width, signe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -31,9 +32,17 @@ import numpy as np
 from hwnorm.datatypes import IntType
 from hwnorm.fixed import Rounding
 
-__all__ = ["Quantizer", "ROUNDING_MODES", "code_range", "threshold_fold", "requant_spec"]
+__all__ = ["Quantizer", "ROUNDING_MODES", "FLOAT_ROUNDING", "code_range", "threshold_fold", "requant_spec"]
 
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "ROUND_TO_ZERO", "UP")
+# Each mode on float arrays, in the array's own precision, as QONNX's executor rounds: the codes of
+# constant weights (importer) and of float inputs (hwnorm.inputs) are computed with these.
+FLOAT_ROUNDING = {
+    "ROUND": np.round, "HALF_EVEN": np.round, "CEIL": np.ceil, "FLOOR": np.floor, "DOWN": np.fix, "ROUND_TO_ZERO": np.fix,
+    "UP": lambda v: np.sign(v) * np.ceil(np.abs(v)),
+    "HALF_UP": lambda v: np.sign(v) * np.floor(np.abs(v) + v.dtype.type(0.5)),
+    "HALF_DOWN": lambda v: np.sign(v) * np.ceil(np.abs(v) - v.dtype.type(0.5)),
+}
 # The requantizer datapath (hwnorm.qbn) rounds by these; the other modes are realized by thresholds.
 _DATAPATH_ROUNDING = {"ROUND": Rounding.HALF_EVEN, "HALF_EVEN": Rounding.HALF_EVEN, "HALF_UP": Rounding.HALF_AWAY,
                       "FLOOR": Rounding.FLOOR}
@@ -95,6 +104,14 @@ class Quantizer:
         if mode in ("DOWN", "ROUND_TO_ZERO"):
             return (Fraction(L), False) if L > 0 else (Fraction(L - 1), True)
         return (Fraction(L - 1), True) if L > 0 else (Fraction(L), False)  # UP
+
+    def round(self, u: Fraction) -> int:
+        """``R(u)`` exactly (no clip): the rounding mode on a rational, by the same cuts."""
+        below = math.floor(u)
+        if u == below:
+            return below
+        cut, strict = self.cut(below + 1)
+        return below + 1 if (u > cut if strict else u >= cut) else below
 
     def levels(self) -> tuple[int, list[tuple[Fraction, bool]]]:
         """``(base, cuts)``: ``q = base + #{i : u passes cut i}`` for the levels above the lowest code."""

@@ -126,9 +126,28 @@ def estimate_figures(design, block, params: dict, *, clock_mhz: float, images: i
                 measured.pop("seconds", None)
     fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
            "cycles": est["cycles"], "resources": est["resources"]}
+    realizations = _activation_costs(design, targets, synth, say)
+    if realizations:
+        fig["activation_realizations"] = realizations
     if "energy" in est:
         fig["energy"] = est["energy"]
     return fig
+
+
+def _activation_costs(design, targets, synth: bool, say) -> list:
+    """Both realizations of a multi-bit network's activations, per layer and target (estimate and
+    Yosys): see :mod:`hwnorm.activations`. Nothing for other designs."""
+    from hwnorm.activations import costs_per_target
+    from hwnorm.estimate.synthesis import TARGETS
+    from hwnorm.generate import design_source
+    from hwnorm.models import import_model
+
+    if design.kind != "network" or str(design.params.get("model", "")).endswith(".json"):
+        return []
+    source, bits = design_source(design), design.params.get("score_bits")
+    say(f"{design.name}: both activation realizations" + (" (with synthesis)" if synth else ""))
+    return costs_per_target(lambda how: import_model(source, bits, how), design.params.get("folding"),
+                            list(targets or TARGETS), synth, say)
 
 
 def rtl_figures(fig: dict, design, block, *, vectors: int, seed: int, sim: str | None, work_dir=None,
@@ -234,6 +253,8 @@ def _resources_md(fig: dict) -> str:
             t = r["timing"]
             timing.append([target, t["device"] or "—", "—" if t["fmax_mhz"] is None else f"{t['fmax_mhz']:.1f}",
                            t["reason"] or "fits"])
+        if "synthesis_failed" in r:
+            timing.append([target, "—", "—", f"synthesis failed: {r['synthesis_failed']}"])
     out = ("Analytic model (`hwnorm/estimate/resources.py`, calibrated on other foldings) against Yosys "
            "synthesis of this design (error = (estimate − Yosys) / Yosys):\n\n")
     uncalibrated = sorted({k for r in fig["resources"].values() for k in r.get("uncalibrated_kinds", ())})
@@ -273,7 +294,26 @@ def render_markdown(fig: dict) -> str:
     if "energy" in fig:
         parts += ["## Energy", _energy_md(fig), f"![energy breakdown]({name}_energy.png)"]
     parts += ["## Resources", _resources_md(fig), f"![resources]({name}_resources.png)"]
+    if fig.get("activation_realizations"):
+        parts += ["## Activations: thresholds or requantizer", _realizations_md(fig)]
     return "\n\n".join(parts) + "\n"
+
+
+def _realizations_md(fig: dict) -> str:
+    rows = fig["activation_realizations"]
+    chosen = fig["parameters"].get("activations", {})
+    targets = list(rows[0]["thresholds"])
+    header = ["layer", "quantizer"] + [f"{how} {t} (estimate / Yosys)" for how in ("thresholds", "requant")
+                                       for t in targets] + ["built"]
+    table = []
+    for r in rows:
+        cells = [f"{r[how][t]['estimate']} / {r[how][t].get('yosys') or '—'}" for how in ("thresholds", "requant")
+                 for t in targets]
+        table.append([r["layer"], r["quantizer"], *cells, chosen.get(r["layer"], "thresholds")])
+    return ("LUTs of the blocks each exact realization adds (the MVU with its thresholds; the MVU with a raw "
+            "accumulator and the requantizer after it), at this folding; both give identical codes on every "
+            "accumulator value (`hwnorm/quantizer.py`). `activations = \"auto\"` builds the one with the smaller "
+            "estimate on the design's target.\n\n" + _table(header, table))
 
 
 # ------------------------------------------------------------------ plots

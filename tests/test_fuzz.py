@@ -1,13 +1,15 @@
 """Fuzzing (hypothesis): the design-config loader and the ONNX importer on malformed input end in
 a valid result or a clear ValueError — never another exception.
 
-``HWNORM_FUZZ_EXAMPLES`` sets the examples per test (default 150: CI-sized; the closing note
-reports a larger campaign run with the same tests)."""
+``HWNORM_FUZZ_EXAMPLES`` sets the examples per test (default 150, a third of it for multi-bit
+models: CI-sized; the closing note reports a larger campaign run with the same tests)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +22,12 @@ from hwnorm.qonnx import import_qonnx
 EXAMPLES = int(os.environ.get("HWNORM_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=True)
+# A multi-bit import fits requantizers (~0.6 s for TFC_2W2A): a third of the examples keeps CI bounded.
+FUZZ_MULTIBIT = settings(FUZZ, max_examples=max(1, EXAMPLES // 3))
 MODEL = data.path("models/TFC_1W1A.onnx").read_bytes()
+MULTIBIT = {"TFC_2W2A": data.path("models/TFC_2W2A.onnx").read_bytes(),  # FINN-era and current Brevitas exports
+            "brevitas": (Path(__file__).parent / "models" / "mlp_w3a4_zero_point.onnx").read_bytes()}
+IMPORT_OPTIONS = [{}, {"activations": "requant"}, {"input_mode": "quantized"}]
 KEYS = ["model", "name", "output", "clock_mhz", "target", "synth", "fmax", "simulator", "vectors", "seed", "images",
         "energy_table", "rtl_dir", "reports_dir", "folding", "auto_folding", "stt", "throughput", "codec", "pe"]
 
@@ -54,11 +61,11 @@ def test_config_files_of_any_bytes_never_crash(tmp_path_factory, raw):
         assert str(path) in str(e)
 
 
-def _import(tmp_path_factory, raw: bytes):
+def _import(tmp_path_factory, raw: bytes, **options):
     path = tmp_path_factory.mktemp("onnx") / "m.onnx"
     path.write_bytes(raw)
     try:
-        return import_qonnx(path)
+        return import_qonnx(path, **options)
     except ValueError as e:
         assert str(e), "an error must say something"
         return None
@@ -81,14 +88,12 @@ def test_onnx_importer_survives_corrupted_bytes(tmp_path_factory, data_):
     _import(tmp_path_factory, bytes(raw))
 
 
-@FUZZ
-@given(st.data())
-def test_onnx_importer_survives_mutated_graphs(tmp_path_factory, data_):
-    """Valid protobuf, wrong content: op types, attributes, initializer values and shapes, edges."""
-    model = onnx.load_from_string(MODEL)
+def _mutate(model, data_):
+    """1–3 random defects: op types, attributes, initializer values and shapes, edges, dropped nodes,
+    the input shape, and the parameters of a quantizer (bit width, flags, rounding, non-constant)."""
     g = model.graph
     for _ in range(data_.draw(st.integers(1, 3))):
-        what = data_.draw(st.sampled_from(["op", "attr", "init_value", "init_shape", "edge", "drop", "input"]))
+        what = data_.draw(st.sampled_from(["op", "attr", "init_value", "init_shape", "edge", "drop", "input", "quant"]))
         if what == "op":
             node = g.node[data_.draw(st.integers(0, len(g.node) - 1))]
             node.op_type = data_.draw(st.sampled_from(["Conv", "Relu", "MatMul", "Add", "Mul", "BipolarQuant",
@@ -124,8 +129,53 @@ def test_onnx_importer_survives_mutated_graphs(tmp_path_factory, data_):
             dims = g.input[0].type.tensor_type.shape.dim
             if dims:
                 dims[-1].dim_value = data_.draw(st.integers(0, 2000))
+        elif what == "quant":
+            _mutate_quantizer(g, data_)
+
+
+def _mutate_quantizer(g, data_):
+    quants = [n for n in g.node if n.op_type in ("Quant", "BipolarQuant")]
+    if not quants:
+        return
+    node = data_.draw(st.sampled_from(quants))
+    how = data_.draw(st.sampled_from(["bits", "flag", "rounding", "non_constant", "arity"]))
+    if how == "bits" and len(node.input) > 3:
+        value = data_.draw(st.sampled_from([0.0, -1.0, 1.0, 2.5, 33.0, 64.0, float("nan"), 1e9]))
+        inits = {i.name: i for i in g.initializer}
+        if node.input[3] in inits:
+            inits[node.input[3]].CopyFrom(onnx.numpy_helper.from_array(np.float32(value), node.input[3]))
+    elif how == "flag":
+        node.attribute.append(onnx.helper.make_attribute(data_.draw(st.sampled_from(["signed", "narrow"])),
+                                                         data_.draw(st.integers(-2, 3))))
+    elif how == "rounding":
+        node.attribute.append(onnx.helper.make_attribute(
+            "rounding_mode", data_.draw(st.sampled_from(["FLOOR", "UP", "HALF_DOWN", "STOCHASTIC", "", "round"]))))
+    elif how == "non_constant" and len(node.input) > 1:
+        node.input[data_.draw(st.integers(1, len(node.input) - 1))] = g.input[0].name
+    elif how == "arity":
+        del node.input[data_.draw(st.integers(0, len(node.input) - 1)):]
+
+
+@FUZZ
+@given(st.data())
+def test_onnx_importer_survives_mutated_graphs(tmp_path_factory, data_):
+    """Valid protobuf, wrong content."""
+    model = onnx.load_from_string(MODEL)
+    _mutate(model, data_)
     _import(tmp_path_factory, model.SerializeToString())
 
 
-def test_the_unmutated_model_still_imports(tmp_path_factory):
+@FUZZ_MULTIBIT
+@given(st.data())
+def test_onnx_importer_survives_mutated_multibit_graphs(tmp_path_factory, data_):
+    """The same defects in multi-bit models, imported with every realization and input mode."""
+    model = onnx.load_from_string(MULTIBIT[data_.draw(st.sampled_from(sorted(MULTIBIT)))])
+    _mutate(model, data_)
+    _import(tmp_path_factory, model.SerializeToString(), **data_.draw(st.sampled_from(IMPORT_OPTIONS)))
+
+
+def test_the_unmutated_models_still_import(tmp_path_factory):
     assert _import(tmp_path_factory, MODEL) is not None
+    for raw in MULTIBIT.values():
+        for options in IMPORT_OPTIONS:
+            assert _import(tmp_path_factory, raw, **options) is not None

@@ -142,7 +142,10 @@ def int_layer(rng, k, rows, in_bits, in_signed, weight_bits, weight_signed, n_th
     (2, True, 2, True, False),    # int2 × int2
     (4, False, 3, True, True),    # uint4 × int3, raw accumulator
     (3, True, 4, False, False),   # int3 × uint4
-    (8, True, 8, True, True),     # int8 × int8
+    (8, True, 8, True, True),     # int8 × int8 (multipliers)
+    (2, False, 2, False, True),   # uint2 × uint2 (shift-add, both unsigned)
+    (8, True, 2, False, True),    # int8 × uint2 (shift-add over the weight)
+    (6, False, 4, True, False),   # uint6 × int4 (shift-add over the signed weight)
 ])
 def test_integer_weights_golden_and_hardware(in_bits, in_signed, weight_bits, weight_signed, raw):
     rng = np.random.default_rng(in_bits * 10 + weight_bits)

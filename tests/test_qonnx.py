@@ -1,6 +1,7 @@
 """Import of the real Brevitas/FINN TFC_1W1A and agreement with the QONNX reference executor."""
 
 import warnings
+import zlib
 
 import numpy as np
 import onnx
@@ -9,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hwnorm import data
 from hwnorm.ir import MVTU, InputThreshold, QuantBN
-from hwnorm.qonnx import ImportError_, import_qonnx
+from hwnorm.qonnx import ImportError_, import_qonnx, interpret
 from hwnorm.qonnx_ref import load_reference, reference_logits
 
 TFC = data.path("models/TFC_1W1A.onnx")
@@ -191,16 +192,18 @@ QNN_CASES = {  # name: builder options (see tests/helpers.py qnn_model)
 @pytest.mark.parametrize("case", list(QNN_CASES))
 def test_multibit_graphs_agree_with_the_executor(tmp_path, case):
     from tests.helpers import qnn_model
-    rng = np.random.default_rng(abs(hash(case)) % 1000)
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
     path = qnn_model(tmp_path / "qnn.onnx", rng, **QNN_CASES[case])
-    net = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)  # inputs: integers, real value x
+    options = dict(input_bits=8, input_signed=True, input_scale=1)  # inputs: integers, real value x
+    imported = interpret(path, **options)
     x = rng.integers(-128, 128, (400, 16))
-    assert np.array_equal(net.predict(x), _executor_predictions(path, x, 1.0))
-    if any(site.requant_possible for site in __import__("hwnorm.qonnx", fromlist=["interpret"]).interpret(
-            path, input_bits=8, input_signed=True, input_scale=1).activation_sites):
-        requant = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1, activations="requant")
-        assert any(layer.kind == "qbn" for layer in requant.layers[:-1])
-        assert np.array_equal(requant.run(x), net.run(x))  # identical scores: identical activations
+    assert np.array_equal(imported.network.predict(x), _executor_predictions(path, x, 1.0))
+    possible = {site.layer: "requant" for site in imported.activation_sites if site.requant_possible}
+    if possible:
+        requant = import_qonnx(path, activations=possible, **options)
+        qbns = [sum(lay.kind == "qbn" for lay in net.layers) for net in (requant, imported.network)]
+        assert qbns[0] - qbns[1] == len(possible)
+        assert np.array_equal(requant.run(x), imported.network.run(x))  # identical scores: identical activations
 
 
 def test_tfc_2w2a_agrees_with_the_executor_on_all_10000_images(mnist):
@@ -208,7 +211,7 @@ def test_tfc_2w2a_agrees_with_the_executor_on_all_10000_images(mnist):
     path = data.path("models/TFC_2W2A.onnx")
     net = import_qonnx(path)
     requant = import_qonnx(path, activations="requant")
-    assert [layer.kind for layer in requant.layers] == ["thresholding"] + ["mvu", "qbn"] * 3 + ["mvu", "qbn"]
+    assert [layer.kind for layer in requant.layers] == ["qbn"] + ["mvu", "qbn"] * 3 + ["mvu", "qbn"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = np.argmax(reference_logits(load_reference(path), (x.astype(np.float32) / 255).reshape(-1, 1, 28, 28),
@@ -218,3 +221,83 @@ def test_tfc_2w2a_agrees_with_the_executor_on_all_10000_images(mnist):
     assert float(np.mean(golden == y)) == pytest.approx(0.966, abs=0.002)  # published (Brevitas): 96.60%
     for k, j in ((1, 2), (2, 4), (3, 6)):  # both realizations: the same codes after every hidden layer
         assert np.array_equal(net.run(x, upto=k), requant.run(x, upto=j))
+
+
+# ------------------------------------------------------------------ malformed quantizers: clear errors
+def _set_attr(node, key, value):
+    for a in node.attribute:
+        if a.name == key:
+            node.attribute.remove(a)
+            break
+    node.attribute.append(helper.make_attribute(key, value))
+
+
+def _set_init(model, name, value):
+    init = next(i for i in model.graph.initializer if i.name == name)
+    init.CopyFrom(numpy_helper.from_array(np.asarray(value, np.float32), name))
+
+
+QUANT_DEFECTS = {  # what: (mutation of node act_q0 in a valid model, expected message)
+    "unknown rounding": (lambda m, n: _set_attr(n, "rounding_mode", "STOCHASTIC"),
+                         r"rounding_mode 'STOCHASTIC' is not allowed; allowed: ROUND"),
+    "fractional bit width": (lambda m, n: _set_init(m, "act_q0_b", 2.5), r"the bit width must be one whole number in 1"),
+    "negative bit width": (lambda m, n: _set_init(m, "act_q0_b", -3.0), r"the bit width must be one whole number"),
+    "two bit widths": (lambda m, n: _set_init(m, "act_q0_b", [2.0, 3.0]), r"the bit width must be one whole number"),
+    "signed = 2": (lambda m, n: _set_attr(n, "signed", 2), r"attribute signed must be 0 or 1, got 2"),
+    "negative scale": (lambda m, n: _set_init(m, "act_q0_s", -0.5), r"scale must be positive and finite"),
+    "NaN scale": (lambda m, n: _set_init(m, "act_q0_s", np.nan), r"scale must be positive and finite"),
+    "fractional zero point": (lambda m, n: _set_init(m, "act_q0_z", 0.5), r"the zero point must be integers"),
+    "scale from data": (lambda m, n: n.input.__setitem__(1, "mm0"), r"scale, zero point and bit width must be constants"),
+    "missing bit width": (lambda m, n: n.input.pop(), r"needs 4 inputs \(data, scale, zero point, bit width\)"),
+    "unknown input": (lambda m, n: n.input.__setitem__(2, "ghost"), r"input 'ghost' is not produced by any earlier"),
+}
+
+
+@pytest.mark.parametrize("defect", list(QUANT_DEFECTS))
+def test_malformed_quant_nodes_give_an_error_naming_the_node(tmp_path, defect):
+    from tests.helpers import qnn_model
+    path = qnn_model(tmp_path / "qnn.onnx", np.random.default_rng(1))
+    model = onnx.load(str(path))
+    mutate, message = QUANT_DEFECTS[defect]
+    mutate(model, next(n for n in model.graph.node if n.name == "act_q0"))
+    onnx.save(model, str(path))
+    with pytest.raises(ImportError_, match=r"node act_q0 \(Quant\): " + message):
+        import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+
+
+# ------------------------------------------------------------------ Trunc
+@pytest.mark.parametrize("opset, rounding, out_bits", [(1, "FLOOR", 2), (1, "ROUND", 3), (2, "FLOOR", 2),
+                                                       (2, "ROUND", 3), (2, "CEIL", 1)])
+def test_trunc_agrees_with_the_executor(tmp_path, opset, rounding, out_bits):
+    """A Trunc of the first hidden activation (5-bit signed codes), as the executor runs opset 1
+    (no clip) and opset 2 (output scale, clip to the output type)."""
+    from tests.helpers import QONNX_DOMAIN, qnn_model
+    rng = np.random.default_rng(opset * 10 + out_bits)
+    path = qnn_model(tmp_path / "qnn.onnx", rng, bits=(5, 3), zero=(0, 2), relu=(False, True))
+    model = onnx.load(str(path))
+    g = model.graph
+    nxt = next(n for n in g.node if "a0" in n.input and n.op_type != "Trunc")
+    nxt.input[list(nxt.input).index("a0")] = "t0"
+    scale = next(numpy_helper.to_array(i) for i in g.initializer if i.name == "act_q0_s")
+    consts = {"tr_in": 5.0, "tr_out": float(out_bits), "tr_s": scale * 2.0 ** (5 - out_bits)}
+    g.initializer.extend(numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in consts.items())
+    inputs = ["a0", "act_q0_s", "act_q0_z", "tr_in"] + (["tr_s"] if opset == 2 else []) + ["tr_out"]
+    g.node.insert(list(g.node).index(nxt), helper.make_node("Trunc", inputs, ["t0"], name="trunc0", domain=QONNX_DOMAIN,
+                                                         rounding_mode=rounding))
+    for o in model.opset_import:
+        if o.domain == QONNX_DOMAIN:
+            o.version = opset
+    onnx.save(model, str(path))
+    net = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+    trunc = next(layer for layer in net.layers if layer.name == "trunc0")
+    assert trunc.kind == "thresholding" and trunc.out_type.bits <= out_bits + (opset == 1)
+    x = rng.integers(-128, 128, (600, 16))
+    assert np.array_equal(net.predict(x), _executor_predictions(path, x, 1.0))
+    with pytest.raises(ImportError_, match=r"node trunc0 \(Trunc\): its scale and zero point must be those"):
+        _set_init(model, "act_q0_s", scale * 3)
+        g.initializer.remove(next(i for i in g.initializer if i.name == "tr_s"))
+        g.initializer.append(numpy_helper.from_array(np.asarray(scale, np.float32), "tr_s"))
+        nxt_trunc = next(n for n in g.node if n.name == "trunc0")
+        nxt_trunc.input[1] = "tr_s"
+        onnx.save(model, str(path))
+        import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from hwnorm.estimate.resources import (FEATURES, calibration_designs, estimate_resources, features, fit_costs,
-                                       load_calibration, nnls, place_memories, plumbing_blocks, relative_error)
+                                       is_held_out, load_calibration, nnls, place_memories, plumbing_blocks,
+                                       relative_error)
 from hwnorm.estimate.synthesis import TARGETS, fmax_harness, place_and_route, synthesize
 from hwnorm.blocks import Inventory, MemoryUse
 from hwnorm.generate import default_designs, model_of, ports_of, verilog_text
@@ -90,7 +91,8 @@ def test_the_calibration_comes_from_the_pinned_yosys_and_excludes_the_default_de
     assert not defaults & {(d.kind, json.dumps(d.params, sort_keys=True)) for d in calibration_designs()}
     assert set(cal["targets"]) == set(TARGETS)
     assert {d.name for d in calibration_designs()} | {name for name, _ in plumbing_blocks()} == set(cal["designs"])
-    assert set(cal["held_out"]) == {d.name for d in calibration_designs() if d.kind == "network"}
+    assert set(cal["held_out"]) == {d.name for d in calibration_designs() if is_held_out(d)}
+    assert {"cal_tfc_0", "cal_tfc2_0", "cal_2w2a_requant_p4"} <= set(cal["held_out"])
 
 
 def test_relative_error():

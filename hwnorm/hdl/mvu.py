@@ -14,11 +14,12 @@ thresholds live in ROMs initialized from the spec. Full valid/ready back-pressur
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hwnorm.blocks import table_product
 from hwnorm.hdl.common import FromBlock, advance_signal, group_counter, lanes_of, rom, tree_sum
 
 __all__ = ["MVU", "Thresholding"]
@@ -43,9 +44,17 @@ class MVU(FromBlock, wiring.Component):
         super().__init__(_stream_ports(block))
 
     def _term(self, x_in, weights, index: int, s: int):
-        """One lane of an integer-weight MVU: ``±w`` for a bipolar input bit, else ``x·w``."""
-        w = _weight(weights, index, self.layer.weight_type)
-        return _plus_or_minus(x_in[s], w) if self.layer.binary else x_in[s] * w
+        """One lane of an integer-weight MVU: ``±w`` for a bipolar input bit, else ``x·w`` — a
+        lookup table over both operands when they are narrow (:func:`hwnorm.blocks.table_product`),
+        else a multiplier."""
+        layer = self.layer
+        w = _weight(weights, index, layer.weight_type)
+        if layer.binary:
+            return _plus_or_minus(x_in[s], w)
+        x = x_in[s]
+        if table_product(layer.in_bits, layer.weight_bits):
+            return _product_table(x, w)
+        return x * w
 
     def elaborate(self, platform):
         layer, m = self.layer, Module()
@@ -138,6 +147,25 @@ def _weight(weights, index: int, weight_type):
     """Integer weight ``index`` of a ROM row (two's complement fields of the type's width)."""
     w = weights[index * weight_type.width:(index + 1) * weight_type.width]
     return w.as_signed() if weight_type.signed else w
+
+
+def _product_table(a, b):
+    """``a·b`` read from a constant table indexed by both operands' bits (word ``i`` holds the
+    product of the codes in ``i``'s low and high bits): each product bit is one function of the
+    operands' few bits, which synthesis maps to a LUT or two — where ``*`` would take a DSP."""
+    shape = (a * b).shape()  # the multiplier's own result shape: the adder tree is unchanged
+    a_shape, b_shape = a.shape(), b.shape()
+    a_bits, b_bits = a_shape.width, b_shape.width
+
+    def value(code, bits, signed):
+        return code - (1 << bits) if signed and code >> (bits - 1) else code
+
+    words = [value(i & ((1 << a_bits) - 1), a_bits, a_shape.signed) * value(i >> a_bits, b_bits, b_shape.signed)
+             for i in range(1 << (a_bits + b_bits))]
+    table = sum((p & ((1 << shape.width) - 1)) << (k * shape.width) for k, p in enumerate(words))
+    word = Const(table, shape.width << (a_bits + b_bits)).word_select(Cat(a.as_unsigned(), b.as_unsigned()),
+                                                                      shape.width)
+    return word.as_signed() if shape.signed else word
 
 
 def _plus_or_minus(bit, x):

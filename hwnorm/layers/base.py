@@ -132,6 +132,14 @@ class Layer:
     def auto_fold(self, prev_lanes: int | None, next_layer: "Layer | None") -> dict:
         raise NotImplementedError
 
+    def can_fold(self, fold: dict) -> bool:
+        """Whether the hardware can take ``fold`` (its block builds: divisibility, signal widths)."""
+        try:
+            self.block(fold)
+        except ValueError:
+            return False
+        return True
+
     def preferred_in_lanes(self) -> int | None:
         """Input lanes this layer's default folding takes (None: it adapts to its producer)."""
         return None
@@ -179,15 +187,18 @@ class ElementwiseLayer(Layer):
         return self.out_shape[-1]
 
     def foldings(self) -> list[dict]:
-        return [{"pe": d} for d in divisors(self.in_features)]
+        return [f for d in divisors(self.in_features) if self.can_fold(f := {"pe": d})]
 
     def auto_fold(self, prev_lanes, next_layer) -> dict:
         """As wide as the producer's output (no lane converter); a first layer as wide as its
-        consumer's preferred input."""
+        consumer's preferred input — or the widest below that the hardware can take."""
         want = prev_lanes
         if want is None:
             want = (next_layer.preferred_in_lanes() if next_layer is not None else None) or MAX_AUTO_LANES
-        return {"pe": largest_divisor(self.in_features, want)}
+        for pe in sorted(divisors(self.in_features), reverse=True):
+            if pe <= want and self.can_fold({"pe": pe}):
+                return {"pe": pe}
+        return {"pe": 1}
 
 
 class LayerBlock:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm import bnn
-from hwnorm.blocks import Block, Inventory, MemoryUse
+from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type
 from hwnorm.intmm import igemm
@@ -250,16 +250,22 @@ class MVTU(Layer):
 
     # ---- folding
     def foldings(self) -> list[dict]:
-        """Every (PE, SIMD) pair, fewest PE·SIMD first (ties: more SIMD, the wider datapath shares
-        more logic)."""
+        """Every (PE, SIMD) pair the hardware can take, fewest PE·SIMD first (ties: more SIMD, the
+        wider datapath shares more logic)."""
         pairs = [(pe, simd) for pe in divisors(self.out_features) for simd in divisors(self.in_features)]
-        return [{"pe": pe, "simd": simd} for pe, simd in sorted(pairs, key=lambda p: (p[0] * p[1], -p[1]))]
+        folds = [{"pe": pe, "simd": simd} for pe, simd in sorted(pairs, key=lambda p: (p[0] * p[1], -p[1]))]
+        return [f for f in folds if self.can_fold(f)]
 
     def preferred_in_lanes(self) -> int:
         return largest_divisor(self.in_features, MAX_AUTO_LANES)
 
     def auto_fold(self, prev_lanes, next_layer) -> dict:
-        return {"pe": largest_divisor(self.out_features, MAX_AUTO_PE), "simd": self.preferred_in_lanes()}
+        """The largest PE ≤ 16 the hardware can take, at the preferred SIMD."""
+        simd = self.preferred_in_lanes()
+        for pe in sorted(divisors(self.out_features), reverse=True):
+            if pe <= MAX_AUTO_PE and self.can_fold({"pe": pe, "simd": simd}):
+                return {"pe": pe, "simd": simd}
+        return {"pe": 1, "simd": simd}  # too wide even so: the block says why when it is built
 
     # ---- hardware
     def block(self, fold: dict) -> "MVUBlock":
@@ -325,6 +331,12 @@ class MVUBlock(LayerBlock, Block):
         self.in_beats, self.out_beats = self.sf, self.nf
         # replaying the buffer for NF > 1 stalls the input: a FIFO of one vector lets the producer run ahead
         self.input_fifo_depth = max(3, self.sf + 1) if self.nf > 1 else 0
+        check_signal_bits(layer.name, "weight ROM row (PE × SIMD × weight bits)", pe * simd * layer.weight_bits,
+                          "PE or SIMD")
+        t = layer.thresholds
+        if t is not None:
+            check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
+                              pe * t.n_thresholds * t.threshold_type.width, "PE")
 
     @property
     def initiation_interval(self) -> int:
@@ -339,6 +351,12 @@ class MVUBlock(LayerBlock, Block):
                     t = max(t + 1, arrivals[v * self.sf + sf]) if nf == 0 else t + 1
                 out.append(t + self.depth)
         return out
+
+    @property
+    def cost_key(self) -> str:
+        """``mvu`` for XNOR / ±x adder lanes (a bipolar operand), ``mvu_mac`` for multiplier lanes:
+        the two are built from different logic, so their costs are fitted apart."""
+        return "mvu" if self.layer.binary or self.layer.bipolar_weights else "mvu_mac"
 
     @property
     def xnor(self) -> bool:
@@ -393,6 +411,8 @@ class MVUBlock(LayerBlock, Block):
             mems.append(MemoryUse("ram", x_bits, sf))
         counters = counter_bits(sf) + counter_bits(nf) + counter_bits(sf * nf)
         products = not (layer.binary or layer.bipolar_weights)
+        narrow = table_product(layer.in_bits, layer.weight_bits)
+        lanes = ((layer.in_bits, layer.weight_bits),) * (pe * simd) if products else ()
         return Inventory(
             popcount=pe * simd if self.xnor else 0,
             adder=pe * (raw_bits + layer.acc_bits) + (0 if self.xnor else pe * simd * self.term_bits) + counters,
@@ -401,7 +421,7 @@ class MVUBlock(LayerBlock, Block):
             register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
             + counters + counter_bits(nf) + 6,
             memories=tuple(mems),
-            multipliers=((layer.in_bits, layer.weight_bits),) * (pe * simd) if products else ())
+            multipliers=() if narrow else lanes, table_products=lanes if narrow else ())
 
     def component(self):
         from hwnorm.hdl.mvu import MVU

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from hwnorm import bnn
-from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse
+from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers import register
@@ -77,6 +77,10 @@ class InputThreshold(ElementwiseLayer):
     @property
     def out_range(self) -> tuple[int, int]:
         return self.thresholds.out_range
+
+    def summary(self) -> dict:
+        return {**super().summary(), "in_bits": self.in_bits, "thresholds": self.thresholds.n_thresholds,
+                "out_type": str(self.out_type)}
 
     @property
     def in_shape(self) -> tuple:
@@ -143,6 +147,9 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
         self.in_type, self.out_type = layer.in_type, layer.out_type
         self.in_lanes = self.out_lanes = pe
         self.in_beats = self.out_beats = self.groups
+        t = layer.thresholds
+        check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
+                          pe * t.n_thresholds * t.threshold_type.width, "PE")
 
     def threshold_rows(self) -> list:
         return lane_rows(self.layer.thresholds, self.pe)
