@@ -66,8 +66,10 @@ def test_qbn_rejects_a_file_that_is_not_onnx(capsys, tmp_path):
 
 
 def test_bench_rejects_unknown_names(capsys):
+    from hwnorm.bench import REGISTRY
     code, _, err = run(capsys, "bench", "nope")
-    assert code == 2 and "available: bgemm, bn, cosim, stt, tfc" in err
+    assert code == 2 and "unknown benchmark nope" in err
+    assert f"available: {', '.join(sorted(REGISTRY))}" in err and "igemm" in REGISTRY
 
 
 def test_write_atomic_gives_normal_permissions(tmp_path):
