@@ -75,29 +75,35 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
     """Predictions of the golden model (imported with quantized inputs: the model's own input
     quantizer, emulated in float32) and of the executor on the same float inputs: ``inputs`` (N,
     features), or ``random`` seeded inputs spanning the input quantizer's range, or the MNIST test
-    images (pixel/255) for a 784-input model."""
+    images (pixel/255) for a 784-input model.
+
+    A model with no input quantizer reads its input as it is: hwnorm takes it as integer codes
+    standing for code·scale (8-bit pixels and /255, as :func:`hwnorm.qonnx.interpret` does), so the
+    float inputs must lie on that grid (random inputs are drawn on it)."""
     from hwnorm import data
-    from hwnorm.inputs import float_range, quantize_inputs
-    from hwnorm.qonnx import interpret
+    from hwnorm.qonnx import NoInputQuantizer, interpret
     from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
     if not available():
         raise ValueError("checking against QONNX needs its executor: pip install 'hwnorm[reference]'")
-    net = interpret(model_path, input_mode="quantized").network
-    iq = net.meta["input_quant"]
+    try:
+        net = interpret(model_path, input_mode="quantized").network
+        encode = _QuantizerInputs(net.meta["input_quant"])
+    except NoInputQuantizer:
+        net = interpret(model_path).network
+        encode = _GridInputs(net.meta["input"], str(model_path))
     features = net.in_features if net.layers[0].kind != "thresholding" else net.layers[0].in_features
     if inputs is not None:
         x, source = inputs, "inputs given"
     elif random is not None:
-        lo, hi = float_range(iq, features)
-        x = np.random.default_rng(seed).uniform(lo, hi, (random, features)).astype(np.float32)
-        source = f"random inputs (seed {seed})"
+        x, source = encode.random(np.random.default_rng(seed), random, features), f"random inputs (seed {seed})"
     else:
         images, _ = data.mnist_test()
         if images[0].size != features:
             raise ValueError(f"{model_path}: the model takes {features} inputs, not MNIST images: give --inputs or --random")
         x, source = (images.astype(np.float32) / 255).reshape(len(images), -1), "MNIST test images (pixel/255)"
-    golden = net.predict(quantize_inputs(iq, x))
+    x, codes = encode(x)
+    golden = net.predict(codes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_reference(str(model_path))
@@ -106,3 +112,50 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
     differ = np.flatnonzero(ref != golden)
     return {"model": str(model_path), "inputs": source, "count": int(len(x)), "disagreements": int(differ.size),
             "first_disagreement": int(differ[0]) if differ.size else None, "spec_hash": net.spec_hash}
+
+
+class _QuantizerInputs:
+    """Float inputs through the model's own input quantizer, emulated like the executor runs it."""
+
+    def __init__(self, input_quant: dict):
+        self.input_quant = input_quant
+
+    def random(self, rng, n: int, features: int) -> np.ndarray:
+        from hwnorm.inputs import float_range
+
+        lo, hi = float_range(self.input_quant, features)
+        return rng.uniform(lo, hi, (n, features)).astype(np.float32)
+
+    def __call__(self, x):
+        from hwnorm.inputs import quantize_inputs
+
+        return x, quantize_inputs(self.input_quant, x)
+
+
+class _GridInputs:
+    """Float inputs of a model without an input quantizer: each must be code·scale for an integer
+    code of the declared input type (float32, as the executor gets it)."""
+
+    def __init__(self, declared: dict, model: str):
+        from fractions import Fraction
+
+        from hwnorm.datatypes import IntType
+
+        self.type, self.scale, self.model = IntType(declared["bits"], declared["signed"]), Fraction(declared["scale"]), model
+
+    def floats(self, codes: np.ndarray) -> np.ndarray:
+        return (codes * float(self.scale)).astype(np.float32)
+
+    def random(self, rng, n: int, features: int) -> np.ndarray:
+        lo, hi = self.type.range
+        return self.floats(rng.integers(lo, hi + 1, (n, features)))
+
+    def __call__(self, x):
+        codes = np.rint(np.asarray(x, np.float64) / float(self.scale)).astype(np.int64)
+        lo, hi = self.type.range
+        off = np.flatnonzero((codes < lo) | (codes > hi) | (self.floats(codes) != np.asarray(x, np.float32)))
+        if off.size:
+            raise ValueError(f"{self.model}: the model has no input quantizer, so hwnorm reads its input as "
+                             f"{self.type} codes × {self.scale}; input value {float(np.ravel(x)[off[0]])!r} "
+                             f"(row {off[0] // x.shape[1]}) is not on that grid")
+        return self.floats(codes), codes

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from importlib import metadata
 
 import numpy as np
@@ -704,6 +705,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """hwnorm's own warnings as one ``hwnorm: warning:`` line; others as Python prints them."""
+    if category.__module__.startswith("hwnorm"):
+        print(f"hwnorm: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     from hwnorm.estimate.synthesis import ToolError
 
@@ -713,7 +722,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except (ValueError, OSError) as e:
         print(f"hwnorm: error: {e}", file=sys.stderr)
         return 2

@@ -69,6 +69,11 @@ class Network:
             raise ValueError(f"{self.name}: a network needs at least one layer")
         for prev, nxt in zip(layers, layers[1:]):
             check_link(prev, nxt, self.name)
+        seen: set = set()
+        for k, layer in enumerate(layers):  # names key foldings, choices, reports and Verilog submodules
+            if layer.name in seen:
+                raise ValueError(f"{self.name}: layer {k} repeats the name {layer.name!r}; layer names must be unique")
+            seen.add(layer.name)
         object.__setattr__(self, "layers", layers)
 
     @property

@@ -36,7 +36,7 @@ the network's meta says how close the nearest input comes, for the sign quantize
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,7 +50,8 @@ from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
 from hwnorm.qbn import fold_bn
 from hwnorm.quantizer import FLOAT_ROUNDING, ROUNDING_MODES, Quantizer, code_range, requant_spec, threshold_fold
 
-__all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "REALIZATIONS"]
+__all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "NoInputQuantizer",
+           "REALIZATIONS"]
 
 REALIZATIONS = ("thresholds", "requant")
 _TAIL = ("Softmax", "LogSoftmax", "Sigmoid")  # order-preserving: dropped at the graph output
@@ -58,6 +59,10 @@ _TAIL = ("Softmax", "LogSoftmax", "Sigmoid")  # order-preserving: dropped at the
 
 class ImportError_(ValueError):
     """An ONNX graph hwnorm cannot represent exactly (names the node)."""
+
+
+class NoInputQuantizer(ImportError_):
+    """Float inputs were asked for, but the model reads its input as it is (no input quantizer)."""
 
 
 @dataclass(eq=False)
@@ -98,6 +103,7 @@ class _Chain:
     shape: tuple
     relu: bool = False         # a ReLU was applied last (the quantizer's floor)
     ops: tuple = ()            # the network input's float preprocessing, as the executor runs it
+    raw: "_Quantized | None" = None  # the network's integer input itself, untouched: usable as codes
 
 
 @dataclass
@@ -163,7 +169,45 @@ def _load(path) -> "onnx.ModelProto":  # noqa: F821
             from None
     if not model.graph.node:
         raise ImportError_(f"{p}: the ONNX graph has no nodes (truncated or not an ONNX model?)")
+    _name_nodes(model.graph, p.name)
     return model
+
+
+class RenamedNodes(UserWarning):
+    """Two ONNX nodes had the same name (or one took a reserved layer name): one was renamed."""
+
+
+# Layer names the importer makes up itself: a node must not take them.
+_RESERVED = ("scores",)
+
+
+def _name_nodes(graph, src: str) -> None:
+    """Give every node a unique name that is a legal identifier, in place.
+
+    Node names become layer names, and those reach Verilog, file names, FuseSoC cores, reports and
+    the design config's per-layer choices. Exporters often leave them empty (then ``Op_index``, the
+    node's position in the graph) or repeat them; names from a file are untrusted, so they are
+    reduced to ``[A-Za-z0-9_]``. A collision is renamed (``_2``, ``_3`` …) and said once.
+    """
+    import warnings
+
+    from hwnorm.hdl.names import sanitize
+
+    taken = set(_RESERVED)
+    clashes = []
+    for index, node in enumerate(graph.node):
+        base = sanitize(node.name, node.op_type or "node") if node.name else f"{sanitize(node.op_type, 'node')}_{index}"
+        name, k = base, 1
+        while name in taken or f"{name}_input" in taken or name.endswith("_input") and name[:-6] in taken:
+            k += 1
+            name = f"{base}_{k}"
+        if node.name and name != base:
+            clashes.append(f"{base} → {name}")
+        taken.add(name)
+        node.name = name
+    if clashes:
+        warnings.warn(f"{src}: node names repeated, renamed: {', '.join(clashes[:5])}"
+                      + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""), RenamedNodes, stacklevel=2)
 
 
 def _attr(node, name, default=None):
@@ -339,8 +383,11 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
     dims = [d.dim_value or 1 for d in data_inputs[0].type.tensor_type.shape.dim]
     shape = (1,) + tuple(dims[1:])
     in_lo, in_hi = IntType(input_bits, input_signed).range
+    # Integer inputs are codes x standing for x·input_scale: a MatMul may take them as they are (models
+    # whose first layer reads fixed-point data, e.g. from QKeras / hls4ml, with no input quantizer).
+    raw = _Quantized(IntType(input_bits, input_signed), (in_lo, in_hi), Fraction(input_scale), 0, shape)
     env[data_inputs[0].name] = _Chain(SurdAffine.identity(_features(shape), Fraction(input_scale)), None,
-                                      in_lo, in_hi, shape)
+                                      in_lo, in_hi, shape, raw=raw)
     walk = _Walk(activations, g.output[0].name, input_mode, {o.domain: o.version for o in model.opset_import})
     consumers: dict[str, int] = {}
     for node in g.node:
@@ -376,7 +423,7 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
         raise ImportError_(f"{src}: the graph output is also consumed inside the graph")
     if input_mode == "quantized":
         if walk.input_quant is None:
-            raise ImportError_(f"{src}: no quantizer of the input found: give integer inputs instead")
+            raise NoInputQuantizer(f"{src}: no quantizer of the input found: give integer inputs instead")
         meta = {"source": src, "input_quant": walk.input_quant}
     else:
         meta = {"source": src, "input": {"bits": input_bits, "signed": input_signed,
@@ -625,7 +672,8 @@ def _flatten(node, name: str, x, args):
     elif _attr(node, "axis", 1) != 1:
         raise ImportError_(f"node {name} (Flatten): only axis=1 is supported")
     if isinstance(x, _Chain):
-        return _Chain(x.form, x.base, x.lo, x.hi, (1, feats), x.relu, x.ops)
+        raw = None if x.raw is None else replace(x.raw, shape=(1, feats))
+        return _Chain(x.form, x.base, x.lo, x.hi, (1, feats), x.relu, x.ops, raw)
     return _Quantized(x.code_type, x.code_range, x.scale, x.zero, (1, feats))
 
 
@@ -666,6 +714,8 @@ def _arithmetic(node, name: str, args):
 def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
     """Quantized activations × quantized weights: an accumulator of the integer codes, its real
     value an exact affine map (the scales, and the activation zero point times each row's sum)."""
+    if isinstance(x, _Chain) and x.raw is not None:  # the integer network input, as it is
+        x = x.raw
     if not isinstance(x, _Quantized) or isinstance(w, (_Chain, _Quantized)):
         raise ImportError_(f"node {name} ({op}): only quantized activations (Quant / BipolarQuant) × constant "
                            "weights are supported")

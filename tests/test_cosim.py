@@ -179,6 +179,20 @@ def test_tfc_2w2a_rtl_on_mnist(activations, sim, work):
           work, seed, mode="batch")
 
 
+def test_qkeras_model_rtl_on_mnist(sim, work):
+    """A QKeras MLP (tests/models/, via qonnx's converter) as RTL: its first MVU reads the raw 8-bit
+    pixels (the model has no input quantizer); activations realized per layer by the estimate."""
+    from hwnorm.generate import design_for_model
+    path = str(Path(__file__).parent / "models" / "qkeras_mlp_w4a3.onnx")
+    block = model_of(design_for_model(path, "qkeras", activations="auto"))[0]
+    n = 60 if sim == "verilator" else 8
+    x, _ = data.mnist_test()
+    x = x[:n].reshape(n, -1).astype(np.int64)
+    seed = seed_of("qkeras")
+    check(block.component(), "qkeras", network_job(block, x, seed, p_valid=0.85, p_ready=0.75), sim, work, seed,
+          mode="batch")
+
+
 @pytest.fixture
 def verilator():
     if "verilator" not in PRESENT:

@@ -126,3 +126,32 @@ def test_design_file_errors(tmp_path, text, message):
     with pytest.raises(ValueError, match=message):
         for design in load_designs(path):
             model_of(design)
+
+
+@pytest.mark.parametrize("rename", ["empty", "repeated", "scores", "hostile"])
+def test_models_with_missing_repeated_or_hostile_node_names_generate(tmp_path, capsys, rename):
+    """Exporters leave node names empty or repeat them, and names from a file are untrusted: every
+    layer still gets a unique legal name, and a collision is said once."""
+    import onnx
+
+    model = onnx.load(str(data.path("models/TFC_1W1A.onnx")))
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    if rename == "empty":
+        for n in model.graph.node:
+            n.name = ""
+    elif rename == "repeated":
+        for n in matmuls:
+            n.name = "fc"
+    elif rename == "scores":
+        matmuls[-1].name = "scores"
+    else:
+        matmuls[0].name = "x\n provider: {url: evil}\u202e|"
+    path = tmp_path / "renamed.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "rtl"
+    assert main(["generate", str(path), "-o", str(out), "--name", "renamed"]) == 0
+    err = capsys.readouterr().err
+    assert ("node names repeated" in err) == (rename in ("repeated", "scores")) and "Traceback" not in err
+    layers = json.loads((out / MANIFEST).read_text())["designs"][0]["parameters"]["folding"]
+    # one layer per MatMul, plus the input quantizer and the scores: none lost to a name collision
+    assert len(layers) == len(matmuls) + 2 and all(name.isidentifier() for name in layers)

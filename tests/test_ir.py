@@ -100,3 +100,10 @@ def test_a_producer_whose_values_do_not_fit_the_consumer_is_refused():
                                          r"\(3,\) int16 \[-4, 4\]"):
         Network((hidden, raw, QuantBN(narrow.spec, name="narrow")))
     assert Network((hidden, raw, scores)).out_features == 3
+
+
+def test_repeated_layer_names_are_refused_by_name():
+    d = toy_network(np.random.default_rng(10))[0].to_dict()
+    d["layers"][2]["name"] = d["layers"][1]["name"]
+    with pytest.raises(ValueError, match=rf"layer 2 repeats the name {d['layers'][1]['name']!r}"):
+        Network.from_dict(d)

@@ -1,4 +1,5 @@
-"""Multi-bit QNNs as current Brevitas exports them (tests/models/, made by make_brevitas_models.py):
+"""Multi-bit QNNs as current Brevitas and QKeras (via qonnx's converter) export them (tests/models/, made
+by make_brevitas_models.py and make_qkeras_model.py):
 import, prediction-for-prediction agreement with the QONNX executor on held-out MNIST images and on
 random inputs, both exact activation realizations, ``hwnorm check``; and the integer kernel
 ``igemm`` against numpy's exact int64 product."""
@@ -17,7 +18,7 @@ from hwnorm.intmm import igemm, operand_dtype
 from hwnorm.qonnx import interpret
 
 MODELS = Path(__file__).resolve().parent / "models"
-BREVITAS = json.loads((MODELS / "models.json").read_text())
+TEST_MODELS = json.loads((MODELS / "models.json").read_text())
 N_IMAGES = 500   # of the 2,000 held-out images (index a multiple of 5): bounded for CI
 N_RANDOM = 300   # seeded random inputs spanning (and clipping at) the input quantizer's range
 
@@ -29,8 +30,8 @@ def held_out():
     return x[::5], labels[::5].astype(np.int64)
 
 
-@pytest.mark.parametrize("name", list(BREVITAS))
-def test_brevitas_model_agrees_with_the_executor(name, held_out):
+@pytest.mark.parametrize("name", list(TEST_MODELS))
+def test_vendored_model_agrees_with_the_executor(name, held_out):
     path = MODELS / f"{name}.onnx"
     x, _ = held_out
     on_images = check_model(path, inputs=x[:N_IMAGES])
@@ -39,8 +40,8 @@ def test_brevitas_model_agrees_with_the_executor(name, held_out):
     assert (on_random["count"], on_random["disagreements"]) == (N_RANDOM, 0), on_random
 
 
-@pytest.mark.parametrize("name", list(BREVITAS))
-def test_brevitas_model_keeps_its_accuracy_and_both_realizations_agree(name, held_out):
+@pytest.mark.parametrize("name", list(TEST_MODELS))
+def test_vendored_model_keeps_its_accuracy_and_both_realizations_agree(name, held_out):
     """Integer pixels (the input quantizer becomes a layer): top-1 on all 2,000 held-out images
     as trained, and thresholds / requantizers giving the same codes after every activation."""
     path = MODELS / f"{name}.onnx"
@@ -52,7 +53,7 @@ def test_brevitas_model_keeps_its_accuracy_and_both_realizations_agree(name, hel
     assert sites, "every model here has requantizable activations"
     assert [lay.kind for lay in requant.network.layers].count("qbn") >= len(sites)
     top1 = float(np.mean(thresholds.network.predict(pixels) == y))
-    assert top1 == pytest.approx(BREVITAS[name]["held_out_top1"], abs=0.01)
+    assert top1 == pytest.approx(TEST_MODELS[name]["held_out_top1"], abs=0.01)
     np.testing.assert_array_equal(requant.network.run(pixels), thresholds.network.run(pixels))
 
 
@@ -121,3 +122,19 @@ def test_igemm_refuses_values_outside_their_declared_range_and_odd_shapes():
         igemm(np.ones((2, 3)), np.ones((2, 3), np.int64))
     assert igemm(np.zeros((0, 4), np.int64), np.ones((3, 4), np.int64)).shape == (0, 3)
     assert operand_dtype(-128, 127) == np.int8 and operand_dtype(0, 255) == np.int16
+
+
+def test_a_model_without_an_input_quantizer_takes_inputs_on_its_integer_grid():
+    """The QKeras model reads its input as it is: hwnorm takes 8-bit codes standing for code/255,
+    and refuses float inputs off that grid (the executor would see values hwnorm cannot)."""
+    path = MODELS / "qkeras_mlp_w4a3.onnx"
+    first = interpret(path).network.layers[0]
+    assert first.kind == "mvu" and first.in_range == (0, 255)  # no thresholding layer in front
+    x = np.full((2, 784), 3 / 255, np.float32)
+    assert check_model(path, inputs=x)["disagreements"] == 0
+    x[1, 5] = 3.5 / 255
+    with pytest.raises(ValueError, match=r"no input quantizer.*uint8 codes × 1/255; input value .* \(row 1\)"):
+        check_model(path, inputs=x)
+    x[1, 5] = 256 / 255
+    with pytest.raises(ValueError, match="not on that grid"):
+        check_model(path, inputs=x)
