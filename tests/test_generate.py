@@ -31,6 +31,16 @@ def test_rtl_folder_is_in_sync_with_the_generators(rendered):
     assert not stale, f"rtl/ is out of date for {stale}: run `hwnorm generate -o rtl`"
 
 
+def test_every_generated_core_is_capi2_yaml(rendered):
+    import yaml
+    cores = {name: text for name, text in rendered.items() if name.endswith(".core")}
+    assert cores
+    for name, text in cores.items():
+        core = yaml.safe_load(text)
+        assert text.startswith("CAPI=2:") and set(core) == {"CAPI=2", "name", "description", "filesets", "targets"}
+        assert core["targets"]["default"]["toplevel"] == name[:-5]
+
+
 def test_rendering_is_deterministic(rendered):
     again = render(default_designs()[-2:])  # the cheap ones; the sync test covers the rest across runs
     for name in ("stt_encoder.v", "stt_decoder.v", "stt_encoder.core"):
@@ -146,12 +156,17 @@ def test_models_with_missing_repeated_or_hostile_node_names_generate(tmp_path, c
         matmuls[-1].name = "scores"
     else:
         matmuls[0].name = "x\n provider: {url: evil}\u202e|"
-    path = tmp_path / "renamed.onnx"
+    folder = tmp_path / "a: b\nprovider: {url: evil}"  # a model path that would inject YAML keys unquoted
+    folder.mkdir()
+    path = folder / "renamed.onnx"
     onnx.save(model, str(path))
     out = tmp_path / "rtl"
     assert main(["generate", str(path), "-o", str(out), "--name", "renamed"]) == 0
     err = capsys.readouterr().err
     assert ("node names repeated" in err) == (rename in ("repeated", "scores")) and "Traceback" not in err
+    import yaml
+    core = yaml.safe_load((out / "renamed.core").read_text())
+    assert "provider" not in core and str(path) in core["description"]
     layers = json.loads((out / MANIFEST).read_text())["designs"][0]["parameters"]["folding"]
     # one layer per MatMul, plus the input quantizer and the scores: none lost to a name collision
     assert len(layers) == len(matmuls) + 2 and all(name.isidentifier() for name in layers)
