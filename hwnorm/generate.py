@@ -167,16 +167,34 @@ def load_designs(path) -> list[Design]:
         params = {key: v for key, v in entry.items() if key not in ("name", "kind")}
         if entry["kind"] in kinds:
             allowed = kinds[entry["kind"]].fields
-            for key in params:
+            for key, value in params.items():
                 if key not in allowed:
                     raise ValueError(f"{where} ({entry['name']!r}): unknown field {key!r}; allowed: "
                                      f"{', '.join(sorted(allowed))}")
+                _check_field_type(f"{where} ({entry['name']!r})", key, value)
         designs.append(Design(entry["name"], entry["kind"], params, where, path.parent))
     names = [d.name for d in designs]
     for n in names:
         if names.count(n) > 1:
             raise ValueError(f"{path}: design name {n!r} is used twice")
     return designs
+
+
+# What each design field holds in a design TOML: checked on load, so a wrong type is one clear
+# line naming the field rather than a TypeError deep in a generator. Values are checked later.
+_FIELD_TYPES = {"model": (str,), "layer": (str,), "codec": (str,), "cells": (str,), "output": (str,),
+                "target": (str,), "folding": (str, dict), "activations": (str, dict),
+                "score_bits": (int,), "block_words": (int,)}
+_TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number"}
+
+
+def _check_field_type(where: str, key: str, value) -> None:
+    from hwnorm import layers
+
+    expected = (int,) if key in layers.folding_keys() else _FIELD_TYPES.get(key)
+    if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+        raise ValueError(f"{where}: field {key!r} must be {' or '.join(_TYPE_NAMES[t] for t in expected)}, "
+                         f"got {value!r}")
 
 
 def _bundled(name: str) -> Path:

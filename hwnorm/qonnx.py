@@ -57,6 +57,11 @@ REALIZATIONS = ("thresholds", "requant")
 _TAIL = ("Softmax", "LogSoftmax", "Sigmoid")  # order-preserving: dropped at the graph output
 
 
+# Values per image a model's input may declare: a 224×224×3 image is 150,528, so this bounds only
+# files that would make the importer allocate gigabytes from a few bytes of header.
+MAX_FEATURES = 1 << 22
+
+
 class ImportError_(ValueError):
     """An ONNX graph hwnorm cannot represent exactly (names the node)."""
 
@@ -382,6 +387,9 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
         raise ImportError_(f"{src}: expected exactly one data input, found {[i.name for i in data_inputs]}")
     dims = [d.dim_value or 1 for d in data_inputs[0].type.tensor_type.shape.dim]
     shape = (1,) + tuple(dims[1:])
+    if _features(shape) > MAX_FEATURES:  # checked before anything is allocated per feature
+        raise ImportError_(f"{src}: input {data_inputs[0].name[:40]!r} declares {_features(shape):,} values per "
+                           f"image; at most {MAX_FEATURES:,} are supported")
     in_lo, in_hi = IntType(input_bits, input_signed).range
     # Integer inputs are codes x standing for x·input_scale: a MatMul may take them as they are (models
     # whose first layer reads fixed-point data, e.g. from QKeras / hls4ml, with no input quantizer).

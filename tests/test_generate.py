@@ -129,6 +129,11 @@ def test_a_bad_design_file_leaves_previous_output_intact(tmp_path, capsys):
     ('[[design]]\nname = "a"\nkind = "network"\nmodel = "missing.onnx"\n', "model 'missing.onnx' not found"),
     ('[[design]]\nname = "a"\nkind = "network"\noutput = "softmax"\n', "unknown output 'softmax'"),
     ('name = [\n', "not valid TOML"),
+    ('[[design]]\nname = "a"\nkind = "network"\nmodel = 42\n', "field 'model' must be a string, got 42"),
+    ('[[design]]\nname = "a"\nkind = "stt_encoder"\nblock_words = "four"\n', "'block_words' must be a whole number"),
+    ('[[design]]\nname = "a"\nkind = "stt_encoder"\nblock_words = 4.0\n', "'block_words' must be a whole number"),
+    ('[[design]]\nname = "a"\nkind = "stt_decoder"\ncells = 7\n', "field 'cells' must be a string, got 7"),
+    ('[[design]]\nname = "a"\nkind = "mvu"\npe = true\n', "field 'pe' must be a whole number, got True"),
 ])
 def test_design_file_errors(tmp_path, text, message):
     path = tmp_path / "d.toml"

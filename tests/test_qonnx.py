@@ -301,3 +301,17 @@ def test_trunc_agrees_with_the_executor(tmp_path, opset, rounding, out_bits):
         nxt_trunc.input[1] = "tr_s"
         onnx.save(model, str(path))
         import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+
+
+def test_a_huge_declared_input_is_refused_before_anything_is_allocated(tmp_path):
+    """A few bytes of header must not make the importer allocate gigabytes (this file is 152 bytes)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 50_000_000])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 50_000_000])
+    nodes = [helper.make_node("Mul", ["x", "k"], ["m"]),
+             helper.make_node("BipolarQuant", ["m", "s"], ["y"], domain="qonnx.custom_op.general")]
+    inits = [numpy_helper.from_array(np.array(2.0, np.float32), "k"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "s")]
+    path = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=inits)), str(path))
+    with pytest.raises(ImportError_, match=r"huge.onnx: input 'x' declares 50,000,000 values per image; at most"):
+        import_qonnx(path)
