@@ -112,7 +112,22 @@ class Network:
         if not isinstance(d, dict) or d.get("format") not in READABLE:
             found = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"not an hwnorm network (format {found!r}, expected {FORMAT!r})")
-        return cls(tuple(layer_from_dict(x) for x in d["layers"]), d.get("name", "network"), d.get("meta", {}))
+        layers, name, meta = d.get("layers"), d.get("name", "network"), d.get("meta", {})
+        if "layers" not in d:
+            raise ValueError("missing field 'layers' (a list of layer objects)")
+        if not isinstance(layers, list):
+            raise ValueError(f"field 'layers' must be a list of layer objects, got {type(layers).__name__}")
+        if not isinstance(name, str):
+            raise ValueError(f"field 'name' must be a string, got {type(name).__name__}")
+        if not isinstance(meta, dict):
+            raise ValueError(f"field 'meta' must be an object, got {type(meta).__name__}")
+        parsed = []
+        for k, x in enumerate(layers):
+            try:
+                parsed.append(layer_from_dict(x))
+            except ValueError as e:
+                raise ValueError(f"layers[{k}]: {e}") from None
+        return cls(tuple(parsed), name, meta)
 
     @property
     def spec_hash(self) -> str:

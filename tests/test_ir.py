@@ -107,3 +107,22 @@ def test_repeated_layer_names_are_refused_by_name():
     d["layers"][2]["name"] = d["layers"][1]["name"]
     with pytest.raises(ValueError, match=rf"layer 2 repeats the name {d['layers'][1]['name']!r}"):
         Network.from_dict(d)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: d.pop("layers"), "missing field 'layers'"),
+    (lambda d: d.update(layers="abc"), "field 'layers' must be a list of layer objects, got str"),
+    (lambda d: d.update(meta=5), "field 'meta' must be an object, got int"),
+    (lambda d: d["layers"][1].update(weights=5), r"layers\[1\]: layer 'fc0' \(mvu\): field 'weights' must be a list"),
+    (lambda d: d["layers"][1].update(weights=[1, 2]), r"layers\[1\]: .*hex-encoded uint64 words \(strings\)"),
+    (lambda d: d["layers"][1].update(in_features=70.0), "field 'in_features' must be a whole number, got float"),
+    (lambda d: d["layers"][1].update(in_signed=1), "field 'in_signed' must be true or false, got int"),
+    (lambda d: d["layers"][1].update(thresholds=7), "field 'thresholds' must be an object or null"),
+    (lambda d: d["layers"][1]["thresholds"].update(acc_range=3), r"layers\[1\]: layer 'fc0' \(mvu\): malformed"),
+    (lambda d: d["layers"][-1].pop("spec"), r"\(qbn\): missing field 'spec'"),
+])
+def test_malformed_ir_json_names_the_layer_and_field(edit, message):
+    d = json.loads(json.dumps(toy_network(np.random.default_rng(11))[0].to_dict()))
+    edit(d)
+    with pytest.raises(ValueError, match=message):
+        Network.from_dict(d)

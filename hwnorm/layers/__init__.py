@@ -103,12 +103,27 @@ def layer_from_dict(d) -> Layer:
     if not isinstance(d, dict):
         raise ValueError(f"a layer must be a JSON object, got {type(d).__name__}")
     cls = kind(d.get("kind"))
+    where = f"layer {str(d.get('name', '?'))[:64]!r} ({cls.kind})"
+    for key, types in cls.json_fields.items():  # the kind's declared field types, before it reads them
+        if key not in d:
+            raise ValueError(f"{where}: missing field {key!r}")
+        if not isinstance(d[key], types) or isinstance(d[key], bool) and bool not in types:
+            names = " or ".join(_JSON_TYPE_NAMES.get(t, t.__name__) for t in types)
+            raise ValueError(f"{where}: field {key!r} must be {names}, got {type(d[key]).__name__}")
     try:
         layer = cls.from_dict(d)
     except KeyError as e:
-        raise ValueError(f"layer {d.get('name', '?')!r}: missing field {e.args[0]!r}") from None
+        raise ValueError(f"{where}: missing field {e.args[0]!r}") from None
+    except (TypeError, IndexError, AttributeError, OverflowError) as e:  # a nested value of the wrong shape
+        raise ValueError(f"{where}: malformed ({e})") from None
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}" if not str(e).startswith("layer ") else str(e)) from None
     layer.check_declared(d)
     return layer
+
+
+_JSON_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",
+                    dict: "an object", type(None): "null"}
 
 
 # The built-in kinds register themselves on import.

@@ -116,6 +116,9 @@ class Layer:
     def spec_fields(self) -> dict:
         raise NotImplementedError
 
+    # The JSON fields ``from_dict`` reads and their types (checked first, so a wrong one is named).
+    json_fields = {"name": (str,)}
+
     @classmethod
     def from_dict(cls, d: dict) -> "Layer":
         raise NotImplementedError

@@ -47,6 +47,8 @@ def _words_to_hex(words: np.ndarray) -> list[str]:
 
 
 def _hex_to_words(rows: list[str], k: int) -> np.ndarray:
+    if not all(isinstance(r, str) for r in rows):
+        raise ValueError("bipolar weights must be rows of hex-encoded uint64 words (strings)")
     w = np.array([np.frombuffer(bytes.fromhex(r), "<u8") for r in rows], dtype=np.uint64)
     if w.ndim != 2 or w.shape[1] != bnn.words_for(k):
         raise ValueError(f"weights must be rows of {bnn.words_for(k)} hex-encoded uint64 words")
@@ -232,6 +234,9 @@ class MVTU(Layer):
                 **({} if self.bipolar_weights else {"weight_type": self.weight_type.name}),
                 "weights": _words_to_hex(self.weights) if self.bipolar_weights else self.weights.tolist(),
                 "thresholds": None if self.thresholds is None else self.thresholds.to_dict()}
+
+    json_fields = {"name": (str,), "in_features": (int,), "in_bits": (int,), "in_signed": (bool,),
+                   "weights": (list,), "thresholds": (dict, type(None))}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MVTU":

@@ -70,6 +70,8 @@ class QuantBN(ElementwiseLayer):
     def spec_fields(self) -> dict:
         return {"spec": self.spec.to_dict()}
 
+    json_fields = {"name": (str,), "spec": (dict,)}
+
     @classmethod
     def from_dict(cls, d: dict) -> "QuantBN":
         return cls(BNSpec.from_dict(d["spec"]), d["name"])

@@ -104,6 +104,8 @@ class InputThreshold(ElementwiseLayer):
     def spec_fields(self) -> dict:
         return {"in_bits": self.in_bits, "in_signed": self.in_signed, "thresholds": self.thresholds.to_dict()}
 
+    json_fields = {"name": (str,), "in_bits": (int,), "in_signed": (bool,), "thresholds": (dict,)}
+
     @classmethod
     def from_dict(cls, d: dict) -> "InputThreshold":
         return cls(ThresholdSpec.from_dict(d["thresholds"]), d["in_bits"], d["in_signed"], d["name"])
