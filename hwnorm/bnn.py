@@ -41,7 +41,7 @@ from hwnorm.datatypes import IntType
 from hwnorm.exactfit import Dyadic
 from hwnorm.fixed import Rounding
 from hwnorm.spec import SpecIdentity
-from hwnorm.vectorize import set_512_bit_preference
+from hwnorm.vectorize import or_in_python, set_512_bit_preference
 
 __all__ = [
     "WORD_BITS", "words_for", "pack_bits", "pack_bipolar", "unpack_bits", "valid_mask", "flip_rows",
@@ -107,6 +107,11 @@ def _check_packed(name: str, arr, k: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- kernels
+def _popcount64_python(x):
+    return np.uint64(int(x).bit_count())
+
+
+@or_in_python(_popcount64_python)
 @intrinsic
 def popcount64(typingctx, x):
     """One LLVM ``ctpop`` on a uint64 (VPOPCNTQ / POPCNT after vectorization)."""
@@ -147,6 +152,14 @@ def _is_c_matrix(ty, dtype) -> bool:
     return isinstance(ty, types.Array) and ty.ndim == 2 and ty.layout == "C" and ty.dtype == dtype
 
 
+def _mismatch_tile_python(a, bt, out, i0, j0, k):
+    rows, cols = slice(i0, i0 + TILE_ROWS), slice(j0, j0 + TILE_COLS)
+    mism = np.bitwise_xor(a[rows, :, None], bt[None, :, cols])  # (rows, words, cols)
+    counts = np.vectorize(lambda v: int(v).bit_count(), otypes=[np.int64])(mism).sum(axis=1)
+    out[rows, cols] = k - 2 * counts
+
+
+@or_in_python(_mismatch_tile_python)
 @intrinsic
 def _mismatch_tile(typingctx, a, bt, out, i0, j0, k):
     """``out[i0+r, j0+c] = k − 2·popcount(a[i0+r] ⊕ bt[:, j0+c])`` for one full tile (no bounds checks).

@@ -36,6 +36,21 @@ def set_512_bit_preference(builder) -> None:
             pass
 
 
+def or_in_python(python_version):
+    """Decorate an intrinsic: under ``NUMBA_DISABLE_JIT=1`` (which users set to debug the kernels,
+    and which makes every ``njit`` function plain Python) an intrinsic cannot run at all, so the
+    name is bound to ``python_version`` instead — the same result, computed by numpy / Python."""
+    def choose(compiled):
+        from numba.core import config
+        return python_version if config.DISABLE_JIT else compiled
+    return choose
+
+
+def _no_hint() -> None:
+    return None
+
+
+@or_in_python(_no_hint)
 @intrinsic
 def prefer_512_bit_vectors(typingctx):
     """No-op call that marks the enclosing compiled function (see the module docstring)."""
