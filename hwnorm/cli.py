@@ -210,6 +210,7 @@ def cmd_generate(args) -> int:
     print(f"generating {len(designs)} design(s) from {label} into {args.out_dir}/", file=sys.stderr)
     show = (lambda k, n, name: print(f"\r  [{k}/{n}] {name:<24}", end="" if k < n else "\n", file=sys.stderr,
                                      flush=True)) if sys.stderr.isatty() else None
+    superseded = gen.superseded_files(Path(args.out_dir), gen.render_names(designs))
     files = gen.generate(designs, args.out_dir, progress=show)
     manifest = json.loads(files[gen.MANIFEST])
     print(f"{'top':<20}{'kind':<14}{'latency':>9}{'II':>6}  {'unit':<20}{'Verilog lines':>14}")
@@ -217,6 +218,8 @@ def cmd_generate(args) -> int:
         print(f"{d['name']:<20}{d['kind']:<14}{d['latency']:>9}{d['initiation_interval']:>6}  "
               f"{d['cycle_units']:<20}{d['verilog_lines']:>14}")
     print(f"wrote {', '.join(sorted(files))} in {args.out_dir}/")
+    if superseded:
+        print(f"removed {', '.join(p.name for p in superseded)}: the earlier manifest listed them, this one does not")
     if args.lint:
         from hwnorm.verilator import lint
         failed = 0
@@ -721,6 +724,9 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from hwnorm.io import Terminated, terminate_on_sigterm
+
+    terminate_on_sigterm()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -731,9 +737,10 @@ def main(argv=None) -> int:
     except ToolError as e:  # Yosys / nextpnr failed on a design: say which and how
         print(f"hwnorm: error: {e}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("hwnorm: interrupted; files already written are intact", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"hwnorm: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; every output set is "
+              "either written whole or left as it was", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

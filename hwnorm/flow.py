@@ -148,7 +148,8 @@ def _simulator(config: FlowConfig) -> str | None:
 def run_flow(config: FlowConfig, say=print) -> FlowResult:
     """Run every stage for ``config``; ``say`` receives one line per stage."""
     from hwnorm.generate import _network, generate, model_of
-    from hwnorm.report import estimate_figures, rtl_figures, write_reports
+    from hwnorm.io import write_file_sets
+    from hwnorm.report import estimate_figures, render_reports, rtl_figures
 
     stages = []
 
@@ -173,10 +174,10 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
                         + ", ".join(f"{k} {'×'.join(str(v) for v in f.values())}" for k, f in block.folding.items()))
 
     t = time.perf_counter()
-    files = generate([design], config.rtl_dir, merge=True)
+    files = generate([design], config.rtl_dir, merge=True, write=False)  # written with the reports, below
     verilog = files[config.name + ".v"]  # the stages below simulate and synthesize this very text
     stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({verilog.count(chr(10))} "
-                        f"lines) and manifest.json")
+                        f"lines) and manifest.json, written with the report")
 
     sim = _simulator(config)
     t = time.perf_counter()
@@ -201,8 +202,12 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
           + (f", {r['synthesis']['counts']['lut']} by Yosys" if "synthesis" in r else ""))
 
     t = time.perf_counter()
-    written = write_reports([fig], config.reports_dir, merge_index=True)
-    stage("report", t, f"{Path(config.reports_dir) / (config.name + '.md')} and {len(written) - 1} more files")
+    reports = render_reports([fig], config.reports_dir, merge_index=True)
+    # rtl/ and reports/ as one set: an interrupt never leaves new Verilog beside old reports
+    write_file_sets({Path(config.rtl_dir): files, Path(config.reports_dir): reports})
+    written = sorted(reports)
+    stage("report", t, f"{Path(config.reports_dir) / (config.name + '.md')} and {len(written) - 1} more files "
+                       f"(and the Verilog, as one set)")
     return FlowResult(config.name, net.name, how, fig, sorted(files) + written, stages)
 
 

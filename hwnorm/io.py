@@ -15,55 +15,113 @@ def write_atomic(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename,
     so an interrupted run leaves either the old file or the new one, never half of one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_sets({path.parent: {path.name: data}})
     return path
 
 
-def write_atomic_set(folder, files: dict) -> None:
-    """Write several files into ``folder`` as one set: every file goes to a temporary name first,
-    and only when all are complete are they renamed into place. An interrupt before the renames
-    leaves every old file intact; Ctrl-C during them is held until they are done, so the folder
-    never holds half of the old set and half of the new."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    temps = []
+def write_atomic_set(folder, files: dict, remove: tuple = ()) -> None:
+    """Write several files into ``folder`` as one set (see :func:`write_file_sets`)."""
+    write_file_sets({Path(folder): files}, remove)
+
+
+def write_file_sets(sets: dict, remove: tuple = ()) -> None:
+    """Write ``{folder: {name: text or bytes}}`` as one set, across folders (a design's rtl/ and its
+    reports/ together): every file goes to a temporary name first, and only when all are complete
+    are they renamed into place, with SIGINT and SIGTERM held until the last rename. An interrupt
+    before the renames leaves every old file intact; the folders never hold half of the old set
+    and half of the new, whichever thread the signal reached. Temporary files an earlier run left
+    (killed with SIGKILL, or a power cut) are removed first; the files in ``remove`` (outputs of
+    an earlier set that this one no longer has) go with the renames."""
+    temps: list = []
     try:
-        for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            temps.append((tmp, folder / name))
-            with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o666 & ~_umask())
-        with _sigint_held():
+        for folder, files in sets.items():
+            folder = Path(folder)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OSError(f"{folder}: cannot create the folder ({e.strerror or e})") from None
+            for name, text in files.items():
+                _remove_stale_temps(folder, name)
+                try:
+                    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=folder)
+                except OSError as e:
+                    raise OSError(f"{folder / name}: cannot write ({e.strerror or e})") from None
+                temps.append((tmp, folder / name))
+                with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
+                    fh.write(text)
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with signals_held():
             for tmp, final in temps:
-                os.replace(tmp, final)
+                _rename(tmp, final)
+            for path in remove:
+                Path(path).unlink(missing_ok=True)
     except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
         raise
 
 
+TEMP_SUFFIX = ".hwnorm-tmp"
+
+
+def _rename(tmp, final) -> None:
+    """``os.replace`` (a seam for the tests, which send signals at this very instant)."""
+    os.replace(tmp, final)
+
+
+def _remove_stale_temps(folder: Path, name: str) -> None:
+    import glob
+
+    for suffix in (TEMP_SUFFIX, ".tmp"):  # ".tmp": what hwnorm before 0.2 left
+        for old in folder.glob(f".{glob.escape(name)}.*{suffix}"):
+            old.unlink(missing_ok=True)
+
+
+HELD_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n))
+
+
 @contextlib.contextmanager
-def _sigint_held():
-    """Block SIGINT (delivered when the block ends) — in the main thread, where Python handles it."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+def signals_held():
+    """Hold SIGINT and SIGTERM for the duration, then act on the first one that came.
+
+    Python runs signal handlers in the main thread whichever OS thread the signal reached (Numba's
+    workers included), so replacing the handlers — not masking one thread — holds them all."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pending: list = []
+    old = {sig: signal.getsignal(sig) for sig in HELD_SIGNALS}
+    for sig in HELD_SIGNALS:
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if pending:
+            _deliver(pending[0], old[pending[0]])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a CI cancel, ``kill``): unwinds like Ctrl-C, so temporary files go."""
+
+
+def terminate_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread (instead of killing the process
+    between two file operations)."""
+    def raise_terminated(signum, frame):
+        raise Terminated
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def _deliver(signum: int, handler) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL and signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    elif handler != signal.SIG_IGN:
+        signal.raise_signal(signum)
 
 
 def _umask() -> int:

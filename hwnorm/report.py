@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["design_figures", "estimate_figures", "rtl_figures", "render_markdown", "render_plots", "render_index", "write_reports"]
+__all__ = ["design_figures", "estimate_figures", "rtl_figures", "render_markdown", "render_plots", "render_index", "render_reports",
+           "write_reports"]
 
 RESOURCE_CLASSES = ("lut", "ff", "bram", "dsp")
 INDEX = "designs.md"  # reports/README.md describes the whole folder; this indexes the design reports
@@ -422,6 +423,13 @@ def write_reports(figs: list[dict], out_dir, merge_index: bool = False) -> list[
     With ``merge_index`` the index also lists the design reports already in the folder."""
     from hwnorm.io import write_atomic_set
 
+    files = render_reports(figs, out_dir, merge_index)
+    write_atomic_set(Path(out_dir), files)
+    return sorted(files)
+
+
+def render_reports(figs: list[dict], out_dir, merge_index: bool = False) -> dict:
+    """The files :func:`write_reports` writes, ``{name: text or bytes}``."""
     files: dict = {}
     for fig in figs:
         files[f"{fig['design']}.md"] = render_markdown(fig)
@@ -434,5 +442,4 @@ def write_reports(figs: list[dict], out_dir, merge_index: bool = False) -> list[
         indexed = sorted(figs + _other_reports(Path(out_dir), {f["design"] for f in figs}),
                          key=lambda f: (order.index(f["design"]) if f["design"] in order else len(order)))
     files[INDEX] = render_index(indexed)
-    write_atomic_set(Path(out_dir), files)
-    return sorted(files)
+    return files

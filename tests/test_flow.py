@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hwnorm.cli import main
+from hwnorm.io import TEMP_SUFFIX
 from hwnorm.config import FlowConfig, config_from_dict, load_config
 from hwnorm.flow import choose_folding, folding_for_interval
 from hwnorm.generate import _network, default_designs
@@ -174,11 +175,11 @@ def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path, any_sim):
         _, err = proc.communicate(timeout=300)
         assert "Traceback" not in err, err
         assert proc.returncode in (0, 130), err
-        interrupted += proc.returncode == 130 and "interrupted; files already written are intact" in err
+        interrupted += proc.returncode == 130 and "interrupted; every output set is either written whole" in err
         manifest = json.loads((rtl / "manifest.json").read_text())
         (tfc,) = [d for d in manifest["designs"] if d["name"] == "tfc"]
         assert tfc["verilog_sha256"] == hashlib.sha256((rtl / "tfc.v").read_bytes()).hexdigest()
-        assert not [p for p in rtl.iterdir() if p.name.endswith(".tmp")]
+        assert not [p for p in rtl.iterdir() if p.name.endswith(TEMP_SUFFIX)]
         assert set(before) <= {p.name for p in reports.iterdir()}
-        assert not [p for p in reports.iterdir() if p.name.endswith(".tmp")]
+        assert not [p for p in reports.iterdir() if p.name.endswith(TEMP_SUFFIX)]
     assert interrupted, "no run was interrupted: the delays need to be shorter"

@@ -175,3 +175,17 @@ def test_models_with_missing_repeated_or_hostile_node_names_generate(tmp_path, c
     layers = json.loads((out / MANIFEST).read_text())["designs"][0]["parameters"]["folding"]
     # one layer per MatMul, plus the input quantizer and the scores: none lost to a name collision
     assert len(layers) == len(matmuls) + 2 and all(name.isidentifier() for name in layers)
+
+
+def test_files_of_designs_no_longer_generated_are_removed_and_said(tmp_path, capsys):
+    out = tmp_path / "rtl"
+    both = tmp_path / "both.toml"
+    both.write_text('[[design]]\nname = "enc"\nkind = "stt_encoder"\n\n[[design]]\nname = "dec"\nkind = "stt_decoder"\n')
+    one = tmp_path / "one.toml"
+    one.write_text('[[design]]\nname = "enc"\nkind = "stt_encoder"\n')
+    assert main(["generate", str(both), "-o", str(out)]) == 0
+    (out / "mine.v").write_text("// not hwnorm's\n")
+    capsys.readouterr()
+    assert main(["generate", str(one), "-o", str(out)]) == 0
+    assert "removed dec.core, dec.v" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["enc.core", "enc.v", MANIFEST, "mine.v", WAIVERS]

@@ -1,0 +1,96 @@
+"""Output sets under signals: a set of files (across folders) is replaced whole or not at all,
+whatever the signal and whichever thread it reaches; temporary files of a killed run are removed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from hwnorm import io
+from hwnorm.io import TEMP_SUFFIX, Terminated, terminate_on_sigterm, write_file_sets
+
+OLD = {"a.v": "old a\n", "manifest.json": "old manifest\n"}
+NEW = {"a.v": "new a\n", "manifest.json": "new manifest\n"}
+
+
+def _folders(tmp_path):
+    rtl, reports = tmp_path / "rtl", tmp_path / "reports"
+    write_file_sets({rtl: OLD, reports: {"a.md": "old report\n"}})
+    return rtl, reports
+
+
+def _contents(folder):
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("repeat", range(3))
+@pytest.mark.parametrize("signum,raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+@pytest.mark.parametrize("sender", ["main", "worker"])
+def test_a_signal_at_the_rename_instant_leaves_the_whole_new_set(tmp_path, monkeypatch, signum, raised, sender,
+                                                                 repeat):
+    rtl, reports = _folders(tmp_path)
+    real_rename = io._rename
+    renames = []
+
+    def rename_and_signal(tmp, final):
+        if not renames:  # at the first rename: the signal, from this thread or another one
+            if sender == "main":
+                os.kill(os.getpid(), signum)
+            else:
+                t = threading.Thread(target=os.kill, args=(os.getpid(), signum))
+                t.start()
+                t.join()
+            time.sleep(0.01)  # let Python run the handler, if it would
+        renames.append(final)
+        real_rename(tmp, final)
+
+    monkeypatch.setattr(io, "_rename", rename_and_signal)
+    previous = signal.getsignal(signal.SIGTERM)
+    terminate_on_sigterm()
+    try:
+        with pytest.raises(raised):
+            write_file_sets({rtl: NEW, reports: {"a.md": "new report\n"}})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(renames) == 3  # held until the last rename, then delivered
+    assert _contents(rtl) == NEW and _contents(reports) == {"a.md": "new report\n"}
+
+
+def test_an_error_before_the_renames_leaves_the_old_set_and_no_temporary_files(tmp_path):
+    rtl, reports = _folders(tmp_path)
+
+    class Unwritable:
+        pass
+
+    with pytest.raises(TypeError):
+        write_file_sets({rtl: NEW, reports: {"a.md": Unwritable()}})
+    assert _contents(rtl) == OLD and _contents(reports) == {"a.md": "old report\n"}
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next_write(tmp_path):
+    rtl, _ = _folders(tmp_path)
+    stale = [rtl / f".a.v.x1y2z3{TEMP_SUFFIX}", rtl / ".manifest.json.abcdef.tmp"]
+    for p in stale:
+        p.write_text("half")
+    write_file_sets({rtl: NEW})
+    assert _contents(rtl) == NEW
+
+
+def test_sigterm_on_the_command_line_is_one_line_and_exit_143(tmp_path):
+    """A real ``hwnorm`` process killed with SIGTERM in the middle of its work."""
+    proc = subprocess.Popen([sys.executable, "-m", "hwnorm.cli", "qbn", "-o", str(tmp_path / "q.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 143), err
+    assert "Traceback" not in err
+    if proc.returncode == 143:
+        assert "hwnorm: terminated" in err
+    assert not list(tmp_path.glob(f"*{TEMP_SUFFIX}")) and not list(tmp_path.glob(".*"))
