@@ -78,13 +78,24 @@ def _from_json(source: str) -> list[BNLayer]:
         if (not isinstance(rng, list) or len(rng) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng) or rng[0] > rng[1]):
             raise ValueError(f"{where}: in_range must be [lo, hi] with integers lo ≤ hi")
-        try:
-            arrays = [np.asarray(entry[k], dtype=np.float64).reshape(-1) for k in ("gamma", "beta", "mean", "var")]
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: gamma, beta, mean and var must be lists of numbers") from None
-        layers.append(BNLayer(str(entry.get("name", f"bn{i}")), *arrays, float(entry.get("eps", 1e-5)),
-                              (rng[0], rng[1])))
+        arrays = []
+        for k in ("gamma", "beta", "mean", "var"):
+            values = entry[k] if isinstance(entry[k], list) else [entry[k]]
+            if not values or not all(_real(v) for v in values):  # true / false are no numbers here
+                raise ValueError(f"{where}: {k}: gamma, beta, mean and var must be lists of numbers")
+            arrays.append(np.asarray(values, dtype=np.float64))
+        eps = entry.get("eps", 1e-5)
+        if not _real(eps):
+            raise ValueError(f"{where}: eps must be a number, got {eps!r}")
+        name = entry.get("name", f"bn{i}")
+        if not isinstance(name, str):
+            raise ValueError(f"{where}: name must be a string, got {name!r}")
+        layers.append(BNLayer(name, *arrays, float(eps), (rng[0], rng[1])))
     return layers
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def output_scale(layer: BNLayer, out_fmt: FixedFormat) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -134,8 +135,6 @@ def cmd_check(args) -> int:
         raise ValueError(f"{path}: check needs an ONNX model (the executor cannot run an IR JSON)")
     if args.inputs and args.random is not None:
         raise ValueError("give --inputs or --random, not both")
-    if args.random is not None and args.random < 1:
-        raise ValueError("--random must be at least 1")
     inputs = None
     if args.inputs:
         from hwnorm.qonnx import interpret
@@ -152,11 +151,43 @@ def cmd_check(args) -> int:
 
 # ------------------------------------------------------------------------ stt
 
+def _bounded(kind, key: str):
+    """An argparse type: ``kind`` (int or float) within ``LIMITS[key]``."""
+    from hwnorm.defaults import check_limit
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        try:
+            return check_limit(key, value, "the value")
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+def _items(text: str, what: str) -> list[str]:
+    """The comma-separated items of an option: none empty, none twice (an empty list would
+    silently mean "the default")."""
+    items = [v.strip() for v in text.split(",")]
+    if not text.strip() or any(not v for v in items):
+        raise ValueError(f"{what}: expected comma-separated values, none empty, got {text!r}")
+    repeated = sorted({v for v in items if items.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what}: {', '.join(repeated)} given twice")
+    return items
+
+
 def _float_list(text: str) -> tuple:
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in _items(text, "numbers"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def _pairing(text: str) -> tuple:
@@ -173,9 +204,9 @@ def cmd_stt(args) -> int:
     from hwnorm.stt.cells import load_table
 
     settings = experiment.Settings(table=load_table(args.cells))
-    if args.codecs:
-        settings.codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
-    if args.ber:
+    if args.codecs is not None:
+        settings.codecs = tuple(_items(args.codecs, "--codecs"))
+    if args.ber is not None:
         settings.bers = args.ber
     settings.seeds = args.seeds
     settings.tile_words = args.tile_words
@@ -242,8 +273,6 @@ def cmd_verify(args) -> int:
     from hwnorm.sim.runner import pick_simulator, require_simulators
     from hwnorm.sim.verify import verify
 
-    if args.vectors < 1:
-        raise ValueError("--vectors must be at least 1")
     designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
     try:
         require_simulators()
@@ -276,8 +305,6 @@ def cmd_estimate(args) -> int:
     from hwnorm.io import write_atomic
     from hwnorm.stt import load_table
 
-    if not args.clock_mhz > 0:
-        raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
     if args.calibrate:
         return _calibrate(args)
     designs = designs_from(args.source, args.folding, activations=args.activations)
@@ -317,9 +344,9 @@ def cmd_estimate(args) -> int:
 def _targets(text: str | None) -> list[str] | None:
     from hwnorm.estimate.synthesis import TARGETS
 
-    if not text:
+    if text is None:
         return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    names = _items(text, "--targets")
     for t in names:
         if t not in TARGETS:
             raise ValueError(f"--targets: unknown target {t!r}; allowed: {', '.join(TARGETS)}")
@@ -373,10 +400,6 @@ def cmd_report(args) -> int:
     from hwnorm.report import design_figures, write_reports
     from hwnorm.sim.runner import pick_simulator
 
-    if args.vectors < 1:
-        raise ValueError("--vectors must be at least 1")
-    if not args.clock_mhz > 0:
-        raise ValueError(f"--clock-mhz must be positive, got {args.clock_mhz}")
     designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
     targets = _targets(args.targets)
     sim = pick_simulator(args.sim)
@@ -447,8 +470,6 @@ def cmd_sweep(args) -> int:
 
     from hwnorm.sweep import load_sweep, points, run_sweep, write_sweep
 
-    if args.workers < 1:
-        raise ValueError("--workers must be at least 1")
     sweep = load_sweep(args.config)
     n = len(points(sweep))
     where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} local processes"
@@ -500,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rounding", default="half_up", choices=[str(m) for m in Rounding])
     q.add_argument("--overflow", default="saturate", choices=[str(m) for m in Overflow])
     q.add_argument("--per-channel-shift", action="store_true", help="one shift per channel instead of one shared")
-    q.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    q.add_argument("--seed", type=_bounded(int, "seed"), default=DEFAULT_SEED,
                    help="seed of the sampled check for wide input ranges (default %(default)s)")
     q.add_argument("-o", "--output", help="write the specs and their proof summary as JSON")
     q.set_defaults(func=cmd_qbn)
@@ -522,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--check-qonnx also run the QONNX reference executor and count the "
                                    "images where the two predictions differ.")
     m.add_argument("model", nargs="?", help="an ONNX model or a saved IR JSON (default: TFC_1W1A)")
-    m.add_argument("--limit", type=int, help="use only the first N images")
+    m.add_argument("--limit", type=_bounded(int, "limit"), help="use only the first N images")
     m.add_argument("--check-qonnx", action="store_true", help="compare with the QONNX executor (needs "
                                                               "hwnorm[reference])")
     m.add_argument("-o", "--output", help="write the figures as JSON")
@@ -537,8 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "models) the MNIST test images as pixel/255.")
     c.add_argument("model", nargs="?", help="an ONNX model or a vendored model's name (default: TFC_1W1A)")
     c.add_argument("--inputs", metavar="X.npy", help="float inputs, one per row")
-    c.add_argument("--random", type=int, metavar="N", help="N seeded random inputs")
-    c.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of --random (default %(default)s)")
+    c.add_argument("--random", type=_bounded(int, "random"), metavar="N", help="N seeded random inputs")
+    c.add_argument("--seed", type=_bounded(int, "seed"), default=DEFAULT_SEED, help="seed of --random (default %(default)s)")
     c.add_argument("-o", "--output", help="write the figures as JSON")
     c.set_defaults(func=cmd_check)
 
@@ -554,9 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--codecs", help=f"comma-separated codecs (default: all: {', '.join(stt_defaults.CODECS)})")
     s.add_argument("--ber", type=_float_list, help="comma-separated bit-error rates (default "
                                                    f"{','.join(f'{b:g}' for b in stt_defaults.DEFAULT_BERS)})")
-    s.add_argument("--seeds", type=int, default=stt_defaults.DEFAULT_SEEDS,
+    s.add_argument("--seeds", type=_bounded(int, "seeds"), default=stt_defaults.DEFAULT_SEEDS,
                    help="Monte-Carlo seeds per point (default %(default)s)")
-    s.add_argument("--tile-words", type=int, default=stt_defaults.DEFAULT_TILE_WORDS,
+    s.add_argument("--tile-words", type=_bounded(int, "tile_words"), default=stt_defaults.DEFAULT_TILE_WORDS,
                    help="buffer size in FP16 words (default %(default)s)")
     s.add_argument("--pairing", type=_pairing, help="FP16 bits of each cell as HARD:SOFT pairs, 8 of them "
                                                     "(default 15:14,13:12,…,1:0)")
@@ -593,8 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
     v.add_argument("--sim", default="auto", choices=("auto", *SIMULATORS),
                    help="simulator (default %(default)s: the first one installed)")
-    v.add_argument("--vectors", type=int, default=DEFAULT_VECTORS, help="vectors per design (default %(default)s)")
-    v.add_argument("--seed", type=int, default=DEFAULT_SEED, help="stimulus seed (default %(default)s)")
+    v.add_argument("--vectors", type=_bounded(int, "vectors"), default=DEFAULT_VECTORS, help="vectors per design (default %(default)s)")
+    v.add_argument("--seed", type=_bounded(int, "seed"), default=DEFAULT_SEED, help="stimulus seed (default %(default)s)")
     v.add_argument("--mode", default="batch", choices=["batch", "stream"],
                    help="batch: a free-running Verilog harness streams the vectors from a file (fast, for long "
                         "runs); stream: cocotb drives and checks every clock from Python (default batch; both "
@@ -616,8 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an ONNX model / IR JSON or a design TOML (default: the default designs)")
     e.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     e.add_argument("--folding", metavar="FILE", help="folding of a MODEL (as for generate)")
-    e.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, help="clock frequency (default %(default)g MHz)")
-    e.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+    e.add_argument("--clock-mhz", type=_bounded(float, "clock_mhz"), default=DEFAULT_CLOCK_MHZ, help="clock frequency (default %(default)g MHz)")
+    e.add_argument("--images", type=_bounded(int, "images"), default=DEFAULT_IMAGES,
                    help="inputs for the energy action counts (default %(default)s)")
     e.add_argument("--energy-table", help="energy table name or TOML path (default horowitz45)")
     e.add_argument("--cells", help="STT-RAM cell table TOML (default: the built-in serial-MLC table)")
@@ -647,12 +668,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--out", default="reports", help="output folder (default reports/)")
     r.add_argument("--sim", choices=SIMULATOR_CHOICES, default="auto",
                    help="simulator for the RTL figures (default: the first one installed)")
-    r.add_argument("--vectors", type=int, default=DEFAULT_VECTORS,
+    r.add_argument("--vectors", type=_bounded(int, "vectors"), default=DEFAULT_VECTORS,
                    help="co-simulated vectors / images per design (default %(default)s)")
-    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="stimulus and handshake seed (default %(default)s)")
-    r.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+    r.add_argument("--seed", type=_bounded(int, "seed"), default=DEFAULT_SEED, help="stimulus and handshake seed (default %(default)s)")
+    r.add_argument("--clock-mhz", type=_bounded(float, "clock_mhz"), default=DEFAULT_CLOCK_MHZ,
                    help="clock for throughput (default %(default)g MHz)")
-    r.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+    r.add_argument("--images", type=_bounded(int, "images"), default=DEFAULT_IMAGES,
                    help="inputs for the energy action counts (default %(default)s)")
     r.add_argument("--targets", metavar="LIST", help="FPGA targets, comma-separated (default: all)")
     r.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC,
@@ -676,14 +697,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--name", help="Verilog module name of the top")
     f.add_argument("--activations", choices=ACTIVATION_CHOICES, help=ACTIVATIONS_HELP)
     f.add_argument("--folding", metavar="FILE", help="per-layer folding (TOML/JSON {layer: {pe, simd}})")
-    f.add_argument("--throughput", type=float, help="fold the other layers for this many images/s")
-    f.add_argument("--lut-budget", type=int, help="or: the fastest folding within this many LUTs on --target")
+    f.add_argument("--throughput", type=_bounded(float, "throughput"), help="fold the other layers for this many images/s")
+    f.add_argument("--lut-budget", type=_bounded(int, "lut_budget"), help="or: the fastest folding within this many LUTs on --target")
     f.add_argument("--target", help=f"FPGA target of the summary (and of --lut-budget; default {DEFAULT_TARGET}; "
                                      "see hwnorm/data/fpga/targets.toml)")
-    f.add_argument("--clock-mhz", type=float, help=f"clock (default {DEFAULT_CLOCK_MHZ:g} MHz)")
-    f.add_argument("--vectors", type=int, help=f"MNIST images co-simulated (default {DEFAULT_VECTORS})")
+    f.add_argument("--clock-mhz", type=_bounded(float, "clock_mhz"), help=f"clock (default {DEFAULT_CLOCK_MHZ:g} MHz)")
+    f.add_argument("--vectors", type=_bounded(int, "vectors"), help=f"MNIST images co-simulated (default {DEFAULT_VECTORS})")
     f.add_argument("--sim", help=f"{', '.join(SIMULATOR_CHOICES)} (default {DEFAULT_SIMULATOR}: the first installed)")
-    f.add_argument("--seed", type=int, help=f"stimulus and handshake seed (default {DEFAULT_SEED})")
+    f.add_argument("--seed", type=_bounded(int, "seed"), help=f"stimulus and handshake seed (default {DEFAULT_SEED})")
     f.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     f.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     f.set_defaults(func=cmd_flow)
@@ -697,13 +718,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("config", metavar="SWEEP.toml")
     w.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
                    "(default: local processes)")
-    w.add_argument("--workers", type=int, default=2, help="local processes (default 2)")
+    w.add_argument("--workers", type=_bounded(int, "workers"), default=2, help="local processes (default 2)")
     w.add_argument("-o", "--out", default="reports/sweep", help="output folder (default reports/sweep)")
     w.set_defaults(func=cmd_sweep)
 
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
-    b.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best counts (default 5)")
+    b.add_argument("--repeat", type=_bounded(int, "repeat"), default=5, help="timed repetitions; the best counts (default 5)")
     b.set_defaults(func=cmd_bench)
     return p
 

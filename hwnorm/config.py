@@ -41,7 +41,8 @@ from pathlib import Path
 
 from hwnorm.dataflow import OUTPUTS
 from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CELLS, DEFAULT_CLOCK_MHZ, DEFAULT_ENERGY_TABLE, DEFAULT_IMAGES,
-                             DEFAULT_SEED, DEFAULT_SIMULATOR, DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES)
+                             DEFAULT_SEED, DEFAULT_SIMULATOR, DEFAULT_TARGET, DEFAULT_VECTORS, LIMITS, SIMULATOR_CHOICES,
+                             check_limit)
 from hwnorm.io import load_toml
 from hwnorm.models import DEFAULT_MODEL
 
@@ -104,6 +105,8 @@ def _check(where: str, key: str, value, kind, allowed=None, positive: bool = Fal
         raise ValueError(f"{where}: {key} = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
     if positive and not value > 0:
         raise ValueError(f"{where}: {key} must be positive, got {value!r}")
+    if key in LIMITS:
+        check_limit(key, value, f"{where}: {key}")
     return value
 
 
@@ -164,6 +167,9 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
         else:
             allowed = sorted(_TOP + list(_TABLES) + ["activations"])
             raise ValueError(f"{origin}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+    for key in ("rtl_dir", "reports_dir", "model", "energy_table", "cells"):
+        if key in values and not values[key].strip():  # "" would mean the working folder, or nothing
+            raise ValueError(f"{origin}: {key} must not be empty")
     if not 2 <= values.get("score_bits", 16) <= 32:
         raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")
     from hwnorm.hdl.names import check_identifier

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_IMAGES", "DEFAULT_VECTORS", "DEFAULT_SEED", "DEFAULT_TARGET",
            "SIMULATORS", "SIMULATOR_CHOICES", "DEFAULT_SIMULATOR", "DEFAULT_ENERGY_TABLE", "DEFAULT_CELLS",
-           "DEFAULT_BUFFER_CODEC"]
+           "DEFAULT_BUFFER_CODEC", "LIMITS", "check_limit"]
 
 DEFAULT_CLOCK_MHZ = 100.0     # clock for throughput figures
 DEFAULT_IMAGES = 1000         # input images whose action counts give the energy per inference
@@ -18,3 +18,32 @@ DEFAULT_SIMULATOR = "auto"
 DEFAULT_ENERGY_TABLE = "horowitz45"
 DEFAULT_CELLS = "default"     # the MLC STT-RAM cell table
 DEFAULT_BUFFER_CODEC = "none"
+
+# The ranges of every numeric setting, shared by the command line and the flow TOML: a value
+# outside is one clear error before any work (1e11 vectors was a 745 GiB allocation, an infinite
+# clock printed "inf images/s").
+LIMITS = {
+    "vectors": (1, 100_000),          # co-simulated per design: stimuli are held in memory
+    "images": (1, 1_000_000),         # inputs behind the energy action counts
+    "random": (1, 1_000_000),         # hwnorm check --random
+    "limit": (1, 1_000_000),
+    "seed": (0, 2**63 - 1),
+    "seeds": (1, 10_000),
+    "tile_words": (1, 1 << 20),
+    "clock_mhz": (0.001, 10_000.0),   # 1 kHz … 10 GHz
+    "throughput": (1e-6, 1e12),       # images/s
+    "lut_budget": (1, 10**9),
+    "workers": (1, 1024),
+    "repeat": (1, 1000),
+}
+
+
+def check_limit(key: str, value, where: str | None = None):
+    """``value`` if it lies in ``LIMITS[key]`` (and is finite), else a ValueError naming the setting."""
+    import math
+
+    lo, hi = LIMITS[key]
+    if isinstance(value, float) and not math.isfinite(value) or not lo <= value <= hi:
+        name = where or f"--{key.replace('_', '-')}"
+        raise ValueError(f"{name} must be between {lo:,} and {hi:,}, got {value!r}")
+    return value

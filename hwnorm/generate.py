@@ -232,12 +232,15 @@ def designs_from(source: str | None, folding: str | None = None, name: str | Non
     """The designs of a command: the defaults, a design TOML, or one network top for a model file
     (with a folding file, a top name, an output kind and the activations' realization)."""
     if source is None or source.endswith(".toml"):
-        if folding or name or output or activations:
+        if any(v is not None for v in (folding, name, output, activations)):
             raise ValueError("--folding, --name, --output and --activations apply to a model file; a design TOML "
                              "sets them per design")
         return default_designs() if source is None else load_designs(source)
-    return [design_for_model(source, name or "top", output or "argmax", load_folding(folding) if folding else None,
-                             activations)]
+    design = design_for_model(source, "top" if name is None else name, output or "argmax",
+                              load_folding(folding) if folding else None, activations)
+    if folding:  # a folding error is the folding file's, not the model's
+        design = Design(design.name, design.kind, design.params, f"{source} with folding file {folding}", design.base)
+    return [design]
 
 
 def pick_designs(designs: list[Design], names: list[str] | None) -> list[Design]:

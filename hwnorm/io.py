@@ -132,11 +132,7 @@ def _umask() -> int:
 
 def load_json(path) -> dict:
     """Read a JSON object, turning every failure into a ValueError that names the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+    text = read_text(path)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -150,10 +146,26 @@ def load_toml(path) -> dict:
     """Parse a TOML file, turning every failure into a ValueError that names the file."""
     import tomllib
 
+    text = read_text(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None
+
+
+def read_text(path) -> str:
+    """A UTF-8 text file (a leading byte-order mark is dropped), every failure a ValueError naming
+    the file: missing, a folder, unreadable, or not UTF-8."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, not a file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x})") from None

@@ -31,7 +31,7 @@ def test_qbn_default_folds_the_real_tfc_layers_exactly(capsys, tmp_path):
     first = doc["layers"][0]
     assert first["spec"]["in_range"] == [-784, 784]
     assert first["verified"] == {"inputs": 1569 * 64, "method": "exhaustive", "mismatches": 0}
-    assert not list(target.parent.glob(".*.tmp"))  # no temp file left behind
+    assert not list(target.parent.glob(".*"))  # no temporary file left behind
 
 
 @pytest.mark.parametrize("content, message", [
@@ -45,6 +45,10 @@ def test_qbn_default_folds_the_real_tfc_layers_exactly(capsys, tmp_path):
      "lists of numbers"),
     ('{"layers": [{"gamma": [1], "beta": [0], "mean": [0], "var": [1], "in_range": [5, 3]}]}',
      "in_range must be"),
+    ('{"layers": [{"gamma": [1], "beta": [0], "mean": [0], "var": [1], "eps": "small", "in_range": [0, 3]}]}',
+     "layers\\[0\\]: eps must be a number, got 'small'"),
+    ('{"layers": [{"gamma": [true], "beta": [0], "mean": [0], "var": [1], "in_range": [0, 3]}]}',
+     "layers\\[0\\]: gamma: .* lists of numbers"),
 ])
 def test_qbn_bad_input_is_one_clear_line(capsys, tmp_path, content, message):
     src = tmp_path / "params.json"
@@ -107,3 +111,42 @@ def test_import_of_a_broken_model_fails_cleanly(capsys, tmp_path):
     code, out, err = run(capsys, "import", str(bad), "-o", str(out_json))
     assert code == 2 and "broken.onnx" in err and "Traceback" not in err
     assert not out_json.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify", "--vectors", "100000000000"], "--vectors: the value must be between 1 and 100,000"),
+    (["estimate", "--clock-mhz", "inf"], "--clock-mhz: the value must be between"),
+    (["report", "--clock-mhz", "1e308", "--no-synth", "--sim", "none"], "--clock-mhz: the value must be between"),
+    (["verify", "--seed", "-1"], "--seed: the value must be between 0"),
+    (["stt", "--ber", ","], "--ber: expected comma-separated numbers"),
+    (["stt", "--ber", "nan"], "--ber: expected finite numbers"),
+    (["stt", "--codecs", "none,none"], "--codecs: none given twice"),
+    (["stt", "--codecs", ""], "--codecs: expected comma-separated values, none empty"),
+    (["estimate", "--targets", ""], "--targets: expected comma-separated values, none empty"),
+    (["generate", "TFC_1W1A", "--name", ""], "design name '' is not a legal Verilog identifier"),
+    (["flow", "-o", ""], "rtl_dir must not be empty"),
+])
+def test_nonsense_options_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, _, err = run(capsys, *argv)
+    except SystemExit as e:  # argparse: usage and one error line
+        code, err = e.code, capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("text, message", [
+    ("vectors = 1e11\n", "vectors must be int"),
+    ("vectors = 100000000\n", "vectors must be between 1 and 100,000"),
+    ("seed = -1\n", "seed must be between 0"),
+    ("clock_mhz = 1e308\n", "clock_mhz must be between"),
+    ('rtl_dir = ""\n', "rtl_dir must not be empty"),
+    ('\ufeffvectors = 5\nrtl_dir = ""\n', "rtl_dir must not be empty"),  # a BOM is read past, not an error
+])
+def test_nonsense_flow_settings_name_the_key(capsys, tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow.toml").write_text(text, encoding="utf-8")
+    code, _, err = run(capsys, "flow", "flow.toml")
+    assert code == 2 and f"flow.toml: {message}" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.toml"]

@@ -6,6 +6,7 @@ The cycle estimator is also held clock for clock against both simulators in test
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,9 +71,16 @@ def test_the_table_reproduces_every_published_figure():
     ("[[published]]\ncomponent = 'int_ad'\nbits = 8\npj = 1.0\n", "published[0].component"),
     ("[[published]]\ncomponent = 'int_add'\nbits = 8\npj = -1.0\n", "positive pj"),
     ("name = [\n", "not valid TOML"),
+    ("published = [1, 2]\n", "published must be an array of tables"),
+    ("[[published]]\ncomponent = 'int_add'\nbits = 8\npj = nan\n", "positive pj"),
+    ("[[published]]\ncomponent = 'int_add'\nbits = 8\npj = inf\n", "positive pj"),
+    ("[[published]]\ncomponent = 'int_add'\nbits = true\npj = 1.0\n", "positive bits"),
+    ("BUILT_IN with the xnor energy nan", "derived[0]: needs pj ≥ 0"),
 ])
 def test_bad_energy_tables_name_the_key(tmp_path, text, message):
     path = tmp_path / "bad.toml"
+    if text.startswith("BUILT_IN"):
+        text = Path(load_energy_table().origin).read_text().replace("pj = 0.00375", "pj = nan")
     path.write_text(text)
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_energy_table(path)
@@ -130,8 +138,9 @@ def test_estimate_command_writes_every_figure(tmp_path, capsys):
 
 def test_estimate_refuses_a_bad_clock(capsys):
     from hwnorm.cli import main
-    assert main(["estimate", "--clock-mhz", "0"]) == 2
-    assert "--clock-mhz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse: usage and the error line
+        main(["estimate", "--clock-mhz", "0"])
+    assert e.value.code == 2 and "--clock-mhz: the value must be between" in capsys.readouterr().err
 
 
 def test_estimate_of_a_model_with_a_user_folding(tmp_path):

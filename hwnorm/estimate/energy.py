@@ -27,7 +27,6 @@ points (≈ width²); an SRAM's 64-bit read follows the log-log line between the
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from hwnorm.datatypes import bit_planes
 from hwnorm.defaults import DEFAULT_ENERGY_TABLE
+from hwnorm.io import load_toml
 from hwnorm.ir import Bits
 
 __all__ = ["EnergyTable", "load_energy_table", "EnergyReport", "network_energy"]
@@ -93,21 +93,18 @@ def load_energy_table(source: str | Path | None = None) -> EnergyTable:
     path = Path(source)
     if not path.suffix:
         path = _DIR / f"{source}.toml"
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         names = ", ".join(sorted(p.stem for p in _DIR.glob("*.toml")))
-        raise ValueError(f"{path}: no such energy table (built in: {names})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML: {e}") from None
+        raise ValueError(f"{path}: no such energy table (built in: {names})")
+    doc = load_toml(path)
     published: dict = {c: [] for c in _PUBLISHED}
-    for k, entry in enumerate(doc.get("published", [])):
+    for k, entry in enumerate(_entries(doc, "published", path)):
         where = f"{path}: published[{k}]"
         component = entry.get("component")
         if component not in _PUBLISHED:
             raise ValueError(f"{where}.component: {component!r} is not one of {', '.join(_PUBLISHED)}")
         size, pj = entry.get(_PUBLISHED[component]), entry.get("pj")
-        if not isinstance(size, (int, float)) or size <= 0 or not isinstance(pj, (int, float)) or pj <= 0:
+        if not _number(size) or size <= 0 or not _number(pj) or pj <= 0:
             raise ValueError(f"{where}: needs a positive {_PUBLISHED[component]} and a positive pj")
         published[component].append((float(size), float(pj)))
     for component, points in published.items():
@@ -115,19 +112,32 @@ def load_energy_table(source: str | Path | None = None) -> EnergyTable:
             raise ValueError(f"{path}: published {component} needs at least two sizes, has {len(points)}")
         published[component] = tuple(sorted(points))
     derived = {}
-    for k, entry in enumerate(doc.get("derived", [])):
+    for k, entry in enumerate(_entries(doc, "derived", path)):
         where = f"{path}: derived[{k}]"
         component = entry.get("component")
         if component not in _DERIVED or entry.get("action") != _DERIVED[component]:
             allowed = ", ".join(f"{c}/{a}" for c, a in _DERIVED.items())
             raise ValueError(f"{where}: component/action {component}/{entry.get('action')} is not one of {allowed}")
-        if not isinstance(entry.get("pj"), (int, float)) or entry["pj"] < 0 or not entry.get("how"):
+        if not _number(entry.get("pj")) or entry["pj"] < 0 or not isinstance(entry.get("how"), str) or \
+                not entry["how"].strip():
             raise ValueError(f"{where}: needs pj ≥ 0 and a 'how' saying how it was derived")
         derived[component] = (entry["action"], float(entry["pj"]), str(entry["how"]))
     missing = sorted(set(_DERIVED) - set(derived))
     if missing:
         raise ValueError(f"{path}: derived entries missing for {', '.join(missing)}")
     return EnergyTable(str(doc.get("name", path.stem)), str(doc.get("title", "")), published, derived, str(path))
+
+
+def _number(v) -> bool:
+    """A finite TOML number (a boolean is none; nan and inf would print as "nan pJ")."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _entries(doc: dict, key: str, path) -> list:
+    entries = doc.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{path}: {key} must be an array of tables ([[{key}]]), got {entries!r}"[:300])
+    return entries
 
 
 @dataclass
