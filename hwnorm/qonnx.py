@@ -186,6 +186,21 @@ class RenamedNodes(UserWarning):
 _RESERVED = ("scores",)
 
 
+# Where each op may come from: QONNX's quantizers in the domains its executor knows (current, FINN-era
+# and Brevitas' own exports), every other op from standard ONNX only. A MatMul of another domain is
+# someone else's operator that merely shares the name.
+QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+ONNX_DOMAINS = ("", "ai.onnx")
+
+
+def _check_domain(node, where: str) -> None:
+    allowed = QONNX_DOMAINS if node.op_type in QONNX_OPS else ONNX_DOMAINS
+    if node.domain not in allowed:
+        raise ImportError_(f"{where}: domain {node.domain[:60]!r} is not allowed for {node.op_type}; allowed: "
+                           + ", ".join(repr(d) for d in allowed))
+
+
 def _name_nodes(graph, src: str) -> None:
     """Give every node a unique name that is a legal identifier, in place.
 
@@ -406,6 +421,7 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
         return f"{src}: node {node.name or '?'} ({node.op_type})"
 
     for node in g.node:
+        _check_domain(node, where(node))
         args = [env.get(i) if i else None for i in node.input]
         missing = [i for i, v in zip(node.input, args) if i and v is None]
         if missing:
@@ -733,6 +749,9 @@ def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
     k = _features(x.shape)
     if w.codes.ndim != 2 or w.codes.shape[0] != k:
         raise ImportError_(f"node {name} ({op}): weights of shape {w.codes.shape} do not match {k} input features")
+    if x.shape[-1] != k:  # ONNX multiplies the last axis only: (1, 1, 28, 28) × (784, n) is no product
+        raise ImportError_(f"node {name} ({op}): the input of shape {tuple(x.shape)} must be a vector (batch, {k}) "
+                           f"for weights of shape {w.codes.shape}; flatten it first")
     if x.scale is None:
         raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly")
     col = w.scale[0]

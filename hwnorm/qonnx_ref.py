@@ -28,7 +28,11 @@ def load_reference(path):
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.util.cleanup import cleanup_model
 
-    return cleanup_model(ModelWrapper(str(path))).transform(InferShapes())
+    try:
+        return cleanup_model(ModelWrapper(str(path))).transform(InferShapes())
+    except Exception as e:  # shape inference and cleanup raise whatever their ops raise
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path}: the QONNX executor cannot load this model ({type(e).__name__}: {first})") from None
 
 
 def _batched(model, n: int):
@@ -68,7 +72,12 @@ def reference_logits(model, x_float: np.ndarray, batch: int = 1000, progress=Non
             m = model
         else:
             m = cache.get(n) or cache.setdefault(n, _batched(model, n))
-        outs.append(np.asarray(execute_onnx(m, {iname: chunk})[oname]).reshape(n, -1))
+        try:
+            out = execute_onnx(m, {iname: chunk})[oname]
+        except Exception as e:  # onnxruntime's Fail / InvalidGraph / …, the executor's own errors
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"the QONNX executor cannot run this model ({type(e).__name__}: {first})") from None
+        outs.append(np.asarray(out).reshape(n, -1))
         if progress:
             progress(min(i + batch, len(x_float)), len(x_float))
     return np.concatenate(outs)

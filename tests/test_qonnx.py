@@ -315,3 +315,40 @@ def test_a_huge_declared_input_is_refused_before_anything_is_allocated(tmp_path)
     onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=inits)), str(path))
     with pytest.raises(ImportError_, match=r"huge.onnx: input 'x' declares 50,000,000 values per image; at most"):
         import_qonnx(path)
+
+
+def _tfc_edited(tmp_path, edit) -> str:
+    model = onnx.load(str(TFC))
+    edit(model.graph)
+    path = tmp_path / "edited.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_an_op_of_a_foreign_domain_is_refused_by_name(tmp_path):
+    def foreign(g):
+        next(n for n in g.node if n.op_type == "MatMul").domain = "com.example"
+    with pytest.raises(ImportError_, match=r"node MatMul_16 \(MatMul\): domain 'com.example' is not allowed"):
+        import_qonnx(_tfc_edited(tmp_path, foreign))
+
+
+def test_a_matmul_of_an_unflattened_image_is_refused(tmp_path):
+    """(1, 1, 28, 28) × (784, 64) is no ONNX product (onnxruntime rejects it): not read as a vector."""
+    def skip_the_reshape(g):
+        reshape = next(n for n in g.node if n.op_type == "Reshape")
+        for n in g.node:
+            n.input[:] = [reshape.input[0] if i == reshape.output[0] else i for i in n.input]
+    with pytest.raises(ImportError_, match=r"MatMul_16 \(MatMul\): the input of shape \(1, 1, 28, 28\) must be a vector"):
+        import_qonnx(_tfc_edited(tmp_path, skip_the_reshape))
+
+
+def test_an_executor_failure_is_one_clear_error(monkeypatch):
+    import qonnx.core.onnx_exec as onnx_exec
+
+    def refuse(model, inputs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Node (MatMul_16) Op (MatMul) incompatible dimensions\nmore")
+    model = load_reference(TFC)
+    monkeypatch.setattr(onnx_exec, "execute_onnx", refuse)
+    with pytest.raises(ValueError, match=r"^the QONNX executor cannot run this model \(RuntimeError: .*incompatible "
+                                         r"dimensions\)$"):
+        reference_logits(model, np.zeros((2, 1, 28, 28), np.float32))
