@@ -11,6 +11,8 @@ axes' values is one point::
     clock_mhz = [100, 200]
 
     kind = "faults"                # the FP16 MLP with its weights in the MLC STT-RAM buffer
+    [base]                         # faults: cells (a cell table), and codec / ber / seed when not an axis
+    cells = "default"
     [axes]                         # codec × bit-error rate × seed (as `hwnorm stt`)
     codec = ["none", "backup+rearrange"]
     ber = [1e-3, 1e-2]
@@ -40,6 +42,7 @@ KINDS = ("design", "faults")
 DESIGN_AXES = {"throughput": ("auto_folding", "throughput"), "lut_budget": ("auto_folding", "lut_budget"),
                "clock_mhz": (None, "clock_mhz"), "target": (None, "target"), "codec": ("stt", "codec")}
 FAULT_AXES = ("codec", "ber", "seed")
+FAULT_BASE = ("cells", *FAULT_AXES)
 
 
 def load_sweep(path) -> dict:
@@ -57,6 +60,16 @@ def load_sweep(path) -> dict:
     base, axes = doc.get("base", {}), doc.get("axes")
     if not isinstance(base, dict):
         raise ValueError(f"{path}: [base] must be a table of flow config keys")
+    if kind == "faults":  # a design's base is checked as a flow config, point by point, below
+        for key in base:
+            if key not in FAULT_BASE:
+                raise ValueError(f"{path}: unknown key base.{key} for a faults sweep; allowed: {', '.join(FAULT_BASE)}")
+        if "cells" in base:
+            from hwnorm.stt import load_table
+            if not isinstance(base["cells"], str) or not base["cells"].strip():
+                raise ValueError(f"{path}: base.cells must be a cell table name or file, got {base['cells']!r}")
+            base = {**base, "cells": _resolve(base["cells"], path.parent)}
+            load_table(base["cells"])
     if not isinstance(axes, dict) or not axes:
         raise ValueError(f"{path}: [axes] must name at least one axis with a list of values")
     allowed = DESIGN_AXES if kind == "design" else FAULT_AXES
@@ -70,7 +83,7 @@ def load_sweep(path) -> dict:
         if kind == "design":
             config_from_dict(_design_doc(sweep, point), f"{path} (point {point})", path.parent)
         else:
-            _check_fault_point(point, str(path))
+            _check_fault_point({**base, **point}, str(path))
     return sweep
 
 
@@ -86,6 +99,13 @@ def _design_doc(sweep: dict, point: dict) -> dict:
         table, key = DESIGN_AXES[axis]
         (doc.setdefault(table, {}) if table else doc)[key] = value
     return doc
+
+
+def _resolve(source: str, base_dir: Path) -> str:
+    """A cell table file relative to the sweep file (a bundled name stays a name)."""
+    from hwnorm.stt.cells import BUNDLED
+
+    return source if source in BUNDLED else str((base_dir / source).resolve())
 
 
 def _check_fault_point(point: dict, origin: str) -> None:
@@ -105,7 +125,7 @@ def evaluate(task: tuple) -> dict:
     """One point: ``(sweep, point)`` → its figures. A module-level function of plain data, so a
     process pool or a Dask worker can run it."""
     sweep, point = task
-    return _design_point(sweep, point) if sweep["kind"] == "design" else _fault_point(point)
+    return _design_point(sweep, point) if sweep["kind"] == "design" else _fault_point({**sweep["base"], **point})
 
 
 def _design_point(sweep: dict, point: dict) -> dict:
@@ -139,7 +159,7 @@ def _fault_point(point: dict) -> dict:
     from hwnorm.stt.mlp import FP16MLP, split
 
     codec, ber, seed = point.get("codec", "none"), float(point.get("ber", 1e-3)), int(point.get("seed", 0))
-    table = load_table()
+    table = load_table(point.get("cells"))
     spec = make_codec(codec, table)
     net = FP16MLP.load()
     _, _, ex, ey = split()
@@ -152,6 +172,50 @@ def _fault_point(point: dict) -> dict:
             "blocks_detected": int(np.count_nonzero(status == 2))}
 
 
+CONNECT_TIMEOUT_S = 10
+MAX_HANDSHAKE_BYTES = 1 << 20
+
+
+def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Check that a ``tcp://host:port`` peer speaks first like a Dask scheduler, within ``timeout``.
+
+    Dask's client waits for the scheduler's handshake without a time limit, and reads the first 8
+    bytes as the length of what follows: a listener that never answers hangs it, and any other
+    service (an HTTP server: "HTTP/1.1" is 3 EiB) makes it allocate that much. A scheduler sends
+    its handshake on accept, a frame of a few hundred bytes."""
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    url = urlsplit(address if "://" in address else f"tcp://{address}")
+    if url.scheme != "tcp":
+        return  # tls:// and others: left to Dask
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ValueError(f"--scheduler {address!r}: expected tcp://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    raise ValueError(f"{address} closed the connection without a Dask handshake")
+                head += chunk
+    except socket.timeout:
+        raise ValueError(f"{address} accepted the connection but sent nothing in {timeout:g} s: "
+                         "not a Dask scheduler (or an unresponsive one)") from None
+    except OSError as e:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {e.strerror or e}") from None
+    (length,) = struct.unpack("<Q", head)
+    if not 0 < length <= MAX_HANDSHAKE_BYTES:
+        raise ValueError(f"{address} does not answer like a Dask scheduler (its first message would be "
+                         f"{length:,} bytes)")
+
+
 def run_sweep(sweep: dict, scheduler: str | None = None, workers: int = 2, progress=None) -> list[dict]:
     """Evaluate every point, in point order: on ``workers`` local processes, or on the Dask
     cluster whose scheduler listens at ``scheduler`` (``tcp://host:port``)."""
@@ -162,10 +226,13 @@ def run_sweep(sweep: dict, scheduler: str | None = None, workers: int = 2, progr
             from distributed import Client, as_completed
         except ImportError:
             raise ValueError("--scheduler needs Dask: pip install 'hwnorm[cluster]'") from None
+        probe_scheduler(scheduler)
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError) as e:
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        except Exception as e:  # a peer that answers but not as Dask does
+            raise ValueError(f"{scheduler} does not answer like a Dask scheduler ({type(e).__name__})") from None
         with client:
             futures = {client.submit(evaluate, t, pure=False): k for k, t in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), 1):

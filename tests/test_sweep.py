@@ -4,6 +4,7 @@ on a local Dask cluster."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -85,3 +86,71 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
     assert main(["sweep", str(sweep_file(tmp_path, FAULTS)), "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on a free port that accepts, and answers with ``reply`` (None: never)."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(reply):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        servers.append(srv)
+
+        def serve():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            servers.append(conn)
+            if reply:
+                conn.sendall(reply)
+        threading.Thread(target=serve, daemon=True).start()
+        return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_a_listener_that_never_answers_is_a_clear_error_not_a_hang(listener):
+    from hwnorm.sweep import probe_scheduler
+    with pytest.raises(ValueError, match=r"accepted the connection but sent nothing in 0.5 s"):
+        probe_scheduler(listener(None), timeout=0.5)
+
+
+def test_a_service_that_is_not_dask_is_a_clear_error_not_an_allocation(listener, tmp_path, capsys):
+    address = listener(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    assert main(["sweep", str(sweep_file(tmp_path, FAULTS)), "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert "does not answer like a Dask scheduler" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("base, message", [
+    ('colour = "red"', "unknown key base.colour for a faults sweep; allowed: cells, codec, ber, seed"),
+    ("cells = 7", "base.cells must be a cell table name or file"),
+    ('cells = "missing.toml"', "missing.toml"),
+    ("ber = 2.0", "ber must be in (0, 0.5]"),
+])
+def test_a_faults_sweep_checks_its_base(tmp_path, base, message):
+    path = tmp_path / "faults.toml"
+    path.write_text(f'kind = "faults"\n[base]\n{base}\n[axes]\nseed = [0]\n')
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_sweep(path)
+
+
+def test_a_faults_sweep_uses_the_cell_table_of_its_base(tmp_path, monkeypatch):
+    import hwnorm.stt as stt
+    from hwnorm.sweep import evaluate
+    path = tmp_path / "faults.toml"
+    path.write_text('kind = "faults"\n[base]\ncells = "public-code"\nber = 0.01\n[axes]\nseed = [3]\n')
+    sweep = load_sweep(path)
+    asked = []
+    real = stt.load_table
+    monkeypatch.setattr(stt, "load_table", lambda source=None: asked.append(source) or real(source))
+    row = evaluate((sweep, points(sweep)[0]))
+    assert asked == ["public-code"] and row["cells"] == "public-code" and row["ber"] == 0.01 and row["seed"] == 3
