@@ -732,7 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """hwnorm's own warnings as one ``hwnorm: warning:`` line; others as Python prints them."""
     if category.__module__.startswith("hwnorm"):
-        print(f"hwnorm: warning: {message}", file=sys.stderr)
+        from hwnorm.io import printable
+        print(f"hwnorm: warning: {printable(message)}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 
@@ -745,18 +746,18 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from hwnorm.io import Terminated, terminate_on_sigterm
+    from hwnorm.io import Terminated, printable, terminate_on_sigterm
 
     terminate_on_sigterm()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.func(args)
-    except (ValueError, OSError) as e:
-        print(f"hwnorm: error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # messages quote paths and names from outside: printable only
+        print(f"hwnorm: error: {printable(e)}", file=sys.stderr)
         return 2
     except ToolError as e:  # Yosys / nextpnr failed on a design: say which and how
-        print(f"hwnorm: error: {e}", file=sys.stderr)
+        print(f"hwnorm: error: {printable(e)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt as e:
         print(f"hwnorm: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; every output set is "

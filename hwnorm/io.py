@@ -11,6 +11,23 @@ import threading
 from pathlib import Path
 
 
+def printable(text, markdown: bool = False) -> str:
+    """``text`` safe for a terminal line (or, with ``markdown``, a Markdown table cell): control
+    characters (newline, CR, NUL, ESC …) and bidirectional overrides (U+202E …) as ``\\uXXXX``
+    escapes, and in Markdown ``|`` as ``\\|``. Names and paths from models and files are untrusted
+    wherever they land."""
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            out.append(f"\\u{code:04x}")
+        elif ch == "|" and markdown:
+            out.append("\\|")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def write_atomic(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename,
     so an interrupted run leaves either the old file or the new one, never half of one."""

@@ -185,8 +185,12 @@ def _pct(x) -> str:
 
 
 def _table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; every cell through :func:`hwnorm.io.printable` (a name with ``|`` or a
+    newline would break the table)."""
+    from hwnorm.io import printable
+
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if k == 0 else "---:" for k in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(printable(c, markdown=True) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

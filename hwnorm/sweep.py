@@ -34,7 +34,7 @@ import itertools
 import json
 from pathlib import Path
 
-from hwnorm.io import load_toml
+from hwnorm.io import load_toml, printable
 
 __all__ = ["load_sweep", "points", "evaluate", "run_sweep", "pareto", "write_sweep", "KINDS", "DESIGN_AXES"]
 
@@ -293,7 +293,7 @@ def write_sweep(sweep: dict, rows: list[dict], out_dir) -> list[str]:
     writer.writerows(rows)
     md = [f"# hwnorm sweep ({kind}, {len(rows)} points)", "", f"From `{sweep['origin']}`; every figure is also in "
           "`sweep.json` and `sweep.csv`.", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    md += ["| " + " | ".join(printable(_fmt(r.get(c, "")), markdown=True) for c in cols) + " |" for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if kind == "design":
         sc = ax.scatter([r["lut"] for r in rows], [r["images_per_s"] for r in rows],

@@ -94,3 +94,11 @@ def test_sigterm_on_the_command_line_is_one_line_and_exit_143(tmp_path):
     if proc.returncode == 143:
         assert "hwnorm: terminated" in err
     assert not list(tmp_path.glob(f"*{TEMP_SUFFIX}")) and not list(tmp_path.glob(".*"))
+
+
+def test_untrusted_text_is_printable_on_a_terminal_and_in_a_markdown_cell():
+    from hwnorm.io import printable
+    assert printable("model|x\n\r\x00\x1b[31m\u202eevil\u2066", markdown=True) == \
+        "model\\|x\\u000a\\u000d\\u0000\\u001b[31m\\u202eevil\\u2066"
+    assert printable("MatMul_16 (µ, é, 漢)") == "MatMul_16 (µ, é, 漢)"  # ordinary text is untouched
+    assert printable("a|b\n") == "a|b\\u000a"  # on a terminal a bar is just a bar

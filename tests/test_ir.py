@@ -120,6 +120,8 @@ def test_repeated_layer_names_are_refused_by_name():
     (lambda d: d["layers"][1].update(thresholds=7), "field 'thresholds' must be an object or null"),
     (lambda d: d["layers"][1]["thresholds"].update(acc_range=3), r"layers\[1\]: layer 'fc0' \(mvu\): malformed"),
     (lambda d: d["layers"][-1].pop("spec"), r"\(qbn\): missing field 'spec'"),
+    (lambda d: d["layers"][1].update(name="x\n provider: evil"), r"name 'x\\n provider: evil' is not a legal Verilog"),
+    (lambda d: d["layers"][1].update(name="fc|\u202e"), "is not a legal Verilog identifier"),
 ])
 def test_malformed_ir_json_names_the_layer_and_field(edit, message):
     d = json.loads(json.dumps(toy_network(np.random.default_rng(11))[0].to_dict()))

@@ -110,6 +110,8 @@ def layer_from_dict(d) -> Layer:
         if not isinstance(d[key], types) or isinstance(d[key], bool) and bool not in types:
             names = " or ".join(_JSON_TYPE_NAMES.get(t, t.__name__) for t in types)
             raise ValueError(f"{where}: field {key!r} must be {names}, got {type(d[key]).__name__}")
+    from hwnorm.hdl.names import check_identifier  # names reach Verilog, files, reports and terminals
+    check_identifier(d["name"], f"{where}: name")
     try:
         layer = cls.from_dict(d)
     except KeyError as e:
