@@ -16,6 +16,8 @@ Cells are the uint8 state arrays a codec produces (``(blocks, cells_per_block)``
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +55,13 @@ def rows_of(cells: np.ndarray, blocks_per_row: int) -> np.ndarray:
 
 def _row_latency(per_cell: np.ndarray, cells_shape: tuple, blocks_per_row: int) -> float:
     rows = rows_of(per_cell.reshape(cells_shape[0], -1), blocks_per_row)
-    return float(rows.max(axis=1, initial=0.0).sum())
+    return math.fsum(rows.max(axis=1, initial=0.0).tolist())  # exact, so the same on every CPU
+
+
+def exact_dot(counts, energies) -> float:
+    """``Σ count·energy``, correctly rounded: a BLAS dot product adds in an order (and with FMAs)
+    that depends on the CPU, which changed a committed report's last digit between machines."""
+    return math.fsum(int(c) * float(e) for c, e in zip(counts, energies))
 
 
 def write_cost(table: CellTable, old: np.ndarray, new: np.ndarray, blocks_per_row: int = 1) -> Cost:
@@ -63,7 +71,7 @@ def write_cost(table: CellTable, old: np.ndarray, new: np.ndarray, blocks_per_ro
         raise ValueError(f"old cells {old.shape} and new cells {new.shape} differ in shape")
     cls = TRANSITION_OF[old.astype(np.intp), new.astype(np.intp)]
     counts = np.bincount(cls.ravel(), minlength=4)
-    energy = float(counts @ np.asarray(table.write_energy_pj))
+    energy = exact_dot(counts, table.write_energy_pj)
     lat = _row_latency(np.asarray(table.write_latency_ns)[cls], new.shape, blocks_per_row)
     return Cost(energy, lat, dict(zip(TRANSITIONS, map(int, counts))))
 
@@ -71,7 +79,7 @@ def write_cost(table: CellTable, old: np.ndarray, new: np.ndarray, blocks_per_ro
 def read_cost(table: CellTable, cells: np.ndarray, blocks_per_row: int = 1) -> Cost:
     """Cost of reading every cell once (``blocks_per_row`` blocks per array row)."""
     counts = np.bincount(cells.ravel(), minlength=4)
-    energy = float(counts @ np.asarray(table.read_energy_pj))
+    energy = exact_dot(counts, table.read_energy_pj)
     lat = _row_latency(np.asarray(table.read_latency_ns)[cells.astype(np.intp)], cells.shape, blocks_per_row)
     return Cost(energy, lat, dict(zip(("00", "01", "10", "11"), map(int, counts))))
 
