@@ -145,6 +145,42 @@ def _simulator(config: FlowConfig) -> str | None:
         raise ValueError(f"{config.origin}: {e}") from None
 
 
+def _check_before_work(config: FlowConfig):
+    """What can fail late, checked first: the energy and cell tables load, the simulator exists, and
+    both output folders can be written. Returns the simulator (None: no co-simulation)."""
+    from hwnorm.estimate.energy import load_energy_table
+    from hwnorm.stt import load_table
+
+    for what, load, source in (("energy_table", load_energy_table, config.energy_table),
+                               ("stt.cells", load_table, config.cells)):
+        try:
+            load(source)
+        except ValueError as e:
+            raise ValueError(f"{config.origin}: {what}: {e}") from None
+    sim = _simulator(config)
+    for what, folder in (("rtl_dir", config.rtl_dir), ("reports_dir", config.reports_dir)):
+        _check_writable(Path(folder), f"{config.origin}: {what}")
+    return sim
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """``folder`` exists and is writable, or can be made (the nearest existing parent is writable)."""
+    import tempfile
+
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{what} = {str(folder)!r}: {probe} is not a folder")
+    try:  # a real write (as root, os.access says yes to read-only mounts and /proc)
+        with tempfile.TemporaryFile(dir=probe, prefix=".hwnorm-probe-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{what} = {str(folder)!r}: {probe} is not writable ({e.strerror or e})") from None
+
+
 def run_flow(config: FlowConfig, say=print) -> FlowResult:
     """Run every stage for ``config``; ``say`` receives one line per stage."""
     from hwnorm.generate import _network, generate, model_of
@@ -161,6 +197,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
         stages.append((label, round(seconds, 2), what))
         say(f"[{len(stages)}/6] {label:<11} {seconds:7.1f} s  {what}")
 
+    sim = _check_before_work(config)
     t = time.perf_counter()
     probe = _design(config, {})
     net = _network(probe)
@@ -179,7 +216,6 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({verilog.count(chr(10))} "
                         f"lines) and manifest.json, written with the report")
 
-    sim = _simulator(config)
     t = time.perf_counter()
     fig = rtl_figures({}, design, block, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
                       verilog=verilog)

@@ -183,3 +183,23 @@ def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path, any_sim):
         assert set(before) <= {p.name for p in reports.iterdir()}
         assert not [p for p in reports.iterdir() if p.name.endswith(TEMP_SUFFIX)]
     assert interrupted, "no run was interrupted: the delays need to be shorter"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('energy_table = "nope"\n', "energy_table: "),
+    ('[stt]\ncells = "nope.toml"\n', "stt.cells: nope.toml: cannot read cell table"),
+    ('rtl_dir = "a_file/rtl"\n', "rtl_dir = 'a_file/rtl': a_file is not a folder"),
+    ('simulator = "icarus"\nreports_dir = "a_file/x"\n', "reports_dir = 'a_file/x': a_file is not a folder"),
+])
+def test_what_would_fail_late_is_checked_before_any_work(tmp_path, monkeypatch, capsys, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "flow.toml").write_text(text)
+    import hwnorm.generate
+
+    def no_import(design):
+        raise AssertionError("the model was imported before the check")
+    monkeypatch.setattr(hwnorm.generate, "_network", no_import)  # before import, folding, co-simulation
+    assert main(["flow", "flow.toml"]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "flow.toml"]
