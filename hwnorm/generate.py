@@ -164,6 +164,9 @@ def load_designs(path) -> list[Design]:
         where = f"{path}: design {k + 1}"
         if not isinstance(entry, dict) or "name" not in entry or "kind" not in entry:
             raise ValueError(f"{where}: every design needs a name and a kind")
+        for key in ("name", "kind"):
+            if not isinstance(entry[key], str):
+                raise ValueError(f"{where}: field {key!r} must be a string, got {entry[key]!r}"[:300])
         params = {key: v for key, v in entry.items() if key not in ("name", "kind")}
         if entry["kind"] in kinds:
             allowed = kinds[entry["kind"]].fields
