@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from importlib import resources
 import os
 from dataclasses import dataclass, field
@@ -389,9 +390,25 @@ def verilog_text(component, name: str) -> str:
     return verilog.convert(component, name=name, emit_src=False)
 
 
+# Parallel lanes (Σ PE·SIMD over the layers) above which converting a design to Verilog takes
+# minutes (Amaranth and Yosys elaborate every lane): said before starting, not after.
+WIDE_FOLDING_LANES = 8192
+
+
+class SlowGeneration(UserWarning):
+    """A folding so parallel that generating its Verilog takes minutes."""
+
+
 def verilog_of(design: Design):
     """(component, manifest parameters, Verilog text) of one design."""
     component, params = build(design)
+    lanes = sum(math.prod(int(v) for v in fold.values()) for fold in (params.get("folding") or {}).values()
+                if isinstance(fold, dict))
+    if lanes > WIDE_FOLDING_LANES:
+        import warnings
+        warnings.warn(f"{design.name}: the folding has {lanes:,} parallel lanes (Σ PE·SIMD); generating its Verilog "
+                      "takes minutes. A folding by throughput or LUT budget (hwnorm flow) is usually far smaller",
+                      SlowGeneration, stacklevel=2)
     return component, params, verilog_text(component, design.name)
 
 

@@ -189,3 +189,14 @@ def test_files_of_designs_no_longer_generated_are_removed_and_said(tmp_path, cap
     assert main(["generate", str(one), "-o", str(out)]) == 0
     assert "removed dec.core, dec.v" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["enc.core", "enc.v", MANIFEST, "mine.v", WAIVERS]
+
+
+def test_a_very_parallel_folding_is_announced_before_the_slow_conversion(monkeypatch):
+    import hwnorm.generate as gen
+    from hwnorm.generate import design_for_model
+    converted = []
+    monkeypatch.setattr(gen, "verilog_text", lambda component, name: converted.append(name) or "")
+    wide = design_for_model("TFC_1W1A", "wide", folding={"MatMul_16": {"pe": 64, "simd": 784}})
+    with pytest.warns(gen.SlowGeneration, match=r"wide: the folding has [\d,]+ parallel lanes"):
+        gen.verilog_of(wide)
+    assert converted == ["wide"]
