@@ -333,7 +333,11 @@ def model_of(design: Design):
     try:
         return design_kinds()[design.kind].model(design)
     except ValueError as e:
-        raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
+        message = str(e)
+        said = message.split(":")[0]
+        if said and Path(said).name == Path(design.origin).name:  # the model's own error names it already
+            raise ValueError(message) from None
+        raise ValueError(f"{design.origin} ({design.name!r}): {message}") from None
 
 
 def build(design: Design):

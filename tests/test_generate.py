@@ -200,3 +200,16 @@ def test_a_very_parallel_folding_is_announced_before_the_slow_conversion(monkeyp
     with pytest.warns(gen.SlowGeneration, match=r"wide: the folding has [\d,]+ parallel lanes"):
         gen.verilog_of(wide)
     assert converted == ["wide"]
+
+
+def test_a_model_error_is_prefixed_once(tmp_path, capsys):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(data.path("models/TFC_1W1A.onnx")))
+    weights = next(i for i in model.graph.initializer if numpy_helper.to_array(i).shape == (64, 784))
+    weights.CopyFrom(numpy_helper.from_array(np.full((64, 784), np.nan, np.float32), weights.name))
+    onnx.save(model, str(tmp_path / "nan_weights.onnx"))
+    assert main(["generate", str(tmp_path / "nan_weights.onnx"), "-o", str(tmp_path / "rtl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("nan_weights.onnx") == 1 and "non-finite values" in err, err
