@@ -187,7 +187,7 @@ def load_designs(path) -> list[Design]:
 # What each design field holds in a design TOML: checked on load, so a wrong type is one clear
 # line naming the field rather than a TypeError deep in a generator. Values are checked later.
 _FIELD_TYPES = {"model": (str,), "layer": (str,), "codec": (str,), "cells": (str,), "output": (str,),
-                "target": (str,), "folding": (str, dict), "activations": (str, dict),
+                "target": (str,), "folding": (dict,), "activations": (str, dict),
                 "score_bits": (int,), "block_words": (int,)}
 _TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number"}
 

@@ -213,3 +213,16 @@ def test_a_model_error_is_prefixed_once(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "nan_weights.onnx"), "-o", str(tmp_path / "rtl")]) == 2
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("hwnorm: error:")]
     assert line.count("nan_weights.onnx") == 1 and "non-finite values" in line, line
+
+
+@pytest.mark.parametrize("where, text, message", [
+    ("design", '[[design]]\nname = "a"\nkind = "network"\nfolding = "fast"\n', "field 'folding' must be a table, got 'fast'"),
+    ("folding", '{"MatMul_16": {"pe": 4, "simd": "x"}}', "folding of layer 'MatMul_16': simd must be a whole number"),
+    ("folding", '{"MatMul_16": {"pe": 4.0}}', "folding of layer 'MatMul_16': pe must be a whole number"),
+])
+def test_folding_of_the_wrong_type_is_named(tmp_path, capsys, where, text, message):
+    path = tmp_path / ("d.toml" if where == "design" else "fold.json")
+    path.write_text(text)
+    argv = [str(path)] if where == "design" else ["TFC_1W1A", "--folding", str(path)]
+    assert main(["generate", *argv, "-o", str(tmp_path / "rtl")]) == 2
+    assert message in capsys.readouterr().err

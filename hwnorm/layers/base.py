@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -150,10 +151,12 @@ class Layer:
     def check_fold_keys(self, fold) -> None:
         if not isinstance(fold, dict):
             raise ValueError(f"folding of layer {self.name!r} must be a table like {{pe = 4, simd = 8}}")
-        for key in fold:
+        for key, value in fold.items():
             if key not in self.folding_keys:
                 raise ValueError(f"folding of layer {self.name!r}: unknown key {key!r}; allowed: "
                                  f"{', '.join(self.folding_keys)}")
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):  # numpy integers are fine
+                raise ValueError(f"folding of layer {self.name!r}: {key} must be a whole number, got {value!r}")
 
     # ---- co-simulation
     def stimulus(self, n: int, rng) -> np.ndarray:
