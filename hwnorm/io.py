@@ -89,7 +89,7 @@ def _rename(tmp, final) -> None:
 def _remove_stale_temps(folder: Path, name: str) -> None:
     import glob
 
-    for suffix in (TEMP_SUFFIX, ".tmp"):  # ".tmp": what hwnorm before 0.2 left
+    for suffix in (TEMP_SUFFIX, ".tmp"):  # ".tmp": what earlier versions of hwnorm left
         for old in folder.glob(f".{glob.escape(name)}.*{suffix}"):
             old.unlink(missing_ok=True)
 
