@@ -5,6 +5,8 @@ errors and hostile layer names are handled."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.back import verilog
@@ -120,8 +122,12 @@ def test_hostile_layer_names_cannot_reach_the_verilog():
     evil = "x endmodule module evil(input a); //"
     d = net.to_dict()
     d["layers"][1]["name"] = evil
-    d["layers"][2]["name"] = "1 wire"
-    net = Network.from_dict(d)
+    with pytest.raises(ValueError, match="not a legal Verilog identifier"):  # refused at the IR's door …
+        Network.from_dict(d)
+    layers = list(net.layers)  # … and sanitized in the HDL even when built in code
+    layers[1] = dataclasses.replace(layers[1], name=evil)
+    layers[2] = dataclasses.replace(layers[2], name="1 wire")
+    net = Network(tuple(layers))
     text = verilog.convert(top_of(net), name="toy", emit_src=False)
     assert "evil(" not in text and "endmodule module" not in text
     assert "x_endmodule_module_evil_input_a" in text
