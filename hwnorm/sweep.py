@@ -68,8 +68,7 @@ def load_sweep(path) -> dict:
             from hwnorm.stt import load_table
             if not isinstance(base["cells"], str) or not base["cells"].strip():
                 raise ValueError(f"{path}: base.cells must be a cell table name or file, got {base['cells']!r}")
-            base = {**base, "cells": _resolve(base["cells"], path.parent)}
-            load_table(base["cells"])
+            load_table(base["cells"])  # a file as the flow config reads it: relative to the working folder
     if not isinstance(axes, dict) or not axes:
         raise ValueError(f"{path}: [axes] must name at least one axis with a list of values")
     allowed = DESIGN_AXES if kind == "design" else FAULT_AXES
@@ -99,13 +98,6 @@ def _design_doc(sweep: dict, point: dict) -> dict:
         table, key = DESIGN_AXES[axis]
         (doc.setdefault(table, {}) if table else doc)[key] = value
     return doc
-
-
-def _resolve(source: str, base_dir: Path) -> str:
-    """A cell table file relative to the sweep file (a bundled name stays a name)."""
-    from hwnorm.stt.cells import BUNDLED
-
-    return source if source in BUNDLED else str((base_dir / source).resolve())
 
 
 def _check_fault_point(point: dict, origin: str) -> None:

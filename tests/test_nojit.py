@@ -13,34 +13,27 @@ import numpy as np
 from hwnorm import bnn
 from tests.helpers import random_spec, vectors
 
-SCRIPT = r"""
-import numpy as np, sys
-from hwnorm import bnn
-from tests.helpers import random_spec, vectors
-rng = np.random.default_rng(1)
-a = rng.integers(0, 2, (9, 100)).astype(np.uint8)      # two full 4-row tiles and an edge row
-w = rng.integers(0, 2, (70, 100)).astype(np.uint8)     # two full 32-column tiles and an edge
-x = rng.integers(-128, 128, (9, 100))
-specs = [random_spec(rng, 70, r, o, True) for r in ("half_up", "half_even", "floor") for o in ("saturate", "wrap")]
-np.savez(sys.argv[1], bgemm=bnn.binary_matmul(bnn.pack_bits(a), bnn.pack_bits(w), 100),
-         bitplanes=bnn.int_binary_matmul(x, bnn.pack_bits(w), 100, 8, True),
-         qbn=np.stack([spec.apply(vectors(spec, rng, 9)) for spec in specs]))
-"""
+SCRIPT = "import sys, numpy as np; from tests.test_nojit import kernel_results; np.savez(sys.argv[1], **kernel_results())"
+
+
+def kernel_results() -> dict:
+    """The three kernels that use intrinsics, on shapes that reach every path of each."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 2, (9, 100)).astype(np.uint8)      # two full 4-row tiles and an edge row
+    w = rng.integers(0, 2, (70, 100)).astype(np.uint8)     # two full 32-column tiles and an edge
+    x = rng.integers(-128, 128, (9, 100))
+    specs = [random_spec(rng, 70, r, o, True) for r in ("half_up", "half_even", "floor") for o in ("saturate", "wrap")]
+    return {"bgemm": bnn.binary_matmul(bnn.pack_bits(a), bnn.pack_bits(w), 100),
+            "bitplanes": bnn.int_binary_matmul(x, bnn.pack_bits(w), 100, 8, True),
+            "qbn": np.stack([spec.apply(vectors(spec, rng, 9)) for spec in specs])}
 
 
 def test_pure_python_kernels_equal_the_compiled_ones(tmp_path):
     out = tmp_path / "nojit.npz"
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env=env, capture_output=True, text=True,
-                         timeout=600, cwd=root)
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+                         capture_output=True, text=True, timeout=600, cwd=root)
     assert run.returncode == 0, run.stderr[-2000:]
     got = np.load(out)
-    rng = np.random.default_rng(1)
-    a = rng.integers(0, 2, (9, 100)).astype(np.uint8)
-    w = rng.integers(0, 2, (70, 100)).astype(np.uint8)
-    x = rng.integers(-128, 128, (9, 100))
-    specs = [random_spec(rng, 70, r, o, True) for r in ("half_up", "half_even", "floor") for o in ("saturate", "wrap")]
-    np.testing.assert_array_equal(got["bgemm"], bnn.binary_matmul(bnn.pack_bits(a), bnn.pack_bits(w), 100))
-    np.testing.assert_array_equal(got["bitplanes"], bnn.int_binary_matmul(x, bnn.pack_bits(w), 100, 8, True))
-    np.testing.assert_array_equal(got["qbn"], np.stack([spec.apply(vectors(spec, rng, 9)) for spec in specs]))
+    for name, compiled in kernel_results().items():
+        np.testing.assert_array_equal(got[name], compiled, err_msg=name)
