@@ -40,7 +40,7 @@ import json
 import math
 from importlib import resources
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hwnorm.hdl.names import check_identifier
@@ -243,7 +243,7 @@ def designs_from(source: str | None, folding: str | None = None, name: str | Non
     design = design_for_model(source, "top" if name is None else name, output or "argmax",
                               load_folding(folding) if folding else None, activations)
     if folding:  # a folding error is the folding file's, not the model's
-        design = Design(design.name, design.kind, design.params, f"{source} with folding file {folding}", design.base)
+        design = replace(design, origin=f"{source} with folding file {folding}")
     return [design]
 
 
