@@ -591,6 +591,12 @@ class SurdAffine:
         return SurdAffine(tuple(a * b for a, b in zip(self.p1, k)), tuple(a * b for a, b in zip(self.p0, k)),
                           tuple(a * b for a, b in zip(self.q, k)), self.s)
 
+    def take(self, index) -> "SurdAffine":
+        """The maps of channels ``index``, in that order (a per-channel map spread over the
+        elements of a flattened feature map)."""
+        idx = [int(i) for i in index]
+        return SurdAffine(*(tuple(v[i] for i in idx) for v in (self.p1, self.p0, self.q, self.s)))
+
     def then_mul(self, c, what: str = "constant") -> "SurdAffine":
         return self._scaled(self._per_channel(c, what))
 

@@ -8,7 +8,22 @@ import warnings
 
 import numpy as np
 
-__all__ = ["mnist_accuracy", "compare_with_executor", "check_model", "load_inputs"]
+__all__ = ["mnist_accuracy", "compare_with_executor", "check_model", "load_inputs", "agreement"]
+
+
+def agreement(scores: np.ndarray, reference: np.ndarray) -> dict:
+    """Compare the golden model's integer scores (N, classes) with the executor's predicted
+    classes. The scores are exact, so classes that tie on them tie in real arithmetic too; the
+    executor's float32 sums break such a tie by rounding noise. A prediction disagrees when the
+    executor's class is not among the best-scoring ones; a tie it broke otherwise than the first
+    index (ArgMax's rule, and the hardware's) is counted apart, as ``ties``."""
+    scores = np.asarray(scores)
+    best = scores == scores.max(axis=1, keepdims=True)
+    chosen = best[np.arange(len(scores)), reference]
+    differ = np.flatnonzero(~chosen)
+    ties = int(np.sum(chosen & (reference != np.argmax(scores, axis=1))))
+    return {"disagreements": int(differ.size), "first_disagreement": int(differ[0]) if differ.size else None,
+            "ties": ties}
 
 
 def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dict:
@@ -25,31 +40,30 @@ def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dic
         raise ValueError(f"{label}: the network takes {net.in_features} inputs, MNIST images have {x.shape[1]}")
     net.predict(x[:1])  # compile the kernels before timing
     t0 = time.perf_counter()
-    pred = net.predict(x)
+    scores = net.run(x)
     seconds = time.perf_counter() - t0
-    return {"images": n, "top1": float(np.mean(pred == y)), "images_per_s": n / seconds, "predictions": pred}
+    pred = np.argmax(scores, axis=1)
+    return {"images": n, "top1": float(np.mean(pred == y)), "images_per_s": n / seconds, "predictions": pred,
+            "scores": scores}
 
 
-def compare_with_executor(model_path, predictions: np.ndarray, progress=None) -> dict:
+def compare_with_executor(model_path, scores: np.ndarray, progress=None) -> dict:
     """Run the QONNX reference executor on the same MNIST images (pixel/255 floats) and count the
-    images where its prediction differs from ``predictions``."""
+    images where its prediction is not one of the golden model's best ``scores`` (:func:`agreement`)."""
     from hwnorm import data
     from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
     if not available():
         raise ValueError("--check-qonnx needs the QONNX executor: pip install 'hwnorm[reference]'")
     images, labels = data.mnist_test()
-    n = len(predictions)
+    n = len(scores)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_reference(str(model_path))
         shape = tuple(model.get_tensor_shape(model.graph.input[0].name)[1:])
-        xf = (images[:n].astype(np.float32) / 255).reshape((n,) + shape)
+        xf = _executor_layout(images[:n].astype(np.float32).reshape(n, -1) / 255, shape)
         ref = np.argmax(reference_logits(model, xf, batch=1000, progress=progress), axis=1)
-    y = labels[:n]
-    differ = np.flatnonzero(ref != predictions)
-    return {"top1": float(np.mean(ref == y)), "disagreements": int(differ.size),
-            "first_disagreement": int(differ[0]) if differ.size else None}
+    return {"top1": float(np.mean(ref == labels[:n])), **agreement(scores, ref)}
 
 
 def load_inputs(path, features: int) -> np.ndarray:
@@ -92,7 +106,7 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
     except NoInputQuantizer:
         net = interpret(model_path).network
         encode = _GridInputs(net.meta["input"], str(model_path))
-    features = net.in_features if net.layers[0].kind != "thresholding" else net.layers[0].in_features
+    features = net.in_features
     if inputs is not None:
         x, source = inputs, "inputs given"
     elif random is not None:
@@ -103,15 +117,23 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
             raise ValueError(f"{model_path}: the model takes {features} inputs, not MNIST images: give --inputs or --random")
         x, source = (images.astype(np.float32) / 255).reshape(len(images), -1), "MNIST test images (pixel/255)"
     x, codes = encode(x)
-    golden = net.predict(codes)
+    golden = np.concatenate([net.run(codes[i:i + 4096]) for i in range(0, len(codes), 4096)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_reference(str(model_path))
         shape = tuple(model.get_tensor_shape(model.graph.input[0].name)[1:])
-        ref = np.argmax(reference_logits(model, x.reshape((len(x),) + shape), batch=1000, progress=progress), axis=1)
-    differ = np.flatnonzero(ref != golden)
-    return {"model": str(model_path), "inputs": source, "count": int(len(x)), "disagreements": int(differ.size),
-            "first_disagreement": int(differ[0]) if differ.size else None, "spec_hash": net.spec_hash}
+        ref = np.argmax(reference_logits(model, _executor_layout(x, shape), batch=1000, progress=progress), axis=1)
+    return {"model": str(model_path), "inputs": source, "count": int(len(x)), **agreement(golden, ref),
+            "spec_hash": net.spec_hash}
+
+
+def _executor_layout(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Rows of inputs as hwnorm streams them (a feature map channels last) → the model's input
+    shape: (C, H, W) for an image input, as ONNX convolutions take it."""
+    if len(shape) == 3:
+        c, h, w = shape
+        return x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
+    return x.reshape((len(x),) + shape)
 
 
 class _QuantizerInputs:

@@ -109,20 +109,28 @@ def cmd_mnist(args) -> int:
         raise ValueError("--check-qonnx needs an ONNX model (the executor cannot run an IR JSON)")
     net, label = load_network(args.model)
     acc = mnist_accuracy(net, args.limit, label)
-    pred = acc.pop("predictions")
+    acc.pop("predictions")
+    scores = acc.pop("scores")
     print(f"{label}: top-1 {100 * acc['top1']:.2f}% on {acc['images']} MNIST test images "
           f"({acc['images_per_s']:,.0f} images/s)")
     result = {"source": label, **acc, "spec_hash": net.spec_hash}
     if args.check_qonnx:
-        ref = compare_with_executor(model_path(args.model), pred, _progress("QONNX executor"))
+        ref = compare_with_executor(model_path(args.model), scores, _progress("QONNX executor"))
         print(f"QONNX executor: top-1 {100 * ref['top1']:.2f}%; {ref['disagreements']} of {acc['images']} "
               f"predictions differ from hwnorm"
-              + (f" (first: image {ref['first_disagreement']})" if ref["disagreements"] else ""))
+              + (f" (first: image {ref['first_disagreement']})" if ref["disagreements"] else "") + _ties(ref))
         result["qonnx"] = ref
     if args.output:
         write_atomic(args.output, json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.output}")
     return 1 if args.check_qonnx and result["qonnx"]["disagreements"] else 0
+
+
+def _ties(r: dict) -> str:
+    if not r["ties"]:
+        return ""
+    return (f"; {r['ties']} exact tie(s) of the best scores the executor's float32 rounding broke towards "
+            "another of the tied classes (counted as agreeing)")
 
 
 def cmd_check(args) -> int:
@@ -138,11 +146,11 @@ def cmd_check(args) -> int:
     inputs = None
     if args.inputs:
         from hwnorm.qonnx import interpret
-        inputs = load_inputs(args.inputs, interpret(path, input_mode="quantized").network.layers[0].in_features)
+        inputs = load_inputs(args.inputs, interpret(path, input_mode="quantized").network.in_features)
     r = check_model(path, inputs, args.random, args.seed, _progress("QONNX executor"))
     print(f"{r['model']}: {r['count']} {r['inputs']}: {r['disagreements']} of {r['count']} predictions of the golden "
           f"model differ from the QONNX executor" + (f" (first: input {r['first_disagreement']})"
-                                                     if r["disagreements"] else ""))
+                                                     if r["disagreements"] else "") + _ties(r))
     if args.output:
         write_atomic(args.output, json.dumps(r, indent=1) + "\n")
         print(f"wrote {args.output}")

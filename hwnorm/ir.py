@@ -14,6 +14,7 @@ networks; the HDL generator, estimators and reports read the same objects.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,9 +40,16 @@ def _describe(layer, side: str) -> str:
     return f"{shape} {values}"
 
 
+def flattens(prev, nxt) -> bool:
+    """``nxt`` reads ``prev``'s feature map as one vector (a dense layer after a convolution): the
+    stream is the same, channels last, pixel by pixel."""
+    return len(prev.out_shape) > 1 and nxt.in_shape == (math.prod(prev.out_shape),)
+
+
 def check_link(prev, nxt, where: str = "network") -> None:
-    """``nxt`` can consume what ``prev`` produces: same shape, and a value range it accepts."""
-    if prev.out_shape != nxt.in_shape:
+    """``nxt`` can consume what ``prev`` produces: same shape (or its flattening), and a value
+    range it accepts."""
+    if prev.out_shape != nxt.in_shape and not flattens(prev, nxt):
         raise ValueError(f"{where}: {prev.name} gives shape {prev.out_shape} ({prev.out_features} features), "
                          f"{nxt.name} takes {nxt.in_shape}")
     if prev.out_type.is_bipolar != nxt.in_type.is_bipolar:
@@ -53,6 +61,16 @@ def check_link(prev, nxt, where: str = "network") -> None:
     if not a <= lo <= hi <= b:
         raise ValueError(f"{where}: {prev.name} gives {_describe(prev, 'out')}, outside what {nxt.name} takes: "
                          f"{_describe(nxt, 'in')}")
+
+
+def _regroup(act, features: int):
+    """Activations as rows of ``features`` (a feature map read as one vector, or the reverse)."""
+    if isinstance(act, Bits):
+        if act.n == features:
+            return act
+        from hwnorm import bnn
+        return Bits(bnn.pack_bits(act.unpack().reshape(-1, features)), features)
+    return act if act.shape[1] == features else act.reshape(-1, features)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +96,8 @@ class Network:
 
     @property
     def in_features(self) -> int:
-        return self.layers[0].in_features
+        """Input values per image (a feature map: all of its pixels' channels, channels last)."""
+        return math.prod(self.layers[0].in_shape)
 
     @property
     def out_features(self) -> int:
@@ -90,12 +109,22 @@ class Network:
         return self.layers[0].in_range
 
     def run(self, x, upto: int | None = None):
-        """Integer outputs of the last layer (or of layer ``upto``) for a batch ``x`` (stored input
-        values: bits 0 / 1 when the first layer takes bipolar inputs)."""
-        act = x if isinstance(x, Bits) else self.layers[0].golden_input(np.asarray(x))
+        """Integer outputs of the last layer (or of layer ``upto``) for a batch ``x`` (images, one
+        row of stored input values each, channels last: bits 0 / 1 when the first layer takes
+        bipolar inputs), one row per image. Inside, each layer takes one row per input vector
+        (a pixel of a feature map)."""
+        first = self.layers[0]
+        if isinstance(x, Bits):
+            images = len(x.words) // first.vectors
+            act = _regroup(x, first.in_features)
+        else:
+            x = np.asarray(x)
+            images = len(x)
+            act = first.golden_input(x.reshape(-1, first.in_features))
         for layer in self.layers[: None if upto is None else upto + 1]:
-            act = layer.run(act)
-        return act.unpack() if isinstance(act, Bits) else act
+            act = layer.run(_regroup(act, layer.in_features))
+        out = act.unpack() if isinstance(act, Bits) else act
+        return out.reshape(images, -1)
 
     def predict(self, x, batch: int = 65536) -> np.ndarray:
         """Argmax class per row (first index on ties, like numpy / ONNX ArgMax)."""

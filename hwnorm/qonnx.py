@@ -47,6 +47,9 @@ from hwnorm.bnn import SurdAffine
 from hwnorm.datatypes import BIPOLAR, IntType
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
+from hwnorm.layers.maxpool import MaxPool
+from hwnorm.layers.spatial import Geometry
+from hwnorm.layers.window import SlidingWindow
 from hwnorm.qbn import fold_bn
 from hwnorm.quantizer import FLOAT_ROUNDING, ROUNDING_MODES, Quantizer, code_range, requant_spec, threshold_fold
 
@@ -80,6 +83,7 @@ class _Accumulator:
     in_type: object       # BIPOLAR or the codes' IntType
     in_range: tuple       # the codes that reach it
     emitted: bool = False
+    spatial: tuple = ()   # (OH, OW) of a convolution: one input window per output pixel
 
     def layer(self, thresholds=None, flip=None) -> MVTU:
         """The MVU of this accumulator: thresholds (and their flipped rows) or the raw sum."""
@@ -96,7 +100,7 @@ class _Accumulator:
             in_bits, in_signed = max(2, self.in_type.bits), self.in_type.signed
             lo, hi = self.in_range
         return MVTU(w, self.in_features, thresholds, in_bits, in_signed, self.name, 1 if wt.is_bipolar else wt.bits,
-                    wt.signed, lo, hi)
+                    wt.signed, lo, hi, self.spatial)
 
 
 @dataclass
@@ -109,6 +113,8 @@ class _Chain:
     relu: bool = False         # a ReLU was applied last (the quantizer's floor)
     ops: tuple = ()            # the network input's float preprocessing, as the executor runs it
     raw: "_Quantized | None" = None  # the network's integer input itself, untouched: usable as codes
+    layout: str = ""           # a feature map's axes (NCHW, NHWC …): its form is per channel
+    order: object = None       # a flattened map: the ONNX index of each stream element (channels last)
 
 
 @dataclass
@@ -119,6 +125,8 @@ class _Quantized:
     scale: Fraction
     zero: int
     shape: tuple
+    layout: str = ""
+    order: object = None
 
 
 @dataclass
@@ -348,16 +356,47 @@ def _quantize_const(node, args) -> _QuantConst:
     return _QuantConst(values, np.broadcast_to(codes, values.shape).copy(), full_scale, z, quant is None)
 
 
-def _per_element(node, const: np.ndarray, shape: tuple, channel_axis: int | None = None) -> np.ndarray:
-    """Broadcast a constant against a data tensor of ``shape`` (batch 1) → one value per feature."""
+def _per_element(node, const: np.ndarray, x, channel_axis: int | None = None) -> np.ndarray:
+    """Broadcast a constant against data ``x`` (batch 1) → one value per channel of its form: per
+    feature of a vector (in stream order), per channel of a feature map (where it must not vary
+    from pixel to pixel)."""
     c = np.asarray(const, dtype=np.float64)
+    shape = x.shape
     if channel_axis is not None:  # BN parameters: one per channel of axis 1
         c = c.reshape((1, -1) + (1,) * (len(shape) - 2))
     try:
-        return np.broadcast_to(c, shape).reshape(-1)
+        full = np.broadcast_to(c, shape)
     except ValueError:
-        raise ImportError_(f"node {node.name}: constant of shape {const.shape} does not broadcast to the "
+        raise ImportError_(f"node {node.name}: constant of shape {np.shape(const)} does not broadcast to the "
                            f"data shape {shape}") from None
+    if x.layout:
+        per_channel = np.moveaxis(full[0], x.layout.index("C") - 1, 0).reshape(shape[x.layout.index("C")], -1)
+        if np.any(per_channel != per_channel[:, :1]):
+            raise ImportError_(f"node {node.name} ({node.op_type}): a constant that varies from pixel to pixel of a "
+                               "feature map is not supported (one value per channel is)")
+        return per_channel[:, 0]
+    flat = full.reshape(-1)
+    return flat if x.order is None else flat[x.order]
+
+
+def _map_layout(shape: tuple) -> str:
+    """ONNX's layout of a 4-D data tensor as it enters the graph (and of Conv / MaxPool): NCHW."""
+    return "NCHW" if len(shape) == 4 else ""
+
+
+def _map_dims(x, where: str) -> tuple[int, int, int]:
+    """(H, W, C) of a feature map in NCHW layout (what ONNX's Conv and MaxPool take)."""
+    if x.layout != "NCHW":
+        got = f"layout {x.layout}" if x.layout else f"shape {tuple(x.shape)}"
+        raise ImportError_(f"{where}: takes a feature map (N, C, H, W), got {got}")
+    return int(x.shape[2]), int(x.shape[3]), int(x.shape[1])
+
+
+def _spatial(x) -> tuple:
+    """(H, W) of a feature map (its layers repeat per pixel), () for a vector."""
+    if not x.layout:
+        return ()
+    return int(x.shape[x.layout.index("H")]), int(x.shape[x.layout.index("W")])
 
 
 def _features(shape: tuple) -> int:
@@ -408,9 +447,11 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
     in_lo, in_hi = IntType(input_bits, input_signed).range
     # Integer inputs are codes x standing for x·input_scale: a MatMul may take them as they are (models
     # whose first layer reads fixed-point data, e.g. from QKeras / hls4ml, with no input quantizer).
-    raw = _Quantized(IntType(input_bits, input_signed), (in_lo, in_hi), Fraction(input_scale), 0, shape)
-    env[data_inputs[0].name] = _Chain(SurdAffine.identity(_features(shape), Fraction(input_scale)), None,
-                                      in_lo, in_hi, shape, raw=raw)
+    layout = _map_layout(shape)  # a feature map's form is per channel; a vector's per feature
+    raw = _Quantized(IntType(input_bits, input_signed), (in_lo, in_hi), Fraction(input_scale), 0, shape, layout)
+    channels = shape[1] if layout else _features(shape)
+    env[data_inputs[0].name] = _Chain(SurdAffine.identity(channels, Fraction(input_scale)), None,
+                                      in_lo, in_hi, shape, raw=raw, layout=layout)
     walk = _Walk(activations, g.output[0].name, input_mode, {o.domain: o.version for o in model.opset_import})
     consumers: dict[str, int] = {}
     for node in g.node:
@@ -510,10 +551,14 @@ class _Walk:
         name = node.name or op
         if op in ("Reshape", "Flatten"):
             return _flatten(node, name, x, args)
-        if op in ("Identity", "Transpose"):
-            if op == "Transpose" and _features(x.shape) != max(x.shape):
-                raise ImportError_(f"node {name} (Transpose): only vectors (batch, C) are supported, got {x.shape}")
+        if op == "Identity":
             return x
+        if op == "Transpose":
+            return _transpose(node, name, x)
+        if op == "Conv":
+            return self.conv(node, name, x, args)
+        if op == "MaxPool":
+            return self.maxpool(node, name, x)
         if op in _TAIL:
             if node.output[0] != self.graph_output:
                 raise ImportError_(f"node {name} ({op}): supported only as the last op (it keeps the argmax)")
@@ -523,7 +568,7 @@ class _Walk:
         if op == "Relu":
             if not isinstance(x, _Chain) or x.relu:
                 raise ImportError_(f"node {name} (Relu): supported on float data before a quantizer")
-            return _Chain(x.form, x.base, x.lo, x.hi, x.shape, relu=True)
+            return replace(x, relu=True, ops=(), raw=None)
         if op == "BatchNormalization":
             if not isinstance(x, _Chain) or x.relu:
                 raise ImportError_(f"node {name} (BatchNormalization): input must be a float (pre-quantizer, "
@@ -532,10 +577,13 @@ class _Walk:
                 raise ImportError_(f"node {name} (BatchNormalization): a quantized input's preprocessing must be "
                                    "Mul / Div / Add / Sub by constants")
             eps = float(np.float32(_attr(node, "epsilon", 1e-5)))
-            params = [_per_element(node, args[i], x.shape, channel_axis=1) for i in range(1, 5)]
+            if x.layout and x.layout != "NCHW":
+                raise ImportError_(f"node {name} (BatchNormalization): normalizes axis 1 of an NCHW map; this one is "
+                                   f"{x.layout}")
+            params = [_per_element(node, args[i], x, channel_axis=1) for i in range(1, 5)]
             form = x.form.then_bn(params[0], params[1], params[2], params[3], eps, f"node {name} (BatchNormalization)")
             self.bn_sites.append(BNSite(name, form, x.lo, x.hi))
-            return _Chain(form, x.base, x.lo, x.hi, x.shape)
+            return replace(x, form=form, ops=(), raw=None)
         if op in ("Quant", "BipolarQuant"):
             return self.quantize(node, name, x, args)
         if op == "Trunc":
@@ -544,9 +592,63 @@ class _Walk:
             return _matmul(name, x, args[1])
         if op == "Gemm":
             return _gemm(node, name, args)
-        raise ImportError_(f"node {name} ({op}): unsupported operation; hwnorm imports Reshape/Flatten, Transpose "
-                           "of vectors, Mul/Div/Add/Sub by constants, BatchNormalization, Relu, Quant, BipolarQuant, "
-                           "Trunc, MatMul, Gemm, and a final Softmax/LogSoftmax/Sigmoid")
+        raise ImportError_(f"node {name} ({op}): unsupported operation; hwnorm imports Conv, MaxPool, "
+                           "Reshape/Flatten, Transpose, Mul/Div/Add/Sub by constants, BatchNormalization, Relu, Quant, "
+                           "BipolarQuant, Trunc, MatMul, Gemm, and a final Softmax/LogSoftmax/Sigmoid")
+
+    def conv(self, node, name: str, x, args) -> _Chain:
+        """A convolution of quantized activations by quantized weights: a sliding ``window`` over
+        the codes (padding reads the zero point: the code of 0), then the accumulator of an MVU
+        over the ``OH·OW`` windows, weight columns in the window order (ky, kx, c)."""
+        where = f"node {name} (Conv)"
+        if isinstance(x, _Chain) and x.raw is not None:  # the integer network input, as it is
+            x = x.raw
+        if not isinstance(x, _Quantized) or len(args) < 2 or not isinstance(args[1], _QuantConst):
+            raise ImportError_(f"{where}: only quantized activations (Quant / BipolarQuant) convolved with "
+                               "quantized constant weights are supported")
+        h, w, c = _map_dims(x, where)
+        wq = args[1]
+        if _attr(node, "group", 1) != 1:
+            raise ImportError_(f"{where}: group = {_attr(node, 'group')} (a grouped or depthwise convolution) is not "
+                               "supported; group = 1 is")
+        if wq.codes.ndim != 4 or wq.codes.shape[1] != c:
+            raise ImportError_(f"{where}: weights of shape {wq.codes.shape} do not match {c} input channels")
+        out_c = wq.codes.shape[0]
+        g = _geometry(node, where, h, w, tuple(wq.codes.shape[2:]))
+        col = wq.scale.reshape(out_c, -1)
+        if not np.all(col == col[:, :1]):
+            raise ImportError_(f"{where}: the weight scale varies inside a filter; per-output-channel (or per-tensor) "
+                               "weight scales are supported")
+        element, lo, hi = _code_element(x)
+        pad = x.zero
+        if g.padded and x.code_type is BIPOLAR:
+            raise ImportError_(f"{where}: padding ±1 activations with 0 has no ±1 code; pad the input of a binary "
+                               "convolution before its BipolarQuant, or use pads = 0")
+        if g.padded and not element.range[0] <= pad <= element.range[1]:
+            raise ImportError_(f"{where}: the zero point {pad} (the code of 0, read by padding) is not a "
+                               f"{element} value")
+        window = SlidingWindow((h, w, c), g, element, lo, hi, pad if g.padded else 0, name=f"{name}_window")
+        self.layers.append(window)
+        ints = (wq.codes - wq.zero).astype(np.int64).transpose(0, 2, 3, 1).reshape(out_c, -1)  # (ky, kx, c)
+        chain = _accumulator(name, "Conv", x, ints, col[:, 0], wq.bipolar, (g.out_height, g.out_width),
+                             window.out_range)
+        if len(args) > 2 and args[2] is not None:
+            bias = args[2].values if isinstance(args[2], _QuantConst) else args[2]
+            chain = replace(chain, form=chain.form.then_add(np.asarray(bias, np.float64).reshape(-1), where))
+        return chain
+
+    def maxpool(self, node, name: str, x) -> _Quantized:
+        """A max-pool of quantized codes: codes rise with the real value, so it pools the codes."""
+        where = f"node {name} (MaxPool)"
+        if len(node.output) > 1 and node.output[1]:
+            raise ImportError_(f"{where}: the Indices output is not supported")
+        if not isinstance(x, _Quantized):
+            raise ImportError_(f"{where}: supported on quantized activations (after a Quant / BipolarQuant)")
+        h, w, c = _map_dims(x, where)
+        g = _geometry(node, where, h, w, tuple(_attr(node, "kernel_shape") or ()), pool=True)
+        element, lo, hi = _code_element(x)
+        self.layers.append(MaxPool((h, w, c), g, element, lo, hi, name=name))
+        return replace(x, shape=(1, c, g.out_height, g.out_width))
 
     def quantize(self, node, name: str, x, args) -> _Quantized:
         """A quantizer of a chain: input thresholds, or the layer of the accumulator it ends."""
@@ -555,7 +657,7 @@ class _Walk:
                                "quantizer of float data (after a MatMul, a BN or the input)")
         quant, scale, zero = _quantizer_of(node, args)
         channels = x.form.channels
-        s = _per_element(node, scale, x.shape)
+        s = _per_element(node, scale, x)
         if quant is None:  # bipolar: code 1 (+s) iff y ≥ 0
             if np.unique(s).size != 1:
                 raise ImportError_(f"node {name} ({node.op_type}): a bipolar quantizer needs one scale")
@@ -563,7 +665,7 @@ class _Walk:
             if x.relu:  # ReLU output is ≥ 0: always +1
                 cuts = [(Fraction(-1), False)]
         else:
-            z = _per_element(node, zero, x.shape)
+            z = _per_element(node, zero, x)
             if np.unique(z).size != 1:
                 raise ImportError_(f"node {name} (Quant): a per-channel zero point is not supported for activations")
             quant = Quantizer(quant.bits, quant.signed, quant.narrow, quant.rounding, int(z[0]), x.relu)
@@ -587,7 +689,7 @@ class _Walk:
             self.margins[name] = _margin(x.form, x.lo, x.hi)
         per_tensor = Fraction(float(s[0])) if np.unique(s).size == 1 else None
         return _Quantized(codes, (0, 1) if quant is None else quant.code_range, per_tensor,
-                          0 if quant is None else quant.zero, x.shape)
+                          0 if quant is None else quant.zero, x.shape, x.layout, x.order)
 
     def truncate(self, node, name: str, x, args) -> _Quantized:
         """QONNX ``Trunc`` of quantized data: the codes ``c`` divided by a power of two ``t``,
@@ -641,11 +743,12 @@ class _Walk:
             out_type = IntType.from_range(*ends)
             quant = Quantizer(out_type.bits, out_type.signed, rounding=mode)
             zero, scale = Fraction(x.zero), x.scale
-        fold = threshold_fold(SurdAffine.identity(_features(x.shape), Fraction(1) / t), quant, lo, hi, name)
+        channels = x.shape[x.layout.index("C")] if x.layout else _features(x.shape)
+        fold = threshold_fold(SurdAffine.identity(channels, Fraction(1) / t), quant, lo, hi, name)
         in_type = IntType.from_range(lo, hi)
-        self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=name))
+        self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=name, spatial=_spatial(x)))
         reach = fold.spec.out_range
-        return _Quantized(IntType.from_range(*reach), reach, scale, int(zero), x.shape)
+        return _Quantized(IntType.from_range(*reach), reach, scale, int(zero), x.shape, x.layout, x.order)
 
     def _activation(self, node, name: str, x: _Chain, u: SurdAffine, quant, cuts) -> None:
         """The layer(s) of a quantizer of a chain, realized as asked: thresholds (the input
@@ -663,7 +766,7 @@ class _Walk:
             spec = requant_spec(u, quant, lo, hi, name=layer if acc is None else name)
             if acc is not None:
                 self.emit(acc, where)
-            self.layers.append(QuantBN(spec, name=spec.name))
+            self.layers.append(QuantBN(spec, name=spec.name, spatial=_spatial(x)))
         else:
             fold = bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name) if quant is None else \
                 threshold_fold(u, quant, lo, hi, name)
@@ -674,8 +777,54 @@ class _Walk:
                                    "only increasing input scalings are supported")
             else:
                 in_type = IntType.from_range(lo, hi)
-                self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer))
+                self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer,
+                                                  spatial=_spatial(x)))
         self.sites.append(ActivationSite(layer, name, how, possible))
+
+
+def _code_element(x: "_Quantized") -> tuple:
+    """The element type activations ``x`` stream as, and the codes that reach it. An MVU takes a
+    one-bit integer code as two bits (``in_bits`` 1 means bipolar): the stream carries the same."""
+    if x.code_type is BIPOLAR:
+        return BIPOLAR, 0, 1
+    return IntType(max(2, x.code_type.bits), x.code_type.signed), *x.code_range
+
+
+def _geometry(node, where: str, h: int, w: int, kernel: tuple, pool: bool = False) -> Geometry:
+    """The window of a Conv / MaxPool node: kernel, strides, pads (or auto_pad); dilations of 1."""
+    if len(kernel) != 2:
+        raise ImportError_(f"{where}: a 2-D kernel is supported, got kernel shape {list(kernel)}")
+    strides = [int(v) for v in (_attr(node, "strides") or (1, 1))]
+    dilations = [int(v) for v in (_attr(node, "dilations") or (1, 1))]
+    if dilations != [1, 1]:
+        raise ImportError_(f"{where}: dilations {dilations} are not supported; dilations = [1, 1] are")
+    if len(strides) != 2 or min(strides) < 1:
+        raise ImportError_(f"{where}: strides must be two whole numbers ≥ 1, got {strides}")
+    auto = _attr(node, "auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+    if auto in ("NOTSET", "VALID"):
+        onnx_pads = [int(v) for v in (_attr(node, "pads") or (0, 0, 0, 0))] if auto == "NOTSET" else [0] * 4
+        if len(onnx_pads) != 4 or min(onnx_pads) < 0:
+            raise ImportError_(f"{where}: pads must be four whole numbers ≥ 0, got {onnx_pads}")
+        pads = (onnx_pads[0], onnx_pads[1], onnx_pads[2], onnx_pads[3])  # ONNX: y_begin, x_begin, y_end, x_end
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max((-(-size // s) - 1) * s + k - size, 0) for size, s, k in zip((h, w), strides, kernel)]
+        small = [t // 2 for t in total]
+        begin = small if auto == "SAME_UPPER" else [t - s for t, s in zip(total, small)]
+        pads = (begin[0], begin[1], total[0] - begin[0], total[1] - begin[1])
+    else:
+        raise ImportError_(f"{where}: auto_pad {auto!r} is not allowed; allowed: NOTSET, VALID, SAME_UPPER, SAME_LOWER")
+    try:
+        g = Geometry(h, w, kernel, tuple(strides), pads)
+    except ValueError as e:
+        raise ImportError_(f"{where}: {e}") from None
+    if pool and _attr(node, "ceil_mode", 0):
+        ceil = [-(-(size + pads[a] + pads[a + 2] - k) // s) + 1 for a, (size, k, s) in
+                enumerate(zip((h, w), kernel, strides))]
+        if ceil != [g.out_height, g.out_width]:
+            raise ImportError_(f"{where}: ceil_mode = 1 gives a {ceil[0]}×{ceil[1]} output here, a partial window; "
+                               "only ceil_mode = 0 (or a ceil_mode that changes nothing) is supported")
+    return g
 
 
 def _compact(values: np.ndarray):
@@ -695,10 +844,35 @@ def _flatten(node, name: str, x, args):
                                f"got shape {target}")
     elif _attr(node, "axis", 1) != 1:
         raise ImportError_(f"node {name} (Flatten): only axis=1 is supported")
-    if isinstance(x, _Chain):
-        raw = None if x.raw is None else replace(x.raw, shape=(1, feats))
-        return _Chain(x.form, x.base, x.lo, x.hi, (1, feats), x.relu, x.ops, raw)
-    return _Quantized(x.code_type, x.code_range, x.scale, x.zero, (1, feats))
+    if not x.layout:
+        return x if isinstance(x, _Quantized) else replace(x, shape=(1, feats))
+    # A feature map streams channels last: element j of the vector is pixel j // C, channel j % C,
+    # and ``order[j]`` is its index in ONNX's flattening of the layout (C·H·W for NCHW).
+    axes = [x.layout.index(a) - 1 for a in "HWC"]
+    order = np.arange(feats).reshape(x.shape[1:]).transpose(axes).reshape(-1)
+    flat = {"shape": (1, feats), "layout": "", "order": order}
+    if isinstance(x, _Quantized):
+        return replace(x, **flat)
+    channels = x.shape[x.layout.index("C")]
+    raw = None if x.raw is None else replace(x.raw, **flat)
+    return replace(x, form=x.form.take(np.arange(feats) % channels), raw=raw, ops=(), **flat)
+
+
+def _transpose(node, name: str, x):
+    """A permutation of a feature map's axes (e.g. NCHW ↔ NHWC) changes its layout, not its
+    stream; a vector's only transpose is the identity."""
+    perm = _attr(node, "perm")
+    rank = len(x.shape)
+    perm = list(reversed(range(rank))) if perm is None else [int(p) for p in perm]
+    if sorted(perm) != list(range(rank)):
+        raise ImportError_(f"node {name} (Transpose): perm {perm} is not a permutation of {rank} axes")
+    if not x.layout:
+        if [x.shape[p] for p in perm if x.shape[p] != 1] != [d for d in x.shape if d != 1]:
+            raise ImportError_(f"node {name} (Transpose): only vectors (batch, C) are supported, got {x.shape}")
+        return x
+    if perm[0] != 0:
+        raise ImportError_(f"node {name} (Transpose): the batch axis must stay first, got perm {perm}")
+    return replace(x, shape=tuple(x.shape[p] for p in perm), layout="".join(x.layout[p] for p in perm))
 
 
 def _arithmetic(node, name: str, args):
@@ -715,11 +889,10 @@ def _arithmetic(node, name: str, args):
             raise ImportError_(f"node {name} ({op}): quantized data can only be multiplied or divided by one "
                                "positive constant (apply other arithmetic before the quantizer)")
         factor = Fraction(float(k[0]))
-        return _Quantized(d.code_type, d.code_range, d.scale * factor if op == "Mul" else d.scale / factor, d.zero,
-                          d.shape)
+        return replace(d, scale=d.scale * factor if op == "Mul" else d.scale / factor)
     if d.relu:
         raise ImportError_(f"node {name} ({op}): arithmetic after a ReLU is not supported before the quantizer")
-    k = _per_element(node, c, d.shape)
+    k = _per_element(node, c, d)
     ops = d.ops + ((op, d_idx == 0, k.astype(np.float32)),) if d.base is None else ()
     what = f"node {name} ({op})"
     if op == "Mul":
@@ -732,7 +905,7 @@ def _arithmetic(node, name: str, args):
         form = d.form.then_div(k, what)
     else:
         raise ImportError_(f"node {name} (Div): dividing a constant by data is not supported")
-    return _Chain(form, d.base, d.lo, d.hi, d.shape, ops=ops)
+    return replace(d, form=form, ops=ops, relu=False, raw=None)
 
 
 def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
@@ -752,27 +925,39 @@ def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
     if x.shape[-1] != k:  # ONNX multiplies the last axis only: (1, 1, 28, 28) × (784, n) is no product
         raise ImportError_(f"node {name} ({op}): the input of shape {tuple(x.shape)} must be a vector (batch, {k}) "
                            f"for weights of shape {w.codes.shape}; flatten it first")
-    if x.scale is None:
-        raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly")
     col = w.scale[0]
     if not np.all(w.scale == col):
         raise ImportError_(f"node {name} ({op}): the weight scale varies along the input axis; per-output-channel "
                            "(or per-tensor) weight scales are supported")
     ints = (w.codes - w.zero).astype(np.int64)  # exact: integer codes minus an integer zero point
-    if w.bipolar:
-        weights, wtype = bnn.pack_bits((ints.T > 0).astype(np.uint8)), BIPOLAR
+    if x.order is not None:  # a flattened feature map streams channels last: rows in that order
+        ints = ints[x.order]
+    return _accumulator(name, op, x, ints.T, col, w.bipolar)
+
+
+def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.ndarray, bipolar: bool,
+                 spatial: tuple = (), in_range: tuple | None = None) -> _Chain:
+    """The accumulator of codes ``x`` times integer weights ``ints`` (out, K) whose real scale is
+    ``col`` per output, as a chain: the exact real value per output channel."""
+    if x.scale is None:
+        raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly")
+    k = ints.shape[1]
+    if bipolar:
+        weights, wtype = bnn.pack_bits((ints > 0).astype(np.uint8)), BIPOLAR
     else:
-        weights = ints.T.copy()
+        weights = ints.copy()
         wtype = IntType.from_range(int(weights.min()), int(weights.max()), signed=True)
-    acc = _Accumulator(name, weights, wtype, k, x.code_type, x.code_range)
+    acc = _Accumulator(name, weights, wtype, k, x.code_type, in_range or x.code_range, spatial=spatial)
     n = weights.shape[0]
     p1 = np.array([float(x.scale * Fraction(float(v))) for v in col])
     form = SurdAffine.identity(n).then_mul(p1, f"node {name} ({op})")
     if x.zero:
-        row_sums = ints.sum(axis=0)
+        row_sums = ints.sum(axis=1)  # padding reads the zero point: the same correction at every pixel
         form = form.then_add(np.array([float(-x.scale * Fraction(float(v)) * x.zero * int(r))
                                        for v, r in zip(col, row_sums)]), f"node {name} ({op})")
     lo, hi = acc.layer().acc_range
+    if spatial:
+        return _Chain(form, acc, lo, hi, (1, n, *spatial), layout="NCHW")
     return _Chain(form, acc, lo, hi, (1, n))
 
 
@@ -788,8 +973,8 @@ def _gemm(node, name: str, args) -> _Chain:
     form = chain.form.then_mul(alpha, f"node {name} (Gemm)") if alpha != 1.0 else chain.form
     if len(args) > 2 and args[2] is not None:
         bias = args[2].values if isinstance(args[2], _QuantConst) else args[2]
-        form = form.then_add(beta * _per_element(node, bias, chain.shape), f"node {name} (Gemm)")
-    return _Chain(form, chain.base, chain.lo, chain.hi, chain.shape)
+        form = form.then_add(beta * _per_element(node, bias, chain), f"node {name} (Gemm)")
+    return replace(chain, form=form)
 
 def _margin(form: SurdAffine, lo: int, hi: int) -> float:
     """Smallest |v(x)| over the domain: how far the nearest input is from the sign decision."""

@@ -12,6 +12,12 @@ The built-in kinds::
     thresholding.py   InputThreshold  elementwise multi-threshold of integers (e.g. pixel binarization)
     mvu.py            MVTU            matrix-vector(-threshold) unit, ±1 weights, binary or integer input
     qbn.py            QuantBN         the exact quantized batch-norm (A·x + B) >> k
+    window.py         SlidingWindow   a convolution's sliding-window input generator (line buffer)
+    maxpool.py        MaxPool         max over windows of a feature map (OR for bits)
+
+Spatial layers stream feature maps channels last (``spatial.py``); the per-vector kinds take an
+optional ``spatial = (H, W)`` and then process one vector per pixel (a convolution is a window
+followed by an mvu over the ``OH · OW`` windows).
 
 What a kind defines (the interface is :class:`hwnorm.layers.base.Layer`, with its docstrings):
 
@@ -129,4 +135,4 @@ _JSON_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false
 
 
 # The built-in kinds register themselves on import.
-from hwnorm.layers import thresholding, mvu, qbn  # noqa: E402,F401
+from hwnorm.layers import thresholding, mvu, qbn, window, maxpool  # noqa: E402,F401

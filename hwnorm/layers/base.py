@@ -10,7 +10,7 @@ import numpy as np
 from hwnorm import bnn
 
 __all__ = ["Layer", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
-           "with_corners", "as_int_batch"]
+           "with_corners", "as_int_batch", "spatial_of", "check_spatial"]
 
 MAX_AUTO_LANES = 64  # widest input a default folding gives a layer that has no neighbour to match
 
@@ -44,6 +44,25 @@ def check_fold(name: str, what: str, value, n: int, dimension: str) -> int:
             ", ".join(map(str, allowed[:12])) + ", …, " + ", ".join(map(str, allowed[-4:]))
         raise ValueError(f"{name}: {what}={value!r} must divide its {n} {dimension}; allowed: {shown}")
     return value
+
+
+def spatial_of(d: dict) -> tuple:
+    """The pixel dimensions ``(H, W)`` a per-vector layer repeats over, from its IR JSON
+    ``in_shape`` (``()`` for a dense layer, or when the shape is not declared)."""
+    shape = d.get("in_shape")
+    if shape is None:
+        return ()
+    if not isinstance(shape, list) or len(shape) not in (1, 3) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise ValueError(f"in_shape must be [C] or [H, W, C] of whole numbers ≥ 1, got {str(shape)[:60]}")
+    return tuple(shape[:-1])
+
+
+def check_spatial(name: str, spatial) -> tuple:
+    spatial = tuple(spatial)
+    if len(spatial) not in (0, 2) or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in spatial):
+        raise ValueError(f"{name}: spatial must be () or (H, W) of whole numbers ≥ 1, got {spatial!r}")
+    return tuple(int(v) for v in spatial)
 
 
 def with_corners(rng, lo: int, hi: int, n: int, width: int) -> np.ndarray:
@@ -80,6 +99,13 @@ class Layer:
     def vectors(self) -> int:
         """Input vectors of ``in_features`` elements per image (a dense layer: 1)."""
         return math.prod(self.in_shape[:-1])
+
+    @property
+    def unit_vectors(self) -> int:
+        """Input vectors that make one unit of the block's cycle model and stimulus: 1 for a layer
+        that treats each vector alone (a convolution's MVU: each window), a whole map for a
+        layer that slides a window over it."""
+        return 1
 
     @property
     def in_range(self) -> tuple[int, int]:
@@ -160,8 +186,8 @@ class Layer:
 
     # ---- co-simulation
     def stimulus(self, n: int, rng) -> np.ndarray:
-        """``n`` input vectors (stored values), corners first."""
-        return with_corners(rng, *self.in_range, n, self.in_features)
+        """``n`` units of input vectors (stored values; ``n · unit_vectors`` rows), corners first."""
+        return with_corners(rng, *self.in_range, n * self.unit_vectors, self.in_features)
 
     # ---- energy
     def energy_actions(self, fold: dict) -> dict:

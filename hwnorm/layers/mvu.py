@@ -32,8 +32,8 @@ from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type
 from hwnorm.intmm import igemm
 from hwnorm.layers import register
-from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, divisors,
-                                 largest_divisor)
+from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
+                                 divisors, largest_divisor, spatial_of)
 from hwnorm.layers.thresholds import compare_bits, constant_rows, lane_rows
 from hwnorm.spec import content_hash
 
@@ -78,6 +78,7 @@ class MVTU(Layer):
     weight_signed: bool = True
     in_lo: int | None = None
     in_hi: int | None = None
+    spatial: tuple = ()  # (OH, OW) of a convolution: one input vector (a window) per output pixel
 
     kind = "mvu"
     aliases = ("mvtu",)
@@ -85,6 +86,7 @@ class MVTU(Layer):
     channel_label = "output row"
 
     def __post_init__(self):
+        object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
         w = np.asarray(self.weights)
         if self.bipolar_weights:
             if w.dtype != np.uint64 or w.ndim != 2 or w.shape[1] != bnn.words_for(self.in_features):
@@ -122,11 +124,11 @@ class MVTU(Layer):
     # ---- tensors
     @property
     def in_shape(self) -> tuple:
-        return (self.in_features,)
+        return (*self.spatial, self.in_features)
 
     @property
     def out_shape(self) -> tuple:
-        return (self.weights.shape[0],)
+        return (*self.spatial, self.weights.shape[0])
 
     @property
     def out_features(self) -> int:
@@ -251,7 +253,7 @@ class MVTU(Layer):
                 raise ValueError(f"layer {d.get('name', '?')!r}: weights must be lists of integers") from None
         lo, hi = d.get("in_range", [None, None])
         return cls(weights, d["in_features"], thr, d["in_bits"], d["in_signed"], d["name"], wt.bits, wt.signed,
-                   lo, hi)
+                   lo, hi, spatial_of(d))
 
     # ---- folding
     def foldings(self) -> list[dict]:

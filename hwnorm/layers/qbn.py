@@ -22,7 +22,7 @@ from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.fixed import Overflow
 from hwnorm.layers import register
-from hwnorm.layers.base import ElementwiseLayer, LayerBlock, as_int_batch, check_fold
+from hwnorm.layers.base import ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
 from hwnorm.qbn import BNSpec
 
 __all__ = ["QuantBN", "QBNBlock"]
@@ -35,13 +35,17 @@ class QuantBN(ElementwiseLayer):
 
     spec: BNSpec
     name: str = "qbn"
+    spatial: tuple = ()
 
     kind = "qbn"
+
+    def __post_init__(self):
+        object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
 
     # ---- tensors
     @property
     def in_shape(self) -> tuple:
-        return (self.spec.channels,)
+        return (*self.spatial, self.spec.channels)
 
     out_shape = in_shape
 
@@ -74,7 +78,7 @@ class QuantBN(ElementwiseLayer):
 
     @classmethod
     def from_dict(cls, d: dict) -> "QuantBN":
-        return cls(BNSpec.from_dict(d["spec"]), d["name"])
+        return cls(BNSpec.from_dict(d["spec"]), d["name"], spatial_of(d))
 
     # ---- hardware
     def block(self, fold: dict) -> "QBNBlock":

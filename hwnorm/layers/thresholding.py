@@ -20,7 +20,7 @@ from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers import register
-from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold
+from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
 from hwnorm.layers.thresholds import compare_bits, constant_rows, lane_rows
 from hwnorm.spec import content_hash
 
@@ -51,11 +51,13 @@ class InputThreshold(ElementwiseLayer):
     in_bits: int = 8
     in_signed: bool = False
     name: str = "input"
+    spatial: tuple = ()
 
     kind = "thresholding"
     aliases = ("input_threshold",)
 
     def __post_init__(self):
+        object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
         lo, hi = self.in_type.range
         if (self.thresholds.acc_lo, self.thresholds.acc_hi) != (lo, hi):
             raise ValueError(f"{self.name}: threshold range [{self.thresholds.acc_lo}, {self.thresholds.acc_hi}] "
@@ -84,7 +86,7 @@ class InputThreshold(ElementwiseLayer):
 
     @property
     def in_shape(self) -> tuple:
-        return (self.thresholds.channels,)
+        return (*self.spatial, self.thresholds.channels)
 
     out_shape = in_shape
 
@@ -108,7 +110,7 @@ class InputThreshold(ElementwiseLayer):
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputThreshold":
-        return cls(ThresholdSpec.from_dict(d["thresholds"]), d["in_bits"], d["in_signed"], d["name"])
+        return cls(ThresholdSpec.from_dict(d["thresholds"]), d["in_bits"], d["in_signed"], d["name"], spatial_of(d))
 
     # ---- hardware
     def block(self, fold: dict) -> "ThresholdingBlock":

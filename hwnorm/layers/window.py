@@ -1,0 +1,149 @@
+"""Layer kind ``window``: the sliding-window input generator of a convolution (FINN's
+ConvolutionInputGenerator).
+
+It turns an ``H × W × C`` feature map into ``OH · OW`` vectors of ``kh · kw · C`` elements, one per
+output pixel, in the window order ``(ky, kx, c)`` (:mod:`hwnorm.layers.spatial`); the ``mvu``
+after it computes the convolution as ``OH · OW`` matrix-vector products with the same weights.
+Padding reads ``pad_value``, the stored code of the real value 0 (the quantizer's zero point);
+bipolar maps have no code for 0, so a padded window over ±1 values is refused by the importer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwnorm import bnn
+from hwnorm.datatypes import BIPOLAR, element_type
+from hwnorm.layers import register
+from hwnorm.layers.base import Bits, Layer, as_int_batch
+from hwnorm.layers.spatial import Geometry, im2col
+
+__all__ = ["SlidingWindow", "map_shape_of", "map_batch", "rows_of"]
+
+
+def map_shape_of(d: dict, what: str = "in_shape") -> tuple:
+    """An ``(H, W, C)`` shape from IR JSON."""
+    shape = d.get(what)
+    if not isinstance(shape, list) or len(shape) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise ValueError(f"{what} must be [H, W, C], three whole numbers ≥ 1, got {shape!r}")
+    return tuple(shape)
+
+
+def map_batch(name: str, x, shape: tuple) -> tuple[np.ndarray, bool]:
+    """Rows of pixels (B·H·W, C) — integers or packed bits — as maps (B, H, W, C), and whether
+    they were bits (then 0 / 1 uint8)."""
+    h, w, c = shape
+    if isinstance(x, Bits):
+        if x.n != c:
+            raise ValueError(f"{name}: expects packed bits of {c} channels")
+        values, bits = x.unpack(), True
+    else:
+        values, bits = as_int_batch(name, x, c), False
+    if len(values) % (h * w):
+        raise ValueError(f"{name}: {len(values)} pixels are not whole {h}×{w} maps")
+    return values.reshape(-1, h, w, c), bits
+
+
+def rows_of(values: np.ndarray, bits: bool, channels: int):
+    """Output rows as the next layer takes them: packed bits, or int64."""
+    return Bits(bnn.pack_bits(values), channels) if bits else values.astype(np.int64, copy=False)
+
+
+@register
+@dataclass(frozen=True, eq=False)
+class SlidingWindow(Layer):
+    """Windows of ``geometry`` over an ``map_shape = (H, W, C)`` map of ``element`` values in
+    ``[lo, hi]`` (bits 0 / 1 when bipolar); padding reads ``pad_value``."""
+
+    map_shape: tuple
+    geometry: Geometry
+    element: object = BIPOLAR
+    lo: int = 0
+    hi: int = 1
+    pad_value: int = 0
+    name: str = "window"
+
+    kind = "window"
+    folding_keys = ("simd",)
+    channel_label = "window element"
+
+    def __post_init__(self):
+        h, w, c = self.map_shape
+        g = self.geometry
+        if (g.height, g.width) != (h, w):
+            raise ValueError(f"{self.name}: geometry of a {g.height}×{g.width} map for a {h}×{w} input")
+        t_lo, t_hi = (0, 1) if self.element.is_bipolar else self.element.range
+        if not t_lo <= self.lo <= self.hi <= t_hi:
+            raise ValueError(f"{self.name}: range [{self.lo}, {self.hi}] is not inside {self.element}")
+        if g.padded and not t_lo <= self.pad_value <= t_hi:
+            raise ValueError(f"{self.name}: pad value {self.pad_value} is not a {self.element} value")
+        if g.padded and self.element.is_bipolar:
+            raise ValueError(f"{self.name}: a bipolar (±1) map has no value 0 to pad with")
+
+    # ---- tensors
+    @property
+    def in_shape(self) -> tuple:
+        return tuple(self.map_shape)
+
+    @property
+    def out_shape(self) -> tuple:
+        g = self.geometry
+        return (g.out_height, g.out_width, g.taps * self.map_shape[2])
+
+    @property
+    def in_features(self) -> int:
+        return self.map_shape[2]
+
+    @property
+    def out_features(self) -> int:
+        return self.out_shape[2]
+
+    @property
+    def unit_vectors(self) -> int:
+        return self.map_shape[0] * self.map_shape[1]
+
+    in_type = property(lambda self: self.element)
+    out_type = in_type
+
+    @property
+    def in_range(self) -> tuple[int, int]:
+        return self.lo, self.hi
+
+    @property
+    def out_range(self) -> tuple[int, int]:
+        if not self.geometry.padded:
+            return self.lo, self.hi
+        return min(self.lo, self.pad_value), max(self.hi, self.pad_value)
+
+    # ---- golden model
+    def run(self, x):
+        maps, bits = map_batch(self.name, x, self.map_shape)
+        return rows_of(im2col(maps, self.geometry, self.pad_value), bits, self.out_features)
+
+    # ---- JSON
+    def spec_fields(self) -> dict:
+        return {**self.geometry.to_dict(), "element": self.element.name, "range": [self.lo, self.hi],
+                "pad_value": self.pad_value}
+
+    json_fields = {"name": (str,), "in_shape": (list,), "kernel": (list,), "stride": (list,), "pads": (list,),
+                   "element": (str,), "range": (list,), "pad_value": (int,)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SlidingWindow":
+        shape = map_shape_of(d)
+        lo, hi = d["range"]
+        return cls(shape, Geometry.from_dict(d, shape[0], shape[1]), element_type(d["element"]), int(lo), int(hi),
+                   d["pad_value"], d["name"])
+
+    # ---- summaries
+    def summary(self) -> dict:
+        return {**super().summary(), "window": self.geometry.describe(), "map": "×".join(map(str, self.map_shape))}
+
+    # ---- energy: a line buffer write and a read per window element
+    def energy_actions(self, fold: dict) -> dict:
+        h, w, c = self.map_shape
+        bits = self.element.width
+        return {"buffer_write_bits": h * w * c * bits, "buffer_read_bits": int(np.prod(self.out_shape)) * bits}

@@ -1,0 +1,152 @@
+"""Train and export the convolutional QNNs in tests/models/ with current Brevitas.
+
+Not run by the tests or CI (they use the vendored .onnx files); it needs torch and brevitas, as
+``make_brevitas_models.py`` says::
+
+    pip install torch==2.13.0
+    pip install brevitas onnx==1.17.0 onnxoptimizer onnxruntime==1.31.1 qonnx==1.0.0
+    pip install -e . && python tests/models/make_conv_models.py
+
+Two CNV-style networks (3×3 convolutions, max-pools, a dense head; FINN's CNV shrunk to MNIST's
+28×28 inputs), at 1-bit weights and activations and at 2-bit, trained on the 8,000 vendored MNIST
+test images whose index is not a multiple of 5; top-1 on the other 2,000 is printed and written
+to ``conv_models.json``. MNIST's test set is the only data on these machines, so these figures are
+not comparable with published MNIST results.
+
+And two small convolutional networks that cover what the importer and the hardware must handle
+beyond CNV, trained briefly (their value is in their shapes): zero padding of integer
+activations, stride 2, a max-pool with padding and a stride other than its kernel, non-square
+kernels, inputs and strides, pooling in several places.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from brevitas import nn as qnn
+from brevitas.export import export_qonnx
+from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerTensorFloat, SignedBinaryActPerTensorConst,
+                            SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFloat)
+from torch import nn
+
+from hwnorm import data
+
+OUT = Path(__file__).resolve().parent
+
+
+def conv(c_in, c_out, kernel, bits, **kw):
+    quant = SignedBinaryWeightPerTensorConst if bits == 1 else Int8WeightPerTensorFloat
+    return qnn.QuantConv2d(c_in, c_out, kernel, bias=False, weight_quant=quant, weight_bit_width=bits, **kw)
+
+
+def linear(k, n, bits):
+    quant = SignedBinaryWeightPerTensorConst if bits == 1 else Int8WeightPerTensorFloat
+    return qnn.QuantLinear(k, n, bias=False, weight_quant=quant, weight_bit_width=bits)
+
+
+def act(bits, signed=True):
+    if bits == 1:
+        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+    return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat if signed else Uint8ActPerTensorFloat, bit_width=bits)
+
+
+def cnv(bits: int):
+    """28×28 → conv 16 → conv 16 → pool → conv 32 → conv 32 → pool → 512 → 64 → 10, no padding
+    (FINN's CNV layout), ``bits``-bit weights and activations; the first layer reads 8-bit codes."""
+    layers = [act(8)]
+    for c_in, c_out, pool in ((1, 16, False), (16, 16, True), (16, 32, False), (32, 32, True)):
+        layers += [conv(c_in, c_out, 3, bits), nn.BatchNorm2d(c_out), act(bits)]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.Flatten(), linear(512, 64, bits), nn.BatchNorm1d(64), act(bits), linear(64, 10, bits)]
+    return nn.Sequential(*layers)
+
+
+def cnv_w1a1():
+    """CNV-style, binary weights and activations (BipolarQuant), 8-bit input codes."""
+    return cnv(1)
+
+
+def cnv_w2a2():
+    """CNV-style, 2-bit weights and signed 2-bit activations, 8-bit input codes."""
+    return cnv(2)
+
+
+def conv_pad_stride():
+    """Zero padding of integer activations, stride 2, a 3×3 / stride-2 / padded max-pool, a 2×2
+    kernel, pooling right before the dense layer; unsigned ReLU and signed activations."""
+    return nn.Sequential(act(8, signed=False),
+                         conv(1, 8, 3, 4, stride=2, padding=1), nn.BatchNorm2d(8), qnn.QuantReLU(bit_width=4),
+                         nn.MaxPool2d(3, stride=2, padding=1),
+                         conv(8, 12, 2, 3), nn.BatchNorm2d(12), act(3),
+                         nn.MaxPool2d(2), nn.Flatten(), linear(108, 10, 4))
+
+
+def conv_nonsquare():
+    """A 28×20 input, a 3×5 kernel padded (1, 2), a 2×2 pool in the middle, a (2, 1) stride, and
+    a binary convolution without padding after 2-bit integer ones."""
+    return nn.Sequential(act(8),
+                         conv(1, 6, (3, 5), 2, padding=(1, 2)), nn.BatchNorm2d(6), act(2, signed=False),
+                         nn.MaxPool2d(2),
+                         conv(6, 10, 3, 2, stride=(2, 1)), nn.BatchNorm2d(10), act(1),
+                         conv(10, 8, (2, 3), 1), nn.BatchNorm2d(8), act(1),
+                         nn.Flatten(), linear(8 * 5 * 6, 10, 1))
+
+
+TRAINED = {f.__name__: f for f in (cnv_w1a1, cnv_w2a2)}
+SHAPES = {f.__name__: f for f in (conv_pad_stride, conv_nonsquare)}
+INPUT_SHAPE = {"conv_nonsquare": (1, 28, 20)}  # the centre 20 columns of the images
+
+
+def _inputs(name: str, x: torch.Tensor) -> torch.Tensor:
+    h, w = INPUT_SHAPE.get(name, (1, 28, 28))[1:]
+    left = (28 - w) // 2
+    return x[:, :, (28 - h) // 2:(28 - h) // 2 + h, left:left + w]
+
+
+def _export(name: str, model, example) -> Path:
+    path = OUT / f"{name}.onnx"
+    export_qonnx(model, example, str(path))
+    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)  # one self-contained file
+    Path(f"{path}.data").unlink(missing_ok=True)
+    return path
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    x, y = data.mnist_test()
+    x = torch.tensor(x.astype(np.float32) / 255).reshape(-1, 1, 28, 28)
+    y = torch.tensor(y.astype(np.int64))
+    held = torch.arange(len(x)) % 5 == 0
+    summary = {}
+    for name, make in {**TRAINED, **SHAPES}.items():
+        model = make()
+        xs_all = _inputs(name, x)
+        epochs = 8 if name in TRAINED else 2
+        opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+        model.train()
+        for epoch in range(epochs):
+            perm = torch.randperm(int((~held).sum()))
+            xs, ys = xs_all[~held][perm], y[~held][perm]
+            for i in range(0, len(xs), 100):
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(xs[i:i + 100]), ys[i:i + 100])
+                loss.backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            top1 = float((model(xs_all[held]).argmax(1) == y[held]).float().mean())
+        path = _export(name, model, torch.zeros(1, *INPUT_SHAPE.get(name, (1, 28, 28))))
+        summary[name] = {"held_out_top1": round(top1, 4), "epochs": epochs,
+                         "input_shape": list(INPUT_SHAPE.get(name, (1, 28, 28))), "doc": make.__doc__}
+        print(f"{name}: held-out top-1 {100 * top1:.2f}% → {path.name}", flush=True)
+    (OUT / "conv_models.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
