@@ -96,13 +96,14 @@ class NetworkBlock(Block):
         lanes = element = None
         for name, layer in zip(names, self.net.layers):
             block = layer.block(self.folding[layer.name])
+            units = layer.vectors // layer.unit_vectors  # what the block's cycle model counts, per image
             if stages:
                 for k, conv in enumerate(lane_converters(element, lanes, block.in_lanes, layer.in_features)):
                     stages.append(Stage(f"{name}_lanes{k}", conv, layer.vectors))
                 if block.input_fifo_depth:
                     fifo = FIFOBlock(element, block.in_lanes, block.input_fifo_depth, block.in_beats)
-                    stages.append(Stage(f"{name}_fifo", fifo, layer.vectors))
-            stages.append(Stage(name, block, layer.vectors))
+                    stages.append(Stage(f"{name}_fifo", fifo, units))
+            stages.append(Stage(name, block, units))
             lanes, element = block.out_lanes, block.out_type
         if self.output == "argmax":
             last = self.net.layers[-1]

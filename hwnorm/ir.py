@@ -113,18 +113,25 @@ class Network:
         row of stored input values each, channels last: bits 0 / 1 when the first layer takes
         bipolar inputs), one row per image. Inside, each layer takes one row per input vector
         (a pixel of a feature map)."""
-        first = self.layers[0]
-        if isinstance(x, Bits):
-            images = len(x.words) // first.vectors
-            act = _regroup(x, first.in_features)
-        else:
-            x = np.asarray(x)
-            images = len(x)
-            act = first.golden_input(x.reshape(-1, first.in_features))
-        for layer in self.layers[: None if upto is None else upto + 1]:
-            act = layer.run(_regroup(act, layer.in_features))
+        images = len(x.words) // self.layers[0].vectors if isinstance(x, Bits) else len(x)
+        act = None
+        for k, (_, act) in enumerate(self.trace(x)):
+            if k == upto:
+                break
         out = act.unpack() if isinstance(act, Bits) else act
         return out.reshape(images, -1)
+
+    def trace(self, x):
+        """Each layer with its golden output for a batch ``x`` (as :meth:`run` takes it), in order:
+        one row per output vector (a pixel of a feature map), packed bits for a bipolar output."""
+        first = self.layers[0]
+        if isinstance(x, Bits):
+            act = _regroup(x, first.in_features)
+        else:
+            act = first.golden_input(np.asarray(x).reshape(-1, first.in_features))
+        for layer in self.layers:
+            act = layer.run(_regroup(act, layer.in_features))
+            yield layer, act
 
     def predict(self, x, batch: int = 65536) -> np.ndarray:
         """Argmax class per row (first index on ties, like numpy / ONNX ArgMax)."""

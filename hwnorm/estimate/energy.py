@@ -221,9 +221,11 @@ def _price(counts: dict, table: EnergyTable) -> dict:
             pj["add"] = pj.get("add", 0.0) + count * table.add(int(action[4:-1]))
         elif action.startswith("mult_"):
             pj["mult"] = pj.get("mult", 0.0) + count * table.mult(int(action[5:-1]))
+        elif action.startswith("ram_access_"):  # a line buffer: bits written and read, priced as SRAM reads
+            pj["line_buffer"] = pj.get("line_buffer", 0.0) + count * table.sram_read_bit(int(action[11:-1]))
         else:
             raise ValueError(f"no energy entry for action {action!r}; actions are xnor_bits, popcount_input_bits, "
-                             "comparator_bits, register_toggles, add_<bits>b and mult_<bits>b")
+                             "comparator_bits, register_toggles, add_<bits>b, mult_<bits>b and ram_access_<capacity bits>b")
     return pj
 
 
@@ -254,16 +256,14 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     images = len(x)
     if images < 1:
         raise ValueError("energy needs at least one input vector")
-    layers, buffer_bits, act, out_w = [], 0, x, None
+    layers, buffer_bits, out_w = [], 0, None
     first = net.layers[0].block(folding[net.layers[0].name])
     counts = {"register_toggles": register_toggles(x, first.in_lanes, first.in_type.width) / images}
     layers.append(LayerEnergy("input", counts, _price(counts, table)))
-    for layer in net.layers:
-        out = layer.run(act)
+    for layer, out in net.trace(x):
         energy, bits, out_w = _layer_energy(layer, folding[layer.name], out, table, images)
         layers.append(energy)
         buffer_bits += bits
-        act = out
     if output == "argmax":
         counts = {"comparator_bits": (net.out_features - 1) * out_w}
         layers.append(LayerEnergy("argmax", counts, _price(counts, table)))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR, element_type
 from hwnorm.layers import register
-from hwnorm.layers.base import Layer
-from hwnorm.layers.spatial import Geometry, maxpool
+from hwnorm.layers.base import MAX_AUTO_LANES, Layer, LayerBlock, divisors, largest_divisor
+from hwnorm.layers.spatial import Geometry, LineBufferBlock, maxpool
+from hwnorm.spec import content_hash
 from hwnorm.layers.window import map_batch, map_shape_of, rows_of
 
-__all__ = ["MaxPool"]
+__all__ = ["MaxPool", "MaxPoolBlock"]
 
 
 @register
@@ -89,11 +91,50 @@ class MaxPool(Layer):
         return cls(shape, Geometry.from_dict(d, shape[0], shape[1]), element_type(d["element"]), int(lo), int(hi),
                    d["name"])
 
+
+    # ---- folding: PE: channels per beat, dividing C
+    def foldings(self) -> list[dict]:
+        return [{"pe": d} for d in divisors(self.map_shape[2])]
+
+    def auto_fold(self, prev_lanes, next_layer) -> dict:
+        """As wide as the producer's beats (no lane converter in front), at most MAX_AUTO_LANES."""
+        return {"pe": largest_divisor(self.map_shape[2], prev_lanes or MAX_AUTO_LANES)}
+
+    def block(self, fold: dict) -> "MaxPoolBlock":
+        self.check_fold_keys(fold)
+        return MaxPoolBlock(self, fold.get("pe", 1))
+
+    def describe(self, block) -> dict:
+        return {"layer": self.name, "pe": block.lanes, "spec_hash": content_hash(self.to_dict()),
+                "map": list(self.map_shape), **self.geometry.to_dict()}
+
     # ---- summaries
     def summary(self) -> dict:
         return {**super().summary(), "window": self.geometry.describe(), "map": "×".join(map(str, self.map_shape))}
 
-    # ---- energy: one comparison per window element (OR for bits)
+    # ---- energy: the line buffer's writes and reads, one comparison per window element (OR for bits)
     def energy_actions(self, fold: dict) -> dict:
         oh, ow, c = self.out_shape
-        return {"comparator_bits": oh * ow * c * self.geometry.taps * self.element.width}
+        return {**self.block(fold).buffer_actions(), "comparator_bits": oh * ow * c * self.geometry.taps * self.element.width}
+
+
+class MaxPoolBlock(LayerBlock, LineBufferBlock, Block):
+    """A :class:`MaxPool` with ``pe`` channels per beat: one map in, ``OH·OW·C/PE`` beats out
+    (:mod:`hwnorm.hdl.window`)."""
+
+    kind = MaxPool.kind
+    taps_inner = True
+    fold_key = "pe"
+
+    @property
+    def pad_value(self) -> int:
+        """The least value of the element type: padding never wins the maximum."""
+        return 0 if self.in_type.is_bipolar else self.in_type.range[0]
+
+    @property
+    def pe(self) -> int:
+        return self.lanes
+
+    def component(self):
+        from hwnorm.hdl.window import MaxPoolUnit
+        return MaxPoolUnit(self)

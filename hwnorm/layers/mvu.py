@@ -267,8 +267,10 @@ class MVTU(Layer):
         return largest_divisor(self.in_features, MAX_AUTO_LANES)
 
     def auto_fold(self, prev_lanes, next_layer) -> dict:
-        """The largest PE ≤ 16 the hardware can take, at the preferred SIMD."""
-        simd = self.preferred_in_lanes()
+        """The largest PE ≤ 16 the hardware can take, at the preferred SIMD — or, in a
+        convolution, as wide as the window's beats (then it reads a window as fast as it comes)."""
+        simd = prev_lanes if self.spatial and prev_lanes and self.in_features % prev_lanes == 0 \
+            else self.preferred_in_lanes()
         for pe in sorted(divisors(self.out_features), reverse=True):
             if pe <= MAX_AUTO_PE and self.can_fold({"pe": pe, "simd": simd}):
                 return {"pe": pe, "simd": simd}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["Geometry", "im2col", "maxpool"]
+__all__ = ["Geometry", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval", "LineBufferBlock"]
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -148,3 +148,183 @@ def maxpool(x: np.ndarray, g: Geometry) -> np.ndarray:
     out = np.empty((x.shape[0], g.out_height, g.out_width, x.shape[3]), x.dtype)
     _maxpool(np.ascontiguousarray(x), g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], g.pads[0], g.pads[1], out)
     return out.reshape(-1, x.shape[3])
+
+
+# ---- the line buffer both spatial blocks are built on (hwnorm/hdl/window.py), as a cycle model
+#
+# The input map is written beat by beat (C/L beats of L lanes per pixel, raster order) into a
+# circular buffer of R rows, R = the power of two ≥ kh + sh; windows are read from it one beat per
+# clock. A read waits until its beat is written (padding reads nothing); a write waits until its
+# row's slot is free: rows below the lowest row the current output row still reads are done.
+# Both decide on the registered state at the start of a clock, so a beat written at t is
+# readable at t + 1. Read beats leave the block two clocks after their issue (memory, output
+# register); a max-pool hands on one beat per window and channel fold: its last tap's.
+
+def buffer_rows(g: Geometry) -> int:
+    """R: the rows the line buffer holds, a power of two so a row index wraps for free."""
+    need = g.kernel[0] + g.stride[0]
+    return 1 << (need - 1).bit_length()
+
+
+@njit(cache=True)
+def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, taps_inner, latency, out):
+    n_in = arrivals.size
+    per_image = oh * ow * kh * kw * cf_n
+    reads = (n_in // (h * w * cf_n)) * per_image
+    wi = 0
+    wrow = 0
+    wcol = 0
+    wcf = 0
+    oy = 0
+    ox = 0
+    ky = 0
+    kx = 0
+    cf = 0
+    iy_base = -top
+    ix_base = -left
+    k = 0
+    t = 0
+    ri = 0
+    while ri < reads:
+        lowest = iy_base if iy_base > 0 else 0
+        write = wi < n_in and arrivals[wi] <= t and wrow < lowest + rows
+        iy = iy_base + ky
+        ix = ix_base + kx
+        padded = iy < 0 or iy >= h or ix < 0 or ix >= w
+        rebase = 0
+        if padded or wrow > iy or (wrow == iy and (wcol > ix or (wcol == ix and wcf > cf))):
+            last_tap = ky == kh - 1 and kx == kw - 1
+            if not taps_inner or last_tap:
+                out[k] = t + latency
+                k += 1
+            ri += 1
+            # the next read: (oy, ox, ky, kx, cf) for a window, (oy, ox, cf, ky, kx) for a pool
+            if taps_inner:
+                inner_done = last_tap and cf == cf_n - 1
+                if last_tap:
+                    ky = 0
+                    kx = 0
+                    cf = 0 if cf == cf_n - 1 else cf + 1
+                elif kx == kw - 1:
+                    kx = 0
+                    ky += 1
+                else:
+                    kx += 1
+            else:
+                inner_done = last_tap and cf == cf_n - 1
+                if cf < cf_n - 1:
+                    cf += 1
+                else:
+                    cf = 0
+                    if kx < kw - 1:
+                        kx += 1
+                    else:
+                        kx = 0
+                        ky = 0 if ky == kh - 1 else ky + 1
+            if inner_done:
+                if ox < ow - 1:
+                    ox += 1
+                    ix_base += sw
+                else:
+                    ox = 0
+                    ix_base = -left
+                    if oy < oh - 1:
+                        oy += 1
+                        iy_base += sh
+                    else:
+                        oy = 0
+                        iy_base = -top
+                        rebase = h
+        if write:
+            wi += 1
+            if wcf < cf_n - 1:
+                wcf += 1
+            else:
+                wcf = 0
+                if wcol < w - 1:
+                    wcol += 1
+                else:
+                    wcol = 0
+                    wrow += 1
+        wrow -= rebase
+        t += 1
+    return k
+
+
+def line_buffer_schedule(g: Geometry, channel_folds: int, arrivals, taps_inner: bool, latency: int = 2) -> list[int]:
+    """Output-valid clocks of a line-buffer block (module notes above) for input beats offered from
+    ``arrivals``, the output always ready: one per read for a window (``taps_inner`` False), one
+    per window and channel fold for a pool."""
+    a = np.asarray(arrivals, dtype=np.int64)
+    images = a.size // (g.height * g.width * channel_folds)
+    per_image = g.out_height * g.out_width * channel_folds * (1 if taps_inner else g.taps)
+    out = np.empty(images * per_image, np.int64)
+    n = _line_buffer(a, g.height, g.width, channel_folds, g.kernel[0], g.kernel[1], g.stride[0], g.stride[1],
+                     g.pads[0], g.pads[1], g.out_height, g.out_width, buffer_rows(g), taps_inner, latency, out)
+    return out[:n].tolist()
+
+
+def steady_interval(schedule, in_beats: int, out_beats: int, images: int = 4) -> int:
+    """Clocks per image at full rate: between the last output beats of the last two of ``images``
+    fed back to back (the pipeline has settled by then)."""
+    done = schedule(list(range(images * in_beats)))
+    return done[images * out_beats - 1] - done[(images - 1) * out_beats - 1]
+
+
+class LineBufferBlock:
+    """What the ``window`` and ``maxpool`` blocks share (mix in before :class:`hwnorm.blocks.Block`):
+    ``lanes`` channels per beat, a whole map per unit, the line buffer's cycle model."""
+
+    taps_inner = False
+    fold_key = "simd"
+
+    def __init__(self, layer, lanes: int):
+        from hwnorm.layers.base import check_fold
+
+        h, w, c = layer.map_shape
+        self.lanes = check_fold(layer.name, self.fold_key.upper(), lanes, c, "channels")
+        self.layer, self.name, self.geometry = layer, layer.name, layer.geometry
+        self.channel_folds = c // self.lanes
+        self.in_type = self.out_type = layer.element
+        self.in_lanes = self.out_lanes = self.lanes
+        g = self.geometry
+        self.in_beats = h * w * self.channel_folds
+        self.out_beats = g.out_height * g.out_width * self.channel_folds * (1 if self.taps_inner else g.taps)
+        self._interval = None
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        return line_buffer_schedule(self.geometry, self.channel_folds, arrivals, self.taps_inner)
+
+    @property
+    def initiation_interval(self) -> int:
+        if self._interval is None:
+            self._interval = steady_interval(self.schedule, self.in_beats, self.out_beats)
+        return self._interval
+
+    @property
+    def reads(self) -> int:
+        """Beats read from the buffer per image."""
+        g = self.geometry
+        return g.out_height * g.out_width * self.channel_folds * g.taps
+
+    def buffer_actions(self) -> dict:
+        """Energy actions of the line buffer per image: bits written and read, in a RAM of its capacity."""
+        mem = self.inventory().memories[0]
+        bits = self.lanes * self.in_type.width
+        return {f"ram_access_{mem.width * mem.depth}b": (self.in_beats + self.reads) * bits}
+
+    def inventory(self):
+        from hwnorm.blocks import Inventory, MemoryUse
+        from hwnorm.datatypes import counter_bits
+
+        g = self.geometry
+        h, w, _ = self.layer.map_shape
+        width = self.lanes * self.in_type.width
+        rows = buffer_rows(g)
+        depth = rows << ((w - 1).bit_length() + (self.channel_folds - 1).bit_length())
+        counters = (counter_bits(h + rows + g.stride[0] + 1) + counter_bits(w) + 2 * counter_bits(self.channel_folds)
+                    + counter_bits(g.out_height) + counter_bits(g.out_width) + counter_bits(g.kernel[0])
+                    + counter_bits(g.kernel[1]) + 2 * counter_bits(h + g.stride[0] + g.kernel[0])
+                    + 2 * counter_bits(rows))
+        return Inventory(adder=2 * counters, compare=3 * counters, mux=2 * width,
+                         register=counters + 2 * width + 4, memories=(MemoryUse("ram", width, depth),))

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm import bnn
+from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR, element_type
 from hwnorm.layers import register
-from hwnorm.layers.base import Bits, Layer, as_int_batch
-from hwnorm.layers.spatial import Geometry, im2col
+from hwnorm.layers.base import MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, divisors, largest_divisor
+from hwnorm.layers.spatial import Geometry, LineBufferBlock, im2col
+from hwnorm.spec import content_hash
 
-__all__ = ["SlidingWindow", "map_shape_of", "map_batch", "rows_of"]
+__all__ = ["SlidingWindow", "WindowBlock", "map_shape_of", "map_batch", "rows_of"]
 
 
 def map_shape_of(d: dict, what: str = "in_shape") -> tuple:
@@ -138,12 +140,46 @@ class SlidingWindow(Layer):
         return cls(shape, Geometry.from_dict(d, shape[0], shape[1]), element_type(d["element"]), int(lo), int(hi),
                    d["pad_value"], d["name"])
 
+
+    # ---- folding: SIMD: channels per beat, dividing C
+    def foldings(self) -> list[dict]:
+        return [{"simd": d} for d in divisors(self.map_shape[2])]
+
+    def auto_fold(self, prev_lanes, next_layer) -> dict:
+        """As wide as the producer's beats (no lane converter in front), at most MAX_AUTO_LANES."""
+        return {"simd": largest_divisor(self.map_shape[2], prev_lanes or MAX_AUTO_LANES)}
+
+    def block(self, fold: dict) -> "WindowBlock":
+        self.check_fold_keys(fold)
+        return WindowBlock(self, fold.get("simd", 1))
+
+    def describe(self, block) -> dict:
+        return {"layer": self.name, "simd": block.lanes, "spec_hash": content_hash(self.to_dict()),
+                "map": list(self.map_shape), **self.geometry.to_dict()}
+
     # ---- summaries
     def summary(self) -> dict:
         return {**super().summary(), "window": self.geometry.describe(), "map": "×".join(map(str, self.map_shape))}
 
-    # ---- energy: a line buffer write and a read per window element
+    # ---- energy: every element written into the line buffer once, read once per window it is in
     def energy_actions(self, fold: dict) -> dict:
-        h, w, c = self.map_shape
-        bits = self.element.width
-        return {"buffer_write_bits": h * w * c * bits, "buffer_read_bits": int(np.prod(self.out_shape)) * bits}
+        return self.block(fold).buffer_actions()
+
+
+class WindowBlock(LayerBlock, LineBufferBlock, Block):
+    """A :class:`SlidingWindow` with ``simd`` channels per beat: one map in, ``OH·OW`` windows of
+    ``kh·kw·C/SIMD`` beats out (:mod:`hwnorm.hdl.window`)."""
+
+    kind = SlidingWindow.kind
+
+    @property
+    def pad_value(self) -> int:
+        return self.layer.pad_value
+
+    @property
+    def simd(self) -> int:
+        return self.lanes
+
+    def component(self):
+        from hwnorm.hdl.window import SlidingWindowUnit
+        return SlidingWindowUnit(self)

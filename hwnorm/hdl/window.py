@@ -1,0 +1,175 @@
+"""``SlidingWindowUnit`` and ``MaxPoolUnit``: the Amaranth components of the ``window`` and
+``maxpool`` layer kinds, one line buffer under both (their cycle model is
+:func:`hwnorm.layers.spatial.line_buffer_schedule`)::
+
+    pixels ──► write: (row, column, channel fold) ──► RAM: R rows × W pixels × C/L beats of L lanes
+    (C/L beats each, raster order)                        │ address = row mod R │ column │ fold
+                                                          ▼
+    read: a window's beats (ky, kx, fold) — or, pooled, (fold, ky, kx) ──► padding mux ──► y
+          (waits until its beat is written; a padded beat reads nothing)   (pooled: running max)
+    stage 0: issue               stage 1: RAM data, pad, (max)            output register
+
+The writer and the reader run independently: a write waits only while its row's slot still
+holds a row the current output row reads (``R`` = the power of two ≥ kh + sh rows), a read only
+until its beat has been written. The reader's row numbers are relative to its image; when it
+finishes one, the writer's row count drops by ``H``, so it may already be filling the next image.
+The read side uses the stall-all idiom (``advance``); the write side only its own handshake.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hwnorm.hdl.common import FromBlock, advance_signal, lanes_of
+from hwnorm.layers.spatial import buffer_rows
+
+__all__ = ["SlidingWindowUnit", "MaxPoolUnit"]
+
+
+def _bits(n: int) -> int:
+    """Address bits of an index over ``n`` values (0 for one value)."""
+    return (n - 1).bit_length()
+
+
+def _count(m: Module, counter, n: int, on) -> object:
+    """Advance ``counter`` over 0 … n − 1 when ``on``; returns "it wraps now"."""
+    wrap = counter == n - 1
+    with m.If(on):
+        m.d.sync += counter.eq(Mux(wrap, 0, counter + 1))
+    return wrap
+
+
+class _LineBufferUnit(FromBlock, wiring.Component):
+    taps_inner = False  # read order: (ky, kx, fold) for a window; (fold, ky, kx) for a pool
+
+    def __init__(self, block):
+        self.block = block
+        payload = lanes_of(block.in_type, block.in_lanes)
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(payload))})
+
+    def pad_bits(self) -> int:
+        """What a padded beat reads, every lane: the block's pad value."""
+        width, lanes = self.block.in_type.width, self.block.in_lanes
+        return sum((self.block.pad_value & ((1 << width) - 1)) << (k * width) for k in range(lanes))
+
+    def finish(self, m, advance, v1, value1, first1, last1) -> None:
+        """Stage 1 onwards: what leaves the unit (each beat read, or a window's maximum)."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m, block = Module(), self.block
+        g = block.geometry
+        h, w, cf_n = g.height, g.width, block.channel_folds
+        kh, kw = g.kernel
+        sh, sw = g.stride
+        top, left = g.pads[0], g.pads[1]
+        oh, ow, rows = g.out_height, g.out_width, buffer_rows(g)
+        cf_bits, col_bits, row_bits = _bits(cf_n), _bits(w), _bits(rows)
+        advance = advance_signal(m, self.o)
+
+        # ---- writer: (row relative to the reader's image, column, fold) of the next input beat
+        wrow = Signal(range(-sh - 1, h + rows + 1))
+        wcol, wcf = Signal(range(max(w, 2))), Signal(range(max(cf_n, 2)))
+        wphys = Signal(max(row_bits, 1))
+        # ---- reader: the next beat to read
+        oy, ox = Signal(range(max(oh, 2))), Signal(range(max(ow, 2)))
+        ky, kx, cf = Signal(range(max(kh, 2))), Signal(range(max(kw, 2))), Signal(range(max(cf_n, 2)))
+        iy_base = Signal(range(-top, h + sh + 1), init=-top)   # oy·sh − top
+        ix_base = Signal(range(-left, w + sw + 1), init=-left)  # ox·sw − left
+        base_phys = Signal(max(row_bits, 1))                   # buffer row of the image's row 0
+        iy, ix = Signal(range(-top, h + sh + kh + 1)), Signal(range(-left, w + sw + kw + 1))
+        m.d.comb += [iy.eq(iy_base + ky), ix.eq(ix_base + kx)]
+
+        lowest = Mux(iy_base > 0, iy_base, 0)
+        padded = (iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)
+        written = (wrow > iy) | ((wrow == iy) & ((wcol > ix) | ((wcol == ix) & (wcf > cf))))
+        fire = Signal()
+        m.d.comb += [fire.eq(advance & (padded | written)), self.i.ready.eq(wrow < lowest + rows)]
+
+        mem = Memory(shape=self.i.payload.shape(), depth=rows << (col_bits + cf_bits), init=[])
+        m.submodules.buffer = mem
+        wp, rp = mem.write_port(), mem.read_port(domain="sync")
+        write = self.i.valid & self.i.ready
+        phys = (base_phys + iy.as_unsigned())[:row_bits] if row_bits else Cat()
+        m.d.comb += [wp.en.eq(write), wp.data.eq(self.i.payload),
+                     wp.addr.eq(Cat(wcf[:cf_bits], wcol[:col_bits], wphys[:row_bits])),
+                     rp.en.eq(advance), rp.addr.eq(Cat(cf[:cf_bits], ix.as_unsigned()[:col_bits], phys))]
+
+        # writer counters; the row count drops by H when the reader finishes an image
+        next_row = Signal()
+        with m.If(write & _count(m, wcf, cf_n, write)):
+            col_wrap = _count(m, wcol, w, 1)
+            with m.If(col_wrap):
+                m.d.comb += next_row.eq(1)
+                if row_bits:
+                    m.d.sync += wphys.eq(wphys + 1)
+        rebase = Signal()
+        m.d.sync += wrow.eq(wrow + next_row - Mux(rebase, h, 0))
+
+        # reader counters, in the read order
+        last_tap = (ky == kh - 1) & (kx == kw - 1)
+        if self.taps_inner:
+            with m.If(fire):
+                with m.If(last_tap):
+                    m.d.sync += [ky.eq(0), kx.eq(0)]
+                with m.Elif(kx == kw - 1):
+                    m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                with m.Else():
+                    m.d.sync += kx.eq(kx + 1)
+            pixel_done = _count(m, cf, cf_n, fire & last_tap) & last_tap
+        else:
+            fold_wrap = _count(m, cf, cf_n, fire)
+            kx_wrap = _count(m, kx, kw, fire & fold_wrap)
+            _count(m, ky, kh, fire & fold_wrap & kx_wrap)
+            pixel_done = fold_wrap & last_tap
+        with m.If(fire & pixel_done):
+            with m.If(ox == ow - 1):
+                m.d.sync += [ox.eq(0), ix_base.eq(-left)]
+                with m.If(oy == oh - 1):
+                    m.d.sync += [oy.eq(0), iy_base.eq(-top)]
+                    m.d.comb += rebase.eq(1)
+                    if row_bits:
+                        m.d.sync += base_phys.eq(base_phys + h)
+                with m.Else():
+                    m.d.sync += [oy.eq(oy + 1), iy_base.eq(iy_base + sh)]
+            with m.Else():
+                m.d.sync += [ox.eq(ox + 1), ix_base.eq(ix_base + sw)]
+
+        # ---- stage 1: the RAM's data (or the pad value)
+        v1, pad1, first1, last1 = Signal(), Signal(), Signal(), Signal()
+        with m.If(advance):
+            m.d.sync += [v1.eq(fire), pad1.eq(padded), first1.eq((ky == 0) & (kx == 0)), last1.eq(last_tap)]
+        value1 = Signal(self.i.payload.shape())
+        m.d.comb += value1.eq(Mux(pad1, self.pad_bits(), rp.data.as_value()))
+        self.finish(m, advance, v1, value1, first1, last1)
+        return m
+
+
+class SlidingWindowUnit(_LineBufferUnit):
+    """The ``window`` kind: every window's beats, (ky, kx, channel fold) order, padding read as
+    the block's pad value (the code of 0). Output two clocks after each read's issue."""
+
+    def finish(self, m, advance, v1, value1, first1, last1) -> None:
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v1), self.o.payload.eq(value1)]
+
+
+class MaxPoolUnit(_LineBufferUnit):
+    """The ``maxpool`` kind: per window and channel fold, the lane-wise maximum of its taps
+    (padding reads the element type's least value, so it never wins: ONNX pads with −∞)."""
+
+    taps_inner = True
+
+    def finish(self, m, advance, v1, value1, first1, last1) -> None:
+        best = Signal(self.i.payload.shape())
+        running = Signal(self.i.payload.shape())
+        for k in range(self.block.in_lanes):
+            a, b = best[k], value1[k]
+            m.d.comb += running[k].eq(Mux(first1 | (b > a), b, a))
+        with m.If(advance & v1):
+            m.d.sync += best.eq(running)
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v1 & last1), self.o.payload.eq(running)]
