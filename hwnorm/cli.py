@@ -19,6 +19,7 @@ import numpy as np
 
 from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_SIMULATOR,
                              DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES, SIMULATORS)
+from hwnorm.data import TEST_IMAGE_SETS
 from hwnorm.fixed import Overflow, Rounding
 
 
@@ -451,6 +452,7 @@ def cmd_flow(args) -> int:
     elif source:
         doc.update(model=source, name="top")
     overrides = {"rtl_dir": args.out, "reports_dir": args.reports, "target": args.target, "vectors": args.vectors,
+                 "test_images": args.test_images,
                  "simulator": args.sim, "clock_mhz": args.clock_mhz, "seed": args.seed, "name": args.name}
     doc.update({k: v for k, v in overrides.items() if v is not None})
     if args.no_synth:
@@ -711,6 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "see hwnorm/data/fpga/targets.toml)")
     f.add_argument("--clock-mhz", type=_bounded(float, "clock_mhz"), help=f"clock (default {DEFAULT_CLOCK_MHZ:g} MHz)")
     f.add_argument("--vectors", type=_bounded(int, "vectors"), help=f"MNIST images co-simulated (default {DEFAULT_VECTORS})")
+    f.add_argument("--test-images", choices=TEST_IMAGE_SETS,
+                   help="MNIST test images for accuracy and co-simulation: all (default), or held-out — the 2,000 "
+                        "whose index is a multiple of 5, which hwnorm's training scripts leave out")
     f.add_argument("--sim", help=f"{', '.join(SIMULATOR_CHOICES)} (default {DEFAULT_SIMULATOR}: the first installed)")
     f.add_argument("--seed", type=_bounded(int, "seed"), help=f"stimulus and handshake seed (default {DEFAULT_SEED})")
     f.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")

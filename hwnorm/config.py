@@ -15,6 +15,8 @@ the key and what is allowed::
     fmax = true               # nextpnr place-and-route for Fmax where the top fits (~2 min for TFC)
     simulator = "auto"        # auto | verilator | icarus | none
     vectors = 500             # MNIST images co-simulated against the golden model
+    test_images = "all"       # all | held-out: the 2,000 MNIST test images hwnorm's own training
+                              # scripts leave out (index a multiple of 5), for models trained on the rest
     seed = 2026
     images = 1000             # images whose action counts give the energy
     energy_table = "horowitz45"
@@ -39,6 +41,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from hwnorm.data import TEST_IMAGE_SETS
 from hwnorm.dataflow import OUTPUTS
 from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CELLS, DEFAULT_CLOCK_MHZ, DEFAULT_ENERGY_TABLE, DEFAULT_IMAGES,
                              DEFAULT_SEED, DEFAULT_SIMULATOR, DEFAULT_TARGET, DEFAULT_VECTORS, LIMITS, SIMULATOR_CHOICES,
@@ -64,6 +67,7 @@ class FlowConfig:
     fmax: bool = True
     simulator: str = DEFAULT_SIMULATOR
     vectors: int = DEFAULT_VECTORS
+    test_images: str = "all"
     seed: int = DEFAULT_SEED
     images: int = DEFAULT_IMAGES
     energy_table: str = DEFAULT_ENERGY_TABLE
@@ -120,7 +124,8 @@ _RULES = {
     "score_bits": (int, None, True),
     "clock_mhz": (float, None, True), "target": (str, _target_names, False), "synth": (bool, None, False),
     "fmax": (bool, None, False), "simulator": (str, SIMULATOR_CHOICES, False), "vectors": (int, None, True),
-    "seed": (int, None, False), "images": (int, None, True), "energy_table": (str, None, False),
+    "test_images": (str, TEST_IMAGE_SETS, False), "seed": (int, None, False), "images": (int, None, True),
+    "energy_table": (str, None, False),
     "rtl_dir": (str, None, False), "reports_dir": (str, None, False),
     "throughput": (float, None, True), "lut_budget": (int, None, True),
     "codec": (str, BUFFER_CODECS, False), "cells": (str, None, False),

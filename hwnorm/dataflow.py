@@ -17,6 +17,7 @@ slowest stage). Nothing here needs Amaranth: :meth:`NetworkBlock.component` buil
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,14 +30,28 @@ OUTPUTS = ("argmax", "raw")
 
 
 def auto_folding(net) -> dict:
-    """The default folding: each layer's kind decides from its neighbours (see the kinds)."""
-    fold, prev_lanes = {}, None
+    """The default folding. Each layer's kind proposes one from its neighbours (see the kinds);
+    the slowest of those sets the pace, in clocks per image, and every layer then takes the
+    cheapest of its foldings that keeps it (FINN's folding by target cycles): hardware a layer
+    would only spend waiting is not built. A network whose proposals are balanced keeps them."""
+    proposed, prev_lanes = {}, None
     layers = net.layers
     for k, layer in enumerate(layers):
         nxt = layers[k + 1] if k + 1 < len(layers) else None
-        fold[layer.name] = layer.auto_fold(prev_lanes, nxt)
-        prev_lanes = layer.block(fold[layer.name]).out_lanes
+        proposed[layer.name] = layer.auto_fold(prev_lanes, nxt)
+        prev_lanes = layer.block(proposed[layer.name]).out_lanes
+    pace = max(layer.clocks_per_image(proposed[layer.name]) for layer in layers)
+    fold = {}
+    for layer in layers:
+        mine = proposed[layer.name]
+        cheaper = next((f for f in layer.foldings() if layer.clocks_per_image(f) <= pace), mine)
+        fold[layer.name] = cheaper if _lanes(layer, cheaper) < _lanes(layer, mine) else mine
     return fold
+
+
+def _lanes(layer, fold: dict) -> int:
+    """The hardware a folding builds, as its lanes (PE · SIMD)."""
+    return math.prod(fold.values())
 
 
 def check_folding(net, folding: dict | None) -> dict:
@@ -67,7 +82,7 @@ class Stage:
 
     @property
     def cycles(self) -> int:
-        """Clocks per image at full rate."""
+        """Clocks per image at full rate (``vectors`` counts the units the block's model counts)."""
         return self.block.initiation_interval * self.vectors
 
 
@@ -138,16 +153,18 @@ class NetworkBlock(Block):
         from hwnorm.hdl.top import NetworkTop
         return NetworkTop(self)
 
-    def job(self, n: int, seed: int) -> dict:
-        """``n`` images: the vendored MNIST test images for a 784-input network, else seeded random
-        inputs of the first layer's range (corners first)."""
+    def job(self, n: int, seed: int, images: str = "all") -> dict:
+        """``n`` images: the vendored MNIST test images (of the set ``images``, see
+        :data:`hwnorm.data.TEST_IMAGE_SETS`) for a 784-input network, else seeded random inputs of
+        the first layer's range (corners first)."""
         from hwnorm import data
         from hwnorm.layers.base import with_corners
         from hwnorm.sim.jobs import network_job
 
-        images, _ = data.mnist_test()
-        if self.net.in_features != images[0].size:
+        pixels, _ = data.mnist_test()
+        if self.net.in_features != pixels[0].size:
             x = with_corners(np.random.default_rng(seed), *self.net.in_range, n, self.net.in_features)
             return network_job(self, x, seed)
-        ids = np.arange(n) % len(images)
-        return network_job(self, images[ids].reshape(n, -1).astype(np.int64), seed, image_ids=ids)
+        chosen = data.mnist_ids(images)
+        ids = chosen[np.arange(n) % len(chosen)]
+        return network_job(self, pixels[ids].reshape(n, -1).astype(np.int64), seed, image_ids=ids)

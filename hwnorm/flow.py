@@ -24,11 +24,6 @@ __all__ = ["choose_folding", "run_flow", "FlowResult", "summary"]
 
 
 # ------------------------------------------------------------------ folding search
-def _clocks(layer, fold: dict) -> int:
-    """Clocks per image of one layer at a folding (its block's cycle model)."""
-    return layer.block(fold).initiation_interval * layer.vectors
-
-
 def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
     """The cheapest folding with every layer at most ``limit`` clocks per image (``fixed`` layers
     as given; the others the first of their kind's foldings, cheapest first, that is fast
@@ -38,7 +33,7 @@ def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
         if layer.name in fixed:
             out[layer.name] = dict(fixed[layer.name])
             continue
-        pick = next((fold for fold in layer.foldings() if _clocks(layer, fold) <= limit), None)
+        pick = next((fold for fold in layer.foldings() if layer.clocks_per_image(fold) <= limit), None)
         if pick is None:
             return None
         out[layer.name] = pick
@@ -47,7 +42,7 @@ def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
 
 def _intervals(net) -> list[int]:
     """Every clocks-per-image value some folding of ``net`` reaches, fastest first."""
-    return sorted({_clocks(layer, fold) for layer in net.layers for fold in layer.foldings()})
+    return sorted({layer.clocks_per_image(fold) for layer in net.layers for fold in layer.foldings()})
 
 
 def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, str]:
@@ -218,6 +213,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
 
     t = time.perf_counter()
     fig = rtl_figures({}, design, block, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
+                      test_images=config.test_images,
                       verilog=verilog)
     acc = fig.get("accuracy")
     stage("verify", t, ("no simulator: RTL not co-simulated" if "rtl" not in fig else
@@ -254,7 +250,8 @@ def summary(result: FlowResult, config: FlowConfig) -> str:
     lines = [f"hwnorm flow: {result.model} → {result.design} ({result.folding_how})"]
     acc = fig.get("accuracy")
     if acc:
-        line = f"  accuracy   golden top-1 {100 * acc['top1']:.2f}% on {acc['images']:,} MNIST images"
+        held = " held-out" if acc.get("test_images") == "held-out" else ""
+        line = f"  accuracy   golden top-1 {100 * acc['top1']:.2f}% on {acc['images']:,}{held} MNIST images"
         if acc.get("rtl_top1_on_cosimulated") is not None:
             line += f"; RTL {100 * acc['rtl_top1_on_cosimulated']:.2f}% on the {acc['cosimulated_images']:,} co-simulated"
         lines.append(line)

@@ -32,8 +32,9 @@ RESOURCE_CLASSES = ("lut", "ff", "bram", "dsp")
 INDEX = "designs.md"  # reports/README.md describes the whole folder; this indexes the design reports
 
 
-def _accuracy(block) -> dict | None:
-    """Golden-model top-1 of a network on the full vendored MNIST test set."""
+def _accuracy(block, test_images: str = "all") -> dict | None:
+    """Golden-model top-1 of a network on the vendored MNIST test images of the set ``test_images``
+    (predictions for all 10,000, so co-simulated images can be looked up by index)."""
     from hwnorm import data
 
     net = getattr(block, "net", None)
@@ -43,7 +44,9 @@ def _accuracy(block) -> dict | None:
     if net.in_features != x[0].size:
         return None
     pred = net.predict(x.reshape(len(x), -1).astype(np.int64))
-    return {"images": int(len(x)), "top1": float(np.mean(pred == y)), "predictions": pred}
+    ids = data.mnist_ids(test_images)
+    return {"images": int(len(ids)), "test_images": test_images, "top1": float(np.mean(pred[ids] == y[ids])),
+            "predictions": pred}
 
 
 def rtl_predictions(job: dict, values: list) -> np.ndarray | None:
@@ -59,7 +62,7 @@ def rtl_predictions(job: dict, values: list) -> np.ndarray | None:
     return scores[:, 0] if job.get("argmax_output") else np.argmax(scores, axis=1)
 
 
-def _rtl(design, block, vectors: int, seed: int, sim: str, work_dir, text: str) -> dict:
+def _rtl(design, block, vectors: int, seed: int, sim: str, work_dir, text: str, test_images: str = "all") -> dict:
     """Co-simulate ``vectors`` with random idle cycles and back-pressure (mismatches), then at full
     rate (every output beat's clock against the cycle estimator)."""
     from hwnorm.estimate.cycles import full_rate_output_cycles
@@ -68,7 +71,7 @@ def _rtl(design, block, vectors: int, seed: int, sim: str, work_dir, text: str) 
     from hwnorm.sim.verify import default_work_dir
 
     work = Path(work_dir) if work_dir else default_work_dir()
-    job = block.job(vectors, seed)
+    job = block.job(vectors, seed, test_images) if getattr(block, "net", None) is not None else block.job(vectors, seed)
     random_rate = cosim(text, design.name, job, sim, work, mode="batch")
     full = cosim(text, design.name, first_vectors(job, job["vectors"], p_valid=1.0, p_ready=1.0), sim, work,
                  mode="batch")
@@ -152,17 +155,17 @@ def _activation_costs(design, targets, synth: bool, say) -> list:
 
 
 def rtl_figures(fig: dict, design, block, *, vectors: int, seed: int, sim: str | None, work_dir=None,
-                progress=None, verilog: str | None = None) -> dict:
-    """``fig`` with the golden model's accuracy (networks on MNIST) and, on ``sim``, the RTL
-    (``verilog``, or generated here from ``block``) co-simulated against it."""
+                progress=None, verilog: str | None = None, test_images: str = "all") -> dict:
+    """``fig`` with the golden model's accuracy (networks on the MNIST images of ``test_images``)
+    and, on ``sim``, the RTL (``verilog``, or generated here from ``block``) co-simulated against it."""
     from hwnorm.generate import verilog_text
 
     say = progress or (lambda what: None)
-    acc = _accuracy(block)
+    acc = _accuracy(block, test_images)
     if sim:
         say(f"{design.name}: co-simulating {vectors} vectors on {sim}")
         text = verilog if verilog is not None else verilog_text(block.component(), design.name)
-        fig["rtl"] = _rtl(design, block, vectors, seed, sim, work_dir, text)
+        fig["rtl"] = _rtl(design, block, vectors, seed, sim, work_dir, text, test_images)
     if acc is not None:
         pred = acc.pop("predictions")
         fig["accuracy"] = acc

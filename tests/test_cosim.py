@@ -264,3 +264,62 @@ def test_hwnorm_verify_refuses_unknown_designs(capsys):
     from hwnorm.cli import main
     assert main(["verify", "--design", "nope"]) == 2
     assert "no design named nope" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- convolutional networks
+MODELS = Path(__file__).resolve().parent / "models"
+
+
+def _conv_top(name: str):
+    from hwnorm.generate import design_for_model
+    from hwnorm.models import VENDORED
+    return model_of(design_for_model(name if name in VENDORED else str(MODELS / f"{name}.onnx"), name.lower()))[0]
+
+
+@pytest.mark.parametrize("name", ["CNV_MNIST_1W1A", "CNV_MNIST_2W2A"])
+def test_cnv_rtl_on_all_held_out_mnist_images(name, verilator, work):
+    """A CNV top (line-buffer windows, conv MVUs, max-pools, the dense head) on the 2,000 MNIST
+    images its training left out, batch mode: under random idle cycles and back-pressure, then at
+    full rate with every image's class on the clock the composed cycle model predicts."""
+    top = _conv_top(name)
+    images, _ = data.mnist_test()
+    ids = data.mnist_ids("held-out")
+    x = images[ids].reshape(len(ids), -1).astype(np.int64)
+    name = name.lower()  # the Verilog module
+    verilog = verilog_of(top.component(), name)
+    job = network_job(top, x, seed_of(name), image_ids=ids, p_valid=0.85, p_ready=0.75)
+    result = cosim(verilog, name, job, verilator, work, mode="batch")
+    assert result.mismatches == 0 and result.vectors == len(ids) == 2000, result.message
+    full = cosim(verilog, name, first_vectors(job, len(ids), p_valid=1.0, p_ready=1.0), verilator, work, mode="batch")
+    assert full.mismatches == 0, full.message
+    assert full.beat_cycles == full_rate_output_cycles(top, len(ids), full.first_in_cycle)
+    assert full.beat_cycles[1] - full.beat_cycles[0] == top.initiation_interval
+
+
+@pytest.mark.parametrize("name", ["conv_pad_stride", "conv_nonsquare"])
+def test_conv_shapes_rtl(name, sim, work):
+    """Padding, strides, a padded max-pool, non-square kernels and maps, pooling in several places:
+    a few images (random ones for the 28 × 20 input) on both simulators, then the full-rate clocks."""
+    top = _conv_top(name)
+    n = 24 if sim == "verilator" else 3  # Icarus: a few thousand clocks per second on these tops
+    job = top.job(n, seed_of(name, sim))
+    job = {**job, "p_valid": 0.85, "p_ready": 0.75}
+    seed = seed_of(name)
+    check(top.component(), name, job, sim, work, seed, mode="batch")
+
+
+@pytest.mark.parametrize("kind", ["window", "maxpool"])
+def test_line_buffer_blocks_alone(kind, sim, work):
+    """A padded, strided window and max-pool over 3-lane beats of a 9 × 7 × 6 int3 map, per-cycle
+    cocotb driving (stream mode) with idle cycles and back-pressure."""
+    from hwnorm.layers.maxpool import MaxPool
+    from hwnorm.layers.spatial import Geometry
+    from hwnorm.layers.window import SlidingWindow
+    from hwnorm.datatypes import IntType
+
+    g = Geometry(9, 7, (3, 2), (2, 1), (1, 1, 1, 0))
+    layer = SlidingWindow((9, 7, 6), g, IntType(3, True), -4, 3, 0, name="win") if kind == "window" else \
+        MaxPool((9, 7, 6), g, IntType(3, True), -4, 3, name="pool")
+    block = layer.block({layer.folding_keys[0]: 3})
+    seed = seed_of(kind)
+    check(block.component(), kind, block.job(4 if sim == "verilator" else 2, seed), sim, work, seed)

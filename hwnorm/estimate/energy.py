@@ -199,7 +199,8 @@ def _layer_energy(layer, fold: dict, y, table: EnergyTable, images: int) -> tupl
     """Energy of one layer per inference, the weight-buffer bits it reads per inference, and the
     width of its output elements."""
     block = layer.block(fold)
-    counts = dict(layer.energy_actions(fold))
+    units = layer.vectors // layer.unit_vectors  # a convolution's MVU: one window per output pixel
+    counts = {action: count * units for action, count in layer.energy_actions(fold).items()}
     out_values = y.unpack() if isinstance(y, Bits) else y
     counts["register_toggles"] = register_toggles(out_values, block.out_lanes, block.out_type.width) / images
     buffer_bits = sum(bits.size for bits in layer.stored_bits())

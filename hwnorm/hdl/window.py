@@ -83,8 +83,13 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         iy, ix = Signal(range(-top, h + sh + kh + 1)), Signal(range(-left, w + sw + kw + 1))
         m.d.comb += [iy.eq(iy_base + ky), ix.eq(ix_base + kx)]
 
-        lowest = Mux(iy_base > 0, iy_base, 0)
-        padded = (iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)
+        lowest = Mux(iy_base > 0, iy_base, 0) if top else iy_base
+        # padding on the sides that have it (a compare that cannot fire would be a lint warning)
+        edges = [(top, iy < 0), (left, ix < 0), ((oh - 1) * sh - top + kh > h, iy >= h),
+                 ((ow - 1) * sw - left + kw > w, ix >= w)]
+        padded = Signal()
+        m.d.comb += padded.eq(Cat(*[test for present, test in edges if present]).any() if any(
+            present for present, _ in edges) else 0)
         written = (wrow > iy) | ((wrow == iy) & ((wcol > ix) | ((wcol == ix) & (wcf > cf))))
         fire = Signal()
         m.d.comb += [fire.eq(advance & (padded | written)), self.i.ready.eq(wrow < lowest + rows)]

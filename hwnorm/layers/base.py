@@ -162,6 +162,10 @@ class Layer:
     def auto_fold(self, prev_lanes: int | None, next_layer: "Layer | None") -> dict:
         raise NotImplementedError
 
+    def clocks_per_image(self, fold: dict) -> int:
+        """Clocks per image of this layer's block at ``fold``, at full rate."""
+        return self.block(fold).initiation_interval * (self.vectors // self.unit_vectors)
+
     def can_fold(self, fold: dict) -> bool:
         """Whether the hardware can take ``fold`` (its block builds: divisibility, signal widths)."""
         try:
@@ -191,7 +195,9 @@ class Layer:
 
     # ---- energy
     def energy_actions(self, fold: dict) -> dict:
-        """Data-independent actions per inference (action → count; see hwnorm.estimate.energy)."""
+        """Data-independent actions per unit — one input vector, or one map for a kind whose unit
+        is a map (:attr:`unit_vectors`) — as action → count (see hwnorm.estimate.energy, which
+        multiplies them by the units per image)."""
         raise NotImplementedError
 
     def stored_bits(self) -> list[np.ndarray]:

@@ -63,13 +63,16 @@ def lanes_job(block, label: str, in_rows, out_rows, vectors: int, seed: int, **k
 
 def layer_job(block, x: np.ndarray, seed: int, **kw) -> dict:
     """A one-layer block (any layer kind): ``x`` (vectors, in_features) input values as stored
-    (bits 0 / 1 for a bipolar input); the expected beats are the layer's golden output."""
+    (bits 0 / 1 for a bipolar input; whole maps for a spatial layer); the expected beats are the
+    layer's golden output."""
     layer = block.layer
     out = layer.run(layer.golden_input(x))
     out = out.unpack() if isinstance(out, Bits) else out
     fold = ", ".join(f"{k.upper()} {getattr(block, k)}" for k in layer.folding_keys)
-    return lanes_job(block, f"{layer.kind} {layer.name} ({fold})", x, out, len(x), seed,
-                     channel_label=layer.channel_label, **kw)
+    units = len(x) // layer.unit_vectors  # vectors, or whole maps for a layer that slides a window
+    return lanes_job(block, f"{layer.kind} {layer.name} ({fold})", x, out, units, seed,
+                     channel_label=layer.channel_label, vector_label="vector" if layer.unit_vectors == 1 else "map",
+                     **kw)
 
 
 def network_job(block, x: np.ndarray, seed: int, image_ids=None, **kw) -> dict:

@@ -6,6 +6,8 @@ Two modes, one job format and one scoreboard:
   monitors every clock, with random idle cycles and back-pressure.
 - ``batch`` — the free-running harness (:mod:`hwnorm.sim.batch`): vectors from a file, outputs
   to a file with their cycle numbers, randomized valid/ready in Verilog; no Python per clock.
+  On Verilator the harness is a plain C++ program (:mod:`hwnorm.sim.native`), on Icarus a
+  cocotb test that waits for ``done``.
 
 One build directory per (Verilog text, simulator, mode): a content hash makes a stale build
 impossible. A failing run is repeated once with waveforms on, and the failure names the first
@@ -171,8 +173,10 @@ def _build(sim: str, sources: list[Path], top: str, ports, build_dir: Path, wave
 
 
 def cosim(verilog_text: str, top: str, job: dict, sim: str, work_dir, waves_on_failure: bool = True,
-          mode: str = "stream") -> CosimResult:
-    """Build (once per Verilog text, simulator and mode) and run ``job``; returns the counts."""
+          mode: str = "stream", cocotb_batch: bool = False) -> CosimResult:
+    """Build (once per Verilog text, simulator and mode) and run ``job``; returns the counts.
+    ``cocotb_batch`` runs a Verilator batch job under cocotb with ``--timing`` as Icarus does
+    (slower: the ``cosim`` benchmark measures what the C++ loop saves)."""
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMULATORS)}")
     if mode not in MODES:
@@ -180,10 +184,12 @@ def cosim(verilog_text: str, top: str, job: dict, sim: str, work_dir, waves_on_f
     if sim == "verilator":
         _setup_verilator()
     digest = hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
-    folder = Path(work_dir) / (f"{top}-{digest}-{sim}" + ("-batch" if mode == "batch" else ""))
-    result = _run(verilog_text, top, job, sim, folder, mode, waves=False)
+    native = mode == "batch" and sim == "verilator" and not cocotb_batch
+    suffix = ("-batch" if mode == "batch" else "") + ("-cocotb" if cocotb_batch else "")
+    folder = Path(work_dir) / f"{top}-{digest}-{sim}{suffix}"
+    result = _run(verilog_text, top, job, sim, folder, mode, waves=False, native=native)
     if result.mismatches and waves_on_failure:
-        again = _run(verilog_text, top, job, sim, Path(f"{folder}-waves"), mode, waves=True)
+        again = _run(verilog_text, top, job, sim, Path(f"{folder}-waves"), mode, waves=True, native=native)
         again.waveform = _find_wave(Path(f"{folder}-waves"))
         return again
     return result
@@ -194,7 +200,8 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode: str, waves: bool) -> CosimResult:
+def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode: str, waves: bool,
+         native: bool = False) -> CosimResult:
     build_dir.mkdir(parents=True, exist_ok=True)
     sources = [build_dir / f"{top}.v"]
     _write_if_changed(sources[0], verilog_text)
@@ -202,12 +209,17 @@ def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode
     if mode == "batch":
         sources.append(build_dir / f"{batch.HARNESS_TOP}.v")
         out_bits = job["out_lanes"] * job["out_width"]
-        _write_if_changed(sources[1], batch.harness_verilog(top, job["in_bits"], out_bits))
+        # native: a C++ loop clocks the harness (hwnorm.sim.native) — no cocotb, no --timing
+        _write_if_changed(sources[1], batch.harness_verilog(top, job["in_bits"], out_bits, own_clock=not native))
         toplevel, ports = batch.HARNESS_TOP, batch.HARNESS_PORTS
         in_path, out_path = build_dir / "inputs.bin", build_dir / "outputs.txt"
         batch.write_inputs(job, in_path, job["in_bits"])
         out_path.unlink(missing_ok=True)
         plusargs = batch.plusargs(job, in_path, out_path)
+        if native:
+            from hwnorm.sim import native as native_sim
+            r, seconds = native_sim.run(native_sim.build(sources, build_dir, waves), plusargs, build_dir)
+            return _batch_result(job, sim, out_path, r, seconds)
     runner = _build(sim, sources, toplevel, ports, build_dir, waves, timing=mode == "batch")
     job_path, result_path = build_dir / "job.json", build_dir / "result.json"
     if mode == "stream":  # the batch harness reads only its input file

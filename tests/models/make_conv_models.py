@@ -36,6 +36,7 @@ from torch import nn
 from hwnorm import data
 
 OUT = Path(__file__).resolve().parent
+PACKAGE = OUT.parents[1] / "hwnorm" / "data" / "models"  # the CNVs ship with hwnorm (vendored models)
 
 
 def conv(c_in, c_out, kernel, bits, **kw):
@@ -98,6 +99,7 @@ def conv_nonsquare():
 
 
 TRAINED = {f.__name__: f for f in (cnv_w1a1, cnv_w2a2)}
+VENDORED_AS = {"cnv_w1a1": "CNV_MNIST_1W1A", "cnv_w2a2": "CNV_MNIST_2W2A"}  # their names in hwnorm
 SHAPES = {f.__name__: f for f in (conv_pad_stride, conv_nonsquare)}
 INPUT_SHAPE = {"conv_nonsquare": (1, 28, 20)}  # the centre 20 columns of the images
 
@@ -109,7 +111,7 @@ def _inputs(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def _export(name: str, model, example) -> Path:
-    path = OUT / f"{name}.onnx"
+    path = PACKAGE / f"{VENDORED_AS[name]}.onnx" if name in VENDORED_AS else OUT / f"{name}.onnx"
     export_qonnx(model, example, str(path))
     onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)  # one self-contained file
     Path(f"{path}.data").unlink(missing_ok=True)
@@ -142,10 +144,11 @@ def main():
         with torch.no_grad():
             top1 = float((model(xs_all[held]).argmax(1) == y[held]).float().mean())
         path = _export(name, model, torch.zeros(1, *INPUT_SHAPE.get(name, (1, 28, 28))))
-        summary[name] = {"held_out_top1": round(top1, 4), "epochs": epochs,
+        summary[VENDORED_AS.get(name, name)] = {"held_out_top1": round(top1, 4), "epochs": epochs,
                          "input_shape": list(INPUT_SHAPE.get(name, (1, 28, 28))), "doc": make.__doc__}
         print(f"{name}: held-out top-1 {100 * top1:.2f}% → {path.name}", flush=True)
     (OUT / "conv_models.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print("update the sha256 of the vendored CNVs in hwnorm/data/__init__.py")
 
 
 if __name__ == "__main__":
