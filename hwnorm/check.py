@@ -40,7 +40,7 @@ def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dic
         raise ValueError(f"{label}: the network takes {net.in_features} inputs, MNIST images have {x.shape[1]}")
     net.predict(x[:1])  # compile the kernels before timing
     t0 = time.perf_counter()
-    scores = net.run(x)
+    scores = net.scores(x)
     seconds = time.perf_counter() - t0
     pred = np.argmax(scores, axis=1)
     return {"images": n, "top1": float(np.mean(pred == y)), "images_per_s": n / seconds, "predictions": pred,
@@ -117,7 +117,7 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
             raise ValueError(f"{model_path}: the model takes {features} inputs, not MNIST images: give --inputs or --random")
         x, source = (images.astype(np.float32) / 255).reshape(len(images), -1), "MNIST test images (pixel/255)"
     x, codes = encode(x)
-    golden = np.concatenate([net.run(codes[i:i + 4096]) for i in range(0, len(codes), 4096)])
+    golden = net.scores(codes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_reference(str(model_path))

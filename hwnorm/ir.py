@@ -133,11 +133,18 @@ class Network:
             act = layer.run(_regroup(act, layer.in_features))
             yield layer, act
 
-    def predict(self, x, batch: int = 65536) -> np.ndarray:
+    def predict(self, x, batch: int | None = None) -> np.ndarray:
         """Argmax class per row (first index on ties, like numpy / ONNX ArgMax)."""
+        return np.argmax(self.scores(x, batch), axis=1) if len(x) else np.zeros(0, np.int64)
+
+    def scores(self, x, batch: int | None = None) -> np.ndarray:
+        """:meth:`run` on ``x`` in batches of ``batch`` images (default: as many as keep the largest
+        activation of a batch near 32 M values — a convolution's windows are large)."""
         x = np.asarray(x).reshape(len(x), -1)
-        return np.concatenate([np.argmax(self.run(x[i:i + batch]), axis=1) for i in range(0, len(x), batch)]) \
-            if len(x) else np.zeros(0, np.int64)
+        if batch is None:
+            widest = max(math.prod(layer.out_shape) for layer in self.layers)
+            batch = max(16, min(65536, (1 << 25) // widest))
+        return np.concatenate([self.run(x[i:i + batch]) for i in range(0, len(x), batch)])
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "name": self.name, "meta": self.meta,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["Geometry", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval", "LineBufferBlock"]
+__all__ = ["Geometry", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval", "LineBufferBlock", "MapLayer"]
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -150,6 +150,91 @@ def maxpool(x: np.ndarray, g: Geometry) -> np.ndarray:
     return out.reshape(-1, x.shape[3])
 
 
+class MapLayer:
+    """What the spatial layer kinds share (mix in before :class:`hwnorm.layers.Layer`; the kind
+    declares the fields ``map_shape = (H, W, C)``, ``geometry``, ``element``, ``lo``, ``hi``,
+    ``name``): tensors, the checks, JSON, folding by channels per beat, and its block class
+    ``block_class`` (a :class:`LineBufferBlock`) under the kind's one folding key."""
+
+    block_class: type = None
+
+    def check_map(self) -> None:
+        h, w, _ = self.map_shape
+        g = self.geometry
+        if (g.height, g.width) != (h, w):
+            raise ValueError(f"{self.name}: geometry of a {g.height}×{g.width} map for a {h}×{w} input")
+        if not self.element_range[0] <= self.lo <= self.hi <= self.element_range[1]:
+            raise ValueError(f"{self.name}: range [{self.lo}, {self.hi}] is not inside {self.element}")
+
+    @property
+    def element_range(self) -> tuple[int, int]:
+        return (0, 1) if self.element.is_bipolar else self.element.range
+
+    # ---- tensors: a map in, one unit per map
+    @property
+    def in_shape(self) -> tuple:
+        return tuple(self.map_shape)
+
+    @property
+    def in_features(self) -> int:
+        return self.map_shape[2]
+
+    @property
+    def out_features(self) -> int:
+        return self.out_shape[2]
+
+    @property
+    def unit_vectors(self) -> int:
+        return self.map_shape[0] * self.map_shape[1]
+
+    in_type = property(lambda self: self.element)
+    out_type = in_type
+
+    @property
+    def in_range(self) -> tuple[int, int]:
+        return self.lo, self.hi
+
+    # ---- JSON
+    def spec_fields(self) -> dict:
+        return {**self.geometry.to_dict(), "element": self.element.name, "range": [self.lo, self.hi]}
+
+    json_fields = {"name": (str,), "in_shape": (list,), "kernel": (list,), "stride": (list,), "pads": (list,),
+                   "element": (str,), "range": (list,)}
+
+    @classmethod
+    def map_fields(cls, d: dict) -> dict:
+        """The shared fields of a spatial layer from its IR JSON."""
+        from hwnorm.datatypes import element_type
+        from hwnorm.layers.window import map_shape_of
+
+        shape = map_shape_of(d)
+        lo, hi = d["range"]
+        return {"map_shape": shape, "geometry": Geometry.from_dict(d, shape[0], shape[1]),
+                "element": element_type(d["element"]), "lo": int(lo), "hi": int(hi), "name": d["name"]}
+
+    # ---- folding: channels per beat, dividing C
+    def foldings(self) -> list[dict]:
+        from hwnorm.layers.base import divisors
+        return [{self.folding_keys[0]: d} for d in divisors(self.map_shape[2])]
+
+    def auto_fold(self, prev_lanes, next_layer) -> dict:
+        """As wide as the producer's beats (no lane converter in front)."""
+        from hwnorm.layers.base import MAX_AUTO_LANES, largest_divisor
+        return {self.folding_keys[0]: largest_divisor(self.map_shape[2], prev_lanes or MAX_AUTO_LANES)}
+
+    def block(self, fold: dict):
+        self.check_fold_keys(fold)
+        return self.block_class(self, fold.get(self.folding_keys[0], 1))
+
+    def describe(self, block) -> dict:
+        from hwnorm.spec import content_hash
+        return {"layer": self.name, self.folding_keys[0]: block.lanes, "spec_hash": content_hash(self.to_dict()),
+                "map": list(self.map_shape), **self.geometry.to_dict()}
+
+    def summary(self) -> dict:
+        return {**super().summary(), "window": self.geometry.describe(), "map": "×".join(map(str, self.map_shape))}
+
+
 # ---- the line buffer both spatial blocks are built on (hwnorm/hdl/window.py), as a cycle model
 #
 # The input map is written beat by beat (C/L beats of L lanes per pixel, raster order) into a
@@ -276,13 +361,12 @@ class LineBufferBlock:
     ``lanes`` channels per beat, a whole map per unit, the line buffer's cycle model."""
 
     taps_inner = False
-    fold_key = "simd"
 
     def __init__(self, layer, lanes: int):
         from hwnorm.layers.base import check_fold
 
         h, w, c = layer.map_shape
-        self.lanes = check_fold(layer.name, self.fold_key.upper(), lanes, c, "channels")
+        self.lanes = check_fold(layer.name, layer.folding_keys[0].upper(), lanes, c, "channels")
         self.layer, self.name, self.geometry = layer, layer.name, layer.geometry
         self.channel_folds = c // self.lanes
         self.in_type = self.out_type = layer.element

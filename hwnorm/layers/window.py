@@ -16,11 +16,10 @@ import numpy as np
 
 from hwnorm import bnn
 from hwnorm.blocks import Block
-from hwnorm.datatypes import BIPOLAR, element_type
+from hwnorm.datatypes import BIPOLAR
 from hwnorm.layers import register
-from hwnorm.layers.base import MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, divisors, largest_divisor
-from hwnorm.layers.spatial import Geometry, LineBufferBlock, im2col
-from hwnorm.spec import content_hash
+from hwnorm.layers.base import Bits, Layer, LayerBlock, as_int_batch
+from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, im2col
 
 __all__ = ["SlidingWindow", "WindowBlock", "map_shape_of", "map_batch", "rows_of"]
 
@@ -50,13 +49,13 @@ def map_batch(name: str, x, shape: tuple) -> tuple[np.ndarray, bool]:
 
 
 def rows_of(values: np.ndarray, bits: bool, channels: int):
-    """Output rows as the next layer takes them: packed bits, or int64."""
-    return Bits(bnn.pack_bits(values), channels) if bits else values.astype(np.int64, copy=False)
+    """Output rows as the next layer takes them: packed bits, or integers (of the input's dtype)."""
+    return Bits(bnn.pack_bits(values), channels) if bits else values
 
 
 @register
 @dataclass(frozen=True, eq=False)
-class SlidingWindow(Layer):
+class SlidingWindow(MapLayer, Layer):
     """Windows of ``geometry`` over an ``map_shape = (H, W, C)`` map of ``element`` values in
     ``[lo, hi]`` (bits 0 / 1 when bipolar); padding reads ``pad_value``."""
 
@@ -73,46 +72,16 @@ class SlidingWindow(Layer):
     channel_label = "window element"
 
     def __post_init__(self):
-        h, w, c = self.map_shape
-        g = self.geometry
-        if (g.height, g.width) != (h, w):
-            raise ValueError(f"{self.name}: geometry of a {g.height}×{g.width} map for a {h}×{w} input")
-        t_lo, t_hi = (0, 1) if self.element.is_bipolar else self.element.range
-        if not t_lo <= self.lo <= self.hi <= t_hi:
-            raise ValueError(f"{self.name}: range [{self.lo}, {self.hi}] is not inside {self.element}")
-        if g.padded and not t_lo <= self.pad_value <= t_hi:
-            raise ValueError(f"{self.name}: pad value {self.pad_value} is not a {self.element} value")
-        if g.padded and self.element.is_bipolar:
+        self.check_map()
+        if self.geometry.padded and self.element.is_bipolar:
             raise ValueError(f"{self.name}: a bipolar (±1) map has no value 0 to pad with")
-
-    # ---- tensors
-    @property
-    def in_shape(self) -> tuple:
-        return tuple(self.map_shape)
+        if self.geometry.padded and not self.element_range[0] <= self.pad_value <= self.element_range[1]:
+            raise ValueError(f"{self.name}: pad value {self.pad_value} is not a {self.element} value")
 
     @property
     def out_shape(self) -> tuple:
         g = self.geometry
         return (g.out_height, g.out_width, g.taps * self.map_shape[2])
-
-    @property
-    def in_features(self) -> int:
-        return self.map_shape[2]
-
-    @property
-    def out_features(self) -> int:
-        return self.out_shape[2]
-
-    @property
-    def unit_vectors(self) -> int:
-        return self.map_shape[0] * self.map_shape[1]
-
-    in_type = property(lambda self: self.element)
-    out_type = in_type
-
-    @property
-    def in_range(self) -> tuple[int, int]:
-        return self.lo, self.hi
 
     @property
     def out_range(self) -> tuple[int, int]:
@@ -123,43 +92,20 @@ class SlidingWindow(Layer):
     # ---- golden model
     def run(self, x):
         maps, bits = map_batch(self.name, x, self.map_shape)
+        if not bits:  # the windows repeat every value kh·kw times: keep them as narrow as their range
+            from hwnorm.intmm import operand_dtype
+            maps = maps.astype(operand_dtype(*self.out_range), copy=False)
         return rows_of(im2col(maps, self.geometry, self.pad_value), bits, self.out_features)
 
-    # ---- JSON
+    # ---- JSON (the shared fields: MapLayer)
     def spec_fields(self) -> dict:
-        return {**self.geometry.to_dict(), "element": self.element.name, "range": [self.lo, self.hi],
-                "pad_value": self.pad_value}
+        return {**super().spec_fields(), "pad_value": self.pad_value}
 
-    json_fields = {"name": (str,), "in_shape": (list,), "kernel": (list,), "stride": (list,), "pads": (list,),
-                   "element": (str,), "range": (list,), "pad_value": (int,)}
+    json_fields = {**MapLayer.json_fields, "pad_value": (int,)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SlidingWindow":
-        shape = map_shape_of(d)
-        lo, hi = d["range"]
-        return cls(shape, Geometry.from_dict(d, shape[0], shape[1]), element_type(d["element"]), int(lo), int(hi),
-                   d["pad_value"], d["name"])
-
-
-    # ---- folding: SIMD: channels per beat, dividing C
-    def foldings(self) -> list[dict]:
-        return [{"simd": d} for d in divisors(self.map_shape[2])]
-
-    def auto_fold(self, prev_lanes, next_layer) -> dict:
-        """As wide as the producer's beats (no lane converter in front), at most MAX_AUTO_LANES."""
-        return {"simd": largest_divisor(self.map_shape[2], prev_lanes or MAX_AUTO_LANES)}
-
-    def block(self, fold: dict) -> "WindowBlock":
-        self.check_fold_keys(fold)
-        return WindowBlock(self, fold.get("simd", 1))
-
-    def describe(self, block) -> dict:
-        return {"layer": self.name, "simd": block.lanes, "spec_hash": content_hash(self.to_dict()),
-                "map": list(self.map_shape), **self.geometry.to_dict()}
-
-    # ---- summaries
-    def summary(self) -> dict:
-        return {**super().summary(), "window": self.geometry.describe(), "map": "×".join(map(str, self.map_shape))}
+        return cls(**cls.map_fields(d), pad_value=d["pad_value"])
 
     # ---- energy: every element written into the line buffer once, read once per window it is in
     def energy_actions(self, fold: dict) -> dict:
@@ -183,3 +129,6 @@ class WindowBlock(LayerBlock, LineBufferBlock, Block):
     def component(self):
         from hwnorm.hdl.window import SlidingWindowUnit
         return SlidingWindowUnit(self)
+
+
+SlidingWindow.block_class = WindowBlock

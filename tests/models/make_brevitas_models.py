@@ -74,6 +74,23 @@ def mlp_w3a4_zero_point():
 MODELS = {f.__name__: f for f in (mlp_w4a4_relu, mlp_w8a8_signed, mlp_w2a3_bn, mlp_w3a4_zero_point)}
 
 
+def train(model, x, y, held, epochs: int, lr: float) -> float:
+    """Adam on the images not ``held`` (batches of 100, reshuffled each epoch); top-1 on the held ones."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for epoch in range(epochs):
+        perm = torch.randperm(int((~held).sum()))
+        xs, ys = x[~held][perm], y[~held][perm]
+        for i in range(0, len(xs), 100):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(xs[i:i + 100]), ys[i:i + 100])
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return float((model(x[held]).argmax(1) == y[held]).float().mean())
+
+
 def main():
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -84,19 +101,7 @@ def main():
     summary = {}
     for name, make in MODELS.items():
         model = make()
-        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-        model.train()
-        for epoch in range(6):
-            perm = torch.randperm(int((~held).sum()))
-            xs, ys = x[~held][perm], y[~held][perm]
-            for i in range(0, len(xs), 100):
-                opt.zero_grad()
-                loss = nn.functional.cross_entropy(model(xs[i:i + 100]), ys[i:i + 100])
-                loss.backward()
-                opt.step()
-        model.eval()
-        with torch.no_grad():
-            top1 = float((model(x[held]).argmax(1) == y[held]).float().mean())
+        top1 = train(model, x, y, held, epochs=6, lr=2e-3)
         path = OUT / f"{name}.onnx"
         export_qonnx(model, torch.zeros(1, 1, 28, 28), str(path))
         onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)  # one self-contained file

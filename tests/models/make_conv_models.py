@@ -34,6 +34,7 @@ from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerTensorFloat, Sig
 from torch import nn
 
 from hwnorm import data
+from make_brevitas_models import train  # the same loop (this folder is the script's path)
 
 OUT = Path(__file__).resolve().parent
 PACKAGE = OUT.parents[1] / "hwnorm" / "data" / "models"  # the CNVs ship with hwnorm (vendored models)
@@ -128,21 +129,8 @@ def main():
     summary = {}
     for name, make in {**TRAINED, **SHAPES}.items():
         model = make()
-        xs_all = _inputs(name, x)
         epochs = 8 if name in TRAINED else 2
-        opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-        model.train()
-        for epoch in range(epochs):
-            perm = torch.randperm(int((~held).sum()))
-            xs, ys = xs_all[~held][perm], y[~held][perm]
-            for i in range(0, len(xs), 100):
-                opt.zero_grad()
-                loss = nn.functional.cross_entropy(model(xs[i:i + 100]), ys[i:i + 100])
-                loss.backward()
-                opt.step()
-        model.eval()
-        with torch.no_grad():
-            top1 = float((model(xs_all[held]).argmax(1) == y[held]).float().mean())
+        top1 = train(model, _inputs(name, x), y, held, epochs, lr=5e-3)
         path = _export(name, model, torch.zeros(1, *INPUT_SHAPE.get(name, (1, 28, 28))))
         summary[VENDORED_AS.get(name, name)] = {"held_out_top1": round(top1, 4), "epochs": epochs,
                          "input_shape": list(INPUT_SHAPE.get(name, (1, 28, 28))), "doc": make.__doc__}
