@@ -13,7 +13,7 @@ from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR
 from hwnorm.layers import register
 from hwnorm.layers.base import Layer, LayerBlock
-from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, maxpool
+from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, maxpool, maxpool_bits
 from hwnorm.layers.window import map_batch, map_shape_of, rows_of
 
 __all__ = ["MaxPool", "MaxPoolBlock"]
@@ -46,7 +46,7 @@ class MaxPool(MapLayer, Layer):
     # ---- golden model
     def run(self, x):
         maps, bits = map_batch(self.name, x, self.map_shape)
-        return rows_of(maxpool(maps, self.geometry), bits, self.out_features)
+        return rows_of((maxpool_bits if bits else maxpool)(maps, self.geometry), bits, self.out_features)
 
     @classmethod
     def from_dict(cls, d: dict) -> "MaxPool":

@@ -22,6 +22,7 @@ the last issue of fold ``nf``; ``latency = SF · NF + 2``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,9 +214,14 @@ class MVTU(Layer):
         lo, hi = self.in_range
         if x.size and (x.min() < lo or x.max() > hi):
             raise ValueError(f"{self.name}: input outside its declared range [{lo}, {hi}]")
-        if self.bipolar_weights:
-            return bnn.int_binary_matmul(x, self.weights, self.in_features, self.in_bits, self.in_signed)
+        if self.bipolar_weights:  # ±1 as integers: igemm ran 10–20× faster than bit-serial planes here
+            return igemm(x, self._signs, (lo, hi), (-1, 1))
         return igemm(x, self.weights, (lo, hi), self.weight_type.range)
+
+    @functools.cached_property
+    def _signs(self) -> np.ndarray:
+        """Bipolar weights as int8 ±1 (out_features, in_features), for integer inputs."""
+        return self.weight_matrix().astype(np.int8)
 
     def run(self, x):
         if self.out_is_bits and self.binary and self.bipolar_weights and isinstance(x, Bits) \

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["Geometry", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval", "LineBufferBlock", "MapLayer"]
+__all__ = ["Geometry", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval", "LineBufferBlock", "MapLayer",
+           "im2col_bits", "maxpool_bits"]
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -412,3 +413,63 @@ class LineBufferBlock:
                     + 2 * counter_bits(rows))
         return Inventory(adder=2 * counters, compare=3 * counters, mux=2 * width,
                          register=counters + 2 * width + 4, memories=(MemoryUse("ram", width, depth),))
+
+
+# ---- the same two kernels on packed bits (bipolar maps; never padded: ±1 has no 0)
+@njit(cache=True, parallel=True)
+def _im2col_bits(x, c, kh, kw, sh, sw, out):
+    """x (B, H, W, words) with c bits per pixel; out (B, OH, OW, out words) zeroed: tap t's c bits
+    land at bit t·c of the window (little-endian words, as hwnorm.bnn packs)."""
+    b, h, w, nw = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    for i in prange(b):
+        for oy in range(oh):
+            for ox in range(ow):
+                tap = 0
+                for ky in range(kh):
+                    for kx in range(kw):
+                        base = tap * c
+                        for j in range(nw):
+                            word = x[i, oy * sh + ky, ox * sw + kx, j]
+                            o = base + 64 * j
+                            s = o & 63
+                            out[i, oy, ox, o >> 6] |= word << np.uint64(s)
+                            if s and (o >> 6) + 1 < out.shape[3]:
+                                out[i, oy, ox, (o >> 6) + 1] |= word >> np.uint64(64 - s)
+                        tap += 1
+
+
+def im2col_bits(words: np.ndarray, channels: int, g: Geometry) -> np.ndarray:
+    """Windows of packed bit maps ``words`` (B, H, W, ⌈C/64⌉) → packed rows (B·OH·OW, ⌈taps·C/64⌉)."""
+    from hwnorm.bnn import words_for
+
+    out = np.zeros((words.shape[0], g.out_height, g.out_width, words_for(g.taps * channels)), np.uint64)
+    _im2col_bits(np.ascontiguousarray(words), channels, g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], out)
+    return out.reshape(-1, out.shape[3])
+
+
+@njit(cache=True, parallel=True)
+def _maxpool_bits(x, kh, kw, sh, sw, top, left, out):
+    b, h, w, nw = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    for i in prange(b):
+        for oy in range(oh):
+            for ox in range(ow):
+                for ky in range(kh):
+                    y = oy * sh - top + ky
+                    if y < 0 or y >= h:
+                        continue
+                    for kx in range(kw):
+                        xx = ox * sw - left + kx
+                        if xx < 0 or xx >= w:
+                            continue
+                        for j in range(nw):
+                            out[i, oy, ox, j] |= x[i, y, xx, j]
+
+
+def maxpool_bits(words: np.ndarray, g: Geometry) -> np.ndarray:
+    """Max-pool of packed bit maps (B, H, W, words): bit 1 is +1, so max is OR; padding is skipped."""
+    out = np.zeros((words.shape[0], g.out_height, g.out_width, words.shape[3]), np.uint64)
+    _maxpool_bits(np.ascontiguousarray(words), g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], g.pads[0],
+                  g.pads[1], out)
+    return out.reshape(-1, words.shape[3])

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm import bnn
 from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR
 from hwnorm.layers import register
 from hwnorm.layers.base import Bits, Layer, LayerBlock, as_int_batch
-from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, im2col
+from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, im2col, im2col_bits
 
 __all__ = ["SlidingWindow", "WindowBlock", "map_shape_of", "map_batch", "rows_of"]
 
@@ -34,23 +33,23 @@ def map_shape_of(d: dict, what: str = "in_shape") -> tuple:
 
 
 def map_batch(name: str, x, shape: tuple) -> tuple[np.ndarray, bool]:
-    """Rows of pixels (B·H·W, C) — integers or packed bits — as maps (B, H, W, C), and whether
-    they were bits (then 0 / 1 uint8)."""
+    """Rows of pixels (B·H·W, C) — integers, or packed bits — as maps (B, H, W, C), or
+    (B, H, W, ⌈C/64⌉) words and True for bits."""
     h, w, c = shape
     if isinstance(x, Bits):
         if x.n != c:
             raise ValueError(f"{name}: expects packed bits of {c} channels")
-        values, bits = x.unpack(), True
+        values, bits = x.words, True
     else:
         values, bits = as_int_batch(name, x, c), False
     if len(values) % (h * w):
         raise ValueError(f"{name}: {len(values)} pixels are not whole {h}×{w} maps")
-    return values.reshape(-1, h, w, c), bits
+    return values.reshape(-1, h, w, values.shape[1]), bits
 
 
 def rows_of(values: np.ndarray, bits: bool, channels: int):
-    """Output rows as the next layer takes them: packed bits, or integers (of the input's dtype)."""
-    return Bits(bnn.pack_bits(values), channels) if bits else values
+    """Output rows as the next layer takes them: packed words as bits, or integers (of the input's dtype)."""
+    return Bits(values, channels) if bits else values
 
 
 @register
@@ -92,9 +91,10 @@ class SlidingWindow(MapLayer, Layer):
     # ---- golden model
     def run(self, x):
         maps, bits = map_batch(self.name, x, self.map_shape)
-        if not bits:  # the windows repeat every value kh·kw times: keep them as narrow as their range
-            from hwnorm.intmm import operand_dtype
-            maps = maps.astype(operand_dtype(*self.out_range), copy=False)
+        if bits:
+            return rows_of(im2col_bits(maps, self.map_shape[2], self.geometry), bits, self.out_features)
+        from hwnorm.intmm import operand_dtype  # the windows repeat every value kh·kw times: keep them narrow
+        maps = maps.astype(operand_dtype(*self.out_range), copy=False)
         return rows_of(im2col(maps, self.geometry, self.pad_value), bits, self.out_features)
 
     # ---- JSON (the shared fields: MapLayer)
