@@ -190,8 +190,10 @@ class RenamedNodes(UserWarning):
     """Two ONNX nodes had the same name (or one took a reserved layer name): one was renamed."""
 
 
-# Layer names the importer makes up itself: a node must not take them.
+# Layer names the importer makes up itself: a node must not take them, nor a name that a node's
+# derived layer (its input quantizer's, a convolution's window) would take.
 _RESERVED = ("scores",)
+_DERIVED = ("_input", "_window")
 
 
 # Where each op may come from: QONNX's quantizers in the domains its executor knows (current, FINN-era
@@ -226,7 +228,8 @@ def _name_nodes(graph, src: str) -> None:
     for index, node in enumerate(graph.node):
         base = sanitize(node.name, node.op_type or "node") if node.name else f"{sanitize(node.op_type, 'node')}_{index}"
         name, k = base, 1
-        while name in taken or f"{name}_input" in taken or name.endswith("_input") and name[:-6] in taken:
+        while name in taken or any(f"{name}{d}" in taken or name.endswith(d) and name[:-len(d)] in taken
+                                   for d in _DERIVED):
             k += 1
             name = f"{base}_{k}"
         if node.name and name != base:
@@ -845,7 +848,7 @@ def _flatten(node, name: str, x, args):
     elif _attr(node, "axis", 1) != 1:
         raise ImportError_(f"node {name} (Flatten): only axis=1 is supported")
     if not x.layout:
-        return x if isinstance(x, _Quantized) else replace(x, shape=(1, feats))
+        return replace(x, shape=(1, feats))
     # A feature map streams channels last: element j of the vector is pixel j // C, channel j % C,
     # and ``order[j]`` is its index in ONNX's flattening of the layout (C·H·W for NCHW).
     axes = [x.layout.index(a) - 1 for a in "HWC"]

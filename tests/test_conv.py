@@ -249,6 +249,27 @@ def test_maxpool_of_float_data_is_refused(tmp_path):
         interpret(tmp_path / "pool_float.onnx")
 
 
+def test_exact_ties_broken_otherwise_are_counted_apart():
+    """The executor choosing another of the best-scoring classes is a tie; any other class disagrees."""
+    from hwnorm.check import agreement
+    scores = np.array([[5, 5, 1], [2, 7, 7], [3, 1, 0], [4, 4, 4]])
+    r = agreement(scores, np.array([1, 1, 1, 2]))
+    assert (r["disagreements"], r["first_disagreement"], r["ties"]) == (1, 2, 2)
+
+
+def test_a_node_named_like_a_derived_layer_is_renamed(tmp_path):
+    """A node named `conv_window` beside a Conv named `conv` (whose window layer takes that name)."""
+    import onnx
+    path = _conv_graph(tmp_path / "g.onnx", False, np.random.default_rng(0))
+    model = onnx.load(path)
+    (reshape,) = [n for n in model.graph.node if n.op_type == "Reshape"]
+    reshape.name = "conv_window"
+    onnx.save(model, path)
+    with pytest.warns(UserWarning, match="conv_window"):
+        net = interpret(path).network
+    assert len({layer.name for layer in net.layers}) == len(net.layers)
+
+
 def test_hwnorm_check_on_a_conv_model_reports_ties_apart(capsys):
     from hwnorm import cli
     assert cli.main(["check", str(MODELS / "conv_pad_stride.onnx"), "--random", "400"]) == 0

@@ -14,7 +14,7 @@ from hwnorm.datatypes import BIPOLAR
 from hwnorm.layers import register
 from hwnorm.layers.base import Layer, LayerBlock
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, maxpool, maxpool_bits
-from hwnorm.layers.window import map_batch, map_shape_of, rows_of
+from hwnorm.layers.window import map_batch, rows_of
 
 __all__ = ["MaxPool", "MaxPoolBlock"]
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["Geometry", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval", "LineBufferBlock", "MapLayer",
+__all__ = ["Geometry", "map_shape_of", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval",
+           "LineBufferBlock", "MapLayer",
            "im2col_bits", "maxpool_bits"]
 
 
@@ -28,6 +29,15 @@ def _pair(value, what: str) -> tuple[int, int]:
     if len(v) != 2 or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v):
         raise ValueError(f"{what} must be two whole numbers, got {value!r}")
     return int(v[0]), int(v[1])
+
+
+def map_shape_of(d: dict, what: str = "in_shape") -> tuple:
+    """An ``(H, W, C)`` shape from IR JSON."""
+    shape = d.get(what)
+    if not isinstance(shape, list) or len(shape) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise ValueError(f"{what} must be [H, W, C], three whole numbers ≥ 1, got {shape!r}")
+    return tuple(shape)
 
 
 @dataclass(frozen=True)
@@ -206,7 +216,6 @@ class MapLayer:
     def map_fields(cls, d: dict) -> dict:
         """The shared fields of a spatial layer from its IR JSON."""
         from hwnorm.datatypes import element_type
-        from hwnorm.layers.window import map_shape_of
 
         shape = map_shape_of(d)
         lo, hi = d["range"]

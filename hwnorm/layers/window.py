@@ -20,16 +20,7 @@ from hwnorm.layers import register
 from hwnorm.layers.base import Bits, Layer, LayerBlock, as_int_batch
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, im2col, im2col_bits
 
-__all__ = ["SlidingWindow", "WindowBlock", "map_shape_of", "map_batch", "rows_of"]
-
-
-def map_shape_of(d: dict, what: str = "in_shape") -> tuple:
-    """An ``(H, W, C)`` shape from IR JSON."""
-    shape = d.get(what)
-    if not isinstance(shape, list) or len(shape) != 3 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
-        raise ValueError(f"{what} must be [H, W, C], three whole numbers ≥ 1, got {shape!r}")
-    return tuple(shape)
+__all__ = ["SlidingWindow", "WindowBlock", "map_batch", "rows_of"]
 
 
 def map_batch(name: str, x, shape: tuple) -> tuple[np.ndarray, bool]:
