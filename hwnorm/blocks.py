@@ -25,10 +25,11 @@ import math
 from dataclasses import dataclass, field, fields
 
 from hwnorm.datatypes import IntType, counter_bits
+from hwnorm.timing import UNTIMED, Timing
 
 __all__ = ["MemoryUse", "Inventory", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
-           "table_product"]
+           "ArgMaxBlock", "RegisterSliceBlock", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+           "table_product", "tree_register_bits", "halved"]
 
 MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
 # A product whose operands have at most this many bits together is a lookup table (each product bit
@@ -99,6 +100,12 @@ class Block:
     in_lanes = out_lanes = 1
     in_beats = out_beats = 1  # per vector
     input_fifo_depth = 0      # a FIFO this deep must sit in front (a block that replays its input)
+    timing: Timing = UNTIMED  # the target clock its pipeline registers are placed for (hwnorm.timing)
+
+    def with_timing(self, timing: Timing) -> "Block":
+        """This block, pipelined for ``timing`` (set before its cycle model or component is used)."""
+        self.timing = timing
+        return self
 
     @property
     def cost_key(self) -> str:
@@ -263,9 +270,32 @@ class FIFOBlock(Block):
         return StreamFIFO(self)
 
 
+class RegisterSliceBlock(BeatPipeline):
+    """A full-rate register slice (skid buffer) on a stream: valid, payload *and ready* come out of
+    flip-flops, so it cuts the combinational ready chain of the stall-all stages on either side.
+    One clock of latency; two payload registers."""
+
+    kind = "slice"
+    depth = 1
+
+    def __init__(self, element, lanes: int, beats: int):
+        self.in_type = self.out_type = element
+        self.in_lanes = self.out_lanes = lanes
+        self.in_beats = self.out_beats = beats
+
+    def inventory(self) -> Inventory:
+        width = self.in_lanes * self.in_type.width
+        return Inventory(mux=width, register=2 * width + 2, logic=4)
+
+    def component(self):
+        from hwnorm.hdl.stream import RegisterSlice
+        return RegisterSlice(self)
+
+
 class ArgMaxBlock(Block):
     """Index of the largest of ``channels`` values arriving ``lanes`` per beat (the first index on
-    ties, like numpy and ONNX ArgMax). One index per vector, valid one clock after its last beat."""
+    ties, like numpy and ONNX ArgMax). One index per vector, valid ``1 + ranks`` clocks after its
+    last beat: the compare tree over a beat's lanes is registered at ``tree_cuts`` (timing)."""
 
     kind = "argmax"
 
@@ -275,15 +305,39 @@ class ArgMaxBlock(Block):
         self.out_type = IntType.from_range(0, channels - 1)
         self.in_beats, self.out_beats = self.groups, 1
 
+    @property
+    def tree_cuts(self) -> tuple[int, ...]:
+        """Levels of the lane compare tree followed by a register rank; the running compare with
+        the best so far (one more compare and mux) closes the last stage."""
+        m, w = self.timing.model, self.in_type.width
+        level = m.compare(w) + m.luts(1)
+        return self.timing.cuts([level] * (self.in_lanes - 1).bit_length(), tail=level)
+
     def schedule(self, arrivals: list[int]) -> list[int]:
-        return _every_nth_plus_one(arrivals, self.groups)
+        ranks = len(self.tree_cuts)
+        return [t + ranks for t in _every_nth_plus_one(arrivals, self.groups)]
 
     def inventory(self) -> Inventory:
         width, index = self.in_type.width, self.out_type.width
+        piped = sum(halved(self.in_lanes, cut + 1) for cut in self.tree_cuts) * (width + index + 1)
         return Inventory(adder=counter_bits(self.groups), compare=self.in_lanes * width,
                          mux=self.in_lanes * (width + index),
-                         register=width + 2 * index + counter_bits(self.groups) + 1)
+                         register=width + 2 * index + counter_bits(self.groups) + 1 + piped)
 
     def component(self):
         from hwnorm.hdl.stream import ArgMax
         return ArgMax(self)
+
+
+def tree_register_bits(terms: int, term_bits: int, cuts) -> int:
+    """Flip-flops of the register ranks at ``cuts`` of a balanced adder tree over ``terms``
+    operands of ``term_bits`` bits (level ``l`` leaves ``halved(terms, l + 1)`` sums of
+    ``term_bits + l + 1`` bits)."""
+    return sum(halved(terms, cut + 1) * (term_bits + cut + 1) for cut in cuts)
+
+
+def halved(n: int, levels: int) -> int:
+    """Operands left after ``levels`` levels of a pairwise tree over ``n`` (an odd one passes on)."""
+    for _ in range(levels):
+        n = (n + 1) // 2
+    return n

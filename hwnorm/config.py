@@ -9,7 +9,8 @@ the key and what is allowed::
                               # is the data's: 8-bit MNIST pixels)
     activations = "auto"      # quantized activations after an accumulator: thresholds (default) | requant
                               # | auto (the cheaper on `target`), or a table {MatMul_20 = "requant", …}
-    clock_mhz = 100.0
+    clock_mhz = 150.0         # the clock of the throughput figures, and the one the datapath is
+                              # pipelined for on `target` (ecp5, ice40: delay model in data/fpga/delays.toml)
     target = "ecp5"           # ice40 | ecp5 | xilinx: the device the summary shows (all are reported)
     synth = true              # Yosys synthesis of the top for every target
     fmax = true               # nextpnr place-and-route for Fmax where the top fits (~2 min for TFC)

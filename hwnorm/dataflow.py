@@ -13,6 +13,10 @@ ahead while it is busy.
 The composed cycle model: ``latency`` is the number of clocks from an image's first input beat to
 its result on an idle pipeline, ``initiation_interval`` the clocks per image at full rate (the
 slowest stage). Nothing here needs Amaranth: :meth:`NetworkBlock.component` builds the top.
+
+With a target clock (``timing``, :mod:`hwnorm.timing`) every block places its pipeline registers
+for it, and a register slice follows every layer: that cuts the ready chain the stall-all stages
+would otherwise form across the whole network. Only latency moves; the II stays.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import ArgMaxBlock, Block, FIFOBlock, Inventory, lane_converters
+from hwnorm.blocks import ArgMaxBlock, Block, FIFOBlock, Inventory, RegisterSliceBlock, lane_converters
+from hwnorm.timing import UNTIMED, Timing
 
 __all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding"]
 
@@ -91,11 +96,12 @@ class NetworkBlock(Block):
 
     kind = "network"
 
-    def __init__(self, net, folding: dict | None = None, output: str = "argmax"):
+    def __init__(self, net, folding: dict | None = None, output: str = "argmax", timing: Timing = UNTIMED):
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         self.net, self.output, self.name = net, output, net.name
         self.folding = check_folding(net, folding)
+        self.timing = timing
         self.stages = self._stages()
         first, last = self.stages[0], self.stages[-1]
         self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
@@ -110,7 +116,7 @@ class NetworkBlock(Block):
         names = unique_names([layer.name for layer in self.net.layers])
         lanes = element = None
         for name, layer in zip(names, self.net.layers):
-            block = layer.block(self.folding[layer.name])
+            block = layer.block(self.folding[layer.name]).with_timing(self.timing)
             units = layer.vectors // layer.unit_vectors  # what the block's cycle model counts, per image
             if stages:
                 for k, conv in enumerate(lane_converters(element, lanes, block.in_lanes, layer.in_features)):
@@ -119,11 +125,21 @@ class NetworkBlock(Block):
                     fifo = FIFOBlock(element, block.in_lanes, block.input_fifo_depth, block.in_beats)
                     stages.append(Stage(f"{name}_fifo", fifo, units))
             stages.append(Stage(name, block, units))
+            stages += self._slice(name, block, units)
             lanes, element = block.out_lanes, block.out_type
         if self.output == "argmax":
             last = self.net.layers[-1]
-            stages.append(Stage("argmax", ArgMaxBlock(element, lanes, last.out_features), last.vectors))
+            argmax = ArgMaxBlock(element, lanes, last.out_features).with_timing(self.timing)
+            stages.append(Stage("argmax", argmax, last.vectors))
         return stages
+
+    def _slice(self, name: str, block: Block, units: int) -> list[Stage]:
+        """A register slice after a layer when the design has a target clock: the stall-all
+        stages chain their ready signals combinationally, and a network-long chain (with the
+        fan-out of each stage's enable) would set the clock. Slices cut it after every layer."""
+        if not self.timing.on:
+            return []
+        return [Stage(f"{name}_slice", RegisterSliceBlock(block.out_type, block.out_lanes, block.out_beats), units)]
 
     # ---- cycle model
     def schedule(self, arrivals: list[int]) -> list[int]:

@@ -7,7 +7,7 @@ __all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_IMAGES", "DEFAULT_VECTORS", "DEFAULT_SE
            "SIMULATORS", "SIMULATOR_CHOICES", "DEFAULT_SIMULATOR", "DEFAULT_ENERGY_TABLE", "DEFAULT_CELLS",
            "DEFAULT_BUFFER_CODEC", "LIMITS", "check_limit"]
 
-DEFAULT_CLOCK_MHZ = 100.0     # clock for throughput figures
+DEFAULT_CLOCK_MHZ = 150.0     # clock for throughput figures, and the flow's target clock (pipelining)
 DEFAULT_IMAGES = 1000         # input images whose action counts give the energy per inference
 DEFAULT_VECTORS = 500         # vectors (images for a network) co-simulated against the golden model
 DEFAULT_SEED = 2026           # stimulus, handshake randomization and sampled checks

@@ -124,9 +124,12 @@ class FlowResult:
 
 def _design(config: FlowConfig, folding: dict):
     from hwnorm.generate import Design
+    from hwnorm.timing import delay_models
     extra = {} if config.score_bits is None else {"score_bits": config.score_bits}
     if config.activations is not None:
         extra.update(activations=config.activations, target=config.target)
+    if config.target in delay_models():  # pipelined for the clock on the target (hwnorm.timing)
+        extra.update(clock_mhz=config.clock_mhz, target=config.target)
     return Design(config.name, "network", {"model": config.model, "output": config.output, "folding": folding,
                                            **extra}, config.origin, config.base)
 
@@ -258,9 +261,12 @@ def summary(result: FlowResult, config: FlowConfig) -> str:
     rtl = fig.get("rtl")
     lines.append(f"  rtl check  {rtl['vectors']:,} images on {rtl['simulator']}: {rtl['mismatches']} mismatches"
                  if rtl else "  rtl check  not run (no simulator)")
+    achieved = c.get("at_fmax", {}).get(config.target)
     lines.append(f"  cycles     {c['design']['cycles_per_vector']} clocks per image, latency {c['design']['latency']} "
                  f"clocks → {c['vectors_per_second']:,.0f} images/s at {config.clock_mhz:g} MHz "
-                 f"(bottleneck {c['bottleneck']})")
+                 f"(bottleneck {c['bottleneck']})"
+                 + (f"; {achieved['vectors_per_second']:,.0f} images/s at the {achieved['fmax_mhz']:.1f} MHz "
+                    f"{config.target} Fmax" if achieved else ""))
     e = fig.get("energy")
     if e:
         buf = e["weight_buffer"]

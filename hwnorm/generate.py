@@ -10,6 +10,8 @@ TOML file (the defaults in ``hwnorm/data/designs/default.toml``, or the user's o
     model = "TFC_1W1A"           # the vendored model, or an ONNX / IR JSON path (relative to the TOML)
     output = "argmax"            # network: argmax | raw
     score_bits = 16              # network: width of the class scores (optional)
+    clock_mhz = 150              # any kind: pipeline for this clock on `target` (ecp5, ice40;
+                                 # optional: without it every block keeps its shortest pipeline)
     [design.folding]             # network: per layer {pe, simd}; missing layers are folded automatically
     MatMul_16 = { pe = 16, simd = 49 }
 
@@ -60,20 +62,21 @@ FORMAT = "hwnorm-rtl/1"
 class _NetworkDesign:
     """A whole network top (:class:`hwnorm.dataflow.NetworkBlock`)."""
 
-    fields = ("model", "output", "folding", "score_bits", "activations", "target")
+    fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz")
 
     def model(self, design: "Design"):
         from hwnorm.dataflow import NetworkBlock
 
         p = design.params
         net = _network(design)
-        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"))
+        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design))
         widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
         comparisons, choices = _ACTIVATIONS.get(_network_key(design), ([], {}))
         realized = {"activations": choices, "activation_costs": [c.to_dict() for c in comparisons]} \
             if "activations" in p else {}
         return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
-                       "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary(), **realized}
+                       "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary(), **realized,
+                       **_timing_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:
         return f"hwnorm streaming dataflow top of {params['model']} ({params['output']} output)"
@@ -88,15 +91,16 @@ class _LayerDesign:
     @property
     def fields(self) -> tuple:
         from hwnorm import layers
-        return ("model", "layer", "activations", *layers.kind(self.kind).folding_keys)
+        return ("model", "layer", "activations", "target", "clock_mhz", *layers.kind(self.kind).folding_keys)
 
     def model(self, design: "Design"):
         from hwnorm import layers
 
         layer = _layer(design, layers.kind(self.kind))
         fold = {k: design.params[k] for k in layers.kind(self.kind).folding_keys if k in design.params}
-        block = layer.block(fold)
-        return block, {"model": design.params.get("model", DEFAULT_MODEL), **layer.describe(block)}
+        block = layer.block(fold).with_timing(timing_of(design))
+        return block, {"model": design.params.get("model", DEFAULT_MODEL), **layer.describe(block),
+                       **_timing_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:
         return f"hwnorm {self.kind} of layer {params['layer']} of {params['model']}"
@@ -105,7 +109,7 @@ class _LayerDesign:
 class _CodecDesign:
     """An STT-RAM codec block (encoder or decoder) for a codec and a cell table."""
 
-    fields = ("codec", "cells", "block_words")
+    fields = ("codec", "cells", "block_words", "target", "clock_mhz")
 
     def __init__(self, block_class):
         self.block_class = block_class
@@ -117,11 +121,32 @@ class _CodecDesign:
         p = design.params
         spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", DEFAULT_CELLS)),
                           block_words=p.get("block_words"))
-        block = self.block_class(spec)
-        return block, {"codec": spec.label, "block_words": spec.block_words, "spec_hash": spec.spec_hash}
+        block = self.block_class(spec).with_timing(timing_of(design))
+        return block, {"codec": spec.label, "block_words": spec.block_words, "spec_hash": spec.spec_hash,
+                       **_timing_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:
         return f"hwnorm MLC STT-RAM {design.kind.split('_')[1]} for codec {params['codec']}"
+
+
+def timing_of(design: "Design"):
+    """The design's target clock (``clock_mhz``, pipelined for its ``target``'s delay model), or
+    :data:`hwnorm.timing.UNTIMED`."""
+    from hwnorm.defaults import DEFAULT_TARGET
+    from hwnorm.timing import UNTIMED, Timing
+
+    p = design.params
+    if "clock_mhz" not in p:
+        return UNTIMED
+    try:
+        return Timing(p["clock_mhz"], p.get("target", DEFAULT_TARGET))
+    except ValueError as e:
+        raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
+
+
+def _timing_params(block) -> dict:
+    """The manifest's record of the pipelining: the target clock and the block's latency."""
+    return {"timing": block.timing.to_dict()} if block.timing.on else {}
 
 
 def design_kinds() -> dict:
@@ -188,8 +213,9 @@ def load_designs(path) -> list[Design]:
 # line naming the field rather than a TypeError deep in a generator. Values are checked later.
 _FIELD_TYPES = {"model": (str,), "layer": (str,), "codec": (str,), "cells": (str,), "output": (str,),
                 "target": (str,), "folding": (dict,), "activations": (str, dict),
-                "score_bits": (int,), "block_words": (int,)}
-_TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number"}
+                "score_bits": (int,), "block_words": (int,), "clock_mhz": (int, float)}
+_TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number", (int, float): "a number",
+               (str, dict): "a string or a table"}
 
 
 def _check_field_type(where: str, key: str, value) -> None:
@@ -197,7 +223,7 @@ def _check_field_type(where: str, key: str, value) -> None:
 
     expected = (int,) if key in layers.folding_keys() else _FIELD_TYPES.get(key)
     if expected and (not isinstance(value, expected) or isinstance(value, bool)):
-        raise ValueError(f"{where}: field {key!r} must be {' or '.join(_TYPE_NAMES[t] for t in expected)}, "
+        raise ValueError(f"{where}: field {key!r} must be {_TYPE_NAMES.get(expected) or _TYPE_NAMES[expected[0]]}, "
                          f"got {value!r}")
 
 
@@ -394,9 +420,12 @@ def verilog_text(component, name: str) -> str:
     return verilog.convert(component, name=name, emit_src=False)
 
 
-# Parallel lanes (Σ PE·SIMD over the layers) above which converting a design to Verilog takes
-# minutes (Amaranth and Yosys elaborate every lane): said before starting, not after.
-WIDE_FOLDING_LANES = 8192
+# Generation time grows with the parallel lanes (Σ PE·SIMD over the layers): `hwnorm bench
+# generate` measured 32 s for the fully parallel TFC (59,802 lanes, pipelined for 150 MHz; growth
+# exponent 0.65), about 0.5 ms per lane at that size. A folding whose estimate passes a minute is
+# said before starting, not after.
+SECONDS_PER_LANE = 0.0006
+WIDE_FOLDING_LANES = 100_000
 
 
 class SlowGeneration(UserWarning):
@@ -411,8 +440,8 @@ def verilog_of(design: Design):
     if lanes > WIDE_FOLDING_LANES:
         import warnings
         warnings.warn(f"{design.name}: the folding has {lanes:,} parallel lanes (Σ PE·SIMD); generating its Verilog "
-                      "takes minutes. A folding by throughput or LUT budget (hwnorm flow) is usually far smaller",
-                      SlowGeneration, stacklevel=2)
+                      f"takes about {lanes * SECONDS_PER_LANE / 60:.0f} min. A folding by throughput or LUT budget "
+                      "(hwnorm flow) is usually far smaller", SlowGeneration, stacklevel=2)
     return component, params, verilog_text(component, design.name)
 
 

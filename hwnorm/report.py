@@ -128,6 +128,7 @@ def estimate_figures(design, block, params: dict, *, clock_mhz: float, images: i
             if measured:
                 measured.pop("cached", None)
                 measured.pop("seconds", None)
+    est["cycles"]["at_fmax"] = at_fmax(est["cycles"], est["resources"])
     fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
            "cycles": est["cycles"], "resources": est["resources"]}
     realizations = _activation_costs(design, targets, synth, say)
@@ -219,7 +220,15 @@ def _cycles_md(fig: dict) -> str:
     d = c["design"]
     out = (f"At {fig['clock_mhz']:g} MHz: **{c['vectors_per_second']:,.0f} vectors/s** "
            f"({d['cycles_per_vector']} clocks per vector), first result after **{d['latency']} clocks** "
-           f"({c['latency_seconds'] * 1e6:.3f} µs). Bottleneck: `{c['bottleneck']}`.\n\n")
+           f"({c['latency_seconds'] * 1e6:.3f} µs). Bottleneck: `{c['bottleneck']}`.")
+    achieved = [f"{r['vectors_per_second']:,.0f} vectors/s at {r['fmax_mhz']:.1f} MHz on {t}"
+                for t, r in c.get("at_fmax", {}).items()]
+    if achieved:
+        out += " At the Fmax place-and-route reaches: " + "; ".join(achieved) + "."
+    timing = fig["parameters"].get("timing")
+    if timing:
+        out += f" Pipelined for {timing['clock_mhz']:g} MHz on {timing['target']}."
+    out += "\n\n"
     if len(c["stages"]) > 1:
         out += _table(["stage", "kind", "clocks / vector", "first vector done at"],
                       [[s["name"], s["kind"], s["cycles_per_vector"], s["done_at"]] for s in c["stages"]]) + "\n\n"
@@ -260,7 +269,7 @@ def _resources_md(fig: dict) -> str:
         if "timing" in r:
             t = r["timing"]
             timing.append([target, t["device"] or "—", "—" if t["fmax_mhz"] is None else f"{t['fmax_mhz']:.1f}",
-                           t["reason"] or "fits"])
+                           t["reason"] or (f"fits; {t['note']}" if t.get("note") else "fits")])
         if "synthesis_failed" in r:
             timing.append([target, "—", "—", f"synthesis failed: {r['synthesis_failed']}"])
     out = ("Analytic model (`hwnorm/estimate/resources.py`, calibrated on other foldings) against Yosys "
@@ -385,6 +394,14 @@ def render_plots(fig: dict) -> dict[str, bytes]:
     return out
 
 
+def at_fmax(cycles: dict, resources: dict) -> dict:
+    """Throughput at the Fmax place-and-route achieved, per target that has one: what the design
+    really delivers, beside the nominal clock's figure."""
+    per_vector = cycles["design"]["cycles_per_vector"]
+    return {t: {"fmax_mhz": r["timing"]["fmax_mhz"], "vectors_per_second": r["timing"]["fmax_mhz"] * 1e6 / per_vector}
+            for t, r in resources.items() if (r.get("timing") or {}).get("fmax_mhz")}
+
+
 def render_index(figs: list[dict]) -> str:
     """``designs.md`` of a report set: one row per design."""
     rows = []
@@ -396,8 +413,8 @@ def render_index(figs: list[dict]) -> str:
             if "synthesis" in r:
                 cells.append(f"{t} {r['estimate']['lut']}/{r['synthesis']['counts']['lut']} "
                              f"({_pct(r['error']['lut'])})")
-        fmax = [f"{t} {r['timing']['fmax_mhz']:.0f}" for t, r in fig["resources"].items()
-                if r.get("timing", {}).get("fmax_mhz")]
+        fmax = [f"{t} {r['fmax_mhz']:.0f} ({_rate(r['vectors_per_second'])})"
+                for t, r in fig["cycles"].get("at_fmax", {}).items()]
         acc = fig.get("accuracy")
         rows.append([f"[{fig['design']}]({fig['design']}.md)", fig["kind"], c["cycles_per_vector"], c["latency"],
                      "—" if not rtl else f"{rtl['mismatches']} / {rtl['vectors']:,}",
@@ -405,9 +422,18 @@ def render_index(figs: list[dict]) -> str:
                      "<br>".join(cells) or "—", ", ".join(fmax) or "—"])
     return ("# hwnorm design reports\n\nRegenerate with `hwnorm report` (see the README). Per design: clocks per vector "
             "and latency from the cycle estimator (equal to co-simulation), mismatches of the RTL against the "
-            "golden model, and LUTs as estimate / Yosys (error).\n\n"
+            "golden model, LUTs as estimate / Yosys (error), and the Fmax nextpnr reaches with the vectors per "
+            "second at that clock.\n\n"
             + _table(["design", "kind", "clocks / vector", "latency", "mismatches / vectors", "golden top-1",
-                      "LUT estimate / Yosys", "Fmax (MHz)"], rows) + "\n")
+                      "LUT estimate / Yosys", "Fmax (MHz) (vectors/s)"], rows) + "\n")
+
+
+def _rate(per_second: float) -> str:
+    """A rate with an SI prefix: 2.3 M/s, 750 k/s."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if per_second >= scale:
+            return f"{per_second / scale:.3g} {prefix}/s"
+    return f"{per_second:.3g}/s"
 
 
 def _other_reports(out_dir: Path, names: set) -> list[dict]:

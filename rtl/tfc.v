@@ -8,6 +8,17 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   input [391:0] i__payload;
   wire [391:0] i__payload;
   wire [391:0] \i__payload$10 ;
+  wire [159:0] \i__payload$105 ;
+  wire [15:0] \i__payload$105[0] ;
+  wire [15:0] \i__payload$105[1] ;
+  wire [15:0] \i__payload$105[2] ;
+  wire [15:0] \i__payload$105[3] ;
+  wire [15:0] \i__payload$105[4] ;
+  wire [15:0] \i__payload$105[5] ;
+  wire [15:0] \i__payload$105[6] ;
+  wire [15:0] \i__payload$105[7] ;
+  wire [15:0] \i__payload$105[8] ;
+  wire [15:0] \i__payload$105[9] ;
   wire [7:0] \i__payload$10[0] ;
   wire [7:0] \i__payload$10[10] ;
   wire [7:0] \i__payload$10[11] ;
@@ -57,6 +68,17 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire [7:0] \i__payload$10[7] ;
   wire [7:0] \i__payload$10[8] ;
   wire [7:0] \i__payload$10[9] ;
+  wire [159:0] \i__payload$111 ;
+  wire [15:0] \i__payload$111[0] ;
+  wire [15:0] \i__payload$111[1] ;
+  wire [15:0] \i__payload$111[2] ;
+  wire [15:0] \i__payload$111[3] ;
+  wire [15:0] \i__payload$111[4] ;
+  wire [15:0] \i__payload$111[5] ;
+  wire [15:0] \i__payload$111[6] ;
+  wire [15:0] \i__payload$111[7] ;
+  wire [15:0] \i__payload$111[8] ;
+  wire [15:0] \i__payload$111[9] ;
   wire [48:0] \i__payload$15 ;
   wire \i__payload$15[0] ;
   wire \i__payload$15[10] ;
@@ -157,7 +179,7 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$21[7] ;
   wire \i__payload$21[8] ;
   wire \i__payload$21[9] ;
-  wire [15:0] \i__payload$27 ;
+  wire [48:0] \i__payload$27 ;
   wire \i__payload$27[0] ;
   wire \i__payload$27[10] ;
   wire \i__payload$27[11] ;
@@ -165,16 +187,49 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$27[13] ;
   wire \i__payload$27[14] ;
   wire \i__payload$27[15] ;
+  wire \i__payload$27[16] ;
+  wire \i__payload$27[17] ;
+  wire \i__payload$27[18] ;
+  wire \i__payload$27[19] ;
   wire \i__payload$27[1] ;
+  wire \i__payload$27[20] ;
+  wire \i__payload$27[21] ;
+  wire \i__payload$27[22] ;
+  wire \i__payload$27[23] ;
+  wire \i__payload$27[24] ;
+  wire \i__payload$27[25] ;
+  wire \i__payload$27[26] ;
+  wire \i__payload$27[27] ;
+  wire \i__payload$27[28] ;
+  wire \i__payload$27[29] ;
   wire \i__payload$27[2] ;
+  wire \i__payload$27[30] ;
+  wire \i__payload$27[31] ;
+  wire \i__payload$27[32] ;
+  wire \i__payload$27[33] ;
+  wire \i__payload$27[34] ;
+  wire \i__payload$27[35] ;
+  wire \i__payload$27[36] ;
+  wire \i__payload$27[37] ;
+  wire \i__payload$27[38] ;
+  wire \i__payload$27[39] ;
   wire \i__payload$27[3] ;
+  wire \i__payload$27[40] ;
+  wire \i__payload$27[41] ;
+  wire \i__payload$27[42] ;
+  wire \i__payload$27[43] ;
+  wire \i__payload$27[44] ;
+  wire \i__payload$27[45] ;
+  wire \i__payload$27[46] ;
+  wire \i__payload$27[47] ;
+  wire \i__payload$27[48] ;
   wire \i__payload$27[4] ;
   wire \i__payload$27[5] ;
   wire \i__payload$27[6] ;
   wire \i__payload$27[7] ;
   wire \i__payload$27[8] ;
   wire \i__payload$27[9] ;
-  wire [31:0] \i__payload$33 ;
+  wire [15:0] \i__payload$33 ;
   wire \i__payload$33[0] ;
   wire \i__payload$33[10] ;
   wire \i__payload$33[11] ;
@@ -182,24 +237,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$33[13] ;
   wire \i__payload$33[14] ;
   wire \i__payload$33[15] ;
-  wire \i__payload$33[16] ;
-  wire \i__payload$33[17] ;
-  wire \i__payload$33[18] ;
-  wire \i__payload$33[19] ;
   wire \i__payload$33[1] ;
-  wire \i__payload$33[20] ;
-  wire \i__payload$33[21] ;
-  wire \i__payload$33[22] ;
-  wire \i__payload$33[23] ;
-  wire \i__payload$33[24] ;
-  wire \i__payload$33[25] ;
-  wire \i__payload$33[26] ;
-  wire \i__payload$33[27] ;
-  wire \i__payload$33[28] ;
-  wire \i__payload$33[29] ;
   wire \i__payload$33[2] ;
-  wire \i__payload$33[30] ;
-  wire \i__payload$33[31] ;
   wire \i__payload$33[3] ;
   wire \i__payload$33[4] ;
   wire \i__payload$33[5] ;
@@ -207,7 +246,7 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$33[7] ;
   wire \i__payload$33[8] ;
   wire \i__payload$33[9] ;
-  wire [31:0] \i__payload$39 ;
+  wire [15:0] \i__payload$39 ;
   wire \i__payload$39[0] ;
   wire \i__payload$39[10] ;
   wire \i__payload$39[11] ;
@@ -215,24 +254,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$39[13] ;
   wire \i__payload$39[14] ;
   wire \i__payload$39[15] ;
-  wire \i__payload$39[16] ;
-  wire \i__payload$39[17] ;
-  wire \i__payload$39[18] ;
-  wire \i__payload$39[19] ;
   wire \i__payload$39[1] ;
-  wire \i__payload$39[20] ;
-  wire \i__payload$39[21] ;
-  wire \i__payload$39[22] ;
-  wire \i__payload$39[23] ;
-  wire \i__payload$39[24] ;
-  wire \i__payload$39[25] ;
-  wire \i__payload$39[26] ;
-  wire \i__payload$39[27] ;
-  wire \i__payload$39[28] ;
-  wire \i__payload$39[29] ;
   wire \i__payload$39[2] ;
-  wire \i__payload$39[30] ;
-  wire \i__payload$39[31] ;
   wire \i__payload$39[3] ;
   wire \i__payload$39[4] ;
   wire \i__payload$39[5] ;
@@ -240,16 +263,40 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$39[7] ;
   wire \i__payload$39[8] ;
   wire \i__payload$39[9] ;
-  wire [7:0] \i__payload$45 ;
+  wire [31:0] \i__payload$45 ;
   wire \i__payload$45[0] ;
+  wire \i__payload$45[10] ;
+  wire \i__payload$45[11] ;
+  wire \i__payload$45[12] ;
+  wire \i__payload$45[13] ;
+  wire \i__payload$45[14] ;
+  wire \i__payload$45[15] ;
+  wire \i__payload$45[16] ;
+  wire \i__payload$45[17] ;
+  wire \i__payload$45[18] ;
+  wire \i__payload$45[19] ;
   wire \i__payload$45[1] ;
+  wire \i__payload$45[20] ;
+  wire \i__payload$45[21] ;
+  wire \i__payload$45[22] ;
+  wire \i__payload$45[23] ;
+  wire \i__payload$45[24] ;
+  wire \i__payload$45[25] ;
+  wire \i__payload$45[26] ;
+  wire \i__payload$45[27] ;
+  wire \i__payload$45[28] ;
+  wire \i__payload$45[29] ;
   wire \i__payload$45[2] ;
+  wire \i__payload$45[30] ;
+  wire \i__payload$45[31] ;
   wire \i__payload$45[3] ;
   wire \i__payload$45[4] ;
   wire \i__payload$45[5] ;
   wire \i__payload$45[6] ;
   wire \i__payload$45[7] ;
-  wire [15:0] \i__payload$51 ;
+  wire \i__payload$45[8] ;
+  wire \i__payload$45[9] ;
+  wire [31:0] \i__payload$51 ;
   wire \i__payload$51[0] ;
   wire \i__payload$51[10] ;
   wire \i__payload$51[11] ;
@@ -257,8 +304,24 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$51[13] ;
   wire \i__payload$51[14] ;
   wire \i__payload$51[15] ;
+  wire \i__payload$51[16] ;
+  wire \i__payload$51[17] ;
+  wire \i__payload$51[18] ;
+  wire \i__payload$51[19] ;
   wire \i__payload$51[1] ;
+  wire \i__payload$51[20] ;
+  wire \i__payload$51[21] ;
+  wire \i__payload$51[22] ;
+  wire \i__payload$51[23] ;
+  wire \i__payload$51[24] ;
+  wire \i__payload$51[25] ;
+  wire \i__payload$51[26] ;
+  wire \i__payload$51[27] ;
+  wire \i__payload$51[28] ;
+  wire \i__payload$51[29] ;
   wire \i__payload$51[2] ;
+  wire \i__payload$51[30] ;
+  wire \i__payload$51[31] ;
   wire \i__payload$51[3] ;
   wire \i__payload$51[4] ;
   wire \i__payload$51[5] ;
@@ -266,14 +329,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$51[7] ;
   wire \i__payload$51[8] ;
   wire \i__payload$51[9] ;
-  wire [15:0] \i__payload$57 ;
+  wire [7:0] \i__payload$57 ;
   wire \i__payload$57[0] ;
-  wire \i__payload$57[10] ;
-  wire \i__payload$57[11] ;
-  wire \i__payload$57[12] ;
-  wire \i__payload$57[13] ;
-  wire \i__payload$57[14] ;
-  wire \i__payload$57[15] ;
   wire \i__payload$57[1] ;
   wire \i__payload$57[2] ;
   wire \i__payload$57[3] ;
@@ -281,16 +338,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$57[5] ;
   wire \i__payload$57[6] ;
   wire \i__payload$57[7] ;
-  wire \i__payload$57[8] ;
-  wire \i__payload$57[9] ;
-  wire [15:0] \i__payload$63 ;
+  wire [7:0] \i__payload$63 ;
   wire \i__payload$63[0] ;
-  wire \i__payload$63[10] ;
-  wire \i__payload$63[11] ;
-  wire \i__payload$63[12] ;
-  wire \i__payload$63[13] ;
-  wire \i__payload$63[14] ;
-  wire \i__payload$63[15] ;
   wire \i__payload$63[1] ;
   wire \i__payload$63[2] ;
   wire \i__payload$63[3] ;
@@ -298,30 +347,96 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__payload$63[5] ;
   wire \i__payload$63[6] ;
   wire \i__payload$63[7] ;
-  wire \i__payload$63[8] ;
-  wire \i__payload$63[9] ;
-  wire [79:0] \i__payload$69 ;
-  wire [7:0] \i__payload$69[0] ;
-  wire [7:0] \i__payload$69[1] ;
-  wire [7:0] \i__payload$69[2] ;
-  wire [7:0] \i__payload$69[3] ;
-  wire [7:0] \i__payload$69[4] ;
-  wire [7:0] \i__payload$69[5] ;
-  wire [7:0] \i__payload$69[6] ;
-  wire [7:0] \i__payload$69[7] ;
-  wire [7:0] \i__payload$69[8] ;
-  wire [7:0] \i__payload$69[9] ;
-  wire [159:0] \i__payload$75 ;
-  wire [15:0] \i__payload$75[0] ;
-  wire [15:0] \i__payload$75[1] ;
-  wire [15:0] \i__payload$75[2] ;
-  wire [15:0] \i__payload$75[3] ;
-  wire [15:0] \i__payload$75[4] ;
-  wire [15:0] \i__payload$75[5] ;
-  wire [15:0] \i__payload$75[6] ;
-  wire [15:0] \i__payload$75[7] ;
-  wire [15:0] \i__payload$75[8] ;
-  wire [15:0] \i__payload$75[9] ;
+  wire [15:0] \i__payload$69 ;
+  wire \i__payload$69[0] ;
+  wire \i__payload$69[10] ;
+  wire \i__payload$69[11] ;
+  wire \i__payload$69[12] ;
+  wire \i__payload$69[13] ;
+  wire \i__payload$69[14] ;
+  wire \i__payload$69[15] ;
+  wire \i__payload$69[1] ;
+  wire \i__payload$69[2] ;
+  wire \i__payload$69[3] ;
+  wire \i__payload$69[4] ;
+  wire \i__payload$69[5] ;
+  wire \i__payload$69[6] ;
+  wire \i__payload$69[7] ;
+  wire \i__payload$69[8] ;
+  wire \i__payload$69[9] ;
+  wire [15:0] \i__payload$75 ;
+  wire \i__payload$75[0] ;
+  wire \i__payload$75[10] ;
+  wire \i__payload$75[11] ;
+  wire \i__payload$75[12] ;
+  wire \i__payload$75[13] ;
+  wire \i__payload$75[14] ;
+  wire \i__payload$75[15] ;
+  wire \i__payload$75[1] ;
+  wire \i__payload$75[2] ;
+  wire \i__payload$75[3] ;
+  wire \i__payload$75[4] ;
+  wire \i__payload$75[5] ;
+  wire \i__payload$75[6] ;
+  wire \i__payload$75[7] ;
+  wire \i__payload$75[8] ;
+  wire \i__payload$75[9] ;
+  wire [15:0] \i__payload$81 ;
+  wire \i__payload$81[0] ;
+  wire \i__payload$81[10] ;
+  wire \i__payload$81[11] ;
+  wire \i__payload$81[12] ;
+  wire \i__payload$81[13] ;
+  wire \i__payload$81[14] ;
+  wire \i__payload$81[15] ;
+  wire \i__payload$81[1] ;
+  wire \i__payload$81[2] ;
+  wire \i__payload$81[3] ;
+  wire \i__payload$81[4] ;
+  wire \i__payload$81[5] ;
+  wire \i__payload$81[6] ;
+  wire \i__payload$81[7] ;
+  wire \i__payload$81[8] ;
+  wire \i__payload$81[9] ;
+  wire [15:0] \i__payload$87 ;
+  wire \i__payload$87[0] ;
+  wire \i__payload$87[10] ;
+  wire \i__payload$87[11] ;
+  wire \i__payload$87[12] ;
+  wire \i__payload$87[13] ;
+  wire \i__payload$87[14] ;
+  wire \i__payload$87[15] ;
+  wire \i__payload$87[1] ;
+  wire \i__payload$87[2] ;
+  wire \i__payload$87[3] ;
+  wire \i__payload$87[4] ;
+  wire \i__payload$87[5] ;
+  wire \i__payload$87[6] ;
+  wire \i__payload$87[7] ;
+  wire \i__payload$87[8] ;
+  wire \i__payload$87[9] ;
+  wire [79:0] \i__payload$93 ;
+  wire [7:0] \i__payload$93[0] ;
+  wire [7:0] \i__payload$93[1] ;
+  wire [7:0] \i__payload$93[2] ;
+  wire [7:0] \i__payload$93[3] ;
+  wire [7:0] \i__payload$93[4] ;
+  wire [7:0] \i__payload$93[5] ;
+  wire [7:0] \i__payload$93[6] ;
+  wire [7:0] \i__payload$93[7] ;
+  wire [7:0] \i__payload$93[8] ;
+  wire [7:0] \i__payload$93[9] ;
+  wire [79:0] \i__payload$99 ;
+  wire [7:0] \i__payload$99[0] ;
+  wire [7:0] \i__payload$99[1] ;
+  wire [7:0] \i__payload$99[2] ;
+  wire [7:0] \i__payload$99[3] ;
+  wire [7:0] \i__payload$99[4] ;
+  wire [7:0] \i__payload$99[5] ;
+  wire [7:0] \i__payload$99[6] ;
+  wire [7:0] \i__payload$99[7] ;
+  wire [7:0] \i__payload$99[8] ;
+  wire [7:0] \i__payload$99[9] ;
   wire [7:0] \i__payload[0] ;
   wire [7:0] \i__payload[10] ;
   wire [7:0] \i__payload[11] ;
@@ -373,6 +488,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire [7:0] \i__payload[9] ;
   output i__ready;
   wire i__ready;
+  wire \i__ready$104 ;
+  wire \i__ready$110 ;
   wire \i__ready$14 ;
   wire \i__ready$20 ;
   wire \i__ready$26 ;
@@ -384,9 +501,15 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__ready$62 ;
   wire \i__ready$68 ;
   wire \i__ready$74 ;
+  wire \i__ready$80 ;
+  wire \i__ready$86 ;
   wire \i__ready$9 ;
+  wire \i__ready$92 ;
+  wire \i__ready$98 ;
   input i__valid;
   wire i__valid;
+  wire \i__valid$101 ;
+  wire \i__valid$107 ;
   wire \i__valid$11 ;
   wire \i__valid$17 ;
   wire \i__valid$23 ;
@@ -398,9 +521,47 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \i__valid$59 ;
   wire \i__valid$65 ;
   wire \i__valid$71 ;
+  wire \i__valid$77 ;
   wire \i__valid$8 ;
+  wire \i__valid$83 ;
+  wire \i__valid$89 ;
+  wire \i__valid$95 ;
   output [3:0] o__payload;
   wire [3:0] o__payload;
+  wire [79:0] \o__payload$100 ;
+  wire [7:0] \o__payload$100[0] ;
+  wire [7:0] \o__payload$100[1] ;
+  wire [7:0] \o__payload$100[2] ;
+  wire [7:0] \o__payload$100[3] ;
+  wire [7:0] \o__payload$100[4] ;
+  wire [7:0] \o__payload$100[5] ;
+  wire [7:0] \o__payload$100[6] ;
+  wire [7:0] \o__payload$100[7] ;
+  wire [7:0] \o__payload$100[8] ;
+  wire [7:0] \o__payload$100[9] ;
+  wire [159:0] \o__payload$106 ;
+  wire [15:0] \o__payload$106[0] ;
+  wire [15:0] \o__payload$106[1] ;
+  wire [15:0] \o__payload$106[2] ;
+  wire [15:0] \o__payload$106[3] ;
+  wire [15:0] \o__payload$106[4] ;
+  wire [15:0] \o__payload$106[5] ;
+  wire [15:0] \o__payload$106[6] ;
+  wire [15:0] \o__payload$106[7] ;
+  wire [15:0] \o__payload$106[8] ;
+  wire [15:0] \o__payload$106[9] ;
+  wire [159:0] \o__payload$112 ;
+  wire [15:0] \o__payload$112[0] ;
+  wire [15:0] \o__payload$112[1] ;
+  wire [15:0] \o__payload$112[2] ;
+  wire [15:0] \o__payload$112[3] ;
+  wire [15:0] \o__payload$112[4] ;
+  wire [15:0] \o__payload$112[5] ;
+  wire [15:0] \o__payload$112[6] ;
+  wire [15:0] \o__payload$112[7] ;
+  wire [15:0] \o__payload$112[8] ;
+  wire [15:0] \o__payload$112[9] ;
+  wire [3:0] \o__payload$115 ;
   wire [48:0] \o__payload$16 ;
   wire \o__payload$16[0] ;
   wire \o__payload$16[10] ;
@@ -501,7 +662,7 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$22[7] ;
   wire \o__payload$22[8] ;
   wire \o__payload$22[9] ;
-  wire [15:0] \o__payload$28 ;
+  wire [48:0] \o__payload$28 ;
   wire \o__payload$28[0] ;
   wire \o__payload$28[10] ;
   wire \o__payload$28[11] ;
@@ -509,16 +670,49 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$28[13] ;
   wire \o__payload$28[14] ;
   wire \o__payload$28[15] ;
+  wire \o__payload$28[16] ;
+  wire \o__payload$28[17] ;
+  wire \o__payload$28[18] ;
+  wire \o__payload$28[19] ;
   wire \o__payload$28[1] ;
+  wire \o__payload$28[20] ;
+  wire \o__payload$28[21] ;
+  wire \o__payload$28[22] ;
+  wire \o__payload$28[23] ;
+  wire \o__payload$28[24] ;
+  wire \o__payload$28[25] ;
+  wire \o__payload$28[26] ;
+  wire \o__payload$28[27] ;
+  wire \o__payload$28[28] ;
+  wire \o__payload$28[29] ;
   wire \o__payload$28[2] ;
+  wire \o__payload$28[30] ;
+  wire \o__payload$28[31] ;
+  wire \o__payload$28[32] ;
+  wire \o__payload$28[33] ;
+  wire \o__payload$28[34] ;
+  wire \o__payload$28[35] ;
+  wire \o__payload$28[36] ;
+  wire \o__payload$28[37] ;
+  wire \o__payload$28[38] ;
+  wire \o__payload$28[39] ;
   wire \o__payload$28[3] ;
+  wire \o__payload$28[40] ;
+  wire \o__payload$28[41] ;
+  wire \o__payload$28[42] ;
+  wire \o__payload$28[43] ;
+  wire \o__payload$28[44] ;
+  wire \o__payload$28[45] ;
+  wire \o__payload$28[46] ;
+  wire \o__payload$28[47] ;
+  wire \o__payload$28[48] ;
   wire \o__payload$28[4] ;
   wire \o__payload$28[5] ;
   wire \o__payload$28[6] ;
   wire \o__payload$28[7] ;
   wire \o__payload$28[8] ;
   wire \o__payload$28[9] ;
-  wire [31:0] \o__payload$34 ;
+  wire [15:0] \o__payload$34 ;
   wire \o__payload$34[0] ;
   wire \o__payload$34[10] ;
   wire \o__payload$34[11] ;
@@ -526,24 +720,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$34[13] ;
   wire \o__payload$34[14] ;
   wire \o__payload$34[15] ;
-  wire \o__payload$34[16] ;
-  wire \o__payload$34[17] ;
-  wire \o__payload$34[18] ;
-  wire \o__payload$34[19] ;
   wire \o__payload$34[1] ;
-  wire \o__payload$34[20] ;
-  wire \o__payload$34[21] ;
-  wire \o__payload$34[22] ;
-  wire \o__payload$34[23] ;
-  wire \o__payload$34[24] ;
-  wire \o__payload$34[25] ;
-  wire \o__payload$34[26] ;
-  wire \o__payload$34[27] ;
-  wire \o__payload$34[28] ;
-  wire \o__payload$34[29] ;
   wire \o__payload$34[2] ;
-  wire \o__payload$34[30] ;
-  wire \o__payload$34[31] ;
   wire \o__payload$34[3] ;
   wire \o__payload$34[4] ;
   wire \o__payload$34[5] ;
@@ -551,7 +729,7 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$34[7] ;
   wire \o__payload$34[8] ;
   wire \o__payload$34[9] ;
-  wire [31:0] \o__payload$40 ;
+  wire [15:0] \o__payload$40 ;
   wire \o__payload$40[0] ;
   wire \o__payload$40[10] ;
   wire \o__payload$40[11] ;
@@ -559,24 +737,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$40[13] ;
   wire \o__payload$40[14] ;
   wire \o__payload$40[15] ;
-  wire \o__payload$40[16] ;
-  wire \o__payload$40[17] ;
-  wire \o__payload$40[18] ;
-  wire \o__payload$40[19] ;
   wire \o__payload$40[1] ;
-  wire \o__payload$40[20] ;
-  wire \o__payload$40[21] ;
-  wire \o__payload$40[22] ;
-  wire \o__payload$40[23] ;
-  wire \o__payload$40[24] ;
-  wire \o__payload$40[25] ;
-  wire \o__payload$40[26] ;
-  wire \o__payload$40[27] ;
-  wire \o__payload$40[28] ;
-  wire \o__payload$40[29] ;
   wire \o__payload$40[2] ;
-  wire \o__payload$40[30] ;
-  wire \o__payload$40[31] ;
   wire \o__payload$40[3] ;
   wire \o__payload$40[4] ;
   wire \o__payload$40[5] ;
@@ -584,16 +746,40 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$40[7] ;
   wire \o__payload$40[8] ;
   wire \o__payload$40[9] ;
-  wire [7:0] \o__payload$46 ;
+  wire [31:0] \o__payload$46 ;
   wire \o__payload$46[0] ;
+  wire \o__payload$46[10] ;
+  wire \o__payload$46[11] ;
+  wire \o__payload$46[12] ;
+  wire \o__payload$46[13] ;
+  wire \o__payload$46[14] ;
+  wire \o__payload$46[15] ;
+  wire \o__payload$46[16] ;
+  wire \o__payload$46[17] ;
+  wire \o__payload$46[18] ;
+  wire \o__payload$46[19] ;
   wire \o__payload$46[1] ;
+  wire \o__payload$46[20] ;
+  wire \o__payload$46[21] ;
+  wire \o__payload$46[22] ;
+  wire \o__payload$46[23] ;
+  wire \o__payload$46[24] ;
+  wire \o__payload$46[25] ;
+  wire \o__payload$46[26] ;
+  wire \o__payload$46[27] ;
+  wire \o__payload$46[28] ;
+  wire \o__payload$46[29] ;
   wire \o__payload$46[2] ;
+  wire \o__payload$46[30] ;
+  wire \o__payload$46[31] ;
   wire \o__payload$46[3] ;
   wire \o__payload$46[4] ;
   wire \o__payload$46[5] ;
   wire \o__payload$46[6] ;
   wire \o__payload$46[7] ;
-  wire [15:0] \o__payload$52 ;
+  wire \o__payload$46[8] ;
+  wire \o__payload$46[9] ;
+  wire [31:0] \o__payload$52 ;
   wire \o__payload$52[0] ;
   wire \o__payload$52[10] ;
   wire \o__payload$52[11] ;
@@ -601,8 +787,24 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$52[13] ;
   wire \o__payload$52[14] ;
   wire \o__payload$52[15] ;
+  wire \o__payload$52[16] ;
+  wire \o__payload$52[17] ;
+  wire \o__payload$52[18] ;
+  wire \o__payload$52[19] ;
   wire \o__payload$52[1] ;
+  wire \o__payload$52[20] ;
+  wire \o__payload$52[21] ;
+  wire \o__payload$52[22] ;
+  wire \o__payload$52[23] ;
+  wire \o__payload$52[24] ;
+  wire \o__payload$52[25] ;
+  wire \o__payload$52[26] ;
+  wire \o__payload$52[27] ;
+  wire \o__payload$52[28] ;
+  wire \o__payload$52[29] ;
   wire \o__payload$52[2] ;
+  wire \o__payload$52[30] ;
+  wire \o__payload$52[31] ;
   wire \o__payload$52[3] ;
   wire \o__payload$52[4] ;
   wire \o__payload$52[5] ;
@@ -610,14 +812,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$52[7] ;
   wire \o__payload$52[8] ;
   wire \o__payload$52[9] ;
-  wire [15:0] \o__payload$58 ;
+  wire [7:0] \o__payload$58 ;
   wire \o__payload$58[0] ;
-  wire \o__payload$58[10] ;
-  wire \o__payload$58[11] ;
-  wire \o__payload$58[12] ;
-  wire \o__payload$58[13] ;
-  wire \o__payload$58[14] ;
-  wire \o__payload$58[15] ;
   wire \o__payload$58[1] ;
   wire \o__payload$58[2] ;
   wire \o__payload$58[3] ;
@@ -625,16 +821,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$58[5] ;
   wire \o__payload$58[6] ;
   wire \o__payload$58[7] ;
-  wire \o__payload$58[8] ;
-  wire \o__payload$58[9] ;
-  wire [15:0] \o__payload$64 ;
+  wire [7:0] \o__payload$64 ;
   wire \o__payload$64[0] ;
-  wire \o__payload$64[10] ;
-  wire \o__payload$64[11] ;
-  wire \o__payload$64[12] ;
-  wire \o__payload$64[13] ;
-  wire \o__payload$64[14] ;
-  wire \o__payload$64[15] ;
   wire \o__payload$64[1] ;
   wire \o__payload$64[2] ;
   wire \o__payload$64[3] ;
@@ -642,33 +830,90 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__payload$64[5] ;
   wire \o__payload$64[6] ;
   wire \o__payload$64[7] ;
-  wire \o__payload$64[8] ;
-  wire \o__payload$64[9] ;
-  wire [79:0] \o__payload$70 ;
-  wire [7:0] \o__payload$70[0] ;
-  wire [7:0] \o__payload$70[1] ;
-  wire [7:0] \o__payload$70[2] ;
-  wire [7:0] \o__payload$70[3] ;
-  wire [7:0] \o__payload$70[4] ;
-  wire [7:0] \o__payload$70[5] ;
-  wire [7:0] \o__payload$70[6] ;
-  wire [7:0] \o__payload$70[7] ;
-  wire [7:0] \o__payload$70[8] ;
-  wire [7:0] \o__payload$70[9] ;
-  wire [159:0] \o__payload$76 ;
-  wire [15:0] \o__payload$76[0] ;
-  wire [15:0] \o__payload$76[1] ;
-  wire [15:0] \o__payload$76[2] ;
-  wire [15:0] \o__payload$76[3] ;
-  wire [15:0] \o__payload$76[4] ;
-  wire [15:0] \o__payload$76[5] ;
-  wire [15:0] \o__payload$76[6] ;
-  wire [15:0] \o__payload$76[7] ;
-  wire [15:0] \o__payload$76[8] ;
-  wire [15:0] \o__payload$76[9] ;
-  wire [3:0] \o__payload$79 ;
+  wire [15:0] \o__payload$70 ;
+  wire \o__payload$70[0] ;
+  wire \o__payload$70[10] ;
+  wire \o__payload$70[11] ;
+  wire \o__payload$70[12] ;
+  wire \o__payload$70[13] ;
+  wire \o__payload$70[14] ;
+  wire \o__payload$70[15] ;
+  wire \o__payload$70[1] ;
+  wire \o__payload$70[2] ;
+  wire \o__payload$70[3] ;
+  wire \o__payload$70[4] ;
+  wire \o__payload$70[5] ;
+  wire \o__payload$70[6] ;
+  wire \o__payload$70[7] ;
+  wire \o__payload$70[8] ;
+  wire \o__payload$70[9] ;
+  wire [15:0] \o__payload$76 ;
+  wire \o__payload$76[0] ;
+  wire \o__payload$76[10] ;
+  wire \o__payload$76[11] ;
+  wire \o__payload$76[12] ;
+  wire \o__payload$76[13] ;
+  wire \o__payload$76[14] ;
+  wire \o__payload$76[15] ;
+  wire \o__payload$76[1] ;
+  wire \o__payload$76[2] ;
+  wire \o__payload$76[3] ;
+  wire \o__payload$76[4] ;
+  wire \o__payload$76[5] ;
+  wire \o__payload$76[6] ;
+  wire \o__payload$76[7] ;
+  wire \o__payload$76[8] ;
+  wire \o__payload$76[9] ;
+  wire [15:0] \o__payload$82 ;
+  wire \o__payload$82[0] ;
+  wire \o__payload$82[10] ;
+  wire \o__payload$82[11] ;
+  wire \o__payload$82[12] ;
+  wire \o__payload$82[13] ;
+  wire \o__payload$82[14] ;
+  wire \o__payload$82[15] ;
+  wire \o__payload$82[1] ;
+  wire \o__payload$82[2] ;
+  wire \o__payload$82[3] ;
+  wire \o__payload$82[4] ;
+  wire \o__payload$82[5] ;
+  wire \o__payload$82[6] ;
+  wire \o__payload$82[7] ;
+  wire \o__payload$82[8] ;
+  wire \o__payload$82[9] ;
+  wire [15:0] \o__payload$88 ;
+  wire \o__payload$88[0] ;
+  wire \o__payload$88[10] ;
+  wire \o__payload$88[11] ;
+  wire \o__payload$88[12] ;
+  wire \o__payload$88[13] ;
+  wire \o__payload$88[14] ;
+  wire \o__payload$88[15] ;
+  wire \o__payload$88[1] ;
+  wire \o__payload$88[2] ;
+  wire \o__payload$88[3] ;
+  wire \o__payload$88[4] ;
+  wire \o__payload$88[5] ;
+  wire \o__payload$88[6] ;
+  wire \o__payload$88[7] ;
+  wire \o__payload$88[8] ;
+  wire \o__payload$88[9] ;
+  wire [79:0] \o__payload$94 ;
+  wire [7:0] \o__payload$94[0] ;
+  wire [7:0] \o__payload$94[1] ;
+  wire [7:0] \o__payload$94[2] ;
+  wire [7:0] \o__payload$94[3] ;
+  wire [7:0] \o__payload$94[4] ;
+  wire [7:0] \o__payload$94[5] ;
+  wire [7:0] \o__payload$94[6] ;
+  wire [7:0] \o__payload$94[7] ;
+  wire [7:0] \o__payload$94[8] ;
+  wire [7:0] \o__payload$94[9] ;
   input o__ready;
   wire o__ready;
+  wire \o__ready$103 ;
+  wire \o__ready$109 ;
+  wire \o__ready$114 ;
   wire \o__ready$13 ;
   wire \o__ready$19 ;
   wire \o__ready$25 ;
@@ -680,9 +925,15 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__ready$61 ;
   wire \o__ready$67 ;
   wire \o__ready$73 ;
-  wire \o__ready$78 ;
+  wire \o__ready$79 ;
+  wire \o__ready$85 ;
+  wire \o__ready$91 ;
+  wire \o__ready$97 ;
   output o__valid;
   wire o__valid;
+  wire \o__valid$102 ;
+  wire \o__valid$108 ;
+  wire \o__valid$113 ;
   wire \o__valid$12 ;
   wire \o__valid$18 ;
   wire \o__valid$24 ;
@@ -694,7 +945,10 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   wire \o__valid$60 ;
   wire \o__valid$66 ;
   wire \o__valid$72 ;
-  wire \o__valid$77 ;
+  wire \o__valid$78 ;
+  wire \o__valid$84 ;
+  wire \o__valid$90 ;
+  wire \o__valid$96 ;
   input rst;
   wire rst;
   \tfc.BipolarQuant_11_input  BipolarQuant_11_input (
@@ -707,57 +961,77 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .o__valid(\i__valid$11 ),
     .rst(rst)
   );
+  \tfc.BipolarQuant_11_input_slice  BipolarQuant_11_input_slice (
+    .clk(clk),
+    .i__payload(\i__payload$15 ),
+    .i__ready(\o__ready$13 ),
+    .i__valid(\i__valid$11 ),
+    .o__payload(\i__payload$21 ),
+    .o__ready(\o__ready$19 ),
+    .o__valid(\i__valid$17 ),
+    .rst(rst)
+  );
   \tfc.MatMul_16  MatMul_16 (
     .clk(clk),
-    .i__payload(\i__payload$21 ),
-    .i__ready(\o__ready$19 ),
-    .i__valid(\i__valid$17 ),
-    .o__payload(\i__payload$27 ),
-    .o__ready(\o__ready$25 ),
-    .o__valid(\i__valid$23 ),
-    .rst(rst)
-  );
-  \tfc.MatMul_16_fifo  MatMul_16_fifo (
-    .clk(clk),
-    .i__ready(\o__ready$13 ),
-    .o__payload(\i__payload$21 ),
-    .o__valid(\i__valid$17 ),
-    .r_en(\o__ready$19 ),
-    .rst(rst),
-    .w_data(\i__payload$15 ),
-    .w_en(\i__valid$11 )
-  );
-  \tfc.MatMul_24  MatMul_24 (
-    .clk(clk),
-    .i__payload(\i__payload$39 ),
-    .i__ready(\o__ready$37 ),
-    .i__valid(\i__valid$35 ),
-    .o__payload(\i__payload$45 ),
-    .o__ready(\o__ready$43 ),
-    .o__valid(\i__valid$41 ),
-    .rst(rst)
-  );
-  \tfc.MatMul_24_fifo  MatMul_24_fifo (
-    .clk(clk),
-    .i__ready(\o__ready$31 ),
-    .o__payload(\i__payload$39 ),
-    .o__valid(\i__valid$35 ),
-    .r_en(\o__ready$37 ),
-    .rst(rst),
-    .w_data(\i__payload$33 ),
-    .w_en(\i__valid$29 )
-  );
-  \tfc.MatMul_24_lanes0  MatMul_24_lanes0 (
-    .advance(\o__ready$25 ),
-    .clk(clk),
     .i__payload(\i__payload$27 ),
+    .i__ready(\o__ready$25 ),
     .i__valid(\i__valid$23 ),
     .o__payload(\i__payload$33 ),
     .o__ready(\o__ready$31 ),
     .o__valid(\i__valid$29 ),
     .rst(rst)
   );
-  \tfc.MatMul_32  MatMul_32 (
+  \tfc.MatMul_16_fifo  MatMul_16_fifo (
+    .clk(clk),
+    .i__ready(\o__ready$19 ),
+    .o__payload(\i__payload$27 ),
+    .o__valid(\i__valid$23 ),
+    .r_en(\o__ready$25 ),
+    .rst(rst),
+    .w_data(\i__payload$21 ),
+    .w_en(\i__valid$17 )
+  );
+  \tfc.MatMul_16_slice  MatMul_16_slice (
+    .clk(clk),
+    .i__payload(\i__payload$33 ),
+    .i__ready(\o__ready$31 ),
+    .i__valid(\i__valid$29 ),
+    .o__payload(\i__payload$39 ),
+    .o__ready(\o__ready$37 ),
+    .o__valid(\i__valid$35 ),
+    .rst(rst)
+  );
+  \tfc.MatMul_24  MatMul_24 (
+    .clk(clk),
+    .i__payload(\i__payload$51 ),
+    .i__ready(\o__ready$49 ),
+    .i__valid(\i__valid$47 ),
+    .o__payload(\i__payload$57 ),
+    .o__ready(\o__ready$55 ),
+    .o__valid(\i__valid$53 ),
+    .rst(rst)
+  );
+  \tfc.MatMul_24_fifo  MatMul_24_fifo (
+    .clk(clk),
+    .i__ready(\o__ready$43 ),
+    .o__payload(\i__payload$51 ),
+    .o__valid(\i__valid$47 ),
+    .r_en(\o__ready$49 ),
+    .rst(rst),
+    .w_data(\i__payload$45 ),
+    .w_en(\i__valid$41 )
+  );
+  \tfc.MatMul_24_lanes0  MatMul_24_lanes0 (
+    .advance(\o__ready$37 ),
+    .clk(clk),
+    .i__payload(\i__payload$39 ),
+    .i__valid(\i__valid$35 ),
+    .o__payload(\i__payload$45 ),
+    .o__ready(\o__ready$43 ),
+    .o__valid(\i__valid$41 ),
+    .rst(rst)
+  );
+  \tfc.MatMul_24_slice  MatMul_24_slice (
     .clk(clk),
     .i__payload(\i__payload$57 ),
     .i__ready(\o__ready$55 ),
@@ -767,54 +1041,94 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .o__valid(\i__valid$59 ),
     .rst(rst)
   );
-  \tfc.MatMul_32_fifo  MatMul_32_fifo (
+  \tfc.MatMul_32  MatMul_32 (
     .clk(clk),
-    .i__ready(\o__ready$49 ),
-    .o__payload(\i__payload$57 ),
-    .o__valid(\i__valid$53 ),
-    .r_en(\o__ready$55 ),
-    .rst(rst),
-    .w_data(\i__payload$51 ),
-    .w_en(\i__valid$47 )
-  );
-  \tfc.MatMul_32_lanes0  MatMul_32_lanes0 (
-    .advance(\o__ready$43 ),
-    .clk(clk),
-    .i__payload(\i__payload$45 ),
-    .i__valid(\i__valid$41 ),
-    .o__payload(\i__payload$51 ),
-    .o__ready(\o__ready$49 ),
-    .o__valid(\i__valid$47 ),
+    .i__payload(\i__payload$75 ),
+    .i__ready(\o__ready$73 ),
+    .i__valid(\i__valid$71 ),
+    .o__payload(\i__payload$81 ),
+    .o__ready(\o__ready$79 ),
+    .o__valid(\i__valid$77 ),
     .rst(rst)
   );
-  \tfc.MatMul_40  MatMul_40 (
+  \tfc.MatMul_32_fifo  MatMul_32_fifo (
+    .clk(clk),
+    .i__ready(\o__ready$67 ),
+    .o__payload(\i__payload$75 ),
+    .o__valid(\i__valid$71 ),
+    .r_en(\o__ready$73 ),
+    .rst(rst),
+    .w_data(\i__payload$69 ),
+    .w_en(\i__valid$65 )
+  );
+  \tfc.MatMul_32_lanes0  MatMul_32_lanes0 (
+    .advance(\o__ready$61 ),
     .clk(clk),
     .i__payload(\i__payload$63 ),
-    .i__ready(\o__ready$61 ),
     .i__valid(\i__valid$59 ),
     .o__payload(\i__payload$69 ),
     .o__ready(\o__ready$67 ),
     .o__valid(\i__valid$65 ),
     .rst(rst)
   );
-  \tfc.argmax  argmax (
-    .advance(\o__ready$73 ),
+  \tfc.MatMul_32_slice  MatMul_32_slice (
     .clk(clk),
-    .i__payload(\i__payload$75 ),
-    .i__valid(\i__valid$71 ),
+    .i__payload(\i__payload$81 ),
+    .i__ready(\o__ready$79 ),
+    .i__valid(\i__valid$77 ),
+    .o__payload(\i__payload$87 ),
+    .o__ready(\o__ready$85 ),
+    .o__valid(\i__valid$83 ),
+    .rst(rst)
+  );
+  \tfc.MatMul_40  MatMul_40 (
+    .clk(clk),
+    .i__payload(\i__payload$87 ),
+    .i__ready(\o__ready$85 ),
+    .i__valid(\i__valid$83 ),
+    .o__payload(\i__payload$93 ),
+    .o__ready(\o__ready$91 ),
+    .o__valid(\i__valid$89 ),
+    .rst(rst)
+  );
+  \tfc.MatMul_40_slice  MatMul_40_slice (
+    .clk(clk),
+    .i__payload(\i__payload$93 ),
+    .i__ready(\o__ready$91 ),
+    .i__valid(\i__valid$89 ),
+    .o__payload(\i__payload$99 ),
+    .o__ready(\o__ready$97 ),
+    .o__valid(\i__valid$95 ),
+    .rst(rst)
+  );
+  \tfc.argmax  argmax (
+    .advance(\o__ready$109 ),
+    .clk(clk),
+    .i__payload(\i__payload$111 ),
+    .i__valid(\i__valid$107 ),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
     .rst(rst)
   );
   \tfc.scores  scores (
-    .advance(\o__ready$67 ),
+    .advance(\o__ready$97 ),
     .clk(clk),
-    .i__payload(\i__payload$69 ),
-    .i__valid(\i__valid$65 ),
-    .o__payload(\i__payload$75 ),
-    .o__ready(\o__ready$73 ),
-    .o__valid(\i__valid$71 ),
+    .i__payload(\i__payload$99 ),
+    .i__valid(\i__valid$95 ),
+    .o__payload(\i__payload$105 ),
+    .o__ready(\o__ready$103 ),
+    .o__valid(\i__valid$101 ),
+    .rst(rst)
+  );
+  \tfc.scores_slice  scores_slice (
+    .clk(clk),
+    .i__payload(\i__payload$105 ),
+    .i__ready(\o__ready$103 ),
+    .i__valid(\i__valid$101 ),
+    .o__payload(\i__payload$111 ),
+    .o__ready(\o__ready$109 ),
+    .o__valid(\i__valid$107 ),
     .rst(rst)
   );
   assign \i__valid$8  = i__valid;
@@ -853,9 +1167,27 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__valid$72  = \i__valid$71 ;
   assign \i__ready$74  = \o__ready$73 ;
   assign \o__payload$76  = \i__payload$75 ;
-  assign \o__valid$77  = o__valid;
-  assign \o__ready$78  = o__ready;
-  assign \o__payload$79  = o__payload;
+  assign \o__valid$78  = \i__valid$77 ;
+  assign \i__ready$80  = \o__ready$79 ;
+  assign \o__payload$82  = \i__payload$81 ;
+  assign \o__valid$84  = \i__valid$83 ;
+  assign \i__ready$86  = \o__ready$85 ;
+  assign \o__payload$88  = \i__payload$87 ;
+  assign \o__valid$90  = \i__valid$89 ;
+  assign \i__ready$92  = \o__ready$91 ;
+  assign \o__payload$94  = \i__payload$93 ;
+  assign \o__valid$96  = \i__valid$95 ;
+  assign \i__ready$98  = \o__ready$97 ;
+  assign \o__payload$100  = \i__payload$99 ;
+  assign \o__valid$102  = \i__valid$101 ;
+  assign \i__ready$104  = \o__ready$103 ;
+  assign \o__payload$106  = \i__payload$105 ;
+  assign \o__valid$108  = \i__valid$107 ;
+  assign \i__ready$110  = \o__ready$109 ;
+  assign \o__payload$112  = \i__payload$111 ;
+  assign \o__valid$113  = o__valid;
+  assign \o__ready$114  = o__ready;
+  assign \o__payload$115  = o__payload;
   assign \i__payload[0]  = i__payload[7:0];
   assign \i__payload[1]  = i__payload[15:8];
   assign \i__payload[2]  = i__payload[23:16];
@@ -1166,6 +1498,39 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$27[13]  = \i__payload$27 [13];
   assign \i__payload$27[14]  = \i__payload$27 [14];
   assign \i__payload$27[15]  = \i__payload$27 [15];
+  assign \i__payload$27[16]  = \i__payload$27 [16];
+  assign \i__payload$27[17]  = \i__payload$27 [17];
+  assign \i__payload$27[18]  = \i__payload$27 [18];
+  assign \i__payload$27[19]  = \i__payload$27 [19];
+  assign \i__payload$27[20]  = \i__payload$27 [20];
+  assign \i__payload$27[21]  = \i__payload$27 [21];
+  assign \i__payload$27[22]  = \i__payload$27 [22];
+  assign \i__payload$27[23]  = \i__payload$27 [23];
+  assign \i__payload$27[24]  = \i__payload$27 [24];
+  assign \i__payload$27[25]  = \i__payload$27 [25];
+  assign \i__payload$27[26]  = \i__payload$27 [26];
+  assign \i__payload$27[27]  = \i__payload$27 [27];
+  assign \i__payload$27[28]  = \i__payload$27 [28];
+  assign \i__payload$27[29]  = \i__payload$27 [29];
+  assign \i__payload$27[30]  = \i__payload$27 [30];
+  assign \i__payload$27[31]  = \i__payload$27 [31];
+  assign \i__payload$27[32]  = \i__payload$27 [32];
+  assign \i__payload$27[33]  = \i__payload$27 [33];
+  assign \i__payload$27[34]  = \i__payload$27 [34];
+  assign \i__payload$27[35]  = \i__payload$27 [35];
+  assign \i__payload$27[36]  = \i__payload$27 [36];
+  assign \i__payload$27[37]  = \i__payload$27 [37];
+  assign \i__payload$27[38]  = \i__payload$27 [38];
+  assign \i__payload$27[39]  = \i__payload$27 [39];
+  assign \i__payload$27[40]  = \i__payload$27 [40];
+  assign \i__payload$27[41]  = \i__payload$27 [41];
+  assign \i__payload$27[42]  = \i__payload$27 [42];
+  assign \i__payload$27[43]  = \i__payload$27 [43];
+  assign \i__payload$27[44]  = \i__payload$27 [44];
+  assign \i__payload$27[45]  = \i__payload$27 [45];
+  assign \i__payload$27[46]  = \i__payload$27 [46];
+  assign \i__payload$27[47]  = \i__payload$27 [47];
+  assign \i__payload$27[48]  = \i__payload$27 [48];
   assign \o__payload$28[0]  = \i__payload$27 [0];
   assign \o__payload$28[1]  = \i__payload$27 [1];
   assign \o__payload$28[2]  = \i__payload$27 [2];
@@ -1182,6 +1547,39 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$28[13]  = \i__payload$27 [13];
   assign \o__payload$28[14]  = \i__payload$27 [14];
   assign \o__payload$28[15]  = \i__payload$27 [15];
+  assign \o__payload$28[16]  = \i__payload$27 [16];
+  assign \o__payload$28[17]  = \i__payload$27 [17];
+  assign \o__payload$28[18]  = \i__payload$27 [18];
+  assign \o__payload$28[19]  = \i__payload$27 [19];
+  assign \o__payload$28[20]  = \i__payload$27 [20];
+  assign \o__payload$28[21]  = \i__payload$27 [21];
+  assign \o__payload$28[22]  = \i__payload$27 [22];
+  assign \o__payload$28[23]  = \i__payload$27 [23];
+  assign \o__payload$28[24]  = \i__payload$27 [24];
+  assign \o__payload$28[25]  = \i__payload$27 [25];
+  assign \o__payload$28[26]  = \i__payload$27 [26];
+  assign \o__payload$28[27]  = \i__payload$27 [27];
+  assign \o__payload$28[28]  = \i__payload$27 [28];
+  assign \o__payload$28[29]  = \i__payload$27 [29];
+  assign \o__payload$28[30]  = \i__payload$27 [30];
+  assign \o__payload$28[31]  = \i__payload$27 [31];
+  assign \o__payload$28[32]  = \i__payload$27 [32];
+  assign \o__payload$28[33]  = \i__payload$27 [33];
+  assign \o__payload$28[34]  = \i__payload$27 [34];
+  assign \o__payload$28[35]  = \i__payload$27 [35];
+  assign \o__payload$28[36]  = \i__payload$27 [36];
+  assign \o__payload$28[37]  = \i__payload$27 [37];
+  assign \o__payload$28[38]  = \i__payload$27 [38];
+  assign \o__payload$28[39]  = \i__payload$27 [39];
+  assign \o__payload$28[40]  = \i__payload$27 [40];
+  assign \o__payload$28[41]  = \i__payload$27 [41];
+  assign \o__payload$28[42]  = \i__payload$27 [42];
+  assign \o__payload$28[43]  = \i__payload$27 [43];
+  assign \o__payload$28[44]  = \i__payload$27 [44];
+  assign \o__payload$28[45]  = \i__payload$27 [45];
+  assign \o__payload$28[46]  = \i__payload$27 [46];
+  assign \o__payload$28[47]  = \i__payload$27 [47];
+  assign \o__payload$28[48]  = \i__payload$27 [48];
   assign \i__payload$33[0]  = \i__payload$33 [0];
   assign \i__payload$33[1]  = \i__payload$33 [1];
   assign \i__payload$33[2]  = \i__payload$33 [2];
@@ -1198,22 +1596,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$33[13]  = \i__payload$33 [13];
   assign \i__payload$33[14]  = \i__payload$33 [14];
   assign \i__payload$33[15]  = \i__payload$33 [15];
-  assign \i__payload$33[16]  = \i__payload$33 [16];
-  assign \i__payload$33[17]  = \i__payload$33 [17];
-  assign \i__payload$33[18]  = \i__payload$33 [18];
-  assign \i__payload$33[19]  = \i__payload$33 [19];
-  assign \i__payload$33[20]  = \i__payload$33 [20];
-  assign \i__payload$33[21]  = \i__payload$33 [21];
-  assign \i__payload$33[22]  = \i__payload$33 [22];
-  assign \i__payload$33[23]  = \i__payload$33 [23];
-  assign \i__payload$33[24]  = \i__payload$33 [24];
-  assign \i__payload$33[25]  = \i__payload$33 [25];
-  assign \i__payload$33[26]  = \i__payload$33 [26];
-  assign \i__payload$33[27]  = \i__payload$33 [27];
-  assign \i__payload$33[28]  = \i__payload$33 [28];
-  assign \i__payload$33[29]  = \i__payload$33 [29];
-  assign \i__payload$33[30]  = \i__payload$33 [30];
-  assign \i__payload$33[31]  = \i__payload$33 [31];
   assign \o__payload$34[0]  = \i__payload$33 [0];
   assign \o__payload$34[1]  = \i__payload$33 [1];
   assign \o__payload$34[2]  = \i__payload$33 [2];
@@ -1230,22 +1612,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$34[13]  = \i__payload$33 [13];
   assign \o__payload$34[14]  = \i__payload$33 [14];
   assign \o__payload$34[15]  = \i__payload$33 [15];
-  assign \o__payload$34[16]  = \i__payload$33 [16];
-  assign \o__payload$34[17]  = \i__payload$33 [17];
-  assign \o__payload$34[18]  = \i__payload$33 [18];
-  assign \o__payload$34[19]  = \i__payload$33 [19];
-  assign \o__payload$34[20]  = \i__payload$33 [20];
-  assign \o__payload$34[21]  = \i__payload$33 [21];
-  assign \o__payload$34[22]  = \i__payload$33 [22];
-  assign \o__payload$34[23]  = \i__payload$33 [23];
-  assign \o__payload$34[24]  = \i__payload$33 [24];
-  assign \o__payload$34[25]  = \i__payload$33 [25];
-  assign \o__payload$34[26]  = \i__payload$33 [26];
-  assign \o__payload$34[27]  = \i__payload$33 [27];
-  assign \o__payload$34[28]  = \i__payload$33 [28];
-  assign \o__payload$34[29]  = \i__payload$33 [29];
-  assign \o__payload$34[30]  = \i__payload$33 [30];
-  assign \o__payload$34[31]  = \i__payload$33 [31];
   assign \i__payload$39[0]  = \i__payload$39 [0];
   assign \i__payload$39[1]  = \i__payload$39 [1];
   assign \i__payload$39[2]  = \i__payload$39 [2];
@@ -1262,22 +1628,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$39[13]  = \i__payload$39 [13];
   assign \i__payload$39[14]  = \i__payload$39 [14];
   assign \i__payload$39[15]  = \i__payload$39 [15];
-  assign \i__payload$39[16]  = \i__payload$39 [16];
-  assign \i__payload$39[17]  = \i__payload$39 [17];
-  assign \i__payload$39[18]  = \i__payload$39 [18];
-  assign \i__payload$39[19]  = \i__payload$39 [19];
-  assign \i__payload$39[20]  = \i__payload$39 [20];
-  assign \i__payload$39[21]  = \i__payload$39 [21];
-  assign \i__payload$39[22]  = \i__payload$39 [22];
-  assign \i__payload$39[23]  = \i__payload$39 [23];
-  assign \i__payload$39[24]  = \i__payload$39 [24];
-  assign \i__payload$39[25]  = \i__payload$39 [25];
-  assign \i__payload$39[26]  = \i__payload$39 [26];
-  assign \i__payload$39[27]  = \i__payload$39 [27];
-  assign \i__payload$39[28]  = \i__payload$39 [28];
-  assign \i__payload$39[29]  = \i__payload$39 [29];
-  assign \i__payload$39[30]  = \i__payload$39 [30];
-  assign \i__payload$39[31]  = \i__payload$39 [31];
   assign \o__payload$40[0]  = \i__payload$39 [0];
   assign \o__payload$40[1]  = \i__payload$39 [1];
   assign \o__payload$40[2]  = \i__payload$39 [2];
@@ -1294,22 +1644,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$40[13]  = \i__payload$39 [13];
   assign \o__payload$40[14]  = \i__payload$39 [14];
   assign \o__payload$40[15]  = \i__payload$39 [15];
-  assign \o__payload$40[16]  = \i__payload$39 [16];
-  assign \o__payload$40[17]  = \i__payload$39 [17];
-  assign \o__payload$40[18]  = \i__payload$39 [18];
-  assign \o__payload$40[19]  = \i__payload$39 [19];
-  assign \o__payload$40[20]  = \i__payload$39 [20];
-  assign \o__payload$40[21]  = \i__payload$39 [21];
-  assign \o__payload$40[22]  = \i__payload$39 [22];
-  assign \o__payload$40[23]  = \i__payload$39 [23];
-  assign \o__payload$40[24]  = \i__payload$39 [24];
-  assign \o__payload$40[25]  = \i__payload$39 [25];
-  assign \o__payload$40[26]  = \i__payload$39 [26];
-  assign \o__payload$40[27]  = \i__payload$39 [27];
-  assign \o__payload$40[28]  = \i__payload$39 [28];
-  assign \o__payload$40[29]  = \i__payload$39 [29];
-  assign \o__payload$40[30]  = \i__payload$39 [30];
-  assign \o__payload$40[31]  = \i__payload$39 [31];
   assign \i__payload$45[0]  = \i__payload$45 [0];
   assign \i__payload$45[1]  = \i__payload$45 [1];
   assign \i__payload$45[2]  = \i__payload$45 [2];
@@ -1318,6 +1652,30 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$45[5]  = \i__payload$45 [5];
   assign \i__payload$45[6]  = \i__payload$45 [6];
   assign \i__payload$45[7]  = \i__payload$45 [7];
+  assign \i__payload$45[8]  = \i__payload$45 [8];
+  assign \i__payload$45[9]  = \i__payload$45 [9];
+  assign \i__payload$45[10]  = \i__payload$45 [10];
+  assign \i__payload$45[11]  = \i__payload$45 [11];
+  assign \i__payload$45[12]  = \i__payload$45 [12];
+  assign \i__payload$45[13]  = \i__payload$45 [13];
+  assign \i__payload$45[14]  = \i__payload$45 [14];
+  assign \i__payload$45[15]  = \i__payload$45 [15];
+  assign \i__payload$45[16]  = \i__payload$45 [16];
+  assign \i__payload$45[17]  = \i__payload$45 [17];
+  assign \i__payload$45[18]  = \i__payload$45 [18];
+  assign \i__payload$45[19]  = \i__payload$45 [19];
+  assign \i__payload$45[20]  = \i__payload$45 [20];
+  assign \i__payload$45[21]  = \i__payload$45 [21];
+  assign \i__payload$45[22]  = \i__payload$45 [22];
+  assign \i__payload$45[23]  = \i__payload$45 [23];
+  assign \i__payload$45[24]  = \i__payload$45 [24];
+  assign \i__payload$45[25]  = \i__payload$45 [25];
+  assign \i__payload$45[26]  = \i__payload$45 [26];
+  assign \i__payload$45[27]  = \i__payload$45 [27];
+  assign \i__payload$45[28]  = \i__payload$45 [28];
+  assign \i__payload$45[29]  = \i__payload$45 [29];
+  assign \i__payload$45[30]  = \i__payload$45 [30];
+  assign \i__payload$45[31]  = \i__payload$45 [31];
   assign \o__payload$46[0]  = \i__payload$45 [0];
   assign \o__payload$46[1]  = \i__payload$45 [1];
   assign \o__payload$46[2]  = \i__payload$45 [2];
@@ -1326,6 +1684,30 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$46[5]  = \i__payload$45 [5];
   assign \o__payload$46[6]  = \i__payload$45 [6];
   assign \o__payload$46[7]  = \i__payload$45 [7];
+  assign \o__payload$46[8]  = \i__payload$45 [8];
+  assign \o__payload$46[9]  = \i__payload$45 [9];
+  assign \o__payload$46[10]  = \i__payload$45 [10];
+  assign \o__payload$46[11]  = \i__payload$45 [11];
+  assign \o__payload$46[12]  = \i__payload$45 [12];
+  assign \o__payload$46[13]  = \i__payload$45 [13];
+  assign \o__payload$46[14]  = \i__payload$45 [14];
+  assign \o__payload$46[15]  = \i__payload$45 [15];
+  assign \o__payload$46[16]  = \i__payload$45 [16];
+  assign \o__payload$46[17]  = \i__payload$45 [17];
+  assign \o__payload$46[18]  = \i__payload$45 [18];
+  assign \o__payload$46[19]  = \i__payload$45 [19];
+  assign \o__payload$46[20]  = \i__payload$45 [20];
+  assign \o__payload$46[21]  = \i__payload$45 [21];
+  assign \o__payload$46[22]  = \i__payload$45 [22];
+  assign \o__payload$46[23]  = \i__payload$45 [23];
+  assign \o__payload$46[24]  = \i__payload$45 [24];
+  assign \o__payload$46[25]  = \i__payload$45 [25];
+  assign \o__payload$46[26]  = \i__payload$45 [26];
+  assign \o__payload$46[27]  = \i__payload$45 [27];
+  assign \o__payload$46[28]  = \i__payload$45 [28];
+  assign \o__payload$46[29]  = \i__payload$45 [29];
+  assign \o__payload$46[30]  = \i__payload$45 [30];
+  assign \o__payload$46[31]  = \i__payload$45 [31];
   assign \i__payload$51[0]  = \i__payload$51 [0];
   assign \i__payload$51[1]  = \i__payload$51 [1];
   assign \i__payload$51[2]  = \i__payload$51 [2];
@@ -1342,6 +1724,22 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$51[13]  = \i__payload$51 [13];
   assign \i__payload$51[14]  = \i__payload$51 [14];
   assign \i__payload$51[15]  = \i__payload$51 [15];
+  assign \i__payload$51[16]  = \i__payload$51 [16];
+  assign \i__payload$51[17]  = \i__payload$51 [17];
+  assign \i__payload$51[18]  = \i__payload$51 [18];
+  assign \i__payload$51[19]  = \i__payload$51 [19];
+  assign \i__payload$51[20]  = \i__payload$51 [20];
+  assign \i__payload$51[21]  = \i__payload$51 [21];
+  assign \i__payload$51[22]  = \i__payload$51 [22];
+  assign \i__payload$51[23]  = \i__payload$51 [23];
+  assign \i__payload$51[24]  = \i__payload$51 [24];
+  assign \i__payload$51[25]  = \i__payload$51 [25];
+  assign \i__payload$51[26]  = \i__payload$51 [26];
+  assign \i__payload$51[27]  = \i__payload$51 [27];
+  assign \i__payload$51[28]  = \i__payload$51 [28];
+  assign \i__payload$51[29]  = \i__payload$51 [29];
+  assign \i__payload$51[30]  = \i__payload$51 [30];
+  assign \i__payload$51[31]  = \i__payload$51 [31];
   assign \o__payload$52[0]  = \i__payload$51 [0];
   assign \o__payload$52[1]  = \i__payload$51 [1];
   assign \o__payload$52[2]  = \i__payload$51 [2];
@@ -1358,6 +1756,22 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$52[13]  = \i__payload$51 [13];
   assign \o__payload$52[14]  = \i__payload$51 [14];
   assign \o__payload$52[15]  = \i__payload$51 [15];
+  assign \o__payload$52[16]  = \i__payload$51 [16];
+  assign \o__payload$52[17]  = \i__payload$51 [17];
+  assign \o__payload$52[18]  = \i__payload$51 [18];
+  assign \o__payload$52[19]  = \i__payload$51 [19];
+  assign \o__payload$52[20]  = \i__payload$51 [20];
+  assign \o__payload$52[21]  = \i__payload$51 [21];
+  assign \o__payload$52[22]  = \i__payload$51 [22];
+  assign \o__payload$52[23]  = \i__payload$51 [23];
+  assign \o__payload$52[24]  = \i__payload$51 [24];
+  assign \o__payload$52[25]  = \i__payload$51 [25];
+  assign \o__payload$52[26]  = \i__payload$51 [26];
+  assign \o__payload$52[27]  = \i__payload$51 [27];
+  assign \o__payload$52[28]  = \i__payload$51 [28];
+  assign \o__payload$52[29]  = \i__payload$51 [29];
+  assign \o__payload$52[30]  = \i__payload$51 [30];
+  assign \o__payload$52[31]  = \i__payload$51 [31];
   assign \i__payload$57[0]  = \i__payload$57 [0];
   assign \i__payload$57[1]  = \i__payload$57 [1];
   assign \i__payload$57[2]  = \i__payload$57 [2];
@@ -1366,14 +1780,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$57[5]  = \i__payload$57 [5];
   assign \i__payload$57[6]  = \i__payload$57 [6];
   assign \i__payload$57[7]  = \i__payload$57 [7];
-  assign \i__payload$57[8]  = \i__payload$57 [8];
-  assign \i__payload$57[9]  = \i__payload$57 [9];
-  assign \i__payload$57[10]  = \i__payload$57 [10];
-  assign \i__payload$57[11]  = \i__payload$57 [11];
-  assign \i__payload$57[12]  = \i__payload$57 [12];
-  assign \i__payload$57[13]  = \i__payload$57 [13];
-  assign \i__payload$57[14]  = \i__payload$57 [14];
-  assign \i__payload$57[15]  = \i__payload$57 [15];
   assign \o__payload$58[0]  = \i__payload$57 [0];
   assign \o__payload$58[1]  = \i__payload$57 [1];
   assign \o__payload$58[2]  = \i__payload$57 [2];
@@ -1382,14 +1788,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$58[5]  = \i__payload$57 [5];
   assign \o__payload$58[6]  = \i__payload$57 [6];
   assign \o__payload$58[7]  = \i__payload$57 [7];
-  assign \o__payload$58[8]  = \i__payload$57 [8];
-  assign \o__payload$58[9]  = \i__payload$57 [9];
-  assign \o__payload$58[10]  = \i__payload$57 [10];
-  assign \o__payload$58[11]  = \i__payload$57 [11];
-  assign \o__payload$58[12]  = \i__payload$57 [12];
-  assign \o__payload$58[13]  = \i__payload$57 [13];
-  assign \o__payload$58[14]  = \i__payload$57 [14];
-  assign \o__payload$58[15]  = \i__payload$57 [15];
   assign \i__payload$63[0]  = \i__payload$63 [0];
   assign \i__payload$63[1]  = \i__payload$63 [1];
   assign \i__payload$63[2]  = \i__payload$63 [2];
@@ -1398,14 +1796,6 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__payload$63[5]  = \i__payload$63 [5];
   assign \i__payload$63[6]  = \i__payload$63 [6];
   assign \i__payload$63[7]  = \i__payload$63 [7];
-  assign \i__payload$63[8]  = \i__payload$63 [8];
-  assign \i__payload$63[9]  = \i__payload$63 [9];
-  assign \i__payload$63[10]  = \i__payload$63 [10];
-  assign \i__payload$63[11]  = \i__payload$63 [11];
-  assign \i__payload$63[12]  = \i__payload$63 [12];
-  assign \i__payload$63[13]  = \i__payload$63 [13];
-  assign \i__payload$63[14]  = \i__payload$63 [14];
-  assign \i__payload$63[15]  = \i__payload$63 [15];
   assign \o__payload$64[0]  = \i__payload$63 [0];
   assign \o__payload$64[1]  = \i__payload$63 [1];
   assign \o__payload$64[2]  = \i__payload$63 [2];
@@ -1414,54 +1804,214 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \o__payload$64[5]  = \i__payload$63 [5];
   assign \o__payload$64[6]  = \i__payload$63 [6];
   assign \o__payload$64[7]  = \i__payload$63 [7];
-  assign \o__payload$64[8]  = \i__payload$63 [8];
-  assign \o__payload$64[9]  = \i__payload$63 [9];
-  assign \o__payload$64[10]  = \i__payload$63 [10];
-  assign \o__payload$64[11]  = \i__payload$63 [11];
-  assign \o__payload$64[12]  = \i__payload$63 [12];
-  assign \o__payload$64[13]  = \i__payload$63 [13];
-  assign \o__payload$64[14]  = \i__payload$63 [14];
-  assign \o__payload$64[15]  = \i__payload$63 [15];
-  assign \i__payload$69[0]  = \i__payload$69 [7:0];
-  assign \i__payload$69[1]  = \i__payload$69 [15:8];
-  assign \i__payload$69[2]  = \i__payload$69 [23:16];
-  assign \i__payload$69[3]  = \i__payload$69 [31:24];
-  assign \i__payload$69[4]  = \i__payload$69 [39:32];
-  assign \i__payload$69[5]  = \i__payload$69 [47:40];
-  assign \i__payload$69[6]  = \i__payload$69 [55:48];
-  assign \i__payload$69[7]  = \i__payload$69 [63:56];
-  assign \i__payload$69[8]  = \i__payload$69 [71:64];
-  assign \i__payload$69[9]  = \i__payload$69 [79:72];
-  assign \o__payload$70[0]  = \i__payload$69 [7:0];
-  assign \o__payload$70[1]  = \i__payload$69 [15:8];
-  assign \o__payload$70[2]  = \i__payload$69 [23:16];
-  assign \o__payload$70[3]  = \i__payload$69 [31:24];
-  assign \o__payload$70[4]  = \i__payload$69 [39:32];
-  assign \o__payload$70[5]  = \i__payload$69 [47:40];
-  assign \o__payload$70[6]  = \i__payload$69 [55:48];
-  assign \o__payload$70[7]  = \i__payload$69 [63:56];
-  assign \o__payload$70[8]  = \i__payload$69 [71:64];
-  assign \o__payload$70[9]  = \i__payload$69 [79:72];
-  assign \i__payload$75[0]  = \i__payload$75 [15:0];
-  assign \i__payload$75[1]  = \i__payload$75 [31:16];
-  assign \i__payload$75[2]  = \i__payload$75 [47:32];
-  assign \i__payload$75[3]  = \i__payload$75 [63:48];
-  assign \i__payload$75[4]  = \i__payload$75 [79:64];
-  assign \i__payload$75[5]  = \i__payload$75 [95:80];
-  assign \i__payload$75[6]  = \i__payload$75 [111:96];
-  assign \i__payload$75[7]  = \i__payload$75 [127:112];
-  assign \i__payload$75[8]  = \i__payload$75 [143:128];
-  assign \i__payload$75[9]  = \i__payload$75 [159:144];
-  assign \o__payload$76[0]  = \i__payload$75 [15:0];
-  assign \o__payload$76[1]  = \i__payload$75 [31:16];
-  assign \o__payload$76[2]  = \i__payload$75 [47:32];
-  assign \o__payload$76[3]  = \i__payload$75 [63:48];
-  assign \o__payload$76[4]  = \i__payload$75 [79:64];
-  assign \o__payload$76[5]  = \i__payload$75 [95:80];
-  assign \o__payload$76[6]  = \i__payload$75 [111:96];
-  assign \o__payload$76[7]  = \i__payload$75 [127:112];
-  assign \o__payload$76[8]  = \i__payload$75 [143:128];
-  assign \o__payload$76[9]  = \i__payload$75 [159:144];
+  assign \i__payload$69[0]  = \i__payload$69 [0];
+  assign \i__payload$69[1]  = \i__payload$69 [1];
+  assign \i__payload$69[2]  = \i__payload$69 [2];
+  assign \i__payload$69[3]  = \i__payload$69 [3];
+  assign \i__payload$69[4]  = \i__payload$69 [4];
+  assign \i__payload$69[5]  = \i__payload$69 [5];
+  assign \i__payload$69[6]  = \i__payload$69 [6];
+  assign \i__payload$69[7]  = \i__payload$69 [7];
+  assign \i__payload$69[8]  = \i__payload$69 [8];
+  assign \i__payload$69[9]  = \i__payload$69 [9];
+  assign \i__payload$69[10]  = \i__payload$69 [10];
+  assign \i__payload$69[11]  = \i__payload$69 [11];
+  assign \i__payload$69[12]  = \i__payload$69 [12];
+  assign \i__payload$69[13]  = \i__payload$69 [13];
+  assign \i__payload$69[14]  = \i__payload$69 [14];
+  assign \i__payload$69[15]  = \i__payload$69 [15];
+  assign \o__payload$70[0]  = \i__payload$69 [0];
+  assign \o__payload$70[1]  = \i__payload$69 [1];
+  assign \o__payload$70[2]  = \i__payload$69 [2];
+  assign \o__payload$70[3]  = \i__payload$69 [3];
+  assign \o__payload$70[4]  = \i__payload$69 [4];
+  assign \o__payload$70[5]  = \i__payload$69 [5];
+  assign \o__payload$70[6]  = \i__payload$69 [6];
+  assign \o__payload$70[7]  = \i__payload$69 [7];
+  assign \o__payload$70[8]  = \i__payload$69 [8];
+  assign \o__payload$70[9]  = \i__payload$69 [9];
+  assign \o__payload$70[10]  = \i__payload$69 [10];
+  assign \o__payload$70[11]  = \i__payload$69 [11];
+  assign \o__payload$70[12]  = \i__payload$69 [12];
+  assign \o__payload$70[13]  = \i__payload$69 [13];
+  assign \o__payload$70[14]  = \i__payload$69 [14];
+  assign \o__payload$70[15]  = \i__payload$69 [15];
+  assign \i__payload$75[0]  = \i__payload$75 [0];
+  assign \i__payload$75[1]  = \i__payload$75 [1];
+  assign \i__payload$75[2]  = \i__payload$75 [2];
+  assign \i__payload$75[3]  = \i__payload$75 [3];
+  assign \i__payload$75[4]  = \i__payload$75 [4];
+  assign \i__payload$75[5]  = \i__payload$75 [5];
+  assign \i__payload$75[6]  = \i__payload$75 [6];
+  assign \i__payload$75[7]  = \i__payload$75 [7];
+  assign \i__payload$75[8]  = \i__payload$75 [8];
+  assign \i__payload$75[9]  = \i__payload$75 [9];
+  assign \i__payload$75[10]  = \i__payload$75 [10];
+  assign \i__payload$75[11]  = \i__payload$75 [11];
+  assign \i__payload$75[12]  = \i__payload$75 [12];
+  assign \i__payload$75[13]  = \i__payload$75 [13];
+  assign \i__payload$75[14]  = \i__payload$75 [14];
+  assign \i__payload$75[15]  = \i__payload$75 [15];
+  assign \o__payload$76[0]  = \i__payload$75 [0];
+  assign \o__payload$76[1]  = \i__payload$75 [1];
+  assign \o__payload$76[2]  = \i__payload$75 [2];
+  assign \o__payload$76[3]  = \i__payload$75 [3];
+  assign \o__payload$76[4]  = \i__payload$75 [4];
+  assign \o__payload$76[5]  = \i__payload$75 [5];
+  assign \o__payload$76[6]  = \i__payload$75 [6];
+  assign \o__payload$76[7]  = \i__payload$75 [7];
+  assign \o__payload$76[8]  = \i__payload$75 [8];
+  assign \o__payload$76[9]  = \i__payload$75 [9];
+  assign \o__payload$76[10]  = \i__payload$75 [10];
+  assign \o__payload$76[11]  = \i__payload$75 [11];
+  assign \o__payload$76[12]  = \i__payload$75 [12];
+  assign \o__payload$76[13]  = \i__payload$75 [13];
+  assign \o__payload$76[14]  = \i__payload$75 [14];
+  assign \o__payload$76[15]  = \i__payload$75 [15];
+  assign \i__payload$81[0]  = \i__payload$81 [0];
+  assign \i__payload$81[1]  = \i__payload$81 [1];
+  assign \i__payload$81[2]  = \i__payload$81 [2];
+  assign \i__payload$81[3]  = \i__payload$81 [3];
+  assign \i__payload$81[4]  = \i__payload$81 [4];
+  assign \i__payload$81[5]  = \i__payload$81 [5];
+  assign \i__payload$81[6]  = \i__payload$81 [6];
+  assign \i__payload$81[7]  = \i__payload$81 [7];
+  assign \i__payload$81[8]  = \i__payload$81 [8];
+  assign \i__payload$81[9]  = \i__payload$81 [9];
+  assign \i__payload$81[10]  = \i__payload$81 [10];
+  assign \i__payload$81[11]  = \i__payload$81 [11];
+  assign \i__payload$81[12]  = \i__payload$81 [12];
+  assign \i__payload$81[13]  = \i__payload$81 [13];
+  assign \i__payload$81[14]  = \i__payload$81 [14];
+  assign \i__payload$81[15]  = \i__payload$81 [15];
+  assign \o__payload$82[0]  = \i__payload$81 [0];
+  assign \o__payload$82[1]  = \i__payload$81 [1];
+  assign \o__payload$82[2]  = \i__payload$81 [2];
+  assign \o__payload$82[3]  = \i__payload$81 [3];
+  assign \o__payload$82[4]  = \i__payload$81 [4];
+  assign \o__payload$82[5]  = \i__payload$81 [5];
+  assign \o__payload$82[6]  = \i__payload$81 [6];
+  assign \o__payload$82[7]  = \i__payload$81 [7];
+  assign \o__payload$82[8]  = \i__payload$81 [8];
+  assign \o__payload$82[9]  = \i__payload$81 [9];
+  assign \o__payload$82[10]  = \i__payload$81 [10];
+  assign \o__payload$82[11]  = \i__payload$81 [11];
+  assign \o__payload$82[12]  = \i__payload$81 [12];
+  assign \o__payload$82[13]  = \i__payload$81 [13];
+  assign \o__payload$82[14]  = \i__payload$81 [14];
+  assign \o__payload$82[15]  = \i__payload$81 [15];
+  assign \i__payload$87[0]  = \i__payload$87 [0];
+  assign \i__payload$87[1]  = \i__payload$87 [1];
+  assign \i__payload$87[2]  = \i__payload$87 [2];
+  assign \i__payload$87[3]  = \i__payload$87 [3];
+  assign \i__payload$87[4]  = \i__payload$87 [4];
+  assign \i__payload$87[5]  = \i__payload$87 [5];
+  assign \i__payload$87[6]  = \i__payload$87 [6];
+  assign \i__payload$87[7]  = \i__payload$87 [7];
+  assign \i__payload$87[8]  = \i__payload$87 [8];
+  assign \i__payload$87[9]  = \i__payload$87 [9];
+  assign \i__payload$87[10]  = \i__payload$87 [10];
+  assign \i__payload$87[11]  = \i__payload$87 [11];
+  assign \i__payload$87[12]  = \i__payload$87 [12];
+  assign \i__payload$87[13]  = \i__payload$87 [13];
+  assign \i__payload$87[14]  = \i__payload$87 [14];
+  assign \i__payload$87[15]  = \i__payload$87 [15];
+  assign \o__payload$88[0]  = \i__payload$87 [0];
+  assign \o__payload$88[1]  = \i__payload$87 [1];
+  assign \o__payload$88[2]  = \i__payload$87 [2];
+  assign \o__payload$88[3]  = \i__payload$87 [3];
+  assign \o__payload$88[4]  = \i__payload$87 [4];
+  assign \o__payload$88[5]  = \i__payload$87 [5];
+  assign \o__payload$88[6]  = \i__payload$87 [6];
+  assign \o__payload$88[7]  = \i__payload$87 [7];
+  assign \o__payload$88[8]  = \i__payload$87 [8];
+  assign \o__payload$88[9]  = \i__payload$87 [9];
+  assign \o__payload$88[10]  = \i__payload$87 [10];
+  assign \o__payload$88[11]  = \i__payload$87 [11];
+  assign \o__payload$88[12]  = \i__payload$87 [12];
+  assign \o__payload$88[13]  = \i__payload$87 [13];
+  assign \o__payload$88[14]  = \i__payload$87 [14];
+  assign \o__payload$88[15]  = \i__payload$87 [15];
+  assign \i__payload$93[0]  = \i__payload$93 [7:0];
+  assign \i__payload$93[1]  = \i__payload$93 [15:8];
+  assign \i__payload$93[2]  = \i__payload$93 [23:16];
+  assign \i__payload$93[3]  = \i__payload$93 [31:24];
+  assign \i__payload$93[4]  = \i__payload$93 [39:32];
+  assign \i__payload$93[5]  = \i__payload$93 [47:40];
+  assign \i__payload$93[6]  = \i__payload$93 [55:48];
+  assign \i__payload$93[7]  = \i__payload$93 [63:56];
+  assign \i__payload$93[8]  = \i__payload$93 [71:64];
+  assign \i__payload$93[9]  = \i__payload$93 [79:72];
+  assign \o__payload$94[0]  = \i__payload$93 [7:0];
+  assign \o__payload$94[1]  = \i__payload$93 [15:8];
+  assign \o__payload$94[2]  = \i__payload$93 [23:16];
+  assign \o__payload$94[3]  = \i__payload$93 [31:24];
+  assign \o__payload$94[4]  = \i__payload$93 [39:32];
+  assign \o__payload$94[5]  = \i__payload$93 [47:40];
+  assign \o__payload$94[6]  = \i__payload$93 [55:48];
+  assign \o__payload$94[7]  = \i__payload$93 [63:56];
+  assign \o__payload$94[8]  = \i__payload$93 [71:64];
+  assign \o__payload$94[9]  = \i__payload$93 [79:72];
+  assign \i__payload$99[0]  = \i__payload$99 [7:0];
+  assign \i__payload$99[1]  = \i__payload$99 [15:8];
+  assign \i__payload$99[2]  = \i__payload$99 [23:16];
+  assign \i__payload$99[3]  = \i__payload$99 [31:24];
+  assign \i__payload$99[4]  = \i__payload$99 [39:32];
+  assign \i__payload$99[5]  = \i__payload$99 [47:40];
+  assign \i__payload$99[6]  = \i__payload$99 [55:48];
+  assign \i__payload$99[7]  = \i__payload$99 [63:56];
+  assign \i__payload$99[8]  = \i__payload$99 [71:64];
+  assign \i__payload$99[9]  = \i__payload$99 [79:72];
+  assign \o__payload$100[0]  = \i__payload$99 [7:0];
+  assign \o__payload$100[1]  = \i__payload$99 [15:8];
+  assign \o__payload$100[2]  = \i__payload$99 [23:16];
+  assign \o__payload$100[3]  = \i__payload$99 [31:24];
+  assign \o__payload$100[4]  = \i__payload$99 [39:32];
+  assign \o__payload$100[5]  = \i__payload$99 [47:40];
+  assign \o__payload$100[6]  = \i__payload$99 [55:48];
+  assign \o__payload$100[7]  = \i__payload$99 [63:56];
+  assign \o__payload$100[8]  = \i__payload$99 [71:64];
+  assign \o__payload$100[9]  = \i__payload$99 [79:72];
+  assign \i__payload$105[0]  = \i__payload$105 [15:0];
+  assign \i__payload$105[1]  = \i__payload$105 [31:16];
+  assign \i__payload$105[2]  = \i__payload$105 [47:32];
+  assign \i__payload$105[3]  = \i__payload$105 [63:48];
+  assign \i__payload$105[4]  = \i__payload$105 [79:64];
+  assign \i__payload$105[5]  = \i__payload$105 [95:80];
+  assign \i__payload$105[6]  = \i__payload$105 [111:96];
+  assign \i__payload$105[7]  = \i__payload$105 [127:112];
+  assign \i__payload$105[8]  = \i__payload$105 [143:128];
+  assign \i__payload$105[9]  = \i__payload$105 [159:144];
+  assign \o__payload$106[0]  = \i__payload$105 [15:0];
+  assign \o__payload$106[1]  = \i__payload$105 [31:16];
+  assign \o__payload$106[2]  = \i__payload$105 [47:32];
+  assign \o__payload$106[3]  = \i__payload$105 [63:48];
+  assign \o__payload$106[4]  = \i__payload$105 [79:64];
+  assign \o__payload$106[5]  = \i__payload$105 [95:80];
+  assign \o__payload$106[6]  = \i__payload$105 [111:96];
+  assign \o__payload$106[7]  = \i__payload$105 [127:112];
+  assign \o__payload$106[8]  = \i__payload$105 [143:128];
+  assign \o__payload$106[9]  = \i__payload$105 [159:144];
+  assign \i__payload$111[0]  = \i__payload$111 [15:0];
+  assign \i__payload$111[1]  = \i__payload$111 [31:16];
+  assign \i__payload$111[2]  = \i__payload$111 [47:32];
+  assign \i__payload$111[3]  = \i__payload$111 [63:48];
+  assign \i__payload$111[4]  = \i__payload$111 [79:64];
+  assign \i__payload$111[5]  = \i__payload$111 [95:80];
+  assign \i__payload$111[6]  = \i__payload$111 [111:96];
+  assign \i__payload$111[7]  = \i__payload$111 [127:112];
+  assign \i__payload$111[8]  = \i__payload$111 [143:128];
+  assign \i__payload$111[9]  = \i__payload$111 [159:144];
+  assign \o__payload$112[0]  = \i__payload$111 [15:0];
+  assign \o__payload$112[1]  = \i__payload$111 [31:16];
+  assign \o__payload$112[2]  = \i__payload$111 [47:32];
+  assign \o__payload$112[3]  = \i__payload$111 [63:48];
+  assign \o__payload$112[4]  = \i__payload$111 [79:64];
+  assign \o__payload$112[5]  = \i__payload$111 [95:80];
+  assign \o__payload$112[6]  = \i__payload$111 [111:96];
+  assign \o__payload$112[7]  = \i__payload$111 [127:112];
+  assign \o__payload$112[8]  = \i__payload$111 [143:128];
+  assign \o__payload$112[9]  = \i__payload$111 [159:144];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2050,9 +2600,6 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
     if (advance) begin
       \$104  = i__payload;
     end
-    if (rst) begin
-      \$104  = 392'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -2435,2525 +2982,1757 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
+module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
-  wire [48:0] \$10 ;
-  wire [4:0] \$100 ;
-  wire [2:0] \$1000 ;
-  wire [48:0] \$1001 ;
-  wire [48:0] \$1002 ;
-  wire [48:0] \$1003 ;
-  wire [48:0] \$1004 ;
-  wire [1:0] \$1005 ;
-  wire [48:0] \$1006 ;
-  wire [48:0] \$1007 ;
-  wire [48:0] \$1008 ;
-  wire [48:0] \$1009 ;
-  wire [5:0] \$101 ;
-  wire [1:0] \$1010 ;
-  wire [2:0] \$1011 ;
-  wire [3:0] \$1012 ;
-  wire [48:0] \$1013 ;
-  wire [48:0] \$1014 ;
-  wire [48:0] \$1015 ;
-  wire [48:0] \$1016 ;
-  wire [1:0] \$1017 ;
-  wire [48:0] \$1018 ;
-  wire [48:0] \$1019 ;
-  wire [48:0] \$102 ;
-  wire [48:0] \$1020 ;
-  wire [48:0] \$1021 ;
-  wire [1:0] \$1022 ;
-  wire [2:0] \$1023 ;
-  wire [48:0] \$1024 ;
-  wire [48:0] \$1025 ;
-  wire [48:0] \$1026 ;
-  wire [48:0] \$1027 ;
-  wire [1:0] \$1028 ;
-  wire [48:0] \$1029 ;
-  wire [48:0] \$103 ;
-  wire [48:0] \$1030 ;
-  wire [48:0] \$1031 ;
-  wire [48:0] \$1032 ;
-  wire [1:0] \$1033 ;
-  wire [2:0] \$1034 ;
-  wire [3:0] \$1035 ;
-  wire [4:0] \$1036 ;
-  wire [48:0] \$1037 ;
-  wire [48:0] \$1038 ;
-  wire [5:0] \$1039 ;
-  wire [48:0] \$104 ;
-  wire [6:0] \$1040 ;
-  wire [9:0] \$1041 ;
-  wire [10:0] \$1042 ;
-  wire [48:0] \$1043 ;
-  wire [48:0] \$1044 ;
-  wire [48:0] \$1045 ;
-  wire [48:0] \$1046 ;
-  wire [1:0] \$1047 ;
-  wire [48:0] \$1048 ;
-  wire [48:0] \$1049 ;
-  wire [48:0] \$105 ;
-  wire [48:0] \$1050 ;
-  wire [48:0] \$1051 ;
-  wire [1:0] \$1052 ;
-  wire [2:0] \$1053 ;
-  wire [48:0] \$1054 ;
-  wire [48:0] \$1055 ;
-  wire [48:0] \$1056 ;
-  wire [48:0] \$1057 ;
-  wire [1:0] \$1058 ;
-  wire [48:0] \$1059 ;
-  wire [1:0] \$106 ;
-  wire [48:0] \$1060 ;
-  wire [48:0] \$1061 ;
-  wire [48:0] \$1062 ;
-  wire [1:0] \$1063 ;
-  wire [2:0] \$1064 ;
-  wire [3:0] \$1065 ;
-  wire [48:0] \$1066 ;
-  wire [48:0] \$1067 ;
-  wire [48:0] \$1068 ;
-  wire [48:0] \$1069 ;
-  wire [48:0] \$107 ;
-  wire [1:0] \$1070 ;
-  wire [48:0] \$1071 ;
-  wire [48:0] \$1072 ;
-  wire [48:0] \$1073 ;
-  wire [48:0] \$1074 ;
-  wire [1:0] \$1075 ;
-  wire [2:0] \$1076 ;
-  wire [48:0] \$1077 ;
-  wire [48:0] \$1078 ;
-  wire [48:0] \$1079 ;
-  wire [48:0] \$108 ;
-  wire [48:0] \$1080 ;
-  wire [1:0] \$1081 ;
-  wire [48:0] \$1082 ;
-  wire [48:0] \$1083 ;
-  wire [48:0] \$1084 ;
-  wire [48:0] \$1085 ;
-  wire [1:0] \$1086 ;
-  wire [2:0] \$1087 ;
-  wire [3:0] \$1088 ;
-  wire [4:0] \$1089 ;
-  wire [48:0] \$109 ;
-  wire [48:0] \$1090 ;
-  wire [48:0] \$1091 ;
-  wire [48:0] \$1092 ;
-  wire [48:0] \$1093 ;
-  wire [1:0] \$1094 ;
-  wire [48:0] \$1095 ;
-  wire [48:0] \$1096 ;
-  wire [48:0] \$1097 ;
-  wire [48:0] \$1098 ;
-  wire [1:0] \$1099 ;
-  wire [1:0] \$11 ;
-  wire [48:0] \$110 ;
-  wire [2:0] \$1100 ;
-  wire [48:0] \$1101 ;
-  wire [48:0] \$1102 ;
-  wire [48:0] \$1103 ;
-  wire [48:0] \$1104 ;
-  wire [1:0] \$1105 ;
-  wire [48:0] \$1106 ;
-  wire [48:0] \$1107 ;
-  wire [48:0] \$1108 ;
-  wire [48:0] \$1109 ;
-  wire [1:0] \$111 ;
-  wire [1:0] \$1110 ;
-  wire [2:0] \$1111 ;
-  wire [3:0] \$1112 ;
-  wire [48:0] \$1113 ;
-  wire [48:0] \$1114 ;
-  wire [48:0] \$1115 ;
-  wire [48:0] \$1116 ;
-  wire [1:0] \$1117 ;
-  wire [48:0] \$1118 ;
-  wire [48:0] \$1119 ;
-  wire [2:0] \$112 ;
-  wire [48:0] \$1120 ;
-  wire [48:0] \$1121 ;
-  wire [1:0] \$1122 ;
-  wire [2:0] \$1123 ;
-  wire [48:0] \$1124 ;
-  wire [48:0] \$1125 ;
-  wire [48:0] \$1126 ;
-  wire [48:0] \$1127 ;
-  wire [1:0] \$1128 ;
-  wire [48:0] \$1129 ;
-  wire [48:0] \$113 ;
-  wire [48:0] \$1130 ;
-  wire [48:0] \$1131 ;
-  wire [48:0] \$1132 ;
-  wire [1:0] \$1133 ;
-  wire [2:0] \$1134 ;
-  wire [3:0] \$1135 ;
-  wire [4:0] \$1136 ;
-  wire [5:0] \$1137 ;
-  wire [48:0] \$1138 ;
-  wire [48:0] \$1139 ;
-  wire [48:0] \$114 ;
-  wire [48:0] \$1140 ;
-  wire [48:0] \$1141 ;
-  wire [1:0] \$1142 ;
-  wire [48:0] \$1143 ;
-  wire [48:0] \$1144 ;
-  wire [48:0] \$1145 ;
-  wire [48:0] \$1146 ;
-  wire [1:0] \$1147 ;
-  wire [2:0] \$1148 ;
-  wire [48:0] \$1149 ;
-  wire [48:0] \$115 ;
-  wire [48:0] \$1150 ;
-  wire [48:0] \$1151 ;
-  wire [48:0] \$1152 ;
-  wire [1:0] \$1153 ;
-  wire [48:0] \$1154 ;
-  wire [48:0] \$1155 ;
-  wire [48:0] \$1156 ;
-  wire [48:0] \$1157 ;
-  wire [1:0] \$1158 ;
-  wire [2:0] \$1159 ;
-  wire [48:0] \$116 ;
-  wire [3:0] \$1160 ;
-  wire [48:0] \$1161 ;
-  wire [48:0] \$1162 ;
-  wire [48:0] \$1163 ;
-  wire [48:0] \$1164 ;
-  wire [1:0] \$1165 ;
-  wire [48:0] \$1166 ;
-  wire [48:0] \$1167 ;
-  wire [48:0] \$1168 ;
-  wire [48:0] \$1169 ;
-  wire [1:0] \$117 ;
-  wire [1:0] \$1170 ;
-  wire [2:0] \$1171 ;
-  wire [48:0] \$1172 ;
-  wire [48:0] \$1173 ;
-  wire [48:0] \$1174 ;
-  wire [48:0] \$1175 ;
-  wire [1:0] \$1176 ;
-  wire [48:0] \$1177 ;
-  wire [48:0] \$1178 ;
-  wire [48:0] \$1179 ;
-  wire [48:0] \$118 ;
-  wire [48:0] \$1180 ;
-  wire [1:0] \$1181 ;
-  wire [2:0] \$1182 ;
-  wire [3:0] \$1183 ;
-  wire [4:0] \$1184 ;
-  wire [48:0] \$1185 ;
-  wire [48:0] \$1186 ;
-  wire [5:0] \$1187 ;
-  wire [6:0] \$1188 ;
-  wire [9:0] \$1189 ;
-  wire [48:0] \$119 ;
-  wire [10:0] \$1190 ;
-  wire [48:0] \$1191 ;
-  wire [48:0] \$1192 ;
-  wire [48:0] \$1193 ;
-  wire [48:0] \$1194 ;
-  wire [1:0] \$1195 ;
-  wire [48:0] \$1196 ;
-  wire [48:0] \$1197 ;
-  wire [48:0] \$1198 ;
-  wire [48:0] \$1199 ;
-  wire [48:0] \$12 ;
-  wire [48:0] \$120 ;
-  wire [1:0] \$1200 ;
-  wire [2:0] \$1201 ;
-  wire [48:0] \$1202 ;
-  wire [48:0] \$1203 ;
-  wire [48:0] \$1204 ;
-  wire [48:0] \$1205 ;
-  wire [1:0] \$1206 ;
-  wire [48:0] \$1207 ;
-  wire [48:0] \$1208 ;
-  wire [48:0] \$1209 ;
-  wire [48:0] \$121 ;
-  wire [48:0] \$1210 ;
-  wire [1:0] \$1211 ;
-  wire [2:0] \$1212 ;
-  wire [3:0] \$1213 ;
-  wire [48:0] \$1214 ;
-  wire [48:0] \$1215 ;
-  wire [48:0] \$1216 ;
-  wire [48:0] \$1217 ;
-  wire [1:0] \$1218 ;
-  wire [48:0] \$1219 ;
-  wire [1:0] \$122 ;
-  wire [48:0] \$1220 ;
-  wire [48:0] \$1221 ;
-  wire [48:0] \$1222 ;
-  wire [1:0] \$1223 ;
-  wire [2:0] \$1224 ;
-  wire [48:0] \$1225 ;
-  wire [48:0] \$1226 ;
-  wire [48:0] \$1227 ;
-  wire [48:0] \$1228 ;
-  wire [1:0] \$1229 ;
-  wire [2:0] \$123 ;
-  wire [48:0] \$1230 ;
-  wire [48:0] \$1231 ;
-  wire [48:0] \$1232 ;
-  wire [48:0] \$1233 ;
-  wire [1:0] \$1234 ;
-  wire [2:0] \$1235 ;
-  wire [3:0] \$1236 ;
-  wire [4:0] \$1237 ;
-  wire [48:0] \$1238 ;
-  wire [48:0] \$1239 ;
-  wire [3:0] \$124 ;
-  wire [48:0] \$1240 ;
-  wire [48:0] \$1241 ;
-  wire [1:0] \$1242 ;
-  wire [48:0] \$1243 ;
-  wire [48:0] \$1244 ;
-  wire [48:0] \$1245 ;
-  wire [48:0] \$1246 ;
-  wire [1:0] \$1247 ;
-  wire [2:0] \$1248 ;
-  wire [48:0] \$1249 ;
-  wire [48:0] \$125 ;
-  wire [48:0] \$1250 ;
-  wire [48:0] \$1251 ;
-  wire [48:0] \$1252 ;
-  wire [1:0] \$1253 ;
-  wire [48:0] \$1254 ;
-  wire [48:0] \$1255 ;
-  wire [48:0] \$1256 ;
-  wire [48:0] \$1257 ;
-  wire [1:0] \$1258 ;
-  wire [2:0] \$1259 ;
-  wire [48:0] \$126 ;
-  wire [3:0] \$1260 ;
-  wire [48:0] \$1261 ;
-  wire [48:0] \$1262 ;
-  wire [48:0] \$1263 ;
-  wire [48:0] \$1264 ;
-  wire [1:0] \$1265 ;
-  wire [48:0] \$1266 ;
-  wire [48:0] \$1267 ;
-  wire [48:0] \$1268 ;
-  wire [48:0] \$1269 ;
-  wire [48:0] \$127 ;
-  wire [1:0] \$1270 ;
-  wire [2:0] \$1271 ;
-  wire [48:0] \$1272 ;
-  wire [48:0] \$1273 ;
-  wire [48:0] \$1274 ;
-  wire [48:0] \$1275 ;
-  wire [1:0] \$1276 ;
-  wire [48:0] \$1277 ;
-  wire [48:0] \$1278 ;
-  wire [48:0] \$1279 ;
-  wire [48:0] \$128 ;
-  wire [48:0] \$1280 ;
-  wire [1:0] \$1281 ;
-  wire [2:0] \$1282 ;
-  wire [3:0] \$1283 ;
-  wire [4:0] \$1284 ;
-  wire [5:0] \$1285 ;
-  wire [48:0] \$1286 ;
-  wire [48:0] \$1287 ;
-  wire [48:0] \$1288 ;
-  wire [48:0] \$1289 ;
-  wire [1:0] \$129 ;
-  wire [1:0] \$1290 ;
-  wire [48:0] \$1291 ;
-  wire [48:0] \$1292 ;
-  wire [48:0] \$1293 ;
-  wire [48:0] \$1294 ;
-  wire [1:0] \$1295 ;
-  wire [2:0] \$1296 ;
-  wire [48:0] \$1297 ;
-  wire [48:0] \$1298 ;
-  wire [48:0] \$1299 ;
-  wire [48:0] \$13 ;
-  wire [48:0] \$130 ;
-  wire [48:0] \$1300 ;
-  wire [1:0] \$1301 ;
-  wire [48:0] \$1302 ;
-  wire [48:0] \$1303 ;
-  wire [48:0] \$1304 ;
-  wire [48:0] \$1305 ;
-  wire [1:0] \$1306 ;
-  wire [2:0] \$1307 ;
-  wire [3:0] \$1308 ;
-  wire [48:0] \$1309 ;
-  wire [48:0] \$131 ;
-  wire [48:0] \$1310 ;
-  wire [48:0] \$1311 ;
-  wire [48:0] \$1312 ;
-  wire [1:0] \$1313 ;
-  wire [48:0] \$1314 ;
-  wire [48:0] \$1315 ;
-  wire [48:0] \$1316 ;
-  wire [48:0] \$1317 ;
-  wire [1:0] \$1318 ;
-  wire [2:0] \$1319 ;
-  wire [48:0] \$132 ;
-  wire [48:0] \$1320 ;
-  wire [48:0] \$1321 ;
-  wire [48:0] \$1322 ;
-  wire [48:0] \$1323 ;
-  wire [1:0] \$1324 ;
-  wire [48:0] \$1325 ;
-  wire [48:0] \$1326 ;
-  wire [48:0] \$1327 ;
-  wire [48:0] \$1328 ;
-  wire [1:0] \$1329 ;
-  wire [48:0] \$133 ;
-  wire [2:0] \$1330 ;
-  wire [3:0] \$1331 ;
-  wire [4:0] \$1332 ;
-  wire [48:0] \$1333 ;
-  wire [48:0] \$1334 ;
-  wire [5:0] \$1335 ;
-  wire [6:0] \$1336 ;
-  wire [9:0] \$1337 ;
-  wire [10:0] \$1338 ;
-  wire [48:0] \$1339 ;
-  wire [1:0] \$134 ;
-  wire [48:0] \$1340 ;
-  wire [48:0] \$1341 ;
-  wire [48:0] \$1342 ;
-  wire [1:0] \$1343 ;
-  wire [48:0] \$1344 ;
-  wire [48:0] \$1345 ;
-  wire [48:0] \$1346 ;
-  wire [48:0] \$1347 ;
-  wire [1:0] \$1348 ;
-  wire [2:0] \$1349 ;
-  wire [2:0] \$135 ;
-  wire [48:0] \$1350 ;
-  wire [48:0] \$1351 ;
-  wire [48:0] \$1352 ;
-  wire [48:0] \$1353 ;
-  wire [1:0] \$1354 ;
-  wire [48:0] \$1355 ;
-  wire [48:0] \$1356 ;
-  wire [48:0] \$1357 ;
-  wire [48:0] \$1358 ;
-  wire [1:0] \$1359 ;
-  wire [48:0] \$136 ;
-  wire [2:0] \$1360 ;
-  wire [3:0] \$1361 ;
-  wire [48:0] \$1362 ;
-  wire [48:0] \$1363 ;
-  wire [48:0] \$1364 ;
-  wire [48:0] \$1365 ;
-  wire [1:0] \$1366 ;
-  wire [48:0] \$1367 ;
-  wire [48:0] \$1368 ;
-  wire [48:0] \$1369 ;
-  wire [48:0] \$137 ;
-  wire [48:0] \$1370 ;
-  wire [1:0] \$1371 ;
-  wire [2:0] \$1372 ;
-  wire [48:0] \$1373 ;
-  wire [48:0] \$1374 ;
-  wire [48:0] \$1375 ;
-  wire [48:0] \$1376 ;
-  wire [1:0] \$1377 ;
-  wire [48:0] \$1378 ;
-  wire [48:0] \$1379 ;
-  wire [48:0] \$138 ;
-  wire [48:0] \$1380 ;
-  wire [48:0] \$1381 ;
-  wire [1:0] \$1382 ;
-  wire [2:0] \$1383 ;
-  wire [3:0] \$1384 ;
-  wire [4:0] \$1385 ;
-  wire [48:0] \$1386 ;
-  wire [48:0] \$1387 ;
-  wire [48:0] \$1388 ;
-  wire [48:0] \$1389 ;
-  wire [48:0] \$139 ;
-  wire [1:0] \$1390 ;
-  wire [48:0] \$1391 ;
-  wire [48:0] \$1392 ;
-  wire [48:0] \$1393 ;
-  wire [48:0] \$1394 ;
-  wire [1:0] \$1395 ;
-  wire [2:0] \$1396 ;
-  wire [48:0] \$1397 ;
-  wire [48:0] \$1398 ;
-  wire [48:0] \$1399 ;
-  wire [48:0] \$14 ;
-  wire [1:0] \$140 ;
-  wire [48:0] \$1400 ;
-  wire [1:0] \$1401 ;
-  wire [48:0] \$1402 ;
-  wire [48:0] \$1403 ;
-  wire [48:0] \$1404 ;
-  wire [48:0] \$1405 ;
-  wire [1:0] \$1406 ;
-  wire [2:0] \$1407 ;
-  wire [3:0] \$1408 ;
-  wire [48:0] \$1409 ;
-  wire [48:0] \$141 ;
-  wire [48:0] \$1410 ;
-  wire [48:0] \$1411 ;
-  wire [48:0] \$1412 ;
-  wire [1:0] \$1413 ;
-  wire [48:0] \$1414 ;
-  wire [48:0] \$1415 ;
-  wire [48:0] \$1416 ;
-  wire [48:0] \$1417 ;
-  wire [1:0] \$1418 ;
-  wire [2:0] \$1419 ;
-  wire [48:0] \$142 ;
-  wire [48:0] \$1420 ;
-  wire [48:0] \$1421 ;
-  wire [48:0] \$1422 ;
-  wire [48:0] \$1423 ;
-  wire [1:0] \$1424 ;
-  wire [48:0] \$1425 ;
-  wire [48:0] \$1426 ;
-  wire [48:0] \$1427 ;
-  wire [48:0] \$1428 ;
-  wire [1:0] \$1429 ;
-  wire [48:0] \$143 ;
-  wire [2:0] \$1430 ;
-  wire [3:0] \$1431 ;
-  wire [4:0] \$1432 ;
-  wire [5:0] \$1433 ;
-  wire [48:0] \$1434 ;
-  wire [48:0] \$1435 ;
-  wire [48:0] \$1436 ;
-  wire [48:0] \$1437 ;
-  wire [1:0] \$1438 ;
-  wire [48:0] \$1439 ;
-  wire [48:0] \$144 ;
-  wire [48:0] \$1440 ;
-  wire [48:0] \$1441 ;
-  wire [48:0] \$1442 ;
-  wire [1:0] \$1443 ;
-  wire [2:0] \$1444 ;
-  wire [48:0] \$1445 ;
-  wire [48:0] \$1446 ;
-  wire [48:0] \$1447 ;
-  wire [48:0] \$1448 ;
-  wire [1:0] \$1449 ;
-  wire [1:0] \$145 ;
-  wire [48:0] \$1450 ;
-  wire [48:0] \$1451 ;
-  wire [48:0] \$1452 ;
-  wire [48:0] \$1453 ;
-  wire [1:0] \$1454 ;
-  wire [2:0] \$1455 ;
-  wire [3:0] \$1456 ;
-  wire [48:0] \$1457 ;
-  wire [48:0] \$1458 ;
-  wire [48:0] \$1459 ;
-  wire [2:0] \$146 ;
-  wire [48:0] \$1460 ;
-  wire [1:0] \$1461 ;
-  wire [48:0] \$1462 ;
-  wire [48:0] \$1463 ;
-  wire [48:0] \$1464 ;
-  wire [48:0] \$1465 ;
-  wire [1:0] \$1466 ;
-  wire [2:0] \$1467 ;
-  wire [48:0] \$1468 ;
-  wire [48:0] \$1469 ;
-  wire [3:0] \$147 ;
-  wire [48:0] \$1470 ;
-  wire [48:0] \$1471 ;
-  wire [1:0] \$1472 ;
-  wire [48:0] \$1473 ;
-  wire [48:0] \$1474 ;
-  wire [48:0] \$1475 ;
-  wire [48:0] \$1476 ;
-  wire [1:0] \$1477 ;
-  wire [2:0] \$1478 ;
-  wire [3:0] \$1479 ;
-  wire [4:0] \$148 ;
-  wire [4:0] \$1480 ;
-  wire [48:0] \$1481 ;
-  wire [48:0] \$1482 ;
-  wire [5:0] \$1483 ;
-  wire [6:0] \$1484 ;
-  wire [9:0] \$1485 ;
-  wire [10:0] \$1486 ;
-  wire [48:0] \$1487 ;
-  wire [48:0] \$1488 ;
-  wire [48:0] \$1489 ;
-  wire [48:0] \$149 ;
-  wire [48:0] \$1490 ;
-  wire [1:0] \$1491 ;
-  wire [48:0] \$1492 ;
-  wire [48:0] \$1493 ;
-  wire [48:0] \$1494 ;
-  wire [48:0] \$1495 ;
-  wire [1:0] \$1496 ;
-  wire [2:0] \$1497 ;
-  wire [48:0] \$1498 ;
-  wire [48:0] \$1499 ;
-  wire [48:0] \$15 ;
-  wire [48:0] \$150 ;
-  wire [48:0] \$1500 ;
-  wire [48:0] \$1501 ;
-  wire [1:0] \$1502 ;
-  wire [48:0] \$1503 ;
-  wire [48:0] \$1504 ;
-  wire [48:0] \$1505 ;
-  wire [48:0] \$1506 ;
-  wire [1:0] \$1507 ;
-  wire [2:0] \$1508 ;
-  wire [3:0] \$1509 ;
-  wire [5:0] \$151 ;
-  wire [48:0] \$1510 ;
-  wire [48:0] \$1511 ;
-  wire [48:0] \$1512 ;
-  wire [48:0] \$1513 ;
-  wire [1:0] \$1514 ;
-  wire [48:0] \$1515 ;
-  wire [48:0] \$1516 ;
-  wire [48:0] \$1517 ;
-  wire [48:0] \$1518 ;
-  wire [1:0] \$1519 ;
-  wire [6:0] \$152 ;
-  wire [2:0] \$1520 ;
-  wire [48:0] \$1521 ;
-  wire [48:0] \$1522 ;
-  wire [48:0] \$1523 ;
-  wire [48:0] \$1524 ;
-  wire [1:0] \$1525 ;
-  wire [48:0] \$1526 ;
-  wire [48:0] \$1527 ;
-  wire [48:0] \$1528 ;
-  wire [48:0] \$1529 ;
-  wire [9:0] \$153 ;
-  wire [1:0] \$1530 ;
-  wire [2:0] \$1531 ;
-  wire [3:0] \$1532 ;
-  wire [4:0] \$1533 ;
-  wire [48:0] \$1534 ;
-  wire [48:0] \$1535 ;
-  wire [48:0] \$1536 ;
-  wire [48:0] \$1537 ;
-  wire [1:0] \$1538 ;
-  wire [48:0] \$1539 ;
-  wire [10:0] \$154 ;
-  wire [48:0] \$1540 ;
-  wire [48:0] \$1541 ;
-  wire [48:0] \$1542 ;
-  wire [1:0] \$1543 ;
-  wire [2:0] \$1544 ;
-  wire [48:0] \$1545 ;
-  wire [48:0] \$1546 ;
-  wire [48:0] \$1547 ;
-  wire [48:0] \$1548 ;
-  wire [1:0] \$1549 ;
-  wire [48:0] \$155 ;
-  wire [48:0] \$1550 ;
-  wire [48:0] \$1551 ;
-  wire [48:0] \$1552 ;
-  wire [48:0] \$1553 ;
-  wire [1:0] \$1554 ;
-  wire [2:0] \$1555 ;
-  wire [3:0] \$1556 ;
-  wire [48:0] \$1557 ;
-  wire [48:0] \$1558 ;
-  wire [48:0] \$1559 ;
-  wire [48:0] \$156 ;
-  wire [48:0] \$1560 ;
-  wire [1:0] \$1561 ;
-  wire [48:0] \$1562 ;
-  wire [48:0] \$1563 ;
-  wire [48:0] \$1564 ;
-  wire [48:0] \$1565 ;
-  wire [1:0] \$1566 ;
-  wire [2:0] \$1567 ;
-  wire [48:0] \$1568 ;
-  wire [48:0] \$1569 ;
-  wire [48:0] \$157 ;
-  wire [48:0] \$1570 ;
-  wire [48:0] \$1571 ;
-  wire [1:0] \$1572 ;
-  wire [48:0] \$1573 ;
-  wire [48:0] \$1574 ;
-  wire [48:0] \$1575 ;
-  wire [48:0] \$1576 ;
-  wire [1:0] \$1577 ;
-  wire [2:0] \$1578 ;
-  wire [3:0] \$1579 ;
-  wire [48:0] \$158 ;
-  wire [4:0] \$1580 ;
-  wire [5:0] \$1581 ;
-  wire [48:0] \$1582 ;
-  wire [48:0] \$1583 ;
-  wire [48:0] \$1584 ;
-  wire [48:0] \$1585 ;
-  wire [1:0] \$1586 ;
-  wire [48:0] \$1587 ;
-  wire [48:0] \$1588 ;
-  wire [48:0] \$1589 ;
-  wire [1:0] \$159 ;
-  wire [48:0] \$1590 ;
-  wire [1:0] \$1591 ;
-  wire [2:0] \$1592 ;
-  wire [48:0] \$1593 ;
-  wire [48:0] \$1594 ;
-  wire [48:0] \$1595 ;
-  wire [48:0] \$1596 ;
-  wire [1:0] \$1597 ;
-  wire [48:0] \$1598 ;
-  wire [48:0] \$1599 ;
-  wire [1:0] \$16 ;
-  wire [48:0] \$160 ;
-  wire [48:0] \$1600 ;
-  wire [48:0] \$1601 ;
-  wire [1:0] \$1602 ;
-  wire [2:0] \$1603 ;
-  wire [3:0] \$1604 ;
-  wire [48:0] \$1605 ;
-  wire [48:0] \$1606 ;
-  wire [48:0] \$1607 ;
-  wire [48:0] \$1608 ;
-  wire [1:0] \$1609 ;
-  wire [48:0] \$161 ;
-  wire [48:0] \$1610 ;
-  wire [48:0] \$1611 ;
-  wire [48:0] \$1612 ;
-  wire [48:0] \$1613 ;
-  wire [1:0] \$1614 ;
-  wire [2:0] \$1615 ;
-  wire [48:0] \$1616 ;
-  wire [48:0] \$1617 ;
-  wire [48:0] \$1618 ;
-  wire [48:0] \$1619 ;
-  wire [48:0] \$162 ;
-  wire [1:0] \$1620 ;
-  wire [48:0] \$1621 ;
-  wire [48:0] \$1622 ;
-  wire [48:0] \$1623 ;
-  wire [48:0] \$1624 ;
-  wire [1:0] \$1625 ;
-  wire [2:0] \$1626 ;
-  wire [3:0] \$1627 ;
-  wire [4:0] \$1628 ;
-  wire [48:0] \$1629 ;
-  wire [48:0] \$163 ;
-  wire [48:0] \$1630 ;
-  wire [5:0] \$1631 ;
-  wire [6:0] \$1632 ;
-  wire [9:0] \$1633 ;
-  wire [10:0] \$1634 ;
-  wire [48:0] \$1635 ;
-  wire [48:0] \$1636 ;
-  wire [48:0] \$1637 ;
-  wire [48:0] \$1638 ;
-  wire [1:0] \$1639 ;
-  wire [1:0] \$164 ;
-  wire [48:0] \$1640 ;
-  wire [48:0] \$1641 ;
-  wire [48:0] \$1642 ;
-  wire [48:0] \$1643 ;
-  wire [1:0] \$1644 ;
-  wire [2:0] \$1645 ;
-  wire [48:0] \$1646 ;
-  wire [48:0] \$1647 ;
-  wire [48:0] \$1648 ;
-  wire [48:0] \$1649 ;
-  wire [2:0] \$165 ;
-  wire [1:0] \$1650 ;
-  wire [48:0] \$1651 ;
-  wire [48:0] \$1652 ;
-  wire [48:0] \$1653 ;
-  wire [48:0] \$1654 ;
-  wire [1:0] \$1655 ;
-  wire [2:0] \$1656 ;
-  wire [3:0] \$1657 ;
-  wire [48:0] \$1658 ;
-  wire [48:0] \$1659 ;
-  wire [48:0] \$166 ;
-  wire [48:0] \$1660 ;
-  wire [48:0] \$1661 ;
-  wire [1:0] \$1662 ;
-  wire [48:0] \$1663 ;
-  wire [48:0] \$1664 ;
-  wire [48:0] \$1665 ;
-  wire [48:0] \$1666 ;
-  wire [1:0] \$1667 ;
-  wire [2:0] \$1668 ;
-  wire [48:0] \$1669 ;
-  wire [48:0] \$167 ;
-  wire [48:0] \$1670 ;
-  wire [48:0] \$1671 ;
-  wire [48:0] \$1672 ;
-  wire [1:0] \$1673 ;
-  wire [48:0] \$1674 ;
-  wire [48:0] \$1675 ;
-  wire [48:0] \$1676 ;
-  wire [48:0] \$1677 ;
-  wire [1:0] \$1678 ;
-  wire [2:0] \$1679 ;
-  wire [48:0] \$168 ;
-  wire [3:0] \$1680 ;
-  wire [4:0] \$1681 ;
-  wire [48:0] \$1682 ;
-  wire [48:0] \$1683 ;
-  wire [48:0] \$1684 ;
-  wire [48:0] \$1685 ;
-  wire [1:0] \$1686 ;
-  wire [48:0] \$1687 ;
-  wire [48:0] \$1688 ;
-  wire [48:0] \$1689 ;
-  wire [48:0] \$169 ;
-  wire [48:0] \$1690 ;
-  wire [1:0] \$1691 ;
-  wire [2:0] \$1692 ;
-  wire [48:0] \$1693 ;
-  wire [48:0] \$1694 ;
-  wire [48:0] \$1695 ;
-  wire [48:0] \$1696 ;
-  wire [1:0] \$1697 ;
-  wire [48:0] \$1698 ;
-  wire [48:0] \$1699 ;
-  wire [2:0] \$17 ;
-  wire [1:0] \$170 ;
-  wire [48:0] \$1700 ;
-  wire [48:0] \$1701 ;
-  wire [1:0] \$1702 ;
-  wire [2:0] \$1703 ;
-  wire [3:0] \$1704 ;
-  wire [48:0] \$1705 ;
-  wire [48:0] \$1706 ;
-  wire [48:0] \$1707 ;
-  wire [48:0] \$1708 ;
-  wire [1:0] \$1709 ;
-  wire [48:0] \$171 ;
-  wire [48:0] \$1710 ;
-  wire [48:0] \$1711 ;
-  wire [48:0] \$1712 ;
-  wire [48:0] \$1713 ;
-  wire [1:0] \$1714 ;
-  wire [2:0] \$1715 ;
-  wire [48:0] \$1716 ;
-  wire [48:0] \$1717 ;
-  wire [48:0] \$1718 ;
-  wire [48:0] \$1719 ;
-  wire [48:0] \$172 ;
-  wire [1:0] \$1720 ;
-  wire [48:0] \$1721 ;
-  wire [48:0] \$1722 ;
-  wire [48:0] \$1723 ;
-  wire [48:0] \$1724 ;
-  wire [1:0] \$1725 ;
-  wire [2:0] \$1726 ;
-  wire [3:0] \$1727 ;
-  wire [4:0] \$1728 ;
-  wire [5:0] \$1729 ;
-  wire [48:0] \$173 ;
-  wire [48:0] \$1730 ;
-  wire [48:0] \$1731 ;
-  wire [48:0] \$1732 ;
-  wire [48:0] \$1733 ;
-  wire [1:0] \$1734 ;
-  wire [48:0] \$1735 ;
-  wire [48:0] \$1736 ;
-  wire [48:0] \$1737 ;
-  wire [48:0] \$1738 ;
-  wire [1:0] \$1739 ;
-  wire [48:0] \$174 ;
-  wire [2:0] \$1740 ;
-  wire [48:0] \$1741 ;
-  wire [48:0] \$1742 ;
-  wire [48:0] \$1743 ;
-  wire [48:0] \$1744 ;
-  wire [1:0] \$1745 ;
-  wire [48:0] \$1746 ;
-  wire [48:0] \$1747 ;
-  wire [48:0] \$1748 ;
-  wire [48:0] \$1749 ;
-  wire [1:0] \$175 ;
-  wire [1:0] \$1750 ;
-  wire [2:0] \$1751 ;
-  wire [3:0] \$1752 ;
-  wire [48:0] \$1753 ;
-  wire [48:0] \$1754 ;
-  wire [48:0] \$1755 ;
-  wire [48:0] \$1756 ;
-  wire [1:0] \$1757 ;
-  wire [48:0] \$1758 ;
-  wire [48:0] \$1759 ;
-  wire [2:0] \$176 ;
-  wire [48:0] \$1760 ;
-  wire [48:0] \$1761 ;
-  wire [1:0] \$1762 ;
-  wire [2:0] \$1763 ;
-  wire [48:0] \$1764 ;
-  wire [48:0] \$1765 ;
-  wire [48:0] \$1766 ;
-  wire [48:0] \$1767 ;
-  wire [1:0] \$1768 ;
-  wire [48:0] \$1769 ;
-  wire [3:0] \$177 ;
-  wire [48:0] \$1770 ;
-  wire [48:0] \$1771 ;
-  wire [48:0] \$1772 ;
-  wire [1:0] \$1773 ;
-  wire [2:0] \$1774 ;
-  wire [3:0] \$1775 ;
-  wire [4:0] \$1776 ;
-  wire [48:0] \$1777 ;
-  wire [48:0] \$1778 ;
-  wire [5:0] \$1779 ;
-  wire [48:0] \$178 ;
-  wire [6:0] \$1780 ;
-  wire [9:0] \$1781 ;
-  wire [10:0] \$1782 ;
-  wire [48:0] \$1783 ;
-  wire [48:0] \$1784 ;
-  wire [48:0] \$1785 ;
-  wire [48:0] \$1786 ;
-  wire [1:0] \$1787 ;
-  wire [48:0] \$1788 ;
-  wire [48:0] \$1789 ;
-  wire [48:0] \$179 ;
-  wire [48:0] \$1790 ;
-  wire [48:0] \$1791 ;
-  wire [1:0] \$1792 ;
-  wire [2:0] \$1793 ;
-  wire [48:0] \$1794 ;
-  wire [48:0] \$1795 ;
-  wire [48:0] \$1796 ;
-  wire [48:0] \$1797 ;
-  wire [1:0] \$1798 ;
-  wire [48:0] \$1799 ;
-  wire [48:0] \$18 ;
-  wire [48:0] \$180 ;
-  wire [48:0] \$1800 ;
-  wire [48:0] \$1801 ;
-  wire [48:0] \$1802 ;
-  wire [1:0] \$1803 ;
-  wire [2:0] \$1804 ;
-  wire [3:0] \$1805 ;
-  wire [48:0] \$1806 ;
-  wire [48:0] \$1807 ;
-  wire [48:0] \$1808 ;
-  wire [48:0] \$1809 ;
-  wire [48:0] \$181 ;
-  wire [1:0] \$1810 ;
-  wire [48:0] \$1811 ;
-  wire [48:0] \$1812 ;
-  wire [48:0] \$1813 ;
-  wire [48:0] \$1814 ;
-  wire [1:0] \$1815 ;
-  wire [2:0] \$1816 ;
-  wire [48:0] \$1817 ;
-  wire [48:0] \$1818 ;
-  wire [48:0] \$1819 ;
-  wire [1:0] \$182 ;
-  wire [48:0] \$1820 ;
-  wire [1:0] \$1821 ;
-  wire [48:0] \$1822 ;
-  wire [48:0] \$1823 ;
-  wire [48:0] \$1824 ;
-  wire [48:0] \$1825 ;
-  wire [1:0] \$1826 ;
-  wire [2:0] \$1827 ;
-  wire [3:0] \$1828 ;
-  wire [4:0] \$1829 ;
-  wire [48:0] \$183 ;
-  wire [48:0] \$1830 ;
-  wire [48:0] \$1831 ;
-  wire [48:0] \$1832 ;
-  wire [48:0] \$1833 ;
-  wire [1:0] \$1834 ;
-  wire [48:0] \$1835 ;
-  wire [48:0] \$1836 ;
-  wire [48:0] \$1837 ;
-  wire [48:0] \$1838 ;
-  wire [1:0] \$1839 ;
-  wire [48:0] \$184 ;
-  wire [2:0] \$1840 ;
-  wire [48:0] \$1841 ;
-  wire [48:0] \$1842 ;
-  wire [48:0] \$1843 ;
-  wire [48:0] \$1844 ;
-  wire [1:0] \$1845 ;
-  wire [48:0] \$1846 ;
-  wire [48:0] \$1847 ;
-  wire [48:0] \$1848 ;
-  wire [48:0] \$1849 ;
-  wire [48:0] \$185 ;
-  wire [1:0] \$1850 ;
-  wire [2:0] \$1851 ;
-  wire [3:0] \$1852 ;
-  wire [48:0] \$1853 ;
-  wire [48:0] \$1854 ;
-  wire [48:0] \$1855 ;
-  wire [48:0] \$1856 ;
-  wire [1:0] \$1857 ;
-  wire [48:0] \$1858 ;
-  wire [48:0] \$1859 ;
-  wire [48:0] \$186 ;
-  wire [48:0] \$1860 ;
-  wire [48:0] \$1861 ;
-  wire [1:0] \$1862 ;
-  wire [2:0] \$1863 ;
-  wire [48:0] \$1864 ;
-  wire [48:0] \$1865 ;
-  wire [48:0] \$1866 ;
-  wire [48:0] \$1867 ;
-  wire [1:0] \$1868 ;
-  wire [48:0] \$1869 ;
-  wire [1:0] \$187 ;
-  wire [48:0] \$1870 ;
-  wire [48:0] \$1871 ;
-  wire [48:0] \$1872 ;
-  wire [1:0] \$1873 ;
-  wire [2:0] \$1874 ;
-  wire [3:0] \$1875 ;
-  wire [4:0] \$1876 ;
-  wire [5:0] \$1877 ;
-  wire [48:0] \$1878 ;
-  wire [48:0] \$1879 ;
-  wire [2:0] \$188 ;
-  wire [48:0] \$1880 ;
-  wire [48:0] \$1881 ;
-  wire [1:0] \$1882 ;
-  wire [48:0] \$1883 ;
-  wire [48:0] \$1884 ;
-  wire [48:0] \$1885 ;
-  wire [48:0] \$1886 ;
-  wire [1:0] \$1887 ;
-  wire [2:0] \$1888 ;
-  wire [48:0] \$1889 ;
-  wire [48:0] \$189 ;
-  wire [48:0] \$1890 ;
-  wire [48:0] \$1891 ;
-  wire [48:0] \$1892 ;
-  wire [1:0] \$1893 ;
-  wire [48:0] \$1894 ;
-  wire [48:0] \$1895 ;
-  wire [48:0] \$1896 ;
-  wire [48:0] \$1897 ;
-  wire [1:0] \$1898 ;
-  wire [2:0] \$1899 ;
-  wire [48:0] \$19 ;
-  wire [48:0] \$190 ;
-  wire [3:0] \$1900 ;
-  wire [48:0] \$1901 ;
-  wire [48:0] \$1902 ;
-  wire [48:0] \$1903 ;
-  wire [48:0] \$1904 ;
-  wire [1:0] \$1905 ;
-  wire [48:0] \$1906 ;
-  wire [48:0] \$1907 ;
-  wire [48:0] \$1908 ;
-  wire [48:0] \$1909 ;
-  wire [48:0] \$191 ;
-  wire [1:0] \$1910 ;
-  wire [2:0] \$1911 ;
-  wire [48:0] \$1912 ;
-  wire [48:0] \$1913 ;
-  wire [48:0] \$1914 ;
-  wire [48:0] \$1915 ;
-  wire [1:0] \$1916 ;
-  wire [48:0] \$1917 ;
-  wire [48:0] \$1918 ;
-  wire [48:0] \$1919 ;
-  wire [48:0] \$192 ;
-  wire [48:0] \$1920 ;
-  wire [1:0] \$1921 ;
-  wire [2:0] \$1922 ;
-  wire [3:0] \$1923 ;
-  wire [4:0] \$1924 ;
-  wire [48:0] \$1925 ;
-  wire [48:0] \$1926 ;
-  wire [5:0] \$1927 ;
-  wire [6:0] \$1928 ;
-  wire [9:0] \$1929 ;
-  wire [1:0] \$193 ;
-  wire [10:0] \$1930 ;
-  wire [48:0] \$1931 ;
-  wire [48:0] \$1932 ;
-  wire [48:0] \$1933 ;
-  wire [48:0] \$1934 ;
-  wire [1:0] \$1935 ;
-  wire [48:0] \$1936 ;
-  wire [48:0] \$1937 ;
-  wire [48:0] \$1938 ;
-  wire [48:0] \$1939 ;
-  wire [48:0] \$194 ;
-  wire [1:0] \$1940 ;
-  wire [2:0] \$1941 ;
-  wire [48:0] \$1942 ;
-  wire [48:0] \$1943 ;
-  wire [48:0] \$1944 ;
-  wire [48:0] \$1945 ;
-  wire [1:0] \$1946 ;
-  wire [48:0] \$1947 ;
-  wire [48:0] \$1948 ;
-  wire [48:0] \$1949 ;
-  wire [48:0] \$195 ;
-  wire [48:0] \$1950 ;
-  wire [1:0] \$1951 ;
-  wire [2:0] \$1952 ;
-  wire [3:0] \$1953 ;
-  wire [48:0] \$1954 ;
-  wire [48:0] \$1955 ;
-  wire [48:0] \$1956 ;
-  wire [48:0] \$1957 ;
-  wire [1:0] \$1958 ;
-  wire [48:0] \$1959 ;
-  wire [48:0] \$196 ;
-  wire [48:0] \$1960 ;
-  wire [48:0] \$1961 ;
-  wire [48:0] \$1962 ;
-  wire [1:0] \$1963 ;
-  wire [2:0] \$1964 ;
-  wire [48:0] \$1965 ;
-  wire [48:0] \$1966 ;
-  wire [48:0] \$1967 ;
-  wire [48:0] \$1968 ;
-  wire [1:0] \$1969 ;
-  wire [48:0] \$197 ;
-  wire [48:0] \$1970 ;
-  wire [48:0] \$1971 ;
-  wire [48:0] \$1972 ;
-  wire [48:0] \$1973 ;
-  wire [1:0] \$1974 ;
-  wire [2:0] \$1975 ;
-  wire [3:0] \$1976 ;
-  wire [4:0] \$1977 ;
-  wire [48:0] \$1978 ;
-  wire [48:0] \$1979 ;
-  wire [1:0] \$198 ;
-  wire [48:0] \$1980 ;
-  wire [48:0] \$1981 ;
-  wire [1:0] \$1982 ;
-  wire [48:0] \$1983 ;
-  wire [48:0] \$1984 ;
-  wire [48:0] \$1985 ;
-  wire [48:0] \$1986 ;
-  wire [1:0] \$1987 ;
-  wire [2:0] \$1988 ;
-  wire [48:0] \$1989 ;
-  wire [2:0] \$199 ;
-  wire [48:0] \$1990 ;
-  wire [48:0] \$1991 ;
-  wire [48:0] \$1992 ;
-  wire [1:0] \$1993 ;
-  wire [48:0] \$1994 ;
-  wire [48:0] \$1995 ;
-  wire [48:0] \$1996 ;
-  wire [48:0] \$1997 ;
-  wire [1:0] \$1998 ;
-  wire [2:0] \$1999 ;
   wire \$2 ;
-  wire [48:0] \$20 ;
-  wire [3:0] \$200 ;
-  wire [3:0] \$2000 ;
-  wire [48:0] \$2001 ;
-  wire [48:0] \$2002 ;
-  wire [48:0] \$2003 ;
-  wire [48:0] \$2004 ;
-  wire [1:0] \$2005 ;
-  wire [48:0] \$2006 ;
-  wire [48:0] \$2007 ;
-  wire [48:0] \$2008 ;
-  wire [48:0] \$2009 ;
-  wire [4:0] \$201 ;
-  wire [1:0] \$2010 ;
-  wire [2:0] \$2011 ;
-  wire [48:0] \$2012 ;
-  wire [48:0] \$2013 ;
-  wire [48:0] \$2014 ;
-  wire [48:0] \$2015 ;
-  wire [1:0] \$2016 ;
-  wire [48:0] \$2017 ;
-  wire [48:0] \$2018 ;
-  wire [48:0] \$2019 ;
-  wire [48:0] \$202 ;
-  wire [48:0] \$2020 ;
-  wire [1:0] \$2021 ;
-  wire [2:0] \$2022 ;
-  wire [3:0] \$2023 ;
-  wire [4:0] \$2024 ;
-  wire [5:0] \$2025 ;
-  wire [48:0] \$2026 ;
-  wire [48:0] \$2027 ;
-  wire [48:0] \$2028 ;
-  wire [48:0] \$2029 ;
-  wire [48:0] \$203 ;
-  wire [1:0] \$2030 ;
-  wire [48:0] \$2031 ;
-  wire [48:0] \$2032 ;
-  wire [48:0] \$2033 ;
-  wire [48:0] \$2034 ;
-  wire [1:0] \$2035 ;
-  wire [2:0] \$2036 ;
-  wire [48:0] \$2037 ;
-  wire [48:0] \$2038 ;
-  wire [48:0] \$2039 ;
-  wire [48:0] \$204 ;
-  wire [48:0] \$2040 ;
-  wire [1:0] \$2041 ;
-  wire [48:0] \$2042 ;
-  wire [48:0] \$2043 ;
-  wire [48:0] \$2044 ;
-  wire [48:0] \$2045 ;
-  wire [1:0] \$2046 ;
-  wire [2:0] \$2047 ;
-  wire [3:0] \$2048 ;
-  wire [48:0] \$2049 ;
-  wire [48:0] \$205 ;
-  wire [48:0] \$2050 ;
-  wire [48:0] \$2051 ;
-  wire [48:0] \$2052 ;
-  wire [1:0] \$2053 ;
-  wire [48:0] \$2054 ;
-  wire [48:0] \$2055 ;
-  wire [48:0] \$2056 ;
-  wire [48:0] \$2057 ;
-  wire [1:0] \$2058 ;
-  wire [2:0] \$2059 ;
-  wire [1:0] \$206 ;
-  wire [48:0] \$2060 ;
-  wire [48:0] \$2061 ;
-  wire [48:0] \$2062 ;
-  wire [48:0] \$2063 ;
-  wire [1:0] \$2064 ;
-  wire [48:0] \$2065 ;
-  wire [48:0] \$2066 ;
-  wire [48:0] \$2067 ;
-  wire [48:0] \$2068 ;
-  wire [1:0] \$2069 ;
-  wire [48:0] \$207 ;
-  wire [2:0] \$2070 ;
-  wire [3:0] \$2071 ;
-  wire [4:0] \$2072 ;
-  wire [48:0] \$2073 ;
-  wire [48:0] \$2074 ;
-  wire [5:0] \$2075 ;
-  wire [6:0] \$2076 ;
-  wire [9:0] \$2077 ;
-  wire [10:0] \$2078 ;
-  wire [48:0] \$2079 ;
-  wire [48:0] \$208 ;
-  wire [48:0] \$2080 ;
-  wire [48:0] \$2081 ;
-  wire [48:0] \$2082 ;
-  wire [1:0] \$2083 ;
-  wire [48:0] \$2084 ;
-  wire [48:0] \$2085 ;
-  wire [48:0] \$2086 ;
-  wire [48:0] \$2087 ;
-  wire [1:0] \$2088 ;
-  wire [2:0] \$2089 ;
-  wire [48:0] \$209 ;
-  wire [48:0] \$2090 ;
-  wire [48:0] \$2091 ;
-  wire [48:0] \$2092 ;
-  wire [48:0] \$2093 ;
-  wire [1:0] \$2094 ;
-  wire [48:0] \$2095 ;
-  wire [48:0] \$2096 ;
-  wire [48:0] \$2097 ;
-  wire [48:0] \$2098 ;
-  wire [1:0] \$2099 ;
-  wire [48:0] \$21 ;
-  wire [48:0] \$210 ;
-  wire [2:0] \$2100 ;
-  wire [3:0] \$2101 ;
-  wire [48:0] \$2102 ;
-  wire [48:0] \$2103 ;
-  wire [48:0] \$2104 ;
-  wire [48:0] \$2105 ;
-  wire [1:0] \$2106 ;
-  wire [48:0] \$2107 ;
-  wire [48:0] \$2108 ;
-  wire [48:0] \$2109 ;
-  wire [1:0] \$211 ;
-  wire [48:0] \$2110 ;
-  wire [1:0] \$2111 ;
-  wire [2:0] \$2112 ;
-  wire [48:0] \$2113 ;
-  wire [48:0] \$2114 ;
-  wire [48:0] \$2115 ;
-  wire [48:0] \$2116 ;
-  wire [1:0] \$2117 ;
-  wire [48:0] \$2118 ;
-  wire [48:0] \$2119 ;
-  wire [2:0] \$212 ;
-  wire [48:0] \$2120 ;
-  wire [48:0] \$2121 ;
-  wire [1:0] \$2122 ;
-  wire [2:0] \$2123 ;
-  wire [3:0] \$2124 ;
-  wire [4:0] \$2125 ;
-  wire [48:0] \$2126 ;
-  wire [48:0] \$2127 ;
-  wire [48:0] \$2128 ;
-  wire [48:0] \$2129 ;
-  wire [48:0] \$213 ;
-  wire [1:0] \$2130 ;
-  wire [48:0] \$2131 ;
-  wire [48:0] \$2132 ;
-  wire [48:0] \$2133 ;
-  wire [48:0] \$2134 ;
-  wire [1:0] \$2135 ;
-  wire [2:0] \$2136 ;
-  wire [48:0] \$2137 ;
-  wire [48:0] \$2138 ;
-  wire [48:0] \$2139 ;
-  wire [48:0] \$214 ;
-  wire [48:0] \$2140 ;
-  wire [1:0] \$2141 ;
-  wire [48:0] \$2142 ;
-  wire [48:0] \$2143 ;
-  wire [48:0] \$2144 ;
-  wire [48:0] \$2145 ;
-  wire [1:0] \$2146 ;
-  wire [2:0] \$2147 ;
-  wire [3:0] \$2148 ;
-  wire [48:0] \$2149 ;
-  wire [48:0] \$215 ;
-  wire [48:0] \$2150 ;
-  wire [48:0] \$2151 ;
-  wire [48:0] \$2152 ;
-  wire [1:0] \$2153 ;
-  wire [48:0] \$2154 ;
-  wire [48:0] \$2155 ;
-  wire [48:0] \$2156 ;
-  wire [48:0] \$2157 ;
-  wire [1:0] \$2158 ;
-  wire [2:0] \$2159 ;
-  wire [48:0] \$216 ;
-  wire [48:0] \$2160 ;
-  wire [48:0] \$2161 ;
-  wire [48:0] \$2162 ;
-  wire [48:0] \$2163 ;
-  wire [1:0] \$2164 ;
-  wire [48:0] \$2165 ;
-  wire [48:0] \$2166 ;
-  wire [48:0] \$2167 ;
-  wire [48:0] \$2168 ;
-  wire [1:0] \$2169 ;
-  wire [1:0] \$217 ;
-  wire [2:0] \$2170 ;
-  wire [3:0] \$2171 ;
-  wire [4:0] \$2172 ;
-  wire [5:0] \$2173 ;
-  wire [48:0] \$2174 ;
-  wire [48:0] \$2175 ;
-  wire [48:0] \$2176 ;
-  wire [48:0] \$2177 ;
-  wire [1:0] \$2178 ;
-  wire [48:0] \$2179 ;
-  wire [48:0] \$218 ;
-  wire [48:0] \$2180 ;
-  wire [48:0] \$2181 ;
-  wire [48:0] \$2182 ;
-  wire [1:0] \$2183 ;
-  wire [2:0] \$2184 ;
-  wire [48:0] \$2185 ;
-  wire [48:0] \$2186 ;
-  wire [48:0] \$2187 ;
-  wire [48:0] \$2188 ;
-  wire [1:0] \$2189 ;
-  wire [48:0] \$219 ;
-  wire [48:0] \$2190 ;
-  wire [48:0] \$2191 ;
-  wire [48:0] \$2192 ;
-  wire [48:0] \$2193 ;
-  wire [1:0] \$2194 ;
-  wire [2:0] \$2195 ;
-  wire [3:0] \$2196 ;
-  wire [48:0] \$2197 ;
-  wire [48:0] \$2198 ;
-  wire [48:0] \$2199 ;
-  wire [1:0] \$22 ;
-  wire [48:0] \$220 ;
-  wire [48:0] \$2200 ;
-  wire [1:0] \$2201 ;
-  wire [48:0] \$2202 ;
-  wire [48:0] \$2203 ;
-  wire [48:0] \$2204 ;
-  wire [48:0] \$2205 ;
-  wire [1:0] \$2206 ;
-  wire [2:0] \$2207 ;
-  wire [48:0] \$2208 ;
-  wire [48:0] \$2209 ;
-  wire [48:0] \$221 ;
-  wire [48:0] \$2210 ;
-  wire [48:0] \$2211 ;
-  wire [1:0] \$2212 ;
-  wire [48:0] \$2213 ;
-  wire [48:0] \$2214 ;
-  wire [48:0] \$2215 ;
-  wire [48:0] \$2216 ;
-  wire [1:0] \$2217 ;
-  wire [2:0] \$2218 ;
-  wire [3:0] \$2219 ;
-  wire [1:0] \$222 ;
-  wire [4:0] \$2220 ;
-  wire [48:0] \$2221 ;
-  wire [48:0] \$2222 ;
-  wire [5:0] \$2223 ;
-  wire [6:0] \$2224 ;
-  wire [9:0] \$2225 ;
-  wire [10:0] \$2226 ;
-  wire [48:0] \$2227 ;
-  wire [48:0] \$2228 ;
-  wire [48:0] \$2229 ;
-  wire [2:0] \$223 ;
-  wire [48:0] \$2230 ;
-  wire [1:0] \$2231 ;
-  wire [48:0] \$2232 ;
-  wire [48:0] \$2233 ;
-  wire [48:0] \$2234 ;
-  wire [48:0] \$2235 ;
-  wire [1:0] \$2236 ;
-  wire [2:0] \$2237 ;
-  wire [48:0] \$2238 ;
-  wire [48:0] \$2239 ;
-  wire [3:0] \$224 ;
-  wire [48:0] \$2240 ;
-  wire [48:0] \$2241 ;
-  wire [1:0] \$2242 ;
-  wire [48:0] \$2243 ;
-  wire [48:0] \$2244 ;
-  wire [48:0] \$2245 ;
-  wire [48:0] \$2246 ;
-  wire [1:0] \$2247 ;
-  wire [2:0] \$2248 ;
-  wire [3:0] \$2249 ;
-  wire [48:0] \$225 ;
-  wire [48:0] \$2250 ;
-  wire [48:0] \$2251 ;
-  wire [48:0] \$2252 ;
-  wire [48:0] \$2253 ;
-  wire [1:0] \$2254 ;
-  wire [48:0] \$2255 ;
-  wire [48:0] \$2256 ;
-  wire [48:0] \$2257 ;
-  wire [48:0] \$2258 ;
-  wire [1:0] \$2259 ;
-  wire [48:0] \$226 ;
-  wire [2:0] \$2260 ;
-  wire [48:0] \$2261 ;
-  wire [48:0] \$2262 ;
-  wire [48:0] \$2263 ;
-  wire [48:0] \$2264 ;
-  wire [1:0] \$2265 ;
-  wire [48:0] \$2266 ;
-  wire [48:0] \$2267 ;
-  wire [48:0] \$2268 ;
-  wire [48:0] \$2269 ;
-  wire [48:0] \$227 ;
-  wire [1:0] \$2270 ;
-  wire [2:0] \$2271 ;
-  wire [3:0] \$2272 ;
-  wire [4:0] \$2273 ;
-  wire [48:0] \$2274 ;
-  wire [48:0] \$2275 ;
-  wire [48:0] \$2276 ;
-  wire [48:0] \$2277 ;
-  wire [1:0] \$2278 ;
-  wire [48:0] \$2279 ;
-  wire [48:0] \$228 ;
-  wire [48:0] \$2280 ;
-  wire [48:0] \$2281 ;
-  wire [48:0] \$2282 ;
-  wire [1:0] \$2283 ;
-  wire [2:0] \$2284 ;
-  wire [48:0] \$2285 ;
-  wire [48:0] \$2286 ;
-  wire [48:0] \$2287 ;
-  wire [48:0] \$2288 ;
-  wire [1:0] \$2289 ;
-  wire [1:0] \$229 ;
-  wire [48:0] \$2290 ;
-  wire [48:0] \$2291 ;
-  wire [48:0] \$2292 ;
-  wire [48:0] \$2293 ;
-  wire [1:0] \$2294 ;
-  wire [2:0] \$2295 ;
-  wire [3:0] \$2296 ;
-  wire [48:0] \$2297 ;
-  wire [48:0] \$2298 ;
-  wire [48:0] \$2299 ;
-  wire [48:0] \$23 ;
-  wire [48:0] \$230 ;
-  wire [48:0] \$2300 ;
-  wire [1:0] \$2301 ;
-  wire [48:0] \$2302 ;
-  wire [48:0] \$2303 ;
-  wire [48:0] \$2304 ;
-  wire [48:0] \$2305 ;
-  wire [1:0] \$2306 ;
-  wire [2:0] \$2307 ;
-  wire [48:0] \$2308 ;
-  wire [48:0] \$2309 ;
-  wire [48:0] \$231 ;
-  wire [48:0] \$2310 ;
-  wire [48:0] \$2311 ;
-  wire [1:0] \$2312 ;
-  wire [48:0] \$2313 ;
-  wire [48:0] \$2314 ;
-  wire [48:0] \$2315 ;
-  wire [48:0] \$2316 ;
-  wire [1:0] \$2317 ;
-  wire [2:0] \$2318 ;
-  wire [3:0] \$2319 ;
-  wire [48:0] \$232 ;
-  wire [4:0] \$2320 ;
-  wire [5:0] \$2321 ;
-  wire [48:0] \$2322 ;
-  wire [48:0] \$2323 ;
-  wire [48:0] \$2324 ;
-  wire [48:0] \$2325 ;
-  wire [1:0] \$2326 ;
-  wire [48:0] \$2327 ;
-  wire [48:0] \$2328 ;
-  wire [48:0] \$2329 ;
-  wire [48:0] \$233 ;
-  wire [48:0] \$2330 ;
-  wire [1:0] \$2331 ;
-  wire [2:0] \$2332 ;
-  wire [48:0] \$2333 ;
-  wire [48:0] \$2334 ;
-  wire [48:0] \$2335 ;
-  wire [48:0] \$2336 ;
-  wire [1:0] \$2337 ;
-  wire [48:0] \$2338 ;
-  wire [48:0] \$2339 ;
-  wire [1:0] \$234 ;
-  wire [48:0] \$2340 ;
-  wire [48:0] \$2341 ;
-  wire [1:0] \$2342 ;
-  wire [2:0] \$2343 ;
-  wire [3:0] \$2344 ;
-  wire [48:0] \$2345 ;
-  wire [48:0] \$2346 ;
-  wire [48:0] \$2347 ;
-  wire [48:0] \$2348 ;
-  wire [1:0] \$2349 ;
-  wire [2:0] \$235 ;
-  wire [48:0] \$2350 ;
-  wire [48:0] \$2351 ;
-  wire [48:0] \$2352 ;
-  wire [48:0] \$2353 ;
-  wire [1:0] \$2354 ;
-  wire [2:0] \$2355 ;
-  wire [48:0] \$2356 ;
-  wire [48:0] \$2357 ;
-  wire [48:0] \$2358 ;
-  wire [48:0] \$2359 ;
-  wire [48:0] \$236 ;
-  wire [1:0] \$2360 ;
-  wire [48:0] \$2361 ;
-  wire [48:0] \$2362 ;
-  wire [48:0] \$2363 ;
-  wire [48:0] \$2364 ;
-  wire [1:0] \$2365 ;
-  wire [2:0] \$2366 ;
-  wire [3:0] \$2367 ;
-  wire [4:0] \$2368 ;
-  wire [48:0] \$2369 ;
-  wire [48:0] \$237 ;
-  wire [48:0] \$2370 ;
-  wire [5:0] \$2371 ;
-  wire [6:0] \$2372 ;
-  wire [9:0] \$2373 ;
-  wire [10:0] \$2374 ;
-  wire \$2375 ;
-  wire [1:0] \$2376 ;
-  wire \$2377 ;
-  wire [1:0] \$2378 ;
-  wire \$2379 ;
-  wire [48:0] \$238 ;
-  wire [1:0] \$2380 ;
-  wire \$2381 ;
-  wire [1:0] \$2382 ;
-  wire \$2383 ;
-  wire [1:0] \$2384 ;
-  wire \$2385 ;
-  wire [1:0] \$2386 ;
-  wire \$2387 ;
-  wire [1:0] \$2388 ;
-  wire \$2389 ;
-  wire [48:0] \$239 ;
-  wire [1:0] \$2390 ;
-  wire \$2391 ;
-  wire [1:0] \$2392 ;
-  wire \$2393 ;
-  wire [1:0] \$2394 ;
-  wire \$2395 ;
-  wire [1:0] \$2396 ;
-  wire \$2397 ;
-  wire [1:0] \$2398 ;
-  wire \$2399 ;
-  wire [48:0] \$24 ;
-  wire [1:0] \$240 ;
-  wire [1:0] \$2400 ;
-  wire \$2401 ;
-  wire [1:0] \$2402 ;
-  wire \$2403 ;
-  wire [1:0] \$2404 ;
-  wire \$2405 ;
-  wire [1:0] \$2406 ;
-  wire [4:0] \$2407 ;
-  wire [4:0] \$2408 ;
-  wire [6:0] \$2409 ;
-  wire [48:0] \$241 ;
-  wire [6:0] \$2410 ;
-  wire \$2411 ;
-  wire [2:0] \$2412 ;
-  wire [2:0] \$2413 ;
-  wire \$2414 ;
-  wire \$2415 ;
-  wire \$2416 ;
-  wire \$2417 ;
-  wire [11:0] \$2418 ;
-  wire [12:0] \$2419 ;
-  wire [48:0] \$242 ;
-  wire \$2420 ;
-  wire [11:0] \$2421 ;
-  wire [12:0] \$2422 ;
-  wire \$2423 ;
-  wire [11:0] \$2424 ;
-  wire [12:0] \$2425 ;
-  wire \$2426 ;
-  wire [11:0] \$2427 ;
-  wire [12:0] \$2428 ;
-  wire \$2429 ;
-  wire [48:0] \$243 ;
-  wire [11:0] \$2430 ;
-  wire [12:0] \$2431 ;
-  wire \$2432 ;
-  wire [11:0] \$2433 ;
-  wire [12:0] \$2434 ;
-  wire \$2435 ;
-  wire [11:0] \$2436 ;
-  wire [12:0] \$2437 ;
-  wire \$2438 ;
-  wire [11:0] \$2439 ;
-  wire [48:0] \$244 ;
-  wire [12:0] \$2440 ;
-  wire \$2441 ;
-  wire [11:0] \$2442 ;
-  wire [12:0] \$2443 ;
-  wire \$2444 ;
-  wire [11:0] \$2445 ;
-  wire [12:0] \$2446 ;
-  wire \$2447 ;
-  wire [11:0] \$2448 ;
-  wire [12:0] \$2449 ;
-  wire [1:0] \$245 ;
-  wire \$2450 ;
-  wire [11:0] \$2451 ;
-  wire [12:0] \$2452 ;
-  wire \$2453 ;
-  wire [11:0] \$2454 ;
-  wire [12:0] \$2455 ;
-  wire \$2456 ;
-  wire [11:0] \$2457 ;
-  wire [12:0] \$2458 ;
-  wire \$2459 ;
-  wire [2:0] \$246 ;
-  wire [11:0] \$2460 ;
-  wire [12:0] \$2461 ;
-  wire \$2462 ;
-  wire [11:0] \$2463 ;
-  wire [12:0] \$2464 ;
-  wire \$2465 ;
-  reg [3:0] \$2466 ;
-  reg [5:0] \$2467 ;
-  reg [1:0] \$2468 ;
-  reg \$2469 ;
-  wire [3:0] \$247 ;
-  reg [48:0] \$2470 ;
-  reg \$2471 ;
-  reg \$2472 ;
-  reg \$2473 ;
-  reg [1:0] \$2474 ;
-  reg [9:0] \$2475 ;
-  reg [10:0] \$2476 ;
-  reg [9:0] \$2477 ;
-  reg [10:0] \$2478 ;
-  reg [9:0] \$2479 ;
-  wire [4:0] \$248 ;
-  reg [10:0] \$2480 ;
-  reg [9:0] \$2481 ;
-  reg [10:0] \$2482 ;
-  reg [9:0] \$2483 ;
-  reg [10:0] \$2484 ;
-  reg [9:0] \$2485 ;
-  reg [10:0] \$2486 ;
-  reg [9:0] \$2487 ;
-  reg [10:0] \$2488 ;
-  reg [9:0] \$2489 ;
-  wire [5:0] \$249 ;
-  reg [10:0] \$2490 ;
-  reg [9:0] \$2491 ;
-  reg [10:0] \$2492 ;
-  reg [9:0] \$2493 ;
-  reg [10:0] \$2494 ;
-  reg [9:0] \$2495 ;
-  reg [10:0] \$2496 ;
-  reg [9:0] \$2497 ;
-  reg [10:0] \$2498 ;
-  reg [9:0] \$2499 ;
-  wire [48:0] \$25 ;
-  wire [48:0] \$250 ;
-  reg [10:0] \$2500 ;
-  reg [9:0] \$2501 ;
-  reg [10:0] \$2502 ;
-  reg [9:0] \$2503 ;
-  reg [10:0] \$2504 ;
-  reg [9:0] \$2505 ;
-  reg [10:0] \$2506 ;
-  reg \$2507 ;
-  reg \$2508 ;
-  reg [15:0] \$2509 ;
-  wire [48:0] \$251 ;
-  wire [48:0] \$252 ;
-  wire [48:0] \$253 ;
-  wire [1:0] \$254 ;
-  wire [48:0] \$255 ;
-  wire [48:0] \$256 ;
-  wire [48:0] \$257 ;
-  wire [48:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire [48:0] \$26 ;
-  wire [2:0] \$260 ;
-  wire [48:0] \$261 ;
-  wire [48:0] \$262 ;
-  wire [48:0] \$263 ;
-  wire [48:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [48:0] \$266 ;
-  wire [48:0] \$267 ;
-  wire [48:0] \$268 ;
-  wire [48:0] \$269 ;
-  wire [1:0] \$27 ;
-  wire [1:0] \$270 ;
-  wire [2:0] \$271 ;
-  wire [3:0] \$272 ;
-  wire [48:0] \$273 ;
-  wire [48:0] \$274 ;
-  wire [48:0] \$275 ;
-  wire [48:0] \$276 ;
-  wire [1:0] \$277 ;
-  wire [48:0] \$278 ;
-  wire [48:0] \$279 ;
-  wire [2:0] \$28 ;
-  wire [48:0] \$280 ;
-  wire [48:0] \$281 ;
-  wire [1:0] \$282 ;
-  wire [2:0] \$283 ;
-  wire [48:0] \$284 ;
-  wire [48:0] \$285 ;
-  wire [48:0] \$286 ;
-  wire [48:0] \$287 ;
-  wire [1:0] \$288 ;
-  wire [48:0] \$289 ;
-  wire [3:0] \$29 ;
-  wire [48:0] \$290 ;
-  wire [48:0] \$291 ;
-  wire [48:0] \$292 ;
-  wire [1:0] \$293 ;
-  wire [2:0] \$294 ;
-  wire [3:0] \$295 ;
-  wire [4:0] \$296 ;
-  wire [48:0] \$297 ;
-  wire [48:0] \$298 ;
-  wire [5:0] \$299 ;
   wire \$3 ;
-  wire [48:0] \$30 ;
-  wire [6:0] \$300 ;
-  wire [9:0] \$301 ;
-  wire [10:0] \$302 ;
-  wire [48:0] \$303 ;
-  wire [48:0] \$304 ;
-  wire [48:0] \$305 ;
-  wire [48:0] \$306 ;
+  wire \$4 ;
+  reg [48:0] \$5 ;
+  reg \$6 ;
+  reg \$7 ;
+  reg [48:0] \$8 ;
+  input clk;
+  wire clk;
+  input [48:0] i__payload;
+  wire [48:0] i__payload;
+  wire \i__payload[0] ;
+  wire \i__payload[10] ;
+  wire \i__payload[11] ;
+  wire \i__payload[12] ;
+  wire \i__payload[13] ;
+  wire \i__payload[14] ;
+  wire \i__payload[15] ;
+  wire \i__payload[16] ;
+  wire \i__payload[17] ;
+  wire \i__payload[18] ;
+  wire \i__payload[19] ;
+  wire \i__payload[1] ;
+  wire \i__payload[20] ;
+  wire \i__payload[21] ;
+  wire \i__payload[22] ;
+  wire \i__payload[23] ;
+  wire \i__payload[24] ;
+  wire \i__payload[25] ;
+  wire \i__payload[26] ;
+  wire \i__payload[27] ;
+  wire \i__payload[28] ;
+  wire \i__payload[29] ;
+  wire \i__payload[2] ;
+  wire \i__payload[30] ;
+  wire \i__payload[31] ;
+  wire \i__payload[32] ;
+  wire \i__payload[33] ;
+  wire \i__payload[34] ;
+  wire \i__payload[35] ;
+  wire \i__payload[36] ;
+  wire \i__payload[37] ;
+  wire \i__payload[38] ;
+  wire \i__payload[39] ;
+  wire \i__payload[3] ;
+  wire \i__payload[40] ;
+  wire \i__payload[41] ;
+  wire \i__payload[42] ;
+  wire \i__payload[43] ;
+  wire \i__payload[44] ;
+  wire \i__payload[45] ;
+  wire \i__payload[46] ;
+  wire \i__payload[47] ;
+  wire \i__payload[48] ;
+  wire \i__payload[4] ;
+  wire \i__payload[5] ;
+  wire \i__payload[6] ;
+  wire \i__payload[7] ;
+  wire \i__payload[8] ;
+  wire \i__payload[9] ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [48:0] o__payload;
+  reg [48:0] o__payload = 49'h0000000000000;
+  wire \o__payload[0] ;
+  wire \o__payload[10] ;
+  wire \o__payload[11] ;
+  wire \o__payload[12] ;
+  wire \o__payload[13] ;
+  wire \o__payload[14] ;
+  wire \o__payload[15] ;
+  wire \o__payload[16] ;
+  wire \o__payload[17] ;
+  wire \o__payload[18] ;
+  wire \o__payload[19] ;
+  wire \o__payload[1] ;
+  wire \o__payload[20] ;
+  wire \o__payload[21] ;
+  wire \o__payload[22] ;
+  wire \o__payload[23] ;
+  wire \o__payload[24] ;
+  wire \o__payload[25] ;
+  wire \o__payload[26] ;
+  wire \o__payload[27] ;
+  wire \o__payload[28] ;
+  wire \o__payload[29] ;
+  wire \o__payload[2] ;
+  wire \o__payload[30] ;
+  wire \o__payload[31] ;
+  wire \o__payload[32] ;
+  wire \o__payload[33] ;
+  wire \o__payload[34] ;
+  wire \o__payload[35] ;
+  wire \o__payload[36] ;
+  wire \o__payload[37] ;
+  wire \o__payload[38] ;
+  wire \o__payload[39] ;
+  wire \o__payload[3] ;
+  wire \o__payload[40] ;
+  wire \o__payload[41] ;
+  wire \o__payload[42] ;
+  wire \o__payload[43] ;
+  wire \o__payload[44] ;
+  wire \o__payload[45] ;
+  wire \o__payload[46] ;
+  wire \o__payload[47] ;
+  wire \o__payload[48] ;
+  wire \o__payload[4] ;
+  wire \o__payload[5] ;
+  wire \o__payload[6] ;
+  wire \o__payload[7] ;
+  wire \o__payload[8] ;
+  wire \o__payload[9] ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [48:0] skid = 49'h0000000000000;
+  wire \skid[0] ;
+  wire \skid[10] ;
+  wire \skid[11] ;
+  wire \skid[12] ;
+  wire \skid[13] ;
+  wire \skid[14] ;
+  wire \skid[15] ;
+  wire \skid[16] ;
+  wire \skid[17] ;
+  wire \skid[18] ;
+  wire \skid[19] ;
+  wire \skid[1] ;
+  wire \skid[20] ;
+  wire \skid[21] ;
+  wire \skid[22] ;
+  wire \skid[23] ;
+  wire \skid[24] ;
+  wire \skid[25] ;
+  wire \skid[26] ;
+  wire \skid[27] ;
+  wire \skid[28] ;
+  wire \skid[29] ;
+  wire \skid[2] ;
+  wire \skid[30] ;
+  wire \skid[31] ;
+  wire \skid[32] ;
+  wire \skid[33] ;
+  wire \skid[34] ;
+  wire \skid[35] ;
+  wire \skid[36] ;
+  wire \skid[37] ;
+  wire \skid[38] ;
+  wire \skid[39] ;
+  wire \skid[3] ;
+  wire \skid[40] ;
+  wire \skid[41] ;
+  wire \skid[42] ;
+  wire \skid[43] ;
+  wire \skid[44] ;
+  wire \skid[45] ;
+  wire \skid[46] ;
+  wire \skid[47] ;
+  wire \skid[48] ;
+  wire \skid[4] ;
+  wire \skid[5] ;
+  wire \skid[6] ;
+  wire \skid[7] ;
+  wire \skid[8] ;
+  wire \skid[9] ;
+  reg skid_valid = 1'h0;
+  assign \$1  = ~ o__valid;
+  assign \$2  = o__ready | \$1 ;
+  assign \$3  = ~ skid_valid;
+  assign \$4  = i__valid & \$3 ;
+  always @(posedge clk)
+    o__payload <= \$5 ;
+  always @(posedge clk)
+    o__valid <= \$6 ;
+  always @(posedge clk)
+    skid_valid <= \$7 ;
+  always @(posedge clk)
+    skid <= \$8 ;
+  assign i__ready = ~ skid_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$5  = o__payload;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$5  = skid;
+      end else begin
+        \$5  = i__payload;
+      end
+    end
+    if (rst) begin
+      \$5  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$6  = o__valid;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$6  = 1'h1;
+      end else begin
+        \$6  = i__valid;
+      end
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$7  = skid_valid;
+    if (\$2 ) begin
+      if (skid_valid) begin
+        \$7  = 1'h0;
+      end
+    end else if (\$4 ) begin
+      \$7  = 1'h1;
+    end
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$8  = skid;
+    if (\$2 ) begin
+    end else if (\$4 ) begin
+      \$8  = i__payload;
+    end
+  end
+  assign \o__payload[0]  = o__payload[0];
+  assign \o__payload[1]  = o__payload[1];
+  assign \o__payload[2]  = o__payload[2];
+  assign \o__payload[3]  = o__payload[3];
+  assign \o__payload[4]  = o__payload[4];
+  assign \o__payload[5]  = o__payload[5];
+  assign \o__payload[6]  = o__payload[6];
+  assign \o__payload[7]  = o__payload[7];
+  assign \o__payload[8]  = o__payload[8];
+  assign \o__payload[9]  = o__payload[9];
+  assign \o__payload[10]  = o__payload[10];
+  assign \o__payload[11]  = o__payload[11];
+  assign \o__payload[12]  = o__payload[12];
+  assign \o__payload[13]  = o__payload[13];
+  assign \o__payload[14]  = o__payload[14];
+  assign \o__payload[15]  = o__payload[15];
+  assign \o__payload[16]  = o__payload[16];
+  assign \o__payload[17]  = o__payload[17];
+  assign \o__payload[18]  = o__payload[18];
+  assign \o__payload[19]  = o__payload[19];
+  assign \o__payload[20]  = o__payload[20];
+  assign \o__payload[21]  = o__payload[21];
+  assign \o__payload[22]  = o__payload[22];
+  assign \o__payload[23]  = o__payload[23];
+  assign \o__payload[24]  = o__payload[24];
+  assign \o__payload[25]  = o__payload[25];
+  assign \o__payload[26]  = o__payload[26];
+  assign \o__payload[27]  = o__payload[27];
+  assign \o__payload[28]  = o__payload[28];
+  assign \o__payload[29]  = o__payload[29];
+  assign \o__payload[30]  = o__payload[30];
+  assign \o__payload[31]  = o__payload[31];
+  assign \o__payload[32]  = o__payload[32];
+  assign \o__payload[33]  = o__payload[33];
+  assign \o__payload[34]  = o__payload[34];
+  assign \o__payload[35]  = o__payload[35];
+  assign \o__payload[36]  = o__payload[36];
+  assign \o__payload[37]  = o__payload[37];
+  assign \o__payload[38]  = o__payload[38];
+  assign \o__payload[39]  = o__payload[39];
+  assign \o__payload[40]  = o__payload[40];
+  assign \o__payload[41]  = o__payload[41];
+  assign \o__payload[42]  = o__payload[42];
+  assign \o__payload[43]  = o__payload[43];
+  assign \o__payload[44]  = o__payload[44];
+  assign \o__payload[45]  = o__payload[45];
+  assign \o__payload[46]  = o__payload[46];
+  assign \o__payload[47]  = o__payload[47];
+  assign \o__payload[48]  = o__payload[48];
+  assign \skid[0]  = skid[0];
+  assign \skid[1]  = skid[1];
+  assign \skid[2]  = skid[2];
+  assign \skid[3]  = skid[3];
+  assign \skid[4]  = skid[4];
+  assign \skid[5]  = skid[5];
+  assign \skid[6]  = skid[6];
+  assign \skid[7]  = skid[7];
+  assign \skid[8]  = skid[8];
+  assign \skid[9]  = skid[9];
+  assign \skid[10]  = skid[10];
+  assign \skid[11]  = skid[11];
+  assign \skid[12]  = skid[12];
+  assign \skid[13]  = skid[13];
+  assign \skid[14]  = skid[14];
+  assign \skid[15]  = skid[15];
+  assign \skid[16]  = skid[16];
+  assign \skid[17]  = skid[17];
+  assign \skid[18]  = skid[18];
+  assign \skid[19]  = skid[19];
+  assign \skid[20]  = skid[20];
+  assign \skid[21]  = skid[21];
+  assign \skid[22]  = skid[22];
+  assign \skid[23]  = skid[23];
+  assign \skid[24]  = skid[24];
+  assign \skid[25]  = skid[25];
+  assign \skid[26]  = skid[26];
+  assign \skid[27]  = skid[27];
+  assign \skid[28]  = skid[28];
+  assign \skid[29]  = skid[29];
+  assign \skid[30]  = skid[30];
+  assign \skid[31]  = skid[31];
+  assign \skid[32]  = skid[32];
+  assign \skid[33]  = skid[33];
+  assign \skid[34]  = skid[34];
+  assign \skid[35]  = skid[35];
+  assign \skid[36]  = skid[36];
+  assign \skid[37]  = skid[37];
+  assign \skid[38]  = skid[38];
+  assign \skid[39]  = skid[39];
+  assign \skid[40]  = skid[40];
+  assign \skid[41]  = skid[41];
+  assign \skid[42]  = skid[42];
+  assign \skid[43]  = skid[43];
+  assign \skid[44]  = skid[44];
+  assign \skid[45]  = skid[45];
+  assign \skid[46]  = skid[46];
+  assign \skid[47]  = skid[47];
+  assign \skid[48]  = skid[48];
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+  assign \i__payload[8]  = i__payload[8];
+  assign \i__payload[9]  = i__payload[9];
+  assign \i__payload[10]  = i__payload[10];
+  assign \i__payload[11]  = i__payload[11];
+  assign \i__payload[12]  = i__payload[12];
+  assign \i__payload[13]  = i__payload[13];
+  assign \i__payload[14]  = i__payload[14];
+  assign \i__payload[15]  = i__payload[15];
+  assign \i__payload[16]  = i__payload[16];
+  assign \i__payload[17]  = i__payload[17];
+  assign \i__payload[18]  = i__payload[18];
+  assign \i__payload[19]  = i__payload[19];
+  assign \i__payload[20]  = i__payload[20];
+  assign \i__payload[21]  = i__payload[21];
+  assign \i__payload[22]  = i__payload[22];
+  assign \i__payload[23]  = i__payload[23];
+  assign \i__payload[24]  = i__payload[24];
+  assign \i__payload[25]  = i__payload[25];
+  assign \i__payload[26]  = i__payload[26];
+  assign \i__payload[27]  = i__payload[27];
+  assign \i__payload[28]  = i__payload[28];
+  assign \i__payload[29]  = i__payload[29];
+  assign \i__payload[30]  = i__payload[30];
+  assign \i__payload[31]  = i__payload[31];
+  assign \i__payload[32]  = i__payload[32];
+  assign \i__payload[33]  = i__payload[33];
+  assign \i__payload[34]  = i__payload[34];
+  assign \i__payload[35]  = i__payload[35];
+  assign \i__payload[36]  = i__payload[36];
+  assign \i__payload[37]  = i__payload[37];
+  assign \i__payload[38]  = i__payload[38];
+  assign \i__payload[39]  = i__payload[39];
+  assign \i__payload[40]  = i__payload[40];
+  assign \i__payload[41]  = i__payload[41];
+  assign \i__payload[42]  = i__payload[42];
+  assign \i__payload[43]  = i__payload[43];
+  assign \i__payload[44]  = i__payload[44];
+  assign \i__payload[45]  = i__payload[45];
+  assign \i__payload[46]  = i__payload[46];
+  assign \i__payload[47]  = i__payload[47];
+  assign \i__payload[48]  = i__payload[48];
+endmodule
+
+(* generator = "Amaranth" *)
+module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+  wire \$1 ;
+  wire [48:0] \$10 ;
+  wire \$100 ;
+  reg [2:0] \$1000 ;
+  reg [2:0] \$1001 ;
+  reg [2:0] \$1002 ;
+  reg [2:0] \$1003 ;
+  reg [2:0] \$1004 ;
+  reg [2:0] \$1005 ;
+  reg [2:0] \$1006 ;
+  reg [2:0] \$1007 ;
+  reg [2:0] \$1008 ;
+  reg [2:0] \$1009 ;
+  wire \$101 ;
+  reg [2:0] \$1010 ;
+  reg \$1011 ;
+  reg [4:0] \$1012 ;
+  reg [4:0] \$1013 ;
+  reg [4:0] \$1014 ;
+  reg \$1015 ;
+  reg [5:0] \$1016 ;
+  reg [5:0] \$1017 ;
+  reg [6:0] \$1018 ;
+  reg [9:0] \$1019 ;
+  wire [1:0] \$102 ;
+  reg [10:0] \$1020 ;
+  reg [2:0] \$1021 ;
+  reg [2:0] \$1022 ;
+  reg [2:0] \$1023 ;
+  reg [2:0] \$1024 ;
+  reg [2:0] \$1025 ;
+  reg [2:0] \$1026 ;
+  reg [2:0] \$1027 ;
+  reg [2:0] \$1028 ;
+  reg [2:0] \$1029 ;
+  wire \$103 ;
+  reg [2:0] \$1030 ;
+  reg [2:0] \$1031 ;
+  reg [2:0] \$1032 ;
+  reg \$1033 ;
+  reg [4:0] \$1034 ;
+  reg [4:0] \$1035 ;
+  reg [4:0] \$1036 ;
+  reg \$1037 ;
+  reg [5:0] \$1038 ;
+  reg [5:0] \$1039 ;
+  wire \$104 ;
+  reg [6:0] \$1040 ;
+  reg [9:0] \$1041 ;
+  reg [10:0] \$1042 ;
+  reg [2:0] \$1043 ;
+  reg [2:0] \$1044 ;
+  reg [2:0] \$1045 ;
+  reg [2:0] \$1046 ;
+  reg [2:0] \$1047 ;
+  reg [2:0] \$1048 ;
+  reg [2:0] \$1049 ;
+  wire \$105 ;
+  reg [2:0] \$1050 ;
+  reg [2:0] \$1051 ;
+  reg [2:0] \$1052 ;
+  reg [2:0] \$1053 ;
+  reg [2:0] \$1054 ;
+  reg \$1055 ;
+  reg [4:0] \$1056 ;
+  reg [4:0] \$1057 ;
+  reg [4:0] \$1058 ;
+  reg \$1059 ;
+  wire [1:0] \$106 ;
+  reg [5:0] \$1060 ;
+  reg [5:0] \$1061 ;
+  reg [6:0] \$1062 ;
+  reg [9:0] \$1063 ;
+  reg [10:0] \$1064 ;
+  reg [2:0] \$1065 ;
+  reg [2:0] \$1066 ;
+  reg [2:0] \$1067 ;
+  reg [2:0] \$1068 ;
+  reg [2:0] \$1069 ;
+  wire \$107 ;
+  reg [2:0] \$1070 ;
+  reg [2:0] \$1071 ;
+  reg [2:0] \$1072 ;
+  reg [2:0] \$1073 ;
+  reg [2:0] \$1074 ;
+  reg [2:0] \$1075 ;
+  reg [2:0] \$1076 ;
+  reg \$1077 ;
+  reg [4:0] \$1078 ;
+  reg [4:0] \$1079 ;
+  wire \$108 ;
+  reg [4:0] \$1080 ;
+  reg \$1081 ;
+  reg [5:0] \$1082 ;
+  reg [5:0] \$1083 ;
+  reg [6:0] \$1084 ;
+  reg [9:0] \$1085 ;
+  reg [10:0] \$1086 ;
+  reg [2:0] \$1087 ;
+  reg [2:0] \$1088 ;
+  reg [2:0] \$1089 ;
+  wire \$109 ;
+  reg [2:0] \$1090 ;
+  reg [2:0] \$1091 ;
+  reg [2:0] \$1092 ;
+  reg [2:0] \$1093 ;
+  reg [2:0] \$1094 ;
+  reg [2:0] \$1095 ;
+  reg [2:0] \$1096 ;
+  reg [2:0] \$1097 ;
+  reg [2:0] \$1098 ;
+  reg \$1099 ;
+  wire [9:0] \$11 ;
+  wire [1:0] \$110 ;
+  reg [4:0] \$1100 ;
+  reg [4:0] \$1101 ;
+  reg [4:0] \$1102 ;
+  reg \$1103 ;
+  reg [5:0] \$1104 ;
+  reg [5:0] \$1105 ;
+  reg [6:0] \$1106 ;
+  reg [9:0] \$1107 ;
+  reg [10:0] \$1108 ;
+  reg [2:0] \$1109 ;
+  wire \$111 ;
+  reg [2:0] \$1110 ;
+  reg [2:0] \$1111 ;
+  reg [2:0] \$1112 ;
+  reg [2:0] \$1113 ;
+  reg [2:0] \$1114 ;
+  reg [2:0] \$1115 ;
+  reg [2:0] \$1116 ;
+  reg [2:0] \$1117 ;
+  reg [2:0] \$1118 ;
+  reg [2:0] \$1119 ;
+  wire \$112 ;
+  reg [2:0] \$1120 ;
+  reg \$1121 ;
+  reg [4:0] \$1122 ;
+  reg [4:0] \$1123 ;
+  reg [4:0] \$1124 ;
+  reg \$1125 ;
+  reg [5:0] \$1126 ;
+  reg [5:0] \$1127 ;
+  reg [6:0] \$1128 ;
+  reg [9:0] \$1129 ;
+  wire \$113 ;
+  reg [10:0] \$1130 ;
+  reg [2:0] \$1131 ;
+  reg [2:0] \$1132 ;
+  reg [2:0] \$1133 ;
+  reg [2:0] \$1134 ;
+  reg [2:0] \$1135 ;
+  reg [2:0] \$1136 ;
+  reg [2:0] \$1137 ;
+  reg [2:0] \$1138 ;
+  reg [2:0] \$1139 ;
+  wire [1:0] \$114 ;
+  reg [2:0] \$1140 ;
+  reg [2:0] \$1141 ;
+  reg [2:0] \$1142 ;
+  reg \$1143 ;
+  reg [4:0] \$1144 ;
+  reg [4:0] \$1145 ;
+  reg [4:0] \$1146 ;
+  reg \$1147 ;
+  reg [5:0] \$1148 ;
+  reg [5:0] \$1149 ;
+  wire \$115 ;
+  reg [6:0] \$1150 ;
+  reg [9:0] \$1151 ;
+  reg [10:0] \$1152 ;
+  reg [2:0] \$1153 ;
+  reg [2:0] \$1154 ;
+  reg [2:0] \$1155 ;
+  reg [2:0] \$1156 ;
+  reg [2:0] \$1157 ;
+  reg [2:0] \$1158 ;
+  reg [2:0] \$1159 ;
+  wire \$116 ;
+  reg [2:0] \$1160 ;
+  reg [2:0] \$1161 ;
+  reg [2:0] \$1162 ;
+  reg [2:0] \$1163 ;
+  reg [2:0] \$1164 ;
+  reg \$1165 ;
+  reg [4:0] \$1166 ;
+  reg [4:0] \$1167 ;
+  reg [4:0] \$1168 ;
+  reg \$1169 ;
+  wire \$117 ;
+  reg [5:0] \$1170 ;
+  reg [5:0] \$1171 ;
+  reg [6:0] \$1172 ;
+  reg [9:0] \$1173 ;
+  reg [10:0] \$1174 ;
+  reg [2:0] \$1175 ;
+  reg [2:0] \$1176 ;
+  reg [2:0] \$1177 ;
+  reg [2:0] \$1178 ;
+  reg [2:0] \$1179 ;
+  wire [1:0] \$118 ;
+  reg [2:0] \$1180 ;
+  reg [2:0] \$1181 ;
+  reg [2:0] \$1182 ;
+  reg [2:0] \$1183 ;
+  reg [2:0] \$1184 ;
+  reg [2:0] \$1185 ;
+  reg [2:0] \$1186 ;
+  reg \$1187 ;
+  reg [4:0] \$1188 ;
+  reg [4:0] \$1189 ;
+  wire [4:0] \$119 ;
+  reg [4:0] \$1190 ;
+  reg \$1191 ;
+  reg [5:0] \$1192 ;
+  reg [5:0] \$1193 ;
+  reg [6:0] \$1194 ;
+  reg [9:0] \$1195 ;
+  reg [10:0] \$1196 ;
+  reg [2:0] \$1197 ;
+  reg [2:0] \$1198 ;
+  reg [2:0] \$1199 ;
+  wire [10:0] \$12 ;
+  wire [4:0] \$120 ;
+  reg [2:0] \$1200 ;
+  reg [2:0] \$1201 ;
+  reg [2:0] \$1202 ;
+  reg [2:0] \$1203 ;
+  reg [2:0] \$1204 ;
+  reg [2:0] \$1205 ;
+  reg [2:0] \$1206 ;
+  reg [2:0] \$1207 ;
+  reg [2:0] \$1208 ;
+  reg \$1209 ;
+  wire [6:0] \$121 ;
+  reg [4:0] \$1210 ;
+  reg [4:0] \$1211 ;
+  reg [4:0] \$1212 ;
+  reg \$1213 ;
+  reg [5:0] \$1214 ;
+  reg [5:0] \$1215 ;
+  reg [6:0] \$1216 ;
+  reg [9:0] \$1217 ;
+  reg [10:0] \$1218 ;
+  reg [2:0] \$1219 ;
+  wire [6:0] \$122 ;
+  reg [2:0] \$1220 ;
+  reg [2:0] \$1221 ;
+  reg [2:0] \$1222 ;
+  reg [2:0] \$1223 ;
+  reg [2:0] \$1224 ;
+  reg [2:0] \$1225 ;
+  reg [2:0] \$1226 ;
+  reg [2:0] \$1227 ;
+  reg [2:0] \$1228 ;
+  reg [2:0] \$1229 ;
+  wire \$123 ;
+  reg [2:0] \$1230 ;
+  reg \$1231 ;
+  reg [4:0] \$1232 ;
+  reg [4:0] \$1233 ;
+  reg [4:0] \$1234 ;
+  reg \$1235 ;
+  reg [5:0] \$1236 ;
+  reg [5:0] \$1237 ;
+  reg [6:0] \$1238 ;
+  reg [9:0] \$1239 ;
+  wire [2:0] \$124 ;
+  reg [10:0] \$1240 ;
+  reg [2:0] \$1241 ;
+  reg [2:0] \$1242 ;
+  reg [2:0] \$1243 ;
+  reg [2:0] \$1244 ;
+  reg [2:0] \$1245 ;
+  reg [2:0] \$1246 ;
+  reg [2:0] \$1247 ;
+  reg [2:0] \$1248 ;
+  reg [2:0] \$1249 ;
+  wire [2:0] \$125 ;
+  reg [2:0] \$1250 ;
+  reg [2:0] \$1251 ;
+  reg [2:0] \$1252 ;
+  reg \$1253 ;
+  reg [4:0] \$1254 ;
+  reg [4:0] \$1255 ;
+  reg [4:0] \$1256 ;
+  reg \$1257 ;
+  reg [5:0] \$1258 ;
+  reg [5:0] \$1259 ;
+  wire \$126 ;
+  reg [6:0] \$1260 ;
+  reg [9:0] \$1261 ;
+  reg [10:0] \$1262 ;
+  reg [2:0] \$1263 ;
+  reg [2:0] \$1264 ;
+  reg [2:0] \$1265 ;
+  reg [2:0] \$1266 ;
+  reg [2:0] \$1267 ;
+  reg [2:0] \$1268 ;
+  reg [2:0] \$1269 ;
+  wire \$127 ;
+  reg [2:0] \$1270 ;
+  reg [2:0] \$1271 ;
+  reg [2:0] \$1272 ;
+  reg [2:0] \$1273 ;
+  reg [2:0] \$1274 ;
+  reg \$1275 ;
+  reg [4:0] \$1276 ;
+  reg [4:0] \$1277 ;
+  reg [4:0] \$1278 ;
+  reg \$1279 ;
+  wire \$128 ;
+  reg [5:0] \$1280 ;
+  reg [5:0] \$1281 ;
+  reg [6:0] \$1282 ;
+  reg [9:0] \$1283 ;
+  reg [10:0] \$1284 ;
+  reg [2:0] \$1285 ;
+  reg [2:0] \$1286 ;
+  reg [2:0] \$1287 ;
+  reg [2:0] \$1288 ;
+  reg [2:0] \$1289 ;
+  wire [1:0] \$129 ;
+  reg [2:0] \$1290 ;
+  reg [2:0] \$1291 ;
+  reg [2:0] \$1292 ;
+  reg [2:0] \$1293 ;
+  reg [2:0] \$1294 ;
+  reg [2:0] \$1295 ;
+  reg [2:0] \$1296 ;
+  reg \$1297 ;
+  reg [4:0] \$1298 ;
+  reg [4:0] \$1299 ;
+  wire [48:0] \$13 ;
+  wire [1:0] \$130 ;
+  reg [4:0] \$1300 ;
+  reg \$1301 ;
+  reg [5:0] \$1302 ;
+  reg [5:0] \$1303 ;
+  reg [6:0] \$1304 ;
+  reg [9:0] \$1305 ;
+  reg [10:0] \$1306 ;
+  reg [2:0] \$1307 ;
+  reg [2:0] \$1308 ;
+  reg [2:0] \$1309 ;
+  wire [2:0] \$131 ;
+  reg [2:0] \$1310 ;
+  reg [2:0] \$1311 ;
+  reg [2:0] \$1312 ;
+  reg [2:0] \$1313 ;
+  reg [2:0] \$1314 ;
+  reg [2:0] \$1315 ;
+  reg [2:0] \$1316 ;
+  reg [2:0] \$1317 ;
+  reg [2:0] \$1318 ;
+  reg \$1319 ;
+  wire [1:0] \$132 ;
+  reg [4:0] \$1320 ;
+  reg [4:0] \$1321 ;
+  reg [4:0] \$1322 ;
+  reg \$1323 ;
+  reg [5:0] \$1324 ;
+  reg [5:0] \$1325 ;
+  reg [6:0] \$1326 ;
+  reg [9:0] \$1327 ;
+  reg [10:0] \$1328 ;
+  reg \$1329 ;
+  wire [1:0] \$133 ;
+  reg \$1330 ;
+  reg [1:0] \$1331 ;
+  reg [175:0] \$1332 ;
+  reg \$1333 ;
+  reg [10:0] \$1334 ;
+  reg [10:0] \$1335 ;
+  reg [10:0] \$1336 ;
+  reg [10:0] \$1337 ;
+  reg [10:0] \$1338 ;
+  reg [10:0] \$1339 ;
+  wire [2:0] \$134 ;
+  reg [10:0] \$1340 ;
+  reg [10:0] \$1341 ;
+  reg [10:0] \$1342 ;
+  reg [10:0] \$1343 ;
+  reg [10:0] \$1344 ;
+  reg [10:0] \$1345 ;
+  reg [10:0] \$1346 ;
+  reg [10:0] \$1347 ;
+  reg [10:0] \$1348 ;
+  reg [10:0] \$1349 ;
+  wire [1:0] \$135 ;
+  reg \$1350 ;
+  reg [15:0] \$1351 ;
+  wire [1:0] \$136 ;
+  wire [2:0] \$137 ;
+  wire [1:0] \$138 ;
+  wire [1:0] \$139 ;
+  wire [9:0] \$14 ;
+  wire [2:0] \$140 ;
+  wire [1:0] \$141 ;
+  wire [1:0] \$142 ;
+  wire [2:0] \$143 ;
+  wire [1:0] \$144 ;
+  wire [1:0] \$145 ;
+  wire [2:0] \$146 ;
+  wire [1:0] \$147 ;
+  wire [1:0] \$148 ;
+  wire [2:0] \$149 ;
+  wire [4:0] \$1492 ;
+  wire \$1494 ;
+  wire [6:0] \$1498 ;
+  wire [10:0] \$15 ;
+  wire [1:0] \$150 ;
+  wire \$1500 ;
+  wire [2:0] \$1505 ;
+  wire \$1507 ;
+  wire [1:0] \$151 ;
+  wire [2:0] \$152 ;
+  wire [1:0] \$153 ;
+  wire [1:0] \$154 ;
+  wire [2:0] \$155 ;
+  wire [1:0] \$156 ;
+  wire [1:0] \$157 ;
+  wire [2:0] \$158 ;
+  wire [1:0] \$159 ;
+  wire [48:0] \$16 ;
+  wire [1:0] \$160 ;
+  wire [2:0] \$161 ;
+  wire [1:0] \$162 ;
+  wire [1:0] \$163 ;
+  wire [2:0] \$164 ;
+  wire [3:0] \$165 ;
+  wire [3:0] \$166 ;
+  wire [4:0] \$167 ;
+  wire [3:0] \$168 ;
+  wire [3:0] \$169 ;
+  wire [9:0] \$17 ;
+  wire [4:0] \$170 ;
+  wire [3:0] \$171 ;
+  wire [3:0] \$172 ;
+  wire [4:0] \$173 ;
+  wire [5:0] \$174 ;
+  wire [5:0] \$175 ;
+  wire [6:0] \$176 ;
+  wire \$177 ;
+  wire [11:0] \$178 ;
+  wire [12:0] \$179 ;
+  wire [10:0] \$18 ;
+  wire [1:0] \$180 ;
+  wire [1:0] \$181 ;
+  wire [2:0] \$182 ;
+  wire [1:0] \$183 ;
+  wire [1:0] \$184 ;
+  wire [2:0] \$185 ;
+  wire [1:0] \$186 ;
+  wire [1:0] \$187 ;
+  wire [2:0] \$188 ;
+  wire [1:0] \$189 ;
+  wire [48:0] \$19 ;
+  wire [1:0] \$190 ;
+  wire [2:0] \$191 ;
+  wire [1:0] \$192 ;
+  wire [1:0] \$193 ;
+  wire [2:0] \$194 ;
+  wire [1:0] \$195 ;
+  wire [1:0] \$196 ;
+  wire [2:0] \$197 ;
+  wire [1:0] \$198 ;
+  wire [1:0] \$199 ;
+  wire \$2 ;
+  wire [9:0] \$20 ;
+  wire [2:0] \$200 ;
+  wire [1:0] \$201 ;
+  wire [1:0] \$202 ;
+  wire [2:0] \$203 ;
+  wire [1:0] \$204 ;
+  wire [1:0] \$205 ;
+  wire [2:0] \$206 ;
+  wire [1:0] \$207 ;
+  wire [1:0] \$208 ;
+  wire [2:0] \$209 ;
+  wire [10:0] \$21 ;
+  wire [1:0] \$210 ;
+  wire [1:0] \$211 ;
+  wire [2:0] \$212 ;
+  wire [1:0] \$213 ;
+  wire [1:0] \$214 ;
+  wire [2:0] \$215 ;
+  wire [3:0] \$216 ;
+  wire [3:0] \$217 ;
+  wire [4:0] \$218 ;
+  wire [3:0] \$219 ;
+  wire [48:0] \$22 ;
+  wire [3:0] \$220 ;
+  wire [4:0] \$221 ;
+  wire [3:0] \$222 ;
+  wire [3:0] \$223 ;
+  wire [4:0] \$224 ;
+  wire [5:0] \$225 ;
+  wire [5:0] \$226 ;
+  wire [6:0] \$227 ;
+  wire \$228 ;
+  wire [11:0] \$229 ;
+  wire [9:0] \$23 ;
+  wire [12:0] \$230 ;
+  wire [1:0] \$231 ;
+  wire [1:0] \$232 ;
+  wire [2:0] \$233 ;
+  wire [1:0] \$234 ;
+  wire [1:0] \$235 ;
+  wire [2:0] \$236 ;
+  wire [1:0] \$237 ;
+  wire [1:0] \$238 ;
+  wire [2:0] \$239 ;
+  wire [10:0] \$24 ;
+  wire [1:0] \$240 ;
+  wire [1:0] \$241 ;
+  wire [2:0] \$242 ;
+  wire [1:0] \$243 ;
+  wire [1:0] \$244 ;
+  wire [2:0] \$245 ;
+  wire [1:0] \$246 ;
+  wire [1:0] \$247 ;
+  wire [2:0] \$248 ;
+  wire [1:0] \$249 ;
+  wire [48:0] \$25 ;
+  wire [1:0] \$250 ;
+  wire [2:0] \$251 ;
+  wire [1:0] \$252 ;
+  wire [1:0] \$253 ;
+  wire [2:0] \$254 ;
+  wire [1:0] \$255 ;
+  wire [1:0] \$256 ;
+  wire [2:0] \$257 ;
+  wire [1:0] \$258 ;
+  wire [1:0] \$259 ;
+  wire [9:0] \$26 ;
+  wire [2:0] \$260 ;
+  wire [1:0] \$261 ;
+  wire [1:0] \$262 ;
+  wire [2:0] \$263 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [2:0] \$266 ;
+  wire [3:0] \$267 ;
+  wire [3:0] \$268 ;
+  wire [4:0] \$269 ;
+  wire [10:0] \$27 ;
+  wire [3:0] \$270 ;
+  wire [3:0] \$271 ;
+  wire [4:0] \$272 ;
+  wire [3:0] \$273 ;
+  wire [3:0] \$274 ;
+  wire [4:0] \$275 ;
+  wire [5:0] \$276 ;
+  wire [5:0] \$277 ;
+  wire [6:0] \$278 ;
+  wire \$279 ;
+  wire [48:0] \$28 ;
+  wire [11:0] \$280 ;
+  wire [12:0] \$281 ;
+  wire [1:0] \$282 ;
+  wire [1:0] \$283 ;
+  wire [2:0] \$284 ;
+  wire [1:0] \$285 ;
+  wire [1:0] \$286 ;
+  wire [2:0] \$287 ;
+  wire [1:0] \$288 ;
+  wire [1:0] \$289 ;
+  wire [9:0] \$29 ;
+  wire [2:0] \$290 ;
+  wire [1:0] \$291 ;
+  wire [1:0] \$292 ;
+  wire [2:0] \$293 ;
+  wire [1:0] \$294 ;
+  wire [1:0] \$295 ;
+  wire [2:0] \$296 ;
+  wire [1:0] \$297 ;
+  wire [1:0] \$298 ;
+  wire [2:0] \$299 ;
+  wire \$3 ;
+  wire [10:0] \$30 ;
+  wire [1:0] \$300 ;
+  wire [1:0] \$301 ;
+  wire [2:0] \$302 ;
+  wire [1:0] \$303 ;
+  wire [1:0] \$304 ;
+  wire [2:0] \$305 ;
+  wire [1:0] \$306 ;
   wire [1:0] \$307 ;
-  wire [48:0] \$308 ;
-  wire [48:0] \$309 ;
+  wire [2:0] \$308 ;
+  wire [1:0] \$309 ;
   wire [48:0] \$31 ;
-  wire [48:0] \$310 ;
-  wire [48:0] \$311 ;
+  wire [1:0] \$310 ;
+  wire [2:0] \$311 ;
   wire [1:0] \$312 ;
-  wire [2:0] \$313 ;
-  wire [48:0] \$314 ;
-  wire [48:0] \$315 ;
-  wire [48:0] \$316 ;
-  wire [48:0] \$317 ;
-  wire [1:0] \$318 ;
-  wire [48:0] \$319 ;
-  wire [48:0] \$32 ;
-  wire [48:0] \$320 ;
-  wire [48:0] \$321 ;
-  wire [48:0] \$322 ;
-  wire [1:0] \$323 ;
-  wire [2:0] \$324 ;
+  wire [1:0] \$313 ;
+  wire [2:0] \$314 ;
+  wire [1:0] \$315 ;
+  wire [1:0] \$316 ;
+  wire [2:0] \$317 ;
+  wire [3:0] \$318 ;
+  wire [3:0] \$319 ;
+  wire [9:0] \$32 ;
+  wire [4:0] \$320 ;
+  wire [3:0] \$321 ;
+  wire [3:0] \$322 ;
+  wire [4:0] \$323 ;
+  wire [3:0] \$324 ;
   wire [3:0] \$325 ;
-  wire [48:0] \$326 ;
-  wire [48:0] \$327 ;
-  wire [48:0] \$328 ;
-  wire [48:0] \$329 ;
-  wire [48:0] \$33 ;
-  wire [1:0] \$330 ;
-  wire [48:0] \$331 ;
-  wire [48:0] \$332 ;
-  wire [48:0] \$333 ;
-  wire [48:0] \$334 ;
-  wire [1:0] \$335 ;
-  wire [2:0] \$336 ;
-  wire [48:0] \$337 ;
-  wire [48:0] \$338 ;
-  wire [48:0] \$339 ;
-  wire [1:0] \$34 ;
-  wire [48:0] \$340 ;
-  wire [1:0] \$341 ;
-  wire [48:0] \$342 ;
-  wire [48:0] \$343 ;
-  wire [48:0] \$344 ;
-  wire [48:0] \$345 ;
+  wire [4:0] \$326 ;
+  wire [5:0] \$327 ;
+  wire [5:0] \$328 ;
+  wire [6:0] \$329 ;
+  wire [10:0] \$33 ;
+  wire \$330 ;
+  wire [11:0] \$331 ;
+  wire [12:0] \$332 ;
+  wire [1:0] \$333 ;
+  wire [1:0] \$334 ;
+  wire [2:0] \$335 ;
+  wire [1:0] \$336 ;
+  wire [1:0] \$337 ;
+  wire [2:0] \$338 ;
+  wire [1:0] \$339 ;
+  wire [48:0] \$34 ;
+  wire [1:0] \$340 ;
+  wire [2:0] \$341 ;
+  wire [1:0] \$342 ;
+  wire [1:0] \$343 ;
+  wire [2:0] \$344 ;
+  wire [1:0] \$345 ;
   wire [1:0] \$346 ;
   wire [2:0] \$347 ;
-  wire [3:0] \$348 ;
-  wire [4:0] \$349 ;
-  wire [48:0] \$35 ;
-  wire [48:0] \$350 ;
-  wire [48:0] \$351 ;
-  wire [48:0] \$352 ;
-  wire [48:0] \$353 ;
+  wire [1:0] \$348 ;
+  wire [1:0] \$349 ;
+  wire [9:0] \$35 ;
+  wire [2:0] \$350 ;
+  wire [1:0] \$351 ;
+  wire [1:0] \$352 ;
+  wire [2:0] \$353 ;
   wire [1:0] \$354 ;
-  wire [48:0] \$355 ;
-  wire [48:0] \$356 ;
-  wire [48:0] \$357 ;
-  wire [48:0] \$358 ;
-  wire [1:0] \$359 ;
-  wire [48:0] \$36 ;
-  wire [2:0] \$360 ;
-  wire [48:0] \$361 ;
-  wire [48:0] \$362 ;
-  wire [48:0] \$363 ;
-  wire [48:0] \$364 ;
-  wire [1:0] \$365 ;
-  wire [48:0] \$366 ;
-  wire [48:0] \$367 ;
-  wire [48:0] \$368 ;
-  wire [48:0] \$369 ;
+  wire [1:0] \$355 ;
+  wire [2:0] \$356 ;
+  wire [1:0] \$357 ;
+  wire [1:0] \$358 ;
+  wire [2:0] \$359 ;
+  wire [10:0] \$36 ;
+  wire [1:0] \$360 ;
+  wire [1:0] \$361 ;
+  wire [2:0] \$362 ;
+  wire [1:0] \$363 ;
+  wire [1:0] \$364 ;
+  wire [2:0] \$365 ;
+  wire [1:0] \$366 ;
+  wire [1:0] \$367 ;
+  wire [2:0] \$368 ;
+  wire [3:0] \$369 ;
   wire [48:0] \$37 ;
-  wire [1:0] \$370 ;
-  wire [2:0] \$371 ;
+  wire [3:0] \$370 ;
+  wire [4:0] \$371 ;
   wire [3:0] \$372 ;
-  wire [48:0] \$373 ;
-  wire [48:0] \$374 ;
-  wire [48:0] \$375 ;
-  wire [48:0] \$376 ;
-  wire [1:0] \$377 ;
-  wire [48:0] \$378 ;
-  wire [48:0] \$379 ;
-  wire [48:0] \$38 ;
-  wire [48:0] \$380 ;
-  wire [48:0] \$381 ;
-  wire [1:0] \$382 ;
-  wire [2:0] \$383 ;
-  wire [48:0] \$384 ;
-  wire [48:0] \$385 ;
-  wire [48:0] \$386 ;
-  wire [48:0] \$387 ;
+  wire [3:0] \$373 ;
+  wire [4:0] \$374 ;
+  wire [3:0] \$375 ;
+  wire [3:0] \$376 ;
+  wire [4:0] \$377 ;
+  wire [5:0] \$378 ;
+  wire [5:0] \$379 ;
+  wire [9:0] \$38 ;
+  wire [6:0] \$380 ;
+  wire \$381 ;
+  wire [11:0] \$382 ;
+  wire [12:0] \$383 ;
+  wire [1:0] \$384 ;
+  wire [1:0] \$385 ;
+  wire [2:0] \$386 ;
+  wire [1:0] \$387 ;
   wire [1:0] \$388 ;
-  wire [48:0] \$389 ;
-  wire [1:0] \$39 ;
-  wire [48:0] \$390 ;
-  wire [48:0] \$391 ;
-  wire [48:0] \$392 ;
+  wire [2:0] \$389 ;
+  wire [10:0] \$39 ;
+  wire [1:0] \$390 ;
+  wire [1:0] \$391 ;
+  wire [2:0] \$392 ;
   wire [1:0] \$393 ;
-  wire [2:0] \$394 ;
-  wire [3:0] \$395 ;
-  wire [4:0] \$396 ;
-  wire [5:0] \$397 ;
-  wire [48:0] \$398 ;
-  wire [48:0] \$399 ;
+  wire [1:0] \$394 ;
+  wire [2:0] \$395 ;
+  wire [1:0] \$396 ;
+  wire [1:0] \$397 ;
+  wire [2:0] \$398 ;
+  wire [1:0] \$399 ;
   wire \$4 ;
-  wire [2:0] \$40 ;
-  wire [48:0] \$400 ;
-  wire [48:0] \$401 ;
+  wire [48:0] \$40 ;
+  wire [1:0] \$400 ;
+  wire [2:0] \$401 ;
   wire [1:0] \$402 ;
-  wire [48:0] \$403 ;
-  wire [48:0] \$404 ;
-  wire [48:0] \$405 ;
-  wire [48:0] \$406 ;
-  wire [1:0] \$407 ;
-  wire [2:0] \$408 ;
-  wire [48:0] \$409 ;
-  wire [48:0] \$41 ;
-  wire [48:0] \$410 ;
-  wire [48:0] \$411 ;
-  wire [48:0] \$412 ;
-  wire [1:0] \$413 ;
-  wire [48:0] \$414 ;
-  wire [48:0] \$415 ;
-  wire [48:0] \$416 ;
-  wire [48:0] \$417 ;
+  wire [1:0] \$403 ;
+  wire [2:0] \$404 ;
+  wire [1:0] \$405 ;
+  wire [1:0] \$406 ;
+  wire [2:0] \$407 ;
+  wire [1:0] \$408 ;
+  wire [1:0] \$409 ;
+  wire [9:0] \$41 ;
+  wire [2:0] \$410 ;
+  wire [1:0] \$411 ;
+  wire [1:0] \$412 ;
+  wire [2:0] \$413 ;
+  wire [1:0] \$414 ;
+  wire [1:0] \$415 ;
+  wire [2:0] \$416 ;
+  wire [1:0] \$417 ;
   wire [1:0] \$418 ;
   wire [2:0] \$419 ;
-  wire [48:0] \$42 ;
+  wire [10:0] \$42 ;
   wire [3:0] \$420 ;
-  wire [48:0] \$421 ;
-  wire [48:0] \$422 ;
-  wire [48:0] \$423 ;
-  wire [48:0] \$424 ;
-  wire [1:0] \$425 ;
-  wire [48:0] \$426 ;
-  wire [48:0] \$427 ;
-  wire [48:0] \$428 ;
-  wire [48:0] \$429 ;
+  wire [3:0] \$421 ;
+  wire [4:0] \$422 ;
+  wire [3:0] \$423 ;
+  wire [3:0] \$424 ;
+  wire [4:0] \$425 ;
+  wire [3:0] \$426 ;
+  wire [3:0] \$427 ;
+  wire [4:0] \$428 ;
+  wire [5:0] \$429 ;
   wire [48:0] \$43 ;
-  wire [1:0] \$430 ;
-  wire [2:0] \$431 ;
-  wire [48:0] \$432 ;
-  wire [48:0] \$433 ;
-  wire [48:0] \$434 ;
-  wire [48:0] \$435 ;
+  wire [5:0] \$430 ;
+  wire [6:0] \$431 ;
+  wire \$432 ;
+  wire [11:0] \$433 ;
+  wire [12:0] \$434 ;
+  wire [1:0] \$435 ;
   wire [1:0] \$436 ;
-  wire [48:0] \$437 ;
-  wire [48:0] \$438 ;
-  wire [48:0] \$439 ;
-  wire [48:0] \$44 ;
-  wire [48:0] \$440 ;
+  wire [2:0] \$437 ;
+  wire [1:0] \$438 ;
+  wire [1:0] \$439 ;
+  wire [9:0] \$44 ;
+  wire [2:0] \$440 ;
   wire [1:0] \$441 ;
-  wire [2:0] \$442 ;
-  wire [3:0] \$443 ;
-  wire [4:0] \$444 ;
-  wire [48:0] \$445 ;
-  wire [48:0] \$446 ;
-  wire [5:0] \$447 ;
-  wire [6:0] \$448 ;
-  wire [9:0] \$449 ;
-  wire [1:0] \$45 ;
-  wire [10:0] \$450 ;
-  wire [48:0] \$451 ;
-  wire [48:0] \$452 ;
-  wire [48:0] \$453 ;
-  wire [48:0] \$454 ;
-  wire [1:0] \$455 ;
-  wire [48:0] \$456 ;
-  wire [48:0] \$457 ;
-  wire [48:0] \$458 ;
-  wire [48:0] \$459 ;
+  wire [1:0] \$442 ;
+  wire [2:0] \$443 ;
+  wire [1:0] \$444 ;
+  wire [1:0] \$445 ;
+  wire [2:0] \$446 ;
+  wire [1:0] \$447 ;
+  wire [1:0] \$448 ;
+  wire [2:0] \$449 ;
+  wire [10:0] \$45 ;
+  wire [1:0] \$450 ;
+  wire [1:0] \$451 ;
+  wire [2:0] \$452 ;
+  wire [1:0] \$453 ;
+  wire [1:0] \$454 ;
+  wire [2:0] \$455 ;
+  wire [1:0] \$456 ;
+  wire [1:0] \$457 ;
+  wire [2:0] \$458 ;
+  wire [1:0] \$459 ;
   wire [48:0] \$46 ;
   wire [1:0] \$460 ;
   wire [2:0] \$461 ;
-  wire [48:0] \$462 ;
-  wire [48:0] \$463 ;
-  wire [48:0] \$464 ;
-  wire [48:0] \$465 ;
+  wire [1:0] \$462 ;
+  wire [1:0] \$463 ;
+  wire [2:0] \$464 ;
+  wire [1:0] \$465 ;
   wire [1:0] \$466 ;
-  wire [48:0] \$467 ;
-  wire [48:0] \$468 ;
-  wire [48:0] \$469 ;
-  wire [48:0] \$47 ;
-  wire [48:0] \$470 ;
-  wire [1:0] \$471 ;
-  wire [2:0] \$472 ;
-  wire [3:0] \$473 ;
-  wire [48:0] \$474 ;
-  wire [48:0] \$475 ;
-  wire [48:0] \$476 ;
-  wire [48:0] \$477 ;
-  wire [1:0] \$478 ;
-  wire [48:0] \$479 ;
-  wire [48:0] \$48 ;
-  wire [48:0] \$480 ;
-  wire [48:0] \$481 ;
-  wire [48:0] \$482 ;
-  wire [1:0] \$483 ;
-  wire [2:0] \$484 ;
-  wire [48:0] \$485 ;
-  wire [48:0] \$486 ;
-  wire [48:0] \$487 ;
-  wire [48:0] \$488 ;
+  wire [2:0] \$467 ;
+  wire [1:0] \$468 ;
+  wire [1:0] \$469 ;
+  wire [9:0] \$47 ;
+  wire [2:0] \$470 ;
+  wire [3:0] \$471 ;
+  wire [3:0] \$472 ;
+  wire [4:0] \$473 ;
+  wire [3:0] \$474 ;
+  wire [3:0] \$475 ;
+  wire [4:0] \$476 ;
+  wire [3:0] \$477 ;
+  wire [3:0] \$478 ;
+  wire [4:0] \$479 ;
+  wire [10:0] \$48 ;
+  wire [5:0] \$480 ;
+  wire [5:0] \$481 ;
+  wire [6:0] \$482 ;
+  wire \$483 ;
+  wire [11:0] \$484 ;
+  wire [12:0] \$485 ;
+  wire [1:0] \$486 ;
+  wire [1:0] \$487 ;
+  wire [2:0] \$488 ;
   wire [1:0] \$489 ;
   wire [48:0] \$49 ;
-  wire [48:0] \$490 ;
-  wire [48:0] \$491 ;
-  wire [48:0] \$492 ;
-  wire [4:0] \$4922 ;
-  wire \$4924 ;
-  wire [6:0] \$4928 ;
-  wire [48:0] \$493 ;
-  wire \$4930 ;
-  wire [2:0] \$4935 ;
-  wire \$4937 ;
-  wire [1:0] \$494 ;
-  wire [2:0] \$495 ;
-  wire [3:0] \$496 ;
-  wire [4:0] \$497 ;
-  wire [48:0] \$498 ;
-  wire [48:0] \$499 ;
+  wire [1:0] \$490 ;
+  wire [2:0] \$491 ;
+  wire [1:0] \$492 ;
+  wire [1:0] \$493 ;
+  wire [2:0] \$494 ;
+  wire [1:0] \$495 ;
+  wire [1:0] \$496 ;
+  wire [2:0] \$497 ;
+  wire [1:0] \$498 ;
+  wire [1:0] \$499 ;
   wire \$5 ;
-  wire [1:0] \$50 ;
-  wire [48:0] \$500 ;
-  wire [48:0] \$501 ;
+  wire [9:0] \$50 ;
+  wire [2:0] \$500 ;
+  wire [1:0] \$501 ;
   wire [1:0] \$502 ;
-  wire [48:0] \$503 ;
-  wire [48:0] \$504 ;
-  wire [48:0] \$505 ;
-  wire [48:0] \$506 ;
+  wire [2:0] \$503 ;
+  wire [1:0] \$504 ;
+  wire [1:0] \$505 ;
+  wire [2:0] \$506 ;
   wire [1:0] \$507 ;
-  wire [2:0] \$508 ;
-  wire [48:0] \$509 ;
-  wire [2:0] \$51 ;
-  wire [48:0] \$510 ;
-  wire [48:0] \$511 ;
-  wire [48:0] \$512 ;
+  wire [1:0] \$508 ;
+  wire [2:0] \$509 ;
+  wire [10:0] \$51 ;
+  wire [1:0] \$510 ;
+  wire [1:0] \$511 ;
+  wire [2:0] \$512 ;
   wire [1:0] \$513 ;
-  wire [48:0] \$514 ;
-  wire [48:0] \$515 ;
-  wire [48:0] \$516 ;
-  wire [48:0] \$517 ;
-  wire [1:0] \$518 ;
-  wire [2:0] \$519 ;
-  wire [3:0] \$52 ;
-  wire [3:0] \$520 ;
-  wire [48:0] \$521 ;
-  wire [48:0] \$522 ;
-  wire [48:0] \$523 ;
-  wire [48:0] \$524 ;
-  wire [1:0] \$525 ;
-  wire [48:0] \$526 ;
-  wire [48:0] \$527 ;
-  wire [48:0] \$528 ;
-  wire [48:0] \$529 ;
-  wire [4:0] \$53 ;
-  wire [1:0] \$530 ;
-  wire [2:0] \$531 ;
-  wire [48:0] \$532 ;
-  wire [48:0] \$533 ;
-  wire [48:0] \$534 ;
-  wire [48:0] \$535 ;
-  wire [1:0] \$536 ;
-  wire [48:0] \$537 ;
-  wire [48:0] \$538 ;
-  wire [48:0] \$539 ;
-  wire [48:0] \$54 ;
-  wire [48:0] \$540 ;
+  wire [1:0] \$514 ;
+  wire [2:0] \$515 ;
+  wire [1:0] \$516 ;
+  wire [1:0] \$517 ;
+  wire [2:0] \$518 ;
+  wire [1:0] \$519 ;
+  wire [48:0] \$52 ;
+  wire [1:0] \$520 ;
+  wire [2:0] \$521 ;
+  wire [3:0] \$522 ;
+  wire [3:0] \$523 ;
+  wire [4:0] \$524 ;
+  wire [3:0] \$525 ;
+  wire [3:0] \$526 ;
+  wire [4:0] \$527 ;
+  wire [3:0] \$528 ;
+  wire [3:0] \$529 ;
+  wire [9:0] \$53 ;
+  wire [4:0] \$530 ;
+  wire [5:0] \$531 ;
+  wire [5:0] \$532 ;
+  wire [6:0] \$533 ;
+  wire \$534 ;
+  wire [11:0] \$535 ;
+  wire [12:0] \$536 ;
+  wire [1:0] \$537 ;
+  wire [1:0] \$538 ;
+  wire [2:0] \$539 ;
+  wire [10:0] \$54 ;
+  wire [1:0] \$540 ;
   wire [1:0] \$541 ;
   wire [2:0] \$542 ;
-  wire [3:0] \$543 ;
-  wire [4:0] \$544 ;
-  wire [5:0] \$545 ;
-  wire [48:0] \$546 ;
-  wire [48:0] \$547 ;
-  wire [48:0] \$548 ;
-  wire [48:0] \$549 ;
-  wire [48:0] \$55 ;
+  wire [1:0] \$543 ;
+  wire [1:0] \$544 ;
+  wire [2:0] \$545 ;
+  wire [1:0] \$546 ;
+  wire [1:0] \$547 ;
+  wire [2:0] \$548 ;
+  wire [1:0] \$549 ;
+  wire \$55 ;
   wire [1:0] \$550 ;
-  wire [48:0] \$551 ;
-  wire [48:0] \$552 ;
-  wire [48:0] \$553 ;
-  wire [48:0] \$554 ;
+  wire [2:0] \$551 ;
+  wire [1:0] \$552 ;
+  wire [1:0] \$553 ;
+  wire [2:0] \$554 ;
   wire [1:0] \$555 ;
-  wire [2:0] \$556 ;
-  wire [48:0] \$557 ;
-  wire [48:0] \$558 ;
-  wire [48:0] \$559 ;
-  wire [48:0] \$56 ;
-  wire [48:0] \$560 ;
+  wire [1:0] \$556 ;
+  wire [2:0] \$557 ;
+  wire [1:0] \$558 ;
+  wire [1:0] \$559 ;
+  wire \$56 ;
+  wire [2:0] \$560 ;
   wire [1:0] \$561 ;
-  wire [48:0] \$562 ;
-  wire [48:0] \$563 ;
-  wire [48:0] \$564 ;
-  wire [48:0] \$565 ;
-  wire [1:0] \$566 ;
-  wire [2:0] \$567 ;
-  wire [3:0] \$568 ;
-  wire [48:0] \$569 ;
-  wire [48:0] \$57 ;
-  wire [48:0] \$570 ;
-  wire [48:0] \$571 ;
-  wire [48:0] \$572 ;
-  wire [1:0] \$573 ;
-  wire [48:0] \$574 ;
-  wire [48:0] \$575 ;
-  wire [48:0] \$576 ;
-  wire [48:0] \$577 ;
-  wire [1:0] \$578 ;
-  wire [2:0] \$579 ;
+  wire [1:0] \$562 ;
+  wire [2:0] \$563 ;
+  wire [1:0] \$564 ;
+  wire [1:0] \$565 ;
+  wire [2:0] \$566 ;
+  wire [1:0] \$567 ;
+  wire [1:0] \$568 ;
+  wire [2:0] \$569 ;
+  wire \$57 ;
+  wire [1:0] \$570 ;
+  wire [1:0] \$571 ;
+  wire [2:0] \$572 ;
+  wire [3:0] \$573 ;
+  wire [3:0] \$574 ;
+  wire [4:0] \$575 ;
+  wire [3:0] \$576 ;
+  wire [3:0] \$577 ;
+  wire [4:0] \$578 ;
+  wire [3:0] \$579 ;
   wire [1:0] \$58 ;
-  wire [48:0] \$580 ;
-  wire [48:0] \$581 ;
-  wire [48:0] \$582 ;
-  wire [48:0] \$583 ;
-  wire [1:0] \$584 ;
-  wire [48:0] \$585 ;
-  wire [48:0] \$586 ;
-  wire [48:0] \$587 ;
-  wire [48:0] \$588 ;
+  wire [3:0] \$580 ;
+  wire [4:0] \$581 ;
+  wire [5:0] \$582 ;
+  wire [5:0] \$583 ;
+  wire [6:0] \$584 ;
+  wire \$585 ;
+  wire [11:0] \$586 ;
+  wire [12:0] \$587 ;
+  wire [1:0] \$588 ;
   wire [1:0] \$589 ;
-  wire [48:0] \$59 ;
+  wire \$59 ;
   wire [2:0] \$590 ;
-  wire [3:0] \$591 ;
-  wire [4:0] \$592 ;
-  wire [48:0] \$593 ;
-  wire [48:0] \$594 ;
-  wire [5:0] \$595 ;
-  wire [6:0] \$596 ;
-  wire [9:0] \$597 ;
-  wire [10:0] \$598 ;
-  wire [48:0] \$599 ;
+  wire [1:0] \$591 ;
+  wire [1:0] \$592 ;
+  wire [2:0] \$593 ;
+  wire [1:0] \$594 ;
+  wire [1:0] \$595 ;
+  wire [2:0] \$596 ;
+  wire [1:0] \$597 ;
+  wire [1:0] \$598 ;
+  wire [2:0] \$599 ;
   wire \$6 ;
-  wire [48:0] \$60 ;
-  wire [48:0] \$600 ;
-  wire [48:0] \$601 ;
-  wire [48:0] \$602 ;
+  wire \$60 ;
+  wire [1:0] \$600 ;
+  wire [1:0] \$601 ;
+  wire [2:0] \$602 ;
   wire [1:0] \$603 ;
-  wire [48:0] \$604 ;
-  wire [48:0] \$605 ;
-  wire [48:0] \$606 ;
-  wire [48:0] \$607 ;
-  wire [1:0] \$608 ;
-  wire [2:0] \$609 ;
-  wire [48:0] \$61 ;
-  wire [48:0] \$610 ;
-  wire [48:0] \$611 ;
-  wire [48:0] \$612 ;
-  wire [48:0] \$613 ;
-  wire [1:0] \$614 ;
-  wire [48:0] \$615 ;
-  wire [48:0] \$616 ;
-  wire [48:0] \$617 ;
-  wire [48:0] \$618 ;
+  wire [1:0] \$604 ;
+  wire [2:0] \$605 ;
+  wire [1:0] \$606 ;
+  wire [1:0] \$607 ;
+  wire [2:0] \$608 ;
+  wire [1:0] \$609 ;
+  wire \$61 ;
+  wire [1:0] \$610 ;
+  wire [2:0] \$611 ;
+  wire [1:0] \$612 ;
+  wire [1:0] \$613 ;
+  wire [2:0] \$614 ;
+  wire [1:0] \$615 ;
+  wire [1:0] \$616 ;
+  wire [2:0] \$617 ;
+  wire [1:0] \$618 ;
   wire [1:0] \$619 ;
-  wire [48:0] \$62 ;
+  wire [1:0] \$62 ;
   wire [2:0] \$620 ;
-  wire [3:0] \$621 ;
-  wire [48:0] \$622 ;
-  wire [48:0] \$623 ;
-  wire [48:0] \$624 ;
-  wire [48:0] \$625 ;
-  wire [1:0] \$626 ;
-  wire [48:0] \$627 ;
-  wire [48:0] \$628 ;
-  wire [48:0] \$629 ;
-  wire [1:0] \$63 ;
-  wire [48:0] \$630 ;
-  wire [1:0] \$631 ;
-  wire [2:0] \$632 ;
-  wire [48:0] \$633 ;
-  wire [48:0] \$634 ;
-  wire [48:0] \$635 ;
-  wire [48:0] \$636 ;
-  wire [1:0] \$637 ;
-  wire [48:0] \$638 ;
-  wire [48:0] \$639 ;
-  wire [2:0] \$64 ;
-  wire [48:0] \$640 ;
-  wire [48:0] \$641 ;
+  wire [1:0] \$621 ;
+  wire [1:0] \$622 ;
+  wire [2:0] \$623 ;
+  wire [3:0] \$624 ;
+  wire [3:0] \$625 ;
+  wire [4:0] \$626 ;
+  wire [3:0] \$627 ;
+  wire [3:0] \$628 ;
+  wire [4:0] \$629 ;
+  wire \$63 ;
+  wire [3:0] \$630 ;
+  wire [3:0] \$631 ;
+  wire [4:0] \$632 ;
+  wire [5:0] \$633 ;
+  wire [5:0] \$634 ;
+  wire [6:0] \$635 ;
+  wire \$636 ;
+  wire [11:0] \$637 ;
+  wire [12:0] \$638 ;
+  wire [1:0] \$639 ;
+  wire \$64 ;
+  wire [1:0] \$640 ;
+  wire [2:0] \$641 ;
   wire [1:0] \$642 ;
-  wire [2:0] \$643 ;
-  wire [3:0] \$644 ;
-  wire [4:0] \$645 ;
-  wire [48:0] \$646 ;
-  wire [48:0] \$647 ;
-  wire [48:0] \$648 ;
-  wire [48:0] \$649 ;
-  wire [48:0] \$65 ;
-  wire [1:0] \$650 ;
-  wire [48:0] \$651 ;
-  wire [48:0] \$652 ;
-  wire [48:0] \$653 ;
-  wire [48:0] \$654 ;
+  wire [1:0] \$643 ;
+  wire [2:0] \$644 ;
+  wire [1:0] \$645 ;
+  wire [1:0] \$646 ;
+  wire [2:0] \$647 ;
+  wire [1:0] \$648 ;
+  wire [1:0] \$649 ;
+  wire \$65 ;
+  wire [2:0] \$650 ;
+  wire [1:0] \$651 ;
+  wire [1:0] \$652 ;
+  wire [2:0] \$653 ;
+  wire [1:0] \$654 ;
   wire [1:0] \$655 ;
   wire [2:0] \$656 ;
-  wire [48:0] \$657 ;
-  wire [48:0] \$658 ;
-  wire [48:0] \$659 ;
-  wire [48:0] \$66 ;
-  wire [48:0] \$660 ;
+  wire [1:0] \$657 ;
+  wire [1:0] \$658 ;
+  wire [2:0] \$659 ;
+  wire [1:0] \$66 ;
+  wire [1:0] \$660 ;
   wire [1:0] \$661 ;
-  wire [48:0] \$662 ;
-  wire [48:0] \$663 ;
-  wire [48:0] \$664 ;
-  wire [48:0] \$665 ;
+  wire [2:0] \$662 ;
+  wire [1:0] \$663 ;
+  wire [1:0] \$664 ;
+  wire [2:0] \$665 ;
   wire [1:0] \$666 ;
-  wire [2:0] \$667 ;
-  wire [3:0] \$668 ;
-  wire [48:0] \$669 ;
-  wire [48:0] \$67 ;
-  wire [48:0] \$670 ;
-  wire [48:0] \$671 ;
-  wire [48:0] \$672 ;
+  wire [1:0] \$667 ;
+  wire [2:0] \$668 ;
+  wire [1:0] \$669 ;
+  wire \$67 ;
+  wire [1:0] \$670 ;
+  wire [2:0] \$671 ;
+  wire [1:0] \$672 ;
   wire [1:0] \$673 ;
-  wire [48:0] \$674 ;
-  wire [48:0] \$675 ;
-  wire [48:0] \$676 ;
-  wire [48:0] \$677 ;
-  wire [1:0] \$678 ;
-  wire [2:0] \$679 ;
-  wire [48:0] \$68 ;
-  wire [48:0] \$680 ;
-  wire [48:0] \$681 ;
-  wire [48:0] \$682 ;
-  wire [48:0] \$683 ;
-  wire [1:0] \$684 ;
-  wire [48:0] \$685 ;
-  wire [48:0] \$686 ;
-  wire [48:0] \$687 ;
-  wire [48:0] \$688 ;
-  wire [1:0] \$689 ;
-  wire [1:0] \$69 ;
-  wire [2:0] \$690 ;
-  wire [3:0] \$691 ;
-  wire [4:0] \$692 ;
-  wire [5:0] \$693 ;
-  wire [48:0] \$694 ;
-  wire [48:0] \$695 ;
-  wire [48:0] \$696 ;
-  wire [48:0] \$697 ;
-  wire [1:0] \$698 ;
-  wire [48:0] \$699 ;
+  wire [2:0] \$674 ;
+  wire [3:0] \$675 ;
+  wire [3:0] \$676 ;
+  wire [4:0] \$677 ;
+  wire [3:0] \$678 ;
+  wire [3:0] \$679 ;
+  wire \$68 ;
+  wire [4:0] \$680 ;
+  wire [3:0] \$681 ;
+  wire [3:0] \$682 ;
+  wire [4:0] \$683 ;
+  wire [5:0] \$684 ;
+  wire [5:0] \$685 ;
+  wire [6:0] \$686 ;
+  wire \$687 ;
+  wire [11:0] \$688 ;
+  wire [12:0] \$689 ;
+  wire \$69 ;
+  wire [1:0] \$690 ;
+  wire [1:0] \$691 ;
+  wire [2:0] \$692 ;
+  wire [1:0] \$693 ;
+  wire [1:0] \$694 ;
+  wire [2:0] \$695 ;
+  wire [1:0] \$696 ;
+  wire [1:0] \$697 ;
+  wire [2:0] \$698 ;
+  wire [1:0] \$699 ;
   wire [48:0] \$7 ;
-  wire [48:0] \$70 ;
-  wire [48:0] \$700 ;
-  wire [48:0] \$701 ;
-  wire [48:0] \$702 ;
+  wire [1:0] \$70 ;
+  wire [1:0] \$700 ;
+  wire [2:0] \$701 ;
+  wire [1:0] \$702 ;
   wire [1:0] \$703 ;
   wire [2:0] \$704 ;
-  wire [48:0] \$705 ;
-  wire [48:0] \$706 ;
-  wire [48:0] \$707 ;
-  wire [48:0] \$708 ;
+  wire [1:0] \$705 ;
+  wire [1:0] \$706 ;
+  wire [2:0] \$707 ;
+  wire [1:0] \$708 ;
   wire [1:0] \$709 ;
-  wire [48:0] \$71 ;
-  wire [48:0] \$710 ;
-  wire [48:0] \$711 ;
-  wire [48:0] \$712 ;
-  wire [48:0] \$713 ;
+  wire \$71 ;
+  wire [2:0] \$710 ;
+  wire [1:0] \$711 ;
+  wire [1:0] \$712 ;
+  wire [2:0] \$713 ;
   wire [1:0] \$714 ;
-  wire [2:0] \$715 ;
-  wire [3:0] \$716 ;
-  wire [48:0] \$717 ;
-  wire [48:0] \$718 ;
-  wire [48:0] \$719 ;
-  wire [48:0] \$72 ;
-  wire [48:0] \$720 ;
+  wire [1:0] \$715 ;
+  wire [2:0] \$716 ;
+  wire [1:0] \$717 ;
+  wire [1:0] \$718 ;
+  wire [2:0] \$719 ;
+  wire \$72 ;
+  wire [1:0] \$720 ;
   wire [1:0] \$721 ;
-  wire [48:0] \$722 ;
-  wire [48:0] \$723 ;
-  wire [48:0] \$724 ;
-  wire [48:0] \$725 ;
-  wire [1:0] \$726 ;
-  wire [2:0] \$727 ;
-  wire [48:0] \$728 ;
-  wire [48:0] \$729 ;
-  wire [48:0] \$73 ;
-  wire [48:0] \$730 ;
-  wire [48:0] \$731 ;
-  wire [1:0] \$732 ;
-  wire [48:0] \$733 ;
-  wire [48:0] \$734 ;
-  wire [48:0] \$735 ;
-  wire [48:0] \$736 ;
-  wire [1:0] \$737 ;
-  wire [2:0] \$738 ;
-  wire [3:0] \$739 ;
+  wire [2:0] \$722 ;
+  wire [1:0] \$723 ;
+  wire [1:0] \$724 ;
+  wire [2:0] \$725 ;
+  wire [3:0] \$726 ;
+  wire [3:0] \$727 ;
+  wire [4:0] \$728 ;
+  wire [3:0] \$729 ;
+  wire \$73 ;
+  wire [3:0] \$730 ;
+  wire [4:0] \$731 ;
+  wire [3:0] \$732 ;
+  wire [3:0] \$733 ;
+  wire [4:0] \$734 ;
+  wire [5:0] \$735 ;
+  wire [5:0] \$736 ;
+  wire [6:0] \$737 ;
+  wire \$738 ;
+  wire [11:0] \$739 ;
   wire [1:0] \$74 ;
-  wire [4:0] \$740 ;
-  wire [48:0] \$741 ;
-  wire [48:0] \$742 ;
-  wire [5:0] \$743 ;
-  wire [6:0] \$744 ;
-  wire [9:0] \$745 ;
-  wire [10:0] \$746 ;
-  wire [48:0] \$747 ;
-  wire [48:0] \$748 ;
-  wire [48:0] \$749 ;
-  wire [2:0] \$75 ;
-  wire [48:0] \$750 ;
+  wire [12:0] \$740 ;
+  wire [1:0] \$741 ;
+  wire [1:0] \$742 ;
+  wire [2:0] \$743 ;
+  wire [1:0] \$744 ;
+  wire [1:0] \$745 ;
+  wire [2:0] \$746 ;
+  wire [1:0] \$747 ;
+  wire [1:0] \$748 ;
+  wire [2:0] \$749 ;
+  wire \$75 ;
+  wire [1:0] \$750 ;
   wire [1:0] \$751 ;
-  wire [48:0] \$752 ;
-  wire [48:0] \$753 ;
-  wire [48:0] \$754 ;
-  wire [48:0] \$755 ;
+  wire [2:0] \$752 ;
+  wire [1:0] \$753 ;
+  wire [1:0] \$754 ;
+  wire [2:0] \$755 ;
   wire [1:0] \$756 ;
-  wire [2:0] \$757 ;
-  wire [48:0] \$758 ;
-  wire [48:0] \$759 ;
-  wire [3:0] \$76 ;
-  wire [48:0] \$760 ;
-  wire [48:0] \$761 ;
+  wire [1:0] \$757 ;
+  wire [2:0] \$758 ;
+  wire [1:0] \$759 ;
+  wire \$76 ;
+  wire [1:0] \$760 ;
+  wire [2:0] \$761 ;
   wire [1:0] \$762 ;
-  wire [48:0] \$763 ;
-  wire [48:0] \$764 ;
-  wire [48:0] \$765 ;
-  wire [48:0] \$766 ;
-  wire [1:0] \$767 ;
-  wire [2:0] \$768 ;
-  wire [3:0] \$769 ;
-  wire [48:0] \$77 ;
-  wire [48:0] \$770 ;
-  wire [48:0] \$771 ;
-  wire [48:0] \$772 ;
-  wire [48:0] \$773 ;
+  wire [1:0] \$763 ;
+  wire [2:0] \$764 ;
+  wire [1:0] \$765 ;
+  wire [1:0] \$766 ;
+  wire [2:0] \$767 ;
+  wire [1:0] \$768 ;
+  wire [1:0] \$769 ;
+  wire \$77 ;
+  wire [2:0] \$770 ;
+  wire [1:0] \$771 ;
+  wire [1:0] \$772 ;
+  wire [2:0] \$773 ;
   wire [1:0] \$774 ;
-  wire [48:0] \$775 ;
-  wire [48:0] \$776 ;
-  wire [48:0] \$777 ;
-  wire [48:0] \$778 ;
-  wire [1:0] \$779 ;
-  wire [48:0] \$78 ;
-  wire [2:0] \$780 ;
-  wire [48:0] \$781 ;
-  wire [48:0] \$782 ;
-  wire [48:0] \$783 ;
-  wire [48:0] \$784 ;
-  wire [1:0] \$785 ;
-  wire [48:0] \$786 ;
-  wire [48:0] \$787 ;
-  wire [48:0] \$788 ;
-  wire [48:0] \$789 ;
-  wire [48:0] \$79 ;
-  wire [1:0] \$790 ;
-  wire [2:0] \$791 ;
-  wire [3:0] \$792 ;
-  wire [4:0] \$793 ;
-  wire [48:0] \$794 ;
-  wire [48:0] \$795 ;
-  wire [48:0] \$796 ;
-  wire [48:0] \$797 ;
+  wire [1:0] \$775 ;
+  wire [2:0] \$776 ;
+  wire [3:0] \$777 ;
+  wire [3:0] \$778 ;
+  wire [4:0] \$779 ;
+  wire [1:0] \$78 ;
+  wire [3:0] \$780 ;
+  wire [3:0] \$781 ;
+  wire [4:0] \$782 ;
+  wire [3:0] \$783 ;
+  wire [3:0] \$784 ;
+  wire [4:0] \$785 ;
+  wire [5:0] \$786 ;
+  wire [5:0] \$787 ;
+  wire [6:0] \$788 ;
+  wire \$789 ;
+  wire \$79 ;
+  wire [11:0] \$790 ;
+  wire [12:0] \$791 ;
+  wire [1:0] \$792 ;
+  wire [1:0] \$793 ;
+  wire [2:0] \$794 ;
+  wire [1:0] \$795 ;
+  wire [1:0] \$796 ;
+  wire [2:0] \$797 ;
   wire [1:0] \$798 ;
-  wire [48:0] \$799 ;
-  wire [48:0] \$8 ;
-  wire [48:0] \$80 ;
-  wire [48:0] \$800 ;
-  wire [48:0] \$801 ;
-  wire [48:0] \$802 ;
-  wire [1:0] \$803 ;
-  wire [2:0] \$804 ;
-  wire [48:0] \$805 ;
-  wire [48:0] \$806 ;
-  wire [48:0] \$807 ;
-  wire [48:0] \$808 ;
-  wire [1:0] \$809 ;
-  wire [1:0] \$81 ;
-  wire [48:0] \$810 ;
-  wire [48:0] \$811 ;
-  wire [48:0] \$812 ;
-  wire [48:0] \$813 ;
+  wire [1:0] \$799 ;
+  wire [9:0] \$8 ;
+  wire \$80 ;
+  wire [2:0] \$800 ;
+  wire [1:0] \$801 ;
+  wire [1:0] \$802 ;
+  wire [2:0] \$803 ;
+  wire [1:0] \$804 ;
+  wire [1:0] \$805 ;
+  wire [2:0] \$806 ;
+  wire [1:0] \$807 ;
+  wire [1:0] \$808 ;
+  wire [2:0] \$809 ;
+  wire \$81 ;
+  wire [1:0] \$810 ;
+  wire [1:0] \$811 ;
+  wire [2:0] \$812 ;
+  wire [1:0] \$813 ;
   wire [1:0] \$814 ;
   wire [2:0] \$815 ;
-  wire [3:0] \$816 ;
-  wire [48:0] \$817 ;
-  wire [48:0] \$818 ;
-  wire [48:0] \$819 ;
-  wire [48:0] \$82 ;
-  wire [48:0] \$820 ;
-  wire [1:0] \$821 ;
-  wire [48:0] \$822 ;
-  wire [48:0] \$823 ;
-  wire [48:0] \$824 ;
-  wire [48:0] \$825 ;
+  wire [1:0] \$816 ;
+  wire [1:0] \$817 ;
+  wire [2:0] \$818 ;
+  wire [1:0] \$819 ;
+  wire [1:0] \$82 ;
+  wire [1:0] \$820 ;
+  wire [2:0] \$821 ;
+  wire [1:0] \$822 ;
+  wire [1:0] \$823 ;
+  wire [2:0] \$824 ;
+  wire [1:0] \$825 ;
   wire [1:0] \$826 ;
   wire [2:0] \$827 ;
-  wire [48:0] \$828 ;
-  wire [48:0] \$829 ;
-  wire [48:0] \$83 ;
-  wire [48:0] \$830 ;
-  wire [48:0] \$831 ;
-  wire [1:0] \$832 ;
-  wire [48:0] \$833 ;
-  wire [48:0] \$834 ;
-  wire [48:0] \$835 ;
-  wire [48:0] \$836 ;
-  wire [1:0] \$837 ;
-  wire [2:0] \$838 ;
-  wire [3:0] \$839 ;
-  wire [48:0] \$84 ;
-  wire [4:0] \$840 ;
-  wire [5:0] \$841 ;
-  wire [48:0] \$842 ;
-  wire [48:0] \$843 ;
-  wire [48:0] \$844 ;
-  wire [48:0] \$845 ;
+  wire [3:0] \$828 ;
+  wire [3:0] \$829 ;
+  wire \$83 ;
+  wire [4:0] \$830 ;
+  wire [3:0] \$831 ;
+  wire [3:0] \$832 ;
+  wire [4:0] \$833 ;
+  wire [3:0] \$834 ;
+  wire [3:0] \$835 ;
+  wire [4:0] \$836 ;
+  wire [5:0] \$837 ;
+  wire [5:0] \$838 ;
+  wire [6:0] \$839 ;
+  wire \$84 ;
+  wire \$840 ;
+  wire [11:0] \$841 ;
+  wire [12:0] \$842 ;
+  wire [1:0] \$843 ;
+  wire [1:0] \$844 ;
+  wire [2:0] \$845 ;
   wire [1:0] \$846 ;
-  wire [48:0] \$847 ;
-  wire [48:0] \$848 ;
-  wire [48:0] \$849 ;
-  wire [48:0] \$85 ;
-  wire [48:0] \$850 ;
-  wire [1:0] \$851 ;
-  wire [2:0] \$852 ;
-  wire [48:0] \$853 ;
-  wire [48:0] \$854 ;
-  wire [48:0] \$855 ;
-  wire [48:0] \$856 ;
-  wire [1:0] \$857 ;
-  wire [48:0] \$858 ;
-  wire [48:0] \$859 ;
+  wire [1:0] \$847 ;
+  wire [2:0] \$848 ;
+  wire [1:0] \$849 ;
+  wire \$85 ;
+  wire [1:0] \$850 ;
+  wire [2:0] \$851 ;
+  wire [1:0] \$852 ;
+  wire [1:0] \$853 ;
+  wire [2:0] \$854 ;
+  wire [1:0] \$855 ;
+  wire [1:0] \$856 ;
+  wire [2:0] \$857 ;
+  wire [1:0] \$858 ;
+  wire [1:0] \$859 ;
   wire [1:0] \$86 ;
-  wire [48:0] \$860 ;
-  wire [48:0] \$861 ;
+  wire [2:0] \$860 ;
+  wire [1:0] \$861 ;
   wire [1:0] \$862 ;
   wire [2:0] \$863 ;
-  wire [3:0] \$864 ;
-  wire [48:0] \$865 ;
-  wire [48:0] \$866 ;
-  wire [48:0] \$867 ;
-  wire [48:0] \$868 ;
-  wire [1:0] \$869 ;
-  wire [2:0] \$87 ;
-  wire [48:0] \$870 ;
-  wire [48:0] \$871 ;
-  wire [48:0] \$872 ;
-  wire [48:0] \$873 ;
+  wire [1:0] \$864 ;
+  wire [1:0] \$865 ;
+  wire [2:0] \$866 ;
+  wire [1:0] \$867 ;
+  wire [1:0] \$868 ;
+  wire [2:0] \$869 ;
+  wire \$87 ;
+  wire [1:0] \$870 ;
+  wire [1:0] \$871 ;
+  wire [2:0] \$872 ;
+  wire [1:0] \$873 ;
   wire [1:0] \$874 ;
   wire [2:0] \$875 ;
-  wire [48:0] \$876 ;
-  wire [48:0] \$877 ;
-  wire [48:0] \$878 ;
-  wire [48:0] \$879 ;
-  wire [48:0] \$88 ;
-  wire [1:0] \$880 ;
-  wire [48:0] \$881 ;
-  wire [48:0] \$882 ;
-  wire [48:0] \$883 ;
-  wire [48:0] \$884 ;
-  wire [1:0] \$885 ;
-  wire [2:0] \$886 ;
-  wire [3:0] \$887 ;
-  wire [4:0] \$888 ;
-  wire [48:0] \$889 ;
-  wire [48:0] \$89 ;
-  wire [48:0] \$890 ;
-  wire [5:0] \$891 ;
-  wire [6:0] \$892 ;
-  wire [9:0] \$893 ;
-  wire [10:0] \$894 ;
-  wire [48:0] \$895 ;
-  wire [48:0] \$896 ;
-  wire [48:0] \$897 ;
-  wire [48:0] \$898 ;
-  wire [1:0] \$899 ;
-  wire [48:0] \$9 ;
-  wire [48:0] \$90 ;
-  wire [48:0] \$900 ;
-  wire [48:0] \$901 ;
-  wire [48:0] \$902 ;
-  wire [48:0] \$903 ;
+  wire [1:0] \$876 ;
+  wire [1:0] \$877 ;
+  wire [2:0] \$878 ;
+  wire [3:0] \$879 ;
+  wire \$88 ;
+  wire [3:0] \$880 ;
+  wire [4:0] \$881 ;
+  wire [3:0] \$882 ;
+  wire [3:0] \$883 ;
+  wire [4:0] \$884 ;
+  wire [3:0] \$885 ;
+  wire [3:0] \$886 ;
+  wire [4:0] \$887 ;
+  wire [5:0] \$888 ;
+  wire [5:0] \$889 ;
+  wire \$89 ;
+  wire [6:0] \$890 ;
+  wire \$891 ;
+  wire [11:0] \$892 ;
+  wire [12:0] \$893 ;
+  wire [1:0] \$894 ;
+  wire [1:0] \$895 ;
+  wire [2:0] \$896 ;
+  wire [1:0] \$897 ;
+  wire [1:0] \$898 ;
+  wire [2:0] \$899 ;
+  wire [10:0] \$9 ;
+  wire [1:0] \$90 ;
+  wire [1:0] \$900 ;
+  wire [1:0] \$901 ;
+  wire [2:0] \$902 ;
+  wire [1:0] \$903 ;
   wire [1:0] \$904 ;
   wire [2:0] \$905 ;
-  wire [48:0] \$906 ;
-  wire [48:0] \$907 ;
-  wire [48:0] \$908 ;
-  wire [48:0] \$909 ;
-  wire [48:0] \$91 ;
+  wire [1:0] \$906 ;
+  wire [1:0] \$907 ;
+  wire [2:0] \$908 ;
+  wire [1:0] \$909 ;
+  wire \$91 ;
   wire [1:0] \$910 ;
-  wire [48:0] \$911 ;
-  wire [48:0] \$912 ;
-  wire [48:0] \$913 ;
-  wire [48:0] \$914 ;
+  wire [2:0] \$911 ;
+  wire [1:0] \$912 ;
+  wire [1:0] \$913 ;
+  wire [2:0] \$914 ;
   wire [1:0] \$915 ;
-  wire [2:0] \$916 ;
-  wire [3:0] \$917 ;
-  wire [48:0] \$918 ;
-  wire [48:0] \$919 ;
-  wire [1:0] \$92 ;
-  wire [48:0] \$920 ;
-  wire [48:0] \$921 ;
+  wire [1:0] \$916 ;
+  wire [2:0] \$917 ;
+  wire [1:0] \$918 ;
+  wire [1:0] \$919 ;
+  wire \$92 ;
+  wire [2:0] \$920 ;
+  wire [1:0] \$921 ;
   wire [1:0] \$922 ;
-  wire [48:0] \$923 ;
-  wire [48:0] \$924 ;
-  wire [48:0] \$925 ;
-  wire [48:0] \$926 ;
+  wire [2:0] \$923 ;
+  wire [1:0] \$924 ;
+  wire [1:0] \$925 ;
+  wire [2:0] \$926 ;
   wire [1:0] \$927 ;
-  wire [2:0] \$928 ;
-  wire [48:0] \$929 ;
-  wire [48:0] \$93 ;
-  wire [48:0] \$930 ;
-  wire [48:0] \$931 ;
-  wire [48:0] \$932 ;
-  wire [1:0] \$933 ;
-  wire [48:0] \$934 ;
-  wire [48:0] \$935 ;
-  wire [48:0] \$936 ;
-  wire [48:0] \$937 ;
-  wire [1:0] \$938 ;
-  wire [2:0] \$939 ;
-  wire [48:0] \$94 ;
-  wire [3:0] \$940 ;
-  wire [4:0] \$941 ;
-  wire [48:0] \$942 ;
-  wire [48:0] \$943 ;
-  wire [48:0] \$944 ;
-  wire [48:0] \$945 ;
-  wire [1:0] \$946 ;
-  wire [48:0] \$947 ;
-  wire [48:0] \$948 ;
-  wire [48:0] \$949 ;
-  wire [48:0] \$95 ;
-  wire [48:0] \$950 ;
-  wire [1:0] \$951 ;
-  wire [2:0] \$952 ;
-  wire [48:0] \$953 ;
-  wire [48:0] \$954 ;
-  wire [48:0] \$955 ;
-  wire [48:0] \$956 ;
-  wire [1:0] \$957 ;
-  wire [48:0] \$958 ;
-  wire [48:0] \$959 ;
-  wire [48:0] \$96 ;
-  wire [48:0] \$960 ;
-  wire [48:0] \$961 ;
-  wire [1:0] \$962 ;
-  wire [2:0] \$963 ;
-  wire [3:0] \$964 ;
-  wire [48:0] \$965 ;
-  wire [48:0] \$966 ;
-  wire [48:0] \$967 ;
-  wire [48:0] \$968 ;
-  wire [1:0] \$969 ;
-  wire [1:0] \$97 ;
-  wire [48:0] \$970 ;
-  wire [48:0] \$971 ;
-  wire [48:0] \$972 ;
-  wire [48:0] \$973 ;
-  wire [1:0] \$974 ;
-  wire [2:0] \$975 ;
-  wire [48:0] \$976 ;
-  wire [48:0] \$977 ;
-  wire [48:0] \$978 ;
-  wire [48:0] \$979 ;
-  wire [2:0] \$98 ;
-  wire [1:0] \$980 ;
-  wire [48:0] \$981 ;
-  wire [48:0] \$982 ;
-  wire [48:0] \$983 ;
-  wire [48:0] \$984 ;
-  wire [1:0] \$985 ;
-  wire [2:0] \$986 ;
-  wire [3:0] \$987 ;
-  wire [4:0] \$988 ;
-  wire [5:0] \$989 ;
-  wire [3:0] \$99 ;
-  wire [48:0] \$990 ;
-  wire [48:0] \$991 ;
-  wire [48:0] \$992 ;
-  wire [48:0] \$993 ;
-  wire [1:0] \$994 ;
-  wire [48:0] \$995 ;
-  wire [48:0] \$996 ;
-  wire [48:0] \$997 ;
-  wire [48:0] \$998 ;
-  wire [1:0] \$999 ;
+  wire [1:0] \$928 ;
+  wire [2:0] \$929 ;
+  wire \$93 ;
+  wire [3:0] \$930 ;
+  wire [3:0] \$931 ;
+  wire [4:0] \$932 ;
+  wire [3:0] \$933 ;
+  wire [3:0] \$934 ;
+  wire [4:0] \$935 ;
+  wire [3:0] \$936 ;
+  wire [3:0] \$937 ;
+  wire [4:0] \$938 ;
+  wire [5:0] \$939 ;
+  wire [1:0] \$94 ;
+  wire [5:0] \$940 ;
+  wire [6:0] \$941 ;
+  wire \$942 ;
+  wire [11:0] \$943 ;
+  wire [12:0] \$944 ;
+  wire \$945 ;
+  reg [3:0] \$946 ;
+  reg [5:0] \$947 ;
+  reg [1:0] \$948 ;
+  reg \$949 ;
+  wire \$95 ;
+  reg [48:0] \$950 ;
+  reg \$951 ;
+  reg \$952 ;
+  reg \$953 ;
+  reg [1:0] \$954 ;
+  reg [48:0] \$955 ;
+  reg [783:0] \$956 ;
+  reg \$957 ;
+  reg \$958 ;
+  reg \$959 ;
+  wire \$96 ;
+  reg \$960 ;
+  reg \$961 ;
+  reg \$962 ;
+  reg \$963 ;
+  reg \$964 ;
+  reg \$965 ;
+  reg \$966 ;
+  reg \$967 ;
+  reg \$968 ;
+  reg \$969 ;
+  wire \$97 ;
+  reg \$970 ;
+  reg \$971 ;
+  reg [1:0] \$972 ;
+  reg [1:0] \$973 ;
+  reg [1:0] \$974 ;
+  reg [1:0] \$975 ;
+  reg [1:0] \$976 ;
+  reg [2:0] \$977 ;
+  reg [2:0] \$978 ;
+  reg [2:0] \$979 ;
+  wire [1:0] \$98 ;
+  reg [2:0] \$980 ;
+  reg [2:0] \$981 ;
+  reg [2:0] \$982 ;
+  reg [2:0] \$983 ;
+  reg [2:0] \$984 ;
+  reg [2:0] \$985 ;
+  reg [2:0] \$986 ;
+  reg [2:0] \$987 ;
+  reg [2:0] \$988 ;
+  reg \$989 ;
+  wire \$99 ;
+  reg [4:0] \$990 ;
+  reg [4:0] \$991 ;
+  reg [4:0] \$992 ;
+  reg \$993 ;
+  reg [5:0] \$994 ;
+  reg [5:0] \$995 ;
+  reg [6:0] \$996 ;
+  reg [9:0] \$997 ;
+  reg [10:0] \$998 ;
+  reg [2:0] \$999 ;
   reg \$signal  = 1'h0;
-  reg \$signal$78  = 1'h0;
+  reg \$signal$112  = 1'h0;
   reg [3:0] \$signature__addr  = 4'h0;
   wire [48:0] \$signature__data ;
   wire \$signature__data[0] ;
@@ -5007,25 +4786,46 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \$signature__data[9] ;
   wire \$signature__en ;
   reg [10:0] acc0 = 11'h000;
+  reg [10:0] acc0_d0 = 11'h000;
   reg [10:0] acc1 = 11'h000;
   reg [10:0] acc10 = 11'h000;
+  reg [10:0] acc10_d0 = 11'h000;
   reg [10:0] acc11 = 11'h000;
+  reg [10:0] acc11_d0 = 11'h000;
   reg [10:0] acc12 = 11'h000;
+  reg [10:0] acc12_d0 = 11'h000;
   reg [10:0] acc13 = 11'h000;
+  reg [10:0] acc13_d0 = 11'h000;
   reg [10:0] acc14 = 11'h000;
+  reg [10:0] acc14_d0 = 11'h000;
   reg [10:0] acc15 = 11'h000;
+  reg [10:0] acc15_d0 = 11'h000;
+  reg [10:0] acc1_d0 = 11'h000;
   reg [10:0] acc2 = 11'h000;
+  reg [10:0] acc2_d0 = 11'h000;
   reg [10:0] acc3 = 11'h000;
+  reg [10:0] acc3_d0 = 11'h000;
   reg [10:0] acc4 = 11'h000;
+  reg [10:0] acc4_d0 = 11'h000;
   reg [10:0] acc5 = 11'h000;
+  reg [10:0] acc5_d0 = 11'h000;
   reg [10:0] acc6 = 11'h000;
+  reg [10:0] acc6_d0 = 11'h000;
   reg [10:0] acc7 = 11'h000;
+  reg [10:0] acc7_d0 = 11'h000;
   reg [10:0] acc8 = 11'h000;
+  reg [10:0] acc8_d0 = 11'h000;
   reg [10:0] acc9 = 11'h000;
+  reg [10:0] acc9_d0 = 11'h000;
   wire advance;
   input clk;
   wire clk;
   wire fire;
+  reg first1_d0 = 1'h0;
+  reg first1_d1 = 1'h0;
+  reg first1_d2 = 1'h0;
+  reg first1_d3 = 1'h0;
+  reg first1_d4 = 1'h0;
   reg fresh1 = 1'h0;
   input [48:0] i__payload;
   wire [48:0] i__payload;
@@ -5083,9 +4883,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   input i__valid;
   wire i__valid;
   reg last1 = 1'h0;
+  reg last1_d0 = 1'h0;
+  reg last1_d1 = 1'h0;
+  reg last1_d2 = 1'h0;
+  reg last1_d3 = 1'h0;
+  reg last1_d4 = 1'h0;
   reg [1:0] nf = 2'h0;
+  reg [1:0] nf1 = 2'h0;
+  reg [1:0] nf1_d0 = 2'h0;
+  reg [1:0] nf1_d1 = 2'h0;
+  reg [1:0] nf1_d2 = 2'h0;
+  reg [1:0] nf1_d3 = 2'h0;
+  reg [1:0] nf1_d4 = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] nf1;
+  wire [1:0] nf2_d0;
   output [15:0] o__payload;
   reg [15:0] o__payload = 16'h0000;
   wire \o__payload[0] ;
@@ -5109,43 +4920,43 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   output o__valid;
   reg o__valid = 1'h0;
   reg [5:0] port__addr = 6'h00;
-  reg [1:0] \port__addr$55  = 2'h0;
+  reg [1:0] \port__addr$88  = 2'h0;
   wire [783:0] port__data;
-  wire [175:0] \port__data$60 ;
-  wire [10:0] \port__data$60[0] ;
-  wire [10:0] \port__data$60[0][0] ;
-  wire [10:0] \port__data$60[10] ;
-  wire [10:0] \port__data$60[10][0] ;
-  wire [10:0] \port__data$60[11] ;
-  wire [10:0] \port__data$60[11][0] ;
-  wire [10:0] \port__data$60[12] ;
-  wire [10:0] \port__data$60[12][0] ;
-  wire [10:0] \port__data$60[13] ;
-  wire [10:0] \port__data$60[13][0] ;
-  wire [10:0] \port__data$60[14] ;
-  wire [10:0] \port__data$60[14][0] ;
-  wire [10:0] \port__data$60[15] ;
-  wire [10:0] \port__data$60[15][0] ;
-  wire [10:0] \port__data$60[1] ;
-  wire [10:0] \port__data$60[1][0] ;
-  wire [10:0] \port__data$60[2] ;
-  wire [10:0] \port__data$60[2][0] ;
-  wire [10:0] \port__data$60[3] ;
-  wire [10:0] \port__data$60[3][0] ;
-  wire [10:0] \port__data$60[4] ;
-  wire [10:0] \port__data$60[4][0] ;
-  wire [10:0] \port__data$60[5] ;
-  wire [10:0] \port__data$60[5][0] ;
-  wire [10:0] \port__data$60[6] ;
-  wire [10:0] \port__data$60[6][0] ;
-  wire [10:0] \port__data$60[7] ;
-  wire [10:0] \port__data$60[7][0] ;
-  wire [10:0] \port__data$60[8] ;
-  wire [10:0] \port__data$60[8][0] ;
-  wire [10:0] \port__data$60[9] ;
-  wire [10:0] \port__data$60[9][0] ;
+  wire [175:0] \port__data$457 ;
+  wire [10:0] \port__data$457[0] ;
+  wire [10:0] \port__data$457[0][0] ;
+  wire [10:0] \port__data$457[10] ;
+  wire [10:0] \port__data$457[10][0] ;
+  wire [10:0] \port__data$457[11] ;
+  wire [10:0] \port__data$457[11][0] ;
+  wire [10:0] \port__data$457[12] ;
+  wire [10:0] \port__data$457[12][0] ;
+  wire [10:0] \port__data$457[13] ;
+  wire [10:0] \port__data$457[13][0] ;
+  wire [10:0] \port__data$457[14] ;
+  wire [10:0] \port__data$457[14][0] ;
+  wire [10:0] \port__data$457[15] ;
+  wire [10:0] \port__data$457[15][0] ;
+  wire [10:0] \port__data$457[1] ;
+  wire [10:0] \port__data$457[1][0] ;
+  wire [10:0] \port__data$457[2] ;
+  wire [10:0] \port__data$457[2][0] ;
+  wire [10:0] \port__data$457[3] ;
+  wire [10:0] \port__data$457[3][0] ;
+  wire [10:0] \port__data$457[4] ;
+  wire [10:0] \port__data$457[4][0] ;
+  wire [10:0] \port__data$457[5] ;
+  wire [10:0] \port__data$457[5][0] ;
+  wire [10:0] \port__data$457[6] ;
+  wire [10:0] \port__data$457[6][0] ;
+  wire [10:0] \port__data$457[7] ;
+  wire [10:0] \port__data$457[7][0] ;
+  wire [10:0] \port__data$457[8] ;
+  wire [10:0] \port__data$457[8][0] ;
+  wire [10:0] \port__data$457[9] ;
+  wire [10:0] \port__data$457[9][0] ;
   wire port__en;
-  wire \port__en$57 ;
+  wire \port__en$90 ;
   reg [9:0] raw0 = 10'h000;
   reg [9:0] raw1 = 10'h000;
   reg [9:0] raw10 = 10'h000;
@@ -5236,6 +5047,39 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire rst;
   (* init = 4'h0 *)
   wire [3:0] sf;
+  reg [175:0] thresholds_d0 = 176'h00000000000000000000000000000000000000000000;
+  wire [10:0] \thresholds_d0[0] ;
+  wire [10:0] \thresholds_d0[0][0] ;
+  wire [10:0] \thresholds_d0[10] ;
+  wire [10:0] \thresholds_d0[10][0] ;
+  wire [10:0] \thresholds_d0[11] ;
+  wire [10:0] \thresholds_d0[11][0] ;
+  wire [10:0] \thresholds_d0[12] ;
+  wire [10:0] \thresholds_d0[12][0] ;
+  wire [10:0] \thresholds_d0[13] ;
+  wire [10:0] \thresholds_d0[13][0] ;
+  wire [10:0] \thresholds_d0[14] ;
+  wire [10:0] \thresholds_d0[14][0] ;
+  wire [10:0] \thresholds_d0[15] ;
+  wire [10:0] \thresholds_d0[15][0] ;
+  wire [10:0] \thresholds_d0[1] ;
+  wire [10:0] \thresholds_d0[1][0] ;
+  wire [10:0] \thresholds_d0[2] ;
+  wire [10:0] \thresholds_d0[2][0] ;
+  wire [10:0] \thresholds_d0[3] ;
+  wire [10:0] \thresholds_d0[3][0] ;
+  wire [10:0] \thresholds_d0[4] ;
+  wire [10:0] \thresholds_d0[4][0] ;
+  wire [10:0] \thresholds_d0[5] ;
+  wire [10:0] \thresholds_d0[5][0] ;
+  wire [10:0] \thresholds_d0[6] ;
+  wire [10:0] \thresholds_d0[6][0] ;
+  wire [10:0] \thresholds_d0[7] ;
+  wire [10:0] \thresholds_d0[7][0] ;
+  wire [10:0] \thresholds_d0[8] ;
+  wire [10:0] \thresholds_d0[8][0] ;
+  wire [10:0] \thresholds_d0[9] ;
+  wire [10:0] \thresholds_d0[9][0] ;
   wire [9:0] total0;
   wire [9:0] total1;
   wire [9:0] total10;
@@ -5252,9 +5096,337 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire [9:0] total7;
   wire [9:0] total8;
   wire [9:0] total9;
+  reg [2:0] tree0_l1_0_0 = 3'h0;
+  reg [2:0] tree0_l1_10_0 = 3'h0;
+  reg [2:0] tree0_l1_11_0 = 3'h0;
+  reg tree0_l1_12_0 = 1'h0;
+  reg [2:0] tree0_l1_1_0 = 3'h0;
+  reg [2:0] tree0_l1_2_0 = 3'h0;
+  reg [2:0] tree0_l1_3_0 = 3'h0;
+  reg [2:0] tree0_l1_4_0 = 3'h0;
+  reg [2:0] tree0_l1_5_0 = 3'h0;
+  reg [2:0] tree0_l1_6_0 = 3'h0;
+  reg [2:0] tree0_l1_7_0 = 3'h0;
+  reg [2:0] tree0_l1_8_0 = 3'h0;
+  reg [2:0] tree0_l1_9_0 = 3'h0;
+  reg [4:0] tree0_l3_0_0 = 5'h00;
+  reg [4:0] tree0_l3_1_0 = 5'h00;
+  reg [4:0] tree0_l3_2_0 = 5'h00;
+  reg tree0_l3_3_0 = 1'h0;
+  reg [5:0] tree0_l4_0_0 = 6'h00;
+  reg [5:0] tree0_l4_1_0 = 6'h00;
+  reg [6:0] tree0_l5_0_0 = 7'h00;
+  reg [2:0] tree10_l1_0_0 = 3'h0;
+  reg [2:0] tree10_l1_10_0 = 3'h0;
+  reg [2:0] tree10_l1_11_0 = 3'h0;
+  reg tree10_l1_12_0 = 1'h0;
+  reg [2:0] tree10_l1_1_0 = 3'h0;
+  reg [2:0] tree10_l1_2_0 = 3'h0;
+  reg [2:0] tree10_l1_3_0 = 3'h0;
+  reg [2:0] tree10_l1_4_0 = 3'h0;
+  reg [2:0] tree10_l1_5_0 = 3'h0;
+  reg [2:0] tree10_l1_6_0 = 3'h0;
+  reg [2:0] tree10_l1_7_0 = 3'h0;
+  reg [2:0] tree10_l1_8_0 = 3'h0;
+  reg [2:0] tree10_l1_9_0 = 3'h0;
+  reg [4:0] tree10_l3_0_0 = 5'h00;
+  reg [4:0] tree10_l3_1_0 = 5'h00;
+  reg [4:0] tree10_l3_2_0 = 5'h00;
+  reg tree10_l3_3_0 = 1'h0;
+  reg [5:0] tree10_l4_0_0 = 6'h00;
+  reg [5:0] tree10_l4_1_0 = 6'h00;
+  reg [6:0] tree10_l5_0_0 = 7'h00;
+  reg [2:0] tree11_l1_0_0 = 3'h0;
+  reg [2:0] tree11_l1_10_0 = 3'h0;
+  reg [2:0] tree11_l1_11_0 = 3'h0;
+  reg tree11_l1_12_0 = 1'h0;
+  reg [2:0] tree11_l1_1_0 = 3'h0;
+  reg [2:0] tree11_l1_2_0 = 3'h0;
+  reg [2:0] tree11_l1_3_0 = 3'h0;
+  reg [2:0] tree11_l1_4_0 = 3'h0;
+  reg [2:0] tree11_l1_5_0 = 3'h0;
+  reg [2:0] tree11_l1_6_0 = 3'h0;
+  reg [2:0] tree11_l1_7_0 = 3'h0;
+  reg [2:0] tree11_l1_8_0 = 3'h0;
+  reg [2:0] tree11_l1_9_0 = 3'h0;
+  reg [4:0] tree11_l3_0_0 = 5'h00;
+  reg [4:0] tree11_l3_1_0 = 5'h00;
+  reg [4:0] tree11_l3_2_0 = 5'h00;
+  reg tree11_l3_3_0 = 1'h0;
+  reg [5:0] tree11_l4_0_0 = 6'h00;
+  reg [5:0] tree11_l4_1_0 = 6'h00;
+  reg [6:0] tree11_l5_0_0 = 7'h00;
+  reg [2:0] tree12_l1_0_0 = 3'h0;
+  reg [2:0] tree12_l1_10_0 = 3'h0;
+  reg [2:0] tree12_l1_11_0 = 3'h0;
+  reg tree12_l1_12_0 = 1'h0;
+  reg [2:0] tree12_l1_1_0 = 3'h0;
+  reg [2:0] tree12_l1_2_0 = 3'h0;
+  reg [2:0] tree12_l1_3_0 = 3'h0;
+  reg [2:0] tree12_l1_4_0 = 3'h0;
+  reg [2:0] tree12_l1_5_0 = 3'h0;
+  reg [2:0] tree12_l1_6_0 = 3'h0;
+  reg [2:0] tree12_l1_7_0 = 3'h0;
+  reg [2:0] tree12_l1_8_0 = 3'h0;
+  reg [2:0] tree12_l1_9_0 = 3'h0;
+  reg [4:0] tree12_l3_0_0 = 5'h00;
+  reg [4:0] tree12_l3_1_0 = 5'h00;
+  reg [4:0] tree12_l3_2_0 = 5'h00;
+  reg tree12_l3_3_0 = 1'h0;
+  reg [5:0] tree12_l4_0_0 = 6'h00;
+  reg [5:0] tree12_l4_1_0 = 6'h00;
+  reg [6:0] tree12_l5_0_0 = 7'h00;
+  reg [2:0] tree13_l1_0_0 = 3'h0;
+  reg [2:0] tree13_l1_10_0 = 3'h0;
+  reg [2:0] tree13_l1_11_0 = 3'h0;
+  reg tree13_l1_12_0 = 1'h0;
+  reg [2:0] tree13_l1_1_0 = 3'h0;
+  reg [2:0] tree13_l1_2_0 = 3'h0;
+  reg [2:0] tree13_l1_3_0 = 3'h0;
+  reg [2:0] tree13_l1_4_0 = 3'h0;
+  reg [2:0] tree13_l1_5_0 = 3'h0;
+  reg [2:0] tree13_l1_6_0 = 3'h0;
+  reg [2:0] tree13_l1_7_0 = 3'h0;
+  reg [2:0] tree13_l1_8_0 = 3'h0;
+  reg [2:0] tree13_l1_9_0 = 3'h0;
+  reg [4:0] tree13_l3_0_0 = 5'h00;
+  reg [4:0] tree13_l3_1_0 = 5'h00;
+  reg [4:0] tree13_l3_2_0 = 5'h00;
+  reg tree13_l3_3_0 = 1'h0;
+  reg [5:0] tree13_l4_0_0 = 6'h00;
+  reg [5:0] tree13_l4_1_0 = 6'h00;
+  reg [6:0] tree13_l5_0_0 = 7'h00;
+  reg [2:0] tree14_l1_0_0 = 3'h0;
+  reg [2:0] tree14_l1_10_0 = 3'h0;
+  reg [2:0] tree14_l1_11_0 = 3'h0;
+  reg tree14_l1_12_0 = 1'h0;
+  reg [2:0] tree14_l1_1_0 = 3'h0;
+  reg [2:0] tree14_l1_2_0 = 3'h0;
+  reg [2:0] tree14_l1_3_0 = 3'h0;
+  reg [2:0] tree14_l1_4_0 = 3'h0;
+  reg [2:0] tree14_l1_5_0 = 3'h0;
+  reg [2:0] tree14_l1_6_0 = 3'h0;
+  reg [2:0] tree14_l1_7_0 = 3'h0;
+  reg [2:0] tree14_l1_8_0 = 3'h0;
+  reg [2:0] tree14_l1_9_0 = 3'h0;
+  reg [4:0] tree14_l3_0_0 = 5'h00;
+  reg [4:0] tree14_l3_1_0 = 5'h00;
+  reg [4:0] tree14_l3_2_0 = 5'h00;
+  reg tree14_l3_3_0 = 1'h0;
+  reg [5:0] tree14_l4_0_0 = 6'h00;
+  reg [5:0] tree14_l4_1_0 = 6'h00;
+  reg [6:0] tree14_l5_0_0 = 7'h00;
+  reg [2:0] tree15_l1_0_0 = 3'h0;
+  reg [2:0] tree15_l1_10_0 = 3'h0;
+  reg [2:0] tree15_l1_11_0 = 3'h0;
+  reg tree15_l1_12_0 = 1'h0;
+  reg [2:0] tree15_l1_1_0 = 3'h0;
+  reg [2:0] tree15_l1_2_0 = 3'h0;
+  reg [2:0] tree15_l1_3_0 = 3'h0;
+  reg [2:0] tree15_l1_4_0 = 3'h0;
+  reg [2:0] tree15_l1_5_0 = 3'h0;
+  reg [2:0] tree15_l1_6_0 = 3'h0;
+  reg [2:0] tree15_l1_7_0 = 3'h0;
+  reg [2:0] tree15_l1_8_0 = 3'h0;
+  reg [2:0] tree15_l1_9_0 = 3'h0;
+  reg [4:0] tree15_l3_0_0 = 5'h00;
+  reg [4:0] tree15_l3_1_0 = 5'h00;
+  reg [4:0] tree15_l3_2_0 = 5'h00;
+  reg tree15_l3_3_0 = 1'h0;
+  reg [5:0] tree15_l4_0_0 = 6'h00;
+  reg [5:0] tree15_l4_1_0 = 6'h00;
+  reg [6:0] tree15_l5_0_0 = 7'h00;
+  reg [2:0] tree1_l1_0_0 = 3'h0;
+  reg [2:0] tree1_l1_10_0 = 3'h0;
+  reg [2:0] tree1_l1_11_0 = 3'h0;
+  reg tree1_l1_12_0 = 1'h0;
+  reg [2:0] tree1_l1_1_0 = 3'h0;
+  reg [2:0] tree1_l1_2_0 = 3'h0;
+  reg [2:0] tree1_l1_3_0 = 3'h0;
+  reg [2:0] tree1_l1_4_0 = 3'h0;
+  reg [2:0] tree1_l1_5_0 = 3'h0;
+  reg [2:0] tree1_l1_6_0 = 3'h0;
+  reg [2:0] tree1_l1_7_0 = 3'h0;
+  reg [2:0] tree1_l1_8_0 = 3'h0;
+  reg [2:0] tree1_l1_9_0 = 3'h0;
+  reg [4:0] tree1_l3_0_0 = 5'h00;
+  reg [4:0] tree1_l3_1_0 = 5'h00;
+  reg [4:0] tree1_l3_2_0 = 5'h00;
+  reg tree1_l3_3_0 = 1'h0;
+  reg [5:0] tree1_l4_0_0 = 6'h00;
+  reg [5:0] tree1_l4_1_0 = 6'h00;
+  reg [6:0] tree1_l5_0_0 = 7'h00;
+  reg [2:0] tree2_l1_0_0 = 3'h0;
+  reg [2:0] tree2_l1_10_0 = 3'h0;
+  reg [2:0] tree2_l1_11_0 = 3'h0;
+  reg tree2_l1_12_0 = 1'h0;
+  reg [2:0] tree2_l1_1_0 = 3'h0;
+  reg [2:0] tree2_l1_2_0 = 3'h0;
+  reg [2:0] tree2_l1_3_0 = 3'h0;
+  reg [2:0] tree2_l1_4_0 = 3'h0;
+  reg [2:0] tree2_l1_5_0 = 3'h0;
+  reg [2:0] tree2_l1_6_0 = 3'h0;
+  reg [2:0] tree2_l1_7_0 = 3'h0;
+  reg [2:0] tree2_l1_8_0 = 3'h0;
+  reg [2:0] tree2_l1_9_0 = 3'h0;
+  reg [4:0] tree2_l3_0_0 = 5'h00;
+  reg [4:0] tree2_l3_1_0 = 5'h00;
+  reg [4:0] tree2_l3_2_0 = 5'h00;
+  reg tree2_l3_3_0 = 1'h0;
+  reg [5:0] tree2_l4_0_0 = 6'h00;
+  reg [5:0] tree2_l4_1_0 = 6'h00;
+  reg [6:0] tree2_l5_0_0 = 7'h00;
+  reg [2:0] tree3_l1_0_0 = 3'h0;
+  reg [2:0] tree3_l1_10_0 = 3'h0;
+  reg [2:0] tree3_l1_11_0 = 3'h0;
+  reg tree3_l1_12_0 = 1'h0;
+  reg [2:0] tree3_l1_1_0 = 3'h0;
+  reg [2:0] tree3_l1_2_0 = 3'h0;
+  reg [2:0] tree3_l1_3_0 = 3'h0;
+  reg [2:0] tree3_l1_4_0 = 3'h0;
+  reg [2:0] tree3_l1_5_0 = 3'h0;
+  reg [2:0] tree3_l1_6_0 = 3'h0;
+  reg [2:0] tree3_l1_7_0 = 3'h0;
+  reg [2:0] tree3_l1_8_0 = 3'h0;
+  reg [2:0] tree3_l1_9_0 = 3'h0;
+  reg [4:0] tree3_l3_0_0 = 5'h00;
+  reg [4:0] tree3_l3_1_0 = 5'h00;
+  reg [4:0] tree3_l3_2_0 = 5'h00;
+  reg tree3_l3_3_0 = 1'h0;
+  reg [5:0] tree3_l4_0_0 = 6'h00;
+  reg [5:0] tree3_l4_1_0 = 6'h00;
+  reg [6:0] tree3_l5_0_0 = 7'h00;
+  reg [2:0] tree4_l1_0_0 = 3'h0;
+  reg [2:0] tree4_l1_10_0 = 3'h0;
+  reg [2:0] tree4_l1_11_0 = 3'h0;
+  reg tree4_l1_12_0 = 1'h0;
+  reg [2:0] tree4_l1_1_0 = 3'h0;
+  reg [2:0] tree4_l1_2_0 = 3'h0;
+  reg [2:0] tree4_l1_3_0 = 3'h0;
+  reg [2:0] tree4_l1_4_0 = 3'h0;
+  reg [2:0] tree4_l1_5_0 = 3'h0;
+  reg [2:0] tree4_l1_6_0 = 3'h0;
+  reg [2:0] tree4_l1_7_0 = 3'h0;
+  reg [2:0] tree4_l1_8_0 = 3'h0;
+  reg [2:0] tree4_l1_9_0 = 3'h0;
+  reg [4:0] tree4_l3_0_0 = 5'h00;
+  reg [4:0] tree4_l3_1_0 = 5'h00;
+  reg [4:0] tree4_l3_2_0 = 5'h00;
+  reg tree4_l3_3_0 = 1'h0;
+  reg [5:0] tree4_l4_0_0 = 6'h00;
+  reg [5:0] tree4_l4_1_0 = 6'h00;
+  reg [6:0] tree4_l5_0_0 = 7'h00;
+  reg [2:0] tree5_l1_0_0 = 3'h0;
+  reg [2:0] tree5_l1_10_0 = 3'h0;
+  reg [2:0] tree5_l1_11_0 = 3'h0;
+  reg tree5_l1_12_0 = 1'h0;
+  reg [2:0] tree5_l1_1_0 = 3'h0;
+  reg [2:0] tree5_l1_2_0 = 3'h0;
+  reg [2:0] tree5_l1_3_0 = 3'h0;
+  reg [2:0] tree5_l1_4_0 = 3'h0;
+  reg [2:0] tree5_l1_5_0 = 3'h0;
+  reg [2:0] tree5_l1_6_0 = 3'h0;
+  reg [2:0] tree5_l1_7_0 = 3'h0;
+  reg [2:0] tree5_l1_8_0 = 3'h0;
+  reg [2:0] tree5_l1_9_0 = 3'h0;
+  reg [4:0] tree5_l3_0_0 = 5'h00;
+  reg [4:0] tree5_l3_1_0 = 5'h00;
+  reg [4:0] tree5_l3_2_0 = 5'h00;
+  reg tree5_l3_3_0 = 1'h0;
+  reg [5:0] tree5_l4_0_0 = 6'h00;
+  reg [5:0] tree5_l4_1_0 = 6'h00;
+  reg [6:0] tree5_l5_0_0 = 7'h00;
+  reg [2:0] tree6_l1_0_0 = 3'h0;
+  reg [2:0] tree6_l1_10_0 = 3'h0;
+  reg [2:0] tree6_l1_11_0 = 3'h0;
+  reg tree6_l1_12_0 = 1'h0;
+  reg [2:0] tree6_l1_1_0 = 3'h0;
+  reg [2:0] tree6_l1_2_0 = 3'h0;
+  reg [2:0] tree6_l1_3_0 = 3'h0;
+  reg [2:0] tree6_l1_4_0 = 3'h0;
+  reg [2:0] tree6_l1_5_0 = 3'h0;
+  reg [2:0] tree6_l1_6_0 = 3'h0;
+  reg [2:0] tree6_l1_7_0 = 3'h0;
+  reg [2:0] tree6_l1_8_0 = 3'h0;
+  reg [2:0] tree6_l1_9_0 = 3'h0;
+  reg [4:0] tree6_l3_0_0 = 5'h00;
+  reg [4:0] tree6_l3_1_0 = 5'h00;
+  reg [4:0] tree6_l3_2_0 = 5'h00;
+  reg tree6_l3_3_0 = 1'h0;
+  reg [5:0] tree6_l4_0_0 = 6'h00;
+  reg [5:0] tree6_l4_1_0 = 6'h00;
+  reg [6:0] tree6_l5_0_0 = 7'h00;
+  reg [2:0] tree7_l1_0_0 = 3'h0;
+  reg [2:0] tree7_l1_10_0 = 3'h0;
+  reg [2:0] tree7_l1_11_0 = 3'h0;
+  reg tree7_l1_12_0 = 1'h0;
+  reg [2:0] tree7_l1_1_0 = 3'h0;
+  reg [2:0] tree7_l1_2_0 = 3'h0;
+  reg [2:0] tree7_l1_3_0 = 3'h0;
+  reg [2:0] tree7_l1_4_0 = 3'h0;
+  reg [2:0] tree7_l1_5_0 = 3'h0;
+  reg [2:0] tree7_l1_6_0 = 3'h0;
+  reg [2:0] tree7_l1_7_0 = 3'h0;
+  reg [2:0] tree7_l1_8_0 = 3'h0;
+  reg [2:0] tree7_l1_9_0 = 3'h0;
+  reg [4:0] tree7_l3_0_0 = 5'h00;
+  reg [4:0] tree7_l3_1_0 = 5'h00;
+  reg [4:0] tree7_l3_2_0 = 5'h00;
+  reg tree7_l3_3_0 = 1'h0;
+  reg [5:0] tree7_l4_0_0 = 6'h00;
+  reg [5:0] tree7_l4_1_0 = 6'h00;
+  reg [6:0] tree7_l5_0_0 = 7'h00;
+  reg [2:0] tree8_l1_0_0 = 3'h0;
+  reg [2:0] tree8_l1_10_0 = 3'h0;
+  reg [2:0] tree8_l1_11_0 = 3'h0;
+  reg tree8_l1_12_0 = 1'h0;
+  reg [2:0] tree8_l1_1_0 = 3'h0;
+  reg [2:0] tree8_l1_2_0 = 3'h0;
+  reg [2:0] tree8_l1_3_0 = 3'h0;
+  reg [2:0] tree8_l1_4_0 = 3'h0;
+  reg [2:0] tree8_l1_5_0 = 3'h0;
+  reg [2:0] tree8_l1_6_0 = 3'h0;
+  reg [2:0] tree8_l1_7_0 = 3'h0;
+  reg [2:0] tree8_l1_8_0 = 3'h0;
+  reg [2:0] tree8_l1_9_0 = 3'h0;
+  reg [4:0] tree8_l3_0_0 = 5'h00;
+  reg [4:0] tree8_l3_1_0 = 5'h00;
+  reg [4:0] tree8_l3_2_0 = 5'h00;
+  reg tree8_l3_3_0 = 1'h0;
+  reg [5:0] tree8_l4_0_0 = 6'h00;
+  reg [5:0] tree8_l4_1_0 = 6'h00;
+  reg [6:0] tree8_l5_0_0 = 7'h00;
+  reg [2:0] tree9_l1_0_0 = 3'h0;
+  reg [2:0] tree9_l1_10_0 = 3'h0;
+  reg [2:0] tree9_l1_11_0 = 3'h0;
+  reg tree9_l1_12_0 = 1'h0;
+  reg [2:0] tree9_l1_1_0 = 3'h0;
+  reg [2:0] tree9_l1_2_0 = 3'h0;
+  reg [2:0] tree9_l1_3_0 = 3'h0;
+  reg [2:0] tree9_l1_4_0 = 3'h0;
+  reg [2:0] tree9_l1_5_0 = 3'h0;
+  reg [2:0] tree9_l1_6_0 = 3'h0;
+  reg [2:0] tree9_l1_7_0 = 3'h0;
+  reg [2:0] tree9_l1_8_0 = 3'h0;
+  reg [2:0] tree9_l1_9_0 = 3'h0;
+  reg [4:0] tree9_l3_0_0 = 5'h00;
+  reg [4:0] tree9_l3_1_0 = 5'h00;
+  reg [4:0] tree9_l3_2_0 = 5'h00;
+  reg tree9_l3_3_0 = 1'h0;
+  reg [5:0] tree9_l4_0_0 = 6'h00;
+  reg [5:0] tree9_l4_1_0 = 6'h00;
+  reg [6:0] tree9_l5_0_0 = 7'h00;
+  reg v1_d0 = 1'h0;
+  reg v1_d1 = 1'h0;
+  reg v1_d2 = 1'h0;
+  reg v1_d3 = 1'h0;
+  reg v1_d4 = 1'h0;
   reg v2 = 1'h0;
+  reg v2_d0 = 1'h0;
+  reg \v2_d0$458  = 1'h0;
   (* init = 6'h00 *)
   wire [5:0] waddr;
+  reg [783:0] weights_d0 = 784'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   reg [48:0] x1 = 49'h0000000000000;
   wire \x1[0] ;
   wire \x1[10] ;
@@ -5355,6 +5527,72 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [48:0] x_in_d0 = 49'h0000000000000;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[16] ;
+  wire \x_in_d0[17] ;
+  wire \x_in_d0[18] ;
+  wire \x_in_d0[19] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[20] ;
+  wire \x_in_d0[21] ;
+  wire \x_in_d0[22] ;
+  wire \x_in_d0[23] ;
+  wire \x_in_d0[24] ;
+  wire \x_in_d0[25] ;
+  wire \x_in_d0[26] ;
+  wire \x_in_d0[27] ;
+  wire \x_in_d0[28] ;
+  wire \x_in_d0[29] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[30] ;
+  wire \x_in_d0[31] ;
+  wire \x_in_d0[32] ;
+  wire \x_in_d0[33] ;
+  wire \x_in_d0[34] ;
+  wire \x_in_d0[35] ;
+  wire \x_in_d0[36] ;
+  wire \x_in_d0[37] ;
+  wire \x_in_d0[38] ;
+  wire \x_in_d0[39] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[40] ;
+  wire \x_in_d0[41] ;
+  wire \x_in_d0[42] ;
+  wire \x_in_d0[43] ;
+  wire \x_in_d0[44] ;
+  wire \x_in_d0[45] ;
+  wire \x_in_d0[46] ;
+  wire \x_in_d0[47] ;
+  wire \x_in_d0[48] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
+  wire [48:0] xnor0;
+  wire [48:0] xnor1;
+  wire [48:0] xnor10;
+  wire [48:0] xnor11;
+  wire [48:0] xnor12;
+  wire [48:0] xnor13;
+  wire [48:0] xnor14;
+  wire [48:0] xnor15;
+  wire [48:0] xnor2;
+  wire [48:0] xnor3;
+  wire [48:0] xnor4;
+  wire [48:0] xnor5;
+  wire [48:0] xnor6;
+  wire [48:0] xnor7;
+  wire [48:0] xnor8;
+  wire [48:0] xnor9;
   reg [48:0] input_buffer [15:0];
   initial begin
     input_buffer[0] = 49'h0000000000000;
@@ -5395,10 +5633,10 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [175:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$55 ];
+      _1_ <= thresholds[\port__addr$88 ];
     end
   end
-  assign \port__data$60  = _1_;
+  assign \port__data$457  = _1_;
   reg [783:0] weights [63:0];
   initial begin
     weights[0] = 784'hade7b0945780cefa5f6bbace0d1eb489275c38636565b93af0a293a8f5879594d40ef450137f723aa0874fcd184c855e4aee7d37e77c50a9bde8ded09c1c3e1084b62afcd878f121f1651c42e9cea7ec510af12c063139b2e68106dd71844694fdf4;
@@ -5484,2993 +5722,4669 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \$6  = ! nf;
   assign \$signature__en  = fire & \$6 ;
   assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in ^ port__data[48:0];
-  assign \$8  = ~ \$7 ;
-  assign \$9  = x_in ^ port__data[48:0];
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8 [0] + \$10 [1];
-  assign \$12  = x_in ^ port__data[48:0];
-  assign \$13  = ~ \$12 ;
-  assign \$14  = x_in ^ port__data[48:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13 [2] + \$15 [3];
-  assign \$17  = \$11  + \$16 ;
-  assign \$18  = x_in ^ port__data[48:0];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = x_in ^ port__data[48:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19 [4] + \$21 [5];
-  assign \$23  = x_in ^ port__data[48:0];
-  assign \$24  = ~ \$23 ;
-  assign \$25  = x_in ^ port__data[48:0];
-  assign \$26  = ~ \$25 ;
-  assign \$27  = \$24 [6] + \$26 [7];
-  assign \$28  = \$22  + \$27 ;
-  assign \$29  = \$17  + \$28 ;
-  assign \$30  = x_in ^ port__data[48:0];
-  assign \$31  = ~ \$30 ;
-  assign \$32  = x_in ^ port__data[48:0];
-  assign \$33  = ~ \$32 ;
-  assign \$34  = \$31 [8] + \$33 [9];
-  assign \$35  = x_in ^ port__data[48:0];
-  assign \$36  = ~ \$35 ;
-  assign \$37  = x_in ^ port__data[48:0];
-  assign \$38  = ~ \$37 ;
-  assign \$39  = \$36 [10] + \$38 [11];
-  assign \$40  = \$34  + \$39 ;
-  assign \$41  = x_in ^ port__data[48:0];
-  assign \$42  = ~ \$41 ;
-  assign \$43  = x_in ^ port__data[48:0];
-  assign \$44  = ~ \$43 ;
-  assign \$45  = \$42 [12] + \$44 [13];
-  assign \$46  = x_in ^ port__data[48:0];
-  assign \$47  = ~ \$46 ;
-  assign \$48  = x_in ^ port__data[48:0];
-  assign \$49  = ~ \$48 ;
-  assign \$50  = \$47 [14] + \$49 [15];
-  assign \$51  = \$45  + \$50 ;
-  assign \$52  = \$40  + \$51 ;
-  assign \$53  = \$29  + \$52 ;
-  assign \$54  = x_in ^ port__data[48:0];
-  assign \$55  = ~ \$54 ;
-  assign \$56  = x_in ^ port__data[48:0];
-  assign \$57  = ~ \$56 ;
-  assign \$58  = \$55 [16] + \$57 [17];
-  assign \$59  = x_in ^ port__data[48:0];
-  assign \$60  = ~ \$59 ;
-  assign \$61  = x_in ^ port__data[48:0];
-  assign \$62  = ~ \$61 ;
-  assign \$63  = \$60 [18] + \$62 [19];
-  assign \$64  = \$58  + \$63 ;
-  assign \$65  = x_in ^ port__data[48:0];
-  assign \$66  = ~ \$65 ;
-  assign \$67  = x_in ^ port__data[48:0];
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$66 [20] + \$68 [21];
-  assign \$70  = x_in ^ port__data[48:0];
-  assign \$71  = ~ \$70 ;
-  assign \$72  = x_in ^ port__data[48:0];
-  assign \$73  = ~ \$72 ;
-  assign \$74  = \$71 [22] + \$73 [23];
-  assign \$75  = \$69  + \$74 ;
-  assign \$76  = \$64  + \$75 ;
-  assign \$77  = x_in ^ port__data[48:0];
-  assign \$78  = ~ \$77 ;
-  assign \$79  = x_in ^ port__data[48:0];
-  assign \$80  = ~ \$79 ;
-  assign \$81  = \$78 [24] + \$80 [25];
-  assign \$82  = x_in ^ port__data[48:0];
-  assign \$83  = ~ \$82 ;
-  assign \$84  = x_in ^ port__data[48:0];
-  assign \$85  = ~ \$84 ;
-  assign \$86  = \$83 [26] + \$85 [27];
-  assign \$87  = \$81  + \$86 ;
-  assign \$88  = x_in ^ port__data[48:0];
-  assign \$89  = ~ \$88 ;
-  assign \$90  = x_in ^ port__data[48:0];
-  assign \$91  = ~ \$90 ;
-  assign \$92  = \$89 [28] + \$91 [29];
-  assign \$93  = x_in ^ port__data[48:0];
-  assign \$94  = ~ \$93 ;
-  assign \$95  = x_in ^ port__data[48:0];
-  assign \$96  = ~ \$95 ;
-  assign \$97  = \$94 [30] + \$96 [31];
-  assign \$98  = \$92  + \$97 ;
-  assign \$99  = \$87  + \$98 ;
-  assign \$100  = \$76  + \$99 ;
-  assign \$101  = \$53  + \$100 ;
-  assign \$102  = x_in ^ port__data[48:0];
-  assign \$103  = ~ \$102 ;
-  assign \$104  = x_in ^ port__data[48:0];
-  assign \$105  = ~ \$104 ;
-  assign \$106  = \$103 [32] + \$105 [33];
-  assign \$107  = x_in ^ port__data[48:0];
-  assign \$108  = ~ \$107 ;
-  assign \$109  = x_in ^ port__data[48:0];
-  assign \$110  = ~ \$109 ;
-  assign \$111  = \$108 [34] + \$110 [35];
-  assign \$112  = \$106  + \$111 ;
-  assign \$113  = x_in ^ port__data[48:0];
-  assign \$114  = ~ \$113 ;
-  assign \$115  = x_in ^ port__data[48:0];
-  assign \$116  = ~ \$115 ;
-  assign \$117  = \$114 [36] + \$116 [37];
-  assign \$118  = x_in ^ port__data[48:0];
-  assign \$119  = ~ \$118 ;
-  assign \$120  = x_in ^ port__data[48:0];
-  assign \$121  = ~ \$120 ;
-  assign \$122  = \$119 [38] + \$121 [39];
-  assign \$123  = \$117  + \$122 ;
-  assign \$124  = \$112  + \$123 ;
-  assign \$125  = x_in ^ port__data[48:0];
-  assign \$126  = ~ \$125 ;
-  assign \$127  = x_in ^ port__data[48:0];
-  assign \$128  = ~ \$127 ;
-  assign \$129  = \$126 [40] + \$128 [41];
-  assign \$130  = x_in ^ port__data[48:0];
-  assign \$131  = ~ \$130 ;
-  assign \$132  = x_in ^ port__data[48:0];
-  assign \$133  = ~ \$132 ;
-  assign \$134  = \$131 [42] + \$133 [43];
-  assign \$135  = \$129  + \$134 ;
-  assign \$136  = x_in ^ port__data[48:0];
-  assign \$137  = ~ \$136 ;
-  assign \$138  = x_in ^ port__data[48:0];
-  assign \$139  = ~ \$138 ;
-  assign \$140  = \$137 [44] + \$139 [45];
-  assign \$141  = x_in ^ port__data[48:0];
-  assign \$142  = ~ \$141 ;
-  assign \$143  = x_in ^ port__data[48:0];
-  assign \$144  = ~ \$143 ;
-  assign \$145  = \$142 [46] + \$144 [47];
-  assign \$146  = \$140  + \$145 ;
-  assign \$147  = \$135  + \$146 ;
-  assign \$148  = \$124  + \$147 ;
-  assign \$149  = x_in ^ port__data[48:0];
-  assign \$150  = ~ \$149 ;
-  assign \$151  = \$148  + \$150 [48];
-  assign \$152  = \$101  + \$151 ;
-  assign \$153  = \$signal  ? 10'h000 : raw0;
-  assign \$154  = \$152  + \$153 ;
-  assign \$155  = x_in ^ port__data[97:49];
-  assign \$156  = ~ \$155 ;
-  assign \$157  = x_in ^ port__data[97:49];
-  assign \$158  = ~ \$157 ;
-  assign \$159  = \$156 [0] + \$158 [1];
-  assign \$160  = x_in ^ port__data[97:49];
-  assign \$161  = ~ \$160 ;
-  assign \$162  = x_in ^ port__data[97:49];
-  assign \$163  = ~ \$162 ;
-  assign \$164  = \$161 [2] + \$163 [3];
-  assign \$165  = \$159  + \$164 ;
-  assign \$166  = x_in ^ port__data[97:49];
-  assign \$167  = ~ \$166 ;
-  assign \$168  = x_in ^ port__data[97:49];
-  assign \$169  = ~ \$168 ;
-  assign \$170  = \$167 [4] + \$169 [5];
-  assign \$171  = x_in ^ port__data[97:49];
-  assign \$172  = ~ \$171 ;
-  assign \$173  = x_in ^ port__data[97:49];
-  assign \$174  = ~ \$173 ;
-  assign \$175  = \$172 [6] + \$174 [7];
-  assign \$176  = \$170  + \$175 ;
-  assign \$177  = \$165  + \$176 ;
-  assign \$178  = x_in ^ port__data[97:49];
-  assign \$179  = ~ \$178 ;
-  assign \$180  = x_in ^ port__data[97:49];
-  assign \$181  = ~ \$180 ;
-  assign \$182  = \$179 [8] + \$181 [9];
-  assign \$183  = x_in ^ port__data[97:49];
-  assign \$184  = ~ \$183 ;
-  assign \$185  = x_in ^ port__data[97:49];
-  assign \$186  = ~ \$185 ;
-  assign \$187  = \$184 [10] + \$186 [11];
-  assign \$188  = \$182  + \$187 ;
-  assign \$189  = x_in ^ port__data[97:49];
-  assign \$190  = ~ \$189 ;
-  assign \$191  = x_in ^ port__data[97:49];
-  assign \$192  = ~ \$191 ;
-  assign \$193  = \$190 [12] + \$192 [13];
-  assign \$194  = x_in ^ port__data[97:49];
-  assign \$195  = ~ \$194 ;
-  assign \$196  = x_in ^ port__data[97:49];
-  assign \$197  = ~ \$196 ;
-  assign \$198  = \$195 [14] + \$197 [15];
-  assign \$199  = \$193  + \$198 ;
-  assign \$200  = \$188  + \$199 ;
-  assign \$201  = \$177  + \$200 ;
-  assign \$202  = x_in ^ port__data[97:49];
-  assign \$203  = ~ \$202 ;
-  assign \$204  = x_in ^ port__data[97:49];
-  assign \$205  = ~ \$204 ;
-  assign \$206  = \$203 [16] + \$205 [17];
-  assign \$207  = x_in ^ port__data[97:49];
-  assign \$208  = ~ \$207 ;
-  assign \$209  = x_in ^ port__data[97:49];
-  assign \$210  = ~ \$209 ;
-  assign \$211  = \$208 [18] + \$210 [19];
-  assign \$212  = \$206  + \$211 ;
-  assign \$213  = x_in ^ port__data[97:49];
-  assign \$214  = ~ \$213 ;
-  assign \$215  = x_in ^ port__data[97:49];
-  assign \$216  = ~ \$215 ;
-  assign \$217  = \$214 [20] + \$216 [21];
-  assign \$218  = x_in ^ port__data[97:49];
-  assign \$219  = ~ \$218 ;
-  assign \$220  = x_in ^ port__data[97:49];
-  assign \$221  = ~ \$220 ;
-  assign \$222  = \$219 [22] + \$221 [23];
-  assign \$223  = \$217  + \$222 ;
-  assign \$224  = \$212  + \$223 ;
-  assign \$225  = x_in ^ port__data[97:49];
-  assign \$226  = ~ \$225 ;
-  assign \$227  = x_in ^ port__data[97:49];
-  assign \$228  = ~ \$227 ;
-  assign \$229  = \$226 [24] + \$228 [25];
-  assign \$230  = x_in ^ port__data[97:49];
-  assign \$231  = ~ \$230 ;
-  assign \$232  = x_in ^ port__data[97:49];
-  assign \$233  = ~ \$232 ;
-  assign \$234  = \$231 [26] + \$233 [27];
-  assign \$235  = \$229  + \$234 ;
-  assign \$236  = x_in ^ port__data[97:49];
-  assign \$237  = ~ \$236 ;
-  assign \$238  = x_in ^ port__data[97:49];
-  assign \$239  = ~ \$238 ;
-  assign \$240  = \$237 [28] + \$239 [29];
-  assign \$241  = x_in ^ port__data[97:49];
-  assign \$242  = ~ \$241 ;
-  assign \$243  = x_in ^ port__data[97:49];
-  assign \$244  = ~ \$243 ;
-  assign \$245  = \$242 [30] + \$244 [31];
-  assign \$246  = \$240  + \$245 ;
-  assign \$247  = \$235  + \$246 ;
-  assign \$248  = \$224  + \$247 ;
-  assign \$249  = \$201  + \$248 ;
-  assign \$250  = x_in ^ port__data[97:49];
-  assign \$251  = ~ \$250 ;
-  assign \$252  = x_in ^ port__data[97:49];
-  assign \$253  = ~ \$252 ;
-  assign \$254  = \$251 [32] + \$253 [33];
-  assign \$255  = x_in ^ port__data[97:49];
-  assign \$256  = ~ \$255 ;
-  assign \$257  = x_in ^ port__data[97:49];
-  assign \$258  = ~ \$257 ;
-  assign \$259  = \$256 [34] + \$258 [35];
-  assign \$260  = \$254  + \$259 ;
-  assign \$261  = x_in ^ port__data[97:49];
-  assign \$262  = ~ \$261 ;
-  assign \$263  = x_in ^ port__data[97:49];
-  assign \$264  = ~ \$263 ;
-  assign \$265  = \$262 [36] + \$264 [37];
-  assign \$266  = x_in ^ port__data[97:49];
-  assign \$267  = ~ \$266 ;
-  assign \$268  = x_in ^ port__data[97:49];
-  assign \$269  = ~ \$268 ;
-  assign \$270  = \$267 [38] + \$269 [39];
-  assign \$271  = \$265  + \$270 ;
-  assign \$272  = \$260  + \$271 ;
-  assign \$273  = x_in ^ port__data[97:49];
-  assign \$274  = ~ \$273 ;
-  assign \$275  = x_in ^ port__data[97:49];
-  assign \$276  = ~ \$275 ;
-  assign \$277  = \$274 [40] + \$276 [41];
-  assign \$278  = x_in ^ port__data[97:49];
-  assign \$279  = ~ \$278 ;
-  assign \$280  = x_in ^ port__data[97:49];
-  assign \$281  = ~ \$280 ;
-  assign \$282  = \$279 [42] + \$281 [43];
-  assign \$283  = \$277  + \$282 ;
-  assign \$284  = x_in ^ port__data[97:49];
-  assign \$285  = ~ \$284 ;
-  assign \$286  = x_in ^ port__data[97:49];
-  assign \$287  = ~ \$286 ;
-  assign \$288  = \$285 [44] + \$287 [45];
-  assign \$289  = x_in ^ port__data[97:49];
-  assign \$290  = ~ \$289 ;
-  assign \$291  = x_in ^ port__data[97:49];
-  assign \$292  = ~ \$291 ;
-  assign \$293  = \$290 [46] + \$292 [47];
-  assign \$294  = \$288  + \$293 ;
-  assign \$295  = \$283  + \$294 ;
-  assign \$296  = \$272  + \$295 ;
-  assign \$297  = x_in ^ port__data[97:49];
-  assign \$298  = ~ \$297 ;
-  assign \$299  = \$296  + \$298 [48];
-  assign \$300  = \$249  + \$299 ;
-  assign \$301  = \$signal  ? 10'h000 : raw1;
+  assign \$7  = x_in_d0 ^ weights_d0[48:0];
+  assign xnor0 = ~ \$7 ;
+  assign \$8  = first1_d4 ? 10'h000 : raw0;
+  assign \$9  = tree0_l5_0_0 + \$8 ;
+  assign \$10  = x_in_d0 ^ weights_d0[97:49];
+  assign xnor1 = ~ \$10 ;
+  assign \$11  = first1_d4 ? 10'h000 : raw1;
+  assign \$12  = tree1_l5_0_0 + \$11 ;
+  assign \$13  = x_in_d0 ^ weights_d0[146:98];
+  assign xnor2 = ~ \$13 ;
+  assign \$14  = first1_d4 ? 10'h000 : raw2;
+  assign \$15  = tree2_l5_0_0 + \$14 ;
+  assign \$16  = x_in_d0 ^ weights_d0[195:147];
+  assign xnor3 = ~ \$16 ;
+  assign \$17  = first1_d4 ? 10'h000 : raw3;
+  assign \$18  = tree3_l5_0_0 + \$17 ;
+  assign \$19  = x_in_d0 ^ weights_d0[244:196];
+  assign xnor4 = ~ \$19 ;
+  assign \$20  = first1_d4 ? 10'h000 : raw4;
+  assign \$21  = tree4_l5_0_0 + \$20 ;
+  assign \$22  = x_in_d0 ^ weights_d0[293:245];
+  assign xnor5 = ~ \$22 ;
+  assign \$23  = first1_d4 ? 10'h000 : raw5;
+  assign \$24  = tree5_l5_0_0 + \$23 ;
+  assign \$25  = x_in_d0 ^ weights_d0[342:294];
+  assign xnor6 = ~ \$25 ;
+  assign \$26  = first1_d4 ? 10'h000 : raw6;
+  assign \$27  = tree6_l5_0_0 + \$26 ;
+  assign \$28  = x_in_d0 ^ weights_d0[391:343];
+  assign xnor7 = ~ \$28 ;
+  assign \$29  = first1_d4 ? 10'h000 : raw7;
+  assign \$30  = tree7_l5_0_0 + \$29 ;
+  assign \$31  = x_in_d0 ^ weights_d0[440:392];
+  assign xnor8 = ~ \$31 ;
+  assign \$32  = first1_d4 ? 10'h000 : raw8;
+  assign \$33  = tree8_l5_0_0 + \$32 ;
+  assign \$34  = x_in_d0 ^ weights_d0[489:441];
+  assign xnor9 = ~ \$34 ;
+  assign \$35  = first1_d4 ? 10'h000 : raw9;
+  assign \$36  = tree9_l5_0_0 + \$35 ;
+  assign \$37  = x_in_d0 ^ weights_d0[538:490];
+  assign xnor10 = ~ \$37 ;
+  assign \$38  = first1_d4 ? 10'h000 : raw10;
+  assign \$39  = tree10_l5_0_0 + \$38 ;
+  assign \$40  = x_in_d0 ^ weights_d0[587:539];
+  assign xnor11 = ~ \$40 ;
+  assign \$41  = first1_d4 ? 10'h000 : raw11;
+  assign \$42  = tree11_l5_0_0 + \$41 ;
+  assign \$43  = x_in_d0 ^ weights_d0[636:588];
+  assign xnor12 = ~ \$43 ;
+  assign \$44  = first1_d4 ? 10'h000 : raw12;
+  assign \$45  = tree12_l5_0_0 + \$44 ;
+  assign \$46  = x_in_d0 ^ weights_d0[685:637];
+  assign xnor13 = ~ \$46 ;
+  assign \$47  = first1_d4 ? 10'h000 : raw13;
+  assign \$48  = tree13_l5_0_0 + \$47 ;
+  assign \$49  = x_in_d0 ^ weights_d0[734:686];
+  assign xnor14 = ~ \$49 ;
+  assign \$50  = first1_d4 ? 10'h000 : raw14;
+  assign \$51  = tree14_l5_0_0 + \$50 ;
+  assign \$52  = x_in_d0 ^ weights_d0[783:735];
+  assign xnor15 = ~ \$52 ;
+  assign \$53  = first1_d4 ? 10'h000 : raw15;
+  assign \$54  = tree15_l5_0_0 + \$53 ;
+  assign \$55  = ~ acc0_d0[10];
+  assign \$56  = ~ thresholds_d0[10];
+  assign \$57  = { \$55 , acc0_d0[9:0] } >= { \$56 , thresholds_d0[9:0] };
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = ~ acc1_d0[10];
+  assign \$60  = ~ thresholds_d0[21];
+  assign \$61  = { \$59 , acc1_d0[9:0] } >= { \$60 , thresholds_d0[20:11] };
+  assign \$62  = 1'h0 + \$61 ;
+  assign \$63  = ~ acc2_d0[10];
+  assign \$64  = ~ thresholds_d0[32];
+  assign \$65  = { \$63 , acc2_d0[9:0] } >= { \$64 , thresholds_d0[31:22] };
+  assign \$66  = 1'h0 + \$65 ;
+  assign \$67  = ~ acc3_d0[10];
+  assign \$68  = ~ thresholds_d0[43];
+  assign \$69  = { \$67 , acc3_d0[9:0] } >= { \$68 , thresholds_d0[42:33] };
+  assign \$70  = 1'h0 + \$69 ;
+  assign \$71  = ~ acc4_d0[10];
+  assign \$72  = ~ thresholds_d0[54];
+  assign \$73  = { \$71 , acc4_d0[9:0] } >= { \$72 , thresholds_d0[53:44] };
+  assign \$74  = 1'h0 + \$73 ;
+  assign \$75  = ~ acc5_d0[10];
+  assign \$76  = ~ thresholds_d0[65];
+  assign \$77  = { \$75 , acc5_d0[9:0] } >= { \$76 , thresholds_d0[64:55] };
+  assign \$78  = 1'h0 + \$77 ;
+  assign \$79  = ~ acc6_d0[10];
+  assign \$80  = ~ thresholds_d0[76];
+  assign \$81  = { \$79 , acc6_d0[9:0] } >= { \$80 , thresholds_d0[75:66] };
+  assign \$82  = 1'h0 + \$81 ;
+  assign \$83  = ~ acc7_d0[10];
+  assign \$84  = ~ thresholds_d0[87];
+  assign \$85  = { \$83 , acc7_d0[9:0] } >= { \$84 , thresholds_d0[86:77] };
+  assign \$86  = 1'h0 + \$85 ;
+  assign \$87  = ~ acc8_d0[10];
+  assign \$88  = ~ thresholds_d0[98];
+  assign \$89  = { \$87 , acc8_d0[9:0] } >= { \$88 , thresholds_d0[97:88] };
+  assign \$90  = 1'h0 + \$89 ;
+  assign \$91  = ~ acc9_d0[10];
+  assign \$92  = ~ thresholds_d0[109];
+  assign \$93  = { \$91 , acc9_d0[9:0] } >= { \$92 , thresholds_d0[108:99] };
+  assign \$94  = 1'h0 + \$93 ;
+  assign \$95  = ~ acc10_d0[10];
+  assign \$96  = ~ thresholds_d0[120];
+  assign \$97  = { \$95 , acc10_d0[9:0] } >= { \$96 , thresholds_d0[119:110] };
+  assign \$98  = 1'h0 + \$97 ;
+  assign \$99  = ~ acc11_d0[10];
+  assign \$100  = ~ thresholds_d0[131];
+  assign \$101  = { \$99 , acc11_d0[9:0] } >= { \$100 , thresholds_d0[130:121] };
+  assign \$102  = 1'h0 + \$101 ;
+  assign \$103  = ~ acc12_d0[10];
+  assign \$104  = ~ thresholds_d0[142];
+  assign \$105  = { \$103 , acc12_d0[9:0] } >= { \$104 , thresholds_d0[141:132] };
+  assign \$106  = 1'h0 + \$105 ;
+  assign \$107  = ~ acc13_d0[10];
+  assign \$108  = ~ thresholds_d0[153];
+  assign \$109  = { \$107 , acc13_d0[9:0] } >= { \$108 , thresholds_d0[152:143] };
+  assign \$110  = 1'h0 + \$109 ;
+  assign \$111  = ~ acc14_d0[10];
+  assign \$112  = ~ thresholds_d0[164];
+  assign \$113  = { \$111 , acc14_d0[9:0] } >= { \$112 , thresholds_d0[163:154] };
+  assign \$114  = 1'h0 + \$113 ;
+  assign \$115  = ~ acc15_d0[10];
+  assign \$116  = ~ thresholds_d0[175];
+  assign \$117  = { \$115 , acc15_d0[9:0] } >= { \$116 , thresholds_d0[174:165] };
+  assign \$118  = 1'h0 + \$117 ;
+  assign \$119  = \$signature__addr  + 1'h1;
+  assign \$1492  = \$119  % 5'h10;
+  assign \$121  = port__addr + 1'h1;
+  assign \$1498  = \$121  % 7'h40;
+  assign \$123  = \$signature__addr  == 4'hf;
+  assign \$124  = nf + 1'h1;
+  assign \$1505  = \$124  % 3'h4;
+  assign \$126  = ! nf;
+  assign \$127  = ! \$signature__addr ;
+  assign \$128  = \$signature__addr  == 4'hf;
+  assign \$129  = xnor0[0] + xnor0[1];
+  assign \$130  = xnor0[2] + xnor0[3];
+  assign \$131  = \$129  + \$130 ;
+  assign \$132  = xnor0[4] + xnor0[5];
+  assign \$133  = xnor0[6] + xnor0[7];
+  assign \$134  = \$132  + \$133 ;
+  assign \$135  = xnor0[8] + xnor0[9];
+  assign \$136  = xnor0[10] + xnor0[11];
+  assign \$137  = \$135  + \$136 ;
+  assign \$138  = xnor0[12] + xnor0[13];
+  assign \$139  = xnor0[14] + xnor0[15];
+  assign \$140  = \$138  + \$139 ;
+  assign \$141  = xnor0[16] + xnor0[17];
+  assign \$142  = xnor0[18] + xnor0[19];
+  assign \$143  = \$141  + \$142 ;
+  assign \$144  = xnor0[20] + xnor0[21];
+  assign \$145  = xnor0[22] + xnor0[23];
+  assign \$146  = \$144  + \$145 ;
+  assign \$147  = xnor0[24] + xnor0[25];
+  assign \$148  = xnor0[26] + xnor0[27];
+  assign \$149  = \$147  + \$148 ;
+  assign \$150  = xnor0[28] + xnor0[29];
+  assign \$151  = xnor0[30] + xnor0[31];
+  assign \$152  = \$150  + \$151 ;
+  assign \$153  = xnor0[32] + xnor0[33];
+  assign \$154  = xnor0[34] + xnor0[35];
+  assign \$155  = \$153  + \$154 ;
+  assign \$156  = xnor0[36] + xnor0[37];
+  assign \$157  = xnor0[38] + xnor0[39];
+  assign \$158  = \$156  + \$157 ;
+  assign \$159  = xnor0[40] + xnor0[41];
+  assign \$160  = xnor0[42] + xnor0[43];
+  assign \$161  = \$159  + \$160 ;
+  assign \$162  = xnor0[44] + xnor0[45];
+  assign \$163  = xnor0[46] + xnor0[47];
+  assign \$164  = \$162  + \$163 ;
+  assign \$165  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$166  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$167  = \$165  + \$166 ;
+  assign \$168  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$169  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$170  = \$168  + \$169 ;
+  assign \$171  = tree0_l1_8_0 + tree0_l1_9_0;
+  assign \$172  = tree0_l1_10_0 + tree0_l1_11_0;
+  assign \$173  = \$171  + \$172 ;
+  assign \$174  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$175  = tree0_l3_2_0 + tree0_l3_3_0;
+  assign \$176  = tree0_l4_0_0 + tree0_l4_1_0;
+  assign \$177  = advance & v1_d4;
+  assign \$178  = 2'h2 * raw0;
+  assign \$179  = \$178  - 10'h310;
+  assign \$180  = xnor1[0] + xnor1[1];
+  assign \$181  = xnor1[2] + xnor1[3];
+  assign \$182  = \$180  + \$181 ;
+  assign \$183  = xnor1[4] + xnor1[5];
+  assign \$184  = xnor1[6] + xnor1[7];
+  assign \$185  = \$183  + \$184 ;
+  assign \$186  = xnor1[8] + xnor1[9];
+  assign \$187  = xnor1[10] + xnor1[11];
+  assign \$188  = \$186  + \$187 ;
+  assign \$189  = xnor1[12] + xnor1[13];
+  assign \$190  = xnor1[14] + xnor1[15];
+  assign \$191  = \$189  + \$190 ;
+  assign \$192  = xnor1[16] + xnor1[17];
+  assign \$193  = xnor1[18] + xnor1[19];
+  assign \$194  = \$192  + \$193 ;
+  assign \$195  = xnor1[20] + xnor1[21];
+  assign \$196  = xnor1[22] + xnor1[23];
+  assign \$197  = \$195  + \$196 ;
+  assign \$198  = xnor1[24] + xnor1[25];
+  assign \$199  = xnor1[26] + xnor1[27];
+  assign \$200  = \$198  + \$199 ;
+  assign \$201  = xnor1[28] + xnor1[29];
+  assign \$202  = xnor1[30] + xnor1[31];
+  assign \$203  = \$201  + \$202 ;
+  assign \$204  = xnor1[32] + xnor1[33];
+  assign \$205  = xnor1[34] + xnor1[35];
+  assign \$206  = \$204  + \$205 ;
+  assign \$207  = xnor1[36] + xnor1[37];
+  assign \$208  = xnor1[38] + xnor1[39];
+  assign \$209  = \$207  + \$208 ;
+  assign \$210  = xnor1[40] + xnor1[41];
+  assign \$211  = xnor1[42] + xnor1[43];
+  assign \$212  = \$210  + \$211 ;
+  assign \$213  = xnor1[44] + xnor1[45];
+  assign \$214  = xnor1[46] + xnor1[47];
+  assign \$215  = \$213  + \$214 ;
+  assign \$216  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$217  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$218  = \$216  + \$217 ;
+  assign \$219  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$220  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$221  = \$219  + \$220 ;
+  assign \$222  = tree1_l1_8_0 + tree1_l1_9_0;
+  assign \$223  = tree1_l1_10_0 + tree1_l1_11_0;
+  assign \$224  = \$222  + \$223 ;
+  assign \$225  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$226  = tree1_l3_2_0 + tree1_l3_3_0;
+  assign \$227  = tree1_l4_0_0 + tree1_l4_1_0;
+  assign \$228  = advance & v1_d4;
+  assign \$229  = 2'h2 * raw1;
+  assign \$230  = \$229  - 10'h310;
+  assign \$231  = xnor2[0] + xnor2[1];
+  assign \$232  = xnor2[2] + xnor2[3];
+  assign \$233  = \$231  + \$232 ;
+  assign \$234  = xnor2[4] + xnor2[5];
+  assign \$235  = xnor2[6] + xnor2[7];
+  assign \$236  = \$234  + \$235 ;
+  assign \$237  = xnor2[8] + xnor2[9];
+  assign \$238  = xnor2[10] + xnor2[11];
+  assign \$239  = \$237  + \$238 ;
+  assign \$240  = xnor2[12] + xnor2[13];
+  assign \$241  = xnor2[14] + xnor2[15];
+  assign \$242  = \$240  + \$241 ;
+  assign \$243  = xnor2[16] + xnor2[17];
+  assign \$244  = xnor2[18] + xnor2[19];
+  assign \$245  = \$243  + \$244 ;
+  assign \$246  = xnor2[20] + xnor2[21];
+  assign \$247  = xnor2[22] + xnor2[23];
+  assign \$248  = \$246  + \$247 ;
+  assign \$249  = xnor2[24] + xnor2[25];
+  assign \$250  = xnor2[26] + xnor2[27];
+  assign \$251  = \$249  + \$250 ;
+  assign \$252  = xnor2[28] + xnor2[29];
+  assign \$253  = xnor2[30] + xnor2[31];
+  assign \$254  = \$252  + \$253 ;
+  assign \$255  = xnor2[32] + xnor2[33];
+  assign \$256  = xnor2[34] + xnor2[35];
+  assign \$257  = \$255  + \$256 ;
+  assign \$258  = xnor2[36] + xnor2[37];
+  assign \$259  = xnor2[38] + xnor2[39];
+  assign \$260  = \$258  + \$259 ;
+  assign \$261  = xnor2[40] + xnor2[41];
+  assign \$262  = xnor2[42] + xnor2[43];
+  assign \$263  = \$261  + \$262 ;
+  assign \$264  = xnor2[44] + xnor2[45];
+  assign \$265  = xnor2[46] + xnor2[47];
+  assign \$266  = \$264  + \$265 ;
+  assign \$267  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$268  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$269  = \$267  + \$268 ;
+  assign \$270  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$271  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$272  = \$270  + \$271 ;
+  assign \$273  = tree2_l1_8_0 + tree2_l1_9_0;
+  assign \$274  = tree2_l1_10_0 + tree2_l1_11_0;
+  assign \$275  = \$273  + \$274 ;
+  assign \$276  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$277  = tree2_l3_2_0 + tree2_l3_3_0;
+  assign \$278  = tree2_l4_0_0 + tree2_l4_1_0;
+  assign \$279  = advance & v1_d4;
+  assign \$280  = 2'h2 * raw2;
+  assign \$281  = \$280  - 10'h310;
+  assign \$282  = xnor3[0] + xnor3[1];
+  assign \$283  = xnor3[2] + xnor3[3];
+  assign \$284  = \$282  + \$283 ;
+  assign \$285  = xnor3[4] + xnor3[5];
+  assign \$286  = xnor3[6] + xnor3[7];
+  assign \$287  = \$285  + \$286 ;
+  assign \$288  = xnor3[8] + xnor3[9];
+  assign \$289  = xnor3[10] + xnor3[11];
+  assign \$290  = \$288  + \$289 ;
+  assign \$291  = xnor3[12] + xnor3[13];
+  assign \$292  = xnor3[14] + xnor3[15];
+  assign \$293  = \$291  + \$292 ;
+  assign \$294  = xnor3[16] + xnor3[17];
+  assign \$295  = xnor3[18] + xnor3[19];
+  assign \$296  = \$294  + \$295 ;
+  assign \$297  = xnor3[20] + xnor3[21];
+  assign \$298  = xnor3[22] + xnor3[23];
+  assign \$299  = \$297  + \$298 ;
+  assign \$300  = xnor3[24] + xnor3[25];
+  assign \$301  = xnor3[26] + xnor3[27];
   assign \$302  = \$300  + \$301 ;
-  assign \$303  = x_in ^ port__data[146:98];
-  assign \$304  = ~ \$303 ;
-  assign \$305  = x_in ^ port__data[146:98];
-  assign \$306  = ~ \$305 ;
-  assign \$307  = \$304 [0] + \$306 [1];
-  assign \$308  = x_in ^ port__data[146:98];
-  assign \$309  = ~ \$308 ;
-  assign \$310  = x_in ^ port__data[146:98];
-  assign \$311  = ~ \$310 ;
-  assign \$312  = \$309 [2] + \$311 [3];
-  assign \$313  = \$307  + \$312 ;
-  assign \$314  = x_in ^ port__data[146:98];
-  assign \$315  = ~ \$314 ;
-  assign \$316  = x_in ^ port__data[146:98];
-  assign \$317  = ~ \$316 ;
-  assign \$318  = \$315 [4] + \$317 [5];
-  assign \$319  = x_in ^ port__data[146:98];
-  assign \$320  = ~ \$319 ;
-  assign \$321  = x_in ^ port__data[146:98];
-  assign \$322  = ~ \$321 ;
-  assign \$323  = \$320 [6] + \$322 [7];
-  assign \$324  = \$318  + \$323 ;
-  assign \$325  = \$313  + \$324 ;
-  assign \$326  = x_in ^ port__data[146:98];
-  assign \$327  = ~ \$326 ;
-  assign \$328  = x_in ^ port__data[146:98];
-  assign \$329  = ~ \$328 ;
-  assign \$330  = \$327 [8] + \$329 [9];
-  assign \$331  = x_in ^ port__data[146:98];
-  assign \$332  = ~ \$331 ;
-  assign \$333  = x_in ^ port__data[146:98];
-  assign \$334  = ~ \$333 ;
-  assign \$335  = \$332 [10] + \$334 [11];
-  assign \$336  = \$330  + \$335 ;
-  assign \$337  = x_in ^ port__data[146:98];
-  assign \$338  = ~ \$337 ;
-  assign \$339  = x_in ^ port__data[146:98];
-  assign \$340  = ~ \$339 ;
-  assign \$341  = \$338 [12] + \$340 [13];
-  assign \$342  = x_in ^ port__data[146:98];
-  assign \$343  = ~ \$342 ;
-  assign \$344  = x_in ^ port__data[146:98];
-  assign \$345  = ~ \$344 ;
-  assign \$346  = \$343 [14] + \$345 [15];
-  assign \$347  = \$341  + \$346 ;
-  assign \$348  = \$336  + \$347 ;
-  assign \$349  = \$325  + \$348 ;
-  assign \$350  = x_in ^ port__data[146:98];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = x_in ^ port__data[146:98];
-  assign \$353  = ~ \$352 ;
-  assign \$354  = \$351 [16] + \$353 [17];
-  assign \$355  = x_in ^ port__data[146:98];
-  assign \$356  = ~ \$355 ;
-  assign \$357  = x_in ^ port__data[146:98];
-  assign \$358  = ~ \$357 ;
-  assign \$359  = \$356 [18] + \$358 [19];
-  assign \$360  = \$354  + \$359 ;
-  assign \$361  = x_in ^ port__data[146:98];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = x_in ^ port__data[146:98];
-  assign \$364  = ~ \$363 ;
-  assign \$365  = \$362 [20] + \$364 [21];
-  assign \$366  = x_in ^ port__data[146:98];
-  assign \$367  = ~ \$366 ;
-  assign \$368  = x_in ^ port__data[146:98];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = \$367 [22] + \$369 [23];
-  assign \$371  = \$365  + \$370 ;
-  assign \$372  = \$360  + \$371 ;
-  assign \$373  = x_in ^ port__data[146:98];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = x_in ^ port__data[146:98];
-  assign \$376  = ~ \$375 ;
-  assign \$377  = \$374 [24] + \$376 [25];
-  assign \$378  = x_in ^ port__data[146:98];
-  assign \$379  = ~ \$378 ;
-  assign \$380  = x_in ^ port__data[146:98];
-  assign \$381  = ~ \$380 ;
-  assign \$382  = \$379 [26] + \$381 [27];
-  assign \$383  = \$377  + \$382 ;
-  assign \$384  = x_in ^ port__data[146:98];
-  assign \$385  = ~ \$384 ;
-  assign \$386  = x_in ^ port__data[146:98];
-  assign \$387  = ~ \$386 ;
-  assign \$388  = \$385 [28] + \$387 [29];
-  assign \$389  = x_in ^ port__data[146:98];
-  assign \$390  = ~ \$389 ;
-  assign \$391  = x_in ^ port__data[146:98];
-  assign \$392  = ~ \$391 ;
-  assign \$393  = \$390 [30] + \$392 [31];
-  assign \$394  = \$388  + \$393 ;
-  assign \$395  = \$383  + \$394 ;
-  assign \$396  = \$372  + \$395 ;
-  assign \$397  = \$349  + \$396 ;
-  assign \$398  = x_in ^ port__data[146:98];
-  assign \$399  = ~ \$398 ;
-  assign \$400  = x_in ^ port__data[146:98];
-  assign \$401  = ~ \$400 ;
-  assign \$402  = \$399 [32] + \$401 [33];
-  assign \$403  = x_in ^ port__data[146:98];
-  assign \$404  = ~ \$403 ;
-  assign \$405  = x_in ^ port__data[146:98];
-  assign \$406  = ~ \$405 ;
-  assign \$407  = \$404 [34] + \$406 [35];
-  assign \$408  = \$402  + \$407 ;
-  assign \$409  = x_in ^ port__data[146:98];
-  assign \$410  = ~ \$409 ;
-  assign \$411  = x_in ^ port__data[146:98];
-  assign \$412  = ~ \$411 ;
-  assign \$413  = \$410 [36] + \$412 [37];
-  assign \$414  = x_in ^ port__data[146:98];
-  assign \$415  = ~ \$414 ;
-  assign \$416  = x_in ^ port__data[146:98];
-  assign \$417  = ~ \$416 ;
-  assign \$418  = \$415 [38] + \$417 [39];
-  assign \$419  = \$413  + \$418 ;
-  assign \$420  = \$408  + \$419 ;
-  assign \$421  = x_in ^ port__data[146:98];
-  assign \$422  = ~ \$421 ;
-  assign \$423  = x_in ^ port__data[146:98];
-  assign \$424  = ~ \$423 ;
-  assign \$425  = \$422 [40] + \$424 [41];
-  assign \$426  = x_in ^ port__data[146:98];
-  assign \$427  = ~ \$426 ;
-  assign \$428  = x_in ^ port__data[146:98];
-  assign \$429  = ~ \$428 ;
-  assign \$430  = \$427 [42] + \$429 [43];
-  assign \$431  = \$425  + \$430 ;
-  assign \$432  = x_in ^ port__data[146:98];
-  assign \$433  = ~ \$432 ;
-  assign \$434  = x_in ^ port__data[146:98];
-  assign \$435  = ~ \$434 ;
-  assign \$436  = \$433 [44] + \$435 [45];
-  assign \$437  = x_in ^ port__data[146:98];
-  assign \$438  = ~ \$437 ;
-  assign \$439  = x_in ^ port__data[146:98];
-  assign \$440  = ~ \$439 ;
-  assign \$441  = \$438 [46] + \$440 [47];
-  assign \$442  = \$436  + \$441 ;
-  assign \$443  = \$431  + \$442 ;
-  assign \$444  = \$420  + \$443 ;
-  assign \$445  = x_in ^ port__data[146:98];
-  assign \$446  = ~ \$445 ;
-  assign \$447  = \$444  + \$446 [48];
-  assign \$448  = \$397  + \$447 ;
-  assign \$449  = \$signal  ? 10'h000 : raw2;
-  assign \$450  = \$448  + \$449 ;
-  assign \$451  = x_in ^ port__data[195:147];
-  assign \$452  = ~ \$451 ;
-  assign \$453  = x_in ^ port__data[195:147];
-  assign \$454  = ~ \$453 ;
-  assign \$455  = \$452 [0] + \$454 [1];
-  assign \$456  = x_in ^ port__data[195:147];
-  assign \$457  = ~ \$456 ;
-  assign \$458  = x_in ^ port__data[195:147];
-  assign \$459  = ~ \$458 ;
-  assign \$460  = \$457 [2] + \$459 [3];
-  assign \$461  = \$455  + \$460 ;
-  assign \$462  = x_in ^ port__data[195:147];
-  assign \$463  = ~ \$462 ;
-  assign \$464  = x_in ^ port__data[195:147];
-  assign \$465  = ~ \$464 ;
-  assign \$466  = \$463 [4] + \$465 [5];
-  assign \$467  = x_in ^ port__data[195:147];
-  assign \$468  = ~ \$467 ;
-  assign \$469  = x_in ^ port__data[195:147];
-  assign \$470  = ~ \$469 ;
-  assign \$471  = \$468 [6] + \$470 [7];
-  assign \$472  = \$466  + \$471 ;
-  assign \$473  = \$461  + \$472 ;
-  assign \$474  = x_in ^ port__data[195:147];
-  assign \$475  = ~ \$474 ;
-  assign \$476  = x_in ^ port__data[195:147];
-  assign \$477  = ~ \$476 ;
-  assign \$478  = \$475 [8] + \$477 [9];
-  assign \$479  = x_in ^ port__data[195:147];
-  assign \$480  = ~ \$479 ;
-  assign \$481  = x_in ^ port__data[195:147];
-  assign \$482  = ~ \$481 ;
-  assign \$483  = \$480 [10] + \$482 [11];
-  assign \$484  = \$478  + \$483 ;
-  assign \$485  = x_in ^ port__data[195:147];
-  assign \$486  = ~ \$485 ;
-  assign \$487  = x_in ^ port__data[195:147];
-  assign \$488  = ~ \$487 ;
-  assign \$489  = \$486 [12] + \$488 [13];
-  assign \$490  = x_in ^ port__data[195:147];
-  assign \$491  = ~ \$490 ;
-  assign \$492  = x_in ^ port__data[195:147];
-  assign \$493  = ~ \$492 ;
-  assign \$494  = \$491 [14] + \$493 [15];
-  assign \$495  = \$489  + \$494 ;
-  assign \$496  = \$484  + \$495 ;
-  assign \$497  = \$473  + \$496 ;
-  assign \$498  = x_in ^ port__data[195:147];
-  assign \$499  = ~ \$498 ;
-  assign \$500  = x_in ^ port__data[195:147];
-  assign \$501  = ~ \$500 ;
-  assign \$502  = \$499 [16] + \$501 [17];
-  assign \$503  = x_in ^ port__data[195:147];
-  assign \$504  = ~ \$503 ;
-  assign \$505  = x_in ^ port__data[195:147];
-  assign \$506  = ~ \$505 ;
-  assign \$507  = \$504 [18] + \$506 [19];
-  assign \$508  = \$502  + \$507 ;
-  assign \$509  = x_in ^ port__data[195:147];
-  assign \$510  = ~ \$509 ;
-  assign \$511  = x_in ^ port__data[195:147];
-  assign \$512  = ~ \$511 ;
-  assign \$513  = \$510 [20] + \$512 [21];
-  assign \$514  = x_in ^ port__data[195:147];
-  assign \$515  = ~ \$514 ;
-  assign \$516  = x_in ^ port__data[195:147];
-  assign \$517  = ~ \$516 ;
-  assign \$518  = \$515 [22] + \$517 [23];
-  assign \$519  = \$513  + \$518 ;
-  assign \$520  = \$508  + \$519 ;
-  assign \$521  = x_in ^ port__data[195:147];
-  assign \$522  = ~ \$521 ;
-  assign \$523  = x_in ^ port__data[195:147];
-  assign \$524  = ~ \$523 ;
-  assign \$525  = \$522 [24] + \$524 [25];
-  assign \$526  = x_in ^ port__data[195:147];
-  assign \$527  = ~ \$526 ;
-  assign \$528  = x_in ^ port__data[195:147];
-  assign \$529  = ~ \$528 ;
-  assign \$530  = \$527 [26] + \$529 [27];
-  assign \$531  = \$525  + \$530 ;
-  assign \$532  = x_in ^ port__data[195:147];
-  assign \$533  = ~ \$532 ;
-  assign \$534  = x_in ^ port__data[195:147];
-  assign \$535  = ~ \$534 ;
-  assign \$536  = \$533 [28] + \$535 [29];
-  assign \$537  = x_in ^ port__data[195:147];
-  assign \$538  = ~ \$537 ;
-  assign \$539  = x_in ^ port__data[195:147];
-  assign \$540  = ~ \$539 ;
-  assign \$541  = \$538 [30] + \$540 [31];
-  assign \$542  = \$536  + \$541 ;
-  assign \$543  = \$531  + \$542 ;
-  assign \$544  = \$520  + \$543 ;
-  assign \$545  = \$497  + \$544 ;
-  assign \$546  = x_in ^ port__data[195:147];
-  assign \$547  = ~ \$546 ;
-  assign \$548  = x_in ^ port__data[195:147];
-  assign \$549  = ~ \$548 ;
-  assign \$550  = \$547 [32] + \$549 [33];
-  assign \$551  = x_in ^ port__data[195:147];
-  assign \$552  = ~ \$551 ;
-  assign \$553  = x_in ^ port__data[195:147];
-  assign \$554  = ~ \$553 ;
-  assign \$555  = \$552 [34] + \$554 [35];
-  assign \$556  = \$550  + \$555 ;
-  assign \$557  = x_in ^ port__data[195:147];
-  assign \$558  = ~ \$557 ;
-  assign \$559  = x_in ^ port__data[195:147];
-  assign \$560  = ~ \$559 ;
-  assign \$561  = \$558 [36] + \$560 [37];
-  assign \$562  = x_in ^ port__data[195:147];
-  assign \$563  = ~ \$562 ;
-  assign \$564  = x_in ^ port__data[195:147];
-  assign \$565  = ~ \$564 ;
-  assign \$566  = \$563 [38] + \$565 [39];
-  assign \$567  = \$561  + \$566 ;
-  assign \$568  = \$556  + \$567 ;
-  assign \$569  = x_in ^ port__data[195:147];
-  assign \$570  = ~ \$569 ;
-  assign \$571  = x_in ^ port__data[195:147];
-  assign \$572  = ~ \$571 ;
-  assign \$573  = \$570 [40] + \$572 [41];
-  assign \$574  = x_in ^ port__data[195:147];
-  assign \$575  = ~ \$574 ;
-  assign \$576  = x_in ^ port__data[195:147];
-  assign \$577  = ~ \$576 ;
-  assign \$578  = \$575 [42] + \$577 [43];
-  assign \$579  = \$573  + \$578 ;
-  assign \$580  = x_in ^ port__data[195:147];
-  assign \$581  = ~ \$580 ;
-  assign \$582  = x_in ^ port__data[195:147];
-  assign \$583  = ~ \$582 ;
-  assign \$584  = \$581 [44] + \$583 [45];
-  assign \$585  = x_in ^ port__data[195:147];
-  assign \$586  = ~ \$585 ;
-  assign \$587  = x_in ^ port__data[195:147];
-  assign \$588  = ~ \$587 ;
-  assign \$589  = \$586 [46] + \$588 [47];
-  assign \$590  = \$584  + \$589 ;
-  assign \$591  = \$579  + \$590 ;
-  assign \$592  = \$568  + \$591 ;
-  assign \$593  = x_in ^ port__data[195:147];
-  assign \$594  = ~ \$593 ;
-  assign \$595  = \$592  + \$594 [48];
-  assign \$596  = \$545  + \$595 ;
-  assign \$597  = \$signal  ? 10'h000 : raw3;
-  assign \$598  = \$596  + \$597 ;
-  assign \$599  = x_in ^ port__data[244:196];
-  assign \$600  = ~ \$599 ;
-  assign \$601  = x_in ^ port__data[244:196];
-  assign \$602  = ~ \$601 ;
-  assign \$603  = \$600 [0] + \$602 [1];
-  assign \$604  = x_in ^ port__data[244:196];
-  assign \$605  = ~ \$604 ;
-  assign \$606  = x_in ^ port__data[244:196];
-  assign \$607  = ~ \$606 ;
-  assign \$608  = \$605 [2] + \$607 [3];
-  assign \$609  = \$603  + \$608 ;
-  assign \$610  = x_in ^ port__data[244:196];
-  assign \$611  = ~ \$610 ;
-  assign \$612  = x_in ^ port__data[244:196];
-  assign \$613  = ~ \$612 ;
-  assign \$614  = \$611 [4] + \$613 [5];
-  assign \$615  = x_in ^ port__data[244:196];
-  assign \$616  = ~ \$615 ;
-  assign \$617  = x_in ^ port__data[244:196];
-  assign \$618  = ~ \$617 ;
-  assign \$619  = \$616 [6] + \$618 [7];
-  assign \$620  = \$614  + \$619 ;
-  assign \$621  = \$609  + \$620 ;
-  assign \$622  = x_in ^ port__data[244:196];
-  assign \$623  = ~ \$622 ;
-  assign \$624  = x_in ^ port__data[244:196];
-  assign \$625  = ~ \$624 ;
-  assign \$626  = \$623 [8] + \$625 [9];
-  assign \$627  = x_in ^ port__data[244:196];
-  assign \$628  = ~ \$627 ;
-  assign \$629  = x_in ^ port__data[244:196];
-  assign \$630  = ~ \$629 ;
-  assign \$631  = \$628 [10] + \$630 [11];
-  assign \$632  = \$626  + \$631 ;
-  assign \$633  = x_in ^ port__data[244:196];
-  assign \$634  = ~ \$633 ;
-  assign \$635  = x_in ^ port__data[244:196];
-  assign \$636  = ~ \$635 ;
-  assign \$637  = \$634 [12] + \$636 [13];
-  assign \$638  = x_in ^ port__data[244:196];
-  assign \$639  = ~ \$638 ;
-  assign \$640  = x_in ^ port__data[244:196];
-  assign \$641  = ~ \$640 ;
-  assign \$642  = \$639 [14] + \$641 [15];
-  assign \$643  = \$637  + \$642 ;
-  assign \$644  = \$632  + \$643 ;
-  assign \$645  = \$621  + \$644 ;
-  assign \$646  = x_in ^ port__data[244:196];
-  assign \$647  = ~ \$646 ;
-  assign \$648  = x_in ^ port__data[244:196];
-  assign \$649  = ~ \$648 ;
-  assign \$650  = \$647 [16] + \$649 [17];
-  assign \$651  = x_in ^ port__data[244:196];
-  assign \$652  = ~ \$651 ;
-  assign \$653  = x_in ^ port__data[244:196];
-  assign \$654  = ~ \$653 ;
-  assign \$655  = \$652 [18] + \$654 [19];
-  assign \$656  = \$650  + \$655 ;
-  assign \$657  = x_in ^ port__data[244:196];
-  assign \$658  = ~ \$657 ;
-  assign \$659  = x_in ^ port__data[244:196];
-  assign \$660  = ~ \$659 ;
-  assign \$661  = \$658 [20] + \$660 [21];
-  assign \$662  = x_in ^ port__data[244:196];
-  assign \$663  = ~ \$662 ;
-  assign \$664  = x_in ^ port__data[244:196];
-  assign \$665  = ~ \$664 ;
-  assign \$666  = \$663 [22] + \$665 [23];
-  assign \$667  = \$661  + \$666 ;
-  assign \$668  = \$656  + \$667 ;
-  assign \$669  = x_in ^ port__data[244:196];
-  assign \$670  = ~ \$669 ;
-  assign \$671  = x_in ^ port__data[244:196];
-  assign \$672  = ~ \$671 ;
-  assign \$673  = \$670 [24] + \$672 [25];
-  assign \$674  = x_in ^ port__data[244:196];
-  assign \$675  = ~ \$674 ;
-  assign \$676  = x_in ^ port__data[244:196];
-  assign \$677  = ~ \$676 ;
-  assign \$678  = \$675 [26] + \$677 [27];
-  assign \$679  = \$673  + \$678 ;
-  assign \$680  = x_in ^ port__data[244:196];
-  assign \$681  = ~ \$680 ;
-  assign \$682  = x_in ^ port__data[244:196];
-  assign \$683  = ~ \$682 ;
-  assign \$684  = \$681 [28] + \$683 [29];
-  assign \$685  = x_in ^ port__data[244:196];
-  assign \$686  = ~ \$685 ;
-  assign \$687  = x_in ^ port__data[244:196];
-  assign \$688  = ~ \$687 ;
-  assign \$689  = \$686 [30] + \$688 [31];
-  assign \$690  = \$684  + \$689 ;
-  assign \$691  = \$679  + \$690 ;
-  assign \$692  = \$668  + \$691 ;
-  assign \$693  = \$645  + \$692 ;
-  assign \$694  = x_in ^ port__data[244:196];
-  assign \$695  = ~ \$694 ;
-  assign \$696  = x_in ^ port__data[244:196];
-  assign \$697  = ~ \$696 ;
-  assign \$698  = \$695 [32] + \$697 [33];
-  assign \$699  = x_in ^ port__data[244:196];
-  assign \$700  = ~ \$699 ;
-  assign \$701  = x_in ^ port__data[244:196];
-  assign \$702  = ~ \$701 ;
-  assign \$703  = \$700 [34] + \$702 [35];
-  assign \$704  = \$698  + \$703 ;
-  assign \$705  = x_in ^ port__data[244:196];
-  assign \$706  = ~ \$705 ;
-  assign \$707  = x_in ^ port__data[244:196];
-  assign \$708  = ~ \$707 ;
-  assign \$709  = \$706 [36] + \$708 [37];
-  assign \$710  = x_in ^ port__data[244:196];
-  assign \$711  = ~ \$710 ;
-  assign \$712  = x_in ^ port__data[244:196];
-  assign \$713  = ~ \$712 ;
-  assign \$714  = \$711 [38] + \$713 [39];
-  assign \$715  = \$709  + \$714 ;
-  assign \$716  = \$704  + \$715 ;
-  assign \$717  = x_in ^ port__data[244:196];
-  assign \$718  = ~ \$717 ;
-  assign \$719  = x_in ^ port__data[244:196];
-  assign \$720  = ~ \$719 ;
-  assign \$721  = \$718 [40] + \$720 [41];
-  assign \$722  = x_in ^ port__data[244:196];
-  assign \$723  = ~ \$722 ;
-  assign \$724  = x_in ^ port__data[244:196];
-  assign \$725  = ~ \$724 ;
-  assign \$726  = \$723 [42] + \$725 [43];
-  assign \$727  = \$721  + \$726 ;
-  assign \$728  = x_in ^ port__data[244:196];
-  assign \$729  = ~ \$728 ;
-  assign \$730  = x_in ^ port__data[244:196];
-  assign \$731  = ~ \$730 ;
-  assign \$732  = \$729 [44] + \$731 [45];
-  assign \$733  = x_in ^ port__data[244:196];
-  assign \$734  = ~ \$733 ;
-  assign \$735  = x_in ^ port__data[244:196];
-  assign \$736  = ~ \$735 ;
-  assign \$737  = \$734 [46] + \$736 [47];
-  assign \$738  = \$732  + \$737 ;
-  assign \$739  = \$727  + \$738 ;
-  assign \$740  = \$716  + \$739 ;
-  assign \$741  = x_in ^ port__data[244:196];
-  assign \$742  = ~ \$741 ;
-  assign \$743  = \$740  + \$742 [48];
-  assign \$744  = \$693  + \$743 ;
-  assign \$745  = \$signal  ? 10'h000 : raw4;
+  assign \$303  = xnor3[28] + xnor3[29];
+  assign \$304  = xnor3[30] + xnor3[31];
+  assign \$305  = \$303  + \$304 ;
+  assign \$306  = xnor3[32] + xnor3[33];
+  assign \$307  = xnor3[34] + xnor3[35];
+  assign \$308  = \$306  + \$307 ;
+  assign \$309  = xnor3[36] + xnor3[37];
+  assign \$310  = xnor3[38] + xnor3[39];
+  assign \$311  = \$309  + \$310 ;
+  assign \$312  = xnor3[40] + xnor3[41];
+  assign \$313  = xnor3[42] + xnor3[43];
+  assign \$314  = \$312  + \$313 ;
+  assign \$315  = xnor3[44] + xnor3[45];
+  assign \$316  = xnor3[46] + xnor3[47];
+  assign \$317  = \$315  + \$316 ;
+  assign \$318  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$319  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$320  = \$318  + \$319 ;
+  assign \$321  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$322  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$323  = \$321  + \$322 ;
+  assign \$324  = tree3_l1_8_0 + tree3_l1_9_0;
+  assign \$325  = tree3_l1_10_0 + tree3_l1_11_0;
+  assign \$326  = \$324  + \$325 ;
+  assign \$327  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$328  = tree3_l3_2_0 + tree3_l3_3_0;
+  assign \$329  = tree3_l4_0_0 + tree3_l4_1_0;
+  assign \$330  = advance & v1_d4;
+  assign \$331  = 2'h2 * raw3;
+  assign \$332  = \$331  - 10'h310;
+  assign \$333  = xnor4[0] + xnor4[1];
+  assign \$334  = xnor4[2] + xnor4[3];
+  assign \$335  = \$333  + \$334 ;
+  assign \$336  = xnor4[4] + xnor4[5];
+  assign \$337  = xnor4[6] + xnor4[7];
+  assign \$338  = \$336  + \$337 ;
+  assign \$339  = xnor4[8] + xnor4[9];
+  assign \$340  = xnor4[10] + xnor4[11];
+  assign \$341  = \$339  + \$340 ;
+  assign \$342  = xnor4[12] + xnor4[13];
+  assign \$343  = xnor4[14] + xnor4[15];
+  assign \$344  = \$342  + \$343 ;
+  assign \$345  = xnor4[16] + xnor4[17];
+  assign \$346  = xnor4[18] + xnor4[19];
+  assign \$347  = \$345  + \$346 ;
+  assign \$348  = xnor4[20] + xnor4[21];
+  assign \$349  = xnor4[22] + xnor4[23];
+  assign \$350  = \$348  + \$349 ;
+  assign \$351  = xnor4[24] + xnor4[25];
+  assign \$352  = xnor4[26] + xnor4[27];
+  assign \$353  = \$351  + \$352 ;
+  assign \$354  = xnor4[28] + xnor4[29];
+  assign \$355  = xnor4[30] + xnor4[31];
+  assign \$356  = \$354  + \$355 ;
+  assign \$357  = xnor4[32] + xnor4[33];
+  assign \$358  = xnor4[34] + xnor4[35];
+  assign \$359  = \$357  + \$358 ;
+  assign \$360  = xnor4[36] + xnor4[37];
+  assign \$361  = xnor4[38] + xnor4[39];
+  assign \$362  = \$360  + \$361 ;
+  assign \$363  = xnor4[40] + xnor4[41];
+  assign \$364  = xnor4[42] + xnor4[43];
+  assign \$365  = \$363  + \$364 ;
+  assign \$366  = xnor4[44] + xnor4[45];
+  assign \$367  = xnor4[46] + xnor4[47];
+  assign \$368  = \$366  + \$367 ;
+  assign \$369  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$370  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$371  = \$369  + \$370 ;
+  assign \$372  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$373  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$374  = \$372  + \$373 ;
+  assign \$375  = tree4_l1_8_0 + tree4_l1_9_0;
+  assign \$376  = tree4_l1_10_0 + tree4_l1_11_0;
+  assign \$377  = \$375  + \$376 ;
+  assign \$378  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$379  = tree4_l3_2_0 + tree4_l3_3_0;
+  assign \$380  = tree4_l4_0_0 + tree4_l4_1_0;
+  assign \$381  = advance & v1_d4;
+  assign \$382  = 2'h2 * raw4;
+  assign \$383  = \$382  - 10'h310;
+  assign \$384  = xnor5[0] + xnor5[1];
+  assign \$385  = xnor5[2] + xnor5[3];
+  assign \$386  = \$384  + \$385 ;
+  assign \$387  = xnor5[4] + xnor5[5];
+  assign \$388  = xnor5[6] + xnor5[7];
+  assign \$389  = \$387  + \$388 ;
+  assign \$390  = xnor5[8] + xnor5[9];
+  assign \$391  = xnor5[10] + xnor5[11];
+  assign \$392  = \$390  + \$391 ;
+  assign \$393  = xnor5[12] + xnor5[13];
+  assign \$394  = xnor5[14] + xnor5[15];
+  assign \$395  = \$393  + \$394 ;
+  assign \$396  = xnor5[16] + xnor5[17];
+  assign \$397  = xnor5[18] + xnor5[19];
+  assign \$398  = \$396  + \$397 ;
+  assign \$399  = xnor5[20] + xnor5[21];
+  assign \$400  = xnor5[22] + xnor5[23];
+  assign \$401  = \$399  + \$400 ;
+  assign \$402  = xnor5[24] + xnor5[25];
+  assign \$403  = xnor5[26] + xnor5[27];
+  assign \$404  = \$402  + \$403 ;
+  assign \$405  = xnor5[28] + xnor5[29];
+  assign \$406  = xnor5[30] + xnor5[31];
+  assign \$407  = \$405  + \$406 ;
+  assign \$408  = xnor5[32] + xnor5[33];
+  assign \$409  = xnor5[34] + xnor5[35];
+  assign \$410  = \$408  + \$409 ;
+  assign \$411  = xnor5[36] + xnor5[37];
+  assign \$412  = xnor5[38] + xnor5[39];
+  assign \$413  = \$411  + \$412 ;
+  assign \$414  = xnor5[40] + xnor5[41];
+  assign \$415  = xnor5[42] + xnor5[43];
+  assign \$416  = \$414  + \$415 ;
+  assign \$417  = xnor5[44] + xnor5[45];
+  assign \$418  = xnor5[46] + xnor5[47];
+  assign \$419  = \$417  + \$418 ;
+  assign \$420  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$421  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$422  = \$420  + \$421 ;
+  assign \$423  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$424  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$425  = \$423  + \$424 ;
+  assign \$426  = tree5_l1_8_0 + tree5_l1_9_0;
+  assign \$427  = tree5_l1_10_0 + tree5_l1_11_0;
+  assign \$428  = \$426  + \$427 ;
+  assign \$429  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$430  = tree5_l3_2_0 + tree5_l3_3_0;
+  assign \$431  = tree5_l4_0_0 + tree5_l4_1_0;
+  assign \$432  = advance & v1_d4;
+  assign \$433  = 2'h2 * raw5;
+  assign \$434  = \$433  - 10'h310;
+  assign \$435  = xnor6[0] + xnor6[1];
+  assign \$436  = xnor6[2] + xnor6[3];
+  assign \$437  = \$435  + \$436 ;
+  assign \$438  = xnor6[4] + xnor6[5];
+  assign \$439  = xnor6[6] + xnor6[7];
+  assign \$440  = \$438  + \$439 ;
+  assign \$441  = xnor6[8] + xnor6[9];
+  assign \$442  = xnor6[10] + xnor6[11];
+  assign \$443  = \$441  + \$442 ;
+  assign \$444  = xnor6[12] + xnor6[13];
+  assign \$445  = xnor6[14] + xnor6[15];
+  assign \$446  = \$444  + \$445 ;
+  assign \$447  = xnor6[16] + xnor6[17];
+  assign \$448  = xnor6[18] + xnor6[19];
+  assign \$449  = \$447  + \$448 ;
+  assign \$450  = xnor6[20] + xnor6[21];
+  assign \$451  = xnor6[22] + xnor6[23];
+  assign \$452  = \$450  + \$451 ;
+  assign \$453  = xnor6[24] + xnor6[25];
+  assign \$454  = xnor6[26] + xnor6[27];
+  assign \$455  = \$453  + \$454 ;
+  assign \$456  = xnor6[28] + xnor6[29];
+  assign \$457  = xnor6[30] + xnor6[31];
+  assign \$458  = \$456  + \$457 ;
+  assign \$459  = xnor6[32] + xnor6[33];
+  assign \$460  = xnor6[34] + xnor6[35];
+  assign \$461  = \$459  + \$460 ;
+  assign \$462  = xnor6[36] + xnor6[37];
+  assign \$463  = xnor6[38] + xnor6[39];
+  assign \$464  = \$462  + \$463 ;
+  assign \$465  = xnor6[40] + xnor6[41];
+  assign \$466  = xnor6[42] + xnor6[43];
+  assign \$467  = \$465  + \$466 ;
+  assign \$468  = xnor6[44] + xnor6[45];
+  assign \$469  = xnor6[46] + xnor6[47];
+  assign \$470  = \$468  + \$469 ;
+  assign \$471  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$472  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$473  = \$471  + \$472 ;
+  assign \$474  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$475  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$476  = \$474  + \$475 ;
+  assign \$477  = tree6_l1_8_0 + tree6_l1_9_0;
+  assign \$478  = tree6_l1_10_0 + tree6_l1_11_0;
+  assign \$479  = \$477  + \$478 ;
+  assign \$480  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$481  = tree6_l3_2_0 + tree6_l3_3_0;
+  assign \$482  = tree6_l4_0_0 + tree6_l4_1_0;
+  assign \$483  = advance & v1_d4;
+  assign \$484  = 2'h2 * raw6;
+  assign \$485  = \$484  - 10'h310;
+  assign \$486  = xnor7[0] + xnor7[1];
+  assign \$487  = xnor7[2] + xnor7[3];
+  assign \$488  = \$486  + \$487 ;
+  assign \$489  = xnor7[4] + xnor7[5];
+  assign \$490  = xnor7[6] + xnor7[7];
+  assign \$491  = \$489  + \$490 ;
+  assign \$492  = xnor7[8] + xnor7[9];
+  assign \$493  = xnor7[10] + xnor7[11];
+  assign \$494  = \$492  + \$493 ;
+  assign \$495  = xnor7[12] + xnor7[13];
+  assign \$496  = xnor7[14] + xnor7[15];
+  assign \$497  = \$495  + \$496 ;
+  assign \$498  = xnor7[16] + xnor7[17];
+  assign \$499  = xnor7[18] + xnor7[19];
+  assign \$500  = \$498  + \$499 ;
+  assign \$501  = xnor7[20] + xnor7[21];
+  assign \$502  = xnor7[22] + xnor7[23];
+  assign \$503  = \$501  + \$502 ;
+  assign \$504  = xnor7[24] + xnor7[25];
+  assign \$505  = xnor7[26] + xnor7[27];
+  assign \$506  = \$504  + \$505 ;
+  assign \$507  = xnor7[28] + xnor7[29];
+  assign \$508  = xnor7[30] + xnor7[31];
+  assign \$509  = \$507  + \$508 ;
+  assign \$510  = xnor7[32] + xnor7[33];
+  assign \$511  = xnor7[34] + xnor7[35];
+  assign \$512  = \$510  + \$511 ;
+  assign \$513  = xnor7[36] + xnor7[37];
+  assign \$514  = xnor7[38] + xnor7[39];
+  assign \$515  = \$513  + \$514 ;
+  assign \$516  = xnor7[40] + xnor7[41];
+  assign \$517  = xnor7[42] + xnor7[43];
+  assign \$518  = \$516  + \$517 ;
+  assign \$519  = xnor7[44] + xnor7[45];
+  assign \$520  = xnor7[46] + xnor7[47];
+  assign \$521  = \$519  + \$520 ;
+  assign \$522  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$523  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$524  = \$522  + \$523 ;
+  assign \$525  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$526  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$527  = \$525  + \$526 ;
+  assign \$528  = tree7_l1_8_0 + tree7_l1_9_0;
+  assign \$529  = tree7_l1_10_0 + tree7_l1_11_0;
+  assign \$530  = \$528  + \$529 ;
+  assign \$531  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$532  = tree7_l3_2_0 + tree7_l3_3_0;
+  assign \$533  = tree7_l4_0_0 + tree7_l4_1_0;
+  assign \$534  = advance & v1_d4;
+  assign \$535  = 2'h2 * raw7;
+  assign \$536  = \$535  - 10'h310;
+  assign \$537  = xnor8[0] + xnor8[1];
+  assign \$538  = xnor8[2] + xnor8[3];
+  assign \$539  = \$537  + \$538 ;
+  assign \$540  = xnor8[4] + xnor8[5];
+  assign \$541  = xnor8[6] + xnor8[7];
+  assign \$542  = \$540  + \$541 ;
+  assign \$543  = xnor8[8] + xnor8[9];
+  assign \$544  = xnor8[10] + xnor8[11];
+  assign \$545  = \$543  + \$544 ;
+  assign \$546  = xnor8[12] + xnor8[13];
+  assign \$547  = xnor8[14] + xnor8[15];
+  assign \$548  = \$546  + \$547 ;
+  assign \$549  = xnor8[16] + xnor8[17];
+  assign \$550  = xnor8[18] + xnor8[19];
+  assign \$551  = \$549  + \$550 ;
+  assign \$552  = xnor8[20] + xnor8[21];
+  assign \$553  = xnor8[22] + xnor8[23];
+  assign \$554  = \$552  + \$553 ;
+  assign \$555  = xnor8[24] + xnor8[25];
+  assign \$556  = xnor8[26] + xnor8[27];
+  assign \$557  = \$555  + \$556 ;
+  assign \$558  = xnor8[28] + xnor8[29];
+  assign \$559  = xnor8[30] + xnor8[31];
+  assign \$560  = \$558  + \$559 ;
+  assign \$561  = xnor8[32] + xnor8[33];
+  assign \$562  = xnor8[34] + xnor8[35];
+  assign \$563  = \$561  + \$562 ;
+  assign \$564  = xnor8[36] + xnor8[37];
+  assign \$565  = xnor8[38] + xnor8[39];
+  assign \$566  = \$564  + \$565 ;
+  assign \$567  = xnor8[40] + xnor8[41];
+  assign \$568  = xnor8[42] + xnor8[43];
+  assign \$569  = \$567  + \$568 ;
+  assign \$570  = xnor8[44] + xnor8[45];
+  assign \$571  = xnor8[46] + xnor8[47];
+  assign \$572  = \$570  + \$571 ;
+  assign \$573  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$574  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$575  = \$573  + \$574 ;
+  assign \$576  = tree8_l1_4_0 + tree8_l1_5_0;
+  assign \$577  = tree8_l1_6_0 + tree8_l1_7_0;
+  assign \$578  = \$576  + \$577 ;
+  assign \$579  = tree8_l1_8_0 + tree8_l1_9_0;
+  assign \$580  = tree8_l1_10_0 + tree8_l1_11_0;
+  assign \$581  = \$579  + \$580 ;
+  assign \$582  = tree8_l3_0_0 + tree8_l3_1_0;
+  assign \$583  = tree8_l3_2_0 + tree8_l3_3_0;
+  assign \$584  = tree8_l4_0_0 + tree8_l4_1_0;
+  assign \$585  = advance & v1_d4;
+  assign \$586  = 2'h2 * raw8;
+  assign \$587  = \$586  - 10'h310;
+  assign \$588  = xnor9[0] + xnor9[1];
+  assign \$589  = xnor9[2] + xnor9[3];
+  assign \$590  = \$588  + \$589 ;
+  assign \$591  = xnor9[4] + xnor9[5];
+  assign \$592  = xnor9[6] + xnor9[7];
+  assign \$593  = \$591  + \$592 ;
+  assign \$594  = xnor9[8] + xnor9[9];
+  assign \$595  = xnor9[10] + xnor9[11];
+  assign \$596  = \$594  + \$595 ;
+  assign \$597  = xnor9[12] + xnor9[13];
+  assign \$598  = xnor9[14] + xnor9[15];
+  assign \$599  = \$597  + \$598 ;
+  assign \$600  = xnor9[16] + xnor9[17];
+  assign \$601  = xnor9[18] + xnor9[19];
+  assign \$602  = \$600  + \$601 ;
+  assign \$603  = xnor9[20] + xnor9[21];
+  assign \$604  = xnor9[22] + xnor9[23];
+  assign \$605  = \$603  + \$604 ;
+  assign \$606  = xnor9[24] + xnor9[25];
+  assign \$607  = xnor9[26] + xnor9[27];
+  assign \$608  = \$606  + \$607 ;
+  assign \$609  = xnor9[28] + xnor9[29];
+  assign \$610  = xnor9[30] + xnor9[31];
+  assign \$611  = \$609  + \$610 ;
+  assign \$612  = xnor9[32] + xnor9[33];
+  assign \$613  = xnor9[34] + xnor9[35];
+  assign \$614  = \$612  + \$613 ;
+  assign \$615  = xnor9[36] + xnor9[37];
+  assign \$616  = xnor9[38] + xnor9[39];
+  assign \$617  = \$615  + \$616 ;
+  assign \$618  = xnor9[40] + xnor9[41];
+  assign \$619  = xnor9[42] + xnor9[43];
+  assign \$620  = \$618  + \$619 ;
+  assign \$621  = xnor9[44] + xnor9[45];
+  assign \$622  = xnor9[46] + xnor9[47];
+  assign \$623  = \$621  + \$622 ;
+  assign \$624  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$625  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$626  = \$624  + \$625 ;
+  assign \$627  = tree9_l1_4_0 + tree9_l1_5_0;
+  assign \$628  = tree9_l1_6_0 + tree9_l1_7_0;
+  assign \$629  = \$627  + \$628 ;
+  assign \$630  = tree9_l1_8_0 + tree9_l1_9_0;
+  assign \$631  = tree9_l1_10_0 + tree9_l1_11_0;
+  assign \$632  = \$630  + \$631 ;
+  assign \$633  = tree9_l3_0_0 + tree9_l3_1_0;
+  assign \$634  = tree9_l3_2_0 + tree9_l3_3_0;
+  assign \$635  = tree9_l4_0_0 + tree9_l4_1_0;
+  assign \$636  = advance & v1_d4;
+  assign \$637  = 2'h2 * raw9;
+  assign \$638  = \$637  - 10'h310;
+  assign \$639  = xnor10[0] + xnor10[1];
+  assign \$640  = xnor10[2] + xnor10[3];
+  assign \$641  = \$639  + \$640 ;
+  assign \$642  = xnor10[4] + xnor10[5];
+  assign \$643  = xnor10[6] + xnor10[7];
+  assign \$644  = \$642  + \$643 ;
+  assign \$645  = xnor10[8] + xnor10[9];
+  assign \$646  = xnor10[10] + xnor10[11];
+  assign \$647  = \$645  + \$646 ;
+  assign \$648  = xnor10[12] + xnor10[13];
+  assign \$649  = xnor10[14] + xnor10[15];
+  assign \$650  = \$648  + \$649 ;
+  assign \$651  = xnor10[16] + xnor10[17];
+  assign \$652  = xnor10[18] + xnor10[19];
+  assign \$653  = \$651  + \$652 ;
+  assign \$654  = xnor10[20] + xnor10[21];
+  assign \$655  = xnor10[22] + xnor10[23];
+  assign \$656  = \$654  + \$655 ;
+  assign \$657  = xnor10[24] + xnor10[25];
+  assign \$658  = xnor10[26] + xnor10[27];
+  assign \$659  = \$657  + \$658 ;
+  assign \$660  = xnor10[28] + xnor10[29];
+  assign \$661  = xnor10[30] + xnor10[31];
+  assign \$662  = \$660  + \$661 ;
+  assign \$663  = xnor10[32] + xnor10[33];
+  assign \$664  = xnor10[34] + xnor10[35];
+  assign \$665  = \$663  + \$664 ;
+  assign \$666  = xnor10[36] + xnor10[37];
+  assign \$667  = xnor10[38] + xnor10[39];
+  assign \$668  = \$666  + \$667 ;
+  assign \$669  = xnor10[40] + xnor10[41];
+  assign \$670  = xnor10[42] + xnor10[43];
+  assign \$671  = \$669  + \$670 ;
+  assign \$672  = xnor10[44] + xnor10[45];
+  assign \$673  = xnor10[46] + xnor10[47];
+  assign \$674  = \$672  + \$673 ;
+  assign \$675  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$676  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$677  = \$675  + \$676 ;
+  assign \$678  = tree10_l1_4_0 + tree10_l1_5_0;
+  assign \$679  = tree10_l1_6_0 + tree10_l1_7_0;
+  assign \$680  = \$678  + \$679 ;
+  assign \$681  = tree10_l1_8_0 + tree10_l1_9_0;
+  assign \$682  = tree10_l1_10_0 + tree10_l1_11_0;
+  assign \$683  = \$681  + \$682 ;
+  assign \$684  = tree10_l3_0_0 + tree10_l3_1_0;
+  assign \$685  = tree10_l3_2_0 + tree10_l3_3_0;
+  assign \$686  = tree10_l4_0_0 + tree10_l4_1_0;
+  assign \$687  = advance & v1_d4;
+  assign \$688  = 2'h2 * raw10;
+  assign \$689  = \$688  - 10'h310;
+  assign \$690  = xnor11[0] + xnor11[1];
+  assign \$691  = xnor11[2] + xnor11[3];
+  assign \$692  = \$690  + \$691 ;
+  assign \$693  = xnor11[4] + xnor11[5];
+  assign \$694  = xnor11[6] + xnor11[7];
+  assign \$695  = \$693  + \$694 ;
+  assign \$696  = xnor11[8] + xnor11[9];
+  assign \$697  = xnor11[10] + xnor11[11];
+  assign \$698  = \$696  + \$697 ;
+  assign \$699  = xnor11[12] + xnor11[13];
+  assign \$700  = xnor11[14] + xnor11[15];
+  assign \$701  = \$699  + \$700 ;
+  assign \$702  = xnor11[16] + xnor11[17];
+  assign \$703  = xnor11[18] + xnor11[19];
+  assign \$704  = \$702  + \$703 ;
+  assign \$705  = xnor11[20] + xnor11[21];
+  assign \$706  = xnor11[22] + xnor11[23];
+  assign \$707  = \$705  + \$706 ;
+  assign \$708  = xnor11[24] + xnor11[25];
+  assign \$709  = xnor11[26] + xnor11[27];
+  assign \$710  = \$708  + \$709 ;
+  assign \$711  = xnor11[28] + xnor11[29];
+  assign \$712  = xnor11[30] + xnor11[31];
+  assign \$713  = \$711  + \$712 ;
+  assign \$714  = xnor11[32] + xnor11[33];
+  assign \$715  = xnor11[34] + xnor11[35];
+  assign \$716  = \$714  + \$715 ;
+  assign \$717  = xnor11[36] + xnor11[37];
+  assign \$718  = xnor11[38] + xnor11[39];
+  assign \$719  = \$717  + \$718 ;
+  assign \$720  = xnor11[40] + xnor11[41];
+  assign \$721  = xnor11[42] + xnor11[43];
+  assign \$722  = \$720  + \$721 ;
+  assign \$723  = xnor11[44] + xnor11[45];
+  assign \$724  = xnor11[46] + xnor11[47];
+  assign \$725  = \$723  + \$724 ;
+  assign \$726  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$727  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$728  = \$726  + \$727 ;
+  assign \$729  = tree11_l1_4_0 + tree11_l1_5_0;
+  assign \$730  = tree11_l1_6_0 + tree11_l1_7_0;
+  assign \$731  = \$729  + \$730 ;
+  assign \$732  = tree11_l1_8_0 + tree11_l1_9_0;
+  assign \$733  = tree11_l1_10_0 + tree11_l1_11_0;
+  assign \$734  = \$732  + \$733 ;
+  assign \$735  = tree11_l3_0_0 + tree11_l3_1_0;
+  assign \$736  = tree11_l3_2_0 + tree11_l3_3_0;
+  assign \$737  = tree11_l4_0_0 + tree11_l4_1_0;
+  assign \$738  = advance & v1_d4;
+  assign \$739  = 2'h2 * raw11;
+  assign \$740  = \$739  - 10'h310;
+  assign \$741  = xnor12[0] + xnor12[1];
+  assign \$742  = xnor12[2] + xnor12[3];
+  assign \$743  = \$741  + \$742 ;
+  assign \$744  = xnor12[4] + xnor12[5];
+  assign \$745  = xnor12[6] + xnor12[7];
   assign \$746  = \$744  + \$745 ;
-  assign \$747  = x_in ^ port__data[293:245];
-  assign \$748  = ~ \$747 ;
-  assign \$749  = x_in ^ port__data[293:245];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = \$748 [0] + \$750 [1];
-  assign \$752  = x_in ^ port__data[293:245];
-  assign \$753  = ~ \$752 ;
-  assign \$754  = x_in ^ port__data[293:245];
-  assign \$755  = ~ \$754 ;
-  assign \$756  = \$753 [2] + \$755 [3];
-  assign \$757  = \$751  + \$756 ;
-  assign \$758  = x_in ^ port__data[293:245];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = x_in ^ port__data[293:245];
-  assign \$761  = ~ \$760 ;
-  assign \$762  = \$759 [4] + \$761 [5];
-  assign \$763  = x_in ^ port__data[293:245];
-  assign \$764  = ~ \$763 ;
-  assign \$765  = x_in ^ port__data[293:245];
-  assign \$766  = ~ \$765 ;
-  assign \$767  = \$764 [6] + \$766 [7];
-  assign \$768  = \$762  + \$767 ;
-  assign \$769  = \$757  + \$768 ;
-  assign \$770  = x_in ^ port__data[293:245];
-  assign \$771  = ~ \$770 ;
-  assign \$772  = x_in ^ port__data[293:245];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = \$771 [8] + \$773 [9];
-  assign \$775  = x_in ^ port__data[293:245];
-  assign \$776  = ~ \$775 ;
-  assign \$777  = x_in ^ port__data[293:245];
-  assign \$778  = ~ \$777 ;
-  assign \$779  = \$776 [10] + \$778 [11];
-  assign \$780  = \$774  + \$779 ;
-  assign \$781  = x_in ^ port__data[293:245];
-  assign \$782  = ~ \$781 ;
-  assign \$783  = x_in ^ port__data[293:245];
-  assign \$784  = ~ \$783 ;
-  assign \$785  = \$782 [12] + \$784 [13];
-  assign \$786  = x_in ^ port__data[293:245];
-  assign \$787  = ~ \$786 ;
-  assign \$788  = x_in ^ port__data[293:245];
-  assign \$789  = ~ \$788 ;
-  assign \$790  = \$787 [14] + \$789 [15];
-  assign \$791  = \$785  + \$790 ;
-  assign \$792  = \$780  + \$791 ;
-  assign \$793  = \$769  + \$792 ;
-  assign \$794  = x_in ^ port__data[293:245];
-  assign \$795  = ~ \$794 ;
-  assign \$796  = x_in ^ port__data[293:245];
-  assign \$797  = ~ \$796 ;
-  assign \$798  = \$795 [16] + \$797 [17];
-  assign \$799  = x_in ^ port__data[293:245];
-  assign \$800  = ~ \$799 ;
-  assign \$801  = x_in ^ port__data[293:245];
-  assign \$802  = ~ \$801 ;
-  assign \$803  = \$800 [18] + \$802 [19];
-  assign \$804  = \$798  + \$803 ;
-  assign \$805  = x_in ^ port__data[293:245];
-  assign \$806  = ~ \$805 ;
-  assign \$807  = x_in ^ port__data[293:245];
-  assign \$808  = ~ \$807 ;
-  assign \$809  = \$806 [20] + \$808 [21];
-  assign \$810  = x_in ^ port__data[293:245];
-  assign \$811  = ~ \$810 ;
-  assign \$812  = x_in ^ port__data[293:245];
-  assign \$813  = ~ \$812 ;
-  assign \$814  = \$811 [22] + \$813 [23];
-  assign \$815  = \$809  + \$814 ;
-  assign \$816  = \$804  + \$815 ;
-  assign \$817  = x_in ^ port__data[293:245];
-  assign \$818  = ~ \$817 ;
-  assign \$819  = x_in ^ port__data[293:245];
-  assign \$820  = ~ \$819 ;
-  assign \$821  = \$818 [24] + \$820 [25];
-  assign \$822  = x_in ^ port__data[293:245];
-  assign \$823  = ~ \$822 ;
-  assign \$824  = x_in ^ port__data[293:245];
-  assign \$825  = ~ \$824 ;
-  assign \$826  = \$823 [26] + \$825 [27];
-  assign \$827  = \$821  + \$826 ;
-  assign \$828  = x_in ^ port__data[293:245];
-  assign \$829  = ~ \$828 ;
-  assign \$830  = x_in ^ port__data[293:245];
-  assign \$831  = ~ \$830 ;
-  assign \$832  = \$829 [28] + \$831 [29];
-  assign \$833  = x_in ^ port__data[293:245];
-  assign \$834  = ~ \$833 ;
-  assign \$835  = x_in ^ port__data[293:245];
-  assign \$836  = ~ \$835 ;
-  assign \$837  = \$834 [30] + \$836 [31];
-  assign \$838  = \$832  + \$837 ;
-  assign \$839  = \$827  + \$838 ;
-  assign \$840  = \$816  + \$839 ;
-  assign \$841  = \$793  + \$840 ;
-  assign \$842  = x_in ^ port__data[293:245];
-  assign \$843  = ~ \$842 ;
-  assign \$844  = x_in ^ port__data[293:245];
-  assign \$845  = ~ \$844 ;
-  assign \$846  = \$843 [32] + \$845 [33];
-  assign \$847  = x_in ^ port__data[293:245];
-  assign \$848  = ~ \$847 ;
-  assign \$849  = x_in ^ port__data[293:245];
-  assign \$850  = ~ \$849 ;
-  assign \$851  = \$848 [34] + \$850 [35];
-  assign \$852  = \$846  + \$851 ;
-  assign \$853  = x_in ^ port__data[293:245];
-  assign \$854  = ~ \$853 ;
-  assign \$855  = x_in ^ port__data[293:245];
-  assign \$856  = ~ \$855 ;
-  assign \$857  = \$854 [36] + \$856 [37];
-  assign \$858  = x_in ^ port__data[293:245];
-  assign \$859  = ~ \$858 ;
-  assign \$860  = x_in ^ port__data[293:245];
-  assign \$861  = ~ \$860 ;
-  assign \$862  = \$859 [38] + \$861 [39];
-  assign \$863  = \$857  + \$862 ;
-  assign \$864  = \$852  + \$863 ;
-  assign \$865  = x_in ^ port__data[293:245];
-  assign \$866  = ~ \$865 ;
-  assign \$867  = x_in ^ port__data[293:245];
-  assign \$868  = ~ \$867 ;
-  assign \$869  = \$866 [40] + \$868 [41];
-  assign \$870  = x_in ^ port__data[293:245];
-  assign \$871  = ~ \$870 ;
-  assign \$872  = x_in ^ port__data[293:245];
-  assign \$873  = ~ \$872 ;
-  assign \$874  = \$871 [42] + \$873 [43];
-  assign \$875  = \$869  + \$874 ;
-  assign \$876  = x_in ^ port__data[293:245];
-  assign \$877  = ~ \$876 ;
-  assign \$878  = x_in ^ port__data[293:245];
-  assign \$879  = ~ \$878 ;
-  assign \$880  = \$877 [44] + \$879 [45];
-  assign \$881  = x_in ^ port__data[293:245];
-  assign \$882  = ~ \$881 ;
-  assign \$883  = x_in ^ port__data[293:245];
-  assign \$884  = ~ \$883 ;
-  assign \$885  = \$882 [46] + \$884 [47];
-  assign \$886  = \$880  + \$885 ;
-  assign \$887  = \$875  + \$886 ;
-  assign \$888  = \$864  + \$887 ;
-  assign \$889  = x_in ^ port__data[293:245];
-  assign \$890  = ~ \$889 ;
-  assign \$891  = \$888  + \$890 [48];
-  assign \$892  = \$841  + \$891 ;
-  assign \$893  = \$signal  ? 10'h000 : raw5;
-  assign \$894  = \$892  + \$893 ;
-  assign \$895  = x_in ^ port__data[342:294];
-  assign \$896  = ~ \$895 ;
-  assign \$897  = x_in ^ port__data[342:294];
-  assign \$898  = ~ \$897 ;
-  assign \$899  = \$896 [0] + \$898 [1];
-  assign \$900  = x_in ^ port__data[342:294];
-  assign \$901  = ~ \$900 ;
-  assign \$902  = x_in ^ port__data[342:294];
-  assign \$903  = ~ \$902 ;
-  assign \$904  = \$901 [2] + \$903 [3];
-  assign \$905  = \$899  + \$904 ;
-  assign \$906  = x_in ^ port__data[342:294];
-  assign \$907  = ~ \$906 ;
-  assign \$908  = x_in ^ port__data[342:294];
-  assign \$909  = ~ \$908 ;
-  assign \$910  = \$907 [4] + \$909 [5];
-  assign \$911  = x_in ^ port__data[342:294];
-  assign \$912  = ~ \$911 ;
-  assign \$913  = x_in ^ port__data[342:294];
-  assign \$914  = ~ \$913 ;
-  assign \$915  = \$912 [6] + \$914 [7];
-  assign \$916  = \$910  + \$915 ;
-  assign \$917  = \$905  + \$916 ;
-  assign \$918  = x_in ^ port__data[342:294];
-  assign \$919  = ~ \$918 ;
-  assign \$920  = x_in ^ port__data[342:294];
-  assign \$921  = ~ \$920 ;
-  assign \$922  = \$919 [8] + \$921 [9];
-  assign \$923  = x_in ^ port__data[342:294];
-  assign \$924  = ~ \$923 ;
-  assign \$925  = x_in ^ port__data[342:294];
-  assign \$926  = ~ \$925 ;
-  assign \$927  = \$924 [10] + \$926 [11];
-  assign \$928  = \$922  + \$927 ;
-  assign \$929  = x_in ^ port__data[342:294];
-  assign \$930  = ~ \$929 ;
-  assign \$931  = x_in ^ port__data[342:294];
-  assign \$932  = ~ \$931 ;
-  assign \$933  = \$930 [12] + \$932 [13];
-  assign \$934  = x_in ^ port__data[342:294];
-  assign \$935  = ~ \$934 ;
-  assign \$936  = x_in ^ port__data[342:294];
-  assign \$937  = ~ \$936 ;
-  assign \$938  = \$935 [14] + \$937 [15];
-  assign \$939  = \$933  + \$938 ;
-  assign \$940  = \$928  + \$939 ;
-  assign \$941  = \$917  + \$940 ;
-  assign \$942  = x_in ^ port__data[342:294];
-  assign \$943  = ~ \$942 ;
-  assign \$944  = x_in ^ port__data[342:294];
-  assign \$945  = ~ \$944 ;
-  assign \$946  = \$943 [16] + \$945 [17];
-  assign \$947  = x_in ^ port__data[342:294];
-  assign \$948  = ~ \$947 ;
-  assign \$949  = x_in ^ port__data[342:294];
-  assign \$950  = ~ \$949 ;
-  assign \$951  = \$948 [18] + \$950 [19];
-  assign \$952  = \$946  + \$951 ;
-  assign \$953  = x_in ^ port__data[342:294];
-  assign \$954  = ~ \$953 ;
-  assign \$955  = x_in ^ port__data[342:294];
-  assign \$956  = ~ \$955 ;
-  assign \$957  = \$954 [20] + \$956 [21];
-  assign \$958  = x_in ^ port__data[342:294];
-  assign \$959  = ~ \$958 ;
-  assign \$960  = x_in ^ port__data[342:294];
-  assign \$961  = ~ \$960 ;
-  assign \$962  = \$959 [22] + \$961 [23];
-  assign \$963  = \$957  + \$962 ;
-  assign \$964  = \$952  + \$963 ;
-  assign \$965  = x_in ^ port__data[342:294];
-  assign \$966  = ~ \$965 ;
-  assign \$967  = x_in ^ port__data[342:294];
-  assign \$968  = ~ \$967 ;
-  assign \$969  = \$966 [24] + \$968 [25];
-  assign \$970  = x_in ^ port__data[342:294];
-  assign \$971  = ~ \$970 ;
-  assign \$972  = x_in ^ port__data[342:294];
-  assign \$973  = ~ \$972 ;
-  assign \$974  = \$971 [26] + \$973 [27];
-  assign \$975  = \$969  + \$974 ;
-  assign \$976  = x_in ^ port__data[342:294];
-  assign \$977  = ~ \$976 ;
-  assign \$978  = x_in ^ port__data[342:294];
-  assign \$979  = ~ \$978 ;
-  assign \$980  = \$977 [28] + \$979 [29];
-  assign \$981  = x_in ^ port__data[342:294];
-  assign \$982  = ~ \$981 ;
-  assign \$983  = x_in ^ port__data[342:294];
-  assign \$984  = ~ \$983 ;
-  assign \$985  = \$982 [30] + \$984 [31];
-  assign \$986  = \$980  + \$985 ;
-  assign \$987  = \$975  + \$986 ;
-  assign \$988  = \$964  + \$987 ;
-  assign \$989  = \$941  + \$988 ;
-  assign \$990  = x_in ^ port__data[342:294];
-  assign \$991  = ~ \$990 ;
-  assign \$992  = x_in ^ port__data[342:294];
-  assign \$993  = ~ \$992 ;
-  assign \$994  = \$991 [32] + \$993 [33];
-  assign \$995  = x_in ^ port__data[342:294];
-  assign \$996  = ~ \$995 ;
-  assign \$997  = x_in ^ port__data[342:294];
-  assign \$998  = ~ \$997 ;
-  assign \$999  = \$996 [34] + \$998 [35];
-  assign \$1000  = \$994  + \$999 ;
-  assign \$1001  = x_in ^ port__data[342:294];
-  assign \$1002  = ~ \$1001 ;
-  assign \$1003  = x_in ^ port__data[342:294];
-  assign \$1004  = ~ \$1003 ;
-  assign \$1005  = \$1002 [36] + \$1004 [37];
-  assign \$1006  = x_in ^ port__data[342:294];
-  assign \$1007  = ~ \$1006 ;
-  assign \$1008  = x_in ^ port__data[342:294];
-  assign \$1009  = ~ \$1008 ;
-  assign \$1010  = \$1007 [38] + \$1009 [39];
-  assign \$1011  = \$1005  + \$1010 ;
-  assign \$1012  = \$1000  + \$1011 ;
-  assign \$1013  = x_in ^ port__data[342:294];
-  assign \$1014  = ~ \$1013 ;
-  assign \$1015  = x_in ^ port__data[342:294];
-  assign \$1016  = ~ \$1015 ;
-  assign \$1017  = \$1014 [40] + \$1016 [41];
-  assign \$1018  = x_in ^ port__data[342:294];
-  assign \$1019  = ~ \$1018 ;
-  assign \$1020  = x_in ^ port__data[342:294];
-  assign \$1021  = ~ \$1020 ;
-  assign \$1022  = \$1019 [42] + \$1021 [43];
-  assign \$1023  = \$1017  + \$1022 ;
-  assign \$1024  = x_in ^ port__data[342:294];
-  assign \$1025  = ~ \$1024 ;
-  assign \$1026  = x_in ^ port__data[342:294];
-  assign \$1027  = ~ \$1026 ;
-  assign \$1028  = \$1025 [44] + \$1027 [45];
-  assign \$1029  = x_in ^ port__data[342:294];
-  assign \$1030  = ~ \$1029 ;
-  assign \$1031  = x_in ^ port__data[342:294];
-  assign \$1032  = ~ \$1031 ;
-  assign \$1033  = \$1030 [46] + \$1032 [47];
-  assign \$1034  = \$1028  + \$1033 ;
-  assign \$1035  = \$1023  + \$1034 ;
-  assign \$1036  = \$1012  + \$1035 ;
-  assign \$1037  = x_in ^ port__data[342:294];
-  assign \$1038  = ~ \$1037 ;
-  assign \$1039  = \$1036  + \$1038 [48];
-  assign \$1040  = \$989  + \$1039 ;
-  assign \$1041  = \$signal  ? 10'h000 : raw6;
-  assign \$1042  = \$1040  + \$1041 ;
-  assign \$1043  = x_in ^ port__data[391:343];
-  assign \$1044  = ~ \$1043 ;
-  assign \$1045  = x_in ^ port__data[391:343];
-  assign \$1046  = ~ \$1045 ;
-  assign \$1047  = \$1044 [0] + \$1046 [1];
-  assign \$1048  = x_in ^ port__data[391:343];
-  assign \$1049  = ~ \$1048 ;
-  assign \$1050  = x_in ^ port__data[391:343];
-  assign \$1051  = ~ \$1050 ;
-  assign \$1052  = \$1049 [2] + \$1051 [3];
-  assign \$1053  = \$1047  + \$1052 ;
-  assign \$1054  = x_in ^ port__data[391:343];
-  assign \$1055  = ~ \$1054 ;
-  assign \$1056  = x_in ^ port__data[391:343];
-  assign \$1057  = ~ \$1056 ;
-  assign \$1058  = \$1055 [4] + \$1057 [5];
-  assign \$1059  = x_in ^ port__data[391:343];
-  assign \$1060  = ~ \$1059 ;
-  assign \$1061  = x_in ^ port__data[391:343];
-  assign \$1062  = ~ \$1061 ;
-  assign \$1063  = \$1060 [6] + \$1062 [7];
-  assign \$1064  = \$1058  + \$1063 ;
-  assign \$1065  = \$1053  + \$1064 ;
-  assign \$1066  = x_in ^ port__data[391:343];
-  assign \$1067  = ~ \$1066 ;
-  assign \$1068  = x_in ^ port__data[391:343];
-  assign \$1069  = ~ \$1068 ;
-  assign \$1070  = \$1067 [8] + \$1069 [9];
-  assign \$1071  = x_in ^ port__data[391:343];
-  assign \$1072  = ~ \$1071 ;
-  assign \$1073  = x_in ^ port__data[391:343];
-  assign \$1074  = ~ \$1073 ;
-  assign \$1075  = \$1072 [10] + \$1074 [11];
-  assign \$1076  = \$1070  + \$1075 ;
-  assign \$1077  = x_in ^ port__data[391:343];
-  assign \$1078  = ~ \$1077 ;
-  assign \$1079  = x_in ^ port__data[391:343];
-  assign \$1080  = ~ \$1079 ;
-  assign \$1081  = \$1078 [12] + \$1080 [13];
-  assign \$1082  = x_in ^ port__data[391:343];
-  assign \$1083  = ~ \$1082 ;
-  assign \$1084  = x_in ^ port__data[391:343];
-  assign \$1085  = ~ \$1084 ;
-  assign \$1086  = \$1083 [14] + \$1085 [15];
-  assign \$1087  = \$1081  + \$1086 ;
-  assign \$1088  = \$1076  + \$1087 ;
-  assign \$1089  = \$1065  + \$1088 ;
-  assign \$1090  = x_in ^ port__data[391:343];
-  assign \$1091  = ~ \$1090 ;
-  assign \$1092  = x_in ^ port__data[391:343];
-  assign \$1093  = ~ \$1092 ;
-  assign \$1094  = \$1091 [16] + \$1093 [17];
-  assign \$1095  = x_in ^ port__data[391:343];
-  assign \$1096  = ~ \$1095 ;
-  assign \$1097  = x_in ^ port__data[391:343];
-  assign \$1098  = ~ \$1097 ;
-  assign \$1099  = \$1096 [18] + \$1098 [19];
-  assign \$1100  = \$1094  + \$1099 ;
-  assign \$1101  = x_in ^ port__data[391:343];
-  assign \$1102  = ~ \$1101 ;
-  assign \$1103  = x_in ^ port__data[391:343];
-  assign \$1104  = ~ \$1103 ;
-  assign \$1105  = \$1102 [20] + \$1104 [21];
-  assign \$1106  = x_in ^ port__data[391:343];
-  assign \$1107  = ~ \$1106 ;
-  assign \$1108  = x_in ^ port__data[391:343];
-  assign \$1109  = ~ \$1108 ;
-  assign \$1110  = \$1107 [22] + \$1109 [23];
-  assign \$1111  = \$1105  + \$1110 ;
-  assign \$1112  = \$1100  + \$1111 ;
-  assign \$1113  = x_in ^ port__data[391:343];
-  assign \$1114  = ~ \$1113 ;
-  assign \$1115  = x_in ^ port__data[391:343];
-  assign \$1116  = ~ \$1115 ;
-  assign \$1117  = \$1114 [24] + \$1116 [25];
-  assign \$1118  = x_in ^ port__data[391:343];
-  assign \$1119  = ~ \$1118 ;
-  assign \$1120  = x_in ^ port__data[391:343];
-  assign \$1121  = ~ \$1120 ;
-  assign \$1122  = \$1119 [26] + \$1121 [27];
-  assign \$1123  = \$1117  + \$1122 ;
-  assign \$1124  = x_in ^ port__data[391:343];
-  assign \$1125  = ~ \$1124 ;
-  assign \$1126  = x_in ^ port__data[391:343];
-  assign \$1127  = ~ \$1126 ;
-  assign \$1128  = \$1125 [28] + \$1127 [29];
-  assign \$1129  = x_in ^ port__data[391:343];
-  assign \$1130  = ~ \$1129 ;
-  assign \$1131  = x_in ^ port__data[391:343];
-  assign \$1132  = ~ \$1131 ;
-  assign \$1133  = \$1130 [30] + \$1132 [31];
-  assign \$1134  = \$1128  + \$1133 ;
-  assign \$1135  = \$1123  + \$1134 ;
-  assign \$1136  = \$1112  + \$1135 ;
-  assign \$1137  = \$1089  + \$1136 ;
-  assign \$1138  = x_in ^ port__data[391:343];
-  assign \$1139  = ~ \$1138 ;
-  assign \$1140  = x_in ^ port__data[391:343];
-  assign \$1141  = ~ \$1140 ;
-  assign \$1142  = \$1139 [32] + \$1141 [33];
-  assign \$1143  = x_in ^ port__data[391:343];
-  assign \$1144  = ~ \$1143 ;
-  assign \$1145  = x_in ^ port__data[391:343];
-  assign \$1146  = ~ \$1145 ;
-  assign \$1147  = \$1144 [34] + \$1146 [35];
-  assign \$1148  = \$1142  + \$1147 ;
-  assign \$1149  = x_in ^ port__data[391:343];
-  assign \$1150  = ~ \$1149 ;
-  assign \$1151  = x_in ^ port__data[391:343];
-  assign \$1152  = ~ \$1151 ;
-  assign \$1153  = \$1150 [36] + \$1152 [37];
-  assign \$1154  = x_in ^ port__data[391:343];
-  assign \$1155  = ~ \$1154 ;
-  assign \$1156  = x_in ^ port__data[391:343];
-  assign \$1157  = ~ \$1156 ;
-  assign \$1158  = \$1155 [38] + \$1157 [39];
-  assign \$1159  = \$1153  + \$1158 ;
-  assign \$1160  = \$1148  + \$1159 ;
-  assign \$1161  = x_in ^ port__data[391:343];
-  assign \$1162  = ~ \$1161 ;
-  assign \$1163  = x_in ^ port__data[391:343];
-  assign \$1164  = ~ \$1163 ;
-  assign \$1165  = \$1162 [40] + \$1164 [41];
-  assign \$1166  = x_in ^ port__data[391:343];
-  assign \$1167  = ~ \$1166 ;
-  assign \$1168  = x_in ^ port__data[391:343];
-  assign \$1169  = ~ \$1168 ;
-  assign \$1170  = \$1167 [42] + \$1169 [43];
-  assign \$1171  = \$1165  + \$1170 ;
-  assign \$1172  = x_in ^ port__data[391:343];
-  assign \$1173  = ~ \$1172 ;
-  assign \$1174  = x_in ^ port__data[391:343];
-  assign \$1175  = ~ \$1174 ;
-  assign \$1176  = \$1173 [44] + \$1175 [45];
-  assign \$1177  = x_in ^ port__data[391:343];
-  assign \$1178  = ~ \$1177 ;
-  assign \$1179  = x_in ^ port__data[391:343];
-  assign \$1180  = ~ \$1179 ;
-  assign \$1181  = \$1178 [46] + \$1180 [47];
-  assign \$1182  = \$1176  + \$1181 ;
-  assign \$1183  = \$1171  + \$1182 ;
-  assign \$1184  = \$1160  + \$1183 ;
-  assign \$1185  = x_in ^ port__data[391:343];
-  assign \$1186  = ~ \$1185 ;
-  assign \$1187  = \$1184  + \$1186 [48];
-  assign \$1188  = \$1137  + \$1187 ;
-  assign \$1189  = \$signal  ? 10'h000 : raw7;
-  assign \$1190  = \$1188  + \$1189 ;
-  assign \$1191  = x_in ^ port__data[440:392];
-  assign \$1192  = ~ \$1191 ;
-  assign \$1193  = x_in ^ port__data[440:392];
-  assign \$1194  = ~ \$1193 ;
-  assign \$1195  = \$1192 [0] + \$1194 [1];
-  assign \$1196  = x_in ^ port__data[440:392];
-  assign \$1197  = ~ \$1196 ;
-  assign \$1198  = x_in ^ port__data[440:392];
-  assign \$1199  = ~ \$1198 ;
-  assign \$1200  = \$1197 [2] + \$1199 [3];
-  assign \$1201  = \$1195  + \$1200 ;
-  assign \$1202  = x_in ^ port__data[440:392];
-  assign \$1203  = ~ \$1202 ;
-  assign \$1204  = x_in ^ port__data[440:392];
-  assign \$1205  = ~ \$1204 ;
-  assign \$1206  = \$1203 [4] + \$1205 [5];
-  assign \$1207  = x_in ^ port__data[440:392];
-  assign \$1208  = ~ \$1207 ;
-  assign \$1209  = x_in ^ port__data[440:392];
-  assign \$1210  = ~ \$1209 ;
-  assign \$1211  = \$1208 [6] + \$1210 [7];
-  assign \$1212  = \$1206  + \$1211 ;
-  assign \$1213  = \$1201  + \$1212 ;
-  assign \$1214  = x_in ^ port__data[440:392];
-  assign \$1215  = ~ \$1214 ;
-  assign \$1216  = x_in ^ port__data[440:392];
-  assign \$1217  = ~ \$1216 ;
-  assign \$1218  = \$1215 [8] + \$1217 [9];
-  assign \$1219  = x_in ^ port__data[440:392];
-  assign \$1220  = ~ \$1219 ;
-  assign \$1221  = x_in ^ port__data[440:392];
-  assign \$1222  = ~ \$1221 ;
-  assign \$1223  = \$1220 [10] + \$1222 [11];
-  assign \$1224  = \$1218  + \$1223 ;
-  assign \$1225  = x_in ^ port__data[440:392];
-  assign \$1226  = ~ \$1225 ;
-  assign \$1227  = x_in ^ port__data[440:392];
-  assign \$1228  = ~ \$1227 ;
-  assign \$1229  = \$1226 [12] + \$1228 [13];
-  assign \$1230  = x_in ^ port__data[440:392];
-  assign \$1231  = ~ \$1230 ;
-  assign \$1232  = x_in ^ port__data[440:392];
-  assign \$1233  = ~ \$1232 ;
-  assign \$1234  = \$1231 [14] + \$1233 [15];
-  assign \$1235  = \$1229  + \$1234 ;
-  assign \$1236  = \$1224  + \$1235 ;
-  assign \$1237  = \$1213  + \$1236 ;
-  assign \$1238  = x_in ^ port__data[440:392];
-  assign \$1239  = ~ \$1238 ;
-  assign \$1240  = x_in ^ port__data[440:392];
-  assign \$1241  = ~ \$1240 ;
-  assign \$1242  = \$1239 [16] + \$1241 [17];
-  assign \$1243  = x_in ^ port__data[440:392];
-  assign \$1244  = ~ \$1243 ;
-  assign \$1245  = x_in ^ port__data[440:392];
-  assign \$1246  = ~ \$1245 ;
-  assign \$1247  = \$1244 [18] + \$1246 [19];
-  assign \$1248  = \$1242  + \$1247 ;
-  assign \$1249  = x_in ^ port__data[440:392];
-  assign \$1250  = ~ \$1249 ;
-  assign \$1251  = x_in ^ port__data[440:392];
-  assign \$1252  = ~ \$1251 ;
-  assign \$1253  = \$1250 [20] + \$1252 [21];
-  assign \$1254  = x_in ^ port__data[440:392];
-  assign \$1255  = ~ \$1254 ;
-  assign \$1256  = x_in ^ port__data[440:392];
-  assign \$1257  = ~ \$1256 ;
-  assign \$1258  = \$1255 [22] + \$1257 [23];
-  assign \$1259  = \$1253  + \$1258 ;
-  assign \$1260  = \$1248  + \$1259 ;
-  assign \$1261  = x_in ^ port__data[440:392];
-  assign \$1262  = ~ \$1261 ;
-  assign \$1263  = x_in ^ port__data[440:392];
-  assign \$1264  = ~ \$1263 ;
-  assign \$1265  = \$1262 [24] + \$1264 [25];
-  assign \$1266  = x_in ^ port__data[440:392];
-  assign \$1267  = ~ \$1266 ;
-  assign \$1268  = x_in ^ port__data[440:392];
-  assign \$1269  = ~ \$1268 ;
-  assign \$1270  = \$1267 [26] + \$1269 [27];
-  assign \$1271  = \$1265  + \$1270 ;
-  assign \$1272  = x_in ^ port__data[440:392];
-  assign \$1273  = ~ \$1272 ;
-  assign \$1274  = x_in ^ port__data[440:392];
-  assign \$1275  = ~ \$1274 ;
-  assign \$1276  = \$1273 [28] + \$1275 [29];
-  assign \$1277  = x_in ^ port__data[440:392];
-  assign \$1278  = ~ \$1277 ;
-  assign \$1279  = x_in ^ port__data[440:392];
-  assign \$1280  = ~ \$1279 ;
-  assign \$1281  = \$1278 [30] + \$1280 [31];
-  assign \$1282  = \$1276  + \$1281 ;
-  assign \$1283  = \$1271  + \$1282 ;
-  assign \$1284  = \$1260  + \$1283 ;
-  assign \$1285  = \$1237  + \$1284 ;
-  assign \$1286  = x_in ^ port__data[440:392];
-  assign \$1287  = ~ \$1286 ;
-  assign \$1288  = x_in ^ port__data[440:392];
-  assign \$1289  = ~ \$1288 ;
-  assign \$1290  = \$1287 [32] + \$1289 [33];
-  assign \$1291  = x_in ^ port__data[440:392];
-  assign \$1292  = ~ \$1291 ;
-  assign \$1293  = x_in ^ port__data[440:392];
-  assign \$1294  = ~ \$1293 ;
-  assign \$1295  = \$1292 [34] + \$1294 [35];
-  assign \$1296  = \$1290  + \$1295 ;
-  assign \$1297  = x_in ^ port__data[440:392];
-  assign \$1298  = ~ \$1297 ;
-  assign \$1299  = x_in ^ port__data[440:392];
-  assign \$1300  = ~ \$1299 ;
-  assign \$1301  = \$1298 [36] + \$1300 [37];
-  assign \$1302  = x_in ^ port__data[440:392];
-  assign \$1303  = ~ \$1302 ;
-  assign \$1304  = x_in ^ port__data[440:392];
-  assign \$1305  = ~ \$1304 ;
-  assign \$1306  = \$1303 [38] + \$1305 [39];
-  assign \$1307  = \$1301  + \$1306 ;
-  assign \$1308  = \$1296  + \$1307 ;
-  assign \$1309  = x_in ^ port__data[440:392];
-  assign \$1310  = ~ \$1309 ;
-  assign \$1311  = x_in ^ port__data[440:392];
-  assign \$1312  = ~ \$1311 ;
-  assign \$1313  = \$1310 [40] + \$1312 [41];
-  assign \$1314  = x_in ^ port__data[440:392];
-  assign \$1315  = ~ \$1314 ;
-  assign \$1316  = x_in ^ port__data[440:392];
-  assign \$1317  = ~ \$1316 ;
-  assign \$1318  = \$1315 [42] + \$1317 [43];
-  assign \$1319  = \$1313  + \$1318 ;
-  assign \$1320  = x_in ^ port__data[440:392];
-  assign \$1321  = ~ \$1320 ;
-  assign \$1322  = x_in ^ port__data[440:392];
-  assign \$1323  = ~ \$1322 ;
-  assign \$1324  = \$1321 [44] + \$1323 [45];
-  assign \$1325  = x_in ^ port__data[440:392];
-  assign \$1326  = ~ \$1325 ;
-  assign \$1327  = x_in ^ port__data[440:392];
-  assign \$1328  = ~ \$1327 ;
-  assign \$1329  = \$1326 [46] + \$1328 [47];
-  assign \$1330  = \$1324  + \$1329 ;
-  assign \$1331  = \$1319  + \$1330 ;
-  assign \$1332  = \$1308  + \$1331 ;
-  assign \$1333  = x_in ^ port__data[440:392];
-  assign \$1334  = ~ \$1333 ;
-  assign \$1335  = \$1332  + \$1334 [48];
-  assign \$1336  = \$1285  + \$1335 ;
-  assign \$1337  = \$signal  ? 10'h000 : raw8;
-  assign \$1338  = \$1336  + \$1337 ;
-  assign \$1339  = x_in ^ port__data[489:441];
-  assign \$1340  = ~ \$1339 ;
-  assign \$1341  = x_in ^ port__data[489:441];
-  assign \$1342  = ~ \$1341 ;
-  assign \$1343  = \$1340 [0] + \$1342 [1];
-  assign \$1344  = x_in ^ port__data[489:441];
-  assign \$1345  = ~ \$1344 ;
-  assign \$1346  = x_in ^ port__data[489:441];
-  assign \$1347  = ~ \$1346 ;
-  assign \$1348  = \$1345 [2] + \$1347 [3];
-  assign \$1349  = \$1343  + \$1348 ;
-  assign \$1350  = x_in ^ port__data[489:441];
-  assign \$1351  = ~ \$1350 ;
-  assign \$1352  = x_in ^ port__data[489:441];
-  assign \$1353  = ~ \$1352 ;
-  assign \$1354  = \$1351 [4] + \$1353 [5];
-  assign \$1355  = x_in ^ port__data[489:441];
-  assign \$1356  = ~ \$1355 ;
-  assign \$1357  = x_in ^ port__data[489:441];
-  assign \$1358  = ~ \$1357 ;
-  assign \$1359  = \$1356 [6] + \$1358 [7];
-  assign \$1360  = \$1354  + \$1359 ;
-  assign \$1361  = \$1349  + \$1360 ;
-  assign \$1362  = x_in ^ port__data[489:441];
-  assign \$1363  = ~ \$1362 ;
-  assign \$1364  = x_in ^ port__data[489:441];
-  assign \$1365  = ~ \$1364 ;
-  assign \$1366  = \$1363 [8] + \$1365 [9];
-  assign \$1367  = x_in ^ port__data[489:441];
-  assign \$1368  = ~ \$1367 ;
-  assign \$1369  = x_in ^ port__data[489:441];
-  assign \$1370  = ~ \$1369 ;
-  assign \$1371  = \$1368 [10] + \$1370 [11];
-  assign \$1372  = \$1366  + \$1371 ;
-  assign \$1373  = x_in ^ port__data[489:441];
-  assign \$1374  = ~ \$1373 ;
-  assign \$1375  = x_in ^ port__data[489:441];
-  assign \$1376  = ~ \$1375 ;
-  assign \$1377  = \$1374 [12] + \$1376 [13];
-  assign \$1378  = x_in ^ port__data[489:441];
-  assign \$1379  = ~ \$1378 ;
-  assign \$1380  = x_in ^ port__data[489:441];
-  assign \$1381  = ~ \$1380 ;
-  assign \$1382  = \$1379 [14] + \$1381 [15];
-  assign \$1383  = \$1377  + \$1382 ;
-  assign \$1384  = \$1372  + \$1383 ;
-  assign \$1385  = \$1361  + \$1384 ;
-  assign \$1386  = x_in ^ port__data[489:441];
-  assign \$1387  = ~ \$1386 ;
-  assign \$1388  = x_in ^ port__data[489:441];
-  assign \$1389  = ~ \$1388 ;
-  assign \$1390  = \$1387 [16] + \$1389 [17];
-  assign \$1391  = x_in ^ port__data[489:441];
-  assign \$1392  = ~ \$1391 ;
-  assign \$1393  = x_in ^ port__data[489:441];
-  assign \$1394  = ~ \$1393 ;
-  assign \$1395  = \$1392 [18] + \$1394 [19];
-  assign \$1396  = \$1390  + \$1395 ;
-  assign \$1397  = x_in ^ port__data[489:441];
-  assign \$1398  = ~ \$1397 ;
-  assign \$1399  = x_in ^ port__data[489:441];
-  assign \$1400  = ~ \$1399 ;
-  assign \$1401  = \$1398 [20] + \$1400 [21];
-  assign \$1402  = x_in ^ port__data[489:441];
-  assign \$1403  = ~ \$1402 ;
-  assign \$1404  = x_in ^ port__data[489:441];
-  assign \$1405  = ~ \$1404 ;
-  assign \$1406  = \$1403 [22] + \$1405 [23];
-  assign \$1407  = \$1401  + \$1406 ;
-  assign \$1408  = \$1396  + \$1407 ;
-  assign \$1409  = x_in ^ port__data[489:441];
-  assign \$1410  = ~ \$1409 ;
-  assign \$1411  = x_in ^ port__data[489:441];
-  assign \$1412  = ~ \$1411 ;
-  assign \$1413  = \$1410 [24] + \$1412 [25];
-  assign \$1414  = x_in ^ port__data[489:441];
-  assign \$1415  = ~ \$1414 ;
-  assign \$1416  = x_in ^ port__data[489:441];
-  assign \$1417  = ~ \$1416 ;
-  assign \$1418  = \$1415 [26] + \$1417 [27];
-  assign \$1419  = \$1413  + \$1418 ;
-  assign \$1420  = x_in ^ port__data[489:441];
-  assign \$1421  = ~ \$1420 ;
-  assign \$1422  = x_in ^ port__data[489:441];
-  assign \$1423  = ~ \$1422 ;
-  assign \$1424  = \$1421 [28] + \$1423 [29];
-  assign \$1425  = x_in ^ port__data[489:441];
-  assign \$1426  = ~ \$1425 ;
-  assign \$1427  = x_in ^ port__data[489:441];
-  assign \$1428  = ~ \$1427 ;
-  assign \$1429  = \$1426 [30] + \$1428 [31];
-  assign \$1430  = \$1424  + \$1429 ;
-  assign \$1431  = \$1419  + \$1430 ;
-  assign \$1432  = \$1408  + \$1431 ;
-  assign \$1433  = \$1385  + \$1432 ;
-  assign \$1434  = x_in ^ port__data[489:441];
-  assign \$1435  = ~ \$1434 ;
-  assign \$1436  = x_in ^ port__data[489:441];
-  assign \$1437  = ~ \$1436 ;
-  assign \$1438  = \$1435 [32] + \$1437 [33];
-  assign \$1439  = x_in ^ port__data[489:441];
-  assign \$1440  = ~ \$1439 ;
-  assign \$1441  = x_in ^ port__data[489:441];
-  assign \$1442  = ~ \$1441 ;
-  assign \$1443  = \$1440 [34] + \$1442 [35];
-  assign \$1444  = \$1438  + \$1443 ;
-  assign \$1445  = x_in ^ port__data[489:441];
-  assign \$1446  = ~ \$1445 ;
-  assign \$1447  = x_in ^ port__data[489:441];
-  assign \$1448  = ~ \$1447 ;
-  assign \$1449  = \$1446 [36] + \$1448 [37];
-  assign \$1450  = x_in ^ port__data[489:441];
-  assign \$1451  = ~ \$1450 ;
-  assign \$1452  = x_in ^ port__data[489:441];
-  assign \$1453  = ~ \$1452 ;
-  assign \$1454  = \$1451 [38] + \$1453 [39];
-  assign \$1455  = \$1449  + \$1454 ;
-  assign \$1456  = \$1444  + \$1455 ;
-  assign \$1457  = x_in ^ port__data[489:441];
-  assign \$1458  = ~ \$1457 ;
-  assign \$1459  = x_in ^ port__data[489:441];
-  assign \$1460  = ~ \$1459 ;
-  assign \$1461  = \$1458 [40] + \$1460 [41];
-  assign \$1462  = x_in ^ port__data[489:441];
-  assign \$1463  = ~ \$1462 ;
-  assign \$1464  = x_in ^ port__data[489:441];
-  assign \$1465  = ~ \$1464 ;
-  assign \$1466  = \$1463 [42] + \$1465 [43];
-  assign \$1467  = \$1461  + \$1466 ;
-  assign \$1468  = x_in ^ port__data[489:441];
-  assign \$1469  = ~ \$1468 ;
-  assign \$1470  = x_in ^ port__data[489:441];
-  assign \$1471  = ~ \$1470 ;
-  assign \$1472  = \$1469 [44] + \$1471 [45];
-  assign \$1473  = x_in ^ port__data[489:441];
-  assign \$1474  = ~ \$1473 ;
-  assign \$1475  = x_in ^ port__data[489:441];
-  assign \$1476  = ~ \$1475 ;
-  assign \$1477  = \$1474 [46] + \$1476 [47];
-  assign \$1478  = \$1472  + \$1477 ;
-  assign \$1479  = \$1467  + \$1478 ;
-  assign \$1480  = \$1456  + \$1479 ;
-  assign \$1481  = x_in ^ port__data[489:441];
-  assign \$1482  = ~ \$1481 ;
-  assign \$1483  = \$1480  + \$1482 [48];
-  assign \$1484  = \$1433  + \$1483 ;
-  assign \$1485  = \$signal  ? 10'h000 : raw9;
-  assign \$1486  = \$1484  + \$1485 ;
-  assign \$1487  = x_in ^ port__data[538:490];
-  assign \$1488  = ~ \$1487 ;
-  assign \$1489  = x_in ^ port__data[538:490];
-  assign \$1490  = ~ \$1489 ;
-  assign \$1491  = \$1488 [0] + \$1490 [1];
-  assign \$1492  = x_in ^ port__data[538:490];
-  assign \$1493  = ~ \$1492 ;
-  assign \$1494  = x_in ^ port__data[538:490];
-  assign \$1495  = ~ \$1494 ;
-  assign \$1496  = \$1493 [2] + \$1495 [3];
-  assign \$1497  = \$1491  + \$1496 ;
-  assign \$1498  = x_in ^ port__data[538:490];
-  assign \$1499  = ~ \$1498 ;
-  assign \$1500  = x_in ^ port__data[538:490];
-  assign \$1501  = ~ \$1500 ;
-  assign \$1502  = \$1499 [4] + \$1501 [5];
-  assign \$1503  = x_in ^ port__data[538:490];
-  assign \$1504  = ~ \$1503 ;
-  assign \$1505  = x_in ^ port__data[538:490];
-  assign \$1506  = ~ \$1505 ;
-  assign \$1507  = \$1504 [6] + \$1506 [7];
-  assign \$1508  = \$1502  + \$1507 ;
-  assign \$1509  = \$1497  + \$1508 ;
-  assign \$1510  = x_in ^ port__data[538:490];
-  assign \$1511  = ~ \$1510 ;
-  assign \$1512  = x_in ^ port__data[538:490];
-  assign \$1513  = ~ \$1512 ;
-  assign \$1514  = \$1511 [8] + \$1513 [9];
-  assign \$1515  = x_in ^ port__data[538:490];
-  assign \$1516  = ~ \$1515 ;
-  assign \$1517  = x_in ^ port__data[538:490];
-  assign \$1518  = ~ \$1517 ;
-  assign \$1519  = \$1516 [10] + \$1518 [11];
-  assign \$1520  = \$1514  + \$1519 ;
-  assign \$1521  = x_in ^ port__data[538:490];
-  assign \$1522  = ~ \$1521 ;
-  assign \$1523  = x_in ^ port__data[538:490];
-  assign \$1524  = ~ \$1523 ;
-  assign \$1525  = \$1522 [12] + \$1524 [13];
-  assign \$1526  = x_in ^ port__data[538:490];
-  assign \$1527  = ~ \$1526 ;
-  assign \$1528  = x_in ^ port__data[538:490];
-  assign \$1529  = ~ \$1528 ;
-  assign \$1530  = \$1527 [14] + \$1529 [15];
-  assign \$1531  = \$1525  + \$1530 ;
-  assign \$1532  = \$1520  + \$1531 ;
-  assign \$1533  = \$1509  + \$1532 ;
-  assign \$1534  = x_in ^ port__data[538:490];
-  assign \$1535  = ~ \$1534 ;
-  assign \$1536  = x_in ^ port__data[538:490];
-  assign \$1537  = ~ \$1536 ;
-  assign \$1538  = \$1535 [16] + \$1537 [17];
-  assign \$1539  = x_in ^ port__data[538:490];
-  assign \$1540  = ~ \$1539 ;
-  assign \$1541  = x_in ^ port__data[538:490];
-  assign \$1542  = ~ \$1541 ;
-  assign \$1543  = \$1540 [18] + \$1542 [19];
-  assign \$1544  = \$1538  + \$1543 ;
-  assign \$1545  = x_in ^ port__data[538:490];
-  assign \$1546  = ~ \$1545 ;
-  assign \$1547  = x_in ^ port__data[538:490];
-  assign \$1548  = ~ \$1547 ;
-  assign \$1549  = \$1546 [20] + \$1548 [21];
-  assign \$1550  = x_in ^ port__data[538:490];
-  assign \$1551  = ~ \$1550 ;
-  assign \$1552  = x_in ^ port__data[538:490];
-  assign \$1553  = ~ \$1552 ;
-  assign \$1554  = \$1551 [22] + \$1553 [23];
-  assign \$1555  = \$1549  + \$1554 ;
-  assign \$1556  = \$1544  + \$1555 ;
-  assign \$1557  = x_in ^ port__data[538:490];
-  assign \$1558  = ~ \$1557 ;
-  assign \$1559  = x_in ^ port__data[538:490];
-  assign \$1560  = ~ \$1559 ;
-  assign \$1561  = \$1558 [24] + \$1560 [25];
-  assign \$1562  = x_in ^ port__data[538:490];
-  assign \$1563  = ~ \$1562 ;
-  assign \$1564  = x_in ^ port__data[538:490];
-  assign \$1565  = ~ \$1564 ;
-  assign \$1566  = \$1563 [26] + \$1565 [27];
-  assign \$1567  = \$1561  + \$1566 ;
-  assign \$1568  = x_in ^ port__data[538:490];
-  assign \$1569  = ~ \$1568 ;
-  assign \$1570  = x_in ^ port__data[538:490];
-  assign \$1571  = ~ \$1570 ;
-  assign \$1572  = \$1569 [28] + \$1571 [29];
-  assign \$1573  = x_in ^ port__data[538:490];
-  assign \$1574  = ~ \$1573 ;
-  assign \$1575  = x_in ^ port__data[538:490];
-  assign \$1576  = ~ \$1575 ;
-  assign \$1577  = \$1574 [30] + \$1576 [31];
-  assign \$1578  = \$1572  + \$1577 ;
-  assign \$1579  = \$1567  + \$1578 ;
-  assign \$1580  = \$1556  + \$1579 ;
-  assign \$1581  = \$1533  + \$1580 ;
-  assign \$1582  = x_in ^ port__data[538:490];
-  assign \$1583  = ~ \$1582 ;
-  assign \$1584  = x_in ^ port__data[538:490];
-  assign \$1585  = ~ \$1584 ;
-  assign \$1586  = \$1583 [32] + \$1585 [33];
-  assign \$1587  = x_in ^ port__data[538:490];
-  assign \$1588  = ~ \$1587 ;
-  assign \$1589  = x_in ^ port__data[538:490];
-  assign \$1590  = ~ \$1589 ;
-  assign \$1591  = \$1588 [34] + \$1590 [35];
-  assign \$1592  = \$1586  + \$1591 ;
-  assign \$1593  = x_in ^ port__data[538:490];
-  assign \$1594  = ~ \$1593 ;
-  assign \$1595  = x_in ^ port__data[538:490];
-  assign \$1596  = ~ \$1595 ;
-  assign \$1597  = \$1594 [36] + \$1596 [37];
-  assign \$1598  = x_in ^ port__data[538:490];
-  assign \$1599  = ~ \$1598 ;
-  assign \$1600  = x_in ^ port__data[538:490];
-  assign \$1601  = ~ \$1600 ;
-  assign \$1602  = \$1599 [38] + \$1601 [39];
-  assign \$1603  = \$1597  + \$1602 ;
-  assign \$1604  = \$1592  + \$1603 ;
-  assign \$1605  = x_in ^ port__data[538:490];
-  assign \$1606  = ~ \$1605 ;
-  assign \$1607  = x_in ^ port__data[538:490];
-  assign \$1608  = ~ \$1607 ;
-  assign \$1609  = \$1606 [40] + \$1608 [41];
-  assign \$1610  = x_in ^ port__data[538:490];
-  assign \$1611  = ~ \$1610 ;
-  assign \$1612  = x_in ^ port__data[538:490];
-  assign \$1613  = ~ \$1612 ;
-  assign \$1614  = \$1611 [42] + \$1613 [43];
-  assign \$1615  = \$1609  + \$1614 ;
-  assign \$1616  = x_in ^ port__data[538:490];
-  assign \$1617  = ~ \$1616 ;
-  assign \$1618  = x_in ^ port__data[538:490];
-  assign \$1619  = ~ \$1618 ;
-  assign \$1620  = \$1617 [44] + \$1619 [45];
-  assign \$1621  = x_in ^ port__data[538:490];
-  assign \$1622  = ~ \$1621 ;
-  assign \$1623  = x_in ^ port__data[538:490];
-  assign \$1624  = ~ \$1623 ;
-  assign \$1625  = \$1622 [46] + \$1624 [47];
-  assign \$1626  = \$1620  + \$1625 ;
-  assign \$1627  = \$1615  + \$1626 ;
-  assign \$1628  = \$1604  + \$1627 ;
-  assign \$1629  = x_in ^ port__data[538:490];
-  assign \$1630  = ~ \$1629 ;
-  assign \$1631  = \$1628  + \$1630 [48];
-  assign \$1632  = \$1581  + \$1631 ;
-  assign \$1633  = \$signal  ? 10'h000 : raw10;
-  assign \$1634  = \$1632  + \$1633 ;
-  assign \$1635  = x_in ^ port__data[587:539];
-  assign \$1636  = ~ \$1635 ;
-  assign \$1637  = x_in ^ port__data[587:539];
-  assign \$1638  = ~ \$1637 ;
-  assign \$1639  = \$1636 [0] + \$1638 [1];
-  assign \$1640  = x_in ^ port__data[587:539];
-  assign \$1641  = ~ \$1640 ;
-  assign \$1642  = x_in ^ port__data[587:539];
-  assign \$1643  = ~ \$1642 ;
-  assign \$1644  = \$1641 [2] + \$1643 [3];
-  assign \$1645  = \$1639  + \$1644 ;
-  assign \$1646  = x_in ^ port__data[587:539];
-  assign \$1647  = ~ \$1646 ;
-  assign \$1648  = x_in ^ port__data[587:539];
-  assign \$1649  = ~ \$1648 ;
-  assign \$1650  = \$1647 [4] + \$1649 [5];
-  assign \$1651  = x_in ^ port__data[587:539];
-  assign \$1652  = ~ \$1651 ;
-  assign \$1653  = x_in ^ port__data[587:539];
-  assign \$1654  = ~ \$1653 ;
-  assign \$1655  = \$1652 [6] + \$1654 [7];
-  assign \$1656  = \$1650  + \$1655 ;
-  assign \$1657  = \$1645  + \$1656 ;
-  assign \$1658  = x_in ^ port__data[587:539];
-  assign \$1659  = ~ \$1658 ;
-  assign \$1660  = x_in ^ port__data[587:539];
-  assign \$1661  = ~ \$1660 ;
-  assign \$1662  = \$1659 [8] + \$1661 [9];
-  assign \$1663  = x_in ^ port__data[587:539];
-  assign \$1664  = ~ \$1663 ;
-  assign \$1665  = x_in ^ port__data[587:539];
-  assign \$1666  = ~ \$1665 ;
-  assign \$1667  = \$1664 [10] + \$1666 [11];
-  assign \$1668  = \$1662  + \$1667 ;
-  assign \$1669  = x_in ^ port__data[587:539];
-  assign \$1670  = ~ \$1669 ;
-  assign \$1671  = x_in ^ port__data[587:539];
-  assign \$1672  = ~ \$1671 ;
-  assign \$1673  = \$1670 [12] + \$1672 [13];
-  assign \$1674  = x_in ^ port__data[587:539];
-  assign \$1675  = ~ \$1674 ;
-  assign \$1676  = x_in ^ port__data[587:539];
-  assign \$1677  = ~ \$1676 ;
-  assign \$1678  = \$1675 [14] + \$1677 [15];
-  assign \$1679  = \$1673  + \$1678 ;
-  assign \$1680  = \$1668  + \$1679 ;
-  assign \$1681  = \$1657  + \$1680 ;
-  assign \$1682  = x_in ^ port__data[587:539];
-  assign \$1683  = ~ \$1682 ;
-  assign \$1684  = x_in ^ port__data[587:539];
-  assign \$1685  = ~ \$1684 ;
-  assign \$1686  = \$1683 [16] + \$1685 [17];
-  assign \$1687  = x_in ^ port__data[587:539];
-  assign \$1688  = ~ \$1687 ;
-  assign \$1689  = x_in ^ port__data[587:539];
-  assign \$1690  = ~ \$1689 ;
-  assign \$1691  = \$1688 [18] + \$1690 [19];
-  assign \$1692  = \$1686  + \$1691 ;
-  assign \$1693  = x_in ^ port__data[587:539];
-  assign \$1694  = ~ \$1693 ;
-  assign \$1695  = x_in ^ port__data[587:539];
-  assign \$1696  = ~ \$1695 ;
-  assign \$1697  = \$1694 [20] + \$1696 [21];
-  assign \$1698  = x_in ^ port__data[587:539];
-  assign \$1699  = ~ \$1698 ;
-  assign \$1700  = x_in ^ port__data[587:539];
-  assign \$1701  = ~ \$1700 ;
-  assign \$1702  = \$1699 [22] + \$1701 [23];
-  assign \$1703  = \$1697  + \$1702 ;
-  assign \$1704  = \$1692  + \$1703 ;
-  assign \$1705  = x_in ^ port__data[587:539];
-  assign \$1706  = ~ \$1705 ;
-  assign \$1707  = x_in ^ port__data[587:539];
-  assign \$1708  = ~ \$1707 ;
-  assign \$1709  = \$1706 [24] + \$1708 [25];
-  assign \$1710  = x_in ^ port__data[587:539];
-  assign \$1711  = ~ \$1710 ;
-  assign \$1712  = x_in ^ port__data[587:539];
-  assign \$1713  = ~ \$1712 ;
-  assign \$1714  = \$1711 [26] + \$1713 [27];
-  assign \$1715  = \$1709  + \$1714 ;
-  assign \$1716  = x_in ^ port__data[587:539];
-  assign \$1717  = ~ \$1716 ;
-  assign \$1718  = x_in ^ port__data[587:539];
-  assign \$1719  = ~ \$1718 ;
-  assign \$1720  = \$1717 [28] + \$1719 [29];
-  assign \$1721  = x_in ^ port__data[587:539];
-  assign \$1722  = ~ \$1721 ;
-  assign \$1723  = x_in ^ port__data[587:539];
-  assign \$1724  = ~ \$1723 ;
-  assign \$1725  = \$1722 [30] + \$1724 [31];
-  assign \$1726  = \$1720  + \$1725 ;
-  assign \$1727  = \$1715  + \$1726 ;
-  assign \$1728  = \$1704  + \$1727 ;
-  assign \$1729  = \$1681  + \$1728 ;
-  assign \$1730  = x_in ^ port__data[587:539];
-  assign \$1731  = ~ \$1730 ;
-  assign \$1732  = x_in ^ port__data[587:539];
-  assign \$1733  = ~ \$1732 ;
-  assign \$1734  = \$1731 [32] + \$1733 [33];
-  assign \$1735  = x_in ^ port__data[587:539];
-  assign \$1736  = ~ \$1735 ;
-  assign \$1737  = x_in ^ port__data[587:539];
-  assign \$1738  = ~ \$1737 ;
-  assign \$1739  = \$1736 [34] + \$1738 [35];
-  assign \$1740  = \$1734  + \$1739 ;
-  assign \$1741  = x_in ^ port__data[587:539];
-  assign \$1742  = ~ \$1741 ;
-  assign \$1743  = x_in ^ port__data[587:539];
-  assign \$1744  = ~ \$1743 ;
-  assign \$1745  = \$1742 [36] + \$1744 [37];
-  assign \$1746  = x_in ^ port__data[587:539];
-  assign \$1747  = ~ \$1746 ;
-  assign \$1748  = x_in ^ port__data[587:539];
-  assign \$1749  = ~ \$1748 ;
-  assign \$1750  = \$1747 [38] + \$1749 [39];
-  assign \$1751  = \$1745  + \$1750 ;
-  assign \$1752  = \$1740  + \$1751 ;
-  assign \$1753  = x_in ^ port__data[587:539];
-  assign \$1754  = ~ \$1753 ;
-  assign \$1755  = x_in ^ port__data[587:539];
-  assign \$1756  = ~ \$1755 ;
-  assign \$1757  = \$1754 [40] + \$1756 [41];
-  assign \$1758  = x_in ^ port__data[587:539];
-  assign \$1759  = ~ \$1758 ;
-  assign \$1760  = x_in ^ port__data[587:539];
-  assign \$1761  = ~ \$1760 ;
-  assign \$1762  = \$1759 [42] + \$1761 [43];
-  assign \$1763  = \$1757  + \$1762 ;
-  assign \$1764  = x_in ^ port__data[587:539];
-  assign \$1765  = ~ \$1764 ;
-  assign \$1766  = x_in ^ port__data[587:539];
-  assign \$1767  = ~ \$1766 ;
-  assign \$1768  = \$1765 [44] + \$1767 [45];
-  assign \$1769  = x_in ^ port__data[587:539];
-  assign \$1770  = ~ \$1769 ;
-  assign \$1771  = x_in ^ port__data[587:539];
-  assign \$1772  = ~ \$1771 ;
-  assign \$1773  = \$1770 [46] + \$1772 [47];
-  assign \$1774  = \$1768  + \$1773 ;
-  assign \$1775  = \$1763  + \$1774 ;
-  assign \$1776  = \$1752  + \$1775 ;
-  assign \$1777  = x_in ^ port__data[587:539];
-  assign \$1778  = ~ \$1777 ;
-  assign \$1779  = \$1776  + \$1778 [48];
-  assign \$1780  = \$1729  + \$1779 ;
-  assign \$1781  = \$signal  ? 10'h000 : raw11;
-  assign \$1782  = \$1780  + \$1781 ;
-  assign \$1783  = x_in ^ port__data[636:588];
-  assign \$1784  = ~ \$1783 ;
-  assign \$1785  = x_in ^ port__data[636:588];
-  assign \$1786  = ~ \$1785 ;
-  assign \$1787  = \$1784 [0] + \$1786 [1];
-  assign \$1788  = x_in ^ port__data[636:588];
-  assign \$1789  = ~ \$1788 ;
-  assign \$1790  = x_in ^ port__data[636:588];
-  assign \$1791  = ~ \$1790 ;
-  assign \$1792  = \$1789 [2] + \$1791 [3];
-  assign \$1793  = \$1787  + \$1792 ;
-  assign \$1794  = x_in ^ port__data[636:588];
-  assign \$1795  = ~ \$1794 ;
-  assign \$1796  = x_in ^ port__data[636:588];
-  assign \$1797  = ~ \$1796 ;
-  assign \$1798  = \$1795 [4] + \$1797 [5];
-  assign \$1799  = x_in ^ port__data[636:588];
-  assign \$1800  = ~ \$1799 ;
-  assign \$1801  = x_in ^ port__data[636:588];
-  assign \$1802  = ~ \$1801 ;
-  assign \$1803  = \$1800 [6] + \$1802 [7];
-  assign \$1804  = \$1798  + \$1803 ;
-  assign \$1805  = \$1793  + \$1804 ;
-  assign \$1806  = x_in ^ port__data[636:588];
-  assign \$1807  = ~ \$1806 ;
-  assign \$1808  = x_in ^ port__data[636:588];
-  assign \$1809  = ~ \$1808 ;
-  assign \$1810  = \$1807 [8] + \$1809 [9];
-  assign \$1811  = x_in ^ port__data[636:588];
-  assign \$1812  = ~ \$1811 ;
-  assign \$1813  = x_in ^ port__data[636:588];
-  assign \$1814  = ~ \$1813 ;
-  assign \$1815  = \$1812 [10] + \$1814 [11];
-  assign \$1816  = \$1810  + \$1815 ;
-  assign \$1817  = x_in ^ port__data[636:588];
-  assign \$1818  = ~ \$1817 ;
-  assign \$1819  = x_in ^ port__data[636:588];
-  assign \$1820  = ~ \$1819 ;
-  assign \$1821  = \$1818 [12] + \$1820 [13];
-  assign \$1822  = x_in ^ port__data[636:588];
-  assign \$1823  = ~ \$1822 ;
-  assign \$1824  = x_in ^ port__data[636:588];
-  assign \$1825  = ~ \$1824 ;
-  assign \$1826  = \$1823 [14] + \$1825 [15];
-  assign \$1827  = \$1821  + \$1826 ;
-  assign \$1828  = \$1816  + \$1827 ;
-  assign \$1829  = \$1805  + \$1828 ;
-  assign \$1830  = x_in ^ port__data[636:588];
-  assign \$1831  = ~ \$1830 ;
-  assign \$1832  = x_in ^ port__data[636:588];
-  assign \$1833  = ~ \$1832 ;
-  assign \$1834  = \$1831 [16] + \$1833 [17];
-  assign \$1835  = x_in ^ port__data[636:588];
-  assign \$1836  = ~ \$1835 ;
-  assign \$1837  = x_in ^ port__data[636:588];
-  assign \$1838  = ~ \$1837 ;
-  assign \$1839  = \$1836 [18] + \$1838 [19];
-  assign \$1840  = \$1834  + \$1839 ;
-  assign \$1841  = x_in ^ port__data[636:588];
-  assign \$1842  = ~ \$1841 ;
-  assign \$1843  = x_in ^ port__data[636:588];
-  assign \$1844  = ~ \$1843 ;
-  assign \$1845  = \$1842 [20] + \$1844 [21];
-  assign \$1846  = x_in ^ port__data[636:588];
-  assign \$1847  = ~ \$1846 ;
-  assign \$1848  = x_in ^ port__data[636:588];
-  assign \$1849  = ~ \$1848 ;
-  assign \$1850  = \$1847 [22] + \$1849 [23];
-  assign \$1851  = \$1845  + \$1850 ;
-  assign \$1852  = \$1840  + \$1851 ;
-  assign \$1853  = x_in ^ port__data[636:588];
-  assign \$1854  = ~ \$1853 ;
-  assign \$1855  = x_in ^ port__data[636:588];
-  assign \$1856  = ~ \$1855 ;
-  assign \$1857  = \$1854 [24] + \$1856 [25];
-  assign \$1858  = x_in ^ port__data[636:588];
-  assign \$1859  = ~ \$1858 ;
-  assign \$1860  = x_in ^ port__data[636:588];
-  assign \$1861  = ~ \$1860 ;
-  assign \$1862  = \$1859 [26] + \$1861 [27];
-  assign \$1863  = \$1857  + \$1862 ;
-  assign \$1864  = x_in ^ port__data[636:588];
-  assign \$1865  = ~ \$1864 ;
-  assign \$1866  = x_in ^ port__data[636:588];
-  assign \$1867  = ~ \$1866 ;
-  assign \$1868  = \$1865 [28] + \$1867 [29];
-  assign \$1869  = x_in ^ port__data[636:588];
-  assign \$1870  = ~ \$1869 ;
-  assign \$1871  = x_in ^ port__data[636:588];
-  assign \$1872  = ~ \$1871 ;
-  assign \$1873  = \$1870 [30] + \$1872 [31];
-  assign \$1874  = \$1868  + \$1873 ;
-  assign \$1875  = \$1863  + \$1874 ;
-  assign \$1876  = \$1852  + \$1875 ;
-  assign \$1877  = \$1829  + \$1876 ;
-  assign \$1878  = x_in ^ port__data[636:588];
-  assign \$1879  = ~ \$1878 ;
-  assign \$1880  = x_in ^ port__data[636:588];
-  assign \$1881  = ~ \$1880 ;
-  assign \$1882  = \$1879 [32] + \$1881 [33];
-  assign \$1883  = x_in ^ port__data[636:588];
-  assign \$1884  = ~ \$1883 ;
-  assign \$1885  = x_in ^ port__data[636:588];
-  assign \$1886  = ~ \$1885 ;
-  assign \$1887  = \$1884 [34] + \$1886 [35];
-  assign \$1888  = \$1882  + \$1887 ;
-  assign \$1889  = x_in ^ port__data[636:588];
-  assign \$1890  = ~ \$1889 ;
-  assign \$1891  = x_in ^ port__data[636:588];
-  assign \$1892  = ~ \$1891 ;
-  assign \$1893  = \$1890 [36] + \$1892 [37];
-  assign \$1894  = x_in ^ port__data[636:588];
-  assign \$1895  = ~ \$1894 ;
-  assign \$1896  = x_in ^ port__data[636:588];
-  assign \$1897  = ~ \$1896 ;
-  assign \$1898  = \$1895 [38] + \$1897 [39];
-  assign \$1899  = \$1893  + \$1898 ;
-  assign \$1900  = \$1888  + \$1899 ;
-  assign \$1901  = x_in ^ port__data[636:588];
-  assign \$1902  = ~ \$1901 ;
-  assign \$1903  = x_in ^ port__data[636:588];
-  assign \$1904  = ~ \$1903 ;
-  assign \$1905  = \$1902 [40] + \$1904 [41];
-  assign \$1906  = x_in ^ port__data[636:588];
-  assign \$1907  = ~ \$1906 ;
-  assign \$1908  = x_in ^ port__data[636:588];
-  assign \$1909  = ~ \$1908 ;
-  assign \$1910  = \$1907 [42] + \$1909 [43];
-  assign \$1911  = \$1905  + \$1910 ;
-  assign \$1912  = x_in ^ port__data[636:588];
-  assign \$1913  = ~ \$1912 ;
-  assign \$1914  = x_in ^ port__data[636:588];
-  assign \$1915  = ~ \$1914 ;
-  assign \$1916  = \$1913 [44] + \$1915 [45];
-  assign \$1917  = x_in ^ port__data[636:588];
-  assign \$1918  = ~ \$1917 ;
-  assign \$1919  = x_in ^ port__data[636:588];
-  assign \$1920  = ~ \$1919 ;
-  assign \$1921  = \$1918 [46] + \$1920 [47];
-  assign \$1922  = \$1916  + \$1921 ;
-  assign \$1923  = \$1911  + \$1922 ;
-  assign \$1924  = \$1900  + \$1923 ;
-  assign \$1925  = x_in ^ port__data[636:588];
-  assign \$1926  = ~ \$1925 ;
-  assign \$1927  = \$1924  + \$1926 [48];
-  assign \$1928  = \$1877  + \$1927 ;
-  assign \$1929  = \$signal  ? 10'h000 : raw12;
-  assign \$1930  = \$1928  + \$1929 ;
-  assign \$1931  = x_in ^ port__data[685:637];
-  assign \$1932  = ~ \$1931 ;
-  assign \$1933  = x_in ^ port__data[685:637];
-  assign \$1934  = ~ \$1933 ;
-  assign \$1935  = \$1932 [0] + \$1934 [1];
-  assign \$1936  = x_in ^ port__data[685:637];
-  assign \$1937  = ~ \$1936 ;
-  assign \$1938  = x_in ^ port__data[685:637];
-  assign \$1939  = ~ \$1938 ;
-  assign \$1940  = \$1937 [2] + \$1939 [3];
-  assign \$1941  = \$1935  + \$1940 ;
-  assign \$1942  = x_in ^ port__data[685:637];
-  assign \$1943  = ~ \$1942 ;
-  assign \$1944  = x_in ^ port__data[685:637];
-  assign \$1945  = ~ \$1944 ;
-  assign \$1946  = \$1943 [4] + \$1945 [5];
-  assign \$1947  = x_in ^ port__data[685:637];
-  assign \$1948  = ~ \$1947 ;
-  assign \$1949  = x_in ^ port__data[685:637];
-  assign \$1950  = ~ \$1949 ;
-  assign \$1951  = \$1948 [6] + \$1950 [7];
-  assign \$1952  = \$1946  + \$1951 ;
-  assign \$1953  = \$1941  + \$1952 ;
-  assign \$1954  = x_in ^ port__data[685:637];
-  assign \$1955  = ~ \$1954 ;
-  assign \$1956  = x_in ^ port__data[685:637];
-  assign \$1957  = ~ \$1956 ;
-  assign \$1958  = \$1955 [8] + \$1957 [9];
-  assign \$1959  = x_in ^ port__data[685:637];
-  assign \$1960  = ~ \$1959 ;
-  assign \$1961  = x_in ^ port__data[685:637];
-  assign \$1962  = ~ \$1961 ;
-  assign \$1963  = \$1960 [10] + \$1962 [11];
-  assign \$1964  = \$1958  + \$1963 ;
-  assign \$1965  = x_in ^ port__data[685:637];
-  assign \$1966  = ~ \$1965 ;
-  assign \$1967  = x_in ^ port__data[685:637];
-  assign \$1968  = ~ \$1967 ;
-  assign \$1969  = \$1966 [12] + \$1968 [13];
-  assign \$1970  = x_in ^ port__data[685:637];
-  assign \$1971  = ~ \$1970 ;
-  assign \$1972  = x_in ^ port__data[685:637];
-  assign \$1973  = ~ \$1972 ;
-  assign \$1974  = \$1971 [14] + \$1973 [15];
-  assign \$1975  = \$1969  + \$1974 ;
-  assign \$1976  = \$1964  + \$1975 ;
-  assign \$1977  = \$1953  + \$1976 ;
-  assign \$1978  = x_in ^ port__data[685:637];
-  assign \$1979  = ~ \$1978 ;
-  assign \$1980  = x_in ^ port__data[685:637];
-  assign \$1981  = ~ \$1980 ;
-  assign \$1982  = \$1979 [16] + \$1981 [17];
-  assign \$1983  = x_in ^ port__data[685:637];
-  assign \$1984  = ~ \$1983 ;
-  assign \$1985  = x_in ^ port__data[685:637];
-  assign \$1986  = ~ \$1985 ;
-  assign \$1987  = \$1984 [18] + \$1986 [19];
-  assign \$1988  = \$1982  + \$1987 ;
-  assign \$1989  = x_in ^ port__data[685:637];
-  assign \$1990  = ~ \$1989 ;
-  assign \$1991  = x_in ^ port__data[685:637];
-  assign \$1992  = ~ \$1991 ;
-  assign \$1993  = \$1990 [20] + \$1992 [21];
-  assign \$1994  = x_in ^ port__data[685:637];
-  assign \$1995  = ~ \$1994 ;
-  assign \$1996  = x_in ^ port__data[685:637];
-  assign \$1997  = ~ \$1996 ;
-  assign \$1998  = \$1995 [22] + \$1997 [23];
-  assign \$1999  = \$1993  + \$1998 ;
-  assign \$2000  = \$1988  + \$1999 ;
-  assign \$2001  = x_in ^ port__data[685:637];
-  assign \$2002  = ~ \$2001 ;
-  assign \$2003  = x_in ^ port__data[685:637];
-  assign \$2004  = ~ \$2003 ;
-  assign \$2005  = \$2002 [24] + \$2004 [25];
-  assign \$2006  = x_in ^ port__data[685:637];
-  assign \$2007  = ~ \$2006 ;
-  assign \$2008  = x_in ^ port__data[685:637];
-  assign \$2009  = ~ \$2008 ;
-  assign \$2010  = \$2007 [26] + \$2009 [27];
-  assign \$2011  = \$2005  + \$2010 ;
-  assign \$2012  = x_in ^ port__data[685:637];
-  assign \$2013  = ~ \$2012 ;
-  assign \$2014  = x_in ^ port__data[685:637];
-  assign \$2015  = ~ \$2014 ;
-  assign \$2016  = \$2013 [28] + \$2015 [29];
-  assign \$2017  = x_in ^ port__data[685:637];
-  assign \$2018  = ~ \$2017 ;
-  assign \$2019  = x_in ^ port__data[685:637];
-  assign \$2020  = ~ \$2019 ;
-  assign \$2021  = \$2018 [30] + \$2020 [31];
-  assign \$2022  = \$2016  + \$2021 ;
-  assign \$2023  = \$2011  + \$2022 ;
-  assign \$2024  = \$2000  + \$2023 ;
-  assign \$2025  = \$1977  + \$2024 ;
-  assign \$2026  = x_in ^ port__data[685:637];
-  assign \$2027  = ~ \$2026 ;
-  assign \$2028  = x_in ^ port__data[685:637];
-  assign \$2029  = ~ \$2028 ;
-  assign \$2030  = \$2027 [32] + \$2029 [33];
-  assign \$2031  = x_in ^ port__data[685:637];
-  assign \$2032  = ~ \$2031 ;
-  assign \$2033  = x_in ^ port__data[685:637];
-  assign \$2034  = ~ \$2033 ;
-  assign \$2035  = \$2032 [34] + \$2034 [35];
-  assign \$2036  = \$2030  + \$2035 ;
-  assign \$2037  = x_in ^ port__data[685:637];
-  assign \$2038  = ~ \$2037 ;
-  assign \$2039  = x_in ^ port__data[685:637];
-  assign \$2040  = ~ \$2039 ;
-  assign \$2041  = \$2038 [36] + \$2040 [37];
-  assign \$2042  = x_in ^ port__data[685:637];
-  assign \$2043  = ~ \$2042 ;
-  assign \$2044  = x_in ^ port__data[685:637];
-  assign \$2045  = ~ \$2044 ;
-  assign \$2046  = \$2043 [38] + \$2045 [39];
-  assign \$2047  = \$2041  + \$2046 ;
-  assign \$2048  = \$2036  + \$2047 ;
-  assign \$2049  = x_in ^ port__data[685:637];
-  assign \$2050  = ~ \$2049 ;
-  assign \$2051  = x_in ^ port__data[685:637];
-  assign \$2052  = ~ \$2051 ;
-  assign \$2053  = \$2050 [40] + \$2052 [41];
-  assign \$2054  = x_in ^ port__data[685:637];
-  assign \$2055  = ~ \$2054 ;
-  assign \$2056  = x_in ^ port__data[685:637];
-  assign \$2057  = ~ \$2056 ;
-  assign \$2058  = \$2055 [42] + \$2057 [43];
-  assign \$2059  = \$2053  + \$2058 ;
-  assign \$2060  = x_in ^ port__data[685:637];
-  assign \$2061  = ~ \$2060 ;
-  assign \$2062  = x_in ^ port__data[685:637];
-  assign \$2063  = ~ \$2062 ;
-  assign \$2064  = \$2061 [44] + \$2063 [45];
-  assign \$2065  = x_in ^ port__data[685:637];
-  assign \$2066  = ~ \$2065 ;
-  assign \$2067  = x_in ^ port__data[685:637];
-  assign \$2068  = ~ \$2067 ;
-  assign \$2069  = \$2066 [46] + \$2068 [47];
-  assign \$2070  = \$2064  + \$2069 ;
-  assign \$2071  = \$2059  + \$2070 ;
-  assign \$2072  = \$2048  + \$2071 ;
-  assign \$2073  = x_in ^ port__data[685:637];
-  assign \$2074  = ~ \$2073 ;
-  assign \$2075  = \$2072  + \$2074 [48];
-  assign \$2076  = \$2025  + \$2075 ;
-  assign \$2077  = \$signal  ? 10'h000 : raw13;
-  assign \$2078  = \$2076  + \$2077 ;
-  assign \$2079  = x_in ^ port__data[734:686];
-  assign \$2080  = ~ \$2079 ;
-  assign \$2081  = x_in ^ port__data[734:686];
-  assign \$2082  = ~ \$2081 ;
-  assign \$2083  = \$2080 [0] + \$2082 [1];
-  assign \$2084  = x_in ^ port__data[734:686];
-  assign \$2085  = ~ \$2084 ;
-  assign \$2086  = x_in ^ port__data[734:686];
-  assign \$2087  = ~ \$2086 ;
-  assign \$2088  = \$2085 [2] + \$2087 [3];
-  assign \$2089  = \$2083  + \$2088 ;
-  assign \$2090  = x_in ^ port__data[734:686];
-  assign \$2091  = ~ \$2090 ;
-  assign \$2092  = x_in ^ port__data[734:686];
-  assign \$2093  = ~ \$2092 ;
-  assign \$2094  = \$2091 [4] + \$2093 [5];
-  assign \$2095  = x_in ^ port__data[734:686];
-  assign \$2096  = ~ \$2095 ;
-  assign \$2097  = x_in ^ port__data[734:686];
-  assign \$2098  = ~ \$2097 ;
-  assign \$2099  = \$2096 [6] + \$2098 [7];
-  assign \$2100  = \$2094  + \$2099 ;
-  assign \$2101  = \$2089  + \$2100 ;
-  assign \$2102  = x_in ^ port__data[734:686];
-  assign \$2103  = ~ \$2102 ;
-  assign \$2104  = x_in ^ port__data[734:686];
-  assign \$2105  = ~ \$2104 ;
-  assign \$2106  = \$2103 [8] + \$2105 [9];
-  assign \$2107  = x_in ^ port__data[734:686];
-  assign \$2108  = ~ \$2107 ;
-  assign \$2109  = x_in ^ port__data[734:686];
-  assign \$2110  = ~ \$2109 ;
-  assign \$2111  = \$2108 [10] + \$2110 [11];
-  assign \$2112  = \$2106  + \$2111 ;
-  assign \$2113  = x_in ^ port__data[734:686];
-  assign \$2114  = ~ \$2113 ;
-  assign \$2115  = x_in ^ port__data[734:686];
-  assign \$2116  = ~ \$2115 ;
-  assign \$2117  = \$2114 [12] + \$2116 [13];
-  assign \$2118  = x_in ^ port__data[734:686];
-  assign \$2119  = ~ \$2118 ;
-  assign \$2120  = x_in ^ port__data[734:686];
-  assign \$2121  = ~ \$2120 ;
-  assign \$2122  = \$2119 [14] + \$2121 [15];
-  assign \$2123  = \$2117  + \$2122 ;
-  assign \$2124  = \$2112  + \$2123 ;
-  assign \$2125  = \$2101  + \$2124 ;
-  assign \$2126  = x_in ^ port__data[734:686];
-  assign \$2127  = ~ \$2126 ;
-  assign \$2128  = x_in ^ port__data[734:686];
-  assign \$2129  = ~ \$2128 ;
-  assign \$2130  = \$2127 [16] + \$2129 [17];
-  assign \$2131  = x_in ^ port__data[734:686];
-  assign \$2132  = ~ \$2131 ;
-  assign \$2133  = x_in ^ port__data[734:686];
-  assign \$2134  = ~ \$2133 ;
-  assign \$2135  = \$2132 [18] + \$2134 [19];
-  assign \$2136  = \$2130  + \$2135 ;
-  assign \$2137  = x_in ^ port__data[734:686];
-  assign \$2138  = ~ \$2137 ;
-  assign \$2139  = x_in ^ port__data[734:686];
-  assign \$2140  = ~ \$2139 ;
-  assign \$2141  = \$2138 [20] + \$2140 [21];
-  assign \$2142  = x_in ^ port__data[734:686];
-  assign \$2143  = ~ \$2142 ;
-  assign \$2144  = x_in ^ port__data[734:686];
-  assign \$2145  = ~ \$2144 ;
-  assign \$2146  = \$2143 [22] + \$2145 [23];
-  assign \$2147  = \$2141  + \$2146 ;
-  assign \$2148  = \$2136  + \$2147 ;
-  assign \$2149  = x_in ^ port__data[734:686];
-  assign \$2150  = ~ \$2149 ;
-  assign \$2151  = x_in ^ port__data[734:686];
-  assign \$2152  = ~ \$2151 ;
-  assign \$2153  = \$2150 [24] + \$2152 [25];
-  assign \$2154  = x_in ^ port__data[734:686];
-  assign \$2155  = ~ \$2154 ;
-  assign \$2156  = x_in ^ port__data[734:686];
-  assign \$2157  = ~ \$2156 ;
-  assign \$2158  = \$2155 [26] + \$2157 [27];
-  assign \$2159  = \$2153  + \$2158 ;
-  assign \$2160  = x_in ^ port__data[734:686];
-  assign \$2161  = ~ \$2160 ;
-  assign \$2162  = x_in ^ port__data[734:686];
-  assign \$2163  = ~ \$2162 ;
-  assign \$2164  = \$2161 [28] + \$2163 [29];
-  assign \$2165  = x_in ^ port__data[734:686];
-  assign \$2166  = ~ \$2165 ;
-  assign \$2167  = x_in ^ port__data[734:686];
-  assign \$2168  = ~ \$2167 ;
-  assign \$2169  = \$2166 [30] + \$2168 [31];
-  assign \$2170  = \$2164  + \$2169 ;
-  assign \$2171  = \$2159  + \$2170 ;
-  assign \$2172  = \$2148  + \$2171 ;
-  assign \$2173  = \$2125  + \$2172 ;
-  assign \$2174  = x_in ^ port__data[734:686];
-  assign \$2175  = ~ \$2174 ;
-  assign \$2176  = x_in ^ port__data[734:686];
-  assign \$2177  = ~ \$2176 ;
-  assign \$2178  = \$2175 [32] + \$2177 [33];
-  assign \$2179  = x_in ^ port__data[734:686];
-  assign \$2180  = ~ \$2179 ;
-  assign \$2181  = x_in ^ port__data[734:686];
-  assign \$2182  = ~ \$2181 ;
-  assign \$2183  = \$2180 [34] + \$2182 [35];
-  assign \$2184  = \$2178  + \$2183 ;
-  assign \$2185  = x_in ^ port__data[734:686];
-  assign \$2186  = ~ \$2185 ;
-  assign \$2187  = x_in ^ port__data[734:686];
-  assign \$2188  = ~ \$2187 ;
-  assign \$2189  = \$2186 [36] + \$2188 [37];
-  assign \$2190  = x_in ^ port__data[734:686];
-  assign \$2191  = ~ \$2190 ;
-  assign \$2192  = x_in ^ port__data[734:686];
-  assign \$2193  = ~ \$2192 ;
-  assign \$2194  = \$2191 [38] + \$2193 [39];
-  assign \$2195  = \$2189  + \$2194 ;
-  assign \$2196  = \$2184  + \$2195 ;
-  assign \$2197  = x_in ^ port__data[734:686];
-  assign \$2198  = ~ \$2197 ;
-  assign \$2199  = x_in ^ port__data[734:686];
-  assign \$2200  = ~ \$2199 ;
-  assign \$2201  = \$2198 [40] + \$2200 [41];
-  assign \$2202  = x_in ^ port__data[734:686];
-  assign \$2203  = ~ \$2202 ;
-  assign \$2204  = x_in ^ port__data[734:686];
-  assign \$2205  = ~ \$2204 ;
-  assign \$2206  = \$2203 [42] + \$2205 [43];
-  assign \$2207  = \$2201  + \$2206 ;
-  assign \$2208  = x_in ^ port__data[734:686];
-  assign \$2209  = ~ \$2208 ;
-  assign \$2210  = x_in ^ port__data[734:686];
-  assign \$2211  = ~ \$2210 ;
-  assign \$2212  = \$2209 [44] + \$2211 [45];
-  assign \$2213  = x_in ^ port__data[734:686];
-  assign \$2214  = ~ \$2213 ;
-  assign \$2215  = x_in ^ port__data[734:686];
-  assign \$2216  = ~ \$2215 ;
-  assign \$2217  = \$2214 [46] + \$2216 [47];
-  assign \$2218  = \$2212  + \$2217 ;
-  assign \$2219  = \$2207  + \$2218 ;
-  assign \$2220  = \$2196  + \$2219 ;
-  assign \$2221  = x_in ^ port__data[734:686];
-  assign \$2222  = ~ \$2221 ;
-  assign \$2223  = \$2220  + \$2222 [48];
-  assign \$2224  = \$2173  + \$2223 ;
-  assign \$2225  = \$signal  ? 10'h000 : raw14;
-  assign \$2226  = \$2224  + \$2225 ;
-  assign \$2227  = x_in ^ port__data[783:735];
-  assign \$2228  = ~ \$2227 ;
-  assign \$2229  = x_in ^ port__data[783:735];
-  assign \$2230  = ~ \$2229 ;
-  assign \$2231  = \$2228 [0] + \$2230 [1];
-  assign \$2232  = x_in ^ port__data[783:735];
-  assign \$2233  = ~ \$2232 ;
-  assign \$2234  = x_in ^ port__data[783:735];
-  assign \$2235  = ~ \$2234 ;
-  assign \$2236  = \$2233 [2] + \$2235 [3];
-  assign \$2237  = \$2231  + \$2236 ;
-  assign \$2238  = x_in ^ port__data[783:735];
-  assign \$2239  = ~ \$2238 ;
-  assign \$2240  = x_in ^ port__data[783:735];
-  assign \$2241  = ~ \$2240 ;
-  assign \$2242  = \$2239 [4] + \$2241 [5];
-  assign \$2243  = x_in ^ port__data[783:735];
-  assign \$2244  = ~ \$2243 ;
-  assign \$2245  = x_in ^ port__data[783:735];
-  assign \$2246  = ~ \$2245 ;
-  assign \$2247  = \$2244 [6] + \$2246 [7];
-  assign \$2248  = \$2242  + \$2247 ;
-  assign \$2249  = \$2237  + \$2248 ;
-  assign \$2250  = x_in ^ port__data[783:735];
-  assign \$2251  = ~ \$2250 ;
-  assign \$2252  = x_in ^ port__data[783:735];
-  assign \$2253  = ~ \$2252 ;
-  assign \$2254  = \$2251 [8] + \$2253 [9];
-  assign \$2255  = x_in ^ port__data[783:735];
-  assign \$2256  = ~ \$2255 ;
-  assign \$2257  = x_in ^ port__data[783:735];
-  assign \$2258  = ~ \$2257 ;
-  assign \$2259  = \$2256 [10] + \$2258 [11];
-  assign \$2260  = \$2254  + \$2259 ;
-  assign \$2261  = x_in ^ port__data[783:735];
-  assign \$2262  = ~ \$2261 ;
-  assign \$2263  = x_in ^ port__data[783:735];
-  assign \$2264  = ~ \$2263 ;
-  assign \$2265  = \$2262 [12] + \$2264 [13];
-  assign \$2266  = x_in ^ port__data[783:735];
-  assign \$2267  = ~ \$2266 ;
-  assign \$2268  = x_in ^ port__data[783:735];
-  assign \$2269  = ~ \$2268 ;
-  assign \$2270  = \$2267 [14] + \$2269 [15];
-  assign \$2271  = \$2265  + \$2270 ;
-  assign \$2272  = \$2260  + \$2271 ;
-  assign \$2273  = \$2249  + \$2272 ;
-  assign \$2274  = x_in ^ port__data[783:735];
-  assign \$2275  = ~ \$2274 ;
-  assign \$2276  = x_in ^ port__data[783:735];
-  assign \$2277  = ~ \$2276 ;
-  assign \$2278  = \$2275 [16] + \$2277 [17];
-  assign \$2279  = x_in ^ port__data[783:735];
-  assign \$2280  = ~ \$2279 ;
-  assign \$2281  = x_in ^ port__data[783:735];
-  assign \$2282  = ~ \$2281 ;
-  assign \$2283  = \$2280 [18] + \$2282 [19];
-  assign \$2284  = \$2278  + \$2283 ;
-  assign \$2285  = x_in ^ port__data[783:735];
-  assign \$2286  = ~ \$2285 ;
-  assign \$2287  = x_in ^ port__data[783:735];
-  assign \$2288  = ~ \$2287 ;
-  assign \$2289  = \$2286 [20] + \$2288 [21];
-  assign \$2290  = x_in ^ port__data[783:735];
-  assign \$2291  = ~ \$2290 ;
-  assign \$2292  = x_in ^ port__data[783:735];
-  assign \$2293  = ~ \$2292 ;
-  assign \$2294  = \$2291 [22] + \$2293 [23];
-  assign \$2295  = \$2289  + \$2294 ;
-  assign \$2296  = \$2284  + \$2295 ;
-  assign \$2297  = x_in ^ port__data[783:735];
-  assign \$2298  = ~ \$2297 ;
-  assign \$2299  = x_in ^ port__data[783:735];
-  assign \$2300  = ~ \$2299 ;
-  assign \$2301  = \$2298 [24] + \$2300 [25];
-  assign \$2302  = x_in ^ port__data[783:735];
-  assign \$2303  = ~ \$2302 ;
-  assign \$2304  = x_in ^ port__data[783:735];
-  assign \$2305  = ~ \$2304 ;
-  assign \$2306  = \$2303 [26] + \$2305 [27];
-  assign \$2307  = \$2301  + \$2306 ;
-  assign \$2308  = x_in ^ port__data[783:735];
-  assign \$2309  = ~ \$2308 ;
-  assign \$2310  = x_in ^ port__data[783:735];
-  assign \$2311  = ~ \$2310 ;
-  assign \$2312  = \$2309 [28] + \$2311 [29];
-  assign \$2313  = x_in ^ port__data[783:735];
-  assign \$2314  = ~ \$2313 ;
-  assign \$2315  = x_in ^ port__data[783:735];
-  assign \$2316  = ~ \$2315 ;
-  assign \$2317  = \$2314 [30] + \$2316 [31];
-  assign \$2318  = \$2312  + \$2317 ;
-  assign \$2319  = \$2307  + \$2318 ;
-  assign \$2320  = \$2296  + \$2319 ;
-  assign \$2321  = \$2273  + \$2320 ;
-  assign \$2322  = x_in ^ port__data[783:735];
-  assign \$2323  = ~ \$2322 ;
-  assign \$2324  = x_in ^ port__data[783:735];
-  assign \$2325  = ~ \$2324 ;
-  assign \$2326  = \$2323 [32] + \$2325 [33];
-  assign \$2327  = x_in ^ port__data[783:735];
-  assign \$2328  = ~ \$2327 ;
-  assign \$2329  = x_in ^ port__data[783:735];
-  assign \$2330  = ~ \$2329 ;
-  assign \$2331  = \$2328 [34] + \$2330 [35];
-  assign \$2332  = \$2326  + \$2331 ;
-  assign \$2333  = x_in ^ port__data[783:735];
-  assign \$2334  = ~ \$2333 ;
-  assign \$2335  = x_in ^ port__data[783:735];
-  assign \$2336  = ~ \$2335 ;
-  assign \$2337  = \$2334 [36] + \$2336 [37];
-  assign \$2338  = x_in ^ port__data[783:735];
-  assign \$2339  = ~ \$2338 ;
-  assign \$2340  = x_in ^ port__data[783:735];
-  assign \$2341  = ~ \$2340 ;
-  assign \$2342  = \$2339 [38] + \$2341 [39];
-  assign \$2343  = \$2337  + \$2342 ;
-  assign \$2344  = \$2332  + \$2343 ;
-  assign \$2345  = x_in ^ port__data[783:735];
-  assign \$2346  = ~ \$2345 ;
-  assign \$2347  = x_in ^ port__data[783:735];
-  assign \$2348  = ~ \$2347 ;
-  assign \$2349  = \$2346 [40] + \$2348 [41];
-  assign \$2350  = x_in ^ port__data[783:735];
-  assign \$2351  = ~ \$2350 ;
-  assign \$2352  = x_in ^ port__data[783:735];
-  assign \$2353  = ~ \$2352 ;
-  assign \$2354  = \$2351 [42] + \$2353 [43];
-  assign \$2355  = \$2349  + \$2354 ;
-  assign \$2356  = x_in ^ port__data[783:735];
-  assign \$2357  = ~ \$2356 ;
-  assign \$2358  = x_in ^ port__data[783:735];
-  assign \$2359  = ~ \$2358 ;
-  assign \$2360  = \$2357 [44] + \$2359 [45];
-  assign \$2361  = x_in ^ port__data[783:735];
-  assign \$2362  = ~ \$2361 ;
-  assign \$2363  = x_in ^ port__data[783:735];
-  assign \$2364  = ~ \$2363 ;
-  assign \$2365  = \$2362 [46] + \$2364 [47];
-  assign \$2366  = \$2360  + \$2365 ;
-  assign \$2367  = \$2355  + \$2366 ;
-  assign \$2368  = \$2344  + \$2367 ;
-  assign \$2369  = x_in ^ port__data[783:735];
-  assign \$2370  = ~ \$2369 ;
-  assign \$2371  = \$2368  + \$2370 [48];
-  assign \$2372  = \$2321  + \$2371 ;
-  assign \$2373  = \$signal  ? 10'h000 : raw15;
-  assign \$2374  = \$2372  + \$2373 ;
-  assign \$2375  = $signed(acc0) >= $signed(\port__data$60 [10:0]);
-  assign \$2376  = 1'h0 + \$2375 ;
-  assign \$2377  = $signed(acc1) >= $signed(\port__data$60 [21:11]);
-  assign \$2378  = 1'h0 + \$2377 ;
-  assign \$2379  = $signed(acc2) >= $signed(\port__data$60 [32:22]);
-  assign \$2380  = 1'h0 + \$2379 ;
-  assign \$2381  = $signed(acc3) >= $signed(\port__data$60 [43:33]);
-  assign \$2382  = 1'h0 + \$2381 ;
-  assign \$2383  = $signed(acc4) >= $signed(\port__data$60 [54:44]);
-  assign \$2384  = 1'h0 + \$2383 ;
-  assign \$2385  = $signed(acc5) >= $signed(\port__data$60 [65:55]);
-  assign \$2386  = 1'h0 + \$2385 ;
-  assign \$2387  = $signed(acc6) >= $signed(\port__data$60 [76:66]);
-  assign \$2388  = 1'h0 + \$2387 ;
-  assign \$2389  = $signed(acc7) >= $signed(\port__data$60 [87:77]);
-  assign \$2390  = 1'h0 + \$2389 ;
-  assign \$2391  = $signed(acc8) >= $signed(\port__data$60 [98:88]);
-  assign \$2392  = 1'h0 + \$2391 ;
-  assign \$2393  = $signed(acc9) >= $signed(\port__data$60 [109:99]);
-  assign \$2394  = 1'h0 + \$2393 ;
-  assign \$2395  = $signed(acc10) >= $signed(\port__data$60 [120:110]);
-  assign \$2396  = 1'h0 + \$2395 ;
-  assign \$2397  = $signed(acc11) >= $signed(\port__data$60 [131:121]);
-  assign \$2398  = 1'h0 + \$2397 ;
-  assign \$2399  = $signed(acc12) >= $signed(\port__data$60 [142:132]);
-  assign \$2400  = 1'h0 + \$2399 ;
-  assign \$2401  = $signed(acc13) >= $signed(\port__data$60 [153:143]);
-  assign \$2402  = 1'h0 + \$2401 ;
-  assign \$2403  = $signed(acc14) >= $signed(\port__data$60 [164:154]);
-  assign \$2404  = 1'h0 + \$2403 ;
-  assign \$2405  = $signed(acc15) >= $signed(\port__data$60 [175:165]);
-  assign \$2406  = 1'h0 + \$2405 ;
-  assign \$2407  = \$signature__addr  + 1'h1;
-  assign \$4922  = \$2407  % 5'h10;
-  assign \$2409  = port__addr + 1'h1;
-  assign \$4928  = \$2409  % 7'h40;
-  assign \$2411  = \$signature__addr  == 4'hf;
-  assign \$2412  = nf + 1'h1;
-  assign \$4935  = \$2412  % 3'h4;
-  assign \$2414  = ! nf;
-  assign \$2415  = ! \$signature__addr ;
-  assign \$2416  = \$signature__addr  == 4'hf;
-  assign \$2417  = advance & \$signal$78 ;
-  assign \$2418  = 2'h2 * \$154 [9:0];
-  assign \$2419  = \$2418  - 10'h310;
-  assign \$2420  = advance & \$signal$78 ;
-  assign \$2421  = 2'h2 * \$302 [9:0];
-  assign \$2422  = \$2421  - 10'h310;
-  assign \$2423  = advance & \$signal$78 ;
-  assign \$2424  = 2'h2 * \$450 [9:0];
-  assign \$2425  = \$2424  - 10'h310;
-  assign \$2426  = advance & \$signal$78 ;
-  assign \$2427  = 2'h2 * \$598 [9:0];
-  assign \$2428  = \$2427  - 10'h310;
-  assign \$2429  = advance & \$signal$78 ;
-  assign \$2430  = 2'h2 * \$746 [9:0];
-  assign \$2431  = \$2430  - 10'h310;
-  assign \$2432  = advance & \$signal$78 ;
-  assign \$2433  = 2'h2 * \$894 [9:0];
-  assign \$2434  = \$2433  - 10'h310;
-  assign \$2435  = advance & \$signal$78 ;
-  assign \$2436  = 2'h2 * \$1042 [9:0];
-  assign \$2437  = \$2436  - 10'h310;
-  assign \$2438  = advance & \$signal$78 ;
-  assign \$2439  = 2'h2 * \$1190 [9:0];
-  assign \$2440  = \$2439  - 10'h310;
-  assign \$2441  = advance & \$signal$78 ;
-  assign \$2442  = 2'h2 * \$1338 [9:0];
-  assign \$2443  = \$2442  - 10'h310;
-  assign \$2444  = advance & \$signal$78 ;
-  assign \$2445  = 2'h2 * \$1486 [9:0];
-  assign \$2446  = \$2445  - 10'h310;
-  assign \$2447  = advance & \$signal$78 ;
-  assign \$2448  = 2'h2 * \$1634 [9:0];
-  assign \$2449  = \$2448  - 10'h310;
-  assign \$2450  = advance & \$signal$78 ;
-  assign \$2451  = 2'h2 * \$1782 [9:0];
-  assign \$2452  = \$2451  - 10'h310;
-  assign \$2453  = advance & \$signal$78 ;
-  assign \$2454  = 2'h2 * \$1930 [9:0];
-  assign \$2455  = \$2454  - 10'h310;
-  assign \$2456  = advance & \$signal$78 ;
-  assign \$2457  = 2'h2 * \$2078 [9:0];
-  assign \$2458  = \$2457  - 10'h310;
-  assign \$2459  = advance & \$signal$78 ;
-  assign \$2460  = 2'h2 * \$2226 [9:0];
-  assign \$2461  = \$2460  - 10'h310;
-  assign \$2462  = advance & \$signal$78 ;
-  assign \$2463  = 2'h2 * \$2374 [9:0];
-  assign \$2464  = \$2463  - 10'h310;
-  assign \$2465  = \$signal$78  & last1;
+  assign \$747  = xnor12[8] + xnor12[9];
+  assign \$748  = xnor12[10] + xnor12[11];
+  assign \$749  = \$747  + \$748 ;
+  assign \$750  = xnor12[12] + xnor12[13];
+  assign \$751  = xnor12[14] + xnor12[15];
+  assign \$752  = \$750  + \$751 ;
+  assign \$753  = xnor12[16] + xnor12[17];
+  assign \$754  = xnor12[18] + xnor12[19];
+  assign \$755  = \$753  + \$754 ;
+  assign \$756  = xnor12[20] + xnor12[21];
+  assign \$757  = xnor12[22] + xnor12[23];
+  assign \$758  = \$756  + \$757 ;
+  assign \$759  = xnor12[24] + xnor12[25];
+  assign \$760  = xnor12[26] + xnor12[27];
+  assign \$761  = \$759  + \$760 ;
+  assign \$762  = xnor12[28] + xnor12[29];
+  assign \$763  = xnor12[30] + xnor12[31];
+  assign \$764  = \$762  + \$763 ;
+  assign \$765  = xnor12[32] + xnor12[33];
+  assign \$766  = xnor12[34] + xnor12[35];
+  assign \$767  = \$765  + \$766 ;
+  assign \$768  = xnor12[36] + xnor12[37];
+  assign \$769  = xnor12[38] + xnor12[39];
+  assign \$770  = \$768  + \$769 ;
+  assign \$771  = xnor12[40] + xnor12[41];
+  assign \$772  = xnor12[42] + xnor12[43];
+  assign \$773  = \$771  + \$772 ;
+  assign \$774  = xnor12[44] + xnor12[45];
+  assign \$775  = xnor12[46] + xnor12[47];
+  assign \$776  = \$774  + \$775 ;
+  assign \$777  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$778  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$779  = \$777  + \$778 ;
+  assign \$780  = tree12_l1_4_0 + tree12_l1_5_0;
+  assign \$781  = tree12_l1_6_0 + tree12_l1_7_0;
+  assign \$782  = \$780  + \$781 ;
+  assign \$783  = tree12_l1_8_0 + tree12_l1_9_0;
+  assign \$784  = tree12_l1_10_0 + tree12_l1_11_0;
+  assign \$785  = \$783  + \$784 ;
+  assign \$786  = tree12_l3_0_0 + tree12_l3_1_0;
+  assign \$787  = tree12_l3_2_0 + tree12_l3_3_0;
+  assign \$788  = tree12_l4_0_0 + tree12_l4_1_0;
+  assign \$789  = advance & v1_d4;
+  assign \$790  = 2'h2 * raw12;
+  assign \$791  = \$790  - 10'h310;
+  assign \$792  = xnor13[0] + xnor13[1];
+  assign \$793  = xnor13[2] + xnor13[3];
+  assign \$794  = \$792  + \$793 ;
+  assign \$795  = xnor13[4] + xnor13[5];
+  assign \$796  = xnor13[6] + xnor13[7];
+  assign \$797  = \$795  + \$796 ;
+  assign \$798  = xnor13[8] + xnor13[9];
+  assign \$799  = xnor13[10] + xnor13[11];
+  assign \$800  = \$798  + \$799 ;
+  assign \$801  = xnor13[12] + xnor13[13];
+  assign \$802  = xnor13[14] + xnor13[15];
+  assign \$803  = \$801  + \$802 ;
+  assign \$804  = xnor13[16] + xnor13[17];
+  assign \$805  = xnor13[18] + xnor13[19];
+  assign \$806  = \$804  + \$805 ;
+  assign \$807  = xnor13[20] + xnor13[21];
+  assign \$808  = xnor13[22] + xnor13[23];
+  assign \$809  = \$807  + \$808 ;
+  assign \$810  = xnor13[24] + xnor13[25];
+  assign \$811  = xnor13[26] + xnor13[27];
+  assign \$812  = \$810  + \$811 ;
+  assign \$813  = xnor13[28] + xnor13[29];
+  assign \$814  = xnor13[30] + xnor13[31];
+  assign \$815  = \$813  + \$814 ;
+  assign \$816  = xnor13[32] + xnor13[33];
+  assign \$817  = xnor13[34] + xnor13[35];
+  assign \$818  = \$816  + \$817 ;
+  assign \$819  = xnor13[36] + xnor13[37];
+  assign \$820  = xnor13[38] + xnor13[39];
+  assign \$821  = \$819  + \$820 ;
+  assign \$822  = xnor13[40] + xnor13[41];
+  assign \$823  = xnor13[42] + xnor13[43];
+  assign \$824  = \$822  + \$823 ;
+  assign \$825  = xnor13[44] + xnor13[45];
+  assign \$826  = xnor13[46] + xnor13[47];
+  assign \$827  = \$825  + \$826 ;
+  assign \$828  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$829  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$830  = \$828  + \$829 ;
+  assign \$831  = tree13_l1_4_0 + tree13_l1_5_0;
+  assign \$832  = tree13_l1_6_0 + tree13_l1_7_0;
+  assign \$833  = \$831  + \$832 ;
+  assign \$834  = tree13_l1_8_0 + tree13_l1_9_0;
+  assign \$835  = tree13_l1_10_0 + tree13_l1_11_0;
+  assign \$836  = \$834  + \$835 ;
+  assign \$837  = tree13_l3_0_0 + tree13_l3_1_0;
+  assign \$838  = tree13_l3_2_0 + tree13_l3_3_0;
+  assign \$839  = tree13_l4_0_0 + tree13_l4_1_0;
+  assign \$840  = advance & v1_d4;
+  assign \$841  = 2'h2 * raw13;
+  assign \$842  = \$841  - 10'h310;
+  assign \$843  = xnor14[0] + xnor14[1];
+  assign \$844  = xnor14[2] + xnor14[3];
+  assign \$845  = \$843  + \$844 ;
+  assign \$846  = xnor14[4] + xnor14[5];
+  assign \$847  = xnor14[6] + xnor14[7];
+  assign \$848  = \$846  + \$847 ;
+  assign \$849  = xnor14[8] + xnor14[9];
+  assign \$850  = xnor14[10] + xnor14[11];
+  assign \$851  = \$849  + \$850 ;
+  assign \$852  = xnor14[12] + xnor14[13];
+  assign \$853  = xnor14[14] + xnor14[15];
+  assign \$854  = \$852  + \$853 ;
+  assign \$855  = xnor14[16] + xnor14[17];
+  assign \$856  = xnor14[18] + xnor14[19];
+  assign \$857  = \$855  + \$856 ;
+  assign \$858  = xnor14[20] + xnor14[21];
+  assign \$859  = xnor14[22] + xnor14[23];
+  assign \$860  = \$858  + \$859 ;
+  assign \$861  = xnor14[24] + xnor14[25];
+  assign \$862  = xnor14[26] + xnor14[27];
+  assign \$863  = \$861  + \$862 ;
+  assign \$864  = xnor14[28] + xnor14[29];
+  assign \$865  = xnor14[30] + xnor14[31];
+  assign \$866  = \$864  + \$865 ;
+  assign \$867  = xnor14[32] + xnor14[33];
+  assign \$868  = xnor14[34] + xnor14[35];
+  assign \$869  = \$867  + \$868 ;
+  assign \$870  = xnor14[36] + xnor14[37];
+  assign \$871  = xnor14[38] + xnor14[39];
+  assign \$872  = \$870  + \$871 ;
+  assign \$873  = xnor14[40] + xnor14[41];
+  assign \$874  = xnor14[42] + xnor14[43];
+  assign \$875  = \$873  + \$874 ;
+  assign \$876  = xnor14[44] + xnor14[45];
+  assign \$877  = xnor14[46] + xnor14[47];
+  assign \$878  = \$876  + \$877 ;
+  assign \$879  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$880  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$881  = \$879  + \$880 ;
+  assign \$882  = tree14_l1_4_0 + tree14_l1_5_0;
+  assign \$883  = tree14_l1_6_0 + tree14_l1_7_0;
+  assign \$884  = \$882  + \$883 ;
+  assign \$885  = tree14_l1_8_0 + tree14_l1_9_0;
+  assign \$886  = tree14_l1_10_0 + tree14_l1_11_0;
+  assign \$887  = \$885  + \$886 ;
+  assign \$888  = tree14_l3_0_0 + tree14_l3_1_0;
+  assign \$889  = tree14_l3_2_0 + tree14_l3_3_0;
+  assign \$890  = tree14_l4_0_0 + tree14_l4_1_0;
+  assign \$891  = advance & v1_d4;
+  assign \$892  = 2'h2 * raw14;
+  assign \$893  = \$892  - 10'h310;
+  assign \$894  = xnor15[0] + xnor15[1];
+  assign \$895  = xnor15[2] + xnor15[3];
+  assign \$896  = \$894  + \$895 ;
+  assign \$897  = xnor15[4] + xnor15[5];
+  assign \$898  = xnor15[6] + xnor15[7];
+  assign \$899  = \$897  + \$898 ;
+  assign \$900  = xnor15[8] + xnor15[9];
+  assign \$901  = xnor15[10] + xnor15[11];
+  assign \$902  = \$900  + \$901 ;
+  assign \$903  = xnor15[12] + xnor15[13];
+  assign \$904  = xnor15[14] + xnor15[15];
+  assign \$905  = \$903  + \$904 ;
+  assign \$906  = xnor15[16] + xnor15[17];
+  assign \$907  = xnor15[18] + xnor15[19];
+  assign \$908  = \$906  + \$907 ;
+  assign \$909  = xnor15[20] + xnor15[21];
+  assign \$910  = xnor15[22] + xnor15[23];
+  assign \$911  = \$909  + \$910 ;
+  assign \$912  = xnor15[24] + xnor15[25];
+  assign \$913  = xnor15[26] + xnor15[27];
+  assign \$914  = \$912  + \$913 ;
+  assign \$915  = xnor15[28] + xnor15[29];
+  assign \$916  = xnor15[30] + xnor15[31];
+  assign \$917  = \$915  + \$916 ;
+  assign \$918  = xnor15[32] + xnor15[33];
+  assign \$919  = xnor15[34] + xnor15[35];
+  assign \$920  = \$918  + \$919 ;
+  assign \$921  = xnor15[36] + xnor15[37];
+  assign \$922  = xnor15[38] + xnor15[39];
+  assign \$923  = \$921  + \$922 ;
+  assign \$924  = xnor15[40] + xnor15[41];
+  assign \$925  = xnor15[42] + xnor15[43];
+  assign \$926  = \$924  + \$925 ;
+  assign \$927  = xnor15[44] + xnor15[45];
+  assign \$928  = xnor15[46] + xnor15[47];
+  assign \$929  = \$927  + \$928 ;
+  assign \$930  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$931  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$932  = \$930  + \$931 ;
+  assign \$933  = tree15_l1_4_0 + tree15_l1_5_0;
+  assign \$934  = tree15_l1_6_0 + tree15_l1_7_0;
+  assign \$935  = \$933  + \$934 ;
+  assign \$936  = tree15_l1_8_0 + tree15_l1_9_0;
+  assign \$937  = tree15_l1_10_0 + tree15_l1_11_0;
+  assign \$938  = \$936  + \$937 ;
+  assign \$939  = tree15_l3_0_0 + tree15_l3_1_0;
+  assign \$940  = tree15_l3_2_0 + tree15_l3_3_0;
+  assign \$941  = tree15_l4_0_0 + tree15_l4_1_0;
+  assign \$942  = advance & v1_d4;
+  assign \$943  = 2'h2 * raw15;
+  assign \$944  = \$943  - 10'h310;
+  assign \$945  = v1_d4 & last1_d4;
   always @(posedge clk)
-    \$signature__addr  <= \$2466 ;
+    \$signature__addr  <= \$946 ;
   always @(posedge clk)
-    port__addr <= \$2467 ;
+    port__addr <= \$947 ;
   always @(posedge clk)
-    nf <= \$2468 ;
+    nf <= \$948 ;
   always @(posedge clk)
-    \$signal$78  <= \$2469 ;
+    \$signal  <= \$949 ;
   always @(posedge clk)
-    x1 <= \$2470 ;
+    x1 <= \$950 ;
   always @(posedge clk)
-    fresh1 <= \$2471 ;
+    fresh1 <= \$951 ;
   always @(posedge clk)
-    \$signal  <= \$2472 ;
+    \$signal$112  <= \$952 ;
   always @(posedge clk)
-    last1 <= \$2473 ;
+    last1 <= \$953 ;
   always @(posedge clk)
-    \port__addr$55  <= \$2474 ;
+    nf1 <= \$954 ;
   always @(posedge clk)
-    raw0 <= \$2475 ;
+    x_in_d0 <= \$955 ;
   always @(posedge clk)
-    acc0 <= \$2476 ;
+    weights_d0 <= \$956 ;
   always @(posedge clk)
-    raw1 <= \$2477 ;
+    v1_d0 <= \$957 ;
   always @(posedge clk)
-    acc1 <= \$2478 ;
+    v1_d1 <= \$958 ;
   always @(posedge clk)
-    raw2 <= \$2479 ;
+    v1_d2 <= \$959 ;
   always @(posedge clk)
-    acc2 <= \$2480 ;
+    v1_d3 <= \$960 ;
   always @(posedge clk)
-    raw3 <= \$2481 ;
+    v1_d4 <= \$961 ;
   always @(posedge clk)
-    acc3 <= \$2482 ;
+    first1_d0 <= \$962 ;
   always @(posedge clk)
-    raw4 <= \$2483 ;
+    first1_d1 <= \$963 ;
   always @(posedge clk)
-    acc4 <= \$2484 ;
+    first1_d2 <= \$964 ;
   always @(posedge clk)
-    raw5 <= \$2485 ;
+    first1_d3 <= \$965 ;
   always @(posedge clk)
-    acc5 <= \$2486 ;
+    first1_d4 <= \$966 ;
   always @(posedge clk)
-    raw6 <= \$2487 ;
+    last1_d0 <= \$967 ;
   always @(posedge clk)
-    acc6 <= \$2488 ;
+    last1_d1 <= \$968 ;
   always @(posedge clk)
-    raw7 <= \$2489 ;
+    last1_d2 <= \$969 ;
   always @(posedge clk)
-    acc7 <= \$2490 ;
+    last1_d3 <= \$970 ;
   always @(posedge clk)
-    raw8 <= \$2491 ;
+    last1_d4 <= \$971 ;
   always @(posedge clk)
-    acc8 <= \$2492 ;
+    nf1_d0 <= \$972 ;
   always @(posedge clk)
-    raw9 <= \$2493 ;
+    nf1_d1 <= \$973 ;
   always @(posedge clk)
-    acc9 <= \$2494 ;
+    nf1_d2 <= \$974 ;
   always @(posedge clk)
-    raw10 <= \$2495 ;
+    nf1_d3 <= \$975 ;
   always @(posedge clk)
-    acc10 <= \$2496 ;
+    nf1_d4 <= \$976 ;
   always @(posedge clk)
-    raw11 <= \$2497 ;
+    tree0_l1_0_0 <= \$977 ;
   always @(posedge clk)
-    acc11 <= \$2498 ;
+    tree0_l1_1_0 <= \$978 ;
   always @(posedge clk)
-    raw12 <= \$2499 ;
+    tree0_l1_2_0 <= \$979 ;
   always @(posedge clk)
-    acc12 <= \$2500 ;
+    tree0_l1_3_0 <= \$980 ;
   always @(posedge clk)
-    raw13 <= \$2501 ;
+    tree0_l1_4_0 <= \$981 ;
   always @(posedge clk)
-    acc13 <= \$2502 ;
+    tree0_l1_5_0 <= \$982 ;
   always @(posedge clk)
-    raw14 <= \$2503 ;
+    tree0_l1_6_0 <= \$983 ;
   always @(posedge clk)
-    acc14 <= \$2504 ;
+    tree0_l1_7_0 <= \$984 ;
   always @(posedge clk)
-    raw15 <= \$2505 ;
+    tree0_l1_8_0 <= \$985 ;
   always @(posedge clk)
-    acc15 <= \$2506 ;
+    tree0_l1_9_0 <= \$986 ;
   always @(posedge clk)
-    v2 <= \$2507 ;
+    tree0_l1_10_0 <= \$987 ;
   always @(posedge clk)
-    o__valid <= \$2508 ;
+    tree0_l1_11_0 <= \$988 ;
   always @(posedge clk)
-    o__payload <= \$2509 ;
+    tree0_l1_12_0 <= \$989 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$990 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$991 ;
+  always @(posedge clk)
+    tree0_l3_2_0 <= \$992 ;
+  always @(posedge clk)
+    tree0_l3_3_0 <= \$993 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$994 ;
+  always @(posedge clk)
+    tree0_l4_1_0 <= \$995 ;
+  always @(posedge clk)
+    tree0_l5_0_0 <= \$996 ;
+  always @(posedge clk)
+    raw0 <= \$997 ;
+  always @(posedge clk)
+    acc0 <= \$998 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$999 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$1000 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$1001 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$1002 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$1003 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$1004 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$1005 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$1006 ;
+  always @(posedge clk)
+    tree1_l1_8_0 <= \$1007 ;
+  always @(posedge clk)
+    tree1_l1_9_0 <= \$1008 ;
+  always @(posedge clk)
+    tree1_l1_10_0 <= \$1009 ;
+  always @(posedge clk)
+    tree1_l1_11_0 <= \$1010 ;
+  always @(posedge clk)
+    tree1_l1_12_0 <= \$1011 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$1012 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$1013 ;
+  always @(posedge clk)
+    tree1_l3_2_0 <= \$1014 ;
+  always @(posedge clk)
+    tree1_l3_3_0 <= \$1015 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$1016 ;
+  always @(posedge clk)
+    tree1_l4_1_0 <= \$1017 ;
+  always @(posedge clk)
+    tree1_l5_0_0 <= \$1018 ;
+  always @(posedge clk)
+    raw1 <= \$1019 ;
+  always @(posedge clk)
+    acc1 <= \$1020 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$1021 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$1022 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$1023 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$1024 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$1025 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$1026 ;
+  always @(posedge clk)
+    tree2_l1_6_0 <= \$1027 ;
+  always @(posedge clk)
+    tree2_l1_7_0 <= \$1028 ;
+  always @(posedge clk)
+    tree2_l1_8_0 <= \$1029 ;
+  always @(posedge clk)
+    tree2_l1_9_0 <= \$1030 ;
+  always @(posedge clk)
+    tree2_l1_10_0 <= \$1031 ;
+  always @(posedge clk)
+    tree2_l1_11_0 <= \$1032 ;
+  always @(posedge clk)
+    tree2_l1_12_0 <= \$1033 ;
+  always @(posedge clk)
+    tree2_l3_0_0 <= \$1034 ;
+  always @(posedge clk)
+    tree2_l3_1_0 <= \$1035 ;
+  always @(posedge clk)
+    tree2_l3_2_0 <= \$1036 ;
+  always @(posedge clk)
+    tree2_l3_3_0 <= \$1037 ;
+  always @(posedge clk)
+    tree2_l4_0_0 <= \$1038 ;
+  always @(posedge clk)
+    tree2_l4_1_0 <= \$1039 ;
+  always @(posedge clk)
+    tree2_l5_0_0 <= \$1040 ;
+  always @(posedge clk)
+    raw2 <= \$1041 ;
+  always @(posedge clk)
+    acc2 <= \$1042 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$1043 ;
+  always @(posedge clk)
+    tree3_l1_1_0 <= \$1044 ;
+  always @(posedge clk)
+    tree3_l1_2_0 <= \$1045 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$1046 ;
+  always @(posedge clk)
+    tree3_l1_4_0 <= \$1047 ;
+  always @(posedge clk)
+    tree3_l1_5_0 <= \$1048 ;
+  always @(posedge clk)
+    tree3_l1_6_0 <= \$1049 ;
+  always @(posedge clk)
+    tree3_l1_7_0 <= \$1050 ;
+  always @(posedge clk)
+    tree3_l1_8_0 <= \$1051 ;
+  always @(posedge clk)
+    tree3_l1_9_0 <= \$1052 ;
+  always @(posedge clk)
+    tree3_l1_10_0 <= \$1053 ;
+  always @(posedge clk)
+    tree3_l1_11_0 <= \$1054 ;
+  always @(posedge clk)
+    tree3_l1_12_0 <= \$1055 ;
+  always @(posedge clk)
+    tree3_l3_0_0 <= \$1056 ;
+  always @(posedge clk)
+    tree3_l3_1_0 <= \$1057 ;
+  always @(posedge clk)
+    tree3_l3_2_0 <= \$1058 ;
+  always @(posedge clk)
+    tree3_l3_3_0 <= \$1059 ;
+  always @(posedge clk)
+    tree3_l4_0_0 <= \$1060 ;
+  always @(posedge clk)
+    tree3_l4_1_0 <= \$1061 ;
+  always @(posedge clk)
+    tree3_l5_0_0 <= \$1062 ;
+  always @(posedge clk)
+    raw3 <= \$1063 ;
+  always @(posedge clk)
+    acc3 <= \$1064 ;
+  always @(posedge clk)
+    tree4_l1_0_0 <= \$1065 ;
+  always @(posedge clk)
+    tree4_l1_1_0 <= \$1066 ;
+  always @(posedge clk)
+    tree4_l1_2_0 <= \$1067 ;
+  always @(posedge clk)
+    tree4_l1_3_0 <= \$1068 ;
+  always @(posedge clk)
+    tree4_l1_4_0 <= \$1069 ;
+  always @(posedge clk)
+    tree4_l1_5_0 <= \$1070 ;
+  always @(posedge clk)
+    tree4_l1_6_0 <= \$1071 ;
+  always @(posedge clk)
+    tree4_l1_7_0 <= \$1072 ;
+  always @(posedge clk)
+    tree4_l1_8_0 <= \$1073 ;
+  always @(posedge clk)
+    tree4_l1_9_0 <= \$1074 ;
+  always @(posedge clk)
+    tree4_l1_10_0 <= \$1075 ;
+  always @(posedge clk)
+    tree4_l1_11_0 <= \$1076 ;
+  always @(posedge clk)
+    tree4_l1_12_0 <= \$1077 ;
+  always @(posedge clk)
+    tree4_l3_0_0 <= \$1078 ;
+  always @(posedge clk)
+    tree4_l3_1_0 <= \$1079 ;
+  always @(posedge clk)
+    tree4_l3_2_0 <= \$1080 ;
+  always @(posedge clk)
+    tree4_l3_3_0 <= \$1081 ;
+  always @(posedge clk)
+    tree4_l4_0_0 <= \$1082 ;
+  always @(posedge clk)
+    tree4_l4_1_0 <= \$1083 ;
+  always @(posedge clk)
+    tree4_l5_0_0 <= \$1084 ;
+  always @(posedge clk)
+    raw4 <= \$1085 ;
+  always @(posedge clk)
+    acc4 <= \$1086 ;
+  always @(posedge clk)
+    tree5_l1_0_0 <= \$1087 ;
+  always @(posedge clk)
+    tree5_l1_1_0 <= \$1088 ;
+  always @(posedge clk)
+    tree5_l1_2_0 <= \$1089 ;
+  always @(posedge clk)
+    tree5_l1_3_0 <= \$1090 ;
+  always @(posedge clk)
+    tree5_l1_4_0 <= \$1091 ;
+  always @(posedge clk)
+    tree5_l1_5_0 <= \$1092 ;
+  always @(posedge clk)
+    tree5_l1_6_0 <= \$1093 ;
+  always @(posedge clk)
+    tree5_l1_7_0 <= \$1094 ;
+  always @(posedge clk)
+    tree5_l1_8_0 <= \$1095 ;
+  always @(posedge clk)
+    tree5_l1_9_0 <= \$1096 ;
+  always @(posedge clk)
+    tree5_l1_10_0 <= \$1097 ;
+  always @(posedge clk)
+    tree5_l1_11_0 <= \$1098 ;
+  always @(posedge clk)
+    tree5_l1_12_0 <= \$1099 ;
+  always @(posedge clk)
+    tree5_l3_0_0 <= \$1100 ;
+  always @(posedge clk)
+    tree5_l3_1_0 <= \$1101 ;
+  always @(posedge clk)
+    tree5_l3_2_0 <= \$1102 ;
+  always @(posedge clk)
+    tree5_l3_3_0 <= \$1103 ;
+  always @(posedge clk)
+    tree5_l4_0_0 <= \$1104 ;
+  always @(posedge clk)
+    tree5_l4_1_0 <= \$1105 ;
+  always @(posedge clk)
+    tree5_l5_0_0 <= \$1106 ;
+  always @(posedge clk)
+    raw5 <= \$1107 ;
+  always @(posedge clk)
+    acc5 <= \$1108 ;
+  always @(posedge clk)
+    tree6_l1_0_0 <= \$1109 ;
+  always @(posedge clk)
+    tree6_l1_1_0 <= \$1110 ;
+  always @(posedge clk)
+    tree6_l1_2_0 <= \$1111 ;
+  always @(posedge clk)
+    tree6_l1_3_0 <= \$1112 ;
+  always @(posedge clk)
+    tree6_l1_4_0 <= \$1113 ;
+  always @(posedge clk)
+    tree6_l1_5_0 <= \$1114 ;
+  always @(posedge clk)
+    tree6_l1_6_0 <= \$1115 ;
+  always @(posedge clk)
+    tree6_l1_7_0 <= \$1116 ;
+  always @(posedge clk)
+    tree6_l1_8_0 <= \$1117 ;
+  always @(posedge clk)
+    tree6_l1_9_0 <= \$1118 ;
+  always @(posedge clk)
+    tree6_l1_10_0 <= \$1119 ;
+  always @(posedge clk)
+    tree6_l1_11_0 <= \$1120 ;
+  always @(posedge clk)
+    tree6_l1_12_0 <= \$1121 ;
+  always @(posedge clk)
+    tree6_l3_0_0 <= \$1122 ;
+  always @(posedge clk)
+    tree6_l3_1_0 <= \$1123 ;
+  always @(posedge clk)
+    tree6_l3_2_0 <= \$1124 ;
+  always @(posedge clk)
+    tree6_l3_3_0 <= \$1125 ;
+  always @(posedge clk)
+    tree6_l4_0_0 <= \$1126 ;
+  always @(posedge clk)
+    tree6_l4_1_0 <= \$1127 ;
+  always @(posedge clk)
+    tree6_l5_0_0 <= \$1128 ;
+  always @(posedge clk)
+    raw6 <= \$1129 ;
+  always @(posedge clk)
+    acc6 <= \$1130 ;
+  always @(posedge clk)
+    tree7_l1_0_0 <= \$1131 ;
+  always @(posedge clk)
+    tree7_l1_1_0 <= \$1132 ;
+  always @(posedge clk)
+    tree7_l1_2_0 <= \$1133 ;
+  always @(posedge clk)
+    tree7_l1_3_0 <= \$1134 ;
+  always @(posedge clk)
+    tree7_l1_4_0 <= \$1135 ;
+  always @(posedge clk)
+    tree7_l1_5_0 <= \$1136 ;
+  always @(posedge clk)
+    tree7_l1_6_0 <= \$1137 ;
+  always @(posedge clk)
+    tree7_l1_7_0 <= \$1138 ;
+  always @(posedge clk)
+    tree7_l1_8_0 <= \$1139 ;
+  always @(posedge clk)
+    tree7_l1_9_0 <= \$1140 ;
+  always @(posedge clk)
+    tree7_l1_10_0 <= \$1141 ;
+  always @(posedge clk)
+    tree7_l1_11_0 <= \$1142 ;
+  always @(posedge clk)
+    tree7_l1_12_0 <= \$1143 ;
+  always @(posedge clk)
+    tree7_l3_0_0 <= \$1144 ;
+  always @(posedge clk)
+    tree7_l3_1_0 <= \$1145 ;
+  always @(posedge clk)
+    tree7_l3_2_0 <= \$1146 ;
+  always @(posedge clk)
+    tree7_l3_3_0 <= \$1147 ;
+  always @(posedge clk)
+    tree7_l4_0_0 <= \$1148 ;
+  always @(posedge clk)
+    tree7_l4_1_0 <= \$1149 ;
+  always @(posedge clk)
+    tree7_l5_0_0 <= \$1150 ;
+  always @(posedge clk)
+    raw7 <= \$1151 ;
+  always @(posedge clk)
+    acc7 <= \$1152 ;
+  always @(posedge clk)
+    tree8_l1_0_0 <= \$1153 ;
+  always @(posedge clk)
+    tree8_l1_1_0 <= \$1154 ;
+  always @(posedge clk)
+    tree8_l1_2_0 <= \$1155 ;
+  always @(posedge clk)
+    tree8_l1_3_0 <= \$1156 ;
+  always @(posedge clk)
+    tree8_l1_4_0 <= \$1157 ;
+  always @(posedge clk)
+    tree8_l1_5_0 <= \$1158 ;
+  always @(posedge clk)
+    tree8_l1_6_0 <= \$1159 ;
+  always @(posedge clk)
+    tree8_l1_7_0 <= \$1160 ;
+  always @(posedge clk)
+    tree8_l1_8_0 <= \$1161 ;
+  always @(posedge clk)
+    tree8_l1_9_0 <= \$1162 ;
+  always @(posedge clk)
+    tree8_l1_10_0 <= \$1163 ;
+  always @(posedge clk)
+    tree8_l1_11_0 <= \$1164 ;
+  always @(posedge clk)
+    tree8_l1_12_0 <= \$1165 ;
+  always @(posedge clk)
+    tree8_l3_0_0 <= \$1166 ;
+  always @(posedge clk)
+    tree8_l3_1_0 <= \$1167 ;
+  always @(posedge clk)
+    tree8_l3_2_0 <= \$1168 ;
+  always @(posedge clk)
+    tree8_l3_3_0 <= \$1169 ;
+  always @(posedge clk)
+    tree8_l4_0_0 <= \$1170 ;
+  always @(posedge clk)
+    tree8_l4_1_0 <= \$1171 ;
+  always @(posedge clk)
+    tree8_l5_0_0 <= \$1172 ;
+  always @(posedge clk)
+    raw8 <= \$1173 ;
+  always @(posedge clk)
+    acc8 <= \$1174 ;
+  always @(posedge clk)
+    tree9_l1_0_0 <= \$1175 ;
+  always @(posedge clk)
+    tree9_l1_1_0 <= \$1176 ;
+  always @(posedge clk)
+    tree9_l1_2_0 <= \$1177 ;
+  always @(posedge clk)
+    tree9_l1_3_0 <= \$1178 ;
+  always @(posedge clk)
+    tree9_l1_4_0 <= \$1179 ;
+  always @(posedge clk)
+    tree9_l1_5_0 <= \$1180 ;
+  always @(posedge clk)
+    tree9_l1_6_0 <= \$1181 ;
+  always @(posedge clk)
+    tree9_l1_7_0 <= \$1182 ;
+  always @(posedge clk)
+    tree9_l1_8_0 <= \$1183 ;
+  always @(posedge clk)
+    tree9_l1_9_0 <= \$1184 ;
+  always @(posedge clk)
+    tree9_l1_10_0 <= \$1185 ;
+  always @(posedge clk)
+    tree9_l1_11_0 <= \$1186 ;
+  always @(posedge clk)
+    tree9_l1_12_0 <= \$1187 ;
+  always @(posedge clk)
+    tree9_l3_0_0 <= \$1188 ;
+  always @(posedge clk)
+    tree9_l3_1_0 <= \$1189 ;
+  always @(posedge clk)
+    tree9_l3_2_0 <= \$1190 ;
+  always @(posedge clk)
+    tree9_l3_3_0 <= \$1191 ;
+  always @(posedge clk)
+    tree9_l4_0_0 <= \$1192 ;
+  always @(posedge clk)
+    tree9_l4_1_0 <= \$1193 ;
+  always @(posedge clk)
+    tree9_l5_0_0 <= \$1194 ;
+  always @(posedge clk)
+    raw9 <= \$1195 ;
+  always @(posedge clk)
+    acc9 <= \$1196 ;
+  always @(posedge clk)
+    tree10_l1_0_0 <= \$1197 ;
+  always @(posedge clk)
+    tree10_l1_1_0 <= \$1198 ;
+  always @(posedge clk)
+    tree10_l1_2_0 <= \$1199 ;
+  always @(posedge clk)
+    tree10_l1_3_0 <= \$1200 ;
+  always @(posedge clk)
+    tree10_l1_4_0 <= \$1201 ;
+  always @(posedge clk)
+    tree10_l1_5_0 <= \$1202 ;
+  always @(posedge clk)
+    tree10_l1_6_0 <= \$1203 ;
+  always @(posedge clk)
+    tree10_l1_7_0 <= \$1204 ;
+  always @(posedge clk)
+    tree10_l1_8_0 <= \$1205 ;
+  always @(posedge clk)
+    tree10_l1_9_0 <= \$1206 ;
+  always @(posedge clk)
+    tree10_l1_10_0 <= \$1207 ;
+  always @(posedge clk)
+    tree10_l1_11_0 <= \$1208 ;
+  always @(posedge clk)
+    tree10_l1_12_0 <= \$1209 ;
+  always @(posedge clk)
+    tree10_l3_0_0 <= \$1210 ;
+  always @(posedge clk)
+    tree10_l3_1_0 <= \$1211 ;
+  always @(posedge clk)
+    tree10_l3_2_0 <= \$1212 ;
+  always @(posedge clk)
+    tree10_l3_3_0 <= \$1213 ;
+  always @(posedge clk)
+    tree10_l4_0_0 <= \$1214 ;
+  always @(posedge clk)
+    tree10_l4_1_0 <= \$1215 ;
+  always @(posedge clk)
+    tree10_l5_0_0 <= \$1216 ;
+  always @(posedge clk)
+    raw10 <= \$1217 ;
+  always @(posedge clk)
+    acc10 <= \$1218 ;
+  always @(posedge clk)
+    tree11_l1_0_0 <= \$1219 ;
+  always @(posedge clk)
+    tree11_l1_1_0 <= \$1220 ;
+  always @(posedge clk)
+    tree11_l1_2_0 <= \$1221 ;
+  always @(posedge clk)
+    tree11_l1_3_0 <= \$1222 ;
+  always @(posedge clk)
+    tree11_l1_4_0 <= \$1223 ;
+  always @(posedge clk)
+    tree11_l1_5_0 <= \$1224 ;
+  always @(posedge clk)
+    tree11_l1_6_0 <= \$1225 ;
+  always @(posedge clk)
+    tree11_l1_7_0 <= \$1226 ;
+  always @(posedge clk)
+    tree11_l1_8_0 <= \$1227 ;
+  always @(posedge clk)
+    tree11_l1_9_0 <= \$1228 ;
+  always @(posedge clk)
+    tree11_l1_10_0 <= \$1229 ;
+  always @(posedge clk)
+    tree11_l1_11_0 <= \$1230 ;
+  always @(posedge clk)
+    tree11_l1_12_0 <= \$1231 ;
+  always @(posedge clk)
+    tree11_l3_0_0 <= \$1232 ;
+  always @(posedge clk)
+    tree11_l3_1_0 <= \$1233 ;
+  always @(posedge clk)
+    tree11_l3_2_0 <= \$1234 ;
+  always @(posedge clk)
+    tree11_l3_3_0 <= \$1235 ;
+  always @(posedge clk)
+    tree11_l4_0_0 <= \$1236 ;
+  always @(posedge clk)
+    tree11_l4_1_0 <= \$1237 ;
+  always @(posedge clk)
+    tree11_l5_0_0 <= \$1238 ;
+  always @(posedge clk)
+    raw11 <= \$1239 ;
+  always @(posedge clk)
+    acc11 <= \$1240 ;
+  always @(posedge clk)
+    tree12_l1_0_0 <= \$1241 ;
+  always @(posedge clk)
+    tree12_l1_1_0 <= \$1242 ;
+  always @(posedge clk)
+    tree12_l1_2_0 <= \$1243 ;
+  always @(posedge clk)
+    tree12_l1_3_0 <= \$1244 ;
+  always @(posedge clk)
+    tree12_l1_4_0 <= \$1245 ;
+  always @(posedge clk)
+    tree12_l1_5_0 <= \$1246 ;
+  always @(posedge clk)
+    tree12_l1_6_0 <= \$1247 ;
+  always @(posedge clk)
+    tree12_l1_7_0 <= \$1248 ;
+  always @(posedge clk)
+    tree12_l1_8_0 <= \$1249 ;
+  always @(posedge clk)
+    tree12_l1_9_0 <= \$1250 ;
+  always @(posedge clk)
+    tree12_l1_10_0 <= \$1251 ;
+  always @(posedge clk)
+    tree12_l1_11_0 <= \$1252 ;
+  always @(posedge clk)
+    tree12_l1_12_0 <= \$1253 ;
+  always @(posedge clk)
+    tree12_l3_0_0 <= \$1254 ;
+  always @(posedge clk)
+    tree12_l3_1_0 <= \$1255 ;
+  always @(posedge clk)
+    tree12_l3_2_0 <= \$1256 ;
+  always @(posedge clk)
+    tree12_l3_3_0 <= \$1257 ;
+  always @(posedge clk)
+    tree12_l4_0_0 <= \$1258 ;
+  always @(posedge clk)
+    tree12_l4_1_0 <= \$1259 ;
+  always @(posedge clk)
+    tree12_l5_0_0 <= \$1260 ;
+  always @(posedge clk)
+    raw12 <= \$1261 ;
+  always @(posedge clk)
+    acc12 <= \$1262 ;
+  always @(posedge clk)
+    tree13_l1_0_0 <= \$1263 ;
+  always @(posedge clk)
+    tree13_l1_1_0 <= \$1264 ;
+  always @(posedge clk)
+    tree13_l1_2_0 <= \$1265 ;
+  always @(posedge clk)
+    tree13_l1_3_0 <= \$1266 ;
+  always @(posedge clk)
+    tree13_l1_4_0 <= \$1267 ;
+  always @(posedge clk)
+    tree13_l1_5_0 <= \$1268 ;
+  always @(posedge clk)
+    tree13_l1_6_0 <= \$1269 ;
+  always @(posedge clk)
+    tree13_l1_7_0 <= \$1270 ;
+  always @(posedge clk)
+    tree13_l1_8_0 <= \$1271 ;
+  always @(posedge clk)
+    tree13_l1_9_0 <= \$1272 ;
+  always @(posedge clk)
+    tree13_l1_10_0 <= \$1273 ;
+  always @(posedge clk)
+    tree13_l1_11_0 <= \$1274 ;
+  always @(posedge clk)
+    tree13_l1_12_0 <= \$1275 ;
+  always @(posedge clk)
+    tree13_l3_0_0 <= \$1276 ;
+  always @(posedge clk)
+    tree13_l3_1_0 <= \$1277 ;
+  always @(posedge clk)
+    tree13_l3_2_0 <= \$1278 ;
+  always @(posedge clk)
+    tree13_l3_3_0 <= \$1279 ;
+  always @(posedge clk)
+    tree13_l4_0_0 <= \$1280 ;
+  always @(posedge clk)
+    tree13_l4_1_0 <= \$1281 ;
+  always @(posedge clk)
+    tree13_l5_0_0 <= \$1282 ;
+  always @(posedge clk)
+    raw13 <= \$1283 ;
+  always @(posedge clk)
+    acc13 <= \$1284 ;
+  always @(posedge clk)
+    tree14_l1_0_0 <= \$1285 ;
+  always @(posedge clk)
+    tree14_l1_1_0 <= \$1286 ;
+  always @(posedge clk)
+    tree14_l1_2_0 <= \$1287 ;
+  always @(posedge clk)
+    tree14_l1_3_0 <= \$1288 ;
+  always @(posedge clk)
+    tree14_l1_4_0 <= \$1289 ;
+  always @(posedge clk)
+    tree14_l1_5_0 <= \$1290 ;
+  always @(posedge clk)
+    tree14_l1_6_0 <= \$1291 ;
+  always @(posedge clk)
+    tree14_l1_7_0 <= \$1292 ;
+  always @(posedge clk)
+    tree14_l1_8_0 <= \$1293 ;
+  always @(posedge clk)
+    tree14_l1_9_0 <= \$1294 ;
+  always @(posedge clk)
+    tree14_l1_10_0 <= \$1295 ;
+  always @(posedge clk)
+    tree14_l1_11_0 <= \$1296 ;
+  always @(posedge clk)
+    tree14_l1_12_0 <= \$1297 ;
+  always @(posedge clk)
+    tree14_l3_0_0 <= \$1298 ;
+  always @(posedge clk)
+    tree14_l3_1_0 <= \$1299 ;
+  always @(posedge clk)
+    tree14_l3_2_0 <= \$1300 ;
+  always @(posedge clk)
+    tree14_l3_3_0 <= \$1301 ;
+  always @(posedge clk)
+    tree14_l4_0_0 <= \$1302 ;
+  always @(posedge clk)
+    tree14_l4_1_0 <= \$1303 ;
+  always @(posedge clk)
+    tree14_l5_0_0 <= \$1304 ;
+  always @(posedge clk)
+    raw14 <= \$1305 ;
+  always @(posedge clk)
+    acc14 <= \$1306 ;
+  always @(posedge clk)
+    tree15_l1_0_0 <= \$1307 ;
+  always @(posedge clk)
+    tree15_l1_1_0 <= \$1308 ;
+  always @(posedge clk)
+    tree15_l1_2_0 <= \$1309 ;
+  always @(posedge clk)
+    tree15_l1_3_0 <= \$1310 ;
+  always @(posedge clk)
+    tree15_l1_4_0 <= \$1311 ;
+  always @(posedge clk)
+    tree15_l1_5_0 <= \$1312 ;
+  always @(posedge clk)
+    tree15_l1_6_0 <= \$1313 ;
+  always @(posedge clk)
+    tree15_l1_7_0 <= \$1314 ;
+  always @(posedge clk)
+    tree15_l1_8_0 <= \$1315 ;
+  always @(posedge clk)
+    tree15_l1_9_0 <= \$1316 ;
+  always @(posedge clk)
+    tree15_l1_10_0 <= \$1317 ;
+  always @(posedge clk)
+    tree15_l1_11_0 <= \$1318 ;
+  always @(posedge clk)
+    tree15_l1_12_0 <= \$1319 ;
+  always @(posedge clk)
+    tree15_l3_0_0 <= \$1320 ;
+  always @(posedge clk)
+    tree15_l3_1_0 <= \$1321 ;
+  always @(posedge clk)
+    tree15_l3_2_0 <= \$1322 ;
+  always @(posedge clk)
+    tree15_l3_3_0 <= \$1323 ;
+  always @(posedge clk)
+    tree15_l4_0_0 <= \$1324 ;
+  always @(posedge clk)
+    tree15_l4_1_0 <= \$1325 ;
+  always @(posedge clk)
+    tree15_l5_0_0 <= \$1326 ;
+  always @(posedge clk)
+    raw15 <= \$1327 ;
+  always @(posedge clk)
+    acc15 <= \$1328 ;
+  always @(posedge clk)
+    v2 <= \$1329 ;
+  always @(posedge clk)
+    v2_d0 <= \$1330 ;
+  always @(posedge clk)
+    \port__addr$88  <= \$1331 ;
+  always @(posedge clk)
+    thresholds_d0 <= \$1332 ;
+  always @(posedge clk)
+    \v2_d0$458  <= \$1333 ;
+  always @(posedge clk)
+    acc0_d0 <= \$1334 ;
+  always @(posedge clk)
+    acc1_d0 <= \$1335 ;
+  always @(posedge clk)
+    acc2_d0 <= \$1336 ;
+  always @(posedge clk)
+    acc3_d0 <= \$1337 ;
+  always @(posedge clk)
+    acc4_d0 <= \$1338 ;
+  always @(posedge clk)
+    acc5_d0 <= \$1339 ;
+  always @(posedge clk)
+    acc6_d0 <= \$1340 ;
+  always @(posedge clk)
+    acc7_d0 <= \$1341 ;
+  always @(posedge clk)
+    acc8_d0 <= \$1342 ;
+  always @(posedge clk)
+    acc9_d0 <= \$1343 ;
+  always @(posedge clk)
+    acc10_d0 <= \$1344 ;
+  always @(posedge clk)
+    acc11_d0 <= \$1345 ;
+  always @(posedge clk)
+    acc12_d0 <= \$1346 ;
+  always @(posedge clk)
+    acc13_d0 <= \$1347 ;
+  always @(posedge clk)
+    acc14_d0 <= \$1348 ;
+  always @(posedge clk)
+    acc15_d0 <= \$1349 ;
+  always @(posedge clk)
+    o__valid <= \$1350 ;
+  always @(posedge clk)
+    o__payload <= \$1351 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2466  = \$signature__addr ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$946  = \$signature__addr ;
     if (fire) begin
-      \$2466  = \$2408 [3:0];
+      \$946  = \$120 [3:0];
     end
     if (rst) begin
-      \$2466  = 4'h0;
+      \$946  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2467  = port__addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$947  = port__addr;
     if (fire) begin
-      \$2467  = \$2410 [5:0];
+      \$947  = \$122 [5:0];
     end
     if (rst) begin
-      \$2467  = 6'h00;
+      \$947  = 6'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2468  = nf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$948  = nf;
     if (fire) begin
-      if (\$2411 ) begin
-        \$2468  = \$2413 [1:0];
+      if (\$123 ) begin
+        \$948  = \$125 [1:0];
       end
     end
     if (rst) begin
-      \$2468  = 2'h0;
+      \$948  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2469  = \$signal$78 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$949  = \$signal ;
     if (advance) begin
-      \$2469  = fire;
+      \$949  = fire;
     end
     if (rst) begin
-      \$2469  = 1'h0;
+      \$949  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2470  = x1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$950  = x1;
     if (advance) begin
-      \$2470  = i__payload;
-    end
-    if (rst) begin
-      \$2470  = 49'h0000000000000;
+      \$950  = i__payload;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2471  = fresh1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$951  = fresh1;
     if (advance) begin
-      \$2471  = \$2414 ;
+      \$951  = \$126 ;
     end
     if (rst) begin
-      \$2471  = 1'h0;
+      \$951  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2472  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$952  = \$signal$112 ;
     if (advance) begin
-      \$2472  = \$2415 ;
+      \$952  = \$127 ;
     end
     if (rst) begin
-      \$2472  = 1'h0;
+      \$952  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2473  = last1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$953  = last1;
     if (advance) begin
-      \$2473  = \$2416 ;
+      \$953  = \$128 ;
     end
     if (rst) begin
-      \$2473  = 1'h0;
+      \$953  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2474  = \port__addr$55 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$954  = nf1;
     if (advance) begin
-      \$2474  = nf;
+      \$954  = nf;
     end
     if (rst) begin
-      \$2474  = 2'h0;
+      \$954  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2475  = raw0;
-    if (\$2417 ) begin
-      \$2475  = \$154 [9:0];
-    end
-    if (rst) begin
-      \$2475  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2476  = acc0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$955  = x_in_d0;
     if (advance) begin
-      \$2476  = \$2419 [10:0];
-    end
-    if (rst) begin
-      \$2476  = 11'h000;
+      \$955  = x_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2477  = raw1;
-    if (\$2420 ) begin
-      \$2477  = \$302 [9:0];
-    end
-    if (rst) begin
-      \$2477  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2478  = acc1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$956  = weights_d0;
     if (advance) begin
-      \$2478  = \$2422 [10:0];
-    end
-    if (rst) begin
-      \$2478  = 11'h000;
+      \$956  = port__data;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2479  = raw2;
-    if (\$2423 ) begin
-      \$2479  = \$450 [9:0];
-    end
-    if (rst) begin
-      \$2479  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2480  = acc2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$957  = v1_d0;
     if (advance) begin
-      \$2480  = \$2425 [10:0];
+      \$957  = \$signal ;
     end
     if (rst) begin
-      \$2480  = 11'h000;
+      \$957  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2481  = raw3;
-    if (\$2426 ) begin
-      \$2481  = \$598 [9:0];
-    end
-    if (rst) begin
-      \$2481  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2482  = acc3;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$958  = v1_d1;
     if (advance) begin
-      \$2482  = \$2428 [10:0];
+      \$958  = v1_d0;
     end
     if (rst) begin
-      \$2482  = 11'h000;
+      \$958  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2483  = raw4;
-    if (\$2429 ) begin
-      \$2483  = \$746 [9:0];
-    end
-    if (rst) begin
-      \$2483  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2484  = acc4;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$959  = v1_d2;
     if (advance) begin
-      \$2484  = \$2431 [10:0];
+      \$959  = v1_d1;
     end
     if (rst) begin
-      \$2484  = 11'h000;
+      \$959  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2485  = raw5;
-    if (\$2432 ) begin
-      \$2485  = \$894 [9:0];
-    end
-    if (rst) begin
-      \$2485  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2486  = acc5;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$960  = v1_d3;
     if (advance) begin
-      \$2486  = \$2434 [10:0];
+      \$960  = v1_d2;
     end
     if (rst) begin
-      \$2486  = 11'h000;
+      \$960  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2487  = raw6;
-    if (\$2435 ) begin
-      \$2487  = \$1042 [9:0];
-    end
-    if (rst) begin
-      \$2487  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2488  = acc6;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$961  = v1_d4;
     if (advance) begin
-      \$2488  = \$2437 [10:0];
+      \$961  = v1_d3;
     end
     if (rst) begin
-      \$2488  = 11'h000;
+      \$961  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2489  = raw7;
-    if (\$2438 ) begin
-      \$2489  = \$1190 [9:0];
-    end
-    if (rst) begin
-      \$2489  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2490  = acc7;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$962  = first1_d0;
     if (advance) begin
-      \$2490  = \$2440 [10:0];
-    end
-    if (rst) begin
-      \$2490  = 11'h000;
+      \$962  = \$signal$112 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2491  = raw8;
-    if (\$2441 ) begin
-      \$2491  = \$1338 [9:0];
-    end
-    if (rst) begin
-      \$2491  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2492  = acc8;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$963  = first1_d1;
     if (advance) begin
-      \$2492  = \$2443 [10:0];
-    end
-    if (rst) begin
-      \$2492  = 11'h000;
+      \$963  = first1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2493  = raw9;
-    if (\$2444 ) begin
-      \$2493  = \$1486 [9:0];
-    end
-    if (rst) begin
-      \$2493  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2494  = acc9;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$964  = first1_d2;
     if (advance) begin
-      \$2494  = \$2446 [10:0];
-    end
-    if (rst) begin
-      \$2494  = 11'h000;
+      \$964  = first1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2495  = raw10;
-    if (\$2447 ) begin
-      \$2495  = \$1634 [9:0];
-    end
-    if (rst) begin
-      \$2495  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2496  = acc10;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$965  = first1_d3;
     if (advance) begin
-      \$2496  = \$2449 [10:0];
-    end
-    if (rst) begin
-      \$2496  = 11'h000;
+      \$965  = first1_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2497  = raw11;
-    if (\$2450 ) begin
-      \$2497  = \$1782 [9:0];
-    end
-    if (rst) begin
-      \$2497  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2498  = acc11;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$966  = first1_d4;
     if (advance) begin
-      \$2498  = \$2452 [10:0];
-    end
-    if (rst) begin
-      \$2498  = 11'h000;
+      \$966  = first1_d3;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2499  = raw12;
-    if (\$2453 ) begin
-      \$2499  = \$1930 [9:0];
-    end
-    if (rst) begin
-      \$2499  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2500  = acc12;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$967  = last1_d0;
     if (advance) begin
-      \$2500  = \$2455 [10:0];
-    end
-    if (rst) begin
-      \$2500  = 11'h000;
+      \$967  = last1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2501  = raw13;
-    if (\$2456 ) begin
-      \$2501  = \$2078 [9:0];
-    end
-    if (rst) begin
-      \$2501  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2502  = acc13;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$968  = last1_d1;
     if (advance) begin
-      \$2502  = \$2458 [10:0];
-    end
-    if (rst) begin
-      \$2502  = 11'h000;
+      \$968  = last1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2503  = raw14;
-    if (\$2459 ) begin
-      \$2503  = \$2226 [9:0];
-    end
-    if (rst) begin
-      \$2503  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2504  = acc14;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$969  = last1_d2;
     if (advance) begin
-      \$2504  = \$2461 [10:0];
-    end
-    if (rst) begin
-      \$2504  = 11'h000;
+      \$969  = last1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2505  = raw15;
-    if (\$2462 ) begin
-      \$2505  = \$2374 [9:0];
-    end
-    if (rst) begin
-      \$2505  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2506  = acc15;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$970  = last1_d3;
     if (advance) begin
-      \$2506  = \$2464 [10:0];
-    end
-    if (rst) begin
-      \$2506  = 11'h000;
+      \$970  = last1_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2507  = v2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$971  = last1_d4;
     if (advance) begin
-      \$2507  = \$2465 ;
-    end
-    if (rst) begin
-      \$2507  = 1'h0;
+      \$971  = last1_d3;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2508  = o__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$972  = nf1_d0;
     if (advance) begin
-      \$2508  = v2;
-    end
-    if (rst) begin
-      \$2508  = 1'h0;
+      \$972  = nf1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$2509  = o__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$973  = nf1_d1;
     if (advance) begin
-      \$2509  = result;
+      \$973  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$974  = nf1_d2;
+    if (advance) begin
+      \$974  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$975  = nf1_d3;
+    if (advance) begin
+      \$975  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$976  = nf1_d4;
+    if (advance) begin
+      \$976  = nf1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$977  = tree0_l1_0_0;
+    if (advance) begin
+      \$977  = \$131 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$978  = tree0_l1_1_0;
+    if (advance) begin
+      \$978  = \$134 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$979  = tree0_l1_2_0;
+    if (advance) begin
+      \$979  = \$137 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$980  = tree0_l1_3_0;
+    if (advance) begin
+      \$980  = \$140 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$981  = tree0_l1_4_0;
+    if (advance) begin
+      \$981  = \$143 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$982  = tree0_l1_5_0;
+    if (advance) begin
+      \$982  = \$146 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$983  = tree0_l1_6_0;
+    if (advance) begin
+      \$983  = \$149 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$984  = tree0_l1_7_0;
+    if (advance) begin
+      \$984  = \$152 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$985  = tree0_l1_8_0;
+    if (advance) begin
+      \$985  = \$155 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$986  = tree0_l1_9_0;
+    if (advance) begin
+      \$986  = \$158 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$987  = tree0_l1_10_0;
+    if (advance) begin
+      \$987  = \$161 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$988  = tree0_l1_11_0;
+    if (advance) begin
+      \$988  = \$164 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$989  = tree0_l1_12_0;
+    if (advance) begin
+      \$989  = xnor0[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$990  = tree0_l3_0_0;
+    if (advance) begin
+      \$990  = \$167 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$991  = tree0_l3_1_0;
+    if (advance) begin
+      \$991  = \$170 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$992  = tree0_l3_2_0;
+    if (advance) begin
+      \$992  = \$173 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$993  = tree0_l3_3_0;
+    if (advance) begin
+      \$993  = tree0_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$994  = tree0_l4_0_0;
+    if (advance) begin
+      \$994  = \$174 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$995  = tree0_l4_1_0;
+    if (advance) begin
+      \$995  = \$175 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$996  = tree0_l5_0_0;
+    if (advance) begin
+      \$996  = \$176 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$997  = raw0;
+    if (\$177 ) begin
+      \$997  = \$9 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$998  = acc0;
+    if (advance) begin
+      \$998  = \$179 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$999  = tree1_l1_0_0;
+    if (advance) begin
+      \$999  = \$182 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1000  = tree1_l1_1_0;
+    if (advance) begin
+      \$1000  = \$185 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1001  = tree1_l1_2_0;
+    if (advance) begin
+      \$1001  = \$188 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1002  = tree1_l1_3_0;
+    if (advance) begin
+      \$1002  = \$191 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1003  = tree1_l1_4_0;
+    if (advance) begin
+      \$1003  = \$194 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1004  = tree1_l1_5_0;
+    if (advance) begin
+      \$1004  = \$197 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1005  = tree1_l1_6_0;
+    if (advance) begin
+      \$1005  = \$200 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1006  = tree1_l1_7_0;
+    if (advance) begin
+      \$1006  = \$203 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1007  = tree1_l1_8_0;
+    if (advance) begin
+      \$1007  = \$206 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1008  = tree1_l1_9_0;
+    if (advance) begin
+      \$1008  = \$209 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1009  = tree1_l1_10_0;
+    if (advance) begin
+      \$1009  = \$212 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1010  = tree1_l1_11_0;
+    if (advance) begin
+      \$1010  = \$215 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1011  = tree1_l1_12_0;
+    if (advance) begin
+      \$1011  = xnor1[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1012  = tree1_l3_0_0;
+    if (advance) begin
+      \$1012  = \$218 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1013  = tree1_l3_1_0;
+    if (advance) begin
+      \$1013  = \$221 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1014  = tree1_l3_2_0;
+    if (advance) begin
+      \$1014  = \$224 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1015  = tree1_l3_3_0;
+    if (advance) begin
+      \$1015  = tree1_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1016  = tree1_l4_0_0;
+    if (advance) begin
+      \$1016  = \$225 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1017  = tree1_l4_1_0;
+    if (advance) begin
+      \$1017  = \$226 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1018  = tree1_l5_0_0;
+    if (advance) begin
+      \$1018  = \$227 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1019  = raw1;
+    if (\$228 ) begin
+      \$1019  = \$12 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1020  = acc1;
+    if (advance) begin
+      \$1020  = \$230 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1021  = tree2_l1_0_0;
+    if (advance) begin
+      \$1021  = \$233 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1022  = tree2_l1_1_0;
+    if (advance) begin
+      \$1022  = \$236 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1023  = tree2_l1_2_0;
+    if (advance) begin
+      \$1023  = \$239 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1024  = tree2_l1_3_0;
+    if (advance) begin
+      \$1024  = \$242 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1025  = tree2_l1_4_0;
+    if (advance) begin
+      \$1025  = \$245 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1026  = tree2_l1_5_0;
+    if (advance) begin
+      \$1026  = \$248 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1027  = tree2_l1_6_0;
+    if (advance) begin
+      \$1027  = \$251 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1028  = tree2_l1_7_0;
+    if (advance) begin
+      \$1028  = \$254 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1029  = tree2_l1_8_0;
+    if (advance) begin
+      \$1029  = \$257 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1030  = tree2_l1_9_0;
+    if (advance) begin
+      \$1030  = \$260 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1031  = tree2_l1_10_0;
+    if (advance) begin
+      \$1031  = \$263 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1032  = tree2_l1_11_0;
+    if (advance) begin
+      \$1032  = \$266 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1033  = tree2_l1_12_0;
+    if (advance) begin
+      \$1033  = xnor2[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1034  = tree2_l3_0_0;
+    if (advance) begin
+      \$1034  = \$269 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1035  = tree2_l3_1_0;
+    if (advance) begin
+      \$1035  = \$272 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1036  = tree2_l3_2_0;
+    if (advance) begin
+      \$1036  = \$275 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1037  = tree2_l3_3_0;
+    if (advance) begin
+      \$1037  = tree2_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1038  = tree2_l4_0_0;
+    if (advance) begin
+      \$1038  = \$276 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1039  = tree2_l4_1_0;
+    if (advance) begin
+      \$1039  = \$277 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1040  = tree2_l5_0_0;
+    if (advance) begin
+      \$1040  = \$278 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1041  = raw2;
+    if (\$279 ) begin
+      \$1041  = \$15 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1042  = acc2;
+    if (advance) begin
+      \$1042  = \$281 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1043  = tree3_l1_0_0;
+    if (advance) begin
+      \$1043  = \$284 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1044  = tree3_l1_1_0;
+    if (advance) begin
+      \$1044  = \$287 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1045  = tree3_l1_2_0;
+    if (advance) begin
+      \$1045  = \$290 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1046  = tree3_l1_3_0;
+    if (advance) begin
+      \$1046  = \$293 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1047  = tree3_l1_4_0;
+    if (advance) begin
+      \$1047  = \$296 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1048  = tree3_l1_5_0;
+    if (advance) begin
+      \$1048  = \$299 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1049  = tree3_l1_6_0;
+    if (advance) begin
+      \$1049  = \$302 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1050  = tree3_l1_7_0;
+    if (advance) begin
+      \$1050  = \$305 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1051  = tree3_l1_8_0;
+    if (advance) begin
+      \$1051  = \$308 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1052  = tree3_l1_9_0;
+    if (advance) begin
+      \$1052  = \$311 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1053  = tree3_l1_10_0;
+    if (advance) begin
+      \$1053  = \$314 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1054  = tree3_l1_11_0;
+    if (advance) begin
+      \$1054  = \$317 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1055  = tree3_l1_12_0;
+    if (advance) begin
+      \$1055  = xnor3[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1056  = tree3_l3_0_0;
+    if (advance) begin
+      \$1056  = \$320 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1057  = tree3_l3_1_0;
+    if (advance) begin
+      \$1057  = \$323 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1058  = tree3_l3_2_0;
+    if (advance) begin
+      \$1058  = \$326 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1059  = tree3_l3_3_0;
+    if (advance) begin
+      \$1059  = tree3_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1060  = tree3_l4_0_0;
+    if (advance) begin
+      \$1060  = \$327 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1061  = tree3_l4_1_0;
+    if (advance) begin
+      \$1061  = \$328 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1062  = tree3_l5_0_0;
+    if (advance) begin
+      \$1062  = \$329 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1063  = raw3;
+    if (\$330 ) begin
+      \$1063  = \$18 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1064  = acc3;
+    if (advance) begin
+      \$1064  = \$332 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1065  = tree4_l1_0_0;
+    if (advance) begin
+      \$1065  = \$335 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1066  = tree4_l1_1_0;
+    if (advance) begin
+      \$1066  = \$338 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1067  = tree4_l1_2_0;
+    if (advance) begin
+      \$1067  = \$341 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1068  = tree4_l1_3_0;
+    if (advance) begin
+      \$1068  = \$344 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1069  = tree4_l1_4_0;
+    if (advance) begin
+      \$1069  = \$347 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1070  = tree4_l1_5_0;
+    if (advance) begin
+      \$1070  = \$350 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1071  = tree4_l1_6_0;
+    if (advance) begin
+      \$1071  = \$353 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1072  = tree4_l1_7_0;
+    if (advance) begin
+      \$1072  = \$356 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1073  = tree4_l1_8_0;
+    if (advance) begin
+      \$1073  = \$359 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1074  = tree4_l1_9_0;
+    if (advance) begin
+      \$1074  = \$362 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1075  = tree4_l1_10_0;
+    if (advance) begin
+      \$1075  = \$365 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1076  = tree4_l1_11_0;
+    if (advance) begin
+      \$1076  = \$368 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1077  = tree4_l1_12_0;
+    if (advance) begin
+      \$1077  = xnor4[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1078  = tree4_l3_0_0;
+    if (advance) begin
+      \$1078  = \$371 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1079  = tree4_l3_1_0;
+    if (advance) begin
+      \$1079  = \$374 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1080  = tree4_l3_2_0;
+    if (advance) begin
+      \$1080  = \$377 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1081  = tree4_l3_3_0;
+    if (advance) begin
+      \$1081  = tree4_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1082  = tree4_l4_0_0;
+    if (advance) begin
+      \$1082  = \$378 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1083  = tree4_l4_1_0;
+    if (advance) begin
+      \$1083  = \$379 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1084  = tree4_l5_0_0;
+    if (advance) begin
+      \$1084  = \$380 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1085  = raw4;
+    if (\$381 ) begin
+      \$1085  = \$21 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1086  = acc4;
+    if (advance) begin
+      \$1086  = \$383 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1087  = tree5_l1_0_0;
+    if (advance) begin
+      \$1087  = \$386 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1088  = tree5_l1_1_0;
+    if (advance) begin
+      \$1088  = \$389 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1089  = tree5_l1_2_0;
+    if (advance) begin
+      \$1089  = \$392 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1090  = tree5_l1_3_0;
+    if (advance) begin
+      \$1090  = \$395 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1091  = tree5_l1_4_0;
+    if (advance) begin
+      \$1091  = \$398 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1092  = tree5_l1_5_0;
+    if (advance) begin
+      \$1092  = \$401 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1093  = tree5_l1_6_0;
+    if (advance) begin
+      \$1093  = \$404 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1094  = tree5_l1_7_0;
+    if (advance) begin
+      \$1094  = \$407 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1095  = tree5_l1_8_0;
+    if (advance) begin
+      \$1095  = \$410 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1096  = tree5_l1_9_0;
+    if (advance) begin
+      \$1096  = \$413 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1097  = tree5_l1_10_0;
+    if (advance) begin
+      \$1097  = \$416 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1098  = tree5_l1_11_0;
+    if (advance) begin
+      \$1098  = \$419 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1099  = tree5_l1_12_0;
+    if (advance) begin
+      \$1099  = xnor5[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1100  = tree5_l3_0_0;
+    if (advance) begin
+      \$1100  = \$422 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1101  = tree5_l3_1_0;
+    if (advance) begin
+      \$1101  = \$425 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1102  = tree5_l3_2_0;
+    if (advance) begin
+      \$1102  = \$428 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1103  = tree5_l3_3_0;
+    if (advance) begin
+      \$1103  = tree5_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1104  = tree5_l4_0_0;
+    if (advance) begin
+      \$1104  = \$429 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1105  = tree5_l4_1_0;
+    if (advance) begin
+      \$1105  = \$430 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1106  = tree5_l5_0_0;
+    if (advance) begin
+      \$1106  = \$431 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1107  = raw5;
+    if (\$432 ) begin
+      \$1107  = \$24 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1108  = acc5;
+    if (advance) begin
+      \$1108  = \$434 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1109  = tree6_l1_0_0;
+    if (advance) begin
+      \$1109  = \$437 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1110  = tree6_l1_1_0;
+    if (advance) begin
+      \$1110  = \$440 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1111  = tree6_l1_2_0;
+    if (advance) begin
+      \$1111  = \$443 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1112  = tree6_l1_3_0;
+    if (advance) begin
+      \$1112  = \$446 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1113  = tree6_l1_4_0;
+    if (advance) begin
+      \$1113  = \$449 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1114  = tree6_l1_5_0;
+    if (advance) begin
+      \$1114  = \$452 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1115  = tree6_l1_6_0;
+    if (advance) begin
+      \$1115  = \$455 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1116  = tree6_l1_7_0;
+    if (advance) begin
+      \$1116  = \$458 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1117  = tree6_l1_8_0;
+    if (advance) begin
+      \$1117  = \$461 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1118  = tree6_l1_9_0;
+    if (advance) begin
+      \$1118  = \$464 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1119  = tree6_l1_10_0;
+    if (advance) begin
+      \$1119  = \$467 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1120  = tree6_l1_11_0;
+    if (advance) begin
+      \$1120  = \$470 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1121  = tree6_l1_12_0;
+    if (advance) begin
+      \$1121  = xnor6[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1122  = tree6_l3_0_0;
+    if (advance) begin
+      \$1122  = \$473 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1123  = tree6_l3_1_0;
+    if (advance) begin
+      \$1123  = \$476 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1124  = tree6_l3_2_0;
+    if (advance) begin
+      \$1124  = \$479 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1125  = tree6_l3_3_0;
+    if (advance) begin
+      \$1125  = tree6_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1126  = tree6_l4_0_0;
+    if (advance) begin
+      \$1126  = \$480 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1127  = tree6_l4_1_0;
+    if (advance) begin
+      \$1127  = \$481 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1128  = tree6_l5_0_0;
+    if (advance) begin
+      \$1128  = \$482 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1129  = raw6;
+    if (\$483 ) begin
+      \$1129  = \$27 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1130  = acc6;
+    if (advance) begin
+      \$1130  = \$485 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1131  = tree7_l1_0_0;
+    if (advance) begin
+      \$1131  = \$488 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1132  = tree7_l1_1_0;
+    if (advance) begin
+      \$1132  = \$491 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1133  = tree7_l1_2_0;
+    if (advance) begin
+      \$1133  = \$494 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1134  = tree7_l1_3_0;
+    if (advance) begin
+      \$1134  = \$497 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1135  = tree7_l1_4_0;
+    if (advance) begin
+      \$1135  = \$500 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1136  = tree7_l1_5_0;
+    if (advance) begin
+      \$1136  = \$503 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1137  = tree7_l1_6_0;
+    if (advance) begin
+      \$1137  = \$506 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1138  = tree7_l1_7_0;
+    if (advance) begin
+      \$1138  = \$509 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1139  = tree7_l1_8_0;
+    if (advance) begin
+      \$1139  = \$512 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1140  = tree7_l1_9_0;
+    if (advance) begin
+      \$1140  = \$515 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1141  = tree7_l1_10_0;
+    if (advance) begin
+      \$1141  = \$518 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1142  = tree7_l1_11_0;
+    if (advance) begin
+      \$1142  = \$521 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1143  = tree7_l1_12_0;
+    if (advance) begin
+      \$1143  = xnor7[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1144  = tree7_l3_0_0;
+    if (advance) begin
+      \$1144  = \$524 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1145  = tree7_l3_1_0;
+    if (advance) begin
+      \$1145  = \$527 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1146  = tree7_l3_2_0;
+    if (advance) begin
+      \$1146  = \$530 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1147  = tree7_l3_3_0;
+    if (advance) begin
+      \$1147  = tree7_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1148  = tree7_l4_0_0;
+    if (advance) begin
+      \$1148  = \$531 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1149  = tree7_l4_1_0;
+    if (advance) begin
+      \$1149  = \$532 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1150  = tree7_l5_0_0;
+    if (advance) begin
+      \$1150  = \$533 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1151  = raw7;
+    if (\$534 ) begin
+      \$1151  = \$30 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1152  = acc7;
+    if (advance) begin
+      \$1152  = \$536 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1153  = tree8_l1_0_0;
+    if (advance) begin
+      \$1153  = \$539 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1154  = tree8_l1_1_0;
+    if (advance) begin
+      \$1154  = \$542 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1155  = tree8_l1_2_0;
+    if (advance) begin
+      \$1155  = \$545 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1156  = tree8_l1_3_0;
+    if (advance) begin
+      \$1156  = \$548 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1157  = tree8_l1_4_0;
+    if (advance) begin
+      \$1157  = \$551 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1158  = tree8_l1_5_0;
+    if (advance) begin
+      \$1158  = \$554 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1159  = tree8_l1_6_0;
+    if (advance) begin
+      \$1159  = \$557 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1160  = tree8_l1_7_0;
+    if (advance) begin
+      \$1160  = \$560 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1161  = tree8_l1_8_0;
+    if (advance) begin
+      \$1161  = \$563 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1162  = tree8_l1_9_0;
+    if (advance) begin
+      \$1162  = \$566 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1163  = tree8_l1_10_0;
+    if (advance) begin
+      \$1163  = \$569 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1164  = tree8_l1_11_0;
+    if (advance) begin
+      \$1164  = \$572 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1165  = tree8_l1_12_0;
+    if (advance) begin
+      \$1165  = xnor8[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1166  = tree8_l3_0_0;
+    if (advance) begin
+      \$1166  = \$575 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1167  = tree8_l3_1_0;
+    if (advance) begin
+      \$1167  = \$578 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1168  = tree8_l3_2_0;
+    if (advance) begin
+      \$1168  = \$581 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1169  = tree8_l3_3_0;
+    if (advance) begin
+      \$1169  = tree8_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1170  = tree8_l4_0_0;
+    if (advance) begin
+      \$1170  = \$582 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1171  = tree8_l4_1_0;
+    if (advance) begin
+      \$1171  = \$583 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1172  = tree8_l5_0_0;
+    if (advance) begin
+      \$1172  = \$584 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1173  = raw8;
+    if (\$585 ) begin
+      \$1173  = \$33 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1174  = acc8;
+    if (advance) begin
+      \$1174  = \$587 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1175  = tree9_l1_0_0;
+    if (advance) begin
+      \$1175  = \$590 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1176  = tree9_l1_1_0;
+    if (advance) begin
+      \$1176  = \$593 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1177  = tree9_l1_2_0;
+    if (advance) begin
+      \$1177  = \$596 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1178  = tree9_l1_3_0;
+    if (advance) begin
+      \$1178  = \$599 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1179  = tree9_l1_4_0;
+    if (advance) begin
+      \$1179  = \$602 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1180  = tree9_l1_5_0;
+    if (advance) begin
+      \$1180  = \$605 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1181  = tree9_l1_6_0;
+    if (advance) begin
+      \$1181  = \$608 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1182  = tree9_l1_7_0;
+    if (advance) begin
+      \$1182  = \$611 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1183  = tree9_l1_8_0;
+    if (advance) begin
+      \$1183  = \$614 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1184  = tree9_l1_9_0;
+    if (advance) begin
+      \$1184  = \$617 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1185  = tree9_l1_10_0;
+    if (advance) begin
+      \$1185  = \$620 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1186  = tree9_l1_11_0;
+    if (advance) begin
+      \$1186  = \$623 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1187  = tree9_l1_12_0;
+    if (advance) begin
+      \$1187  = xnor9[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1188  = tree9_l3_0_0;
+    if (advance) begin
+      \$1188  = \$626 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1189  = tree9_l3_1_0;
+    if (advance) begin
+      \$1189  = \$629 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1190  = tree9_l3_2_0;
+    if (advance) begin
+      \$1190  = \$632 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1191  = tree9_l3_3_0;
+    if (advance) begin
+      \$1191  = tree9_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1192  = tree9_l4_0_0;
+    if (advance) begin
+      \$1192  = \$633 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1193  = tree9_l4_1_0;
+    if (advance) begin
+      \$1193  = \$634 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1194  = tree9_l5_0_0;
+    if (advance) begin
+      \$1194  = \$635 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1195  = raw9;
+    if (\$636 ) begin
+      \$1195  = \$36 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1196  = acc9;
+    if (advance) begin
+      \$1196  = \$638 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1197  = tree10_l1_0_0;
+    if (advance) begin
+      \$1197  = \$641 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1198  = tree10_l1_1_0;
+    if (advance) begin
+      \$1198  = \$644 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1199  = tree10_l1_2_0;
+    if (advance) begin
+      \$1199  = \$647 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1200  = tree10_l1_3_0;
+    if (advance) begin
+      \$1200  = \$650 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1201  = tree10_l1_4_0;
+    if (advance) begin
+      \$1201  = \$653 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1202  = tree10_l1_5_0;
+    if (advance) begin
+      \$1202  = \$656 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1203  = tree10_l1_6_0;
+    if (advance) begin
+      \$1203  = \$659 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1204  = tree10_l1_7_0;
+    if (advance) begin
+      \$1204  = \$662 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1205  = tree10_l1_8_0;
+    if (advance) begin
+      \$1205  = \$665 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1206  = tree10_l1_9_0;
+    if (advance) begin
+      \$1206  = \$668 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1207  = tree10_l1_10_0;
+    if (advance) begin
+      \$1207  = \$671 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1208  = tree10_l1_11_0;
+    if (advance) begin
+      \$1208  = \$674 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1209  = tree10_l1_12_0;
+    if (advance) begin
+      \$1209  = xnor10[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1210  = tree10_l3_0_0;
+    if (advance) begin
+      \$1210  = \$677 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1211  = tree10_l3_1_0;
+    if (advance) begin
+      \$1211  = \$680 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1212  = tree10_l3_2_0;
+    if (advance) begin
+      \$1212  = \$683 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1213  = tree10_l3_3_0;
+    if (advance) begin
+      \$1213  = tree10_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1214  = tree10_l4_0_0;
+    if (advance) begin
+      \$1214  = \$684 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1215  = tree10_l4_1_0;
+    if (advance) begin
+      \$1215  = \$685 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1216  = tree10_l5_0_0;
+    if (advance) begin
+      \$1216  = \$686 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1217  = raw10;
+    if (\$687 ) begin
+      \$1217  = \$39 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1218  = acc10;
+    if (advance) begin
+      \$1218  = \$689 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1219  = tree11_l1_0_0;
+    if (advance) begin
+      \$1219  = \$692 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1220  = tree11_l1_1_0;
+    if (advance) begin
+      \$1220  = \$695 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1221  = tree11_l1_2_0;
+    if (advance) begin
+      \$1221  = \$698 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1222  = tree11_l1_3_0;
+    if (advance) begin
+      \$1222  = \$701 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1223  = tree11_l1_4_0;
+    if (advance) begin
+      \$1223  = \$704 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1224  = tree11_l1_5_0;
+    if (advance) begin
+      \$1224  = \$707 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1225  = tree11_l1_6_0;
+    if (advance) begin
+      \$1225  = \$710 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1226  = tree11_l1_7_0;
+    if (advance) begin
+      \$1226  = \$713 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1227  = tree11_l1_8_0;
+    if (advance) begin
+      \$1227  = \$716 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1228  = tree11_l1_9_0;
+    if (advance) begin
+      \$1228  = \$719 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1229  = tree11_l1_10_0;
+    if (advance) begin
+      \$1229  = \$722 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1230  = tree11_l1_11_0;
+    if (advance) begin
+      \$1230  = \$725 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1231  = tree11_l1_12_0;
+    if (advance) begin
+      \$1231  = xnor11[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1232  = tree11_l3_0_0;
+    if (advance) begin
+      \$1232  = \$728 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1233  = tree11_l3_1_0;
+    if (advance) begin
+      \$1233  = \$731 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1234  = tree11_l3_2_0;
+    if (advance) begin
+      \$1234  = \$734 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1235  = tree11_l3_3_0;
+    if (advance) begin
+      \$1235  = tree11_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1236  = tree11_l4_0_0;
+    if (advance) begin
+      \$1236  = \$735 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1237  = tree11_l4_1_0;
+    if (advance) begin
+      \$1237  = \$736 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1238  = tree11_l5_0_0;
+    if (advance) begin
+      \$1238  = \$737 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1239  = raw11;
+    if (\$738 ) begin
+      \$1239  = \$42 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1240  = acc11;
+    if (advance) begin
+      \$1240  = \$740 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1241  = tree12_l1_0_0;
+    if (advance) begin
+      \$1241  = \$743 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1242  = tree12_l1_1_0;
+    if (advance) begin
+      \$1242  = \$746 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1243  = tree12_l1_2_0;
+    if (advance) begin
+      \$1243  = \$749 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1244  = tree12_l1_3_0;
+    if (advance) begin
+      \$1244  = \$752 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1245  = tree12_l1_4_0;
+    if (advance) begin
+      \$1245  = \$755 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1246  = tree12_l1_5_0;
+    if (advance) begin
+      \$1246  = \$758 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1247  = tree12_l1_6_0;
+    if (advance) begin
+      \$1247  = \$761 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1248  = tree12_l1_7_0;
+    if (advance) begin
+      \$1248  = \$764 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1249  = tree12_l1_8_0;
+    if (advance) begin
+      \$1249  = \$767 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1250  = tree12_l1_9_0;
+    if (advance) begin
+      \$1250  = \$770 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1251  = tree12_l1_10_0;
+    if (advance) begin
+      \$1251  = \$773 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1252  = tree12_l1_11_0;
+    if (advance) begin
+      \$1252  = \$776 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1253  = tree12_l1_12_0;
+    if (advance) begin
+      \$1253  = xnor12[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1254  = tree12_l3_0_0;
+    if (advance) begin
+      \$1254  = \$779 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1255  = tree12_l3_1_0;
+    if (advance) begin
+      \$1255  = \$782 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1256  = tree12_l3_2_0;
+    if (advance) begin
+      \$1256  = \$785 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1257  = tree12_l3_3_0;
+    if (advance) begin
+      \$1257  = tree12_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1258  = tree12_l4_0_0;
+    if (advance) begin
+      \$1258  = \$786 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1259  = tree12_l4_1_0;
+    if (advance) begin
+      \$1259  = \$787 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1260  = tree12_l5_0_0;
+    if (advance) begin
+      \$1260  = \$788 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1261  = raw12;
+    if (\$789 ) begin
+      \$1261  = \$45 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1262  = acc12;
+    if (advance) begin
+      \$1262  = \$791 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1263  = tree13_l1_0_0;
+    if (advance) begin
+      \$1263  = \$794 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1264  = tree13_l1_1_0;
+    if (advance) begin
+      \$1264  = \$797 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1265  = tree13_l1_2_0;
+    if (advance) begin
+      \$1265  = \$800 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1266  = tree13_l1_3_0;
+    if (advance) begin
+      \$1266  = \$803 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1267  = tree13_l1_4_0;
+    if (advance) begin
+      \$1267  = \$806 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1268  = tree13_l1_5_0;
+    if (advance) begin
+      \$1268  = \$809 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1269  = tree13_l1_6_0;
+    if (advance) begin
+      \$1269  = \$812 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1270  = tree13_l1_7_0;
+    if (advance) begin
+      \$1270  = \$815 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1271  = tree13_l1_8_0;
+    if (advance) begin
+      \$1271  = \$818 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1272  = tree13_l1_9_0;
+    if (advance) begin
+      \$1272  = \$821 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1273  = tree13_l1_10_0;
+    if (advance) begin
+      \$1273  = \$824 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1274  = tree13_l1_11_0;
+    if (advance) begin
+      \$1274  = \$827 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1275  = tree13_l1_12_0;
+    if (advance) begin
+      \$1275  = xnor13[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1276  = tree13_l3_0_0;
+    if (advance) begin
+      \$1276  = \$830 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1277  = tree13_l3_1_0;
+    if (advance) begin
+      \$1277  = \$833 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1278  = tree13_l3_2_0;
+    if (advance) begin
+      \$1278  = \$836 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1279  = tree13_l3_3_0;
+    if (advance) begin
+      \$1279  = tree13_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1280  = tree13_l4_0_0;
+    if (advance) begin
+      \$1280  = \$837 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1281  = tree13_l4_1_0;
+    if (advance) begin
+      \$1281  = \$838 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1282  = tree13_l5_0_0;
+    if (advance) begin
+      \$1282  = \$839 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1283  = raw13;
+    if (\$840 ) begin
+      \$1283  = \$48 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1284  = acc13;
+    if (advance) begin
+      \$1284  = \$842 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1285  = tree14_l1_0_0;
+    if (advance) begin
+      \$1285  = \$845 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1286  = tree14_l1_1_0;
+    if (advance) begin
+      \$1286  = \$848 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1287  = tree14_l1_2_0;
+    if (advance) begin
+      \$1287  = \$851 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1288  = tree14_l1_3_0;
+    if (advance) begin
+      \$1288  = \$854 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1289  = tree14_l1_4_0;
+    if (advance) begin
+      \$1289  = \$857 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1290  = tree14_l1_5_0;
+    if (advance) begin
+      \$1290  = \$860 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1291  = tree14_l1_6_0;
+    if (advance) begin
+      \$1291  = \$863 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1292  = tree14_l1_7_0;
+    if (advance) begin
+      \$1292  = \$866 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1293  = tree14_l1_8_0;
+    if (advance) begin
+      \$1293  = \$869 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1294  = tree14_l1_9_0;
+    if (advance) begin
+      \$1294  = \$872 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1295  = tree14_l1_10_0;
+    if (advance) begin
+      \$1295  = \$875 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1296  = tree14_l1_11_0;
+    if (advance) begin
+      \$1296  = \$878 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1297  = tree14_l1_12_0;
+    if (advance) begin
+      \$1297  = xnor14[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1298  = tree14_l3_0_0;
+    if (advance) begin
+      \$1298  = \$881 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1299  = tree14_l3_1_0;
+    if (advance) begin
+      \$1299  = \$884 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1300  = tree14_l3_2_0;
+    if (advance) begin
+      \$1300  = \$887 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1301  = tree14_l3_3_0;
+    if (advance) begin
+      \$1301  = tree14_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1302  = tree14_l4_0_0;
+    if (advance) begin
+      \$1302  = \$888 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1303  = tree14_l4_1_0;
+    if (advance) begin
+      \$1303  = \$889 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1304  = tree14_l5_0_0;
+    if (advance) begin
+      \$1304  = \$890 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1305  = raw14;
+    if (\$891 ) begin
+      \$1305  = \$51 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1306  = acc14;
+    if (advance) begin
+      \$1306  = \$893 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1307  = tree15_l1_0_0;
+    if (advance) begin
+      \$1307  = \$896 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1308  = tree15_l1_1_0;
+    if (advance) begin
+      \$1308  = \$899 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1309  = tree15_l1_2_0;
+    if (advance) begin
+      \$1309  = \$902 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1310  = tree15_l1_3_0;
+    if (advance) begin
+      \$1310  = \$905 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1311  = tree15_l1_4_0;
+    if (advance) begin
+      \$1311  = \$908 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1312  = tree15_l1_5_0;
+    if (advance) begin
+      \$1312  = \$911 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1313  = tree15_l1_6_0;
+    if (advance) begin
+      \$1313  = \$914 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1314  = tree15_l1_7_0;
+    if (advance) begin
+      \$1314  = \$917 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1315  = tree15_l1_8_0;
+    if (advance) begin
+      \$1315  = \$920 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1316  = tree15_l1_9_0;
+    if (advance) begin
+      \$1316  = \$923 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1317  = tree15_l1_10_0;
+    if (advance) begin
+      \$1317  = \$926 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1318  = tree15_l1_11_0;
+    if (advance) begin
+      \$1318  = \$929 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1319  = tree15_l1_12_0;
+    if (advance) begin
+      \$1319  = xnor15[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1320  = tree15_l3_0_0;
+    if (advance) begin
+      \$1320  = \$932 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1321  = tree15_l3_1_0;
+    if (advance) begin
+      \$1321  = \$935 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1322  = tree15_l3_2_0;
+    if (advance) begin
+      \$1322  = \$938 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1323  = tree15_l3_3_0;
+    if (advance) begin
+      \$1323  = tree15_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1324  = tree15_l4_0_0;
+    if (advance) begin
+      \$1324  = \$939 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1325  = tree15_l4_1_0;
+    if (advance) begin
+      \$1325  = \$940 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1326  = tree15_l5_0_0;
+    if (advance) begin
+      \$1326  = \$941 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1327  = raw15;
+    if (\$942 ) begin
+      \$1327  = \$54 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1328  = acc15;
+    if (advance) begin
+      \$1328  = \$944 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1329  = v2;
+    if (advance) begin
+      \$1329  = \$945 ;
     end
     if (rst) begin
-      \$2509  = 16'h0000;
+      \$1329  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1330  = v2_d0;
+    if (advance) begin
+      \$1330  = v2;
+    end
+    if (rst) begin
+      \$1330  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1331  = \port__addr$88 ;
+    if (advance) begin
+      \$1331  = nf1_d4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1332  = thresholds_d0;
+    if (advance) begin
+      \$1332  = \port__data$457 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1333  = \v2_d0$458 ;
+    if (advance) begin
+      \$1333  = v2_d0;
+    end
+    if (rst) begin
+      \$1333  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1334  = acc0_d0;
+    if (advance) begin
+      \$1334  = acc0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1335  = acc1_d0;
+    if (advance) begin
+      \$1335  = acc1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1336  = acc2_d0;
+    if (advance) begin
+      \$1336  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1337  = acc3_d0;
+    if (advance) begin
+      \$1337  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1338  = acc4_d0;
+    if (advance) begin
+      \$1338  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1339  = acc5_d0;
+    if (advance) begin
+      \$1339  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1340  = acc6_d0;
+    if (advance) begin
+      \$1340  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1341  = acc7_d0;
+    if (advance) begin
+      \$1341  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1342  = acc8_d0;
+    if (advance) begin
+      \$1342  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1343  = acc9_d0;
+    if (advance) begin
+      \$1343  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1344  = acc10_d0;
+    if (advance) begin
+      \$1344  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1345  = acc11_d0;
+    if (advance) begin
+      \$1345  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1346  = acc12_d0;
+    if (advance) begin
+      \$1346  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1347  = acc13_d0;
+    if (advance) begin
+      \$1347  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1348  = acc14_d0;
+    if (advance) begin
+      \$1348  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1349  = acc15_d0;
+    if (advance) begin
+      \$1349  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1350  = o__valid;
+    if (advance) begin
+      \$1350  = \v2_d0$458 ;
+    end
+    if (rst) begin
+      \$1350  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1351  = o__payload;
+    if (advance) begin
+      \$1351  = result;
+    end
+    if (rst) begin
+      \$1351  = 16'h0000;
     end
   end
   assign waddr = port__addr;
@@ -8479,24 +10393,24 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \$signature__data  = i__payload;
   assign rp__addr = \$signature__addr ;
   assign rp__en = advance;
-  assign total0 = \$154 [9:0];
-  assign total1 = \$302 [9:0];
-  assign total2 = \$450 [9:0];
-  assign total3 = \$598 [9:0];
-  assign total4 = \$746 [9:0];
-  assign total5 = \$894 [9:0];
-  assign total6 = \$1042 [9:0];
-  assign total7 = \$1190 [9:0];
-  assign total8 = \$1338 [9:0];
-  assign total9 = \$1486 [9:0];
-  assign total10 = \$1634 [9:0];
-  assign total11 = \$1782 [9:0];
-  assign total12 = \$1930 [9:0];
-  assign total13 = \$2078 [9:0];
-  assign total14 = \$2226 [9:0];
-  assign total15 = \$2374 [9:0];
-  assign nf1 = \port__addr$55 ;
-  assign \port__en$57  = advance;
+  assign total0 = \$9 [9:0];
+  assign total1 = \$12 [9:0];
+  assign total2 = \$15 [9:0];
+  assign total3 = \$18 [9:0];
+  assign total4 = \$21 [9:0];
+  assign total5 = \$24 [9:0];
+  assign total6 = \$27 [9:0];
+  assign total7 = \$30 [9:0];
+  assign total8 = \$33 [9:0];
+  assign total9 = \$36 [9:0];
+  assign total10 = \$39 [9:0];
+  assign total11 = \$42 [9:0];
+  assign total12 = \$45 [9:0];
+  assign total13 = \$48 [9:0];
+  assign total14 = \$51 [9:0];
+  assign total15 = \$54 [9:0];
+  assign nf2_d0 = \port__addr$88 ;
+  assign \port__en$90  = advance;
   assign \$signature__data[0]  = i__payload[0];
   assign \$signature__data[1]  = i__payload[1];
   assign \$signature__data[2]  = i__payload[2];
@@ -8742,6 +10656,55 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \x1[46]  = x1[46];
   assign \x1[47]  = x1[47];
   assign \x1[48]  = x1[48];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
+  assign \x_in_d0[16]  = x_in_d0[16];
+  assign \x_in_d0[17]  = x_in_d0[17];
+  assign \x_in_d0[18]  = x_in_d0[18];
+  assign \x_in_d0[19]  = x_in_d0[19];
+  assign \x_in_d0[20]  = x_in_d0[20];
+  assign \x_in_d0[21]  = x_in_d0[21];
+  assign \x_in_d0[22]  = x_in_d0[22];
+  assign \x_in_d0[23]  = x_in_d0[23];
+  assign \x_in_d0[24]  = x_in_d0[24];
+  assign \x_in_d0[25]  = x_in_d0[25];
+  assign \x_in_d0[26]  = x_in_d0[26];
+  assign \x_in_d0[27]  = x_in_d0[27];
+  assign \x_in_d0[28]  = x_in_d0[28];
+  assign \x_in_d0[29]  = x_in_d0[29];
+  assign \x_in_d0[30]  = x_in_d0[30];
+  assign \x_in_d0[31]  = x_in_d0[31];
+  assign \x_in_d0[32]  = x_in_d0[32];
+  assign \x_in_d0[33]  = x_in_d0[33];
+  assign \x_in_d0[34]  = x_in_d0[34];
+  assign \x_in_d0[35]  = x_in_d0[35];
+  assign \x_in_d0[36]  = x_in_d0[36];
+  assign \x_in_d0[37]  = x_in_d0[37];
+  assign \x_in_d0[38]  = x_in_d0[38];
+  assign \x_in_d0[39]  = x_in_d0[39];
+  assign \x_in_d0[40]  = x_in_d0[40];
+  assign \x_in_d0[41]  = x_in_d0[41];
+  assign \x_in_d0[42]  = x_in_d0[42];
+  assign \x_in_d0[43]  = x_in_d0[43];
+  assign \x_in_d0[44]  = x_in_d0[44];
+  assign \x_in_d0[45]  = x_in_d0[45];
+  assign \x_in_d0[46]  = x_in_d0[46];
+  assign \x_in_d0[47]  = x_in_d0[47];
+  assign \x_in_d0[48]  = x_in_d0[48];
   assign \result[0]  = result[0];
   assign \result[1]  = result[1];
   assign \result[2]  = result[2];
@@ -8758,38 +10721,70 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \result[13]  = result[13];
   assign \result[14]  = result[14];
   assign \result[15]  = result[15];
-  assign \port__data$60[0]  = \port__data$60 [10:0];
-  assign \port__data$60[0][0]  = \port__data$60 [10:0];
-  assign \port__data$60[1]  = \port__data$60 [21:11];
-  assign \port__data$60[1][0]  = \port__data$60 [21:11];
-  assign \port__data$60[2]  = \port__data$60 [32:22];
-  assign \port__data$60[2][0]  = \port__data$60 [32:22];
-  assign \port__data$60[3]  = \port__data$60 [43:33];
-  assign \port__data$60[3][0]  = \port__data$60 [43:33];
-  assign \port__data$60[4]  = \port__data$60 [54:44];
-  assign \port__data$60[4][0]  = \port__data$60 [54:44];
-  assign \port__data$60[5]  = \port__data$60 [65:55];
-  assign \port__data$60[5][0]  = \port__data$60 [65:55];
-  assign \port__data$60[6]  = \port__data$60 [76:66];
-  assign \port__data$60[6][0]  = \port__data$60 [76:66];
-  assign \port__data$60[7]  = \port__data$60 [87:77];
-  assign \port__data$60[7][0]  = \port__data$60 [87:77];
-  assign \port__data$60[8]  = \port__data$60 [98:88];
-  assign \port__data$60[8][0]  = \port__data$60 [98:88];
-  assign \port__data$60[9]  = \port__data$60 [109:99];
-  assign \port__data$60[9][0]  = \port__data$60 [109:99];
-  assign \port__data$60[10]  = \port__data$60 [120:110];
-  assign \port__data$60[10][0]  = \port__data$60 [120:110];
-  assign \port__data$60[11]  = \port__data$60 [131:121];
-  assign \port__data$60[11][0]  = \port__data$60 [131:121];
-  assign \port__data$60[12]  = \port__data$60 [142:132];
-  assign \port__data$60[12][0]  = \port__data$60 [142:132];
-  assign \port__data$60[13]  = \port__data$60 [153:143];
-  assign \port__data$60[13][0]  = \port__data$60 [153:143];
-  assign \port__data$60[14]  = \port__data$60 [164:154];
-  assign \port__data$60[14][0]  = \port__data$60 [164:154];
-  assign \port__data$60[15]  = \port__data$60 [175:165];
-  assign \port__data$60[15][0]  = \port__data$60 [175:165];
+  assign \thresholds_d0[0]  = thresholds_d0[10:0];
+  assign \thresholds_d0[0][0]  = thresholds_d0[10:0];
+  assign \thresholds_d0[1]  = thresholds_d0[21:11];
+  assign \thresholds_d0[1][0]  = thresholds_d0[21:11];
+  assign \thresholds_d0[2]  = thresholds_d0[32:22];
+  assign \thresholds_d0[2][0]  = thresholds_d0[32:22];
+  assign \thresholds_d0[3]  = thresholds_d0[43:33];
+  assign \thresholds_d0[3][0]  = thresholds_d0[43:33];
+  assign \thresholds_d0[4]  = thresholds_d0[54:44];
+  assign \thresholds_d0[4][0]  = thresholds_d0[54:44];
+  assign \thresholds_d0[5]  = thresholds_d0[65:55];
+  assign \thresholds_d0[5][0]  = thresholds_d0[65:55];
+  assign \thresholds_d0[6]  = thresholds_d0[76:66];
+  assign \thresholds_d0[6][0]  = thresholds_d0[76:66];
+  assign \thresholds_d0[7]  = thresholds_d0[87:77];
+  assign \thresholds_d0[7][0]  = thresholds_d0[87:77];
+  assign \thresholds_d0[8]  = thresholds_d0[98:88];
+  assign \thresholds_d0[8][0]  = thresholds_d0[98:88];
+  assign \thresholds_d0[9]  = thresholds_d0[109:99];
+  assign \thresholds_d0[9][0]  = thresholds_d0[109:99];
+  assign \thresholds_d0[10]  = thresholds_d0[120:110];
+  assign \thresholds_d0[10][0]  = thresholds_d0[120:110];
+  assign \thresholds_d0[11]  = thresholds_d0[131:121];
+  assign \thresholds_d0[11][0]  = thresholds_d0[131:121];
+  assign \thresholds_d0[12]  = thresholds_d0[142:132];
+  assign \thresholds_d0[12][0]  = thresholds_d0[142:132];
+  assign \thresholds_d0[13]  = thresholds_d0[153:143];
+  assign \thresholds_d0[13][0]  = thresholds_d0[153:143];
+  assign \thresholds_d0[14]  = thresholds_d0[164:154];
+  assign \thresholds_d0[14][0]  = thresholds_d0[164:154];
+  assign \thresholds_d0[15]  = thresholds_d0[175:165];
+  assign \thresholds_d0[15][0]  = thresholds_d0[175:165];
+  assign \port__data$457[0]  = \port__data$457 [10:0];
+  assign \port__data$457[0][0]  = \port__data$457 [10:0];
+  assign \port__data$457[1]  = \port__data$457 [21:11];
+  assign \port__data$457[1][0]  = \port__data$457 [21:11];
+  assign \port__data$457[2]  = \port__data$457 [32:22];
+  assign \port__data$457[2][0]  = \port__data$457 [32:22];
+  assign \port__data$457[3]  = \port__data$457 [43:33];
+  assign \port__data$457[3][0]  = \port__data$457 [43:33];
+  assign \port__data$457[4]  = \port__data$457 [54:44];
+  assign \port__data$457[4][0]  = \port__data$457 [54:44];
+  assign \port__data$457[5]  = \port__data$457 [65:55];
+  assign \port__data$457[5][0]  = \port__data$457 [65:55];
+  assign \port__data$457[6]  = \port__data$457 [76:66];
+  assign \port__data$457[6][0]  = \port__data$457 [76:66];
+  assign \port__data$457[7]  = \port__data$457 [87:77];
+  assign \port__data$457[7][0]  = \port__data$457 [87:77];
+  assign \port__data$457[8]  = \port__data$457 [98:88];
+  assign \port__data$457[8][0]  = \port__data$457 [98:88];
+  assign \port__data$457[9]  = \port__data$457 [109:99];
+  assign \port__data$457[9][0]  = \port__data$457 [109:99];
+  assign \port__data$457[10]  = \port__data$457 [120:110];
+  assign \port__data$457[10][0]  = \port__data$457 [120:110];
+  assign \port__data$457[11]  = \port__data$457 [131:121];
+  assign \port__data$457[11][0]  = \port__data$457 [131:121];
+  assign \port__data$457[12]  = \port__data$457 [142:132];
+  assign \port__data$457[12][0]  = \port__data$457 [142:132];
+  assign \port__data$457[13]  = \port__data$457 [153:143];
+  assign \port__data$457[13][0]  = \port__data$457 [153:143];
+  assign \port__data$457[14]  = \port__data$457 [164:154];
+  assign \port__data$457[14][0]  = \port__data$457 [164:154];
+  assign \port__data$457[15]  = \port__data$457 [175:165];
+  assign \port__data$457[15][0]  = \port__data$457 [175:165];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -8806,32 +10801,32 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-  assign result[15] = \$2406 [0];
-  assign result[14] = \$2404 [0];
-  assign result[13] = \$2402 [0];
-  assign result[12] = \$2400 [0];
-  assign result[11] = \$2398 [0];
-  assign result[10] = \$2396 [0];
-  assign result[9] = \$2394 [0];
-  assign result[8] = \$2392 [0];
-  assign result[7] = \$2390 [0];
-  assign result[6] = \$2388 [0];
-  assign result[5] = \$2386 [0];
-  assign result[4] = \$2384 [0];
-  assign result[3] = \$2382 [0];
-  assign result[2] = \$2380 [0];
-  assign result[1] = \$2378 [0];
-  assign result[0] = \$2376 [0];
-  assign \$4924  = 1'h1;
-  assign \$2408  = \$4922 ;
-  assign \$4930  = 1'h1;
-  assign \$2410  = \$4928 ;
-  assign \$4937  = 1'h1;
-  assign \$2413  = \$4935 ;
+  assign result[15] = \$118 [0];
+  assign result[14] = \$114 [0];
+  assign result[13] = \$110 [0];
+  assign result[12] = \$106 [0];
+  assign result[11] = \$102 [0];
+  assign result[10] = \$98 [0];
+  assign result[9] = \$94 [0];
+  assign result[8] = \$90 [0];
+  assign result[7] = \$86 [0];
+  assign result[6] = \$82 [0];
+  assign result[5] = \$78 [0];
+  assign result[4] = \$74 [0];
+  assign result[3] = \$70 [0];
+  assign result[2] = \$66 [0];
+  assign result[1] = \$62 [0];
+  assign result[0] = \$58 [0];
+  assign \$1494  = 1'h1;
+  assign \$120  = \$1492 ;
+  assign \$1500  = 1'h1;
+  assign \$122  = \$1498 ;
+  assign \$1507  = 1'h1;
+  assign \$125  = \$1505 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_en, w_data, o__valid, clk);
+module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__valid, clk);
   input clk;
   wire clk;
   wire [48:0] i__payload;
@@ -9069,8 +11064,8 @@ module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_en, w_data, o__va
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_en, w_port__data, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -9201,7 +11196,7 @@ module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_en, w_port__data, r
   always @(posedge clk)
     r_rdy <= \$30 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$27  = w_port__addr;
     if (\$4 ) begin
       \$27  = \$5 [3:0];
@@ -9211,7 +11206,7 @@ module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_en, w_port__data, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$28  = r_port__addr;
     if (\$8 ) begin
       \$28  = \$9 [3:0];
@@ -9221,7 +11216,7 @@ module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_en, w_port__data, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$29  = inner_level;
     if (\$15 ) begin
       \$29  = \$16 [4:0];
@@ -9234,7 +11229,7 @@ module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_en, w_port__data, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$30  = r_rdy;
     if (\$26 ) begin
       \$30  = 1'h1;
@@ -9255,877 +11250,699 @@ module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_en, w_port__data, r
 endmodule
 
 (* generator = "Amaranth" *)
+module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  reg [15:0] \$5 ;
+  reg \$6 ;
+  reg \$7 ;
+  reg [15:0] \$8 ;
+  input clk;
+  wire clk;
+  input [15:0] i__payload;
+  wire [15:0] i__payload;
+  wire \i__payload[0] ;
+  wire \i__payload[10] ;
+  wire \i__payload[11] ;
+  wire \i__payload[12] ;
+  wire \i__payload[13] ;
+  wire \i__payload[14] ;
+  wire \i__payload[15] ;
+  wire \i__payload[1] ;
+  wire \i__payload[2] ;
+  wire \i__payload[3] ;
+  wire \i__payload[4] ;
+  wire \i__payload[5] ;
+  wire \i__payload[6] ;
+  wire \i__payload[7] ;
+  wire \i__payload[8] ;
+  wire \i__payload[9] ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [15:0] o__payload;
+  reg [15:0] o__payload = 16'h0000;
+  wire \o__payload[0] ;
+  wire \o__payload[10] ;
+  wire \o__payload[11] ;
+  wire \o__payload[12] ;
+  wire \o__payload[13] ;
+  wire \o__payload[14] ;
+  wire \o__payload[15] ;
+  wire \o__payload[1] ;
+  wire \o__payload[2] ;
+  wire \o__payload[3] ;
+  wire \o__payload[4] ;
+  wire \o__payload[5] ;
+  wire \o__payload[6] ;
+  wire \o__payload[7] ;
+  wire \o__payload[8] ;
+  wire \o__payload[9] ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [15:0] skid = 16'h0000;
+  wire \skid[0] ;
+  wire \skid[10] ;
+  wire \skid[11] ;
+  wire \skid[12] ;
+  wire \skid[13] ;
+  wire \skid[14] ;
+  wire \skid[15] ;
+  wire \skid[1] ;
+  wire \skid[2] ;
+  wire \skid[3] ;
+  wire \skid[4] ;
+  wire \skid[5] ;
+  wire \skid[6] ;
+  wire \skid[7] ;
+  wire \skid[8] ;
+  wire \skid[9] ;
+  reg skid_valid = 1'h0;
+  assign \$1  = ~ o__valid;
+  assign \$2  = o__ready | \$1 ;
+  assign \$3  = ~ skid_valid;
+  assign \$4  = i__valid & \$3 ;
+  always @(posedge clk)
+    o__payload <= \$5 ;
+  always @(posedge clk)
+    o__valid <= \$6 ;
+  always @(posedge clk)
+    skid_valid <= \$7 ;
+  always @(posedge clk)
+    skid <= \$8 ;
+  assign i__ready = ~ skid_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$5  = o__payload;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$5  = skid;
+      end else begin
+        \$5  = i__payload;
+      end
+    end
+    if (rst) begin
+      \$5  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$6  = o__valid;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$6  = 1'h1;
+      end else begin
+        \$6  = i__valid;
+      end
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$7  = skid_valid;
+    if (\$2 ) begin
+      if (skid_valid) begin
+        \$7  = 1'h0;
+      end
+    end else if (\$4 ) begin
+      \$7  = 1'h1;
+    end
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$8  = skid;
+    if (\$2 ) begin
+    end else if (\$4 ) begin
+      \$8  = i__payload;
+    end
+  end
+  assign \o__payload[0]  = o__payload[0];
+  assign \o__payload[1]  = o__payload[1];
+  assign \o__payload[2]  = o__payload[2];
+  assign \o__payload[3]  = o__payload[3];
+  assign \o__payload[4]  = o__payload[4];
+  assign \o__payload[5]  = o__payload[5];
+  assign \o__payload[6]  = o__payload[6];
+  assign \o__payload[7]  = o__payload[7];
+  assign \o__payload[8]  = o__payload[8];
+  assign \o__payload[9]  = o__payload[9];
+  assign \o__payload[10]  = o__payload[10];
+  assign \o__payload[11]  = o__payload[11];
+  assign \o__payload[12]  = o__payload[12];
+  assign \o__payload[13]  = o__payload[13];
+  assign \o__payload[14]  = o__payload[14];
+  assign \o__payload[15]  = o__payload[15];
+  assign \skid[0]  = skid[0];
+  assign \skid[1]  = skid[1];
+  assign \skid[2]  = skid[2];
+  assign \skid[3]  = skid[3];
+  assign \skid[4]  = skid[4];
+  assign \skid[5]  = skid[5];
+  assign \skid[6]  = skid[6];
+  assign \skid[7]  = skid[7];
+  assign \skid[8]  = skid[8];
+  assign \skid[9]  = skid[9];
+  assign \skid[10]  = skid[10];
+  assign \skid[11]  = skid[11];
+  assign \skid[12]  = skid[12];
+  assign \skid[13]  = skid[13];
+  assign \skid[14]  = skid[14];
+  assign \skid[15]  = skid[15];
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+  assign \i__payload[8]  = i__payload[8];
+  assign \i__payload[9]  = i__payload[9];
+  assign \i__payload[10]  = i__payload[10];
+  assign \i__payload[11]  = i__payload[11];
+  assign \i__payload[12]  = i__payload[12];
+  assign \i__payload[13]  = i__payload[13];
+  assign \i__payload[14]  = i__payload[14];
+  assign \i__payload[15]  = i__payload[15];
+endmodule
+
+(* generator = "Amaranth" *)
 module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
-  wire [4:0] \$100 ;
-  wire [5:0] \$101 ;
-  wire [6:0] \$102 ;
-  wire [7:0] \$103 ;
-  wire [31:0] \$104 ;
-  wire [31:0] \$105 ;
-  wire [31:0] \$106 ;
-  wire [31:0] \$107 ;
+  wire [3:0] \$100 ;
+  wire [3:0] \$101 ;
+  wire [4:0] \$102 ;
+  wire [5:0] \$103 ;
+  wire \$104 ;
+  wire [8:0] \$105 ;
+  wire [9:0] \$106 ;
+  wire [1:0] \$107 ;
   wire [1:0] \$108 ;
-  wire [31:0] \$109 ;
-  wire [1:0] \$11 ;
-  wire [31:0] \$110 ;
-  wire [31:0] \$111 ;
-  wire [31:0] \$112 ;
+  wire [2:0] \$109 ;
+  wire [6:0] \$11 ;
+  wire [1:0] \$110 ;
+  wire [1:0] \$111 ;
+  wire [2:0] \$112 ;
   wire [1:0] \$113 ;
-  wire [2:0] \$114 ;
-  wire [31:0] \$115 ;
-  wire [31:0] \$116 ;
-  wire [31:0] \$117 ;
-  wire [31:0] \$118 ;
+  wire [1:0] \$114 ;
+  wire [2:0] \$115 ;
+  wire [1:0] \$116 ;
+  wire [1:0] \$117 ;
+  wire [2:0] \$118 ;
   wire [1:0] \$119 ;
-  wire [31:0] \$12 ;
-  wire [31:0] \$120 ;
-  wire [31:0] \$121 ;
-  wire [31:0] \$122 ;
-  wire [31:0] \$123 ;
-  wire [1:0] \$124 ;
-  wire [2:0] \$125 ;
-  wire [3:0] \$126 ;
-  wire [31:0] \$127 ;
-  wire [31:0] \$128 ;
-  wire [31:0] \$129 ;
+  wire [7:0] \$12 ;
+  wire [1:0] \$120 ;
+  wire [2:0] \$121 ;
+  wire [1:0] \$122 ;
+  wire [1:0] \$123 ;
+  wire [2:0] \$124 ;
+  wire [1:0] \$125 ;
+  wire [1:0] \$126 ;
+  wire [2:0] \$127 ;
+  wire [1:0] \$128 ;
+  wire [1:0] \$129 ;
   wire [31:0] \$13 ;
-  wire [31:0] \$130 ;
-  wire [1:0] \$131 ;
-  wire [31:0] \$132 ;
-  wire [31:0] \$133 ;
-  wire [31:0] \$134 ;
-  wire [31:0] \$135 ;
-  wire [1:0] \$136 ;
-  wire [2:0] \$137 ;
-  wire [31:0] \$138 ;
-  wire [31:0] \$139 ;
-  wire [31:0] \$14 ;
-  wire [31:0] \$140 ;
-  wire [31:0] \$141 ;
+  wire [2:0] \$130 ;
+  wire [3:0] \$131 ;
+  wire [3:0] \$132 ;
+  wire [4:0] \$133 ;
+  wire [3:0] \$134 ;
+  wire [3:0] \$135 ;
+  wire [4:0] \$136 ;
+  wire [5:0] \$137 ;
+  wire \$138 ;
+  wire [8:0] \$139 ;
+  wire [6:0] \$14 ;
+  wire [9:0] \$140 ;
+  wire [1:0] \$141 ;
   wire [1:0] \$142 ;
-  wire [31:0] \$143 ;
-  wire [31:0] \$144 ;
-  wire [31:0] \$145 ;
-  wire [31:0] \$146 ;
+  wire [2:0] \$143 ;
+  wire [1:0] \$144 ;
+  wire [1:0] \$145 ;
+  wire [2:0] \$146 ;
   wire [1:0] \$147 ;
-  wire [2:0] \$148 ;
-  wire [3:0] \$149 ;
-  wire [31:0] \$15 ;
-  wire [4:0] \$150 ;
-  wire [31:0] \$151 ;
-  wire [31:0] \$152 ;
-  wire [31:0] \$153 ;
-  wire [31:0] \$154 ;
-  wire [1:0] \$155 ;
-  wire [31:0] \$156 ;
-  wire [31:0] \$157 ;
-  wire [31:0] \$158 ;
-  wire [31:0] \$159 ;
-  wire [1:0] \$16 ;
+  wire [1:0] \$148 ;
+  wire [2:0] \$149 ;
+  wire [7:0] \$15 ;
+  wire [1:0] \$150 ;
+  wire [1:0] \$151 ;
+  wire [2:0] \$152 ;
+  wire [1:0] \$153 ;
+  wire [1:0] \$154 ;
+  wire [2:0] \$155 ;
+  wire [1:0] \$156 ;
+  wire [1:0] \$157 ;
+  wire [2:0] \$158 ;
+  wire [1:0] \$159 ;
+  wire [31:0] \$16 ;
   wire [1:0] \$160 ;
   wire [2:0] \$161 ;
-  wire [31:0] \$162 ;
-  wire [31:0] \$163 ;
-  wire [31:0] \$164 ;
-  wire [31:0] \$165 ;
-  wire [1:0] \$166 ;
-  wire [1:0] \$1666 ;
-  wire \$1668 ;
-  wire [31:0] \$167 ;
-  wire [4:0] \$1672 ;
-  wire \$1674 ;
-  wire [3:0] \$1679 ;
-  wire [31:0] \$168 ;
-  wire \$1681 ;
-  wire [31:0] \$169 ;
-  wire [2:0] \$17 ;
-  wire [31:0] \$170 ;
-  wire [1:0] \$171 ;
-  wire [2:0] \$172 ;
-  wire [3:0] \$173 ;
-  wire [31:0] \$174 ;
-  wire [31:0] \$175 ;
-  wire [31:0] \$176 ;
-  wire [31:0] \$177 ;
+  wire [1:0] \$162 ;
+  wire [1:0] \$163 ;
+  wire [2:0] \$164 ;
+  wire [3:0] \$165 ;
+  wire [3:0] \$166 ;
+  wire [4:0] \$167 ;
+  wire [3:0] \$168 ;
+  wire [3:0] \$169 ;
+  wire [6:0] \$17 ;
+  wire [4:0] \$170 ;
+  wire [5:0] \$171 ;
+  wire \$172 ;
+  wire [8:0] \$173 ;
+  wire [9:0] \$174 ;
+  wire [1:0] \$175 ;
+  wire [1:0] \$176 ;
+  wire [2:0] \$177 ;
   wire [1:0] \$178 ;
-  wire [31:0] \$179 ;
-  wire [31:0] \$18 ;
-  wire [31:0] \$180 ;
-  wire [31:0] \$181 ;
-  wire [31:0] \$182 ;
-  wire [1:0] \$183 ;
-  wire [2:0] \$184 ;
-  wire [31:0] \$185 ;
-  wire [31:0] \$186 ;
-  wire [31:0] \$187 ;
-  wire [31:0] \$188 ;
-  wire [1:0] \$189 ;
+  wire [1:0] \$179 ;
+  wire [7:0] \$18 ;
+  wire [2:0] \$180 ;
+  wire [1:0] \$181 ;
+  wire [1:0] \$182 ;
+  wire [2:0] \$183 ;
+  wire [1:0] \$184 ;
+  wire [1:0] \$185 ;
+  wire [2:0] \$186 ;
+  wire [1:0] \$187 ;
+  wire [1:0] \$188 ;
+  wire [2:0] \$189 ;
   wire [31:0] \$19 ;
-  wire [31:0] \$190 ;
-  wire [31:0] \$191 ;
-  wire [31:0] \$192 ;
-  wire [31:0] \$193 ;
+  wire [1:0] \$190 ;
+  wire [1:0] \$191 ;
+  wire [2:0] \$192 ;
+  wire [1:0] \$193 ;
   wire [1:0] \$194 ;
   wire [2:0] \$195 ;
-  wire [3:0] \$196 ;
-  wire [4:0] \$197 ;
-  wire [5:0] \$198 ;
-  wire [6:0] \$199 ;
+  wire [1:0] \$196 ;
+  wire [1:0] \$197 ;
+  wire [2:0] \$198 ;
+  wire [3:0] \$199 ;
   wire \$2 ;
-  wire [31:0] \$20 ;
-  wire [7:0] \$200 ;
-  wire [31:0] \$201 ;
-  wire [31:0] \$202 ;
-  wire [31:0] \$203 ;
-  wire [31:0] \$204 ;
-  wire [1:0] \$205 ;
-  wire [31:0] \$206 ;
-  wire [31:0] \$207 ;
-  wire [31:0] \$208 ;
-  wire [31:0] \$209 ;
-  wire [31:0] \$21 ;
+  wire [6:0] \$20 ;
+  wire [3:0] \$200 ;
+  wire [4:0] \$201 ;
+  wire [3:0] \$202 ;
+  wire [3:0] \$203 ;
+  wire [4:0] \$204 ;
+  wire [5:0] \$205 ;
+  wire \$206 ;
+  wire [8:0] \$207 ;
+  wire [9:0] \$208 ;
+  wire [1:0] \$209 ;
+  wire [7:0] \$21 ;
   wire [1:0] \$210 ;
   wire [2:0] \$211 ;
-  wire [31:0] \$212 ;
-  wire [31:0] \$213 ;
-  wire [31:0] \$214 ;
-  wire [31:0] \$215 ;
+  wire [1:0] \$212 ;
+  wire [1:0] \$213 ;
+  wire [2:0] \$214 ;
+  wire [1:0] \$215 ;
   wire [1:0] \$216 ;
-  wire [31:0] \$217 ;
-  wire [31:0] \$218 ;
-  wire [31:0] \$219 ;
-  wire [1:0] \$22 ;
-  wire [31:0] \$220 ;
+  wire [2:0] \$217 ;
+  wire [1:0] \$218 ;
+  wire [1:0] \$219 ;
+  wire [31:0] \$22 ;
+  wire [2:0] \$220 ;
   wire [1:0] \$221 ;
-  wire [2:0] \$222 ;
-  wire [3:0] \$223 ;
-  wire [31:0] \$224 ;
-  wire [31:0] \$225 ;
-  wire [31:0] \$226 ;
-  wire [31:0] \$227 ;
+  wire [1:0] \$222 ;
+  wire [2:0] \$223 ;
+  wire [1:0] \$224 ;
+  wire [1:0] \$225 ;
+  wire [2:0] \$226 ;
+  wire [1:0] \$227 ;
   wire [1:0] \$228 ;
-  wire [31:0] \$229 ;
-  wire [31:0] \$23 ;
-  wire [31:0] \$230 ;
-  wire [31:0] \$231 ;
-  wire [31:0] \$232 ;
-  wire [1:0] \$233 ;
-  wire [2:0] \$234 ;
-  wire [31:0] \$235 ;
-  wire [31:0] \$236 ;
-  wire [31:0] \$237 ;
-  wire [31:0] \$238 ;
-  wire [1:0] \$239 ;
-  wire [31:0] \$24 ;
-  wire [31:0] \$240 ;
-  wire [31:0] \$241 ;
-  wire [31:0] \$242 ;
-  wire [31:0] \$243 ;
+  wire [2:0] \$229 ;
+  wire [6:0] \$23 ;
+  wire [1:0] \$230 ;
+  wire [1:0] \$231 ;
+  wire [2:0] \$232 ;
+  wire [3:0] \$233 ;
+  wire [3:0] \$234 ;
+  wire [4:0] \$235 ;
+  wire [3:0] \$236 ;
+  wire [3:0] \$237 ;
+  wire [4:0] \$238 ;
+  wire [5:0] \$239 ;
+  wire [7:0] \$24 ;
+  wire \$240 ;
+  wire [8:0] \$241 ;
+  wire [9:0] \$242 ;
+  wire [1:0] \$243 ;
   wire [1:0] \$244 ;
   wire [2:0] \$245 ;
-  wire [3:0] \$246 ;
-  wire [4:0] \$247 ;
-  wire [31:0] \$248 ;
-  wire [31:0] \$249 ;
+  wire [1:0] \$246 ;
+  wire [1:0] \$247 ;
+  wire [2:0] \$248 ;
+  wire [1:0] \$249 ;
   wire [31:0] \$25 ;
-  wire [31:0] \$250 ;
-  wire [31:0] \$251 ;
+  wire [1:0] \$250 ;
+  wire [2:0] \$251 ;
   wire [1:0] \$252 ;
-  wire [31:0] \$253 ;
-  wire [31:0] \$254 ;
-  wire [31:0] \$255 ;
-  wire [31:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [2:0] \$258 ;
-  wire [31:0] \$259 ;
-  wire [31:0] \$26 ;
-  wire [31:0] \$260 ;
-  wire [31:0] \$261 ;
-  wire [31:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [31:0] \$264 ;
-  wire [31:0] \$265 ;
-  wire [31:0] \$266 ;
-  wire [31:0] \$267 ;
-  wire [1:0] \$268 ;
-  wire [2:0] \$269 ;
-  wire [1:0] \$27 ;
+  wire [1:0] \$253 ;
+  wire [2:0] \$254 ;
+  wire [1:0] \$255 ;
+  wire [1:0] \$256 ;
+  wire [2:0] \$257 ;
+  wire [1:0] \$258 ;
+  wire [1:0] \$259 ;
+  wire [6:0] \$26 ;
+  wire [2:0] \$260 ;
+  wire [1:0] \$261 ;
+  wire [1:0] \$262 ;
+  wire [2:0] \$263 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [2:0] \$266 ;
+  wire [3:0] \$267 ;
+  wire [3:0] \$268 ;
+  wire [4:0] \$269 ;
+  wire [7:0] \$27 ;
   wire [3:0] \$270 ;
-  wire [31:0] \$271 ;
-  wire [31:0] \$272 ;
-  wire [31:0] \$273 ;
-  wire [31:0] \$274 ;
-  wire [1:0] \$275 ;
-  wire [31:0] \$276 ;
-  wire [31:0] \$277 ;
-  wire [31:0] \$278 ;
-  wire [31:0] \$279 ;
-  wire [2:0] \$28 ;
+  wire [3:0] \$271 ;
+  wire [4:0] \$272 ;
+  wire [5:0] \$273 ;
+  wire \$274 ;
+  wire [8:0] \$275 ;
+  wire [9:0] \$276 ;
+  wire [1:0] \$277 ;
+  wire [1:0] \$278 ;
+  wire [2:0] \$279 ;
+  wire [31:0] \$28 ;
   wire [1:0] \$280 ;
-  wire [2:0] \$281 ;
-  wire [31:0] \$282 ;
-  wire [31:0] \$283 ;
-  wire [31:0] \$284 ;
-  wire [31:0] \$285 ;
+  wire [1:0] \$281 ;
+  wire [2:0] \$282 ;
+  wire [1:0] \$283 ;
+  wire [1:0] \$284 ;
+  wire [2:0] \$285 ;
   wire [1:0] \$286 ;
-  wire [31:0] \$287 ;
-  wire [31:0] \$288 ;
-  wire [31:0] \$289 ;
-  wire [3:0] \$29 ;
-  wire [31:0] \$290 ;
-  wire [1:0] \$291 ;
-  wire [2:0] \$292 ;
-  wire [3:0] \$293 ;
-  wire [4:0] \$294 ;
-  wire [5:0] \$295 ;
-  wire [6:0] \$296 ;
-  wire [7:0] \$297 ;
-  wire [31:0] \$298 ;
-  wire [31:0] \$299 ;
+  wire [1:0] \$287 ;
+  wire [2:0] \$288 ;
+  wire [1:0] \$289 ;
+  wire [6:0] \$29 ;
+  wire [1:0] \$290 ;
+  wire [2:0] \$291 ;
+  wire [1:0] \$292 ;
+  wire [1:0] \$293 ;
+  wire [2:0] \$294 ;
+  wire [1:0] \$295 ;
+  wire [1:0] \$296 ;
+  wire [2:0] \$297 ;
+  wire [1:0] \$298 ;
+  wire [1:0] \$299 ;
   wire \$3 ;
-  wire [31:0] \$30 ;
-  wire [31:0] \$300 ;
-  wire [31:0] \$301 ;
-  wire [1:0] \$302 ;
-  wire [31:0] \$303 ;
-  wire [31:0] \$304 ;
-  wire [31:0] \$305 ;
-  wire [31:0] \$306 ;
-  wire [1:0] \$307 ;
-  wire [2:0] \$308 ;
-  wire [31:0] \$309 ;
-  wire [31:0] \$31 ;
-  wire [31:0] \$310 ;
-  wire [31:0] \$311 ;
-  wire [31:0] \$312 ;
-  wire [1:0] \$313 ;
-  wire [31:0] \$314 ;
-  wire [31:0] \$315 ;
-  wire [31:0] \$316 ;
-  wire [31:0] \$317 ;
+  wire [7:0] \$30 ;
+  wire [2:0] \$300 ;
+  wire [3:0] \$301 ;
+  wire [3:0] \$302 ;
+  wire [4:0] \$303 ;
+  wire [3:0] \$304 ;
+  wire [3:0] \$305 ;
+  wire [4:0] \$306 ;
+  wire [5:0] \$307 ;
+  wire \$308 ;
+  wire [8:0] \$309 ;
+  wire \$31 ;
+  wire [9:0] \$310 ;
+  wire [1:0] \$311 ;
+  wire [1:0] \$312 ;
+  wire [2:0] \$313 ;
+  wire [1:0] \$314 ;
+  wire [1:0] \$315 ;
+  wire [2:0] \$316 ;
+  wire [1:0] \$317 ;
   wire [1:0] \$318 ;
   wire [2:0] \$319 ;
-  wire [31:0] \$32 ;
-  wire [3:0] \$320 ;
-  wire [31:0] \$321 ;
-  wire [31:0] \$322 ;
-  wire [31:0] \$323 ;
-  wire [31:0] \$324 ;
-  wire [1:0] \$325 ;
-  wire [31:0] \$326 ;
-  wire [31:0] \$327 ;
-  wire [31:0] \$328 ;
-  wire [31:0] \$329 ;
-  wire [31:0] \$33 ;
+  wire \$32 ;
+  wire [1:0] \$320 ;
+  wire [1:0] \$321 ;
+  wire [2:0] \$322 ;
+  wire [1:0] \$323 ;
+  wire [1:0] \$324 ;
+  wire [2:0] \$325 ;
+  wire [1:0] \$326 ;
+  wire [1:0] \$327 ;
+  wire [2:0] \$328 ;
+  wire [1:0] \$329 ;
+  wire \$33 ;
   wire [1:0] \$330 ;
   wire [2:0] \$331 ;
-  wire [31:0] \$332 ;
-  wire [31:0] \$333 ;
-  wire [31:0] \$334 ;
-  wire [31:0] \$335 ;
-  wire [1:0] \$336 ;
-  wire [31:0] \$337 ;
-  wire [31:0] \$338 ;
-  wire [31:0] \$339 ;
+  wire [1:0] \$332 ;
+  wire [1:0] \$333 ;
+  wire [2:0] \$334 ;
+  wire [3:0] \$335 ;
+  wire [3:0] \$336 ;
+  wire [4:0] \$337 ;
+  wire [3:0] \$338 ;
+  wire [3:0] \$339 ;
   wire [1:0] \$34 ;
-  wire [31:0] \$340 ;
-  wire [1:0] \$341 ;
-  wire [2:0] \$342 ;
-  wire [3:0] \$343 ;
-  wire [4:0] \$344 ;
-  wire [31:0] \$345 ;
-  wire [31:0] \$346 ;
-  wire [31:0] \$347 ;
-  wire [31:0] \$348 ;
-  wire [1:0] \$349 ;
-  wire [31:0] \$35 ;
-  wire [31:0] \$350 ;
-  wire [31:0] \$351 ;
-  wire [31:0] \$352 ;
-  wire [31:0] \$353 ;
-  wire [1:0] \$354 ;
-  wire [2:0] \$355 ;
-  wire [31:0] \$356 ;
-  wire [31:0] \$357 ;
-  wire [31:0] \$358 ;
-  wire [31:0] \$359 ;
-  wire [31:0] \$36 ;
-  wire [1:0] \$360 ;
-  wire [31:0] \$361 ;
-  wire [31:0] \$362 ;
-  wire [31:0] \$363 ;
-  wire [31:0] \$364 ;
-  wire [1:0] \$365 ;
-  wire [2:0] \$366 ;
-  wire [3:0] \$367 ;
-  wire [31:0] \$368 ;
-  wire [31:0] \$369 ;
-  wire [31:0] \$37 ;
-  wire [31:0] \$370 ;
-  wire [31:0] \$371 ;
-  wire [1:0] \$372 ;
-  wire [31:0] \$373 ;
-  wire [31:0] \$374 ;
-  wire [31:0] \$375 ;
-  wire [31:0] \$376 ;
-  wire [1:0] \$377 ;
-  wire [2:0] \$378 ;
-  wire [31:0] \$379 ;
-  wire [31:0] \$38 ;
-  wire [31:0] \$380 ;
-  wire [31:0] \$381 ;
-  wire [31:0] \$382 ;
-  wire [1:0] \$383 ;
-  wire [31:0] \$384 ;
-  wire [31:0] \$385 ;
-  wire [31:0] \$386 ;
-  wire [31:0] \$387 ;
-  wire [1:0] \$388 ;
-  wire [2:0] \$389 ;
-  wire [1:0] \$39 ;
-  wire [3:0] \$390 ;
-  wire [4:0] \$391 ;
-  wire [5:0] \$392 ;
-  wire [6:0] \$393 ;
-  wire [7:0] \$394 ;
-  wire [31:0] \$395 ;
-  wire [31:0] \$396 ;
-  wire [31:0] \$397 ;
-  wire [31:0] \$398 ;
-  wire [1:0] \$399 ;
+  wire [4:0] \$340 ;
+  wire [5:0] \$341 ;
+  wire \$342 ;
+  wire [8:0] \$343 ;
+  wire [9:0] \$344 ;
+  wire \$345 ;
+  reg \$346 ;
+  reg [3:0] \$347 ;
+  reg [2:0] \$348 ;
+  reg \$349 ;
+  wire \$35 ;
+  reg [31:0] \$350 ;
+  reg \$351 ;
+  reg \$352 ;
+  reg \$353 ;
+  reg [2:0] \$354 ;
+  reg [31:0] \$355 ;
+  reg [255:0] \$356 ;
+  reg \$357 ;
+  reg \$358 ;
+  reg \$359 ;
+  wire \$36 ;
+  reg \$360 ;
+  reg \$361 ;
+  reg \$362 ;
+  reg \$363 ;
+  reg \$364 ;
+  reg \$365 ;
+  reg \$366 ;
+  reg \$367 ;
+  reg \$368 ;
+  reg [2:0] \$369 ;
+  wire \$37 ;
+  reg [2:0] \$370 ;
+  reg [2:0] \$371 ;
+  reg [2:0] \$372 ;
+  reg [2:0] \$373 ;
+  reg [2:0] \$374 ;
+  reg [2:0] \$375 ;
+  reg [2:0] \$376 ;
+  reg [2:0] \$377 ;
+  reg [2:0] \$378 ;
+  reg [2:0] \$379 ;
+  wire [1:0] \$38 ;
+  reg [2:0] \$380 ;
+  reg [4:0] \$381 ;
+  reg [4:0] \$382 ;
+  reg [5:0] \$383 ;
+  reg [6:0] \$384 ;
+  reg [7:0] \$385 ;
+  reg [2:0] \$386 ;
+  reg [2:0] \$387 ;
+  reg [2:0] \$388 ;
+  reg [2:0] \$389 ;
+  wire \$39 ;
+  reg [2:0] \$390 ;
+  reg [2:0] \$391 ;
+  reg [2:0] \$392 ;
+  reg [2:0] \$393 ;
+  reg [4:0] \$394 ;
+  reg [4:0] \$395 ;
+  reg [5:0] \$396 ;
+  reg [6:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [2:0] \$399 ;
   wire \$4 ;
-  wire [2:0] \$40 ;
-  wire [31:0] \$400 ;
-  wire [31:0] \$401 ;
-  wire [31:0] \$402 ;
-  wire [31:0] \$403 ;
-  wire [1:0] \$404 ;
-  wire [2:0] \$405 ;
-  wire [31:0] \$406 ;
-  wire [31:0] \$407 ;
-  wire [31:0] \$408 ;
-  wire [31:0] \$409 ;
-  wire [31:0] \$41 ;
-  wire [1:0] \$410 ;
-  wire [31:0] \$411 ;
-  wire [31:0] \$412 ;
-  wire [31:0] \$413 ;
-  wire [31:0] \$414 ;
-  wire [1:0] \$415 ;
-  wire [2:0] \$416 ;
-  wire [3:0] \$417 ;
-  wire [31:0] \$418 ;
-  wire [31:0] \$419 ;
-  wire [31:0] \$42 ;
-  wire [31:0] \$420 ;
-  wire [31:0] \$421 ;
-  wire [1:0] \$422 ;
-  wire [31:0] \$423 ;
-  wire [31:0] \$424 ;
-  wire [31:0] \$425 ;
-  wire [31:0] \$426 ;
-  wire [1:0] \$427 ;
-  wire [2:0] \$428 ;
-  wire [31:0] \$429 ;
-  wire [31:0] \$43 ;
-  wire [31:0] \$430 ;
-  wire [31:0] \$431 ;
-  wire [31:0] \$432 ;
-  wire [1:0] \$433 ;
-  wire [31:0] \$434 ;
-  wire [31:0] \$435 ;
-  wire [31:0] \$436 ;
-  wire [31:0] \$437 ;
-  wire [1:0] \$438 ;
-  wire [2:0] \$439 ;
-  wire [31:0] \$44 ;
-  wire [3:0] \$440 ;
-  wire [4:0] \$441 ;
-  wire [31:0] \$442 ;
-  wire [31:0] \$443 ;
-  wire [31:0] \$444 ;
-  wire [31:0] \$445 ;
-  wire [1:0] \$446 ;
-  wire [31:0] \$447 ;
-  wire [31:0] \$448 ;
-  wire [31:0] \$449 ;
-  wire [1:0] \$45 ;
-  wire [31:0] \$450 ;
-  wire [1:0] \$451 ;
-  wire [2:0] \$452 ;
-  wire [31:0] \$453 ;
-  wire [31:0] \$454 ;
-  wire [31:0] \$455 ;
-  wire [31:0] \$456 ;
-  wire [1:0] \$457 ;
-  wire [31:0] \$458 ;
-  wire [31:0] \$459 ;
-  wire [31:0] \$46 ;
-  wire [31:0] \$460 ;
-  wire [31:0] \$461 ;
-  wire [1:0] \$462 ;
-  wire [2:0] \$463 ;
-  wire [3:0] \$464 ;
-  wire [31:0] \$465 ;
-  wire [31:0] \$466 ;
-  wire [31:0] \$467 ;
-  wire [31:0] \$468 ;
-  wire [1:0] \$469 ;
-  wire [31:0] \$47 ;
-  wire [31:0] \$470 ;
-  wire [31:0] \$471 ;
-  wire [31:0] \$472 ;
-  wire [31:0] \$473 ;
-  wire [1:0] \$474 ;
-  wire [2:0] \$475 ;
-  wire [31:0] \$476 ;
-  wire [31:0] \$477 ;
-  wire [31:0] \$478 ;
-  wire [31:0] \$479 ;
-  wire [31:0] \$48 ;
-  wire [1:0] \$480 ;
-  wire [31:0] \$481 ;
-  wire [31:0] \$482 ;
-  wire [31:0] \$483 ;
-  wire [31:0] \$484 ;
-  wire [1:0] \$485 ;
-  wire [2:0] \$486 ;
-  wire [3:0] \$487 ;
-  wire [4:0] \$488 ;
-  wire [5:0] \$489 ;
-  wire [31:0] \$49 ;
-  wire [6:0] \$490 ;
-  wire [7:0] \$491 ;
-  wire [31:0] \$492 ;
-  wire [31:0] \$493 ;
-  wire [31:0] \$494 ;
-  wire [31:0] \$495 ;
-  wire [1:0] \$496 ;
-  wire [31:0] \$497 ;
-  wire [31:0] \$498 ;
-  wire [31:0] \$499 ;
+  wire \$40 ;
+  reg [2:0] \$400 ;
+  reg [2:0] \$401 ;
+  reg [2:0] \$402 ;
+  reg [2:0] \$403 ;
+  reg [2:0] \$404 ;
+  reg [2:0] \$405 ;
+  reg [2:0] \$406 ;
+  reg [4:0] \$407 ;
+  reg [4:0] \$408 ;
+  reg [5:0] \$409 ;
+  wire \$41 ;
+  reg [6:0] \$410 ;
+  reg [7:0] \$411 ;
+  reg [2:0] \$412 ;
+  reg [2:0] \$413 ;
+  reg [2:0] \$414 ;
+  reg [2:0] \$415 ;
+  reg [2:0] \$416 ;
+  reg [2:0] \$417 ;
+  reg [2:0] \$418 ;
+  reg [2:0] \$419 ;
+  wire [1:0] \$42 ;
+  reg [4:0] \$420 ;
+  reg [4:0] \$421 ;
+  reg [5:0] \$422 ;
+  reg [6:0] \$423 ;
+  reg [7:0] \$424 ;
+  reg [2:0] \$425 ;
+  reg [2:0] \$426 ;
+  reg [2:0] \$427 ;
+  reg [2:0] \$428 ;
+  reg [2:0] \$429 ;
+  wire \$43 ;
+  reg [2:0] \$430 ;
+  reg [2:0] \$431 ;
+  reg [2:0] \$432 ;
+  reg [4:0] \$433 ;
+  reg [4:0] \$434 ;
+  reg [5:0] \$435 ;
+  reg [6:0] \$436 ;
+  reg [7:0] \$437 ;
+  reg [2:0] \$438 ;
+  reg [2:0] \$439 ;
+  wire \$44 ;
+  reg [2:0] \$440 ;
+  reg [2:0] \$441 ;
+  reg [2:0] \$442 ;
+  reg [2:0] \$443 ;
+  reg [2:0] \$444 ;
+  reg [2:0] \$445 ;
+  reg [4:0] \$446 ;
+  reg [4:0] \$447 ;
+  reg [5:0] \$448 ;
+  reg [6:0] \$449 ;
+  wire \$45 ;
+  reg [7:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg [2:0] \$452 ;
+  reg [2:0] \$453 ;
+  reg [2:0] \$454 ;
+  reg [2:0] \$455 ;
+  reg [2:0] \$456 ;
+  reg [2:0] \$457 ;
+  reg [2:0] \$458 ;
+  reg [4:0] \$459 ;
+  wire [1:0] \$46 ;
+  reg [4:0] \$460 ;
+  reg [5:0] \$461 ;
+  reg [6:0] \$462 ;
+  reg [7:0] \$463 ;
+  reg [2:0] \$464 ;
+  reg [2:0] \$465 ;
+  reg [2:0] \$466 ;
+  reg [2:0] \$467 ;
+  reg [2:0] \$468 ;
+  reg [2:0] \$469 ;
+  wire \$47 ;
+  reg [2:0] \$470 ;
+  reg [2:0] \$471 ;
+  reg [4:0] \$472 ;
+  reg [4:0] \$473 ;
+  reg [5:0] \$474 ;
+  reg [6:0] \$475 ;
+  reg [7:0] \$476 ;
+  reg \$477 ;
+  reg \$478 ;
+  reg [2:0] \$479 ;
+  wire \$48 ;
+  reg [63:0] \$480 ;
+  reg \$481 ;
+  reg [7:0] \$482 ;
+  reg [7:0] \$483 ;
+  reg [7:0] \$484 ;
+  reg [7:0] \$485 ;
+  reg [7:0] \$486 ;
+  reg [7:0] \$487 ;
+  reg [7:0] \$488 ;
+  reg [7:0] \$489 ;
+  wire \$49 ;
+  reg \$490 ;
+  reg [7:0] \$491 ;
   wire \$5 ;
   wire [1:0] \$50 ;
-  wire [31:0] \$500 ;
-  wire [1:0] \$501 ;
-  wire [2:0] \$502 ;
-  wire [31:0] \$503 ;
-  wire [31:0] \$504 ;
-  wire [31:0] \$505 ;
-  wire [31:0] \$506 ;
-  wire [1:0] \$507 ;
-  wire [31:0] \$508 ;
-  wire [31:0] \$509 ;
-  wire [2:0] \$51 ;
-  wire [31:0] \$510 ;
-  wire [31:0] \$511 ;
-  wire [1:0] \$512 ;
-  wire [2:0] \$513 ;
-  wire [3:0] \$514 ;
-  wire [31:0] \$515 ;
-  wire [31:0] \$516 ;
-  wire [31:0] \$517 ;
-  wire [31:0] \$518 ;
-  wire [1:0] \$519 ;
-  wire [3:0] \$52 ;
-  wire [31:0] \$520 ;
-  wire [31:0] \$521 ;
-  wire [31:0] \$522 ;
-  wire [31:0] \$523 ;
-  wire [1:0] \$524 ;
-  wire [2:0] \$525 ;
-  wire [31:0] \$526 ;
-  wire [31:0] \$527 ;
-  wire [31:0] \$528 ;
-  wire [31:0] \$529 ;
-  wire [4:0] \$53 ;
-  wire [1:0] \$530 ;
-  wire [31:0] \$531 ;
-  wire [31:0] \$532 ;
-  wire [31:0] \$533 ;
-  wire [31:0] \$534 ;
-  wire [1:0] \$535 ;
-  wire [2:0] \$536 ;
-  wire [3:0] \$537 ;
-  wire [4:0] \$538 ;
-  wire [31:0] \$539 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$540 ;
-  wire [31:0] \$541 ;
-  wire [31:0] \$542 ;
-  wire [1:0] \$543 ;
-  wire [31:0] \$544 ;
-  wire [31:0] \$545 ;
-  wire [31:0] \$546 ;
-  wire [31:0] \$547 ;
-  wire [1:0] \$548 ;
-  wire [2:0] \$549 ;
-  wire [31:0] \$55 ;
-  wire [31:0] \$550 ;
-  wire [31:0] \$551 ;
-  wire [31:0] \$552 ;
-  wire [31:0] \$553 ;
-  wire [1:0] \$554 ;
-  wire [31:0] \$555 ;
-  wire [31:0] \$556 ;
-  wire [31:0] \$557 ;
-  wire [31:0] \$558 ;
-  wire [1:0] \$559 ;
-  wire [31:0] \$56 ;
-  wire [2:0] \$560 ;
-  wire [3:0] \$561 ;
-  wire [31:0] \$562 ;
-  wire [31:0] \$563 ;
-  wire [31:0] \$564 ;
-  wire [31:0] \$565 ;
-  wire [1:0] \$566 ;
-  wire [31:0] \$567 ;
-  wire [31:0] \$568 ;
-  wire [31:0] \$569 ;
-  wire [31:0] \$57 ;
-  wire [31:0] \$570 ;
-  wire [1:0] \$571 ;
-  wire [2:0] \$572 ;
-  wire [31:0] \$573 ;
-  wire [31:0] \$574 ;
-  wire [31:0] \$575 ;
-  wire [31:0] \$576 ;
-  wire [1:0] \$577 ;
-  wire [31:0] \$578 ;
-  wire [31:0] \$579 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire [1:0] \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire [1:0] \$568 ;
+  wire \$57 ;
+  wire \$570 ;
+  wire [4:0] \$574 ;
+  wire \$576 ;
   wire [1:0] \$58 ;
-  wire [31:0] \$580 ;
-  wire [31:0] \$581 ;
-  wire [1:0] \$582 ;
-  wire [2:0] \$583 ;
-  wire [3:0] \$584 ;
-  wire [4:0] \$585 ;
-  wire [5:0] \$586 ;
-  wire [6:0] \$587 ;
-  wire [7:0] \$588 ;
-  wire [31:0] \$589 ;
-  wire [31:0] \$59 ;
-  wire [31:0] \$590 ;
-  wire [31:0] \$591 ;
-  wire [31:0] \$592 ;
-  wire [1:0] \$593 ;
-  wire [31:0] \$594 ;
-  wire [31:0] \$595 ;
-  wire [31:0] \$596 ;
-  wire [31:0] \$597 ;
-  wire [1:0] \$598 ;
-  wire [2:0] \$599 ;
+  wire [3:0] \$581 ;
+  wire \$583 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [31:0] \$60 ;
-  wire [31:0] \$600 ;
-  wire [31:0] \$601 ;
-  wire [31:0] \$602 ;
-  wire [31:0] \$603 ;
-  wire [1:0] \$604 ;
-  wire [31:0] \$605 ;
-  wire [31:0] \$606 ;
-  wire [31:0] \$607 ;
-  wire [31:0] \$608 ;
-  wire [1:0] \$609 ;
-  wire [31:0] \$61 ;
-  wire [2:0] \$610 ;
-  wire [3:0] \$611 ;
-  wire [31:0] \$612 ;
-  wire [31:0] \$613 ;
-  wire [31:0] \$614 ;
-  wire [31:0] \$615 ;
-  wire [1:0] \$616 ;
-  wire [31:0] \$617 ;
-  wire [31:0] \$618 ;
-  wire [31:0] \$619 ;
-  wire [31:0] \$62 ;
-  wire [31:0] \$620 ;
-  wire [1:0] \$621 ;
-  wire [2:0] \$622 ;
-  wire [31:0] \$623 ;
-  wire [31:0] \$624 ;
-  wire [31:0] \$625 ;
-  wire [31:0] \$626 ;
-  wire [1:0] \$627 ;
-  wire [31:0] \$628 ;
-  wire [31:0] \$629 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire [1:0] \$62 ;
   wire [1:0] \$63 ;
-  wire [31:0] \$630 ;
-  wire [31:0] \$631 ;
-  wire [1:0] \$632 ;
-  wire [2:0] \$633 ;
-  wire [3:0] \$634 ;
-  wire [4:0] \$635 ;
-  wire [31:0] \$636 ;
-  wire [31:0] \$637 ;
-  wire [31:0] \$638 ;
-  wire [31:0] \$639 ;
-  wire [2:0] \$64 ;
-  wire [1:0] \$640 ;
-  wire [31:0] \$641 ;
-  wire [31:0] \$642 ;
-  wire [31:0] \$643 ;
-  wire [31:0] \$644 ;
-  wire [1:0] \$645 ;
-  wire [2:0] \$646 ;
-  wire [31:0] \$647 ;
-  wire [31:0] \$648 ;
-  wire [31:0] \$649 ;
-  wire [31:0] \$65 ;
-  wire [31:0] \$650 ;
-  wire [1:0] \$651 ;
-  wire [31:0] \$652 ;
-  wire [31:0] \$653 ;
-  wire [31:0] \$654 ;
-  wire [31:0] \$655 ;
-  wire [1:0] \$656 ;
-  wire [2:0] \$657 ;
-  wire [3:0] \$658 ;
-  wire [31:0] \$659 ;
-  wire [31:0] \$66 ;
-  wire [31:0] \$660 ;
-  wire [31:0] \$661 ;
-  wire [31:0] \$662 ;
-  wire [1:0] \$663 ;
-  wire [31:0] \$664 ;
-  wire [31:0] \$665 ;
-  wire [31:0] \$666 ;
-  wire [31:0] \$667 ;
-  wire [1:0] \$668 ;
-  wire [2:0] \$669 ;
-  wire [31:0] \$67 ;
-  wire [31:0] \$670 ;
-  wire [31:0] \$671 ;
-  wire [31:0] \$672 ;
-  wire [31:0] \$673 ;
-  wire [1:0] \$674 ;
-  wire [31:0] \$675 ;
-  wire [31:0] \$676 ;
-  wire [31:0] \$677 ;
-  wire [31:0] \$678 ;
-  wire [1:0] \$679 ;
-  wire [31:0] \$68 ;
-  wire [2:0] \$680 ;
-  wire [3:0] \$681 ;
-  wire [4:0] \$682 ;
-  wire [5:0] \$683 ;
-  wire [6:0] \$684 ;
-  wire [7:0] \$685 ;
-  wire [31:0] \$686 ;
-  wire [31:0] \$687 ;
-  wire [31:0] \$688 ;
-  wire [31:0] \$689 ;
-  wire [1:0] \$69 ;
-  wire [1:0] \$690 ;
-  wire [31:0] \$691 ;
-  wire [31:0] \$692 ;
-  wire [31:0] \$693 ;
-  wire [31:0] \$694 ;
-  wire [1:0] \$695 ;
-  wire [2:0] \$696 ;
-  wire [31:0] \$697 ;
-  wire [31:0] \$698 ;
-  wire [31:0] \$699 ;
+  wire [1:0] \$64 ;
+  wire [4:0] \$65 ;
+  wire [4:0] \$66 ;
+  wire \$67 ;
+  wire [3:0] \$68 ;
+  wire [3:0] \$69 ;
   wire [31:0] \$7 ;
-  wire [31:0] \$70 ;
-  wire [31:0] \$700 ;
-  wire [1:0] \$701 ;
-  wire [31:0] \$702 ;
-  wire [31:0] \$703 ;
-  wire [31:0] \$704 ;
-  wire [31:0] \$705 ;
-  wire [1:0] \$706 ;
-  wire [2:0] \$707 ;
-  wire [3:0] \$708 ;
-  wire [31:0] \$709 ;
-  wire [31:0] \$71 ;
-  wire [31:0] \$710 ;
-  wire [31:0] \$711 ;
-  wire [31:0] \$712 ;
-  wire [1:0] \$713 ;
-  wire [31:0] \$714 ;
-  wire [31:0] \$715 ;
-  wire [31:0] \$716 ;
-  wire [31:0] \$717 ;
-  wire [1:0] \$718 ;
-  wire [2:0] \$719 ;
-  wire [31:0] \$72 ;
-  wire [31:0] \$720 ;
-  wire [31:0] \$721 ;
-  wire [31:0] \$722 ;
-  wire [31:0] \$723 ;
-  wire [1:0] \$724 ;
-  wire [31:0] \$725 ;
-  wire [31:0] \$726 ;
-  wire [31:0] \$727 ;
-  wire [31:0] \$728 ;
-  wire [1:0] \$729 ;
-  wire [31:0] \$73 ;
-  wire [2:0] \$730 ;
-  wire [3:0] \$731 ;
-  wire [4:0] \$732 ;
-  wire [31:0] \$733 ;
-  wire [31:0] \$734 ;
-  wire [31:0] \$735 ;
-  wire [31:0] \$736 ;
-  wire [1:0] \$737 ;
-  wire [31:0] \$738 ;
-  wire [31:0] \$739 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire [1:0] \$73 ;
   wire [1:0] \$74 ;
-  wire [31:0] \$740 ;
-  wire [31:0] \$741 ;
-  wire [1:0] \$742 ;
-  wire [2:0] \$743 ;
-  wire [31:0] \$744 ;
-  wire [31:0] \$745 ;
-  wire [31:0] \$746 ;
-  wire [31:0] \$747 ;
-  wire [1:0] \$748 ;
-  wire [31:0] \$749 ;
   wire [2:0] \$75 ;
-  wire [31:0] \$750 ;
-  wire [31:0] \$751 ;
-  wire [31:0] \$752 ;
-  wire [1:0] \$753 ;
-  wire [2:0] \$754 ;
-  wire [3:0] \$755 ;
-  wire [31:0] \$756 ;
-  wire [31:0] \$757 ;
-  wire [31:0] \$758 ;
-  wire [31:0] \$759 ;
-  wire [3:0] \$76 ;
-  wire [1:0] \$760 ;
-  wire [31:0] \$761 ;
-  wire [31:0] \$762 ;
-  wire [31:0] \$763 ;
-  wire [31:0] \$764 ;
-  wire [1:0] \$765 ;
-  wire [2:0] \$766 ;
-  wire [31:0] \$767 ;
-  wire [31:0] \$768 ;
-  wire [31:0] \$769 ;
-  wire [31:0] \$77 ;
-  wire [31:0] \$770 ;
-  wire [1:0] \$771 ;
-  wire [31:0] \$772 ;
-  wire [31:0] \$773 ;
-  wire [31:0] \$774 ;
-  wire [31:0] \$775 ;
-  wire [1:0] \$776 ;
-  wire [2:0] \$777 ;
-  wire [3:0] \$778 ;
-  wire [4:0] \$779 ;
-  wire [31:0] \$78 ;
-  wire [5:0] \$780 ;
-  wire [6:0] \$781 ;
-  wire [7:0] \$782 ;
-  wire \$783 ;
-  wire [1:0] \$784 ;
-  wire \$785 ;
-  wire [1:0] \$786 ;
-  wire \$787 ;
-  wire [1:0] \$788 ;
-  wire \$789 ;
-  wire [31:0] \$79 ;
-  wire [1:0] \$790 ;
-  wire \$791 ;
-  wire [1:0] \$792 ;
-  wire \$793 ;
-  wire [1:0] \$794 ;
-  wire \$795 ;
-  wire [1:0] \$796 ;
-  wire \$797 ;
-  wire [1:0] \$798 ;
-  wire [1:0] \$799 ;
-  wire [31:0] \$8 ;
-  wire [31:0] \$80 ;
-  wire [1:0] \$800 ;
-  wire [4:0] \$801 ;
-  wire [4:0] \$802 ;
-  wire \$803 ;
-  wire [3:0] \$804 ;
-  wire [3:0] \$805 ;
-  wire \$806 ;
-  wire \$807 ;
-  wire \$808 ;
-  wire \$809 ;
-  wire [1:0] \$81 ;
-  wire [8:0] \$810 ;
-  wire [9:0] \$811 ;
-  wire \$812 ;
-  wire [8:0] \$813 ;
-  wire [9:0] \$814 ;
-  wire \$815 ;
-  wire [8:0] \$816 ;
-  wire [9:0] \$817 ;
-  wire \$818 ;
-  wire [8:0] \$819 ;
-  wire [31:0] \$82 ;
-  wire [9:0] \$820 ;
-  wire \$821 ;
-  wire [8:0] \$822 ;
-  wire [9:0] \$823 ;
-  wire \$824 ;
-  wire [8:0] \$825 ;
-  wire [9:0] \$826 ;
-  wire \$827 ;
-  wire [8:0] \$828 ;
-  wire [9:0] \$829 ;
-  wire [31:0] \$83 ;
-  wire \$830 ;
-  wire [8:0] \$831 ;
-  wire [9:0] \$832 ;
-  wire \$833 ;
-  reg \$834 ;
-  reg [3:0] \$835 ;
-  reg [2:0] \$836 ;
-  reg \$837 ;
-  reg [31:0] \$838 ;
-  reg \$839 ;
-  wire [31:0] \$84 ;
-  reg \$840 ;
-  reg \$841 ;
-  reg [2:0] \$842 ;
-  reg [6:0] \$843 ;
-  reg [7:0] \$844 ;
-  reg [6:0] \$845 ;
-  reg [7:0] \$846 ;
-  reg [6:0] \$847 ;
-  reg [7:0] \$848 ;
-  reg [6:0] \$849 ;
-  wire [31:0] \$85 ;
-  reg [7:0] \$850 ;
-  reg [6:0] \$851 ;
-  reg [7:0] \$852 ;
-  reg [6:0] \$853 ;
-  reg [7:0] \$854 ;
-  reg [6:0] \$855 ;
-  reg [7:0] \$856 ;
-  reg [6:0] \$857 ;
-  reg [7:0] \$858 ;
-  reg \$859 ;
+  wire [1:0] \$76 ;
+  wire [1:0] \$77 ;
+  wire [2:0] \$78 ;
+  wire [1:0] \$79 ;
+  wire [6:0] \$8 ;
+  wire [1:0] \$80 ;
+  wire [2:0] \$81 ;
+  wire [1:0] \$82 ;
+  wire [1:0] \$83 ;
+  wire [2:0] \$84 ;
+  wire [1:0] \$85 ;
   wire [1:0] \$86 ;
-  reg \$860 ;
-  reg [7:0] \$861 ;
   wire [2:0] \$87 ;
-  wire [31:0] \$88 ;
-  wire [31:0] \$89 ;
-  wire [31:0] \$9 ;
-  wire [31:0] \$90 ;
-  wire [31:0] \$91 ;
+  wire [1:0] \$88 ;
+  wire [1:0] \$89 ;
+  wire [7:0] \$9 ;
+  wire [2:0] \$90 ;
+  wire [1:0] \$91 ;
   wire [1:0] \$92 ;
-  wire [31:0] \$93 ;
-  wire [31:0] \$94 ;
-  wire [31:0] \$95 ;
-  wire [31:0] \$96 ;
-  wire [1:0] \$97 ;
-  wire [2:0] \$98 ;
-  wire [3:0] \$99 ;
+  wire [2:0] \$93 ;
+  wire [1:0] \$94 ;
+  wire [1:0] \$95 ;
+  wire [2:0] \$96 ;
+  wire [3:0] \$97 ;
+  wire [3:0] \$98 ;
+  wire [4:0] \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$54  = 1'h0;
+  reg \$signal$72  = 1'h0;
   reg \$signature__addr  = 1'h0;
   wire [31:0] \$signature__data ;
   wire \$signature__data[0] ;
@@ -10162,17 +11979,29 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \$signature__data[9] ;
   wire \$signature__en ;
   reg [7:0] acc0 = 8'h00;
+  reg [7:0] acc0_d0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
+  reg [7:0] acc1_d0 = 8'h00;
   reg [7:0] acc2 = 8'h00;
+  reg [7:0] acc2_d0 = 8'h00;
   reg [7:0] acc3 = 8'h00;
+  reg [7:0] acc3_d0 = 8'h00;
   reg [7:0] acc4 = 8'h00;
+  reg [7:0] acc4_d0 = 8'h00;
   reg [7:0] acc5 = 8'h00;
+  reg [7:0] acc5_d0 = 8'h00;
   reg [7:0] acc6 = 8'h00;
+  reg [7:0] acc6_d0 = 8'h00;
   reg [7:0] acc7 = 8'h00;
+  reg [7:0] acc7_d0 = 8'h00;
   wire advance;
   input clk;
   wire clk;
   wire fire;
+  reg first1_d0 = 1'h0;
+  reg first1_d1 = 1'h0;
+  reg first1_d2 = 1'h0;
+  reg first1_d3 = 1'h0;
   reg fresh1 = 1'h0;
   input [31:0] i__payload;
   wire [31:0] i__payload;
@@ -10213,9 +12042,18 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   input i__valid;
   wire i__valid;
   reg last1 = 1'h0;
+  reg last1_d0 = 1'h0;
+  reg last1_d1 = 1'h0;
+  reg last1_d2 = 1'h0;
+  reg last1_d3 = 1'h0;
   reg [2:0] nf = 3'h0;
+  reg [2:0] nf1 = 3'h0;
+  reg [2:0] nf1_d0 = 3'h0;
+  reg [2:0] nf1_d1 = 3'h0;
+  reg [2:0] nf1_d2 = 3'h0;
+  reg [2:0] nf1_d3 = 3'h0;
   (* init = 3'h0 *)
-  wire [2:0] nf1;
+  wire [2:0] nf2_d0;
   output [7:0] o__payload;
   reg [7:0] o__payload = 8'h00;
   wire \o__payload[0] ;
@@ -10231,27 +12069,27 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [2:0] \port__addr$39  = 3'h0;
+  reg [2:0] \port__addr$56  = 3'h0;
   wire [255:0] port__data;
-  wire [63:0] \port__data$44 ;
-  wire [7:0] \port__data$44[0] ;
-  wire [7:0] \port__data$44[0][0] ;
-  wire [7:0] \port__data$44[1] ;
-  wire [7:0] \port__data$44[1][0] ;
-  wire [7:0] \port__data$44[2] ;
-  wire [7:0] \port__data$44[2][0] ;
-  wire [7:0] \port__data$44[3] ;
-  wire [7:0] \port__data$44[3][0] ;
-  wire [7:0] \port__data$44[4] ;
-  wire [7:0] \port__data$44[4][0] ;
-  wire [7:0] \port__data$44[5] ;
-  wire [7:0] \port__data$44[5][0] ;
-  wire [7:0] \port__data$44[6] ;
-  wire [7:0] \port__data$44[6][0] ;
-  wire [7:0] \port__data$44[7] ;
-  wire [7:0] \port__data$44[7][0] ;
+  wire [63:0] \port__data$181 ;
+  wire [7:0] \port__data$181[0] ;
+  wire [7:0] \port__data$181[0][0] ;
+  wire [7:0] \port__data$181[1] ;
+  wire [7:0] \port__data$181[1][0] ;
+  wire [7:0] \port__data$181[2] ;
+  wire [7:0] \port__data$181[2][0] ;
+  wire [7:0] \port__data$181[3] ;
+  wire [7:0] \port__data$181[3][0] ;
+  wire [7:0] \port__data$181[4] ;
+  wire [7:0] \port__data$181[4][0] ;
+  wire [7:0] \port__data$181[5] ;
+  wire [7:0] \port__data$181[5][0] ;
+  wire [7:0] \port__data$181[6] ;
+  wire [7:0] \port__data$181[6][0] ;
+  wire [7:0] \port__data$181[7] ;
+  wire [7:0] \port__data$181[7][0] ;
   wire port__en;
-  wire \port__en$41 ;
+  wire \port__en$58 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw2 = 7'h00;
@@ -10309,6 +12147,23 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire rst;
   (* init = 1'h0 *)
   wire sf;
+  reg [63:0] thresholds_d0 = 64'h0000000000000000;
+  wire [7:0] \thresholds_d0[0] ;
+  wire [7:0] \thresholds_d0[0][0] ;
+  wire [7:0] \thresholds_d0[1] ;
+  wire [7:0] \thresholds_d0[1][0] ;
+  wire [7:0] \thresholds_d0[2] ;
+  wire [7:0] \thresholds_d0[2][0] ;
+  wire [7:0] \thresholds_d0[3] ;
+  wire [7:0] \thresholds_d0[3][0] ;
+  wire [7:0] \thresholds_d0[4] ;
+  wire [7:0] \thresholds_d0[4][0] ;
+  wire [7:0] \thresholds_d0[5] ;
+  wire [7:0] \thresholds_d0[5][0] ;
+  wire [7:0] \thresholds_d0[6] ;
+  wire [7:0] \thresholds_d0[6][0] ;
+  wire [7:0] \thresholds_d0[7] ;
+  wire [7:0] \thresholds_d0[7][0] ;
   wire [6:0] total0;
   wire [6:0] total1;
   wire [6:0] total2;
@@ -10317,9 +12172,104 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire [6:0] total5;
   wire [6:0] total6;
   wire [6:0] total7;
+  reg [2:0] tree0_l1_0_0 = 3'h0;
+  reg [2:0] tree0_l1_1_0 = 3'h0;
+  reg [2:0] tree0_l1_2_0 = 3'h0;
+  reg [2:0] tree0_l1_3_0 = 3'h0;
+  reg [2:0] tree0_l1_4_0 = 3'h0;
+  reg [2:0] tree0_l1_5_0 = 3'h0;
+  reg [2:0] tree0_l1_6_0 = 3'h0;
+  reg [2:0] tree0_l1_7_0 = 3'h0;
+  reg [4:0] tree0_l3_0_0 = 5'h00;
+  reg [4:0] tree0_l3_1_0 = 5'h00;
+  reg [5:0] tree0_l4_0_0 = 6'h00;
+  reg [2:0] tree1_l1_0_0 = 3'h0;
+  reg [2:0] tree1_l1_1_0 = 3'h0;
+  reg [2:0] tree1_l1_2_0 = 3'h0;
+  reg [2:0] tree1_l1_3_0 = 3'h0;
+  reg [2:0] tree1_l1_4_0 = 3'h0;
+  reg [2:0] tree1_l1_5_0 = 3'h0;
+  reg [2:0] tree1_l1_6_0 = 3'h0;
+  reg [2:0] tree1_l1_7_0 = 3'h0;
+  reg [4:0] tree1_l3_0_0 = 5'h00;
+  reg [4:0] tree1_l3_1_0 = 5'h00;
+  reg [5:0] tree1_l4_0_0 = 6'h00;
+  reg [2:0] tree2_l1_0_0 = 3'h0;
+  reg [2:0] tree2_l1_1_0 = 3'h0;
+  reg [2:0] tree2_l1_2_0 = 3'h0;
+  reg [2:0] tree2_l1_3_0 = 3'h0;
+  reg [2:0] tree2_l1_4_0 = 3'h0;
+  reg [2:0] tree2_l1_5_0 = 3'h0;
+  reg [2:0] tree2_l1_6_0 = 3'h0;
+  reg [2:0] tree2_l1_7_0 = 3'h0;
+  reg [4:0] tree2_l3_0_0 = 5'h00;
+  reg [4:0] tree2_l3_1_0 = 5'h00;
+  reg [5:0] tree2_l4_0_0 = 6'h00;
+  reg [2:0] tree3_l1_0_0 = 3'h0;
+  reg [2:0] tree3_l1_1_0 = 3'h0;
+  reg [2:0] tree3_l1_2_0 = 3'h0;
+  reg [2:0] tree3_l1_3_0 = 3'h0;
+  reg [2:0] tree3_l1_4_0 = 3'h0;
+  reg [2:0] tree3_l1_5_0 = 3'h0;
+  reg [2:0] tree3_l1_6_0 = 3'h0;
+  reg [2:0] tree3_l1_7_0 = 3'h0;
+  reg [4:0] tree3_l3_0_0 = 5'h00;
+  reg [4:0] tree3_l3_1_0 = 5'h00;
+  reg [5:0] tree3_l4_0_0 = 6'h00;
+  reg [2:0] tree4_l1_0_0 = 3'h0;
+  reg [2:0] tree4_l1_1_0 = 3'h0;
+  reg [2:0] tree4_l1_2_0 = 3'h0;
+  reg [2:0] tree4_l1_3_0 = 3'h0;
+  reg [2:0] tree4_l1_4_0 = 3'h0;
+  reg [2:0] tree4_l1_5_0 = 3'h0;
+  reg [2:0] tree4_l1_6_0 = 3'h0;
+  reg [2:0] tree4_l1_7_0 = 3'h0;
+  reg [4:0] tree4_l3_0_0 = 5'h00;
+  reg [4:0] tree4_l3_1_0 = 5'h00;
+  reg [5:0] tree4_l4_0_0 = 6'h00;
+  reg [2:0] tree5_l1_0_0 = 3'h0;
+  reg [2:0] tree5_l1_1_0 = 3'h0;
+  reg [2:0] tree5_l1_2_0 = 3'h0;
+  reg [2:0] tree5_l1_3_0 = 3'h0;
+  reg [2:0] tree5_l1_4_0 = 3'h0;
+  reg [2:0] tree5_l1_5_0 = 3'h0;
+  reg [2:0] tree5_l1_6_0 = 3'h0;
+  reg [2:0] tree5_l1_7_0 = 3'h0;
+  reg [4:0] tree5_l3_0_0 = 5'h00;
+  reg [4:0] tree5_l3_1_0 = 5'h00;
+  reg [5:0] tree5_l4_0_0 = 6'h00;
+  reg [2:0] tree6_l1_0_0 = 3'h0;
+  reg [2:0] tree6_l1_1_0 = 3'h0;
+  reg [2:0] tree6_l1_2_0 = 3'h0;
+  reg [2:0] tree6_l1_3_0 = 3'h0;
+  reg [2:0] tree6_l1_4_0 = 3'h0;
+  reg [2:0] tree6_l1_5_0 = 3'h0;
+  reg [2:0] tree6_l1_6_0 = 3'h0;
+  reg [2:0] tree6_l1_7_0 = 3'h0;
+  reg [4:0] tree6_l3_0_0 = 5'h00;
+  reg [4:0] tree6_l3_1_0 = 5'h00;
+  reg [5:0] tree6_l4_0_0 = 6'h00;
+  reg [2:0] tree7_l1_0_0 = 3'h0;
+  reg [2:0] tree7_l1_1_0 = 3'h0;
+  reg [2:0] tree7_l1_2_0 = 3'h0;
+  reg [2:0] tree7_l1_3_0 = 3'h0;
+  reg [2:0] tree7_l1_4_0 = 3'h0;
+  reg [2:0] tree7_l1_5_0 = 3'h0;
+  reg [2:0] tree7_l1_6_0 = 3'h0;
+  reg [2:0] tree7_l1_7_0 = 3'h0;
+  reg [4:0] tree7_l3_0_0 = 5'h00;
+  reg [4:0] tree7_l3_1_0 = 5'h00;
+  reg [5:0] tree7_l4_0_0 = 6'h00;
+  reg v1_d0 = 1'h0;
+  reg v1_d1 = 1'h0;
+  reg v1_d2 = 1'h0;
+  reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
+  reg v2_d0 = 1'h0;
+  reg \v2_d0$182  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
+  reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   reg [31:0] x1 = 32'd0;
   wire \x1[0] ;
   wire \x1[10] ;
@@ -10386,6 +12336,47 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [31:0] x_in_d0 = 32'd0;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[16] ;
+  wire \x_in_d0[17] ;
+  wire \x_in_d0[18] ;
+  wire \x_in_d0[19] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[20] ;
+  wire \x_in_d0[21] ;
+  wire \x_in_d0[22] ;
+  wire \x_in_d0[23] ;
+  wire \x_in_d0[24] ;
+  wire \x_in_d0[25] ;
+  wire \x_in_d0[26] ;
+  wire \x_in_d0[27] ;
+  wire \x_in_d0[28] ;
+  wire \x_in_d0[29] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[30] ;
+  wire \x_in_d0[31] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
+  wire [31:0] xnor0;
+  wire [31:0] xnor1;
+  wire [31:0] xnor2;
+  wire [31:0] xnor3;
+  wire [31:0] xnor4;
+  wire [31:0] xnor5;
+  wire [31:0] xnor6;
+  wire [31:0] xnor7;
   reg [31:0] input_buffer [1:0];
   initial begin
     input_buffer[0] = 32'd0;
@@ -10416,10 +12407,10 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$39 ];
+      _1_ <= thresholds[\port__addr$56 ];
     end
   end
-  assign \port__data$44  = _1_;
+  assign \port__data$181  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
@@ -10446,760 +12437,168 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
     end
   end
   assign port__data = _2_;
-  assign \$134  = x_in ^ port__data[63:32];
-  assign \$135  = ~ \$134 ;
-  assign \$136  = \$133 [10] + \$135 [11];
-  assign \$137  = \$131  + \$136 ;
-  assign \$138  = x_in ^ port__data[63:32];
-  assign \$139  = ~ \$138 ;
-  assign \$140  = x_in ^ port__data[63:32];
-  assign \$141  = ~ \$140 ;
-  assign \$142  = \$139 [12] + \$141 [13];
-  assign \$143  = x_in ^ port__data[63:32];
-  assign \$144  = ~ \$143 ;
-  assign \$145  = x_in ^ port__data[63:32];
-  assign \$146  = ~ \$145 ;
-  assign \$147  = \$144 [14] + \$146 [15];
-  assign \$148  = \$142  + \$147 ;
-  assign \$149  = \$137  + \$148 ;
-  assign \$150  = \$126  + \$149 ;
-  assign \$151  = x_in ^ port__data[63:32];
-  assign \$152  = ~ \$151 ;
-  assign \$153  = x_in ^ port__data[63:32];
-  assign \$154  = ~ \$153 ;
-  assign \$155  = \$152 [16] + \$154 [17];
-  assign \$156  = x_in ^ port__data[63:32];
-  assign \$157  = ~ \$156 ;
-  assign \$158  = x_in ^ port__data[63:32];
-  assign \$159  = ~ \$158 ;
-  assign \$160  = \$157 [18] + \$159 [19];
-  assign \$161  = \$155  + \$160 ;
-  assign \$162  = x_in ^ port__data[63:32];
-  assign \$163  = ~ \$162 ;
-  assign \$164  = x_in ^ port__data[63:32];
-  assign \$165  = ~ \$164 ;
-  assign \$166  = \$163 [20] + \$165 [21];
-  assign \$167  = x_in ^ port__data[63:32];
-  assign \$168  = ~ \$167 ;
-  assign \$169  = x_in ^ port__data[63:32];
-  assign \$170  = ~ \$169 ;
-  assign \$171  = \$168 [22] + \$170 [23];
-  assign \$172  = \$166  + \$171 ;
-  assign \$173  = \$161  + \$172 ;
-  assign \$174  = x_in ^ port__data[63:32];
-  assign \$175  = ~ \$174 ;
-  assign \$176  = x_in ^ port__data[63:32];
-  assign \$177  = ~ \$176 ;
-  assign \$178  = \$175 [24] + \$177 [25];
-  assign \$179  = x_in ^ port__data[63:32];
-  assign \$180  = ~ \$179 ;
-  assign \$181  = x_in ^ port__data[63:32];
-  assign \$182  = ~ \$181 ;
-  assign \$183  = \$180 [26] + \$182 [27];
-  assign \$184  = \$178  + \$183 ;
-  assign \$185  = x_in ^ port__data[63:32];
-  assign \$186  = ~ \$185 ;
-  assign \$187  = x_in ^ port__data[63:32];
-  assign \$188  = ~ \$187 ;
-  assign \$189  = \$186 [28] + \$188 [29];
-  assign \$190  = x_in ^ port__data[63:32];
-  assign \$191  = ~ \$190 ;
-  assign \$192  = x_in ^ port__data[63:32];
-  assign \$193  = ~ \$192 ;
-  assign \$194  = \$191 [30] + \$193 [31];
-  assign \$195  = \$189  + \$194 ;
-  assign \$196  = \$184  + \$195 ;
-  assign \$197  = \$173  + \$196 ;
-  assign \$198  = \$150  + \$197 ;
-  assign \$199  = \$signal  ? 7'h00 : raw1;
-  assign \$200  = \$198  + \$199 ;
-  assign \$201  = x_in ^ port__data[95:64];
-  assign \$202  = ~ \$201 ;
-  assign \$203  = x_in ^ port__data[95:64];
-  assign \$204  = ~ \$203 ;
-  assign \$205  = \$202 [0] + \$204 [1];
-  assign \$206  = x_in ^ port__data[95:64];
-  assign \$207  = ~ \$206 ;
-  assign \$208  = x_in ^ port__data[95:64];
-  assign \$209  = ~ \$208 ;
-  assign \$210  = \$207 [2] + \$209 [3];
-  assign \$211  = \$205  + \$210 ;
-  assign \$212  = x_in ^ port__data[95:64];
-  assign \$213  = ~ \$212 ;
-  assign \$214  = x_in ^ port__data[95:64];
-  assign \$215  = ~ \$214 ;
-  assign \$216  = \$213 [4] + \$215 [5];
-  assign \$217  = x_in ^ port__data[95:64];
-  assign \$218  = ~ \$217 ;
-  assign \$219  = x_in ^ port__data[95:64];
-  assign \$220  = ~ \$219 ;
-  assign \$221  = \$218 [6] + \$220 [7];
-  assign \$222  = \$216  + \$221 ;
-  assign \$223  = \$211  + \$222 ;
-  assign \$224  = x_in ^ port__data[95:64];
-  assign \$225  = ~ \$224 ;
-  assign \$226  = x_in ^ port__data[95:64];
-  assign \$227  = ~ \$226 ;
-  assign \$228  = \$225 [8] + \$227 [9];
-  assign \$229  = x_in ^ port__data[95:64];
-  assign \$230  = ~ \$229 ;
-  assign \$231  = x_in ^ port__data[95:64];
-  assign \$232  = ~ \$231 ;
-  assign \$233  = \$230 [10] + \$232 [11];
-  assign \$234  = \$228  + \$233 ;
-  assign \$235  = x_in ^ port__data[95:64];
-  assign \$236  = ~ \$235 ;
-  assign \$237  = x_in ^ port__data[95:64];
-  assign \$238  = ~ \$237 ;
-  assign \$239  = \$236 [12] + \$238 [13];
-  assign \$240  = x_in ^ port__data[95:64];
-  assign \$241  = ~ \$240 ;
-  assign \$242  = x_in ^ port__data[95:64];
-  assign \$243  = ~ \$242 ;
-  assign \$244  = \$241 [14] + \$243 [15];
-  assign \$245  = \$239  + \$244 ;
-  assign \$246  = \$234  + \$245 ;
-  assign \$247  = \$223  + \$246 ;
-  assign \$248  = x_in ^ port__data[95:64];
-  assign \$249  = ~ \$248 ;
-  assign \$250  = x_in ^ port__data[95:64];
-  assign \$251  = ~ \$250 ;
-  assign \$252  = \$249 [16] + \$251 [17];
-  assign \$253  = x_in ^ port__data[95:64];
-  assign \$254  = ~ \$253 ;
-  assign \$255  = x_in ^ port__data[95:64];
-  assign \$256  = ~ \$255 ;
-  assign \$257  = \$254 [18] + \$256 [19];
-  assign \$258  = \$252  + \$257 ;
-  assign \$259  = x_in ^ port__data[95:64];
-  assign \$260  = ~ \$259 ;
-  assign \$261  = x_in ^ port__data[95:64];
-  assign \$262  = ~ \$261 ;
-  assign \$263  = \$260 [20] + \$262 [21];
-  assign \$264  = x_in ^ port__data[95:64];
-  assign \$265  = ~ \$264 ;
-  assign \$266  = x_in ^ port__data[95:64];
-  assign \$267  = ~ \$266 ;
-  assign \$268  = \$265 [22] + \$267 [23];
-  assign \$269  = \$263  + \$268 ;
-  assign \$270  = \$258  + \$269 ;
-  assign \$271  = x_in ^ port__data[95:64];
-  assign \$272  = ~ \$271 ;
-  assign \$273  = x_in ^ port__data[95:64];
-  assign \$274  = ~ \$273 ;
-  assign \$275  = \$272 [24] + \$274 [25];
-  assign \$276  = x_in ^ port__data[95:64];
-  assign \$277  = ~ \$276 ;
-  assign \$278  = x_in ^ port__data[95:64];
-  assign \$279  = ~ \$278 ;
-  assign \$280  = \$277 [26] + \$279 [27];
-  assign \$281  = \$275  + \$280 ;
-  assign \$282  = x_in ^ port__data[95:64];
-  assign \$283  = ~ \$282 ;
-  assign \$284  = x_in ^ port__data[95:64];
-  assign \$285  = ~ \$284 ;
-  assign \$286  = \$283 [28] + \$285 [29];
-  assign \$287  = x_in ^ port__data[95:64];
-  assign \$288  = ~ \$287 ;
-  assign \$289  = x_in ^ port__data[95:64];
-  assign \$290  = ~ \$289 ;
-  assign \$291  = \$288 [30] + \$290 [31];
-  assign \$292  = \$286  + \$291 ;
-  assign \$293  = \$281  + \$292 ;
-  assign \$294  = \$270  + \$293 ;
-  assign \$295  = \$247  + \$294 ;
-  assign \$296  = \$signal  ? 7'h00 : raw2;
-  assign \$297  = \$295  + \$296 ;
-  assign \$298  = x_in ^ port__data[127:96];
-  assign \$299  = ~ \$298 ;
-  assign \$300  = x_in ^ port__data[127:96];
-  assign \$301  = ~ \$300 ;
-  assign \$302  = \$299 [0] + \$301 [1];
-  assign \$303  = x_in ^ port__data[127:96];
-  assign \$304  = ~ \$303 ;
-  assign \$305  = x_in ^ port__data[127:96];
-  assign \$306  = ~ \$305 ;
-  assign \$307  = \$304 [2] + \$306 [3];
-  assign \$308  = \$302  + \$307 ;
-  assign \$309  = x_in ^ port__data[127:96];
-  assign \$310  = ~ \$309 ;
-  assign \$311  = x_in ^ port__data[127:96];
-  assign \$312  = ~ \$311 ;
-  assign \$313  = \$310 [4] + \$312 [5];
-  assign \$314  = x_in ^ port__data[127:96];
-  assign \$315  = ~ \$314 ;
-  assign \$316  = x_in ^ port__data[127:96];
-  assign \$317  = ~ \$316 ;
-  assign \$318  = \$315 [6] + \$317 [7];
-  assign \$319  = \$313  + \$318 ;
-  assign \$320  = \$308  + \$319 ;
-  assign \$321  = x_in ^ port__data[127:96];
-  assign \$322  = ~ \$321 ;
-  assign \$323  = x_in ^ port__data[127:96];
-  assign \$324  = ~ \$323 ;
-  assign \$325  = \$322 [8] + \$324 [9];
-  assign \$326  = x_in ^ port__data[127:96];
-  assign \$327  = ~ \$326 ;
-  assign \$328  = x_in ^ port__data[127:96];
-  assign \$329  = ~ \$328 ;
-  assign \$330  = \$327 [10] + \$329 [11];
-  assign \$331  = \$325  + \$330 ;
-  assign \$332  = x_in ^ port__data[127:96];
-  assign \$333  = ~ \$332 ;
-  assign \$334  = x_in ^ port__data[127:96];
-  assign \$335  = ~ \$334 ;
-  assign \$336  = \$333 [12] + \$335 [13];
-  assign \$337  = x_in ^ port__data[127:96];
-  assign \$338  = ~ \$337 ;
-  assign \$339  = x_in ^ port__data[127:96];
-  assign \$340  = ~ \$339 ;
-  assign \$341  = \$338 [14] + \$340 [15];
-  assign \$342  = \$336  + \$341 ;
-  assign \$343  = \$331  + \$342 ;
-  assign \$344  = \$320  + \$343 ;
-  assign \$345  = x_in ^ port__data[127:96];
-  assign \$346  = ~ \$345 ;
-  assign \$347  = x_in ^ port__data[127:96];
-  assign \$348  = ~ \$347 ;
-  assign \$349  = \$346 [16] + \$348 [17];
-  assign \$350  = x_in ^ port__data[127:96];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = x_in ^ port__data[127:96];
-  assign \$353  = ~ \$352 ;
-  assign \$354  = \$351 [18] + \$353 [19];
-  assign \$355  = \$349  + \$354 ;
-  assign \$356  = x_in ^ port__data[127:96];
-  assign \$357  = ~ \$356 ;
-  assign \$358  = x_in ^ port__data[127:96];
-  assign \$359  = ~ \$358 ;
-  assign \$360  = \$357 [20] + \$359 [21];
-  assign \$361  = x_in ^ port__data[127:96];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = x_in ^ port__data[127:96];
-  assign \$364  = ~ \$363 ;
-  assign \$365  = \$362 [22] + \$364 [23];
-  assign \$366  = \$360  + \$365 ;
-  assign \$367  = \$355  + \$366 ;
-  assign \$368  = x_in ^ port__data[127:96];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = x_in ^ port__data[127:96];
-  assign \$371  = ~ \$370 ;
-  assign \$372  = \$369 [24] + \$371 [25];
-  assign \$373  = x_in ^ port__data[127:96];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = x_in ^ port__data[127:96];
-  assign \$376  = ~ \$375 ;
-  assign \$377  = \$374 [26] + \$376 [27];
-  assign \$378  = \$372  + \$377 ;
-  assign \$379  = x_in ^ port__data[127:96];
-  assign \$380  = ~ \$379 ;
-  assign \$381  = x_in ^ port__data[127:96];
-  assign \$382  = ~ \$381 ;
-  assign \$383  = \$380 [28] + \$382 [29];
-  assign \$384  = x_in ^ port__data[127:96];
-  assign \$385  = ~ \$384 ;
-  assign \$386  = x_in ^ port__data[127:96];
-  assign \$387  = ~ \$386 ;
-  assign \$388  = \$385 [30] + \$387 [31];
-  assign \$389  = \$383  + \$388 ;
-  assign \$390  = \$378  + \$389 ;
-  assign \$391  = \$367  + \$390 ;
-  assign \$392  = \$344  + \$391 ;
-  assign \$393  = \$signal  ? 7'h00 : raw3;
-  assign \$394  = \$392  + \$393 ;
-  assign \$395  = x_in ^ port__data[159:128];
-  assign \$396  = ~ \$395 ;
-  assign \$397  = x_in ^ port__data[159:128];
-  assign \$398  = ~ \$397 ;
-  assign \$399  = \$396 [0] + \$398 [1];
-  assign \$400  = x_in ^ port__data[159:128];
-  assign \$401  = ~ \$400 ;
-  assign \$402  = x_in ^ port__data[159:128];
-  assign \$403  = ~ \$402 ;
-  assign \$404  = \$401 [2] + \$403 [3];
-  assign \$405  = \$399  + \$404 ;
-  assign \$406  = x_in ^ port__data[159:128];
-  assign \$407  = ~ \$406 ;
-  assign \$408  = x_in ^ port__data[159:128];
-  assign \$409  = ~ \$408 ;
-  assign \$410  = \$407 [4] + \$409 [5];
-  assign \$411  = x_in ^ port__data[159:128];
-  assign \$412  = ~ \$411 ;
-  assign \$413  = x_in ^ port__data[159:128];
-  assign \$414  = ~ \$413 ;
-  assign \$415  = \$412 [6] + \$414 [7];
-  assign \$416  = \$410  + \$415 ;
-  assign \$417  = \$405  + \$416 ;
-  assign \$418  = x_in ^ port__data[159:128];
-  assign \$419  = ~ \$418 ;
-  assign \$420  = x_in ^ port__data[159:128];
-  assign \$421  = ~ \$420 ;
-  assign \$422  = \$419 [8] + \$421 [9];
-  assign \$423  = x_in ^ port__data[159:128];
-  assign \$424  = ~ \$423 ;
-  assign \$425  = x_in ^ port__data[159:128];
-  assign \$426  = ~ \$425 ;
-  assign \$427  = \$424 [10] + \$426 [11];
-  assign \$428  = \$422  + \$427 ;
-  assign \$429  = x_in ^ port__data[159:128];
-  assign \$430  = ~ \$429 ;
-  assign \$431  = x_in ^ port__data[159:128];
-  assign \$432  = ~ \$431 ;
-  assign \$433  = \$430 [12] + \$432 [13];
-  assign \$434  = x_in ^ port__data[159:128];
-  assign \$435  = ~ \$434 ;
-  assign \$436  = x_in ^ port__data[159:128];
-  assign \$437  = ~ \$436 ;
-  assign \$438  = \$435 [14] + \$437 [15];
-  assign \$439  = \$433  + \$438 ;
-  assign \$440  = \$428  + \$439 ;
-  assign \$441  = \$417  + \$440 ;
-  assign \$442  = x_in ^ port__data[159:128];
-  assign \$443  = ~ \$442 ;
-  assign \$444  = x_in ^ port__data[159:128];
-  assign \$445  = ~ \$444 ;
-  assign \$446  = \$443 [16] + \$445 [17];
-  assign \$447  = x_in ^ port__data[159:128];
-  assign \$448  = ~ \$447 ;
-  assign \$449  = x_in ^ port__data[159:128];
-  assign \$450  = ~ \$449 ;
-  assign \$451  = \$448 [18] + \$450 [19];
-  assign \$452  = \$446  + \$451 ;
-  assign \$453  = x_in ^ port__data[159:128];
-  assign \$454  = ~ \$453 ;
-  assign \$455  = x_in ^ port__data[159:128];
-  assign \$456  = ~ \$455 ;
-  assign \$457  = \$454 [20] + \$456 [21];
-  assign \$458  = x_in ^ port__data[159:128];
-  assign \$459  = ~ \$458 ;
-  assign \$460  = x_in ^ port__data[159:128];
-  assign \$461  = ~ \$460 ;
-  assign \$462  = \$459 [22] + \$461 [23];
-  assign \$463  = \$457  + \$462 ;
-  assign \$464  = \$452  + \$463 ;
-  assign \$465  = x_in ^ port__data[159:128];
-  assign \$466  = ~ \$465 ;
-  assign \$467  = x_in ^ port__data[159:128];
-  assign \$468  = ~ \$467 ;
-  assign \$469  = \$466 [24] + \$468 [25];
-  assign \$470  = x_in ^ port__data[159:128];
-  assign \$471  = ~ \$470 ;
-  assign \$472  = x_in ^ port__data[159:128];
-  assign \$473  = ~ \$472 ;
-  assign \$474  = \$471 [26] + \$473 [27];
-  assign \$475  = \$469  + \$474 ;
-  assign \$476  = x_in ^ port__data[159:128];
-  assign \$477  = ~ \$476 ;
-  assign \$478  = x_in ^ port__data[159:128];
-  assign \$479  = ~ \$478 ;
-  assign \$480  = \$477 [28] + \$479 [29];
-  assign \$481  = x_in ^ port__data[159:128];
-  assign \$482  = ~ \$481 ;
-  assign \$483  = x_in ^ port__data[159:128];
-  assign \$484  = ~ \$483 ;
-  assign \$485  = \$482 [30] + \$484 [31];
-  assign \$486  = \$480  + \$485 ;
-  assign \$487  = \$475  + \$486 ;
-  assign \$488  = \$464  + \$487 ;
-  assign \$489  = \$441  + \$488 ;
-  assign \$490  = \$signal  ? 7'h00 : raw4;
-  assign \$491  = \$489  + \$490 ;
-  assign \$492  = x_in ^ port__data[191:160];
-  assign \$493  = ~ \$492 ;
-  assign \$494  = x_in ^ port__data[191:160];
-  assign \$495  = ~ \$494 ;
-  assign \$496  = \$493 [0] + \$495 [1];
-  assign \$497  = x_in ^ port__data[191:160];
-  assign \$498  = ~ \$497 ;
-  assign \$499  = x_in ^ port__data[191:160];
-  assign \$500  = ~ \$499 ;
-  assign \$501  = \$498 [2] + \$500 [3];
-  assign \$502  = \$496  + \$501 ;
-  assign \$503  = x_in ^ port__data[191:160];
-  assign \$504  = ~ \$503 ;
-  assign \$505  = x_in ^ port__data[191:160];
-  assign \$506  = ~ \$505 ;
-  assign \$507  = \$504 [4] + \$506 [5];
-  assign \$508  = x_in ^ port__data[191:160];
-  assign \$509  = ~ \$508 ;
-  assign \$510  = x_in ^ port__data[191:160];
-  assign \$511  = ~ \$510 ;
-  assign \$512  = \$509 [6] + \$511 [7];
-  assign \$513  = \$507  + \$512 ;
-  assign \$514  = \$502  + \$513 ;
-  assign \$515  = x_in ^ port__data[191:160];
-  assign \$516  = ~ \$515 ;
-  assign \$517  = x_in ^ port__data[191:160];
-  assign \$518  = ~ \$517 ;
-  assign \$519  = \$516 [8] + \$518 [9];
-  assign \$520  = x_in ^ port__data[191:160];
-  assign \$521  = ~ \$520 ;
-  assign \$522  = x_in ^ port__data[191:160];
-  assign \$523  = ~ \$522 ;
-  assign \$524  = \$521 [10] + \$523 [11];
-  assign \$525  = \$519  + \$524 ;
-  assign \$526  = x_in ^ port__data[191:160];
-  assign \$527  = ~ \$526 ;
-  assign \$528  = x_in ^ port__data[191:160];
-  assign \$529  = ~ \$528 ;
-  assign \$530  = \$527 [12] + \$529 [13];
-  assign \$531  = x_in ^ port__data[191:160];
-  assign \$532  = ~ \$531 ;
-  assign \$533  = x_in ^ port__data[191:160];
-  assign \$534  = ~ \$533 ;
-  assign \$535  = \$532 [14] + \$534 [15];
-  assign \$536  = \$530  + \$535 ;
-  assign \$537  = \$525  + \$536 ;
-  assign \$538  = \$514  + \$537 ;
-  assign \$539  = x_in ^ port__data[191:160];
-  assign \$540  = ~ \$539 ;
-  assign \$541  = x_in ^ port__data[191:160];
-  assign \$542  = ~ \$541 ;
-  assign \$543  = \$540 [16] + \$542 [17];
-  assign \$544  = x_in ^ port__data[191:160];
-  assign \$545  = ~ \$544 ;
-  assign \$546  = x_in ^ port__data[191:160];
-  assign \$547  = ~ \$546 ;
-  assign \$548  = \$545 [18] + \$547 [19];
-  assign \$549  = \$543  + \$548 ;
-  assign \$550  = x_in ^ port__data[191:160];
-  assign \$551  = ~ \$550 ;
-  assign \$552  = x_in ^ port__data[191:160];
-  assign \$553  = ~ \$552 ;
-  assign \$554  = \$551 [20] + \$553 [21];
-  assign \$555  = x_in ^ port__data[191:160];
-  assign \$556  = ~ \$555 ;
-  assign \$557  = x_in ^ port__data[191:160];
-  assign \$558  = ~ \$557 ;
-  assign \$559  = \$556 [22] + \$558 [23];
-  assign \$560  = \$554  + \$559 ;
-  assign \$561  = \$549  + \$560 ;
-  assign \$562  = x_in ^ port__data[191:160];
-  assign \$563  = ~ \$562 ;
-  assign \$564  = x_in ^ port__data[191:160];
-  assign \$565  = ~ \$564 ;
-  assign \$566  = \$563 [24] + \$565 [25];
-  assign \$567  = x_in ^ port__data[191:160];
-  assign \$568  = ~ \$567 ;
-  assign \$569  = x_in ^ port__data[191:160];
-  assign \$570  = ~ \$569 ;
-  assign \$571  = \$568 [26] + \$570 [27];
-  assign \$572  = \$566  + \$571 ;
-  assign \$573  = x_in ^ port__data[191:160];
-  assign \$574  = ~ \$573 ;
-  assign \$575  = x_in ^ port__data[191:160];
-  assign \$576  = ~ \$575 ;
-  assign \$577  = \$574 [28] + \$576 [29];
-  assign \$578  = x_in ^ port__data[191:160];
-  assign \$579  = ~ \$578 ;
-  assign \$580  = x_in ^ port__data[191:160];
-  assign \$581  = ~ \$580 ;
-  assign \$582  = \$579 [30] + \$581 [31];
-  assign \$583  = \$577  + \$582 ;
-  assign \$584  = \$572  + \$583 ;
-  assign \$585  = \$561  + \$584 ;
-  assign \$586  = \$538  + \$585 ;
-  assign \$587  = \$signal  ? 7'h00 : raw5;
-  assign \$588  = \$586  + \$587 ;
-  assign \$589  = x_in ^ port__data[223:192];
-  assign \$590  = ~ \$589 ;
-  assign \$591  = x_in ^ port__data[223:192];
-  assign \$592  = ~ \$591 ;
-  assign \$593  = \$590 [0] + \$592 [1];
-  assign \$594  = x_in ^ port__data[223:192];
-  assign \$595  = ~ \$594 ;
-  assign \$596  = x_in ^ port__data[223:192];
-  assign \$597  = ~ \$596 ;
-  assign \$598  = \$595 [2] + \$597 [3];
-  assign \$599  = \$593  + \$598 ;
-  assign \$600  = x_in ^ port__data[223:192];
-  assign \$601  = ~ \$600 ;
-  assign \$602  = x_in ^ port__data[223:192];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$601 [4] + \$603 [5];
-  assign \$605  = x_in ^ port__data[223:192];
-  assign \$606  = ~ \$605 ;
-  assign \$607  = x_in ^ port__data[223:192];
-  assign \$608  = ~ \$607 ;
-  assign \$609  = \$606 [6] + \$608 [7];
-  assign \$610  = \$604  + \$609 ;
-  assign \$611  = \$599  + \$610 ;
-  assign \$612  = x_in ^ port__data[223:192];
-  assign \$613  = ~ \$612 ;
-  assign \$614  = x_in ^ port__data[223:192];
-  assign \$615  = ~ \$614 ;
-  assign \$616  = \$613 [8] + \$615 [9];
-  assign \$617  = x_in ^ port__data[223:192];
-  assign \$618  = ~ \$617 ;
-  assign \$619  = x_in ^ port__data[223:192];
-  assign \$620  = ~ \$619 ;
-  assign \$621  = \$618 [10] + \$620 [11];
-  assign \$622  = \$616  + \$621 ;
-  assign \$623  = x_in ^ port__data[223:192];
-  assign \$624  = ~ \$623 ;
-  assign \$625  = x_in ^ port__data[223:192];
-  assign \$626  = ~ \$625 ;
-  assign \$627  = \$624 [12] + \$626 [13];
-  assign \$628  = x_in ^ port__data[223:192];
-  assign \$629  = ~ \$628 ;
-  assign \$630  = x_in ^ port__data[223:192];
-  assign \$631  = ~ \$630 ;
-  assign \$632  = \$629 [14] + \$631 [15];
-  assign \$633  = \$627  + \$632 ;
-  assign \$634  = \$622  + \$633 ;
-  assign \$635  = \$611  + \$634 ;
-  assign \$636  = x_in ^ port__data[223:192];
-  assign \$637  = ~ \$636 ;
-  assign \$638  = x_in ^ port__data[223:192];
-  assign \$639  = ~ \$638 ;
-  assign \$640  = \$637 [16] + \$639 [17];
-  assign \$641  = x_in ^ port__data[223:192];
-  assign \$642  = ~ \$641 ;
-  assign \$643  = x_in ^ port__data[223:192];
-  assign \$644  = ~ \$643 ;
-  assign \$645  = \$642 [18] + \$644 [19];
-  assign \$646  = \$640  + \$645 ;
-  assign \$647  = x_in ^ port__data[223:192];
-  assign \$648  = ~ \$647 ;
-  assign \$649  = x_in ^ port__data[223:192];
-  assign \$650  = ~ \$649 ;
-  assign \$651  = \$648 [20] + \$650 [21];
-  assign \$652  = x_in ^ port__data[223:192];
-  assign \$653  = ~ \$652 ;
-  assign \$654  = x_in ^ port__data[223:192];
-  assign \$655  = ~ \$654 ;
-  assign \$656  = \$653 [22] + \$655 [23];
-  assign \$657  = \$651  + \$656 ;
-  assign \$658  = \$646  + \$657 ;
-  assign \$659  = x_in ^ port__data[223:192];
-  assign \$660  = ~ \$659 ;
-  assign \$661  = x_in ^ port__data[223:192];
-  assign \$662  = ~ \$661 ;
-  assign \$663  = \$660 [24] + \$662 [25];
-  assign \$664  = x_in ^ port__data[223:192];
-  assign \$665  = ~ \$664 ;
-  assign \$666  = x_in ^ port__data[223:192];
-  assign \$667  = ~ \$666 ;
-  assign \$668  = \$665 [26] + \$667 [27];
-  assign \$669  = \$663  + \$668 ;
-  assign \$670  = x_in ^ port__data[223:192];
-  assign \$671  = ~ \$670 ;
-  assign \$672  = x_in ^ port__data[223:192];
-  assign \$673  = ~ \$672 ;
-  assign \$674  = \$671 [28] + \$673 [29];
-  assign \$675  = x_in ^ port__data[223:192];
-  assign \$676  = ~ \$675 ;
-  assign \$677  = x_in ^ port__data[223:192];
-  assign \$678  = ~ \$677 ;
-  assign \$679  = \$676 [30] + \$678 [31];
-  assign \$680  = \$674  + \$679 ;
-  assign \$681  = \$669  + \$680 ;
-  assign \$682  = \$658  + \$681 ;
-  assign \$683  = \$635  + \$682 ;
-  assign \$684  = \$signal  ? 7'h00 : raw6;
-  assign \$685  = \$683  + \$684 ;
-  assign \$686  = x_in ^ port__data[255:224];
-  assign \$687  = ~ \$686 ;
-  assign \$688  = x_in ^ port__data[255:224];
-  assign \$689  = ~ \$688 ;
-  assign \$690  = \$687 [0] + \$689 [1];
-  assign \$691  = x_in ^ port__data[255:224];
-  assign \$692  = ~ \$691 ;
-  assign \$693  = x_in ^ port__data[255:224];
-  assign \$694  = ~ \$693 ;
-  assign \$695  = \$692 [2] + \$694 [3];
-  assign \$696  = \$690  + \$695 ;
-  assign \$697  = x_in ^ port__data[255:224];
-  assign \$698  = ~ \$697 ;
-  assign \$699  = x_in ^ port__data[255:224];
-  assign \$700  = ~ \$699 ;
-  assign \$701  = \$698 [4] + \$700 [5];
-  assign \$702  = x_in ^ port__data[255:224];
-  assign \$703  = ~ \$702 ;
-  assign \$704  = x_in ^ port__data[255:224];
-  assign \$705  = ~ \$704 ;
-  assign \$706  = \$703 [6] + \$705 [7];
-  assign \$707  = \$701  + \$706 ;
-  assign \$708  = \$696  + \$707 ;
-  assign \$709  = x_in ^ port__data[255:224];
-  assign \$710  = ~ \$709 ;
-  assign \$711  = x_in ^ port__data[255:224];
-  assign \$712  = ~ \$711 ;
-  assign \$713  = \$710 [8] + \$712 [9];
-  assign \$714  = x_in ^ port__data[255:224];
-  assign \$715  = ~ \$714 ;
-  assign \$716  = x_in ^ port__data[255:224];
-  assign \$717  = ~ \$716 ;
-  assign \$718  = \$715 [10] + \$717 [11];
-  assign \$719  = \$713  + \$718 ;
-  assign \$720  = x_in ^ port__data[255:224];
-  assign \$721  = ~ \$720 ;
-  assign \$722  = x_in ^ port__data[255:224];
-  assign \$723  = ~ \$722 ;
-  assign \$724  = \$721 [12] + \$723 [13];
-  assign \$725  = x_in ^ port__data[255:224];
-  assign \$726  = ~ \$725 ;
-  assign \$727  = x_in ^ port__data[255:224];
-  assign \$728  = ~ \$727 ;
-  assign \$729  = \$726 [14] + \$728 [15];
-  assign \$730  = \$724  + \$729 ;
-  assign \$731  = \$719  + \$730 ;
-  assign \$732  = \$708  + \$731 ;
-  assign \$733  = x_in ^ port__data[255:224];
-  assign \$734  = ~ \$733 ;
-  assign \$735  = x_in ^ port__data[255:224];
-  assign \$736  = ~ \$735 ;
-  assign \$737  = \$734 [16] + \$736 [17];
-  assign \$738  = x_in ^ port__data[255:224];
-  assign \$739  = ~ \$738 ;
-  assign \$740  = x_in ^ port__data[255:224];
-  assign \$741  = ~ \$740 ;
-  assign \$742  = \$739 [18] + \$741 [19];
-  assign \$743  = \$737  + \$742 ;
-  assign \$744  = x_in ^ port__data[255:224];
-  assign \$745  = ~ \$744 ;
-  assign \$746  = x_in ^ port__data[255:224];
-  assign \$747  = ~ \$746 ;
-  assign \$748  = \$745 [20] + \$747 [21];
-  assign \$749  = x_in ^ port__data[255:224];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = x_in ^ port__data[255:224];
-  assign \$752  = ~ \$751 ;
-  assign \$753  = \$750 [22] + \$752 [23];
-  assign \$754  = \$748  + \$753 ;
-  assign \$755  = \$743  + \$754 ;
-  assign \$756  = x_in ^ port__data[255:224];
-  assign \$757  = ~ \$756 ;
-  assign \$758  = x_in ^ port__data[255:224];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = \$757 [24] + \$759 [25];
-  assign \$761  = x_in ^ port__data[255:224];
-  assign \$762  = ~ \$761 ;
-  assign \$763  = x_in ^ port__data[255:224];
-  assign \$764  = ~ \$763 ;
-  assign \$765  = \$762 [26] + \$764 [27];
-  assign \$766  = \$760  + \$765 ;
-  assign \$767  = x_in ^ port__data[255:224];
-  assign \$768  = ~ \$767 ;
-  assign \$769  = x_in ^ port__data[255:224];
-  assign \$770  = ~ \$769 ;
-  assign \$771  = \$768 [28] + \$770 [29];
-  assign \$772  = x_in ^ port__data[255:224];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = x_in ^ port__data[255:224];
-  assign \$775  = ~ \$774 ;
-  assign \$776  = \$773 [30] + \$775 [31];
-  assign \$777  = \$771  + \$776 ;
-  assign \$778  = \$766  + \$777 ;
-  assign \$779  = \$755  + \$778 ;
-  assign \$780  = \$732  + \$779 ;
-  assign \$781  = \$signal  ? 7'h00 : raw7;
-  assign \$782  = \$780  + \$781 ;
-  assign \$783  = $signed(acc0) >= $signed(\port__data$44 [7:0]);
-  assign \$784  = 1'h0 + \$783 ;
-  assign \$785  = $signed(acc1) >= $signed(\port__data$44 [15:8]);
-  assign \$786  = 1'h0 + \$785 ;
-  assign \$787  = $signed(acc2) >= $signed(\port__data$44 [23:16]);
-  assign \$788  = 1'h0 + \$787 ;
-  assign \$789  = $signed(acc3) >= $signed(\port__data$44 [31:24]);
-  assign \$790  = 1'h0 + \$789 ;
-  assign \$791  = $signed(acc4) >= $signed(\port__data$44 [39:32]);
-  assign \$792  = 1'h0 + \$791 ;
-  assign \$793  = $signed(acc5) >= $signed(\port__data$44 [47:40]);
-  assign \$794  = 1'h0 + \$793 ;
-  assign \$795  = $signed(acc6) >= $signed(\port__data$44 [55:48]);
-  assign \$796  = 1'h0 + \$795 ;
-  assign \$797  = $signed(acc7) >= $signed(\port__data$44 [63:56]);
-  assign \$798  = 1'h0 + \$797 ;
-  assign \$799  = \$signature__addr  + 1'h1;
-  assign \$1666  = \$799  % 2'h2;
-  assign \$801  = port__addr + 1'h1;
-  assign \$1672  = \$801  % 5'h10;
-  assign \$804  = nf + 1'h1;
-  assign \$1679  = \$804  % 4'h8;
-  assign \$806  = ! nf;
-  assign \$807  = ! \$signature__addr ;
-  assign \$809  = advance & \$signal$54 ;
-  assign \$810  = 2'h2 * \$103 [6:0];
-  assign \$811  = \$810  - 7'h40;
-  assign \$812  = advance & \$signal$54 ;
-  assign \$813  = 2'h2 * \$200 [6:0];
-  assign \$814  = \$813  - 7'h40;
-  assign \$815  = advance & \$signal$54 ;
-  assign \$816  = 2'h2 * \$297 [6:0];
-  assign \$817  = \$816  - 7'h40;
-  assign \$818  = advance & \$signal$54 ;
-  assign \$819  = 2'h2 * \$394 [6:0];
-  assign \$820  = \$819  - 7'h40;
-  assign \$821  = advance & \$signal$54 ;
-  assign \$822  = 2'h2 * \$491 [6:0];
-  assign \$823  = \$822  - 7'h40;
-  assign \$824  = advance & \$signal$54 ;
-  assign \$825  = 2'h2 * \$588 [6:0];
-  assign \$826  = \$825  - 7'h40;
-  assign \$827  = advance & \$signal$54 ;
-  assign \$828  = 2'h2 * \$685 [6:0];
-  assign \$829  = \$828  - 7'h40;
-  assign \$830  = advance & \$signal$54 ;
-  assign \$831  = 2'h2 * \$782 [6:0];
-  assign \$832  = \$831  - 7'h40;
-  assign \$833  = \$signal$54  & last1;
   always @(posedge clk)
-    \$signature__addr  <= \$834 ;
+    acc2 <= \$411 ;
   always @(posedge clk)
-    port__addr <= \$835 ;
+    tree3_l1_0_0 <= \$412 ;
   always @(posedge clk)
-    nf <= \$836 ;
+    tree3_l1_1_0 <= \$413 ;
   always @(posedge clk)
-    \$signal$54  <= \$837 ;
+    tree3_l1_2_0 <= \$414 ;
   always @(posedge clk)
-    x1 <= \$838 ;
+    tree3_l1_3_0 <= \$415 ;
   always @(posedge clk)
-    fresh1 <= \$839 ;
+    tree3_l1_4_0 <= \$416 ;
   always @(posedge clk)
-    \$signal  <= \$840 ;
+    tree3_l1_5_0 <= \$417 ;
   always @(posedge clk)
-    last1 <= \$841 ;
+    tree3_l1_6_0 <= \$418 ;
   always @(posedge clk)
-    \port__addr$39  <= \$842 ;
+    tree3_l1_7_0 <= \$419 ;
   always @(posedge clk)
-    raw0 <= \$843 ;
+    tree3_l3_0_0 <= \$420 ;
   always @(posedge clk)
-    acc0 <= \$844 ;
+    tree3_l3_1_0 <= \$421 ;
   always @(posedge clk)
-    raw1 <= \$845 ;
+    tree3_l4_0_0 <= \$422 ;
   always @(posedge clk)
-    acc1 <= \$846 ;
+    raw3 <= \$423 ;
   always @(posedge clk)
-    raw2 <= \$847 ;
+    acc3 <= \$424 ;
   always @(posedge clk)
-    acc2 <= \$848 ;
+    tree4_l1_0_0 <= \$425 ;
   always @(posedge clk)
-    raw3 <= \$849 ;
+    tree4_l1_1_0 <= \$426 ;
   always @(posedge clk)
-    acc3 <= \$850 ;
+    tree4_l1_2_0 <= \$427 ;
   always @(posedge clk)
-    raw4 <= \$851 ;
+    tree4_l1_3_0 <= \$428 ;
   always @(posedge clk)
-    acc4 <= \$852 ;
+    tree4_l1_4_0 <= \$429 ;
   always @(posedge clk)
-    raw5 <= \$853 ;
+    tree4_l1_5_0 <= \$430 ;
   always @(posedge clk)
-    acc5 <= \$854 ;
+    tree4_l1_6_0 <= \$431 ;
   always @(posedge clk)
-    raw6 <= \$855 ;
+    tree4_l1_7_0 <= \$432 ;
   always @(posedge clk)
-    acc6 <= \$856 ;
+    tree4_l3_0_0 <= \$433 ;
   always @(posedge clk)
-    raw7 <= \$857 ;
+    tree4_l3_1_0 <= \$434 ;
   always @(posedge clk)
-    acc7 <= \$858 ;
+    tree4_l4_0_0 <= \$435 ;
   always @(posedge clk)
-    v2 <= \$859 ;
+    raw4 <= \$436 ;
   always @(posedge clk)
-    o__valid <= \$860 ;
+    acc4 <= \$437 ;
   always @(posedge clk)
-    o__payload <= \$861 ;
+    tree5_l1_0_0 <= \$438 ;
+  always @(posedge clk)
+    tree5_l1_1_0 <= \$439 ;
+  always @(posedge clk)
+    tree5_l1_2_0 <= \$440 ;
+  always @(posedge clk)
+    tree5_l1_3_0 <= \$441 ;
+  always @(posedge clk)
+    tree5_l1_4_0 <= \$442 ;
+  always @(posedge clk)
+    tree5_l1_5_0 <= \$443 ;
+  always @(posedge clk)
+    tree5_l1_6_0 <= \$444 ;
+  always @(posedge clk)
+    tree5_l1_7_0 <= \$445 ;
+  always @(posedge clk)
+    tree5_l3_0_0 <= \$446 ;
+  always @(posedge clk)
+    tree5_l3_1_0 <= \$447 ;
+  always @(posedge clk)
+    tree5_l4_0_0 <= \$448 ;
+  always @(posedge clk)
+    raw5 <= \$449 ;
+  always @(posedge clk)
+    acc5 <= \$450 ;
+  always @(posedge clk)
+    tree6_l1_0_0 <= \$451 ;
+  always @(posedge clk)
+    tree6_l1_1_0 <= \$452 ;
+  always @(posedge clk)
+    tree6_l1_2_0 <= \$453 ;
+  always @(posedge clk)
+    tree6_l1_3_0 <= \$454 ;
+  always @(posedge clk)
+    tree6_l1_4_0 <= \$455 ;
+  always @(posedge clk)
+    tree6_l1_5_0 <= \$456 ;
+  always @(posedge clk)
+    tree6_l1_6_0 <= \$457 ;
+  always @(posedge clk)
+    tree6_l1_7_0 <= \$458 ;
+  always @(posedge clk)
+    tree6_l3_0_0 <= \$459 ;
+  always @(posedge clk)
+    tree6_l3_1_0 <= \$460 ;
+  always @(posedge clk)
+    tree6_l4_0_0 <= \$461 ;
+  always @(posedge clk)
+    raw6 <= \$462 ;
+  always @(posedge clk)
+    acc6 <= \$463 ;
+  always @(posedge clk)
+    tree7_l1_0_0 <= \$464 ;
+  always @(posedge clk)
+    tree7_l1_1_0 <= \$465 ;
+  always @(posedge clk)
+    tree7_l1_2_0 <= \$466 ;
+  always @(posedge clk)
+    tree7_l1_3_0 <= \$467 ;
+  always @(posedge clk)
+    tree7_l1_4_0 <= \$468 ;
+  always @(posedge clk)
+    tree7_l1_5_0 <= \$469 ;
+  always @(posedge clk)
+    tree7_l1_6_0 <= \$470 ;
+  always @(posedge clk)
+    tree7_l1_7_0 <= \$471 ;
+  always @(posedge clk)
+    tree7_l3_0_0 <= \$472 ;
+  always @(posedge clk)
+    tree7_l3_1_0 <= \$473 ;
+  always @(posedge clk)
+    tree7_l4_0_0 <= \$474 ;
+  always @(posedge clk)
+    raw7 <= \$475 ;
+  always @(posedge clk)
+    acc7 <= \$476 ;
+  always @(posedge clk)
+    v2 <= \$477 ;
+  always @(posedge clk)
+    v2_d0 <= \$478 ;
+  always @(posedge clk)
+    \port__addr$56  <= \$479 ;
+  always @(posedge clk)
+    thresholds_d0 <= \$480 ;
+  always @(posedge clk)
+    \v2_d0$182  <= \$481 ;
+  always @(posedge clk)
+    acc0_d0 <= \$482 ;
+  always @(posedge clk)
+    acc1_d0 <= \$483 ;
+  always @(posedge clk)
+    acc2_d0 <= \$484 ;
+  always @(posedge clk)
+    acc3_d0 <= \$485 ;
+  always @(posedge clk)
+    acc4_d0 <= \$486 ;
+  always @(posedge clk)
+    acc5_d0 <= \$487 ;
+  always @(posedge clk)
+    acc6_d0 <= \$488 ;
+  always @(posedge clk)
+    acc7_d0 <= \$489 ;
+  always @(posedge clk)
+    o__valid <= \$490 ;
+  always @(posedge clk)
+    o__payload <= \$491 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -11211,413 +12610,1554 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \$6  = ! nf;
   assign \$signature__en  = fire & \$6 ;
   assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in ^ port__data[31:0];
-  assign \$8  = ~ \$7 ;
-  assign \$9  = x_in ^ port__data[31:0];
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8 [0] + \$10 [1];
-  assign \$12  = x_in ^ port__data[31:0];
-  assign \$13  = ~ \$12 ;
-  assign \$14  = x_in ^ port__data[31:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13 [2] + \$15 [3];
-  assign \$17  = \$11  + \$16 ;
-  assign \$18  = x_in ^ port__data[31:0];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = x_in ^ port__data[31:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19 [4] + \$21 [5];
-  assign \$23  = x_in ^ port__data[31:0];
-  assign \$24  = ~ \$23 ;
-  assign \$25  = x_in ^ port__data[31:0];
-  assign \$26  = ~ \$25 ;
-  assign \$27  = \$24 [6] + \$26 [7];
-  assign \$28  = \$22  + \$27 ;
-  assign \$29  = \$17  + \$28 ;
-  assign \$30  = x_in ^ port__data[31:0];
-  assign \$31  = ~ \$30 ;
-  assign \$32  = x_in ^ port__data[31:0];
-  assign \$33  = ~ \$32 ;
-  assign \$34  = \$31 [8] + \$33 [9];
-  assign \$35  = x_in ^ port__data[31:0];
-  assign \$36  = ~ \$35 ;
-  assign \$37  = x_in ^ port__data[31:0];
-  assign \$38  = ~ \$37 ;
-  assign \$39  = \$36 [10] + \$38 [11];
-  assign \$40  = \$34  + \$39 ;
-  assign \$41  = x_in ^ port__data[31:0];
-  assign \$42  = ~ \$41 ;
-  assign \$43  = x_in ^ port__data[31:0];
-  assign \$44  = ~ \$43 ;
-  assign \$45  = \$42 [12] + \$44 [13];
-  assign \$46  = x_in ^ port__data[31:0];
-  assign \$47  = ~ \$46 ;
-  assign \$48  = x_in ^ port__data[31:0];
-  assign \$49  = ~ \$48 ;
-  assign \$50  = \$47 [14] + \$49 [15];
-  assign \$51  = \$45  + \$50 ;
-  assign \$52  = \$40  + \$51 ;
-  assign \$53  = \$29  + \$52 ;
-  assign \$54  = x_in ^ port__data[31:0];
-  assign \$55  = ~ \$54 ;
-  assign \$56  = x_in ^ port__data[31:0];
-  assign \$57  = ~ \$56 ;
-  assign \$58  = \$55 [16] + \$57 [17];
-  assign \$59  = x_in ^ port__data[31:0];
-  assign \$60  = ~ \$59 ;
-  assign \$61  = x_in ^ port__data[31:0];
-  assign \$62  = ~ \$61 ;
-  assign \$63  = \$60 [18] + \$62 [19];
-  assign \$64  = \$58  + \$63 ;
-  assign \$65  = x_in ^ port__data[31:0];
-  assign \$66  = ~ \$65 ;
-  assign \$67  = x_in ^ port__data[31:0];
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$66 [20] + \$68 [21];
-  assign \$70  = x_in ^ port__data[31:0];
-  assign \$71  = ~ \$70 ;
-  assign \$72  = x_in ^ port__data[31:0];
-  assign \$73  = ~ \$72 ;
-  assign \$74  = \$71 [22] + \$73 [23];
-  assign \$75  = \$69  + \$74 ;
-  assign \$76  = \$64  + \$75 ;
-  assign \$77  = x_in ^ port__data[31:0];
-  assign \$78  = ~ \$77 ;
-  assign \$79  = x_in ^ port__data[31:0];
-  assign \$80  = ~ \$79 ;
-  assign \$81  = \$78 [24] + \$80 [25];
-  assign \$82  = x_in ^ port__data[31:0];
-  assign \$83  = ~ \$82 ;
-  assign \$84  = x_in ^ port__data[31:0];
-  assign \$85  = ~ \$84 ;
-  assign \$86  = \$83 [26] + \$85 [27];
-  assign \$87  = \$81  + \$86 ;
-  assign \$88  = x_in ^ port__data[31:0];
-  assign \$89  = ~ \$88 ;
-  assign \$90  = x_in ^ port__data[31:0];
-  assign \$91  = ~ \$90 ;
-  assign \$92  = \$89 [28] + \$91 [29];
-  assign \$93  = x_in ^ port__data[31:0];
-  assign \$94  = ~ \$93 ;
-  assign \$95  = x_in ^ port__data[31:0];
-  assign \$96  = ~ \$95 ;
-  assign \$97  = \$94 [30] + \$96 [31];
-  assign \$98  = \$92  + \$97 ;
-  assign \$99  = \$87  + \$98 ;
-  assign \$100  = \$76  + \$99 ;
-  assign \$101  = \$53  + \$100 ;
-  assign \$102  = \$signal  ? 7'h00 : raw0;
-  assign \$103  = \$101  + \$102 ;
-  assign \$104  = x_in ^ port__data[63:32];
-  assign \$105  = ~ \$104 ;
-  assign \$106  = x_in ^ port__data[63:32];
-  assign \$107  = ~ \$106 ;
-  assign \$108  = \$105 [0] + \$107 [1];
-  assign \$109  = x_in ^ port__data[63:32];
-  assign \$110  = ~ \$109 ;
-  assign \$111  = x_in ^ port__data[63:32];
-  assign \$112  = ~ \$111 ;
-  assign \$113  = \$110 [2] + \$112 [3];
-  assign \$114  = \$108  + \$113 ;
-  assign \$115  = x_in ^ port__data[63:32];
-  assign \$116  = ~ \$115 ;
-  assign \$117  = x_in ^ port__data[63:32];
-  assign \$118  = ~ \$117 ;
-  assign \$119  = \$116 [4] + \$118 [5];
-  assign \$120  = x_in ^ port__data[63:32];
-  assign \$121  = ~ \$120 ;
-  assign \$122  = x_in ^ port__data[63:32];
-  assign \$123  = ~ \$122 ;
-  assign \$124  = \$121 [6] + \$123 [7];
-  assign \$125  = \$119  + \$124 ;
-  assign \$126  = \$114  + \$125 ;
-  assign \$127  = x_in ^ port__data[63:32];
-  assign \$128  = ~ \$127 ;
-  assign \$129  = x_in ^ port__data[63:32];
-  assign \$130  = ~ \$129 ;
-  assign \$131  = \$128 [8] + \$130 [9];
-  assign \$132  = x_in ^ port__data[63:32];
-  assign \$133  = ~ \$132 ;
+  assign \$7  = x_in_d0 ^ weights_d0[31:0];
+  assign xnor0 = ~ \$7 ;
+  assign \$8  = first1_d3 ? 7'h00 : raw0;
+  assign \$9  = tree0_l4_0_0 + \$8 ;
+  assign \$10  = x_in_d0 ^ weights_d0[63:32];
+  assign xnor1 = ~ \$10 ;
+  assign \$11  = first1_d3 ? 7'h00 : raw1;
+  assign \$12  = tree1_l4_0_0 + \$11 ;
+  assign \$13  = x_in_d0 ^ weights_d0[95:64];
+  assign xnor2 = ~ \$13 ;
+  assign \$14  = first1_d3 ? 7'h00 : raw2;
+  assign \$15  = tree2_l4_0_0 + \$14 ;
+  assign \$16  = x_in_d0 ^ weights_d0[127:96];
+  assign xnor3 = ~ \$16 ;
+  assign \$17  = first1_d3 ? 7'h00 : raw3;
+  assign \$18  = tree3_l4_0_0 + \$17 ;
+  assign \$19  = x_in_d0 ^ weights_d0[159:128];
+  assign xnor4 = ~ \$19 ;
+  assign \$20  = first1_d3 ? 7'h00 : raw4;
+  assign \$21  = tree4_l4_0_0 + \$20 ;
+  assign \$22  = x_in_d0 ^ weights_d0[191:160];
+  assign xnor5 = ~ \$22 ;
+  assign \$23  = first1_d3 ? 7'h00 : raw5;
+  assign \$24  = tree5_l4_0_0 + \$23 ;
+  assign \$25  = x_in_d0 ^ weights_d0[223:192];
+  assign xnor6 = ~ \$25 ;
+  assign \$26  = first1_d3 ? 7'h00 : raw6;
+  assign \$27  = tree6_l4_0_0 + \$26 ;
+  assign \$28  = x_in_d0 ^ weights_d0[255:224];
+  assign xnor7 = ~ \$28 ;
+  assign \$29  = first1_d3 ? 7'h00 : raw7;
+  assign \$30  = tree7_l4_0_0 + \$29 ;
+  assign \$31  = ~ acc0_d0[7];
+  assign \$32  = ~ thresholds_d0[7];
+  assign \$33  = { \$31 , acc0_d0[6:0] } >= { \$32 , thresholds_d0[6:0] };
+  assign \$34  = 1'h0 + \$33 ;
+  assign \$35  = ~ acc1_d0[7];
+  assign \$36  = ~ thresholds_d0[15];
+  assign \$37  = { \$35 , acc1_d0[6:0] } >= { \$36 , thresholds_d0[14:8] };
+  assign \$38  = 1'h0 + \$37 ;
+  assign \$39  = ~ acc2_d0[7];
+  assign \$40  = ~ thresholds_d0[23];
+  assign \$41  = { \$39 , acc2_d0[6:0] } >= { \$40 , thresholds_d0[22:16] };
+  assign \$42  = 1'h0 + \$41 ;
+  assign \$43  = ~ acc3_d0[7];
+  assign \$44  = ~ thresholds_d0[31];
+  assign \$45  = { \$43 , acc3_d0[6:0] } >= { \$44 , thresholds_d0[30:24] };
+  assign \$46  = 1'h0 + \$45 ;
+  assign \$47  = ~ acc4_d0[7];
+  assign \$48  = ~ thresholds_d0[39];
+  assign \$49  = { \$47 , acc4_d0[6:0] } >= { \$48 , thresholds_d0[38:32] };
+  assign \$50  = 1'h0 + \$49 ;
+  assign \$51  = ~ acc5_d0[7];
+  assign \$52  = ~ thresholds_d0[47];
+  assign \$53  = { \$51 , acc5_d0[6:0] } >= { \$52 , thresholds_d0[46:40] };
+  assign \$54  = 1'h0 + \$53 ;
+  assign \$55  = ~ acc6_d0[7];
+  assign \$56  = ~ thresholds_d0[55];
+  assign \$57  = { \$55 , acc6_d0[6:0] } >= { \$56 , thresholds_d0[54:48] };
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = ~ acc7_d0[7];
+  assign \$60  = ~ thresholds_d0[63];
+  assign \$61  = { \$59 , acc7_d0[6:0] } >= { \$60 , thresholds_d0[62:56] };
+  assign \$62  = 1'h0 + \$61 ;
+  assign \$63  = \$signature__addr  + 1'h1;
+  assign \$568  = \$63  % 2'h2;
+  assign \$65  = port__addr + 1'h1;
+  assign \$574  = \$65  % 5'h10;
+  assign \$68  = nf + 1'h1;
+  assign \$581  = \$68  % 4'h8;
+  assign \$70  = ! nf;
+  assign \$71  = ! \$signature__addr ;
+  assign \$73  = xnor0[0] + xnor0[1];
+  assign \$74  = xnor0[2] + xnor0[3];
+  assign \$75  = \$73  + \$74 ;
+  assign \$76  = xnor0[4] + xnor0[5];
+  assign \$77  = xnor0[6] + xnor0[7];
+  assign \$78  = \$76  + \$77 ;
+  assign \$79  = xnor0[8] + xnor0[9];
+  assign \$80  = xnor0[10] + xnor0[11];
+  assign \$81  = \$79  + \$80 ;
+  assign \$82  = xnor0[12] + xnor0[13];
+  assign \$83  = xnor0[14] + xnor0[15];
+  assign \$84  = \$82  + \$83 ;
+  assign \$85  = xnor0[16] + xnor0[17];
+  assign \$86  = xnor0[18] + xnor0[19];
+  assign \$87  = \$85  + \$86 ;
+  assign \$88  = xnor0[20] + xnor0[21];
+  assign \$89  = xnor0[22] + xnor0[23];
+  assign \$90  = \$88  + \$89 ;
+  assign \$91  = xnor0[24] + xnor0[25];
+  assign \$92  = xnor0[26] + xnor0[27];
+  assign \$93  = \$91  + \$92 ;
+  assign \$94  = xnor0[28] + xnor0[29];
+  assign \$95  = xnor0[30] + xnor0[31];
+  assign \$96  = \$94  + \$95 ;
+  assign \$97  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$98  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$99  = \$97  + \$98 ;
+  assign \$100  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$101  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$102  = \$100  + \$101 ;
+  assign \$103  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$104  = advance & v1_d3;
+  assign \$105  = 2'h2 * raw0;
+  assign \$106  = \$105  - 7'h40;
+  assign \$107  = xnor1[0] + xnor1[1];
+  assign \$108  = xnor1[2] + xnor1[3];
+  assign \$109  = \$107  + \$108 ;
+  assign \$110  = xnor1[4] + xnor1[5];
+  assign \$111  = xnor1[6] + xnor1[7];
+  assign \$112  = \$110  + \$111 ;
+  assign \$113  = xnor1[8] + xnor1[9];
+  assign \$114  = xnor1[10] + xnor1[11];
+  assign \$115  = \$113  + \$114 ;
+  assign \$116  = xnor1[12] + xnor1[13];
+  assign \$117  = xnor1[14] + xnor1[15];
+  assign \$118  = \$116  + \$117 ;
+  assign \$119  = xnor1[16] + xnor1[17];
+  assign \$120  = xnor1[18] + xnor1[19];
+  assign \$121  = \$119  + \$120 ;
+  assign \$122  = xnor1[20] + xnor1[21];
+  assign \$123  = xnor1[22] + xnor1[23];
+  assign \$124  = \$122  + \$123 ;
+  assign \$125  = xnor1[24] + xnor1[25];
+  assign \$126  = xnor1[26] + xnor1[27];
+  assign \$127  = \$125  + \$126 ;
+  assign \$128  = xnor1[28] + xnor1[29];
+  assign \$129  = xnor1[30] + xnor1[31];
+  assign \$130  = \$128  + \$129 ;
+  assign \$131  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$132  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$133  = \$131  + \$132 ;
+  assign \$134  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$135  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$136  = \$134  + \$135 ;
+  assign \$137  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$138  = advance & v1_d3;
+  assign \$139  = 2'h2 * raw1;
+  assign \$140  = \$139  - 7'h40;
+  assign \$141  = xnor2[0] + xnor2[1];
+  assign \$142  = xnor2[2] + xnor2[3];
+  assign \$143  = \$141  + \$142 ;
+  assign \$144  = xnor2[4] + xnor2[5];
+  assign \$145  = xnor2[6] + xnor2[7];
+  assign \$146  = \$144  + \$145 ;
+  assign \$147  = xnor2[8] + xnor2[9];
+  assign \$148  = xnor2[10] + xnor2[11];
+  assign \$149  = \$147  + \$148 ;
+  assign \$150  = xnor2[12] + xnor2[13];
+  assign \$151  = xnor2[14] + xnor2[15];
+  assign \$152  = \$150  + \$151 ;
+  assign \$153  = xnor2[16] + xnor2[17];
+  assign \$154  = xnor2[18] + xnor2[19];
+  assign \$155  = \$153  + \$154 ;
+  assign \$156  = xnor2[20] + xnor2[21];
+  assign \$157  = xnor2[22] + xnor2[23];
+  assign \$158  = \$156  + \$157 ;
+  assign \$159  = xnor2[24] + xnor2[25];
+  assign \$160  = xnor2[26] + xnor2[27];
+  assign \$161  = \$159  + \$160 ;
+  assign \$162  = xnor2[28] + xnor2[29];
+  assign \$163  = xnor2[30] + xnor2[31];
+  assign \$164  = \$162  + \$163 ;
+  assign \$165  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$166  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$167  = \$165  + \$166 ;
+  assign \$168  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$169  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$170  = \$168  + \$169 ;
+  assign \$171  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$172  = advance & v1_d3;
+  assign \$173  = 2'h2 * raw2;
+  assign \$174  = \$173  - 7'h40;
+  assign \$175  = xnor3[0] + xnor3[1];
+  assign \$176  = xnor3[2] + xnor3[3];
+  assign \$177  = \$175  + \$176 ;
+  assign \$178  = xnor3[4] + xnor3[5];
+  assign \$179  = xnor3[6] + xnor3[7];
+  assign \$180  = \$178  + \$179 ;
+  assign \$181  = xnor3[8] + xnor3[9];
+  assign \$182  = xnor3[10] + xnor3[11];
+  assign \$183  = \$181  + \$182 ;
+  assign \$184  = xnor3[12] + xnor3[13];
+  assign \$185  = xnor3[14] + xnor3[15];
+  assign \$186  = \$184  + \$185 ;
+  assign \$187  = xnor3[16] + xnor3[17];
+  assign \$188  = xnor3[18] + xnor3[19];
+  assign \$189  = \$187  + \$188 ;
+  assign \$190  = xnor3[20] + xnor3[21];
+  assign \$191  = xnor3[22] + xnor3[23];
+  assign \$192  = \$190  + \$191 ;
+  assign \$193  = xnor3[24] + xnor3[25];
+  assign \$194  = xnor3[26] + xnor3[27];
+  assign \$195  = \$193  + \$194 ;
+  assign \$196  = xnor3[28] + xnor3[29];
+  assign \$197  = xnor3[30] + xnor3[31];
+  assign \$198  = \$196  + \$197 ;
+  assign \$199  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$200  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$201  = \$199  + \$200 ;
+  assign \$202  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$203  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$204  = \$202  + \$203 ;
+  assign \$205  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$206  = advance & v1_d3;
+  assign \$207  = 2'h2 * raw3;
+  assign \$208  = \$207  - 7'h40;
+  assign \$209  = xnor4[0] + xnor4[1];
+  assign \$210  = xnor4[2] + xnor4[3];
+  assign \$211  = \$209  + \$210 ;
+  assign \$212  = xnor4[4] + xnor4[5];
+  assign \$213  = xnor4[6] + xnor4[7];
+  assign \$214  = \$212  + \$213 ;
+  assign \$215  = xnor4[8] + xnor4[9];
+  assign \$216  = xnor4[10] + xnor4[11];
+  assign \$217  = \$215  + \$216 ;
+  assign \$218  = xnor4[12] + xnor4[13];
+  assign \$219  = xnor4[14] + xnor4[15];
+  assign \$220  = \$218  + \$219 ;
+  assign \$221  = xnor4[16] + xnor4[17];
+  assign \$222  = xnor4[18] + xnor4[19];
+  assign \$223  = \$221  + \$222 ;
+  assign \$224  = xnor4[20] + xnor4[21];
+  assign \$225  = xnor4[22] + xnor4[23];
+  assign \$226  = \$224  + \$225 ;
+  assign \$227  = xnor4[24] + xnor4[25];
+  assign \$228  = xnor4[26] + xnor4[27];
+  assign \$229  = \$227  + \$228 ;
+  assign \$230  = xnor4[28] + xnor4[29];
+  assign \$231  = xnor4[30] + xnor4[31];
+  assign \$232  = \$230  + \$231 ;
+  assign \$233  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$234  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$235  = \$233  + \$234 ;
+  assign \$236  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$237  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$238  = \$236  + \$237 ;
+  assign \$239  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$240  = advance & v1_d3;
+  assign \$241  = 2'h2 * raw4;
+  assign \$242  = \$241  - 7'h40;
+  assign \$243  = xnor5[0] + xnor5[1];
+  assign \$244  = xnor5[2] + xnor5[3];
+  assign \$245  = \$243  + \$244 ;
+  assign \$246  = xnor5[4] + xnor5[5];
+  assign \$247  = xnor5[6] + xnor5[7];
+  assign \$248  = \$246  + \$247 ;
+  assign \$249  = xnor5[8] + xnor5[9];
+  assign \$250  = xnor5[10] + xnor5[11];
+  assign \$251  = \$249  + \$250 ;
+  assign \$252  = xnor5[12] + xnor5[13];
+  assign \$253  = xnor5[14] + xnor5[15];
+  assign \$254  = \$252  + \$253 ;
+  assign \$255  = xnor5[16] + xnor5[17];
+  assign \$256  = xnor5[18] + xnor5[19];
+  assign \$257  = \$255  + \$256 ;
+  assign \$258  = xnor5[20] + xnor5[21];
+  assign \$259  = xnor5[22] + xnor5[23];
+  assign \$260  = \$258  + \$259 ;
+  assign \$261  = xnor5[24] + xnor5[25];
+  assign \$262  = xnor5[26] + xnor5[27];
+  assign \$263  = \$261  + \$262 ;
+  assign \$264  = xnor5[28] + xnor5[29];
+  assign \$265  = xnor5[30] + xnor5[31];
+  assign \$266  = \$264  + \$265 ;
+  assign \$267  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$268  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$269  = \$267  + \$268 ;
+  assign \$270  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$271  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$272  = \$270  + \$271 ;
+  assign \$273  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$274  = advance & v1_d3;
+  assign \$275  = 2'h2 * raw5;
+  assign \$276  = \$275  - 7'h40;
+  assign \$277  = xnor6[0] + xnor6[1];
+  assign \$278  = xnor6[2] + xnor6[3];
+  assign \$279  = \$277  + \$278 ;
+  assign \$280  = xnor6[4] + xnor6[5];
+  assign \$281  = xnor6[6] + xnor6[7];
+  assign \$282  = \$280  + \$281 ;
+  assign \$283  = xnor6[8] + xnor6[9];
+  assign \$284  = xnor6[10] + xnor6[11];
+  assign \$285  = \$283  + \$284 ;
+  assign \$286  = xnor6[12] + xnor6[13];
+  assign \$287  = xnor6[14] + xnor6[15];
+  assign \$288  = \$286  + \$287 ;
+  assign \$289  = xnor6[16] + xnor6[17];
+  assign \$290  = xnor6[18] + xnor6[19];
+  assign \$291  = \$289  + \$290 ;
+  assign \$292  = xnor6[20] + xnor6[21];
+  assign \$293  = xnor6[22] + xnor6[23];
+  assign \$294  = \$292  + \$293 ;
+  assign \$295  = xnor6[24] + xnor6[25];
+  assign \$296  = xnor6[26] + xnor6[27];
+  assign \$297  = \$295  + \$296 ;
+  assign \$298  = xnor6[28] + xnor6[29];
+  assign \$299  = xnor6[30] + xnor6[31];
+  assign \$300  = \$298  + \$299 ;
+  assign \$301  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$302  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$303  = \$301  + \$302 ;
+  assign \$304  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$305  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$306  = \$304  + \$305 ;
+  assign \$307  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$308  = advance & v1_d3;
+  assign \$309  = 2'h2 * raw6;
+  assign \$310  = \$309  - 7'h40;
+  assign \$311  = xnor7[0] + xnor7[1];
+  assign \$312  = xnor7[2] + xnor7[3];
+  assign \$313  = \$311  + \$312 ;
+  assign \$314  = xnor7[4] + xnor7[5];
+  assign \$315  = xnor7[6] + xnor7[7];
+  assign \$316  = \$314  + \$315 ;
+  assign \$317  = xnor7[8] + xnor7[9];
+  assign \$318  = xnor7[10] + xnor7[11];
+  assign \$319  = \$317  + \$318 ;
+  assign \$320  = xnor7[12] + xnor7[13];
+  assign \$321  = xnor7[14] + xnor7[15];
+  assign \$322  = \$320  + \$321 ;
+  assign \$323  = xnor7[16] + xnor7[17];
+  assign \$324  = xnor7[18] + xnor7[19];
+  assign \$325  = \$323  + \$324 ;
+  assign \$326  = xnor7[20] + xnor7[21];
+  assign \$327  = xnor7[22] + xnor7[23];
+  assign \$328  = \$326  + \$327 ;
+  assign \$329  = xnor7[24] + xnor7[25];
+  assign \$330  = xnor7[26] + xnor7[27];
+  assign \$331  = \$329  + \$330 ;
+  assign \$332  = xnor7[28] + xnor7[29];
+  assign \$333  = xnor7[30] + xnor7[31];
+  assign \$334  = \$332  + \$333 ;
+  assign \$335  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$336  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$337  = \$335  + \$336 ;
+  assign \$338  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$339  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$340  = \$338  + \$339 ;
+  assign \$341  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$342  = advance & v1_d3;
+  assign \$343  = 2'h2 * raw7;
+  assign \$344  = \$343  - 7'h40;
+  assign \$345  = v1_d3 & last1_d3;
+  always @(posedge clk)
+    \$signature__addr  <= \$346 ;
+  always @(posedge clk)
+    port__addr <= \$347 ;
+  always @(posedge clk)
+    nf <= \$348 ;
+  always @(posedge clk)
+    \$signal  <= \$349 ;
+  always @(posedge clk)
+    x1 <= \$350 ;
+  always @(posedge clk)
+    fresh1 <= \$351 ;
+  always @(posedge clk)
+    \$signal$72  <= \$352 ;
+  always @(posedge clk)
+    last1 <= \$353 ;
+  always @(posedge clk)
+    nf1 <= \$354 ;
+  always @(posedge clk)
+    x_in_d0 <= \$355 ;
+  always @(posedge clk)
+    weights_d0 <= \$356 ;
+  always @(posedge clk)
+    v1_d0 <= \$357 ;
+  always @(posedge clk)
+    v1_d1 <= \$358 ;
+  always @(posedge clk)
+    v1_d2 <= \$359 ;
+  always @(posedge clk)
+    v1_d3 <= \$360 ;
+  always @(posedge clk)
+    first1_d0 <= \$361 ;
+  always @(posedge clk)
+    first1_d1 <= \$362 ;
+  always @(posedge clk)
+    first1_d2 <= \$363 ;
+  always @(posedge clk)
+    first1_d3 <= \$364 ;
+  always @(posedge clk)
+    last1_d0 <= \$365 ;
+  always @(posedge clk)
+    last1_d1 <= \$366 ;
+  always @(posedge clk)
+    last1_d2 <= \$367 ;
+  always @(posedge clk)
+    last1_d3 <= \$368 ;
+  always @(posedge clk)
+    nf1_d0 <= \$369 ;
+  always @(posedge clk)
+    nf1_d1 <= \$370 ;
+  always @(posedge clk)
+    nf1_d2 <= \$371 ;
+  always @(posedge clk)
+    nf1_d3 <= \$372 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$373 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$374 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$375 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$376 ;
+  always @(posedge clk)
+    tree0_l1_4_0 <= \$377 ;
+  always @(posedge clk)
+    tree0_l1_5_0 <= \$378 ;
+  always @(posedge clk)
+    tree0_l1_6_0 <= \$379 ;
+  always @(posedge clk)
+    tree0_l1_7_0 <= \$380 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$381 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$382 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$383 ;
+  always @(posedge clk)
+    raw0 <= \$384 ;
+  always @(posedge clk)
+    acc0 <= \$385 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$386 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$387 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$388 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$389 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$390 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$391 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$392 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$393 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$394 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$395 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$396 ;
+  always @(posedge clk)
+    raw1 <= \$397 ;
+  always @(posedge clk)
+    acc1 <= \$398 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$399 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$400 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$401 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$402 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$403 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$404 ;
+  always @(posedge clk)
+    tree2_l1_6_0 <= \$405 ;
+  always @(posedge clk)
+    tree2_l1_7_0 <= \$406 ;
+  always @(posedge clk)
+    tree2_l3_0_0 <= \$407 ;
+  always @(posedge clk)
+    tree2_l3_1_0 <= \$408 ;
+  always @(posedge clk)
+    tree2_l4_0_0 <= \$409 ;
+  always @(posedge clk)
+    raw2 <= \$410 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$834  = \$signature__addr ;
-    if (fire) begin
-      \$834  = \$800 [0];
-    end
-    if (rst) begin
-      \$834  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$411  = acc2;
+    if (advance) begin
+      \$411  = \$174 [7:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$835  = port__addr;
-    if (fire) begin
-      \$835  = \$802 [3:0];
-    end
-    if (rst) begin
-      \$835  = 4'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$412  = tree3_l1_0_0;
+    if (advance) begin
+      \$412  = \$177 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$836  = nf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$413  = tree3_l1_1_0;
+    if (advance) begin
+      \$413  = \$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$414  = tree3_l1_2_0;
+    if (advance) begin
+      \$414  = \$183 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$415  = tree3_l1_3_0;
+    if (advance) begin
+      \$415  = \$186 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$416  = tree3_l1_4_0;
+    if (advance) begin
+      \$416  = \$189 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$417  = tree3_l1_5_0;
+    if (advance) begin
+      \$417  = \$192 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$418  = tree3_l1_6_0;
+    if (advance) begin
+      \$418  = \$195 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$419  = tree3_l1_7_0;
+    if (advance) begin
+      \$419  = \$198 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$420  = tree3_l3_0_0;
+    if (advance) begin
+      \$420  = \$201 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$421  = tree3_l3_1_0;
+    if (advance) begin
+      \$421  = \$204 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$422  = tree3_l4_0_0;
+    if (advance) begin
+      \$422  = \$205 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$423  = raw3;
+    if (\$206 ) begin
+      \$423  = \$18 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$424  = acc3;
+    if (advance) begin
+      \$424  = \$208 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$425  = tree4_l1_0_0;
+    if (advance) begin
+      \$425  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$426  = tree4_l1_1_0;
+    if (advance) begin
+      \$426  = \$214 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$427  = tree4_l1_2_0;
+    if (advance) begin
+      \$427  = \$217 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$428  = tree4_l1_3_0;
+    if (advance) begin
+      \$428  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$429  = tree4_l1_4_0;
+    if (advance) begin
+      \$429  = \$223 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$430  = tree4_l1_5_0;
+    if (advance) begin
+      \$430  = \$226 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$431  = tree4_l1_6_0;
+    if (advance) begin
+      \$431  = \$229 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$432  = tree4_l1_7_0;
+    if (advance) begin
+      \$432  = \$232 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$433  = tree4_l3_0_0;
+    if (advance) begin
+      \$433  = \$235 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$434  = tree4_l3_1_0;
+    if (advance) begin
+      \$434  = \$238 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$435  = tree4_l4_0_0;
+    if (advance) begin
+      \$435  = \$239 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$436  = raw4;
+    if (\$240 ) begin
+      \$436  = \$21 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$437  = acc4;
+    if (advance) begin
+      \$437  = \$242 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$438  = tree5_l1_0_0;
+    if (advance) begin
+      \$438  = \$245 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$439  = tree5_l1_1_0;
+    if (advance) begin
+      \$439  = \$248 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$440  = tree5_l1_2_0;
+    if (advance) begin
+      \$440  = \$251 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$441  = tree5_l1_3_0;
+    if (advance) begin
+      \$441  = \$254 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$442  = tree5_l1_4_0;
+    if (advance) begin
+      \$442  = \$257 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$443  = tree5_l1_5_0;
+    if (advance) begin
+      \$443  = \$260 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$444  = tree5_l1_6_0;
+    if (advance) begin
+      \$444  = \$263 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$445  = tree5_l1_7_0;
+    if (advance) begin
+      \$445  = \$266 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$446  = tree5_l3_0_0;
+    if (advance) begin
+      \$446  = \$269 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$447  = tree5_l3_1_0;
+    if (advance) begin
+      \$447  = \$272 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$448  = tree5_l4_0_0;
+    if (advance) begin
+      \$448  = \$273 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$449  = raw5;
+    if (\$274 ) begin
+      \$449  = \$24 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$450  = acc5;
+    if (advance) begin
+      \$450  = \$276 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$451  = tree6_l1_0_0;
+    if (advance) begin
+      \$451  = \$279 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$452  = tree6_l1_1_0;
+    if (advance) begin
+      \$452  = \$282 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$453  = tree6_l1_2_0;
+    if (advance) begin
+      \$453  = \$285 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$454  = tree6_l1_3_0;
+    if (advance) begin
+      \$454  = \$288 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$455  = tree6_l1_4_0;
+    if (advance) begin
+      \$455  = \$291 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$456  = tree6_l1_5_0;
+    if (advance) begin
+      \$456  = \$294 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$457  = tree6_l1_6_0;
+    if (advance) begin
+      \$457  = \$297 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$458  = tree6_l1_7_0;
+    if (advance) begin
+      \$458  = \$300 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$459  = tree6_l3_0_0;
+    if (advance) begin
+      \$459  = \$303 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$460  = tree6_l3_1_0;
+    if (advance) begin
+      \$460  = \$306 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$461  = tree6_l4_0_0;
+    if (advance) begin
+      \$461  = \$307 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$462  = raw6;
+    if (\$308 ) begin
+      \$462  = \$27 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$463  = acc6;
+    if (advance) begin
+      \$463  = \$310 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$464  = tree7_l1_0_0;
+    if (advance) begin
+      \$464  = \$313 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$465  = tree7_l1_1_0;
+    if (advance) begin
+      \$465  = \$316 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$466  = tree7_l1_2_0;
+    if (advance) begin
+      \$466  = \$319 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$467  = tree7_l1_3_0;
+    if (advance) begin
+      \$467  = \$322 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$468  = tree7_l1_4_0;
+    if (advance) begin
+      \$468  = \$325 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$469  = tree7_l1_5_0;
+    if (advance) begin
+      \$469  = \$328 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$470  = tree7_l1_6_0;
+    if (advance) begin
+      \$470  = \$331 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$471  = tree7_l1_7_0;
+    if (advance) begin
+      \$471  = \$334 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$472  = tree7_l3_0_0;
+    if (advance) begin
+      \$472  = \$337 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$473  = tree7_l3_1_0;
+    if (advance) begin
+      \$473  = \$340 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$474  = tree7_l4_0_0;
+    if (advance) begin
+      \$474  = \$341 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$475  = raw7;
+    if (\$342 ) begin
+      \$475  = \$30 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$476  = acc7;
+    if (advance) begin
+      \$476  = \$344 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$477  = v2;
+    if (advance) begin
+      \$477  = \$345 ;
+    end
+    if (rst) begin
+      \$477  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$478  = v2_d0;
+    if (advance) begin
+      \$478  = v2;
+    end
+    if (rst) begin
+      \$478  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$479  = \port__addr$56 ;
+    if (advance) begin
+      \$479  = nf1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$480  = thresholds_d0;
+    if (advance) begin
+      \$480  = \port__data$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$481  = \v2_d0$182 ;
+    if (advance) begin
+      \$481  = v2_d0;
+    end
+    if (rst) begin
+      \$481  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$482  = acc0_d0;
+    if (advance) begin
+      \$482  = acc0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$483  = acc1_d0;
+    if (advance) begin
+      \$483  = acc1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$484  = acc2_d0;
+    if (advance) begin
+      \$484  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$485  = acc3_d0;
+    if (advance) begin
+      \$485  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$486  = acc4_d0;
+    if (advance) begin
+      \$486  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$487  = acc5_d0;
+    if (advance) begin
+      \$487  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$488  = acc6_d0;
+    if (advance) begin
+      \$488  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$489  = acc7_d0;
+    if (advance) begin
+      \$489  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$490  = o__valid;
+    if (advance) begin
+      \$490  = \v2_d0$182 ;
+    end
+    if (rst) begin
+      \$490  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$491  = o__payload;
+    if (advance) begin
+      \$491  = result;
+    end
+    if (rst) begin
+      \$491  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$346  = \$signature__addr ;
     if (fire) begin
-      if (\$803 ) begin
-        \$836  = \$805 [2:0];
+      \$346  = \$64 [0];
+    end
+    if (rst) begin
+      \$346  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$347  = port__addr;
+    if (fire) begin
+      \$347  = \$66 [3:0];
+    end
+    if (rst) begin
+      \$347  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$348  = nf;
+    if (fire) begin
+      if (\$67 ) begin
+        \$348  = \$69 [2:0];
       end
     end
     if (rst) begin
-      \$836  = 3'h0;
+      \$348  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$837  = \$signal$54 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$349  = \$signal ;
     if (advance) begin
-      \$837  = fire;
+      \$349  = fire;
     end
     if (rst) begin
-      \$837  = 1'h0;
+      \$349  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$838  = x1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$350  = x1;
     if (advance) begin
-      \$838  = i__payload;
-    end
-    if (rst) begin
-      \$838  = 32'd0;
+      \$350  = i__payload;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$839  = fresh1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$351  = fresh1;
     if (advance) begin
-      \$839  = \$806 ;
+      \$351  = \$70 ;
     end
     if (rst) begin
-      \$839  = 1'h0;
+      \$351  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$840  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$352  = \$signal$72 ;
     if (advance) begin
-      \$840  = \$807 ;
+      \$352  = \$71 ;
     end
     if (rst) begin
-      \$840  = 1'h0;
+      \$352  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$841  = last1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$353  = last1;
     if (advance) begin
-      \$841  = \$808 ;
+      \$353  = \$72 ;
     end
     if (rst) begin
-      \$841  = 1'h0;
+      \$353  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$842  = \port__addr$39 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$354  = nf1;
     if (advance) begin
-      \$842  = nf;
+      \$354  = nf;
     end
     if (rst) begin
-      \$842  = 3'h0;
+      \$354  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$843  = raw0;
-    if (\$809 ) begin
-      \$843  = \$103 [6:0];
-    end
-    if (rst) begin
-      \$843  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$844  = acc0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$355  = x_in_d0;
     if (advance) begin
-      \$844  = \$811 [7:0];
-    end
-    if (rst) begin
-      \$844  = 8'h00;
+      \$355  = x_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$845  = raw1;
-    if (\$812 ) begin
-      \$845  = \$200 [6:0];
-    end
-    if (rst) begin
-      \$845  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$846  = acc1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$356  = weights_d0;
     if (advance) begin
-      \$846  = \$814 [7:0];
-    end
-    if (rst) begin
-      \$846  = 8'h00;
+      \$356  = port__data;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$847  = raw2;
-    if (\$815 ) begin
-      \$847  = \$297 [6:0];
-    end
-    if (rst) begin
-      \$847  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$848  = acc2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$357  = v1_d0;
     if (advance) begin
-      \$848  = \$817 [7:0];
+      \$357  = \$signal ;
     end
     if (rst) begin
-      \$848  = 8'h00;
+      \$357  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$849  = raw3;
-    if (\$818 ) begin
-      \$849  = \$394 [6:0];
-    end
-    if (rst) begin
-      \$849  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$850  = acc3;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$358  = v1_d1;
     if (advance) begin
-      \$850  = \$820 [7:0];
+      \$358  = v1_d0;
     end
     if (rst) begin
-      \$850  = 8'h00;
+      \$358  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$851  = raw4;
-    if (\$821 ) begin
-      \$851  = \$491 [6:0];
-    end
-    if (rst) begin
-      \$851  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$852  = acc4;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$359  = v1_d2;
     if (advance) begin
-      \$852  = \$823 [7:0];
+      \$359  = v1_d1;
     end
     if (rst) begin
-      \$852  = 8'h00;
+      \$359  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$853  = raw5;
-    if (\$824 ) begin
-      \$853  = \$588 [6:0];
-    end
-    if (rst) begin
-      \$853  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$854  = acc5;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$360  = v1_d3;
     if (advance) begin
-      \$854  = \$826 [7:0];
+      \$360  = v1_d2;
     end
     if (rst) begin
-      \$854  = 8'h00;
+      \$360  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$855  = raw6;
-    if (\$827 ) begin
-      \$855  = \$685 [6:0];
-    end
-    if (rst) begin
-      \$855  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$856  = acc6;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$361  = first1_d0;
     if (advance) begin
-      \$856  = \$829 [7:0];
-    end
-    if (rst) begin
-      \$856  = 8'h00;
+      \$361  = \$signal$72 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$857  = raw7;
-    if (\$830 ) begin
-      \$857  = \$782 [6:0];
-    end
-    if (rst) begin
-      \$857  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$858  = acc7;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$362  = first1_d1;
     if (advance) begin
-      \$858  = \$832 [7:0];
-    end
-    if (rst) begin
-      \$858  = 8'h00;
+      \$362  = first1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$859  = v2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$363  = first1_d2;
     if (advance) begin
-      \$859  = \$833 ;
-    end
-    if (rst) begin
-      \$859  = 1'h0;
+      \$363  = first1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$860  = o__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$364  = first1_d3;
     if (advance) begin
-      \$860  = v2;
-    end
-    if (rst) begin
-      \$860  = 1'h0;
+      \$364  = first1_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$861  = o__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$365  = last1_d0;
     if (advance) begin
-      \$861  = result;
+      \$365  = last1;
     end
-    if (rst) begin
-      \$861  = 8'h00;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$366  = last1_d1;
+    if (advance) begin
+      \$366  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$367  = last1_d2;
+    if (advance) begin
+      \$367  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$368  = last1_d3;
+    if (advance) begin
+      \$368  = last1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$369  = nf1_d0;
+    if (advance) begin
+      \$369  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$370  = nf1_d1;
+    if (advance) begin
+      \$370  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$371  = nf1_d2;
+    if (advance) begin
+      \$371  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$372  = nf1_d3;
+    if (advance) begin
+      \$372  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$373  = tree0_l1_0_0;
+    if (advance) begin
+      \$373  = \$75 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$374  = tree0_l1_1_0;
+    if (advance) begin
+      \$374  = \$78 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$375  = tree0_l1_2_0;
+    if (advance) begin
+      \$375  = \$81 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$376  = tree0_l1_3_0;
+    if (advance) begin
+      \$376  = \$84 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$377  = tree0_l1_4_0;
+    if (advance) begin
+      \$377  = \$87 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$378  = tree0_l1_5_0;
+    if (advance) begin
+      \$378  = \$90 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$379  = tree0_l1_6_0;
+    if (advance) begin
+      \$379  = \$93 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$380  = tree0_l1_7_0;
+    if (advance) begin
+      \$380  = \$96 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$381  = tree0_l3_0_0;
+    if (advance) begin
+      \$381  = \$99 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$382  = tree0_l3_1_0;
+    if (advance) begin
+      \$382  = \$102 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$383  = tree0_l4_0_0;
+    if (advance) begin
+      \$383  = \$103 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$384  = raw0;
+    if (\$104 ) begin
+      \$384  = \$9 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$385  = acc0;
+    if (advance) begin
+      \$385  = \$106 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$386  = tree1_l1_0_0;
+    if (advance) begin
+      \$386  = \$109 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$387  = tree1_l1_1_0;
+    if (advance) begin
+      \$387  = \$112 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$388  = tree1_l1_2_0;
+    if (advance) begin
+      \$388  = \$115 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$389  = tree1_l1_3_0;
+    if (advance) begin
+      \$389  = \$118 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$390  = tree1_l1_4_0;
+    if (advance) begin
+      \$390  = \$121 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$391  = tree1_l1_5_0;
+    if (advance) begin
+      \$391  = \$124 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$392  = tree1_l1_6_0;
+    if (advance) begin
+      \$392  = \$127 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$393  = tree1_l1_7_0;
+    if (advance) begin
+      \$393  = \$130 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$394  = tree1_l3_0_0;
+    if (advance) begin
+      \$394  = \$133 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$395  = tree1_l3_1_0;
+    if (advance) begin
+      \$395  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$396  = tree1_l4_0_0;
+    if (advance) begin
+      \$396  = \$137 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$397  = raw1;
+    if (\$138 ) begin
+      \$397  = \$12 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$398  = acc1;
+    if (advance) begin
+      \$398  = \$140 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$399  = tree2_l1_0_0;
+    if (advance) begin
+      \$399  = \$143 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$400  = tree2_l1_1_0;
+    if (advance) begin
+      \$400  = \$146 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$401  = tree2_l1_2_0;
+    if (advance) begin
+      \$401  = \$149 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$402  = tree2_l1_3_0;
+    if (advance) begin
+      \$402  = \$152 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$403  = tree2_l1_4_0;
+    if (advance) begin
+      \$403  = \$155 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$404  = tree2_l1_5_0;
+    if (advance) begin
+      \$404  = \$158 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$405  = tree2_l1_6_0;
+    if (advance) begin
+      \$405  = \$161 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$406  = tree2_l1_7_0;
+    if (advance) begin
+      \$406  = \$164 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$407  = tree2_l3_0_0;
+    if (advance) begin
+      \$407  = \$167 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$408  = tree2_l3_1_0;
+    if (advance) begin
+      \$408  = \$170 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$409  = tree2_l4_0_0;
+    if (advance) begin
+      \$409  = \$171 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$410  = raw2;
+    if (\$172 ) begin
+      \$410  = \$15 [6:0];
     end
   end
   assign waddr = port__addr;
@@ -11626,16 +14166,16 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \$signature__data  = i__payload;
   assign rp__addr = \$signature__addr ;
   assign rp__en = advance;
-  assign total0 = \$103 [6:0];
-  assign total1 = \$200 [6:0];
-  assign total2 = \$297 [6:0];
-  assign total3 = \$394 [6:0];
-  assign total4 = \$491 [6:0];
-  assign total5 = \$588 [6:0];
-  assign total6 = \$685 [6:0];
-  assign total7 = \$782 [6:0];
-  assign nf1 = \port__addr$39 ;
-  assign \port__en$41  = advance;
+  assign total0 = \$9 [6:0];
+  assign total1 = \$12 [6:0];
+  assign total2 = \$15 [6:0];
+  assign total3 = \$18 [6:0];
+  assign total4 = \$21 [6:0];
+  assign total5 = \$24 [6:0];
+  assign total6 = \$27 [6:0];
+  assign total7 = \$30 [6:0];
+  assign nf2_d0 = \port__addr$56 ;
+  assign \port__en$58  = advance;
   assign \$signature__data[0]  = i__payload[0];
   assign \$signature__data[1]  = i__payload[1];
   assign \$signature__data[2]  = i__payload[2];
@@ -11796,6 +14336,38 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \x1[29]  = x1[29];
   assign \x1[30]  = x1[30];
   assign \x1[31]  = x1[31];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
+  assign \x_in_d0[16]  = x_in_d0[16];
+  assign \x_in_d0[17]  = x_in_d0[17];
+  assign \x_in_d0[18]  = x_in_d0[18];
+  assign \x_in_d0[19]  = x_in_d0[19];
+  assign \x_in_d0[20]  = x_in_d0[20];
+  assign \x_in_d0[21]  = x_in_d0[21];
+  assign \x_in_d0[22]  = x_in_d0[22];
+  assign \x_in_d0[23]  = x_in_d0[23];
+  assign \x_in_d0[24]  = x_in_d0[24];
+  assign \x_in_d0[25]  = x_in_d0[25];
+  assign \x_in_d0[26]  = x_in_d0[26];
+  assign \x_in_d0[27]  = x_in_d0[27];
+  assign \x_in_d0[28]  = x_in_d0[28];
+  assign \x_in_d0[29]  = x_in_d0[29];
+  assign \x_in_d0[30]  = x_in_d0[30];
+  assign \x_in_d0[31]  = x_in_d0[31];
   assign \result[0]  = result[0];
   assign \result[1]  = result[1];
   assign \result[2]  = result[2];
@@ -11804,22 +14376,38 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \result[5]  = result[5];
   assign \result[6]  = result[6];
   assign \result[7]  = result[7];
-  assign \port__data$44[0]  = \port__data$44 [7:0];
-  assign \port__data$44[0][0]  = \port__data$44 [7:0];
-  assign \port__data$44[1]  = \port__data$44 [15:8];
-  assign \port__data$44[1][0]  = \port__data$44 [15:8];
-  assign \port__data$44[2]  = \port__data$44 [23:16];
-  assign \port__data$44[2][0]  = \port__data$44 [23:16];
-  assign \port__data$44[3]  = \port__data$44 [31:24];
-  assign \port__data$44[3][0]  = \port__data$44 [31:24];
-  assign \port__data$44[4]  = \port__data$44 [39:32];
-  assign \port__data$44[4][0]  = \port__data$44 [39:32];
-  assign \port__data$44[5]  = \port__data$44 [47:40];
-  assign \port__data$44[5][0]  = \port__data$44 [47:40];
-  assign \port__data$44[6]  = \port__data$44 [55:48];
-  assign \port__data$44[6][0]  = \port__data$44 [55:48];
-  assign \port__data$44[7]  = \port__data$44 [63:56];
-  assign \port__data$44[7][0]  = \port__data$44 [63:56];
+  assign \thresholds_d0[0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[0][0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[1]  = thresholds_d0[15:8];
+  assign \thresholds_d0[1][0]  = thresholds_d0[15:8];
+  assign \thresholds_d0[2]  = thresholds_d0[23:16];
+  assign \thresholds_d0[2][0]  = thresholds_d0[23:16];
+  assign \thresholds_d0[3]  = thresholds_d0[31:24];
+  assign \thresholds_d0[3][0]  = thresholds_d0[31:24];
+  assign \thresholds_d0[4]  = thresholds_d0[39:32];
+  assign \thresholds_d0[4][0]  = thresholds_d0[39:32];
+  assign \thresholds_d0[5]  = thresholds_d0[47:40];
+  assign \thresholds_d0[5][0]  = thresholds_d0[47:40];
+  assign \thresholds_d0[6]  = thresholds_d0[55:48];
+  assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
+  assign \thresholds_d0[7]  = thresholds_d0[63:56];
+  assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
+  assign \port__data$181[0]  = \port__data$181 [7:0];
+  assign \port__data$181[0][0]  = \port__data$181 [7:0];
+  assign \port__data$181[1]  = \port__data$181 [15:8];
+  assign \port__data$181[1][0]  = \port__data$181 [15:8];
+  assign \port__data$181[2]  = \port__data$181 [23:16];
+  assign \port__data$181[2][0]  = \port__data$181 [23:16];
+  assign \port__data$181[3]  = \port__data$181 [31:24];
+  assign \port__data$181[3][0]  = \port__data$181 [31:24];
+  assign \port__data$181[4]  = \port__data$181 [39:32];
+  assign \port__data$181[4][0]  = \port__data$181 [39:32];
+  assign \port__data$181[5]  = \port__data$181 [47:40];
+  assign \port__data$181[5][0]  = \port__data$181 [47:40];
+  assign \port__data$181[6]  = \port__data$181 [55:48];
+  assign \port__data$181[6][0]  = \port__data$181 [55:48];
+  assign \port__data$181[7]  = \port__data$181 [63:56];
+  assign \port__data$181[7][0]  = \port__data$181 [63:56];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -11828,22 +14416,22 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \o__payload[5]  = o__payload[5];
   assign \o__payload[6]  = o__payload[6];
   assign \o__payload[7]  = o__payload[7];
-  assign result[7] = \$798 [0];
-  assign result[6] = \$796 [0];
-  assign result[5] = \$794 [0];
-  assign result[4] = \$792 [0];
-  assign result[3] = \$790 [0];
-  assign result[2] = \$788 [0];
-  assign result[1] = \$786 [0];
-  assign result[0] = \$784 [0];
-  assign \$1668  = 1'h1;
-  assign \$800  = \$1666 ;
-  assign \$1674  = 1'h1;
-  assign \$802  = \$1672 ;
-  assign \$803  = \$signature__addr ;
-  assign \$1681  = 1'h1;
-  assign \$805  = \$1679 ;
-  assign \$808  = \$signature__addr ;
+  assign result[7] = \$62 [0];
+  assign result[6] = \$58 [0];
+  assign result[5] = \$54 [0];
+  assign result[4] = \$50 [0];
+  assign result[3] = \$46 [0];
+  assign result[2] = \$42 [0];
+  assign result[1] = \$38 [0];
+  assign result[0] = \$34 [0];
+  assign \$570  = 1'h1;
+  assign \$64  = \$568 ;
+  assign \$576  = 1'h1;
+  assign \$66  = \$574 ;
+  assign \$67  = \$signature__addr ;
+  assign \$583  = 1'h1;
+  assign \$69  = \$581 ;
+  assign \$72  = \$signature__addr ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12018,7 +14606,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -12135,7 +14723,7 @@ module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
   always @(posedge clk)
     r_rdy <= \$30 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$27  = w_port__addr;
     if (\$4 ) begin
       \$27  = \$5 [0];
@@ -12145,7 +14733,7 @@ module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$28  = r_port__addr;
     if (\$8 ) begin
       \$28  = \$9 [0];
@@ -12155,7 +14743,7 @@ module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$29  = inner_level;
     if (\$15 ) begin
       \$29  = \$16 [1:0];
@@ -12168,7 +14756,7 @@ module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$30  = r_rdy;
     if (\$26 ) begin
       \$30  = 1'h1;
@@ -12189,8 +14777,8 @@ module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__payload, i__valid, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
   reg \$10 ;
   reg [15:0] \$11 ;
@@ -12287,7 +14875,7 @@ module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
   always @(posedge clk)
     o__valid <= \$13 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$10  = count;
     if (\$2 ) begin
       \$10  = \$5 [0];
@@ -12297,19 +14885,16 @@ module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$11  = held;
     if (\$2 ) begin
       if (\$6 ) begin
         \$11  = i__payload;
       end
     end
-    if (rst) begin
-      \$11  = 16'h0000;
-    end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$12  = o__payload;
     if (\$2 ) begin
       if (\$7 ) begin
@@ -12321,7 +14906,7 @@ module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = o__valid;
     if (advance) begin
       \$13  = \$9 ;
@@ -12385,941 +14970,735 @@ module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
 endmodule
 
 (* generator = "Amaranth" *)
+module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  reg [7:0] \$5 ;
+  reg \$6 ;
+  reg \$7 ;
+  reg [7:0] \$8 ;
+  input clk;
+  wire clk;
+  input [7:0] i__payload;
+  wire [7:0] i__payload;
+  wire \i__payload[0] ;
+  wire \i__payload[1] ;
+  wire \i__payload[2] ;
+  wire \i__payload[3] ;
+  wire \i__payload[4] ;
+  wire \i__payload[5] ;
+  wire \i__payload[6] ;
+  wire \i__payload[7] ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [7:0] o__payload;
+  reg [7:0] o__payload = 8'h00;
+  wire \o__payload[0] ;
+  wire \o__payload[1] ;
+  wire \o__payload[2] ;
+  wire \o__payload[3] ;
+  wire \o__payload[4] ;
+  wire \o__payload[5] ;
+  wire \o__payload[6] ;
+  wire \o__payload[7] ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [7:0] skid = 8'h00;
+  wire \skid[0] ;
+  wire \skid[1] ;
+  wire \skid[2] ;
+  wire \skid[3] ;
+  wire \skid[4] ;
+  wire \skid[5] ;
+  wire \skid[6] ;
+  wire \skid[7] ;
+  reg skid_valid = 1'h0;
+  assign \$1  = ~ o__valid;
+  assign \$2  = o__ready | \$1 ;
+  assign \$3  = ~ skid_valid;
+  assign \$4  = i__valid & \$3 ;
+  always @(posedge clk)
+    o__payload <= \$5 ;
+  always @(posedge clk)
+    o__valid <= \$6 ;
+  always @(posedge clk)
+    skid_valid <= \$7 ;
+  always @(posedge clk)
+    skid <= \$8 ;
+  assign i__ready = ~ skid_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$5  = o__payload;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$5  = skid;
+      end else begin
+        \$5  = i__payload;
+      end
+    end
+    if (rst) begin
+      \$5  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$6  = o__valid;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$6  = 1'h1;
+      end else begin
+        \$6  = i__valid;
+      end
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$7  = skid_valid;
+    if (\$2 ) begin
+      if (skid_valid) begin
+        \$7  = 1'h0;
+      end
+    end else if (\$4 ) begin
+      \$7  = 1'h1;
+    end
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$8  = skid;
+    if (\$2 ) begin
+    end else if (\$4 ) begin
+      \$8  = i__payload;
+    end
+  end
+  assign \o__payload[0]  = o__payload[0];
+  assign \o__payload[1]  = o__payload[1];
+  assign \o__payload[2]  = o__payload[2];
+  assign \o__payload[3]  = o__payload[3];
+  assign \o__payload[4]  = o__payload[4];
+  assign \o__payload[5]  = o__payload[5];
+  assign \o__payload[6]  = o__payload[6];
+  assign \o__payload[7]  = o__payload[7];
+  assign \skid[0]  = skid[0];
+  assign \skid[1]  = skid[1];
+  assign \skid[2]  = skid[2];
+  assign \skid[3]  = skid[3];
+  assign \skid[4]  = skid[4];
+  assign \skid[5]  = skid[5];
+  assign \skid[6]  = skid[6];
+  assign \skid[7]  = skid[7];
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+endmodule
+
+(* generator = "Amaranth" *)
 module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
-  wire [2:0] \$100 ;
-  wire [3:0] \$101 ;
-  wire [4:0] \$102 ;
-  wire [6:0] \$103 ;
-  wire [7:0] \$104 ;
-  wire [15:0] \$105 ;
-  wire [15:0] \$106 ;
-  wire [15:0] \$107 ;
-  wire [15:0] \$108 ;
-  wire [1:0] \$109 ;
-  wire [1:0] \$11 ;
-  wire [15:0] \$110 ;
-  wire [15:0] \$111 ;
-  wire [15:0] \$112 ;
-  wire [15:0] \$113 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [1:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire [1:0] \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [6:0] \$11 ;
+  wire [1:0] \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
   wire [1:0] \$114 ;
-  wire [2:0] \$115 ;
-  wire [15:0] \$116 ;
-  wire [15:0] \$117 ;
-  wire [15:0] \$118 ;
-  wire [15:0] \$119 ;
-  wire [15:0] \$12 ;
-  wire [1:0] \$120 ;
-  wire [15:0] \$121 ;
-  wire [15:0] \$122 ;
-  wire [15:0] \$123 ;
-  wire [15:0] \$124 ;
-  wire [1:0] \$125 ;
-  wire [2:0] \$126 ;
-  wire [3:0] \$127 ;
-  wire [15:0] \$128 ;
-  wire [15:0] \$129 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire [1:0] \$118 ;
+  wire [2:0] \$119 ;
+  wire [7:0] \$12 ;
+  wire [2:0] \$120 ;
+  wire [4:0] \$121 ;
+  wire [4:0] \$122 ;
+  wire \$123 ;
+  wire [2:0] \$124 ;
+  wire [2:0] \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire [1:0] \$129 ;
   wire [15:0] \$13 ;
-  wire [15:0] \$130 ;
-  wire [15:0] \$131 ;
+  wire [1:0] \$130 ;
+  wire [2:0] \$131 ;
   wire [1:0] \$132 ;
-  wire [15:0] \$133 ;
-  wire [15:0] \$134 ;
-  wire [15:0] \$135 ;
-  wire [15:0] \$136 ;
-  wire [1:0] \$137 ;
-  wire [2:0] \$138 ;
-  wire [15:0] \$139 ;
-  wire [15:0] \$14 ;
-  wire [15:0] \$140 ;
-  wire [15:0] \$141 ;
-  wire [15:0] \$142 ;
-  wire [1:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [15:0] \$145 ;
-  wire [15:0] \$146 ;
-  wire [15:0] \$147 ;
+  wire [1:0] \$133 ;
+  wire [2:0] \$134 ;
+  wire [1:0] \$135 ;
+  wire [1:0] \$136 ;
+  wire [2:0] \$137 ;
+  wire [1:0] \$138 ;
+  wire [1:0] \$139 ;
+  wire [6:0] \$14 ;
+  wire [2:0] \$140 ;
+  wire [3:0] \$141 ;
+  wire [3:0] \$142 ;
+  wire [4:0] \$143 ;
+  wire \$144 ;
+  wire [8:0] \$145 ;
+  wire [9:0] \$146 ;
+  wire [1:0] \$147 ;
   wire [1:0] \$148 ;
   wire [2:0] \$149 ;
-  wire [15:0] \$15 ;
-  wire [3:0] \$150 ;
-  wire [4:0] \$151 ;
-  wire [6:0] \$152 ;
-  wire [7:0] \$153 ;
-  wire [15:0] \$154 ;
-  wire [15:0] \$155 ;
-  wire [15:0] \$156 ;
-  wire [15:0] \$157 ;
-  wire [1:0] \$158 ;
-  wire [15:0] \$159 ;
-  wire [1:0] \$16 ;
-  wire [15:0] \$160 ;
-  wire [15:0] \$161 ;
-  wire [15:0] \$162 ;
-  wire [1:0] \$163 ;
-  wire [2:0] \$164 ;
-  wire [15:0] \$165 ;
-  wire [15:0] \$166 ;
-  wire [15:0] \$167 ;
-  wire [15:0] \$168 ;
+  wire [7:0] \$15 ;
+  wire [1:0] \$150 ;
+  wire [1:0] \$151 ;
+  wire [2:0] \$152 ;
+  wire [1:0] \$153 ;
+  wire [1:0] \$154 ;
+  wire [2:0] \$155 ;
+  wire [1:0] \$156 ;
+  wire [1:0] \$157 ;
+  wire [2:0] \$158 ;
+  wire [3:0] \$159 ;
+  wire [15:0] \$16 ;
+  wire [3:0] \$160 ;
+  wire [4:0] \$161 ;
+  wire \$162 ;
+  wire [8:0] \$163 ;
+  wire [9:0] \$164 ;
+  wire [1:0] \$165 ;
+  wire [1:0] \$166 ;
+  wire [2:0] \$167 ;
+  wire [1:0] \$168 ;
   wire [1:0] \$169 ;
-  wire [2:0] \$17 ;
-  wire [15:0] \$170 ;
-  wire [15:0] \$171 ;
-  wire [15:0] \$172 ;
-  wire [15:0] \$173 ;
+  wire [6:0] \$17 ;
+  wire [2:0] \$170 ;
+  wire [1:0] \$171 ;
+  wire [1:0] \$172 ;
+  wire [2:0] \$173 ;
   wire [1:0] \$174 ;
-  wire [2:0] \$175 ;
-  wire [2:0] \$1754 ;
-  wire \$1756 ;
-  wire [3:0] \$176 ;
-  wire [4:0] \$1760 ;
-  wire \$1762 ;
-  wire [2:0] \$1767 ;
-  wire \$1769 ;
-  wire [15:0] \$177 ;
-  wire [15:0] \$178 ;
-  wire [15:0] \$179 ;
-  wire [15:0] \$18 ;
-  wire [15:0] \$180 ;
-  wire [1:0] \$181 ;
-  wire [15:0] \$182 ;
-  wire [15:0] \$183 ;
-  wire [15:0] \$184 ;
-  wire [15:0] \$185 ;
+  wire [1:0] \$175 ;
+  wire [2:0] \$176 ;
+  wire [3:0] \$177 ;
+  wire [3:0] \$178 ;
+  wire [4:0] \$179 ;
+  wire [7:0] \$18 ;
+  wire \$180 ;
+  wire [8:0] \$181 ;
+  wire [9:0] \$182 ;
+  wire [1:0] \$183 ;
+  wire [1:0] \$184 ;
+  wire [2:0] \$185 ;
   wire [1:0] \$186 ;
-  wire [2:0] \$187 ;
-  wire [15:0] \$188 ;
-  wire [15:0] \$189 ;
+  wire [1:0] \$187 ;
+  wire [2:0] \$188 ;
+  wire [1:0] \$189 ;
   wire [15:0] \$19 ;
-  wire [15:0] \$190 ;
-  wire [15:0] \$191 ;
+  wire [1:0] \$190 ;
+  wire [2:0] \$191 ;
   wire [1:0] \$192 ;
-  wire [15:0] \$193 ;
-  wire [15:0] \$194 ;
-  wire [15:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [1:0] \$197 ;
-  wire [2:0] \$198 ;
-  wire [3:0] \$199 ;
+  wire [1:0] \$193 ;
+  wire [2:0] \$194 ;
+  wire [3:0] \$195 ;
+  wire [3:0] \$196 ;
+  wire [4:0] \$197 ;
+  wire \$198 ;
+  wire [8:0] \$199 ;
   wire \$2 ;
-  wire [15:0] \$20 ;
-  wire [4:0] \$200 ;
-  wire [6:0] \$201 ;
-  wire [7:0] \$202 ;
-  wire [15:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [15:0] \$206 ;
+  wire [6:0] \$20 ;
+  wire [9:0] \$200 ;
+  wire [1:0] \$201 ;
+  wire [1:0] \$202 ;
+  wire [2:0] \$203 ;
+  wire [1:0] \$204 ;
+  wire [1:0] \$205 ;
+  wire [2:0] \$206 ;
   wire [1:0] \$207 ;
-  wire [15:0] \$208 ;
-  wire [15:0] \$209 ;
-  wire [15:0] \$21 ;
-  wire [15:0] \$210 ;
-  wire [15:0] \$211 ;
-  wire [1:0] \$212 ;
-  wire [2:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [15:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [1:0] \$218 ;
-  wire [15:0] \$219 ;
-  wire [1:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [15:0] \$221 ;
-  wire [15:0] \$222 ;
+  wire [1:0] \$208 ;
+  wire [2:0] \$209 ;
+  wire [7:0] \$21 ;
+  wire [1:0] \$210 ;
+  wire [1:0] \$211 ;
+  wire [2:0] \$212 ;
+  wire [3:0] \$213 ;
+  wire [3:0] \$214 ;
+  wire [4:0] \$215 ;
+  wire \$216 ;
+  wire [8:0] \$217 ;
+  wire [9:0] \$218 ;
+  wire [1:0] \$219 ;
+  wire [15:0] \$22 ;
+  wire [1:0] \$220 ;
+  wire [2:0] \$221 ;
+  wire [1:0] \$222 ;
   wire [1:0] \$223 ;
   wire [2:0] \$224 ;
-  wire [3:0] \$225 ;
-  wire [15:0] \$226 ;
-  wire [15:0] \$227 ;
-  wire [15:0] \$228 ;
-  wire [15:0] \$229 ;
-  wire [15:0] \$23 ;
-  wire [1:0] \$230 ;
-  wire [15:0] \$231 ;
-  wire [15:0] \$232 ;
-  wire [15:0] \$233 ;
-  wire [15:0] \$234 ;
-  wire [1:0] \$235 ;
-  wire [2:0] \$236 ;
-  wire [15:0] \$237 ;
-  wire [15:0] \$238 ;
-  wire [15:0] \$239 ;
-  wire [15:0] \$24 ;
-  wire [15:0] \$240 ;
+  wire [1:0] \$225 ;
+  wire [1:0] \$226 ;
+  wire [2:0] \$227 ;
+  wire [1:0] \$228 ;
+  wire [1:0] \$229 ;
+  wire [6:0] \$23 ;
+  wire [2:0] \$230 ;
+  wire [3:0] \$231 ;
+  wire [3:0] \$232 ;
+  wire [4:0] \$233 ;
+  wire \$234 ;
+  wire [8:0] \$235 ;
+  wire [9:0] \$236 ;
+  wire [1:0] \$237 ;
+  wire [1:0] \$238 ;
+  wire [2:0] \$239 ;
+  wire [7:0] \$24 ;
+  wire [1:0] \$240 ;
   wire [1:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [15:0] \$245 ;
+  wire [2:0] \$242 ;
+  wire [1:0] \$243 ;
+  wire [1:0] \$244 ;
+  wire [2:0] \$245 ;
   wire [1:0] \$246 ;
-  wire [2:0] \$247 ;
-  wire [3:0] \$248 ;
-  wire [4:0] \$249 ;
+  wire [1:0] \$247 ;
+  wire [2:0] \$248 ;
+  wire [3:0] \$249 ;
   wire [15:0] \$25 ;
-  wire [6:0] \$250 ;
-  wire [7:0] \$251 ;
-  wire [15:0] \$252 ;
-  wire [15:0] \$253 ;
-  wire [15:0] \$254 ;
-  wire [15:0] \$255 ;
+  wire [3:0] \$250 ;
+  wire [4:0] \$251 ;
+  wire \$252 ;
+  wire [8:0] \$253 ;
+  wire [9:0] \$254 ;
+  wire [1:0] \$255 ;
   wire [1:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [15:0] \$259 ;
-  wire [15:0] \$26 ;
-  wire [15:0] \$260 ;
+  wire [2:0] \$257 ;
+  wire [1:0] \$258 ;
+  wire [1:0] \$259 ;
+  wire [6:0] \$26 ;
+  wire [2:0] \$260 ;
   wire [1:0] \$261 ;
-  wire [2:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [15:0] \$264 ;
-  wire [15:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [1:0] \$267 ;
-  wire [15:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire [1:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [15:0] \$271 ;
-  wire [1:0] \$272 ;
-  wire [2:0] \$273 ;
-  wire [3:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [15:0] \$277 ;
-  wire [15:0] \$278 ;
+  wire [1:0] \$262 ;
+  wire [2:0] \$263 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [2:0] \$266 ;
+  wire [3:0] \$267 ;
+  wire [3:0] \$268 ;
+  wire [4:0] \$269 ;
+  wire [7:0] \$27 ;
+  wire \$270 ;
+  wire [8:0] \$271 ;
+  wire [9:0] \$272 ;
+  wire [1:0] \$273 ;
+  wire [1:0] \$274 ;
+  wire [2:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire [1:0] \$277 ;
+  wire [2:0] \$278 ;
   wire [1:0] \$279 ;
-  wire [2:0] \$28 ;
-  wire [15:0] \$280 ;
-  wire [15:0] \$281 ;
-  wire [15:0] \$282 ;
-  wire [15:0] \$283 ;
-  wire [1:0] \$284 ;
-  wire [2:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire [15:0] \$287 ;
-  wire [15:0] \$288 ;
-  wire [15:0] \$289 ;
-  wire [3:0] \$29 ;
-  wire [1:0] \$290 ;
-  wire [15:0] \$291 ;
-  wire [15:0] \$292 ;
-  wire [15:0] \$293 ;
-  wire [15:0] \$294 ;
+  wire [15:0] \$28 ;
+  wire [1:0] \$280 ;
+  wire [2:0] \$281 ;
+  wire [1:0] \$282 ;
+  wire [1:0] \$283 ;
+  wire [2:0] \$284 ;
+  wire [3:0] \$285 ;
+  wire [3:0] \$286 ;
+  wire [4:0] \$287 ;
+  wire \$288 ;
+  wire [8:0] \$289 ;
+  wire [6:0] \$29 ;
+  wire [9:0] \$290 ;
+  wire [1:0] \$291 ;
+  wire [1:0] \$292 ;
+  wire [2:0] \$293 ;
+  wire [1:0] \$294 ;
   wire [1:0] \$295 ;
   wire [2:0] \$296 ;
-  wire [3:0] \$297 ;
-  wire [4:0] \$298 ;
-  wire [6:0] \$299 ;
+  wire [1:0] \$297 ;
+  wire [1:0] \$298 ;
+  wire [2:0] \$299 ;
   wire \$3 ;
-  wire [15:0] \$30 ;
-  wire [7:0] \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire [15:0] \$303 ;
-  wire [15:0] \$304 ;
-  wire [1:0] \$305 ;
-  wire [15:0] \$306 ;
-  wire [15:0] \$307 ;
-  wire [15:0] \$308 ;
-  wire [15:0] \$309 ;
+  wire [7:0] \$30 ;
+  wire [1:0] \$300 ;
+  wire [1:0] \$301 ;
+  wire [2:0] \$302 ;
+  wire [3:0] \$303 ;
+  wire [3:0] \$304 ;
+  wire [4:0] \$305 ;
+  wire \$306 ;
+  wire [8:0] \$307 ;
+  wire [9:0] \$308 ;
+  wire [1:0] \$309 ;
   wire [15:0] \$31 ;
   wire [1:0] \$310 ;
   wire [2:0] \$311 ;
-  wire [15:0] \$312 ;
-  wire [15:0] \$313 ;
-  wire [15:0] \$314 ;
-  wire [15:0] \$315 ;
+  wire [1:0] \$312 ;
+  wire [1:0] \$313 ;
+  wire [2:0] \$314 ;
+  wire [1:0] \$315 ;
   wire [1:0] \$316 ;
-  wire [15:0] \$317 ;
-  wire [15:0] \$318 ;
-  wire [15:0] \$319 ;
-  wire [15:0] \$32 ;
-  wire [15:0] \$320 ;
-  wire [1:0] \$321 ;
-  wire [2:0] \$322 ;
-  wire [3:0] \$323 ;
-  wire [15:0] \$324 ;
-  wire [15:0] \$325 ;
-  wire [15:0] \$326 ;
-  wire [15:0] \$327 ;
+  wire [2:0] \$317 ;
+  wire [1:0] \$318 ;
+  wire [1:0] \$319 ;
+  wire [6:0] \$32 ;
+  wire [2:0] \$320 ;
+  wire [3:0] \$321 ;
+  wire [3:0] \$322 ;
+  wire [4:0] \$323 ;
+  wire \$324 ;
+  wire [8:0] \$325 ;
+  wire [9:0] \$326 ;
+  wire [1:0] \$327 ;
   wire [1:0] \$328 ;
-  wire [15:0] \$329 ;
-  wire [15:0] \$33 ;
-  wire [15:0] \$330 ;
-  wire [15:0] \$331 ;
-  wire [15:0] \$332 ;
+  wire [2:0] \$329 ;
+  wire [7:0] \$33 ;
+  wire [1:0] \$330 ;
+  wire [1:0] \$331 ;
+  wire [2:0] \$332 ;
   wire [1:0] \$333 ;
-  wire [2:0] \$334 ;
-  wire [15:0] \$335 ;
-  wire [15:0] \$336 ;
-  wire [15:0] \$337 ;
-  wire [15:0] \$338 ;
-  wire [1:0] \$339 ;
-  wire [1:0] \$34 ;
-  wire [15:0] \$340 ;
-  wire [15:0] \$341 ;
-  wire [15:0] \$342 ;
-  wire [15:0] \$343 ;
-  wire [1:0] \$344 ;
-  wire [2:0] \$345 ;
-  wire [3:0] \$346 ;
-  wire [4:0] \$347 ;
-  wire [6:0] \$348 ;
-  wire [7:0] \$349 ;
-  wire [15:0] \$35 ;
-  wire [15:0] \$350 ;
-  wire [15:0] \$351 ;
-  wire [15:0] \$352 ;
-  wire [15:0] \$353 ;
+  wire [1:0] \$334 ;
+  wire [2:0] \$335 ;
+  wire [1:0] \$336 ;
+  wire [1:0] \$337 ;
+  wire [2:0] \$338 ;
+  wire [3:0] \$339 ;
+  wire [15:0] \$34 ;
+  wire [3:0] \$340 ;
+  wire [4:0] \$341 ;
+  wire \$342 ;
+  wire [8:0] \$343 ;
+  wire [9:0] \$344 ;
+  wire [1:0] \$345 ;
+  wire [1:0] \$346 ;
+  wire [2:0] \$347 ;
+  wire [1:0] \$348 ;
+  wire [1:0] \$349 ;
+  wire [6:0] \$35 ;
+  wire [2:0] \$350 ;
+  wire [1:0] \$351 ;
+  wire [1:0] \$352 ;
+  wire [2:0] \$353 ;
   wire [1:0] \$354 ;
-  wire [15:0] \$355 ;
-  wire [15:0] \$356 ;
-  wire [15:0] \$357 ;
-  wire [15:0] \$358 ;
-  wire [1:0] \$359 ;
-  wire [15:0] \$36 ;
-  wire [2:0] \$360 ;
-  wire [15:0] \$361 ;
-  wire [15:0] \$362 ;
-  wire [15:0] \$363 ;
-  wire [15:0] \$364 ;
-  wire [1:0] \$365 ;
-  wire [15:0] \$366 ;
-  wire [15:0] \$367 ;
-  wire [15:0] \$368 ;
-  wire [15:0] \$369 ;
+  wire [1:0] \$355 ;
+  wire [2:0] \$356 ;
+  wire [3:0] \$357 ;
+  wire [3:0] \$358 ;
+  wire [4:0] \$359 ;
+  wire [7:0] \$36 ;
+  wire \$360 ;
+  wire [8:0] \$361 ;
+  wire [9:0] \$362 ;
+  wire [1:0] \$363 ;
+  wire [1:0] \$364 ;
+  wire [2:0] \$365 ;
+  wire [1:0] \$366 ;
+  wire [1:0] \$367 ;
+  wire [2:0] \$368 ;
+  wire [1:0] \$369 ;
   wire [15:0] \$37 ;
   wire [1:0] \$370 ;
   wire [2:0] \$371 ;
-  wire [3:0] \$372 ;
-  wire [15:0] \$373 ;
-  wire [15:0] \$374 ;
-  wire [15:0] \$375 ;
-  wire [15:0] \$376 ;
-  wire [1:0] \$377 ;
-  wire [15:0] \$378 ;
-  wire [15:0] \$379 ;
-  wire [15:0] \$38 ;
-  wire [15:0] \$380 ;
-  wire [15:0] \$381 ;
+  wire [1:0] \$372 ;
+  wire [1:0] \$373 ;
+  wire [2:0] \$374 ;
+  wire [3:0] \$375 ;
+  wire [3:0] \$376 ;
+  wire [4:0] \$377 ;
+  wire \$378 ;
+  wire [8:0] \$379 ;
+  wire [6:0] \$38 ;
+  wire [9:0] \$380 ;
+  wire [1:0] \$381 ;
   wire [1:0] \$382 ;
   wire [2:0] \$383 ;
-  wire [15:0] \$384 ;
-  wire [15:0] \$385 ;
-  wire [15:0] \$386 ;
-  wire [15:0] \$387 ;
+  wire [1:0] \$384 ;
+  wire [1:0] \$385 ;
+  wire [2:0] \$386 ;
+  wire [1:0] \$387 ;
   wire [1:0] \$388 ;
-  wire [15:0] \$389 ;
-  wire [1:0] \$39 ;
-  wire [15:0] \$390 ;
-  wire [15:0] \$391 ;
-  wire [15:0] \$392 ;
-  wire [1:0] \$393 ;
-  wire [2:0] \$394 ;
-  wire [3:0] \$395 ;
-  wire [4:0] \$396 ;
-  wire [6:0] \$397 ;
-  wire [7:0] \$398 ;
-  wire [15:0] \$399 ;
+  wire [2:0] \$389 ;
+  wire [7:0] \$39 ;
+  wire [1:0] \$390 ;
+  wire [1:0] \$391 ;
+  wire [2:0] \$392 ;
+  wire [3:0] \$393 ;
+  wire [3:0] \$394 ;
+  wire [4:0] \$395 ;
+  wire \$396 ;
+  wire [8:0] \$397 ;
+  wire [9:0] \$398 ;
+  wire [1:0] \$399 ;
   wire \$4 ;
-  wire [2:0] \$40 ;
-  wire [15:0] \$400 ;
-  wire [15:0] \$401 ;
-  wire [15:0] \$402 ;
+  wire [15:0] \$40 ;
+  wire [1:0] \$400 ;
+  wire [2:0] \$401 ;
+  wire [1:0] \$402 ;
   wire [1:0] \$403 ;
-  wire [15:0] \$404 ;
-  wire [15:0] \$405 ;
-  wire [15:0] \$406 ;
-  wire [15:0] \$407 ;
+  wire [2:0] \$404 ;
+  wire [1:0] \$405 ;
+  wire [1:0] \$406 ;
+  wire [2:0] \$407 ;
   wire [1:0] \$408 ;
-  wire [2:0] \$409 ;
-  wire [15:0] \$41 ;
-  wire [15:0] \$410 ;
-  wire [15:0] \$411 ;
-  wire [15:0] \$412 ;
-  wire [15:0] \$413 ;
-  wire [1:0] \$414 ;
-  wire [15:0] \$415 ;
-  wire [15:0] \$416 ;
-  wire [15:0] \$417 ;
-  wire [15:0] \$418 ;
-  wire [1:0] \$419 ;
-  wire [15:0] \$42 ;
-  wire [2:0] \$420 ;
-  wire [3:0] \$421 ;
-  wire [15:0] \$422 ;
-  wire [15:0] \$423 ;
-  wire [15:0] \$424 ;
-  wire [15:0] \$425 ;
-  wire [1:0] \$426 ;
-  wire [15:0] \$427 ;
-  wire [15:0] \$428 ;
-  wire [15:0] \$429 ;
+  wire [1:0] \$409 ;
+  wire [6:0] \$41 ;
+  wire [2:0] \$410 ;
+  wire [3:0] \$411 ;
+  wire [3:0] \$412 ;
+  wire [4:0] \$413 ;
+  wire \$414 ;
+  wire [8:0] \$415 ;
+  wire [9:0] \$416 ;
+  wire \$417 ;
+  reg [1:0] \$418 ;
+  reg [3:0] \$419 ;
+  wire [7:0] \$42 ;
+  reg [1:0] \$420 ;
+  reg \$421 ;
+  reg [15:0] \$422 ;
+  reg \$423 ;
+  reg \$424 ;
+  reg \$425 ;
+  reg [1:0] \$426 ;
+  reg [15:0] \$427 ;
+  reg [255:0] \$428 ;
+  reg \$429 ;
   wire [15:0] \$43 ;
-  wire [15:0] \$430 ;
-  wire [1:0] \$431 ;
-  wire [2:0] \$432 ;
-  wire [15:0] \$433 ;
-  wire [15:0] \$434 ;
-  wire [15:0] \$435 ;
-  wire [15:0] \$436 ;
-  wire [1:0] \$437 ;
-  wire [15:0] \$438 ;
-  wire [15:0] \$439 ;
-  wire [15:0] \$44 ;
-  wire [15:0] \$440 ;
-  wire [15:0] \$441 ;
-  wire [1:0] \$442 ;
-  wire [2:0] \$443 ;
-  wire [3:0] \$444 ;
-  wire [4:0] \$445 ;
-  wire [6:0] \$446 ;
-  wire [7:0] \$447 ;
-  wire [15:0] \$448 ;
-  wire [15:0] \$449 ;
-  wire [1:0] \$45 ;
-  wire [15:0] \$450 ;
-  wire [15:0] \$451 ;
-  wire [1:0] \$452 ;
-  wire [15:0] \$453 ;
-  wire [15:0] \$454 ;
-  wire [15:0] \$455 ;
-  wire [15:0] \$456 ;
-  wire [1:0] \$457 ;
-  wire [2:0] \$458 ;
-  wire [15:0] \$459 ;
+  reg \$430 ;
+  reg \$431 ;
+  reg \$432 ;
+  reg \$433 ;
+  reg \$434 ;
+  reg \$435 ;
+  reg \$436 ;
+  reg \$437 ;
+  reg [1:0] \$438 ;
+  reg [1:0] \$439 ;
+  wire [6:0] \$44 ;
+  reg [1:0] \$440 ;
+  reg [2:0] \$441 ;
+  reg [2:0] \$442 ;
+  reg [2:0] \$443 ;
+  reg [2:0] \$444 ;
+  reg [4:0] \$445 ;
+  reg [6:0] \$446 ;
+  reg [7:0] \$447 ;
+  reg [2:0] \$448 ;
+  reg [2:0] \$449 ;
+  wire [7:0] \$45 ;
+  reg [2:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg [4:0] \$452 ;
+  reg [6:0] \$453 ;
+  reg [7:0] \$454 ;
+  reg [2:0] \$455 ;
+  reg [2:0] \$456 ;
+  reg [2:0] \$457 ;
+  reg [2:0] \$458 ;
+  reg [4:0] \$459 ;
   wire [15:0] \$46 ;
-  wire [15:0] \$460 ;
-  wire [15:0] \$461 ;
-  wire [15:0] \$462 ;
-  wire [1:0] \$463 ;
-  wire [15:0] \$464 ;
-  wire [15:0] \$465 ;
-  wire [15:0] \$466 ;
-  wire [15:0] \$467 ;
-  wire [1:0] \$468 ;
-  wire [2:0] \$469 ;
-  wire [15:0] \$47 ;
-  wire [3:0] \$470 ;
-  wire [15:0] \$471 ;
-  wire [15:0] \$472 ;
-  wire [15:0] \$473 ;
-  wire [15:0] \$474 ;
-  wire [1:0] \$475 ;
-  wire [15:0] \$476 ;
-  wire [15:0] \$477 ;
-  wire [15:0] \$478 ;
-  wire [15:0] \$479 ;
-  wire [15:0] \$48 ;
-  wire [1:0] \$480 ;
-  wire [2:0] \$481 ;
-  wire [15:0] \$482 ;
-  wire [15:0] \$483 ;
-  wire [15:0] \$484 ;
-  wire [15:0] \$485 ;
-  wire [1:0] \$486 ;
-  wire [15:0] \$487 ;
-  wire [15:0] \$488 ;
-  wire [15:0] \$489 ;
+  reg [6:0] \$460 ;
+  reg [7:0] \$461 ;
+  reg [2:0] \$462 ;
+  reg [2:0] \$463 ;
+  reg [2:0] \$464 ;
+  reg [2:0] \$465 ;
+  reg [4:0] \$466 ;
+  reg [6:0] \$467 ;
+  reg [7:0] \$468 ;
+  reg [2:0] \$469 ;
+  wire [6:0] \$47 ;
+  reg [2:0] \$470 ;
+  reg [2:0] \$471 ;
+  reg [2:0] \$472 ;
+  reg [4:0] \$473 ;
+  reg [6:0] \$474 ;
+  reg [7:0] \$475 ;
+  reg [2:0] \$476 ;
+  reg [2:0] \$477 ;
+  reg [2:0] \$478 ;
+  reg [2:0] \$479 ;
+  wire [7:0] \$48 ;
+  reg [4:0] \$480 ;
+  reg [6:0] \$481 ;
+  reg [7:0] \$482 ;
+  reg [2:0] \$483 ;
+  reg [2:0] \$484 ;
+  reg [2:0] \$485 ;
+  reg [2:0] \$486 ;
+  reg [4:0] \$487 ;
+  reg [6:0] \$488 ;
+  reg [7:0] \$489 ;
   wire [15:0] \$49 ;
-  wire [15:0] \$490 ;
-  wire [1:0] \$491 ;
-  wire [2:0] \$492 ;
-  wire [3:0] \$493 ;
-  wire [4:0] \$494 ;
-  wire [6:0] \$495 ;
-  wire [7:0] \$496 ;
-  wire [15:0] \$497 ;
-  wire [15:0] \$498 ;
-  wire [15:0] \$499 ;
+  reg [2:0] \$490 ;
+  reg [2:0] \$491 ;
+  reg [2:0] \$492 ;
+  reg [2:0] \$493 ;
+  reg [4:0] \$494 ;
+  reg [6:0] \$495 ;
+  reg [7:0] \$496 ;
+  reg [2:0] \$497 ;
+  reg [2:0] \$498 ;
+  reg [2:0] \$499 ;
   wire \$5 ;
-  wire [1:0] \$50 ;
-  wire [15:0] \$500 ;
-  wire [1:0] \$501 ;
-  wire [15:0] \$502 ;
-  wire [15:0] \$503 ;
-  wire [15:0] \$504 ;
-  wire [15:0] \$505 ;
-  wire [1:0] \$506 ;
-  wire [2:0] \$507 ;
-  wire [15:0] \$508 ;
-  wire [15:0] \$509 ;
-  wire [2:0] \$51 ;
-  wire [15:0] \$510 ;
-  wire [15:0] \$511 ;
-  wire [1:0] \$512 ;
-  wire [15:0] \$513 ;
-  wire [15:0] \$514 ;
-  wire [15:0] \$515 ;
-  wire [15:0] \$516 ;
-  wire [1:0] \$517 ;
-  wire [2:0] \$518 ;
-  wire [3:0] \$519 ;
-  wire [3:0] \$52 ;
-  wire [15:0] \$520 ;
-  wire [15:0] \$521 ;
-  wire [15:0] \$522 ;
-  wire [15:0] \$523 ;
-  wire [1:0] \$524 ;
-  wire [15:0] \$525 ;
-  wire [15:0] \$526 ;
-  wire [15:0] \$527 ;
-  wire [15:0] \$528 ;
-  wire [1:0] \$529 ;
-  wire [4:0] \$53 ;
-  wire [2:0] \$530 ;
-  wire [15:0] \$531 ;
-  wire [15:0] \$532 ;
-  wire [15:0] \$533 ;
-  wire [15:0] \$534 ;
-  wire [1:0] \$535 ;
-  wire [15:0] \$536 ;
-  wire [15:0] \$537 ;
-  wire [15:0] \$538 ;
-  wire [15:0] \$539 ;
-  wire [6:0] \$54 ;
-  wire [1:0] \$540 ;
-  wire [2:0] \$541 ;
-  wire [3:0] \$542 ;
-  wire [4:0] \$543 ;
-  wire [6:0] \$544 ;
-  wire [7:0] \$545 ;
-  wire [15:0] \$546 ;
-  wire [15:0] \$547 ;
-  wire [15:0] \$548 ;
-  wire [15:0] \$549 ;
-  wire [7:0] \$55 ;
-  wire [1:0] \$550 ;
-  wire [15:0] \$551 ;
-  wire [15:0] \$552 ;
-  wire [15:0] \$553 ;
-  wire [15:0] \$554 ;
-  wire [1:0] \$555 ;
-  wire [2:0] \$556 ;
-  wire [15:0] \$557 ;
-  wire [15:0] \$558 ;
-  wire [15:0] \$559 ;
-  wire [15:0] \$56 ;
-  wire [15:0] \$560 ;
-  wire [1:0] \$561 ;
-  wire [15:0] \$562 ;
-  wire [15:0] \$563 ;
-  wire [15:0] \$564 ;
-  wire [15:0] \$565 ;
-  wire [1:0] \$566 ;
-  wire [2:0] \$567 ;
-  wire [3:0] \$568 ;
-  wire [15:0] \$569 ;
-  wire [15:0] \$57 ;
-  wire [15:0] \$570 ;
-  wire [15:0] \$571 ;
-  wire [15:0] \$572 ;
-  wire [1:0] \$573 ;
-  wire [15:0] \$574 ;
-  wire [15:0] \$575 ;
-  wire [15:0] \$576 ;
-  wire [15:0] \$577 ;
-  wire [1:0] \$578 ;
-  wire [2:0] \$579 ;
-  wire [15:0] \$58 ;
-  wire [15:0] \$580 ;
-  wire [15:0] \$581 ;
-  wire [15:0] \$582 ;
-  wire [15:0] \$583 ;
-  wire [1:0] \$584 ;
-  wire [15:0] \$585 ;
-  wire [15:0] \$586 ;
-  wire [15:0] \$587 ;
-  wire [15:0] \$588 ;
-  wire [1:0] \$589 ;
-  wire [15:0] \$59 ;
-  wire [2:0] \$590 ;
-  wire [3:0] \$591 ;
-  wire [4:0] \$592 ;
-  wire [6:0] \$593 ;
-  wire [7:0] \$594 ;
-  wire [15:0] \$595 ;
-  wire [15:0] \$596 ;
-  wire [15:0] \$597 ;
-  wire [15:0] \$598 ;
-  wire [1:0] \$599 ;
+  wire [6:0] \$50 ;
+  reg [2:0] \$500 ;
+  reg [4:0] \$501 ;
+  reg [6:0] \$502 ;
+  reg [7:0] \$503 ;
+  reg [2:0] \$504 ;
+  reg [2:0] \$505 ;
+  reg [2:0] \$506 ;
+  reg [2:0] \$507 ;
+  reg [4:0] \$508 ;
+  reg [6:0] \$509 ;
+  wire [7:0] \$51 ;
+  reg [7:0] \$510 ;
+  reg [2:0] \$511 ;
+  reg [2:0] \$512 ;
+  reg [2:0] \$513 ;
+  reg [2:0] \$514 ;
+  reg [4:0] \$515 ;
+  reg [6:0] \$516 ;
+  reg [7:0] \$517 ;
+  reg [2:0] \$518 ;
+  reg [2:0] \$519 ;
+  wire [15:0] \$52 ;
+  reg [2:0] \$520 ;
+  reg [2:0] \$521 ;
+  reg [4:0] \$522 ;
+  reg [6:0] \$523 ;
+  reg [7:0] \$524 ;
+  reg [2:0] \$525 ;
+  reg [2:0] \$526 ;
+  reg [2:0] \$527 ;
+  reg [2:0] \$528 ;
+  reg [4:0] \$529 ;
+  wire [6:0] \$53 ;
+  reg [6:0] \$530 ;
+  reg [7:0] \$531 ;
+  reg [2:0] \$532 ;
+  reg [2:0] \$533 ;
+  reg [2:0] \$534 ;
+  reg [2:0] \$535 ;
+  reg [4:0] \$536 ;
+  reg [6:0] \$537 ;
+  reg [7:0] \$538 ;
+  reg [2:0] \$539 ;
+  wire [7:0] \$54 ;
+  reg [2:0] \$540 ;
+  reg [2:0] \$541 ;
+  reg [2:0] \$542 ;
+  reg [4:0] \$543 ;
+  reg [6:0] \$544 ;
+  reg [7:0] \$545 ;
+  reg [2:0] \$546 ;
+  reg [2:0] \$547 ;
+  reg [2:0] \$548 ;
+  reg [2:0] \$549 ;
+  wire \$55 ;
+  reg [4:0] \$550 ;
+  reg [6:0] \$551 ;
+  reg [7:0] \$552 ;
+  reg \$553 ;
+  reg \$554 ;
+  reg [1:0] \$555 ;
+  reg [127:0] \$556 ;
+  reg \$557 ;
+  reg [7:0] \$558 ;
+  reg [7:0] \$559 ;
+  wire \$56 ;
+  reg [7:0] \$560 ;
+  reg [7:0] \$561 ;
+  reg [7:0] \$562 ;
+  reg [7:0] \$563 ;
+  reg [7:0] \$564 ;
+  reg [7:0] \$565 ;
+  reg [7:0] \$566 ;
+  reg [7:0] \$567 ;
+  reg [7:0] \$568 ;
+  reg [7:0] \$569 ;
+  wire \$57 ;
+  reg [7:0] \$570 ;
+  reg [7:0] \$571 ;
+  reg [7:0] \$572 ;
+  reg [7:0] \$573 ;
+  reg \$574 ;
+  reg [15:0] \$575 ;
+  wire [1:0] \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [1:0] \$60 ;
-  wire [15:0] \$600 ;
-  wire [15:0] \$601 ;
-  wire [15:0] \$602 ;
-  wire [15:0] \$603 ;
-  wire [1:0] \$604 ;
-  wire [2:0] \$605 ;
-  wire [15:0] \$606 ;
-  wire [15:0] \$607 ;
-  wire [15:0] \$608 ;
-  wire [15:0] \$609 ;
-  wire [15:0] \$61 ;
-  wire [1:0] \$610 ;
-  wire [15:0] \$611 ;
-  wire [15:0] \$612 ;
-  wire [15:0] \$613 ;
-  wire [15:0] \$614 ;
-  wire [1:0] \$615 ;
-  wire [2:0] \$616 ;
-  wire [3:0] \$617 ;
-  wire [15:0] \$618 ;
-  wire [15:0] \$619 ;
-  wire [15:0] \$62 ;
-  wire [15:0] \$620 ;
-  wire [15:0] \$621 ;
-  wire [1:0] \$622 ;
-  wire [15:0] \$623 ;
-  wire [15:0] \$624 ;
-  wire [15:0] \$625 ;
-  wire [15:0] \$626 ;
-  wire [1:0] \$627 ;
-  wire [2:0] \$628 ;
-  wire [15:0] \$629 ;
-  wire [15:0] \$63 ;
-  wire [15:0] \$630 ;
-  wire [15:0] \$631 ;
-  wire [15:0] \$632 ;
-  wire [1:0] \$633 ;
-  wire [15:0] \$634 ;
-  wire [15:0] \$635 ;
-  wire [15:0] \$636 ;
-  wire [15:0] \$637 ;
-  wire [1:0] \$638 ;
-  wire [2:0] \$639 ;
-  wire [15:0] \$64 ;
-  wire [3:0] \$640 ;
-  wire [4:0] \$641 ;
-  wire [6:0] \$642 ;
-  wire [7:0] \$643 ;
-  wire [15:0] \$644 ;
-  wire [15:0] \$645 ;
-  wire [15:0] \$646 ;
-  wire [15:0] \$647 ;
-  wire [1:0] \$648 ;
-  wire [15:0] \$649 ;
-  wire [1:0] \$65 ;
-  wire [15:0] \$650 ;
-  wire [15:0] \$651 ;
-  wire [15:0] \$652 ;
-  wire [1:0] \$653 ;
-  wire [2:0] \$654 ;
-  wire [15:0] \$655 ;
-  wire [15:0] \$656 ;
-  wire [15:0] \$657 ;
-  wire [15:0] \$658 ;
-  wire [1:0] \$659 ;
-  wire [2:0] \$66 ;
-  wire [15:0] \$660 ;
-  wire [15:0] \$661 ;
-  wire [15:0] \$662 ;
-  wire [15:0] \$663 ;
-  wire [1:0] \$664 ;
-  wire [2:0] \$665 ;
-  wire [3:0] \$666 ;
-  wire [15:0] \$667 ;
-  wire [15:0] \$668 ;
-  wire [15:0] \$669 ;
-  wire [15:0] \$67 ;
-  wire [15:0] \$670 ;
-  wire [1:0] \$671 ;
-  wire [15:0] \$672 ;
-  wire [15:0] \$673 ;
-  wire [15:0] \$674 ;
-  wire [15:0] \$675 ;
-  wire [1:0] \$676 ;
-  wire [2:0] \$677 ;
-  wire [15:0] \$678 ;
-  wire [15:0] \$679 ;
-  wire [15:0] \$68 ;
-  wire [15:0] \$680 ;
-  wire [15:0] \$681 ;
-  wire [1:0] \$682 ;
-  wire [15:0] \$683 ;
-  wire [15:0] \$684 ;
-  wire [15:0] \$685 ;
-  wire [15:0] \$686 ;
-  wire [1:0] \$687 ;
-  wire [2:0] \$688 ;
-  wire [3:0] \$689 ;
-  wire [15:0] \$69 ;
-  wire [4:0] \$690 ;
-  wire [6:0] \$691 ;
-  wire [7:0] \$692 ;
-  wire [15:0] \$693 ;
-  wire [15:0] \$694 ;
-  wire [15:0] \$695 ;
-  wire [15:0] \$696 ;
-  wire [1:0] \$697 ;
-  wire [15:0] \$698 ;
-  wire [15:0] \$699 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire [1:0] \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [1:0] \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire [15:0] \$7 ;
-  wire [15:0] \$70 ;
-  wire [15:0] \$700 ;
-  wire [15:0] \$701 ;
-  wire [1:0] \$702 ;
-  wire [2:0] \$703 ;
-  wire [15:0] \$704 ;
-  wire [15:0] \$705 ;
-  wire [15:0] \$706 ;
-  wire [15:0] \$707 ;
-  wire [1:0] \$708 ;
-  wire [15:0] \$709 ;
-  wire [1:0] \$71 ;
-  wire [15:0] \$710 ;
-  wire [15:0] \$711 ;
-  wire [15:0] \$712 ;
-  wire [1:0] \$713 ;
-  wire [2:0] \$714 ;
-  wire [3:0] \$715 ;
-  wire [15:0] \$716 ;
-  wire [15:0] \$717 ;
-  wire [15:0] \$718 ;
-  wire [15:0] \$719 ;
-  wire [15:0] \$72 ;
-  wire [1:0] \$720 ;
-  wire [15:0] \$721 ;
-  wire [15:0] \$722 ;
-  wire [15:0] \$723 ;
-  wire [15:0] \$724 ;
-  wire [1:0] \$725 ;
-  wire [2:0] \$726 ;
-  wire [15:0] \$727 ;
-  wire [15:0] \$728 ;
-  wire [15:0] \$729 ;
-  wire [15:0] \$73 ;
-  wire [15:0] \$730 ;
-  wire [1:0] \$731 ;
-  wire [15:0] \$732 ;
-  wire [15:0] \$733 ;
-  wire [15:0] \$734 ;
-  wire [15:0] \$735 ;
-  wire [1:0] \$736 ;
-  wire [2:0] \$737 ;
-  wire [3:0] \$738 ;
-  wire [4:0] \$739 ;
-  wire [15:0] \$74 ;
-  wire [6:0] \$740 ;
-  wire [7:0] \$741 ;
-  wire [15:0] \$742 ;
-  wire [15:0] \$743 ;
-  wire [15:0] \$744 ;
-  wire [15:0] \$745 ;
-  wire [1:0] \$746 ;
-  wire [15:0] \$747 ;
-  wire [15:0] \$748 ;
-  wire [15:0] \$749 ;
-  wire [15:0] \$75 ;
-  wire [15:0] \$750 ;
-  wire [1:0] \$751 ;
-  wire [2:0] \$752 ;
-  wire [15:0] \$753 ;
-  wire [15:0] \$754 ;
-  wire [15:0] \$755 ;
-  wire [15:0] \$756 ;
-  wire [1:0] \$757 ;
-  wire [15:0] \$758 ;
-  wire [15:0] \$759 ;
-  wire [1:0] \$76 ;
-  wire [15:0] \$760 ;
-  wire [15:0] \$761 ;
-  wire [1:0] \$762 ;
-  wire [2:0] \$763 ;
-  wire [3:0] \$764 ;
-  wire [15:0] \$765 ;
-  wire [15:0] \$766 ;
-  wire [15:0] \$767 ;
-  wire [15:0] \$768 ;
-  wire [1:0] \$769 ;
-  wire [2:0] \$77 ;
-  wire [15:0] \$770 ;
-  wire [15:0] \$771 ;
-  wire [15:0] \$772 ;
-  wire [15:0] \$773 ;
-  wire [1:0] \$774 ;
-  wire [2:0] \$775 ;
-  wire [15:0] \$776 ;
-  wire [15:0] \$777 ;
-  wire [15:0] \$778 ;
-  wire [15:0] \$779 ;
-  wire [3:0] \$78 ;
-  wire [1:0] \$780 ;
-  wire [15:0] \$781 ;
-  wire [15:0] \$782 ;
-  wire [15:0] \$783 ;
-  wire [15:0] \$784 ;
-  wire [1:0] \$785 ;
-  wire [2:0] \$786 ;
-  wire [3:0] \$787 ;
-  wire [4:0] \$788 ;
-  wire [6:0] \$789 ;
-  wire [15:0] \$79 ;
-  wire [7:0] \$790 ;
-  wire \$791 ;
-  wire [1:0] \$792 ;
-  wire \$793 ;
-  wire [1:0] \$794 ;
-  wire \$795 ;
-  wire [1:0] \$796 ;
-  wire \$797 ;
-  wire [1:0] \$798 ;
-  wire \$799 ;
-  wire [15:0] \$8 ;
-  wire [15:0] \$80 ;
-  wire [1:0] \$800 ;
-  wire \$801 ;
-  wire [1:0] \$802 ;
-  wire \$803 ;
-  wire [1:0] \$804 ;
-  wire \$805 ;
-  wire [1:0] \$806 ;
-  wire \$807 ;
-  wire [1:0] \$808 ;
-  wire \$809 ;
-  wire [15:0] \$81 ;
-  wire [1:0] \$810 ;
-  wire \$811 ;
-  wire [1:0] \$812 ;
-  wire \$813 ;
-  wire [1:0] \$814 ;
-  wire \$815 ;
-  wire [1:0] \$816 ;
-  wire \$817 ;
-  wire [1:0] \$818 ;
-  wire \$819 ;
-  wire [15:0] \$82 ;
-  wire [1:0] \$820 ;
-  wire \$821 ;
-  wire [1:0] \$822 ;
-  wire [2:0] \$823 ;
-  wire [2:0] \$824 ;
-  wire [4:0] \$825 ;
-  wire [4:0] \$826 ;
-  wire \$827 ;
-  wire [2:0] \$828 ;
-  wire [2:0] \$829 ;
-  wire [1:0] \$83 ;
-  wire \$830 ;
-  wire \$831 ;
-  wire \$832 ;
-  wire \$833 ;
-  wire [8:0] \$834 ;
-  wire [9:0] \$835 ;
-  wire \$836 ;
-  wire [8:0] \$837 ;
-  wire [9:0] \$838 ;
-  wire \$839 ;
-  wire [15:0] \$84 ;
-  wire [8:0] \$840 ;
-  wire [9:0] \$841 ;
-  wire \$842 ;
-  wire [8:0] \$843 ;
-  wire [9:0] \$844 ;
-  wire \$845 ;
-  wire [8:0] \$846 ;
-  wire [9:0] \$847 ;
-  wire \$848 ;
-  wire [8:0] \$849 ;
-  wire [15:0] \$85 ;
-  wire [9:0] \$850 ;
-  wire \$851 ;
-  wire [8:0] \$852 ;
-  wire [9:0] \$853 ;
-  wire \$854 ;
-  wire [8:0] \$855 ;
-  wire [9:0] \$856 ;
-  wire \$857 ;
-  wire [8:0] \$858 ;
-  wire [9:0] \$859 ;
-  wire [15:0] \$86 ;
-  wire \$860 ;
-  wire [8:0] \$861 ;
-  wire [9:0] \$862 ;
-  wire \$863 ;
-  wire [8:0] \$864 ;
-  wire [9:0] \$865 ;
-  wire \$866 ;
-  wire [8:0] \$867 ;
-  wire [9:0] \$868 ;
-  wire \$869 ;
-  wire [15:0] \$87 ;
-  wire [8:0] \$870 ;
-  wire [9:0] \$871 ;
-  wire \$872 ;
-  wire [8:0] \$873 ;
-  wire [9:0] \$874 ;
-  wire \$875 ;
-  wire [8:0] \$876 ;
-  wire [9:0] \$877 ;
-  wire \$878 ;
-  wire [8:0] \$879 ;
-  wire [1:0] \$88 ;
-  wire [9:0] \$880 ;
-  wire \$881 ;
-  reg [1:0] \$882 ;
-  reg [3:0] \$883 ;
-  reg [1:0] \$884 ;
-  reg \$885 ;
-  reg [15:0] \$886 ;
-  reg \$887 ;
-  reg \$888 ;
-  reg \$889 ;
-  wire [2:0] \$89 ;
-  reg [1:0] \$890 ;
-  reg [6:0] \$891 ;
-  reg [7:0] \$892 ;
-  reg [6:0] \$893 ;
-  reg [7:0] \$894 ;
-  reg [6:0] \$895 ;
-  reg [7:0] \$896 ;
-  reg [6:0] \$897 ;
-  reg [7:0] \$898 ;
-  reg [6:0] \$899 ;
-  wire [15:0] \$9 ;
-  wire [15:0] \$90 ;
-  reg [7:0] \$900 ;
-  reg [6:0] \$901 ;
-  reg [7:0] \$902 ;
-  reg [6:0] \$903 ;
-  reg [7:0] \$904 ;
-  reg [6:0] \$905 ;
-  reg [7:0] \$906 ;
-  reg [6:0] \$907 ;
-  reg [7:0] \$908 ;
-  reg [6:0] \$909 ;
-  wire [15:0] \$91 ;
-  reg [7:0] \$910 ;
-  reg [6:0] \$911 ;
-  reg [7:0] \$912 ;
-  reg [6:0] \$913 ;
-  reg [7:0] \$914 ;
-  reg [6:0] \$915 ;
-  reg [7:0] \$916 ;
-  reg [6:0] \$917 ;
-  reg [7:0] \$918 ;
-  reg [6:0] \$919 ;
-  wire [15:0] \$92 ;
-  reg [7:0] \$920 ;
-  reg [6:0] \$921 ;
-  reg [7:0] \$922 ;
-  reg \$923 ;
-  reg \$924 ;
-  reg [15:0] \$925 ;
-  wire [15:0] \$93 ;
+  wire [1:0] \$70 ;
+  wire \$71 ;
+  wire [2:0] \$716 ;
+  wire \$718 ;
+  wire \$72 ;
+  wire [4:0] \$722 ;
+  wire \$724 ;
+  wire [2:0] \$729 ;
+  wire \$73 ;
+  wire \$731 ;
+  wire [1:0] \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire [1:0] \$78 ;
+  wire \$79 ;
+  wire [6:0] \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire [1:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire [1:0] \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire [7:0] \$9 ;
+  wire [1:0] \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
   wire [1:0] \$94 ;
-  wire [15:0] \$95 ;
-  wire [15:0] \$96 ;
-  wire [15:0] \$97 ;
-  wire [15:0] \$98 ;
-  wire [1:0] \$99 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire [1:0] \$98 ;
+  wire \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$78  = 1'h0;
+  reg \$signal$112  = 1'h0;
   reg [1:0] \$signature__addr  = 2'h0;
   wire [15:0] \$signature__data ;
   wire \$signature__data[0] ;
@@ -13340,25 +15719,44 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \$signature__data[9] ;
   wire \$signature__en ;
   reg [7:0] acc0 = 8'h00;
+  reg [7:0] acc0_d0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
   reg [7:0] acc10 = 8'h00;
+  reg [7:0] acc10_d0 = 8'h00;
   reg [7:0] acc11 = 8'h00;
+  reg [7:0] acc11_d0 = 8'h00;
   reg [7:0] acc12 = 8'h00;
+  reg [7:0] acc12_d0 = 8'h00;
   reg [7:0] acc13 = 8'h00;
+  reg [7:0] acc13_d0 = 8'h00;
   reg [7:0] acc14 = 8'h00;
+  reg [7:0] acc14_d0 = 8'h00;
   reg [7:0] acc15 = 8'h00;
+  reg [7:0] acc15_d0 = 8'h00;
+  reg [7:0] acc1_d0 = 8'h00;
   reg [7:0] acc2 = 8'h00;
+  reg [7:0] acc2_d0 = 8'h00;
   reg [7:0] acc3 = 8'h00;
+  reg [7:0] acc3_d0 = 8'h00;
   reg [7:0] acc4 = 8'h00;
+  reg [7:0] acc4_d0 = 8'h00;
   reg [7:0] acc5 = 8'h00;
+  reg [7:0] acc5_d0 = 8'h00;
   reg [7:0] acc6 = 8'h00;
+  reg [7:0] acc6_d0 = 8'h00;
   reg [7:0] acc7 = 8'h00;
+  reg [7:0] acc7_d0 = 8'h00;
   reg [7:0] acc8 = 8'h00;
+  reg [7:0] acc8_d0 = 8'h00;
   reg [7:0] acc9 = 8'h00;
+  reg [7:0] acc9_d0 = 8'h00;
   wire advance;
   input clk;
   wire clk;
   wire fire;
+  reg first1_d0 = 1'h0;
+  reg first1_d1 = 1'h0;
+  reg first1_d2 = 1'h0;
   reg fresh1 = 1'h0;
   input [15:0] i__payload;
   wire [15:0] i__payload;
@@ -13383,9 +15781,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   input i__valid;
   wire i__valid;
   reg last1 = 1'h0;
+  reg last1_d0 = 1'h0;
+  reg last1_d1 = 1'h0;
+  reg last1_d2 = 1'h0;
   reg [1:0] nf = 2'h0;
+  reg [1:0] nf1 = 2'h0;
+  reg [1:0] nf1_d0 = 2'h0;
+  reg [1:0] nf1_d1 = 2'h0;
+  reg [1:0] nf1_d2 = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] nf1;
+  wire [1:0] nf2_d0;
   output [15:0] o__payload;
   reg [15:0] o__payload = 16'h0000;
   wire \o__payload[0] ;
@@ -13409,43 +15814,43 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [1:0] \port__addr$55  = 2'h0;
+  reg [1:0] \port__addr$88  = 2'h0;
   wire [255:0] port__data;
-  wire [127:0] \port__data$60 ;
-  wire [7:0] \port__data$60[0] ;
-  wire [7:0] \port__data$60[0][0] ;
-  wire [7:0] \port__data$60[10] ;
-  wire [7:0] \port__data$60[10][0] ;
-  wire [7:0] \port__data$60[11] ;
-  wire [7:0] \port__data$60[11][0] ;
-  wire [7:0] \port__data$60[12] ;
-  wire [7:0] \port__data$60[12][0] ;
-  wire [7:0] \port__data$60[13] ;
-  wire [7:0] \port__data$60[13][0] ;
-  wire [7:0] \port__data$60[14] ;
-  wire [7:0] \port__data$60[14][0] ;
-  wire [7:0] \port__data$60[15] ;
-  wire [7:0] \port__data$60[15][0] ;
-  wire [7:0] \port__data$60[1] ;
-  wire [7:0] \port__data$60[1][0] ;
-  wire [7:0] \port__data$60[2] ;
-  wire [7:0] \port__data$60[2][0] ;
-  wire [7:0] \port__data$60[3] ;
-  wire [7:0] \port__data$60[3][0] ;
-  wire [7:0] \port__data$60[4] ;
-  wire [7:0] \port__data$60[4][0] ;
-  wire [7:0] \port__data$60[5] ;
-  wire [7:0] \port__data$60[5][0] ;
-  wire [7:0] \port__data$60[6] ;
-  wire [7:0] \port__data$60[6][0] ;
-  wire [7:0] \port__data$60[7] ;
-  wire [7:0] \port__data$60[7][0] ;
-  wire [7:0] \port__data$60[8] ;
-  wire [7:0] \port__data$60[8][0] ;
-  wire [7:0] \port__data$60[9] ;
-  wire [7:0] \port__data$60[9][0] ;
+  wire [127:0] \port__data$209 ;
+  wire [7:0] \port__data$209[0] ;
+  wire [7:0] \port__data$209[0][0] ;
+  wire [7:0] \port__data$209[10] ;
+  wire [7:0] \port__data$209[10][0] ;
+  wire [7:0] \port__data$209[11] ;
+  wire [7:0] \port__data$209[11][0] ;
+  wire [7:0] \port__data$209[12] ;
+  wire [7:0] \port__data$209[12][0] ;
+  wire [7:0] \port__data$209[13] ;
+  wire [7:0] \port__data$209[13][0] ;
+  wire [7:0] \port__data$209[14] ;
+  wire [7:0] \port__data$209[14][0] ;
+  wire [7:0] \port__data$209[15] ;
+  wire [7:0] \port__data$209[15][0] ;
+  wire [7:0] \port__data$209[1] ;
+  wire [7:0] \port__data$209[1][0] ;
+  wire [7:0] \port__data$209[2] ;
+  wire [7:0] \port__data$209[2][0] ;
+  wire [7:0] \port__data$209[3] ;
+  wire [7:0] \port__data$209[3][0] ;
+  wire [7:0] \port__data$209[4] ;
+  wire [7:0] \port__data$209[4][0] ;
+  wire [7:0] \port__data$209[5] ;
+  wire [7:0] \port__data$209[5][0] ;
+  wire [7:0] \port__data$209[6] ;
+  wire [7:0] \port__data$209[6][0] ;
+  wire [7:0] \port__data$209[7] ;
+  wire [7:0] \port__data$209[7][0] ;
+  wire [7:0] \port__data$209[8] ;
+  wire [7:0] \port__data$209[8][0] ;
+  wire [7:0] \port__data$209[9] ;
+  wire [7:0] \port__data$209[9][0] ;
   wire port__en;
-  wire \port__en$57 ;
+  wire \port__en$90 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw10 = 7'h00;
@@ -13503,6 +15908,39 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire rst;
   (* init = 2'h0 *)
   wire [1:0] sf;
+  reg [127:0] thresholds_d0 = 128'h00000000000000000000000000000000;
+  wire [7:0] \thresholds_d0[0] ;
+  wire [7:0] \thresholds_d0[0][0] ;
+  wire [7:0] \thresholds_d0[10] ;
+  wire [7:0] \thresholds_d0[10][0] ;
+  wire [7:0] \thresholds_d0[11] ;
+  wire [7:0] \thresholds_d0[11][0] ;
+  wire [7:0] \thresholds_d0[12] ;
+  wire [7:0] \thresholds_d0[12][0] ;
+  wire [7:0] \thresholds_d0[13] ;
+  wire [7:0] \thresholds_d0[13][0] ;
+  wire [7:0] \thresholds_d0[14] ;
+  wire [7:0] \thresholds_d0[14][0] ;
+  wire [7:0] \thresholds_d0[15] ;
+  wire [7:0] \thresholds_d0[15][0] ;
+  wire [7:0] \thresholds_d0[1] ;
+  wire [7:0] \thresholds_d0[1][0] ;
+  wire [7:0] \thresholds_d0[2] ;
+  wire [7:0] \thresholds_d0[2][0] ;
+  wire [7:0] \thresholds_d0[3] ;
+  wire [7:0] \thresholds_d0[3][0] ;
+  wire [7:0] \thresholds_d0[4] ;
+  wire [7:0] \thresholds_d0[4][0] ;
+  wire [7:0] \thresholds_d0[5] ;
+  wire [7:0] \thresholds_d0[5][0] ;
+  wire [7:0] \thresholds_d0[6] ;
+  wire [7:0] \thresholds_d0[6][0] ;
+  wire [7:0] \thresholds_d0[7] ;
+  wire [7:0] \thresholds_d0[7][0] ;
+  wire [7:0] \thresholds_d0[8] ;
+  wire [7:0] \thresholds_d0[8][0] ;
+  wire [7:0] \thresholds_d0[9] ;
+  wire [7:0] \thresholds_d0[9][0] ;
   wire [6:0] total0;
   wire [6:0] total1;
   wire [6:0] total10;
@@ -13519,9 +15957,95 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire [6:0] total7;
   wire [6:0] total8;
   wire [6:0] total9;
+  reg [2:0] tree0_l1_0_0 = 3'h0;
+  reg [2:0] tree0_l1_1_0 = 3'h0;
+  reg [2:0] tree0_l1_2_0 = 3'h0;
+  reg [2:0] tree0_l1_3_0 = 3'h0;
+  reg [4:0] tree0_l3_0_0 = 5'h00;
+  reg [2:0] tree10_l1_0_0 = 3'h0;
+  reg [2:0] tree10_l1_1_0 = 3'h0;
+  reg [2:0] tree10_l1_2_0 = 3'h0;
+  reg [2:0] tree10_l1_3_0 = 3'h0;
+  reg [4:0] tree10_l3_0_0 = 5'h00;
+  reg [2:0] tree11_l1_0_0 = 3'h0;
+  reg [2:0] tree11_l1_1_0 = 3'h0;
+  reg [2:0] tree11_l1_2_0 = 3'h0;
+  reg [2:0] tree11_l1_3_0 = 3'h0;
+  reg [4:0] tree11_l3_0_0 = 5'h00;
+  reg [2:0] tree12_l1_0_0 = 3'h0;
+  reg [2:0] tree12_l1_1_0 = 3'h0;
+  reg [2:0] tree12_l1_2_0 = 3'h0;
+  reg [2:0] tree12_l1_3_0 = 3'h0;
+  reg [4:0] tree12_l3_0_0 = 5'h00;
+  reg [2:0] tree13_l1_0_0 = 3'h0;
+  reg [2:0] tree13_l1_1_0 = 3'h0;
+  reg [2:0] tree13_l1_2_0 = 3'h0;
+  reg [2:0] tree13_l1_3_0 = 3'h0;
+  reg [4:0] tree13_l3_0_0 = 5'h00;
+  reg [2:0] tree14_l1_0_0 = 3'h0;
+  reg [2:0] tree14_l1_1_0 = 3'h0;
+  reg [2:0] tree14_l1_2_0 = 3'h0;
+  reg [2:0] tree14_l1_3_0 = 3'h0;
+  reg [4:0] tree14_l3_0_0 = 5'h00;
+  reg [2:0] tree15_l1_0_0 = 3'h0;
+  reg [2:0] tree15_l1_1_0 = 3'h0;
+  reg [2:0] tree15_l1_2_0 = 3'h0;
+  reg [2:0] tree15_l1_3_0 = 3'h0;
+  reg [4:0] tree15_l3_0_0 = 5'h00;
+  reg [2:0] tree1_l1_0_0 = 3'h0;
+  reg [2:0] tree1_l1_1_0 = 3'h0;
+  reg [2:0] tree1_l1_2_0 = 3'h0;
+  reg [2:0] tree1_l1_3_0 = 3'h0;
+  reg [4:0] tree1_l3_0_0 = 5'h00;
+  reg [2:0] tree2_l1_0_0 = 3'h0;
+  reg [2:0] tree2_l1_1_0 = 3'h0;
+  reg [2:0] tree2_l1_2_0 = 3'h0;
+  reg [2:0] tree2_l1_3_0 = 3'h0;
+  reg [4:0] tree2_l3_0_0 = 5'h00;
+  reg [2:0] tree3_l1_0_0 = 3'h0;
+  reg [2:0] tree3_l1_1_0 = 3'h0;
+  reg [2:0] tree3_l1_2_0 = 3'h0;
+  reg [2:0] tree3_l1_3_0 = 3'h0;
+  reg [4:0] tree3_l3_0_0 = 5'h00;
+  reg [2:0] tree4_l1_0_0 = 3'h0;
+  reg [2:0] tree4_l1_1_0 = 3'h0;
+  reg [2:0] tree4_l1_2_0 = 3'h0;
+  reg [2:0] tree4_l1_3_0 = 3'h0;
+  reg [4:0] tree4_l3_0_0 = 5'h00;
+  reg [2:0] tree5_l1_0_0 = 3'h0;
+  reg [2:0] tree5_l1_1_0 = 3'h0;
+  reg [2:0] tree5_l1_2_0 = 3'h0;
+  reg [2:0] tree5_l1_3_0 = 3'h0;
+  reg [4:0] tree5_l3_0_0 = 5'h00;
+  reg [2:0] tree6_l1_0_0 = 3'h0;
+  reg [2:0] tree6_l1_1_0 = 3'h0;
+  reg [2:0] tree6_l1_2_0 = 3'h0;
+  reg [2:0] tree6_l1_3_0 = 3'h0;
+  reg [4:0] tree6_l3_0_0 = 5'h00;
+  reg [2:0] tree7_l1_0_0 = 3'h0;
+  reg [2:0] tree7_l1_1_0 = 3'h0;
+  reg [2:0] tree7_l1_2_0 = 3'h0;
+  reg [2:0] tree7_l1_3_0 = 3'h0;
+  reg [4:0] tree7_l3_0_0 = 5'h00;
+  reg [2:0] tree8_l1_0_0 = 3'h0;
+  reg [2:0] tree8_l1_1_0 = 3'h0;
+  reg [2:0] tree8_l1_2_0 = 3'h0;
+  reg [2:0] tree8_l1_3_0 = 3'h0;
+  reg [4:0] tree8_l3_0_0 = 5'h00;
+  reg [2:0] tree9_l1_0_0 = 3'h0;
+  reg [2:0] tree9_l1_1_0 = 3'h0;
+  reg [2:0] tree9_l1_2_0 = 3'h0;
+  reg [2:0] tree9_l1_3_0 = 3'h0;
+  reg [4:0] tree9_l3_0_0 = 5'h00;
+  reg v1_d0 = 1'h0;
+  reg v1_d1 = 1'h0;
+  reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
+  reg v2_d0 = 1'h0;
+  reg \v2_d0$210  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
+  reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   reg [15:0] x1 = 16'h0000;
   wire \x1[0] ;
   wire \x1[10] ;
@@ -13556,6 +16080,39 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [15:0] x_in_d0 = 16'h0000;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
+  wire [15:0] xnor0;
+  wire [15:0] xnor1;
+  wire [15:0] xnor10;
+  wire [15:0] xnor11;
+  wire [15:0] xnor12;
+  wire [15:0] xnor13;
+  wire [15:0] xnor14;
+  wire [15:0] xnor15;
+  wire [15:0] xnor2;
+  wire [15:0] xnor3;
+  wire [15:0] xnor4;
+  wire [15:0] xnor5;
+  wire [15:0] xnor6;
+  wire [15:0] xnor7;
+  wire [15:0] xnor8;
+  wire [15:0] xnor9;
   reg [15:0] input_buffer [3:0];
   initial begin
     input_buffer[0] = 16'h0000;
@@ -13584,10 +16141,10 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [127:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$55 ];
+      _1_ <= thresholds[\port__addr$88 ];
     end
   end
-  assign \port__data$60  = _1_;
+  assign \port__data$209  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'h32f28777dd85c370c15222fb7da9f61bde394dcf015620c65e8afcad99680def;
@@ -13614,906 +16171,348 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
     end
   end
   assign port__data = _2_;
-  assign \$70  = ~ \$69 ;
-  assign \$71  = \$68 [4] + \$70 [5];
-  assign \$72  = x_in ^ port__data[31:16];
-  assign \$73  = ~ \$72 ;
-  assign \$74  = x_in ^ port__data[31:16];
-  assign \$75  = ~ \$74 ;
-  assign \$76  = \$73 [6] + \$75 [7];
-  assign \$77  = \$71  + \$76 ;
-  assign \$78  = \$66  + \$77 ;
-  assign \$79  = x_in ^ port__data[31:16];
-  assign \$80  = ~ \$79 ;
-  assign \$81  = x_in ^ port__data[31:16];
-  assign \$82  = ~ \$81 ;
-  assign \$83  = \$80 [8] + \$82 [9];
-  assign \$84  = x_in ^ port__data[31:16];
-  assign \$85  = ~ \$84 ;
-  assign \$86  = x_in ^ port__data[31:16];
-  assign \$87  = ~ \$86 ;
-  assign \$88  = \$85 [10] + \$87 [11];
-  assign \$89  = \$83  + \$88 ;
-  assign \$90  = x_in ^ port__data[31:16];
-  assign \$91  = ~ \$90 ;
-  assign \$92  = x_in ^ port__data[31:16];
-  assign \$93  = ~ \$92 ;
-  assign \$94  = \$91 [12] + \$93 [13];
-  assign \$95  = x_in ^ port__data[31:16];
-  assign \$96  = ~ \$95 ;
-  assign \$97  = x_in ^ port__data[31:16];
-  assign \$98  = ~ \$97 ;
-  assign \$99  = \$96 [14] + \$98 [15];
-  assign \$100  = \$94  + \$99 ;
-  assign \$101  = \$89  + \$100 ;
-  assign \$102  = \$78  + \$101 ;
-  assign \$103  = \$signal  ? 7'h00 : raw1;
-  assign \$104  = \$102  + \$103 ;
-  assign \$105  = x_in ^ port__data[47:32];
-  assign \$106  = ~ \$105 ;
-  assign \$107  = x_in ^ port__data[47:32];
-  assign \$108  = ~ \$107 ;
-  assign \$109  = \$106 [0] + \$108 [1];
-  assign \$110  = x_in ^ port__data[47:32];
-  assign \$111  = ~ \$110 ;
-  assign \$112  = x_in ^ port__data[47:32];
-  assign \$113  = ~ \$112 ;
-  assign \$114  = \$111 [2] + \$113 [3];
-  assign \$115  = \$109  + \$114 ;
-  assign \$116  = x_in ^ port__data[47:32];
-  assign \$117  = ~ \$116 ;
-  assign \$118  = x_in ^ port__data[47:32];
-  assign \$119  = ~ \$118 ;
-  assign \$120  = \$117 [4] + \$119 [5];
-  assign \$121  = x_in ^ port__data[47:32];
-  assign \$122  = ~ \$121 ;
-  assign \$123  = x_in ^ port__data[47:32];
-  assign \$124  = ~ \$123 ;
-  assign \$125  = \$122 [6] + \$124 [7];
-  assign \$126  = \$120  + \$125 ;
-  assign \$127  = \$115  + \$126 ;
-  assign \$128  = x_in ^ port__data[47:32];
-  assign \$129  = ~ \$128 ;
-  assign \$130  = x_in ^ port__data[47:32];
-  assign \$131  = ~ \$130 ;
-  assign \$132  = \$129 [8] + \$131 [9];
-  assign \$133  = x_in ^ port__data[47:32];
-  assign \$134  = ~ \$133 ;
-  assign \$135  = x_in ^ port__data[47:32];
-  assign \$136  = ~ \$135 ;
-  assign \$137  = \$134 [10] + \$136 [11];
-  assign \$138  = \$132  + \$137 ;
-  assign \$139  = x_in ^ port__data[47:32];
-  assign \$140  = ~ \$139 ;
-  assign \$141  = x_in ^ port__data[47:32];
-  assign \$142  = ~ \$141 ;
-  assign \$143  = \$140 [12] + \$142 [13];
-  assign \$144  = x_in ^ port__data[47:32];
-  assign \$145  = ~ \$144 ;
-  assign \$146  = x_in ^ port__data[47:32];
-  assign \$147  = ~ \$146 ;
-  assign \$148  = \$145 [14] + \$147 [15];
-  assign \$149  = \$143  + \$148 ;
-  assign \$150  = \$138  + \$149 ;
-  assign \$151  = \$127  + \$150 ;
-  assign \$152  = \$signal  ? 7'h00 : raw2;
-  assign \$153  = \$151  + \$152 ;
-  assign \$154  = x_in ^ port__data[63:48];
-  assign \$155  = ~ \$154 ;
-  assign \$156  = x_in ^ port__data[63:48];
-  assign \$157  = ~ \$156 ;
-  assign \$158  = \$155 [0] + \$157 [1];
-  assign \$159  = x_in ^ port__data[63:48];
-  assign \$160  = ~ \$159 ;
-  assign \$161  = x_in ^ port__data[63:48];
-  assign \$162  = ~ \$161 ;
-  assign \$163  = \$160 [2] + \$162 [3];
-  assign \$164  = \$158  + \$163 ;
-  assign \$165  = x_in ^ port__data[63:48];
-  assign \$166  = ~ \$165 ;
-  assign \$167  = x_in ^ port__data[63:48];
-  assign \$168  = ~ \$167 ;
-  assign \$169  = \$166 [4] + \$168 [5];
-  assign \$170  = x_in ^ port__data[63:48];
-  assign \$171  = ~ \$170 ;
-  assign \$172  = x_in ^ port__data[63:48];
-  assign \$173  = ~ \$172 ;
-  assign \$174  = \$171 [6] + \$173 [7];
-  assign \$175  = \$169  + \$174 ;
-  assign \$176  = \$164  + \$175 ;
-  assign \$177  = x_in ^ port__data[63:48];
-  assign \$178  = ~ \$177 ;
-  assign \$179  = x_in ^ port__data[63:48];
-  assign \$180  = ~ \$179 ;
-  assign \$181  = \$178 [8] + \$180 [9];
-  assign \$182  = x_in ^ port__data[63:48];
-  assign \$183  = ~ \$182 ;
-  assign \$184  = x_in ^ port__data[63:48];
-  assign \$185  = ~ \$184 ;
-  assign \$186  = \$183 [10] + \$185 [11];
-  assign \$187  = \$181  + \$186 ;
-  assign \$188  = x_in ^ port__data[63:48];
-  assign \$189  = ~ \$188 ;
-  assign \$190  = x_in ^ port__data[63:48];
-  assign \$191  = ~ \$190 ;
-  assign \$192  = \$189 [12] + \$191 [13];
-  assign \$193  = x_in ^ port__data[63:48];
-  assign \$194  = ~ \$193 ;
-  assign \$195  = x_in ^ port__data[63:48];
-  assign \$196  = ~ \$195 ;
-  assign \$197  = \$194 [14] + \$196 [15];
-  assign \$198  = \$192  + \$197 ;
-  assign \$199  = \$187  + \$198 ;
-  assign \$200  = \$176  + \$199 ;
-  assign \$201  = \$signal  ? 7'h00 : raw3;
-  assign \$202  = \$200  + \$201 ;
-  assign \$203  = x_in ^ port__data[79:64];
-  assign \$204  = ~ \$203 ;
-  assign \$205  = x_in ^ port__data[79:64];
-  assign \$206  = ~ \$205 ;
-  assign \$207  = \$204 [0] + \$206 [1];
-  assign \$208  = x_in ^ port__data[79:64];
-  assign \$209  = ~ \$208 ;
-  assign \$210  = x_in ^ port__data[79:64];
-  assign \$211  = ~ \$210 ;
-  assign \$212  = \$209 [2] + \$211 [3];
-  assign \$213  = \$207  + \$212 ;
-  assign \$214  = x_in ^ port__data[79:64];
-  assign \$215  = ~ \$214 ;
-  assign \$216  = x_in ^ port__data[79:64];
-  assign \$217  = ~ \$216 ;
-  assign \$218  = \$215 [4] + \$217 [5];
-  assign \$219  = x_in ^ port__data[79:64];
-  assign \$220  = ~ \$219 ;
-  assign \$221  = x_in ^ port__data[79:64];
-  assign \$222  = ~ \$221 ;
-  assign \$223  = \$220 [6] + \$222 [7];
-  assign \$224  = \$218  + \$223 ;
-  assign \$225  = \$213  + \$224 ;
-  assign \$226  = x_in ^ port__data[79:64];
-  assign \$227  = ~ \$226 ;
-  assign \$228  = x_in ^ port__data[79:64];
-  assign \$229  = ~ \$228 ;
-  assign \$230  = \$227 [8] + \$229 [9];
-  assign \$231  = x_in ^ port__data[79:64];
-  assign \$232  = ~ \$231 ;
-  assign \$233  = x_in ^ port__data[79:64];
-  assign \$234  = ~ \$233 ;
-  assign \$235  = \$232 [10] + \$234 [11];
-  assign \$236  = \$230  + \$235 ;
-  assign \$237  = x_in ^ port__data[79:64];
-  assign \$238  = ~ \$237 ;
-  assign \$239  = x_in ^ port__data[79:64];
-  assign \$240  = ~ \$239 ;
-  assign \$241  = \$238 [12] + \$240 [13];
-  assign \$242  = x_in ^ port__data[79:64];
-  assign \$243  = ~ \$242 ;
-  assign \$244  = x_in ^ port__data[79:64];
-  assign \$245  = ~ \$244 ;
-  assign \$246  = \$243 [14] + \$245 [15];
-  assign \$247  = \$241  + \$246 ;
-  assign \$248  = \$236  + \$247 ;
-  assign \$249  = \$225  + \$248 ;
-  assign \$250  = \$signal  ? 7'h00 : raw4;
-  assign \$251  = \$249  + \$250 ;
-  assign \$252  = x_in ^ port__data[95:80];
-  assign \$253  = ~ \$252 ;
-  assign \$254  = x_in ^ port__data[95:80];
-  assign \$255  = ~ \$254 ;
-  assign \$256  = \$253 [0] + \$255 [1];
-  assign \$257  = x_in ^ port__data[95:80];
-  assign \$258  = ~ \$257 ;
-  assign \$259  = x_in ^ port__data[95:80];
-  assign \$260  = ~ \$259 ;
-  assign \$261  = \$258 [2] + \$260 [3];
-  assign \$262  = \$256  + \$261 ;
-  assign \$263  = x_in ^ port__data[95:80];
-  assign \$264  = ~ \$263 ;
-  assign \$265  = x_in ^ port__data[95:80];
-  assign \$266  = ~ \$265 ;
-  assign \$267  = \$264 [4] + \$266 [5];
-  assign \$268  = x_in ^ port__data[95:80];
-  assign \$269  = ~ \$268 ;
-  assign \$270  = x_in ^ port__data[95:80];
-  assign \$271  = ~ \$270 ;
-  assign \$272  = \$269 [6] + \$271 [7];
-  assign \$273  = \$267  + \$272 ;
-  assign \$274  = \$262  + \$273 ;
-  assign \$275  = x_in ^ port__data[95:80];
-  assign \$276  = ~ \$275 ;
-  assign \$277  = x_in ^ port__data[95:80];
-  assign \$278  = ~ \$277 ;
-  assign \$279  = \$276 [8] + \$278 [9];
-  assign \$280  = x_in ^ port__data[95:80];
-  assign \$281  = ~ \$280 ;
-  assign \$282  = x_in ^ port__data[95:80];
-  assign \$283  = ~ \$282 ;
-  assign \$284  = \$281 [10] + \$283 [11];
-  assign \$285  = \$279  + \$284 ;
-  assign \$286  = x_in ^ port__data[95:80];
-  assign \$287  = ~ \$286 ;
-  assign \$288  = x_in ^ port__data[95:80];
-  assign \$289  = ~ \$288 ;
-  assign \$290  = \$287 [12] + \$289 [13];
-  assign \$291  = x_in ^ port__data[95:80];
-  assign \$292  = ~ \$291 ;
-  assign \$293  = x_in ^ port__data[95:80];
-  assign \$294  = ~ \$293 ;
-  assign \$295  = \$292 [14] + \$294 [15];
-  assign \$296  = \$290  + \$295 ;
-  assign \$297  = \$285  + \$296 ;
-  assign \$298  = \$274  + \$297 ;
-  assign \$299  = \$signal  ? 7'h00 : raw5;
-  assign \$300  = \$298  + \$299 ;
-  assign \$301  = x_in ^ port__data[111:96];
-  assign \$302  = ~ \$301 ;
-  assign \$303  = x_in ^ port__data[111:96];
-  assign \$304  = ~ \$303 ;
-  assign \$305  = \$302 [0] + \$304 [1];
-  assign \$306  = x_in ^ port__data[111:96];
-  assign \$307  = ~ \$306 ;
-  assign \$308  = x_in ^ port__data[111:96];
-  assign \$309  = ~ \$308 ;
-  assign \$310  = \$307 [2] + \$309 [3];
-  assign \$311  = \$305  + \$310 ;
-  assign \$312  = x_in ^ port__data[111:96];
-  assign \$313  = ~ \$312 ;
-  assign \$314  = x_in ^ port__data[111:96];
-  assign \$315  = ~ \$314 ;
-  assign \$316  = \$313 [4] + \$315 [5];
-  assign \$317  = x_in ^ port__data[111:96];
-  assign \$318  = ~ \$317 ;
-  assign \$319  = x_in ^ port__data[111:96];
-  assign \$320  = ~ \$319 ;
-  assign \$321  = \$318 [6] + \$320 [7];
-  assign \$322  = \$316  + \$321 ;
-  assign \$323  = \$311  + \$322 ;
-  assign \$324  = x_in ^ port__data[111:96];
-  assign \$325  = ~ \$324 ;
-  assign \$326  = x_in ^ port__data[111:96];
-  assign \$327  = ~ \$326 ;
-  assign \$328  = \$325 [8] + \$327 [9];
-  assign \$329  = x_in ^ port__data[111:96];
-  assign \$330  = ~ \$329 ;
-  assign \$331  = x_in ^ port__data[111:96];
-  assign \$332  = ~ \$331 ;
-  assign \$333  = \$330 [10] + \$332 [11];
-  assign \$334  = \$328  + \$333 ;
-  assign \$335  = x_in ^ port__data[111:96];
-  assign \$336  = ~ \$335 ;
-  assign \$337  = x_in ^ port__data[111:96];
-  assign \$338  = ~ \$337 ;
-  assign \$339  = \$336 [12] + \$338 [13];
-  assign \$340  = x_in ^ port__data[111:96];
-  assign \$341  = ~ \$340 ;
-  assign \$342  = x_in ^ port__data[111:96];
-  assign \$343  = ~ \$342 ;
-  assign \$344  = \$341 [14] + \$343 [15];
-  assign \$345  = \$339  + \$344 ;
-  assign \$346  = \$334  + \$345 ;
-  assign \$347  = \$323  + \$346 ;
-  assign \$348  = \$signal  ? 7'h00 : raw6;
-  assign \$349  = \$347  + \$348 ;
-  assign \$350  = x_in ^ port__data[127:112];
-  assign \$351  = ~ \$350 ;
-  assign \$352  = x_in ^ port__data[127:112];
-  assign \$353  = ~ \$352 ;
-  assign \$354  = \$351 [0] + \$353 [1];
-  assign \$355  = x_in ^ port__data[127:112];
-  assign \$356  = ~ \$355 ;
-  assign \$357  = x_in ^ port__data[127:112];
-  assign \$358  = ~ \$357 ;
-  assign \$359  = \$356 [2] + \$358 [3];
-  assign \$360  = \$354  + \$359 ;
-  assign \$361  = x_in ^ port__data[127:112];
-  assign \$362  = ~ \$361 ;
-  assign \$363  = x_in ^ port__data[127:112];
-  assign \$364  = ~ \$363 ;
-  assign \$365  = \$362 [4] + \$364 [5];
-  assign \$366  = x_in ^ port__data[127:112];
-  assign \$367  = ~ \$366 ;
-  assign \$368  = x_in ^ port__data[127:112];
-  assign \$369  = ~ \$368 ;
-  assign \$370  = \$367 [6] + \$369 [7];
-  assign \$371  = \$365  + \$370 ;
-  assign \$372  = \$360  + \$371 ;
-  assign \$373  = x_in ^ port__data[127:112];
-  assign \$374  = ~ \$373 ;
-  assign \$375  = x_in ^ port__data[127:112];
-  assign \$376  = ~ \$375 ;
-  assign \$377  = \$374 [8] + \$376 [9];
-  assign \$378  = x_in ^ port__data[127:112];
-  assign \$379  = ~ \$378 ;
-  assign \$380  = x_in ^ port__data[127:112];
-  assign \$381  = ~ \$380 ;
-  assign \$382  = \$379 [10] + \$381 [11];
-  assign \$383  = \$377  + \$382 ;
-  assign \$384  = x_in ^ port__data[127:112];
-  assign \$385  = ~ \$384 ;
-  assign \$386  = x_in ^ port__data[127:112];
-  assign \$387  = ~ \$386 ;
-  assign \$388  = \$385 [12] + \$387 [13];
-  assign \$389  = x_in ^ port__data[127:112];
-  assign \$390  = ~ \$389 ;
-  assign \$391  = x_in ^ port__data[127:112];
-  assign \$392  = ~ \$391 ;
-  assign \$393  = \$390 [14] + \$392 [15];
-  assign \$394  = \$388  + \$393 ;
-  assign \$395  = \$383  + \$394 ;
-  assign \$396  = \$372  + \$395 ;
-  assign \$397  = \$signal  ? 7'h00 : raw7;
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = x_in ^ port__data[143:128];
-  assign \$400  = ~ \$399 ;
-  assign \$401  = x_in ^ port__data[143:128];
-  assign \$402  = ~ \$401 ;
-  assign \$403  = \$400 [0] + \$402 [1];
-  assign \$404  = x_in ^ port__data[143:128];
-  assign \$405  = ~ \$404 ;
-  assign \$406  = x_in ^ port__data[143:128];
-  assign \$407  = ~ \$406 ;
-  assign \$408  = \$405 [2] + \$407 [3];
-  assign \$409  = \$403  + \$408 ;
-  assign \$410  = x_in ^ port__data[143:128];
-  assign \$411  = ~ \$410 ;
-  assign \$412  = x_in ^ port__data[143:128];
-  assign \$413  = ~ \$412 ;
-  assign \$414  = \$411 [4] + \$413 [5];
-  assign \$415  = x_in ^ port__data[143:128];
-  assign \$416  = ~ \$415 ;
-  assign \$417  = x_in ^ port__data[143:128];
-  assign \$418  = ~ \$417 ;
-  assign \$419  = \$416 [6] + \$418 [7];
-  assign \$420  = \$414  + \$419 ;
-  assign \$421  = \$409  + \$420 ;
-  assign \$422  = x_in ^ port__data[143:128];
-  assign \$423  = ~ \$422 ;
-  assign \$424  = x_in ^ port__data[143:128];
-  assign \$425  = ~ \$424 ;
-  assign \$426  = \$423 [8] + \$425 [9];
-  assign \$427  = x_in ^ port__data[143:128];
-  assign \$428  = ~ \$427 ;
-  assign \$429  = x_in ^ port__data[143:128];
-  assign \$430  = ~ \$429 ;
-  assign \$431  = \$428 [10] + \$430 [11];
-  assign \$432  = \$426  + \$431 ;
-  assign \$433  = x_in ^ port__data[143:128];
-  assign \$434  = ~ \$433 ;
-  assign \$435  = x_in ^ port__data[143:128];
-  assign \$436  = ~ \$435 ;
-  assign \$437  = \$434 [12] + \$436 [13];
-  assign \$438  = x_in ^ port__data[143:128];
-  assign \$439  = ~ \$438 ;
-  assign \$440  = x_in ^ port__data[143:128];
-  assign \$441  = ~ \$440 ;
-  assign \$442  = \$439 [14] + \$441 [15];
-  assign \$443  = \$437  + \$442 ;
-  assign \$444  = \$432  + \$443 ;
-  assign \$445  = \$421  + \$444 ;
-  assign \$446  = \$signal  ? 7'h00 : raw8;
-  assign \$447  = \$445  + \$446 ;
-  assign \$448  = x_in ^ port__data[159:144];
-  assign \$449  = ~ \$448 ;
-  assign \$450  = x_in ^ port__data[159:144];
-  assign \$451  = ~ \$450 ;
-  assign \$452  = \$449 [0] + \$451 [1];
-  assign \$453  = x_in ^ port__data[159:144];
-  assign \$454  = ~ \$453 ;
-  assign \$455  = x_in ^ port__data[159:144];
-  assign \$456  = ~ \$455 ;
-  assign \$457  = \$454 [2] + \$456 [3];
-  assign \$458  = \$452  + \$457 ;
-  assign \$459  = x_in ^ port__data[159:144];
-  assign \$460  = ~ \$459 ;
-  assign \$461  = x_in ^ port__data[159:144];
-  assign \$462  = ~ \$461 ;
-  assign \$463  = \$460 [4] + \$462 [5];
-  assign \$464  = x_in ^ port__data[159:144];
-  assign \$465  = ~ \$464 ;
-  assign \$466  = x_in ^ port__data[159:144];
-  assign \$467  = ~ \$466 ;
-  assign \$468  = \$465 [6] + \$467 [7];
-  assign \$469  = \$463  + \$468 ;
-  assign \$470  = \$458  + \$469 ;
-  assign \$471  = x_in ^ port__data[159:144];
-  assign \$472  = ~ \$471 ;
-  assign \$473  = x_in ^ port__data[159:144];
-  assign \$474  = ~ \$473 ;
-  assign \$475  = \$472 [8] + \$474 [9];
-  assign \$476  = x_in ^ port__data[159:144];
-  assign \$477  = ~ \$476 ;
-  assign \$478  = x_in ^ port__data[159:144];
-  assign \$479  = ~ \$478 ;
-  assign \$480  = \$477 [10] + \$479 [11];
-  assign \$481  = \$475  + \$480 ;
-  assign \$482  = x_in ^ port__data[159:144];
-  assign \$483  = ~ \$482 ;
-  assign \$484  = x_in ^ port__data[159:144];
-  assign \$485  = ~ \$484 ;
-  assign \$486  = \$483 [12] + \$485 [13];
-  assign \$487  = x_in ^ port__data[159:144];
-  assign \$488  = ~ \$487 ;
-  assign \$489  = x_in ^ port__data[159:144];
-  assign \$490  = ~ \$489 ;
-  assign \$491  = \$488 [14] + \$490 [15];
-  assign \$492  = \$486  + \$491 ;
-  assign \$493  = \$481  + \$492 ;
-  assign \$494  = \$470  + \$493 ;
-  assign \$495  = \$signal  ? 7'h00 : raw9;
-  assign \$496  = \$494  + \$495 ;
-  assign \$497  = x_in ^ port__data[175:160];
-  assign \$498  = ~ \$497 ;
-  assign \$499  = x_in ^ port__data[175:160];
-  assign \$500  = ~ \$499 ;
-  assign \$501  = \$498 [0] + \$500 [1];
-  assign \$502  = x_in ^ port__data[175:160];
-  assign \$503  = ~ \$502 ;
-  assign \$504  = x_in ^ port__data[175:160];
-  assign \$505  = ~ \$504 ;
-  assign \$506  = \$503 [2] + \$505 [3];
-  assign \$507  = \$501  + \$506 ;
-  assign \$508  = x_in ^ port__data[175:160];
-  assign \$509  = ~ \$508 ;
-  assign \$510  = x_in ^ port__data[175:160];
-  assign \$511  = ~ \$510 ;
-  assign \$512  = \$509 [4] + \$511 [5];
-  assign \$513  = x_in ^ port__data[175:160];
-  assign \$514  = ~ \$513 ;
-  assign \$515  = x_in ^ port__data[175:160];
-  assign \$516  = ~ \$515 ;
-  assign \$517  = \$514 [6] + \$516 [7];
-  assign \$518  = \$512  + \$517 ;
-  assign \$519  = \$507  + \$518 ;
-  assign \$520  = x_in ^ port__data[175:160];
-  assign \$521  = ~ \$520 ;
-  assign \$522  = x_in ^ port__data[175:160];
-  assign \$523  = ~ \$522 ;
-  assign \$524  = \$521 [8] + \$523 [9];
-  assign \$525  = x_in ^ port__data[175:160];
-  assign \$526  = ~ \$525 ;
-  assign \$527  = x_in ^ port__data[175:160];
-  assign \$528  = ~ \$527 ;
-  assign \$529  = \$526 [10] + \$528 [11];
-  assign \$530  = \$524  + \$529 ;
-  assign \$531  = x_in ^ port__data[175:160];
-  assign \$532  = ~ \$531 ;
-  assign \$533  = x_in ^ port__data[175:160];
-  assign \$534  = ~ \$533 ;
-  assign \$535  = \$532 [12] + \$534 [13];
-  assign \$536  = x_in ^ port__data[175:160];
-  assign \$537  = ~ \$536 ;
-  assign \$538  = x_in ^ port__data[175:160];
-  assign \$539  = ~ \$538 ;
-  assign \$540  = \$537 [14] + \$539 [15];
-  assign \$541  = \$535  + \$540 ;
-  assign \$542  = \$530  + \$541 ;
-  assign \$543  = \$519  + \$542 ;
-  assign \$544  = \$signal  ? 7'h00 : raw10;
-  assign \$545  = \$543  + \$544 ;
-  assign \$546  = x_in ^ port__data[191:176];
-  assign \$547  = ~ \$546 ;
-  assign \$548  = x_in ^ port__data[191:176];
-  assign \$549  = ~ \$548 ;
-  assign \$550  = \$547 [0] + \$549 [1];
-  assign \$551  = x_in ^ port__data[191:176];
-  assign \$552  = ~ \$551 ;
-  assign \$553  = x_in ^ port__data[191:176];
-  assign \$554  = ~ \$553 ;
-  assign \$555  = \$552 [2] + \$554 [3];
-  assign \$556  = \$550  + \$555 ;
-  assign \$557  = x_in ^ port__data[191:176];
-  assign \$558  = ~ \$557 ;
-  assign \$559  = x_in ^ port__data[191:176];
-  assign \$560  = ~ \$559 ;
-  assign \$561  = \$558 [4] + \$560 [5];
-  assign \$562  = x_in ^ port__data[191:176];
-  assign \$563  = ~ \$562 ;
-  assign \$564  = x_in ^ port__data[191:176];
-  assign \$565  = ~ \$564 ;
-  assign \$566  = \$563 [6] + \$565 [7];
-  assign \$567  = \$561  + \$566 ;
-  assign \$568  = \$556  + \$567 ;
-  assign \$569  = x_in ^ port__data[191:176];
-  assign \$570  = ~ \$569 ;
-  assign \$571  = x_in ^ port__data[191:176];
-  assign \$572  = ~ \$571 ;
-  assign \$573  = \$570 [8] + \$572 [9];
-  assign \$574  = x_in ^ port__data[191:176];
-  assign \$575  = ~ \$574 ;
-  assign \$576  = x_in ^ port__data[191:176];
-  assign \$577  = ~ \$576 ;
-  assign \$578  = \$575 [10] + \$577 [11];
-  assign \$579  = \$573  + \$578 ;
-  assign \$580  = x_in ^ port__data[191:176];
-  assign \$581  = ~ \$580 ;
-  assign \$582  = x_in ^ port__data[191:176];
-  assign \$583  = ~ \$582 ;
-  assign \$584  = \$581 [12] + \$583 [13];
-  assign \$585  = x_in ^ port__data[191:176];
-  assign \$586  = ~ \$585 ;
-  assign \$587  = x_in ^ port__data[191:176];
-  assign \$588  = ~ \$587 ;
-  assign \$589  = \$586 [14] + \$588 [15];
-  assign \$590  = \$584  + \$589 ;
-  assign \$591  = \$579  + \$590 ;
-  assign \$592  = \$568  + \$591 ;
-  assign \$593  = \$signal  ? 7'h00 : raw11;
-  assign \$594  = \$592  + \$593 ;
-  assign \$595  = x_in ^ port__data[207:192];
-  assign \$596  = ~ \$595 ;
-  assign \$597  = x_in ^ port__data[207:192];
-  assign \$598  = ~ \$597 ;
-  assign \$599  = \$596 [0] + \$598 [1];
-  assign \$600  = x_in ^ port__data[207:192];
-  assign \$601  = ~ \$600 ;
-  assign \$602  = x_in ^ port__data[207:192];
-  assign \$603  = ~ \$602 ;
-  assign \$604  = \$601 [2] + \$603 [3];
-  assign \$605  = \$599  + \$604 ;
-  assign \$606  = x_in ^ port__data[207:192];
-  assign \$607  = ~ \$606 ;
-  assign \$608  = x_in ^ port__data[207:192];
-  assign \$609  = ~ \$608 ;
-  assign \$610  = \$607 [4] + \$609 [5];
-  assign \$611  = x_in ^ port__data[207:192];
-  assign \$612  = ~ \$611 ;
-  assign \$613  = x_in ^ port__data[207:192];
-  assign \$614  = ~ \$613 ;
-  assign \$615  = \$612 [6] + \$614 [7];
-  assign \$616  = \$610  + \$615 ;
-  assign \$617  = \$605  + \$616 ;
-  assign \$618  = x_in ^ port__data[207:192];
-  assign \$619  = ~ \$618 ;
-  assign \$620  = x_in ^ port__data[207:192];
-  assign \$621  = ~ \$620 ;
-  assign \$622  = \$619 [8] + \$621 [9];
-  assign \$623  = x_in ^ port__data[207:192];
-  assign \$624  = ~ \$623 ;
-  assign \$625  = x_in ^ port__data[207:192];
-  assign \$626  = ~ \$625 ;
-  assign \$627  = \$624 [10] + \$626 [11];
-  assign \$628  = \$622  + \$627 ;
-  assign \$629  = x_in ^ port__data[207:192];
-  assign \$630  = ~ \$629 ;
-  assign \$631  = x_in ^ port__data[207:192];
-  assign \$632  = ~ \$631 ;
-  assign \$633  = \$630 [12] + \$632 [13];
-  assign \$634  = x_in ^ port__data[207:192];
-  assign \$635  = ~ \$634 ;
-  assign \$636  = x_in ^ port__data[207:192];
-  assign \$637  = ~ \$636 ;
-  assign \$638  = \$635 [14] + \$637 [15];
-  assign \$639  = \$633  + \$638 ;
-  assign \$640  = \$628  + \$639 ;
-  assign \$641  = \$617  + \$640 ;
-  assign \$642  = \$signal  ? 7'h00 : raw12;
-  assign \$643  = \$641  + \$642 ;
-  assign \$644  = x_in ^ port__data[223:208];
-  assign \$645  = ~ \$644 ;
-  assign \$646  = x_in ^ port__data[223:208];
-  assign \$647  = ~ \$646 ;
-  assign \$648  = \$645 [0] + \$647 [1];
-  assign \$649  = x_in ^ port__data[223:208];
-  assign \$650  = ~ \$649 ;
-  assign \$651  = x_in ^ port__data[223:208];
-  assign \$652  = ~ \$651 ;
-  assign \$653  = \$650 [2] + \$652 [3];
-  assign \$654  = \$648  + \$653 ;
-  assign \$655  = x_in ^ port__data[223:208];
-  assign \$656  = ~ \$655 ;
-  assign \$657  = x_in ^ port__data[223:208];
-  assign \$658  = ~ \$657 ;
-  assign \$659  = \$656 [4] + \$658 [5];
-  assign \$660  = x_in ^ port__data[223:208];
-  assign \$661  = ~ \$660 ;
-  assign \$662  = x_in ^ port__data[223:208];
-  assign \$663  = ~ \$662 ;
-  assign \$664  = \$661 [6] + \$663 [7];
-  assign \$665  = \$659  + \$664 ;
-  assign \$666  = \$654  + \$665 ;
-  assign \$667  = x_in ^ port__data[223:208];
-  assign \$668  = ~ \$667 ;
-  assign \$669  = x_in ^ port__data[223:208];
-  assign \$670  = ~ \$669 ;
-  assign \$671  = \$668 [8] + \$670 [9];
-  assign \$672  = x_in ^ port__data[223:208];
-  assign \$673  = ~ \$672 ;
-  assign \$674  = x_in ^ port__data[223:208];
-  assign \$675  = ~ \$674 ;
-  assign \$676  = \$673 [10] + \$675 [11];
-  assign \$677  = \$671  + \$676 ;
-  assign \$678  = x_in ^ port__data[223:208];
-  assign \$679  = ~ \$678 ;
-  assign \$680  = x_in ^ port__data[223:208];
-  assign \$681  = ~ \$680 ;
-  assign \$682  = \$679 [12] + \$681 [13];
-  assign \$683  = x_in ^ port__data[223:208];
-  assign \$684  = ~ \$683 ;
-  assign \$685  = x_in ^ port__data[223:208];
-  assign \$686  = ~ \$685 ;
-  assign \$687  = \$684 [14] + \$686 [15];
-  assign \$688  = \$682  + \$687 ;
-  assign \$689  = \$677  + \$688 ;
-  assign \$690  = \$666  + \$689 ;
-  assign \$691  = \$signal  ? 7'h00 : raw13;
-  assign \$692  = \$690  + \$691 ;
-  assign \$693  = x_in ^ port__data[239:224];
-  assign \$694  = ~ \$693 ;
-  assign \$695  = x_in ^ port__data[239:224];
-  assign \$696  = ~ \$695 ;
-  assign \$697  = \$694 [0] + \$696 [1];
-  assign \$698  = x_in ^ port__data[239:224];
-  assign \$699  = ~ \$698 ;
-  assign \$700  = x_in ^ port__data[239:224];
-  assign \$701  = ~ \$700 ;
-  assign \$702  = \$699 [2] + \$701 [3];
-  assign \$703  = \$697  + \$702 ;
-  assign \$704  = x_in ^ port__data[239:224];
-  assign \$705  = ~ \$704 ;
-  assign \$706  = x_in ^ port__data[239:224];
-  assign \$707  = ~ \$706 ;
-  assign \$708  = \$705 [4] + \$707 [5];
-  assign \$709  = x_in ^ port__data[239:224];
-  assign \$710  = ~ \$709 ;
-  assign \$711  = x_in ^ port__data[239:224];
-  assign \$712  = ~ \$711 ;
-  assign \$713  = \$710 [6] + \$712 [7];
-  assign \$714  = \$708  + \$713 ;
-  assign \$715  = \$703  + \$714 ;
-  assign \$716  = x_in ^ port__data[239:224];
-  assign \$717  = ~ \$716 ;
-  assign \$718  = x_in ^ port__data[239:224];
-  assign \$719  = ~ \$718 ;
-  assign \$720  = \$717 [8] + \$719 [9];
-  assign \$721  = x_in ^ port__data[239:224];
-  assign \$722  = ~ \$721 ;
-  assign \$723  = x_in ^ port__data[239:224];
-  assign \$724  = ~ \$723 ;
-  assign \$725  = \$722 [10] + \$724 [11];
-  assign \$726  = \$720  + \$725 ;
-  assign \$727  = x_in ^ port__data[239:224];
-  assign \$728  = ~ \$727 ;
-  assign \$729  = x_in ^ port__data[239:224];
-  assign \$730  = ~ \$729 ;
-  assign \$731  = \$728 [12] + \$730 [13];
-  assign \$732  = x_in ^ port__data[239:224];
-  assign \$733  = ~ \$732 ;
-  assign \$734  = x_in ^ port__data[239:224];
-  assign \$735  = ~ \$734 ;
-  assign \$736  = \$733 [14] + \$735 [15];
-  assign \$737  = \$731  + \$736 ;
-  assign \$738  = \$726  + \$737 ;
-  assign \$739  = \$715  + \$738 ;
-  assign \$740  = \$signal  ? 7'h00 : raw14;
-  assign \$741  = \$739  + \$740 ;
-  assign \$742  = x_in ^ port__data[255:240];
-  assign \$743  = ~ \$742 ;
-  assign \$744  = x_in ^ port__data[255:240];
-  assign \$745  = ~ \$744 ;
-  assign \$746  = \$743 [0] + \$745 [1];
-  assign \$747  = x_in ^ port__data[255:240];
-  assign \$748  = ~ \$747 ;
-  assign \$749  = x_in ^ port__data[255:240];
-  assign \$750  = ~ \$749 ;
-  assign \$751  = \$748 [2] + \$750 [3];
-  assign \$752  = \$746  + \$751 ;
-  assign \$753  = x_in ^ port__data[255:240];
-  assign \$754  = ~ \$753 ;
-  assign \$755  = x_in ^ port__data[255:240];
-  assign \$756  = ~ \$755 ;
-  assign \$757  = \$754 [4] + \$756 [5];
-  assign \$758  = x_in ^ port__data[255:240];
-  assign \$759  = ~ \$758 ;
-  assign \$760  = x_in ^ port__data[255:240];
-  assign \$761  = ~ \$760 ;
-  assign \$762  = \$759 [6] + \$761 [7];
-  assign \$763  = \$757  + \$762 ;
-  assign \$764  = \$752  + \$763 ;
-  assign \$765  = x_in ^ port__data[255:240];
-  assign \$766  = ~ \$765 ;
-  assign \$767  = x_in ^ port__data[255:240];
-  assign \$768  = ~ \$767 ;
-  assign \$769  = \$766 [8] + \$768 [9];
-  assign \$770  = x_in ^ port__data[255:240];
-  assign \$771  = ~ \$770 ;
-  assign \$772  = x_in ^ port__data[255:240];
-  assign \$773  = ~ \$772 ;
-  assign \$774  = \$771 [10] + \$773 [11];
-  assign \$775  = \$769  + \$774 ;
-  assign \$776  = x_in ^ port__data[255:240];
-  assign \$777  = ~ \$776 ;
-  assign \$778  = x_in ^ port__data[255:240];
-  assign \$779  = ~ \$778 ;
-  assign \$780  = \$777 [12] + \$779 [13];
-  assign \$781  = x_in ^ port__data[255:240];
-  assign \$782  = ~ \$781 ;
-  assign \$783  = x_in ^ port__data[255:240];
-  assign \$784  = ~ \$783 ;
-  assign \$785  = \$782 [14] + \$784 [15];
-  assign \$786  = \$780  + \$785 ;
-  assign \$787  = \$775  + \$786 ;
-  assign \$788  = \$764  + \$787 ;
-  assign \$789  = \$signal  ? 7'h00 : raw15;
-  assign \$790  = \$788  + \$789 ;
-  assign \$791  = $signed(acc0) >= $signed(\port__data$60 [7:0]);
-  assign \$792  = 1'h0 + \$791 ;
-  assign \$793  = $signed(acc1) >= $signed(\port__data$60 [15:8]);
-  assign \$794  = 1'h0 + \$793 ;
-  assign \$795  = $signed(acc2) >= $signed(\port__data$60 [23:16]);
-  assign \$796  = 1'h0 + \$795 ;
-  assign \$797  = $signed(acc3) >= $signed(\port__data$60 [31:24]);
-  assign \$798  = 1'h0 + \$797 ;
-  assign \$799  = $signed(acc4) >= $signed(\port__data$60 [39:32]);
-  assign \$800  = 1'h0 + \$799 ;
-  assign \$801  = $signed(acc5) >= $signed(\port__data$60 [47:40]);
-  assign \$802  = 1'h0 + \$801 ;
-  assign \$803  = $signed(acc6) >= $signed(\port__data$60 [55:48]);
-  assign \$804  = 1'h0 + \$803 ;
-  assign \$805  = $signed(acc7) >= $signed(\port__data$60 [63:56]);
-  assign \$806  = 1'h0 + \$805 ;
-  assign \$807  = $signed(acc8) >= $signed(\port__data$60 [71:64]);
-  assign \$808  = 1'h0 + \$807 ;
-  assign \$809  = $signed(acc9) >= $signed(\port__data$60 [79:72]);
-  assign \$810  = 1'h0 + \$809 ;
-  assign \$811  = $signed(acc10) >= $signed(\port__data$60 [87:80]);
-  assign \$812  = 1'h0 + \$811 ;
-  assign \$813  = $signed(acc11) >= $signed(\port__data$60 [95:88]);
-  assign \$814  = 1'h0 + \$813 ;
-  assign \$815  = $signed(acc12) >= $signed(\port__data$60 [103:96]);
-  assign \$816  = 1'h0 + \$815 ;
-  assign \$817  = $signed(acc13) >= $signed(\port__data$60 [111:104]);
-  assign \$818  = 1'h0 + \$817 ;
-  assign \$819  = $signed(acc14) >= $signed(\port__data$60 [119:112]);
-  assign \$820  = 1'h0 + \$819 ;
-  assign \$821  = $signed(acc15) >= $signed(\port__data$60 [127:120]);
-  assign \$822  = 1'h0 + \$821 ;
-  assign \$823  = \$signature__addr  + 1'h1;
-  assign \$1754  = \$823  % 3'h4;
-  assign \$825  = port__addr + 1'h1;
-  assign \$1760  = \$825  % 5'h10;
-  assign \$827  = \$signature__addr  == 2'h3;
-  assign \$828  = nf + 1'h1;
-  assign \$1767  = \$828  % 3'h4;
-  assign \$830  = ! nf;
-  assign \$831  = ! \$signature__addr ;
-  assign \$832  = \$signature__addr  == 2'h3;
-  assign \$833  = advance & \$signal$78 ;
-  assign \$834  = 2'h2 * \$55 [6:0];
-  assign \$835  = \$834  - 7'h40;
-  assign \$836  = advance & \$signal$78 ;
-  assign \$837  = 2'h2 * \$104 [6:0];
-  assign \$838  = \$837  - 7'h40;
-  assign \$839  = advance & \$signal$78 ;
-  assign \$840  = 2'h2 * \$153 [6:0];
-  assign \$841  = \$840  - 7'h40;
-  assign \$842  = advance & \$signal$78 ;
-  assign \$843  = 2'h2 * \$202 [6:0];
-  assign \$844  = \$843  - 7'h40;
-  assign \$845  = advance & \$signal$78 ;
-  assign \$846  = 2'h2 * \$251 [6:0];
-  assign \$847  = \$846  - 7'h40;
-  assign \$848  = advance & \$signal$78 ;
-  assign \$849  = 2'h2 * \$300 [6:0];
-  assign \$850  = \$849  - 7'h40;
-  assign \$851  = advance & \$signal$78 ;
-  assign \$852  = 2'h2 * \$349 [6:0];
-  assign \$853  = \$852  - 7'h40;
-  assign \$854  = advance & \$signal$78 ;
-  assign \$855  = 2'h2 * \$398 [6:0];
-  assign \$856  = \$855  - 7'h40;
-  assign \$857  = advance & \$signal$78 ;
-  assign \$858  = 2'h2 * \$447 [6:0];
-  assign \$859  = \$858  - 7'h40;
-  assign \$860  = advance & \$signal$78 ;
-  assign \$861  = 2'h2 * \$496 [6:0];
-  assign \$862  = \$861  - 7'h40;
-  assign \$863  = advance & \$signal$78 ;
-  assign \$864  = 2'h2 * \$545 [6:0];
-  assign \$865  = \$864  - 7'h40;
-  assign \$866  = advance & \$signal$78 ;
-  assign \$867  = 2'h2 * \$594 [6:0];
-  assign \$868  = \$867  - 7'h40;
-  assign \$869  = advance & \$signal$78 ;
-  assign \$870  = 2'h2 * \$643 [6:0];
-  assign \$871  = \$870  - 7'h40;
-  assign \$872  = advance & \$signal$78 ;
-  assign \$873  = 2'h2 * \$692 [6:0];
-  assign \$874  = \$873  - 7'h40;
-  assign \$875  = advance & \$signal$78 ;
-  assign \$876  = 2'h2 * \$741 [6:0];
-  assign \$877  = \$876  - 7'h40;
-  assign \$878  = advance & \$signal$78 ;
-  assign \$879  = 2'h2 * \$790 [6:0];
-  assign \$880  = \$879  - 7'h40;
-  assign \$881  = \$signal$78  & last1;
+  assign \$392  = \$390  + \$391 ;
+  assign \$393  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$394  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$395  = \$393  + \$394 ;
+  assign \$396  = advance & v1_d2;
+  assign \$397  = 2'h2 * raw14;
+  assign \$398  = \$397  - 7'h40;
+  assign \$399  = xnor15[0] + xnor15[1];
+  assign \$400  = xnor15[2] + xnor15[3];
+  assign \$401  = \$399  + \$400 ;
+  assign \$402  = xnor15[4] + xnor15[5];
+  assign \$403  = xnor15[6] + xnor15[7];
+  assign \$404  = \$402  + \$403 ;
+  assign \$405  = xnor15[8] + xnor15[9];
+  assign \$406  = xnor15[10] + xnor15[11];
+  assign \$407  = \$405  + \$406 ;
+  assign \$408  = xnor15[12] + xnor15[13];
+  assign \$409  = xnor15[14] + xnor15[15];
+  assign \$410  = \$408  + \$409 ;
+  assign \$411  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$412  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$413  = \$411  + \$412 ;
+  assign \$414  = advance & v1_d2;
+  assign \$415  = 2'h2 * raw15;
+  assign \$416  = \$415  - 7'h40;
+  assign \$417  = v1_d2 & last1_d2;
   always @(posedge clk)
-    \$signature__addr  <= \$882 ;
+    \$signature__addr  <= \$418 ;
   always @(posedge clk)
-    port__addr <= \$883 ;
+    port__addr <= \$419 ;
   always @(posedge clk)
-    nf <= \$884 ;
+    nf <= \$420 ;
   always @(posedge clk)
-    \$signal$78  <= \$885 ;
+    \$signal  <= \$421 ;
   always @(posedge clk)
-    x1 <= \$886 ;
+    x1 <= \$422 ;
   always @(posedge clk)
-    fresh1 <= \$887 ;
+    fresh1 <= \$423 ;
   always @(posedge clk)
-    \$signal  <= \$888 ;
+    \$signal$112  <= \$424 ;
   always @(posedge clk)
-    last1 <= \$889 ;
+    last1 <= \$425 ;
   always @(posedge clk)
-    \port__addr$55  <= \$890 ;
+    nf1 <= \$426 ;
   always @(posedge clk)
-    raw0 <= \$891 ;
+    x_in_d0 <= \$427 ;
   always @(posedge clk)
-    acc0 <= \$892 ;
+    weights_d0 <= \$428 ;
   always @(posedge clk)
-    raw1 <= \$893 ;
+    v1_d0 <= \$429 ;
   always @(posedge clk)
-    acc1 <= \$894 ;
+    v1_d1 <= \$430 ;
   always @(posedge clk)
-    raw2 <= \$895 ;
+    v1_d2 <= \$431 ;
   always @(posedge clk)
-    acc2 <= \$896 ;
+    first1_d0 <= \$432 ;
   always @(posedge clk)
-    raw3 <= \$897 ;
+    first1_d1 <= \$433 ;
   always @(posedge clk)
-    acc3 <= \$898 ;
+    first1_d2 <= \$434 ;
   always @(posedge clk)
-    raw4 <= \$899 ;
+    last1_d0 <= \$435 ;
   always @(posedge clk)
-    acc4 <= \$900 ;
+    last1_d1 <= \$436 ;
   always @(posedge clk)
-    raw5 <= \$901 ;
+    last1_d2 <= \$437 ;
   always @(posedge clk)
-    acc5 <= \$902 ;
+    nf1_d0 <= \$438 ;
   always @(posedge clk)
-    raw6 <= \$903 ;
+    nf1_d1 <= \$439 ;
   always @(posedge clk)
-    acc6 <= \$904 ;
+    nf1_d2 <= \$440 ;
   always @(posedge clk)
-    raw7 <= \$905 ;
+    tree0_l1_0_0 <= \$441 ;
   always @(posedge clk)
-    acc7 <= \$906 ;
+    tree0_l1_1_0 <= \$442 ;
   always @(posedge clk)
-    raw8 <= \$907 ;
+    tree0_l1_2_0 <= \$443 ;
   always @(posedge clk)
-    acc8 <= \$908 ;
+    tree0_l1_3_0 <= \$444 ;
   always @(posedge clk)
-    raw9 <= \$909 ;
+    tree0_l3_0_0 <= \$445 ;
   always @(posedge clk)
-    acc9 <= \$910 ;
+    raw0 <= \$446 ;
   always @(posedge clk)
-    raw10 <= \$911 ;
+    acc0 <= \$447 ;
   always @(posedge clk)
-    acc10 <= \$912 ;
+    tree1_l1_0_0 <= \$448 ;
   always @(posedge clk)
-    raw11 <= \$913 ;
+    tree1_l1_1_0 <= \$449 ;
   always @(posedge clk)
-    acc11 <= \$914 ;
+    tree1_l1_2_0 <= \$450 ;
   always @(posedge clk)
-    raw12 <= \$915 ;
+    tree1_l1_3_0 <= \$451 ;
   always @(posedge clk)
-    acc12 <= \$916 ;
+    tree1_l3_0_0 <= \$452 ;
   always @(posedge clk)
-    raw13 <= \$917 ;
+    raw1 <= \$453 ;
   always @(posedge clk)
-    acc13 <= \$918 ;
+    acc1 <= \$454 ;
   always @(posedge clk)
-    raw14 <= \$919 ;
+    tree2_l1_0_0 <= \$455 ;
   always @(posedge clk)
-    acc14 <= \$920 ;
+    tree2_l1_1_0 <= \$456 ;
   always @(posedge clk)
-    raw15 <= \$921 ;
+    tree2_l1_2_0 <= \$457 ;
   always @(posedge clk)
-    acc15 <= \$922 ;
+    tree2_l1_3_0 <= \$458 ;
   always @(posedge clk)
-    v2 <= \$923 ;
+    tree2_l3_0_0 <= \$459 ;
   always @(posedge clk)
-    o__valid <= \$924 ;
+    raw2 <= \$460 ;
   always @(posedge clk)
-    o__payload <= \$925 ;
+    acc2 <= \$461 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$462 ;
+  always @(posedge clk)
+    tree3_l1_1_0 <= \$463 ;
+  always @(posedge clk)
+    tree3_l1_2_0 <= \$464 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$465 ;
+  always @(posedge clk)
+    tree3_l3_0_0 <= \$466 ;
+  always @(posedge clk)
+    raw3 <= \$467 ;
+  always @(posedge clk)
+    acc3 <= \$468 ;
+  always @(posedge clk)
+    tree4_l1_0_0 <= \$469 ;
+  always @(posedge clk)
+    tree4_l1_1_0 <= \$470 ;
+  always @(posedge clk)
+    tree4_l1_2_0 <= \$471 ;
+  always @(posedge clk)
+    tree4_l1_3_0 <= \$472 ;
+  always @(posedge clk)
+    tree4_l3_0_0 <= \$473 ;
+  always @(posedge clk)
+    raw4 <= \$474 ;
+  always @(posedge clk)
+    acc4 <= \$475 ;
+  always @(posedge clk)
+    tree5_l1_0_0 <= \$476 ;
+  always @(posedge clk)
+    tree5_l1_1_0 <= \$477 ;
+  always @(posedge clk)
+    tree5_l1_2_0 <= \$478 ;
+  always @(posedge clk)
+    tree5_l1_3_0 <= \$479 ;
+  always @(posedge clk)
+    tree5_l3_0_0 <= \$480 ;
+  always @(posedge clk)
+    raw5 <= \$481 ;
+  always @(posedge clk)
+    acc5 <= \$482 ;
+  always @(posedge clk)
+    tree6_l1_0_0 <= \$483 ;
+  always @(posedge clk)
+    tree6_l1_1_0 <= \$484 ;
+  always @(posedge clk)
+    tree6_l1_2_0 <= \$485 ;
+  always @(posedge clk)
+    tree6_l1_3_0 <= \$486 ;
+  always @(posedge clk)
+    tree6_l3_0_0 <= \$487 ;
+  always @(posedge clk)
+    raw6 <= \$488 ;
+  always @(posedge clk)
+    acc6 <= \$489 ;
+  always @(posedge clk)
+    tree7_l1_0_0 <= \$490 ;
+  always @(posedge clk)
+    tree7_l1_1_0 <= \$491 ;
+  always @(posedge clk)
+    tree7_l1_2_0 <= \$492 ;
+  always @(posedge clk)
+    tree7_l1_3_0 <= \$493 ;
+  always @(posedge clk)
+    tree7_l3_0_0 <= \$494 ;
+  always @(posedge clk)
+    raw7 <= \$495 ;
+  always @(posedge clk)
+    acc7 <= \$496 ;
+  always @(posedge clk)
+    tree8_l1_0_0 <= \$497 ;
+  always @(posedge clk)
+    tree8_l1_1_0 <= \$498 ;
+  always @(posedge clk)
+    tree8_l1_2_0 <= \$499 ;
+  always @(posedge clk)
+    tree8_l1_3_0 <= \$500 ;
+  always @(posedge clk)
+    tree8_l3_0_0 <= \$501 ;
+  always @(posedge clk)
+    raw8 <= \$502 ;
+  always @(posedge clk)
+    acc8 <= \$503 ;
+  always @(posedge clk)
+    tree9_l1_0_0 <= \$504 ;
+  always @(posedge clk)
+    tree9_l1_1_0 <= \$505 ;
+  always @(posedge clk)
+    tree9_l1_2_0 <= \$506 ;
+  always @(posedge clk)
+    tree9_l1_3_0 <= \$507 ;
+  always @(posedge clk)
+    tree9_l3_0_0 <= \$508 ;
+  always @(posedge clk)
+    raw9 <= \$509 ;
+  always @(posedge clk)
+    acc9 <= \$510 ;
+  always @(posedge clk)
+    tree10_l1_0_0 <= \$511 ;
+  always @(posedge clk)
+    tree10_l1_1_0 <= \$512 ;
+  always @(posedge clk)
+    tree10_l1_2_0 <= \$513 ;
+  always @(posedge clk)
+    tree10_l1_3_0 <= \$514 ;
+  always @(posedge clk)
+    tree10_l3_0_0 <= \$515 ;
+  always @(posedge clk)
+    raw10 <= \$516 ;
+  always @(posedge clk)
+    acc10 <= \$517 ;
+  always @(posedge clk)
+    tree11_l1_0_0 <= \$518 ;
+  always @(posedge clk)
+    tree11_l1_1_0 <= \$519 ;
+  always @(posedge clk)
+    tree11_l1_2_0 <= \$520 ;
+  always @(posedge clk)
+    tree11_l1_3_0 <= \$521 ;
+  always @(posedge clk)
+    tree11_l3_0_0 <= \$522 ;
+  always @(posedge clk)
+    raw11 <= \$523 ;
+  always @(posedge clk)
+    acc11 <= \$524 ;
+  always @(posedge clk)
+    tree12_l1_0_0 <= \$525 ;
+  always @(posedge clk)
+    tree12_l1_1_0 <= \$526 ;
+  always @(posedge clk)
+    tree12_l1_2_0 <= \$527 ;
+  always @(posedge clk)
+    tree12_l1_3_0 <= \$528 ;
+  always @(posedge clk)
+    tree12_l3_0_0 <= \$529 ;
+  always @(posedge clk)
+    raw12 <= \$530 ;
+  always @(posedge clk)
+    acc12 <= \$531 ;
+  always @(posedge clk)
+    tree13_l1_0_0 <= \$532 ;
+  always @(posedge clk)
+    tree13_l1_1_0 <= \$533 ;
+  always @(posedge clk)
+    tree13_l1_2_0 <= \$534 ;
+  always @(posedge clk)
+    tree13_l1_3_0 <= \$535 ;
+  always @(posedge clk)
+    tree13_l3_0_0 <= \$536 ;
+  always @(posedge clk)
+    raw13 <= \$537 ;
+  always @(posedge clk)
+    acc13 <= \$538 ;
+  always @(posedge clk)
+    tree14_l1_0_0 <= \$539 ;
+  always @(posedge clk)
+    tree14_l1_1_0 <= \$540 ;
+  always @(posedge clk)
+    tree14_l1_2_0 <= \$541 ;
+  always @(posedge clk)
+    tree14_l1_3_0 <= \$542 ;
+  always @(posedge clk)
+    tree14_l3_0_0 <= \$543 ;
+  always @(posedge clk)
+    raw14 <= \$544 ;
+  always @(posedge clk)
+    acc14 <= \$545 ;
+  always @(posedge clk)
+    tree15_l1_0_0 <= \$546 ;
+  always @(posedge clk)
+    tree15_l1_1_0 <= \$547 ;
+  always @(posedge clk)
+    tree15_l1_2_0 <= \$548 ;
+  always @(posedge clk)
+    tree15_l1_3_0 <= \$549 ;
+  always @(posedge clk)
+    tree15_l3_0_0 <= \$550 ;
+  always @(posedge clk)
+    raw15 <= \$551 ;
+  always @(posedge clk)
+    acc15 <= \$552 ;
+  always @(posedge clk)
+    v2 <= \$553 ;
+  always @(posedge clk)
+    v2_d0 <= \$554 ;
+  always @(posedge clk)
+    \port__addr$88  <= \$555 ;
+  always @(posedge clk)
+    thresholds_d0 <= \$556 ;
+  always @(posedge clk)
+    \v2_d0$210  <= \$557 ;
+  always @(posedge clk)
+    acc0_d0 <= \$558 ;
+  always @(posedge clk)
+    acc1_d0 <= \$559 ;
+  always @(posedge clk)
+    acc2_d0 <= \$560 ;
+  always @(posedge clk)
+    acc3_d0 <= \$561 ;
+  always @(posedge clk)
+    acc4_d0 <= \$562 ;
+  always @(posedge clk)
+    acc5_d0 <= \$563 ;
+  always @(posedge clk)
+    acc6_d0 <= \$564 ;
+  always @(posedge clk)
+    acc7_d0 <= \$565 ;
+  always @(posedge clk)
+    acc8_d0 <= \$566 ;
+  always @(posedge clk)
+    acc9_d0 <= \$567 ;
+  always @(posedge clk)
+    acc10_d0 <= \$568 ;
+  always @(posedge clk)
+    acc11_d0 <= \$569 ;
+  always @(posedge clk)
+    acc12_d0 <= \$570 ;
+  always @(posedge clk)
+    acc13_d0 <= \$571 ;
+  always @(posedge clk)
+    acc14_d0 <= \$572 ;
+  always @(posedge clk)
+    acc15_d0 <= \$573 ;
+  always @(posedge clk)
+    o__valid <= \$574 ;
+  always @(posedge clk)
+    o__payload <= \$575 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -14525,509 +16524,1561 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \$6  = ! nf;
   assign \$signature__en  = fire & \$6 ;
   assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in ^ port__data[15:0];
-  assign \$8  = ~ \$7 ;
-  assign \$9  = x_in ^ port__data[15:0];
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8 [0] + \$10 [1];
-  assign \$12  = x_in ^ port__data[15:0];
-  assign \$13  = ~ \$12 ;
-  assign \$14  = x_in ^ port__data[15:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13 [2] + \$15 [3];
-  assign \$17  = \$11  + \$16 ;
-  assign \$18  = x_in ^ port__data[15:0];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = x_in ^ port__data[15:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19 [4] + \$21 [5];
-  assign \$23  = x_in ^ port__data[15:0];
-  assign \$24  = ~ \$23 ;
-  assign \$25  = x_in ^ port__data[15:0];
-  assign \$26  = ~ \$25 ;
-  assign \$27  = \$24 [6] + \$26 [7];
-  assign \$28  = \$22  + \$27 ;
-  assign \$29  = \$17  + \$28 ;
-  assign \$30  = x_in ^ port__data[15:0];
-  assign \$31  = ~ \$30 ;
-  assign \$32  = x_in ^ port__data[15:0];
-  assign \$33  = ~ \$32 ;
-  assign \$34  = \$31 [8] + \$33 [9];
-  assign \$35  = x_in ^ port__data[15:0];
-  assign \$36  = ~ \$35 ;
-  assign \$37  = x_in ^ port__data[15:0];
-  assign \$38  = ~ \$37 ;
-  assign \$39  = \$36 [10] + \$38 [11];
-  assign \$40  = \$34  + \$39 ;
-  assign \$41  = x_in ^ port__data[15:0];
-  assign \$42  = ~ \$41 ;
-  assign \$43  = x_in ^ port__data[15:0];
-  assign \$44  = ~ \$43 ;
-  assign \$45  = \$42 [12] + \$44 [13];
-  assign \$46  = x_in ^ port__data[15:0];
-  assign \$47  = ~ \$46 ;
-  assign \$48  = x_in ^ port__data[15:0];
-  assign \$49  = ~ \$48 ;
-  assign \$50  = \$47 [14] + \$49 [15];
-  assign \$51  = \$45  + \$50 ;
-  assign \$52  = \$40  + \$51 ;
-  assign \$53  = \$29  + \$52 ;
-  assign \$54  = \$signal  ? 7'h00 : raw0;
-  assign \$55  = \$53  + \$54 ;
-  assign \$56  = x_in ^ port__data[31:16];
-  assign \$57  = ~ \$56 ;
-  assign \$58  = x_in ^ port__data[31:16];
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$57 [0] + \$59 [1];
-  assign \$61  = x_in ^ port__data[31:16];
-  assign \$62  = ~ \$61 ;
-  assign \$63  = x_in ^ port__data[31:16];
-  assign \$64  = ~ \$63 ;
-  assign \$65  = \$62 [2] + \$64 [3];
-  assign \$66  = \$60  + \$65 ;
-  assign \$67  = x_in ^ port__data[31:16];
-  assign \$68  = ~ \$67 ;
-  assign \$69  = x_in ^ port__data[31:16];
+  assign \$7  = x_in_d0 ^ weights_d0[15:0];
+  assign xnor0 = ~ \$7 ;
+  assign \$8  = first1_d2 ? 7'h00 : raw0;
+  assign \$9  = tree0_l3_0_0 + \$8 ;
+  assign \$10  = x_in_d0 ^ weights_d0[31:16];
+  assign xnor1 = ~ \$10 ;
+  assign \$11  = first1_d2 ? 7'h00 : raw1;
+  assign \$12  = tree1_l3_0_0 + \$11 ;
+  assign \$13  = x_in_d0 ^ weights_d0[47:32];
+  assign xnor2 = ~ \$13 ;
+  assign \$14  = first1_d2 ? 7'h00 : raw2;
+  assign \$15  = tree2_l3_0_0 + \$14 ;
+  assign \$16  = x_in_d0 ^ weights_d0[63:48];
+  assign xnor3 = ~ \$16 ;
+  assign \$17  = first1_d2 ? 7'h00 : raw3;
+  assign \$18  = tree3_l3_0_0 + \$17 ;
+  assign \$19  = x_in_d0 ^ weights_d0[79:64];
+  assign xnor4 = ~ \$19 ;
+  assign \$20  = first1_d2 ? 7'h00 : raw4;
+  assign \$21  = tree4_l3_0_0 + \$20 ;
+  assign \$22  = x_in_d0 ^ weights_d0[95:80];
+  assign xnor5 = ~ \$22 ;
+  assign \$23  = first1_d2 ? 7'h00 : raw5;
+  assign \$24  = tree5_l3_0_0 + \$23 ;
+  assign \$25  = x_in_d0 ^ weights_d0[111:96];
+  assign xnor6 = ~ \$25 ;
+  assign \$26  = first1_d2 ? 7'h00 : raw6;
+  assign \$27  = tree6_l3_0_0 + \$26 ;
+  assign \$28  = x_in_d0 ^ weights_d0[127:112];
+  assign xnor7 = ~ \$28 ;
+  assign \$29  = first1_d2 ? 7'h00 : raw7;
+  assign \$30  = tree7_l3_0_0 + \$29 ;
+  assign \$31  = x_in_d0 ^ weights_d0[143:128];
+  assign xnor8 = ~ \$31 ;
+  assign \$32  = first1_d2 ? 7'h00 : raw8;
+  assign \$33  = tree8_l3_0_0 + \$32 ;
+  assign \$34  = x_in_d0 ^ weights_d0[159:144];
+  assign xnor9 = ~ \$34 ;
+  assign \$35  = first1_d2 ? 7'h00 : raw9;
+  assign \$36  = tree9_l3_0_0 + \$35 ;
+  assign \$37  = x_in_d0 ^ weights_d0[175:160];
+  assign xnor10 = ~ \$37 ;
+  assign \$38  = first1_d2 ? 7'h00 : raw10;
+  assign \$39  = tree10_l3_0_0 + \$38 ;
+  assign \$40  = x_in_d0 ^ weights_d0[191:176];
+  assign xnor11 = ~ \$40 ;
+  assign \$41  = first1_d2 ? 7'h00 : raw11;
+  assign \$42  = tree11_l3_0_0 + \$41 ;
+  assign \$43  = x_in_d0 ^ weights_d0[207:192];
+  assign xnor12 = ~ \$43 ;
+  assign \$44  = first1_d2 ? 7'h00 : raw12;
+  assign \$45  = tree12_l3_0_0 + \$44 ;
+  assign \$46  = x_in_d0 ^ weights_d0[223:208];
+  assign xnor13 = ~ \$46 ;
+  assign \$47  = first1_d2 ? 7'h00 : raw13;
+  assign \$48  = tree13_l3_0_0 + \$47 ;
+  assign \$49  = x_in_d0 ^ weights_d0[239:224];
+  assign xnor14 = ~ \$49 ;
+  assign \$50  = first1_d2 ? 7'h00 : raw14;
+  assign \$51  = tree14_l3_0_0 + \$50 ;
+  assign \$52  = x_in_d0 ^ weights_d0[255:240];
+  assign xnor15 = ~ \$52 ;
+  assign \$53  = first1_d2 ? 7'h00 : raw15;
+  assign \$54  = tree15_l3_0_0 + \$53 ;
+  assign \$55  = ~ acc0_d0[7];
+  assign \$56  = ~ thresholds_d0[7];
+  assign \$57  = { \$55 , acc0_d0[6:0] } >= { \$56 , thresholds_d0[6:0] };
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = ~ acc1_d0[7];
+  assign \$60  = ~ thresholds_d0[15];
+  assign \$61  = { \$59 , acc1_d0[6:0] } >= { \$60 , thresholds_d0[14:8] };
+  assign \$62  = 1'h0 + \$61 ;
+  assign \$63  = ~ acc2_d0[7];
+  assign \$64  = ~ thresholds_d0[23];
+  assign \$65  = { \$63 , acc2_d0[6:0] } >= { \$64 , thresholds_d0[22:16] };
+  assign \$66  = 1'h0 + \$65 ;
+  assign \$67  = ~ acc3_d0[7];
+  assign \$68  = ~ thresholds_d0[31];
+  assign \$69  = { \$67 , acc3_d0[6:0] } >= { \$68 , thresholds_d0[30:24] };
+  assign \$70  = 1'h0 + \$69 ;
+  assign \$71  = ~ acc4_d0[7];
+  assign \$72  = ~ thresholds_d0[39];
+  assign \$73  = { \$71 , acc4_d0[6:0] } >= { \$72 , thresholds_d0[38:32] };
+  assign \$74  = 1'h0 + \$73 ;
+  assign \$75  = ~ acc5_d0[7];
+  assign \$76  = ~ thresholds_d0[47];
+  assign \$77  = { \$75 , acc5_d0[6:0] } >= { \$76 , thresholds_d0[46:40] };
+  assign \$78  = 1'h0 + \$77 ;
+  assign \$79  = ~ acc6_d0[7];
+  assign \$80  = ~ thresholds_d0[55];
+  assign \$81  = { \$79 , acc6_d0[6:0] } >= { \$80 , thresholds_d0[54:48] };
+  assign \$82  = 1'h0 + \$81 ;
+  assign \$83  = ~ acc7_d0[7];
+  assign \$84  = ~ thresholds_d0[63];
+  assign \$85  = { \$83 , acc7_d0[6:0] } >= { \$84 , thresholds_d0[62:56] };
+  assign \$86  = 1'h0 + \$85 ;
+  assign \$87  = ~ acc8_d0[7];
+  assign \$88  = ~ thresholds_d0[71];
+  assign \$89  = { \$87 , acc8_d0[6:0] } >= { \$88 , thresholds_d0[70:64] };
+  assign \$90  = 1'h0 + \$89 ;
+  assign \$91  = ~ acc9_d0[7];
+  assign \$92  = ~ thresholds_d0[79];
+  assign \$93  = { \$91 , acc9_d0[6:0] } >= { \$92 , thresholds_d0[78:72] };
+  assign \$94  = 1'h0 + \$93 ;
+  assign \$95  = ~ acc10_d0[7];
+  assign \$96  = ~ thresholds_d0[87];
+  assign \$97  = { \$95 , acc10_d0[6:0] } >= { \$96 , thresholds_d0[86:80] };
+  assign \$98  = 1'h0 + \$97 ;
+  assign \$99  = ~ acc11_d0[7];
+  assign \$100  = ~ thresholds_d0[95];
+  assign \$101  = { \$99 , acc11_d0[6:0] } >= { \$100 , thresholds_d0[94:88] };
+  assign \$102  = 1'h0 + \$101 ;
+  assign \$103  = ~ acc12_d0[7];
+  assign \$104  = ~ thresholds_d0[103];
+  assign \$105  = { \$103 , acc12_d0[6:0] } >= { \$104 , thresholds_d0[102:96] };
+  assign \$106  = 1'h0 + \$105 ;
+  assign \$107  = ~ acc13_d0[7];
+  assign \$108  = ~ thresholds_d0[111];
+  assign \$109  = { \$107 , acc13_d0[6:0] } >= { \$108 , thresholds_d0[110:104] };
+  assign \$110  = 1'h0 + \$109 ;
+  assign \$111  = ~ acc14_d0[7];
+  assign \$112  = ~ thresholds_d0[119];
+  assign \$113  = { \$111 , acc14_d0[6:0] } >= { \$112 , thresholds_d0[118:112] };
+  assign \$114  = 1'h0 + \$113 ;
+  assign \$115  = ~ acc15_d0[7];
+  assign \$116  = ~ thresholds_d0[127];
+  assign \$117  = { \$115 , acc15_d0[6:0] } >= { \$116 , thresholds_d0[126:120] };
+  assign \$118  = 1'h0 + \$117 ;
+  assign \$119  = \$signature__addr  + 1'h1;
+  assign \$716  = \$119  % 3'h4;
+  assign \$121  = port__addr + 1'h1;
+  assign \$722  = \$121  % 5'h10;
+  assign \$123  = \$signature__addr  == 2'h3;
+  assign \$124  = nf + 1'h1;
+  assign \$729  = \$124  % 3'h4;
+  assign \$126  = ! nf;
+  assign \$127  = ! \$signature__addr ;
+  assign \$128  = \$signature__addr  == 2'h3;
+  assign \$129  = xnor0[0] + xnor0[1];
+  assign \$130  = xnor0[2] + xnor0[3];
+  assign \$131  = \$129  + \$130 ;
+  assign \$132  = xnor0[4] + xnor0[5];
+  assign \$133  = xnor0[6] + xnor0[7];
+  assign \$134  = \$132  + \$133 ;
+  assign \$135  = xnor0[8] + xnor0[9];
+  assign \$136  = xnor0[10] + xnor0[11];
+  assign \$137  = \$135  + \$136 ;
+  assign \$138  = xnor0[12] + xnor0[13];
+  assign \$139  = xnor0[14] + xnor0[15];
+  assign \$140  = \$138  + \$139 ;
+  assign \$141  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$142  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$143  = \$141  + \$142 ;
+  assign \$144  = advance & v1_d2;
+  assign \$145  = 2'h2 * raw0;
+  assign \$146  = \$145  - 7'h40;
+  assign \$147  = xnor1[0] + xnor1[1];
+  assign \$148  = xnor1[2] + xnor1[3];
+  assign \$149  = \$147  + \$148 ;
+  assign \$150  = xnor1[4] + xnor1[5];
+  assign \$151  = xnor1[6] + xnor1[7];
+  assign \$152  = \$150  + \$151 ;
+  assign \$153  = xnor1[8] + xnor1[9];
+  assign \$154  = xnor1[10] + xnor1[11];
+  assign \$155  = \$153  + \$154 ;
+  assign \$156  = xnor1[12] + xnor1[13];
+  assign \$157  = xnor1[14] + xnor1[15];
+  assign \$158  = \$156  + \$157 ;
+  assign \$159  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$160  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$161  = \$159  + \$160 ;
+  assign \$162  = advance & v1_d2;
+  assign \$163  = 2'h2 * raw1;
+  assign \$164  = \$163  - 7'h40;
+  assign \$165  = xnor2[0] + xnor2[1];
+  assign \$166  = xnor2[2] + xnor2[3];
+  assign \$167  = \$165  + \$166 ;
+  assign \$168  = xnor2[4] + xnor2[5];
+  assign \$169  = xnor2[6] + xnor2[7];
+  assign \$170  = \$168  + \$169 ;
+  assign \$171  = xnor2[8] + xnor2[9];
+  assign \$172  = xnor2[10] + xnor2[11];
+  assign \$173  = \$171  + \$172 ;
+  assign \$174  = xnor2[12] + xnor2[13];
+  assign \$175  = xnor2[14] + xnor2[15];
+  assign \$176  = \$174  + \$175 ;
+  assign \$177  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$178  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$179  = \$177  + \$178 ;
+  assign \$180  = advance & v1_d2;
+  assign \$181  = 2'h2 * raw2;
+  assign \$182  = \$181  - 7'h40;
+  assign \$183  = xnor3[0] + xnor3[1];
+  assign \$184  = xnor3[2] + xnor3[3];
+  assign \$185  = \$183  + \$184 ;
+  assign \$186  = xnor3[4] + xnor3[5];
+  assign \$187  = xnor3[6] + xnor3[7];
+  assign \$188  = \$186  + \$187 ;
+  assign \$189  = xnor3[8] + xnor3[9];
+  assign \$190  = xnor3[10] + xnor3[11];
+  assign \$191  = \$189  + \$190 ;
+  assign \$192  = xnor3[12] + xnor3[13];
+  assign \$193  = xnor3[14] + xnor3[15];
+  assign \$194  = \$192  + \$193 ;
+  assign \$195  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$196  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$197  = \$195  + \$196 ;
+  assign \$198  = advance & v1_d2;
+  assign \$199  = 2'h2 * raw3;
+  assign \$200  = \$199  - 7'h40;
+  assign \$201  = xnor4[0] + xnor4[1];
+  assign \$202  = xnor4[2] + xnor4[3];
+  assign \$203  = \$201  + \$202 ;
+  assign \$204  = xnor4[4] + xnor4[5];
+  assign \$205  = xnor4[6] + xnor4[7];
+  assign \$206  = \$204  + \$205 ;
+  assign \$207  = xnor4[8] + xnor4[9];
+  assign \$208  = xnor4[10] + xnor4[11];
+  assign \$209  = \$207  + \$208 ;
+  assign \$210  = xnor4[12] + xnor4[13];
+  assign \$211  = xnor4[14] + xnor4[15];
+  assign \$212  = \$210  + \$211 ;
+  assign \$213  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$214  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$215  = \$213  + \$214 ;
+  assign \$216  = advance & v1_d2;
+  assign \$217  = 2'h2 * raw4;
+  assign \$218  = \$217  - 7'h40;
+  assign \$219  = xnor5[0] + xnor5[1];
+  assign \$220  = xnor5[2] + xnor5[3];
+  assign \$221  = \$219  + \$220 ;
+  assign \$222  = xnor5[4] + xnor5[5];
+  assign \$223  = xnor5[6] + xnor5[7];
+  assign \$224  = \$222  + \$223 ;
+  assign \$225  = xnor5[8] + xnor5[9];
+  assign \$226  = xnor5[10] + xnor5[11];
+  assign \$227  = \$225  + \$226 ;
+  assign \$228  = xnor5[12] + xnor5[13];
+  assign \$229  = xnor5[14] + xnor5[15];
+  assign \$230  = \$228  + \$229 ;
+  assign \$231  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$232  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$233  = \$231  + \$232 ;
+  assign \$234  = advance & v1_d2;
+  assign \$235  = 2'h2 * raw5;
+  assign \$236  = \$235  - 7'h40;
+  assign \$237  = xnor6[0] + xnor6[1];
+  assign \$238  = xnor6[2] + xnor6[3];
+  assign \$239  = \$237  + \$238 ;
+  assign \$240  = xnor6[4] + xnor6[5];
+  assign \$241  = xnor6[6] + xnor6[7];
+  assign \$242  = \$240  + \$241 ;
+  assign \$243  = xnor6[8] + xnor6[9];
+  assign \$244  = xnor6[10] + xnor6[11];
+  assign \$245  = \$243  + \$244 ;
+  assign \$246  = xnor6[12] + xnor6[13];
+  assign \$247  = xnor6[14] + xnor6[15];
+  assign \$248  = \$246  + \$247 ;
+  assign \$249  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$250  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$251  = \$249  + \$250 ;
+  assign \$252  = advance & v1_d2;
+  assign \$253  = 2'h2 * raw6;
+  assign \$254  = \$253  - 7'h40;
+  assign \$255  = xnor7[0] + xnor7[1];
+  assign \$256  = xnor7[2] + xnor7[3];
+  assign \$257  = \$255  + \$256 ;
+  assign \$258  = xnor7[4] + xnor7[5];
+  assign \$259  = xnor7[6] + xnor7[7];
+  assign \$260  = \$258  + \$259 ;
+  assign \$261  = xnor7[8] + xnor7[9];
+  assign \$262  = xnor7[10] + xnor7[11];
+  assign \$263  = \$261  + \$262 ;
+  assign \$264  = xnor7[12] + xnor7[13];
+  assign \$265  = xnor7[14] + xnor7[15];
+  assign \$266  = \$264  + \$265 ;
+  assign \$267  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$268  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$269  = \$267  + \$268 ;
+  assign \$270  = advance & v1_d2;
+  assign \$271  = 2'h2 * raw7;
+  assign \$272  = \$271  - 7'h40;
+  assign \$273  = xnor8[0] + xnor8[1];
+  assign \$274  = xnor8[2] + xnor8[3];
+  assign \$275  = \$273  + \$274 ;
+  assign \$276  = xnor8[4] + xnor8[5];
+  assign \$277  = xnor8[6] + xnor8[7];
+  assign \$278  = \$276  + \$277 ;
+  assign \$279  = xnor8[8] + xnor8[9];
+  assign \$280  = xnor8[10] + xnor8[11];
+  assign \$281  = \$279  + \$280 ;
+  assign \$282  = xnor8[12] + xnor8[13];
+  assign \$283  = xnor8[14] + xnor8[15];
+  assign \$284  = \$282  + \$283 ;
+  assign \$285  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$286  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$287  = \$285  + \$286 ;
+  assign \$288  = advance & v1_d2;
+  assign \$289  = 2'h2 * raw8;
+  assign \$290  = \$289  - 7'h40;
+  assign \$291  = xnor9[0] + xnor9[1];
+  assign \$292  = xnor9[2] + xnor9[3];
+  assign \$293  = \$291  + \$292 ;
+  assign \$294  = xnor9[4] + xnor9[5];
+  assign \$295  = xnor9[6] + xnor9[7];
+  assign \$296  = \$294  + \$295 ;
+  assign \$297  = xnor9[8] + xnor9[9];
+  assign \$298  = xnor9[10] + xnor9[11];
+  assign \$299  = \$297  + \$298 ;
+  assign \$300  = xnor9[12] + xnor9[13];
+  assign \$301  = xnor9[14] + xnor9[15];
+  assign \$302  = \$300  + \$301 ;
+  assign \$303  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$304  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$305  = \$303  + \$304 ;
+  assign \$306  = advance & v1_d2;
+  assign \$307  = 2'h2 * raw9;
+  assign \$308  = \$307  - 7'h40;
+  assign \$309  = xnor10[0] + xnor10[1];
+  assign \$310  = xnor10[2] + xnor10[3];
+  assign \$311  = \$309  + \$310 ;
+  assign \$312  = xnor10[4] + xnor10[5];
+  assign \$313  = xnor10[6] + xnor10[7];
+  assign \$314  = \$312  + \$313 ;
+  assign \$315  = xnor10[8] + xnor10[9];
+  assign \$316  = xnor10[10] + xnor10[11];
+  assign \$317  = \$315  + \$316 ;
+  assign \$318  = xnor10[12] + xnor10[13];
+  assign \$319  = xnor10[14] + xnor10[15];
+  assign \$320  = \$318  + \$319 ;
+  assign \$321  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$322  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$323  = \$321  + \$322 ;
+  assign \$324  = advance & v1_d2;
+  assign \$325  = 2'h2 * raw10;
+  assign \$326  = \$325  - 7'h40;
+  assign \$327  = xnor11[0] + xnor11[1];
+  assign \$328  = xnor11[2] + xnor11[3];
+  assign \$329  = \$327  + \$328 ;
+  assign \$330  = xnor11[4] + xnor11[5];
+  assign \$331  = xnor11[6] + xnor11[7];
+  assign \$332  = \$330  + \$331 ;
+  assign \$333  = xnor11[8] + xnor11[9];
+  assign \$334  = xnor11[10] + xnor11[11];
+  assign \$335  = \$333  + \$334 ;
+  assign \$336  = xnor11[12] + xnor11[13];
+  assign \$337  = xnor11[14] + xnor11[15];
+  assign \$338  = \$336  + \$337 ;
+  assign \$339  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$340  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$341  = \$339  + \$340 ;
+  assign \$342  = advance & v1_d2;
+  assign \$343  = 2'h2 * raw11;
+  assign \$344  = \$343  - 7'h40;
+  assign \$345  = xnor12[0] + xnor12[1];
+  assign \$346  = xnor12[2] + xnor12[3];
+  assign \$347  = \$345  + \$346 ;
+  assign \$348  = xnor12[4] + xnor12[5];
+  assign \$349  = xnor12[6] + xnor12[7];
+  assign \$350  = \$348  + \$349 ;
+  assign \$351  = xnor12[8] + xnor12[9];
+  assign \$352  = xnor12[10] + xnor12[11];
+  assign \$353  = \$351  + \$352 ;
+  assign \$354  = xnor12[12] + xnor12[13];
+  assign \$355  = xnor12[14] + xnor12[15];
+  assign \$356  = \$354  + \$355 ;
+  assign \$357  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$358  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$359  = \$357  + \$358 ;
+  assign \$360  = advance & v1_d2;
+  assign \$361  = 2'h2 * raw12;
+  assign \$362  = \$361  - 7'h40;
+  assign \$363  = xnor13[0] + xnor13[1];
+  assign \$364  = xnor13[2] + xnor13[3];
+  assign \$365  = \$363  + \$364 ;
+  assign \$366  = xnor13[4] + xnor13[5];
+  assign \$367  = xnor13[6] + xnor13[7];
+  assign \$368  = \$366  + \$367 ;
+  assign \$369  = xnor13[8] + xnor13[9];
+  assign \$370  = xnor13[10] + xnor13[11];
+  assign \$371  = \$369  + \$370 ;
+  assign \$372  = xnor13[12] + xnor13[13];
+  assign \$373  = xnor13[14] + xnor13[15];
+  assign \$374  = \$372  + \$373 ;
+  assign \$375  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$376  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$377  = \$375  + \$376 ;
+  assign \$378  = advance & v1_d2;
+  assign \$379  = 2'h2 * raw13;
+  assign \$380  = \$379  - 7'h40;
+  assign \$381  = xnor14[0] + xnor14[1];
+  assign \$382  = xnor14[2] + xnor14[3];
+  assign \$383  = \$381  + \$382 ;
+  assign \$384  = xnor14[4] + xnor14[5];
+  assign \$385  = xnor14[6] + xnor14[7];
+  assign \$386  = \$384  + \$385 ;
+  assign \$387  = xnor14[8] + xnor14[9];
+  assign \$388  = xnor14[10] + xnor14[11];
+  assign \$389  = \$387  + \$388 ;
+  assign \$390  = xnor14[12] + xnor14[13];
+  assign \$391  = xnor14[14] + xnor14[15];
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$882  = \$signature__addr ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$418  = \$signature__addr ;
     if (fire) begin
-      \$882  = \$824 [1:0];
+      \$418  = \$120 [1:0];
     end
     if (rst) begin
-      \$882  = 2'h0;
+      \$418  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$883  = port__addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$419  = port__addr;
     if (fire) begin
-      \$883  = \$826 [3:0];
+      \$419  = \$122 [3:0];
     end
     if (rst) begin
-      \$883  = 4'h0;
+      \$419  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$884  = nf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$420  = nf;
     if (fire) begin
-      if (\$827 ) begin
-        \$884  = \$829 [1:0];
+      if (\$123 ) begin
+        \$420  = \$125 [1:0];
       end
     end
     if (rst) begin
-      \$884  = 2'h0;
+      \$420  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$885  = \$signal$78 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$421  = \$signal ;
     if (advance) begin
-      \$885  = fire;
+      \$421  = fire;
     end
     if (rst) begin
-      \$885  = 1'h0;
+      \$421  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$886  = x1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$422  = x1;
     if (advance) begin
-      \$886  = i__payload;
-    end
-    if (rst) begin
-      \$886  = 16'h0000;
+      \$422  = i__payload;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$887  = fresh1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$423  = fresh1;
     if (advance) begin
-      \$887  = \$830 ;
+      \$423  = \$126 ;
     end
     if (rst) begin
-      \$887  = 1'h0;
+      \$423  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$888  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$424  = \$signal$112 ;
     if (advance) begin
-      \$888  = \$831 ;
+      \$424  = \$127 ;
     end
     if (rst) begin
-      \$888  = 1'h0;
+      \$424  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$889  = last1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$425  = last1;
     if (advance) begin
-      \$889  = \$832 ;
+      \$425  = \$128 ;
     end
     if (rst) begin
-      \$889  = 1'h0;
+      \$425  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$890  = \port__addr$55 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$426  = nf1;
     if (advance) begin
-      \$890  = nf;
+      \$426  = nf;
     end
     if (rst) begin
-      \$890  = 2'h0;
+      \$426  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$891  = raw0;
-    if (\$833 ) begin
-      \$891  = \$55 [6:0];
-    end
-    if (rst) begin
-      \$891  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$892  = acc0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$427  = x_in_d0;
     if (advance) begin
-      \$892  = \$835 [7:0];
-    end
-    if (rst) begin
-      \$892  = 8'h00;
+      \$427  = x_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$893  = raw1;
-    if (\$836 ) begin
-      \$893  = \$104 [6:0];
-    end
-    if (rst) begin
-      \$893  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$894  = acc1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$428  = weights_d0;
     if (advance) begin
-      \$894  = \$838 [7:0];
-    end
-    if (rst) begin
-      \$894  = 8'h00;
+      \$428  = port__data;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$895  = raw2;
-    if (\$839 ) begin
-      \$895  = \$153 [6:0];
-    end
-    if (rst) begin
-      \$895  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$896  = acc2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$429  = v1_d0;
     if (advance) begin
-      \$896  = \$841 [7:0];
+      \$429  = \$signal ;
     end
     if (rst) begin
-      \$896  = 8'h00;
+      \$429  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$897  = raw3;
-    if (\$842 ) begin
-      \$897  = \$202 [6:0];
-    end
-    if (rst) begin
-      \$897  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$898  = acc3;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$430  = v1_d1;
     if (advance) begin
-      \$898  = \$844 [7:0];
+      \$430  = v1_d0;
     end
     if (rst) begin
-      \$898  = 8'h00;
+      \$430  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$899  = raw4;
-    if (\$845 ) begin
-      \$899  = \$251 [6:0];
-    end
-    if (rst) begin
-      \$899  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$900  = acc4;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$431  = v1_d2;
     if (advance) begin
-      \$900  = \$847 [7:0];
+      \$431  = v1_d1;
     end
     if (rst) begin
-      \$900  = 8'h00;
+      \$431  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$901  = raw5;
-    if (\$848 ) begin
-      \$901  = \$300 [6:0];
-    end
-    if (rst) begin
-      \$901  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$902  = acc5;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$432  = first1_d0;
     if (advance) begin
-      \$902  = \$850 [7:0];
-    end
-    if (rst) begin
-      \$902  = 8'h00;
+      \$432  = \$signal$112 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$903  = raw6;
-    if (\$851 ) begin
-      \$903  = \$349 [6:0];
-    end
-    if (rst) begin
-      \$903  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$904  = acc6;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$433  = first1_d1;
     if (advance) begin
-      \$904  = \$853 [7:0];
-    end
-    if (rst) begin
-      \$904  = 8'h00;
+      \$433  = first1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$905  = raw7;
-    if (\$854 ) begin
-      \$905  = \$398 [6:0];
-    end
-    if (rst) begin
-      \$905  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$906  = acc7;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$434  = first1_d2;
     if (advance) begin
-      \$906  = \$856 [7:0];
-    end
-    if (rst) begin
-      \$906  = 8'h00;
+      \$434  = first1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$907  = raw8;
-    if (\$857 ) begin
-      \$907  = \$447 [6:0];
-    end
-    if (rst) begin
-      \$907  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$908  = acc8;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$435  = last1_d0;
     if (advance) begin
-      \$908  = \$859 [7:0];
-    end
-    if (rst) begin
-      \$908  = 8'h00;
+      \$435  = last1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$909  = raw9;
-    if (\$860 ) begin
-      \$909  = \$496 [6:0];
-    end
-    if (rst) begin
-      \$909  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$910  = acc9;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$436  = last1_d1;
     if (advance) begin
-      \$910  = \$862 [7:0];
-    end
-    if (rst) begin
-      \$910  = 8'h00;
+      \$436  = last1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$911  = raw10;
-    if (\$863 ) begin
-      \$911  = \$545 [6:0];
-    end
-    if (rst) begin
-      \$911  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$912  = acc10;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$437  = last1_d2;
     if (advance) begin
-      \$912  = \$865 [7:0];
-    end
-    if (rst) begin
-      \$912  = 8'h00;
+      \$437  = last1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$913  = raw11;
-    if (\$866 ) begin
-      \$913  = \$594 [6:0];
-    end
-    if (rst) begin
-      \$913  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$914  = acc11;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$438  = nf1_d0;
     if (advance) begin
-      \$914  = \$868 [7:0];
-    end
-    if (rst) begin
-      \$914  = 8'h00;
+      \$438  = nf1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$915  = raw12;
-    if (\$869 ) begin
-      \$915  = \$643 [6:0];
-    end
-    if (rst) begin
-      \$915  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$916  = acc12;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$439  = nf1_d1;
     if (advance) begin
-      \$916  = \$871 [7:0];
-    end
-    if (rst) begin
-      \$916  = 8'h00;
+      \$439  = nf1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$917  = raw13;
-    if (\$872 ) begin
-      \$917  = \$692 [6:0];
-    end
-    if (rst) begin
-      \$917  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$918  = acc13;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$440  = nf1_d2;
     if (advance) begin
-      \$918  = \$874 [7:0];
-    end
-    if (rst) begin
-      \$918  = 8'h00;
+      \$440  = nf1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$919  = raw14;
-    if (\$875 ) begin
-      \$919  = \$741 [6:0];
-    end
-    if (rst) begin
-      \$919  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$920  = acc14;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$441  = tree0_l1_0_0;
     if (advance) begin
-      \$920  = \$877 [7:0];
-    end
-    if (rst) begin
-      \$920  = 8'h00;
+      \$441  = \$131 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$921  = raw15;
-    if (\$878 ) begin
-      \$921  = \$790 [6:0];
-    end
-    if (rst) begin
-      \$921  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$922  = acc15;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$442  = tree0_l1_1_0;
     if (advance) begin
-      \$922  = \$880 [7:0];
-    end
-    if (rst) begin
-      \$922  = 8'h00;
+      \$442  = \$134 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$923  = v2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$443  = tree0_l1_2_0;
     if (advance) begin
-      \$923  = \$881 ;
-    end
-    if (rst) begin
-      \$923  = 1'h0;
+      \$443  = \$137 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$924  = o__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$444  = tree0_l1_3_0;
     if (advance) begin
-      \$924  = v2;
-    end
-    if (rst) begin
-      \$924  = 1'h0;
+      \$444  = \$140 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$925  = o__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$445  = tree0_l3_0_0;
     if (advance) begin
-      \$925  = result;
+      \$445  = \$143 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$446  = raw0;
+    if (\$144 ) begin
+      \$446  = \$9 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$447  = acc0;
+    if (advance) begin
+      \$447  = \$146 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$448  = tree1_l1_0_0;
+    if (advance) begin
+      \$448  = \$149 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$449  = tree1_l1_1_0;
+    if (advance) begin
+      \$449  = \$152 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$450  = tree1_l1_2_0;
+    if (advance) begin
+      \$450  = \$155 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$451  = tree1_l1_3_0;
+    if (advance) begin
+      \$451  = \$158 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$452  = tree1_l3_0_0;
+    if (advance) begin
+      \$452  = \$161 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$453  = raw1;
+    if (\$162 ) begin
+      \$453  = \$12 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$454  = acc1;
+    if (advance) begin
+      \$454  = \$164 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$455  = tree2_l1_0_0;
+    if (advance) begin
+      \$455  = \$167 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$456  = tree2_l1_1_0;
+    if (advance) begin
+      \$456  = \$170 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$457  = tree2_l1_2_0;
+    if (advance) begin
+      \$457  = \$173 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$458  = tree2_l1_3_0;
+    if (advance) begin
+      \$458  = \$176 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$459  = tree2_l3_0_0;
+    if (advance) begin
+      \$459  = \$179 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$460  = raw2;
+    if (\$180 ) begin
+      \$460  = \$15 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$461  = acc2;
+    if (advance) begin
+      \$461  = \$182 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$462  = tree3_l1_0_0;
+    if (advance) begin
+      \$462  = \$185 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$463  = tree3_l1_1_0;
+    if (advance) begin
+      \$463  = \$188 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$464  = tree3_l1_2_0;
+    if (advance) begin
+      \$464  = \$191 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$465  = tree3_l1_3_0;
+    if (advance) begin
+      \$465  = \$194 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$466  = tree3_l3_0_0;
+    if (advance) begin
+      \$466  = \$197 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$467  = raw3;
+    if (\$198 ) begin
+      \$467  = \$18 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$468  = acc3;
+    if (advance) begin
+      \$468  = \$200 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$469  = tree4_l1_0_0;
+    if (advance) begin
+      \$469  = \$203 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$470  = tree4_l1_1_0;
+    if (advance) begin
+      \$470  = \$206 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$471  = tree4_l1_2_0;
+    if (advance) begin
+      \$471  = \$209 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$472  = tree4_l1_3_0;
+    if (advance) begin
+      \$472  = \$212 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$473  = tree4_l3_0_0;
+    if (advance) begin
+      \$473  = \$215 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$474  = raw4;
+    if (\$216 ) begin
+      \$474  = \$21 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$475  = acc4;
+    if (advance) begin
+      \$475  = \$218 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$476  = tree5_l1_0_0;
+    if (advance) begin
+      \$476  = \$221 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$477  = tree5_l1_1_0;
+    if (advance) begin
+      \$477  = \$224 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$478  = tree5_l1_2_0;
+    if (advance) begin
+      \$478  = \$227 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$479  = tree5_l1_3_0;
+    if (advance) begin
+      \$479  = \$230 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$480  = tree5_l3_0_0;
+    if (advance) begin
+      \$480  = \$233 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$481  = raw5;
+    if (\$234 ) begin
+      \$481  = \$24 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$482  = acc5;
+    if (advance) begin
+      \$482  = \$236 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$483  = tree6_l1_0_0;
+    if (advance) begin
+      \$483  = \$239 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$484  = tree6_l1_1_0;
+    if (advance) begin
+      \$484  = \$242 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$485  = tree6_l1_2_0;
+    if (advance) begin
+      \$485  = \$245 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$486  = tree6_l1_3_0;
+    if (advance) begin
+      \$486  = \$248 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$487  = tree6_l3_0_0;
+    if (advance) begin
+      \$487  = \$251 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$488  = raw6;
+    if (\$252 ) begin
+      \$488  = \$27 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$489  = acc6;
+    if (advance) begin
+      \$489  = \$254 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$490  = tree7_l1_0_0;
+    if (advance) begin
+      \$490  = \$257 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$491  = tree7_l1_1_0;
+    if (advance) begin
+      \$491  = \$260 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$492  = tree7_l1_2_0;
+    if (advance) begin
+      \$492  = \$263 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$493  = tree7_l1_3_0;
+    if (advance) begin
+      \$493  = \$266 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$494  = tree7_l3_0_0;
+    if (advance) begin
+      \$494  = \$269 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$495  = raw7;
+    if (\$270 ) begin
+      \$495  = \$30 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$496  = acc7;
+    if (advance) begin
+      \$496  = \$272 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$497  = tree8_l1_0_0;
+    if (advance) begin
+      \$497  = \$275 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$498  = tree8_l1_1_0;
+    if (advance) begin
+      \$498  = \$278 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$499  = tree8_l1_2_0;
+    if (advance) begin
+      \$499  = \$281 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$500  = tree8_l1_3_0;
+    if (advance) begin
+      \$500  = \$284 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$501  = tree8_l3_0_0;
+    if (advance) begin
+      \$501  = \$287 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$502  = raw8;
+    if (\$288 ) begin
+      \$502  = \$33 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$503  = acc8;
+    if (advance) begin
+      \$503  = \$290 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$504  = tree9_l1_0_0;
+    if (advance) begin
+      \$504  = \$293 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$505  = tree9_l1_1_0;
+    if (advance) begin
+      \$505  = \$296 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$506  = tree9_l1_2_0;
+    if (advance) begin
+      \$506  = \$299 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$507  = tree9_l1_3_0;
+    if (advance) begin
+      \$507  = \$302 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$508  = tree9_l3_0_0;
+    if (advance) begin
+      \$508  = \$305 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$509  = raw9;
+    if (\$306 ) begin
+      \$509  = \$36 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$510  = acc9;
+    if (advance) begin
+      \$510  = \$308 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$511  = tree10_l1_0_0;
+    if (advance) begin
+      \$511  = \$311 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$512  = tree10_l1_1_0;
+    if (advance) begin
+      \$512  = \$314 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$513  = tree10_l1_2_0;
+    if (advance) begin
+      \$513  = \$317 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$514  = tree10_l1_3_0;
+    if (advance) begin
+      \$514  = \$320 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$515  = tree10_l3_0_0;
+    if (advance) begin
+      \$515  = \$323 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$516  = raw10;
+    if (\$324 ) begin
+      \$516  = \$39 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$517  = acc10;
+    if (advance) begin
+      \$517  = \$326 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$518  = tree11_l1_0_0;
+    if (advance) begin
+      \$518  = \$329 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$519  = tree11_l1_1_0;
+    if (advance) begin
+      \$519  = \$332 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$520  = tree11_l1_2_0;
+    if (advance) begin
+      \$520  = \$335 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$521  = tree11_l1_3_0;
+    if (advance) begin
+      \$521  = \$338 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$522  = tree11_l3_0_0;
+    if (advance) begin
+      \$522  = \$341 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$523  = raw11;
+    if (\$342 ) begin
+      \$523  = \$42 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$524  = acc11;
+    if (advance) begin
+      \$524  = \$344 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$525  = tree12_l1_0_0;
+    if (advance) begin
+      \$525  = \$347 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$526  = tree12_l1_1_0;
+    if (advance) begin
+      \$526  = \$350 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$527  = tree12_l1_2_0;
+    if (advance) begin
+      \$527  = \$353 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$528  = tree12_l1_3_0;
+    if (advance) begin
+      \$528  = \$356 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$529  = tree12_l3_0_0;
+    if (advance) begin
+      \$529  = \$359 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$530  = raw12;
+    if (\$360 ) begin
+      \$530  = \$45 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$531  = acc12;
+    if (advance) begin
+      \$531  = \$362 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$532  = tree13_l1_0_0;
+    if (advance) begin
+      \$532  = \$365 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$533  = tree13_l1_1_0;
+    if (advance) begin
+      \$533  = \$368 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$534  = tree13_l1_2_0;
+    if (advance) begin
+      \$534  = \$371 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$535  = tree13_l1_3_0;
+    if (advance) begin
+      \$535  = \$374 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$536  = tree13_l3_0_0;
+    if (advance) begin
+      \$536  = \$377 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$537  = raw13;
+    if (\$378 ) begin
+      \$537  = \$48 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$538  = acc13;
+    if (advance) begin
+      \$538  = \$380 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$539  = tree14_l1_0_0;
+    if (advance) begin
+      \$539  = \$383 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$540  = tree14_l1_1_0;
+    if (advance) begin
+      \$540  = \$386 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$541  = tree14_l1_2_0;
+    if (advance) begin
+      \$541  = \$389 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$542  = tree14_l1_3_0;
+    if (advance) begin
+      \$542  = \$392 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$543  = tree14_l3_0_0;
+    if (advance) begin
+      \$543  = \$395 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$544  = raw14;
+    if (\$396 ) begin
+      \$544  = \$51 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$545  = acc14;
+    if (advance) begin
+      \$545  = \$398 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$546  = tree15_l1_0_0;
+    if (advance) begin
+      \$546  = \$401 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$547  = tree15_l1_1_0;
+    if (advance) begin
+      \$547  = \$404 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$548  = tree15_l1_2_0;
+    if (advance) begin
+      \$548  = \$407 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$549  = tree15_l1_3_0;
+    if (advance) begin
+      \$549  = \$410 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$550  = tree15_l3_0_0;
+    if (advance) begin
+      \$550  = \$413 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$551  = raw15;
+    if (\$414 ) begin
+      \$551  = \$54 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$552  = acc15;
+    if (advance) begin
+      \$552  = \$416 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$553  = v2;
+    if (advance) begin
+      \$553  = \$417 ;
     end
     if (rst) begin
-      \$925  = 16'h0000;
+      \$553  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$554  = v2_d0;
+    if (advance) begin
+      \$554  = v2;
+    end
+    if (rst) begin
+      \$554  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$555  = \port__addr$88 ;
+    if (advance) begin
+      \$555  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$556  = thresholds_d0;
+    if (advance) begin
+      \$556  = \port__data$209 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$557  = \v2_d0$210 ;
+    if (advance) begin
+      \$557  = v2_d0;
+    end
+    if (rst) begin
+      \$557  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$558  = acc0_d0;
+    if (advance) begin
+      \$558  = acc0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$559  = acc1_d0;
+    if (advance) begin
+      \$559  = acc1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$560  = acc2_d0;
+    if (advance) begin
+      \$560  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$561  = acc3_d0;
+    if (advance) begin
+      \$561  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$562  = acc4_d0;
+    if (advance) begin
+      \$562  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$563  = acc5_d0;
+    if (advance) begin
+      \$563  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$564  = acc6_d0;
+    if (advance) begin
+      \$564  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$565  = acc7_d0;
+    if (advance) begin
+      \$565  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$566  = acc8_d0;
+    if (advance) begin
+      \$566  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$567  = acc9_d0;
+    if (advance) begin
+      \$567  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$568  = acc10_d0;
+    if (advance) begin
+      \$568  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$569  = acc11_d0;
+    if (advance) begin
+      \$569  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$570  = acc12_d0;
+    if (advance) begin
+      \$570  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$571  = acc13_d0;
+    if (advance) begin
+      \$571  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$572  = acc14_d0;
+    if (advance) begin
+      \$572  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$573  = acc15_d0;
+    if (advance) begin
+      \$573  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$574  = o__valid;
+    if (advance) begin
+      \$574  = \v2_d0$210 ;
+    end
+    if (rst) begin
+      \$574  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$575  = o__payload;
+    if (advance) begin
+      \$575  = result;
+    end
+    if (rst) begin
+      \$575  = 16'h0000;
     end
   end
   assign waddr = port__addr;
@@ -15036,24 +18087,24 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \$signature__data  = i__payload;
   assign rp__addr = \$signature__addr ;
   assign rp__en = advance;
-  assign total0 = \$55 [6:0];
-  assign total1 = \$104 [6:0];
-  assign total2 = \$153 [6:0];
-  assign total3 = \$202 [6:0];
-  assign total4 = \$251 [6:0];
-  assign total5 = \$300 [6:0];
-  assign total6 = \$349 [6:0];
-  assign total7 = \$398 [6:0];
-  assign total8 = \$447 [6:0];
-  assign total9 = \$496 [6:0];
-  assign total10 = \$545 [6:0];
-  assign total11 = \$594 [6:0];
-  assign total12 = \$643 [6:0];
-  assign total13 = \$692 [6:0];
-  assign total14 = \$741 [6:0];
-  assign total15 = \$790 [6:0];
-  assign nf1 = \port__addr$55 ;
-  assign \port__en$57  = advance;
+  assign total0 = \$9 [6:0];
+  assign total1 = \$12 [6:0];
+  assign total2 = \$15 [6:0];
+  assign total3 = \$18 [6:0];
+  assign total4 = \$21 [6:0];
+  assign total5 = \$24 [6:0];
+  assign total6 = \$27 [6:0];
+  assign total7 = \$30 [6:0];
+  assign total8 = \$33 [6:0];
+  assign total9 = \$36 [6:0];
+  assign total10 = \$39 [6:0];
+  assign total11 = \$42 [6:0];
+  assign total12 = \$45 [6:0];
+  assign total13 = \$48 [6:0];
+  assign total14 = \$51 [6:0];
+  assign total15 = \$54 [6:0];
+  assign nf2_d0 = \port__addr$88 ;
+  assign \port__en$90  = advance;
   assign \$signature__data[0]  = i__payload[0];
   assign \$signature__data[1]  = i__payload[1];
   assign \$signature__data[2]  = i__payload[2];
@@ -15134,6 +18185,22 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \x1[13]  = x1[13];
   assign \x1[14]  = x1[14];
   assign \x1[15]  = x1[15];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
   assign \result[0]  = result[0];
   assign \result[1]  = result[1];
   assign \result[2]  = result[2];
@@ -15150,38 +18217,70 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \result[13]  = result[13];
   assign \result[14]  = result[14];
   assign \result[15]  = result[15];
-  assign \port__data$60[0]  = \port__data$60 [7:0];
-  assign \port__data$60[0][0]  = \port__data$60 [7:0];
-  assign \port__data$60[1]  = \port__data$60 [15:8];
-  assign \port__data$60[1][0]  = \port__data$60 [15:8];
-  assign \port__data$60[2]  = \port__data$60 [23:16];
-  assign \port__data$60[2][0]  = \port__data$60 [23:16];
-  assign \port__data$60[3]  = \port__data$60 [31:24];
-  assign \port__data$60[3][0]  = \port__data$60 [31:24];
-  assign \port__data$60[4]  = \port__data$60 [39:32];
-  assign \port__data$60[4][0]  = \port__data$60 [39:32];
-  assign \port__data$60[5]  = \port__data$60 [47:40];
-  assign \port__data$60[5][0]  = \port__data$60 [47:40];
-  assign \port__data$60[6]  = \port__data$60 [55:48];
-  assign \port__data$60[6][0]  = \port__data$60 [55:48];
-  assign \port__data$60[7]  = \port__data$60 [63:56];
-  assign \port__data$60[7][0]  = \port__data$60 [63:56];
-  assign \port__data$60[8]  = \port__data$60 [71:64];
-  assign \port__data$60[8][0]  = \port__data$60 [71:64];
-  assign \port__data$60[9]  = \port__data$60 [79:72];
-  assign \port__data$60[9][0]  = \port__data$60 [79:72];
-  assign \port__data$60[10]  = \port__data$60 [87:80];
-  assign \port__data$60[10][0]  = \port__data$60 [87:80];
-  assign \port__data$60[11]  = \port__data$60 [95:88];
-  assign \port__data$60[11][0]  = \port__data$60 [95:88];
-  assign \port__data$60[12]  = \port__data$60 [103:96];
-  assign \port__data$60[12][0]  = \port__data$60 [103:96];
-  assign \port__data$60[13]  = \port__data$60 [111:104];
-  assign \port__data$60[13][0]  = \port__data$60 [111:104];
-  assign \port__data$60[14]  = \port__data$60 [119:112];
-  assign \port__data$60[14][0]  = \port__data$60 [119:112];
-  assign \port__data$60[15]  = \port__data$60 [127:120];
-  assign \port__data$60[15][0]  = \port__data$60 [127:120];
+  assign \thresholds_d0[0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[0][0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[1]  = thresholds_d0[15:8];
+  assign \thresholds_d0[1][0]  = thresholds_d0[15:8];
+  assign \thresholds_d0[2]  = thresholds_d0[23:16];
+  assign \thresholds_d0[2][0]  = thresholds_d0[23:16];
+  assign \thresholds_d0[3]  = thresholds_d0[31:24];
+  assign \thresholds_d0[3][0]  = thresholds_d0[31:24];
+  assign \thresholds_d0[4]  = thresholds_d0[39:32];
+  assign \thresholds_d0[4][0]  = thresholds_d0[39:32];
+  assign \thresholds_d0[5]  = thresholds_d0[47:40];
+  assign \thresholds_d0[5][0]  = thresholds_d0[47:40];
+  assign \thresholds_d0[6]  = thresholds_d0[55:48];
+  assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
+  assign \thresholds_d0[7]  = thresholds_d0[63:56];
+  assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
+  assign \thresholds_d0[8]  = thresholds_d0[71:64];
+  assign \thresholds_d0[8][0]  = thresholds_d0[71:64];
+  assign \thresholds_d0[9]  = thresholds_d0[79:72];
+  assign \thresholds_d0[9][0]  = thresholds_d0[79:72];
+  assign \thresholds_d0[10]  = thresholds_d0[87:80];
+  assign \thresholds_d0[10][0]  = thresholds_d0[87:80];
+  assign \thresholds_d0[11]  = thresholds_d0[95:88];
+  assign \thresholds_d0[11][0]  = thresholds_d0[95:88];
+  assign \thresholds_d0[12]  = thresholds_d0[103:96];
+  assign \thresholds_d0[12][0]  = thresholds_d0[103:96];
+  assign \thresholds_d0[13]  = thresholds_d0[111:104];
+  assign \thresholds_d0[13][0]  = thresholds_d0[111:104];
+  assign \thresholds_d0[14]  = thresholds_d0[119:112];
+  assign \thresholds_d0[14][0]  = thresholds_d0[119:112];
+  assign \thresholds_d0[15]  = thresholds_d0[127:120];
+  assign \thresholds_d0[15][0]  = thresholds_d0[127:120];
+  assign \port__data$209[0]  = \port__data$209 [7:0];
+  assign \port__data$209[0][0]  = \port__data$209 [7:0];
+  assign \port__data$209[1]  = \port__data$209 [15:8];
+  assign \port__data$209[1][0]  = \port__data$209 [15:8];
+  assign \port__data$209[2]  = \port__data$209 [23:16];
+  assign \port__data$209[2][0]  = \port__data$209 [23:16];
+  assign \port__data$209[3]  = \port__data$209 [31:24];
+  assign \port__data$209[3][0]  = \port__data$209 [31:24];
+  assign \port__data$209[4]  = \port__data$209 [39:32];
+  assign \port__data$209[4][0]  = \port__data$209 [39:32];
+  assign \port__data$209[5]  = \port__data$209 [47:40];
+  assign \port__data$209[5][0]  = \port__data$209 [47:40];
+  assign \port__data$209[6]  = \port__data$209 [55:48];
+  assign \port__data$209[6][0]  = \port__data$209 [55:48];
+  assign \port__data$209[7]  = \port__data$209 [63:56];
+  assign \port__data$209[7][0]  = \port__data$209 [63:56];
+  assign \port__data$209[8]  = \port__data$209 [71:64];
+  assign \port__data$209[8][0]  = \port__data$209 [71:64];
+  assign \port__data$209[9]  = \port__data$209 [79:72];
+  assign \port__data$209[9][0]  = \port__data$209 [79:72];
+  assign \port__data$209[10]  = \port__data$209 [87:80];
+  assign \port__data$209[10][0]  = \port__data$209 [87:80];
+  assign \port__data$209[11]  = \port__data$209 [95:88];
+  assign \port__data$209[11][0]  = \port__data$209 [95:88];
+  assign \port__data$209[12]  = \port__data$209 [103:96];
+  assign \port__data$209[12][0]  = \port__data$209 [103:96];
+  assign \port__data$209[13]  = \port__data$209 [111:104];
+  assign \port__data$209[13][0]  = \port__data$209 [111:104];
+  assign \port__data$209[14]  = \port__data$209 [119:112];
+  assign \port__data$209[14][0]  = \port__data$209 [119:112];
+  assign \port__data$209[15]  = \port__data$209 [127:120];
+  assign \port__data$209[15][0]  = \port__data$209 [127:120];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -15198,28 +18297,28 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-  assign result[15] = \$822 [0];
-  assign result[14] = \$820 [0];
-  assign result[13] = \$818 [0];
-  assign result[12] = \$816 [0];
-  assign result[11] = \$814 [0];
-  assign result[10] = \$812 [0];
-  assign result[9] = \$810 [0];
-  assign result[8] = \$808 [0];
-  assign result[7] = \$806 [0];
-  assign result[6] = \$804 [0];
-  assign result[5] = \$802 [0];
-  assign result[4] = \$800 [0];
-  assign result[3] = \$798 [0];
-  assign result[2] = \$796 [0];
-  assign result[1] = \$794 [0];
-  assign result[0] = \$792 [0];
-  assign \$1756  = 1'h1;
-  assign \$824  = \$1754 ;
-  assign \$1762  = 1'h1;
-  assign \$826  = \$1760 ;
-  assign \$1769  = 1'h1;
-  assign \$829  = \$1767 ;
+  assign result[15] = \$118 [0];
+  assign result[14] = \$114 [0];
+  assign result[13] = \$110 [0];
+  assign result[12] = \$106 [0];
+  assign result[11] = \$102 [0];
+  assign result[10] = \$98 [0];
+  assign result[9] = \$94 [0];
+  assign result[8] = \$90 [0];
+  assign result[7] = \$86 [0];
+  assign result[6] = \$82 [0];
+  assign result[5] = \$78 [0];
+  assign result[4] = \$74 [0];
+  assign result[3] = \$70 [0];
+  assign result[2] = \$66 [0];
+  assign result[1] = \$62 [0];
+  assign result[0] = \$58 [0];
+  assign \$718  = 1'h1;
+  assign \$120  = \$716 ;
+  assign \$724  = 1'h1;
+  assign \$122  = \$722 ;
+  assign \$731  = 1'h1;
+  assign \$125  = \$729 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15330,7 +18429,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -15449,7 +18548,7 @@ module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
   always @(posedge clk)
     r_rdy <= \$30 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$27  = w_port__addr;
     if (\$4 ) begin
       \$27  = \$5 [1:0];
@@ -15459,7 +18558,7 @@ module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$28  = r_port__addr;
     if (\$8 ) begin
       \$28  = \$9 [1:0];
@@ -15469,7 +18568,7 @@ module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$29  = inner_level;
     if (\$15 ) begin
       \$29  = \$16 [2:0];
@@ -15482,7 +18581,7 @@ module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$30  = r_rdy;
     if (\$26 ) begin
       \$30  = 1'h1;
@@ -15503,8 +18602,8 @@ module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__payload, i__valid, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire \$1 ;
   reg \$10 ;
   reg [7:0] \$11 ;
@@ -15577,7 +18676,7 @@ module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
   always @(posedge clk)
     o__valid <= \$13 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = count;
     if (\$2 ) begin
       \$10  = \$5 [0];
@@ -15587,19 +18686,16 @@ module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = held;
     if (\$2 ) begin
       if (\$6 ) begin
         \$11  = i__payload;
       end
     end
-    if (rst) begin
-      \$11  = 8'h00;
-    end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = o__payload;
     if (\$2 ) begin
       if (\$7 ) begin
@@ -15611,7 +18707,7 @@ module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = o__valid;
     if (advance) begin
       \$13  = \$9 ;
@@ -15651,580 +18747,528 @@ module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__valid, i__payload, o__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, o__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
-  wire [1:0] \$10 ;
-  wire [3:0] \$100 ;
-  wire [4:0] \$101 ;
-  wire [6:0] \$102 ;
-  wire [7:0] \$103 ;
-  wire [15:0] \$104 ;
-  wire [15:0] \$105 ;
-  wire [15:0] \$106 ;
-  wire [2:0] \$1066 ;
-  wire \$1068 ;
-  wire [15:0] \$107 ;
-  wire [2:0] \$1072 ;
-  wire \$1074 ;
+  wire \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  reg [15:0] \$5 ;
+  reg \$6 ;
+  reg \$7 ;
+  reg [15:0] \$8 ;
+  input clk;
+  wire clk;
+  input [15:0] i__payload;
+  wire [15:0] i__payload;
+  wire \i__payload[0] ;
+  wire \i__payload[10] ;
+  wire \i__payload[11] ;
+  wire \i__payload[12] ;
+  wire \i__payload[13] ;
+  wire \i__payload[14] ;
+  wire \i__payload[15] ;
+  wire \i__payload[1] ;
+  wire \i__payload[2] ;
+  wire \i__payload[3] ;
+  wire \i__payload[4] ;
+  wire \i__payload[5] ;
+  wire \i__payload[6] ;
+  wire \i__payload[7] ;
+  wire \i__payload[8] ;
+  wire \i__payload[9] ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [15:0] o__payload;
+  reg [15:0] o__payload = 16'h0000;
+  wire \o__payload[0] ;
+  wire \o__payload[10] ;
+  wire \o__payload[11] ;
+  wire \o__payload[12] ;
+  wire \o__payload[13] ;
+  wire \o__payload[14] ;
+  wire \o__payload[15] ;
+  wire \o__payload[1] ;
+  wire \o__payload[2] ;
+  wire \o__payload[3] ;
+  wire \o__payload[4] ;
+  wire \o__payload[5] ;
+  wire \o__payload[6] ;
+  wire \o__payload[7] ;
+  wire \o__payload[8] ;
+  wire \o__payload[9] ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [15:0] skid = 16'h0000;
+  wire \skid[0] ;
+  wire \skid[10] ;
+  wire \skid[11] ;
+  wire \skid[12] ;
+  wire \skid[13] ;
+  wire \skid[14] ;
+  wire \skid[15] ;
+  wire \skid[1] ;
+  wire \skid[2] ;
+  wire \skid[3] ;
+  wire \skid[4] ;
+  wire \skid[5] ;
+  wire \skid[6] ;
+  wire \skid[7] ;
+  wire \skid[8] ;
+  wire \skid[9] ;
+  reg skid_valid = 1'h0;
+  assign \$1  = ~ o__valid;
+  assign \$2  = o__ready | \$1 ;
+  assign \$3  = ~ skid_valid;
+  assign \$4  = i__valid & \$3 ;
+  always @(posedge clk)
+    o__payload <= \$5 ;
+  always @(posedge clk)
+    o__valid <= \$6 ;
+  always @(posedge clk)
+    skid_valid <= \$7 ;
+  always @(posedge clk)
+    skid <= \$8 ;
+  assign i__ready = ~ skid_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$5  = o__payload;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$5  = skid;
+      end else begin
+        \$5  = i__payload;
+      end
+    end
+    if (rst) begin
+      \$5  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$6  = o__valid;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$6  = 1'h1;
+      end else begin
+        \$6  = i__valid;
+      end
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$7  = skid_valid;
+    if (\$2 ) begin
+      if (skid_valid) begin
+        \$7  = 1'h0;
+      end
+    end else if (\$4 ) begin
+      \$7  = 1'h1;
+    end
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$8  = skid;
+    if (\$2 ) begin
+    end else if (\$4 ) begin
+      \$8  = i__payload;
+    end
+  end
+  assign \o__payload[0]  = o__payload[0];
+  assign \o__payload[1]  = o__payload[1];
+  assign \o__payload[2]  = o__payload[2];
+  assign \o__payload[3]  = o__payload[3];
+  assign \o__payload[4]  = o__payload[4];
+  assign \o__payload[5]  = o__payload[5];
+  assign \o__payload[6]  = o__payload[6];
+  assign \o__payload[7]  = o__payload[7];
+  assign \o__payload[8]  = o__payload[8];
+  assign \o__payload[9]  = o__payload[9];
+  assign \o__payload[10]  = o__payload[10];
+  assign \o__payload[11]  = o__payload[11];
+  assign \o__payload[12]  = o__payload[12];
+  assign \o__payload[13]  = o__payload[13];
+  assign \o__payload[14]  = o__payload[14];
+  assign \o__payload[15]  = o__payload[15];
+  assign \skid[0]  = skid[0];
+  assign \skid[1]  = skid[1];
+  assign \skid[2]  = skid[2];
+  assign \skid[3]  = skid[3];
+  assign \skid[4]  = skid[4];
+  assign \skid[5]  = skid[5];
+  assign \skid[6]  = skid[6];
+  assign \skid[7]  = skid[7];
+  assign \skid[8]  = skid[8];
+  assign \skid[9]  = skid[9];
+  assign \skid[10]  = skid[10];
+  assign \skid[11]  = skid[11];
+  assign \skid[12]  = skid[12];
+  assign \skid[13]  = skid[13];
+  assign \skid[14]  = skid[14];
+  assign \skid[15]  = skid[15];
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+  assign \i__payload[8]  = i__payload[8];
+  assign \i__payload[9]  = i__payload[9];
+  assign \i__payload[10]  = i__payload[10];
+  assign \i__payload[11]  = i__payload[11];
+  assign \i__payload[12]  = i__payload[12];
+  assign \i__payload[13]  = i__payload[13];
+  assign \i__payload[14]  = i__payload[14];
+  assign \i__payload[15]  = i__payload[15];
+endmodule
+
+(* generator = "Amaranth" *)
+module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, o__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire \$1 ;
+  wire [6:0] \$10 ;
+  wire [2:0] \$100 ;
+  wire [1:0] \$101 ;
+  wire [1:0] \$102 ;
+  wire [2:0] \$103 ;
+  wire [1:0] \$104 ;
+  wire [1:0] \$105 ;
+  wire [2:0] \$106 ;
+  wire [1:0] \$107 ;
   wire [1:0] \$108 ;
-  wire [15:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [15:0] \$110 ;
-  wire [15:0] \$111 ;
-  wire [15:0] \$112 ;
-  wire [1:0] \$113 ;
-  wire [2:0] \$114 ;
-  wire [15:0] \$115 ;
-  wire [15:0] \$116 ;
-  wire [15:0] \$117 ;
-  wire [15:0] \$118 ;
+  wire [2:0] \$109 ;
+  wire [7:0] \$11 ;
+  wire [3:0] \$110 ;
+  wire [3:0] \$111 ;
+  wire [4:0] \$112 ;
+  wire \$113 ;
+  wire [8:0] \$114 ;
+  wire [9:0] \$115 ;
+  wire [1:0] \$116 ;
+  wire [1:0] \$117 ;
+  wire [2:0] \$118 ;
   wire [1:0] \$119 ;
   wire [15:0] \$12 ;
-  wire [15:0] \$120 ;
-  wire [15:0] \$121 ;
-  wire [15:0] \$122 ;
-  wire [15:0] \$123 ;
-  wire [1:0] \$124 ;
-  wire [2:0] \$125 ;
-  wire [3:0] \$126 ;
-  wire [15:0] \$127 ;
-  wire [15:0] \$128 ;
-  wire [15:0] \$129 ;
-  wire [15:0] \$13 ;
-  wire [15:0] \$130 ;
-  wire [1:0] \$131 ;
-  wire [15:0] \$132 ;
-  wire [15:0] \$133 ;
-  wire [15:0] \$134 ;
-  wire [15:0] \$135 ;
-  wire [1:0] \$136 ;
-  wire [2:0] \$137 ;
-  wire [15:0] \$138 ;
-  wire [15:0] \$139 ;
-  wire [15:0] \$14 ;
-  wire [15:0] \$140 ;
-  wire [15:0] \$141 ;
-  wire [1:0] \$142 ;
-  wire [15:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [15:0] \$145 ;
-  wire [15:0] \$146 ;
-  wire [1:0] \$147 ;
-  wire [2:0] \$148 ;
-  wire [3:0] \$149 ;
-  wire [1:0] \$15 ;
-  wire [4:0] \$150 ;
-  wire [6:0] \$151 ;
-  wire [7:0] \$152 ;
-  wire [15:0] \$153 ;
-  wire [15:0] \$154 ;
-  wire [15:0] \$155 ;
-  wire [15:0] \$156 ;
-  wire [1:0] \$157 ;
-  wire [15:0] \$158 ;
-  wire [15:0] \$159 ;
-  wire [2:0] \$16 ;
-  wire [15:0] \$160 ;
-  wire [15:0] \$161 ;
+  wire [1:0] \$120 ;
+  wire [2:0] \$121 ;
+  wire [1:0] \$122 ;
+  wire [1:0] \$123 ;
+  wire [2:0] \$124 ;
+  wire [1:0] \$125 ;
+  wire [1:0] \$126 ;
+  wire [2:0] \$127 ;
+  wire [3:0] \$128 ;
+  wire [3:0] \$129 ;
+  wire [6:0] \$13 ;
+  wire [4:0] \$130 ;
+  wire \$131 ;
+  wire [8:0] \$132 ;
+  wire [9:0] \$133 ;
+  wire [1:0] \$134 ;
+  wire [1:0] \$135 ;
+  wire [2:0] \$136 ;
+  wire [1:0] \$137 ;
+  wire [1:0] \$138 ;
+  wire [2:0] \$139 ;
+  wire [7:0] \$14 ;
+  wire [1:0] \$140 ;
+  wire [1:0] \$141 ;
+  wire [2:0] \$142 ;
+  wire [1:0] \$143 ;
+  wire [1:0] \$144 ;
+  wire [2:0] \$145 ;
+  wire [3:0] \$146 ;
+  wire [3:0] \$147 ;
+  wire [4:0] \$148 ;
+  wire \$149 ;
+  wire [15:0] \$15 ;
+  wire [8:0] \$150 ;
+  wire [9:0] \$151 ;
+  wire [1:0] \$152 ;
+  wire [1:0] \$153 ;
+  wire [2:0] \$154 ;
+  wire [1:0] \$155 ;
+  wire [1:0] \$156 ;
+  wire [2:0] \$157 ;
+  wire [1:0] \$158 ;
+  wire [1:0] \$159 ;
+  wire [6:0] \$16 ;
+  wire [2:0] \$160 ;
+  wire [1:0] \$161 ;
   wire [1:0] \$162 ;
   wire [2:0] \$163 ;
-  wire [15:0] \$164 ;
-  wire [15:0] \$165 ;
-  wire [15:0] \$166 ;
-  wire [15:0] \$167 ;
-  wire [1:0] \$168 ;
-  wire [15:0] \$169 ;
-  wire [15:0] \$17 ;
-  wire [15:0] \$170 ;
-  wire [15:0] \$171 ;
-  wire [15:0] \$172 ;
+  wire [3:0] \$164 ;
+  wire [3:0] \$165 ;
+  wire [4:0] \$166 ;
+  wire \$167 ;
+  wire [8:0] \$168 ;
+  wire [9:0] \$169 ;
+  wire [7:0] \$17 ;
+  wire [1:0] \$170 ;
+  wire [1:0] \$171 ;
+  wire [2:0] \$172 ;
   wire [1:0] \$173 ;
-  wire [2:0] \$174 ;
-  wire [3:0] \$175 ;
-  wire [15:0] \$176 ;
-  wire [15:0] \$177 ;
-  wire [15:0] \$178 ;
-  wire [15:0] \$179 ;
+  wire [1:0] \$174 ;
+  wire [2:0] \$175 ;
+  wire [1:0] \$176 ;
+  wire [1:0] \$177 ;
+  wire [2:0] \$178 ;
+  wire [1:0] \$179 ;
   wire [15:0] \$18 ;
   wire [1:0] \$180 ;
-  wire [15:0] \$181 ;
-  wire [15:0] \$182 ;
-  wire [15:0] \$183 ;
-  wire [15:0] \$184 ;
-  wire [1:0] \$185 ;
-  wire [2:0] \$186 ;
-  wire [15:0] \$187 ;
-  wire [15:0] \$188 ;
-  wire [15:0] \$189 ;
-  wire [15:0] \$19 ;
-  wire [15:0] \$190 ;
+  wire [2:0] \$181 ;
+  wire [3:0] \$182 ;
+  wire [3:0] \$183 ;
+  wire [4:0] \$184 ;
+  wire \$185 ;
+  wire [8:0] \$186 ;
+  wire [9:0] \$187 ;
+  wire [1:0] \$188 ;
+  wire [1:0] \$189 ;
+  wire [6:0] \$19 ;
+  wire [2:0] \$190 ;
   wire [1:0] \$191 ;
-  wire [15:0] \$192 ;
-  wire [15:0] \$193 ;
-  wire [15:0] \$194 ;
-  wire [15:0] \$195 ;
-  wire [1:0] \$196 ;
-  wire [2:0] \$197 ;
-  wire [3:0] \$198 ;
-  wire [4:0] \$199 ;
+  wire [1:0] \$192 ;
+  wire [2:0] \$193 ;
+  wire [1:0] \$194 ;
+  wire [1:0] \$195 ;
+  wire [2:0] \$196 ;
+  wire [1:0] \$197 ;
+  wire [1:0] \$198 ;
+  wire [2:0] \$199 ;
   wire \$2 ;
-  wire [15:0] \$20 ;
-  wire [6:0] \$200 ;
-  wire [7:0] \$201 ;
-  wire [15:0] \$202 ;
-  wire [15:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [15:0] \$205 ;
+  wire [7:0] \$20 ;
+  wire [3:0] \$200 ;
+  wire [3:0] \$201 ;
+  wire [4:0] \$202 ;
+  wire \$203 ;
+  wire [8:0] \$204 ;
+  wire [9:0] \$205 ;
   wire [1:0] \$206 ;
-  wire [15:0] \$207 ;
-  wire [15:0] \$208 ;
-  wire [15:0] \$209 ;
-  wire [1:0] \$21 ;
-  wire [15:0] \$210 ;
-  wire [1:0] \$211 ;
-  wire [2:0] \$212 ;
-  wire [15:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [15:0] \$215 ;
-  wire [15:0] \$216 ;
-  wire [1:0] \$217 ;
-  wire [15:0] \$218 ;
-  wire [15:0] \$219 ;
-  wire [15:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire [15:0] \$221 ;
-  wire [1:0] \$222 ;
-  wire [2:0] \$223 ;
-  wire [3:0] \$224 ;
-  wire [15:0] \$225 ;
-  wire [15:0] \$226 ;
-  wire [15:0] \$227 ;
-  wire [15:0] \$228 ;
-  wire [1:0] \$229 ;
-  wire [15:0] \$23 ;
-  wire [15:0] \$230 ;
-  wire [15:0] \$231 ;
-  wire [15:0] \$232 ;
-  wire [15:0] \$233 ;
-  wire [1:0] \$234 ;
-  wire [2:0] \$235 ;
-  wire [15:0] \$236 ;
-  wire [15:0] \$237 ;
-  wire [15:0] \$238 ;
-  wire [15:0] \$239 ;
+  wire [1:0] \$207 ;
+  wire [2:0] \$208 ;
+  wire [1:0] \$209 ;
+  wire [15:0] \$21 ;
+  wire [1:0] \$210 ;
+  wire [2:0] \$211 ;
+  wire [1:0] \$212 ;
+  wire [1:0] \$213 ;
+  wire [2:0] \$214 ;
+  wire [1:0] \$215 ;
+  wire [1:0] \$216 ;
+  wire [2:0] \$217 ;
+  wire [3:0] \$218 ;
+  wire [3:0] \$219 ;
+  wire [6:0] \$22 ;
+  wire [4:0] \$220 ;
+  wire \$221 ;
+  wire [8:0] \$222 ;
+  wire [9:0] \$223 ;
+  wire \$224 ;
+  reg [1:0] \$225 ;
+  reg [1:0] \$226 ;
+  reg \$227 ;
+  reg \$228 ;
+  reg [15:0] \$229 ;
+  wire [7:0] \$23 ;
+  reg \$230 ;
+  reg \$231 ;
+  reg \$232 ;
+  reg \$233 ;
+  reg [15:0] \$234 ;
+  reg [159:0] \$235 ;
+  reg \$236 ;
+  reg \$237 ;
+  reg \$238 ;
+  reg \$239 ;
   wire [15:0] \$24 ;
-  wire [1:0] \$240 ;
-  wire [15:0] \$241 ;
-  wire [15:0] \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire [1:0] \$245 ;
-  wire [2:0] \$246 ;
-  wire [3:0] \$247 ;
-  wire [4:0] \$248 ;
-  wire [6:0] \$249 ;
-  wire [15:0] \$25 ;
-  wire [7:0] \$250 ;
-  wire [15:0] \$251 ;
-  wire [15:0] \$252 ;
-  wire [15:0] \$253 ;
-  wire [15:0] \$254 ;
-  wire [1:0] \$255 ;
-  wire [15:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [15:0] \$258 ;
-  wire [15:0] \$259 ;
-  wire [1:0] \$26 ;
-  wire [1:0] \$260 ;
-  wire [2:0] \$261 ;
-  wire [15:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [15:0] \$264 ;
-  wire [15:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [15:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire [2:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [2:0] \$272 ;
-  wire [3:0] \$273 ;
-  wire [15:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [15:0] \$277 ;
-  wire [1:0] \$278 ;
-  wire [15:0] \$279 ;
-  wire [3:0] \$28 ;
-  wire [15:0] \$280 ;
-  wire [15:0] \$281 ;
-  wire [15:0] \$282 ;
-  wire [1:0] \$283 ;
-  wire [2:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire [15:0] \$286 ;
-  wire [15:0] \$287 ;
-  wire [15:0] \$288 ;
-  wire [1:0] \$289 ;
-  wire [15:0] \$29 ;
-  wire [15:0] \$290 ;
-  wire [15:0] \$291 ;
-  wire [15:0] \$292 ;
-  wire [15:0] \$293 ;
-  wire [1:0] \$294 ;
-  wire [2:0] \$295 ;
-  wire [3:0] \$296 ;
-  wire [4:0] \$297 ;
-  wire [6:0] \$298 ;
-  wire [7:0] \$299 ;
+  reg \$240 ;
+  reg \$241 ;
+  reg \$242 ;
+  reg \$243 ;
+  reg \$244 ;
+  reg \$245 ;
+  reg \$246 ;
+  reg \$247 ;
+  reg [2:0] \$248 ;
+  reg [2:0] \$249 ;
+  wire [6:0] \$25 ;
+  reg [2:0] \$250 ;
+  reg [2:0] \$251 ;
+  reg [4:0] \$252 ;
+  reg [6:0] \$253 ;
+  reg [7:0] \$254 ;
+  reg [2:0] \$255 ;
+  reg [2:0] \$256 ;
+  reg [2:0] \$257 ;
+  reg [2:0] \$258 ;
+  reg [4:0] \$259 ;
+  wire [7:0] \$26 ;
+  reg [6:0] \$260 ;
+  reg [7:0] \$261 ;
+  reg [2:0] \$262 ;
+  reg [2:0] \$263 ;
+  reg [2:0] \$264 ;
+  reg [2:0] \$265 ;
+  reg [4:0] \$266 ;
+  reg [6:0] \$267 ;
+  reg [7:0] \$268 ;
+  reg [2:0] \$269 ;
+  wire [15:0] \$27 ;
+  reg [2:0] \$270 ;
+  reg [2:0] \$271 ;
+  reg [2:0] \$272 ;
+  reg [4:0] \$273 ;
+  reg [6:0] \$274 ;
+  reg [7:0] \$275 ;
+  reg [2:0] \$276 ;
+  reg [2:0] \$277 ;
+  reg [2:0] \$278 ;
+  reg [2:0] \$279 ;
+  wire [6:0] \$28 ;
+  reg [4:0] \$280 ;
+  reg [6:0] \$281 ;
+  reg [7:0] \$282 ;
+  reg [2:0] \$283 ;
+  reg [2:0] \$284 ;
+  reg [2:0] \$285 ;
+  reg [2:0] \$286 ;
+  reg [4:0] \$287 ;
+  reg [6:0] \$288 ;
+  reg [7:0] \$289 ;
+  wire [7:0] \$29 ;
+  reg [2:0] \$290 ;
+  reg [2:0] \$291 ;
+  reg [2:0] \$292 ;
+  reg [2:0] \$293 ;
+  reg [4:0] \$294 ;
+  reg [6:0] \$295 ;
+  reg [7:0] \$296 ;
+  reg [2:0] \$297 ;
+  reg [2:0] \$298 ;
+  reg [2:0] \$299 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [15:0] \$300 ;
-  wire [15:0] \$301 ;
-  wire [15:0] \$302 ;
-  wire [15:0] \$303 ;
-  wire [1:0] \$304 ;
-  wire [15:0] \$305 ;
-  wire [15:0] \$306 ;
-  wire [15:0] \$307 ;
-  wire [15:0] \$308 ;
-  wire [1:0] \$309 ;
-  wire [15:0] \$31 ;
-  wire [2:0] \$310 ;
-  wire [15:0] \$311 ;
-  wire [15:0] \$312 ;
-  wire [15:0] \$313 ;
-  wire [15:0] \$314 ;
-  wire [1:0] \$315 ;
-  wire [15:0] \$316 ;
-  wire [15:0] \$317 ;
-  wire [15:0] \$318 ;
-  wire [15:0] \$319 ;
-  wire [15:0] \$32 ;
-  wire [1:0] \$320 ;
-  wire [2:0] \$321 ;
-  wire [3:0] \$322 ;
-  wire [15:0] \$323 ;
-  wire [15:0] \$324 ;
-  wire [15:0] \$325 ;
-  wire [15:0] \$326 ;
-  wire [1:0] \$327 ;
-  wire [15:0] \$328 ;
-  wire [15:0] \$329 ;
-  wire [1:0] \$33 ;
-  wire [15:0] \$330 ;
-  wire [15:0] \$331 ;
-  wire [1:0] \$332 ;
-  wire [2:0] \$333 ;
-  wire [15:0] \$334 ;
-  wire [15:0] \$335 ;
-  wire [15:0] \$336 ;
-  wire [15:0] \$337 ;
-  wire [1:0] \$338 ;
-  wire [15:0] \$339 ;
-  wire [15:0] \$34 ;
-  wire [15:0] \$340 ;
-  wire [15:0] \$341 ;
-  wire [15:0] \$342 ;
-  wire [1:0] \$343 ;
-  wire [2:0] \$344 ;
-  wire [3:0] \$345 ;
-  wire [4:0] \$346 ;
-  wire [6:0] \$347 ;
-  wire [7:0] \$348 ;
-  wire [15:0] \$349 ;
-  wire [15:0] \$35 ;
-  wire [15:0] \$350 ;
-  wire [15:0] \$351 ;
-  wire [15:0] \$352 ;
-  wire [1:0] \$353 ;
-  wire [15:0] \$354 ;
-  wire [15:0] \$355 ;
-  wire [15:0] \$356 ;
-  wire [15:0] \$357 ;
-  wire [1:0] \$358 ;
-  wire [2:0] \$359 ;
-  wire [15:0] \$36 ;
-  wire [15:0] \$360 ;
-  wire [15:0] \$361 ;
-  wire [15:0] \$362 ;
-  wire [15:0] \$363 ;
-  wire [1:0] \$364 ;
-  wire [15:0] \$365 ;
-  wire [15:0] \$366 ;
-  wire [15:0] \$367 ;
-  wire [15:0] \$368 ;
-  wire [1:0] \$369 ;
-  wire [15:0] \$37 ;
-  wire [2:0] \$370 ;
-  wire [3:0] \$371 ;
-  wire [15:0] \$372 ;
-  wire [15:0] \$373 ;
-  wire [15:0] \$374 ;
-  wire [15:0] \$375 ;
-  wire [1:0] \$376 ;
-  wire [15:0] \$377 ;
-  wire [15:0] \$378 ;
-  wire [15:0] \$379 ;
-  wire [1:0] \$38 ;
-  wire [15:0] \$380 ;
-  wire [1:0] \$381 ;
-  wire [2:0] \$382 ;
-  wire [15:0] \$383 ;
-  wire [15:0] \$384 ;
-  wire [15:0] \$385 ;
-  wire [15:0] \$386 ;
-  wire [1:0] \$387 ;
-  wire [15:0] \$388 ;
-  wire [15:0] \$389 ;
+  reg [2:0] \$300 ;
+  reg [4:0] \$301 ;
+  reg [6:0] \$302 ;
+  reg [7:0] \$303 ;
+  reg [2:0] \$304 ;
+  reg [2:0] \$305 ;
+  reg [2:0] \$306 ;
+  reg [2:0] \$307 ;
+  reg [4:0] \$308 ;
+  reg [6:0] \$309 ;
+  wire [6:0] \$31 ;
+  reg [7:0] \$310 ;
+  reg [2:0] \$311 ;
+  reg [2:0] \$312 ;
+  reg [2:0] \$313 ;
+  reg [2:0] \$314 ;
+  reg [4:0] \$315 ;
+  reg [6:0] \$316 ;
+  reg [7:0] \$317 ;
+  reg \$318 ;
+  reg \$319 ;
+  wire [7:0] \$32 ;
+  reg \$320 ;
+  reg \$321 ;
+  reg [79:0] \$322 ;
+  wire [15:0] \$33 ;
+  wire [6:0] \$34 ;
+  wire [7:0] \$35 ;
+  wire [2:0] \$36 ;
+  wire [2:0] \$37 ;
+  wire [2:0] \$372 ;
+  wire \$374 ;
+  wire [2:0] \$378 ;
+  wire [2:0] \$38 ;
+  wire \$380 ;
   wire [2:0] \$39 ;
-  wire [15:0] \$390 ;
-  wire [15:0] \$391 ;
-  wire [1:0] \$392 ;
-  wire [2:0] \$393 ;
-  wire [3:0] \$394 ;
-  wire [4:0] \$395 ;
-  wire [6:0] \$396 ;
-  wire [7:0] \$397 ;
-  wire [15:0] \$398 ;
-  wire [15:0] \$399 ;
   wire \$4 ;
-  wire [15:0] \$40 ;
-  wire [15:0] \$400 ;
-  wire [15:0] \$401 ;
-  wire [1:0] \$402 ;
-  wire [15:0] \$403 ;
-  wire [15:0] \$404 ;
-  wire [15:0] \$405 ;
-  wire [15:0] \$406 ;
-  wire [1:0] \$407 ;
-  wire [2:0] \$408 ;
-  wire [15:0] \$409 ;
-  wire [15:0] \$41 ;
-  wire [15:0] \$410 ;
-  wire [15:0] \$411 ;
-  wire [15:0] \$412 ;
-  wire [1:0] \$413 ;
-  wire [15:0] \$414 ;
-  wire [15:0] \$415 ;
-  wire [15:0] \$416 ;
-  wire [15:0] \$417 ;
-  wire [1:0] \$418 ;
-  wire [2:0] \$419 ;
-  wire [15:0] \$42 ;
-  wire [3:0] \$420 ;
-  wire [15:0] \$421 ;
-  wire [15:0] \$422 ;
-  wire [15:0] \$423 ;
-  wire [15:0] \$424 ;
-  wire [1:0] \$425 ;
-  wire [15:0] \$426 ;
-  wire [15:0] \$427 ;
-  wire [15:0] \$428 ;
-  wire [15:0] \$429 ;
-  wire [15:0] \$43 ;
-  wire [1:0] \$430 ;
-  wire [2:0] \$431 ;
-  wire [15:0] \$432 ;
-  wire [15:0] \$433 ;
-  wire [15:0] \$434 ;
-  wire [15:0] \$435 ;
-  wire [1:0] \$436 ;
-  wire [15:0] \$437 ;
-  wire [15:0] \$438 ;
-  wire [15:0] \$439 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
   wire [1:0] \$44 ;
-  wire [15:0] \$440 ;
-  wire [1:0] \$441 ;
-  wire [2:0] \$442 ;
-  wire [3:0] \$443 ;
-  wire [4:0] \$444 ;
-  wire [6:0] \$445 ;
-  wire [7:0] \$446 ;
-  wire [15:0] \$447 ;
-  wire [15:0] \$448 ;
-  wire [15:0] \$449 ;
-  wire [15:0] \$45 ;
-  wire [15:0] \$450 ;
-  wire [1:0] \$451 ;
-  wire [15:0] \$452 ;
-  wire [15:0] \$453 ;
-  wire [15:0] \$454 ;
-  wire [15:0] \$455 ;
-  wire [1:0] \$456 ;
-  wire [2:0] \$457 ;
-  wire [15:0] \$458 ;
-  wire [15:0] \$459 ;
-  wire [15:0] \$46 ;
-  wire [15:0] \$460 ;
-  wire [15:0] \$461 ;
-  wire [1:0] \$462 ;
-  wire [15:0] \$463 ;
-  wire [15:0] \$464 ;
-  wire [15:0] \$465 ;
-  wire [15:0] \$466 ;
-  wire [1:0] \$467 ;
-  wire [2:0] \$468 ;
-  wire [3:0] \$469 ;
-  wire [15:0] \$47 ;
-  wire [15:0] \$470 ;
-  wire [15:0] \$471 ;
-  wire [15:0] \$472 ;
-  wire [15:0] \$473 ;
-  wire [1:0] \$474 ;
-  wire [15:0] \$475 ;
-  wire [15:0] \$476 ;
-  wire [15:0] \$477 ;
-  wire [15:0] \$478 ;
-  wire [1:0] \$479 ;
-  wire [15:0] \$48 ;
-  wire [2:0] \$480 ;
-  wire [15:0] \$481 ;
-  wire [15:0] \$482 ;
-  wire [15:0] \$483 ;
-  wire [15:0] \$484 ;
-  wire [1:0] \$485 ;
-  wire [15:0] \$486 ;
-  wire [15:0] \$487 ;
-  wire [15:0] \$488 ;
-  wire [15:0] \$489 ;
-  wire [1:0] \$49 ;
-  wire [1:0] \$490 ;
-  wire [2:0] \$491 ;
-  wire [3:0] \$492 ;
-  wire [4:0] \$493 ;
-  wire [6:0] \$494 ;
-  wire [7:0] \$495 ;
-  wire [2:0] \$496 ;
-  wire [2:0] \$497 ;
-  wire [2:0] \$498 ;
-  wire [2:0] \$499 ;
+  wire [1:0] \$45 ;
+  wire [2:0] \$46 ;
+  wire [1:0] \$47 ;
+  wire [1:0] \$48 ;
+  wire [2:0] \$49 ;
   wire \$5 ;
-  wire [2:0] \$50 ;
-  wire \$500 ;
-  wire \$501 ;
-  wire \$502 ;
-  wire \$503 ;
-  wire \$504 ;
-  wire [8:0] \$505 ;
-  wire [9:0] \$506 ;
-  wire \$507 ;
-  wire [8:0] \$508 ;
-  wire [9:0] \$509 ;
-  wire [3:0] \$51 ;
-  wire \$510 ;
-  wire [8:0] \$511 ;
-  wire [9:0] \$512 ;
-  wire \$513 ;
-  wire [8:0] \$514 ;
-  wire [9:0] \$515 ;
-  wire \$516 ;
-  wire [8:0] \$517 ;
-  wire [9:0] \$518 ;
-  wire \$519 ;
-  wire [4:0] \$52 ;
-  wire [8:0] \$520 ;
-  wire [9:0] \$521 ;
-  wire \$522 ;
-  wire [8:0] \$523 ;
-  wire [9:0] \$524 ;
-  wire \$525 ;
-  wire [8:0] \$526 ;
-  wire [9:0] \$527 ;
-  wire \$528 ;
-  wire [8:0] \$529 ;
-  wire [6:0] \$53 ;
-  wire [9:0] \$530 ;
-  wire \$531 ;
-  wire [8:0] \$532 ;
-  wire [9:0] \$533 ;
-  wire \$534 ;
-  reg [1:0] \$535 ;
-  reg [1:0] \$536 ;
-  reg \$537 ;
-  reg \$538 ;
-  reg [15:0] \$539 ;
-  wire [7:0] \$54 ;
-  reg \$540 ;
-  reg \$541 ;
-  reg \$542 ;
-  reg \$543 ;
-  reg [6:0] \$544 ;
-  reg [7:0] \$545 ;
-  reg [6:0] \$546 ;
-  reg [7:0] \$547 ;
-  reg [6:0] \$548 ;
-  reg [7:0] \$549 ;
-  wire [15:0] \$55 ;
-  reg [6:0] \$550 ;
-  reg [7:0] \$551 ;
-  reg [6:0] \$552 ;
-  reg [7:0] \$553 ;
-  reg [6:0] \$554 ;
-  reg [7:0] \$555 ;
-  reg [6:0] \$556 ;
-  reg [7:0] \$557 ;
-  reg [6:0] \$558 ;
-  reg [7:0] \$559 ;
-  wire [15:0] \$56 ;
-  reg [6:0] \$560 ;
-  reg [7:0] \$561 ;
-  reg [6:0] \$562 ;
-  reg [7:0] \$563 ;
-  reg \$564 ;
-  reg \$565 ;
-  reg [79:0] \$566 ;
-  wire [15:0] \$57 ;
-  wire [15:0] \$58 ;
-  wire [1:0] \$59 ;
+  wire [1:0] \$50 ;
+  wire [1:0] \$51 ;
+  wire [2:0] \$52 ;
+  wire [1:0] \$53 ;
+  wire [1:0] \$54 ;
+  wire [2:0] \$55 ;
+  wire [3:0] \$56 ;
+  wire [3:0] \$57 ;
+  wire [4:0] \$58 ;
+  wire \$59 ;
   wire [15:0] \$6 ;
-  wire [15:0] \$60 ;
-  wire [15:0] \$61 ;
-  wire [15:0] \$62 ;
-  wire [15:0] \$63 ;
-  wire [1:0] \$64 ;
-  wire [2:0] \$65 ;
-  wire [15:0] \$66 ;
-  wire [15:0] \$67 ;
-  wire [15:0] \$68 ;
-  wire [15:0] \$69 ;
-  wire [15:0] \$7 ;
-  wire [1:0] \$70 ;
-  wire [15:0] \$71 ;
-  wire [15:0] \$72 ;
-  wire [15:0] \$73 ;
-  wire [15:0] \$74 ;
-  wire [1:0] \$75 ;
-  wire [2:0] \$76 ;
-  wire [3:0] \$77 ;
-  wire [15:0] \$78 ;
-  wire [15:0] \$79 ;
-  wire [15:0] \$8 ;
-  wire [15:0] \$80 ;
-  wire [15:0] \$81 ;
-  wire [1:0] \$82 ;
-  wire [15:0] \$83 ;
-  wire [15:0] \$84 ;
-  wire [15:0] \$85 ;
-  wire [15:0] \$86 ;
+  wire [8:0] \$60 ;
+  wire [9:0] \$61 ;
+  wire [1:0] \$62 ;
+  wire [1:0] \$63 ;
+  wire [2:0] \$64 ;
+  wire [1:0] \$65 ;
+  wire [1:0] \$66 ;
+  wire [2:0] \$67 ;
+  wire [1:0] \$68 ;
+  wire [1:0] \$69 ;
+  wire [6:0] \$7 ;
+  wire [2:0] \$70 ;
+  wire [1:0] \$71 ;
+  wire [1:0] \$72 ;
+  wire [2:0] \$73 ;
+  wire [3:0] \$74 ;
+  wire [3:0] \$75 ;
+  wire [4:0] \$76 ;
+  wire \$77 ;
+  wire [8:0] \$78 ;
+  wire [9:0] \$79 ;
+  wire [7:0] \$8 ;
+  wire [1:0] \$80 ;
+  wire [1:0] \$81 ;
+  wire [2:0] \$82 ;
+  wire [1:0] \$83 ;
+  wire [1:0] \$84 ;
+  wire [2:0] \$85 ;
+  wire [1:0] \$86 ;
   wire [1:0] \$87 ;
   wire [2:0] \$88 ;
-  wire [15:0] \$89 ;
+  wire [1:0] \$89 ;
   wire [15:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [15:0] \$91 ;
-  wire [15:0] \$92 ;
-  wire [1:0] \$93 ;
-  wire [15:0] \$94 ;
-  wire [15:0] \$95 ;
-  wire [15:0] \$96 ;
-  wire [15:0] \$97 ;
+  wire [1:0] \$90 ;
+  wire [2:0] \$91 ;
+  wire [3:0] \$92 ;
+  wire [3:0] \$93 ;
+  wire [4:0] \$94 ;
+  wire \$95 ;
+  wire [8:0] \$96 ;
+  wire [9:0] \$97 ;
   wire [1:0] \$98 ;
-  wire [2:0] \$99 ;
+  wire [1:0] \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$47  = 1'h0;
+  reg \$signal$71  = 1'h0;
   reg [7:0] acc0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
   reg [7:0] acc2 = 8'h00;
@@ -16239,6 +19283,9 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   input clk;
   wire clk;
   wire fire;
+  reg first1_d0 = 1'h0;
+  reg first1_d1 = 1'h0;
+  reg first1_d2 = 1'h0;
   reg fresh1 = 1'h0;
   input [15:0] i__payload;
   wire [15:0] i__payload;
@@ -16263,8 +19310,15 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   input i__valid;
   wire i__valid;
   reg last1 = 1'h0;
+  reg last1_d0 = 1'h0;
+  reg last1_d1 = 1'h0;
+  reg last1_d2 = 1'h0;
   reg nf = 1'h0;
   reg nf1 = 1'h0;
+  reg nf1_d0 = 1'h0;
+  reg nf1_d1 = 1'h0;
+  reg nf1_d2 = 1'h0;
+  reg nf2_d0 = 1'h0;
   output [79:0] o__payload;
   reg [79:0] o__payload = 80'h00000000000000000000;
   wire [7:0] \o__payload[0] ;
@@ -16318,9 +19372,64 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   wire [6:0] total7;
   wire [6:0] total8;
   wire [6:0] total9;
+  reg [2:0] tree0_l1_0_0 = 3'h0;
+  reg [2:0] tree0_l1_1_0 = 3'h0;
+  reg [2:0] tree0_l1_2_0 = 3'h0;
+  reg [2:0] tree0_l1_3_0 = 3'h0;
+  reg [4:0] tree0_l3_0_0 = 5'h00;
+  reg [2:0] tree1_l1_0_0 = 3'h0;
+  reg [2:0] tree1_l1_1_0 = 3'h0;
+  reg [2:0] tree1_l1_2_0 = 3'h0;
+  reg [2:0] tree1_l1_3_0 = 3'h0;
+  reg [4:0] tree1_l3_0_0 = 5'h00;
+  reg [2:0] tree2_l1_0_0 = 3'h0;
+  reg [2:0] tree2_l1_1_0 = 3'h0;
+  reg [2:0] tree2_l1_2_0 = 3'h0;
+  reg [2:0] tree2_l1_3_0 = 3'h0;
+  reg [4:0] tree2_l3_0_0 = 5'h00;
+  reg [2:0] tree3_l1_0_0 = 3'h0;
+  reg [2:0] tree3_l1_1_0 = 3'h0;
+  reg [2:0] tree3_l1_2_0 = 3'h0;
+  reg [2:0] tree3_l1_3_0 = 3'h0;
+  reg [4:0] tree3_l3_0_0 = 5'h00;
+  reg [2:0] tree4_l1_0_0 = 3'h0;
+  reg [2:0] tree4_l1_1_0 = 3'h0;
+  reg [2:0] tree4_l1_2_0 = 3'h0;
+  reg [2:0] tree4_l1_3_0 = 3'h0;
+  reg [4:0] tree4_l3_0_0 = 5'h00;
+  reg [2:0] tree5_l1_0_0 = 3'h0;
+  reg [2:0] tree5_l1_1_0 = 3'h0;
+  reg [2:0] tree5_l1_2_0 = 3'h0;
+  reg [2:0] tree5_l1_3_0 = 3'h0;
+  reg [4:0] tree5_l3_0_0 = 5'h00;
+  reg [2:0] tree6_l1_0_0 = 3'h0;
+  reg [2:0] tree6_l1_1_0 = 3'h0;
+  reg [2:0] tree6_l1_2_0 = 3'h0;
+  reg [2:0] tree6_l1_3_0 = 3'h0;
+  reg [4:0] tree6_l3_0_0 = 5'h00;
+  reg [2:0] tree7_l1_0_0 = 3'h0;
+  reg [2:0] tree7_l1_1_0 = 3'h0;
+  reg [2:0] tree7_l1_2_0 = 3'h0;
+  reg [2:0] tree7_l1_3_0 = 3'h0;
+  reg [4:0] tree7_l3_0_0 = 5'h00;
+  reg [2:0] tree8_l1_0_0 = 3'h0;
+  reg [2:0] tree8_l1_1_0 = 3'h0;
+  reg [2:0] tree8_l1_2_0 = 3'h0;
+  reg [2:0] tree8_l1_3_0 = 3'h0;
+  reg [4:0] tree8_l3_0_0 = 5'h00;
+  reg [2:0] tree9_l1_0_0 = 3'h0;
+  reg [2:0] tree9_l1_1_0 = 3'h0;
+  reg [2:0] tree9_l1_2_0 = 3'h0;
+  reg [2:0] tree9_l1_3_0 = 3'h0;
+  reg [4:0] tree9_l3_0_0 = 5'h00;
+  reg v1_d0 = 1'h0;
+  reg v1_d1 = 1'h0;
+  reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
+  reg v2_d0 = 1'h0;
   (* init = 2'h0 *)
   wire [1:0] waddr;
+  reg [159:0] weights_d0 = 160'h0000000000000000000000000000000000000000;
   reg [15:0] x1 = 16'h0000;
   wire \x1[0] ;
   wire \x1[10] ;
@@ -16338,6 +19447,33 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   wire \x1[7] ;
   wire \x1[8] ;
   wire \x1[9] ;
+  reg [15:0] x_in_d0 = 16'h0000;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
+  wire [15:0] xnor0;
+  wire [15:0] xnor1;
+  wire [15:0] xnor2;
+  wire [15:0] xnor3;
+  wire [15:0] xnor4;
+  wire [15:0] xnor5;
+  wire [15:0] xnor6;
+  wire [15:0] xnor7;
+  wire [15:0] xnor8;
+  wire [15:0] xnor9;
   reg [159:0] weights [3:0];
   initial begin
     weights[0] = 160'h78a659f8a588dd92ce21234e706467df84719a1f;
@@ -16352,174 +19488,6 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
     end
   end
   assign port__data = _0_;
-  assign \$431  = \$425  + \$430 ;
-  assign \$432  = x1 ^ port__data[143:128];
-  assign \$433  = ~ \$432 ;
-  assign \$434  = x1 ^ port__data[143:128];
-  assign \$435  = ~ \$434 ;
-  assign \$436  = \$433 [12] + \$435 [13];
-  assign \$437  = x1 ^ port__data[143:128];
-  assign \$438  = ~ \$437 ;
-  assign \$439  = x1 ^ port__data[143:128];
-  assign \$440  = ~ \$439 ;
-  assign \$441  = \$438 [14] + \$440 [15];
-  assign \$442  = \$436  + \$441 ;
-  assign \$443  = \$431  + \$442 ;
-  assign \$444  = \$420  + \$443 ;
-  assign \$445  = \$signal  ? 7'h00 : raw8;
-  assign \$446  = \$444  + \$445 ;
-  assign \$447  = x1 ^ port__data[159:144];
-  assign \$448  = ~ \$447 ;
-  assign \$449  = x1 ^ port__data[159:144];
-  assign \$450  = ~ \$449 ;
-  assign \$451  = \$448 [0] + \$450 [1];
-  assign \$452  = x1 ^ port__data[159:144];
-  assign \$453  = ~ \$452 ;
-  assign \$454  = x1 ^ port__data[159:144];
-  assign \$455  = ~ \$454 ;
-  assign \$456  = \$453 [2] + \$455 [3];
-  assign \$457  = \$451  + \$456 ;
-  assign \$458  = x1 ^ port__data[159:144];
-  assign \$459  = ~ \$458 ;
-  assign \$460  = x1 ^ port__data[159:144];
-  assign \$461  = ~ \$460 ;
-  assign \$462  = \$459 [4] + \$461 [5];
-  assign \$463  = x1 ^ port__data[159:144];
-  assign \$464  = ~ \$463 ;
-  assign \$465  = x1 ^ port__data[159:144];
-  assign \$466  = ~ \$465 ;
-  assign \$467  = \$464 [6] + \$466 [7];
-  assign \$468  = \$462  + \$467 ;
-  assign \$469  = \$457  + \$468 ;
-  assign \$470  = x1 ^ port__data[159:144];
-  assign \$471  = ~ \$470 ;
-  assign \$472  = x1 ^ port__data[159:144];
-  assign \$473  = ~ \$472 ;
-  assign \$474  = \$471 [8] + \$473 [9];
-  assign \$475  = x1 ^ port__data[159:144];
-  assign \$476  = ~ \$475 ;
-  assign \$477  = x1 ^ port__data[159:144];
-  assign \$478  = ~ \$477 ;
-  assign \$479  = \$476 [10] + \$478 [11];
-  assign \$480  = \$474  + \$479 ;
-  assign \$481  = x1 ^ port__data[159:144];
-  assign \$482  = ~ \$481 ;
-  assign \$483  = x1 ^ port__data[159:144];
-  assign \$484  = ~ \$483 ;
-  assign \$485  = \$482 [12] + \$484 [13];
-  assign \$486  = x1 ^ port__data[159:144];
-  assign \$487  = ~ \$486 ;
-  assign \$488  = x1 ^ port__data[159:144];
-  assign \$489  = ~ \$488 ;
-  assign \$490  = \$487 [14] + \$489 [15];
-  assign \$491  = \$485  + \$490 ;
-  assign \$492  = \$480  + \$491 ;
-  assign \$493  = \$469  + \$492 ;
-  assign \$494  = \$signal  ? 7'h00 : raw9;
-  assign \$495  = \$493  + \$494 ;
-  assign \$496  = sf + 1'h1;
-  assign \$1066  = \$496  % 3'h4;
-  assign \$498  = port__addr + 1'h1;
-  assign \$1072  = \$498  % 3'h4;
-  assign \$500  = sf == 2'h3;
-  assign \$501  = ! nf;
-  assign \$502  = ! sf;
-  assign \$503  = sf == 2'h3;
-  assign \$504  = advance & \$signal$47 ;
-  assign \$505  = 2'h2 * \$54 [6:0];
-  assign \$506  = \$505  - 7'h40;
-  assign \$507  = advance & \$signal$47 ;
-  assign \$508  = 2'h2 * \$103 [6:0];
-  assign \$509  = \$508  - 7'h40;
-  assign \$510  = advance & \$signal$47 ;
-  assign \$511  = 2'h2 * \$152 [6:0];
-  assign \$512  = \$511  - 7'h40;
-  assign \$513  = advance & \$signal$47 ;
-  assign \$514  = 2'h2 * \$201 [6:0];
-  assign \$515  = \$514  - 7'h40;
-  assign \$516  = advance & \$signal$47 ;
-  assign \$517  = 2'h2 * \$250 [6:0];
-  assign \$518  = \$517  - 7'h40;
-  assign \$519  = advance & \$signal$47 ;
-  assign \$520  = 2'h2 * \$299 [6:0];
-  assign \$521  = \$520  - 7'h40;
-  assign \$522  = advance & \$signal$47 ;
-  assign \$523  = 2'h2 * \$348 [6:0];
-  assign \$524  = \$523  - 7'h40;
-  assign \$525  = advance & \$signal$47 ;
-  assign \$526  = 2'h2 * \$397 [6:0];
-  assign \$527  = \$526  - 7'h40;
-  assign \$528  = advance & \$signal$47 ;
-  assign \$529  = 2'h2 * \$446 [6:0];
-  assign \$530  = \$529  - 7'h40;
-  assign \$531  = advance & \$signal$47 ;
-  assign \$532  = 2'h2 * \$495 [6:0];
-  assign \$533  = \$532  - 7'h40;
-  assign \$534  = \$signal$47  & last1;
-  always @(posedge clk)
-    sf <= \$535 ;
-  always @(posedge clk)
-    port__addr <= \$536 ;
-  always @(posedge clk)
-    nf <= \$537 ;
-  always @(posedge clk)
-    \$signal$47  <= \$538 ;
-  always @(posedge clk)
-    x1 <= \$539 ;
-  always @(posedge clk)
-    fresh1 <= \$540 ;
-  always @(posedge clk)
-    \$signal  <= \$541 ;
-  always @(posedge clk)
-    last1 <= \$542 ;
-  always @(posedge clk)
-    nf1 <= \$543 ;
-  always @(posedge clk)
-    raw0 <= \$544 ;
-  always @(posedge clk)
-    acc0 <= \$545 ;
-  always @(posedge clk)
-    raw1 <= \$546 ;
-  always @(posedge clk)
-    acc1 <= \$547 ;
-  always @(posedge clk)
-    raw2 <= \$548 ;
-  always @(posedge clk)
-    acc2 <= \$549 ;
-  always @(posedge clk)
-    raw3 <= \$550 ;
-  always @(posedge clk)
-    acc3 <= \$551 ;
-  always @(posedge clk)
-    raw4 <= \$552 ;
-  always @(posedge clk)
-    acc4 <= \$553 ;
-  always @(posedge clk)
-    raw5 <= \$554 ;
-  always @(posedge clk)
-    acc5 <= \$555 ;
-  always @(posedge clk)
-    raw6 <= \$556 ;
-  always @(posedge clk)
-    acc6 <= \$557 ;
-  always @(posedge clk)
-    raw7 <= \$558 ;
-  always @(posedge clk)
-    acc7 <= \$559 ;
-  always @(posedge clk)
-    raw8 <= \$560 ;
-  always @(posedge clk)
-    acc8 <= \$561 ;
-  always @(posedge clk)
-    raw9 <= \$562 ;
-  always @(posedge clk)
-    acc9 <= \$563 ;
-  always @(posedge clk)
-    v2 <= \$564 ;
-  always @(posedge clk)
-    o__valid <= \$565 ;
-  always @(posedge clk)
-    o__payload <= \$566 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -16527,765 +19495,1202 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   assign \$3  = ! nf;
   assign \$5  = i__valid | \$4 ;
   assign fire = advance & \$5 ;
-  assign \$6  = x1 ^ port__data[15:0];
-  assign \$7  = ~ \$6 ;
-  assign \$8  = x1 ^ port__data[15:0];
-  assign \$9  = ~ \$8 ;
-  assign \$10  = \$7 [0] + \$9 [1];
-  assign \$11  = x1 ^ port__data[15:0];
-  assign \$12  = ~ \$11 ;
-  assign \$13  = x1 ^ port__data[15:0];
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$12 [2] + \$14 [3];
-  assign \$16  = \$10  + \$15 ;
-  assign \$17  = x1 ^ port__data[15:0];
-  assign \$18  = ~ \$17 ;
-  assign \$19  = x1 ^ port__data[15:0];
-  assign \$20  = ~ \$19 ;
-  assign \$21  = \$18 [4] + \$20 [5];
-  assign \$22  = x1 ^ port__data[15:0];
-  assign \$23  = ~ \$22 ;
-  assign \$24  = x1 ^ port__data[15:0];
-  assign \$25  = ~ \$24 ;
-  assign \$26  = \$23 [6] + \$25 [7];
-  assign \$27  = \$21  + \$26 ;
-  assign \$28  = \$16  + \$27 ;
-  assign \$29  = x1 ^ port__data[15:0];
-  assign \$30  = ~ \$29 ;
-  assign \$31  = x1 ^ port__data[15:0];
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$30 [8] + \$32 [9];
-  assign \$34  = x1 ^ port__data[15:0];
-  assign \$35  = ~ \$34 ;
-  assign \$36  = x1 ^ port__data[15:0];
-  assign \$37  = ~ \$36 ;
-  assign \$38  = \$35 [10] + \$37 [11];
-  assign \$39  = \$33  + \$38 ;
-  assign \$40  = x1 ^ port__data[15:0];
-  assign \$41  = ~ \$40 ;
-  assign \$42  = x1 ^ port__data[15:0];
-  assign \$43  = ~ \$42 ;
-  assign \$44  = \$41 [12] + \$43 [13];
-  assign \$45  = x1 ^ port__data[15:0];
-  assign \$46  = ~ \$45 ;
-  assign \$47  = x1 ^ port__data[15:0];
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$46 [14] + \$48 [15];
-  assign \$50  = \$44  + \$49 ;
-  assign \$51  = \$39  + \$50 ;
-  assign \$52  = \$28  + \$51 ;
-  assign \$53  = \$signal  ? 7'h00 : raw0;
-  assign \$54  = \$52  + \$53 ;
-  assign \$55  = x1 ^ port__data[31:16];
-  assign \$56  = ~ \$55 ;
-  assign \$57  = x1 ^ port__data[31:16];
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$56 [0] + \$58 [1];
-  assign \$60  = x1 ^ port__data[31:16];
-  assign \$61  = ~ \$60 ;
-  assign \$62  = x1 ^ port__data[31:16];
-  assign \$63  = ~ \$62 ;
-  assign \$64  = \$61 [2] + \$63 [3];
-  assign \$65  = \$59  + \$64 ;
-  assign \$66  = x1 ^ port__data[31:16];
-  assign \$67  = ~ \$66 ;
-  assign \$68  = x1 ^ port__data[31:16];
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$67 [4] + \$69 [5];
-  assign \$71  = x1 ^ port__data[31:16];
-  assign \$72  = ~ \$71 ;
-  assign \$73  = x1 ^ port__data[31:16];
-  assign \$74  = ~ \$73 ;
-  assign \$75  = \$72 [6] + \$74 [7];
-  assign \$76  = \$70  + \$75 ;
-  assign \$77  = \$65  + \$76 ;
-  assign \$78  = x1 ^ port__data[31:16];
-  assign \$79  = ~ \$78 ;
-  assign \$80  = x1 ^ port__data[31:16];
-  assign \$81  = ~ \$80 ;
-  assign \$82  = \$79 [8] + \$81 [9];
-  assign \$83  = x1 ^ port__data[31:16];
-  assign \$84  = ~ \$83 ;
-  assign \$85  = x1 ^ port__data[31:16];
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$84 [10] + \$86 [11];
-  assign \$88  = \$82  + \$87 ;
-  assign \$89  = x1 ^ port__data[31:16];
-  assign \$90  = ~ \$89 ;
-  assign \$91  = x1 ^ port__data[31:16];
-  assign \$92  = ~ \$91 ;
-  assign \$93  = \$90 [12] + \$92 [13];
-  assign \$94  = x1 ^ port__data[31:16];
-  assign \$95  = ~ \$94 ;
-  assign \$96  = x1 ^ port__data[31:16];
-  assign \$97  = ~ \$96 ;
-  assign \$98  = \$95 [14] + \$97 [15];
-  assign \$99  = \$93  + \$98 ;
-  assign \$100  = \$88  + \$99 ;
-  assign \$101  = \$77  + \$100 ;
-  assign \$102  = \$signal  ? 7'h00 : raw1;
+  assign \$6  = x_in_d0 ^ weights_d0[15:0];
+  assign xnor0 = ~ \$6 ;
+  assign \$7  = first1_d2 ? 7'h00 : raw0;
+  assign \$8  = tree0_l3_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[31:16];
+  assign xnor1 = ~ \$9 ;
+  assign \$10  = first1_d2 ? 7'h00 : raw1;
+  assign \$11  = tree1_l3_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[47:32];
+  assign xnor2 = ~ \$12 ;
+  assign \$13  = first1_d2 ? 7'h00 : raw2;
+  assign \$14  = tree2_l3_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[63:48];
+  assign xnor3 = ~ \$15 ;
+  assign \$16  = first1_d2 ? 7'h00 : raw3;
+  assign \$17  = tree3_l3_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[79:64];
+  assign xnor4 = ~ \$18 ;
+  assign \$19  = first1_d2 ? 7'h00 : raw4;
+  assign \$20  = tree4_l3_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[95:80];
+  assign xnor5 = ~ \$21 ;
+  assign \$22  = first1_d2 ? 7'h00 : raw5;
+  assign \$23  = tree5_l3_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[111:96];
+  assign xnor6 = ~ \$24 ;
+  assign \$25  = first1_d2 ? 7'h00 : raw6;
+  assign \$26  = tree6_l3_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[127:112];
+  assign xnor7 = ~ \$27 ;
+  assign \$28  = first1_d2 ? 7'h00 : raw7;
+  assign \$29  = tree7_l3_0_0 + \$28 ;
+  assign \$30  = x_in_d0 ^ weights_d0[143:128];
+  assign xnor8 = ~ \$30 ;
+  assign \$31  = first1_d2 ? 7'h00 : raw8;
+  assign \$32  = tree8_l3_0_0 + \$31 ;
+  assign \$33  = x_in_d0 ^ weights_d0[159:144];
+  assign xnor9 = ~ \$33 ;
+  assign \$34  = first1_d2 ? 7'h00 : raw9;
+  assign \$35  = tree9_l3_0_0 + \$34 ;
+  assign \$36  = sf + 1'h1;
+  assign \$372  = \$36  % 3'h4;
+  assign \$38  = port__addr + 1'h1;
+  assign \$378  = \$38  % 3'h4;
+  assign \$40  = sf == 2'h3;
+  assign \$41  = ! nf;
+  assign \$42  = ! sf;
+  assign \$43  = sf == 2'h3;
+  assign \$44  = xnor0[0] + xnor0[1];
+  assign \$45  = xnor0[2] + xnor0[3];
+  assign \$46  = \$44  + \$45 ;
+  assign \$47  = xnor0[4] + xnor0[5];
+  assign \$48  = xnor0[6] + xnor0[7];
+  assign \$49  = \$47  + \$48 ;
+  assign \$50  = xnor0[8] + xnor0[9];
+  assign \$51  = xnor0[10] + xnor0[11];
+  assign \$52  = \$50  + \$51 ;
+  assign \$53  = xnor0[12] + xnor0[13];
+  assign \$54  = xnor0[14] + xnor0[15];
+  assign \$55  = \$53  + \$54 ;
+  assign \$56  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$57  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$58  = \$56  + \$57 ;
+  assign \$59  = advance & v1_d2;
+  assign \$60  = 2'h2 * raw0;
+  assign \$61  = \$60  - 7'h40;
+  assign \$62  = xnor1[0] + xnor1[1];
+  assign \$63  = xnor1[2] + xnor1[3];
+  assign \$64  = \$62  + \$63 ;
+  assign \$65  = xnor1[4] + xnor1[5];
+  assign \$66  = xnor1[6] + xnor1[7];
+  assign \$67  = \$65  + \$66 ;
+  assign \$68  = xnor1[8] + xnor1[9];
+  assign \$69  = xnor1[10] + xnor1[11];
+  assign \$70  = \$68  + \$69 ;
+  assign \$71  = xnor1[12] + xnor1[13];
+  assign \$72  = xnor1[14] + xnor1[15];
+  assign \$73  = \$71  + \$72 ;
+  assign \$74  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$75  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$76  = \$74  + \$75 ;
+  assign \$77  = advance & v1_d2;
+  assign \$78  = 2'h2 * raw1;
+  assign \$79  = \$78  - 7'h40;
+  assign \$80  = xnor2[0] + xnor2[1];
+  assign \$81  = xnor2[2] + xnor2[3];
+  assign \$82  = \$80  + \$81 ;
+  assign \$83  = xnor2[4] + xnor2[5];
+  assign \$84  = xnor2[6] + xnor2[7];
+  assign \$85  = \$83  + \$84 ;
+  assign \$86  = xnor2[8] + xnor2[9];
+  assign \$87  = xnor2[10] + xnor2[11];
+  assign \$88  = \$86  + \$87 ;
+  assign \$89  = xnor2[12] + xnor2[13];
+  assign \$90  = xnor2[14] + xnor2[15];
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$93  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$94  = \$92  + \$93 ;
+  assign \$95  = advance & v1_d2;
+  assign \$96  = 2'h2 * raw2;
+  assign \$97  = \$96  - 7'h40;
+  assign \$98  = xnor3[0] + xnor3[1];
+  assign \$99  = xnor3[2] + xnor3[3];
+  assign \$100  = \$98  + \$99 ;
+  assign \$101  = xnor3[4] + xnor3[5];
+  assign \$102  = xnor3[6] + xnor3[7];
   assign \$103  = \$101  + \$102 ;
-  assign \$104  = x1 ^ port__data[47:32];
-  assign \$105  = ~ \$104 ;
-  assign \$106  = x1 ^ port__data[47:32];
-  assign \$107  = ~ \$106 ;
-  assign \$108  = \$105 [0] + \$107 [1];
-  assign \$109  = x1 ^ port__data[47:32];
-  assign \$110  = ~ \$109 ;
-  assign \$111  = x1 ^ port__data[47:32];
-  assign \$112  = ~ \$111 ;
-  assign \$113  = \$110 [2] + \$112 [3];
-  assign \$114  = \$108  + \$113 ;
-  assign \$115  = x1 ^ port__data[47:32];
-  assign \$116  = ~ \$115 ;
-  assign \$117  = x1 ^ port__data[47:32];
-  assign \$118  = ~ \$117 ;
-  assign \$119  = \$116 [4] + \$118 [5];
-  assign \$120  = x1 ^ port__data[47:32];
-  assign \$121  = ~ \$120 ;
-  assign \$122  = x1 ^ port__data[47:32];
-  assign \$123  = ~ \$122 ;
-  assign \$124  = \$121 [6] + \$123 [7];
-  assign \$125  = \$119  + \$124 ;
-  assign \$126  = \$114  + \$125 ;
-  assign \$127  = x1 ^ port__data[47:32];
-  assign \$128  = ~ \$127 ;
-  assign \$129  = x1 ^ port__data[47:32];
-  assign \$130  = ~ \$129 ;
-  assign \$131  = \$128 [8] + \$130 [9];
-  assign \$132  = x1 ^ port__data[47:32];
-  assign \$133  = ~ \$132 ;
-  assign \$134  = x1 ^ port__data[47:32];
-  assign \$135  = ~ \$134 ;
-  assign \$136  = \$133 [10] + \$135 [11];
-  assign \$137  = \$131  + \$136 ;
-  assign \$138  = x1 ^ port__data[47:32];
-  assign \$139  = ~ \$138 ;
-  assign \$140  = x1 ^ port__data[47:32];
-  assign \$141  = ~ \$140 ;
-  assign \$142  = \$139 [12] + \$141 [13];
-  assign \$143  = x1 ^ port__data[47:32];
-  assign \$144  = ~ \$143 ;
-  assign \$145  = x1 ^ port__data[47:32];
-  assign \$146  = ~ \$145 ;
-  assign \$147  = \$144 [14] + \$146 [15];
-  assign \$148  = \$142  + \$147 ;
-  assign \$149  = \$137  + \$148 ;
-  assign \$150  = \$126  + \$149 ;
-  assign \$151  = \$signal  ? 7'h00 : raw2;
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = x1 ^ port__data[63:48];
-  assign \$154  = ~ \$153 ;
-  assign \$155  = x1 ^ port__data[63:48];
-  assign \$156  = ~ \$155 ;
-  assign \$157  = \$154 [0] + \$156 [1];
-  assign \$158  = x1 ^ port__data[63:48];
-  assign \$159  = ~ \$158 ;
-  assign \$160  = x1 ^ port__data[63:48];
-  assign \$161  = ~ \$160 ;
-  assign \$162  = \$159 [2] + \$161 [3];
-  assign \$163  = \$157  + \$162 ;
-  assign \$164  = x1 ^ port__data[63:48];
-  assign \$165  = ~ \$164 ;
-  assign \$166  = x1 ^ port__data[63:48];
-  assign \$167  = ~ \$166 ;
-  assign \$168  = \$165 [4] + \$167 [5];
-  assign \$169  = x1 ^ port__data[63:48];
-  assign \$170  = ~ \$169 ;
-  assign \$171  = x1 ^ port__data[63:48];
-  assign \$172  = ~ \$171 ;
-  assign \$173  = \$170 [6] + \$172 [7];
-  assign \$174  = \$168  + \$173 ;
-  assign \$175  = \$163  + \$174 ;
-  assign \$176  = x1 ^ port__data[63:48];
-  assign \$177  = ~ \$176 ;
-  assign \$178  = x1 ^ port__data[63:48];
-  assign \$179  = ~ \$178 ;
-  assign \$180  = \$177 [8] + \$179 [9];
-  assign \$181  = x1 ^ port__data[63:48];
-  assign \$182  = ~ \$181 ;
-  assign \$183  = x1 ^ port__data[63:48];
-  assign \$184  = ~ \$183 ;
-  assign \$185  = \$182 [10] + \$184 [11];
-  assign \$186  = \$180  + \$185 ;
-  assign \$187  = x1 ^ port__data[63:48];
-  assign \$188  = ~ \$187 ;
-  assign \$189  = x1 ^ port__data[63:48];
-  assign \$190  = ~ \$189 ;
-  assign \$191  = \$188 [12] + \$190 [13];
-  assign \$192  = x1 ^ port__data[63:48];
-  assign \$193  = ~ \$192 ;
-  assign \$194  = x1 ^ port__data[63:48];
-  assign \$195  = ~ \$194 ;
-  assign \$196  = \$193 [14] + \$195 [15];
-  assign \$197  = \$191  + \$196 ;
-  assign \$198  = \$186  + \$197 ;
-  assign \$199  = \$175  + \$198 ;
-  assign \$200  = \$signal  ? 7'h00 : raw3;
-  assign \$201  = \$199  + \$200 ;
-  assign \$202  = x1 ^ port__data[79:64];
-  assign \$203  = ~ \$202 ;
-  assign \$204  = x1 ^ port__data[79:64];
-  assign \$205  = ~ \$204 ;
-  assign \$206  = \$203 [0] + \$205 [1];
-  assign \$207  = x1 ^ port__data[79:64];
-  assign \$208  = ~ \$207 ;
-  assign \$209  = x1 ^ port__data[79:64];
-  assign \$210  = ~ \$209 ;
-  assign \$211  = \$208 [2] + \$210 [3];
-  assign \$212  = \$206  + \$211 ;
-  assign \$213  = x1 ^ port__data[79:64];
-  assign \$214  = ~ \$213 ;
-  assign \$215  = x1 ^ port__data[79:64];
-  assign \$216  = ~ \$215 ;
-  assign \$217  = \$214 [4] + \$216 [5];
-  assign \$218  = x1 ^ port__data[79:64];
-  assign \$219  = ~ \$218 ;
-  assign \$220  = x1 ^ port__data[79:64];
-  assign \$221  = ~ \$220 ;
-  assign \$222  = \$219 [6] + \$221 [7];
-  assign \$223  = \$217  + \$222 ;
-  assign \$224  = \$212  + \$223 ;
-  assign \$225  = x1 ^ port__data[79:64];
-  assign \$226  = ~ \$225 ;
-  assign \$227  = x1 ^ port__data[79:64];
-  assign \$228  = ~ \$227 ;
-  assign \$229  = \$226 [8] + \$228 [9];
-  assign \$230  = x1 ^ port__data[79:64];
-  assign \$231  = ~ \$230 ;
-  assign \$232  = x1 ^ port__data[79:64];
-  assign \$233  = ~ \$232 ;
-  assign \$234  = \$231 [10] + \$233 [11];
-  assign \$235  = \$229  + \$234 ;
-  assign \$236  = x1 ^ port__data[79:64];
-  assign \$237  = ~ \$236 ;
-  assign \$238  = x1 ^ port__data[79:64];
-  assign \$239  = ~ \$238 ;
-  assign \$240  = \$237 [12] + \$239 [13];
-  assign \$241  = x1 ^ port__data[79:64];
-  assign \$242  = ~ \$241 ;
-  assign \$243  = x1 ^ port__data[79:64];
-  assign \$244  = ~ \$243 ;
-  assign \$245  = \$242 [14] + \$244 [15];
-  assign \$246  = \$240  + \$245 ;
-  assign \$247  = \$235  + \$246 ;
-  assign \$248  = \$224  + \$247 ;
-  assign \$249  = \$signal  ? 7'h00 : raw4;
-  assign \$250  = \$248  + \$249 ;
-  assign \$251  = x1 ^ port__data[95:80];
-  assign \$252  = ~ \$251 ;
-  assign \$253  = x1 ^ port__data[95:80];
-  assign \$254  = ~ \$253 ;
-  assign \$255  = \$252 [0] + \$254 [1];
-  assign \$256  = x1 ^ port__data[95:80];
-  assign \$257  = ~ \$256 ;
-  assign \$258  = x1 ^ port__data[95:80];
-  assign \$259  = ~ \$258 ;
-  assign \$260  = \$257 [2] + \$259 [3];
-  assign \$261  = \$255  + \$260 ;
-  assign \$262  = x1 ^ port__data[95:80];
-  assign \$263  = ~ \$262 ;
-  assign \$264  = x1 ^ port__data[95:80];
-  assign \$265  = ~ \$264 ;
-  assign \$266  = \$263 [4] + \$265 [5];
-  assign \$267  = x1 ^ port__data[95:80];
-  assign \$268  = ~ \$267 ;
-  assign \$269  = x1 ^ port__data[95:80];
-  assign \$270  = ~ \$269 ;
-  assign \$271  = \$268 [6] + \$270 [7];
-  assign \$272  = \$266  + \$271 ;
-  assign \$273  = \$261  + \$272 ;
-  assign \$274  = x1 ^ port__data[95:80];
-  assign \$275  = ~ \$274 ;
-  assign \$276  = x1 ^ port__data[95:80];
-  assign \$277  = ~ \$276 ;
-  assign \$278  = \$275 [8] + \$277 [9];
-  assign \$279  = x1 ^ port__data[95:80];
-  assign \$280  = ~ \$279 ;
-  assign \$281  = x1 ^ port__data[95:80];
-  assign \$282  = ~ \$281 ;
-  assign \$283  = \$280 [10] + \$282 [11];
-  assign \$284  = \$278  + \$283 ;
-  assign \$285  = x1 ^ port__data[95:80];
-  assign \$286  = ~ \$285 ;
-  assign \$287  = x1 ^ port__data[95:80];
-  assign \$288  = ~ \$287 ;
-  assign \$289  = \$286 [12] + \$288 [13];
-  assign \$290  = x1 ^ port__data[95:80];
-  assign \$291  = ~ \$290 ;
-  assign \$292  = x1 ^ port__data[95:80];
-  assign \$293  = ~ \$292 ;
-  assign \$294  = \$291 [14] + \$293 [15];
-  assign \$295  = \$289  + \$294 ;
-  assign \$296  = \$284  + \$295 ;
-  assign \$297  = \$273  + \$296 ;
-  assign \$298  = \$signal  ? 7'h00 : raw5;
-  assign \$299  = \$297  + \$298 ;
-  assign \$300  = x1 ^ port__data[111:96];
-  assign \$301  = ~ \$300 ;
-  assign \$302  = x1 ^ port__data[111:96];
-  assign \$303  = ~ \$302 ;
-  assign \$304  = \$301 [0] + \$303 [1];
-  assign \$305  = x1 ^ port__data[111:96];
-  assign \$306  = ~ \$305 ;
-  assign \$307  = x1 ^ port__data[111:96];
-  assign \$308  = ~ \$307 ;
-  assign \$309  = \$306 [2] + \$308 [3];
-  assign \$310  = \$304  + \$309 ;
-  assign \$311  = x1 ^ port__data[111:96];
-  assign \$312  = ~ \$311 ;
-  assign \$313  = x1 ^ port__data[111:96];
-  assign \$314  = ~ \$313 ;
-  assign \$315  = \$312 [4] + \$314 [5];
-  assign \$316  = x1 ^ port__data[111:96];
-  assign \$317  = ~ \$316 ;
-  assign \$318  = x1 ^ port__data[111:96];
-  assign \$319  = ~ \$318 ;
-  assign \$320  = \$317 [6] + \$319 [7];
-  assign \$321  = \$315  + \$320 ;
-  assign \$322  = \$310  + \$321 ;
-  assign \$323  = x1 ^ port__data[111:96];
-  assign \$324  = ~ \$323 ;
-  assign \$325  = x1 ^ port__data[111:96];
-  assign \$326  = ~ \$325 ;
-  assign \$327  = \$324 [8] + \$326 [9];
-  assign \$328  = x1 ^ port__data[111:96];
-  assign \$329  = ~ \$328 ;
-  assign \$330  = x1 ^ port__data[111:96];
-  assign \$331  = ~ \$330 ;
-  assign \$332  = \$329 [10] + \$331 [11];
-  assign \$333  = \$327  + \$332 ;
-  assign \$334  = x1 ^ port__data[111:96];
-  assign \$335  = ~ \$334 ;
-  assign \$336  = x1 ^ port__data[111:96];
-  assign \$337  = ~ \$336 ;
-  assign \$338  = \$335 [12] + \$337 [13];
-  assign \$339  = x1 ^ port__data[111:96];
-  assign \$340  = ~ \$339 ;
-  assign \$341  = x1 ^ port__data[111:96];
-  assign \$342  = ~ \$341 ;
-  assign \$343  = \$340 [14] + \$342 [15];
-  assign \$344  = \$338  + \$343 ;
-  assign \$345  = \$333  + \$344 ;
-  assign \$346  = \$322  + \$345 ;
-  assign \$347  = \$signal  ? 7'h00 : raw6;
-  assign \$348  = \$346  + \$347 ;
-  assign \$349  = x1 ^ port__data[127:112];
-  assign \$350  = ~ \$349 ;
-  assign \$351  = x1 ^ port__data[127:112];
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$350 [0] + \$352 [1];
-  assign \$354  = x1 ^ port__data[127:112];
-  assign \$355  = ~ \$354 ;
-  assign \$356  = x1 ^ port__data[127:112];
-  assign \$357  = ~ \$356 ;
-  assign \$358  = \$355 [2] + \$357 [3];
-  assign \$359  = \$353  + \$358 ;
-  assign \$360  = x1 ^ port__data[127:112];
-  assign \$361  = ~ \$360 ;
-  assign \$362  = x1 ^ port__data[127:112];
-  assign \$363  = ~ \$362 ;
-  assign \$364  = \$361 [4] + \$363 [5];
-  assign \$365  = x1 ^ port__data[127:112];
-  assign \$366  = ~ \$365 ;
-  assign \$367  = x1 ^ port__data[127:112];
-  assign \$368  = ~ \$367 ;
-  assign \$369  = \$366 [6] + \$368 [7];
-  assign \$370  = \$364  + \$369 ;
-  assign \$371  = \$359  + \$370 ;
-  assign \$372  = x1 ^ port__data[127:112];
-  assign \$373  = ~ \$372 ;
-  assign \$374  = x1 ^ port__data[127:112];
-  assign \$375  = ~ \$374 ;
-  assign \$376  = \$373 [8] + \$375 [9];
-  assign \$377  = x1 ^ port__data[127:112];
-  assign \$378  = ~ \$377 ;
-  assign \$379  = x1 ^ port__data[127:112];
-  assign \$380  = ~ \$379 ;
-  assign \$381  = \$378 [10] + \$380 [11];
-  assign \$382  = \$376  + \$381 ;
-  assign \$383  = x1 ^ port__data[127:112];
-  assign \$384  = ~ \$383 ;
-  assign \$385  = x1 ^ port__data[127:112];
-  assign \$386  = ~ \$385 ;
-  assign \$387  = \$384 [12] + \$386 [13];
-  assign \$388  = x1 ^ port__data[127:112];
-  assign \$389  = ~ \$388 ;
-  assign \$390  = x1 ^ port__data[127:112];
-  assign \$391  = ~ \$390 ;
-  assign \$392  = \$389 [14] + \$391 [15];
-  assign \$393  = \$387  + \$392 ;
-  assign \$394  = \$382  + \$393 ;
-  assign \$395  = \$371  + \$394 ;
-  assign \$396  = \$signal  ? 7'h00 : raw7;
-  assign \$397  = \$395  + \$396 ;
-  assign \$398  = x1 ^ port__data[143:128];
-  assign \$399  = ~ \$398 ;
-  assign \$400  = x1 ^ port__data[143:128];
-  assign \$401  = ~ \$400 ;
-  assign \$402  = \$399 [0] + \$401 [1];
-  assign \$403  = x1 ^ port__data[143:128];
-  assign \$404  = ~ \$403 ;
-  assign \$405  = x1 ^ port__data[143:128];
-  assign \$406  = ~ \$405 ;
-  assign \$407  = \$404 [2] + \$406 [3];
-  assign \$408  = \$402  + \$407 ;
-  assign \$409  = x1 ^ port__data[143:128];
-  assign \$410  = ~ \$409 ;
-  assign \$411  = x1 ^ port__data[143:128];
-  assign \$412  = ~ \$411 ;
-  assign \$413  = \$410 [4] + \$412 [5];
-  assign \$414  = x1 ^ port__data[143:128];
-  assign \$415  = ~ \$414 ;
-  assign \$416  = x1 ^ port__data[143:128];
-  assign \$417  = ~ \$416 ;
-  assign \$418  = \$415 [6] + \$417 [7];
-  assign \$419  = \$413  + \$418 ;
-  assign \$420  = \$408  + \$419 ;
-  assign \$421  = x1 ^ port__data[143:128];
-  assign \$422  = ~ \$421 ;
-  assign \$423  = x1 ^ port__data[143:128];
-  assign \$424  = ~ \$423 ;
-  assign \$425  = \$422 [8] + \$424 [9];
-  assign \$426  = x1 ^ port__data[143:128];
-  assign \$427  = ~ \$426 ;
-  assign \$428  = x1 ^ port__data[143:128];
-  assign \$429  = ~ \$428 ;
-  assign \$430  = \$427 [10] + \$429 [11];
+  assign \$104  = xnor3[8] + xnor3[9];
+  assign \$105  = xnor3[10] + xnor3[11];
+  assign \$106  = \$104  + \$105 ;
+  assign \$107  = xnor3[12] + xnor3[13];
+  assign \$108  = xnor3[14] + xnor3[15];
+  assign \$109  = \$107  + \$108 ;
+  assign \$110  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$111  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$112  = \$110  + \$111 ;
+  assign \$113  = advance & v1_d2;
+  assign \$114  = 2'h2 * raw3;
+  assign \$115  = \$114  - 7'h40;
+  assign \$116  = xnor4[0] + xnor4[1];
+  assign \$117  = xnor4[2] + xnor4[3];
+  assign \$118  = \$116  + \$117 ;
+  assign \$119  = xnor4[4] + xnor4[5];
+  assign \$120  = xnor4[6] + xnor4[7];
+  assign \$121  = \$119  + \$120 ;
+  assign \$122  = xnor4[8] + xnor4[9];
+  assign \$123  = xnor4[10] + xnor4[11];
+  assign \$124  = \$122  + \$123 ;
+  assign \$125  = xnor4[12] + xnor4[13];
+  assign \$126  = xnor4[14] + xnor4[15];
+  assign \$127  = \$125  + \$126 ;
+  assign \$128  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$129  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$130  = \$128  + \$129 ;
+  assign \$131  = advance & v1_d2;
+  assign \$132  = 2'h2 * raw4;
+  assign \$133  = \$132  - 7'h40;
+  assign \$134  = xnor5[0] + xnor5[1];
+  assign \$135  = xnor5[2] + xnor5[3];
+  assign \$136  = \$134  + \$135 ;
+  assign \$137  = xnor5[4] + xnor5[5];
+  assign \$138  = xnor5[6] + xnor5[7];
+  assign \$139  = \$137  + \$138 ;
+  assign \$140  = xnor5[8] + xnor5[9];
+  assign \$141  = xnor5[10] + xnor5[11];
+  assign \$142  = \$140  + \$141 ;
+  assign \$143  = xnor5[12] + xnor5[13];
+  assign \$144  = xnor5[14] + xnor5[15];
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$147  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = advance & v1_d2;
+  assign \$150  = 2'h2 * raw5;
+  assign \$151  = \$150  - 7'h40;
+  assign \$152  = xnor6[0] + xnor6[1];
+  assign \$153  = xnor6[2] + xnor6[3];
+  assign \$154  = \$152  + \$153 ;
+  assign \$155  = xnor6[4] + xnor6[5];
+  assign \$156  = xnor6[6] + xnor6[7];
+  assign \$157  = \$155  + \$156 ;
+  assign \$158  = xnor6[8] + xnor6[9];
+  assign \$159  = xnor6[10] + xnor6[11];
+  assign \$160  = \$158  + \$159 ;
+  assign \$161  = xnor6[12] + xnor6[13];
+  assign \$162  = xnor6[14] + xnor6[15];
+  assign \$163  = \$161  + \$162 ;
+  assign \$164  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$165  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$166  = \$164  + \$165 ;
+  assign \$167  = advance & v1_d2;
+  assign \$168  = 2'h2 * raw6;
+  assign \$169  = \$168  - 7'h40;
+  assign \$170  = xnor7[0] + xnor7[1];
+  assign \$171  = xnor7[2] + xnor7[3];
+  assign \$172  = \$170  + \$171 ;
+  assign \$173  = xnor7[4] + xnor7[5];
+  assign \$174  = xnor7[6] + xnor7[7];
+  assign \$175  = \$173  + \$174 ;
+  assign \$176  = xnor7[8] + xnor7[9];
+  assign \$177  = xnor7[10] + xnor7[11];
+  assign \$178  = \$176  + \$177 ;
+  assign \$179  = xnor7[12] + xnor7[13];
+  assign \$180  = xnor7[14] + xnor7[15];
+  assign \$181  = \$179  + \$180 ;
+  assign \$182  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$183  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$184  = \$182  + \$183 ;
+  assign \$185  = advance & v1_d2;
+  assign \$186  = 2'h2 * raw7;
+  assign \$187  = \$186  - 7'h40;
+  assign \$188  = xnor8[0] + xnor8[1];
+  assign \$189  = xnor8[2] + xnor8[3];
+  assign \$190  = \$188  + \$189 ;
+  assign \$191  = xnor8[4] + xnor8[5];
+  assign \$192  = xnor8[6] + xnor8[7];
+  assign \$193  = \$191  + \$192 ;
+  assign \$194  = xnor8[8] + xnor8[9];
+  assign \$195  = xnor8[10] + xnor8[11];
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = xnor8[12] + xnor8[13];
+  assign \$198  = xnor8[14] + xnor8[15];
+  assign \$199  = \$197  + \$198 ;
+  assign \$200  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$201  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$202  = \$200  + \$201 ;
+  assign \$203  = advance & v1_d2;
+  assign \$204  = 2'h2 * raw8;
+  assign \$205  = \$204  - 7'h40;
+  assign \$206  = xnor9[0] + xnor9[1];
+  assign \$207  = xnor9[2] + xnor9[3];
+  assign \$208  = \$206  + \$207 ;
+  assign \$209  = xnor9[4] + xnor9[5];
+  assign \$210  = xnor9[6] + xnor9[7];
+  assign \$211  = \$209  + \$210 ;
+  assign \$212  = xnor9[8] + xnor9[9];
+  assign \$213  = xnor9[10] + xnor9[11];
+  assign \$214  = \$212  + \$213 ;
+  assign \$215  = xnor9[12] + xnor9[13];
+  assign \$216  = xnor9[14] + xnor9[15];
+  assign \$217  = \$215  + \$216 ;
+  assign \$218  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$219  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$220  = \$218  + \$219 ;
+  assign \$221  = advance & v1_d2;
+  assign \$222  = 2'h2 * raw9;
+  assign \$223  = \$222  - 7'h40;
+  assign \$224  = v1_d2 & last1_d2;
+  always @(posedge clk)
+    sf <= \$225 ;
+  always @(posedge clk)
+    port__addr <= \$226 ;
+  always @(posedge clk)
+    nf <= \$227 ;
+  always @(posedge clk)
+    \$signal  <= \$228 ;
+  always @(posedge clk)
+    x1 <= \$229 ;
+  always @(posedge clk)
+    fresh1 <= \$230 ;
+  always @(posedge clk)
+    \$signal$71  <= \$231 ;
+  always @(posedge clk)
+    last1 <= \$232 ;
+  always @(posedge clk)
+    nf1 <= \$233 ;
+  always @(posedge clk)
+    x_in_d0 <= \$234 ;
+  always @(posedge clk)
+    weights_d0 <= \$235 ;
+  always @(posedge clk)
+    v1_d0 <= \$236 ;
+  always @(posedge clk)
+    v1_d1 <= \$237 ;
+  always @(posedge clk)
+    v1_d2 <= \$238 ;
+  always @(posedge clk)
+    first1_d0 <= \$239 ;
+  always @(posedge clk)
+    first1_d1 <= \$240 ;
+  always @(posedge clk)
+    first1_d2 <= \$241 ;
+  always @(posedge clk)
+    last1_d0 <= \$242 ;
+  always @(posedge clk)
+    last1_d1 <= \$243 ;
+  always @(posedge clk)
+    last1_d2 <= \$244 ;
+  always @(posedge clk)
+    nf1_d0 <= \$245 ;
+  always @(posedge clk)
+    nf1_d1 <= \$246 ;
+  always @(posedge clk)
+    nf1_d2 <= \$247 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$248 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$249 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$250 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$251 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$252 ;
+  always @(posedge clk)
+    raw0 <= \$253 ;
+  always @(posedge clk)
+    acc0 <= \$254 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$255 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$256 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$257 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$258 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$259 ;
+  always @(posedge clk)
+    raw1 <= \$260 ;
+  always @(posedge clk)
+    acc1 <= \$261 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$262 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$263 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$264 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$265 ;
+  always @(posedge clk)
+    tree2_l3_0_0 <= \$266 ;
+  always @(posedge clk)
+    raw2 <= \$267 ;
+  always @(posedge clk)
+    acc2 <= \$268 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$269 ;
+  always @(posedge clk)
+    tree3_l1_1_0 <= \$270 ;
+  always @(posedge clk)
+    tree3_l1_2_0 <= \$271 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$272 ;
+  always @(posedge clk)
+    tree3_l3_0_0 <= \$273 ;
+  always @(posedge clk)
+    raw3 <= \$274 ;
+  always @(posedge clk)
+    acc3 <= \$275 ;
+  always @(posedge clk)
+    tree4_l1_0_0 <= \$276 ;
+  always @(posedge clk)
+    tree4_l1_1_0 <= \$277 ;
+  always @(posedge clk)
+    tree4_l1_2_0 <= \$278 ;
+  always @(posedge clk)
+    tree4_l1_3_0 <= \$279 ;
+  always @(posedge clk)
+    tree4_l3_0_0 <= \$280 ;
+  always @(posedge clk)
+    raw4 <= \$281 ;
+  always @(posedge clk)
+    acc4 <= \$282 ;
+  always @(posedge clk)
+    tree5_l1_0_0 <= \$283 ;
+  always @(posedge clk)
+    tree5_l1_1_0 <= \$284 ;
+  always @(posedge clk)
+    tree5_l1_2_0 <= \$285 ;
+  always @(posedge clk)
+    tree5_l1_3_0 <= \$286 ;
+  always @(posedge clk)
+    tree5_l3_0_0 <= \$287 ;
+  always @(posedge clk)
+    raw5 <= \$288 ;
+  always @(posedge clk)
+    acc5 <= \$289 ;
+  always @(posedge clk)
+    tree6_l1_0_0 <= \$290 ;
+  always @(posedge clk)
+    tree6_l1_1_0 <= \$291 ;
+  always @(posedge clk)
+    tree6_l1_2_0 <= \$292 ;
+  always @(posedge clk)
+    tree6_l1_3_0 <= \$293 ;
+  always @(posedge clk)
+    tree6_l3_0_0 <= \$294 ;
+  always @(posedge clk)
+    raw6 <= \$295 ;
+  always @(posedge clk)
+    acc6 <= \$296 ;
+  always @(posedge clk)
+    tree7_l1_0_0 <= \$297 ;
+  always @(posedge clk)
+    tree7_l1_1_0 <= \$298 ;
+  always @(posedge clk)
+    tree7_l1_2_0 <= \$299 ;
+  always @(posedge clk)
+    tree7_l1_3_0 <= \$300 ;
+  always @(posedge clk)
+    tree7_l3_0_0 <= \$301 ;
+  always @(posedge clk)
+    raw7 <= \$302 ;
+  always @(posedge clk)
+    acc7 <= \$303 ;
+  always @(posedge clk)
+    tree8_l1_0_0 <= \$304 ;
+  always @(posedge clk)
+    tree8_l1_1_0 <= \$305 ;
+  always @(posedge clk)
+    tree8_l1_2_0 <= \$306 ;
+  always @(posedge clk)
+    tree8_l1_3_0 <= \$307 ;
+  always @(posedge clk)
+    tree8_l3_0_0 <= \$308 ;
+  always @(posedge clk)
+    raw8 <= \$309 ;
+  always @(posedge clk)
+    acc8 <= \$310 ;
+  always @(posedge clk)
+    tree9_l1_0_0 <= \$311 ;
+  always @(posedge clk)
+    tree9_l1_1_0 <= \$312 ;
+  always @(posedge clk)
+    tree9_l1_2_0 <= \$313 ;
+  always @(posedge clk)
+    tree9_l1_3_0 <= \$314 ;
+  always @(posedge clk)
+    tree9_l3_0_0 <= \$315 ;
+  always @(posedge clk)
+    raw9 <= \$316 ;
+  always @(posedge clk)
+    acc9 <= \$317 ;
+  always @(posedge clk)
+    v2 <= \$318 ;
+  always @(posedge clk)
+    v2_d0 <= \$319 ;
+  always @(posedge clk)
+    nf2_d0 <= \$320 ;
+  always @(posedge clk)
+    o__valid <= \$321 ;
+  always @(posedge clk)
+    o__payload <= \$322 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = sf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$225  = sf;
     if (fire) begin
-      \$535  = \$497 [1:0];
+      \$225  = \$37 [1:0];
     end
     if (rst) begin
-      \$535  = 2'h0;
+      \$225  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = port__addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$226  = port__addr;
     if (fire) begin
-      \$536  = \$499 [1:0];
+      \$226  = \$39 [1:0];
     end
     if (rst) begin
-      \$536  = 2'h0;
+      \$226  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = nf;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$227  = nf;
     if (fire) begin
-      if (\$500 ) begin
-        \$537  = 1'h0;
+      if (\$40 ) begin
+        \$227  = 1'h0;
       end
     end
     if (rst) begin
-      \$537  = 1'h0;
+      \$227  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = \$signal$47 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$228  = \$signal ;
     if (advance) begin
-      \$538  = fire;
+      \$228  = fire;
     end
     if (rst) begin
-      \$538  = 1'h0;
+      \$228  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = x1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$229  = x1;
     if (advance) begin
-      \$539  = i__payload;
-    end
-    if (rst) begin
-      \$539  = 16'h0000;
+      \$229  = i__payload;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = fresh1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$230  = fresh1;
     if (advance) begin
-      \$540  = \$501 ;
+      \$230  = \$41 ;
     end
     if (rst) begin
-      \$540  = 1'h0;
+      \$230  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$231  = \$signal$71 ;
     if (advance) begin
-      \$541  = \$502 ;
+      \$231  = \$42 ;
     end
     if (rst) begin
-      \$541  = 1'h0;
+      \$231  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = last1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$232  = last1;
     if (advance) begin
-      \$542  = \$503 ;
+      \$232  = \$43 ;
     end
     if (rst) begin
-      \$542  = 1'h0;
+      \$232  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = nf1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$233  = nf1;
     if (advance) begin
-      \$543  = nf;
+      \$233  = nf;
     end
     if (rst) begin
-      \$543  = 1'h0;
+      \$233  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$544  = raw0;
-    if (\$504 ) begin
-      \$544  = \$54 [6:0];
-    end
-    if (rst) begin
-      \$544  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$545  = acc0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$234  = x_in_d0;
     if (advance) begin
-      \$545  = \$506 [7:0];
-    end
-    if (rst) begin
-      \$545  = 8'h00;
+      \$234  = x1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$546  = raw1;
-    if (\$507 ) begin
-      \$546  = \$103 [6:0];
-    end
-    if (rst) begin
-      \$546  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$547  = acc1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$235  = weights_d0;
     if (advance) begin
-      \$547  = \$509 [7:0];
-    end
-    if (rst) begin
-      \$547  = 8'h00;
+      \$235  = port__data;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$548  = raw2;
-    if (\$510 ) begin
-      \$548  = \$152 [6:0];
-    end
-    if (rst) begin
-      \$548  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$549  = acc2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$236  = v1_d0;
     if (advance) begin
-      \$549  = \$512 [7:0];
+      \$236  = \$signal ;
     end
     if (rst) begin
-      \$549  = 8'h00;
+      \$236  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$550  = raw3;
-    if (\$513 ) begin
-      \$550  = \$201 [6:0];
-    end
-    if (rst) begin
-      \$550  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$551  = acc3;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$237  = v1_d1;
     if (advance) begin
-      \$551  = \$515 [7:0];
+      \$237  = v1_d0;
     end
     if (rst) begin
-      \$551  = 8'h00;
+      \$237  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$552  = raw4;
-    if (\$516 ) begin
-      \$552  = \$250 [6:0];
-    end
-    if (rst) begin
-      \$552  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$553  = acc4;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$238  = v1_d2;
     if (advance) begin
-      \$553  = \$518 [7:0];
+      \$238  = v1_d1;
     end
     if (rst) begin
-      \$553  = 8'h00;
+      \$238  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$554  = raw5;
-    if (\$519 ) begin
-      \$554  = \$299 [6:0];
-    end
-    if (rst) begin
-      \$554  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$555  = acc5;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$239  = first1_d0;
     if (advance) begin
-      \$555  = \$521 [7:0];
-    end
-    if (rst) begin
-      \$555  = 8'h00;
+      \$239  = \$signal$71 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$556  = raw6;
-    if (\$522 ) begin
-      \$556  = \$348 [6:0];
-    end
-    if (rst) begin
-      \$556  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$557  = acc6;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$240  = first1_d1;
     if (advance) begin
-      \$557  = \$524 [7:0];
-    end
-    if (rst) begin
-      \$557  = 8'h00;
+      \$240  = first1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$558  = raw7;
-    if (\$525 ) begin
-      \$558  = \$397 [6:0];
-    end
-    if (rst) begin
-      \$558  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$559  = acc7;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$241  = first1_d2;
     if (advance) begin
-      \$559  = \$527 [7:0];
-    end
-    if (rst) begin
-      \$559  = 8'h00;
+      \$241  = first1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$560  = raw8;
-    if (\$528 ) begin
-      \$560  = \$446 [6:0];
-    end
-    if (rst) begin
-      \$560  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$561  = acc8;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$242  = last1_d0;
     if (advance) begin
-      \$561  = \$530 [7:0];
-    end
-    if (rst) begin
-      \$561  = 8'h00;
+      \$242  = last1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$562  = raw9;
-    if (\$531 ) begin
-      \$562  = \$495 [6:0];
-    end
-    if (rst) begin
-      \$562  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$563  = acc9;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$243  = last1_d1;
     if (advance) begin
-      \$563  = \$533 [7:0];
-    end
-    if (rst) begin
-      \$563  = 8'h00;
+      \$243  = last1_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$564  = v2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$244  = last1_d2;
     if (advance) begin
-      \$564  = \$534 ;
-    end
-    if (rst) begin
-      \$564  = 1'h0;
+      \$244  = last1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$565  = o__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$245  = nf1_d0;
     if (advance) begin
-      \$565  = v2;
-    end
-    if (rst) begin
-      \$565  = 1'h0;
+      \$245  = nf1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$566  = o__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$246  = nf1_d1;
     if (advance) begin
-      \$566  = result;
+      \$246  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$247  = nf1_d2;
+    if (advance) begin
+      \$247  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$248  = tree0_l1_0_0;
+    if (advance) begin
+      \$248  = \$46 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$249  = tree0_l1_1_0;
+    if (advance) begin
+      \$249  = \$49 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$250  = tree0_l1_2_0;
+    if (advance) begin
+      \$250  = \$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$251  = tree0_l1_3_0;
+    if (advance) begin
+      \$251  = \$55 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$252  = tree0_l3_0_0;
+    if (advance) begin
+      \$252  = \$58 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$253  = raw0;
+    if (\$59 ) begin
+      \$253  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$254  = acc0;
+    if (advance) begin
+      \$254  = \$61 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$255  = tree1_l1_0_0;
+    if (advance) begin
+      \$255  = \$64 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$256  = tree1_l1_1_0;
+    if (advance) begin
+      \$256  = \$67 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$257  = tree1_l1_2_0;
+    if (advance) begin
+      \$257  = \$70 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$258  = tree1_l1_3_0;
+    if (advance) begin
+      \$258  = \$73 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$259  = tree1_l3_0_0;
+    if (advance) begin
+      \$259  = \$76 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$260  = raw1;
+    if (\$77 ) begin
+      \$260  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$261  = acc1;
+    if (advance) begin
+      \$261  = \$79 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$262  = tree2_l1_0_0;
+    if (advance) begin
+      \$262  = \$82 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$263  = tree2_l1_1_0;
+    if (advance) begin
+      \$263  = \$85 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$264  = tree2_l1_2_0;
+    if (advance) begin
+      \$264  = \$88 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$265  = tree2_l1_3_0;
+    if (advance) begin
+      \$265  = \$91 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$266  = tree2_l3_0_0;
+    if (advance) begin
+      \$266  = \$94 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$267  = raw2;
+    if (\$95 ) begin
+      \$267  = \$14 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$268  = acc2;
+    if (advance) begin
+      \$268  = \$97 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$269  = tree3_l1_0_0;
+    if (advance) begin
+      \$269  = \$100 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$270  = tree3_l1_1_0;
+    if (advance) begin
+      \$270  = \$103 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$271  = tree3_l1_2_0;
+    if (advance) begin
+      \$271  = \$106 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$272  = tree3_l1_3_0;
+    if (advance) begin
+      \$272  = \$109 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$273  = tree3_l3_0_0;
+    if (advance) begin
+      \$273  = \$112 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$274  = raw3;
+    if (\$113 ) begin
+      \$274  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$275  = acc3;
+    if (advance) begin
+      \$275  = \$115 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$276  = tree4_l1_0_0;
+    if (advance) begin
+      \$276  = \$118 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$277  = tree4_l1_1_0;
+    if (advance) begin
+      \$277  = \$121 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$278  = tree4_l1_2_0;
+    if (advance) begin
+      \$278  = \$124 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$279  = tree4_l1_3_0;
+    if (advance) begin
+      \$279  = \$127 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$280  = tree4_l3_0_0;
+    if (advance) begin
+      \$280  = \$130 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$281  = raw4;
+    if (\$131 ) begin
+      \$281  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$282  = acc4;
+    if (advance) begin
+      \$282  = \$133 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$283  = tree5_l1_0_0;
+    if (advance) begin
+      \$283  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$284  = tree5_l1_1_0;
+    if (advance) begin
+      \$284  = \$139 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$285  = tree5_l1_2_0;
+    if (advance) begin
+      \$285  = \$142 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$286  = tree5_l1_3_0;
+    if (advance) begin
+      \$286  = \$145 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$287  = tree5_l3_0_0;
+    if (advance) begin
+      \$287  = \$148 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$288  = raw5;
+    if (\$149 ) begin
+      \$288  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$289  = acc5;
+    if (advance) begin
+      \$289  = \$151 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$290  = tree6_l1_0_0;
+    if (advance) begin
+      \$290  = \$154 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$291  = tree6_l1_1_0;
+    if (advance) begin
+      \$291  = \$157 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$292  = tree6_l1_2_0;
+    if (advance) begin
+      \$292  = \$160 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$293  = tree6_l1_3_0;
+    if (advance) begin
+      \$293  = \$163 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$294  = tree6_l3_0_0;
+    if (advance) begin
+      \$294  = \$166 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$295  = raw6;
+    if (\$167 ) begin
+      \$295  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$296  = acc6;
+    if (advance) begin
+      \$296  = \$169 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$297  = tree7_l1_0_0;
+    if (advance) begin
+      \$297  = \$172 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$298  = tree7_l1_1_0;
+    if (advance) begin
+      \$298  = \$175 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$299  = tree7_l1_2_0;
+    if (advance) begin
+      \$299  = \$178 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$300  = tree7_l1_3_0;
+    if (advance) begin
+      \$300  = \$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$301  = tree7_l3_0_0;
+    if (advance) begin
+      \$301  = \$184 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$302  = raw7;
+    if (\$185 ) begin
+      \$302  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$303  = acc7;
+    if (advance) begin
+      \$303  = \$187 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$304  = tree8_l1_0_0;
+    if (advance) begin
+      \$304  = \$190 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$305  = tree8_l1_1_0;
+    if (advance) begin
+      \$305  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$306  = tree8_l1_2_0;
+    if (advance) begin
+      \$306  = \$196 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$307  = tree8_l1_3_0;
+    if (advance) begin
+      \$307  = \$199 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$308  = tree8_l3_0_0;
+    if (advance) begin
+      \$308  = \$202 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$309  = raw8;
+    if (\$203 ) begin
+      \$309  = \$32 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$310  = acc8;
+    if (advance) begin
+      \$310  = \$205 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$311  = tree9_l1_0_0;
+    if (advance) begin
+      \$311  = \$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$312  = tree9_l1_1_0;
+    if (advance) begin
+      \$312  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$313  = tree9_l1_2_0;
+    if (advance) begin
+      \$313  = \$214 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$314  = tree9_l1_3_0;
+    if (advance) begin
+      \$314  = \$217 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$315  = tree9_l3_0_0;
+    if (advance) begin
+      \$315  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$316  = raw9;
+    if (\$221 ) begin
+      \$316  = \$35 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$317  = acc9;
+    if (advance) begin
+      \$317  = \$223 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$318  = v2;
+    if (advance) begin
+      \$318  = \$224 ;
     end
     if (rst) begin
-      \$566  = 80'h00000000000000000000;
+      \$318  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$319  = v2_d0;
+    if (advance) begin
+      \$319  = v2;
+    end
+    if (rst) begin
+      \$319  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$320  = nf2_d0;
+    if (advance) begin
+      \$320  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$321  = o__valid;
+    if (advance) begin
+      \$321  = v2_d0;
+    end
+    if (rst) begin
+      \$321  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$322  = o__payload;
+    if (advance) begin
+      \$322  = result;
+    end
+    if (rst) begin
+      \$322  = 80'h00000000000000000000;
     end
   end
   assign waddr = port__addr;
   assign port__en = advance;
-  assign total0 = \$54 [6:0];
-  assign total1 = \$103 [6:0];
-  assign total2 = \$152 [6:0];
-  assign total3 = \$201 [6:0];
-  assign total4 = \$250 [6:0];
-  assign total5 = \$299 [6:0];
-  assign total6 = \$348 [6:0];
-  assign total7 = \$397 [6:0];
-  assign total8 = \$446 [6:0];
-  assign total9 = \$495 [6:0];
+  assign total0 = \$8 [6:0];
+  assign total1 = \$11 [6:0];
+  assign total2 = \$14 [6:0];
+  assign total3 = \$17 [6:0];
+  assign total4 = \$20 [6:0];
+  assign total5 = \$23 [6:0];
+  assign total6 = \$26 [6:0];
+  assign total7 = \$29 [6:0];
+  assign total8 = \$32 [6:0];
+  assign total9 = \$35 [6:0];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
+  assign \result[0]  = result[7:0];
+  assign \result[1]  = result[15:8];
+  assign \result[2]  = result[23:16];
+  assign \result[3]  = result[31:24];
+  assign \result[4]  = result[39:32];
+  assign \result[5]  = result[47:40];
+  assign \result[6]  = result[55:48];
+  assign \result[7]  = result[63:56];
+  assign \result[8]  = result[71:64];
+  assign \result[9]  = result[79:72];
   assign \x1[0]  = x1[0];
   assign \x1[1]  = x1[1];
   assign \x1[2]  = x1[2];
@@ -17302,16 +20707,6 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   assign \x1[13]  = x1[13];
   assign \x1[14]  = x1[14];
   assign \x1[15]  = x1[15];
-  assign \result[0]  = result[7:0];
-  assign \result[1]  = result[15:8];
-  assign \result[2]  = result[23:16];
-  assign \result[3]  = result[31:24];
-  assign \result[4]  = result[39:32];
-  assign \result[5]  = result[47:40];
-  assign \result[6]  = result[55:48];
-  assign \result[7]  = result[63:56];
-  assign \result[8]  = result[71:64];
-  assign \result[9]  = result[79:72];
   assign \i__payload[0]  = i__payload[0];
   assign \i__payload[1]  = i__payload[1];
   assign \i__payload[2]  = i__payload[2];
@@ -17348,628 +20743,380 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__valid, i__payload, o__valid, 
   assign result[23:16] = acc2;
   assign result[15:8] = acc1;
   assign result[7:0] = acc0;
-  assign \$1068  = 1'h1;
-  assign \$497  = \$1066 ;
-  assign \$1074  = 1'h1;
-  assign \$499  = \$1072 ;
+  assign \$374  = 1'h1;
+  assign \$37  = \$372 ;
+  assign \$380  = 1'h1;
+  assign \$39  = \$378 ;
   assign \$4  = nf;
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.argmax (clk, rst, advance, i__valid, i__payload, o__payload, o__valid, o__ready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+module \tfc.MatMul_40_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$100 ;
-  wire [15:0] \$101 ;
+  wire \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  reg [79:0] \$5 ;
+  reg \$6 ;
+  reg \$7 ;
+  reg [79:0] \$8 ;
+  input clk;
+  wire clk;
+  input [79:0] i__payload;
+  wire [79:0] i__payload;
+  wire [7:0] \i__payload[0] ;
+  wire [7:0] \i__payload[1] ;
+  wire [7:0] \i__payload[2] ;
+  wire [7:0] \i__payload[3] ;
+  wire [7:0] \i__payload[4] ;
+  wire [7:0] \i__payload[5] ;
+  wire [7:0] \i__payload[6] ;
+  wire [7:0] \i__payload[7] ;
+  wire [7:0] \i__payload[8] ;
+  wire [7:0] \i__payload[9] ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [79:0] o__payload;
+  reg [79:0] o__payload = 80'h00000000000000000000;
+  wire [7:0] \o__payload[0] ;
+  wire [7:0] \o__payload[1] ;
+  wire [7:0] \o__payload[2] ;
+  wire [7:0] \o__payload[3] ;
+  wire [7:0] \o__payload[4] ;
+  wire [7:0] \o__payload[5] ;
+  wire [7:0] \o__payload[6] ;
+  wire [7:0] \o__payload[7] ;
+  wire [7:0] \o__payload[8] ;
+  wire [7:0] \o__payload[9] ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [79:0] skid = 80'h00000000000000000000;
+  wire [7:0] \skid[0] ;
+  wire [7:0] \skid[1] ;
+  wire [7:0] \skid[2] ;
+  wire [7:0] \skid[3] ;
+  wire [7:0] \skid[4] ;
+  wire [7:0] \skid[5] ;
+  wire [7:0] \skid[6] ;
+  wire [7:0] \skid[7] ;
+  wire [7:0] \skid[8] ;
+  wire [7:0] \skid[9] ;
+  reg skid_valid = 1'h0;
+  assign \$1  = ~ o__valid;
+  assign \$2  = o__ready | \$1 ;
+  assign \$3  = ~ skid_valid;
+  assign \$4  = i__valid & \$3 ;
+  always @(posedge clk)
+    o__payload <= \$5 ;
+  always @(posedge clk)
+    o__valid <= \$6 ;
+  always @(posedge clk)
+    skid_valid <= \$7 ;
+  always @(posedge clk)
+    skid <= \$8 ;
+  assign i__ready = ~ skid_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$5  = o__payload;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$5  = skid;
+      end else begin
+        \$5  = i__payload;
+      end
+    end
+    if (rst) begin
+      \$5  = 80'h00000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$6  = o__valid;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$6  = 1'h1;
+      end else begin
+        \$6  = i__valid;
+      end
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$7  = skid_valid;
+    if (\$2 ) begin
+      if (skid_valid) begin
+        \$7  = 1'h0;
+      end
+    end else if (\$4 ) begin
+      \$7  = 1'h1;
+    end
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$8  = skid;
+    if (\$2 ) begin
+    end else if (\$4 ) begin
+      \$8  = i__payload;
+    end
+  end
+  assign \o__payload[0]  = o__payload[7:0];
+  assign \o__payload[1]  = o__payload[15:8];
+  assign \o__payload[2]  = o__payload[23:16];
+  assign \o__payload[3]  = o__payload[31:24];
+  assign \o__payload[4]  = o__payload[39:32];
+  assign \o__payload[5]  = o__payload[47:40];
+  assign \o__payload[6]  = o__payload[55:48];
+  assign \o__payload[7]  = o__payload[63:56];
+  assign \o__payload[8]  = o__payload[71:64];
+  assign \o__payload[9]  = o__payload[79:72];
+  assign \skid[0]  = skid[7:0];
+  assign \skid[1]  = skid[15:8];
+  assign \skid[2]  = skid[23:16];
+  assign \skid[3]  = skid[31:24];
+  assign \skid[4]  = skid[39:32];
+  assign \skid[5]  = skid[47:40];
+  assign \skid[6]  = skid[55:48];
+  assign \skid[7]  = skid[63:56];
+  assign \skid[8]  = skid[71:64];
+  assign \skid[9]  = skid[79:72];
+  assign \i__payload[0]  = i__payload[7:0];
+  assign \i__payload[1]  = i__payload[15:8];
+  assign \i__payload[2]  = i__payload[23:16];
+  assign \i__payload[3]  = i__payload[31:24];
+  assign \i__payload[4]  = i__payload[39:32];
+  assign \i__payload[5]  = i__payload[47:40];
+  assign \i__payload[6]  = i__payload[55:48];
+  assign \i__payload[7]  = i__payload[63:56];
+  assign \i__payload[8]  = i__payload[71:64];
+  assign \i__payload[9]  = i__payload[79:72];
+endmodule
+
+(* generator = "Amaranth" *)
+module \tfc.argmax (clk, rst, advance, i__payload, i__valid, o__payload, o__valid, o__ready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  wire \$1 ;
+  wire [15:0] \$10 ;
+  wire [15:0] \$100 ;
+  wire \$101 ;
   wire \$102 ;
   wire \$103 ;
-  wire [15:0] \$104 ;
-  wire \$105 ;
-  wire [15:0] \$106 ;
-  wire [15:0] \$107 ;
+  wire \$104 ;
+  wire [3:0] \$105 ;
+  wire \$106 ;
+  wire \$107 ;
   wire \$108 ;
-  wire [15:0] \$109 ;
+  wire \$109 ;
   wire \$11 ;
-  wire \$110 ;
-  wire [15:0] \$111 ;
+  wire [15:0] \$110 ;
+  wire \$111 ;
   wire \$112 ;
   wire \$113 ;
-  wire [15:0] \$114 ;
-  wire \$115 ;
-  wire [15:0] \$116 ;
-  wire [15:0] \$117 ;
+  wire \$114 ;
+  wire [3:0] \$115 ;
+  wire \$116 ;
+  wire \$117 ;
   wire \$118 ;
   wire \$119 ;
-  wire [15:0] \$12 ;
-  wire [15:0] \$120 ;
+  wire \$12 ;
+  wire \$120 ;
   wire \$121 ;
-  wire [15:0] \$122 ;
-  wire \$123 ;
+  wire \$122 ;
+  wire [15:0] \$123 ;
   wire \$124 ;
-  wire [15:0] \$125 ;
+  wire \$125 ;
   wire \$126 ;
-  wire [15:0] \$127 ;
-  wire [15:0] \$128 ;
+  wire \$127 ;
+  wire \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire [15:0] \$130 ;
+  wire [3:0] \$130 ;
   wire \$131 ;
-  wire [15:0] \$132 ;
+  wire \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire [15:0] \$135 ;
+  wire \$135 ;
   wire \$136 ;
-  wire [15:0] \$137 ;
-  wire [15:0] \$138 ;
-  wire [15:0] \$139 ;
-  wire [15:0] \$14 ;
+  wire \$137 ;
+  wire [3:0] \$138 ;
+  wire \$139 ;
+  wire \$14 ;
   wire \$140 ;
-  wire \$141 ;
-  wire [15:0] \$142 ;
-  wire \$143 ;
-  wire [15:0] \$144 ;
-  wire \$145 ;
-  wire [15:0] \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire [15:0] \$149 ;
-  wire [15:0] \$15 ;
-  wire \$150 ;
-  wire [15:0] \$151 ;
-  wire [15:0] \$152 ;
-  wire \$153 ;
-  wire [15:0] \$154 ;
-  wire \$155 ;
-  wire [15:0] \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire [15:0] \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire [15:0] \$161 ;
-  wire [15:0] \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire [15:0] \$165 ;
-  wire \$166 ;
-  wire [15:0] \$167 ;
-  wire \$168 ;
-  wire \$169 ;
-  wire [15:0] \$17 ;
-  wire [15:0] \$170 ;
-  wire \$171 ;
-  wire [15:0] \$172 ;
-  wire [15:0] \$173 ;
-  wire \$174 ;
-  wire [15:0] \$175 ;
-  wire \$176 ;
-  wire [15:0] \$177 ;
-  wire \$178 ;
-  wire \$179 ;
-  wire \$18 ;
-  wire [15:0] \$180 ;
-  wire \$181 ;
-  wire [15:0] \$182 ;
-  wire [15:0] \$183 ;
-  wire [15:0] \$184 ;
-  wire [15:0] \$185 ;
-  wire [15:0] \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire [15:0] \$189 ;
-  wire [15:0] \$19 ;
-  wire \$190 ;
-  wire [15:0] \$191 ;
-  wire \$192 ;
-  wire [15:0] \$193 ;
-  wire \$194 ;
-  wire \$195 ;
-  wire [15:0] \$196 ;
-  wire \$197 ;
-  wire [15:0] \$198 ;
-  wire [15:0] \$199 ;
+  reg \$141 ;
+  reg [15:0] \$142 ;
+  reg [3:0] \$143 ;
+  reg [15:0] \$144 ;
+  reg [3:0] \$145 ;
+  reg [15:0] \$146 ;
+  reg [3:0] \$147 ;
+  reg [15:0] \$148 ;
+  reg [3:0] \$149 ;
+  wire [4:0] \$15 ;
+  reg [15:0] \$150 ;
+  reg [3:0] \$151 ;
+  reg [15:0] \$152 ;
+  reg [3:0] \$153 ;
+  reg [15:0] \$154 ;
+  reg [3:0] \$155 ;
+  reg [15:0] \$156 ;
+  reg [3:0] \$157 ;
+  reg [15:0] \$158 ;
+  reg [3:0] \$159 ;
+  wire [5:0] \$16 ;
+  reg [15:0] \$160 ;
+  reg [3:0] \$161 ;
+  reg [15:0] \$162 ;
+  reg [3:0] \$163 ;
+  reg \$164 ;
+  reg \$165 ;
+  reg \$166 ;
+  reg \$167 ;
+  reg \$168 ;
+  reg \$169 ;
+  wire [4:0] \$17 ;
+  reg \$170 ;
+  reg \$171 ;
+  reg [15:0] \$172 ;
+  reg [3:0] \$173 ;
+  reg [3:0] \$174 ;
+  reg \$175 ;
+  wire [5:0] \$18 ;
+  wire [3:0] \$19 ;
   wire \$2 ;
   wire \$20 ;
-  wire \$200 ;
-  wire [15:0] \$201 ;
-  wire \$202 ;
-  wire [15:0] \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire [15:0] \$206 ;
-  wire \$207 ;
-  wire [15:0] \$208 ;
-  wire [15:0] \$209 ;
   wire \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire [15:0] \$212 ;
-  wire \$213 ;
-  wire [15:0] \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire [15:0] \$217 ;
-  wire \$218 ;
-  wire [15:0] \$219 ;
-  wire [15:0] \$22 ;
-  wire [15:0] \$220 ;
-  wire \$221 ;
-  wire [15:0] \$222 ;
-  wire \$223 ;
-  wire [15:0] \$224 ;
-  wire \$225 ;
-  wire \$226 ;
-  wire [15:0] \$227 ;
-  wire \$228 ;
-  wire [15:0] \$229 ;
+  wire \$22 ;
   wire \$23 ;
-  wire [15:0] \$230 ;
-  wire [15:0] \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire [15:0] \$234 ;
-  wire \$235 ;
-  wire [15:0] \$236 ;
-  wire \$237 ;
-  wire [15:0] \$238 ;
-  wire \$239 ;
   wire [15:0] \$24 ;
-  wire \$240 ;
-  wire [15:0] \$241 ;
-  wire \$242 ;
-  wire [15:0] \$243 ;
-  wire [15:0] \$244 ;
-  wire \$245 ;
-  wire [15:0] \$246 ;
-  wire \$247 ;
-  wire [15:0] \$248 ;
-  wire \$249 ;
-  wire [15:0] \$25 ;
-  wire \$250 ;
-  wire [15:0] \$251 ;
-  wire \$252 ;
-  wire [15:0] \$253 ;
-  wire [15:0] \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire [15:0] \$257 ;
-  wire \$258 ;
-  wire [15:0] \$259 ;
+  wire \$25 ;
   wire \$26 ;
-  wire \$260 ;
-  wire \$261 ;
-  wire [15:0] \$262 ;
-  wire \$263 ;
-  wire [15:0] \$264 ;
-  wire [15:0] \$265 ;
-  wire \$266 ;
-  wire [15:0] \$267 ;
-  wire \$268 ;
-  wire [15:0] \$269 ;
   wire \$27 ;
-  wire \$270 ;
-  wire \$271 ;
-  wire [15:0] \$272 ;
-  wire \$273 ;
-  wire [15:0] \$274 ;
-  wire [15:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [15:0] \$277 ;
-  wire \$278 ;
-  wire \$279 ;
-  wire [15:0] \$28 ;
-  wire \$280 ;
-  wire [15:0] \$281 ;
-  wire \$282 ;
-  wire [15:0] \$283 ;
-  wire \$284 ;
-  wire [15:0] \$285 ;
-  wire \$286 ;
-  wire \$287 ;
-  wire [15:0] \$288 ;
-  wire \$289 ;
-  wire \$29 ;
-  wire [15:0] \$290 ;
-  wire [15:0] \$291 ;
-  wire \$292 ;
-  wire [15:0] \$293 ;
-  wire \$294 ;
-  wire [15:0] \$295 ;
-  wire \$296 ;
-  wire \$297 ;
-  wire [15:0] \$298 ;
-  wire \$299 ;
+  wire \$28 ;
+  wire [4:0] \$29 ;
   wire \$3 ;
-  wire [15:0] \$30 ;
-  wire [15:0] \$300 ;
-  wire [15:0] \$301 ;
-  wire \$302 ;
-  wire \$303 ;
-  wire [15:0] \$304 ;
-  wire \$305 ;
-  wire [15:0] \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire [15:0] \$309 ;
-  wire \$31 ;
-  wire \$310 ;
-  wire [15:0] \$311 ;
-  wire [15:0] \$312 ;
-  wire \$313 ;
-  wire [15:0] \$314 ;
-  wire \$315 ;
-  wire [15:0] \$316 ;
-  wire \$317 ;
-  wire \$318 ;
-  wire [15:0] \$319 ;
-  wire \$32 ;
-  wire \$320 ;
-  wire [15:0] \$321 ;
-  wire [15:0] \$322 ;
-  wire [15:0] \$323 ;
-  wire \$324 ;
-  wire \$325 ;
-  wire [4:0] \$326 ;
-  wire [5:0] \$327 ;
-  wire [4:0] \$328 ;
-  wire [5:0] \$329 ;
-  wire [15:0] \$33 ;
-  wire [5:0] \$330 ;
-  wire \$331 ;
-  wire [15:0] \$332 ;
-  wire \$333 ;
-  wire [15:0] \$334 ;
-  wire \$335 ;
-  wire \$336 ;
-  wire [15:0] \$337 ;
-  wire \$338 ;
-  wire [15:0] \$339 ;
+  wire [5:0] \$30 ;
+  wire [4:0] \$31 ;
+  wire [5:0] \$32 ;
+  wire [3:0] \$33 ;
   wire \$34 ;
-  wire [15:0] \$340 ;
-  wire \$341 ;
-  wire [15:0] \$342 ;
-  wire \$343 ;
-  wire [15:0] \$344 ;
-  wire \$345 ;
-  wire \$346 ;
-  wire [15:0] \$347 ;
-  wire \$348 ;
-  wire [15:0] \$349 ;
-  wire [15:0] \$35 ;
-  wire [15:0] \$350 ;
-  wire \$351 ;
-  wire \$352 ;
-  wire [15:0] \$353 ;
-  wire \$354 ;
-  wire [15:0] \$355 ;
-  wire \$356 ;
-  wire \$357 ;
-  wire [4:0] \$358 ;
-  wire [5:0] \$359 ;
-  wire [15:0] \$36 ;
-  wire [4:0] \$360 ;
-  wire [5:0] \$361 ;
-  wire [5:0] \$362 ;
-  wire \$363 ;
-  wire [4:0] \$364 ;
-  wire [5:0] \$365 ;
-  wire [4:0] \$366 ;
-  wire [5:0] \$367 ;
-  wire [5:0] \$368 ;
-  wire [5:0] \$369 ;
+  wire \$35 ;
+  wire \$36 ;
   wire \$37 ;
-  wire \$370 ;
-  wire [15:0] \$371 ;
-  wire \$372 ;
-  wire [15:0] \$373 ;
-  wire \$374 ;
-  wire \$375 ;
-  wire [4:0] \$376 ;
-  wire [5:0] \$377 ;
-  wire [4:0] \$378 ;
-  wire [5:0] \$379 ;
   wire [15:0] \$38 ;
-  wire [5:0] \$380 ;
-  wire \$381 ;
-  wire [4:0] \$382 ;
-  wire [5:0] \$383 ;
-  wire [4:0] \$384 ;
-  wire [5:0] \$385 ;
-  wire [5:0] \$386 ;
-  wire [5:0] \$387 ;
-  wire [5:0] \$388 ;
-  wire [5:0] \$389 ;
   wire \$39 ;
-  wire [5:0] \$390 ;
-  wire \$391 ;
-  wire [1:0] \$392 ;
-  wire [1:0] \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire \$396 ;
-  wire [15:0] \$397 ;
-  wire \$398 ;
-  wire [15:0] \$399 ;
-  wire \$4 ;
-  wire [15:0] \$40 ;
-  wire \$400 ;
-  wire [15:0] \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire [15:0] \$404 ;
-  wire \$405 ;
-  wire [15:0] \$406 ;
-  wire [15:0] \$407 ;
-  wire \$408 ;
-  wire [15:0] \$409 ;
+  wire [1:0] \$4 ;
+  wire \$40 ;
   wire \$41 ;
-  wire \$410 ;
-  wire [15:0] \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire [15:0] \$414 ;
-  wire \$415 ;
-  wire [15:0] \$416 ;
-  wire [15:0] \$417 ;
-  wire \$418 ;
-  wire \$419 ;
   wire \$42 ;
-  wire [15:0] \$420 ;
-  wire \$421 ;
-  wire [15:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire [15:0] \$425 ;
-  wire \$426 ;
-  wire [15:0] \$427 ;
-  wire [15:0] \$428 ;
-  wire \$429 ;
-  wire [15:0] \$43 ;
-  wire [15:0] \$430 ;
-  wire \$431 ;
-  wire [15:0] \$432 ;
-  wire \$433 ;
-  wire \$434 ;
-  wire [15:0] \$435 ;
-  wire \$436 ;
-  wire [15:0] \$437 ;
-  wire [15:0] \$438 ;
-  wire [15:0] \$439 ;
-  wire \$44 ;
-  wire \$440 ;
-  wire \$441 ;
-  wire [15:0] \$442 ;
-  wire \$443 ;
-  wire [15:0] \$444 ;
-  wire \$445 ;
-  wire [15:0] \$446 ;
-  wire \$447 ;
-  wire \$448 ;
-  wire [15:0] \$449 ;
-  wire [15:0] \$45 ;
-  wire \$450 ;
-  wire [15:0] \$451 ;
-  wire [15:0] \$452 ;
-  wire \$453 ;
-  wire [15:0] \$454 ;
-  wire \$455 ;
-  wire [15:0] \$456 ;
-  wire \$457 ;
-  wire \$458 ;
-  wire [15:0] \$459 ;
-  wire [15:0] \$46 ;
-  wire \$460 ;
-  wire [15:0] \$461 ;
-  wire [15:0] \$462 ;
-  wire \$463 ;
-  wire \$464 ;
-  wire [15:0] \$465 ;
-  wire \$466 ;
-  wire [15:0] \$467 ;
-  wire \$468 ;
-  wire \$469 ;
-  wire [15:0] \$47 ;
-  wire [15:0] \$470 ;
-  wire \$471 ;
-  wire [15:0] \$472 ;
-  wire [15:0] \$473 ;
-  wire \$474 ;
-  wire [15:0] \$475 ;
-  wire \$476 ;
-  wire [15:0] \$477 ;
-  wire \$478 ;
-  wire \$479 ;
+  wire [4:0] \$43 ;
+  wire [5:0] \$44 ;
+  wire [4:0] \$45 ;
+  wire [5:0] \$46 ;
+  wire [3:0] \$47 ;
   wire \$48 ;
-  wire [15:0] \$480 ;
-  wire \$481 ;
-  wire [15:0] \$482 ;
-  wire [15:0] \$483 ;
-  wire [15:0] \$484 ;
-  wire [15:0] \$485 ;
-  wire \$486 ;
-  wire \$487 ;
-  wire \$488 ;
-  wire [15:0] \$489 ;
   wire \$49 ;
-  wire \$490 ;
-  wire [15:0] \$491 ;
-  wire \$492 ;
-  wire [15:0] \$493 ;
-  wire \$494 ;
-  wire \$495 ;
-  wire [15:0] \$496 ;
-  wire \$497 ;
-  wire [15:0] \$498 ;
-  wire [15:0] \$499 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$50 ;
-  wire \$500 ;
-  wire [15:0] \$501 ;
-  wire \$502 ;
-  wire [15:0] \$503 ;
-  wire \$504 ;
-  wire \$505 ;
-  wire [15:0] \$506 ;
-  wire \$507 ;
-  wire [15:0] \$508 ;
-  wire [15:0] \$509 ;
+  wire [1:0] \$5 ;
+  wire \$50 ;
   wire \$51 ;
-  wire \$510 ;
-  wire \$511 ;
-  wire [15:0] \$512 ;
-  wire \$513 ;
-  wire [15:0] \$514 ;
-  wire \$515 ;
-  wire \$516 ;
-  wire [15:0] \$517 ;
-  wire \$518 ;
-  wire [15:0] \$519 ;
   wire [15:0] \$52 ;
-  wire [15:0] \$520 ;
-  wire \$521 ;
-  wire [15:0] \$522 ;
-  wire \$523 ;
-  wire [15:0] \$524 ;
-  wire \$525 ;
-  wire \$526 ;
-  wire [15:0] \$527 ;
-  wire \$528 ;
-  wire [15:0] \$529 ;
   wire \$53 ;
-  wire [15:0] \$530 ;
-  wire [15:0] \$531 ;
-  wire \$532 ;
-  wire \$533 ;
-  wire [4:0] \$534 ;
-  wire [5:0] \$535 ;
-  wire [4:0] \$536 ;
-  wire [5:0] \$537 ;
-  wire [5:0] \$538 ;
-  wire \$539 ;
-  wire [15:0] \$54 ;
-  wire [15:0] \$540 ;
-  wire \$541 ;
-  wire [15:0] \$542 ;
-  wire \$543 ;
-  wire \$544 ;
-  wire [15:0] \$545 ;
-  wire \$546 ;
-  wire [15:0] \$547 ;
-  wire [15:0] \$548 ;
-  wire \$549 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [15:0] \$550 ;
-  wire \$551 ;
-  wire [15:0] \$552 ;
-  wire \$553 ;
-  wire \$554 ;
-  wire [15:0] \$555 ;
-  wire \$556 ;
-  wire [15:0] \$557 ;
-  wire [15:0] \$558 ;
-  wire \$559 ;
   wire \$56 ;
-  wire \$560 ;
-  wire [15:0] \$561 ;
-  wire \$562 ;
-  wire [15:0] \$563 ;
-  wire \$564 ;
-  wire \$565 ;
-  wire [4:0] \$566 ;
-  wire [5:0] \$567 ;
-  wire [4:0] \$568 ;
-  wire [5:0] \$569 ;
-  wire [15:0] \$57 ;
-  wire [5:0] \$570 ;
-  wire \$571 ;
-  wire [4:0] \$572 ;
-  wire [5:0] \$573 ;
-  wire [4:0] \$574 ;
-  wire [5:0] \$575 ;
-  wire [5:0] \$576 ;
-  wire [5:0] \$577 ;
-  wire \$578 ;
-  wire [15:0] \$579 ;
-  wire \$58 ;
-  wire \$580 ;
-  wire [15:0] \$581 ;
-  wire \$582 ;
-  wire \$583 ;
-  wire [4:0] \$584 ;
-  wire [5:0] \$585 ;
-  wire [4:0] \$586 ;
-  wire [5:0] \$587 ;
-  wire [5:0] \$588 ;
-  wire \$589 ;
-  wire [15:0] \$59 ;
-  wire [4:0] \$590 ;
-  wire [5:0] \$591 ;
-  wire [4:0] \$592 ;
-  wire [5:0] \$593 ;
-  wire [5:0] \$594 ;
-  wire [5:0] \$595 ;
-  wire [5:0] \$596 ;
-  wire [5:0] \$597 ;
-  wire [5:0] \$598 ;
-  wire \$599 ;
+  wire [4:0] \$57 ;
+  wire [5:0] \$58 ;
+  wire [4:0] \$59 ;
   wire \$6 ;
-  wire [15:0] \$60 ;
-  wire \$600 ;
-  reg [15:0] \$601 ;
-  reg [3:0] \$602 ;
-  reg \$603 ;
-  reg [3:0] \$604 ;
-  reg \$605 ;
-  wire \$61 ;
-  wire [15:0] \$62 ;
+  wire [5:0] \$60 ;
+  wire [3:0] \$61 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [15:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
-  wire \$66 ;
-  wire [15:0] \$67 ;
+  wire [15:0] \$66 ;
+  wire \$67 ;
   wire \$68 ;
-  wire [15:0] \$69 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire [15:0] \$73 ;
-  wire \$74 ;
-  wire [15:0] \$75 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire [4:0] \$71 ;
+  wire [5:0] \$72 ;
+  wire [4:0] \$73 ;
+  wire [5:0] \$74 ;
+  wire [3:0] \$75 ;
   wire \$76 ;
   wire \$77 ;
-  wire [15:0] \$78 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire [15:0] \$80 ;
-  wire [15:0] \$81 ;
+  wire \$81 ;
   wire \$82 ;
-  wire [15:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
+  wire [3:0] \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [15:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
-  wire [15:0] \$9 ;
+  wire \$9 ;
   wire [15:0] \$90 ;
-  wire [15:0] \$91 ;
-  wire [15:0] \$92 ;
-  wire [15:0] \$93 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
   wire \$94 ;
-  wire \$95 ;
+  wire [3:0] \$95 ;
   wire \$96 ;
-  wire [15:0] \$97 ;
+  wire \$97 ;
   wire \$98 ;
-  wire [15:0] \$99 ;
+  wire \$99 ;
   output advance;
   wire advance;
   reg [3:0] best_index = 4'h0;
+  reg [15:0] best_l0_0_0 = 16'h0000;
+  reg [3:0] best_l0_0_1 = 4'h0;
+  reg [15:0] best_l0_1_0 = 16'h0000;
+  reg [3:0] best_l0_1_1 = 4'h0;
+  reg [15:0] best_l0_2_0 = 16'h0000;
+  reg [3:0] best_l0_2_1 = 4'h0;
+  reg [15:0] best_l0_3_0 = 16'h0000;
+  reg [3:0] best_l0_3_1 = 4'h0;
+  reg [15:0] best_l0_4_0 = 16'h0000;
+  reg [3:0] best_l0_4_1 = 4'h0;
+  reg [15:0] best_l1_0_0 = 16'h0000;
+  reg [3:0] best_l1_0_1 = 4'h0;
+  reg [15:0] best_l1_1_0 = 16'h0000;
+  reg [3:0] best_l1_1_1 = 4'h0;
+  reg [15:0] best_l1_2_0 = 16'h0000;
+  reg [3:0] best_l1_2_1 = 4'h0;
+  reg [15:0] best_l2_0_0 = 16'h0000;
+  reg [3:0] best_l2_0_1 = 4'h0;
+  reg [15:0] best_l2_1_0 = 16'h0000;
+  reg [3:0] best_l2_1_1 = 4'h0;
+  reg [15:0] best_l3_0_0 = 16'h0000;
+  reg [3:0] best_l3_0_1 = 4'h0;
   reg [15:0] best_value = 16'h0000;
   input clk;
   wire clk;
   reg group = 1'h0;
+  reg group_d0 = 1'h0;
+  reg group_d1 = 1'h0;
+  reg group_d2 = 1'h0;
+  reg group_d3 = 1'h0;
   input [159:0] i__payload;
   wire [159:0] i__payload;
   wire [15:0] \i__payload[0] ;
@@ -17993,667 +21140,493 @@ module \tfc.argmax (clk, rst, advance, i__valid, i__payload, o__payload, o__vali
   reg o__valid = 1'h0;
   input rst;
   wire rst;
-  assign \$394  = ! group;
-  assign \$395  = ! group;
-  assign \$396  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$397  = \$396  ? i__payload[159:144] : i__payload[143:128];
-  assign \$398  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$399  = \$398  ? i__payload[127:112] : i__payload[111:96];
-  assign \$400  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$401  = \$400  ? i__payload[95:80] : i__payload[79:64];
-  assign \$402  = $signed(\$399 ) > $signed(\$401 );
-  assign \$403  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$404  = \$403  ? i__payload[127:112] : i__payload[111:96];
-  assign \$405  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$406  = \$405  ? i__payload[95:80] : i__payload[79:64];
-  assign \$407  = \$402  ? \$404  : \$406 ;
-  assign \$408  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$409  = \$408  ? i__payload[63:48] : i__payload[47:32];
-  assign \$410  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$411  = \$410  ? i__payload[31:16] : i__payload[15:0];
-  assign \$412  = $signed(\$409 ) > $signed(\$411 );
-  assign \$413  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$414  = \$413  ? i__payload[63:48] : i__payload[47:32];
-  assign \$415  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$416  = \$415  ? i__payload[31:16] : i__payload[15:0];
-  assign \$417  = \$412  ? \$414  : \$416 ;
-  assign \$418  = $signed(\$407 ) > $signed(\$417 );
-  assign \$419  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$420  = \$419  ? i__payload[127:112] : i__payload[111:96];
-  assign \$421  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$422  = \$421  ? i__payload[95:80] : i__payload[79:64];
-  assign \$423  = $signed(\$420 ) > $signed(\$422 );
-  assign \$424  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$425  = \$424  ? i__payload[127:112] : i__payload[111:96];
-  assign \$426  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$427  = \$426  ? i__payload[95:80] : i__payload[79:64];
-  assign \$428  = \$423  ? \$425  : \$427 ;
-  assign \$429  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$430  = \$429  ? i__payload[63:48] : i__payload[47:32];
-  assign \$431  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$432  = \$431  ? i__payload[31:16] : i__payload[15:0];
-  assign \$433  = $signed(\$430 ) > $signed(\$432 );
-  assign \$434  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$435  = \$434  ? i__payload[63:48] : i__payload[47:32];
-  assign \$436  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$437  = \$436  ? i__payload[31:16] : i__payload[15:0];
-  assign \$438  = \$433  ? \$435  : \$437 ;
-  assign \$439  = \$418  ? \$428  : \$438 ;
-  assign \$440  = $signed(\$397 ) > $signed(\$439 );
-  assign \$441  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$442  = \$441  ? i__payload[159:144] : i__payload[143:128];
-  assign \$443  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$444  = \$443  ? i__payload[127:112] : i__payload[111:96];
-  assign \$445  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$446  = \$445  ? i__payload[95:80] : i__payload[79:64];
-  assign \$447  = $signed(\$444 ) > $signed(\$446 );
-  assign \$448  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$449  = \$448  ? i__payload[127:112] : i__payload[111:96];
-  assign \$450  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$451  = \$450  ? i__payload[95:80] : i__payload[79:64];
-  assign \$452  = \$447  ? \$449  : \$451 ;
-  assign \$453  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$454  = \$453  ? i__payload[63:48] : i__payload[47:32];
-  assign \$455  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$456  = \$455  ? i__payload[31:16] : i__payload[15:0];
-  assign \$457  = $signed(\$454 ) > $signed(\$456 );
-  assign \$458  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$459  = \$458  ? i__payload[63:48] : i__payload[47:32];
-  assign \$460  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$461  = \$460  ? i__payload[31:16] : i__payload[15:0];
-  assign \$462  = \$457  ? \$459  : \$461 ;
-  assign \$463  = $signed(\$452 ) > $signed(\$462 );
-  assign \$464  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$465  = \$464  ? i__payload[127:112] : i__payload[111:96];
-  assign \$466  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$467  = \$466  ? i__payload[95:80] : i__payload[79:64];
-  assign \$468  = $signed(\$465 ) > $signed(\$467 );
-  assign \$469  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$470  = \$469  ? i__payload[127:112] : i__payload[111:96];
-  assign \$471  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$472  = \$471  ? i__payload[95:80] : i__payload[79:64];
-  assign \$473  = \$468  ? \$470  : \$472 ;
-  assign \$474  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$475  = \$474  ? i__payload[63:48] : i__payload[47:32];
-  assign \$476  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$477  = \$476  ? i__payload[31:16] : i__payload[15:0];
-  assign \$478  = $signed(\$475 ) > $signed(\$477 );
-  assign \$479  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$480  = \$479  ? i__payload[63:48] : i__payload[47:32];
-  assign \$481  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$482  = \$481  ? i__payload[31:16] : i__payload[15:0];
-  assign \$483  = \$478  ? \$480  : \$482 ;
-  assign \$484  = \$463  ? \$473  : \$483 ;
-  assign \$485  = \$440  ? \$442  : \$484 ;
-  assign \$486  = $signed(\$485 ) > $signed(best_value);
-  assign \$487  = \$395  | \$486 ;
-  assign \$488  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$489  = \$488  ? i__payload[159:144] : i__payload[143:128];
-  assign \$490  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$491  = \$490  ? i__payload[127:112] : i__payload[111:96];
-  assign \$492  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$493  = \$492  ? i__payload[95:80] : i__payload[79:64];
-  assign \$494  = $signed(\$491 ) > $signed(\$493 );
-  assign \$495  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$496  = \$495  ? i__payload[127:112] : i__payload[111:96];
-  assign \$497  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$498  = \$497  ? i__payload[95:80] : i__payload[79:64];
-  assign \$499  = \$494  ? \$496  : \$498 ;
-  assign \$500  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$501  = \$500  ? i__payload[63:48] : i__payload[47:32];
-  assign \$502  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$503  = \$502  ? i__payload[31:16] : i__payload[15:0];
-  assign \$504  = $signed(\$501 ) > $signed(\$503 );
-  assign \$505  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$506  = \$505  ? i__payload[63:48] : i__payload[47:32];
-  assign \$507  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$508  = \$507  ? i__payload[31:16] : i__payload[15:0];
-  assign \$509  = \$504  ? \$506  : \$508 ;
-  assign \$510  = $signed(\$499 ) > $signed(\$509 );
-  assign \$511  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$512  = \$511  ? i__payload[127:112] : i__payload[111:96];
-  assign \$513  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$514  = \$513  ? i__payload[95:80] : i__payload[79:64];
-  assign \$515  = $signed(\$512 ) > $signed(\$514 );
-  assign \$516  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$517  = \$516  ? i__payload[127:112] : i__payload[111:96];
-  assign \$518  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$519  = \$518  ? i__payload[95:80] : i__payload[79:64];
-  assign \$520  = \$515  ? \$517  : \$519 ;
-  assign \$521  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$522  = \$521  ? i__payload[63:48] : i__payload[47:32];
-  assign \$523  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$524  = \$523  ? i__payload[31:16] : i__payload[15:0];
-  assign \$525  = $signed(\$522 ) > $signed(\$524 );
-  assign \$526  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$527  = \$526  ? i__payload[63:48] : i__payload[47:32];
-  assign \$528  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$529  = \$528  ? i__payload[31:16] : i__payload[15:0];
-  assign \$530  = \$525  ? \$527  : \$529 ;
-  assign \$531  = \$510  ? \$520  : \$530 ;
-  assign \$532  = $signed(\$489 ) > $signed(\$531 );
-  assign \$533  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$534  = group * 4'ha;
-  assign \$535  = \$534  + 4'h9;
-  assign \$536  = group * 4'ha;
-  assign \$537  = \$536  + 4'h8;
-  assign \$538  = \$533  ? \$535  : \$537 ;
-  assign \$539  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$540  = \$539  ? i__payload[127:112] : i__payload[111:96];
-  assign \$541  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$542  = \$541  ? i__payload[95:80] : i__payload[79:64];
-  assign \$543  = $signed(\$540 ) > $signed(\$542 );
-  assign \$544  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$545  = \$544  ? i__payload[127:112] : i__payload[111:96];
-  assign \$546  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$547  = \$546  ? i__payload[95:80] : i__payload[79:64];
-  assign \$548  = \$543  ? \$545  : \$547 ;
-  assign \$549  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$550  = \$549  ? i__payload[63:48] : i__payload[47:32];
-  assign \$551  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$552  = \$551  ? i__payload[31:16] : i__payload[15:0];
-  assign \$553  = $signed(\$550 ) > $signed(\$552 );
-  assign \$554  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$555  = \$554  ? i__payload[63:48] : i__payload[47:32];
-  assign \$556  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$557  = \$556  ? i__payload[31:16] : i__payload[15:0];
-  assign \$558  = \$553  ? \$555  : \$557 ;
-  assign \$559  = $signed(\$548 ) > $signed(\$558 );
-  assign \$560  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$561  = \$560  ? i__payload[127:112] : i__payload[111:96];
-  assign \$562  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$563  = \$562  ? i__payload[95:80] : i__payload[79:64];
-  assign \$564  = $signed(\$561 ) > $signed(\$563 );
-  assign \$565  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$566  = group * 4'ha;
-  assign \$567  = \$566  + 3'h7;
-  assign \$568  = group * 4'ha;
-  assign \$569  = \$568  + 3'h6;
-  assign \$570  = \$565  ? \$567  : \$569 ;
-  assign \$571  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$572  = group * 4'ha;
-  assign \$573  = \$572  + 3'h5;
-  assign \$574  = group * 4'ha;
-  assign \$575  = \$574  + 3'h4;
-  assign \$576  = \$571  ? \$573  : \$575 ;
-  assign \$577  = \$564  ? \$570  : \$576 ;
-  assign \$578  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$579  = \$578  ? i__payload[63:48] : i__payload[47:32];
-  assign \$580  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$581  = \$580  ? i__payload[31:16] : i__payload[15:0];
-  assign \$582  = $signed(\$579 ) > $signed(\$581 );
-  assign \$583  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$584  = group * 4'ha;
-  assign \$585  = \$584  + 2'h3;
-  assign \$586  = group * 4'ha;
-  assign \$587  = \$586  + 2'h2;
-  assign \$588  = \$583  ? \$585  : \$587 ;
-  assign \$589  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$590  = group * 4'ha;
-  assign \$591  = \$590  + 1'h1;
-  assign \$592  = group * 4'ha;
-  assign \$593  = \$592  + 1'h0;
-  assign \$594  = \$589  ? \$591  : \$593 ;
-  assign \$595  = \$582  ? \$588  : \$594 ;
-  assign \$596  = \$559  ? \$577  : \$595 ;
-  assign \$597  = \$532  ? \$538  : \$596 ;
-  assign \$598  = \$487  ? \$597  : { 2'h0, best_index };
-  assign \$599  = ! group;
-  assign \$600  = i__valid & \$599 ;
-  always @(posedge clk)
-    best_value <= \$601 ;
-  always @(posedge clk)
-    best_index <= \$602 ;
-  always @(posedge clk)
-    group <= \$603 ;
-  always @(posedge clk)
-    o__payload <= \$604 ;
-  always @(posedge clk)
-    o__valid <= \$605 ;
+  reg valid_d0 = 1'h0;
+  reg valid_d1 = 1'h0;
+  reg valid_d2 = 1'h0;
+  reg valid_d3 = 1'h0;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = i__valid & advance;
   assign \$3  = ! group;
-  assign \$4  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$5  = \$4  ? i__payload[159:144] : i__payload[143:128];
-  assign \$6  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$7  = \$6  ? i__payload[127:112] : i__payload[111:96];
-  assign \$8  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$9  = \$8  ? i__payload[95:80] : i__payload[79:64];
-  assign \$10  = $signed(\$7 ) > $signed(\$9 );
-  assign \$11  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$12  = \$11  ? i__payload[127:112] : i__payload[111:96];
-  assign \$13  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$14  = \$13  ? i__payload[95:80] : i__payload[79:64];
-  assign \$15  = \$10  ? \$12  : \$14 ;
-  assign \$16  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$17  = \$16  ? i__payload[63:48] : i__payload[47:32];
-  assign \$18  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$19  = \$18  ? i__payload[31:16] : i__payload[15:0];
-  assign \$20  = $signed(\$17 ) > $signed(\$19 );
-  assign \$21  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$22  = \$21  ? i__payload[63:48] : i__payload[47:32];
-  assign \$23  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$24  = \$23  ? i__payload[31:16] : i__payload[15:0];
-  assign \$25  = \$20  ? \$22  : \$24 ;
-  assign \$26  = $signed(\$15 ) > $signed(\$25 );
-  assign \$27  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$28  = \$27  ? i__payload[127:112] : i__payload[111:96];
-  assign \$29  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$30  = \$29  ? i__payload[95:80] : i__payload[79:64];
-  assign \$31  = $signed(\$28 ) > $signed(\$30 );
-  assign \$32  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$33  = \$32  ? i__payload[127:112] : i__payload[111:96];
-  assign \$34  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$35  = \$34  ? i__payload[95:80] : i__payload[79:64];
-  assign \$36  = \$31  ? \$33  : \$35 ;
-  assign \$37  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$38  = \$37  ? i__payload[63:48] : i__payload[47:32];
-  assign \$39  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$40  = \$39  ? i__payload[31:16] : i__payload[15:0];
-  assign \$41  = $signed(\$38 ) > $signed(\$40 );
-  assign \$42  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$43  = \$42  ? i__payload[63:48] : i__payload[47:32];
-  assign \$44  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$45  = \$44  ? i__payload[31:16] : i__payload[15:0];
-  assign \$46  = \$41  ? \$43  : \$45 ;
-  assign \$47  = \$26  ? \$36  : \$46 ;
-  assign \$48  = $signed(\$5 ) > $signed(\$47 );
-  assign \$49  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$50  = \$49  ? i__payload[159:144] : i__payload[143:128];
-  assign \$51  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$52  = \$51  ? i__payload[127:112] : i__payload[111:96];
-  assign \$53  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$54  = \$53  ? i__payload[95:80] : i__payload[79:64];
-  assign \$55  = $signed(\$52 ) > $signed(\$54 );
-  assign \$56  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$57  = \$56  ? i__payload[127:112] : i__payload[111:96];
-  assign \$58  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$59  = \$58  ? i__payload[95:80] : i__payload[79:64];
-  assign \$60  = \$55  ? \$57  : \$59 ;
-  assign \$61  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$62  = \$61  ? i__payload[63:48] : i__payload[47:32];
-  assign \$63  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$64  = \$63  ? i__payload[31:16] : i__payload[15:0];
-  assign \$65  = $signed(\$62 ) > $signed(\$64 );
-  assign \$66  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$67  = \$66  ? i__payload[63:48] : i__payload[47:32];
-  assign \$68  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$69  = \$68  ? i__payload[31:16] : i__payload[15:0];
-  assign \$70  = \$65  ? \$67  : \$69 ;
-  assign \$71  = $signed(\$60 ) > $signed(\$70 );
-  assign \$72  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$73  = \$72  ? i__payload[127:112] : i__payload[111:96];
-  assign \$74  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$75  = \$74  ? i__payload[95:80] : i__payload[79:64];
-  assign \$76  = $signed(\$73 ) > $signed(\$75 );
-  assign \$77  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$78  = \$77  ? i__payload[127:112] : i__payload[111:96];
-  assign \$79  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$80  = \$79  ? i__payload[95:80] : i__payload[79:64];
-  assign \$81  = \$76  ? \$78  : \$80 ;
-  assign \$82  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$83  = \$82  ? i__payload[63:48] : i__payload[47:32];
-  assign \$84  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$85  = \$84  ? i__payload[31:16] : i__payload[15:0];
-  assign \$86  = $signed(\$83 ) > $signed(\$85 );
-  assign \$87  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$88  = \$87  ? i__payload[63:48] : i__payload[47:32];
-  assign \$89  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$90  = \$89  ? i__payload[31:16] : i__payload[15:0];
-  assign \$91  = \$86  ? \$88  : \$90 ;
-  assign \$92  = \$71  ? \$81  : \$91 ;
-  assign \$93  = \$48  ? \$50  : \$92 ;
-  assign \$94  = $signed(\$93 ) > $signed(best_value);
-  assign \$95  = \$3  | \$94 ;
-  assign \$96  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$97  = \$96  ? i__payload[159:144] : i__payload[143:128];
-  assign \$98  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$99  = \$98  ? i__payload[127:112] : i__payload[111:96];
-  assign \$100  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$101  = \$100  ? i__payload[95:80] : i__payload[79:64];
-  assign \$102  = $signed(\$99 ) > $signed(\$101 );
-  assign \$103  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$104  = \$103  ? i__payload[127:112] : i__payload[111:96];
-  assign \$105  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$106  = \$105  ? i__payload[95:80] : i__payload[79:64];
-  assign \$107  = \$102  ? \$104  : \$106 ;
-  assign \$108  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$109  = \$108  ? i__payload[63:48] : i__payload[47:32];
-  assign \$110  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$111  = \$110  ? i__payload[31:16] : i__payload[15:0];
-  assign \$112  = $signed(\$109 ) > $signed(\$111 );
-  assign \$113  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$114  = \$113  ? i__payload[63:48] : i__payload[47:32];
-  assign \$115  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$116  = \$115  ? i__payload[31:16] : i__payload[15:0];
-  assign \$117  = \$112  ? \$114  : \$116 ;
-  assign \$118  = $signed(\$107 ) > $signed(\$117 );
-  assign \$119  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$120  = \$119  ? i__payload[127:112] : i__payload[111:96];
-  assign \$121  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$122  = \$121  ? i__payload[95:80] : i__payload[79:64];
-  assign \$123  = $signed(\$120 ) > $signed(\$122 );
-  assign \$124  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$125  = \$124  ? i__payload[127:112] : i__payload[111:96];
-  assign \$126  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$127  = \$126  ? i__payload[95:80] : i__payload[79:64];
-  assign \$128  = \$123  ? \$125  : \$127 ;
-  assign \$129  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$130  = \$129  ? i__payload[63:48] : i__payload[47:32];
-  assign \$131  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$132  = \$131  ? i__payload[31:16] : i__payload[15:0];
-  assign \$133  = $signed(\$130 ) > $signed(\$132 );
-  assign \$134  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$135  = \$134  ? i__payload[63:48] : i__payload[47:32];
-  assign \$136  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$137  = \$136  ? i__payload[31:16] : i__payload[15:0];
-  assign \$138  = \$133  ? \$135  : \$137 ;
-  assign \$139  = \$118  ? \$128  : \$138 ;
-  assign \$140  = $signed(\$97 ) > $signed(\$139 );
-  assign \$141  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$142  = \$141  ? i__payload[159:144] : i__payload[143:128];
-  assign \$143  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$144  = \$143  ? i__payload[127:112] : i__payload[111:96];
-  assign \$145  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$146  = \$145  ? i__payload[95:80] : i__payload[79:64];
-  assign \$147  = $signed(\$144 ) > $signed(\$146 );
-  assign \$148  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$149  = \$148  ? i__payload[127:112] : i__payload[111:96];
-  assign \$150  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$151  = \$150  ? i__payload[95:80] : i__payload[79:64];
-  assign \$152  = \$147  ? \$149  : \$151 ;
-  assign \$153  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$154  = \$153  ? i__payload[63:48] : i__payload[47:32];
-  assign \$155  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$156  = \$155  ? i__payload[31:16] : i__payload[15:0];
-  assign \$157  = $signed(\$154 ) > $signed(\$156 );
-  assign \$158  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$159  = \$158  ? i__payload[63:48] : i__payload[47:32];
-  assign \$160  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$161  = \$160  ? i__payload[31:16] : i__payload[15:0];
-  assign \$162  = \$157  ? \$159  : \$161 ;
-  assign \$163  = $signed(\$152 ) > $signed(\$162 );
-  assign \$164  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$165  = \$164  ? i__payload[127:112] : i__payload[111:96];
-  assign \$166  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$167  = \$166  ? i__payload[95:80] : i__payload[79:64];
-  assign \$168  = $signed(\$165 ) > $signed(\$167 );
-  assign \$169  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$170  = \$169  ? i__payload[127:112] : i__payload[111:96];
-  assign \$171  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$172  = \$171  ? i__payload[95:80] : i__payload[79:64];
-  assign \$173  = \$168  ? \$170  : \$172 ;
-  assign \$174  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$175  = \$174  ? i__payload[63:48] : i__payload[47:32];
-  assign \$176  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$177  = \$176  ? i__payload[31:16] : i__payload[15:0];
-  assign \$178  = $signed(\$175 ) > $signed(\$177 );
-  assign \$179  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$180  = \$179  ? i__payload[63:48] : i__payload[47:32];
-  assign \$181  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$182  = \$181  ? i__payload[31:16] : i__payload[15:0];
-  assign \$183  = \$178  ? \$180  : \$182 ;
-  assign \$184  = \$163  ? \$173  : \$183 ;
-  assign \$185  = \$140  ? \$142  : \$184 ;
-  assign \$186  = \$95  ? \$185  : best_value;
-  assign \$187  = ! group;
-  assign \$188  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$189  = \$188  ? i__payload[159:144] : i__payload[143:128];
-  assign \$190  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$191  = \$190  ? i__payload[127:112] : i__payload[111:96];
-  assign \$192  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$193  = \$192  ? i__payload[95:80] : i__payload[79:64];
-  assign \$194  = $signed(\$191 ) > $signed(\$193 );
-  assign \$195  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$196  = \$195  ? i__payload[127:112] : i__payload[111:96];
-  assign \$197  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$198  = \$197  ? i__payload[95:80] : i__payload[79:64];
-  assign \$199  = \$194  ? \$196  : \$198 ;
-  assign \$200  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$201  = \$200  ? i__payload[63:48] : i__payload[47:32];
-  assign \$202  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$203  = \$202  ? i__payload[31:16] : i__payload[15:0];
-  assign \$204  = $signed(\$201 ) > $signed(\$203 );
-  assign \$205  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$206  = \$205  ? i__payload[63:48] : i__payload[47:32];
-  assign \$207  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$208  = \$207  ? i__payload[31:16] : i__payload[15:0];
-  assign \$209  = \$204  ? \$206  : \$208 ;
-  assign \$210  = $signed(\$199 ) > $signed(\$209 );
-  assign \$211  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$212  = \$211  ? i__payload[127:112] : i__payload[111:96];
-  assign \$213  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$214  = \$213  ? i__payload[95:80] : i__payload[79:64];
-  assign \$215  = $signed(\$212 ) > $signed(\$214 );
-  assign \$216  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$217  = \$216  ? i__payload[127:112] : i__payload[111:96];
-  assign \$218  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$219  = \$218  ? i__payload[95:80] : i__payload[79:64];
-  assign \$220  = \$215  ? \$217  : \$219 ;
-  assign \$221  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$222  = \$221  ? i__payload[63:48] : i__payload[47:32];
-  assign \$223  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$224  = \$223  ? i__payload[31:16] : i__payload[15:0];
-  assign \$225  = $signed(\$222 ) > $signed(\$224 );
-  assign \$226  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$227  = \$226  ? i__payload[63:48] : i__payload[47:32];
-  assign \$228  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$229  = \$228  ? i__payload[31:16] : i__payload[15:0];
-  assign \$230  = \$225  ? \$227  : \$229 ;
-  assign \$231  = \$210  ? \$220  : \$230 ;
-  assign \$232  = $signed(\$189 ) > $signed(\$231 );
-  assign \$233  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$234  = \$233  ? i__payload[159:144] : i__payload[143:128];
-  assign \$235  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$236  = \$235  ? i__payload[127:112] : i__payload[111:96];
-  assign \$237  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$238  = \$237  ? i__payload[95:80] : i__payload[79:64];
-  assign \$239  = $signed(\$236 ) > $signed(\$238 );
-  assign \$240  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$241  = \$240  ? i__payload[127:112] : i__payload[111:96];
-  assign \$242  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$243  = \$242  ? i__payload[95:80] : i__payload[79:64];
-  assign \$244  = \$239  ? \$241  : \$243 ;
-  assign \$245  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$246  = \$245  ? i__payload[63:48] : i__payload[47:32];
-  assign \$247  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$248  = \$247  ? i__payload[31:16] : i__payload[15:0];
-  assign \$249  = $signed(\$246 ) > $signed(\$248 );
-  assign \$250  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$251  = \$250  ? i__payload[63:48] : i__payload[47:32];
-  assign \$252  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$253  = \$252  ? i__payload[31:16] : i__payload[15:0];
-  assign \$254  = \$249  ? \$251  : \$253 ;
-  assign \$255  = $signed(\$244 ) > $signed(\$254 );
-  assign \$256  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$257  = \$256  ? i__payload[127:112] : i__payload[111:96];
-  assign \$258  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$259  = \$258  ? i__payload[95:80] : i__payload[79:64];
-  assign \$260  = $signed(\$257 ) > $signed(\$259 );
-  assign \$261  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$262  = \$261  ? i__payload[127:112] : i__payload[111:96];
-  assign \$263  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$264  = \$263  ? i__payload[95:80] : i__payload[79:64];
-  assign \$265  = \$260  ? \$262  : \$264 ;
-  assign \$266  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$267  = \$266  ? i__payload[63:48] : i__payload[47:32];
-  assign \$268  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$269  = \$268  ? i__payload[31:16] : i__payload[15:0];
-  assign \$270  = $signed(\$267 ) > $signed(\$269 );
-  assign \$271  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$272  = \$271  ? i__payload[63:48] : i__payload[47:32];
-  assign \$273  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$274  = \$273  ? i__payload[31:16] : i__payload[15:0];
-  assign \$275  = \$270  ? \$272  : \$274 ;
-  assign \$276  = \$255  ? \$265  : \$275 ;
-  assign \$277  = \$232  ? \$234  : \$276 ;
-  assign \$278  = $signed(\$277 ) > $signed(best_value);
-  assign \$279  = \$187  | \$278 ;
-  assign \$280  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$281  = \$280  ? i__payload[159:144] : i__payload[143:128];
-  assign \$282  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$283  = \$282  ? i__payload[127:112] : i__payload[111:96];
-  assign \$284  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$285  = \$284  ? i__payload[95:80] : i__payload[79:64];
-  assign \$286  = $signed(\$283 ) > $signed(\$285 );
-  assign \$287  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$288  = \$287  ? i__payload[127:112] : i__payload[111:96];
-  assign \$289  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$290  = \$289  ? i__payload[95:80] : i__payload[79:64];
-  assign \$291  = \$286  ? \$288  : \$290 ;
-  assign \$292  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$293  = \$292  ? i__payload[63:48] : i__payload[47:32];
-  assign \$294  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$295  = \$294  ? i__payload[31:16] : i__payload[15:0];
-  assign \$296  = $signed(\$293 ) > $signed(\$295 );
-  assign \$297  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$298  = \$297  ? i__payload[63:48] : i__payload[47:32];
-  assign \$299  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$300  = \$299  ? i__payload[31:16] : i__payload[15:0];
-  assign \$301  = \$296  ? \$298  : \$300 ;
-  assign \$302  = $signed(\$291 ) > $signed(\$301 );
-  assign \$303  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$304  = \$303  ? i__payload[127:112] : i__payload[111:96];
-  assign \$305  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$306  = \$305  ? i__payload[95:80] : i__payload[79:64];
-  assign \$307  = $signed(\$304 ) > $signed(\$306 );
-  assign \$308  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$309  = \$308  ? i__payload[127:112] : i__payload[111:96];
-  assign \$310  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$311  = \$310  ? i__payload[95:80] : i__payload[79:64];
-  assign \$312  = \$307  ? \$309  : \$311 ;
-  assign \$313  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$314  = \$313  ? i__payload[63:48] : i__payload[47:32];
-  assign \$315  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$316  = \$315  ? i__payload[31:16] : i__payload[15:0];
-  assign \$317  = $signed(\$314 ) > $signed(\$316 );
-  assign \$318  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$319  = \$318  ? i__payload[63:48] : i__payload[47:32];
-  assign \$320  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$321  = \$320  ? i__payload[31:16] : i__payload[15:0];
-  assign \$322  = \$317  ? \$319  : \$321 ;
-  assign \$323  = \$302  ? \$312  : \$322 ;
-  assign \$324  = $signed(\$281 ) > $signed(\$323 );
-  assign \$325  = $signed(i__payload[159:144]) > $signed(i__payload[143:128]);
-  assign \$326  = group * 4'ha;
-  assign \$327  = \$326  + 4'h9;
-  assign \$328  = group * 4'ha;
-  assign \$329  = \$328  + 4'h8;
-  assign \$330  = \$325  ? \$327  : \$329 ;
-  assign \$331  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$332  = \$331  ? i__payload[127:112] : i__payload[111:96];
-  assign \$333  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$334  = \$333  ? i__payload[95:80] : i__payload[79:64];
-  assign \$335  = $signed(\$332 ) > $signed(\$334 );
-  assign \$336  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$337  = \$336  ? i__payload[127:112] : i__payload[111:96];
-  assign \$338  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$339  = \$338  ? i__payload[95:80] : i__payload[79:64];
-  assign \$340  = \$335  ? \$337  : \$339 ;
-  assign \$341  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$342  = \$341  ? i__payload[63:48] : i__payload[47:32];
-  assign \$343  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$344  = \$343  ? i__payload[31:16] : i__payload[15:0];
-  assign \$345  = $signed(\$342 ) > $signed(\$344 );
-  assign \$346  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$347  = \$346  ? i__payload[63:48] : i__payload[47:32];
-  assign \$348  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$349  = \$348  ? i__payload[31:16] : i__payload[15:0];
-  assign \$350  = \$345  ? \$347  : \$349 ;
-  assign \$351  = $signed(\$340 ) > $signed(\$350 );
-  assign \$352  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$353  = \$352  ? i__payload[127:112] : i__payload[111:96];
-  assign \$354  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$355  = \$354  ? i__payload[95:80] : i__payload[79:64];
-  assign \$356  = $signed(\$353 ) > $signed(\$355 );
-  assign \$357  = $signed(i__payload[127:112]) > $signed(i__payload[111:96]);
-  assign \$358  = group * 4'ha;
-  assign \$359  = \$358  + 3'h7;
-  assign \$360  = group * 4'ha;
-  assign \$361  = \$360  + 3'h6;
-  assign \$362  = \$357  ? \$359  : \$361 ;
-  assign \$363  = $signed(i__payload[95:80]) > $signed(i__payload[79:64]);
-  assign \$364  = group * 4'ha;
-  assign \$365  = \$364  + 3'h5;
-  assign \$366  = group * 4'ha;
-  assign \$367  = \$366  + 3'h4;
-  assign \$368  = \$363  ? \$365  : \$367 ;
-  assign \$369  = \$356  ? \$362  : \$368 ;
-  assign \$370  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$371  = \$370  ? i__payload[63:48] : i__payload[47:32];
-  assign \$372  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$373  = \$372  ? i__payload[31:16] : i__payload[15:0];
-  assign \$374  = $signed(\$371 ) > $signed(\$373 );
-  assign \$375  = $signed(i__payload[63:48]) > $signed(i__payload[47:32]);
-  assign \$376  = group * 4'ha;
-  assign \$377  = \$376  + 2'h3;
-  assign \$378  = group * 4'ha;
-  assign \$379  = \$378  + 2'h2;
-  assign \$380  = \$375  ? \$377  : \$379 ;
-  assign \$381  = $signed(i__payload[31:16]) > $signed(i__payload[15:0]);
-  assign \$382  = group * 4'ha;
-  assign \$383  = \$382  + 1'h1;
-  assign \$384  = group * 4'ha;
-  assign \$385  = \$384  + 1'h0;
-  assign \$386  = \$381  ? \$383  : \$385 ;
-  assign \$387  = \$374  ? \$380  : \$386 ;
-  assign \$388  = \$351  ? \$369  : \$387 ;
-  assign \$389  = \$324  ? \$330  : \$388 ;
-  assign \$390  = \$279  ? \$389  : { 2'h0, best_index };
-  assign \$391  = ! group;
-  assign \$392  = group + 1'h1;
-  assign \$393  = group ? \$392  : 2'h0;
+  assign \$4  = group + 1'h1;
+  assign \$5  = group ? \$4  : 2'h0;
+  assign \$6  = ~ i__payload[15];
+  assign \$7  = ~ i__payload[31];
+  assign \$8  = { \$6 , i__payload[14:0] } >= { \$7 , i__payload[30:16] };
+  assign \$9  = ~ \$8 ;
+  assign \$10  = \$8  ? i__payload[15:0] : i__payload[31:16];
+  assign \$11  = ~ i__payload[15];
+  assign \$12  = ~ i__payload[31];
+  assign \$13  = { \$11 , i__payload[14:0] } >= { \$12 , i__payload[30:16] };
+  assign \$14  = ~ \$13 ;
+  assign \$15  = group * 4'ha;
+  assign \$16  = \$15  + 1'h1;
+  assign \$17  = group * 4'ha;
+  assign \$18  = \$17  + 1'h0;
+  assign \$19  = \$13  ? \$18 [3:0] : \$16 [3:0];
+  assign \$20  = ~ i__payload[47];
+  assign \$21  = ~ i__payload[63];
+  assign \$22  = { \$20 , i__payload[46:32] } >= { \$21 , i__payload[62:48] };
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$22  ? i__payload[47:32] : i__payload[63:48];
+  assign \$25  = ~ i__payload[47];
+  assign \$26  = ~ i__payload[63];
+  assign \$27  = { \$25 , i__payload[46:32] } >= { \$26 , i__payload[62:48] };
+  assign \$28  = ~ \$27 ;
+  assign \$29  = group * 4'ha;
+  assign \$30  = \$29  + 2'h3;
+  assign \$31  = group * 4'ha;
+  assign \$32  = \$31  + 2'h2;
+  assign \$33  = \$27  ? \$32 [3:0] : \$30 [3:0];
+  assign \$34  = ~ i__payload[79];
+  assign \$35  = ~ i__payload[95];
+  assign \$36  = { \$34 , i__payload[78:64] } >= { \$35 , i__payload[94:80] };
+  assign \$37  = ~ \$36 ;
+  assign \$38  = \$36  ? i__payload[79:64] : i__payload[95:80];
+  assign \$39  = ~ i__payload[79];
+  assign \$40  = ~ i__payload[95];
+  assign \$41  = { \$39 , i__payload[78:64] } >= { \$40 , i__payload[94:80] };
+  assign \$42  = ~ \$41 ;
+  assign \$43  = group * 4'ha;
+  assign \$44  = \$43  + 3'h5;
+  assign \$45  = group * 4'ha;
+  assign \$46  = \$45  + 3'h4;
+  assign \$47  = \$41  ? \$46 [3:0] : \$44 [3:0];
+  assign \$48  = ~ i__payload[111];
+  assign \$49  = ~ i__payload[127];
+  assign \$50  = { \$48 , i__payload[110:96] } >= { \$49 , i__payload[126:112] };
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$50  ? i__payload[111:96] : i__payload[127:112];
+  assign \$53  = ~ i__payload[111];
+  assign \$54  = ~ i__payload[127];
+  assign \$55  = { \$53 , i__payload[110:96] } >= { \$54 , i__payload[126:112] };
+  assign \$56  = ~ \$55 ;
+  assign \$57  = group * 4'ha;
+  assign \$58  = \$57  + 3'h7;
+  assign \$59  = group * 4'ha;
+  assign \$60  = \$59  + 3'h6;
+  assign \$61  = \$55  ? \$60 [3:0] : \$58 [3:0];
+  assign \$62  = ~ i__payload[143];
+  assign \$63  = ~ i__payload[159];
+  assign \$64  = { \$62 , i__payload[142:128] } >= { \$63 , i__payload[158:144] };
+  assign \$65  = ~ \$64 ;
+  assign \$66  = \$64  ? i__payload[143:128] : i__payload[159:144];
+  assign \$67  = ~ i__payload[143];
+  assign \$68  = ~ i__payload[159];
+  assign \$69  = { \$67 , i__payload[142:128] } >= { \$68 , i__payload[158:144] };
+  assign \$70  = ~ \$69 ;
+  assign \$71  = group * 4'ha;
+  assign \$72  = \$71  + 4'h9;
+  assign \$73  = group * 4'ha;
+  assign \$74  = \$73  + 4'h8;
+  assign \$75  = \$69  ? \$74 [3:0] : \$72 [3:0];
+  assign \$76  = ~ best_l0_0_0[15];
+  assign \$77  = ~ best_l0_1_0[15];
+  assign \$78  = { \$76 , best_l0_0_0[14:0] } >= { \$77 , best_l0_1_0[14:0] };
+  assign \$79  = ~ \$78 ;
+  assign \$80  = \$78  ? best_l0_0_0 : best_l0_1_0;
+  assign \$81  = ~ best_l0_0_0[15];
+  assign \$82  = ~ best_l0_1_0[15];
+  assign \$83  = { \$81 , best_l0_0_0[14:0] } >= { \$82 , best_l0_1_0[14:0] };
+  assign \$84  = ~ \$83 ;
+  assign \$85  = \$83  ? best_l0_0_1 : best_l0_1_1;
+  assign \$86  = ~ best_l0_2_0[15];
+  assign \$87  = ~ best_l0_3_0[15];
+  assign \$88  = { \$86 , best_l0_2_0[14:0] } >= { \$87 , best_l0_3_0[14:0] };
+  assign \$89  = ~ \$88 ;
+  assign \$90  = \$88  ? best_l0_2_0 : best_l0_3_0;
+  assign \$91  = ~ best_l0_2_0[15];
+  assign \$92  = ~ best_l0_3_0[15];
+  assign \$93  = { \$91 , best_l0_2_0[14:0] } >= { \$92 , best_l0_3_0[14:0] };
+  assign \$94  = ~ \$93 ;
+  assign \$95  = \$93  ? best_l0_2_1 : best_l0_3_1;
+  assign \$96  = ~ best_l1_0_0[15];
+  assign \$97  = ~ best_l1_1_0[15];
+  assign \$98  = { \$96 , best_l1_0_0[14:0] } >= { \$97 , best_l1_1_0[14:0] };
+  assign \$99  = ~ \$98 ;
+  assign \$100  = \$98  ? best_l1_0_0 : best_l1_1_0;
+  assign \$101  = ~ best_l1_0_0[15];
+  assign \$102  = ~ best_l1_1_0[15];
+  assign \$103  = { \$101 , best_l1_0_0[14:0] } >= { \$102 , best_l1_1_0[14:0] };
+  assign \$104  = ~ \$103 ;
+  assign \$105  = \$103  ? best_l1_0_1 : best_l1_1_1;
+  assign \$106  = ~ best_l2_0_0[15];
+  assign \$107  = ~ best_l2_1_0[15];
+  assign \$108  = { \$106 , best_l2_0_0[14:0] } >= { \$107 , best_l2_1_0[14:0] };
+  assign \$109  = ~ \$108 ;
+  assign \$110  = \$108  ? best_l2_0_0 : best_l2_1_0;
+  assign \$111  = ~ best_l2_0_0[15];
+  assign \$112  = ~ best_l2_1_0[15];
+  assign \$113  = { \$111 , best_l2_0_0[14:0] } >= { \$112 , best_l2_1_0[14:0] };
+  assign \$114  = ~ \$113 ;
+  assign \$115  = \$113  ? best_l2_0_1 : best_l2_1_1;
+  assign \$116  = advance & valid_d3;
+  assign \$117  = ! group_d3;
+  assign \$118  = ~ best_value[15];
+  assign \$119  = ~ best_l3_0_0[15];
+  assign \$120  = { \$118 , best_value[14:0] } >= { \$119 , best_l3_0_0[14:0] };
+  assign \$121  = ~ \$120 ;
+  assign \$122  = \$117  | \$121 ;
+  assign \$123  = \$122  ? best_l3_0_0 : best_value;
+  assign \$124  = ! group_d3;
+  assign \$125  = ~ best_value[15];
+  assign \$126  = ~ best_l3_0_0[15];
+  assign \$127  = { \$125 , best_value[14:0] } >= { \$126 , best_l3_0_0[14:0] };
+  assign \$128  = ~ \$127 ;
+  assign \$129  = \$124  | \$128 ;
+  assign \$130  = \$129  ? best_l3_0_1 : best_index;
+  assign \$131  = ! group_d3;
+  assign \$132  = ! group_d3;
+  assign \$133  = ~ best_value[15];
+  assign \$134  = ~ best_l3_0_0[15];
+  assign \$135  = { \$133 , best_value[14:0] } >= { \$134 , best_l3_0_0[14:0] };
+  assign \$136  = ~ \$135 ;
+  assign \$137  = \$132  | \$136 ;
+  assign \$138  = \$137  ? best_l3_0_1 : best_index;
+  assign \$139  = ! group_d3;
+  assign \$140  = valid_d3 & \$139 ;
+  always @(posedge clk)
+    group <= \$141 ;
+  always @(posedge clk)
+    best_l0_0_0 <= \$142 ;
+  always @(posedge clk)
+    best_l0_0_1 <= \$143 ;
+  always @(posedge clk)
+    best_l0_1_0 <= \$144 ;
+  always @(posedge clk)
+    best_l0_1_1 <= \$145 ;
+  always @(posedge clk)
+    best_l0_2_0 <= \$146 ;
+  always @(posedge clk)
+    best_l0_2_1 <= \$147 ;
+  always @(posedge clk)
+    best_l0_3_0 <= \$148 ;
+  always @(posedge clk)
+    best_l0_3_1 <= \$149 ;
+  always @(posedge clk)
+    best_l0_4_0 <= \$150 ;
+  always @(posedge clk)
+    best_l0_4_1 <= \$151 ;
+  always @(posedge clk)
+    best_l1_0_0 <= \$152 ;
+  always @(posedge clk)
+    best_l1_0_1 <= \$153 ;
+  always @(posedge clk)
+    best_l1_1_0 <= \$154 ;
+  always @(posedge clk)
+    best_l1_1_1 <= \$155 ;
+  always @(posedge clk)
+    best_l1_2_0 <= \$156 ;
+  always @(posedge clk)
+    best_l1_2_1 <= \$157 ;
+  always @(posedge clk)
+    best_l2_0_0 <= \$158 ;
+  always @(posedge clk)
+    best_l2_0_1 <= \$159 ;
+  always @(posedge clk)
+    best_l2_1_0 <= \$160 ;
+  always @(posedge clk)
+    best_l2_1_1 <= \$161 ;
+  always @(posedge clk)
+    best_l3_0_0 <= \$162 ;
+  always @(posedge clk)
+    best_l3_0_1 <= \$163 ;
+  always @(posedge clk)
+    valid_d0 <= \$164 ;
+  always @(posedge clk)
+    valid_d1 <= \$165 ;
+  always @(posedge clk)
+    valid_d2 <= \$166 ;
+  always @(posedge clk)
+    valid_d3 <= \$167 ;
+  always @(posedge clk)
+    group_d0 <= \$168 ;
+  always @(posedge clk)
+    group_d1 <= \$169 ;
+  always @(posedge clk)
+    group_d2 <= \$170 ;
+  always @(posedge clk)
+    group_d3 <= \$171 ;
+  always @(posedge clk)
+    best_value <= \$172 ;
+  always @(posedge clk)
+    best_index <= \$173 ;
+  always @(posedge clk)
+    o__payload <= \$174 ;
+  always @(posedge clk)
+    o__valid <= \$175 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$601  = best_value;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$141  = group;
     if (\$2 ) begin
-      \$601  = \$186 ;
+      \$141  = \$5 [0];
     end
     if (rst) begin
-      \$601  = 16'h0000;
+      \$141  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$602  = best_index;
-    if (\$2 ) begin
-      \$602  = \$390 [3:0];
-    end
-    if (rst) begin
-      \$602  = 4'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$142  = best_l0_0_0;
+    if (advance) begin
+      \$142  = \$10 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$603  = group;
-    if (\$2 ) begin
-      \$603  = \$393 [0];
-    end
-    if (rst) begin
-      \$603  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$143  = best_l0_0_1;
+    if (advance) begin
+      \$143  = \$19 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$604  = o__payload;
-    if (\$2 ) begin
-      if (\$394 ) begin
-        \$604  = \$598 [3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$144  = best_l0_1_0;
+    if (advance) begin
+      \$144  = \$24 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$145  = best_l0_1_1;
+    if (advance) begin
+      \$145  = \$33 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$146  = best_l0_2_0;
+    if (advance) begin
+      \$146  = \$38 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$147  = best_l0_2_1;
+    if (advance) begin
+      \$147  = \$47 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$148  = best_l0_3_0;
+    if (advance) begin
+      \$148  = \$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$149  = best_l0_3_1;
+    if (advance) begin
+      \$149  = \$61 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$150  = best_l0_4_0;
+    if (advance) begin
+      \$150  = \$66 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$151  = best_l0_4_1;
+    if (advance) begin
+      \$151  = \$75 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$152  = best_l1_0_0;
+    if (advance) begin
+      \$152  = \$80 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$153  = best_l1_0_1;
+    if (advance) begin
+      \$153  = \$85 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$154  = best_l1_1_0;
+    if (advance) begin
+      \$154  = \$90 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$155  = best_l1_1_1;
+    if (advance) begin
+      \$155  = \$95 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$156  = best_l1_2_0;
+    if (advance) begin
+      \$156  = best_l0_4_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$157  = best_l1_2_1;
+    if (advance) begin
+      \$157  = best_l0_4_1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$158  = best_l2_0_0;
+    if (advance) begin
+      \$158  = \$100 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$159  = best_l2_0_1;
+    if (advance) begin
+      \$159  = \$105 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$160  = best_l2_1_0;
+    if (advance) begin
+      \$160  = best_l1_2_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$161  = best_l2_1_1;
+    if (advance) begin
+      \$161  = best_l1_2_1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$162  = best_l3_0_0;
+    if (advance) begin
+      \$162  = \$110 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$163  = best_l3_0_1;
+    if (advance) begin
+      \$163  = \$115 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$164  = valid_d0;
+    if (advance) begin
+      \$164  = i__valid;
+    end
+    if (rst) begin
+      \$164  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$165  = valid_d1;
+    if (advance) begin
+      \$165  = valid_d0;
+    end
+    if (rst) begin
+      \$165  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$166  = valid_d2;
+    if (advance) begin
+      \$166  = valid_d1;
+    end
+    if (rst) begin
+      \$166  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$167  = valid_d3;
+    if (advance) begin
+      \$167  = valid_d2;
+    end
+    if (rst) begin
+      \$167  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$168  = group_d0;
+    if (advance) begin
+      \$168  = group;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$169  = group_d1;
+    if (advance) begin
+      \$169  = group_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$170  = group_d2;
+    if (advance) begin
+      \$170  = group_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$171  = group_d3;
+    if (advance) begin
+      \$171  = group_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$172  = best_value;
+    if (\$116 ) begin
+      \$172  = \$123 ;
+    end
+    if (rst) begin
+      \$172  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$173  = best_index;
+    if (\$116 ) begin
+      \$173  = \$130 ;
+    end
+    if (rst) begin
+      \$173  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$174  = o__payload;
+    if (\$116 ) begin
+      if (\$131 ) begin
+        \$174  = \$138 ;
       end
     end
     if (rst) begin
-      \$604  = 4'h0;
+      \$174  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$605  = o__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$175  = o__valid;
     if (advance) begin
-      \$605  = \$600 ;
+      \$175  = \$140 ;
     end
     if (rst) begin
-      \$605  = 1'h0;
+      \$175  = 1'h0;
     end
   end
   assign i__ready = advance;
@@ -18670,147 +21643,551 @@ module \tfc.argmax (clk, rst, advance, i__valid, i__payload, o__payload, o__vali
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire \$1 ;
   wire [26:0] \$10 ;
-  wire [26:0] \$100 ;
-  wire [26:0] \$101 ;
-  wire \$102 ;
-  wire [26:0] \$103 ;
-  wire [27:0] \$104 ;
-  wire [26:0] \$105 ;
-  wire [27:0] \$106 ;
-  wire [26:0] \$107 ;
-  wire [27:0] \$108 ;
-  wire [26:0] \$109 ;
+  wire [19:0] \$100 ;
+  wire [19:0] \$101 ;
+  wire [20:0] \$102 ;
+  wire [21:0] \$103 ;
+  wire [21:0] \$104 ;
+  wire [21:0] \$105 ;
+  wire [21:0] \$106 ;
+  wire [22:0] \$107 ;
+  wire [25:0] \$108 ;
+  wire [25:0] \$109 ;
   wire [26:0] \$11 ;
-  wire [27:0] \$110 ;
-  wire [26:0] \$111 ;
-  wire [27:0] \$112 ;
-  wire [26:0] \$113 ;
-  wire [27:0] \$114 ;
-  wire [26:0] \$115 ;
-  wire [27:0] \$116 ;
+  wire [25:0] \$110 ;
+  wire [25:0] \$111 ;
+  wire [26:0] \$112 ;
+  wire [25:0] \$113 ;
+  wire [25:0] \$114 ;
+  wire [25:0] \$115 ;
+  wire [26:0] \$116 ;
   wire [26:0] \$117 ;
   wire [27:0] \$118 ;
-  wire [26:0] \$119 ;
-  wire [25:0] \$12 ;
-  wire [27:0] \$120 ;
-  wire [26:0] \$121 ;
+  wire [23:0] \$119 ;
+  wire [26:0] \$12 ;
+  wire [28:0] \$120 ;
+  wire [29:0] \$121 ;
   wire [27:0] \$122 ;
-  reg \$123 ;
-  reg [79:0] \$124 ;
-  reg \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg [159:0] \$128 ;
-  reg [25:0] \$129 ;
+  wire [19:0] \$123 ;
+  wire [19:0] \$124 ;
+  wire [19:0] \$125 ;
+  wire [19:0] \$126 ;
+  wire [20:0] \$127 ;
+  wire [21:0] \$128 ;
+  wire [21:0] \$129 ;
   wire [26:0] \$13 ;
-  reg [25:0] \$130 ;
-  reg [25:0] \$131 ;
-  reg [25:0] \$132 ;
-  reg [25:0] \$133 ;
-  reg [25:0] \$134 ;
-  reg [25:0] \$135 ;
-  reg [25:0] \$136 ;
-  reg [25:0] \$137 ;
-  reg [25:0] \$138 ;
-  wire \$14 ;
-  wire [25:0] \$15 ;
+  wire [21:0] \$130 ;
+  wire [21:0] \$131 ;
+  wire [22:0] \$132 ;
+  wire [25:0] \$133 ;
+  wire [25:0] \$134 ;
+  wire [25:0] \$135 ;
+  wire [25:0] \$136 ;
+  wire [26:0] \$137 ;
+  wire [25:0] \$138 ;
+  wire [25:0] \$139 ;
+  wire [26:0] \$14 ;
+  wire [25:0] \$140 ;
+  wire [26:0] \$141 ;
+  wire [26:0] \$142 ;
+  wire [27:0] \$143 ;
+  wire [23:0] \$144 ;
+  wire [28:0] \$145 ;
+  wire [29:0] \$146 ;
+  wire [27:0] \$147 ;
+  wire [19:0] \$148 ;
+  wire [19:0] \$149 ;
+  wire [26:0] \$15 ;
+  wire [19:0] \$150 ;
+  wire [19:0] \$151 ;
+  wire [20:0] \$152 ;
+  wire [21:0] \$153 ;
+  wire [21:0] \$154 ;
+  wire [21:0] \$155 ;
+  wire [21:0] \$156 ;
+  wire [22:0] \$157 ;
+  wire [25:0] \$158 ;
+  wire [25:0] \$159 ;
   wire [26:0] \$16 ;
-  wire \$17 ;
-  wire [25:0] \$18 ;
+  wire [25:0] \$160 ;
+  wire [25:0] \$161 ;
+  wire [26:0] \$162 ;
+  wire [25:0] \$163 ;
+  wire [25:0] \$164 ;
+  wire [25:0] \$165 ;
+  wire [26:0] \$166 ;
+  wire [26:0] \$167 ;
+  wire [27:0] \$168 ;
+  wire [23:0] \$169 ;
+  wire [26:0] \$17 ;
+  wire [28:0] \$170 ;
+  wire [29:0] \$171 ;
+  wire [27:0] \$172 ;
+  wire [19:0] \$173 ;
+  wire [19:0] \$174 ;
+  wire [19:0] \$175 ;
+  wire [19:0] \$176 ;
+  wire [20:0] \$177 ;
+  wire [21:0] \$178 ;
+  wire [21:0] \$179 ;
+  wire [26:0] \$18 ;
+  wire [21:0] \$180 ;
+  wire [21:0] \$181 ;
+  wire [22:0] \$182 ;
+  wire [25:0] \$183 ;
+  wire [25:0] \$184 ;
+  wire [25:0] \$185 ;
+  wire [25:0] \$186 ;
+  wire [26:0] \$187 ;
+  wire [25:0] \$188 ;
+  wire [25:0] \$189 ;
   wire [26:0] \$19 ;
-  wire [25:0] \$2 ;
+  wire [25:0] \$190 ;
+  wire [26:0] \$191 ;
+  wire [26:0] \$192 ;
+  wire [27:0] \$193 ;
+  wire [23:0] \$194 ;
+  wire [28:0] \$195 ;
+  wire [29:0] \$196 ;
+  wire [27:0] \$197 ;
+  wire [19:0] \$198 ;
+  wire [19:0] \$199 ;
+  wire [26:0] \$2 ;
   wire [26:0] \$20 ;
+  wire [19:0] \$200 ;
+  wire [19:0] \$201 ;
+  wire [20:0] \$202 ;
+  wire [21:0] \$203 ;
+  wire [21:0] \$204 ;
+  wire [21:0] \$205 ;
+  wire [21:0] \$206 ;
+  wire [22:0] \$207 ;
+  wire [25:0] \$208 ;
+  wire [25:0] \$209 ;
   wire [26:0] \$21 ;
-  wire [25:0] \$22 ;
-  wire [26:0] \$23 ;
-  wire \$24 ;
-  wire [25:0] \$25 ;
-  wire [26:0] \$26 ;
-  wire \$27 ;
-  wire [25:0] \$28 ;
-  wire [26:0] \$29 ;
+  wire [25:0] \$210 ;
+  wire [25:0] \$211 ;
+  wire [26:0] \$212 ;
+  wire [25:0] \$213 ;
+  wire [25:0] \$214 ;
+  wire [25:0] \$215 ;
+  wire [26:0] \$216 ;
+  wire [26:0] \$217 ;
+  wire [27:0] \$218 ;
+  wire [23:0] \$219 ;
+  wire \$22 ;
+  wire [28:0] \$220 ;
+  wire [29:0] \$221 ;
+  wire [27:0] \$222 ;
+  wire [19:0] \$223 ;
+  wire [19:0] \$224 ;
+  wire [19:0] \$225 ;
+  wire [19:0] \$226 ;
+  wire [20:0] \$227 ;
+  wire [21:0] \$228 ;
+  wire [21:0] \$229 ;
+  wire [19:0] \$23 ;
+  wire [21:0] \$230 ;
+  wire [21:0] \$231 ;
+  wire [22:0] \$232 ;
+  wire [25:0] \$233 ;
+  wire [25:0] \$234 ;
+  wire [25:0] \$235 ;
+  wire [25:0] \$236 ;
+  wire [26:0] \$237 ;
+  wire [25:0] \$238 ;
+  wire [25:0] \$239 ;
+  wire [19:0] \$24 ;
+  wire [25:0] \$240 ;
+  wire [26:0] \$241 ;
+  wire [26:0] \$242 ;
+  wire [27:0] \$243 ;
+  wire [23:0] \$244 ;
+  wire [28:0] \$245 ;
+  wire [29:0] \$246 ;
+  wire [27:0] \$247 ;
+  wire [19:0] \$248 ;
+  wire [19:0] \$249 ;
+  wire [19:0] \$25 ;
+  wire [19:0] \$250 ;
+  wire [19:0] \$251 ;
+  wire [20:0] \$252 ;
+  wire [21:0] \$253 ;
+  wire [21:0] \$254 ;
+  wire [21:0] \$255 ;
+  wire [21:0] \$256 ;
+  wire [22:0] \$257 ;
+  wire [25:0] \$258 ;
+  wire [25:0] \$259 ;
+  wire [19:0] \$26 ;
+  wire [25:0] \$260 ;
+  wire [25:0] \$261 ;
+  wire [26:0] \$262 ;
+  wire [25:0] \$263 ;
+  wire [25:0] \$264 ;
+  wire [25:0] \$265 ;
+  wire [26:0] \$266 ;
+  wire [26:0] \$267 ;
+  wire [27:0] \$268 ;
+  wire [23:0] \$269 ;
+  wire [20:0] \$27 ;
+  wire [28:0] \$270 ;
+  wire [29:0] \$271 ;
+  wire [27:0] \$272 ;
+  wire [25:0] \$273 ;
+  wire [26:0] \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire [21:0] \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire [25:0] \$283 ;
+  wire [26:0] \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire [21:0] \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire [25:0] \$293 ;
+  wire [26:0] \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire [26:0] \$3 ;
-  wire [26:0] \$30 ;
-  wire [26:0] \$31 ;
-  wire [25:0] \$32 ;
-  wire [26:0] \$33 ;
-  wire \$34 ;
+  wire [21:0] \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire [25:0] \$303 ;
+  wire [26:0] \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
+  wire [21:0] \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire [25:0] \$313 ;
+  wire [26:0] \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
+  wire [22:0] \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire [25:0] \$323 ;
+  wire [26:0] \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
+  wire [25:0] \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire [25:0] \$333 ;
+  wire [26:0] \$334 ;
+  wire \$335 ;
+  wire \$336 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [25:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire [25:0] \$343 ;
+  wire [26:0] \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire \$349 ;
   wire [25:0] \$35 ;
-  wire [26:0] \$36 ;
-  wire \$37 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
+  wire [25:0] \$353 ;
+  wire [26:0] \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [25:0] \$36 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire [25:0] \$363 ;
+  wire [26:0] \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
+  wire \$369 ;
+  wire [26:0] \$37 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire \$372 ;
+  reg \$373 ;
+  reg [79:0] \$374 ;
+  reg \$375 ;
+  reg [20:0] \$376 ;
+  reg [22:0] \$377 ;
+  reg [26:0] \$378 ;
+  reg [27:0] \$379 ;
   wire [25:0] \$38 ;
-  wire [26:0] \$39 ;
-  wire \$4 ;
-  wire [26:0] \$40 ;
+  reg [23:0] \$380 ;
+  reg [28:0] \$381 ;
+  reg [26:0] \$382 ;
+  reg [24:0] \$383 ;
+  reg [24:0] \$384 ;
+  reg [24:0] \$385 ;
+  reg [25:0] \$386 ;
+  reg [20:0] \$387 ;
+  reg [22:0] \$388 ;
+  reg [26:0] \$389 ;
+  wire [25:0] \$39 ;
+  reg [27:0] \$390 ;
+  reg [23:0] \$391 ;
+  reg [28:0] \$392 ;
+  reg [26:0] \$393 ;
+  reg [24:0] \$394 ;
+  reg [24:0] \$395 ;
+  reg [24:0] \$396 ;
+  reg [25:0] \$397 ;
+  reg [20:0] \$398 ;
+  reg [22:0] \$399 ;
+  wire [26:0] \$4 ;
+  wire [25:0] \$40 ;
+  reg [26:0] \$400 ;
+  reg [27:0] \$401 ;
+  reg [23:0] \$402 ;
+  reg [28:0] \$403 ;
+  reg [26:0] \$404 ;
+  reg [24:0] \$405 ;
+  reg [24:0] \$406 ;
+  reg [24:0] \$407 ;
+  reg [25:0] \$408 ;
+  reg [20:0] \$409 ;
   wire [26:0] \$41 ;
-  wire [25:0] \$42 ;
-  wire [26:0] \$43 ;
-  wire \$44 ;
-  wire [25:0] \$45 ;
-  wire [26:0] \$46 ;
-  wire \$47 ;
-  wire [25:0] \$48 ;
-  wire [26:0] \$49 ;
-  wire [25:0] \$5 ;
-  wire [26:0] \$50 ;
-  wire [26:0] \$51 ;
-  wire [25:0] \$52 ;
-  wire [26:0] \$53 ;
-  wire \$54 ;
-  wire [25:0] \$55 ;
-  wire [26:0] \$56 ;
-  wire \$57 ;
+  reg [22:0] \$410 ;
+  reg [26:0] \$411 ;
+  reg [27:0] \$412 ;
+  reg [23:0] \$413 ;
+  reg [28:0] \$414 ;
+  reg [26:0] \$415 ;
+  reg [24:0] \$416 ;
+  reg [24:0] \$417 ;
+  reg [24:0] \$418 ;
+  reg [25:0] \$419 ;
+  wire [26:0] \$42 ;
+  reg [20:0] \$420 ;
+  reg [22:0] \$421 ;
+  reg [26:0] \$422 ;
+  reg [27:0] \$423 ;
+  reg [23:0] \$424 ;
+  reg [28:0] \$425 ;
+  reg [26:0] \$426 ;
+  reg [24:0] \$427 ;
+  reg [24:0] \$428 ;
+  reg [24:0] \$429 ;
+  wire [27:0] \$43 ;
+  reg [25:0] \$430 ;
+  reg [20:0] \$431 ;
+  reg [22:0] \$432 ;
+  reg [26:0] \$433 ;
+  reg [27:0] \$434 ;
+  reg [23:0] \$435 ;
+  reg [28:0] \$436 ;
+  reg [26:0] \$437 ;
+  reg [24:0] \$438 ;
+  reg [24:0] \$439 ;
+  wire [23:0] \$44 ;
+  reg [24:0] \$440 ;
+  reg [25:0] \$441 ;
+  reg [20:0] \$442 ;
+  reg [22:0] \$443 ;
+  reg [26:0] \$444 ;
+  reg [27:0] \$445 ;
+  reg [23:0] \$446 ;
+  reg [28:0] \$447 ;
+  reg [26:0] \$448 ;
+  reg [24:0] \$449 ;
+  wire [28:0] \$45 ;
+  reg [24:0] \$450 ;
+  reg [24:0] \$451 ;
+  reg [25:0] \$452 ;
+  reg [20:0] \$453 ;
+  reg [22:0] \$454 ;
+  reg [26:0] \$455 ;
+  reg [27:0] \$456 ;
+  reg [23:0] \$457 ;
+  reg [28:0] \$458 ;
+  reg [26:0] \$459 ;
+  wire [29:0] \$46 ;
+  reg [24:0] \$460 ;
+  reg [24:0] \$461 ;
+  reg [24:0] \$462 ;
+  reg [25:0] \$463 ;
+  reg [20:0] \$464 ;
+  reg [22:0] \$465 ;
+  reg [26:0] \$466 ;
+  reg [27:0] \$467 ;
+  reg [23:0] \$468 ;
+  reg [28:0] \$469 ;
+  wire [27:0] \$47 ;
+  reg [26:0] \$470 ;
+  reg [24:0] \$471 ;
+  reg [24:0] \$472 ;
+  reg [24:0] \$473 ;
+  reg [25:0] \$474 ;
+  reg [20:0] \$475 ;
+  reg [22:0] \$476 ;
+  reg [26:0] \$477 ;
+  reg [27:0] \$478 ;
+  reg [23:0] \$479 ;
+  wire [19:0] \$48 ;
+  reg [28:0] \$480 ;
+  reg [26:0] \$481 ;
+  reg [24:0] \$482 ;
+  reg [24:0] \$483 ;
+  reg [24:0] \$484 ;
+  reg [25:0] \$485 ;
+  reg \$486 ;
+  reg \$487 ;
+  reg \$488 ;
+  reg \$489 ;
+  wire [19:0] \$49 ;
+  reg [26:0] \$490 ;
+  reg [26:0] \$491 ;
+  reg \$492 ;
+  reg \$493 ;
+  reg [26:0] \$494 ;
+  reg [26:0] \$495 ;
+  reg \$496 ;
+  reg \$497 ;
+  reg [26:0] \$498 ;
+  reg [26:0] \$499 ;
+  wire [26:0] \$5 ;
+  wire [19:0] \$50 ;
+  reg \$500 ;
+  reg \$501 ;
+  reg [26:0] \$502 ;
+  reg [26:0] \$503 ;
+  reg \$504 ;
+  reg \$505 ;
+  reg [26:0] \$506 ;
+  reg [26:0] \$507 ;
+  reg \$508 ;
+  reg \$509 ;
+  wire [19:0] \$51 ;
+  reg [26:0] \$510 ;
+  reg [26:0] \$511 ;
+  reg \$512 ;
+  reg \$513 ;
+  reg [26:0] \$514 ;
+  reg [26:0] \$515 ;
+  reg \$516 ;
+  reg \$517 ;
+  reg [26:0] \$518 ;
+  reg [26:0] \$519 ;
+  wire [20:0] \$52 ;
+  reg \$520 ;
+  reg \$521 ;
+  reg [26:0] \$522 ;
+  reg [26:0] \$523 ;
+  reg \$524 ;
+  reg \$525 ;
+  reg [26:0] \$526 ;
+  reg [26:0] \$527 ;
+  reg \$528 ;
+  reg \$529 ;
+  wire [21:0] \$53 ;
+  reg \$530 ;
+  reg \$531 ;
+  reg \$532 ;
+  reg [159:0] \$533 ;
+  wire [21:0] \$54 ;
+  wire [21:0] \$55 ;
+  wire [21:0] \$56 ;
+  wire [22:0] \$57 ;
   wire [25:0] \$58 ;
-  wire [26:0] \$59 ;
+  wire [25:0] \$59 ;
   wire [26:0] \$6 ;
-  wire [26:0] \$60 ;
-  wire [26:0] \$61 ;
-  wire [25:0] \$62 ;
-  wire [26:0] \$63 ;
-  wire \$64 ;
+  wire [25:0] \$60 ;
+  wire [25:0] \$61 ;
+  wire [26:0] \$62 ;
+  wire [25:0] \$63 ;
+  wire [25:0] \$64 ;
   wire [25:0] \$65 ;
   wire [26:0] \$66 ;
-  wire \$67 ;
-  wire [25:0] \$68 ;
-  wire [26:0] \$69 ;
-  wire \$7 ;
-  wire [26:0] \$70 ;
-  wire [26:0] \$71 ;
-  wire [25:0] \$72 ;
-  wire [26:0] \$73 ;
-  wire \$74 ;
-  wire [25:0] \$75 ;
-  wire [26:0] \$76 ;
-  wire \$77 ;
-  wire [25:0] \$78 ;
-  wire [26:0] \$79 ;
-  wire [25:0] \$8 ;
-  wire [26:0] \$80 ;
-  wire [26:0] \$81 ;
-  wire [25:0] \$82 ;
-  wire [26:0] \$83 ;
-  wire \$84 ;
+  wire [26:0] \$67 ;
+  wire [27:0] \$68 ;
+  wire [23:0] \$69 ;
+  wire [26:0] \$7 ;
+  wire [28:0] \$70 ;
+  wire [29:0] \$71 ;
+  wire [27:0] \$72 ;
+  wire [19:0] \$73 ;
+  wire [19:0] \$74 ;
+  wire [19:0] \$75 ;
+  wire [19:0] \$76 ;
+  wire [20:0] \$77 ;
+  wire [21:0] \$78 ;
+  wire [21:0] \$79 ;
+  wire [26:0] \$8 ;
+  wire [21:0] \$80 ;
+  wire [21:0] \$81 ;
+  wire [22:0] \$82 ;
+  wire [25:0] \$83 ;
+  wire [25:0] \$84 ;
   wire [25:0] \$85 ;
-  wire [26:0] \$86 ;
-  wire \$87 ;
+  wire [25:0] \$86 ;
+  wire [26:0] \$87 ;
   wire [25:0] \$88 ;
-  wire [26:0] \$89 ;
+  wire [25:0] \$89 ;
   wire [26:0] \$9 ;
-  wire [26:0] \$90 ;
+  wire [25:0] \$90 ;
   wire [26:0] \$91 ;
-  wire [25:0] \$92 ;
-  wire [26:0] \$93 ;
-  wire \$94 ;
-  wire [25:0] \$95 ;
-  wire [26:0] \$96 ;
-  wire \$97 ;
-  wire [25:0] \$98 ;
-  wire [26:0] \$99 ;
-  reg \$signal  = 1'h0;
+  wire [26:0] \$92 ;
+  wire [27:0] \$93 ;
+  wire [23:0] \$94 ;
+  wire [28:0] \$95 ;
+  wire [29:0] \$96 ;
+  wire [27:0] \$97 ;
+  wire [19:0] \$98 ;
+  wire [19:0] \$99 ;
+  reg above0 = 1'h0;
+  reg above1 = 1'h0;
+  reg above2 = 1'h0;
+  reg above3 = 1'h0;
+  reg above4 = 1'h0;
+  reg above5 = 1'h0;
+  reg above6 = 1'h0;
+  reg above7 = 1'h0;
+  reg above8 = 1'h0;
+  reg above9 = 1'h0;
   reg [25:0] acc0 = 26'h0000000;
   reg [25:0] acc1 = 26'h0000000;
   reg [25:0] acc2 = 26'h0000000;
@@ -18823,6 +22200,46 @@ module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__p
   reg [25:0] acc9 = 26'h0000000;
   output advance;
   wire advance;
+  reg below0 = 1'h0;
+  reg below1 = 1'h0;
+  reg below2 = 1'h0;
+  reg below3 = 1'h0;
+  reg below4 = 1'h0;
+  reg below5 = 1'h0;
+  reg below6 = 1'h0;
+  reg below7 = 1'h0;
+  reg below8 = 1'h0;
+  reg below9 = 1'h0;
+  reg [24:0] bias0_d0 = 25'h0000000;
+  reg [24:0] bias0_d1 = 25'h0000000;
+  reg [24:0] bias0_d2 = 25'h0000000;
+  reg [24:0] bias1_d0 = 25'h0000000;
+  reg [24:0] bias1_d1 = 25'h0000000;
+  reg [24:0] bias1_d2 = 25'h0000000;
+  reg [24:0] bias2_d0 = 25'h0000000;
+  reg [24:0] bias2_d1 = 25'h0000000;
+  reg [24:0] bias2_d2 = 25'h0000000;
+  reg [24:0] bias3_d0 = 25'h0000000;
+  reg [24:0] bias3_d1 = 25'h0000000;
+  reg [24:0] bias3_d2 = 25'h0000000;
+  reg [24:0] bias4_d0 = 25'h0000000;
+  reg [24:0] bias4_d1 = 25'h0000000;
+  reg [24:0] bias4_d2 = 25'h0000000;
+  reg [24:0] bias5_d0 = 25'h0000000;
+  reg [24:0] bias5_d1 = 25'h0000000;
+  reg [24:0] bias5_d2 = 25'h0000000;
+  reg [24:0] bias6_d0 = 25'h0000000;
+  reg [24:0] bias6_d1 = 25'h0000000;
+  reg [24:0] bias6_d2 = 25'h0000000;
+  reg [24:0] bias7_d0 = 25'h0000000;
+  reg [24:0] bias7_d1 = 25'h0000000;
+  reg [24:0] bias7_d2 = 25'h0000000;
+  reg [24:0] bias8_d0 = 25'h0000000;
+  reg [24:0] bias8_d1 = 25'h0000000;
+  reg [24:0] bias8_d2 = 25'h0000000;
+  reg [24:0] bias9_d0 = 25'h0000000;
+  reg [24:0] bias9_d1 = 25'h0000000;
+  reg [24:0] bias9_d2 = 25'h0000000;
   input clk;
   wire clk;
   wire [439:0] constants;
@@ -18872,6 +22289,16 @@ module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__p
   wire i__ready;
   input i__valid;
   wire i__valid;
+  reg [26:0] inrange0 = 27'h0000000;
+  reg [26:0] inrange1 = 27'h0000000;
+  reg [26:0] inrange2 = 27'h0000000;
+  reg [26:0] inrange3 = 27'h0000000;
+  reg [26:0] inrange4 = 27'h0000000;
+  reg [26:0] inrange5 = 27'h0000000;
+  reg [26:0] inrange6 = 27'h0000000;
+  reg [26:0] inrange7 = 27'h0000000;
+  reg [26:0] inrange8 = 27'h0000000;
+  reg [26:0] inrange9 = 27'h0000000;
   output [159:0] o__payload;
   reg [159:0] o__payload = 160'h0000000000000000000000000000000000000000;
   wire [15:0] \o__payload[0] ;
@@ -18888,6 +22315,76 @@ module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__p
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
+  reg [26:0] product0 = 27'h0000000;
+  reg [20:0] product0_l0_0_0 = 21'h000000;
+  reg [22:0] product0_l0_1_0 = 23'h000000;
+  reg [26:0] product0_l0_2_0 = 27'h0000000;
+  reg [27:0] product0_l0_3_0 = 28'h0000000;
+  reg [23:0] product0_l1_0_0 = 24'h000000;
+  reg [28:0] product0_l1_1_0 = 29'h00000000;
+  reg [26:0] product1 = 27'h0000000;
+  reg [20:0] product1_l0_0_0 = 21'h000000;
+  reg [22:0] product1_l0_1_0 = 23'h000000;
+  reg [26:0] product1_l0_2_0 = 27'h0000000;
+  reg [27:0] product1_l0_3_0 = 28'h0000000;
+  reg [23:0] product1_l1_0_0 = 24'h000000;
+  reg [28:0] product1_l1_1_0 = 29'h00000000;
+  reg [26:0] product2 = 27'h0000000;
+  reg [20:0] product2_l0_0_0 = 21'h000000;
+  reg [22:0] product2_l0_1_0 = 23'h000000;
+  reg [26:0] product2_l0_2_0 = 27'h0000000;
+  reg [27:0] product2_l0_3_0 = 28'h0000000;
+  reg [23:0] product2_l1_0_0 = 24'h000000;
+  reg [28:0] product2_l1_1_0 = 29'h00000000;
+  reg [26:0] product3 = 27'h0000000;
+  reg [20:0] product3_l0_0_0 = 21'h000000;
+  reg [22:0] product3_l0_1_0 = 23'h000000;
+  reg [26:0] product3_l0_2_0 = 27'h0000000;
+  reg [27:0] product3_l0_3_0 = 28'h0000000;
+  reg [23:0] product3_l1_0_0 = 24'h000000;
+  reg [28:0] product3_l1_1_0 = 29'h00000000;
+  reg [26:0] product4 = 27'h0000000;
+  reg [20:0] product4_l0_0_0 = 21'h000000;
+  reg [22:0] product4_l0_1_0 = 23'h000000;
+  reg [26:0] product4_l0_2_0 = 27'h0000000;
+  reg [27:0] product4_l0_3_0 = 28'h0000000;
+  reg [23:0] product4_l1_0_0 = 24'h000000;
+  reg [28:0] product4_l1_1_0 = 29'h00000000;
+  reg [26:0] product5 = 27'h0000000;
+  reg [20:0] product5_l0_0_0 = 21'h000000;
+  reg [22:0] product5_l0_1_0 = 23'h000000;
+  reg [26:0] product5_l0_2_0 = 27'h0000000;
+  reg [27:0] product5_l0_3_0 = 28'h0000000;
+  reg [23:0] product5_l1_0_0 = 24'h000000;
+  reg [28:0] product5_l1_1_0 = 29'h00000000;
+  reg [26:0] product6 = 27'h0000000;
+  reg [20:0] product6_l0_0_0 = 21'h000000;
+  reg [22:0] product6_l0_1_0 = 23'h000000;
+  reg [26:0] product6_l0_2_0 = 27'h0000000;
+  reg [27:0] product6_l0_3_0 = 28'h0000000;
+  reg [23:0] product6_l1_0_0 = 24'h000000;
+  reg [28:0] product6_l1_1_0 = 29'h00000000;
+  reg [26:0] product7 = 27'h0000000;
+  reg [20:0] product7_l0_0_0 = 21'h000000;
+  reg [22:0] product7_l0_1_0 = 23'h000000;
+  reg [26:0] product7_l0_2_0 = 27'h0000000;
+  reg [27:0] product7_l0_3_0 = 28'h0000000;
+  reg [23:0] product7_l1_0_0 = 24'h000000;
+  reg [28:0] product7_l1_1_0 = 29'h00000000;
+  reg [26:0] product8 = 27'h0000000;
+  reg [20:0] product8_l0_0_0 = 21'h000000;
+  reg [22:0] product8_l0_1_0 = 23'h000000;
+  reg [26:0] product8_l0_2_0 = 27'h0000000;
+  reg [27:0] product8_l0_3_0 = 28'h0000000;
+  reg [23:0] product8_l1_0_0 = 24'h000000;
+  reg [28:0] product8_l1_1_0 = 29'h00000000;
+  reg [26:0] product9 = 27'h0000000;
+  reg [20:0] product9_l0_0_0 = 21'h000000;
+  reg [22:0] product9_l0_1_0 = 23'h000000;
+  reg [26:0] product9_l0_2_0 = 27'h0000000;
+  reg [27:0] product9_l0_3_0 = 28'h0000000;
+  reg [23:0] product9_l1_0_0 = 24'h000000;
+  reg [28:0] product9_l1_1_0 = 29'h00000000;
   wire [159:0] result;
   wire [15:0] \result[0] ;
   wire [15:0] \result[1] ;
@@ -18899,9 +22396,25 @@ module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__p
   wire [15:0] \result[7] ;
   wire [15:0] \result[8] ;
   wire [15:0] \result[9] ;
+  reg [26:0] rounded0 = 27'h0000000;
+  reg [26:0] rounded1 = 27'h0000000;
+  reg [26:0] rounded2 = 27'h0000000;
+  reg [26:0] rounded3 = 27'h0000000;
+  reg [26:0] rounded4 = 27'h0000000;
+  reg [26:0] rounded5 = 27'h0000000;
+  reg [26:0] rounded6 = 27'h0000000;
+  reg [26:0] rounded7 = 27'h0000000;
+  reg [26:0] rounded8 = 27'h0000000;
+  reg [26:0] rounded9 = 27'h0000000;
   input rst;
   wire rst;
-  reg v2 = 1'h0;
+  reg v1 = 1'h0;
+  reg v2_d0 = 1'h0;
+  reg v2_d1 = 1'h0;
+  reg v2_d2 = 1'h0;
+  reg v2_d3 = 1'h0;
+  reg v3_d0 = 1'h0;
+  reg v3_d1 = 1'h0;
   reg [79:0] x1 = 80'h00000000000000000000;
   wire [7:0] \x1[0] ;
   wire [7:0] \x1[1] ;
@@ -18913,289 +22426,1736 @@ module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__p
   wire [7:0] \x1[7] ;
   wire [7:0] \x1[8] ;
   wire [7:0] \x1[9] ;
+  always @(posedge clk)
+    acc3 <= \$419 ;
+  always @(posedge clk)
+    product4_l0_0_0 <= \$420 ;
+  always @(posedge clk)
+    product4_l0_1_0 <= \$421 ;
+  always @(posedge clk)
+    product4_l0_2_0 <= \$422 ;
+  always @(posedge clk)
+    product4_l0_3_0 <= \$423 ;
+  always @(posedge clk)
+    product4_l1_0_0 <= \$424 ;
+  always @(posedge clk)
+    product4_l1_1_0 <= \$425 ;
+  always @(posedge clk)
+    product4 <= \$426 ;
+  always @(posedge clk)
+    bias4_d0 <= \$427 ;
+  always @(posedge clk)
+    bias4_d1 <= \$428 ;
+  always @(posedge clk)
+    bias4_d2 <= \$429 ;
+  always @(posedge clk)
+    acc4 <= \$430 ;
+  always @(posedge clk)
+    product5_l0_0_0 <= \$431 ;
+  always @(posedge clk)
+    product5_l0_1_0 <= \$432 ;
+  always @(posedge clk)
+    product5_l0_2_0 <= \$433 ;
+  always @(posedge clk)
+    product5_l0_3_0 <= \$434 ;
+  always @(posedge clk)
+    product5_l1_0_0 <= \$435 ;
+  always @(posedge clk)
+    product5_l1_1_0 <= \$436 ;
+  always @(posedge clk)
+    product5 <= \$437 ;
+  always @(posedge clk)
+    bias5_d0 <= \$438 ;
+  always @(posedge clk)
+    bias5_d1 <= \$439 ;
+  always @(posedge clk)
+    bias5_d2 <= \$440 ;
+  always @(posedge clk)
+    acc5 <= \$441 ;
+  always @(posedge clk)
+    product6_l0_0_0 <= \$442 ;
+  always @(posedge clk)
+    product6_l0_1_0 <= \$443 ;
+  always @(posedge clk)
+    product6_l0_2_0 <= \$444 ;
+  always @(posedge clk)
+    product6_l0_3_0 <= \$445 ;
+  always @(posedge clk)
+    product6_l1_0_0 <= \$446 ;
+  always @(posedge clk)
+    product6_l1_1_0 <= \$447 ;
+  always @(posedge clk)
+    product6 <= \$448 ;
+  always @(posedge clk)
+    bias6_d0 <= \$449 ;
+  always @(posedge clk)
+    bias6_d1 <= \$450 ;
+  always @(posedge clk)
+    bias6_d2 <= \$451 ;
+  always @(posedge clk)
+    acc6 <= \$452 ;
+  always @(posedge clk)
+    product7_l0_0_0 <= \$453 ;
+  always @(posedge clk)
+    product7_l0_1_0 <= \$454 ;
+  always @(posedge clk)
+    product7_l0_2_0 <= \$455 ;
+  always @(posedge clk)
+    product7_l0_3_0 <= \$456 ;
+  always @(posedge clk)
+    product7_l1_0_0 <= \$457 ;
+  always @(posedge clk)
+    product7_l1_1_0 <= \$458 ;
+  always @(posedge clk)
+    product7 <= \$459 ;
+  always @(posedge clk)
+    bias7_d0 <= \$460 ;
+  always @(posedge clk)
+    bias7_d1 <= \$461 ;
+  always @(posedge clk)
+    bias7_d2 <= \$462 ;
+  always @(posedge clk)
+    acc7 <= \$463 ;
+  always @(posedge clk)
+    product8_l0_0_0 <= \$464 ;
+  always @(posedge clk)
+    product8_l0_1_0 <= \$465 ;
+  always @(posedge clk)
+    product8_l0_2_0 <= \$466 ;
+  always @(posedge clk)
+    product8_l0_3_0 <= \$467 ;
+  always @(posedge clk)
+    product8_l1_0_0 <= \$468 ;
+  always @(posedge clk)
+    product8_l1_1_0 <= \$469 ;
+  always @(posedge clk)
+    product8 <= \$470 ;
+  always @(posedge clk)
+    bias8_d0 <= \$471 ;
+  always @(posedge clk)
+    bias8_d1 <= \$472 ;
+  always @(posedge clk)
+    bias8_d2 <= \$473 ;
+  always @(posedge clk)
+    acc8 <= \$474 ;
+  always @(posedge clk)
+    product9_l0_0_0 <= \$475 ;
+  always @(posedge clk)
+    product9_l0_1_0 <= \$476 ;
+  always @(posedge clk)
+    product9_l0_2_0 <= \$477 ;
+  always @(posedge clk)
+    product9_l0_3_0 <= \$478 ;
+  always @(posedge clk)
+    product9_l1_0_0 <= \$479 ;
+  always @(posedge clk)
+    product9_l1_1_0 <= \$480 ;
+  always @(posedge clk)
+    product9 <= \$481 ;
+  always @(posedge clk)
+    bias9_d0 <= \$482 ;
+  always @(posedge clk)
+    bias9_d1 <= \$483 ;
+  always @(posedge clk)
+    bias9_d2 <= \$484 ;
+  always @(posedge clk)
+    acc9 <= \$485 ;
+  always @(posedge clk)
+    v2_d0 <= \$486 ;
+  always @(posedge clk)
+    v2_d1 <= \$487 ;
+  always @(posedge clk)
+    v2_d2 <= \$488 ;
+  always @(posedge clk)
+    v2_d3 <= \$489 ;
+  always @(posedge clk)
+    rounded0 <= \$490 ;
+  always @(posedge clk)
+    inrange0 <= \$491 ;
+  always @(posedge clk)
+    below0 <= \$492 ;
+  always @(posedge clk)
+    above0 <= \$493 ;
+  always @(posedge clk)
+    rounded1 <= \$494 ;
+  always @(posedge clk)
+    inrange1 <= \$495 ;
+  always @(posedge clk)
+    below1 <= \$496 ;
+  always @(posedge clk)
+    above1 <= \$497 ;
+  always @(posedge clk)
+    rounded2 <= \$498 ;
+  always @(posedge clk)
+    inrange2 <= \$499 ;
+  always @(posedge clk)
+    below2 <= \$500 ;
+  always @(posedge clk)
+    above2 <= \$501 ;
+  always @(posedge clk)
+    rounded3 <= \$502 ;
+  always @(posedge clk)
+    inrange3 <= \$503 ;
+  always @(posedge clk)
+    below3 <= \$504 ;
+  always @(posedge clk)
+    above3 <= \$505 ;
+  always @(posedge clk)
+    rounded4 <= \$506 ;
+  always @(posedge clk)
+    inrange4 <= \$507 ;
+  always @(posedge clk)
+    below4 <= \$508 ;
+  always @(posedge clk)
+    above4 <= \$509 ;
+  always @(posedge clk)
+    rounded5 <= \$510 ;
+  always @(posedge clk)
+    inrange5 <= \$511 ;
+  always @(posedge clk)
+    below5 <= \$512 ;
+  always @(posedge clk)
+    above5 <= \$513 ;
+  always @(posedge clk)
+    rounded6 <= \$514 ;
+  always @(posedge clk)
+    inrange6 <= \$515 ;
+  always @(posedge clk)
+    below6 <= \$516 ;
+  always @(posedge clk)
+    above6 <= \$517 ;
+  always @(posedge clk)
+    rounded7 <= \$518 ;
+  always @(posedge clk)
+    inrange7 <= \$519 ;
+  always @(posedge clk)
+    below7 <= \$520 ;
+  always @(posedge clk)
+    above7 <= \$521 ;
+  always @(posedge clk)
+    rounded8 <= \$522 ;
+  always @(posedge clk)
+    inrange8 <= \$523 ;
+  always @(posedge clk)
+    below8 <= \$524 ;
+  always @(posedge clk)
+    above8 <= \$525 ;
+  always @(posedge clk)
+    rounded9 <= \$526 ;
+  always @(posedge clk)
+    inrange9 <= \$527 ;
+  always @(posedge clk)
+    below9 <= \$528 ;
+  always @(posedge clk)
+    above9 <= \$529 ;
+  always @(posedge clk)
+    v3_d0 <= \$530 ;
+  always @(posedge clk)
+    v3_d1 <= \$531 ;
+  always @(posedge clk)
+    o__valid <= \$532 ;
+  always @(posedge clk)
+    o__payload <= \$533 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
-  assign \$3  = $signed(\$2 ) + $signed({ 1'h0, acc0[9] });
-  assign \$4  = $signed(\$3 ) < $signed(16'h8000);
-  assign \$6  = $signed(\$5 ) + $signed({ 1'h0, acc0[9] });
-  assign \$7  = $signed(\$6 ) > $signed(16'h7fff);
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, acc0[9] });
-  assign \$10  = \$7  ? 27'h0007fff : \$9 ;
-  assign \$11  = \$4  ? 27'h7ff8000 : \$10 ;
-  assign \$13  = $signed(\$12 ) + $signed({ 1'h0, acc1[9] });
-  assign \$14  = $signed(\$13 ) < $signed(16'h8000);
-  assign \$16  = $signed(\$15 ) + $signed({ 1'h0, acc1[9] });
-  assign \$17  = $signed(\$16 ) > $signed(16'h7fff);
-  assign \$19  = $signed(\$18 ) + $signed({ 1'h0, acc1[9] });
-  assign \$20  = \$17  ? 27'h0007fff : \$19 ;
-  assign \$21  = \$14  ? 27'h7ff8000 : \$20 ;
-  assign \$23  = $signed(\$22 ) + $signed({ 1'h0, acc2[9] });
-  assign \$24  = $signed(\$23 ) < $signed(16'h8000);
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, acc2[9] });
-  assign \$27  = $signed(\$26 ) > $signed(16'h7fff);
-  assign \$29  = $signed(\$28 ) + $signed({ 1'h0, acc2[9] });
-  assign \$30  = \$27  ? 27'h0007fff : \$29 ;
-  assign \$31  = \$24  ? 27'h7ff8000 : \$30 ;
-  assign \$33  = $signed(\$32 ) + $signed({ 1'h0, acc3[9] });
-  assign \$34  = $signed(\$33 ) < $signed(16'h8000);
-  assign \$36  = $signed(\$35 ) + $signed({ 1'h0, acc3[9] });
-  assign \$37  = $signed(\$36 ) > $signed(16'h7fff);
-  assign \$39  = $signed(\$38 ) + $signed({ 1'h0, acc3[9] });
-  assign \$40  = \$37  ? 27'h0007fff : \$39 ;
-  assign \$41  = \$34  ? 27'h7ff8000 : \$40 ;
-  assign \$43  = $signed(\$42 ) + $signed({ 1'h0, acc4[9] });
-  assign \$44  = $signed(\$43 ) < $signed(16'h8000);
-  assign \$46  = $signed(\$45 ) + $signed({ 1'h0, acc4[9] });
-  assign \$47  = $signed(\$46 ) > $signed(16'h7fff);
-  assign \$49  = $signed(\$48 ) + $signed({ 1'h0, acc4[9] });
-  assign \$50  = \$47  ? 27'h0007fff : \$49 ;
-  assign \$51  = \$44  ? 27'h7ff8000 : \$50 ;
-  assign \$53  = $signed(\$52 ) + $signed({ 1'h0, acc5[9] });
-  assign \$54  = $signed(\$53 ) < $signed(16'h8000);
-  assign \$56  = $signed(\$55 ) + $signed({ 1'h0, acc5[9] });
-  assign \$57  = $signed(\$56 ) > $signed(16'h7fff);
-  assign \$59  = $signed(\$58 ) + $signed({ 1'h0, acc5[9] });
-  assign \$60  = \$57  ? 27'h0007fff : \$59 ;
-  assign \$61  = \$54  ? 27'h7ff8000 : \$60 ;
-  assign \$63  = $signed(\$62 ) + $signed({ 1'h0, acc6[9] });
-  assign \$64  = $signed(\$63 ) < $signed(16'h8000);
-  assign \$66  = $signed(\$65 ) + $signed({ 1'h0, acc6[9] });
-  assign \$67  = $signed(\$66 ) > $signed(16'h7fff);
-  assign \$69  = $signed(\$68 ) + $signed({ 1'h0, acc6[9] });
-  assign \$70  = \$67  ? 27'h0007fff : \$69 ;
-  assign \$71  = \$64  ? 27'h7ff8000 : \$70 ;
-  assign \$73  = $signed(\$72 ) + $signed({ 1'h0, acc7[9] });
-  assign \$74  = $signed(\$73 ) < $signed(16'h8000);
-  assign \$76  = $signed(\$75 ) + $signed({ 1'h0, acc7[9] });
-  assign \$77  = $signed(\$76 ) > $signed(16'h7fff);
-  assign \$79  = $signed(\$78 ) + $signed({ 1'h0, acc7[9] });
-  assign \$80  = \$77  ? 27'h0007fff : \$79 ;
-  assign \$81  = \$74  ? 27'h7ff8000 : \$80 ;
-  assign \$83  = $signed(\$82 ) + $signed({ 1'h0, acc8[9] });
-  assign \$84  = $signed(\$83 ) < $signed(16'h8000);
-  assign \$86  = $signed(\$85 ) + $signed({ 1'h0, acc8[9] });
-  assign \$87  = $signed(\$86 ) > $signed(16'h7fff);
-  assign \$89  = $signed(\$88 ) + $signed({ 1'h0, acc8[9] });
-  assign \$90  = \$87  ? 27'h0007fff : \$89 ;
-  assign \$91  = \$84  ? 27'h7ff8000 : \$90 ;
-  assign \$93  = $signed(\$92 ) + $signed({ 1'h0, acc9[9] });
-  assign \$94  = $signed(\$93 ) < $signed(16'h8000);
-  assign \$96  = $signed(\$95 ) + $signed({ 1'h0, acc9[9] });
-  assign \$97  = $signed(\$96 ) > $signed(16'h7fff);
-  assign \$99  = $signed(\$98 ) + $signed({ 1'h0, acc9[9] });
-  assign \$100  = \$97  ? 27'h0007fff : \$99 ;
-  assign \$101  = \$94  ? 27'h7ff8000 : \$100 ;
-  assign \$102  = i__valid & advance;
-  assign \$103  = $signed(x1[7:0]) * $signed(20'h58cf9);
-  assign \$104  = $signed(\$103 ) + $signed(25'h1634236);
-  assign \$105  = $signed(x1[15:8]) * $signed(20'h58cf9);
-  assign \$106  = $signed(\$105 ) + $signed(25'h1634236);
-  assign \$107  = $signed(x1[23:16]) * $signed(20'h58cf9);
-  assign \$108  = $signed(\$107 ) + $signed(25'h1634236);
-  assign \$109  = $signed(x1[31:24]) * $signed(20'h58cf9);
-  assign \$110  = $signed(\$109 ) + $signed(25'h1634236);
-  assign \$111  = $signed(x1[39:32]) * $signed(20'h58cf9);
-  assign \$112  = $signed(\$111 ) + $signed(25'h1634236);
-  assign \$113  = $signed(x1[47:40]) * $signed(20'h58cf9);
-  assign \$114  = $signed(\$113 ) + $signed(25'h1634236);
-  assign \$115  = $signed(x1[55:48]) * $signed(20'h58cf9);
-  assign \$116  = $signed(\$115 ) + $signed(25'h1634236);
-  assign \$117  = $signed(x1[63:56]) * $signed(20'h58cf9);
-  assign \$118  = $signed(\$117 ) + $signed(25'h1634236);
-  assign \$119  = $signed(x1[71:64]) * $signed(20'h58cf9);
-  assign \$120  = $signed(\$119 ) + $signed(25'h1634236);
-  assign \$121  = $signed(x1[79:72]) * $signed(20'h58cf9);
-  assign \$122  = $signed(\$121 ) + $signed(25'h1634236);
+  assign \$2  = above0 ? 27'h0007fff : inrange0;
+  assign \$3  = below0 ? 27'h7ff8000 : \$2 ;
+  assign \$4  = above1 ? 27'h0007fff : inrange1;
+  assign \$5  = below1 ? 27'h7ff8000 : \$4 ;
+  assign \$6  = above2 ? 27'h0007fff : inrange2;
+  assign \$7  = below2 ? 27'h7ff8000 : \$6 ;
+  assign \$8  = above3 ? 27'h0007fff : inrange3;
+  assign \$9  = below3 ? 27'h7ff8000 : \$8 ;
+  assign \$10  = above4 ? 27'h0007fff : inrange4;
+  assign \$11  = below4 ? 27'h7ff8000 : \$10 ;
+  assign \$12  = above5 ? 27'h0007fff : inrange5;
+  assign \$13  = below5 ? 27'h7ff8000 : \$12 ;
+  assign \$14  = above6 ? 27'h0007fff : inrange6;
+  assign \$15  = below6 ? 27'h7ff8000 : \$14 ;
+  assign \$16  = above7 ? 27'h0007fff : inrange7;
+  assign \$17  = below7 ? 27'h7ff8000 : \$16 ;
+  assign \$18  = above8 ? 27'h0007fff : inrange8;
+  assign \$19  = below8 ? 27'h7ff8000 : \$18 ;
+  assign \$20  = above9 ? 27'h0007fff : inrange9;
+  assign \$21  = below9 ? 27'h7ff8000 : \$20 ;
+  assign \$22  = i__valid & advance;
+  assign \$24  = x1[0] ? 20'h58cf9 : 20'h00000;
+  assign \$26  = x1[1] ? 20'hb19f2 : 20'h00000;
+  assign \$27  = \$24  + \$26 ;
+  assign \$29  = x1[2] ? 22'h1633e4 : 22'h000000;
+  assign \$31  = x1[3] ? 22'h2c67c8 : 22'h000000;
+  assign \$32  = \$29  + \$31 ;
+  assign \$34  = x1[4] ? 26'h058cf90 : 26'h0000000;
+  assign \$36  = x1[5] ? 26'h0b19f20 : 26'h0000000;
+  assign \$37  = \$34  + \$36 ;
+  assign \$39  = x1[6] ? 26'h1633e40 : 26'h0000000;
+  assign \$42  = x1[7] ? 27'h5398380 : 27'h0000000;
+  assign \$43  = $signed({ 1'h0, \$39  }) + $signed(\$42 );
+  assign \$44  = product0_l0_0_0 + product0_l0_1_0;
+  assign \$45  = $signed({ 1'h0, product0_l0_2_0 }) + $signed(product0_l0_3_0);
+  assign \$46  = $signed({ 1'h0, product0_l1_0_0 }) + $signed(product0_l1_1_0);
+  assign \$47  = $signed(product0) + $signed(bias0_d2);
+  assign \$49  = x1[8] ? 20'h58cf9 : 20'h00000;
+  assign \$51  = x1[9] ? 20'hb19f2 : 20'h00000;
+  assign \$52  = \$49  + \$51 ;
+  assign \$54  = x1[10] ? 22'h1633e4 : 22'h000000;
+  assign \$56  = x1[11] ? 22'h2c67c8 : 22'h000000;
+  assign \$57  = \$54  + \$56 ;
+  assign \$59  = x1[12] ? 26'h058cf90 : 26'h0000000;
+  assign \$61  = x1[13] ? 26'h0b19f20 : 26'h0000000;
+  assign \$62  = \$59  + \$61 ;
+  assign \$64  = x1[14] ? 26'h1633e40 : 26'h0000000;
+  assign \$67  = x1[15] ? 27'h5398380 : 27'h0000000;
+  assign \$68  = $signed({ 1'h0, \$64  }) + $signed(\$67 );
+  assign \$69  = product1_l0_0_0 + product1_l0_1_0;
+  assign \$70  = $signed({ 1'h0, product1_l0_2_0 }) + $signed(product1_l0_3_0);
+  assign \$71  = $signed({ 1'h0, product1_l1_0_0 }) + $signed(product1_l1_1_0);
+  assign \$72  = $signed(product1) + $signed(bias1_d2);
+  assign \$74  = x1[16] ? 20'h58cf9 : 20'h00000;
+  assign \$76  = x1[17] ? 20'hb19f2 : 20'h00000;
+  assign \$77  = \$74  + \$76 ;
+  assign \$79  = x1[18] ? 22'h1633e4 : 22'h000000;
+  assign \$81  = x1[19] ? 22'h2c67c8 : 22'h000000;
+  assign \$82  = \$79  + \$81 ;
+  assign \$84  = x1[20] ? 26'h058cf90 : 26'h0000000;
+  assign \$86  = x1[21] ? 26'h0b19f20 : 26'h0000000;
+  assign \$87  = \$84  + \$86 ;
+  assign \$89  = x1[22] ? 26'h1633e40 : 26'h0000000;
+  assign \$92  = x1[23] ? 27'h5398380 : 27'h0000000;
+  assign \$93  = $signed({ 1'h0, \$89  }) + $signed(\$92 );
+  assign \$94  = product2_l0_0_0 + product2_l0_1_0;
+  assign \$95  = $signed({ 1'h0, product2_l0_2_0 }) + $signed(product2_l0_3_0);
+  assign \$96  = $signed({ 1'h0, product2_l1_0_0 }) + $signed(product2_l1_1_0);
+  assign \$97  = $signed(product2) + $signed(bias2_d2);
+  assign \$99  = x1[24] ? 20'h58cf9 : 20'h00000;
+  assign \$101  = x1[25] ? 20'hb19f2 : 20'h00000;
+  assign \$102  = \$99  + \$101 ;
+  assign \$104  = x1[26] ? 22'h1633e4 : 22'h000000;
+  assign \$106  = x1[27] ? 22'h2c67c8 : 22'h000000;
+  assign \$107  = \$104  + \$106 ;
+  assign \$109  = x1[28] ? 26'h058cf90 : 26'h0000000;
+  assign \$111  = x1[29] ? 26'h0b19f20 : 26'h0000000;
+  assign \$112  = \$109  + \$111 ;
+  assign \$114  = x1[30] ? 26'h1633e40 : 26'h0000000;
+  assign \$117  = x1[31] ? 27'h5398380 : 27'h0000000;
+  assign \$118  = $signed({ 1'h0, \$114  }) + $signed(\$117 );
+  assign \$119  = product3_l0_0_0 + product3_l0_1_0;
+  assign \$120  = $signed({ 1'h0, product3_l0_2_0 }) + $signed(product3_l0_3_0);
+  assign \$121  = $signed({ 1'h0, product3_l1_0_0 }) + $signed(product3_l1_1_0);
+  assign \$122  = $signed(product3) + $signed(bias3_d2);
+  assign \$124  = x1[32] ? 20'h58cf9 : 20'h00000;
+  assign \$126  = x1[33] ? 20'hb19f2 : 20'h00000;
+  assign \$127  = \$124  + \$126 ;
+  assign \$129  = x1[34] ? 22'h1633e4 : 22'h000000;
+  assign \$131  = x1[35] ? 22'h2c67c8 : 22'h000000;
+  assign \$132  = \$129  + \$131 ;
+  assign \$134  = x1[36] ? 26'h058cf90 : 26'h0000000;
+  assign \$136  = x1[37] ? 26'h0b19f20 : 26'h0000000;
+  assign \$137  = \$134  + \$136 ;
+  assign \$139  = x1[38] ? 26'h1633e40 : 26'h0000000;
+  assign \$142  = x1[39] ? 27'h5398380 : 27'h0000000;
+  assign \$143  = $signed({ 1'h0, \$139  }) + $signed(\$142 );
+  assign \$144  = product4_l0_0_0 + product4_l0_1_0;
+  assign \$145  = $signed({ 1'h0, product4_l0_2_0 }) + $signed(product4_l0_3_0);
+  assign \$146  = $signed({ 1'h0, product4_l1_0_0 }) + $signed(product4_l1_1_0);
+  assign \$147  = $signed(product4) + $signed(bias4_d2);
+  assign \$149  = x1[40] ? 20'h58cf9 : 20'h00000;
+  assign \$151  = x1[41] ? 20'hb19f2 : 20'h00000;
+  assign \$152  = \$149  + \$151 ;
+  assign \$154  = x1[42] ? 22'h1633e4 : 22'h000000;
+  assign \$156  = x1[43] ? 22'h2c67c8 : 22'h000000;
+  assign \$157  = \$154  + \$156 ;
+  assign \$159  = x1[44] ? 26'h058cf90 : 26'h0000000;
+  assign \$161  = x1[45] ? 26'h0b19f20 : 26'h0000000;
+  assign \$162  = \$159  + \$161 ;
+  assign \$164  = x1[46] ? 26'h1633e40 : 26'h0000000;
+  assign \$167  = x1[47] ? 27'h5398380 : 27'h0000000;
+  assign \$168  = $signed({ 1'h0, \$164  }) + $signed(\$167 );
+  assign \$169  = product5_l0_0_0 + product5_l0_1_0;
+  assign \$170  = $signed({ 1'h0, product5_l0_2_0 }) + $signed(product5_l0_3_0);
+  assign \$171  = $signed({ 1'h0, product5_l1_0_0 }) + $signed(product5_l1_1_0);
+  assign \$172  = $signed(product5) + $signed(bias5_d2);
+  assign \$174  = x1[48] ? 20'h58cf9 : 20'h00000;
+  assign \$176  = x1[49] ? 20'hb19f2 : 20'h00000;
+  assign \$177  = \$174  + \$176 ;
+  assign \$179  = x1[50] ? 22'h1633e4 : 22'h000000;
+  assign \$181  = x1[51] ? 22'h2c67c8 : 22'h000000;
+  assign \$182  = \$179  + \$181 ;
+  assign \$184  = x1[52] ? 26'h058cf90 : 26'h0000000;
+  assign \$186  = x1[53] ? 26'h0b19f20 : 26'h0000000;
+  assign \$187  = \$184  + \$186 ;
+  assign \$189  = x1[54] ? 26'h1633e40 : 26'h0000000;
+  assign \$192  = x1[55] ? 27'h5398380 : 27'h0000000;
+  assign \$193  = $signed({ 1'h0, \$189  }) + $signed(\$192 );
+  assign \$194  = product6_l0_0_0 + product6_l0_1_0;
+  assign \$195  = $signed({ 1'h0, product6_l0_2_0 }) + $signed(product6_l0_3_0);
+  assign \$196  = $signed({ 1'h0, product6_l1_0_0 }) + $signed(product6_l1_1_0);
+  assign \$197  = $signed(product6) + $signed(bias6_d2);
+  assign \$199  = x1[56] ? 20'h58cf9 : 20'h00000;
+  assign \$201  = x1[57] ? 20'hb19f2 : 20'h00000;
+  assign \$202  = \$199  + \$201 ;
+  assign \$204  = x1[58] ? 22'h1633e4 : 22'h000000;
+  assign \$206  = x1[59] ? 22'h2c67c8 : 22'h000000;
+  assign \$207  = \$204  + \$206 ;
+  assign \$209  = x1[60] ? 26'h058cf90 : 26'h0000000;
+  assign \$211  = x1[61] ? 26'h0b19f20 : 26'h0000000;
+  assign \$212  = \$209  + \$211 ;
+  assign \$214  = x1[62] ? 26'h1633e40 : 26'h0000000;
+  assign \$217  = x1[63] ? 27'h5398380 : 27'h0000000;
+  assign \$218  = $signed({ 1'h0, \$214  }) + $signed(\$217 );
+  assign \$219  = product7_l0_0_0 + product7_l0_1_0;
+  assign \$220  = $signed({ 1'h0, product7_l0_2_0 }) + $signed(product7_l0_3_0);
+  assign \$221  = $signed({ 1'h0, product7_l1_0_0 }) + $signed(product7_l1_1_0);
+  assign \$222  = $signed(product7) + $signed(bias7_d2);
+  assign \$224  = x1[64] ? 20'h58cf9 : 20'h00000;
+  assign \$226  = x1[65] ? 20'hb19f2 : 20'h00000;
+  assign \$227  = \$224  + \$226 ;
+  assign \$229  = x1[66] ? 22'h1633e4 : 22'h000000;
+  assign \$231  = x1[67] ? 22'h2c67c8 : 22'h000000;
+  assign \$232  = \$229  + \$231 ;
+  assign \$234  = x1[68] ? 26'h058cf90 : 26'h0000000;
+  assign \$236  = x1[69] ? 26'h0b19f20 : 26'h0000000;
+  assign \$237  = \$234  + \$236 ;
+  assign \$239  = x1[70] ? 26'h1633e40 : 26'h0000000;
+  assign \$242  = x1[71] ? 27'h5398380 : 27'h0000000;
+  assign \$243  = $signed({ 1'h0, \$239  }) + $signed(\$242 );
+  assign \$244  = product8_l0_0_0 + product8_l0_1_0;
+  assign \$245  = $signed({ 1'h0, product8_l0_2_0 }) + $signed(product8_l0_3_0);
+  assign \$246  = $signed({ 1'h0, product8_l1_0_0 }) + $signed(product8_l1_1_0);
+  assign \$247  = $signed(product8) + $signed(bias8_d2);
+  assign \$249  = x1[72] ? 20'h58cf9 : 20'h00000;
+  assign \$251  = x1[73] ? 20'hb19f2 : 20'h00000;
+  assign \$252  = \$249  + \$251 ;
+  assign \$254  = x1[74] ? 22'h1633e4 : 22'h000000;
+  assign \$256  = x1[75] ? 22'h2c67c8 : 22'h000000;
+  assign \$257  = \$254  + \$256 ;
+  assign \$259  = x1[76] ? 26'h058cf90 : 26'h0000000;
+  assign \$261  = x1[77] ? 26'h0b19f20 : 26'h0000000;
+  assign \$262  = \$259  + \$261 ;
+  assign \$264  = x1[78] ? 26'h1633e40 : 26'h0000000;
+  assign \$267  = x1[79] ? 27'h5398380 : 27'h0000000;
+  assign \$268  = $signed({ 1'h0, \$264  }) + $signed(\$267 );
+  assign \$269  = product9_l0_0_0 + product9_l0_1_0;
+  assign \$270  = $signed({ 1'h0, product9_l0_2_0 }) + $signed(product9_l0_3_0);
+  assign \$271  = $signed({ 1'h0, product9_l1_0_0 }) + $signed(product9_l1_1_0);
+  assign \$272  = $signed(product9) + $signed(bias9_d2);
+  assign \$274  = $signed(\$273 ) + $signed({ 1'h0, acc0[9] });
+  assign \$275  = ~ rounded0[26];
+  assign \$277  = { \$275 , rounded0[25:0] } >= 27'h3ff8000;
+  assign \$278  = ~ \$277 ;
+  assign \$280  = ~ rounded0[26];
+  assign \$281  = 27'h4007fff >= { \$280 , rounded0[25:0] };
+  assign \$282  = ~ \$281 ;
+  assign \$284  = $signed(\$283 ) + $signed({ 1'h0, acc1[9] });
+  assign \$285  = ~ rounded1[26];
+  assign \$287  = { \$285 , rounded1[25:0] } >= 27'h3ff8000;
+  assign \$288  = ~ \$287 ;
+  assign \$290  = ~ rounded1[26];
+  assign \$291  = 27'h4007fff >= { \$290 , rounded1[25:0] };
+  assign \$292  = ~ \$291 ;
+  assign \$294  = $signed(\$293 ) + $signed({ 1'h0, acc2[9] });
+  assign \$295  = ~ rounded2[26];
+  assign \$297  = { \$295 , rounded2[25:0] } >= 27'h3ff8000;
+  assign \$298  = ~ \$297 ;
+  assign \$300  = ~ rounded2[26];
+  assign \$301  = 27'h4007fff >= { \$300 , rounded2[25:0] };
+  assign \$302  = ~ \$301 ;
+  assign \$304  = $signed(\$303 ) + $signed({ 1'h0, acc3[9] });
+  assign \$305  = ~ rounded3[26];
+  assign \$307  = { \$305 , rounded3[25:0] } >= 27'h3ff8000;
+  assign \$308  = ~ \$307 ;
+  assign \$310  = ~ rounded3[26];
+  assign \$311  = 27'h4007fff >= { \$310 , rounded3[25:0] };
+  assign \$312  = ~ \$311 ;
+  assign \$314  = $signed(\$313 ) + $signed({ 1'h0, acc4[9] });
+  assign \$315  = ~ rounded4[26];
+  assign \$317  = { \$315 , rounded4[25:0] } >= 27'h3ff8000;
+  assign \$318  = ~ \$317 ;
+  assign \$320  = ~ rounded4[26];
+  assign \$321  = 27'h4007fff >= { \$320 , rounded4[25:0] };
+  assign \$322  = ~ \$321 ;
+  assign \$324  = $signed(\$323 ) + $signed({ 1'h0, acc5[9] });
+  assign \$325  = ~ rounded5[26];
+  assign \$327  = { \$325 , rounded5[25:0] } >= 27'h3ff8000;
+  assign \$328  = ~ \$327 ;
+  assign \$330  = ~ rounded5[26];
+  assign \$331  = 27'h4007fff >= { \$330 , rounded5[25:0] };
+  assign \$332  = ~ \$331 ;
+  assign \$334  = $signed(\$333 ) + $signed({ 1'h0, acc6[9] });
+  assign \$335  = ~ rounded6[26];
+  assign \$337  = { \$335 , rounded6[25:0] } >= 27'h3ff8000;
+  assign \$338  = ~ \$337 ;
+  assign \$340  = ~ rounded6[26];
+  assign \$341  = 27'h4007fff >= { \$340 , rounded6[25:0] };
+  assign \$342  = ~ \$341 ;
+  assign \$344  = $signed(\$343 ) + $signed({ 1'h0, acc7[9] });
+  assign \$345  = ~ rounded7[26];
+  assign \$347  = { \$345 , rounded7[25:0] } >= 27'h3ff8000;
+  assign \$348  = ~ \$347 ;
+  assign \$350  = ~ rounded7[26];
+  assign \$351  = 27'h4007fff >= { \$350 , rounded7[25:0] };
+  assign \$352  = ~ \$351 ;
+  assign \$354  = $signed(\$353 ) + $signed({ 1'h0, acc8[9] });
+  assign \$355  = ~ rounded8[26];
+  assign \$357  = { \$355 , rounded8[25:0] } >= 27'h3ff8000;
+  assign \$358  = ~ \$357 ;
+  assign \$360  = ~ rounded8[26];
+  assign \$361  = 27'h4007fff >= { \$360 , rounded8[25:0] };
+  assign \$362  = ~ \$361 ;
+  assign \$364  = $signed(\$363 ) + $signed({ 1'h0, acc9[9] });
+  assign \$365  = ~ rounded9[26];
+  assign \$367  = { \$365 , rounded9[25:0] } >= 27'h3ff8000;
+  assign \$368  = ~ \$367 ;
+  assign \$370  = ~ rounded9[26];
+  assign \$371  = 27'h4007fff >= { \$370 , rounded9[25:0] };
+  assign \$372  = ~ \$371 ;
   always @(posedge clk)
-    group <= \$123 ;
+    group <= \$373 ;
   always @(posedge clk)
-    x1 <= \$124 ;
+    x1 <= \$374 ;
   always @(posedge clk)
-    \$signal  <= \$125 ;
+    v1 <= \$375 ;
   always @(posedge clk)
-    v2 <= \$126 ;
+    product0_l0_0_0 <= \$376 ;
   always @(posedge clk)
-    o__valid <= \$127 ;
+    product0_l0_1_0 <= \$377 ;
   always @(posedge clk)
-    o__payload <= \$128 ;
+    product0_l0_2_0 <= \$378 ;
   always @(posedge clk)
-    acc0 <= \$129 ;
+    product0_l0_3_0 <= \$379 ;
   always @(posedge clk)
-    acc1 <= \$130 ;
+    product0_l1_0_0 <= \$380 ;
   always @(posedge clk)
-    acc2 <= \$131 ;
+    product0_l1_1_0 <= \$381 ;
   always @(posedge clk)
-    acc3 <= \$132 ;
+    product0 <= \$382 ;
   always @(posedge clk)
-    acc4 <= \$133 ;
+    bias0_d0 <= \$383 ;
   always @(posedge clk)
-    acc5 <= \$134 ;
+    bias0_d1 <= \$384 ;
   always @(posedge clk)
-    acc6 <= \$135 ;
+    bias0_d2 <= \$385 ;
   always @(posedge clk)
-    acc7 <= \$136 ;
+    acc0 <= \$386 ;
   always @(posedge clk)
-    acc8 <= \$137 ;
+    product1_l0_0_0 <= \$387 ;
   always @(posedge clk)
-    acc9 <= \$138 ;
+    product1_l0_1_0 <= \$388 ;
+  always @(posedge clk)
+    product1_l0_2_0 <= \$389 ;
+  always @(posedge clk)
+    product1_l0_3_0 <= \$390 ;
+  always @(posedge clk)
+    product1_l1_0_0 <= \$391 ;
+  always @(posedge clk)
+    product1_l1_1_0 <= \$392 ;
+  always @(posedge clk)
+    product1 <= \$393 ;
+  always @(posedge clk)
+    bias1_d0 <= \$394 ;
+  always @(posedge clk)
+    bias1_d1 <= \$395 ;
+  always @(posedge clk)
+    bias1_d2 <= \$396 ;
+  always @(posedge clk)
+    acc1 <= \$397 ;
+  always @(posedge clk)
+    product2_l0_0_0 <= \$398 ;
+  always @(posedge clk)
+    product2_l0_1_0 <= \$399 ;
+  always @(posedge clk)
+    product2_l0_2_0 <= \$400 ;
+  always @(posedge clk)
+    product2_l0_3_0 <= \$401 ;
+  always @(posedge clk)
+    product2_l1_0_0 <= \$402 ;
+  always @(posedge clk)
+    product2_l1_1_0 <= \$403 ;
+  always @(posedge clk)
+    product2 <= \$404 ;
+  always @(posedge clk)
+    bias2_d0 <= \$405 ;
+  always @(posedge clk)
+    bias2_d1 <= \$406 ;
+  always @(posedge clk)
+    bias2_d2 <= \$407 ;
+  always @(posedge clk)
+    acc2 <= \$408 ;
+  always @(posedge clk)
+    product3_l0_0_0 <= \$409 ;
+  always @(posedge clk)
+    product3_l0_1_0 <= \$410 ;
+  always @(posedge clk)
+    product3_l0_2_0 <= \$411 ;
+  always @(posedge clk)
+    product3_l0_3_0 <= \$412 ;
+  always @(posedge clk)
+    product3_l1_0_0 <= \$413 ;
+  always @(posedge clk)
+    product3_l1_1_0 <= \$414 ;
+  always @(posedge clk)
+    product3 <= \$415 ;
+  always @(posedge clk)
+    bias3_d0 <= \$416 ;
+  always @(posedge clk)
+    bias3_d1 <= \$417 ;
+  always @(posedge clk)
+    bias3_d2 <= \$418 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$123  = group;
-    if (\$102 ) begin
-      \$123  = 1'h0;
-    end
-    if (rst) begin
-      \$123  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$419  = acc3;
+    if (advance) begin
+      \$419  = \$122 [25:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$124  = x1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$420  = product4_l0_0_0;
     if (advance) begin
-      \$124  = i__payload;
-    end
-    if (rst) begin
-      \$124  = 80'h00000000000000000000;
+      \$420  = \$127 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$125  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$421  = product4_l0_1_0;
     if (advance) begin
-      \$125  = i__valid;
-    end
-    if (rst) begin
-      \$125  = 1'h0;
+      \$421  = \$132 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$126  = v2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$422  = product4_l0_2_0;
     if (advance) begin
-      \$126  = \$signal ;
-    end
-    if (rst) begin
-      \$126  = 1'h0;
+      \$422  = \$137 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$127  = o__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$423  = product4_l0_3_0;
     if (advance) begin
-      \$127  = v2;
-    end
-    if (rst) begin
-      \$127  = 1'h0;
+      \$423  = \$143 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$128  = o__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$424  = product4_l1_0_0;
     if (advance) begin
-      \$128  = result;
-    end
-    if (rst) begin
-      \$128  = 160'h0000000000000000000000000000000000000000;
+      \$424  = \$144 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$129  = acc0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$425  = product4_l1_1_0;
     if (advance) begin
-      \$129  = \$104 [25:0];
-    end
-    if (rst) begin
-      \$129  = 26'h0000000;
+      \$425  = \$145 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$130  = acc1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$426  = product4;
     if (advance) begin
-      \$130  = \$106 [25:0];
-    end
-    if (rst) begin
-      \$130  = 26'h0000000;
+      \$426  = \$146 [26:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$131  = acc2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$427  = bias4_d0;
     if (advance) begin
-      \$131  = \$108 [25:0];
-    end
-    if (rst) begin
-      \$131  = 26'h0000000;
+      \$427  = 25'h1634236;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$132  = acc3;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$428  = bias4_d1;
     if (advance) begin
-      \$132  = \$110 [25:0];
-    end
-    if (rst) begin
-      \$132  = 26'h0000000;
+      \$428  = bias4_d0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$133  = acc4;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$429  = bias4_d2;
     if (advance) begin
-      \$133  = \$112 [25:0];
-    end
-    if (rst) begin
-      \$133  = 26'h0000000;
+      \$429  = bias4_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$134  = acc5;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$430  = acc4;
     if (advance) begin
-      \$134  = \$114 [25:0];
-    end
-    if (rst) begin
-      \$134  = 26'h0000000;
+      \$430  = \$147 [25:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$135  = acc6;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$431  = product5_l0_0_0;
     if (advance) begin
-      \$135  = \$116 [25:0];
-    end
-    if (rst) begin
-      \$135  = 26'h0000000;
+      \$431  = \$152 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$136  = acc7;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$432  = product5_l0_1_0;
     if (advance) begin
-      \$136  = \$118 [25:0];
-    end
-    if (rst) begin
-      \$136  = 26'h0000000;
+      \$432  = \$157 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$137  = acc8;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$433  = product5_l0_2_0;
     if (advance) begin
-      \$137  = \$120 [25:0];
-    end
-    if (rst) begin
-      \$137  = 26'h0000000;
+      \$433  = \$162 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$138  = acc9;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$434  = product5_l0_3_0;
     if (advance) begin
-      \$138  = \$122 [25:0];
+      \$434  = \$168 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$435  = product5_l1_0_0;
+    if (advance) begin
+      \$435  = \$169 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$436  = product5_l1_1_0;
+    if (advance) begin
+      \$436  = \$170 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$437  = product5;
+    if (advance) begin
+      \$437  = \$171 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$438  = bias5_d0;
+    if (advance) begin
+      \$438  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$439  = bias5_d1;
+    if (advance) begin
+      \$439  = bias5_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$440  = bias5_d2;
+    if (advance) begin
+      \$440  = bias5_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$441  = acc5;
+    if (advance) begin
+      \$441  = \$172 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$442  = product6_l0_0_0;
+    if (advance) begin
+      \$442  = \$177 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$443  = product6_l0_1_0;
+    if (advance) begin
+      \$443  = \$182 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$444  = product6_l0_2_0;
+    if (advance) begin
+      \$444  = \$187 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$445  = product6_l0_3_0;
+    if (advance) begin
+      \$445  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$446  = product6_l1_0_0;
+    if (advance) begin
+      \$446  = \$194 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$447  = product6_l1_1_0;
+    if (advance) begin
+      \$447  = \$195 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$448  = product6;
+    if (advance) begin
+      \$448  = \$196 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$449  = bias6_d0;
+    if (advance) begin
+      \$449  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$450  = bias6_d1;
+    if (advance) begin
+      \$450  = bias6_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$451  = bias6_d2;
+    if (advance) begin
+      \$451  = bias6_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$452  = acc6;
+    if (advance) begin
+      \$452  = \$197 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$453  = product7_l0_0_0;
+    if (advance) begin
+      \$453  = \$202 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$454  = product7_l0_1_0;
+    if (advance) begin
+      \$454  = \$207 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$455  = product7_l0_2_0;
+    if (advance) begin
+      \$455  = \$212 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$456  = product7_l0_3_0;
+    if (advance) begin
+      \$456  = \$218 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$457  = product7_l1_0_0;
+    if (advance) begin
+      \$457  = \$219 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$458  = product7_l1_1_0;
+    if (advance) begin
+      \$458  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$459  = product7;
+    if (advance) begin
+      \$459  = \$221 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$460  = bias7_d0;
+    if (advance) begin
+      \$460  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$461  = bias7_d1;
+    if (advance) begin
+      \$461  = bias7_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$462  = bias7_d2;
+    if (advance) begin
+      \$462  = bias7_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$463  = acc7;
+    if (advance) begin
+      \$463  = \$222 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$464  = product8_l0_0_0;
+    if (advance) begin
+      \$464  = \$227 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$465  = product8_l0_1_0;
+    if (advance) begin
+      \$465  = \$232 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$466  = product8_l0_2_0;
+    if (advance) begin
+      \$466  = \$237 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$467  = product8_l0_3_0;
+    if (advance) begin
+      \$467  = \$243 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$468  = product8_l1_0_0;
+    if (advance) begin
+      \$468  = \$244 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$469  = product8_l1_1_0;
+    if (advance) begin
+      \$469  = \$245 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$470  = product8;
+    if (advance) begin
+      \$470  = \$246 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$471  = bias8_d0;
+    if (advance) begin
+      \$471  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$472  = bias8_d1;
+    if (advance) begin
+      \$472  = bias8_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$473  = bias8_d2;
+    if (advance) begin
+      \$473  = bias8_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$474  = acc8;
+    if (advance) begin
+      \$474  = \$247 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$475  = product9_l0_0_0;
+    if (advance) begin
+      \$475  = \$252 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$476  = product9_l0_1_0;
+    if (advance) begin
+      \$476  = \$257 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$477  = product9_l0_2_0;
+    if (advance) begin
+      \$477  = \$262 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$478  = product9_l0_3_0;
+    if (advance) begin
+      \$478  = \$268 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$479  = product9_l1_0_0;
+    if (advance) begin
+      \$479  = \$269 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$480  = product9_l1_1_0;
+    if (advance) begin
+      \$480  = \$270 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$481  = product9;
+    if (advance) begin
+      \$481  = \$271 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$482  = bias9_d0;
+    if (advance) begin
+      \$482  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$483  = bias9_d1;
+    if (advance) begin
+      \$483  = bias9_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$484  = bias9_d2;
+    if (advance) begin
+      \$484  = bias9_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$485  = acc9;
+    if (advance) begin
+      \$485  = \$272 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$486  = v2_d0;
+    if (advance) begin
+      \$486  = v1;
     end
     if (rst) begin
-      \$138  = 26'h0000000;
+      \$486  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$487  = v2_d1;
+    if (advance) begin
+      \$487  = v2_d0;
+    end
+    if (rst) begin
+      \$487  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$488  = v2_d2;
+    if (advance) begin
+      \$488  = v2_d1;
+    end
+    if (rst) begin
+      \$488  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$489  = v2_d3;
+    if (advance) begin
+      \$489  = v2_d2;
+    end
+    if (rst) begin
+      \$489  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$490  = rounded0;
+    if (advance) begin
+      \$490  = \$274 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$491  = inrange0;
+    if (advance) begin
+      \$491  = rounded0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$492  = below0;
+    if (advance) begin
+      \$492  = \$278 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$493  = above0;
+    if (advance) begin
+      \$493  = \$282 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$494  = rounded1;
+    if (advance) begin
+      \$494  = \$284 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$495  = inrange1;
+    if (advance) begin
+      \$495  = rounded1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$496  = below1;
+    if (advance) begin
+      \$496  = \$288 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$497  = above1;
+    if (advance) begin
+      \$497  = \$292 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$498  = rounded2;
+    if (advance) begin
+      \$498  = \$294 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$499  = inrange2;
+    if (advance) begin
+      \$499  = rounded2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$500  = below2;
+    if (advance) begin
+      \$500  = \$298 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$501  = above2;
+    if (advance) begin
+      \$501  = \$302 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$502  = rounded3;
+    if (advance) begin
+      \$502  = \$304 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$503  = inrange3;
+    if (advance) begin
+      \$503  = rounded3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$504  = below3;
+    if (advance) begin
+      \$504  = \$308 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$505  = above3;
+    if (advance) begin
+      \$505  = \$312 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$506  = rounded4;
+    if (advance) begin
+      \$506  = \$314 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$507  = inrange4;
+    if (advance) begin
+      \$507  = rounded4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$508  = below4;
+    if (advance) begin
+      \$508  = \$318 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$509  = above4;
+    if (advance) begin
+      \$509  = \$322 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$510  = rounded5;
+    if (advance) begin
+      \$510  = \$324 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$511  = inrange5;
+    if (advance) begin
+      \$511  = rounded5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$512  = below5;
+    if (advance) begin
+      \$512  = \$328 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$513  = above5;
+    if (advance) begin
+      \$513  = \$332 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$514  = rounded6;
+    if (advance) begin
+      \$514  = \$334 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$515  = inrange6;
+    if (advance) begin
+      \$515  = rounded6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$516  = below6;
+    if (advance) begin
+      \$516  = \$338 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$517  = above6;
+    if (advance) begin
+      \$517  = \$342 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$518  = rounded7;
+    if (advance) begin
+      \$518  = \$344 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$519  = inrange7;
+    if (advance) begin
+      \$519  = rounded7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$520  = below7;
+    if (advance) begin
+      \$520  = \$348 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$521  = above7;
+    if (advance) begin
+      \$521  = \$352 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$522  = rounded8;
+    if (advance) begin
+      \$522  = \$354 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$523  = inrange8;
+    if (advance) begin
+      \$523  = rounded8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$524  = below8;
+    if (advance) begin
+      \$524  = \$358 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$525  = above8;
+    if (advance) begin
+      \$525  = \$362 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$526  = rounded9;
+    if (advance) begin
+      \$526  = \$364 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$527  = inrange9;
+    if (advance) begin
+      \$527  = rounded9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$528  = below9;
+    if (advance) begin
+      \$528  = \$368 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$529  = above9;
+    if (advance) begin
+      \$529  = \$372 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$530  = v3_d0;
+    if (advance) begin
+      \$530  = v2_d3;
+    end
+    if (rst) begin
+      \$530  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$531  = v3_d1;
+    if (advance) begin
+      \$531  = v3_d0;
+    end
+    if (rst) begin
+      \$531  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$532  = o__valid;
+    if (advance) begin
+      \$532  = v3_d1;
+    end
+    if (rst) begin
+      \$532  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$533  = o__payload;
+    if (advance) begin
+      \$533  = result;
+    end
+    if (rst) begin
+      \$533  = 160'h0000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$373  = group;
+    if (\$22 ) begin
+      \$373  = 1'h0;
+    end
+    if (rst) begin
+      \$373  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$374  = x1;
+    if (advance) begin
+      \$374  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$375  = v1;
+    if (advance) begin
+      \$375  = i__valid;
+    end
+    if (rst) begin
+      \$375  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$376  = product0_l0_0_0;
+    if (advance) begin
+      \$376  = \$27 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$377  = product0_l0_1_0;
+    if (advance) begin
+      \$377  = \$32 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$378  = product0_l0_2_0;
+    if (advance) begin
+      \$378  = \$37 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$379  = product0_l0_3_0;
+    if (advance) begin
+      \$379  = \$43 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$380  = product0_l1_0_0;
+    if (advance) begin
+      \$380  = \$44 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$381  = product0_l1_1_0;
+    if (advance) begin
+      \$381  = \$45 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$382  = product0;
+    if (advance) begin
+      \$382  = \$46 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$383  = bias0_d0;
+    if (advance) begin
+      \$383  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$384  = bias0_d1;
+    if (advance) begin
+      \$384  = bias0_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$385  = bias0_d2;
+    if (advance) begin
+      \$385  = bias0_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$386  = acc0;
+    if (advance) begin
+      \$386  = \$47 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$387  = product1_l0_0_0;
+    if (advance) begin
+      \$387  = \$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$388  = product1_l0_1_0;
+    if (advance) begin
+      \$388  = \$57 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$389  = product1_l0_2_0;
+    if (advance) begin
+      \$389  = \$62 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$390  = product1_l0_3_0;
+    if (advance) begin
+      \$390  = \$68 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$391  = product1_l1_0_0;
+    if (advance) begin
+      \$391  = \$69 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$392  = product1_l1_1_0;
+    if (advance) begin
+      \$392  = \$70 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$393  = product1;
+    if (advance) begin
+      \$393  = \$71 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$394  = bias1_d0;
+    if (advance) begin
+      \$394  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$395  = bias1_d1;
+    if (advance) begin
+      \$395  = bias1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$396  = bias1_d2;
+    if (advance) begin
+      \$396  = bias1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$397  = acc1;
+    if (advance) begin
+      \$397  = \$72 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$398  = product2_l0_0_0;
+    if (advance) begin
+      \$398  = \$77 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$399  = product2_l0_1_0;
+    if (advance) begin
+      \$399  = \$82 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$400  = product2_l0_2_0;
+    if (advance) begin
+      \$400  = \$87 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$401  = product2_l0_3_0;
+    if (advance) begin
+      \$401  = \$93 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$402  = product2_l1_0_0;
+    if (advance) begin
+      \$402  = \$94 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$403  = product2_l1_1_0;
+    if (advance) begin
+      \$403  = \$95 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$404  = product2;
+    if (advance) begin
+      \$404  = \$96 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$405  = bias2_d0;
+    if (advance) begin
+      \$405  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$406  = bias2_d1;
+    if (advance) begin
+      \$406  = bias2_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$407  = bias2_d2;
+    if (advance) begin
+      \$407  = bias2_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$408  = acc2;
+    if (advance) begin
+      \$408  = \$97 [25:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$409  = product3_l0_0_0;
+    if (advance) begin
+      \$409  = \$102 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$410  = product3_l0_1_0;
+    if (advance) begin
+      \$410  = \$107 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$411  = product3_l0_2_0;
+    if (advance) begin
+      \$411  = \$112 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$412  = product3_l0_3_0;
+    if (advance) begin
+      \$412  = \$118 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$413  = product3_l1_0_0;
+    if (advance) begin
+      \$413  = \$119 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$414  = product3_l1_1_0;
+    if (advance) begin
+      \$414  = \$120 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$415  = product3;
+    if (advance) begin
+      \$415  = \$121 [26:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$416  = bias3_d0;
+    if (advance) begin
+      \$416  = 25'h1634236;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$417  = bias3_d1;
+    if (advance) begin
+      \$417  = bias3_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$418  = bias3_d2;
+    if (advance) begin
+      \$418  = bias3_d1;
     end
   end
   assign i__ready = advance;
@@ -19270,44 +24230,290 @@ module \tfc.scores (rst, advance, o__ready, i__valid, i__payload, o__valid, o__p
   assign \o__payload[7]  = o__payload[127:112];
   assign \o__payload[8]  = o__payload[143:128];
   assign \o__payload[9]  = o__payload[159:144];
-  assign result[159:144] = \$101 [15:0];
-  assign result[143:128] = \$91 [15:0];
-  assign result[127:112] = \$81 [15:0];
-  assign result[111:96] = \$71 [15:0];
-  assign result[95:80] = \$61 [15:0];
-  assign result[79:64] = \$51 [15:0];
-  assign result[63:48] = \$41 [15:0];
-  assign result[47:32] = \$31 [15:0];
-  assign result[31:16] = \$21 [15:0];
-  assign result[15:0] = \$11 [15:0];
-  assign \$2  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
-  assign \$5  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
-  assign \$8  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
-  assign \$12  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
-  assign \$15  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
-  assign \$18  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
-  assign \$22  = { acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25:10] };
-  assign \$25  = { acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25:10] };
-  assign \$28  = { acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25:10] };
-  assign \$32  = { acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25:10] };
-  assign \$35  = { acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25:10] };
-  assign \$38  = { acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25:10] };
-  assign \$42  = { acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25:10] };
-  assign \$45  = { acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25:10] };
-  assign \$48  = { acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25:10] };
-  assign \$52  = { acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25:10] };
-  assign \$55  = { acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25:10] };
-  assign \$58  = { acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25:10] };
-  assign \$62  = { acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25:10] };
-  assign \$65  = { acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25:10] };
-  assign \$68  = { acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25:10] };
-  assign \$72  = { acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25:10] };
-  assign \$75  = { acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25:10] };
-  assign \$78  = { acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25:10] };
-  assign \$82  = { acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25:10] };
-  assign \$85  = { acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25:10] };
-  assign \$88  = { acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25:10] };
-  assign \$92  = { acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25:10] };
-  assign \$95  = { acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25:10] };
-  assign \$98  = { acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25:10] };
+  assign result[159:144] = \$21 [15:0];
+  assign result[143:128] = \$19 [15:0];
+  assign result[127:112] = \$17 [15:0];
+  assign result[111:96] = \$15 [15:0];
+  assign result[95:80] = \$13 [15:0];
+  assign result[79:64] = \$11 [15:0];
+  assign result[63:48] = \$9 [15:0];
+  assign result[47:32] = \$7 [15:0];
+  assign result[31:16] = \$5 [15:0];
+  assign result[15:0] = \$3 [15:0];
+  assign \$23  = 20'h58cf9;
+  assign \$25  = 20'hb19f2;
+  assign \$28  = 22'h1633e4;
+  assign \$30  = 22'h2c67c8;
+  assign \$33  = 26'h058cf90;
+  assign \$35  = 26'h0b19f20;
+  assign \$38  = 26'h1633e40;
+  assign \$40  = 26'h2c67c80;
+  assign \$48  = 20'h58cf9;
+  assign \$50  = 20'hb19f2;
+  assign \$53  = 22'h1633e4;
+  assign \$55  = 22'h2c67c8;
+  assign \$58  = 26'h058cf90;
+  assign \$60  = 26'h0b19f20;
+  assign \$63  = 26'h1633e40;
+  assign \$65  = 26'h2c67c80;
+  assign \$73  = 20'h58cf9;
+  assign \$75  = 20'hb19f2;
+  assign \$78  = 22'h1633e4;
+  assign \$80  = 22'h2c67c8;
+  assign \$83  = 26'h058cf90;
+  assign \$85  = 26'h0b19f20;
+  assign \$88  = 26'h1633e40;
+  assign \$90  = 26'h2c67c80;
+  assign \$98  = 20'h58cf9;
+  assign \$100  = 20'hb19f2;
+  assign \$103  = 22'h1633e4;
+  assign \$105  = 22'h2c67c8;
+  assign \$108  = 26'h058cf90;
+  assign \$110  = 26'h0b19f20;
+  assign \$113  = 26'h1633e40;
+  assign \$115  = 26'h2c67c80;
+  assign \$123  = 20'h58cf9;
+  assign \$125  = 20'hb19f2;
+  assign \$128  = 22'h1633e4;
+  assign \$130  = 22'h2c67c8;
+  assign \$133  = 26'h058cf90;
+  assign \$135  = 26'h0b19f20;
+  assign \$138  = 26'h1633e40;
+  assign \$140  = 26'h2c67c80;
+  assign \$148  = 20'h58cf9;
+  assign \$150  = 20'hb19f2;
+  assign \$153  = 22'h1633e4;
+  assign \$155  = 22'h2c67c8;
+  assign \$158  = 26'h058cf90;
+  assign \$160  = 26'h0b19f20;
+  assign \$163  = 26'h1633e40;
+  assign \$165  = 26'h2c67c80;
+  assign \$173  = 20'h58cf9;
+  assign \$175  = 20'hb19f2;
+  assign \$178  = 22'h1633e4;
+  assign \$180  = 22'h2c67c8;
+  assign \$183  = 26'h058cf90;
+  assign \$185  = 26'h0b19f20;
+  assign \$188  = 26'h1633e40;
+  assign \$190  = 26'h2c67c80;
+  assign \$198  = 20'h58cf9;
+  assign \$200  = 20'hb19f2;
+  assign \$203  = 22'h1633e4;
+  assign \$205  = 22'h2c67c8;
+  assign \$208  = 26'h058cf90;
+  assign \$210  = 26'h0b19f20;
+  assign \$213  = 26'h1633e40;
+  assign \$215  = 26'h2c67c80;
+  assign \$223  = 20'h58cf9;
+  assign \$225  = 20'hb19f2;
+  assign \$228  = 22'h1633e4;
+  assign \$230  = 22'h2c67c8;
+  assign \$233  = 26'h058cf90;
+  assign \$235  = 26'h0b19f20;
+  assign \$238  = 26'h1633e40;
+  assign \$240  = 26'h2c67c80;
+  assign \$248  = 20'h58cf9;
+  assign \$250  = 20'hb19f2;
+  assign \$253  = 22'h1633e4;
+  assign \$255  = 22'h2c67c8;
+  assign \$258  = 26'h058cf90;
+  assign \$260  = 26'h0b19f20;
+  assign \$263  = 26'h1633e40;
+  assign \$265  = 26'h2c67c80;
+  assign \$273  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
+  assign \$276  = 1'h0;
+  assign \$279  = 1'h1;
+  assign \$283  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
+  assign \$286  = 1'h0;
+  assign \$289  = 1'h1;
+  assign \$293  = { acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25:10] };
+  assign \$296  = 1'h0;
+  assign \$299  = 1'h1;
+  assign \$303  = { acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25:10] };
+  assign \$306  = 1'h0;
+  assign \$309  = 1'h1;
+  assign \$313  = { acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25:10] };
+  assign \$316  = 1'h0;
+  assign \$319  = 1'h1;
+  assign \$323  = { acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25:10] };
+  assign \$326  = 1'h0;
+  assign \$329  = 1'h1;
+  assign \$333  = { acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25:10] };
+  assign \$336  = 1'h0;
+  assign \$339  = 1'h1;
+  assign \$343  = { acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25:10] };
+  assign \$346  = 1'h0;
+  assign \$349  = 1'h1;
+  assign \$353  = { acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25:10] };
+  assign \$356  = 1'h0;
+  assign \$359  = 1'h1;
+  assign \$363  = { acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25:10] };
+  assign \$366  = 1'h0;
+  assign \$369  = 1'h1;
+  assign \$41  = 27'h5398380;
+  assign \$66  = 27'h5398380;
+  assign \$91  = 27'h5398380;
+  assign \$116  = 27'h5398380;
+  assign \$141  = 27'h5398380;
+  assign \$166  = 27'h5398380;
+  assign \$191  = 27'h5398380;
+  assign \$216  = 27'h5398380;
+  assign \$241  = 27'h5398380;
+  assign \$266  = 27'h5398380;
+endmodule
+
+(* generator = "Amaranth" *)
+module \tfc.scores_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  reg [159:0] \$5 ;
+  reg \$6 ;
+  reg \$7 ;
+  reg [159:0] \$8 ;
+  input clk;
+  wire clk;
+  input [159:0] i__payload;
+  wire [159:0] i__payload;
+  wire [15:0] \i__payload[0] ;
+  wire [15:0] \i__payload[1] ;
+  wire [15:0] \i__payload[2] ;
+  wire [15:0] \i__payload[3] ;
+  wire [15:0] \i__payload[4] ;
+  wire [15:0] \i__payload[5] ;
+  wire [15:0] \i__payload[6] ;
+  wire [15:0] \i__payload[7] ;
+  wire [15:0] \i__payload[8] ;
+  wire [15:0] \i__payload[9] ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [159:0] o__payload;
+  reg [159:0] o__payload = 160'h0000000000000000000000000000000000000000;
+  wire [15:0] \o__payload[0] ;
+  wire [15:0] \o__payload[1] ;
+  wire [15:0] \o__payload[2] ;
+  wire [15:0] \o__payload[3] ;
+  wire [15:0] \o__payload[4] ;
+  wire [15:0] \o__payload[5] ;
+  wire [15:0] \o__payload[6] ;
+  wire [15:0] \o__payload[7] ;
+  wire [15:0] \o__payload[8] ;
+  wire [15:0] \o__payload[9] ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [159:0] skid = 160'h0000000000000000000000000000000000000000;
+  wire [15:0] \skid[0] ;
+  wire [15:0] \skid[1] ;
+  wire [15:0] \skid[2] ;
+  wire [15:0] \skid[3] ;
+  wire [15:0] \skid[4] ;
+  wire [15:0] \skid[5] ;
+  wire [15:0] \skid[6] ;
+  wire [15:0] \skid[7] ;
+  wire [15:0] \skid[8] ;
+  wire [15:0] \skid[9] ;
+  reg skid_valid = 1'h0;
+  assign \$1  = ~ o__valid;
+  assign \$2  = o__ready | \$1 ;
+  assign \$3  = ~ skid_valid;
+  assign \$4  = i__valid & \$3 ;
+  always @(posedge clk)
+    o__payload <= \$5 ;
+  always @(posedge clk)
+    o__valid <= \$6 ;
+  always @(posedge clk)
+    skid_valid <= \$7 ;
+  always @(posedge clk)
+    skid <= \$8 ;
+  assign i__ready = ~ skid_valid;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$5  = o__payload;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$5  = skid;
+      end else begin
+        \$5  = i__payload;
+      end
+    end
+    if (rst) begin
+      \$5  = 160'h0000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$6  = o__valid;
+    if (\$2 ) begin
+      (* full_case = 32'd1 *)
+      if (skid_valid) begin
+        \$6  = 1'h1;
+      end else begin
+        \$6  = i__valid;
+      end
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$7  = skid_valid;
+    if (\$2 ) begin
+      if (skid_valid) begin
+        \$7  = 1'h0;
+      end
+    end else if (\$4 ) begin
+      \$7  = 1'h1;
+    end
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$8  = skid;
+    if (\$2 ) begin
+    end else if (\$4 ) begin
+      \$8  = i__payload;
+    end
+  end
+  assign \o__payload[0]  = o__payload[15:0];
+  assign \o__payload[1]  = o__payload[31:16];
+  assign \o__payload[2]  = o__payload[47:32];
+  assign \o__payload[3]  = o__payload[63:48];
+  assign \o__payload[4]  = o__payload[79:64];
+  assign \o__payload[5]  = o__payload[95:80];
+  assign \o__payload[6]  = o__payload[111:96];
+  assign \o__payload[7]  = o__payload[127:112];
+  assign \o__payload[8]  = o__payload[143:128];
+  assign \o__payload[9]  = o__payload[159:144];
+  assign \skid[0]  = skid[15:0];
+  assign \skid[1]  = skid[31:16];
+  assign \skid[2]  = skid[47:32];
+  assign \skid[3]  = skid[63:48];
+  assign \skid[4]  = skid[79:64];
+  assign \skid[5]  = skid[95:80];
+  assign \skid[6]  = skid[111:96];
+  assign \skid[7]  = skid[127:112];
+  assign \skid[8]  = skid[143:128];
+  assign \skid[9]  = skid[159:144];
+  assign \i__payload[0]  = i__payload[15:0];
+  assign \i__payload[1]  = i__payload[31:16];
+  assign \i__payload[2]  = i__payload[47:32];
+  assign \i__payload[3]  = i__payload[63:48];
+  assign \i__payload[4]  = i__payload[79:64];
+  assign \i__payload[5]  = i__payload[95:80];
+  assign \i__payload[6]  = i__payload[111:96];
+  assign \i__payload[7]  = i__payload[127:112];
+  assign \i__payload[8]  = i__payload[143:128];
+  assign \i__payload[9]  = i__payload[159:144];
 endmodule

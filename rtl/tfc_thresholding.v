@@ -587,9 +587,6 @@ module tfc_thresholding(i__valid, o__ready, clk, rst, i__ready, o__payload, o__v
     if (i__ready) begin
       \$104  = i__payload;
     end
-    if (rst) begin
-      \$104  = 392'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end

@@ -21,6 +21,7 @@ from hwnorm.layers.base import divisors
 from hwnorm.sim import jobs
 from hwnorm.stt import load_table, make_codec
 from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
+from hwnorm.timing import UNTIMED, Timing
 from tests.helpers import bn_block, random_spec, vectors
 
 ROUNDINGS = ("floor", "half_up", "half_away", "half_even")
@@ -64,6 +65,15 @@ def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int, n: int =
                 in_bits=in_bits, in_signed=in_signed, name="fc", **wide), x
 
 
+# Target clocks a block may be pipelined for: none, the default, and clocks so fast that every
+# level of every chain gets its own register (each placement of the cuts is then exercised).
+TIMINGS = (UNTIMED, Timing(150), Timing(400), Timing(1000), Timing(150, "ice40"))
+
+
+def random_timing(rng) -> Timing:
+    return TIMINGS[int(rng.integers(len(TIMINGS)))]
+
+
 def _pick(rng, values):
     return values[int(rng.integers(len(values)))]
 
@@ -79,12 +89,13 @@ def random_qbn(rng) -> Config:
     spec = random_spec(rng, int(rng.integers(1, 33)), rounding, overflow, per_channel,
                        in_signed=bool(rng.integers(2)), out_signed=bool(rng.integers(2)))
     lanes = _fold(rng, spec.channels, 8)
-    dut = bn_block(spec, lanes).component()
+    dut = bn_block(spec, lanes).with_timing(random_timing(rng)).component()
 
     def job(n, seed):
         return jobs.layer_job(dut.block, vectors(spec, np.random.default_rng(seed), n), seed)
     return Config("qbn", f"BN {spec.channels} ch, {spec.in_fmt} → {spec.out_fmt}, {rounding}, {overflow}, "
-                  f"{'per-channel' if per_channel else 'shared'} shift, {lanes} lanes", dut, job)
+                  f"{'per-channel' if per_channel else 'shared'} shift, {lanes} lanes, "
+                  f"{dut.block.timing.describe()}", dut, job)
 
 
 def _random_inputs(layer, rng, n: int) -> np.ndarray:
@@ -103,14 +114,14 @@ def random_mvu(rng) -> Config:
     n_thr = _pick(rng, (0, 1, 1, 3)) if in_bits > 1 else _pick(rng, (0, 1, 1))
     weight_bits = _pick(rng, (1, 1, 2, 3, 4, 8))  # integer weights: PE·SIMD multipliers (or ±w adders)
     layer, probe = mvu_config(rng, k, rows, in_bits, n_thr, weight_bits=weight_bits)
-    dut = layer.block({"pe": pe, "simd": simd}).component()
+    dut = layer.block({"pe": pe, "simd": simd}).with_timing(random_timing(rng)).component()
 
     def job(n, seed):  # the probe vectors (extremes, threshold ties) first, then fresh random ones
         x = np.concatenate([probe, _random_inputs(layer, np.random.default_rng(seed), max(0, n - len(probe)))])
         return jobs.layer_job(dut.block, x[:n], seed)
     kind = "binary (±1)" if in_bits == 1 else f"{in_bits}-bit {'signed' if layer.in_signed else 'unsigned'}"
     return Config("mvu", f"MVU K={k} N={rows}, {kind} input, {layer.weight_type} weights, {n_thr} thresholds, "
-                  f"PE {pe} SIMD {simd}", dut, job)
+                  f"PE {pe} SIMD {simd}, {dut.block.timing.describe()}", dut, job)
 
 
 def random_thresholding(rng) -> Config:
@@ -122,9 +133,10 @@ def random_thresholding(rng) -> Config:
     out_base = int(rng.integers(-2, 2)) if n_thr > 1 else 0
     layer = InputThreshold(ThresholdSpec(thr, lo, hi, out_base=out_base), in_bits, in_signed, name="thr")
     pe = _fold(rng, channels, 8)
-    dut = layer.block({"pe": pe}).component()
+    dut = layer.block({"pe": pe}).with_timing(random_timing(rng)).component()
     return Config("thresholding", f"thresholds {channels} ch × {n_thr}, {in_bits}-bit "
-                  f"{'signed' if in_signed else 'unsigned'} input, PE {pe}", dut, dut.block.job)
+                  f"{'signed' if in_signed else 'unsigned'} input, PE {pe}, {dut.block.timing.describe()}", dut,
+                  dut.block.job)
 
 
 def _random_pairing(rng, keep_sign_pair: bool):
@@ -139,9 +151,10 @@ def random_stt(rng, kind: str) -> Config:
     codec = _pick(rng, ("none", "backup", "rearrange", "backup+rearrange"))
     block_words = int(rng.integers(1, 9)) if "rearrange" in codec else None
     spec = make_codec(codec, load_table(), pairing=_random_pairing(rng, "backup" in codec), block_words=block_words)
-    dut = (STTEncoderBlock if kind == "stt_encoder" else STTDecoderBlock)(spec).component()
-    return Config(kind, f"{kind} {spec.label}, {spec.block_words} words per block, pairing {spec.pairing}", dut,
-                  dut.block.job)
+    block = (STTEncoderBlock if kind == "stt_encoder" else STTDecoderBlock)(spec)
+    dut = block.with_timing(random_timing(rng)).component()
+    return Config(kind, f"{kind} {spec.label}, {spec.block_words} words per block, pairing {spec.pairing}, "
+                  f"{block.timing.describe()}", dut, dut.block.job)
 
 
 DRAWS = (random_qbn, random_mvu, random_thresholding, lambda rng: random_stt(rng, "stt_encoder"),

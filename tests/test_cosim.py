@@ -25,7 +25,7 @@ from hwnorm.sim.jobs import first_vectors, layer_job, network_job, stt_decoder_j
 from hwnorm.sim.runner import available_simulators, cosim, verilog_of
 from hwnorm.stt import load_table, make_codec
 from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
-from tests.cosim_configs import BASE_SEED, mvu_config, random_config
+from tests.cosim_configs import BASE_SEED, TIMINGS, mvu_config, random_config
 from tests.helpers import bn_block, random_spec, vectors
 
 PRESENT = available_simulators()
@@ -70,7 +70,7 @@ def test_bn_requant(config, sim, work):
                        per_channel_shift=config >= 4, in_signed=bool(config % 3), out_signed=config != 1)
     lanes = int(rng.choice(divisors(spec.channels)))
     x = vectors(spec, rng, 400)
-    dut = bn_block(spec, lanes).component()
+    dut = bn_block(spec, lanes).with_timing(TIMINGS[config % len(TIMINGS)]).component()
     check(dut, f"bn_c{config}", layer_job(dut.block, x, seed), sim, work, seed)
 
 
@@ -88,21 +88,22 @@ def test_mvu(config, sim, work):
     k, rows, in_bits, n_thr, weight_bits = MVU_CONFIGS[config]
     layer, x = mvu_config(rng, k, rows, in_bits, n_thr, weight_bits=weight_bits)
     pe, simd = int(rng.choice(divisors(rows))), int(rng.choice(divisors(k)[:-1] or [k]))
-    dut = layer.block({"pe": pe, "simd": simd}).component()
+    dut = layer.block({"pe": pe, "simd": simd}).with_timing(TIMINGS[config % len(TIMINGS)]).component()
     check(dut, f"mvu_c{config}", layer_job(dut.block, x, seed), sim, work, seed)
 
 
 # ---------------------------------------------------------------- STT codecs
 @pytest.mark.parametrize("codec", ["backup", "rearrange", "backup+rearrange"])
-def test_stt_codecs(codec, sim, work):
+@pytest.mark.parametrize("timing", [TIMINGS[0], TIMINGS[2]], ids=["untimed", "400MHz"])
+def test_stt_codecs(codec, timing, sim, work):
     seed = seed_of("stt", codec)
     rng = np.random.default_rng(seed)
     spec = make_codec(codec, load_table())
     words = rng.integers(0, 1 << 16, 400 * spec.block_words, dtype=np.uint64).astype(np.uint16)
     words[(words & 0x7C00) == 0x7C00] &= 0xBFFF   # finite
     words &= 0xBFFF                                # |x| < 2: bit 14 free (the backup's slot)
-    name = codec.replace("+", "_")
-    enc, dec = STTEncoderBlock(spec).component(), STTDecoderBlock(spec).component()
+    name = codec.replace("+", "_") + ("_t" if timing.on else "")
+    enc, dec = (cls(spec).with_timing(timing).component() for cls in (STTEncoderBlock, STTDecoderBlock))
     check(enc, f"enc_{name}", stt_encoder_job(enc.block, words, seed), sim, work, seed)
     cells = spec.encode(words.view(np.float16))
     noisy = cells.copy()

@@ -9,9 +9,9 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 
-from hwnorm.estimate.resources import (FEATURES, calibration_designs, estimate_resources, features, fit_costs,
-                                       is_held_out, load_calibration, nnls, place_memories, plumbing_blocks,
-                                       relative_error)
+from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, FEATURES, calibration_designs,
+                                       estimate_resources, features, fit_costs, is_held_out, load_calibration, nnls,
+                                       place_memories, plumbing_blocks, relative_error)
 from hwnorm.estimate.synthesis import TARGETS, fmax_harness, place_and_route, synthesize
 from hwnorm.blocks import Inventory, MemoryUse
 from hwnorm.generate import default_designs, model_of, ports_of, verilog_text
@@ -93,6 +93,7 @@ def test_the_calibration_comes_from_the_pinned_yosys_and_excludes_the_default_de
     assert {d.name for d in calibration_designs()} | {name for name, _ in plumbing_blocks()} == set(cal["designs"])
     assert set(cal["held_out"]) == {d.name for d in calibration_designs() if is_held_out(d)}
     assert {"cal_tfc_0", "cal_tfc2_0", "cal_2w2a_requant_p4"} <= set(cal["held_out"])
+    assert cal["clock_mhz"] == CALIBRATION_CLOCK_MHZ  # pipelined like the default designs
 
 
 def test_relative_error():
@@ -112,10 +113,10 @@ def synthesized(tmp_path_factory):
     return out, cache
 
 
-# Known miss, kept visible: Yosys maps the flattened TFC top to 5,990 ECP5 LUT4s although its blocks
-# synthesized one by one take about 10,800; the block-sum model says 8,500 (+42..50%). Strict: the
-# day the model (or Yosys) closes the gap this test fails and the mark must go.
-KNOWN_MISSES = {("tfc", "ecp5"): "flattened ECP5 synthesis is ~45% below the sum of its blocks"}
+# Known misses, kept visible (strict: the day the model closes a gap this test fails and the mark
+# must go). None today: the ECP5 network (+45..50% while the blocks were unpipelined) is within
+# ±25% since the model is calibrated on blocks pipelined like the default designs.
+KNOWN_MISSES: dict = {}
 
 
 def _cases():

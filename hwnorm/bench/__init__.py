@@ -44,7 +44,7 @@ def best_rate(fn, items: int, repeat: int) -> float:
 
 
 def _load_all():
-    from hwnorm.bench import bn, bnn, conv, cosim, intmm, stt  # noqa: F401  (they register themselves)
+    from hwnorm.bench import bn, bnn, conv, cosim, generate, intmm, stt  # noqa: F401  (they register themselves)
 
 
 def run(names=None, repeat: int = 5, out=sys.stdout) -> list[dict]:

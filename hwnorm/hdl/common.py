@@ -6,18 +6,20 @@ Every pipelined component here uses one *advance* signal: all pipeline registers
 synchronous read ports of their memories) move together when the output register is free or is
 being read (``advance = ~o.valid | o.ready``). That gives one result per clock at full rate and
 full valid/ready back-pressure with no skid buffers; the price is a combinational path from
-``o.ready`` to ``i.ready``, as in FINN's simplest stream stages.
+``o.ready`` to ``i.ready``, as in FINN's simplest stream stages (a network top with a target
+clock cuts it with register slices). The registers a target clock adds (:class:`Retime`, at the
+cuts :mod:`hwnorm.timing` chooses) move with the same ``advance``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from hwnorm.fixed import Rounding
 
-__all__ = ["tree_sum", "rom", "round_shift", "fit_range", "fit_wrap", "advance_signal", "group_counter", "FromBlock",
+__all__ = ["at_least", "tree_sum", "pairwise_tree", "Retime", "rom", "round_shift", "fit_wrap", "advance_signal", "group_counter", "FromBlock",
            "unused_ok", "lane_format", "lanes_of"]
 
 
@@ -68,14 +70,54 @@ def lane_format(shape) -> tuple[int, int, bool]:
     return lanes, shape.width, shape.signed
 
 
-def tree_sum(terms: list):
-    """Balanced adder tree: ⌈log2 n⌉ levels instead of a chain of n − 1 adders."""
+class Retime:
+    """The pipeline registers a component adds for its target clock (:mod:`hwnorm.timing`): each
+    moves with the component's stall-all ``advance``, like its other stages.
+
+    Data registers have no reset: what they hold matters only when the valid bit beside them is
+    set, and a reset reaching every flip-flop of a wide datapath is a net of thousands of loads
+    that sets the clock (15 ns of routing on the pipelined TFC). Valid bits (:meth:`valid`) keep it."""
+
+    def __init__(self, m: Module, advance):
+        self.m, self.advance = m, advance
+
+    def register(self, value, name: str, reset: bool = False):
+        # a layout stays a layout (lanes keep their indexing)
+        reg = Signal(value.shape(), name=name, reset_less=not reset)
+        with self.m.If(self.advance):
+            self.m.d.sync += reg.eq(value)
+        return reg
+
+    def delay(self, value, clocks: int, name: str, reset: bool = False):
+        """``value`` ``clocks`` stages later."""
+        for k in range(clocks):
+            value = self.register(value, f"{name}_d{k}", reset)
+        return value
+
+    def valid(self, value, clocks: int, name: str):
+        """A valid bit ``clocks`` stages later (its registers are reset)."""
+        return self.delay(value, clocks, name, reset=True)
+
+
+def pairwise_tree(items: list, combine, cuts=(), retime: Retime | None = None, name: str = "tree"):
+    """Balanced tree of ``combine(a, b)`` over ``items`` (tuples of values): ⌈log2 n⌉ levels
+    instead of a chain of n − 1; level ``l``'s results are registered when ``l`` is in ``cuts``."""
+    level = 0
+    while len(items) > 1:
+        pairs = [combine(items[k], items[k + 1]) for k in range(0, len(items) - 1, 2)]
+        items = pairs + ([items[-1]] if len(items) % 2 else [])
+        if level in cuts:
+            items = [tuple(retime.register(v, f"{name}_l{level}_{k}_{j}") for j, v in enumerate(item))
+                     for k, item in enumerate(items)]
+        level += 1
+    return items[0]
+
+
+def tree_sum(terms: list, cuts=(), retime: Retime | None = None, name: str = "sum"):
+    """Balanced adder tree, registered after the levels in ``cuts`` (see :func:`pairwise_tree`)."""
     if not terms:
         return Const(0, 1)
-    while len(terms) > 1:
-        pairs = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
+    return pairwise_tree([(t,) for t in terms], lambda a, b: (a[0] + b[0],), cuts, retime, name)[0]
 
 
 def rom(m: Module, name: str, shape, rows: list, advance, addr):
@@ -91,6 +133,23 @@ def rom(m: Module, name: str, shape, rows: list, advance, addr):
     port = mem.read_port(domain="sync")
     m.d.comb += [port.addr.eq(addr), port.en.eq(advance)]
     return port.data
+
+
+def at_least(a, b):
+    """``a ≥ b`` as an unsigned compare: both operands widened to one width ``w`` and their top
+    bits flipped (``x + 2^(w−1)`` keeps the order of ``w``-bit two's complement values). Its result
+    is the carry chain's carry out, with none of the sign logic after the chain that a signed
+    compare needs — one compare then fits a 150 MHz stage on ECP5."""
+    a, b = Value.cast(a), Value.cast(b)
+    if not (a.shape().signed or b.shape().signed):
+        return a >= b
+    w = max(len(x) + (not x.shape().signed) for x in (a, b))
+
+    def biased(x):
+        fill = x[-1] if x.shape().signed else Const(0, 1)
+        wide = Cat(x, fill.replicate(w - len(x)))
+        return Cat(wide[:w - 1], ~wide[w - 1])
+    return biased(a) >= biased(b)
 
 
 def round_shift(v, s, rounding: Rounding):
@@ -130,13 +189,6 @@ def round_shift(v, s, rounding: Rounding):
     else:  # half_even
         inc = top & (low | q[0])
     return q + inc
-
-
-def fit_range(r, lo: int, hi: int):
-    """Saturate the signed value ``r`` to ``[lo, hi]`` (assigning the result truncates it to the
-    output shape, which is exact once it is inside the range)."""
-    r = r.as_signed()
-    return Mux(r < lo, lo, Mux(r > hi, hi, r))
 
 
 def fit_wrap(r, shape: Shape):

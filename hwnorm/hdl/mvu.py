@@ -10,6 +10,8 @@ where the payload layouts, the stages and the cycle models are described)::
 
 Accumulators, thresholds and outputs take their widths from the spec's types. Weights and
 thresholds live in ROMs initialized from the spec. Full valid/ready back-pressure (stall-all).
+With a target clock the block adds registers (``MVUBlock.depth``): after the memories' read data,
+inside the tree, between accumulate and ``2·popcount − K``, and in the threshold stage.
 """
 
 from __future__ import annotations
@@ -20,14 +22,20 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.blocks import table_product
-from hwnorm.hdl.common import FromBlock, advance_signal, group_counter, lanes_of, rom, tree_sum
+from hwnorm.hdl.common import FromBlock, Retime, at_least, advance_signal, group_counter, lanes_of, rom, tree_sum
 
 __all__ = ["MVU", "Thresholding"]
 
 
-def count_at_least(value, thresholds: list, out_base: int):
-    """``out_base + #{i : value ≥ thresholds[i]}`` — the spec's compare rule, one comparator each."""
-    return out_base + tree_sum([value >= t for t in thresholds])
+def count_at_least(value, thresholds: list, out_base: int, cuts=(), retime=None, name: str = "count"):
+    """``out_base + #{i : value ≥ thresholds[i]}`` — the spec's compare rule, one comparator each.
+
+    ``cuts`` (:func:`hwnorm.layers.thresholds.count_cuts`) registers the compare bits (cut 0) and
+    the levels of the count tree after them (cut ``l + 1`` after level ``l``)."""
+    bits = [at_least(value, t) for t in thresholds]
+    if 0 in cuts:
+        bits = [retime.register(b, f"{name}_ge{i}") for i, b in enumerate(bits)]
+    return out_base + tree_sum(bits, tuple(c - 1 for c in cuts if c), retime, name)
 
 
 def _stream_ports(block) -> dict:
@@ -74,7 +82,7 @@ class MVU(FromBlock, wiring.Component):
             with m.If(sf == sf_n - 1):
                 m.d.sync += nf.eq(0 if nf_n == 1 else (nf + 1) % nf_n)
         weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), self.block.weight_rows(), advance, waddr)
-        x1 = Signal(self.i.payload.shape())
+        x1 = Signal(self.i.payload.shape(), reset_less=True)  # data: no reset (see common.Retime)
         fresh1 = Signal()
         if nf_n > 1 and sf_n > 1:
             buf = Memory(shape=self.i.payload.shape(), depth=sf_n, init=[])
@@ -84,7 +92,7 @@ class MVU(FromBlock, wiring.Component):
                          rp.addr.eq(sf), rp.en.eq(advance)]
             replay = rp.data.as_value()
         elif nf_n > 1:  # one beat per vector: a register is the whole buffer
-            held = Signal(self.i.payload.shape())
+            held = Signal(self.i.payload.shape(), reset_less=True)
             with m.If(fire & fresh):
                 m.d.sync += held.eq(self.i.payload)
             replay = held.as_value()
@@ -99,32 +107,43 @@ class MVU(FromBlock, wiring.Component):
             m.d.sync += [v1.eq(fire), x1.eq(self.i.payload), fresh1.eq(fresh), first1.eq(sf == 0),
                          last1.eq(sf == sf_n - 1), nf1.eq(nf)]
 
-        # ---- stage 1: multiply-accumulate per PE lane
-        xnor = self.block.xnor
+        # ---- stage 1: multiply-accumulate per PE lane (its tree registered at the block's cuts)
+        block, retime = self.block, Retime(m, advance)
+        cuts = block.tree_cuts
+        ranks = block.operand_ranks  # memory read data: registers before the multiply
+        x_in, weights = retime.delay(x_in, ranks, "x_in"), retime.delay(weights, ranks, "weights")
+        v1 = retime.valid(v1, len(cuts) + ranks, "v1")
+        first1, last1, nf1 = (retime.delay(s, len(cuts) + ranks, n) for s, n in
+                              ((first1, "first1"), (last1, "last1"), (nf1, "nf1")))
+        xnor = block.xnor
         k = layer.in_features
-        raw_shape = self.block.raw_type.shape()
+        raw_shape = block.raw_type.shape()
         v2 = Signal()
-        acc2 = [Signal(layer.acc_type.shape(), name=f"acc{p}") for p in range(pe)]
+        acc2 = [Signal(layer.acc_type.shape(), name=f"acc{p}", reset_less=True) for p in range(pe)]
         for p in range(pe):
             if xnor:
                 w = weights[p * simd:(p + 1) * simd]
-                bits = ~(x_in.as_value() ^ w)
-                partial = tree_sum([bits[s] for s in range(simd)])
+                # a signal, not an expression: Amaranth re-emits an expression for every slice of
+                # it (SIMD² nets per PE, minutes at SIMD = 784), a signal once
+                bits = Signal(simd, name=f"xnor{p}")
+                m.d.comb += bits.eq(~(x_in.as_value() ^ w))
+                terms = [bits[s] for s in range(simd)]
             elif layer.bipolar_weights:
                 w = weights[p * simd:(p + 1) * simd]
-                partial = tree_sum([_plus_or_minus(w[s], x_in[s]) for s in range(simd)])
+                terms = [_plus_or_minus(w[s], x_in[s]) for s in range(simd)]
             else:
                 terms = [self._term(x_in, weights, p * simd + s, s) for s in range(simd)]
-                partial = tree_sum(terms)
-            raw = Signal(raw_shape, name=f"raw{p}")
+            partial = tree_sum(terms, cuts, retime, f"tree{p}")
+            raw = Signal(raw_shape, name=f"raw{p}", reset_less=True)
             total = Signal(raw_shape, name=f"total{p}")
             m.d.comb += total.eq(partial + Mux(first1, 0, raw))
             with m.If(advance & v1):
                 m.d.sync += raw.eq(total)
-            with m.If(advance):
-                m.d.sync += acc2[p].eq(2 * total - k if xnor else total)
+            with m.If(advance):  # split_acc: 2·popcount − K a stage after the accumulate, from raw
+                m.d.sync += acc2[p].eq(2 * (raw if block.split_acc else total) - k if xnor else total)
         with m.If(advance):
             m.d.sync += v2.eq(v1 & last1)
+        v2, nf1 = retime.valid(v2, int(block.split_acc), "v2"), retime.delay(nf1, int(block.split_acc), "nf2")
 
         # ---- stage 2: thresholds (or the raw accumulator) into the output register
         result = Signal(self.o.payload.shape())
@@ -134,10 +153,14 @@ class MVU(FromBlock, wiring.Component):
                 m.d.comb += result[p].eq(acc2[p])
         else:
             layout = data.ArrayLayout(lanes_of(t.threshold_type, t.n_thresholds), pe)
-            thr = rom(m, "thresholds", layout, self.block.threshold_rows(), advance, nf1)
+            thr = rom(m, "thresholds", layout, block.threshold_rows(), advance, nf1)
+            ranks = block.threshold_ranks  # the ROM's read data registered, the accumulators with it
+            thr, v2 = retime.delay(thr, ranks, "thresholds"), retime.valid(v2, ranks, "v2")
+            acc2 = [retime.delay(a, ranks, f"acc{p}") for p, a in enumerate(acc2)]
             for p in range(pe):
                 m.d.comb += result[p].eq(count_at_least(acc2[p], [thr[p][i] for i in range(t.n_thresholds)],
-                                                        t.out_base))
+                                                        t.out_base, block.count_cuts, retime, f"count{p}"))
+            v2 = retime.valid(v2, len(block.count_cuts), "v3")
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(result)]
         return m
@@ -187,11 +210,17 @@ class Thresholding(FromBlock, wiring.Component):
         group = group_counter(m, self.i, self.groups)
         layout = data.ArrayLayout(lanes_of(t.threshold_type, t.n_thresholds), pe)
         thr = rom(m, "thresholds", layout, self.block.threshold_rows(), advance, group)
-        x1, v1 = Signal(self.i.payload.shape()), Signal()
+        x1, v1 = Signal(self.i.payload.shape(), reset_less=True), Signal()
+        retime, cuts = Retime(m, advance), self.block.count_cuts
+        ranks = self.block.threshold_ranks  # the ROM's read data registered, the input with it
+        thr, x, v = retime.delay(thr, ranks, "thresholds"), retime.delay(x1, ranks, "x1"), retime.valid(v1, ranks, "v1")
         result = Signal(self.o.payload.shape())
         for p in range(pe):
-            m.d.comb += result[p].eq(count_at_least(x1[p], [thr[p][i] for i in range(t.n_thresholds)], t.out_base))
+            m.d.comb += result[p].eq(count_at_least(x[p], [thr[p][i] for i in range(t.n_thresholds)], t.out_base,
+                                                    cuts, retime, f"count{p}"))
         with m.If(advance):
-            m.d.sync += [x1.eq(self.i.payload), v1.eq(self.i.valid), self.o.valid.eq(v1), self.o.payload.eq(result)]
+            m.d.sync += [x1.eq(self.i.payload), v1.eq(self.i.valid)]
+        v2 = retime.valid(v, len(cuts), "v2")
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(result)]
         return m
-

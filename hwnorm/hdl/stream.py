@@ -12,9 +12,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, advance_signal, lanes_of
+from hwnorm.hdl.common import FromBlock, Retime, advance_signal, at_least, lanes_of, pairwise_tree
 
-__all__ = ["Gather", "Split", "StreamFIFO", "ArgMax"]
+__all__ = ["Gather", "Split", "StreamFIFO", "RegisterSlice", "ArgMax"]
 
 
 def _ports(block) -> dict:
@@ -35,7 +35,7 @@ class Gather(FromBlock, wiring.Component):
         advance = advance_signal(m, self.o)
         m.d.comb += self.i.ready.eq(advance)
         count = Signal(range(self.factor))
-        held = Signal(n * (self.factor - 1))  # the beats before the last one
+        held = Signal(n * (self.factor - 1), reset_less=True)  # the beats before the last one
         with m.If(self.i.valid & self.i.ready):
             last = count == self.factor - 1
             m.d.sync += count.eq(Mux(last, 0, count + 1))
@@ -59,7 +59,7 @@ class Split(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         m, n = Module(), len(self.o.payload.as_value())
-        held = Signal(len(self.i.payload.as_value()))
+        held = Signal(len(self.i.payload.as_value()), reset_less=True)
         left = Signal(range(self.factor + 1))  # pieces still to send
         piece = Signal(range(self.factor))
         m.d.comb += [self.o.valid.eq(left != 0),
@@ -89,42 +89,77 @@ class StreamFIFO(FromBlock, wiring.Component):
         return m
 
 
+class RegisterSlice(FromBlock, wiring.Component):
+    """A full-rate skid buffer (a ``RegisterSliceBlock``)::
+
+        i ──► [skid] ──► [out] ──► o        i.ready = skid empty   (a flip-flop)
+                                            o.valid = out full     (a flip-flop)
+
+    The output register loads when it is free or being read: from the skid if that holds a beat,
+    else from the input. A beat offered while the output is stalled waits in the skid."""
+
+    def __init__(self, block):
+        self.block = block
+        super().__init__(_ports(block))
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal.like(self.i.payload, reset_less=True)
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(self.o.ready | ~self.o.valid):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
 class ArgMax(FromBlock, wiring.Component):
     """Index of the largest of ``channels`` values arriving ``lanes`` per beat (the first index on
-    ties, like numpy and ONNX ArgMax). One index per vector, valid one clock after its last beat."""
+    ties, like numpy and ONNX ArgMax). One index per vector::
+
+        beat ──► compare tree over the lanes (registered at the block's tree_cuts)
+             ──► running best over the beats of a vector ──► index register
+    """
 
     def __init__(self, block):
         self.block, self.lanes, self.channels, self.groups = block, block.in_lanes, block.channels, block.groups
         super().__init__({"i": In(stream.Signature(lanes_of(block.in_type, block.in_lanes))),
                           "o": Out(stream.Signature(block.out_type.shape()))})
 
-    def _beat_best(self, group):
-        """(value, index) of the beat's largest lane; a right candidate wins only if strictly larger."""
-        cands = [(self.i.payload[k], group * self.lanes + k) for k in range(self.lanes)]
-        while len(cands) > 1:
-            merged = []
-            for (va, ia), (vb, ib) in zip(cands[0::2], cands[1::2]):
-                right = vb > va
-                merged.append((Mux(right, vb, va), Mux(right, ib, ia)))
-            cands = merged + ([cands[-1]] if len(cands) % 2 else [])
-        return cands[0]
+    def _beat_best(self, group, retime):
+        """(value, index) of the beat's largest lane; a right candidate wins only if strictly
+        larger. Registered at the block's tree cuts."""
+        index_shape = self.o.payload.shape()
+        cands = [(self.i.payload[k], (group * self.lanes + k)[:index_shape.width]) for k in range(self.lanes)]
+
+        def better(a, b):
+            right = ~at_least(a[0], b[0])  # b > a, compared as a carry out (no sign logic)
+            return Mux(right, b[0], a[0]), Mux(right, b[1], a[1])
+        return pairwise_tree(cands, better, self.block.tree_cuts, retime, "best")
 
     def elaborate(self, platform):
         m = Module()
         advance = advance_signal(m, self.o)
         m.d.comb += self.i.ready.eq(advance)
         group = Signal(range(max(self.groups, 2)))
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += group.eq(Mux(group == self.groups - 1, 0, group + 1))
+        retime, ranks = Retime(m, advance), len(self.block.tree_cuts)
+        value, index = self._beat_best(group, retime)
+        valid, beat_group = retime.valid(self.i.valid, ranks, "valid"), retime.delay(group, ranks, "group")
         best_value = Signal.like(self.i.payload[0])
         best_index = Signal(self.o.payload.shape())
-        value, index = self._beat_best(group)
-        take = (group == 0) | (value > best_value)
+        take = (beat_group == 0) | ~at_least(best_value, value)
         new_value, new_index = Mux(take, value, best_value), Mux(take, index, best_index)
-        last = group == self.groups - 1
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [best_value.eq(new_value), best_index.eq(new_index),
-                         group.eq(Mux(last, 0, group + 1))]
+        last = beat_group == self.groups - 1
+        with m.If(advance & valid):
+            m.d.sync += [best_value.eq(new_value), best_index.eq(new_index)]
             with m.If(last):
                 m.d.sync += self.o.payload.eq(new_index)
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(self.i.valid & last)
+            m.d.sync += self.o.valid.eq(valid & last)
         return m

@@ -12,7 +12,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock
+from hwnorm.hdl.common import FromBlock, Retime, tree_sum
 from hwnorm.stt.blocks import HDL_CODECS, STATUS_BITS, cost_type
 from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
 
@@ -46,10 +46,17 @@ class _CodecStage(FromBlock, wiring.Component):
 
 
 class STTEncoder(_CodecStage):
-    """FP16 words → MLC cell states of one codec block (an ``STTEncoderBlock``)."""
+    """FP16 words → MLC cell states of one codec block (an ``STTEncoderBlock``)::
+
+        cells ──► state-cost lookup ──► cost tree per transform t ──► compare t0:t1, t2:t3
+              ──► compare the winners ──► cells XOR t ──► o       (registered at the block's cuts)
+    """
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(self.o.ready | ~self.o.valid), self.i.ready.eq(advance)]
+        retime = Retime(m, advance)
         cells = []
         for j in range(spec.block_words):
             word = Signal(16, name=f"word{j}")
@@ -57,35 +64,47 @@ class STTEncoder(_CodecStage):
             if spec.uses_backup:  # the sign's copy lives in bit 14 (free for every |x| < 2)
                 word = Cat(word[:14], word[15], word[15])
             cells += _cell_bits(spec, word)
+        ranks = len(self.block.cost_cuts)
         if spec.is_block:
-            transform = self._choose_transform(m, cells)
+            transform = self._choose_transform(m, cells, retime)
+            cells = [retime.delay(c, ranks, f"cell{k}") for k, c in enumerate(cells)]
             out = [c ^ transform if spec.transformable[k % 8] else c for k, c in enumerate(cells)]
             out += [Cat(transform[0], transform[0]), Cat(transform[1], transform[1])]  # flags as 00 / 11
         else:
             out = cells
-        _register_stage(m, self.i, self.o, Cat(*out))
+        valid = retime.valid(self.i.valid, ranks, "valid")
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(valid), self.o.payload.eq(Cat(*out))]
         return m
 
-    def _choose_transform(self, m: Module, cells: list):
+    def _choose_transform(self, m: Module, cells: list, retime: Retime):
         """The XOR transform t ∈ 0..3 with the lowest total state cost (the lowest t on ties) —
-        the golden kernel's rule; the sign cells of backup+rearrange are the same for every t."""
-        spec = self.spec
+        the golden kernel's rule; the sign cells of backup+rearrange are the same for every t.
+        The chain (lookup, tree levels, two compare levels) is registered at the block's cuts."""
+        spec, cuts = self.spec, self.block.cost_cuts
         cost_table = [Const(c, STATE_COST_MAX.bit_length()) for c in spec.state_cost]
         width = cost_type(spec).width
+        levels = self.block.cost_tree_levels
+
+        def cut(index: int, values: list, name: str) -> list:
+            return [retime.register(v, f"{name}{k}") for k, v in enumerate(values)] if index in cuts else values
         totals = []
         for t in range(4):
             flag_cost = spec.state_cost[3 * (t & 1)] + spec.state_cost[3 * (t >> 1)]
             terms = [_lookup(cost_table, c ^ t) for k, c in enumerate(cells) if spec.transformable[k % 8]]
+            terms = cut(0, terms, f"cost_t{t}_") + [Const(flag_cost, width)]
+            tree_cuts = tuple(i - 1 for i in cuts if 1 <= i <= levels)
             total = Signal(width, name=f"cost_t{t}")
-            m.d.comb += total.eq(sum(terms, Const(flag_cost, width)))
+            m.d.comb += total.eq(tree_sum(terms, tree_cuts, retime, f"cost_tree{t}"))
             totals.append(total)
         best01 = Mux(totals[1] < totals[0], 1, 0)
         cost01 = Mux(totals[1] < totals[0], totals[1], totals[0])
         best23 = Mux(totals[3] < totals[2], 3, 2)
         cost23 = Mux(totals[3] < totals[2], totals[3], totals[2])
+        best01, cost01, best23, cost23 = cut(levels + 1, [best01, cost01, best23, cost23], "pair")
         transform = Signal(2)
         m.d.comb += transform.eq(Mux(cost23 < cost01, best23, best01))
-        return transform
+        return cut(levels + 2, [transform], "transform")[0]
 
 
 class STTDecoder(_CodecStage):

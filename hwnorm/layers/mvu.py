@@ -17,7 +17,8 @@ neuron folds)::
 The input is read only during the first neuron fold and replayed from a buffer for the others,
 so a FIFO of one input vector sits in front of it in a network (``input_fifo_depth``). Cycle
 model at full rate: ``initiation_interval = SF · NF``; output beat ``nf`` is valid 3 clocks after
-the last issue of fold ``nf``; ``latency = SF · NF + 2``.
+the last issue of fold ``nf`` (more with a target clock: ``MVUBlock.depth``);
+``latency = SF · NF + depth − 1``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm import bnn
-from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product
+from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product, tree_register_bits
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type
 from hwnorm.intmm import igemm
 from hwnorm.layers import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
                                  divisors, largest_divisor, spatial_of)
-from hwnorm.layers.thresholds import compare_bits, constant_rows, lane_rows
+from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 
 __all__ = ["MVTU", "MVUBlock"]
@@ -334,7 +335,49 @@ class MVUBlock(LayerBlock, Block):
     """An :class:`MVTU` folded ``pe`` × ``simd`` (module docstring)."""
 
     kind = MVTU.kind
-    depth = 3  # issue → multiply-accumulate → threshold → output register
+
+    @property
+    def depth(self) -> int:
+        """Clocks from the last issue of a fold to its output: issue → multiply-accumulate →
+        threshold → output register, plus the ranks the target clock adds (tree, accumulator,
+        threshold stage)."""
+        return (3 + self.operand_ranks + len(self.tree_cuts) + int(self.split_acc) + self.threshold_ranks
+                + len(self.count_cuts))
+
+    @property
+    def operand_ranks(self) -> int:
+        """The weights and the replayed input come from memories: registers their read data passes
+        before the multiply (:meth:`hwnorm.timing.Timing.memory_ranks`)."""
+        memory = self.sf * self.nf > 1  # (the input buffer exists only then too)
+        m = self.timing.model
+        return self.timing.memory_ranks(memory, m.luts(1), m.adder(self.term_bits))
+
+    @property
+    def threshold_ranks(self) -> int:
+        """Registers the thresholds ROM's read data (and the accumulators beside it) passes before
+        the compares."""
+        t = self.layer.thresholds
+        memory = t is not None and not constant_rows(self.threshold_rows())
+        return self.timing.memory_ranks(memory, self.timing.model.compare(self.layer.acc_bits))
+
+    @property
+    def tree_cuts(self) -> tuple[int, ...]:
+        """Levels of the SIMD adder (popcount) tree followed by a register rank; the accumulate
+        adder closes the tree's last stage."""
+        bits = 1 if self.xnor else self.term_bits
+        return self.timing.adder_tree_cuts(self.simd, bits, tail=self.timing.model.adder(self.raw_type.width))
+
+    @property
+    def split_acc(self) -> bool:
+        """XNOR lanes: ``2·popcount − K`` gets a stage of its own (read from the running sum's
+        register) when it does not fit after the accumulate adder."""
+        m = self.timing.model
+        return self.xnor and not self.timing.fits(m.adder(self.raw_type.width), m.adder(self.layer.acc_bits))
+
+    @property
+    def count_cuts(self) -> tuple[int, ...]:
+        t = self.layer.thresholds
+        return () if t is None else count_cuts(self.timing, t, self.layer.acc_bits)
 
     def __init__(self, layer: MVTU, pe: int = 1, simd: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.out_features, "output rows")
@@ -412,6 +455,20 @@ class MVUBlock(LayerBlock, Block):
                 rows.append(sum(int(b) << (k * width) for k, b in enumerate(block.reshape(-1))))
         return rows
 
+    def pipeline_register_bits(self) -> int:
+        """Flip-flops the target clock adds (hwnorm.timing): the operand registers, the tree's
+        ranks per PE, the thresholds' registers and ranks, and the flags that travel along."""
+        layer, pe, simd = self.layer, self.pe, self.simd
+        bits = 1 if self.xnor else self.term_bits
+        out = pe * tree_register_bits(simd, bits, self.tree_cuts)
+        ranks = len(self.tree_cuts) + self.operand_ranks
+        out += self.operand_ranks * (simd * layer.in_bits + pe * simd * layer.weight_bits)
+        t = layer.thresholds
+        if t is not None:
+            out += self.threshold_ranks * (pe * (t.n_thresholds * t.threshold_type.width + layer.acc_bits) + 1)
+            out += count_register_bits(self.count_cuts, t, pe) + len(self.count_cuts)
+        return out + ranks * (3 + counter_bits(self.nf)) + int(self.split_acc) * (1 + counter_bits(self.nf))
+
     def inventory(self) -> Inventory:
         layer, pe, simd, sf, nf = self.layer, self.pe, self.simd, self.sf, self.nf
         x_bits = simd * layer.in_bits
@@ -434,7 +491,7 @@ class MVUBlock(LayerBlock, Block):
             compare=0 if t is None else compare_bits(t, pe),
             mux=x_bits if nf > 1 else 0,
             register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
-            + counters + counter_bits(nf) + 6,
+            + counters + counter_bits(nf) + 6 + self.pipeline_register_bits(),
             memories=tuple(mems),
             multipliers=() if narrow else lanes, table_products=lanes if narrow else ())
 

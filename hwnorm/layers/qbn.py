@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse
+from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, tree_register_bits
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.fixed import Overflow
 from hwnorm.layers import register
@@ -105,7 +105,59 @@ class QBNBlock(LayerBlock, BeatPipeline):
     """A :class:`QuantBN` with ``pe`` channels per beat (module docstring)."""
 
     kind = QuantBN.kind
-    depth = 3
+
+    @property
+    def depth(self) -> int:
+        """Input register, multiply-add, round-saturate, plus the target clock's ranks."""
+        return 3 + self.constant_ranks + self.product_ranks + len(self.requant_cuts)
+
+    @property
+    def constant_ranks(self) -> int:
+        """Registers the constants ROM's read data (and the input beside it) passes before the
+        multiply."""
+        return self.timing.memory_ranks(self.groups > 1, self.timing.model.multiply(*self.product_operands))
+
+    @property
+    def product_operands(self) -> tuple[int, int]:
+        """(input bits, multiplier bits) of a lane's product."""
+        return self.in_type.width, self.constant_types()["mult"].width
+
+    @property
+    def lut_multiply(self) -> bool:
+        """The product is an adder tree of partial products (one per bit of the input), pipelined
+        at :attr:`product_cuts`, when even a hard multiplier alone does not fit one stage (ECP5's
+        MULT18X18D without its registers, which Yosys does not infer, at 150 MHz)."""
+        return self.timing.on and not self.timing.fits(self.timing.model.multiply(*self.product_operands))
+
+    @property
+    def product_cuts(self) -> tuple[int, ...]:
+        """Register ranks inside the partial-product tree (:attr:`lut_multiply`); its root is
+        registered as the product."""
+        if not self.lut_multiply:
+            return ()
+        a, b = self.product_operands
+        return self.timing.adder_tree_cuts(a, b)
+
+    @property
+    def product_ranks(self) -> int:
+        """Registers between the multiply and the bias add: none (one stage, or no target clock),
+        one after a hard multiplier, or the partial-product tree's ranks and its root."""
+        m, spec = self.timing.model, self.spec
+        if self.lut_multiply:
+            return len(self.product_cuts) + 1
+        return int(not self.timing.fits(m.multiply(*self.product_operands), m.adder(spec.acc_bits)))
+
+    @property
+    def requant_cuts(self) -> tuple[int, ...]:
+        """Register ranks of the requantize stage for the target clock: the chain is the rounding
+        add (cut 0 registers the rounded value), then with saturation the two range compares
+        (cut 1 registers them beside the value) and the clamping mux."""
+        m, spec = self.timing.model, self.spec
+        q_bits = spec.acc_bits - int(spec.shift.min())
+        chain = [m.adder(q_bits) + m.luts(1)]
+        if spec.overflow == Overflow.SATURATE:
+            chain += [m.compare(q_bits), m.luts(1)]
+        return self.timing.cuts(chain)
 
     def __init__(self, layer: QuantBN, pe: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.in_features, "channels")
@@ -135,19 +187,35 @@ class QBNBlock(LayerBlock, BeatPipeline):
         return [[{name: int(getattr(spec, name)[g * self.pe + lane]) for name in fields}
                  for lane in range(self.pe)] for g in range(self.groups)]
 
+    def pipeline_register_bits(self) -> int:
+        """Flip-flops the target clock adds (hwnorm.timing), per lane: the registered constants and
+        input, the product with the bias and shift beside it (or the partial-product tree's ranks),
+        the rounded value and compares; and the valid bit of each rank."""
+        spec, types = self.spec, self.constant_types()
+        field_bits = sum(t.width for t in types.values())
+        a, b = self.product_operands
+        per_lane = ((field_bits + a) * self.constant_ranks
+                    + (a + field_bits) * self.product_ranks  # the product (or the tree's root), bias, shift
+                    + tree_register_bits(a, b, self.product_cuts)
+                    + (spec.acc_bits - int(spec.shift.min()) + 2) * len(self.requant_cuts))
+        return self.pe * per_lane + self.depth - 3
+
     def inventory(self) -> Inventory:
         spec, lanes = self.spec, self.pe
         field_bits = {name: t.width for name, t in self.constant_types().items()}
         in_w, out_w = self.in_type.width, self.out_type.width
         shift_w = field_bits.get("shift", 0)
         q_bits = spec.acc_bits - int(spec.shift.min())  # bits left after the shift
+        a, b = self.product_operands
+        tree = lanes * a * (a + b) if self.lut_multiply else 0   # partial products: an and-gate row and an adder each
         return Inventory(
-            adder=lanes * (spec.acc_bits + q_bits) + counter_bits(self.groups),  # bias add, rounding increment
+            adder=lanes * (spec.acc_bits + q_bits) + counter_bits(self.groups) + tree,  # bias add, rounding increment
             compare=lanes * 2 * q_bits if spec.overflow == Overflow.SATURATE else 0,
-            mux=lanes * (out_w + spec.acc_bits * shift_w),                         # saturation; variable shifter
-            register=lanes * (in_w + spec.acc_bits + out_w + shift_w) + counter_bits(self.groups) + 3,
+            mux=lanes * (out_w + spec.acc_bits * shift_w) + tree,                  # saturation; variable shifter
+            register=lanes * (in_w + spec.acc_bits + out_w + shift_w) + counter_bits(self.groups) + 3
+            + self.pipeline_register_bits(),
             memories=(MemoryUse("rom", lanes * sum(field_bits.values()), self.groups),) if self.groups > 1 else (),
-            multipliers=((in_w, field_bits["mult"]),) * lanes)
+            multipliers=() if self.lut_multiply else ((in_w, field_bits["mult"]),) * lanes)
 
     def component(self):
         from hwnorm.hdl.bn import BNRequant

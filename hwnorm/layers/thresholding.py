@@ -21,7 +21,7 @@ from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers import register
 from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
-from hwnorm.layers.thresholds import compare_bits, constant_rows, lane_rows
+from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 
 __all__ = ["InputThreshold", "ThresholdingBlock"]
@@ -142,7 +142,22 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     """An :class:`InputThreshold` with ``pe`` channels per beat (module docstring)."""
 
     kind = InputThreshold.kind
-    depth = 2  # input register, compare register
+
+    @property
+    def depth(self) -> int:
+        """Input register, compare register, plus the target clock's ranks in the compare stage."""
+        return 2 + self.threshold_ranks + len(self.count_cuts)
+
+    @property
+    def threshold_ranks(self) -> int:
+        """Registers the thresholds ROM's read data (and the input beside it) passes before the
+        compares."""
+        memory = not constant_rows(self.threshold_rows())
+        return self.timing.memory_ranks(memory, self.timing.model.compare(self.in_type.width))
+
+    @property
+    def count_cuts(self) -> tuple[int, ...]:
+        return count_cuts(self.timing, self.layer.thresholds, self.in_type.width)
 
     def __init__(self, layer: InputThreshold, pe: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.in_features, "channels")
@@ -158,11 +173,19 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     def threshold_rows(self) -> list:
         return lane_rows(self.layer.thresholds, self.pe)
 
+    def pipeline_register_bits(self) -> int:
+        """Flip-flops the target clock adds (hwnorm.timing)."""
+        t, pe = self.layer.thresholds, self.pe
+        operands = pe * (t.n_thresholds * t.threshold_type.width + self.in_type.width) + 1
+        return operands * self.threshold_ranks + count_register_bits(self.count_cuts, t, pe) \
+            + len(self.count_cuts)
+
     def inventory(self) -> Inventory:
         t, pe = self.layer.thresholds, self.pe
         thr_bits = t.n_thresholds * t.threshold_type.width
         return Inventory(adder=counter_bits(self.groups), compare=compare_bits(t, pe),
-                         register=pe * self.in_type.width + pe * self.out_type.width + counter_bits(self.groups) + 2,
+                         register=pe * self.in_type.width + pe * self.out_type.width + counter_bits(self.groups) + 2
+                         + self.pipeline_register_bits(),
                          memories=() if constant_rows(self.threshold_rows()) else
                          (MemoryUse("rom", pe * thr_bits, self.groups),))
 

@@ -4,8 +4,9 @@ how a :class:`~hwnorm.bnn.ThresholdSpec` is laid out per beat, and what its comp
 from __future__ import annotations
 
 from hwnorm.bnn import ThresholdSpec
+from hwnorm.timing import Timing, tree_levels
 
-__all__ = ["lane_rows", "constant_rows", "compare_bits"]
+__all__ = ["lane_rows", "constant_rows", "compare_bits", "count_cuts", "count_register_bits"]
 
 
 def lane_rows(t: ThresholdSpec, lanes: int) -> list:
@@ -33,3 +34,20 @@ def compare_bits(t: ThresholdSpec, lanes: int) -> int:
         return lanes * t.n_thresholds * width
     low = (1 << width) - 1
     return sum(width - _trailing_zeros(int(v) & low, width) for lane in rows[0] for v in lane)
+
+
+def count_cuts(timing: Timing, t: ThresholdSpec, value_bits: int) -> tuple[int, ...]:
+    """Register ranks of a threshold stage for ``timing``: the chain is one compare of
+    ``value_bits`` (cut 0 registers the compare bits), then the count tree over the
+    ``n_thresholds`` bits (cut ``l + 1`` after its level ``l``) with the output base added last."""
+    m = timing.model
+    width = max(value_bits, t.threshold_type.width)
+    chain = [m.compare(width)] + [m.adder(level + 2) for level in range(tree_levels(t.n_thresholds))]
+    return timing.cuts(chain, tail=m.adder(t.out_type.width) if t.out_base else 0.0)
+
+
+def count_register_bits(cuts, t: ThresholdSpec, lanes: int) -> int:
+    """Flip-flops of a threshold stage's ranks at ``cuts`` (:func:`count_cuts`) for ``lanes``."""
+    from hwnorm.blocks import tree_register_bits
+    compares = t.n_thresholds if 0 in cuts else 0
+    return lanes * (compares + tree_register_bits(t.n_thresholds, 1, [c - 1 for c in cuts if c]))

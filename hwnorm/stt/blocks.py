@@ -2,7 +2,8 @@
 inventory from a :class:`~hwnorm.stt.codecs.CodecSpec` alone; ``component()`` builds the
 Amaranth encoder / decoder (:mod:`hwnorm.hdl.stt`).
 
-Both are one registered stage: latency 1, one block (``block_words`` FP16 words) per clock::
+Both are one registered stage, one block (``block_words`` FP16 words) per clock: latency 1, plus
+the ranks a target clock adds to the encoder's cost chain (``cost_cuts``)::
 
     encoder in   words[16·W]          word j at bits [16j, 16j+16)  (FP16 bit patterns)
     encoder out  cells[2·C]           cell c at bits [2c, 2c+2): bit 2c = soft, bit 2c+1 = hard
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.blocks import BeatPipeline, Inventory
+from hwnorm.blocks import BeatPipeline, Inventory, tree_register_bits
 from hwnorm.datatypes import IntType
-from hwnorm.stt.codecs import CodecSpec
+from hwnorm.stt.codecs import STATE_COST_MAX, CodecSpec
+from hwnorm.timing import tree_levels
 
 __all__ = ["HDL_CODECS", "STTEncoderBlock", "STTDecoderBlock", "cost_type"]
 
@@ -34,7 +36,11 @@ def cost_type(spec: CodecSpec) -> IntType:
 
 
 class _CodecBlock(BeatPipeline):
-    depth = 1
+    @property
+    def depth(self) -> int:
+        return 1 + len(self.cost_cuts)
+
+    cost_cuts = ()  # register ranks the target clock adds (the encoder's cost chain)
 
     def __init__(self, spec: CodecSpec, in_type: IntType, out_type: IntType):
         if spec.codec not in HDL_CODECS or spec.write_aware:
@@ -50,6 +56,25 @@ class STTEncoderBlock(_CodecBlock):
     def __init__(self, spec: CodecSpec):
         super().__init__(spec, IntType(16 * spec.block_words), IntType(2 * spec.cells_per_block))
 
+    @property
+    def cost_tree_levels(self) -> int:
+        """Levels of the per-transform cost tree (the moved cells' costs and the flags' cost)."""
+        spec = self.spec
+        return tree_levels(sum(spec.transformable[k % 8] for k in range(8 * spec.block_words)) + 1)
+
+    @property
+    def cost_cuts(self) -> tuple[int, ...]:
+        """Register ranks of the transform choice for the target clock: the chain is the cost
+        lookup (index 0), the tree levels (1 … L), the two compare levels (L + 1, L + 2), then
+        the output XOR."""
+        if not self.spec.is_block:
+            return ()
+        m, width = self.timing.model, cost_type(self.spec).width
+        cost_bits = STATE_COST_MAX.bit_length()
+        chain = [m.luts(1)] + [m.adder(min(cost_bits + level + 1, width)) for level in range(self.cost_tree_levels)]
+        chain += [m.compare(width) + m.luts(1)] * 2
+        return self.timing.cuts(chain, tail=m.luts(1))
+
     def inventory(self) -> Inventory:
         spec = self.spec
         if not spec.is_block:  # a fixed bit permutation
@@ -57,7 +82,18 @@ class STTEncoderBlock(_CodecBlock):
         moved = sum(spec.transformable[k % 8] for k in range(8 * spec.block_words))
         width = cost_type(spec).width
         return Inventory(adder=4 * moved * width, compare=3 * width, mux=2 * width + 2,
-                         logic=4 * moved * 2 + 2 * moved, register=2 * spec.cells_per_block + 1)
+                         logic=4 * moved * 2 + 2 * moved,
+                         register=2 * spec.cells_per_block + 1 + self.pipeline_register_bits(moved, width))
+
+    def pipeline_register_bits(self, moved: int, width: int) -> int:
+        """Flip-flops of the cost chain's ranks (hwnorm.timing) and of the cells and valid bit
+        that wait beside them."""
+        cuts, levels, cost_bits = self.cost_cuts, self.cost_tree_levels, STATE_COST_MAX.bit_length()
+        out = 4 * moved * cost_bits if 0 in cuts else 0
+        out += 4 * tree_register_bits(moved + 1, cost_bits, [c - 1 for c in cuts if 1 <= c <= levels])
+        out += 2 * (width + 2) if levels + 1 in cuts else 0
+        out += 2 if levels + 2 in cuts else 0
+        return out + len(cuts) * (2 * self.spec.cells_per_block + 1)
 
     def component(self):
         from hwnorm.hdl.stt import STTEncoder
