@@ -43,7 +43,11 @@ How to add a layer kind
 2. Put its Amaranth component in ``hwnorm/hdl/<kind>.py`` (ports ``i`` / ``o`` as
    ``amaranth.lib.stream`` signatures, built from the block).
 3. Import the module at the bottom of this file, so the kind registers when hwnorm loads.
-4. Tests: ``tests/test_layers.py`` shows a kind defined in a test file alone going through the
+4. Timing (optional): a block reads ``self.timing`` (:mod:`hwnorm.timing`) to place registers for
+   a design's target clock — ``timing.cuts`` / ``adder_tree_cuts`` on its chains of operations,
+   ``memory_ranks`` after memory reads — counts them in its cycle model (``depth``) and builds
+   them with ``hwnorm.hdl.common.Retime``. A block that ignores it keeps its own pipeline.
+5. Tests: ``tests/test_layers.py`` shows a kind defined in a test file alone going through the
    golden model, Verilog, co-simulation on both simulators and every estimate. Until
    ``hwnorm estimate --calibrate`` has synthesized blocks of the new kind, its resources are
    costed with the generic (all-kinds) fit and say so.
