@@ -145,10 +145,10 @@ class BeatPipeline(Block):
     depth = 1
 
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t = [], -1
+        out, t, depth = [], -1, self.depth  # (depth may be computed from the timing: read it once)
         for a in arrivals:
             t = max(t + 1, a)
-            out.append(t + self.depth)
+            out.append(t + depth)
         return out
 
 

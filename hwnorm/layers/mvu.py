@@ -402,12 +402,12 @@ class MVUBlock(LayerBlock, Block):
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         """Output-valid cycles for input beats valid from ``arrivals`` (output always ready)."""
-        out, t = [], -1
+        out, t, depth = [], -1, self.depth  # (computed from the timing: read it once)
         for v in range(len(arrivals) // self.sf):
             for nf in range(self.nf):
                 for sf in range(self.sf):
                     t = max(t + 1, arrivals[v * self.sf + sf]) if nf == 0 else t + 1
-                out.append(t + self.depth)
+                out.append(t + depth)
         return out
 
     @property
