@@ -7,6 +7,10 @@
 
     i.payload  x[lanes]   lane l at bits [l·W_in, (l+1)·W_in)     W_in  = in_fmt.width
     o.payload  q[lanes]   lane l at bits [l·W_out, (l+1)·W_out)   W_out = out_fmt.width
+
+With a target clock the block adds registers (``QBNBlock.depth``): after the constants ROM, after
+the product (or inside a partial-product tree, when a hard multiplier alone is too slow), after
+the rounding and after the saturation compares.
 """
 
 from __future__ import annotations
