@@ -104,6 +104,8 @@ class Timing:
             raise ValueError(f"clock_mhz must be a number of MHz, got {self.clock_mhz!r}")
         if self.clock_mhz != 0:  # 0: no target clock
             check_limit("clock_mhz", self.clock_mhz, "clock_mhz")
+        # one value whichever way it came (a TOML 150, a flow config's 150.0): manifests compare equal
+        object.__setattr__(self, "clock_mhz", float(self.clock_mhz))
         if self.target not in delay_models():
             raise ValueError(f"no delay model for target {self.target!r}; known: {', '.join(delay_models())}")
 
