@@ -261,7 +261,7 @@ def summary(result: FlowResult, config: FlowConfig) -> str:
     rtl = fig.get("rtl")
     lines.append(f"  rtl check  {rtl['vectors']:,} images on {rtl['simulator']}: {rtl['mismatches']} mismatches"
                  if rtl else "  rtl check  not run (no simulator)")
-    achieved = c.get("at_fmax", {}).get(config.target)
+    achieved = fig.get("at_fmax", {}).get(config.target)
     lines.append(f"  cycles     {c['design']['cycles_per_vector']} clocks per image, latency {c['design']['latency']} "
                  f"clocks → {c['vectors_per_second']:,.0f} images/s at {config.clock_mhz:g} MHz "
                  f"(bottleneck {c['bottleneck']})"

@@ -128,9 +128,9 @@ def estimate_figures(design, block, params: dict, *, clock_mhz: float, images: i
             if measured:
                 measured.pop("cached", None)
                 measured.pop("seconds", None)
-    est["cycles"]["at_fmax"] = at_fmax(est["cycles"], est["resources"])
     fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
-           "cycles": est["cycles"], "resources": est["resources"]}
+           "cycles": est["cycles"], "resources": est["resources"],
+           "at_fmax": at_fmax(est["cycles"], est["resources"])}  # beside the cycle model's figures, not in them
     realizations = _activation_costs(design, targets, synth, say)
     if realizations:
         fig["activation_realizations"] = realizations
@@ -222,7 +222,7 @@ def _cycles_md(fig: dict) -> str:
            f"({d['cycles_per_vector']} clocks per vector), first result after **{d['latency']} clocks** "
            f"({c['latency_seconds'] * 1e6:.3f} µs). Bottleneck: `{c['bottleneck']}`.")
     achieved = [f"{r['vectors_per_second']:,.0f} vectors/s at {r['fmax_mhz']:.1f} MHz on {t}"
-                for t, r in c.get("at_fmax", {}).items()]
+                for t, r in fig.get("at_fmax", {}).items()]
     if achieved:
         out += " At the Fmax place-and-route reaches: " + "; ".join(achieved) + "."
     timing = fig["parameters"].get("timing")
@@ -414,7 +414,7 @@ def render_index(figs: list[dict]) -> str:
                 cells.append(f"{t} {r['estimate']['lut']}/{r['synthesis']['counts']['lut']} "
                              f"({_pct(r['error']['lut'])})")
         fmax = [f"{t} {r['fmax_mhz']:.0f} ({_rate(r['vectors_per_second'])})"
-                for t, r in fig["cycles"].get("at_fmax", {}).items()]
+                for t, r in fig.get("at_fmax", {}).items()]
         acc = fig.get("accuracy")
         rows.append([f"[{fig['design']}]({fig['design']}.md)", fig["kind"], c["cycles_per_vector"], c["latency"],
                      "—" if not rtl else f"{rtl['mismatches']} / {rtl['vectors']:,}",

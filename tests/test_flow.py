@@ -167,10 +167,10 @@ def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path, any_sim):
     before = sorted(p.name for p in reports.iterdir())
     cfg = tmp_path / "flow.toml"
     cfg.write_text(f'vectors = 20\nsynth = false\nsimulator = "{any_sim}"\nrtl_dir = "{rtl}"\n'
-                   f'reports_dir = "{reports}"\n[auto_folding]\nthroughput = 3e6\n')
+                   f'reports_dir = "{reports}"\n[auto_folding]\nthroughput = 4.5e6\n')  # 33 clocks at 150 MHz
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     interrupted = 0
-    for delay in (2.0, 4.0, 6.0):
+    for delay in (1.0, 2.0, 4.0, 6.0):
         proc = subprocess.Popen([sys.executable, "-m", "hwnorm.cli", "flow", str(cfg)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
