@@ -16,7 +16,6 @@ The model of one register-to-register path::
     compare, w bits            the adder + compare_out (the result is the carry out)
     memory read data           memory_clock_to_q in place of clock_to_q
     LUT level (mux, gate)      route + lut
-    fan-out of n loads         route + fanout_per_doubling · log2 n
     a × b product              route + dsp_multiply (a hard multiplier), else an adder array
 """
 
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["DelayModel", "delay_models", "Timing", "UNTIMED", "tree_levels", "TIMING_TARGETS"]
+__all__ = ["DelayModel", "delay_models", "Timing", "UNTIMED", "tree_levels"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,6 @@ class DelayModel:
     carry_per_bit: float
     carry_out: float
     compare_out: float
-    fanout_per_doubling: float
     margin: float
     memory_clock_to_q: float
     dsp_multiply: float = 0.0   # an unregistered hard multiplier (≤ 18 × 18), 0: none (LUT arrays)
@@ -71,10 +69,6 @@ class DelayModel:
         """``levels`` LUTs in series (a mux, a gate, a small table)."""
         return levels * (self.route + self.lut)
 
-    def fanout(self, loads: int) -> float:
-        """Extra delay of a net driving ``loads`` inputs."""
-        return self.fanout_per_doubling * math.log2(max(loads, 1))
-
 
 @lru_cache(maxsize=None)
 def delay_models() -> dict[str, DelayModel]:
@@ -82,8 +76,6 @@ def delay_models() -> dict[str, DelayModel]:
     doc = tomllib.loads(resources.files("hwnorm.data").joinpath("fpga", "delays.toml").read_text())
     return {name: DelayModel(**values) for name, values in doc.items()}
 
-
-TIMING_TARGETS = ("ecp5", "ice40")
 
 
 def tree_levels(terms: int) -> int:
