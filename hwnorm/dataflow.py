@@ -96,12 +96,21 @@ class NetworkBlock(Block):
 
     kind = "network"
 
-    def __init__(self, net, folding: dict | None = None, output: str = "argmax", timing: Timing = UNTIMED):
+    def __init__(self, net, folding: dict | None = None, output: str = "argmax", timing: Timing = UNTIMED,
+                 store=None):
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
-        self.net, self.output, self.name = net, output, net.name
+        self.output, self.name = output, net.name
         self.folding = check_folding(net, folding)
         self.timing = timing
+        # ``store`` (hwnorm.stt.store.WeightStore): the weight ROMs hold MLC STT-RAM cells, faults
+        # and all; ``net`` becomes the network those memories make (the golden model to match)
+        self.store, self.memories = store, {}
+        if store is not None:
+            from hwnorm.stt.store import stored_network
+
+            net, self.memories = stored_network(net, self.folding, store)
+        self.net = net
         self.stages = self._stages()
         first, last = self.stages[0], self.stages[-1]
         self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
@@ -116,7 +125,10 @@ class NetworkBlock(Block):
         names = unique_names([layer.name for layer in self.net.layers])
         lanes = element = None
         for name, layer in zip(names, self.net.layers):
-            block = layer.block(self.folding[layer.name]).with_timing(self.timing)
+            block = layer.block(self.folding[layer.name])
+            if layer.name in self.memories:
+                block.stored = self.memories[layer.name]
+            block = block.with_timing(self.timing)
             units = layer.vectors // layer.unit_vectors  # what the block's cycle model counts, per image
             if stages:
                 for k, conv in enumerate(lane_converters(element, lanes, block.in_lanes, layer.in_features)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_IMAGES", "DEFAULT_VECTORS", "DEFAULT_SEED", "DEFAULT_TARGET",
            "SIMULATORS", "SIMULATOR_CHOICES", "DEFAULT_SIMULATOR", "DEFAULT_ENERGY_TABLE", "DEFAULT_CELLS",
-           "DEFAULT_BUFFER_CODEC", "LIMITS", "check_limit"]
+           "DEFAULT_BUFFER_CODEC", "WEIGHT_CODECS", "LIMITS", "check_limit"]
 
 DEFAULT_CLOCK_MHZ = 150.0     # clock for throughput figures, and the flow's target clock (pipelining)
 DEFAULT_IMAGES = 1000         # input images whose action counts give the energy per inference
@@ -18,6 +18,9 @@ DEFAULT_SIMULATOR = "auto"
 DEFAULT_ENERGY_TABLE = "horowitz45"
 DEFAULT_CELLS = "default"     # the MLC STT-RAM cell table
 DEFAULT_BUFFER_CODEC = "none"
+# codecs of integer weight memories in MLC STT-RAM (hwnorm.stt.intcodec): the first three decode
+# cell by cell, the others per 16-bit word
+WEIGHT_CODECS = ("none", "remap", "remap+backup", "rearrange", "fnw", "hamming")
 
 # The ranges of every numeric setting, shared by the command line and the flow TOML: a value
 # outside is one clear error before any work (1e11 vectors was a 745 GiB allocation, an infinite

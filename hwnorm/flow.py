@@ -270,8 +270,9 @@ def summary(result: FlowResult, config: FlowConfig) -> str:
     e = fig.get("energy")
     if e:
         buf = e["weight_buffer"]
-        lines.append(f"  energy     {e['compute_pj']:,.0f} pJ compute + {buf['sram_pj']:,.0f} pJ weight buffer as SRAM "
-                     f"({buf['stt_pj']:,.0f} pJ as MLC STT-RAM cells, codec {buf['stt_codec']}) per inference")
+        lines.append(f"  energy     {e['compute_pj']:,.0f} pJ compute + weight memories {buf['sram_pj']:,.0f} pJ as SRAM "
+                     f"or {buf['stt_pj']:,.0f} pJ as MLC STT-RAM (codec {buf['stt_codec']}; arrays with periphery) "
+                     f"per inference")
     r = fig["resources"][config.target]
     est = r["estimate"]
     line = f"  resources  {config.target}: {est['lut']:,} LUT, {est['ff']:,} FF, {est['bram']} BRAM, {est['dsp']} DSP (model)"

@@ -62,21 +62,21 @@ FORMAT = "hwnorm-rtl/1"
 class _NetworkDesign:
     """A whole network top (:class:`hwnorm.dataflow.NetworkBlock`)."""
 
-    fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz")
+    fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz", "stt")
 
     def model(self, design: "Design"):
         from hwnorm.dataflow import NetworkBlock
 
         p = design.params
         net = _network(design)
-        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design))
+        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design), store_of(design))
         widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
         comparisons, choices = _ACTIVATIONS.get(_network_key(design), ([], {}))
         realized = {"activations": choices, "activation_costs": [c.to_dict() for c in comparisons]} \
             if "activations" in p else {}
         return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
                        "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary(), **realized,
-                       **_timing_params(block)}
+                       **_timing_params(block), **_store_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:
         return f"hwnorm streaming dataflow top of {params['model']} ({params['output']} output)"
@@ -142,6 +142,34 @@ def timing_of(design: "Design"):
         return Timing(p["clock_mhz"], p.get("target", DEFAULT_TARGET))
     except ValueError as e:
         raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
+
+
+def store_of(design: "Design"):
+    """The design's ``stt`` table (``codec``, ``ber``, ``seed``, ``cells``) as a
+    :class:`hwnorm.stt.store.WeightStore`, or None: weights in plain ROMs."""
+    from hwnorm.stt.store import WeightStore
+
+    p = design.params.get("stt")
+    if p is None:
+        return None
+    where = f"{design.origin} ({design.name!r}): stt"
+    allowed = ("codec", "ber", "seed", "cells")
+    if not isinstance(p, dict) or set(p) - set(allowed):
+        bad = sorted(set(p) - set(allowed))[0] if isinstance(p, dict) else None
+        raise ValueError(f"{where} must be a table with fields {', '.join(allowed)}"
+                         + (f"; unknown field {bad!r}" if bad else f", got {p!r}"[:200]))
+    try:
+        return WeightStore(**p)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _store_params(block) -> dict:
+    """The manifest's record of an STT-RAM weight store: the setting and the bits it flipped."""
+    if block.store is None:
+        return {}
+    return {"stt": {**block.store.to_dict(), "flipped_bits": sum(m.flips for m in block.memories.values()),
+                    "stored_cells": sum(int(m.cells.size) for m in block.memories.values())}}
 
 
 def _timing_params(block) -> dict:

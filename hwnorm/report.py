@@ -250,12 +250,27 @@ def _energy_md(fig: dict) -> str:
     buf = e["weight_buffer"]
     comps = sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1])
     out = (f"Per inference, from action counts of the golden model on {e['images']} images and the "
-           f"`{e['table']}` energy table: compute **{e['compute_pj']:.1f} pJ**; weight and threshold buffer "
-           f"({buf['bits']:,} bits): **{buf['sram_pj']:.1f} pJ as SRAM**, {buf['stt_pj']:.1f} pJ as MLC STT-RAM "
-           f"cell reads ({buf['stt_cells']:,} cells, codec `{buf['stt_codec']}`; cells only, no periphery).\n\n")
+           f"`{e['table']}` energy table: compute **{e['compute_pj']:.1f} pJ**.\n\n")
+    out += buffer_md(buf) + "\n\n"
     out += _table(["component", "pJ / inference"], [[k, f"{v:.1f}"] for k, v in comps]) + "\n\n"
     out += _table(["layer", "pJ / inference"], [[layer["name"], f"{layer['total_pj']:.1f}"] for layer in e["layers"]])
     return out
+
+
+def buffer_md(buf: dict) -> str:
+    """The weight memories as SRAM and as MLC STT-RAM arrays, like for like (hwnorm.stt.array)."""
+    if "memories" not in buf:
+        return ""
+    n = len(buf["memories"])
+    rows = [["SRAM", f"{buf['sram_read_pj']:,.1f}", f"{buf['sram_write_pj']:,.1f}", f"{buf['sram_area_mm2']:.4f}", "—"],
+            [f"MLC STT-RAM, codec `{buf['stt_codec']}`", f"{buf['stt_read_pj']:,.1f}", f"{buf['stt_write_pj']:,.1f}",
+             f"{buf['stt_area_mm2']:.4f}", f"{buf['stt_cell_read_pj']:,.1f}"]]
+    return (f"Weight memories ({n} arrays, one per MVU, each row read once per input vector of its layer), "
+            f"array level with periphery, the same capacity and word for both technologies "
+            f"(`hwnorm.stt.array`: NVSim periphery + cell table `{buf['cell_table']}` for STT-RAM, "
+            f"{buf['stt_cells']:,} cells; the energy table's SRAM reads):\n\n"
+            + _table(["buffer", "read pJ / inference", "write pJ / model load", "area mm²", "of the read: cells pJ"],
+                     rows))
 
 
 def _resources_md(fig: dict) -> str:
@@ -371,7 +386,7 @@ def render_plots(fig: dict) -> dict[str, bytes]:
         a1.set_title("compute energy per layer")
         a1.legend(fontsize=7)
         buf = e["weight_buffer"]
-        a2.bar(["compute", "buffer: SRAM", "buffer: STT cells"], [e["compute_pj"], buf["sram_pj"], buf["stt_pj"]],
+        a2.bar(["compute", "weights: SRAM", "weights: STT-RAM"], [e["compute_pj"], buf["sram_pj"], buf["stt_pj"]],
                color=["tab:blue", "tab:orange", "tab:green"])
         a2.set_ylabel("pJ per inference")
         a2.set_title("compute vs weight buffer")

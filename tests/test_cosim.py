@@ -180,6 +180,32 @@ def test_tfc_2w2a_rtl_on_mnist(activations, sim, work):
           work, seed, mode="batch")
 
 
+@pytest.mark.parametrize("model, codec, clock", [("TFC_1W1A", "remap", 0), ("TFC_2W2A", "remap+backup", 0),
+                                                 ("TFC_2W2A", "none", 0), ("TFC_1W1A", "rearrange", 0),
+                                                 ("TFC_2W2A", "fnw", 0), ("TFC_2W2A", "hamming", 150)])
+def test_weights_stored_in_stt_ram_under_faults(model, codec, clock, sim, work):
+    """A network whose weight ROMs hold MLC STT-RAM cells hit by a seeded fault map (5% bit-error
+    rate), decoded on read by the generated decoder: the RTL equals the golden model reading the
+    same faulty cells through the golden decoder, bit for bit, every beat on its modeled clock
+    (at 150 MHz the SEC-DED decoder gets its own register ranks)."""
+    from hwnorm.generate import design_for_model
+    d = design_for_model(model, "stt_top")
+    seed = seed_of("stt", model, codec)
+    timing = {"clock_mhz": clock} if clock else {}
+    d = dataclasses.replace(d, params={**d.params, **timing, "stt": {"codec": codec, "ber": 0.05, "seed": seed}})
+    block, params = model_of(d)
+    clean = model_of(design_for_model(model, "clean"))[0].net
+    changed = sum(int(np.count_nonzero(a.weights != b.weights)) for a, b in zip(block.net.layers, clean.layers)
+                  if a.kind == "mvu")
+    assert params["stt"]["flipped_bits"] > 100 and changed > 0  # the faults reach the weights
+    n = 100 if sim == "verilator" else 12
+    x, _ = data.mnist_test()
+    x = x[:n].reshape(n, -1).astype(np.int64)
+    name = f"stt_{model}_{codec.replace('+', '_')}".lower()
+    check(block.component(), name, network_job(block, x, seed, p_valid=0.85, p_ready=0.75), sim, work, seed,
+          mode="batch")
+
+
 def test_qkeras_model_rtl_on_mnist(sim, work):
     """A QKeras MLP (tests/models/, via qonnx's converter) as RTL: its first MVU reads the raw 8-bit
     pixels (the model has no input quantizer); activations realized per layer by the estimate."""

@@ -111,8 +111,13 @@ def test_tfc_energy_per_layer_and_component(tfc):
     assert e.compute_pj == pytest.approx(sum(e.per_component().values()))
     weight_bits = sum(l.in_features * l.out_features for l in tfc.net.layers if hasattr(l, "weights"))
     assert e.buffer_bits > weight_bits  # weights plus thresholds
-    assert e.buffer_sram_pj == pytest.approx(e.buffer_bits * table.sram_read_bit(e.buffer_bits))
-    assert sum(e.stt_state_counts.values()) == -(-e.buffer_bits // 2)  # two bits per MLC cell
+    memories = e.arrays["memories"]  # one weight memory per MVU, each row read once per image
+    assert [m["name"] for m in memories] == [l.name for l in tfc.net.layers if l.kind == "mvu"]
+    assert sum(m["rows"] * m["data_bits"] for m in memories) == weight_bits
+    assert e.buffer_sram_pj == pytest.approx(sum(m["rows"] * m["data_bits"] * table.sram_read_bit(m["rows"] * m["data_bits"])
+                                                 for m in memories))
+    assert e.stt_cells == weight_bits // 2  # two bits per MLC cell (every row has an even width here)
+    assert e.buffer_stt_pj > e.arrays["stt_cell_read_pj"] > 0  # periphery included
 
 
 def test_register_energy_depends_on_the_data(tfc):
@@ -156,25 +161,15 @@ def test_estimate_of_a_model_with_a_user_folding(tmp_path):
     assert mvu["cycles_per_vector"] == (784 // 28) * (64 // 8)
 
 
-def test_weight_buffer_cells_pair_consecutive_bits_without_a_codec(tfc):
-    from hwnorm import bnn
-    from hwnorm.datatypes import bit_planes
-    from hwnorm.estimate.energy import _buffer_cells
-    from hwnorm.stt import load_table, make_codec
-    bits = []
-    for layer in tfc.net.layers:  # re-derived here from the layers' fields: weights, then thresholds
-        if hasattr(layer, "weights"):
-            bits.append(bnn.unpack_bits(layer.weights, layer.in_features).reshape(-1))
-        t = getattr(layer, "thresholds", None)
-        if t is not None:
-            lo, hi = t.acc_lo, t.acc_hi + 1  # the accumulator range and the "never fires" value
-            fits = (lambda w: -(1 << (w - 1)) <= lo and hi < 1 << (w - 1)) if lo < 0 else (lambda w: hi < 1 << w)
-            width = next(w for w in range(1, 64) if fits(w))
-            bits.append(bit_planes(t.thresholds, width).reshape(-1))
-    flat = np.concatenate(bits).astype(np.uint8)
-    cells = _buffer_cells(tfc.net, make_codec("none", load_table())).reshape(-1)
-    assert np.array_equal(cells[:flat.size // 2], 2 * flat[0::2] + flat[1::2])  # (hard, soft) in stream order
-    assert not cells[flat.size // 2:].any()                                     # padding of the last word
+def test_weight_memory_cells_pair_consecutive_bits_without_a_codec(tfc):
+    from hwnorm.stt import load_table
+    from hwnorm.stt.intcodec import rows_to_bits
+    from hwnorm.stt.store import WeightStore, store_block
+    layer = tfc.net.layers[1]
+    block = layer.block(tfc.folding[layer.name])
+    _, stored = store_block(block, WeightStore("none"), load_table(), 1)
+    bits = rows_to_bits(block.weight_rows(), block.pe * block.simd)  # bit j of a row: element j
+    assert np.array_equal(stored.cells, 2 * bits[:, 1::2] + bits[:, 0::2])  # (hard, soft) = (odd, even) bit
 
 
 def test_weight_buffer_with_a_codec_is_content_dependent(tfc):
@@ -182,8 +177,9 @@ def test_weight_buffer_with_a_codec_is_content_dependent(tfc):
     none = network_energy(tfc.net, tfc.folding, x)
     rearranged = network_energy(tfc.net, tfc.folding, x, codec="rearrange")
     assert rearranged.stt_codec == "rearrange" and none.stt_codec == "none"
-    assert rearranged.stt_cells == -(-(none.stt_cells // 8) // 4) * 34  # 4-word blocks + 2 flag cells
+    rows = [(m["rows"], m["data_bits"]) for m in none.arrays["memories"]]
+    assert rearranged.stt_cells == sum(r * -(-(-(-bits // 16)) // 4) * 34 for r, bits in rows)  # 4-word blocks + 2 flags
     assert rearranged.buffer_stt_pj != none.buffer_stt_pj
     assert rearranged.buffer_sram_pj == none.buffer_sram_pj and rearranged.compute_pj == none.compute_pj
-    with pytest.raises(ValueError, match="needs FP16 weights"):
+    with pytest.raises(ValueError, match="'backup' is not a weight codec"):
         network_energy(tfc.net, tfc.folding, x, codec="backup")

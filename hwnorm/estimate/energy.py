@@ -13,10 +13,11 @@ the data-dependent register toggles of each block's output and prices everything
     argmax                                             (C − 1) compares of the score width
 
 Register energy counts toggled bits only (consecutive beats on each block's output register), so
-that part depends on the data. The weight buffer — every weight and threshold bit read once per
-inference — is costed twice: as an SRAM of the same size (Horowitz's SRAM reads, interpolated in
-capacity) and as MLC STT-RAM cells (the STT cell table, content-dependent: each 2-bit cell costs
-the read energy of the state it holds).
+that part depends on the data. The weight memories — one per MVU, each row read once per input
+vector of its layer — are costed twice at array level, periphery included, like for like
+(:mod:`hwnorm.stt.array`): as SRAM arrays of the same size and word (Horowitz's SRAM reads,
+interpolated in capacity) and as MLC STT-RAM arrays (NVSim periphery plus the cell table's
+content-dependent cell energies, the weights encoded by the chosen codec).
 
 Interpolation rules for widths and capacities the paper does not list (derived, not published):
 adds are linear in width between the published 8 / 16 / 32-bit points (extrapolated with the
@@ -62,9 +63,7 @@ class EnergyTable:
         return e0 * (bits / b0) ** power
 
     def sram_read_bit(self, capacity_bits: int) -> float:
-        points = [(math.log(kib), math.log(pj)) for kib, pj in self.published["sram_read_64b"]]
-        kib = max(capacity_bits, 1) / 8192
-        return math.exp(_piecewise_linear(points, math.log(kib))) / 64
+        return power_law(self.published["sram_read_64b"], max(capacity_bits, 1) / 8192) / 64
 
     def pj(self, component: str) -> float:
         return self.derived[component][1]
@@ -85,6 +84,13 @@ def _piecewise_linear(points, x: float) -> float:
         k += 1
     (x0, y0), (x1, y1) = points[k - 1], points[k]
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def power_law(points, x: float) -> float:
+    """Through sorted positive (x, y) points on log-log axes: a power law between neighbours,
+    the end segments' exponents beyond them (a memory's energy against its capacity)."""
+    logs = [(math.log(px), math.log(py)) for px, py in points]
+    return math.exp(_piecewise_linear(logs, math.log(x)))
 
 
 def load_energy_table(source: str | Path | None = None) -> EnergyTable:
@@ -157,11 +163,11 @@ class EnergyReport:
     images: int
     table: str
     buffer_bits: int
-    buffer_sram_pj: float
-    buffer_stt_pj: float
-    stt_state_counts: dict
+    buffer_sram_pj: float       # the weight memories read per inference, as SRAM arrays
+    buffer_stt_pj: float        # … as MLC STT-RAM arrays (periphery and cells)
+    arrays: dict                # hwnorm.stt.array totals, and each memory's costs
     stt_codec: str = "none"
-    stt_cells: int = 0          # MLC cells holding the buffer (flag cells of a block codec included)
+    stt_cells: int = 0          # MLC cells holding the weights (codec cells included)
 
     @property
     def compute_pj(self) -> float:
@@ -182,8 +188,8 @@ class EnergyReport:
                 "layers": [{"name": l.name, "counts": l.counts, "pj": l.pj, "total_pj": l.total} for l in self.layers],
                 "per_component_pj": self.per_component(), "compute_pj": self.compute_pj,
                 "weight_buffer": {"bits": self.buffer_bits, "sram_pj": self.buffer_sram_pj,
-                                  "stt_pj": self.buffer_stt_pj, "stt_state_counts": self.stt_state_counts,
-                                  "stt_codec": self.stt_codec, "stt_cells": self.stt_cells},
+                                  "stt_pj": self.buffer_stt_pj, "stt_codec": self.stt_codec,
+                                  "stt_cells": self.stt_cells, **self.arrays},
                 "total_pj_sram_buffer": self.total_pj("sram"), "total_pj_stt_buffer": self.total_pj("stt")}
 
 
@@ -230,29 +236,18 @@ def _price(counts: dict, table: EnergyTable) -> dict:
     return pj
 
 
-def _buffer_cells(net, codec) -> np.ndarray:
-    """The weight buffer's content as 2-bit MLC cell states: what each layer stores (weights, then
-    thresholds; padding dropped) in layer order, as 16-bit words (first bit in the top bit, so with
-    codec ``none`` consecutive bits pair as (hard, soft)), encoded by ``codec`` (a CodecSpec)."""
-    bits = [b for layer in net.layers for b in layer.stored_bits()]
-    flat = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
-    if not flat.size:
-        return np.zeros((0, codec.cells_per_block), np.uint8)
-    flat = np.concatenate([flat, np.zeros(-flat.size % 16, np.uint8)])
-    words = (flat.reshape(-1, 16).astype(np.uint16) << np.arange(15, -1, -1, dtype=np.uint16)).sum(1)
-    return codec.encode_words(words.astype(np.uint16))
-
-
 def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None = None,
-                   cells=None, output: str = "argmax", codec: str = "none") -> EnergyReport:
+                   cells=None, output: str = "argmax", codec: str = "none", arrays=None) -> EnergyReport:
     """pJ per inference of a folded network on inputs ``x`` (images, features), per layer and
-    component, with the weight buffer as SRAM and as MLC STT-RAM (cell table ``cells``, encoded by
-    ``codec`` — any codec that takes raw bit words)."""
-    from hwnorm.stt import load_table, make_codec, read_cost
+    component, with its weight memories as SRAM and as MLC STT-RAM arrays, periphery included
+    (:mod:`hwnorm.stt.array`; cell table ``cells``, weights encoded by ``codec``, one of
+    :data:`hwnorm.stt.intcodec.INT_CODECS`)."""
+    from hwnorm.stt import load_table
+    from hwnorm.stt.array import total
+    from hwnorm.stt.store import buffer_costs
 
     table = table or load_energy_table()
     cells = cells or load_table()
-    spec = make_codec(codec, cells)
     x = np.asarray(x).reshape(len(x), -1)
     images = len(x)
     if images < 1:
@@ -268,7 +263,8 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     if output == "argmax":
         counts = {"comparator_bits": (net.out_features - 1) * out_w}
         layers.append(LayerEnergy("argmax", counts, _price(counts, table)))
-    states = _buffer_cells(net, spec)
-    stt = read_cost(cells, states) if states.size else None
-    return EnergyReport(layers, images, table.name, buffer_bits, buffer_bits * table.sram_read_bit(buffer_bits),
-                        stt.energy_pj if stt else 0.0, stt.counts if stt else {}, spec.label, int(states.size))
+    memories = buffer_costs(net, folding, codec, cells, table, arrays)
+    sums = total(memories)
+    return EnergyReport(layers, images, table.name, buffer_bits, sums["sram_read_pj"], sums["stt_read_pj"],
+                        {"memories": [m.to_dict() for m in memories], **sums, "cell_table": cells.name},
+                        codec, sum(m.rows * m.cells_per_row for m in memories))

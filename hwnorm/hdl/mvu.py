@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm.blocks import table_product
 from hwnorm.hdl.common import FromBlock, Retime, at_least, advance_signal, group_counter, lanes_of, rom, tree_sum
+from hwnorm.hdl.stt import decode_cells
 
 __all__ = ["MVU", "Thresholding"]
 
@@ -81,7 +82,13 @@ class MVU(FromBlock, wiring.Component):
                          waddr.eq(0 if sf_n * nf_n == 1 else (waddr + 1) % (sf_n * nf_n))]
             with m.If(sf == sf_n - 1):
                 m.d.sync += nf.eq(0 if nf_n == 1 else (nf + 1) % nf_n)
-        weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), self.block.weight_rows(), advance, waddr)
+        stored, block, retime = self.block.stored, self.block, Retime(m, advance)
+        if stored is None:
+            weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(), advance, waddr)
+        else:  # an STT-RAM image: the cells as stored (faults and all), decoded on read
+            cells = rom(m, "weight_cells", unsigned(2 * stored.cells.shape[1]), stored.cell_rows, advance, waddr)
+            cells = retime.delay(cells, block.cell_ranks, "weight_cells")
+            weights = decode_cells(m, cells, stored.codec, stored.row_bits)
         x1 = Signal(self.i.payload.shape(), reset_less=True)  # data: no reset (see common.Retime)
         fresh1 = Signal()
         if nf_n > 1 and sf_n > 1:
@@ -108,10 +115,9 @@ class MVU(FromBlock, wiring.Component):
                          last1.eq(sf == sf_n - 1), nf1.eq(nf)]
 
         # ---- stage 1: multiply-accumulate per PE lane (its tree registered at the block's cuts)
-        block, retime = self.block, Retime(m, advance)
         cuts = block.tree_cuts
-        ranks = block.operand_ranks  # memory read data: registers before the multiply
-        x_in, weights = retime.delay(x_in, ranks, "x_in"), retime.delay(weights, ranks, "weights")
+        ranks = block.operand_ranks  # memory read data (and a stored row's decoder): registers before the multiply
+        x_in, weights = retime.delay(x_in, ranks, "x_in"), retime.delay(weights, ranks - block.cell_ranks, "weights")
         v1 = retime.valid(v1, len(cuts) + ranks, "v1")
         first1, last1, nf1 = (retime.delay(s, len(cuts) + ranks, n) for s, n in
                               ((first1, "first1"), (last1, "last1"), (nf1, "nf1")))
@@ -150,7 +156,7 @@ class MVU(FromBlock, wiring.Component):
         t = layer.thresholds
         if t is None:
             for p in range(pe):
-                m.d.comb += result[p].eq(acc2[p])
+                m.d.comb += result[p].eq(_clipped(acc2[p], layer.acc_clip))
         else:
             layout = data.ArrayLayout(lanes_of(t.threshold_type, t.n_thresholds), pe)
             thr = rom(m, "thresholds", layout, block.threshold_rows(), advance, nf1)
@@ -164,6 +170,14 @@ class MVU(FromBlock, wiring.Component):
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(result)]
         return m
+
+
+def _clipped(acc, clip):
+    """``acc`` saturated to ``clip = (lo, hi)`` (a faulty weight memory's guard), or as it is."""
+    if clip is None:
+        return acc
+    lo, hi = clip
+    return Mux(at_least(acc, hi + 1), hi, Mux(at_least(acc, lo), acc, lo))
 
 
 def _weight(weights, index: int, weight_type):

@@ -150,3 +150,67 @@ class STTDecoder(_CodecStage):
         m.d.comb += [result.words.eq(Cat(*words)), result.status.eq(status)]
         _register_stage(m, self.i, self.o, result)
         return m
+
+
+def decode_cells(m: Module, cells, codec, row_bits: int, name: str = "decoded"):
+    """A weight memory row decoded from its stored cells (:mod:`hwnorm.stt.intcodec`; cell ``c``
+    at bits ``[2c, 2c + 2)`` of ``cells``): the hardware twin of ``WeightCodec.decode``.
+
+    Per-cell codecs: cell ``c``, through its class's 4-entry state table, gives bits ``2c`` (soft)
+    and ``2c + 1`` (hard) of the row; identity tables are plain wiring. Word codecs decode 16-bit
+    words of the row (bit ``16k + i`` of the row is bit ``i`` of word ``k``).
+
+    The row is one signal driven by one concatenation: a signal assembled from a part-select per
+    cell makes an event simulator (Icarus) re-evaluate every reader once per part — 50× slower."""
+    if codec.per_cell:
+        n = -(-row_bits // 2)
+        parts = []
+        for c in range(n):
+            table = codec.decode_map[c % codec.period]
+            state = cells[2 * c:2 * c + 2]
+            parts.append(state if tuple(table) == (0, 1, 2, 3) else _lookup([Const(v, 2) for v in table], state))
+    else:
+        parts = _decode_words(m, cells, codec.word_spec(), -(-row_bits // 16))
+    out = Signal(len(Cat(*parts)), name=name)
+    m.d.comb += out.eq(Cat(*parts))
+    return out[:row_bits]
+
+
+def _decode_words(m: Module, cells, spec: CodecSpec, words: int) -> list:
+    """The 16-bit words of a row stored by a word codec (``rearrange``, ``fnw``, ``hamming``), raw:
+    no FP16 fallback. A block's cells follow each other: ``cells_per_block`` per block."""
+    repair = [Const(0, 2), Const(spec.repair[0], 2), Const(spec.repair[1], 2), Const(3, 2)]
+    per = spec.cells_per_block
+    out = []
+    for b in range(spec.n_blocks(words)):
+        block = [cells[2 * (b * per + k):2 * (b * per + k) + 2] for k in range(per)]
+        if spec.codec == "hamming":
+            out.append(_hamming_word(m, Cat(*block), f"hamming{b}"))
+            continue
+        if spec.is_block:   # two flag cells: the XOR transform t = (flag1, flag0), each repaired
+            flip = Cat(_lookup(repair, block[-2])[1], _lookup(repair, block[-1])[1])
+        else:               # Flip-N-Write: a flag read as 11 (after repair) complements every cell
+            flip = _lookup(repair, block[-1])[1].replicate(2)
+        flipped = Signal(2 * (per - spec.flag_cells), name=f"cells{b}")
+        m.d.comb += flipped.eq(Cat(*block[:per - spec.flag_cells]) ^ flip.replicate(per - spec.flag_cells))
+        for j in range(spec.block_words):
+            bits = [None] * 16
+            for c, (hard, soft) in enumerate(spec.pairing):
+                bits[hard], bits[soft] = flipped[2 * (8 * j + c) + 1], flipped[2 * (8 * j + c)]
+            out.append(Cat(*bits))
+    return out
+
+
+def _hamming_word(m: Module, cw, name: str):
+    """SEC-DED Hamming(22, 16) (``hwnorm.stt.codecs``): position ``p`` of the codeword is bit ``p``
+    of ``cw``; a single error is corrected, a double error decodes to 0 (the declared fallback)."""
+    from hwnorm.stt.codecs import HAMMING_DATA_POS
+
+    syndrome = Signal(5, name=f"{name}_syndrome")
+    m.d.comb += syndrome.eq(Cat(*[Cat(*[cw[p] for p in range(1, 22) if p >> k & 1]).xor() for k in range(5)]))
+    parity = cw.xor()
+    fixed = Signal(22, name=f"{name}_fixed")
+    m.d.comb += fixed.eq(cw ^ Mux(parity, Const(1, 32) << syndrome, 0)[:22])
+    detected = Mux(parity, syndrome > 21, syndrome != 0)
+    word = Cat(*[fixed[int(p)] for p in HAMMING_DATA_POS])
+    return Mux(detected, 0, word)

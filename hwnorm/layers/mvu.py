@@ -81,6 +81,7 @@ class MVTU(Layer):
     in_lo: int | None = None
     in_hi: int | None = None
     spatial: tuple = ()  # (OH, OW) of a convolution: one input vector (a window) per output pixel
+    acc_clip: tuple | None = None  # raw output saturated to [lo, hi] (a weight memory with faults)
 
     kind = "mvu"
     aliases = ("mvtu",)
@@ -114,6 +115,12 @@ class MVTU(Layer):
                 raise ValueError(f"{self.name}: input range [{lo}, {hi}] is not inside {self.in_type}")
             object.__setattr__(self, "in_lo", lo)
             object.__setattr__(self, "in_hi", hi)
+        if self.acc_clip is not None:
+            lo, hi = (int(v) for v in self.acc_clip)
+            if self.thresholds is not None or lo > hi:
+                raise ValueError(f"{self.name}: acc_clip [lo, hi] applies to a raw accumulator output (no thresholds), "
+                                 f"got {self.acc_clip!r}")
+            object.__setattr__(self, "acc_clip", (lo, hi))
         t = self.thresholds
         if t is not None:
             if t.channels != self.out_features:
@@ -196,12 +203,14 @@ class MVTU(Layer):
     @property
     def out_type(self):
         if self.thresholds is None:
-            return self.acc_type
+            return self.acc_type if self.acc_clip is None else IntType.from_range(*self.acc_clip, signed=True)
         return BIPOLAR if self.out_is_bits else self.thresholds.out_type
 
     @property
     def out_range(self) -> tuple[int, int]:
-        return self.acc_range if self.thresholds is None else self.thresholds.out_range
+        if self.thresholds is None:
+            return self.acc_range if self.acc_clip is None else self.acc_clip
+        return self.thresholds.out_range
 
     # ---- golden model
     def accumulate(self, x) -> np.ndarray:
@@ -231,6 +240,8 @@ class MVTU(Layer):
             return Bits(words, self.out_features)
         acc = self.accumulate(x)
         if self.thresholds is None:
+            if self.acc_clip is not None:
+                acc = np.clip(acc, *self.acc_clip)
             return acc.astype(np.int64, copy=False)
         out = self.thresholds.apply(acc)
         return Bits(bnn.pack_bits(out), self.out_features) if self.out_is_bits else out
@@ -242,7 +253,8 @@ class MVTU(Layer):
                 **({"in_range": [self.in_lo, self.in_hi]} if narrowed else {}),
                 **({} if self.bipolar_weights else {"weight_type": self.weight_type.name}),
                 "weights": _words_to_hex(self.weights) if self.bipolar_weights else self.weights.tolist(),
-                "thresholds": None if self.thresholds is None else self.thresholds.to_dict()}
+                "thresholds": None if self.thresholds is None else self.thresholds.to_dict(),
+                **({} if self.acc_clip is None else {"acc_clip": list(self.acc_clip)})}
 
     json_fields = {"name": (str,), "in_features": (int,), "in_bits": (int,), "in_signed": (bool,),
                    "weights": (list,), "thresholds": (dict, type(None))}
@@ -259,8 +271,12 @@ class MVTU(Layer):
             except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"layer {d.get('name', '?')!r}: weights must be lists of integers") from None
         lo, hi = d.get("in_range", [None, None])
+        clip = d.get("acc_clip")
+        if clip is not None and (not isinstance(clip, list) or len(clip) != 2
+                                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in clip)):
+            raise ValueError(f"layer {d.get('name', '?')!r}: acc_clip must be [lo, hi] integers, got {clip!r}"[:200])
         return cls(weights, d["in_features"], thr, d["in_bits"], d["in_signed"], d["name"], wt.bits, wt.signed,
-                   lo, hi, spatial_of(d))
+                   lo, hi, spatial_of(d), None if clip is None else tuple(clip))
 
     # ---- folding
     def foldings(self) -> list[dict]:
@@ -335,6 +351,19 @@ class MVUBlock(LayerBlock, Block):
     """An :class:`MVTU` folded ``pe`` × ``simd`` (module docstring)."""
 
     kind = MVTU.kind
+    stored = None  # StoredWeights (hwnorm.stt.store): the weight ROM holds MLC cells, decoded on read
+
+    @property
+    def decoder_levels(self) -> int:
+        """LUT levels of the stored weight row's decoder (0: plain wiring or no STT-RAM store)."""
+        return 0 if self.stored is None else self.stored.codec.decoder_levels()
+
+    @property
+    def cell_ranks(self) -> int:
+        """Registers a stored row's cells pass between the memory and the decoder (of the
+        operand ranks): the memory's read data and the decoder do not fit one stage."""
+        levels = self.decoder_levels
+        return self.timing.memory_ranks(self.sf * self.nf > 1, self.timing.model.luts(levels)) if levels else 0
 
     @property
     def depth(self) -> int:
@@ -350,7 +379,13 @@ class MVUBlock(LayerBlock, Block):
         before the multiply (:meth:`hwnorm.timing.Timing.memory_ranks`)."""
         memory = self.sf * self.nf > 1  # (the input buffer exists only then too)
         m = self.timing.model
-        return self.timing.memory_ranks(memory, m.luts(1), m.adder(self.term_bits))
+        levels = self.decoder_levels
+        if not levels:
+            return self.timing.memory_ranks(memory, m.luts(1), m.adder(self.term_bits))
+        # a stored row: memory → (cell ranks) → decoder → (one more rank if it does not fit) → multiply
+        before = (m.memory_out(),) if memory and not self.cell_ranks else ()
+        late = self.timing.on and not self.timing.fits(*before, m.luts(levels), m.luts(1), m.adder(self.term_bits))
+        return self.cell_ranks + int(late)
 
     @property
     def threshold_ranks(self) -> int:
@@ -455,6 +490,28 @@ class MVUBlock(LayerBlock, Block):
                 rows.append(sum(int(b) << (k * width) for k, b in enumerate(block.reshape(-1))))
         return rows
 
+    @property
+    def element_bits(self) -> int:
+        """Bits of one weight in a ROM row (1 for bipolar weights)."""
+        return 1 if self.layer.bipolar_weights else self.layer.weight_type.width
+
+    def weights_from_rows(self, rows: list[int]) -> np.ndarray:
+        """The inverse of :meth:`weight_rows`: the layer's ``weights`` (in the layer's own format)
+        that a ROM holding ``rows`` multiplies by — e.g. a weight memory read back with faults."""
+        layer, width = self.layer, self.element_bits
+        if len(rows) != self.nf * self.sf:
+            raise ValueError(f"{layer.name}: {len(rows)} weight rows, expected {self.nf * self.sf}")
+        from hwnorm.stt.intcodec import rows_to_bits
+
+        bits = rows_to_bits(rows, self.pe * self.simd * width).reshape(self.nf, self.sf, self.pe, self.simd, width)
+        fields = (bits.astype(np.int64) << np.arange(width)).sum(axis=-1)  # (nf, sf, pe, simd)
+        w = fields.transpose(0, 2, 1, 3).reshape(layer.out_features, layer.in_features)
+        if layer.bipolar_weights:
+            return bnn.pack_bits(w.astype(np.uint8))
+        if layer.weight_type.signed:
+            w = np.where(w >= 1 << (width - 1), w - (1 << width), w)
+        return w
+
     def pipeline_register_bits(self) -> int:
         """Flip-flops the target clock adds (hwnorm.timing): the operand registers, the tree's
         ranks per PE, the thresholds' registers and ranks, and the flags that travel along."""
@@ -462,7 +519,9 @@ class MVUBlock(LayerBlock, Block):
         bits = 1 if self.xnor else self.term_bits
         out = pe * tree_register_bits(simd, bits, self.tree_cuts)
         ranks = len(self.tree_cuts) + self.operand_ranks
-        out += self.operand_ranks * (simd * layer.in_bits + pe * simd * layer.weight_bits)
+        cells = 0 if self.stored is None else 2 * self.stored.cells.shape[1]
+        out += self.operand_ranks * simd * layer.in_bits + self.cell_ranks * cells \
+            + (self.operand_ranks - self.cell_ranks) * pe * simd * layer.weight_bits
         t = layer.thresholds
         if t is not None:
             out += self.threshold_ranks * (pe * (t.n_thresholds * t.threshold_type.width + layer.acc_bits) + 1)
@@ -476,7 +535,10 @@ class MVUBlock(LayerBlock, Block):
         out_bits = pe * self.out_type.width
         t = layer.thresholds
         thr_bits = 0 if t is None else t.n_thresholds * t.threshold_type.width
-        mems = [MemoryUse("rom", pe * simd * layer.weight_bits, sf * nf)] if sf * nf > 1 else []
+        stored = self.stored
+        row_bits = pe * simd * layer.weight_bits if stored is None else 2 * stored.cells.shape[1]
+        mems = [MemoryUse("rom", row_bits, sf * nf)] if sf * nf > 1 else []
+        decoder = 0 if stored is None else stored.codec.decoder_luts(stored.cells.shape[1])
         if t is not None and not constant_rows(self.threshold_rows()):
             mems.append(MemoryUse("rom", pe * thr_bits, nf))
         if nf > 1 and sf > 1:
@@ -488,8 +550,8 @@ class MVUBlock(LayerBlock, Block):
         return Inventory(
             popcount=pe * simd if self.xnor else 0,
             adder=pe * (raw_bits + layer.acc_bits) + (0 if self.xnor else pe * simd * self.term_bits) + counters,
-            compare=0 if t is None else compare_bits(t, pe),
-            mux=x_bits if nf > 1 else 0,
+            compare=(0 if t is None else compare_bits(t, pe)) + (2 * pe * layer.acc_bits if layer.acc_clip else 0),
+            mux=x_bits if nf > 1 else 0, logic=decoder,
             register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
             + counters + counter_bits(nf) + 6 + self.pipeline_register_bits(),
             memories=tuple(mems),

@@ -186,9 +186,10 @@ class CodecSpec(SpecIdentity):
                 np.asarray(self.transition_cost, np.int64), _TRANSITIONS, out)
         return out
 
-    def decode(self, cells: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, cells: np.ndarray, n: int | None = None, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """FP16 weights (the first ``n``) and a status per block (0 clean, 1 corrected, 2 detected
-        but not correctable)."""
+        but not correctable). ``raw`` decodes raw bit words: no FP16 fallback for an all-ones
+        exponent (the words of :meth:`encode_words`)."""
         cells = np.ascontiguousarray(cells, np.uint8)
         if cells.ndim != 2 or cells.shape[1] != self.cells_per_block:
             raise ValueError(f"cells must have shape (blocks, {self.cells_per_block}), got {cells.shape}")
@@ -196,7 +197,7 @@ class CodecSpec(SpecIdentity):
         status = np.empty(cells.shape[0], np.int8)
         hard, soft = self._bit_positions()
         _decode(self.kind, cells, hard, soft, self.sign_cell, self.block_words,
-                np.asarray(self.repair, np.int64), words, status)
+                np.asarray(self.repair, np.int64), not raw, words, status)
         n = words.size if n is None else n
         return words[:n].view(np.float16), status
 
@@ -289,8 +290,8 @@ def _restore(s, repair):
 
 
 @njit(cache=True, inline="always")
-def _finite(w):
-    if (w & EXPONENT_MASK) == EXPONENT_MASK:
+def _finite(w, fp16):
+    if fp16 and (w & EXPONENT_MASK) == EXPONENT_MASK:
         return (w & 0x8000) | MAX_FINITE
     return w
 
@@ -393,7 +394,7 @@ def _encode(kind, write_aware, words, old, hard, soft, movable, bw, state_cost, 
 
 
 @njit(parallel=True, cache=True)
-def _decode(kind, cells, hard, soft, sign_cell, bw, repair, out, status):
+def _decode(kind, cells, hard, soft, sign_cell, bw, repair, fp16, out, status):
     nb = cells.shape[0]
     for b in prange(nb):
         if kind == HAMMING:
@@ -402,7 +403,7 @@ def _decode(kind, cells, hard, soft, sign_cell, bw, repair, out, status):
                 s = np.int64(cells[b, c])
                 cw |= ((s >> 1) << (2 * c + 1)) | ((s & 1) << (2 * c))
             w, st = _hamming_decode(cw)
-            out[b] = _finite(w)
+            out[b] = _finite(w, fp16)
             status[b] = st
             continue
         st = STATUS_CLEAN
@@ -434,5 +435,5 @@ def _decode(kind, cells, hard, soft, sign_cell, bw, repair, out, status):
                 w |= ((s >> 1) << hard[c]) | ((s & 1) << soft[c])
             if kind == BACKUP or kind == BACKUP_REARRANGE:
                 w &= ~np.int64(0x4000)
-            out[b * bw + j] = _finite(w)
+            out[b * bw + j] = _finite(w, fp16)
         status[b] = st

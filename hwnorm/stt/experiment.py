@@ -14,6 +14,7 @@ Scenario (every choice is reported with the results):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -137,8 +138,56 @@ def run(settings: Settings, progress=None) -> dict:
         "energy_other_tables": other_tables,
         "accuracy": accuracy,
         "paper": PAPER,
+        "paper_search": paper_search(weights, table, settings.tile_words),
         "seconds": time.perf_counter() - started,
     }
+
+
+# ---------------------------------------------------------------------- the paper's conditions
+# Documented assumptions a cell table rests on, swept to find where the paper's −9% read / −6% write
+# could hold. Resistances as in the default table: hard MTJ 1 kΩ, soft MTJ 2 kΩ (parallel).
+SENSING = ("voltage", "current")   # read energy ∝ conductance (voltage-mode) or ∝ resistance (current-mode)
+TMRS = (0.5, 1.0, 2.0, 3.0)       # tunnel magnetoresistance of both MTJs (anti-parallel = P · (1 + TMR))
+TT_FACTORS = (0.75, 1.0, 1.5)     # a two-step write's energy relative to HT + ST
+# the paper's codec: the static objective weighing one read per write (the default) or a read-heavy
+# inference buffer (1000 reads per write), and the write-aware variant
+PAPER_CODECS = (("backup+rearrange", 1.0), ("backup+rearrange", 1000.0), ("backup+rearrange-wa", 1.0))
+
+
+def assumed_table(base: CellTable, sensing: str, tmr: float, tt_factor: float) -> CellTable:
+    """``base`` with its read energies from a resistance model (mean kept) and its TT energy scaled."""
+    r = np.array([1.0 * (1 + tmr * (s >> 1)) + 2.0 * (1 + tmr * (s & 1)) for s in range(4)])
+    weight = 1 / r if sensing == "voltage" else r
+    read = tuple(float(v) for v in weight / weight.mean() * float(np.mean(base.read_energy_pj)))
+    zt, st, ht, _ = base.write_energy_pj
+    write = (zt, st, ht, tt_factor * (ht + st))
+    return dataclasses.replace(base, name=f"{base.name} ({sensing} sensing, TMR {tmr:g}, TT x{tt_factor:g})",
+                               read_energy_pj=read, write_energy_pj=write)
+
+
+def paper_search(weights: np.ndarray, base: CellTable, tile_words: int) -> list[dict]:
+    """Δ read / Δ write of the paper's codec against ``none`` for every assumed table and both
+    write scenarios: tiles of the network over each other, or one fresh load over an all-00 buffer."""
+    fresh = -(-weights.size // 64) * 64
+    out = []
+    for sensing in SENSING:
+        for tmr in TMRS:
+            for tt in TT_FACTORS:
+                table = assumed_table(base, sensing, tmr, tt)
+                for scenario, words in (("tiles", tile_words), ("fresh", fresh)):
+                    rows = {_paper_label(c, k): _energy(make_codec(c, table, reads_per_write=k), table, weights,
+                                                        words)[0] for c, k in (("none", 1.0), *PAPER_CODECS)}
+                    _relative(rows)
+                    for codec, k in PAPER_CODECS:
+                        label = _paper_label(codec, k)
+                        out.append({"sensing": sensing, "tmr": tmr, "tt_factor": tt, "scenario": scenario,
+                                    "codec": label, "read_delta": rows[label]["read_energy_delta"],
+                                    "write_delta": rows[label]["write_energy_delta"]})
+    return out
+
+
+def _paper_label(codec: str, reads_per_write: float) -> str:
+    return codec if reads_per_write == 1.0 else f"{codec} (objective: {reads_per_write:g} reads per write)"
 
 
 def _relative(rows: dict) -> None:
@@ -197,6 +246,48 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _paper_conditions(result: dict) -> list[str]:
+    rows = result.get("paper_search")
+    if not rows:
+        return []
+    paper = result["paper"]
+    hit = [r for r in rows if r["read_delta"] <= paper["read_energy_delta"] and r["write_delta"] <= paper["write_energy_delta"]]
+    best_read = min(rows, key=lambda r: r["read_delta"])
+    best_write = min(rows, key=lambda r: r["write_delta"])
+
+    def where(r):
+        return (f"`{r['codec']}`, {r['sensing']}-mode sensing, TMR {r['tmr']:g}, TT ×{r['tt_factor']:g}, "
+                f"{r['scenario']} writes: {_pct(r['read_delta'])} read, {_pct(r['write_delta'])} write")
+
+    out = ["", "## Under which cell table the paper's figures hold", "",
+           f"Swept assumptions (the FP16 MLP above, flag cells included): read energy ∝ conductance "
+           f"(voltage-mode sensing) or ∝ resistance (current-mode), both MTJs at TMR "
+           f"{', '.join(f'{t:g}' for t in TMRS)} (hard 1 kΩ / soft 2 kΩ parallel); a two-step write at "
+           f"{', '.join(f'{t:g}' for t in TT_FACTORS)} × (HT + ST); tiles written over each other or one fresh "
+           f"load over an all-00 buffer — {len(rows)} points.", ""]
+    if hit:
+        out.append(f"The paper's {_pct(paper['read_energy_delta'])} read **and** {_pct(paper['write_energy_delta'])} "
+                   f"write hold at {len(hit)} of them, e.g. {where(min(hit, key=lambda r: r['read_delta']))}.")
+    else:
+        out.append(f"**At none of them** do {_pct(paper['read_energy_delta'])} read and "
+                   f"{_pct(paper['write_energy_delta'])} write hold together.")
+    out += [f"- Largest read saving: {where(best_read)}.", f"- Largest write saving: {where(best_write)}.", "",
+            "| sensing | TMR | TT × | scenario | codec | Δ read | Δ write |", "|---|---:|---:|---|---|---:|---:|"]
+    out += [f"| {r['sensing']} | {r['tmr']:g} | {r['tt_factor']:g} | {r['scenario']} | `{r['codec']}` | "
+            f"{_pct(r['read_delta'])} | {_pct(r['write_delta'])} |" for r in rows if r["tmr"] in (1.0, 3.0)]
+    spec = make_codec("backup+rearrange", load_table())
+    extra = spec.cells_per_weight / spec.cells_per_word - 1
+    out += ["", f"(Rows at TMR 1 and 3 shown; `stt.json` holds every point.) The read saving is bounded: the "
+            f"{spec.flag_cells} flag cells per {spec.block_words}-word block add {100 * extra:.2f}% of the cells, so "
+            f"the transform must make the average data cell {100 * (1 - 1 / (1 + extra)):.1f}% cheaper to sense "
+            f"just to break even, and {100 * (1 - (1 + paper['read_energy_delta']) / (1 + extra)):.1f}% cheaper for "
+            f"the paper's {_pct(paper['read_energy_delta'])}; the sign backup and the XOR transforms move too few "
+            "cells between states for that under any of these read models. Writes are the other way round: "
+            "the write-aware variant saves far more than 6% where two-step writes are dear, but it picks states "
+            "by write cost and gives up read energy."]
+    return out
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:+.1f}%"
 
@@ -242,6 +333,7 @@ def _discussion(result: dict) -> list[str]:
         "- The rearrangement adds two flag cells per block: a hard-bit fault in a flag cell mis-decodes the "
         "whole block (4 weights), which is why `rearrange` alone can be less robust than `none` at high BER.",
     ]
+    out += _paper_conditions(result)
     return out
 
 
