@@ -77,6 +77,7 @@ class Inventory:
     memories: tuple = field(default_factory=tuple)      # MemoryUse per memory (depth ≥ 2)
     multipliers: tuple = field(default_factory=tuple)   # (a bits, b bits) per multiplier (DSP or LUTs: the target's rule)
     table_products: tuple = field(default_factory=tuple)  # (a, b) per narrow product read from a table (LUTs)
+    luts: int = 0  # LUTs counted by construction, not fitted (a stored weight row's decoder tables)
 
     def __add__(self, other: "Inventory") -> "Inventory":
         counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}

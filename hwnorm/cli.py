@@ -456,7 +456,7 @@ def cmd_report(args) -> int:
                                    seed=args.seed + k, sim=sim, targets=targets, synth=not args.no_synth,
                                    fmax=not (args.no_synth or args.no_fmax), progress=say,
                                    buffer_codec=args.buffer_codec))
-    names = write_reports(figs, args.out)
+    names = write_reports(figs, args.out, merge_index=bool(args.design))  # a subset keeps the index whole
     for fig in figs:
         c = fig["cycles"]["design"]
         line = f"{fig['design']:<18} {c['cycles_per_vector']:>5} clocks/vector, latency {c['latency']:>4}"

@@ -77,8 +77,11 @@ class FlowConfig:
     folding: dict = field(default_factory=dict)
     throughput: float | None = None     # [auto_folding]
     lut_budget: int | None = None       # [auto_folding]
-    codec: str = DEFAULT_BUFFER_CODEC   # [stt]
-    cells: str = DEFAULT_CELLS          # [stt]
+    codec: str = DEFAULT_BUFFER_CODEC   # [stt] codec of the weight memories as MLC STT-RAM (energy)
+    cells: str = DEFAULT_CELLS          # [stt] cell table
+    stt_store: bool = False             # [stt] store = true: the generated top holds its weights as
+    stt_ber: float = 0.0                # [stt]   encoded cells, hit by a fault map drawn at ber
+    stt_seed: int = 0                   # [stt]   from seed, decoded on read (hwnorm.stt.store)
     origin: str = "<defaults>"          # the file it came from (for messages)
     base: Path | None = None            # folder relative model paths resolve against
 
@@ -89,9 +92,9 @@ class FlowConfig:
 
 
 _TABLES = {"auto_folding": {"throughput": "throughput", "lut_budget": "lut_budget"},
-           "stt": {"codec": "codec", "cells": "cells"}}
-_TOP = [f.name for f in fields(FlowConfig) if f.name not in ("throughput", "lut_budget", "codec", "cells",
-                                                             "origin", "base", "activations")]
+           "stt": {"codec": "codec", "cells": "cells", "store": "stt_store", "ber": "stt_ber", "seed": "stt_seed"}}
+_TOP = [f.name for f in fields(FlowConfig) if f.name not in ("throughput", "lut_budget", "codec", "cells", "stt_store",
+                                                             "stt_ber", "stt_seed", "origin", "base", "activations")]
 
 
 def _check(where: str, key: str, value, kind, allowed=None, positive: bool = False):
@@ -130,6 +133,7 @@ _RULES = {
     "rtl_dir": (str, None, False), "reports_dir": (str, None, False),
     "throughput": (float, None, True), "lut_budget": (int, None, True),
     "codec": (str, BUFFER_CODECS, False), "cells": (str, None, False),
+    "stt_store": (bool, None, False), "stt_ber": (float, None, False), "stt_seed": (int, None, False),
 }
 
 
@@ -176,6 +180,10 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     for key in ("rtl_dir", "reports_dir", "model", "energy_table", "cells"):
         if key in values and not values[key].strip():  # "" would mean the working folder, or nothing
             raise ValueError(f"{origin}: {key} must not be empty")
+    if not 0 <= values.get("stt_ber", 0.0) <= 0.5:
+        raise ValueError(f"{origin}: stt.ber must be in [0, 0.5], got {values['stt_ber']}")
+    if not 0 <= values.get("stt_seed", 0) < 2 ** 63:
+        raise ValueError(f"{origin}: stt.seed must be in [0, 2^63), got {values['stt_seed']}")
     if not 2 <= values.get("score_bits", 16) <= 32:
         raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")
     from hwnorm.hdl.names import check_identifier

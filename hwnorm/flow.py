@@ -130,6 +130,8 @@ def _design(config: FlowConfig, folding: dict):
         extra.update(activations=config.activations, target=config.target)
     if config.target in delay_models():  # pipelined for the clock on the target (hwnorm.timing)
         extra.update(clock_mhz=config.clock_mhz, target=config.target)
+    if config.stt_store:  # weight ROMs as encoded MLC STT-RAM cells under a fault map (hwnorm.stt.store)
+        extra["stt"] = {"codec": config.codec, "ber": config.stt_ber, "seed": config.stt_seed, "cells": config.cells}
     return Design(config.name, "network", {"model": config.model, "output": config.output, "folding": folding,
                                            **extra}, config.origin, config.base)
 
@@ -261,6 +263,11 @@ def summary(result: FlowResult, config: FlowConfig) -> str:
     rtl = fig.get("rtl")
     lines.append(f"  rtl check  {rtl['vectors']:,} images on {rtl['simulator']}: {rtl['mismatches']} mismatches"
                  if rtl else "  rtl check  not run (no simulator)")
+    store = fig.get("parameters", {}).get("stt")
+    if store:
+        lines.append(f"  weights    stored as MLC STT-RAM cells, codec {store['codec']}, {store['stored_cells']:,} cells; "
+                     f"fault map at BER {store['ber']:g} (seed {store['seed']}) flipped {store['flipped_bits']:,} bits "
+                     "— the golden model reads the same cells")
     achieved = fig.get("at_fmax", {}).get(config.target)
     lines.append(f"  cycles     {c['design']['cycles_per_vector']} clocks per image, latency {c['design']['latency']} "
                  f"clocks → {c['vectors_per_second']:,.0f} images/s at {config.clock_mhz:g} MHz "

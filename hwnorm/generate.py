@@ -60,7 +60,10 @@ FORMAT = "hwnorm-rtl/1"
 
 # ------------------------------------------------------------------ design kinds
 class _NetworkDesign:
-    """A whole network top (:class:`hwnorm.dataflow.NetworkBlock`)."""
+    """A whole network top (:class:`hwnorm.dataflow.NetworkBlock`). ``stt = {codec, ber, seed,
+    cells}`` stores its weight ROMs as MLC STT-RAM cells (:mod:`hwnorm.stt.store`): encoded by the
+    codec, hit by a fault map drawn at ``ber`` from ``seed`` (ber 0: none), decoded on read; the
+    manifest's spec hash and layers are then those of the network the stored weights make."""
 
     fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz", "stt")
 
@@ -75,7 +78,8 @@ class _NetworkDesign:
         realized = {"activations": choices, "activation_costs": [c.to_dict() for c in comparisons]} \
             if "activations" in p else {}
         return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
-                       "folding": block.folding, "spec_hash": net.spec_hash, "layers": net.summary(), **realized,
+                       "folding": block.folding, "spec_hash": block.net.spec_hash, "layers": block.net.summary(),
+                       **realized,
                        **_timing_params(block), **_store_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:

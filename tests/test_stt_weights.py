@@ -167,3 +167,41 @@ def test_a_bad_array_model_names_the_field(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_array_model(path)
+
+
+def test_flow_config_stores_the_weights_in_stt_ram():
+    from hwnorm.config import config_from_dict
+    from hwnorm.flow import _design
+    config = config_from_dict({"model": "TFC_2W2A", "stt": {"codec": "hamming", "store": True, "ber": 0.01,
+                                                            "seed": 3}})
+    assert _design(config, {}).params["stt"] == {"codec": "hamming", "ber": 0.01, "seed": 3, "cells": "default"}
+    assert "stt" not in _design(config_from_dict({"stt": {"codec": "hamming"}}), {}).params  # energy only
+    with pytest.raises(ValueError, match=r"stt.ber must be in \[0, 0.5\]"):
+        config_from_dict({"stt": {"store": True, "ber": 0.9}})
+    with pytest.raises(ValueError, match="stt.store must be bool"):
+        config_from_dict({"stt": {"store": 1}})
+
+
+def test_stt_weights_command_writes_its_report(tmp_path, capsys):
+    from hwnorm.cli import main
+    assert main(["stt-weights", "--models", "TFC_2W2A", "--codecs", "none,remap+backup", "--ber", "0.05",
+                 "--seeds", "1", "--images", "50", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "TFC_2W2A: error-free" in out and "remap+backup" in out
+    text = (tmp_path / "stt_weights.md").read_text()
+    assert "## The array model against NVSim" in text and "STT `remap+backup`" in text
+    assert (tmp_path / "stt_weights_accuracy.png").stat().st_size > 1000
+
+
+def test_committed_stt_weights_report_is_complete():
+    import json
+    from pathlib import Path
+
+    from hwnorm.stt.weights_report import DEFAULT_MODELS, RTL_MODELS
+    doc = json.loads((Path(__file__).resolve().parents[1] / "reports" / "stt_weights.json").read_text())
+    assert set(doc["models"]) == set(DEFAULT_MODELS)
+    for m in doc["models"].values():
+        assert set(m["energy"]) == set(INT_CODECS) == set(m["accuracy"])
+    rtl = doc["rtl"]
+    assert {(r["model"], r["codec"]) for r in rtl} == {(m, c) for m in RTL_MODELS for c in INT_CODECS}
+    assert all(r["mismatches"] == 0 and r["flipped_bits"] > 0 for r in rtl)

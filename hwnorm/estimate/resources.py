@@ -132,7 +132,7 @@ def features(inv: Inventory, target: Target) -> tuple[dict, dict]:
     """(linear features, directly counted cells: bram, lutram, dsp) of an inventory on a target."""
     f = {name: getattr(inv, name) for name in ("blocks", "popcount", "adder", "compare", "mux", "logic", "register")}
     f.update(rom_luts=0, rom_width=0, rom_shallow_width=0, ram_bits=0, ram_width=0, mult_bits=0, table_bits=0)
-    direct = {"bram": 0, "lutram": 0, "dsp": 0}
+    direct = {"bram": 0, "lutram": 0, "dsp": 0, "lut": inv.luts}
     for mem, place, cells in place_memories(inv, target):
         if place == "logic" and mem.kind == "rom":
             f["rom_luts"] += rom_luts(mem.width, mem.depth, target.rules["lut_inputs"])
@@ -167,7 +167,8 @@ class ResourceModel:
                              f"{', '.join(sorted(self.costs))} (run `hwnorm estimate --calibrate`)")
         f, direct = features(inv, self.target)
         out = {cls: sum(c * f[name] for name, c in class_costs.items()) for cls, class_costs in costs.items()}
-        out.update(direct)
+        for cls, cells in direct.items():
+            out[cls] = out.get(cls, 0) + cells
         return out
 
     def estimate(self, block) -> dict:

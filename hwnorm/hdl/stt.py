@@ -203,7 +203,8 @@ def _decode_words(m: Module, cells, spec: CodecSpec, words: int) -> list:
 
 def _hamming_word(m: Module, cw, name: str):
     """SEC-DED Hamming(22, 16) (``hwnorm.stt.codecs``): position ``p`` of the codeword is bit ``p``
-    of ``cw``; a single error is corrected, a double error decodes to 0 (the declared fallback)."""
+    of ``cw``; a single error is corrected, a detected double error passes the data bits as read
+    (raw words: 0 is no neutral weight)."""
     from hwnorm.stt.codecs import HAMMING_DATA_POS
 
     syndrome = Signal(5, name=f"{name}_syndrome")
@@ -212,5 +213,4 @@ def _hamming_word(m: Module, cw, name: str):
     fixed = Signal(22, name=f"{name}_fixed")
     m.d.comb += fixed.eq(cw ^ Mux(parity, Const(1, 32) << syndrome, 0)[:22])
     detected = Mux(parity, syndrome > 21, syndrome != 0)
-    word = Cat(*[fixed[int(p)] for p in HAMMING_DATA_POS])
-    return Mux(detected, 0, word)
+    return Mux(detected, Cat(*[cw[int(p)] for p in HAMMING_DATA_POS]), Cat(*[fixed[int(p)] for p in HAMMING_DATA_POS]))

@@ -551,7 +551,7 @@ class MVUBlock(LayerBlock, Block):
             popcount=pe * simd if self.xnor else 0,
             adder=pe * (raw_bits + layer.acc_bits) + (0 if self.xnor else pe * simd * self.term_bits) + counters,
             compare=(0 if t is None else compare_bits(t, pe)) + (2 * pe * layer.acc_bits if layer.acc_clip else 0),
-            mux=x_bits if nf > 1 else 0, logic=decoder,
+            mux=x_bits if nf > 1 else 0, luts=decoder,
             register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
             + counters + counter_bits(nf) + 6 + self.pipeline_register_bits(),
             memories=tuple(mems),

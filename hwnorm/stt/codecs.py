@@ -403,6 +403,10 @@ def _decode(kind, cells, hard, soft, sign_cell, bw, repair, fp16, out, status):
                 s = np.int64(cells[b, c])
                 cw |= ((s >> 1) << (2 * c + 1)) | ((s & 1) << (2 * c))
             w, st = _hamming_decode(cw)
+            if st == STATUS_DETECTED and not fp16:  # raw words: 0 is no neutral value (a binary 0 is a −1
+                w = 0                              # weight), so an uncorrectable word passes as read
+                for i in range(16):
+                    w |= ((cw >> HAMMING_DATA_POS[i]) & 1) << i
             out[b] = _finite(w, fp16)
             status[b] = st
             continue

@@ -27,9 +27,12 @@ Codecs (``WeightCodec.codec``):
                   used data state most likely to have produced it under the cell table's error
                   rates and the fitted state frequencies. That redundancy costs no cell.
 ``rearrange``     the FP16 codec's block transform on raw bits (:mod:`hwnorm.stt.codecs`):
-                  16-bit words of the row, 4 words per block, 2 flag cells per block.
+                  16-bit words of the row, 4 words per block (fewer for a narrower row), 2 flag
+                  cells per block.
 ``fnw``           Flip-N-Write per 16-bit word, one flag cell.
-``hamming``       SEC-DED Hamming(22, 16) per 16-bit word: 11 cells.
+``hamming``       SEC-DED Hamming(22, 16) per 16-bit word: 11 cells. A detected double error
+                  passes the data bits as read: for raw weight words 0 is no neutral value (a
+                  binary 0 is a −1 weight), unlike an FP16 +0.
 
 The first three keep a row's cell count (``⌈bits / 2⌉``) and decode cell by cell; the last three
 work on 16-bit words (a row is padded to whole words or blocks) and decode raw bit words (no FP16
@@ -68,6 +71,7 @@ class WeightCodec(SpecIdentity):
     encode_map: tuple = (IDENTITY,)
     decode_map: tuple = (IDENTITY,)
     repair: tuple = (0, 3)  # word codecs: the extreme state a flag cell read as 01 / 10 restores to
+    block_words: int = 1    # rearrange: 16-bit words per block (at most 4, no more than a row holds)
 
     def __post_init__(self):
         if self.codec not in INT_CODECS:
@@ -97,6 +101,7 @@ class WeightCodec(SpecIdentity):
 
     def to_dict(self) -> dict:
         return {"codec": self.codec, "element_bits": self.element_bits, "repair": list(self.repair),
+                "block_words": self.block_words,
                 "encode_map": [list(m) for m in self.encode_map], "decode_map": [list(m) for m in self.decode_map]}
 
     # ------------------------------------------------------------------ golden codec
@@ -134,13 +139,12 @@ class WeightCodec(SpecIdentity):
 
     def _spec(self, table: CellTable | None = None) -> CodecSpec:
         from hwnorm.stt.cells import load_table
-        return make_codec(self.codec, table or load_table())
+        return make_codec(self.codec, table or load_table(), block_words=self.block_words)
 
     def word_spec(self) -> CodecSpec:
         """The word codec's spec as its decoder reads it (the repair rule is the cell table's;
         ``fit`` stores it)."""
-        return CodecSpec(self.codec, block_words=DEFAULT_BLOCK_WORDS if self.codec == "rearrange" else 1,
-                         repair=tuple(self.repair))
+        return CodecSpec(self.codec, block_words=self.block_words, repair=tuple(self.repair))
 
     # ------------------------------------------------------------------ hardware cost
     def decoder_levels(self) -> int:
@@ -167,10 +171,13 @@ def fit(codec: str, element_bits: int, bits: np.ndarray, table: CellTable) -> We
         raise ValueError(f"unknown weight codec {codec!r}; allowed: {', '.join(INT_CODECS)}")
     period = math.lcm(element_bits, 2) // 2
     identity = (IDENTITY,) * (period if codec in ROW_CODECS else 1)
-    probe = WeightCodec(codec, element_bits, identity, identity, map_repair(table))
+    bits = np.asarray(bits, np.uint8)
+    # a row narrower than four words gets blocks of its own width, not padding to 64 bits
+    block_words = min(DEFAULT_BLOCK_WORDS, -(-bits.shape[1] // 16)) if codec == "rearrange" else 1
+    probe = WeightCodec(codec, element_bits, identity, identity, map_repair(table), max(block_words, 1))
     if codec not in ("remap", "remap+backup"):
         return probe
-    bits = _even(np.asarray(bits, np.uint8))
+    bits = _even(bits)
     data = (bits[:, 1::2] << 1) | bits[:, 0::2]
     classes = probe.classes(data.shape[1])
     rank = state_rank(table)

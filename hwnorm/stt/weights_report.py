@@ -80,11 +80,9 @@ def _unused_codes(memories: dict) -> int:
     spends on MAP decoding."""
     out = 0
     for m in memories.values():
-        enc = m.codec.encode_map
-        data = np.asarray(m.codec.decode_map, np.uint8)[m.codec.classes(m.clean.shape[1]), m.clean]
         classes = m.codec.classes(m.clean.shape[1])
-        for k in range(len(enc)):
-            out += 4 - np.unique(data[:, classes == k]).size if np.any(classes == k) else 0
+        for k in np.unique(classes):
+            out += 4 - np.unique(m.clean[:, classes == k]).size
     return out
 
 
