@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -185,7 +186,9 @@ def markdown(result: dict) -> str:
              "Each MVU's weight memory is an array of its own (the flow's auto folding sets its rows and word): "
              "every row is read once per input vector of its layer and written once per model load over an "
              "all-00 array. SRAM and MLC STT-RAM are costed at array level, periphery included, for the same "
-             "capacity and word (`hwnorm.stt.array`).", ""]
+             "capacity and word (`hwnorm.stt.array`). *Unused codes*: cell states (per cell class and memory) "
+             "the stored content never holds — the redundancy `remap+backup` decodes by MAP. Word codecs pad a "
+             "row to whole 16-bit words, which costs narrow rows (the convolutions') many cells.", ""]
     lines += ["## The array model against NVSim", "",
               "The model's SLC-equivalent figures at each NVSim anchor's configuration (64-bit word): the read "
               "periphery is calibrated on the anchor's read (so the read matches by construction); the write "
@@ -211,6 +214,7 @@ def markdown(result: dict) -> str:
                          " / ".join(f"{100 * s:.0f}" for s in e["state_share"]), str(e["unused_codes"])])
         lines += [_table(["buffer", "cells", "read pJ / inference", "Δ read", "write pJ / load", "Δ write", "area mm²",
                           "states 00/01/10/11 %", "unused codes"], rows), ""]
+        lines += _trade_offs(m["energy"])
         bers = result["bers"]
         rows = [[f"`{codec}`"] + [f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} ({100 * r['min']:.1f})" for r in acc]
                 for codec, acc in m["accuracy"].items()]
@@ -226,6 +230,23 @@ def markdown(result: dict) -> str:
         lines += [_table(["model", "codec", "BER", "flipped bits", "images", "mismatches", "RTL accuracy %",
                           "golden accuracy %"], rows), ""]
     return "\n".join(lines)
+
+
+def _trade_offs(energy: dict) -> list[str]:
+    """Codecs that read for less but load for more: after how many inferences they pay off."""
+    base, out = energy["none"], []
+    for codec, e in energy.items():
+        saved, paid = base["stt_read_pj"] - e["stt_read_pj"], e["stt_write_pj"] - base["stt_write_pj"]
+        if saved > 0 and paid > 0:
+            out.append(f"`{codec}` reads for {saved:,.0f} pJ less per inference and loads for {paid:,.0f} pJ more: "
+                       f"it pays off after {_count(math.ceil(paid / saved), 'inference')} per model load (its most frequent "
+                       "states go to the cheapest cells to read; an array loads over all-00 cells, which cost "
+                       "nothing to keep).")
+    return out + [""] if out else []
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def plot(result: dict) -> bytes:
