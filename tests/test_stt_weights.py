@@ -205,3 +205,22 @@ def test_committed_stt_weights_report_is_complete():
     rtl = doc["rtl"]
     assert {(r["model"], r["codec"]) for r in rtl} == {(m, c) for m in RTL_MODELS for c in INT_CODECS}
     assert all(r["mismatches"] == 0 and r["flipped_bits"] > 0 for r in rtl)
+
+
+def test_a_faulty_raw_accumulator_saturates_at_the_clean_range(tfc2):
+    from hwnorm.layers.mvu import MVTU
+    net, folding = tfc2
+    store = WeightStore("none", ber=0.1, seed=0)
+    faulty, _ = stored_network(net, folding, store)
+    clipped = [(a, b) for a, b in zip(faulty.layers, net.layers) if a.kind == "mvu" and a.acc_clip is not None]
+    assert clipped, "seed 0 at BER 0.1 widens the last layer's accumulator"
+    for layer, clean in clipped:
+        assert layer.acc_clip == clean.out_range and layer.out_range == clean.out_range  # the next layer's input
+        free = dataclasses.replace(layer, acc_clip=None)
+        assert free.acc_range[0] < layer.acc_clip[0] or free.acc_range[1] > layer.acc_clip[1]
+        x = np.random.default_rng(0).integers(layer.in_lo, layer.in_hi + 1, (64, layer.in_features))
+        assert np.array_equal(layer.run(x), np.clip(free.run(x), *layer.acc_clip))
+        assert MVTU.from_dict(layer.to_dict()).acc_clip == layer.acc_clip  # the IR JSON keeps it
+    with pytest.raises(ValueError, match="acc_clip .* applies to a raw accumulator"):
+        thresholded = next(l for l in net.layers if l.kind == "mvu" and l.thresholds is not None)
+        dataclasses.replace(thresholded, acc_clip=(0, 1))
