@@ -23,7 +23,7 @@ import numpy as np
 from hwnorm.defaults import DEFAULT_CELLS
 from hwnorm.stt.buffer import inject
 from hwnorm.stt.cells import CellTable, load_table
-from hwnorm.stt.intcodec import INT_CODECS, WeightCodec, cells_to_rows, fit, rows_to_bits, bits_to_rows
+from hwnorm.stt.intcodec import INT_CODECS, WeightCodec, bits_to_rows, cells_to_rows, fit, rows_to_bits
 
 SEED_STRIDE = 0x9E3779B1  # decorrelates the layers' fault streams
 
@@ -31,7 +31,7 @@ SEED_STRIDE = 0x9E3779B1  # decorrelates the layers' fault streams
 @dataclass(frozen=True)
 class WeightStore:
     """How a design's weight memories are stored: ``codec`` (:data:`INT_CODECS`), the cell table
-    ``cells`` (bundled name or file), and a fault map drawn at ``ber`` from ``seed`` (0: none)."""
+    ``cells`` (bundled name or file), and a fault map drawn at ``ber`` from ``seed`` (ber 0: none)."""
 
     codec: str = "none"
     ber: float = 0.0
@@ -45,6 +45,8 @@ class WeightStore:
             raise ValueError(f"stt ber must be a number in [0, 0.5], got {self.ber!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
             raise ValueError(f"stt seed must be an integer in [0, 2^63), got {self.seed!r}")
+        if not isinstance(self.cells, str) or not self.cells:
+            raise ValueError(f"stt cells must be a cell table name or file, got {self.cells!r}"[:200])
 
     def table(self) -> CellTable:
         return load_table(self.cells)
