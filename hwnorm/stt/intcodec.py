@@ -95,7 +95,7 @@ class WeightCodec(SpecIdentity):
     def cells_per_row(self, row_bits: int) -> int:
         if self.per_cell:
             return -(-row_bits // 2)
-        spec = self._spec()
+        spec = self.word_spec()
         words = -(-row_bits // 16)
         return spec.n_blocks(words) * spec.cells_per_block
 
