@@ -34,7 +34,7 @@ def test_every_codec_decodes_what_it_encoded(codec, element_bits):
     spec = fit(codec, element_bits, bits, TABLE)
     cells = spec.encode(bits, TABLE)
     assert cells.shape == (7, spec.cells_per_row(bits.shape[1])) and cells.max() <= 3
-    assert np.array_equal(spec.decode(cells, bits.shape[1], TABLE), bits)
+    assert np.array_equal(spec.decode(cells, bits.shape[1]), bits)
 
 
 def test_remap_puts_the_most_frequent_states_in_the_best_cells():
@@ -99,7 +99,7 @@ def test_faults_are_seeded_and_the_golden_model_reads_the_decoded_weights(tfc2):
     for layer in a.layers:
         if layer.kind == "mvu":
             block = layer.block(folding[layer.name])
-            assert block.weight_rows() == mem_a[layer.name].decoded_rows(TABLE)
+            assert block.weight_rows() == mem_a[layer.name].decoded_rows()
 
 
 def test_weight_store_settings_are_checked():

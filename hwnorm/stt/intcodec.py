@@ -121,7 +121,7 @@ class WeightCodec(SpecIdentity):
         return np.stack([spec.encode_words(w).reshape(blocks * spec.cells_per_block) for w in words]) \
             if len(words) else np.zeros((0, self.cells_per_row(bits.shape[1])), np.uint8)
 
-    def decode(self, cells: np.ndarray, row_bits: int, table: CellTable) -> np.ndarray:
+    def decode(self, cells: np.ndarray, row_bits: int) -> np.ndarray:
         """Bit rows ``(rows, row_bits)`` of stored cells (any states: faults decode too)."""
         cells = np.asarray(cells, np.uint8)
         if self.per_cell:

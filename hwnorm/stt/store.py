@@ -70,8 +70,8 @@ class StoredWeights:
         """The ROM image: one word of 2·cells bits per row (cell c at bits [2c, 2c + 2))."""
         return cells_to_rows(self.cells)
 
-    def decoded_rows(self, table: CellTable) -> list[int]:
-        return bits_to_rows(self.codec.decode(self.cells, self.row_bits, table))
+    def decoded_rows(self) -> list[int]:
+        return bits_to_rows(self.codec.decode(self.cells, self.row_bits))
 
 
 def store_block(block, store: WeightStore, table: CellTable, index: int):
@@ -86,7 +86,7 @@ def store_block(block, store: WeightStore, table: CellTable, index: int):
     stored = StoredWeights(codec, row_bits, clean, cells, flips)
     layer = block.layer
     if flips:
-        layer = _with_weights(layer, block.weights_from_rows(stored.decoded_rows(table)))
+        layer = _with_weights(layer, block.weights_from_rows(stored.decoded_rows()))
     return layer, stored
 
 
@@ -124,16 +124,14 @@ def buffer_costs(net, folding: dict, codec: str, table: CellTable, energy_table,
     """Array-level costs (:func:`hwnorm.stt.array.memory_cost`) of every MVU weight memory of a
     folded network stored with ``codec``: each row is read once per input vector of its layer
     (a convolution: once per output pixel) and written once per model load."""
+    return memory_costs(net, stored_network(net, folding, WeightStore(codec), table)[1], table, energy_table, model)
+
+
+def memory_costs(net, memories: dict, table: CellTable, energy_table, model=None) -> list:
+    """:func:`buffer_costs` of memories already stored (layer name → StoredWeights, clean cells)."""
     from hwnorm.stt.array import load_array_model, memory_cost
 
     model = model or load_array_model()
-    store = WeightStore(codec)
-    out = []
-    for index, layer in enumerate(net.layers):
-        if layer.kind != "mvu":
-            continue
-        block = layer.block(folding[layer.name])
-        _, stored = store_block(block, store, table, index)
-        units = layer.vectors // layer.unit_vectors
-        out.append(memory_cost(model, table, energy_table, layer.name, stored.clean, stored.row_bits, units))
-    return out
+    return [memory_cost(model, table, energy_table, layer.name, memories[layer.name].clean,
+                        memories[layer.name].row_bits, layer.vectors // layer.unit_vectors)
+            for layer in net.layers if layer.name in memories]

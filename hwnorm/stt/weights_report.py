@@ -92,7 +92,7 @@ def run_model(name: str, settings: Settings, progress=None) -> dict:
     from hwnorm.estimate.energy import load_energy_table
     from hwnorm.models import load_network
     from hwnorm.stt.array import load_array_model, total
-    from hwnorm.stt.store import WeightStore, buffer_costs, stored_network
+    from hwnorm.stt.store import WeightStore, memory_costs, stored_network
 
     say = progress or (lambda *_: None)
     table, energy, arrays = settings.table, load_energy_table(), load_array_model()
@@ -103,8 +103,8 @@ def run_model(name: str, settings: Settings, progress=None) -> dict:
     out = {"model": name, "images": len(x), "clean_accuracy": clean, "folding": folding, "energy": {},
            "accuracy": {}}
     for codec in settings.codecs:
-        costs = buffer_costs(net, folding, codec, table, energy, arrays)
         _, memories = stored_network(net, folding, WeightStore(codec), table)
+        costs = memory_costs(net, memories, table, energy, arrays)
         out["energy"][codec] = {**total(costs), "cells": sum(c.rows * c.cells_per_row for c in costs),
                                 "weight_bits": sum(c.rows * c.data_bits for c in costs),
                                 "state_share": _state_share(memories), "unused_codes": _unused_codes(memories)}
