@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_CLOCK_MHZ", "DEFAULT_IMAGES", "DEFAULT_VECTORS", "DEFAULT_SEED", "DEFAULT_TARGET",
            "SIMULATORS", "SIMULATOR_CHOICES", "DEFAULT_SIMULATOR", "DEFAULT_ENERGY_TABLE", "DEFAULT_CELLS",
-           "DEFAULT_BUFFER_CODEC", "WEIGHT_CODECS", "LIMITS", "check_limit"]
+           "DEFAULT_BUFFER_CODEC", "WEIGHT_CODECS", "LIMITS", "COST_LIMITS", "check_limit"]
 
 DEFAULT_CLOCK_MHZ = 150.0     # clock for throughput figures, and the flow's target clock (pipelining)
 DEFAULT_IMAGES = 1000         # input images whose action counts give the energy per inference
@@ -38,6 +38,16 @@ LIMITS = {
     "lut_budget": (1, 10**9),
     "workers": (1, 1024),
     "repeat": (1, 1000),
+}
+
+
+# What a model may ask of the golden model and the hardware, checked before the work it would
+# cost: multi-thresholds are 2^bits − 1 exact cuts per channel (a 16-bit quantizer of 64 channels
+# took > 8 GB), and the golden model accumulates in int64.
+COST_LIMITS = {
+    "thresholds": 1 << 19,     # exact cuts one thresholding (or requantizer check) computes: channels × levels
+    "operand_bits": 32,        # an MVU's weights and inputs
+    "accumulator_bits": 63,    # |Σ w·x| < 2^63: the golden model's int64 never wraps
 }
 
 

@@ -20,21 +20,23 @@ def _f32(value) -> np.ndarray:
 
 
 def quantize_inputs(input_quant: dict, x) -> np.ndarray:
-    """int64 codes (N, features) of float inputs ``x`` (N, …) — bit 0 / 1 for a bipolar quantizer."""
-    from hwnorm.quantizer import FLOAT_ROUNDING, code_range
+    """int64 codes (N, features) of float inputs ``x`` (N, …) — bit 0 / 1 for a sign quantizer."""
+    from hwnorm.quantizer import Quantizer, Sign, executor_codes
 
     v = _f32(x).reshape(len(x), -1)
     with np.errstate(all="ignore"):
         for step in input_quant["ops"]:
             c = _f32(step["value"])
             v = _OPS[step["op"]](v, c) if step["data_first"] else _OPS[step["op"]](c, v)
-        q = input_quant["quantizer"]
-        if q is None:  # bipolar: sign (0 → +1)
-            return (v >= 0).astype(np.int64)
-        y = v / _f32(input_quant["scale"]) + np.float32(q["zero"])
-        lo, hi = code_range(q["bits"], q["signed"], q["narrow"])
-        y = np.clip(y, np.float32(lo), np.float32(hi))
-        return FLOAT_ROUNDING[q["rounding"]](y).astype(np.int64)
+    q = input_quant["quantizer"]
+    if q is None:  # a BipolarQuant: the sign of the data (0 → +1)
+        quant = Sign()
+    elif q["bits"] == 1 and q["signed"]:  # a 1-bit signed Quant: the sign of v/s + z
+        quant = Sign(q["zero"], divides=True)
+    else:
+        quant = Quantizer(q["bits"], q["signed"], q["narrow"], q["rounding"], q["zero"])
+    codes = executor_codes(v, _f32(input_quant["scale"]), q["zero"] if q else 0, quant)
+    return (codes > 0).astype(np.int64) if isinstance(quant, Sign) else codes
 
 
 def float_range(input_quant: dict, features: int) -> tuple[np.ndarray, np.ndarray]:

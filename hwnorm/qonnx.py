@@ -36,6 +36,7 @@ the network's meta says how close the nearest input comes, for the sign quantize
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -51,7 +52,8 @@ from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
 from hwnorm.qbn import fold_bn
-from hwnorm.quantizer import FLOAT_ROUNDING, ROUNDING_MODES, Quantizer, code_range, requant_spec, threshold_fold
+from hwnorm.quantizer import (ROUNDING_MODES, Quantizer, Sign, check_against_executor, executor_codes, requant_spec,
+                               threshold_fold)
 
 __all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "NoInputQuantizer",
            "REALIZATIONS"]
@@ -297,8 +299,9 @@ def _fold_array(node, args: list[np.ndarray]) -> np.ndarray:
     raise ImportError_(f"node {node.name or node.op_type} ({op}): unsupported operation on constants")
 
 
-def _quantizer_of(node, args) -> tuple[Quantizer | None, np.ndarray, np.ndarray]:
-    """(quantizer, scale, zero point) of a Quant / BipolarQuant node: None for a bipolar one.
+def _quantizer_of(node, args) -> tuple[Quantizer | Sign, np.ndarray, np.ndarray]:
+    """(quantizer, scale, zero point) of a Quant / BipolarQuant node: a :class:`Sign` for a
+    BipolarQuant and for a 1-bit signed Quant (which QONNX executes as a sign, zero point kept).
     Every parameter must be a constant; each error names the node and what is allowed."""
     name = f"node {node.name or node.op_type} ({node.op_type})"
     need = 2 if node.op_type == "BipolarQuant" else 4
@@ -310,7 +313,7 @@ def _quantizer_of(node, args) -> tuple[Quantizer | None, np.ndarray, np.ndarray]
     if scale.size == 0 or not np.all(np.isfinite(scale) & (scale > 0)):
         raise ImportError_(f"{name}: scale must be positive and finite, got {scale.reshape(-1)[:4]}")
     if node.op_type == "BipolarQuant":
-        return None, scale, np.zeros(1)
+        return Sign(), scale, np.zeros(1)
     zero = np.asarray(args[2], dtype=np.float64)
     if zero.size == 0 or not np.all(np.isfinite(zero)) or np.any(zero != np.round(zero)):
         raise ImportError_(f"{name}: the zero point must be integers, got {zero.reshape(-1)[:4]}")
@@ -327,8 +330,8 @@ def _quantizer_of(node, args) -> tuple[Quantizer | None, np.ndarray, np.ndarray]
     mode = mode.decode() if isinstance(mode, bytes) else str(mode)
     if mode.upper() not in ROUNDING_MODES:
         raise ImportError_(f"{name}: rounding_mode {mode!r} is not allowed; allowed: {', '.join(ROUNDING_MODES)}")
-    if int(bits[0]) == 1 and flags["signed"]:  # QONNX executes a 1-bit signed Quant as a sign: ±1
-        return None, scale, zero
+    if int(bits[0]) == 1 and flags["signed"]:  # QONNX executes it as the sign of y/s + z: (±1 − z)·s
+        return Sign(int(zero.reshape(-1)[0]) if np.unique(zero).size == 1 else 0, divides=True), scale, zero
     return Quantizer(int(bits[0]), flags["signed"], flags["narrow"], mode.upper()), scale, zero
 
 
@@ -339,24 +342,17 @@ def _quantize_const(node, args) -> _QuantConst:
     if not np.all(np.isfinite(x)):
         raise ImportError_(f"node {node.name or node.op_type} ({node.op_type}): the quantized constant holds "
                            f"non-finite values (NaN or ±inf); weights must be finite numbers")
-    s32, z32 = scale.astype(np.float32), zero.astype(np.float32)
-    if quant is None:  # bipolar: sign (0 → +1) times the scale
-        codes = np.where(x >= 0, 1, -1).astype(np.int64)
-        values = (codes.astype(np.float32) * s32).astype(np.float32)
-        z = np.zeros_like(values, dtype=np.float64)
-    else:
-        lo, hi = code_range(quant.bits, quant.signed, quant.narrow)
-        y = np.clip(x / s32 + z32, np.float32(lo), np.float32(hi))
-        rounded = FLOAT_ROUNDING[quant.rounding](y)
-        codes = rounded.astype(np.int64)
-        values = ((rounded - z32) * s32).astype(np.float32)
-        z = np.broadcast_to(zero, values.shape).astype(np.float64)
     try:
-        full_scale = np.broadcast_to(scale, values.shape).astype(np.float64)
+        codes = executor_codes(x, scale, zero, quant)
+        full_scale = np.broadcast_to(scale, codes.shape).astype(np.float64)
+        z = np.broadcast_to(zero, codes.shape).astype(np.float64)
     except ValueError:
-        raise ImportError_(f"node {node.name} ({node.op_type}): scale of shape {scale.shape} does not broadcast "
-                           f"to the data shape {values.shape}") from None
-    return _QuantConst(values, np.broadcast_to(codes, values.shape).copy(), full_scale, z, quant is None)
+        raise ImportError_(f"node {node.name} ({node.op_type}): scale of shape {scale.shape} or zero point of shape "
+                           f"{zero.shape} does not broadcast to the data shape {x.shape}") from None
+    values = ((codes - z).astype(np.float32) * full_scale.astype(np.float32)).astype(np.float32)  # as the executor
+    # ±1 weights pack as bits only when they stand for ±s: a sign with a zero point is (±1 − z)·s, integers.
+    bipolar = isinstance(quant, Sign) and not np.any(z)
+    return _QuantConst(values, codes, full_scale, z, bipolar)
 
 
 def _per_element(node, const: np.ndarray, x, channel_axis: int | None = None) -> np.ndarray:
@@ -661,38 +657,43 @@ class _Walk:
         quant, scale, zero = _quantizer_of(node, args)
         channels = x.form.channels
         s = _per_element(node, scale, x)
-        if quant is None:  # bipolar: code 1 (+s) iff y ≥ 0
+        z = _per_element(node, zero, x)
+        if np.unique(z).size != 1:
+            raise ImportError_(f"node {name} ({node.op_type}): a per-channel zero point is not supported for activations")
+        if isinstance(quant, Sign):  # code +1 iff u = y/s + z ≥ 0 (y ≥ 0 without a zero point)
             if np.unique(s).size != 1:
                 raise ImportError_(f"node {name} ({node.op_type}): a bipolar quantizer needs one scale")
-            codes, base, cuts, u = BIPOLAR, 0, [(Fraction(0), False)], x.form
-            if x.relu:  # ReLU output is ≥ 0: always +1
-                cuts = [(Fraction(-1), False)]
+            quant = replace(quant, zero=int(z[0]))
+            codes = BIPOLAR
+            u = x.form if not quant.zero else \
+                x.form.then_div(s, f"node {name} ({node.op_type})").then_add(np.full(channels, float(quant.zero)))
+            cuts = [(Fraction(0), False)]
+            if x.relu and quant.zero >= 0:  # max(y, 0)/s + z ≥ 0 always: +1 (for z < 0 the ReLU changes nothing)
+                cuts = [(_below(u, x.lo, x.hi), False)]
         else:
-            z = _per_element(node, zero, x)
-            if np.unique(z).size != 1:
-                raise ImportError_(f"node {name} (Quant): a per-channel zero point is not supported for activations")
             quant = Quantizer(quant.bits, quant.signed, quant.narrow, quant.rounding, int(z[0]), x.relu)
             if quant.code_range == (0, 1) and not quant.signed:
                 raise ImportError_(f"node {name} (Quant): one-bit unsigned activations are not supported (use a "
                                    "BipolarQuant, or 2 bits)")
             u = x.form.then_div(s, f"node {name} (Quant)").then_add(np.full(channels, float(z[0])))
-            codes = quant.code_type
-            base, cuts = quant.levels()
+            codes, cuts = quant.code_type, None  # the quantizer's own cuts, counted before they are computed
+        try:
+            check_against_executor(quant, s, quant.zero, f"node {name} ({node.op_type})")
+        except ValueError as e:
+            raise ImportError_(str(e)) from None
         if x.base is None and self.input_mode == "quantized":
             if x.relu or self.input_quant is not None:
                 raise ImportError_(f"node {name} ({node.op_type}): a quantized input is one quantizer of the "
                                    "(elementwise, affine) preprocessed input")
             self.input_quant = {"ops": [{"op": op, "data_first": first, "value": _compact(v)} for op, first, v in x.ops],
-                                "scale": _compact(s.astype(np.float32)), "quantizer": None if quant is None else
-                                {"bits": quant.bits, "signed": quant.signed, "narrow": quant.narrow,
-                                 "rounding": quant.rounding, "zero": quant.zero}}
+                                "scale": _compact(s.astype(np.float32)), "quantizer": _quantizer_json(quant)}
         else:
             self._activation(node, name, x, u, quant, cuts)
-        if quant is None:
-            self.margins[name] = _margin(x.form, x.lo, x.hi)
+        if isinstance(quant, Sign):
+            self.margins[name] = _margin(u, x.lo, x.hi)
         per_tensor = Fraction(float(s[0])) if np.unique(s).size == 1 else None
-        return _Quantized(codes, (0, 1) if quant is None else quant.code_range, per_tensor,
-                          0 if quant is None else quant.zero, x.shape, x.layout, x.order)
+        return _Quantized(codes, (0, 1) if isinstance(quant, Sign) else quant.code_range, per_tensor,
+                          quant.zero, x.shape, x.layout, x.order)
 
     def truncate(self, node, name: str, x, args) -> _Quantized:
         """QONNX ``Trunc`` of quantized data: the codes ``c`` divided by a power of two ``t``,
@@ -761,17 +762,18 @@ class _Walk:
         layer = f"{name}_input" if acc is None else acc.name
         how = self.requested.get(layer, self.default)
         lo, hi = (x.lo, x.hi) if acc is None else acc.layer().acc_range
-        possible = quant is not None and quant.datapath_rounding is not None
+        possible = isinstance(quant, Quantizer) and quant.datapath_rounding is not None
         if how == "requant":
             if not possible:
                 raise ImportError_(f"{where}: requant realizes Quant nodes rounding ROUND, HALF_EVEN, HALF_UP or "
-                                   f"FLOOR; this one is {'bipolar' if quant is None else quant.rounding}: use thresholds")
+                                   f"FLOOR; this one is {'a sign' if isinstance(quant, Sign) else quant.rounding}: "
+                                   "use thresholds")
             spec = requant_spec(u, quant, lo, hi, name=layer if acc is None else name)
             if acc is not None:
                 self.emit(acc, where)
             self.layers.append(QuantBN(spec, name=spec.name, spatial=_spatial(x)))
         else:
-            fold = bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name) if quant is None else \
+            fold = bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name) if isinstance(quant, Sign) else \
                 threshold_fold(u, quant, lo, hi, name)
             if acc is not None:
                 self.emit(acc, where, fold)
@@ -783,6 +785,22 @@ class _Walk:
                 self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer,
                                                   spatial=_spatial(x)))
         self.sites.append(ActivationSite(layer, name, how, possible))
+
+
+def _quantizer_json(quant) -> dict | None:
+    """How :func:`hwnorm.inputs.quantize_inputs` finds the input quantizer: None for a BipolarQuant,
+    a 1-bit signed one for the sign of a Quant."""
+    if isinstance(quant, Sign):
+        return None if not quant.divides else {"bits": 1, "signed": True, "narrow": False, "rounding": "ROUND",
+                                               "zero": quant.zero}
+    return {"bits": quant.bits, "signed": quant.signed, "narrow": quant.narrow, "rounding": quant.rounding,
+            "zero": quant.zero}
+
+
+def _below(form: SurdAffine, lo: int, hi: int) -> Fraction:
+    """A cut every value of the (monotone, affine) map over ``[lo, hi]`` passes: a decision that always fires."""
+    ends = [form.approx(c, np.array([lo, hi])) for c in range(form.channels)]
+    return Fraction(math.floor(min(float(np.min(e)) for e in ends)) - 1)
 
 
 def _code_element(x: "_Quantized") -> tuple:

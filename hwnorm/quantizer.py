@@ -30,9 +30,11 @@ from fractions import Fraction
 import numpy as np
 
 from hwnorm.datatypes import IntType
+from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import Rounding
 
-__all__ = ["Quantizer", "ROUNDING_MODES", "FLOAT_ROUNDING", "code_range", "threshold_fold", "requant_spec"]
+__all__ = ["Quantizer", "Sign", "ROUNDING_MODES", "FLOAT_ROUNDING", "code_range", "threshold_fold", "requant_spec",
+           "executor_codes", "check_against_executor"]
 
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "ROUND_TO_ZERO", "UP")
 # Each mode on float arrays, in the array's own precision, as QONNX's executor rounds: the codes of
@@ -124,13 +126,106 @@ class Quantizer:
         return _DATAPATH_ROUNDING.get(self.rounding)
 
 
+@dataclass(frozen=True)
+class Sign:
+    """A one-bit sign quantizer: code +1 iff ``u = y/s + z ≥ 0``, else −1, standing for ``(±1 − z)·s``.
+
+    QONNX's ``BipolarQuant`` is the case ``z = 0`` (it compares ``y`` itself with 0, no division);
+    its executor runs a 1-bit *signed* ``Quant`` this way too, zero point included — dropping ``z``
+    there would move the decision and the values (``divides``: the executor's ``y/s + z``)."""
+
+    zero: int = 0
+    divides: bool = False    # a 1-bit signed Quant (y/s + z ≥ 0); False: a BipolarQuant (y ≥ 0)
+
+    def code(self, u: Fraction) -> int:
+        return 1 if u >= 0 else -1
+
+
+# Probes of the exactness guard: the code axis stays within what float32 resolves to well under
+# the ¼ margin kept from every cut, and a wide quantizer is probed near its ends and zero point.
+_PROBE_LIMIT = 1 << 20
+_PROBE_LEVELS = 64
+
+
+def executor_codes(x, scale, zero, quant: "Quantizer | Sign") -> np.ndarray:
+    """The integer codes QONNX's executor computes for float inputs ``x``, in float32 as it does:
+    ``clip(R(x/s + z))``, or the sign of ``x/s + z`` (``x`` itself for a BipolarQuant)."""
+    x32 = np.asarray(x, dtype=np.float32)
+    if isinstance(quant, Sign) and not quant.divides:
+        return np.where(x32 >= 0, 1, -1).astype(np.int64)
+    with np.errstate(all="ignore"):
+        y = x32 / np.asarray(scale, dtype=np.float32) + np.asarray(zero, dtype=np.float32)
+        if isinstance(quant, Sign):
+            return np.where(y >= 0, 1, -1).astype(np.int64)
+        lo, hi = code_range(quant.bits, quant.signed, quant.narrow)
+        y = np.clip(y, np.float32(lo), np.float32(hi))
+        return FLOAT_ROUNDING[quant.rounding](y).astype(np.int64)
+
+
+def _probes(quant: "Quantizer | Sign") -> list[Fraction]:
+    """Code-axis points a quarter away from every decision (or the ones near the ends and the
+    zero point of a wide quantizer), and beyond both ends."""
+    if isinstance(quant, Sign):
+        return [Fraction(v, 4) for v in (-9, -4, -1, 1, 4, 9)]
+    lo, hi = code_range(quant.bits, quant.signed, quant.narrow)
+    levels = range(lo + 1, hi + 1)
+    if len(levels) > 3 * _PROBE_LEVELS:
+        near = {*range(lo + 1, lo + 1 + _PROBE_LEVELS), *range(hi + 1 - _PROBE_LEVELS, hi + 1),
+                *range(quant.zero - _PROBE_LEVELS // 2, quant.zero + _PROBE_LEVELS // 2)}
+        levels = sorted(v for v in near if lo < v <= hi)
+    out = [Fraction(lo - 3), Fraction(hi + 3)]
+    for level in levels:
+        cut, _ = quant.cut(level)
+        out += [cut - Fraction(1, 4), cut + Fraction(1, 4)]
+    return [u for u in out if abs(u) < _PROBE_LIMIT]
+
+
+def check_against_executor(quant: "Quantizer | Sign", scales, zero: int, where: str) -> None:
+    """The exactness guard: the quantizer as the importer represents it (its zero point, its clip
+    and rounding, or a sign) gives the executor's code at probe inputs a quarter of a code away
+    from every decision — for each of its (per-channel) scales. A form that disagrees is refused
+    by name rather than approximated (ValueError)."""
+    for s in np.unique(np.asarray(scales, dtype=np.float32).reshape(-1))[:16]:
+        s_exact = Fraction(float(s))
+        us = _probes(quant)
+        ys = np.array([float((u - zero) * s_exact) for u in us], dtype=np.float32)
+        got = executor_codes(ys, s, zero, quant)
+        for y, theirs in zip(ys, got):
+            if not np.isfinite(y):
+                continue
+            # hwnorm's code axis, with the zero point of its own form (the executor had the node's)
+            u = Fraction(float(y)) / s_exact + quant.zero if not (isinstance(quant, Sign) and not quant.divides) \
+                else Fraction(float(y))
+            if isinstance(quant, Sign):
+                ours = quant.code(u)
+            else:  # the clip of the quantizer itself (a ReLU's floor belongs to the data before it)
+                lo, hi = code_range(quant.bits, quant.signed, quant.narrow)
+                ours = min(max(quant.round(u), lo), hi)
+            if ours != int(theirs):
+                raise ValueError(f"{where}: hwnorm's form of this quantizer ({quant}) gives code {ours} where QONNX's "
+                                 f"executor gives {int(theirs)} (input {float(y):.6g}, scale {float(s):.6g}, zero point "
+                                 f"{zero}); refused rather than approximated")
+
+
 # ------------------------------------------------------------------ the two realizations
+def _check_threshold_cost(channels: int, quant: Quantizer, name: str) -> None:
+    """Refuse, with the figure, a quantizer whose thresholds are too many to compute — before a
+    single cut is (each is exact rational arithmetic; the requantizer is checked against them)."""
+    lo, hi = quant.code_range
+    count, limit = channels * (hi - lo), COST_LIMITS["thresholds"]
+    if count > limit:
+        raise ValueError(f"{name}: a {quant.bits}-bit quantizer of {channels:,} channels needs {channels:,} × "
+                         f"{hi - lo:,} = {count:,} exact thresholds, more than the {limit:,} hwnorm computes "
+                         "(COST_LIMITS in hwnorm/defaults.py); use a narrower quantizer")
+
+
 def threshold_fold(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "thr"):
     """Multi-thresholds (FINN style) for ``q = quant(u(acc))``, ``form`` the exact code-axis map
     ``u`` of the integer ``acc`` in ``[acc_lo, acc_hi]``: ``q = base + #{i : acc' ≥ T_i}`` with the
     channels whose map decreases flipped (``acc' = −acc``: their weights are to be negated)."""
     from hwnorm.bnn import ThresholdFold, ThresholdSpec, fold_thresholds
 
+    _check_threshold_cost(form.channels, quant, name)
     base, cuts = quant.levels()
     if not cuts:  # a single code (a ReLU floor at the top): one threshold that never fires
         spec = ThresholdSpec(np.full((form.channels, 1), acc_hi + 1), acc_lo, acc_hi, out_base=base, name=name)
@@ -152,6 +247,7 @@ def requant_spec(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "
     if quant.datapath_rounding is None:
         raise ValueError(f"{name}: rounding_mode {quant.rounding} has no requantizer datapath (it rounds "
                          f"{', '.join(_DATAPATH_ROUNDING)}); realize it with thresholds")
+    _check_threshold_cost(form.channels, quant, name)
     code = quant.code_type
     spec = fold_dyadics([form.dyadic(c) for c in range(form.channels)], in_range=(acc_lo, acc_hi),
                         out_fmt=FixedFormat(code.bits, 0, code.signed), out_range=quant.code_range,

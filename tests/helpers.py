@@ -72,21 +72,24 @@ def quant_node(inp: str, out: str, prefix: str, scale, zero, bits: int, inits: d
 
 def qnn_model(path, rng, layers=(12, 6), inputs=16, bits=(4, 3), act_signed=(True, False), relu=(False, True),
               per_channel=True, zero=(0, 2), narrow=(False, False), rounding=("ROUND", "HALF_UP"), gemm=False,
-              bn=True, bias=True):
+              bn=True, bias=True, weight_bits=None, weight_zero=0.0, weight_narrow=True, input_quant=(8, True, 0.0, 1 / 64)):
     """A random MLP as Brevitas would export it: input Quant, then per layer a quantized weight,
-    MatMul (or Gemm with transB), bias, BN, ReLU, activation Quant; a float tail at the end."""
+    MatMul (or Gemm with transB), bias, BN, ReLU, activation Quant; a float tail at the end.
+    ``weight_bits`` (default: random 2 … 8), ``weight_zero`` and ``weight_narrow`` shape every weight
+    quantizer; ``input_quant`` is the input Quant's (bits, signed, zero point, scale)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits = [], {}
-    nodes.append(quant_node("x", "q0", "in_q", np.float32(1 / 64), 0.0, 8, inits))
+    in_bits, in_signed, in_zero, in_scale = input_quant
+    nodes.append(quant_node("x", "q0", "in_q", np.float32(in_scale), float(in_zero), in_bits, inits, signed=in_signed))
     prev, k = "q0", inputs
     for i, n in enumerate(layers):
-        wb = int(rng.integers(2, 9))
+        wb = int(rng.integers(2, 9)) if weight_bits is None else weight_bits
         w = rng.normal(0, 0.5, (n, k)).astype(np.float32)
         ws = (rng.uniform(0.02, 0.2, (n, 1)) if per_channel else np.float32(0.1)).astype(np.float32)
         inits[f"w{i}"] = w
-        nodes.append(quant_node(f"w{i}", f"wq{i}", f"w{i}_q", ws, 0.0, wb, inits, narrow=True))
+        nodes.append(quant_node(f"w{i}", f"wq{i}", f"w{i}_q", ws, float(weight_zero), wb, inits, narrow=weight_narrow))
         if gemm:
             inits[f"c{i}"] = rng.normal(0, 0.3, n).astype(np.float32)
             nodes.append(helper.make_node("Gemm", [prev, f"wq{i}", f"c{i}"], [f"mm{i}"], name=f"Gemm_{i}", transB=1,
@@ -122,3 +125,13 @@ def qnn_model(path, rng, layers=(12, 6), inputs=16, bits=(4, 3), act_signed=(Tru
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)])
     onnx.save(model, str(path))
     return path
+
+
+# ---------------------------------------------------------------- signals as a terminal delivers them
+def terminal_signals() -> None:
+    """``preexec_fn`` of a child process that is to be interrupted: SIGINT and SIGTERM at their
+    default dispositions. A test run started in the background (``cmd &``, ``nohup``, a scheduler)
+    inherits SIGINT as ignored, and so would every process it starts."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

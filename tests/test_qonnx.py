@@ -352,3 +352,65 @@ def test_an_executor_failure_is_one_clear_error(monkeypatch):
     with pytest.raises(ValueError, match=r"^the QONNX executor cannot run this model \(RuntimeError: .*incompatible "
                                          r"dimensions\)$"):
         reference_logits(model, np.zeros((2, 1, 28, 28), np.float32))
+
+
+# ------------------------------------------------------------------ one-bit signed Quant: a sign with a zero point
+ONE_BIT_CASES = {  # QONNX executes a 1-bit signed Quant as sign(y/s + z), standing for (±1 − z)·s
+    "weights, z = 1": dict(weight_bits=1, weight_zero=1, weight_narrow=False),
+    "weights, z = -1": dict(weight_bits=1, weight_zero=-1, weight_narrow=False),
+    "weights, z = 0": dict(weight_bits=1, weight_zero=0, weight_narrow=False),
+    "activations, z = 1": dict(bits=(1, 3), zero=(1, 2)),
+    "activations, z = -1": dict(bits=(1, 3), zero=(-1, 2)),
+    "activations after a ReLU, z = 0": dict(bits=(1, 3), zero=(0, 2), relu=(True, True)),
+    "activations after a ReLU, z = -1": dict(bits=(1, 3), zero=(-1, 2), relu=(True, True)),
+    "activations after a ReLU, z = 2": dict(bits=(1, 3), zero=(2, 2), relu=(True, True)),
+    "input, z = 1": dict(input_quant=(1, True, 1, 4.0)),
+    "input, z = -2": dict(input_quant=(1, True, -2, 0.25)),
+}
+
+
+@pytest.mark.parametrize("case", list(ONE_BIT_CASES))
+def test_one_bit_signed_quant_with_a_zero_point_agrees_with_the_executor(tmp_path, case):
+    from hwnorm.check import agreement
+    from tests.helpers import qnn_model
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    path = qnn_model(tmp_path / "qnn.onnx", rng, layers=(12, 6), **ONE_BIT_CASES[case])
+    x = rng.integers(-128, 128, (300, 16))
+    net = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.argmax(reference_logits(load_reference(path), x.astype(np.float32), batch=300), axis=1)
+    assert agreement(net.scores(x), ref)["disagreements"] == 0
+    # The same model on float inputs, its input quantizer emulated as the executor runs it.
+    quantized = import_qonnx(path, input_mode="quantized")
+    xf = rng.normal(0, 1, (300, 16)).astype(np.float32)
+    from hwnorm.inputs import quantize_inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.argmax(reference_logits(load_reference(path), xf, batch=300), axis=1)
+    codes = quantize_inputs(quantized.meta["input_quant"], xf)
+    assert agreement(quantized.scores(codes), ref)["disagreements"] == 0
+
+
+def test_a_quantizer_form_hwnorm_does_not_implement_is_refused_by_name():
+    """The exactness guard compares the importer's form of a quantizer with the executor's formula:
+    a form that drops the zero point of a sign is caught, not imported."""
+    from hwnorm.quantizer import Quantizer, Sign, check_against_executor
+    check_against_executor(Sign(1, divides=True), [0.25], 1, "node q (Quant)")
+    check_against_executor(Quantizer(4, True, False, "HALF_UP", 3), [0.1, 0.3], 3, "node q (Quant)")
+    with pytest.raises(ValueError, match=r"node q \(Quant\): hwnorm's form of this quantizer .* refused"):
+        check_against_executor(Sign(0, divides=True), [0.25], 1, "node q (Quant)")
+    with pytest.raises(ValueError, match=r"node q \(Quant\): hwnorm's form"):
+        check_against_executor(Quantizer(4, True, False, "HALF_UP", 0), [0.1], 3, "node q (Quant)")
+
+
+# ------------------------------------------------------------------ cost before work
+@pytest.mark.parametrize("options", [dict(bits=(16, 3), layers=(64, 6)), dict(bits=(32, 3), layers=(64, 6)),
+                                     dict(input_quant=(32, True, 0, 1 / 64))])
+@pytest.mark.parametrize("activations", ["thresholds", "requant"])
+def test_wide_quantizers_are_refused_with_the_figure_before_any_threshold_is_computed(tmp_path, options, activations):
+    from tests.helpers import qnn_model
+    path = qnn_model(tmp_path / "wide.onnx", np.random.default_rng(5), **options)
+    with pytest.raises(ImportError_, match=r"needs [\d,]+ × [\d,]+ = [\d,]+ exact thresholds, more than the "
+                                           r"524,288 hwnorm computes"):
+        import_qonnx(path, activations=activations)
