@@ -839,4 +839,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from hwnorm.entry import main as entry_main
+    sys.exit(entry_main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -48,3 +49,12 @@ def any_sim() -> str:
     if not present:
         _missing(SIMULATORS[0])
     return present[0]
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt in this process for the test, as in a terminal — also when
+    the run was started in the background, where SIGINT is inherited as ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

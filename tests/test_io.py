@@ -14,6 +14,7 @@ import pytest
 
 from hwnorm import io
 from hwnorm.io import TEMP_SUFFIX, Terminated, terminate_on_sigterm, write_file_sets
+from tests.helpers import terminal_signals
 
 OLD = {"a.v": "old a\n", "manifest.json": "old manifest\n"}
 NEW = {"a.v": "new a\n", "manifest.json": "new manifest\n"}
@@ -33,7 +34,7 @@ def _contents(folder):
 @pytest.mark.parametrize("signum,raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 @pytest.mark.parametrize("sender", ["main", "worker"])
 def test_a_signal_at_the_rename_instant_leaves_the_whole_new_set(tmp_path, monkeypatch, signum, raised, sender,
-                                                                 repeat):
+                                                                 repeat, sigint_raises):
     rtl, reports = _folders(tmp_path)
     real_rename = io._rename
     renames = []
@@ -87,7 +88,7 @@ def test_sigterm_on_the_command_line_is_one_line_and_exit_143(tmp_path):
     rtl, reports = tmp_path / "rtl", tmp_path / "reports"
     proc = subprocess.Popen([sys.executable, "-m", "hwnorm.cli", "flow", "-o", str(rtl), "--reports", str(reports),
                              "--sim", "none", "--no-synth"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=terminal_signals)
     seen = []
     for line in proc.stderr:  # the handler is installed before the first stage prints
         seen.append(line)
@@ -107,3 +108,15 @@ def test_untrusted_text_is_printable_on_a_terminal_and_in_a_markdown_cell():
         "model\\|x\\u000a\\u000d\\u0000\\u001b[31m\\u202eevil\\u2066"
     assert printable("MatMul_16 (µ, é, 漢)") == "MatMul_16 (µ, é, 漢)"  # ordinary text is untouched
     assert printable("a|b\n") == "a|b\\u000a"  # on a terminal a bar is just a bar
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_command_starts_is_one_line(signum):
+    """Ctrl-C / SIGTERM at once, while the interpreter and hwnorm's modules load: one line, no
+    traceback (or, before Python runs at all, the signal's default action)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hwnorm.entry", "flow", "--sim", "none", "--no-synth"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminal_signals)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and "UnusedElaboratable" not in err, err
+    assert proc.returncode in (-signum, 128 + signum, 130 if signum == signal.SIGINT else 143), err

@@ -12,7 +12,7 @@ KERNEL = "from numba import njit\nfrom helper import value\n\n@njit(cache=True)\
 
 def _run(pkg, stamped: bool) -> int:
     """A fresh interpreter that imports ``kernel`` from ``pkg`` and prints its result."""
-    setup = ("import hwnorm._kernel_cache as kc; from pathlib import Path\n"
+    setup = ("import hwnorm._kernel_cache as kc; from pathlib import Path; kc.install()\n"
              f"kc.PACKAGE = Path({str(pkg)!r}).resolve()\n") if stamped else ""
     code = setup + f"import sys; sys.path.insert(0, {str(pkg)!r})\nfrom kernel import kernel\nprint(kernel())\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
