@@ -37,7 +37,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from hwnorm.datatypes import IntType
+from hwnorm.datatypes import IntType, int_array, whole
 from hwnorm.exactfit import Dyadic
 from hwnorm.fixed import Rounding
 from hwnorm.spec import SpecIdentity
@@ -503,8 +503,10 @@ class ThresholdSpec(SpecIdentity):
     @classmethod
     def from_dict(cls, d: dict) -> "ThresholdSpec":
         try:
-            return cls(thresholds=np.array(d["thresholds"], dtype=np.int64), acc_lo=d["acc_range"][0],
-                       acc_hi=d["acc_range"][1], out_base=d.get("out_base", 0), name=d.get("name", "thr"))
+            return cls(thresholds=int_array(d["thresholds"], "thresholds"),
+                       acc_lo=whole(d["acc_range"][0], "thresholds.acc_range"),
+                       acc_hi=whole(d["acc_range"][1], "thresholds.acc_range"),
+                       out_base=whole(d.get("out_base", 0), "thresholds.out_base"), name=d.get("name", "thr"))
         except KeyError as e:
             raise ValueError(f"threshold spec is missing field {e.args[0]!r}") from None
 

@@ -135,6 +135,34 @@ def element_type(name: str) -> "IntType | Bipolar":
     raise ValueError(f"unknown element type {name!r}; allowed: bipolar, intN, uintN (N ≥ 1)")
 
 
+def int_array(value, what: str, int_type: "IntType" = None) -> np.ndarray:
+    """A (nested, rectangular) list of whole numbers from a data file as an int64 array — never a
+    coercion: 0.5, "1" or true are refused, as is a value outside ``int_type`` (default int64),
+    with ``what`` named."""
+    int_type = int_type or IntType(64, True)
+    try:
+        arr = np.array(value, dtype=object)
+    except ValueError:  # ragged rows
+        raise ValueError(f"{what}: rows of different lengths") from None
+    flat = arr.reshape(-1)
+    bad = next((v for v in flat if type(v) is not int), None)  # bool and numpy scalars are not JSON integers
+    if bad is not None or arr.ndim == 0:
+        shown = repr(bad if bad is not None else value)[:40]
+        raise ValueError(f"{what}: must be (lists of) whole numbers, got {shown}")
+    lo, hi = int_type.range
+    if flat.size and (min(flat) < lo or max(flat) > hi):
+        raise ValueError(f"{what}: values must lie in {int_type} [{lo}, {hi}]")
+    return arr.astype(np.int64)
+
+
+def whole(value, what: str, optional: bool = False):
+    """A whole number from a data file as it is (None too when ``optional``) — 0.5, "1" or true
+    are refused with ``what`` named, never truncated."""
+    if type(value) is int or optional and value is None:
+        return value
+    raise ValueError(f"{what}: must be a whole number, got {repr(value)[:40]}")
+
+
 def counter_bits(states: int) -> int:
     """Width of a counter (or an index) over ``states`` values 0 … states − 1."""
     return IntType.from_range(0, max(states, 1) - 1).bits

@@ -147,13 +147,57 @@ def _umask() -> int:
     return mask
 
 
-def load_json(path) -> dict:
-    """Read a JSON object, turning every failure into a ValueError that names the file."""
-    text = read_text(path)
+# Deepest nesting of tables / arrays a data file may have: every hwnorm file needs a handful of
+# levels; a bound keeps parsers and the checks after them from recursing without end.
+MAX_NESTING = 32
+
+
+def _nesting(obj) -> int:
+    """Depth of nested dicts / lists, measured without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_NESTING:
+                    return depth + 1
+                stack.append((child, depth + 1))
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _bounded(obj, path):
+    if _nesting(obj) > MAX_NESTING:
+        raise ValueError(f"{path}: tables / arrays nested more than {MAX_NESTING} deep")
+    return obj
+
+
+def parse_json(text: str, path) -> object:
+    """JSON text → data, every failure (nesting too deep included) a ValueError naming ``path``."""
     try:
-        obj = json.loads(text)
+        return _bounded(json.loads(text), path)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: tables / arrays nested more than {MAX_NESTING} deep") from None
+
+
+def parse_toml(text: str, path) -> dict:
+    """TOML text → data, every failure (nesting too deep included) a ValueError naming ``path``."""
+    import tomllib
+
+    try:
+        return _bounded(tomllib.loads(text), path)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: tables / arrays nested more than {MAX_NESTING} deep") from None
+
+
+def load_json(path) -> dict:
+    """Read a JSON object, turning every failure into a ValueError that names the file."""
+    obj = parse_json(read_text(path), path)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
     return obj
@@ -161,13 +205,7 @@ def load_json(path) -> dict:
 
 def load_toml(path) -> dict:
     """Parse a TOML file, turning every failure into a ValueError that names the file."""
-    import tomllib
-
-    text = read_text(path)
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    return parse_toml(read_text(path), path)
 
 
 def read_text(path) -> str:

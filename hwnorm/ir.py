@@ -155,6 +155,9 @@ class Network:
         if not isinstance(d, dict) or d.get("format") not in READABLE:
             found = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"not an hwnorm network (format {found!r}, expected {FORMAT!r})")
+        unknown = sorted(set(d) - {"format", "name", "meta", "layers"})
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0][:64]!r}; a network has: format, name, meta, layers")
         layers, name, meta = d.get("layers"), d.get("name", "network"), d.get("meta", {})
         if "layers" not in d:
             raise ValueError("missing field 'layers' (a list of layer objects)")

@@ -29,7 +29,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit, prange
 
-from hwnorm.datatypes import IntType
+from hwnorm.datatypes import IntType, int_array, whole
 from hwnorm.exactfit import Dyadic, fit_affine, fit_at_shift, round_exact
 from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _lifted_shift_round, fit, lifted_rounding
 from hwnorm.spec import SpecIdentity
@@ -184,11 +184,14 @@ class BNSpec(SpecIdentity):
     @classmethod
     def from_dict(cls, d: dict) -> "BNSpec":
         try:
-            return cls(channels=d["channels"], in_fmt=FixedFormat(**d["in_fmt"]),
-                       out_fmt=FixedFormat(**d["out_fmt"]), mult=d["mult"], bias=d["bias"],
-                       shift=d["shift"], rounding=d["rounding"], overflow=d["overflow"],
-                       in_lo=d["in_range"][0], in_hi=d["in_range"][1], name=d.get("name", "bn"),
-                       out_lo=d.get("out_range", [None, None])[0], out_hi=d.get("out_range", [None, None])[1])
+            ints = {k: whole(d[k], f"spec.{k}") if not isinstance(d[k], list) else int_array(d[k], f"spec.{k}")
+                    for k in ("mult", "bias", "shift")}
+            ranges = {k: [whole(v, f"spec.{k}", optional=k == "out_range") for v in d.get(k, [None, None])]
+                      for k in ("in_range", "out_range")}
+            return cls(channels=whole(d["channels"], "spec.channels"), in_fmt=FixedFormat(**d["in_fmt"]),
+                       out_fmt=FixedFormat(**d["out_fmt"]), **ints, rounding=d["rounding"], overflow=d["overflow"],
+                       in_lo=ranges["in_range"][0], in_hi=ranges["in_range"][1], name=d.get("name", "bn"),
+                       out_lo=ranges["out_range"][0], out_hi=ranges["out_range"][1])
         except KeyError as e:
             raise ValueError(f"BN spec is missing field {e.args[0]!r}") from None
         except TypeError as e:

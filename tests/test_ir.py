@@ -128,3 +128,51 @@ def test_malformed_ir_json_names_the_layer_and_field(edit, message):
     edit(d)
     with pytest.raises(ValueError, match=message):
         Network.from_dict(d)
+
+
+# ------------------------------------------------------------------ strict IR files: no coercion, no unknown keys
+def _tfc_2w2a_dict():
+    from hwnorm import data
+    from hwnorm.qonnx import import_qonnx
+    return import_qonnx(data.path("models/TFC_2W2A.onnx")).to_dict()
+
+
+STRICT_DEFECTS = {  # what: (mutation of the first MVU's JSON, message)
+    "a fractional weight": (lambda m: m["weights"][0].__setitem__(0, 0.5), r"weights: must be \(lists of\) whole"),
+    "a weight that is a string": (lambda m: m["weights"][0].__setitem__(0, "1"), r"weights: must be \(lists of\)"),
+    "a weight that is true": (lambda m: m["weights"][0].__setitem__(0, True), r"weights: must be \(lists of\)"),
+    "a weight outside its type": (lambda m: m["weights"][0].__setitem__(0, 7), r"weights: values must lie in int2"),
+    "a fractional threshold": (lambda m: m["thresholds"]["thresholds"][0].__setitem__(0, -459.5),
+                               r"thresholds: must be \(lists of\) whole numbers, got -459.5"),
+    "a fractional input range": (lambda m: m.__setitem__("in_range", [0, 2.5]), r"in_range: must be a whole number"),
+    "int64 weights": (lambda m: m.__setitem__("weight_type", "int64"), r"64-bit weights; an MVU takes at most 32"),
+    "int65 weights": (lambda m: m.__setitem__("weight_type", "int65"), r"65-bit weights; an MVU takes at most 32"),
+    "an unknown key": (lambda m: m.__setitem__("wieghts", []), r"unknown field 'wieghts'; a mvu layer has: kind, "),
+    "an unknown nested key": (lambda m: m["thresholds"].__setitem__("extra", 1), r"unknown field 'thresholds.extra'"),
+}
+
+
+@pytest.mark.parametrize("defect", list(STRICT_DEFECTS))
+def test_ir_values_are_never_coerced_and_unknown_keys_are_refused(defect):
+    d = _tfc_2w2a_dict()
+    mutate, message = STRICT_DEFECTS[defect]
+    mutate(d["layers"][1])
+    with pytest.raises(ValueError, match=r"layers\[1\]: layer 'MatMul_\d+' \(mvu\): .*" + message):
+        Network.from_dict(json.loads(json.dumps(d)))
+
+
+def test_an_unknown_network_key_is_refused():
+    d = _tfc_2w2a_dict()
+    d["layer"] = []
+    with pytest.raises(ValueError, match=r"unknown field 'layer'; a network has: format, name, meta, layers"):
+        Network.from_dict(d)
+
+
+@pytest.mark.parametrize("suffix", ["json", "toml"])
+def test_deeply_nested_data_files_are_one_clear_error(tmp_path, suffix):
+    from hwnorm.io import load_json, load_toml
+    path = tmp_path / f"deep.{suffix}"
+    path.write_text('{"a": ' + "[" * 1000 + "]" * 1000 + "}" if suffix == "json" else
+                    "model = " + "[" * 1000 + "]" * 1000 + "\n")
+    with pytest.raises(ValueError, match=r"deep\.\w+: tables / arrays nested more than 32 deep"):
+        (load_json if suffix == "json" else load_toml)(path)

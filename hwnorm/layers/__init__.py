@@ -131,7 +131,24 @@ def layer_from_dict(d) -> Layer:
     except ValueError as e:
         raise ValueError(f"{where}: {e}" if not str(e).startswith("layer ") else str(e)) from None
     layer.check_declared(d)
+    unknown = _unknown_keys(d, layer.to_dict())
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[:64]!r}; a {cls.kind} layer has: "
+                         f"{', '.join(layer.to_dict())}")
     return layer
+
+
+def _unknown_keys(given: dict, known: dict, prefix: str = "") -> str | None:
+    """The first key of ``given`` (nested objects included) that the layer's own JSON lacks: a
+    misspelt or foreign field is an error, never silently ignored."""
+    for key, value in given.items():
+        if key not in known:
+            return prefix + str(key)
+        if isinstance(value, dict) and isinstance(known[key], dict):
+            deeper = _unknown_keys(value, known[key], f"{prefix}{key}.")
+            if deeper:
+                return deeper
+    return None
 
 
 _JSON_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list",

@@ -31,7 +31,8 @@ import numpy as np
 from hwnorm import bnn
 from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product, tree_register_bits
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type
+from hwnorm.defaults import COST_LIMITS
+from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
 from hwnorm.intmm import igemm
 from hwnorm.layers import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
@@ -90,6 +91,10 @@ class MVTU(Layer):
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
+        widest = COST_LIMITS["operand_bits"]
+        for what, bits in (("weights", self.weight_bits), ("inputs", self.in_bits)):
+            if isinstance(bits, int) and bits > widest:
+                raise ValueError(f"{self.name}: {bits}-bit {what}; an MVU takes at most {widest}-bit operands")
         w = np.asarray(self.weights)
         if self.bipolar_weights:
             if w.dtype != np.uint64 or w.ndim != 2 or w.shape[1] != bnn.words_for(self.in_features):
@@ -121,6 +126,12 @@ class MVTU(Layer):
                 raise ValueError(f"{self.name}: acc_clip [lo, hi] applies to a raw accumulator output (no thresholds), "
                                  f"got {self.acc_clip!r}")
             object.__setattr__(self, "acc_clip", (lo, hi))
+        w_peak = 1 if self.bipolar_weights else max(abs(int(w.min())), abs(int(w.max())), 1)
+        peak = self.in_features * w_peak * \
+            (1 if self.binary else max(abs(self.in_lo), abs(self.in_hi), 1))
+        if peak.bit_length() > COST_LIMITS["accumulator_bits"]:
+            raise ValueError(f"{self.name}: the accumulator can reach ±{peak:.3g}, beyond the golden model's int64 "
+                             f"(at most ±2^{COST_LIMITS['accumulator_bits']})")
         t = self.thresholds
         if t is not None:
             if t.channels != self.out_features:
@@ -266,11 +277,8 @@ class MVTU(Layer):
         if wt.is_bipolar:
             weights = _hex_to_words(d["weights"], d["in_features"])
         else:
-            try:
-                weights = np.array(d["weights"], dtype=np.int64)
-            except (TypeError, ValueError, OverflowError):
-                raise ValueError(f"layer {d.get('name', '?')!r}: weights must be lists of integers") from None
-        lo, hi = d.get("in_range", [None, None])
+            weights = int_array(d["weights"], "weights", wt)
+        lo, hi = (whole(v, "in_range", optional=True) for v in d.get("in_range", [None, None]))
         clip = d.get("acc_clip")
         if clip is not None and (not isinstance(clip, list) or len(clip) != 2
                                  or not all(isinstance(v, int) and not isinstance(v, bool) for v in clip)):

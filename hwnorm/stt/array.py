@@ -24,13 +24,13 @@ The model is data (``hwnorm/data/stt/arrays.toml``, a source for every number):
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from hwnorm.io import parse_toml, read_text
 from hwnorm.stt.cells import TRANSITION_OF, CellTable
 
 ANCHOR_FIELDS = ("capacity_kib", "word_bits", "read_pj", "read_ns", "write_pj", "write_ns")
@@ -83,11 +83,10 @@ def load_array_model(source: str | Path | None = None) -> ArrayModel:
     else:
         path, origin = Path(source), str(source)
     try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read array model ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from None
+        text = read_text(path)
+    except ValueError as e:
+        raise ValueError(f"{path}: cannot read array model ({str(e).removeprefix(f'{path}: ')})") from None
+    doc = parse_toml(text, path)
     anchors = doc.get("stt_anchor")
     if not isinstance(anchors, list) or not anchors or not all(isinstance(a, dict) for a in anchors):
         raise ValueError(f"{origin}: needs at least one [[stt_anchor]] table")

@@ -20,9 +20,7 @@ soft bit-error probability per state) come from a TOML or JSON table; the defaul
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnorm.defaults import DEFAULT_CELLS
+from hwnorm.io import parse_json, parse_toml, read_text
 from hwnorm.spec import SpecIdentity
 
 STATES = ("00", "01", "10", "11")
@@ -185,18 +184,9 @@ def load_table(source: str | Path | None = None) -> CellTable:
     else:
         path = Path(source)
     try:
-        text = path.read_text()
-    except OSError as e:
-        names = ", ".join(BUNDLED)
-        raise ValueError(f"{path}: cannot read cell table ({e.strerror}); bundled tables: {names}") from None
-    if path.suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    else:
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: not valid TOML ({e})") from None
+        text = read_text(path)
+    except ValueError as e:  # missing, a folder, unreadable, not UTF-8: said with the file's name
+        reason = str(e).removeprefix(f"{path}: ")
+        raise ValueError(f"{path}: cannot read cell table ({reason}); bundled tables: {', '.join(BUNDLED)}") from None
+    doc = parse_json(text, path) if path.suffix == ".json" else parse_toml(text, path)
     return table_from_dict(doc, str(path) if str(source) not in BUNDLED else f"cell table {source!r}")
