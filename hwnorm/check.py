@@ -71,9 +71,10 @@ def load_inputs(path, features: int) -> np.ndarray:
     from pathlib import Path
 
     p = Path(path)
+    _check_npy_header(p)
     try:
         x = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise ValueError(f"{p}: not a readable .npy array ({e})") from None
     if x.dtype.kind not in "iuf" or x.ndim < 1 or not x.size:
         raise ValueError(f"{p}: expected a non-empty numeric array (N, …), got {x.dtype} {x.shape}")
@@ -83,6 +84,38 @@ def load_inputs(path, features: int) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{p}: inputs must be finite numbers")
     return x
+
+
+# The largest input array ``--inputs`` reads: its header is checked first, so a few bytes that
+# declare 10¹² rows are refused instead of allocated.
+MAX_INPUT_BYTES = 1 << 31
+
+
+def _check_npy_header(p) -> None:
+    """A ``.npy`` file's header, read before its data: a ``.npz`` archive or any other file, and an
+    array larger than :data:`MAX_INPUT_BYTES` or with more rows than ``LIMITS['random']``, are
+    refused with the reason."""
+    from hwnorm.defaults import LIMITS
+
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(6)
+            if magic[:4] == b"PK\x03\x04":
+                raise ValueError(f"{p}: a .npz archive; --inputs takes one .npy array (numpy.save)")
+            if magic != b"\x93NUMPY":
+                raise ValueError(f"{p}: not a .npy array (numpy.save writes one)")
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            fmt = np.lib.format
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read ({e.strerror or e})") from None
+    except (ValueError, EOFError) as e:
+        raise ValueError(f"{p}: not a readable .npy array ({e})" if not str(e).startswith(str(p)) else str(e)) from None
+    rows, size = (shape[0] if shape else 1), int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if rows > LIMITS["random"][1] or size > MAX_INPUT_BYTES:
+        raise ValueError(f"{p}: declares an array of shape {shape} ({size:,} bytes); at most "
+                         f"{LIMITS['random'][1]:,} inputs and {MAX_INPUT_BYTES:,} bytes are read")
 
 
 def check_model(model_path, inputs=None, random: int | None = None, seed: int = 0, progress=None) -> dict:

@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -405,6 +406,8 @@ def _print_resources(resources: dict) -> None:
             pct = "/".join("—" if err[c] is None else f"{100 * err[c]:+.0f}%" for c in ("lut", "ff"))
             line += (f" | Yosys {got['lut']:>6} LUT {got['ff']:>6} FF {got['bram']:>3} BRAM {got['dsp']:>3} DSP "
                      f"(LUT/FF error {pct})")
+        if "synthesis_failed" in r:  # asked for, not produced: say so and why (no Fmax follows either)
+            line += f" | Yosys failed: {r['synthesis_failed']}"
         if "timing" in r:
             t = r["timing"]
             line += f" | Fmax {t['fmax_mhz']:.1f} MHz on {t['device']}" if t["fmax_mhz"] else f" | {t['reason']}"
@@ -811,7 +814,22 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
         print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 
 
+# Where each command writes (its option's destination: a folder, or a file in one).
+_OUTPUTS = {"qbn": {"output": "file"}, "import": {"output": "file"}, "mnist": {"output": "file"},
+            "check": {"output": "file"}, "stt": {"output": "folder"}, "stt-weights": {"output": "folder"},
+            "generate": {"out_dir": "folder"}, "estimate": {"out": "file"}, "report": {"out": "folder"},
+            "sweep": {"out": "folder"}}
+
+
 def main(argv=None) -> int:
+    from hwnorm.terminal import distrust, escaping_streams
+
+    distrust(*(sys.argv[1:] if argv is None else argv))  # paths and names from outside: escaped whole
+    with escaping_streams():
+        return _main(argv)
+
+
+def _main(argv) -> int:
     from hwnorm.estimate.synthesis import ToolError
 
     parser = build_parser()
@@ -819,10 +837,14 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from hwnorm.io import Terminated, printable, terminate_on_sigterm
+    from hwnorm.io import Terminated, check_writable, printable, terminate_on_sigterm
 
     terminate_on_sigterm()
     try:
+        for dest, kind in _OUTPUTS.get(args.command, {}).items():  # before the work, not after it
+            value = getattr(args, dest, None)
+            if value:
+                check_writable(Path(value) if kind == "folder" else Path(value).parent, f"--{dest.replace('_', '-')}")
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.func(args)

@@ -184,6 +184,19 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
         raise ValueError(f"{origin}: stt.ber must be in [0, 0.5], got {values['stt_ber']}")
     if not 0 <= values.get("stt_seed", 0) < 2 ** 63:
         raise ValueError(f"{origin}: stt.seed must be in [0, 2^63), got {values['stt_seed']}")
+    if not values.get("stt_store", False) and ("stt_ber" in values or "stt_seed" in values):
+        key = "ber" if "stt_ber" in values else "seed"  # faults are drawn only in stored weights
+        raise ValueError(f"{origin}: stt.{key} applies to weights stored in STT-RAM cells: set stt.store = true")
+    from hwnorm.timing import Timing, delay_models
+    target, clock = values.get("target", DEFAULT_TARGET), values.get("clock_mhz", FlowConfig.clock_mhz)
+    if target in delay_models():  # the flow pipelines for its clock on this target: one it can meet
+        try:
+            Timing(clock, target)
+        except ValueError as e:
+            raise ValueError(f"{origin}: {e}") from None
+    elif "clock_mhz" in values:  # as a design file says it: no pipelining without a delay model
+        raise ValueError(f"{origin}: clock_mhz = {clock:g} cannot be pipelined for on {target}: it has no delay model "
+                         f"(targets with one: {', '.join(delay_models())})")
     if not 2 <= values.get("score_bits", 16) <= 32:
         raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")
     from hwnorm.hdl.names import check_identifier

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnorm.config import FlowConfig
+from hwnorm.io import check_writable
 
 __all__ = ["choose_folding", "run_flow", "FlowResult", "summary"]
 
@@ -136,6 +137,14 @@ def _design(config: FlowConfig, folding: dict):
                                            **extra}, config.origin, config.base)
 
 
+def _pipelining(config: FlowConfig) -> str:
+    """What the flow's Verilog is timed for, or why it is not."""
+    from hwnorm.timing import Timing, delay_models
+    if config.target in delay_models():
+        return Timing(config.clock_mhz, config.target).describe()
+    return f"not pipelined: {config.target} has no delay model (ecp5 and ice40 have)"
+
+
 def _simulator(config: FlowConfig) -> str | None:
     from hwnorm.sim.runner import pick_simulator
 
@@ -159,26 +168,8 @@ def _check_before_work(config: FlowConfig):
             raise ValueError(f"{config.origin}: {what}: {e}") from None
     sim = _simulator(config)
     for what, folder in (("rtl_dir", config.rtl_dir), ("reports_dir", config.reports_dir)):
-        _check_writable(Path(folder), f"{config.origin}: {what}")
+        check_writable(Path(folder), f"{config.origin}: {what}")
     return sim
-
-
-def _check_writable(folder: Path, what: str) -> None:
-    """``folder`` exists and is writable, or can be made (the nearest existing parent is writable)."""
-    import tempfile
-
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"{what} = {str(folder)!r}: {probe} is not a folder")
-    try:  # a real write (as root, os.access says yes to read-only mounts and /proc)
-        with tempfile.TemporaryFile(dir=probe, prefix=".hwnorm-probe-"):
-            pass
-    except OSError as e:
-        raise ValueError(f"{what} = {str(folder)!r}: {probe} is not writable ({e.strerror or e})") from None
 
 
 def run_flow(config: FlowConfig, say=print) -> FlowResult:
@@ -214,7 +205,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     files = generate([design], config.rtl_dir, merge=True, write=False)  # written with the reports, below
     verilog = files[config.name + ".v"]  # the stages below simulate and synthesize this very text
     stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({verilog.count(chr(10))} "
-                        f"lines) and manifest.json, written with the report")
+                        f"lines, {_pipelining(config)}) and manifest.json, written with the report")
 
     t = time.perf_counter()
     fig = rtl_figures({}, design, block, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
@@ -236,7 +227,8 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     stage("estimate", t, f"{fig['cycles']['design']['cycles_per_vector']} clocks per image; "
                          f"{fig['energy']['compute_pj']:,.0f} pJ compute per inference; "
                          f"{r['estimate']['lut']} LUTs estimated on {config.target}"
-          + (f", {r['synthesis']['counts']['lut']} by Yosys" if "synthesis" in r else ""))
+          + (f", {r['synthesis']['counts']['lut']} by Yosys" if "synthesis" in r else "")
+          + (f"; Yosys failed: {r['synthesis_failed']}" if "synthesis_failed" in r else ""))
 
     t = time.perf_counter()
     reports = render_reports([fig], config.reports_dir, merge_index=True)
@@ -286,6 +278,8 @@ def summary(result: FlowResult, config: FlowConfig) -> str:
     if "synthesis" in r:
         got = r["synthesis"]["counts"]
         line += f"; Yosys {got['lut']:,} LUT, {got['ff']:,} FF, {got['bram']} BRAM, {got['dsp']} DSP"
+    if "synthesis_failed" in r:
+        line += f"; Yosys failed: {r['synthesis_failed']}"
     if "timing" in r:
         line += (f"; Fmax {r['timing']['fmax_mhz']:.1f} MHz" if r["timing"]["fmax_mhz"] else f"; {r['timing']['reason']}")
     lines.append(line)

@@ -393,7 +393,8 @@ def model_of(design: Design):
     except ValueError as e:
         message = str(e)
         said = message.split(":")[0]
-        if said and Path(said).name == Path(design.origin).name:  # the model's own error names it already
+        if message.startswith(f"{design.origin} ") or message.startswith(f"{design.origin}:") or \
+                said and Path(said).name == Path(design.origin).name:  # the error names the design already
             raise ValueError(message) from None
         raise ValueError(f"{design.origin} ({design.name!r}): {message}") from None
 

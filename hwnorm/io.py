@@ -11,6 +11,43 @@ import threading
 from pathlib import Path
 
 
+def is_control(ch: str) -> bool:
+    """A character that acts on a terminal instead of showing: C0 / C1 controls, DEL, and the
+    bidirectional overrides and isolates (U+202A … U+202E, U+2066 … U+2069)."""
+    code = ord(ch)
+    return code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+
+
+# Text from outside (arguments, data-file strings) holding control characters: the ``hwnorm``
+# command shows each escaped whole wherever it appears in a line (hwnorm.terminal).
+UNTRUSTED: set[str] = set()
+
+
+def distrust(*texts) -> None:
+    """Register strings (paths: with their file name and stem) to be shown escaped whole."""
+    for text in texts:
+        if not isinstance(text, str) or not any(is_control(ch) for ch in text):
+            continue  # nothing to hide: shown as it is
+        UNTRUSTED.add(text)
+        with contextlib.suppress(ValueError, OSError):
+            p = Path(text)
+            UNTRUSTED.update(v for v in (str(p), p.name, p.stem, str(p.resolve())) if any(map(is_control, v)))
+
+
+def _distrust_strings(doc) -> None:
+    """Every string of a parsed data file (lists of numbers are passed over at their first item)."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            distrust(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list) and item and not isinstance(item[0], (int, float)):
+            stack.extend(item)
+
+
 def printable(text, markdown: bool = False) -> str:
     """``text`` safe for a terminal line (or, with ``markdown``, a Markdown table cell): control
     characters (newline, CR, NUL, ESC …) and bidirectional overrides (U+202E …) as ``\\uXXXX``
@@ -18,9 +55,8 @@ def printable(text, markdown: bool = False) -> str:
     wherever they land."""
     out = []
     for ch in str(text):
-        code = ord(ch)
-        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-            out.append(f"\\u{code:04x}")
+        if is_control(ch):
+            out.append(f"\\u{ord(ch):04x}")
         elif ch == "|" and markdown:
             out.append("\\|")
         else:
@@ -176,7 +212,9 @@ def _bounded(obj, path):
 def parse_json(text: str, path) -> object:
     """JSON text → data, every failure (nesting too deep included) a ValueError naming ``path``."""
     try:
-        return _bounded(json.loads(text), path)
+        doc = _bounded(json.loads(text), path)
+        _distrust_strings(doc)
+        return doc
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except RecursionError:
@@ -188,7 +226,9 @@ def parse_toml(text: str, path) -> dict:
     import tomllib
 
     try:
-        return _bounded(tomllib.loads(text), path)
+        doc = _bounded(tomllib.loads(text), path)
+        _distrust_strings(doc)
+        return doc
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: not valid TOML ({e})") from None
     except RecursionError:
@@ -206,6 +246,23 @@ def load_json(path) -> dict:
 def load_toml(path) -> dict:
     """Parse a TOML file, turning every failure into a ValueError that names the file."""
     return parse_toml(read_text(path), path)
+
+
+def check_writable(folder, what: str) -> None:
+    """``folder`` exists and is writable, or can be made (the nearest existing parent is writable):
+    checked before the work whose results would land there."""
+    folder = probe = Path(folder)
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{what} = {str(folder)!r}: {probe} is not a folder")
+    try:  # a real write (as root, os.access says yes to read-only mounts and /proc)
+        with tempfile.TemporaryFile(dir=probe, prefix=".hwnorm-probe-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{what} = {str(folder)!r}: {probe} is not writable ({e.strerror or e})") from None
 
 
 def read_text(path) -> str:

@@ -50,7 +50,8 @@ def check_link(prev, nxt, where: str = "network") -> None:
     """``nxt`` can consume what ``prev`` produces: same shape (or its flattening), and a value
     range it accepts."""
     if prev.out_shape != nxt.in_shape and not flattens(prev, nxt):
-        raise ValueError(f"{where}: {prev.name} gives shape {prev.out_shape} ({prev.out_features} features), "
+        what = "channels per pixel" if len(prev.out_shape) > 1 else "values"
+        raise ValueError(f"{where}: {prev.name} gives shape {prev.out_shape} ({prev.out_features} {what}), "
                          f"{nxt.name} takes {nxt.in_shape}")
     if prev.out_type.is_bipolar != nxt.in_type.is_bipolar:
         kinds = {True: "bits", False: "integers"}

@@ -184,6 +184,7 @@ def _load(path) -> "onnx.ModelProto":  # noqa: F821
             from None
     if not model.graph.node:
         raise ImportError_(f"{p}: the ONNX graph has no nodes (truncated or not an ONNX model?)")
+    _check_opsets(model, p.name)
     _name_nodes(model.graph, p.name)
     return model
 
@@ -204,6 +205,27 @@ _DERIVED = ("_input", "_window")
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 ONNX_DOMAINS = ("", "ai.onnx")
+
+
+# Operator-set versions whose ops the importer implements: ONNX's from opset 7 to what the pinned
+# onnx package knows; QONNX's v1 (FINN-era Trunc) and v2. A newer set may change an op's meaning.
+QONNX_OPSETS = (1, 2)
+
+
+def _onnx_opsets() -> tuple[int, int]:
+    import onnx
+    return 7, onnx.defs.onnx_opset_version()
+
+
+def _check_opsets(model, src: str) -> None:
+    lo, hi = _onnx_opsets()
+    for o in model.opset_import:
+        ok = (lo <= o.version <= hi if o.domain in ONNX_DOMAINS else
+              o.version in QONNX_OPSETS if o.domain in QONNX_DOMAINS else True)  # other domains: their nodes are refused
+        if not ok:
+            allowed = f"{lo} … {hi}" if o.domain in ONNX_DOMAINS else ", ".join(map(str, QONNX_OPSETS))
+            raise ImportError_(f"{src}: opset {o.version} of domain {o.domain[:60] or 'ai.onnx'!r} is not supported; "
+                               f"allowed: {allowed}")
 
 
 def _check_domain(node, where: str) -> None:
@@ -432,8 +454,9 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
     model = _load(path)
     g = model.graph
     src = Path(path).name
-    if not g.output:
-        raise ImportError_(f"{src}: the ONNX graph declares no output")
+    if len(g.output) != 1:
+        raise ImportError_(f"{src}: the ONNX graph declares {len(g.output)} outputs; hwnorm imports a network with "
+                           "exactly one (its scores or class codes)")
     env: dict[str, object] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     data_inputs = [i for i in g.input if i.name not in env]
     if len(data_inputs) != 1:
@@ -613,6 +636,10 @@ class _Walk:
         if wq.codes.ndim != 4 or wq.codes.shape[1] != c:
             raise ImportError_(f"{where}: weights of shape {wq.codes.shape} do not match {c} input channels")
         out_c = wq.codes.shape[0]
+        declared = _attr(node, "kernel_shape")
+        if declared is not None and tuple(declared) != tuple(wq.codes.shape[2:]):
+            raise ImportError_(f"{where}: kernel_shape {list(declared)} contradicts the weights' "
+                               f"{list(wq.codes.shape[2:])}")
         g = _geometry(node, where, h, w, tuple(wq.codes.shape[2:]))
         col = wq.scale.reshape(out_c, -1)
         if not np.all(col == col[:, :1]):
@@ -729,6 +756,9 @@ class _Walk:
         if mode not in ROUNDING_MODES:
             raise ImportError_(f"{where}: rounding_mode {mode!r} is not allowed; allowed: {', '.join(ROUNDING_MODES)}")
         lo, hi = x.code_range
+        if v2 and not (one["output scale"] > 0 and one["scale"] > 0):
+            raise ImportError_(f"{where}: the scale and output scale must be positive, got {float(one['scale']):g} and "
+                               f"{float(one['output scale']):g}")
         if v2:  # the executor: 2 ** np.round(np.log2(output_scale / scale)), in float32
             t = Fraction(float(np.float32(2) ** np.round(np.log2(np.float32(one["output scale"]) / one["scale"]))))
             flags = {key: _attr(node, key, default) for key, default in (("signed", 1), ("narrow", 0))}

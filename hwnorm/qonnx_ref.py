@@ -24,10 +24,14 @@ def available() -> bool:
 
 
 def load_reference(path):
+    import onnxruntime
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.util.cleanup import cleanup_model
 
+    # onnxruntime's C++ logger writes its warnings (coloured) straight to the terminal, past any
+    # Python stream: errors only, so a command's output stays its own.
+    onnxruntime.set_default_logger_severity(3)
     try:
         return cleanup_model(ModelWrapper(str(path))).transform(InferShapes())
     except Exception as e:  # shape inference and cleanup raise whatever their ops raise

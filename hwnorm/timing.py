@@ -65,6 +65,17 @@ class DelayModel:
             return self.route + self.dsp_multiply + (self.adder(a_bits + b_bits) if wide else 0.0)
         return tree_levels(min(a_bits, b_bits)) * self.adder(a_bits + b_bits)
 
+    def shortest_path(self) -> tuple[str, float]:
+        """The longest path no register can split (ns): a block RAM's read data into a register,
+        or one LUT level between two registers. A network top has both."""
+        paths = {"a block-RAM read": self.memory_clock_to_q + self.setup,
+                 "one LUT level": self.clock_to_q + self.luts() + self.setup}
+        return max(paths.items(), key=lambda kv: kv[1])
+
+    def max_clock_mhz(self) -> float:
+        """The fastest clock a pipeline can be cut for: no stage is shorter than :meth:`shortest_path`."""
+        return 1000.0 / self.shortest_path()[1]
+
     def luts(self, levels: int = 1) -> float:
         """``levels`` LUTs in series (a mux, a gate, a small table)."""
         return levels * (self.route + self.lut)
@@ -100,6 +111,11 @@ class Timing:
         object.__setattr__(self, "clock_mhz", float(self.clock_mhz))
         if self.target not in delay_models():
             raise ValueError(f"no delay model for target {self.target!r}; known: {', '.join(delay_models())}")
+        if self.on and self.clock_mhz > self.model.max_clock_mhz():
+            what, ns = self.model.shortest_path()
+            raise ValueError(f"clock_mhz = {self.clock_mhz:g} cannot be met on {self.target}: {what} alone takes "
+                             f"{ns:.2f} ns, more than the {1000 / self.clock_mhz:.3g} ns period (its delay model "
+                             f"allows at most {self.model.max_clock_mhz():.0f} MHz)")
 
     @property
     def on(self) -> bool:

@@ -150,3 +150,88 @@ def test_nonsense_flow_settings_name_the_key(capsys, tmp_path, monkeypatch, text
     code, _, err = run(capsys, "flow", "flow.toml")
     assert code == 2 and f"flow.toml: {message}" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.toml"]
+
+
+# ------------------------------------------------------------------ hostile paths on the terminal
+HOSTILE = "m\x1b[2J\nfake: 0 mismatches\r\u202eevil"
+
+
+def _assert_safe(text: str):
+    assert "\x1b" not in text and "\u202e" not in text and "\x00" not in text
+    assert not any(line.startswith("fake") for line in text.replace("\r", "\n").splitlines()), text
+
+
+@pytest.mark.parametrize("argv", [
+    ["import", "{model}"], ["mnist", "{model}", "--limit", "20"], ["check", "{model}", "--random", "5"],
+    ["generate", "{model}", "-o", "{dir}/rtl"], ["estimate", "{model}"],
+    ["flow", "{model}", "--sim", "none", "--no-synth", "-o", "{dir}/rtl", "--reports", "{dir}/reports"],
+])
+def test_every_command_shows_a_hostile_model_path_escaped(capsys, tmp_path, argv):
+    from hwnorm import data
+    folder = tmp_path / HOSTILE
+    folder.mkdir()
+    model = folder / f"{HOSTILE}.onnx"
+    model.write_bytes(data.path("models/TFC_1W1A.onnx").read_bytes())
+    code = cli.main([a.format(model=model, dir=folder) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    _assert_safe(out + err)
+    if "fake" in out + err:  # where the path is shown, it is escaped whole
+        assert "\\u001b[2J\\u000afake: 0 mismatches" in out + err
+
+
+@pytest.mark.parametrize("command", ["qbn", "import", "mnist", "check", "stt-weights", "generate", "verify", "estimate",
+                                     "report", "flow", "sweep"])
+def test_every_command_escapes_a_hostile_missing_path_in_its_error(capsys, tmp_path, command):
+    try:
+        code = cli.main([command, str(tmp_path / f"{HOSTILE}.toml")])
+    except SystemExit as e:  # argparse: a command that takes no such argument
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code != 0 and "hwnorm: error:" in err
+    _assert_safe(out + err)
+
+
+def _verify_in(tmp_path, monkeypatch, capsys, sim, mode):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["verify", "--work-dir", "work", "--design", "tfc_mvu", "--vectors", "10", "--sim", sim,
+                     "--mode", mode])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"verified 10 vectors on {sim}: 0 mismatches" in out
+
+
+def test_verify_takes_a_relative_work_dir(capsys, tmp_path, monkeypatch, sim):
+    _verify_in(tmp_path, monkeypatch, capsys, sim, "batch")
+
+
+def test_verify_in_stream_mode_takes_a_relative_work_dir(capsys, tmp_path, monkeypatch, any_sim):
+    _verify_in(tmp_path, monkeypatch, capsys, any_sim, "stream")
+
+
+def test_verify_names_a_work_dir_it_cannot_create(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    assert cli.main(["verify", "--work-dir", str(tmp_path / "file" / "work"), "--design", "tfc_mvu"]) == 2
+    assert f"work folder {tmp_path / 'file' / 'work'}: cannot create it" in capsys.readouterr().err
+
+
+def test_a_failed_synthesis_is_said_on_its_line(capsys, monkeypatch):
+    from hwnorm.estimate import synthesis
+
+    def fails(text, name, target):
+        raise synthesis.ToolError("yosys: exceeded the 1800 s limit")
+    monkeypatch.setattr(synthesis, "synthesize", fails)
+    assert cli.main(["estimate", "TFC_1W1A", "--targets", "ecp5", "--synth", "--images", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "ecp5    estimate" in out and "Yosys failed: yosys: exceeded the 1800 s limit" in out
+
+
+@pytest.mark.parametrize("argv", [["stt", "-o", "{f}/out"], ["stt-weights", "-o", "{f}/out"], ["import", "-o", "{f}/n.json"],
+                                  ["generate", "-o", "{f}/rtl"], ["report", "-o", "{f}/r"], ["sweep", "nope.toml", "-o", "{f}/s"],
+                                  ["estimate", "-o", "{f}/e.json"], ["check", "--random", "3", "-o", "{f}/c.json"]])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(capsys, tmp_path, monkeypatch, argv):
+    (tmp_path / "a_file").write_text("")
+    import hwnorm.qonnx
+    monkeypatch.setattr(hwnorm.qonnx, "interpret", lambda *a, **k: pytest.fail("worked before checking its output"))
+    assert cli.main([a.format(f=tmp_path / "a_file") for a in argv]) == 2
+    assert f"{tmp_path / 'a_file'} is not a folder" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_integer_input_mvtu_with_multithreshold():
 def test_inconsistent_networks_are_rejected():
     rng = np.random.default_rng(9)
     net = toy_network(rng)[0]
-    with pytest.raises(ValueError, match=r"in gives shape \(100,\) \(100 features\), fc1 takes \(70,\)"):
+    with pytest.raises(ValueError, match=r"in gives shape \(100,\) \(100 values\), fc1 takes \(70,\)"):
         Network((net.layers[0], net.layers[2]))
     with pytest.raises(ValueError, match="expects bits, fc_out gives integers"):
         Network((net.layers[-2], MVTU(np.zeros((3, 1), np.uint64), 5)))

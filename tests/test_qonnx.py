@@ -2,6 +2,7 @@
 
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -266,20 +267,18 @@ def test_malformed_quant_nodes_give_an_error_naming_the_node(tmp_path, defect):
 
 
 # ------------------------------------------------------------------ Trunc
-@pytest.mark.parametrize("opset, rounding, out_bits", [(1, "FLOOR", 2), (1, "ROUND", 3), (2, "FLOOR", 2),
-                                                       (2, "ROUND", 3), (2, "CEIL", 1)])
-def test_trunc_agrees_with_the_executor(tmp_path, opset, rounding, out_bits):
-    """A Trunc of the first hidden activation (5-bit signed codes), as the executor runs opset 1
-    (no clip) and opset 2 (output scale, clip to the output type)."""
+def _trunc_model(tmp_path, rng, opset: int, rounding: str, out_bits: int, out_scale_factor: float | None = None):
+    """A Trunc of the first hidden activation (5-bit signed codes) of a random MLP: (path, model,
+    the activation's scale)."""
     from tests.helpers import QONNX_DOMAIN, qnn_model
-    rng = np.random.default_rng(opset * 10 + out_bits)
     path = qnn_model(tmp_path / "qnn.onnx", rng, bits=(5, 3), zero=(0, 2), relu=(False, True))
     model = onnx.load(str(path))
     g = model.graph
     nxt = next(n for n in g.node if "a0" in n.input and n.op_type != "Trunc")
     nxt.input[list(nxt.input).index("a0")] = "t0"
     scale = next(numpy_helper.to_array(i) for i in g.initializer if i.name == "act_q0_s")
-    consts = {"tr_in": 5.0, "tr_out": float(out_bits), "tr_s": scale * 2.0 ** (5 - out_bits)}
+    factor = 2.0 ** (5 - out_bits) if out_scale_factor is None else out_scale_factor
+    consts = {"tr_in": 5.0, "tr_out": float(out_bits), "tr_s": scale * factor}
     g.initializer.extend(numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in consts.items())
     inputs = ["a0", "act_q0_s", "act_q0_z", "tr_in"] + (["tr_s"] if opset == 2 else []) + ["tr_out"]
     g.node.insert(list(g.node).index(nxt), helper.make_node("Trunc", inputs, ["t0"], name="trunc0", domain=QONNX_DOMAIN,
@@ -288,6 +287,17 @@ def test_trunc_agrees_with_the_executor(tmp_path, opset, rounding, out_bits):
         if o.domain == QONNX_DOMAIN:
             o.version = opset
     onnx.save(model, str(path))
+    return path, model, scale
+
+
+@pytest.mark.parametrize("opset, rounding, out_bits", [(1, "FLOOR", 2), (1, "ROUND", 3), (2, "FLOOR", 2),
+                                                       (2, "ROUND", 3), (2, "CEIL", 1)])
+def test_trunc_agrees_with_the_executor(tmp_path, opset, rounding, out_bits):
+    """A Trunc of the first hidden activation (5-bit signed codes), as the executor runs opset 1
+    (no clip) and opset 2 (output scale, clip to the output type)."""
+    rng = np.random.default_rng(opset * 10 + out_bits)
+    path, model, scale = _trunc_model(tmp_path, rng, opset, rounding, out_bits)
+    g = model.graph
     net = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
     trunc = next(layer for layer in net.layers if layer.name == "trunc0")
     assert trunc.kind == "thresholding" and trunc.out_type.bits <= out_bits + (opset == 1)
@@ -301,6 +311,14 @@ def test_trunc_agrees_with_the_executor(tmp_path, opset, rounding, out_bits):
         nxt_trunc.input[1] = "tr_s"
         onnx.save(model, str(path))
         import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+
+
+def test_a_trunc_with_output_scale_zero_is_one_clear_error(tmp_path):
+    path, _, _ = _trunc_model(tmp_path, np.random.default_rng(3), 2, "FLOOR", 2, out_scale_factor=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        with pytest.raises(ImportError_, match=r"node trunc0 \(Trunc\): the scale and output scale must be positive"):
+            import_qonnx(path)
 
 
 def test_a_huge_declared_input_is_refused_before_anything_is_allocated(tmp_path):
@@ -414,3 +432,34 @@ def test_wide_quantizers_are_refused_with_the_figure_before_any_threshold_is_com
     with pytest.raises(ImportError_, match=r"needs [\d,]+ × [\d,]+ = [\d,]+ exact thresholds, more than the "
                                            r"524,288 hwnorm computes"):
         import_qonnx(path, activations=activations)
+
+
+# ------------------------------------------------------------------ what the graph declares must hold
+def _mutated(tmp_path, mutate, name):
+    """A vendored model (or a test model) after ``mutate``."""
+    test_model = Path(__file__).parent / "models" / name
+    model = onnx.load(str(test_model if test_model.exists() else data.path(f"models/{name}")))
+    mutate(model)
+    path = tmp_path / f"m{name}"
+    onnx.save(model, str(path))
+    return path
+
+
+def _second_output(m):
+    m.graph.output.append(helper.make_tensor_value_info(m.graph.node[3].output[0], TensorProto.FLOAT, None))
+
+
+def _kernel_5x5(m):
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    _set_attr(conv, "kernel_shape", [5, 5])
+
+
+@pytest.mark.parametrize("mutate, model, message", [
+    (lambda m: m.opset_import[0].__setattr__("version", 99), "TFC_1W1A.onnx",
+     r"opset 99 of domain 'ai.onnx' is not supported; allowed: 7 … \d+"),
+    (_second_output, "TFC_1W1A.onnx", r"declares 2 outputs; hwnorm imports a network with exactly one"),
+    (_kernel_5x5, "conv_pad_stride.onnx", r"\(Conv\): kernel_shape \[5, 5\] contradicts the weights' \[3, 3\]"),
+])
+def test_what_the_graph_declares_must_hold(tmp_path, mutate, model, message):
+    with pytest.raises(ImportError_, match=message):
+        import_qonnx(_mutated(tmp_path, mutate, model))

@@ -186,7 +186,7 @@ def cosim(verilog_text: str, top: str, job: dict, sim: str, work_dir, waves_on_f
     digest = hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
     native = mode == "batch" and sim == "verilator" and not cocotb_batch
     suffix = ("-batch" if mode == "batch" else "") + ("-cocotb" if cocotb_batch else "")
-    folder = Path(work_dir) / f"{top}-{digest}-{sim}{suffix}"
+    folder = Path(work_dir).resolve() / f"{top}-{digest}-{sim}{suffix}"  # the tools run inside it: absolute
     result = _run(verilog_text, top, job, sim, folder, mode, waves=False, native=native)
     if result.mismatches and waves_on_failure:
         again = _run(verilog_text, top, job, sim, Path(f"{folder}-waves"), mode, waves=True, native=native)

@@ -38,7 +38,12 @@ def verify(designs, sim: str, vectors: int, seed: int, work_dir=None, progress=N
     present = require_simulators()
     if sim not in present:
         raise ValueError(f"simulator {sim!r} is not installed; present: {', '.join(present)}")
-    work = Path(work_dir) if work_dir else default_work_dir()
+    # Absolute: the simulators run in a build folder below it, where a relative path means another place.
+    work = (Path(work_dir) if work_dir else default_work_dir()).resolve()
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"work folder {work}: cannot create it ({e.strerror or e})") from None
     outcomes = []
     for k, design in enumerate(designs):
         if progress:
