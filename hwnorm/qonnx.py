@@ -699,9 +699,14 @@ class _Walk:
                 cuts = [(_below(u, x.lo, x.hi), False)]
         else:
             quant = Quantizer(quant.bits, quant.signed, quant.narrow, quant.rounding, int(z[0]), x.relu)
-            if quant.code_range == (0, 1) and not quant.signed:
-                raise ImportError_(f"node {name} (Quant): one-bit unsigned activations are not supported (use a "
-                                   "BipolarQuant, or 2 bits)")
+            lo, hi = quant.code_range
+            if (lo, hi) == (0, 1):  # the IR reads a single 0/1 threshold output as ±1 bits
+                raise ImportError_(f"node {name} (Quant): codes 0 and 1 only" + (" (after the ReLU)" if x.relu else "")
+                                   + ": one-bit unsigned activations are not supported (use a BipolarQuant, or more "
+                                   "bits)")
+            if lo == hi:
+                raise ImportError_(f"node {name} (Quant): after the ReLU only code {lo} remains (a constant "
+                                   "activation); not supported")
             u = x.form.then_div(s, f"node {name} (Quant)").then_add(np.full(channels, float(z[0])))
             codes, cuts = quant.code_type, None  # the quantizer's own cuts, counted before they are computed
         try:

@@ -233,3 +233,40 @@ def test_the_unmutated_models_still_import(tmp_path_factory):
     for raw in MULTIBIT.values():
         for options in IMPORT_OPTIONS:
             assert _import(tmp_path_factory, raw, **options) is not None
+
+
+# ------------------------------------------------------------------ quantizer forms against the executor
+QUANT_POSITIONS = ("input", "weights", "hidden activation", "last activation")
+
+
+@FUZZ_MULTIBIT
+@given(st.sampled_from(QUANT_POSITIONS), st.integers(1, 8), st.booleans(), st.booleans(), st.integers(-3, 3),
+       st.integers(0, 2**32 - 1))
+def test_any_zero_point_bit_width_and_sign_imports_exactly_or_is_refused_by_name(tmp_path_factory, position, bits,
+                                                                                  signed, narrow, zero, seed):
+    """One quantizer of a random MLP (input, weights, or an activation) takes any bit width, sign,
+    narrowness and zero point: the import agrees with the executor on every prediction, or names
+    the node it refuses."""
+    from hwnorm.check import agreement
+    from hwnorm.qonnx import ImportError_
+    from hwnorm.qonnx_ref import load_reference, reference_logits
+    from tests.helpers import qnn_model
+
+    rng = np.random.default_rng(seed)
+    options = {"input": dict(input_quant=(bits, signed, zero, 1 / 16)),
+               "weights": dict(weight_bits=bits, weight_zero=zero, weight_narrow=narrow),
+               "hidden activation": dict(layers=(10, 8, 5), bits=(bits, 3), act_signed=(signed, False), zero=(zero, 1),
+                                         narrow=(narrow, False), relu=(bool(seed & 1), True)),
+               "last activation": dict(bits=(3, bits), act_signed=(True, signed), zero=(0, zero), narrow=(False, narrow),
+                                       relu=(False, bool(seed & 1)), layers=(12, 6, 4))}[position]
+    path = qnn_model(tmp_path_factory.mktemp("q") / "q.onnx", rng, **options)
+    try:
+        net = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+    except ImportError_ as e:
+        assert str(e).startswith("q.onnx: "), e  # one clear line naming the file (and the node, where one is to blame)
+        return
+    x = rng.integers(-128, 128, (200, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = np.argmax(reference_logits(load_reference(path), x.astype(np.float32), batch=200), axis=1)
+    assert agreement(net.scores(x), ref)["disagreements"] == 0
