@@ -599,6 +599,17 @@ class SurdAffine:
         idx = [int(i) for i in index]
         return SurdAffine(*(tuple(v[i] for i in idx) for v in (self.p1, self.p0, self.q, self.s)))
 
+    def distinct(self) -> tuple[list[int], np.ndarray]:
+        """The first channel of each distinct map, and for every channel the index of its map among
+        those: a per-tensor quantizer over a feature map has one map for all its channels."""
+        first, inverse, seen = [], np.empty(self.channels, np.intp), {}
+        for c, key in enumerate(zip(self.p1, self.p0, self.q, self.s)):
+            if key not in seen:
+                seen[key] = len(first)
+                first.append(c)
+            inverse[c] = seen[key]
+        return first, inverse
+
     def then_mul(self, c, what: str = "constant") -> "SurdAffine":
         return self._scaled(self._per_channel(c, what))
 
@@ -694,6 +705,12 @@ def fold_thresholds(form: SurdAffine, levels, *, acc_lo: int, acc_hi: int, out_b
     A channel whose map decreases (``p1 < 0``) is flipped: its weights are to be negated and
     its thresholds apply to ``−acc``, so every compare in the spec is ``acc ≥ T``.
     """
+    first, inverse = form.distinct()
+    if len(first) < form.channels:  # equal maps, equal thresholds: each computed once
+        fold = fold_thresholds(form.take(first), levels, acc_lo=acc_lo, acc_hi=acc_hi, out_base=out_base, name=name)
+        spec = fold.spec
+        return ThresholdFold(ThresholdSpec(spec.thresholds[inverse], spec.acc_lo, spec.acc_hi, out_base=spec.out_base,
+                                           name=spec.name), fold.flip[inverse])
     lo, hi = int(acc_lo), int(acc_hi)
     flip = np.array([p < 0 for p in form.p1], bool)
     rows, ranges = [], []

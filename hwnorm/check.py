@@ -109,7 +109,7 @@ def _check_npy_header(p) -> None:
             fmt = np.lib.format
             shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
     except OSError as e:
-        raise ValueError(f"{p}: cannot read ({e.strerror or e})") from None
+        raise ValueError(f"{p}: not a readable .npy array ({e.strerror or e})") from None
     except (ValueError, EOFError) as e:
         raise ValueError(f"{p}: not a readable .npy array ({e})" if not str(e).startswith(str(p)) else str(e)) from None
     rows, size = (shape[0] if shape else 1), int(np.prod(shape, dtype=object)) * dtype.itemsize

@@ -48,6 +48,7 @@ COST_LIMITS = {
     "thresholds": 1 << 19,     # exact cuts one thresholding (or requantizer check) computes: channels × levels
     "operand_bits": 32,        # an MVU's weights and inputs
     "accumulator_bits": 63,    # |Σ w·x| < 2^63: the golden model's int64 never wraps
+    "score_values": 1 << 24,   # (class, accumulator value) pairs the score layer's order proof enumerates
 }
 
 

@@ -46,6 +46,7 @@ import numpy as np
 from hwnorm import bnn
 from hwnorm.bnn import SurdAffine
 from hwnorm.datatypes import BIPOLAR, IntType
+from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
 from hwnorm.layers.maxpool import MaxPool
@@ -1053,6 +1054,11 @@ def _score_layer(out: "_Chain", mvtu: MVTU, bits: int | None, src: str) -> _Scor
     ``bits`` or (None) the narrowest width in :data:`SCORE_BITS` that keeps it."""
     form = out.form
     lo, hi = mvtu.acc_range
+    count, limit = (hi - lo + 1) * form.channels, COST_LIMITS["score_values"]
+    if count > limit:  # checked before the enumeration allocates it
+        raise ImportError_(f"{src}: proving that integer scores keep the order of the float outputs takes "
+                           f"{form.channels:,} outputs × {hi - lo + 1:,} accumulator values = {count:,}, more than the "
+                           f"{limit:,} hwnorm enumerates (COST_LIMITS in hwnorm/defaults.py)")
     gamma, beta, mean, var = form.as_bn()
     xs = np.arange(lo, hi + 1)
     real = np.stack([form.approx(c, xs) for c in range(form.channels)])  # (classes, values)

@@ -210,11 +210,12 @@ def check_against_executor(quant: "Quantizer | Sign", scales, zero: int, where: 
 # ------------------------------------------------------------------ the two realizations
 def _check_threshold_cost(channels: int, quant: Quantizer, name: str) -> None:
     """Refuse, with the figure, a quantizer whose thresholds are too many to compute — before a
-    single cut is (each is exact rational arithmetic; the requantizer is checked against them)."""
+    single cut is (each is exact rational arithmetic; the requantizer is checked against them).
+    ``channels``: the distinct channel maps (equal ones share their thresholds)."""
     lo, hi = quant.code_range
     count, limit = channels * (hi - lo), COST_LIMITS["thresholds"]
     if count > limit:
-        raise ValueError(f"{name}: a {quant.bits}-bit quantizer of {channels:,} channels needs {channels:,} × "
+        raise ValueError(f"{name}: a {quant.bits}-bit quantizer of {channels:,} distinct channels needs {channels:,} × "
                          f"{hi - lo:,} = {count:,} exact thresholds, more than the {limit:,} hwnorm computes "
                          "(COST_LIMITS in hwnorm/defaults.py); use a narrower quantizer")
 
@@ -225,7 +226,7 @@ def threshold_fold(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str =
     channels whose map decreases flipped (``acc' = −acc``: their weights are to be negated)."""
     from hwnorm.bnn import ThresholdFold, ThresholdSpec, fold_thresholds
 
-    _check_threshold_cost(form.channels, quant, name)
+    _check_threshold_cost(len(form.distinct()[0]), quant, name)
     base, cuts = quant.levels()
     if not cuts:  # a single code (a ReLU floor at the top): one threshold that never fires
         spec = ThresholdSpec(np.full((form.channels, 1), acc_hi + 1), acc_lo, acc_hi, out_base=base, name=name)

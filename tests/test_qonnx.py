@@ -463,3 +463,34 @@ def _kernel_5x5(m):
 def test_what_the_graph_declares_must_hold(tmp_path, mutate, model, message):
     with pytest.raises(ImportError_, match=message):
         import_qonnx(_mutated(tmp_path, mutate, model))
+
+
+def _wide_map_model(path, channels: int):
+    """8-bit input Quant of a (channels, 5, 5) map → 1×1 Conv (2 filters, 2-bit weights) → flatten → float tail."""
+    d = "qonnx.custom_op.general"
+    inits = {"s": np.float32(1 / 64), "z": np.float32(0), "b8": np.float32(8), "ws": np.float32(0.1),
+             "w": np.random.default_rng(0).normal(0, 1, (2, channels, 1, 1)).astype(np.float32), "b2": np.float32(2),
+             "m": np.float32(1.5)}
+    nodes = [helper.make_node("Quant", ["x", "s", "z", "b8"], ["q"], domain=d, name="inq"),
+             helper.make_node("Quant", ["w", "ws", "z", "b2"], ["wq"], domain=d, narrow=1, name="wq"),
+             helper.make_node("Conv", ["q", "wq"], ["c"], name="conv", kernel_shape=[1, 1]),
+             helper.make_node("Flatten", ["c"], ["f"], name="fl"),
+             helper.make_node("Mul", ["f", "m"], ["y"], name="tail")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 50])],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(d, 1)]), str(path))
+    return path
+
+
+def test_equal_channel_maps_share_their_thresholds(tmp_path):
+    net = import_qonnx(_wide_map_model(tmp_path / "m.onnx", 64))
+    t = net.layers[0].thresholds.thresholds
+    assert t.shape == (64, 255) and np.all(t == t[:1])
+
+
+def test_a_map_of_65536_channels_is_refused_with_the_figure(tmp_path):
+    """Was: still importing after 300 s (the score order proof enumerated 8·10⁸ values)."""
+    with pytest.raises(ImportError_, match=r"50 outputs × [\d,]+ accumulator values = [\d,]+, more than the "
+                                           r"16,777,216 hwnorm enumerates"):
+        import_qonnx(_wide_map_model(tmp_path / "m.onnx", 65536))
