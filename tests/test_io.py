@@ -83,22 +83,25 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next_write(tmp_path)
     assert _contents(rtl) == NEW
 
 
-def test_sigterm_on_the_command_line_is_one_line_and_exit_143(tmp_path):
-    """A real ``hwnorm flow`` killed with SIGTERM once it has started its work (after the import)."""
+@pytest.mark.parametrize("after", ["[1/6] import", "[2/6] folding"])  # the second: while the Verilog is elaborated
+def test_sigterm_on_the_command_line_is_one_line_and_exit_143(tmp_path, after):
+    """A real ``hwnorm flow`` killed with SIGTERM once it has started its work: one line, no
+    traceback, none of the warnings half-built Amaranth objects give as they are collected."""
     rtl, reports = tmp_path / "rtl", tmp_path / "reports"
-    proc = subprocess.Popen([sys.executable, "-m", "hwnorm.cli", "flow", "-o", str(rtl), "--reports", str(reports),
+    proc = subprocess.Popen([sys.executable, "-m", "hwnorm.entry", "flow", "-o", str(rtl), "--reports", str(reports),
                              "--sim", "none", "--no-synth"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=terminal_signals)
     seen = []
     for line in proc.stderr:  # the handler is installed before the first stage prints
         seen.append(line)
-        if line.startswith("[1/6] import"):
+        if line.startswith(after):
             proc.send_signal(signal.SIGTERM)
             break
     _, rest = proc.communicate(timeout=300)
     err = "".join(seen) + rest
     assert proc.returncode == 143, err
-    assert "hwnorm: terminated" in err and "Traceback" not in err
+    assert "hwnorm: terminated" in err and "Traceback" not in err and "UnusedElaboratable" not in err
+    assert err.rstrip().endswith("either written whole or left as it was"), err
     assert not rtl.exists() and not reports.exists()  # nothing written: the flow writes its set at the end
 
 

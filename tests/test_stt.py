@@ -384,3 +384,29 @@ def test_write_aware_rearrange_picks_the_cheapest_write_over_the_old_content(cod
                               np.full((len(plain), 1), 3 * (t >> 1))], axis=1).astype(np.uint8)
         assert (cost(chosen) <= cost(alt)).all()
     assert np.array_equal(s.decode(chosen, w.size)[0].view(np.uint16), w.view(np.uint16))
+
+
+@pytest.mark.parametrize("tile_words", [64, 192, 8192])
+@pytest.mark.parametrize("initial_state", [0, 3])
+def test_stream_write_equals_writing_tile_by_tile(tile_words, initial_state):
+    """All tiles at once (codecs that ignore the old cells) and the costs of all tiles at once give
+    the cells and the very floats of the plain loop: each tile encoded over, and costed against,
+    the one before."""
+    from hwnorm.stt.buffer import blocks_per_row
+    table = load_table("default")
+    w = np.random.default_rng(tile_words).uniform(-1, 1, 64 * 7 + 5).astype(np.float16)
+    for codec in ("none", "backup+rearrange", "fnw", "hamming", "rearrange-wa"):
+        spec = make_codec(codec, table)
+        prev = np.full((tile_words // spec.block_words, spec.cells_per_block), initial_state, np.uint8)
+        tiles, total = [], None
+        for start in range(0, w.size, tile_words):
+            chunk = w[start:start + tile_words]
+            nb = spec.n_blocks(chunk.size)
+            cells = spec.encode(chunk, prev[:nb])
+            cost = write_cost(table, prev[:nb], cells, blocks_per_row(spec))
+            total = cost if total is None else total + cost
+            prev[:nb] = cells
+            tiles.append(cells)
+        cells, got = stream_write(spec, table, w, tile_words, initial_state)
+        assert np.array_equal(cells, np.concatenate(tiles)), codec
+        assert (got.energy_pj, got.latency_ns, got.counts) == (total.energy_pj, total.latency_ns, total.counts), codec

@@ -92,23 +92,49 @@ def stream_write(spec: CodecSpec, table: CellTable, weights, tile_words: int,
                  initial_state: int = 0) -> tuple[np.ndarray, Cost]:
     """Write ``weights`` through a buffer of ``tile_words`` words, tile after tile, each tile over
     the previous tile's cells (the first over cells all in ``initial_state``). Returns the cells of
-    every tile, concatenated, and the total write cost."""
+    every tile, concatenated, and the total write cost (tile by tile, in order: the same floats
+    whatever the tile count)."""
     if tile_words < spec.block_words or tile_words % spec.block_words:
         raise ValueError(f"tile_words must be a positive multiple of the codec's {spec.block_words} words "
                          f"per block, got {tile_words}")
     words = np.asarray(spec.check_weights(weights)).view(np.float16)
-    blocks_per_tile = tile_words // spec.block_words
-    prev = np.full((blocks_per_tile, spec.cells_per_block), initial_state, np.uint8)
-    tiles, total = [], Cost(0.0, 0.0, {t: 0 for t in TRANSITIONS})
-    for start in range(0, words.size, tile_words):
-        chunk = words[start:start + tile_words]
-        nb = spec.n_blocks(chunk.size)
-        cells = spec.encode(chunk, prev[:nb])
-        total = total + write_cost(table, prev[:nb], cells, blocks_per_row(spec))
-        prev[:nb] = cells
-        tiles.append(cells)
-    empty = np.zeros((0, spec.cells_per_block), np.uint8)
-    return (np.concatenate(tiles) if tiles else empty), total
+    per_tile = tile_words // spec.block_words
+    if spec.write_aware or spec.codec == "fnw":  # a tile's encoding reads the cells it writes over
+        prev = np.full((per_tile, spec.cells_per_block), initial_state, np.uint8)
+        tiles = []
+        for start in range(0, words.size, tile_words):
+            chunk = words[start:start + tile_words]
+            cells = spec.encode(chunk, prev[:spec.n_blocks(chunk.size)])
+            prev[:len(cells)] = cells
+            tiles.append(cells)
+        cells = np.concatenate(tiles) if tiles else np.zeros((0, spec.cells_per_block), np.uint8)
+    else:  # block by block, whatever was there: all tiles at once (tiles hold whole blocks)
+        cells = spec.encode(words) if words.size else np.zeros((0, spec.cells_per_block), np.uint8)
+    old = np.full_like(cells, initial_state)  # block b of a tile overwrites block b of the tile before
+    old[per_tile:] = cells[:-per_tile] if len(cells) > per_tile else old[per_tile:]
+    return cells, _tile_costs(table, old, cells, per_tile, blocks_per_row(spec))
+
+
+def _tile_costs(table: CellTable, old: np.ndarray, new: np.ndarray, per_tile: int, per_row: int) -> Cost:
+    """Σ over tiles, in order, of :func:`write_cost` of each tile — its transition counts and row
+    latencies computed for all tiles at once."""
+    total = Cost(0.0, 0.0, {t: 0 for t in TRANSITIONS})
+    if not len(new):
+        return total
+    if per_tile % per_row:  # rows straddle tiles: each tile on its own
+        for s in range(0, len(new), per_tile):
+            total = total + write_cost(table, old[s:s + per_tile], new[s:s + per_tile], per_row)
+        return total
+    cls = TRANSITION_OF[old.astype(np.intp), new.astype(np.intp)]
+    tiles = -(-len(new) // per_tile)
+    tile_of = np.repeat(np.arange(tiles), per_tile)[:len(new)]
+    counts = np.bincount((tile_of[:, None] * 4 + cls).ravel(), minlength=4 * tiles).reshape(tiles, 4)
+    row_max = rows_of(np.asarray(table.write_latency_ns)[cls], per_row).max(axis=1, initial=0.0)
+    rows_per_tile = per_tile // per_row
+    for t in range(tiles):
+        lat = math.fsum(row_max[t * rows_per_tile:(t + 1) * rows_per_tile].tolist())
+        total = total + Cost(exact_dot(counts[t], table.write_energy_pj), lat, dict(zip(TRANSITIONS, map(int, counts[t]))))
+    return total
 
 
 def inject(table: CellTable, cells: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
