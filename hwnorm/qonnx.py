@@ -287,39 +287,93 @@ def _fold_const(node, args: list) -> object:
     return _fold_array(node, [a.values if isinstance(a, _QuantConst) else a for a in args])
 
 
+# ------------------------------------------------------------------ op handlers
+# One handler per ONNX op (or op family), registered with the op names it takes: on constants
+# (folded in float32 as the executor does) and on data tensors (the walk). Adding an op is one
+# handler; the lists of supported ops in errors come from these registries.
+CONSTANT_OPS: dict = {}
+DATA_OPS: dict = {}
+
+
+def _handles(registry: dict, *ops: str):
+    def register(fn):
+        for op in ops:
+            registry[op] = fn
+        return fn
+    return register
+
+
+def supported_ops() -> str:
+    """The ops the importer takes on data tensors, for error messages."""
+    return ", ".join(sorted(DATA_OPS))
+
+
 def _fold_array(node, args: list[np.ndarray]) -> np.ndarray:
-    op = node.op_type
     f32 = lambda a: np.asarray(a, dtype=np.float32) if np.asarray(a).dtype.kind == "f" else np.asarray(a)  # noqa: E731
-    a = [f32(x) for x in args]
-    if op in ("Add", "Sub", "Mul", "Div", "Pow"):
-        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power}[op]
-        with np.errstate(all="ignore"):
-            return fn(a[0], a[1]).astype(np.result_type(a[0], a[1]))
-    if op == "Sqrt":
-        return np.sqrt(a[0])
-    if op == "Neg":
-        return -a[0]
-    if op == "Identity":
-        return a[0]
-    if op == "Cast":
-        from onnx import helper
-        return a[0].astype(helper.tensor_dtype_to_np_dtype(_attr(node, "to")))
-    if op == "Transpose":
-        perm = _attr(node, "perm")
-        return np.transpose(a[0], perm)
-    if op == "Reshape":
-        return np.reshape(a[0], [int(v) for v in a[1]])
-    if op == "Gather":
-        return np.take(a[0], a[1], axis=_attr(node, "axis", 0))
-    if op == "Unsqueeze":
-        axes = _attr(node, "axes") if len(a) == 1 else [int(v) for v in a[1]]
-        out = a[0]
-        for ax in sorted(axes):
-            out = np.expand_dims(out, ax)
-        return out
-    if op == "Concat":
-        return np.concatenate([np.atleast_1d(x) for x in a], axis=_attr(node, "axis", 0))
-    raise ImportError_(f"node {node.name or node.op_type} ({op}): unsupported operation on constants")
+    handler = CONSTANT_OPS.get(node.op_type)
+    if handler is None:
+        raise ImportError_(f"node {node.name or node.op_type} ({node.op_type}): unsupported operation on constants; "
+                           f"supported: {', '.join(sorted(CONSTANT_OPS))}")
+    return handler(node, [f32(x) for x in args])
+
+
+_ELEMENTWISE = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power}
+
+
+@_handles(CONSTANT_OPS, *_ELEMENTWISE)
+def _const_elementwise(node, a):
+    with np.errstate(all="ignore"):
+        return _ELEMENTWISE[node.op_type](a[0], a[1]).astype(np.result_type(a[0], a[1]))
+
+
+@_handles(CONSTANT_OPS, "Sqrt")
+def _const_sqrt(node, a):
+    return np.sqrt(a[0])
+
+
+@_handles(CONSTANT_OPS, "Neg")
+def _const_neg(node, a):
+    return -a[0]
+
+
+@_handles(CONSTANT_OPS, "Identity")
+def _const_identity(node, a):
+    return a[0]
+
+
+@_handles(CONSTANT_OPS, "Cast")
+def _const_cast(node, a):
+    from onnx import helper
+    return a[0].astype(helper.tensor_dtype_to_np_dtype(_attr(node, "to")))
+
+
+@_handles(CONSTANT_OPS, "Transpose")
+def _const_transpose(node, a):
+    return np.transpose(a[0], _attr(node, "perm"))
+
+
+@_handles(CONSTANT_OPS, "Reshape")
+def _const_reshape(node, a):
+    return np.reshape(a[0], [int(v) for v in a[1]])
+
+
+@_handles(CONSTANT_OPS, "Gather")
+def _const_gather(node, a):
+    return np.take(a[0], a[1], axis=_attr(node, "axis", 0))
+
+
+@_handles(CONSTANT_OPS, "Unsqueeze")
+def _const_unsqueeze(node, a):
+    axes = _attr(node, "axes") if len(a) == 1 else [int(v) for v in a[1]]
+    out = a[0]
+    for ax in sorted(axes):
+        out = np.expand_dims(out, ax)
+    return out
+
+
+@_handles(CONSTANT_OPS, "Concat")
+def _const_concat(node, a):
+    return np.concatenate([np.atleast_1d(x) for x in a], axis=_attr(node, "axis", 0))
 
 
 def _quantizer_of(node, args) -> tuple[Quantizer | Sign, np.ndarray, np.ndarray]:
@@ -490,14 +544,10 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
         missing = [i for i, v in zip(node.input, args) if i and v is None]
         if missing:
             raise ImportError_(f"{where(node)}: input {missing[0]!r} is not produced by any earlier node")
-        op = node.op_type
         data = [a for a in args if isinstance(a, (_Chain, _Quantized))]
         try:
             if not data:
                 env[node.output[0]] = _fold_const(node, args)
-                continue
-            if op == "Shape":
-                env[node.output[0]] = np.array(data[0].shape, dtype=np.int64)
                 continue
             env[node.output[0]] = walk.data_op(node, args)
         except ImportError_ as e:
@@ -569,55 +619,29 @@ class _Walk:
         return layer
 
     def data_op(self, node, args):
-        op = node.op_type
-        x = args[0]
-        name = node.name or op
-        if op in ("Reshape", "Flatten"):
-            return _flatten(node, name, x, args)
-        if op == "Identity":
-            return x
-        if op == "Transpose":
-            return _transpose(node, name, x)
-        if op == "Conv":
-            return self.conv(node, name, x, args)
-        if op == "MaxPool":
-            return self.maxpool(node, name, x)
-        if op in _TAIL:
-            if node.output[0] != self.graph_output:
-                raise ImportError_(f"node {name} ({op}): supported only as the last op (it keeps the argmax)")
-            return x
-        if op in ("Mul", "Div", "Add", "Sub"):
-            return _arithmetic(node, name, args)
-        if op == "Relu":
-            if not isinstance(x, _Chain) or x.relu:
-                raise ImportError_(f"node {name} (Relu): supported on float data before a quantizer")
-            return replace(x, relu=True, ops=(), raw=None)
-        if op == "BatchNormalization":
-            if not isinstance(x, _Chain) or x.relu:
-                raise ImportError_(f"node {name} (BatchNormalization): input must be a float (pre-quantizer, "
-                                   "pre-ReLU) tensor")
-            if x.base is None and self.input_mode == "quantized":
-                raise ImportError_(f"node {name} (BatchNormalization): a quantized input's preprocessing must be "
-                                   "Mul / Div / Add / Sub by constants")
-            eps = float(np.float32(_attr(node, "epsilon", 1e-5)))
-            if x.layout and x.layout != "NCHW":
-                raise ImportError_(f"node {name} (BatchNormalization): normalizes axis 1 of an NCHW map; this one is "
-                                   f"{x.layout}")
-            params = [_per_element(node, args[i], x, channel_axis=1) for i in range(1, 5)]
-            form = x.form.then_bn(params[0], params[1], params[2], params[3], eps, f"node {name} (BatchNormalization)")
-            self.bn_sites.append(BNSite(name, form, x.lo, x.hi))
-            return replace(x, form=form, ops=(), raw=None)
-        if op in ("Quant", "BipolarQuant"):
-            return self.quantize(node, name, x, args)
-        if op == "Trunc":
-            return self.truncate(node, name, x, args)
-        if op == "MatMul":
-            return _matmul(name, x, args[1])
-        if op == "Gemm":
-            return _gemm(node, name, args)
-        raise ImportError_(f"node {name} ({op}): unsupported operation; hwnorm imports Conv, MaxPool, "
-                           "Reshape/Flatten, Transpose, Mul/Div/Add/Sub by constants, BatchNormalization, Relu, Quant, "
-                           "BipolarQuant, Trunc, MatMul, Gemm, and a final Softmax/LogSoftmax/Sigmoid")
+        handler = DATA_OPS.get(node.op_type)
+        name = node.name or node.op_type
+        if handler is None:
+            raise ImportError_(f"node {name} ({node.op_type}): unsupported operation; hwnorm imports {supported_ops()} "
+                               f"(Softmax / LogSoftmax / Sigmoid as the last op only)")
+        return handler(self, node, name, args)
+
+    def batch_norm(self, node, name: str, x, args) -> _Chain:
+        """A BatchNormalization of float data: composed into its chain's exact map, recorded as a site."""
+        if not isinstance(x, _Chain) or x.relu:
+            raise ImportError_(f"node {name} (BatchNormalization): input must be a float (pre-quantizer, "
+                               "pre-ReLU) tensor")
+        if x.base is None and self.input_mode == "quantized":
+            raise ImportError_(f"node {name} (BatchNormalization): a quantized input's preprocessing must be "
+                               "Mul / Div / Add / Sub by constants")
+        eps = float(np.float32(_attr(node, "epsilon", 1e-5)))
+        if x.layout and x.layout != "NCHW":
+            raise ImportError_(f"node {name} (BatchNormalization): normalizes axis 1 of an NCHW map; this one is "
+                               f"{x.layout}")
+        params = [_per_element(node, args[i], x, channel_axis=1) for i in range(1, 5)]
+        form = x.form.then_bn(params[0], params[1], params[2], params[3], eps, f"node {name} (BatchNormalization)")
+        self.bn_sites.append(BNSite(name, form, x.lo, x.hi))
+        return replace(x, form=form, ops=(), raw=None)
 
     def conv(self, node, name: str, x, args) -> _Chain:
         """A convolution of quantized activations by quantized weights: a sliding ``window`` over
@@ -821,6 +845,82 @@ class _Walk:
                 self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer,
                                                   spatial=_spatial(x)))
         self.sites.append(ActivationSite(layer, name, how, possible))
+
+
+# ---- the data-op handlers: (walk, node, name, args) → the output's value
+@_handles(DATA_OPS, "Reshape", "Flatten")
+def _data_flatten(walk, node, name, args):
+    return _flatten(node, name, args[0], args)
+
+
+@_handles(DATA_OPS, "Identity")
+def _data_identity(walk, node, name, args):
+    return args[0]
+
+
+@_handles(DATA_OPS, "Shape")
+def _data_shape(walk, node, name, args):
+    return np.array(args[0].shape, dtype=np.int64)
+
+
+@_handles(DATA_OPS, "Transpose")
+def _data_transpose(walk, node, name, args):
+    return _transpose(node, name, args[0])
+
+
+@_handles(DATA_OPS, "Conv")
+def _data_conv(walk, node, name, args):
+    return walk.conv(node, name, args[0], args)
+
+
+@_handles(DATA_OPS, "MaxPool")
+def _data_maxpool(walk, node, name, args):
+    return walk.maxpool(node, name, args[0])
+
+
+@_handles(DATA_OPS, *_TAIL)
+def _data_tail(walk, node, name, args):
+    if node.output[0] != walk.graph_output:
+        raise ImportError_(f"node {name} ({node.op_type}): supported only as the last op (it keeps the argmax)")
+    return args[0]
+
+
+@_handles(DATA_OPS, "Mul", "Div", "Add", "Sub")
+def _data_arithmetic(walk, node, name, args):
+    return _arithmetic(node, name, args)
+
+
+@_handles(DATA_OPS, "Relu")
+def _data_relu(walk, node, name, args):
+    x = args[0]
+    if not isinstance(x, _Chain) or x.relu:
+        raise ImportError_(f"node {name} (Relu): supported on float data before a quantizer")
+    return replace(x, relu=True, ops=(), raw=None)
+
+
+@_handles(DATA_OPS, "BatchNormalization")
+def _data_batch_norm(walk, node, name, args):
+    return walk.batch_norm(node, name, args[0], args)
+
+
+@_handles(DATA_OPS, "Quant", "BipolarQuant")
+def _data_quantize(walk, node, name, args):
+    return walk.quantize(node, name, args[0], args)
+
+
+@_handles(DATA_OPS, "Trunc")
+def _data_truncate(walk, node, name, args):
+    return walk.truncate(node, name, args[0], args)
+
+
+@_handles(DATA_OPS, "MatMul")
+def _data_matmul(walk, node, name, args):
+    return _matmul(name, args[0], args[1])
+
+
+@_handles(DATA_OPS, "Gemm")
+def _data_gemm(walk, node, name, args):
+    return _gemm(node, name, args)
 
 
 def _quantizer_json(quant) -> dict | None:

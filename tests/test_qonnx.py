@@ -118,6 +118,24 @@ def test_unsupported_op_names_the_node(tmp_path):
         import_qonnx(p)
 
 
+def test_an_onnx_op_is_one_registered_handler(tmp_path, monkeypatch):
+    """Adding an op is one handler: the walk dispatches to it, and the supported-op list in the
+    error for an unknown one comes from the registry."""
+    from hwnorm import qonnx
+    model = onnx.load(str(data.path("models/TFC_1W1A.onnx")))
+    first = model.graph.node[0]
+    model.graph.node.insert(0, helper.make_node("Dropout", [model.graph.input[0].name], ["dropped"], name="drop"))
+    first.input[0] = "dropped"
+    path = tmp_path / "dropout.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ImportError_, match=r"node drop \(Dropout\): unsupported operation; hwnorm imports Add, "
+                                           r"BatchNormalization, .*, Trunc"):
+        import_qonnx(path)
+    monkeypatch.setitem(qonnx.DATA_OPS, "Dropout", lambda walk, node, name, args: args[0])  # inference: identity
+    layers = [net.to_dict()["layers"] for net in (import_qonnx(path), import_qonnx(data.path("models/TFC_1W1A.onnx")))]
+    assert layers[0] == layers[1]
+
+
 def test_non_binary_weights_name_the_matmul(tmp_path):
     nodes = [helper.make_node("BipolarQuant", ["x", "s"], ["b"], name="bq", domain="qonnx.custom_op.general"),
              helper.make_node("MatMul", ["b", "w"], ["y"], name="mm")]
