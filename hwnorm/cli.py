@@ -860,6 +860,5 @@ def _main(argv) -> int:
         return 143 if isinstance(e, Terminated) else 130
 
 
-if __name__ == "__main__":
-    from hwnorm.entry import main as entry_main
-    sys.exit(entry_main())
+if __name__ == "__main__":  # the installed command is hwnorm.entry (Ctrl-C while modules load included)
+    sys.exit(main())

@@ -171,7 +171,7 @@ def test_ctrl_c_leaves_rtl_and_reports_whole(tmp_path, any_sim):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     interrupted = 0
     for done in range(1, 5):  # Ctrl-C once stage `done` has printed its line: the next one is under way
-        proc = subprocess.Popen([sys.executable, "-m", "hwnorm.cli", "flow", str(cfg)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "hwnorm.entry", "flow", str(cfg)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminal_signals)
         seen = []
         for line in proc.stderr:
