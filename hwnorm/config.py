@@ -191,7 +191,7 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     target, clock = values.get("target", DEFAULT_TARGET), values.get("clock_mhz", FlowConfig.clock_mhz)
     if target in delay_models():  # the flow pipelines for its clock on this target: one it can meet
         try:
-            Timing(clock, target)
+            Timing(clock, target).meetable()
         except ValueError as e:
             raise ValueError(f"{origin}: {e}") from None
     elif "clock_mhz" in values:  # as a design file says it: no pipelining without a delay model

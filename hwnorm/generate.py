@@ -143,7 +143,7 @@ def timing_of(design: "Design"):
     if "clock_mhz" not in p:
         return UNTIMED
     try:
-        return Timing(p["clock_mhz"], p.get("target", DEFAULT_TARGET))
+        return Timing(p["clock_mhz"], p.get("target", DEFAULT_TARGET)).meetable()
     except ValueError as e:
         raise ValueError(f"{design.origin} ({design.name!r}): {e}") from None
 

@@ -183,8 +183,9 @@ def _probes(quant: "Quantizer | Sign") -> list[Fraction]:
 def check_against_executor(quant: "Quantizer | Sign", scales, zero: int, where: str) -> None:
     """The exactness guard: the quantizer as the importer represents it (its zero point, its clip
     and rounding, or a sign) gives the executor's code at probe inputs a quarter of a code away
-    from every decision — for each of its (per-channel) scales. A form that disagrees is refused
-    by name rather than approximated (ValueError)."""
+    from every decision — for each of its (per-channel) scales, the first 16 of them (they differ
+    only in float rounding). A form that disagrees is refused by name rather than approximated
+    (ValueError)."""
     for s in np.unique(np.asarray(scales, dtype=np.float32).reshape(-1))[:16]:
         s_exact = Fraction(float(s))
         us = _probes(quant)
@@ -248,7 +249,7 @@ def requant_spec(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "
     if quant.datapath_rounding is None:
         raise ValueError(f"{name}: rounding_mode {quant.rounding} has no requantizer datapath (it rounds "
                          f"{', '.join(_DATAPATH_ROUNDING)}); realize it with thresholds")
-    _check_threshold_cost(form.channels, quant, name)
+    _check_threshold_cost(len(form.distinct()[0]), quant, name)
     code = quant.code_type
     spec = fold_dyadics([form.dyadic(c) for c in range(form.channels)], in_range=(acc_lo, acc_hi),
                         out_fmt=FixedFormat(code.bits, 0, code.signed), out_range=quant.code_range,

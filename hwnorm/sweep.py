@@ -8,7 +8,7 @@ axes' values is one point::
     target = "ecp5"
     [axes]                         # design: throughput (images/s), lut_budget, clock_mhz, target, codec
     throughput = [1e5, 3e5, 1e6, 3e6]
-    clock_mhz = [100, 200]
+    clock_mhz = [100, 150]
 
     kind = "faults"                # the FP16 MLP with its weights in the MLC STT-RAM buffer
     [base]                         # faults: cells (a cell table), and codec / ber / seed when not an axis

@@ -111,11 +111,17 @@ class Timing:
         object.__setattr__(self, "clock_mhz", float(self.clock_mhz))
         if self.target not in delay_models():
             raise ValueError(f"no delay model for target {self.target!r}; known: {', '.join(delay_models())}")
+
+    def meetable(self) -> "Timing":
+        """This timing, if the delay model can meet its clock at all; else a ValueError saying what
+        no register can split. (Any clock still pipelines — as deep as a block goes —, which the
+        tests use to stress every cut; a user's design or flow is held to this.)"""
         if self.on and self.clock_mhz > self.model.max_clock_mhz():
             what, ns = self.model.shortest_path()
             raise ValueError(f"clock_mhz = {self.clock_mhz:g} cannot be met on {self.target}: {what} alone takes "
                              f"{ns:.2f} ns, more than the {1000 / self.clock_mhz:.3g} ns period (its delay model "
                              f"allows at most {self.model.max_clock_mhz():.0f} MHz)")
+        return self
 
     @property
     def on(self) -> bool:

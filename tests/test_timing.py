@@ -5,6 +5,7 @@ co-simulated in test_cosim (TIMINGS); here only what needs no simulator."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
@@ -102,3 +103,26 @@ def test_a_network_with_a_target_clock_gets_a_register_slice_after_every_layer()
     assert slices == [f"{layer.name}_slice" for layer in net.layers]
     assert not any(s.block.kind == "slice" for s in untimed.stages)
     assert all(s.block.timing == Timing(150) for s in timed.stages if s.block.kind in ("mvu", "qbn", "argmax"))
+
+
+def test_a_clock_the_delay_model_cannot_meet_is_refused_where_a_user_asks_for_it(tmp_path):
+    """No register splits a block-RAM read or one LUT level: a user's clock above what they allow
+    is refused (flow config, design file), never quoted as throughput; a target without a delay
+    model says it cannot pipeline."""
+    from hwnorm.config import config_from_dict
+    for target in ("ecp5", "ice40"):
+        top = Timing(150, target).model.max_clock_mhz()
+        assert Timing(math.floor(top), target).meetable()
+        with pytest.raises(ValueError, match=rf"clock_mhz = {math.ceil(top)} cannot be met on {target}: .* alone takes"):
+            Timing(math.ceil(top), target).meetable()
+    with pytest.raises(ValueError, match=r"c.toml: clock_mhz = 10000 cannot be met on ecp5: a block-RAM read alone "
+                                         r"takes 5.93 ns, more than the 0.1 ns period \(its delay model allows at most 169"):
+        config_from_dict({"clock_mhz": 10000}, "c.toml")
+    with pytest.raises(ValueError, match=r"c.toml: clock_mhz = 150 cannot be pipelined for on xilinx: it has no delay "
+                                         r"model \(targets with one: ecp5, ice40\)"):
+        config_from_dict({"clock_mhz": 150, "target": "xilinx"}, "c.toml")
+    assert config_from_dict({"target": "xilinx"}, "c.toml").target == "xilinx"  # the default clock: figures only
+    path = tmp_path / "d.toml"
+    path.write_text('[[design]]\nname = "x"\nkind = "network"\nmodel = "TFC_1W1A"\nclock_mhz = 10000\n')
+    with pytest.raises(ValueError, match=r"d.toml: design 1 \('x'\): clock_mhz = 10000 cannot be met on ecp5"):
+        model_of(load_designs(path)[0])
