@@ -21,21 +21,15 @@ def _f32(value) -> np.ndarray:
 
 def quantize_inputs(input_quant: dict, x) -> np.ndarray:
     """int64 codes (N, features) of float inputs ``x`` (N, …) — bit 0 / 1 for a sign quantizer."""
-    from hwnorm.quantizer import Quantizer, Sign, executor_codes
+    from hwnorm.quantizer import Sign, executor_codes, quantizer_from_json
 
     v = _f32(x).reshape(len(x), -1)
     with np.errstate(all="ignore"):
         for step in input_quant["ops"]:
             c = _f32(step["value"])
             v = _OPS[step["op"]](v, c) if step["data_first"] else _OPS[step["op"]](c, v)
-    q = input_quant["quantizer"]
-    if q is None:  # a BipolarQuant: the sign of the data (0 → +1)
-        quant = Sign()
-    elif q["bits"] == 1 and q["signed"]:  # a 1-bit signed Quant: the sign of v/s + z
-        quant = Sign(q["zero"], divides=True)
-    else:
-        quant = Quantizer(q["bits"], q["signed"], q["narrow"], q["rounding"], q["zero"])
-    codes = executor_codes(v, _f32(input_quant["scale"]), q["zero"] if q else 0, quant)
+    quant = quantizer_from_json(input_quant["quantizer"])  # a sign: of v itself (BipolarQuant) or of v/s + z
+    codes = executor_codes(v, _f32(input_quant["scale"]), quant.zero, quant)
     return (codes > 0).astype(np.int64) if isinstance(quant, Sign) else codes
 
 

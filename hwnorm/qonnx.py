@@ -53,8 +53,8 @@ from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
 from hwnorm.qbn import fold_bn
-from hwnorm.quantizer import (ROUNDING_MODES, Quantizer, Sign, check_against_executor, executor_codes, requant_spec,
-                               threshold_fold)
+from hwnorm.quantizer import (ROUNDING_MODES, Quantizer, Sign, check_against_executor, executor_codes,
+                               quantizer_to_json, requant_spec, threshold_fold)
 
 __all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "NoInputQuantizer",
            "REALIZATIONS"]
@@ -408,7 +408,7 @@ def _quantizer_of(node, args) -> tuple[Quantizer | Sign, np.ndarray, np.ndarray]
     if mode.upper() not in ROUNDING_MODES:
         raise ImportError_(f"{name}: rounding_mode {mode!r} is not allowed; allowed: {', '.join(ROUNDING_MODES)}")
     if int(bits[0]) == 1 and flags["signed"]:  # QONNX executes it as the sign of y/s + z: (±1 − z)·s
-        return Sign(int(zero.reshape(-1)[0]) if np.unique(zero).size == 1 else 0, divides=True), scale, zero
+        return Sign(divides=True), scale, zero  # its zero point: per element (weights) or set by quantize()
     return Quantizer(int(bits[0]), flags["signed"], flags["narrow"], mode.upper()), scale, zero
 
 
@@ -743,7 +743,7 @@ class _Walk:
                 raise ImportError_(f"node {name} ({node.op_type}): a quantized input is one quantizer of the "
                                    "(elementwise, affine) preprocessed input")
             self.input_quant = {"ops": [{"op": op, "data_first": first, "value": _compact(v)} for op, first, v in x.ops],
-                                "scale": _compact(s.astype(np.float32)), "quantizer": _quantizer_json(quant)}
+                                "scale": _compact(s.astype(np.float32)), "quantizer": quantizer_to_json(quant)}
         else:
             self._activation(node, name, x, u, quant, cuts)
         if isinstance(quant, Sign):
@@ -921,16 +921,6 @@ def _data_matmul(walk, node, name, args):
 @_handles(DATA_OPS, "Gemm")
 def _data_gemm(walk, node, name, args):
     return _gemm(node, name, args)
-
-
-def _quantizer_json(quant) -> dict | None:
-    """How :func:`hwnorm.inputs.quantize_inputs` finds the input quantizer: None for a BipolarQuant,
-    a 1-bit signed one for the sign of a Quant."""
-    if isinstance(quant, Sign):
-        return None if not quant.divides else {"bits": 1, "signed": True, "narrow": False, "rounding": "ROUND",
-                                               "zero": quant.zero}
-    return {"bits": quant.bits, "signed": quant.signed, "narrow": quant.narrow, "rounding": quant.rounding,
-            "zero": quant.zero}
 
 
 def _below(form: SurdAffine, lo: int, hi: int) -> Fraction:

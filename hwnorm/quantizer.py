@@ -34,7 +34,7 @@ from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import Rounding
 
 __all__ = ["Quantizer", "Sign", "ROUNDING_MODES", "FLOAT_ROUNDING", "code_range", "threshold_fold", "requant_spec",
-           "executor_codes", "check_against_executor"]
+           "executor_codes", "check_against_executor", "quantizer_to_json", "quantizer_from_json"]
 
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN", "FLOOR", "CEIL", "DOWN", "ROUND_TO_ZERO", "UP")
 # Each mode on float arrays, in the array's own precision, as QONNX's executor rounds: the codes of
@@ -139,6 +139,24 @@ class Sign:
 
     def code(self, u: Fraction) -> int:
         return 1 if u >= 0 else -1
+
+
+def quantizer_to_json(quant: "Quantizer | Sign") -> dict | None:
+    """A network's input quantizer as its meta records it: None for a BipolarQuant, a 1-bit
+    signed one for the sign of a Quant (:func:`quantizer_from_json` reads it back)."""
+    if isinstance(quant, Sign):
+        return None if not quant.divides else {"bits": 1, "signed": True, "narrow": False, "rounding": "ROUND",
+                                               "zero": quant.zero}
+    return {"bits": quant.bits, "signed": quant.signed, "narrow": quant.narrow, "rounding": quant.rounding,
+            "zero": quant.zero}
+
+
+def quantizer_from_json(q: dict | None) -> "Quantizer | Sign":
+    if q is None:
+        return Sign()
+    if q["bits"] == 1 and q["signed"]:
+        return Sign(q["zero"], divides=True)
+    return Quantizer(q["bits"], q["signed"], q["narrow"], q["rounding"], q["zero"])
 
 
 # Probes of the exactness guard: the code axis stays within what float32 resolves to well under
