@@ -17,7 +17,7 @@ class _KernelCacheFirst:
     def find_spec(cls, name, path=None, target=None):
         if not cls.done and name.startswith("hwnorm.") and name not in cls.LIGHT:
             cls.done = True
-            from hwnorm import _kernel_cache
+            from hwnorm import _kernel_cache  # here, not at the top: it imports numba (see above)
             _kernel_cache.install()
         return None  # the ordinary finders import the module itself
 

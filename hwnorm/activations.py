@@ -17,6 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwnorm.dataflow import check_folding
+from hwnorm.estimate.resources import estimate_resources
+from hwnorm.estimate.synthesis import synthesize, TARGETS, ToolError
+from hwnorm.hdl.verilog import verilog_text
+
 __all__ = ["CHOICES", "check_choice", "Comparison", "compare", "resolve", "costs_per_target"]
 
 CHOICES = ("thresholds", "requant", "auto")
@@ -66,8 +71,6 @@ def compare(load, folding: dict | None, target: str) -> tuple[list[Comparison], 
     """Both realizations of every activation site, costed on ``target`` at the layers' folding
     (``folding`` or each kind's default): ``(comparisons, thresholds network, requant network)``.
     ``load(activations)`` imports the model with a realization setting."""
-    from hwnorm.dataflow import check_folding
-    from hwnorm.estimate.resources import estimate_resources
 
     imported = load("thresholds")
     possible = {site.layer: site.quantizer for site in imported.activation_sites if site.requant_possible}
@@ -99,10 +102,6 @@ def costs_per_target(load, folding: dict | None, targets, synth: bool = False, p
     """Both realizations of every activation site where both exist, on every target: the LUT
     estimate and (``synth``) Yosys' count of the blocks each realization adds, at the layers'
     folding — what a report shows next to the realization chosen."""
-    from hwnorm.dataflow import check_folding
-    from hwnorm.estimate.resources import estimate_resources
-    from hwnorm.estimate.synthesis import TARGETS, ToolError, synthesize
-    from hwnorm.generate import verilog_text
 
     imported = load("thresholds")
     possible = [site for site in imported.activation_sites if site.requant_possible]

@@ -191,7 +191,7 @@ class GatherBlock(_LaneConverter):
                          register=n * (2 * self.factor - 1) + counter_bits(self.factor) + 1)
 
     def component(self):
-        from hwnorm.hdl.stream import Gather
+        from hwnorm.hdl.stream import Gather  # Amaranth: loaded when hardware is built
         return Gather(self)
 
 
@@ -218,7 +218,7 @@ class SplitBlock(_LaneConverter):
                          register=n * self.factor + 2 * counter_bits(self.factor + 1))
 
     def component(self):
-        from hwnorm.hdl.stream import Split
+        from hwnorm.hdl.stream import Split  # Amaranth: loaded when hardware is built
         return Split(self)
 
 
@@ -267,7 +267,7 @@ class FIFOBlock(Block):
                          memories=(MemoryUse("ram", self.width, depth),))
 
     def component(self):
-        from hwnorm.hdl.stream import StreamFIFO
+        from hwnorm.hdl.stream import StreamFIFO  # Amaranth: loaded when hardware is built
         return StreamFIFO(self)
 
 
@@ -289,7 +289,7 @@ class RegisterSliceBlock(BeatPipeline):
         return Inventory(mux=width, register=2 * width + 2, logic=4)
 
     def component(self):
-        from hwnorm.hdl.stream import RegisterSlice
+        from hwnorm.hdl.stream import RegisterSlice  # Amaranth: loaded when hardware is built
         return RegisterSlice(self)
 
 
@@ -326,7 +326,7 @@ class ArgMaxBlock(Block):
                          register=width + 2 * index + counter_bits(self.groups) + 1 + piped)
 
     def component(self):
-        from hwnorm.hdl.stream import ArgMax
+        from hwnorm.hdl.stream import ArgMax  # Amaranth: loaded when hardware is built
         return ArgMax(self)
 
 

@@ -19,6 +19,10 @@ import numpy as np
 
 from hwnorm.datatypes import IntType
 from hwnorm.fixed import FixedFormat
+from hwnorm import data
+from hwnorm.io import load_json
+from hwnorm.qbn import fold_bn
+from hwnorm.qonnx import interpret
 
 __all__ = ["BNLayer", "bn_layers_from", "output_scale", "fold_layer", "verify_fold", "EXHAUSTIVE_LIMIT"]
 
@@ -46,8 +50,6 @@ def bn_layers_from(source: str | None) -> list[BNLayer]:
 
 
 def _from_model(source: str | None) -> list[BNLayer]:
-    from hwnorm import data
-    from hwnorm.qonnx import interpret
 
     path = source or data.path("models/TFC_1W1A.onnx")
     sites = interpret(path).bn_sites
@@ -57,7 +59,6 @@ def _from_model(source: str | None) -> list[BNLayer]:
 
 
 def _from_json(source: str) -> list[BNLayer]:
-    from hwnorm.io import load_json
 
     doc = load_json(source)
     entries = doc.get("layers", [doc]) if isinstance(doc, dict) else None
@@ -108,7 +109,6 @@ def output_scale(layer: BNLayer, out_fmt: FixedFormat) -> float:
 
 def fold_layer(layer: BNLayer, out_fmt: FixedFormat, rounding, overflow, per_channel_shift: bool = False):
     """The exact fold (:class:`hwnorm.qbn.BNFold`) of one layer over its whole input range."""
-    from hwnorm.qbn import fold_bn
 
     lo, hi = layer.in_range
     return fold_bn(layer.gamma, layer.beta, layer.mean, layer.var, layer.eps,

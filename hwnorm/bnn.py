@@ -44,13 +44,26 @@ from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import or_in_python, set_512_bit_preference
 
 __all__ = [
-    "WORD_BITS", "words_for", "pack_bits", "pack_bipolar", "unpack_bits", "valid_mask", "flip_rows",
+    "WORD_BITS", "Bits", "words_for", "pack_bits", "pack_bipolar", "unpack_bits", "valid_mask", "flip_rows",
     "binary_matmul", "binary_dense_threshold", "int_binary_matmul", "binary_conv2d", "im2col_packed",
     "conv_out_size", "pack_conv_weights", "ThresholdSpec", "ThresholdFold", "SurdAffine", "fold_thresholds", "fold_sign_threshold",
     "fold_multithreshold", "quantizer_levels",
 ]
 
 WORD_BITS = 64
+
+
+class Bits:
+    """A batch of binary activations: ``words`` (batch, ⌈n/64⌉) uint64, ``n`` real channels
+    (this module's layout); what a layer with a bipolar output hands on."""
+
+    __slots__ = ("words", "n")
+
+    def __init__(self, words: np.ndarray, n: int):
+        self.words, self.n = words, n
+
+    def unpack(self) -> np.ndarray:
+        return unpack_bits(self.words, self.n)
 
 
 def words_for(k: int) -> int:

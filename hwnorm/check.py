@@ -8,6 +8,13 @@ import warnings
 
 import numpy as np
 
+from hwnorm import data
+from hwnorm.datatypes import IntType
+from hwnorm.defaults import LIMITS
+from hwnorm.inputs import float_range, quantize_inputs
+from hwnorm.qonnx import interpret, NoInputQuantizer
+from hwnorm.qonnx_ref import available, load_reference, reference_logits
+
 __all__ = ["mnist_accuracy", "compare_with_executor", "check_model", "load_inputs", "agreement"]
 
 
@@ -29,7 +36,6 @@ def agreement(scores: np.ndarray, reference: np.ndarray) -> dict:
 def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dict:
     """Top-1 and images/s of the golden model on the first ``limit`` MNIST test images (pixels as
     8-bit integers), with its predictions (key ``predictions``, not JSON)."""
-    from hwnorm import data
 
     images, labels = data.mnist_test()
     n = len(images) if limit is None else max(0, min(limit, len(images)))
@@ -50,8 +56,6 @@ def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dic
 def compare_with_executor(model_path, scores: np.ndarray, progress=None) -> dict:
     """Run the QONNX reference executor on the same MNIST images (pixel/255 floats) and count the
     images where its prediction is not one of the golden model's best ``scores`` (:func:`agreement`)."""
-    from hwnorm import data
-    from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
     if not available():
         raise ValueError("--check-qonnx needs the QONNX executor: pip install 'hwnorm[reference]'")
@@ -95,7 +99,6 @@ def _check_npy_header(p) -> None:
     """A ``.npy`` file's header, read before its data: a ``.npz`` archive or any other file, and an
     array larger than :data:`MAX_INPUT_BYTES` or with more rows than ``LIMITS['random']``, are
     refused with the reason."""
-    from hwnorm.defaults import LIMITS
 
     try:
         with open(p, "rb") as f:
@@ -127,9 +130,6 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
     A model with no input quantizer reads its input as it is: hwnorm takes it as integer codes
     standing for code·scale (8-bit pixels and /255, as :func:`hwnorm.qonnx.interpret` does), so the
     float inputs must lie on that grid (random inputs are drawn on it)."""
-    from hwnorm import data
-    from hwnorm.qonnx import NoInputQuantizer, interpret
-    from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
     if not available():
         raise ValueError("checking against QONNX needs its executor: pip install 'hwnorm[reference]'")
@@ -176,13 +176,11 @@ class _QuantizerInputs:
         self.input_quant = input_quant
 
     def random(self, rng, n: int, features: int) -> np.ndarray:
-        from hwnorm.inputs import float_range
 
         lo, hi = float_range(self.input_quant, features)
         return rng.uniform(lo, hi, (n, features)).astype(np.float32)
 
     def __call__(self, x):
-        from hwnorm.inputs import quantize_inputs
 
         return x, quantize_inputs(self.input_quant, x)
 
@@ -194,7 +192,6 @@ class _GridInputs:
     def __init__(self, declared: dict, model: str):
         from fractions import Fraction
 
-        from hwnorm.datatypes import IntType
 
         self.type, self.scale, self.model = IntType(declared["bits"], declared["signed"]), Fraction(declared["scale"]), model
 

@@ -342,9 +342,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from hwnorm.estimate import estimate_design
+    from hwnorm.estimate.design import estimate_design
     from hwnorm.estimate.energy import load_energy_table
-    from hwnorm.generate import designs_from
+    from hwnorm.generate import designs_from, plan_of
     from hwnorm.io import write_atomic
     from hwnorm.stt import load_table
 
@@ -355,7 +355,7 @@ def cmd_estimate(args) -> int:
     targets = _targets(args.targets)
     results = []
     for design in designs:
-        r = estimate_design(design, args.clock_mhz, args.images, table, cells, targets, args.synth, args.fmax,
+        r = estimate_design(plan_of(design), args.clock_mhz, args.images, table, cells, targets, args.synth, args.fmax,
                             progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True),
                             buffer_codec=args.buffer_codec)
         results.append(r)
@@ -417,7 +417,8 @@ def _print_resources(resources: dict) -> None:
 
 
 def _calibrate(args) -> int:
-    from hwnorm.estimate.resources import _calibration_path, calibrate, fit_errors
+    from hwnorm.estimate.calibration import calibrate
+    from hwnorm.estimate.resources import _calibration_path, fit_errors
     from hwnorm.io import write_atomic
 
     start = time.perf_counter()

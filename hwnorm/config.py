@@ -49,6 +49,11 @@ from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CELLS, DEFAULT_CLOCK_
                              WEIGHT_CODECS, check_limit)
 from hwnorm.io import load_toml
 from hwnorm.models import DEFAULT_MODEL
+from hwnorm.activations import check_choice
+from hwnorm.estimate.synthesis import TARGETS
+from hwnorm.hdl.names import check_identifier
+from hwnorm.layers import folding_keys
+from hwnorm.timing import delay_models, Timing
 
 __all__ = ["FlowConfig", "load_config", "config_from_dict", "BUFFER_CODECS"]
 
@@ -119,7 +124,6 @@ def _check(where: str, key: str, value, kind, allowed=None, positive: bool = Fal
 
 
 def _target_names() -> tuple:
-    from hwnorm.estimate.synthesis import TARGETS
     return tuple(TARGETS)
 
 
@@ -139,7 +143,6 @@ _RULES = {
 
 def _check_folding(where: str, folding) -> dict:
     """Types and key names only: each layer's kind checks its values once the network is known."""
-    from hwnorm.layers import folding_keys
 
     if not isinstance(folding, dict):
         raise ValueError(f"{where}: [folding] must be a table of layers, like MatMul_16 = {{ pe = 16, simd = 49 }}")
@@ -163,7 +166,6 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
         if key == "folding":
             values["folding"] = _check_folding(origin, value)
         elif key == "activations":
-            from hwnorm.activations import check_choice
             values["activations"] = check_choice(value, origin)
         elif key in _TABLES:
             if not isinstance(value, dict):
@@ -187,7 +189,6 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     if not values.get("stt_store", False) and ("stt_ber" in values or "stt_seed" in values):
         key = "ber" if "stt_ber" in values else "seed"  # faults are drawn only in stored weights
         raise ValueError(f"{origin}: stt.{key} applies to weights stored in STT-RAM cells: set stt.store = true")
-    from hwnorm.timing import Timing, delay_models
     target, clock = values.get("target", DEFAULT_TARGET), values.get("clock_mhz", FlowConfig.clock_mhz)
     if target in delay_models():  # the flow pipelines for its clock on this target: one it can meet
         try:
@@ -199,7 +200,6 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
                          f"(targets with one: {', '.join(delay_models())})")
     if not 2 <= values.get("score_bits", 16) <= 32:
         raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")
-    from hwnorm.hdl.names import check_identifier
     if "name" in values:
         check_identifier(values["name"], f"{origin}: name")
     return FlowConfig(**values, origin=origin, base=base)

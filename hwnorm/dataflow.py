@@ -28,6 +28,11 @@ import numpy as np
 
 from hwnorm.blocks import ArgMaxBlock, Block, FIFOBlock, Inventory, RegisterSliceBlock, lane_converters
 from hwnorm.timing import UNTIMED, Timing
+from hwnorm import data
+from hwnorm.hdl.names import unique_names
+from hwnorm.layers.base import with_corners
+from hwnorm.sim.jobs import network_job
+from hwnorm.stt.store import stored_network
 
 __all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding"]
 
@@ -44,7 +49,7 @@ def auto_folding(net) -> dict:
     for k, layer in enumerate(layers):
         nxt = layers[k + 1] if k + 1 < len(layers) else None
         proposed[layer.name] = layer.auto_fold(prev_lanes, nxt)
-        prev_lanes = layer.block(proposed[layer.name]).out_lanes
+        prev_lanes = layer.out_lanes_at(proposed[layer.name])
     pace = max(layer.clocks_per_image(proposed[layer.name]) for layer in layers)
     fold = {}
     for layer in layers:
@@ -107,7 +112,6 @@ class NetworkBlock(Block):
         # and all; ``net`` becomes the network those memories make (the golden model to match)
         self.store, self.memories = store, {}
         if store is not None:
-            from hwnorm.stt.store import stored_network
 
             net, self.memories = stored_network(net, self.folding, store)
         self.net = net
@@ -119,9 +123,9 @@ class NetworkBlock(Block):
         self.out_beats = last.block.out_beats * last.vectors
 
     def _stages(self) -> list[Stage]:
-        from hwnorm.hdl.names import unique_names
 
         stages: list[Stage] = []
+        self.layer_blocks = {}  # layer name → its block (the estimates read these, never build their own)
         names = unique_names([layer.name for layer in self.net.layers])
         lanes = element = None
         for name, layer in zip(names, self.net.layers):
@@ -129,7 +133,8 @@ class NetworkBlock(Block):
             if layer.name in self.memories:
                 block.stored = self.memories[layer.name]
             block = block.with_timing(self.timing)
-            units = layer.vectors // layer.unit_vectors  # what the block's cycle model counts, per image
+            self.layer_blocks[layer.name] = block
+            units = layer.units_per_image
             if stages:
                 for k, conv in enumerate(lane_converters(element, lanes, block.in_lanes, layer.in_features)):
                     stages.append(Stage(f"{name}_lanes{k}", conv, layer.vectors))
@@ -178,21 +183,18 @@ class NetworkBlock(Block):
         return [stage.block for stage in self.stages]
 
     def component(self):
-        from hwnorm.hdl.top import NetworkTop
+        from hwnorm.hdl.top import NetworkTop  # Amaranth: loaded when hardware is built
         return NetworkTop(self)
 
     def job(self, n: int, seed: int, images: str = "all") -> dict:
         """``n`` images: the vendored MNIST test images (of the set ``images``, see
         :data:`hwnorm.data.TEST_IMAGE_SETS`) for a 784-input network, else seeded random inputs of
         the first layer's range (corners first)."""
-        from hwnorm import data
-        from hwnorm.layers.base import with_corners
-        from hwnorm.sim.jobs import network_job
 
-        pixels, _ = data.mnist_test()
-        if self.net.in_features != pixels[0].size:
+        if not data.takes_mnist(self.net.in_features):
             x = with_corners(np.random.default_rng(seed), *self.net.in_range, n, self.net.in_features)
             return network_job(self, x, seed)
+        pixels, _ = data.mnist_test()
         chosen = data.mnist_ids(images)
         ids = chosen[np.arange(n) % len(chosen)]
         return network_job(self, pixels[ids].reshape(n, -1).astype(np.int64), seed, image_ids=ids)

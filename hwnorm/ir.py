@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwnorm.layers import layer_from_dict
-from hwnorm.layers.base import Bits
+from hwnorm.bnn import Bits
 from hwnorm.layers.mvu import MVTU
 from hwnorm.layers.qbn import QuantBN
 from hwnorm.layers.thresholding import InputThreshold
 from hwnorm.spec import content_hash
+from hwnorm import bnn
 
 __all__ = ["Bits", "InputThreshold", "MVTU", "QuantBN", "Network", "layer_from_dict", "FORMAT"]
 
@@ -69,7 +70,6 @@ def _regroup(act, features: int):
     if isinstance(act, Bits):
         if act.n == features:
             return act
-        from hwnorm import bnn
         return Bits(bnn.pack_bits(act.unpack().reshape(-1, features)), features)
     return act if act.shape[1] == features else act.reshape(-1, features)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL", "VENDORED", "load_network", "import_model", "model_path"]
+from hwnorm import data
+from hwnorm.io import load_json
+from hwnorm.ir import Network
+from hwnorm.qonnx import import_qonnx, interpret
+
+__all__ = ["DEFAULT_MODEL", "VENDORED", "load_network", "import_model", "model_path", "Model"]
 
 DEFAULT_MODEL = "TFC_1W1A"
 VENDORED = {"TFC_1W1A": "models/TFC_1W1A.onnx", "TFC_2W2A": "models/TFC_2W2A.onnx",
@@ -13,7 +18,6 @@ VENDORED = {"TFC_1W1A": "models/TFC_1W1A.onnx", "TFC_2W2A": "models/TFC_2W2A.onn
 
 def model_path(source: str | Path | None) -> Path:
     """The file of a model: a vendored model's by name (None: the default), else ``source`` itself."""
-    from hwnorm import data
 
     name = DEFAULT_MODEL if source is None else str(source)
     return data.path(VENDORED[name]) if name in VENDORED else Path(source)
@@ -22,7 +26,6 @@ def model_path(source: str | Path | None) -> Path:
 def import_model(source: str | Path | None = None, score_bits: int | None = None, activations=None):
     """The :class:`hwnorm.qonnx.Imported` of a vendored model (by name; None: the default) or a
     QONNX file: the network, its BN sites and activation sites."""
-    from hwnorm.qonnx import interpret
 
     options = {k: v for k, v in (("score_bits", score_bits), ("activations", activations)) if v is not None}
     return interpret(model_path(source), **options)
@@ -32,9 +35,6 @@ def load_network(source: str | Path | None = None, score_bits: int | None = None
     """``(Network, label)`` of the vendored default (``None``), a vendored model by name, an IR JSON or
     a QONNX model. ``score_bits`` sets the width of an imported model's class scores (default 16);
     ``activations`` how its quantizers after accumulators are realized (see ``hwnorm.qonnx.interpret``)."""
-    from hwnorm.ir import Network
-    from hwnorm.io import load_json
-    from hwnorm.qonnx import import_qonnx
 
     options = {k: v for k, v in (("score_bits", score_bits), ("activations", activations)) if v is not None}
     name = DEFAULT_MODEL if source is None else str(source)
@@ -50,3 +50,49 @@ def load_network(source: str | Path | None = None, score_bits: int | None = None
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     return import_qonnx(name, **options), name
+
+
+class Model:
+    """A model file and its score width, imported once per activation realization: the flow's first
+    product, which every later stage that needs a network (the plan, the comparison of both
+    realizations, their costs in the report) asks instead of importing the file again.
+
+    ``source`` is a vendored model's name, an ONNX path or an IR JSON path (imported already:
+    it has one realization)."""
+
+    def __init__(self, source: str | Path | None = None, score_bits: int | None = None):
+        self.source, self.score_bits = source, score_bits
+        self._imported: dict = {}
+        self._ir_network = None
+
+    @property
+    def is_ir(self) -> bool:
+        return str(self.source).endswith(".json")
+
+    def imported(self, activations="thresholds"):
+        """The :class:`hwnorm.qonnx.Imported` with ``activations`` realized (see :func:`import_model`)."""
+        if self.is_ir:
+            raise ValueError(f"{self.source}: activations apply to an ONNX model; an IR JSON is imported already")
+        key = _realization_key(activations)
+        if key not in self._imported:
+            self._imported[key] = import_model(self.source, self.score_bits, activations)
+        return self._imported[key]
+
+    def network(self, activations=None):
+        """The network (``activations`` None: the model's own, thresholds for an ONNX model)."""
+        if self.is_ir:
+            if activations is not None:
+                self.imported(activations)  # the error
+            if self._ir_network is None:
+                self._ir_network = load_network(self.source, self.score_bits)[0]
+            return self._ir_network
+        return self.imported("thresholds" if activations is None else activations).network
+
+
+def _realization_key(activations) -> str:
+    """One key per distinct realization: a table whose every layer keeps thresholds is ``thresholds``."""
+    if isinstance(activations, dict):
+        if all(how == "thresholds" for how in activations.values()):
+            return "thresholds"
+        return repr(sorted(activations.items()))
+    return repr(activations)

@@ -55,6 +55,7 @@ from hwnorm.layers.window import SlidingWindow
 from hwnorm.qbn import fold_bn
 from hwnorm.quantizer import (ROUNDING_MODES, Quantizer, Sign, check_against_executor, executor_codes,
                                quantizer_to_json, requant_spec, threshold_fold)
+from hwnorm.hdl.names import sanitize
 
 __all__ = ["import_qonnx", "interpret", "Imported", "BNSite", "ActivationSite", "ImportError_", "NoInputQuantizer",
            "REALIZATIONS"]
@@ -246,7 +247,6 @@ def _name_nodes(graph, src: str) -> None:
     """
     import warnings
 
-    from hwnorm.hdl.names import sanitize
 
     taken = set(_RESERVED)
     clashes = []

@@ -31,7 +31,9 @@ import numpy as np
 
 from hwnorm.datatypes import IntType
 from hwnorm.defaults import COST_LIMITS
-from hwnorm.fixed import Rounding
+from hwnorm.fixed import FixedFormat, Rounding
+from hwnorm.bnn import fold_thresholds, ThresholdFold, ThresholdSpec
+from hwnorm.qbn import fold_dyadics
 
 __all__ = ["Quantizer", "Sign", "ROUNDING_MODES", "FLOAT_ROUNDING", "code_range", "threshold_fold", "requant_spec",
            "executor_codes", "check_against_executor", "quantizer_to_json", "quantizer_from_json"]
@@ -243,7 +245,6 @@ def threshold_fold(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str =
     """Multi-thresholds (FINN style) for ``q = quant(u(acc))``, ``form`` the exact code-axis map
     ``u`` of the integer ``acc`` in ``[acc_lo, acc_hi]``: ``q = base + #{i : acc' ≥ T_i}`` with the
     channels whose map decreases flipped (``acc' = −acc``: their weights are to be negated)."""
-    from hwnorm.bnn import ThresholdFold, ThresholdSpec, fold_thresholds
 
     _check_threshold_cost(len(form.distinct()[0]), quant, name)
     base, cuts = quant.levels()
@@ -261,8 +262,6 @@ def requant_spec(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "
     result is then compared with the thresholds, which decide exactly: both are monotone step
     functions of ``acc``, so equal values at every threshold, one below it, and both ends of the
     range prove them equal on the whole range."""
-    from hwnorm.fixed import FixedFormat
-    from hwnorm.qbn import fold_dyadics
 
     if quant.datapath_rounding is None:
         raise ValueError(f"{name}: rounding_mode {quant.rounding} has no requantizer datapath (it rounds "

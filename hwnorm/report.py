@@ -25,162 +25,31 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["design_figures", "estimate_figures", "rtl_figures", "render_markdown", "render_plots", "render_index", "render_reports",
+from hwnorm.estimate.design import estimate_figures
+from hwnorm.generate import Verilog, plan_of
+from hwnorm.sim.verify import rtl_figures
+from hwnorm.io import printable, write_atomic_set
+
+__all__ = ["design_figures", "markdown_table", "render_markdown", "render_plots", "render_index", "render_reports",
            "write_reports"]
 
 RESOURCE_CLASSES = ("lut", "ff", "bram", "dsp")
 INDEX = "designs.md"  # reports/README.md describes the whole folder; this indexes the design reports
 
 
-def _accuracy(block, test_images: str = "all") -> dict | None:
-    """Golden-model top-1 of a network on the vendored MNIST test images of the set ``test_images``
-    (predictions for all 10,000, so co-simulated images can be looked up by index)."""
-    from hwnorm import data
-
-    net = getattr(block, "net", None)
-    if net is None:
-        return None
-    x, y = data.mnist_test()
-    if net.in_features != x[0].size:
-        return None
-    pred = net.predict(x.reshape(len(x), -1).astype(np.int64))
-    ids = data.mnist_ids(test_images)
-    return {"images": int(len(ids)), "test_images": test_images, "top1": float(np.mean(pred[ids] == y[ids])),
-            "predictions": pred}
-
-
-def rtl_predictions(job: dict, values: list) -> np.ndarray | None:
-    """The classes a network's RTL gave, from its output beats: the index itself (argmax top) or
-    the argmax of the raw scores (first index on ties); None if a beat is missing or undefined."""
-    from hwnorm.sim.scoreboard import lanes_of
-
-    per_vector = job["out_beats_per_vector"]
-    if len(values) < job["vectors"] * per_vector or any(v is None for v in values):
-        return None
-    lanes = [lanes_of(v, job["out_lanes"], job["out_width"], job["out_signed"]) for v in values]
-    scores = np.array(lanes[:job["vectors"] * per_vector]).reshape(job["vectors"], -1)
-    return scores[:, 0] if job.get("argmax_output") else np.argmax(scores, axis=1)
-
-
-def _rtl(design, block, vectors: int, seed: int, sim: str, work_dir, text: str, test_images: str = "all") -> dict:
-    """Co-simulate ``vectors`` with random idle cycles and back-pressure (mismatches), then at full
-    rate (every output beat's clock against the cycle estimator)."""
-    from hwnorm.estimate.cycles import full_rate_output_cycles
-    from hwnorm.sim.jobs import first_vectors
-    from hwnorm.sim.runner import cosim
-    from hwnorm.sim.verify import default_work_dir
-
-    work = Path(work_dir) if work_dir else default_work_dir()
-    job = block.job(vectors, seed, test_images) if getattr(block, "net", None) is not None else block.job(vectors, seed)
-    random_rate = cosim(text, design.name, job, sim, work, mode="batch")
-    full = cosim(text, design.name, first_vectors(job, job["vectors"], p_valid=1.0, p_ready=1.0), sim, work,
-                 mode="batch")
-    predicted = full_rate_output_cycles(block, full.vectors, full.first_in_cycle)
-    measured = full.beat_cycles or []
-    per_vector = block.out_beats
-    done = measured[per_vector - 1::per_vector]
-    out = {"simulator": sim, "vectors": random_rate.vectors, "p_valid": job["p_valid"], "p_ready": job["p_ready"],
-           "mismatches": random_rate.mismatches + full.mismatches, "message": random_rate.message,
-           "full_rate": {"vectors": full.vectors, "beats": len(measured),
-                         "beats_at_predicted_clock": int(sum(a == b for a, b in zip(measured, predicted))),
-                         "latency": measured[per_vector - 1] - full.first_in_cycle if measured else None,
-                         "clocks_per_vector": (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else None}}
-    if "image_ids" in job:  # a network on MNIST images: what the RTL predicted, for its top-1
-        out["image_ids"] = job["image_ids"]
-        out["predictions"] = rtl_predictions(job, random_rate.beat_values or [])
-    return out
-
-
 def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed: int, sim: str | None,
                    targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None,
                    buffer_codec: str = "none", synth_targets=None, energy_table=None, cells=None) -> dict:
-    """Every figure of one design's report (plain JSON types): :func:`estimate_figures` (with
-    synthesis) then :func:`rtl_figures` (accuracy and co-simulation), from one block and one
-    Verilog text (the only time the hardware is built)."""
-    from hwnorm.generate import model_of, verilog_text
-
-    block, params = model_of(design)
-    verilog = verilog_text(block.component(), design.name) if synth or fmax or sim else None
-    fig = estimate_figures(design, block, params, clock_mhz=clock_mhz, images=images, targets=targets, synth=synth,
-                           fmax=fmax, progress=progress, buffer_codec=buffer_codec, synth_targets=synth_targets,
+    """Every figure of one design's report (plain JSON types), from the same stages as the flow:
+    its plan (built once), its Verilog (converted once), the estimates (with synthesis), then
+    the verification (accuracy and co-simulation)."""
+    plan = plan_of(design)
+    verilog = Verilog.of_plan(plan) if synth or fmax or sim else None
+    fig = estimate_figures(plan, clock_mhz=clock_mhz, images=images, targets=targets, synth=synth, fmax=fmax,
+                           progress=progress, buffer_codec=buffer_codec, synth_targets=synth_targets,
                            energy_table=energy_table, cells=cells, verilog=verilog)
-    return rtl_figures(fig, design, block, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress,
+    return rtl_figures(fig, plan, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress,
                        verilog=verilog)
-
-
-def estimate_figures(design, block, params: dict, *, clock_mhz: float, images: int, targets=None, synth: bool = True,
-                     fmax: bool = True, progress=None, buffer_codec: str = "none", synth_targets=None,
-                     energy_table=None, cells=None, verilog: str | None = None) -> dict:
-    """Configuration, cycles, energy and resources of a design (its ``block`` and manifest
-    ``params``, :func:`hwnorm.generate.model_of`). ``energy_table`` and ``cells`` are names or
-    TOML paths (default: the built-in tables); ``verilog`` the design's Verilog if known."""
-    from hwnorm.estimate import estimate_design
-    from hwnorm.estimate.energy import load_energy_table
-    from hwnorm.stt import load_table
-
-    say = progress or (lambda what: None)
-    say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
-    est = estimate_design(design, clock_mhz, images, load_energy_table(energy_table), load_table(cells),
-                          targets=targets, synth=synth, fmax=fmax, progress=say, buffer_codec=buffer_codec,
-                          synth_targets=synth_targets, verilog=verilog, block=block)
-    for r in est["resources"].values():  # what was measured; not tool run times or cache hits (not reproducible)
-        for measured in (r.get("synthesis"), r.get("timing")):
-            if measured:
-                measured.pop("cached", None)
-                measured.pop("seconds", None)
-    fig = {"design": design.name, "kind": design.kind, "parameters": params, "clock_mhz": clock_mhz,
-           "cycles": est["cycles"], "resources": est["resources"],
-           "at_fmax": at_fmax(est["cycles"], est["resources"])}  # beside the cycle model's figures, not in them
-    realizations = _activation_costs(design, targets, synth, say)
-    if realizations:
-        fig["activation_realizations"] = realizations
-    if "energy" in est:
-        fig["energy"] = est["energy"]
-    return fig
-
-
-def _activation_costs(design, targets, synth: bool, say) -> list:
-    """Both realizations of a multi-bit network's activations, per layer and target (estimate and
-    Yosys): see :mod:`hwnorm.activations`. Nothing for other designs."""
-    from hwnorm.activations import costs_per_target
-    from hwnorm.estimate.synthesis import TARGETS
-    from hwnorm.generate import design_source
-    from hwnorm.models import import_model
-
-    if design.kind != "network" or str(design.params.get("model", "")).endswith(".json"):
-        return []
-    source, bits = design_source(design), design.params.get("score_bits")
-    say(f"{design.name}: both activation realizations" + (" (with synthesis)" if synth else ""))
-    return costs_per_target(lambda how: import_model(source, bits, how), design.params.get("folding"),
-                            list(targets or TARGETS), synth, say)
-
-
-def rtl_figures(fig: dict, design, block, *, vectors: int, seed: int, sim: str | None, work_dir=None,
-                progress=None, verilog: str | None = None, test_images: str = "all") -> dict:
-    """``fig`` with the golden model's accuracy (networks on the MNIST images of ``test_images``)
-    and, on ``sim``, the RTL (``verilog``, or generated here from ``block``) co-simulated against it."""
-    from hwnorm.generate import verilog_text
-
-    say = progress or (lambda what: None)
-    acc = _accuracy(block, test_images)
-    if sim:
-        say(f"{design.name}: co-simulating {vectors} vectors on {sim}")
-        text = verilog if verilog is not None else verilog_text(block.component(), design.name)
-        fig["rtl"] = _rtl(design, block, vectors, seed, sim, work_dir, text, test_images)
-    if acc is not None:
-        pred = acc.pop("predictions")
-        fig["accuracy"] = acc
-        rtl = fig.get("rtl")
-        if rtl and "image_ids" in rtl:
-            from hwnorm import data
-            ids = np.array(rtl.pop("image_ids"))
-            got = rtl.pop("predictions")
-            _, y = data.mnist_test()
-            fig["accuracy"]["cosimulated_images"] = len(ids)
-            fig["accuracy"]["golden_top1_on_cosimulated"] = float(np.mean(pred[ids] == y[ids]))
-            # from the classes the RTL itself gave (None if some output beat was missing or undefined)
-            fig["accuracy"]["rtl_top1_on_cosimulated"] = None if got is None else float(np.mean(got == y[ids]))
-    return fig
 
 
 # ------------------------------------------------------------------ markdown
@@ -188,10 +57,9 @@ def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:+.1f}%"
 
 
-def _table(header: list[str], rows: list[list]) -> str:
+def markdown_table(header: list[str], rows: list[list]) -> str:
     """A Markdown table; every cell through :func:`hwnorm.io.printable` (a name with ``|`` or a
     newline would break the table)."""
-    from hwnorm.io import printable
 
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if k == 0 else "---:" for k in range(len(header))) + "|"]
     lines += ["| " + " | ".join(printable(c, markdown=True) for c in row) + " |" for row in rows]
@@ -203,7 +71,7 @@ def _configuration(fig: dict) -> str:
     folding = p.pop("folding", None)
     layers = p.pop("layers", None)
     shift = p.pop("shift", None)
-    out = _table(["parameter", "value"], [[k, f"`{v}`"] for k, v in p.items()])
+    out = markdown_table(["parameter", "value"], [[k, f"`{v}`"] for k, v in p.items()])
     if shift is not None:
         out += f"\n\nPer-channel shift: `{shift}`"
     if layers:
@@ -211,7 +79,7 @@ def _configuration(fig: dict) -> str:
         for layer in layers:
             f = (folding or {}).get(layer["name"], {})
             rows.append([layer["name"], layer["kind"], layer["in"], layer["out"], f.get("pe", ""), f.get("simd", "")])
-        out += "\n\n" + _table(["layer", "kind", "in", "out", "PE", "SIMD"], rows)
+        out += "\n\n" + markdown_table(["layer", "kind", "in", "out", "PE", "SIMD"], rows)
     return out
 
 
@@ -230,13 +98,13 @@ def _cycles_md(fig: dict) -> str:
         out += f" Pipelined for {timing['clock_mhz']:g} MHz on {timing['target']}."
     out += "\n\n"
     if len(c["stages"]) > 1:
-        out += _table(["stage", "kind", "clocks / vector", "first vector done at"],
+        out += markdown_table(["stage", "kind", "clocks / vector", "first vector done at"],
                       [[s["name"], s["kind"], s["cycles_per_vector"], s["done_at"]] for s in c["stages"]]) + "\n\n"
     rtl = fig.get("rtl")
     if rtl:
         fr = rtl["full_rate"]
         out += "Estimate against a full-rate co-simulation of the generated Verilog:\n\n"
-        out += _table(["figure", "estimate", f"measured ({rtl['simulator']})"], [
+        out += markdown_table(["figure", "estimate", f"measured ({rtl['simulator']})"], [
             ["clocks per vector", d["cycles_per_vector"], "—" if fr["clocks_per_vector"] is None
              else f"{fr['clocks_per_vector']:g}"],
             ["latency (clocks)", d["latency"], fr["latency"]],
@@ -252,8 +120,8 @@ def _energy_md(fig: dict) -> str:
     out = (f"Per inference, from action counts of the golden model on {e['images']} images and the "
            f"`{e['table']}` energy table: compute **{e['compute_pj']:.1f} pJ**.\n\n")
     out += buffer_md(buf) + "\n\n"
-    out += _table(["component", "pJ / inference"], [[k, f"{v:.1f}"] for k, v in comps]) + "\n\n"
-    out += _table(["layer", "pJ / inference"], [[layer["name"], f"{layer['total_pj']:.1f}"] for layer in e["layers"]])
+    out += markdown_table(["component", "pJ / inference"], [[k, f"{v:.1f}"] for k, v in comps]) + "\n\n"
+    out += markdown_table(["layer", "pJ / inference"], [[layer["name"], f"{layer['total_pj']:.1f}"] for layer in e["layers"]])
     return out
 
 
@@ -269,7 +137,7 @@ def buffer_md(buf: dict) -> str:
             f"array level with periphery, the same capacity and word for both technologies "
             f"(`hwnorm.stt.array`: NVSim periphery + cell table `{buf['cell_table']}` for STT-RAM, "
             f"{buf['stt_cells']:,} cells; the energy table's SRAM reads):\n\n"
-            + _table(["buffer", "read pJ / inference", "write pJ / model load", "area mm²", "of the read: cells pJ"],
+            + markdown_table(["buffer", "read pJ / inference", "write pJ / model load", "area mm²", "of the read: cells pJ"],
                      rows))
 
 
@@ -294,10 +162,10 @@ def _resources_md(fig: dict) -> str:
         out += (f"Block kinds without calibrated costs of their own ({', '.join(uncalibrated)}) are "
                 "costed with the generic fit over all calibrated blocks: expect a larger error until "
                 "`hwnorm estimate --calibrate` has synthesized them.\n\n")
-    out += _table(["target", "resource", "estimate", "Yosys", "error"], rows)
+    out += markdown_table(["target", "resource", "estimate", "Yosys", "error"], rows)
     if timing:
         out += ("\n\nFmax from nextpnr on a registered harness (the core between flip-flops, 8 pins):\n\n"
-                + _table(["target", "device", "Fmax (MHz)", "note"], timing))
+                + markdown_table(["target", "device", "Fmax (MHz)", "note"], timing))
     return out
 
 
@@ -345,7 +213,7 @@ def _realizations_md(fig: dict) -> str:
     return ("LUTs of the blocks each exact realization adds (the MVU with its thresholds; the MVU with a raw "
             "accumulator and the requantizer after it), at this folding; both give identical codes on every "
             "accumulator value (`hwnorm/quantizer.py`). `activations = \"auto\"` builds the one with the smaller "
-            "estimate on the design's target.\n\n" + _table(header, table))
+            "estimate on the design's target.\n\n" + markdown_table(header, table))
 
 
 # ------------------------------------------------------------------ plots
@@ -409,14 +277,6 @@ def render_plots(fig: dict) -> dict[str, bytes]:
     return out
 
 
-def at_fmax(cycles: dict, resources: dict) -> dict:
-    """Throughput at the Fmax place-and-route achieved, per target that has one: what the design
-    really delivers, beside the nominal clock's figure."""
-    per_vector = cycles["design"]["cycles_per_vector"]
-    return {t: {"fmax_mhz": r["timing"]["fmax_mhz"], "vectors_per_second": r["timing"]["fmax_mhz"] * 1e6 / per_vector}
-            for t, r in resources.items() if (r.get("timing") or {}).get("fmax_mhz")}
-
-
 def render_index(figs: list[dict]) -> str:
     """``designs.md`` of a report set: one row per design."""
     rows = []
@@ -439,7 +299,7 @@ def render_index(figs: list[dict]) -> str:
             "and latency from the cycle estimator (equal to co-simulation), mismatches of the RTL against the "
             "golden model, LUTs as estimate / Yosys (error), and the Fmax nextpnr reaches with the vectors per "
             "second at that clock.\n\n"
-            + _table(["design", "kind", "clocks / vector", "latency", "mismatches / vectors", "golden top-1",
+            + markdown_table(["design", "kind", "clocks / vector", "latency", "mismatches / vectors", "golden top-1",
                       "LUT estimate / Yosys", "Fmax (MHz) (vectors/s)"], rows) + "\n")
 
 
@@ -469,7 +329,6 @@ def _other_reports(out_dir: Path, names: set) -> list[dict]:
 def write_reports(figs: list[dict], out_dir, merge_index: bool = False) -> list[str]:
     """Write the whole report set of ``figs`` into ``out_dir`` at once; returns the file names.
     With ``merge_index`` the index also lists the design reports already in the folder."""
-    from hwnorm.io import write_atomic_set
 
     files = render_reports(figs, out_dir, merge_index)
     write_atomic_set(Path(out_dir), files)

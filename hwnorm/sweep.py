@@ -34,7 +34,15 @@ import itertools
 import json
 from pathlib import Path
 
-from hwnorm.io import load_toml, printable
+from hwnorm.io import load_toml, printable, write_atomic_set
+from hwnorm.config import config_from_dict
+from hwnorm.estimate.design import estimate_design
+from hwnorm.estimate.energy import load_energy_table
+from hwnorm.flow import import_stage, plan_stage
+from hwnorm.stt import load_table, make_codec
+from hwnorm.stt.buffer import inject
+from hwnorm.stt.codecs import CODECS
+from hwnorm.stt.mlp import split, FP16MLP
 
 __all__ = ["load_sweep", "points", "evaluate", "run_sweep", "pareto", "write_sweep", "KINDS", "DESIGN_AXES"]
 
@@ -47,7 +55,6 @@ FAULT_BASE = ("cells", *FAULT_AXES)
 
 def load_sweep(path) -> dict:
     """The validated sweep of a TOML file: {kind, base, axes, origin, base_dir}."""
-    from hwnorm.config import config_from_dict
 
     path = Path(path)
     doc = load_toml(path)
@@ -65,7 +72,6 @@ def load_sweep(path) -> dict:
             if key not in FAULT_BASE:
                 raise ValueError(f"{path}: unknown key base.{key} for a faults sweep; allowed: {', '.join(FAULT_BASE)}")
         if "cells" in base:
-            from hwnorm.stt import load_table
             if not isinstance(base["cells"], str) or not base["cells"].strip():
                 raise ValueError(f"{path}: base.cells must be a cell table name or file, got {base['cells']!r}")
             load_table(base["cells"])  # a file as the flow config reads it: relative to the working folder
@@ -101,7 +107,6 @@ def _design_doc(sweep: dict, point: dict) -> dict:
 
 
 def _check_fault_point(point: dict, origin: str) -> None:
-    from hwnorm.stt.codecs import CODECS
 
     codec, ber, seed = point.get("codec", "none"), point.get("ber", 1e-3), point.get("seed", 0)
     if codec not in CODECS:
@@ -121,20 +126,12 @@ def evaluate(task: tuple) -> dict:
 
 
 def _design_point(sweep: dict, point: dict) -> dict:
-    from hwnorm.config import config_from_dict
-    from hwnorm.estimate import estimate_design
-    from hwnorm.estimate.energy import load_energy_table
-    from hwnorm.flow import _design, choose_folding, lut_estimator
-    from hwnorm.generate import _network, model_of
-    from hwnorm.stt import load_table
 
     config = config_from_dict(_design_doc(sweep, point), sweep["origin"], Path(sweep["base_dir"]))
-    net = _network(_design(config, {}))
-    folding, how = choose_folding(config, net, lut_estimator(config, net))
-    design = _design(config, folding)
-    block, _ = model_of(design)
-    est = estimate_design(design, config.clock_mhz, config.images, load_energy_table(config.energy_table),
-                          load_table(config.cells), targets=[config.target], buffer_codec=config.codec, block=block)
+    plan, how = plan_stage(config, import_stage(config))
+    block = plan.block
+    est = estimate_design(plan, config.clock_mhz, config.images, load_energy_table(config.energy_table),
+                          load_table(config.cells), targets=[config.target], buffer_codec=config.codec)
     cycles, resources, energy = est["cycles"], est["resources"][config.target]["estimate"], est["energy"]
     return {**point, "folding": block.folding, "folding_how": how,
             "clocks_per_image": cycles["design"]["cycles_per_vector"], "latency_clocks": cycles["design"]["latency"],
@@ -146,9 +143,6 @@ def _design_point(sweep: dict, point: dict) -> dict:
 def _fault_point(point: dict) -> dict:
     import numpy as np
 
-    from hwnorm.stt import load_table, make_codec
-    from hwnorm.stt.buffer import inject
-    from hwnorm.stt.mlp import FP16MLP, split
 
     codec, ber, seed = point.get("codec", "none"), float(point.get("ber", 1e-3)), int(point.get("seed", 0))
     table = load_table(point.get("cells"))
@@ -272,7 +266,6 @@ def write_sweep(sweep: dict, rows: list[dict], out_dir) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hwnorm.io import write_atomic_set
 
     kind = sweep["kind"]
     if kind == "design":

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from hwnorm.defaults import check_limit
+
 __all__ = ["DelayModel", "delay_models", "Timing", "UNTIMED", "tree_levels"]
 
 
@@ -102,7 +104,6 @@ class Timing:
     target: str = "ecp5"
 
     def __post_init__(self):
-        from hwnorm.defaults import check_limit
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)):
             raise ValueError(f"clock_mhz must be a number of MHz, got {self.clock_mhz!r}")
         if self.clock_mhz != 0:  # 0: no target clock

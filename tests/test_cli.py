@@ -216,11 +216,11 @@ def test_verify_names_a_work_dir_it_cannot_create(capsys, tmp_path):
 
 
 def test_a_failed_synthesis_is_said_on_its_line(capsys, monkeypatch):
-    from hwnorm.estimate import synthesis
+    from hwnorm.estimate import design, synthesis
 
     def fails(text, name, target):
         raise synthesis.ToolError("yosys: exceeded the 1800 s limit")
-    monkeypatch.setattr(synthesis, "synthesize", fails)
+    monkeypatch.setattr(design, "synthesize", fails)  # where the estimate calls it
     assert cli.main(["estimate", "TFC_1W1A", "--targets", "ecp5", "--synth", "--images", "10"]) == 0
     out = capsys.readouterr().out
     assert "ecp5    estimate" in out and "Yosys failed: yosys: exceeded the 1800 s limit" in out
@@ -231,7 +231,13 @@ def test_a_failed_synthesis_is_said_on_its_line(capsys, monkeypatch):
                                   ["estimate", "-o", "{f}/e.json"], ["check", "--random", "3", "-o", "{f}/c.json"]])
 def test_an_output_that_cannot_be_written_is_refused_before_the_work(capsys, tmp_path, monkeypatch, argv):
     (tmp_path / "a_file").write_text("")
+    import hwnorm.bnfold
+    import hwnorm.check
+    import hwnorm.models
     import hwnorm.qonnx
-    monkeypatch.setattr(hwnorm.qonnx, "interpret", lambda *a, **k: pytest.fail("worked before checking its output"))
+    for module in (hwnorm.qonnx, hwnorm.models, hwnorm.check, hwnorm.bnfold):  # every name a model is imported through
+        for name in ("interpret", "import_qonnx"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("worked before checking its output"))
     assert cli.main([a.format(f=tmp_path / "a_file") for a in argv]) == 2
     assert f"{tmp_path / 'a_file'} is not a folder" in capsys.readouterr().err

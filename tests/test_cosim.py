@@ -22,7 +22,8 @@ from hwnorm.generate import default_designs, model_of
 from hwnorm.layers.base import divisors
 from hwnorm.sim.batch import FIRST_OFFER_CYCLE
 from hwnorm.sim.jobs import first_vectors, layer_job, network_job, stt_decoder_job, stt_encoder_job
-from hwnorm.sim.runner import available_simulators, cosim, verilog_of
+from hwnorm.hdl.verilog import verilog_text
+from hwnorm.sim.runner import available_simulators, cosim
 from hwnorm.stt import load_table, make_codec
 from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
 from tests.cosim_configs import BASE_SEED, TIMINGS, mvu_config, random_config
@@ -44,7 +45,7 @@ def seed_of(*parts) -> int:
 def check(component, name: str, job: dict, sim: str, work, seed: int, mode: str = "stream"):
     """The RTL equals the golden model on ``job``; then a short full-rate batch run shows every
     output beat on the clock the cycle estimator predicts."""
-    verilog = verilog_of(component, name)
+    verilog = verilog_text(component, name)
     result = cosim(verilog, name, job, sim, work, mode=mode)
     assert result.beats == len(job["expected"]), result.message
     assert result.mismatches == 0, f"{result.message} [replay: HWNORM_COSIM_SEED={BASE_SEED}, seed {seed}]"
@@ -135,7 +136,7 @@ def test_batch_mode_reports_a_mismatch_like_the_stream_mode(sim, work):
     dut = bn_block(spec, 3).component()
     job = layer_job(dut.block, vectors(spec, rng, 30), seed=4)
     job["expected"][9] ^= 1 << (2 * spec.out_fmt.width)  # lane 2 of beat 9: vector 4, channel 5
-    result = cosim(verilog_of(dut, "bn_bad"), "bn_bad", job, sim, work, mode="batch")
+    result = cosim(verilog_text(dut, "bn_bad"), "bn_bad", job, sim, work, mode="batch")
     assert result.mismatches == 1 and result.beats == 60
     assert result.first["vector"] == 4 and result.first["channel"] == 5
     assert f"expected {result.first['expected']}, got {result.first['actual']}" in result.message
@@ -238,7 +239,7 @@ def test_tfc_rtl_on_all_10000_mnist_images(output, verilator, work):
     if output == "argmax":
         name, verilog = "tfc", (RTL / "tfc.v").read_text()  # the committed RTL itself
     else:
-        name, verilog = "tfc_raw_scores", verilog_of(top.component(), "tfc_raw_scores")
+        name, verilog = "tfc_raw_scores", verilog_text(top.component(), "tfc_raw_scores")
     images, _ = data.mnist_test()
     x = images.reshape(len(images), -1).astype(np.int64)
     job = network_job(top, x, seed_of("tfc-10k"), p_valid=1.0, p_ready=1.0)
@@ -270,7 +271,7 @@ def test_a_mismatch_names_vector_and_channel_and_keeps_a_waveform(sim, work):
     dut = bn_block(spec, 2).component()
     job = layer_job(dut.block, vectors(spec, rng, 20), seed=1)
     job["expected"][7] ^= 1 << spec.out_fmt.width  # lane 1 of beat 7: vector 3, channel 3
-    result = cosim(verilog_of(dut, "bn_bad"), "bn_bad", job, sim, work)
+    result = cosim(verilog_text(dut, "bn_bad"), "bn_bad", job, sim, work)
     assert result.mismatches == 1
     assert result.first["vector"] == 3 and result.first["channel"] == 3
     assert "vector 3" in result.message and "channel 3" in result.message
@@ -313,7 +314,7 @@ def test_cnv_rtl_on_all_held_out_mnist_images(name, verilator, work):
     ids = data.mnist_ids("held-out")
     x = images[ids].reshape(len(ids), -1).astype(np.int64)
     name = name.lower()  # the Verilog module
-    verilog = verilog_of(top.component(), name)
+    verilog = verilog_text(top.component(), name)
     job = network_job(top, x, seed_of(name), image_ids=ids, p_valid=0.85, p_ready=0.75)
     result = cosim(verilog, name, job, verilator, work, mode="batch")
     assert result.mismatches == 0 and result.vectors == len(ids) == 2000, result.message

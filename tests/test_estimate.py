@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hwnorm import data
-from hwnorm.estimate import estimate_design
+from hwnorm.estimate.design import estimate_design
 from hwnorm.estimate.cycles import design_cycles, full_rate_output_cycles
 from hwnorm.estimate.energy import load_energy_table, network_energy, register_toggles
 from hwnorm.generate import default_designs, model_of
@@ -101,7 +101,7 @@ def test_register_toggles_count_changed_bits():
 def test_tfc_energy_per_layer_and_component(tfc):
     x, _ = data.mnist_test()
     x = x[:200].reshape(200, -1).astype(np.int64)
-    e = network_energy(tfc.net, tfc.folding, x)
+    e = network_energy(tfc, x)
     table = load_energy_table()
     names = [layer.name for layer in e.layers]
     assert names == ["input"] + [layer.name for layer in tfc.net.layers] + ["argmax"]
@@ -123,8 +123,8 @@ def test_tfc_energy_per_layer_and_component(tfc):
 def test_register_energy_depends_on_the_data(tfc):
     blank = np.zeros((20, 784), np.int64)
     x, _ = data.mnist_test()
-    real = network_energy(tfc.net, tfc.folding, x[:20].reshape(20, -1).astype(np.int64))
-    quiet = network_energy(tfc.net, tfc.folding, blank)
+    real = network_energy(tfc, x[:20].reshape(20, -1).astype(np.int64))
+    quiet = network_energy(tfc, blank)
     assert quiet.layers[0].counts["register_toggles"] == 0
     assert real.layers[0].counts["register_toggles"] > 0
     assert real.layers[2].counts["xnor_bits"] == quiet.layers[2].counts["xnor_bits"]  # no data gating
@@ -154,9 +154,9 @@ def test_estimate_of_a_model_with_a_user_folding(tmp_path):
     d = design("tfc")
     net = model_of(d)[0].net
     folding = {net.layers[1].name: {"pe": 8, "simd": 28}}
-    from hwnorm.generate import Design
+    from hwnorm.generate import Design, plan_of
     user = Design("mine", "network", {**d.params, "folding": folding}, "test")
-    r = estimate_design(user, images=10)
+    r = estimate_design(plan_of(user), images=10)
     mvu = [s for s in r["cycles"]["stages"] if s["name"] == net.layers[1].name][0]
     assert mvu["cycles_per_vector"] == (784 // 28) * (64 // 8)
 
@@ -174,12 +174,12 @@ def test_weight_memory_cells_pair_consecutive_bits_without_a_codec(tfc):
 
 def test_weight_buffer_with_a_codec_is_content_dependent(tfc):
     x = data.mnist_test()[0][:5].reshape(5, -1).astype(np.int64)
-    none = network_energy(tfc.net, tfc.folding, x)
-    rearranged = network_energy(tfc.net, tfc.folding, x, codec="rearrange")
+    none = network_energy(tfc, x)
+    rearranged = network_energy(tfc, x, codec="rearrange")
     assert rearranged.stt_codec == "rearrange" and none.stt_codec == "none"
     rows = [(m["rows"], m["data_bits"]) for m in none.arrays["memories"]]
     assert rearranged.stt_cells == sum(r * -(-(-(-bits // 16)) // 4) * 34 for r, bits in rows)  # 4-word blocks + 2 flags
     assert rearranged.buffer_stt_pj != none.buffer_stt_pj
     assert rearranged.buffer_sram_pj == none.buffer_sram_pj and rearranged.compute_pj == none.compute_pj
     with pytest.raises(ValueError, match="'backup' is not a weight codec"):
-        network_energy(tfc.net, tfc.folding, x, codec="backup")
+        network_energy(tfc, x, codec="backup")

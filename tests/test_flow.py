@@ -18,7 +18,7 @@ from hwnorm.io import TEMP_SUFFIX
 from hwnorm.config import FlowConfig, config_from_dict, load_config
 from hwnorm.defaults import DEFAULT_CLOCK_MHZ
 from hwnorm.flow import choose_folding, folding_for_interval
-from hwnorm.generate import _network, default_designs
+from hwnorm.generate import default_designs, network_of
 from tests.helpers import terminal_signals
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tfc_net():
     (d,) = [d for d in default_designs() if d.kind == "network"]
-    return _network(d)
+    return network_of(d)
 
 
 # ---------------------------------------------------------------- config
@@ -203,11 +203,59 @@ def test_what_would_fail_late_is_checked_before_any_work(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("")
     (tmp_path / "flow.toml").write_text(text)
-    import hwnorm.generate
+    import hwnorm.flow
 
     def no_import(design):
         raise AssertionError("the model was imported before the check")
-    monkeypatch.setattr(hwnorm.generate, "_network", no_import)  # before import, folding, co-simulation
+    monkeypatch.setattr(hwnorm.flow, "network_of", no_import)  # before import, folding, co-simulation
     assert main(["flow", "flow.toml"]) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "flow.toml"]
+
+
+def test_one_flow_imports_the_model_once_and_builds_each_block_once(tmp_path, monkeypatch):
+    """Each stage's product is made once and handed on: one walk of the ONNX graph, one network
+    block, one Amaranth top (co-simulation and synthesis read the Verilog text), and the folding
+    facts the search, the automatic folding and the network's check share are each computed once."""
+    import hwnorm.dataflow
+    import hwnorm.estimate.design
+    import hwnorm.generate
+    import hwnorm.qonnx
+    from hwnorm.estimate.synthesis import ToolError
+    from hwnorm.flow import run_flow
+
+    monkeypatch.setattr(hwnorm.generate, "_MODELS", {})   # a fresh process: nothing imported yet
+    monkeypatch.setattr(hwnorm.generate, "_NETWORKS", {})
+    counts = {"walks": 0, "network blocks": 0, "tops": 0, "synthesized": 0}
+
+    def counting(cls, method, key):
+        original = getattr(cls, method)
+
+        def counted(self, *args, **kwargs):
+            counts[key] += 1
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(cls, method, counted)
+    counting(hwnorm.qonnx._Walk, "__init__", "walks")
+    counting(hwnorm.dataflow.NetworkBlock, "__init__", "network blocks")
+    counting(hwnorm.dataflow.NetworkBlock, "component", "tops")
+
+    def synthesize(text, name, target):  # Yosys is not run here: the test is about what reaches it
+        counts["synthesized"] += 1
+        assert f"module {name}" in text
+        raise ToolError("not run in this test")
+    monkeypatch.setattr(hwnorm.estimate.design, "synthesize", synthesize)
+    config = config_from_dict({"simulator": "none", "target": "ecp5", "fmax": False,
+                               "rtl_dir": str(tmp_path / "rtl"), "reports_dir": str(tmp_path / "reports"),
+                               "model": "TFC_1W1A"})
+    result = run_flow(config, say=lambda line: None)
+    assert counts == {"walks": 1, "network blocks": 1, "tops": 1, "synthesized": 3}
+    assert "synthesis_failed" in result.figures["resources"]["ecp5"]
+
+    # The folding facts are kept per layer: checking the same folding again builds no block.
+    net = hwnorm.generate.network_of(hwnorm.flow.flow_design(config, {}))
+    built = []
+    for kind in {type(layer) for layer in net.layers}:
+        monkeypatch.setattr(kind, "block", lambda self, fold, original=kind.block: built.append(self.name)
+                            or original(self, fold))
+    hwnorm.dataflow.check_folding(net, {})
+    assert built == []

@@ -199,7 +199,7 @@ def test_a_very_parallel_folding_is_announced_before_the_slow_conversion(monkeyp
     monkeypatch.setattr(gen, "WIDE_FOLDING_LANES", 40_000)  # the real bound is 100k lanes (over a minute)
     wide = design_for_model("TFC_1W1A", "wide", folding={"MatMul_16": {"pe": 64, "simd": 784}})
     with pytest.warns(gen.SlowGeneration, match=r"wide: the folding has [\d,]+ parallel lanes .* takes about \d+ min"):
-        gen.verilog_of(wide)
+        gen.verilog_of(gen.plan_of(wide))
     assert converted == ["wide"]
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from hwnorm.cli import main
-from hwnorm.report import rtl_predictions
+from hwnorm.sim.verify import rtl_predictions
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

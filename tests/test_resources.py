@@ -9,12 +9,13 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 
-from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, FEATURES, calibration_designs,
-                                       estimate_resources, features, fit_costs, is_held_out, load_calibration, nnls,
-                                       place_memories, plumbing_blocks, relative_error)
+from hwnorm.estimate.calibration import calibration_designs, is_held_out, plumbing_blocks
+from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, FEATURES, estimate_resources, features, fit_costs,
+                                       load_calibration, nnls, place_memories, relative_error)
 from hwnorm.estimate.synthesis import TARGETS, fmax_harness, place_and_route, synthesize
 from hwnorm.blocks import Inventory, MemoryUse
-from hwnorm.generate import default_designs, model_of, ports_of, verilog_text
+from hwnorm.generate import default_designs, model_of, ports_of
+from hwnorm.hdl.verilog import verilog_text
 from hwnorm.hdl.common import unused_ok
 
 TOLERANCE = 0.25  # the target: every default design within ±25% of synthesis

@@ -171,11 +171,11 @@ def test_a_bad_array_model_names_the_field(tmp_path, text, message):
 
 def test_flow_config_stores_the_weights_in_stt_ram():
     from hwnorm.config import config_from_dict
-    from hwnorm.flow import _design
+    from hwnorm.flow import flow_design
     config = config_from_dict({"model": "TFC_2W2A", "stt": {"codec": "hamming", "store": True, "ber": 0.01,
                                                             "seed": 3}})
-    assert _design(config, {}).params["stt"] == {"codec": "hamming", "ber": 0.01, "seed": 3, "cells": "default"}
-    assert "stt" not in _design(config_from_dict({"stt": {"codec": "hamming"}}), {}).params  # energy only
+    assert flow_design(config, {}).params["stt"] == {"codec": "hamming", "ber": 0.01, "seed": 3, "cells": "default"}
+    assert "stt" not in flow_design(config_from_dict({"stt": {"codec": "hamming"}}), {}).params  # energy only
     with pytest.raises(ValueError, match=r"stt.ber must be in \[0, 0.5\]"):
         config_from_dict({"stt": {"store": True, "ber": 0.9}})
     with pytest.raises(ValueError, match="stt.store must be bool"):

@@ -145,12 +145,13 @@ def test_a_faults_sweep_checks_its_base(tmp_path, base, message):
 
 def test_a_faults_sweep_uses_the_cell_table_of_its_base(tmp_path, monkeypatch):
     import hwnorm.stt as stt
+    import hwnorm.sweep
     from hwnorm.sweep import evaluate
     path = tmp_path / "faults.toml"
     path.write_text('kind = "faults"\n[base]\ncells = "public-code"\nber = 0.01\n[axes]\nseed = [3]\n')
     sweep = load_sweep(path)
     asked = []
     real = stt.load_table
-    monkeypatch.setattr(stt, "load_table", lambda source=None: asked.append(source) or real(source))
+    monkeypatch.setattr(hwnorm.sweep, "load_table", lambda source=None: asked.append(source) or real(source))
     row = evaluate((sweep, points(sweep)[0]))
     assert asked == ["public-code"] and row["cells"] == "public-code" and row["ber"] == 0.01 and row["seed"] == 3

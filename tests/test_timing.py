@@ -86,7 +86,7 @@ def test_at_least_equals_python_on_every_operand_pair(a_shape, b_shape):
 
 
 def test_throughput_at_the_achieved_fmax():
-    from hwnorm.report import at_fmax
+    from hwnorm.estimate.design import at_fmax
     cycles = {"design": {"cycles_per_vector": 64}}
     resources = {"ecp5": {"timing": {"fmax_mhz": 128.0}}, "ice40": {"timing": {"fmax_mhz": None}}, "xilinx": {}}
     assert at_fmax(cycles, resources) == {"ecp5": {"fmax_mhz": 128.0, "vectors_per_second": 2e6}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from hwnorm.bench import benchmark, best_rate, figure
+from hwnorm.bench.registry import benchmark, best_rate, figure
 from hwnorm.fixed import FixedFormat
 from hwnorm.qbn import BNSpec, fold_bn
 

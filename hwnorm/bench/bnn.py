@@ -7,7 +7,11 @@ import warnings
 
 import numpy as np
 
-from hwnorm.bench import benchmark, best_rate, figure
+from hwnorm.bench.registry import benchmark, best_rate, figure
+from hwnorm import data
+from hwnorm.bnn import binary_matmul, words_for
+from hwnorm.qonnx import import_qonnx
+from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
 M = N = 512
 K = 4096
@@ -31,7 +35,6 @@ def numpy_bgemm_blocks(a, b, k, rows=8):
 
 @benchmark("bgemm")
 def bench_bgemm(repeat: int = 5):
-    from hwnorm.bnn import binary_matmul, words_for
 
     rng = np.random.default_rng(0)
     a = rng.integers(0, 2**64, (M, words_for(K)), dtype=np.uint64)
@@ -50,9 +53,6 @@ def bench_bgemm(repeat: int = 5):
 
 @benchmark("tfc")
 def bench_tfc(repeat: int = 5):
-    from hwnorm import data
-    from hwnorm.qonnx import import_qonnx
-    from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
     if not available():
         raise ValueError("the tfc benchmark needs the QONNX executor: pip install 'hwnorm[reference]'")

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.bench import benchmark, best_rate, figure
+from hwnorm.bench.registry import benchmark, best_rate, figure
+from hwnorm import bnn, data
+from hwnorm.datatypes import BIPOLAR, IntType
+from hwnorm.layers.mvu import MVTU
+from hwnorm.layers.spatial import Geometry
+from hwnorm.layers.window import SlidingWindow
+from hwnorm.models import load_network
 
 BATCH, SIZE, CHANNELS, FILTERS, KERNEL = 32, 24, 64, 64, 3
 
@@ -22,11 +28,6 @@ def numpy_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _conv_layers(element, weights: np.ndarray, weight_bits: int):
-    from hwnorm import bnn
-    from hwnorm.datatypes import BIPOLAR
-    from hwnorm.layers.mvu import MVTU
-    from hwnorm.layers.spatial import Geometry
-    from hwnorm.layers.window import SlidingWindow
 
     g = Geometry(SIZE, SIZE, (KERNEL, KERNEL))
     lo, hi = (0, 1) if element is BIPOLAR else element.range
@@ -42,7 +43,6 @@ def _conv_layers(element, weights: np.ndarray, weight_bits: int):
 
 @benchmark("conv")
 def bench_conv(repeat: int = 5):
-    from hwnorm.datatypes import BIPOLAR, IntType
 
     rng = np.random.default_rng(0)
     macs = BATCH * (SIZE - KERNEL + 1) ** 2 * KERNEL * KERNEL * CHANNELS * FILTERS
@@ -72,13 +72,11 @@ def bench_conv(repeat: int = 5):
 def _cnv_figure(repeat: int) -> dict:
     """The vendored CNV 1W1A model's golden run on the 2,000 held-out MNIST images: its binary MACs
     per second against the bgemm kernel's rate on a large square product, both measured now."""
-    from hwnorm import bnn, data
-    from hwnorm.models import load_network
 
     net, _ = load_network("CNV_MNIST_1W1A")
     images, _ = data.mnist_test()
     x = images[data.mnist_ids("held-out")].reshape(-1, 784).astype(np.int64)
-    macs = sum(layer.vectors * layer.in_features * layer.out_features for layer in net.layers if layer.kind == "mvu")
+    macs = sum(layer.mac_count() for layer in net.layers)
     rate = best_rate(lambda: net.predict(x), len(x), repeat)
     rng = np.random.default_rng(1)
     m, k = 512, 4096

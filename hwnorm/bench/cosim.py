@@ -18,7 +18,11 @@ import time
 import numpy as np
 
 from hwnorm import data
-from hwnorm.bench import benchmark, figure
+from hwnorm.bench.registry import benchmark, figure
+from hwnorm.generate import default_designs, design_for_model, model_of
+from hwnorm.hdl.verilog import verilog_text
+from hwnorm.sim.jobs import first_vectors, layer_job, network_job
+from hwnorm.sim.runner import available_simulators, cosim, require_simulators
 
 MVU_VECTORS = 20_000
 TFC_IMAGES = 10_000
@@ -26,7 +30,6 @@ CNV_IMAGES = 2_000
 
 
 def _timed(verilog: str, top: str, job: dict, sim: str, work: str, mode: str) -> float:
-    from hwnorm.sim.runner import cosim
 
     start = time.perf_counter()
     result = cosim(verilog, top, job, sim, work, waves_on_failure=False, mode=mode)
@@ -51,9 +54,6 @@ def _compare(label: str, verilog: str, top: str, job: dict, warm_up: dict, sim: 
 
 @benchmark("cosim")
 def bench_cosim(repeat: int = 5):
-    from hwnorm.generate import default_designs, model_of, verilog_text
-    from hwnorm.sim.jobs import layer_job, network_job
-    from hwnorm.sim.runner import available_simulators, require_simulators
 
     require_simulators()
     designs = {d.name: d for d in default_designs()}
@@ -81,9 +81,6 @@ def _conv_rows(work: str):
     """Clocks per second of the CNV top in batch mode (all a user waits for: job file, simulation,
     reading and scoring) against the ceiling (the harness binary's own run, measured inside the
     same call) and against the same job under cocotb (``--timing`` harness clock)."""
-    from hwnorm.generate import design_for_model, model_of, verilog_text
-    from hwnorm.sim.jobs import first_vectors, network_job
-    from hwnorm.sim.runner import cosim
 
     top = model_of(design_for_model("CNV_MNIST_1W1A", "cnv"))[0]
     images, _ = data.mnist_test()

@@ -15,7 +15,8 @@ import math
 import subprocess
 import sys
 
-from hwnorm.bench import benchmark, figure
+from hwnorm.bench.registry import benchmark, figure
+from hwnorm.generate import default_designs, plan_of, verilog_of, Design
 
 CLOCK_MHZ = 150
 INPUT, LAYERS = "BipolarQuant_11_input", ("MatMul_16", "MatMul_24", "MatMul_32", "MatMul_40")
@@ -24,7 +25,6 @@ SHAPES = {"MatMul_16": (64, 784), "MatMul_24": (64, 64), "MatMul_32": (64, 64), 
 
 def foldings() -> list[tuple[str, dict]]:
     """(label, folding) from the default design's to fully parallel."""
-    from hwnorm.generate import default_designs
 
     (default,) = [d for d in default_designs() if d.name == "tfc"]
     out = [("default", default.params["folding"])]
@@ -46,13 +46,12 @@ def _child(folding_json: str) -> None:
     import time
     import warnings
 
-    from hwnorm.generate import Design, verilog_of
 
     warnings.simplefilter("ignore")
     design = Design("tfc_bench", "network", {"model": "TFC_1W1A", "folding": json.loads(folding_json),
                                              "clock_mhz": CLOCK_MHZ})
     start = time.perf_counter()
-    _, _, text = verilog_of(design)
+    _, text = verilog_of(plan_of(design))
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "bytes": len(text),
                       "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.bench import benchmark, best_rate, figure
+from hwnorm.bench.registry import benchmark, best_rate, figure
+from hwnorm.datatypes import IntType
+from hwnorm.intmm import igemm
 
 M = N = 512
 K = 4096
@@ -12,8 +14,6 @@ K = 4096
 
 @benchmark("igemm")
 def bench_igemm(repeat: int = 5):
-    from hwnorm.datatypes import IntType
-    from hwnorm.intmm import igemm
 
     rng = np.random.default_rng(0)
     for bits in (2, 4, 8):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.bench import benchmark, best_rate, figure
+from hwnorm.bench.registry import benchmark, best_rate, figure
 from hwnorm.stt import inject, load_table, make_codec
 from hwnorm.stt import numpy_ref
 from hwnorm.stt.buffer import inject_numpy

@@ -63,3 +63,21 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
     images = _read_idx(path("mnist/t10k-images-idx3-ubyte.gz"))
     labels = _read_idx(path("mnist/t10k-labels-idx1-ubyte.gz"))
     return images, labels
+
+
+MNIST_PIXELS = 28 * 28
+
+
+def takes_mnist(in_features: int) -> bool:
+    """Whether a network of ``in_features`` inputs reads MNIST images: the one rule that picks the
+    vendored test images over seeded random inputs (energy, co-simulation jobs, accuracy)."""
+    return in_features == MNIST_PIXELS
+
+
+def network_inputs(net, images: int) -> np.ndarray:
+    """What a network's energy estimate runs on: its first ``images`` MNIST test images when it
+    takes them, else seeded random integers of its input range (seed 0), as int64 rows."""
+    if takes_mnist(net.in_features):
+        return mnist_test()[0][:images].reshape(-1, net.in_features).astype(np.int64)
+    lo, hi = net.in_range
+    return np.random.default_rng(0).integers(lo, hi + 1, (images, net.in_features))

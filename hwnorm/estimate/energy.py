@@ -33,10 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnorm.curves import piecewise_linear, power_law
 from hwnorm.datatypes import bit_planes
 from hwnorm.defaults import DEFAULT_ENERGY_TABLE
 from hwnorm.io import load_toml
-from hwnorm.ir import Bits
+from hwnorm.bnn import Bits
+from hwnorm.stt import load_table
+from hwnorm.stt.array import total
+from hwnorm.stt.store import buffer_costs
 
 __all__ = ["EnergyTable", "load_energy_table", "EnergyReport", "network_energy"]
 
@@ -55,7 +59,7 @@ class EnergyTable:
 
     # ---- rules for sizes between the published points
     def add(self, bits: int) -> float:
-        return _piecewise_linear(self.published["int_add"], bits)
+        return piecewise_linear(self.published["int_add"], bits)
 
     def mult(self, bits: int) -> float:
         (b0, e0), (b1, e1) = self.published["int_mult"][0], self.published["int_mult"][-1]
@@ -75,22 +79,6 @@ class EnergyTable:
         rows += [{"component": c, "size": f"per {a}", "pj": pj, "kind": "derived", "how": how}
                  for c, (a, pj, how) in self.derived.items()]
         return rows
-
-
-def _piecewise_linear(points, x: float) -> float:
-    """Linear through sorted (x, y) points, extrapolated with the nearest segment's slope."""
-    k = 1
-    while k < len(points) - 1 and x > points[k][0]:
-        k += 1
-    (x0, y0), (x1, y1) = points[k - 1], points[k]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-
-
-def power_law(points, x: float) -> float:
-    """Through sorted positive (x, y) points on log-log axes: a power law between neighbours,
-    the end segments' exponents beyond them (a memory's energy against its capacity)."""
-    logs = [(math.log(px), math.log(py)) for px, py in points]
-    return math.exp(_piecewise_linear(logs, math.log(x)))
 
 
 def load_energy_table(source: str | Path | None = None) -> EnergyTable:
@@ -201,12 +189,10 @@ def register_toggles(values: np.ndarray, lanes: int, width: int) -> int:
     return int(np.count_nonzero(beats[1:] != beats[:-1]))
 
 
-def _layer_energy(layer, fold: dict, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int, int]:
-    """Energy of one layer per inference, the weight-buffer bits it reads per inference, and the
-    width of its output elements."""
-    block = layer.block(fold)
-    units = layer.vectors // layer.unit_vectors  # a convolution's MVU: one window per output pixel
-    counts = {action: count * units for action, count in layer.energy_actions(fold).items()}
+def _layer_energy(layer, block, fold: dict, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int, int]:
+    """Energy of one layer (its ``block`` at ``fold``) per inference, the weight-buffer bits it
+    reads per inference, and the width of its output elements."""
+    counts = {action: count * layer.units_per_image for action, count in layer.energy_actions(fold).items()}
     out_values = y.unpack() if isinstance(y, Bits) else y
     counts["register_toggles"] = register_toggles(out_values, block.out_lanes, block.out_type.width) / images
     buffer_bits = sum(bits.size for bits in layer.stored_bits())
@@ -236,15 +222,14 @@ def _price(counts: dict, table: EnergyTable) -> dict:
     return pj
 
 
-def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None = None,
-                   cells=None, output: str = "argmax", codec: str = "none", arrays=None) -> EnergyReport:
-    """pJ per inference of a folded network on inputs ``x`` (images, features), per layer and
-    component, with its weight memories as SRAM and as MLC STT-RAM arrays, periphery included
+def network_energy(top, x: np.ndarray, table: EnergyTable | None = None, cells=None, codec: str = "none",
+                   arrays=None) -> EnergyReport:
+    """pJ per inference of a folded network (its :class:`~hwnorm.dataflow.NetworkBlock` ``top``:
+    network, folding, output and the layers' blocks) on inputs ``x`` (images, features), per layer
+    and component, with its weight memories as SRAM and as MLC STT-RAM arrays, periphery included
     (:mod:`hwnorm.stt.array`; cell table ``cells``, weights encoded by ``codec``, one of
     :data:`hwnorm.stt.intcodec.INT_CODECS`)."""
-    from hwnorm.stt import load_table
-    from hwnorm.stt.array import total
-    from hwnorm.stt.store import buffer_costs
+    net, folding, blocks = top.net, top.folding, top.layer_blocks
 
     table = table or load_energy_table()
     cells = cells or load_table()
@@ -253,17 +238,17 @@ def network_energy(net, folding: dict, x: np.ndarray, table: EnergyTable | None 
     if images < 1:
         raise ValueError("energy needs at least one input vector")
     layers, buffer_bits, out_w = [], 0, None
-    first = net.layers[0].block(folding[net.layers[0].name])
+    first = blocks[net.layers[0].name]
     counts = {"register_toggles": register_toggles(x, first.in_lanes, first.in_type.width) / images}
     layers.append(LayerEnergy("input", counts, _price(counts, table)))
     for layer, out in net.trace(x):
-        energy, bits, out_w = _layer_energy(layer, folding[layer.name], out, table, images)
+        energy, bits, out_w = _layer_energy(layer, blocks[layer.name], folding[layer.name], out, table, images)
         layers.append(energy)
         buffer_bits += bits
-    if output == "argmax":
+    if top.output == "argmax":
         counts = {"comparator_bits": (net.out_features - 1) * out_w}
         layers.append(LayerEnergy("argmax", counts, _price(counts, table)))
-    memories = buffer_costs(net, folding, codec, cells, table, arrays)
+    memories = buffer_costs(net, folding, codec, cells, table, arrays, blocks)
     sums = total(memories)
     return EnergyReport(layers, images, table.name, buffer_bits, sums["sram_read_pj"], sums["stt_read_pj"],
                         {"memories": [m.to_dict() for m in memories], **sums, "cell_table": cells.name},

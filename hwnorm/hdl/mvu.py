@@ -21,7 +21,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.blocks import table_product
 from hwnorm.hdl.common import FromBlock, Retime, at_least, advance_signal, group_counter, lanes_of, rom, tree_sum
 from hwnorm.hdl.stt import decode_cells
 
@@ -54,14 +53,14 @@ class MVU(FromBlock, wiring.Component):
 
     def _term(self, x_in, weights, index: int, s: int):
         """One lane of an integer-weight MVU: ``±w`` for a bipolar input bit, else ``x·w`` — a
-        lookup table over both operands when they are narrow (:func:`hwnorm.blocks.table_product`),
+        lookup table over both operands when they are narrow (the block's ``table_products``),
         else a multiplier."""
         layer = self.layer
         w = _weight(weights, index, layer.weight_type)
         if layer.binary:
             return _plus_or_minus(x_in[s], w)
         x = x_in[s]
-        if table_product(layer.in_bits, layer.weight_bits):
+        if self.block.table_products:
             return _product_table(x, w)
         return x * w
 

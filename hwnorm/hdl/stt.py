@@ -13,8 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, Retime, tree_sum
-from hwnorm.stt.blocks import HDL_CODECS, STATUS_BITS, cost_type
-from hwnorm.stt.codecs import MAX_FINITE, STATE_COST_MAX, CodecSpec
+from hwnorm.stt.codecs import cost_type, CodecSpec, HAMMING_DATA_POS, HDL_CODECS, MAX_FINITE, STATE_COST_MAX, STATUS_BITS
 
 __all__ = ["STTEncoder", "STTDecoder", "HDL_CODECS"]
 
@@ -205,7 +204,6 @@ def _hamming_word(m: Module, cw, name: str):
     """SEC-DED Hamming(22, 16) (``hwnorm.stt.codecs``): position ``p`` of the codeword is bit ``p``
     of ``cw``; a single error is corrected, a detected double error passes the data bits as read
     (raw words: 0 is no neutral weight)."""
-    from hwnorm.stt.codecs import HAMMING_DATA_POS
 
     syndrome = Signal(5, name=f"{name}_syndrome")
     m.d.comb += syndrome.eq(Cat(*[Cat(*[cw[p] for p in range(1, 22) if p >> k & 1]).xor() for k in range(5)]))

@@ -24,7 +24,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, advance_signal, lanes_of
-from hwnorm.layers.spatial import buffer_rows
 
 __all__ = ["SlidingWindowUnit", "MaxPoolUnit"]
 
@@ -66,7 +65,7 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         kh, kw = g.kernel
         sh, sw = g.stride
         top, left = g.pads[0], g.pads[1]
-        oh, ow, rows = g.out_height, g.out_width, buffer_rows(g)
+        oh, ow, rows = g.out_height, g.out_width, block.rows
         cf_bits, col_bits, row_bits = _bits(cf_n), _bits(w), _bits(rows)
         advance = advance_signal(m, self.o)
 

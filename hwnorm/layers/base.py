@@ -8,24 +8,13 @@ import numbers
 import numpy as np
 
 from hwnorm import bnn
+from hwnorm.bnn import Bits
+from hwnorm.sim.jobs import layer_job
 
 __all__ = ["Layer", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
            "with_corners", "as_int_batch", "spatial_of", "check_spatial"]
 
 MAX_AUTO_LANES = 64  # widest input a default folding gives a layer that has no neighbour to match
-
-
-class Bits:
-    """A batch of binary activations: ``words`` (batch, ⌈n/64⌉) uint64, ``n`` real channels
-    (the :mod:`hwnorm.bnn` layout); what a layer with a bipolar output hands on."""
-
-    __slots__ = ("words", "n")
-
-    def __init__(self, words: np.ndarray, n: int):
-        self.words, self.n = words, n
-
-    def unpack(self) -> np.ndarray:
-        return bnn.unpack_bits(self.words, self.n)
 
 
 def divisors(n: int) -> list[int]:
@@ -108,6 +97,12 @@ class Layer:
         return 1
 
     @property
+    def units_per_image(self) -> int:
+        """What this layer's block's cycle model counts, per image: vectors, or whole maps for a
+        kind that slides a window (a convolution's MVU: one window per output pixel)."""
+        return self.vectors // self.unit_vectors
+
+    @property
     def in_range(self) -> tuple[int, int]:
         """Input values the layer accepts, as stored (bits 0 / 1 for bipolar inputs)."""
         return (0, 1) if self.in_type.is_bipolar else self.in_type.range
@@ -164,15 +159,36 @@ class Layer:
 
     def clocks_per_image(self, fold: dict) -> int:
         """Clocks per image of this layer's block at ``fold``, at full rate."""
-        return self.block(fold).initiation_interval * (self.vectors // self.unit_vectors)
+        return self._folding_fact("clocks", fold, lambda: self.block(fold).initiation_interval
+                                  * self.units_per_image)
+
+    def out_lanes_at(self, fold: dict) -> int:
+        """Output lanes of this layer's block at ``fold`` (what the next layer's folding matches)."""
+        return self._folding_fact("out_lanes", fold, lambda: self.block(fold).out_lanes)
 
     def can_fold(self, fold: dict) -> bool:
         """Whether the hardware can take ``fold`` (its block builds: divisibility, signal widths)."""
+        def builds() -> bool:
+            try:
+                self.block(fold)
+            except ValueError:
+                return False
+            return True
+        return self._folding_fact("can", fold, builds)
+
+    def _folding_fact(self, what: str, fold: dict, compute):
+        """A fact of this layer at ``fold`` (whether it builds, its clocks per image), computed once:
+        the folding search, the automatic folding and the network's check all ask the same ones, and
+        each answer costs a block. Blocks themselves are not kept (a design sets their timing)."""
         try:
-            self.block(fold)
-        except ValueError:
-            return False
-        return True
+            key = (what, tuple(sorted(fold.items())))
+            hash(key)
+        except (AttributeError, TypeError):  # not a folding at all: the block says why
+            return compute()
+        facts = self.__dict__.setdefault("_folding_facts", {})  # frozen dataclass: the cache is not a field
+        if key not in facts:
+            facts[key] = compute()
+        return facts[key]
 
     def preferred_in_lanes(self) -> int | None:
         """Input lanes this layer's default folding takes (None: it adapts to its producer)."""
@@ -203,6 +219,14 @@ class Layer:
     def stored_bits(self) -> list[np.ndarray]:
         """The constants the weight buffer holds, as arrays of bits in stream order."""
         return []
+
+    # Whether the kind's block reads its weights from a memory, which hwnorm.stt.store can hold
+    # as MLC STT-RAM cells (the block then has ``weight_rows()`` and a ``stored`` field).
+    has_weight_memory = False
+
+    def mac_count(self) -> int:
+        """Multiply-accumulates per image (0: a kind that does none)."""
+        return 0
 
     # ---- manifest and summaries
     def describe(self, block) -> dict:
@@ -246,5 +270,4 @@ class LayerBlock:
     layer: Layer
 
     def job(self, n: int, seed: int) -> dict:
-        from hwnorm.sim.jobs import layer_job
         return layer_job(self, self.layer.stimulus(n, np.random.default_rng(seed)), seed)

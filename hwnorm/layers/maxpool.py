@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR
-from hwnorm.layers import register
+from hwnorm.layers.registry import register
 from hwnorm.layers.base import Layer, LayerBlock
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, maxpool, maxpool_bits
 from hwnorm.layers.window import map_batch, rows_of
@@ -76,7 +76,7 @@ class MaxPoolBlock(LayerBlock, LineBufferBlock, Block):
         return self.lanes
 
     def component(self):
-        from hwnorm.hdl.window import MaxPoolUnit
+        from hwnorm.hdl.window import MaxPoolUnit  # Amaranth: loaded when hardware is built
         return MaxPoolUnit(self)
 
 

@@ -34,11 +34,12 @@ from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
 from hwnorm.intmm import igemm
-from hwnorm.layers import register
+from hwnorm.layers.registry import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
                                  divisors, largest_divisor, spatial_of)
 from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
+from hwnorm.stt.intcodec import rows_to_bits
 
 __all__ = ["MVTU", "MVUBlock"]
 
@@ -344,6 +345,11 @@ class MVTU(Layer):
             counts["comparator_bits"] = n * t.n_thresholds * t.threshold_type.width
         return counts
 
+    has_weight_memory = True
+
+    def mac_count(self) -> int:
+        return self.vectors * self.in_features * self.out_features
+
     def stored_bits(self) -> list[np.ndarray]:
         if self.bipolar_weights:
             out = [bnn.unpack_bits(self.weights, self.in_features).reshape(-1).astype(np.uint8)]
@@ -360,6 +366,11 @@ class MVUBlock(LayerBlock, Block):
 
     kind = MVTU.kind
     stored = None  # StoredWeights (hwnorm.stt.store): the weight ROM holds MLC cells, decoded on read
+
+    @property
+    def table_products(self) -> bool:
+        """Whether each lane's product is a lookup table over both operands (narrow), not a multiplier."""
+        return table_product(self.layer.in_bits, self.layer.weight_bits)
 
     @property
     def decoder_levels(self) -> int:
@@ -509,7 +520,6 @@ class MVUBlock(LayerBlock, Block):
         layer, width = self.layer, self.element_bits
         if len(rows) != self.nf * self.sf:
             raise ValueError(f"{layer.name}: {len(rows)} weight rows, expected {self.nf * self.sf}")
-        from hwnorm.stt.intcodec import rows_to_bits
 
         bits = rows_to_bits(rows, self.pe * self.simd * width).reshape(self.nf, self.sf, self.pe, self.simd, width)
         fields = (bits.astype(np.int64) << np.arange(width)).sum(axis=-1)  # (nf, sf, pe, simd)
@@ -553,7 +563,7 @@ class MVUBlock(LayerBlock, Block):
             mems.append(MemoryUse("ram", x_bits, sf))
         counters = counter_bits(sf) + counter_bits(nf) + counter_bits(sf * nf)
         products = not (layer.binary or layer.bipolar_weights)
-        narrow = table_product(layer.in_bits, layer.weight_bits)
+        narrow = self.table_products
         lanes = ((layer.in_bits, layer.weight_bits),) * (pe * simd) if products else ()
         return Inventory(
             popcount=pe * simd if self.xnor else 0,
@@ -566,5 +576,5 @@ class MVUBlock(LayerBlock, Block):
             multipliers=() if narrow else lanes, table_products=lanes if narrow else ())
 
     def component(self):
-        from hwnorm.hdl.mvu import MVU
+        from hwnorm.hdl.mvu import MVU  # Amaranth: loaded when hardware is built
         return MVU(self)

@@ -21,7 +21,7 @@ import numpy as np
 from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, tree_register_bits
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.fixed import Overflow
-from hwnorm.layers import register
+from hwnorm.layers.registry import register
 from hwnorm.layers.base import ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
 from hwnorm.qbn import BNSpec
 
@@ -218,5 +218,5 @@ class QBNBlock(LayerBlock, BeatPipeline):
             multipliers=() if self.lut_multiply else ((in_w, field_bits["mult"]),) * lanes)
 
     def component(self):
-        from hwnorm.hdl.bn import BNRequant
+        from hwnorm.hdl.bn import BNRequant  # Amaranth: loaded when hardware is built
         return BNRequant(self)

@@ -19,6 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from hwnorm.blocks import Inventory, MemoryUse
+from hwnorm.bnn import words_for
+from hwnorm.datatypes import counter_bits, element_type
+from hwnorm.layers.base import check_fold, divisors, largest_divisor, MAX_AUTO_LANES
+from hwnorm.spec import content_hash
+
 __all__ = ["Geometry", "map_shape_of", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval",
            "LineBufferBlock", "MapLayer",
            "im2col_bits", "maxpool_bits"]
@@ -215,7 +221,6 @@ class MapLayer:
     @classmethod
     def map_fields(cls, d: dict) -> dict:
         """The shared fields of a spatial layer from its IR JSON."""
-        from hwnorm.datatypes import element_type
 
         shape = map_shape_of(d)
         lo, hi = d["range"]
@@ -224,12 +229,10 @@ class MapLayer:
 
     # ---- folding: channels per beat, dividing C
     def foldings(self) -> list[dict]:
-        from hwnorm.layers.base import divisors
         return [{self.folding_keys[0]: d} for d in divisors(self.map_shape[2])]
 
     def auto_fold(self, prev_lanes, next_layer) -> dict:
         """As wide as the producer's beats (no lane converter in front)."""
-        from hwnorm.layers.base import MAX_AUTO_LANES, largest_divisor
         return {self.folding_keys[0]: largest_divisor(self.map_shape[2], prev_lanes or MAX_AUTO_LANES)}
 
     def block(self, fold: dict):
@@ -237,7 +240,6 @@ class MapLayer:
         return self.block_class(self, fold.get(self.folding_keys[0], 1))
 
     def describe(self, block) -> dict:
-        from hwnorm.spec import content_hash
         return {"layer": self.name, self.folding_keys[0]: block.lanes, "spec_hash": content_hash(self.to_dict()),
                 "map": list(self.map_shape), **self.geometry.to_dict()}
 
@@ -373,7 +375,6 @@ class LineBufferBlock:
     taps_inner = False
 
     def __init__(self, layer, lanes: int):
-        from hwnorm.layers.base import check_fold
 
         h, w, c = layer.map_shape
         self.lanes = check_fold(layer.name, layer.folding_keys[0].upper(), lanes, c, "channels")
@@ -388,6 +389,11 @@ class LineBufferBlock:
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         return line_buffer_schedule(self.geometry, self.channel_folds, arrivals, self.taps_inner)
+
+    @property
+    def rows(self) -> int:
+        """The rows the line buffer holds (:func:`buffer_rows`)."""
+        return buffer_rows(self.geometry)
 
     @property
     def initiation_interval(self) -> int:
@@ -408,8 +414,6 @@ class LineBufferBlock:
         return {f"ram_access_{mem.width * mem.depth}b": (self.in_beats + self.reads) * bits}
 
     def inventory(self):
-        from hwnorm.blocks import Inventory, MemoryUse
-        from hwnorm.datatypes import counter_bits
 
         g = self.geometry
         h, w, _ = self.layer.map_shape
@@ -450,7 +454,6 @@ def _im2col_bits(x, c, kh, kw, sh, sw, out):
 
 def im2col_bits(words: np.ndarray, channels: int, g: Geometry) -> np.ndarray:
     """Windows of packed bit maps ``words`` (B, H, W, ⌈C/64⌉) → packed rows (B·OH·OW, ⌈taps·C/64⌉)."""
-    from hwnorm.bnn import words_for
 
     out = np.zeros((words.shape[0], g.out_height, g.out_width, words_for(g.taps * channels)), np.uint64)
     _im2col_bits(np.ascontiguousarray(words), channels, g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], out)

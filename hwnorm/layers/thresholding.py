@@ -19,7 +19,7 @@ from hwnorm import bnn
 from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
-from hwnorm.layers import register
+from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
 from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
@@ -190,5 +190,5 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
                          (MemoryUse("rom", pe * thr_bits, self.groups),))
 
     def component(self):
-        from hwnorm.hdl.mvu import Thresholding
+        from hwnorm.hdl.mvu import Thresholding  # Amaranth: loaded when hardware is built
         return Thresholding(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.timing import Timing, tree_levels
+from hwnorm.blocks import tree_register_bits
 
 __all__ = ["lane_rows", "constant_rows", "compare_bits", "count_cuts", "count_register_bits"]
 
@@ -48,6 +49,5 @@ def count_cuts(timing: Timing, t: ThresholdSpec, value_bits: int) -> tuple[int, 
 
 def count_register_bits(cuts, t: ThresholdSpec, lanes: int) -> int:
     """Flip-flops of a threshold stage's ranks at ``cuts`` (:func:`count_cuts`) for ``lanes``."""
-    from hwnorm.blocks import tree_register_bits
     compares = t.n_thresholds if 0 in cuts else 0
     return lanes * (compares + tree_register_bits(t.n_thresholds, 1, [c - 1 for c in cuts if c]))

@@ -16,7 +16,7 @@ import numpy as np
 
 from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR
-from hwnorm.layers import register
+from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, Layer, LayerBlock, as_int_batch
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, im2col, im2col_bits
 
@@ -118,7 +118,7 @@ class WindowBlock(LayerBlock, LineBufferBlock, Block):
         return self.lanes
 
     def component(self):
-        from hwnorm.hdl.window import SlidingWindowUnit
+        from hwnorm.hdl.window import SlidingWindowUnit  # Amaranth: loaded when hardware is built
         return SlidingWindowUnit(self)
 
 

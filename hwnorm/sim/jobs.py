@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.ir import Bits
+from hwnorm.bnn import Bits
 
 __all__ = ["port_format", "pack_rows", "make_job", "first_vectors", "lanes_job", "layer_job", "network_job",
            "stt_encoder_job", "stt_decoder_job"]

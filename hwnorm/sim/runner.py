@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwnorm.defaults import SIMULATOR_CHOICES, SIMULATORS
-from hwnorm.sim import batch
+from hwnorm.sim import batch, native as native_sim
 from hwnorm.sim.scoreboard import Scoreboard
+from hwnorm.verilator import verilator_env
 
-__all__ = ["SIMULATORS", "available_simulators", "require_simulators", "pick_simulator", "CosimResult", "verilog_of",
+__all__ = ["SIMULATORS", "available_simulators", "require_simulators", "pick_simulator", "CosimResult",
            "cosim", "MODES"]
 
 MODES = ("stream", "batch")
@@ -36,7 +37,6 @@ TESTBENCH = {"stream": "hwnorm.sim.tb_stream", "batch": "hwnorm.sim.tb_batch"}
 
 
 def _setup_verilator() -> bool:
-    from hwnorm.verilator import verilator_env
     try:
         env = verilator_env()
     except RuntimeError:
@@ -101,11 +101,6 @@ class CosimResult:
         if self.first is None:
             return f"{self.mismatches} missing output beats on {self.simulator}{wave}"
         return f"{self.first['message']} ({self.mismatches} mismatching beats on {self.simulator}{wave})"
-
-
-def verilog_of(component, name: str) -> str:
-    from hwnorm.generate import verilog_text
-    return verilog_text(component, name)
 
 
 STREAM_PORTS = ("clk", "rst", "i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload")
@@ -217,7 +212,6 @@ def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode
         out_path.unlink(missing_ok=True)
         plusargs = batch.plusargs(job, in_path, out_path)
         if native:
-            from hwnorm.sim import native as native_sim
             r, seconds = native_sim.run(native_sim.build(sources, build_dir, waves), plusargs, build_dir)
             return _batch_result(job, sim, out_path, r, seconds)
     runner = _build(sim, sources, toplevel, ports, build_dir, waves, timing=mode == "batch")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnorm.curves import power_law
 from hwnorm.io import parse_toml, read_text
 from hwnorm.stt.cells import TRANSITION_OF, CellTable
 
@@ -53,7 +54,6 @@ class ArrayModel:
         points = sorted((a["capacity_kib"] * 8192, a[key] * 64 / a["word_bits"]) for a in self.anchors)
         if len(points) == 1:
             return points[0][1]
-        from hwnorm.estimate.energy import power_law
         return power_law(points, max(capacity_bits, 1))
 
     def periphery_read_pj(self, capacity_bits: int, word_bits: int) -> float:

@@ -17,22 +17,16 @@ import numpy as np
 
 from hwnorm.blocks import BeatPipeline, Inventory, tree_register_bits
 from hwnorm.datatypes import IntType
-from hwnorm.stt.codecs import STATE_COST_MAX, CodecSpec
+from hwnorm.stt.codecs import HDL_CODECS, STATE_COST_MAX, STATUS_BITS, CodecSpec, cost_type
 from hwnorm.timing import tree_levels
+from hwnorm.sim.jobs import stt_decoder_job, stt_encoder_job
 
 __all__ = ["HDL_CODECS", "STTEncoderBlock", "STTDecoderBlock", "cost_type"]
 
-HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")
-STATUS_BITS = 2
 
 
 def _random_words(spec: CodecSpec, n: int, rng) -> np.ndarray:
     return rng.integers(0, 1 << 16, n * spec.block_words).astype(np.uint16) & np.uint16(0xBFFF)
-
-
-def cost_type(spec: CodecSpec) -> IntType:
-    """A block's total state cost, with one spare bit: the adders never overflow."""
-    return IntType((spec.cells_per_block * max(spec.state_cost)).bit_length() + 1)
 
 
 class _CodecBlock(BeatPipeline):
@@ -96,12 +90,11 @@ class STTEncoderBlock(_CodecBlock):
         return out + len(cuts) * (2 * self.spec.cells_per_block + 1)
 
     def component(self):
-        from hwnorm.hdl.stt import STTEncoder
+        from hwnorm.hdl.stt import STTEncoder  # Amaranth: loaded when hardware is built
         return STTEncoder(self)
 
     def job(self, n: int, seed: int) -> dict:
         """``n`` blocks of random FP16 patterns with |x| < 2 (bit 14 clear: what the backup needs)."""
-        from hwnorm.sim.jobs import stt_encoder_job
         return stt_encoder_job(self, _random_words(self.spec, n, np.random.default_rng(seed)), seed)
 
 
@@ -120,13 +113,12 @@ class STTDecoderBlock(_CodecBlock):
                          register=16 * words + 3)
 
     def component(self):
-        from hwnorm.hdl.stt import STTDecoder
+        from hwnorm.hdl.stt import STTDecoder  # Amaranth: loaded when hardware is built
         return STTDecoder(self)
 
     def job(self, n: int, seed: int) -> dict:
         """``n`` encoded blocks with 5% of their cells overwritten at random: soft errors for the
         decoder to repair or flag."""
-        from hwnorm.sim.jobs import stt_decoder_job
 
         rng = np.random.default_rng(seed)
         cells = self.spec.encode(_random_words(self.spec, n, rng).view(np.float16))

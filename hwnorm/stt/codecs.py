@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from hwnorm.datatypes import IntType
 from hwnorm.spec import SpecIdentity
 from hwnorm.stt.cells import TRANSITION_OF, CellTable
 
@@ -441,3 +442,14 @@ def _decode(kind, cells, hard, soft, sign_cell, bw, repair, fp16, out, status):
                 w &= ~np.int64(0x4000)
             out[b * bw + j] = _finite(w, fp16)
         status[b] = st
+
+
+# ------------------------------------------------------------------ what the hardware codecs share
+# (the encoder / decoder blocks in hwnorm.stt.blocks and their Amaranth in hwnorm.hdl.stt)
+HDL_CODECS = ("none", "backup", "rearrange", "backup+rearrange")  # the codecs that have hardware
+STATUS_BITS = 2  # the decoder's status field per block
+
+
+def cost_type(spec: CodecSpec) -> IntType:
+    """A block's total state cost, with one spare bit: the adders never overflow."""
+    return IntType((spec.cells_per_block * max(spec.state_cost)).bit_length() + 1)

@@ -25,6 +25,7 @@ from hwnorm.stt.buffer import ROW_WORDS, blocks_per_row, inject, read_cost, stre
 from hwnorm.stt.cells import CellTable, load_table
 from hwnorm.stt.codecs import CODECS, DEFAULT_PAIRING, CodecSpec, make_codec
 from hwnorm.stt.mlp import FP16MLP, split
+from hwnorm.io import write_atomic
 
 DEFAULT_BERS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 DEFAULT_SEEDS = 10
@@ -345,7 +346,6 @@ def plot(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hwnorm.io import write_atomic
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for codec, rows in result["accuracy"].items():
@@ -371,7 +371,6 @@ def plot(result: dict, path) -> None:
 def write_report(result: dict, out_dir) -> list:
     from pathlib import Path
 
-    from hwnorm.io import write_atomic
 
     out_dir = Path(out_dir)
     paths = [out_dir / "stt.json", out_dir / "stt.md", out_dir / "stt_accuracy.png"]

@@ -50,7 +50,7 @@ import numpy as np
 
 from hwnorm.defaults import WEIGHT_CODECS
 from hwnorm.spec import SpecIdentity
-from hwnorm.stt.cells import CellTable
+from hwnorm.stt.cells import load_table, CellTable
 from hwnorm.stt.codecs import DEFAULT_BLOCK_WORDS, CodecSpec, make_codec, map_repair
 
 INT_CODECS = WEIGHT_CODECS
@@ -138,7 +138,6 @@ class WeightCodec(SpecIdentity):
         return np.stack(out)[:, :row_bits] if out else np.zeros((0, row_bits), np.uint8)
 
     def _spec(self, table: CellTable | None = None) -> CodecSpec:
-        from hwnorm.stt.cells import load_table
         return make_codec(self.codec, table or load_table(), block_words=self.block_words)
 
     def word_spec(self) -> CodecSpec:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnorm import data
+from hwnorm.io import write_atomic
 
 LAYERS = (784, 128, 64, 10)
 VENDORED = "mlp_mnist_fp16.npz"
@@ -74,7 +75,6 @@ class FP16MLP:
     def save(self, path) -> None:
         from io import BytesIO
 
-        from hwnorm.io import write_atomic
 
         buf = BytesIO()
         np.savez_compressed(buf, scales=np.asarray(self.scales, np.float32),

@@ -24,6 +24,7 @@ from hwnorm.defaults import DEFAULT_CELLS
 from hwnorm.stt.buffer import inject
 from hwnorm.stt.cells import CellTable, load_table
 from hwnorm.stt.intcodec import INT_CODECS, WeightCodec, bits_to_rows, cells_to_rows, fit, rows_to_bits
+from hwnorm.stt.array import load_array_model, memory_cost
 
 SEED_STRIDE = 0x9E3779B1  # decorrelates the layers' fault streams
 
@@ -108,30 +109,33 @@ def _with_weights(layer, weights):
     return dataclasses.replace(layer, weights=weights, acc_clip=clip)
 
 
-def stored_network(net, folding: dict, store: WeightStore, table: CellTable | None = None):
-    """The network as its stored weight memories make it compute, and each MVU's StoredWeights
-    (layer name → StoredWeights). ``table`` overrides the store's cell table (a table already loaded)."""
+def stored_network(net, folding: dict, store: WeightStore, table: CellTable | None = None, blocks: dict | None = None):
+    """The network as its stored weight memories make it compute, and each weight memory's
+    StoredWeights (layer name → StoredWeights). ``table`` overrides the store's cell table (a table
+    already loaded); ``blocks`` are the layers' blocks at ``folding`` when the caller has them."""
     table = table or store.table()
     layers, memories = [], {}
     for index, layer in enumerate(net.layers):
-        if layer.kind == "mvu":
-            layer, memories[layer.name] = store_block(layer.block(folding[layer.name]), store, table, index)
+        if layer.has_weight_memory:
+            block = blocks[layer.name] if blocks else layer.block(folding[layer.name])
+            layer, memories[layer.name] = store_block(block, store, table, index)
         layers.append(layer)
     return dataclasses.replace(net, layers=tuple(layers)), memories
 
 
-def buffer_costs(net, folding: dict, codec: str, table: CellTable, energy_table, model=None) -> list:
+def buffer_costs(net, folding: dict, codec: str, table: CellTable, energy_table, model=None,
+                 blocks: dict | None = None) -> list:
     """Array-level costs (:func:`hwnorm.stt.array.memory_cost`) of every MVU weight memory of a
     folded network stored with ``codec``: each row is read once per input vector of its layer
     (a convolution: once per output pixel) and written once per model load."""
-    return memory_costs(net, stored_network(net, folding, WeightStore(codec), table)[1], table, energy_table, model)
+    return memory_costs(net, stored_network(net, folding, WeightStore(codec), table, blocks)[1], table, energy_table,
+                        model)
 
 
 def memory_costs(net, memories: dict, table: CellTable, energy_table, model=None) -> list:
     """:func:`buffer_costs` of memories already stored (layer name → StoredWeights, clean cells)."""
-    from hwnorm.stt.array import load_array_model, memory_cost
 
     model = model or load_array_model()
     return [memory_cost(model, table, energy_table, layer.name, memories[layer.name].clean,
-                        memories[layer.name].row_bits, layer.vectors // layer.unit_vectors)
+                        memories[layer.name].row_bits, layer.units_per_image)
             for layer in net.layers if layer.name in memories]

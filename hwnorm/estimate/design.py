@@ -1,0 +1,131 @@
+"""A design's estimates: cycles, resources per FPGA target (with synthesis and place-and-route
+when asked), energy per inference for a network, and both activation realizations' costs — the
+``Estimates`` stage of the flow, read from the design's block (its plan), never rebuilt here."""
+
+from __future__ import annotations
+
+from hwnorm import data
+from hwnorm.activations import costs_per_target
+from hwnorm.defaults import DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES
+from hwnorm.estimate.cycles import design_cycles
+from hwnorm.estimate.energy import load_energy_table, network_energy
+from hwnorm.estimate.resources import estimate_resources, relative_error, uncalibrated_kinds
+from hwnorm.estimate.synthesis import TARGETS, ToolError, place_and_route, synthesize
+from hwnorm.generate import Design, Plan, Verilog, model_for
+from hwnorm.stt import load_table
+
+__all__ = ["estimate_design", "design_resources", "estimate_figures", "activation_costs", "at_fmax"]
+
+
+def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = DEFAULT_IMAGES,
+                    energy_table=None, cells=None, targets=None, synth: bool = False, fmax: bool = False,
+                    progress=None, buffer_codec: str = "none", synth_targets=None,
+                    verilog: Verilog | None = None) -> dict:
+    """Cycle figures and analytic resources per FPGA target of a planned design, from its block
+    (no Amaranth); for a network also energy per inference on the first ``images`` vendored MNIST
+    test images (or seeded random inputs of the model's range), the weight buffer's MLC cells
+    encoded by ``buffer_codec``. ``synth`` adds Yosys synthesis of the design and the estimate's
+    error against it; ``fmax`` adds place-and-route Fmax (see ``synthesis.py``), both of
+    ``verilog`` when the caller has the design's Verilog already (else it is generated here)."""
+    design, block = plan.design, plan.block
+    out = {"design": design.name, "kind": design.kind,
+           "cycles": design_cycles(block, design.name, clock_mhz * 1e6).to_dict()}
+    out["resources"] = design_resources(plan, targets, synth or fmax, fmax, progress, synth_targets, verilog)
+    net = getattr(block, "net", None)
+    if net is not None:
+        if images < 1:
+            raise ValueError(f"--images must be at least 1, got {images}")
+        table = energy_table if energy_table is not None else load_energy_table()
+        out["energy"] = network_energy(block, data.network_inputs(net, images), table, cells, buffer_codec).to_dict()
+    return out
+
+
+def design_resources(plan: Plan, targets=None, synth: bool = False, fmax: bool = False,
+                     progress=None, synth_targets=None, verilog: Verilog | None = None) -> dict:
+    """Per target: the analytic estimate of the design's block; with ``synth`` the synthesized
+    counts and the relative error of the estimate (on ``synth_targets`` only, default all); with
+    ``fmax`` the place-and-route result."""
+    design, block = plan.design, plan.block
+    names = list(targets or TARGETS)
+    unknown = [t for t in names if t not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown target {unknown[0]!r}; allowed: {', '.join(TARGETS)}")
+    estimates = estimate_resources(block, names)
+    out = {t: {"estimate": estimates[t]} for t in names}
+    uncalibrated = uncalibrated_kinds(block)
+    for t in names:  # costed by the generic fit: say so next to the figure
+        if uncalibrated:
+            out[t]["uncalibrated_kinds"] = uncalibrated
+    if not synth:
+        return out
+    verilog = verilog or Verilog.of_plan(plan)  # the hardware is built here only when the caller has no Verilog
+    for t in names:
+        if synth_targets is not None and t not in synth_targets:
+            continue
+        if progress:
+            progress(f"synthesizing {design.name} for {t}")
+        try:
+            syn = synthesize(verilog.text, design.name, TARGETS[t])
+        except ToolError as e:  # one failed run (e.g. the WebAssembly Yosys out of memory) is reported, not fatal
+            lines = str(e).splitlines()
+            out[t]["synthesis_failed"] = " ".join([lines[0][:160]] + [ln.strip() for ln in lines if "trap" in ln][:1])
+            continue
+        out[t]["synthesis"] = syn.to_dict()
+        out[t]["error"] = {cls: relative_error(estimates[t][cls], syn.counts[cls]) for cls in ("lut", "ff", "bram", "dsp")}
+        if fmax:
+            if progress:
+                progress(f"placing and routing {design.name} on {t}")
+            out[t]["timing"] = place_and_route(verilog.text, design.name, list(verilog.ports), TARGETS[t],
+                                               core=syn).to_dict()
+    return out
+
+
+def estimate_figures(plan: Plan, *, clock_mhz: float, images: int, targets=None, synth: bool = True,
+                     fmax: bool = True, progress=None, buffer_codec: str = "none", synth_targets=None,
+                     energy_table=None, cells=None, verilog: Verilog | None = None) -> dict:
+    """Configuration, cycles, energy and resources of a planned design. ``energy_table`` and
+    ``cells`` are names or TOML paths (default: the built-in tables); ``verilog`` the design's
+    Verilog if known."""
+    design = plan.design
+    say = progress or (lambda what: None)
+    say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
+    est = estimate_design(plan, clock_mhz, images, load_energy_table(energy_table), load_table(cells),
+                          targets=targets, synth=synth, fmax=fmax, progress=say, buffer_codec=buffer_codec,
+                          synth_targets=synth_targets, verilog=verilog)
+    for r in est["resources"].values():  # what was measured; not tool run times or cache hits (not reproducible)
+        for measured in (r.get("synthesis"), r.get("timing")):
+            if measured:
+                measured.pop("cached", None)
+                measured.pop("seconds", None)
+    fig = {"design": design.name, "kind": design.kind, "parameters": plan.params, "clock_mhz": clock_mhz,
+           "cycles": est["cycles"], "resources": est["resources"],
+           "at_fmax": at_fmax(est["cycles"], est["resources"])}  # beside the cycle model's figures, not in them
+    realizations = activation_costs(design, targets, synth, say)
+    if realizations:
+        fig["activation_realizations"] = realizations
+    if "energy" in est:
+        fig["energy"] = est["energy"]
+    return fig
+
+
+def activation_costs(design: Design, targets, synth: bool, say) -> list:
+    """Both realizations of a multi-bit network's activations, per layer and target (estimate and
+    Yosys): see :mod:`hwnorm.activations`; from the design's :class:`~hwnorm.models.Model`, so a
+    realization the plan imported already is not imported again. Nothing for other designs."""
+    if design.kind != "network":
+        return []
+    model = model_for(design)
+    if model.is_ir:
+        return []
+    say(f"{design.name}: both activation realizations" + (" (with synthesis)" if synth else ""))
+    return costs_per_target(model.imported, design.params.get("folding"), list(targets or TARGETS), synth, say)
+
+
+def at_fmax(cycles: dict, resources: dict) -> dict:
+    """Throughput at the Fmax place-and-route achieved, per target that has one: what the design
+    really delivers, beside the nominal clock's figure."""
+    per_vector = cycles["design"]["cycles_per_vector"]
+    return {t: {"fmax_mhz": r["timing"]["fmax_mhz"], "vectors_per_second": r["timing"]["fmax_mhz"] * 1e6 / per_vector}
+            for t, r in resources.items() if (r.get("timing") or {}).get("fmax_mhz")}
+
+
