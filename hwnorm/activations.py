@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from hwnorm.dataflow import check_folding
 from hwnorm.estimate.resources import estimate_resources
 from hwnorm.estimate.synthesis import synthesize, TARGETS, ToolError
+from hwnorm.defaults import ACTIVATION_CHOICES
 from hwnorm.hdl.verilog import verilog_text
 
 __all__ = ["CHOICES", "check_choice", "Comparison", "compare", "resolve", "costs_per_target"]
 
-CHOICES = ("thresholds", "requant", "auto")
+CHOICES = ACTIVATION_CHOICES
 
 
 def check_choice(value, where: str):

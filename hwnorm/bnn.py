@@ -478,6 +478,12 @@ class ThresholdSpec(SpecIdentity):
         return IntType.from_range(self.acc_lo, self.acc_hi + 1)
 
     @property
+    def channel_bits(self) -> int:
+        """Bits of one channel's thresholds side by side: its share of a threshold-ROM row, of the
+        comparator operands and of the comparison energy (every view reads this one width)."""
+        return self.n_thresholds * self.threshold_type.width
+
+    @property
     def out_range(self) -> tuple[int, int]:
         """Values the activation takes: ``out_base`` … ``out_base + n_thresholds``."""
         return self.out_base, self.out_base + self.n_thresholds

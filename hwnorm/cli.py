@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_SIMULATOR,
+from hwnorm.defaults import (ACTIVATION_CHOICES, DEFAULT_BUFFER_CODEC, DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_SIMULATOR,
                              DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES, SIMULATORS, WEIGHT_CODECS)
 from hwnorm.data import TEST_IMAGE_SETS
 from hwnorm.fixed import Overflow, Rounding
@@ -287,10 +287,7 @@ def cmd_generate(args) -> int:
     superseded = gen.superseded_files(Path(args.out_dir), gen.render_names(designs))
     files = gen.generate(designs, args.out_dir, progress=show)
     manifest = json.loads(files[gen.MANIFEST])
-    print(f"{'top':<20}{'kind':<14}{'latency':>9}{'II':>6}  {'unit':<20}{'Verilog lines':>14}")
-    for d in manifest["designs"]:
-        print(f"{d['name']:<20}{d['kind']:<14}{d['latency']:>9}{d['initiation_interval']:>6}  "
-              f"{d['cycle_units']:<20}{d['verilog_lines']:>14}")
+    print("\n".join(gen.manifest_lines(manifest)))
     print(f"wrote {', '.join(sorted(files))} in {args.out_dir}/")
     if superseded:
         print(f"removed {', '.join(p.name for p in superseded)}: the earlier manifest listed them, this one does not")
@@ -314,7 +311,7 @@ def cmd_generate(args) -> int:
 def cmd_verify(args) -> int:
     from hwnorm.generate import designs_from, pick_designs
     from hwnorm.sim.runner import pick_simulator, require_simulators
-    from hwnorm.sim.verify import verify
+    from hwnorm.sim.verify import outcome_lines, verify
 
     designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
     try:
@@ -332,17 +329,12 @@ def cmd_verify(args) -> int:
         outcomes = verify(designs, sim, args.vectors, args.seed, args.work_dir, progress=show, mode=args.mode)
     except RuntimeError as e:
         raise ValueError(str(e)) from None
-    total = sum(o.vectors for o in outcomes)
-    bad = sum(o.mismatches for o in outcomes)
-    for o in outcomes:
-        print(f"{o.design:<20}{o.vectors:>8} vectors {o.cycles:>10} cycles  {o.mismatches:>6} mismatches"
-              + ("" if not o.mismatches else f"  — {o.message}"))
-    print(f"verified {total} vectors on {sim}: {bad} mismatches")
-    return 1 if bad else 0
+    print("\n".join(outcome_lines(outcomes, sim)))
+    return 1 if any(o.mismatches for o in outcomes) else 0
 
 
 def cmd_estimate(args) -> int:
-    from hwnorm.estimate.design import estimate_design
+    from hwnorm.estimate.design import estimate_design, estimate_lines
     from hwnorm.estimate.energy import load_energy_table
     from hwnorm.generate import designs_from, plan_of
     from hwnorm.io import write_atomic
@@ -359,24 +351,7 @@ def cmd_estimate(args) -> int:
                             progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True),
                             buffer_codec=args.buffer_codec)
         results.append(r)
-        c = r["cycles"]
-        d = c["design"]
-        print(f"{design.name} ({design.kind}): {d['cycles_per_vector']} clocks per vector, latency {d['latency']} "
-              f"clocks; at {args.clock_mhz:g} MHz {c['vectors_per_second']:,.0f} vectors/s, "
-              f"first result after {c['latency_seconds'] * 1e6:.3f} µs")
-        if len(c["stages"]) > 1:
-            print(f"  {'stage':<26}{'kind':<14}{'clocks/vector':>14}{'done at':>9}")
-            for st in c["stages"]:
-                mark = "  ← bottleneck" if st["name"] == c["bottleneck"] else ""
-                print(f"  {st['name']:<26}{st['kind']:<14}{st['cycles_per_vector']:>14}{st['done_at']:>9}{mark}")
-        if "energy" in r:
-            e = r["energy"]
-            parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1]))
-            buf = e["weight_buffer"]
-            print(f"  energy per inference ({e['images']} images, table {e['table']}): compute {e['compute_pj']:.1f} pJ "
-                  f"({parts}); weight memories as SRAM arrays {buf['sram_pj']:.1f} pJ, as MLC STT-RAM arrays "
-                  f"{buf['stt_pj']:.1f} pJ (codec {buf['stt_codec']}, {buf['stt_cells']} cells; periphery included)")
-        _print_resources(r["resources"])
+        print("\n".join(estimate_lines(design, r, args.clock_mhz)))
     if args.out:
         write_atomic(args.out, json.dumps({"clock_mhz": args.clock_mhz, "designs": results}, indent=1) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -395,30 +370,9 @@ def _targets(text: str | None) -> list[str] | None:
     return names
 
 
-def _print_resources(resources: dict) -> None:
-    """One line per target: estimate, and synthesis with the error where it ran."""
-    for target, r in resources.items():
-        est = r["estimate"]
-        line = (f"  {target:<7} estimate {est['lut']:>6} LUT {est['ff']:>6} FF {est['bram']:>3} BRAM "
-                f"{est['dsp']:>3} DSP")
-        if "synthesis" in r:
-            got, err = r["synthesis"]["counts"], r["error"]
-            pct = "/".join("—" if err[c] is None else f"{100 * err[c]:+.0f}%" for c in ("lut", "ff"))
-            line += (f" | Yosys {got['lut']:>6} LUT {got['ff']:>6} FF {got['bram']:>3} BRAM {got['dsp']:>3} DSP "
-                     f"(LUT/FF error {pct})")
-        if "synthesis_failed" in r:  # asked for, not produced: say so and why (no Fmax follows either)
-            line += f" | Yosys failed: {r['synthesis_failed']}"
-        if "timing" in r:
-            t = r["timing"]
-            line += f" | Fmax {t['fmax_mhz']:.1f} MHz on {t['device']}" if t["fmax_mhz"] else f" | {t['reason']}"
-        if r.get("uncalibrated_kinds"):
-            line += f" | {', '.join(r['uncalibrated_kinds'])}: generic costs (not calibrated yet)"
-        print(line)
-
-
 def _calibrate(args) -> int:
     from hwnorm.estimate.calibration import calibrate
-    from hwnorm.estimate.resources import _calibration_path, fit_errors
+    from hwnorm.estimate.resources import calibration_path, fit_errors
     from hwnorm.io import write_atomic
 
     start = time.perf_counter()
@@ -428,7 +382,7 @@ def _calibrate(args) -> int:
               flush=True)
 
     cal = calibrate(targets=_targets(args.targets), progress=show)
-    out = args.out or _calibration_path()
+    out = args.out or calibration_path()
     write_atomic(out, json.dumps(cal, indent=1) + "\n")
     for name, entry in cal["targets"].items():
         median = fit_errors(entry)
@@ -546,15 +500,29 @@ ACTIVATIONS_HELP = ("a MODEL's quantized activations after an accumulator: thres
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hwnorm.activations import CHOICES as ACTIVATION_CHOICES
-
     p = argparse.ArgumentParser(
         prog="hwnorm",
         description="Bit-accurate golden models, RTL generation and co-verification for "
                     "low-precision neural-network hardware (quantized BN, binary layers, STT-RAM buffers).")
     p.add_argument("--version", action="version", version=f"hwnorm {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _parser_qbn(sub)
+    _parser_import(sub)
+    _parser_mnist(sub)
+    _parser_check(sub)
+    _parser_stt(sub)
+    _parser_stt_weights(sub)
+    _parser_generate(sub)
+    _parser_verify(sub)
+    _parser_estimate(sub)
+    _parser_report(sub)
+    _parser_flow(sub)
+    _parser_sweep(sub)
+    _parser_bench(sub)
+    return p
 
+
+def _parser_qbn(sub) -> None:
     q = sub.add_parser("qbn", help="fold batch-norm layers into exact integer specs and prove them",
                        description="Fold every BatchNormalization layer of a model (default: the vendored "
                                    "TFC_1W1A BNN) into an exact integer (A·x + B) >> k datapath, report the "
@@ -572,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", help="write the specs and their proof summary as JSON")
     q.set_defaults(func=cmd_qbn)
 
+
+def _parser_import(sub) -> None:
     i = sub.add_parser("import", help="import a QONNX network (binarized or multi-bit) into the integer IR",
                        description="Import a QONNX/Brevitas model (default: the vendored TFC_1W1A; TFC_2W2A is "
                                    "vendored too) into hwnorm's integer IR: input thresholds, MVUs (XNOR/popcount "
@@ -583,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-o", "--output", help="write the network IR as JSON")
     i.set_defaults(func=cmd_import)
 
+
+def _parser_mnist(sub) -> None:
     m = sub.add_parser("mnist", help="top-1 of a network on the vendored MNIST test set",
                        description="Run the golden model on the 10,000 vendored MNIST test images (pixels "
                                    "as 8-bit integers, real value pixel/255) and report top-1; with "
@@ -595,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", help="write the figures as JSON")
     m.set_defaults(func=cmd_mnist)
 
+
+def _parser_check(sub) -> None:
     c = sub.add_parser("check", help="the golden model against the QONNX executor on any inputs",
                        description="Import a QONNX model with its own input quantizer (emulated in float32 exactly "
                                    "like the executor), run the golden model and the QONNX reference executor on "
@@ -609,7 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="write the figures as JSON")
     c.set_defaults(func=cmd_check)
 
-    from hwnorm.stt import experiment as stt_defaults
+
+def _parser_stt(sub) -> None:
+    from hwnorm.stt import experiment as stt_defaults  # its defaults, shown in the help
 
     s = sub.add_parser("stt", help="MLC STT-RAM weight buffer: codec energy and accuracy under soft errors",
                        description="Store a real FP16 network (an MLP hwnorm trained on MNIST) in an MLC "
@@ -630,7 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
     s.set_defaults(func=cmd_stt)
 
-    from hwnorm.stt import weights_report as wr_defaults
+
+def _parser_stt_weights(sub) -> None:
+    from hwnorm.stt import weights_report as wr_defaults  # its defaults, shown in the help
 
     w = sub.add_parser("stt-weights", help="QNN weight memories in MLC STT-RAM: array energy vs SRAM, codecs, "
                                            "faults (golden and RTL)",
@@ -658,6 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--output", default="reports", help="output folder (default reports/)")
     w.set_defaults(func=cmd_stt_weights)
 
+
+def _parser_generate(sub) -> None:
     g = sub.add_parser("generate", help="generate Verilog, a JSON manifest and FuseSoC cores",
                        description="Turn specs into Verilog through Amaranth: one .v file and one FuseSoC .core "
                                    "per top, and manifest.json (ports with widths and signedness, parameters, "
@@ -678,6 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall on every file afterwards")
     g.set_defaults(func=cmd_generate)
 
+
+def _parser_verify(sub) -> None:
     v = sub.add_parser("verify", help="co-simulate generated RTL against the golden model (cocotb)",
                        description="Generate each design's Verilog and run it on a real simulator through "
                                    "cocotb, with random idle cycles and back-pressure, comparing every output "
@@ -700,6 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--work-dir", help="build folder (default ~/.cache/hwnorm/cosim)")
     v.set_defaults(func=cmd_verify)
 
+
+def _parser_estimate(sub) -> None:
     e = sub.add_parser("estimate", help="cycle and energy estimates of designs (from the specs and foldings)",
                        description="Cycles per vector, latency, per-stage timing and throughput of each design "
                                    "(the figures co-simulation measures), and for networks the energy per "
@@ -727,6 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", help="also write every figure as JSON")
     e.set_defaults(func=cmd_estimate)
 
+
+def _parser_report(sub) -> None:
     r = sub.add_parser("report", help="markdown, JSON and PNG report per design: accuracy, RTL check, cycles, "
                        "energy, resources",
                        description="For each design: golden-model accuracy (networks), co-simulation of the RTL "
@@ -756,6 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     r.set_defaults(func=cmd_report)
 
+
+def _parser_flow(sub) -> None:
     f = sub.add_parser("flow", help="the main job: model → accuracy → folding → Verilog → co-simulation → "
                        "estimates → report",
                        description="Runs every stage on the embedded default (the vendored TFC_1W1A BNN on MNIST) or "
@@ -786,6 +774,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-fmax", action="store_true", help="synthesize but skip place-and-route")
     f.set_defaults(func=cmd_flow)
 
+
+def _parser_sweep(sub) -> None:
     w = sub.add_parser("sweep", help="design-space or fault-injection sweep, locally or on a Dask cluster",
                        description="Evaluates every combination of a sweep file's axes (see hwnorm/sweep.py): "
                                    "design points (folding for a throughput / LUT budget, clock, target, codec → "
@@ -799,11 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--out", default="reports/sweep", help="output folder (default reports/sweep)")
     w.set_defaults(func=cmd_sweep)
 
+
+def _parser_bench(sub) -> None:
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
     b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     b.add_argument("--repeat", type=_bounded(int, "repeat"), default=5, help="timed repetitions; the best counts (default 5)")
     b.set_defaults(func=cmd_bench)
-    return p
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

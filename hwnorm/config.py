@@ -198,8 +198,8 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     elif "clock_mhz" in values:  # as a design file says it: no pipelining without a delay model
         raise ValueError(f"{origin}: clock_mhz = {clock:g} cannot be pipelined for on {target}: it has no delay model "
                          f"(targets with one: {', '.join(delay_models())})")
-    if not 2 <= values.get("score_bits", 16) <= 32:
-        raise ValueError(f"{origin}: score_bits must be in 2..32, got {values['score_bits']}")
+    if "score_bits" in values:
+        check_limit("score_bits", values["score_bits"], f"{origin}: score_bits")
     if "name" in values:
         check_identifier(values["name"], f"{origin}: name")
     return FlowConfig(**values, origin=origin, base=base)

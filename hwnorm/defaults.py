@@ -20,6 +20,8 @@ DEFAULT_CELLS = "default"     # the MLC STT-RAM cell table
 DEFAULT_BUFFER_CODEC = "none"
 # codecs of integer weight memories in MLC STT-RAM (hwnorm.stt.intcodec): the first three decode
 # cell by cell, the others per 16-bit word
+# How quantized activations after accumulators are realized (hwnorm.activations)
+ACTIVATION_CHOICES = ("thresholds", "requant", "auto")
 WEIGHT_CODECS = ("none", "remap", "remap+backup", "rearrange", "fnw", "hamming")
 
 # The ranges of every numeric setting, shared by the command line and the flow TOML: a value
@@ -36,6 +38,7 @@ LIMITS = {
     "clock_mhz": (0.001, 10_000.0),   # 1 kHz … 10 GHz
     "throughput": (1e-6, 1e12),       # images/s
     "lut_budget": (1, 10**9),
+    "score_bits": (2, 32),            # an imported model's class scores (the input width of argmax)
     "workers": (1, 1024),
     "repeat": (1, 1000),
 }

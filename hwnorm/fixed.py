@@ -35,7 +35,7 @@ from hwnorm.datatypes import IntType
 
 __all__ = [
     "Rounding", "Overflow", "FixedFormat",
-    "shift_round", "lifted_rounding", "fit", "requantize",
+    "shift_round", "lifted_rounding", "lifted_shift_round", "fit", "fit_scalar", "requantize",
     "quantize_multiplier", "multiply_by_quantized_multiplier",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "INT32_MIN", "INT32_MAX", "MAX_SHIFT",
@@ -208,7 +208,7 @@ def _shift_round1(x, s, mode):
 # proves this equal to the big-integer reference at every shift and mode.
 
 def lifted_rounding(shift, rounding: "Rounding | str") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(lift, away, tie_mask)`` int64 arrays, one entry per shift, for ``_lifted_shift_round``."""
+    """``(lift, away, tie_mask)`` int64 arrays, one entry per shift, for ``lifted_shift_round``."""
     s = np.asarray(shift, dtype=np.int64)
     if s.size and (s.min() < 0 or s.max() > MAX_SHIFT):
         raise ValueError(f"shifts must lie in 0 … {MAX_SHIFT}")
@@ -222,7 +222,7 @@ def lifted_rounding(shift, rounding: "Rounding | str") -> tuple[np.ndarray, np.n
 
 
 @njit(cache=True, inline="always")
-def _lifted_shift_round(t, s, away, tie_mask, mode):
+def lifted_shift_round(t, s, away, tie_mask, mode):
     """Round ``(t − lift) / 2^s`` by ``mode`` given ``t = acc + lift`` (see the block above)."""
     if mode == 2:
         t -= np.int64(t < away)
@@ -233,7 +233,7 @@ def _lifted_shift_round(t, s, away, tie_mask, mode):
 
 
 @njit(cache=True, inline="always")
-def _fit1(v, lo, hi, width, saturate):
+def fit_scalar(v, lo, hi, width, saturate):
     """Saturate ``v`` to [lo, hi] or wrap it to ``width`` bits (two's complement if lo < 0)."""
     if saturate:
         return lo if v < lo else (hi if v > hi else v)
@@ -257,7 +257,7 @@ def _shift_round_kernel(x, shift, mode):
 def _fit_kernel(x, lo, hi, width, saturate):
     out = np.empty(x.size, np.int64)
     for i in range(x.size):
-        out[i] = _fit1(x[i], lo, hi, width, saturate)
+        out[i] = fit_scalar(x[i], lo, hi, width, saturate)
     return out
 
 
@@ -265,7 +265,7 @@ def _fit_kernel(x, lo, hi, width, saturate):
 def _requantize_kernel(a, b, shift, mode, lo, hi, width, saturate):
     out = np.empty(a.size, np.int64)
     for i in range(a.size):
-        out[i] = _fit1(_shift_round1(a[i] * b[i], shift[i], mode), lo, hi, width, saturate)
+        out[i] = fit_scalar(_shift_round1(a[i] * b[i], shift[i], mode), lo, hi, width, saturate)
     return out
 
 

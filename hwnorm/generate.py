@@ -49,7 +49,7 @@ from hwnorm.hdl.names import check_identifier
 from hwnorm.hdl.verilog import verilog_text
 from hwnorm.io import load_json, load_toml, write_atomic_set
 from hwnorm import activations as act, layers
-from hwnorm.defaults import DEFAULT_CELLS, DEFAULT_TARGET
+from hwnorm.defaults import DEFAULT_CELLS, DEFAULT_TARGET, check_limit
 from hwnorm.models import DEFAULT_MODEL, VENDORED, Model
 from hwnorm.dataflow import NetworkBlock
 from hwnorm.stt import load_table, make_codec
@@ -58,7 +58,7 @@ from hwnorm.stt.store import WeightStore
 from hwnorm.timing import Timing, UNTIMED
 
 __all__ = ["Design", "design_kinds", "load_designs", "default_designs", "design_for_model", "load_folding",
-           "designs_from", "pick_designs", "model_for", "network_of", "model_of", "Plan", "plan_of", "Verilog", "build", "render", "generate", "verilog_of",
+           "designs_from", "pick_designs", "model_for", "network_of", "model_of", "Plan", "plan_of", "Verilog", "build", "render", "generate", "verilog_of", "manifest_lines",
            "ports_of"]
 
 WAIVERS = "verilator.vlt"
@@ -333,9 +333,10 @@ def model_for(design: Design) -> Model:
     """The :class:`hwnorm.models.Model` a network design reads: one per model file and score width."""
     p = design.params
     score_bits = p.get("score_bits")
-    if score_bits is not None and (isinstance(score_bits, bool) or not isinstance(score_bits, int)
-                                   or not 2 <= score_bits <= 32):
-        raise ValueError(f"{design.origin}: score_bits must be an integer in 2..32, got {score_bits!r}")
+    if score_bits is not None:
+        if isinstance(score_bits, bool) or not isinstance(score_bits, int):
+            raise ValueError(f"{design.origin}: score_bits must be a whole number, got {score_bits!r}")
+        check_limit("score_bits", score_bits, f"{design.origin}: score_bits")
     key = (str(design_source(design)), score_bits)
     if key not in _MODELS:
         _MODELS[key] = Model(design_source(design), score_bits)
@@ -530,6 +531,15 @@ def render(designs: list[Design | Plan], progress=None) -> dict[str, str]:
     files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
     files[WAIVERS] = _bundled(WAIVERS).read_text()
     return files
+
+
+def manifest_lines(manifest: dict) -> list[str]:
+    """What ``hwnorm generate`` prints: one row per design of a manifest."""
+    lines = [f"{'top':<20}{'kind':<14}{'latency':>9}{'II':>6}  {'unit':<20}{'Verilog lines':>14}"]
+    for d in manifest["designs"]:
+        lines.append(f"{d['name']:<20}{d['kind']:<14}{d['latency']:>9}{d['initiation_interval']:>6}  "
+                     f"{d['cycle_units']:<20}{d['verilog_lines']:>14}")
+    return lines
 
 
 def _generator() -> dict:

@@ -21,13 +21,13 @@ import numpy as np
 
 from hwnorm.layers import layer_from_dict
 from hwnorm.bnn import Bits
-from hwnorm.layers.mvu import MVTU
+from hwnorm.layers.mvu import MVULayer
 from hwnorm.layers.qbn import QuantBN
 from hwnorm.layers.thresholding import InputThreshold
 from hwnorm.spec import content_hash
 from hwnorm import bnn
 
-__all__ = ["Bits", "InputThreshold", "MVTU", "QuantBN", "Network", "layer_from_dict", "FORMAT"]
+__all__ = ["Bits", "InputThreshold", "MVULayer", "QuantBN", "Network", "layer_from_dict", "FORMAT"]
 
 FORMAT = "hwnorm-network/2"
 READABLE = ("hwnorm-network/1", FORMAT)  # /1: before tensors and kind names (read through the aliases)

@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from hwnorm.datatypes import IntType, int_array, whole
 from hwnorm.exactfit import Dyadic, fit_affine, fit_at_shift, round_exact
-from hwnorm.fixed import FixedFormat, Overflow, Rounding, _fit1, _lifted_shift_round, fit, lifted_rounding
+from hwnorm.fixed import FixedFormat, Overflow, Rounding, fit_scalar, lifted_shift_round, fit, lifted_rounding
 from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import prefer_512_bit_vectors
 
@@ -206,8 +206,8 @@ def _requantize_row(x, mult, offset, shift, away, tie_mask, mode, in_lo, in_hi, 
     for j in range(x.shape[0]):
         v = np.int64(x[j])
         bad += (v < in_lo) | (v > in_hi)
-        r = _lifted_shift_round(v * mult[j] + offset[j], shift[j], away[j], tie_mask[j], mode)
-        out[j] = _fit1(r, lo, hi, width, saturate)
+        r = lifted_shift_round(v * mult[j] + offset[j], shift[j], away[j], tie_mask[j], mode)
+        out[j] = fit_scalar(r, lo, hi, width, saturate)
     return bad
 
 

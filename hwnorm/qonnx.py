@@ -48,7 +48,7 @@ from hwnorm.bnn import SurdAffine
 from hwnorm.datatypes import BIPOLAR, IntType
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import FixedFormat
-from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
+from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
 from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
@@ -89,7 +89,7 @@ class _Accumulator:
     emitted: bool = False
     spatial: tuple = ()   # (OH, OW) of a convolution: one input window per output pixel
 
-    def layer(self, thresholds=None, flip=None) -> MVTU:
+    def layer(self, thresholds=None, flip=None) -> MVULayer:
         """The MVU of this accumulator: thresholds (and their flipped rows) or the raw sum."""
         w, wt = self.weights, self.weight_type
         if flip is not None and flip.any():
@@ -103,7 +103,7 @@ class _Accumulator:
         else:  # in_bits 1 means bipolar: a one-bit integer code is declared as two bits, narrowed
             in_bits, in_signed = max(2, self.in_type.bits), self.in_type.signed
             lo, hi = self.in_range
-        return MVTU(w, self.in_features, thresholds, in_bits, in_signed, self.name, 1 if wt.is_bipolar else wt.bits,
+        return MVULayer(w, self.in_features, thresholds, in_bits, in_signed, self.name, 1 if wt.is_bipolar else wt.bits,
                     wt.signed, lo, hi, self.spatial)
 
 
@@ -608,7 +608,7 @@ class _Walk:
         self.bn_sites: list[BNSite] = []
         self.sites: list[ActivationSite] = []
 
-    def emit(self, acc: _Accumulator, where: str, fold=None) -> MVTU:
+    def emit(self, acc: _Accumulator, where: str, fold=None) -> MVULayer:
         """The accumulator's layer: with ``fold``'s thresholds (rows of decreasing channels
         flipped), or the raw accumulator for ``fold`` None."""
         if acc.emitted:
@@ -1139,11 +1139,11 @@ class _Score:
 SCORE_BITS = (16, 32)  # the score widths tried when none is given: the narrowest that keeps the order
 
 
-def _score_layer(out: "_Chain", mvtu: MVTU, bits: int | None, src: str) -> _Score:
+def _score_layer(out: "_Chain", mvu: MVULayer, bits: int | None, src: str) -> _Score:
     """The float tail → an exact quantized BN whose integer order equals the real order, at
     ``bits`` or (None) the narrowest width in :data:`SCORE_BITS` that keeps it."""
     form = out.form
-    lo, hi = mvtu.acc_range
+    lo, hi = mvu.acc_range
     count, limit = (hi - lo + 1) * form.channels, COST_LIMITS["score_values"]
     if count > limit:  # checked before the enumeration allocates it
         raise ImportError_(f"{src}: proving that integer scores keep the order of the float outputs takes "
@@ -1161,7 +1161,7 @@ def _score_layer(out: "_Chain", mvtu: MVTU, bits: int | None, src: str) -> _Scor
 
     def attempt(width: int):
         out_fmt = FixedFormat.integer(width)
-        fold = fold_bn(gamma, beta, mean, var, 0.0, in_fmt=FixedFormat(mvtu.acc_type.bits), in_scale=1.0,
+        fold = fold_bn(gamma, beta, mean, var, 0.0, in_fmt=FixedFormat(mvu.acc_type.bits), in_scale=1.0,
                        in_range=(lo, hi), out_fmt=out_fmt, out_scale=peak / out_fmt.max_int,
                        rounding="half_up", overflow="saturate", name="scores")
         ints = fold.spec.apply(np.broadcast_to(xs[:, None], (xs.size, form.channels))).T.astype(np.int64)

@@ -16,7 +16,7 @@ import numpy as np
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import IntType
-from hwnorm.ir import MVTU, InputThreshold
+from hwnorm.ir import MVULayer, InputThreshold
 from hwnorm.layers.base import divisors
 from hwnorm.sim import jobs
 from hwnorm.stt import load_table, make_codec
@@ -46,7 +46,7 @@ def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int, n: int =
     else:
         weights = rng.integers(*IntType(weight_bits, True).range, (rows, k), endpoint=True)
     wide = {} if weight_bits == 1 else {"weight_bits": weight_bits, "weight_signed": True}
-    layer = MVTU(weights, k, None, in_bits=in_bits, in_signed=in_signed, name="fc", **wide)
+    layer = MVULayer(weights, k, None, in_bits=in_bits, in_signed=in_signed, name="fc", **wide)
     if in_bits == 1:
         x = rng.integers(0, 2, (n, k))
         x[0], x[1] = 0, 1                                    # all −1, all +1
@@ -60,7 +60,7 @@ def mvu_config(rng, k: int, rows: int, in_bits: int, n_thresholds: int, n: int =
     lo_acc, hi_acc = layer.acc_range
     picks = acc[rng.integers(0, len(x), (rows, n_thresholds)), np.arange(rows)[:, None]]
     thr = np.sort(picks + rng.integers(0, 2, picks.shape), axis=1)  # on a reached value, or one above
-    return MVTU(layer.weights, k, ThresholdSpec(np.clip(thr, lo_acc, hi_acc + 1), lo_acc, hi_acc,
+    return MVULayer(layer.weights, k, ThresholdSpec(np.clip(thr, lo_acc, hi_acc + 1), lo_acc, hi_acc,
                                                 out_base=int(rng.integers(-2, 2)) if n_thresholds > 1 else 0),
                 in_bits=in_bits, in_signed=in_signed, name="fc", **wide), x
 

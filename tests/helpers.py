@@ -9,7 +9,7 @@ import numpy as np
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec, fold_sign_threshold
 from hwnorm.fixed import FixedFormat
-from hwnorm.ir import MVTU, InputThreshold, Network, QuantBN
+from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
 from hwnorm.qbn import BNSpec, fold_bn
 
 
@@ -35,7 +35,7 @@ def bn_block(spec: BNSpec, lanes: int):
 
 
 def toy_network(rng, k_in=100, hidden=(70, 33), classes=5):
-    """A small binarized MLP (input thresholds, binary MVTUs, a raw MVTU, a score BN) and the ±1
+    """A small binarized MLP (input thresholds, binary MVTUs, a raw MVULayer, a score BN) and the ±1
     weights / thresholds a plain numpy evaluation needs."""
     layers = [InputThreshold(ThresholdSpec(rng.integers(0, 257, (k_in, 1)), 0, 255), name="in")]
     pm1_weights, thresholds, k = [], [], k_in
@@ -44,12 +44,12 @@ def toy_network(rng, k_in=100, hidden=(70, 33), classes=5):
         fold = fold_sign_threshold(rng.normal(0, 1, n), rng.normal(0, 1, n), rng.normal(0, 3, n),
                                    rng.uniform(1, k, n), acc_lo=-k, acc_hi=k)
         w_eff = np.where(fold.flip[:, None], -w, w)
-        layers.append(MVTU(bnn.pack_bipolar(w_eff), k, fold.spec, name=f"fc{i}"))
+        layers.append(MVULayer(bnn.pack_bipolar(w_eff), k, fold.spec, name=f"fc{i}"))
         pm1_weights.append(w_eff)
         thresholds.append(fold.spec.thresholds[:, 0])
         k = n
     w = rng.choice([-1, 1], (classes, k))
-    layers.append(MVTU(bnn.pack_bipolar(w), k, None, name="fc_out"))
+    layers.append(MVULayer(bnn.pack_bipolar(w), k, None, name="fc_out"))
     fold = fold_bn(rng.uniform(0.5, 2, classes), rng.normal(0, 1, classes), 0.0, 1.0, 0.0,
                    in_fmt=FixedFormat.integer(16), in_scale=1.0, in_range=(-k, k),
                    out_fmt=FixedFormat.integer(12), out_scale=0.01, name="scores")

@@ -21,7 +21,7 @@ from hwnorm.estimate.cycles import full_rate_output_cycles
 from hwnorm.generate import default_designs, model_of
 from hwnorm.layers.base import divisors
 from hwnorm.sim.batch import FIRST_OFFER_CYCLE
-from hwnorm.sim.jobs import first_vectors, layer_job, network_job, stt_decoder_job, stt_encoder_job
+from hwnorm.sim.jobs import layer_job, network_job, stt_decoder_job, stt_encoder_job
 from hwnorm.hdl.verilog import verilog_text
 from hwnorm.sim.runner import available_simulators, cosim
 from hwnorm.stt import load_table, make_codec
@@ -47,18 +47,18 @@ def check(component, name: str, job: dict, sim: str, work, seed: int, mode: str 
     output beat on the clock the cycle estimator predicts."""
     verilog = verilog_text(component, name)
     result = cosim(verilog, name, job, sim, work, mode=mode)
-    assert result.beats == len(job["expected"]), result.message
+    assert result.beats == len(job.expected), result.message
     assert result.mismatches == 0, f"{result.message} [replay: HWNORM_COSIM_SEED={BASE_SEED}, seed {seed}]"
     check_cycles(component, verilog, name, job, sim, work)
     return result
 
 
 def check_cycles(component, verilog: str, name: str, job: dict, sim: str, work, vectors: int = 8):
-    short = first_vectors(job, vectors, p_valid=1.0, p_ready=1.0)
+    short = job.first(vectors, p_valid=1.0, p_ready=1.0)
     timing = cosim(verilog, name, short, sim, work, mode="batch")
     assert timing.mismatches == 0, timing.message
     assert timing.first_in_cycle == FIRST_OFFER_CYCLE
-    assert timing.beat_cycles == full_rate_output_cycles(component, short["vectors"], FIRST_OFFER_CYCLE)
+    assert timing.beat_cycles == full_rate_output_cycles(component, short.vectors, FIRST_OFFER_CYCLE)
 
 
 # ---------------------------------------------------------------- quantized BN
@@ -125,7 +125,8 @@ def test_random_configuration(index, sim, work):
     config = random_config(seed, index)
     rng = np.random.default_rng(seed)
     job = config.job(SWEEP_VECTORS, seed)
-    job["p_valid"], job["p_ready"] = (float(p) for p in rng.uniform(0.5, 1.0, 2))  # idle and back-pressure
+    p_valid, p_ready = (float(p) for p in rng.uniform(0.5, 1.0, 2))  # idle and back-pressure
+    job = dataclasses.replace(job, p_valid=p_valid, p_ready=p_ready)
     result = check(config.component, f"sweep{index}", job, sim, work, seed, mode="batch")
     assert result.vectors == SWEEP_VECTORS, config.description
 
@@ -135,7 +136,7 @@ def test_batch_mode_reports_a_mismatch_like_the_stream_mode(sim, work):
     spec = random_spec(rng, 6, "half_even", "wrap", True)
     dut = bn_block(spec, 3).component()
     job = layer_job(dut.block, vectors(spec, rng, 30), seed=4)
-    job["expected"][9] ^= 1 << (2 * spec.out_fmt.width)  # lane 2 of beat 9: vector 4, channel 5
+    job.expected[9] ^= 1 << (2 * spec.out_fmt.width)  # lane 2 of beat 9: vector 4, channel 5
     result = cosim(verilog_text(dut, "bn_bad"), "bn_bad", job, sim, work, mode="batch")
     assert result.mismatches == 1 and result.beats == 60
     assert result.first["vector"] == 4 and result.first["channel"] == 5
@@ -245,7 +246,7 @@ def test_tfc_rtl_on_all_10000_mnist_images(output, verilator, work):
     job = network_job(top, x, seed_of("tfc-10k"), p_valid=1.0, p_ready=1.0)
     result = cosim(verilog, name, job, verilator, work, mode="batch")
     assert result.mismatches == 0 and result.vectors == 10_000, result.message
-    per_image = job["out_beats_per_vector"]
+    per_image = job.out_beats_per_vector
     assert len(result.beat_cycles) == 10_000 * per_image
     image_done = np.array(result.beat_cycles[per_image - 1::per_image])
     assert set(np.diff(image_done).tolist()) == {top.initiation_interval}  # clocks per image
@@ -270,7 +271,7 @@ def test_a_mismatch_names_vector_and_channel_and_keeps_a_waveform(sim, work):
     spec = random_spec(rng, 4, "half_up", "saturate", False)
     dut = bn_block(spec, 2).component()
     job = layer_job(dut.block, vectors(spec, rng, 20), seed=1)
-    job["expected"][7] ^= 1 << spec.out_fmt.width  # lane 1 of beat 7: vector 3, channel 3
+    job.expected[7] ^= 1 << spec.out_fmt.width  # lane 1 of beat 7: vector 3, channel 3
     result = cosim(verilog_text(dut, "bn_bad"), "bn_bad", job, sim, work)
     assert result.mismatches == 1
     assert result.first["vector"] == 3 and result.first["channel"] == 3
@@ -318,7 +319,7 @@ def test_cnv_rtl_on_all_held_out_mnist_images(name, verilator, work):
     job = network_job(top, x, seed_of(name), image_ids=ids, p_valid=0.85, p_ready=0.75)
     result = cosim(verilog, name, job, verilator, work, mode="batch")
     assert result.mismatches == 0 and result.vectors == len(ids) == 2000, result.message
-    full = cosim(verilog, name, first_vectors(job, len(ids), p_valid=1.0, p_ready=1.0), verilator, work, mode="batch")
+    full = cosim(verilog, name, job.first(len(ids), p_valid=1.0, p_ready=1.0), verilator, work, mode="batch")
     assert full.mismatches == 0, full.message
     assert full.beat_cycles == full_rate_output_cycles(top, len(ids), full.first_in_cycle)
     assert full.beat_cycles[1] - full.beat_cycles[0] == top.initiation_interval
@@ -331,7 +332,7 @@ def test_conv_shapes_rtl(name, sim, work):
     top = _conv_top(name)
     n = 24 if sim == "verilator" else 3  # Icarus: a few thousand clocks per second on these tops
     job = top.job(n, seed_of(name, sim))
-    job = {**job, "p_valid": 0.85, "p_ready": 0.75}
+    job = dataclasses.replace(job, p_valid=0.85, p_ready=0.75)
     seed = seed_of(name)
     check(top.component(), name, job, sim, work, seed, mode="batch")
 

@@ -61,7 +61,7 @@ def test_shift_round_matches_reference(data, s, mode):
 def _lifted_kernel(acc, s, lift, away, tie_mask, mode):
     out = np.empty_like(acc)
     for i in range(acc.size):
-        out[i] = fixed._lifted_shift_round(acc[i] + lift, s, away, tie_mask, mode)
+        out[i] = fixed.lifted_shift_round(acc[i] + lift, s, away, tie_mask, mode)
     return out
 
 

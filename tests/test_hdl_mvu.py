@@ -10,23 +10,23 @@ import pytest
 
 from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.ir import MVTU, Bits, InputThreshold
+from hwnorm.ir import MVULayer, Bits, InputThreshold
 from tests.hdl_sim import full_rate_timing, lanes, run_stream
 
 
 def random_layer(rng, k, rows, in_bits=1, in_signed=False, n_thresholds=1, out_base=0, raw=False):
     w = rng.integers(0, 2, (rows, k))
-    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_signed, name="fc")
+    layer = MVULayer(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_signed, name="fc")
     if raw:
         return layer
     lo, hi = layer.acc_range
     thr = np.sort(rng.integers(lo, hi + 2, (rows, n_thresholds)), axis=1)
     thr[0] = lo          # always fires
     thr[-1, -1] = hi + 1  # never fires
-    return MVTU(layer.weights, k, ThresholdSpec(thr, lo, hi, out_base), in_bits=in_bits, in_signed=in_signed)
+    return MVULayer(layer.weights, k, ThresholdSpec(thr, lo, hi, out_base), in_bits=in_bits, in_signed=in_signed)
 
 
-def random_inputs(rng, layer: MVTU, n: int) -> np.ndarray:
+def random_inputs(rng, layer: MVULayer, n: int) -> np.ndarray:
     lo, hi = layer.in_range
     x = rng.integers(lo, hi + 1, (n, layer.in_features))
     if layer.in_bits == 1:
@@ -35,7 +35,7 @@ def random_inputs(rng, layer: MVTU, n: int) -> np.ndarray:
     return x
 
 
-def golden(layer: MVTU, x: np.ndarray) -> np.ndarray:
+def golden(layer: MVULayer, x: np.ndarray) -> np.ndarray:
     act = Bits(bnn.pack_bits(x), layer.in_features) if layer.in_bits == 1 else x
     out = layer.run(act)
     return out.unpack() if isinstance(out, Bits) else out
@@ -69,7 +69,7 @@ def test_raw_accumulator_out_reaches_the_extremes(in_bits):
     k = 16
     w = np.ones((4, k), np.uint8)
     w[1] = 0
-    layer = MVTU(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_bits > 1)
+    layer = MVULayer(bnn.pack_bits(w), k, None, in_bits=in_bits, in_signed=in_bits > 1)
     x = random_inputs(rng, layer, 4)
     if in_bits == 1:
         x[0], x[1] = 0, 1
@@ -127,13 +127,13 @@ def int_layer(rng, k, rows, in_bits, in_signed, weight_bits, weight_signed, n_th
     from hwnorm.datatypes import IntType
     w = rng.integers(*IntType(weight_bits, weight_signed).range, (rows, k), endpoint=True)
     lo, hi = in_range or (None, None)
-    layer = MVTU(w, k, None, in_bits=in_bits, in_signed=in_signed, name="fc", weight_bits=weight_bits,
+    layer = MVULayer(w, k, None, in_bits=in_bits, in_signed=in_signed, name="fc", weight_bits=weight_bits,
                  weight_signed=weight_signed, in_lo=lo, in_hi=hi)
     if raw:
         return layer
     a, b = layer.acc_range
     thr = np.sort(rng.integers(a, b + 2, (rows, n_thresholds)), axis=1)
-    return MVTU(w, k, ThresholdSpec(thr, a, b, out_base=-1), in_bits=in_bits, in_signed=in_signed, name="fc",
+    return MVULayer(w, k, ThresholdSpec(thr, a, b, out_base=-1), in_bits=in_bits, in_signed=in_signed, name="fc",
                 weight_bits=weight_bits, weight_signed=weight_signed, in_lo=lo, in_hi=hi)
 
 
@@ -171,10 +171,10 @@ def test_narrow_input_range_tightens_the_accumulator_and_is_checked():
     assert "in_range" not in wide.to_dict()
     with pytest.raises(ValueError, match=r"input outside its declared range \[-1, 1\]"):
         narrow.run(np.full((1, 16), -2))
-    again = MVTU.from_dict(narrow.to_dict())
+    again = MVULayer.from_dict(narrow.to_dict())
     assert again.to_dict() == narrow.to_dict() and again.weight_type.name == "int2"
 
 
 def test_integer_weights_are_checked_against_their_type():
     with pytest.raises(ValueError, match=r"weights outside their int2 range \[-2, 1\]"):
-        MVTU(np.array([[2, 0]]), 2, None, in_bits=4, weight_bits=2, weight_signed=True)
+        MVULayer(np.array([[2, 0]]), 2, None, in_bits=4, weight_bits=2, weight_signed=True)

@@ -8,7 +8,7 @@ import pytest
 from hwnorm import bnn
 from hwnorm.datatypes import IntType
 from hwnorm.fixed import FixedFormat
-from hwnorm.ir import MVTU, Network, QuantBN
+from hwnorm.ir import MVULayer, Network, QuantBN
 from hwnorm.qbn import fold_bn
 from tests.helpers import toy_network
 
@@ -43,7 +43,7 @@ def test_integer_input_mvtu_with_multithreshold():
     lo, hi = -k * 128, k * 128
     fold = bnn.fold_multithreshold(rng.normal(0, 1, n), rng.normal(0, 1, n), 0, rng.uniform(100, 5000, n),
                                    acc_lo=lo, acc_hi=hi, out_bits=2, out_scale=0.5)
-    layer = MVTU(bnn.pack_bipolar(np.where(fold.flip[:, None], -w, w)), k, fold.spec, in_bits=8, in_signed=True)
+    layer = MVULayer(bnn.pack_bipolar(np.where(fold.flip[:, None], -w, w)), k, fold.spec, in_bits=8, in_signed=True)
     x = rng.integers(-128, 128, (31, k))
     acc = x @ w.T
     assert np.array_equal(layer.run(x), fold.spec.apply(np.where(fold.flip, -acc, acc)))
@@ -55,9 +55,9 @@ def test_inconsistent_networks_are_rejected():
     with pytest.raises(ValueError, match=r"in gives shape \(100,\) \(100 values\), fc1 takes \(70,\)"):
         Network((net.layers[0], net.layers[2]))
     with pytest.raises(ValueError, match="expects bits, fc_out gives integers"):
-        Network((net.layers[-2], MVTU(np.zeros((3, 1), np.uint64), 5)))
+        Network((net.layers[-2], MVULayer(np.zeros((3, 1), np.uint64), 5)))
     with pytest.raises(ValueError, match="pad bits must be 0"):
-        MVTU(np.full((2, 1), np.uint64(2**63)), 10)
+        MVULayer(np.full((2, 1), np.uint64(2**63)), 10)
     with pytest.raises(ValueError, match="unknown layer kind"):
         Network.from_dict({"format": "hwnorm-network/1", "layers": [{"kind": "conv"}]})
     with pytest.raises(ValueError, match=r"outside the declared uint8 range \[0, 255\]"):

@@ -23,8 +23,8 @@ from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse
 from hwnorm.cli import main
 from hwnorm.datatypes import IntType, bit_planes, counter_bits
 from hwnorm.fixed import FixedFormat
-from hwnorm.hdl.common import FromBlock, advance_signal, group_counter, lanes_of, rom
-from hwnorm.ir import MVTU, Network, QuantBN
+from hwnorm.hdl.common import FromBlock, advance_signal, group_counter, lane_array, rom
+from hwnorm.ir import MVULayer, Network, QuantBN
 from hwnorm.layers.base import ElementwiseLayer, LayerBlock, as_int_batch, check_fold
 from hwnorm.qbn import fold_bn
 
@@ -107,8 +107,8 @@ class BiasAddBlock(LayerBlock, BeatPipeline):
 class BiasAddComponent(FromBlock, wiring.Component):
     def __init__(self, block: BiasAddBlock):
         self.block = block
-        super().__init__({"i": In(stream.Signature(lanes_of(block.in_type, block.pe))),
-                          "o": Out(stream.Signature(lanes_of(block.out_type, block.pe)))})
+        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.pe))),
+                          "o": Out(stream.Signature(lane_array(block.out_type, block.pe)))})
 
     def elaborate(self, platform):
         block, m = self.block, Module()
@@ -140,7 +140,7 @@ def network(seed: int = 3, channels: int = 12, classes: int = 4) -> Network:
     first = BiasAdd(rng.integers(-20, 9, channels), in_bits=6, name="offset")
     t = first.out_type
     w = rng.choice([-1, 1], (classes, channels))
-    mvu = MVTU(bnn.pack_bipolar(w), channels, None, in_bits=t.bits, in_signed=t.signed, name="fc")
+    mvu = MVULayer(bnn.pack_bipolar(w), channels, None, in_bits=t.bits, in_signed=t.signed, name="fc")
     lo, hi = mvu.acc_range
     fold = fold_bn(rng.uniform(0.5, 2, classes), rng.normal(0, 1, classes), 0.0, 1.0, 0.0,
                    in_fmt=FixedFormat(mvu.acc_type.bits), in_scale=1.0, in_range=(lo, hi),

@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hwnorm import data
-from hwnorm.ir import MVTU, InputThreshold, QuantBN
+from hwnorm.ir import MVULayer, InputThreshold, QuantBN
 from hwnorm.qonnx import ImportError_, import_qonnx, interpret
 from hwnorm.qonnx_ref import load_reference, reference_logits
 
@@ -39,7 +39,7 @@ def executor_logits(mnist):
 
 def test_tfc_imports_to_the_expected_integer_layers(tfc):
     kinds = [type(layer) for layer in tfc.layers]
-    assert kinds == [InputThreshold, MVTU, MVTU, MVTU, MVTU, QuantBN]
+    assert kinds == [InputThreshold, MVULayer, MVULayer, MVULayer, MVULayer, QuantBN]
     assert [layer.in_features for layer in tfc.layers[1:5]] == [784, 64, 64, 64]
     assert tfc.layers[4].thresholds is None and tfc.layers[4].out_features == 10
     # pixel/255 ·2 − 1 ≥ 0  ⇔  pixel ≥ 127.5

@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from hwnorm.cli import main
+from hwnorm.sim.job import Job
 from hwnorm.sim.verify import rtl_predictions
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -62,13 +63,13 @@ def test_report_leaves_the_previous_set_when_it_fails(tmp_path, capsys):
 
 
 def test_rtl_predictions_come_from_the_rtl_output_beats():
-    argmax = {"vectors": 3, "out_beats_per_vector": 1, "out_lanes": 1, "out_width": 4, "out_signed": False,
-              "argmax_output": True}
+    def job(**kw):
+        return Job(block="b", seed=0, p_valid=1.0, p_ready=1.0, inputs=[], expected=[], in_bits=1, vector_ids=[], **kw)
+    argmax = job(vectors=3, out_beats_per_vector=1, out_lanes=1, out_width=4, out_signed=False, argmax_output=True)
     assert rtl_predictions(argmax, [7, 0, 9]).tolist() == [7, 0, 9]
     assert rtl_predictions(argmax, [7, None, 9]) is None         # an undefined (x/z) beat
     assert rtl_predictions(argmax, [7, 0]) is None               # a missing beat
-    raw = {"vectors": 2, "out_beats_per_vector": 2, "out_lanes": 2, "out_width": 8, "out_signed": True,
-           "argmax_output": False}
+    raw = job(vectors=2, out_beats_per_vector=2, out_lanes=2, out_width=8, out_signed=True, argmax_output=False)
     beat = lambda a, b: (a & 0xFF) | ((b & 0xFF) << 8)  # noqa: E731
     # image 0 scores (-3, 5 | 5, 1): the first index of the maximum; image 1 (-1, -2 | -9, -1)
     got = rtl_predictions(raw, [beat(-3, 5), beat(5, 1), beat(-1, -2), beat(-9, -1)])

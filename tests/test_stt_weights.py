@@ -208,7 +208,7 @@ def test_committed_stt_weights_report_is_complete():
 
 
 def test_a_faulty_raw_accumulator_saturates_at_the_clean_range(tfc2):
-    from hwnorm.layers.mvu import MVTU
+    from hwnorm.layers.mvu import MVULayer
     net, folding = tfc2
     store = WeightStore("none", ber=0.1, seed=0)
     faulty, _ = stored_network(net, folding, store)
@@ -220,7 +220,7 @@ def test_a_faulty_raw_accumulator_saturates_at_the_clean_range(tfc2):
         assert free.acc_range[0] < layer.acc_clip[0] or free.acc_range[1] > layer.acc_clip[1]
         x = np.random.default_rng(0).integers(layer.in_lo, layer.in_hi + 1, (64, layer.in_features))
         assert np.array_equal(layer.run(x), np.clip(free.run(x), *layer.acc_clip))
-        assert MVTU.from_dict(layer.to_dict()).acc_clip == layer.acc_clip  # the IR JSON keeps it
+        assert MVULayer.from_dict(layer.to_dict()).acc_clip == layer.acc_clip  # the IR JSON keeps it
     with pytest.raises(ValueError, match="acc_clip .* applies to a raw accumulator"):
         thresholded = next(l for l in net.layers if l.kind == "mvu" and l.thresholds is not None)
         dataclasses.replace(thresholded, acc_clip=(0, 1))

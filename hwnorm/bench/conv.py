@@ -10,7 +10,7 @@ import numpy as np
 from hwnorm.bench.registry import benchmark, best_rate, figure
 from hwnorm import bnn, data
 from hwnorm.datatypes import BIPOLAR, IntType
-from hwnorm.layers.mvu import MVTU
+from hwnorm.layers.mvu import MVULayer
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
 from hwnorm.models import load_network
@@ -36,7 +36,7 @@ def _conv_layers(element, weights: np.ndarray, weight_bits: int):
     flat = weights.reshape(FILTERS, k)
     packed = bnn.pack_bits((flat > 0).astype(np.uint8)) if weight_bits == 1 else flat
     in_bits = 1 if element is BIPOLAR else element.bits
-    mvu = MVTU(packed, k, None, in_bits, getattr(element, "signed", False), "conv", weight_bits, True,
+    mvu = MVULayer(packed, k, None, in_bits, getattr(element, "signed", False), "conv", weight_bits, True,
                spatial=(g.out_height, g.out_width))
     return window, mvu
 

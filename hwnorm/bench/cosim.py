@@ -21,7 +21,8 @@ from hwnorm import data
 from hwnorm.bench.registry import benchmark, figure
 from hwnorm.generate import default_designs, design_for_model, model_of
 from hwnorm.hdl.verilog import verilog_text
-from hwnorm.sim.jobs import first_vectors, layer_job, network_job
+from hwnorm.sim.job import Job
+from hwnorm.sim.jobs import layer_job, network_job
 from hwnorm.sim.runner import available_simulators, cosim, require_simulators
 
 MVU_VECTORS = 20_000
@@ -29,23 +30,23 @@ TFC_IMAGES = 10_000
 CNV_IMAGES = 2_000
 
 
-def _timed(verilog: str, top: str, job: dict, sim: str, work: str, mode: str) -> float:
+def _timed(verilog: str, top: str, job: Job, sim: str, work: str, mode: str) -> float:
 
     start = time.perf_counter()
     result = cosim(verilog, top, job, sim, work, waves_on_failure=False, mode=mode)
     seconds = time.perf_counter() - start
-    if result.mismatches or result.vectors != job["vectors"]:
+    if result.mismatches or result.vectors != job.vectors:
         raise AssertionError(f"cosim benchmark: {result.message}")
     return seconds
 
 
-def _compare(label: str, verilog: str, top: str, job: dict, warm_up: dict, sim: str, work: str, unit: str):
+def _compare(label: str, verilog: str, top: str, job: Job, warm_up: dict, sim: str, work: str, unit: str):
     """Figures of one design on one simulator: batch rate vs per-cycle rate on the same job."""
     builds = {}
     for mode in ("stream", "batch"):
         builds[mode] = _timed(verilog, top, warm_up, sim, work, mode)
     seconds = {mode: _timed(verilog, top, job, sim, work, mode) for mode in ("stream", "batch")}
-    n = job["vectors"]
+    n = job.vectors
     return figure(f"cosim.{label}_{sim}_batch_vs_per_cycle", n / seconds["batch"], unit,
                   f"per-cycle cocotb driving ({sim})", n / seconds["stream"], vectors=n,
                   batch_s=round(seconds["batch"], 3), per_cycle_s=round(seconds["stream"], 3),
@@ -92,7 +93,7 @@ def _conv_rows(work: str):
     for engine in ("native", "cocotb"):
         cocotb_batch = engine == "cocotb"
         start = time.perf_counter()
-        cosim(verilog, "cnv", first_vectors(job, 2), "verilator", work, mode="batch", cocotb_batch=cocotb_batch)
+        cosim(verilog, "cnv", job.first(2), "verilator", work, mode="batch", cocotb_batch=cocotb_batch)
         build = time.perf_counter() - start
         start = time.perf_counter()
         result = cosim(verilog, "cnv", job, "verilator", work, waves_on_failure=False, mode="batch",

@@ -14,7 +14,8 @@ from hwnorm.estimate.synthesis import TARGETS, ToolError, place_and_route, synth
 from hwnorm.generate import Design, Plan, Verilog, model_for
 from hwnorm.stt import load_table
 
-__all__ = ["estimate_design", "design_resources", "estimate_figures", "activation_costs", "at_fmax"]
+__all__ = ["estimate_design", "design_resources", "estimate_figures", "activation_costs", "at_fmax",
+           "estimate_lines", "resource_lines"]
 
 
 def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = DEFAULT_IMAGES,
@@ -129,3 +130,46 @@ def at_fmax(cycles: dict, resources: dict) -> dict:
             for t, r in resources.items() if (r.get("timing") or {}).get("fmax_mhz")}
 
 
+def estimate_lines(design: Design, r: dict, clock_mhz: float) -> list[str]:
+    """What ``hwnorm estimate`` prints for one design's :func:`estimate_design` figures."""
+    c = r["cycles"]
+    d = c["design"]
+    lines = [f"{design.name} ({design.kind}): {d['cycles_per_vector']} clocks per vector, latency {d['latency']} "
+             f"clocks; at {clock_mhz:g} MHz {c['vectors_per_second']:,.0f} vectors/s, "
+             f"first result after {c['latency_seconds'] * 1e6:.3f} µs"]
+    if len(c["stages"]) > 1:
+        lines.append(f"  {'stage':<26}{'kind':<14}{'clocks/vector':>14}{'done at':>9}")
+        for st in c["stages"]:
+            mark = "  ← bottleneck" if st["name"] == c["bottleneck"] else ""
+            lines.append(f"  {st['name']:<26}{st['kind']:<14}{st['cycles_per_vector']:>14}{st['done_at']:>9}{mark}")
+    if "energy" in r:
+        e = r["energy"]
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1]))
+        buf = e["weight_buffer"]
+        lines.append(f"  energy per inference ({e['images']} images, table {e['table']}): compute {e['compute_pj']:.1f} pJ "
+                     f"({parts}); weight memories as SRAM arrays {buf['sram_pj']:.1f} pJ, as MLC STT-RAM arrays "
+                     f"{buf['stt_pj']:.1f} pJ (codec {buf['stt_codec']}, {buf['stt_cells']} cells; periphery included)")
+    return lines + resource_lines(r["resources"])
+
+
+def resource_lines(resources: dict) -> list[str]:
+    """One line per target: estimate, and synthesis with the error where it ran."""
+    lines = []
+    for target, r in resources.items():
+        est = r["estimate"]
+        line = (f"  {target:<7} estimate {est['lut']:>6} LUT {est['ff']:>6} FF {est['bram']:>3} BRAM "
+                f"{est['dsp']:>3} DSP")
+        if "synthesis" in r:
+            got, err = r["synthesis"]["counts"], r["error"]
+            pct = "/".join("—" if err[c] is None else f"{100 * err[c]:+.0f}%" for c in ("lut", "ff"))
+            line += (f" | Yosys {got['lut']:>6} LUT {got['ff']:>6} FF {got['bram']:>3} BRAM {got['dsp']:>3} DSP "
+                     f"(LUT/FF error {pct})")
+        if "synthesis_failed" in r:  # asked for, not produced: say so and why (no Fmax follows either)
+            line += f" | Yosys failed: {r['synthesis_failed']}"
+        if "timing" in r:
+            t = r["timing"]
+            line += f" | Fmax {t['fmax_mhz']:.1f} MHz on {t['device']}" if t["fmax_mhz"] else f" | {t['reason']}"
+        if r.get("uncalibrated_kinds"):
+            line += f" | {', '.join(r['uncalibrated_kinds'])}: generic costs (not calibrated yet)"
+        lines.append(line)
+    return lines

@@ -199,26 +199,41 @@ def _layer_energy(layer, block, fold: dict, y, table: EnergyTable, images: int) 
     return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits, block.out_type.width
 
 
+# The actions layer kinds count (Layer.energy_actions), as data: a name → (component, price of one
+# action from the table); a family ``<prefix><bits>b`` is priced at its width. A kind that counts
+# an action not listed here is refused by name, with the list.
+ACTIONS = {
+    "xnor_bits": ("xnor", lambda table: table.pj("xnor")),
+    "popcount_input_bits": ("popcount", lambda table: table.pj("popcount")),
+    "comparator_bits": ("comparator", lambda table: table.pj("comparator")),
+    "register_toggles": ("register", lambda table: table.pj("register")),
+}
+ACTION_FAMILIES = {
+    "add_": ("add", lambda table, bits: table.add(bits)),
+    "mult_": ("mult", lambda table, bits: table.mult(bits)),
+    # a line buffer: bits written and read, priced as SRAM reads of that capacity
+    "ram_access_": ("line_buffer", lambda table, bits: table.sram_read_bit(bits)),
+}
+
+
+def _unit_price(action: str, table: EnergyTable) -> tuple[str, float]:
+    """(component, pJ of one) of an action name."""
+    if action in ACTIONS:
+        component, price = ACTIONS[action]
+        return component, price(table)
+    for prefix, (component, price) in ACTION_FAMILIES.items():
+        width = action[len(prefix):-1]
+        if action.startswith(prefix) and action.endswith("b") and width.isdigit():
+            return component, price(table, int(width))
+    names = ", ".join([*ACTIONS, *(f"{prefix}<bits>b" for prefix in ACTION_FAMILIES)])
+    raise ValueError(f"no energy entry for action {action!r}; actions are {names}")
+
+
 def _price(counts: dict, table: EnergyTable) -> dict:
     pj: dict = {}
     for action, count in counts.items():
-        if action == "xnor_bits":
-            pj["xnor"] = count * table.pj("xnor")
-        elif action == "popcount_input_bits":
-            pj["popcount"] = count * table.pj("popcount")
-        elif action == "comparator_bits":
-            pj["comparator"] = count * table.pj("comparator")
-        elif action == "register_toggles":
-            pj["register"] = count * table.pj("register")
-        elif action.startswith("add_"):
-            pj["add"] = pj.get("add", 0.0) + count * table.add(int(action[4:-1]))
-        elif action.startswith("mult_"):
-            pj["mult"] = pj.get("mult", 0.0) + count * table.mult(int(action[5:-1]))
-        elif action.startswith("ram_access_"):  # a line buffer: bits written and read, priced as SRAM reads
-            pj["line_buffer"] = pj.get("line_buffer", 0.0) + count * table.sram_read_bit(int(action[11:-1]))
-        else:
-            raise ValueError(f"no energy entry for action {action!r}; actions are xnor_bits, popcount_input_bits, "
-                             "comparator_bits, register_toggles, add_<bits>b, mult_<bits>b and ram_access_<capacity bits>b")
+        component, one = _unit_price(action, table)
+        pj[component] = pj.get(component, 0.0) + count * one
     return pj
 
 

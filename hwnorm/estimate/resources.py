@@ -37,7 +37,7 @@ from hwnorm.estimate.synthesis import TARGETS, Target
 
 __all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_calibration", "estimate_resources",
            "fit_costs", "relative_error", "parts", "rom_luts", "KIND_FEATURES", "GENERIC", "fit_errors",
-           "uncalibrated_kinds"]
+           "uncalibrated_kinds", "calibration_path"]
 
 FEATURES = ("blocks", "popcount", "adder", "compare", "mux", "logic", "register",
             "rom_luts", "rom_width", "rom_shallow_width", "ram_bits", "ram_width", "mult_bits", "table_bits")
@@ -180,12 +180,12 @@ class ResourceModel:
         return {cls: int(round(v)) for cls, v in total.items()}
 
 
-def _calibration_path() -> Path:
+def calibration_path() -> Path:
     return Path(str(resources.files("hwnorm.data").joinpath("fpga", CALIBRATION)))
 
 
 def load_calibration(path=None) -> dict:
-    path = Path(path) if path else _calibration_path()
+    path = Path(path) if path else calibration_path()
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

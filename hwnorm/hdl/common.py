@@ -20,10 +20,10 @@ from amaranth.lib.memory import Memory
 from hwnorm.fixed import Rounding
 
 __all__ = ["at_least", "tree_sum", "pairwise_tree", "Retime", "rom", "round_shift", "fit_wrap", "advance_signal", "group_counter", "FromBlock",
-           "unused_ok", "lane_format", "lanes_of"]
+           "unused_ok", "lane_format", "lane_array"]
 
 
-def lanes_of(element, lanes: int) -> data.ArrayLayout:
+def lane_array(element, lanes: int) -> data.ArrayLayout:
     """The payload layout of a stream of ``lanes`` elements of a :mod:`hwnorm.datatypes` type."""
     return data.ArrayLayout(element.shape(), lanes)
 

@@ -21,7 +21,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, Retime, at_least, advance_signal, group_counter, lanes_of, rom, tree_sum
+from hwnorm.hdl.common import FromBlock, Retime, at_least, advance_signal, group_counter, lane_array, rom, tree_sum
 from hwnorm.hdl.stt import decode_cells
 
 __all__ = ["MVU", "Thresholding"]
@@ -39,8 +39,8 @@ def count_at_least(value, thresholds: list, out_base: int, cuts=(), retime=None,
 
 
 def _stream_ports(block) -> dict:
-    return {"i": In(stream.Signature(lanes_of(block.in_type, block.in_lanes))),
-            "o": Out(stream.Signature(lanes_of(block.out_type, block.out_lanes)))}
+    return {"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
+            "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))}
 
 
 class MVU(FromBlock, wiring.Component):
@@ -157,7 +157,7 @@ class MVU(FromBlock, wiring.Component):
             for p in range(pe):
                 m.d.comb += result[p].eq(_clipped(acc2[p], layer.acc_clip))
         else:
-            layout = data.ArrayLayout(lanes_of(t.threshold_type, t.n_thresholds), pe)
+            layout = data.ArrayLayout(lane_array(t.threshold_type, t.n_thresholds), pe)
             thr = rom(m, "thresholds", layout, block.threshold_rows(), advance, nf1)
             ranks = block.threshold_ranks  # the ROM's read data registered, the accumulators with it
             thr, v2 = retime.delay(thr, ranks, "thresholds"), retime.valid(v2, ranks, "v2")
@@ -221,7 +221,7 @@ class Thresholding(FromBlock, wiring.Component):
         advance = advance_signal(m, self.o)
         m.d.comb += self.i.ready.eq(advance)
         group = group_counter(m, self.i, self.groups)
-        layout = data.ArrayLayout(lanes_of(t.threshold_type, t.n_thresholds), pe)
+        layout = data.ArrayLayout(lane_array(t.threshold_type, t.n_thresholds), pe)
         thr = rom(m, "thresholds", layout, self.block.threshold_rows(), advance, group)
         x1, v1 = Signal(self.i.payload.shape(), reset_less=True), Signal()
         retime, cuts = Retime(m, advance), self.block.count_cuts

@@ -12,14 +12,14 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, Retime, advance_signal, at_least, lanes_of, pairwise_tree
+from hwnorm.hdl.common import FromBlock, Retime, advance_signal, at_least, lane_array, pairwise_tree
 
 __all__ = ["Gather", "Split", "StreamFIFO", "RegisterSlice", "ArgMax"]
 
 
 def _ports(block) -> dict:
-    return {"i": In(stream.Signature(lanes_of(block.in_type, block.in_lanes))),
-            "o": Out(stream.Signature(lanes_of(block.out_type, block.out_lanes)))}
+    return {"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
+            "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))}
 
 
 class Gather(FromBlock, wiring.Component):
@@ -127,7 +127,7 @@ class ArgMax(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block, self.lanes, self.channels, self.groups = block, block.in_lanes, block.channels, block.groups
-        super().__init__({"i": In(stream.Signature(lanes_of(block.in_type, block.in_lanes))),
+        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
                           "o": Out(stream.Signature(block.out_type.shape()))})
 
     def _beat_best(self, group, retime):

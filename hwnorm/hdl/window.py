@@ -23,7 +23,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, advance_signal, lanes_of
+from hwnorm.hdl.common import FromBlock, advance_signal, lane_array
 
 __all__ = ["SlidingWindowUnit", "MaxPoolUnit"]
 
@@ -46,7 +46,7 @@ class _LineBufferUnit(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block = block
-        payload = lanes_of(block.in_type, block.in_lanes)
+        payload = lane_array(block.in_type, block.in_lanes)
         super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(payload))})
 
     def pad_bits(self) -> int:

@@ -10,7 +10,7 @@ never a switch on the kind string.
 The built-in kinds::
 
     thresholding.py   InputThreshold  elementwise multi-threshold of integers (e.g. pixel binarization)
-    mvu.py            MVTU            matrix-vector(-threshold) unit, ±1 weights, binary or integer input
+    mvu.py            MVULayer        matrix-vector(-threshold) unit: ±1 or integer weights and inputs
     qbn.py            QuantBN         the exact quantized batch-norm (A·x + B) >> k
     window.py         SlidingWindow   a convolution's sliding-window input generator (line buffer)
     maxpool.py        MaxPool         max over windows of a feature map (OR for bits)
@@ -40,7 +40,8 @@ How to add a layer kind
 -----------------------
 1. Write ``hwnorm/layers/<kind>.py``: a ``@register``-ed subclass of ``Layer`` with a unique
    ``kind`` name, and its ``Block`` subclass (cycle model, inventory, ``component()``).
-2. Put its Amaranth component in ``hwnorm/hdl/<kind>.py`` (ports ``i`` / ``o`` as
+2. Put its Amaranth component in a module of ``hwnorm/hdl/`` (kinds that share datapath parts
+   share a module: ``mvu.py`` holds the MVU and the thresholding unit; ports ``i`` / ``o`` as
    ``amaranth.lib.stream`` signatures, built from the block).
 3. Import the module in this file, so the kind registers when hwnorm loads (it registers
    with :mod:`hwnorm.layers.registry`, which sits below the kinds).

@@ -1,7 +1,9 @@
-"""Layer kind ``mvu``: matrix-vector(-threshold) unit with ±1 weights (FINN's MVAU, binary weights).
+"""Layer kind ``mvu``: matrix-vector(-threshold) unit (FINN's MVAU): ±1 or integer weights, binary
+or integer inputs. One concept, one name: the kind ``mvu`` (``mvtu`` in older IR files), its spec
+:class:`MVULayer`, its hardware model :class:`MVUBlock`, its Amaranth :class:`hwnorm.hdl.mvu.MVU`.
 
-Golden model: binary input (bipolar ±1) → XNOR/popcount, ``acc = K − 2·popcount(a ⊕ w)``;
-integer input → bit-serial planes; then the thresholds (:class:`~hwnorm.bnn.ThresholdSpec`),
+Golden model: binary input and ±1 weights → XNOR/popcount, ``acc = K − 2·popcount(a ⊕ w)``;
+integer inputs or weights → an integer GEMM (:mod:`hwnorm.intmm`); then the thresholds (:class:`~hwnorm.bnn.ThresholdSpec`),
 or the raw accumulator when there are none.
 
 Hardware, folded FINN-style: ``PE`` output rows and ``SIMD`` input columns per clock, so one
@@ -41,7 +43,7 @@ from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, co
 from hwnorm.spec import content_hash
 from hwnorm.stt.intcodec import rows_to_bits
 
-__all__ = ["MVTU", "MVUBlock"]
+__all__ = ["MVULayer", "MVUBlock"]
 
 MAX_AUTO_PE = 16  # default folding: the largest PE ≤ 16 and SIMD ≤ 64 that divide the matrix
 
@@ -61,7 +63,7 @@ def _hex_to_words(rows: list[str], k: int) -> np.ndarray:
 
 @register
 @dataclass(frozen=True, eq=False)
-class MVTU(Layer):
+class MVULayer(Layer):
     """Matrix-vector(-threshold) unit: ``acc[j] = Σ_k x[k]·w[j, k]``, then thresholds or the raw sum.
 
     Weights are bipolar (``weight_bits == 1``: ±1, ``weights`` packed uint64 rows
@@ -77,7 +79,7 @@ class MVTU(Layer):
     thresholds: ThresholdSpec | None = None
     in_bits: int = 1
     in_signed: bool = False
-    name: str = "mvtu"
+    name: str = "mvu"
     weight_bits: int = 1
     weight_signed: bool = True
     in_lo: int | None = None
@@ -272,7 +274,7 @@ class MVTU(Layer):
                    "weights": (list,), "thresholds": (dict, type(None))}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MVTU":
+    def from_dict(cls, d: dict) -> "MVULayer":
         thr = None if d["thresholds"] is None else ThresholdSpec.from_dict(d["thresholds"])
         wt = element_type(d.get("weight_type", "bipolar"))
         if wt.is_bipolar:
@@ -342,7 +344,7 @@ class MVTU(Layer):
         counts[key] = counts.get(key, 0) + n * (k // fold["simd"])  # one accumulate per PE per input fold
         t = self.thresholds
         if t is not None:
-            counts["comparator_bits"] = n * t.n_thresholds * t.threshold_type.width
+            counts["comparator_bits"] = n * t.channel_bits
         return counts
 
     has_weight_memory = True
@@ -362,9 +364,9 @@ class MVTU(Layer):
 
 
 class MVUBlock(LayerBlock, Block):
-    """An :class:`MVTU` folded ``pe`` × ``simd`` (module docstring)."""
+    """An :class:`MVULayer` folded ``pe`` × ``simd`` (module docstring)."""
 
-    kind = MVTU.kind
+    kind = MVULayer.kind
     stored = None  # StoredWeights (hwnorm.stt.store): the weight ROM holds MLC cells, decoded on read
 
     @property
@@ -433,7 +435,7 @@ class MVUBlock(LayerBlock, Block):
         t = self.layer.thresholds
         return () if t is None else count_cuts(self.timing, t, self.layer.acc_bits)
 
-    def __init__(self, layer: MVTU, pe: int = 1, simd: int = 1):
+    def __init__(self, layer: MVULayer, pe: int = 1, simd: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.out_features, "output rows")
         self.simd = check_fold(layer.name, "SIMD", simd, layer.in_features, "input columns")
         self.layer, self.name = layer, layer.name
@@ -448,7 +450,7 @@ class MVUBlock(LayerBlock, Block):
         t = layer.thresholds
         if t is not None:
             check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
-                              pe * t.n_thresholds * t.threshold_type.width, "PE")
+                              pe * t.channel_bits, "PE")
 
     @property
     def initiation_interval(self) -> int:
@@ -542,7 +544,7 @@ class MVUBlock(LayerBlock, Block):
             + (self.operand_ranks - self.cell_ranks) * pe * simd * layer.weight_bits
         t = layer.thresholds
         if t is not None:
-            out += self.threshold_ranks * (pe * (t.n_thresholds * t.threshold_type.width + layer.acc_bits) + 1)
+            out += self.threshold_ranks * (pe * (t.channel_bits + layer.acc_bits) + 1)
             out += count_register_bits(self.count_cuts, t, pe) + len(self.count_cuts)
         return out + ranks * (3 + counter_bits(self.nf)) + int(self.split_acc) * (1 + counter_bits(self.nf))
 
@@ -552,7 +554,7 @@ class MVUBlock(LayerBlock, Block):
         raw_bits = self.raw_type.width
         out_bits = pe * self.out_type.width
         t = layer.thresholds
-        thr_bits = 0 if t is None else t.n_thresholds * t.threshold_type.width
+        thr_bits = 0 if t is None else t.channel_bits
         stored = self.stored
         row_bits = pe * simd * layer.weight_bits if stored is None else 2 * stored.cells.shape[1]
         mems = [MemoryUse("rom", row_bits, sf * nf)] if sf * nf > 1 else []

@@ -131,7 +131,7 @@ class InputThreshold(ElementwiseLayer):
     # ---- energy
     def energy_actions(self, fold: dict) -> dict:
         t = self.thresholds
-        return {"comparator_bits": t.channels * t.n_thresholds * t.threshold_type.width}
+        return {"comparator_bits": t.channels * t.channel_bits}
 
     def stored_bits(self) -> list[np.ndarray]:
         t = self.thresholds
@@ -168,7 +168,7 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
         self.in_beats = self.out_beats = self.groups
         t = layer.thresholds
         check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
-                          pe * t.n_thresholds * t.threshold_type.width, "PE")
+                          pe * t.channel_bits, "PE")
 
     def threshold_rows(self) -> list:
         return lane_rows(self.layer.thresholds, self.pe)
@@ -176,13 +176,13 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     def pipeline_register_bits(self) -> int:
         """Flip-flops the target clock adds (hwnorm.timing)."""
         t, pe = self.layer.thresholds, self.pe
-        operands = pe * (t.n_thresholds * t.threshold_type.width + self.in_type.width) + 1
+        operands = pe * (t.channel_bits + self.in_type.width) + 1
         return operands * self.threshold_ranks + count_register_bits(self.count_cuts, t, pe) \
             + len(self.count_cuts)
 
     def inventory(self) -> Inventory:
         t, pe = self.layer.thresholds, self.pe
-        thr_bits = t.n_thresholds * t.threshold_type.width
+        thr_bits = t.channel_bits
         return Inventory(adder=counter_bits(self.groups), compare=compare_bits(t, pe),
                          register=pe * self.in_type.width + pe * self.out_type.width + counter_bits(self.groups) + 2
                          + self.pipeline_register_bits(),

@@ -32,7 +32,7 @@ def compare_bits(t: ThresholdSpec, lanes: int) -> int:
     width = t.threshold_type.width
     rows = lane_rows(t, lanes)
     if not constant_rows(rows):
-        return lanes * t.n_thresholds * width
+        return lanes * t.channel_bits
     low = (1 << width) - 1
     return sum(width - _trailing_zeros(int(v) & low, width) for lane in rows[0] for v in lane)
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hwnorm.sim.job import Job
+
 __all__ = ["HARNESS_TOP", "HARNESS_PORTS", "WATCHDOG", "harness_verilog", "write_inputs", "plusargs", "read_outputs"]
 
 HARNESS_TOP = "hwnorm_batch"
@@ -170,16 +172,16 @@ def _threshold(p: float) -> int:
     return min(_PROBABILITY_ONE, max(0, round(p * _PROBABILITY_ONE)))
 
 
-def write_inputs(job: dict, path: Path, in_width: int) -> None:
+def write_inputs(job: Job, path: Path, in_width: int) -> None:
     """The input beats as the harness's ``$fread`` takes them: whole bytes, big-endian."""
     size = _in_bytes(in_width)
-    path.write_bytes(b"".join(beat.to_bytes(size, "big") for beat in job["inputs"]))
+    path.write_bytes(b"".join(beat.to_bytes(size, "big") for beat in job.inputs))
 
 
-def plusargs(job: dict, in_path: Path, out_path: Path) -> list[str]:
-    return [f"+hwnorm_in={in_path}", f"+hwnorm_out={out_path}", f"+hwnorm_in_beats={len(job['inputs'])}",
-            f"+hwnorm_out_beats={len(job['expected'])}", f"+hwnorm_p_valid={_threshold(job['p_valid'])}",
-            f"+hwnorm_p_ready={_threshold(job['p_ready'])}", f"+hwnorm_seed={job['seed'] & 0xFFFFFFFF}"]
+def plusargs(job: Job, in_path: Path, out_path: Path) -> list[str]:
+    return [f"+hwnorm_in={in_path}", f"+hwnorm_out={out_path}", f"+hwnorm_in_beats={len(job.inputs)}",
+            f"+hwnorm_out_beats={len(job.expected)}", f"+hwnorm_p_valid={_threshold(job.p_valid)}",
+            f"+hwnorm_p_ready={_threshold(job.p_ready)}", f"+hwnorm_seed={job.seed & 0xFFFFFFFF}"]
 
 
 def read_outputs(path: Path) -> tuple[list[int], list[int | None]]:

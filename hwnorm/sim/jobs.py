@@ -1,8 +1,9 @@
 """Co-simulation jobs: stimulus and golden output beats for a block, as the testbench reads them.
 
-A job is plain JSON: packed input beats, packed expected output beats, the output lane format
-(for lane-wise mismatch reports), the randomization seed and probabilities. The golden models
-run here, in the ordinary Python process; the testbench in the simulator only drives and compares.
+A job (:class:`hwnorm.sim.job.Job`) holds packed input beats, packed expected output beats, the
+output lane format (for lane-wise mismatch reports), the randomization seed and probabilities.
+The golden models run here, in the ordinary Python process; the testbench in the simulator only
+drives and compares.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwnorm.bnn import Bits
+from hwnorm.sim.job import Job
 
-__all__ = ["port_format", "pack_rows", "make_job", "first_vectors", "lanes_job", "layer_job", "network_job",
+__all__ = ["Job", "port_format", "pack_rows", "make_job", "lanes_job", "layer_job", "network_job",
            "stt_encoder_job", "stt_decoder_job"]
 
 
@@ -30,30 +32,19 @@ def pack_rows(rows, width: int) -> list[int]:
 
 def make_job(block, label: str, in_beats: list[int], out_beats: list[int], vectors: int, seed: int,
              p_valid: float = 0.8, p_ready: float = 0.7, vector_ids=None, vector_label: str = "vector",
-             channel_label: str = "channel", **extra) -> dict:
+             channel_label: str = "channel", **extra) -> Job:
     """A testbench job from packed input and expected output beats of a block's streams."""
     out_lanes, out_width, out_signed = port_format(block, "o")
     in_lanes, in_width, _ = port_format(block, "i")
-    return {
-        "block": label, "seed": int(seed), "p_valid": p_valid, "p_ready": p_ready, "vectors": int(vectors),
-        "inputs": in_beats, "expected": out_beats, "in_bits": in_lanes * in_width,
-        "out_lanes": out_lanes, "out_width": out_width, "out_signed": out_signed,
-        "out_beats_per_vector": len(out_beats) // max(vectors, 1),
-        "vector_ids": list(range(vectors)) if vector_ids is None else [int(v) for v in vector_ids],
-        "vector_label": vector_label, "channel_label": channel_label, **extra,
-    }
+    return Job(block=label, seed=int(seed), p_valid=p_valid, p_ready=p_ready, vectors=int(vectors),
+               inputs=in_beats, expected=out_beats, in_bits=in_lanes * in_width,
+               out_lanes=out_lanes, out_width=out_width, out_signed=out_signed,
+               out_beats_per_vector=len(out_beats) // max(vectors, 1),
+               vector_ids=list(range(vectors)) if vector_ids is None else [int(v) for v in vector_ids],
+               vector_label=vector_label, channel_label=channel_label, **extra)
 
 
-def first_vectors(job: dict, n: int, **changes) -> dict:
-    """The job cut to its first ``n`` vectors (e.g. a short full-rate timing run)."""
-    n = min(n, job["vectors"])
-    per_in = len(job["inputs"]) // job["vectors"]
-    per_out = job["out_beats_per_vector"]
-    return {**job, "vectors": n, "inputs": job["inputs"][:n * per_in], "expected": job["expected"][:n * per_out],
-            "vector_ids": job["vector_ids"][:n], **changes}
-
-
-def lanes_job(block, label: str, in_rows, out_rows, vectors: int, seed: int, **kw) -> dict:
+def lanes_job(block, label: str, in_rows, out_rows, vectors: int, seed: int, **kw) -> Job:
     """A job from lane values: ``in_rows`` (beats, in lanes), ``out_rows`` (beats, out lanes)."""
     in_lanes, in_width, _ = port_format(block, "i")
     out_lanes, out_width, _ = port_format(block, "o")
@@ -61,7 +52,7 @@ def lanes_job(block, label: str, in_rows, out_rows, vectors: int, seed: int, **k
                     pack_rows(np.asarray(out_rows).reshape(-1, out_lanes), out_width), vectors, seed, **kw)
 
 
-def layer_job(block, x: np.ndarray, seed: int, **kw) -> dict:
+def layer_job(block, x: np.ndarray, seed: int, **kw) -> Job:
     """A one-layer block (any layer kind): ``x`` (vectors, in_features) input values as stored
     (bits 0 / 1 for a bipolar input; whole maps for a spatial layer); the expected beats are the
     layer's golden output."""
@@ -75,7 +66,7 @@ def layer_job(block, x: np.ndarray, seed: int, **kw) -> dict:
                      **kw)
 
 
-def network_job(block, x: np.ndarray, seed: int, image_ids=None, **kw) -> dict:
+def network_job(block, x: np.ndarray, seed: int, image_ids=None, **kw) -> Job:
     """A network (:class:`hwnorm.dataflow.NetworkBlock`): ``x`` (images, in_features) integers;
     argmax classes or raw scores."""
     net, argmax = block.net, block.output == "argmax"
@@ -87,7 +78,7 @@ def network_job(block, x: np.ndarray, seed: int, image_ids=None, **kw) -> dict:
                      **kw)
 
 
-def stt_encoder_job(block, words: np.ndarray, seed: int, **kw) -> dict:
+def stt_encoder_job(block, words: np.ndarray, seed: int, **kw) -> Job:
     """An STT encoder: ``words`` uint16 FP16 patterns, a multiple of the block size."""
     spec = block.spec
     blocks = words.reshape(-1, spec.block_words)
@@ -96,7 +87,7 @@ def stt_encoder_job(block, words: np.ndarray, seed: int, **kw) -> dict:
                     len(blocks), seed, channel_label="block", **kw)
 
 
-def stt_decoder_job(block, cells: np.ndarray, seed: int, **kw) -> dict:
+def stt_decoder_job(block, cells: np.ndarray, seed: int, **kw) -> Job:
     """An STT decoder: ``cells`` (blocks, cells_per_block) 2-bit states; words and status out."""
     spec = block.spec
     words, status = spec.decode(cells)

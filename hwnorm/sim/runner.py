@@ -26,6 +26,7 @@ from pathlib import Path
 
 from hwnorm.defaults import SIMULATOR_CHOICES, SIMULATORS
 from hwnorm.sim import batch, native as native_sim
+from hwnorm.sim.job import Job
 from hwnorm.sim.scoreboard import Scoreboard
 from hwnorm.verilator import verilator_env
 
@@ -167,7 +168,7 @@ def _build(sim: str, sources: list[Path], top: str, ports, build_dir: Path, wave
     return runner
 
 
-def cosim(verilog_text: str, top: str, job: dict, sim: str, work_dir, waves_on_failure: bool = True,
+def cosim(verilog_text: str, top: str, job: Job, sim: str, work_dir, waves_on_failure: bool = True,
           mode: str = "stream", cocotb_batch: bool = False) -> CosimResult:
     """Build (once per Verilog text, simulator and mode) and run ``job``; returns the counts.
     ``cocotb_batch`` runs a Verilator batch job under cocotb with ``--timing`` as Icarus does
@@ -195,7 +196,7 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode: str, waves: bool,
+def _run(verilog_text: str, top: str, job: Job, sim: str, build_dir: Path, mode: str, waves: bool,
          native: bool = False) -> CosimResult:
     build_dir.mkdir(parents=True, exist_ok=True)
     sources = [build_dir / f"{top}.v"]
@@ -203,12 +204,12 @@ def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode
     toplevel, ports, plusargs = top, STREAM_PORTS, []
     if mode == "batch":
         sources.append(build_dir / f"{batch.HARNESS_TOP}.v")
-        out_bits = job["out_lanes"] * job["out_width"]
+        out_bits = job.out_lanes * job.out_width
         # native: a C++ loop clocks the harness (hwnorm.sim.native) — no cocotb, no --timing
-        _write_if_changed(sources[1], batch.harness_verilog(top, job["in_bits"], out_bits, own_clock=not native))
+        _write_if_changed(sources[1], batch.harness_verilog(top, job.in_bits, out_bits, own_clock=not native))
         toplevel, ports = batch.HARNESS_TOP, batch.HARNESS_PORTS
         in_path, out_path = build_dir / "inputs.bin", build_dir / "outputs.txt"
-        batch.write_inputs(job, in_path, job["in_bits"])
+        batch.write_inputs(job, in_path, job.in_bits)
         out_path.unlink(missing_ok=True)
         plusargs = batch.plusargs(job, in_path, out_path)
         if native:
@@ -217,7 +218,7 @@ def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode
     runner = _build(sim, sources, toplevel, ports, build_dir, waves, timing=mode == "batch")
     job_path, result_path = build_dir / "job.json", build_dir / "result.json"
     if mode == "stream":  # the batch harness reads only its input file
-        job_path.write_text(json.dumps(job))
+        job_path.write_text(job.to_json())
     result_path.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
@@ -237,19 +238,19 @@ def _run(verilog_text: str, top: str, job: dict, sim: str, build_dir: Path, mode
     return CosimResult(sim, r["vectors"], r["beats"], r["mismatches"], r["cycles"], r["first"], seconds=seconds)
 
 
-def _batch_result(job: dict, sim: str, out_path: Path, r: dict, seconds: float) -> CosimResult:
+def _batch_result(job: Job, sim: str, out_path: Path, r: dict, seconds: float) -> CosimResult:
     cycles, values = batch.read_outputs(out_path)
     board = Scoreboard(job)
-    for index, value in enumerate(values[:len(job["expected"])]):
+    for index, value in enumerate(values[:len(job.expected)]):
         board.check(index, value)
-    missing = len(job["expected"]) - len(values)
+    missing = len(job.expected) - len(values)
     total = board.mismatches + max(missing, 0)
     if missing > 0 and board.first is None and r.get("timed_out"):
-        board.first = {"vector": len(values) // job["out_beats_per_vector"], "beat": len(values),
+        board.first = {"vector": len(values) // job.out_beats_per_vector, "beat": len(values),
                        "channel": None, "expected": None, "actual": None,
-                       "message": f"{job['block']}: no output for {batch.WATCHDOG} cycles after "
-                                  f"{len(values)} of {len(job['expected'])} beats (design hung)"}
-    return CosimResult(sim, job["vectors"], len(values), total, (cycles[-1] + 1) if cycles else 0, board.first,
+                       "message": f"{job.block}: no output for {batch.WATCHDOG} cycles after "
+                                  f"{len(values)} of {len(job.expected)} beats (design hung)"}
+    return CosimResult(sim, job.vectors, len(values), total, (cycles[-1] + 1) if cycles else 0, board.first,
                        mode="batch", beat_cycles=cycles, beat_values=values, first_in_cycle=r["first_in_cycle"],
                        seconds=seconds)
 

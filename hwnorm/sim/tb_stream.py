@@ -22,6 +22,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
+from hwnorm.sim.job import Job
 from hwnorm.sim.scoreboard import Scoreboard
 
 
@@ -72,8 +73,8 @@ class StreamSink:
 
 @cocotb.test()
 async def stream_block_matches_golden(dut):
-    job = json.loads(open(os.environ["HWNORM_JOB"]).read())
-    rng = random.Random(job["seed"])
+    job = Job.from_json(open(os.environ["HWNORM_JOB"]).read())
+    rng = random.Random(job.seed)
     board = Scoreboard(job)
     dut.i__valid.value = 0
     dut.o__ready.value = 0
@@ -83,11 +84,11 @@ async def stream_block_matches_golden(dut):
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
-    source = StreamSource(dut, job["inputs"], job["p_valid"], rng)
-    sink = StreamSink(dut, len(job["expected"]), job["p_ready"], random.Random(job["seed"] + 1), board.check)
+    source = StreamSource(dut, job.inputs, job.p_valid, rng)
+    sink = StreamSink(dut, len(job.expected), job.p_ready, random.Random(job.seed + 1), board.check)
     cocotb.start_soon(source.run())
     await sink.run()
-    result = {"vectors": job["vectors"], "beats": sink.received, "mismatches": board.mismatches,
+    result = {"vectors": job.vectors, "beats": sink.received, "mismatches": board.mismatches,
               "first": board.first, "cycles": sink.cycle}
     with open(os.environ["HWNORM_RESULT"], "w") as fh:
         json.dump(result, fh)

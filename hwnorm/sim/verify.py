@@ -19,11 +19,11 @@ import numpy as np
 from hwnorm import data
 from hwnorm.estimate.cycles import full_rate_output_cycles
 from hwnorm.generate import Plan, Verilog, plan_of
-from hwnorm.sim.jobs import first_vectors
+from hwnorm.sim.job import Job
 from hwnorm.sim.runner import cosim, require_simulators
-from hwnorm.sim.scoreboard import lanes_of
+from hwnorm.sim.scoreboard import unpack_lanes
 
-__all__ = ["verify", "default_work_dir", "Outcome", "golden_accuracy", "rtl_predictions", "cosimulate",
+__all__ = ["verify", "outcome_lines", "default_work_dir", "Outcome", "golden_accuracy", "rtl_predictions", "cosimulate",
            "rtl_figures"]
 
 
@@ -66,6 +66,15 @@ def verify(designs, sim: str, vectors: int, seed: int, work_dir=None, progress=N
     return outcomes
 
 
+def outcome_lines(outcomes: list[Outcome], sim: str) -> list[str]:
+    """What ``hwnorm verify`` prints: one line per design, then the total."""
+    lines = [f"{o.design:<20}{o.vectors:>8} vectors {o.cycles:>10} cycles  {o.mismatches:>6} mismatches"
+             + ("" if not o.mismatches else f"  — {o.message}") for o in outcomes]
+    lines.append(f"verified {sum(o.vectors for o in outcomes)} vectors on {sim}: "
+                 f"{sum(o.mismatches for o in outcomes)} mismatches")
+    return lines
+
+
 def golden_accuracy(block, test_images: str = "all") -> dict | None:
     """Golden-model top-1 of a network on the vendored MNIST test images of the set ``test_images``
     (predictions for all 10,000, so co-simulated images can be looked up by index); None for a
@@ -80,15 +89,15 @@ def golden_accuracy(block, test_images: str = "all") -> dict | None:
             "predictions": pred}
 
 
-def rtl_predictions(job: dict, values: list) -> np.ndarray | None:
+def rtl_predictions(job: Job, values: list) -> np.ndarray | None:
     """The classes a network's RTL gave, from its output beats: the index itself (argmax top) or
     the argmax of the raw scores (first index on ties); None if a beat is missing or undefined."""
-    per_vector = job["out_beats_per_vector"]
-    if len(values) < job["vectors"] * per_vector or any(v is None for v in values):
+    per_vector = job.out_beats_per_vector
+    if len(values) < job.vectors * per_vector or any(v is None for v in values):
         return None
-    lanes = [lanes_of(v, job["out_lanes"], job["out_width"], job["out_signed"]) for v in values]
-    scores = np.array(lanes[:job["vectors"] * per_vector]).reshape(job["vectors"], -1)
-    return scores[:, 0] if job.get("argmax_output") else np.argmax(scores, axis=1)
+    lanes = [unpack_lanes(v, job.out_lanes, job.out_width, job.out_signed) for v in values]
+    scores = np.array(lanes[:job.vectors * per_vector]).reshape(job.vectors, -1)
+    return scores[:, 0] if job.argmax_output else np.argmax(scores, axis=1)
 
 
 def cosimulate(plan: Plan, verilog: Verilog, vectors: int, seed: int, sim: str, work_dir,
@@ -99,20 +108,20 @@ def cosimulate(plan: Plan, verilog: Verilog, vectors: int, seed: int, sim: str, 
     work = Path(work_dir) if work_dir else default_work_dir()
     job = block.job(vectors, seed, test_images) if getattr(block, "net", None) is not None else block.job(vectors, seed)
     random_rate = cosim(verilog.text, name, job, sim, work, mode="batch")
-    full = cosim(verilog.text, name, first_vectors(job, job["vectors"], p_valid=1.0, p_ready=1.0), sim, work,
+    full = cosim(verilog.text, name, job.first(job.vectors, p_valid=1.0, p_ready=1.0), sim, work,
                  mode="batch")
     predicted = full_rate_output_cycles(block, full.vectors, full.first_in_cycle)
     measured = full.beat_cycles or []
     per_vector = block.out_beats
     done = measured[per_vector - 1::per_vector]
-    out = {"simulator": sim, "vectors": random_rate.vectors, "p_valid": job["p_valid"], "p_ready": job["p_ready"],
+    out = {"simulator": sim, "vectors": random_rate.vectors, "p_valid": job.p_valid, "p_ready": job.p_ready,
            "mismatches": random_rate.mismatches + full.mismatches, "message": random_rate.message,
            "full_rate": {"vectors": full.vectors, "beats": len(measured),
                          "beats_at_predicted_clock": int(sum(a == b for a, b in zip(measured, predicted))),
                          "latency": measured[per_vector - 1] - full.first_in_cycle if measured else None,
                          "clocks_per_vector": (done[-1] - done[0]) / (len(done) - 1) if len(done) > 1 else None}}
-    if "image_ids" in job:  # a network on MNIST images: what the RTL predicted, for its top-1
-        out["image_ids"] = job["image_ids"]
+    if job.image_ids is not None:  # a network on MNIST images: what the RTL predicted, for its top-1
+        out["image_ids"] = job.image_ids
         out["predictions"] = rtl_predictions(job, random_rate.beat_values or [])
     return out
 
