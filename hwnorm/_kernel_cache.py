@@ -1,7 +1,7 @@
 """Numba's on-disk kernel cache, invalidated when any hwnorm module with compiled code changes.
 
 Numba stamps a cached kernel with its *own* source file only. A kernel that inlines a helper
-from another module — the quantized-BN kernel in ``qbn.py`` inlines the rounding of
+from another module — the quantized-BN kernel in ``bnspec.py`` inlines the rounding of
 ``fixed.py`` — would keep running the old helper after that module changed: silently wrong
 results from a golden model that must be bit-exact (seen while mutation-testing the rounding).
 

@@ -42,7 +42,7 @@ _TIERS = (
     Tier("HDL", "Amaranth components built from blocks; Verilog text", ("hdl", "hdl.*")),
     Tier("STT-RAM", "MLC cells, codecs, the weight buffer and its faults", ("stt", "stt.*")),
     Tier("arithmetic", "golden kernels and exact number rules",
-         ("bnn", "qbn", "quantizer", "fixed", "exactfit", "intmm", "vectorize", "spec", "datatypes", "timing",
+         ("bnn", "bnspec", "quantizer", "fixed", "exactfit", "intmm", "vectorize", "spec", "datatypes", "timing",
           "curves")),
     Tier("foundation", "files, defaults, data, terminal text, the kernel cache",
          ("io", "defaults", "data", "terminal", "_kernel_cache", "hwnorm", "qonnx_ref", "architecture")),

@@ -51,6 +51,12 @@ def check_signal_bits(name: str, what: str, bits: int, fold: str) -> None:
                          f"can have: fold with a smaller {fold}")
 
 
+# Features shared by many kinds' fits (see Block.cost_features)
+FF_FEATURES = ("blocks", "register", "rom_width", "rom_shallow_width", "ram_bits", "ram_width")
+CARRY_FEATURES = ("blocks", "adder", "compare")
+REGISTER_FF = ("blocks", "register")
+
+
 @dataclass(frozen=True)
 class MemoryUse:
     """One memory of a block: ``rom`` (constant, from the spec) or ``ram`` (written)."""
@@ -96,6 +102,11 @@ class Block:
     the beat counts, and define ``schedule``, ``inventory`` and ``component``."""
 
     kind: str = ""          # the resource-cost key and the stage kind in reports
+    # Which resource-model features (hwnorm.estimate.resources.FEATURES) this block's costs are
+    # fitted on, per cost key (usually just ``kind``) and resource class: few per kind, each a
+    # quantity the block is really built from (a flip-flop is never spent on a comparator). A kind
+    # without them is costed with the generic fit, and its estimates say so.
+    cost_features: dict = {}
     name: str = ""
     in_type = out_type = None
     in_lanes = out_lanes = 1
@@ -177,6 +188,7 @@ class GatherBlock(_LaneConverter):
     the low lanes). Output valid one clock after the last beat's handshake."""
 
     kind = "gather"
+    cost_features = {"gather": {"lut": ("blocks", "logic", "register"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
 
     def __init__(self, element, lanes: int, factor: int, elements: int | None = None):
         self.factor = factor
@@ -200,6 +212,7 @@ class SplitBlock(_LaneConverter):
     The first piece is valid one clock after the handshake; the pieces follow back to back."""
 
     kind = "split"
+    cost_features = {"split": {"lut": ("blocks", "mux"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
 
     def __init__(self, element, lanes: int, factor: int, elements: int | None = None):
         self.factor = factor
@@ -241,6 +254,8 @@ class FIFOBlock(Block):
     buffer). ``beats`` per vector pass through it."""
 
     kind = "fifo"
+    cost_features = {"fifo": {"lut": ("blocks", "adder", "ram_bits", "ram_width"), "ff": FF_FEATURES,
+                              "carry": CARRY_FEATURES}}
     pipeline = 2  # SyncFIFOBuffered: written at t, readable at t + 2
 
     def __init__(self, element, lanes: int, depth: int, beats: int = 1):
@@ -277,6 +292,7 @@ class RegisterSliceBlock(BeatPipeline):
     One clock of latency; two payload registers."""
 
     kind = "slice"
+    cost_features = {"slice": {"lut": ("blocks", "mux"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
     depth = 1
 
     def __init__(self, element, lanes: int, beats: int):
@@ -299,6 +315,7 @@ class ArgMaxBlock(Block):
     last beat: the compare tree over a beat's lanes is registered at ``tree_cuts`` (timing)."""
 
     kind = "argmax"
+    cost_features = {"argmax": {"lut": ("blocks", "compare", "mux"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
 
     def __init__(self, element, lanes: int, channels: int):
         self.in_type, self.in_lanes = element, lanes

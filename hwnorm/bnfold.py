@@ -7,12 +7,13 @@ included) or from a JSON file of parameters::
     {"layers": [{"name": "bn0", "gamma": [...], "beta": [...], "mean": [...], "var": [...],
                  "eps": 1e-5, "in_range": [-784, 784]}]}
 
-Each is folded by :func:`hwnorm.qbn.fold_bn` at an output format and checked against the exact
+Each is folded by :func:`hwnorm.bnspec.fold_bn` at an output format and checked against the exact
 target: every input of its range when there are at most ``EXHAUSTIVE_LIMIT``, else a large sample.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +22,11 @@ from hwnorm.datatypes import IntType
 from hwnorm.fixed import FixedFormat
 from hwnorm import data
 from hwnorm.io import load_json
-from hwnorm.qbn import fold_bn
+from hwnorm.bnspec import fold_bn
 from hwnorm.qonnx import interpret
 
-__all__ = ["BNLayer", "bn_layers_from", "output_scale", "fold_layer", "verify_fold", "EXHAUSTIVE_LIMIT"]
+__all__ = ["BNLayer", "bn_layers_from", "output_scale", "fold_layer", "verify_fold", "fold_all", "fold_lines",
+           "EXHAUSTIVE_LIMIT"]
 
 EXHAUSTIVE_LIMIT = 1 << 20  # inputs per channel checked one by one; wider ranges are sampled
 _FIELDS = ("name", "gamma", "beta", "mean", "var", "eps", "in_range")
@@ -108,7 +110,7 @@ def output_scale(layer: BNLayer, out_fmt: FixedFormat) -> float:
 
 
 def fold_layer(layer: BNLayer, out_fmt: FixedFormat, rounding, overflow, per_channel_shift: bool = False):
-    """The exact fold (:class:`hwnorm.qbn.BNFold`) of one layer over its whole input range."""
+    """The exact fold (:class:`hwnorm.bnspec.BNFold`) of one layer over its whole input range."""
 
     lo, hi = layer.in_range
     return fold_bn(layer.gamma, layer.beta, layer.mean, layer.var, layer.eps,
@@ -132,3 +134,41 @@ def verify_fold(fold, rng) -> tuple[int, int, str]:
     xs = np.broadcast_to(x[:, None], (x.size, spec.channels))
     mismatches = int(np.count_nonzero(spec.apply(xs) != fold.target(xs)))
     return xs.size, mismatches, how
+
+
+def fold_all(source: str | None, out_fmt: FixedFormat, rounding, overflow, per_channel_shift: bool = False,
+             seed: int = 0, say=lambda line: None) -> dict:
+    """``hwnorm qbn``: every BN layer of ``source`` (None: the vendored TFC_1W1A) folded and proved;
+    ``say`` gets the heading and one row per layer as it is done (a layer can take seconds)."""
+    label = source or "embedded default: TFC_1W1A (vendored)"
+    say(f"quantized BN fold — {label}; output {out_fmt}, rounding {rounding}, overflow {overflow}")
+    say(f"{'layer':<24}{'ch':>4}{'input range':>18}{'shift':>7}{'min..max/ch':>13}{'mult b':>8}{'acc b':>7}"
+        f"{'checked':>12}{'mismatch':>10}{'ms':>7}")
+    rng = np.random.default_rng(seed)
+    layers, mismatches = [], 0
+    for layer in bn_layers_from(source):
+        lo, hi = layer.in_range
+        t0 = time.perf_counter()
+        try:
+            fold = fold_layer(layer, out_fmt, rounding, overflow, per_channel_shift)
+        except ValueError as e:
+            raise ValueError(f"{source or 'TFC_1W1A'}: layer {layer.name}: {e}") from None
+        checked, bad, how = verify_fold(fold, rng)
+        ms = (time.perf_counter() - t0) * 1e3
+        spec = fold.spec
+        shift = str(spec.shared_shift) if spec.shared_shift is not None else "per-ch"
+        span = f"{fold.channel_min_shift.min()}..{fold.channel_min_shift.max()}"
+        say(f"{layer.name[:23]:<24}{spec.channels:>4}{f'[{lo}, {hi}]':>18}{shift:>7}{span:>13}"
+            f"{spec.mult_bits:>8}{spec.acc_bits:>7}{checked:>12}{bad:>10}{ms:>7.0f}")
+        mismatches += bad
+        layers.append({"spec": spec.to_dict(), "spec_hash": spec.spec_hash,
+                       "channel_min_shift": fold.channel_min_shift.tolist(),
+                       "mult_bits": spec.mult_bits, "acc_bits": spec.acc_bits,
+                       "verified": {"inputs": checked, "method": how, "mismatches": bad}})
+    return {"source": label, "layers": layers, "mismatches": mismatches}
+
+
+def fold_lines(result: dict) -> list[str]:
+    """The closing line of ``hwnorm qbn`` (the rows came as each layer was done)."""
+    return [f"exactness: {sum(r['verified']['inputs'] for r in result['layers'])} (input, channel) pairs checked, "
+            f"{result['mismatches']} mismatches"]

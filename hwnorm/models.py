@@ -9,7 +9,7 @@ from hwnorm.io import load_json
 from hwnorm.ir import Network
 from hwnorm.qonnx import import_qonnx, interpret
 
-__all__ = ["DEFAULT_MODEL", "VENDORED", "load_network", "import_model", "model_path", "Model"]
+__all__ = ["DEFAULT_MODEL", "VENDORED", "load_network", "import_model", "model_path", "Model", "network_lines"]
 
 DEFAULT_MODEL = "TFC_1W1A"
 VENDORED = {"TFC_1W1A": "models/TFC_1W1A.onnx", "TFC_2W2A": "models/TFC_2W2A.onnx",
@@ -50,6 +50,18 @@ def load_network(source: str | Path | None = None, score_bits: int | None = None
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     return import_qonnx(name, **options), name
+
+
+def network_lines(net, label: str) -> list[str]:
+    """What ``hwnorm import`` prints: the network's layers, and how close the inputs came to a sign decision."""
+    lines = [f"imported {label} → {len(net.layers)} integer layers (spec {net.spec_hash})",
+             f"{'layer':<26}{'kind':<16}{'in':>6}{'out':>6}  detail"]
+    for row in net.summary():
+        detail = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("name", "kind", "in", "out"))
+        lines.append(f"{row['name'][:25]:<26}{row['kind']:<16}{row['in']:>6}{row['out']:>6}  {detail}")
+    for node, margin in net.meta.get("threshold_margins", {}).items():
+        lines.append(f"  {node}: nearest input is {margin:.3g} from its sign decision (decided exactly)")
+    return lines
 
 
 class Model:

@@ -52,7 +52,7 @@ from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
 from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
-from hwnorm.qbn import fold_bn
+from hwnorm.bnspec import fold_bn
 from hwnorm.quantizer import (ROUNDING_MODES, Quantizer, Sign, check_against_executor, executor_codes,
                                quantizer_to_json, requant_spec, threshold_fold)
 from hwnorm.hdl.names import sanitize

@@ -33,7 +33,7 @@ from hwnorm.datatypes import IntType
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import FixedFormat, Rounding
 from hwnorm.bnn import fold_thresholds, ThresholdFold, ThresholdSpec
-from hwnorm.qbn import fold_dyadics
+from hwnorm.bnspec import fold_dyadics
 
 __all__ = ["Quantizer", "Sign", "ROUNDING_MODES", "FLOAT_ROUNDING", "code_range", "threshold_fold", "requant_spec",
            "executor_codes", "check_against_executor", "quantizer_to_json", "quantizer_from_json"]
@@ -47,7 +47,7 @@ FLOAT_ROUNDING = {
     "HALF_UP": lambda v: np.sign(v) * np.floor(np.abs(v) + v.dtype.type(0.5)),
     "HALF_DOWN": lambda v: np.sign(v) * np.ceil(np.abs(v) - v.dtype.type(0.5)),
 }
-# The requantizer datapath (hwnorm.qbn) rounds by these; the other modes are realized by thresholds.
+# The requantizer datapath (hwnorm.bnspec) rounds by these; the other modes are realized by thresholds.
 _DATAPATH_ROUNDING = {"ROUND": Rounding.HALF_EVEN, "HALF_EVEN": Rounding.HALF_EVEN, "HALF_UP": Rounding.HALF_AWAY,
                       "FLOOR": Rounding.FLOOR}
 
@@ -255,7 +255,7 @@ def threshold_fold(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str =
 
 
 def requant_spec(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "requant"):
-    """The exact requantizer ``clip(R((A·acc + B) >> k))`` (:class:`hwnorm.qbn.BNSpec`) for the same
+    """The exact requantizer ``clip(R((A·acc + B) >> k))`` (:class:`hwnorm.bnspec.BNSpec`) for the same
     quantizer — or a ValueError saying why only thresholds realize it.
 
     The fit is to a dyadic map within ``2^-160`` of ``u`` (exact when ``u`` is dyadic); the

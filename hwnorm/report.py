@@ -30,7 +30,7 @@ from hwnorm.generate import Verilog, plan_of
 from hwnorm.sim.verify import rtl_figures
 from hwnorm.io import printable, write_atomic_set
 
-__all__ = ["design_figures", "markdown_table", "render_markdown", "render_plots", "render_index", "render_reports",
+__all__ = ["design_figures", "summary_lines", "markdown_table", "render_markdown", "render_plots", "render_index", "render_reports",
            "write_reports"]
 
 RESOURCE_CLASSES = ("lut", "ff", "bram", "dsp")
@@ -50,6 +50,18 @@ def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed:
                            energy_table=energy_table, cells=cells, verilog=verilog)
     return rtl_figures(fig, plan, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress,
                        verilog=verilog)
+
+
+def summary_lines(figs: list[dict]) -> list[str]:
+    """What ``hwnorm report`` prints: one line per design."""
+    lines = []
+    for fig in figs:
+        c = fig["cycles"]["design"]
+        line = f"{fig['design']:<18} {c['cycles_per_vector']:>5} clocks/vector, latency {c['latency']:>4}"
+        if "rtl" in fig:
+            line += f", {fig['rtl']['mismatches']} mismatches in {fig['rtl']['vectors']} vectors"
+        lines.append(line)
+    return lines
 
 
 # ------------------------------------------------------------------ markdown

@@ -10,7 +10,7 @@ from hwnorm import bnn
 from hwnorm.bnn import ThresholdSpec, fold_sign_threshold
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
-from hwnorm.qbn import BNSpec, fold_bn
+from hwnorm.bnspec import BNSpec, fold_bn
 
 
 def random_spec(rng, channels, rounding, overflow, per_channel_shift, in_signed=True, out_signed=True):

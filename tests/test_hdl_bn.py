@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hwnorm.fixed import FixedFormat
-from hwnorm.qbn import BNSpec, fold_bn
+from hwnorm.bnspec import BNSpec, fold_bn
 from tests.hdl_sim import full_rate_timing, lanes, run_stream
 from tests.helpers import bn_block, random_spec, vectors
 

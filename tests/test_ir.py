@@ -9,7 +9,7 @@ from hwnorm import bnn
 from hwnorm.datatypes import IntType
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVULayer, Network, QuantBN
-from hwnorm.qbn import fold_bn
+from hwnorm.bnspec import fold_bn
 from tests.helpers import toy_network
 
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from hwnorm import _kernel_cache
-from hwnorm.qbn import _bn_apply
+from hwnorm.bnspec import _bn_apply
 
 HELPER = "from numba import njit\n\n@njit(inline='always')\ndef value():\n    return {}\n"
 KERNEL = "from numba import njit\nfrom helper import value\n\n@njit(cache=True)\ndef kernel():\n    return value()\n"

@@ -26,7 +26,7 @@ from hwnorm.fixed import FixedFormat
 from hwnorm.hdl.common import FromBlock, advance_signal, group_counter, lane_array, rom
 from hwnorm.ir import MVULayer, Network, QuantBN
 from hwnorm.layers.base import ElementwiseLayer, LayerBlock, as_int_batch, check_fold
-from hwnorm.qbn import fold_bn
+from hwnorm.bnspec import fold_bn
 
 
 # ---------------------------------------------------------------- the kind, all of it

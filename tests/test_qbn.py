@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 from hwnorm.exactfit import Dyadic, cell, fit_affine, first_hit, round_exact
 from hwnorm.fixed import FixedFormat, Rounding
-from hwnorm.qbn import BNSpec, aciq_alpha, aciq_mse, bn_statistics, fold_bn
+from hwnorm.bnspec import BNSpec, aciq_alpha, aciq_mse, bn_statistics, fold_bn
 from tests import reference as ref
 
 MODES = [m.name.lower() for m in Rounding]

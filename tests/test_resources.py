@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from hwnorm.estimate.calibration import calibration_designs, is_held_out, plumbing_blocks
-from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, FEATURES, estimate_resources, features, fit_costs,
-                                       load_calibration, nnls, place_memories, relative_error)
+from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, FEATURES, GENERIC, estimate_resources, features, fit_costs,
+                                       kind_features, load_calibration, nnls, place_memories, relative_error)
 from hwnorm.estimate.synthesis import TARGETS, fmax_harness, place_and_route, synthesize
 from hwnorm.blocks import Inventory, MemoryUse
 from hwnorm.generate import default_designs, model_of, ports_of
@@ -95,6 +95,19 @@ def test_the_calibration_comes_from_the_pinned_yosys_and_excludes_the_default_de
     assert set(cal["held_out"]) == {d.name for d in calibration_designs() if is_held_out(d)}
     assert {"cal_tfc_0", "cal_tfc2_0", "cal_2w2a_requant_p4"} <= set(cal["held_out"])
     assert cal["clock_mhz"] == CALIBRATION_CLOCK_MHZ  # pipelined like the default designs
+
+
+def test_each_block_kind_declares_the_features_its_costs_were_fitted_on():
+    """The fitted costs use exactly the features the block classes declare (Block.cost_features):
+    the kinds own their cost model's shape; the calibration only fits it."""
+    fitted = [model_of(d)[0] for d in calibration_designs() if not is_held_out(d)] + [b for _, b in plumbing_blocks()]
+    declared = kind_features(fitted)
+    for entry in load_calibration()["targets"].values():
+        kinds = {k for k in entry["costs"] if k != GENERIC}
+        assert kinds == set(declared)
+        for kind in kinds:
+            for cls, names in declared[kind].items():  # (features fitted to 0 are not stored)
+                assert set(entry["costs"][kind][cls]) <= set(names), (kind, cls)
 
 
 def test_relative_error():

@@ -94,9 +94,9 @@ def test_throughput_at_the_achieved_fmax():
 
 def test_a_network_with_a_target_clock_gets_a_register_slice_after_every_layer():
     from hwnorm.dataflow import NetworkBlock
-    from hwnorm.generate import _network
+    from hwnorm.generate import network_of
     (tfc,) = [d for d in default_designs() if d.name == "tfc"]
-    net = _network(tfc)
+    net = network_of(tfc)
     timed = NetworkBlock(net, tfc.params["folding"], timing=Timing(150))
     untimed = NetworkBlock(net, tfc.params["folding"])
     slices = [s.name for s in timed.stages if s.block.kind == "slice"]

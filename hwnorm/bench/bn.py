@@ -7,7 +7,7 @@ from numba import njit, prange
 
 from hwnorm.bench.registry import benchmark, best_rate, figure
 from hwnorm.fixed import FixedFormat
-from hwnorm.qbn import BNSpec, fold_bn
+from hwnorm.bnspec import BNSpec, fold_bn
 
 ELEMENTS = 10_240_000  # ≥ 10^7 int32 inputs
 CHANNELS = 64

@@ -12,8 +12,8 @@ from importlib.metadata import version
 
 from hwnorm.blocks import ArgMaxBlock, FIFOBlock, GatherBlock, RegisterSliceBlock, SplitBlock
 from hwnorm.datatypes import IntType
-from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, GENERIC, GENERIC_FEATURES, KIND_FEATURES,
-                                       ResourceModel, features, fit_costs, parts)
+from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, GENERIC, GENERIC_FEATURES, ResourceModel, features,
+                                       fit_costs, kind_features, parts)
 from hwnorm.estimate.synthesis import TARGETS, synthesize
 from hwnorm.generate import Design, model_of
 from hwnorm.hdl.verilog import verilog_text
@@ -139,7 +139,7 @@ def calibrate(designs=None, targets=None, progress=None) -> dict:
         target = TARGETS[tname]
         mine = [r for r in records if r["target"] == tname]
         costs = {}
-        for kind, class_features in KIND_FEATURES.items():
+        for kind, class_features in kind_features(r["block"] for r in mine).items():
             samples = [(features(inv, target)[0], r["measured"]) for r in mine if r["design"] not in held
                        for k, inv in parts(r["block"]) if k == kind]
             if samples:

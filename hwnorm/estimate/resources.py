@@ -36,34 +36,12 @@ from hwnorm.blocks import Inventory
 from hwnorm.estimate.synthesis import TARGETS, Target
 
 __all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_calibration", "estimate_resources",
-           "fit_costs", "relative_error", "parts", "rom_luts", "KIND_FEATURES", "GENERIC", "fit_errors",
+           "fit_costs", "relative_error", "parts", "rom_luts", "kind_features", "GENERIC", "fit_errors",
            "uncalibrated_kinds", "calibration_path"]
 
 FEATURES = ("blocks", "popcount", "adder", "compare", "mux", "logic", "register",
             "rom_luts", "rom_width", "rom_shallow_width", "ram_bits", "ram_width", "mult_bits", "table_bits")
 SHALLOW_ROM = 8  # rows: Yosys registers the address of a ROM this shallow rather than its wide output
-# Which features each block kind's costs are fitted on, per resource class: few per kind, each a
-# quantity that kind is really built from (a flip-flop is never spent on a comparator).
-_FF = ("blocks", "register", "rom_width", "rom_shallow_width", "ram_bits", "ram_width")
-_CARRY = ("blocks", "adder", "compare")
-KIND_FEATURES = {
-    # rom_width: on 4-input LUTs a weight bit read from a 16-row ROM leaves no input for its XNOR
-    "mvu": {"lut": ("blocks", "popcount", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width"),
-            "ff": _FF, "carry": _CARRY},
-    "mvu_mac": {"lut": ("blocks", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width",
-                        "mult_bits", "table_bits"),
-                "ff": _FF, "carry": ("blocks", "adder", "compare", "mult_bits")},
-    "thresholding": {"lut": ("blocks", "compare", "register", "rom_luts"), "ff": _FF, "carry": _CARRY},
-    "qbn": {"lut": ("blocks", "mult_bits", "adder", "compare", "mux", "rom_luts"), "ff": _FF,
-            "carry": ("blocks", "adder", "compare", "mult_bits")},
-    "stt_encoder": {"lut": ("blocks", "adder", "logic"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "stt_decoder": {"lut": ("blocks", "logic", "mux", "compare"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "fifo": {"lut": ("blocks", "adder", "ram_bits", "ram_width"), "ff": _FF, "carry": _CARRY},
-    "gather": {"lut": ("blocks", "logic", "register"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "split": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "argmax": {"lut": ("blocks", "compare", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
-    "slice": {"lut": ("blocks", "mux"), "ff": ("blocks", "register"), "carry": _CARRY},
-}
 # The calibration set's clock: every calibration block is pipelined as the default designs are.
 CALIBRATION_CLOCK_MHZ = 150
 # Costs for a block kind with none of its own (a new layer kind, before `--calibrate` has seen it):
@@ -80,6 +58,17 @@ def parts(block) -> list[tuple[str, Inventory]]:
     """(block kind, inventory) of each part of a block: a network's stages, or itself."""
     blocks = block.parts() if hasattr(block, "parts") else [block]
     return [(b.cost_key, b.inventory()) for b in blocks]
+
+
+def kind_features(blocks) -> dict:
+    """The features each cost key of ``blocks`` (and of their parts) is fitted on, as the blocks
+    declare them (:attr:`hwnorm.blocks.Block.cost_features`), in order of first appearance."""
+    out: dict = {}
+    for block in blocks:
+        for part in (block.parts() if hasattr(block, "parts") else [block]):
+            for key, features in part.cost_features.items():
+                out.setdefault(key, features)
+    return out
 
 
 def uncalibrated_kinds(block, calibration: dict | None = None) -> list[str]:

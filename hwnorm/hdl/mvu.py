@@ -30,7 +30,7 @@ __all__ = ["MVU", "Thresholding"]
 def count_at_least(value, thresholds: list, out_base: int, cuts=(), retime=None, name: str = "count"):
     """``out_base + #{i : value ≥ thresholds[i]}`` — the spec's compare rule, one comparator each.
 
-    ``cuts`` (:func:`hwnorm.layers.thresholds.count_cuts`) registers the compare bits (cut 0) and
+    ``cuts`` (:func:`hwnorm.layers.threshold_stage.count_cuts`) registers the compare bits (cut 0) and
     the levels of the count tree after them (cut ``l + 1`` after level ``l``)."""
     bits = [at_least(value, t) for t in thresholds]
     if 0 in cuts:

@@ -29,11 +29,13 @@ What a kind defines (the interface is :class:`hwnorm.layers.base.Layer`, with it
     folding                      folding_keys, foldings() (every legal one, cheapest first),
                                  auto_fold(prev_lanes, next_layer), preferred_in_lanes()
     hardware                     block(fold) → an hwnorm.blocks.Block: cycle model, resource
-                                 inventory, and component() → the Amaranth component (hwnorm/hdl/)
+                                 inventory, the features its resource costs are fitted on
+                                 (cost_features), and component() → the Amaranth component (hwnorm/hdl/)
     co-simulation                stimulus(n, rng): input vectors, corners first; the job is the
                                  golden output of run() on them
-    energy                       energy_actions(fold) (action → count per inference) and
-                                 stored_bits() (what the weight buffer holds)
+    energy                       energy_actions(fold) (action → count per inference, names from
+                                 hwnorm.estimate.energy.ACTIONS), stored_bits() (what the weight
+                                 buffer holds), has_weight_memory, mac_count()
     manifest                     describe(block): the design parameters of a one-layer top
 
 How to add a layer kind

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm import bnn
-from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product, tree_register_bits
+from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, Block, Inventory, MemoryUse, check_signal_bits, table_product,
+                           tree_register_bits)
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
@@ -39,7 +40,7 @@ from hwnorm.intmm import igemm
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
                                  divisors, largest_divisor, spatial_of)
-from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
+from hwnorm.layers.threshold_stage import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 from hwnorm.stt.intcodec import rows_to_bits
 
@@ -367,6 +368,13 @@ class MVUBlock(LayerBlock, Block):
     """An :class:`MVULayer` folded ``pe`` × ``simd`` (module docstring)."""
 
     kind = MVULayer.kind
+    # rom_width: on 4-input LUTs a weight bit read from a 16-row ROM leaves no input for its XNOR
+    cost_features = {
+        "mvu": {"lut": ("blocks", "popcount", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits",
+                        "ram_width"), "ff": FF_FEATURES, "carry": CARRY_FEATURES},
+        "mvu_mac": {"lut": ("blocks", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width",
+                            "mult_bits", "table_bits"),
+                    "ff": FF_FEATURES, "carry": ("blocks", "adder", "compare", "mult_bits")}}
     stored = None  # StoredWeights (hwnorm.stt.store): the weight ROM holds MLC cells, decoded on read
 
     @property

@@ -1,4 +1,4 @@
-"""Layer kind ``qbn``: the exact quantized batch-norm of a :class:`hwnorm.qbn.BNSpec` on integers.
+"""Layer kind ``qbn``: the exact quantized batch-norm of a :class:`hwnorm.bnspec.BNSpec` on integers.
 
 Per channel ``c``: ``q = fit(R((mult[c]·x + bias[c]) >> shift[c]))``. Hardware: ``PE`` channels
 per beat (beat ``g`` carries channels ``g·PE … g·PE + PE − 1``), three register stages, one
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, tree_register_bits
+from hwnorm.blocks import FF_FEATURES, BeatPipeline, Inventory, MemoryUse, tree_register_bits
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.fixed import Overflow
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
-from hwnorm.qbn import BNSpec
+from hwnorm.bnspec import BNSpec
 
 __all__ = ["QuantBN", "QBNBlock"]
 
@@ -31,7 +31,7 @@ __all__ = ["QuantBN", "QBNBlock"]
 @register
 @dataclass(frozen=True, eq=False)
 class QuantBN(ElementwiseLayer):
-    """An exact quantized BN (:class:`hwnorm.qbn.BNSpec`) on integer activations."""
+    """An exact quantized BN (:class:`hwnorm.bnspec.BNSpec`) on integer activations."""
 
     spec: BNSpec
     name: str = "qbn"
@@ -105,6 +105,8 @@ class QBNBlock(LayerBlock, BeatPipeline):
     """A :class:`QuantBN` with ``pe`` channels per beat (module docstring)."""
 
     kind = QuantBN.kind
+    cost_features = {"qbn": {"lut": ("blocks", "mult_bits", "adder", "compare", "mux", "rom_luts"), "ff": FF_FEATURES,
+                             "carry": ("blocks", "adder", "compare", "mult_bits")}}
 
     @property
     def depth(self) -> int:

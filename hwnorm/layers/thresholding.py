@@ -16,12 +16,12 @@ import numpy as np
 from numba import njit, prange
 
 from hwnorm import bnn
-from hwnorm.blocks import BeatPipeline, Inventory, MemoryUse, check_signal_bits
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
-from hwnorm.layers.thresholds import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
+from hwnorm.layers.threshold_stage import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 
 __all__ = ["InputThreshold", "ThresholdingBlock"]
@@ -142,6 +142,8 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     """An :class:`InputThreshold` with ``pe`` channels per beat (module docstring)."""
 
     kind = InputThreshold.kind
+    cost_features = {"thresholding": {"lut": ("blocks", "compare", "register", "rom_luts"), "ff": FF_FEATURES,
+                                      "carry": CARRY_FEATURES}}
 
     @property
     def depth(self) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.blocks import BeatPipeline, Inventory, tree_register_bits
+from hwnorm.blocks import CARRY_FEATURES, REGISTER_FF, BeatPipeline, Inventory, tree_register_bits
 from hwnorm.datatypes import IntType
 from hwnorm.stt.codecs import HDL_CODECS, STATE_COST_MAX, STATUS_BITS, CodecSpec, cost_type
 from hwnorm.timing import tree_levels
@@ -46,6 +46,7 @@ class STTEncoderBlock(_CodecBlock):
     """FP16 words → MLC cell states of one codec block."""
 
     kind = "stt_encoder"
+    cost_features = {"stt_encoder": {"lut": ("blocks", "adder", "logic"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
 
     def __init__(self, spec: CodecSpec):
         super().__init__(spec, IntType(16 * spec.block_words), IntType(2 * spec.cells_per_block))
@@ -102,6 +103,8 @@ class STTDecoderBlock(_CodecBlock):
     """MLC cell states of one codec block → FP16 words and a status."""
 
     kind = "stt_decoder"
+    cost_features = {"stt_decoder": {"lut": ("blocks", "logic", "mux", "compare"), "ff": REGISTER_FF,
+                                     "carry": CARRY_FEATURES}}
 
     def __init__(self, spec: CodecSpec):
         super().__init__(spec, IntType(2 * spec.cells_per_block), IntType(16 * spec.block_words + STATUS_BITS))

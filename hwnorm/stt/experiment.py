@@ -378,3 +378,16 @@ def write_report(result: dict, out_dir) -> list:
     write_atomic(paths[1], markdown(result))
     plot(result, paths[2])
     return paths
+
+
+def summary_lines(result: dict, settings: Settings) -> list[str]:
+    """What ``hwnorm stt`` prints: the error-free accuracy, then per codec its energy and accuracy
+    at the highest bit-error rate."""
+    clean = result["network"]["accuracy_fp16_error_free"]
+    lines = [f"error-free FP16 accuracy {100 * clean:.2f}% on {result['network']['eval_images']} held-out images",
+             f"{'codec':<22}{'Δ read':>9}{'Δ write':>9}   accuracy at BER {settings.bers[-1]:g} (mean ± sd)"]
+    for codec, row in result["energy"].items():
+        last = result["accuracy"][codec][-1]
+        lines.append(f"{codec:<22}{100 * row['read_energy_delta']:>+8.1f}%{100 * row['write_energy_delta']:>+8.1f}%"
+                     f"   {100 * last['accuracy_mean']:.2f} ± {100 * last['accuracy_std']:.2f}")
+    return lines

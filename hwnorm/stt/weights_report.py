@@ -280,3 +280,17 @@ def write(result: dict, out_dir) -> list:
              "stt_weights_accuracy.png": plot(result)}
     write_atomic_set(out_dir, files)
     return [Path(out_dir) / f for f in files]
+
+
+def summary_lines(result: dict) -> list[str]:
+    """What ``hwnorm stt-weights`` prints: per model its weight-memory energy, then each RTL run."""
+    lines = []
+    for name, m in result["models"].items():
+        e = m["energy"]
+        lines.append(f"{name}: error-free {100 * m['clean_accuracy']:.2f}%; weight memories per inference: SRAM "
+                     f"{e['none']['sram_read_pj']:,.0f} pJ, STT-RAM " + ", ".join(
+                         f"{c} {v['stt_read_pj']:,.0f}" for c, v in e.items()) + " pJ")
+    for r in result.get("rtl", []):
+        lines.append(f"RTL {r['model']} {r['codec']} BER {r['ber']:g}: {r['mismatches']} mismatches, "
+                     f"accuracy {100 * r['rtl_accuracy']:.1f}%")
+    return lines
