@@ -1,8 +1,17 @@
 """``hwnorm flow``: model → golden accuracy → folding → Verilog → co-simulation → estimates → report.
 
-Each stage reuses what the others cache by content (the simulator builds, Yosys and nextpnr
-results); each prints what it did and how long it took. Outputs are written as sets (temporary
-names, then renames): an interrupted flow leaves the previous rtl/ and reports/ intact.
+The flow is a pipeline of stages, each making one product once and handing it on::
+
+    import_stage   config → Network     the model imported once (hwnorm.models.Model, per realization)
+    plan_stage     Network → Plan       the folding, and the design's block built once (hwnorm.generate)
+    verilog_stage  Plan → Verilog       the text and its ports: co-simulation and synthesis read it
+    verify         Plan, Verilog → figures   accuracy and co-simulation (hwnorm.sim.verify)
+    estimate       Plan, Verilog → figures   cycles, energy, resources (hwnorm.estimate.design)
+    report         figures → files      written with the Verilog as one set (hwnorm.report)
+
+``hwnorm sweep`` composes the same stages. Each prints what it did and how long it took; the
+simulator builds, Yosys and nextpnr results are cached by content. Outputs are written as sets
+(temporary names, then renames): an interrupted flow leaves the previous rtl/ and reports/ intact.
 
 Folding: the layers named in the config keep their PE / SIMD; the others are chosen here —
 with ``throughput`` the cheapest folding (fewest PE·SIMD per layer) whose slowest stage takes at

@@ -13,10 +13,11 @@ Per target this module
    register bit, carry cells per adder bit).
 
 The costs are fitted — non-negative least squares on relative error — to synthesis of a
-calibration set of blocks that excludes the default designs
-(:func:`hwnorm.estimate.calibration.calibration_designs`, ``plumbing_blocks``), one set of costs per block kind (keyed by the block's ``kind``: the
-layer kind's registry name, or the plumbing's), plus a ``generic`` set fitted on every block for
-a kind that has none yet (a new layer kind before it is calibrated: its estimate says so). They
+calibration set of blocks that excludes the default designs (:mod:`hwnorm.estimate.calibration`),
+one set of costs per block kind (keyed by the block's ``cost_key``: the layer kind's registry
+name, or the plumbing's), each on the features its block class declares
+(:attr:`hwnorm.blocks.Block.cost_features`), plus a ``generic`` set fitted on every block for a
+kind that has none yet (a new layer kind before it is calibrated: its estimate says so). They
 are kept as data in ``hwnorm/data/fpga/calibration.json`` with the tool versions they came from.
 ``hwnorm estimate --calibrate`` refits them. The default designs are then held-out checks: their
 estimate-vs-synthesis error is what the report and the tests show.
