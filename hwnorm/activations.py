@@ -72,7 +72,6 @@ def compare(load, folding: dict | None, target: str) -> tuple[list[Comparison], 
     """Both realizations of every activation site, costed on ``target`` at the layers' folding
     (``folding`` or each kind's default): ``(comparisons, thresholds network, requant network)``.
     ``load(activations)`` imports the model with a realization setting."""
-
     imported = load("thresholds")
     possible = {site.layer: site.quantizer for site in imported.activation_sites if site.requant_possible}
     requant = load({layer: "requant" for layer in possible}) if possible else imported
@@ -103,7 +102,6 @@ def costs_per_target(load, folding: dict | None, targets, synth: bool = False, p
     """Both realizations of every activation site where both exist, on every target: the LUT
     estimate and (``synth``) Yosys' count of the blocks each realization adds, at the layers'
     folding — what a report shows next to the realization chosen."""
-
     imported = load("thresholds")
     possible = [site for site in imported.activation_sites if site.requant_possible]
     if not possible:

@@ -52,7 +52,6 @@ def bn_layers_from(source: str | None) -> list[BNLayer]:
 
 
 def _from_model(source: str | None) -> list[BNLayer]:
-
     path = source or data.path("models/TFC_1W1A.onnx")
     sites = interpret(path).bn_sites
     if not sites:
@@ -61,7 +60,6 @@ def _from_model(source: str | None) -> list[BNLayer]:
 
 
 def _from_json(source: str) -> list[BNLayer]:
-
     doc = load_json(source)
     entries = doc.get("layers", [doc]) if isinstance(doc, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -111,7 +109,6 @@ def output_scale(layer: BNLayer, out_fmt: FixedFormat) -> float:
 
 def fold_layer(layer: BNLayer, out_fmt: FixedFormat, rounding, overflow, per_channel_shift: bool = False):
     """The exact fold (:class:`hwnorm.bnspec.BNFold`) of one layer over its whole input range."""
-
     lo, hi = layer.in_range
     return fold_bn(layer.gamma, layer.beta, layer.mean, layer.var, layer.eps,
                    in_fmt=FixedFormat(IntType.from_range(lo, hi, signed=True).bits), in_scale=1.0, in_range=(lo, hi),

@@ -37,7 +37,6 @@ def agreement(scores: np.ndarray, reference: np.ndarray) -> dict:
 def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dict:
     """Top-1 and images/s of the golden model on the first ``limit`` MNIST test images (pixels as
     8-bit integers), with its predictions (key ``predictions``, not JSON)."""
-
     images, labels = data.mnist_test()
     n = len(images) if limit is None else max(0, min(limit, len(images)))
     if n == 0:
@@ -57,7 +56,6 @@ def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dic
 def compare_with_executor(model_path, scores: np.ndarray, progress=None) -> dict:
     """Run the QONNX reference executor on the same MNIST images (pixel/255 floats) and count the
     images where its prediction is not one of the golden model's best ``scores`` (:func:`agreement`)."""
-
     if not available():
         raise ValueError("--check-qonnx needs the QONNX executor: pip install 'hwnorm[reference]'")
     images, labels = data.mnist_test()
@@ -100,7 +98,6 @@ def _check_npy_header(p) -> None:
     """A ``.npy`` file's header, read before its data: a ``.npz`` archive or any other file, and an
     array larger than :data:`MAX_INPUT_BYTES` or with more rows than ``LIMITS['random']``, are
     refused with the reason."""
-
     try:
         with open(p, "rb") as f:
             magic = f.read(6)
@@ -131,7 +128,6 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
     A model with no input quantizer reads its input as it is: hwnorm takes it as integer codes
     standing for code·scale (8-bit pixels and /255, as :func:`hwnorm.qonnx.interpret` does), so the
     float inputs must lie on that grid (random inputs are drawn on it)."""
-
     if not available():
         raise ValueError("checking against QONNX needs its executor: pip install 'hwnorm[reference]'")
     try:
@@ -177,12 +173,10 @@ class _QuantizerInputs:
         self.input_quant = input_quant
 
     def random(self, rng, n: int, features: int) -> np.ndarray:
-
         lo, hi = float_range(self.input_quant, features)
         return rng.uniform(lo, hi, (n, features)).astype(np.float32)
 
     def __call__(self, x):
-
         return x, quantize_inputs(self.input_quant, x)
 
 

@@ -143,7 +143,6 @@ _RULES = {
 
 def _check_folding(where: str, folding) -> dict:
     """Types and key names only: each layer's kind checks its values once the network is known."""
-
     if not isinstance(folding, dict):
         raise ValueError(f"{where}: [folding] must be a table of layers, like MatMul_16 = {{ pe = 16, simd = 49 }}")
     keys = folding_keys()

@@ -123,7 +123,6 @@ class NetworkBlock(Block):
         self.out_beats = last.block.out_beats * last.vectors
 
     def _stages(self) -> list[Stage]:
-
         stages: list[Stage] = []
         self.layer_blocks = {}  # layer name → its block (the estimates read these, never build their own)
         names = unique_names([layer.name for layer in self.net.layers])
@@ -190,7 +189,6 @@ class NetworkBlock(Block):
         """``n`` images: the vendored MNIST test images (of the set ``images``, see
         :data:`hwnorm.data.TEST_IMAGE_SETS`) for a 784-input network, else seeded random inputs of
         the first layer's range (corners first)."""
-
         if not data.takes_mnist(self.net.in_features):
             x = with_corners(np.random.default_rng(seed), *self.net.in_range, n, self.net.in_features)
             return network_job(self, x, seed)

@@ -76,7 +76,6 @@ class _NetworkDesign:
     fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz", "stt")
 
     def model(self, design: "Design"):
-
         p = design.params
         net = network_of(design)
         block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design), store_of(design))
@@ -104,7 +103,6 @@ class _LayerDesign:
         return ("model", "layer", "activations", "target", "clock_mhz", *layers.kind(self.kind).folding_keys)
 
     def model(self, design: "Design"):
-
         layer = _layer(design, layers.kind(self.kind))
         fold = {k: design.params[k] for k in layers.kind(self.kind).folding_keys if k in design.params}
         block = layer.block(fold).with_timing(timing_of(design))
@@ -124,7 +122,6 @@ class _CodecDesign:
         self.block_class = block_class
 
     def model(self, design: "Design"):
-
         p = design.params
         spec = make_codec(p.get("codec", "backup+rearrange"), load_table(p.get("cells", DEFAULT_CELLS)),
                           block_words=p.get("block_words"))
@@ -139,7 +136,6 @@ class _CodecDesign:
 def timing_of(design: "Design"):
     """The design's target clock (``clock_mhz``, pipelined for its ``target``'s delay model), or
     :data:`hwnorm.timing.UNTIMED`."""
-
     p = design.params
     if "clock_mhz" not in p:
         return UNTIMED
@@ -152,7 +148,6 @@ def timing_of(design: "Design"):
 def store_of(design: "Design"):
     """The design's ``stt`` table (``codec``, ``ber``, ``seed``, ``cells``) as a
     :class:`hwnorm.stt.store.WeightStore`, or None: weights in plain ROMs."""
-
     p = design.params.get("stt")
     if p is None:
         return None
@@ -183,7 +178,6 @@ def _timing_params(block) -> dict:
 
 def design_kinds() -> dict:
     """Every design kind: a network, each registered layer kind, and the STT codec pair."""
-
     return {"network": _NetworkDesign(), **{k: _LayerDesign(k) for k in layers.names()},
             "stt_encoder": _CodecDesign(STTEncoderBlock), "stt_decoder": _CodecDesign(STTDecoderBlock)}
 
@@ -249,7 +243,6 @@ _TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number", (int, fl
 
 
 def _check_field_type(where: str, key: str, value) -> None:
-
     expected = (int,) if key in layers.folding_keys() else _FIELD_TYPES.get(key)
     if expected and (not isinstance(value, expected) or isinstance(value, bool)):
         raise ValueError(f"{where}: field {key!r} must be {_TYPE_NAMES.get(expected) or _TYPE_NAMES[expected[0]]}, "
@@ -278,7 +271,6 @@ def design_for_model(model: str, name: str = "top", output: str = "argmax", fold
 
 def load_folding(path: str) -> dict:
     """A folding file: TOML or JSON ``{layer: {key: value}}`` (each layer's kind checks its keys)."""
-
     doc = load_toml(path) if str(path).endswith(".toml") else load_json(path)
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: a folding file maps layer names to {{\"pe\": …, \"simd\": …}}")

@@ -23,7 +23,6 @@ def _f32(value) -> np.ndarray:
 
 def quantize_inputs(input_quant: dict, x) -> np.ndarray:
     """int64 codes (N, features) of float inputs ``x`` (N, …) — bit 0 / 1 for a sign quantizer."""
-
     v = _f32(x).reshape(len(x), -1)
     with np.errstate(all="ignore"):
         for step in input_quant["ops"]:
@@ -37,7 +36,6 @@ def quantize_inputs(input_quant: dict, x) -> np.ndarray:
 def float_range(input_quant: dict, features: int) -> tuple[np.ndarray, np.ndarray]:
     """Per feature, the float interval whose codes span the quantizer's range (a little beyond it,
     so random inputs also reach the clipping): for seeded random inputs of a model."""
-
     q = input_quant["quantizer"]
     lo, hi = (-1.0, 1.0) if q is None else code_range(q["bits"], q["signed"], q["narrow"])
     zero = 0.0 if q is None else q["zero"]

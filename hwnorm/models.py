@@ -18,7 +18,6 @@ VENDORED = {"TFC_1W1A": "models/TFC_1W1A.onnx", "TFC_2W2A": "models/TFC_2W2A.onn
 
 def model_path(source: str | Path | None) -> Path:
     """The file of a model: a vendored model's by name (None: the default), else ``source`` itself."""
-
     name = DEFAULT_MODEL if source is None else str(source)
     return data.path(VENDORED[name]) if name in VENDORED else Path(source)
 
@@ -26,7 +25,6 @@ def model_path(source: str | Path | None) -> Path:
 def import_model(source: str | Path | None = None, score_bits: int | None = None, activations=None):
     """The :class:`hwnorm.qonnx.Imported` of a vendored model (by name; None: the default) or a
     QONNX file: the network, its BN sites and activation sites."""
-
     options = {k: v for k, v in (("score_bits", score_bits), ("activations", activations)) if v is not None}
     return interpret(model_path(source), **options)
 
@@ -35,7 +33,6 @@ def load_network(source: str | Path | None = None, score_bits: int | None = None
     """``(Network, label)`` of the vendored default (``None``), a vendored model by name, an IR JSON or
     a QONNX model. ``score_bits`` sets the width of an imported model's class scores (default 16);
     ``activations`` how its quantizers after accumulators are realized (see ``hwnorm.qonnx.interpret``)."""
-
     options = {k: v for k, v in (("score_bits", score_bits), ("activations", activations)) if v is not None}
     name = DEFAULT_MODEL if source is None else str(source)
     if name in VENDORED:

@@ -245,7 +245,6 @@ def threshold_fold(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str =
     """Multi-thresholds (FINN style) for ``q = quant(u(acc))``, ``form`` the exact code-axis map
     ``u`` of the integer ``acc`` in ``[acc_lo, acc_hi]``: ``q = base + #{i : acc' ≥ T_i}`` with the
     channels whose map decreases flipped (``acc' = −acc``: their weights are to be negated)."""
-
     _check_threshold_cost(len(form.distinct()[0]), quant, name)
     base, cuts = quant.levels()
     if not cuts:  # a single code (a ReLU floor at the top): one threshold that never fires
@@ -262,7 +261,6 @@ def requant_spec(form, quant: Quantizer, acc_lo: int, acc_hi: int, name: str = "
     result is then compared with the thresholds, which decide exactly: both are monotone step
     functions of ``acc``, so equal values at every threshold, one below it, and both ends of the
     range prove them equal on the whole range."""
-
     if quant.datapath_rounding is None:
         raise ValueError(f"{name}: rounding_mode {quant.rounding} has no requantizer datapath (it rounds "
                          f"{', '.join(_DATAPATH_ROUNDING)}); realize it with thresholds")

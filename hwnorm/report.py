@@ -341,7 +341,6 @@ def _other_reports(out_dir: Path, names: set) -> list[dict]:
 def write_reports(figs: list[dict], out_dir, merge_index: bool = False) -> list[str]:
     """Write the whole report set of ``figs`` into ``out_dir`` at once; returns the file names.
     With ``merge_index`` the index also lists the design reports already in the folder."""
-
     files = render_reports(figs, out_dir, merge_index)
     write_atomic_set(Path(out_dir), files)
     return sorted(files)

@@ -55,7 +55,6 @@ FAULT_BASE = ("cells", *FAULT_AXES)
 
 def load_sweep(path) -> dict:
     """The validated sweep of a TOML file: {kind, base, axes, origin, base_dir}."""
-
     path = Path(path)
     doc = load_toml(path)
     unknown = set(doc) - {"kind", "base", "axes"}
@@ -107,7 +106,6 @@ def _design_doc(sweep: dict, point: dict) -> dict:
 
 
 def _check_fault_point(point: dict, origin: str) -> None:
-
     codec, ber, seed = point.get("codec", "none"), point.get("ber", 1e-3), point.get("seed", 0)
     if codec not in CODECS:
         raise ValueError(f"{origin}: codec {codec!r} is not allowed; allowed: {', '.join(CODECS)}")
@@ -126,7 +124,6 @@ def evaluate(task: tuple) -> dict:
 
 
 def _design_point(sweep: dict, point: dict) -> dict:
-
     config = config_from_dict(_design_doc(sweep, point), sweep["origin"], Path(sweep["base_dir"]))
     plan, how = plan_stage(config, import_stage(config))
     block = plan.block

@@ -35,7 +35,6 @@ def numpy_bgemm_blocks(a, b, k, rows=8):
 
 @benchmark("bgemm")
 def bench_bgemm(repeat: int = 5):
-
     rng = np.random.default_rng(0)
     a = rng.integers(0, 2**64, (M, words_for(K)), dtype=np.uint64)
     b = rng.integers(0, 2**64, (N, words_for(K)), dtype=np.uint64)
@@ -53,7 +52,6 @@ def bench_bgemm(repeat: int = 5):
 
 @benchmark("tfc")
 def bench_tfc(repeat: int = 5):
-
     if not available():
         raise ValueError("the tfc benchmark needs the QONNX executor: pip install 'hwnorm[reference]'")
     net = import_qonnx(data.path("models/TFC_1W1A.onnx"))

@@ -28,7 +28,6 @@ def numpy_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _conv_layers(element, weights: np.ndarray, weight_bits: int):
-
     g = Geometry(SIZE, SIZE, (KERNEL, KERNEL))
     lo, hi = (0, 1) if element is BIPOLAR else element.range
     window = SlidingWindow((SIZE, SIZE, CHANNELS), g, element, lo, hi)
@@ -43,7 +42,6 @@ def _conv_layers(element, weights: np.ndarray, weight_bits: int):
 
 @benchmark("conv")
 def bench_conv(repeat: int = 5):
-
     rng = np.random.default_rng(0)
     macs = BATCH * (SIZE - KERNEL + 1) ** 2 * KERNEL * KERNEL * CHANNELS * FILTERS
     for label, element, weight_bits in (("binary", BIPOLAR, 1), ("int2", IntType(2, True), 2),
@@ -72,7 +70,6 @@ def bench_conv(repeat: int = 5):
 def _cnv_figure(repeat: int) -> dict:
     """The vendored CNV 1W1A model's golden run on the 2,000 held-out MNIST images: its binary MACs
     per second against the bgemm kernel's rate on a large square product, both measured now."""
-
     net, _ = load_network("CNV_MNIST_1W1A")
     images, _ = data.mnist_test()
     x = images[data.mnist_ids("held-out")].reshape(-1, 784).astype(np.int64)

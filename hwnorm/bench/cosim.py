@@ -31,7 +31,6 @@ CNV_IMAGES = 2_000
 
 
 def _timed(verilog: str, top: str, job: Job, sim: str, work: str, mode: str) -> float:
-
     start = time.perf_counter()
     result = cosim(verilog, top, job, sim, work, waves_on_failure=False, mode=mode)
     seconds = time.perf_counter() - start
@@ -55,7 +54,6 @@ def _compare(label: str, verilog: str, top: str, job: Job, warm_up: dict, sim: s
 
 @benchmark("cosim")
 def bench_cosim(repeat: int = 5):
-
     require_simulators()
     designs = {d.name: d for d in default_designs()}
     rng = np.random.default_rng(0)
@@ -82,7 +80,6 @@ def _conv_rows(work: str):
     """Clocks per second of the CNV top in batch mode (all a user waits for: job file, simulation,
     reading and scoring) against the ceiling (the harness binary's own run, measured inside the
     same call) and against the same job under cocotb (``--timing`` harness clock)."""
-
     top = model_of(design_for_model("CNV_MNIST_1W1A", "cnv"))[0]
     images, _ = data.mnist_test()
     ids = data.mnist_ids("held-out")[:CNV_IMAGES]

@@ -25,7 +25,6 @@ SHAPES = {"MatMul_16": (64, 784), "MatMul_24": (64, 64), "MatMul_32": (64, 64), 
 
 def foldings() -> list[tuple[str, dict]]:
     """(label, folding) from the default design's to fully parallel."""
-
     (default,) = [d for d in default_designs() if d.name == "tfc"]
     out = [("default", default.params["folding"])]
     for label, share in (("quarter", 4), ("half", 2), ("parallel", 1)):

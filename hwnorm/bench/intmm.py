@@ -14,7 +14,6 @@ K = 4096
 
 @benchmark("igemm")
 def bench_igemm(repeat: int = 5):
-
     rng = np.random.default_rng(0)
     for bits in (2, 4, 8):
         lo, hi = IntType(bits, signed=True).range

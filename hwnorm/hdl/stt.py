@@ -204,7 +204,6 @@ def _hamming_word(m: Module, cw, name: str):
     """SEC-DED Hamming(22, 16) (``hwnorm.stt.codecs``): position ``p`` of the codeword is bit ``p``
     of ``cw``; a single error is corrected, a detected double error passes the data bits as read
     (raw words: 0 is no neutral weight)."""
-
     syndrome = Signal(5, name=f"{name}_syndrome")
     m.d.comb += syndrome.eq(Cat(*[Cat(*[cw[p] for p in range(1, 22) if p >> k & 1]).xor() for k in range(5)]))
     parity = cw.xor()

@@ -221,7 +221,6 @@ class MapLayer:
     @classmethod
     def map_fields(cls, d: dict) -> dict:
         """The shared fields of a spatial layer from its IR JSON."""
-
         shape = map_shape_of(d)
         lo, hi = d["range"]
         return {"map_shape": shape, "geometry": Geometry.from_dict(d, shape[0], shape[1]),
@@ -375,7 +374,6 @@ class LineBufferBlock:
     taps_inner = False
 
     def __init__(self, layer, lanes: int):
-
         h, w, c = layer.map_shape
         self.lanes = check_fold(layer.name, layer.folding_keys[0].upper(), lanes, c, "channels")
         self.layer, self.name, self.geometry = layer, layer.name, layer.geometry
@@ -414,7 +412,6 @@ class LineBufferBlock:
         return {f"ram_access_{mem.width * mem.depth}b": (self.in_beats + self.reads) * bits}
 
     def inventory(self):
-
         g = self.geometry
         h, w, _ = self.layer.map_shape
         width = self.lanes * self.in_type.width
@@ -454,7 +451,6 @@ def _im2col_bits(x, c, kh, kw, sh, sw, out):
 
 def im2col_bits(words: np.ndarray, channels: int, g: Geometry) -> np.ndarray:
     """Windows of packed bit maps ``words`` (B, H, W, ⌈C/64⌉) → packed rows (B·OH·OW, ⌈taps·C/64⌉)."""
-
     out = np.zeros((words.shape[0], g.out_height, g.out_width, words_for(g.taps * channels)), np.uint64)
     _im2col_bits(np.ascontiguousarray(words), channels, g.kernel[0], g.kernel[1], g.stride[0], g.stride[1], out)
     return out.reshape(-1, out.shape[3])

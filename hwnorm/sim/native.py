@@ -86,7 +86,6 @@ _MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2 OPT_GLOBAL=-O2"
 
 def build(sources: list[Path], build_dir: Path, waves: bool) -> Path:
     """The simulator binary of ``sources`` (the design and the harness), built once."""
-
     main = build_dir / "hwnorm_main.cpp"
     if not main.exists() or main.read_text() != MAIN:
         main.write_text(MAIN)

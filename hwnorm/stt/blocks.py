@@ -122,7 +122,6 @@ class STTDecoderBlock(_CodecBlock):
     def job(self, n: int, seed: int) -> dict:
         """``n`` encoded blocks with 5% of their cells overwritten at random: soft errors for the
         decoder to repair or flag."""
-
         rng = np.random.default_rng(seed)
         cells = self.spec.encode(_random_words(self.spec, n, rng).view(np.float16))
         hit = rng.random(cells.shape) < 0.05

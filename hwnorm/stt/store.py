@@ -134,7 +134,6 @@ def buffer_costs(net, folding: dict, codec: str, table: CellTable, energy_table,
 
 def memory_costs(net, memories: dict, table: CellTable, energy_table, model=None) -> list:
     """:func:`buffer_costs` of memories already stored (layer name → StoredWeights, clean cells)."""
-
     model = model or load_array_model()
     return [memory_cost(model, table, energy_table, layer.name, memories[layer.name].clean,
                         memories[layer.name].row_bits, layer.units_per_image)
