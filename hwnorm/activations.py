@@ -19,27 +19,26 @@ from dataclasses import dataclass
 
 from hwnorm.dataflow import check_folding
 from hwnorm.estimate.resources import estimate_resources
-from hwnorm.estimate.synthesis import synthesize, TARGETS, ToolError
 from hwnorm.defaults import ACTIVATION_CHOICES
+from hwnorm.estimate.synthesis import synthesize, TARGETS, ToolError
 from hwnorm.hdl.verilog import verilog_text
 
-__all__ = ["CHOICES", "check_choice", "Comparison", "compare", "resolve", "costs_per_target"]
-
-CHOICES = ACTIVATION_CHOICES
+__all__ = ["check_choice", "Comparison", "compare", "resolve", "costs_per_target"]
 
 
 def check_choice(value, where: str):
-    """A valid ``activations`` setting: one of :data:`CHOICES`, or a table ``{layer: choice}``."""
+    """A valid ``activations`` setting: one of :data:`hwnorm.defaults.ACTIVATION_CHOICES`, or a table
+    ``{layer: choice}``."""
     if isinstance(value, str):
-        if value not in CHOICES:
-            raise ValueError(f"{where}: activations = {value!r} is not allowed; allowed: {', '.join(CHOICES)}, "
+        if value not in ACTIVATION_CHOICES:
+            raise ValueError(f"{where}: activations = {value!r} is not allowed; allowed: {', '.join(ACTIVATION_CHOICES)}, "
                              "or a table {layer = choice}")
         return value
     if not isinstance(value, dict):
-        raise ValueError(f"{where}: activations must be one of {', '.join(CHOICES)} or a table {{layer = choice}}")
+        raise ValueError(f"{where}: activations must be one of {', '.join(ACTIVATION_CHOICES)} or a table {{layer = choice}}")
     for layer, choice in value.items():
-        if choice not in CHOICES:
-            raise ValueError(f"{where}: activations.{layer} = {choice!r} is not allowed; allowed: {', '.join(CHOICES)}")
+        if choice not in ACTIVATION_CHOICES:
+            raise ValueError(f"{where}: activations.{layer} = {choice!r} is not allowed; allowed: {', '.join(ACTIVATION_CHOICES)}")
     return value
 
 

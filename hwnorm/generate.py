@@ -306,7 +306,6 @@ def pick_designs(designs: list[Design], names: list[str] | None) -> list[Design]
 
 # ------------------------------------------------------------------ building
 _MODELS: dict = {}       # (model file, score width) → its Model: each file imported once per realization
-_NETWORKS: dict = {}     # network key → the network a design's settings pick
 _ACTIVATIONS: dict = {}  # network key → the per-layer comparison of both activation realizations
 
 
@@ -336,34 +335,29 @@ def model_for(design: Design) -> Model:
 
 
 def _network_key(design: Design) -> tuple:
-    """What picks a design's network: the model, and for an ``activations`` setting the folding
-    and target its comparison of both realizations is costed at."""
+    """What picks the realizations of a design's ``activations`` setting: the model, the setting,
+    and the folding and target both realizations are costed at."""
     p = design.params
-    key = (str(design_source(design)), p.get("score_bits"), repr(p.get("activations")))
-    return key if p.get("activations") is None else key + (repr(p.get("folding")), p.get("target"))
+    return (str(design_source(design)), p.get("score_bits"), repr(p.get("activations")), repr(p.get("folding")),
+            p.get("target"))
 
 
 def network_of(design: Design):
-    """The design's network; ``activations`` that ask for ``auto`` compare both realizations first
-    (hwnorm.activations)."""
+    """The design's network, from its Model (each realization imported once); ``activations``
+    compare both realizations first (hwnorm.activations), once per setting, folding and target."""
     model = model_for(design)
     p = design.params
     setting = p.get("activations")
-    key = _network_key(design)
-    if key in _NETWORKS:
-        return _NETWORKS[key]
     if setting is None:
-        net = model.network()
-    else:
-        act.check_choice(setting, design.origin)
-        if model.is_ir:
-            raise ValueError(f"{design.origin}: activations apply to an ONNX model; an IR JSON is imported already")
-        comparisons, thr, req = act.compare(model.imported, p.get("folding"), p.get("target", DEFAULT_TARGET))
-        choices = act.resolve(setting, comparisons)
-        net = model.imported(choices).network
-        _ACTIVATIONS[key] = comparisons, choices
-    _NETWORKS[key] = net
-    return net
+        return model.network()
+    act.check_choice(setting, design.origin)
+    if model.is_ir:
+        raise ValueError(f"{design.origin}: activations apply to an ONNX model; an IR JSON is imported already")
+    key = _network_key(design)
+    if key not in _ACTIVATIONS:
+        comparisons, _, _ = act.compare(model.imported, p.get("folding"), p.get("target", DEFAULT_TARGET))
+        _ACTIVATIONS[key] = comparisons, act.resolve(setting, comparisons)
+    return model.imported(_ACTIVATIONS[key][1]).network
 
 
 def _layer(design: Design, cls):

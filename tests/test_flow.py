@@ -225,7 +225,6 @@ def test_one_flow_imports_the_model_once_and_builds_each_block_once(tmp_path, mo
     from hwnorm.flow import run_flow
 
     monkeypatch.setattr(hwnorm.generate, "_MODELS", {})   # a fresh process: nothing imported yet
-    monkeypatch.setattr(hwnorm.generate, "_NETWORKS", {})
     counts = {"walks": 0, "network blocks": 0, "tops": 0, "synthesized": 0}
 
     def counting(cls, method, key):

@@ -47,9 +47,6 @@ class Job:
                        vector_ids=self.vector_ids[:n],
                        image_ids=None if self.image_ids is None else self.image_ids[:n], **changes)
 
-    def with_expected(self, expected: list) -> "Job":
-        return replace(self, expected=list(expected))
-
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
