@@ -44,8 +44,8 @@ _TIERS = (
     Tier("arithmetic", "golden kernels and exact number rules",
          ("bnn", "bnspec", "quantizer", "fixed", "exactfit", "intmm", "vectorize", "spec", "datatypes", "timing",
           "curves")),
-    Tier("foundation", "files, defaults, data, terminal text, the kernel cache",
-         ("io", "defaults", "data", "terminal", "_kernel_cache", "hwnorm", "qonnx_ref", "architecture")),
+    Tier("foundation", "files, defaults, data, terminal text, the kernel cache, folding values",
+         ("io", "defaults", "data", "terminal", "_kernel_cache", "hwnorm", "qonnx_ref", "architecture", "folding")),
 )
 
 # (importer, imported) pairs allowed to run up the tiers, each with its reason. None today.

@@ -52,6 +52,7 @@ from hwnorm.models import DEFAULT_MODEL
 from hwnorm.activations import check_choice
 from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.hdl.names import check_identifier
+from hwnorm.folding import Folding
 from hwnorm.layers import folding_keys
 from hwnorm.timing import delay_models, Timing
 
@@ -79,7 +80,7 @@ class FlowConfig:
     energy_table: str = DEFAULT_ENERGY_TABLE
     rtl_dir: str = "rtl"
     reports_dir: str = "reports"
-    folding: dict = field(default_factory=dict)
+    folding: Folding = field(default_factory=Folding)
     throughput: float | None = None     # [auto_folding]
     lut_budget: int | None = None       # [auto_folding]
     codec: str = DEFAULT_BUFFER_CODEC   # [stt] codec of the weight memories as MLC STT-RAM (energy)
@@ -141,21 +142,6 @@ _RULES = {
 }
 
 
-def _check_folding(where: str, folding) -> dict:
-    """Types and key names only: each layer's kind checks its values once the network is known."""
-    if not isinstance(folding, dict):
-        raise ValueError(f"{where}: [folding] must be a table of layers, like MatMul_16 = {{ pe = 16, simd = 49 }}")
-    keys = folding_keys()
-    for layer, entry in folding.items():
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: folding.{layer} must be a table like {{ pe = 4, simd = 8 }}")
-        for key, value in entry.items():
-            if key not in keys:
-                raise ValueError(f"{where}: folding.{layer}: unknown key {key!r}; allowed: {', '.join(keys)}")
-            _check(where, f"folding.{layer}.{key}", value, int, positive=True)
-    return folding
-
-
 def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = None) -> FlowConfig:
     """A validated config from a parsed TOML document."""
     if not isinstance(doc, dict):
@@ -163,7 +149,7 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     values: dict = {}
     for key, value in doc.items():
         if key == "folding":
-            values["folding"] = _check_folding(origin, value)
+            values["folding"] = Folding.parse(value, allowed=folding_keys(), where=origin)
         elif key == "activations":
             values["activations"] = check_choice(value, origin)
         elif key in _TABLES:

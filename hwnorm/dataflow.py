@@ -21,7 +21,7 @@ would otherwise form across the whole network. Only latency moves; the II stays.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,7 @@ import numpy as np
 from hwnorm.blocks import ArgMaxBlock, Block, FIFOBlock, Inventory, RegisterSliceBlock, lane_converters
 from hwnorm.timing import UNTIMED, Timing
 from hwnorm import data
+from hwnorm.folding import Fold, Folding
 from hwnorm.hdl.names import unique_names
 from hwnorm.layers.base import with_corners
 from hwnorm.sim.jobs import network_job
@@ -39,7 +40,7 @@ __all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding"]
 OUTPUTS = ("argmax", "raw")
 
 
-def auto_folding(net) -> dict:
+def auto_folding(net) -> Folding:
     """The default folding. Each layer's kind proposes one from its neighbours (see the kinds);
     the slowest of those sets the pace, in clocks per image, and every layer then takes the
     cheapest of its foldings that keeps it (FINN's folding by target cycles): hardware a layer
@@ -48,40 +49,34 @@ def auto_folding(net) -> dict:
     layers = net.layers
     for k, layer in enumerate(layers):
         nxt = layers[k + 1] if k + 1 < len(layers) else None
-        proposed[layer.name] = layer.auto_fold(prev_lanes, nxt)
+        proposed[layer.name] = Fold(layer.auto_fold(prev_lanes, nxt))
         prev_lanes = layer.out_lanes_at(proposed[layer.name])
     pace = max(layer.clocks_per_image(proposed[layer.name]) for layer in layers)
     fold = {}
     for layer in layers:
         mine = proposed[layer.name]
-        cheaper = next((f for f in layer.foldings() if layer.clocks_per_image(f) <= pace), mine)
-        fold[layer.name] = cheaper if _lanes(layer, cheaper) < _lanes(layer, mine) else mine
-    return fold
+        cheaper = Fold(next((f for f in layer.foldings() if layer.clocks_per_image(f) <= pace), mine))
+        fold[layer.name] = cheaper if cheaper.lanes < mine.lanes else mine
+    return Folding(fold)
 
 
-def _lanes(layer, fold: dict) -> int:
-    """The hardware a folding builds, as its lanes (PE · SIMD)."""
-    return math.prod(fold.values())
-
-
-def check_folding(net, folding: dict | None) -> dict:
-    """The complete folding of ``net``: ``folding`` (validated by each layer's kind) over
-    :func:`auto_folding`."""
-    folding = dict(folding or {})
+def check_folding(net, folding: Mapping | None) -> Folding:
+    """The complete folding of ``net``: ``folding`` (its form checked by :meth:`Folding.parse`, its
+    values by each layer's kind) set over :func:`auto_folding`."""
+    folding = folding or {}
     names = [layer.name for layer in net.layers]
     for name in folding:
         if name not in names:
             raise ValueError(f"folding names layer {name!r}, which is not in the network; layers: {', '.join(names)}")
-    full = auto_folding(net)
+    full = dict(auto_folding(net))
     for layer in net.layers:
         given = folding.get(layer.name)
         if given is None:
             continue
-        layer.check_fold_keys(given)
-        merged = {**full[layer.name], **given}
+        merged = full[layer.name].merged(layer.parse_fold(given))
         layer.block(merged)  # the kind validates the values (divisibility …)
         full[layer.name] = merged
-    return full
+    return Folding(full)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from hwnorm.dataflow import NetworkBlock, check_folding
 from hwnorm.estimate.design import estimate_figures
 from hwnorm.estimate.energy import load_energy_table
 from hwnorm.estimate.resources import estimate_resources
+from hwnorm.folding import Folding
 from hwnorm.generate import Design, Plan, Verilog, default_designs, generate, network_of, plan_of
 from hwnorm.io import check_writable, write_file_sets
 from hwnorm.report import render_reports
@@ -45,20 +46,20 @@ __all__ = ["choose_folding", "flow_design", "import_stage", "plan_stage", "veril
 
 
 # ------------------------------------------------------------------ folding search
-def folding_for_interval(net, limit: int, fixed: dict) -> dict | None:
+def folding_for_interval(net, limit: int, fixed: Folding) -> Folding | None:
     """The cheapest folding with every layer at most ``limit`` clocks per image (``fixed`` layers
     as given; the others the first of their kind's foldings, cheapest first, that is fast
     enough), or None when some layer cannot get there."""
     out = {}
     for layer in net.layers:
         if layer.name in fixed:
-            out[layer.name] = dict(fixed[layer.name])
+            out[layer.name] = fixed[layer.name]
             continue
         pick = next((fold for fold in layer.foldings() if layer.clocks_per_image(fold) <= limit), None)
         if pick is None:
             return None
         out[layer.name] = pick
-    return out
+    return Folding(out)
 
 
 def _intervals(net) -> list[int]:
@@ -66,9 +67,9 @@ def _intervals(net) -> list[int]:
     return sorted({layer.clocks_per_image(fold) for layer in net.layers for fold in layer.foldings()})
 
 
-def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, str]:
+def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[Folding, str]:
     """(folding of the layers, how it was chosen) for a config (see the module docstring)."""
-    fixed = dict(config.folding)
+    fixed = config.folding
     try:
         check_folding(net, fixed)  # names and divisibility of what the user set
     except ValueError as e:
@@ -77,7 +78,7 @@ def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, s
         if fixed:
             return fixed, "as configured"
         default = _default_folding(config.model)
-        return (default, "the default design's") if default else ({}, "automatic")
+        return (default, "the default design's") if default else (Folding(), "automatic")
     clock = config.clock_mhz * 1e6
     if config.throughput is not None:
         limit = math.floor(clock / config.throughput + 1e-9)
@@ -101,8 +102,8 @@ def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, s
         folding = folding_for_interval(net, limit, fixed)
         if folding is None:
             continue
-        key = repr(sorted(folding.items()))  # neighbouring intervals often give the same folding
-        luts = seen[key] if key in seen else seen.setdefault(key, estimate_luts(folding))
+        # neighbouring intervals often give the same folding
+        luts = seen[folding] if folding in seen else seen.setdefault(folding, estimate_luts(folding))
         smallest = luts if smallest is None else min(smallest, luts)
         if luts <= config.lut_budget:
             return folding, f"fastest within {config.lut_budget} LUTs on {config.target} ({luts} estimated)"
@@ -110,11 +111,11 @@ def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[dict, s
                      f"smallest needs about {smallest} LUTs")
 
 
-def _default_folding(model: str) -> dict | None:
+def _default_folding(model: str) -> Folding | None:
     """The folding of the embedded default network design when ``model`` is its model."""
     for d in default_designs():
         if d.kind == "network" and d.params.get("model") == model:
-            return dict(d.params.get("folding", {}))
+            return Folding(d.params.get("folding", {}))
     return None
 
 

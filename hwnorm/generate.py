@@ -52,6 +52,7 @@ from hwnorm import activations as act, layers
 from hwnorm.defaults import DEFAULT_CELLS, DEFAULT_TARGET, check_limit
 from hwnorm.models import DEFAULT_MODEL, VENDORED, Model
 from hwnorm.dataflow import NetworkBlock
+from hwnorm.folding import Folding, check_value
 from hwnorm.stt import load_table, make_codec
 from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
 from hwnorm.stt.store import WeightStore
@@ -243,7 +244,10 @@ _TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number", (int, fl
 
 
 def _check_field_type(where: str, key: str, value) -> None:
-    expected = (int,) if key in layers.folding_keys() else _FIELD_TYPES.get(key)
+    if key in layers.folding_keys():  # a one-layer design's folding is its fields
+        check_value(f"field {key!r}", value, where)
+        return
+    expected = _FIELD_TYPES.get(key)
     if expected and (not isinstance(value, expected) or isinstance(value, bool)):
         raise ValueError(f"{where}: field {key!r} must be {_TYPE_NAMES.get(expected) or _TYPE_NAMES[expected[0]]}, "
                          f"got {value!r}")
@@ -269,12 +273,11 @@ def design_for_model(model: str, name: str = "top", output: str = "argmax", fold
     return Design(name, "network", params, model, Path.cwd())
 
 
-def load_folding(path: str) -> dict:
-    """A folding file: TOML or JSON ``{layer: {key: value}}`` (each layer's kind checks its keys)."""
+def load_folding(path: str) -> Folding:
+    """A folding file: TOML or JSON ``{layer: {key: value}}`` (each layer's kind checks its keys
+    once the network is known)."""
     doc = load_toml(path) if str(path).endswith(".toml") else load_json(path)
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: a folding file maps layer names to {{\"pe\": …, \"simd\": …}}")
-    return doc
+    return Folding.parse(doc, allowed=layers.folding_keys(), where=str(path))
 
 
 def designs_from(source: str | None, folding: str | None = None, name: str | None = None,

@@ -133,7 +133,7 @@ def test_a_bad_design_file_leaves_previous_output_intact(tmp_path, capsys):
     ('[[design]]\nname = "a"\nkind = "stt_encoder"\nblock_words = "four"\n', "'block_words' must be a whole number"),
     ('[[design]]\nname = "a"\nkind = "stt_encoder"\nblock_words = 4.0\n', "'block_words' must be a whole number"),
     ('[[design]]\nname = "a"\nkind = "stt_decoder"\ncells = 7\n', "field 'cells' must be a string, got 7"),
-    ('[[design]]\nname = "a"\nkind = "mvu"\npe = true\n', "field 'pe' must be a whole number, got True"),
+    ('[[design]]\nname = "a"\nkind = "mvu"\npe = true\n', "field 'pe' must be a whole number ≥ 1, got True"),
 ])
 def test_design_file_errors(tmp_path, text, message):
     path = tmp_path / "d.toml"
@@ -218,8 +218,8 @@ def test_a_model_error_is_prefixed_once(tmp_path, capsys):
 
 @pytest.mark.parametrize("where, text, message", [
     ("design", '[[design]]\nname = "a"\nkind = "network"\nfolding = "fast"\n', "field 'folding' must be a table, got 'fast'"),
-    ("folding", '{"MatMul_16": {"pe": 4, "simd": "x"}}', "folding of layer 'MatMul_16': simd must be a whole number"),
-    ("folding", '{"MatMul_16": {"pe": 4.0}}', "folding of layer 'MatMul_16': pe must be a whole number"),
+    ("folding", '{"MatMul_16": {"pe": 4, "simd": "x"}}', "fold.json: folding.MatMul_16.simd must be a whole number ≥ 1, got 'x'"),
+    ("folding", '{"MatMul_16": {"pe": 4.0}}', "fold.json: folding.MatMul_16.pe must be a whole number ≥ 1, got 4.0"),
 ])
 def test_folding_of_the_wrong_type_is_named(tmp_path, capsys, where, text, message):
     path = tmp_path / ("d.toml" if where == "design" else "fold.json")

@@ -63,7 +63,7 @@ class BiasAdd(ElementwiseLayer):
         return cls(np.array(d["bias"]), d["in_bits"], d["in_signed"], d["name"])
 
     def block(self, fold: dict) -> "BiasAddBlock":
-        self.check_fold_keys(fold)
+        fold = self.parse_fold(fold)
         return BiasAddBlock(self, fold.get("pe", 1))
 
     def describe(self, block) -> dict:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from hwnorm import bnn
 from hwnorm.bnn import Bits
+from hwnorm.folding import Fold
 from hwnorm.sim.jobs import layer_job
 
 __all__ = ["Layer", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
@@ -194,15 +194,10 @@ class Layer:
         """Input lanes this layer's default folding takes (None: it adapts to its producer)."""
         return None
 
-    def check_fold_keys(self, fold) -> None:
-        if not isinstance(fold, dict):
-            raise ValueError(f"folding of layer {self.name!r} must be a table like {{pe = 4, simd = 8}}")
-        for key, value in fold.items():
-            if key not in self.folding_keys:
-                raise ValueError(f"folding of layer {self.name!r}: unknown key {key!r}; allowed: "
-                                 f"{', '.join(self.folding_keys)}")
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool):  # numpy integers are fine
-                raise ValueError(f"folding of layer {self.name!r}: {key} must be a whole number, got {value!r}")
+    def parse_fold(self, fold) -> Fold:
+        """``fold`` as this kind's folding: a table of its keys, each a whole number ≥ 1 (the
+        values are the block's to check)."""
+        return Fold.parse(fold, layer=self.name, allowed=self.folding_keys)
 
     # ---- co-simulation
     def stimulus(self, n: int, rng) -> np.ndarray:

@@ -313,7 +313,7 @@ class MVULayer(Layer):
 
     # ---- hardware
     def block(self, fold: dict) -> "MVUBlock":
-        self.check_fold_keys(fold)
+        fold = self.parse_fold(fold)
         return MVUBlock(self, fold.get("pe", 1), fold.get("simd", 1))
 
     def describe(self, block) -> dict:

@@ -82,7 +82,7 @@ class QuantBN(ElementwiseLayer):
 
     # ---- hardware
     def block(self, fold: dict) -> "QBNBlock":
-        self.check_fold_keys(fold)
+        fold = self.parse_fold(fold)
         return QBNBlock(self, fold.get("pe", 1))
 
     def describe(self, block) -> dict:

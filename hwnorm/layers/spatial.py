@@ -235,7 +235,7 @@ class MapLayer:
         return {self.folding_keys[0]: largest_divisor(self.map_shape[2], prev_lanes or MAX_AUTO_LANES)}
 
     def block(self, fold: dict):
-        self.check_fold_keys(fold)
+        fold = self.parse_fold(fold)
         return self.block_class(self, fold.get(self.folding_keys[0], 1))
 
     def describe(self, block) -> dict:

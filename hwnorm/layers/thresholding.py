@@ -114,7 +114,7 @@ class InputThreshold(ElementwiseLayer):
 
     # ---- hardware
     def block(self, fold: dict) -> "ThresholdingBlock":
-        self.check_fold_keys(fold)
+        fold = self.parse_fold(fold)
         return ThresholdingBlock(self, fold.get("pe", 1))
 
     def describe(self, block) -> dict:
