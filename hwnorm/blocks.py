@@ -113,6 +113,12 @@ class Block:
     in_beats = out_beats = 1  # per vector
     input_fifo_depth = 0      # a FIFO this deep must sit in front (a block that replays its input)
     timing: Timing = UNTIMED  # the target clock its pipeline registers are placed for (hwnorm.timing)
+    net = None                # the network a network block runs (None: a block of its own)
+    stages: tuple = ()        # a composed block's stages, in stream order (empty: one stage)
+
+    def parts(self) -> list["Block"]:
+        """The blocks this one is built from, each priced by its own costs (itself, unless composed)."""
+        return [self]
 
     def with_timing(self, timing: Timing) -> "Block":
         """This block, pipelined for ``timing`` (set before its cycle model or component is used)."""

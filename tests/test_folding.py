@@ -61,3 +61,11 @@ def test_the_network_check_completes_a_partial_folding_with_the_automatic_one():
         check_folding(net, {name: {"colour": 1}})
     with pytest.raises(ValueError, match="folding names layer 'nope', which is not in the network"):
         check_folding(net, {"nope": {"pe": 1}})
+
+
+@pytest.mark.parametrize("model", ["TFC_1W1A", "CNV_MNIST_1W1A"])
+def test_every_block_knows_the_folding_it_was_built_at(model):
+    net, _ = load_network(model)
+    for layer in net.layers:
+        for fold in layer.foldings()[:3]:
+            assert layer.block(fold).fold == fold and isinstance(layer.block(fold).fold, Fold), layer.name

@@ -86,7 +86,7 @@ def design_cycles(block, name: str, clock_hz: float) -> DesignCycles:
     if not clock_hz > 0:
         raise ValueError(f"clock must be a positive frequency, got {clock_hz} Hz")
     design = block_cycles(block, name)
-    stages = getattr(block, "stages", None)
+    stages = block.stages
     if not stages:
         return DesignCycles(design, (StageCycles(name, design.kind, design.cycles_per_vector, design.out_beats,
                                                  design.latency),), float(clock_hz))

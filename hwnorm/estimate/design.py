@@ -32,7 +32,7 @@ def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: in
     out = {"design": design.name, "kind": design.kind,
            "cycles": design_cycles(block, design.name, clock_mhz * 1e6).to_dict()}
     out["resources"] = design_resources(plan, targets, synth or fmax, fmax, progress, synth_targets, verilog)
-    net = getattr(block, "net", None)
+    net = block.net
     if net is not None:
         if images < 1:
             raise ValueError(f"--images must be at least 1, got {images}")

@@ -57,8 +57,7 @@ CALIBRATION = "calibration.json"
 
 def parts(block) -> list[tuple[str, Inventory]]:
     """(block kind, inventory) of each part of a block: a network's stages, or itself."""
-    blocks = block.parts() if hasattr(block, "parts") else [block]
-    return [(b.cost_key, b.inventory()) for b in blocks]
+    return [(b.cost_key, b.inventory()) for b in block.parts()]
 
 
 def kind_features(blocks) -> dict:
@@ -66,7 +65,7 @@ def kind_features(blocks) -> dict:
     declare them (:attr:`hwnorm.blocks.Block.cost_features`), in order of first appearance."""
     out: dict = {}
     for block in blocks:
-        for part in (block.parts() if hasattr(block, "parts") else [block]):
+        for part in block.parts():
             for key, features in part.cost_features.items():
                 out.setdefault(key, features)
     return out

@@ -264,5 +264,10 @@ class LayerBlock:
 
     layer: Layer
 
+    @property
+    def fold(self) -> Fold:
+        """The folding this block was built at (``pe`` here; a kind with other keys says so)."""
+        return Fold(pe=self.pe)
+
     def job(self, n: int, seed: int) -> dict:
         return layer_job(self, self.layer.stimulus(n, np.random.default_rng(seed)), seed)

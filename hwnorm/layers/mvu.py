@@ -36,6 +36,7 @@ from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, Block, Inventory, Memory
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
+from hwnorm.folding import Fold
 from hwnorm.intmm import igemm
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
@@ -442,6 +443,10 @@ class MVUBlock(LayerBlock, Block):
     def count_cuts(self) -> tuple[int, ...]:
         t = self.layer.thresholds
         return () if t is None else count_cuts(self.timing, t, self.layer.acc_bits)
+
+    @property
+    def fold(self) -> Fold:
+        return Fold(pe=self.pe, simd=self.simd)
 
     def __init__(self, layer: MVULayer, pe: int = 1, simd: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.out_features, "output rows")

@@ -16,6 +16,7 @@ import numpy as np
 
 from hwnorm.blocks import Block
 from hwnorm.datatypes import BIPOLAR
+from hwnorm.folding import Fold
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, Layer, LayerBlock, as_int_batch
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer, im2col, im2col_bits
@@ -116,6 +117,10 @@ class WindowBlock(LayerBlock, LineBufferBlock, Block):
     @property
     def simd(self) -> int:
         return self.lanes
+
+    @property
+    def fold(self) -> Fold:
+        return Fold(simd=self.simd)
 
     def component(self):
         from hwnorm.hdl.window import SlidingWindowUnit  # Amaranth: loaded when hardware is built

@@ -59,7 +59,7 @@ def layer_job(block, x: np.ndarray, seed: int, **kw) -> Job:
     layer = block.layer
     out = layer.run(layer.golden_input(x))
     out = out.unpack() if isinstance(out, Bits) else out
-    fold = ", ".join(f"{k.upper()} {getattr(block, k)}" for k in layer.folding_keys)
+    fold = ", ".join(f"{k.upper()} {v}" for k, v in block.fold.items())
     units = len(x) // layer.unit_vectors  # vectors, or whole maps for a layer that slides a window
     return lanes_job(block, f"{layer.kind} {layer.name} ({fold})", x, out, units, seed,
                      channel_label=layer.channel_label, vector_label="vector" if layer.unit_vectors == 1 else "map",

@@ -79,7 +79,7 @@ def golden_accuracy(block, test_images: str = "all") -> dict | None:
     """Golden-model top-1 of a network on the vendored MNIST test images of the set ``test_images``
     (predictions for all 10,000, so co-simulated images can be looked up by index); None for a
     design that is not a network on MNIST."""
-    net = getattr(block, "net", None)
+    net = block.net
     if net is None or not data.takes_mnist(net.in_features):
         return None
     x, y = data.mnist_test()
@@ -106,7 +106,7 @@ def cosimulate(plan: Plan, verilog: Verilog, vectors: int, seed: int, sim: str, 
     rate (every output beat's clock against the cycle estimator)."""
     block, name = plan.block, plan.design.name
     work = Path(work_dir) if work_dir else default_work_dir()
-    job = block.job(vectors, seed, test_images) if getattr(block, "net", None) is not None else block.job(vectors, seed)
+    job = block.job(vectors, seed, test_images) if block.net is not None else block.job(vectors, seed)
     random_rate = cosim(verilog.text, name, job, sim, work, mode="batch")
     full = cosim(verilog.text, name, job.first(job.vectors, p_valid=1.0, p_ready=1.0), sim, work,
                  mode="batch")
