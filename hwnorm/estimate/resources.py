@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnorm.blocks import Inventory
+from hwnorm.blocks import CALIBRATION_CLOCK_MHZ, Inventory
 from hwnorm.estimate.synthesis import TARGETS, Target
 
 __all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_calibration", "estimate_resources",
@@ -43,8 +43,6 @@ __all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_cali
 FEATURES = ("blocks", "popcount", "adder", "compare", "mux", "logic", "register",
             "rom_luts", "rom_width", "rom_shallow_width", "ram_bits", "ram_width", "mult_bits", "table_bits")
 SHALLOW_ROM = 8  # rows: Yosys registers the address of a ROM this shallow rather than its wide output
-# The calibration set's clock: every calibration block is pipelined as the default designs are.
-CALIBRATION_CLOCK_MHZ = 150
 # Costs for a block kind with none of its own (a new layer kind, before `--calibrate` has seen it):
 # every feature, fitted on every calibration block. Coarser than a kind's own fit; reports say so.
 GENERIC = "generic"

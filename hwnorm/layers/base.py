@@ -219,6 +219,11 @@ class Layer:
     # as MLC STT-RAM cells (the block then has ``weight_rows()`` and a ``stored`` field).
     has_weight_memory = False
 
+    # The one-layer designs this kind's resource costs are fitted on (hwnorm.blocks.CalibrationPoint;
+    # hwnorm.estimate.calibration gathers them): layers of the vendored models at foldings other
+    # than the default designs'. A kind without any is priced by the generic fit, and says so.
+    calibration_points: tuple = ()
+
     def mac_count(self) -> int:
         """Multiply-accumulates per image (0: a kind that does none)."""
         return 0

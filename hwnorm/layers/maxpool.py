@@ -7,9 +7,9 @@ Padding is ignored (ONNX pads a max-pool with −∞): every window holds at lea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hwnorm.blocks import Block
+from hwnorm.blocks import Block, CalibrationPoint, Inventory
 from hwnorm.datatypes import BIPOLAR
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import Layer, LayerBlock
@@ -33,6 +33,14 @@ class MaxPool(MapLayer, Layer):
 
     kind = "maxpool"
     folding_keys = ("pe",)
+    # bit maps (CNV_MNIST_1W1A: the maximum is an OR) and 2-bit maps (CNV_MNIST_2W2A: comparators)
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_maxpool_{tag}_{layer.removeprefix('node_').lower()}_p{pe}",
+                         {"model": model, "layer": layer, "pe": pe})
+        for model, tag, layers in (
+            ("CNV_MNIST_1W1A", "1w1a", {"node_max_pool2d": [1, 4, 16], "node_max_pool2d_1": [2, 32]}),
+            ("CNV_MNIST_2W2A", "2w2a", {"node_max_pool2d": [2, 8], "node_max_pool2d_1": [4, 32]}))
+        for layer, pes in layers.items() for pe in pes)
 
     def __post_init__(self):
         self.check_map()
@@ -65,6 +73,14 @@ class MaxPoolBlock(LayerBlock, LineBufferBlock, Block):
 
     kind = MaxPool.kind
     taps_inner = True
+    cost_features = {MaxPool.kind: LineBufferBlock.LINE_BUFFER_FEATURES}
+
+    def inventory(self) -> Inventory:
+        """The line buffer's, and a running maximum per lane: a comparator, a multiplexer and a
+        register of the element's width."""
+        bits = self.lanes * self.in_type.width
+        inv = super().inventory()
+        return replace(inv, compare=inv.compare + bits, mux=inv.mux + bits, register=inv.register + bits)
 
     @property
     def pad_value(self) -> int:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm import bnn
-from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, Block, Inventory, MemoryUse, check_signal_bits, table_product,
+from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory, MemoryUse, check_signal_bits, table_product,
                            tree_register_bits)
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
@@ -93,6 +93,18 @@ class MVULayer(Layer):
     aliases = ("mvtu",)
     folding_keys = ("pe", "simd")
     channel_label = "output row"
+    # binary weights (TFC_1W1A), and ternary weights and activations with multi-thresholds (TFC_2W2A)
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_{prefix}{layer.lower()}_p{pe}_s{simd}",
+                         {"model": model, "layer": layer, "pe": pe, "simd": simd})
+        for model, prefix, layers in (
+            ("TFC_1W1A", "", {"MatMul_16": [(4, 49), (8, 16), (2, 112), (16, 8), (2, 7)],
+                              "MatMul_24": [(4, 16), (16, 64), (2, 8), (64, 4), (32, 32), (8, 8)],
+                              "MatMul_32": [(4, 64), (16, 4), (1, 64), (16, 32)],
+                              "MatMul_40": [(5, 16), (2, 64), (10, 8), (1, 4)]}),
+            ("TFC_2W2A", "2w2a_", {"MatMul_20": [(4, 49), (8, 16), (16, 28)], "MatMul_32": [(4, 16), (8, 8), (16, 64)],
+                                   "MatMul_56": [(5, 16), (2, 8)]}))
+        for layer, folds in layers.items() for pe, simd in folds)
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))

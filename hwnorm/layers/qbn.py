@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import FF_FEATURES, BeatPipeline, Inventory, MemoryUse, tree_register_bits
+from hwnorm.blocks import FF_FEATURES, BeatPipeline, CalibrationPoint, Inventory, MemoryUse, tree_register_bits
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.fixed import Overflow
 from hwnorm.layers.registry import register
@@ -38,6 +38,14 @@ class QuantBN(ElementwiseLayer):
     spatial: tuple = ()
 
     kind = "qbn"
+    # score BNs (wide multipliers, few channels); the narrow requantizers of 64 channels are
+    # measured but not fitted: one linear model cannot share their logic with the score BNs
+    calibration_points = (
+        *(CalibrationPoint(f"cal_qbn_p{pe}", {"model": "TFC_1W1A", "layer": "scores", "pe": pe}) for pe in (1, 5, 10)),
+        *(CalibrationPoint(f"cal_2w2a_requant_p{pe}", {"model": "TFC_2W2A", "layer": "Quant_25", "pe": pe,
+                                                       "activations": "requant"},
+                           held_out="a 2-bit requantizer: logic the score BNs' fit cannot share")
+          for pe in (1, 4, 16)))
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from hwnorm.blocks import Inventory, MemoryUse
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Inventory, MemoryUse
 from hwnorm.bnn import words_for
 from hwnorm.datatypes import counter_bits, element_type
 from hwnorm.layers.base import check_fold, divisors, largest_divisor, MAX_AUTO_LANES
@@ -372,6 +372,10 @@ class LineBufferBlock:
     ``lanes`` channels per beat, a whole map per unit, the line buffer's cycle model."""
 
     taps_inner = False
+    # what the line buffer is built from: counters (adders, comparators), the read multiplexer,
+    # registers, and its RAM (block RAM, LUT RAM or logic by the target's rules)
+    LINE_BUFFER_FEATURES = {"lut": ("blocks", "adder", "compare", "mux", "ram_bits", "ram_width"), "ff": FF_FEATURES,
+                            "carry": CARRY_FEATURES}
 
     def __init__(self, layer, lanes: int):
         h, w, c = layer.map_shape

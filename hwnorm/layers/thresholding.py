@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from hwnorm import bnn
-from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, Inventory, MemoryUse, check_signal_bits
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, CalibrationPoint, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers.registry import register
@@ -55,6 +55,8 @@ class InputThreshold(ElementwiseLayer):
 
     kind = "thresholding"
     aliases = ("input_threshold",)
+    calibration_points = tuple(CalibrationPoint(f"cal_thr_p{pe}", {"model": "TFC_1W1A", "layer": "BipolarQuant_11_input",
+                                                                    "pe": pe}) for pe in (7, 16, 28, 112, 392))
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import Block
+from hwnorm.blocks import Block, CalibrationPoint
 from hwnorm.datatypes import BIPOLAR
 from hwnorm.folding import Fold
 from hwnorm.layers.registry import register
@@ -61,6 +61,16 @@ class SlidingWindow(MapLayer, Layer):
     kind = "window"
     folding_keys = ("simd",)
     channel_label = "window element"
+    # bit maps (CNV_MNIST_1W1A) and 2- and 8-bit maps (CNV_MNIST_2W2A), one to 32 channels per beat
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_window_{tag}_{layer.removeprefix('node_').lower()}_s{simd}",
+                         {"model": model, "layer": layer, "simd": simd})
+        for model, tag, layers in (
+            ("CNV_MNIST_1W1A", "1w1a", {"node_Conv_149_window": [1], "node_Conv_150_window": [1, 4, 16],
+                                        "node_Conv_153_window": [2, 32]}),
+            ("CNV_MNIST_2W2A", "2w2a", {"node_Conv_149_window": [1], "node_Conv_150_window": [2, 8],
+                                        "node_Conv_153_window": [16]}))
+        for layer, simds in layers.items() for simd in simds)
 
     def __post_init__(self):
         self.check_map()
@@ -109,6 +119,7 @@ class WindowBlock(LayerBlock, LineBufferBlock, Block):
     ``kh·kw·C/SIMD`` beats out (:mod:`hwnorm.hdl.window`)."""
 
     kind = SlidingWindow.kind
+    cost_features = {SlidingWindow.kind: LineBufferBlock.LINE_BUFFER_FEATURES}
 
     @property
     def pad_value(self) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwnorm.blocks import CARRY_FEATURES, REGISTER_FF, BeatPipeline, Inventory, tree_register_bits
+from hwnorm.blocks import CARRY_FEATURES, REGISTER_FF, BeatPipeline, CalibrationPoint, Inventory, tree_register_bits
 from hwnorm.datatypes import IntType
 from hwnorm.stt.codecs import HDL_CODECS, STATE_COST_MAX, STATUS_BITS, CodecSpec, cost_type
 from hwnorm.timing import tree_levels
@@ -27,6 +27,13 @@ __all__ = ["HDL_CODECS", "STTEncoderBlock", "STTDecoderBlock", "cost_type"]
 
 def _random_words(spec: CodecSpec, n: int, rng) -> np.ndarray:
     return rng.integers(0, 1 << 16, n * spec.block_words).astype(np.uint16) & np.uint16(0xBFFF)
+
+
+def _codec_points(kind: str) -> tuple:
+    """The codecs at block sizes other than the default designs' (see CalibrationPoint)."""
+    return tuple(CalibrationPoint(f"cal_{kind}_{codec.replace('+', '_')}_{words}", {"codec": codec, "block_words": words})
+                 for codec, words in (("none", 1), ("backup", 1), ("rearrange", 1), ("rearrange", 2),
+                                      ("backup+rearrange", 1), ("backup+rearrange", 8)))
 
 
 class _CodecBlock(BeatPipeline):
@@ -47,6 +54,7 @@ class STTEncoderBlock(_CodecBlock):
 
     kind = "stt_encoder"
     cost_features = {"stt_encoder": {"lut": ("blocks", "adder", "logic"), "ff": REGISTER_FF, "carry": CARRY_FEATURES}}
+    calibration_points = _codec_points(kind)
 
     def __init__(self, spec: CodecSpec):
         super().__init__(spec, IntType(16 * spec.block_words), IntType(2 * spec.cells_per_block))
@@ -105,6 +113,7 @@ class STTDecoderBlock(_CodecBlock):
     kind = "stt_decoder"
     cost_features = {"stt_decoder": {"lut": ("blocks", "logic", "mux", "compare"), "ff": REGISTER_FF,
                                      "carry": CARRY_FEATURES}}
+    calibration_points = _codec_points(kind)
 
     def __init__(self, spec: CodecSpec):
         super().__init__(spec, IntType(2 * spec.cells_per_block), IntType(16 * spec.block_words + STATUS_BITS))
