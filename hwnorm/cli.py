@@ -384,6 +384,10 @@ def cmd_flow(args) -> int:
                  "test_images": args.test_images,
                  "simulator": args.sim, "clock_mhz": args.clock_mhz, "seed": args.seed, "name": args.name}
     doc.update({k: v for k, v in overrides.items() if v is not None})
+    if args.device:  # a part names its family: a target from the config file gives way to it
+        doc["device"] = args.device
+        if args.target is None:
+            doc.pop("target", None)
     if args.no_synth:
         doc["synth"] = False
     if args.no_fmax:
@@ -704,6 +708,9 @@ def _parser_flow(sub) -> None:
     f.add_argument("--lut-budget", type=_bounded(int, "lut_budget"), help="or: the fastest folding within this many LUTs on --target")
     f.add_argument("--target", help=f"FPGA target of the summary (and of --lut-budget; default {DEFAULT_TARGET}; "
                                      "see hwnorm/data/fpga/targets.toml)")
+    f.add_argument("--device", metavar="PART", help="an FPGA part (LFE5U-85F, iCE40UP5K, xc7z020, …: "
+                   "hwnorm/data/fpga/devices.toml): its family is the target, the other layers get the fastest "
+                   "folding whose estimate fits it in LUT, FF, BRAM and DSP, and Fmax is placed on it")
     f.add_argument("--clock-mhz", type=_bounded(float, "clock_mhz"), help=f"clock (default {DEFAULT_CLOCK_MHZ:g} MHz)")
     f.add_argument("--vectors", type=_bounded(int, "vectors"), help=f"MNIST images co-simulated (default {DEFAULT_VECTORS})")
     f.add_argument("--test-images", choices=TEST_IMAGE_SETS,

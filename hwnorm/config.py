@@ -11,7 +11,9 @@ the key and what is allowed::
                               # | auto (the cheaper on `target`), or a table {MatMul_20 = "requant", …}
     clock_mhz = 150.0         # the clock of the throughput figures, and the one the datapath is
                               # pipelined for on `target` (ecp5, ice40: delay model in data/fpga/delays.toml)
-    target = "ecp5"           # ice40 | ecp5 | xilinx: the device the summary shows (all are reported)
+    target = "ecp5"           # ice40 | ecp5 | xilinx: the family the summary shows (all are reported)
+    device = "LFE5U-85F"      # a part (hwnorm/data/fpga/devices.toml): its family is the target; the
+                              # folding search fits it in LUT, FF, BRAM and DSP, and Fmax is placed on it
     synth = true              # Yosys synthesis of the top for every target
     fmax = true               # nextpnr place-and-route for Fmax where the top fits (~2 min for TFC)
     simulator = "auto"        # auto | verilator | icarus | none
@@ -27,7 +29,8 @@ the key and what is allowed::
     [folding]                 # per layer {pe, simd}; layers not named are folded automatically
     MatMul_16 = { pe = 16, simd = 49 }
 
-    [auto_folding]            # how the layers not in [folding] are folded (default: hwnorm's choice)
+    [auto_folding]            # how the layers not in [folding] are folded (default: hwnorm's choice,
+                              # or with a `device` the fastest folding whose estimate fits it)
     throughput = 1.0e6        # images/s at clock_mhz: the cheapest folding that reaches it
     lut_budget = 20000        # or the fastest folding whose LUT estimate on `target` fits
 
@@ -50,6 +53,7 @@ from hwnorm.defaults import (DEFAULT_BUFFER_CODEC, DEFAULT_CELLS, DEFAULT_CLOCK_
 from hwnorm.io import load_toml
 from hwnorm.models import DEFAULT_MODEL
 from hwnorm.activations import check_choice
+from hwnorm.estimate.devices import device_named
 from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.hdl.names import check_identifier
 from hwnorm.folding import Folding
@@ -70,6 +74,7 @@ class FlowConfig:
     activations: str | dict | None = None  # thresholds | requant | auto, or {layer = …}; None: thresholds
     clock_mhz: float = DEFAULT_CLOCK_MHZ
     target: str = DEFAULT_TARGET
+    device: str | None = None           # a part of devices.toml (its family is the target)
     synth: bool = True
     fmax: bool = True
     simulator: str = DEFAULT_SIMULATOR
@@ -132,6 +137,7 @@ _RULES = {
     "model": (str, None, False), "name": (str, None, False), "output": (str, OUTPUTS, False),
     "score_bits": (int, None, True),
     "clock_mhz": (float, None, True), "target": (str, _target_names, False), "synth": (bool, None, False),
+    "device": (str, None, False),
     "fmax": (bool, None, False), "simulator": (str, SIMULATOR_CHOICES, False), "vectors": (int, None, True),
     "test_images": (str, TEST_IMAGE_SETS, False), "seed": (int, None, False), "images": (int, None, True),
     "energy_table": (str, None, False),
@@ -174,6 +180,12 @@ def config_from_dict(doc: dict, origin: str = "<config>", base: Path | None = No
     if not values.get("stt_store", False) and ("stt_ber" in values or "stt_seed" in values):
         key = "ber" if "stt_ber" in values else "seed"  # faults are drawn only in stored weights
         raise ValueError(f"{origin}: stt.{key} applies to weights stored in STT-RAM cells: set stt.store = true")
+    if "device" in values:  # a part names its family: the target follows, or must agree
+        part = device_named(values["device"], f"{origin}: device")
+        if values.get("target", part.target) != part.target:
+            raise ValueError(f"{origin}: device = {part.name!r} belongs to target {part.target!r}, but target = "
+                             f"{values['target']!r}; leave target out or set it to {part.target!r}")
+        values.update(device=part.name, target=part.target)
     target, clock = values.get("target", DEFAULT_TARGET), values.get("clock_mhz", FlowConfig.clock_mhz)
     if target in delay_models():  # the flow pipelines for its clock on this target: one it can meet
         try:

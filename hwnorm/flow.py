@@ -31,10 +31,13 @@ from hwnorm.config import FlowConfig
 from hwnorm.dataflow import NetworkBlock, check_folding
 from hwnorm.estimate.design import estimate_figures
 from hwnorm.estimate.energy import load_energy_table
+from hwnorm.estimate.devices import Device, device_named
 from hwnorm.estimate.resources import estimate_resources
+from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.folding import Folding
-from hwnorm.generate import Design, Plan, Verilog, default_designs, generate, network_of, plan_of
-from hwnorm.io import check_writable, write_file_sets
+from hwnorm.generate import (Design, Plan, Verilog, default_designs, generate, network_of, plan_of, store_of,
+                             timing_of)
+from hwnorm.io import check_writable, printable, write_file_sets
 from hwnorm.report import render_reports
 from hwnorm.sim.runner import pick_simulator
 from hwnorm.sim.verify import rtl_figures
@@ -67,20 +70,25 @@ def _intervals(net) -> list[int]:
     return sorted({layer.clocks_per_image(fold) for layer in net.layers for fold in layer.foldings()})
 
 
-def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[Folding, str]:
-    """(folding of the layers, how it was chosen) for a config (see the module docstring)."""
+def choose_folding(config: FlowConfig, net, estimate=None) -> tuple[Folding, str]:
+    """(folding of the layers, how it was chosen) for a config (see the module docstring).
+    ``estimate``: folding → the resource estimate on the config's target (``lut``, ``ff``,
+    ``carry``, ``lutram``, ``bram``, ``dsp``), asked once per distinct candidate."""
     fixed = config.folding
     try:
         check_folding(net, fixed)  # names and divisibility of what the user set
     except ValueError as e:
         raise ValueError(f"{config.origin}: {e}") from None
-    if config.throughput is None and config.lut_budget is None:
+    part = device_named(config.device) if config.device else None
+    budgeted = config.lut_budget is not None or part is not None
+    if config.throughput is None and not budgeted:
         if fixed:
             return fixed, "as configured"
         default = _default_folding(config.model)
         return (default, "the default design's") if default else (Folding(), "automatic")
-    clock = config.clock_mhz * 1e6
+    budget = Budget(config, part, estimate)
     if config.throughput is not None:
+        clock = config.clock_mhz * 1e6
         limit = math.floor(clock / config.throughput + 1e-9)
         if limit < 1:
             raise ValueError(f"{config.origin}: auto_folding.throughput = {config.throughput:g} images/s needs more "
@@ -90,25 +98,80 @@ def choose_folding(config: FlowConfig, net, estimate_luts=None) -> tuple[Folding
             raise ValueError(f"{config.origin}: no folding reaches {config.throughput:g} images/s with the layers "
                              f"fixed in [folding]")
         how = f"cheapest reaching {config.throughput:g} images/s (≤ {limit} clocks per image)"
-        if config.lut_budget is not None:
-            luts = estimate_luts(folding)
-            if luts > config.lut_budget:
+        if budgeted:
+            problem = budget.exceeded(folding)
+            if problem:
                 raise ValueError(f"{config.origin}: the cheapest folding reaching {config.throughput:g} images/s "
-                                 f"needs about {luts} LUTs on {config.target}, over lut_budget = {config.lut_budget}")
-            how += f", {luts} LUTs ≤ budget {config.lut_budget}"
+                                 f"{problem}")
+            how += f", {budget.fits_text(folding)}"
         return folding, how
-    smallest, seen = None, {}
+    faster = smallest = None  # the nearest faster candidate that did not fit, and why
     for limit in _intervals(net):
         folding = folding_for_interval(net, limit, fixed)
         if folding is None:
             continue
-        # neighbouring intervals often give the same folding
-        luts = seen[folding] if folding in seen else seen.setdefault(folding, estimate_luts(folding))
-        smallest = luts if smallest is None else min(smallest, luts)
-        if luts <= config.lut_budget:
-            return folding, f"fastest within {config.lut_budget} LUTs on {config.target} ({luts} estimated)"
-    raise ValueError(f"{config.origin}: no folding fits lut_budget = {config.lut_budget} on {config.target}; the "
-                     f"smallest needs about {smallest} LUTs")
+        problem = budget.exceeded(folding)
+        if not problem:
+            how = f"fastest {budget.fits_text(folding)}"
+            if part is not None:
+                how += (f"; the next faster ({_clocks(net, faster[0])} clocks per image) {faster[1]}" if faster else
+                        f"; no folding is faster: {_bottleneck(net, folding)} sets the pace")
+            return folding, how
+        faster = (folding, problem)
+        smallest = problem
+    raise ValueError(f"{config.origin}: no folding fits {budget.label}; the smallest {smallest}")
+
+
+class Budget:
+    """What a searched folding must fit: ``lut_budget`` on the target, and the whole ``device``
+    (LUT, FF, BRAM, DSP); each distinct candidate is estimated once."""
+
+    def __init__(self, config: FlowConfig, part, estimate):
+        self.config, self.part, self.estimate, self.seen = config, part, estimate, {}
+        self.target = TARGETS[config.target]
+        parts = [f"lut_budget = {config.lut_budget} on {config.target}" if config.lut_budget is not None else "",
+                 f"the {part.name}" if part is not None else ""]
+        self.label = " and ".join(p for p in parts if p)
+
+    def resources(self, folding: Folding) -> dict:
+        if folding not in self.seen:  # neighbouring intervals often give the same folding
+            self.seen[folding] = self.estimate(folding)
+        return self.seen[folding]
+
+    def exceeded(self, folding: Folding) -> str:
+        """What ``folding`` needs beyond the budget ("" : it fits)."""
+        r, config = self.resources(folding), self.config
+        if config.lut_budget is not None and r["lut"] > config.lut_budget:
+            return (f"needs about {r['lut']} LUTs on {config.target}, over lut_budget = {config.lut_budget}"
+                    if self.part is None else f"needs about {r['lut']} LUTs, over lut_budget = {config.lut_budget}")
+        if self.part is not None:
+            short = self.part.shortfalls(self.target.usage(r))
+            if short:
+                return f"{Device.shortfall_text(short, self.part.name)} (estimated)"
+        return ""
+
+    def fits_text(self, folding: Folding) -> str:
+        """``within 4000 LUTs on ice40 (3,811 estimated)``, ``fitting the LFE5U-85F (estimated …)``."""
+        r, config = self.resources(folding), self.config
+        within = f"within {config.lut_budget} LUTs on {config.target} ({r['lut']} estimated)" \
+            if config.lut_budget is not None else ""
+        if self.part is None:
+            return within
+        usage = self.target.usage(r)
+        fitting = (f"fitting the {self.part.name} (estimated {self.part.usage_line(usage).rsplit(' of ', 1)[0]}; "
+                   f"{self.part.binding(usage).upper()} the fullest)")
+        return f"{within} and {fitting}" if within else fitting
+
+
+def _clocks(net, folding: Folding) -> int:
+    """Clocks per image of ``folding``: its slowest layer's."""
+    return max(layer.clocks_per_image(folding[layer.name]) for layer in net.layers)
+
+
+def _bottleneck(net, folding: Folding) -> str:
+    """The layer that sets ``folding``'s pace, by kind and name."""
+    layer = max(net.layers, key=lambda layer: layer.clocks_per_image(folding[layer.name]))
+    return f"{layer.kind} {printable(layer.name)} ({layer.clocks_per_image(folding[layer.name])} clocks per image)"
 
 
 def _default_folding(model: str) -> Folding | None:
@@ -119,11 +182,16 @@ def _default_folding(model: str) -> Folding | None:
     return None
 
 
-def lut_estimator(config: FlowConfig, net):
-    """``folding → LUTs`` of ``net`` on the config's target (the analytic model of its blocks)."""
-    def luts(folding: dict) -> int:
-        return estimate_resources(NetworkBlock(net, folding, config.output), [config.target])[config.target]["lut"]
-    return luts
+def resource_estimator(config: FlowConfig, net):
+    """``folding → resources`` of ``net`` on the config's target (the analytic model of its blocks),
+    built as the flow will build it: pipelined for the config's clock, weights stored as it says."""
+    design = flow_design(config, Folding())
+    timing, store = timing_of(design), store_of(design)
+
+    def resources(folding: Folding) -> dict:
+        block = NetworkBlock(net, folding, config.output, timing, store)
+        return estimate_resources(block, [config.target])[config.target]
+    return resources
 
 
 # ------------------------------------------------------------------ the flow
@@ -157,7 +225,7 @@ def import_stage(config: FlowConfig):
 
 def plan_stage(config: FlowConfig, net) -> tuple[Plan, str]:
     """Network → Plan: the folding (configured or searched), and the design's block built once."""
-    folding, how = choose_folding(config, net, lut_estimator(config, net))
+    folding, how = choose_folding(config, net, resource_estimator(config, net))
     return plan_of(flow_design(config, folding)), how
 
 
@@ -172,6 +240,11 @@ def _pipelining(config: FlowConfig) -> str:
     if config.target in delay_models():
         return Timing(config.clock_mhz, config.target).describe()
     return f"not pipelined: {config.target} has no delay model (ecp5 and ice40 have)"
+
+
+def _parts(config: FlowConfig) -> dict | None:
+    """The configured part for its target (the others place on their own parts)."""
+    return {config.target: device_named(config.device)} if config.device else None
 
 
 def _simulator(config: FlowConfig) -> str | None:
@@ -238,13 +311,15 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     fig = {**estimate_figures(plan, clock_mhz=config.clock_mhz, images=config.images, synth=config.synth,
                               fmax=config.fmax and config.synth, buffer_codec=config.codec,
                               energy_table=config.energy_table, cells=config.cells, progress=progress,
-                              verilog=verilog), **fig}
+                              verilog=verilog, parts=_parts(config)), **fig}
     r = fig["resources"][config.target]
+    skipped = [f"{t}: {s['skipped']}" for t, s in fig["resources"].items() if "skipped" in s]
     stage("estimate", t, f"{fig['cycles']['design']['cycles_per_vector']} clocks per image; "
                          f"{fig['energy']['compute_pj']:,.0f} pJ compute per inference; "
                          f"{r['estimate']['lut']} LUTs estimated on {config.target}"
           + (f", {r['synthesis']['counts']['lut']} by Yosys" if "synthesis" in r else "")
-          + (f"; Yosys failed: {r['synthesis_failed']}" if "synthesis_failed" in r else ""))
+          + (f"; Yosys failed: {r['synthesis_failed']}" if "synthesis_failed" in r else "")
+          + "".join(f"\n      {line}" for line in skipped))
 
     t = time.perf_counter()
     reports = render_reports([fig], config.reports_dir, merge_index=True)

@@ -167,6 +167,8 @@ def _resources_md(fig: dict) -> str:
                            t["reason"] or (f"fits; {t['note']}" if t.get("note") else "fits")])
         if "synthesis_failed" in r:
             timing.append([target, "—", "—", f"synthesis failed: {r['synthesis_failed']}"])
+        if "skipped" in r:
+            timing.append([target, r["usage"]["part"], "—", r["skipped"]])
     out = ("Analytic model (`hwnorm/estimate/resources.py`, calibrated on other foldings) against Yosys "
            "synthesis of this design (error = (estimate − Yosys) / Yosys):\n\n")
     uncalibrated = sorted({k for r in fig["resources"].values() for k in r.get("uncalibrated_kinds", ())})
@@ -279,8 +281,10 @@ def render_plots(fig: dict) -> dict[str, bytes]:
         x = np.arange(len(targets))
         est = [fig["resources"][t]["estimate"][cls] for t in targets]
         ax.bar(x - 0.2, est, 0.4, label="estimate")
-        if all("synthesis" in fig["resources"][t] for t in targets):
-            ax.bar(x + 0.2, [fig["resources"][t]["synthesis"]["counts"][cls] for t in targets], 0.4, label="Yosys")
+        measured = [k for k, t in enumerate(targets) if "synthesis" in fig["resources"][t]]
+        if measured:  # a target not synthesized (the estimate ruled its part out) has no Yosys bar
+            ax.bar(x[measured] + 0.2, [fig["resources"][targets[k]]["synthesis"]["counts"][cls] for k in measured],
+                   0.4, label="Yosys")
         ax.set_xticks(x, targets)
         ax.set_title(f"{name}: {cls.upper()}")
         ax.legend(fontsize=7)
@@ -300,6 +304,8 @@ def render_index(figs: list[dict]) -> str:
             if "synthesis" in r:
                 cells.append(f"{t} {r['estimate']['lut']}/{r['synthesis']['counts']['lut']} "
                              f"({_pct(r['error']['lut'])})")
+            elif "skipped" in r:
+                cells.append(f"{t} {r['estimate']['lut']}/— (over the {r['usage']['part']}: not synthesized)")
         fmax = [f"{t} {r['fmax_mhz']:.0f} ({_rate(r['vectors_per_second'])})"
                 for t, r in fig.get("at_fmax", {}).items()]
         acc = fig.get("accuracy")

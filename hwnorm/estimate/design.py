@@ -9,6 +9,7 @@ from hwnorm.activations import costs_per_target
 from hwnorm.defaults import DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES
 from hwnorm.estimate.cycles import design_cycles
 from hwnorm.estimate.energy import load_energy_table, network_energy
+from hwnorm.estimate.devices import RULE_OUT_MARGIN, Device
 from hwnorm.estimate.resources import estimate_resources, relative_error, uncalibrated_kinds
 from hwnorm.estimate.synthesis import TARGETS, ToolError, place_and_route, synthesize
 from hwnorm.generate import Design, Plan, Verilog, model_for
@@ -21,7 +22,7 @@ __all__ = ["estimate_design", "design_resources", "estimate_figures", "activatio
 def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: int = DEFAULT_IMAGES,
                     energy_table=None, cells=None, targets=None, synth: bool = False, fmax: bool = False,
                     progress=None, buffer_codec: str = "none", synth_targets=None,
-                    verilog: Verilog | None = None) -> dict:
+                    verilog: Verilog | None = None, parts: dict | None = None) -> dict:
     """Cycle figures and analytic resources per FPGA target of a planned design, from its block
     (no Amaranth); for a network also energy per inference on the first ``images`` vendored MNIST
     test images (or seeded random inputs of the model's range), the weight buffer's MLC cells
@@ -31,7 +32,7 @@ def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: in
     design, block = plan.design, plan.block
     out = {"design": design.name, "kind": design.kind,
            "cycles": design_cycles(block, design.name, clock_mhz * 1e6).to_dict()}
-    out["resources"] = design_resources(plan, targets, synth or fmax, fmax, progress, synth_targets, verilog)
+    out["resources"] = design_resources(plan, targets, synth or fmax, fmax, progress, synth_targets, verilog, parts)
     net = block.net
     if net is not None:
         if images < 1:
@@ -42,10 +43,16 @@ def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: in
 
 
 def design_resources(plan: Plan, targets=None, synth: bool = False, fmax: bool = False,
-                     progress=None, synth_targets=None, verilog: Verilog | None = None) -> dict:
+                     progress=None, synth_targets=None, verilog: Verilog | None = None, parts: dict | None = None) -> dict:
     """Per target: the analytic estimate of the design's block; with ``synth`` the synthesized
     counts and the relative error of the estimate (on ``synth_targets`` only, default all); with
-    ``fmax`` the place-and-route result."""
+    ``fmax`` the place-and-route result on the target's part (``parts``: target → a
+    :class:`~hwnorm.estimate.devices.Device` of its family, default the target's own).
+
+    Where the estimate rules the part out — it exceeds the part in some resource by more than the
+    model's error (:data:`~hwnorm.estimate.devices.RULE_OUT_MARGIN`) — nothing is synthesized or
+    placed for that target: the figures say ``skipped`` and why (an hour of Yosys on a design
+    four times a part's size measures nothing a user can build)."""
     design, block = plan.design, plan.block
     names = list(targets or TARGETS)
     unknown = [t for t in names if t not in TARGETS]
@@ -54,19 +61,31 @@ def design_resources(plan: Plan, targets=None, synth: bool = False, fmax: bool =
     estimates = estimate_resources(block, names)
     out = {t: {"estimate": estimates[t]} for t in names}
     uncalibrated = uncalibrated_kinds(block)
+    chosen = {t: TARGETS[t] if (parts or {}).get(t) is None else TARGETS[t].on(parts[t]) for t in names}
     for t in names:  # costed by the generic fit: say so next to the figure
         if uncalibrated:
             out[t]["uncalibrated_kinds"] = uncalibrated
+        if chosen[t].part is not None:  # what the estimate takes of the part Fmax is placed on
+            out[t]["usage"] = {"part": chosen[t].part.name, **chosen[t].usage(estimates[t])}
     if not synth:
         return out
     verilog = verilog or Verilog.of_plan(plan)  # the hardware is built here only when the caller has no Verilog
     for t in names:
         if synth_targets is not None and t not in synth_targets:
             continue
+        target = chosen[t]
+        if target.part is not None:
+            short = target.part.shortfalls(out[t]["usage"], margin=RULE_OUT_MARGIN)
+            if short:
+                out[t]["skipped"] = (f"not synthesized: the estimate rules out the {target.part.name} "
+                                     f"({Device.shortfall_text(short, target.part.name)})")
+                if progress:
+                    progress(f"{design.name} on {t}: {out[t]['skipped']}")
+                continue
         if progress:
             progress(f"synthesizing {design.name} for {t}")
         try:
-            syn = synthesize(verilog.text, design.name, TARGETS[t])
+            syn = synthesize(verilog.text, design.name, target)
         except ToolError as e:  # one failed run (e.g. the WebAssembly Yosys out of memory) is reported, not fatal
             lines = str(e).splitlines()
             out[t]["synthesis_failed"] = " ".join([lines[0][:160]] + [ln.strip() for ln in lines if "trap" in ln][:1])
@@ -76,23 +95,24 @@ def design_resources(plan: Plan, targets=None, synth: bool = False, fmax: bool =
         if fmax:
             if progress:
                 progress(f"placing and routing {design.name} on {t}")
-            out[t]["timing"] = place_and_route(verilog.text, design.name, list(verilog.ports), TARGETS[t],
+            out[t]["timing"] = place_and_route(verilog.text, design.name, list(verilog.ports), target,
                                                core=syn).to_dict()
     return out
 
 
 def estimate_figures(plan: Plan, *, clock_mhz: float, images: int, targets=None, synth: bool = True,
                      fmax: bool = True, progress=None, buffer_codec: str = "none", synth_targets=None,
-                     energy_table=None, cells=None, verilog: Verilog | None = None) -> dict:
+                     energy_table=None, cells=None, verilog: Verilog | None = None, parts: dict | None = None) -> dict:
     """Configuration, cycles, energy and resources of a planned design. ``energy_table`` and
-    ``cells`` are names or TOML paths (default: the built-in tables); ``verilog`` the design's
+    ``cells`` are names or TOML paths (default: the built-in tables); ``parts`` the part per target
+    (:func:`design_resources`); ``verilog`` the design's
     Verilog if known."""
     design = plan.design
     say = progress or (lambda what: None)
     say(f"{design.name}: estimates" + (" and synthesis" if synth else ""))
     est = estimate_design(plan, clock_mhz, images, load_energy_table(energy_table), load_table(cells),
                           targets=targets, synth=synth, fmax=fmax, progress=say, buffer_codec=buffer_codec,
-                          synth_targets=synth_targets, verilog=verilog)
+                          synth_targets=synth_targets, verilog=verilog, parts=parts)
     for r in est["resources"].values():  # what was measured; not tool run times or cache hits (not reproducible)
         for measured in (r.get("synthesis"), r.get("timing")):
             if measured:

