@@ -98,6 +98,32 @@ def test_register_toggles_count_changed_bits():
     assert register_toggles(values, lanes=2, width=2) == 3 + 0 + 0 + 4  # register starts at 0
 
 
+def test_register_toggles_add_up_over_batches_and_bit_widths():
+    from hwnorm.datatypes import bit_planes
+    from hwnorm.estimate.energy import ToggleCounter
+    rng = np.random.default_rng(5)
+    for width in (1, 3, 17, 63, 64):
+        values = rng.integers(-9, 1 << min(width, 62), (7, 12))
+        if width == 64:  # past bit_planes' reach: −1 is 64 ones
+            assert register_toggles(np.array([-1, 0, 5]), 1, 64) == 64 + 64 + 2
+            continue
+        beats = np.concatenate([np.zeros((1, 4 * width), np.uint8),
+                                bit_planes(values.reshape(-1, 4), width).reshape(-1, 4 * width)])
+        expected = int(np.count_nonzero(beats[1:] != beats[:-1]))  # bit by bit, as the register holds them
+        counter = ToggleCounter(4, width)
+        for part in np.array_split(values, 8):  # 7 rows in 8 batches: an empty one among them
+            counter.add(part)
+        assert counter.toggles == expected == register_toggles(values, 4, width), width
+
+
+def test_energy_does_not_depend_on_the_batch_it_is_counted_in(tfc, monkeypatch):
+    import hwnorm.estimate.energy as energy
+    x = data.mnist_test()[0][:30].reshape(30, -1).astype(np.int64)
+    whole = network_energy(tfc, x).to_dict()
+    monkeypatch.setattr(energy, "energy_batch", lambda net: 7)
+    assert network_energy(tfc, x).to_dict() == whole
+
+
 def test_tfc_energy_per_layer_and_component(tfc):
     x, _ = data.mnist_test()
     x = x[:200].reshape(200, -1).astype(np.int64)

@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 from hwnorm.curves import piecewise_linear, power_law
-from hwnorm.datatypes import bit_planes
 from hwnorm.defaults import DEFAULT_ENERGY_TABLE
 from hwnorm.io import load_toml
 from hwnorm.bnn import Bits
@@ -181,20 +180,47 @@ class EnergyReport:
                 "total_pj_sram_buffer": self.total_pj("sram"), "total_pj_stt_buffer": self.total_pj("stt")}
 
 
+class ToggleCounter:
+    """Bits that change on a register carrying beats of ``lanes`` elements of ``width`` bits, fed
+    a batch of values at a time, images back to back (the register starts at 0; each batch's
+    first beat is compared with the last beat of the one before, so batches add up exactly)."""
+
+    def __init__(self, lanes: int, width: int):
+        self.lanes, self.width = lanes, width
+        self.last = np.zeros(lanes, np.uint64)
+        self.toggles = 0
+
+    def add(self, values) -> None:
+        v = np.asarray(values.unpack() if isinstance(values, Bits) else values, np.int64).reshape(-1, self.lanes)
+        if not len(v):
+            return
+        codes = v.view(np.uint64) & np.uint64((1 << min(self.width, 64)) - 1)  # two's complement, width bits
+        changed = codes ^ np.concatenate([self.last[None], codes[:-1]])
+        self.toggles += _popcount(changed)
+        self.last = codes[-1].copy()
+
+
+def _popcount(words: np.ndarray) -> int:
+    if hasattr(np, "bitwise_count"):  # numpy ≥ 2
+        return int(np.bitwise_count(words).sum(dtype=np.int64))
+    return int(np.unpackbits(np.ascontiguousarray(words).view(np.uint8)).sum(dtype=np.int64))
+
+
 def register_toggles(values: np.ndarray, lanes: int, width: int) -> int:
     """Bits that change on an output register carrying ``values`` (images, features) as beats of
     ``lanes`` elements of ``width`` bits, images back to back (the register starts at 0)."""
-    beats = bit_planes(np.asarray(values).reshape(-1, lanes), width).reshape(-1, lanes * width)
-    beats = np.concatenate([np.zeros((1, beats.shape[1]), np.uint8), beats])
-    return int(np.count_nonzero(beats[1:] != beats[:-1]))
+    counter = ToggleCounter(lanes, width)
+    counter.add(values)
+    return counter.toggles
 
 
-def _layer_energy(layer, block, fold: dict, y, table: EnergyTable, images: int) -> tuple[LayerEnergy, int, int]:
+def _layer_energy(layer, block, fold: dict, toggles: int, table: EnergyTable,
+                  images: int) -> tuple[LayerEnergy, int, int]:
     """Energy of one layer (its ``block`` at ``fold``) per inference, the weight-buffer bits it
-    reads per inference, and the width of its output elements."""
+    reads per inference, and the width of its output elements (``toggles``: its output register's
+    over ``images``)."""
     counts = {action: count * layer.units_per_image for action, count in layer.energy_actions(fold).items()}
-    out_values = y.unpack() if isinstance(y, Bits) else y
-    counts["register_toggles"] = register_toggles(out_values, block.out_lanes, block.out_type.width) / images
+    counts["register_toggles"] = toggles / images
     buffer_bits = sum(bits.size for bits in layer.stored_bits())
     return LayerEnergy(layer.name, counts, _price(counts, table)), buffer_bits, block.out_type.width
 
@@ -237,6 +263,13 @@ def _price(counts: dict, table: EnergyTable) -> dict:
     return pj
 
 
+def energy_batch(net, values: int = 1 << 22) -> int:
+    """Images per batch of the energy estimate: about ``values`` output values of the widest layer
+    (a convolution's windows are the widest), at least one image."""
+    widest = max(math.prod(layer.out_shape) for layer in net.layers)
+    return max(1, values // widest)
+
+
 def network_energy(top, x: np.ndarray, table: EnergyTable | None = None, cells=None, codec: str = "none",
                    arrays=None) -> EnergyReport:
     """pJ per inference of a folded network (its :class:`~hwnorm.dataflow.NetworkBlock` ``top``:
@@ -254,10 +287,21 @@ def network_energy(top, x: np.ndarray, table: EnergyTable | None = None, cells=N
         raise ValueError("energy needs at least one input vector")
     layers, buffer_bits, out_w = [], 0, None
     first = blocks[net.layers[0].name]
-    counts = {"register_toggles": register_toggles(x, first.in_lanes, first.in_type.width) / images}
+    inputs = ToggleCounter(first.in_lanes, first.in_type.width)
+    toggles = {layer.name: ToggleCounter(blocks[layer.name].out_lanes, blocks[layer.name].out_type.width)
+               for layer in net.layers}
+    # the golden model runs a batch of images at a time and only the toggle counts are kept, so
+    # memory stays that of one batch however many images the estimate averages over
+    batch = energy_batch(net)
+    for start in range(0, images, batch):
+        inputs.add(x[start:start + batch])
+        for layer, out in net.trace(x[start:start + batch]):
+            toggles[layer.name].add(out)
+    counts = {"register_toggles": inputs.toggles / images}
     layers.append(LayerEnergy("input", counts, _price(counts, table)))
-    for layer, out in net.trace(x):
-        energy, bits, out_w = _layer_energy(layer, blocks[layer.name], folding[layer.name], out, table, images)
+    for layer in net.layers:
+        energy, bits, out_w = _layer_energy(layer, blocks[layer.name], folding[layer.name],
+                                            toggles[layer.name].toggles, table, images)
         layers.append(energy)
         buffer_bits += bits
     if top.output == "argmax":
