@@ -226,7 +226,14 @@ def import_stage(config: FlowConfig):
 def plan_stage(config: FlowConfig, net) -> tuple[Plan, str]:
     """Network → Plan: the folding (configured or searched), and the design's block built once."""
     folding, how = choose_folding(config, net, resource_estimator(config, net))
-    return plan_of(flow_design(config, folding)), how
+    plan = plan_of(flow_design(config, folding))
+    target = TARGETS[config.target]
+    if config.device is None and target.part is not None:  # a folding no part of the target's size can hold
+        short = target.part.shortfalls(target.usage(estimate_resources(plan.block, [config.target])[config.target]))
+        if short:
+            how += (f" — its estimate does not fit the {target.part.name} ({Device.shortfall_text(short, target.part.name)}):"
+                    f" set device (or --device) to fold for a part")
+    return plan, how
 
 
 def verilog_stage(config: FlowConfig, plan: Plan) -> tuple[dict, Verilog]:

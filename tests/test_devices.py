@@ -130,3 +130,13 @@ def test_the_search_estimates_the_block_the_flow_builds(tfc):
     folding, _ = choose_folding(config, tfc, resource_estimator(config, tfc))
     plan = plan_of(flow_design(config, folding))
     assert resource_estimator(config, tfc)(folding) == estimate_resources(plan.block, ["ice40"])["ice40"]
+
+
+def test_a_folding_chosen_without_a_device_says_when_the_targets_part_cannot_hold_it():
+    from hwnorm.flow import import_stage, plan_stage
+    config = config_from_dict({"model": "TFC_1W1A", "target": "ice40"})
+    _, how = plan_stage(config, import_stage(config))
+    assert how.startswith("the default design's — its estimate does not fit the iCE40HX8K (needs ")
+    assert how.endswith("set device (or --device) to fold for a part")
+    config = config_from_dict({"model": "TFC_1W1A", "device": "iCE40HX8K"})
+    assert "does not fit" not in plan_stage(config, import_stage(config))[1]
