@@ -6,7 +6,7 @@ axes' values is one point::
     kind = "design"                # design | faults
     [base]                         # design: any `hwnorm flow` config key (see hwnorm/config.py)
     target = "ecp5"
-    [axes]                         # design: throughput (images/s), lut_budget, clock_mhz, target, codec
+    [axes]                         # design: throughput (images/s), lut_budget, clock_mhz, target, device, codec
     throughput = [1e5, 3e5, 1e6, 3e6]
     clock_mhz = [100, 150]
 
@@ -48,7 +48,8 @@ __all__ = ["load_sweep", "points", "evaluate", "run_sweep", "pareto", "write_swe
 
 KINDS = ("design", "faults")
 DESIGN_AXES = {"throughput": ("auto_folding", "throughput"), "lut_budget": ("auto_folding", "lut_budget"),
-               "clock_mhz": (None, "clock_mhz"), "target": (None, "target"), "codec": ("stt", "codec")}
+               "clock_mhz": (None, "clock_mhz"), "target": (None, "target"), "device": (None, "device"),
+               "codec": ("stt", "codec")}
 FAULT_AXES = ("codec", "ber", "seed")
 FAULT_BASE = ("cells", *FAULT_AXES)
 
@@ -102,6 +103,8 @@ def _design_doc(sweep: dict, point: dict) -> dict:
     for axis, value in point.items():
         table, key = DESIGN_AXES[axis]
         (doc.setdefault(table, {}) if table else doc)[key] = value
+        if axis == "device" and "target" not in point:  # a part names its family: the base target gives way
+            doc.pop("target", None)
     return doc
 
 
@@ -133,6 +136,7 @@ def _design_point(sweep: dict, point: dict) -> dict:
     return {**point, "folding": block.folding, "folding_how": how,
             "clocks_per_image": cycles["design"]["cycles_per_vector"], "latency_clocks": cycles["design"]["latency"],
             "images_per_s": cycles["vectors_per_second"], "target": config.target,
+            **({"device": config.device} if config.device else {}),
             "lut": resources["lut"], "ff": resources["ff"], "bram": resources["bram"], "dsp": resources["dsp"],
             "energy_pj": energy["total_pj_sram_buffer"], "energy_stt_buffer_pj": energy["total_pj_stt_buffer"]}
 

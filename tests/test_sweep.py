@@ -155,3 +155,16 @@ def test_a_faults_sweep_uses_the_cell_table_of_its_base(tmp_path, monkeypatch):
     monkeypatch.setattr(hwnorm.sweep, "load_table", lambda source=None: asked.append(source) or real(source))
     row = evaluate((sweep, points(sweep)[0]))
     assert asked == ["public-code"] and row["cells"] == "public-code" and row["ber"] == 0.01 and row["seed"] == 3
+
+
+def test_a_device_axis_folds_each_point_for_its_part(tmp_path):
+    from hwnorm.estimate.devices import DEVICES
+    from hwnorm.estimate.synthesis import TARGETS
+    from hwnorm.sweep import evaluate
+    sweep = load_sweep(sweep_file(tmp_path, 'kind = "design"\n[base]\ntarget = "ecp5"\nimages = 20\n'
+                                             '[axes]\ndevice = ["iCE40UP5K", "LFE5U-25F"]\n'))
+    rows = [evaluate((sweep, p)) for p in points(sweep)]
+    assert [(r["device"], r["target"]) for r in rows] == [("iCE40UP5K", "ice40"), ("LFE5U-25F", "ecp5")]
+    for r in rows:
+        assert r["folding_how"].startswith(f"fastest fitting the {r['device']}")
+        assert DEVICES[r["device"]].fits(TARGETS[r["target"]].usage({k: r[k] for k in ("lut", "ff", "bram", "dsp")}))
