@@ -35,7 +35,7 @@ _TIERS = (
     Tier("importer", "ONNX / QONNX → the integer IR; input quantization", ("qonnx", "inputs")),
     Tier("networks", "the IR (a chain of layers) and its folded hardware (NetworkBlock)", ("ir", "dataflow")),
     Tier("layer kinds", "one module per kind: spec, golden model, folding, block", ("layers", "layers.*")),
-    Tier("cost models", "cycles, energy, resources and synthesis of blocks; STT codec blocks",
+    Tier("cost models", "cycles, energy, resources and synthesis of blocks; FPGA parts; STT codec blocks",
          ("estimate", "stt.blocks", "estimate.resources", "estimate.energy", "estimate.synthesis", "estimate.cycles",
           "estimate.devices")),
     Tier("blocks", "the hardware-model base: cycle model, inventory, stream plumbing", ("blocks",)),
