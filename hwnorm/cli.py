@@ -726,10 +726,12 @@ def _parser_flow(sub) -> None:
 def _parser_sweep(sub) -> None:
     w = sub.add_parser("sweep", help="design-space or fault-injection sweep, locally or on a Dask cluster",
                        description="Evaluates every combination of a sweep file's axes (see hwnorm/sweep.py): "
-                                   "design points (folding for a throughput / LUT budget, clock, target, codec → "
-                                   "clocks, LUTs, energy; table and Pareto plot) or fault points (codec × bit-error "
-                                   "rate × seed → accuracy of the FP16 MLP). Same results on local processes and "
-                                   "on a Dask cluster for the same seeds.")
+                                   "design points (folding for a throughput / LUT budget, clock, target, device, "
+                                   "codec → clocks, LUTs, energy; table and Pareto plot), fault points (codec × "
+                                   "bit-error rate × seed → accuracy of the FP16 MLP) or weights points (QNN model × "
+                                   "weight codec × bit-error rate × seed → top-1 of the golden model of its faulty "
+                                   "MLC STT-RAM weight memories). Same results on local processes and on a Dask "
+                                   "cluster for the same seeds.")
     w.add_argument("config", metavar="SWEEP.toml")
     w.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
                    "(default: local processes)")

@@ -18,21 +18,42 @@ axes' values is one point::
     ber = [1e-3, 1e-2]
     seed = [0, 1, 2]
 
+    kind = "weights"               # a QNN's integer weight memories as MLC STT-RAM cells under faults
+    [base]                         # weights: cells, images (held-out MNIST, ≤ 2000), and model / codec /
+    images = 1000                  #   ber / seed when not an axis
+    [axes]                         # model × weight codec × bit-error rate × seed (as `hwnorm stt-weights`)
+    model = ["TFC_1W1A", "CNV_MNIST_2W2A"]
+    codec = ["none", "remap+backup"]
+    ber = [1e-3, 1e-2]
+    seed = [0, 1, 2]
+
 Each point is evaluated by a pure function of the point (seeded), so local processes and a Dask
 cluster (``--scheduler ADDRESS``) give identical results. Design points report the folding
 chosen for them, clocks per image, throughput, the analytic LUT / FF / BRAM / DSP estimate on the
 target and the energy per inference; fault points report accuracy, flipped bits and detected
-blocks. Output: ``sweep.json``, ``sweep.csv``, ``sweep.md`` and a plot (``sweep_pareto.png`` —
+blocks; weights points the golden model of the faulty hardware (its weight memories at the
+automatic folding, encoded, hit by a seeded fault map, decoded on read): top-1 on the held-out
+MNIST images beside the fault-free model's, and the bits flipped (the RTL check of the same faults
+is ``hwnorm stt-weights --rtl``). Output: ``sweep.json``, ``sweep.csv``, ``sweep.md`` and a plot (``sweep_pareto.png`` —
 throughput against LUTs, energy as colour, the Pareto front joined — or ``sweep_faults.png``).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import json
 from pathlib import Path
+
+from hwnorm import data
+from hwnorm.dataflow import check_folding
+from hwnorm.defaults import DEFAULT_CELLS
+from hwnorm.models import DEFAULT_MODEL, VENDORED, load_network
+from hwnorm.stt.intcodec import INT_CODECS
+from hwnorm.stt.store import WeightStore
+from hwnorm.stt.weights_report import fault_accuracy, held_out
 
 from hwnorm.io import load_toml, printable, write_atomic_set
 from hwnorm.config import config_from_dict
@@ -44,14 +65,20 @@ from hwnorm.stt.buffer import inject
 from hwnorm.stt.codecs import CODECS
 from hwnorm.stt.mlp import split, FP16MLP
 
-__all__ = ["load_sweep", "points", "evaluate", "run_sweep", "pareto", "write_sweep", "KINDS", "DESIGN_AXES"]
+__all__ = ["load_sweep", "points", "evaluate", "run_sweep", "pareto", "write_sweep", "KINDS", "DESIGN_AXES",
+           "WEIGHT_AXES"]
 
-KINDS = ("design", "faults")
+KINDS = ("design", "faults", "weights")
 DESIGN_AXES = {"throughput": ("auto_folding", "throughput"), "lut_budget": ("auto_folding", "lut_budget"),
                "clock_mhz": (None, "clock_mhz"), "target": (None, "target"), "device": (None, "device"),
                "codec": ("stt", "codec")}
 FAULT_AXES = ("codec", "ber", "seed")
 FAULT_BASE = ("cells", *FAULT_AXES)
+WEIGHT_AXES = ("model", "codec", "ber", "seed")
+WEIGHT_BASE = ("cells", "images", *WEIGHT_AXES)
+WEIGHT_IMAGES = 1000  # held-out MNIST images per point unless the base says otherwise
+AXES = {"design": tuple(DESIGN_AXES), "faults": FAULT_AXES, "weights": WEIGHT_AXES}
+BASES = {"faults": FAULT_BASE, "weights": WEIGHT_BASE}
 
 
 def load_sweep(path) -> dict:
@@ -67,17 +94,18 @@ def load_sweep(path) -> dict:
     base, axes = doc.get("base", {}), doc.get("axes")
     if not isinstance(base, dict):
         raise ValueError(f"{path}: [base] must be a table of flow config keys")
-    if kind == "faults":  # a design's base is checked as a flow config, point by point, below
+    if kind in BASES:  # a design's base is checked as a flow config, point by point, below
         for key in base:
-            if key not in FAULT_BASE:
-                raise ValueError(f"{path}: unknown key base.{key} for a faults sweep; allowed: {', '.join(FAULT_BASE)}")
+            if key not in BASES[kind]:
+                raise ValueError(f"{path}: unknown key base.{key} for a {kind} sweep; allowed: "
+                                 f"{', '.join(BASES[kind])}")
         if "cells" in base:
             if not isinstance(base["cells"], str) or not base["cells"].strip():
                 raise ValueError(f"{path}: base.cells must be a cell table name or file, got {base['cells']!r}")
             load_table(base["cells"])  # a file as the flow config reads it: relative to the working folder
     if not isinstance(axes, dict) or not axes:
         raise ValueError(f"{path}: [axes] must name at least one axis with a list of values")
-    allowed = DESIGN_AXES if kind == "design" else FAULT_AXES
+    allowed = AXES[kind]
     for name, values in axes.items():
         if name not in allowed:
             raise ValueError(f"{path}: unknown axis {name!r} for a {kind} sweep; allowed: {', '.join(allowed)}")
@@ -87,6 +115,8 @@ def load_sweep(path) -> dict:
     for point in points(sweep):  # every point must be a valid config / fault scenario before anything runs
         if kind == "design":
             config_from_dict(_design_doc(sweep, point), f"{path} (point {point})", path.parent)
+        elif kind == "weights":
+            _check_weights_point({**base, **point}, str(path), path.parent)
         else:
             _check_fault_point({**base, **point}, str(path))
     return sweep
@@ -118,12 +148,42 @@ def _check_fault_point(point: dict, origin: str) -> None:
         raise ValueError(f"{origin}: seed must be a non-negative integer, got {seed!r}")
 
 
+def _weights_model(point: dict, base_dir) -> str:
+    """The point's model: a vendored name, or a file relative to the sweep file."""
+    model = point.get("model", DEFAULT_MODEL)
+    return model if model in VENDORED or Path(model).is_absolute() else str(Path(base_dir) / model)
+
+
+def _check_weights_point(point: dict, origin: str, base_dir) -> None:
+    model, codec = point.get("model", DEFAULT_MODEL), point.get("codec", "none")
+    ber, seed, images = point.get("ber", 1e-3), point.get("seed", 0), point.get("images", WEIGHT_IMAGES)
+    if not isinstance(model, str) or not (model in VENDORED or Path(_weights_model(point, base_dir)).is_file()):
+        raise ValueError(f"{origin}: model {model!r} is neither a vendored model ({', '.join(VENDORED)}) nor a file")
+    if codec not in INT_CODECS:
+        raise ValueError(f"{origin}: codec {codec!r} is not a weight codec; allowed: {', '.join(INT_CODECS)}")
+    if isinstance(ber, bool) or not isinstance(ber, (int, float)) or not 0 <= ber <= 0.5:
+        raise ValueError(f"{origin}: ber must be in [0, 0.5], got {ber!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"{origin}: seed must be an integer in [0, 2^63), got {seed!r}")
+    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= 2000:
+        raise ValueError(f"{origin}: images must be a whole number in 1..2000 (the held-out MNIST images), "
+                         f"got {images!r}")
+    if "cells" in point:
+        if not isinstance(point["cells"], str) or not point["cells"].strip():
+            raise ValueError(f"{origin}: cells must be a cell table name or file, got {point['cells']!r}")
+        load_table(point["cells"])
+
+
 # ------------------------------------------------------------------ evaluation (pure, picklable)
 def evaluate(task: tuple) -> dict:
     """One point: ``(sweep, point)`` → its figures. A module-level function of plain data, so a
     process pool or a Dask worker can run it."""
     sweep, point = task
-    return _design_point(sweep, point) if sweep["kind"] == "design" else _fault_point({**sweep["base"], **point})
+    if sweep["kind"] == "design":
+        return _design_point(sweep, point)
+    if sweep["kind"] == "weights":
+        return _weights_point({**sweep["base"], **point}, sweep["base_dir"], point)
+    return _fault_point({**sweep["base"], **point})
 
 
 def _design_point(sweep: dict, point: dict) -> dict:
@@ -157,6 +217,27 @@ def _fault_point(point: dict) -> dict:
     return {**point, "accuracy": float(net.with_flat(decoded).accuracy(ex, ey)), "bit_flips": int(flips),
             "weights_changed": int(np.count_nonzero(decoded.view(np.uint16) != weights.view(np.uint16))),
             "blocks_detected": int(np.count_nonzero(status == 2))}
+
+
+@functools.lru_cache(maxsize=4)
+def _fault_free(model: str, images: int):
+    """(network, its automatic folding, held-out images, labels, fault-free top-1), once per
+    model in a worker process: every point of a model shares them."""
+    net = load_network(model)[0]
+    if not data.takes_mnist(net.in_features):
+        raise ValueError(f"{model}: a weights sweep judges top-1 on MNIST; this model takes {net.in_features} "
+                         f"inputs, not {data.MNIST_PIXELS}")
+    x, y, _ = held_out(images)
+    return net, check_folding(net, None), x, y, float((net.predict(x) == y).mean())
+
+
+def _weights_point(setting: dict, base_dir, point: dict) -> dict:
+    model = _weights_model(setting, base_dir)
+    net, folding, x, y, clean = _fault_free(model, int(setting.get("images", WEIGHT_IMAGES)))
+    store = WeightStore(setting.get("codec", "none"), setting.get("ber", 1e-3), int(setting.get("seed", 0)),
+                        setting.get("cells", DEFAULT_CELLS))
+    accuracy, flips = fault_accuracy(net, folding, x, y, store, store.table())
+    return {**point, "accuracy": accuracy, "clean_accuracy": clean, "bit_flips": flips, "images": len(x)}
 
 
 CONNECT_TIMEOUT_S = 10
@@ -250,10 +331,12 @@ def pareto(rows: list[dict]) -> list[int]:
 
 
 def _columns(kind: str, rows: list[dict]) -> list[str]:
-    axes = [k for k in rows[0] if k in DESIGN_AXES or k in FAULT_AXES]
+    axes = [k for k in rows[0] if k in AXES[kind] or k == "target"]
     if kind == "design":
         return axes + [c for c in ("clocks_per_image", "images_per_s", "lut", "ff", "bram", "dsp", "energy_pj",
                                    "energy_stt_buffer_pj", "pareto") if c not in axes]
+    if kind == "weights":
+        return axes + ["accuracy", "clean_accuracy", "bit_flips"]
     return axes + ["accuracy", "bit_flips", "weights_changed", "blocks_detected"]
 
 
@@ -300,18 +383,23 @@ def write_sweep(sweep: dict, rows: list[dict], out_dir) -> list[str]:
         ax.set_yscale("log")
         ax.legend()
         plot_name = "sweep_pareto.png"
-    else:
-        for codec in dict.fromkeys(r["codec"] for r in rows if "codec" in r) or ["none"]:
-            mine = [r for r in rows if r.get("codec", "none") == codec]
+    else:  # accuracy against the bit-error rate, a line per (model and) codec
+        curves = dict.fromkeys((r.get("model", ""), r.get("codec", "none")) for r in rows)
+        for model, codec in curves:
+            mine = [r for r in rows if (r.get("model", ""), r.get("codec", "none")) == (model, codec)]
             bers = sorted({r.get("ber", 1e-3) for r in mine})
             means = [sum(r["accuracy"] for r in mine if r.get("ber", 1e-3) == b) /
                      sum(1 for r in mine if r.get("ber", 1e-3) == b) for b in bers]
-            ax.plot(bers, means, "o-", label=codec)
-        ax.set_xscale("log")
+            ax.plot(bers, means, "o-", label=f"{printable(model)} {codec}".strip())
+        positive = [b for b in (r.get("ber", 1e-3) for r in rows) if b > 0]
+        if len(positive) < len(rows):  # a fault-free point (ber 0) sits left of the log scale's first decade
+            ax.set_xscale("symlog", linthresh=min(positive or [1e-3]))
+        else:
+            ax.set_xscale("log")
         ax.set_xlabel("bit-error rate")
         ax.set_ylabel("top-1 accuracy (mean over seeds)")
         ax.legend()
-        plot_name = "sweep_faults.png"
+        plot_name = "sweep_faults.png" if kind == "faults" else "sweep_weights.png"
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=110, metadata={"Software": None})

@@ -13,6 +13,8 @@ from hwnorm.sweep import load_sweep, pareto, points, run_sweep
 
 DESIGN = 'kind = "design"\n[base]\nimages = 20\ntarget = "ice40"\n[axes]\nthroughput = [3e5, 2e6]\nclock_mhz = [100, 200]\n'
 FAULTS = 'kind = "faults"\n[axes]\ncodec = ["none", "backup+rearrange"]\nber = [1e-2]\nseed = [0, 1]\n'
+WEIGHTS = ('kind = "weights"\n[base]\nimages = 300\n[axes]\nmodel = ["TFC_1W1A", "CNV_MNIST_1W1A"]\n'
+           'codec = ["none", "remap+backup"]\nber = [0, 0.2]\nseed = [1]\n')
 
 
 def sweep_file(tmp_path, text, name="s.toml"):
@@ -28,7 +30,12 @@ def test_points_are_every_combination_in_order(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('kind = "chaos"\n[axes]\nseed = [1]\n', "kind = 'chaos' is not allowed; allowed: design, faults"),
+    ('kind = "chaos"\n[axes]\nseed = [1]\n', "kind = 'chaos' is not allowed; allowed: design, faults, weights"),
+    ('kind = "weights"\n[axes]\nmodel = ["nope.onnx"]\n', "model 'nope.onnx' is neither a vendored model"),
+    ('kind = "weights"\n[axes]\ncodec = ["backup"]\n', "codec 'backup' is not a weight codec; allowed: none"),
+    ('kind = "weights"\n[base]\nimages = 5000\n[axes]\nseed = [1]\n', "images must be a whole number in 1..2000"),
+    ('kind = "weights"\n[base]\nvectors = 5\n[axes]\nseed = [1]\n', "unknown key base.vectors for a weights sweep"),
+    ('kind = "weights"\n[axes]\nclock_mhz = [1]\n', "unknown axis 'clock_mhz' for a weights sweep; allowed: model"),
     ('[axes]\nspeed = [1]\n', "unknown axis 'speed' for a design sweep; allowed: throughput"),
     ('kind = "faults"\n[axes]\nber = []\n', "axes.ber must be a non-empty list"),
     ('kind = "faults"\n[axes]\nber = [0.9]\n', "ber must be in (0, 0.5], got 0.9"),
@@ -57,7 +64,7 @@ def dask_cluster():
         yield c.scheduler_address
 
 
-@pytest.mark.parametrize("text", [DESIGN, FAULTS], ids=["design", "faults"])
+@pytest.mark.parametrize("text", [DESIGN, FAULTS, WEIGHTS], ids=["design", "faults", "weights"])
 def test_local_processes_and_a_dask_cluster_give_the_same_results(tmp_path, dask_cluster, text):
     sweep = load_sweep(sweep_file(tmp_path, text))
     local = run_sweep(sweep, workers=2)
@@ -67,6 +74,14 @@ def test_local_processes_and_a_dask_cluster_give_the_same_results(tmp_path, dask
         for row in local:
             assert row["clocks_per_image"] <= row["clock_mhz"] * 1e6 / row["throughput"]
             assert row["lut"] > 0 and row["energy_pj"] > 0
+    elif sweep["kind"] == "weights":
+        for row in local:  # no faults: the stored weights read back exactly, whatever the codec
+            assert (row["bit_flips"] == 0) == (row["ber"] == 0) and row["images"] == 300
+            if row["ber"] == 0:
+                assert row["accuracy"] == row["clean_accuracy"] > 0.85
+        by = {(r["model"], r["codec"], r["ber"]): r for r in local}
+        for model in ("TFC_1W1A", "CNV_MNIST_1W1A"):  # the golden model of the faulty memories is hit
+            assert by[(model, "none", 0.2)]["accuracy"] < by[(model, "none", 0)]["accuracy"]
     else:
         by = {(r["codec"], r["seed"]): r for r in local}
         assert by[("backup+rearrange", 0)]["accuracy"] > by[("none", 0)]["accuracy"]  # the codec protects
@@ -168,3 +183,10 @@ def test_a_device_axis_folds_each_point_for_its_part(tmp_path):
     for r in rows:
         assert r["folding_how"].startswith(f"fastest fitting the {r['device']}")
         assert DEVICES[r["device"]].fits(TARGETS[r["target"]].usage({k: r[k] for k in ("lut", "ff", "bram", "dsp")}))
+
+
+@pytest.mark.parametrize("name", ["sweep_design.toml", "sweep_faults.toml", "sweep_weights.toml"])
+def test_the_example_sweeps_load(name):
+    from pathlib import Path
+    sweep = load_sweep(Path(__file__).resolve().parent.parent / "examples" / name)
+    assert points(sweep)

@@ -76,10 +76,19 @@ class Settings:
             raise ValueError("no models given")
 
 
-def _held_out(n: int):
+def held_out(n: int):
+    """The first ``n`` held-out MNIST test images (rows of pixel codes), their labels and indices."""
     x, y = data.mnist_test()
     ids = data.mnist_ids("held-out")[:n]
     return x[ids].reshape(len(ids), -1).astype(np.int64), y[ids], ids
+
+
+def fault_accuracy(net, folding, x, y, store: WeightStore, table: CellTable) -> tuple[float, int]:
+    """(top-1 on ``x``, bits flipped) of ``net`` with its weight memories at ``folding`` stored
+    as MLC STT-RAM cells by ``store`` (codec, and a fault map at its ber and seed), read back
+    through the codec: the golden model of the faulty hardware."""
+    faulty, memories = stored_network(net, folding, store, table)
+    return float(np.mean(faulty.predict(x) == y)), int(sum(m.flips for m in memories.values()))
 
 
 def _state_share(memories: dict) -> list[float]:
@@ -103,7 +112,7 @@ def run_model(name: str, settings: Settings, progress=None) -> dict:
     table, energy, arrays = settings.table, load_energy_table(), load_array_model()
     net = load_network(name)[0]
     folding = check_folding(net, None)
-    x, y, _ = _held_out(settings.images)
+    x, y, _ = held_out(settings.images)
     clean = float(np.mean(net.predict(x) == y))
     out = {"model": name, "images": len(x), "clean_accuracy": clean, "folding": folding, "energy": {},
            "accuracy": {}}
@@ -118,9 +127,9 @@ def run_model(name: str, settings: Settings, progress=None) -> dict:
         for ber in settings.bers:
             accs, flips = [], 0
             for seed in range(settings.seeds):
-                faulty, memories = stored_network(net, folding, WeightStore(codec, ber, seed), table)
-                accs.append(float(np.mean(faulty.predict(x) == y)))
-                flips += sum(m.flips for m in memories.values())
+                acc, flipped = fault_accuracy(net, folding, x, y, WeightStore(codec, ber, seed), table)
+                accs.append(acc)
+                flips += flipped
             rows.append({"ber": ber, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
                          "min": float(np.min(accs)), "bit_flips": flips / settings.seeds})
         out["accuracy"][codec] = rows
@@ -135,7 +144,7 @@ def run_rtl(model: str, codec: str, ber: float, seed: int, images: int, work_dir
     d = design_for_model(model, "stt_rtl")
     d = dataclasses.replace(d, params={**d.params, "stt": {"codec": codec, "ber": ber, "seed": seed}})
     block, params = model_of(d)
-    x, y, ids = _held_out(images)
+    x, y, ids = held_out(images)
     name = f"stt_{model}_{codec.replace('+', '_')}".lower()
     job = network_job(block, x, seed, image_ids=ids, p_valid=1.0, p_ready=1.0)
     start = time.perf_counter()
