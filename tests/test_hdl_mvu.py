@@ -93,7 +93,7 @@ def test_declared_cycle_model_matches_the_simulation():
 
 @pytest.mark.parametrize("pe,simd,match", [(4, 1, "PE=4 must divide its 6 output rows; allowed: 1, 2, 3, 6"),
                                            (1, 5, "SIMD=5 must divide its 24 input columns"),
-                                           (0, 1, "PE=0")])
+                                           (0, 1, r"folding.mvu.*\.pe must be a whole number ≥ 1, got 0")])
 def test_folding_is_validated(pe, simd, match):
     layer = random_layer(np.random.default_rng(0), 24, 6)
     with pytest.raises(ValueError, match=match):
