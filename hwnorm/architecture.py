@@ -37,7 +37,7 @@ _TIERS = (
     Tier("layer kinds", "one module per kind: spec, golden model, folding, block", ("layers", "layers.*")),
     Tier("cost models", "cycles, energy, resources and synthesis of blocks; FPGA parts; STT codec blocks",
          ("estimate", "stt.blocks", "estimate.resources", "estimate.energy", "estimate.synthesis", "estimate.cycles",
-          "estimate.devices")),
+          "estimate.devices", "estimate.netlist")),
     Tier("blocks", "the hardware-model base: cycle model, inventory, stream plumbing", ("blocks",)),
     Tier("simulation", "co-simulation jobs, simulator runs, testbenches, scoreboards", ("sim", "sim.*", "verilator")),
     Tier("HDL", "Amaranth components built from blocks; Verilog text", ("hdl", "hdl.*")),

