@@ -285,12 +285,13 @@ def cmd_estimate(args) -> int:
         raise ValueError("--kinds applies to --calibrate")
     designs = designs_from(args.source, args.folding, activations=args.activations)
     table, cells = load_energy_table(args.energy_table), load_table(args.cells)
-    targets = _targets(args.targets)
+    targets, parts = _targets_on(args.targets, args.device)
     results = []
     for design in designs:
-        r = estimate_design(plan_of(design), args.clock_mhz, args.images, table, cells, targets, args.synth, args.fmax,
+        on, at = (targets, parts) if args.device or design.device is None else _targets_on(args.targets, design.device)
+        r = estimate_design(plan_of(design), args.clock_mhz, args.images, table, cells, on, args.synth, args.fmax,
                             progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True),
-                            buffer_codec=args.buffer_codec)
+                            buffer_codec=args.buffer_codec, parts=at)
         results.append(r)
         print("\n".join(estimate_lines(design, r, args.clock_mhz)))
     if args.out:
@@ -309,6 +310,23 @@ def _targets(text: str | None) -> list[str] | None:
         if t not in TARGETS:
             raise ValueError(f"--targets: unknown target {t!r}; allowed: {', '.join(TARGETS)}")
     return names
+
+
+def _targets_on(text: str | None, device: str | None) -> tuple[list[str] | None, dict | None]:
+    """``--targets`` and ``--device`` (or a design's ``device``): the targets, and the part per
+    target (a part names its family, which is then the only target unless ``--targets`` lists it
+    among others). ``--device`` overrides a design's."""
+    from hwnorm.estimate.devices import device_named
+
+    targets = _targets(text)
+    if device is None:
+        return targets, None
+    part = device_named(device, "--device")
+    if targets is None:
+        targets = [part.target]
+    elif part.target not in targets:
+        raise ValueError(f"--device {part.name} is of the {part.target} family, which --targets does not list")
+    return targets, {part.target: part}
 
 
 def _calibrate(args) -> int:
@@ -344,7 +362,7 @@ def cmd_report(args) -> int:
     from hwnorm.sim.runner import pick_simulator
 
     designs = pick_designs(designs_from(args.source, args.folding, activations=args.activations), args.design)
-    targets = _targets(args.targets)
+    targets, parts = _targets_on(args.targets, args.device)
     sim = pick_simulator(args.sim)
     if sim is None and args.sim == "auto":
         print("no HDL simulator found: the report will have no RTL figures", file=sys.stderr)
@@ -354,10 +372,11 @@ def cmd_report(args) -> int:
         print(f"  [{time.perf_counter() - start:6.1f} s] {what}", file=sys.stderr, flush=True)
     figs = []
     for k, design in enumerate(designs):
+        on, at = (targets, parts) if args.device or design.device is None else _targets_on(args.targets, design.device)
         figs.append(design_figures(design, clock_mhz=args.clock_mhz, images=args.images, vectors=args.vectors,
-                                   seed=args.seed + k, sim=sim, targets=targets, synth=not args.no_synth,
+                                   seed=args.seed + k, sim=sim, targets=on, synth=not args.no_synth,
                                    fmax=not (args.no_synth or args.no_fmax), progress=say,
-                                   buffer_codec=args.buffer_codec))
+                                   buffer_codec=args.buffer_codec, parts=at))
     names = write_reports(figs, args.out, merge_index=bool(args.design))  # a subset keeps the index whole
     print("\n".join(summary_lines(figs)))
     print(f"wrote {len(names)} files to {args.out} in {time.perf_counter() - start:.0f} s")
@@ -647,6 +666,9 @@ def _parser_estimate(sub) -> None:
                    help="codec of the weight memories as MLC STT-RAM (default %(default)s)")
     e.add_argument("--targets", metavar="LIST", help="FPGA targets for resources, comma-separated "
                    "(default: ice40,ecp5,xilinx; see hwnorm/data/fpga/targets.toml)")
+    e.add_argument("--device", metavar="PART", help="an FPGA part (LFE5U-25F, iCE40UP5K, xc7z020, …: "
+                   "hwnorm/data/fpga/devices.toml): what the estimate takes of it, synthesis only where the "
+                   "estimate does not rule it out, and Fmax placed on it; its family is the target")
     e.add_argument("--synth", action="store_true", help="also synthesize with Yosys and show the estimate's error")
     e.add_argument("--fmax", action="store_true", help="also place and route (nextpnr) for Fmax; implies --synth")
     e.add_argument("--calibrate", action="store_true", help="refit the resource model on its calibration set "
@@ -681,6 +703,9 @@ def _parser_report(sub) -> None:
     r.add_argument("--images", type=_bounded(int, "images"), default=DEFAULT_IMAGES,
                    help="inputs for the energy action counts (default %(default)s)")
     r.add_argument("--targets", metavar="LIST", help="FPGA targets, comma-separated (default: all)")
+    r.add_argument("--device", metavar="PART", help="an FPGA part (devices.toml): its family is the target, the "
+                   "estimate's share of it is shown, synthesis runs only where the estimate does not rule it out, "
+                   "and Fmax is placed on it")
     r.add_argument("--buffer-codec", default=DEFAULT_BUFFER_CODEC, choices=WEIGHT_CODECS,
                    help="codec of the weight memories as MLC STT-RAM (default %(default)s)")
     r.add_argument("--no-synth", action="store_true", help="analytic resources only (no Yosys, no nextpnr)")

@@ -53,6 +53,7 @@ from hwnorm.defaults import DEFAULT_CELLS, DEFAULT_TARGET, check_limit
 from hwnorm.models import DEFAULT_MODEL, VENDORED, Model
 from hwnorm.dataflow import NetworkBlock
 from hwnorm.folding import Folding, check_value
+from hwnorm.estimate.devices import device_named
 from hwnorm.stt import load_table, make_codec
 from hwnorm.stt.blocks import STTDecoderBlock, STTEncoderBlock
 from hwnorm.stt.store import WeightStore
@@ -192,6 +193,7 @@ class Design:
     params: dict = field(default_factory=dict)
     origin: str = "<design>"      # where it was declared (for error messages)
     base: Path | None = None      # folder that relative model paths are resolved against
+    device: str | None = None     # the FPGA part its estimates are measured against (devices.toml)
 
     def __post_init__(self):
         check_identifier(self.name, f"{self.origin}: design name")
@@ -218,7 +220,8 @@ def load_designs(path) -> list[Design]:
         for key in ("name", "kind"):
             if not isinstance(entry[key], str):
                 raise ValueError(f"{where}: field {key!r} must be a string, got {entry[key]!r}"[:300])
-        params = {key: v for key, v in entry.items() if key not in ("name", "kind")}
+        params = {key: v for key, v in entry.items() if key not in ("name", "kind", "device")}
+        device = _design_device(entry, params, f"{where} ({entry['name']!r})")
         if entry["kind"] in kinds:
             allowed = kinds[entry["kind"]].fields
             for key, value in params.items():
@@ -226,12 +229,26 @@ def load_designs(path) -> list[Design]:
                     raise ValueError(f"{where} ({entry['name']!r}): unknown field {key!r}; allowed: "
                                      f"{', '.join(sorted(allowed))}")
                 _check_field_type(f"{where} ({entry['name']!r})", key, value)
-        designs.append(Design(entry["name"], entry["kind"], params, where, path.parent))
+        designs.append(Design(entry["name"], entry["kind"], params, where, path.parent, device))
     names = [d.name for d in designs]
     for n in names:
         if names.count(n) > 1:
             raise ValueError(f"{path}: design name {n!r} is used twice")
     return designs
+
+
+def _design_device(entry: dict, params: dict, where: str) -> str | None:
+    """A design's ``device``: a part of devices.toml, whose family is its ``target`` (set from it
+    when absent; a different ``target`` beside it is refused)."""
+    if "device" not in entry:
+        return None
+    if not isinstance(entry["device"], str):
+        raise ValueError(f"{where}: field 'device' must be a string, got {entry['device']!r}"[:300])
+    part = device_named(entry["device"], f"{where}: device")
+    if params.setdefault("target", part.target) != part.target:
+        raise ValueError(f"{where}: device {part.name} is of the {part.target} family, not of target "
+                         f"{params['target']!r}")
+    return part.name
 
 
 # What each design field holds in a design TOML: checked on load, so a wrong type is one clear

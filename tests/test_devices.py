@@ -2,6 +2,8 @@
 resource and says which binds; the flow synthesizes and places only where the estimate does not
 rule a part out."""
 
+import json
+
 import pytest
 
 from hwnorm.config import config_from_dict
@@ -140,3 +142,33 @@ def test_a_folding_chosen_without_a_device_says_when_the_targets_part_cannot_hol
     assert how.endswith("set device (or --device) to fold for a part")
     config = config_from_dict({"model": "TFC_1W1A", "device": "iCE40HX8K"})
     assert "does not fit" not in plan_stage(config, import_stage(config))[1]
+
+
+def test_estimate_on_a_part_names_its_share_and_refuses_a_part_of_another_family(tmp_path, capsys):
+    from hwnorm.cli import main
+    out = tmp_path / "est.json"
+    assert main(["estimate", "--device", "iCE40UP5K", "--images", "1", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ecp5 " not in text and "LUT 23%, FF 24%, BRAM 0%, DSP 0% of iCE40UP5K" in text  # the tfc_mvu
+    (mvu,) = [d for d in json.loads(out.read_text())["designs"] if d["design"] == "tfc_mvu"]
+    assert list(mvu["resources"]) == ["ice40"] and mvu["resources"]["ice40"]["usage"]["part"] == "iCE40UP5K"
+    assert main(["estimate", "--device", "LFE5U-25F", "--targets", "ice40,xilinx"]) == 2
+    assert "--device LFE5U-25F is of the ecp5 family, which --targets does not list" in capsys.readouterr().err
+
+
+def test_a_design_names_its_part_and_its_family_is_its_target(tmp_path, capsys):
+    from hwnorm.cli import main
+    from hwnorm.generate import load_designs
+    toml = tmp_path / "d.toml"
+    body = '[[design]]\nname = "mvu5k"\nkind = "mvu"\nmodel = "TFC_1W1A"\nlayer = "MatMul_16"\npe = 4\nsimd = 49\n'
+    toml.write_text(body + 'device = "iCE40UP5K"\n')
+    (design,) = load_designs(toml)
+    assert design.device == "iCE40UP5K" and design.params["target"] == "ice40" and "device" not in design.params
+    assert main(["estimate", str(toml)]) == 0
+    assert "of iCE40UP5K" in capsys.readouterr().out
+    toml.write_text(body + 'device = "iCE40UP5K"\ntarget = "ecp5"\n')
+    with pytest.raises(ValueError, match=r"'mvu5k'\): device iCE40UP5K is of the ice40 family, not of target 'ecp5'"):
+        load_designs(toml)
+    toml.write_text(body + 'device = "XC9"\n')
+    with pytest.raises(ValueError, match="'mvu5k'\\): device: unknown part 'XC9'"):
+        load_designs(toml)

@@ -9,7 +9,7 @@ from hwnorm.activations import costs_per_target
 from hwnorm.defaults import DEFAULT_CLOCK_MHZ, DEFAULT_IMAGES
 from hwnorm.estimate.cycles import design_cycles
 from hwnorm.estimate.energy import load_energy_table, network_energy
-from hwnorm.estimate.devices import RULE_OUT_MARGIN, Device
+from hwnorm.estimate.devices import RULE_OUT_MARGIN, Device, device_named
 from hwnorm.estimate.resources import estimate_resources, relative_error, uncalibrated_kinds
 from hwnorm.estimate.synthesis import TARGETS, ToolError, place_and_route, synthesize
 from hwnorm.generate import Design, Plan, Verilog, model_for
@@ -184,6 +184,11 @@ def resource_lines(resources: dict) -> list[str]:
             pct = "/".join("—" if err[c] is None else f"{100 * err[c]:+.0f}%" for c in ("lut", "ff"))
             line += (f" | Yosys {got['lut']:>6} LUT {got['ff']:>6} FF {got['bram']:>3} BRAM {got['dsp']:>3} DSP "
                      f"(LUT/FF error {pct})")
+        if "usage" in r:  # what the estimate takes of the part Fmax is placed on
+            use = r["usage"]
+            line += f" | {device_named(use['part']).usage_line(use)}"
+        if "skipped" in r:
+            line += f" | {r['skipped']}"
         if "synthesis_failed" in r:  # asked for, not produced: say so and why (no Fmax follows either)
             line += f" | Yosys failed: {r['synthesis_failed']}"
         if "timing" in r:
