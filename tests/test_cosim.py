@@ -310,11 +310,14 @@ def _conv_top(name: str):
     return model_of(design_for_model(name if name in VENDORED else str(MODELS / f"{name}.onnx"), name.lower()))[0]
 
 
+FULL_RATE_IMAGES = 300
+
+
 @pytest.mark.parametrize("name", ["CNV_MNIST_1W1A", "CNV_MNIST_2W2A"])
 def test_cnv_rtl_on_all_held_out_mnist_images(name, verilator, work):
     """A CNV top (line-buffer windows, conv MVUs, max-pools, the dense head) on the 2,000 MNIST
-    images its training left out, batch mode: under random idle cycles and back-pressure, then at
-    full rate with every image's class on the clock the composed cycle model predicts."""
+    images its training left out, batch mode: under random idle cycles and back-pressure, then the
+    first 300 at full rate with every image's class on the clock the composed cycle model predicts."""
     top = _conv_top(name)
     images, _ = data.mnist_test()
     ids = data.mnist_ids("held-out")
@@ -324,9 +327,11 @@ def test_cnv_rtl_on_all_held_out_mnist_images(name, verilator, work):
     job = network_job(top, x, seed_of(name), image_ids=ids, p_valid=0.85, p_ready=0.75)
     result = cosim(verilog, name, job, verilator, work, mode="batch")
     assert result.mismatches == 0 and result.vectors == len(ids) == 2000, result.message
-    full = cosim(verilog, name, job.first(len(ids), p_valid=1.0, p_ready=1.0), verilator, work, mode="batch")
+    # the clocks at full rate: a few hundred images show the steady state as well as 2,000 do
+    full = cosim(verilog, name, job.first(FULL_RATE_IMAGES, p_valid=1.0, p_ready=1.0), verilator, work,
+                 mode="batch")
     assert full.mismatches == 0, full.message
-    assert full.beat_cycles == full_rate_output_cycles(top, len(ids), full.first_in_cycle)
+    assert full.beat_cycles == full_rate_output_cycles(top, FULL_RATE_IMAGES, full.first_in_cycle)
     assert full.beat_cycles[1] - full.beat_cycles[0] == top.initiation_interval
 
 
