@@ -241,3 +241,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(capsys, tmp
                 monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("worked before checking its output"))
     assert cli.main([a.format(f=tmp_path / "a_file") for a in argv]) == 2
     assert f"{tmp_path / 'a_file'} is not a folder" in capsys.readouterr().err
+
+
+def test_the_network_profile_times_every_layer_of_what_the_network_computes():
+    import numpy as np
+    from hwnorm import data
+    from hwnorm.bench.net import layer_seconds
+    from hwnorm.models import load_network
+    net = load_network("TFC_1W1A")[0]
+    x = data.mnist_test()[0][:40].reshape(40, -1).astype(np.int64)
+    seconds, outs = layer_seconds(net, x, repeat=1)
+    assert len(seconds) == len(net.layers) and all(s > 0 for s in seconds)
+    assert np.array_equal(np.concatenate(outs).reshape(40, -1), net.run(x))

@@ -16,7 +16,7 @@ import sys
 
 from hwnorm.bench.registry import REGISTRY, benchmark, best_rate, figure
 # The benchmarks register themselves on import.
-from hwnorm.bench import bn, bnn, conv, cosim, generate, intmm, stt  # noqa: E402,F401,I001
+from hwnorm.bench import bn, bnn, conv, cosim, generate, intmm, net, stt  # noqa: E402,F401,I001
 
 __all__ = ["REGISTRY", "benchmark", "best_rate", "figure", "run"]
 
