@@ -104,8 +104,6 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> PassResult:
     loads = _loads(module)
     changed = removed = 0
     for ram in [c for c in module["cells"].values() if c["type"] == "DP16KD"]:
-        if _param(ram, "RESETMODE", "SYNC") not in ("SYNC", "ASYNC"):
-            continue
         if _width(ram, "DATA_WIDTH_A") == 36:
             # 36-bit pseudo-dual-port mode: one read port (B) drives both output buses, and
             # its output register is enabled by OCEB (nextpnr's PDPW16KD mapping sets both REGMODEs)
