@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from hwnorm import data
-from hwnorm.datatypes import IntType
+from hwnorm.datatypes import BIPOLAR, IntType
 from hwnorm.defaults import LIMITS
 from hwnorm.inputs import float_range, quantize_inputs
 from hwnorm.qonnx import interpret, NoInputQuantizer
@@ -187,19 +187,23 @@ class _GridInputs:
     def __init__(self, declared: dict, model: str):
         from fractions import Fraction
 
-
-        self.type, self.scale, self.model = IntType(declared["bits"], declared["signed"]), Fraction(declared["scale"]), model
+        self.bipolar = bool(declared.get("bipolar"))  # bits: 1 for +scale, 0 for −scale
+        self.type = BIPOLAR if self.bipolar else IntType(declared["bits"], declared["signed"])
+        self.scale, self.model = Fraction(declared["scale"]), model
+        self.range = (0, 1) if self.bipolar else self.type.range
 
     def floats(self, codes: np.ndarray) -> np.ndarray:
-        return (codes * float(self.scale)).astype(np.float32)
+        return ((2 * codes - 1 if self.bipolar else codes) * float(self.scale)).astype(np.float32)
 
     def random(self, rng, n: int, features: int) -> np.ndarray:
-        lo, hi = self.type.range
+        lo, hi = self.range
         return self.floats(rng.integers(lo, hi + 1, (n, features)))
 
     def __call__(self, x):
         codes = np.rint(np.asarray(x, np.float64) / float(self.scale)).astype(np.int64)
-        lo, hi = self.type.range
+        if self.bipolar:
+            codes = (codes + 1) // 2
+        lo, hi = self.range
         off = np.flatnonzero((codes < lo) | (codes > hi) | (self.floats(codes) != np.asarray(x, np.float32)))
         if off.size:
             raise ValueError(f"{self.model}: the model has no input quantizer, so hwnorm reads its input as "

@@ -15,7 +15,9 @@ that needs a machine word checks the width it needs itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -173,3 +175,31 @@ def bit_planes(values, width: int) -> np.ndarray:
     ``width``-bit register or memory word holds)."""
     v = np.asarray(values, np.int64) & ((1 << width) - 1)
     return ((v[..., None] >> np.arange(width)) & 1).astype(np.uint8)
+
+
+# The FINN / QONNX datatype names an input annotation may carry (``finn_datatype`` in the graph's
+# ``quantization_annotation``, as qonnx's ``ModelWrapper.get_tensor_datatype`` reads it).
+FINN_FLOAT_TYPES = ("FLOAT32", "FLOAT16", "BFLOAT16")
+
+
+def finn_datatype(name: str) -> "tuple[IntType | Bipolar, Fraction] | None":
+    """The element type and scale of a FINN datatype name: ``BIPOLAR`` (±1), ``BINARY`` (0 / 1),
+    ``UINTn`` / ``INTn`` (integers, scale 1), ``FIXED<w,i>`` (``w``-bit two's complement, ``i``
+    integer bits: scale 2^(i−w)); ``None`` for a float type (no grid to read). Anything else — e.g.
+    ``TERNARY`` or ``SCALEDINT<8>`` — is refused by name."""
+    text = str(name).strip()
+    if text in FINN_FLOAT_TYPES:
+        return None
+    if text == "BIPOLAR":
+        return BIPOLAR, Fraction(1)
+    if text == "BINARY":
+        return IntType(1, False), Fraction(1)
+    match = re.fullmatch(r"(U?)INT(\d{1,2})", text)
+    if match and 1 <= int(match[2]) <= 32:
+        return IntType(int(match[2]), not match[1]), Fraction(1)
+    match = re.fullmatch(r"FIXED<(\d{1,2}),\s*(-?\d{1,2})>", text)
+    if match and 1 <= int(match[1]) <= 32 and int(match[2]) <= int(match[1]):
+        return IntType(int(match[1]), True), Fraction(2) ** (int(match[2]) - int(match[1]))
+    raise ValueError(f"datatype {text[:40]!r} is not one hwnorm reads exactly; allowed: BIPOLAR, BINARY, UINTn, "
+                     f"INTn (n ≤ 32), FIXED<w,i>, or a float type ({', '.join(FINN_FLOAT_TYPES)})")
+

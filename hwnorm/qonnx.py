@@ -45,7 +45,7 @@ import numpy as np
 
 from hwnorm import bnn
 from hwnorm.bnn import SurdAffine
-from hwnorm.datatypes import BIPOLAR, IntType
+from hwnorm.datatypes import BIPOLAR, IntType, finn_datatype
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import FixedFormat
 from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
@@ -119,6 +119,7 @@ class _Chain:
     raw: "_Quantized | None" = None  # the network's integer input itself, untouched: usable as codes
     layout: str = ""           # a feature map's axes (NCHW, NHWC …): its form is per channel
     order: object = None       # a flattened map: the ONNX index of each stream element (channels last)
+    source: "_Quantized | None" = None  # the network input's codes, which ``ops`` preprocess
 
 
 @dataclass
@@ -484,14 +485,17 @@ def import_qonnx(path, **options) -> Network:
     return interpret(path, **options).network
 
 
-def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_scale=Fraction(1, 255),
+def interpret(path, *, input_bits: int | None = None, input_signed: bool | None = None, input_scale=None,
               score_bits: int | None = None, name: str | None = None, activations="thresholds",
               input_mode: str = "integer") -> Imported:
     """Walk a QONNX model once (module docstring): the network, its BatchNormalization sites and
     how each quantizer after an accumulator was realized.
 
-    The network input is ``input_bits``-wide integers whose real value is ``x·input_scale``
-    (default: 8-bit pixels and torchvision's ``ToTensor`` /255). Scores come out as
+    The network input is ``input_bits``-wide integers whose real value is ``x·input_scale``. When
+    none of the three is given, the input's own datatype annotation decides (``finn_datatype`` in
+    the graph's ``quantization_annotation``: BIPOLAR, BINARY, UINTn, INTn, FIXED<w,i> —
+    :func:`hwnorm.datatypes.finn_datatype`); without one, 8-bit pixels and torchvision's
+    ``ToTensor`` /255. A BIPOLAR input takes bits (1 for +1, 0 for −1). Scores come out as
     ``score_bits``-wide integers of an exact quantized BN (scale in ``meta["score_scale"]``; default:
     the narrowest width from 16 bits up that keeps the order of the real outputs).
     ``activations`` realizes the quantizers after accumulators: ``thresholds`` or ``requant``
@@ -521,14 +525,18 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
     if _features(shape) > MAX_FEATURES:  # checked before anything is allocated per feature
         raise ImportError_(f"{src}: input {data_inputs[0].name[:40]!r} declares {_features(shape):,} values per "
                            f"image; at most {MAX_FEATURES:,} are supported")
-    in_lo, in_hi = IntType(input_bits, input_signed).range
+    in_type, input_scale, datatype = _input_type(g, data_inputs[0].name, src, input_bits, input_signed, input_scale)
+    in_lo, in_hi = (0, 1) if in_type.is_bipolar else in_type.range
     # Integer inputs are codes x standing for x·input_scale: a MatMul may take them as they are (models
     # whose first layer reads fixed-point data, e.g. from QKeras / hls4ml, with no input quantizer).
     layout = _map_layout(shape)  # a feature map's form is per channel; a vector's per feature
-    raw = _Quantized(IntType(input_bits, input_signed), (in_lo, in_hi), Fraction(input_scale), 0, shape, layout)
+    raw = _Quantized(in_type, (in_lo, in_hi), input_scale, 0, shape, layout)
     channels = shape[1] if layout else _features(shape)
-    env[data_inputs[0].name] = _Chain(SurdAffine.identity(channels, Fraction(input_scale)), None,
-                                      in_lo, in_hi, shape, raw=raw, layout=layout)
+    form = SurdAffine.identity(channels, input_scale)
+    if in_type.is_bipolar:  # bit b stands for (2b − 1)·scale
+        form = SurdAffine.identity(channels, 2 * input_scale).then_add(np.full(channels, -float(input_scale)),
+                                                                       f"{src}: the BIPOLAR input")
+    env[data_inputs[0].name] = _Chain(form, None, in_lo, in_hi, shape, raw=raw, layout=layout, source=raw)
     walk = _Walk(activations, g.output[0].name, input_mode, {o.domain: o.version for o in model.opset_import})
     consumers: dict[str, int] = {}
     for node in g.node:
@@ -564,8 +572,10 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
             raise NoInputQuantizer(f"{src}: no quantizer of the input found: give integer inputs instead")
         meta = {"source": src, "input_quant": walk.input_quant}
     else:
-        meta = {"source": src, "input": {"bits": input_bits, "signed": input_signed,
-                                         "scale": str(Fraction(input_scale))}}
+        meta = {"source": src, "input": {"bits": in_type.bits, "signed": in_type.signed,
+                                         "scale": str(input_scale),
+                                         **({"datatype": datatype} if datatype else {}),
+                                         **({"bipolar": True} if in_type.is_bipolar else {})}}
     if isinstance(out, _Quantized) and walk.layers:  # the scores are the last quantizer's codes
         meta.update(score_scale=float(out.scale), threshold_margins=walk.margins, argmax_preserved=True)
     elif isinstance(out, _Chain) and out.base is not None and not out.relu:
@@ -585,6 +595,24 @@ def interpret(path, *, input_bits: int = 8, input_signed: bool = False, input_sc
                            f"those are: {', '.join(site.layer for site in walk.sites) or 'none'}")
     return Imported(Network(tuple(walk.layers), name or Path(path).stem, meta), tuple(walk.bn_sites),
                     tuple(walk.sites))
+
+
+def _input_type(g, name: str, src: str, bits, signed, scale) -> tuple:
+    """``(element type, scale, FINN datatype name or None)`` of the network input: what the caller
+    gives (defaults for the rest), else its ``finn_datatype`` annotation, else 8-bit pixels /255."""
+    if bits is not None or signed is not None or scale is not None:
+        return (IntType(8 if bits is None else bits, bool(signed)),
+                Fraction(1, 255) if scale is None else Fraction(scale), None)
+    declared = [p.value for a in g.quantization_annotation if a.tensor_name == name
+                for p in a.quant_parameter_tensor_names if p.key == "finn_datatype"]
+    if declared:
+        try:
+            found = finn_datatype(declared[0])
+        except ValueError as e:
+            raise ImportError_(f"{src}: input {name[:40]!r}: its {e}") from None
+        if found is not None:
+            return (*found, str(declared[0]).strip())  # (it matched one of finn_datatype's forms: safe text)
+    return IntType(8, False), Fraction(1, 255), None
 
 
 class _Walk:
@@ -1058,8 +1086,11 @@ def _arithmetic(node, name: str, args):
 def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
     """Quantized activations × quantized weights: an accumulator of the integer codes, its real
     value an exact affine map (the scales, and the activation zero point times each row's sum)."""
+    offset = None
     if isinstance(x, _Chain) and x.raw is not None:  # the integer network input, as it is
         x = x.raw
+    elif isinstance(x, _Chain) and x.base is None and x.ops and x.source is not None and not x.relu:
+        x, offset = _preprocessed_input(f"node {name} ({op})", x)
     if not isinstance(x, _Quantized) or isinstance(w, (_Chain, _Quantized)):
         raise ImportError_(f"node {name} ({op}): only quantized activations (Quant / BipolarQuant) × constant "
                            "weights are supported")
@@ -1079,11 +1110,58 @@ def _matmul(name: str, x, w, op: str = "MatMul") -> _Chain:
     ints = (w.codes - w.zero).astype(np.int64)  # exact: integer codes minus an integer zero point
     if x.order is not None:  # a flattened feature map streams channels last: rows in that order
         ints = ints[x.order]
-    return _accumulator(name, op, x, ints.T, col, w.bipolar)
+    return _accumulator(name, op, x, ints.T, col, w.bipolar, offset=offset)
+
+
+# Codes × features a preprocessed input is enumerated over (beyond: refused by name).
+MAX_PREPROCESSED_VALUES = 1 << 22
+
+
+def _preprocessed_input(where: str, x: _Chain) -> tuple:
+    """The network input after its float preprocessing (``Add`` / ``Sub`` / ``Mul`` / ``Div`` by
+    constants), as codes of the input's own type: ``(codes, offset)`` with real value
+    ``g·scale + offset[feature]`` for the code's value ``g`` (±1 for bipolar codes) — every input
+    code run through the ops in float32, as the
+    executor runs them, and the result checked to be exactly that affine map with one scale for
+    every feature (a MatMul of the codes is then exact). Otherwise refused, naming why."""
+    src = x.source
+    codes = np.arange(src.code_range[0], src.code_range[1] + 1)
+    features = x.form.channels
+    if codes.size * features > MAX_PREPROCESSED_VALUES:
+        raise ImportError_(f"{where}: the input's float preprocessing ({', '.join(o for o, _, _ in x.ops)}) over "
+                           f"{codes.size:,} input codes × {features:,} features is too large to fold exactly")
+    grid = (2 * codes - 1) if src.code_type.is_bipolar else codes
+    v = np.broadcast_to((grid * float(src.scale)).astype(np.float32)[:, None], (codes.size, features))
+    for op, data_first, k in x.ops:
+        k = np.asarray(k, np.float32).reshape(-1)
+        if op == "Mul":
+            v = v * k
+        elif op == "Add":
+            v = v + k
+        elif op == "Sub":
+            v = v - k if data_first else k - v
+        else:
+            v = v / k if data_first else k / v
+    v = v.astype(np.float64)  # (float32 values: their differences and small multiples are exact here)
+    if not np.all(np.isfinite(v)):
+        raise ImportError_(f"{where}: the input's float preprocessing gives a non-finite value")
+    step = v[1] - v[0] if codes.size > 1 else np.ones(features)
+    ops = ", ".join(o for o, _, _ in x.ops)
+    if codes.size > 1 and not np.array_equal(v, v[0] + np.arange(codes.size)[:, None] * step):
+        raise ImportError_(f"{where}: the input's float preprocessing ({ops}) does not map the input codes to "
+                           "equally spaced values (float32 rounding): it cannot be folded into integer codes exactly")
+    if np.unique(step).size != 1 or not step[0] > 0:
+        raise ImportError_(f"{where}: the input's float preprocessing ({ops}) scales the features differently or "
+                           "by a negative factor: fold it into the weights before export")
+    spacing = int(grid[1] - grid[0]) if codes.size > 1 else 1  # 2 for bipolar codes (−1 / +1)
+    scale = Fraction(float(step[0])) / spacing   # the value the MVU multiplies is the grid's (±1 or the code)
+    offset = v[0] - float(scale) * float(grid[0])
+    quantized = _Quantized(src.code_type, src.code_range, scale, 0, x.shape, x.layout, x.order)
+    return quantized, offset
 
 
 def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.ndarray, bipolar: bool,
-                 spatial: tuple = (), in_range: tuple | None = None) -> _Chain:
+                 spatial: tuple = (), in_range: tuple | None = None, offset=None) -> _Chain:
     """The accumulator of codes ``x`` times integer weights ``ints`` (out, K) whose real scale is
     ``col`` per output, as a chain: the exact real value per output channel."""
     if x.scale is None:
@@ -1098,6 +1176,14 @@ def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.
     n = weights.shape[0]
     p1 = np.array([float(x.scale * Fraction(float(v))) for v in col])
     form = SurdAffine.identity(n).then_mul(p1, f"node {name} ({op})")
+    if offset is not None and np.any(offset):  # a preprocessed input: Σ_k w[n, k]·offset[k], exactly
+        if np.unique(offset).size == 1:
+            sums = [Fraction(float(offset[0])) * int(r) for r in ints.sum(axis=1)]
+        else:
+            exact = [Fraction(float(t)) for t in offset]
+            sums = [sum((int(c) * t for c, t in zip(row, exact) if c), Fraction(0)) for row in ints]
+        form = form.then_add(np.array([float(Fraction(float(v)) * s) for v, s in zip(col, sums)]),
+                             f"node {name} ({op})")
     if x.zero:
         row_sums = ints.sum(axis=1)  # padding reads the zero point: the same correction at every pixel
         form = form.then_add(np.array([float(-x.scale * Fraction(float(v)) * x.zero * int(r))

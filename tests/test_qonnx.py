@@ -512,3 +512,103 @@ def test_a_map_of_65536_channels_is_refused_with_the_figure(tmp_path):
     with pytest.raises(ImportError_, match=r"50 outputs × [\d,]+ accumulator values = [\d,]+, more than the "
                                            r"16,777,216 hwnorm enumerates"):
         import_qonnx(_wide_map_model(tmp_path / "m.onnx", 65536))
+
+
+# ------------------------------------------------------------------ input datatype annotations
+def _annotated(path, datatype: str, tensor: str = "x"):
+    """The model at ``path`` with its input declared ``datatype`` the QONNX way."""
+    m = onnx.load(str(path))
+    note = m.graph.quantization_annotation.add()
+    note.tensor_name = tensor
+    entry = note.quant_parameter_tensor_names.add()
+    entry.key, entry.value = "finn_datatype", datatype
+    onnx.save(m, str(path))
+    return path
+
+
+def _dense_on_raw_input(tmp_path, rng, name, inputs=24, outputs=6, weight_bits=3):
+    """A MatMul straight on the network input (no input quantizer), quantized weights, a float bias."""
+    from tests.helpers import quant_node
+    inits = {"w": rng.normal(0, 1, (inputs, outputs)).astype(np.float32),
+             "bias": rng.normal(0, 2, outputs).astype(np.float32)}
+    nodes = [quant_node("w", "wq", "w_q", np.float32(0.5), 0.0, weight_bits, inits, narrow=True),
+             helper.make_node("MatMul", ["x", "wq"], ["mm"], name="MatMul_0"),
+             helper.make_node("Add", ["mm", "bias"], ["y"], name="Add_0")]
+    return _save(tmp_path, nodes, inits, name, in_shape=(1, inputs))
+
+
+@pytest.mark.parametrize("datatype, grid", [("BIPOLAR", (-1.0, 1.0)), ("INT4", tuple(range(-8, 8))),
+                                            ("UINT2", (0.0, 1.0, 2.0, 3.0)), ("FIXED<6,2>", None)])
+def test_an_annotated_input_is_read_in_its_declared_type(tmp_path, datatype, grid):
+    """The QONNX input annotation sets the input's type and grid: the golden model and the
+    executor agree on random inputs drawn from it (hwnorm check --random draws them)."""
+    from hwnorm.check import check_model
+    rng = np.random.default_rng(zlib.crc32(datatype.encode()))
+    path = _annotated(_dense_on_raw_input(tmp_path, rng, "annotated.onnx"), datatype)
+    net = import_qonnx(path)
+    assert net.meta["input"]["datatype"] == datatype
+    assert (net.layers[0].in_type.name == "bipolar") == (datatype == "BIPOLAR")
+    result = check_model(path, random=300, seed=1)
+    assert result["count"] == 300 and result["disagreements"] == 0, result
+    if grid is not None:  # on the grid and nowhere else: another value is refused by name
+        with pytest.raises(ValueError, match="is not on that grid"):
+            check_model(path, inputs=np.full((2, 24), 0.5, np.float32))
+
+
+def test_an_annotation_gives_way_to_explicit_input_options_and_a_float_one_to_the_default(tmp_path):
+    rng = np.random.default_rng(7)
+    path = _annotated(_dense_on_raw_input(tmp_path, rng, "int8.onnx"), "INT8")
+    x = rng.integers(-128, 128, (200, 24))
+    annotated = import_qonnx(path)
+    explicit = import_qonnx(path, input_bits=8, input_signed=True, input_scale=1)
+    assert np.array_equal(annotated.run(x), explicit.run(x))
+    assert import_qonnx(path, input_signed=True).meta["input"] == {"bits": 8, "signed": True, "scale": "1/255"}
+    floats = _annotated(_dense_on_raw_input(tmp_path, rng, "f.onnx"), "FLOAT32")
+    assert import_qonnx(floats).meta["input"] == {"bits": 8, "signed": False, "scale": "1/255"}
+
+
+def test_an_input_datatype_hwnorm_cannot_read_exactly_is_refused_by_name(tmp_path):
+    path = _annotated(_dense_on_raw_input(tmp_path, np.random.default_rng(3), "ternary.onnx"), "TERNARY")
+    with pytest.raises(ImportError_, match=r"ternary.onnx: input 'x': its datatype 'TERNARY' is not one hwnorm "
+                                           r"reads exactly; allowed: BIPOLAR, BINARY"):
+        import_qonnx(path)
+
+
+def _preprocessed(tmp_path, rng, name, ops, inputs=24):
+    """``_dense_on_raw_input`` behind float ``ops`` [(op, constant, data first)] on the input."""
+    from tests.helpers import quant_node
+    inits = {"w": rng.normal(0, 1, (inputs, 5)).astype(np.float32), "bias": rng.normal(0, 2, 5).astype(np.float32)}
+    nodes, prev = [], "x"
+    for i, (op, value, data_first) in enumerate(ops):
+        inits[f"k{i}"] = np.asarray(value, np.float32)
+        pair = [prev, f"k{i}"] if data_first else [f"k{i}", prev]
+        nodes.append(helper.make_node(op, pair, [f"p{i}"], name=f"{op}_{i}"))
+        prev = f"p{i}"
+    nodes += [quant_node("w", "wq", "w_q", np.float32(0.25), 0.0, 4, inits, narrow=True),
+              helper.make_node("MatMul", [prev, "wq"], ["mm"], name="MatMul_0"),
+              helper.make_node("Add", ["mm", "bias"], ["y"], name="Add_0")]
+    return _save(tmp_path, nodes, inits, name, in_shape=(1, inputs))
+
+
+@pytest.mark.parametrize("datatype, ops", [
+    ("BIPOLAR", [("Add", 1.0, True), ("Div", 2.0, True)]),                      # ±1 → 0 / 1, as the zoo MLP has
+    ("INT4", [("Sub", 1.5, True), ("Mul", 0.25, True)]),
+    ("UINT3", [("Add", np.arange(24) * 0.125 - 1.5, True), ("Div", 4.0, True)]),  # a per-feature offset
+])
+def test_float_preprocessing_of_an_annotated_input_folds_into_its_codes(tmp_path, datatype, ops):
+    from hwnorm.check import check_model
+    rng = np.random.default_rng(zlib.crc32(datatype.encode()))
+    path = _annotated(_preprocessed(tmp_path, rng, "pre.onnx", ops), datatype)
+    result = check_model(path, random=300, seed=2)
+    assert result["disagreements"] == 0, result
+
+
+@pytest.mark.parametrize("ops, why", [
+    ([("Div", 255.0, True), ("Sub", 0.5, True)], "does not map the input codes to equally spaced values"),
+    ([("Sub", 3.0, False)], "by a negative factor"),
+    ([("Mul", 1 + (np.arange(24) % 4) * 0.25, True)], "scales the features differently"),
+])
+def test_preprocessing_that_is_not_exact_on_integer_codes_is_refused_by_name(tmp_path, ops, why):
+    path = _annotated(_preprocessed(tmp_path, np.random.default_rng(5), "pre.onnx", ops), "UINT8")
+    with pytest.raises(ImportError_, match=f"pre.onnx: node MatMul_0 \\(MatMul\\): the input's float preprocessing.*{why}"):
+        import_qonnx(path)
