@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from hwnorm.datatypes import IntType
 
-__all__ = ["igemm", "operand_dtype"]
+__all__ = ["igemm", "igemm_threshold", "operand_dtype"]
 
 _INT32_MAX = (1 << 31) - 1
 
@@ -80,3 +80,64 @@ def igemm(x, w, x_range: tuple[int, int] | None = None, w_range: tuple[int, int]
     if out.size:
         (_igemm32 if out.dtype == np.int32 else _igemm64)(xs, ws, out)
     return out.astype(np.int64, copy=False)
+
+
+# Rows per task of the fused kernel: one accumulator row is reused across them.
+_BLOCK = 256
+
+
+@njit(cache=True, parallel=True)
+def _igemm_threshold(x, wt, thr, base, acc_proto, bits, out):
+    """Per row: the accumulators ``x[i] @ wt`` (``wt`` is (K, N): the inner loop runs over the
+    outputs, which vectorizes for any K), then each output's count of thresholds reached (plus
+    ``base``) — or, with ``bits``, bit ``j`` of the row's words set when output ``j`` reaches its
+    one threshold. Nothing of size M × N but the result is written."""
+    m, k = x.shape
+    n = wt.shape[1]
+    for b in prange((m + _BLOCK - 1) // _BLOCK):
+        acc = np.empty(n, acc_proto.dtype)
+        for i in range(b * _BLOCK, min(m, (b + 1) * _BLOCK)):
+            acc[:] = 0
+            for t in range(k):
+                xv = x[i, t]
+                if xv != 0:
+                    for j in range(n):
+                        acc[j] += xv * wt[t, j]
+            if bits:
+                for q in range(out.shape[1]):
+                    out[i, q] = 0
+                for j in range(n):
+                    if acc[j] >= thr[j, 0]:
+                        out[i, j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+            else:
+                for j in range(n):
+                    cnt = 0
+                    for q in range(thr.shape[1]):
+                        cnt += acc[j] >= thr[j, q]
+                    out[i, j] = base + cnt
+
+
+def igemm_threshold(x, w, thresholds, base: int, x_range: tuple[int, int], w_range: tuple[int, int],
+                    bits: bool = False, what: str = "igemm_threshold") -> np.ndarray:
+    """``multithreshold(x @ w.T)`` in one pass, exactly as :func:`igemm` then the thresholds
+    (``thresholds`` (N, T), counts of ``acc ≥ t`` plus ``base``): int64 (M, N) counts, or with
+    ``bits`` (one threshold, base 0) the outputs packed as :func:`hwnorm.bnn.pack_bits` packs
+    them. The accumulator matrix is never formed: for the first layers of the CNVs (K = 9, 8-bit
+    pixels) it cost three times the products."""
+    x, w = np.asarray(x), np.asarray(w)
+    (xl, xh), (wl, wh) = x_range, w_range
+    if x.size and (int(x.min()) < xl or int(x.max()) > xh):
+        raise ValueError(f"{what}: input outside its declared range [{xl}, {xh}]")
+    peak = x.shape[1] * max(abs(xl), abs(xh)) * max(abs(wl), abs(wh))
+    acc_type = np.int32 if peak <= _INT32_MAX else np.int64
+    xs = np.ascontiguousarray(x, dtype=operand_dtype(xl, xh))
+    wt = np.ascontiguousarray(np.asarray(w).T, dtype=acc_type)  # (K, N); widened once: N·K values
+    thr = np.ascontiguousarray(thresholds, dtype=np.int64)
+    if bits:
+        out = np.empty((x.shape[0], (w.shape[0] + 63) // 64), np.uint64)
+    else:
+        out = np.empty((x.shape[0], w.shape[0]), np.int64)
+    if out.size:
+        _igemm_threshold(xs, wt, thr, int(base), np.zeros(1, acc_type), bool(bits), out)
+    return out
+

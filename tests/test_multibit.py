@@ -127,6 +127,29 @@ def test_igemm_refuses_values_outside_their_declared_range_and_odd_shapes():
     assert operand_dtype(-128, 127) == np.int8 and operand_dtype(0, 255) == np.int16
 
 
+@pytest.mark.parametrize("k, n, thresholds, x_bits, w_bits", [
+    (9, 16, 1, 8, 1), (27, 64, 1, 8, 2), (9, 70, 3, 8, 2), (1, 5, 7, 4, 4), (40, 130, 1, 12, 8),
+])
+def test_the_fused_kernel_equals_products_then_thresholds(k, n, thresholds, x_bits, w_bits):
+    """igemm_threshold: the products, every threshold compare and the packing of one pass, equal
+    to igemm then the threshold counts (and pack_bits) — ties on the thresholds included."""
+    from hwnorm.bnn import pack_bits
+    from hwnorm.intmm import igemm_threshold
+    rng = np.random.default_rng(k * 1000 + n + thresholds)
+    xr = (-(1 << x_bits - 1), (1 << x_bits - 1) - 1)
+    wr = (-1, 1) if w_bits == 1 else (-(1 << w_bits - 1), (1 << w_bits - 1) - 1)
+    x = rng.integers(xr[0], xr[1], (300, k), endpoint=True)
+    w = rng.choice([-1, 1], (n, k)) if w_bits == 1 else rng.integers(wr[0], wr[1], (n, k), endpoint=True)
+    acc = igemm(x, w, xr, wr)
+    thr = np.sort(rng.choice(acc.reshape(-1), (n, thresholds)), axis=1)  # values the accumulators take: ties
+    counts = 3 + (acc[:, :, None] >= thr[None]).sum(axis=2)
+    np.testing.assert_array_equal(igemm_threshold(x, w, thr, 3, xr, wr), counts)
+    if thresholds == 1:
+        np.testing.assert_array_equal(igemm_threshold(x, w, thr, 0, xr, wr, bits=True), pack_bits(counts - 3))
+    with pytest.raises(ValueError, match=r"layer_x: input outside its declared range"):
+        igemm_threshold(x, w, thr, 0, (0, 1), wr, what="layer_x")
+
+
 def test_a_model_without_an_input_quantizer_takes_inputs_on_its_integer_grid():
     """The QKeras model reads its input as it is: hwnorm takes 8-bit codes standing for code/255,
     and refuses float inputs off that grid (the executor would see values hwnorm cannot)."""

@@ -11,21 +11,27 @@ import sys
 import numpy as np
 
 from hwnorm import bnn
+from hwnorm.intmm import igemm_threshold
 from tests.helpers import random_spec, vectors
 
 SCRIPT = "import sys, numpy as np; from tests.test_nojit import kernel_results; np.savez(sys.argv[1], **kernel_results())"
 
 
 def kernel_results() -> dict:
-    """The three kernels that use intrinsics, on shapes that reach every path of each."""
+    """The kernels that use intrinsics (and the fused MVU kernel), on shapes that reach every path of each."""
     rng = np.random.default_rng(1)
     a = rng.integers(0, 2, (9, 100)).astype(np.uint8)      # two full 4-row tiles and an edge row
     w = rng.integers(0, 2, (70, 100)).astype(np.uint8)     # two full 32-column tiles and an edge
     x = rng.integers(-128, 128, (9, 100))
     specs = [random_spec(rng, 70, r, o, True) for r in ("half_up", "half_even", "floor") for o in ("saturate", "wrap")]
+    thr = np.sort(rng.integers(-300, 300, (70, 3)), axis=1)
     return {"bgemm": bnn.binary_matmul(bnn.pack_bits(a), bnn.pack_bits(w), 100),
             "bitplanes": bnn.int_binary_matmul(x, bnn.pack_bits(w), 100, 8, True),
-            "qbn": np.stack([spec.apply(vectors(spec, rng, 9)) for spec in specs])}
+            "qbn": np.stack([spec.apply(vectors(spec, rng, 9)) for spec in specs]),
+            "igemm_threshold": igemm_threshold(x[:, :20], w[:, :20].astype(np.int64) * 2 - 1, thr, 1, (-128, 127),
+                                               (-1, 1)),
+            "igemm_threshold_bits": igemm_threshold(x[:, :20], w[:, :20].astype(np.int64) * 2 - 1, thr[:, :1], 0,
+                                                    (-128, 127), (-1, 1), bits=True)}
 
 
 def test_pure_python_kernels_equal_the_compiled_ones(tmp_path):

@@ -37,7 +37,7 @@ from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
 from hwnorm.folding import Fold
-from hwnorm.intmm import igemm
+from hwnorm.intmm import igemm, igemm_threshold
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
                                  divisors, largest_divisor, spatial_of)
@@ -61,6 +61,11 @@ def _hex_to_words(rows: list[str], k: int) -> np.ndarray:
     if w.ndim != 2 or w.shape[1] != bnn.words_for(k):
         raise ValueError(f"weights must be rows of {bnn.words_for(k)} hex-encoded uint64 words")
     return w
+
+
+# Below this K, igemm's dot products (vectorized over K) leave most of a 512-bit vector of int8
+# lanes empty: the fused kernel (vectorized over the outputs) runs the layer instead.
+FUSED_MAX_K = 64
 
 
 @register
@@ -266,6 +271,17 @@ class MVULayer(Layer):
                 and x.n == self.in_features:
             words = bnn.binary_dense_threshold(x.words, self.weights, self.in_features, self.thresholds.thresholds[:, 0])
             return Bits(words, self.out_features)
+        if self.thresholds is not None and not self.binary and not isinstance(x, Bits) \
+                and self.in_features < FUSED_MAX_K:
+            # integer inputs, a dot product shorter than one vector of int8 lanes (a first layer's
+            # 3×3 window): products, thresholds and packing fused, vectorized over the outputs
+            x = as_int_batch(self.name, x, self.in_features)
+            w = self._signs if self.bipolar_weights else self.weights
+            t = self.thresholds
+            out = igemm_threshold(x, w, t.thresholds, t.out_base, self.in_range,
+                                  (-1, 1) if self.bipolar_weights else self.weight_type.range, bits=self.out_is_bits,
+                                  what=self.name)
+            return Bits(out, self.out_features) if self.out_is_bits else out
         acc = self.accumulate(x)
         if self.thresholds is None:
             if self.acc_clip is not None:
