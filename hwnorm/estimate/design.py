@@ -194,6 +194,7 @@ def resource_lines(resources: dict) -> list[str]:
         if "timing" in r:
             t = r["timing"]
             line += f" | Fmax {t['fmax_mhz']:.1f} MHz on {t['device']}" if t["fmax_mhz"] else f" | {t['reason']}"
+            line += "".join(f" ({p})" for p in t.get("passes", ()))  # what was changed before placing
         if r.get("uncalibrated_kinds"):
             line += f" | {', '.join(r['uncalibrated_kinds'])}: generic costs (not calibrated yet)"
         lines.append(line)
