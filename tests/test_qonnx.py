@@ -582,7 +582,7 @@ def _preprocessed(tmp_path, rng, name, ops, inputs=24):
     for i, (op, value, data_first) in enumerate(ops):
         inits[f"k{i}"] = np.asarray(value, np.float32)
         pair = [prev, f"k{i}"] if data_first else [f"k{i}", prev]
-        nodes.append(helper.make_node(op, pair, [f"p{i}"], name=f"{op}_{i}"))
+        nodes.append(helper.make_node(op, pair, [f"p{i}"], name=f"pre_{op}_{i}"))
         prev = f"p{i}"
     nodes += [quant_node("w", "wq", "w_q", np.float32(0.25), 0.0, 4, inits, narrow=True),
               helper.make_node("MatMul", [prev, "wq"], ["mm"], name="MatMul_0"),
