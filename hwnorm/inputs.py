@@ -12,7 +12,7 @@ import numpy as np
 
 from hwnorm.quantizer import code_range, executor_codes, quantizer_from_json, Sign
 
-__all__ = ["quantize_inputs", "float_range"]
+__all__ = ["quantize_inputs", "float_range", "preprocess"]
 
 _OPS = {"Mul": np.multiply, "Div": np.divide, "Add": np.add, "Sub": np.subtract}
 
@@ -21,13 +21,21 @@ def _f32(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
+def preprocess(v, ops) -> np.ndarray:
+    """Float32 values ``v`` (…, features) through elementwise ``ops`` — ``(op, data_first, constant)``
+    — in float32, op by op, as the executor runs them."""
+    v = _f32(v)
+    with np.errstate(all="ignore"):
+        for op, data_first, value in ops:
+            c = _f32(value)
+            v = _OPS[op](v, c) if data_first else _OPS[op](c, v)
+    return v
+
+
 def quantize_inputs(input_quant: dict, x) -> np.ndarray:
     """int64 codes (N, features) of float inputs ``x`` (N, …) — bit 0 / 1 for a sign quantizer."""
-    v = _f32(x).reshape(len(x), -1)
-    with np.errstate(all="ignore"):
-        for step in input_quant["ops"]:
-            c = _f32(step["value"])
-            v = _OPS[step["op"]](v, c) if step["data_first"] else _OPS[step["op"]](c, v)
+    v = preprocess(_f32(x).reshape(len(x), -1),
+                   [(step["op"], step["data_first"], step["value"]) for step in input_quant["ops"]])
     quant = quantizer_from_json(input_quant["quantizer"])  # a sign: of v itself (BipolarQuant) or of v/s + z
     codes = executor_codes(v, _f32(input_quant["scale"]), quant.zero, quant)
     return (codes > 0).astype(np.int64) if isinstance(quant, Sign) else codes

@@ -48,6 +48,7 @@ from hwnorm.bnn import SurdAffine
 from hwnorm.datatypes import BIPOLAR, IntType, finn_datatype
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import FixedFormat
+from hwnorm.inputs import preprocess
 from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
 from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
@@ -1130,19 +1131,9 @@ def _preprocessed_input(where: str, x: _Chain) -> tuple:
     if codes.size * features > MAX_PREPROCESSED_VALUES:
         raise ImportError_(f"{where}: the input's float preprocessing ({', '.join(o for o, _, _ in x.ops)}) over "
                            f"{codes.size:,} input codes × {features:,} features is too large to fold exactly")
-    grid = (2 * codes - 1) if src.code_type.is_bipolar else codes
+    grid = BIPOLAR.values(codes) if src.code_type.is_bipolar else codes
     v = np.broadcast_to((grid * float(src.scale)).astype(np.float32)[:, None], (codes.size, features))
-    for op, data_first, k in x.ops:
-        k = np.asarray(k, np.float32).reshape(-1)
-        if op == "Mul":
-            v = v * k
-        elif op == "Add":
-            v = v + k
-        elif op == "Sub":
-            v = v - k if data_first else k - v
-        else:
-            v = v / k if data_first else k / v
-    v = v.astype(np.float64)  # (float32 values: their differences and small multiples are exact here)
+    v = preprocess(v, [(op, first, np.asarray(k).reshape(-1)) for op, first, k in x.ops]).astype(np.float64)  # (float32 values: their differences and small multiples are exact here)
     if not np.all(np.isfinite(v)):
         raise ImportError_(f"{where}: the input's float preprocessing gives a non-finite value")
     step = v[1] - v[0] if codes.size > 1 else np.ones(features)
