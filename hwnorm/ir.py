@@ -142,10 +142,13 @@ class Network:
         """:meth:`run` on ``x`` in batches of ``batch`` images (default: as many as keep the largest
         activation of a batch near 32 M values — a convolution's windows are large)."""
         x = np.asarray(x).reshape(len(x), -1)
-        if batch is None:
-            widest = max(math.prod(layer.out_shape) for layer in self.layers)
-            batch = max(16, min(65536, (1 << 25) // widest))
+        batch = batch or self.batch_size()
         return np.concatenate([self.run(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+    def batch_size(self) -> int:
+        """Images per golden run: as many as keep the largest activation near 32 M values."""
+        widest = max(math.prod(layer.out_shape) for layer in self.layers)
+        return max(16, min(65536, (1 << 25) // widest))
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "name": self.name, "meta": self.meta,

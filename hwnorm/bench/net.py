@@ -24,8 +24,8 @@ NETWORKS = (("TFC_1W1A", 10000), ("TFC_2W2A", 10000), ("CNV_MNIST_1W1A", 2000), 
 
 def layer_seconds(net, x, repeat: int) -> tuple[list[float], list]:
     """Per layer, the fewest seconds over ``repeat`` runs of the network over ``x`` (in the
-    batches :meth:`~hwnorm.ir.Network.scores` uses), and the predictions of the last run."""
-    batch = max(16, min(65536, (1 << 25) // max(int(np.prod(layer.out_shape)) for layer in net.layers)))
+    batches :meth:`~hwnorm.ir.Network.batch_size` gives), and the predictions of the last run."""
+    batch = net.batch_size()
     best = [float("inf")] * len(net.layers)
     for _ in range(repeat + 1):  # the first run warms the kernels up (and is not counted)
         spent = [0.0] * len(net.layers)
