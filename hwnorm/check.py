@@ -193,7 +193,7 @@ class _GridInputs:
         self.range = (0, 1) if self.bipolar else self.type.range
 
     def floats(self, codes: np.ndarray) -> np.ndarray:
-        return ((2 * codes - 1 if self.bipolar else codes) * float(self.scale)).astype(np.float32)
+        return ((BIPOLAR.values(codes) if self.bipolar else codes) * float(self.scale)).astype(np.float32)
 
     def random(self, rng, n: int, features: int) -> np.ndarray:
         lo, hi = self.range

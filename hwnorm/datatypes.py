@@ -112,6 +112,11 @@ class Bipolar:
         hi = lo if hi is None else hi
         return lo in (-1, 1) and hi in (-1, 1)
 
+    @staticmethod
+    def values(bits):
+        """The ±1 values stored bits stand for (1 ↔ +1, 0 ↔ −1)."""
+        return 2 * bits - 1
+
     def shape(self):
         from amaranth.hdl import unsigned
         return unsigned(1)
