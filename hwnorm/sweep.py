@@ -19,8 +19,9 @@ axes' values is one point::
     seed = [0, 1, 2]
 
     kind = "weights"               # a QNN's integer weight memories as MLC STT-RAM cells under faults
-    [base]                         # weights: cells, images (held-out MNIST, ≤ 2000), and model / codec /
-    images = 1000                  #   ber / seed when not an axis
+    [base]                         # weights: cells, test_images ("held-out": the 2,000 hwnorm's training
+    images = 1000                  #   scripts leave out, the default; "all": the 10,000), images (≤ the
+                                   #   set's size), and model / codec / ber / seed when not an axis
     [axes]                         # model × weight codec × bit-error rate × seed (as `hwnorm stt-weights`)
     model = ["TFC_1W1A", "CNV_MNIST_2W2A"]
     codec = ["none", "remap+backup"]
@@ -32,8 +33,8 @@ cluster (``--scheduler ADDRESS``) give identical results. Design points report t
 chosen for them, clocks per image, throughput, the analytic LUT / FF / BRAM / DSP estimate on the
 target and the energy per inference; fault points report accuracy, flipped bits and detected
 blocks; weights points the golden model of the faulty hardware (its weight memories at the
-automatic folding, encoded, hit by a seeded fault map, decoded on read): top-1 on the held-out
-MNIST images beside the fault-free model's, and the bits flipped (the RTL check of the same faults
+automatic folding, encoded, hit by a seeded fault map, decoded on read): top-1 on the MNIST test
+images beside the fault-free model's, and the bits flipped (the RTL check of the same faults
 is ``hwnorm stt-weights --rtl``). Output: ``sweep.json``, ``sweep.csv``, ``sweep.md`` and a plot (``sweep_pareto.png`` —
 throughput against LUTs, energy as colour, the Pareto front joined — or ``sweep_faults.png``).
 """
@@ -75,8 +76,9 @@ DESIGN_AXES = {"throughput": ("auto_folding", "throughput"), "lut_budget": ("aut
 FAULT_AXES = ("codec", "ber", "seed")
 FAULT_BASE = ("cells", *FAULT_AXES)
 WEIGHT_AXES = ("model", "codec", "ber", "seed")
-WEIGHT_BASE = ("cells", "images", *WEIGHT_AXES)
-WEIGHT_IMAGES = 1000  # held-out MNIST images per point unless the base says otherwise
+WEIGHT_BASE = ("cells", "images", "test_images", *WEIGHT_AXES)
+WEIGHT_IMAGES = 1000  # MNIST test images per point unless the base says otherwise
+WEIGHT_TEST_IMAGES = "held-out"  # the images hwnorm's own training scripts leave out (fair to the CNVs)
 AXES = {"design": tuple(DESIGN_AXES), "faults": FAULT_AXES, "weights": WEIGHT_AXES}
 BASES = {"faults": FAULT_BASE, "weights": WEIGHT_BASE}
 
@@ -165,9 +167,14 @@ def _check_weights_point(point: dict, origin: str, base_dir) -> None:
         raise ValueError(f"{origin}: ber must be in [0, 0.5], got {ber!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"{origin}: seed must be an integer in [0, 2^63), got {seed!r}")
-    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= 2000:
-        raise ValueError(f"{origin}: images must be a whole number in 1..2000 (the held-out MNIST images), "
-                         f"got {images!r}")
+    selection = point.get("test_images", WEIGHT_TEST_IMAGES)
+    if selection not in data.TEST_IMAGE_SETS:
+        raise ValueError(f"{origin}: test_images = {selection!r} is not allowed; allowed: "
+                         f"{', '.join(data.TEST_IMAGE_SETS)}")
+    size = len(data.mnist_ids(selection))
+    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= size:
+        raise ValueError(f"{origin}: images must be a whole number in 1..{size} (test_images = "
+                         f"{selection!r} has {size} MNIST test images), got {images!r}")
     if "cells" in point:
         if not isinstance(point["cells"], str) or not point["cells"].strip():
             raise ValueError(f"{origin}: cells must be a cell table name or file, got {point['cells']!r}")
@@ -220,24 +227,26 @@ def _fault_point(point: dict) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def _fault_free(model: str, images: int):
+def _fault_free(model: str, images: int, selection: str):
     """(network, its automatic folding, held-out images, labels, fault-free top-1), once per
     model in a worker process: every point of a model shares them."""
     net = load_network(model)[0]
     if not data.takes_mnist(net.in_features):
         raise ValueError(f"{model}: a weights sweep judges top-1 on MNIST; this model takes {net.in_features} "
                          f"inputs, not {data.MNIST_PIXELS}")
-    x, y, _ = held_out(images)
+    x, y, _ = held_out(images, selection)
     return net, check_folding(net, None), x, y, float((net.predict(x) == y).mean())
 
 
 def _weights_point(setting: dict, base_dir, point: dict) -> dict:
     model = _weights_model(setting, base_dir)
-    net, folding, x, y, clean = _fault_free(model, int(setting.get("images", WEIGHT_IMAGES)))
+    net, folding, x, y, clean = _fault_free(model, int(setting.get("images", WEIGHT_IMAGES)),
+                                            setting.get("test_images", WEIGHT_TEST_IMAGES))
     store = WeightStore(setting.get("codec", "none"), setting.get("ber", 1e-3), int(setting.get("seed", 0)),
                         setting.get("cells", DEFAULT_CELLS))
     accuracy, flips = fault_accuracy(net, folding, x, y, store, store.table())
-    return {**point, "accuracy": accuracy, "clean_accuracy": clean, "bit_flips": flips, "images": len(x)}
+    return {**point, "accuracy": accuracy, "clean_accuracy": clean, "bit_flips": flips, "images": len(x),
+            "test_images": setting.get("test_images", WEIGHT_TEST_IMAGES)}
 
 
 CONNECT_TIMEOUT_S = 10

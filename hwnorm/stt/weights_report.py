@@ -76,10 +76,11 @@ class Settings:
             raise ValueError("no models given")
 
 
-def held_out(n: int):
-    """The first ``n`` held-out MNIST test images (rows of pixel codes), their labels and indices."""
+def held_out(n: int, selection: str = "held-out"):
+    """The first ``n`` MNIST test images of ``selection`` (by default the held-out ones; one of
+    :data:`hwnorm.data.TEST_IMAGE_SETS`) as rows of pixel codes, their labels and indices."""
     x, y = data.mnist_test()
-    ids = data.mnist_ids("held-out")[:n]
+    ids = data.mnist_ids(selection)[:n]
     return x[ids].reshape(len(ids), -1).astype(np.int64), y[ids], ids
 
 
