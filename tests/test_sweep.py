@@ -190,7 +190,8 @@ def test_a_device_axis_folds_each_point_for_its_part(tmp_path):
         assert DEVICES[r["device"]].fits(TARGETS[r["target"]].usage({k: r[k] for k in ("lut", "ff", "bram", "dsp")}))
 
 
-@pytest.mark.parametrize("name", ["sweep_design.toml", "sweep_faults.toml", "sweep_weights.toml"])
+@pytest.mark.parametrize("name", ["sweep_design.toml", "sweep_faults.toml", "sweep_weights.toml",
+                                  "sweep_qnn_faults.toml"])
 def test_the_example_sweeps_load(name):
     from pathlib import Path
     sweep = load_sweep(Path(__file__).resolve().parent.parent / "examples" / name)
