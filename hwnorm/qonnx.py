@@ -707,11 +707,14 @@ class _Walk:
         if g.padded and not element.range[0] <= pad <= element.range[1]:
             raise ImportError_(f"{where}: the zero point {pad} (the code of 0, read by padding) is not a "
                                f"{element} value")
-        window = SlidingWindow((h, w, c), g, element, lo, hi, pad if g.padded else 0, name=f"{name}_window")
-        self.layers.append(window)
+        if g.pointwise:  # a 1×1 window is the pixel itself: the MVU reads the map's pixel stream
+            in_range = (lo, hi)
+        else:
+            window = SlidingWindow((h, w, c), g, element, lo, hi, pad if g.padded else 0, name=f"{name}_window")
+            self.layers.append(window)
+            in_range = window.out_range
         ints = (wq.codes - wq.zero).astype(np.int64).transpose(0, 2, 3, 1).reshape(out_c, -1)  # (ky, kx, c)
-        chain = _accumulator(name, "Conv", x, ints, col[:, 0], wq.bipolar, (g.out_height, g.out_width),
-                             window.out_range)
+        chain = _accumulator(name, "Conv", x, ints, col[:, 0], wq.bipolar, (g.out_height, g.out_width), in_range)
         if len(args) > 2 and args[2] is not None:
             bias = args[2].values if isinstance(args[2], _QuantConst) else args[2]
             chain = replace(chain, form=chain.form.then_add(np.asarray(bias, np.float64).reshape(-1), where))

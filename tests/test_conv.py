@@ -158,7 +158,8 @@ def _quant(name: str, x: str, out: str, scale: float, bits: int, signed: bool, i
                             domain="qonnx.custom_op.general", signed=int(signed), narrow=0, rounding_mode="ROUND")
 
 
-def _conv_graph(path: Path, channels_last: bool, rng, conv_attrs=None, pool_attrs=None, act_bits: int = 3) -> Path:
+def _conv_graph(path: Path, channels_last: bool, rng, conv_attrs=None, pool_attrs=None, act_bits: int = 3,
+                kernel: int = 3) -> Path:
     """input (1, 2, 5, 6) → Quant → Conv 3×3 pad 1 → Quant → [MaxPool] → [Transpose NHWC] →
     Reshape → MatMul, the MatMul's rows in the flattening's order (C·H·W, or H·W·C after the
     transpose): a two-channel input, and a flattened map either way."""
@@ -167,11 +168,12 @@ def _conv_graph(path: Path, channels_last: bool, rng, conv_attrs=None, pool_attr
 
     inits, nodes = [], []
     nodes.append(_quant("q_in", "x", "xq", 1 / 64, 8, True, inits))
-    w = rng.normal(0, 0.5, (4, 2, 3, 3)).astype(np.float32)
+    w = rng.normal(0, 0.5, (4, 2, kernel, kernel)).astype(np.float32)
     inits.append(numpy_helper.from_array(w, "w_conv"))
     nodes.append(_quant("q_w", "w_conv", "wq", 0.25, 4, True, inits))
     nodes.append(helper.make_node("Conv", ["xq", "wq"], ["c"], name="conv",
-                                  **{"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], **(conv_attrs or {})}))
+                                  **{"kernel_shape": [kernel, kernel], "pads": [kernel // 2] * 4,
+                                     **(conv_attrs or {})}))
     nodes.append(_quant("q_act", "c", "a", 0.5, act_bits, True, inits))
     feature, (h, w_) = "a", (5, 6)
     if pool_attrs is not None:
@@ -206,6 +208,19 @@ def test_a_flattened_feature_map_streams_channels_last(tmp_path, channels_last, 
     assert (r["count"], r["disagreements"]) == (200, 0), r
     net = interpret(path, input_mode="quantized").network
     assert net.layers[0].in_shape == (5, 6, 2) and net.layers[-2].in_shape in ((120,), (24,))
+
+
+def test_a_pointwise_convolution_reads_the_pixel_stream_without_a_window(tmp_path):
+    """A 1×1 convolution at stride 1 without padding is an MVU over the pixels as they stream: no
+    line buffer; exact against the executor (the RTL: test_cosim.py)."""
+    path = _conv_graph(tmp_path / "g.onnx", False, np.random.default_rng(4), kernel=1)
+    r = check_model(path, random=200, seed=5)
+    assert (r["count"], r["disagreements"]) == (200, 0), r
+    net = interpret(path, input_mode="quantized").network
+    assert [layer.kind for layer in net.layers][:2] == ["mvu", "mvu"] and net.layers[0].in_shape == (5, 6, 2)
+    from hwnorm.layers.spatial import Geometry
+    assert Geometry(5, 6, (1, 1)).pointwise
+    assert not Geometry(5, 6, (1, 1), (2, 2)).pointwise and not Geometry(5, 6, (1, 3), pads=(0, 1, 0, 1)).pointwise
 
 
 @pytest.mark.parametrize("conv_attrs, pool_attrs, message", [

@@ -347,6 +347,19 @@ def test_conv_shapes_rtl(name, sim, work):
     check(top.component(), name, job, sim, work, seed, mode="batch")
 
 
+def test_a_pointwise_convolution_streams_pixels_into_the_mvu(sim, work, tmp_path):
+    """A 1×1 convolution has no window stage: the MVU takes the map's pixel stream as it comes."""
+    from tests.test_conv import _conv_graph
+    from hwnorm.generate import design_for_model
+
+    path = _conv_graph(tmp_path / "pointwise.onnx", False, np.random.default_rng(4), kernel=1)
+    top = model_of(design_for_model(str(path), "pointwise"))[0]
+    assert [stage.block.kind for stage in top.stages if stage.block.kind in ("window", "mvu")] == ["mvu", "mvu"]
+    job = top.job(24 if sim == "verilator" else 4, seed_of("pointwise", sim))
+    job = dataclasses.replace(job, p_valid=0.85, p_ready=0.75)
+    check(top.component(), "pointwise", job, sim, work, seed_of("pointwise"), mode="batch")
+
+
 @pytest.mark.parametrize("kind", ["window", "maxpool"])
 def test_line_buffer_blocks_alone(kind, sim, work):
     """A padded, strided window and max-pool over 3-lane beats of a 9 × 7 × 6 int3 map, per-cycle

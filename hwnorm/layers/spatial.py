@@ -84,6 +84,12 @@ class Geometry:
         return (self.width + self.pads[1] + self.pads[3] - self.kernel[1]) // self.stride[1] + 1
 
     @property
+    def pointwise(self) -> bool:
+        """A 1×1 kernel at stride 1 without padding: every window is one pixel, in stream order, so
+        no line buffer (no ``window`` layer) is needed."""
+        return self.kernel == (1, 1) and self.stride == (1, 1) and not self.padded
+
+    @property
     def taps(self) -> int:
         """Pixels per window."""
         return self.kernel[0] * self.kernel[1]
