@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnorm.estimate.design import estimate_figures
+from hwnorm.estimate.synthesis import critical_path_text
 from hwnorm.generate import Verilog, plan_of
 from hwnorm.sim.verify import rtl_figures
 from hwnorm.io import printable, write_atomic_set
@@ -164,7 +165,9 @@ def _resources_md(fig: dict) -> str:
             rows.append([target, cls.upper(), est[cls], got, err])
         if "timing" in r:
             t = r["timing"]
-            how = "; ".join(["fits", *t.get("passes", ()), *([t["note"]] if t.get("note") else [])])
+            path = critical_path_text(t.get("critical_path"))
+            how = "; ".join(["fits", *t.get("passes", ()), *([t["note"]] if t.get("note") else []),
+                             *([path] if path else [])])
             timing.append([target, t["device"] or "—", "—" if t["fmax_mhz"] is None else f"{t['fmax_mhz']:.1f}",
                            t["reason"] or how])
         if "synthesis_failed" in r:

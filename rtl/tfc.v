@@ -957,14 +957,13 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .i__payload(i__payload),
     .i__valid(i__valid),
     .o__payload(\i__payload$15 ),
-    .o__ready(\o__ready$13 ),
     .o__valid(\i__valid$11 ),
     .rst(rst)
   );
   \tfc.BipolarQuant_11_input_slice  BipolarQuant_11_input_slice (
     .clk(clk),
     .i__payload(\i__payload$15 ),
-    .i__ready(\o__ready$13 ),
+    .i__ready(i__ready),
     .i__valid(\i__valid$11 ),
     .o__payload(\i__payload$21 ),
     .o__ready(\o__ready$19 ),
@@ -972,12 +971,12 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .rst(rst)
   );
   \tfc.MatMul_16  MatMul_16 (
+    .advance(\o__ready$31 ),
     .clk(clk),
     .i__payload(\i__payload$27 ),
     .i__ready(\o__ready$25 ),
     .i__valid(\i__valid$23 ),
     .o__payload(\i__payload$33 ),
-    .o__ready(\o__ready$31 ),
     .o__valid(\i__valid$29 ),
     .rst(rst)
   );
@@ -1002,12 +1001,12 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .rst(rst)
   );
   \tfc.MatMul_24  MatMul_24 (
+    .advance(\o__ready$55 ),
     .clk(clk),
     .i__payload(\i__payload$51 ),
     .i__ready(\o__ready$49 ),
     .i__valid(\i__valid$47 ),
     .o__payload(\i__payload$57 ),
-    .o__ready(\o__ready$55 ),
     .o__valid(\i__valid$53 ),
     .rst(rst)
   );
@@ -1042,12 +1041,12 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .rst(rst)
   );
   \tfc.MatMul_32  MatMul_32 (
+    .advance(\o__ready$79 ),
     .clk(clk),
     .i__payload(\i__payload$75 ),
     .i__ready(\o__ready$73 ),
     .i__valid(\i__valid$71 ),
     .o__payload(\i__payload$81 ),
-    .o__ready(\o__ready$79 ),
     .o__valid(\i__valid$77 ),
     .rst(rst)
   );
@@ -1082,12 +1081,12 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .rst(rst)
   );
   \tfc.MatMul_40  MatMul_40 (
+    .advance(\o__ready$91 ),
     .clk(clk),
     .i__payload(\i__payload$87 ),
     .i__ready(\o__ready$85 ),
     .i__valid(\i__valid$83 ),
     .o__payload(\i__payload$93 ),
-    .o__ready(\o__ready$91 ),
     .o__valid(\i__valid$89 ),
     .rst(rst)
   );
@@ -1117,14 +1116,13 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
     .i__payload(\i__payload$99 ),
     .i__valid(\i__valid$95 ),
     .o__payload(\i__payload$105 ),
-    .o__ready(\o__ready$103 ),
     .o__valid(\i__valid$101 ),
     .rst(rst)
   );
   \tfc.scores_slice  scores_slice (
     .clk(clk),
     .i__payload(\i__payload$105 ),
-    .i__ready(\o__ready$103 ),
+    .i__ready(\o__ready$97 ),
     .i__valid(\i__valid$101 ),
     .o__payload(\i__payload$111 ),
     .o__ready(\o__ready$109 ),
@@ -1135,7 +1133,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__ready$9  = i__ready;
   assign \i__payload$10  = i__payload;
   assign \o__valid$12  = \i__valid$11 ;
-  assign \i__ready$14  = \o__ready$13 ;
+  assign \o__ready$13  = i__ready;
+  assign \i__ready$14  = i__ready;
   assign \o__payload$16  = \i__payload$15 ;
   assign \o__valid$18  = \i__valid$17 ;
   assign \i__ready$20  = \o__ready$19 ;
@@ -1180,7 +1179,8 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   assign \i__ready$98  = \o__ready$97 ;
   assign \o__payload$100  = \i__payload$99 ;
   assign \o__valid$102  = \i__valid$101 ;
-  assign \i__ready$104  = \o__ready$103 ;
+  assign \o__ready$103  = \o__ready$97 ;
+  assign \i__ready$104  = \o__ready$97 ;
   assign \o__payload$106  = \i__payload$105 ;
   assign \o__valid$108  = \i__valid$107 ;
   assign \i__ready$110  = \o__ready$109 ;
@@ -2015,117 +2015,116 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__valid, o__payload, i__payload);
+module \tfc.BipolarQuant_11_input (i__valid, clk, rst, o__valid, o__payload, advance, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$100 ;
+  wire [1:0] \$10 ;
+  wire [4:0] \$100 ;
   wire [4:0] \$101 ;
-  wire [4:0] \$102 ;
-  reg [3:0] \$103 ;
-  reg [391:0] \$104 ;
+  reg [3:0] \$102 ;
+  reg [391:0] \$103 ;
+  reg \$104 ;
   reg \$105 ;
-  reg \$106 ;
-  reg [48:0] \$107 ;
-  wire [1:0] \$11 ;
-  wire \$12 ;
-  wire [1:0] \$13 ;
-  wire \$14 ;
-  wire [1:0] \$15 ;
-  wire \$16 ;
-  wire [1:0] \$17 ;
-  wire \$18 ;
-  wire [1:0] \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire [1:0] \$21 ;
-  wire [4:0] \$210 ;
-  wire \$212 ;
-  wire \$22 ;
-  wire [1:0] \$23 ;
-  wire \$24 ;
-  wire [1:0] \$25 ;
-  wire \$26 ;
-  wire [1:0] \$27 ;
-  wire \$28 ;
-  wire [1:0] \$29 ;
-  wire [1:0] \$3 ;
-  wire \$30 ;
-  wire [1:0] \$31 ;
-  wire \$32 ;
-  wire [1:0] \$33 ;
-  wire \$34 ;
-  wire [1:0] \$35 ;
-  wire \$36 ;
-  wire [1:0] \$37 ;
-  wire \$38 ;
-  wire [1:0] \$39 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire [1:0] \$41 ;
-  wire \$42 ;
-  wire [1:0] \$43 ;
-  wire \$44 ;
-  wire [1:0] \$45 ;
-  wire \$46 ;
-  wire [1:0] \$47 ;
-  wire \$48 ;
-  wire [1:0] \$49 ;
-  wire [1:0] \$5 ;
-  wire \$50 ;
-  wire [1:0] \$51 ;
-  wire \$52 ;
-  wire [1:0] \$53 ;
-  wire \$54 ;
-  wire [1:0] \$55 ;
-  wire \$56 ;
-  wire [1:0] \$57 ;
-  wire \$58 ;
-  wire [1:0] \$59 ;
-  wire \$6 ;
-  wire \$60 ;
-  wire [1:0] \$61 ;
-  wire \$62 ;
-  wire [1:0] \$63 ;
-  wire \$64 ;
-  wire [1:0] \$65 ;
-  wire \$66 ;
-  wire [1:0] \$67 ;
-  wire \$68 ;
-  wire [1:0] \$69 ;
-  wire [1:0] \$7 ;
-  wire \$70 ;
-  wire [1:0] \$71 ;
-  wire \$72 ;
-  wire [1:0] \$73 ;
-  wire \$74 ;
-  wire [1:0] \$75 ;
-  wire \$76 ;
-  wire [1:0] \$77 ;
-  wire \$78 ;
-  wire [1:0] \$79 ;
-  wire \$8 ;
-  wire \$80 ;
-  wire [1:0] \$81 ;
-  wire \$82 ;
-  wire [1:0] \$83 ;
-  wire \$84 ;
-  wire [1:0] \$85 ;
-  wire \$86 ;
-  wire [1:0] \$87 ;
-  wire \$88 ;
-  wire [1:0] \$89 ;
-  wire [1:0] \$9 ;
-  wire \$90 ;
-  wire [1:0] \$91 ;
-  wire \$92 ;
-  wire [1:0] \$93 ;
-  wire \$94 ;
-  wire [1:0] \$95 ;
-  wire \$96 ;
-  wire [1:0] \$97 ;
-  wire \$98 ;
-  wire [1:0] \$99 ;
+  reg [48:0] \$106 ;
+  wire \$11 ;
+  wire [1:0] \$12 ;
+  wire \$13 ;
+  wire [1:0] \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
+  wire \$17 ;
+  wire [1:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [1:0] \$20 ;
+  wire [4:0] \$207 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire [1:0] \$22 ;
+  wire \$23 ;
+  wire [1:0] \$24 ;
+  wire \$25 ;
+  wire [1:0] \$26 ;
+  wire \$27 ;
+  wire [1:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [1:0] \$30 ;
+  wire \$31 ;
+  wire [1:0] \$32 ;
+  wire \$33 ;
+  wire [1:0] \$34 ;
+  wire \$35 ;
+  wire [1:0] \$36 ;
+  wire \$37 ;
+  wire [1:0] \$38 ;
+  wire \$39 ;
+  wire [1:0] \$4 ;
+  wire [1:0] \$40 ;
+  wire \$41 ;
+  wire [1:0] \$42 ;
+  wire \$43 ;
+  wire [1:0] \$44 ;
+  wire \$45 ;
+  wire [1:0] \$46 ;
+  wire \$47 ;
+  wire [1:0] \$48 ;
+  wire \$49 ;
+  wire \$5 ;
+  wire [1:0] \$50 ;
+  wire \$51 ;
+  wire [1:0] \$52 ;
+  wire \$53 ;
+  wire [1:0] \$54 ;
+  wire \$55 ;
+  wire [1:0] \$56 ;
+  wire \$57 ;
+  wire [1:0] \$58 ;
+  wire \$59 ;
+  wire [1:0] \$6 ;
+  wire [1:0] \$60 ;
+  wire \$61 ;
+  wire [1:0] \$62 ;
+  wire \$63 ;
+  wire [1:0] \$64 ;
+  wire \$65 ;
+  wire [1:0] \$66 ;
+  wire \$67 ;
+  wire [1:0] \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire [1:0] \$70 ;
+  wire \$71 ;
+  wire [1:0] \$72 ;
+  wire \$73 ;
+  wire [1:0] \$74 ;
+  wire \$75 ;
+  wire [1:0] \$76 ;
+  wire \$77 ;
+  wire [1:0] \$78 ;
+  wire \$79 ;
+  wire [1:0] \$8 ;
+  wire [1:0] \$80 ;
+  wire \$81 ;
+  wire [1:0] \$82 ;
+  wire \$83 ;
+  wire [1:0] \$84 ;
+  wire \$85 ;
+  wire [1:0] \$86 ;
+  wire \$87 ;
+  wire [1:0] \$88 ;
+  wire \$89 ;
+  wire \$9 ;
+  wire [1:0] \$90 ;
+  wire \$91 ;
+  wire [1:0] \$92 ;
+  wire \$93 ;
+  wire [1:0] \$94 ;
+  wire \$95 ;
+  wire [1:0] \$96 ;
+  wire \$97 ;
+  wire [1:0] \$98 ;
+  wire \$99 ;
   reg [391:0] \$signal  = 392'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   wire [7:0] \$signal[0] ;
   wire [7:0] \$signal[10] ;
@@ -2176,7 +2175,7 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
   wire [7:0] \$signal[7] ;
   wire [7:0] \$signal[8] ;
   wire [7:0] \$signal[9] ;
-  output advance;
+  input advance;
   wire advance;
   input clk;
   wire clk;
@@ -2287,7 +2286,6 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
   wire \o__payload[7] ;
   wire \o__payload[8] ;
   wire \o__payload[9] ;
-  input o__ready;
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
@@ -2471,141 +2469,149 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
     end
   end
   assign port__data = _0_;
-  assign \$1  = ~ o__valid;
-  assign advance = \$1  | o__ready;
-  assign \$2  = \$signal [7:0] >= port__data[8:0];
-  assign \$3  = 1'h0 + \$2 ;
-  assign \$4  = \$signal [15:8] >= port__data[17:9];
-  assign \$5  = 1'h0 + \$4 ;
-  assign \$6  = \$signal [23:16] >= port__data[26:18];
-  assign \$7  = 1'h0 + \$6 ;
-  assign \$8  = \$signal [31:24] >= port__data[35:27];
-  assign \$9  = 1'h0 + \$8 ;
-  assign \$10  = \$signal [39:32] >= port__data[44:36];
-  assign \$11  = 1'h0 + \$10 ;
-  assign \$12  = \$signal [47:40] >= port__data[53:45];
-  assign \$13  = 1'h0 + \$12 ;
-  assign \$14  = \$signal [55:48] >= port__data[62:54];
-  assign \$15  = 1'h0 + \$14 ;
-  assign \$16  = \$signal [63:56] >= port__data[71:63];
-  assign \$17  = 1'h0 + \$16 ;
-  assign \$18  = \$signal [71:64] >= port__data[80:72];
-  assign \$19  = 1'h0 + \$18 ;
-  assign \$20  = \$signal [79:72] >= port__data[89:81];
-  assign \$21  = 1'h0 + \$20 ;
-  assign \$22  = \$signal [87:80] >= port__data[98:90];
-  assign \$23  = 1'h0 + \$22 ;
-  assign \$24  = \$signal [95:88] >= port__data[107:99];
-  assign \$25  = 1'h0 + \$24 ;
-  assign \$26  = \$signal [103:96] >= port__data[116:108];
-  assign \$27  = 1'h0 + \$26 ;
-  assign \$28  = \$signal [111:104] >= port__data[125:117];
-  assign \$29  = 1'h0 + \$28 ;
-  assign \$30  = \$signal [119:112] >= port__data[134:126];
-  assign \$31  = 1'h0 + \$30 ;
-  assign \$32  = \$signal [127:120] >= port__data[143:135];
-  assign \$33  = 1'h0 + \$32 ;
-  assign \$34  = \$signal [135:128] >= port__data[152:144];
-  assign \$35  = 1'h0 + \$34 ;
-  assign \$36  = \$signal [143:136] >= port__data[161:153];
-  assign \$37  = 1'h0 + \$36 ;
-  assign \$38  = \$signal [151:144] >= port__data[170:162];
-  assign \$39  = 1'h0 + \$38 ;
-  assign \$40  = \$signal [159:152] >= port__data[179:171];
-  assign \$41  = 1'h0 + \$40 ;
-  assign \$42  = \$signal [167:160] >= port__data[188:180];
-  assign \$43  = 1'h0 + \$42 ;
-  assign \$44  = \$signal [175:168] >= port__data[197:189];
-  assign \$45  = 1'h0 + \$44 ;
-  assign \$46  = \$signal [183:176] >= port__data[206:198];
-  assign \$47  = 1'h0 + \$46 ;
-  assign \$48  = \$signal [191:184] >= port__data[215:207];
-  assign \$49  = 1'h0 + \$48 ;
-  assign \$50  = \$signal [199:192] >= port__data[224:216];
-  assign \$51  = 1'h0 + \$50 ;
-  assign \$52  = \$signal [207:200] >= port__data[233:225];
-  assign \$53  = 1'h0 + \$52 ;
-  assign \$54  = \$signal [215:208] >= port__data[242:234];
-  assign \$55  = 1'h0 + \$54 ;
-  assign \$56  = \$signal [223:216] >= port__data[251:243];
-  assign \$57  = 1'h0 + \$56 ;
-  assign \$58  = \$signal [231:224] >= port__data[260:252];
-  assign \$59  = 1'h0 + \$58 ;
-  assign \$60  = \$signal [239:232] >= port__data[269:261];
-  assign \$61  = 1'h0 + \$60 ;
-  assign \$62  = \$signal [247:240] >= port__data[278:270];
-  assign \$63  = 1'h0 + \$62 ;
-  assign \$64  = \$signal [255:248] >= port__data[287:279];
-  assign \$65  = 1'h0 + \$64 ;
-  assign \$66  = \$signal [263:256] >= port__data[296:288];
-  assign \$67  = 1'h0 + \$66 ;
-  assign \$68  = \$signal [271:264] >= port__data[305:297];
-  assign \$69  = 1'h0 + \$68 ;
-  assign \$70  = \$signal [279:272] >= port__data[314:306];
-  assign \$71  = 1'h0 + \$70 ;
-  assign \$72  = \$signal [287:280] >= port__data[323:315];
-  assign \$73  = 1'h0 + \$72 ;
-  assign \$74  = \$signal [295:288] >= port__data[332:324];
-  assign \$75  = 1'h0 + \$74 ;
-  assign \$76  = \$signal [303:296] >= port__data[341:333];
-  assign \$77  = 1'h0 + \$76 ;
-  assign \$78  = \$signal [311:304] >= port__data[350:342];
-  assign \$79  = 1'h0 + \$78 ;
-  assign \$80  = \$signal [319:312] >= port__data[359:351];
-  assign \$81  = 1'h0 + \$80 ;
-  assign \$82  = \$signal [327:320] >= port__data[368:360];
-  assign \$83  = 1'h0 + \$82 ;
-  assign \$84  = \$signal [335:328] >= port__data[377:369];
-  assign \$85  = 1'h0 + \$84 ;
-  assign \$86  = \$signal [343:336] >= port__data[386:378];
-  assign \$87  = 1'h0 + \$86 ;
-  assign \$88  = \$signal [351:344] >= port__data[395:387];
-  assign \$89  = 1'h0 + \$88 ;
-  assign \$90  = \$signal [359:352] >= port__data[404:396];
-  assign \$91  = 1'h0 + \$90 ;
-  assign \$92  = \$signal [367:360] >= port__data[413:405];
-  assign \$93  = 1'h0 + \$92 ;
-  assign \$94  = \$signal [375:368] >= port__data[422:414];
-  assign \$95  = 1'h0 + \$94 ;
-  assign \$96  = \$signal [383:376] >= port__data[431:423];
-  assign \$97  = 1'h0 + \$96 ;
-  assign \$98  = \$signal [391:384] >= port__data[440:432];
-  assign \$99  = 1'h0 + \$98 ;
-  assign \$100  = i__valid & advance;
-  assign \$101  = port__addr + 1'h1;
-  assign \$210  = \$101  % 5'h10;
+  assign \$1  = \$signal [7:0] >= port__data[8:0];
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = \$signal [15:8] >= port__data[17:9];
+  assign \$4  = 1'h0 + \$3 ;
+  assign \$5  = \$signal [23:16] >= port__data[26:18];
+  assign \$6  = 1'h0 + \$5 ;
+  assign \$7  = \$signal [31:24] >= port__data[35:27];
+  assign \$8  = 1'h0 + \$7 ;
+  assign \$9  = \$signal [39:32] >= port__data[44:36];
+  assign \$10  = 1'h0 + \$9 ;
+  assign \$11  = \$signal [47:40] >= port__data[53:45];
+  assign \$12  = 1'h0 + \$11 ;
+  assign \$13  = \$signal [55:48] >= port__data[62:54];
+  assign \$14  = 1'h0 + \$13 ;
+  assign \$15  = \$signal [63:56] >= port__data[71:63];
+  assign \$16  = 1'h0 + \$15 ;
+  assign \$17  = \$signal [71:64] >= port__data[80:72];
+  assign \$18  = 1'h0 + \$17 ;
+  assign \$19  = \$signal [79:72] >= port__data[89:81];
+  assign \$20  = 1'h0 + \$19 ;
+  assign \$21  = \$signal [87:80] >= port__data[98:90];
+  assign \$22  = 1'h0 + \$21 ;
+  assign \$23  = \$signal [95:88] >= port__data[107:99];
+  assign \$24  = 1'h0 + \$23 ;
+  assign \$25  = \$signal [103:96] >= port__data[116:108];
+  assign \$26  = 1'h0 + \$25 ;
+  assign \$27  = \$signal [111:104] >= port__data[125:117];
+  assign \$28  = 1'h0 + \$27 ;
+  assign \$29  = \$signal [119:112] >= port__data[134:126];
+  assign \$30  = 1'h0 + \$29 ;
+  assign \$31  = \$signal [127:120] >= port__data[143:135];
+  assign \$32  = 1'h0 + \$31 ;
+  assign \$33  = \$signal [135:128] >= port__data[152:144];
+  assign \$34  = 1'h0 + \$33 ;
+  assign \$35  = \$signal [143:136] >= port__data[161:153];
+  assign \$36  = 1'h0 + \$35 ;
+  assign \$37  = \$signal [151:144] >= port__data[170:162];
+  assign \$38  = 1'h0 + \$37 ;
+  assign \$39  = \$signal [159:152] >= port__data[179:171];
+  assign \$40  = 1'h0 + \$39 ;
+  assign \$41  = \$signal [167:160] >= port__data[188:180];
+  assign \$42  = 1'h0 + \$41 ;
+  assign \$43  = \$signal [175:168] >= port__data[197:189];
+  assign \$44  = 1'h0 + \$43 ;
+  assign \$45  = \$signal [183:176] >= port__data[206:198];
+  assign \$46  = 1'h0 + \$45 ;
+  assign \$47  = \$signal [191:184] >= port__data[215:207];
+  assign \$48  = 1'h0 + \$47 ;
+  assign \$49  = \$signal [199:192] >= port__data[224:216];
+  assign \$50  = 1'h0 + \$49 ;
+  assign \$51  = \$signal [207:200] >= port__data[233:225];
+  assign \$52  = 1'h0 + \$51 ;
+  assign \$53  = \$signal [215:208] >= port__data[242:234];
+  assign \$54  = 1'h0 + \$53 ;
+  assign \$55  = \$signal [223:216] >= port__data[251:243];
+  assign \$56  = 1'h0 + \$55 ;
+  assign \$57  = \$signal [231:224] >= port__data[260:252];
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = \$signal [239:232] >= port__data[269:261];
+  assign \$60  = 1'h0 + \$59 ;
+  assign \$61  = \$signal [247:240] >= port__data[278:270];
+  assign \$62  = 1'h0 + \$61 ;
+  assign \$63  = \$signal [255:248] >= port__data[287:279];
+  assign \$64  = 1'h0 + \$63 ;
+  assign \$65  = \$signal [263:256] >= port__data[296:288];
+  assign \$66  = 1'h0 + \$65 ;
+  assign \$67  = \$signal [271:264] >= port__data[305:297];
+  assign \$68  = 1'h0 + \$67 ;
+  assign \$69  = \$signal [279:272] >= port__data[314:306];
+  assign \$70  = 1'h0 + \$69 ;
+  assign \$71  = \$signal [287:280] >= port__data[323:315];
+  assign \$72  = 1'h0 + \$71 ;
+  assign \$73  = \$signal [295:288] >= port__data[332:324];
+  assign \$74  = 1'h0 + \$73 ;
+  assign \$75  = \$signal [303:296] >= port__data[341:333];
+  assign \$76  = 1'h0 + \$75 ;
+  assign \$77  = \$signal [311:304] >= port__data[350:342];
+  assign \$78  = 1'h0 + \$77 ;
+  assign \$79  = \$signal [319:312] >= port__data[359:351];
+  assign \$80  = 1'h0 + \$79 ;
+  assign \$81  = \$signal [327:320] >= port__data[368:360];
+  assign \$82  = 1'h0 + \$81 ;
+  assign \$83  = \$signal [335:328] >= port__data[377:369];
+  assign \$84  = 1'h0 + \$83 ;
+  assign \$85  = \$signal [343:336] >= port__data[386:378];
+  assign \$86  = 1'h0 + \$85 ;
+  assign \$87  = \$signal [351:344] >= port__data[395:387];
+  assign \$88  = 1'h0 + \$87 ;
+  assign \$89  = \$signal [359:352] >= port__data[404:396];
+  assign \$90  = 1'h0 + \$89 ;
+  assign \$91  = \$signal [367:360] >= port__data[413:405];
+  assign \$92  = 1'h0 + \$91 ;
+  assign \$93  = \$signal [375:368] >= port__data[422:414];
+  assign \$94  = 1'h0 + \$93 ;
+  assign \$95  = \$signal [383:376] >= port__data[431:423];
+  assign \$96  = 1'h0 + \$95 ;
+  assign \$97  = \$signal [391:384] >= port__data[440:432];
+  assign \$98  = 1'h0 + \$97 ;
+  assign \$99  = i__valid & advance;
+  assign \$100  = port__addr + 1'h1;
+  assign \$207  = \$100  % 5'h10;
   always @(posedge clk)
-    port__addr <= \$103 ;
+    port__addr <= \$102 ;
   always @(posedge clk)
-    \$signal  <= \$104 ;
+    \$signal  <= \$103 ;
   always @(posedge clk)
-    v1 <= \$105 ;
+    v1 <= \$104 ;
   always @(posedge clk)
-    o__valid <= \$106 ;
+    o__valid <= \$105 ;
   always @(posedge clk)
-    o__payload <= \$107 ;
+    o__payload <= \$106 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = port__addr;
-    if (\$100 ) begin
-      \$103  = \$102 [3:0];
+    \$102  = port__addr;
+    if (\$99 ) begin
+      \$102  = \$101 [3:0];
     end
     if (rst) begin
-      \$103  = 4'h0;
+      \$102  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = \$signal ;
+    \$103  = \$signal ;
     if (advance) begin
-      \$104  = i__payload;
+      \$103  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = v1;
+    \$104  = v1;
     if (advance) begin
-      \$105  = i__valid;
+      \$104  = i__valid;
+    end
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$105  = o__valid;
+    if (advance) begin
+      \$105  = v1;
     end
     if (rst) begin
       \$105  = 1'h0;
@@ -2613,24 +2619,15 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = o__valid;
+    \$106  = o__payload;
     if (advance) begin
-      \$106  = v1;
+      \$106  = result;
     end
     if (rst) begin
-      \$106  = 1'h0;
+      \$106  = 49'h0000000000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = o__payload;
-    if (advance) begin
-      \$107  = result;
-    end
-    if (rst) begin
-      \$107  = 49'h0000000000000;
-    end
-  end
+  assign o__ready = advance;
   assign i__ready = advance;
   assign group = port__addr;
   assign port__en = advance;
@@ -2928,61 +2925,61 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, advance, o__ready, o__val
   assign \o__payload[46]  = o__payload[46];
   assign \o__payload[47]  = o__payload[47];
   assign \o__payload[48]  = o__payload[48];
-  assign result[48] = \$99 [0];
-  assign result[47] = \$97 [0];
-  assign result[46] = \$95 [0];
-  assign result[45] = \$93 [0];
-  assign result[44] = \$91 [0];
-  assign result[43] = \$89 [0];
-  assign result[42] = \$87 [0];
-  assign result[41] = \$85 [0];
-  assign result[40] = \$83 [0];
-  assign result[39] = \$81 [0];
-  assign result[38] = \$79 [0];
-  assign result[37] = \$77 [0];
-  assign result[36] = \$75 [0];
-  assign result[35] = \$73 [0];
-  assign result[34] = \$71 [0];
-  assign result[33] = \$69 [0];
-  assign result[32] = \$67 [0];
-  assign result[31] = \$65 [0];
-  assign result[30] = \$63 [0];
-  assign result[29] = \$61 [0];
-  assign result[28] = \$59 [0];
-  assign result[27] = \$57 [0];
-  assign result[26] = \$55 [0];
-  assign result[25] = \$53 [0];
-  assign result[24] = \$51 [0];
-  assign result[23] = \$49 [0];
-  assign result[22] = \$47 [0];
-  assign result[21] = \$45 [0];
-  assign result[20] = \$43 [0];
-  assign result[19] = \$41 [0];
-  assign result[18] = \$39 [0];
-  assign result[17] = \$37 [0];
-  assign result[16] = \$35 [0];
-  assign result[15] = \$33 [0];
-  assign result[14] = \$31 [0];
-  assign result[13] = \$29 [0];
-  assign result[12] = \$27 [0];
-  assign result[11] = \$25 [0];
-  assign result[10] = \$23 [0];
-  assign result[9] = \$21 [0];
-  assign result[8] = \$19 [0];
-  assign result[7] = \$17 [0];
-  assign result[6] = \$15 [0];
-  assign result[5] = \$13 [0];
-  assign result[4] = \$11 [0];
-  assign result[3] = \$9 [0];
-  assign result[2] = \$7 [0];
-  assign result[1] = \$5 [0];
-  assign result[0] = \$3 [0];
-  assign \$212  = 1'h1;
-  assign \$102  = \$210 ;
+  assign result[48] = \$98 [0];
+  assign result[47] = \$96 [0];
+  assign result[46] = \$94 [0];
+  assign result[45] = \$92 [0];
+  assign result[44] = \$90 [0];
+  assign result[43] = \$88 [0];
+  assign result[42] = \$86 [0];
+  assign result[41] = \$84 [0];
+  assign result[40] = \$82 [0];
+  assign result[39] = \$80 [0];
+  assign result[38] = \$78 [0];
+  assign result[37] = \$76 [0];
+  assign result[36] = \$74 [0];
+  assign result[35] = \$72 [0];
+  assign result[34] = \$70 [0];
+  assign result[33] = \$68 [0];
+  assign result[32] = \$66 [0];
+  assign result[31] = \$64 [0];
+  assign result[30] = \$62 [0];
+  assign result[29] = \$60 [0];
+  assign result[28] = \$58 [0];
+  assign result[27] = \$56 [0];
+  assign result[26] = \$54 [0];
+  assign result[25] = \$52 [0];
+  assign result[24] = \$50 [0];
+  assign result[23] = \$48 [0];
+  assign result[22] = \$46 [0];
+  assign result[21] = \$44 [0];
+  assign result[20] = \$42 [0];
+  assign result[19] = \$40 [0];
+  assign result[18] = \$38 [0];
+  assign result[17] = \$36 [0];
+  assign result[16] = \$34 [0];
+  assign result[15] = \$32 [0];
+  assign result[14] = \$30 [0];
+  assign result[13] = \$28 [0];
+  assign result[12] = \$26 [0];
+  assign result[11] = \$24 [0];
+  assign result[10] = \$22 [0];
+  assign result[9] = \$20 [0];
+  assign result[8] = \$18 [0];
+  assign result[7] = \$16 [0];
+  assign result[6] = \$14 [0];
+  assign result[5] = \$12 [0];
+  assign result[4] = \$10 [0];
+  assign result[3] = \$8 [0];
+  assign result[2] = \$6 [0];
+  assign result[1] = \$4 [0];
+  assign result[0] = \$2 [0];
+  assign \$209  = 1'h1;
+  assign \$101  = \$207 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+module \tfc.BipolarQuant_11_input_slice (rst, o__ready, i__valid, i__payload, o__payload, o__valid, i__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$2 ;
@@ -3046,7 +3043,7 @@ module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__p
   wire \i__payload[8] ;
   wire \i__payload[9] ;
   output i__ready;
-  wire i__ready;
+  reg i__ready = 1'h1;
   input i__valid;
   wire i__valid;
   output [48:0] o__payload;
@@ -3156,26 +3153,26 @@ module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__p
   wire \skid[7] ;
   wire \skid[8] ;
   wire \skid[9] ;
-  reg skid_valid = 1'h0;
-  assign \$1  = ~ o__valid;
+  (* init = 1'h1 *)
+  wire skid_free;
   assign \$2  = o__ready | \$1 ;
-  assign \$3  = ~ skid_valid;
-  assign \$4  = i__valid & \$3 ;
+  assign \$3  = i__valid & i__ready;
+  assign \$4  = ~ i__ready;
   always @(posedge clk)
     o__payload <= \$5 ;
   always @(posedge clk)
     o__valid <= \$6 ;
   always @(posedge clk)
-    skid_valid <= \$7 ;
+    i__ready <= \$7 ;
   always @(posedge clk)
     skid <= \$8 ;
-  assign i__ready = ~ skid_valid;
+  assign \$1  = ~ o__valid;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = o__payload;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$5  = skid;
       end else begin
         \$5  = i__payload;
@@ -3190,7 +3187,7 @@ module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__p
     \$6  = o__valid;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$6  = 1'h1;
       end else begin
         \$6  = i__valid;
@@ -3202,26 +3199,27 @@ module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$7  = skid_valid;
+    \$7  = i__ready;
     if (\$2 ) begin
-      if (skid_valid) begin
-        \$7  = 1'h0;
+      if (\$4 ) begin
+        \$7  = 1'h1;
       end
-    end else if (\$4 ) begin
-      \$7  = 1'h1;
+    end else if (\$3 ) begin
+      \$7  = 1'h0;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = skid;
     if (\$2 ) begin
-    end else if (\$4 ) begin
+    end else if (\$3 ) begin
       \$8  = i__payload;
     end
   end
+  assign skid_free = i__ready;
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -3372,10 +3370,10 @@ module \tfc.BipolarQuant_11_input_slice (rst, i__ready, o__ready, i__valid, i__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
+module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
-  wire [48:0] \$10 ;
+  wire [9:0] \$10 ;
   wire \$100 ;
   reg [2:0] \$1000 ;
   reg [2:0] \$1001 ;
@@ -3387,19 +3385,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1007 ;
   reg [2:0] \$1008 ;
   reg [2:0] \$1009 ;
-  wire \$101 ;
-  reg [2:0] \$1010 ;
-  reg \$1011 ;
+  wire [1:0] \$101 ;
+  reg \$1010 ;
+  reg [4:0] \$1011 ;
   reg [4:0] \$1012 ;
   reg [4:0] \$1013 ;
-  reg [4:0] \$1014 ;
-  reg \$1015 ;
+  reg \$1014 ;
+  reg [5:0] \$1015 ;
   reg [5:0] \$1016 ;
-  reg [5:0] \$1017 ;
-  reg [6:0] \$1018 ;
-  reg [9:0] \$1019 ;
-  wire [1:0] \$102 ;
-  reg [10:0] \$1020 ;
+  reg [6:0] \$1017 ;
+  reg [9:0] \$1018 ;
+  reg [10:0] \$1019 ;
+  wire \$102 ;
+  reg [2:0] \$1020 ;
   reg [2:0] \$1021 ;
   reg [2:0] \$1022 ;
   reg [2:0] \$1023 ;
@@ -3412,18 +3410,18 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \$103 ;
   reg [2:0] \$1030 ;
   reg [2:0] \$1031 ;
-  reg [2:0] \$1032 ;
-  reg \$1033 ;
+  reg \$1032 ;
+  reg [4:0] \$1033 ;
   reg [4:0] \$1034 ;
   reg [4:0] \$1035 ;
-  reg [4:0] \$1036 ;
-  reg \$1037 ;
+  reg \$1036 ;
+  reg [5:0] \$1037 ;
   reg [5:0] \$1038 ;
-  reg [5:0] \$1039 ;
+  reg [6:0] \$1039 ;
   wire \$104 ;
-  reg [6:0] \$1040 ;
-  reg [9:0] \$1041 ;
-  reg [10:0] \$1042 ;
+  reg [9:0] \$1040 ;
+  reg [10:0] \$1041 ;
+  reg [2:0] \$1042 ;
   reg [2:0] \$1043 ;
   reg [2:0] \$1044 ;
   reg [2:0] \$1045 ;
@@ -3431,23 +3429,23 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1047 ;
   reg [2:0] \$1048 ;
   reg [2:0] \$1049 ;
-  wire \$105 ;
+  wire [1:0] \$105 ;
   reg [2:0] \$1050 ;
   reg [2:0] \$1051 ;
   reg [2:0] \$1052 ;
   reg [2:0] \$1053 ;
-  reg [2:0] \$1054 ;
-  reg \$1055 ;
+  reg \$1054 ;
+  reg [4:0] \$1055 ;
   reg [4:0] \$1056 ;
   reg [4:0] \$1057 ;
-  reg [4:0] \$1058 ;
-  reg \$1059 ;
-  wire [1:0] \$106 ;
+  reg \$1058 ;
+  reg [5:0] \$1059 ;
+  wire \$106 ;
   reg [5:0] \$1060 ;
-  reg [5:0] \$1061 ;
-  reg [6:0] \$1062 ;
-  reg [9:0] \$1063 ;
-  reg [10:0] \$1064 ;
+  reg [6:0] \$1061 ;
+  reg [9:0] \$1062 ;
+  reg [10:0] \$1063 ;
+  reg [2:0] \$1064 ;
   reg [2:0] \$1065 ;
   reg [2:0] \$1066 ;
   reg [2:0] \$1067 ;
@@ -3460,22 +3458,22 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1073 ;
   reg [2:0] \$1074 ;
   reg [2:0] \$1075 ;
-  reg [2:0] \$1076 ;
-  reg \$1077 ;
+  reg \$1076 ;
+  reg [4:0] \$1077 ;
   reg [4:0] \$1078 ;
   reg [4:0] \$1079 ;
   wire \$108 ;
-  reg [4:0] \$1080 ;
-  reg \$1081 ;
+  reg \$1080 ;
+  reg [5:0] \$1081 ;
   reg [5:0] \$1082 ;
-  reg [5:0] \$1083 ;
-  reg [6:0] \$1084 ;
-  reg [9:0] \$1085 ;
-  reg [10:0] \$1086 ;
+  reg [6:0] \$1083 ;
+  reg [9:0] \$1084 ;
+  reg [10:0] \$1085 ;
+  reg [2:0] \$1086 ;
   reg [2:0] \$1087 ;
   reg [2:0] \$1088 ;
   reg [2:0] \$1089 ;
-  wire \$109 ;
+  wire [1:0] \$109 ;
   reg [2:0] \$1090 ;
   reg [2:0] \$1091 ;
   reg [2:0] \$1092 ;
@@ -3484,19 +3482,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1095 ;
   reg [2:0] \$1096 ;
   reg [2:0] \$1097 ;
-  reg [2:0] \$1098 ;
-  reg \$1099 ;
-  wire [9:0] \$11 ;
-  wire [1:0] \$110 ;
+  reg \$1098 ;
+  reg [4:0] \$1099 ;
+  wire [10:0] \$11 ;
+  wire \$110 ;
   reg [4:0] \$1100 ;
   reg [4:0] \$1101 ;
-  reg [4:0] \$1102 ;
-  reg \$1103 ;
+  reg \$1102 ;
+  reg [5:0] \$1103 ;
   reg [5:0] \$1104 ;
-  reg [5:0] \$1105 ;
-  reg [6:0] \$1106 ;
-  reg [9:0] \$1107 ;
-  reg [10:0] \$1108 ;
+  reg [6:0] \$1105 ;
+  reg [9:0] \$1106 ;
+  reg [10:0] \$1107 ;
+  reg [2:0] \$1108 ;
   reg [2:0] \$1109 ;
   wire \$111 ;
   reg [2:0] \$1110 ;
@@ -3510,18 +3508,18 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1118 ;
   reg [2:0] \$1119 ;
   wire \$112 ;
-  reg [2:0] \$1120 ;
-  reg \$1121 ;
+  reg \$1120 ;
+  reg [4:0] \$1121 ;
   reg [4:0] \$1122 ;
   reg [4:0] \$1123 ;
-  reg [4:0] \$1124 ;
-  reg \$1125 ;
+  reg \$1124 ;
+  reg [5:0] \$1125 ;
   reg [5:0] \$1126 ;
-  reg [5:0] \$1127 ;
-  reg [6:0] \$1128 ;
-  reg [9:0] \$1129 ;
-  wire \$113 ;
-  reg [10:0] \$1130 ;
+  reg [6:0] \$1127 ;
+  reg [9:0] \$1128 ;
+  reg [10:0] \$1129 ;
+  wire [1:0] \$113 ;
+  reg [2:0] \$1130 ;
   reg [2:0] \$1131 ;
   reg [2:0] \$1132 ;
   reg [2:0] \$1133 ;
@@ -3531,21 +3529,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1137 ;
   reg [2:0] \$1138 ;
   reg [2:0] \$1139 ;
-  wire [1:0] \$114 ;
+  wire \$114 ;
   reg [2:0] \$1140 ;
   reg [2:0] \$1141 ;
-  reg [2:0] \$1142 ;
-  reg \$1143 ;
+  reg \$1142 ;
+  reg [4:0] \$1143 ;
   reg [4:0] \$1144 ;
   reg [4:0] \$1145 ;
-  reg [4:0] \$1146 ;
-  reg \$1147 ;
+  reg \$1146 ;
+  reg [5:0] \$1147 ;
   reg [5:0] \$1148 ;
-  reg [5:0] \$1149 ;
+  reg [6:0] \$1149 ;
   wire \$115 ;
-  reg [6:0] \$1150 ;
-  reg [9:0] \$1151 ;
-  reg [10:0] \$1152 ;
+  reg [9:0] \$1150 ;
+  reg [10:0] \$1151 ;
+  reg [2:0] \$1152 ;
   reg [2:0] \$1153 ;
   reg [2:0] \$1154 ;
   reg [2:0] \$1155 ;
@@ -3558,47 +3556,47 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1161 ;
   reg [2:0] \$1162 ;
   reg [2:0] \$1163 ;
-  reg [2:0] \$1164 ;
-  reg \$1165 ;
+  reg \$1164 ;
+  reg [4:0] \$1165 ;
   reg [4:0] \$1166 ;
   reg [4:0] \$1167 ;
-  reg [4:0] \$1168 ;
-  reg \$1169 ;
-  wire \$117 ;
+  reg \$1168 ;
+  reg [5:0] \$1169 ;
+  wire [1:0] \$117 ;
   reg [5:0] \$1170 ;
-  reg [5:0] \$1171 ;
-  reg [6:0] \$1172 ;
-  reg [9:0] \$1173 ;
-  reg [10:0] \$1174 ;
+  reg [6:0] \$1171 ;
+  reg [9:0] \$1172 ;
+  reg [10:0] \$1173 ;
+  reg [2:0] \$1174 ;
   reg [2:0] \$1175 ;
   reg [2:0] \$1176 ;
   reg [2:0] \$1177 ;
   reg [2:0] \$1178 ;
   reg [2:0] \$1179 ;
-  wire [1:0] \$118 ;
+  wire [4:0] \$118 ;
   reg [2:0] \$1180 ;
   reg [2:0] \$1181 ;
   reg [2:0] \$1182 ;
   reg [2:0] \$1183 ;
   reg [2:0] \$1184 ;
   reg [2:0] \$1185 ;
-  reg [2:0] \$1186 ;
-  reg \$1187 ;
+  reg \$1186 ;
+  reg [4:0] \$1187 ;
   reg [4:0] \$1188 ;
   reg [4:0] \$1189 ;
   wire [4:0] \$119 ;
-  reg [4:0] \$1190 ;
-  reg \$1191 ;
+  reg \$1190 ;
+  reg [5:0] \$1191 ;
   reg [5:0] \$1192 ;
-  reg [5:0] \$1193 ;
-  reg [6:0] \$1194 ;
-  reg [9:0] \$1195 ;
-  reg [10:0] \$1196 ;
+  reg [6:0] \$1193 ;
+  reg [9:0] \$1194 ;
+  reg [10:0] \$1195 ;
+  reg [2:0] \$1196 ;
   reg [2:0] \$1197 ;
   reg [2:0] \$1198 ;
   reg [2:0] \$1199 ;
-  wire [10:0] \$12 ;
-  wire [4:0] \$120 ;
+  wire [48:0] \$12 ;
+  wire [6:0] \$120 ;
   reg [2:0] \$1200 ;
   reg [2:0] \$1201 ;
   reg [2:0] \$1202 ;
@@ -3607,20 +3605,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1205 ;
   reg [2:0] \$1206 ;
   reg [2:0] \$1207 ;
-  reg [2:0] \$1208 ;
-  reg \$1209 ;
+  reg \$1208 ;
+  reg [4:0] \$1209 ;
   wire [6:0] \$121 ;
   reg [4:0] \$1210 ;
   reg [4:0] \$1211 ;
-  reg [4:0] \$1212 ;
-  reg \$1213 ;
+  reg \$1212 ;
+  reg [5:0] \$1213 ;
   reg [5:0] \$1214 ;
-  reg [5:0] \$1215 ;
-  reg [6:0] \$1216 ;
-  reg [9:0] \$1217 ;
-  reg [10:0] \$1218 ;
+  reg [6:0] \$1215 ;
+  reg [9:0] \$1216 ;
+  reg [10:0] \$1217 ;
+  reg [2:0] \$1218 ;
   reg [2:0] \$1219 ;
-  wire [6:0] \$122 ;
+  wire \$122 ;
   reg [2:0] \$1220 ;
   reg [2:0] \$1221 ;
   reg [2:0] \$1222 ;
@@ -3631,19 +3629,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1227 ;
   reg [2:0] \$1228 ;
   reg [2:0] \$1229 ;
-  wire \$123 ;
-  reg [2:0] \$1230 ;
-  reg \$1231 ;
+  wire [2:0] \$123 ;
+  reg \$1230 ;
+  reg [4:0] \$1231 ;
   reg [4:0] \$1232 ;
   reg [4:0] \$1233 ;
-  reg [4:0] \$1234 ;
-  reg \$1235 ;
+  reg \$1234 ;
+  reg [5:0] \$1235 ;
   reg [5:0] \$1236 ;
-  reg [5:0] \$1237 ;
-  reg [6:0] \$1238 ;
-  reg [9:0] \$1239 ;
+  reg [6:0] \$1237 ;
+  reg [9:0] \$1238 ;
+  reg [10:0] \$1239 ;
   wire [2:0] \$124 ;
-  reg [10:0] \$1240 ;
+  reg [2:0] \$1240 ;
   reg [2:0] \$1241 ;
   reg [2:0] \$1242 ;
   reg [2:0] \$1243 ;
@@ -3653,21 +3651,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1247 ;
   reg [2:0] \$1248 ;
   reg [2:0] \$1249 ;
-  wire [2:0] \$125 ;
+  wire \$125 ;
   reg [2:0] \$1250 ;
   reg [2:0] \$1251 ;
-  reg [2:0] \$1252 ;
-  reg \$1253 ;
+  reg \$1252 ;
+  reg [4:0] \$1253 ;
   reg [4:0] \$1254 ;
   reg [4:0] \$1255 ;
-  reg [4:0] \$1256 ;
-  reg \$1257 ;
+  reg \$1256 ;
+  reg [5:0] \$1257 ;
   reg [5:0] \$1258 ;
-  reg [5:0] \$1259 ;
+  reg [6:0] \$1259 ;
   wire \$126 ;
-  reg [6:0] \$1260 ;
-  reg [9:0] \$1261 ;
-  reg [10:0] \$1262 ;
+  reg [9:0] \$1260 ;
+  reg [10:0] \$1261 ;
+  reg [2:0] \$1262 ;
   reg [2:0] \$1263 ;
   reg [2:0] \$1264 ;
   reg [2:0] \$1265 ;
@@ -3680,18 +3678,18 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1271 ;
   reg [2:0] \$1272 ;
   reg [2:0] \$1273 ;
-  reg [2:0] \$1274 ;
-  reg \$1275 ;
+  reg \$1274 ;
+  reg [4:0] \$1275 ;
   reg [4:0] \$1276 ;
   reg [4:0] \$1277 ;
-  reg [4:0] \$1278 ;
-  reg \$1279 ;
-  wire \$128 ;
+  reg \$1278 ;
+  reg [5:0] \$1279 ;
+  wire [1:0] \$128 ;
   reg [5:0] \$1280 ;
-  reg [5:0] \$1281 ;
-  reg [6:0] \$1282 ;
-  reg [9:0] \$1283 ;
-  reg [10:0] \$1284 ;
+  reg [6:0] \$1281 ;
+  reg [9:0] \$1282 ;
+  reg [10:0] \$1283 ;
+  reg [2:0] \$1284 ;
   reg [2:0] \$1285 ;
   reg [2:0] \$1286 ;
   reg [2:0] \$1287 ;
@@ -3704,23 +3702,23 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1293 ;
   reg [2:0] \$1294 ;
   reg [2:0] \$1295 ;
-  reg [2:0] \$1296 ;
-  reg \$1297 ;
+  reg \$1296 ;
+  reg [4:0] \$1297 ;
   reg [4:0] \$1298 ;
   reg [4:0] \$1299 ;
-  wire [48:0] \$13 ;
-  wire [1:0] \$130 ;
-  reg [4:0] \$1300 ;
-  reg \$1301 ;
+  wire [9:0] \$13 ;
+  wire [2:0] \$130 ;
+  reg \$1300 ;
+  reg [5:0] \$1301 ;
   reg [5:0] \$1302 ;
-  reg [5:0] \$1303 ;
-  reg [6:0] \$1304 ;
-  reg [9:0] \$1305 ;
-  reg [10:0] \$1306 ;
+  reg [6:0] \$1303 ;
+  reg [9:0] \$1304 ;
+  reg [10:0] \$1305 ;
+  reg [2:0] \$1306 ;
   reg [2:0] \$1307 ;
   reg [2:0] \$1308 ;
   reg [2:0] \$1309 ;
-  wire [2:0] \$131 ;
+  wire [1:0] \$131 ;
   reg [2:0] \$1310 ;
   reg [2:0] \$1311 ;
   reg [2:0] \$1312 ;
@@ -3729,31 +3727,31 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$1315 ;
   reg [2:0] \$1316 ;
   reg [2:0] \$1317 ;
-  reg [2:0] \$1318 ;
-  reg \$1319 ;
+  reg \$1318 ;
+  reg [4:0] \$1319 ;
   wire [1:0] \$132 ;
   reg [4:0] \$1320 ;
   reg [4:0] \$1321 ;
-  reg [4:0] \$1322 ;
-  reg \$1323 ;
+  reg \$1322 ;
+  reg [5:0] \$1323 ;
   reg [5:0] \$1324 ;
-  reg [5:0] \$1325 ;
-  reg [6:0] \$1326 ;
-  reg [9:0] \$1327 ;
-  reg [10:0] \$1328 ;
+  reg [6:0] \$1325 ;
+  reg [9:0] \$1326 ;
+  reg [10:0] \$1327 ;
+  reg \$1328 ;
   reg \$1329 ;
-  wire [1:0] \$133 ;
-  reg \$1330 ;
-  reg [1:0] \$1331 ;
-  reg [175:0] \$1332 ;
-  reg \$1333 ;
+  wire [2:0] \$133 ;
+  reg [1:0] \$1330 ;
+  reg [175:0] \$1331 ;
+  reg \$1332 ;
+  reg [10:0] \$1333 ;
   reg [10:0] \$1334 ;
   reg [10:0] \$1335 ;
   reg [10:0] \$1336 ;
   reg [10:0] \$1337 ;
   reg [10:0] \$1338 ;
   reg [10:0] \$1339 ;
-  wire [2:0] \$134 ;
+  wire [1:0] \$134 ;
   reg [10:0] \$1340 ;
   reg [10:0] \$1341 ;
   reg [10:0] \$1342 ;
@@ -3763,927 +3761,926 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [10:0] \$1346 ;
   reg [10:0] \$1347 ;
   reg [10:0] \$1348 ;
-  reg [10:0] \$1349 ;
+  reg \$1349 ;
   wire [1:0] \$135 ;
-  reg \$1350 ;
-  reg [15:0] \$1351 ;
-  wire [1:0] \$136 ;
-  wire [2:0] \$137 ;
+  reg [15:0] \$1350 ;
+  wire [2:0] \$136 ;
+  wire [1:0] \$137 ;
   wire [1:0] \$138 ;
-  wire [1:0] \$139 ;
-  wire [9:0] \$14 ;
-  wire [2:0] \$140 ;
+  wire [2:0] \$139 ;
+  wire [10:0] \$14 ;
+  wire [1:0] \$140 ;
   wire [1:0] \$141 ;
-  wire [1:0] \$142 ;
-  wire [2:0] \$143 ;
+  wire [2:0] \$142 ;
+  wire [1:0] \$143 ;
   wire [1:0] \$144 ;
-  wire [1:0] \$145 ;
-  wire [2:0] \$146 ;
+  wire [2:0] \$145 ;
+  wire [1:0] \$146 ;
   wire [1:0] \$147 ;
-  wire [1:0] \$148 ;
-  wire [2:0] \$149 ;
-  wire [4:0] \$1492 ;
-  wire \$1494 ;
-  wire [6:0] \$1498 ;
-  wire [10:0] \$15 ;
+  wire [2:0] \$148 ;
+  wire [4:0] \$1489 ;
+  wire [1:0] \$149 ;
+  wire \$1491 ;
+  wire [6:0] \$1495 ;
+  wire \$1497 ;
+  wire [48:0] \$15 ;
   wire [1:0] \$150 ;
-  wire \$1500 ;
-  wire [2:0] \$1505 ;
-  wire \$1507 ;
-  wire [1:0] \$151 ;
-  wire [2:0] \$152 ;
+  wire [2:0] \$1502 ;
+  wire \$1504 ;
+  wire [2:0] \$151 ;
+  wire [1:0] \$152 ;
   wire [1:0] \$153 ;
-  wire [1:0] \$154 ;
-  wire [2:0] \$155 ;
+  wire [2:0] \$154 ;
+  wire [1:0] \$155 ;
   wire [1:0] \$156 ;
-  wire [1:0] \$157 ;
-  wire [2:0] \$158 ;
+  wire [2:0] \$157 ;
+  wire [1:0] \$158 ;
   wire [1:0] \$159 ;
-  wire [48:0] \$16 ;
-  wire [1:0] \$160 ;
-  wire [2:0] \$161 ;
+  wire [9:0] \$16 ;
+  wire [2:0] \$160 ;
+  wire [1:0] \$161 ;
   wire [1:0] \$162 ;
-  wire [1:0] \$163 ;
-  wire [2:0] \$164 ;
+  wire [2:0] \$163 ;
+  wire [3:0] \$164 ;
   wire [3:0] \$165 ;
-  wire [3:0] \$166 ;
-  wire [4:0] \$167 ;
+  wire [4:0] \$166 ;
+  wire [3:0] \$167 ;
   wire [3:0] \$168 ;
-  wire [3:0] \$169 ;
-  wire [9:0] \$17 ;
-  wire [4:0] \$170 ;
+  wire [4:0] \$169 ;
+  wire [10:0] \$17 ;
+  wire [3:0] \$170 ;
   wire [3:0] \$171 ;
-  wire [3:0] \$172 ;
-  wire [4:0] \$173 ;
+  wire [4:0] \$172 ;
+  wire [5:0] \$173 ;
   wire [5:0] \$174 ;
-  wire [5:0] \$175 ;
-  wire [6:0] \$176 ;
-  wire \$177 ;
-  wire [11:0] \$178 ;
-  wire [12:0] \$179 ;
-  wire [10:0] \$18 ;
+  wire [6:0] \$175 ;
+  wire \$176 ;
+  wire [11:0] \$177 ;
+  wire [12:0] \$178 ;
+  wire [1:0] \$179 ;
+  wire [48:0] \$18 ;
   wire [1:0] \$180 ;
-  wire [1:0] \$181 ;
-  wire [2:0] \$182 ;
+  wire [2:0] \$181 ;
+  wire [1:0] \$182 ;
   wire [1:0] \$183 ;
-  wire [1:0] \$184 ;
-  wire [2:0] \$185 ;
+  wire [2:0] \$184 ;
+  wire [1:0] \$185 ;
   wire [1:0] \$186 ;
-  wire [1:0] \$187 ;
-  wire [2:0] \$188 ;
+  wire [2:0] \$187 ;
+  wire [1:0] \$188 ;
   wire [1:0] \$189 ;
-  wire [48:0] \$19 ;
-  wire [1:0] \$190 ;
-  wire [2:0] \$191 ;
+  wire [9:0] \$19 ;
+  wire [2:0] \$190 ;
+  wire [1:0] \$191 ;
   wire [1:0] \$192 ;
-  wire [1:0] \$193 ;
-  wire [2:0] \$194 ;
+  wire [2:0] \$193 ;
+  wire [1:0] \$194 ;
   wire [1:0] \$195 ;
-  wire [1:0] \$196 ;
-  wire [2:0] \$197 ;
+  wire [2:0] \$196 ;
+  wire [1:0] \$197 ;
   wire [1:0] \$198 ;
-  wire [1:0] \$199 ;
+  wire [2:0] \$199 ;
   wire \$2 ;
-  wire [9:0] \$20 ;
-  wire [2:0] \$200 ;
+  wire [10:0] \$20 ;
+  wire [1:0] \$200 ;
   wire [1:0] \$201 ;
-  wire [1:0] \$202 ;
-  wire [2:0] \$203 ;
+  wire [2:0] \$202 ;
+  wire [1:0] \$203 ;
   wire [1:0] \$204 ;
-  wire [1:0] \$205 ;
-  wire [2:0] \$206 ;
+  wire [2:0] \$205 ;
+  wire [1:0] \$206 ;
   wire [1:0] \$207 ;
-  wire [1:0] \$208 ;
-  wire [2:0] \$209 ;
-  wire [10:0] \$21 ;
+  wire [2:0] \$208 ;
+  wire [1:0] \$209 ;
+  wire [48:0] \$21 ;
   wire [1:0] \$210 ;
-  wire [1:0] \$211 ;
-  wire [2:0] \$212 ;
+  wire [2:0] \$211 ;
+  wire [1:0] \$212 ;
   wire [1:0] \$213 ;
-  wire [1:0] \$214 ;
-  wire [2:0] \$215 ;
+  wire [2:0] \$214 ;
+  wire [3:0] \$215 ;
   wire [3:0] \$216 ;
-  wire [3:0] \$217 ;
-  wire [4:0] \$218 ;
+  wire [4:0] \$217 ;
+  wire [3:0] \$218 ;
   wire [3:0] \$219 ;
-  wire [48:0] \$22 ;
-  wire [3:0] \$220 ;
-  wire [4:0] \$221 ;
+  wire [9:0] \$22 ;
+  wire [4:0] \$220 ;
+  wire [3:0] \$221 ;
   wire [3:0] \$222 ;
-  wire [3:0] \$223 ;
-  wire [4:0] \$224 ;
+  wire [4:0] \$223 ;
+  wire [5:0] \$224 ;
   wire [5:0] \$225 ;
-  wire [5:0] \$226 ;
-  wire [6:0] \$227 ;
-  wire \$228 ;
-  wire [11:0] \$229 ;
-  wire [9:0] \$23 ;
-  wire [12:0] \$230 ;
+  wire [6:0] \$226 ;
+  wire \$227 ;
+  wire [11:0] \$228 ;
+  wire [12:0] \$229 ;
+  wire [10:0] \$23 ;
+  wire [1:0] \$230 ;
   wire [1:0] \$231 ;
-  wire [1:0] \$232 ;
-  wire [2:0] \$233 ;
+  wire [2:0] \$232 ;
+  wire [1:0] \$233 ;
   wire [1:0] \$234 ;
-  wire [1:0] \$235 ;
-  wire [2:0] \$236 ;
+  wire [2:0] \$235 ;
+  wire [1:0] \$236 ;
   wire [1:0] \$237 ;
-  wire [1:0] \$238 ;
-  wire [2:0] \$239 ;
-  wire [10:0] \$24 ;
+  wire [2:0] \$238 ;
+  wire [1:0] \$239 ;
+  wire [48:0] \$24 ;
   wire [1:0] \$240 ;
-  wire [1:0] \$241 ;
-  wire [2:0] \$242 ;
+  wire [2:0] \$241 ;
+  wire [1:0] \$242 ;
   wire [1:0] \$243 ;
-  wire [1:0] \$244 ;
-  wire [2:0] \$245 ;
+  wire [2:0] \$244 ;
+  wire [1:0] \$245 ;
   wire [1:0] \$246 ;
-  wire [1:0] \$247 ;
-  wire [2:0] \$248 ;
+  wire [2:0] \$247 ;
+  wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [48:0] \$25 ;
-  wire [1:0] \$250 ;
-  wire [2:0] \$251 ;
+  wire [9:0] \$25 ;
+  wire [2:0] \$250 ;
+  wire [1:0] \$251 ;
   wire [1:0] \$252 ;
-  wire [1:0] \$253 ;
-  wire [2:0] \$254 ;
+  wire [2:0] \$253 ;
+  wire [1:0] \$254 ;
   wire [1:0] \$255 ;
-  wire [1:0] \$256 ;
-  wire [2:0] \$257 ;
+  wire [2:0] \$256 ;
+  wire [1:0] \$257 ;
   wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire [9:0] \$26 ;
-  wire [2:0] \$260 ;
+  wire [2:0] \$259 ;
+  wire [10:0] \$26 ;
+  wire [1:0] \$260 ;
   wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
+  wire [2:0] \$262 ;
+  wire [1:0] \$263 ;
   wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [2:0] \$266 ;
+  wire [2:0] \$265 ;
+  wire [3:0] \$266 ;
   wire [3:0] \$267 ;
-  wire [3:0] \$268 ;
-  wire [4:0] \$269 ;
-  wire [10:0] \$27 ;
+  wire [4:0] \$268 ;
+  wire [3:0] \$269 ;
+  wire [48:0] \$27 ;
   wire [3:0] \$270 ;
-  wire [3:0] \$271 ;
-  wire [4:0] \$272 ;
+  wire [4:0] \$271 ;
+  wire [3:0] \$272 ;
   wire [3:0] \$273 ;
-  wire [3:0] \$274 ;
-  wire [4:0] \$275 ;
+  wire [4:0] \$274 ;
+  wire [5:0] \$275 ;
   wire [5:0] \$276 ;
-  wire [5:0] \$277 ;
-  wire [6:0] \$278 ;
-  wire \$279 ;
-  wire [48:0] \$28 ;
-  wire [11:0] \$280 ;
-  wire [12:0] \$281 ;
+  wire [6:0] \$277 ;
+  wire \$278 ;
+  wire [11:0] \$279 ;
+  wire [9:0] \$28 ;
+  wire [12:0] \$280 ;
+  wire [1:0] \$281 ;
   wire [1:0] \$282 ;
-  wire [1:0] \$283 ;
-  wire [2:0] \$284 ;
+  wire [2:0] \$283 ;
+  wire [1:0] \$284 ;
   wire [1:0] \$285 ;
-  wire [1:0] \$286 ;
-  wire [2:0] \$287 ;
+  wire [2:0] \$286 ;
+  wire [1:0] \$287 ;
   wire [1:0] \$288 ;
-  wire [1:0] \$289 ;
-  wire [9:0] \$29 ;
-  wire [2:0] \$290 ;
+  wire [2:0] \$289 ;
+  wire [10:0] \$29 ;
+  wire [1:0] \$290 ;
   wire [1:0] \$291 ;
-  wire [1:0] \$292 ;
-  wire [2:0] \$293 ;
+  wire [2:0] \$292 ;
+  wire [1:0] \$293 ;
   wire [1:0] \$294 ;
-  wire [1:0] \$295 ;
-  wire [2:0] \$296 ;
+  wire [2:0] \$295 ;
+  wire [1:0] \$296 ;
   wire [1:0] \$297 ;
-  wire [1:0] \$298 ;
-  wire [2:0] \$299 ;
+  wire [2:0] \$298 ;
+  wire [1:0] \$299 ;
   wire \$3 ;
-  wire [10:0] \$30 ;
+  wire [48:0] \$30 ;
   wire [1:0] \$300 ;
-  wire [1:0] \$301 ;
-  wire [2:0] \$302 ;
+  wire [2:0] \$301 ;
+  wire [1:0] \$302 ;
   wire [1:0] \$303 ;
-  wire [1:0] \$304 ;
-  wire [2:0] \$305 ;
+  wire [2:0] \$304 ;
+  wire [1:0] \$305 ;
   wire [1:0] \$306 ;
-  wire [1:0] \$307 ;
-  wire [2:0] \$308 ;
+  wire [2:0] \$307 ;
+  wire [1:0] \$308 ;
   wire [1:0] \$309 ;
-  wire [48:0] \$31 ;
-  wire [1:0] \$310 ;
-  wire [2:0] \$311 ;
+  wire [9:0] \$31 ;
+  wire [2:0] \$310 ;
+  wire [1:0] \$311 ;
   wire [1:0] \$312 ;
-  wire [1:0] \$313 ;
-  wire [2:0] \$314 ;
+  wire [2:0] \$313 ;
+  wire [1:0] \$314 ;
   wire [1:0] \$315 ;
-  wire [1:0] \$316 ;
-  wire [2:0] \$317 ;
+  wire [2:0] \$316 ;
+  wire [3:0] \$317 ;
   wire [3:0] \$318 ;
-  wire [3:0] \$319 ;
-  wire [9:0] \$32 ;
-  wire [4:0] \$320 ;
+  wire [4:0] \$319 ;
+  wire [10:0] \$32 ;
+  wire [3:0] \$320 ;
   wire [3:0] \$321 ;
-  wire [3:0] \$322 ;
-  wire [4:0] \$323 ;
+  wire [4:0] \$322 ;
+  wire [3:0] \$323 ;
   wire [3:0] \$324 ;
-  wire [3:0] \$325 ;
-  wire [4:0] \$326 ;
+  wire [4:0] \$325 ;
+  wire [5:0] \$326 ;
   wire [5:0] \$327 ;
-  wire [5:0] \$328 ;
-  wire [6:0] \$329 ;
-  wire [10:0] \$33 ;
-  wire \$330 ;
-  wire [11:0] \$331 ;
-  wire [12:0] \$332 ;
+  wire [6:0] \$328 ;
+  wire \$329 ;
+  wire [48:0] \$33 ;
+  wire [11:0] \$330 ;
+  wire [12:0] \$331 ;
+  wire [1:0] \$332 ;
   wire [1:0] \$333 ;
-  wire [1:0] \$334 ;
-  wire [2:0] \$335 ;
+  wire [2:0] \$334 ;
+  wire [1:0] \$335 ;
   wire [1:0] \$336 ;
-  wire [1:0] \$337 ;
-  wire [2:0] \$338 ;
+  wire [2:0] \$337 ;
+  wire [1:0] \$338 ;
   wire [1:0] \$339 ;
-  wire [48:0] \$34 ;
-  wire [1:0] \$340 ;
-  wire [2:0] \$341 ;
+  wire [9:0] \$34 ;
+  wire [2:0] \$340 ;
+  wire [1:0] \$341 ;
   wire [1:0] \$342 ;
-  wire [1:0] \$343 ;
-  wire [2:0] \$344 ;
+  wire [2:0] \$343 ;
+  wire [1:0] \$344 ;
   wire [1:0] \$345 ;
-  wire [1:0] \$346 ;
-  wire [2:0] \$347 ;
+  wire [2:0] \$346 ;
+  wire [1:0] \$347 ;
   wire [1:0] \$348 ;
-  wire [1:0] \$349 ;
-  wire [9:0] \$35 ;
-  wire [2:0] \$350 ;
+  wire [2:0] \$349 ;
+  wire [10:0] \$35 ;
+  wire [1:0] \$350 ;
   wire [1:0] \$351 ;
-  wire [1:0] \$352 ;
-  wire [2:0] \$353 ;
+  wire [2:0] \$352 ;
+  wire [1:0] \$353 ;
   wire [1:0] \$354 ;
-  wire [1:0] \$355 ;
-  wire [2:0] \$356 ;
+  wire [2:0] \$355 ;
+  wire [1:0] \$356 ;
   wire [1:0] \$357 ;
-  wire [1:0] \$358 ;
-  wire [2:0] \$359 ;
-  wire [10:0] \$36 ;
+  wire [2:0] \$358 ;
+  wire [1:0] \$359 ;
+  wire [48:0] \$36 ;
   wire [1:0] \$360 ;
-  wire [1:0] \$361 ;
-  wire [2:0] \$362 ;
+  wire [2:0] \$361 ;
+  wire [1:0] \$362 ;
   wire [1:0] \$363 ;
-  wire [1:0] \$364 ;
-  wire [2:0] \$365 ;
+  wire [2:0] \$364 ;
+  wire [1:0] \$365 ;
   wire [1:0] \$366 ;
-  wire [1:0] \$367 ;
-  wire [2:0] \$368 ;
+  wire [2:0] \$367 ;
+  wire [3:0] \$368 ;
   wire [3:0] \$369 ;
-  wire [48:0] \$37 ;
-  wire [3:0] \$370 ;
-  wire [4:0] \$371 ;
+  wire [9:0] \$37 ;
+  wire [4:0] \$370 ;
+  wire [3:0] \$371 ;
   wire [3:0] \$372 ;
-  wire [3:0] \$373 ;
-  wire [4:0] \$374 ;
+  wire [4:0] \$373 ;
+  wire [3:0] \$374 ;
   wire [3:0] \$375 ;
-  wire [3:0] \$376 ;
-  wire [4:0] \$377 ;
+  wire [4:0] \$376 ;
+  wire [5:0] \$377 ;
   wire [5:0] \$378 ;
-  wire [5:0] \$379 ;
-  wire [9:0] \$38 ;
-  wire [6:0] \$380 ;
-  wire \$381 ;
-  wire [11:0] \$382 ;
-  wire [12:0] \$383 ;
+  wire [6:0] \$379 ;
+  wire [10:0] \$38 ;
+  wire \$380 ;
+  wire [11:0] \$381 ;
+  wire [12:0] \$382 ;
+  wire [1:0] \$383 ;
   wire [1:0] \$384 ;
-  wire [1:0] \$385 ;
-  wire [2:0] \$386 ;
+  wire [2:0] \$385 ;
+  wire [1:0] \$386 ;
   wire [1:0] \$387 ;
-  wire [1:0] \$388 ;
-  wire [2:0] \$389 ;
-  wire [10:0] \$39 ;
+  wire [2:0] \$388 ;
+  wire [1:0] \$389 ;
+  wire [48:0] \$39 ;
   wire [1:0] \$390 ;
-  wire [1:0] \$391 ;
-  wire [2:0] \$392 ;
+  wire [2:0] \$391 ;
+  wire [1:0] \$392 ;
   wire [1:0] \$393 ;
-  wire [1:0] \$394 ;
-  wire [2:0] \$395 ;
+  wire [2:0] \$394 ;
+  wire [1:0] \$395 ;
   wire [1:0] \$396 ;
-  wire [1:0] \$397 ;
-  wire [2:0] \$398 ;
+  wire [2:0] \$397 ;
+  wire [1:0] \$398 ;
   wire [1:0] \$399 ;
   wire \$4 ;
-  wire [48:0] \$40 ;
-  wire [1:0] \$400 ;
-  wire [2:0] \$401 ;
+  wire [9:0] \$40 ;
+  wire [2:0] \$400 ;
+  wire [1:0] \$401 ;
   wire [1:0] \$402 ;
-  wire [1:0] \$403 ;
-  wire [2:0] \$404 ;
+  wire [2:0] \$403 ;
+  wire [1:0] \$404 ;
   wire [1:0] \$405 ;
-  wire [1:0] \$406 ;
-  wire [2:0] \$407 ;
+  wire [2:0] \$406 ;
+  wire [1:0] \$407 ;
   wire [1:0] \$408 ;
-  wire [1:0] \$409 ;
-  wire [9:0] \$41 ;
-  wire [2:0] \$410 ;
+  wire [2:0] \$409 ;
+  wire [10:0] \$41 ;
+  wire [1:0] \$410 ;
   wire [1:0] \$411 ;
-  wire [1:0] \$412 ;
-  wire [2:0] \$413 ;
+  wire [2:0] \$412 ;
+  wire [1:0] \$413 ;
   wire [1:0] \$414 ;
-  wire [1:0] \$415 ;
-  wire [2:0] \$416 ;
+  wire [2:0] \$415 ;
+  wire [1:0] \$416 ;
   wire [1:0] \$417 ;
-  wire [1:0] \$418 ;
-  wire [2:0] \$419 ;
-  wire [10:0] \$42 ;
+  wire [2:0] \$418 ;
+  wire [3:0] \$419 ;
+  wire [48:0] \$42 ;
   wire [3:0] \$420 ;
-  wire [3:0] \$421 ;
-  wire [4:0] \$422 ;
+  wire [4:0] \$421 ;
+  wire [3:0] \$422 ;
   wire [3:0] \$423 ;
-  wire [3:0] \$424 ;
-  wire [4:0] \$425 ;
+  wire [4:0] \$424 ;
+  wire [3:0] \$425 ;
   wire [3:0] \$426 ;
-  wire [3:0] \$427 ;
-  wire [4:0] \$428 ;
+  wire [4:0] \$427 ;
+  wire [5:0] \$428 ;
   wire [5:0] \$429 ;
-  wire [48:0] \$43 ;
-  wire [5:0] \$430 ;
-  wire [6:0] \$431 ;
-  wire \$432 ;
-  wire [11:0] \$433 ;
-  wire [12:0] \$434 ;
+  wire [9:0] \$43 ;
+  wire [6:0] \$430 ;
+  wire \$431 ;
+  wire [11:0] \$432 ;
+  wire [12:0] \$433 ;
+  wire [1:0] \$434 ;
   wire [1:0] \$435 ;
-  wire [1:0] \$436 ;
-  wire [2:0] \$437 ;
+  wire [2:0] \$436 ;
+  wire [1:0] \$437 ;
   wire [1:0] \$438 ;
-  wire [1:0] \$439 ;
-  wire [9:0] \$44 ;
-  wire [2:0] \$440 ;
+  wire [2:0] \$439 ;
+  wire [10:0] \$44 ;
+  wire [1:0] \$440 ;
   wire [1:0] \$441 ;
-  wire [1:0] \$442 ;
-  wire [2:0] \$443 ;
+  wire [2:0] \$442 ;
+  wire [1:0] \$443 ;
   wire [1:0] \$444 ;
-  wire [1:0] \$445 ;
-  wire [2:0] \$446 ;
+  wire [2:0] \$445 ;
+  wire [1:0] \$446 ;
   wire [1:0] \$447 ;
-  wire [1:0] \$448 ;
-  wire [2:0] \$449 ;
-  wire [10:0] \$45 ;
+  wire [2:0] \$448 ;
+  wire [1:0] \$449 ;
+  wire [48:0] \$45 ;
   wire [1:0] \$450 ;
-  wire [1:0] \$451 ;
-  wire [2:0] \$452 ;
+  wire [2:0] \$451 ;
+  wire [1:0] \$452 ;
   wire [1:0] \$453 ;
-  wire [1:0] \$454 ;
-  wire [2:0] \$455 ;
+  wire [2:0] \$454 ;
+  wire [1:0] \$455 ;
   wire [1:0] \$456 ;
-  wire [1:0] \$457 ;
-  wire [2:0] \$458 ;
+  wire [2:0] \$457 ;
+  wire [1:0] \$458 ;
   wire [1:0] \$459 ;
-  wire [48:0] \$46 ;
-  wire [1:0] \$460 ;
-  wire [2:0] \$461 ;
+  wire [9:0] \$46 ;
+  wire [2:0] \$460 ;
+  wire [1:0] \$461 ;
   wire [1:0] \$462 ;
-  wire [1:0] \$463 ;
-  wire [2:0] \$464 ;
+  wire [2:0] \$463 ;
+  wire [1:0] \$464 ;
   wire [1:0] \$465 ;
-  wire [1:0] \$466 ;
-  wire [2:0] \$467 ;
+  wire [2:0] \$466 ;
+  wire [1:0] \$467 ;
   wire [1:0] \$468 ;
-  wire [1:0] \$469 ;
-  wire [9:0] \$47 ;
-  wire [2:0] \$470 ;
+  wire [2:0] \$469 ;
+  wire [10:0] \$47 ;
+  wire [3:0] \$470 ;
   wire [3:0] \$471 ;
-  wire [3:0] \$472 ;
-  wire [4:0] \$473 ;
+  wire [4:0] \$472 ;
+  wire [3:0] \$473 ;
   wire [3:0] \$474 ;
-  wire [3:0] \$475 ;
-  wire [4:0] \$476 ;
+  wire [4:0] \$475 ;
+  wire [3:0] \$476 ;
   wire [3:0] \$477 ;
-  wire [3:0] \$478 ;
-  wire [4:0] \$479 ;
-  wire [10:0] \$48 ;
+  wire [4:0] \$478 ;
+  wire [5:0] \$479 ;
+  wire [48:0] \$48 ;
   wire [5:0] \$480 ;
-  wire [5:0] \$481 ;
-  wire [6:0] \$482 ;
-  wire \$483 ;
-  wire [11:0] \$484 ;
-  wire [12:0] \$485 ;
+  wire [6:0] \$481 ;
+  wire \$482 ;
+  wire [11:0] \$483 ;
+  wire [12:0] \$484 ;
+  wire [1:0] \$485 ;
   wire [1:0] \$486 ;
-  wire [1:0] \$487 ;
-  wire [2:0] \$488 ;
+  wire [2:0] \$487 ;
+  wire [1:0] \$488 ;
   wire [1:0] \$489 ;
-  wire [48:0] \$49 ;
-  wire [1:0] \$490 ;
-  wire [2:0] \$491 ;
+  wire [9:0] \$49 ;
+  wire [2:0] \$490 ;
+  wire [1:0] \$491 ;
   wire [1:0] \$492 ;
-  wire [1:0] \$493 ;
-  wire [2:0] \$494 ;
+  wire [2:0] \$493 ;
+  wire [1:0] \$494 ;
   wire [1:0] \$495 ;
-  wire [1:0] \$496 ;
-  wire [2:0] \$497 ;
+  wire [2:0] \$496 ;
+  wire [1:0] \$497 ;
   wire [1:0] \$498 ;
-  wire [1:0] \$499 ;
+  wire [2:0] \$499 ;
   wire \$5 ;
-  wire [9:0] \$50 ;
-  wire [2:0] \$500 ;
+  wire [10:0] \$50 ;
+  wire [1:0] \$500 ;
   wire [1:0] \$501 ;
-  wire [1:0] \$502 ;
-  wire [2:0] \$503 ;
+  wire [2:0] \$502 ;
+  wire [1:0] \$503 ;
   wire [1:0] \$504 ;
-  wire [1:0] \$505 ;
-  wire [2:0] \$506 ;
+  wire [2:0] \$505 ;
+  wire [1:0] \$506 ;
   wire [1:0] \$507 ;
-  wire [1:0] \$508 ;
-  wire [2:0] \$509 ;
-  wire [10:0] \$51 ;
+  wire [2:0] \$508 ;
+  wire [1:0] \$509 ;
+  wire [48:0] \$51 ;
   wire [1:0] \$510 ;
-  wire [1:0] \$511 ;
-  wire [2:0] \$512 ;
+  wire [2:0] \$511 ;
+  wire [1:0] \$512 ;
   wire [1:0] \$513 ;
-  wire [1:0] \$514 ;
-  wire [2:0] \$515 ;
+  wire [2:0] \$514 ;
+  wire [1:0] \$515 ;
   wire [1:0] \$516 ;
-  wire [1:0] \$517 ;
-  wire [2:0] \$518 ;
+  wire [2:0] \$517 ;
+  wire [1:0] \$518 ;
   wire [1:0] \$519 ;
-  wire [48:0] \$52 ;
-  wire [1:0] \$520 ;
-  wire [2:0] \$521 ;
+  wire [9:0] \$52 ;
+  wire [2:0] \$520 ;
+  wire [3:0] \$521 ;
   wire [3:0] \$522 ;
-  wire [3:0] \$523 ;
-  wire [4:0] \$524 ;
+  wire [4:0] \$523 ;
+  wire [3:0] \$524 ;
   wire [3:0] \$525 ;
-  wire [3:0] \$526 ;
-  wire [4:0] \$527 ;
+  wire [4:0] \$526 ;
+  wire [3:0] \$527 ;
   wire [3:0] \$528 ;
-  wire [3:0] \$529 ;
-  wire [9:0] \$53 ;
-  wire [4:0] \$530 ;
+  wire [4:0] \$529 ;
+  wire [10:0] \$53 ;
+  wire [5:0] \$530 ;
   wire [5:0] \$531 ;
-  wire [5:0] \$532 ;
-  wire [6:0] \$533 ;
-  wire \$534 ;
-  wire [11:0] \$535 ;
-  wire [12:0] \$536 ;
+  wire [6:0] \$532 ;
+  wire \$533 ;
+  wire [11:0] \$534 ;
+  wire [12:0] \$535 ;
+  wire [1:0] \$536 ;
   wire [1:0] \$537 ;
-  wire [1:0] \$538 ;
-  wire [2:0] \$539 ;
-  wire [10:0] \$54 ;
+  wire [2:0] \$538 ;
+  wire [1:0] \$539 ;
+  wire \$54 ;
   wire [1:0] \$540 ;
-  wire [1:0] \$541 ;
-  wire [2:0] \$542 ;
+  wire [2:0] \$541 ;
+  wire [1:0] \$542 ;
   wire [1:0] \$543 ;
-  wire [1:0] \$544 ;
-  wire [2:0] \$545 ;
+  wire [2:0] \$544 ;
+  wire [1:0] \$545 ;
   wire [1:0] \$546 ;
-  wire [1:0] \$547 ;
-  wire [2:0] \$548 ;
+  wire [2:0] \$547 ;
+  wire [1:0] \$548 ;
   wire [1:0] \$549 ;
   wire \$55 ;
-  wire [1:0] \$550 ;
-  wire [2:0] \$551 ;
+  wire [2:0] \$550 ;
+  wire [1:0] \$551 ;
   wire [1:0] \$552 ;
-  wire [1:0] \$553 ;
-  wire [2:0] \$554 ;
+  wire [2:0] \$553 ;
+  wire [1:0] \$554 ;
   wire [1:0] \$555 ;
-  wire [1:0] \$556 ;
-  wire [2:0] \$557 ;
+  wire [2:0] \$556 ;
+  wire [1:0] \$557 ;
   wire [1:0] \$558 ;
-  wire [1:0] \$559 ;
+  wire [2:0] \$559 ;
   wire \$56 ;
-  wire [2:0] \$560 ;
+  wire [1:0] \$560 ;
   wire [1:0] \$561 ;
-  wire [1:0] \$562 ;
-  wire [2:0] \$563 ;
+  wire [2:0] \$562 ;
+  wire [1:0] \$563 ;
   wire [1:0] \$564 ;
-  wire [1:0] \$565 ;
-  wire [2:0] \$566 ;
+  wire [2:0] \$565 ;
+  wire [1:0] \$566 ;
   wire [1:0] \$567 ;
-  wire [1:0] \$568 ;
-  wire [2:0] \$569 ;
-  wire \$57 ;
+  wire [2:0] \$568 ;
+  wire [1:0] \$569 ;
+  wire [1:0] \$57 ;
   wire [1:0] \$570 ;
-  wire [1:0] \$571 ;
-  wire [2:0] \$572 ;
+  wire [2:0] \$571 ;
+  wire [3:0] \$572 ;
   wire [3:0] \$573 ;
-  wire [3:0] \$574 ;
-  wire [4:0] \$575 ;
+  wire [4:0] \$574 ;
+  wire [3:0] \$575 ;
   wire [3:0] \$576 ;
-  wire [3:0] \$577 ;
-  wire [4:0] \$578 ;
+  wire [4:0] \$577 ;
+  wire [3:0] \$578 ;
   wire [3:0] \$579 ;
-  wire [1:0] \$58 ;
-  wire [3:0] \$580 ;
-  wire [4:0] \$581 ;
+  wire \$58 ;
+  wire [4:0] \$580 ;
+  wire [5:0] \$581 ;
   wire [5:0] \$582 ;
-  wire [5:0] \$583 ;
-  wire [6:0] \$584 ;
-  wire \$585 ;
-  wire [11:0] \$586 ;
-  wire [12:0] \$587 ;
+  wire [6:0] \$583 ;
+  wire \$584 ;
+  wire [11:0] \$585 ;
+  wire [12:0] \$586 ;
+  wire [1:0] \$587 ;
   wire [1:0] \$588 ;
-  wire [1:0] \$589 ;
+  wire [2:0] \$589 ;
   wire \$59 ;
-  wire [2:0] \$590 ;
+  wire [1:0] \$590 ;
   wire [1:0] \$591 ;
-  wire [1:0] \$592 ;
-  wire [2:0] \$593 ;
+  wire [2:0] \$592 ;
+  wire [1:0] \$593 ;
   wire [1:0] \$594 ;
-  wire [1:0] \$595 ;
-  wire [2:0] \$596 ;
+  wire [2:0] \$595 ;
+  wire [1:0] \$596 ;
   wire [1:0] \$597 ;
-  wire [1:0] \$598 ;
-  wire [2:0] \$599 ;
-  wire \$6 ;
+  wire [2:0] \$598 ;
+  wire [1:0] \$599 ;
+  wire [48:0] \$6 ;
   wire \$60 ;
   wire [1:0] \$600 ;
-  wire [1:0] \$601 ;
-  wire [2:0] \$602 ;
+  wire [2:0] \$601 ;
+  wire [1:0] \$602 ;
   wire [1:0] \$603 ;
-  wire [1:0] \$604 ;
-  wire [2:0] \$605 ;
+  wire [2:0] \$604 ;
+  wire [1:0] \$605 ;
   wire [1:0] \$606 ;
-  wire [1:0] \$607 ;
-  wire [2:0] \$608 ;
+  wire [2:0] \$607 ;
+  wire [1:0] \$608 ;
   wire [1:0] \$609 ;
-  wire \$61 ;
-  wire [1:0] \$610 ;
-  wire [2:0] \$611 ;
+  wire [1:0] \$61 ;
+  wire [2:0] \$610 ;
+  wire [1:0] \$611 ;
   wire [1:0] \$612 ;
-  wire [1:0] \$613 ;
-  wire [2:0] \$614 ;
+  wire [2:0] \$613 ;
+  wire [1:0] \$614 ;
   wire [1:0] \$615 ;
-  wire [1:0] \$616 ;
-  wire [2:0] \$617 ;
+  wire [2:0] \$616 ;
+  wire [1:0] \$617 ;
   wire [1:0] \$618 ;
-  wire [1:0] \$619 ;
-  wire [1:0] \$62 ;
-  wire [2:0] \$620 ;
+  wire [2:0] \$619 ;
+  wire \$62 ;
+  wire [1:0] \$620 ;
   wire [1:0] \$621 ;
-  wire [1:0] \$622 ;
-  wire [2:0] \$623 ;
+  wire [2:0] \$622 ;
+  wire [3:0] \$623 ;
   wire [3:0] \$624 ;
-  wire [3:0] \$625 ;
-  wire [4:0] \$626 ;
+  wire [4:0] \$625 ;
+  wire [3:0] \$626 ;
   wire [3:0] \$627 ;
-  wire [3:0] \$628 ;
-  wire [4:0] \$629 ;
+  wire [4:0] \$628 ;
+  wire [3:0] \$629 ;
   wire \$63 ;
   wire [3:0] \$630 ;
-  wire [3:0] \$631 ;
-  wire [4:0] \$632 ;
+  wire [4:0] \$631 ;
+  wire [5:0] \$632 ;
   wire [5:0] \$633 ;
-  wire [5:0] \$634 ;
-  wire [6:0] \$635 ;
-  wire \$636 ;
-  wire [11:0] \$637 ;
-  wire [12:0] \$638 ;
+  wire [6:0] \$634 ;
+  wire \$635 ;
+  wire [11:0] \$636 ;
+  wire [12:0] \$637 ;
+  wire [1:0] \$638 ;
   wire [1:0] \$639 ;
   wire \$64 ;
-  wire [1:0] \$640 ;
-  wire [2:0] \$641 ;
+  wire [2:0] \$640 ;
+  wire [1:0] \$641 ;
   wire [1:0] \$642 ;
-  wire [1:0] \$643 ;
-  wire [2:0] \$644 ;
+  wire [2:0] \$643 ;
+  wire [1:0] \$644 ;
   wire [1:0] \$645 ;
-  wire [1:0] \$646 ;
-  wire [2:0] \$647 ;
+  wire [2:0] \$646 ;
+  wire [1:0] \$647 ;
   wire [1:0] \$648 ;
-  wire [1:0] \$649 ;
-  wire \$65 ;
-  wire [2:0] \$650 ;
+  wire [2:0] \$649 ;
+  wire [1:0] \$65 ;
+  wire [1:0] \$650 ;
   wire [1:0] \$651 ;
-  wire [1:0] \$652 ;
-  wire [2:0] \$653 ;
+  wire [2:0] \$652 ;
+  wire [1:0] \$653 ;
   wire [1:0] \$654 ;
-  wire [1:0] \$655 ;
-  wire [2:0] \$656 ;
+  wire [2:0] \$655 ;
+  wire [1:0] \$656 ;
   wire [1:0] \$657 ;
-  wire [1:0] \$658 ;
-  wire [2:0] \$659 ;
-  wire [1:0] \$66 ;
+  wire [2:0] \$658 ;
+  wire [1:0] \$659 ;
+  wire \$66 ;
   wire [1:0] \$660 ;
-  wire [1:0] \$661 ;
-  wire [2:0] \$662 ;
+  wire [2:0] \$661 ;
+  wire [1:0] \$662 ;
   wire [1:0] \$663 ;
-  wire [1:0] \$664 ;
-  wire [2:0] \$665 ;
+  wire [2:0] \$664 ;
+  wire [1:0] \$665 ;
   wire [1:0] \$666 ;
-  wire [1:0] \$667 ;
-  wire [2:0] \$668 ;
+  wire [2:0] \$667 ;
+  wire [1:0] \$668 ;
   wire [1:0] \$669 ;
   wire \$67 ;
-  wire [1:0] \$670 ;
-  wire [2:0] \$671 ;
+  wire [2:0] \$670 ;
+  wire [1:0] \$671 ;
   wire [1:0] \$672 ;
-  wire [1:0] \$673 ;
-  wire [2:0] \$674 ;
+  wire [2:0] \$673 ;
+  wire [3:0] \$674 ;
   wire [3:0] \$675 ;
-  wire [3:0] \$676 ;
-  wire [4:0] \$677 ;
+  wire [4:0] \$676 ;
+  wire [3:0] \$677 ;
   wire [3:0] \$678 ;
-  wire [3:0] \$679 ;
+  wire [4:0] \$679 ;
   wire \$68 ;
-  wire [4:0] \$680 ;
+  wire [3:0] \$680 ;
   wire [3:0] \$681 ;
-  wire [3:0] \$682 ;
-  wire [4:0] \$683 ;
+  wire [4:0] \$682 ;
+  wire [5:0] \$683 ;
   wire [5:0] \$684 ;
-  wire [5:0] \$685 ;
-  wire [6:0] \$686 ;
-  wire \$687 ;
-  wire [11:0] \$688 ;
-  wire [12:0] \$689 ;
-  wire \$69 ;
+  wire [6:0] \$685 ;
+  wire \$686 ;
+  wire [11:0] \$687 ;
+  wire [12:0] \$688 ;
+  wire [1:0] \$689 ;
+  wire [1:0] \$69 ;
   wire [1:0] \$690 ;
-  wire [1:0] \$691 ;
-  wire [2:0] \$692 ;
+  wire [2:0] \$691 ;
+  wire [1:0] \$692 ;
   wire [1:0] \$693 ;
-  wire [1:0] \$694 ;
-  wire [2:0] \$695 ;
+  wire [2:0] \$694 ;
+  wire [1:0] \$695 ;
   wire [1:0] \$696 ;
-  wire [1:0] \$697 ;
-  wire [2:0] \$698 ;
+  wire [2:0] \$697 ;
+  wire [1:0] \$698 ;
   wire [1:0] \$699 ;
-  wire [48:0] \$7 ;
-  wire [1:0] \$70 ;
-  wire [1:0] \$700 ;
-  wire [2:0] \$701 ;
+  wire [9:0] \$7 ;
+  wire \$70 ;
+  wire [2:0] \$700 ;
+  wire [1:0] \$701 ;
   wire [1:0] \$702 ;
-  wire [1:0] \$703 ;
-  wire [2:0] \$704 ;
+  wire [2:0] \$703 ;
+  wire [1:0] \$704 ;
   wire [1:0] \$705 ;
-  wire [1:0] \$706 ;
-  wire [2:0] \$707 ;
+  wire [2:0] \$706 ;
+  wire [1:0] \$707 ;
   wire [1:0] \$708 ;
-  wire [1:0] \$709 ;
+  wire [2:0] \$709 ;
   wire \$71 ;
-  wire [2:0] \$710 ;
+  wire [1:0] \$710 ;
   wire [1:0] \$711 ;
-  wire [1:0] \$712 ;
-  wire [2:0] \$713 ;
+  wire [2:0] \$712 ;
+  wire [1:0] \$713 ;
   wire [1:0] \$714 ;
-  wire [1:0] \$715 ;
-  wire [2:0] \$716 ;
+  wire [2:0] \$715 ;
+  wire [1:0] \$716 ;
   wire [1:0] \$717 ;
-  wire [1:0] \$718 ;
-  wire [2:0] \$719 ;
+  wire [2:0] \$718 ;
+  wire [1:0] \$719 ;
   wire \$72 ;
   wire [1:0] \$720 ;
-  wire [1:0] \$721 ;
-  wire [2:0] \$722 ;
+  wire [2:0] \$721 ;
+  wire [1:0] \$722 ;
   wire [1:0] \$723 ;
-  wire [1:0] \$724 ;
-  wire [2:0] \$725 ;
+  wire [2:0] \$724 ;
+  wire [3:0] \$725 ;
   wire [3:0] \$726 ;
-  wire [3:0] \$727 ;
-  wire [4:0] \$728 ;
+  wire [4:0] \$727 ;
+  wire [3:0] \$728 ;
   wire [3:0] \$729 ;
-  wire \$73 ;
-  wire [3:0] \$730 ;
-  wire [4:0] \$731 ;
+  wire [1:0] \$73 ;
+  wire [4:0] \$730 ;
+  wire [3:0] \$731 ;
   wire [3:0] \$732 ;
-  wire [3:0] \$733 ;
-  wire [4:0] \$734 ;
+  wire [4:0] \$733 ;
+  wire [5:0] \$734 ;
   wire [5:0] \$735 ;
-  wire [5:0] \$736 ;
-  wire [6:0] \$737 ;
-  wire \$738 ;
-  wire [11:0] \$739 ;
-  wire [1:0] \$74 ;
-  wire [12:0] \$740 ;
+  wire [6:0] \$736 ;
+  wire \$737 ;
+  wire [11:0] \$738 ;
+  wire [12:0] \$739 ;
+  wire \$74 ;
+  wire [1:0] \$740 ;
   wire [1:0] \$741 ;
-  wire [1:0] \$742 ;
-  wire [2:0] \$743 ;
+  wire [2:0] \$742 ;
+  wire [1:0] \$743 ;
   wire [1:0] \$744 ;
-  wire [1:0] \$745 ;
-  wire [2:0] \$746 ;
+  wire [2:0] \$745 ;
+  wire [1:0] \$746 ;
   wire [1:0] \$747 ;
-  wire [1:0] \$748 ;
-  wire [2:0] \$749 ;
+  wire [2:0] \$748 ;
+  wire [1:0] \$749 ;
   wire \$75 ;
   wire [1:0] \$750 ;
-  wire [1:0] \$751 ;
-  wire [2:0] \$752 ;
+  wire [2:0] \$751 ;
+  wire [1:0] \$752 ;
   wire [1:0] \$753 ;
-  wire [1:0] \$754 ;
-  wire [2:0] \$755 ;
+  wire [2:0] \$754 ;
+  wire [1:0] \$755 ;
   wire [1:0] \$756 ;
-  wire [1:0] \$757 ;
-  wire [2:0] \$758 ;
+  wire [2:0] \$757 ;
+  wire [1:0] \$758 ;
   wire [1:0] \$759 ;
   wire \$76 ;
-  wire [1:0] \$760 ;
-  wire [2:0] \$761 ;
+  wire [2:0] \$760 ;
+  wire [1:0] \$761 ;
   wire [1:0] \$762 ;
-  wire [1:0] \$763 ;
-  wire [2:0] \$764 ;
+  wire [2:0] \$763 ;
+  wire [1:0] \$764 ;
   wire [1:0] \$765 ;
-  wire [1:0] \$766 ;
-  wire [2:0] \$767 ;
+  wire [2:0] \$766 ;
+  wire [1:0] \$767 ;
   wire [1:0] \$768 ;
-  wire [1:0] \$769 ;
-  wire \$77 ;
-  wire [2:0] \$770 ;
+  wire [2:0] \$769 ;
+  wire [1:0] \$77 ;
+  wire [1:0] \$770 ;
   wire [1:0] \$771 ;
-  wire [1:0] \$772 ;
-  wire [2:0] \$773 ;
+  wire [2:0] \$772 ;
+  wire [1:0] \$773 ;
   wire [1:0] \$774 ;
-  wire [1:0] \$775 ;
-  wire [2:0] \$776 ;
+  wire [2:0] \$775 ;
+  wire [3:0] \$776 ;
   wire [3:0] \$777 ;
-  wire [3:0] \$778 ;
-  wire [4:0] \$779 ;
-  wire [1:0] \$78 ;
+  wire [4:0] \$778 ;
+  wire [3:0] \$779 ;
+  wire \$78 ;
   wire [3:0] \$780 ;
-  wire [3:0] \$781 ;
-  wire [4:0] \$782 ;
+  wire [4:0] \$781 ;
+  wire [3:0] \$782 ;
   wire [3:0] \$783 ;
-  wire [3:0] \$784 ;
-  wire [4:0] \$785 ;
+  wire [4:0] \$784 ;
+  wire [5:0] \$785 ;
   wire [5:0] \$786 ;
-  wire [5:0] \$787 ;
-  wire [6:0] \$788 ;
-  wire \$789 ;
+  wire [6:0] \$787 ;
+  wire \$788 ;
+  wire [11:0] \$789 ;
   wire \$79 ;
-  wire [11:0] \$790 ;
-  wire [12:0] \$791 ;
+  wire [12:0] \$790 ;
+  wire [1:0] \$791 ;
   wire [1:0] \$792 ;
-  wire [1:0] \$793 ;
-  wire [2:0] \$794 ;
+  wire [2:0] \$793 ;
+  wire [1:0] \$794 ;
   wire [1:0] \$795 ;
-  wire [1:0] \$796 ;
-  wire [2:0] \$797 ;
+  wire [2:0] \$796 ;
+  wire [1:0] \$797 ;
   wire [1:0] \$798 ;
-  wire [1:0] \$799 ;
-  wire [9:0] \$8 ;
+  wire [2:0] \$799 ;
+  wire [10:0] \$8 ;
   wire \$80 ;
-  wire [2:0] \$800 ;
+  wire [1:0] \$800 ;
   wire [1:0] \$801 ;
-  wire [1:0] \$802 ;
-  wire [2:0] \$803 ;
+  wire [2:0] \$802 ;
+  wire [1:0] \$803 ;
   wire [1:0] \$804 ;
-  wire [1:0] \$805 ;
-  wire [2:0] \$806 ;
+  wire [2:0] \$805 ;
+  wire [1:0] \$806 ;
   wire [1:0] \$807 ;
-  wire [1:0] \$808 ;
-  wire [2:0] \$809 ;
-  wire \$81 ;
+  wire [2:0] \$808 ;
+  wire [1:0] \$809 ;
+  wire [1:0] \$81 ;
   wire [1:0] \$810 ;
-  wire [1:0] \$811 ;
-  wire [2:0] \$812 ;
+  wire [2:0] \$811 ;
+  wire [1:0] \$812 ;
   wire [1:0] \$813 ;
-  wire [1:0] \$814 ;
-  wire [2:0] \$815 ;
+  wire [2:0] \$814 ;
+  wire [1:0] \$815 ;
   wire [1:0] \$816 ;
-  wire [1:0] \$817 ;
-  wire [2:0] \$818 ;
+  wire [2:0] \$817 ;
+  wire [1:0] \$818 ;
   wire [1:0] \$819 ;
-  wire [1:0] \$82 ;
-  wire [1:0] \$820 ;
-  wire [2:0] \$821 ;
+  wire \$82 ;
+  wire [2:0] \$820 ;
+  wire [1:0] \$821 ;
   wire [1:0] \$822 ;
-  wire [1:0] \$823 ;
-  wire [2:0] \$824 ;
+  wire [2:0] \$823 ;
+  wire [1:0] \$824 ;
   wire [1:0] \$825 ;
-  wire [1:0] \$826 ;
-  wire [2:0] \$827 ;
+  wire [2:0] \$826 ;
+  wire [3:0] \$827 ;
   wire [3:0] \$828 ;
-  wire [3:0] \$829 ;
+  wire [4:0] \$829 ;
   wire \$83 ;
-  wire [4:0] \$830 ;
+  wire [3:0] \$830 ;
   wire [3:0] \$831 ;
-  wire [3:0] \$832 ;
-  wire [4:0] \$833 ;
+  wire [4:0] \$832 ;
+  wire [3:0] \$833 ;
   wire [3:0] \$834 ;
-  wire [3:0] \$835 ;
-  wire [4:0] \$836 ;
+  wire [4:0] \$835 ;
+  wire [5:0] \$836 ;
   wire [5:0] \$837 ;
-  wire [5:0] \$838 ;
-  wire [6:0] \$839 ;
+  wire [6:0] \$838 ;
+  wire \$839 ;
   wire \$84 ;
-  wire \$840 ;
-  wire [11:0] \$841 ;
-  wire [12:0] \$842 ;
+  wire [11:0] \$840 ;
+  wire [12:0] \$841 ;
+  wire [1:0] \$842 ;
   wire [1:0] \$843 ;
-  wire [1:0] \$844 ;
-  wire [2:0] \$845 ;
+  wire [2:0] \$844 ;
+  wire [1:0] \$845 ;
   wire [1:0] \$846 ;
-  wire [1:0] \$847 ;
-  wire [2:0] \$848 ;
+  wire [2:0] \$847 ;
+  wire [1:0] \$848 ;
   wire [1:0] \$849 ;
-  wire \$85 ;
-  wire [1:0] \$850 ;
-  wire [2:0] \$851 ;
+  wire [1:0] \$85 ;
+  wire [2:0] \$850 ;
+  wire [1:0] \$851 ;
   wire [1:0] \$852 ;
-  wire [1:0] \$853 ;
-  wire [2:0] \$854 ;
+  wire [2:0] \$853 ;
+  wire [1:0] \$854 ;
   wire [1:0] \$855 ;
-  wire [1:0] \$856 ;
-  wire [2:0] \$857 ;
+  wire [2:0] \$856 ;
+  wire [1:0] \$857 ;
   wire [1:0] \$858 ;
-  wire [1:0] \$859 ;
-  wire [1:0] \$86 ;
-  wire [2:0] \$860 ;
+  wire [2:0] \$859 ;
+  wire \$86 ;
+  wire [1:0] \$860 ;
   wire [1:0] \$861 ;
-  wire [1:0] \$862 ;
-  wire [2:0] \$863 ;
+  wire [2:0] \$862 ;
+  wire [1:0] \$863 ;
   wire [1:0] \$864 ;
-  wire [1:0] \$865 ;
-  wire [2:0] \$866 ;
+  wire [2:0] \$865 ;
+  wire [1:0] \$866 ;
   wire [1:0] \$867 ;
-  wire [1:0] \$868 ;
-  wire [2:0] \$869 ;
+  wire [2:0] \$868 ;
+  wire [1:0] \$869 ;
   wire \$87 ;
   wire [1:0] \$870 ;
-  wire [1:0] \$871 ;
-  wire [2:0] \$872 ;
+  wire [2:0] \$871 ;
+  wire [1:0] \$872 ;
   wire [1:0] \$873 ;
-  wire [1:0] \$874 ;
-  wire [2:0] \$875 ;
+  wire [2:0] \$874 ;
+  wire [1:0] \$875 ;
   wire [1:0] \$876 ;
-  wire [1:0] \$877 ;
-  wire [2:0] \$878 ;
+  wire [2:0] \$877 ;
+  wire [3:0] \$878 ;
   wire [3:0] \$879 ;
   wire \$88 ;
-  wire [3:0] \$880 ;
-  wire [4:0] \$881 ;
+  wire [4:0] \$880 ;
+  wire [3:0] \$881 ;
   wire [3:0] \$882 ;
-  wire [3:0] \$883 ;
-  wire [4:0] \$884 ;
+  wire [4:0] \$883 ;
+  wire [3:0] \$884 ;
   wire [3:0] \$885 ;
-  wire [3:0] \$886 ;
-  wire [4:0] \$887 ;
+  wire [4:0] \$886 ;
+  wire [5:0] \$887 ;
   wire [5:0] \$888 ;
-  wire [5:0] \$889 ;
-  wire \$89 ;
-  wire [6:0] \$890 ;
-  wire \$891 ;
-  wire [11:0] \$892 ;
-  wire [12:0] \$893 ;
+  wire [6:0] \$889 ;
+  wire [1:0] \$89 ;
+  wire \$890 ;
+  wire [11:0] \$891 ;
+  wire [12:0] \$892 ;
+  wire [1:0] \$893 ;
   wire [1:0] \$894 ;
-  wire [1:0] \$895 ;
-  wire [2:0] \$896 ;
+  wire [2:0] \$895 ;
+  wire [1:0] \$896 ;
   wire [1:0] \$897 ;
-  wire [1:0] \$898 ;
-  wire [2:0] \$899 ;
-  wire [10:0] \$9 ;
-  wire [1:0] \$90 ;
+  wire [2:0] \$898 ;
+  wire [1:0] \$899 ;
+  wire [48:0] \$9 ;
+  wire \$90 ;
   wire [1:0] \$900 ;
-  wire [1:0] \$901 ;
-  wire [2:0] \$902 ;
+  wire [2:0] \$901 ;
+  wire [1:0] \$902 ;
   wire [1:0] \$903 ;
-  wire [1:0] \$904 ;
-  wire [2:0] \$905 ;
+  wire [2:0] \$904 ;
+  wire [1:0] \$905 ;
   wire [1:0] \$906 ;
-  wire [1:0] \$907 ;
-  wire [2:0] \$908 ;
+  wire [2:0] \$907 ;
+  wire [1:0] \$908 ;
   wire [1:0] \$909 ;
   wire \$91 ;
-  wire [1:0] \$910 ;
-  wire [2:0] \$911 ;
+  wire [2:0] \$910 ;
+  wire [1:0] \$911 ;
   wire [1:0] \$912 ;
-  wire [1:0] \$913 ;
-  wire [2:0] \$914 ;
+  wire [2:0] \$913 ;
+  wire [1:0] \$914 ;
   wire [1:0] \$915 ;
-  wire [1:0] \$916 ;
-  wire [2:0] \$917 ;
+  wire [2:0] \$916 ;
+  wire [1:0] \$917 ;
   wire [1:0] \$918 ;
-  wire [1:0] \$919 ;
+  wire [2:0] \$919 ;
   wire \$92 ;
-  wire [2:0] \$920 ;
+  wire [1:0] \$920 ;
   wire [1:0] \$921 ;
-  wire [1:0] \$922 ;
-  wire [2:0] \$923 ;
+  wire [2:0] \$922 ;
+  wire [1:0] \$923 ;
   wire [1:0] \$924 ;
-  wire [1:0] \$925 ;
-  wire [2:0] \$926 ;
+  wire [2:0] \$925 ;
+  wire [1:0] \$926 ;
   wire [1:0] \$927 ;
-  wire [1:0] \$928 ;
-  wire [2:0] \$929 ;
-  wire \$93 ;
+  wire [2:0] \$928 ;
+  wire [3:0] \$929 ;
+  wire [1:0] \$93 ;
   wire [3:0] \$930 ;
-  wire [3:0] \$931 ;
-  wire [4:0] \$932 ;
+  wire [4:0] \$931 ;
+  wire [3:0] \$932 ;
   wire [3:0] \$933 ;
-  wire [3:0] \$934 ;
-  wire [4:0] \$935 ;
+  wire [4:0] \$934 ;
+  wire [3:0] \$935 ;
   wire [3:0] \$936 ;
-  wire [3:0] \$937 ;
-  wire [4:0] \$938 ;
+  wire [4:0] \$937 ;
+  wire [5:0] \$938 ;
   wire [5:0] \$939 ;
-  wire [1:0] \$94 ;
-  wire [5:0] \$940 ;
-  wire [6:0] \$941 ;
-  wire \$942 ;
-  wire [11:0] \$943 ;
-  wire [12:0] \$944 ;
-  wire \$945 ;
-  reg [3:0] \$946 ;
-  reg [5:0] \$947 ;
-  reg [1:0] \$948 ;
-  reg \$949 ;
+  wire \$94 ;
+  wire [6:0] \$940 ;
+  wire \$941 ;
+  wire [11:0] \$942 ;
+  wire [12:0] \$943 ;
+  wire \$944 ;
+  reg [3:0] \$945 ;
+  reg [5:0] \$946 ;
+  reg [1:0] \$947 ;
+  reg \$948 ;
+  reg [48:0] \$949 ;
   wire \$95 ;
-  reg [48:0] \$950 ;
+  reg \$950 ;
   reg \$951 ;
   reg \$952 ;
-  reg \$953 ;
-  reg [1:0] \$954 ;
-  reg [48:0] \$955 ;
-  reg [783:0] \$956 ;
+  reg [1:0] \$953 ;
+  reg [48:0] \$954 ;
+  reg [783:0] \$955 ;
+  reg \$956 ;
   reg \$957 ;
   reg \$958 ;
   reg \$959 ;
@@ -4698,18 +4695,18 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg \$967 ;
   reg \$968 ;
   reg \$969 ;
-  wire \$97 ;
+  wire [1:0] \$97 ;
   reg \$970 ;
-  reg \$971 ;
+  reg [1:0] \$971 ;
   reg [1:0] \$972 ;
   reg [1:0] \$973 ;
   reg [1:0] \$974 ;
   reg [1:0] \$975 ;
-  reg [1:0] \$976 ;
+  reg [2:0] \$976 ;
   reg [2:0] \$977 ;
   reg [2:0] \$978 ;
   reg [2:0] \$979 ;
-  wire [1:0] \$98 ;
+  wire \$98 ;
   reg [2:0] \$980 ;
   reg [2:0] \$981 ;
   reg [2:0] \$982 ;
@@ -4718,21 +4715,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$985 ;
   reg [2:0] \$986 ;
   reg [2:0] \$987 ;
-  reg [2:0] \$988 ;
-  reg \$989 ;
+  reg \$988 ;
+  reg [4:0] \$989 ;
   wire \$99 ;
   reg [4:0] \$990 ;
   reg [4:0] \$991 ;
-  reg [4:0] \$992 ;
-  reg \$993 ;
+  reg \$992 ;
+  reg [5:0] \$993 ;
   reg [5:0] \$994 ;
-  reg [5:0] \$995 ;
-  reg [6:0] \$996 ;
-  reg [9:0] \$997 ;
-  reg [10:0] \$998 ;
+  reg [6:0] \$995 ;
+  reg [9:0] \$996 ;
+  reg [10:0] \$997 ;
+  reg [2:0] \$998 ;
   reg [2:0] \$999 ;
   reg \$signal  = 1'h0;
-  reg \$signal$112  = 1'h0;
+  reg \$signal$111  = 1'h0;
   reg [3:0] \$signature__addr  = 4'h0;
   wire [48:0] \$signature__data ;
   wire \$signature__data[0] ;
@@ -4817,6 +4814,7 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [10:0] acc8_d0 = 11'h000;
   reg [10:0] acc9 = 11'h000;
   reg [10:0] acc9_d0 = 11'h000;
+  input advance;
   wire advance;
   input clk;
   wire clk;
@@ -4915,48 +4913,47 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \o__payload[7] ;
   wire \o__payload[8] ;
   wire \o__payload[9] ;
-  input o__ready;
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
   reg [5:0] port__addr = 6'h00;
-  reg [1:0] \port__addr$88  = 2'h0;
+  reg [1:0] \port__addr$87  = 2'h0;
   wire [783:0] port__data;
-  wire [175:0] \port__data$457 ;
-  wire [10:0] \port__data$457[0] ;
-  wire [10:0] \port__data$457[0][0] ;
-  wire [10:0] \port__data$457[10] ;
-  wire [10:0] \port__data$457[10][0] ;
-  wire [10:0] \port__data$457[11] ;
-  wire [10:0] \port__data$457[11][0] ;
-  wire [10:0] \port__data$457[12] ;
-  wire [10:0] \port__data$457[12][0] ;
-  wire [10:0] \port__data$457[13] ;
-  wire [10:0] \port__data$457[13][0] ;
-  wire [10:0] \port__data$457[14] ;
-  wire [10:0] \port__data$457[14][0] ;
-  wire [10:0] \port__data$457[15] ;
-  wire [10:0] \port__data$457[15][0] ;
-  wire [10:0] \port__data$457[1] ;
-  wire [10:0] \port__data$457[1][0] ;
-  wire [10:0] \port__data$457[2] ;
-  wire [10:0] \port__data$457[2][0] ;
-  wire [10:0] \port__data$457[3] ;
-  wire [10:0] \port__data$457[3][0] ;
-  wire [10:0] \port__data$457[4] ;
-  wire [10:0] \port__data$457[4][0] ;
-  wire [10:0] \port__data$457[5] ;
-  wire [10:0] \port__data$457[5][0] ;
-  wire [10:0] \port__data$457[6] ;
-  wire [10:0] \port__data$457[6][0] ;
-  wire [10:0] \port__data$457[7] ;
-  wire [10:0] \port__data$457[7][0] ;
-  wire [10:0] \port__data$457[8] ;
-  wire [10:0] \port__data$457[8][0] ;
-  wire [10:0] \port__data$457[9] ;
-  wire [10:0] \port__data$457[9][0] ;
+  wire [175:0] \port__data$456 ;
+  wire [10:0] \port__data$456[0] ;
+  wire [10:0] \port__data$456[0][0] ;
+  wire [10:0] \port__data$456[10] ;
+  wire [10:0] \port__data$456[10][0] ;
+  wire [10:0] \port__data$456[11] ;
+  wire [10:0] \port__data$456[11][0] ;
+  wire [10:0] \port__data$456[12] ;
+  wire [10:0] \port__data$456[12][0] ;
+  wire [10:0] \port__data$456[13] ;
+  wire [10:0] \port__data$456[13][0] ;
+  wire [10:0] \port__data$456[14] ;
+  wire [10:0] \port__data$456[14][0] ;
+  wire [10:0] \port__data$456[15] ;
+  wire [10:0] \port__data$456[15][0] ;
+  wire [10:0] \port__data$456[1] ;
+  wire [10:0] \port__data$456[1][0] ;
+  wire [10:0] \port__data$456[2] ;
+  wire [10:0] \port__data$456[2][0] ;
+  wire [10:0] \port__data$456[3] ;
+  wire [10:0] \port__data$456[3][0] ;
+  wire [10:0] \port__data$456[4] ;
+  wire [10:0] \port__data$456[4][0] ;
+  wire [10:0] \port__data$456[5] ;
+  wire [10:0] \port__data$456[5][0] ;
+  wire [10:0] \port__data$456[6] ;
+  wire [10:0] \port__data$456[6][0] ;
+  wire [10:0] \port__data$456[7] ;
+  wire [10:0] \port__data$456[7][0] ;
+  wire [10:0] \port__data$456[8] ;
+  wire [10:0] \port__data$456[8][0] ;
+  wire [10:0] \port__data$456[9] ;
+  wire [10:0] \port__data$456[9][0] ;
   wire port__en;
-  wire \port__en$90 ;
+  wire \port__en$89 ;
   reg [9:0] raw0 = 10'h000;
   reg [9:0] raw1 = 10'h000;
   reg [9:0] raw10 = 10'h000;
@@ -5423,7 +5420,7 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg v1_d4 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$458  = 1'h0;
+  reg \v2_d0$457  = 1'h0;
   (* init = 6'h00 *)
   wire [5:0] waddr;
   reg [783:0] weights_d0 = 784'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -5633,10 +5630,10 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [175:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$88 ];
+      _1_ <= thresholds[\port__addr$87 ];
     end
   end
-  assign \port__data$457  = _1_;
+  assign \port__data$456  = _1_;
   reg [783:0] weights [63:0];
   initial begin
     weights[0] = 784'hade7b0945780cefa5f6bbace0d1eb489275c38636565b93af0a293a8f5879594d40ef450137f723aa0874fcd184c855e4aee7d37e77c50a9bde8ded09c1c3e1084b62afcd878f121f1651c42e9cea7ec510af12c063139b2e68106dd71844694fdf4;
@@ -5711,1836 +5708,1844 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
     end
   end
   assign port__data = _2_;
-  assign \$1  = ~ o__valid;
-  assign advance = \$1  | o__ready;
+  assign \$1  = ! nf;
+  assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
-  assign i__ready = advance & \$2 ;
-  assign \$3  = ! nf;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = i__valid | \$4 ;
-  assign fire = advance & \$5 ;
-  assign \$6  = ! nf;
-  assign \$signature__en  = fire & \$6 ;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = i__valid | \$3 ;
+  assign fire = advance & \$4 ;
+  assign \$5  = ! nf;
+  assign \$signature__en  = fire & \$5 ;
   assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in_d0 ^ weights_d0[48:0];
-  assign xnor0 = ~ \$7 ;
-  assign \$8  = first1_d4 ? 10'h000 : raw0;
-  assign \$9  = tree0_l5_0_0 + \$8 ;
-  assign \$10  = x_in_d0 ^ weights_d0[97:49];
-  assign xnor1 = ~ \$10 ;
-  assign \$11  = first1_d4 ? 10'h000 : raw1;
-  assign \$12  = tree1_l5_0_0 + \$11 ;
-  assign \$13  = x_in_d0 ^ weights_d0[146:98];
-  assign xnor2 = ~ \$13 ;
-  assign \$14  = first1_d4 ? 10'h000 : raw2;
-  assign \$15  = tree2_l5_0_0 + \$14 ;
-  assign \$16  = x_in_d0 ^ weights_d0[195:147];
-  assign xnor3 = ~ \$16 ;
-  assign \$17  = first1_d4 ? 10'h000 : raw3;
-  assign \$18  = tree3_l5_0_0 + \$17 ;
-  assign \$19  = x_in_d0 ^ weights_d0[244:196];
-  assign xnor4 = ~ \$19 ;
-  assign \$20  = first1_d4 ? 10'h000 : raw4;
-  assign \$21  = tree4_l5_0_0 + \$20 ;
-  assign \$22  = x_in_d0 ^ weights_d0[293:245];
-  assign xnor5 = ~ \$22 ;
-  assign \$23  = first1_d4 ? 10'h000 : raw5;
-  assign \$24  = tree5_l5_0_0 + \$23 ;
-  assign \$25  = x_in_d0 ^ weights_d0[342:294];
-  assign xnor6 = ~ \$25 ;
-  assign \$26  = first1_d4 ? 10'h000 : raw6;
-  assign \$27  = tree6_l5_0_0 + \$26 ;
-  assign \$28  = x_in_d0 ^ weights_d0[391:343];
-  assign xnor7 = ~ \$28 ;
-  assign \$29  = first1_d4 ? 10'h000 : raw7;
-  assign \$30  = tree7_l5_0_0 + \$29 ;
-  assign \$31  = x_in_d0 ^ weights_d0[440:392];
-  assign xnor8 = ~ \$31 ;
-  assign \$32  = first1_d4 ? 10'h000 : raw8;
-  assign \$33  = tree8_l5_0_0 + \$32 ;
-  assign \$34  = x_in_d0 ^ weights_d0[489:441];
-  assign xnor9 = ~ \$34 ;
-  assign \$35  = first1_d4 ? 10'h000 : raw9;
-  assign \$36  = tree9_l5_0_0 + \$35 ;
-  assign \$37  = x_in_d0 ^ weights_d0[538:490];
-  assign xnor10 = ~ \$37 ;
-  assign \$38  = first1_d4 ? 10'h000 : raw10;
-  assign \$39  = tree10_l5_0_0 + \$38 ;
-  assign \$40  = x_in_d0 ^ weights_d0[587:539];
-  assign xnor11 = ~ \$40 ;
-  assign \$41  = first1_d4 ? 10'h000 : raw11;
-  assign \$42  = tree11_l5_0_0 + \$41 ;
-  assign \$43  = x_in_d0 ^ weights_d0[636:588];
-  assign xnor12 = ~ \$43 ;
-  assign \$44  = first1_d4 ? 10'h000 : raw12;
-  assign \$45  = tree12_l5_0_0 + \$44 ;
-  assign \$46  = x_in_d0 ^ weights_d0[685:637];
-  assign xnor13 = ~ \$46 ;
-  assign \$47  = first1_d4 ? 10'h000 : raw13;
-  assign \$48  = tree13_l5_0_0 + \$47 ;
-  assign \$49  = x_in_d0 ^ weights_d0[734:686];
-  assign xnor14 = ~ \$49 ;
-  assign \$50  = first1_d4 ? 10'h000 : raw14;
-  assign \$51  = tree14_l5_0_0 + \$50 ;
-  assign \$52  = x_in_d0 ^ weights_d0[783:735];
-  assign xnor15 = ~ \$52 ;
-  assign \$53  = first1_d4 ? 10'h000 : raw15;
-  assign \$54  = tree15_l5_0_0 + \$53 ;
-  assign \$55  = ~ acc0_d0[10];
-  assign \$56  = ~ thresholds_d0[10];
-  assign \$57  = { \$55 , acc0_d0[9:0] } >= { \$56 , thresholds_d0[9:0] };
-  assign \$58  = 1'h0 + \$57 ;
-  assign \$59  = ~ acc1_d0[10];
-  assign \$60  = ~ thresholds_d0[21];
-  assign \$61  = { \$59 , acc1_d0[9:0] } >= { \$60 , thresholds_d0[20:11] };
-  assign \$62  = 1'h0 + \$61 ;
-  assign \$63  = ~ acc2_d0[10];
-  assign \$64  = ~ thresholds_d0[32];
-  assign \$65  = { \$63 , acc2_d0[9:0] } >= { \$64 , thresholds_d0[31:22] };
-  assign \$66  = 1'h0 + \$65 ;
-  assign \$67  = ~ acc3_d0[10];
-  assign \$68  = ~ thresholds_d0[43];
-  assign \$69  = { \$67 , acc3_d0[9:0] } >= { \$68 , thresholds_d0[42:33] };
-  assign \$70  = 1'h0 + \$69 ;
-  assign \$71  = ~ acc4_d0[10];
-  assign \$72  = ~ thresholds_d0[54];
-  assign \$73  = { \$71 , acc4_d0[9:0] } >= { \$72 , thresholds_d0[53:44] };
-  assign \$74  = 1'h0 + \$73 ;
-  assign \$75  = ~ acc5_d0[10];
-  assign \$76  = ~ thresholds_d0[65];
-  assign \$77  = { \$75 , acc5_d0[9:0] } >= { \$76 , thresholds_d0[64:55] };
-  assign \$78  = 1'h0 + \$77 ;
-  assign \$79  = ~ acc6_d0[10];
-  assign \$80  = ~ thresholds_d0[76];
-  assign \$81  = { \$79 , acc6_d0[9:0] } >= { \$80 , thresholds_d0[75:66] };
-  assign \$82  = 1'h0 + \$81 ;
-  assign \$83  = ~ acc7_d0[10];
-  assign \$84  = ~ thresholds_d0[87];
-  assign \$85  = { \$83 , acc7_d0[9:0] } >= { \$84 , thresholds_d0[86:77] };
-  assign \$86  = 1'h0 + \$85 ;
-  assign \$87  = ~ acc8_d0[10];
-  assign \$88  = ~ thresholds_d0[98];
-  assign \$89  = { \$87 , acc8_d0[9:0] } >= { \$88 , thresholds_d0[97:88] };
-  assign \$90  = 1'h0 + \$89 ;
-  assign \$91  = ~ acc9_d0[10];
-  assign \$92  = ~ thresholds_d0[109];
-  assign \$93  = { \$91 , acc9_d0[9:0] } >= { \$92 , thresholds_d0[108:99] };
-  assign \$94  = 1'h0 + \$93 ;
-  assign \$95  = ~ acc10_d0[10];
-  assign \$96  = ~ thresholds_d0[120];
-  assign \$97  = { \$95 , acc10_d0[9:0] } >= { \$96 , thresholds_d0[119:110] };
-  assign \$98  = 1'h0 + \$97 ;
-  assign \$99  = ~ acc11_d0[10];
-  assign \$100  = ~ thresholds_d0[131];
-  assign \$101  = { \$99 , acc11_d0[9:0] } >= { \$100 , thresholds_d0[130:121] };
-  assign \$102  = 1'h0 + \$101 ;
-  assign \$103  = ~ acc12_d0[10];
-  assign \$104  = ~ thresholds_d0[142];
-  assign \$105  = { \$103 , acc12_d0[9:0] } >= { \$104 , thresholds_d0[141:132] };
-  assign \$106  = 1'h0 + \$105 ;
-  assign \$107  = ~ acc13_d0[10];
-  assign \$108  = ~ thresholds_d0[153];
-  assign \$109  = { \$107 , acc13_d0[9:0] } >= { \$108 , thresholds_d0[152:143] };
-  assign \$110  = 1'h0 + \$109 ;
-  assign \$111  = ~ acc14_d0[10];
-  assign \$112  = ~ thresholds_d0[164];
-  assign \$113  = { \$111 , acc14_d0[9:0] } >= { \$112 , thresholds_d0[163:154] };
-  assign \$114  = 1'h0 + \$113 ;
-  assign \$115  = ~ acc15_d0[10];
-  assign \$116  = ~ thresholds_d0[175];
-  assign \$117  = { \$115 , acc15_d0[9:0] } >= { \$116 , thresholds_d0[174:165] };
-  assign \$118  = 1'h0 + \$117 ;
-  assign \$119  = \$signature__addr  + 1'h1;
-  assign \$1492  = \$119  % 5'h10;
-  assign \$121  = port__addr + 1'h1;
-  assign \$1498  = \$121  % 7'h40;
-  assign \$123  = \$signature__addr  == 4'hf;
-  assign \$124  = nf + 1'h1;
-  assign \$1505  = \$124  % 3'h4;
-  assign \$126  = ! nf;
-  assign \$127  = ! \$signature__addr ;
-  assign \$128  = \$signature__addr  == 4'hf;
-  assign \$129  = xnor0[0] + xnor0[1];
-  assign \$130  = xnor0[2] + xnor0[3];
-  assign \$131  = \$129  + \$130 ;
-  assign \$132  = xnor0[4] + xnor0[5];
-  assign \$133  = xnor0[6] + xnor0[7];
-  assign \$134  = \$132  + \$133 ;
-  assign \$135  = xnor0[8] + xnor0[9];
-  assign \$136  = xnor0[10] + xnor0[11];
-  assign \$137  = \$135  + \$136 ;
-  assign \$138  = xnor0[12] + xnor0[13];
-  assign \$139  = xnor0[14] + xnor0[15];
-  assign \$140  = \$138  + \$139 ;
-  assign \$141  = xnor0[16] + xnor0[17];
-  assign \$142  = xnor0[18] + xnor0[19];
-  assign \$143  = \$141  + \$142 ;
-  assign \$144  = xnor0[20] + xnor0[21];
-  assign \$145  = xnor0[22] + xnor0[23];
-  assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor0[24] + xnor0[25];
-  assign \$148  = xnor0[26] + xnor0[27];
-  assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor0[28] + xnor0[29];
-  assign \$151  = xnor0[30] + xnor0[31];
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor0[32] + xnor0[33];
-  assign \$154  = xnor0[34] + xnor0[35];
-  assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor0[36] + xnor0[37];
-  assign \$157  = xnor0[38] + xnor0[39];
-  assign \$158  = \$156  + \$157 ;
-  assign \$159  = xnor0[40] + xnor0[41];
-  assign \$160  = xnor0[42] + xnor0[43];
-  assign \$161  = \$159  + \$160 ;
-  assign \$162  = xnor0[44] + xnor0[45];
-  assign \$163  = xnor0[46] + xnor0[47];
-  assign \$164  = \$162  + \$163 ;
-  assign \$165  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$166  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$167  = \$165  + \$166 ;
-  assign \$168  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$169  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$170  = \$168  + \$169 ;
-  assign \$171  = tree0_l1_8_0 + tree0_l1_9_0;
-  assign \$172  = tree0_l1_10_0 + tree0_l1_11_0;
-  assign \$173  = \$171  + \$172 ;
-  assign \$174  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$175  = tree0_l3_2_0 + tree0_l3_3_0;
-  assign \$176  = tree0_l4_0_0 + tree0_l4_1_0;
-  assign \$177  = advance & v1_d4;
-  assign \$178  = 2'h2 * raw0;
-  assign \$179  = \$178  - 10'h310;
-  assign \$180  = xnor1[0] + xnor1[1];
-  assign \$181  = xnor1[2] + xnor1[3];
-  assign \$182  = \$180  + \$181 ;
-  assign \$183  = xnor1[4] + xnor1[5];
-  assign \$184  = xnor1[6] + xnor1[7];
-  assign \$185  = \$183  + \$184 ;
-  assign \$186  = xnor1[8] + xnor1[9];
-  assign \$187  = xnor1[10] + xnor1[11];
-  assign \$188  = \$186  + \$187 ;
-  assign \$189  = xnor1[12] + xnor1[13];
-  assign \$190  = xnor1[14] + xnor1[15];
-  assign \$191  = \$189  + \$190 ;
-  assign \$192  = xnor1[16] + xnor1[17];
-  assign \$193  = xnor1[18] + xnor1[19];
-  assign \$194  = \$192  + \$193 ;
-  assign \$195  = xnor1[20] + xnor1[21];
-  assign \$196  = xnor1[22] + xnor1[23];
-  assign \$197  = \$195  + \$196 ;
-  assign \$198  = xnor1[24] + xnor1[25];
-  assign \$199  = xnor1[26] + xnor1[27];
-  assign \$200  = \$198  + \$199 ;
-  assign \$201  = xnor1[28] + xnor1[29];
-  assign \$202  = xnor1[30] + xnor1[31];
-  assign \$203  = \$201  + \$202 ;
-  assign \$204  = xnor1[32] + xnor1[33];
-  assign \$205  = xnor1[34] + xnor1[35];
-  assign \$206  = \$204  + \$205 ;
-  assign \$207  = xnor1[36] + xnor1[37];
-  assign \$208  = xnor1[38] + xnor1[39];
-  assign \$209  = \$207  + \$208 ;
-  assign \$210  = xnor1[40] + xnor1[41];
-  assign \$211  = xnor1[42] + xnor1[43];
-  assign \$212  = \$210  + \$211 ;
-  assign \$213  = xnor1[44] + xnor1[45];
-  assign \$214  = xnor1[46] + xnor1[47];
-  assign \$215  = \$213  + \$214 ;
-  assign \$216  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$217  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$218  = \$216  + \$217 ;
-  assign \$219  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$220  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$221  = \$219  + \$220 ;
-  assign \$222  = tree1_l1_8_0 + tree1_l1_9_0;
-  assign \$223  = tree1_l1_10_0 + tree1_l1_11_0;
-  assign \$224  = \$222  + \$223 ;
-  assign \$225  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$226  = tree1_l3_2_0 + tree1_l3_3_0;
-  assign \$227  = tree1_l4_0_0 + tree1_l4_1_0;
-  assign \$228  = advance & v1_d4;
-  assign \$229  = 2'h2 * raw1;
-  assign \$230  = \$229  - 10'h310;
-  assign \$231  = xnor2[0] + xnor2[1];
-  assign \$232  = xnor2[2] + xnor2[3];
-  assign \$233  = \$231  + \$232 ;
-  assign \$234  = xnor2[4] + xnor2[5];
-  assign \$235  = xnor2[6] + xnor2[7];
-  assign \$236  = \$234  + \$235 ;
-  assign \$237  = xnor2[8] + xnor2[9];
-  assign \$238  = xnor2[10] + xnor2[11];
-  assign \$239  = \$237  + \$238 ;
-  assign \$240  = xnor2[12] + xnor2[13];
-  assign \$241  = xnor2[14] + xnor2[15];
-  assign \$242  = \$240  + \$241 ;
-  assign \$243  = xnor2[16] + xnor2[17];
-  assign \$244  = xnor2[18] + xnor2[19];
-  assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor2[20] + xnor2[21];
-  assign \$247  = xnor2[22] + xnor2[23];
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = xnor2[24] + xnor2[25];
-  assign \$250  = xnor2[26] + xnor2[27];
-  assign \$251  = \$249  + \$250 ;
-  assign \$252  = xnor2[28] + xnor2[29];
-  assign \$253  = xnor2[30] + xnor2[31];
-  assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor2[32] + xnor2[33];
-  assign \$256  = xnor2[34] + xnor2[35];
-  assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor2[36] + xnor2[37];
-  assign \$259  = xnor2[38] + xnor2[39];
-  assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor2[40] + xnor2[41];
-  assign \$262  = xnor2[42] + xnor2[43];
-  assign \$263  = \$261  + \$262 ;
-  assign \$264  = xnor2[44] + xnor2[45];
-  assign \$265  = xnor2[46] + xnor2[47];
-  assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$268  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$269  = \$267  + \$268 ;
-  assign \$270  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$271  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$272  = \$270  + \$271 ;
-  assign \$273  = tree2_l1_8_0 + tree2_l1_9_0;
-  assign \$274  = tree2_l1_10_0 + tree2_l1_11_0;
-  assign \$275  = \$273  + \$274 ;
-  assign \$276  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$277  = tree2_l3_2_0 + tree2_l3_3_0;
-  assign \$278  = tree2_l4_0_0 + tree2_l4_1_0;
-  assign \$279  = advance & v1_d4;
-  assign \$280  = 2'h2 * raw2;
-  assign \$281  = \$280  - 10'h310;
-  assign \$282  = xnor3[0] + xnor3[1];
-  assign \$283  = xnor3[2] + xnor3[3];
-  assign \$284  = \$282  + \$283 ;
-  assign \$285  = xnor3[4] + xnor3[5];
-  assign \$286  = xnor3[6] + xnor3[7];
-  assign \$287  = \$285  + \$286 ;
-  assign \$288  = xnor3[8] + xnor3[9];
-  assign \$289  = xnor3[10] + xnor3[11];
-  assign \$290  = \$288  + \$289 ;
-  assign \$291  = xnor3[12] + xnor3[13];
-  assign \$292  = xnor3[14] + xnor3[15];
-  assign \$293  = \$291  + \$292 ;
-  assign \$294  = xnor3[16] + xnor3[17];
-  assign \$295  = xnor3[18] + xnor3[19];
-  assign \$296  = \$294  + \$295 ;
-  assign \$297  = xnor3[20] + xnor3[21];
-  assign \$298  = xnor3[22] + xnor3[23];
-  assign \$299  = \$297  + \$298 ;
-  assign \$300  = xnor3[24] + xnor3[25];
-  assign \$301  = xnor3[26] + xnor3[27];
-  assign \$302  = \$300  + \$301 ;
-  assign \$303  = xnor3[28] + xnor3[29];
-  assign \$304  = xnor3[30] + xnor3[31];
-  assign \$305  = \$303  + \$304 ;
-  assign \$306  = xnor3[32] + xnor3[33];
-  assign \$307  = xnor3[34] + xnor3[35];
-  assign \$308  = \$306  + \$307 ;
-  assign \$309  = xnor3[36] + xnor3[37];
-  assign \$310  = xnor3[38] + xnor3[39];
-  assign \$311  = \$309  + \$310 ;
-  assign \$312  = xnor3[40] + xnor3[41];
-  assign \$313  = xnor3[42] + xnor3[43];
-  assign \$314  = \$312  + \$313 ;
-  assign \$315  = xnor3[44] + xnor3[45];
-  assign \$316  = xnor3[46] + xnor3[47];
-  assign \$317  = \$315  + \$316 ;
-  assign \$318  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$319  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$320  = \$318  + \$319 ;
-  assign \$321  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$322  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$323  = \$321  + \$322 ;
-  assign \$324  = tree3_l1_8_0 + tree3_l1_9_0;
-  assign \$325  = tree3_l1_10_0 + tree3_l1_11_0;
-  assign \$326  = \$324  + \$325 ;
-  assign \$327  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$328  = tree3_l3_2_0 + tree3_l3_3_0;
-  assign \$329  = tree3_l4_0_0 + tree3_l4_1_0;
-  assign \$330  = advance & v1_d4;
-  assign \$331  = 2'h2 * raw3;
-  assign \$332  = \$331  - 10'h310;
-  assign \$333  = xnor4[0] + xnor4[1];
-  assign \$334  = xnor4[2] + xnor4[3];
-  assign \$335  = \$333  + \$334 ;
-  assign \$336  = xnor4[4] + xnor4[5];
-  assign \$337  = xnor4[6] + xnor4[7];
-  assign \$338  = \$336  + \$337 ;
-  assign \$339  = xnor4[8] + xnor4[9];
-  assign \$340  = xnor4[10] + xnor4[11];
-  assign \$341  = \$339  + \$340 ;
-  assign \$342  = xnor4[12] + xnor4[13];
-  assign \$343  = xnor4[14] + xnor4[15];
-  assign \$344  = \$342  + \$343 ;
-  assign \$345  = xnor4[16] + xnor4[17];
-  assign \$346  = xnor4[18] + xnor4[19];
-  assign \$347  = \$345  + \$346 ;
-  assign \$348  = xnor4[20] + xnor4[21];
-  assign \$349  = xnor4[22] + xnor4[23];
-  assign \$350  = \$348  + \$349 ;
-  assign \$351  = xnor4[24] + xnor4[25];
-  assign \$352  = xnor4[26] + xnor4[27];
-  assign \$353  = \$351  + \$352 ;
-  assign \$354  = xnor4[28] + xnor4[29];
-  assign \$355  = xnor4[30] + xnor4[31];
-  assign \$356  = \$354  + \$355 ;
-  assign \$357  = xnor4[32] + xnor4[33];
-  assign \$358  = xnor4[34] + xnor4[35];
-  assign \$359  = \$357  + \$358 ;
-  assign \$360  = xnor4[36] + xnor4[37];
-  assign \$361  = xnor4[38] + xnor4[39];
-  assign \$362  = \$360  + \$361 ;
-  assign \$363  = xnor4[40] + xnor4[41];
-  assign \$364  = xnor4[42] + xnor4[43];
-  assign \$365  = \$363  + \$364 ;
-  assign \$366  = xnor4[44] + xnor4[45];
-  assign \$367  = xnor4[46] + xnor4[47];
-  assign \$368  = \$366  + \$367 ;
-  assign \$369  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$370  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$373  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$374  = \$372  + \$373 ;
-  assign \$375  = tree4_l1_8_0 + tree4_l1_9_0;
-  assign \$376  = tree4_l1_10_0 + tree4_l1_11_0;
-  assign \$377  = \$375  + \$376 ;
-  assign \$378  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$379  = tree4_l3_2_0 + tree4_l3_3_0;
-  assign \$380  = tree4_l4_0_0 + tree4_l4_1_0;
-  assign \$381  = advance & v1_d4;
-  assign \$382  = 2'h2 * raw4;
-  assign \$383  = \$382  - 10'h310;
-  assign \$384  = xnor5[0] + xnor5[1];
-  assign \$385  = xnor5[2] + xnor5[3];
-  assign \$386  = \$384  + \$385 ;
-  assign \$387  = xnor5[4] + xnor5[5];
-  assign \$388  = xnor5[6] + xnor5[7];
-  assign \$389  = \$387  + \$388 ;
-  assign \$390  = xnor5[8] + xnor5[9];
-  assign \$391  = xnor5[10] + xnor5[11];
-  assign \$392  = \$390  + \$391 ;
-  assign \$393  = xnor5[12] + xnor5[13];
-  assign \$394  = xnor5[14] + xnor5[15];
-  assign \$395  = \$393  + \$394 ;
-  assign \$396  = xnor5[16] + xnor5[17];
-  assign \$397  = xnor5[18] + xnor5[19];
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = xnor5[20] + xnor5[21];
-  assign \$400  = xnor5[22] + xnor5[23];
-  assign \$401  = \$399  + \$400 ;
-  assign \$402  = xnor5[24] + xnor5[25];
-  assign \$403  = xnor5[26] + xnor5[27];
-  assign \$404  = \$402  + \$403 ;
-  assign \$405  = xnor5[28] + xnor5[29];
-  assign \$406  = xnor5[30] + xnor5[31];
-  assign \$407  = \$405  + \$406 ;
-  assign \$408  = xnor5[32] + xnor5[33];
-  assign \$409  = xnor5[34] + xnor5[35];
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = xnor5[36] + xnor5[37];
-  assign \$412  = xnor5[38] + xnor5[39];
-  assign \$413  = \$411  + \$412 ;
-  assign \$414  = xnor5[40] + xnor5[41];
-  assign \$415  = xnor5[42] + xnor5[43];
-  assign \$416  = \$414  + \$415 ;
-  assign \$417  = xnor5[44] + xnor5[45];
-  assign \$418  = xnor5[46] + xnor5[47];
-  assign \$419  = \$417  + \$418 ;
-  assign \$420  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$421  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$422  = \$420  + \$421 ;
-  assign \$423  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$424  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$425  = \$423  + \$424 ;
-  assign \$426  = tree5_l1_8_0 + tree5_l1_9_0;
-  assign \$427  = tree5_l1_10_0 + tree5_l1_11_0;
-  assign \$428  = \$426  + \$427 ;
-  assign \$429  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$430  = tree5_l3_2_0 + tree5_l3_3_0;
-  assign \$431  = tree5_l4_0_0 + tree5_l4_1_0;
-  assign \$432  = advance & v1_d4;
-  assign \$433  = 2'h2 * raw5;
-  assign \$434  = \$433  - 10'h310;
-  assign \$435  = xnor6[0] + xnor6[1];
-  assign \$436  = xnor6[2] + xnor6[3];
-  assign \$437  = \$435  + \$436 ;
-  assign \$438  = xnor6[4] + xnor6[5];
-  assign \$439  = xnor6[6] + xnor6[7];
-  assign \$440  = \$438  + \$439 ;
-  assign \$441  = xnor6[8] + xnor6[9];
-  assign \$442  = xnor6[10] + xnor6[11];
-  assign \$443  = \$441  + \$442 ;
-  assign \$444  = xnor6[12] + xnor6[13];
-  assign \$445  = xnor6[14] + xnor6[15];
-  assign \$446  = \$444  + \$445 ;
-  assign \$447  = xnor6[16] + xnor6[17];
-  assign \$448  = xnor6[18] + xnor6[19];
-  assign \$449  = \$447  + \$448 ;
-  assign \$450  = xnor6[20] + xnor6[21];
-  assign \$451  = xnor6[22] + xnor6[23];
-  assign \$452  = \$450  + \$451 ;
-  assign \$453  = xnor6[24] + xnor6[25];
-  assign \$454  = xnor6[26] + xnor6[27];
-  assign \$455  = \$453  + \$454 ;
-  assign \$456  = xnor6[28] + xnor6[29];
-  assign \$457  = xnor6[30] + xnor6[31];
-  assign \$458  = \$456  + \$457 ;
-  assign \$459  = xnor6[32] + xnor6[33];
-  assign \$460  = xnor6[34] + xnor6[35];
-  assign \$461  = \$459  + \$460 ;
-  assign \$462  = xnor6[36] + xnor6[37];
-  assign \$463  = xnor6[38] + xnor6[39];
-  assign \$464  = \$462  + \$463 ;
-  assign \$465  = xnor6[40] + xnor6[41];
-  assign \$466  = xnor6[42] + xnor6[43];
-  assign \$467  = \$465  + \$466 ;
-  assign \$468  = xnor6[44] + xnor6[45];
-  assign \$469  = xnor6[46] + xnor6[47];
-  assign \$470  = \$468  + \$469 ;
-  assign \$471  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$472  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$473  = \$471  + \$472 ;
-  assign \$474  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$475  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$476  = \$474  + \$475 ;
-  assign \$477  = tree6_l1_8_0 + tree6_l1_9_0;
-  assign \$478  = tree6_l1_10_0 + tree6_l1_11_0;
-  assign \$479  = \$477  + \$478 ;
-  assign \$480  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$481  = tree6_l3_2_0 + tree6_l3_3_0;
-  assign \$482  = tree6_l4_0_0 + tree6_l4_1_0;
-  assign \$483  = advance & v1_d4;
-  assign \$484  = 2'h2 * raw6;
-  assign \$485  = \$484  - 10'h310;
-  assign \$486  = xnor7[0] + xnor7[1];
-  assign \$487  = xnor7[2] + xnor7[3];
-  assign \$488  = \$486  + \$487 ;
-  assign \$489  = xnor7[4] + xnor7[5];
-  assign \$490  = xnor7[6] + xnor7[7];
-  assign \$491  = \$489  + \$490 ;
-  assign \$492  = xnor7[8] + xnor7[9];
-  assign \$493  = xnor7[10] + xnor7[11];
-  assign \$494  = \$492  + \$493 ;
-  assign \$495  = xnor7[12] + xnor7[13];
-  assign \$496  = xnor7[14] + xnor7[15];
-  assign \$497  = \$495  + \$496 ;
-  assign \$498  = xnor7[16] + xnor7[17];
-  assign \$499  = xnor7[18] + xnor7[19];
-  assign \$500  = \$498  + \$499 ;
-  assign \$501  = xnor7[20] + xnor7[21];
-  assign \$502  = xnor7[22] + xnor7[23];
-  assign \$503  = \$501  + \$502 ;
-  assign \$504  = xnor7[24] + xnor7[25];
-  assign \$505  = xnor7[26] + xnor7[27];
-  assign \$506  = \$504  + \$505 ;
-  assign \$507  = xnor7[28] + xnor7[29];
-  assign \$508  = xnor7[30] + xnor7[31];
-  assign \$509  = \$507  + \$508 ;
-  assign \$510  = xnor7[32] + xnor7[33];
-  assign \$511  = xnor7[34] + xnor7[35];
-  assign \$512  = \$510  + \$511 ;
-  assign \$513  = xnor7[36] + xnor7[37];
-  assign \$514  = xnor7[38] + xnor7[39];
-  assign \$515  = \$513  + \$514 ;
-  assign \$516  = xnor7[40] + xnor7[41];
-  assign \$517  = xnor7[42] + xnor7[43];
-  assign \$518  = \$516  + \$517 ;
-  assign \$519  = xnor7[44] + xnor7[45];
-  assign \$520  = xnor7[46] + xnor7[47];
-  assign \$521  = \$519  + \$520 ;
-  assign \$522  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$523  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$524  = \$522  + \$523 ;
-  assign \$525  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$526  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$527  = \$525  + \$526 ;
-  assign \$528  = tree7_l1_8_0 + tree7_l1_9_0;
-  assign \$529  = tree7_l1_10_0 + tree7_l1_11_0;
-  assign \$530  = \$528  + \$529 ;
-  assign \$531  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$532  = tree7_l3_2_0 + tree7_l3_3_0;
-  assign \$533  = tree7_l4_0_0 + tree7_l4_1_0;
-  assign \$534  = advance & v1_d4;
-  assign \$535  = 2'h2 * raw7;
-  assign \$536  = \$535  - 10'h310;
-  assign \$537  = xnor8[0] + xnor8[1];
-  assign \$538  = xnor8[2] + xnor8[3];
-  assign \$539  = \$537  + \$538 ;
-  assign \$540  = xnor8[4] + xnor8[5];
-  assign \$541  = xnor8[6] + xnor8[7];
-  assign \$542  = \$540  + \$541 ;
-  assign \$543  = xnor8[8] + xnor8[9];
-  assign \$544  = xnor8[10] + xnor8[11];
-  assign \$545  = \$543  + \$544 ;
-  assign \$546  = xnor8[12] + xnor8[13];
-  assign \$547  = xnor8[14] + xnor8[15];
-  assign \$548  = \$546  + \$547 ;
-  assign \$549  = xnor8[16] + xnor8[17];
-  assign \$550  = xnor8[18] + xnor8[19];
-  assign \$551  = \$549  + \$550 ;
-  assign \$552  = xnor8[20] + xnor8[21];
-  assign \$553  = xnor8[22] + xnor8[23];
-  assign \$554  = \$552  + \$553 ;
-  assign \$555  = xnor8[24] + xnor8[25];
-  assign \$556  = xnor8[26] + xnor8[27];
-  assign \$557  = \$555  + \$556 ;
-  assign \$558  = xnor8[28] + xnor8[29];
-  assign \$559  = xnor8[30] + xnor8[31];
-  assign \$560  = \$558  + \$559 ;
-  assign \$561  = xnor8[32] + xnor8[33];
-  assign \$562  = xnor8[34] + xnor8[35];
-  assign \$563  = \$561  + \$562 ;
-  assign \$564  = xnor8[36] + xnor8[37];
-  assign \$565  = xnor8[38] + xnor8[39];
-  assign \$566  = \$564  + \$565 ;
-  assign \$567  = xnor8[40] + xnor8[41];
-  assign \$568  = xnor8[42] + xnor8[43];
-  assign \$569  = \$567  + \$568 ;
-  assign \$570  = xnor8[44] + xnor8[45];
-  assign \$571  = xnor8[46] + xnor8[47];
-  assign \$572  = \$570  + \$571 ;
-  assign \$573  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$574  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$575  = \$573  + \$574 ;
-  assign \$576  = tree8_l1_4_0 + tree8_l1_5_0;
-  assign \$577  = tree8_l1_6_0 + tree8_l1_7_0;
-  assign \$578  = \$576  + \$577 ;
-  assign \$579  = tree8_l1_8_0 + tree8_l1_9_0;
-  assign \$580  = tree8_l1_10_0 + tree8_l1_11_0;
-  assign \$581  = \$579  + \$580 ;
-  assign \$582  = tree8_l3_0_0 + tree8_l3_1_0;
-  assign \$583  = tree8_l3_2_0 + tree8_l3_3_0;
-  assign \$584  = tree8_l4_0_0 + tree8_l4_1_0;
-  assign \$585  = advance & v1_d4;
-  assign \$586  = 2'h2 * raw8;
-  assign \$587  = \$586  - 10'h310;
-  assign \$588  = xnor9[0] + xnor9[1];
-  assign \$589  = xnor9[2] + xnor9[3];
-  assign \$590  = \$588  + \$589 ;
-  assign \$591  = xnor9[4] + xnor9[5];
-  assign \$592  = xnor9[6] + xnor9[7];
-  assign \$593  = \$591  + \$592 ;
-  assign \$594  = xnor9[8] + xnor9[9];
-  assign \$595  = xnor9[10] + xnor9[11];
-  assign \$596  = \$594  + \$595 ;
-  assign \$597  = xnor9[12] + xnor9[13];
-  assign \$598  = xnor9[14] + xnor9[15];
-  assign \$599  = \$597  + \$598 ;
-  assign \$600  = xnor9[16] + xnor9[17];
-  assign \$601  = xnor9[18] + xnor9[19];
-  assign \$602  = \$600  + \$601 ;
-  assign \$603  = xnor9[20] + xnor9[21];
-  assign \$604  = xnor9[22] + xnor9[23];
-  assign \$605  = \$603  + \$604 ;
-  assign \$606  = xnor9[24] + xnor9[25];
-  assign \$607  = xnor9[26] + xnor9[27];
-  assign \$608  = \$606  + \$607 ;
-  assign \$609  = xnor9[28] + xnor9[29];
-  assign \$610  = xnor9[30] + xnor9[31];
-  assign \$611  = \$609  + \$610 ;
-  assign \$612  = xnor9[32] + xnor9[33];
-  assign \$613  = xnor9[34] + xnor9[35];
-  assign \$614  = \$612  + \$613 ;
-  assign \$615  = xnor9[36] + xnor9[37];
-  assign \$616  = xnor9[38] + xnor9[39];
-  assign \$617  = \$615  + \$616 ;
-  assign \$618  = xnor9[40] + xnor9[41];
-  assign \$619  = xnor9[42] + xnor9[43];
-  assign \$620  = \$618  + \$619 ;
-  assign \$621  = xnor9[44] + xnor9[45];
-  assign \$622  = xnor9[46] + xnor9[47];
-  assign \$623  = \$621  + \$622 ;
-  assign \$624  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$625  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$626  = \$624  + \$625 ;
-  assign \$627  = tree9_l1_4_0 + tree9_l1_5_0;
-  assign \$628  = tree9_l1_6_0 + tree9_l1_7_0;
-  assign \$629  = \$627  + \$628 ;
-  assign \$630  = tree9_l1_8_0 + tree9_l1_9_0;
-  assign \$631  = tree9_l1_10_0 + tree9_l1_11_0;
-  assign \$632  = \$630  + \$631 ;
-  assign \$633  = tree9_l3_0_0 + tree9_l3_1_0;
-  assign \$634  = tree9_l3_2_0 + tree9_l3_3_0;
-  assign \$635  = tree9_l4_0_0 + tree9_l4_1_0;
-  assign \$636  = advance & v1_d4;
-  assign \$637  = 2'h2 * raw9;
-  assign \$638  = \$637  - 10'h310;
-  assign \$639  = xnor10[0] + xnor10[1];
-  assign \$640  = xnor10[2] + xnor10[3];
-  assign \$641  = \$639  + \$640 ;
-  assign \$642  = xnor10[4] + xnor10[5];
-  assign \$643  = xnor10[6] + xnor10[7];
-  assign \$644  = \$642  + \$643 ;
-  assign \$645  = xnor10[8] + xnor10[9];
-  assign \$646  = xnor10[10] + xnor10[11];
-  assign \$647  = \$645  + \$646 ;
-  assign \$648  = xnor10[12] + xnor10[13];
-  assign \$649  = xnor10[14] + xnor10[15];
-  assign \$650  = \$648  + \$649 ;
-  assign \$651  = xnor10[16] + xnor10[17];
-  assign \$652  = xnor10[18] + xnor10[19];
-  assign \$653  = \$651  + \$652 ;
-  assign \$654  = xnor10[20] + xnor10[21];
-  assign \$655  = xnor10[22] + xnor10[23];
-  assign \$656  = \$654  + \$655 ;
-  assign \$657  = xnor10[24] + xnor10[25];
-  assign \$658  = xnor10[26] + xnor10[27];
-  assign \$659  = \$657  + \$658 ;
-  assign \$660  = xnor10[28] + xnor10[29];
-  assign \$661  = xnor10[30] + xnor10[31];
-  assign \$662  = \$660  + \$661 ;
-  assign \$663  = xnor10[32] + xnor10[33];
-  assign \$664  = xnor10[34] + xnor10[35];
-  assign \$665  = \$663  + \$664 ;
-  assign \$666  = xnor10[36] + xnor10[37];
-  assign \$667  = xnor10[38] + xnor10[39];
-  assign \$668  = \$666  + \$667 ;
-  assign \$669  = xnor10[40] + xnor10[41];
-  assign \$670  = xnor10[42] + xnor10[43];
-  assign \$671  = \$669  + \$670 ;
-  assign \$672  = xnor10[44] + xnor10[45];
-  assign \$673  = xnor10[46] + xnor10[47];
-  assign \$674  = \$672  + \$673 ;
-  assign \$675  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$676  = tree10_l1_2_0 + tree10_l1_3_0;
-  assign \$677  = \$675  + \$676 ;
-  assign \$678  = tree10_l1_4_0 + tree10_l1_5_0;
-  assign \$679  = tree10_l1_6_0 + tree10_l1_7_0;
-  assign \$680  = \$678  + \$679 ;
-  assign \$681  = tree10_l1_8_0 + tree10_l1_9_0;
-  assign \$682  = tree10_l1_10_0 + tree10_l1_11_0;
-  assign \$683  = \$681  + \$682 ;
-  assign \$684  = tree10_l3_0_0 + tree10_l3_1_0;
-  assign \$685  = tree10_l3_2_0 + tree10_l3_3_0;
-  assign \$686  = tree10_l4_0_0 + tree10_l4_1_0;
-  assign \$687  = advance & v1_d4;
-  assign \$688  = 2'h2 * raw10;
-  assign \$689  = \$688  - 10'h310;
-  assign \$690  = xnor11[0] + xnor11[1];
-  assign \$691  = xnor11[2] + xnor11[3];
-  assign \$692  = \$690  + \$691 ;
-  assign \$693  = xnor11[4] + xnor11[5];
-  assign \$694  = xnor11[6] + xnor11[7];
-  assign \$695  = \$693  + \$694 ;
-  assign \$696  = xnor11[8] + xnor11[9];
-  assign \$697  = xnor11[10] + xnor11[11];
-  assign \$698  = \$696  + \$697 ;
-  assign \$699  = xnor11[12] + xnor11[13];
-  assign \$700  = xnor11[14] + xnor11[15];
-  assign \$701  = \$699  + \$700 ;
-  assign \$702  = xnor11[16] + xnor11[17];
-  assign \$703  = xnor11[18] + xnor11[19];
-  assign \$704  = \$702  + \$703 ;
-  assign \$705  = xnor11[20] + xnor11[21];
-  assign \$706  = xnor11[22] + xnor11[23];
-  assign \$707  = \$705  + \$706 ;
-  assign \$708  = xnor11[24] + xnor11[25];
-  assign \$709  = xnor11[26] + xnor11[27];
-  assign \$710  = \$708  + \$709 ;
-  assign \$711  = xnor11[28] + xnor11[29];
-  assign \$712  = xnor11[30] + xnor11[31];
-  assign \$713  = \$711  + \$712 ;
-  assign \$714  = xnor11[32] + xnor11[33];
-  assign \$715  = xnor11[34] + xnor11[35];
-  assign \$716  = \$714  + \$715 ;
-  assign \$717  = xnor11[36] + xnor11[37];
-  assign \$718  = xnor11[38] + xnor11[39];
-  assign \$719  = \$717  + \$718 ;
-  assign \$720  = xnor11[40] + xnor11[41];
-  assign \$721  = xnor11[42] + xnor11[43];
-  assign \$722  = \$720  + \$721 ;
-  assign \$723  = xnor11[44] + xnor11[45];
-  assign \$724  = xnor11[46] + xnor11[47];
-  assign \$725  = \$723  + \$724 ;
-  assign \$726  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$727  = tree11_l1_2_0 + tree11_l1_3_0;
-  assign \$728  = \$726  + \$727 ;
-  assign \$729  = tree11_l1_4_0 + tree11_l1_5_0;
-  assign \$730  = tree11_l1_6_0 + tree11_l1_7_0;
-  assign \$731  = \$729  + \$730 ;
-  assign \$732  = tree11_l1_8_0 + tree11_l1_9_0;
-  assign \$733  = tree11_l1_10_0 + tree11_l1_11_0;
-  assign \$734  = \$732  + \$733 ;
-  assign \$735  = tree11_l3_0_0 + tree11_l3_1_0;
-  assign \$736  = tree11_l3_2_0 + tree11_l3_3_0;
-  assign \$737  = tree11_l4_0_0 + tree11_l4_1_0;
-  assign \$738  = advance & v1_d4;
-  assign \$739  = 2'h2 * raw11;
-  assign \$740  = \$739  - 10'h310;
-  assign \$741  = xnor12[0] + xnor12[1];
-  assign \$742  = xnor12[2] + xnor12[3];
-  assign \$743  = \$741  + \$742 ;
-  assign \$744  = xnor12[4] + xnor12[5];
-  assign \$745  = xnor12[6] + xnor12[7];
-  assign \$746  = \$744  + \$745 ;
-  assign \$747  = xnor12[8] + xnor12[9];
-  assign \$748  = xnor12[10] + xnor12[11];
-  assign \$749  = \$747  + \$748 ;
-  assign \$750  = xnor12[12] + xnor12[13];
-  assign \$751  = xnor12[14] + xnor12[15];
-  assign \$752  = \$750  + \$751 ;
-  assign \$753  = xnor12[16] + xnor12[17];
-  assign \$754  = xnor12[18] + xnor12[19];
-  assign \$755  = \$753  + \$754 ;
-  assign \$756  = xnor12[20] + xnor12[21];
-  assign \$757  = xnor12[22] + xnor12[23];
-  assign \$758  = \$756  + \$757 ;
-  assign \$759  = xnor12[24] + xnor12[25];
-  assign \$760  = xnor12[26] + xnor12[27];
-  assign \$761  = \$759  + \$760 ;
-  assign \$762  = xnor12[28] + xnor12[29];
-  assign \$763  = xnor12[30] + xnor12[31];
-  assign \$764  = \$762  + \$763 ;
-  assign \$765  = xnor12[32] + xnor12[33];
-  assign \$766  = xnor12[34] + xnor12[35];
-  assign \$767  = \$765  + \$766 ;
-  assign \$768  = xnor12[36] + xnor12[37];
-  assign \$769  = xnor12[38] + xnor12[39];
-  assign \$770  = \$768  + \$769 ;
-  assign \$771  = xnor12[40] + xnor12[41];
-  assign \$772  = xnor12[42] + xnor12[43];
-  assign \$773  = \$771  + \$772 ;
-  assign \$774  = xnor12[44] + xnor12[45];
-  assign \$775  = xnor12[46] + xnor12[47];
-  assign \$776  = \$774  + \$775 ;
-  assign \$777  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$778  = tree12_l1_2_0 + tree12_l1_3_0;
-  assign \$779  = \$777  + \$778 ;
-  assign \$780  = tree12_l1_4_0 + tree12_l1_5_0;
-  assign \$781  = tree12_l1_6_0 + tree12_l1_7_0;
-  assign \$782  = \$780  + \$781 ;
-  assign \$783  = tree12_l1_8_0 + tree12_l1_9_0;
-  assign \$784  = tree12_l1_10_0 + tree12_l1_11_0;
-  assign \$785  = \$783  + \$784 ;
-  assign \$786  = tree12_l3_0_0 + tree12_l3_1_0;
-  assign \$787  = tree12_l3_2_0 + tree12_l3_3_0;
-  assign \$788  = tree12_l4_0_0 + tree12_l4_1_0;
-  assign \$789  = advance & v1_d4;
-  assign \$790  = 2'h2 * raw12;
-  assign \$791  = \$790  - 10'h310;
-  assign \$792  = xnor13[0] + xnor13[1];
-  assign \$793  = xnor13[2] + xnor13[3];
-  assign \$794  = \$792  + \$793 ;
-  assign \$795  = xnor13[4] + xnor13[5];
-  assign \$796  = xnor13[6] + xnor13[7];
-  assign \$797  = \$795  + \$796 ;
-  assign \$798  = xnor13[8] + xnor13[9];
-  assign \$799  = xnor13[10] + xnor13[11];
-  assign \$800  = \$798  + \$799 ;
-  assign \$801  = xnor13[12] + xnor13[13];
-  assign \$802  = xnor13[14] + xnor13[15];
-  assign \$803  = \$801  + \$802 ;
-  assign \$804  = xnor13[16] + xnor13[17];
-  assign \$805  = xnor13[18] + xnor13[19];
-  assign \$806  = \$804  + \$805 ;
-  assign \$807  = xnor13[20] + xnor13[21];
-  assign \$808  = xnor13[22] + xnor13[23];
-  assign \$809  = \$807  + \$808 ;
-  assign \$810  = xnor13[24] + xnor13[25];
-  assign \$811  = xnor13[26] + xnor13[27];
-  assign \$812  = \$810  + \$811 ;
-  assign \$813  = xnor13[28] + xnor13[29];
-  assign \$814  = xnor13[30] + xnor13[31];
-  assign \$815  = \$813  + \$814 ;
-  assign \$816  = xnor13[32] + xnor13[33];
-  assign \$817  = xnor13[34] + xnor13[35];
-  assign \$818  = \$816  + \$817 ;
-  assign \$819  = xnor13[36] + xnor13[37];
-  assign \$820  = xnor13[38] + xnor13[39];
-  assign \$821  = \$819  + \$820 ;
-  assign \$822  = xnor13[40] + xnor13[41];
-  assign \$823  = xnor13[42] + xnor13[43];
-  assign \$824  = \$822  + \$823 ;
-  assign \$825  = xnor13[44] + xnor13[45];
-  assign \$826  = xnor13[46] + xnor13[47];
-  assign \$827  = \$825  + \$826 ;
-  assign \$828  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$829  = tree13_l1_2_0 + tree13_l1_3_0;
-  assign \$830  = \$828  + \$829 ;
-  assign \$831  = tree13_l1_4_0 + tree13_l1_5_0;
-  assign \$832  = tree13_l1_6_0 + tree13_l1_7_0;
-  assign \$833  = \$831  + \$832 ;
-  assign \$834  = tree13_l1_8_0 + tree13_l1_9_0;
-  assign \$835  = tree13_l1_10_0 + tree13_l1_11_0;
-  assign \$836  = \$834  + \$835 ;
-  assign \$837  = tree13_l3_0_0 + tree13_l3_1_0;
-  assign \$838  = tree13_l3_2_0 + tree13_l3_3_0;
-  assign \$839  = tree13_l4_0_0 + tree13_l4_1_0;
-  assign \$840  = advance & v1_d4;
-  assign \$841  = 2'h2 * raw13;
-  assign \$842  = \$841  - 10'h310;
-  assign \$843  = xnor14[0] + xnor14[1];
-  assign \$844  = xnor14[2] + xnor14[3];
-  assign \$845  = \$843  + \$844 ;
-  assign \$846  = xnor14[4] + xnor14[5];
-  assign \$847  = xnor14[6] + xnor14[7];
-  assign \$848  = \$846  + \$847 ;
-  assign \$849  = xnor14[8] + xnor14[9];
-  assign \$850  = xnor14[10] + xnor14[11];
-  assign \$851  = \$849  + \$850 ;
-  assign \$852  = xnor14[12] + xnor14[13];
-  assign \$853  = xnor14[14] + xnor14[15];
-  assign \$854  = \$852  + \$853 ;
-  assign \$855  = xnor14[16] + xnor14[17];
-  assign \$856  = xnor14[18] + xnor14[19];
-  assign \$857  = \$855  + \$856 ;
-  assign \$858  = xnor14[20] + xnor14[21];
-  assign \$859  = xnor14[22] + xnor14[23];
-  assign \$860  = \$858  + \$859 ;
-  assign \$861  = xnor14[24] + xnor14[25];
-  assign \$862  = xnor14[26] + xnor14[27];
-  assign \$863  = \$861  + \$862 ;
-  assign \$864  = xnor14[28] + xnor14[29];
-  assign \$865  = xnor14[30] + xnor14[31];
-  assign \$866  = \$864  + \$865 ;
-  assign \$867  = xnor14[32] + xnor14[33];
-  assign \$868  = xnor14[34] + xnor14[35];
-  assign \$869  = \$867  + \$868 ;
-  assign \$870  = xnor14[36] + xnor14[37];
-  assign \$871  = xnor14[38] + xnor14[39];
-  assign \$872  = \$870  + \$871 ;
-  assign \$873  = xnor14[40] + xnor14[41];
-  assign \$874  = xnor14[42] + xnor14[43];
-  assign \$875  = \$873  + \$874 ;
-  assign \$876  = xnor14[44] + xnor14[45];
-  assign \$877  = xnor14[46] + xnor14[47];
-  assign \$878  = \$876  + \$877 ;
-  assign \$879  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$880  = tree14_l1_2_0 + tree14_l1_3_0;
-  assign \$881  = \$879  + \$880 ;
-  assign \$882  = tree14_l1_4_0 + tree14_l1_5_0;
-  assign \$883  = tree14_l1_6_0 + tree14_l1_7_0;
-  assign \$884  = \$882  + \$883 ;
-  assign \$885  = tree14_l1_8_0 + tree14_l1_9_0;
-  assign \$886  = tree14_l1_10_0 + tree14_l1_11_0;
-  assign \$887  = \$885  + \$886 ;
-  assign \$888  = tree14_l3_0_0 + tree14_l3_1_0;
-  assign \$889  = tree14_l3_2_0 + tree14_l3_3_0;
-  assign \$890  = tree14_l4_0_0 + tree14_l4_1_0;
-  assign \$891  = advance & v1_d4;
-  assign \$892  = 2'h2 * raw14;
-  assign \$893  = \$892  - 10'h310;
-  assign \$894  = xnor15[0] + xnor15[1];
-  assign \$895  = xnor15[2] + xnor15[3];
-  assign \$896  = \$894  + \$895 ;
-  assign \$897  = xnor15[4] + xnor15[5];
-  assign \$898  = xnor15[6] + xnor15[7];
-  assign \$899  = \$897  + \$898 ;
-  assign \$900  = xnor15[8] + xnor15[9];
-  assign \$901  = xnor15[10] + xnor15[11];
-  assign \$902  = \$900  + \$901 ;
-  assign \$903  = xnor15[12] + xnor15[13];
-  assign \$904  = xnor15[14] + xnor15[15];
-  assign \$905  = \$903  + \$904 ;
-  assign \$906  = xnor15[16] + xnor15[17];
-  assign \$907  = xnor15[18] + xnor15[19];
-  assign \$908  = \$906  + \$907 ;
-  assign \$909  = xnor15[20] + xnor15[21];
-  assign \$910  = xnor15[22] + xnor15[23];
-  assign \$911  = \$909  + \$910 ;
-  assign \$912  = xnor15[24] + xnor15[25];
-  assign \$913  = xnor15[26] + xnor15[27];
-  assign \$914  = \$912  + \$913 ;
-  assign \$915  = xnor15[28] + xnor15[29];
-  assign \$916  = xnor15[30] + xnor15[31];
-  assign \$917  = \$915  + \$916 ;
-  assign \$918  = xnor15[32] + xnor15[33];
-  assign \$919  = xnor15[34] + xnor15[35];
-  assign \$920  = \$918  + \$919 ;
-  assign \$921  = xnor15[36] + xnor15[37];
-  assign \$922  = xnor15[38] + xnor15[39];
-  assign \$923  = \$921  + \$922 ;
-  assign \$924  = xnor15[40] + xnor15[41];
-  assign \$925  = xnor15[42] + xnor15[43];
-  assign \$926  = \$924  + \$925 ;
-  assign \$927  = xnor15[44] + xnor15[45];
-  assign \$928  = xnor15[46] + xnor15[47];
-  assign \$929  = \$927  + \$928 ;
-  assign \$930  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$931  = tree15_l1_2_0 + tree15_l1_3_0;
-  assign \$932  = \$930  + \$931 ;
-  assign \$933  = tree15_l1_4_0 + tree15_l1_5_0;
-  assign \$934  = tree15_l1_6_0 + tree15_l1_7_0;
-  assign \$935  = \$933  + \$934 ;
-  assign \$936  = tree15_l1_8_0 + tree15_l1_9_0;
-  assign \$937  = tree15_l1_10_0 + tree15_l1_11_0;
-  assign \$938  = \$936  + \$937 ;
-  assign \$939  = tree15_l3_0_0 + tree15_l3_1_0;
-  assign \$940  = tree15_l3_2_0 + tree15_l3_3_0;
-  assign \$941  = tree15_l4_0_0 + tree15_l4_1_0;
-  assign \$942  = advance & v1_d4;
-  assign \$943  = 2'h2 * raw15;
-  assign \$944  = \$943  - 10'h310;
-  assign \$945  = v1_d4 & last1_d4;
-  always @(posedge clk)
-    \$signature__addr  <= \$946 ;
-  always @(posedge clk)
-    port__addr <= \$947 ;
-  always @(posedge clk)
-    nf <= \$948 ;
-  always @(posedge clk)
-    \$signal  <= \$949 ;
-  always @(posedge clk)
-    x1 <= \$950 ;
-  always @(posedge clk)
-    fresh1 <= \$951 ;
-  always @(posedge clk)
-    \$signal$112  <= \$952 ;
-  always @(posedge clk)
-    last1 <= \$953 ;
-  always @(posedge clk)
-    nf1 <= \$954 ;
-  always @(posedge clk)
-    x_in_d0 <= \$955 ;
-  always @(posedge clk)
-    weights_d0 <= \$956 ;
-  always @(posedge clk)
-    v1_d0 <= \$957 ;
-  always @(posedge clk)
-    v1_d1 <= \$958 ;
-  always @(posedge clk)
-    v1_d2 <= \$959 ;
-  always @(posedge clk)
-    v1_d3 <= \$960 ;
-  always @(posedge clk)
-    v1_d4 <= \$961 ;
-  always @(posedge clk)
-    first1_d0 <= \$962 ;
-  always @(posedge clk)
-    first1_d1 <= \$963 ;
-  always @(posedge clk)
-    first1_d2 <= \$964 ;
-  always @(posedge clk)
-    first1_d3 <= \$965 ;
-  always @(posedge clk)
-    first1_d4 <= \$966 ;
-  always @(posedge clk)
-    last1_d0 <= \$967 ;
-  always @(posedge clk)
-    last1_d1 <= \$968 ;
-  always @(posedge clk)
-    last1_d2 <= \$969 ;
-  always @(posedge clk)
-    last1_d3 <= \$970 ;
-  always @(posedge clk)
-    last1_d4 <= \$971 ;
-  always @(posedge clk)
-    nf1_d0 <= \$972 ;
-  always @(posedge clk)
-    nf1_d1 <= \$973 ;
-  always @(posedge clk)
-    nf1_d2 <= \$974 ;
-  always @(posedge clk)
-    nf1_d3 <= \$975 ;
-  always @(posedge clk)
-    nf1_d4 <= \$976 ;
-  always @(posedge clk)
-    tree0_l1_0_0 <= \$977 ;
-  always @(posedge clk)
-    tree0_l1_1_0 <= \$978 ;
-  always @(posedge clk)
-    tree0_l1_2_0 <= \$979 ;
-  always @(posedge clk)
-    tree0_l1_3_0 <= \$980 ;
-  always @(posedge clk)
-    tree0_l1_4_0 <= \$981 ;
-  always @(posedge clk)
-    tree0_l1_5_0 <= \$982 ;
-  always @(posedge clk)
-    tree0_l1_6_0 <= \$983 ;
-  always @(posedge clk)
-    tree0_l1_7_0 <= \$984 ;
-  always @(posedge clk)
-    tree0_l1_8_0 <= \$985 ;
-  always @(posedge clk)
-    tree0_l1_9_0 <= \$986 ;
-  always @(posedge clk)
-    tree0_l1_10_0 <= \$987 ;
-  always @(posedge clk)
-    tree0_l1_11_0 <= \$988 ;
-  always @(posedge clk)
-    tree0_l1_12_0 <= \$989 ;
-  always @(posedge clk)
-    tree0_l3_0_0 <= \$990 ;
-  always @(posedge clk)
-    tree0_l3_1_0 <= \$991 ;
-  always @(posedge clk)
-    tree0_l3_2_0 <= \$992 ;
-  always @(posedge clk)
-    tree0_l3_3_0 <= \$993 ;
-  always @(posedge clk)
-    tree0_l4_0_0 <= \$994 ;
-  always @(posedge clk)
-    tree0_l4_1_0 <= \$995 ;
-  always @(posedge clk)
-    tree0_l5_0_0 <= \$996 ;
-  always @(posedge clk)
-    raw0 <= \$997 ;
-  always @(posedge clk)
-    acc0 <= \$998 ;
-  always @(posedge clk)
-    tree1_l1_0_0 <= \$999 ;
-  always @(posedge clk)
-    tree1_l1_1_0 <= \$1000 ;
-  always @(posedge clk)
-    tree1_l1_2_0 <= \$1001 ;
-  always @(posedge clk)
-    tree1_l1_3_0 <= \$1002 ;
-  always @(posedge clk)
-    tree1_l1_4_0 <= \$1003 ;
-  always @(posedge clk)
-    tree1_l1_5_0 <= \$1004 ;
-  always @(posedge clk)
-    tree1_l1_6_0 <= \$1005 ;
-  always @(posedge clk)
-    tree1_l1_7_0 <= \$1006 ;
-  always @(posedge clk)
-    tree1_l1_8_0 <= \$1007 ;
-  always @(posedge clk)
-    tree1_l1_9_0 <= \$1008 ;
-  always @(posedge clk)
-    tree1_l1_10_0 <= \$1009 ;
-  always @(posedge clk)
-    tree1_l1_11_0 <= \$1010 ;
-  always @(posedge clk)
-    tree1_l1_12_0 <= \$1011 ;
-  always @(posedge clk)
-    tree1_l3_0_0 <= \$1012 ;
-  always @(posedge clk)
-    tree1_l3_1_0 <= \$1013 ;
-  always @(posedge clk)
-    tree1_l3_2_0 <= \$1014 ;
-  always @(posedge clk)
-    tree1_l3_3_0 <= \$1015 ;
-  always @(posedge clk)
-    tree1_l4_0_0 <= \$1016 ;
-  always @(posedge clk)
-    tree1_l4_1_0 <= \$1017 ;
-  always @(posedge clk)
-    tree1_l5_0_0 <= \$1018 ;
-  always @(posedge clk)
-    raw1 <= \$1019 ;
-  always @(posedge clk)
-    acc1 <= \$1020 ;
-  always @(posedge clk)
-    tree2_l1_0_0 <= \$1021 ;
-  always @(posedge clk)
-    tree2_l1_1_0 <= \$1022 ;
-  always @(posedge clk)
-    tree2_l1_2_0 <= \$1023 ;
-  always @(posedge clk)
-    tree2_l1_3_0 <= \$1024 ;
-  always @(posedge clk)
-    tree2_l1_4_0 <= \$1025 ;
-  always @(posedge clk)
-    tree2_l1_5_0 <= \$1026 ;
-  always @(posedge clk)
-    tree2_l1_6_0 <= \$1027 ;
-  always @(posedge clk)
-    tree2_l1_7_0 <= \$1028 ;
-  always @(posedge clk)
-    tree2_l1_8_0 <= \$1029 ;
-  always @(posedge clk)
-    tree2_l1_9_0 <= \$1030 ;
-  always @(posedge clk)
-    tree2_l1_10_0 <= \$1031 ;
-  always @(posedge clk)
-    tree2_l1_11_0 <= \$1032 ;
-  always @(posedge clk)
-    tree2_l1_12_0 <= \$1033 ;
-  always @(posedge clk)
-    tree2_l3_0_0 <= \$1034 ;
-  always @(posedge clk)
-    tree2_l3_1_0 <= \$1035 ;
-  always @(posedge clk)
-    tree2_l3_2_0 <= \$1036 ;
-  always @(posedge clk)
-    tree2_l3_3_0 <= \$1037 ;
-  always @(posedge clk)
-    tree2_l4_0_0 <= \$1038 ;
-  always @(posedge clk)
-    tree2_l4_1_0 <= \$1039 ;
-  always @(posedge clk)
-    tree2_l5_0_0 <= \$1040 ;
-  always @(posedge clk)
-    raw2 <= \$1041 ;
-  always @(posedge clk)
-    acc2 <= \$1042 ;
-  always @(posedge clk)
-    tree3_l1_0_0 <= \$1043 ;
-  always @(posedge clk)
-    tree3_l1_1_0 <= \$1044 ;
-  always @(posedge clk)
-    tree3_l1_2_0 <= \$1045 ;
-  always @(posedge clk)
-    tree3_l1_3_0 <= \$1046 ;
-  always @(posedge clk)
-    tree3_l1_4_0 <= \$1047 ;
-  always @(posedge clk)
-    tree3_l1_5_0 <= \$1048 ;
-  always @(posedge clk)
-    tree3_l1_6_0 <= \$1049 ;
-  always @(posedge clk)
-    tree3_l1_7_0 <= \$1050 ;
-  always @(posedge clk)
-    tree3_l1_8_0 <= \$1051 ;
-  always @(posedge clk)
-    tree3_l1_9_0 <= \$1052 ;
-  always @(posedge clk)
-    tree3_l1_10_0 <= \$1053 ;
-  always @(posedge clk)
-    tree3_l1_11_0 <= \$1054 ;
-  always @(posedge clk)
-    tree3_l1_12_0 <= \$1055 ;
-  always @(posedge clk)
-    tree3_l3_0_0 <= \$1056 ;
-  always @(posedge clk)
-    tree3_l3_1_0 <= \$1057 ;
-  always @(posedge clk)
-    tree3_l3_2_0 <= \$1058 ;
-  always @(posedge clk)
-    tree3_l3_3_0 <= \$1059 ;
-  always @(posedge clk)
-    tree3_l4_0_0 <= \$1060 ;
-  always @(posedge clk)
-    tree3_l4_1_0 <= \$1061 ;
-  always @(posedge clk)
-    tree3_l5_0_0 <= \$1062 ;
-  always @(posedge clk)
-    raw3 <= \$1063 ;
-  always @(posedge clk)
-    acc3 <= \$1064 ;
-  always @(posedge clk)
-    tree4_l1_0_0 <= \$1065 ;
-  always @(posedge clk)
-    tree4_l1_1_0 <= \$1066 ;
-  always @(posedge clk)
-    tree4_l1_2_0 <= \$1067 ;
-  always @(posedge clk)
-    tree4_l1_3_0 <= \$1068 ;
-  always @(posedge clk)
-    tree4_l1_4_0 <= \$1069 ;
-  always @(posedge clk)
-    tree4_l1_5_0 <= \$1070 ;
-  always @(posedge clk)
-    tree4_l1_6_0 <= \$1071 ;
-  always @(posedge clk)
-    tree4_l1_7_0 <= \$1072 ;
-  always @(posedge clk)
-    tree4_l1_8_0 <= \$1073 ;
-  always @(posedge clk)
-    tree4_l1_9_0 <= \$1074 ;
-  always @(posedge clk)
-    tree4_l1_10_0 <= \$1075 ;
-  always @(posedge clk)
-    tree4_l1_11_0 <= \$1076 ;
-  always @(posedge clk)
-    tree4_l1_12_0 <= \$1077 ;
-  always @(posedge clk)
-    tree4_l3_0_0 <= \$1078 ;
-  always @(posedge clk)
-    tree4_l3_1_0 <= \$1079 ;
-  always @(posedge clk)
-    tree4_l3_2_0 <= \$1080 ;
-  always @(posedge clk)
-    tree4_l3_3_0 <= \$1081 ;
-  always @(posedge clk)
-    tree4_l4_0_0 <= \$1082 ;
-  always @(posedge clk)
-    tree4_l4_1_0 <= \$1083 ;
-  always @(posedge clk)
-    tree4_l5_0_0 <= \$1084 ;
-  always @(posedge clk)
-    raw4 <= \$1085 ;
-  always @(posedge clk)
-    acc4 <= \$1086 ;
-  always @(posedge clk)
-    tree5_l1_0_0 <= \$1087 ;
-  always @(posedge clk)
-    tree5_l1_1_0 <= \$1088 ;
-  always @(posedge clk)
-    tree5_l1_2_0 <= \$1089 ;
-  always @(posedge clk)
-    tree5_l1_3_0 <= \$1090 ;
-  always @(posedge clk)
-    tree5_l1_4_0 <= \$1091 ;
-  always @(posedge clk)
-    tree5_l1_5_0 <= \$1092 ;
-  always @(posedge clk)
-    tree5_l1_6_0 <= \$1093 ;
-  always @(posedge clk)
-    tree5_l1_7_0 <= \$1094 ;
-  always @(posedge clk)
-    tree5_l1_8_0 <= \$1095 ;
-  always @(posedge clk)
-    tree5_l1_9_0 <= \$1096 ;
-  always @(posedge clk)
-    tree5_l1_10_0 <= \$1097 ;
-  always @(posedge clk)
-    tree5_l1_11_0 <= \$1098 ;
-  always @(posedge clk)
-    tree5_l1_12_0 <= \$1099 ;
-  always @(posedge clk)
-    tree5_l3_0_0 <= \$1100 ;
-  always @(posedge clk)
-    tree5_l3_1_0 <= \$1101 ;
-  always @(posedge clk)
-    tree5_l3_2_0 <= \$1102 ;
-  always @(posedge clk)
-    tree5_l3_3_0 <= \$1103 ;
-  always @(posedge clk)
-    tree5_l4_0_0 <= \$1104 ;
-  always @(posedge clk)
-    tree5_l4_1_0 <= \$1105 ;
-  always @(posedge clk)
-    tree5_l5_0_0 <= \$1106 ;
-  always @(posedge clk)
-    raw5 <= \$1107 ;
-  always @(posedge clk)
-    acc5 <= \$1108 ;
-  always @(posedge clk)
-    tree6_l1_0_0 <= \$1109 ;
-  always @(posedge clk)
-    tree6_l1_1_0 <= \$1110 ;
-  always @(posedge clk)
-    tree6_l1_2_0 <= \$1111 ;
-  always @(posedge clk)
-    tree6_l1_3_0 <= \$1112 ;
-  always @(posedge clk)
-    tree6_l1_4_0 <= \$1113 ;
-  always @(posedge clk)
-    tree6_l1_5_0 <= \$1114 ;
-  always @(posedge clk)
-    tree6_l1_6_0 <= \$1115 ;
-  always @(posedge clk)
-    tree6_l1_7_0 <= \$1116 ;
-  always @(posedge clk)
-    tree6_l1_8_0 <= \$1117 ;
-  always @(posedge clk)
-    tree6_l1_9_0 <= \$1118 ;
-  always @(posedge clk)
-    tree6_l1_10_0 <= \$1119 ;
-  always @(posedge clk)
-    tree6_l1_11_0 <= \$1120 ;
-  always @(posedge clk)
-    tree6_l1_12_0 <= \$1121 ;
-  always @(posedge clk)
-    tree6_l3_0_0 <= \$1122 ;
-  always @(posedge clk)
-    tree6_l3_1_0 <= \$1123 ;
-  always @(posedge clk)
-    tree6_l3_2_0 <= \$1124 ;
-  always @(posedge clk)
-    tree6_l3_3_0 <= \$1125 ;
-  always @(posedge clk)
-    tree6_l4_0_0 <= \$1126 ;
-  always @(posedge clk)
-    tree6_l4_1_0 <= \$1127 ;
-  always @(posedge clk)
-    tree6_l5_0_0 <= \$1128 ;
-  always @(posedge clk)
-    raw6 <= \$1129 ;
-  always @(posedge clk)
-    acc6 <= \$1130 ;
-  always @(posedge clk)
-    tree7_l1_0_0 <= \$1131 ;
-  always @(posedge clk)
-    tree7_l1_1_0 <= \$1132 ;
-  always @(posedge clk)
-    tree7_l1_2_0 <= \$1133 ;
-  always @(posedge clk)
-    tree7_l1_3_0 <= \$1134 ;
-  always @(posedge clk)
-    tree7_l1_4_0 <= \$1135 ;
-  always @(posedge clk)
-    tree7_l1_5_0 <= \$1136 ;
-  always @(posedge clk)
-    tree7_l1_6_0 <= \$1137 ;
-  always @(posedge clk)
-    tree7_l1_7_0 <= \$1138 ;
-  always @(posedge clk)
-    tree7_l1_8_0 <= \$1139 ;
-  always @(posedge clk)
-    tree7_l1_9_0 <= \$1140 ;
-  always @(posedge clk)
-    tree7_l1_10_0 <= \$1141 ;
-  always @(posedge clk)
-    tree7_l1_11_0 <= \$1142 ;
-  always @(posedge clk)
-    tree7_l1_12_0 <= \$1143 ;
-  always @(posedge clk)
-    tree7_l3_0_0 <= \$1144 ;
-  always @(posedge clk)
-    tree7_l3_1_0 <= \$1145 ;
-  always @(posedge clk)
-    tree7_l3_2_0 <= \$1146 ;
-  always @(posedge clk)
-    tree7_l3_3_0 <= \$1147 ;
-  always @(posedge clk)
-    tree7_l4_0_0 <= \$1148 ;
-  always @(posedge clk)
-    tree7_l4_1_0 <= \$1149 ;
-  always @(posedge clk)
-    tree7_l5_0_0 <= \$1150 ;
-  always @(posedge clk)
-    raw7 <= \$1151 ;
-  always @(posedge clk)
-    acc7 <= \$1152 ;
-  always @(posedge clk)
-    tree8_l1_0_0 <= \$1153 ;
-  always @(posedge clk)
-    tree8_l1_1_0 <= \$1154 ;
-  always @(posedge clk)
-    tree8_l1_2_0 <= \$1155 ;
-  always @(posedge clk)
-    tree8_l1_3_0 <= \$1156 ;
-  always @(posedge clk)
-    tree8_l1_4_0 <= \$1157 ;
-  always @(posedge clk)
-    tree8_l1_5_0 <= \$1158 ;
-  always @(posedge clk)
-    tree8_l1_6_0 <= \$1159 ;
-  always @(posedge clk)
-    tree8_l1_7_0 <= \$1160 ;
-  always @(posedge clk)
-    tree8_l1_8_0 <= \$1161 ;
-  always @(posedge clk)
-    tree8_l1_9_0 <= \$1162 ;
-  always @(posedge clk)
-    tree8_l1_10_0 <= \$1163 ;
-  always @(posedge clk)
-    tree8_l1_11_0 <= \$1164 ;
-  always @(posedge clk)
-    tree8_l1_12_0 <= \$1165 ;
-  always @(posedge clk)
-    tree8_l3_0_0 <= \$1166 ;
-  always @(posedge clk)
-    tree8_l3_1_0 <= \$1167 ;
-  always @(posedge clk)
-    tree8_l3_2_0 <= \$1168 ;
-  always @(posedge clk)
-    tree8_l3_3_0 <= \$1169 ;
-  always @(posedge clk)
-    tree8_l4_0_0 <= \$1170 ;
-  always @(posedge clk)
-    tree8_l4_1_0 <= \$1171 ;
-  always @(posedge clk)
-    tree8_l5_0_0 <= \$1172 ;
-  always @(posedge clk)
-    raw8 <= \$1173 ;
-  always @(posedge clk)
-    acc8 <= \$1174 ;
-  always @(posedge clk)
-    tree9_l1_0_0 <= \$1175 ;
-  always @(posedge clk)
-    tree9_l1_1_0 <= \$1176 ;
-  always @(posedge clk)
-    tree9_l1_2_0 <= \$1177 ;
-  always @(posedge clk)
-    tree9_l1_3_0 <= \$1178 ;
-  always @(posedge clk)
-    tree9_l1_4_0 <= \$1179 ;
-  always @(posedge clk)
-    tree9_l1_5_0 <= \$1180 ;
-  always @(posedge clk)
-    tree9_l1_6_0 <= \$1181 ;
-  always @(posedge clk)
-    tree9_l1_7_0 <= \$1182 ;
-  always @(posedge clk)
-    tree9_l1_8_0 <= \$1183 ;
-  always @(posedge clk)
-    tree9_l1_9_0 <= \$1184 ;
-  always @(posedge clk)
-    tree9_l1_10_0 <= \$1185 ;
-  always @(posedge clk)
-    tree9_l1_11_0 <= \$1186 ;
-  always @(posedge clk)
-    tree9_l1_12_0 <= \$1187 ;
-  always @(posedge clk)
-    tree9_l3_0_0 <= \$1188 ;
-  always @(posedge clk)
-    tree9_l3_1_0 <= \$1189 ;
-  always @(posedge clk)
-    tree9_l3_2_0 <= \$1190 ;
-  always @(posedge clk)
-    tree9_l3_3_0 <= \$1191 ;
-  always @(posedge clk)
-    tree9_l4_0_0 <= \$1192 ;
-  always @(posedge clk)
-    tree9_l4_1_0 <= \$1193 ;
-  always @(posedge clk)
-    tree9_l5_0_0 <= \$1194 ;
-  always @(posedge clk)
-    raw9 <= \$1195 ;
-  always @(posedge clk)
-    acc9 <= \$1196 ;
-  always @(posedge clk)
-    tree10_l1_0_0 <= \$1197 ;
-  always @(posedge clk)
-    tree10_l1_1_0 <= \$1198 ;
-  always @(posedge clk)
-    tree10_l1_2_0 <= \$1199 ;
-  always @(posedge clk)
-    tree10_l1_3_0 <= \$1200 ;
-  always @(posedge clk)
-    tree10_l1_4_0 <= \$1201 ;
-  always @(posedge clk)
-    tree10_l1_5_0 <= \$1202 ;
-  always @(posedge clk)
-    tree10_l1_6_0 <= \$1203 ;
-  always @(posedge clk)
-    tree10_l1_7_0 <= \$1204 ;
-  always @(posedge clk)
-    tree10_l1_8_0 <= \$1205 ;
-  always @(posedge clk)
-    tree10_l1_9_0 <= \$1206 ;
-  always @(posedge clk)
-    tree10_l1_10_0 <= \$1207 ;
-  always @(posedge clk)
-    tree10_l1_11_0 <= \$1208 ;
-  always @(posedge clk)
-    tree10_l1_12_0 <= \$1209 ;
-  always @(posedge clk)
-    tree10_l3_0_0 <= \$1210 ;
-  always @(posedge clk)
-    tree10_l3_1_0 <= \$1211 ;
-  always @(posedge clk)
-    tree10_l3_2_0 <= \$1212 ;
-  always @(posedge clk)
-    tree10_l3_3_0 <= \$1213 ;
-  always @(posedge clk)
-    tree10_l4_0_0 <= \$1214 ;
-  always @(posedge clk)
-    tree10_l4_1_0 <= \$1215 ;
-  always @(posedge clk)
-    tree10_l5_0_0 <= \$1216 ;
-  always @(posedge clk)
-    raw10 <= \$1217 ;
-  always @(posedge clk)
-    acc10 <= \$1218 ;
-  always @(posedge clk)
-    tree11_l1_0_0 <= \$1219 ;
-  always @(posedge clk)
-    tree11_l1_1_0 <= \$1220 ;
-  always @(posedge clk)
-    tree11_l1_2_0 <= \$1221 ;
-  always @(posedge clk)
-    tree11_l1_3_0 <= \$1222 ;
-  always @(posedge clk)
-    tree11_l1_4_0 <= \$1223 ;
-  always @(posedge clk)
-    tree11_l1_5_0 <= \$1224 ;
-  always @(posedge clk)
-    tree11_l1_6_0 <= \$1225 ;
-  always @(posedge clk)
-    tree11_l1_7_0 <= \$1226 ;
-  always @(posedge clk)
-    tree11_l1_8_0 <= \$1227 ;
-  always @(posedge clk)
-    tree11_l1_9_0 <= \$1228 ;
-  always @(posedge clk)
-    tree11_l1_10_0 <= \$1229 ;
-  always @(posedge clk)
-    tree11_l1_11_0 <= \$1230 ;
-  always @(posedge clk)
-    tree11_l1_12_0 <= \$1231 ;
-  always @(posedge clk)
-    tree11_l3_0_0 <= \$1232 ;
-  always @(posedge clk)
-    tree11_l3_1_0 <= \$1233 ;
-  always @(posedge clk)
-    tree11_l3_2_0 <= \$1234 ;
-  always @(posedge clk)
-    tree11_l3_3_0 <= \$1235 ;
-  always @(posedge clk)
-    tree11_l4_0_0 <= \$1236 ;
-  always @(posedge clk)
-    tree11_l4_1_0 <= \$1237 ;
-  always @(posedge clk)
-    tree11_l5_0_0 <= \$1238 ;
-  always @(posedge clk)
-    raw11 <= \$1239 ;
-  always @(posedge clk)
-    acc11 <= \$1240 ;
-  always @(posedge clk)
-    tree12_l1_0_0 <= \$1241 ;
-  always @(posedge clk)
-    tree12_l1_1_0 <= \$1242 ;
-  always @(posedge clk)
-    tree12_l1_2_0 <= \$1243 ;
-  always @(posedge clk)
-    tree12_l1_3_0 <= \$1244 ;
-  always @(posedge clk)
-    tree12_l1_4_0 <= \$1245 ;
-  always @(posedge clk)
-    tree12_l1_5_0 <= \$1246 ;
-  always @(posedge clk)
-    tree12_l1_6_0 <= \$1247 ;
-  always @(posedge clk)
-    tree12_l1_7_0 <= \$1248 ;
-  always @(posedge clk)
-    tree12_l1_8_0 <= \$1249 ;
-  always @(posedge clk)
-    tree12_l1_9_0 <= \$1250 ;
-  always @(posedge clk)
-    tree12_l1_10_0 <= \$1251 ;
-  always @(posedge clk)
-    tree12_l1_11_0 <= \$1252 ;
-  always @(posedge clk)
-    tree12_l1_12_0 <= \$1253 ;
-  always @(posedge clk)
-    tree12_l3_0_0 <= \$1254 ;
-  always @(posedge clk)
-    tree12_l3_1_0 <= \$1255 ;
-  always @(posedge clk)
-    tree12_l3_2_0 <= \$1256 ;
-  always @(posedge clk)
-    tree12_l3_3_0 <= \$1257 ;
-  always @(posedge clk)
-    tree12_l4_0_0 <= \$1258 ;
-  always @(posedge clk)
-    tree12_l4_1_0 <= \$1259 ;
-  always @(posedge clk)
-    tree12_l5_0_0 <= \$1260 ;
-  always @(posedge clk)
-    raw12 <= \$1261 ;
-  always @(posedge clk)
-    acc12 <= \$1262 ;
-  always @(posedge clk)
-    tree13_l1_0_0 <= \$1263 ;
-  always @(posedge clk)
-    tree13_l1_1_0 <= \$1264 ;
-  always @(posedge clk)
-    tree13_l1_2_0 <= \$1265 ;
-  always @(posedge clk)
-    tree13_l1_3_0 <= \$1266 ;
-  always @(posedge clk)
-    tree13_l1_4_0 <= \$1267 ;
-  always @(posedge clk)
-    tree13_l1_5_0 <= \$1268 ;
-  always @(posedge clk)
-    tree13_l1_6_0 <= \$1269 ;
-  always @(posedge clk)
-    tree13_l1_7_0 <= \$1270 ;
-  always @(posedge clk)
-    tree13_l1_8_0 <= \$1271 ;
-  always @(posedge clk)
-    tree13_l1_9_0 <= \$1272 ;
-  always @(posedge clk)
-    tree13_l1_10_0 <= \$1273 ;
-  always @(posedge clk)
-    tree13_l1_11_0 <= \$1274 ;
-  always @(posedge clk)
-    tree13_l1_12_0 <= \$1275 ;
-  always @(posedge clk)
-    tree13_l3_0_0 <= \$1276 ;
-  always @(posedge clk)
-    tree13_l3_1_0 <= \$1277 ;
-  always @(posedge clk)
-    tree13_l3_2_0 <= \$1278 ;
-  always @(posedge clk)
-    tree13_l3_3_0 <= \$1279 ;
-  always @(posedge clk)
-    tree13_l4_0_0 <= \$1280 ;
-  always @(posedge clk)
-    tree13_l4_1_0 <= \$1281 ;
-  always @(posedge clk)
-    tree13_l5_0_0 <= \$1282 ;
-  always @(posedge clk)
-    raw13 <= \$1283 ;
-  always @(posedge clk)
-    acc13 <= \$1284 ;
-  always @(posedge clk)
-    tree14_l1_0_0 <= \$1285 ;
-  always @(posedge clk)
-    tree14_l1_1_0 <= \$1286 ;
-  always @(posedge clk)
-    tree14_l1_2_0 <= \$1287 ;
-  always @(posedge clk)
-    tree14_l1_3_0 <= \$1288 ;
-  always @(posedge clk)
-    tree14_l1_4_0 <= \$1289 ;
-  always @(posedge clk)
-    tree14_l1_5_0 <= \$1290 ;
-  always @(posedge clk)
-    tree14_l1_6_0 <= \$1291 ;
-  always @(posedge clk)
-    tree14_l1_7_0 <= \$1292 ;
-  always @(posedge clk)
-    tree14_l1_8_0 <= \$1293 ;
-  always @(posedge clk)
-    tree14_l1_9_0 <= \$1294 ;
-  always @(posedge clk)
-    tree14_l1_10_0 <= \$1295 ;
-  always @(posedge clk)
-    tree14_l1_11_0 <= \$1296 ;
-  always @(posedge clk)
-    tree14_l1_12_0 <= \$1297 ;
-  always @(posedge clk)
-    tree14_l3_0_0 <= \$1298 ;
-  always @(posedge clk)
-    tree14_l3_1_0 <= \$1299 ;
-  always @(posedge clk)
-    tree14_l3_2_0 <= \$1300 ;
-  always @(posedge clk)
-    tree14_l3_3_0 <= \$1301 ;
-  always @(posedge clk)
-    tree14_l4_0_0 <= \$1302 ;
-  always @(posedge clk)
-    tree14_l4_1_0 <= \$1303 ;
-  always @(posedge clk)
-    tree14_l5_0_0 <= \$1304 ;
-  always @(posedge clk)
-    raw14 <= \$1305 ;
-  always @(posedge clk)
-    acc14 <= \$1306 ;
-  always @(posedge clk)
-    tree15_l1_0_0 <= \$1307 ;
-  always @(posedge clk)
-    tree15_l1_1_0 <= \$1308 ;
-  always @(posedge clk)
-    tree15_l1_2_0 <= \$1309 ;
-  always @(posedge clk)
-    tree15_l1_3_0 <= \$1310 ;
-  always @(posedge clk)
-    tree15_l1_4_0 <= \$1311 ;
-  always @(posedge clk)
-    tree15_l1_5_0 <= \$1312 ;
-  always @(posedge clk)
-    tree15_l1_6_0 <= \$1313 ;
-  always @(posedge clk)
-    tree15_l1_7_0 <= \$1314 ;
-  always @(posedge clk)
-    tree15_l1_8_0 <= \$1315 ;
-  always @(posedge clk)
-    tree15_l1_9_0 <= \$1316 ;
-  always @(posedge clk)
-    tree15_l1_10_0 <= \$1317 ;
-  always @(posedge clk)
-    tree15_l1_11_0 <= \$1318 ;
-  always @(posedge clk)
-    tree15_l1_12_0 <= \$1319 ;
-  always @(posedge clk)
-    tree15_l3_0_0 <= \$1320 ;
-  always @(posedge clk)
-    tree15_l3_1_0 <= \$1321 ;
-  always @(posedge clk)
-    tree15_l3_2_0 <= \$1322 ;
-  always @(posedge clk)
-    tree15_l3_3_0 <= \$1323 ;
-  always @(posedge clk)
-    tree15_l4_0_0 <= \$1324 ;
-  always @(posedge clk)
-    tree15_l4_1_0 <= \$1325 ;
-  always @(posedge clk)
-    tree15_l5_0_0 <= \$1326 ;
-  always @(posedge clk)
-    raw15 <= \$1327 ;
-  always @(posedge clk)
-    acc15 <= \$1328 ;
-  always @(posedge clk)
-    v2 <= \$1329 ;
-  always @(posedge clk)
-    v2_d0 <= \$1330 ;
-  always @(posedge clk)
-    \port__addr$88  <= \$1331 ;
-  always @(posedge clk)
-    thresholds_d0 <= \$1332 ;
-  always @(posedge clk)
-    \v2_d0$458  <= \$1333 ;
-  always @(posedge clk)
-    acc0_d0 <= \$1334 ;
-  always @(posedge clk)
-    acc1_d0 <= \$1335 ;
-  always @(posedge clk)
-    acc2_d0 <= \$1336 ;
-  always @(posedge clk)
-    acc3_d0 <= \$1337 ;
-  always @(posedge clk)
-    acc4_d0 <= \$1338 ;
-  always @(posedge clk)
-    acc5_d0 <= \$1339 ;
-  always @(posedge clk)
-    acc6_d0 <= \$1340 ;
-  always @(posedge clk)
-    acc7_d0 <= \$1341 ;
-  always @(posedge clk)
-    acc8_d0 <= \$1342 ;
-  always @(posedge clk)
-    acc9_d0 <= \$1343 ;
-  always @(posedge clk)
-    acc10_d0 <= \$1344 ;
-  always @(posedge clk)
-    acc11_d0 <= \$1345 ;
-  always @(posedge clk)
-    acc12_d0 <= \$1346 ;
-  always @(posedge clk)
-    acc13_d0 <= \$1347 ;
-  always @(posedge clk)
-    acc14_d0 <= \$1348 ;
-  always @(posedge clk)
-    acc15_d0 <= \$1349 ;
-  always @(posedge clk)
-    o__valid <= \$1350 ;
-  always @(posedge clk)
-    o__payload <= \$1351 ;
+  assign \$6  = x_in_d0 ^ weights_d0[48:0];
+  assign xnor0 = ~ \$6 ;
+  assign \$7  = first1_d4 ? 10'h000 : raw0;
+  assign \$8  = tree0_l5_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[97:49];
+  assign xnor1 = ~ \$9 ;
+  assign \$10  = first1_d4 ? 10'h000 : raw1;
+  assign \$11  = tree1_l5_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[146:98];
+  assign xnor2 = ~ \$12 ;
+  assign \$13  = first1_d4 ? 10'h000 : raw2;
+  assign \$14  = tree2_l5_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[195:147];
+  assign xnor3 = ~ \$15 ;
+  assign \$16  = first1_d4 ? 10'h000 : raw3;
+  assign \$17  = tree3_l5_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[244:196];
+  assign xnor4 = ~ \$18 ;
+  assign \$19  = first1_d4 ? 10'h000 : raw4;
+  assign \$20  = tree4_l5_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[293:245];
+  assign xnor5 = ~ \$21 ;
+  assign \$22  = first1_d4 ? 10'h000 : raw5;
+  assign \$23  = tree5_l5_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[342:294];
+  assign xnor6 = ~ \$24 ;
+  assign \$25  = first1_d4 ? 10'h000 : raw6;
+  assign \$26  = tree6_l5_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[391:343];
+  assign xnor7 = ~ \$27 ;
+  assign \$28  = first1_d4 ? 10'h000 : raw7;
+  assign \$29  = tree7_l5_0_0 + \$28 ;
+  assign \$30  = x_in_d0 ^ weights_d0[440:392];
+  assign xnor8 = ~ \$30 ;
+  assign \$31  = first1_d4 ? 10'h000 : raw8;
+  assign \$32  = tree8_l5_0_0 + \$31 ;
+  assign \$33  = x_in_d0 ^ weights_d0[489:441];
+  assign xnor9 = ~ \$33 ;
+  assign \$34  = first1_d4 ? 10'h000 : raw9;
+  assign \$35  = tree9_l5_0_0 + \$34 ;
+  assign \$36  = x_in_d0 ^ weights_d0[538:490];
+  assign xnor10 = ~ \$36 ;
+  assign \$37  = first1_d4 ? 10'h000 : raw10;
+  assign \$38  = tree10_l5_0_0 + \$37 ;
+  assign \$39  = x_in_d0 ^ weights_d0[587:539];
+  assign xnor11 = ~ \$39 ;
+  assign \$40  = first1_d4 ? 10'h000 : raw11;
+  assign \$41  = tree11_l5_0_0 + \$40 ;
+  assign \$42  = x_in_d0 ^ weights_d0[636:588];
+  assign xnor12 = ~ \$42 ;
+  assign \$43  = first1_d4 ? 10'h000 : raw12;
+  assign \$44  = tree12_l5_0_0 + \$43 ;
+  assign \$45  = x_in_d0 ^ weights_d0[685:637];
+  assign xnor13 = ~ \$45 ;
+  assign \$46  = first1_d4 ? 10'h000 : raw13;
+  assign \$47  = tree13_l5_0_0 + \$46 ;
+  assign \$48  = x_in_d0 ^ weights_d0[734:686];
+  assign xnor14 = ~ \$48 ;
+  assign \$49  = first1_d4 ? 10'h000 : raw14;
+  assign \$50  = tree14_l5_0_0 + \$49 ;
+  assign \$51  = x_in_d0 ^ weights_d0[783:735];
+  assign xnor15 = ~ \$51 ;
+  assign \$52  = first1_d4 ? 10'h000 : raw15;
+  assign \$53  = tree15_l5_0_0 + \$52 ;
+  assign \$54  = ~ acc0_d0[10];
+  assign \$55  = ~ thresholds_d0[10];
+  assign \$56  = { \$54 , acc0_d0[9:0] } >= { \$55 , thresholds_d0[9:0] };
+  assign \$57  = 1'h0 + \$56 ;
+  assign \$58  = ~ acc1_d0[10];
+  assign \$59  = ~ thresholds_d0[21];
+  assign \$60  = { \$58 , acc1_d0[9:0] } >= { \$59 , thresholds_d0[20:11] };
+  assign \$61  = 1'h0 + \$60 ;
+  assign \$62  = ~ acc2_d0[10];
+  assign \$63  = ~ thresholds_d0[32];
+  assign \$64  = { \$62 , acc2_d0[9:0] } >= { \$63 , thresholds_d0[31:22] };
+  assign \$65  = 1'h0 + \$64 ;
+  assign \$66  = ~ acc3_d0[10];
+  assign \$67  = ~ thresholds_d0[43];
+  assign \$68  = { \$66 , acc3_d0[9:0] } >= { \$67 , thresholds_d0[42:33] };
+  assign \$69  = 1'h0 + \$68 ;
+  assign \$70  = ~ acc4_d0[10];
+  assign \$71  = ~ thresholds_d0[54];
+  assign \$72  = { \$70 , acc4_d0[9:0] } >= { \$71 , thresholds_d0[53:44] };
+  assign \$73  = 1'h0 + \$72 ;
+  assign \$74  = ~ acc5_d0[10];
+  assign \$75  = ~ thresholds_d0[65];
+  assign \$76  = { \$74 , acc5_d0[9:0] } >= { \$75 , thresholds_d0[64:55] };
+  assign \$77  = 1'h0 + \$76 ;
+  assign \$78  = ~ acc6_d0[10];
+  assign \$79  = ~ thresholds_d0[76];
+  assign \$80  = { \$78 , acc6_d0[9:0] } >= { \$79 , thresholds_d0[75:66] };
+  assign \$81  = 1'h0 + \$80 ;
+  assign \$82  = ~ acc7_d0[10];
+  assign \$83  = ~ thresholds_d0[87];
+  assign \$84  = { \$82 , acc7_d0[9:0] } >= { \$83 , thresholds_d0[86:77] };
+  assign \$85  = 1'h0 + \$84 ;
+  assign \$86  = ~ acc8_d0[10];
+  assign \$87  = ~ thresholds_d0[98];
+  assign \$88  = { \$86 , acc8_d0[9:0] } >= { \$87 , thresholds_d0[97:88] };
+  assign \$89  = 1'h0 + \$88 ;
+  assign \$90  = ~ acc9_d0[10];
+  assign \$91  = ~ thresholds_d0[109];
+  assign \$92  = { \$90 , acc9_d0[9:0] } >= { \$91 , thresholds_d0[108:99] };
+  assign \$93  = 1'h0 + \$92 ;
+  assign \$94  = ~ acc10_d0[10];
+  assign \$95  = ~ thresholds_d0[120];
+  assign \$96  = { \$94 , acc10_d0[9:0] } >= { \$95 , thresholds_d0[119:110] };
+  assign \$97  = 1'h0 + \$96 ;
+  assign \$98  = ~ acc11_d0[10];
+  assign \$99  = ~ thresholds_d0[131];
+  assign \$100  = { \$98 , acc11_d0[9:0] } >= { \$99 , thresholds_d0[130:121] };
+  assign \$101  = 1'h0 + \$100 ;
+  assign \$102  = ~ acc12_d0[10];
+  assign \$103  = ~ thresholds_d0[142];
+  assign \$104  = { \$102 , acc12_d0[9:0] } >= { \$103 , thresholds_d0[141:132] };
+  assign \$105  = 1'h0 + \$104 ;
+  assign \$106  = ~ acc13_d0[10];
+  assign \$107  = ~ thresholds_d0[153];
+  assign \$108  = { \$106 , acc13_d0[9:0] } >= { \$107 , thresholds_d0[152:143] };
+  assign \$109  = 1'h0 + \$108 ;
+  assign \$110  = ~ acc14_d0[10];
+  assign \$111  = ~ thresholds_d0[164];
+  assign \$112  = { \$110 , acc14_d0[9:0] } >= { \$111 , thresholds_d0[163:154] };
+  assign \$113  = 1'h0 + \$112 ;
+  assign \$114  = ~ acc15_d0[10];
+  assign \$115  = ~ thresholds_d0[175];
+  assign \$116  = { \$114 , acc15_d0[9:0] } >= { \$115 , thresholds_d0[174:165] };
+  assign \$117  = 1'h0 + \$116 ;
+  assign \$118  = \$signature__addr  + 1'h1;
+  assign \$1489  = \$118  % 5'h10;
+  assign \$120  = port__addr + 1'h1;
+  assign \$1495  = \$120  % 7'h40;
+  assign \$122  = \$signature__addr  == 4'hf;
+  assign \$123  = nf + 1'h1;
+  assign \$1502  = \$123  % 3'h4;
+  assign \$125  = ! nf;
+  assign \$126  = ! \$signature__addr ;
+  assign \$127  = \$signature__addr  == 4'hf;
+  assign \$128  = xnor0[0] + xnor0[1];
+  assign \$129  = xnor0[2] + xnor0[3];
+  assign \$130  = \$128  + \$129 ;
+  assign \$131  = xnor0[4] + xnor0[5];
+  assign \$132  = xnor0[6] + xnor0[7];
+  assign \$133  = \$131  + \$132 ;
+  assign \$134  = xnor0[8] + xnor0[9];
+  assign \$135  = xnor0[10] + xnor0[11];
+  assign \$136  = \$134  + \$135 ;
+  assign \$137  = xnor0[12] + xnor0[13];
+  assign \$138  = xnor0[14] + xnor0[15];
+  assign \$139  = \$137  + \$138 ;
+  assign \$140  = xnor0[16] + xnor0[17];
+  assign \$141  = xnor0[18] + xnor0[19];
+  assign \$142  = \$140  + \$141 ;
+  assign \$143  = xnor0[20] + xnor0[21];
+  assign \$144  = xnor0[22] + xnor0[23];
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = xnor0[24] + xnor0[25];
+  assign \$147  = xnor0[26] + xnor0[27];
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = xnor0[28] + xnor0[29];
+  assign \$150  = xnor0[30] + xnor0[31];
+  assign \$151  = \$149  + \$150 ;
+  assign \$152  = xnor0[32] + xnor0[33];
+  assign \$153  = xnor0[34] + xnor0[35];
+  assign \$154  = \$152  + \$153 ;
+  assign \$155  = xnor0[36] + xnor0[37];
+  assign \$156  = xnor0[38] + xnor0[39];
+  assign \$157  = \$155  + \$156 ;
+  assign \$158  = xnor0[40] + xnor0[41];
+  assign \$159  = xnor0[42] + xnor0[43];
+  assign \$160  = \$158  + \$159 ;
+  assign \$161  = xnor0[44] + xnor0[45];
+  assign \$162  = xnor0[46] + xnor0[47];
+  assign \$163  = \$161  + \$162 ;
+  assign \$164  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$165  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$166  = \$164  + \$165 ;
+  assign \$167  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$168  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$169  = \$167  + \$168 ;
+  assign \$170  = tree0_l1_8_0 + tree0_l1_9_0;
+  assign \$171  = tree0_l1_10_0 + tree0_l1_11_0;
+  assign \$172  = \$170  + \$171 ;
+  assign \$173  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$174  = tree0_l3_2_0 + tree0_l3_3_0;
+  assign \$175  = tree0_l4_0_0 + tree0_l4_1_0;
+  assign \$176  = advance & v1_d4;
+  assign \$177  = 2'h2 * raw0;
+  assign \$178  = \$177  - 10'h310;
+  assign \$179  = xnor1[0] + xnor1[1];
+  assign \$180  = xnor1[2] + xnor1[3];
+  assign \$181  = \$179  + \$180 ;
+  assign \$182  = xnor1[4] + xnor1[5];
+  assign \$183  = xnor1[6] + xnor1[7];
+  assign \$184  = \$182  + \$183 ;
+  assign \$185  = xnor1[8] + xnor1[9];
+  assign \$186  = xnor1[10] + xnor1[11];
+  assign \$187  = \$185  + \$186 ;
+  assign \$188  = xnor1[12] + xnor1[13];
+  assign \$189  = xnor1[14] + xnor1[15];
+  assign \$190  = \$188  + \$189 ;
+  assign \$191  = xnor1[16] + xnor1[17];
+  assign \$192  = xnor1[18] + xnor1[19];
+  assign \$193  = \$191  + \$192 ;
+  assign \$194  = xnor1[20] + xnor1[21];
+  assign \$195  = xnor1[22] + xnor1[23];
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = xnor1[24] + xnor1[25];
+  assign \$198  = xnor1[26] + xnor1[27];
+  assign \$199  = \$197  + \$198 ;
+  assign \$200  = xnor1[28] + xnor1[29];
+  assign \$201  = xnor1[30] + xnor1[31];
+  assign \$202  = \$200  + \$201 ;
+  assign \$203  = xnor1[32] + xnor1[33];
+  assign \$204  = xnor1[34] + xnor1[35];
+  assign \$205  = \$203  + \$204 ;
+  assign \$206  = xnor1[36] + xnor1[37];
+  assign \$207  = xnor1[38] + xnor1[39];
+  assign \$208  = \$206  + \$207 ;
+  assign \$209  = xnor1[40] + xnor1[41];
+  assign \$210  = xnor1[42] + xnor1[43];
+  assign \$211  = \$209  + \$210 ;
+  assign \$212  = xnor1[44] + xnor1[45];
+  assign \$213  = xnor1[46] + xnor1[47];
+  assign \$214  = \$212  + \$213 ;
+  assign \$215  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$216  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$217  = \$215  + \$216 ;
+  assign \$218  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$219  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$220  = \$218  + \$219 ;
+  assign \$221  = tree1_l1_8_0 + tree1_l1_9_0;
+  assign \$222  = tree1_l1_10_0 + tree1_l1_11_0;
+  assign \$223  = \$221  + \$222 ;
+  assign \$224  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$225  = tree1_l3_2_0 + tree1_l3_3_0;
+  assign \$226  = tree1_l4_0_0 + tree1_l4_1_0;
+  assign \$227  = advance & v1_d4;
+  assign \$228  = 2'h2 * raw1;
+  assign \$229  = \$228  - 10'h310;
+  assign \$230  = xnor2[0] + xnor2[1];
+  assign \$231  = xnor2[2] + xnor2[3];
+  assign \$232  = \$230  + \$231 ;
+  assign \$233  = xnor2[4] + xnor2[5];
+  assign \$234  = xnor2[6] + xnor2[7];
+  assign \$235  = \$233  + \$234 ;
+  assign \$236  = xnor2[8] + xnor2[9];
+  assign \$237  = xnor2[10] + xnor2[11];
+  assign \$238  = \$236  + \$237 ;
+  assign \$239  = xnor2[12] + xnor2[13];
+  assign \$240  = xnor2[14] + xnor2[15];
+  assign \$241  = \$239  + \$240 ;
+  assign \$242  = xnor2[16] + xnor2[17];
+  assign \$243  = xnor2[18] + xnor2[19];
+  assign \$244  = \$242  + \$243 ;
+  assign \$245  = xnor2[20] + xnor2[21];
+  assign \$246  = xnor2[22] + xnor2[23];
+  assign \$247  = \$245  + \$246 ;
+  assign \$248  = xnor2[24] + xnor2[25];
+  assign \$249  = xnor2[26] + xnor2[27];
+  assign \$250  = \$248  + \$249 ;
+  assign \$251  = xnor2[28] + xnor2[29];
+  assign \$252  = xnor2[30] + xnor2[31];
+  assign \$253  = \$251  + \$252 ;
+  assign \$254  = xnor2[32] + xnor2[33];
+  assign \$255  = xnor2[34] + xnor2[35];
+  assign \$256  = \$254  + \$255 ;
+  assign \$257  = xnor2[36] + xnor2[37];
+  assign \$258  = xnor2[38] + xnor2[39];
+  assign \$259  = \$257  + \$258 ;
+  assign \$260  = xnor2[40] + xnor2[41];
+  assign \$261  = xnor2[42] + xnor2[43];
+  assign \$262  = \$260  + \$261 ;
+  assign \$263  = xnor2[44] + xnor2[45];
+  assign \$264  = xnor2[46] + xnor2[47];
+  assign \$265  = \$263  + \$264 ;
+  assign \$266  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$267  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$268  = \$266  + \$267 ;
+  assign \$269  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$270  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$271  = \$269  + \$270 ;
+  assign \$272  = tree2_l1_8_0 + tree2_l1_9_0;
+  assign \$273  = tree2_l1_10_0 + tree2_l1_11_0;
+  assign \$274  = \$272  + \$273 ;
+  assign \$275  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$276  = tree2_l3_2_0 + tree2_l3_3_0;
+  assign \$277  = tree2_l4_0_0 + tree2_l4_1_0;
+  assign \$278  = advance & v1_d4;
+  assign \$279  = 2'h2 * raw2;
+  assign \$280  = \$279  - 10'h310;
+  assign \$281  = xnor3[0] + xnor3[1];
+  assign \$282  = xnor3[2] + xnor3[3];
+  assign \$283  = \$281  + \$282 ;
+  assign \$284  = xnor3[4] + xnor3[5];
+  assign \$285  = xnor3[6] + xnor3[7];
+  assign \$286  = \$284  + \$285 ;
+  assign \$287  = xnor3[8] + xnor3[9];
+  assign \$288  = xnor3[10] + xnor3[11];
+  assign \$289  = \$287  + \$288 ;
+  assign \$290  = xnor3[12] + xnor3[13];
+  assign \$291  = xnor3[14] + xnor3[15];
+  assign \$292  = \$290  + \$291 ;
+  assign \$293  = xnor3[16] + xnor3[17];
+  assign \$294  = xnor3[18] + xnor3[19];
+  assign \$295  = \$293  + \$294 ;
+  assign \$296  = xnor3[20] + xnor3[21];
+  assign \$297  = xnor3[22] + xnor3[23];
+  assign \$298  = \$296  + \$297 ;
+  assign \$299  = xnor3[24] + xnor3[25];
+  assign \$300  = xnor3[26] + xnor3[27];
+  assign \$301  = \$299  + \$300 ;
+  assign \$302  = xnor3[28] + xnor3[29];
+  assign \$303  = xnor3[30] + xnor3[31];
+  assign \$304  = \$302  + \$303 ;
+  assign \$305  = xnor3[32] + xnor3[33];
+  assign \$306  = xnor3[34] + xnor3[35];
+  assign \$307  = \$305  + \$306 ;
+  assign \$308  = xnor3[36] + xnor3[37];
+  assign \$309  = xnor3[38] + xnor3[39];
+  assign \$310  = \$308  + \$309 ;
+  assign \$311  = xnor3[40] + xnor3[41];
+  assign \$312  = xnor3[42] + xnor3[43];
+  assign \$313  = \$311  + \$312 ;
+  assign \$314  = xnor3[44] + xnor3[45];
+  assign \$315  = xnor3[46] + xnor3[47];
+  assign \$316  = \$314  + \$315 ;
+  assign \$317  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$318  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$319  = \$317  + \$318 ;
+  assign \$320  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$321  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$322  = \$320  + \$321 ;
+  assign \$323  = tree3_l1_8_0 + tree3_l1_9_0;
+  assign \$324  = tree3_l1_10_0 + tree3_l1_11_0;
+  assign \$325  = \$323  + \$324 ;
+  assign \$326  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$327  = tree3_l3_2_0 + tree3_l3_3_0;
+  assign \$328  = tree3_l4_0_0 + tree3_l4_1_0;
+  assign \$329  = advance & v1_d4;
+  assign \$330  = 2'h2 * raw3;
+  assign \$331  = \$330  - 10'h310;
+  assign \$332  = xnor4[0] + xnor4[1];
+  assign \$333  = xnor4[2] + xnor4[3];
+  assign \$334  = \$332  + \$333 ;
+  assign \$335  = xnor4[4] + xnor4[5];
+  assign \$336  = xnor4[6] + xnor4[7];
+  assign \$337  = \$335  + \$336 ;
+  assign \$338  = xnor4[8] + xnor4[9];
+  assign \$339  = xnor4[10] + xnor4[11];
+  assign \$340  = \$338  + \$339 ;
+  assign \$341  = xnor4[12] + xnor4[13];
+  assign \$342  = xnor4[14] + xnor4[15];
+  assign \$343  = \$341  + \$342 ;
+  assign \$344  = xnor4[16] + xnor4[17];
+  assign \$345  = xnor4[18] + xnor4[19];
+  assign \$346  = \$344  + \$345 ;
+  assign \$347  = xnor4[20] + xnor4[21];
+  assign \$348  = xnor4[22] + xnor4[23];
+  assign \$349  = \$347  + \$348 ;
+  assign \$350  = xnor4[24] + xnor4[25];
+  assign \$351  = xnor4[26] + xnor4[27];
+  assign \$352  = \$350  + \$351 ;
+  assign \$353  = xnor4[28] + xnor4[29];
+  assign \$354  = xnor4[30] + xnor4[31];
+  assign \$355  = \$353  + \$354 ;
+  assign \$356  = xnor4[32] + xnor4[33];
+  assign \$357  = xnor4[34] + xnor4[35];
+  assign \$358  = \$356  + \$357 ;
+  assign \$359  = xnor4[36] + xnor4[37];
+  assign \$360  = xnor4[38] + xnor4[39];
+  assign \$361  = \$359  + \$360 ;
+  assign \$362  = xnor4[40] + xnor4[41];
+  assign \$363  = xnor4[42] + xnor4[43];
+  assign \$364  = \$362  + \$363 ;
+  assign \$365  = xnor4[44] + xnor4[45];
+  assign \$366  = xnor4[46] + xnor4[47];
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$369  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$370  = \$368  + \$369 ;
+  assign \$371  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$372  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$373  = \$371  + \$372 ;
+  assign \$374  = tree4_l1_8_0 + tree4_l1_9_0;
+  assign \$375  = tree4_l1_10_0 + tree4_l1_11_0;
+  assign \$376  = \$374  + \$375 ;
+  assign \$377  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$378  = tree4_l3_2_0 + tree4_l3_3_0;
+  assign \$379  = tree4_l4_0_0 + tree4_l4_1_0;
+  assign \$380  = advance & v1_d4;
+  assign \$381  = 2'h2 * raw4;
+  assign \$382  = \$381  - 10'h310;
+  assign \$383  = xnor5[0] + xnor5[1];
+  assign \$384  = xnor5[2] + xnor5[3];
+  assign \$385  = \$383  + \$384 ;
+  assign \$386  = xnor5[4] + xnor5[5];
+  assign \$387  = xnor5[6] + xnor5[7];
+  assign \$388  = \$386  + \$387 ;
+  assign \$389  = xnor5[8] + xnor5[9];
+  assign \$390  = xnor5[10] + xnor5[11];
+  assign \$391  = \$389  + \$390 ;
+  assign \$392  = xnor5[12] + xnor5[13];
+  assign \$393  = xnor5[14] + xnor5[15];
+  assign \$394  = \$392  + \$393 ;
+  assign \$395  = xnor5[16] + xnor5[17];
+  assign \$396  = xnor5[18] + xnor5[19];
+  assign \$397  = \$395  + \$396 ;
+  assign \$398  = xnor5[20] + xnor5[21];
+  assign \$399  = xnor5[22] + xnor5[23];
+  assign \$400  = \$398  + \$399 ;
+  assign \$401  = xnor5[24] + xnor5[25];
+  assign \$402  = xnor5[26] + xnor5[27];
+  assign \$403  = \$401  + \$402 ;
+  assign \$404  = xnor5[28] + xnor5[29];
+  assign \$405  = xnor5[30] + xnor5[31];
+  assign \$406  = \$404  + \$405 ;
+  assign \$407  = xnor5[32] + xnor5[33];
+  assign \$408  = xnor5[34] + xnor5[35];
+  assign \$409  = \$407  + \$408 ;
+  assign \$410  = xnor5[36] + xnor5[37];
+  assign \$411  = xnor5[38] + xnor5[39];
+  assign \$412  = \$410  + \$411 ;
+  assign \$413  = xnor5[40] + xnor5[41];
+  assign \$414  = xnor5[42] + xnor5[43];
+  assign \$415  = \$413  + \$414 ;
+  assign \$416  = xnor5[44] + xnor5[45];
+  assign \$417  = xnor5[46] + xnor5[47];
+  assign \$418  = \$416  + \$417 ;
+  assign \$419  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$420  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$421  = \$419  + \$420 ;
+  assign \$422  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$423  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$424  = \$422  + \$423 ;
+  assign \$425  = tree5_l1_8_0 + tree5_l1_9_0;
+  assign \$426  = tree5_l1_10_0 + tree5_l1_11_0;
+  assign \$427  = \$425  + \$426 ;
+  assign \$428  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$429  = tree5_l3_2_0 + tree5_l3_3_0;
+  assign \$430  = tree5_l4_0_0 + tree5_l4_1_0;
+  assign \$431  = advance & v1_d4;
+  assign \$432  = 2'h2 * raw5;
+  assign \$433  = \$432  - 10'h310;
+  assign \$434  = xnor6[0] + xnor6[1];
+  assign \$435  = xnor6[2] + xnor6[3];
+  assign \$436  = \$434  + \$435 ;
+  assign \$437  = xnor6[4] + xnor6[5];
+  assign \$438  = xnor6[6] + xnor6[7];
+  assign \$439  = \$437  + \$438 ;
+  assign \$440  = xnor6[8] + xnor6[9];
+  assign \$441  = xnor6[10] + xnor6[11];
+  assign \$442  = \$440  + \$441 ;
+  assign \$443  = xnor6[12] + xnor6[13];
+  assign \$444  = xnor6[14] + xnor6[15];
+  assign \$445  = \$443  + \$444 ;
+  assign \$446  = xnor6[16] + xnor6[17];
+  assign \$447  = xnor6[18] + xnor6[19];
+  assign \$448  = \$446  + \$447 ;
+  assign \$449  = xnor6[20] + xnor6[21];
+  assign \$450  = xnor6[22] + xnor6[23];
+  assign \$451  = \$449  + \$450 ;
+  assign \$452  = xnor6[24] + xnor6[25];
+  assign \$453  = xnor6[26] + xnor6[27];
+  assign \$454  = \$452  + \$453 ;
+  assign \$455  = xnor6[28] + xnor6[29];
+  assign \$456  = xnor6[30] + xnor6[31];
+  assign \$457  = \$455  + \$456 ;
+  assign \$458  = xnor6[32] + xnor6[33];
+  assign \$459  = xnor6[34] + xnor6[35];
+  assign \$460  = \$458  + \$459 ;
+  assign \$461  = xnor6[36] + xnor6[37];
+  assign \$462  = xnor6[38] + xnor6[39];
+  assign \$463  = \$461  + \$462 ;
+  assign \$464  = xnor6[40] + xnor6[41];
+  assign \$465  = xnor6[42] + xnor6[43];
+  assign \$466  = \$464  + \$465 ;
+  assign \$467  = xnor6[44] + xnor6[45];
+  assign \$468  = xnor6[46] + xnor6[47];
+  assign \$469  = \$467  + \$468 ;
+  assign \$470  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$471  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$472  = \$470  + \$471 ;
+  assign \$473  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$474  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$475  = \$473  + \$474 ;
+  assign \$476  = tree6_l1_8_0 + tree6_l1_9_0;
+  assign \$477  = tree6_l1_10_0 + tree6_l1_11_0;
+  assign \$478  = \$476  + \$477 ;
+  assign \$479  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$480  = tree6_l3_2_0 + tree6_l3_3_0;
+  assign \$481  = tree6_l4_0_0 + tree6_l4_1_0;
+  assign \$482  = advance & v1_d4;
+  assign \$483  = 2'h2 * raw6;
+  assign \$484  = \$483  - 10'h310;
+  assign \$485  = xnor7[0] + xnor7[1];
+  assign \$486  = xnor7[2] + xnor7[3];
+  assign \$487  = \$485  + \$486 ;
+  assign \$488  = xnor7[4] + xnor7[5];
+  assign \$489  = xnor7[6] + xnor7[7];
+  assign \$490  = \$488  + \$489 ;
+  assign \$491  = xnor7[8] + xnor7[9];
+  assign \$492  = xnor7[10] + xnor7[11];
+  assign \$493  = \$491  + \$492 ;
+  assign \$494  = xnor7[12] + xnor7[13];
+  assign \$495  = xnor7[14] + xnor7[15];
+  assign \$496  = \$494  + \$495 ;
+  assign \$497  = xnor7[16] + xnor7[17];
+  assign \$498  = xnor7[18] + xnor7[19];
+  assign \$499  = \$497  + \$498 ;
+  assign \$500  = xnor7[20] + xnor7[21];
+  assign \$501  = xnor7[22] + xnor7[23];
+  assign \$502  = \$500  + \$501 ;
+  assign \$503  = xnor7[24] + xnor7[25];
+  assign \$504  = xnor7[26] + xnor7[27];
+  assign \$505  = \$503  + \$504 ;
+  assign \$506  = xnor7[28] + xnor7[29];
+  assign \$507  = xnor7[30] + xnor7[31];
+  assign \$508  = \$506  + \$507 ;
+  assign \$509  = xnor7[32] + xnor7[33];
+  assign \$510  = xnor7[34] + xnor7[35];
+  assign \$511  = \$509  + \$510 ;
+  assign \$512  = xnor7[36] + xnor7[37];
+  assign \$513  = xnor7[38] + xnor7[39];
+  assign \$514  = \$512  + \$513 ;
+  assign \$515  = xnor7[40] + xnor7[41];
+  assign \$516  = xnor7[42] + xnor7[43];
+  assign \$517  = \$515  + \$516 ;
+  assign \$518  = xnor7[44] + xnor7[45];
+  assign \$519  = xnor7[46] + xnor7[47];
+  assign \$520  = \$518  + \$519 ;
+  assign \$521  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$522  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$523  = \$521  + \$522 ;
+  assign \$524  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$525  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$526  = \$524  + \$525 ;
+  assign \$527  = tree7_l1_8_0 + tree7_l1_9_0;
+  assign \$528  = tree7_l1_10_0 + tree7_l1_11_0;
+  assign \$529  = \$527  + \$528 ;
+  assign \$530  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$531  = tree7_l3_2_0 + tree7_l3_3_0;
+  assign \$532  = tree7_l4_0_0 + tree7_l4_1_0;
+  assign \$533  = advance & v1_d4;
+  assign \$534  = 2'h2 * raw7;
+  assign \$535  = \$534  - 10'h310;
+  assign \$536  = xnor8[0] + xnor8[1];
+  assign \$537  = xnor8[2] + xnor8[3];
+  assign \$538  = \$536  + \$537 ;
+  assign \$539  = xnor8[4] + xnor8[5];
+  assign \$540  = xnor8[6] + xnor8[7];
+  assign \$541  = \$539  + \$540 ;
+  assign \$542  = xnor8[8] + xnor8[9];
+  assign \$543  = xnor8[10] + xnor8[11];
+  assign \$544  = \$542  + \$543 ;
+  assign \$545  = xnor8[12] + xnor8[13];
+  assign \$546  = xnor8[14] + xnor8[15];
+  assign \$547  = \$545  + \$546 ;
+  assign \$548  = xnor8[16] + xnor8[17];
+  assign \$549  = xnor8[18] + xnor8[19];
+  assign \$550  = \$548  + \$549 ;
+  assign \$551  = xnor8[20] + xnor8[21];
+  assign \$552  = xnor8[22] + xnor8[23];
+  assign \$553  = \$551  + \$552 ;
+  assign \$554  = xnor8[24] + xnor8[25];
+  assign \$555  = xnor8[26] + xnor8[27];
+  assign \$556  = \$554  + \$555 ;
+  assign \$557  = xnor8[28] + xnor8[29];
+  assign \$558  = xnor8[30] + xnor8[31];
+  assign \$559  = \$557  + \$558 ;
+  assign \$560  = xnor8[32] + xnor8[33];
+  assign \$561  = xnor8[34] + xnor8[35];
+  assign \$562  = \$560  + \$561 ;
+  assign \$563  = xnor8[36] + xnor8[37];
+  assign \$564  = xnor8[38] + xnor8[39];
+  assign \$565  = \$563  + \$564 ;
+  assign \$566  = xnor8[40] + xnor8[41];
+  assign \$567  = xnor8[42] + xnor8[43];
+  assign \$568  = \$566  + \$567 ;
+  assign \$569  = xnor8[44] + xnor8[45];
+  assign \$570  = xnor8[46] + xnor8[47];
+  assign \$571  = \$569  + \$570 ;
+  assign \$572  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$573  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$574  = \$572  + \$573 ;
+  assign \$575  = tree8_l1_4_0 + tree8_l1_5_0;
+  assign \$576  = tree8_l1_6_0 + tree8_l1_7_0;
+  assign \$577  = \$575  + \$576 ;
+  assign \$578  = tree8_l1_8_0 + tree8_l1_9_0;
+  assign \$579  = tree8_l1_10_0 + tree8_l1_11_0;
+  assign \$580  = \$578  + \$579 ;
+  assign \$581  = tree8_l3_0_0 + tree8_l3_1_0;
+  assign \$582  = tree8_l3_2_0 + tree8_l3_3_0;
+  assign \$583  = tree8_l4_0_0 + tree8_l4_1_0;
+  assign \$584  = advance & v1_d4;
+  assign \$585  = 2'h2 * raw8;
+  assign \$586  = \$585  - 10'h310;
+  assign \$587  = xnor9[0] + xnor9[1];
+  assign \$588  = xnor9[2] + xnor9[3];
+  assign \$589  = \$587  + \$588 ;
+  assign \$590  = xnor9[4] + xnor9[5];
+  assign \$591  = xnor9[6] + xnor9[7];
+  assign \$592  = \$590  + \$591 ;
+  assign \$593  = xnor9[8] + xnor9[9];
+  assign \$594  = xnor9[10] + xnor9[11];
+  assign \$595  = \$593  + \$594 ;
+  assign \$596  = xnor9[12] + xnor9[13];
+  assign \$597  = xnor9[14] + xnor9[15];
+  assign \$598  = \$596  + \$597 ;
+  assign \$599  = xnor9[16] + xnor9[17];
+  assign \$600  = xnor9[18] + xnor9[19];
+  assign \$601  = \$599  + \$600 ;
+  assign \$602  = xnor9[20] + xnor9[21];
+  assign \$603  = xnor9[22] + xnor9[23];
+  assign \$604  = \$602  + \$603 ;
+  assign \$605  = xnor9[24] + xnor9[25];
+  assign \$606  = xnor9[26] + xnor9[27];
+  assign \$607  = \$605  + \$606 ;
+  assign \$608  = xnor9[28] + xnor9[29];
+  assign \$609  = xnor9[30] + xnor9[31];
+  assign \$610  = \$608  + \$609 ;
+  assign \$611  = xnor9[32] + xnor9[33];
+  assign \$612  = xnor9[34] + xnor9[35];
+  assign \$613  = \$611  + \$612 ;
+  assign \$614  = xnor9[36] + xnor9[37];
+  assign \$615  = xnor9[38] + xnor9[39];
+  assign \$616  = \$614  + \$615 ;
+  assign \$617  = xnor9[40] + xnor9[41];
+  assign \$618  = xnor9[42] + xnor9[43];
+  assign \$619  = \$617  + \$618 ;
+  assign \$620  = xnor9[44] + xnor9[45];
+  assign \$621  = xnor9[46] + xnor9[47];
+  assign \$622  = \$620  + \$621 ;
+  assign \$623  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$624  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$625  = \$623  + \$624 ;
+  assign \$626  = tree9_l1_4_0 + tree9_l1_5_0;
+  assign \$627  = tree9_l1_6_0 + tree9_l1_7_0;
+  assign \$628  = \$626  + \$627 ;
+  assign \$629  = tree9_l1_8_0 + tree9_l1_9_0;
+  assign \$630  = tree9_l1_10_0 + tree9_l1_11_0;
+  assign \$631  = \$629  + \$630 ;
+  assign \$632  = tree9_l3_0_0 + tree9_l3_1_0;
+  assign \$633  = tree9_l3_2_0 + tree9_l3_3_0;
+  assign \$634  = tree9_l4_0_0 + tree9_l4_1_0;
+  assign \$635  = advance & v1_d4;
+  assign \$636  = 2'h2 * raw9;
+  assign \$637  = \$636  - 10'h310;
+  assign \$638  = xnor10[0] + xnor10[1];
+  assign \$639  = xnor10[2] + xnor10[3];
+  assign \$640  = \$638  + \$639 ;
+  assign \$641  = xnor10[4] + xnor10[5];
+  assign \$642  = xnor10[6] + xnor10[7];
+  assign \$643  = \$641  + \$642 ;
+  assign \$644  = xnor10[8] + xnor10[9];
+  assign \$645  = xnor10[10] + xnor10[11];
+  assign \$646  = \$644  + \$645 ;
+  assign \$647  = xnor10[12] + xnor10[13];
+  assign \$648  = xnor10[14] + xnor10[15];
+  assign \$649  = \$647  + \$648 ;
+  assign \$650  = xnor10[16] + xnor10[17];
+  assign \$651  = xnor10[18] + xnor10[19];
+  assign \$652  = \$650  + \$651 ;
+  assign \$653  = xnor10[20] + xnor10[21];
+  assign \$654  = xnor10[22] + xnor10[23];
+  assign \$655  = \$653  + \$654 ;
+  assign \$656  = xnor10[24] + xnor10[25];
+  assign \$657  = xnor10[26] + xnor10[27];
+  assign \$658  = \$656  + \$657 ;
+  assign \$659  = xnor10[28] + xnor10[29];
+  assign \$660  = xnor10[30] + xnor10[31];
+  assign \$661  = \$659  + \$660 ;
+  assign \$662  = xnor10[32] + xnor10[33];
+  assign \$663  = xnor10[34] + xnor10[35];
+  assign \$664  = \$662  + \$663 ;
+  assign \$665  = xnor10[36] + xnor10[37];
+  assign \$666  = xnor10[38] + xnor10[39];
+  assign \$667  = \$665  + \$666 ;
+  assign \$668  = xnor10[40] + xnor10[41];
+  assign \$669  = xnor10[42] + xnor10[43];
+  assign \$670  = \$668  + \$669 ;
+  assign \$671  = xnor10[44] + xnor10[45];
+  assign \$672  = xnor10[46] + xnor10[47];
+  assign \$673  = \$671  + \$672 ;
+  assign \$674  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$675  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$676  = \$674  + \$675 ;
+  assign \$677  = tree10_l1_4_0 + tree10_l1_5_0;
+  assign \$678  = tree10_l1_6_0 + tree10_l1_7_0;
+  assign \$679  = \$677  + \$678 ;
+  assign \$680  = tree10_l1_8_0 + tree10_l1_9_0;
+  assign \$681  = tree10_l1_10_0 + tree10_l1_11_0;
+  assign \$682  = \$680  + \$681 ;
+  assign \$683  = tree10_l3_0_0 + tree10_l3_1_0;
+  assign \$684  = tree10_l3_2_0 + tree10_l3_3_0;
+  assign \$685  = tree10_l4_0_0 + tree10_l4_1_0;
+  assign \$686  = advance & v1_d4;
+  assign \$687  = 2'h2 * raw10;
+  assign \$688  = \$687  - 10'h310;
+  assign \$689  = xnor11[0] + xnor11[1];
+  assign \$690  = xnor11[2] + xnor11[3];
+  assign \$691  = \$689  + \$690 ;
+  assign \$692  = xnor11[4] + xnor11[5];
+  assign \$693  = xnor11[6] + xnor11[7];
+  assign \$694  = \$692  + \$693 ;
+  assign \$695  = xnor11[8] + xnor11[9];
+  assign \$696  = xnor11[10] + xnor11[11];
+  assign \$697  = \$695  + \$696 ;
+  assign \$698  = xnor11[12] + xnor11[13];
+  assign \$699  = xnor11[14] + xnor11[15];
+  assign \$700  = \$698  + \$699 ;
+  assign \$701  = xnor11[16] + xnor11[17];
+  assign \$702  = xnor11[18] + xnor11[19];
+  assign \$703  = \$701  + \$702 ;
+  assign \$704  = xnor11[20] + xnor11[21];
+  assign \$705  = xnor11[22] + xnor11[23];
+  assign \$706  = \$704  + \$705 ;
+  assign \$707  = xnor11[24] + xnor11[25];
+  assign \$708  = xnor11[26] + xnor11[27];
+  assign \$709  = \$707  + \$708 ;
+  assign \$710  = xnor11[28] + xnor11[29];
+  assign \$711  = xnor11[30] + xnor11[31];
+  assign \$712  = \$710  + \$711 ;
+  assign \$713  = xnor11[32] + xnor11[33];
+  assign \$714  = xnor11[34] + xnor11[35];
+  assign \$715  = \$713  + \$714 ;
+  assign \$716  = xnor11[36] + xnor11[37];
+  assign \$717  = xnor11[38] + xnor11[39];
+  assign \$718  = \$716  + \$717 ;
+  assign \$719  = xnor11[40] + xnor11[41];
+  assign \$720  = xnor11[42] + xnor11[43];
+  assign \$721  = \$719  + \$720 ;
+  assign \$722  = xnor11[44] + xnor11[45];
+  assign \$723  = xnor11[46] + xnor11[47];
+  assign \$724  = \$722  + \$723 ;
+  assign \$725  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$726  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$727  = \$725  + \$726 ;
+  assign \$728  = tree11_l1_4_0 + tree11_l1_5_0;
+  assign \$729  = tree11_l1_6_0 + tree11_l1_7_0;
+  assign \$730  = \$728  + \$729 ;
+  assign \$731  = tree11_l1_8_0 + tree11_l1_9_0;
+  assign \$732  = tree11_l1_10_0 + tree11_l1_11_0;
+  assign \$733  = \$731  + \$732 ;
+  assign \$734  = tree11_l3_0_0 + tree11_l3_1_0;
+  assign \$735  = tree11_l3_2_0 + tree11_l3_3_0;
+  assign \$736  = tree11_l4_0_0 + tree11_l4_1_0;
+  assign \$737  = advance & v1_d4;
+  assign \$738  = 2'h2 * raw11;
+  assign \$739  = \$738  - 10'h310;
+  assign \$740  = xnor12[0] + xnor12[1];
+  assign \$741  = xnor12[2] + xnor12[3];
+  assign \$742  = \$740  + \$741 ;
+  assign \$743  = xnor12[4] + xnor12[5];
+  assign \$744  = xnor12[6] + xnor12[7];
+  assign \$745  = \$743  + \$744 ;
+  assign \$746  = xnor12[8] + xnor12[9];
+  assign \$747  = xnor12[10] + xnor12[11];
+  assign \$748  = \$746  + \$747 ;
+  assign \$749  = xnor12[12] + xnor12[13];
+  assign \$750  = xnor12[14] + xnor12[15];
+  assign \$751  = \$749  + \$750 ;
+  assign \$752  = xnor12[16] + xnor12[17];
+  assign \$753  = xnor12[18] + xnor12[19];
+  assign \$754  = \$752  + \$753 ;
+  assign \$755  = xnor12[20] + xnor12[21];
+  assign \$756  = xnor12[22] + xnor12[23];
+  assign \$757  = \$755  + \$756 ;
+  assign \$758  = xnor12[24] + xnor12[25];
+  assign \$759  = xnor12[26] + xnor12[27];
+  assign \$760  = \$758  + \$759 ;
+  assign \$761  = xnor12[28] + xnor12[29];
+  assign \$762  = xnor12[30] + xnor12[31];
+  assign \$763  = \$761  + \$762 ;
+  assign \$764  = xnor12[32] + xnor12[33];
+  assign \$765  = xnor12[34] + xnor12[35];
+  assign \$766  = \$764  + \$765 ;
+  assign \$767  = xnor12[36] + xnor12[37];
+  assign \$768  = xnor12[38] + xnor12[39];
+  assign \$769  = \$767  + \$768 ;
+  assign \$770  = xnor12[40] + xnor12[41];
+  assign \$771  = xnor12[42] + xnor12[43];
+  assign \$772  = \$770  + \$771 ;
+  assign \$773  = xnor12[44] + xnor12[45];
+  assign \$774  = xnor12[46] + xnor12[47];
+  assign \$775  = \$773  + \$774 ;
+  assign \$776  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$777  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$778  = \$776  + \$777 ;
+  assign \$779  = tree12_l1_4_0 + tree12_l1_5_0;
+  assign \$780  = tree12_l1_6_0 + tree12_l1_7_0;
+  assign \$781  = \$779  + \$780 ;
+  assign \$782  = tree12_l1_8_0 + tree12_l1_9_0;
+  assign \$783  = tree12_l1_10_0 + tree12_l1_11_0;
+  assign \$784  = \$782  + \$783 ;
+  assign \$785  = tree12_l3_0_0 + tree12_l3_1_0;
+  assign \$786  = tree12_l3_2_0 + tree12_l3_3_0;
+  assign \$787  = tree12_l4_0_0 + tree12_l4_1_0;
+  assign \$788  = advance & v1_d4;
+  assign \$789  = 2'h2 * raw12;
+  assign \$790  = \$789  - 10'h310;
+  assign \$791  = xnor13[0] + xnor13[1];
+  assign \$792  = xnor13[2] + xnor13[3];
+  assign \$793  = \$791  + \$792 ;
+  assign \$794  = xnor13[4] + xnor13[5];
+  assign \$795  = xnor13[6] + xnor13[7];
+  assign \$796  = \$794  + \$795 ;
+  assign \$797  = xnor13[8] + xnor13[9];
+  assign \$798  = xnor13[10] + xnor13[11];
+  assign \$799  = \$797  + \$798 ;
+  assign \$800  = xnor13[12] + xnor13[13];
+  assign \$801  = xnor13[14] + xnor13[15];
+  assign \$802  = \$800  + \$801 ;
+  assign \$803  = xnor13[16] + xnor13[17];
+  assign \$804  = xnor13[18] + xnor13[19];
+  assign \$805  = \$803  + \$804 ;
+  assign \$806  = xnor13[20] + xnor13[21];
+  assign \$807  = xnor13[22] + xnor13[23];
+  assign \$808  = \$806  + \$807 ;
+  assign \$809  = xnor13[24] + xnor13[25];
+  assign \$810  = xnor13[26] + xnor13[27];
+  assign \$811  = \$809  + \$810 ;
+  assign \$812  = xnor13[28] + xnor13[29];
+  assign \$813  = xnor13[30] + xnor13[31];
+  assign \$814  = \$812  + \$813 ;
+  assign \$815  = xnor13[32] + xnor13[33];
+  assign \$816  = xnor13[34] + xnor13[35];
+  assign \$817  = \$815  + \$816 ;
+  assign \$818  = xnor13[36] + xnor13[37];
+  assign \$819  = xnor13[38] + xnor13[39];
+  assign \$820  = \$818  + \$819 ;
+  assign \$821  = xnor13[40] + xnor13[41];
+  assign \$822  = xnor13[42] + xnor13[43];
+  assign \$823  = \$821  + \$822 ;
+  assign \$824  = xnor13[44] + xnor13[45];
+  assign \$825  = xnor13[46] + xnor13[47];
+  assign \$826  = \$824  + \$825 ;
+  assign \$827  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$828  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$829  = \$827  + \$828 ;
+  assign \$830  = tree13_l1_4_0 + tree13_l1_5_0;
+  assign \$831  = tree13_l1_6_0 + tree13_l1_7_0;
+  assign \$832  = \$830  + \$831 ;
+  assign \$833  = tree13_l1_8_0 + tree13_l1_9_0;
+  assign \$834  = tree13_l1_10_0 + tree13_l1_11_0;
+  assign \$835  = \$833  + \$834 ;
+  assign \$836  = tree13_l3_0_0 + tree13_l3_1_0;
+  assign \$837  = tree13_l3_2_0 + tree13_l3_3_0;
+  assign \$838  = tree13_l4_0_0 + tree13_l4_1_0;
+  assign \$839  = advance & v1_d4;
+  assign \$840  = 2'h2 * raw13;
+  assign \$841  = \$840  - 10'h310;
+  assign \$842  = xnor14[0] + xnor14[1];
+  assign \$843  = xnor14[2] + xnor14[3];
+  assign \$844  = \$842  + \$843 ;
+  assign \$845  = xnor14[4] + xnor14[5];
+  assign \$846  = xnor14[6] + xnor14[7];
+  assign \$847  = \$845  + \$846 ;
+  assign \$848  = xnor14[8] + xnor14[9];
+  assign \$849  = xnor14[10] + xnor14[11];
+  assign \$850  = \$848  + \$849 ;
+  assign \$851  = xnor14[12] + xnor14[13];
+  assign \$852  = xnor14[14] + xnor14[15];
+  assign \$853  = \$851  + \$852 ;
+  assign \$854  = xnor14[16] + xnor14[17];
+  assign \$855  = xnor14[18] + xnor14[19];
+  assign \$856  = \$854  + \$855 ;
+  assign \$857  = xnor14[20] + xnor14[21];
+  assign \$858  = xnor14[22] + xnor14[23];
+  assign \$859  = \$857  + \$858 ;
+  assign \$860  = xnor14[24] + xnor14[25];
+  assign \$861  = xnor14[26] + xnor14[27];
+  assign \$862  = \$860  + \$861 ;
+  assign \$863  = xnor14[28] + xnor14[29];
+  assign \$864  = xnor14[30] + xnor14[31];
+  assign \$865  = \$863  + \$864 ;
+  assign \$866  = xnor14[32] + xnor14[33];
+  assign \$867  = xnor14[34] + xnor14[35];
+  assign \$868  = \$866  + \$867 ;
+  assign \$869  = xnor14[36] + xnor14[37];
+  assign \$870  = xnor14[38] + xnor14[39];
+  assign \$871  = \$869  + \$870 ;
+  assign \$872  = xnor14[40] + xnor14[41];
+  assign \$873  = xnor14[42] + xnor14[43];
+  assign \$874  = \$872  + \$873 ;
+  assign \$875  = xnor14[44] + xnor14[45];
+  assign \$876  = xnor14[46] + xnor14[47];
+  assign \$877  = \$875  + \$876 ;
+  assign \$878  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$879  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$880  = \$878  + \$879 ;
+  assign \$881  = tree14_l1_4_0 + tree14_l1_5_0;
+  assign \$882  = tree14_l1_6_0 + tree14_l1_7_0;
+  assign \$883  = \$881  + \$882 ;
+  assign \$884  = tree14_l1_8_0 + tree14_l1_9_0;
+  assign \$885  = tree14_l1_10_0 + tree14_l1_11_0;
+  assign \$886  = \$884  + \$885 ;
+  assign \$887  = tree14_l3_0_0 + tree14_l3_1_0;
+  assign \$888  = tree14_l3_2_0 + tree14_l3_3_0;
+  assign \$889  = tree14_l4_0_0 + tree14_l4_1_0;
+  assign \$890  = advance & v1_d4;
+  assign \$891  = 2'h2 * raw14;
+  assign \$892  = \$891  - 10'h310;
+  assign \$893  = xnor15[0] + xnor15[1];
+  assign \$894  = xnor15[2] + xnor15[3];
+  assign \$895  = \$893  + \$894 ;
+  assign \$896  = xnor15[4] + xnor15[5];
+  assign \$897  = xnor15[6] + xnor15[7];
+  assign \$898  = \$896  + \$897 ;
+  assign \$899  = xnor15[8] + xnor15[9];
+  assign \$900  = xnor15[10] + xnor15[11];
+  assign \$901  = \$899  + \$900 ;
+  assign \$902  = xnor15[12] + xnor15[13];
+  assign \$903  = xnor15[14] + xnor15[15];
+  assign \$904  = \$902  + \$903 ;
+  assign \$905  = xnor15[16] + xnor15[17];
+  assign \$906  = xnor15[18] + xnor15[19];
+  assign \$907  = \$905  + \$906 ;
+  assign \$908  = xnor15[20] + xnor15[21];
+  assign \$909  = xnor15[22] + xnor15[23];
+  assign \$910  = \$908  + \$909 ;
+  assign \$911  = xnor15[24] + xnor15[25];
+  assign \$912  = xnor15[26] + xnor15[27];
+  assign \$913  = \$911  + \$912 ;
+  assign \$914  = xnor15[28] + xnor15[29];
+  assign \$915  = xnor15[30] + xnor15[31];
+  assign \$916  = \$914  + \$915 ;
+  assign \$917  = xnor15[32] + xnor15[33];
+  assign \$918  = xnor15[34] + xnor15[35];
+  assign \$919  = \$917  + \$918 ;
+  assign \$920  = xnor15[36] + xnor15[37];
+  assign \$921  = xnor15[38] + xnor15[39];
+  assign \$922  = \$920  + \$921 ;
+  assign \$923  = xnor15[40] + xnor15[41];
+  assign \$924  = xnor15[42] + xnor15[43];
+  assign \$925  = \$923  + \$924 ;
+  assign \$926  = xnor15[44] + xnor15[45];
+  assign \$927  = xnor15[46] + xnor15[47];
+  assign \$928  = \$926  + \$927 ;
+  assign \$929  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$930  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$931  = \$929  + \$930 ;
+  assign \$932  = tree15_l1_4_0 + tree15_l1_5_0;
+  assign \$933  = tree15_l1_6_0 + tree15_l1_7_0;
+  assign \$934  = \$932  + \$933 ;
+  assign \$935  = tree15_l1_8_0 + tree15_l1_9_0;
+  assign \$936  = tree15_l1_10_0 + tree15_l1_11_0;
+  assign \$937  = \$935  + \$936 ;
+  assign \$938  = tree15_l3_0_0 + tree15_l3_1_0;
+  assign \$939  = tree15_l3_2_0 + tree15_l3_3_0;
+  assign \$940  = tree15_l4_0_0 + tree15_l4_1_0;
+  assign \$941  = advance & v1_d4;
+  assign \$942  = 2'h2 * raw15;
+  assign \$943  = \$942  - 10'h310;
+  assign \$944  = v1_d4 & last1_d4;
+  always @(posedge clk)
+    \$signature__addr  <= \$945 ;
+  always @(posedge clk)
+    port__addr <= \$946 ;
+  always @(posedge clk)
+    nf <= \$947 ;
+  always @(posedge clk)
+    \$signal  <= \$948 ;
+  always @(posedge clk)
+    x1 <= \$949 ;
+  always @(posedge clk)
+    fresh1 <= \$950 ;
+  always @(posedge clk)
+    \$signal$111  <= \$951 ;
+  always @(posedge clk)
+    last1 <= \$952 ;
+  always @(posedge clk)
+    nf1 <= \$953 ;
+  always @(posedge clk)
+    x_in_d0 <= \$954 ;
+  always @(posedge clk)
+    weights_d0 <= \$955 ;
+  always @(posedge clk)
+    v1_d0 <= \$956 ;
+  always @(posedge clk)
+    v1_d1 <= \$957 ;
+  always @(posedge clk)
+    v1_d2 <= \$958 ;
+  always @(posedge clk)
+    v1_d3 <= \$959 ;
+  always @(posedge clk)
+    v1_d4 <= \$960 ;
+  always @(posedge clk)
+    first1_d0 <= \$961 ;
+  always @(posedge clk)
+    first1_d1 <= \$962 ;
+  always @(posedge clk)
+    first1_d2 <= \$963 ;
+  always @(posedge clk)
+    first1_d3 <= \$964 ;
+  always @(posedge clk)
+    first1_d4 <= \$965 ;
+  always @(posedge clk)
+    last1_d0 <= \$966 ;
+  always @(posedge clk)
+    last1_d1 <= \$967 ;
+  always @(posedge clk)
+    last1_d2 <= \$968 ;
+  always @(posedge clk)
+    last1_d3 <= \$969 ;
+  always @(posedge clk)
+    last1_d4 <= \$970 ;
+  always @(posedge clk)
+    nf1_d0 <= \$971 ;
+  always @(posedge clk)
+    nf1_d1 <= \$972 ;
+  always @(posedge clk)
+    nf1_d2 <= \$973 ;
+  always @(posedge clk)
+    nf1_d3 <= \$974 ;
+  always @(posedge clk)
+    nf1_d4 <= \$975 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$976 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$977 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$978 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$979 ;
+  always @(posedge clk)
+    tree0_l1_4_0 <= \$980 ;
+  always @(posedge clk)
+    tree0_l1_5_0 <= \$981 ;
+  always @(posedge clk)
+    tree0_l1_6_0 <= \$982 ;
+  always @(posedge clk)
+    tree0_l1_7_0 <= \$983 ;
+  always @(posedge clk)
+    tree0_l1_8_0 <= \$984 ;
+  always @(posedge clk)
+    tree0_l1_9_0 <= \$985 ;
+  always @(posedge clk)
+    tree0_l1_10_0 <= \$986 ;
+  always @(posedge clk)
+    tree0_l1_11_0 <= \$987 ;
+  always @(posedge clk)
+    tree0_l1_12_0 <= \$988 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$989 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$990 ;
+  always @(posedge clk)
+    tree0_l3_2_0 <= \$991 ;
+  always @(posedge clk)
+    tree0_l3_3_0 <= \$992 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$993 ;
+  always @(posedge clk)
+    tree0_l4_1_0 <= \$994 ;
+  always @(posedge clk)
+    tree0_l5_0_0 <= \$995 ;
+  always @(posedge clk)
+    raw0 <= \$996 ;
+  always @(posedge clk)
+    acc0 <= \$997 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$998 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$999 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$1000 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$1001 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$1002 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$1003 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$1004 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$1005 ;
+  always @(posedge clk)
+    tree1_l1_8_0 <= \$1006 ;
+  always @(posedge clk)
+    tree1_l1_9_0 <= \$1007 ;
+  always @(posedge clk)
+    tree1_l1_10_0 <= \$1008 ;
+  always @(posedge clk)
+    tree1_l1_11_0 <= \$1009 ;
+  always @(posedge clk)
+    tree1_l1_12_0 <= \$1010 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$1011 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$1012 ;
+  always @(posedge clk)
+    tree1_l3_2_0 <= \$1013 ;
+  always @(posedge clk)
+    tree1_l3_3_0 <= \$1014 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$1015 ;
+  always @(posedge clk)
+    tree1_l4_1_0 <= \$1016 ;
+  always @(posedge clk)
+    tree1_l5_0_0 <= \$1017 ;
+  always @(posedge clk)
+    raw1 <= \$1018 ;
+  always @(posedge clk)
+    acc1 <= \$1019 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$1020 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$1021 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$1022 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$1023 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$1024 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$1025 ;
+  always @(posedge clk)
+    tree2_l1_6_0 <= \$1026 ;
+  always @(posedge clk)
+    tree2_l1_7_0 <= \$1027 ;
+  always @(posedge clk)
+    tree2_l1_8_0 <= \$1028 ;
+  always @(posedge clk)
+    tree2_l1_9_0 <= \$1029 ;
+  always @(posedge clk)
+    tree2_l1_10_0 <= \$1030 ;
+  always @(posedge clk)
+    tree2_l1_11_0 <= \$1031 ;
+  always @(posedge clk)
+    tree2_l1_12_0 <= \$1032 ;
+  always @(posedge clk)
+    tree2_l3_0_0 <= \$1033 ;
+  always @(posedge clk)
+    tree2_l3_1_0 <= \$1034 ;
+  always @(posedge clk)
+    tree2_l3_2_0 <= \$1035 ;
+  always @(posedge clk)
+    tree2_l3_3_0 <= \$1036 ;
+  always @(posedge clk)
+    tree2_l4_0_0 <= \$1037 ;
+  always @(posedge clk)
+    tree2_l4_1_0 <= \$1038 ;
+  always @(posedge clk)
+    tree2_l5_0_0 <= \$1039 ;
+  always @(posedge clk)
+    raw2 <= \$1040 ;
+  always @(posedge clk)
+    acc2 <= \$1041 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$1042 ;
+  always @(posedge clk)
+    tree3_l1_1_0 <= \$1043 ;
+  always @(posedge clk)
+    tree3_l1_2_0 <= \$1044 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$1045 ;
+  always @(posedge clk)
+    tree3_l1_4_0 <= \$1046 ;
+  always @(posedge clk)
+    tree3_l1_5_0 <= \$1047 ;
+  always @(posedge clk)
+    tree3_l1_6_0 <= \$1048 ;
+  always @(posedge clk)
+    tree3_l1_7_0 <= \$1049 ;
+  always @(posedge clk)
+    tree3_l1_8_0 <= \$1050 ;
+  always @(posedge clk)
+    tree3_l1_9_0 <= \$1051 ;
+  always @(posedge clk)
+    tree3_l1_10_0 <= \$1052 ;
+  always @(posedge clk)
+    tree3_l1_11_0 <= \$1053 ;
+  always @(posedge clk)
+    tree3_l1_12_0 <= \$1054 ;
+  always @(posedge clk)
+    tree3_l3_0_0 <= \$1055 ;
+  always @(posedge clk)
+    tree3_l3_1_0 <= \$1056 ;
+  always @(posedge clk)
+    tree3_l3_2_0 <= \$1057 ;
+  always @(posedge clk)
+    tree3_l3_3_0 <= \$1058 ;
+  always @(posedge clk)
+    tree3_l4_0_0 <= \$1059 ;
+  always @(posedge clk)
+    tree3_l4_1_0 <= \$1060 ;
+  always @(posedge clk)
+    tree3_l5_0_0 <= \$1061 ;
+  always @(posedge clk)
+    raw3 <= \$1062 ;
+  always @(posedge clk)
+    acc3 <= \$1063 ;
+  always @(posedge clk)
+    tree4_l1_0_0 <= \$1064 ;
+  always @(posedge clk)
+    tree4_l1_1_0 <= \$1065 ;
+  always @(posedge clk)
+    tree4_l1_2_0 <= \$1066 ;
+  always @(posedge clk)
+    tree4_l1_3_0 <= \$1067 ;
+  always @(posedge clk)
+    tree4_l1_4_0 <= \$1068 ;
+  always @(posedge clk)
+    tree4_l1_5_0 <= \$1069 ;
+  always @(posedge clk)
+    tree4_l1_6_0 <= \$1070 ;
+  always @(posedge clk)
+    tree4_l1_7_0 <= \$1071 ;
+  always @(posedge clk)
+    tree4_l1_8_0 <= \$1072 ;
+  always @(posedge clk)
+    tree4_l1_9_0 <= \$1073 ;
+  always @(posedge clk)
+    tree4_l1_10_0 <= \$1074 ;
+  always @(posedge clk)
+    tree4_l1_11_0 <= \$1075 ;
+  always @(posedge clk)
+    tree4_l1_12_0 <= \$1076 ;
+  always @(posedge clk)
+    tree4_l3_0_0 <= \$1077 ;
+  always @(posedge clk)
+    tree4_l3_1_0 <= \$1078 ;
+  always @(posedge clk)
+    tree4_l3_2_0 <= \$1079 ;
+  always @(posedge clk)
+    tree4_l3_3_0 <= \$1080 ;
+  always @(posedge clk)
+    tree4_l4_0_0 <= \$1081 ;
+  always @(posedge clk)
+    tree4_l4_1_0 <= \$1082 ;
+  always @(posedge clk)
+    tree4_l5_0_0 <= \$1083 ;
+  always @(posedge clk)
+    raw4 <= \$1084 ;
+  always @(posedge clk)
+    acc4 <= \$1085 ;
+  always @(posedge clk)
+    tree5_l1_0_0 <= \$1086 ;
+  always @(posedge clk)
+    tree5_l1_1_0 <= \$1087 ;
+  always @(posedge clk)
+    tree5_l1_2_0 <= \$1088 ;
+  always @(posedge clk)
+    tree5_l1_3_0 <= \$1089 ;
+  always @(posedge clk)
+    tree5_l1_4_0 <= \$1090 ;
+  always @(posedge clk)
+    tree5_l1_5_0 <= \$1091 ;
+  always @(posedge clk)
+    tree5_l1_6_0 <= \$1092 ;
+  always @(posedge clk)
+    tree5_l1_7_0 <= \$1093 ;
+  always @(posedge clk)
+    tree5_l1_8_0 <= \$1094 ;
+  always @(posedge clk)
+    tree5_l1_9_0 <= \$1095 ;
+  always @(posedge clk)
+    tree5_l1_10_0 <= \$1096 ;
+  always @(posedge clk)
+    tree5_l1_11_0 <= \$1097 ;
+  always @(posedge clk)
+    tree5_l1_12_0 <= \$1098 ;
+  always @(posedge clk)
+    tree5_l3_0_0 <= \$1099 ;
+  always @(posedge clk)
+    tree5_l3_1_0 <= \$1100 ;
+  always @(posedge clk)
+    tree5_l3_2_0 <= \$1101 ;
+  always @(posedge clk)
+    tree5_l3_3_0 <= \$1102 ;
+  always @(posedge clk)
+    tree5_l4_0_0 <= \$1103 ;
+  always @(posedge clk)
+    tree5_l4_1_0 <= \$1104 ;
+  always @(posedge clk)
+    tree5_l5_0_0 <= \$1105 ;
+  always @(posedge clk)
+    raw5 <= \$1106 ;
+  always @(posedge clk)
+    acc5 <= \$1107 ;
+  always @(posedge clk)
+    tree6_l1_0_0 <= \$1108 ;
+  always @(posedge clk)
+    tree6_l1_1_0 <= \$1109 ;
+  always @(posedge clk)
+    tree6_l1_2_0 <= \$1110 ;
+  always @(posedge clk)
+    tree6_l1_3_0 <= \$1111 ;
+  always @(posedge clk)
+    tree6_l1_4_0 <= \$1112 ;
+  always @(posedge clk)
+    tree6_l1_5_0 <= \$1113 ;
+  always @(posedge clk)
+    tree6_l1_6_0 <= \$1114 ;
+  always @(posedge clk)
+    tree6_l1_7_0 <= \$1115 ;
+  always @(posedge clk)
+    tree6_l1_8_0 <= \$1116 ;
+  always @(posedge clk)
+    tree6_l1_9_0 <= \$1117 ;
+  always @(posedge clk)
+    tree6_l1_10_0 <= \$1118 ;
+  always @(posedge clk)
+    tree6_l1_11_0 <= \$1119 ;
+  always @(posedge clk)
+    tree6_l1_12_0 <= \$1120 ;
+  always @(posedge clk)
+    tree6_l3_0_0 <= \$1121 ;
+  always @(posedge clk)
+    tree6_l3_1_0 <= \$1122 ;
+  always @(posedge clk)
+    tree6_l3_2_0 <= \$1123 ;
+  always @(posedge clk)
+    tree6_l3_3_0 <= \$1124 ;
+  always @(posedge clk)
+    tree6_l4_0_0 <= \$1125 ;
+  always @(posedge clk)
+    tree6_l4_1_0 <= \$1126 ;
+  always @(posedge clk)
+    tree6_l5_0_0 <= \$1127 ;
+  always @(posedge clk)
+    raw6 <= \$1128 ;
+  always @(posedge clk)
+    acc6 <= \$1129 ;
+  always @(posedge clk)
+    tree7_l1_0_0 <= \$1130 ;
+  always @(posedge clk)
+    tree7_l1_1_0 <= \$1131 ;
+  always @(posedge clk)
+    tree7_l1_2_0 <= \$1132 ;
+  always @(posedge clk)
+    tree7_l1_3_0 <= \$1133 ;
+  always @(posedge clk)
+    tree7_l1_4_0 <= \$1134 ;
+  always @(posedge clk)
+    tree7_l1_5_0 <= \$1135 ;
+  always @(posedge clk)
+    tree7_l1_6_0 <= \$1136 ;
+  always @(posedge clk)
+    tree7_l1_7_0 <= \$1137 ;
+  always @(posedge clk)
+    tree7_l1_8_0 <= \$1138 ;
+  always @(posedge clk)
+    tree7_l1_9_0 <= \$1139 ;
+  always @(posedge clk)
+    tree7_l1_10_0 <= \$1140 ;
+  always @(posedge clk)
+    tree7_l1_11_0 <= \$1141 ;
+  always @(posedge clk)
+    tree7_l1_12_0 <= \$1142 ;
+  always @(posedge clk)
+    tree7_l3_0_0 <= \$1143 ;
+  always @(posedge clk)
+    tree7_l3_1_0 <= \$1144 ;
+  always @(posedge clk)
+    tree7_l3_2_0 <= \$1145 ;
+  always @(posedge clk)
+    tree7_l3_3_0 <= \$1146 ;
+  always @(posedge clk)
+    tree7_l4_0_0 <= \$1147 ;
+  always @(posedge clk)
+    tree7_l4_1_0 <= \$1148 ;
+  always @(posedge clk)
+    tree7_l5_0_0 <= \$1149 ;
+  always @(posedge clk)
+    raw7 <= \$1150 ;
+  always @(posedge clk)
+    acc7 <= \$1151 ;
+  always @(posedge clk)
+    tree8_l1_0_0 <= \$1152 ;
+  always @(posedge clk)
+    tree8_l1_1_0 <= \$1153 ;
+  always @(posedge clk)
+    tree8_l1_2_0 <= \$1154 ;
+  always @(posedge clk)
+    tree8_l1_3_0 <= \$1155 ;
+  always @(posedge clk)
+    tree8_l1_4_0 <= \$1156 ;
+  always @(posedge clk)
+    tree8_l1_5_0 <= \$1157 ;
+  always @(posedge clk)
+    tree8_l1_6_0 <= \$1158 ;
+  always @(posedge clk)
+    tree8_l1_7_0 <= \$1159 ;
+  always @(posedge clk)
+    tree8_l1_8_0 <= \$1160 ;
+  always @(posedge clk)
+    tree8_l1_9_0 <= \$1161 ;
+  always @(posedge clk)
+    tree8_l1_10_0 <= \$1162 ;
+  always @(posedge clk)
+    tree8_l1_11_0 <= \$1163 ;
+  always @(posedge clk)
+    tree8_l1_12_0 <= \$1164 ;
+  always @(posedge clk)
+    tree8_l3_0_0 <= \$1165 ;
+  always @(posedge clk)
+    tree8_l3_1_0 <= \$1166 ;
+  always @(posedge clk)
+    tree8_l3_2_0 <= \$1167 ;
+  always @(posedge clk)
+    tree8_l3_3_0 <= \$1168 ;
+  always @(posedge clk)
+    tree8_l4_0_0 <= \$1169 ;
+  always @(posedge clk)
+    tree8_l4_1_0 <= \$1170 ;
+  always @(posedge clk)
+    tree8_l5_0_0 <= \$1171 ;
+  always @(posedge clk)
+    raw8 <= \$1172 ;
+  always @(posedge clk)
+    acc8 <= \$1173 ;
+  always @(posedge clk)
+    tree9_l1_0_0 <= \$1174 ;
+  always @(posedge clk)
+    tree9_l1_1_0 <= \$1175 ;
+  always @(posedge clk)
+    tree9_l1_2_0 <= \$1176 ;
+  always @(posedge clk)
+    tree9_l1_3_0 <= \$1177 ;
+  always @(posedge clk)
+    tree9_l1_4_0 <= \$1178 ;
+  always @(posedge clk)
+    tree9_l1_5_0 <= \$1179 ;
+  always @(posedge clk)
+    tree9_l1_6_0 <= \$1180 ;
+  always @(posedge clk)
+    tree9_l1_7_0 <= \$1181 ;
+  always @(posedge clk)
+    tree9_l1_8_0 <= \$1182 ;
+  always @(posedge clk)
+    tree9_l1_9_0 <= \$1183 ;
+  always @(posedge clk)
+    tree9_l1_10_0 <= \$1184 ;
+  always @(posedge clk)
+    tree9_l1_11_0 <= \$1185 ;
+  always @(posedge clk)
+    tree9_l1_12_0 <= \$1186 ;
+  always @(posedge clk)
+    tree9_l3_0_0 <= \$1187 ;
+  always @(posedge clk)
+    tree9_l3_1_0 <= \$1188 ;
+  always @(posedge clk)
+    tree9_l3_2_0 <= \$1189 ;
+  always @(posedge clk)
+    tree9_l3_3_0 <= \$1190 ;
+  always @(posedge clk)
+    tree9_l4_0_0 <= \$1191 ;
+  always @(posedge clk)
+    tree9_l4_1_0 <= \$1192 ;
+  always @(posedge clk)
+    tree9_l5_0_0 <= \$1193 ;
+  always @(posedge clk)
+    raw9 <= \$1194 ;
+  always @(posedge clk)
+    acc9 <= \$1195 ;
+  always @(posedge clk)
+    tree10_l1_0_0 <= \$1196 ;
+  always @(posedge clk)
+    tree10_l1_1_0 <= \$1197 ;
+  always @(posedge clk)
+    tree10_l1_2_0 <= \$1198 ;
+  always @(posedge clk)
+    tree10_l1_3_0 <= \$1199 ;
+  always @(posedge clk)
+    tree10_l1_4_0 <= \$1200 ;
+  always @(posedge clk)
+    tree10_l1_5_0 <= \$1201 ;
+  always @(posedge clk)
+    tree10_l1_6_0 <= \$1202 ;
+  always @(posedge clk)
+    tree10_l1_7_0 <= \$1203 ;
+  always @(posedge clk)
+    tree10_l1_8_0 <= \$1204 ;
+  always @(posedge clk)
+    tree10_l1_9_0 <= \$1205 ;
+  always @(posedge clk)
+    tree10_l1_10_0 <= \$1206 ;
+  always @(posedge clk)
+    tree10_l1_11_0 <= \$1207 ;
+  always @(posedge clk)
+    tree10_l1_12_0 <= \$1208 ;
+  always @(posedge clk)
+    tree10_l3_0_0 <= \$1209 ;
+  always @(posedge clk)
+    tree10_l3_1_0 <= \$1210 ;
+  always @(posedge clk)
+    tree10_l3_2_0 <= \$1211 ;
+  always @(posedge clk)
+    tree10_l3_3_0 <= \$1212 ;
+  always @(posedge clk)
+    tree10_l4_0_0 <= \$1213 ;
+  always @(posedge clk)
+    tree10_l4_1_0 <= \$1214 ;
+  always @(posedge clk)
+    tree10_l5_0_0 <= \$1215 ;
+  always @(posedge clk)
+    raw10 <= \$1216 ;
+  always @(posedge clk)
+    acc10 <= \$1217 ;
+  always @(posedge clk)
+    tree11_l1_0_0 <= \$1218 ;
+  always @(posedge clk)
+    tree11_l1_1_0 <= \$1219 ;
+  always @(posedge clk)
+    tree11_l1_2_0 <= \$1220 ;
+  always @(posedge clk)
+    tree11_l1_3_0 <= \$1221 ;
+  always @(posedge clk)
+    tree11_l1_4_0 <= \$1222 ;
+  always @(posedge clk)
+    tree11_l1_5_0 <= \$1223 ;
+  always @(posedge clk)
+    tree11_l1_6_0 <= \$1224 ;
+  always @(posedge clk)
+    tree11_l1_7_0 <= \$1225 ;
+  always @(posedge clk)
+    tree11_l1_8_0 <= \$1226 ;
+  always @(posedge clk)
+    tree11_l1_9_0 <= \$1227 ;
+  always @(posedge clk)
+    tree11_l1_10_0 <= \$1228 ;
+  always @(posedge clk)
+    tree11_l1_11_0 <= \$1229 ;
+  always @(posedge clk)
+    tree11_l1_12_0 <= \$1230 ;
+  always @(posedge clk)
+    tree11_l3_0_0 <= \$1231 ;
+  always @(posedge clk)
+    tree11_l3_1_0 <= \$1232 ;
+  always @(posedge clk)
+    tree11_l3_2_0 <= \$1233 ;
+  always @(posedge clk)
+    tree11_l3_3_0 <= \$1234 ;
+  always @(posedge clk)
+    tree11_l4_0_0 <= \$1235 ;
+  always @(posedge clk)
+    tree11_l4_1_0 <= \$1236 ;
+  always @(posedge clk)
+    tree11_l5_0_0 <= \$1237 ;
+  always @(posedge clk)
+    raw11 <= \$1238 ;
+  always @(posedge clk)
+    acc11 <= \$1239 ;
+  always @(posedge clk)
+    tree12_l1_0_0 <= \$1240 ;
+  always @(posedge clk)
+    tree12_l1_1_0 <= \$1241 ;
+  always @(posedge clk)
+    tree12_l1_2_0 <= \$1242 ;
+  always @(posedge clk)
+    tree12_l1_3_0 <= \$1243 ;
+  always @(posedge clk)
+    tree12_l1_4_0 <= \$1244 ;
+  always @(posedge clk)
+    tree12_l1_5_0 <= \$1245 ;
+  always @(posedge clk)
+    tree12_l1_6_0 <= \$1246 ;
+  always @(posedge clk)
+    tree12_l1_7_0 <= \$1247 ;
+  always @(posedge clk)
+    tree12_l1_8_0 <= \$1248 ;
+  always @(posedge clk)
+    tree12_l1_9_0 <= \$1249 ;
+  always @(posedge clk)
+    tree12_l1_10_0 <= \$1250 ;
+  always @(posedge clk)
+    tree12_l1_11_0 <= \$1251 ;
+  always @(posedge clk)
+    tree12_l1_12_0 <= \$1252 ;
+  always @(posedge clk)
+    tree12_l3_0_0 <= \$1253 ;
+  always @(posedge clk)
+    tree12_l3_1_0 <= \$1254 ;
+  always @(posedge clk)
+    tree12_l3_2_0 <= \$1255 ;
+  always @(posedge clk)
+    tree12_l3_3_0 <= \$1256 ;
+  always @(posedge clk)
+    tree12_l4_0_0 <= \$1257 ;
+  always @(posedge clk)
+    tree12_l4_1_0 <= \$1258 ;
+  always @(posedge clk)
+    tree12_l5_0_0 <= \$1259 ;
+  always @(posedge clk)
+    raw12 <= \$1260 ;
+  always @(posedge clk)
+    acc12 <= \$1261 ;
+  always @(posedge clk)
+    tree13_l1_0_0 <= \$1262 ;
+  always @(posedge clk)
+    tree13_l1_1_0 <= \$1263 ;
+  always @(posedge clk)
+    tree13_l1_2_0 <= \$1264 ;
+  always @(posedge clk)
+    tree13_l1_3_0 <= \$1265 ;
+  always @(posedge clk)
+    tree13_l1_4_0 <= \$1266 ;
+  always @(posedge clk)
+    tree13_l1_5_0 <= \$1267 ;
+  always @(posedge clk)
+    tree13_l1_6_0 <= \$1268 ;
+  always @(posedge clk)
+    tree13_l1_7_0 <= \$1269 ;
+  always @(posedge clk)
+    tree13_l1_8_0 <= \$1270 ;
+  always @(posedge clk)
+    tree13_l1_9_0 <= \$1271 ;
+  always @(posedge clk)
+    tree13_l1_10_0 <= \$1272 ;
+  always @(posedge clk)
+    tree13_l1_11_0 <= \$1273 ;
+  always @(posedge clk)
+    tree13_l1_12_0 <= \$1274 ;
+  always @(posedge clk)
+    tree13_l3_0_0 <= \$1275 ;
+  always @(posedge clk)
+    tree13_l3_1_0 <= \$1276 ;
+  always @(posedge clk)
+    tree13_l3_2_0 <= \$1277 ;
+  always @(posedge clk)
+    tree13_l3_3_0 <= \$1278 ;
+  always @(posedge clk)
+    tree13_l4_0_0 <= \$1279 ;
+  always @(posedge clk)
+    tree13_l4_1_0 <= \$1280 ;
+  always @(posedge clk)
+    tree13_l5_0_0 <= \$1281 ;
+  always @(posedge clk)
+    raw13 <= \$1282 ;
+  always @(posedge clk)
+    acc13 <= \$1283 ;
+  always @(posedge clk)
+    tree14_l1_0_0 <= \$1284 ;
+  always @(posedge clk)
+    tree14_l1_1_0 <= \$1285 ;
+  always @(posedge clk)
+    tree14_l1_2_0 <= \$1286 ;
+  always @(posedge clk)
+    tree14_l1_3_0 <= \$1287 ;
+  always @(posedge clk)
+    tree14_l1_4_0 <= \$1288 ;
+  always @(posedge clk)
+    tree14_l1_5_0 <= \$1289 ;
+  always @(posedge clk)
+    tree14_l1_6_0 <= \$1290 ;
+  always @(posedge clk)
+    tree14_l1_7_0 <= \$1291 ;
+  always @(posedge clk)
+    tree14_l1_8_0 <= \$1292 ;
+  always @(posedge clk)
+    tree14_l1_9_0 <= \$1293 ;
+  always @(posedge clk)
+    tree14_l1_10_0 <= \$1294 ;
+  always @(posedge clk)
+    tree14_l1_11_0 <= \$1295 ;
+  always @(posedge clk)
+    tree14_l1_12_0 <= \$1296 ;
+  always @(posedge clk)
+    tree14_l3_0_0 <= \$1297 ;
+  always @(posedge clk)
+    tree14_l3_1_0 <= \$1298 ;
+  always @(posedge clk)
+    tree14_l3_2_0 <= \$1299 ;
+  always @(posedge clk)
+    tree14_l3_3_0 <= \$1300 ;
+  always @(posedge clk)
+    tree14_l4_0_0 <= \$1301 ;
+  always @(posedge clk)
+    tree14_l4_1_0 <= \$1302 ;
+  always @(posedge clk)
+    tree14_l5_0_0 <= \$1303 ;
+  always @(posedge clk)
+    raw14 <= \$1304 ;
+  always @(posedge clk)
+    acc14 <= \$1305 ;
+  always @(posedge clk)
+    tree15_l1_0_0 <= \$1306 ;
+  always @(posedge clk)
+    tree15_l1_1_0 <= \$1307 ;
+  always @(posedge clk)
+    tree15_l1_2_0 <= \$1308 ;
+  always @(posedge clk)
+    tree15_l1_3_0 <= \$1309 ;
+  always @(posedge clk)
+    tree15_l1_4_0 <= \$1310 ;
+  always @(posedge clk)
+    tree15_l1_5_0 <= \$1311 ;
+  always @(posedge clk)
+    tree15_l1_6_0 <= \$1312 ;
+  always @(posedge clk)
+    tree15_l1_7_0 <= \$1313 ;
+  always @(posedge clk)
+    tree15_l1_8_0 <= \$1314 ;
+  always @(posedge clk)
+    tree15_l1_9_0 <= \$1315 ;
+  always @(posedge clk)
+    tree15_l1_10_0 <= \$1316 ;
+  always @(posedge clk)
+    tree15_l1_11_0 <= \$1317 ;
+  always @(posedge clk)
+    tree15_l1_12_0 <= \$1318 ;
+  always @(posedge clk)
+    tree15_l3_0_0 <= \$1319 ;
+  always @(posedge clk)
+    tree15_l3_1_0 <= \$1320 ;
+  always @(posedge clk)
+    tree15_l3_2_0 <= \$1321 ;
+  always @(posedge clk)
+    tree15_l3_3_0 <= \$1322 ;
+  always @(posedge clk)
+    tree15_l4_0_0 <= \$1323 ;
+  always @(posedge clk)
+    tree15_l4_1_0 <= \$1324 ;
+  always @(posedge clk)
+    tree15_l5_0_0 <= \$1325 ;
+  always @(posedge clk)
+    raw15 <= \$1326 ;
+  always @(posedge clk)
+    acc15 <= \$1327 ;
+  always @(posedge clk)
+    v2 <= \$1328 ;
+  always @(posedge clk)
+    v2_d0 <= \$1329 ;
+  always @(posedge clk)
+    \port__addr$87  <= \$1330 ;
+  always @(posedge clk)
+    thresholds_d0 <= \$1331 ;
+  always @(posedge clk)
+    \v2_d0$457  <= \$1332 ;
+  always @(posedge clk)
+    acc0_d0 <= \$1333 ;
+  always @(posedge clk)
+    acc1_d0 <= \$1334 ;
+  always @(posedge clk)
+    acc2_d0 <= \$1335 ;
+  always @(posedge clk)
+    acc3_d0 <= \$1336 ;
+  always @(posedge clk)
+    acc4_d0 <= \$1337 ;
+  always @(posedge clk)
+    acc5_d0 <= \$1338 ;
+  always @(posedge clk)
+    acc6_d0 <= \$1339 ;
+  always @(posedge clk)
+    acc7_d0 <= \$1340 ;
+  always @(posedge clk)
+    acc8_d0 <= \$1341 ;
+  always @(posedge clk)
+    acc9_d0 <= \$1342 ;
+  always @(posedge clk)
+    acc10_d0 <= \$1343 ;
+  always @(posedge clk)
+    acc11_d0 <= \$1344 ;
+  always @(posedge clk)
+    acc12_d0 <= \$1345 ;
+  always @(posedge clk)
+    acc13_d0 <= \$1346 ;
+  always @(posedge clk)
+    acc14_d0 <= \$1347 ;
+  always @(posedge clk)
+    acc15_d0 <= \$1348 ;
+  always @(posedge clk)
+    o__valid <= \$1349 ;
+  always @(posedge clk)
+    o__payload <= \$1350 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$946  = \$signature__addr ;
+    \$945  = \$signature__addr ;
     if (fire) begin
-      \$946  = \$120 [3:0];
+      \$945  = \$119 [3:0];
     end
     if (rst) begin
-      \$946  = 4'h0;
+      \$945  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$947  = port__addr;
+    \$946  = port__addr;
     if (fire) begin
-      \$947  = \$122 [5:0];
+      \$946  = \$121 [5:0];
     end
     if (rst) begin
-      \$947  = 6'h00;
+      \$946  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$948  = nf;
+    \$947  = nf;
     if (fire) begin
-      if (\$123 ) begin
-        \$948  = \$125 [1:0];
+      if (\$122 ) begin
+        \$947  = \$124 [1:0];
       end
     end
     if (rst) begin
-      \$948  = 2'h0;
+      \$947  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$949  = \$signal ;
+    \$948  = \$signal ;
     if (advance) begin
-      \$949  = fire;
+      \$948  = fire;
     end
     if (rst) begin
-      \$949  = 1'h0;
+      \$948  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$950  = x1;
+    \$949  = x1;
     if (advance) begin
-      \$950  = i__payload;
+      \$949  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$951  = fresh1;
+    \$950  = fresh1;
+    if (advance) begin
+      \$950  = \$125 ;
+    end
+    if (rst) begin
+      \$950  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$951  = \$signal$111 ;
     if (advance) begin
       \$951  = \$126 ;
     end
@@ -7550,7 +7555,7 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$952  = \$signal$112 ;
+    \$952  = last1;
     if (advance) begin
       \$952  = \$127 ;
     end
@@ -7560,43 +7565,43 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$953  = last1;
+    \$953  = nf1;
     if (advance) begin
-      \$953  = \$128 ;
+      \$953  = nf;
     end
     if (rst) begin
-      \$953  = 1'h0;
+      \$953  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$954  = nf1;
+    \$954  = x_in_d0;
     if (advance) begin
-      \$954  = nf;
+      \$954  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$955  = weights_d0;
+    if (advance) begin
+      \$955  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$956  = v1_d0;
+    if (advance) begin
+      \$956  = \$signal ;
     end
     if (rst) begin
-      \$954  = 2'h0;
+      \$956  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$955  = x_in_d0;
+    \$957  = v1_d1;
     if (advance) begin
-      \$955  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$956  = weights_d0;
-    if (advance) begin
-      \$956  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$957  = v1_d0;
-    if (advance) begin
-      \$957  = \$signal ;
+      \$957  = v1_d0;
     end
     if (rst) begin
       \$957  = 1'h0;
@@ -7604,9 +7609,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$958  = v1_d1;
+    \$958  = v1_d2;
     if (advance) begin
-      \$958  = v1_d0;
+      \$958  = v1_d1;
     end
     if (rst) begin
       \$958  = 1'h0;
@@ -7614,9 +7619,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$959  = v1_d2;
+    \$959  = v1_d3;
     if (advance) begin
-      \$959  = v1_d1;
+      \$959  = v1_d2;
     end
     if (rst) begin
       \$959  = 1'h0;
@@ -7624,9 +7629,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$960  = v1_d3;
+    \$960  = v1_d4;
     if (advance) begin
-      \$960  = v1_d2;
+      \$960  = v1_d3;
     end
     if (rst) begin
       \$960  = 1'h0;
@@ -7634,2588 +7639,2588 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$961  = v1_d4;
+    \$961  = first1_d0;
     if (advance) begin
-      \$961  = v1_d3;
-    end
-    if (rst) begin
-      \$961  = 1'h0;
+      \$961  = \$signal$111 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$962  = first1_d0;
+    \$962  = first1_d1;
     if (advance) begin
-      \$962  = \$signal$112 ;
+      \$962  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$963  = first1_d1;
+    \$963  = first1_d2;
     if (advance) begin
-      \$963  = first1_d0;
+      \$963  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$964  = first1_d2;
+    \$964  = first1_d3;
     if (advance) begin
-      \$964  = first1_d1;
+      \$964  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$965  = first1_d3;
+    \$965  = first1_d4;
     if (advance) begin
-      \$965  = first1_d2;
+      \$965  = first1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$966  = first1_d4;
+    \$966  = last1_d0;
     if (advance) begin
-      \$966  = first1_d3;
+      \$966  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$967  = last1_d0;
+    \$967  = last1_d1;
     if (advance) begin
-      \$967  = last1;
+      \$967  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$968  = last1_d1;
+    \$968  = last1_d2;
     if (advance) begin
-      \$968  = last1_d0;
+      \$968  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$969  = last1_d2;
+    \$969  = last1_d3;
     if (advance) begin
-      \$969  = last1_d1;
+      \$969  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$970  = last1_d3;
+    \$970  = last1_d4;
     if (advance) begin
-      \$970  = last1_d2;
+      \$970  = last1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$971  = last1_d4;
+    \$971  = nf1_d0;
     if (advance) begin
-      \$971  = last1_d3;
+      \$971  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$972  = nf1_d0;
+    \$972  = nf1_d1;
     if (advance) begin
-      \$972  = nf1;
+      \$972  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$973  = nf1_d1;
+    \$973  = nf1_d2;
     if (advance) begin
-      \$973  = nf1_d0;
+      \$973  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$974  = nf1_d2;
+    \$974  = nf1_d3;
     if (advance) begin
-      \$974  = nf1_d1;
+      \$974  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$975  = nf1_d3;
+    \$975  = nf1_d4;
     if (advance) begin
-      \$975  = nf1_d2;
+      \$975  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$976  = nf1_d4;
+    \$976  = tree0_l1_0_0;
     if (advance) begin
-      \$976  = nf1_d3;
+      \$976  = \$130 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$977  = tree0_l1_0_0;
+    \$977  = tree0_l1_1_0;
     if (advance) begin
-      \$977  = \$131 ;
+      \$977  = \$133 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$978  = tree0_l1_1_0;
+    \$978  = tree0_l1_2_0;
     if (advance) begin
-      \$978  = \$134 ;
+      \$978  = \$136 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$979  = tree0_l1_2_0;
+    \$979  = tree0_l1_3_0;
     if (advance) begin
-      \$979  = \$137 ;
+      \$979  = \$139 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$980  = tree0_l1_3_0;
+    \$980  = tree0_l1_4_0;
     if (advance) begin
-      \$980  = \$140 ;
+      \$980  = \$142 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$981  = tree0_l1_4_0;
+    \$981  = tree0_l1_5_0;
     if (advance) begin
-      \$981  = \$143 ;
+      \$981  = \$145 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$982  = tree0_l1_5_0;
+    \$982  = tree0_l1_6_0;
     if (advance) begin
-      \$982  = \$146 ;
+      \$982  = \$148 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$983  = tree0_l1_6_0;
+    \$983  = tree0_l1_7_0;
     if (advance) begin
-      \$983  = \$149 ;
+      \$983  = \$151 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$984  = tree0_l1_7_0;
+    \$984  = tree0_l1_8_0;
     if (advance) begin
-      \$984  = \$152 ;
+      \$984  = \$154 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$985  = tree0_l1_8_0;
+    \$985  = tree0_l1_9_0;
     if (advance) begin
-      \$985  = \$155 ;
+      \$985  = \$157 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$986  = tree0_l1_9_0;
+    \$986  = tree0_l1_10_0;
     if (advance) begin
-      \$986  = \$158 ;
+      \$986  = \$160 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$987  = tree0_l1_10_0;
+    \$987  = tree0_l1_11_0;
     if (advance) begin
-      \$987  = \$161 ;
+      \$987  = \$163 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$988  = tree0_l1_11_0;
+    \$988  = tree0_l1_12_0;
     if (advance) begin
-      \$988  = \$164 ;
+      \$988  = xnor0[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$989  = tree0_l1_12_0;
+    \$989  = tree0_l3_0_0;
     if (advance) begin
-      \$989  = xnor0[48];
+      \$989  = \$166 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$990  = tree0_l3_0_0;
+    \$990  = tree0_l3_1_0;
     if (advance) begin
-      \$990  = \$167 ;
+      \$990  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$991  = tree0_l3_1_0;
+    \$991  = tree0_l3_2_0;
     if (advance) begin
-      \$991  = \$170 ;
+      \$991  = \$172 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$992  = tree0_l3_2_0;
+    \$992  = tree0_l3_3_0;
     if (advance) begin
-      \$992  = \$173 ;
+      \$992  = tree0_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$993  = tree0_l3_3_0;
+    \$993  = tree0_l4_0_0;
     if (advance) begin
-      \$993  = tree0_l1_12_0;
+      \$993  = \$173 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$994  = tree0_l4_0_0;
+    \$994  = tree0_l4_1_0;
     if (advance) begin
       \$994  = \$174 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$995  = tree0_l4_1_0;
+    \$995  = tree0_l5_0_0;
     if (advance) begin
       \$995  = \$175 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$996  = tree0_l5_0_0;
+    \$996  = raw0;
+    if (\$176 ) begin
+      \$996  = \$8 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$997  = acc0;
     if (advance) begin
-      \$996  = \$176 ;
+      \$997  = \$178 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$997  = raw0;
-    if (\$177 ) begin
-      \$997  = \$9 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$998  = acc0;
+    \$998  = tree1_l1_0_0;
     if (advance) begin
-      \$998  = \$179 [10:0];
+      \$998  = \$181 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$999  = tree1_l1_0_0;
+    \$999  = tree1_l1_1_0;
     if (advance) begin
-      \$999  = \$182 ;
+      \$999  = \$184 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1000  = tree1_l1_1_0;
+    \$1000  = tree1_l1_2_0;
     if (advance) begin
-      \$1000  = \$185 ;
+      \$1000  = \$187 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1001  = tree1_l1_2_0;
+    \$1001  = tree1_l1_3_0;
     if (advance) begin
-      \$1001  = \$188 ;
+      \$1001  = \$190 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1002  = tree1_l1_3_0;
+    \$1002  = tree1_l1_4_0;
     if (advance) begin
-      \$1002  = \$191 ;
+      \$1002  = \$193 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1003  = tree1_l1_4_0;
+    \$1003  = tree1_l1_5_0;
     if (advance) begin
-      \$1003  = \$194 ;
+      \$1003  = \$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1004  = tree1_l1_5_0;
+    \$1004  = tree1_l1_6_0;
     if (advance) begin
-      \$1004  = \$197 ;
+      \$1004  = \$199 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1005  = tree1_l1_6_0;
+    \$1005  = tree1_l1_7_0;
     if (advance) begin
-      \$1005  = \$200 ;
+      \$1005  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1006  = tree1_l1_7_0;
+    \$1006  = tree1_l1_8_0;
     if (advance) begin
-      \$1006  = \$203 ;
+      \$1006  = \$205 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1007  = tree1_l1_8_0;
+    \$1007  = tree1_l1_9_0;
     if (advance) begin
-      \$1007  = \$206 ;
+      \$1007  = \$208 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1008  = tree1_l1_9_0;
+    \$1008  = tree1_l1_10_0;
     if (advance) begin
-      \$1008  = \$209 ;
+      \$1008  = \$211 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1009  = tree1_l1_10_0;
+    \$1009  = tree1_l1_11_0;
     if (advance) begin
-      \$1009  = \$212 ;
+      \$1009  = \$214 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1010  = tree1_l1_11_0;
+    \$1010  = tree1_l1_12_0;
     if (advance) begin
-      \$1010  = \$215 ;
+      \$1010  = xnor1[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1011  = tree1_l1_12_0;
+    \$1011  = tree1_l3_0_0;
     if (advance) begin
-      \$1011  = xnor1[48];
+      \$1011  = \$217 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1012  = tree1_l3_0_0;
+    \$1012  = tree1_l3_1_0;
     if (advance) begin
-      \$1012  = \$218 ;
+      \$1012  = \$220 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1013  = tree1_l3_1_0;
+    \$1013  = tree1_l3_2_0;
     if (advance) begin
-      \$1013  = \$221 ;
+      \$1013  = \$223 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1014  = tree1_l3_2_0;
+    \$1014  = tree1_l3_3_0;
     if (advance) begin
-      \$1014  = \$224 ;
+      \$1014  = tree1_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1015  = tree1_l3_3_0;
+    \$1015  = tree1_l4_0_0;
     if (advance) begin
-      \$1015  = tree1_l1_12_0;
+      \$1015  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1016  = tree1_l4_0_0;
+    \$1016  = tree1_l4_1_0;
     if (advance) begin
       \$1016  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1017  = tree1_l4_1_0;
+    \$1017  = tree1_l5_0_0;
     if (advance) begin
       \$1017  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1018  = tree1_l5_0_0;
+    \$1018  = raw1;
+    if (\$227 ) begin
+      \$1018  = \$11 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1019  = acc1;
     if (advance) begin
-      \$1018  = \$227 ;
+      \$1019  = \$229 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1019  = raw1;
-    if (\$228 ) begin
-      \$1019  = \$12 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1020  = acc1;
+    \$1020  = tree2_l1_0_0;
     if (advance) begin
-      \$1020  = \$230 [10:0];
+      \$1020  = \$232 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1021  = tree2_l1_0_0;
+    \$1021  = tree2_l1_1_0;
     if (advance) begin
-      \$1021  = \$233 ;
+      \$1021  = \$235 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1022  = tree2_l1_1_0;
+    \$1022  = tree2_l1_2_0;
     if (advance) begin
-      \$1022  = \$236 ;
+      \$1022  = \$238 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1023  = tree2_l1_2_0;
+    \$1023  = tree2_l1_3_0;
     if (advance) begin
-      \$1023  = \$239 ;
+      \$1023  = \$241 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1024  = tree2_l1_3_0;
+    \$1024  = tree2_l1_4_0;
     if (advance) begin
-      \$1024  = \$242 ;
+      \$1024  = \$244 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1025  = tree2_l1_4_0;
+    \$1025  = tree2_l1_5_0;
     if (advance) begin
-      \$1025  = \$245 ;
+      \$1025  = \$247 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1026  = tree2_l1_5_0;
+    \$1026  = tree2_l1_6_0;
     if (advance) begin
-      \$1026  = \$248 ;
+      \$1026  = \$250 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1027  = tree2_l1_6_0;
+    \$1027  = tree2_l1_7_0;
     if (advance) begin
-      \$1027  = \$251 ;
+      \$1027  = \$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1028  = tree2_l1_7_0;
+    \$1028  = tree2_l1_8_0;
     if (advance) begin
-      \$1028  = \$254 ;
+      \$1028  = \$256 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1029  = tree2_l1_8_0;
+    \$1029  = tree2_l1_9_0;
     if (advance) begin
-      \$1029  = \$257 ;
+      \$1029  = \$259 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1030  = tree2_l1_9_0;
+    \$1030  = tree2_l1_10_0;
     if (advance) begin
-      \$1030  = \$260 ;
+      \$1030  = \$262 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1031  = tree2_l1_10_0;
+    \$1031  = tree2_l1_11_0;
     if (advance) begin
-      \$1031  = \$263 ;
+      \$1031  = \$265 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1032  = tree2_l1_11_0;
+    \$1032  = tree2_l1_12_0;
     if (advance) begin
-      \$1032  = \$266 ;
+      \$1032  = xnor2[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1033  = tree2_l1_12_0;
+    \$1033  = tree2_l3_0_0;
     if (advance) begin
-      \$1033  = xnor2[48];
+      \$1033  = \$268 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1034  = tree2_l3_0_0;
+    \$1034  = tree2_l3_1_0;
     if (advance) begin
-      \$1034  = \$269 ;
+      \$1034  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1035  = tree2_l3_1_0;
+    \$1035  = tree2_l3_2_0;
     if (advance) begin
-      \$1035  = \$272 ;
+      \$1035  = \$274 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1036  = tree2_l3_2_0;
+    \$1036  = tree2_l3_3_0;
     if (advance) begin
-      \$1036  = \$275 ;
+      \$1036  = tree2_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1037  = tree2_l3_3_0;
+    \$1037  = tree2_l4_0_0;
     if (advance) begin
-      \$1037  = tree2_l1_12_0;
+      \$1037  = \$275 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1038  = tree2_l4_0_0;
+    \$1038  = tree2_l4_1_0;
     if (advance) begin
       \$1038  = \$276 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1039  = tree2_l4_1_0;
+    \$1039  = tree2_l5_0_0;
     if (advance) begin
       \$1039  = \$277 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1040  = tree2_l5_0_0;
+    \$1040  = raw2;
+    if (\$278 ) begin
+      \$1040  = \$14 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1041  = acc2;
     if (advance) begin
-      \$1040  = \$278 ;
+      \$1041  = \$280 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1041  = raw2;
-    if (\$279 ) begin
-      \$1041  = \$15 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1042  = acc2;
+    \$1042  = tree3_l1_0_0;
     if (advance) begin
-      \$1042  = \$281 [10:0];
+      \$1042  = \$283 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1043  = tree3_l1_0_0;
+    \$1043  = tree3_l1_1_0;
     if (advance) begin
-      \$1043  = \$284 ;
+      \$1043  = \$286 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1044  = tree3_l1_1_0;
+    \$1044  = tree3_l1_2_0;
     if (advance) begin
-      \$1044  = \$287 ;
+      \$1044  = \$289 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1045  = tree3_l1_2_0;
+    \$1045  = tree3_l1_3_0;
     if (advance) begin
-      \$1045  = \$290 ;
+      \$1045  = \$292 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1046  = tree3_l1_3_0;
+    \$1046  = tree3_l1_4_0;
     if (advance) begin
-      \$1046  = \$293 ;
+      \$1046  = \$295 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1047  = tree3_l1_4_0;
+    \$1047  = tree3_l1_5_0;
     if (advance) begin
-      \$1047  = \$296 ;
+      \$1047  = \$298 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1048  = tree3_l1_5_0;
+    \$1048  = tree3_l1_6_0;
     if (advance) begin
-      \$1048  = \$299 ;
+      \$1048  = \$301 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1049  = tree3_l1_6_0;
+    \$1049  = tree3_l1_7_0;
     if (advance) begin
-      \$1049  = \$302 ;
+      \$1049  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1050  = tree3_l1_7_0;
+    \$1050  = tree3_l1_8_0;
     if (advance) begin
-      \$1050  = \$305 ;
+      \$1050  = \$307 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1051  = tree3_l1_8_0;
+    \$1051  = tree3_l1_9_0;
     if (advance) begin
-      \$1051  = \$308 ;
+      \$1051  = \$310 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1052  = tree3_l1_9_0;
+    \$1052  = tree3_l1_10_0;
     if (advance) begin
-      \$1052  = \$311 ;
+      \$1052  = \$313 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1053  = tree3_l1_10_0;
+    \$1053  = tree3_l1_11_0;
     if (advance) begin
-      \$1053  = \$314 ;
+      \$1053  = \$316 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1054  = tree3_l1_11_0;
+    \$1054  = tree3_l1_12_0;
     if (advance) begin
-      \$1054  = \$317 ;
+      \$1054  = xnor3[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1055  = tree3_l1_12_0;
+    \$1055  = tree3_l3_0_0;
     if (advance) begin
-      \$1055  = xnor3[48];
+      \$1055  = \$319 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1056  = tree3_l3_0_0;
+    \$1056  = tree3_l3_1_0;
     if (advance) begin
-      \$1056  = \$320 ;
+      \$1056  = \$322 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1057  = tree3_l3_1_0;
+    \$1057  = tree3_l3_2_0;
     if (advance) begin
-      \$1057  = \$323 ;
+      \$1057  = \$325 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1058  = tree3_l3_2_0;
+    \$1058  = tree3_l3_3_0;
     if (advance) begin
-      \$1058  = \$326 ;
+      \$1058  = tree3_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1059  = tree3_l3_3_0;
+    \$1059  = tree3_l4_0_0;
     if (advance) begin
-      \$1059  = tree3_l1_12_0;
+      \$1059  = \$326 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1060  = tree3_l4_0_0;
+    \$1060  = tree3_l4_1_0;
     if (advance) begin
       \$1060  = \$327 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1061  = tree3_l4_1_0;
+    \$1061  = tree3_l5_0_0;
     if (advance) begin
       \$1061  = \$328 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1062  = tree3_l5_0_0;
+    \$1062  = raw3;
+    if (\$329 ) begin
+      \$1062  = \$17 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1063  = acc3;
     if (advance) begin
-      \$1062  = \$329 ;
+      \$1063  = \$331 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1063  = raw3;
-    if (\$330 ) begin
-      \$1063  = \$18 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1064  = acc3;
+    \$1064  = tree4_l1_0_0;
     if (advance) begin
-      \$1064  = \$332 [10:0];
+      \$1064  = \$334 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1065  = tree4_l1_0_0;
+    \$1065  = tree4_l1_1_0;
     if (advance) begin
-      \$1065  = \$335 ;
+      \$1065  = \$337 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1066  = tree4_l1_1_0;
+    \$1066  = tree4_l1_2_0;
     if (advance) begin
-      \$1066  = \$338 ;
+      \$1066  = \$340 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1067  = tree4_l1_2_0;
+    \$1067  = tree4_l1_3_0;
     if (advance) begin
-      \$1067  = \$341 ;
+      \$1067  = \$343 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1068  = tree4_l1_3_0;
+    \$1068  = tree4_l1_4_0;
     if (advance) begin
-      \$1068  = \$344 ;
+      \$1068  = \$346 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1069  = tree4_l1_4_0;
+    \$1069  = tree4_l1_5_0;
     if (advance) begin
-      \$1069  = \$347 ;
+      \$1069  = \$349 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1070  = tree4_l1_5_0;
+    \$1070  = tree4_l1_6_0;
     if (advance) begin
-      \$1070  = \$350 ;
+      \$1070  = \$352 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1071  = tree4_l1_6_0;
+    \$1071  = tree4_l1_7_0;
     if (advance) begin
-      \$1071  = \$353 ;
+      \$1071  = \$355 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1072  = tree4_l1_7_0;
+    \$1072  = tree4_l1_8_0;
     if (advance) begin
-      \$1072  = \$356 ;
+      \$1072  = \$358 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1073  = tree4_l1_8_0;
+    \$1073  = tree4_l1_9_0;
     if (advance) begin
-      \$1073  = \$359 ;
+      \$1073  = \$361 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1074  = tree4_l1_9_0;
+    \$1074  = tree4_l1_10_0;
     if (advance) begin
-      \$1074  = \$362 ;
+      \$1074  = \$364 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1075  = tree4_l1_10_0;
+    \$1075  = tree4_l1_11_0;
     if (advance) begin
-      \$1075  = \$365 ;
+      \$1075  = \$367 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1076  = tree4_l1_11_0;
+    \$1076  = tree4_l1_12_0;
     if (advance) begin
-      \$1076  = \$368 ;
+      \$1076  = xnor4[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1077  = tree4_l1_12_0;
+    \$1077  = tree4_l3_0_0;
     if (advance) begin
-      \$1077  = xnor4[48];
+      \$1077  = \$370 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1078  = tree4_l3_0_0;
+    \$1078  = tree4_l3_1_0;
     if (advance) begin
-      \$1078  = \$371 ;
+      \$1078  = \$373 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1079  = tree4_l3_1_0;
+    \$1079  = tree4_l3_2_0;
     if (advance) begin
-      \$1079  = \$374 ;
+      \$1079  = \$376 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1080  = tree4_l3_2_0;
+    \$1080  = tree4_l3_3_0;
     if (advance) begin
-      \$1080  = \$377 ;
+      \$1080  = tree4_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1081  = tree4_l3_3_0;
+    \$1081  = tree4_l4_0_0;
     if (advance) begin
-      \$1081  = tree4_l1_12_0;
+      \$1081  = \$377 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1082  = tree4_l4_0_0;
+    \$1082  = tree4_l4_1_0;
     if (advance) begin
       \$1082  = \$378 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1083  = tree4_l4_1_0;
+    \$1083  = tree4_l5_0_0;
     if (advance) begin
       \$1083  = \$379 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1084  = tree4_l5_0_0;
+    \$1084  = raw4;
+    if (\$380 ) begin
+      \$1084  = \$20 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1085  = acc4;
     if (advance) begin
-      \$1084  = \$380 ;
+      \$1085  = \$382 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1085  = raw4;
-    if (\$381 ) begin
-      \$1085  = \$21 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1086  = acc4;
+    \$1086  = tree5_l1_0_0;
     if (advance) begin
-      \$1086  = \$383 [10:0];
+      \$1086  = \$385 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1087  = tree5_l1_0_0;
+    \$1087  = tree5_l1_1_0;
     if (advance) begin
-      \$1087  = \$386 ;
+      \$1087  = \$388 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1088  = tree5_l1_1_0;
+    \$1088  = tree5_l1_2_0;
     if (advance) begin
-      \$1088  = \$389 ;
+      \$1088  = \$391 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1089  = tree5_l1_2_0;
+    \$1089  = tree5_l1_3_0;
     if (advance) begin
-      \$1089  = \$392 ;
+      \$1089  = \$394 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1090  = tree5_l1_3_0;
+    \$1090  = tree5_l1_4_0;
     if (advance) begin
-      \$1090  = \$395 ;
+      \$1090  = \$397 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1091  = tree5_l1_4_0;
+    \$1091  = tree5_l1_5_0;
     if (advance) begin
-      \$1091  = \$398 ;
+      \$1091  = \$400 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1092  = tree5_l1_5_0;
+    \$1092  = tree5_l1_6_0;
     if (advance) begin
-      \$1092  = \$401 ;
+      \$1092  = \$403 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1093  = tree5_l1_6_0;
+    \$1093  = tree5_l1_7_0;
     if (advance) begin
-      \$1093  = \$404 ;
+      \$1093  = \$406 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1094  = tree5_l1_7_0;
+    \$1094  = tree5_l1_8_0;
     if (advance) begin
-      \$1094  = \$407 ;
+      \$1094  = \$409 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1095  = tree5_l1_8_0;
+    \$1095  = tree5_l1_9_0;
     if (advance) begin
-      \$1095  = \$410 ;
+      \$1095  = \$412 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1096  = tree5_l1_9_0;
+    \$1096  = tree5_l1_10_0;
     if (advance) begin
-      \$1096  = \$413 ;
+      \$1096  = \$415 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1097  = tree5_l1_10_0;
+    \$1097  = tree5_l1_11_0;
     if (advance) begin
-      \$1097  = \$416 ;
+      \$1097  = \$418 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1098  = tree5_l1_11_0;
+    \$1098  = tree5_l1_12_0;
     if (advance) begin
-      \$1098  = \$419 ;
+      \$1098  = xnor5[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1099  = tree5_l1_12_0;
+    \$1099  = tree5_l3_0_0;
     if (advance) begin
-      \$1099  = xnor5[48];
+      \$1099  = \$421 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1100  = tree5_l3_0_0;
+    \$1100  = tree5_l3_1_0;
     if (advance) begin
-      \$1100  = \$422 ;
+      \$1100  = \$424 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1101  = tree5_l3_1_0;
+    \$1101  = tree5_l3_2_0;
     if (advance) begin
-      \$1101  = \$425 ;
+      \$1101  = \$427 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1102  = tree5_l3_2_0;
+    \$1102  = tree5_l3_3_0;
     if (advance) begin
-      \$1102  = \$428 ;
+      \$1102  = tree5_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1103  = tree5_l3_3_0;
+    \$1103  = tree5_l4_0_0;
     if (advance) begin
-      \$1103  = tree5_l1_12_0;
+      \$1103  = \$428 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1104  = tree5_l4_0_0;
+    \$1104  = tree5_l4_1_0;
     if (advance) begin
       \$1104  = \$429 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1105  = tree5_l4_1_0;
+    \$1105  = tree5_l5_0_0;
     if (advance) begin
       \$1105  = \$430 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1106  = tree5_l5_0_0;
+    \$1106  = raw5;
+    if (\$431 ) begin
+      \$1106  = \$23 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1107  = acc5;
     if (advance) begin
-      \$1106  = \$431 ;
+      \$1107  = \$433 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1107  = raw5;
-    if (\$432 ) begin
-      \$1107  = \$24 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1108  = acc5;
+    \$1108  = tree6_l1_0_0;
     if (advance) begin
-      \$1108  = \$434 [10:0];
+      \$1108  = \$436 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1109  = tree6_l1_0_0;
+    \$1109  = tree6_l1_1_0;
     if (advance) begin
-      \$1109  = \$437 ;
+      \$1109  = \$439 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1110  = tree6_l1_1_0;
+    \$1110  = tree6_l1_2_0;
     if (advance) begin
-      \$1110  = \$440 ;
+      \$1110  = \$442 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1111  = tree6_l1_2_0;
+    \$1111  = tree6_l1_3_0;
     if (advance) begin
-      \$1111  = \$443 ;
+      \$1111  = \$445 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1112  = tree6_l1_3_0;
+    \$1112  = tree6_l1_4_0;
     if (advance) begin
-      \$1112  = \$446 ;
+      \$1112  = \$448 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1113  = tree6_l1_4_0;
+    \$1113  = tree6_l1_5_0;
     if (advance) begin
-      \$1113  = \$449 ;
+      \$1113  = \$451 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1114  = tree6_l1_5_0;
+    \$1114  = tree6_l1_6_0;
     if (advance) begin
-      \$1114  = \$452 ;
+      \$1114  = \$454 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1115  = tree6_l1_6_0;
+    \$1115  = tree6_l1_7_0;
     if (advance) begin
-      \$1115  = \$455 ;
+      \$1115  = \$457 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1116  = tree6_l1_7_0;
+    \$1116  = tree6_l1_8_0;
     if (advance) begin
-      \$1116  = \$458 ;
+      \$1116  = \$460 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1117  = tree6_l1_8_0;
+    \$1117  = tree6_l1_9_0;
     if (advance) begin
-      \$1117  = \$461 ;
+      \$1117  = \$463 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1118  = tree6_l1_9_0;
+    \$1118  = tree6_l1_10_0;
     if (advance) begin
-      \$1118  = \$464 ;
+      \$1118  = \$466 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1119  = tree6_l1_10_0;
+    \$1119  = tree6_l1_11_0;
     if (advance) begin
-      \$1119  = \$467 ;
+      \$1119  = \$469 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1120  = tree6_l1_11_0;
+    \$1120  = tree6_l1_12_0;
     if (advance) begin
-      \$1120  = \$470 ;
+      \$1120  = xnor6[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1121  = tree6_l1_12_0;
+    \$1121  = tree6_l3_0_0;
     if (advance) begin
-      \$1121  = xnor6[48];
+      \$1121  = \$472 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1122  = tree6_l3_0_0;
+    \$1122  = tree6_l3_1_0;
     if (advance) begin
-      \$1122  = \$473 ;
+      \$1122  = \$475 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1123  = tree6_l3_1_0;
+    \$1123  = tree6_l3_2_0;
     if (advance) begin
-      \$1123  = \$476 ;
+      \$1123  = \$478 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1124  = tree6_l3_2_0;
+    \$1124  = tree6_l3_3_0;
     if (advance) begin
-      \$1124  = \$479 ;
+      \$1124  = tree6_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1125  = tree6_l3_3_0;
+    \$1125  = tree6_l4_0_0;
     if (advance) begin
-      \$1125  = tree6_l1_12_0;
+      \$1125  = \$479 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1126  = tree6_l4_0_0;
+    \$1126  = tree6_l4_1_0;
     if (advance) begin
       \$1126  = \$480 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1127  = tree6_l4_1_0;
+    \$1127  = tree6_l5_0_0;
     if (advance) begin
       \$1127  = \$481 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1128  = tree6_l5_0_0;
+    \$1128  = raw6;
+    if (\$482 ) begin
+      \$1128  = \$26 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1129  = acc6;
     if (advance) begin
-      \$1128  = \$482 ;
+      \$1129  = \$484 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1129  = raw6;
-    if (\$483 ) begin
-      \$1129  = \$27 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1130  = acc6;
+    \$1130  = tree7_l1_0_0;
     if (advance) begin
-      \$1130  = \$485 [10:0];
+      \$1130  = \$487 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1131  = tree7_l1_0_0;
+    \$1131  = tree7_l1_1_0;
     if (advance) begin
-      \$1131  = \$488 ;
+      \$1131  = \$490 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1132  = tree7_l1_1_0;
+    \$1132  = tree7_l1_2_0;
     if (advance) begin
-      \$1132  = \$491 ;
+      \$1132  = \$493 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1133  = tree7_l1_2_0;
+    \$1133  = tree7_l1_3_0;
     if (advance) begin
-      \$1133  = \$494 ;
+      \$1133  = \$496 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1134  = tree7_l1_3_0;
+    \$1134  = tree7_l1_4_0;
     if (advance) begin
-      \$1134  = \$497 ;
+      \$1134  = \$499 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1135  = tree7_l1_4_0;
+    \$1135  = tree7_l1_5_0;
     if (advance) begin
-      \$1135  = \$500 ;
+      \$1135  = \$502 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1136  = tree7_l1_5_0;
+    \$1136  = tree7_l1_6_0;
     if (advance) begin
-      \$1136  = \$503 ;
+      \$1136  = \$505 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1137  = tree7_l1_6_0;
+    \$1137  = tree7_l1_7_0;
     if (advance) begin
-      \$1137  = \$506 ;
+      \$1137  = \$508 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1138  = tree7_l1_7_0;
+    \$1138  = tree7_l1_8_0;
     if (advance) begin
-      \$1138  = \$509 ;
+      \$1138  = \$511 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1139  = tree7_l1_8_0;
+    \$1139  = tree7_l1_9_0;
     if (advance) begin
-      \$1139  = \$512 ;
+      \$1139  = \$514 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1140  = tree7_l1_9_0;
+    \$1140  = tree7_l1_10_0;
     if (advance) begin
-      \$1140  = \$515 ;
+      \$1140  = \$517 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1141  = tree7_l1_10_0;
+    \$1141  = tree7_l1_11_0;
     if (advance) begin
-      \$1141  = \$518 ;
+      \$1141  = \$520 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1142  = tree7_l1_11_0;
+    \$1142  = tree7_l1_12_0;
     if (advance) begin
-      \$1142  = \$521 ;
+      \$1142  = xnor7[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1143  = tree7_l1_12_0;
+    \$1143  = tree7_l3_0_0;
     if (advance) begin
-      \$1143  = xnor7[48];
+      \$1143  = \$523 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1144  = tree7_l3_0_0;
+    \$1144  = tree7_l3_1_0;
     if (advance) begin
-      \$1144  = \$524 ;
+      \$1144  = \$526 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1145  = tree7_l3_1_0;
+    \$1145  = tree7_l3_2_0;
     if (advance) begin
-      \$1145  = \$527 ;
+      \$1145  = \$529 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1146  = tree7_l3_2_0;
+    \$1146  = tree7_l3_3_0;
     if (advance) begin
-      \$1146  = \$530 ;
+      \$1146  = tree7_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1147  = tree7_l3_3_0;
+    \$1147  = tree7_l4_0_0;
     if (advance) begin
-      \$1147  = tree7_l1_12_0;
+      \$1147  = \$530 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1148  = tree7_l4_0_0;
+    \$1148  = tree7_l4_1_0;
     if (advance) begin
       \$1148  = \$531 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1149  = tree7_l4_1_0;
+    \$1149  = tree7_l5_0_0;
     if (advance) begin
       \$1149  = \$532 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1150  = tree7_l5_0_0;
+    \$1150  = raw7;
+    if (\$533 ) begin
+      \$1150  = \$29 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1151  = acc7;
     if (advance) begin
-      \$1150  = \$533 ;
+      \$1151  = \$535 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1151  = raw7;
-    if (\$534 ) begin
-      \$1151  = \$30 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1152  = acc7;
+    \$1152  = tree8_l1_0_0;
     if (advance) begin
-      \$1152  = \$536 [10:0];
+      \$1152  = \$538 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1153  = tree8_l1_0_0;
+    \$1153  = tree8_l1_1_0;
     if (advance) begin
-      \$1153  = \$539 ;
+      \$1153  = \$541 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1154  = tree8_l1_1_0;
+    \$1154  = tree8_l1_2_0;
     if (advance) begin
-      \$1154  = \$542 ;
+      \$1154  = \$544 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1155  = tree8_l1_2_0;
+    \$1155  = tree8_l1_3_0;
     if (advance) begin
-      \$1155  = \$545 ;
+      \$1155  = \$547 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1156  = tree8_l1_3_0;
+    \$1156  = tree8_l1_4_0;
     if (advance) begin
-      \$1156  = \$548 ;
+      \$1156  = \$550 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1157  = tree8_l1_4_0;
+    \$1157  = tree8_l1_5_0;
     if (advance) begin
-      \$1157  = \$551 ;
+      \$1157  = \$553 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1158  = tree8_l1_5_0;
+    \$1158  = tree8_l1_6_0;
     if (advance) begin
-      \$1158  = \$554 ;
+      \$1158  = \$556 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1159  = tree8_l1_6_0;
+    \$1159  = tree8_l1_7_0;
     if (advance) begin
-      \$1159  = \$557 ;
+      \$1159  = \$559 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1160  = tree8_l1_7_0;
+    \$1160  = tree8_l1_8_0;
     if (advance) begin
-      \$1160  = \$560 ;
+      \$1160  = \$562 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1161  = tree8_l1_8_0;
+    \$1161  = tree8_l1_9_0;
     if (advance) begin
-      \$1161  = \$563 ;
+      \$1161  = \$565 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1162  = tree8_l1_9_0;
+    \$1162  = tree8_l1_10_0;
     if (advance) begin
-      \$1162  = \$566 ;
+      \$1162  = \$568 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1163  = tree8_l1_10_0;
+    \$1163  = tree8_l1_11_0;
     if (advance) begin
-      \$1163  = \$569 ;
+      \$1163  = \$571 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1164  = tree8_l1_11_0;
+    \$1164  = tree8_l1_12_0;
     if (advance) begin
-      \$1164  = \$572 ;
+      \$1164  = xnor8[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1165  = tree8_l1_12_0;
+    \$1165  = tree8_l3_0_0;
     if (advance) begin
-      \$1165  = xnor8[48];
+      \$1165  = \$574 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1166  = tree8_l3_0_0;
+    \$1166  = tree8_l3_1_0;
     if (advance) begin
-      \$1166  = \$575 ;
+      \$1166  = \$577 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1167  = tree8_l3_1_0;
+    \$1167  = tree8_l3_2_0;
     if (advance) begin
-      \$1167  = \$578 ;
+      \$1167  = \$580 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1168  = tree8_l3_2_0;
+    \$1168  = tree8_l3_3_0;
     if (advance) begin
-      \$1168  = \$581 ;
+      \$1168  = tree8_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1169  = tree8_l3_3_0;
+    \$1169  = tree8_l4_0_0;
     if (advance) begin
-      \$1169  = tree8_l1_12_0;
+      \$1169  = \$581 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1170  = tree8_l4_0_0;
+    \$1170  = tree8_l4_1_0;
     if (advance) begin
       \$1170  = \$582 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1171  = tree8_l4_1_0;
+    \$1171  = tree8_l5_0_0;
     if (advance) begin
       \$1171  = \$583 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1172  = tree8_l5_0_0;
+    \$1172  = raw8;
+    if (\$584 ) begin
+      \$1172  = \$32 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1173  = acc8;
     if (advance) begin
-      \$1172  = \$584 ;
+      \$1173  = \$586 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1173  = raw8;
-    if (\$585 ) begin
-      \$1173  = \$33 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1174  = acc8;
+    \$1174  = tree9_l1_0_0;
     if (advance) begin
-      \$1174  = \$587 [10:0];
+      \$1174  = \$589 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1175  = tree9_l1_0_0;
+    \$1175  = tree9_l1_1_0;
     if (advance) begin
-      \$1175  = \$590 ;
+      \$1175  = \$592 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1176  = tree9_l1_1_0;
+    \$1176  = tree9_l1_2_0;
     if (advance) begin
-      \$1176  = \$593 ;
+      \$1176  = \$595 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1177  = tree9_l1_2_0;
+    \$1177  = tree9_l1_3_0;
     if (advance) begin
-      \$1177  = \$596 ;
+      \$1177  = \$598 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1178  = tree9_l1_3_0;
+    \$1178  = tree9_l1_4_0;
     if (advance) begin
-      \$1178  = \$599 ;
+      \$1178  = \$601 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1179  = tree9_l1_4_0;
+    \$1179  = tree9_l1_5_0;
     if (advance) begin
-      \$1179  = \$602 ;
+      \$1179  = \$604 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1180  = tree9_l1_5_0;
+    \$1180  = tree9_l1_6_0;
     if (advance) begin
-      \$1180  = \$605 ;
+      \$1180  = \$607 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1181  = tree9_l1_6_0;
+    \$1181  = tree9_l1_7_0;
     if (advance) begin
-      \$1181  = \$608 ;
+      \$1181  = \$610 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1182  = tree9_l1_7_0;
+    \$1182  = tree9_l1_8_0;
     if (advance) begin
-      \$1182  = \$611 ;
+      \$1182  = \$613 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1183  = tree9_l1_8_0;
+    \$1183  = tree9_l1_9_0;
     if (advance) begin
-      \$1183  = \$614 ;
+      \$1183  = \$616 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1184  = tree9_l1_9_0;
+    \$1184  = tree9_l1_10_0;
     if (advance) begin
-      \$1184  = \$617 ;
+      \$1184  = \$619 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1185  = tree9_l1_10_0;
+    \$1185  = tree9_l1_11_0;
     if (advance) begin
-      \$1185  = \$620 ;
+      \$1185  = \$622 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1186  = tree9_l1_11_0;
+    \$1186  = tree9_l1_12_0;
     if (advance) begin
-      \$1186  = \$623 ;
+      \$1186  = xnor9[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1187  = tree9_l1_12_0;
+    \$1187  = tree9_l3_0_0;
     if (advance) begin
-      \$1187  = xnor9[48];
+      \$1187  = \$625 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1188  = tree9_l3_0_0;
+    \$1188  = tree9_l3_1_0;
     if (advance) begin
-      \$1188  = \$626 ;
+      \$1188  = \$628 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1189  = tree9_l3_1_0;
+    \$1189  = tree9_l3_2_0;
     if (advance) begin
-      \$1189  = \$629 ;
+      \$1189  = \$631 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1190  = tree9_l3_2_0;
+    \$1190  = tree9_l3_3_0;
     if (advance) begin
-      \$1190  = \$632 ;
+      \$1190  = tree9_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1191  = tree9_l3_3_0;
+    \$1191  = tree9_l4_0_0;
     if (advance) begin
-      \$1191  = tree9_l1_12_0;
+      \$1191  = \$632 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1192  = tree9_l4_0_0;
+    \$1192  = tree9_l4_1_0;
     if (advance) begin
       \$1192  = \$633 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1193  = tree9_l4_1_0;
+    \$1193  = tree9_l5_0_0;
     if (advance) begin
       \$1193  = \$634 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1194  = tree9_l5_0_0;
+    \$1194  = raw9;
+    if (\$635 ) begin
+      \$1194  = \$35 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1195  = acc9;
     if (advance) begin
-      \$1194  = \$635 ;
+      \$1195  = \$637 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1195  = raw9;
-    if (\$636 ) begin
-      \$1195  = \$36 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1196  = acc9;
+    \$1196  = tree10_l1_0_0;
     if (advance) begin
-      \$1196  = \$638 [10:0];
+      \$1196  = \$640 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1197  = tree10_l1_0_0;
+    \$1197  = tree10_l1_1_0;
     if (advance) begin
-      \$1197  = \$641 ;
+      \$1197  = \$643 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1198  = tree10_l1_1_0;
+    \$1198  = tree10_l1_2_0;
     if (advance) begin
-      \$1198  = \$644 ;
+      \$1198  = \$646 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1199  = tree10_l1_2_0;
+    \$1199  = tree10_l1_3_0;
     if (advance) begin
-      \$1199  = \$647 ;
+      \$1199  = \$649 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1200  = tree10_l1_3_0;
+    \$1200  = tree10_l1_4_0;
     if (advance) begin
-      \$1200  = \$650 ;
+      \$1200  = \$652 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1201  = tree10_l1_4_0;
+    \$1201  = tree10_l1_5_0;
     if (advance) begin
-      \$1201  = \$653 ;
+      \$1201  = \$655 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1202  = tree10_l1_5_0;
+    \$1202  = tree10_l1_6_0;
     if (advance) begin
-      \$1202  = \$656 ;
+      \$1202  = \$658 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1203  = tree10_l1_6_0;
+    \$1203  = tree10_l1_7_0;
     if (advance) begin
-      \$1203  = \$659 ;
+      \$1203  = \$661 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1204  = tree10_l1_7_0;
+    \$1204  = tree10_l1_8_0;
     if (advance) begin
-      \$1204  = \$662 ;
+      \$1204  = \$664 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1205  = tree10_l1_8_0;
+    \$1205  = tree10_l1_9_0;
     if (advance) begin
-      \$1205  = \$665 ;
+      \$1205  = \$667 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1206  = tree10_l1_9_0;
+    \$1206  = tree10_l1_10_0;
     if (advance) begin
-      \$1206  = \$668 ;
+      \$1206  = \$670 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1207  = tree10_l1_10_0;
+    \$1207  = tree10_l1_11_0;
     if (advance) begin
-      \$1207  = \$671 ;
+      \$1207  = \$673 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1208  = tree10_l1_11_0;
+    \$1208  = tree10_l1_12_0;
     if (advance) begin
-      \$1208  = \$674 ;
+      \$1208  = xnor10[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1209  = tree10_l1_12_0;
+    \$1209  = tree10_l3_0_0;
     if (advance) begin
-      \$1209  = xnor10[48];
+      \$1209  = \$676 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1210  = tree10_l3_0_0;
+    \$1210  = tree10_l3_1_0;
     if (advance) begin
-      \$1210  = \$677 ;
+      \$1210  = \$679 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1211  = tree10_l3_1_0;
+    \$1211  = tree10_l3_2_0;
     if (advance) begin
-      \$1211  = \$680 ;
+      \$1211  = \$682 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1212  = tree10_l3_2_0;
+    \$1212  = tree10_l3_3_0;
     if (advance) begin
-      \$1212  = \$683 ;
+      \$1212  = tree10_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1213  = tree10_l3_3_0;
+    \$1213  = tree10_l4_0_0;
     if (advance) begin
-      \$1213  = tree10_l1_12_0;
+      \$1213  = \$683 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1214  = tree10_l4_0_0;
+    \$1214  = tree10_l4_1_0;
     if (advance) begin
       \$1214  = \$684 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1215  = tree10_l4_1_0;
+    \$1215  = tree10_l5_0_0;
     if (advance) begin
       \$1215  = \$685 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1216  = tree10_l5_0_0;
+    \$1216  = raw10;
+    if (\$686 ) begin
+      \$1216  = \$38 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1217  = acc10;
     if (advance) begin
-      \$1216  = \$686 ;
+      \$1217  = \$688 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1217  = raw10;
-    if (\$687 ) begin
-      \$1217  = \$39 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1218  = acc10;
+    \$1218  = tree11_l1_0_0;
     if (advance) begin
-      \$1218  = \$689 [10:0];
+      \$1218  = \$691 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1219  = tree11_l1_0_0;
+    \$1219  = tree11_l1_1_0;
     if (advance) begin
-      \$1219  = \$692 ;
+      \$1219  = \$694 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1220  = tree11_l1_1_0;
+    \$1220  = tree11_l1_2_0;
     if (advance) begin
-      \$1220  = \$695 ;
+      \$1220  = \$697 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1221  = tree11_l1_2_0;
+    \$1221  = tree11_l1_3_0;
     if (advance) begin
-      \$1221  = \$698 ;
+      \$1221  = \$700 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1222  = tree11_l1_3_0;
+    \$1222  = tree11_l1_4_0;
     if (advance) begin
-      \$1222  = \$701 ;
+      \$1222  = \$703 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1223  = tree11_l1_4_0;
+    \$1223  = tree11_l1_5_0;
     if (advance) begin
-      \$1223  = \$704 ;
+      \$1223  = \$706 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1224  = tree11_l1_5_0;
+    \$1224  = tree11_l1_6_0;
     if (advance) begin
-      \$1224  = \$707 ;
+      \$1224  = \$709 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1225  = tree11_l1_6_0;
+    \$1225  = tree11_l1_7_0;
     if (advance) begin
-      \$1225  = \$710 ;
+      \$1225  = \$712 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1226  = tree11_l1_7_0;
+    \$1226  = tree11_l1_8_0;
     if (advance) begin
-      \$1226  = \$713 ;
+      \$1226  = \$715 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1227  = tree11_l1_8_0;
+    \$1227  = tree11_l1_9_0;
     if (advance) begin
-      \$1227  = \$716 ;
+      \$1227  = \$718 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1228  = tree11_l1_9_0;
+    \$1228  = tree11_l1_10_0;
     if (advance) begin
-      \$1228  = \$719 ;
+      \$1228  = \$721 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1229  = tree11_l1_10_0;
+    \$1229  = tree11_l1_11_0;
     if (advance) begin
-      \$1229  = \$722 ;
+      \$1229  = \$724 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1230  = tree11_l1_11_0;
+    \$1230  = tree11_l1_12_0;
     if (advance) begin
-      \$1230  = \$725 ;
+      \$1230  = xnor11[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1231  = tree11_l1_12_0;
+    \$1231  = tree11_l3_0_0;
     if (advance) begin
-      \$1231  = xnor11[48];
+      \$1231  = \$727 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1232  = tree11_l3_0_0;
+    \$1232  = tree11_l3_1_0;
     if (advance) begin
-      \$1232  = \$728 ;
+      \$1232  = \$730 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1233  = tree11_l3_1_0;
+    \$1233  = tree11_l3_2_0;
     if (advance) begin
-      \$1233  = \$731 ;
+      \$1233  = \$733 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1234  = tree11_l3_2_0;
+    \$1234  = tree11_l3_3_0;
     if (advance) begin
-      \$1234  = \$734 ;
+      \$1234  = tree11_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1235  = tree11_l3_3_0;
+    \$1235  = tree11_l4_0_0;
     if (advance) begin
-      \$1235  = tree11_l1_12_0;
+      \$1235  = \$734 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1236  = tree11_l4_0_0;
+    \$1236  = tree11_l4_1_0;
     if (advance) begin
       \$1236  = \$735 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1237  = tree11_l4_1_0;
+    \$1237  = tree11_l5_0_0;
     if (advance) begin
       \$1237  = \$736 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1238  = tree11_l5_0_0;
+    \$1238  = raw11;
+    if (\$737 ) begin
+      \$1238  = \$41 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1239  = acc11;
     if (advance) begin
-      \$1238  = \$737 ;
+      \$1239  = \$739 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1239  = raw11;
-    if (\$738 ) begin
-      \$1239  = \$42 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1240  = acc11;
+    \$1240  = tree12_l1_0_0;
     if (advance) begin
-      \$1240  = \$740 [10:0];
+      \$1240  = \$742 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1241  = tree12_l1_0_0;
+    \$1241  = tree12_l1_1_0;
     if (advance) begin
-      \$1241  = \$743 ;
+      \$1241  = \$745 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1242  = tree12_l1_1_0;
+    \$1242  = tree12_l1_2_0;
     if (advance) begin
-      \$1242  = \$746 ;
+      \$1242  = \$748 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1243  = tree12_l1_2_0;
+    \$1243  = tree12_l1_3_0;
     if (advance) begin
-      \$1243  = \$749 ;
+      \$1243  = \$751 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1244  = tree12_l1_3_0;
+    \$1244  = tree12_l1_4_0;
     if (advance) begin
-      \$1244  = \$752 ;
+      \$1244  = \$754 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1245  = tree12_l1_4_0;
+    \$1245  = tree12_l1_5_0;
     if (advance) begin
-      \$1245  = \$755 ;
+      \$1245  = \$757 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1246  = tree12_l1_5_0;
+    \$1246  = tree12_l1_6_0;
     if (advance) begin
-      \$1246  = \$758 ;
+      \$1246  = \$760 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1247  = tree12_l1_6_0;
+    \$1247  = tree12_l1_7_0;
     if (advance) begin
-      \$1247  = \$761 ;
+      \$1247  = \$763 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1248  = tree12_l1_7_0;
+    \$1248  = tree12_l1_8_0;
     if (advance) begin
-      \$1248  = \$764 ;
+      \$1248  = \$766 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1249  = tree12_l1_8_0;
+    \$1249  = tree12_l1_9_0;
     if (advance) begin
-      \$1249  = \$767 ;
+      \$1249  = \$769 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1250  = tree12_l1_9_0;
+    \$1250  = tree12_l1_10_0;
     if (advance) begin
-      \$1250  = \$770 ;
+      \$1250  = \$772 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1251  = tree12_l1_10_0;
+    \$1251  = tree12_l1_11_0;
     if (advance) begin
-      \$1251  = \$773 ;
+      \$1251  = \$775 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1252  = tree12_l1_11_0;
+    \$1252  = tree12_l1_12_0;
     if (advance) begin
-      \$1252  = \$776 ;
+      \$1252  = xnor12[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1253  = tree12_l1_12_0;
+    \$1253  = tree12_l3_0_0;
     if (advance) begin
-      \$1253  = xnor12[48];
+      \$1253  = \$778 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1254  = tree12_l3_0_0;
+    \$1254  = tree12_l3_1_0;
     if (advance) begin
-      \$1254  = \$779 ;
+      \$1254  = \$781 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1255  = tree12_l3_1_0;
+    \$1255  = tree12_l3_2_0;
     if (advance) begin
-      \$1255  = \$782 ;
+      \$1255  = \$784 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1256  = tree12_l3_2_0;
+    \$1256  = tree12_l3_3_0;
     if (advance) begin
-      \$1256  = \$785 ;
+      \$1256  = tree12_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1257  = tree12_l3_3_0;
+    \$1257  = tree12_l4_0_0;
     if (advance) begin
-      \$1257  = tree12_l1_12_0;
+      \$1257  = \$785 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1258  = tree12_l4_0_0;
+    \$1258  = tree12_l4_1_0;
     if (advance) begin
       \$1258  = \$786 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1259  = tree12_l4_1_0;
+    \$1259  = tree12_l5_0_0;
     if (advance) begin
       \$1259  = \$787 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1260  = tree12_l5_0_0;
+    \$1260  = raw12;
+    if (\$788 ) begin
+      \$1260  = \$44 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1261  = acc12;
     if (advance) begin
-      \$1260  = \$788 ;
+      \$1261  = \$790 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1261  = raw12;
-    if (\$789 ) begin
-      \$1261  = \$45 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1262  = acc12;
+    \$1262  = tree13_l1_0_0;
     if (advance) begin
-      \$1262  = \$791 [10:0];
+      \$1262  = \$793 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1263  = tree13_l1_0_0;
+    \$1263  = tree13_l1_1_0;
     if (advance) begin
-      \$1263  = \$794 ;
+      \$1263  = \$796 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1264  = tree13_l1_1_0;
+    \$1264  = tree13_l1_2_0;
     if (advance) begin
-      \$1264  = \$797 ;
+      \$1264  = \$799 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1265  = tree13_l1_2_0;
+    \$1265  = tree13_l1_3_0;
     if (advance) begin
-      \$1265  = \$800 ;
+      \$1265  = \$802 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1266  = tree13_l1_3_0;
+    \$1266  = tree13_l1_4_0;
     if (advance) begin
-      \$1266  = \$803 ;
+      \$1266  = \$805 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1267  = tree13_l1_4_0;
+    \$1267  = tree13_l1_5_0;
     if (advance) begin
-      \$1267  = \$806 ;
+      \$1267  = \$808 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1268  = tree13_l1_5_0;
+    \$1268  = tree13_l1_6_0;
     if (advance) begin
-      \$1268  = \$809 ;
+      \$1268  = \$811 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1269  = tree13_l1_6_0;
+    \$1269  = tree13_l1_7_0;
     if (advance) begin
-      \$1269  = \$812 ;
+      \$1269  = \$814 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1270  = tree13_l1_7_0;
+    \$1270  = tree13_l1_8_0;
     if (advance) begin
-      \$1270  = \$815 ;
+      \$1270  = \$817 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1271  = tree13_l1_8_0;
+    \$1271  = tree13_l1_9_0;
     if (advance) begin
-      \$1271  = \$818 ;
+      \$1271  = \$820 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1272  = tree13_l1_9_0;
+    \$1272  = tree13_l1_10_0;
     if (advance) begin
-      \$1272  = \$821 ;
+      \$1272  = \$823 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1273  = tree13_l1_10_0;
+    \$1273  = tree13_l1_11_0;
     if (advance) begin
-      \$1273  = \$824 ;
+      \$1273  = \$826 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1274  = tree13_l1_11_0;
+    \$1274  = tree13_l1_12_0;
     if (advance) begin
-      \$1274  = \$827 ;
+      \$1274  = xnor13[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1275  = tree13_l1_12_0;
+    \$1275  = tree13_l3_0_0;
     if (advance) begin
-      \$1275  = xnor13[48];
+      \$1275  = \$829 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1276  = tree13_l3_0_0;
+    \$1276  = tree13_l3_1_0;
     if (advance) begin
-      \$1276  = \$830 ;
+      \$1276  = \$832 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1277  = tree13_l3_1_0;
+    \$1277  = tree13_l3_2_0;
     if (advance) begin
-      \$1277  = \$833 ;
+      \$1277  = \$835 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1278  = tree13_l3_2_0;
+    \$1278  = tree13_l3_3_0;
     if (advance) begin
-      \$1278  = \$836 ;
+      \$1278  = tree13_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1279  = tree13_l3_3_0;
+    \$1279  = tree13_l4_0_0;
     if (advance) begin
-      \$1279  = tree13_l1_12_0;
+      \$1279  = \$836 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1280  = tree13_l4_0_0;
+    \$1280  = tree13_l4_1_0;
     if (advance) begin
       \$1280  = \$837 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1281  = tree13_l4_1_0;
+    \$1281  = tree13_l5_0_0;
     if (advance) begin
       \$1281  = \$838 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1282  = tree13_l5_0_0;
+    \$1282  = raw13;
+    if (\$839 ) begin
+      \$1282  = \$47 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1283  = acc13;
     if (advance) begin
-      \$1282  = \$839 ;
+      \$1283  = \$841 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1283  = raw13;
-    if (\$840 ) begin
-      \$1283  = \$48 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1284  = acc13;
+    \$1284  = tree14_l1_0_0;
     if (advance) begin
-      \$1284  = \$842 [10:0];
+      \$1284  = \$844 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1285  = tree14_l1_0_0;
+    \$1285  = tree14_l1_1_0;
     if (advance) begin
-      \$1285  = \$845 ;
+      \$1285  = \$847 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1286  = tree14_l1_1_0;
+    \$1286  = tree14_l1_2_0;
     if (advance) begin
-      \$1286  = \$848 ;
+      \$1286  = \$850 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1287  = tree14_l1_2_0;
+    \$1287  = tree14_l1_3_0;
     if (advance) begin
-      \$1287  = \$851 ;
+      \$1287  = \$853 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1288  = tree14_l1_3_0;
+    \$1288  = tree14_l1_4_0;
     if (advance) begin
-      \$1288  = \$854 ;
+      \$1288  = \$856 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1289  = tree14_l1_4_0;
+    \$1289  = tree14_l1_5_0;
     if (advance) begin
-      \$1289  = \$857 ;
+      \$1289  = \$859 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1290  = tree14_l1_5_0;
+    \$1290  = tree14_l1_6_0;
     if (advance) begin
-      \$1290  = \$860 ;
+      \$1290  = \$862 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1291  = tree14_l1_6_0;
+    \$1291  = tree14_l1_7_0;
     if (advance) begin
-      \$1291  = \$863 ;
+      \$1291  = \$865 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1292  = tree14_l1_7_0;
+    \$1292  = tree14_l1_8_0;
     if (advance) begin
-      \$1292  = \$866 ;
+      \$1292  = \$868 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1293  = tree14_l1_8_0;
+    \$1293  = tree14_l1_9_0;
     if (advance) begin
-      \$1293  = \$869 ;
+      \$1293  = \$871 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1294  = tree14_l1_9_0;
+    \$1294  = tree14_l1_10_0;
     if (advance) begin
-      \$1294  = \$872 ;
+      \$1294  = \$874 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1295  = tree14_l1_10_0;
+    \$1295  = tree14_l1_11_0;
     if (advance) begin
-      \$1295  = \$875 ;
+      \$1295  = \$877 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1296  = tree14_l1_11_0;
+    \$1296  = tree14_l1_12_0;
     if (advance) begin
-      \$1296  = \$878 ;
+      \$1296  = xnor14[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1297  = tree14_l1_12_0;
+    \$1297  = tree14_l3_0_0;
     if (advance) begin
-      \$1297  = xnor14[48];
+      \$1297  = \$880 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1298  = tree14_l3_0_0;
+    \$1298  = tree14_l3_1_0;
     if (advance) begin
-      \$1298  = \$881 ;
+      \$1298  = \$883 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1299  = tree14_l3_1_0;
+    \$1299  = tree14_l3_2_0;
     if (advance) begin
-      \$1299  = \$884 ;
+      \$1299  = \$886 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1300  = tree14_l3_2_0;
+    \$1300  = tree14_l3_3_0;
     if (advance) begin
-      \$1300  = \$887 ;
+      \$1300  = tree14_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1301  = tree14_l3_3_0;
+    \$1301  = tree14_l4_0_0;
     if (advance) begin
-      \$1301  = tree14_l1_12_0;
+      \$1301  = \$887 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1302  = tree14_l4_0_0;
+    \$1302  = tree14_l4_1_0;
     if (advance) begin
       \$1302  = \$888 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1303  = tree14_l4_1_0;
+    \$1303  = tree14_l5_0_0;
     if (advance) begin
       \$1303  = \$889 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1304  = tree14_l5_0_0;
+    \$1304  = raw14;
+    if (\$890 ) begin
+      \$1304  = \$50 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1305  = acc14;
     if (advance) begin
-      \$1304  = \$890 ;
+      \$1305  = \$892 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1305  = raw14;
-    if (\$891 ) begin
-      \$1305  = \$51 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1306  = acc14;
+    \$1306  = tree15_l1_0_0;
     if (advance) begin
-      \$1306  = \$893 [10:0];
+      \$1306  = \$895 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1307  = tree15_l1_0_0;
+    \$1307  = tree15_l1_1_0;
     if (advance) begin
-      \$1307  = \$896 ;
+      \$1307  = \$898 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1308  = tree15_l1_1_0;
+    \$1308  = tree15_l1_2_0;
     if (advance) begin
-      \$1308  = \$899 ;
+      \$1308  = \$901 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1309  = tree15_l1_2_0;
+    \$1309  = tree15_l1_3_0;
     if (advance) begin
-      \$1309  = \$902 ;
+      \$1309  = \$904 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1310  = tree15_l1_3_0;
+    \$1310  = tree15_l1_4_0;
     if (advance) begin
-      \$1310  = \$905 ;
+      \$1310  = \$907 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1311  = tree15_l1_4_0;
+    \$1311  = tree15_l1_5_0;
     if (advance) begin
-      \$1311  = \$908 ;
+      \$1311  = \$910 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1312  = tree15_l1_5_0;
+    \$1312  = tree15_l1_6_0;
     if (advance) begin
-      \$1312  = \$911 ;
+      \$1312  = \$913 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1313  = tree15_l1_6_0;
+    \$1313  = tree15_l1_7_0;
     if (advance) begin
-      \$1313  = \$914 ;
+      \$1313  = \$916 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1314  = tree15_l1_7_0;
+    \$1314  = tree15_l1_8_0;
     if (advance) begin
-      \$1314  = \$917 ;
+      \$1314  = \$919 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1315  = tree15_l1_8_0;
+    \$1315  = tree15_l1_9_0;
     if (advance) begin
-      \$1315  = \$920 ;
+      \$1315  = \$922 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1316  = tree15_l1_9_0;
+    \$1316  = tree15_l1_10_0;
     if (advance) begin
-      \$1316  = \$923 ;
+      \$1316  = \$925 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1317  = tree15_l1_10_0;
+    \$1317  = tree15_l1_11_0;
     if (advance) begin
-      \$1317  = \$926 ;
+      \$1317  = \$928 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1318  = tree15_l1_11_0;
+    \$1318  = tree15_l1_12_0;
     if (advance) begin
-      \$1318  = \$929 ;
+      \$1318  = xnor15[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1319  = tree15_l1_12_0;
+    \$1319  = tree15_l3_0_0;
     if (advance) begin
-      \$1319  = xnor15[48];
+      \$1319  = \$931 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1320  = tree15_l3_0_0;
+    \$1320  = tree15_l3_1_0;
     if (advance) begin
-      \$1320  = \$932 ;
+      \$1320  = \$934 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1321  = tree15_l3_1_0;
+    \$1321  = tree15_l3_2_0;
     if (advance) begin
-      \$1321  = \$935 ;
+      \$1321  = \$937 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1322  = tree15_l3_2_0;
+    \$1322  = tree15_l3_3_0;
     if (advance) begin
-      \$1322  = \$938 ;
+      \$1322  = tree15_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1323  = tree15_l3_3_0;
+    \$1323  = tree15_l4_0_0;
     if (advance) begin
-      \$1323  = tree15_l1_12_0;
+      \$1323  = \$938 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1324  = tree15_l4_0_0;
+    \$1324  = tree15_l4_1_0;
     if (advance) begin
       \$1324  = \$939 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1325  = tree15_l4_1_0;
+    \$1325  = tree15_l5_0_0;
     if (advance) begin
       \$1325  = \$940 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1326  = tree15_l5_0_0;
-    if (advance) begin
-      \$1326  = \$941 ;
+    \$1326  = raw15;
+    if (\$941 ) begin
+      \$1326  = \$53 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1327  = raw15;
-    if (\$942 ) begin
-      \$1327  = \$54 [9:0];
+    \$1327  = acc15;
+    if (advance) begin
+      \$1327  = \$943 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1328  = acc15;
+    \$1328  = v2;
     if (advance) begin
-      \$1328  = \$944 [10:0];
+      \$1328  = \$944 ;
+    end
+    if (rst) begin
+      \$1328  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1329  = v2;
+    \$1329  = v2_d0;
     if (advance) begin
-      \$1329  = \$945 ;
+      \$1329  = v2;
     end
     if (rst) begin
       \$1329  = 1'h0;
@@ -10223,194 +10228,185 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1330  = v2_d0;
+    \$1330  = \port__addr$87 ;
     if (advance) begin
-      \$1330  = v2;
+      \$1330  = nf1_d4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1331  = thresholds_d0;
+    if (advance) begin
+      \$1331  = \port__data$456 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1332  = \v2_d0$457 ;
+    if (advance) begin
+      \$1332  = v2_d0;
     end
     if (rst) begin
-      \$1330  = 1'h0;
+      \$1332  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1331  = \port__addr$88 ;
+    \$1333  = acc0_d0;
     if (advance) begin
-      \$1331  = nf1_d4;
+      \$1333  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1332  = thresholds_d0;
+    \$1334  = acc1_d0;
     if (advance) begin
-      \$1332  = \port__data$457 ;
+      \$1334  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1333  = \v2_d0$458 ;
+    \$1335  = acc2_d0;
     if (advance) begin
-      \$1333  = v2_d0;
+      \$1335  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1336  = acc3_d0;
+    if (advance) begin
+      \$1336  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1337  = acc4_d0;
+    if (advance) begin
+      \$1337  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1338  = acc5_d0;
+    if (advance) begin
+      \$1338  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1339  = acc6_d0;
+    if (advance) begin
+      \$1339  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1340  = acc7_d0;
+    if (advance) begin
+      \$1340  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1341  = acc8_d0;
+    if (advance) begin
+      \$1341  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1342  = acc9_d0;
+    if (advance) begin
+      \$1342  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1343  = acc10_d0;
+    if (advance) begin
+      \$1343  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1344  = acc11_d0;
+    if (advance) begin
+      \$1344  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1345  = acc12_d0;
+    if (advance) begin
+      \$1345  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1346  = acc13_d0;
+    if (advance) begin
+      \$1346  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1347  = acc14_d0;
+    if (advance) begin
+      \$1347  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1348  = acc15_d0;
+    if (advance) begin
+      \$1348  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1349  = o__valid;
+    if (advance) begin
+      \$1349  = \v2_d0$457 ;
     end
     if (rst) begin
-      \$1333  = 1'h0;
+      \$1349  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1334  = acc0_d0;
+    \$1350  = o__payload;
     if (advance) begin
-      \$1334  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1335  = acc1_d0;
-    if (advance) begin
-      \$1335  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1336  = acc2_d0;
-    if (advance) begin
-      \$1336  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1337  = acc3_d0;
-    if (advance) begin
-      \$1337  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1338  = acc4_d0;
-    if (advance) begin
-      \$1338  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1339  = acc5_d0;
-    if (advance) begin
-      \$1339  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1340  = acc6_d0;
-    if (advance) begin
-      \$1340  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1341  = acc7_d0;
-    if (advance) begin
-      \$1341  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1342  = acc8_d0;
-    if (advance) begin
-      \$1342  = acc8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1343  = acc9_d0;
-    if (advance) begin
-      \$1343  = acc9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1344  = acc10_d0;
-    if (advance) begin
-      \$1344  = acc10;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1345  = acc11_d0;
-    if (advance) begin
-      \$1345  = acc11;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1346  = acc12_d0;
-    if (advance) begin
-      \$1346  = acc12;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1347  = acc13_d0;
-    if (advance) begin
-      \$1347  = acc13;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1348  = acc14_d0;
-    if (advance) begin
-      \$1348  = acc14;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1349  = acc15_d0;
-    if (advance) begin
-      \$1349  = acc15;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1350  = o__valid;
-    if (advance) begin
-      \$1350  = \v2_d0$458 ;
+      \$1350  = result;
     end
     if (rst) begin
-      \$1350  = 1'h0;
+      \$1350  = 16'h0000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1351  = o__payload;
-    if (advance) begin
-      \$1351  = result;
-    end
-    if (rst) begin
-      \$1351  = 16'h0000;
-    end
-  end
+  assign o__ready = advance;
   assign waddr = port__addr;
   assign port__en = advance;
   assign sf = \$signature__addr ;
   assign \$signature__data  = i__payload;
   assign rp__addr = \$signature__addr ;
   assign rp__en = advance;
-  assign total0 = \$9 [9:0];
-  assign total1 = \$12 [9:0];
-  assign total2 = \$15 [9:0];
-  assign total3 = \$18 [9:0];
-  assign total4 = \$21 [9:0];
-  assign total5 = \$24 [9:0];
-  assign total6 = \$27 [9:0];
-  assign total7 = \$30 [9:0];
-  assign total8 = \$33 [9:0];
-  assign total9 = \$36 [9:0];
-  assign total10 = \$39 [9:0];
-  assign total11 = \$42 [9:0];
-  assign total12 = \$45 [9:0];
-  assign total13 = \$48 [9:0];
-  assign total14 = \$51 [9:0];
-  assign total15 = \$54 [9:0];
-  assign nf2_d0 = \port__addr$88 ;
-  assign \port__en$90  = advance;
+  assign total0 = \$8 [9:0];
+  assign total1 = \$11 [9:0];
+  assign total2 = \$14 [9:0];
+  assign total3 = \$17 [9:0];
+  assign total4 = \$20 [9:0];
+  assign total5 = \$23 [9:0];
+  assign total6 = \$26 [9:0];
+  assign total7 = \$29 [9:0];
+  assign total8 = \$32 [9:0];
+  assign total9 = \$35 [9:0];
+  assign total10 = \$38 [9:0];
+  assign total11 = \$41 [9:0];
+  assign total12 = \$44 [9:0];
+  assign total13 = \$47 [9:0];
+  assign total14 = \$50 [9:0];
+  assign total15 = \$53 [9:0];
+  assign nf2_d0 = \port__addr$87 ;
+  assign \port__en$89  = advance;
   assign \$signature__data[0]  = i__payload[0];
   assign \$signature__data[1]  = i__payload[1];
   assign \$signature__data[2]  = i__payload[2];
@@ -10753,38 +10749,38 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \thresholds_d0[14][0]  = thresholds_d0[164:154];
   assign \thresholds_d0[15]  = thresholds_d0[175:165];
   assign \thresholds_d0[15][0]  = thresholds_d0[175:165];
-  assign \port__data$457[0]  = \port__data$457 [10:0];
-  assign \port__data$457[0][0]  = \port__data$457 [10:0];
-  assign \port__data$457[1]  = \port__data$457 [21:11];
-  assign \port__data$457[1][0]  = \port__data$457 [21:11];
-  assign \port__data$457[2]  = \port__data$457 [32:22];
-  assign \port__data$457[2][0]  = \port__data$457 [32:22];
-  assign \port__data$457[3]  = \port__data$457 [43:33];
-  assign \port__data$457[3][0]  = \port__data$457 [43:33];
-  assign \port__data$457[4]  = \port__data$457 [54:44];
-  assign \port__data$457[4][0]  = \port__data$457 [54:44];
-  assign \port__data$457[5]  = \port__data$457 [65:55];
-  assign \port__data$457[5][0]  = \port__data$457 [65:55];
-  assign \port__data$457[6]  = \port__data$457 [76:66];
-  assign \port__data$457[6][0]  = \port__data$457 [76:66];
-  assign \port__data$457[7]  = \port__data$457 [87:77];
-  assign \port__data$457[7][0]  = \port__data$457 [87:77];
-  assign \port__data$457[8]  = \port__data$457 [98:88];
-  assign \port__data$457[8][0]  = \port__data$457 [98:88];
-  assign \port__data$457[9]  = \port__data$457 [109:99];
-  assign \port__data$457[9][0]  = \port__data$457 [109:99];
-  assign \port__data$457[10]  = \port__data$457 [120:110];
-  assign \port__data$457[10][0]  = \port__data$457 [120:110];
-  assign \port__data$457[11]  = \port__data$457 [131:121];
-  assign \port__data$457[11][0]  = \port__data$457 [131:121];
-  assign \port__data$457[12]  = \port__data$457 [142:132];
-  assign \port__data$457[12][0]  = \port__data$457 [142:132];
-  assign \port__data$457[13]  = \port__data$457 [153:143];
-  assign \port__data$457[13][0]  = \port__data$457 [153:143];
-  assign \port__data$457[14]  = \port__data$457 [164:154];
-  assign \port__data$457[14][0]  = \port__data$457 [164:154];
-  assign \port__data$457[15]  = \port__data$457 [175:165];
-  assign \port__data$457[15][0]  = \port__data$457 [175:165];
+  assign \port__data$456[0]  = \port__data$456 [10:0];
+  assign \port__data$456[0][0]  = \port__data$456 [10:0];
+  assign \port__data$456[1]  = \port__data$456 [21:11];
+  assign \port__data$456[1][0]  = \port__data$456 [21:11];
+  assign \port__data$456[2]  = \port__data$456 [32:22];
+  assign \port__data$456[2][0]  = \port__data$456 [32:22];
+  assign \port__data$456[3]  = \port__data$456 [43:33];
+  assign \port__data$456[3][0]  = \port__data$456 [43:33];
+  assign \port__data$456[4]  = \port__data$456 [54:44];
+  assign \port__data$456[4][0]  = \port__data$456 [54:44];
+  assign \port__data$456[5]  = \port__data$456 [65:55];
+  assign \port__data$456[5][0]  = \port__data$456 [65:55];
+  assign \port__data$456[6]  = \port__data$456 [76:66];
+  assign \port__data$456[6][0]  = \port__data$456 [76:66];
+  assign \port__data$456[7]  = \port__data$456 [87:77];
+  assign \port__data$456[7][0]  = \port__data$456 [87:77];
+  assign \port__data$456[8]  = \port__data$456 [98:88];
+  assign \port__data$456[8][0]  = \port__data$456 [98:88];
+  assign \port__data$456[9]  = \port__data$456 [109:99];
+  assign \port__data$456[9][0]  = \port__data$456 [109:99];
+  assign \port__data$456[10]  = \port__data$456 [120:110];
+  assign \port__data$456[10][0]  = \port__data$456 [120:110];
+  assign \port__data$456[11]  = \port__data$456 [131:121];
+  assign \port__data$456[11][0]  = \port__data$456 [131:121];
+  assign \port__data$456[12]  = \port__data$456 [142:132];
+  assign \port__data$456[12][0]  = \port__data$456 [142:132];
+  assign \port__data$456[13]  = \port__data$456 [153:143];
+  assign \port__data$456[13][0]  = \port__data$456 [153:143];
+  assign \port__data$456[14]  = \port__data$456 [164:154];
+  assign \port__data$456[14][0]  = \port__data$456 [164:154];
+  assign \port__data$456[15]  = \port__data$456 [175:165];
+  assign \port__data$456[15][0]  = \port__data$456 [175:165];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -10801,28 +10797,28 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-  assign result[15] = \$118 [0];
-  assign result[14] = \$114 [0];
-  assign result[13] = \$110 [0];
-  assign result[12] = \$106 [0];
-  assign result[11] = \$102 [0];
-  assign result[10] = \$98 [0];
-  assign result[9] = \$94 [0];
-  assign result[8] = \$90 [0];
-  assign result[7] = \$86 [0];
-  assign result[6] = \$82 [0];
-  assign result[5] = \$78 [0];
-  assign result[4] = \$74 [0];
-  assign result[3] = \$70 [0];
-  assign result[2] = \$66 [0];
-  assign result[1] = \$62 [0];
-  assign result[0] = \$58 [0];
-  assign \$1494  = 1'h1;
-  assign \$120  = \$1492 ;
-  assign \$1500  = 1'h1;
-  assign \$122  = \$1498 ;
-  assign \$1507  = 1'h1;
-  assign \$125  = \$1505 ;
+  assign result[15] = \$117 [0];
+  assign result[14] = \$113 [0];
+  assign result[13] = \$109 [0];
+  assign result[12] = \$105 [0];
+  assign result[11] = \$101 [0];
+  assign result[10] = \$97 [0];
+  assign result[9] = \$93 [0];
+  assign result[8] = \$89 [0];
+  assign result[7] = \$85 [0];
+  assign result[6] = \$81 [0];
+  assign result[5] = \$77 [0];
+  assign result[4] = \$73 [0];
+  assign result[3] = \$69 [0];
+  assign result[2] = \$65 [0];
+  assign result[1] = \$61 [0];
+  assign result[0] = \$57 [0];
+  assign \$1491  = 1'h1;
+  assign \$119  = \$1489 ;
+  assign \$1497  = 1'h1;
+  assign \$121  = \$1495 ;
+  assign \$1504  = 1'h1;
+  assign \$124  = \$1502 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11250,7 +11246,7 @@ module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+module \tfc.MatMul_16_slice (rst, o__ready, i__valid, i__payload, o__payload, o__valid, i__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire \$1 ;
   wire \$2 ;
@@ -11281,7 +11277,7 @@ module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire \i__payload[8] ;
   wire \i__payload[9] ;
   output i__ready;
-  wire i__ready;
+  reg i__ready = 1'h1;
   input i__valid;
   wire i__valid;
   output [15:0] o__payload;
@@ -11325,26 +11321,26 @@ module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire \skid[7] ;
   wire \skid[8] ;
   wire \skid[9] ;
-  reg skid_valid = 1'h0;
-  assign \$1  = ~ o__valid;
+  (* init = 1'h1 *)
+  wire skid_free;
   assign \$2  = o__ready | \$1 ;
-  assign \$3  = ~ skid_valid;
-  assign \$4  = i__valid & \$3 ;
+  assign \$3  = i__valid & i__ready;
+  assign \$4  = ~ i__ready;
   always @(posedge clk)
     o__payload <= \$5 ;
   always @(posedge clk)
     o__valid <= \$6 ;
   always @(posedge clk)
-    skid_valid <= \$7 ;
+    i__ready <= \$7 ;
   always @(posedge clk)
     skid <= \$8 ;
-  assign i__ready = ~ skid_valid;
+  assign \$1  = ~ o__valid;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$5  = o__payload;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$5  = skid;
       end else begin
         \$5  = i__payload;
@@ -11359,7 +11355,7 @@ module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
     \$6  = o__valid;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$6  = 1'h1;
       end else begin
         \$6  = i__valid;
@@ -11371,26 +11367,27 @@ module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = skid_valid;
+    \$7  = i__ready;
     if (\$2 ) begin
-      if (skid_valid) begin
-        \$7  = 1'h0;
+      if (\$4 ) begin
+        \$7  = 1'h1;
       end
-    end else if (\$4 ) begin
-      \$7  = 1'h1;
+    end else if (\$3 ) begin
+      \$7  = 1'h0;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$8  = skid;
     if (\$2 ) begin
-    end else if (\$4 ) begin
+    end else if (\$3 ) begin
       \$8  = i__payload;
     end
   end
+  assign skid_free = i__ready;
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -11442,294 +11439,294 @@ module \tfc.MatMul_16_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
+module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
+  wire [6:0] \$10 ;
   wire [3:0] \$100 ;
-  wire [3:0] \$101 ;
-  wire [4:0] \$102 ;
-  wire [5:0] \$103 ;
-  wire \$104 ;
-  wire [8:0] \$105 ;
-  wire [9:0] \$106 ;
+  wire [4:0] \$101 ;
+  wire [5:0] \$102 ;
+  wire \$103 ;
+  wire [8:0] \$104 ;
+  wire [9:0] \$105 ;
+  wire [1:0] \$106 ;
   wire [1:0] \$107 ;
-  wire [1:0] \$108 ;
-  wire [2:0] \$109 ;
-  wire [6:0] \$11 ;
+  wire [2:0] \$108 ;
+  wire [1:0] \$109 ;
+  wire [7:0] \$11 ;
   wire [1:0] \$110 ;
-  wire [1:0] \$111 ;
-  wire [2:0] \$112 ;
+  wire [2:0] \$111 ;
+  wire [1:0] \$112 ;
   wire [1:0] \$113 ;
-  wire [1:0] \$114 ;
-  wire [2:0] \$115 ;
+  wire [2:0] \$114 ;
+  wire [1:0] \$115 ;
   wire [1:0] \$116 ;
-  wire [1:0] \$117 ;
-  wire [2:0] \$118 ;
+  wire [2:0] \$117 ;
+  wire [1:0] \$118 ;
   wire [1:0] \$119 ;
-  wire [7:0] \$12 ;
-  wire [1:0] \$120 ;
-  wire [2:0] \$121 ;
+  wire [31:0] \$12 ;
+  wire [2:0] \$120 ;
+  wire [1:0] \$121 ;
   wire [1:0] \$122 ;
-  wire [1:0] \$123 ;
-  wire [2:0] \$124 ;
+  wire [2:0] \$123 ;
+  wire [1:0] \$124 ;
   wire [1:0] \$125 ;
-  wire [1:0] \$126 ;
-  wire [2:0] \$127 ;
+  wire [2:0] \$126 ;
+  wire [1:0] \$127 ;
   wire [1:0] \$128 ;
-  wire [1:0] \$129 ;
-  wire [31:0] \$13 ;
-  wire [2:0] \$130 ;
+  wire [2:0] \$129 ;
+  wire [6:0] \$13 ;
+  wire [3:0] \$130 ;
   wire [3:0] \$131 ;
-  wire [3:0] \$132 ;
-  wire [4:0] \$133 ;
+  wire [4:0] \$132 ;
+  wire [3:0] \$133 ;
   wire [3:0] \$134 ;
-  wire [3:0] \$135 ;
-  wire [4:0] \$136 ;
-  wire [5:0] \$137 ;
-  wire \$138 ;
-  wire [8:0] \$139 ;
-  wire [6:0] \$14 ;
-  wire [9:0] \$140 ;
+  wire [4:0] \$135 ;
+  wire [5:0] \$136 ;
+  wire \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
+  wire [7:0] \$14 ;
+  wire [1:0] \$140 ;
   wire [1:0] \$141 ;
-  wire [1:0] \$142 ;
-  wire [2:0] \$143 ;
+  wire [2:0] \$142 ;
+  wire [1:0] \$143 ;
   wire [1:0] \$144 ;
-  wire [1:0] \$145 ;
-  wire [2:0] \$146 ;
+  wire [2:0] \$145 ;
+  wire [1:0] \$146 ;
   wire [1:0] \$147 ;
-  wire [1:0] \$148 ;
-  wire [2:0] \$149 ;
-  wire [7:0] \$15 ;
+  wire [2:0] \$148 ;
+  wire [1:0] \$149 ;
+  wire [31:0] \$15 ;
   wire [1:0] \$150 ;
-  wire [1:0] \$151 ;
-  wire [2:0] \$152 ;
+  wire [2:0] \$151 ;
+  wire [1:0] \$152 ;
   wire [1:0] \$153 ;
-  wire [1:0] \$154 ;
-  wire [2:0] \$155 ;
+  wire [2:0] \$154 ;
+  wire [1:0] \$155 ;
   wire [1:0] \$156 ;
-  wire [1:0] \$157 ;
-  wire [2:0] \$158 ;
+  wire [2:0] \$157 ;
+  wire [1:0] \$158 ;
   wire [1:0] \$159 ;
-  wire [31:0] \$16 ;
-  wire [1:0] \$160 ;
-  wire [2:0] \$161 ;
+  wire [6:0] \$16 ;
+  wire [2:0] \$160 ;
+  wire [1:0] \$161 ;
   wire [1:0] \$162 ;
-  wire [1:0] \$163 ;
-  wire [2:0] \$164 ;
+  wire [2:0] \$163 ;
+  wire [3:0] \$164 ;
   wire [3:0] \$165 ;
-  wire [3:0] \$166 ;
-  wire [4:0] \$167 ;
+  wire [4:0] \$166 ;
+  wire [3:0] \$167 ;
   wire [3:0] \$168 ;
-  wire [3:0] \$169 ;
-  wire [6:0] \$17 ;
-  wire [4:0] \$170 ;
-  wire [5:0] \$171 ;
-  wire \$172 ;
-  wire [8:0] \$173 ;
-  wire [9:0] \$174 ;
+  wire [4:0] \$169 ;
+  wire [7:0] \$17 ;
+  wire [5:0] \$170 ;
+  wire \$171 ;
+  wire [8:0] \$172 ;
+  wire [9:0] \$173 ;
+  wire [1:0] \$174 ;
   wire [1:0] \$175 ;
-  wire [1:0] \$176 ;
-  wire [2:0] \$177 ;
+  wire [2:0] \$176 ;
+  wire [1:0] \$177 ;
   wire [1:0] \$178 ;
-  wire [1:0] \$179 ;
-  wire [7:0] \$18 ;
-  wire [2:0] \$180 ;
+  wire [2:0] \$179 ;
+  wire [31:0] \$18 ;
+  wire [1:0] \$180 ;
   wire [1:0] \$181 ;
-  wire [1:0] \$182 ;
-  wire [2:0] \$183 ;
+  wire [2:0] \$182 ;
+  wire [1:0] \$183 ;
   wire [1:0] \$184 ;
-  wire [1:0] \$185 ;
-  wire [2:0] \$186 ;
+  wire [2:0] \$185 ;
+  wire [1:0] \$186 ;
   wire [1:0] \$187 ;
-  wire [1:0] \$188 ;
-  wire [2:0] \$189 ;
-  wire [31:0] \$19 ;
+  wire [2:0] \$188 ;
+  wire [1:0] \$189 ;
+  wire [6:0] \$19 ;
   wire [1:0] \$190 ;
-  wire [1:0] \$191 ;
-  wire [2:0] \$192 ;
+  wire [2:0] \$191 ;
+  wire [1:0] \$192 ;
   wire [1:0] \$193 ;
-  wire [1:0] \$194 ;
-  wire [2:0] \$195 ;
+  wire [2:0] \$194 ;
+  wire [1:0] \$195 ;
   wire [1:0] \$196 ;
-  wire [1:0] \$197 ;
-  wire [2:0] \$198 ;
+  wire [2:0] \$197 ;
+  wire [3:0] \$198 ;
   wire [3:0] \$199 ;
   wire \$2 ;
-  wire [6:0] \$20 ;
-  wire [3:0] \$200 ;
-  wire [4:0] \$201 ;
+  wire [7:0] \$20 ;
+  wire [4:0] \$200 ;
+  wire [3:0] \$201 ;
   wire [3:0] \$202 ;
-  wire [3:0] \$203 ;
-  wire [4:0] \$204 ;
-  wire [5:0] \$205 ;
-  wire \$206 ;
-  wire [8:0] \$207 ;
-  wire [9:0] \$208 ;
+  wire [4:0] \$203 ;
+  wire [5:0] \$204 ;
+  wire \$205 ;
+  wire [8:0] \$206 ;
+  wire [9:0] \$207 ;
+  wire [1:0] \$208 ;
   wire [1:0] \$209 ;
-  wire [7:0] \$21 ;
-  wire [1:0] \$210 ;
-  wire [2:0] \$211 ;
+  wire [31:0] \$21 ;
+  wire [2:0] \$210 ;
+  wire [1:0] \$211 ;
   wire [1:0] \$212 ;
-  wire [1:0] \$213 ;
-  wire [2:0] \$214 ;
+  wire [2:0] \$213 ;
+  wire [1:0] \$214 ;
   wire [1:0] \$215 ;
-  wire [1:0] \$216 ;
-  wire [2:0] \$217 ;
+  wire [2:0] \$216 ;
+  wire [1:0] \$217 ;
   wire [1:0] \$218 ;
-  wire [1:0] \$219 ;
-  wire [31:0] \$22 ;
-  wire [2:0] \$220 ;
+  wire [2:0] \$219 ;
+  wire [6:0] \$22 ;
+  wire [1:0] \$220 ;
   wire [1:0] \$221 ;
-  wire [1:0] \$222 ;
-  wire [2:0] \$223 ;
+  wire [2:0] \$222 ;
+  wire [1:0] \$223 ;
   wire [1:0] \$224 ;
-  wire [1:0] \$225 ;
-  wire [2:0] \$226 ;
+  wire [2:0] \$225 ;
+  wire [1:0] \$226 ;
   wire [1:0] \$227 ;
-  wire [1:0] \$228 ;
-  wire [2:0] \$229 ;
-  wire [6:0] \$23 ;
+  wire [2:0] \$228 ;
+  wire [1:0] \$229 ;
+  wire [7:0] \$23 ;
   wire [1:0] \$230 ;
-  wire [1:0] \$231 ;
-  wire [2:0] \$232 ;
+  wire [2:0] \$231 ;
+  wire [3:0] \$232 ;
   wire [3:0] \$233 ;
-  wire [3:0] \$234 ;
-  wire [4:0] \$235 ;
+  wire [4:0] \$234 ;
+  wire [3:0] \$235 ;
   wire [3:0] \$236 ;
-  wire [3:0] \$237 ;
-  wire [4:0] \$238 ;
-  wire [5:0] \$239 ;
-  wire [7:0] \$24 ;
-  wire \$240 ;
-  wire [8:0] \$241 ;
-  wire [9:0] \$242 ;
+  wire [4:0] \$237 ;
+  wire [5:0] \$238 ;
+  wire \$239 ;
+  wire [31:0] \$24 ;
+  wire [8:0] \$240 ;
+  wire [9:0] \$241 ;
+  wire [1:0] \$242 ;
   wire [1:0] \$243 ;
-  wire [1:0] \$244 ;
-  wire [2:0] \$245 ;
+  wire [2:0] \$244 ;
+  wire [1:0] \$245 ;
   wire [1:0] \$246 ;
-  wire [1:0] \$247 ;
-  wire [2:0] \$248 ;
+  wire [2:0] \$247 ;
+  wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [31:0] \$25 ;
-  wire [1:0] \$250 ;
-  wire [2:0] \$251 ;
+  wire [6:0] \$25 ;
+  wire [2:0] \$250 ;
+  wire [1:0] \$251 ;
   wire [1:0] \$252 ;
-  wire [1:0] \$253 ;
-  wire [2:0] \$254 ;
+  wire [2:0] \$253 ;
+  wire [1:0] \$254 ;
   wire [1:0] \$255 ;
-  wire [1:0] \$256 ;
-  wire [2:0] \$257 ;
+  wire [2:0] \$256 ;
+  wire [1:0] \$257 ;
   wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire [6:0] \$26 ;
-  wire [2:0] \$260 ;
+  wire [2:0] \$259 ;
+  wire [7:0] \$26 ;
+  wire [1:0] \$260 ;
   wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
+  wire [2:0] \$262 ;
+  wire [1:0] \$263 ;
   wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [2:0] \$266 ;
+  wire [2:0] \$265 ;
+  wire [3:0] \$266 ;
   wire [3:0] \$267 ;
-  wire [3:0] \$268 ;
-  wire [4:0] \$269 ;
-  wire [7:0] \$27 ;
+  wire [4:0] \$268 ;
+  wire [3:0] \$269 ;
+  wire [31:0] \$27 ;
   wire [3:0] \$270 ;
-  wire [3:0] \$271 ;
-  wire [4:0] \$272 ;
-  wire [5:0] \$273 ;
-  wire \$274 ;
-  wire [8:0] \$275 ;
-  wire [9:0] \$276 ;
+  wire [4:0] \$271 ;
+  wire [5:0] \$272 ;
+  wire \$273 ;
+  wire [8:0] \$274 ;
+  wire [9:0] \$275 ;
+  wire [1:0] \$276 ;
   wire [1:0] \$277 ;
-  wire [1:0] \$278 ;
-  wire [2:0] \$279 ;
-  wire [31:0] \$28 ;
+  wire [2:0] \$278 ;
+  wire [1:0] \$279 ;
+  wire [6:0] \$28 ;
   wire [1:0] \$280 ;
-  wire [1:0] \$281 ;
-  wire [2:0] \$282 ;
+  wire [2:0] \$281 ;
+  wire [1:0] \$282 ;
   wire [1:0] \$283 ;
-  wire [1:0] \$284 ;
-  wire [2:0] \$285 ;
+  wire [2:0] \$284 ;
+  wire [1:0] \$285 ;
   wire [1:0] \$286 ;
-  wire [1:0] \$287 ;
-  wire [2:0] \$288 ;
+  wire [2:0] \$287 ;
+  wire [1:0] \$288 ;
   wire [1:0] \$289 ;
-  wire [6:0] \$29 ;
-  wire [1:0] \$290 ;
-  wire [2:0] \$291 ;
+  wire [7:0] \$29 ;
+  wire [2:0] \$290 ;
+  wire [1:0] \$291 ;
   wire [1:0] \$292 ;
-  wire [1:0] \$293 ;
-  wire [2:0] \$294 ;
+  wire [2:0] \$293 ;
+  wire [1:0] \$294 ;
   wire [1:0] \$295 ;
-  wire [1:0] \$296 ;
-  wire [2:0] \$297 ;
+  wire [2:0] \$296 ;
+  wire [1:0] \$297 ;
   wire [1:0] \$298 ;
-  wire [1:0] \$299 ;
+  wire [2:0] \$299 ;
   wire \$3 ;
-  wire [7:0] \$30 ;
-  wire [2:0] \$300 ;
+  wire \$30 ;
+  wire [3:0] \$300 ;
   wire [3:0] \$301 ;
-  wire [3:0] \$302 ;
-  wire [4:0] \$303 ;
+  wire [4:0] \$302 ;
+  wire [3:0] \$303 ;
   wire [3:0] \$304 ;
-  wire [3:0] \$305 ;
-  wire [4:0] \$306 ;
-  wire [5:0] \$307 ;
-  wire \$308 ;
-  wire [8:0] \$309 ;
+  wire [4:0] \$305 ;
+  wire [5:0] \$306 ;
+  wire \$307 ;
+  wire [8:0] \$308 ;
+  wire [9:0] \$309 ;
   wire \$31 ;
-  wire [9:0] \$310 ;
+  wire [1:0] \$310 ;
   wire [1:0] \$311 ;
-  wire [1:0] \$312 ;
-  wire [2:0] \$313 ;
+  wire [2:0] \$312 ;
+  wire [1:0] \$313 ;
   wire [1:0] \$314 ;
-  wire [1:0] \$315 ;
-  wire [2:0] \$316 ;
+  wire [2:0] \$315 ;
+  wire [1:0] \$316 ;
   wire [1:0] \$317 ;
-  wire [1:0] \$318 ;
-  wire [2:0] \$319 ;
+  wire [2:0] \$318 ;
+  wire [1:0] \$319 ;
   wire \$32 ;
   wire [1:0] \$320 ;
-  wire [1:0] \$321 ;
-  wire [2:0] \$322 ;
+  wire [2:0] \$321 ;
+  wire [1:0] \$322 ;
   wire [1:0] \$323 ;
-  wire [1:0] \$324 ;
-  wire [2:0] \$325 ;
+  wire [2:0] \$324 ;
+  wire [1:0] \$325 ;
   wire [1:0] \$326 ;
-  wire [1:0] \$327 ;
-  wire [2:0] \$328 ;
+  wire [2:0] \$327 ;
+  wire [1:0] \$328 ;
   wire [1:0] \$329 ;
-  wire \$33 ;
-  wire [1:0] \$330 ;
-  wire [2:0] \$331 ;
+  wire [1:0] \$33 ;
+  wire [2:0] \$330 ;
+  wire [1:0] \$331 ;
   wire [1:0] \$332 ;
-  wire [1:0] \$333 ;
-  wire [2:0] \$334 ;
+  wire [2:0] \$333 ;
+  wire [3:0] \$334 ;
   wire [3:0] \$335 ;
-  wire [3:0] \$336 ;
-  wire [4:0] \$337 ;
+  wire [4:0] \$336 ;
+  wire [3:0] \$337 ;
   wire [3:0] \$338 ;
-  wire [3:0] \$339 ;
-  wire [1:0] \$34 ;
-  wire [4:0] \$340 ;
-  wire [5:0] \$341 ;
-  wire \$342 ;
-  wire [8:0] \$343 ;
-  wire [9:0] \$344 ;
-  wire \$345 ;
-  reg \$346 ;
-  reg [3:0] \$347 ;
-  reg [2:0] \$348 ;
-  reg \$349 ;
+  wire [4:0] \$339 ;
+  wire \$34 ;
+  wire [5:0] \$340 ;
+  wire \$341 ;
+  wire [8:0] \$342 ;
+  wire [9:0] \$343 ;
+  wire \$344 ;
+  reg \$345 ;
+  reg [3:0] \$346 ;
+  reg [2:0] \$347 ;
+  reg \$348 ;
+  reg [31:0] \$349 ;
   wire \$35 ;
-  reg [31:0] \$350 ;
+  reg \$350 ;
   reg \$351 ;
   reg \$352 ;
-  reg \$353 ;
-  reg [2:0] \$354 ;
-  reg [31:0] \$355 ;
-  reg [255:0] \$356 ;
+  reg [2:0] \$353 ;
+  reg [31:0] \$354 ;
+  reg [255:0] \$355 ;
+  reg \$356 ;
   reg \$357 ;
   reg \$358 ;
   reg \$359 ;
@@ -11742,9 +11739,9 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg \$365 ;
   reg \$366 ;
   reg \$367 ;
-  reg \$368 ;
+  reg [2:0] \$368 ;
   reg [2:0] \$369 ;
-  wire \$37 ;
+  wire [1:0] \$37 ;
   reg [2:0] \$370 ;
   reg [2:0] \$371 ;
   reg [2:0] \$372 ;
@@ -11755,13 +11752,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$377 ;
   reg [2:0] \$378 ;
   reg [2:0] \$379 ;
-  wire [1:0] \$38 ;
-  reg [2:0] \$380 ;
+  wire \$38 ;
+  reg [4:0] \$380 ;
   reg [4:0] \$381 ;
-  reg [4:0] \$382 ;
-  reg [5:0] \$383 ;
-  reg [6:0] \$384 ;
-  reg [7:0] \$385 ;
+  reg [5:0] \$382 ;
+  reg [6:0] \$383 ;
+  reg [7:0] \$384 ;
+  reg [2:0] \$385 ;
   reg [2:0] \$386 ;
   reg [2:0] \$387 ;
   reg [2:0] \$388 ;
@@ -11770,12 +11767,12 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$390 ;
   reg [2:0] \$391 ;
   reg [2:0] \$392 ;
-  reg [2:0] \$393 ;
+  reg [4:0] \$393 ;
   reg [4:0] \$394 ;
-  reg [4:0] \$395 ;
-  reg [5:0] \$396 ;
-  reg [6:0] \$397 ;
-  reg [7:0] \$398 ;
+  reg [5:0] \$395 ;
+  reg [6:0] \$396 ;
+  reg [7:0] \$397 ;
+  reg [2:0] \$398 ;
   reg [2:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
@@ -11785,13 +11782,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$403 ;
   reg [2:0] \$404 ;
   reg [2:0] \$405 ;
-  reg [2:0] \$406 ;
+  reg [4:0] \$406 ;
   reg [4:0] \$407 ;
-  reg [4:0] \$408 ;
-  reg [5:0] \$409 ;
-  wire \$41 ;
-  reg [6:0] \$410 ;
-  reg [7:0] \$411 ;
+  reg [5:0] \$408 ;
+  reg [6:0] \$409 ;
+  wire [1:0] \$41 ;
+  reg [7:0] \$410 ;
+  reg [2:0] \$411 ;
   reg [2:0] \$412 ;
   reg [2:0] \$413 ;
   reg [2:0] \$414 ;
@@ -11799,13 +11796,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$416 ;
   reg [2:0] \$417 ;
   reg [2:0] \$418 ;
-  reg [2:0] \$419 ;
-  wire [1:0] \$42 ;
+  reg [4:0] \$419 ;
+  wire \$42 ;
   reg [4:0] \$420 ;
-  reg [4:0] \$421 ;
-  reg [5:0] \$422 ;
-  reg [6:0] \$423 ;
-  reg [7:0] \$424 ;
+  reg [5:0] \$421 ;
+  reg [6:0] \$422 ;
+  reg [7:0] \$423 ;
+  reg [2:0] \$424 ;
   reg [2:0] \$425 ;
   reg [2:0] \$426 ;
   reg [2:0] \$427 ;
@@ -11814,12 +11811,12 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \$43 ;
   reg [2:0] \$430 ;
   reg [2:0] \$431 ;
-  reg [2:0] \$432 ;
+  reg [4:0] \$432 ;
   reg [4:0] \$433 ;
-  reg [4:0] \$434 ;
-  reg [5:0] \$435 ;
-  reg [6:0] \$436 ;
-  reg [7:0] \$437 ;
+  reg [5:0] \$434 ;
+  reg [6:0] \$435 ;
+  reg [7:0] \$436 ;
+  reg [2:0] \$437 ;
   reg [2:0] \$438 ;
   reg [2:0] \$439 ;
   wire \$44 ;
@@ -11828,13 +11825,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$442 ;
   reg [2:0] \$443 ;
   reg [2:0] \$444 ;
-  reg [2:0] \$445 ;
+  reg [4:0] \$445 ;
   reg [4:0] \$446 ;
-  reg [4:0] \$447 ;
-  reg [5:0] \$448 ;
-  reg [6:0] \$449 ;
-  wire \$45 ;
-  reg [7:0] \$450 ;
+  reg [5:0] \$447 ;
+  reg [6:0] \$448 ;
+  reg [7:0] \$449 ;
+  wire [1:0] \$45 ;
+  reg [2:0] \$450 ;
   reg [2:0] \$451 ;
   reg [2:0] \$452 ;
   reg [2:0] \$453 ;
@@ -11842,13 +11839,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$455 ;
   reg [2:0] \$456 ;
   reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
+  reg [4:0] \$458 ;
   reg [4:0] \$459 ;
-  wire [1:0] \$46 ;
-  reg [4:0] \$460 ;
-  reg [5:0] \$461 ;
-  reg [6:0] \$462 ;
-  reg [7:0] \$463 ;
+  wire \$46 ;
+  reg [5:0] \$460 ;
+  reg [6:0] \$461 ;
+  reg [7:0] \$462 ;
+  reg [2:0] \$463 ;
   reg [2:0] \$464 ;
   reg [2:0] \$465 ;
   reg [2:0] \$466 ;
@@ -11857,18 +11854,18 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [2:0] \$469 ;
   wire \$47 ;
   reg [2:0] \$470 ;
-  reg [2:0] \$471 ;
+  reg [4:0] \$471 ;
   reg [4:0] \$472 ;
-  reg [4:0] \$473 ;
-  reg [5:0] \$474 ;
-  reg [6:0] \$475 ;
-  reg [7:0] \$476 ;
+  reg [5:0] \$473 ;
+  reg [6:0] \$474 ;
+  reg [7:0] \$475 ;
+  reg \$476 ;
   reg \$477 ;
-  reg \$478 ;
-  reg [2:0] \$479 ;
+  reg [2:0] \$478 ;
+  reg [63:0] \$479 ;
   wire \$48 ;
-  reg [63:0] \$480 ;
-  reg \$481 ;
+  reg \$480 ;
+  reg [7:0] \$481 ;
   reg [7:0] \$482 ;
   reg [7:0] \$483 ;
   reg [7:0] \$484 ;
@@ -11876,73 +11873,72 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [7:0] \$486 ;
   reg [7:0] \$487 ;
   reg [7:0] \$488 ;
-  reg [7:0] \$489 ;
-  wire \$49 ;
-  reg \$490 ;
-  reg [7:0] \$491 ;
+  reg \$489 ;
+  wire [1:0] \$49 ;
+  reg [7:0] \$490 ;
   wire \$5 ;
-  wire [1:0] \$50 ;
+  wire \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire \$53 ;
-  wire [1:0] \$54 ;
+  wire [1:0] \$53 ;
+  wire \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire [1:0] \$568 ;
-  wire \$57 ;
-  wire \$570 ;
-  wire [4:0] \$574 ;
-  wire \$576 ;
-  wire [1:0] \$58 ;
-  wire [3:0] \$581 ;
-  wire \$583 ;
+  wire [1:0] \$565 ;
+  wire \$567 ;
+  wire [1:0] \$57 ;
+  wire [4:0] \$571 ;
+  wire \$573 ;
+  wire [3:0] \$578 ;
+  wire \$58 ;
+  wire \$580 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
-  wire \$61 ;
+  wire [1:0] \$61 ;
   wire [1:0] \$62 ;
   wire [1:0] \$63 ;
-  wire [1:0] \$64 ;
+  wire [4:0] \$64 ;
   wire [4:0] \$65 ;
-  wire [4:0] \$66 ;
-  wire \$67 ;
+  wire \$66 ;
+  wire [3:0] \$67 ;
   wire [3:0] \$68 ;
-  wire [3:0] \$69 ;
-  wire [31:0] \$7 ;
+  wire \$69 ;
+  wire [6:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire \$72 ;
+  wire [1:0] \$72 ;
   wire [1:0] \$73 ;
-  wire [1:0] \$74 ;
-  wire [2:0] \$75 ;
+  wire [2:0] \$74 ;
+  wire [1:0] \$75 ;
   wire [1:0] \$76 ;
-  wire [1:0] \$77 ;
-  wire [2:0] \$78 ;
+  wire [2:0] \$77 ;
+  wire [1:0] \$78 ;
   wire [1:0] \$79 ;
-  wire [6:0] \$8 ;
-  wire [1:0] \$80 ;
-  wire [2:0] \$81 ;
+  wire [7:0] \$8 ;
+  wire [2:0] \$80 ;
+  wire [1:0] \$81 ;
   wire [1:0] \$82 ;
-  wire [1:0] \$83 ;
-  wire [2:0] \$84 ;
+  wire [2:0] \$83 ;
+  wire [1:0] \$84 ;
   wire [1:0] \$85 ;
-  wire [1:0] \$86 ;
-  wire [2:0] \$87 ;
+  wire [2:0] \$86 ;
+  wire [1:0] \$87 ;
   wire [1:0] \$88 ;
-  wire [1:0] \$89 ;
-  wire [7:0] \$9 ;
-  wire [2:0] \$90 ;
+  wire [2:0] \$89 ;
+  wire [31:0] \$9 ;
+  wire [1:0] \$90 ;
   wire [1:0] \$91 ;
-  wire [1:0] \$92 ;
-  wire [2:0] \$93 ;
+  wire [2:0] \$92 ;
+  wire [1:0] \$93 ;
   wire [1:0] \$94 ;
-  wire [1:0] \$95 ;
-  wire [2:0] \$96 ;
+  wire [2:0] \$95 ;
+  wire [3:0] \$96 ;
   wire [3:0] \$97 ;
-  wire [3:0] \$98 ;
-  wire [4:0] \$99 ;
+  wire [4:0] \$98 ;
+  wire [3:0] \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$72  = 1'h0;
+  reg \$signal$71  = 1'h0;
   reg \$signature__addr  = 1'h0;
   wire [31:0] \$signature__data ;
   wire \$signature__data[0] ;
@@ -11994,6 +11990,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [7:0] acc6_d0 = 8'h00;
   reg [7:0] acc7 = 8'h00;
   reg [7:0] acc7_d0 = 8'h00;
+  input advance;
   wire advance;
   input clk;
   wire clk;
@@ -12064,32 +12061,31 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \o__payload[5] ;
   wire \o__payload[6] ;
   wire \o__payload[7] ;
-  input o__ready;
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [2:0] \port__addr$56  = 3'h0;
+  reg [2:0] \port__addr$55  = 3'h0;
   wire [255:0] port__data;
-  wire [63:0] \port__data$181 ;
-  wire [7:0] \port__data$181[0] ;
-  wire [7:0] \port__data$181[0][0] ;
-  wire [7:0] \port__data$181[1] ;
-  wire [7:0] \port__data$181[1][0] ;
-  wire [7:0] \port__data$181[2] ;
-  wire [7:0] \port__data$181[2][0] ;
-  wire [7:0] \port__data$181[3] ;
-  wire [7:0] \port__data$181[3][0] ;
-  wire [7:0] \port__data$181[4] ;
-  wire [7:0] \port__data$181[4][0] ;
-  wire [7:0] \port__data$181[5] ;
-  wire [7:0] \port__data$181[5][0] ;
-  wire [7:0] \port__data$181[6] ;
-  wire [7:0] \port__data$181[6][0] ;
-  wire [7:0] \port__data$181[7] ;
-  wire [7:0] \port__data$181[7][0] ;
+  wire [63:0] \port__data$180 ;
+  wire [7:0] \port__data$180[0] ;
+  wire [7:0] \port__data$180[0][0] ;
+  wire [7:0] \port__data$180[1] ;
+  wire [7:0] \port__data$180[1][0] ;
+  wire [7:0] \port__data$180[2] ;
+  wire [7:0] \port__data$180[2][0] ;
+  wire [7:0] \port__data$180[3] ;
+  wire [7:0] \port__data$180[3][0] ;
+  wire [7:0] \port__data$180[4] ;
+  wire [7:0] \port__data$180[4][0] ;
+  wire [7:0] \port__data$180[5] ;
+  wire [7:0] \port__data$180[5][0] ;
+  wire [7:0] \port__data$180[6] ;
+  wire [7:0] \port__data$180[6][0] ;
+  wire [7:0] \port__data$180[7] ;
+  wire [7:0] \port__data$180[7][0] ;
   wire port__en;
-  wire \port__en$58 ;
+  wire \port__en$57 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw2 = 7'h00;
@@ -12266,7 +12262,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$182  = 1'h0;
+  reg \v2_d0$181  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -12407,10 +12403,10 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$56 ];
+      _1_ <= thresholds[\port__addr$55 ];
     end
   end
-  assign \port__data$181  = _1_;
+  assign \port__data$180  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
@@ -12438,1120 +12434,1114 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   assign port__data = _2_;
   always @(posedge clk)
-    acc2 <= \$411 ;
+    tree3_l1_0_0 <= \$411 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$412 ;
+    tree3_l1_1_0 <= \$412 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$413 ;
+    tree3_l1_2_0 <= \$413 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$414 ;
+    tree3_l1_3_0 <= \$414 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$415 ;
+    tree3_l1_4_0 <= \$415 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$416 ;
+    tree3_l1_5_0 <= \$416 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$417 ;
+    tree3_l1_6_0 <= \$417 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$418 ;
+    tree3_l1_7_0 <= \$418 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$419 ;
+    tree3_l3_0_0 <= \$419 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$420 ;
+    tree3_l3_1_0 <= \$420 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$421 ;
+    tree3_l4_0_0 <= \$421 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$422 ;
+    raw3 <= \$422 ;
   always @(posedge clk)
-    raw3 <= \$423 ;
+    acc3 <= \$423 ;
   always @(posedge clk)
-    acc3 <= \$424 ;
+    tree4_l1_0_0 <= \$424 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$425 ;
+    tree4_l1_1_0 <= \$425 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$426 ;
+    tree4_l1_2_0 <= \$426 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$427 ;
+    tree4_l1_3_0 <= \$427 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$428 ;
+    tree4_l1_4_0 <= \$428 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$429 ;
+    tree4_l1_5_0 <= \$429 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$430 ;
+    tree4_l1_6_0 <= \$430 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$431 ;
+    tree4_l1_7_0 <= \$431 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$432 ;
+    tree4_l3_0_0 <= \$432 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$433 ;
+    tree4_l3_1_0 <= \$433 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$434 ;
+    tree4_l4_0_0 <= \$434 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$435 ;
+    raw4 <= \$435 ;
   always @(posedge clk)
-    raw4 <= \$436 ;
+    acc4 <= \$436 ;
   always @(posedge clk)
-    acc4 <= \$437 ;
+    tree5_l1_0_0 <= \$437 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$438 ;
+    tree5_l1_1_0 <= \$438 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$439 ;
+    tree5_l1_2_0 <= \$439 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$440 ;
+    tree5_l1_3_0 <= \$440 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$441 ;
+    tree5_l1_4_0 <= \$441 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$442 ;
+    tree5_l1_5_0 <= \$442 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$443 ;
+    tree5_l1_6_0 <= \$443 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$444 ;
+    tree5_l1_7_0 <= \$444 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$445 ;
+    tree5_l3_0_0 <= \$445 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$446 ;
+    tree5_l3_1_0 <= \$446 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$447 ;
+    tree5_l4_0_0 <= \$447 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$448 ;
+    raw5 <= \$448 ;
   always @(posedge clk)
-    raw5 <= \$449 ;
+    acc5 <= \$449 ;
   always @(posedge clk)
-    acc5 <= \$450 ;
+    tree6_l1_0_0 <= \$450 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$451 ;
+    tree6_l1_1_0 <= \$451 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$452 ;
+    tree6_l1_2_0 <= \$452 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$453 ;
+    tree6_l1_3_0 <= \$453 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$454 ;
+    tree6_l1_4_0 <= \$454 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$455 ;
+    tree6_l1_5_0 <= \$455 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$456 ;
+    tree6_l1_6_0 <= \$456 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$457 ;
+    tree6_l1_7_0 <= \$457 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$458 ;
+    tree6_l3_0_0 <= \$458 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$459 ;
+    tree6_l3_1_0 <= \$459 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$460 ;
+    tree6_l4_0_0 <= \$460 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$461 ;
+    raw6 <= \$461 ;
   always @(posedge clk)
-    raw6 <= \$462 ;
+    acc6 <= \$462 ;
   always @(posedge clk)
-    acc6 <= \$463 ;
+    tree7_l1_0_0 <= \$463 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$464 ;
+    tree7_l1_1_0 <= \$464 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$465 ;
+    tree7_l1_2_0 <= \$465 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$466 ;
+    tree7_l1_3_0 <= \$466 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$467 ;
+    tree7_l1_4_0 <= \$467 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$468 ;
+    tree7_l1_5_0 <= \$468 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$469 ;
+    tree7_l1_6_0 <= \$469 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$470 ;
+    tree7_l1_7_0 <= \$470 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$471 ;
+    tree7_l3_0_0 <= \$471 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$472 ;
+    tree7_l3_1_0 <= \$472 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$473 ;
+    tree7_l4_0_0 <= \$473 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$474 ;
+    raw7 <= \$474 ;
   always @(posedge clk)
-    raw7 <= \$475 ;
+    acc7 <= \$475 ;
   always @(posedge clk)
-    acc7 <= \$476 ;
+    v2 <= \$476 ;
   always @(posedge clk)
-    v2 <= \$477 ;
+    v2_d0 <= \$477 ;
   always @(posedge clk)
-    v2_d0 <= \$478 ;
+    \port__addr$55  <= \$478 ;
   always @(posedge clk)
-    \port__addr$56  <= \$479 ;
+    thresholds_d0 <= \$479 ;
   always @(posedge clk)
-    thresholds_d0 <= \$480 ;
+    \v2_d0$181  <= \$480 ;
   always @(posedge clk)
-    \v2_d0$182  <= \$481 ;
+    acc0_d0 <= \$481 ;
   always @(posedge clk)
-    acc0_d0 <= \$482 ;
+    acc1_d0 <= \$482 ;
   always @(posedge clk)
-    acc1_d0 <= \$483 ;
+    acc2_d0 <= \$483 ;
   always @(posedge clk)
-    acc2_d0 <= \$484 ;
+    acc3_d0 <= \$484 ;
   always @(posedge clk)
-    acc3_d0 <= \$485 ;
+    acc4_d0 <= \$485 ;
   always @(posedge clk)
-    acc4_d0 <= \$486 ;
+    acc5_d0 <= \$486 ;
   always @(posedge clk)
-    acc5_d0 <= \$487 ;
+    acc6_d0 <= \$487 ;
   always @(posedge clk)
-    acc6_d0 <= \$488 ;
+    acc7_d0 <= \$488 ;
   always @(posedge clk)
-    acc7_d0 <= \$489 ;
+    o__valid <= \$489 ;
   always @(posedge clk)
-    o__valid <= \$490 ;
-  always @(posedge clk)
-    o__payload <= \$491 ;
-  assign \$1  = ~ o__valid;
-  assign advance = \$1  | o__ready;
+    o__payload <= \$490 ;
+  assign \$1  = ! nf;
+  assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
-  assign i__ready = advance & \$2 ;
-  assign \$3  = ! nf;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = i__valid | \$4 ;
-  assign fire = advance & \$5 ;
-  assign \$6  = ! nf;
-  assign \$signature__en  = fire & \$6 ;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = i__valid | \$3 ;
+  assign fire = advance & \$4 ;
+  assign \$5  = ! nf;
+  assign \$signature__en  = fire & \$5 ;
   assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in_d0 ^ weights_d0[31:0];
-  assign xnor0 = ~ \$7 ;
-  assign \$8  = first1_d3 ? 7'h00 : raw0;
-  assign \$9  = tree0_l4_0_0 + \$8 ;
-  assign \$10  = x_in_d0 ^ weights_d0[63:32];
-  assign xnor1 = ~ \$10 ;
-  assign \$11  = first1_d3 ? 7'h00 : raw1;
-  assign \$12  = tree1_l4_0_0 + \$11 ;
-  assign \$13  = x_in_d0 ^ weights_d0[95:64];
-  assign xnor2 = ~ \$13 ;
-  assign \$14  = first1_d3 ? 7'h00 : raw2;
-  assign \$15  = tree2_l4_0_0 + \$14 ;
-  assign \$16  = x_in_d0 ^ weights_d0[127:96];
-  assign xnor3 = ~ \$16 ;
-  assign \$17  = first1_d3 ? 7'h00 : raw3;
-  assign \$18  = tree3_l4_0_0 + \$17 ;
-  assign \$19  = x_in_d0 ^ weights_d0[159:128];
-  assign xnor4 = ~ \$19 ;
-  assign \$20  = first1_d3 ? 7'h00 : raw4;
-  assign \$21  = tree4_l4_0_0 + \$20 ;
-  assign \$22  = x_in_d0 ^ weights_d0[191:160];
-  assign xnor5 = ~ \$22 ;
-  assign \$23  = first1_d3 ? 7'h00 : raw5;
-  assign \$24  = tree5_l4_0_0 + \$23 ;
-  assign \$25  = x_in_d0 ^ weights_d0[223:192];
-  assign xnor6 = ~ \$25 ;
-  assign \$26  = first1_d3 ? 7'h00 : raw6;
-  assign \$27  = tree6_l4_0_0 + \$26 ;
-  assign \$28  = x_in_d0 ^ weights_d0[255:224];
-  assign xnor7 = ~ \$28 ;
-  assign \$29  = first1_d3 ? 7'h00 : raw7;
-  assign \$30  = tree7_l4_0_0 + \$29 ;
-  assign \$31  = ~ acc0_d0[7];
-  assign \$32  = ~ thresholds_d0[7];
-  assign \$33  = { \$31 , acc0_d0[6:0] } >= { \$32 , thresholds_d0[6:0] };
-  assign \$34  = 1'h0 + \$33 ;
-  assign \$35  = ~ acc1_d0[7];
-  assign \$36  = ~ thresholds_d0[15];
-  assign \$37  = { \$35 , acc1_d0[6:0] } >= { \$36 , thresholds_d0[14:8] };
-  assign \$38  = 1'h0 + \$37 ;
-  assign \$39  = ~ acc2_d0[7];
-  assign \$40  = ~ thresholds_d0[23];
-  assign \$41  = { \$39 , acc2_d0[6:0] } >= { \$40 , thresholds_d0[22:16] };
-  assign \$42  = 1'h0 + \$41 ;
-  assign \$43  = ~ acc3_d0[7];
-  assign \$44  = ~ thresholds_d0[31];
-  assign \$45  = { \$43 , acc3_d0[6:0] } >= { \$44 , thresholds_d0[30:24] };
-  assign \$46  = 1'h0 + \$45 ;
-  assign \$47  = ~ acc4_d0[7];
-  assign \$48  = ~ thresholds_d0[39];
-  assign \$49  = { \$47 , acc4_d0[6:0] } >= { \$48 , thresholds_d0[38:32] };
-  assign \$50  = 1'h0 + \$49 ;
-  assign \$51  = ~ acc5_d0[7];
-  assign \$52  = ~ thresholds_d0[47];
-  assign \$53  = { \$51 , acc5_d0[6:0] } >= { \$52 , thresholds_d0[46:40] };
-  assign \$54  = 1'h0 + \$53 ;
-  assign \$55  = ~ acc6_d0[7];
-  assign \$56  = ~ thresholds_d0[55];
-  assign \$57  = { \$55 , acc6_d0[6:0] } >= { \$56 , thresholds_d0[54:48] };
-  assign \$58  = 1'h0 + \$57 ;
-  assign \$59  = ~ acc7_d0[7];
-  assign \$60  = ~ thresholds_d0[63];
-  assign \$61  = { \$59 , acc7_d0[6:0] } >= { \$60 , thresholds_d0[62:56] };
-  assign \$62  = 1'h0 + \$61 ;
-  assign \$63  = \$signature__addr  + 1'h1;
-  assign \$568  = \$63  % 2'h2;
-  assign \$65  = port__addr + 1'h1;
-  assign \$574  = \$65  % 5'h10;
-  assign \$68  = nf + 1'h1;
-  assign \$581  = \$68  % 4'h8;
-  assign \$70  = ! nf;
-  assign \$71  = ! \$signature__addr ;
-  assign \$73  = xnor0[0] + xnor0[1];
-  assign \$74  = xnor0[2] + xnor0[3];
-  assign \$75  = \$73  + \$74 ;
-  assign \$76  = xnor0[4] + xnor0[5];
-  assign \$77  = xnor0[6] + xnor0[7];
-  assign \$78  = \$76  + \$77 ;
-  assign \$79  = xnor0[8] + xnor0[9];
-  assign \$80  = xnor0[10] + xnor0[11];
-  assign \$81  = \$79  + \$80 ;
-  assign \$82  = xnor0[12] + xnor0[13];
-  assign \$83  = xnor0[14] + xnor0[15];
-  assign \$84  = \$82  + \$83 ;
-  assign \$85  = xnor0[16] + xnor0[17];
-  assign \$86  = xnor0[18] + xnor0[19];
-  assign \$87  = \$85  + \$86 ;
-  assign \$88  = xnor0[20] + xnor0[21];
-  assign \$89  = xnor0[22] + xnor0[23];
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = xnor0[24] + xnor0[25];
-  assign \$92  = xnor0[26] + xnor0[27];
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = xnor0[28] + xnor0[29];
-  assign \$95  = xnor0[30] + xnor0[31];
-  assign \$96  = \$94  + \$95 ;
-  assign \$97  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$98  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$99  = \$97  + \$98 ;
-  assign \$100  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$101  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$102  = \$100  + \$101 ;
-  assign \$103  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$104  = advance & v1_d3;
-  assign \$105  = 2'h2 * raw0;
-  assign \$106  = \$105  - 7'h40;
-  assign \$107  = xnor1[0] + xnor1[1];
-  assign \$108  = xnor1[2] + xnor1[3];
-  assign \$109  = \$107  + \$108 ;
-  assign \$110  = xnor1[4] + xnor1[5];
-  assign \$111  = xnor1[6] + xnor1[7];
-  assign \$112  = \$110  + \$111 ;
-  assign \$113  = xnor1[8] + xnor1[9];
-  assign \$114  = xnor1[10] + xnor1[11];
-  assign \$115  = \$113  + \$114 ;
-  assign \$116  = xnor1[12] + xnor1[13];
-  assign \$117  = xnor1[14] + xnor1[15];
-  assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor1[16] + xnor1[17];
-  assign \$120  = xnor1[18] + xnor1[19];
-  assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor1[20] + xnor1[21];
-  assign \$123  = xnor1[22] + xnor1[23];
-  assign \$124  = \$122  + \$123 ;
-  assign \$125  = xnor1[24] + xnor1[25];
-  assign \$126  = xnor1[26] + xnor1[27];
-  assign \$127  = \$125  + \$126 ;
-  assign \$128  = xnor1[28] + xnor1[29];
-  assign \$129  = xnor1[30] + xnor1[31];
-  assign \$130  = \$128  + \$129 ;
-  assign \$131  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$132  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$133  = \$131  + \$132 ;
-  assign \$134  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$135  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$136  = \$134  + \$135 ;
-  assign \$137  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$138  = advance & v1_d3;
-  assign \$139  = 2'h2 * raw1;
-  assign \$140  = \$139  - 7'h40;
-  assign \$141  = xnor2[0] + xnor2[1];
-  assign \$142  = xnor2[2] + xnor2[3];
-  assign \$143  = \$141  + \$142 ;
-  assign \$144  = xnor2[4] + xnor2[5];
-  assign \$145  = xnor2[6] + xnor2[7];
-  assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor2[8] + xnor2[9];
-  assign \$148  = xnor2[10] + xnor2[11];
-  assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor2[12] + xnor2[13];
-  assign \$151  = xnor2[14] + xnor2[15];
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor2[16] + xnor2[17];
-  assign \$154  = xnor2[18] + xnor2[19];
-  assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor2[20] + xnor2[21];
-  assign \$157  = xnor2[22] + xnor2[23];
-  assign \$158  = \$156  + \$157 ;
-  assign \$159  = xnor2[24] + xnor2[25];
-  assign \$160  = xnor2[26] + xnor2[27];
-  assign \$161  = \$159  + \$160 ;
-  assign \$162  = xnor2[28] + xnor2[29];
-  assign \$163  = xnor2[30] + xnor2[31];
-  assign \$164  = \$162  + \$163 ;
-  assign \$165  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$166  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$167  = \$165  + \$166 ;
-  assign \$168  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$169  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$170  = \$168  + \$169 ;
-  assign \$171  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$172  = advance & v1_d3;
-  assign \$173  = 2'h2 * raw2;
-  assign \$174  = \$173  - 7'h40;
-  assign \$175  = xnor3[0] + xnor3[1];
-  assign \$176  = xnor3[2] + xnor3[3];
-  assign \$177  = \$175  + \$176 ;
-  assign \$178  = xnor3[4] + xnor3[5];
-  assign \$179  = xnor3[6] + xnor3[7];
-  assign \$180  = \$178  + \$179 ;
-  assign \$181  = xnor3[8] + xnor3[9];
-  assign \$182  = xnor3[10] + xnor3[11];
-  assign \$183  = \$181  + \$182 ;
-  assign \$184  = xnor3[12] + xnor3[13];
-  assign \$185  = xnor3[14] + xnor3[15];
-  assign \$186  = \$184  + \$185 ;
-  assign \$187  = xnor3[16] + xnor3[17];
-  assign \$188  = xnor3[18] + xnor3[19];
-  assign \$189  = \$187  + \$188 ;
-  assign \$190  = xnor3[20] + xnor3[21];
-  assign \$191  = xnor3[22] + xnor3[23];
-  assign \$192  = \$190  + \$191 ;
-  assign \$193  = xnor3[24] + xnor3[25];
-  assign \$194  = xnor3[26] + xnor3[27];
-  assign \$195  = \$193  + \$194 ;
-  assign \$196  = xnor3[28] + xnor3[29];
-  assign \$197  = xnor3[30] + xnor3[31];
-  assign \$198  = \$196  + \$197 ;
-  assign \$199  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$200  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$201  = \$199  + \$200 ;
-  assign \$202  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$203  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$204  = \$202  + \$203 ;
-  assign \$205  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$206  = advance & v1_d3;
-  assign \$207  = 2'h2 * raw3;
-  assign \$208  = \$207  - 7'h40;
-  assign \$209  = xnor4[0] + xnor4[1];
-  assign \$210  = xnor4[2] + xnor4[3];
-  assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor4[4] + xnor4[5];
-  assign \$213  = xnor4[6] + xnor4[7];
-  assign \$214  = \$212  + \$213 ;
-  assign \$215  = xnor4[8] + xnor4[9];
-  assign \$216  = xnor4[10] + xnor4[11];
-  assign \$217  = \$215  + \$216 ;
-  assign \$218  = xnor4[12] + xnor4[13];
-  assign \$219  = xnor4[14] + xnor4[15];
-  assign \$220  = \$218  + \$219 ;
-  assign \$221  = xnor4[16] + xnor4[17];
-  assign \$222  = xnor4[18] + xnor4[19];
-  assign \$223  = \$221  + \$222 ;
-  assign \$224  = xnor4[20] + xnor4[21];
-  assign \$225  = xnor4[22] + xnor4[23];
-  assign \$226  = \$224  + \$225 ;
-  assign \$227  = xnor4[24] + xnor4[25];
-  assign \$228  = xnor4[26] + xnor4[27];
-  assign \$229  = \$227  + \$228 ;
-  assign \$230  = xnor4[28] + xnor4[29];
-  assign \$231  = xnor4[30] + xnor4[31];
-  assign \$232  = \$230  + \$231 ;
-  assign \$233  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$234  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$235  = \$233  + \$234 ;
-  assign \$236  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$237  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$238  = \$236  + \$237 ;
-  assign \$239  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$240  = advance & v1_d3;
-  assign \$241  = 2'h2 * raw4;
-  assign \$242  = \$241  - 7'h40;
-  assign \$243  = xnor5[0] + xnor5[1];
-  assign \$244  = xnor5[2] + xnor5[3];
-  assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor5[4] + xnor5[5];
-  assign \$247  = xnor5[6] + xnor5[7];
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = xnor5[8] + xnor5[9];
-  assign \$250  = xnor5[10] + xnor5[11];
-  assign \$251  = \$249  + \$250 ;
-  assign \$252  = xnor5[12] + xnor5[13];
-  assign \$253  = xnor5[14] + xnor5[15];
-  assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor5[16] + xnor5[17];
-  assign \$256  = xnor5[18] + xnor5[19];
-  assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor5[20] + xnor5[21];
-  assign \$259  = xnor5[22] + xnor5[23];
-  assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor5[24] + xnor5[25];
-  assign \$262  = xnor5[26] + xnor5[27];
-  assign \$263  = \$261  + \$262 ;
-  assign \$264  = xnor5[28] + xnor5[29];
-  assign \$265  = xnor5[30] + xnor5[31];
-  assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$268  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$269  = \$267  + \$268 ;
-  assign \$270  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$271  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$272  = \$270  + \$271 ;
-  assign \$273  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$274  = advance & v1_d3;
-  assign \$275  = 2'h2 * raw5;
-  assign \$276  = \$275  - 7'h40;
-  assign \$277  = xnor6[0] + xnor6[1];
-  assign \$278  = xnor6[2] + xnor6[3];
-  assign \$279  = \$277  + \$278 ;
-  assign \$280  = xnor6[4] + xnor6[5];
-  assign \$281  = xnor6[6] + xnor6[7];
-  assign \$282  = \$280  + \$281 ;
-  assign \$283  = xnor6[8] + xnor6[9];
-  assign \$284  = xnor6[10] + xnor6[11];
-  assign \$285  = \$283  + \$284 ;
-  assign \$286  = xnor6[12] + xnor6[13];
-  assign \$287  = xnor6[14] + xnor6[15];
-  assign \$288  = \$286  + \$287 ;
-  assign \$289  = xnor6[16] + xnor6[17];
-  assign \$290  = xnor6[18] + xnor6[19];
-  assign \$291  = \$289  + \$290 ;
-  assign \$292  = xnor6[20] + xnor6[21];
-  assign \$293  = xnor6[22] + xnor6[23];
-  assign \$294  = \$292  + \$293 ;
-  assign \$295  = xnor6[24] + xnor6[25];
-  assign \$296  = xnor6[26] + xnor6[27];
-  assign \$297  = \$295  + \$296 ;
-  assign \$298  = xnor6[28] + xnor6[29];
-  assign \$299  = xnor6[30] + xnor6[31];
-  assign \$300  = \$298  + \$299 ;
-  assign \$301  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$302  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$303  = \$301  + \$302 ;
-  assign \$304  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$305  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$306  = \$304  + \$305 ;
-  assign \$307  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$308  = advance & v1_d3;
-  assign \$309  = 2'h2 * raw6;
-  assign \$310  = \$309  - 7'h40;
-  assign \$311  = xnor7[0] + xnor7[1];
-  assign \$312  = xnor7[2] + xnor7[3];
-  assign \$313  = \$311  + \$312 ;
-  assign \$314  = xnor7[4] + xnor7[5];
-  assign \$315  = xnor7[6] + xnor7[7];
-  assign \$316  = \$314  + \$315 ;
-  assign \$317  = xnor7[8] + xnor7[9];
-  assign \$318  = xnor7[10] + xnor7[11];
-  assign \$319  = \$317  + \$318 ;
-  assign \$320  = xnor7[12] + xnor7[13];
-  assign \$321  = xnor7[14] + xnor7[15];
-  assign \$322  = \$320  + \$321 ;
-  assign \$323  = xnor7[16] + xnor7[17];
-  assign \$324  = xnor7[18] + xnor7[19];
-  assign \$325  = \$323  + \$324 ;
-  assign \$326  = xnor7[20] + xnor7[21];
-  assign \$327  = xnor7[22] + xnor7[23];
-  assign \$328  = \$326  + \$327 ;
-  assign \$329  = xnor7[24] + xnor7[25];
-  assign \$330  = xnor7[26] + xnor7[27];
-  assign \$331  = \$329  + \$330 ;
-  assign \$332  = xnor7[28] + xnor7[29];
-  assign \$333  = xnor7[30] + xnor7[31];
-  assign \$334  = \$332  + \$333 ;
-  assign \$335  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$336  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$337  = \$335  + \$336 ;
-  assign \$338  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$339  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$340  = \$338  + \$339 ;
-  assign \$341  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$342  = advance & v1_d3;
-  assign \$343  = 2'h2 * raw7;
-  assign \$344  = \$343  - 7'h40;
-  assign \$345  = v1_d3 & last1_d3;
-  always @(posedge clk)
-    \$signature__addr  <= \$346 ;
-  always @(posedge clk)
-    port__addr <= \$347 ;
-  always @(posedge clk)
-    nf <= \$348 ;
-  always @(posedge clk)
-    \$signal  <= \$349 ;
-  always @(posedge clk)
-    x1 <= \$350 ;
-  always @(posedge clk)
-    fresh1 <= \$351 ;
-  always @(posedge clk)
-    \$signal$72  <= \$352 ;
-  always @(posedge clk)
-    last1 <= \$353 ;
-  always @(posedge clk)
-    nf1 <= \$354 ;
-  always @(posedge clk)
-    x_in_d0 <= \$355 ;
-  always @(posedge clk)
-    weights_d0 <= \$356 ;
-  always @(posedge clk)
-    v1_d0 <= \$357 ;
-  always @(posedge clk)
-    v1_d1 <= \$358 ;
-  always @(posedge clk)
-    v1_d2 <= \$359 ;
-  always @(posedge clk)
-    v1_d3 <= \$360 ;
-  always @(posedge clk)
-    first1_d0 <= \$361 ;
-  always @(posedge clk)
-    first1_d1 <= \$362 ;
-  always @(posedge clk)
-    first1_d2 <= \$363 ;
-  always @(posedge clk)
-    first1_d3 <= \$364 ;
-  always @(posedge clk)
-    last1_d0 <= \$365 ;
-  always @(posedge clk)
-    last1_d1 <= \$366 ;
-  always @(posedge clk)
-    last1_d2 <= \$367 ;
-  always @(posedge clk)
-    last1_d3 <= \$368 ;
-  always @(posedge clk)
-    nf1_d0 <= \$369 ;
-  always @(posedge clk)
-    nf1_d1 <= \$370 ;
-  always @(posedge clk)
-    nf1_d2 <= \$371 ;
-  always @(posedge clk)
-    nf1_d3 <= \$372 ;
-  always @(posedge clk)
-    tree0_l1_0_0 <= \$373 ;
-  always @(posedge clk)
-    tree0_l1_1_0 <= \$374 ;
-  always @(posedge clk)
-    tree0_l1_2_0 <= \$375 ;
-  always @(posedge clk)
-    tree0_l1_3_0 <= \$376 ;
-  always @(posedge clk)
-    tree0_l1_4_0 <= \$377 ;
-  always @(posedge clk)
-    tree0_l1_5_0 <= \$378 ;
-  always @(posedge clk)
-    tree0_l1_6_0 <= \$379 ;
-  always @(posedge clk)
-    tree0_l1_7_0 <= \$380 ;
-  always @(posedge clk)
-    tree0_l3_0_0 <= \$381 ;
-  always @(posedge clk)
-    tree0_l3_1_0 <= \$382 ;
-  always @(posedge clk)
-    tree0_l4_0_0 <= \$383 ;
-  always @(posedge clk)
-    raw0 <= \$384 ;
-  always @(posedge clk)
-    acc0 <= \$385 ;
-  always @(posedge clk)
-    tree1_l1_0_0 <= \$386 ;
-  always @(posedge clk)
-    tree1_l1_1_0 <= \$387 ;
-  always @(posedge clk)
-    tree1_l1_2_0 <= \$388 ;
-  always @(posedge clk)
-    tree1_l1_3_0 <= \$389 ;
-  always @(posedge clk)
-    tree1_l1_4_0 <= \$390 ;
-  always @(posedge clk)
-    tree1_l1_5_0 <= \$391 ;
-  always @(posedge clk)
-    tree1_l1_6_0 <= \$392 ;
-  always @(posedge clk)
-    tree1_l1_7_0 <= \$393 ;
-  always @(posedge clk)
-    tree1_l3_0_0 <= \$394 ;
-  always @(posedge clk)
-    tree1_l3_1_0 <= \$395 ;
-  always @(posedge clk)
-    tree1_l4_0_0 <= \$396 ;
-  always @(posedge clk)
-    raw1 <= \$397 ;
-  always @(posedge clk)
-    acc1 <= \$398 ;
-  always @(posedge clk)
-    tree2_l1_0_0 <= \$399 ;
-  always @(posedge clk)
-    tree2_l1_1_0 <= \$400 ;
-  always @(posedge clk)
-    tree2_l1_2_0 <= \$401 ;
-  always @(posedge clk)
-    tree2_l1_3_0 <= \$402 ;
-  always @(posedge clk)
-    tree2_l1_4_0 <= \$403 ;
-  always @(posedge clk)
-    tree2_l1_5_0 <= \$404 ;
-  always @(posedge clk)
-    tree2_l1_6_0 <= \$405 ;
-  always @(posedge clk)
-    tree2_l1_7_0 <= \$406 ;
-  always @(posedge clk)
-    tree2_l3_0_0 <= \$407 ;
-  always @(posedge clk)
-    tree2_l3_1_0 <= \$408 ;
-  always @(posedge clk)
-    tree2_l4_0_0 <= \$409 ;
-  always @(posedge clk)
-    raw2 <= \$410 ;
+  assign \$6  = x_in_d0 ^ weights_d0[31:0];
+  assign xnor0 = ~ \$6 ;
+  assign \$7  = first1_d3 ? 7'h00 : raw0;
+  assign \$8  = tree0_l4_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[63:32];
+  assign xnor1 = ~ \$9 ;
+  assign \$10  = first1_d3 ? 7'h00 : raw1;
+  assign \$11  = tree1_l4_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[95:64];
+  assign xnor2 = ~ \$12 ;
+  assign \$13  = first1_d3 ? 7'h00 : raw2;
+  assign \$14  = tree2_l4_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[127:96];
+  assign xnor3 = ~ \$15 ;
+  assign \$16  = first1_d3 ? 7'h00 : raw3;
+  assign \$17  = tree3_l4_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[159:128];
+  assign xnor4 = ~ \$18 ;
+  assign \$19  = first1_d3 ? 7'h00 : raw4;
+  assign \$20  = tree4_l4_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[191:160];
+  assign xnor5 = ~ \$21 ;
+  assign \$22  = first1_d3 ? 7'h00 : raw5;
+  assign \$23  = tree5_l4_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[223:192];
+  assign xnor6 = ~ \$24 ;
+  assign \$25  = first1_d3 ? 7'h00 : raw6;
+  assign \$26  = tree6_l4_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[255:224];
+  assign xnor7 = ~ \$27 ;
+  assign \$28  = first1_d3 ? 7'h00 : raw7;
+  assign \$29  = tree7_l4_0_0 + \$28 ;
+  assign \$30  = ~ acc0_d0[7];
+  assign \$31  = ~ thresholds_d0[7];
+  assign \$32  = { \$30 , acc0_d0[6:0] } >= { \$31 , thresholds_d0[6:0] };
+  assign \$33  = 1'h0 + \$32 ;
+  assign \$34  = ~ acc1_d0[7];
+  assign \$35  = ~ thresholds_d0[15];
+  assign \$36  = { \$34 , acc1_d0[6:0] } >= { \$35 , thresholds_d0[14:8] };
+  assign \$37  = 1'h0 + \$36 ;
+  assign \$38  = ~ acc2_d0[7];
+  assign \$39  = ~ thresholds_d0[23];
+  assign \$40  = { \$38 , acc2_d0[6:0] } >= { \$39 , thresholds_d0[22:16] };
+  assign \$41  = 1'h0 + \$40 ;
+  assign \$42  = ~ acc3_d0[7];
+  assign \$43  = ~ thresholds_d0[31];
+  assign \$44  = { \$42 , acc3_d0[6:0] } >= { \$43 , thresholds_d0[30:24] };
+  assign \$45  = 1'h0 + \$44 ;
+  assign \$46  = ~ acc4_d0[7];
+  assign \$47  = ~ thresholds_d0[39];
+  assign \$48  = { \$46 , acc4_d0[6:0] } >= { \$47 , thresholds_d0[38:32] };
+  assign \$49  = 1'h0 + \$48 ;
+  assign \$50  = ~ acc5_d0[7];
+  assign \$51  = ~ thresholds_d0[47];
+  assign \$52  = { \$50 , acc5_d0[6:0] } >= { \$51 , thresholds_d0[46:40] };
+  assign \$53  = 1'h0 + \$52 ;
+  assign \$54  = ~ acc6_d0[7];
+  assign \$55  = ~ thresholds_d0[55];
+  assign \$56  = { \$54 , acc6_d0[6:0] } >= { \$55 , thresholds_d0[54:48] };
+  assign \$57  = 1'h0 + \$56 ;
+  assign \$58  = ~ acc7_d0[7];
+  assign \$59  = ~ thresholds_d0[63];
+  assign \$60  = { \$58 , acc7_d0[6:0] } >= { \$59 , thresholds_d0[62:56] };
+  assign \$61  = 1'h0 + \$60 ;
+  assign \$62  = \$signature__addr  + 1'h1;
+  assign \$565  = \$62  % 2'h2;
+  assign \$64  = port__addr + 1'h1;
+  assign \$571  = \$64  % 5'h10;
+  assign \$67  = nf + 1'h1;
+  assign \$578  = \$67  % 4'h8;
+  assign \$69  = ! nf;
+  assign \$70  = ! \$signature__addr ;
+  assign \$72  = xnor0[0] + xnor0[1];
+  assign \$73  = xnor0[2] + xnor0[3];
+  assign \$74  = \$72  + \$73 ;
+  assign \$75  = xnor0[4] + xnor0[5];
+  assign \$76  = xnor0[6] + xnor0[7];
+  assign \$77  = \$75  + \$76 ;
+  assign \$78  = xnor0[8] + xnor0[9];
+  assign \$79  = xnor0[10] + xnor0[11];
+  assign \$80  = \$78  + \$79 ;
+  assign \$81  = xnor0[12] + xnor0[13];
+  assign \$82  = xnor0[14] + xnor0[15];
+  assign \$83  = \$81  + \$82 ;
+  assign \$84  = xnor0[16] + xnor0[17];
+  assign \$85  = xnor0[18] + xnor0[19];
+  assign \$86  = \$84  + \$85 ;
+  assign \$87  = xnor0[20] + xnor0[21];
+  assign \$88  = xnor0[22] + xnor0[23];
+  assign \$89  = \$87  + \$88 ;
+  assign \$90  = xnor0[24] + xnor0[25];
+  assign \$91  = xnor0[26] + xnor0[27];
+  assign \$92  = \$90  + \$91 ;
+  assign \$93  = xnor0[28] + xnor0[29];
+  assign \$94  = xnor0[30] + xnor0[31];
+  assign \$95  = \$93  + \$94 ;
+  assign \$96  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$97  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$98  = \$96  + \$97 ;
+  assign \$99  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$100  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$101  = \$99  + \$100 ;
+  assign \$102  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$103  = advance & v1_d3;
+  assign \$104  = 2'h2 * raw0;
+  assign \$105  = \$104  - 7'h40;
+  assign \$106  = xnor1[0] + xnor1[1];
+  assign \$107  = xnor1[2] + xnor1[3];
+  assign \$108  = \$106  + \$107 ;
+  assign \$109  = xnor1[4] + xnor1[5];
+  assign \$110  = xnor1[6] + xnor1[7];
+  assign \$111  = \$109  + \$110 ;
+  assign \$112  = xnor1[8] + xnor1[9];
+  assign \$113  = xnor1[10] + xnor1[11];
+  assign \$114  = \$112  + \$113 ;
+  assign \$115  = xnor1[12] + xnor1[13];
+  assign \$116  = xnor1[14] + xnor1[15];
+  assign \$117  = \$115  + \$116 ;
+  assign \$118  = xnor1[16] + xnor1[17];
+  assign \$119  = xnor1[18] + xnor1[19];
+  assign \$120  = \$118  + \$119 ;
+  assign \$121  = xnor1[20] + xnor1[21];
+  assign \$122  = xnor1[22] + xnor1[23];
+  assign \$123  = \$121  + \$122 ;
+  assign \$124  = xnor1[24] + xnor1[25];
+  assign \$125  = xnor1[26] + xnor1[27];
+  assign \$126  = \$124  + \$125 ;
+  assign \$127  = xnor1[28] + xnor1[29];
+  assign \$128  = xnor1[30] + xnor1[31];
+  assign \$129  = \$127  + \$128 ;
+  assign \$130  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$131  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$132  = \$130  + \$131 ;
+  assign \$133  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$134  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$135  = \$133  + \$134 ;
+  assign \$136  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$137  = advance & v1_d3;
+  assign \$138  = 2'h2 * raw1;
+  assign \$139  = \$138  - 7'h40;
+  assign \$140  = xnor2[0] + xnor2[1];
+  assign \$141  = xnor2[2] + xnor2[3];
+  assign \$142  = \$140  + \$141 ;
+  assign \$143  = xnor2[4] + xnor2[5];
+  assign \$144  = xnor2[6] + xnor2[7];
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = xnor2[8] + xnor2[9];
+  assign \$147  = xnor2[10] + xnor2[11];
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = xnor2[12] + xnor2[13];
+  assign \$150  = xnor2[14] + xnor2[15];
+  assign \$151  = \$149  + \$150 ;
+  assign \$152  = xnor2[16] + xnor2[17];
+  assign \$153  = xnor2[18] + xnor2[19];
+  assign \$154  = \$152  + \$153 ;
+  assign \$155  = xnor2[20] + xnor2[21];
+  assign \$156  = xnor2[22] + xnor2[23];
+  assign \$157  = \$155  + \$156 ;
+  assign \$158  = xnor2[24] + xnor2[25];
+  assign \$159  = xnor2[26] + xnor2[27];
+  assign \$160  = \$158  + \$159 ;
+  assign \$161  = xnor2[28] + xnor2[29];
+  assign \$162  = xnor2[30] + xnor2[31];
+  assign \$163  = \$161  + \$162 ;
+  assign \$164  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$165  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$166  = \$164  + \$165 ;
+  assign \$167  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$168  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$169  = \$167  + \$168 ;
+  assign \$170  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$171  = advance & v1_d3;
+  assign \$172  = 2'h2 * raw2;
+  assign \$173  = \$172  - 7'h40;
+  assign \$174  = xnor3[0] + xnor3[1];
+  assign \$175  = xnor3[2] + xnor3[3];
+  assign \$176  = \$174  + \$175 ;
+  assign \$177  = xnor3[4] + xnor3[5];
+  assign \$178  = xnor3[6] + xnor3[7];
+  assign \$179  = \$177  + \$178 ;
+  assign \$180  = xnor3[8] + xnor3[9];
+  assign \$181  = xnor3[10] + xnor3[11];
+  assign \$182  = \$180  + \$181 ;
+  assign \$183  = xnor3[12] + xnor3[13];
+  assign \$184  = xnor3[14] + xnor3[15];
+  assign \$185  = \$183  + \$184 ;
+  assign \$186  = xnor3[16] + xnor3[17];
+  assign \$187  = xnor3[18] + xnor3[19];
+  assign \$188  = \$186  + \$187 ;
+  assign \$189  = xnor3[20] + xnor3[21];
+  assign \$190  = xnor3[22] + xnor3[23];
+  assign \$191  = \$189  + \$190 ;
+  assign \$192  = xnor3[24] + xnor3[25];
+  assign \$193  = xnor3[26] + xnor3[27];
+  assign \$194  = \$192  + \$193 ;
+  assign \$195  = xnor3[28] + xnor3[29];
+  assign \$196  = xnor3[30] + xnor3[31];
+  assign \$197  = \$195  + \$196 ;
+  assign \$198  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$199  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$200  = \$198  + \$199 ;
+  assign \$201  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$202  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$203  = \$201  + \$202 ;
+  assign \$204  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$205  = advance & v1_d3;
+  assign \$206  = 2'h2 * raw3;
+  assign \$207  = \$206  - 7'h40;
+  assign \$208  = xnor4[0] + xnor4[1];
+  assign \$209  = xnor4[2] + xnor4[3];
+  assign \$210  = \$208  + \$209 ;
+  assign \$211  = xnor4[4] + xnor4[5];
+  assign \$212  = xnor4[6] + xnor4[7];
+  assign \$213  = \$211  + \$212 ;
+  assign \$214  = xnor4[8] + xnor4[9];
+  assign \$215  = xnor4[10] + xnor4[11];
+  assign \$216  = \$214  + \$215 ;
+  assign \$217  = xnor4[12] + xnor4[13];
+  assign \$218  = xnor4[14] + xnor4[15];
+  assign \$219  = \$217  + \$218 ;
+  assign \$220  = xnor4[16] + xnor4[17];
+  assign \$221  = xnor4[18] + xnor4[19];
+  assign \$222  = \$220  + \$221 ;
+  assign \$223  = xnor4[20] + xnor4[21];
+  assign \$224  = xnor4[22] + xnor4[23];
+  assign \$225  = \$223  + \$224 ;
+  assign \$226  = xnor4[24] + xnor4[25];
+  assign \$227  = xnor4[26] + xnor4[27];
+  assign \$228  = \$226  + \$227 ;
+  assign \$229  = xnor4[28] + xnor4[29];
+  assign \$230  = xnor4[30] + xnor4[31];
+  assign \$231  = \$229  + \$230 ;
+  assign \$232  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$233  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$234  = \$232  + \$233 ;
+  assign \$235  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$236  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$237  = \$235  + \$236 ;
+  assign \$238  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$239  = advance & v1_d3;
+  assign \$240  = 2'h2 * raw4;
+  assign \$241  = \$240  - 7'h40;
+  assign \$242  = xnor5[0] + xnor5[1];
+  assign \$243  = xnor5[2] + xnor5[3];
+  assign \$244  = \$242  + \$243 ;
+  assign \$245  = xnor5[4] + xnor5[5];
+  assign \$246  = xnor5[6] + xnor5[7];
+  assign \$247  = \$245  + \$246 ;
+  assign \$248  = xnor5[8] + xnor5[9];
+  assign \$249  = xnor5[10] + xnor5[11];
+  assign \$250  = \$248  + \$249 ;
+  assign \$251  = xnor5[12] + xnor5[13];
+  assign \$252  = xnor5[14] + xnor5[15];
+  assign \$253  = \$251  + \$252 ;
+  assign \$254  = xnor5[16] + xnor5[17];
+  assign \$255  = xnor5[18] + xnor5[19];
+  assign \$256  = \$254  + \$255 ;
+  assign \$257  = xnor5[20] + xnor5[21];
+  assign \$258  = xnor5[22] + xnor5[23];
+  assign \$259  = \$257  + \$258 ;
+  assign \$260  = xnor5[24] + xnor5[25];
+  assign \$261  = xnor5[26] + xnor5[27];
+  assign \$262  = \$260  + \$261 ;
+  assign \$263  = xnor5[28] + xnor5[29];
+  assign \$264  = xnor5[30] + xnor5[31];
+  assign \$265  = \$263  + \$264 ;
+  assign \$266  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$267  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$268  = \$266  + \$267 ;
+  assign \$269  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$270  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$271  = \$269  + \$270 ;
+  assign \$272  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$273  = advance & v1_d3;
+  assign \$274  = 2'h2 * raw5;
+  assign \$275  = \$274  - 7'h40;
+  assign \$276  = xnor6[0] + xnor6[1];
+  assign \$277  = xnor6[2] + xnor6[3];
+  assign \$278  = \$276  + \$277 ;
+  assign \$279  = xnor6[4] + xnor6[5];
+  assign \$280  = xnor6[6] + xnor6[7];
+  assign \$281  = \$279  + \$280 ;
+  assign \$282  = xnor6[8] + xnor6[9];
+  assign \$283  = xnor6[10] + xnor6[11];
+  assign \$284  = \$282  + \$283 ;
+  assign \$285  = xnor6[12] + xnor6[13];
+  assign \$286  = xnor6[14] + xnor6[15];
+  assign \$287  = \$285  + \$286 ;
+  assign \$288  = xnor6[16] + xnor6[17];
+  assign \$289  = xnor6[18] + xnor6[19];
+  assign \$290  = \$288  + \$289 ;
+  assign \$291  = xnor6[20] + xnor6[21];
+  assign \$292  = xnor6[22] + xnor6[23];
+  assign \$293  = \$291  + \$292 ;
+  assign \$294  = xnor6[24] + xnor6[25];
+  assign \$295  = xnor6[26] + xnor6[27];
+  assign \$296  = \$294  + \$295 ;
+  assign \$297  = xnor6[28] + xnor6[29];
+  assign \$298  = xnor6[30] + xnor6[31];
+  assign \$299  = \$297  + \$298 ;
+  assign \$300  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$301  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$302  = \$300  + \$301 ;
+  assign \$303  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$304  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$305  = \$303  + \$304 ;
+  assign \$306  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$307  = advance & v1_d3;
+  assign \$308  = 2'h2 * raw6;
+  assign \$309  = \$308  - 7'h40;
+  assign \$310  = xnor7[0] + xnor7[1];
+  assign \$311  = xnor7[2] + xnor7[3];
+  assign \$312  = \$310  + \$311 ;
+  assign \$313  = xnor7[4] + xnor7[5];
+  assign \$314  = xnor7[6] + xnor7[7];
+  assign \$315  = \$313  + \$314 ;
+  assign \$316  = xnor7[8] + xnor7[9];
+  assign \$317  = xnor7[10] + xnor7[11];
+  assign \$318  = \$316  + \$317 ;
+  assign \$319  = xnor7[12] + xnor7[13];
+  assign \$320  = xnor7[14] + xnor7[15];
+  assign \$321  = \$319  + \$320 ;
+  assign \$322  = xnor7[16] + xnor7[17];
+  assign \$323  = xnor7[18] + xnor7[19];
+  assign \$324  = \$322  + \$323 ;
+  assign \$325  = xnor7[20] + xnor7[21];
+  assign \$326  = xnor7[22] + xnor7[23];
+  assign \$327  = \$325  + \$326 ;
+  assign \$328  = xnor7[24] + xnor7[25];
+  assign \$329  = xnor7[26] + xnor7[27];
+  assign \$330  = \$328  + \$329 ;
+  assign \$331  = xnor7[28] + xnor7[29];
+  assign \$332  = xnor7[30] + xnor7[31];
+  assign \$333  = \$331  + \$332 ;
+  assign \$334  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$335  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$336  = \$334  + \$335 ;
+  assign \$337  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$338  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$339  = \$337  + \$338 ;
+  assign \$340  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$341  = advance & v1_d3;
+  assign \$342  = 2'h2 * raw7;
+  assign \$343  = \$342  - 7'h40;
+  assign \$344  = v1_d3 & last1_d3;
+  always @(posedge clk)
+    \$signature__addr  <= \$345 ;
+  always @(posedge clk)
+    port__addr <= \$346 ;
+  always @(posedge clk)
+    nf <= \$347 ;
+  always @(posedge clk)
+    \$signal  <= \$348 ;
+  always @(posedge clk)
+    x1 <= \$349 ;
+  always @(posedge clk)
+    fresh1 <= \$350 ;
+  always @(posedge clk)
+    \$signal$71  <= \$351 ;
+  always @(posedge clk)
+    last1 <= \$352 ;
+  always @(posedge clk)
+    nf1 <= \$353 ;
+  always @(posedge clk)
+    x_in_d0 <= \$354 ;
+  always @(posedge clk)
+    weights_d0 <= \$355 ;
+  always @(posedge clk)
+    v1_d0 <= \$356 ;
+  always @(posedge clk)
+    v1_d1 <= \$357 ;
+  always @(posedge clk)
+    v1_d2 <= \$358 ;
+  always @(posedge clk)
+    v1_d3 <= \$359 ;
+  always @(posedge clk)
+    first1_d0 <= \$360 ;
+  always @(posedge clk)
+    first1_d1 <= \$361 ;
+  always @(posedge clk)
+    first1_d2 <= \$362 ;
+  always @(posedge clk)
+    first1_d3 <= \$363 ;
+  always @(posedge clk)
+    last1_d0 <= \$364 ;
+  always @(posedge clk)
+    last1_d1 <= \$365 ;
+  always @(posedge clk)
+    last1_d2 <= \$366 ;
+  always @(posedge clk)
+    last1_d3 <= \$367 ;
+  always @(posedge clk)
+    nf1_d0 <= \$368 ;
+  always @(posedge clk)
+    nf1_d1 <= \$369 ;
+  always @(posedge clk)
+    nf1_d2 <= \$370 ;
+  always @(posedge clk)
+    nf1_d3 <= \$371 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$372 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$373 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$374 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$375 ;
+  always @(posedge clk)
+    tree0_l1_4_0 <= \$376 ;
+  always @(posedge clk)
+    tree0_l1_5_0 <= \$377 ;
+  always @(posedge clk)
+    tree0_l1_6_0 <= \$378 ;
+  always @(posedge clk)
+    tree0_l1_7_0 <= \$379 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$380 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$381 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$382 ;
+  always @(posedge clk)
+    raw0 <= \$383 ;
+  always @(posedge clk)
+    acc0 <= \$384 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$385 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$386 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$387 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$388 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$389 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$390 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$391 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$392 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$393 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$394 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$395 ;
+  always @(posedge clk)
+    raw1 <= \$396 ;
+  always @(posedge clk)
+    acc1 <= \$397 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$398 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$399 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$400 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$401 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$402 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$403 ;
+  always @(posedge clk)
+    tree2_l1_6_0 <= \$404 ;
+  always @(posedge clk)
+    tree2_l1_7_0 <= \$405 ;
+  always @(posedge clk)
+    tree2_l3_0_0 <= \$406 ;
+  always @(posedge clk)
+    tree2_l3_1_0 <= \$407 ;
+  always @(posedge clk)
+    tree2_l4_0_0 <= \$408 ;
+  always @(posedge clk)
+    raw2 <= \$409 ;
+  always @(posedge clk)
+    acc2 <= \$410 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$411  = acc2;
+    \$412  = tree3_l1_1_0;
     if (advance) begin
-      \$411  = \$174 [7:0];
+      \$412  = \$179 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$412  = tree3_l1_0_0;
+    \$413  = tree3_l1_2_0;
     if (advance) begin
-      \$412  = \$177 ;
+      \$413  = \$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$413  = tree3_l1_1_0;
+    \$414  = tree3_l1_3_0;
     if (advance) begin
-      \$413  = \$180 ;
+      \$414  = \$185 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$414  = tree3_l1_2_0;
+    \$415  = tree3_l1_4_0;
     if (advance) begin
-      \$414  = \$183 ;
+      \$415  = \$188 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$415  = tree3_l1_3_0;
+    \$416  = tree3_l1_5_0;
     if (advance) begin
-      \$415  = \$186 ;
+      \$416  = \$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$416  = tree3_l1_4_0;
+    \$417  = tree3_l1_6_0;
     if (advance) begin
-      \$416  = \$189 ;
+      \$417  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$417  = tree3_l1_5_0;
+    \$418  = tree3_l1_7_0;
     if (advance) begin
-      \$417  = \$192 ;
+      \$418  = \$197 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$418  = tree3_l1_6_0;
+    \$419  = tree3_l3_0_0;
     if (advance) begin
-      \$418  = \$195 ;
+      \$419  = \$200 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$419  = tree3_l1_7_0;
+    \$420  = tree3_l3_1_0;
     if (advance) begin
-      \$419  = \$198 ;
+      \$420  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$420  = tree3_l3_0_0;
-    if (advance) begin
-      \$420  = \$201 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$421  = tree3_l3_1_0;
+    \$421  = tree3_l4_0_0;
     if (advance) begin
       \$421  = \$204 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$422  = tree3_l4_0_0;
+    \$422  = raw3;
+    if (\$205 ) begin
+      \$422  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$423  = acc3;
     if (advance) begin
-      \$422  = \$205 ;
+      \$423  = \$207 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$423  = raw3;
-    if (\$206 ) begin
-      \$423  = \$18 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$424  = acc3;
+    \$424  = tree4_l1_0_0;
     if (advance) begin
-      \$424  = \$208 [7:0];
+      \$424  = \$210 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$425  = tree4_l1_0_0;
+    \$425  = tree4_l1_1_0;
     if (advance) begin
-      \$425  = \$211 ;
+      \$425  = \$213 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$426  = tree4_l1_1_0;
+    \$426  = tree4_l1_2_0;
     if (advance) begin
-      \$426  = \$214 ;
+      \$426  = \$216 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$427  = tree4_l1_2_0;
+    \$427  = tree4_l1_3_0;
     if (advance) begin
-      \$427  = \$217 ;
+      \$427  = \$219 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$428  = tree4_l1_3_0;
+    \$428  = tree4_l1_4_0;
     if (advance) begin
-      \$428  = \$220 ;
+      \$428  = \$222 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$429  = tree4_l1_4_0;
+    \$429  = tree4_l1_5_0;
     if (advance) begin
-      \$429  = \$223 ;
+      \$429  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$430  = tree4_l1_5_0;
+    \$430  = tree4_l1_6_0;
     if (advance) begin
-      \$430  = \$226 ;
+      \$430  = \$228 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$431  = tree4_l1_6_0;
+    \$431  = tree4_l1_7_0;
     if (advance) begin
-      \$431  = \$229 ;
+      \$431  = \$231 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$432  = tree4_l1_7_0;
+    \$432  = tree4_l3_0_0;
     if (advance) begin
-      \$432  = \$232 ;
+      \$432  = \$234 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$433  = tree4_l3_0_0;
+    \$433  = tree4_l3_1_0;
     if (advance) begin
-      \$433  = \$235 ;
+      \$433  = \$237 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$434  = tree4_l3_1_0;
+    \$434  = tree4_l4_0_0;
     if (advance) begin
       \$434  = \$238 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$435  = tree4_l4_0_0;
+    \$435  = raw4;
+    if (\$239 ) begin
+      \$435  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$436  = acc4;
     if (advance) begin
-      \$435  = \$239 ;
+      \$436  = \$241 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$436  = raw4;
-    if (\$240 ) begin
-      \$436  = \$21 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$437  = acc4;
+    \$437  = tree5_l1_0_0;
     if (advance) begin
-      \$437  = \$242 [7:0];
+      \$437  = \$244 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$438  = tree5_l1_0_0;
+    \$438  = tree5_l1_1_0;
     if (advance) begin
-      \$438  = \$245 ;
+      \$438  = \$247 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$439  = tree5_l1_1_0;
+    \$439  = tree5_l1_2_0;
     if (advance) begin
-      \$439  = \$248 ;
+      \$439  = \$250 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$440  = tree5_l1_2_0;
+    \$440  = tree5_l1_3_0;
     if (advance) begin
-      \$440  = \$251 ;
+      \$440  = \$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$441  = tree5_l1_3_0;
+    \$441  = tree5_l1_4_0;
     if (advance) begin
-      \$441  = \$254 ;
+      \$441  = \$256 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$442  = tree5_l1_4_0;
+    \$442  = tree5_l1_5_0;
     if (advance) begin
-      \$442  = \$257 ;
+      \$442  = \$259 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$443  = tree5_l1_5_0;
+    \$443  = tree5_l1_6_0;
     if (advance) begin
-      \$443  = \$260 ;
+      \$443  = \$262 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$444  = tree5_l1_6_0;
+    \$444  = tree5_l1_7_0;
     if (advance) begin
-      \$444  = \$263 ;
+      \$444  = \$265 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$445  = tree5_l1_7_0;
+    \$445  = tree5_l3_0_0;
     if (advance) begin
-      \$445  = \$266 ;
+      \$445  = \$268 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$446  = tree5_l3_0_0;
+    \$446  = tree5_l3_1_0;
     if (advance) begin
-      \$446  = \$269 ;
+      \$446  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$447  = tree5_l3_1_0;
+    \$447  = tree5_l4_0_0;
     if (advance) begin
       \$447  = \$272 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$448  = tree5_l4_0_0;
+    \$448  = raw5;
+    if (\$273 ) begin
+      \$448  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$449  = acc5;
     if (advance) begin
-      \$448  = \$273 ;
+      \$449  = \$275 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$449  = raw5;
-    if (\$274 ) begin
-      \$449  = \$24 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$450  = acc5;
+    \$450  = tree6_l1_0_0;
     if (advance) begin
-      \$450  = \$276 [7:0];
+      \$450  = \$278 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$451  = tree6_l1_0_0;
+    \$451  = tree6_l1_1_0;
     if (advance) begin
-      \$451  = \$279 ;
+      \$451  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$452  = tree6_l1_1_0;
+    \$452  = tree6_l1_2_0;
     if (advance) begin
-      \$452  = \$282 ;
+      \$452  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$453  = tree6_l1_2_0;
+    \$453  = tree6_l1_3_0;
     if (advance) begin
-      \$453  = \$285 ;
+      \$453  = \$287 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$454  = tree6_l1_3_0;
+    \$454  = tree6_l1_4_0;
     if (advance) begin
-      \$454  = \$288 ;
+      \$454  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$455  = tree6_l1_4_0;
+    \$455  = tree6_l1_5_0;
     if (advance) begin
-      \$455  = \$291 ;
+      \$455  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$456  = tree6_l1_5_0;
+    \$456  = tree6_l1_6_0;
     if (advance) begin
-      \$456  = \$294 ;
+      \$456  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$457  = tree6_l1_6_0;
+    \$457  = tree6_l1_7_0;
     if (advance) begin
-      \$457  = \$297 ;
+      \$457  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$458  = tree6_l1_7_0;
+    \$458  = tree6_l3_0_0;
     if (advance) begin
-      \$458  = \$300 ;
+      \$458  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$459  = tree6_l3_0_0;
+    \$459  = tree6_l3_1_0;
     if (advance) begin
-      \$459  = \$303 ;
+      \$459  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$460  = tree6_l3_1_0;
+    \$460  = tree6_l4_0_0;
     if (advance) begin
       \$460  = \$306 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$461  = tree6_l4_0_0;
+    \$461  = raw6;
+    if (\$307 ) begin
+      \$461  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$462  = acc6;
     if (advance) begin
-      \$461  = \$307 ;
+      \$462  = \$309 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$462  = raw6;
-    if (\$308 ) begin
-      \$462  = \$27 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$463  = acc6;
+    \$463  = tree7_l1_0_0;
     if (advance) begin
-      \$463  = \$310 [7:0];
+      \$463  = \$312 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$464  = tree7_l1_0_0;
+    \$464  = tree7_l1_1_0;
     if (advance) begin
-      \$464  = \$313 ;
+      \$464  = \$315 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$465  = tree7_l1_1_0;
+    \$465  = tree7_l1_2_0;
     if (advance) begin
-      \$465  = \$316 ;
+      \$465  = \$318 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$466  = tree7_l1_2_0;
+    \$466  = tree7_l1_3_0;
     if (advance) begin
-      \$466  = \$319 ;
+      \$466  = \$321 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$467  = tree7_l1_3_0;
+    \$467  = tree7_l1_4_0;
     if (advance) begin
-      \$467  = \$322 ;
+      \$467  = \$324 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$468  = tree7_l1_4_0;
+    \$468  = tree7_l1_5_0;
     if (advance) begin
-      \$468  = \$325 ;
+      \$468  = \$327 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$469  = tree7_l1_5_0;
+    \$469  = tree7_l1_6_0;
     if (advance) begin
-      \$469  = \$328 ;
+      \$469  = \$330 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$470  = tree7_l1_6_0;
+    \$470  = tree7_l1_7_0;
     if (advance) begin
-      \$470  = \$331 ;
+      \$470  = \$333 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$471  = tree7_l1_7_0;
+    \$471  = tree7_l3_0_0;
     if (advance) begin
-      \$471  = \$334 ;
+      \$471  = \$336 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$472  = tree7_l3_0_0;
+    \$472  = tree7_l3_1_0;
     if (advance) begin
-      \$472  = \$337 ;
+      \$472  = \$339 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$473  = tree7_l3_1_0;
+    \$473  = tree7_l4_0_0;
     if (advance) begin
       \$473  = \$340 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$474  = tree7_l4_0_0;
-    if (advance) begin
-      \$474  = \$341 ;
+    \$474  = raw7;
+    if (\$341 ) begin
+      \$474  = \$29 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$475  = raw7;
-    if (\$342 ) begin
-      \$475  = \$30 [6:0];
+    \$475  = acc7;
+    if (advance) begin
+      \$475  = \$343 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$476  = acc7;
+    \$476  = v2;
     if (advance) begin
-      \$476  = \$344 [7:0];
+      \$476  = \$344 ;
+    end
+    if (rst) begin
+      \$476  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$477  = v2;
+    \$477  = v2_d0;
     if (advance) begin
-      \$477  = \$345 ;
+      \$477  = v2;
     end
     if (rst) begin
       \$477  = 1'h0;
@@ -13559,166 +13549,166 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$478  = v2_d0;
+    \$478  = \port__addr$55 ;
     if (advance) begin
-      \$478  = v2;
+      \$478  = nf1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$479  = thresholds_d0;
+    if (advance) begin
+      \$479  = \port__data$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$480  = \v2_d0$181 ;
+    if (advance) begin
+      \$480  = v2_d0;
     end
     if (rst) begin
-      \$478  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$479  = \port__addr$56 ;
+    \$481  = acc0_d0;
     if (advance) begin
-      \$479  = nf1_d3;
+      \$481  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$480  = thresholds_d0;
+    \$482  = acc1_d0;
     if (advance) begin
-      \$480  = \port__data$181 ;
+      \$482  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$481  = \v2_d0$182 ;
+    \$483  = acc2_d0;
     if (advance) begin
-      \$481  = v2_d0;
+      \$483  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$484  = acc3_d0;
+    if (advance) begin
+      \$484  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$485  = acc4_d0;
+    if (advance) begin
+      \$485  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$486  = acc5_d0;
+    if (advance) begin
+      \$486  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$487  = acc6_d0;
+    if (advance) begin
+      \$487  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$488  = acc7_d0;
+    if (advance) begin
+      \$488  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$489  = o__valid;
+    if (advance) begin
+      \$489  = \v2_d0$181 ;
     end
     if (rst) begin
-      \$481  = 1'h0;
+      \$489  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$482  = acc0_d0;
+    \$490  = o__payload;
     if (advance) begin
-      \$482  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$483  = acc1_d0;
-    if (advance) begin
-      \$483  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$484  = acc2_d0;
-    if (advance) begin
-      \$484  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$485  = acc3_d0;
-    if (advance) begin
-      \$485  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$486  = acc4_d0;
-    if (advance) begin
-      \$486  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$487  = acc5_d0;
-    if (advance) begin
-      \$487  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$488  = acc6_d0;
-    if (advance) begin
-      \$488  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$489  = acc7_d0;
-    if (advance) begin
-      \$489  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$490  = o__valid;
-    if (advance) begin
-      \$490  = \v2_d0$182 ;
+      \$490  = result;
     end
     if (rst) begin
-      \$490  = 1'h0;
+      \$490  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$491  = o__payload;
-    if (advance) begin
-      \$491  = result;
-    end
-    if (rst) begin
-      \$491  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$346  = \$signature__addr ;
+    \$345  = \$signature__addr ;
     if (fire) begin
-      \$346  = \$64 [0];
+      \$345  = \$63 [0];
     end
     if (rst) begin
-      \$346  = 1'h0;
+      \$345  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$347  = port__addr;
+    \$346  = port__addr;
     if (fire) begin
-      \$347  = \$66 [3:0];
+      \$346  = \$65 [3:0];
     end
     if (rst) begin
-      \$347  = 4'h0;
+      \$346  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$348  = nf;
+    \$347  = nf;
     if (fire) begin
-      if (\$67 ) begin
-        \$348  = \$69 [2:0];
+      if (\$66 ) begin
+        \$347  = \$68 [2:0];
       end
     end
     if (rst) begin
-      \$348  = 3'h0;
+      \$347  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$349  = \$signal ;
+    \$348  = \$signal ;
     if (advance) begin
-      \$349  = fire;
+      \$348  = fire;
     end
     if (rst) begin
-      \$349  = 1'h0;
+      \$348  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$350  = x1;
+    \$349  = x1;
     if (advance) begin
-      \$350  = i__payload;
+      \$349  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$351  = fresh1;
+    \$350  = fresh1;
+    if (advance) begin
+      \$350  = \$69 ;
+    end
+    if (rst) begin
+      \$350  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$351  = \$signal$71 ;
     if (advance) begin
       \$351  = \$70 ;
     end
@@ -13728,7 +13718,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$352  = \$signal$72 ;
+    \$352  = last1;
     if (advance) begin
       \$352  = \$71 ;
     end
@@ -13738,43 +13728,43 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$353  = last1;
+    \$353  = nf1;
     if (advance) begin
-      \$353  = \$72 ;
+      \$353  = nf;
     end
     if (rst) begin
-      \$353  = 1'h0;
+      \$353  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$354  = nf1;
+    \$354  = x_in_d0;
     if (advance) begin
-      \$354  = nf;
+      \$354  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$355  = weights_d0;
+    if (advance) begin
+      \$355  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$356  = v1_d0;
+    if (advance) begin
+      \$356  = \$signal ;
     end
     if (rst) begin
-      \$354  = 3'h0;
+      \$356  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$355  = x_in_d0;
+    \$357  = v1_d1;
     if (advance) begin
-      \$355  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$356  = weights_d0;
-    if (advance) begin
-      \$356  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$357  = v1_d0;
-    if (advance) begin
-      \$357  = \$signal ;
+      \$357  = v1_d0;
     end
     if (rst) begin
       \$357  = 1'h0;
@@ -13782,9 +13772,9 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$358  = v1_d1;
+    \$358  = v1_d2;
     if (advance) begin
-      \$358  = v1_d0;
+      \$358  = v1_d1;
     end
     if (rst) begin
       \$358  = 1'h0;
@@ -13792,9 +13782,9 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$359  = v1_d2;
+    \$359  = v1_d3;
     if (advance) begin
-      \$359  = v1_d1;
+      \$359  = v1_d2;
     end
     if (rst) begin
       \$359  = 1'h0;
@@ -13802,380 +13792,385 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$360  = v1_d3;
+    \$360  = first1_d0;
     if (advance) begin
-      \$360  = v1_d2;
-    end
-    if (rst) begin
-      \$360  = 1'h0;
+      \$360  = \$signal$71 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$361  = first1_d0;
+    \$361  = first1_d1;
     if (advance) begin
-      \$361  = \$signal$72 ;
+      \$361  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$362  = first1_d1;
+    \$362  = first1_d2;
     if (advance) begin
-      \$362  = first1_d0;
+      \$362  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$363  = first1_d2;
+    \$363  = first1_d3;
     if (advance) begin
-      \$363  = first1_d1;
+      \$363  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$364  = first1_d3;
+    \$364  = last1_d0;
     if (advance) begin
-      \$364  = first1_d2;
+      \$364  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$365  = last1_d0;
+    \$365  = last1_d1;
     if (advance) begin
-      \$365  = last1;
+      \$365  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$366  = last1_d1;
+    \$366  = last1_d2;
     if (advance) begin
-      \$366  = last1_d0;
+      \$366  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$367  = last1_d2;
+    \$367  = last1_d3;
     if (advance) begin
-      \$367  = last1_d1;
+      \$367  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$368  = last1_d3;
+    \$368  = nf1_d0;
     if (advance) begin
-      \$368  = last1_d2;
+      \$368  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$369  = nf1_d0;
+    \$369  = nf1_d1;
     if (advance) begin
-      \$369  = nf1;
+      \$369  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$370  = nf1_d1;
+    \$370  = nf1_d2;
     if (advance) begin
-      \$370  = nf1_d0;
+      \$370  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$371  = nf1_d2;
+    \$371  = nf1_d3;
     if (advance) begin
-      \$371  = nf1_d1;
+      \$371  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$372  = nf1_d3;
+    \$372  = tree0_l1_0_0;
     if (advance) begin
-      \$372  = nf1_d2;
+      \$372  = \$74 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$373  = tree0_l1_0_0;
+    \$373  = tree0_l1_1_0;
     if (advance) begin
-      \$373  = \$75 ;
+      \$373  = \$77 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$374  = tree0_l1_1_0;
+    \$374  = tree0_l1_2_0;
     if (advance) begin
-      \$374  = \$78 ;
+      \$374  = \$80 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$375  = tree0_l1_2_0;
+    \$375  = tree0_l1_3_0;
     if (advance) begin
-      \$375  = \$81 ;
+      \$375  = \$83 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$376  = tree0_l1_3_0;
+    \$376  = tree0_l1_4_0;
     if (advance) begin
-      \$376  = \$84 ;
+      \$376  = \$86 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$377  = tree0_l1_4_0;
+    \$377  = tree0_l1_5_0;
     if (advance) begin
-      \$377  = \$87 ;
+      \$377  = \$89 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$378  = tree0_l1_5_0;
+    \$378  = tree0_l1_6_0;
     if (advance) begin
-      \$378  = \$90 ;
+      \$378  = \$92 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$379  = tree0_l1_6_0;
+    \$379  = tree0_l1_7_0;
     if (advance) begin
-      \$379  = \$93 ;
+      \$379  = \$95 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$380  = tree0_l1_7_0;
+    \$380  = tree0_l3_0_0;
     if (advance) begin
-      \$380  = \$96 ;
+      \$380  = \$98 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$381  = tree0_l3_0_0;
+    \$381  = tree0_l3_1_0;
     if (advance) begin
-      \$381  = \$99 ;
+      \$381  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$382  = tree0_l3_1_0;
+    \$382  = tree0_l4_0_0;
     if (advance) begin
       \$382  = \$102 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$383  = tree0_l4_0_0;
+    \$383  = raw0;
+    if (\$103 ) begin
+      \$383  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$384  = acc0;
     if (advance) begin
-      \$383  = \$103 ;
+      \$384  = \$105 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$384  = raw0;
-    if (\$104 ) begin
-      \$384  = \$9 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$385  = acc0;
+    \$385  = tree1_l1_0_0;
     if (advance) begin
-      \$385  = \$106 [7:0];
+      \$385  = \$108 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$386  = tree1_l1_0_0;
+    \$386  = tree1_l1_1_0;
     if (advance) begin
-      \$386  = \$109 ;
+      \$386  = \$111 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$387  = tree1_l1_1_0;
+    \$387  = tree1_l1_2_0;
     if (advance) begin
-      \$387  = \$112 ;
+      \$387  = \$114 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$388  = tree1_l1_2_0;
+    \$388  = tree1_l1_3_0;
     if (advance) begin
-      \$388  = \$115 ;
+      \$388  = \$117 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$389  = tree1_l1_3_0;
+    \$389  = tree1_l1_4_0;
     if (advance) begin
-      \$389  = \$118 ;
+      \$389  = \$120 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$390  = tree1_l1_4_0;
+    \$390  = tree1_l1_5_0;
     if (advance) begin
-      \$390  = \$121 ;
+      \$390  = \$123 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$391  = tree1_l1_5_0;
+    \$391  = tree1_l1_6_0;
     if (advance) begin
-      \$391  = \$124 ;
+      \$391  = \$126 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$392  = tree1_l1_6_0;
+    \$392  = tree1_l1_7_0;
     if (advance) begin
-      \$392  = \$127 ;
+      \$392  = \$129 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$393  = tree1_l1_7_0;
+    \$393  = tree1_l3_0_0;
     if (advance) begin
-      \$393  = \$130 ;
+      \$393  = \$132 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$394  = tree1_l3_0_0;
+    \$394  = tree1_l3_1_0;
     if (advance) begin
-      \$394  = \$133 ;
+      \$394  = \$135 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$395  = tree1_l3_1_0;
+    \$395  = tree1_l4_0_0;
     if (advance) begin
       \$395  = \$136 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$396  = tree1_l4_0_0;
+    \$396  = raw1;
+    if (\$137 ) begin
+      \$396  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$397  = acc1;
     if (advance) begin
-      \$396  = \$137 ;
+      \$397  = \$139 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$397  = raw1;
-    if (\$138 ) begin
-      \$397  = \$12 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$398  = acc1;
+    \$398  = tree2_l1_0_0;
     if (advance) begin
-      \$398  = \$140 [7:0];
+      \$398  = \$142 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$399  = tree2_l1_0_0;
+    \$399  = tree2_l1_1_0;
     if (advance) begin
-      \$399  = \$143 ;
+      \$399  = \$145 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$400  = tree2_l1_1_0;
+    \$400  = tree2_l1_2_0;
     if (advance) begin
-      \$400  = \$146 ;
+      \$400  = \$148 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$401  = tree2_l1_2_0;
+    \$401  = tree2_l1_3_0;
     if (advance) begin
-      \$401  = \$149 ;
+      \$401  = \$151 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$402  = tree2_l1_3_0;
+    \$402  = tree2_l1_4_0;
     if (advance) begin
-      \$402  = \$152 ;
+      \$402  = \$154 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$403  = tree2_l1_4_0;
+    \$403  = tree2_l1_5_0;
     if (advance) begin
-      \$403  = \$155 ;
+      \$403  = \$157 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$404  = tree2_l1_5_0;
+    \$404  = tree2_l1_6_0;
     if (advance) begin
-      \$404  = \$158 ;
+      \$404  = \$160 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$405  = tree2_l1_6_0;
+    \$405  = tree2_l1_7_0;
     if (advance) begin
-      \$405  = \$161 ;
+      \$405  = \$163 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$406  = tree2_l1_7_0;
+    \$406  = tree2_l3_0_0;
     if (advance) begin
-      \$406  = \$164 ;
+      \$406  = \$166 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$407  = tree2_l3_0_0;
+    \$407  = tree2_l3_1_0;
     if (advance) begin
-      \$407  = \$167 ;
+      \$407  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$408  = tree2_l3_1_0;
+    \$408  = tree2_l4_0_0;
     if (advance) begin
       \$408  = \$170 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$409  = tree2_l4_0_0;
-    if (advance) begin
-      \$409  = \$171 ;
+    \$409  = raw2;
+    if (\$171 ) begin
+      \$409  = \$14 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$410  = raw2;
-    if (\$172 ) begin
-      \$410  = \$15 [6:0];
+    \$410  = acc2;
+    if (advance) begin
+      \$410  = \$173 [7:0];
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$411  = tree3_l1_0_0;
+    if (advance) begin
+      \$411  = \$176 ;
+    end
+  end
+  assign o__ready = advance;
   assign waddr = port__addr;
   assign port__en = advance;
   assign sf = \$signature__addr ;
   assign \$signature__data  = i__payload;
   assign rp__addr = \$signature__addr ;
   assign rp__en = advance;
-  assign total0 = \$9 [6:0];
-  assign total1 = \$12 [6:0];
-  assign total2 = \$15 [6:0];
-  assign total3 = \$18 [6:0];
-  assign total4 = \$21 [6:0];
-  assign total5 = \$24 [6:0];
-  assign total6 = \$27 [6:0];
-  assign total7 = \$30 [6:0];
-  assign nf2_d0 = \port__addr$56 ;
-  assign \port__en$58  = advance;
+  assign total0 = \$8 [6:0];
+  assign total1 = \$11 [6:0];
+  assign total2 = \$14 [6:0];
+  assign total3 = \$17 [6:0];
+  assign total4 = \$20 [6:0];
+  assign total5 = \$23 [6:0];
+  assign total6 = \$26 [6:0];
+  assign total7 = \$29 [6:0];
+  assign nf2_d0 = \port__addr$55 ;
+  assign \port__en$57  = advance;
   assign \$signature__data[0]  = i__payload[0];
   assign \$signature__data[1]  = i__payload[1];
   assign \$signature__data[2]  = i__payload[2];
@@ -14392,22 +14387,22 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
   assign \thresholds_d0[7]  = thresholds_d0[63:56];
   assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
-  assign \port__data$181[0]  = \port__data$181 [7:0];
-  assign \port__data$181[0][0]  = \port__data$181 [7:0];
-  assign \port__data$181[1]  = \port__data$181 [15:8];
-  assign \port__data$181[1][0]  = \port__data$181 [15:8];
-  assign \port__data$181[2]  = \port__data$181 [23:16];
-  assign \port__data$181[2][0]  = \port__data$181 [23:16];
-  assign \port__data$181[3]  = \port__data$181 [31:24];
-  assign \port__data$181[3][0]  = \port__data$181 [31:24];
-  assign \port__data$181[4]  = \port__data$181 [39:32];
-  assign \port__data$181[4][0]  = \port__data$181 [39:32];
-  assign \port__data$181[5]  = \port__data$181 [47:40];
-  assign \port__data$181[5][0]  = \port__data$181 [47:40];
-  assign \port__data$181[6]  = \port__data$181 [55:48];
-  assign \port__data$181[6][0]  = \port__data$181 [55:48];
-  assign \port__data$181[7]  = \port__data$181 [63:56];
-  assign \port__data$181[7][0]  = \port__data$181 [63:56];
+  assign \port__data$180[0]  = \port__data$180 [7:0];
+  assign \port__data$180[0][0]  = \port__data$180 [7:0];
+  assign \port__data$180[1]  = \port__data$180 [15:8];
+  assign \port__data$180[1][0]  = \port__data$180 [15:8];
+  assign \port__data$180[2]  = \port__data$180 [23:16];
+  assign \port__data$180[2][0]  = \port__data$180 [23:16];
+  assign \port__data$180[3]  = \port__data$180 [31:24];
+  assign \port__data$180[3][0]  = \port__data$180 [31:24];
+  assign \port__data$180[4]  = \port__data$180 [39:32];
+  assign \port__data$180[4][0]  = \port__data$180 [39:32];
+  assign \port__data$180[5]  = \port__data$180 [47:40];
+  assign \port__data$180[5][0]  = \port__data$180 [47:40];
+  assign \port__data$180[6]  = \port__data$180 [55:48];
+  assign \port__data$180[6][0]  = \port__data$180 [55:48];
+  assign \port__data$180[7]  = \port__data$180 [63:56];
+  assign \port__data$180[7][0]  = \port__data$180 [63:56];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -14416,22 +14411,22 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \o__payload[5]  = o__payload[5];
   assign \o__payload[6]  = o__payload[6];
   assign \o__payload[7]  = o__payload[7];
-  assign result[7] = \$62 [0];
-  assign result[6] = \$58 [0];
-  assign result[5] = \$54 [0];
-  assign result[4] = \$50 [0];
-  assign result[3] = \$46 [0];
-  assign result[2] = \$42 [0];
-  assign result[1] = \$38 [0];
-  assign result[0] = \$34 [0];
-  assign \$570  = 1'h1;
-  assign \$64  = \$568 ;
-  assign \$576  = 1'h1;
-  assign \$66  = \$574 ;
-  assign \$67  = \$signature__addr ;
-  assign \$583  = 1'h1;
-  assign \$69  = \$581 ;
-  assign \$72  = \$signature__addr ;
+  assign result[7] = \$61 [0];
+  assign result[6] = \$57 [0];
+  assign result[5] = \$53 [0];
+  assign result[4] = \$49 [0];
+  assign result[3] = \$45 [0];
+  assign result[2] = \$41 [0];
+  assign result[1] = \$37 [0];
+  assign result[0] = \$33 [0];
+  assign \$567  = 1'h1;
+  assign \$63  = \$565 ;
+  assign \$573  = 1'h1;
+  assign \$65  = \$571 ;
+  assign \$66  = \$signature__addr ;
+  assign \$580  = 1'h1;
+  assign \$68  = \$578 ;
+  assign \$71  = \$signature__addr ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14970,7 +14965,7 @@ module \tfc.MatMul_24_lanes0 (rst, advance, o__ready, i__payload, i__valid, o__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+module \tfc.MatMul_24_slice (rst, o__ready, i__valid, i__payload, o__payload, o__valid, i__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$2 ;
@@ -14993,7 +14988,7 @@ module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire \i__payload[6] ;
   wire \i__payload[7] ;
   output i__ready;
-  wire i__ready;
+  reg i__ready = 1'h1;
   input i__valid;
   wire i__valid;
   output [7:0] o__payload;
@@ -15021,26 +15016,26 @@ module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire \skid[5] ;
   wire \skid[6] ;
   wire \skid[7] ;
-  reg skid_valid = 1'h0;
-  assign \$1  = ~ o__valid;
+  (* init = 1'h1 *)
+  wire skid_free;
   assign \$2  = o__ready | \$1 ;
-  assign \$3  = ~ skid_valid;
-  assign \$4  = i__valid & \$3 ;
+  assign \$3  = i__valid & i__ready;
+  assign \$4  = ~ i__ready;
   always @(posedge clk)
     o__payload <= \$5 ;
   always @(posedge clk)
     o__valid <= \$6 ;
   always @(posedge clk)
-    skid_valid <= \$7 ;
+    i__ready <= \$7 ;
   always @(posedge clk)
     skid <= \$8 ;
-  assign i__ready = ~ skid_valid;
+  assign \$1  = ~ o__valid;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$5  = o__payload;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$5  = skid;
       end else begin
         \$5  = i__payload;
@@ -15055,7 +15050,7 @@ module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
     \$6  = o__valid;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$6  = 1'h1;
       end else begin
         \$6  = i__valid;
@@ -15067,26 +15062,27 @@ module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = skid_valid;
+    \$7  = i__ready;
     if (\$2 ) begin
-      if (skid_valid) begin
-        \$7  = 1'h0;
+      if (\$4 ) begin
+        \$7  = 1'h1;
       end
-    end else if (\$4 ) begin
-      \$7  = 1'h1;
+    end else if (\$3 ) begin
+      \$7  = 1'h0;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$8  = skid;
     if (\$2 ) begin
-    end else if (\$4 ) begin
+    end else if (\$3 ) begin
       \$8  = i__payload;
     end
   end
+  assign skid_free = i__ready;
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -15114,376 +15110,376 @@ module \tfc.MatMul_24_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, o__payload, clk);
+module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
-  wire [15:0] \$10 ;
+  wire [6:0] \$10 ;
   wire \$100 ;
-  wire \$101 ;
-  wire [1:0] \$102 ;
+  wire [1:0] \$101 ;
+  wire \$102 ;
   wire \$103 ;
   wire \$104 ;
-  wire \$105 ;
-  wire [1:0] \$106 ;
+  wire [1:0] \$105 ;
+  wire \$106 ;
   wire \$107 ;
   wire \$108 ;
-  wire \$109 ;
-  wire [6:0] \$11 ;
-  wire [1:0] \$110 ;
+  wire [1:0] \$109 ;
+  wire [7:0] \$11 ;
+  wire \$110 ;
   wire \$111 ;
   wire \$112 ;
-  wire \$113 ;
-  wire [1:0] \$114 ;
+  wire [1:0] \$113 ;
+  wire \$114 ;
   wire \$115 ;
   wire \$116 ;
-  wire \$117 ;
-  wire [1:0] \$118 ;
+  wire [1:0] \$117 ;
+  wire [2:0] \$118 ;
   wire [2:0] \$119 ;
-  wire [7:0] \$12 ;
-  wire [2:0] \$120 ;
+  wire [15:0] \$12 ;
+  wire [4:0] \$120 ;
   wire [4:0] \$121 ;
-  wire [4:0] \$122 ;
-  wire \$123 ;
+  wire \$122 ;
+  wire [2:0] \$123 ;
   wire [2:0] \$124 ;
-  wire [2:0] \$125 ;
+  wire \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire \$128 ;
+  wire [1:0] \$128 ;
   wire [1:0] \$129 ;
-  wire [15:0] \$13 ;
-  wire [1:0] \$130 ;
-  wire [2:0] \$131 ;
+  wire [6:0] \$13 ;
+  wire [2:0] \$130 ;
+  wire [1:0] \$131 ;
   wire [1:0] \$132 ;
-  wire [1:0] \$133 ;
-  wire [2:0] \$134 ;
+  wire [2:0] \$133 ;
+  wire [1:0] \$134 ;
   wire [1:0] \$135 ;
-  wire [1:0] \$136 ;
-  wire [2:0] \$137 ;
+  wire [2:0] \$136 ;
+  wire [1:0] \$137 ;
   wire [1:0] \$138 ;
-  wire [1:0] \$139 ;
-  wire [6:0] \$14 ;
-  wire [2:0] \$140 ;
+  wire [2:0] \$139 ;
+  wire [7:0] \$14 ;
+  wire [3:0] \$140 ;
   wire [3:0] \$141 ;
-  wire [3:0] \$142 ;
-  wire [4:0] \$143 ;
-  wire \$144 ;
-  wire [8:0] \$145 ;
-  wire [9:0] \$146 ;
+  wire [4:0] \$142 ;
+  wire \$143 ;
+  wire [8:0] \$144 ;
+  wire [9:0] \$145 ;
+  wire [1:0] \$146 ;
   wire [1:0] \$147 ;
-  wire [1:0] \$148 ;
-  wire [2:0] \$149 ;
-  wire [7:0] \$15 ;
+  wire [2:0] \$148 ;
+  wire [1:0] \$149 ;
+  wire [15:0] \$15 ;
   wire [1:0] \$150 ;
-  wire [1:0] \$151 ;
-  wire [2:0] \$152 ;
+  wire [2:0] \$151 ;
+  wire [1:0] \$152 ;
   wire [1:0] \$153 ;
-  wire [1:0] \$154 ;
-  wire [2:0] \$155 ;
+  wire [2:0] \$154 ;
+  wire [1:0] \$155 ;
   wire [1:0] \$156 ;
-  wire [1:0] \$157 ;
-  wire [2:0] \$158 ;
+  wire [2:0] \$157 ;
+  wire [3:0] \$158 ;
   wire [3:0] \$159 ;
-  wire [15:0] \$16 ;
-  wire [3:0] \$160 ;
-  wire [4:0] \$161 ;
-  wire \$162 ;
-  wire [8:0] \$163 ;
-  wire [9:0] \$164 ;
+  wire [6:0] \$16 ;
+  wire [4:0] \$160 ;
+  wire \$161 ;
+  wire [8:0] \$162 ;
+  wire [9:0] \$163 ;
+  wire [1:0] \$164 ;
   wire [1:0] \$165 ;
-  wire [1:0] \$166 ;
-  wire [2:0] \$167 ;
+  wire [2:0] \$166 ;
+  wire [1:0] \$167 ;
   wire [1:0] \$168 ;
-  wire [1:0] \$169 ;
-  wire [6:0] \$17 ;
-  wire [2:0] \$170 ;
+  wire [2:0] \$169 ;
+  wire [7:0] \$17 ;
+  wire [1:0] \$170 ;
   wire [1:0] \$171 ;
-  wire [1:0] \$172 ;
-  wire [2:0] \$173 ;
+  wire [2:0] \$172 ;
+  wire [1:0] \$173 ;
   wire [1:0] \$174 ;
-  wire [1:0] \$175 ;
-  wire [2:0] \$176 ;
+  wire [2:0] \$175 ;
+  wire [3:0] \$176 ;
   wire [3:0] \$177 ;
-  wire [3:0] \$178 ;
-  wire [4:0] \$179 ;
-  wire [7:0] \$18 ;
-  wire \$180 ;
-  wire [8:0] \$181 ;
-  wire [9:0] \$182 ;
+  wire [4:0] \$178 ;
+  wire \$179 ;
+  wire [15:0] \$18 ;
+  wire [8:0] \$180 ;
+  wire [9:0] \$181 ;
+  wire [1:0] \$182 ;
   wire [1:0] \$183 ;
-  wire [1:0] \$184 ;
-  wire [2:0] \$185 ;
+  wire [2:0] \$184 ;
+  wire [1:0] \$185 ;
   wire [1:0] \$186 ;
-  wire [1:0] \$187 ;
-  wire [2:0] \$188 ;
+  wire [2:0] \$187 ;
+  wire [1:0] \$188 ;
   wire [1:0] \$189 ;
-  wire [15:0] \$19 ;
-  wire [1:0] \$190 ;
-  wire [2:0] \$191 ;
+  wire [6:0] \$19 ;
+  wire [2:0] \$190 ;
+  wire [1:0] \$191 ;
   wire [1:0] \$192 ;
-  wire [1:0] \$193 ;
-  wire [2:0] \$194 ;
+  wire [2:0] \$193 ;
+  wire [3:0] \$194 ;
   wire [3:0] \$195 ;
-  wire [3:0] \$196 ;
-  wire [4:0] \$197 ;
-  wire \$198 ;
-  wire [8:0] \$199 ;
+  wire [4:0] \$196 ;
+  wire \$197 ;
+  wire [8:0] \$198 ;
+  wire [9:0] \$199 ;
   wire \$2 ;
-  wire [6:0] \$20 ;
-  wire [9:0] \$200 ;
+  wire [7:0] \$20 ;
+  wire [1:0] \$200 ;
   wire [1:0] \$201 ;
-  wire [1:0] \$202 ;
-  wire [2:0] \$203 ;
+  wire [2:0] \$202 ;
+  wire [1:0] \$203 ;
   wire [1:0] \$204 ;
-  wire [1:0] \$205 ;
-  wire [2:0] \$206 ;
+  wire [2:0] \$205 ;
+  wire [1:0] \$206 ;
   wire [1:0] \$207 ;
-  wire [1:0] \$208 ;
-  wire [2:0] \$209 ;
-  wire [7:0] \$21 ;
+  wire [2:0] \$208 ;
+  wire [1:0] \$209 ;
+  wire [15:0] \$21 ;
   wire [1:0] \$210 ;
-  wire [1:0] \$211 ;
-  wire [2:0] \$212 ;
+  wire [2:0] \$211 ;
+  wire [3:0] \$212 ;
   wire [3:0] \$213 ;
-  wire [3:0] \$214 ;
-  wire [4:0] \$215 ;
-  wire \$216 ;
-  wire [8:0] \$217 ;
-  wire [9:0] \$218 ;
+  wire [4:0] \$214 ;
+  wire \$215 ;
+  wire [8:0] \$216 ;
+  wire [9:0] \$217 ;
+  wire [1:0] \$218 ;
   wire [1:0] \$219 ;
-  wire [15:0] \$22 ;
-  wire [1:0] \$220 ;
-  wire [2:0] \$221 ;
+  wire [6:0] \$22 ;
+  wire [2:0] \$220 ;
+  wire [1:0] \$221 ;
   wire [1:0] \$222 ;
-  wire [1:0] \$223 ;
-  wire [2:0] \$224 ;
+  wire [2:0] \$223 ;
+  wire [1:0] \$224 ;
   wire [1:0] \$225 ;
-  wire [1:0] \$226 ;
-  wire [2:0] \$227 ;
+  wire [2:0] \$226 ;
+  wire [1:0] \$227 ;
   wire [1:0] \$228 ;
-  wire [1:0] \$229 ;
-  wire [6:0] \$23 ;
-  wire [2:0] \$230 ;
+  wire [2:0] \$229 ;
+  wire [7:0] \$23 ;
+  wire [3:0] \$230 ;
   wire [3:0] \$231 ;
-  wire [3:0] \$232 ;
-  wire [4:0] \$233 ;
-  wire \$234 ;
-  wire [8:0] \$235 ;
-  wire [9:0] \$236 ;
+  wire [4:0] \$232 ;
+  wire \$233 ;
+  wire [8:0] \$234 ;
+  wire [9:0] \$235 ;
+  wire [1:0] \$236 ;
   wire [1:0] \$237 ;
-  wire [1:0] \$238 ;
-  wire [2:0] \$239 ;
-  wire [7:0] \$24 ;
+  wire [2:0] \$238 ;
+  wire [1:0] \$239 ;
+  wire [15:0] \$24 ;
   wire [1:0] \$240 ;
-  wire [1:0] \$241 ;
-  wire [2:0] \$242 ;
+  wire [2:0] \$241 ;
+  wire [1:0] \$242 ;
   wire [1:0] \$243 ;
-  wire [1:0] \$244 ;
-  wire [2:0] \$245 ;
+  wire [2:0] \$244 ;
+  wire [1:0] \$245 ;
   wire [1:0] \$246 ;
-  wire [1:0] \$247 ;
-  wire [2:0] \$248 ;
+  wire [2:0] \$247 ;
+  wire [3:0] \$248 ;
   wire [3:0] \$249 ;
-  wire [15:0] \$25 ;
-  wire [3:0] \$250 ;
-  wire [4:0] \$251 ;
-  wire \$252 ;
-  wire [8:0] \$253 ;
-  wire [9:0] \$254 ;
+  wire [6:0] \$25 ;
+  wire [4:0] \$250 ;
+  wire \$251 ;
+  wire [8:0] \$252 ;
+  wire [9:0] \$253 ;
+  wire [1:0] \$254 ;
   wire [1:0] \$255 ;
-  wire [1:0] \$256 ;
-  wire [2:0] \$257 ;
+  wire [2:0] \$256 ;
+  wire [1:0] \$257 ;
   wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire [6:0] \$26 ;
-  wire [2:0] \$260 ;
+  wire [2:0] \$259 ;
+  wire [7:0] \$26 ;
+  wire [1:0] \$260 ;
   wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
+  wire [2:0] \$262 ;
+  wire [1:0] \$263 ;
   wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [2:0] \$266 ;
+  wire [2:0] \$265 ;
+  wire [3:0] \$266 ;
   wire [3:0] \$267 ;
-  wire [3:0] \$268 ;
-  wire [4:0] \$269 ;
-  wire [7:0] \$27 ;
-  wire \$270 ;
-  wire [8:0] \$271 ;
-  wire [9:0] \$272 ;
+  wire [4:0] \$268 ;
+  wire \$269 ;
+  wire [15:0] \$27 ;
+  wire [8:0] \$270 ;
+  wire [9:0] \$271 ;
+  wire [1:0] \$272 ;
   wire [1:0] \$273 ;
-  wire [1:0] \$274 ;
-  wire [2:0] \$275 ;
+  wire [2:0] \$274 ;
+  wire [1:0] \$275 ;
   wire [1:0] \$276 ;
-  wire [1:0] \$277 ;
-  wire [2:0] \$278 ;
+  wire [2:0] \$277 ;
+  wire [1:0] \$278 ;
   wire [1:0] \$279 ;
-  wire [15:0] \$28 ;
-  wire [1:0] \$280 ;
-  wire [2:0] \$281 ;
+  wire [6:0] \$28 ;
+  wire [2:0] \$280 ;
+  wire [1:0] \$281 ;
   wire [1:0] \$282 ;
-  wire [1:0] \$283 ;
-  wire [2:0] \$284 ;
+  wire [2:0] \$283 ;
+  wire [3:0] \$284 ;
   wire [3:0] \$285 ;
-  wire [3:0] \$286 ;
-  wire [4:0] \$287 ;
-  wire \$288 ;
-  wire [8:0] \$289 ;
-  wire [6:0] \$29 ;
-  wire [9:0] \$290 ;
+  wire [4:0] \$286 ;
+  wire \$287 ;
+  wire [8:0] \$288 ;
+  wire [9:0] \$289 ;
+  wire [7:0] \$29 ;
+  wire [1:0] \$290 ;
   wire [1:0] \$291 ;
-  wire [1:0] \$292 ;
-  wire [2:0] \$293 ;
+  wire [2:0] \$292 ;
+  wire [1:0] \$293 ;
   wire [1:0] \$294 ;
-  wire [1:0] \$295 ;
-  wire [2:0] \$296 ;
+  wire [2:0] \$295 ;
+  wire [1:0] \$296 ;
   wire [1:0] \$297 ;
-  wire [1:0] \$298 ;
-  wire [2:0] \$299 ;
+  wire [2:0] \$298 ;
+  wire [1:0] \$299 ;
   wire \$3 ;
-  wire [7:0] \$30 ;
+  wire [15:0] \$30 ;
   wire [1:0] \$300 ;
-  wire [1:0] \$301 ;
-  wire [2:0] \$302 ;
+  wire [2:0] \$301 ;
+  wire [3:0] \$302 ;
   wire [3:0] \$303 ;
-  wire [3:0] \$304 ;
-  wire [4:0] \$305 ;
-  wire \$306 ;
-  wire [8:0] \$307 ;
-  wire [9:0] \$308 ;
+  wire [4:0] \$304 ;
+  wire \$305 ;
+  wire [8:0] \$306 ;
+  wire [9:0] \$307 ;
+  wire [1:0] \$308 ;
   wire [1:0] \$309 ;
-  wire [15:0] \$31 ;
-  wire [1:0] \$310 ;
-  wire [2:0] \$311 ;
+  wire [6:0] \$31 ;
+  wire [2:0] \$310 ;
+  wire [1:0] \$311 ;
   wire [1:0] \$312 ;
-  wire [1:0] \$313 ;
-  wire [2:0] \$314 ;
+  wire [2:0] \$313 ;
+  wire [1:0] \$314 ;
   wire [1:0] \$315 ;
-  wire [1:0] \$316 ;
-  wire [2:0] \$317 ;
+  wire [2:0] \$316 ;
+  wire [1:0] \$317 ;
   wire [1:0] \$318 ;
-  wire [1:0] \$319 ;
-  wire [6:0] \$32 ;
-  wire [2:0] \$320 ;
+  wire [2:0] \$319 ;
+  wire [7:0] \$32 ;
+  wire [3:0] \$320 ;
   wire [3:0] \$321 ;
-  wire [3:0] \$322 ;
-  wire [4:0] \$323 ;
-  wire \$324 ;
-  wire [8:0] \$325 ;
-  wire [9:0] \$326 ;
+  wire [4:0] \$322 ;
+  wire \$323 ;
+  wire [8:0] \$324 ;
+  wire [9:0] \$325 ;
+  wire [1:0] \$326 ;
   wire [1:0] \$327 ;
-  wire [1:0] \$328 ;
-  wire [2:0] \$329 ;
-  wire [7:0] \$33 ;
+  wire [2:0] \$328 ;
+  wire [1:0] \$329 ;
+  wire [15:0] \$33 ;
   wire [1:0] \$330 ;
-  wire [1:0] \$331 ;
-  wire [2:0] \$332 ;
+  wire [2:0] \$331 ;
+  wire [1:0] \$332 ;
   wire [1:0] \$333 ;
-  wire [1:0] \$334 ;
-  wire [2:0] \$335 ;
+  wire [2:0] \$334 ;
+  wire [1:0] \$335 ;
   wire [1:0] \$336 ;
-  wire [1:0] \$337 ;
-  wire [2:0] \$338 ;
+  wire [2:0] \$337 ;
+  wire [3:0] \$338 ;
   wire [3:0] \$339 ;
-  wire [15:0] \$34 ;
-  wire [3:0] \$340 ;
-  wire [4:0] \$341 ;
-  wire \$342 ;
-  wire [8:0] \$343 ;
-  wire [9:0] \$344 ;
+  wire [6:0] \$34 ;
+  wire [4:0] \$340 ;
+  wire \$341 ;
+  wire [8:0] \$342 ;
+  wire [9:0] \$343 ;
+  wire [1:0] \$344 ;
   wire [1:0] \$345 ;
-  wire [1:0] \$346 ;
-  wire [2:0] \$347 ;
+  wire [2:0] \$346 ;
+  wire [1:0] \$347 ;
   wire [1:0] \$348 ;
-  wire [1:0] \$349 ;
-  wire [6:0] \$35 ;
-  wire [2:0] \$350 ;
+  wire [2:0] \$349 ;
+  wire [7:0] \$35 ;
+  wire [1:0] \$350 ;
   wire [1:0] \$351 ;
-  wire [1:0] \$352 ;
-  wire [2:0] \$353 ;
+  wire [2:0] \$352 ;
+  wire [1:0] \$353 ;
   wire [1:0] \$354 ;
-  wire [1:0] \$355 ;
-  wire [2:0] \$356 ;
+  wire [2:0] \$355 ;
+  wire [3:0] \$356 ;
   wire [3:0] \$357 ;
-  wire [3:0] \$358 ;
-  wire [4:0] \$359 ;
-  wire [7:0] \$36 ;
-  wire \$360 ;
-  wire [8:0] \$361 ;
-  wire [9:0] \$362 ;
+  wire [4:0] \$358 ;
+  wire \$359 ;
+  wire [15:0] \$36 ;
+  wire [8:0] \$360 ;
+  wire [9:0] \$361 ;
+  wire [1:0] \$362 ;
   wire [1:0] \$363 ;
-  wire [1:0] \$364 ;
-  wire [2:0] \$365 ;
+  wire [2:0] \$364 ;
+  wire [1:0] \$365 ;
   wire [1:0] \$366 ;
-  wire [1:0] \$367 ;
-  wire [2:0] \$368 ;
+  wire [2:0] \$367 ;
+  wire [1:0] \$368 ;
   wire [1:0] \$369 ;
-  wire [15:0] \$37 ;
-  wire [1:0] \$370 ;
-  wire [2:0] \$371 ;
+  wire [6:0] \$37 ;
+  wire [2:0] \$370 ;
+  wire [1:0] \$371 ;
   wire [1:0] \$372 ;
-  wire [1:0] \$373 ;
-  wire [2:0] \$374 ;
+  wire [2:0] \$373 ;
+  wire [3:0] \$374 ;
   wire [3:0] \$375 ;
-  wire [3:0] \$376 ;
-  wire [4:0] \$377 ;
-  wire \$378 ;
-  wire [8:0] \$379 ;
-  wire [6:0] \$38 ;
-  wire [9:0] \$380 ;
+  wire [4:0] \$376 ;
+  wire \$377 ;
+  wire [8:0] \$378 ;
+  wire [9:0] \$379 ;
+  wire [7:0] \$38 ;
+  wire [1:0] \$380 ;
   wire [1:0] \$381 ;
-  wire [1:0] \$382 ;
-  wire [2:0] \$383 ;
+  wire [2:0] \$382 ;
+  wire [1:0] \$383 ;
   wire [1:0] \$384 ;
-  wire [1:0] \$385 ;
-  wire [2:0] \$386 ;
+  wire [2:0] \$385 ;
+  wire [1:0] \$386 ;
   wire [1:0] \$387 ;
-  wire [1:0] \$388 ;
-  wire [2:0] \$389 ;
-  wire [7:0] \$39 ;
+  wire [2:0] \$388 ;
+  wire [1:0] \$389 ;
+  wire [15:0] \$39 ;
   wire [1:0] \$390 ;
-  wire [1:0] \$391 ;
-  wire [2:0] \$392 ;
+  wire [2:0] \$391 ;
+  wire [3:0] \$392 ;
   wire [3:0] \$393 ;
-  wire [3:0] \$394 ;
-  wire [4:0] \$395 ;
-  wire \$396 ;
-  wire [8:0] \$397 ;
-  wire [9:0] \$398 ;
+  wire [4:0] \$394 ;
+  wire \$395 ;
+  wire [8:0] \$396 ;
+  wire [9:0] \$397 ;
+  wire [1:0] \$398 ;
   wire [1:0] \$399 ;
   wire \$4 ;
-  wire [15:0] \$40 ;
-  wire [1:0] \$400 ;
-  wire [2:0] \$401 ;
+  wire [6:0] \$40 ;
+  wire [2:0] \$400 ;
+  wire [1:0] \$401 ;
   wire [1:0] \$402 ;
-  wire [1:0] \$403 ;
-  wire [2:0] \$404 ;
+  wire [2:0] \$403 ;
+  wire [1:0] \$404 ;
   wire [1:0] \$405 ;
-  wire [1:0] \$406 ;
-  wire [2:0] \$407 ;
+  wire [2:0] \$406 ;
+  wire [1:0] \$407 ;
   wire [1:0] \$408 ;
-  wire [1:0] \$409 ;
-  wire [6:0] \$41 ;
-  wire [2:0] \$410 ;
+  wire [2:0] \$409 ;
+  wire [7:0] \$41 ;
+  wire [3:0] \$410 ;
   wire [3:0] \$411 ;
-  wire [3:0] \$412 ;
-  wire [4:0] \$413 ;
-  wire \$414 ;
-  wire [8:0] \$415 ;
-  wire [9:0] \$416 ;
-  wire \$417 ;
-  reg [1:0] \$418 ;
-  reg [3:0] \$419 ;
-  wire [7:0] \$42 ;
-  reg [1:0] \$420 ;
-  reg \$421 ;
-  reg [15:0] \$422 ;
+  wire [4:0] \$412 ;
+  wire \$413 ;
+  wire [8:0] \$414 ;
+  wire [9:0] \$415 ;
+  wire \$416 ;
+  reg [1:0] \$417 ;
+  reg [3:0] \$418 ;
+  reg [1:0] \$419 ;
+  wire [15:0] \$42 ;
+  reg \$420 ;
+  reg [15:0] \$421 ;
+  reg \$422 ;
   reg \$423 ;
   reg \$424 ;
-  reg \$425 ;
-  reg [1:0] \$426 ;
-  reg [15:0] \$427 ;
-  reg [255:0] \$428 ;
+  reg [1:0] \$425 ;
+  reg [15:0] \$426 ;
+  reg [255:0] \$427 ;
+  reg \$428 ;
   reg \$429 ;
-  wire [15:0] \$43 ;
+  wire [6:0] \$43 ;
   reg \$430 ;
   reg \$431 ;
   reg \$432 ;
@@ -15491,140 +15487,140 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg \$434 ;
   reg \$435 ;
   reg \$436 ;
-  reg \$437 ;
+  reg [1:0] \$437 ;
   reg [1:0] \$438 ;
   reg [1:0] \$439 ;
-  wire [6:0] \$44 ;
-  reg [1:0] \$440 ;
+  wire [7:0] \$44 ;
+  reg [2:0] \$440 ;
   reg [2:0] \$441 ;
   reg [2:0] \$442 ;
   reg [2:0] \$443 ;
-  reg [2:0] \$444 ;
-  reg [4:0] \$445 ;
-  reg [6:0] \$446 ;
-  reg [7:0] \$447 ;
+  reg [4:0] \$444 ;
+  reg [6:0] \$445 ;
+  reg [7:0] \$446 ;
+  reg [2:0] \$447 ;
   reg [2:0] \$448 ;
   reg [2:0] \$449 ;
-  wire [7:0] \$45 ;
+  wire [15:0] \$45 ;
   reg [2:0] \$450 ;
-  reg [2:0] \$451 ;
-  reg [4:0] \$452 ;
-  reg [6:0] \$453 ;
-  reg [7:0] \$454 ;
+  reg [4:0] \$451 ;
+  reg [6:0] \$452 ;
+  reg [7:0] \$453 ;
+  reg [2:0] \$454 ;
   reg [2:0] \$455 ;
   reg [2:0] \$456 ;
   reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
-  reg [4:0] \$459 ;
-  wire [15:0] \$46 ;
-  reg [6:0] \$460 ;
-  reg [7:0] \$461 ;
+  reg [4:0] \$458 ;
+  reg [6:0] \$459 ;
+  wire [6:0] \$46 ;
+  reg [7:0] \$460 ;
+  reg [2:0] \$461 ;
   reg [2:0] \$462 ;
   reg [2:0] \$463 ;
   reg [2:0] \$464 ;
-  reg [2:0] \$465 ;
-  reg [4:0] \$466 ;
-  reg [6:0] \$467 ;
-  reg [7:0] \$468 ;
+  reg [4:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg [7:0] \$467 ;
+  reg [2:0] \$468 ;
   reg [2:0] \$469 ;
-  wire [6:0] \$47 ;
+  wire [7:0] \$47 ;
   reg [2:0] \$470 ;
   reg [2:0] \$471 ;
-  reg [2:0] \$472 ;
-  reg [4:0] \$473 ;
-  reg [6:0] \$474 ;
-  reg [7:0] \$475 ;
+  reg [4:0] \$472 ;
+  reg [6:0] \$473 ;
+  reg [7:0] \$474 ;
+  reg [2:0] \$475 ;
   reg [2:0] \$476 ;
   reg [2:0] \$477 ;
   reg [2:0] \$478 ;
-  reg [2:0] \$479 ;
-  wire [7:0] \$48 ;
-  reg [4:0] \$480 ;
-  reg [6:0] \$481 ;
-  reg [7:0] \$482 ;
+  reg [4:0] \$479 ;
+  wire [15:0] \$48 ;
+  reg [6:0] \$480 ;
+  reg [7:0] \$481 ;
+  reg [2:0] \$482 ;
   reg [2:0] \$483 ;
   reg [2:0] \$484 ;
   reg [2:0] \$485 ;
-  reg [2:0] \$486 ;
-  reg [4:0] \$487 ;
-  reg [6:0] \$488 ;
-  reg [7:0] \$489 ;
-  wire [15:0] \$49 ;
+  reg [4:0] \$486 ;
+  reg [6:0] \$487 ;
+  reg [7:0] \$488 ;
+  reg [2:0] \$489 ;
+  wire [6:0] \$49 ;
   reg [2:0] \$490 ;
   reg [2:0] \$491 ;
   reg [2:0] \$492 ;
-  reg [2:0] \$493 ;
-  reg [4:0] \$494 ;
-  reg [6:0] \$495 ;
-  reg [7:0] \$496 ;
+  reg [4:0] \$493 ;
+  reg [6:0] \$494 ;
+  reg [7:0] \$495 ;
+  reg [2:0] \$496 ;
   reg [2:0] \$497 ;
   reg [2:0] \$498 ;
   reg [2:0] \$499 ;
   wire \$5 ;
-  wire [6:0] \$50 ;
-  reg [2:0] \$500 ;
-  reg [4:0] \$501 ;
-  reg [6:0] \$502 ;
-  reg [7:0] \$503 ;
+  wire [7:0] \$50 ;
+  reg [4:0] \$500 ;
+  reg [6:0] \$501 ;
+  reg [7:0] \$502 ;
+  reg [2:0] \$503 ;
   reg [2:0] \$504 ;
   reg [2:0] \$505 ;
   reg [2:0] \$506 ;
-  reg [2:0] \$507 ;
-  reg [4:0] \$508 ;
-  reg [6:0] \$509 ;
-  wire [7:0] \$51 ;
-  reg [7:0] \$510 ;
+  reg [4:0] \$507 ;
+  reg [6:0] \$508 ;
+  reg [7:0] \$509 ;
+  wire [15:0] \$51 ;
+  reg [2:0] \$510 ;
   reg [2:0] \$511 ;
   reg [2:0] \$512 ;
   reg [2:0] \$513 ;
-  reg [2:0] \$514 ;
-  reg [4:0] \$515 ;
-  reg [6:0] \$516 ;
-  reg [7:0] \$517 ;
+  reg [4:0] \$514 ;
+  reg [6:0] \$515 ;
+  reg [7:0] \$516 ;
+  reg [2:0] \$517 ;
   reg [2:0] \$518 ;
   reg [2:0] \$519 ;
-  wire [15:0] \$52 ;
+  wire [6:0] \$52 ;
   reg [2:0] \$520 ;
-  reg [2:0] \$521 ;
-  reg [4:0] \$522 ;
-  reg [6:0] \$523 ;
-  reg [7:0] \$524 ;
+  reg [4:0] \$521 ;
+  reg [6:0] \$522 ;
+  reg [7:0] \$523 ;
+  reg [2:0] \$524 ;
   reg [2:0] \$525 ;
   reg [2:0] \$526 ;
   reg [2:0] \$527 ;
-  reg [2:0] \$528 ;
-  reg [4:0] \$529 ;
-  wire [6:0] \$53 ;
-  reg [6:0] \$530 ;
-  reg [7:0] \$531 ;
+  reg [4:0] \$528 ;
+  reg [6:0] \$529 ;
+  wire [7:0] \$53 ;
+  reg [7:0] \$530 ;
+  reg [2:0] \$531 ;
   reg [2:0] \$532 ;
   reg [2:0] \$533 ;
   reg [2:0] \$534 ;
-  reg [2:0] \$535 ;
-  reg [4:0] \$536 ;
-  reg [6:0] \$537 ;
-  reg [7:0] \$538 ;
+  reg [4:0] \$535 ;
+  reg [6:0] \$536 ;
+  reg [7:0] \$537 ;
+  reg [2:0] \$538 ;
   reg [2:0] \$539 ;
-  wire [7:0] \$54 ;
+  wire \$54 ;
   reg [2:0] \$540 ;
   reg [2:0] \$541 ;
-  reg [2:0] \$542 ;
-  reg [4:0] \$543 ;
-  reg [6:0] \$544 ;
-  reg [7:0] \$545 ;
+  reg [4:0] \$542 ;
+  reg [6:0] \$543 ;
+  reg [7:0] \$544 ;
+  reg [2:0] \$545 ;
   reg [2:0] \$546 ;
   reg [2:0] \$547 ;
   reg [2:0] \$548 ;
-  reg [2:0] \$549 ;
+  reg [4:0] \$549 ;
   wire \$55 ;
-  reg [4:0] \$550 ;
-  reg [6:0] \$551 ;
-  reg [7:0] \$552 ;
+  reg [6:0] \$550 ;
+  reg [7:0] \$551 ;
+  reg \$552 ;
   reg \$553 ;
-  reg \$554 ;
-  reg [1:0] \$555 ;
-  reg [127:0] \$556 ;
-  reg \$557 ;
+  reg [1:0] \$554 ;
+  reg [127:0] \$555 ;
+  reg \$556 ;
+  reg [7:0] \$557 ;
   reg [7:0] \$558 ;
   reg [7:0] \$559 ;
   wire \$56 ;
@@ -15638,67 +15634,66 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [7:0] \$567 ;
   reg [7:0] \$568 ;
   reg [7:0] \$569 ;
-  wire \$57 ;
+  wire [1:0] \$57 ;
   reg [7:0] \$570 ;
   reg [7:0] \$571 ;
   reg [7:0] \$572 ;
-  reg [7:0] \$573 ;
-  reg \$574 ;
-  reg [15:0] \$575 ;
-  wire [1:0] \$58 ;
+  reg \$573 ;
+  reg [15:0] \$574 ;
+  wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [15:0] \$6 ;
   wire \$60 ;
-  wire \$61 ;
-  wire [1:0] \$62 ;
+  wire [1:0] \$61 ;
+  wire \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire \$65 ;
-  wire [1:0] \$66 ;
+  wire [1:0] \$65 ;
+  wire \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire \$69 ;
-  wire [15:0] \$7 ;
-  wire [1:0] \$70 ;
+  wire [1:0] \$69 ;
+  wire [6:0] \$7 ;
+  wire \$70 ;
   wire \$71 ;
-  wire [2:0] \$716 ;
-  wire \$718 ;
+  wire [2:0] \$713 ;
+  wire \$715 ;
+  wire [4:0] \$719 ;
   wire \$72 ;
-  wire [4:0] \$722 ;
-  wire \$724 ;
-  wire [2:0] \$729 ;
-  wire \$73 ;
-  wire \$731 ;
-  wire [1:0] \$74 ;
+  wire \$721 ;
+  wire [2:0] \$726 ;
+  wire \$728 ;
+  wire [1:0] \$73 ;
+  wire \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire \$77 ;
-  wire [1:0] \$78 ;
+  wire [1:0] \$77 ;
+  wire \$78 ;
   wire \$79 ;
-  wire [6:0] \$8 ;
+  wire [7:0] \$8 ;
   wire \$80 ;
-  wire \$81 ;
-  wire [1:0] \$82 ;
+  wire [1:0] \$81 ;
+  wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
-  wire [1:0] \$86 ;
+  wire [1:0] \$85 ;
+  wire \$86 ;
   wire \$87 ;
   wire \$88 ;
-  wire \$89 ;
-  wire [7:0] \$9 ;
-  wire [1:0] \$90 ;
+  wire [1:0] \$89 ;
+  wire [15:0] \$9 ;
+  wire \$90 ;
   wire \$91 ;
   wire \$92 ;
-  wire \$93 ;
-  wire [1:0] \$94 ;
+  wire [1:0] \$93 ;
+  wire \$94 ;
   wire \$95 ;
   wire \$96 ;
-  wire \$97 ;
-  wire [1:0] \$98 ;
+  wire [1:0] \$97 ;
+  wire \$98 ;
   wire \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$112  = 1'h0;
+  reg \$signal$111  = 1'h0;
   reg [1:0] \$signature__addr  = 2'h0;
   wire [15:0] \$signature__data ;
   wire \$signature__data[0] ;
@@ -15750,6 +15745,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [7:0] acc8_d0 = 8'h00;
   reg [7:0] acc9 = 8'h00;
   reg [7:0] acc9_d0 = 8'h00;
+  input advance;
   wire advance;
   input clk;
   wire clk;
@@ -15809,48 +15805,47 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   wire \o__payload[7] ;
   wire \o__payload[8] ;
   wire \o__payload[9] ;
-  input o__ready;
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [1:0] \port__addr$88  = 2'h0;
+  reg [1:0] \port__addr$87  = 2'h0;
   wire [255:0] port__data;
-  wire [127:0] \port__data$209 ;
-  wire [7:0] \port__data$209[0] ;
-  wire [7:0] \port__data$209[0][0] ;
-  wire [7:0] \port__data$209[10] ;
-  wire [7:0] \port__data$209[10][0] ;
-  wire [7:0] \port__data$209[11] ;
-  wire [7:0] \port__data$209[11][0] ;
-  wire [7:0] \port__data$209[12] ;
-  wire [7:0] \port__data$209[12][0] ;
-  wire [7:0] \port__data$209[13] ;
-  wire [7:0] \port__data$209[13][0] ;
-  wire [7:0] \port__data$209[14] ;
-  wire [7:0] \port__data$209[14][0] ;
-  wire [7:0] \port__data$209[15] ;
-  wire [7:0] \port__data$209[15][0] ;
-  wire [7:0] \port__data$209[1] ;
-  wire [7:0] \port__data$209[1][0] ;
-  wire [7:0] \port__data$209[2] ;
-  wire [7:0] \port__data$209[2][0] ;
-  wire [7:0] \port__data$209[3] ;
-  wire [7:0] \port__data$209[3][0] ;
-  wire [7:0] \port__data$209[4] ;
-  wire [7:0] \port__data$209[4][0] ;
-  wire [7:0] \port__data$209[5] ;
-  wire [7:0] \port__data$209[5][0] ;
-  wire [7:0] \port__data$209[6] ;
-  wire [7:0] \port__data$209[6][0] ;
-  wire [7:0] \port__data$209[7] ;
-  wire [7:0] \port__data$209[7][0] ;
-  wire [7:0] \port__data$209[8] ;
-  wire [7:0] \port__data$209[8][0] ;
-  wire [7:0] \port__data$209[9] ;
-  wire [7:0] \port__data$209[9][0] ;
+  wire [127:0] \port__data$208 ;
+  wire [7:0] \port__data$208[0] ;
+  wire [7:0] \port__data$208[0][0] ;
+  wire [7:0] \port__data$208[10] ;
+  wire [7:0] \port__data$208[10][0] ;
+  wire [7:0] \port__data$208[11] ;
+  wire [7:0] \port__data$208[11][0] ;
+  wire [7:0] \port__data$208[12] ;
+  wire [7:0] \port__data$208[12][0] ;
+  wire [7:0] \port__data$208[13] ;
+  wire [7:0] \port__data$208[13][0] ;
+  wire [7:0] \port__data$208[14] ;
+  wire [7:0] \port__data$208[14][0] ;
+  wire [7:0] \port__data$208[15] ;
+  wire [7:0] \port__data$208[15][0] ;
+  wire [7:0] \port__data$208[1] ;
+  wire [7:0] \port__data$208[1][0] ;
+  wire [7:0] \port__data$208[2] ;
+  wire [7:0] \port__data$208[2][0] ;
+  wire [7:0] \port__data$208[3] ;
+  wire [7:0] \port__data$208[3][0] ;
+  wire [7:0] \port__data$208[4] ;
+  wire [7:0] \port__data$208[4][0] ;
+  wire [7:0] \port__data$208[5] ;
+  wire [7:0] \port__data$208[5][0] ;
+  wire [7:0] \port__data$208[6] ;
+  wire [7:0] \port__data$208[6][0] ;
+  wire [7:0] \port__data$208[7] ;
+  wire [7:0] \port__data$208[7][0] ;
+  wire [7:0] \port__data$208[8] ;
+  wire [7:0] \port__data$208[8][0] ;
+  wire [7:0] \port__data$208[9] ;
+  wire [7:0] \port__data$208[9][0] ;
   wire port__en;
-  wire \port__en$90 ;
+  wire \port__en$89 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw10 = 7'h00;
@@ -16042,7 +16037,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$210  = 1'h0;
+  reg \v2_d0$209  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -16141,10 +16136,10 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   reg [127:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$88 ];
+      _1_ <= thresholds[\port__addr$87 ];
     end
   end
-  assign \port__data$209  = _1_;
+  assign \port__data$208  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'h32f28777dd85c370c15222fb7da9f61bde394dcf015620c65e8afcad99680def;
@@ -16171,812 +16166,820 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
     end
   end
   assign port__data = _2_;
-  assign \$392  = \$390  + \$391 ;
-  assign \$393  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$394  = tree14_l1_2_0 + tree14_l1_3_0;
-  assign \$395  = \$393  + \$394 ;
-  assign \$396  = advance & v1_d2;
-  assign \$397  = 2'h2 * raw14;
-  assign \$398  = \$397  - 7'h40;
-  assign \$399  = xnor15[0] + xnor15[1];
-  assign \$400  = xnor15[2] + xnor15[3];
-  assign \$401  = \$399  + \$400 ;
-  assign \$402  = xnor15[4] + xnor15[5];
-  assign \$403  = xnor15[6] + xnor15[7];
-  assign \$404  = \$402  + \$403 ;
-  assign \$405  = xnor15[8] + xnor15[9];
-  assign \$406  = xnor15[10] + xnor15[11];
-  assign \$407  = \$405  + \$406 ;
-  assign \$408  = xnor15[12] + xnor15[13];
-  assign \$409  = xnor15[14] + xnor15[15];
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$412  = tree15_l1_2_0 + tree15_l1_3_0;
-  assign \$413  = \$411  + \$412 ;
-  assign \$414  = advance & v1_d2;
-  assign \$415  = 2'h2 * raw15;
-  assign \$416  = \$415  - 7'h40;
-  assign \$417  = v1_d2 & last1_d2;
+  assign \$394  = \$392  + \$393 ;
+  assign \$395  = advance & v1_d2;
+  assign \$396  = 2'h2 * raw14;
+  assign \$397  = \$396  - 7'h40;
+  assign \$398  = xnor15[0] + xnor15[1];
+  assign \$399  = xnor15[2] + xnor15[3];
+  assign \$400  = \$398  + \$399 ;
+  assign \$401  = xnor15[4] + xnor15[5];
+  assign \$402  = xnor15[6] + xnor15[7];
+  assign \$403  = \$401  + \$402 ;
+  assign \$404  = xnor15[8] + xnor15[9];
+  assign \$405  = xnor15[10] + xnor15[11];
+  assign \$406  = \$404  + \$405 ;
+  assign \$407  = xnor15[12] + xnor15[13];
+  assign \$408  = xnor15[14] + xnor15[15];
+  assign \$409  = \$407  + \$408 ;
+  assign \$410  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$411  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$412  = \$410  + \$411 ;
+  assign \$413  = advance & v1_d2;
+  assign \$414  = 2'h2 * raw15;
+  assign \$415  = \$414  - 7'h40;
+  assign \$416  = v1_d2 & last1_d2;
   always @(posedge clk)
-    \$signature__addr  <= \$418 ;
+    \$signature__addr  <= \$417 ;
   always @(posedge clk)
-    port__addr <= \$419 ;
+    port__addr <= \$418 ;
   always @(posedge clk)
-    nf <= \$420 ;
+    nf <= \$419 ;
   always @(posedge clk)
-    \$signal  <= \$421 ;
+    \$signal  <= \$420 ;
   always @(posedge clk)
-    x1 <= \$422 ;
+    x1 <= \$421 ;
   always @(posedge clk)
-    fresh1 <= \$423 ;
+    fresh1 <= \$422 ;
   always @(posedge clk)
-    \$signal$112  <= \$424 ;
+    \$signal$111  <= \$423 ;
   always @(posedge clk)
-    last1 <= \$425 ;
+    last1 <= \$424 ;
   always @(posedge clk)
-    nf1 <= \$426 ;
+    nf1 <= \$425 ;
   always @(posedge clk)
-    x_in_d0 <= \$427 ;
+    x_in_d0 <= \$426 ;
   always @(posedge clk)
-    weights_d0 <= \$428 ;
+    weights_d0 <= \$427 ;
   always @(posedge clk)
-    v1_d0 <= \$429 ;
+    v1_d0 <= \$428 ;
   always @(posedge clk)
-    v1_d1 <= \$430 ;
+    v1_d1 <= \$429 ;
   always @(posedge clk)
-    v1_d2 <= \$431 ;
+    v1_d2 <= \$430 ;
   always @(posedge clk)
-    first1_d0 <= \$432 ;
+    first1_d0 <= \$431 ;
   always @(posedge clk)
-    first1_d1 <= \$433 ;
+    first1_d1 <= \$432 ;
   always @(posedge clk)
-    first1_d2 <= \$434 ;
+    first1_d2 <= \$433 ;
   always @(posedge clk)
-    last1_d0 <= \$435 ;
+    last1_d0 <= \$434 ;
   always @(posedge clk)
-    last1_d1 <= \$436 ;
+    last1_d1 <= \$435 ;
   always @(posedge clk)
-    last1_d2 <= \$437 ;
+    last1_d2 <= \$436 ;
   always @(posedge clk)
-    nf1_d0 <= \$438 ;
+    nf1_d0 <= \$437 ;
   always @(posedge clk)
-    nf1_d1 <= \$439 ;
+    nf1_d1 <= \$438 ;
   always @(posedge clk)
-    nf1_d2 <= \$440 ;
+    nf1_d2 <= \$439 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$441 ;
+    tree0_l1_0_0 <= \$440 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$442 ;
+    tree0_l1_1_0 <= \$441 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$443 ;
+    tree0_l1_2_0 <= \$442 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$444 ;
+    tree0_l1_3_0 <= \$443 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$445 ;
+    tree0_l3_0_0 <= \$444 ;
   always @(posedge clk)
-    raw0 <= \$446 ;
+    raw0 <= \$445 ;
   always @(posedge clk)
-    acc0 <= \$447 ;
+    acc0 <= \$446 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$448 ;
+    tree1_l1_0_0 <= \$447 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$449 ;
+    tree1_l1_1_0 <= \$448 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$450 ;
+    tree1_l1_2_0 <= \$449 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$451 ;
+    tree1_l1_3_0 <= \$450 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$452 ;
+    tree1_l3_0_0 <= \$451 ;
   always @(posedge clk)
-    raw1 <= \$453 ;
+    raw1 <= \$452 ;
   always @(posedge clk)
-    acc1 <= \$454 ;
+    acc1 <= \$453 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$455 ;
+    tree2_l1_0_0 <= \$454 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$456 ;
+    tree2_l1_1_0 <= \$455 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$457 ;
+    tree2_l1_2_0 <= \$456 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$458 ;
+    tree2_l1_3_0 <= \$457 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$459 ;
+    tree2_l3_0_0 <= \$458 ;
   always @(posedge clk)
-    raw2 <= \$460 ;
+    raw2 <= \$459 ;
   always @(posedge clk)
-    acc2 <= \$461 ;
+    acc2 <= \$460 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$462 ;
+    tree3_l1_0_0 <= \$461 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$463 ;
+    tree3_l1_1_0 <= \$462 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$464 ;
+    tree3_l1_2_0 <= \$463 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$465 ;
+    tree3_l1_3_0 <= \$464 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$466 ;
+    tree3_l3_0_0 <= \$465 ;
   always @(posedge clk)
-    raw3 <= \$467 ;
+    raw3 <= \$466 ;
   always @(posedge clk)
-    acc3 <= \$468 ;
+    acc3 <= \$467 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$469 ;
+    tree4_l1_0_0 <= \$468 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$470 ;
+    tree4_l1_1_0 <= \$469 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$471 ;
+    tree4_l1_2_0 <= \$470 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$472 ;
+    tree4_l1_3_0 <= \$471 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$473 ;
+    tree4_l3_0_0 <= \$472 ;
   always @(posedge clk)
-    raw4 <= \$474 ;
+    raw4 <= \$473 ;
   always @(posedge clk)
-    acc4 <= \$475 ;
+    acc4 <= \$474 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$476 ;
+    tree5_l1_0_0 <= \$475 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$477 ;
+    tree5_l1_1_0 <= \$476 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$478 ;
+    tree5_l1_2_0 <= \$477 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$479 ;
+    tree5_l1_3_0 <= \$478 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$480 ;
+    tree5_l3_0_0 <= \$479 ;
   always @(posedge clk)
-    raw5 <= \$481 ;
+    raw5 <= \$480 ;
   always @(posedge clk)
-    acc5 <= \$482 ;
+    acc5 <= \$481 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$483 ;
+    tree6_l1_0_0 <= \$482 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$484 ;
+    tree6_l1_1_0 <= \$483 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$485 ;
+    tree6_l1_2_0 <= \$484 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$486 ;
+    tree6_l1_3_0 <= \$485 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$487 ;
+    tree6_l3_0_0 <= \$486 ;
   always @(posedge clk)
-    raw6 <= \$488 ;
+    raw6 <= \$487 ;
   always @(posedge clk)
-    acc6 <= \$489 ;
+    acc6 <= \$488 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$490 ;
+    tree7_l1_0_0 <= \$489 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$491 ;
+    tree7_l1_1_0 <= \$490 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$492 ;
+    tree7_l1_2_0 <= \$491 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$493 ;
+    tree7_l1_3_0 <= \$492 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$494 ;
+    tree7_l3_0_0 <= \$493 ;
   always @(posedge clk)
-    raw7 <= \$495 ;
+    raw7 <= \$494 ;
   always @(posedge clk)
-    acc7 <= \$496 ;
+    acc7 <= \$495 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$497 ;
+    tree8_l1_0_0 <= \$496 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$498 ;
+    tree8_l1_1_0 <= \$497 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$499 ;
+    tree8_l1_2_0 <= \$498 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$500 ;
+    tree8_l1_3_0 <= \$499 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$501 ;
+    tree8_l3_0_0 <= \$500 ;
   always @(posedge clk)
-    raw8 <= \$502 ;
+    raw8 <= \$501 ;
   always @(posedge clk)
-    acc8 <= \$503 ;
+    acc8 <= \$502 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$504 ;
+    tree9_l1_0_0 <= \$503 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$505 ;
+    tree9_l1_1_0 <= \$504 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$506 ;
+    tree9_l1_2_0 <= \$505 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$507 ;
+    tree9_l1_3_0 <= \$506 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$508 ;
+    tree9_l3_0_0 <= \$507 ;
   always @(posedge clk)
-    raw9 <= \$509 ;
+    raw9 <= \$508 ;
   always @(posedge clk)
-    acc9 <= \$510 ;
+    acc9 <= \$509 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$511 ;
+    tree10_l1_0_0 <= \$510 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$512 ;
+    tree10_l1_1_0 <= \$511 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$513 ;
+    tree10_l1_2_0 <= \$512 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$514 ;
+    tree10_l1_3_0 <= \$513 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$515 ;
+    tree10_l3_0_0 <= \$514 ;
   always @(posedge clk)
-    raw10 <= \$516 ;
+    raw10 <= \$515 ;
   always @(posedge clk)
-    acc10 <= \$517 ;
+    acc10 <= \$516 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$518 ;
+    tree11_l1_0_0 <= \$517 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$519 ;
+    tree11_l1_1_0 <= \$518 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$520 ;
+    tree11_l1_2_0 <= \$519 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$521 ;
+    tree11_l1_3_0 <= \$520 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$522 ;
+    tree11_l3_0_0 <= \$521 ;
   always @(posedge clk)
-    raw11 <= \$523 ;
+    raw11 <= \$522 ;
   always @(posedge clk)
-    acc11 <= \$524 ;
+    acc11 <= \$523 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$525 ;
+    tree12_l1_0_0 <= \$524 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$526 ;
+    tree12_l1_1_0 <= \$525 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$527 ;
+    tree12_l1_2_0 <= \$526 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$528 ;
+    tree12_l1_3_0 <= \$527 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$529 ;
+    tree12_l3_0_0 <= \$528 ;
   always @(posedge clk)
-    raw12 <= \$530 ;
+    raw12 <= \$529 ;
   always @(posedge clk)
-    acc12 <= \$531 ;
+    acc12 <= \$530 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$532 ;
+    tree13_l1_0_0 <= \$531 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$533 ;
+    tree13_l1_1_0 <= \$532 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$534 ;
+    tree13_l1_2_0 <= \$533 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$535 ;
+    tree13_l1_3_0 <= \$534 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$536 ;
+    tree13_l3_0_0 <= \$535 ;
   always @(posedge clk)
-    raw13 <= \$537 ;
+    raw13 <= \$536 ;
   always @(posedge clk)
-    acc13 <= \$538 ;
+    acc13 <= \$537 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$539 ;
+    tree14_l1_0_0 <= \$538 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$540 ;
+    tree14_l1_1_0 <= \$539 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$541 ;
+    tree14_l1_2_0 <= \$540 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$542 ;
+    tree14_l1_3_0 <= \$541 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$543 ;
+    tree14_l3_0_0 <= \$542 ;
   always @(posedge clk)
-    raw14 <= \$544 ;
+    raw14 <= \$543 ;
   always @(posedge clk)
-    acc14 <= \$545 ;
+    acc14 <= \$544 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$546 ;
+    tree15_l1_0_0 <= \$545 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$547 ;
+    tree15_l1_1_0 <= \$546 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$548 ;
+    tree15_l1_2_0 <= \$547 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$549 ;
+    tree15_l1_3_0 <= \$548 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$550 ;
+    tree15_l3_0_0 <= \$549 ;
   always @(posedge clk)
-    raw15 <= \$551 ;
+    raw15 <= \$550 ;
   always @(posedge clk)
-    acc15 <= \$552 ;
+    acc15 <= \$551 ;
   always @(posedge clk)
-    v2 <= \$553 ;
+    v2 <= \$552 ;
   always @(posedge clk)
-    v2_d0 <= \$554 ;
+    v2_d0 <= \$553 ;
   always @(posedge clk)
-    \port__addr$88  <= \$555 ;
+    \port__addr$87  <= \$554 ;
   always @(posedge clk)
-    thresholds_d0 <= \$556 ;
+    thresholds_d0 <= \$555 ;
   always @(posedge clk)
-    \v2_d0$210  <= \$557 ;
+    \v2_d0$209  <= \$556 ;
   always @(posedge clk)
-    acc0_d0 <= \$558 ;
+    acc0_d0 <= \$557 ;
   always @(posedge clk)
-    acc1_d0 <= \$559 ;
+    acc1_d0 <= \$558 ;
   always @(posedge clk)
-    acc2_d0 <= \$560 ;
+    acc2_d0 <= \$559 ;
   always @(posedge clk)
-    acc3_d0 <= \$561 ;
+    acc3_d0 <= \$560 ;
   always @(posedge clk)
-    acc4_d0 <= \$562 ;
+    acc4_d0 <= \$561 ;
   always @(posedge clk)
-    acc5_d0 <= \$563 ;
+    acc5_d0 <= \$562 ;
   always @(posedge clk)
-    acc6_d0 <= \$564 ;
+    acc6_d0 <= \$563 ;
   always @(posedge clk)
-    acc7_d0 <= \$565 ;
+    acc7_d0 <= \$564 ;
   always @(posedge clk)
-    acc8_d0 <= \$566 ;
+    acc8_d0 <= \$565 ;
   always @(posedge clk)
-    acc9_d0 <= \$567 ;
+    acc9_d0 <= \$566 ;
   always @(posedge clk)
-    acc10_d0 <= \$568 ;
+    acc10_d0 <= \$567 ;
   always @(posedge clk)
-    acc11_d0 <= \$569 ;
+    acc11_d0 <= \$568 ;
   always @(posedge clk)
-    acc12_d0 <= \$570 ;
+    acc12_d0 <= \$569 ;
   always @(posedge clk)
-    acc13_d0 <= \$571 ;
+    acc13_d0 <= \$570 ;
   always @(posedge clk)
-    acc14_d0 <= \$572 ;
+    acc14_d0 <= \$571 ;
   always @(posedge clk)
-    acc15_d0 <= \$573 ;
+    acc15_d0 <= \$572 ;
   always @(posedge clk)
-    o__valid <= \$574 ;
+    o__valid <= \$573 ;
   always @(posedge clk)
-    o__payload <= \$575 ;
-  assign \$1  = ~ o__valid;
-  assign advance = \$1  | o__ready;
+    o__payload <= \$574 ;
+  assign \$1  = ! nf;
+  assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
-  assign i__ready = advance & \$2 ;
-  assign \$3  = ! nf;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = i__valid | \$4 ;
-  assign fire = advance & \$5 ;
-  assign \$6  = ! nf;
-  assign \$signature__en  = fire & \$6 ;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = i__valid | \$3 ;
+  assign fire = advance & \$4 ;
+  assign \$5  = ! nf;
+  assign \$signature__en  = fire & \$5 ;
   assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in_d0 ^ weights_d0[15:0];
-  assign xnor0 = ~ \$7 ;
-  assign \$8  = first1_d2 ? 7'h00 : raw0;
-  assign \$9  = tree0_l3_0_0 + \$8 ;
-  assign \$10  = x_in_d0 ^ weights_d0[31:16];
-  assign xnor1 = ~ \$10 ;
-  assign \$11  = first1_d2 ? 7'h00 : raw1;
-  assign \$12  = tree1_l3_0_0 + \$11 ;
-  assign \$13  = x_in_d0 ^ weights_d0[47:32];
-  assign xnor2 = ~ \$13 ;
-  assign \$14  = first1_d2 ? 7'h00 : raw2;
-  assign \$15  = tree2_l3_0_0 + \$14 ;
-  assign \$16  = x_in_d0 ^ weights_d0[63:48];
-  assign xnor3 = ~ \$16 ;
-  assign \$17  = first1_d2 ? 7'h00 : raw3;
-  assign \$18  = tree3_l3_0_0 + \$17 ;
-  assign \$19  = x_in_d0 ^ weights_d0[79:64];
-  assign xnor4 = ~ \$19 ;
-  assign \$20  = first1_d2 ? 7'h00 : raw4;
-  assign \$21  = tree4_l3_0_0 + \$20 ;
-  assign \$22  = x_in_d0 ^ weights_d0[95:80];
-  assign xnor5 = ~ \$22 ;
-  assign \$23  = first1_d2 ? 7'h00 : raw5;
-  assign \$24  = tree5_l3_0_0 + \$23 ;
-  assign \$25  = x_in_d0 ^ weights_d0[111:96];
-  assign xnor6 = ~ \$25 ;
-  assign \$26  = first1_d2 ? 7'h00 : raw6;
-  assign \$27  = tree6_l3_0_0 + \$26 ;
-  assign \$28  = x_in_d0 ^ weights_d0[127:112];
-  assign xnor7 = ~ \$28 ;
-  assign \$29  = first1_d2 ? 7'h00 : raw7;
-  assign \$30  = tree7_l3_0_0 + \$29 ;
-  assign \$31  = x_in_d0 ^ weights_d0[143:128];
-  assign xnor8 = ~ \$31 ;
-  assign \$32  = first1_d2 ? 7'h00 : raw8;
-  assign \$33  = tree8_l3_0_0 + \$32 ;
-  assign \$34  = x_in_d0 ^ weights_d0[159:144];
-  assign xnor9 = ~ \$34 ;
-  assign \$35  = first1_d2 ? 7'h00 : raw9;
-  assign \$36  = tree9_l3_0_0 + \$35 ;
-  assign \$37  = x_in_d0 ^ weights_d0[175:160];
-  assign xnor10 = ~ \$37 ;
-  assign \$38  = first1_d2 ? 7'h00 : raw10;
-  assign \$39  = tree10_l3_0_0 + \$38 ;
-  assign \$40  = x_in_d0 ^ weights_d0[191:176];
-  assign xnor11 = ~ \$40 ;
-  assign \$41  = first1_d2 ? 7'h00 : raw11;
-  assign \$42  = tree11_l3_0_0 + \$41 ;
-  assign \$43  = x_in_d0 ^ weights_d0[207:192];
-  assign xnor12 = ~ \$43 ;
-  assign \$44  = first1_d2 ? 7'h00 : raw12;
-  assign \$45  = tree12_l3_0_0 + \$44 ;
-  assign \$46  = x_in_d0 ^ weights_d0[223:208];
-  assign xnor13 = ~ \$46 ;
-  assign \$47  = first1_d2 ? 7'h00 : raw13;
-  assign \$48  = tree13_l3_0_0 + \$47 ;
-  assign \$49  = x_in_d0 ^ weights_d0[239:224];
-  assign xnor14 = ~ \$49 ;
-  assign \$50  = first1_d2 ? 7'h00 : raw14;
-  assign \$51  = tree14_l3_0_0 + \$50 ;
-  assign \$52  = x_in_d0 ^ weights_d0[255:240];
-  assign xnor15 = ~ \$52 ;
-  assign \$53  = first1_d2 ? 7'h00 : raw15;
-  assign \$54  = tree15_l3_0_0 + \$53 ;
-  assign \$55  = ~ acc0_d0[7];
-  assign \$56  = ~ thresholds_d0[7];
-  assign \$57  = { \$55 , acc0_d0[6:0] } >= { \$56 , thresholds_d0[6:0] };
-  assign \$58  = 1'h0 + \$57 ;
-  assign \$59  = ~ acc1_d0[7];
-  assign \$60  = ~ thresholds_d0[15];
-  assign \$61  = { \$59 , acc1_d0[6:0] } >= { \$60 , thresholds_d0[14:8] };
-  assign \$62  = 1'h0 + \$61 ;
-  assign \$63  = ~ acc2_d0[7];
-  assign \$64  = ~ thresholds_d0[23];
-  assign \$65  = { \$63 , acc2_d0[6:0] } >= { \$64 , thresholds_d0[22:16] };
-  assign \$66  = 1'h0 + \$65 ;
-  assign \$67  = ~ acc3_d0[7];
-  assign \$68  = ~ thresholds_d0[31];
-  assign \$69  = { \$67 , acc3_d0[6:0] } >= { \$68 , thresholds_d0[30:24] };
-  assign \$70  = 1'h0 + \$69 ;
-  assign \$71  = ~ acc4_d0[7];
-  assign \$72  = ~ thresholds_d0[39];
-  assign \$73  = { \$71 , acc4_d0[6:0] } >= { \$72 , thresholds_d0[38:32] };
-  assign \$74  = 1'h0 + \$73 ;
-  assign \$75  = ~ acc5_d0[7];
-  assign \$76  = ~ thresholds_d0[47];
-  assign \$77  = { \$75 , acc5_d0[6:0] } >= { \$76 , thresholds_d0[46:40] };
-  assign \$78  = 1'h0 + \$77 ;
-  assign \$79  = ~ acc6_d0[7];
-  assign \$80  = ~ thresholds_d0[55];
-  assign \$81  = { \$79 , acc6_d0[6:0] } >= { \$80 , thresholds_d0[54:48] };
-  assign \$82  = 1'h0 + \$81 ;
-  assign \$83  = ~ acc7_d0[7];
-  assign \$84  = ~ thresholds_d0[63];
-  assign \$85  = { \$83 , acc7_d0[6:0] } >= { \$84 , thresholds_d0[62:56] };
-  assign \$86  = 1'h0 + \$85 ;
-  assign \$87  = ~ acc8_d0[7];
-  assign \$88  = ~ thresholds_d0[71];
-  assign \$89  = { \$87 , acc8_d0[6:0] } >= { \$88 , thresholds_d0[70:64] };
-  assign \$90  = 1'h0 + \$89 ;
-  assign \$91  = ~ acc9_d0[7];
-  assign \$92  = ~ thresholds_d0[79];
-  assign \$93  = { \$91 , acc9_d0[6:0] } >= { \$92 , thresholds_d0[78:72] };
-  assign \$94  = 1'h0 + \$93 ;
-  assign \$95  = ~ acc10_d0[7];
-  assign \$96  = ~ thresholds_d0[87];
-  assign \$97  = { \$95 , acc10_d0[6:0] } >= { \$96 , thresholds_d0[86:80] };
-  assign \$98  = 1'h0 + \$97 ;
-  assign \$99  = ~ acc11_d0[7];
-  assign \$100  = ~ thresholds_d0[95];
-  assign \$101  = { \$99 , acc11_d0[6:0] } >= { \$100 , thresholds_d0[94:88] };
-  assign \$102  = 1'h0 + \$101 ;
-  assign \$103  = ~ acc12_d0[7];
-  assign \$104  = ~ thresholds_d0[103];
-  assign \$105  = { \$103 , acc12_d0[6:0] } >= { \$104 , thresholds_d0[102:96] };
-  assign \$106  = 1'h0 + \$105 ;
-  assign \$107  = ~ acc13_d0[7];
-  assign \$108  = ~ thresholds_d0[111];
-  assign \$109  = { \$107 , acc13_d0[6:0] } >= { \$108 , thresholds_d0[110:104] };
-  assign \$110  = 1'h0 + \$109 ;
-  assign \$111  = ~ acc14_d0[7];
-  assign \$112  = ~ thresholds_d0[119];
-  assign \$113  = { \$111 , acc14_d0[6:0] } >= { \$112 , thresholds_d0[118:112] };
-  assign \$114  = 1'h0 + \$113 ;
-  assign \$115  = ~ acc15_d0[7];
-  assign \$116  = ~ thresholds_d0[127];
-  assign \$117  = { \$115 , acc15_d0[6:0] } >= { \$116 , thresholds_d0[126:120] };
-  assign \$118  = 1'h0 + \$117 ;
-  assign \$119  = \$signature__addr  + 1'h1;
-  assign \$716  = \$119  % 3'h4;
-  assign \$121  = port__addr + 1'h1;
-  assign \$722  = \$121  % 5'h10;
-  assign \$123  = \$signature__addr  == 2'h3;
-  assign \$124  = nf + 1'h1;
-  assign \$729  = \$124  % 3'h4;
-  assign \$126  = ! nf;
-  assign \$127  = ! \$signature__addr ;
-  assign \$128  = \$signature__addr  == 2'h3;
-  assign \$129  = xnor0[0] + xnor0[1];
-  assign \$130  = xnor0[2] + xnor0[3];
-  assign \$131  = \$129  + \$130 ;
-  assign \$132  = xnor0[4] + xnor0[5];
-  assign \$133  = xnor0[6] + xnor0[7];
-  assign \$134  = \$132  + \$133 ;
-  assign \$135  = xnor0[8] + xnor0[9];
-  assign \$136  = xnor0[10] + xnor0[11];
-  assign \$137  = \$135  + \$136 ;
-  assign \$138  = xnor0[12] + xnor0[13];
-  assign \$139  = xnor0[14] + xnor0[15];
-  assign \$140  = \$138  + \$139 ;
-  assign \$141  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$142  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$143  = \$141  + \$142 ;
-  assign \$144  = advance & v1_d2;
-  assign \$145  = 2'h2 * raw0;
-  assign \$146  = \$145  - 7'h40;
-  assign \$147  = xnor1[0] + xnor1[1];
-  assign \$148  = xnor1[2] + xnor1[3];
-  assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor1[4] + xnor1[5];
-  assign \$151  = xnor1[6] + xnor1[7];
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor1[8] + xnor1[9];
-  assign \$154  = xnor1[10] + xnor1[11];
-  assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor1[12] + xnor1[13];
-  assign \$157  = xnor1[14] + xnor1[15];
-  assign \$158  = \$156  + \$157 ;
-  assign \$159  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$160  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$161  = \$159  + \$160 ;
-  assign \$162  = advance & v1_d2;
-  assign \$163  = 2'h2 * raw1;
-  assign \$164  = \$163  - 7'h40;
-  assign \$165  = xnor2[0] + xnor2[1];
-  assign \$166  = xnor2[2] + xnor2[3];
-  assign \$167  = \$165  + \$166 ;
-  assign \$168  = xnor2[4] + xnor2[5];
-  assign \$169  = xnor2[6] + xnor2[7];
-  assign \$170  = \$168  + \$169 ;
-  assign \$171  = xnor2[8] + xnor2[9];
-  assign \$172  = xnor2[10] + xnor2[11];
-  assign \$173  = \$171  + \$172 ;
-  assign \$174  = xnor2[12] + xnor2[13];
-  assign \$175  = xnor2[14] + xnor2[15];
-  assign \$176  = \$174  + \$175 ;
-  assign \$177  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$178  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$179  = \$177  + \$178 ;
-  assign \$180  = advance & v1_d2;
-  assign \$181  = 2'h2 * raw2;
-  assign \$182  = \$181  - 7'h40;
-  assign \$183  = xnor3[0] + xnor3[1];
-  assign \$184  = xnor3[2] + xnor3[3];
-  assign \$185  = \$183  + \$184 ;
-  assign \$186  = xnor3[4] + xnor3[5];
-  assign \$187  = xnor3[6] + xnor3[7];
-  assign \$188  = \$186  + \$187 ;
-  assign \$189  = xnor3[8] + xnor3[9];
-  assign \$190  = xnor3[10] + xnor3[11];
-  assign \$191  = \$189  + \$190 ;
-  assign \$192  = xnor3[12] + xnor3[13];
-  assign \$193  = xnor3[14] + xnor3[15];
-  assign \$194  = \$192  + \$193 ;
-  assign \$195  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$196  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$197  = \$195  + \$196 ;
-  assign \$198  = advance & v1_d2;
-  assign \$199  = 2'h2 * raw3;
-  assign \$200  = \$199  - 7'h40;
-  assign \$201  = xnor4[0] + xnor4[1];
-  assign \$202  = xnor4[2] + xnor4[3];
-  assign \$203  = \$201  + \$202 ;
-  assign \$204  = xnor4[4] + xnor4[5];
-  assign \$205  = xnor4[6] + xnor4[7];
-  assign \$206  = \$204  + \$205 ;
-  assign \$207  = xnor4[8] + xnor4[9];
-  assign \$208  = xnor4[10] + xnor4[11];
-  assign \$209  = \$207  + \$208 ;
-  assign \$210  = xnor4[12] + xnor4[13];
-  assign \$211  = xnor4[14] + xnor4[15];
-  assign \$212  = \$210  + \$211 ;
-  assign \$213  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$214  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$215  = \$213  + \$214 ;
-  assign \$216  = advance & v1_d2;
-  assign \$217  = 2'h2 * raw4;
-  assign \$218  = \$217  - 7'h40;
-  assign \$219  = xnor5[0] + xnor5[1];
-  assign \$220  = xnor5[2] + xnor5[3];
-  assign \$221  = \$219  + \$220 ;
-  assign \$222  = xnor5[4] + xnor5[5];
-  assign \$223  = xnor5[6] + xnor5[7];
-  assign \$224  = \$222  + \$223 ;
-  assign \$225  = xnor5[8] + xnor5[9];
-  assign \$226  = xnor5[10] + xnor5[11];
-  assign \$227  = \$225  + \$226 ;
-  assign \$228  = xnor5[12] + xnor5[13];
-  assign \$229  = xnor5[14] + xnor5[15];
-  assign \$230  = \$228  + \$229 ;
-  assign \$231  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$232  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$233  = \$231  + \$232 ;
-  assign \$234  = advance & v1_d2;
-  assign \$235  = 2'h2 * raw5;
-  assign \$236  = \$235  - 7'h40;
-  assign \$237  = xnor6[0] + xnor6[1];
-  assign \$238  = xnor6[2] + xnor6[3];
-  assign \$239  = \$237  + \$238 ;
-  assign \$240  = xnor6[4] + xnor6[5];
-  assign \$241  = xnor6[6] + xnor6[7];
-  assign \$242  = \$240  + \$241 ;
-  assign \$243  = xnor6[8] + xnor6[9];
-  assign \$244  = xnor6[10] + xnor6[11];
-  assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor6[12] + xnor6[13];
-  assign \$247  = xnor6[14] + xnor6[15];
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$250  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$251  = \$249  + \$250 ;
-  assign \$252  = advance & v1_d2;
-  assign \$253  = 2'h2 * raw6;
-  assign \$254  = \$253  - 7'h40;
-  assign \$255  = xnor7[0] + xnor7[1];
-  assign \$256  = xnor7[2] + xnor7[3];
-  assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor7[4] + xnor7[5];
-  assign \$259  = xnor7[6] + xnor7[7];
-  assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor7[8] + xnor7[9];
-  assign \$262  = xnor7[10] + xnor7[11];
-  assign \$263  = \$261  + \$262 ;
-  assign \$264  = xnor7[12] + xnor7[13];
-  assign \$265  = xnor7[14] + xnor7[15];
-  assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$268  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$269  = \$267  + \$268 ;
-  assign \$270  = advance & v1_d2;
-  assign \$271  = 2'h2 * raw7;
-  assign \$272  = \$271  - 7'h40;
-  assign \$273  = xnor8[0] + xnor8[1];
-  assign \$274  = xnor8[2] + xnor8[3];
-  assign \$275  = \$273  + \$274 ;
-  assign \$276  = xnor8[4] + xnor8[5];
-  assign \$277  = xnor8[6] + xnor8[7];
-  assign \$278  = \$276  + \$277 ;
-  assign \$279  = xnor8[8] + xnor8[9];
-  assign \$280  = xnor8[10] + xnor8[11];
-  assign \$281  = \$279  + \$280 ;
-  assign \$282  = xnor8[12] + xnor8[13];
-  assign \$283  = xnor8[14] + xnor8[15];
-  assign \$284  = \$282  + \$283 ;
-  assign \$285  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$286  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$287  = \$285  + \$286 ;
-  assign \$288  = advance & v1_d2;
-  assign \$289  = 2'h2 * raw8;
-  assign \$290  = \$289  - 7'h40;
-  assign \$291  = xnor9[0] + xnor9[1];
-  assign \$292  = xnor9[2] + xnor9[3];
-  assign \$293  = \$291  + \$292 ;
-  assign \$294  = xnor9[4] + xnor9[5];
-  assign \$295  = xnor9[6] + xnor9[7];
-  assign \$296  = \$294  + \$295 ;
-  assign \$297  = xnor9[8] + xnor9[9];
-  assign \$298  = xnor9[10] + xnor9[11];
-  assign \$299  = \$297  + \$298 ;
-  assign \$300  = xnor9[12] + xnor9[13];
-  assign \$301  = xnor9[14] + xnor9[15];
-  assign \$302  = \$300  + \$301 ;
-  assign \$303  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$304  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$305  = \$303  + \$304 ;
-  assign \$306  = advance & v1_d2;
-  assign \$307  = 2'h2 * raw9;
-  assign \$308  = \$307  - 7'h40;
-  assign \$309  = xnor10[0] + xnor10[1];
-  assign \$310  = xnor10[2] + xnor10[3];
-  assign \$311  = \$309  + \$310 ;
-  assign \$312  = xnor10[4] + xnor10[5];
-  assign \$313  = xnor10[6] + xnor10[7];
-  assign \$314  = \$312  + \$313 ;
-  assign \$315  = xnor10[8] + xnor10[9];
-  assign \$316  = xnor10[10] + xnor10[11];
-  assign \$317  = \$315  + \$316 ;
-  assign \$318  = xnor10[12] + xnor10[13];
-  assign \$319  = xnor10[14] + xnor10[15];
-  assign \$320  = \$318  + \$319 ;
-  assign \$321  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$322  = tree10_l1_2_0 + tree10_l1_3_0;
-  assign \$323  = \$321  + \$322 ;
-  assign \$324  = advance & v1_d2;
-  assign \$325  = 2'h2 * raw10;
-  assign \$326  = \$325  - 7'h40;
-  assign \$327  = xnor11[0] + xnor11[1];
-  assign \$328  = xnor11[2] + xnor11[3];
-  assign \$329  = \$327  + \$328 ;
-  assign \$330  = xnor11[4] + xnor11[5];
-  assign \$331  = xnor11[6] + xnor11[7];
-  assign \$332  = \$330  + \$331 ;
-  assign \$333  = xnor11[8] + xnor11[9];
-  assign \$334  = xnor11[10] + xnor11[11];
-  assign \$335  = \$333  + \$334 ;
-  assign \$336  = xnor11[12] + xnor11[13];
-  assign \$337  = xnor11[14] + xnor11[15];
-  assign \$338  = \$336  + \$337 ;
-  assign \$339  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$340  = tree11_l1_2_0 + tree11_l1_3_0;
-  assign \$341  = \$339  + \$340 ;
-  assign \$342  = advance & v1_d2;
-  assign \$343  = 2'h2 * raw11;
-  assign \$344  = \$343  - 7'h40;
-  assign \$345  = xnor12[0] + xnor12[1];
-  assign \$346  = xnor12[2] + xnor12[3];
-  assign \$347  = \$345  + \$346 ;
-  assign \$348  = xnor12[4] + xnor12[5];
-  assign \$349  = xnor12[6] + xnor12[7];
-  assign \$350  = \$348  + \$349 ;
-  assign \$351  = xnor12[8] + xnor12[9];
-  assign \$352  = xnor12[10] + xnor12[11];
-  assign \$353  = \$351  + \$352 ;
-  assign \$354  = xnor12[12] + xnor12[13];
-  assign \$355  = xnor12[14] + xnor12[15];
-  assign \$356  = \$354  + \$355 ;
-  assign \$357  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$358  = tree12_l1_2_0 + tree12_l1_3_0;
-  assign \$359  = \$357  + \$358 ;
-  assign \$360  = advance & v1_d2;
-  assign \$361  = 2'h2 * raw12;
-  assign \$362  = \$361  - 7'h40;
-  assign \$363  = xnor13[0] + xnor13[1];
-  assign \$364  = xnor13[2] + xnor13[3];
-  assign \$365  = \$363  + \$364 ;
-  assign \$366  = xnor13[4] + xnor13[5];
-  assign \$367  = xnor13[6] + xnor13[7];
-  assign \$368  = \$366  + \$367 ;
-  assign \$369  = xnor13[8] + xnor13[9];
-  assign \$370  = xnor13[10] + xnor13[11];
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = xnor13[12] + xnor13[13];
-  assign \$373  = xnor13[14] + xnor13[15];
-  assign \$374  = \$372  + \$373 ;
-  assign \$375  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$376  = tree13_l1_2_0 + tree13_l1_3_0;
-  assign \$377  = \$375  + \$376 ;
-  assign \$378  = advance & v1_d2;
-  assign \$379  = 2'h2 * raw13;
-  assign \$380  = \$379  - 7'h40;
-  assign \$381  = xnor14[0] + xnor14[1];
-  assign \$382  = xnor14[2] + xnor14[3];
-  assign \$383  = \$381  + \$382 ;
-  assign \$384  = xnor14[4] + xnor14[5];
-  assign \$385  = xnor14[6] + xnor14[7];
-  assign \$386  = \$384  + \$385 ;
-  assign \$387  = xnor14[8] + xnor14[9];
-  assign \$388  = xnor14[10] + xnor14[11];
-  assign \$389  = \$387  + \$388 ;
-  assign \$390  = xnor14[12] + xnor14[13];
-  assign \$391  = xnor14[14] + xnor14[15];
+  assign \$6  = x_in_d0 ^ weights_d0[15:0];
+  assign xnor0 = ~ \$6 ;
+  assign \$7  = first1_d2 ? 7'h00 : raw0;
+  assign \$8  = tree0_l3_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[31:16];
+  assign xnor1 = ~ \$9 ;
+  assign \$10  = first1_d2 ? 7'h00 : raw1;
+  assign \$11  = tree1_l3_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[47:32];
+  assign xnor2 = ~ \$12 ;
+  assign \$13  = first1_d2 ? 7'h00 : raw2;
+  assign \$14  = tree2_l3_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[63:48];
+  assign xnor3 = ~ \$15 ;
+  assign \$16  = first1_d2 ? 7'h00 : raw3;
+  assign \$17  = tree3_l3_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[79:64];
+  assign xnor4 = ~ \$18 ;
+  assign \$19  = first1_d2 ? 7'h00 : raw4;
+  assign \$20  = tree4_l3_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[95:80];
+  assign xnor5 = ~ \$21 ;
+  assign \$22  = first1_d2 ? 7'h00 : raw5;
+  assign \$23  = tree5_l3_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[111:96];
+  assign xnor6 = ~ \$24 ;
+  assign \$25  = first1_d2 ? 7'h00 : raw6;
+  assign \$26  = tree6_l3_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[127:112];
+  assign xnor7 = ~ \$27 ;
+  assign \$28  = first1_d2 ? 7'h00 : raw7;
+  assign \$29  = tree7_l3_0_0 + \$28 ;
+  assign \$30  = x_in_d0 ^ weights_d0[143:128];
+  assign xnor8 = ~ \$30 ;
+  assign \$31  = first1_d2 ? 7'h00 : raw8;
+  assign \$32  = tree8_l3_0_0 + \$31 ;
+  assign \$33  = x_in_d0 ^ weights_d0[159:144];
+  assign xnor9 = ~ \$33 ;
+  assign \$34  = first1_d2 ? 7'h00 : raw9;
+  assign \$35  = tree9_l3_0_0 + \$34 ;
+  assign \$36  = x_in_d0 ^ weights_d0[175:160];
+  assign xnor10 = ~ \$36 ;
+  assign \$37  = first1_d2 ? 7'h00 : raw10;
+  assign \$38  = tree10_l3_0_0 + \$37 ;
+  assign \$39  = x_in_d0 ^ weights_d0[191:176];
+  assign xnor11 = ~ \$39 ;
+  assign \$40  = first1_d2 ? 7'h00 : raw11;
+  assign \$41  = tree11_l3_0_0 + \$40 ;
+  assign \$42  = x_in_d0 ^ weights_d0[207:192];
+  assign xnor12 = ~ \$42 ;
+  assign \$43  = first1_d2 ? 7'h00 : raw12;
+  assign \$44  = tree12_l3_0_0 + \$43 ;
+  assign \$45  = x_in_d0 ^ weights_d0[223:208];
+  assign xnor13 = ~ \$45 ;
+  assign \$46  = first1_d2 ? 7'h00 : raw13;
+  assign \$47  = tree13_l3_0_0 + \$46 ;
+  assign \$48  = x_in_d0 ^ weights_d0[239:224];
+  assign xnor14 = ~ \$48 ;
+  assign \$49  = first1_d2 ? 7'h00 : raw14;
+  assign \$50  = tree14_l3_0_0 + \$49 ;
+  assign \$51  = x_in_d0 ^ weights_d0[255:240];
+  assign xnor15 = ~ \$51 ;
+  assign \$52  = first1_d2 ? 7'h00 : raw15;
+  assign \$53  = tree15_l3_0_0 + \$52 ;
+  assign \$54  = ~ acc0_d0[7];
+  assign \$55  = ~ thresholds_d0[7];
+  assign \$56  = { \$54 , acc0_d0[6:0] } >= { \$55 , thresholds_d0[6:0] };
+  assign \$57  = 1'h0 + \$56 ;
+  assign \$58  = ~ acc1_d0[7];
+  assign \$59  = ~ thresholds_d0[15];
+  assign \$60  = { \$58 , acc1_d0[6:0] } >= { \$59 , thresholds_d0[14:8] };
+  assign \$61  = 1'h0 + \$60 ;
+  assign \$62  = ~ acc2_d0[7];
+  assign \$63  = ~ thresholds_d0[23];
+  assign \$64  = { \$62 , acc2_d0[6:0] } >= { \$63 , thresholds_d0[22:16] };
+  assign \$65  = 1'h0 + \$64 ;
+  assign \$66  = ~ acc3_d0[7];
+  assign \$67  = ~ thresholds_d0[31];
+  assign \$68  = { \$66 , acc3_d0[6:0] } >= { \$67 , thresholds_d0[30:24] };
+  assign \$69  = 1'h0 + \$68 ;
+  assign \$70  = ~ acc4_d0[7];
+  assign \$71  = ~ thresholds_d0[39];
+  assign \$72  = { \$70 , acc4_d0[6:0] } >= { \$71 , thresholds_d0[38:32] };
+  assign \$73  = 1'h0 + \$72 ;
+  assign \$74  = ~ acc5_d0[7];
+  assign \$75  = ~ thresholds_d0[47];
+  assign \$76  = { \$74 , acc5_d0[6:0] } >= { \$75 , thresholds_d0[46:40] };
+  assign \$77  = 1'h0 + \$76 ;
+  assign \$78  = ~ acc6_d0[7];
+  assign \$79  = ~ thresholds_d0[55];
+  assign \$80  = { \$78 , acc6_d0[6:0] } >= { \$79 , thresholds_d0[54:48] };
+  assign \$81  = 1'h0 + \$80 ;
+  assign \$82  = ~ acc7_d0[7];
+  assign \$83  = ~ thresholds_d0[63];
+  assign \$84  = { \$82 , acc7_d0[6:0] } >= { \$83 , thresholds_d0[62:56] };
+  assign \$85  = 1'h0 + \$84 ;
+  assign \$86  = ~ acc8_d0[7];
+  assign \$87  = ~ thresholds_d0[71];
+  assign \$88  = { \$86 , acc8_d0[6:0] } >= { \$87 , thresholds_d0[70:64] };
+  assign \$89  = 1'h0 + \$88 ;
+  assign \$90  = ~ acc9_d0[7];
+  assign \$91  = ~ thresholds_d0[79];
+  assign \$92  = { \$90 , acc9_d0[6:0] } >= { \$91 , thresholds_d0[78:72] };
+  assign \$93  = 1'h0 + \$92 ;
+  assign \$94  = ~ acc10_d0[7];
+  assign \$95  = ~ thresholds_d0[87];
+  assign \$96  = { \$94 , acc10_d0[6:0] } >= { \$95 , thresholds_d0[86:80] };
+  assign \$97  = 1'h0 + \$96 ;
+  assign \$98  = ~ acc11_d0[7];
+  assign \$99  = ~ thresholds_d0[95];
+  assign \$100  = { \$98 , acc11_d0[6:0] } >= { \$99 , thresholds_d0[94:88] };
+  assign \$101  = 1'h0 + \$100 ;
+  assign \$102  = ~ acc12_d0[7];
+  assign \$103  = ~ thresholds_d0[103];
+  assign \$104  = { \$102 , acc12_d0[6:0] } >= { \$103 , thresholds_d0[102:96] };
+  assign \$105  = 1'h0 + \$104 ;
+  assign \$106  = ~ acc13_d0[7];
+  assign \$107  = ~ thresholds_d0[111];
+  assign \$108  = { \$106 , acc13_d0[6:0] } >= { \$107 , thresholds_d0[110:104] };
+  assign \$109  = 1'h0 + \$108 ;
+  assign \$110  = ~ acc14_d0[7];
+  assign \$111  = ~ thresholds_d0[119];
+  assign \$112  = { \$110 , acc14_d0[6:0] } >= { \$111 , thresholds_d0[118:112] };
+  assign \$113  = 1'h0 + \$112 ;
+  assign \$114  = ~ acc15_d0[7];
+  assign \$115  = ~ thresholds_d0[127];
+  assign \$116  = { \$114 , acc15_d0[6:0] } >= { \$115 , thresholds_d0[126:120] };
+  assign \$117  = 1'h0 + \$116 ;
+  assign \$118  = \$signature__addr  + 1'h1;
+  assign \$713  = \$118  % 3'h4;
+  assign \$120  = port__addr + 1'h1;
+  assign \$719  = \$120  % 5'h10;
+  assign \$122  = \$signature__addr  == 2'h3;
+  assign \$123  = nf + 1'h1;
+  assign \$726  = \$123  % 3'h4;
+  assign \$125  = ! nf;
+  assign \$126  = ! \$signature__addr ;
+  assign \$127  = \$signature__addr  == 2'h3;
+  assign \$128  = xnor0[0] + xnor0[1];
+  assign \$129  = xnor0[2] + xnor0[3];
+  assign \$130  = \$128  + \$129 ;
+  assign \$131  = xnor0[4] + xnor0[5];
+  assign \$132  = xnor0[6] + xnor0[7];
+  assign \$133  = \$131  + \$132 ;
+  assign \$134  = xnor0[8] + xnor0[9];
+  assign \$135  = xnor0[10] + xnor0[11];
+  assign \$136  = \$134  + \$135 ;
+  assign \$137  = xnor0[12] + xnor0[13];
+  assign \$138  = xnor0[14] + xnor0[15];
+  assign \$139  = \$137  + \$138 ;
+  assign \$140  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$141  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$142  = \$140  + \$141 ;
+  assign \$143  = advance & v1_d2;
+  assign \$144  = 2'h2 * raw0;
+  assign \$145  = \$144  - 7'h40;
+  assign \$146  = xnor1[0] + xnor1[1];
+  assign \$147  = xnor1[2] + xnor1[3];
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = xnor1[4] + xnor1[5];
+  assign \$150  = xnor1[6] + xnor1[7];
+  assign \$151  = \$149  + \$150 ;
+  assign \$152  = xnor1[8] + xnor1[9];
+  assign \$153  = xnor1[10] + xnor1[11];
+  assign \$154  = \$152  + \$153 ;
+  assign \$155  = xnor1[12] + xnor1[13];
+  assign \$156  = xnor1[14] + xnor1[15];
+  assign \$157  = \$155  + \$156 ;
+  assign \$158  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$159  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$160  = \$158  + \$159 ;
+  assign \$161  = advance & v1_d2;
+  assign \$162  = 2'h2 * raw1;
+  assign \$163  = \$162  - 7'h40;
+  assign \$164  = xnor2[0] + xnor2[1];
+  assign \$165  = xnor2[2] + xnor2[3];
+  assign \$166  = \$164  + \$165 ;
+  assign \$167  = xnor2[4] + xnor2[5];
+  assign \$168  = xnor2[6] + xnor2[7];
+  assign \$169  = \$167  + \$168 ;
+  assign \$170  = xnor2[8] + xnor2[9];
+  assign \$171  = xnor2[10] + xnor2[11];
+  assign \$172  = \$170  + \$171 ;
+  assign \$173  = xnor2[12] + xnor2[13];
+  assign \$174  = xnor2[14] + xnor2[15];
+  assign \$175  = \$173  + \$174 ;
+  assign \$176  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$177  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$178  = \$176  + \$177 ;
+  assign \$179  = advance & v1_d2;
+  assign \$180  = 2'h2 * raw2;
+  assign \$181  = \$180  - 7'h40;
+  assign \$182  = xnor3[0] + xnor3[1];
+  assign \$183  = xnor3[2] + xnor3[3];
+  assign \$184  = \$182  + \$183 ;
+  assign \$185  = xnor3[4] + xnor3[5];
+  assign \$186  = xnor3[6] + xnor3[7];
+  assign \$187  = \$185  + \$186 ;
+  assign \$188  = xnor3[8] + xnor3[9];
+  assign \$189  = xnor3[10] + xnor3[11];
+  assign \$190  = \$188  + \$189 ;
+  assign \$191  = xnor3[12] + xnor3[13];
+  assign \$192  = xnor3[14] + xnor3[15];
+  assign \$193  = \$191  + \$192 ;
+  assign \$194  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$195  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = advance & v1_d2;
+  assign \$198  = 2'h2 * raw3;
+  assign \$199  = \$198  - 7'h40;
+  assign \$200  = xnor4[0] + xnor4[1];
+  assign \$201  = xnor4[2] + xnor4[3];
+  assign \$202  = \$200  + \$201 ;
+  assign \$203  = xnor4[4] + xnor4[5];
+  assign \$204  = xnor4[6] + xnor4[7];
+  assign \$205  = \$203  + \$204 ;
+  assign \$206  = xnor4[8] + xnor4[9];
+  assign \$207  = xnor4[10] + xnor4[11];
+  assign \$208  = \$206  + \$207 ;
+  assign \$209  = xnor4[12] + xnor4[13];
+  assign \$210  = xnor4[14] + xnor4[15];
+  assign \$211  = \$209  + \$210 ;
+  assign \$212  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$213  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$214  = \$212  + \$213 ;
+  assign \$215  = advance & v1_d2;
+  assign \$216  = 2'h2 * raw4;
+  assign \$217  = \$216  - 7'h40;
+  assign \$218  = xnor5[0] + xnor5[1];
+  assign \$219  = xnor5[2] + xnor5[3];
+  assign \$220  = \$218  + \$219 ;
+  assign \$221  = xnor5[4] + xnor5[5];
+  assign \$222  = xnor5[6] + xnor5[7];
+  assign \$223  = \$221  + \$222 ;
+  assign \$224  = xnor5[8] + xnor5[9];
+  assign \$225  = xnor5[10] + xnor5[11];
+  assign \$226  = \$224  + \$225 ;
+  assign \$227  = xnor5[12] + xnor5[13];
+  assign \$228  = xnor5[14] + xnor5[15];
+  assign \$229  = \$227  + \$228 ;
+  assign \$230  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$231  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$232  = \$230  + \$231 ;
+  assign \$233  = advance & v1_d2;
+  assign \$234  = 2'h2 * raw5;
+  assign \$235  = \$234  - 7'h40;
+  assign \$236  = xnor6[0] + xnor6[1];
+  assign \$237  = xnor6[2] + xnor6[3];
+  assign \$238  = \$236  + \$237 ;
+  assign \$239  = xnor6[4] + xnor6[5];
+  assign \$240  = xnor6[6] + xnor6[7];
+  assign \$241  = \$239  + \$240 ;
+  assign \$242  = xnor6[8] + xnor6[9];
+  assign \$243  = xnor6[10] + xnor6[11];
+  assign \$244  = \$242  + \$243 ;
+  assign \$245  = xnor6[12] + xnor6[13];
+  assign \$246  = xnor6[14] + xnor6[15];
+  assign \$247  = \$245  + \$246 ;
+  assign \$248  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$249  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$250  = \$248  + \$249 ;
+  assign \$251  = advance & v1_d2;
+  assign \$252  = 2'h2 * raw6;
+  assign \$253  = \$252  - 7'h40;
+  assign \$254  = xnor7[0] + xnor7[1];
+  assign \$255  = xnor7[2] + xnor7[3];
+  assign \$256  = \$254  + \$255 ;
+  assign \$257  = xnor7[4] + xnor7[5];
+  assign \$258  = xnor7[6] + xnor7[7];
+  assign \$259  = \$257  + \$258 ;
+  assign \$260  = xnor7[8] + xnor7[9];
+  assign \$261  = xnor7[10] + xnor7[11];
+  assign \$262  = \$260  + \$261 ;
+  assign \$263  = xnor7[12] + xnor7[13];
+  assign \$264  = xnor7[14] + xnor7[15];
+  assign \$265  = \$263  + \$264 ;
+  assign \$266  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$267  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$268  = \$266  + \$267 ;
+  assign \$269  = advance & v1_d2;
+  assign \$270  = 2'h2 * raw7;
+  assign \$271  = \$270  - 7'h40;
+  assign \$272  = xnor8[0] + xnor8[1];
+  assign \$273  = xnor8[2] + xnor8[3];
+  assign \$274  = \$272  + \$273 ;
+  assign \$275  = xnor8[4] + xnor8[5];
+  assign \$276  = xnor8[6] + xnor8[7];
+  assign \$277  = \$275  + \$276 ;
+  assign \$278  = xnor8[8] + xnor8[9];
+  assign \$279  = xnor8[10] + xnor8[11];
+  assign \$280  = \$278  + \$279 ;
+  assign \$281  = xnor8[12] + xnor8[13];
+  assign \$282  = xnor8[14] + xnor8[15];
+  assign \$283  = \$281  + \$282 ;
+  assign \$284  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$285  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$286  = \$284  + \$285 ;
+  assign \$287  = advance & v1_d2;
+  assign \$288  = 2'h2 * raw8;
+  assign \$289  = \$288  - 7'h40;
+  assign \$290  = xnor9[0] + xnor9[1];
+  assign \$291  = xnor9[2] + xnor9[3];
+  assign \$292  = \$290  + \$291 ;
+  assign \$293  = xnor9[4] + xnor9[5];
+  assign \$294  = xnor9[6] + xnor9[7];
+  assign \$295  = \$293  + \$294 ;
+  assign \$296  = xnor9[8] + xnor9[9];
+  assign \$297  = xnor9[10] + xnor9[11];
+  assign \$298  = \$296  + \$297 ;
+  assign \$299  = xnor9[12] + xnor9[13];
+  assign \$300  = xnor9[14] + xnor9[15];
+  assign \$301  = \$299  + \$300 ;
+  assign \$302  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$303  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$304  = \$302  + \$303 ;
+  assign \$305  = advance & v1_d2;
+  assign \$306  = 2'h2 * raw9;
+  assign \$307  = \$306  - 7'h40;
+  assign \$308  = xnor10[0] + xnor10[1];
+  assign \$309  = xnor10[2] + xnor10[3];
+  assign \$310  = \$308  + \$309 ;
+  assign \$311  = xnor10[4] + xnor10[5];
+  assign \$312  = xnor10[6] + xnor10[7];
+  assign \$313  = \$311  + \$312 ;
+  assign \$314  = xnor10[8] + xnor10[9];
+  assign \$315  = xnor10[10] + xnor10[11];
+  assign \$316  = \$314  + \$315 ;
+  assign \$317  = xnor10[12] + xnor10[13];
+  assign \$318  = xnor10[14] + xnor10[15];
+  assign \$319  = \$317  + \$318 ;
+  assign \$320  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$321  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$322  = \$320  + \$321 ;
+  assign \$323  = advance & v1_d2;
+  assign \$324  = 2'h2 * raw10;
+  assign \$325  = \$324  - 7'h40;
+  assign \$326  = xnor11[0] + xnor11[1];
+  assign \$327  = xnor11[2] + xnor11[3];
+  assign \$328  = \$326  + \$327 ;
+  assign \$329  = xnor11[4] + xnor11[5];
+  assign \$330  = xnor11[6] + xnor11[7];
+  assign \$331  = \$329  + \$330 ;
+  assign \$332  = xnor11[8] + xnor11[9];
+  assign \$333  = xnor11[10] + xnor11[11];
+  assign \$334  = \$332  + \$333 ;
+  assign \$335  = xnor11[12] + xnor11[13];
+  assign \$336  = xnor11[14] + xnor11[15];
+  assign \$337  = \$335  + \$336 ;
+  assign \$338  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$339  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$340  = \$338  + \$339 ;
+  assign \$341  = advance & v1_d2;
+  assign \$342  = 2'h2 * raw11;
+  assign \$343  = \$342  - 7'h40;
+  assign \$344  = xnor12[0] + xnor12[1];
+  assign \$345  = xnor12[2] + xnor12[3];
+  assign \$346  = \$344  + \$345 ;
+  assign \$347  = xnor12[4] + xnor12[5];
+  assign \$348  = xnor12[6] + xnor12[7];
+  assign \$349  = \$347  + \$348 ;
+  assign \$350  = xnor12[8] + xnor12[9];
+  assign \$351  = xnor12[10] + xnor12[11];
+  assign \$352  = \$350  + \$351 ;
+  assign \$353  = xnor12[12] + xnor12[13];
+  assign \$354  = xnor12[14] + xnor12[15];
+  assign \$355  = \$353  + \$354 ;
+  assign \$356  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$357  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$358  = \$356  + \$357 ;
+  assign \$359  = advance & v1_d2;
+  assign \$360  = 2'h2 * raw12;
+  assign \$361  = \$360  - 7'h40;
+  assign \$362  = xnor13[0] + xnor13[1];
+  assign \$363  = xnor13[2] + xnor13[3];
+  assign \$364  = \$362  + \$363 ;
+  assign \$365  = xnor13[4] + xnor13[5];
+  assign \$366  = xnor13[6] + xnor13[7];
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = xnor13[8] + xnor13[9];
+  assign \$369  = xnor13[10] + xnor13[11];
+  assign \$370  = \$368  + \$369 ;
+  assign \$371  = xnor13[12] + xnor13[13];
+  assign \$372  = xnor13[14] + xnor13[15];
+  assign \$373  = \$371  + \$372 ;
+  assign \$374  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$375  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$376  = \$374  + \$375 ;
+  assign \$377  = advance & v1_d2;
+  assign \$378  = 2'h2 * raw13;
+  assign \$379  = \$378  - 7'h40;
+  assign \$380  = xnor14[0] + xnor14[1];
+  assign \$381  = xnor14[2] + xnor14[3];
+  assign \$382  = \$380  + \$381 ;
+  assign \$383  = xnor14[4] + xnor14[5];
+  assign \$384  = xnor14[6] + xnor14[7];
+  assign \$385  = \$383  + \$384 ;
+  assign \$386  = xnor14[8] + xnor14[9];
+  assign \$387  = xnor14[10] + xnor14[11];
+  assign \$388  = \$386  + \$387 ;
+  assign \$389  = xnor14[12] + xnor14[13];
+  assign \$390  = xnor14[14] + xnor14[15];
+  assign \$391  = \$389  + \$390 ;
+  assign \$392  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$393  = tree14_l1_2_0 + tree14_l1_3_0;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$418  = \$signature__addr ;
+    \$417  = \$signature__addr ;
     if (fire) begin
-      \$418  = \$120 [1:0];
+      \$417  = \$119 [1:0];
     end
     if (rst) begin
-      \$418  = 2'h0;
+      \$417  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$419  = port__addr;
+    \$418  = port__addr;
     if (fire) begin
-      \$419  = \$122 [3:0];
+      \$418  = \$121 [3:0];
     end
     if (rst) begin
-      \$419  = 4'h0;
+      \$418  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$420  = nf;
+    \$419  = nf;
     if (fire) begin
-      if (\$123 ) begin
-        \$420  = \$125 [1:0];
+      if (\$122 ) begin
+        \$419  = \$124 [1:0];
       end
     end
     if (rst) begin
-      \$420  = 2'h0;
+      \$419  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$421  = \$signal ;
+    \$420  = \$signal ;
     if (advance) begin
-      \$421  = fire;
+      \$420  = fire;
     end
     if (rst) begin
-      \$421  = 1'h0;
+      \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$422  = x1;
+    \$421  = x1;
     if (advance) begin
-      \$422  = i__payload;
+      \$421  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = fresh1;
+    \$422  = fresh1;
+    if (advance) begin
+      \$422  = \$125 ;
+    end
+    if (rst) begin
+      \$422  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$423  = \$signal$111 ;
     if (advance) begin
       \$423  = \$126 ;
     end
@@ -16986,7 +16989,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$424  = \$signal$112 ;
+    \$424  = last1;
     if (advance) begin
       \$424  = \$127 ;
     end
@@ -16996,43 +16999,43 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$425  = last1;
+    \$425  = nf1;
     if (advance) begin
-      \$425  = \$128 ;
+      \$425  = nf;
     end
     if (rst) begin
-      \$425  = 1'h0;
+      \$425  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = nf1;
+    \$426  = x_in_d0;
     if (advance) begin
-      \$426  = nf;
+      \$426  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$427  = weights_d0;
+    if (advance) begin
+      \$427  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$428  = v1_d0;
+    if (advance) begin
+      \$428  = \$signal ;
     end
     if (rst) begin
-      \$426  = 2'h0;
+      \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = x_in_d0;
+    \$429  = v1_d1;
     if (advance) begin
-      \$427  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = weights_d0;
-    if (advance) begin
-      \$428  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = v1_d0;
-    if (advance) begin
-      \$429  = \$signal ;
+      \$429  = v1_d0;
     end
     if (rst) begin
       \$429  = 1'h0;
@@ -17040,9 +17043,9 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = v1_d1;
+    \$430  = v1_d2;
     if (advance) begin
-      \$430  = v1_d0;
+      \$430  = v1_d1;
     end
     if (rst) begin
       \$430  = 1'h0;
@@ -17050,866 +17053,866 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = v1_d2;
+    \$431  = first1_d0;
     if (advance) begin
-      \$431  = v1_d1;
+      \$431  = \$signal$111 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$432  = first1_d1;
+    if (advance) begin
+      \$432  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$433  = first1_d2;
+    if (advance) begin
+      \$433  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$434  = last1_d0;
+    if (advance) begin
+      \$434  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$435  = last1_d1;
+    if (advance) begin
+      \$435  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$436  = last1_d2;
+    if (advance) begin
+      \$436  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$437  = nf1_d0;
+    if (advance) begin
+      \$437  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$438  = nf1_d1;
+    if (advance) begin
+      \$438  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$439  = nf1_d2;
+    if (advance) begin
+      \$439  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$440  = tree0_l1_0_0;
+    if (advance) begin
+      \$440  = \$130 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$441  = tree0_l1_1_0;
+    if (advance) begin
+      \$441  = \$133 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$442  = tree0_l1_2_0;
+    if (advance) begin
+      \$442  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$443  = tree0_l1_3_0;
+    if (advance) begin
+      \$443  = \$139 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$444  = tree0_l3_0_0;
+    if (advance) begin
+      \$444  = \$142 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$445  = raw0;
+    if (\$143 ) begin
+      \$445  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$446  = acc0;
+    if (advance) begin
+      \$446  = \$145 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$447  = tree1_l1_0_0;
+    if (advance) begin
+      \$447  = \$148 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$448  = tree1_l1_1_0;
+    if (advance) begin
+      \$448  = \$151 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$449  = tree1_l1_2_0;
+    if (advance) begin
+      \$449  = \$154 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$450  = tree1_l1_3_0;
+    if (advance) begin
+      \$450  = \$157 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$451  = tree1_l3_0_0;
+    if (advance) begin
+      \$451  = \$160 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$452  = raw1;
+    if (\$161 ) begin
+      \$452  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$453  = acc1;
+    if (advance) begin
+      \$453  = \$163 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$454  = tree2_l1_0_0;
+    if (advance) begin
+      \$454  = \$166 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$455  = tree2_l1_1_0;
+    if (advance) begin
+      \$455  = \$169 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$456  = tree2_l1_2_0;
+    if (advance) begin
+      \$456  = \$172 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$457  = tree2_l1_3_0;
+    if (advance) begin
+      \$457  = \$175 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$458  = tree2_l3_0_0;
+    if (advance) begin
+      \$458  = \$178 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$459  = raw2;
+    if (\$179 ) begin
+      \$459  = \$14 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$460  = acc2;
+    if (advance) begin
+      \$460  = \$181 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$461  = tree3_l1_0_0;
+    if (advance) begin
+      \$461  = \$184 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$462  = tree3_l1_1_0;
+    if (advance) begin
+      \$462  = \$187 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$463  = tree3_l1_2_0;
+    if (advance) begin
+      \$463  = \$190 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$464  = tree3_l1_3_0;
+    if (advance) begin
+      \$464  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$465  = tree3_l3_0_0;
+    if (advance) begin
+      \$465  = \$196 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$466  = raw3;
+    if (\$197 ) begin
+      \$466  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$467  = acc3;
+    if (advance) begin
+      \$467  = \$199 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$468  = tree4_l1_0_0;
+    if (advance) begin
+      \$468  = \$202 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$469  = tree4_l1_1_0;
+    if (advance) begin
+      \$469  = \$205 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$470  = tree4_l1_2_0;
+    if (advance) begin
+      \$470  = \$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$471  = tree4_l1_3_0;
+    if (advance) begin
+      \$471  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$472  = tree4_l3_0_0;
+    if (advance) begin
+      \$472  = \$214 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$473  = raw4;
+    if (\$215 ) begin
+      \$473  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$474  = acc4;
+    if (advance) begin
+      \$474  = \$217 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$475  = tree5_l1_0_0;
+    if (advance) begin
+      \$475  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$476  = tree5_l1_1_0;
+    if (advance) begin
+      \$476  = \$223 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$477  = tree5_l1_2_0;
+    if (advance) begin
+      \$477  = \$226 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$478  = tree5_l1_3_0;
+    if (advance) begin
+      \$478  = \$229 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$479  = tree5_l3_0_0;
+    if (advance) begin
+      \$479  = \$232 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$480  = raw5;
+    if (\$233 ) begin
+      \$480  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$481  = acc5;
+    if (advance) begin
+      \$481  = \$235 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$482  = tree6_l1_0_0;
+    if (advance) begin
+      \$482  = \$238 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$483  = tree6_l1_1_0;
+    if (advance) begin
+      \$483  = \$241 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$484  = tree6_l1_2_0;
+    if (advance) begin
+      \$484  = \$244 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$485  = tree6_l1_3_0;
+    if (advance) begin
+      \$485  = \$247 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$486  = tree6_l3_0_0;
+    if (advance) begin
+      \$486  = \$250 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$487  = raw6;
+    if (\$251 ) begin
+      \$487  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$488  = acc6;
+    if (advance) begin
+      \$488  = \$253 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$489  = tree7_l1_0_0;
+    if (advance) begin
+      \$489  = \$256 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$490  = tree7_l1_1_0;
+    if (advance) begin
+      \$490  = \$259 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$491  = tree7_l1_2_0;
+    if (advance) begin
+      \$491  = \$262 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$492  = tree7_l1_3_0;
+    if (advance) begin
+      \$492  = \$265 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$493  = tree7_l3_0_0;
+    if (advance) begin
+      \$493  = \$268 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$494  = raw7;
+    if (\$269 ) begin
+      \$494  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$495  = acc7;
+    if (advance) begin
+      \$495  = \$271 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$496  = tree8_l1_0_0;
+    if (advance) begin
+      \$496  = \$274 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$497  = tree8_l1_1_0;
+    if (advance) begin
+      \$497  = \$277 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$498  = tree8_l1_2_0;
+    if (advance) begin
+      \$498  = \$280 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$499  = tree8_l1_3_0;
+    if (advance) begin
+      \$499  = \$283 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$500  = tree8_l3_0_0;
+    if (advance) begin
+      \$500  = \$286 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$501  = raw8;
+    if (\$287 ) begin
+      \$501  = \$32 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$502  = acc8;
+    if (advance) begin
+      \$502  = \$289 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$503  = tree9_l1_0_0;
+    if (advance) begin
+      \$503  = \$292 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$504  = tree9_l1_1_0;
+    if (advance) begin
+      \$504  = \$295 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$505  = tree9_l1_2_0;
+    if (advance) begin
+      \$505  = \$298 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$506  = tree9_l1_3_0;
+    if (advance) begin
+      \$506  = \$301 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$507  = tree9_l3_0_0;
+    if (advance) begin
+      \$507  = \$304 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$508  = raw9;
+    if (\$305 ) begin
+      \$508  = \$35 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$509  = acc9;
+    if (advance) begin
+      \$509  = \$307 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$510  = tree10_l1_0_0;
+    if (advance) begin
+      \$510  = \$310 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$511  = tree10_l1_1_0;
+    if (advance) begin
+      \$511  = \$313 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$512  = tree10_l1_2_0;
+    if (advance) begin
+      \$512  = \$316 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$513  = tree10_l1_3_0;
+    if (advance) begin
+      \$513  = \$319 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$514  = tree10_l3_0_0;
+    if (advance) begin
+      \$514  = \$322 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$515  = raw10;
+    if (\$323 ) begin
+      \$515  = \$38 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$516  = acc10;
+    if (advance) begin
+      \$516  = \$325 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$517  = tree11_l1_0_0;
+    if (advance) begin
+      \$517  = \$328 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$518  = tree11_l1_1_0;
+    if (advance) begin
+      \$518  = \$331 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$519  = tree11_l1_2_0;
+    if (advance) begin
+      \$519  = \$334 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$520  = tree11_l1_3_0;
+    if (advance) begin
+      \$520  = \$337 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$521  = tree11_l3_0_0;
+    if (advance) begin
+      \$521  = \$340 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$522  = raw11;
+    if (\$341 ) begin
+      \$522  = \$41 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$523  = acc11;
+    if (advance) begin
+      \$523  = \$343 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$524  = tree12_l1_0_0;
+    if (advance) begin
+      \$524  = \$346 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$525  = tree12_l1_1_0;
+    if (advance) begin
+      \$525  = \$349 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$526  = tree12_l1_2_0;
+    if (advance) begin
+      \$526  = \$352 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$527  = tree12_l1_3_0;
+    if (advance) begin
+      \$527  = \$355 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$528  = tree12_l3_0_0;
+    if (advance) begin
+      \$528  = \$358 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$529  = raw12;
+    if (\$359 ) begin
+      \$529  = \$44 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$530  = acc12;
+    if (advance) begin
+      \$530  = \$361 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$531  = tree13_l1_0_0;
+    if (advance) begin
+      \$531  = \$364 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$532  = tree13_l1_1_0;
+    if (advance) begin
+      \$532  = \$367 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$533  = tree13_l1_2_0;
+    if (advance) begin
+      \$533  = \$370 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$534  = tree13_l1_3_0;
+    if (advance) begin
+      \$534  = \$373 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$535  = tree13_l3_0_0;
+    if (advance) begin
+      \$535  = \$376 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$536  = raw13;
+    if (\$377 ) begin
+      \$536  = \$47 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$537  = acc13;
+    if (advance) begin
+      \$537  = \$379 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$538  = tree14_l1_0_0;
+    if (advance) begin
+      \$538  = \$382 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$539  = tree14_l1_1_0;
+    if (advance) begin
+      \$539  = \$385 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$540  = tree14_l1_2_0;
+    if (advance) begin
+      \$540  = \$388 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$541  = tree14_l1_3_0;
+    if (advance) begin
+      \$541  = \$391 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$542  = tree14_l3_0_0;
+    if (advance) begin
+      \$542  = \$394 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$543  = raw14;
+    if (\$395 ) begin
+      \$543  = \$50 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$544  = acc14;
+    if (advance) begin
+      \$544  = \$397 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$545  = tree15_l1_0_0;
+    if (advance) begin
+      \$545  = \$400 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$546  = tree15_l1_1_0;
+    if (advance) begin
+      \$546  = \$403 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$547  = tree15_l1_2_0;
+    if (advance) begin
+      \$547  = \$406 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$548  = tree15_l1_3_0;
+    if (advance) begin
+      \$548  = \$409 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$549  = tree15_l3_0_0;
+    if (advance) begin
+      \$549  = \$412 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$550  = raw15;
+    if (\$413 ) begin
+      \$550  = \$53 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$551  = acc15;
+    if (advance) begin
+      \$551  = \$415 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$552  = v2;
+    if (advance) begin
+      \$552  = \$416 ;
     end
     if (rst) begin
-      \$431  = 1'h0;
+      \$552  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = first1_d0;
+    \$553  = v2_d0;
     if (advance) begin
-      \$432  = \$signal$112 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = first1_d1;
-    if (advance) begin
-      \$433  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = first1_d2;
-    if (advance) begin
-      \$434  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = last1_d0;
-    if (advance) begin
-      \$435  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = last1_d1;
-    if (advance) begin
-      \$436  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = last1_d2;
-    if (advance) begin
-      \$437  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = nf1_d0;
-    if (advance) begin
-      \$438  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439  = nf1_d1;
-    if (advance) begin
-      \$439  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = nf1_d2;
-    if (advance) begin
-      \$440  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = tree0_l1_0_0;
-    if (advance) begin
-      \$441  = \$131 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = tree0_l1_1_0;
-    if (advance) begin
-      \$442  = \$134 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = tree0_l1_2_0;
-    if (advance) begin
-      \$443  = \$137 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = tree0_l1_3_0;
-    if (advance) begin
-      \$444  = \$140 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = tree0_l3_0_0;
-    if (advance) begin
-      \$445  = \$143 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = raw0;
-    if (\$144 ) begin
-      \$446  = \$9 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = acc0;
-    if (advance) begin
-      \$447  = \$146 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = tree1_l1_0_0;
-    if (advance) begin
-      \$448  = \$149 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = tree1_l1_1_0;
-    if (advance) begin
-      \$449  = \$152 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = tree1_l1_2_0;
-    if (advance) begin
-      \$450  = \$155 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = tree1_l1_3_0;
-    if (advance) begin
-      \$451  = \$158 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = tree1_l3_0_0;
-    if (advance) begin
-      \$452  = \$161 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = raw1;
-    if (\$162 ) begin
-      \$453  = \$12 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = acc1;
-    if (advance) begin
-      \$454  = \$164 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = tree2_l1_0_0;
-    if (advance) begin
-      \$455  = \$167 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = tree2_l1_1_0;
-    if (advance) begin
-      \$456  = \$170 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = tree2_l1_2_0;
-    if (advance) begin
-      \$457  = \$173 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = tree2_l1_3_0;
-    if (advance) begin
-      \$458  = \$176 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = tree2_l3_0_0;
-    if (advance) begin
-      \$459  = \$179 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = raw2;
-    if (\$180 ) begin
-      \$460  = \$15 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = acc2;
-    if (advance) begin
-      \$461  = \$182 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = tree3_l1_0_0;
-    if (advance) begin
-      \$462  = \$185 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = tree3_l1_1_0;
-    if (advance) begin
-      \$463  = \$188 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = tree3_l1_2_0;
-    if (advance) begin
-      \$464  = \$191 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$465  = tree3_l1_3_0;
-    if (advance) begin
-      \$465  = \$194 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$466  = tree3_l3_0_0;
-    if (advance) begin
-      \$466  = \$197 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = raw3;
-    if (\$198 ) begin
-      \$467  = \$18 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = acc3;
-    if (advance) begin
-      \$468  = \$200 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = tree4_l1_0_0;
-    if (advance) begin
-      \$469  = \$203 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = tree4_l1_1_0;
-    if (advance) begin
-      \$470  = \$206 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = tree4_l1_2_0;
-    if (advance) begin
-      \$471  = \$209 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = tree4_l1_3_0;
-    if (advance) begin
-      \$472  = \$212 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = tree4_l3_0_0;
-    if (advance) begin
-      \$473  = \$215 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = raw4;
-    if (\$216 ) begin
-      \$474  = \$21 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = acc4;
-    if (advance) begin
-      \$475  = \$218 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = tree5_l1_0_0;
-    if (advance) begin
-      \$476  = \$221 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = tree5_l1_1_0;
-    if (advance) begin
-      \$477  = \$224 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$478  = tree5_l1_2_0;
-    if (advance) begin
-      \$478  = \$227 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$479  = tree5_l1_3_0;
-    if (advance) begin
-      \$479  = \$230 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$480  = tree5_l3_0_0;
-    if (advance) begin
-      \$480  = \$233 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$481  = raw5;
-    if (\$234 ) begin
-      \$481  = \$24 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$482  = acc5;
-    if (advance) begin
-      \$482  = \$236 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$483  = tree6_l1_0_0;
-    if (advance) begin
-      \$483  = \$239 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$484  = tree6_l1_1_0;
-    if (advance) begin
-      \$484  = \$242 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$485  = tree6_l1_2_0;
-    if (advance) begin
-      \$485  = \$245 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$486  = tree6_l1_3_0;
-    if (advance) begin
-      \$486  = \$248 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$487  = tree6_l3_0_0;
-    if (advance) begin
-      \$487  = \$251 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$488  = raw6;
-    if (\$252 ) begin
-      \$488  = \$27 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$489  = acc6;
-    if (advance) begin
-      \$489  = \$254 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$490  = tree7_l1_0_0;
-    if (advance) begin
-      \$490  = \$257 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$491  = tree7_l1_1_0;
-    if (advance) begin
-      \$491  = \$260 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$492  = tree7_l1_2_0;
-    if (advance) begin
-      \$492  = \$263 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$493  = tree7_l1_3_0;
-    if (advance) begin
-      \$493  = \$266 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$494  = tree7_l3_0_0;
-    if (advance) begin
-      \$494  = \$269 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$495  = raw7;
-    if (\$270 ) begin
-      \$495  = \$30 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$496  = acc7;
-    if (advance) begin
-      \$496  = \$272 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$497  = tree8_l1_0_0;
-    if (advance) begin
-      \$497  = \$275 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$498  = tree8_l1_1_0;
-    if (advance) begin
-      \$498  = \$278 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$499  = tree8_l1_2_0;
-    if (advance) begin
-      \$499  = \$281 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$500  = tree8_l1_3_0;
-    if (advance) begin
-      \$500  = \$284 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$501  = tree8_l3_0_0;
-    if (advance) begin
-      \$501  = \$287 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$502  = raw8;
-    if (\$288 ) begin
-      \$502  = \$33 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$503  = acc8;
-    if (advance) begin
-      \$503  = \$290 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$504  = tree9_l1_0_0;
-    if (advance) begin
-      \$504  = \$293 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$505  = tree9_l1_1_0;
-    if (advance) begin
-      \$505  = \$296 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$506  = tree9_l1_2_0;
-    if (advance) begin
-      \$506  = \$299 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$507  = tree9_l1_3_0;
-    if (advance) begin
-      \$507  = \$302 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$508  = tree9_l3_0_0;
-    if (advance) begin
-      \$508  = \$305 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$509  = raw9;
-    if (\$306 ) begin
-      \$509  = \$36 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$510  = acc9;
-    if (advance) begin
-      \$510  = \$308 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$511  = tree10_l1_0_0;
-    if (advance) begin
-      \$511  = \$311 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$512  = tree10_l1_1_0;
-    if (advance) begin
-      \$512  = \$314 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$513  = tree10_l1_2_0;
-    if (advance) begin
-      \$513  = \$317 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$514  = tree10_l1_3_0;
-    if (advance) begin
-      \$514  = \$320 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$515  = tree10_l3_0_0;
-    if (advance) begin
-      \$515  = \$323 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$516  = raw10;
-    if (\$324 ) begin
-      \$516  = \$39 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$517  = acc10;
-    if (advance) begin
-      \$517  = \$326 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$518  = tree11_l1_0_0;
-    if (advance) begin
-      \$518  = \$329 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$519  = tree11_l1_1_0;
-    if (advance) begin
-      \$519  = \$332 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$520  = tree11_l1_2_0;
-    if (advance) begin
-      \$520  = \$335 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$521  = tree11_l1_3_0;
-    if (advance) begin
-      \$521  = \$338 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$522  = tree11_l3_0_0;
-    if (advance) begin
-      \$522  = \$341 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$523  = raw11;
-    if (\$342 ) begin
-      \$523  = \$42 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$524  = acc11;
-    if (advance) begin
-      \$524  = \$344 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$525  = tree12_l1_0_0;
-    if (advance) begin
-      \$525  = \$347 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$526  = tree12_l1_1_0;
-    if (advance) begin
-      \$526  = \$350 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$527  = tree12_l1_2_0;
-    if (advance) begin
-      \$527  = \$353 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$528  = tree12_l1_3_0;
-    if (advance) begin
-      \$528  = \$356 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$529  = tree12_l3_0_0;
-    if (advance) begin
-      \$529  = \$359 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$530  = raw12;
-    if (\$360 ) begin
-      \$530  = \$45 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$531  = acc12;
-    if (advance) begin
-      \$531  = \$362 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$532  = tree13_l1_0_0;
-    if (advance) begin
-      \$532  = \$365 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$533  = tree13_l1_1_0;
-    if (advance) begin
-      \$533  = \$368 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$534  = tree13_l1_2_0;
-    if (advance) begin
-      \$534  = \$371 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = tree13_l1_3_0;
-    if (advance) begin
-      \$535  = \$374 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = tree13_l3_0_0;
-    if (advance) begin
-      \$536  = \$377 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = raw13;
-    if (\$378 ) begin
-      \$537  = \$48 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = acc13;
-    if (advance) begin
-      \$538  = \$380 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = tree14_l1_0_0;
-    if (advance) begin
-      \$539  = \$383 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = tree14_l1_1_0;
-    if (advance) begin
-      \$540  = \$386 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = tree14_l1_2_0;
-    if (advance) begin
-      \$541  = \$389 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = tree14_l1_3_0;
-    if (advance) begin
-      \$542  = \$392 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = tree14_l3_0_0;
-    if (advance) begin
-      \$543  = \$395 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$544  = raw14;
-    if (\$396 ) begin
-      \$544  = \$51 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$545  = acc14;
-    if (advance) begin
-      \$545  = \$398 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$546  = tree15_l1_0_0;
-    if (advance) begin
-      \$546  = \$401 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$547  = tree15_l1_1_0;
-    if (advance) begin
-      \$547  = \$404 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$548  = tree15_l1_2_0;
-    if (advance) begin
-      \$548  = \$407 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$549  = tree15_l1_3_0;
-    if (advance) begin
-      \$549  = \$410 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$550  = tree15_l3_0_0;
-    if (advance) begin
-      \$550  = \$413 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$551  = raw15;
-    if (\$414 ) begin
-      \$551  = \$54 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$552  = acc15;
-    if (advance) begin
-      \$552  = \$416 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$553  = v2;
-    if (advance) begin
-      \$553  = \$417 ;
+      \$553  = v2;
     end
     if (rst) begin
       \$553  = 1'h0;
@@ -17917,194 +17920,185 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$554  = v2_d0;
+    \$554  = \port__addr$87 ;
     if (advance) begin
-      \$554  = v2;
+      \$554  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$555  = thresholds_d0;
+    if (advance) begin
+      \$555  = \port__data$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$556  = \v2_d0$209 ;
+    if (advance) begin
+      \$556  = v2_d0;
     end
     if (rst) begin
-      \$554  = 1'h0;
+      \$556  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$555  = \port__addr$88 ;
+    \$557  = acc0_d0;
     if (advance) begin
-      \$555  = nf1_d2;
+      \$557  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$556  = thresholds_d0;
+    \$558  = acc1_d0;
     if (advance) begin
-      \$556  = \port__data$209 ;
+      \$558  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$557  = \v2_d0$210 ;
+    \$559  = acc2_d0;
     if (advance) begin
-      \$557  = v2_d0;
+      \$559  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$560  = acc3_d0;
+    if (advance) begin
+      \$560  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$561  = acc4_d0;
+    if (advance) begin
+      \$561  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$562  = acc5_d0;
+    if (advance) begin
+      \$562  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$563  = acc6_d0;
+    if (advance) begin
+      \$563  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$564  = acc7_d0;
+    if (advance) begin
+      \$564  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$565  = acc8_d0;
+    if (advance) begin
+      \$565  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$566  = acc9_d0;
+    if (advance) begin
+      \$566  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$567  = acc10_d0;
+    if (advance) begin
+      \$567  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$568  = acc11_d0;
+    if (advance) begin
+      \$568  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$569  = acc12_d0;
+    if (advance) begin
+      \$569  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$570  = acc13_d0;
+    if (advance) begin
+      \$570  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$571  = acc14_d0;
+    if (advance) begin
+      \$571  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$572  = acc15_d0;
+    if (advance) begin
+      \$572  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$573  = o__valid;
+    if (advance) begin
+      \$573  = \v2_d0$209 ;
     end
     if (rst) begin
-      \$557  = 1'h0;
+      \$573  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$558  = acc0_d0;
+    \$574  = o__payload;
     if (advance) begin
-      \$558  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$559  = acc1_d0;
-    if (advance) begin
-      \$559  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$560  = acc2_d0;
-    if (advance) begin
-      \$560  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$561  = acc3_d0;
-    if (advance) begin
-      \$561  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$562  = acc4_d0;
-    if (advance) begin
-      \$562  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$563  = acc5_d0;
-    if (advance) begin
-      \$563  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$564  = acc6_d0;
-    if (advance) begin
-      \$564  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$565  = acc7_d0;
-    if (advance) begin
-      \$565  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$566  = acc8_d0;
-    if (advance) begin
-      \$566  = acc8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$567  = acc9_d0;
-    if (advance) begin
-      \$567  = acc9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$568  = acc10_d0;
-    if (advance) begin
-      \$568  = acc10;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$569  = acc11_d0;
-    if (advance) begin
-      \$569  = acc11;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$570  = acc12_d0;
-    if (advance) begin
-      \$570  = acc12;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$571  = acc13_d0;
-    if (advance) begin
-      \$571  = acc13;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$572  = acc14_d0;
-    if (advance) begin
-      \$572  = acc14;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$573  = acc15_d0;
-    if (advance) begin
-      \$573  = acc15;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$574  = o__valid;
-    if (advance) begin
-      \$574  = \v2_d0$210 ;
+      \$574  = result;
     end
     if (rst) begin
-      \$574  = 1'h0;
+      \$574  = 16'h0000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$575  = o__payload;
-    if (advance) begin
-      \$575  = result;
-    end
-    if (rst) begin
-      \$575  = 16'h0000;
-    end
-  end
+  assign o__ready = advance;
   assign waddr = port__addr;
   assign port__en = advance;
   assign sf = \$signature__addr ;
   assign \$signature__data  = i__payload;
   assign rp__addr = \$signature__addr ;
   assign rp__en = advance;
-  assign total0 = \$9 [6:0];
-  assign total1 = \$12 [6:0];
-  assign total2 = \$15 [6:0];
-  assign total3 = \$18 [6:0];
-  assign total4 = \$21 [6:0];
-  assign total5 = \$24 [6:0];
-  assign total6 = \$27 [6:0];
-  assign total7 = \$30 [6:0];
-  assign total8 = \$33 [6:0];
-  assign total9 = \$36 [6:0];
-  assign total10 = \$39 [6:0];
-  assign total11 = \$42 [6:0];
-  assign total12 = \$45 [6:0];
-  assign total13 = \$48 [6:0];
-  assign total14 = \$51 [6:0];
-  assign total15 = \$54 [6:0];
-  assign nf2_d0 = \port__addr$88 ;
-  assign \port__en$90  = advance;
+  assign total0 = \$8 [6:0];
+  assign total1 = \$11 [6:0];
+  assign total2 = \$14 [6:0];
+  assign total3 = \$17 [6:0];
+  assign total4 = \$20 [6:0];
+  assign total5 = \$23 [6:0];
+  assign total6 = \$26 [6:0];
+  assign total7 = \$29 [6:0];
+  assign total8 = \$32 [6:0];
+  assign total9 = \$35 [6:0];
+  assign total10 = \$38 [6:0];
+  assign total11 = \$41 [6:0];
+  assign total12 = \$44 [6:0];
+  assign total13 = \$47 [6:0];
+  assign total14 = \$50 [6:0];
+  assign total15 = \$53 [6:0];
+  assign nf2_d0 = \port__addr$87 ;
+  assign \port__en$89  = advance;
   assign \$signature__data[0]  = i__payload[0];
   assign \$signature__data[1]  = i__payload[1];
   assign \$signature__data[2]  = i__payload[2];
@@ -18249,38 +18243,38 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \thresholds_d0[14][0]  = thresholds_d0[119:112];
   assign \thresholds_d0[15]  = thresholds_d0[127:120];
   assign \thresholds_d0[15][0]  = thresholds_d0[127:120];
-  assign \port__data$209[0]  = \port__data$209 [7:0];
-  assign \port__data$209[0][0]  = \port__data$209 [7:0];
-  assign \port__data$209[1]  = \port__data$209 [15:8];
-  assign \port__data$209[1][0]  = \port__data$209 [15:8];
-  assign \port__data$209[2]  = \port__data$209 [23:16];
-  assign \port__data$209[2][0]  = \port__data$209 [23:16];
-  assign \port__data$209[3]  = \port__data$209 [31:24];
-  assign \port__data$209[3][0]  = \port__data$209 [31:24];
-  assign \port__data$209[4]  = \port__data$209 [39:32];
-  assign \port__data$209[4][0]  = \port__data$209 [39:32];
-  assign \port__data$209[5]  = \port__data$209 [47:40];
-  assign \port__data$209[5][0]  = \port__data$209 [47:40];
-  assign \port__data$209[6]  = \port__data$209 [55:48];
-  assign \port__data$209[6][0]  = \port__data$209 [55:48];
-  assign \port__data$209[7]  = \port__data$209 [63:56];
-  assign \port__data$209[7][0]  = \port__data$209 [63:56];
-  assign \port__data$209[8]  = \port__data$209 [71:64];
-  assign \port__data$209[8][0]  = \port__data$209 [71:64];
-  assign \port__data$209[9]  = \port__data$209 [79:72];
-  assign \port__data$209[9][0]  = \port__data$209 [79:72];
-  assign \port__data$209[10]  = \port__data$209 [87:80];
-  assign \port__data$209[10][0]  = \port__data$209 [87:80];
-  assign \port__data$209[11]  = \port__data$209 [95:88];
-  assign \port__data$209[11][0]  = \port__data$209 [95:88];
-  assign \port__data$209[12]  = \port__data$209 [103:96];
-  assign \port__data$209[12][0]  = \port__data$209 [103:96];
-  assign \port__data$209[13]  = \port__data$209 [111:104];
-  assign \port__data$209[13][0]  = \port__data$209 [111:104];
-  assign \port__data$209[14]  = \port__data$209 [119:112];
-  assign \port__data$209[14][0]  = \port__data$209 [119:112];
-  assign \port__data$209[15]  = \port__data$209 [127:120];
-  assign \port__data$209[15][0]  = \port__data$209 [127:120];
+  assign \port__data$208[0]  = \port__data$208 [7:0];
+  assign \port__data$208[0][0]  = \port__data$208 [7:0];
+  assign \port__data$208[1]  = \port__data$208 [15:8];
+  assign \port__data$208[1][0]  = \port__data$208 [15:8];
+  assign \port__data$208[2]  = \port__data$208 [23:16];
+  assign \port__data$208[2][0]  = \port__data$208 [23:16];
+  assign \port__data$208[3]  = \port__data$208 [31:24];
+  assign \port__data$208[3][0]  = \port__data$208 [31:24];
+  assign \port__data$208[4]  = \port__data$208 [39:32];
+  assign \port__data$208[4][0]  = \port__data$208 [39:32];
+  assign \port__data$208[5]  = \port__data$208 [47:40];
+  assign \port__data$208[5][0]  = \port__data$208 [47:40];
+  assign \port__data$208[6]  = \port__data$208 [55:48];
+  assign \port__data$208[6][0]  = \port__data$208 [55:48];
+  assign \port__data$208[7]  = \port__data$208 [63:56];
+  assign \port__data$208[7][0]  = \port__data$208 [63:56];
+  assign \port__data$208[8]  = \port__data$208 [71:64];
+  assign \port__data$208[8][0]  = \port__data$208 [71:64];
+  assign \port__data$208[9]  = \port__data$208 [79:72];
+  assign \port__data$208[9][0]  = \port__data$208 [79:72];
+  assign \port__data$208[10]  = \port__data$208 [87:80];
+  assign \port__data$208[10][0]  = \port__data$208 [87:80];
+  assign \port__data$208[11]  = \port__data$208 [95:88];
+  assign \port__data$208[11][0]  = \port__data$208 [95:88];
+  assign \port__data$208[12]  = \port__data$208 [103:96];
+  assign \port__data$208[12][0]  = \port__data$208 [103:96];
+  assign \port__data$208[13]  = \port__data$208 [111:104];
+  assign \port__data$208[13][0]  = \port__data$208 [111:104];
+  assign \port__data$208[14]  = \port__data$208 [119:112];
+  assign \port__data$208[14][0]  = \port__data$208 [119:112];
+  assign \port__data$208[15]  = \port__data$208 [127:120];
+  assign \port__data$208[15][0]  = \port__data$208 [127:120];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -18297,28 +18291,28 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, o__ready, i__valid, o__valid, 
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-  assign result[15] = \$118 [0];
-  assign result[14] = \$114 [0];
-  assign result[13] = \$110 [0];
-  assign result[12] = \$106 [0];
-  assign result[11] = \$102 [0];
-  assign result[10] = \$98 [0];
-  assign result[9] = \$94 [0];
-  assign result[8] = \$90 [0];
-  assign result[7] = \$86 [0];
-  assign result[6] = \$82 [0];
-  assign result[5] = \$78 [0];
-  assign result[4] = \$74 [0];
-  assign result[3] = \$70 [0];
-  assign result[2] = \$66 [0];
-  assign result[1] = \$62 [0];
-  assign result[0] = \$58 [0];
-  assign \$718  = 1'h1;
-  assign \$120  = \$716 ;
-  assign \$724  = 1'h1;
-  assign \$122  = \$722 ;
-  assign \$731  = 1'h1;
-  assign \$125  = \$729 ;
+  assign result[15] = \$117 [0];
+  assign result[14] = \$113 [0];
+  assign result[13] = \$109 [0];
+  assign result[12] = \$105 [0];
+  assign result[11] = \$101 [0];
+  assign result[10] = \$97 [0];
+  assign result[9] = \$93 [0];
+  assign result[8] = \$89 [0];
+  assign result[7] = \$85 [0];
+  assign result[6] = \$81 [0];
+  assign result[5] = \$77 [0];
+  assign result[4] = \$73 [0];
+  assign result[3] = \$69 [0];
+  assign result[2] = \$65 [0];
+  assign result[1] = \$61 [0];
+  assign result[0] = \$57 [0];
+  assign \$715  = 1'h1;
+  assign \$119  = \$713 ;
+  assign \$721  = 1'h1;
+  assign \$121  = \$719 ;
+  assign \$728  = 1'h1;
+  assign \$124  = \$726 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18747,7 +18741,7 @@ module \tfc.MatMul_32_lanes0 (rst, advance, o__ready, i__payload, i__valid, o__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+module \tfc.MatMul_32_slice (rst, o__ready, i__valid, i__payload, o__payload, o__valid, i__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
   wire \$2 ;
@@ -18778,7 +18772,7 @@ module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire \i__payload[8] ;
   wire \i__payload[9] ;
   output i__ready;
-  wire i__ready;
+  reg i__ready = 1'h1;
   input i__valid;
   wire i__valid;
   output [15:0] o__payload;
@@ -18822,26 +18816,26 @@ module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire \skid[7] ;
   wire \skid[8] ;
   wire \skid[9] ;
-  reg skid_valid = 1'h0;
-  assign \$1  = ~ o__valid;
+  (* init = 1'h1 *)
+  wire skid_free;
   assign \$2  = o__ready | \$1 ;
-  assign \$3  = ~ skid_valid;
-  assign \$4  = i__valid & \$3 ;
+  assign \$3  = i__valid & i__ready;
+  assign \$4  = ~ i__ready;
   always @(posedge clk)
     o__payload <= \$5 ;
   always @(posedge clk)
     o__valid <= \$6 ;
   always @(posedge clk)
-    skid_valid <= \$7 ;
+    i__ready <= \$7 ;
   always @(posedge clk)
     skid <= \$8 ;
-  assign i__ready = ~ skid_valid;
+  assign \$1  = ~ o__valid;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$5  = o__payload;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$5  = skid;
       end else begin
         \$5  = i__payload;
@@ -18856,7 +18850,7 @@ module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
     \$6  = o__valid;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$6  = 1'h1;
       end else begin
         \$6  = i__valid;
@@ -18868,26 +18862,27 @@ module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = skid_valid;
+    \$7  = i__ready;
     if (\$2 ) begin
-      if (skid_valid) begin
-        \$7  = 1'h0;
+      if (\$4 ) begin
+        \$7  = 1'h1;
       end
-    end else if (\$4 ) begin
-      \$7  = 1'h1;
+    end else if (\$3 ) begin
+      \$7  = 1'h0;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$8  = skid;
     if (\$2 ) begin
-    end else if (\$4 ) begin
+    end else if (\$3 ) begin
       \$8  = i__payload;
     end
   end
+  assign skid_free = i__ready;
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -18939,165 +18934,165 @@ module \tfc.MatMul_32_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, o__payload, clk);
+module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire \$1 ;
-  wire [6:0] \$10 ;
-  wire [2:0] \$100 ;
+  wire [7:0] \$10 ;
+  wire [1:0] \$100 ;
   wire [1:0] \$101 ;
-  wire [1:0] \$102 ;
-  wire [2:0] \$103 ;
+  wire [2:0] \$102 ;
+  wire [1:0] \$103 ;
   wire [1:0] \$104 ;
-  wire [1:0] \$105 ;
-  wire [2:0] \$106 ;
+  wire [2:0] \$105 ;
+  wire [1:0] \$106 ;
   wire [1:0] \$107 ;
-  wire [1:0] \$108 ;
-  wire [2:0] \$109 ;
-  wire [7:0] \$11 ;
+  wire [2:0] \$108 ;
+  wire [3:0] \$109 ;
+  wire [15:0] \$11 ;
   wire [3:0] \$110 ;
-  wire [3:0] \$111 ;
-  wire [4:0] \$112 ;
-  wire \$113 ;
-  wire [8:0] \$114 ;
-  wire [9:0] \$115 ;
+  wire [4:0] \$111 ;
+  wire \$112 ;
+  wire [8:0] \$113 ;
+  wire [9:0] \$114 ;
+  wire [1:0] \$115 ;
   wire [1:0] \$116 ;
-  wire [1:0] \$117 ;
-  wire [2:0] \$118 ;
+  wire [2:0] \$117 ;
+  wire [1:0] \$118 ;
   wire [1:0] \$119 ;
-  wire [15:0] \$12 ;
-  wire [1:0] \$120 ;
-  wire [2:0] \$121 ;
+  wire [6:0] \$12 ;
+  wire [2:0] \$120 ;
+  wire [1:0] \$121 ;
   wire [1:0] \$122 ;
-  wire [1:0] \$123 ;
-  wire [2:0] \$124 ;
+  wire [2:0] \$123 ;
+  wire [1:0] \$124 ;
   wire [1:0] \$125 ;
-  wire [1:0] \$126 ;
-  wire [2:0] \$127 ;
+  wire [2:0] \$126 ;
+  wire [3:0] \$127 ;
   wire [3:0] \$128 ;
-  wire [3:0] \$129 ;
-  wire [6:0] \$13 ;
-  wire [4:0] \$130 ;
-  wire \$131 ;
-  wire [8:0] \$132 ;
-  wire [9:0] \$133 ;
+  wire [4:0] \$129 ;
+  wire [7:0] \$13 ;
+  wire \$130 ;
+  wire [8:0] \$131 ;
+  wire [9:0] \$132 ;
+  wire [1:0] \$133 ;
   wire [1:0] \$134 ;
-  wire [1:0] \$135 ;
-  wire [2:0] \$136 ;
+  wire [2:0] \$135 ;
+  wire [1:0] \$136 ;
   wire [1:0] \$137 ;
-  wire [1:0] \$138 ;
-  wire [2:0] \$139 ;
-  wire [7:0] \$14 ;
+  wire [2:0] \$138 ;
+  wire [1:0] \$139 ;
+  wire [15:0] \$14 ;
   wire [1:0] \$140 ;
-  wire [1:0] \$141 ;
-  wire [2:0] \$142 ;
+  wire [2:0] \$141 ;
+  wire [1:0] \$142 ;
   wire [1:0] \$143 ;
-  wire [1:0] \$144 ;
-  wire [2:0] \$145 ;
+  wire [2:0] \$144 ;
+  wire [3:0] \$145 ;
   wire [3:0] \$146 ;
-  wire [3:0] \$147 ;
-  wire [4:0] \$148 ;
-  wire \$149 ;
-  wire [15:0] \$15 ;
-  wire [8:0] \$150 ;
-  wire [9:0] \$151 ;
+  wire [4:0] \$147 ;
+  wire \$148 ;
+  wire [8:0] \$149 ;
+  wire [6:0] \$15 ;
+  wire [9:0] \$150 ;
+  wire [1:0] \$151 ;
   wire [1:0] \$152 ;
-  wire [1:0] \$153 ;
-  wire [2:0] \$154 ;
+  wire [2:0] \$153 ;
+  wire [1:0] \$154 ;
   wire [1:0] \$155 ;
-  wire [1:0] \$156 ;
-  wire [2:0] \$157 ;
+  wire [2:0] \$156 ;
+  wire [1:0] \$157 ;
   wire [1:0] \$158 ;
-  wire [1:0] \$159 ;
-  wire [6:0] \$16 ;
-  wire [2:0] \$160 ;
+  wire [2:0] \$159 ;
+  wire [7:0] \$16 ;
+  wire [1:0] \$160 ;
   wire [1:0] \$161 ;
-  wire [1:0] \$162 ;
-  wire [2:0] \$163 ;
+  wire [2:0] \$162 ;
+  wire [3:0] \$163 ;
   wire [3:0] \$164 ;
-  wire [3:0] \$165 ;
-  wire [4:0] \$166 ;
-  wire \$167 ;
-  wire [8:0] \$168 ;
-  wire [9:0] \$169 ;
-  wire [7:0] \$17 ;
+  wire [4:0] \$165 ;
+  wire \$166 ;
+  wire [8:0] \$167 ;
+  wire [9:0] \$168 ;
+  wire [1:0] \$169 ;
+  wire [15:0] \$17 ;
   wire [1:0] \$170 ;
-  wire [1:0] \$171 ;
-  wire [2:0] \$172 ;
+  wire [2:0] \$171 ;
+  wire [1:0] \$172 ;
   wire [1:0] \$173 ;
-  wire [1:0] \$174 ;
-  wire [2:0] \$175 ;
+  wire [2:0] \$174 ;
+  wire [1:0] \$175 ;
   wire [1:0] \$176 ;
-  wire [1:0] \$177 ;
-  wire [2:0] \$178 ;
+  wire [2:0] \$177 ;
+  wire [1:0] \$178 ;
   wire [1:0] \$179 ;
-  wire [15:0] \$18 ;
-  wire [1:0] \$180 ;
-  wire [2:0] \$181 ;
+  wire [6:0] \$18 ;
+  wire [2:0] \$180 ;
+  wire [3:0] \$181 ;
   wire [3:0] \$182 ;
-  wire [3:0] \$183 ;
-  wire [4:0] \$184 ;
-  wire \$185 ;
-  wire [8:0] \$186 ;
-  wire [9:0] \$187 ;
+  wire [4:0] \$183 ;
+  wire \$184 ;
+  wire [8:0] \$185 ;
+  wire [9:0] \$186 ;
+  wire [1:0] \$187 ;
   wire [1:0] \$188 ;
-  wire [1:0] \$189 ;
-  wire [6:0] \$19 ;
-  wire [2:0] \$190 ;
+  wire [2:0] \$189 ;
+  wire [7:0] \$19 ;
+  wire [1:0] \$190 ;
   wire [1:0] \$191 ;
-  wire [1:0] \$192 ;
-  wire [2:0] \$193 ;
+  wire [2:0] \$192 ;
+  wire [1:0] \$193 ;
   wire [1:0] \$194 ;
-  wire [1:0] \$195 ;
-  wire [2:0] \$196 ;
+  wire [2:0] \$195 ;
+  wire [1:0] \$196 ;
   wire [1:0] \$197 ;
-  wire [1:0] \$198 ;
-  wire [2:0] \$199 ;
+  wire [2:0] \$198 ;
+  wire [3:0] \$199 ;
   wire \$2 ;
-  wire [7:0] \$20 ;
+  wire [15:0] \$20 ;
   wire [3:0] \$200 ;
-  wire [3:0] \$201 ;
-  wire [4:0] \$202 ;
-  wire \$203 ;
-  wire [8:0] \$204 ;
-  wire [9:0] \$205 ;
+  wire [4:0] \$201 ;
+  wire \$202 ;
+  wire [8:0] \$203 ;
+  wire [9:0] \$204 ;
+  wire [1:0] \$205 ;
   wire [1:0] \$206 ;
-  wire [1:0] \$207 ;
-  wire [2:0] \$208 ;
+  wire [2:0] \$207 ;
+  wire [1:0] \$208 ;
   wire [1:0] \$209 ;
-  wire [15:0] \$21 ;
-  wire [1:0] \$210 ;
-  wire [2:0] \$211 ;
+  wire [6:0] \$21 ;
+  wire [2:0] \$210 ;
+  wire [1:0] \$211 ;
   wire [1:0] \$212 ;
-  wire [1:0] \$213 ;
-  wire [2:0] \$214 ;
+  wire [2:0] \$213 ;
+  wire [1:0] \$214 ;
   wire [1:0] \$215 ;
-  wire [1:0] \$216 ;
-  wire [2:0] \$217 ;
+  wire [2:0] \$216 ;
+  wire [3:0] \$217 ;
   wire [3:0] \$218 ;
-  wire [3:0] \$219 ;
-  wire [6:0] \$22 ;
-  wire [4:0] \$220 ;
-  wire \$221 ;
-  wire [8:0] \$222 ;
-  wire [9:0] \$223 ;
-  wire \$224 ;
+  wire [4:0] \$219 ;
+  wire [7:0] \$22 ;
+  wire \$220 ;
+  wire [8:0] \$221 ;
+  wire [9:0] \$222 ;
+  wire \$223 ;
+  reg [1:0] \$224 ;
   reg [1:0] \$225 ;
-  reg [1:0] \$226 ;
+  reg \$226 ;
   reg \$227 ;
-  reg \$228 ;
-  reg [15:0] \$229 ;
-  wire [7:0] \$23 ;
+  reg [15:0] \$228 ;
+  reg \$229 ;
+  wire [15:0] \$23 ;
   reg \$230 ;
   reg \$231 ;
   reg \$232 ;
-  reg \$233 ;
-  reg [15:0] \$234 ;
-  reg [159:0] \$235 ;
+  reg [15:0] \$233 ;
+  reg [159:0] \$234 ;
+  reg \$235 ;
   reg \$236 ;
   reg \$237 ;
   reg \$238 ;
   reg \$239 ;
-  wire [15:0] \$24 ;
+  wire [6:0] \$24 ;
   reg \$240 ;
   reg \$241 ;
   reg \$242 ;
@@ -19105,170 +19100,169 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   reg \$244 ;
   reg \$245 ;
   reg \$246 ;
-  reg \$247 ;
+  reg [2:0] \$247 ;
   reg [2:0] \$248 ;
   reg [2:0] \$249 ;
-  wire [6:0] \$25 ;
+  wire [7:0] \$25 ;
   reg [2:0] \$250 ;
-  reg [2:0] \$251 ;
-  reg [4:0] \$252 ;
-  reg [6:0] \$253 ;
-  reg [7:0] \$254 ;
+  reg [4:0] \$251 ;
+  reg [6:0] \$252 ;
+  reg [7:0] \$253 ;
+  reg [2:0] \$254 ;
   reg [2:0] \$255 ;
   reg [2:0] \$256 ;
   reg [2:0] \$257 ;
-  reg [2:0] \$258 ;
-  reg [4:0] \$259 ;
-  wire [7:0] \$26 ;
-  reg [6:0] \$260 ;
-  reg [7:0] \$261 ;
+  reg [4:0] \$258 ;
+  reg [6:0] \$259 ;
+  wire [15:0] \$26 ;
+  reg [7:0] \$260 ;
+  reg [2:0] \$261 ;
   reg [2:0] \$262 ;
   reg [2:0] \$263 ;
   reg [2:0] \$264 ;
-  reg [2:0] \$265 ;
-  reg [4:0] \$266 ;
-  reg [6:0] \$267 ;
-  reg [7:0] \$268 ;
+  reg [4:0] \$265 ;
+  reg [6:0] \$266 ;
+  reg [7:0] \$267 ;
+  reg [2:0] \$268 ;
   reg [2:0] \$269 ;
-  wire [15:0] \$27 ;
+  wire [6:0] \$27 ;
   reg [2:0] \$270 ;
   reg [2:0] \$271 ;
-  reg [2:0] \$272 ;
-  reg [4:0] \$273 ;
-  reg [6:0] \$274 ;
-  reg [7:0] \$275 ;
+  reg [4:0] \$272 ;
+  reg [6:0] \$273 ;
+  reg [7:0] \$274 ;
+  reg [2:0] \$275 ;
   reg [2:0] \$276 ;
   reg [2:0] \$277 ;
   reg [2:0] \$278 ;
-  reg [2:0] \$279 ;
-  wire [6:0] \$28 ;
-  reg [4:0] \$280 ;
-  reg [6:0] \$281 ;
-  reg [7:0] \$282 ;
+  reg [4:0] \$279 ;
+  wire [7:0] \$28 ;
+  reg [6:0] \$280 ;
+  reg [7:0] \$281 ;
+  reg [2:0] \$282 ;
   reg [2:0] \$283 ;
   reg [2:0] \$284 ;
   reg [2:0] \$285 ;
-  reg [2:0] \$286 ;
-  reg [4:0] \$287 ;
-  reg [6:0] \$288 ;
-  reg [7:0] \$289 ;
-  wire [7:0] \$29 ;
+  reg [4:0] \$286 ;
+  reg [6:0] \$287 ;
+  reg [7:0] \$288 ;
+  reg [2:0] \$289 ;
+  wire [15:0] \$29 ;
   reg [2:0] \$290 ;
   reg [2:0] \$291 ;
   reg [2:0] \$292 ;
-  reg [2:0] \$293 ;
-  reg [4:0] \$294 ;
-  reg [6:0] \$295 ;
-  reg [7:0] \$296 ;
+  reg [4:0] \$293 ;
+  reg [6:0] \$294 ;
+  reg [7:0] \$295 ;
+  reg [2:0] \$296 ;
   reg [2:0] \$297 ;
   reg [2:0] \$298 ;
   reg [2:0] \$299 ;
   wire \$3 ;
-  wire [15:0] \$30 ;
-  reg [2:0] \$300 ;
-  reg [4:0] \$301 ;
-  reg [6:0] \$302 ;
-  reg [7:0] \$303 ;
+  wire [6:0] \$30 ;
+  reg [4:0] \$300 ;
+  reg [6:0] \$301 ;
+  reg [7:0] \$302 ;
+  reg [2:0] \$303 ;
   reg [2:0] \$304 ;
   reg [2:0] \$305 ;
   reg [2:0] \$306 ;
-  reg [2:0] \$307 ;
-  reg [4:0] \$308 ;
-  reg [6:0] \$309 ;
-  wire [6:0] \$31 ;
-  reg [7:0] \$310 ;
+  reg [4:0] \$307 ;
+  reg [6:0] \$308 ;
+  reg [7:0] \$309 ;
+  wire [7:0] \$31 ;
+  reg [2:0] \$310 ;
   reg [2:0] \$311 ;
   reg [2:0] \$312 ;
   reg [2:0] \$313 ;
-  reg [2:0] \$314 ;
-  reg [4:0] \$315 ;
-  reg [6:0] \$316 ;
-  reg [7:0] \$317 ;
+  reg [4:0] \$314 ;
+  reg [6:0] \$315 ;
+  reg [7:0] \$316 ;
+  reg \$317 ;
   reg \$318 ;
   reg \$319 ;
-  wire [7:0] \$32 ;
+  wire [15:0] \$32 ;
   reg \$320 ;
-  reg \$321 ;
-  reg [79:0] \$322 ;
-  wire [15:0] \$33 ;
-  wire [6:0] \$34 ;
-  wire [7:0] \$35 ;
+  reg [79:0] \$321 ;
+  wire [6:0] \$33 ;
+  wire [7:0] \$34 ;
+  wire [2:0] \$35 ;
   wire [2:0] \$36 ;
+  wire [2:0] \$369 ;
   wire [2:0] \$37 ;
-  wire [2:0] \$372 ;
-  wire \$374 ;
-  wire [2:0] \$378 ;
+  wire \$371 ;
+  wire [2:0] \$375 ;
+  wire \$377 ;
   wire [2:0] \$38 ;
-  wire \$380 ;
-  wire [2:0] \$39 ;
+  wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire [1:0] \$44 ;
-  wire [1:0] \$45 ;
-  wire [2:0] \$46 ;
+  wire [2:0] \$45 ;
+  wire [1:0] \$46 ;
   wire [1:0] \$47 ;
-  wire [1:0] \$48 ;
-  wire [2:0] \$49 ;
-  wire \$5 ;
+  wire [2:0] \$48 ;
+  wire [1:0] \$49 ;
+  wire [15:0] \$5 ;
   wire [1:0] \$50 ;
-  wire [1:0] \$51 ;
-  wire [2:0] \$52 ;
+  wire [2:0] \$51 ;
+  wire [1:0] \$52 ;
   wire [1:0] \$53 ;
-  wire [1:0] \$54 ;
-  wire [2:0] \$55 ;
+  wire [2:0] \$54 ;
+  wire [3:0] \$55 ;
   wire [3:0] \$56 ;
-  wire [3:0] \$57 ;
-  wire [4:0] \$58 ;
-  wire \$59 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$60 ;
-  wire [9:0] \$61 ;
+  wire [4:0] \$57 ;
+  wire \$58 ;
+  wire [8:0] \$59 ;
+  wire [6:0] \$6 ;
+  wire [9:0] \$60 ;
+  wire [1:0] \$61 ;
   wire [1:0] \$62 ;
-  wire [1:0] \$63 ;
-  wire [2:0] \$64 ;
+  wire [2:0] \$63 ;
+  wire [1:0] \$64 ;
   wire [1:0] \$65 ;
-  wire [1:0] \$66 ;
-  wire [2:0] \$67 ;
+  wire [2:0] \$66 ;
+  wire [1:0] \$67 ;
   wire [1:0] \$68 ;
-  wire [1:0] \$69 ;
-  wire [6:0] \$7 ;
-  wire [2:0] \$70 ;
+  wire [2:0] \$69 ;
+  wire [7:0] \$7 ;
+  wire [1:0] \$70 ;
   wire [1:0] \$71 ;
-  wire [1:0] \$72 ;
-  wire [2:0] \$73 ;
+  wire [2:0] \$72 ;
+  wire [3:0] \$73 ;
   wire [3:0] \$74 ;
-  wire [3:0] \$75 ;
-  wire [4:0] \$76 ;
-  wire \$77 ;
-  wire [8:0] \$78 ;
-  wire [9:0] \$79 ;
-  wire [7:0] \$8 ;
+  wire [4:0] \$75 ;
+  wire \$76 ;
+  wire [8:0] \$77 ;
+  wire [9:0] \$78 ;
+  wire [1:0] \$79 ;
+  wire [15:0] \$8 ;
   wire [1:0] \$80 ;
-  wire [1:0] \$81 ;
-  wire [2:0] \$82 ;
+  wire [2:0] \$81 ;
+  wire [1:0] \$82 ;
   wire [1:0] \$83 ;
-  wire [1:0] \$84 ;
-  wire [2:0] \$85 ;
+  wire [2:0] \$84 ;
+  wire [1:0] \$85 ;
   wire [1:0] \$86 ;
-  wire [1:0] \$87 ;
-  wire [2:0] \$88 ;
+  wire [2:0] \$87 ;
+  wire [1:0] \$88 ;
   wire [1:0] \$89 ;
-  wire [15:0] \$9 ;
-  wire [1:0] \$90 ;
-  wire [2:0] \$91 ;
+  wire [6:0] \$9 ;
+  wire [2:0] \$90 ;
+  wire [3:0] \$91 ;
   wire [3:0] \$92 ;
-  wire [3:0] \$93 ;
-  wire [4:0] \$94 ;
-  wire \$95 ;
-  wire [8:0] \$96 ;
-  wire [9:0] \$97 ;
+  wire [4:0] \$93 ;
+  wire \$94 ;
+  wire [8:0] \$95 ;
+  wire [9:0] \$96 ;
+  wire [1:0] \$97 ;
   wire [1:0] \$98 ;
-  wire [1:0] \$99 ;
+  wire [2:0] \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$71  = 1'h0;
+  reg \$signal$70  = 1'h0;
   reg [7:0] acc0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
   reg [7:0] acc2 = 8'h00;
@@ -19279,6 +19273,7 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   reg [7:0] acc7 = 8'h00;
   reg [7:0] acc8 = 8'h00;
   reg [7:0] acc9 = 8'h00;
+  input advance;
   wire advance;
   input clk;
   wire clk;
@@ -19331,7 +19326,6 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   wire [7:0] \o__payload[7] ;
   wire [7:0] \o__payload[8] ;
   wire [7:0] \o__payload[9] ;
-  input o__ready;
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
@@ -19488,443 +19482,451 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
     end
   end
   assign port__data = _0_;
-  assign \$1  = ~ o__valid;
-  assign advance = \$1  | o__ready;
+  assign \$1  = ! nf;
+  assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
-  assign i__ready = advance & \$2 ;
-  assign \$3  = ! nf;
-  assign \$5  = i__valid | \$4 ;
-  assign fire = advance & \$5 ;
-  assign \$6  = x_in_d0 ^ weights_d0[15:0];
-  assign xnor0 = ~ \$6 ;
-  assign \$7  = first1_d2 ? 7'h00 : raw0;
-  assign \$8  = tree0_l3_0_0 + \$7 ;
-  assign \$9  = x_in_d0 ^ weights_d0[31:16];
-  assign xnor1 = ~ \$9 ;
-  assign \$10  = first1_d2 ? 7'h00 : raw1;
-  assign \$11  = tree1_l3_0_0 + \$10 ;
-  assign \$12  = x_in_d0 ^ weights_d0[47:32];
-  assign xnor2 = ~ \$12 ;
-  assign \$13  = first1_d2 ? 7'h00 : raw2;
-  assign \$14  = tree2_l3_0_0 + \$13 ;
-  assign \$15  = x_in_d0 ^ weights_d0[63:48];
-  assign xnor3 = ~ \$15 ;
-  assign \$16  = first1_d2 ? 7'h00 : raw3;
-  assign \$17  = tree3_l3_0_0 + \$16 ;
-  assign \$18  = x_in_d0 ^ weights_d0[79:64];
-  assign xnor4 = ~ \$18 ;
-  assign \$19  = first1_d2 ? 7'h00 : raw4;
-  assign \$20  = tree4_l3_0_0 + \$19 ;
-  assign \$21  = x_in_d0 ^ weights_d0[95:80];
-  assign xnor5 = ~ \$21 ;
-  assign \$22  = first1_d2 ? 7'h00 : raw5;
-  assign \$23  = tree5_l3_0_0 + \$22 ;
-  assign \$24  = x_in_d0 ^ weights_d0[111:96];
-  assign xnor6 = ~ \$24 ;
-  assign \$25  = first1_d2 ? 7'h00 : raw6;
-  assign \$26  = tree6_l3_0_0 + \$25 ;
-  assign \$27  = x_in_d0 ^ weights_d0[127:112];
-  assign xnor7 = ~ \$27 ;
-  assign \$28  = first1_d2 ? 7'h00 : raw7;
-  assign \$29  = tree7_l3_0_0 + \$28 ;
-  assign \$30  = x_in_d0 ^ weights_d0[143:128];
-  assign xnor8 = ~ \$30 ;
-  assign \$31  = first1_d2 ? 7'h00 : raw8;
-  assign \$32  = tree8_l3_0_0 + \$31 ;
-  assign \$33  = x_in_d0 ^ weights_d0[159:144];
-  assign xnor9 = ~ \$33 ;
-  assign \$34  = first1_d2 ? 7'h00 : raw9;
-  assign \$35  = tree9_l3_0_0 + \$34 ;
-  assign \$36  = sf + 1'h1;
-  assign \$372  = \$36  % 3'h4;
-  assign \$38  = port__addr + 1'h1;
-  assign \$378  = \$38  % 3'h4;
-  assign \$40  = sf == 2'h3;
-  assign \$41  = ! nf;
-  assign \$42  = ! sf;
-  assign \$43  = sf == 2'h3;
-  assign \$44  = xnor0[0] + xnor0[1];
-  assign \$45  = xnor0[2] + xnor0[3];
-  assign \$46  = \$44  + \$45 ;
-  assign \$47  = xnor0[4] + xnor0[5];
-  assign \$48  = xnor0[6] + xnor0[7];
-  assign \$49  = \$47  + \$48 ;
-  assign \$50  = xnor0[8] + xnor0[9];
-  assign \$51  = xnor0[10] + xnor0[11];
-  assign \$52  = \$50  + \$51 ;
-  assign \$53  = xnor0[12] + xnor0[13];
-  assign \$54  = xnor0[14] + xnor0[15];
-  assign \$55  = \$53  + \$54 ;
-  assign \$56  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$57  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$58  = \$56  + \$57 ;
-  assign \$59  = advance & v1_d2;
-  assign \$60  = 2'h2 * raw0;
-  assign \$61  = \$60  - 7'h40;
-  assign \$62  = xnor1[0] + xnor1[1];
-  assign \$63  = xnor1[2] + xnor1[3];
-  assign \$64  = \$62  + \$63 ;
-  assign \$65  = xnor1[4] + xnor1[5];
-  assign \$66  = xnor1[6] + xnor1[7];
-  assign \$67  = \$65  + \$66 ;
-  assign \$68  = xnor1[8] + xnor1[9];
-  assign \$69  = xnor1[10] + xnor1[11];
-  assign \$70  = \$68  + \$69 ;
-  assign \$71  = xnor1[12] + xnor1[13];
-  assign \$72  = xnor1[14] + xnor1[15];
-  assign \$73  = \$71  + \$72 ;
-  assign \$74  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$75  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$76  = \$74  + \$75 ;
-  assign \$77  = advance & v1_d2;
-  assign \$78  = 2'h2 * raw1;
-  assign \$79  = \$78  - 7'h40;
-  assign \$80  = xnor2[0] + xnor2[1];
-  assign \$81  = xnor2[2] + xnor2[3];
-  assign \$82  = \$80  + \$81 ;
-  assign \$83  = xnor2[4] + xnor2[5];
-  assign \$84  = xnor2[6] + xnor2[7];
-  assign \$85  = \$83  + \$84 ;
-  assign \$86  = xnor2[8] + xnor2[9];
-  assign \$87  = xnor2[10] + xnor2[11];
-  assign \$88  = \$86  + \$87 ;
-  assign \$89  = xnor2[12] + xnor2[13];
-  assign \$90  = xnor2[14] + xnor2[15];
-  assign \$91  = \$89  + \$90 ;
-  assign \$92  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$93  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$94  = \$92  + \$93 ;
-  assign \$95  = advance & v1_d2;
-  assign \$96  = 2'h2 * raw2;
-  assign \$97  = \$96  - 7'h40;
-  assign \$98  = xnor3[0] + xnor3[1];
-  assign \$99  = xnor3[2] + xnor3[3];
-  assign \$100  = \$98  + \$99 ;
-  assign \$101  = xnor3[4] + xnor3[5];
-  assign \$102  = xnor3[6] + xnor3[7];
-  assign \$103  = \$101  + \$102 ;
-  assign \$104  = xnor3[8] + xnor3[9];
-  assign \$105  = xnor3[10] + xnor3[11];
-  assign \$106  = \$104  + \$105 ;
-  assign \$107  = xnor3[12] + xnor3[13];
-  assign \$108  = xnor3[14] + xnor3[15];
-  assign \$109  = \$107  + \$108 ;
-  assign \$110  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$111  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$112  = \$110  + \$111 ;
-  assign \$113  = advance & v1_d2;
-  assign \$114  = 2'h2 * raw3;
-  assign \$115  = \$114  - 7'h40;
-  assign \$116  = xnor4[0] + xnor4[1];
-  assign \$117  = xnor4[2] + xnor4[3];
-  assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor4[4] + xnor4[5];
-  assign \$120  = xnor4[6] + xnor4[7];
-  assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor4[8] + xnor4[9];
-  assign \$123  = xnor4[10] + xnor4[11];
-  assign \$124  = \$122  + \$123 ;
-  assign \$125  = xnor4[12] + xnor4[13];
-  assign \$126  = xnor4[14] + xnor4[15];
-  assign \$127  = \$125  + \$126 ;
-  assign \$128  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$129  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$130  = \$128  + \$129 ;
-  assign \$131  = advance & v1_d2;
-  assign \$132  = 2'h2 * raw4;
-  assign \$133  = \$132  - 7'h40;
-  assign \$134  = xnor5[0] + xnor5[1];
-  assign \$135  = xnor5[2] + xnor5[3];
-  assign \$136  = \$134  + \$135 ;
-  assign \$137  = xnor5[4] + xnor5[5];
-  assign \$138  = xnor5[6] + xnor5[7];
-  assign \$139  = \$137  + \$138 ;
-  assign \$140  = xnor5[8] + xnor5[9];
-  assign \$141  = xnor5[10] + xnor5[11];
-  assign \$142  = \$140  + \$141 ;
-  assign \$143  = xnor5[12] + xnor5[13];
-  assign \$144  = xnor5[14] + xnor5[15];
-  assign \$145  = \$143  + \$144 ;
-  assign \$146  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$147  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$148  = \$146  + \$147 ;
-  assign \$149  = advance & v1_d2;
-  assign \$150  = 2'h2 * raw5;
-  assign \$151  = \$150  - 7'h40;
-  assign \$152  = xnor6[0] + xnor6[1];
-  assign \$153  = xnor6[2] + xnor6[3];
-  assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor6[4] + xnor6[5];
-  assign \$156  = xnor6[6] + xnor6[7];
-  assign \$157  = \$155  + \$156 ;
-  assign \$158  = xnor6[8] + xnor6[9];
-  assign \$159  = xnor6[10] + xnor6[11];
-  assign \$160  = \$158  + \$159 ;
-  assign \$161  = xnor6[12] + xnor6[13];
-  assign \$162  = xnor6[14] + xnor6[15];
-  assign \$163  = \$161  + \$162 ;
-  assign \$164  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$165  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$166  = \$164  + \$165 ;
-  assign \$167  = advance & v1_d2;
-  assign \$168  = 2'h2 * raw6;
-  assign \$169  = \$168  - 7'h40;
-  assign \$170  = xnor7[0] + xnor7[1];
-  assign \$171  = xnor7[2] + xnor7[3];
-  assign \$172  = \$170  + \$171 ;
-  assign \$173  = xnor7[4] + xnor7[5];
-  assign \$174  = xnor7[6] + xnor7[7];
-  assign \$175  = \$173  + \$174 ;
-  assign \$176  = xnor7[8] + xnor7[9];
-  assign \$177  = xnor7[10] + xnor7[11];
-  assign \$178  = \$176  + \$177 ;
-  assign \$179  = xnor7[12] + xnor7[13];
-  assign \$180  = xnor7[14] + xnor7[15];
-  assign \$181  = \$179  + \$180 ;
-  assign \$182  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$183  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$184  = \$182  + \$183 ;
-  assign \$185  = advance & v1_d2;
-  assign \$186  = 2'h2 * raw7;
-  assign \$187  = \$186  - 7'h40;
-  assign \$188  = xnor8[0] + xnor8[1];
-  assign \$189  = xnor8[2] + xnor8[3];
-  assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor8[4] + xnor8[5];
-  assign \$192  = xnor8[6] + xnor8[7];
-  assign \$193  = \$191  + \$192 ;
-  assign \$194  = xnor8[8] + xnor8[9];
-  assign \$195  = xnor8[10] + xnor8[11];
-  assign \$196  = \$194  + \$195 ;
-  assign \$197  = xnor8[12] + xnor8[13];
-  assign \$198  = xnor8[14] + xnor8[15];
-  assign \$199  = \$197  + \$198 ;
-  assign \$200  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$201  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$202  = \$200  + \$201 ;
-  assign \$203  = advance & v1_d2;
-  assign \$204  = 2'h2 * raw8;
-  assign \$205  = \$204  - 7'h40;
-  assign \$206  = xnor9[0] + xnor9[1];
-  assign \$207  = xnor9[2] + xnor9[3];
-  assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor9[4] + xnor9[5];
-  assign \$210  = xnor9[6] + xnor9[7];
-  assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor9[8] + xnor9[9];
-  assign \$213  = xnor9[10] + xnor9[11];
-  assign \$214  = \$212  + \$213 ;
-  assign \$215  = xnor9[12] + xnor9[13];
-  assign \$216  = xnor9[14] + xnor9[15];
-  assign \$217  = \$215  + \$216 ;
-  assign \$218  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$219  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$220  = \$218  + \$219 ;
-  assign \$221  = advance & v1_d2;
-  assign \$222  = 2'h2 * raw9;
-  assign \$223  = \$222  - 7'h40;
-  assign \$224  = v1_d2 & last1_d2;
-  always @(posedge clk)
-    sf <= \$225 ;
-  always @(posedge clk)
-    port__addr <= \$226 ;
-  always @(posedge clk)
-    nf <= \$227 ;
-  always @(posedge clk)
-    \$signal  <= \$228 ;
-  always @(posedge clk)
-    x1 <= \$229 ;
-  always @(posedge clk)
-    fresh1 <= \$230 ;
-  always @(posedge clk)
-    \$signal$71  <= \$231 ;
-  always @(posedge clk)
-    last1 <= \$232 ;
-  always @(posedge clk)
-    nf1 <= \$233 ;
-  always @(posedge clk)
-    x_in_d0 <= \$234 ;
-  always @(posedge clk)
-    weights_d0 <= \$235 ;
-  always @(posedge clk)
-    v1_d0 <= \$236 ;
-  always @(posedge clk)
-    v1_d1 <= \$237 ;
-  always @(posedge clk)
-    v1_d2 <= \$238 ;
-  always @(posedge clk)
-    first1_d0 <= \$239 ;
-  always @(posedge clk)
-    first1_d1 <= \$240 ;
-  always @(posedge clk)
-    first1_d2 <= \$241 ;
+  assign \$4  = i__valid | \$3 ;
+  assign fire = advance & \$4 ;
+  assign \$5  = x_in_d0 ^ weights_d0[15:0];
+  assign xnor0 = ~ \$5 ;
+  assign \$6  = first1_d2 ? 7'h00 : raw0;
+  assign \$7  = tree0_l3_0_0 + \$6 ;
+  assign \$8  = x_in_d0 ^ weights_d0[31:16];
+  assign xnor1 = ~ \$8 ;
+  assign \$9  = first1_d2 ? 7'h00 : raw1;
+  assign \$10  = tree1_l3_0_0 + \$9 ;
+  assign \$11  = x_in_d0 ^ weights_d0[47:32];
+  assign xnor2 = ~ \$11 ;
+  assign \$12  = first1_d2 ? 7'h00 : raw2;
+  assign \$13  = tree2_l3_0_0 + \$12 ;
+  assign \$14  = x_in_d0 ^ weights_d0[63:48];
+  assign xnor3 = ~ \$14 ;
+  assign \$15  = first1_d2 ? 7'h00 : raw3;
+  assign \$16  = tree3_l3_0_0 + \$15 ;
+  assign \$17  = x_in_d0 ^ weights_d0[79:64];
+  assign xnor4 = ~ \$17 ;
+  assign \$18  = first1_d2 ? 7'h00 : raw4;
+  assign \$19  = tree4_l3_0_0 + \$18 ;
+  assign \$20  = x_in_d0 ^ weights_d0[95:80];
+  assign xnor5 = ~ \$20 ;
+  assign \$21  = first1_d2 ? 7'h00 : raw5;
+  assign \$22  = tree5_l3_0_0 + \$21 ;
+  assign \$23  = x_in_d0 ^ weights_d0[111:96];
+  assign xnor6 = ~ \$23 ;
+  assign \$24  = first1_d2 ? 7'h00 : raw6;
+  assign \$25  = tree6_l3_0_0 + \$24 ;
+  assign \$26  = x_in_d0 ^ weights_d0[127:112];
+  assign xnor7 = ~ \$26 ;
+  assign \$27  = first1_d2 ? 7'h00 : raw7;
+  assign \$28  = tree7_l3_0_0 + \$27 ;
+  assign \$29  = x_in_d0 ^ weights_d0[143:128];
+  assign xnor8 = ~ \$29 ;
+  assign \$30  = first1_d2 ? 7'h00 : raw8;
+  assign \$31  = tree8_l3_0_0 + \$30 ;
+  assign \$32  = x_in_d0 ^ weights_d0[159:144];
+  assign xnor9 = ~ \$32 ;
+  assign \$33  = first1_d2 ? 7'h00 : raw9;
+  assign \$34  = tree9_l3_0_0 + \$33 ;
+  assign \$35  = sf + 1'h1;
+  assign \$369  = \$35  % 3'h4;
+  assign \$37  = port__addr + 1'h1;
+  assign \$375  = \$37  % 3'h4;
+  assign \$39  = sf == 2'h3;
+  assign \$40  = ! nf;
+  assign \$41  = ! sf;
+  assign \$42  = sf == 2'h3;
+  assign \$43  = xnor0[0] + xnor0[1];
+  assign \$44  = xnor0[2] + xnor0[3];
+  assign \$45  = \$43  + \$44 ;
+  assign \$46  = xnor0[4] + xnor0[5];
+  assign \$47  = xnor0[6] + xnor0[7];
+  assign \$48  = \$46  + \$47 ;
+  assign \$49  = xnor0[8] + xnor0[9];
+  assign \$50  = xnor0[10] + xnor0[11];
+  assign \$51  = \$49  + \$50 ;
+  assign \$52  = xnor0[12] + xnor0[13];
+  assign \$53  = xnor0[14] + xnor0[15];
+  assign \$54  = \$52  + \$53 ;
+  assign \$55  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$56  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$57  = \$55  + \$56 ;
+  assign \$58  = advance & v1_d2;
+  assign \$59  = 2'h2 * raw0;
+  assign \$60  = \$59  - 7'h40;
+  assign \$61  = xnor1[0] + xnor1[1];
+  assign \$62  = xnor1[2] + xnor1[3];
+  assign \$63  = \$61  + \$62 ;
+  assign \$64  = xnor1[4] + xnor1[5];
+  assign \$65  = xnor1[6] + xnor1[7];
+  assign \$66  = \$64  + \$65 ;
+  assign \$67  = xnor1[8] + xnor1[9];
+  assign \$68  = xnor1[10] + xnor1[11];
+  assign \$69  = \$67  + \$68 ;
+  assign \$70  = xnor1[12] + xnor1[13];
+  assign \$71  = xnor1[14] + xnor1[15];
+  assign \$72  = \$70  + \$71 ;
+  assign \$73  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$74  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$75  = \$73  + \$74 ;
+  assign \$76  = advance & v1_d2;
+  assign \$77  = 2'h2 * raw1;
+  assign \$78  = \$77  - 7'h40;
+  assign \$79  = xnor2[0] + xnor2[1];
+  assign \$80  = xnor2[2] + xnor2[3];
+  assign \$81  = \$79  + \$80 ;
+  assign \$82  = xnor2[4] + xnor2[5];
+  assign \$83  = xnor2[6] + xnor2[7];
+  assign \$84  = \$82  + \$83 ;
+  assign \$85  = xnor2[8] + xnor2[9];
+  assign \$86  = xnor2[10] + xnor2[11];
+  assign \$87  = \$85  + \$86 ;
+  assign \$88  = xnor2[12] + xnor2[13];
+  assign \$89  = xnor2[14] + xnor2[15];
+  assign \$90  = \$88  + \$89 ;
+  assign \$91  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$92  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$93  = \$91  + \$92 ;
+  assign \$94  = advance & v1_d2;
+  assign \$95  = 2'h2 * raw2;
+  assign \$96  = \$95  - 7'h40;
+  assign \$97  = xnor3[0] + xnor3[1];
+  assign \$98  = xnor3[2] + xnor3[3];
+  assign \$99  = \$97  + \$98 ;
+  assign \$100  = xnor3[4] + xnor3[5];
+  assign \$101  = xnor3[6] + xnor3[7];
+  assign \$102  = \$100  + \$101 ;
+  assign \$103  = xnor3[8] + xnor3[9];
+  assign \$104  = xnor3[10] + xnor3[11];
+  assign \$105  = \$103  + \$104 ;
+  assign \$106  = xnor3[12] + xnor3[13];
+  assign \$107  = xnor3[14] + xnor3[15];
+  assign \$108  = \$106  + \$107 ;
+  assign \$109  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$110  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$111  = \$109  + \$110 ;
+  assign \$112  = advance & v1_d2;
+  assign \$113  = 2'h2 * raw3;
+  assign \$114  = \$113  - 7'h40;
+  assign \$115  = xnor4[0] + xnor4[1];
+  assign \$116  = xnor4[2] + xnor4[3];
+  assign \$117  = \$115  + \$116 ;
+  assign \$118  = xnor4[4] + xnor4[5];
+  assign \$119  = xnor4[6] + xnor4[7];
+  assign \$120  = \$118  + \$119 ;
+  assign \$121  = xnor4[8] + xnor4[9];
+  assign \$122  = xnor4[10] + xnor4[11];
+  assign \$123  = \$121  + \$122 ;
+  assign \$124  = xnor4[12] + xnor4[13];
+  assign \$125  = xnor4[14] + xnor4[15];
+  assign \$126  = \$124  + \$125 ;
+  assign \$127  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$128  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$129  = \$127  + \$128 ;
+  assign \$130  = advance & v1_d2;
+  assign \$131  = 2'h2 * raw4;
+  assign \$132  = \$131  - 7'h40;
+  assign \$133  = xnor5[0] + xnor5[1];
+  assign \$134  = xnor5[2] + xnor5[3];
+  assign \$135  = \$133  + \$134 ;
+  assign \$136  = xnor5[4] + xnor5[5];
+  assign \$137  = xnor5[6] + xnor5[7];
+  assign \$138  = \$136  + \$137 ;
+  assign \$139  = xnor5[8] + xnor5[9];
+  assign \$140  = xnor5[10] + xnor5[11];
+  assign \$141  = \$139  + \$140 ;
+  assign \$142  = xnor5[12] + xnor5[13];
+  assign \$143  = xnor5[14] + xnor5[15];
+  assign \$144  = \$142  + \$143 ;
+  assign \$145  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$146  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$147  = \$145  + \$146 ;
+  assign \$148  = advance & v1_d2;
+  assign \$149  = 2'h2 * raw5;
+  assign \$150  = \$149  - 7'h40;
+  assign \$151  = xnor6[0] + xnor6[1];
+  assign \$152  = xnor6[2] + xnor6[3];
+  assign \$153  = \$151  + \$152 ;
+  assign \$154  = xnor6[4] + xnor6[5];
+  assign \$155  = xnor6[6] + xnor6[7];
+  assign \$156  = \$154  + \$155 ;
+  assign \$157  = xnor6[8] + xnor6[9];
+  assign \$158  = xnor6[10] + xnor6[11];
+  assign \$159  = \$157  + \$158 ;
+  assign \$160  = xnor6[12] + xnor6[13];
+  assign \$161  = xnor6[14] + xnor6[15];
+  assign \$162  = \$160  + \$161 ;
+  assign \$163  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$164  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$165  = \$163  + \$164 ;
+  assign \$166  = advance & v1_d2;
+  assign \$167  = 2'h2 * raw6;
+  assign \$168  = \$167  - 7'h40;
+  assign \$169  = xnor7[0] + xnor7[1];
+  assign \$170  = xnor7[2] + xnor7[3];
+  assign \$171  = \$169  + \$170 ;
+  assign \$172  = xnor7[4] + xnor7[5];
+  assign \$173  = xnor7[6] + xnor7[7];
+  assign \$174  = \$172  + \$173 ;
+  assign \$175  = xnor7[8] + xnor7[9];
+  assign \$176  = xnor7[10] + xnor7[11];
+  assign \$177  = \$175  + \$176 ;
+  assign \$178  = xnor7[12] + xnor7[13];
+  assign \$179  = xnor7[14] + xnor7[15];
+  assign \$180  = \$178  + \$179 ;
+  assign \$181  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$182  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$183  = \$181  + \$182 ;
+  assign \$184  = advance & v1_d2;
+  assign \$185  = 2'h2 * raw7;
+  assign \$186  = \$185  - 7'h40;
+  assign \$187  = xnor8[0] + xnor8[1];
+  assign \$188  = xnor8[2] + xnor8[3];
+  assign \$189  = \$187  + \$188 ;
+  assign \$190  = xnor8[4] + xnor8[5];
+  assign \$191  = xnor8[6] + xnor8[7];
+  assign \$192  = \$190  + \$191 ;
+  assign \$193  = xnor8[8] + xnor8[9];
+  assign \$194  = xnor8[10] + xnor8[11];
+  assign \$195  = \$193  + \$194 ;
+  assign \$196  = xnor8[12] + xnor8[13];
+  assign \$197  = xnor8[14] + xnor8[15];
+  assign \$198  = \$196  + \$197 ;
+  assign \$199  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$200  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$201  = \$199  + \$200 ;
+  assign \$202  = advance & v1_d2;
+  assign \$203  = 2'h2 * raw8;
+  assign \$204  = \$203  - 7'h40;
+  assign \$205  = xnor9[0] + xnor9[1];
+  assign \$206  = xnor9[2] + xnor9[3];
+  assign \$207  = \$205  + \$206 ;
+  assign \$208  = xnor9[4] + xnor9[5];
+  assign \$209  = xnor9[6] + xnor9[7];
+  assign \$210  = \$208  + \$209 ;
+  assign \$211  = xnor9[8] + xnor9[9];
+  assign \$212  = xnor9[10] + xnor9[11];
+  assign \$213  = \$211  + \$212 ;
+  assign \$214  = xnor9[12] + xnor9[13];
+  assign \$215  = xnor9[14] + xnor9[15];
+  assign \$216  = \$214  + \$215 ;
+  assign \$217  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$218  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$219  = \$217  + \$218 ;
+  assign \$220  = advance & v1_d2;
+  assign \$221  = 2'h2 * raw9;
+  assign \$222  = \$221  - 7'h40;
+  assign \$223  = v1_d2 & last1_d2;
+  always @(posedge clk)
+    sf <= \$224 ;
+  always @(posedge clk)
+    port__addr <= \$225 ;
+  always @(posedge clk)
+    nf <= \$226 ;
+  always @(posedge clk)
+    \$signal  <= \$227 ;
+  always @(posedge clk)
+    x1 <= \$228 ;
+  always @(posedge clk)
+    fresh1 <= \$229 ;
+  always @(posedge clk)
+    \$signal$70  <= \$230 ;
+  always @(posedge clk)
+    last1 <= \$231 ;
+  always @(posedge clk)
+    nf1 <= \$232 ;
+  always @(posedge clk)
+    x_in_d0 <= \$233 ;
+  always @(posedge clk)
+    weights_d0 <= \$234 ;
+  always @(posedge clk)
+    v1_d0 <= \$235 ;
+  always @(posedge clk)
+    v1_d1 <= \$236 ;
+  always @(posedge clk)
+    v1_d2 <= \$237 ;
+  always @(posedge clk)
+    first1_d0 <= \$238 ;
+  always @(posedge clk)
+    first1_d1 <= \$239 ;
   always @(posedge clk)
-    last1_d0 <= \$242 ;
+    first1_d2 <= \$240 ;
   always @(posedge clk)
-    last1_d1 <= \$243 ;
+    last1_d0 <= \$241 ;
   always @(posedge clk)
-    last1_d2 <= \$244 ;
+    last1_d1 <= \$242 ;
   always @(posedge clk)
-    nf1_d0 <= \$245 ;
+    last1_d2 <= \$243 ;
   always @(posedge clk)
-    nf1_d1 <= \$246 ;
+    nf1_d0 <= \$244 ;
   always @(posedge clk)
-    nf1_d2 <= \$247 ;
+    nf1_d1 <= \$245 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$248 ;
+    nf1_d2 <= \$246 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$249 ;
+    tree0_l1_0_0 <= \$247 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$250 ;
+    tree0_l1_1_0 <= \$248 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$251 ;
+    tree0_l1_2_0 <= \$249 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$252 ;
+    tree0_l1_3_0 <= \$250 ;
   always @(posedge clk)
-    raw0 <= \$253 ;
+    tree0_l3_0_0 <= \$251 ;
   always @(posedge clk)
-    acc0 <= \$254 ;
+    raw0 <= \$252 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$255 ;
+    acc0 <= \$253 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$256 ;
+    tree1_l1_0_0 <= \$254 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$257 ;
+    tree1_l1_1_0 <= \$255 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$258 ;
+    tree1_l1_2_0 <= \$256 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$259 ;
+    tree1_l1_3_0 <= \$257 ;
   always @(posedge clk)
-    raw1 <= \$260 ;
+    tree1_l3_0_0 <= \$258 ;
   always @(posedge clk)
-    acc1 <= \$261 ;
+    raw1 <= \$259 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$262 ;
+    acc1 <= \$260 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$263 ;
+    tree2_l1_0_0 <= \$261 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$264 ;
+    tree2_l1_1_0 <= \$262 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$265 ;
+    tree2_l1_2_0 <= \$263 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$266 ;
+    tree2_l1_3_0 <= \$264 ;
   always @(posedge clk)
-    raw2 <= \$267 ;
+    tree2_l3_0_0 <= \$265 ;
   always @(posedge clk)
-    acc2 <= \$268 ;
+    raw2 <= \$266 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$269 ;
+    acc2 <= \$267 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$270 ;
+    tree3_l1_0_0 <= \$268 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$271 ;
+    tree3_l1_1_0 <= \$269 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$272 ;
+    tree3_l1_2_0 <= \$270 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$273 ;
+    tree3_l1_3_0 <= \$271 ;
   always @(posedge clk)
-    raw3 <= \$274 ;
+    tree3_l3_0_0 <= \$272 ;
   always @(posedge clk)
-    acc3 <= \$275 ;
+    raw3 <= \$273 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$276 ;
+    acc3 <= \$274 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$277 ;
+    tree4_l1_0_0 <= \$275 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$278 ;
+    tree4_l1_1_0 <= \$276 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$279 ;
+    tree4_l1_2_0 <= \$277 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$280 ;
+    tree4_l1_3_0 <= \$278 ;
   always @(posedge clk)
-    raw4 <= \$281 ;
+    tree4_l3_0_0 <= \$279 ;
   always @(posedge clk)
-    acc4 <= \$282 ;
+    raw4 <= \$280 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$283 ;
+    acc4 <= \$281 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$284 ;
+    tree5_l1_0_0 <= \$282 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$285 ;
+    tree5_l1_1_0 <= \$283 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$286 ;
+    tree5_l1_2_0 <= \$284 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$287 ;
+    tree5_l1_3_0 <= \$285 ;
   always @(posedge clk)
-    raw5 <= \$288 ;
+    tree5_l3_0_0 <= \$286 ;
   always @(posedge clk)
-    acc5 <= \$289 ;
+    raw5 <= \$287 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$290 ;
+    acc5 <= \$288 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$291 ;
+    tree6_l1_0_0 <= \$289 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$292 ;
+    tree6_l1_1_0 <= \$290 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$293 ;
+    tree6_l1_2_0 <= \$291 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$294 ;
+    tree6_l1_3_0 <= \$292 ;
   always @(posedge clk)
-    raw6 <= \$295 ;
+    tree6_l3_0_0 <= \$293 ;
   always @(posedge clk)
-    acc6 <= \$296 ;
+    raw6 <= \$294 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$297 ;
+    acc6 <= \$295 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$298 ;
+    tree7_l1_0_0 <= \$296 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$299 ;
+    tree7_l1_1_0 <= \$297 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$300 ;
+    tree7_l1_2_0 <= \$298 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$301 ;
+    tree7_l1_3_0 <= \$299 ;
   always @(posedge clk)
-    raw7 <= \$302 ;
+    tree7_l3_0_0 <= \$300 ;
   always @(posedge clk)
-    acc7 <= \$303 ;
+    raw7 <= \$301 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$304 ;
+    acc7 <= \$302 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$305 ;
+    tree8_l1_0_0 <= \$303 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$306 ;
+    tree8_l1_1_0 <= \$304 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$307 ;
+    tree8_l1_2_0 <= \$305 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$308 ;
+    tree8_l1_3_0 <= \$306 ;
   always @(posedge clk)
-    raw8 <= \$309 ;
+    tree8_l3_0_0 <= \$307 ;
   always @(posedge clk)
-    acc8 <= \$310 ;
+    raw8 <= \$308 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$311 ;
+    acc8 <= \$309 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$312 ;
+    tree9_l1_0_0 <= \$310 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$313 ;
+    tree9_l1_1_0 <= \$311 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$314 ;
+    tree9_l1_2_0 <= \$312 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$315 ;
+    tree9_l1_3_0 <= \$313 ;
   always @(posedge clk)
-    raw9 <= \$316 ;
+    tree9_l3_0_0 <= \$314 ;
   always @(posedge clk)
-    acc9 <= \$317 ;
+    raw9 <= \$315 ;
   always @(posedge clk)
-    v2 <= \$318 ;
+    acc9 <= \$316 ;
   always @(posedge clk)
-    v2_d0 <= \$319 ;
+    v2 <= \$317 ;
   always @(posedge clk)
-    nf2_d0 <= \$320 ;
+    v2_d0 <= \$318 ;
   always @(posedge clk)
-    o__valid <= \$321 ;
+    nf2_d0 <= \$319 ;
   always @(posedge clk)
-    o__payload <= \$322 ;
+    o__valid <= \$320 ;
+  always @(posedge clk)
+    o__payload <= \$321 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$225  = sf;
+    \$224  = sf;
     if (fire) begin
-      \$225  = \$37 [1:0];
+      \$224  = \$36 [1:0];
+    end
+    if (rst) begin
+      \$224  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$225  = port__addr;
+    if (fire) begin
+      \$225  = \$38 [1:0];
     end
     if (rst) begin
       \$225  = 2'h0;
@@ -19932,21 +19934,21 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$226  = port__addr;
+    \$226  = nf;
     if (fire) begin
-      \$226  = \$39 [1:0];
+      if (\$39 ) begin
+        \$226  = 1'h0;
+      end
     end
     if (rst) begin
-      \$226  = 2'h0;
+      \$226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$227  = nf;
-    if (fire) begin
-      if (\$40 ) begin
-        \$227  = 1'h0;
-      end
+    \$227  = \$signal ;
+    if (advance) begin
+      \$227  = fire;
     end
     if (rst) begin
       \$227  = 1'h0;
@@ -19954,24 +19956,24 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$228  = \$signal ;
+    \$228  = x1;
     if (advance) begin
-      \$228  = fire;
+      \$228  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$229  = fresh1;
+    if (advance) begin
+      \$229  = \$40 ;
     end
     if (rst) begin
-      \$228  = 1'h0;
+      \$229  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$229  = x1;
-    if (advance) begin
-      \$229  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$230  = fresh1;
+    \$230  = \$signal$70 ;
     if (advance) begin
       \$230  = \$41 ;
     end
@@ -19981,7 +19983,7 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$231  = \$signal$71 ;
+    \$231  = last1;
     if (advance) begin
       \$231  = \$42 ;
     end
@@ -19991,9 +19993,9 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$232  = last1;
+    \$232  = nf1;
     if (advance) begin
-      \$232  = \$43 ;
+      \$232  = nf;
     end
     if (rst) begin
       \$232  = 1'h0;
@@ -20001,33 +20003,33 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$233  = nf1;
+    \$233  = x_in_d0;
     if (advance) begin
-      \$233  = nf;
+      \$233  = x1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$234  = weights_d0;
+    if (advance) begin
+      \$234  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$235  = v1_d0;
+    if (advance) begin
+      \$235  = \$signal ;
     end
     if (rst) begin
-      \$233  = 1'h0;
+      \$235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$234  = x_in_d0;
+    \$236  = v1_d1;
     if (advance) begin
-      \$234  = x1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$235  = weights_d0;
-    if (advance) begin
-      \$235  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$236  = v1_d0;
-    if (advance) begin
-      \$236  = \$signal ;
+      \$236  = v1_d0;
     end
     if (rst) begin
       \$236  = 1'h0;
@@ -20035,9 +20037,9 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$237  = v1_d1;
+    \$237  = v1_d2;
     if (advance) begin
-      \$237  = v1_d0;
+      \$237  = v1_d1;
     end
     if (rst) begin
       \$237  = 1'h0;
@@ -20045,572 +20047,572 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$238  = v1_d2;
+    \$238  = first1_d0;
     if (advance) begin
-      \$238  = v1_d1;
+      \$238  = \$signal$70 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$239  = first1_d1;
+    if (advance) begin
+      \$239  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$240  = first1_d2;
+    if (advance) begin
+      \$240  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$241  = last1_d0;
+    if (advance) begin
+      \$241  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$242  = last1_d1;
+    if (advance) begin
+      \$242  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$243  = last1_d2;
+    if (advance) begin
+      \$243  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$244  = nf1_d0;
+    if (advance) begin
+      \$244  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$245  = nf1_d1;
+    if (advance) begin
+      \$245  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$246  = nf1_d2;
+    if (advance) begin
+      \$246  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$247  = tree0_l1_0_0;
+    if (advance) begin
+      \$247  = \$45 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$248  = tree0_l1_1_0;
+    if (advance) begin
+      \$248  = \$48 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$249  = tree0_l1_2_0;
+    if (advance) begin
+      \$249  = \$51 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$250  = tree0_l1_3_0;
+    if (advance) begin
+      \$250  = \$54 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$251  = tree0_l3_0_0;
+    if (advance) begin
+      \$251  = \$57 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$252  = raw0;
+    if (\$58 ) begin
+      \$252  = \$7 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$253  = acc0;
+    if (advance) begin
+      \$253  = \$60 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$254  = tree1_l1_0_0;
+    if (advance) begin
+      \$254  = \$63 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$255  = tree1_l1_1_0;
+    if (advance) begin
+      \$255  = \$66 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$256  = tree1_l1_2_0;
+    if (advance) begin
+      \$256  = \$69 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$257  = tree1_l1_3_0;
+    if (advance) begin
+      \$257  = \$72 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$258  = tree1_l3_0_0;
+    if (advance) begin
+      \$258  = \$75 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$259  = raw1;
+    if (\$76 ) begin
+      \$259  = \$10 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$260  = acc1;
+    if (advance) begin
+      \$260  = \$78 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$261  = tree2_l1_0_0;
+    if (advance) begin
+      \$261  = \$81 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$262  = tree2_l1_1_0;
+    if (advance) begin
+      \$262  = \$84 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$263  = tree2_l1_2_0;
+    if (advance) begin
+      \$263  = \$87 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$264  = tree2_l1_3_0;
+    if (advance) begin
+      \$264  = \$90 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$265  = tree2_l3_0_0;
+    if (advance) begin
+      \$265  = \$93 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$266  = raw2;
+    if (\$94 ) begin
+      \$266  = \$13 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$267  = acc2;
+    if (advance) begin
+      \$267  = \$96 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$268  = tree3_l1_0_0;
+    if (advance) begin
+      \$268  = \$99 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$269  = tree3_l1_1_0;
+    if (advance) begin
+      \$269  = \$102 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$270  = tree3_l1_2_0;
+    if (advance) begin
+      \$270  = \$105 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$271  = tree3_l1_3_0;
+    if (advance) begin
+      \$271  = \$108 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$272  = tree3_l3_0_0;
+    if (advance) begin
+      \$272  = \$111 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$273  = raw3;
+    if (\$112 ) begin
+      \$273  = \$16 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$274  = acc3;
+    if (advance) begin
+      \$274  = \$114 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$275  = tree4_l1_0_0;
+    if (advance) begin
+      \$275  = \$117 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$276  = tree4_l1_1_0;
+    if (advance) begin
+      \$276  = \$120 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$277  = tree4_l1_2_0;
+    if (advance) begin
+      \$277  = \$123 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$278  = tree4_l1_3_0;
+    if (advance) begin
+      \$278  = \$126 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$279  = tree4_l3_0_0;
+    if (advance) begin
+      \$279  = \$129 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$280  = raw4;
+    if (\$130 ) begin
+      \$280  = \$19 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$281  = acc4;
+    if (advance) begin
+      \$281  = \$132 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$282  = tree5_l1_0_0;
+    if (advance) begin
+      \$282  = \$135 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$283  = tree5_l1_1_0;
+    if (advance) begin
+      \$283  = \$138 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$284  = tree5_l1_2_0;
+    if (advance) begin
+      \$284  = \$141 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$285  = tree5_l1_3_0;
+    if (advance) begin
+      \$285  = \$144 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$286  = tree5_l3_0_0;
+    if (advance) begin
+      \$286  = \$147 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$287  = raw5;
+    if (\$148 ) begin
+      \$287  = \$22 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$288  = acc5;
+    if (advance) begin
+      \$288  = \$150 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$289  = tree6_l1_0_0;
+    if (advance) begin
+      \$289  = \$153 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$290  = tree6_l1_1_0;
+    if (advance) begin
+      \$290  = \$156 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$291  = tree6_l1_2_0;
+    if (advance) begin
+      \$291  = \$159 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$292  = tree6_l1_3_0;
+    if (advance) begin
+      \$292  = \$162 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$293  = tree6_l3_0_0;
+    if (advance) begin
+      \$293  = \$165 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$294  = raw6;
+    if (\$166 ) begin
+      \$294  = \$25 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$295  = acc6;
+    if (advance) begin
+      \$295  = \$168 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$296  = tree7_l1_0_0;
+    if (advance) begin
+      \$296  = \$171 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$297  = tree7_l1_1_0;
+    if (advance) begin
+      \$297  = \$174 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$298  = tree7_l1_2_0;
+    if (advance) begin
+      \$298  = \$177 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$299  = tree7_l1_3_0;
+    if (advance) begin
+      \$299  = \$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$300  = tree7_l3_0_0;
+    if (advance) begin
+      \$300  = \$183 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$301  = raw7;
+    if (\$184 ) begin
+      \$301  = \$28 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$302  = acc7;
+    if (advance) begin
+      \$302  = \$186 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$303  = tree8_l1_0_0;
+    if (advance) begin
+      \$303  = \$189 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$304  = tree8_l1_1_0;
+    if (advance) begin
+      \$304  = \$192 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$305  = tree8_l1_2_0;
+    if (advance) begin
+      \$305  = \$195 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$306  = tree8_l1_3_0;
+    if (advance) begin
+      \$306  = \$198 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$307  = tree8_l3_0_0;
+    if (advance) begin
+      \$307  = \$201 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$308  = raw8;
+    if (\$202 ) begin
+      \$308  = \$31 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$309  = acc8;
+    if (advance) begin
+      \$309  = \$204 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$310  = tree9_l1_0_0;
+    if (advance) begin
+      \$310  = \$207 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$311  = tree9_l1_1_0;
+    if (advance) begin
+      \$311  = \$210 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$312  = tree9_l1_2_0;
+    if (advance) begin
+      \$312  = \$213 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$313  = tree9_l1_3_0;
+    if (advance) begin
+      \$313  = \$216 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$314  = tree9_l3_0_0;
+    if (advance) begin
+      \$314  = \$219 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$315  = raw9;
+    if (\$220 ) begin
+      \$315  = \$34 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$316  = acc9;
+    if (advance) begin
+      \$316  = \$222 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$317  = v2;
+    if (advance) begin
+      \$317  = \$223 ;
     end
     if (rst) begin
-      \$238  = 1'h0;
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$239  = first1_d0;
+    \$318  = v2_d0;
     if (advance) begin
-      \$239  = \$signal$71 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$240  = first1_d1;
-    if (advance) begin
-      \$240  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$241  = first1_d2;
-    if (advance) begin
-      \$241  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$242  = last1_d0;
-    if (advance) begin
-      \$242  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$243  = last1_d1;
-    if (advance) begin
-      \$243  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$244  = last1_d2;
-    if (advance) begin
-      \$244  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$245  = nf1_d0;
-    if (advance) begin
-      \$245  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$246  = nf1_d1;
-    if (advance) begin
-      \$246  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$247  = nf1_d2;
-    if (advance) begin
-      \$247  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$248  = tree0_l1_0_0;
-    if (advance) begin
-      \$248  = \$46 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$249  = tree0_l1_1_0;
-    if (advance) begin
-      \$249  = \$49 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$250  = tree0_l1_2_0;
-    if (advance) begin
-      \$250  = \$52 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$251  = tree0_l1_3_0;
-    if (advance) begin
-      \$251  = \$55 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$252  = tree0_l3_0_0;
-    if (advance) begin
-      \$252  = \$58 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$253  = raw0;
-    if (\$59 ) begin
-      \$253  = \$8 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$254  = acc0;
-    if (advance) begin
-      \$254  = \$61 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$255  = tree1_l1_0_0;
-    if (advance) begin
-      \$255  = \$64 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$256  = tree1_l1_1_0;
-    if (advance) begin
-      \$256  = \$67 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$257  = tree1_l1_2_0;
-    if (advance) begin
-      \$257  = \$70 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$258  = tree1_l1_3_0;
-    if (advance) begin
-      \$258  = \$73 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$259  = tree1_l3_0_0;
-    if (advance) begin
-      \$259  = \$76 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$260  = raw1;
-    if (\$77 ) begin
-      \$260  = \$11 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$261  = acc1;
-    if (advance) begin
-      \$261  = \$79 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$262  = tree2_l1_0_0;
-    if (advance) begin
-      \$262  = \$82 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$263  = tree2_l1_1_0;
-    if (advance) begin
-      \$263  = \$85 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$264  = tree2_l1_2_0;
-    if (advance) begin
-      \$264  = \$88 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$265  = tree2_l1_3_0;
-    if (advance) begin
-      \$265  = \$91 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$266  = tree2_l3_0_0;
-    if (advance) begin
-      \$266  = \$94 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$267  = raw2;
-    if (\$95 ) begin
-      \$267  = \$14 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$268  = acc2;
-    if (advance) begin
-      \$268  = \$97 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$269  = tree3_l1_0_0;
-    if (advance) begin
-      \$269  = \$100 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$270  = tree3_l1_1_0;
-    if (advance) begin
-      \$270  = \$103 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$271  = tree3_l1_2_0;
-    if (advance) begin
-      \$271  = \$106 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$272  = tree3_l1_3_0;
-    if (advance) begin
-      \$272  = \$109 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$273  = tree3_l3_0_0;
-    if (advance) begin
-      \$273  = \$112 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$274  = raw3;
-    if (\$113 ) begin
-      \$274  = \$17 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$275  = acc3;
-    if (advance) begin
-      \$275  = \$115 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$276  = tree4_l1_0_0;
-    if (advance) begin
-      \$276  = \$118 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$277  = tree4_l1_1_0;
-    if (advance) begin
-      \$277  = \$121 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$278  = tree4_l1_2_0;
-    if (advance) begin
-      \$278  = \$124 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$279  = tree4_l1_3_0;
-    if (advance) begin
-      \$279  = \$127 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$280  = tree4_l3_0_0;
-    if (advance) begin
-      \$280  = \$130 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$281  = raw4;
-    if (\$131 ) begin
-      \$281  = \$20 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$282  = acc4;
-    if (advance) begin
-      \$282  = \$133 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$283  = tree5_l1_0_0;
-    if (advance) begin
-      \$283  = \$136 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$284  = tree5_l1_1_0;
-    if (advance) begin
-      \$284  = \$139 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$285  = tree5_l1_2_0;
-    if (advance) begin
-      \$285  = \$142 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$286  = tree5_l1_3_0;
-    if (advance) begin
-      \$286  = \$145 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$287  = tree5_l3_0_0;
-    if (advance) begin
-      \$287  = \$148 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$288  = raw5;
-    if (\$149 ) begin
-      \$288  = \$23 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$289  = acc5;
-    if (advance) begin
-      \$289  = \$151 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$290  = tree6_l1_0_0;
-    if (advance) begin
-      \$290  = \$154 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$291  = tree6_l1_1_0;
-    if (advance) begin
-      \$291  = \$157 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$292  = tree6_l1_2_0;
-    if (advance) begin
-      \$292  = \$160 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$293  = tree6_l1_3_0;
-    if (advance) begin
-      \$293  = \$163 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$294  = tree6_l3_0_0;
-    if (advance) begin
-      \$294  = \$166 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$295  = raw6;
-    if (\$167 ) begin
-      \$295  = \$26 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$296  = acc6;
-    if (advance) begin
-      \$296  = \$169 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$297  = tree7_l1_0_0;
-    if (advance) begin
-      \$297  = \$172 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$298  = tree7_l1_1_0;
-    if (advance) begin
-      \$298  = \$175 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$299  = tree7_l1_2_0;
-    if (advance) begin
-      \$299  = \$178 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$300  = tree7_l1_3_0;
-    if (advance) begin
-      \$300  = \$181 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$301  = tree7_l3_0_0;
-    if (advance) begin
-      \$301  = \$184 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$302  = raw7;
-    if (\$185 ) begin
-      \$302  = \$29 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$303  = acc7;
-    if (advance) begin
-      \$303  = \$187 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$304  = tree8_l1_0_0;
-    if (advance) begin
-      \$304  = \$190 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$305  = tree8_l1_1_0;
-    if (advance) begin
-      \$305  = \$193 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$306  = tree8_l1_2_0;
-    if (advance) begin
-      \$306  = \$196 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$307  = tree8_l1_3_0;
-    if (advance) begin
-      \$307  = \$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$308  = tree8_l3_0_0;
-    if (advance) begin
-      \$308  = \$202 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$309  = raw8;
-    if (\$203 ) begin
-      \$309  = \$32 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$310  = acc8;
-    if (advance) begin
-      \$310  = \$205 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$311  = tree9_l1_0_0;
-    if (advance) begin
-      \$311  = \$208 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$312  = tree9_l1_1_0;
-    if (advance) begin
-      \$312  = \$211 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$313  = tree9_l1_2_0;
-    if (advance) begin
-      \$313  = \$214 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$314  = tree9_l1_3_0;
-    if (advance) begin
-      \$314  = \$217 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$315  = tree9_l3_0_0;
-    if (advance) begin
-      \$315  = \$220 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$316  = raw9;
-    if (\$221 ) begin
-      \$316  = \$35 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$317  = acc9;
-    if (advance) begin
-      \$317  = \$223 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$318  = v2;
-    if (advance) begin
-      \$318  = \$224 ;
+      \$318  = v2;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -20618,53 +20620,44 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$319  = v2_d0;
+    \$319  = nf2_d0;
     if (advance) begin
-      \$319  = v2;
-    end
-    if (rst) begin
-      \$319  = 1'h0;
+      \$319  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$320  = nf2_d0;
+    \$320  = o__valid;
     if (advance) begin
-      \$320  = nf1_d2;
+      \$320  = v2_d0;
+    end
+    if (rst) begin
+      \$320  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$321  = o__valid;
+    \$321  = o__payload;
     if (advance) begin
-      \$321  = v2_d0;
+      \$321  = result;
     end
     if (rst) begin
-      \$321  = 1'h0;
+      \$321  = 80'h00000000000000000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$322  = o__payload;
-    if (advance) begin
-      \$322  = result;
-    end
-    if (rst) begin
-      \$322  = 80'h00000000000000000000;
-    end
-  end
+  assign o__ready = advance;
   assign waddr = port__addr;
   assign port__en = advance;
-  assign total0 = \$8 [6:0];
-  assign total1 = \$11 [6:0];
-  assign total2 = \$14 [6:0];
-  assign total3 = \$17 [6:0];
-  assign total4 = \$20 [6:0];
-  assign total5 = \$23 [6:0];
-  assign total6 = \$26 [6:0];
-  assign total7 = \$29 [6:0];
-  assign total8 = \$32 [6:0];
-  assign total9 = \$35 [6:0];
+  assign total0 = \$7 [6:0];
+  assign total1 = \$10 [6:0];
+  assign total2 = \$13 [6:0];
+  assign total3 = \$16 [6:0];
+  assign total4 = \$19 [6:0];
+  assign total5 = \$22 [6:0];
+  assign total6 = \$25 [6:0];
+  assign total7 = \$28 [6:0];
+  assign total8 = \$31 [6:0];
+  assign total9 = \$34 [6:0];
   assign \x_in_d0[0]  = x_in_d0[0];
   assign \x_in_d0[1]  = x_in_d0[1];
   assign \x_in_d0[2]  = x_in_d0[2];
@@ -20743,15 +20736,15 @@ module \tfc.MatMul_40 (rst, i__ready, o__ready, i__payload, i__valid, o__valid, 
   assign result[23:16] = acc2;
   assign result[15:8] = acc1;
   assign result[7:0] = acc0;
-  assign \$374  = 1'h1;
-  assign \$37  = \$372 ;
-  assign \$380  = 1'h1;
-  assign \$39  = \$378 ;
-  assign \$4  = nf;
+  assign \$371  = 1'h1;
+  assign \$36  = \$369 ;
+  assign \$377  = 1'h1;
+  assign \$38  = \$375 ;
+  assign \$3  = nf;
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_40_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+module \tfc.MatMul_40_slice (rst, i__valid, i__payload, o__payload, o__valid, i__ready, o__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$2 ;
@@ -20776,7 +20769,7 @@ module \tfc.MatMul_40_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire [7:0] \i__payload[8] ;
   wire [7:0] \i__payload[9] ;
   output i__ready;
-  wire i__ready;
+  reg i__ready = 1'h1;
   input i__valid;
   wire i__valid;
   output [79:0] o__payload;
@@ -20808,26 +20801,26 @@ module \tfc.MatMul_40_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   wire [7:0] \skid[7] ;
   wire [7:0] \skid[8] ;
   wire [7:0] \skid[9] ;
-  reg skid_valid = 1'h0;
-  assign \$1  = ~ o__valid;
+  (* init = 1'h1 *)
+  wire skid_free;
   assign \$2  = o__ready | \$1 ;
-  assign \$3  = ~ skid_valid;
-  assign \$4  = i__valid & \$3 ;
+  assign \$3  = i__valid & i__ready;
+  assign \$4  = ~ i__ready;
   always @(posedge clk)
     o__payload <= \$5 ;
   always @(posedge clk)
     o__valid <= \$6 ;
   always @(posedge clk)
-    skid_valid <= \$7 ;
+    i__ready <= \$7 ;
   always @(posedge clk)
     skid <= \$8 ;
-  assign i__ready = ~ skid_valid;
+  assign \$1  = ~ o__valid;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$5  = o__payload;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$5  = skid;
       end else begin
         \$5  = i__payload;
@@ -20842,7 +20835,7 @@ module \tfc.MatMul_40_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
     \$6  = o__valid;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$6  = 1'h1;
       end else begin
         \$6  = i__valid;
@@ -20854,26 +20847,27 @@ module \tfc.MatMul_40_slice (rst, i__ready, o__ready, i__valid, i__payload, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = skid_valid;
+    \$7  = i__ready;
     if (\$2 ) begin
-      if (skid_valid) begin
-        \$7  = 1'h0;
+      if (\$4 ) begin
+        \$7  = 1'h1;
       end
-    end else if (\$4 ) begin
-      \$7  = 1'h1;
+    end else if (\$3 ) begin
+      \$7  = 1'h0;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$8  = skid;
     if (\$2 ) begin
-    end else if (\$4 ) begin
+    end else if (\$3 ) begin
       \$8  = i__payload;
     end
   end
+  assign skid_free = i__ready;
   assign \o__payload[0]  = o__payload[7:0];
   assign \o__payload[1]  = o__payload[15:8];
   assign \o__payload[2]  = o__payload[23:16];
@@ -21643,203 +21637,203 @@ module \tfc.argmax (clk, rst, advance, i__payload, i__valid, o__payload, o__vali
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__payload, clk);
+module \tfc.scores (rst, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire \$1 ;
+  wire [26:0] \$1 ;
   wire [26:0] \$10 ;
   wire [19:0] \$100 ;
-  wire [19:0] \$101 ;
-  wire [20:0] \$102 ;
+  wire [20:0] \$101 ;
+  wire [21:0] \$102 ;
   wire [21:0] \$103 ;
   wire [21:0] \$104 ;
   wire [21:0] \$105 ;
-  wire [21:0] \$106 ;
-  wire [22:0] \$107 ;
+  wire [22:0] \$106 ;
+  wire [25:0] \$107 ;
   wire [25:0] \$108 ;
   wire [25:0] \$109 ;
   wire [26:0] \$11 ;
   wire [25:0] \$110 ;
-  wire [25:0] \$111 ;
-  wire [26:0] \$112 ;
+  wire [26:0] \$111 ;
+  wire [25:0] \$112 ;
   wire [25:0] \$113 ;
   wire [25:0] \$114 ;
-  wire [25:0] \$115 ;
+  wire [26:0] \$115 ;
   wire [26:0] \$116 ;
-  wire [26:0] \$117 ;
-  wire [27:0] \$118 ;
-  wire [23:0] \$119 ;
+  wire [27:0] \$117 ;
+  wire [23:0] \$118 ;
+  wire [28:0] \$119 ;
   wire [26:0] \$12 ;
-  wire [28:0] \$120 ;
-  wire [29:0] \$121 ;
-  wire [27:0] \$122 ;
+  wire [29:0] \$120 ;
+  wire [27:0] \$121 ;
+  wire [19:0] \$122 ;
   wire [19:0] \$123 ;
   wire [19:0] \$124 ;
   wire [19:0] \$125 ;
-  wire [19:0] \$126 ;
-  wire [20:0] \$127 ;
+  wire [20:0] \$126 ;
+  wire [21:0] \$127 ;
   wire [21:0] \$128 ;
   wire [21:0] \$129 ;
   wire [26:0] \$13 ;
   wire [21:0] \$130 ;
-  wire [21:0] \$131 ;
-  wire [22:0] \$132 ;
+  wire [22:0] \$131 ;
+  wire [25:0] \$132 ;
   wire [25:0] \$133 ;
   wire [25:0] \$134 ;
   wire [25:0] \$135 ;
-  wire [25:0] \$136 ;
-  wire [26:0] \$137 ;
+  wire [26:0] \$136 ;
+  wire [25:0] \$137 ;
   wire [25:0] \$138 ;
   wire [25:0] \$139 ;
   wire [26:0] \$14 ;
-  wire [25:0] \$140 ;
+  wire [26:0] \$140 ;
   wire [26:0] \$141 ;
-  wire [26:0] \$142 ;
-  wire [27:0] \$143 ;
-  wire [23:0] \$144 ;
-  wire [28:0] \$145 ;
-  wire [29:0] \$146 ;
-  wire [27:0] \$147 ;
+  wire [27:0] \$142 ;
+  wire [23:0] \$143 ;
+  wire [28:0] \$144 ;
+  wire [29:0] \$145 ;
+  wire [27:0] \$146 ;
+  wire [19:0] \$147 ;
   wire [19:0] \$148 ;
   wire [19:0] \$149 ;
   wire [26:0] \$15 ;
   wire [19:0] \$150 ;
-  wire [19:0] \$151 ;
-  wire [20:0] \$152 ;
+  wire [20:0] \$151 ;
+  wire [21:0] \$152 ;
   wire [21:0] \$153 ;
   wire [21:0] \$154 ;
   wire [21:0] \$155 ;
-  wire [21:0] \$156 ;
-  wire [22:0] \$157 ;
+  wire [22:0] \$156 ;
+  wire [25:0] \$157 ;
   wire [25:0] \$158 ;
   wire [25:0] \$159 ;
   wire [26:0] \$16 ;
   wire [25:0] \$160 ;
-  wire [25:0] \$161 ;
-  wire [26:0] \$162 ;
+  wire [26:0] \$161 ;
+  wire [25:0] \$162 ;
   wire [25:0] \$163 ;
   wire [25:0] \$164 ;
-  wire [25:0] \$165 ;
+  wire [26:0] \$165 ;
   wire [26:0] \$166 ;
-  wire [26:0] \$167 ;
-  wire [27:0] \$168 ;
-  wire [23:0] \$169 ;
+  wire [27:0] \$167 ;
+  wire [23:0] \$168 ;
+  wire [28:0] \$169 ;
   wire [26:0] \$17 ;
-  wire [28:0] \$170 ;
-  wire [29:0] \$171 ;
-  wire [27:0] \$172 ;
+  wire [29:0] \$170 ;
+  wire [27:0] \$171 ;
+  wire [19:0] \$172 ;
   wire [19:0] \$173 ;
   wire [19:0] \$174 ;
   wire [19:0] \$175 ;
-  wire [19:0] \$176 ;
-  wire [20:0] \$177 ;
+  wire [20:0] \$176 ;
+  wire [21:0] \$177 ;
   wire [21:0] \$178 ;
   wire [21:0] \$179 ;
   wire [26:0] \$18 ;
   wire [21:0] \$180 ;
-  wire [21:0] \$181 ;
-  wire [22:0] \$182 ;
+  wire [22:0] \$181 ;
+  wire [25:0] \$182 ;
   wire [25:0] \$183 ;
   wire [25:0] \$184 ;
   wire [25:0] \$185 ;
-  wire [25:0] \$186 ;
-  wire [26:0] \$187 ;
+  wire [26:0] \$186 ;
+  wire [25:0] \$187 ;
   wire [25:0] \$188 ;
   wire [25:0] \$189 ;
   wire [26:0] \$19 ;
-  wire [25:0] \$190 ;
+  wire [26:0] \$190 ;
   wire [26:0] \$191 ;
-  wire [26:0] \$192 ;
-  wire [27:0] \$193 ;
-  wire [23:0] \$194 ;
-  wire [28:0] \$195 ;
-  wire [29:0] \$196 ;
-  wire [27:0] \$197 ;
+  wire [27:0] \$192 ;
+  wire [23:0] \$193 ;
+  wire [28:0] \$194 ;
+  wire [29:0] \$195 ;
+  wire [27:0] \$196 ;
+  wire [19:0] \$197 ;
   wire [19:0] \$198 ;
   wire [19:0] \$199 ;
   wire [26:0] \$2 ;
   wire [26:0] \$20 ;
   wire [19:0] \$200 ;
-  wire [19:0] \$201 ;
-  wire [20:0] \$202 ;
+  wire [20:0] \$201 ;
+  wire [21:0] \$202 ;
   wire [21:0] \$203 ;
   wire [21:0] \$204 ;
   wire [21:0] \$205 ;
-  wire [21:0] \$206 ;
-  wire [22:0] \$207 ;
+  wire [22:0] \$206 ;
+  wire [25:0] \$207 ;
   wire [25:0] \$208 ;
   wire [25:0] \$209 ;
-  wire [26:0] \$21 ;
+  wire \$21 ;
   wire [25:0] \$210 ;
-  wire [25:0] \$211 ;
-  wire [26:0] \$212 ;
+  wire [26:0] \$211 ;
+  wire [25:0] \$212 ;
   wire [25:0] \$213 ;
   wire [25:0] \$214 ;
-  wire [25:0] \$215 ;
+  wire [26:0] \$215 ;
   wire [26:0] \$216 ;
-  wire [26:0] \$217 ;
-  wire [27:0] \$218 ;
-  wire [23:0] \$219 ;
-  wire \$22 ;
-  wire [28:0] \$220 ;
-  wire [29:0] \$221 ;
-  wire [27:0] \$222 ;
+  wire [27:0] \$217 ;
+  wire [23:0] \$218 ;
+  wire [28:0] \$219 ;
+  wire [19:0] \$22 ;
+  wire [29:0] \$220 ;
+  wire [27:0] \$221 ;
+  wire [19:0] \$222 ;
   wire [19:0] \$223 ;
   wire [19:0] \$224 ;
   wire [19:0] \$225 ;
-  wire [19:0] \$226 ;
-  wire [20:0] \$227 ;
+  wire [20:0] \$226 ;
+  wire [21:0] \$227 ;
   wire [21:0] \$228 ;
   wire [21:0] \$229 ;
   wire [19:0] \$23 ;
   wire [21:0] \$230 ;
-  wire [21:0] \$231 ;
-  wire [22:0] \$232 ;
+  wire [22:0] \$231 ;
+  wire [25:0] \$232 ;
   wire [25:0] \$233 ;
   wire [25:0] \$234 ;
   wire [25:0] \$235 ;
-  wire [25:0] \$236 ;
-  wire [26:0] \$237 ;
+  wire [26:0] \$236 ;
+  wire [25:0] \$237 ;
   wire [25:0] \$238 ;
   wire [25:0] \$239 ;
   wire [19:0] \$24 ;
-  wire [25:0] \$240 ;
+  wire [26:0] \$240 ;
   wire [26:0] \$241 ;
-  wire [26:0] \$242 ;
-  wire [27:0] \$243 ;
-  wire [23:0] \$244 ;
-  wire [28:0] \$245 ;
-  wire [29:0] \$246 ;
-  wire [27:0] \$247 ;
+  wire [27:0] \$242 ;
+  wire [23:0] \$243 ;
+  wire [28:0] \$244 ;
+  wire [29:0] \$245 ;
+  wire [27:0] \$246 ;
+  wire [19:0] \$247 ;
   wire [19:0] \$248 ;
   wire [19:0] \$249 ;
   wire [19:0] \$25 ;
   wire [19:0] \$250 ;
-  wire [19:0] \$251 ;
-  wire [20:0] \$252 ;
+  wire [20:0] \$251 ;
+  wire [21:0] \$252 ;
   wire [21:0] \$253 ;
   wire [21:0] \$254 ;
   wire [21:0] \$255 ;
-  wire [21:0] \$256 ;
-  wire [22:0] \$257 ;
+  wire [22:0] \$256 ;
+  wire [25:0] \$257 ;
   wire [25:0] \$258 ;
   wire [25:0] \$259 ;
-  wire [19:0] \$26 ;
+  wire [20:0] \$26 ;
   wire [25:0] \$260 ;
-  wire [25:0] \$261 ;
-  wire [26:0] \$262 ;
+  wire [26:0] \$261 ;
+  wire [25:0] \$262 ;
   wire [25:0] \$263 ;
   wire [25:0] \$264 ;
-  wire [25:0] \$265 ;
+  wire [26:0] \$265 ;
   wire [26:0] \$266 ;
-  wire [26:0] \$267 ;
-  wire [27:0] \$268 ;
-  wire [23:0] \$269 ;
-  wire [20:0] \$27 ;
-  wire [28:0] \$270 ;
-  wire [29:0] \$271 ;
-  wire [27:0] \$272 ;
-  wire [25:0] \$273 ;
-  wire [26:0] \$274 ;
+  wire [27:0] \$267 ;
+  wire [23:0] \$268 ;
+  wire [28:0] \$269 ;
+  wire [21:0] \$27 ;
+  wire [29:0] \$270 ;
+  wire [27:0] \$271 ;
+  wire [25:0] \$272 ;
+  wire [26:0] \$273 ;
+  wire \$274 ;
   wire \$275 ;
   wire \$276 ;
   wire \$277 ;
@@ -21848,9 +21842,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [21:0] \$28 ;
   wire \$280 ;
   wire \$281 ;
-  wire \$282 ;
-  wire [25:0] \$283 ;
-  wire [26:0] \$284 ;
+  wire [25:0] \$282 ;
+  wire [26:0] \$283 ;
+  wire \$284 ;
   wire \$285 ;
   wire \$286 ;
   wire \$287 ;
@@ -21859,9 +21853,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [21:0] \$29 ;
   wire \$290 ;
   wire \$291 ;
-  wire \$292 ;
-  wire [25:0] \$293 ;
-  wire [26:0] \$294 ;
+  wire [25:0] \$292 ;
+  wire [26:0] \$293 ;
+  wire \$294 ;
   wire \$295 ;
   wire \$296 ;
   wire \$297 ;
@@ -21871,31 +21865,31 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [21:0] \$30 ;
   wire \$300 ;
   wire \$301 ;
-  wire \$302 ;
-  wire [25:0] \$303 ;
-  wire [26:0] \$304 ;
+  wire [25:0] \$302 ;
+  wire [26:0] \$303 ;
+  wire \$304 ;
   wire \$305 ;
   wire \$306 ;
   wire \$307 ;
   wire \$308 ;
   wire \$309 ;
-  wire [21:0] \$31 ;
+  wire [22:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
-  wire \$312 ;
-  wire [25:0] \$313 ;
-  wire [26:0] \$314 ;
+  wire [25:0] \$312 ;
+  wire [26:0] \$313 ;
+  wire \$314 ;
   wire \$315 ;
   wire \$316 ;
   wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire [22:0] \$32 ;
+  wire [25:0] \$32 ;
   wire \$320 ;
   wire \$321 ;
-  wire \$322 ;
-  wire [25:0] \$323 ;
-  wire [26:0] \$324 ;
+  wire [25:0] \$322 ;
+  wire [26:0] \$323 ;
+  wire \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
@@ -21904,9 +21898,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [25:0] \$33 ;
   wire \$330 ;
   wire \$331 ;
-  wire \$332 ;
-  wire [25:0] \$333 ;
-  wire [26:0] \$334 ;
+  wire [25:0] \$332 ;
+  wire [26:0] \$333 ;
+  wire \$334 ;
   wire \$335 ;
   wire \$336 ;
   wire \$337 ;
@@ -21915,9 +21909,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [25:0] \$34 ;
   wire \$340 ;
   wire \$341 ;
-  wire \$342 ;
-  wire [25:0] \$343 ;
-  wire [26:0] \$344 ;
+  wire [25:0] \$342 ;
+  wire [26:0] \$343 ;
+  wire \$344 ;
   wire \$345 ;
   wire \$346 ;
   wire \$347 ;
@@ -21926,256 +21920,255 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [25:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
-  wire \$352 ;
-  wire [25:0] \$353 ;
-  wire [26:0] \$354 ;
+  wire [25:0] \$352 ;
+  wire [26:0] \$353 ;
+  wire \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire [25:0] \$36 ;
+  wire [26:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
-  wire \$362 ;
-  wire [25:0] \$363 ;
-  wire [26:0] \$364 ;
+  wire [25:0] \$362 ;
+  wire [26:0] \$363 ;
+  wire \$364 ;
   wire \$365 ;
   wire \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [26:0] \$37 ;
+  wire [25:0] \$37 ;
   wire \$370 ;
   wire \$371 ;
-  wire \$372 ;
-  reg \$373 ;
-  reg [79:0] \$374 ;
-  reg \$375 ;
-  reg [20:0] \$376 ;
-  reg [22:0] \$377 ;
-  reg [26:0] \$378 ;
-  reg [27:0] \$379 ;
+  reg \$372 ;
+  reg [79:0] \$373 ;
+  reg \$374 ;
+  reg [20:0] \$375 ;
+  reg [22:0] \$376 ;
+  reg [26:0] \$377 ;
+  reg [27:0] \$378 ;
+  reg [23:0] \$379 ;
   wire [25:0] \$38 ;
-  reg [23:0] \$380 ;
-  reg [28:0] \$381 ;
-  reg [26:0] \$382 ;
+  reg [28:0] \$380 ;
+  reg [26:0] \$381 ;
+  reg [24:0] \$382 ;
   reg [24:0] \$383 ;
   reg [24:0] \$384 ;
-  reg [24:0] \$385 ;
-  reg [25:0] \$386 ;
-  reg [20:0] \$387 ;
-  reg [22:0] \$388 ;
-  reg [26:0] \$389 ;
+  reg [25:0] \$385 ;
+  reg [20:0] \$386 ;
+  reg [22:0] \$387 ;
+  reg [26:0] \$388 ;
+  reg [27:0] \$389 ;
   wire [25:0] \$39 ;
-  reg [27:0] \$390 ;
-  reg [23:0] \$391 ;
-  reg [28:0] \$392 ;
-  reg [26:0] \$393 ;
+  reg [23:0] \$390 ;
+  reg [28:0] \$391 ;
+  reg [26:0] \$392 ;
+  reg [24:0] \$393 ;
   reg [24:0] \$394 ;
   reg [24:0] \$395 ;
-  reg [24:0] \$396 ;
-  reg [25:0] \$397 ;
-  reg [20:0] \$398 ;
-  reg [22:0] \$399 ;
+  reg [25:0] \$396 ;
+  reg [20:0] \$397 ;
+  reg [22:0] \$398 ;
+  reg [26:0] \$399 ;
   wire [26:0] \$4 ;
-  wire [25:0] \$40 ;
-  reg [26:0] \$400 ;
-  reg [27:0] \$401 ;
-  reg [23:0] \$402 ;
-  reg [28:0] \$403 ;
-  reg [26:0] \$404 ;
+  wire [26:0] \$40 ;
+  reg [27:0] \$400 ;
+  reg [23:0] \$401 ;
+  reg [28:0] \$402 ;
+  reg [26:0] \$403 ;
+  reg [24:0] \$404 ;
   reg [24:0] \$405 ;
   reg [24:0] \$406 ;
-  reg [24:0] \$407 ;
-  reg [25:0] \$408 ;
-  reg [20:0] \$409 ;
+  reg [25:0] \$407 ;
+  reg [20:0] \$408 ;
+  reg [22:0] \$409 ;
   wire [26:0] \$41 ;
-  reg [22:0] \$410 ;
-  reg [26:0] \$411 ;
-  reg [27:0] \$412 ;
-  reg [23:0] \$413 ;
-  reg [28:0] \$414 ;
-  reg [26:0] \$415 ;
+  reg [26:0] \$410 ;
+  reg [27:0] \$411 ;
+  reg [23:0] \$412 ;
+  reg [28:0] \$413 ;
+  reg [26:0] \$414 ;
+  reg [24:0] \$415 ;
   reg [24:0] \$416 ;
   reg [24:0] \$417 ;
-  reg [24:0] \$418 ;
-  reg [25:0] \$419 ;
-  wire [26:0] \$42 ;
-  reg [20:0] \$420 ;
-  reg [22:0] \$421 ;
-  reg [26:0] \$422 ;
-  reg [27:0] \$423 ;
-  reg [23:0] \$424 ;
-  reg [28:0] \$425 ;
-  reg [26:0] \$426 ;
+  reg [25:0] \$418 ;
+  reg [20:0] \$419 ;
+  wire [27:0] \$42 ;
+  reg [22:0] \$420 ;
+  reg [26:0] \$421 ;
+  reg [27:0] \$422 ;
+  reg [23:0] \$423 ;
+  reg [28:0] \$424 ;
+  reg [26:0] \$425 ;
+  reg [24:0] \$426 ;
   reg [24:0] \$427 ;
   reg [24:0] \$428 ;
-  reg [24:0] \$429 ;
-  wire [27:0] \$43 ;
-  reg [25:0] \$430 ;
-  reg [20:0] \$431 ;
-  reg [22:0] \$432 ;
-  reg [26:0] \$433 ;
-  reg [27:0] \$434 ;
-  reg [23:0] \$435 ;
-  reg [28:0] \$436 ;
-  reg [26:0] \$437 ;
+  reg [25:0] \$429 ;
+  wire [23:0] \$43 ;
+  reg [20:0] \$430 ;
+  reg [22:0] \$431 ;
+  reg [26:0] \$432 ;
+  reg [27:0] \$433 ;
+  reg [23:0] \$434 ;
+  reg [28:0] \$435 ;
+  reg [26:0] \$436 ;
+  reg [24:0] \$437 ;
   reg [24:0] \$438 ;
   reg [24:0] \$439 ;
-  wire [23:0] \$44 ;
-  reg [24:0] \$440 ;
-  reg [25:0] \$441 ;
-  reg [20:0] \$442 ;
-  reg [22:0] \$443 ;
-  reg [26:0] \$444 ;
-  reg [27:0] \$445 ;
-  reg [23:0] \$446 ;
-  reg [28:0] \$447 ;
-  reg [26:0] \$448 ;
+  wire [28:0] \$44 ;
+  reg [25:0] \$440 ;
+  reg [20:0] \$441 ;
+  reg [22:0] \$442 ;
+  reg [26:0] \$443 ;
+  reg [27:0] \$444 ;
+  reg [23:0] \$445 ;
+  reg [28:0] \$446 ;
+  reg [26:0] \$447 ;
+  reg [24:0] \$448 ;
   reg [24:0] \$449 ;
-  wire [28:0] \$45 ;
+  wire [29:0] \$45 ;
   reg [24:0] \$450 ;
-  reg [24:0] \$451 ;
-  reg [25:0] \$452 ;
-  reg [20:0] \$453 ;
-  reg [22:0] \$454 ;
-  reg [26:0] \$455 ;
-  reg [27:0] \$456 ;
-  reg [23:0] \$457 ;
-  reg [28:0] \$458 ;
-  reg [26:0] \$459 ;
-  wire [29:0] \$46 ;
+  reg [25:0] \$451 ;
+  reg [20:0] \$452 ;
+  reg [22:0] \$453 ;
+  reg [26:0] \$454 ;
+  reg [27:0] \$455 ;
+  reg [23:0] \$456 ;
+  reg [28:0] \$457 ;
+  reg [26:0] \$458 ;
+  reg [24:0] \$459 ;
+  wire [27:0] \$46 ;
   reg [24:0] \$460 ;
   reg [24:0] \$461 ;
-  reg [24:0] \$462 ;
-  reg [25:0] \$463 ;
-  reg [20:0] \$464 ;
-  reg [22:0] \$465 ;
-  reg [26:0] \$466 ;
-  reg [27:0] \$467 ;
-  reg [23:0] \$468 ;
-  reg [28:0] \$469 ;
-  wire [27:0] \$47 ;
-  reg [26:0] \$470 ;
+  reg [25:0] \$462 ;
+  reg [20:0] \$463 ;
+  reg [22:0] \$464 ;
+  reg [26:0] \$465 ;
+  reg [27:0] \$466 ;
+  reg [23:0] \$467 ;
+  reg [28:0] \$468 ;
+  reg [26:0] \$469 ;
+  wire [19:0] \$47 ;
+  reg [24:0] \$470 ;
   reg [24:0] \$471 ;
   reg [24:0] \$472 ;
-  reg [24:0] \$473 ;
-  reg [25:0] \$474 ;
-  reg [20:0] \$475 ;
-  reg [22:0] \$476 ;
-  reg [26:0] \$477 ;
-  reg [27:0] \$478 ;
-  reg [23:0] \$479 ;
+  reg [25:0] \$473 ;
+  reg [20:0] \$474 ;
+  reg [22:0] \$475 ;
+  reg [26:0] \$476 ;
+  reg [27:0] \$477 ;
+  reg [23:0] \$478 ;
+  reg [28:0] \$479 ;
   wire [19:0] \$48 ;
-  reg [28:0] \$480 ;
-  reg [26:0] \$481 ;
+  reg [26:0] \$480 ;
+  reg [24:0] \$481 ;
   reg [24:0] \$482 ;
   reg [24:0] \$483 ;
-  reg [24:0] \$484 ;
-  reg [25:0] \$485 ;
+  reg [25:0] \$484 ;
+  reg \$485 ;
   reg \$486 ;
   reg \$487 ;
   reg \$488 ;
-  reg \$489 ;
+  reg [26:0] \$489 ;
   wire [19:0] \$49 ;
   reg [26:0] \$490 ;
-  reg [26:0] \$491 ;
+  reg \$491 ;
   reg \$492 ;
-  reg \$493 ;
+  reg [26:0] \$493 ;
   reg [26:0] \$494 ;
-  reg [26:0] \$495 ;
+  reg \$495 ;
   reg \$496 ;
-  reg \$497 ;
+  reg [26:0] \$497 ;
   reg [26:0] \$498 ;
-  reg [26:0] \$499 ;
+  reg \$499 ;
   wire [26:0] \$5 ;
   wire [19:0] \$50 ;
   reg \$500 ;
-  reg \$501 ;
+  reg [26:0] \$501 ;
   reg [26:0] \$502 ;
-  reg [26:0] \$503 ;
+  reg \$503 ;
   reg \$504 ;
-  reg \$505 ;
+  reg [26:0] \$505 ;
   reg [26:0] \$506 ;
-  reg [26:0] \$507 ;
+  reg \$507 ;
   reg \$508 ;
-  reg \$509 ;
-  wire [19:0] \$51 ;
+  reg [26:0] \$509 ;
+  wire [20:0] \$51 ;
   reg [26:0] \$510 ;
-  reg [26:0] \$511 ;
+  reg \$511 ;
   reg \$512 ;
-  reg \$513 ;
+  reg [26:0] \$513 ;
   reg [26:0] \$514 ;
-  reg [26:0] \$515 ;
+  reg \$515 ;
   reg \$516 ;
-  reg \$517 ;
+  reg [26:0] \$517 ;
   reg [26:0] \$518 ;
-  reg [26:0] \$519 ;
-  wire [20:0] \$52 ;
+  reg \$519 ;
+  wire [21:0] \$52 ;
   reg \$520 ;
-  reg \$521 ;
+  reg [26:0] \$521 ;
   reg [26:0] \$522 ;
-  reg [26:0] \$523 ;
+  reg \$523 ;
   reg \$524 ;
-  reg \$525 ;
+  reg [26:0] \$525 ;
   reg [26:0] \$526 ;
-  reg [26:0] \$527 ;
+  reg \$527 ;
   reg \$528 ;
   reg \$529 ;
   wire [21:0] \$53 ;
   reg \$530 ;
   reg \$531 ;
-  reg \$532 ;
-  reg [159:0] \$533 ;
+  reg [159:0] \$532 ;
   wire [21:0] \$54 ;
   wire [21:0] \$55 ;
-  wire [21:0] \$56 ;
-  wire [22:0] \$57 ;
+  wire [22:0] \$56 ;
+  wire [25:0] \$57 ;
   wire [25:0] \$58 ;
   wire [25:0] \$59 ;
   wire [26:0] \$6 ;
   wire [25:0] \$60 ;
-  wire [25:0] \$61 ;
-  wire [26:0] \$62 ;
+  wire [26:0] \$61 ;
+  wire [25:0] \$62 ;
   wire [25:0] \$63 ;
   wire [25:0] \$64 ;
-  wire [25:0] \$65 ;
+  wire [26:0] \$65 ;
   wire [26:0] \$66 ;
-  wire [26:0] \$67 ;
-  wire [27:0] \$68 ;
-  wire [23:0] \$69 ;
+  wire [27:0] \$67 ;
+  wire [23:0] \$68 ;
+  wire [28:0] \$69 ;
   wire [26:0] \$7 ;
-  wire [28:0] \$70 ;
-  wire [29:0] \$71 ;
-  wire [27:0] \$72 ;
+  wire [29:0] \$70 ;
+  wire [27:0] \$71 ;
+  wire [19:0] \$72 ;
   wire [19:0] \$73 ;
   wire [19:0] \$74 ;
   wire [19:0] \$75 ;
-  wire [19:0] \$76 ;
-  wire [20:0] \$77 ;
+  wire [20:0] \$76 ;
+  wire [21:0] \$77 ;
   wire [21:0] \$78 ;
   wire [21:0] \$79 ;
   wire [26:0] \$8 ;
   wire [21:0] \$80 ;
-  wire [21:0] \$81 ;
-  wire [22:0] \$82 ;
+  wire [22:0] \$81 ;
+  wire [25:0] \$82 ;
   wire [25:0] \$83 ;
   wire [25:0] \$84 ;
   wire [25:0] \$85 ;
-  wire [25:0] \$86 ;
-  wire [26:0] \$87 ;
+  wire [26:0] \$86 ;
+  wire [25:0] \$87 ;
   wire [25:0] \$88 ;
   wire [25:0] \$89 ;
   wire [26:0] \$9 ;
-  wire [25:0] \$90 ;
+  wire [26:0] \$90 ;
   wire [26:0] \$91 ;
-  wire [26:0] \$92 ;
-  wire [27:0] \$93 ;
-  wire [23:0] \$94 ;
-  wire [28:0] \$95 ;
-  wire [29:0] \$96 ;
-  wire [27:0] \$97 ;
+  wire [27:0] \$92 ;
+  wire [23:0] \$93 ;
+  wire [28:0] \$94 ;
+  wire [29:0] \$95 ;
+  wire [27:0] \$96 ;
+  wire [19:0] \$97 ;
   wire [19:0] \$98 ;
   wire [19:0] \$99 ;
   reg above0 = 1'h0;
@@ -22198,7 +22191,7 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   reg [25:0] acc7 = 26'h0000000;
   reg [25:0] acc8 = 26'h0000000;
   reg [25:0] acc9 = 26'h0000000;
-  output advance;
+  input advance;
   wire advance;
   reg below0 = 1'h0;
   reg below1 = 1'h0;
@@ -22311,7 +22304,6 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [15:0] \o__payload[7] ;
   wire [15:0] \o__payload[8] ;
   wire [15:0] \o__payload[9] ;
-  input o__ready;
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
@@ -22427,1054 +22419,1048 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   wire [7:0] \x1[8] ;
   wire [7:0] \x1[9] ;
   always @(posedge clk)
-    acc3 <= \$419 ;
+    product4_l0_0_0 <= \$419 ;
   always @(posedge clk)
-    product4_l0_0_0 <= \$420 ;
+    product4_l0_1_0 <= \$420 ;
   always @(posedge clk)
-    product4_l0_1_0 <= \$421 ;
+    product4_l0_2_0 <= \$421 ;
   always @(posedge clk)
-    product4_l0_2_0 <= \$422 ;
+    product4_l0_3_0 <= \$422 ;
   always @(posedge clk)
-    product4_l0_3_0 <= \$423 ;
+    product4_l1_0_0 <= \$423 ;
   always @(posedge clk)
-    product4_l1_0_0 <= \$424 ;
+    product4_l1_1_0 <= \$424 ;
   always @(posedge clk)
-    product4_l1_1_0 <= \$425 ;
+    product4 <= \$425 ;
   always @(posedge clk)
-    product4 <= \$426 ;
+    bias4_d0 <= \$426 ;
   always @(posedge clk)
-    bias4_d0 <= \$427 ;
+    bias4_d1 <= \$427 ;
   always @(posedge clk)
-    bias4_d1 <= \$428 ;
+    bias4_d2 <= \$428 ;
   always @(posedge clk)
-    bias4_d2 <= \$429 ;
+    acc4 <= \$429 ;
   always @(posedge clk)
-    acc4 <= \$430 ;
+    product5_l0_0_0 <= \$430 ;
   always @(posedge clk)
-    product5_l0_0_0 <= \$431 ;
+    product5_l0_1_0 <= \$431 ;
   always @(posedge clk)
-    product5_l0_1_0 <= \$432 ;
+    product5_l0_2_0 <= \$432 ;
   always @(posedge clk)
-    product5_l0_2_0 <= \$433 ;
+    product5_l0_3_0 <= \$433 ;
   always @(posedge clk)
-    product5_l0_3_0 <= \$434 ;
+    product5_l1_0_0 <= \$434 ;
   always @(posedge clk)
-    product5_l1_0_0 <= \$435 ;
+    product5_l1_1_0 <= \$435 ;
   always @(posedge clk)
-    product5_l1_1_0 <= \$436 ;
+    product5 <= \$436 ;
   always @(posedge clk)
-    product5 <= \$437 ;
+    bias5_d0 <= \$437 ;
   always @(posedge clk)
-    bias5_d0 <= \$438 ;
+    bias5_d1 <= \$438 ;
   always @(posedge clk)
-    bias5_d1 <= \$439 ;
+    bias5_d2 <= \$439 ;
   always @(posedge clk)
-    bias5_d2 <= \$440 ;
+    acc5 <= \$440 ;
   always @(posedge clk)
-    acc5 <= \$441 ;
+    product6_l0_0_0 <= \$441 ;
   always @(posedge clk)
-    product6_l0_0_0 <= \$442 ;
+    product6_l0_1_0 <= \$442 ;
   always @(posedge clk)
-    product6_l0_1_0 <= \$443 ;
+    product6_l0_2_0 <= \$443 ;
   always @(posedge clk)
-    product6_l0_2_0 <= \$444 ;
+    product6_l0_3_0 <= \$444 ;
   always @(posedge clk)
-    product6_l0_3_0 <= \$445 ;
+    product6_l1_0_0 <= \$445 ;
   always @(posedge clk)
-    product6_l1_0_0 <= \$446 ;
+    product6_l1_1_0 <= \$446 ;
   always @(posedge clk)
-    product6_l1_1_0 <= \$447 ;
+    product6 <= \$447 ;
   always @(posedge clk)
-    product6 <= \$448 ;
+    bias6_d0 <= \$448 ;
   always @(posedge clk)
-    bias6_d0 <= \$449 ;
+    bias6_d1 <= \$449 ;
   always @(posedge clk)
-    bias6_d1 <= \$450 ;
+    bias6_d2 <= \$450 ;
   always @(posedge clk)
-    bias6_d2 <= \$451 ;
+    acc6 <= \$451 ;
   always @(posedge clk)
-    acc6 <= \$452 ;
+    product7_l0_0_0 <= \$452 ;
   always @(posedge clk)
-    product7_l0_0_0 <= \$453 ;
+    product7_l0_1_0 <= \$453 ;
   always @(posedge clk)
-    product7_l0_1_0 <= \$454 ;
+    product7_l0_2_0 <= \$454 ;
   always @(posedge clk)
-    product7_l0_2_0 <= \$455 ;
+    product7_l0_3_0 <= \$455 ;
   always @(posedge clk)
-    product7_l0_3_0 <= \$456 ;
+    product7_l1_0_0 <= \$456 ;
   always @(posedge clk)
-    product7_l1_0_0 <= \$457 ;
+    product7_l1_1_0 <= \$457 ;
   always @(posedge clk)
-    product7_l1_1_0 <= \$458 ;
+    product7 <= \$458 ;
   always @(posedge clk)
-    product7 <= \$459 ;
+    bias7_d0 <= \$459 ;
   always @(posedge clk)
-    bias7_d0 <= \$460 ;
+    bias7_d1 <= \$460 ;
   always @(posedge clk)
-    bias7_d1 <= \$461 ;
+    bias7_d2 <= \$461 ;
   always @(posedge clk)
-    bias7_d2 <= \$462 ;
+    acc7 <= \$462 ;
   always @(posedge clk)
-    acc7 <= \$463 ;
+    product8_l0_0_0 <= \$463 ;
   always @(posedge clk)
-    product8_l0_0_0 <= \$464 ;
+    product8_l0_1_0 <= \$464 ;
   always @(posedge clk)
-    product8_l0_1_0 <= \$465 ;
+    product8_l0_2_0 <= \$465 ;
   always @(posedge clk)
-    product8_l0_2_0 <= \$466 ;
+    product8_l0_3_0 <= \$466 ;
   always @(posedge clk)
-    product8_l0_3_0 <= \$467 ;
+    product8_l1_0_0 <= \$467 ;
   always @(posedge clk)
-    product8_l1_0_0 <= \$468 ;
+    product8_l1_1_0 <= \$468 ;
   always @(posedge clk)
-    product8_l1_1_0 <= \$469 ;
+    product8 <= \$469 ;
   always @(posedge clk)
-    product8 <= \$470 ;
+    bias8_d0 <= \$470 ;
   always @(posedge clk)
-    bias8_d0 <= \$471 ;
+    bias8_d1 <= \$471 ;
   always @(posedge clk)
-    bias8_d1 <= \$472 ;
+    bias8_d2 <= \$472 ;
   always @(posedge clk)
-    bias8_d2 <= \$473 ;
+    acc8 <= \$473 ;
   always @(posedge clk)
-    acc8 <= \$474 ;
+    product9_l0_0_0 <= \$474 ;
   always @(posedge clk)
-    product9_l0_0_0 <= \$475 ;
+    product9_l0_1_0 <= \$475 ;
   always @(posedge clk)
-    product9_l0_1_0 <= \$476 ;
+    product9_l0_2_0 <= \$476 ;
   always @(posedge clk)
-    product9_l0_2_0 <= \$477 ;
+    product9_l0_3_0 <= \$477 ;
   always @(posedge clk)
-    product9_l0_3_0 <= \$478 ;
+    product9_l1_0_0 <= \$478 ;
   always @(posedge clk)
-    product9_l1_0_0 <= \$479 ;
+    product9_l1_1_0 <= \$479 ;
   always @(posedge clk)
-    product9_l1_1_0 <= \$480 ;
+    product9 <= \$480 ;
   always @(posedge clk)
-    product9 <= \$481 ;
+    bias9_d0 <= \$481 ;
   always @(posedge clk)
-    bias9_d0 <= \$482 ;
+    bias9_d1 <= \$482 ;
   always @(posedge clk)
-    bias9_d1 <= \$483 ;
+    bias9_d2 <= \$483 ;
   always @(posedge clk)
-    bias9_d2 <= \$484 ;
+    acc9 <= \$484 ;
   always @(posedge clk)
-    acc9 <= \$485 ;
+    v2_d0 <= \$485 ;
   always @(posedge clk)
-    v2_d0 <= \$486 ;
+    v2_d1 <= \$486 ;
   always @(posedge clk)
-    v2_d1 <= \$487 ;
+    v2_d2 <= \$487 ;
   always @(posedge clk)
-    v2_d2 <= \$488 ;
+    v2_d3 <= \$488 ;
   always @(posedge clk)
-    v2_d3 <= \$489 ;
+    rounded0 <= \$489 ;
   always @(posedge clk)
-    rounded0 <= \$490 ;
+    inrange0 <= \$490 ;
   always @(posedge clk)
-    inrange0 <= \$491 ;
+    below0 <= \$491 ;
   always @(posedge clk)
-    below0 <= \$492 ;
+    above0 <= \$492 ;
   always @(posedge clk)
-    above0 <= \$493 ;
+    rounded1 <= \$493 ;
   always @(posedge clk)
-    rounded1 <= \$494 ;
+    inrange1 <= \$494 ;
   always @(posedge clk)
-    inrange1 <= \$495 ;
+    below1 <= \$495 ;
   always @(posedge clk)
-    below1 <= \$496 ;
+    above1 <= \$496 ;
   always @(posedge clk)
-    above1 <= \$497 ;
+    rounded2 <= \$497 ;
   always @(posedge clk)
-    rounded2 <= \$498 ;
+    inrange2 <= \$498 ;
   always @(posedge clk)
-    inrange2 <= \$499 ;
+    below2 <= \$499 ;
   always @(posedge clk)
-    below2 <= \$500 ;
+    above2 <= \$500 ;
   always @(posedge clk)
-    above2 <= \$501 ;
+    rounded3 <= \$501 ;
   always @(posedge clk)
-    rounded3 <= \$502 ;
+    inrange3 <= \$502 ;
   always @(posedge clk)
-    inrange3 <= \$503 ;
+    below3 <= \$503 ;
   always @(posedge clk)
-    below3 <= \$504 ;
+    above3 <= \$504 ;
   always @(posedge clk)
-    above3 <= \$505 ;
+    rounded4 <= \$505 ;
   always @(posedge clk)
-    rounded4 <= \$506 ;
+    inrange4 <= \$506 ;
   always @(posedge clk)
-    inrange4 <= \$507 ;
+    below4 <= \$507 ;
   always @(posedge clk)
-    below4 <= \$508 ;
+    above4 <= \$508 ;
   always @(posedge clk)
-    above4 <= \$509 ;
+    rounded5 <= \$509 ;
   always @(posedge clk)
-    rounded5 <= \$510 ;
+    inrange5 <= \$510 ;
   always @(posedge clk)
-    inrange5 <= \$511 ;
+    below5 <= \$511 ;
   always @(posedge clk)
-    below5 <= \$512 ;
+    above5 <= \$512 ;
   always @(posedge clk)
-    above5 <= \$513 ;
+    rounded6 <= \$513 ;
   always @(posedge clk)
-    rounded6 <= \$514 ;
+    inrange6 <= \$514 ;
   always @(posedge clk)
-    inrange6 <= \$515 ;
+    below6 <= \$515 ;
   always @(posedge clk)
-    below6 <= \$516 ;
+    above6 <= \$516 ;
   always @(posedge clk)
-    above6 <= \$517 ;
+    rounded7 <= \$517 ;
   always @(posedge clk)
-    rounded7 <= \$518 ;
+    inrange7 <= \$518 ;
   always @(posedge clk)
-    inrange7 <= \$519 ;
+    below7 <= \$519 ;
   always @(posedge clk)
-    below7 <= \$520 ;
+    above7 <= \$520 ;
   always @(posedge clk)
-    above7 <= \$521 ;
+    rounded8 <= \$521 ;
   always @(posedge clk)
-    rounded8 <= \$522 ;
+    inrange8 <= \$522 ;
   always @(posedge clk)
-    inrange8 <= \$523 ;
+    below8 <= \$523 ;
   always @(posedge clk)
-    below8 <= \$524 ;
+    above8 <= \$524 ;
   always @(posedge clk)
-    above8 <= \$525 ;
+    rounded9 <= \$525 ;
   always @(posedge clk)
-    rounded9 <= \$526 ;
+    inrange9 <= \$526 ;
   always @(posedge clk)
-    inrange9 <= \$527 ;
+    below9 <= \$527 ;
   always @(posedge clk)
-    below9 <= \$528 ;
+    above9 <= \$528 ;
   always @(posedge clk)
-    above9 <= \$529 ;
+    v3_d0 <= \$529 ;
   always @(posedge clk)
-    v3_d0 <= \$530 ;
+    v3_d1 <= \$530 ;
   always @(posedge clk)
-    v3_d1 <= \$531 ;
+    o__valid <= \$531 ;
   always @(posedge clk)
-    o__valid <= \$532 ;
-  always @(posedge clk)
-    o__payload <= \$533 ;
-  assign \$1  = ~ o__valid;
-  assign advance = \$1  | o__ready;
-  assign \$2  = above0 ? 27'h0007fff : inrange0;
-  assign \$3  = below0 ? 27'h7ff8000 : \$2 ;
-  assign \$4  = above1 ? 27'h0007fff : inrange1;
-  assign \$5  = below1 ? 27'h7ff8000 : \$4 ;
-  assign \$6  = above2 ? 27'h0007fff : inrange2;
-  assign \$7  = below2 ? 27'h7ff8000 : \$6 ;
-  assign \$8  = above3 ? 27'h0007fff : inrange3;
-  assign \$9  = below3 ? 27'h7ff8000 : \$8 ;
-  assign \$10  = above4 ? 27'h0007fff : inrange4;
-  assign \$11  = below4 ? 27'h7ff8000 : \$10 ;
-  assign \$12  = above5 ? 27'h0007fff : inrange5;
-  assign \$13  = below5 ? 27'h7ff8000 : \$12 ;
-  assign \$14  = above6 ? 27'h0007fff : inrange6;
-  assign \$15  = below6 ? 27'h7ff8000 : \$14 ;
-  assign \$16  = above7 ? 27'h0007fff : inrange7;
-  assign \$17  = below7 ? 27'h7ff8000 : \$16 ;
-  assign \$18  = above8 ? 27'h0007fff : inrange8;
-  assign \$19  = below8 ? 27'h7ff8000 : \$18 ;
-  assign \$20  = above9 ? 27'h0007fff : inrange9;
-  assign \$21  = below9 ? 27'h7ff8000 : \$20 ;
-  assign \$22  = i__valid & advance;
-  assign \$24  = x1[0] ? 20'h58cf9 : 20'h00000;
-  assign \$26  = x1[1] ? 20'hb19f2 : 20'h00000;
-  assign \$27  = \$24  + \$26 ;
-  assign \$29  = x1[2] ? 22'h1633e4 : 22'h000000;
-  assign \$31  = x1[3] ? 22'h2c67c8 : 22'h000000;
-  assign \$32  = \$29  + \$31 ;
-  assign \$34  = x1[4] ? 26'h058cf90 : 26'h0000000;
-  assign \$36  = x1[5] ? 26'h0b19f20 : 26'h0000000;
-  assign \$37  = \$34  + \$36 ;
-  assign \$39  = x1[6] ? 26'h1633e40 : 26'h0000000;
-  assign \$42  = x1[7] ? 27'h5398380 : 27'h0000000;
-  assign \$43  = $signed({ 1'h0, \$39  }) + $signed(\$42 );
-  assign \$44  = product0_l0_0_0 + product0_l0_1_0;
-  assign \$45  = $signed({ 1'h0, product0_l0_2_0 }) + $signed(product0_l0_3_0);
-  assign \$46  = $signed({ 1'h0, product0_l1_0_0 }) + $signed(product0_l1_1_0);
-  assign \$47  = $signed(product0) + $signed(bias0_d2);
-  assign \$49  = x1[8] ? 20'h58cf9 : 20'h00000;
-  assign \$51  = x1[9] ? 20'hb19f2 : 20'h00000;
-  assign \$52  = \$49  + \$51 ;
-  assign \$54  = x1[10] ? 22'h1633e4 : 22'h000000;
-  assign \$56  = x1[11] ? 22'h2c67c8 : 22'h000000;
-  assign \$57  = \$54  + \$56 ;
-  assign \$59  = x1[12] ? 26'h058cf90 : 26'h0000000;
-  assign \$61  = x1[13] ? 26'h0b19f20 : 26'h0000000;
-  assign \$62  = \$59  + \$61 ;
-  assign \$64  = x1[14] ? 26'h1633e40 : 26'h0000000;
-  assign \$67  = x1[15] ? 27'h5398380 : 27'h0000000;
-  assign \$68  = $signed({ 1'h0, \$64  }) + $signed(\$67 );
-  assign \$69  = product1_l0_0_0 + product1_l0_1_0;
-  assign \$70  = $signed({ 1'h0, product1_l0_2_0 }) + $signed(product1_l0_3_0);
-  assign \$71  = $signed({ 1'h0, product1_l1_0_0 }) + $signed(product1_l1_1_0);
-  assign \$72  = $signed(product1) + $signed(bias1_d2);
-  assign \$74  = x1[16] ? 20'h58cf9 : 20'h00000;
-  assign \$76  = x1[17] ? 20'hb19f2 : 20'h00000;
-  assign \$77  = \$74  + \$76 ;
-  assign \$79  = x1[18] ? 22'h1633e4 : 22'h000000;
-  assign \$81  = x1[19] ? 22'h2c67c8 : 22'h000000;
-  assign \$82  = \$79  + \$81 ;
-  assign \$84  = x1[20] ? 26'h058cf90 : 26'h0000000;
-  assign \$86  = x1[21] ? 26'h0b19f20 : 26'h0000000;
-  assign \$87  = \$84  + \$86 ;
-  assign \$89  = x1[22] ? 26'h1633e40 : 26'h0000000;
-  assign \$92  = x1[23] ? 27'h5398380 : 27'h0000000;
-  assign \$93  = $signed({ 1'h0, \$89  }) + $signed(\$92 );
-  assign \$94  = product2_l0_0_0 + product2_l0_1_0;
-  assign \$95  = $signed({ 1'h0, product2_l0_2_0 }) + $signed(product2_l0_3_0);
-  assign \$96  = $signed({ 1'h0, product2_l1_0_0 }) + $signed(product2_l1_1_0);
-  assign \$97  = $signed(product2) + $signed(bias2_d2);
-  assign \$99  = x1[24] ? 20'h58cf9 : 20'h00000;
-  assign \$101  = x1[25] ? 20'hb19f2 : 20'h00000;
-  assign \$102  = \$99  + \$101 ;
-  assign \$104  = x1[26] ? 22'h1633e4 : 22'h000000;
-  assign \$106  = x1[27] ? 22'h2c67c8 : 22'h000000;
-  assign \$107  = \$104  + \$106 ;
-  assign \$109  = x1[28] ? 26'h058cf90 : 26'h0000000;
-  assign \$111  = x1[29] ? 26'h0b19f20 : 26'h0000000;
-  assign \$112  = \$109  + \$111 ;
-  assign \$114  = x1[30] ? 26'h1633e40 : 26'h0000000;
-  assign \$117  = x1[31] ? 27'h5398380 : 27'h0000000;
-  assign \$118  = $signed({ 1'h0, \$114  }) + $signed(\$117 );
-  assign \$119  = product3_l0_0_0 + product3_l0_1_0;
-  assign \$120  = $signed({ 1'h0, product3_l0_2_0 }) + $signed(product3_l0_3_0);
-  assign \$121  = $signed({ 1'h0, product3_l1_0_0 }) + $signed(product3_l1_1_0);
-  assign \$122  = $signed(product3) + $signed(bias3_d2);
-  assign \$124  = x1[32] ? 20'h58cf9 : 20'h00000;
-  assign \$126  = x1[33] ? 20'hb19f2 : 20'h00000;
-  assign \$127  = \$124  + \$126 ;
-  assign \$129  = x1[34] ? 22'h1633e4 : 22'h000000;
-  assign \$131  = x1[35] ? 22'h2c67c8 : 22'h000000;
-  assign \$132  = \$129  + \$131 ;
-  assign \$134  = x1[36] ? 26'h058cf90 : 26'h0000000;
-  assign \$136  = x1[37] ? 26'h0b19f20 : 26'h0000000;
-  assign \$137  = \$134  + \$136 ;
-  assign \$139  = x1[38] ? 26'h1633e40 : 26'h0000000;
-  assign \$142  = x1[39] ? 27'h5398380 : 27'h0000000;
-  assign \$143  = $signed({ 1'h0, \$139  }) + $signed(\$142 );
-  assign \$144  = product4_l0_0_0 + product4_l0_1_0;
-  assign \$145  = $signed({ 1'h0, product4_l0_2_0 }) + $signed(product4_l0_3_0);
-  assign \$146  = $signed({ 1'h0, product4_l1_0_0 }) + $signed(product4_l1_1_0);
-  assign \$147  = $signed(product4) + $signed(bias4_d2);
-  assign \$149  = x1[40] ? 20'h58cf9 : 20'h00000;
-  assign \$151  = x1[41] ? 20'hb19f2 : 20'h00000;
-  assign \$152  = \$149  + \$151 ;
-  assign \$154  = x1[42] ? 22'h1633e4 : 22'h000000;
-  assign \$156  = x1[43] ? 22'h2c67c8 : 22'h000000;
-  assign \$157  = \$154  + \$156 ;
-  assign \$159  = x1[44] ? 26'h058cf90 : 26'h0000000;
-  assign \$161  = x1[45] ? 26'h0b19f20 : 26'h0000000;
-  assign \$162  = \$159  + \$161 ;
-  assign \$164  = x1[46] ? 26'h1633e40 : 26'h0000000;
-  assign \$167  = x1[47] ? 27'h5398380 : 27'h0000000;
-  assign \$168  = $signed({ 1'h0, \$164  }) + $signed(\$167 );
-  assign \$169  = product5_l0_0_0 + product5_l0_1_0;
-  assign \$170  = $signed({ 1'h0, product5_l0_2_0 }) + $signed(product5_l0_3_0);
-  assign \$171  = $signed({ 1'h0, product5_l1_0_0 }) + $signed(product5_l1_1_0);
-  assign \$172  = $signed(product5) + $signed(bias5_d2);
-  assign \$174  = x1[48] ? 20'h58cf9 : 20'h00000;
-  assign \$176  = x1[49] ? 20'hb19f2 : 20'h00000;
-  assign \$177  = \$174  + \$176 ;
-  assign \$179  = x1[50] ? 22'h1633e4 : 22'h000000;
-  assign \$181  = x1[51] ? 22'h2c67c8 : 22'h000000;
-  assign \$182  = \$179  + \$181 ;
-  assign \$184  = x1[52] ? 26'h058cf90 : 26'h0000000;
-  assign \$186  = x1[53] ? 26'h0b19f20 : 26'h0000000;
-  assign \$187  = \$184  + \$186 ;
-  assign \$189  = x1[54] ? 26'h1633e40 : 26'h0000000;
-  assign \$192  = x1[55] ? 27'h5398380 : 27'h0000000;
-  assign \$193  = $signed({ 1'h0, \$189  }) + $signed(\$192 );
-  assign \$194  = product6_l0_0_0 + product6_l0_1_0;
-  assign \$195  = $signed({ 1'h0, product6_l0_2_0 }) + $signed(product6_l0_3_0);
-  assign \$196  = $signed({ 1'h0, product6_l1_0_0 }) + $signed(product6_l1_1_0);
-  assign \$197  = $signed(product6) + $signed(bias6_d2);
-  assign \$199  = x1[56] ? 20'h58cf9 : 20'h00000;
-  assign \$201  = x1[57] ? 20'hb19f2 : 20'h00000;
-  assign \$202  = \$199  + \$201 ;
-  assign \$204  = x1[58] ? 22'h1633e4 : 22'h000000;
-  assign \$206  = x1[59] ? 22'h2c67c8 : 22'h000000;
-  assign \$207  = \$204  + \$206 ;
-  assign \$209  = x1[60] ? 26'h058cf90 : 26'h0000000;
-  assign \$211  = x1[61] ? 26'h0b19f20 : 26'h0000000;
-  assign \$212  = \$209  + \$211 ;
-  assign \$214  = x1[62] ? 26'h1633e40 : 26'h0000000;
-  assign \$217  = x1[63] ? 27'h5398380 : 27'h0000000;
-  assign \$218  = $signed({ 1'h0, \$214  }) + $signed(\$217 );
-  assign \$219  = product7_l0_0_0 + product7_l0_1_0;
-  assign \$220  = $signed({ 1'h0, product7_l0_2_0 }) + $signed(product7_l0_3_0);
-  assign \$221  = $signed({ 1'h0, product7_l1_0_0 }) + $signed(product7_l1_1_0);
-  assign \$222  = $signed(product7) + $signed(bias7_d2);
-  assign \$224  = x1[64] ? 20'h58cf9 : 20'h00000;
-  assign \$226  = x1[65] ? 20'hb19f2 : 20'h00000;
-  assign \$227  = \$224  + \$226 ;
-  assign \$229  = x1[66] ? 22'h1633e4 : 22'h000000;
-  assign \$231  = x1[67] ? 22'h2c67c8 : 22'h000000;
-  assign \$232  = \$229  + \$231 ;
-  assign \$234  = x1[68] ? 26'h058cf90 : 26'h0000000;
-  assign \$236  = x1[69] ? 26'h0b19f20 : 26'h0000000;
-  assign \$237  = \$234  + \$236 ;
-  assign \$239  = x1[70] ? 26'h1633e40 : 26'h0000000;
-  assign \$242  = x1[71] ? 27'h5398380 : 27'h0000000;
-  assign \$243  = $signed({ 1'h0, \$239  }) + $signed(\$242 );
-  assign \$244  = product8_l0_0_0 + product8_l0_1_0;
-  assign \$245  = $signed({ 1'h0, product8_l0_2_0 }) + $signed(product8_l0_3_0);
-  assign \$246  = $signed({ 1'h0, product8_l1_0_0 }) + $signed(product8_l1_1_0);
-  assign \$247  = $signed(product8) + $signed(bias8_d2);
-  assign \$249  = x1[72] ? 20'h58cf9 : 20'h00000;
-  assign \$251  = x1[73] ? 20'hb19f2 : 20'h00000;
-  assign \$252  = \$249  + \$251 ;
-  assign \$254  = x1[74] ? 22'h1633e4 : 22'h000000;
-  assign \$256  = x1[75] ? 22'h2c67c8 : 22'h000000;
-  assign \$257  = \$254  + \$256 ;
-  assign \$259  = x1[76] ? 26'h058cf90 : 26'h0000000;
-  assign \$261  = x1[77] ? 26'h0b19f20 : 26'h0000000;
-  assign \$262  = \$259  + \$261 ;
-  assign \$264  = x1[78] ? 26'h1633e40 : 26'h0000000;
-  assign \$267  = x1[79] ? 27'h5398380 : 27'h0000000;
-  assign \$268  = $signed({ 1'h0, \$264  }) + $signed(\$267 );
-  assign \$269  = product9_l0_0_0 + product9_l0_1_0;
-  assign \$270  = $signed({ 1'h0, product9_l0_2_0 }) + $signed(product9_l0_3_0);
-  assign \$271  = $signed({ 1'h0, product9_l1_0_0 }) + $signed(product9_l1_1_0);
-  assign \$272  = $signed(product9) + $signed(bias9_d2);
-  assign \$274  = $signed(\$273 ) + $signed({ 1'h0, acc0[9] });
-  assign \$275  = ~ rounded0[26];
-  assign \$277  = { \$275 , rounded0[25:0] } >= 27'h3ff8000;
-  assign \$278  = ~ \$277 ;
-  assign \$280  = ~ rounded0[26];
-  assign \$281  = 27'h4007fff >= { \$280 , rounded0[25:0] };
-  assign \$282  = ~ \$281 ;
-  assign \$284  = $signed(\$283 ) + $signed({ 1'h0, acc1[9] });
-  assign \$285  = ~ rounded1[26];
-  assign \$287  = { \$285 , rounded1[25:0] } >= 27'h3ff8000;
-  assign \$288  = ~ \$287 ;
-  assign \$290  = ~ rounded1[26];
-  assign \$291  = 27'h4007fff >= { \$290 , rounded1[25:0] };
-  assign \$292  = ~ \$291 ;
-  assign \$294  = $signed(\$293 ) + $signed({ 1'h0, acc2[9] });
-  assign \$295  = ~ rounded2[26];
-  assign \$297  = { \$295 , rounded2[25:0] } >= 27'h3ff8000;
-  assign \$298  = ~ \$297 ;
-  assign \$300  = ~ rounded2[26];
-  assign \$301  = 27'h4007fff >= { \$300 , rounded2[25:0] };
-  assign \$302  = ~ \$301 ;
-  assign \$304  = $signed(\$303 ) + $signed({ 1'h0, acc3[9] });
-  assign \$305  = ~ rounded3[26];
-  assign \$307  = { \$305 , rounded3[25:0] } >= 27'h3ff8000;
-  assign \$308  = ~ \$307 ;
-  assign \$310  = ~ rounded3[26];
-  assign \$311  = 27'h4007fff >= { \$310 , rounded3[25:0] };
-  assign \$312  = ~ \$311 ;
-  assign \$314  = $signed(\$313 ) + $signed({ 1'h0, acc4[9] });
-  assign \$315  = ~ rounded4[26];
-  assign \$317  = { \$315 , rounded4[25:0] } >= 27'h3ff8000;
-  assign \$318  = ~ \$317 ;
-  assign \$320  = ~ rounded4[26];
-  assign \$321  = 27'h4007fff >= { \$320 , rounded4[25:0] };
-  assign \$322  = ~ \$321 ;
-  assign \$324  = $signed(\$323 ) + $signed({ 1'h0, acc5[9] });
-  assign \$325  = ~ rounded5[26];
-  assign \$327  = { \$325 , rounded5[25:0] } >= 27'h3ff8000;
-  assign \$328  = ~ \$327 ;
-  assign \$330  = ~ rounded5[26];
-  assign \$331  = 27'h4007fff >= { \$330 , rounded5[25:0] };
-  assign \$332  = ~ \$331 ;
-  assign \$334  = $signed(\$333 ) + $signed({ 1'h0, acc6[9] });
-  assign \$335  = ~ rounded6[26];
-  assign \$337  = { \$335 , rounded6[25:0] } >= 27'h3ff8000;
-  assign \$338  = ~ \$337 ;
-  assign \$340  = ~ rounded6[26];
-  assign \$341  = 27'h4007fff >= { \$340 , rounded6[25:0] };
-  assign \$342  = ~ \$341 ;
-  assign \$344  = $signed(\$343 ) + $signed({ 1'h0, acc7[9] });
-  assign \$345  = ~ rounded7[26];
-  assign \$347  = { \$345 , rounded7[25:0] } >= 27'h3ff8000;
-  assign \$348  = ~ \$347 ;
-  assign \$350  = ~ rounded7[26];
-  assign \$351  = 27'h4007fff >= { \$350 , rounded7[25:0] };
-  assign \$352  = ~ \$351 ;
-  assign \$354  = $signed(\$353 ) + $signed({ 1'h0, acc8[9] });
-  assign \$355  = ~ rounded8[26];
-  assign \$357  = { \$355 , rounded8[25:0] } >= 27'h3ff8000;
-  assign \$358  = ~ \$357 ;
-  assign \$360  = ~ rounded8[26];
-  assign \$361  = 27'h4007fff >= { \$360 , rounded8[25:0] };
-  assign \$362  = ~ \$361 ;
-  assign \$364  = $signed(\$363 ) + $signed({ 1'h0, acc9[9] });
-  assign \$365  = ~ rounded9[26];
-  assign \$367  = { \$365 , rounded9[25:0] } >= 27'h3ff8000;
-  assign \$368  = ~ \$367 ;
-  assign \$370  = ~ rounded9[26];
-  assign \$371  = 27'h4007fff >= { \$370 , rounded9[25:0] };
-  assign \$372  = ~ \$371 ;
-  always @(posedge clk)
-    group <= \$373 ;
-  always @(posedge clk)
-    x1 <= \$374 ;
-  always @(posedge clk)
-    v1 <= \$375 ;
-  always @(posedge clk)
-    product0_l0_0_0 <= \$376 ;
-  always @(posedge clk)
-    product0_l0_1_0 <= \$377 ;
-  always @(posedge clk)
-    product0_l0_2_0 <= \$378 ;
-  always @(posedge clk)
-    product0_l0_3_0 <= \$379 ;
-  always @(posedge clk)
-    product0_l1_0_0 <= \$380 ;
-  always @(posedge clk)
-    product0_l1_1_0 <= \$381 ;
-  always @(posedge clk)
-    product0 <= \$382 ;
-  always @(posedge clk)
-    bias0_d0 <= \$383 ;
-  always @(posedge clk)
-    bias0_d1 <= \$384 ;
-  always @(posedge clk)
-    bias0_d2 <= \$385 ;
-  always @(posedge clk)
-    acc0 <= \$386 ;
-  always @(posedge clk)
-    product1_l0_0_0 <= \$387 ;
-  always @(posedge clk)
-    product1_l0_1_0 <= \$388 ;
-  always @(posedge clk)
-    product1_l0_2_0 <= \$389 ;
-  always @(posedge clk)
-    product1_l0_3_0 <= \$390 ;
-  always @(posedge clk)
-    product1_l1_0_0 <= \$391 ;
-  always @(posedge clk)
-    product1_l1_1_0 <= \$392 ;
-  always @(posedge clk)
-    product1 <= \$393 ;
-  always @(posedge clk)
-    bias1_d0 <= \$394 ;
-  always @(posedge clk)
-    bias1_d1 <= \$395 ;
-  always @(posedge clk)
-    bias1_d2 <= \$396 ;
-  always @(posedge clk)
-    acc1 <= \$397 ;
-  always @(posedge clk)
-    product2_l0_0_0 <= \$398 ;
-  always @(posedge clk)
-    product2_l0_1_0 <= \$399 ;
-  always @(posedge clk)
-    product2_l0_2_0 <= \$400 ;
-  always @(posedge clk)
-    product2_l0_3_0 <= \$401 ;
-  always @(posedge clk)
-    product2_l1_0_0 <= \$402 ;
-  always @(posedge clk)
-    product2_l1_1_0 <= \$403 ;
-  always @(posedge clk)
-    product2 <= \$404 ;
-  always @(posedge clk)
-    bias2_d0 <= \$405 ;
-  always @(posedge clk)
-    bias2_d1 <= \$406 ;
-  always @(posedge clk)
-    bias2_d2 <= \$407 ;
-  always @(posedge clk)
-    acc2 <= \$408 ;
-  always @(posedge clk)
-    product3_l0_0_0 <= \$409 ;
-  always @(posedge clk)
-    product3_l0_1_0 <= \$410 ;
-  always @(posedge clk)
-    product3_l0_2_0 <= \$411 ;
-  always @(posedge clk)
-    product3_l0_3_0 <= \$412 ;
-  always @(posedge clk)
-    product3_l1_0_0 <= \$413 ;
-  always @(posedge clk)
-    product3_l1_1_0 <= \$414 ;
-  always @(posedge clk)
-    product3 <= \$415 ;
-  always @(posedge clk)
-    bias3_d0 <= \$416 ;
-  always @(posedge clk)
-    bias3_d1 <= \$417 ;
-  always @(posedge clk)
-    bias3_d2 <= \$418 ;
+    o__payload <= \$532 ;
+  assign \$1  = above0 ? 27'h0007fff : inrange0;
+  assign \$2  = below0 ? 27'h7ff8000 : \$1 ;
+  assign \$3  = above1 ? 27'h0007fff : inrange1;
+  assign \$4  = below1 ? 27'h7ff8000 : \$3 ;
+  assign \$5  = above2 ? 27'h0007fff : inrange2;
+  assign \$6  = below2 ? 27'h7ff8000 : \$5 ;
+  assign \$7  = above3 ? 27'h0007fff : inrange3;
+  assign \$8  = below3 ? 27'h7ff8000 : \$7 ;
+  assign \$9  = above4 ? 27'h0007fff : inrange4;
+  assign \$10  = below4 ? 27'h7ff8000 : \$9 ;
+  assign \$11  = above5 ? 27'h0007fff : inrange5;
+  assign \$12  = below5 ? 27'h7ff8000 : \$11 ;
+  assign \$13  = above6 ? 27'h0007fff : inrange6;
+  assign \$14  = below6 ? 27'h7ff8000 : \$13 ;
+  assign \$15  = above7 ? 27'h0007fff : inrange7;
+  assign \$16  = below7 ? 27'h7ff8000 : \$15 ;
+  assign \$17  = above8 ? 27'h0007fff : inrange8;
+  assign \$18  = below8 ? 27'h7ff8000 : \$17 ;
+  assign \$19  = above9 ? 27'h0007fff : inrange9;
+  assign \$20  = below9 ? 27'h7ff8000 : \$19 ;
+  assign \$21  = i__valid & advance;
+  assign \$23  = x1[0] ? 20'h58cf9 : 20'h00000;
+  assign \$25  = x1[1] ? 20'hb19f2 : 20'h00000;
+  assign \$26  = \$23  + \$25 ;
+  assign \$28  = x1[2] ? 22'h1633e4 : 22'h000000;
+  assign \$30  = x1[3] ? 22'h2c67c8 : 22'h000000;
+  assign \$31  = \$28  + \$30 ;
+  assign \$33  = x1[4] ? 26'h058cf90 : 26'h0000000;
+  assign \$35  = x1[5] ? 26'h0b19f20 : 26'h0000000;
+  assign \$36  = \$33  + \$35 ;
+  assign \$38  = x1[6] ? 26'h1633e40 : 26'h0000000;
+  assign \$41  = x1[7] ? 27'h5398380 : 27'h0000000;
+  assign \$42  = $signed({ 1'h0, \$38  }) + $signed(\$41 );
+  assign \$43  = product0_l0_0_0 + product0_l0_1_0;
+  assign \$44  = $signed({ 1'h0, product0_l0_2_0 }) + $signed(product0_l0_3_0);
+  assign \$45  = $signed({ 1'h0, product0_l1_0_0 }) + $signed(product0_l1_1_0);
+  assign \$46  = $signed(product0) + $signed(bias0_d2);
+  assign \$48  = x1[8] ? 20'h58cf9 : 20'h00000;
+  assign \$50  = x1[9] ? 20'hb19f2 : 20'h00000;
+  assign \$51  = \$48  + \$50 ;
+  assign \$53  = x1[10] ? 22'h1633e4 : 22'h000000;
+  assign \$55  = x1[11] ? 22'h2c67c8 : 22'h000000;
+  assign \$56  = \$53  + \$55 ;
+  assign \$58  = x1[12] ? 26'h058cf90 : 26'h0000000;
+  assign \$60  = x1[13] ? 26'h0b19f20 : 26'h0000000;
+  assign \$61  = \$58  + \$60 ;
+  assign \$63  = x1[14] ? 26'h1633e40 : 26'h0000000;
+  assign \$66  = x1[15] ? 27'h5398380 : 27'h0000000;
+  assign \$67  = $signed({ 1'h0, \$63  }) + $signed(\$66 );
+  assign \$68  = product1_l0_0_0 + product1_l0_1_0;
+  assign \$69  = $signed({ 1'h0, product1_l0_2_0 }) + $signed(product1_l0_3_0);
+  assign \$70  = $signed({ 1'h0, product1_l1_0_0 }) + $signed(product1_l1_1_0);
+  assign \$71  = $signed(product1) + $signed(bias1_d2);
+  assign \$73  = x1[16] ? 20'h58cf9 : 20'h00000;
+  assign \$75  = x1[17] ? 20'hb19f2 : 20'h00000;
+  assign \$76  = \$73  + \$75 ;
+  assign \$78  = x1[18] ? 22'h1633e4 : 22'h000000;
+  assign \$80  = x1[19] ? 22'h2c67c8 : 22'h000000;
+  assign \$81  = \$78  + \$80 ;
+  assign \$83  = x1[20] ? 26'h058cf90 : 26'h0000000;
+  assign \$85  = x1[21] ? 26'h0b19f20 : 26'h0000000;
+  assign \$86  = \$83  + \$85 ;
+  assign \$88  = x1[22] ? 26'h1633e40 : 26'h0000000;
+  assign \$91  = x1[23] ? 27'h5398380 : 27'h0000000;
+  assign \$92  = $signed({ 1'h0, \$88  }) + $signed(\$91 );
+  assign \$93  = product2_l0_0_0 + product2_l0_1_0;
+  assign \$94  = $signed({ 1'h0, product2_l0_2_0 }) + $signed(product2_l0_3_0);
+  assign \$95  = $signed({ 1'h0, product2_l1_0_0 }) + $signed(product2_l1_1_0);
+  assign \$96  = $signed(product2) + $signed(bias2_d2);
+  assign \$98  = x1[24] ? 20'h58cf9 : 20'h00000;
+  assign \$100  = x1[25] ? 20'hb19f2 : 20'h00000;
+  assign \$101  = \$98  + \$100 ;
+  assign \$103  = x1[26] ? 22'h1633e4 : 22'h000000;
+  assign \$105  = x1[27] ? 22'h2c67c8 : 22'h000000;
+  assign \$106  = \$103  + \$105 ;
+  assign \$108  = x1[28] ? 26'h058cf90 : 26'h0000000;
+  assign \$110  = x1[29] ? 26'h0b19f20 : 26'h0000000;
+  assign \$111  = \$108  + \$110 ;
+  assign \$113  = x1[30] ? 26'h1633e40 : 26'h0000000;
+  assign \$116  = x1[31] ? 27'h5398380 : 27'h0000000;
+  assign \$117  = $signed({ 1'h0, \$113  }) + $signed(\$116 );
+  assign \$118  = product3_l0_0_0 + product3_l0_1_0;
+  assign \$119  = $signed({ 1'h0, product3_l0_2_0 }) + $signed(product3_l0_3_0);
+  assign \$120  = $signed({ 1'h0, product3_l1_0_0 }) + $signed(product3_l1_1_0);
+  assign \$121  = $signed(product3) + $signed(bias3_d2);
+  assign \$123  = x1[32] ? 20'h58cf9 : 20'h00000;
+  assign \$125  = x1[33] ? 20'hb19f2 : 20'h00000;
+  assign \$126  = \$123  + \$125 ;
+  assign \$128  = x1[34] ? 22'h1633e4 : 22'h000000;
+  assign \$130  = x1[35] ? 22'h2c67c8 : 22'h000000;
+  assign \$131  = \$128  + \$130 ;
+  assign \$133  = x1[36] ? 26'h058cf90 : 26'h0000000;
+  assign \$135  = x1[37] ? 26'h0b19f20 : 26'h0000000;
+  assign \$136  = \$133  + \$135 ;
+  assign \$138  = x1[38] ? 26'h1633e40 : 26'h0000000;
+  assign \$141  = x1[39] ? 27'h5398380 : 27'h0000000;
+  assign \$142  = $signed({ 1'h0, \$138  }) + $signed(\$141 );
+  assign \$143  = product4_l0_0_0 + product4_l0_1_0;
+  assign \$144  = $signed({ 1'h0, product4_l0_2_0 }) + $signed(product4_l0_3_0);
+  assign \$145  = $signed({ 1'h0, product4_l1_0_0 }) + $signed(product4_l1_1_0);
+  assign \$146  = $signed(product4) + $signed(bias4_d2);
+  assign \$148  = x1[40] ? 20'h58cf9 : 20'h00000;
+  assign \$150  = x1[41] ? 20'hb19f2 : 20'h00000;
+  assign \$151  = \$148  + \$150 ;
+  assign \$153  = x1[42] ? 22'h1633e4 : 22'h000000;
+  assign \$155  = x1[43] ? 22'h2c67c8 : 22'h000000;
+  assign \$156  = \$153  + \$155 ;
+  assign \$158  = x1[44] ? 26'h058cf90 : 26'h0000000;
+  assign \$160  = x1[45] ? 26'h0b19f20 : 26'h0000000;
+  assign \$161  = \$158  + \$160 ;
+  assign \$163  = x1[46] ? 26'h1633e40 : 26'h0000000;
+  assign \$166  = x1[47] ? 27'h5398380 : 27'h0000000;
+  assign \$167  = $signed({ 1'h0, \$163  }) + $signed(\$166 );
+  assign \$168  = product5_l0_0_0 + product5_l0_1_0;
+  assign \$169  = $signed({ 1'h0, product5_l0_2_0 }) + $signed(product5_l0_3_0);
+  assign \$170  = $signed({ 1'h0, product5_l1_0_0 }) + $signed(product5_l1_1_0);
+  assign \$171  = $signed(product5) + $signed(bias5_d2);
+  assign \$173  = x1[48] ? 20'h58cf9 : 20'h00000;
+  assign \$175  = x1[49] ? 20'hb19f2 : 20'h00000;
+  assign \$176  = \$173  + \$175 ;
+  assign \$178  = x1[50] ? 22'h1633e4 : 22'h000000;
+  assign \$180  = x1[51] ? 22'h2c67c8 : 22'h000000;
+  assign \$181  = \$178  + \$180 ;
+  assign \$183  = x1[52] ? 26'h058cf90 : 26'h0000000;
+  assign \$185  = x1[53] ? 26'h0b19f20 : 26'h0000000;
+  assign \$186  = \$183  + \$185 ;
+  assign \$188  = x1[54] ? 26'h1633e40 : 26'h0000000;
+  assign \$191  = x1[55] ? 27'h5398380 : 27'h0000000;
+  assign \$192  = $signed({ 1'h0, \$188  }) + $signed(\$191 );
+  assign \$193  = product6_l0_0_0 + product6_l0_1_0;
+  assign \$194  = $signed({ 1'h0, product6_l0_2_0 }) + $signed(product6_l0_3_0);
+  assign \$195  = $signed({ 1'h0, product6_l1_0_0 }) + $signed(product6_l1_1_0);
+  assign \$196  = $signed(product6) + $signed(bias6_d2);
+  assign \$198  = x1[56] ? 20'h58cf9 : 20'h00000;
+  assign \$200  = x1[57] ? 20'hb19f2 : 20'h00000;
+  assign \$201  = \$198  + \$200 ;
+  assign \$203  = x1[58] ? 22'h1633e4 : 22'h000000;
+  assign \$205  = x1[59] ? 22'h2c67c8 : 22'h000000;
+  assign \$206  = \$203  + \$205 ;
+  assign \$208  = x1[60] ? 26'h058cf90 : 26'h0000000;
+  assign \$210  = x1[61] ? 26'h0b19f20 : 26'h0000000;
+  assign \$211  = \$208  + \$210 ;
+  assign \$213  = x1[62] ? 26'h1633e40 : 26'h0000000;
+  assign \$216  = x1[63] ? 27'h5398380 : 27'h0000000;
+  assign \$217  = $signed({ 1'h0, \$213  }) + $signed(\$216 );
+  assign \$218  = product7_l0_0_0 + product7_l0_1_0;
+  assign \$219  = $signed({ 1'h0, product7_l0_2_0 }) + $signed(product7_l0_3_0);
+  assign \$220  = $signed({ 1'h0, product7_l1_0_0 }) + $signed(product7_l1_1_0);
+  assign \$221  = $signed(product7) + $signed(bias7_d2);
+  assign \$223  = x1[64] ? 20'h58cf9 : 20'h00000;
+  assign \$225  = x1[65] ? 20'hb19f2 : 20'h00000;
+  assign \$226  = \$223  + \$225 ;
+  assign \$228  = x1[66] ? 22'h1633e4 : 22'h000000;
+  assign \$230  = x1[67] ? 22'h2c67c8 : 22'h000000;
+  assign \$231  = \$228  + \$230 ;
+  assign \$233  = x1[68] ? 26'h058cf90 : 26'h0000000;
+  assign \$235  = x1[69] ? 26'h0b19f20 : 26'h0000000;
+  assign \$236  = \$233  + \$235 ;
+  assign \$238  = x1[70] ? 26'h1633e40 : 26'h0000000;
+  assign \$241  = x1[71] ? 27'h5398380 : 27'h0000000;
+  assign \$242  = $signed({ 1'h0, \$238  }) + $signed(\$241 );
+  assign \$243  = product8_l0_0_0 + product8_l0_1_0;
+  assign \$244  = $signed({ 1'h0, product8_l0_2_0 }) + $signed(product8_l0_3_0);
+  assign \$245  = $signed({ 1'h0, product8_l1_0_0 }) + $signed(product8_l1_1_0);
+  assign \$246  = $signed(product8) + $signed(bias8_d2);
+  assign \$248  = x1[72] ? 20'h58cf9 : 20'h00000;
+  assign \$250  = x1[73] ? 20'hb19f2 : 20'h00000;
+  assign \$251  = \$248  + \$250 ;
+  assign \$253  = x1[74] ? 22'h1633e4 : 22'h000000;
+  assign \$255  = x1[75] ? 22'h2c67c8 : 22'h000000;
+  assign \$256  = \$253  + \$255 ;
+  assign \$258  = x1[76] ? 26'h058cf90 : 26'h0000000;
+  assign \$260  = x1[77] ? 26'h0b19f20 : 26'h0000000;
+  assign \$261  = \$258  + \$260 ;
+  assign \$263  = x1[78] ? 26'h1633e40 : 26'h0000000;
+  assign \$266  = x1[79] ? 27'h5398380 : 27'h0000000;
+  assign \$267  = $signed({ 1'h0, \$263  }) + $signed(\$266 );
+  assign \$268  = product9_l0_0_0 + product9_l0_1_0;
+  assign \$269  = $signed({ 1'h0, product9_l0_2_0 }) + $signed(product9_l0_3_0);
+  assign \$270  = $signed({ 1'h0, product9_l1_0_0 }) + $signed(product9_l1_1_0);
+  assign \$271  = $signed(product9) + $signed(bias9_d2);
+  assign \$273  = $signed(\$272 ) + $signed({ 1'h0, acc0[9] });
+  assign \$274  = ~ rounded0[26];
+  assign \$276  = { \$274 , rounded0[25:0] } >= 27'h3ff8000;
+  assign \$277  = ~ \$276 ;
+  assign \$279  = ~ rounded0[26];
+  assign \$280  = 27'h4007fff >= { \$279 , rounded0[25:0] };
+  assign \$281  = ~ \$280 ;
+  assign \$283  = $signed(\$282 ) + $signed({ 1'h0, acc1[9] });
+  assign \$284  = ~ rounded1[26];
+  assign \$286  = { \$284 , rounded1[25:0] } >= 27'h3ff8000;
+  assign \$287  = ~ \$286 ;
+  assign \$289  = ~ rounded1[26];
+  assign \$290  = 27'h4007fff >= { \$289 , rounded1[25:0] };
+  assign \$291  = ~ \$290 ;
+  assign \$293  = $signed(\$292 ) + $signed({ 1'h0, acc2[9] });
+  assign \$294  = ~ rounded2[26];
+  assign \$296  = { \$294 , rounded2[25:0] } >= 27'h3ff8000;
+  assign \$297  = ~ \$296 ;
+  assign \$299  = ~ rounded2[26];
+  assign \$300  = 27'h4007fff >= { \$299 , rounded2[25:0] };
+  assign \$301  = ~ \$300 ;
+  assign \$303  = $signed(\$302 ) + $signed({ 1'h0, acc3[9] });
+  assign \$304  = ~ rounded3[26];
+  assign \$306  = { \$304 , rounded3[25:0] } >= 27'h3ff8000;
+  assign \$307  = ~ \$306 ;
+  assign \$309  = ~ rounded3[26];
+  assign \$310  = 27'h4007fff >= { \$309 , rounded3[25:0] };
+  assign \$311  = ~ \$310 ;
+  assign \$313  = $signed(\$312 ) + $signed({ 1'h0, acc4[9] });
+  assign \$314  = ~ rounded4[26];
+  assign \$316  = { \$314 , rounded4[25:0] } >= 27'h3ff8000;
+  assign \$317  = ~ \$316 ;
+  assign \$319  = ~ rounded4[26];
+  assign \$320  = 27'h4007fff >= { \$319 , rounded4[25:0] };
+  assign \$321  = ~ \$320 ;
+  assign \$323  = $signed(\$322 ) + $signed({ 1'h0, acc5[9] });
+  assign \$324  = ~ rounded5[26];
+  assign \$326  = { \$324 , rounded5[25:0] } >= 27'h3ff8000;
+  assign \$327  = ~ \$326 ;
+  assign \$329  = ~ rounded5[26];
+  assign \$330  = 27'h4007fff >= { \$329 , rounded5[25:0] };
+  assign \$331  = ~ \$330 ;
+  assign \$333  = $signed(\$332 ) + $signed({ 1'h0, acc6[9] });
+  assign \$334  = ~ rounded6[26];
+  assign \$336  = { \$334 , rounded6[25:0] } >= 27'h3ff8000;
+  assign \$337  = ~ \$336 ;
+  assign \$339  = ~ rounded6[26];
+  assign \$340  = 27'h4007fff >= { \$339 , rounded6[25:0] };
+  assign \$341  = ~ \$340 ;
+  assign \$343  = $signed(\$342 ) + $signed({ 1'h0, acc7[9] });
+  assign \$344  = ~ rounded7[26];
+  assign \$346  = { \$344 , rounded7[25:0] } >= 27'h3ff8000;
+  assign \$347  = ~ \$346 ;
+  assign \$349  = ~ rounded7[26];
+  assign \$350  = 27'h4007fff >= { \$349 , rounded7[25:0] };
+  assign \$351  = ~ \$350 ;
+  assign \$353  = $signed(\$352 ) + $signed({ 1'h0, acc8[9] });
+  assign \$354  = ~ rounded8[26];
+  assign \$356  = { \$354 , rounded8[25:0] } >= 27'h3ff8000;
+  assign \$357  = ~ \$356 ;
+  assign \$359  = ~ rounded8[26];
+  assign \$360  = 27'h4007fff >= { \$359 , rounded8[25:0] };
+  assign \$361  = ~ \$360 ;
+  assign \$363  = $signed(\$362 ) + $signed({ 1'h0, acc9[9] });
+  assign \$364  = ~ rounded9[26];
+  assign \$366  = { \$364 , rounded9[25:0] } >= 27'h3ff8000;
+  assign \$367  = ~ \$366 ;
+  assign \$369  = ~ rounded9[26];
+  assign \$370  = 27'h4007fff >= { \$369 , rounded9[25:0] };
+  assign \$371  = ~ \$370 ;
+  always @(posedge clk)
+    group <= \$372 ;
+  always @(posedge clk)
+    x1 <= \$373 ;
+  always @(posedge clk)
+    v1 <= \$374 ;
+  always @(posedge clk)
+    product0_l0_0_0 <= \$375 ;
+  always @(posedge clk)
+    product0_l0_1_0 <= \$376 ;
+  always @(posedge clk)
+    product0_l0_2_0 <= \$377 ;
+  always @(posedge clk)
+    product0_l0_3_0 <= \$378 ;
+  always @(posedge clk)
+    product0_l1_0_0 <= \$379 ;
+  always @(posedge clk)
+    product0_l1_1_0 <= \$380 ;
+  always @(posedge clk)
+    product0 <= \$381 ;
+  always @(posedge clk)
+    bias0_d0 <= \$382 ;
+  always @(posedge clk)
+    bias0_d1 <= \$383 ;
+  always @(posedge clk)
+    bias0_d2 <= \$384 ;
+  always @(posedge clk)
+    acc0 <= \$385 ;
+  always @(posedge clk)
+    product1_l0_0_0 <= \$386 ;
+  always @(posedge clk)
+    product1_l0_1_0 <= \$387 ;
+  always @(posedge clk)
+    product1_l0_2_0 <= \$388 ;
+  always @(posedge clk)
+    product1_l0_3_0 <= \$389 ;
+  always @(posedge clk)
+    product1_l1_0_0 <= \$390 ;
+  always @(posedge clk)
+    product1_l1_1_0 <= \$391 ;
+  always @(posedge clk)
+    product1 <= \$392 ;
+  always @(posedge clk)
+    bias1_d0 <= \$393 ;
+  always @(posedge clk)
+    bias1_d1 <= \$394 ;
+  always @(posedge clk)
+    bias1_d2 <= \$395 ;
+  always @(posedge clk)
+    acc1 <= \$396 ;
+  always @(posedge clk)
+    product2_l0_0_0 <= \$397 ;
+  always @(posedge clk)
+    product2_l0_1_0 <= \$398 ;
+  always @(posedge clk)
+    product2_l0_2_0 <= \$399 ;
+  always @(posedge clk)
+    product2_l0_3_0 <= \$400 ;
+  always @(posedge clk)
+    product2_l1_0_0 <= \$401 ;
+  always @(posedge clk)
+    product2_l1_1_0 <= \$402 ;
+  always @(posedge clk)
+    product2 <= \$403 ;
+  always @(posedge clk)
+    bias2_d0 <= \$404 ;
+  always @(posedge clk)
+    bias2_d1 <= \$405 ;
+  always @(posedge clk)
+    bias2_d2 <= \$406 ;
+  always @(posedge clk)
+    acc2 <= \$407 ;
+  always @(posedge clk)
+    product3_l0_0_0 <= \$408 ;
+  always @(posedge clk)
+    product3_l0_1_0 <= \$409 ;
+  always @(posedge clk)
+    product3_l0_2_0 <= \$410 ;
+  always @(posedge clk)
+    product3_l0_3_0 <= \$411 ;
+  always @(posedge clk)
+    product3_l1_0_0 <= \$412 ;
+  always @(posedge clk)
+    product3_l1_1_0 <= \$413 ;
+  always @(posedge clk)
+    product3 <= \$414 ;
+  always @(posedge clk)
+    bias3_d0 <= \$415 ;
+  always @(posedge clk)
+    bias3_d1 <= \$416 ;
+  always @(posedge clk)
+    bias3_d2 <= \$417 ;
+  always @(posedge clk)
+    acc3 <= \$418 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$419  = acc3;
+    \$420  = product4_l0_1_0;
     if (advance) begin
-      \$419  = \$122 [25:0];
+      \$420  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$420  = product4_l0_0_0;
+    \$421  = product4_l0_2_0;
     if (advance) begin
-      \$420  = \$127 ;
+      \$421  = \$136 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$421  = product4_l0_1_0;
+    \$422  = product4_l0_3_0;
     if (advance) begin
-      \$421  = \$132 ;
+      \$422  = \$142 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$422  = product4_l0_2_0;
-    if (advance) begin
-      \$422  = \$137 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$423  = product4_l0_3_0;
+    \$423  = product4_l1_0_0;
     if (advance) begin
       \$423  = \$143 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$424  = product4_l1_0_0;
+    \$424  = product4_l1_1_0;
     if (advance) begin
       \$424  = \$144 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$425  = product4_l1_1_0;
+    \$425  = product4;
     if (advance) begin
-      \$425  = \$145 ;
+      \$425  = \$145 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$426  = product4;
+    \$426  = bias4_d0;
     if (advance) begin
-      \$426  = \$146 [26:0];
+      \$426  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$427  = bias4_d0;
+    \$427  = bias4_d1;
     if (advance) begin
-      \$427  = 25'h1634236;
+      \$427  = bias4_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$428  = bias4_d1;
+    \$428  = bias4_d2;
     if (advance) begin
-      \$428  = bias4_d0;
+      \$428  = bias4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$429  = bias4_d2;
+    \$429  = acc4;
     if (advance) begin
-      \$429  = bias4_d1;
+      \$429  = \$146 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$430  = acc4;
+    \$430  = product5_l0_0_0;
     if (advance) begin
-      \$430  = \$147 [25:0];
+      \$430  = \$151 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$431  = product5_l0_0_0;
+    \$431  = product5_l0_1_0;
     if (advance) begin
-      \$431  = \$152 ;
+      \$431  = \$156 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$432  = product5_l0_1_0;
+    \$432  = product5_l0_2_0;
     if (advance) begin
-      \$432  = \$157 ;
+      \$432  = \$161 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$433  = product5_l0_2_0;
+    \$433  = product5_l0_3_0;
     if (advance) begin
-      \$433  = \$162 ;
+      \$433  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$434  = product5_l0_3_0;
+    \$434  = product5_l1_0_0;
     if (advance) begin
       \$434  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$435  = product5_l1_0_0;
+    \$435  = product5_l1_1_0;
     if (advance) begin
       \$435  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$436  = product5_l1_1_0;
+    \$436  = product5;
     if (advance) begin
-      \$436  = \$170 ;
+      \$436  = \$170 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$437  = product5;
+    \$437  = bias5_d0;
     if (advance) begin
-      \$437  = \$171 [26:0];
+      \$437  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$438  = bias5_d0;
+    \$438  = bias5_d1;
     if (advance) begin
-      \$438  = 25'h1634236;
+      \$438  = bias5_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$439  = bias5_d1;
+    \$439  = bias5_d2;
     if (advance) begin
-      \$439  = bias5_d0;
+      \$439  = bias5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$440  = bias5_d2;
+    \$440  = acc5;
     if (advance) begin
-      \$440  = bias5_d1;
+      \$440  = \$171 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$441  = acc5;
+    \$441  = product6_l0_0_0;
     if (advance) begin
-      \$441  = \$172 [25:0];
+      \$441  = \$176 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$442  = product6_l0_0_0;
+    \$442  = product6_l0_1_0;
     if (advance) begin
-      \$442  = \$177 ;
+      \$442  = \$181 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$443  = product6_l0_1_0;
+    \$443  = product6_l0_2_0;
     if (advance) begin
-      \$443  = \$182 ;
+      \$443  = \$186 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$444  = product6_l0_2_0;
+    \$444  = product6_l0_3_0;
     if (advance) begin
-      \$444  = \$187 ;
+      \$444  = \$192 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$445  = product6_l0_3_0;
+    \$445  = product6_l1_0_0;
     if (advance) begin
       \$445  = \$193 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$446  = product6_l1_0_0;
+    \$446  = product6_l1_1_0;
     if (advance) begin
       \$446  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$447  = product6_l1_1_0;
+    \$447  = product6;
     if (advance) begin
-      \$447  = \$195 ;
+      \$447  = \$195 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$448  = product6;
+    \$448  = bias6_d0;
     if (advance) begin
-      \$448  = \$196 [26:0];
+      \$448  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$449  = bias6_d0;
+    \$449  = bias6_d1;
     if (advance) begin
-      \$449  = 25'h1634236;
+      \$449  = bias6_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$450  = bias6_d1;
+    \$450  = bias6_d2;
     if (advance) begin
-      \$450  = bias6_d0;
+      \$450  = bias6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$451  = bias6_d2;
+    \$451  = acc6;
     if (advance) begin
-      \$451  = bias6_d1;
+      \$451  = \$196 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$452  = acc6;
+    \$452  = product7_l0_0_0;
     if (advance) begin
-      \$452  = \$197 [25:0];
+      \$452  = \$201 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$453  = product7_l0_0_0;
+    \$453  = product7_l0_1_0;
     if (advance) begin
-      \$453  = \$202 ;
+      \$453  = \$206 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$454  = product7_l0_1_0;
+    \$454  = product7_l0_2_0;
     if (advance) begin
-      \$454  = \$207 ;
+      \$454  = \$211 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$455  = product7_l0_2_0;
+    \$455  = product7_l0_3_0;
     if (advance) begin
-      \$455  = \$212 ;
+      \$455  = \$217 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$456  = product7_l0_3_0;
+    \$456  = product7_l1_0_0;
     if (advance) begin
       \$456  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$457  = product7_l1_0_0;
+    \$457  = product7_l1_1_0;
     if (advance) begin
       \$457  = \$219 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$458  = product7_l1_1_0;
+    \$458  = product7;
     if (advance) begin
-      \$458  = \$220 ;
+      \$458  = \$220 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$459  = product7;
+    \$459  = bias7_d0;
     if (advance) begin
-      \$459  = \$221 [26:0];
+      \$459  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$460  = bias7_d0;
+    \$460  = bias7_d1;
     if (advance) begin
-      \$460  = 25'h1634236;
+      \$460  = bias7_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$461  = bias7_d1;
+    \$461  = bias7_d2;
     if (advance) begin
-      \$461  = bias7_d0;
+      \$461  = bias7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$462  = bias7_d2;
+    \$462  = acc7;
     if (advance) begin
-      \$462  = bias7_d1;
+      \$462  = \$221 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$463  = acc7;
+    \$463  = product8_l0_0_0;
     if (advance) begin
-      \$463  = \$222 [25:0];
+      \$463  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$464  = product8_l0_0_0;
+    \$464  = product8_l0_1_0;
     if (advance) begin
-      \$464  = \$227 ;
+      \$464  = \$231 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$465  = product8_l0_1_0;
+    \$465  = product8_l0_2_0;
     if (advance) begin
-      \$465  = \$232 ;
+      \$465  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$466  = product8_l0_2_0;
+    \$466  = product8_l0_3_0;
     if (advance) begin
-      \$466  = \$237 ;
+      \$466  = \$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$467  = product8_l0_3_0;
+    \$467  = product8_l1_0_0;
     if (advance) begin
       \$467  = \$243 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$468  = product8_l1_0_0;
+    \$468  = product8_l1_1_0;
     if (advance) begin
       \$468  = \$244 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$469  = product8_l1_1_0;
+    \$469  = product8;
     if (advance) begin
-      \$469  = \$245 ;
+      \$469  = \$245 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$470  = product8;
+    \$470  = bias8_d0;
     if (advance) begin
-      \$470  = \$246 [26:0];
+      \$470  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$471  = bias8_d0;
+    \$471  = bias8_d1;
     if (advance) begin
-      \$471  = 25'h1634236;
+      \$471  = bias8_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$472  = bias8_d1;
+    \$472  = bias8_d2;
     if (advance) begin
-      \$472  = bias8_d0;
+      \$472  = bias8_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$473  = bias8_d2;
+    \$473  = acc8;
     if (advance) begin
-      \$473  = bias8_d1;
+      \$473  = \$246 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$474  = acc8;
+    \$474  = product9_l0_0_0;
     if (advance) begin
-      \$474  = \$247 [25:0];
+      \$474  = \$251 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$475  = product9_l0_0_0;
+    \$475  = product9_l0_1_0;
     if (advance) begin
-      \$475  = \$252 ;
+      \$475  = \$256 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$476  = product9_l0_1_0;
+    \$476  = product9_l0_2_0;
     if (advance) begin
-      \$476  = \$257 ;
+      \$476  = \$261 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$477  = product9_l0_2_0;
+    \$477  = product9_l0_3_0;
     if (advance) begin
-      \$477  = \$262 ;
+      \$477  = \$267 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$478  = product9_l0_3_0;
+    \$478  = product9_l1_0_0;
     if (advance) begin
       \$478  = \$268 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$479  = product9_l1_0_0;
+    \$479  = product9_l1_1_0;
     if (advance) begin
       \$479  = \$269 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$480  = product9_l1_1_0;
+    \$480  = product9;
     if (advance) begin
-      \$480  = \$270 ;
+      \$480  = \$270 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$481  = product9;
+    \$481  = bias9_d0;
     if (advance) begin
-      \$481  = \$271 [26:0];
+      \$481  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$482  = bias9_d0;
+    \$482  = bias9_d1;
     if (advance) begin
-      \$482  = 25'h1634236;
+      \$482  = bias9_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$483  = bias9_d1;
+    \$483  = bias9_d2;
     if (advance) begin
-      \$483  = bias9_d0;
+      \$483  = bias9_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$484  = bias9_d2;
+    \$484  = acc9;
     if (advance) begin
-      \$484  = bias9_d1;
+      \$484  = \$271 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$485  = acc9;
+    \$485  = v2_d0;
     if (advance) begin
-      \$485  = \$272 [25:0];
+      \$485  = v1;
+    end
+    if (rst) begin
+      \$485  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$486  = v2_d0;
+    \$486  = v2_d1;
     if (advance) begin
-      \$486  = v1;
+      \$486  = v2_d0;
     end
     if (rst) begin
       \$486  = 1'h0;
@@ -23482,9 +23468,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$487  = v2_d1;
+    \$487  = v2_d2;
     if (advance) begin
-      \$487  = v2_d0;
+      \$487  = v2_d1;
     end
     if (rst) begin
       \$487  = 1'h0;
@@ -23492,9 +23478,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$488  = v2_d2;
+    \$488  = v2_d3;
     if (advance) begin
-      \$488  = v2_d1;
+      \$488  = v2_d2;
     end
     if (rst) begin
       \$488  = 1'h0;
@@ -23502,299 +23488,299 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$489  = v2_d3;
+    \$489  = rounded0;
     if (advance) begin
-      \$489  = v2_d2;
+      \$489  = \$273 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$490  = inrange0;
+    if (advance) begin
+      \$490  = rounded0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$491  = below0;
+    if (advance) begin
+      \$491  = \$277 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$492  = above0;
+    if (advance) begin
+      \$492  = \$281 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$493  = rounded1;
+    if (advance) begin
+      \$493  = \$283 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$494  = inrange1;
+    if (advance) begin
+      \$494  = rounded1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$495  = below1;
+    if (advance) begin
+      \$495  = \$287 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$496  = above1;
+    if (advance) begin
+      \$496  = \$291 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$497  = rounded2;
+    if (advance) begin
+      \$497  = \$293 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$498  = inrange2;
+    if (advance) begin
+      \$498  = rounded2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$499  = below2;
+    if (advance) begin
+      \$499  = \$297 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$500  = above2;
+    if (advance) begin
+      \$500  = \$301 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$501  = rounded3;
+    if (advance) begin
+      \$501  = \$303 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$502  = inrange3;
+    if (advance) begin
+      \$502  = rounded3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$503  = below3;
+    if (advance) begin
+      \$503  = \$307 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$504  = above3;
+    if (advance) begin
+      \$504  = \$311 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$505  = rounded4;
+    if (advance) begin
+      \$505  = \$313 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$506  = inrange4;
+    if (advance) begin
+      \$506  = rounded4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$507  = below4;
+    if (advance) begin
+      \$507  = \$317 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$508  = above4;
+    if (advance) begin
+      \$508  = \$321 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$509  = rounded5;
+    if (advance) begin
+      \$509  = \$323 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$510  = inrange5;
+    if (advance) begin
+      \$510  = rounded5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$511  = below5;
+    if (advance) begin
+      \$511  = \$327 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$512  = above5;
+    if (advance) begin
+      \$512  = \$331 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$513  = rounded6;
+    if (advance) begin
+      \$513  = \$333 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$514  = inrange6;
+    if (advance) begin
+      \$514  = rounded6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$515  = below6;
+    if (advance) begin
+      \$515  = \$337 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$516  = above6;
+    if (advance) begin
+      \$516  = \$341 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$517  = rounded7;
+    if (advance) begin
+      \$517  = \$343 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$518  = inrange7;
+    if (advance) begin
+      \$518  = rounded7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$519  = below7;
+    if (advance) begin
+      \$519  = \$347 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$520  = above7;
+    if (advance) begin
+      \$520  = \$351 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$521  = rounded8;
+    if (advance) begin
+      \$521  = \$353 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$522  = inrange8;
+    if (advance) begin
+      \$522  = rounded8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$523  = below8;
+    if (advance) begin
+      \$523  = \$357 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$524  = above8;
+    if (advance) begin
+      \$524  = \$361 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$525  = rounded9;
+    if (advance) begin
+      \$525  = \$363 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$526  = inrange9;
+    if (advance) begin
+      \$526  = rounded9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$527  = below9;
+    if (advance) begin
+      \$527  = \$367 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$528  = above9;
+    if (advance) begin
+      \$528  = \$371 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$529  = v3_d0;
+    if (advance) begin
+      \$529  = v2_d3;
     end
     if (rst) begin
-      \$489  = 1'h0;
+      \$529  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$490  = rounded0;
+    \$530  = v3_d1;
     if (advance) begin
-      \$490  = \$274 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$491  = inrange0;
-    if (advance) begin
-      \$491  = rounded0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$492  = below0;
-    if (advance) begin
-      \$492  = \$278 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$493  = above0;
-    if (advance) begin
-      \$493  = \$282 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$494  = rounded1;
-    if (advance) begin
-      \$494  = \$284 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$495  = inrange1;
-    if (advance) begin
-      \$495  = rounded1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$496  = below1;
-    if (advance) begin
-      \$496  = \$288 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$497  = above1;
-    if (advance) begin
-      \$497  = \$292 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$498  = rounded2;
-    if (advance) begin
-      \$498  = \$294 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$499  = inrange2;
-    if (advance) begin
-      \$499  = rounded2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$500  = below2;
-    if (advance) begin
-      \$500  = \$298 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$501  = above2;
-    if (advance) begin
-      \$501  = \$302 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$502  = rounded3;
-    if (advance) begin
-      \$502  = \$304 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$503  = inrange3;
-    if (advance) begin
-      \$503  = rounded3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$504  = below3;
-    if (advance) begin
-      \$504  = \$308 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$505  = above3;
-    if (advance) begin
-      \$505  = \$312 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$506  = rounded4;
-    if (advance) begin
-      \$506  = \$314 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$507  = inrange4;
-    if (advance) begin
-      \$507  = rounded4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$508  = below4;
-    if (advance) begin
-      \$508  = \$318 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$509  = above4;
-    if (advance) begin
-      \$509  = \$322 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$510  = rounded5;
-    if (advance) begin
-      \$510  = \$324 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$511  = inrange5;
-    if (advance) begin
-      \$511  = rounded5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$512  = below5;
-    if (advance) begin
-      \$512  = \$328 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$513  = above5;
-    if (advance) begin
-      \$513  = \$332 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$514  = rounded6;
-    if (advance) begin
-      \$514  = \$334 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$515  = inrange6;
-    if (advance) begin
-      \$515  = rounded6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$516  = below6;
-    if (advance) begin
-      \$516  = \$338 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$517  = above6;
-    if (advance) begin
-      \$517  = \$342 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$518  = rounded7;
-    if (advance) begin
-      \$518  = \$344 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$519  = inrange7;
-    if (advance) begin
-      \$519  = rounded7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$520  = below7;
-    if (advance) begin
-      \$520  = \$348 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$521  = above7;
-    if (advance) begin
-      \$521  = \$352 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$522  = rounded8;
-    if (advance) begin
-      \$522  = \$354 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$523  = inrange8;
-    if (advance) begin
-      \$523  = rounded8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$524  = below8;
-    if (advance) begin
-      \$524  = \$358 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$525  = above8;
-    if (advance) begin
-      \$525  = \$362 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$526  = rounded9;
-    if (advance) begin
-      \$526  = \$364 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$527  = inrange9;
-    if (advance) begin
-      \$527  = rounded9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$528  = below9;
-    if (advance) begin
-      \$528  = \$368 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$529  = above9;
-    if (advance) begin
-      \$529  = \$372 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$530  = v3_d0;
-    if (advance) begin
-      \$530  = v2_d3;
+      \$530  = v3_d0;
     end
     if (rst) begin
       \$530  = 1'h0;
@@ -23802,9 +23788,9 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$531  = v3_d1;
+    \$531  = o__valid;
     if (advance) begin
-      \$531  = v3_d0;
+      \$531  = v3_d1;
     end
     if (rst) begin
       \$531  = 1'h0;
@@ -23812,352 +23798,357 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$532  = o__valid;
+    \$532  = o__payload;
     if (advance) begin
-      \$532  = v3_d1;
+      \$532  = result;
     end
     if (rst) begin
-      \$532  = 1'h0;
+      \$532  = 160'h0000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$533  = o__payload;
-    if (advance) begin
-      \$533  = result;
+    \$372  = group;
+    if (\$21 ) begin
+      \$372  = 1'h0;
     end
     if (rst) begin
-      \$533  = 160'h0000000000000000000000000000000000000000;
+      \$372  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$373  = group;
-    if (\$22 ) begin
-      \$373  = 1'h0;
+    \$373  = x1;
+    if (advance) begin
+      \$373  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$374  = v1;
+    if (advance) begin
+      \$374  = i__valid;
     end
     if (rst) begin
-      \$373  = 1'h0;
+      \$374  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$374  = x1;
+    \$375  = product0_l0_0_0;
     if (advance) begin
-      \$374  = i__payload;
+      \$375  = \$26 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$375  = v1;
+    \$376  = product0_l0_1_0;
     if (advance) begin
-      \$375  = i__valid;
-    end
-    if (rst) begin
-      \$375  = 1'h0;
+      \$376  = \$31 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$376  = product0_l0_0_0;
+    \$377  = product0_l0_2_0;
     if (advance) begin
-      \$376  = \$27 ;
+      \$377  = \$36 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$377  = product0_l0_1_0;
+    \$378  = product0_l0_3_0;
     if (advance) begin
-      \$377  = \$32 ;
+      \$378  = \$42 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$378  = product0_l0_2_0;
-    if (advance) begin
-      \$378  = \$37 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$379  = product0_l0_3_0;
+    \$379  = product0_l1_0_0;
     if (advance) begin
       \$379  = \$43 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$380  = product0_l1_0_0;
+    \$380  = product0_l1_1_0;
     if (advance) begin
       \$380  = \$44 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$381  = product0_l1_1_0;
+    \$381  = product0;
     if (advance) begin
-      \$381  = \$45 ;
+      \$381  = \$45 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$382  = product0;
+    \$382  = bias0_d0;
     if (advance) begin
-      \$382  = \$46 [26:0];
+      \$382  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$383  = bias0_d0;
+    \$383  = bias0_d1;
     if (advance) begin
-      \$383  = 25'h1634236;
+      \$383  = bias0_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$384  = bias0_d1;
+    \$384  = bias0_d2;
     if (advance) begin
-      \$384  = bias0_d0;
+      \$384  = bias0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$385  = bias0_d2;
+    \$385  = acc0;
     if (advance) begin
-      \$385  = bias0_d1;
+      \$385  = \$46 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$386  = acc0;
+    \$386  = product1_l0_0_0;
     if (advance) begin
-      \$386  = \$47 [25:0];
+      \$386  = \$51 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$387  = product1_l0_0_0;
+    \$387  = product1_l0_1_0;
     if (advance) begin
-      \$387  = \$52 ;
+      \$387  = \$56 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$388  = product1_l0_1_0;
+    \$388  = product1_l0_2_0;
     if (advance) begin
-      \$388  = \$57 ;
+      \$388  = \$61 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$389  = product1_l0_2_0;
+    \$389  = product1_l0_3_0;
     if (advance) begin
-      \$389  = \$62 ;
+      \$389  = \$67 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$390  = product1_l0_3_0;
+    \$390  = product1_l1_0_0;
     if (advance) begin
       \$390  = \$68 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$391  = product1_l1_0_0;
+    \$391  = product1_l1_1_0;
     if (advance) begin
       \$391  = \$69 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$392  = product1_l1_1_0;
+    \$392  = product1;
     if (advance) begin
-      \$392  = \$70 ;
+      \$392  = \$70 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$393  = product1;
+    \$393  = bias1_d0;
     if (advance) begin
-      \$393  = \$71 [26:0];
+      \$393  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$394  = bias1_d0;
+    \$394  = bias1_d1;
     if (advance) begin
-      \$394  = 25'h1634236;
+      \$394  = bias1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$395  = bias1_d1;
+    \$395  = bias1_d2;
     if (advance) begin
-      \$395  = bias1_d0;
+      \$395  = bias1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$396  = bias1_d2;
+    \$396  = acc1;
     if (advance) begin
-      \$396  = bias1_d1;
+      \$396  = \$71 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$397  = acc1;
+    \$397  = product2_l0_0_0;
     if (advance) begin
-      \$397  = \$72 [25:0];
+      \$397  = \$76 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$398  = product2_l0_0_0;
+    \$398  = product2_l0_1_0;
     if (advance) begin
-      \$398  = \$77 ;
+      \$398  = \$81 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$399  = product2_l0_1_0;
+    \$399  = product2_l0_2_0;
     if (advance) begin
-      \$399  = \$82 ;
+      \$399  = \$86 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$400  = product2_l0_2_0;
+    \$400  = product2_l0_3_0;
     if (advance) begin
-      \$400  = \$87 ;
+      \$400  = \$92 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$401  = product2_l0_3_0;
+    \$401  = product2_l1_0_0;
     if (advance) begin
       \$401  = \$93 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$402  = product2_l1_0_0;
+    \$402  = product2_l1_1_0;
     if (advance) begin
       \$402  = \$94 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$403  = product2_l1_1_0;
+    \$403  = product2;
     if (advance) begin
-      \$403  = \$95 ;
+      \$403  = \$95 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$404  = product2;
+    \$404  = bias2_d0;
     if (advance) begin
-      \$404  = \$96 [26:0];
+      \$404  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$405  = bias2_d0;
+    \$405  = bias2_d1;
     if (advance) begin
-      \$405  = 25'h1634236;
+      \$405  = bias2_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$406  = bias2_d1;
+    \$406  = bias2_d2;
     if (advance) begin
-      \$406  = bias2_d0;
+      \$406  = bias2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$407  = bias2_d2;
+    \$407  = acc2;
     if (advance) begin
-      \$407  = bias2_d1;
+      \$407  = \$96 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$408  = acc2;
+    \$408  = product3_l0_0_0;
     if (advance) begin
-      \$408  = \$97 [25:0];
+      \$408  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$409  = product3_l0_0_0;
+    \$409  = product3_l0_1_0;
     if (advance) begin
-      \$409  = \$102 ;
+      \$409  = \$106 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$410  = product3_l0_1_0;
+    \$410  = product3_l0_2_0;
     if (advance) begin
-      \$410  = \$107 ;
+      \$410  = \$111 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$411  = product3_l0_2_0;
+    \$411  = product3_l0_3_0;
     if (advance) begin
-      \$411  = \$112 ;
+      \$411  = \$117 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$412  = product3_l0_3_0;
+    \$412  = product3_l1_0_0;
     if (advance) begin
       \$412  = \$118 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$413  = product3_l1_0_0;
+    \$413  = product3_l1_1_0;
     if (advance) begin
       \$413  = \$119 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$414  = product3_l1_1_0;
+    \$414  = product3;
     if (advance) begin
-      \$414  = \$120 ;
+      \$414  = \$120 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$415  = product3;
+    \$415  = bias3_d0;
     if (advance) begin
-      \$415  = \$121 [26:0];
+      \$415  = 25'h1634236;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$416  = bias3_d0;
+    \$416  = bias3_d1;
     if (advance) begin
-      \$416  = 25'h1634236;
+      \$416  = bias3_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$417  = bias3_d1;
+    \$417  = bias3_d2;
     if (advance) begin
-      \$417  = bias3_d0;
+      \$417  = bias3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$418  = bias3_d2;
+    \$418  = acc3;
     if (advance) begin
-      \$418  = bias3_d1;
+      \$418  = \$121 [25:0];
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$419  = product4_l0_0_0;
+    if (advance) begin
+      \$419  = \$126 ;
+    end
+  end
+  assign o__ready = advance;
   assign i__ready = advance;
   assign constants = 440'hb1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9b1a11b58cf9;
   assign \constants[0]  = 44'hb1a11b58cf9;
@@ -24230,140 +24221,140 @@ module \tfc.scores (rst, advance, o__ready, i__payload, i__valid, o__valid, o__p
   assign \o__payload[7]  = o__payload[127:112];
   assign \o__payload[8]  = o__payload[143:128];
   assign \o__payload[9]  = o__payload[159:144];
-  assign result[159:144] = \$21 [15:0];
-  assign result[143:128] = \$19 [15:0];
-  assign result[127:112] = \$17 [15:0];
-  assign result[111:96] = \$15 [15:0];
-  assign result[95:80] = \$13 [15:0];
-  assign result[79:64] = \$11 [15:0];
-  assign result[63:48] = \$9 [15:0];
-  assign result[47:32] = \$7 [15:0];
-  assign result[31:16] = \$5 [15:0];
-  assign result[15:0] = \$3 [15:0];
-  assign \$23  = 20'h58cf9;
-  assign \$25  = 20'hb19f2;
-  assign \$28  = 22'h1633e4;
-  assign \$30  = 22'h2c67c8;
-  assign \$33  = 26'h058cf90;
-  assign \$35  = 26'h0b19f20;
-  assign \$38  = 26'h1633e40;
-  assign \$40  = 26'h2c67c80;
-  assign \$48  = 20'h58cf9;
-  assign \$50  = 20'hb19f2;
-  assign \$53  = 22'h1633e4;
-  assign \$55  = 22'h2c67c8;
-  assign \$58  = 26'h058cf90;
-  assign \$60  = 26'h0b19f20;
-  assign \$63  = 26'h1633e40;
-  assign \$65  = 26'h2c67c80;
-  assign \$73  = 20'h58cf9;
-  assign \$75  = 20'hb19f2;
-  assign \$78  = 22'h1633e4;
-  assign \$80  = 22'h2c67c8;
-  assign \$83  = 26'h058cf90;
-  assign \$85  = 26'h0b19f20;
-  assign \$88  = 26'h1633e40;
-  assign \$90  = 26'h2c67c80;
-  assign \$98  = 20'h58cf9;
-  assign \$100  = 20'hb19f2;
-  assign \$103  = 22'h1633e4;
-  assign \$105  = 22'h2c67c8;
-  assign \$108  = 26'h058cf90;
-  assign \$110  = 26'h0b19f20;
-  assign \$113  = 26'h1633e40;
-  assign \$115  = 26'h2c67c80;
-  assign \$123  = 20'h58cf9;
-  assign \$125  = 20'hb19f2;
-  assign \$128  = 22'h1633e4;
-  assign \$130  = 22'h2c67c8;
-  assign \$133  = 26'h058cf90;
-  assign \$135  = 26'h0b19f20;
-  assign \$138  = 26'h1633e40;
-  assign \$140  = 26'h2c67c80;
-  assign \$148  = 20'h58cf9;
-  assign \$150  = 20'hb19f2;
-  assign \$153  = 22'h1633e4;
-  assign \$155  = 22'h2c67c8;
-  assign \$158  = 26'h058cf90;
-  assign \$160  = 26'h0b19f20;
-  assign \$163  = 26'h1633e40;
-  assign \$165  = 26'h2c67c80;
-  assign \$173  = 20'h58cf9;
-  assign \$175  = 20'hb19f2;
-  assign \$178  = 22'h1633e4;
-  assign \$180  = 22'h2c67c8;
-  assign \$183  = 26'h058cf90;
-  assign \$185  = 26'h0b19f20;
-  assign \$188  = 26'h1633e40;
-  assign \$190  = 26'h2c67c80;
-  assign \$198  = 20'h58cf9;
-  assign \$200  = 20'hb19f2;
-  assign \$203  = 22'h1633e4;
-  assign \$205  = 22'h2c67c8;
-  assign \$208  = 26'h058cf90;
-  assign \$210  = 26'h0b19f20;
-  assign \$213  = 26'h1633e40;
-  assign \$215  = 26'h2c67c80;
-  assign \$223  = 20'h58cf9;
-  assign \$225  = 20'hb19f2;
-  assign \$228  = 22'h1633e4;
-  assign \$230  = 22'h2c67c8;
-  assign \$233  = 26'h058cf90;
-  assign \$235  = 26'h0b19f20;
-  assign \$238  = 26'h1633e40;
-  assign \$240  = 26'h2c67c80;
-  assign \$248  = 20'h58cf9;
-  assign \$250  = 20'hb19f2;
-  assign \$253  = 22'h1633e4;
-  assign \$255  = 22'h2c67c8;
-  assign \$258  = 26'h058cf90;
-  assign \$260  = 26'h0b19f20;
-  assign \$263  = 26'h1633e40;
-  assign \$265  = 26'h2c67c80;
-  assign \$273  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
-  assign \$276  = 1'h0;
-  assign \$279  = 1'h1;
-  assign \$283  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
-  assign \$286  = 1'h0;
-  assign \$289  = 1'h1;
-  assign \$293  = { acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25:10] };
-  assign \$296  = 1'h0;
-  assign \$299  = 1'h1;
-  assign \$303  = { acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25:10] };
-  assign \$306  = 1'h0;
-  assign \$309  = 1'h1;
-  assign \$313  = { acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25:10] };
-  assign \$316  = 1'h0;
-  assign \$319  = 1'h1;
-  assign \$323  = { acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25:10] };
-  assign \$326  = 1'h0;
-  assign \$329  = 1'h1;
-  assign \$333  = { acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25:10] };
-  assign \$336  = 1'h0;
-  assign \$339  = 1'h1;
-  assign \$343  = { acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25:10] };
-  assign \$346  = 1'h0;
-  assign \$349  = 1'h1;
-  assign \$353  = { acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25:10] };
-  assign \$356  = 1'h0;
-  assign \$359  = 1'h1;
-  assign \$363  = { acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25:10] };
-  assign \$366  = 1'h0;
-  assign \$369  = 1'h1;
-  assign \$41  = 27'h5398380;
-  assign \$66  = 27'h5398380;
-  assign \$91  = 27'h5398380;
-  assign \$116  = 27'h5398380;
-  assign \$141  = 27'h5398380;
-  assign \$166  = 27'h5398380;
-  assign \$191  = 27'h5398380;
-  assign \$216  = 27'h5398380;
-  assign \$241  = 27'h5398380;
-  assign \$266  = 27'h5398380;
+  assign result[159:144] = \$20 [15:0];
+  assign result[143:128] = \$18 [15:0];
+  assign result[127:112] = \$16 [15:0];
+  assign result[111:96] = \$14 [15:0];
+  assign result[95:80] = \$12 [15:0];
+  assign result[79:64] = \$10 [15:0];
+  assign result[63:48] = \$8 [15:0];
+  assign result[47:32] = \$6 [15:0];
+  assign result[31:16] = \$4 [15:0];
+  assign result[15:0] = \$2 [15:0];
+  assign \$22  = 20'h58cf9;
+  assign \$24  = 20'hb19f2;
+  assign \$27  = 22'h1633e4;
+  assign \$29  = 22'h2c67c8;
+  assign \$32  = 26'h058cf90;
+  assign \$34  = 26'h0b19f20;
+  assign \$37  = 26'h1633e40;
+  assign \$39  = 26'h2c67c80;
+  assign \$47  = 20'h58cf9;
+  assign \$49  = 20'hb19f2;
+  assign \$52  = 22'h1633e4;
+  assign \$54  = 22'h2c67c8;
+  assign \$57  = 26'h058cf90;
+  assign \$59  = 26'h0b19f20;
+  assign \$62  = 26'h1633e40;
+  assign \$64  = 26'h2c67c80;
+  assign \$72  = 20'h58cf9;
+  assign \$74  = 20'hb19f2;
+  assign \$77  = 22'h1633e4;
+  assign \$79  = 22'h2c67c8;
+  assign \$82  = 26'h058cf90;
+  assign \$84  = 26'h0b19f20;
+  assign \$87  = 26'h1633e40;
+  assign \$89  = 26'h2c67c80;
+  assign \$97  = 20'h58cf9;
+  assign \$99  = 20'hb19f2;
+  assign \$102  = 22'h1633e4;
+  assign \$104  = 22'h2c67c8;
+  assign \$107  = 26'h058cf90;
+  assign \$109  = 26'h0b19f20;
+  assign \$112  = 26'h1633e40;
+  assign \$114  = 26'h2c67c80;
+  assign \$122  = 20'h58cf9;
+  assign \$124  = 20'hb19f2;
+  assign \$127  = 22'h1633e4;
+  assign \$129  = 22'h2c67c8;
+  assign \$132  = 26'h058cf90;
+  assign \$134  = 26'h0b19f20;
+  assign \$137  = 26'h1633e40;
+  assign \$139  = 26'h2c67c80;
+  assign \$147  = 20'h58cf9;
+  assign \$149  = 20'hb19f2;
+  assign \$152  = 22'h1633e4;
+  assign \$154  = 22'h2c67c8;
+  assign \$157  = 26'h058cf90;
+  assign \$159  = 26'h0b19f20;
+  assign \$162  = 26'h1633e40;
+  assign \$164  = 26'h2c67c80;
+  assign \$172  = 20'h58cf9;
+  assign \$174  = 20'hb19f2;
+  assign \$177  = 22'h1633e4;
+  assign \$179  = 22'h2c67c8;
+  assign \$182  = 26'h058cf90;
+  assign \$184  = 26'h0b19f20;
+  assign \$187  = 26'h1633e40;
+  assign \$189  = 26'h2c67c80;
+  assign \$197  = 20'h58cf9;
+  assign \$199  = 20'hb19f2;
+  assign \$202  = 22'h1633e4;
+  assign \$204  = 22'h2c67c8;
+  assign \$207  = 26'h058cf90;
+  assign \$209  = 26'h0b19f20;
+  assign \$212  = 26'h1633e40;
+  assign \$214  = 26'h2c67c80;
+  assign \$222  = 20'h58cf9;
+  assign \$224  = 20'hb19f2;
+  assign \$227  = 22'h1633e4;
+  assign \$229  = 22'h2c67c8;
+  assign \$232  = 26'h058cf90;
+  assign \$234  = 26'h0b19f20;
+  assign \$237  = 26'h1633e40;
+  assign \$239  = 26'h2c67c80;
+  assign \$247  = 20'h58cf9;
+  assign \$249  = 20'hb19f2;
+  assign \$252  = 22'h1633e4;
+  assign \$254  = 22'h2c67c8;
+  assign \$257  = 26'h058cf90;
+  assign \$259  = 26'h0b19f20;
+  assign \$262  = 26'h1633e40;
+  assign \$264  = 26'h2c67c80;
+  assign \$272  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
+  assign \$275  = 1'h0;
+  assign \$278  = 1'h1;
+  assign \$282  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
+  assign \$285  = 1'h0;
+  assign \$288  = 1'h1;
+  assign \$292  = { acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25], acc2[25:10] };
+  assign \$295  = 1'h0;
+  assign \$298  = 1'h1;
+  assign \$302  = { acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25], acc3[25:10] };
+  assign \$305  = 1'h0;
+  assign \$308  = 1'h1;
+  assign \$312  = { acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25], acc4[25:10] };
+  assign \$315  = 1'h0;
+  assign \$318  = 1'h1;
+  assign \$322  = { acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25], acc5[25:10] };
+  assign \$325  = 1'h0;
+  assign \$328  = 1'h1;
+  assign \$332  = { acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25], acc6[25:10] };
+  assign \$335  = 1'h0;
+  assign \$338  = 1'h1;
+  assign \$342  = { acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25], acc7[25:10] };
+  assign \$345  = 1'h0;
+  assign \$348  = 1'h1;
+  assign \$352  = { acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25], acc8[25:10] };
+  assign \$355  = 1'h0;
+  assign \$358  = 1'h1;
+  assign \$362  = { acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25], acc9[25:10] };
+  assign \$365  = 1'h0;
+  assign \$368  = 1'h1;
+  assign \$40  = 27'h5398380;
+  assign \$65  = 27'h5398380;
+  assign \$90  = 27'h5398380;
+  assign \$115  = 27'h5398380;
+  assign \$140  = 27'h5398380;
+  assign \$165  = 27'h5398380;
+  assign \$190  = 27'h5398380;
+  assign \$215  = 27'h5398380;
+  assign \$240  = 27'h5398380;
+  assign \$265  = 27'h5398380;
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.scores_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payload, o__valid, clk);
+module \tfc.scores_slice (rst, o__ready, i__valid, i__payload, o__payload, o__valid, i__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire \$1 ;
   wire \$2 ;
@@ -24388,7 +24379,7 @@ module \tfc.scores_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payl
   wire [15:0] \i__payload[8] ;
   wire [15:0] \i__payload[9] ;
   output i__ready;
-  wire i__ready;
+  reg i__ready = 1'h1;
   input i__valid;
   wire i__valid;
   output [159:0] o__payload;
@@ -24420,26 +24411,26 @@ module \tfc.scores_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payl
   wire [15:0] \skid[7] ;
   wire [15:0] \skid[8] ;
   wire [15:0] \skid[9] ;
-  reg skid_valid = 1'h0;
-  assign \$1  = ~ o__valid;
+  (* init = 1'h1 *)
+  wire skid_free;
   assign \$2  = o__ready | \$1 ;
-  assign \$3  = ~ skid_valid;
-  assign \$4  = i__valid & \$3 ;
+  assign \$3  = i__valid & i__ready;
+  assign \$4  = ~ i__ready;
   always @(posedge clk)
     o__payload <= \$5 ;
   always @(posedge clk)
     o__valid <= \$6 ;
   always @(posedge clk)
-    skid_valid <= \$7 ;
+    i__ready <= \$7 ;
   always @(posedge clk)
     skid <= \$8 ;
-  assign i__ready = ~ skid_valid;
+  assign \$1  = ~ o__valid;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$5  = o__payload;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$5  = skid;
       end else begin
         \$5  = i__payload;
@@ -24454,7 +24445,7 @@ module \tfc.scores_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payl
     \$6  = o__valid;
     if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (skid_valid) begin
+      if (\$4 ) begin
         \$6  = 1'h1;
       end else begin
         \$6  = i__valid;
@@ -24466,26 +24457,27 @@ module \tfc.scores_slice (rst, i__ready, o__ready, i__valid, i__payload, o__payl
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = skid_valid;
+    \$7  = i__ready;
     if (\$2 ) begin
-      if (skid_valid) begin
-        \$7  = 1'h0;
+      if (\$4 ) begin
+        \$7  = 1'h1;
       end
-    end else if (\$4 ) begin
-      \$7  = 1'h1;
+    end else if (\$3 ) begin
+      \$7  = 1'h0;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$8  = skid;
     if (\$2 ) begin
-    end else if (\$4 ) begin
+    end else if (\$3 ) begin
       \$8  = i__payload;
     end
   end
+  assign skid_free = i__ready;
   assign \o__payload[0]  = o__payload[15:0];
   assign \o__payload[1]  = o__payload[31:16];
   assign \o__payload[2]  = o__payload[47:32];

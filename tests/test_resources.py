@@ -152,6 +152,28 @@ def test_refitting_some_kinds_synthesizes_only_theirs_and_keeps_the_other_costs(
         cal.refit_kinds(["colour"], base)
 
 
+def test_the_critical_path_is_summarized_from_the_nextpnr_report():
+    from hwnorm.estimate.synthesis import critical_path_summary, critical_path_text
+
+    def step(kind, delay, port="A", net=None):
+        return {"type": kind, "delay": delay, "from": {"cell": "c", "port": port}, **({"net": net} if net else {})}
+
+    short = {"path": [step("clk-to-q", 0.5), step("routing", 1.0, net="x"), step("setup", 0.1)]}
+    long = {"path": [step("clk-to-q", 0.5), step("routing", 1.0, net="core.acc"), step("logic", 0.4, "B"),
+                     step("routing", 0.0, net="carry"), step("logic", 0.1, "FCI"),  # a carry step: no new level
+                     step("routing", 2.0, net="core.count"), step("logic", 0.3, "C"),
+                     step("routing", 1.5, net="core.o_reg"), step("setup", 0.2)]}
+    clock = {"from": "posedge clk", "to": "posedge clk"}
+    pin = {"from": "posedge clk", "to": "<async>", "path": [step("routing", 9.0, net="pin")]}  # not Fmax's
+    short, long = {**clock, **short}, {**clock, **long}
+    got = critical_path_summary({"critical_paths": [short, pin, long]})
+    assert got == {"delay_ns": 6.0, "logic_ns": 0.8, "routing_ns": 4.5, "levels": 2, "start": "core.acc",
+                   "end": "core.o_reg"}
+    assert critical_path_text(got) == ("critical path 6.00 ns from core.acc to core.o_reg: 0.80 ns logic "
+                                       "(2 levels), 4.50 ns routing")
+    assert critical_path_summary({}) == {} and critical_path_text({}) == ""
+
+
 def test_relative_error():
     assert relative_error(125, 100) == 0.25 and relative_error(5, 0) is None
 
@@ -160,12 +182,21 @@ def test_relative_error():
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
     """Every default design on every target (cached by content under the test's own folder)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cache = tmp_path_factory.mktemp("synth-cache")
-    out = {}
+    built = {}
     for d in default_designs():
         block = model_of(d)[0]
-        text = verilog_text(block.component(), d.name)
-        out[d.name] = (block, text, {t: synthesize(text, d.name, TARGETS[t], cache_dir=cache) for t in TARGETS})
+        built[d.name] = (block, verilog_text(block.component(), d.name))
+    # each synthesis is its own Yosys process: two at a time use both of CI's cores (the largest
+    # runs are started first, so the pool does not end on one long run)
+    jobs = sorted(((name, t) for name in built for t in TARGETS), key=lambda job: -len(built[job[0]][1]))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {job: pool.submit(synthesize, built[job[0]][1], job[0], TARGETS[job[1]], cache_dir=cache)
+                for job in jobs}
+        out = {name: (block, text, {t: runs[(name, t)].result() for t in TARGETS})
+               for name, (block, text) in built.items()}
     return out, cache
 
 
@@ -216,11 +247,13 @@ def test_fmax_of_a_block_and_a_clear_answer_when_the_network_does_not_fit(synthe
     timing = place_and_route(text, "tfc_mvu", ports_of(unused_ok(block.component())), TARGETS["ice40"],
                              core=syn["ice40"], cache_dir=synthesized[1])
     assert timing.fits and 10 < timing.fmax_mhz < 1000 and timing.utilization["SB_IO"]["used"] == 8
+    path = timing.critical_path  # what sets the clock: within a routing hop of the period
+    assert path["levels"] >= 1 and path["start"] != "?" and abs(path["delay_ns"] - 1000 / timing.fmax_mhz) < 1.0
     block, text, syn = synthesized[0]["tfc"]
     top = unused_ok(block.component())
     timing = place_and_route(text, "tfc", ports_of(top), TARGETS["ice40"], core=syn["ice40"])
     assert timing.fits is False and timing.fmax_mhz is None and "does not fit" in timing.reason
-    assert "needs 12,680 LUT, hx8k package ct256 has 7,680" in timing.reason
+    assert "needs 12,687 LUT, hx8k package ct256 has 7,680" in timing.reason
     none = place_and_route(text, "tfc", ports_of(top), TARGETS["xilinx"])
     assert none.fits is None and "no open-source place-and-route" in none.reason
 

@@ -57,7 +57,7 @@ class BNRequant(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         spec, m = self.spec, Module()
-        advance = advance_signal(m, self.o)
+        advance = advance_signal(m, self.o, self.registered_consumer)
         m.d.comb += self.i.ready.eq(advance)
 
         group = group_counter(m, self.i, self.groups)

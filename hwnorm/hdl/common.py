@@ -33,6 +33,10 @@ class FromBlock:
     the block's (the estimators read the block; the component only answers for convenience)."""
 
     block = None
+    #: the consumer of ``o`` is a register slice (set by the network top): see :func:`advance_signal`
+    registered_consumer = False
+    #: ``i.ready`` is a flip-flop that does not wait for ``i.valid`` (a register slice's skid-free flag)
+    ready_from_register = False
 
     @property
     def in_beats(self) -> int:
@@ -208,10 +212,17 @@ def group_counter(m: Module, i, groups: int) -> Signal:
     return group
 
 
-def advance_signal(m: Module, o) -> Signal:
-    """The stall-all pipeline enable for output stream ``o`` (see the module docstring)."""
+def advance_signal(m: Module, o, registered_consumer: bool = False) -> Signal:
+    """The stall-all pipeline enable for output stream ``o`` (see the module docstring).
+
+    ``~o.valid | o.ready`` in general. When the consumer of ``o`` is a register slice (a
+    component's ``registered_consumer``, set by the network top), ``o.ready`` is that slice's
+    skid-free flip-flop and never waits for ``valid``: the enable is then ``o.ready`` alone, so the
+    enable of every register and memory port of the component is driven by a flip-flop, not a LUT
+    of two far-apart ones (the path that set the clock of a large MVU). It only gives up filling an empty output register while the slice
+    is full, which the slice's two beats cover: the rate and every full-rate clock are the same."""
     advance = Signal()
-    m.d.comb += advance.eq(~o.valid | o.ready)
+    m.d.comb += advance.eq(o.ready if registered_consumer else ~o.valid | o.ready)
     return advance
 
 

@@ -67,7 +67,7 @@ class MVU(FromBlock, wiring.Component):
     def elaborate(self, platform):
         layer, m = self.layer, Module()
         pe, simd, sf_n, nf_n = self.pe, self.simd, self.sf, self.nf
-        advance = advance_signal(m, self.o)
+        advance = advance_signal(m, self.o, self.registered_consumer)
 
         # ---- stage 0: issue (fold counters, memory addresses, input buffer write)
         sf = Signal(range(max(sf_n, 2)))
@@ -218,7 +218,7 @@ class Thresholding(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         t, pe, m = self.layer.thresholds, self.pe, Module()
-        advance = advance_signal(m, self.o)
+        advance = advance_signal(m, self.o, self.registered_consumer)
         m.d.comb += self.i.ready.eq(advance)
         group = group_counter(m, self.i, self.groups)
         layout = data.ArrayLayout(lane_array(t.threshold_type, t.n_thresholds), pe)

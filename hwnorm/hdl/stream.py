@@ -32,7 +32,7 @@ class Gather(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         m, n = Module(), len(self.i.payload.as_value())
-        advance = advance_signal(m, self.o)
+        advance = advance_signal(m, self.o, self.registered_consumer)
         m.d.comb += self.i.ready.eq(advance)
         count = Signal(range(self.factor))
         held = Signal(n * (self.factor - 1), reset_less=True)  # the beats before the last one
@@ -92,11 +92,13 @@ class StreamFIFO(FromBlock, wiring.Component):
 class RegisterSlice(FromBlock, wiring.Component):
     """A full-rate skid buffer (a ``RegisterSliceBlock``)::
 
-        i ──► [skid] ──► [out] ──► o        i.ready = skid empty   (a flip-flop)
+        i ──► [skid] ──► [out] ──► o        i.ready = skid free    (a flip-flop)
                                             o.valid = out full     (a flip-flop)
 
     The output register loads when it is free or being read: from the skid if that holds a beat,
     else from the input. A beat offered while the output is stalled waits in the skid."""
+
+    ready_from_register = True
 
     def __init__(self, block):
         self.block = block
@@ -104,16 +106,18 @@ class RegisterSlice(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid_valid = Signal()
+        # "free", not "valid": i.ready is then the flip-flop itself, with no inverter between it
+        # and the clock enables of the producer (see common.advance_signal)
+        skid_free = Signal(init=1)
         skid = Signal.like(self.i.payload, reset_less=True)
-        m.d.comb += self.i.ready.eq(~skid_valid)
+        m.d.comb += self.i.ready.eq(skid_free)
         with m.If(self.o.ready | ~self.o.valid):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.If(~skid_free):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_free.eq(1)]
             with m.Else():
                 m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        with m.Elif(self.i.valid & skid_free):
+            m.d.sync += [skid.eq(self.i.payload), skid_free.eq(0)]
         return m
 
 
@@ -143,7 +147,7 @@ class ArgMax(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = advance_signal(m, self.o)
+        advance = advance_signal(m, self.o, self.registered_consumer)
         m.d.comb += self.i.ready.eq(advance)
         group = Signal(range(max(self.groups, 2)))
         with m.If(self.i.valid & self.i.ready):

@@ -20,6 +20,8 @@ class NetworkTop(FromBlock, wiring.Component):
     def __init__(self, block):
         self.block, self.net, self.output, self.folding = block, block.net, block.output, block.folding
         self.stages = [(stage.name, stage.block.component()) for stage in block.stages]
+        for (_, producer), (_, consumer) in zip(self.stages, self.stages[1:]):
+            producer.registered_consumer = getattr(consumer, "ready_from_register", False)
         first, last = self.stages[0][1], self.stages[-1][1]
         super().__init__({"i": In(stream.Signature(first.i.payload.shape())),
                           "o": Out(stream.Signature(last.o.payload.shape()))})

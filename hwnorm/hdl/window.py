@@ -67,7 +67,7 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         top, left = g.pads[0], g.pads[1]
         oh, ow, rows = g.out_height, g.out_width, block.rows
         cf_bits, col_bits, row_bits = _bits(cf_n), _bits(w), _bits(rows)
-        advance = advance_signal(m, self.o)
+        advance = advance_signal(m, self.o, self.registered_consumer)
 
         # ---- writer: (row relative to the reader's image, column, fold) of the next input beat
         wrow = Signal(range(-sh - 1, h + rows + 1))
