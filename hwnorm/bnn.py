@@ -39,6 +39,7 @@ from numba.extending import intrinsic
 
 from hwnorm.datatypes import IntType, int_array, whole
 from hwnorm.exactfit import Dyadic
+from hwnorm.intmm import RANGE_KERNEL_DTYPES, outside
 from hwnorm.fixed import Rounding
 from hwnorm.spec import SpecIdentity
 from hwnorm.vectorize import or_in_python, set_512_bit_preference
@@ -333,7 +334,7 @@ def int_binary_matmul(x, w_packed, k: int, bits: int, signed: bool) -> np.ndarra
     if x.dtype.kind not in "iu" or x.ndim != 2 or x.shape[1] != k:
         raise ValueError(f"integer input must be an int array of shape (rows, {k}), got {x.dtype} {x.shape}")
     lo, hi = IntType(bits, signed).range
-    if x.size and (x.min() < lo or x.max() > hi):
+    if outside(x, lo, hi):
         raise ValueError(f"integer input outside {'signed' if signed else 'unsigned'} {bits}-bit range [{lo}, {hi}]")
     w = _check_packed("weights", w_packed, k)
     xu = x.astype(np.int64) & ((1 << bits) - 1)
@@ -508,11 +509,21 @@ class ThresholdSpec(SpecIdentity):
             raise ValueError(f"{self.name}: accumulator must be integers, got dtype {acc.dtype}")
         if acc.ndim == 0 or acc.shape[-1] != self.channels:
             raise ValueError(f"{self.name}: last axis must have {self.channels} channels, got shape {acc.shape}")
-        if acc.size and (acc.min() < self.acc_lo or acc.max() > self.acc_hi):
-            raise ValueError(f"{self.name}: accumulator outside the declared range [{self.acc_lo}, {self.acc_hi}]")
-        flat = np.ascontiguousarray(acc.reshape(-1, self.channels), dtype=np.int64)
+        message = f"{self.name}: accumulator outside the declared range [{self.acc_lo}, {self.acc_hi}]"
+        flat = acc.reshape(-1, self.channels)
+        if flat.dtype not in RANGE_KERNEL_DTYPES:  # uint64: would not compare exactly in the kernel
+            if outside(flat, self.acc_lo, self.acc_hi):
+                raise ValueError(message)
+            flat = flat.astype(np.int64)
         out = np.empty(flat.shape, np.int64)
-        _multithreshold(flat, self.thresholds, self.out_base, out)
+        flat = np.ascontiguousarray(flat)
+        if self.channels >= self.n_thresholds:
+            bad = _multithreshold_rows(flat, np.ascontiguousarray(self.thresholds.T), self.out_base, self.acc_lo,
+                                       self.acc_hi, out)
+        else:
+            bad = _multithreshold(flat, self.thresholds, self.out_base, self.acc_lo, self.acc_hi, out)
+        if bad:
+            raise ValueError(message)
         return out.reshape(acc.shape)
 
     def to_dict(self) -> dict:
@@ -532,15 +543,43 @@ class ThresholdSpec(SpecIdentity):
 
 
 @njit(cache=True, parallel=True)
-def _multithreshold(acc, thr, base, out):
+def _multithreshold(acc, thr, base, lo, hi, out):
+    """``out = base + #{t : acc ≥ thr[c, t]}``, one element at a time over its thresholds (the
+    order that vectorizes when there are many thresholds and few channels); returns how many
+    ``acc`` lie outside ``[lo, hi]`` (the range check rides along: one pass, not three)."""
     m, c = acc.shape
     n = thr.shape[1]
+    bad = 0
     for i in prange(m):
         for j in range(c):
+            a = np.int64(acc[i, j])
+            bad += (a < lo) | (a > hi)
             cnt = 0
             for t in range(n):
-                cnt += acc[i, j] >= thr[j, t]
+                cnt += a >= thr[j, t]
             out[i, j] = base + cnt
+    return bad
+
+
+@njit(cache=True, parallel=True)
+def _multithreshold_rows(acc, thr_t, base, lo, hi, out):
+    """:func:`_multithreshold` a threshold at a time over a whole row (``thr_t``: the thresholds
+    transposed, one contiguous row per threshold): the order that vectorizes when there are many
+    channels and few thresholds."""
+    m, c = acc.shape
+    n = thr_t.shape[0]
+    bad = 0
+    for i in prange(m):
+        row_bad = 0
+        for j in range(c):
+            a = np.int64(acc[i, j])
+            row_bad += (a < lo) | (a > hi)
+            out[i, j] = base
+        for t in range(n):
+            for j in range(c):
+                out[i, j] += np.int64(acc[i, j]) >= thr_t[t, j]
+        bad += row_bad
+    return bad
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from hwnorm.datatypes import IntType
 
-__all__ = ["igemm", "igemm_threshold", "operand_dtype"]
+__all__ = ["igemm", "igemm_threshold", "operand_dtype", "outside", "RANGE_KERNEL_DTYPES"]
 
 _INT32_MAX = (1 << 31) - 1
 
@@ -56,6 +56,30 @@ def _igemm64(x, w, out):
             out[i, j] = acc
 
 
+RANGE_KERNEL_DTYPES = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                                      np.uint32))
+_RANGE_KERNEL_MIN = 1 << 16  # elements: below this, numpy's two passes cost less than a parallel launch
+
+
+@njit(cache=True, parallel=True)
+def _count_outside(flat, lo, hi):
+    n = 0
+    for i in prange(flat.size):
+        v = np.int64(flat[i])
+        n += (v < lo) | (v > hi)
+    return n
+
+
+def outside(x: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether any element of integer ``x`` lies outside ``[lo, hi]``: one parallel pass over a
+    large batch (the activations every layer checks), where ``x.min()`` and ``x.max()`` take two."""
+    if not x.size:
+        return False
+    if x.size < _RANGE_KERNEL_MIN or x.dtype not in RANGE_KERNEL_DTYPES or not x.flags.c_contiguous:
+        return bool(x.min() < lo or x.max() > hi)  # (uint64 would not compare exactly in the kernel)
+    return _count_outside(x.reshape(-1), np.int64(lo), np.int64(hi)) > 0
+
+
 def igemm(x, w, x_range: tuple[int, int] | None = None, w_range: tuple[int, int] | None = None) -> np.ndarray:
     """``x @ w.T`` for integer ``x`` (M, K) and ``w`` (N, K) → int64 (M, N), exactly.
 
@@ -67,11 +91,11 @@ def igemm(x, w, x_range: tuple[int, int] | None = None, w_range: tuple[int, int]
                          f"{w.dtype} {w.shape}")
     ranges = []
     for name, a, declared in (("activations", x, x_range), ("weights", w, w_range)):
-        seen = (int(a.min()), int(a.max())) if a.size else (0, 0)
-        lo, hi = declared if declared is not None else seen
-        if seen[0] < lo or seen[1] > hi:
-            raise ValueError(f"igemm: {name} outside their declared range [{lo}, {hi}]")
-        ranges.append((lo, hi))
+        if declared is None:
+            declared = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        elif outside(a, *declared):
+            raise ValueError(f"igemm: {name} outside their declared range [{declared[0]}, {declared[1]}]")
+        ranges.append(declared)
     (xl, xh), (wl, wh) = ranges
     peak = x.shape[1] * max(abs(xl), abs(xh)) * max(abs(wl), abs(wh))
     xs = np.ascontiguousarray(x, dtype=operand_dtype(xl, xh))

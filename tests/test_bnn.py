@@ -268,3 +268,35 @@ def test_threshold_spec_validation_and_rules():
         spec.apply(np.array([[5, 0]]))
     with pytest.raises(ValueError, match="'ge', 'gt'"):
         spec.as_rule("lt")
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64])
+@pytest.mark.parametrize("size", [10, 1 << 17])  # numpy's min / max, and the one-pass kernel
+def test_outside_agrees_with_min_and_max(dtype, size):
+    from hwnorm.intmm import outside
+    rng = np.random.default_rng(size)
+    x = rng.integers(0, 100, size).astype(dtype)
+    assert not outside(x, 0, 99) and outside(x, 1, 99) == (x.min() < 1) and outside(x, 0, 98) == (x.max() > 98)
+    x[size // 2] = 120
+    assert outside(x, 0, 99) and not outside(x, 0, 127)
+    assert not outside(x[:0], 0, 0)
+
+
+def test_a_threshold_pass_checks_the_range_of_a_large_batch_in_the_same_pass():
+    spec = ThresholdSpec(np.array([[0, 2, 4]] * 3), acc_lo=-8, acc_hi=7)
+    acc = np.zeros((1 << 16, 3), np.int16)
+    assert (spec.apply(acc) == 1).all()
+    acc[-1, 2] = 8
+    with pytest.raises(ValueError, match="accumulator outside the declared range"):
+        spec.apply(acc)
+    with pytest.raises(ValueError, match="accumulator outside the declared range"):
+        spec.apply(np.full((4, 3), 2 ** 63, np.uint64))
+
+
+@pytest.mark.parametrize("channels, n", [(1, 255), (3, 7), (100, 3), (784, 1)])  # both loop orders
+def test_threshold_counts_equal_the_definition(channels, n):
+    rng = np.random.default_rng(channels + n)
+    spec = ThresholdSpec(np.sort(rng.integers(-128, 128, (channels, n)), axis=1), acc_lo=-128, acc_hi=127, out_base=-2)
+    acc = rng.integers(-128, 128, (300, channels))
+    want = -2 + (acc[:, :, None] >= spec.thresholds[None, :, :]).sum(axis=2)
+    assert (spec.apply(acc) == want).all() and (spec.apply(acc.astype(np.int8)) == want).all()

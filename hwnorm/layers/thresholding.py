@@ -18,6 +18,7 @@ from numba import njit, prange
 from hwnorm import bnn
 from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, CalibrationPoint, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
+from hwnorm.intmm import outside
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
@@ -28,17 +29,22 @@ __all__ = ["InputThreshold", "ThresholdingBlock"]
 
 
 @njit(cache=True, parallel=True)
-def _threshold_pack(x, thr, out):
-    """One threshold per element (``x ≥ T`` → bit 1), packed little-endian per 64 channels."""
+def _threshold_pack(x, thr, lo, hi, out):
+    """One threshold per element (``x ≥ T`` → bit 1), packed little-endian per 64 channels;
+    returns how many ``x`` lie outside ``[lo, hi]`` (checked in the same pass)."""
     m, c = x.shape
+    bad = 0
     for i in prange(m):
         for wo in range(out.shape[1]):
             word = np.uint64(0)
             for jj in range(min(64, c - 64 * wo)):
                 j = 64 * wo + jj
-                if np.int64(x[i, j]) >= thr[j]:
+                v = np.int64(x[i, j])
+                bad += (v < lo) | (v > hi)
+                if v >= thr[j]:
                     word |= np.uint64(1) << np.uint64(jj)
             out[i, wo] = word
+    return bad
 
 
 @register
@@ -96,12 +102,20 @@ class InputThreshold(ElementwiseLayer):
     def run(self, x):
         x = as_int_batch(self.name, x, self.in_features)
         lo, hi = self.in_range
-        if x.size and (x.min() < lo or x.max() > hi):
-            raise ValueError(f"{self.name}: input outside the declared {self.in_type} range [{lo}, {hi}]")
-        if not self.out_is_bits:
-            return self.thresholds.apply(x)
+        message = f"{self.name}: input outside the declared {self.in_type} range [{lo}, {hi}]"
+        if not self.out_is_bits:  # the spec's range is the input type's: its check says the same
+            try:
+                return self.thresholds.apply(x)
+            except ValueError:
+                raise ValueError(message) from None
+        if x.dtype == np.uint64:  # (would not compare exactly in the kernel)
+            if outside(x, lo, hi):
+                raise ValueError(message)
+            x = x.astype(np.int64)
         out = np.empty((x.shape[0], bnn.words_for(self.out_features)), np.uint64)
-        _threshold_pack(np.ascontiguousarray(x), np.ascontiguousarray(self.thresholds.thresholds[:, 0]), out)
+        if _threshold_pack(np.ascontiguousarray(x), np.ascontiguousarray(self.thresholds.thresholds[:, 0]), lo, hi,
+                           out):
+            raise ValueError(message)
         return Bits(out, self.out_features)
 
     # ---- JSON
