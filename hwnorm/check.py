@@ -159,10 +159,13 @@ def check_model(model_path, inputs=None, random: int | None = None, seed: int = 
 
 def _executor_layout(x: np.ndarray, shape: tuple) -> np.ndarray:
     """Rows of inputs as hwnorm streams them (a feature map channels last) → the model's input
-    shape: (C, H, W) for an image input, as ONNX convolutions take it."""
+    shape: (C, H, W) for an image input, (C, L) for a 1-D map, as ONNX convolutions take them."""
     if len(shape) == 3:
         c, h, w = shape
         return x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
+    if len(shape) == 2:
+        c, length = shape
+        return x.reshape(len(x), length, c).transpose(0, 2, 1)
     return x.reshape((len(x),) + shape)
 
 

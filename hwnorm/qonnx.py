@@ -458,23 +458,33 @@ def _per_element(node, const: np.ndarray, x, channel_axis: int | None = None) ->
 
 
 def _map_layout(shape: tuple) -> str:
-    """ONNX's layout of a 4-D data tensor as it enters the graph (and of Conv / MaxPool): NCHW."""
-    return "NCHW" if len(shape) == 4 else ""
+    """ONNX's layout of a data tensor as it enters the graph (and of Conv / MaxPool): NCHW for a
+    2-D map, NCW for a 1-D one (a keyword-spotting model's (channels, length) input)."""
+    return {4: "NCHW", 3: "NCW"}.get(len(shape), "")
 
 
 def _map_dims(x, where: str) -> tuple[int, int, int]:
-    """(H, W, C) of a feature map in NCHW layout (what ONNX's Conv and MaxPool take)."""
+    """(H, W, C) of a feature map in NCHW layout (what ONNX's Conv and MaxPool take); a 1-D map
+    (NCW) is a map of height 1."""
+    if x.layout == "NCW":
+        return 1, int(x.shape[2]), int(x.shape[1])
     if x.layout != "NCHW":
         got = f"layout {x.layout}" if x.layout else f"shape {tuple(x.shape)}"
-        raise ImportError_(f"{where}: takes a feature map (N, C, H, W), got {got}")
+        raise ImportError_(f"{where}: takes a feature map (N, C, H, W) or (N, C, L), got {got}")
     return int(x.shape[2]), int(x.shape[3]), int(x.shape[1])
+
+
+def _map_shape(x, channels: int, g: Geometry) -> tuple:
+    """The ONNX shape of a Conv / MaxPool output of geometry ``g`` on map ``x`` (NCHW or NCW)."""
+    return (1, channels, g.out_width) if x.layout == "NCW" else (1, channels, g.out_height, g.out_width)
 
 
 def _spatial(x) -> tuple:
     """(H, W) of a feature map (its layers repeat per pixel), () for a vector."""
     if not x.layout:
         return ()
-    return int(x.shape[x.layout.index("H")]), int(x.shape[x.layout.index("W")])
+    height = int(x.shape[x.layout.index("H")]) if "H" in x.layout else 1  # a 1-D map: height 1
+    return height, int(x.shape[x.layout.index("W")])
 
 
 def _features(shape: tuple) -> int:
@@ -664,7 +674,7 @@ class _Walk:
             raise ImportError_(f"node {name} (BatchNormalization): a quantized input's preprocessing must be "
                                "Mul / Div / Add / Sub by constants")
         eps = float(np.float32(_attr(node, "epsilon", 1e-5)))
-        if x.layout and x.layout != "NCHW":
+        if x.layout and x.layout not in ("NCHW", "NCW"):
             raise ImportError_(f"node {name} (BatchNormalization): normalizes axis 1 of an NCHW map; this one is "
                                f"{x.layout}")
         params = [_per_element(node, args[i], x, channel_axis=1) for i in range(1, 5)]
@@ -684,6 +694,8 @@ class _Walk:
                                "quantized constant weights are supported")
         h, w, c = _map_dims(x, where)
         wq = args[1]
+        if x.layout == "NCW" and wq.codes.ndim == 3:  # a 1-D kernel (O, C, k): a 1 × k one
+            wq = wq.map(lambda a: np.asarray(a)[:, :, None, :])
         if _attr(node, "group", 1) != 1:
             raise ImportError_(f"{where}: group = {_attr(node, 'group')} (a grouped or depthwise convolution) is not "
                                "supported; group = 1 is")
@@ -691,10 +703,12 @@ class _Walk:
             raise ImportError_(f"{where}: weights of shape {wq.codes.shape} do not match {c} input channels")
         out_c = wq.codes.shape[0]
         declared = _attr(node, "kernel_shape")
+        if declared is not None and x.layout == "NCW":
+            declared = [1, *declared]
         if declared is not None and tuple(declared) != tuple(wq.codes.shape[2:]):
             raise ImportError_(f"{where}: kernel_shape {list(declared)} contradicts the weights' "
                                f"{list(wq.codes.shape[2:])}")
-        g = _geometry(node, where, h, w, tuple(wq.codes.shape[2:]))
+        g = _geometry(node, where, h, w, tuple(wq.codes.shape[2:]), one_d=x.layout == "NCW")
         col = wq.scale.reshape(out_c, -1)
         if not np.all(col == col[:, :1]):
             raise ImportError_(f"{where}: the weight scale varies inside a filter; per-output-channel (or per-tensor) "
@@ -715,6 +729,8 @@ class _Walk:
             in_range = window.out_range
         ints = (wq.codes - wq.zero).astype(np.int64).transpose(0, 2, 3, 1).reshape(out_c, -1)  # (ky, kx, c)
         chain = _accumulator(name, "Conv", x, ints, col[:, 0], wq.bipolar, (g.out_height, g.out_width), in_range)
+        if x.layout == "NCW":
+            chain = replace(chain, shape=_map_shape(x, out_c, g), layout="NCW")
         if len(args) > 2 and args[2] is not None:
             bias = args[2].values if isinstance(args[2], _QuantConst) else args[2]
             chain = replace(chain, form=chain.form.then_add(np.asarray(bias, np.float64).reshape(-1), where))
@@ -728,10 +744,12 @@ class _Walk:
         if not isinstance(x, _Quantized):
             raise ImportError_(f"{where}: supported on quantized activations (after a Quant / BipolarQuant)")
         h, w, c = _map_dims(x, where)
-        g = _geometry(node, where, h, w, tuple(_attr(node, "kernel_shape") or ()), pool=True)
+        kernel = tuple(_attr(node, "kernel_shape") or ())
+        one_d = x.layout == "NCW"
+        g = _geometry(node, where, h, w, (1, *kernel) if one_d else kernel, pool=True, one_d=one_d)
         element, lo, hi = _code_element(x)
         self.layers.append(MaxPool((h, w, c), g, element, lo, hi, name=name))
-        return replace(x, shape=(1, c, g.out_height, g.out_width))
+        return replace(x, shape=_map_shape(x, c, g))
 
     def quantize(self, node, name: str, x, args) -> _Quantized:
         """A quantizer of a chain: input thresholds, or the layer of the accumulator it ends."""
@@ -969,12 +987,24 @@ def _code_element(x: "_Quantized") -> tuple:
     return IntType(max(2, x.code_type.bits), x.code_type.signed), *x.code_range
 
 
-def _geometry(node, where: str, h: int, w: int, kernel: tuple, pool: bool = False) -> Geometry:
-    """The window of a Conv / MaxPool node: kernel, strides, pads (or auto_pad); dilations of 1."""
+def _geometry(node, where: str, h: int, w: int, kernel: tuple, pool: bool = False, one_d: bool = False) -> Geometry:
+    """The window of a Conv / MaxPool node: kernel, strides, pads (or auto_pad); dilations of 1.
+    ``one_d``: a 1-D node over a map of height 1 (its kernel already 1 × k), whose attributes name
+    the length axis alone."""
     if len(kernel) != 2:
-        raise ImportError_(f"{where}: a 2-D kernel is supported, got kernel shape {list(kernel)}")
-    strides = [int(v) for v in (_attr(node, "strides") or (1, 1))]
-    dilations = [int(v) for v in (_attr(node, "dilations") or (1, 1))]
+        raise ImportError_(f"{where}: a {'1' if one_d else '2'}-D kernel is supported, got kernel shape "
+                           f"{list(kernel[1:] if one_d else kernel)}")
+    attr = _attr
+    if one_d:  # [s] → [1, s]; pads [begin, end] → [0, begin, 0, end]
+        def attr(node, key, default=None):
+            value = _attr(node, key, default)
+            if key in ("strides", "dilations") and value is not None and len(value) == 1:
+                return [1, *value]
+            if key == "pads" and value is not None and len(value) == 2:
+                return [0, value[0], 0, value[1]]
+            return value
+    strides = [int(v) for v in (attr(node, "strides") or (1, 1))]
+    dilations = [int(v) for v in (attr(node, "dilations") or (1, 1))]
     if dilations != [1, 1]:
         raise ImportError_(f"{where}: dilations {dilations} are not supported; dilations = [1, 1] are")
     if len(strides) != 2 or min(strides) < 1:
@@ -982,7 +1012,7 @@ def _geometry(node, where: str, h: int, w: int, kernel: tuple, pool: bool = Fals
     auto = _attr(node, "auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else str(auto)
     if auto in ("NOTSET", "VALID"):
-        onnx_pads = [int(v) for v in (_attr(node, "pads") or (0, 0, 0, 0))] if auto == "NOTSET" else [0] * 4
+        onnx_pads = [int(v) for v in (attr(node, "pads") or (0, 0, 0, 0))] if auto == "NOTSET" else [0] * 4
         if len(onnx_pads) != 4 or min(onnx_pads) < 0:
             raise ImportError_(f"{where}: pads must be four whole numbers ≥ 0, got {onnx_pads}")
         pads = (onnx_pads[0], onnx_pads[1], onnx_pads[2], onnx_pads[3])  # ONNX: y_begin, x_begin, y_end, x_end
@@ -1027,7 +1057,7 @@ def _flatten(node, name: str, x, args):
         return replace(x, shape=(1, feats))
     # A feature map streams channels last: element j of the vector is pixel j // C, channel j % C,
     # and ``order[j]`` is its index in ONNX's flattening of the layout (C·H·W for NCHW).
-    axes = [x.layout.index(a) - 1 for a in "HWC"]
+    axes = [x.layout.index(a) - 1 for a in "HWC" if a in x.layout]
     order = np.arange(feats).reshape(x.shape[1:]).transpose(axes).reshape(-1)
     flat = {"shape": (1, feats), "layout": "", "order": order}
     if isinstance(x, _Quantized):

@@ -210,6 +210,53 @@ def test_a_flattened_feature_map_streams_channels_last(tmp_path, channels_last, 
     assert net.layers[0].in_shape == (5, 6, 2) and net.layers[-2].in_shape in ((120,), (24,))
 
 
+def _conv1d_graph(path: Path, rng, channels_last: bool, pool: bool) -> Path:
+    """input (1, 2, 20) → Quant → Conv 1-D k = 3 pad 1 → Quant → [MaxPool 1-D k = 2 s = 2] →
+    [Transpose NWC] → Reshape → MatMul: a keyword-spotting model's shape, (channels, length)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits, nodes = [], []
+    nodes.append(_quant("q_in", "x", "xq", 1 / 64, 8, True, inits))
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4, 2, 3)).astype(np.float32), "w_conv"))
+    nodes.append(_quant("q_w", "w_conv", "wq", 0.25, 4, True, inits))
+    nodes.append(helper.make_node("Conv", ["xq", "wq"], ["c"], name="conv", kernel_shape=[3], pads=[1, 1]))
+    nodes.append(_quant("q_act", "c", "a", 0.5, 3, True, inits))
+    feature, length = "a", 20
+    if pool:
+        nodes.append(helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2], strides=[2]))
+        feature, length = "p", 10
+    if channels_last:
+        nodes.append(helper.make_node("Transpose", [feature], ["t"], name="to_nwc", perm=[0, 2, 1]))
+        feature = "t"
+    inits.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat"))
+    nodes.append(helper.make_node("Reshape", [feature, "flat"], ["f"], name="flatten"))
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4 * length, 5)).astype(np.float32), "w_fc"))
+    nodes.append(_quant("q_fc", "w_fc", "wfq", 0.25, 3, True, inits))
+    nodes.append(helper.make_node("MatMul", ["f", "wfq"], ["y"], name="fc"))
+    graph = helper.make_graph(nodes, "conv1d_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 20])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("pool", [False, True])
+def test_a_1d_convolution_is_a_map_of_height_one(tmp_path, channels_last, pool):
+    """Conv and MaxPool over (N, C, L) maps (keyword-spotting models): imported as maps of height
+    1 with 1 × k windows, exact against the executor (the RTL: test_cosim.py)."""
+    path = _conv1d_graph(tmp_path / "k.onnx", np.random.default_rng(6), channels_last, pool)
+    r = check_model(path, random=200, seed=5)
+    assert (r["count"], r["disagreements"]) == (200, 0), r
+    net = interpret(path, input_mode="quantized").network
+    window = net.layers[0]
+    assert window.kind == "window" and window.in_shape == (1, 20, 2) and window.geometry.kernel == (1, 3)
+    assert net.layers[-2].in_shape == ((40,) if pool else (80,))
+
+
 def test_a_pointwise_convolution_reads_the_pixel_stream_without_a_window(tmp_path):
     """A 1×1 convolution at stride 1 without padding is an MVU over the pixels as they stream: no
     line buffer; exact against the executor (the RTL: test_cosim.py)."""

@@ -360,6 +360,18 @@ def test_a_pointwise_convolution_streams_pixels_into_the_mvu(sim, work, tmp_path
     check(top.component(), "pointwise", job, sim, work, seed_of("pointwise"), mode="batch")
 
 
+def test_a_1d_convolution_network_on_both_simulators(sim, work, tmp_path):
+    """A keyword-spotting shape: a 1-D conv and max-pool over a (2, 20) input, as maps of height 1."""
+    from tests.test_conv import _conv1d_graph
+    from hwnorm.generate import design_for_model
+
+    path = _conv1d_graph(tmp_path / "conv1d.onnx", np.random.default_rng(6), False, True)
+    top = model_of(design_for_model(str(path), "conv1d"))[0]
+    job = top.job(24 if sim == "verilator" else 4, seed_of("conv1d", sim))
+    job = dataclasses.replace(job, p_valid=0.85, p_ready=0.75)
+    check(top.component(), "conv1d", job, sim, work, seed_of("conv1d"), mode="batch")
+
+
 @pytest.mark.parametrize("kind", ["window", "maxpool"])
 def test_line_buffer_blocks_alone(kind, sim, work):
     """A padded, strided window and max-pool over 3-lane beats of a 9 × 7 × 6 int3 map, per-cycle
