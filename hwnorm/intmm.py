@@ -80,11 +80,13 @@ def outside(x: np.ndarray, lo: int, hi: int) -> bool:
     return _count_outside(x.reshape(-1), np.int64(lo), np.int64(hi)) > 0
 
 
-def igemm(x, w, x_range: tuple[int, int] | None = None, w_range: tuple[int, int] | None = None) -> np.ndarray:
+def igemm(x, w, x_range: tuple[int, int] | None = None, w_range: tuple[int, int] | None = None,
+          what: str | None = None) -> np.ndarray:
     """``x @ w.T`` for integer ``x`` (M, K) and ``w`` (N, K) → int64 (M, N), exactly.
 
     ``x_range`` / ``w_range`` are the declared value ranges (default: the data's own), which fix the
-    operand and accumulator types; values outside them are an error."""
+    operand and accumulator types; values outside them are an error (named after ``what``, a
+    layer, when given: the range check of its input is this one, not a second pass)."""
     x, w = np.asarray(x), np.asarray(w)
     if x.dtype.kind not in "iu" or w.dtype.kind not in "iu" or x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"igemm needs integer (M, K) and (N, K) arrays, got {x.dtype} {x.shape} and "
@@ -94,7 +96,9 @@ def igemm(x, w, x_range: tuple[int, int] | None = None, w_range: tuple[int, int]
         if declared is None:
             declared = (int(a.min()), int(a.max())) if a.size else (0, 0)
         elif outside(a, *declared):
-            raise ValueError(f"igemm: {name} outside their declared range [{declared[0]}, {declared[1]}]")
+            where = f"{what}: input outside its declared range" if what and name == "activations" else \
+                f"igemm: {name} outside their declared range"
+            raise ValueError(f"{where} [{declared[0]}, {declared[1]}]")
         ranges.append(declared)
     (xl, xh), (wl, wh) = ranges
     peak = x.shape[1] * max(abs(xl), abs(xh)) * max(abs(wl), abs(wh))

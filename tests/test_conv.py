@@ -158,13 +158,32 @@ def _quant(name: str, x: str, out: str, scale: float, bits: int, signed: bool, i
                             domain="qonnx.custom_op.general", signed=int(signed), narrow=0, rounding_mode="ROUND")
 
 
+def _with_dense_head(path: Path, rng, nodes: list, inits: list, feature: str, features: int, in_shape: list) -> Path:
+    """The conv test graphs' end: ``feature`` flattened (Reshape to (1, −1)) into a quantized
+    ``features`` × 5 MatMul; the graph over input ``x`` of ``in_shape`` saved to ``path``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat"))
+    nodes.append(helper.make_node("Reshape", [feature, "flat"], ["f"], name="flatten"))
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (features, 5)).astype(np.float32), "w_fc"))
+    nodes.append(_quant("q_fc", "w_fc", "wfq", 0.25, 3, True, inits))
+    nodes.append(helper.make_node("MatMul", ["f", "wfq"], ["y"], name="fc"))
+    graph = helper.make_graph(nodes, "conv_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
 def _conv_graph(path: Path, channels_last: bool, rng, conv_attrs=None, pool_attrs=None, act_bits: int = 3,
                 kernel: int = 3) -> Path:
     """input (1, 2, 5, 6) → Quant → Conv 3×3 pad 1 → Quant → [MaxPool] → [Transpose NHWC] →
     Reshape → MatMul, the MatMul's rows in the flattening's order (C·H·W, or H·W·C after the
     transpose): a two-channel input, and a flattened map either way."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     inits, nodes = [], []
     nodes.append(_quant("q_in", "x", "xq", 1 / 64, 8, True, inits))
@@ -182,18 +201,7 @@ def _conv_graph(path: Path, channels_last: bool, rng, conv_attrs=None, pool_attr
     if channels_last:
         nodes.append(helper.make_node("Transpose", [feature], ["t"], name="to_nhwc", perm=[0, 2, 3, 1]))
         feature = "t"
-    inits.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat"))
-    nodes.append(helper.make_node("Reshape", [feature, "flat"], ["f"], name="flatten"))
-    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4 * h * w_, 5)).astype(np.float32), "w_fc"))
-    nodes.append(_quant("q_fc", "w_fc", "wfq", 0.25, 3, True, inits))
-    nodes.append(helper.make_node("MatMul", ["f", "wfq"], ["y"], name="fc"))
-    graph = helper.make_graph(nodes, "conv_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
+    return _with_dense_head(path, rng, nodes, inits, feature, 4 * h * w_, [1, 2, 5, 6])
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -213,8 +221,7 @@ def test_a_flattened_feature_map_streams_channels_last(tmp_path, channels_last, 
 def _conv1d_graph(path: Path, rng, channels_last: bool, pool: bool) -> Path:
     """input (1, 2, 20) → Quant → Conv 1-D k = 3 pad 1 → Quant → [MaxPool 1-D k = 2 s = 2] →
     [Transpose NWC] → Reshape → MatMul: a keyword-spotting model's shape, (channels, length)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     inits, nodes = [], []
     nodes.append(_quant("q_in", "x", "xq", 1 / 64, 8, True, inits))
@@ -229,18 +236,7 @@ def _conv1d_graph(path: Path, rng, channels_last: bool, pool: bool) -> Path:
     if channels_last:
         nodes.append(helper.make_node("Transpose", [feature], ["t"], name="to_nwc", perm=[0, 2, 1]))
         feature = "t"
-    inits.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat"))
-    nodes.append(helper.make_node("Reshape", [feature, "flat"], ["f"], name="flatten"))
-    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4 * length, 5)).astype(np.float32), "w_fc"))
-    nodes.append(_quant("q_fc", "w_fc", "wfq", 0.25, 3, True, inits))
-    nodes.append(helper.make_node("MatMul", ["f", "wfq"], ["y"], name="fc"))
-    graph = helper.make_graph(nodes, "conv1d_test", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 20])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
+    return _with_dense_head(path, rng, nodes, inits, feature, 4 * length, [1, 2, 20])
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

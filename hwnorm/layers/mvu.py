@@ -37,7 +37,7 @@ from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
 from hwnorm.folding import Fold
-from hwnorm.intmm import igemm, igemm_threshold, outside
+from hwnorm.intmm import igemm, igemm_threshold
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
                                  divisors, largest_divisor, spatial_of)
@@ -254,12 +254,10 @@ class MVULayer(Layer):
                 return bnn.binary_matmul(x.words, self.weights, self.in_features)
             return igemm(x.unpack().astype(np.int8) * 2 - 1, self.weights, (-1, 1), self.weight_type.range)
         x = as_int_batch(self.name, x, self.in_features)
-        lo, hi = self.in_range
-        if outside(x, lo, hi):
-            raise ValueError(f"{self.name}: input outside its declared range [{lo}, {hi}]")
+        lo, hi = self.in_range  # checked by igemm, in its one pass over x
         if self.bipolar_weights:  # ±1 as integers: igemm ran 10–20× faster than bit-serial planes here
-            return igemm(x, self._signs, (lo, hi), (-1, 1))
-        return igemm(x, self.weights, (lo, hi), self.weight_type.range)
+            return igemm(x, self._signs, (lo, hi), (-1, 1), what=self.name)
+        return igemm(x, self.weights, (lo, hi), self.weight_type.range, what=self.name)
 
     @functools.cached_property
     def _signs(self) -> np.ndarray:

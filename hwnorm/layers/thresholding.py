@@ -18,7 +18,7 @@ from numba import njit, prange
 from hwnorm import bnn
 from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, CalibrationPoint, Inventory, MemoryUse, check_signal_bits
 from hwnorm.bnn import ThresholdSpec
-from hwnorm.intmm import outside
+from hwnorm.intmm import RANGE_KERNEL_DTYPES, outside
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
@@ -108,7 +108,7 @@ class InputThreshold(ElementwiseLayer):
                 return self.thresholds.apply(x)
             except ValueError:
                 raise ValueError(message) from None
-        if x.dtype == np.uint64:  # (would not compare exactly in the kernel)
+        if x.dtype not in RANGE_KERNEL_DTYPES:  # uint64: would not compare exactly in the kernel
             if outside(x, lo, hi):
                 raise ValueError(message)
             x = x.astype(np.int64)
