@@ -14,6 +14,13 @@ nodes, in order, where every tensor's value carries what the next op needs. A va
 
 A MatMul (or Gemm) of quantized values by quantized weights makes an *accumulator* — not yet a
 layer: what consumes it decides which layer it becomes, and that layer is emitted once, complete.
+A Conv is a sliding ``window`` and an accumulator over it (a ``depthwise`` one for group =
+channels). Two more integer bases end in a quantizer the same way: the *sum* of two quantized
+tensors (``Add`` / ``Sub``: an ``add`` layer, exact multipliers from the ratio of the scales,
+narrowed to the smallest ones proven on every input pair) and the window sums of an average
+pool (``AveragePool``, ``GlobalAveragePool``, ``ReduceMean`` over H and W, or a ``Trunc`` of
+them: an ``avgpool`` layer). Every layer records the layers it reads, so a tensor read twice (a
+residual shortcut) makes the network a graph (:mod:`hwnorm.ir`).
 A quantizer of a chain becomes, on the code axis ``u = y/s + z`` (:mod:`hwnorm.quantizer`):
 
 * for the network input: an input ``thresholding`` layer;
@@ -49,7 +56,11 @@ from hwnorm.datatypes import BIPOLAR, IntType, finn_datatype
 from hwnorm.defaults import COST_LIMITS
 from hwnorm.fixed import FixedFormat
 from hwnorm.inputs import preprocess
-from hwnorm.ir import MVULayer, InputThreshold, Network, QuantBN
+from hwnorm.ir import INPUT, MVULayer, InputThreshold, Network, QuantBN
+from hwnorm.layers.add import MAX_MULTIPLIER_BITS, Add, narrowest
+from hwnorm.layers.avgpool import AvgPool
+from hwnorm.layers.concat import Concat
+from hwnorm.layers.depthwise import Depthwise
 from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
@@ -89,9 +100,17 @@ class _Accumulator:
     in_range: tuple       # the codes that reach it
     emitted: bool = False
     spatial: tuple = ()   # (OH, OW) of a convolution: one input window per output pixel
+    source: object = None  # the layer whose output the MVU reads (None: the network input)
+    depthwise: bool = False  # weights (C, taps): each channel's own taps of the window (a depthwise conv)
 
-    def layer(self, thresholds=None, flip=None) -> MVULayer:
-        """The MVU of this accumulator: thresholds (and their flipped rows) or the raw sum."""
+    def layer(self, thresholds=None, flip=None):
+        """The MVU (or depthwise layer) of this accumulator: thresholds (and their flipped rows)
+        or the raw sum."""
+        if self.depthwise:
+            w = self.weights if flip is None else np.where(flip[:, None], -self.weights, self.weights)
+            wt = IntType.from_range(int(w.min()), int(w.max()), signed=True)
+            return Depthwise(w, IntType(max(2, self.in_type.bits), self.in_type.signed), *self.in_range, wt,
+                             thresholds, self.spatial, self.name)
         w, wt = self.weights, self.weight_type
         if flip is not None and flip.any():
             if wt.is_bipolar:
@@ -107,11 +126,30 @@ class _Accumulator:
         return MVULayer(w, self.in_features, thresholds, in_bits, in_signed, self.name, 1 if wt.is_bipolar else wt.bits,
                     wt.signed, lo, hi, self.spatial)
 
+    def threshold_range(self) -> tuple:
+        """The integers a quantizer of this accumulator is folded over."""
+        return self.layer().acc_range
+
+
+@dataclass(eq=False)
+class _Sum:
+    """The integer output of an ``add`` or ``avgpool`` layer (``layer``, reading ``sources``),
+    waiting, like an accumulator, for the quantizer that ends it."""
+    name: str
+    layer: object
+    sources: tuple
+    unit: Fraction         # the real value of a sum of 1
+    emitted: bool = False
+
+    def threshold_range(self) -> tuple:
+        """A thresholding layer takes the sums as its input type: its thresholds span that type."""
+        return IntType.from_range(*self.layer.out_range).range
+
 
 @dataclass
 class _Chain:
     form: SurdAffine
-    base: _Accumulator | None  # None: the network input
+    base: "_Accumulator | _Sum | None"  # None: the network input
     lo: int
     hi: int
     shape: tuple
@@ -133,6 +171,7 @@ class _Quantized:
     shape: tuple
     layout: str = ""
     order: object = None
+    producer: object = None  # the layer that outputs these codes (None: the network input)
 
 
 @dataclass
@@ -589,13 +628,13 @@ def interpret(path, *, input_bits: int | None = None, input_signed: bool | None 
                                          **({"bipolar": True} if in_type.is_bipolar else {})}}
     if isinstance(out, _Quantized) and walk.layers:  # the scores are the last quantizer's codes
         meta.update(score_scale=float(out.scale), threshold_margins=walk.margins, argmax_preserved=True)
-    elif isinstance(out, _Chain) and out.base is not None and not out.relu:
+    elif isinstance(out, _Chain) and isinstance(out.base, _Accumulator) and not out.relu:
         mvu = walk.emit(out.base, f"{src}: the graph output")
         try:
             score = _score_layer(out, mvu, score_bits, src)
         except ArithmeticError as e:  # a non-finite or overflowing constant in the float tail
             raise ImportError_(f"{src}: the float tail after the last MatMul cannot be folded ({e})") from None
-        walk.layers.append(QuantBN(score.spec, name=score.spec.name))
+        walk.add_layer(QuantBN(score.spec, name=score.spec.name), mvu.name)
         meta.update(score_scale=score.spec_scale, threshold_margins=walk.margins, argmax_preserved=score.order_ok)
     else:
         raise ImportError_(f"{src}: the graph output must be a (float, affine) function of a MatMul's result, or "
@@ -604,7 +643,7 @@ def interpret(path, *, input_bits: int | None = None, input_signed: bool | None 
     if unknown:
         raise ImportError_(f"{src}: activations names {unknown[0]!r}, which is not a layer ending in a quantizer; "
                            f"those are: {', '.join(site.layer for site in walk.sites) or 'none'}")
-    return Imported(Network(tuple(walk.layers), name or Path(path).stem, meta), tuple(walk.bn_sites),
+    return Imported(Network(tuple(walk.layers), name or Path(path).stem, meta, tuple(walk.inputs)), tuple(walk.bn_sites),
                     tuple(walk.sites))
 
 
@@ -643,19 +682,33 @@ class _Walk:
         self.opsets = dict(opsets or {})  # domain → opset version (QONNX's Trunc changed meaning in v2)
         self.input_quant: dict | None = None  # quantized input mode: how floats become the input codes
         self.layers: list = []
+        self.inputs: list[tuple] = []  # per layer, the layers it reads (INPUT: the network input)
         self.margins: dict[str, float] = {}
         self.bn_sites: list[BNSite] = []
         self.sites: list[ActivationSite] = []
 
-    def emit(self, acc: _Accumulator, where: str, fold=None) -> MVULayer:
+    def add_layer(self, layer, *sources):
+        """Append ``layer``, reading the outputs of ``sources`` (layer names; None: the network input)."""
+        self.layers.append(layer)
+        self.inputs.append(tuple(INPUT if s is None else s for s in sources))
+        return layer
+
+    @property
+    def last(self) -> str | None:
+        """The name of the layer appended last (None: none yet, the network input)."""
+        return self.layers[-1].name if self.layers else None
+
+    def emit(self, acc, where: str, fold=None):
         """The accumulator's layer: with ``fold``'s thresholds (rows of decreasing channels
-        flipped), or the raw accumulator for ``fold`` None."""
+        flipped), or the raw accumulator for ``fold`` None. A sum's layer (``add``, ``avgpool``)
+        always hands on its raw sums: what quantizes them is a layer of its own."""
         if acc.emitted:
             raise ImportError_(f"{where}: the accumulator of {acc.name} is used twice (quantized twice or fanned out)")
         acc.emitted = True
+        if isinstance(acc, _Sum):
+            return self.add_layer(acc.layer, *acc.sources)
         layer = acc.layer() if fold is None else acc.layer(fold.spec, fold.flip)
-        self.layers.append(layer)
-        return layer
+        return self.add_layer(layer, acc.source)
 
     def data_op(self, node, args):
         handler = DATA_OPS.get(node.op_type)
@@ -696,10 +749,18 @@ class _Walk:
         wq = args[1]
         if x.layout == "NCW" and wq.codes.ndim == 3:  # a 1-D kernel (O, C, k): a 1 × k one
             wq = wq.map(lambda a: np.asarray(a)[:, :, None, :])
-        if _attr(node, "group", 1) != 1:
-            raise ImportError_(f"{where}: group = {_attr(node, 'group')} (a grouped or depthwise convolution) is not "
-                               "supported; group = 1 is")
-        if wq.codes.ndim != 4 or wq.codes.shape[1] != c:
+        group = _attr(node, "group", 1)
+        depthwise = group == c and c > 1
+        if group != 1 and not depthwise:
+            raise ImportError_(f"{where}: group = {group} (a grouped convolution) is not supported; group = 1 and "
+                               f"depthwise convolutions (group = channels = {c}) are")
+        if depthwise and (wq.codes.ndim != 4 or wq.codes.shape[:2] != (c, 1)):
+            raise ImportError_(f"{where}: a depthwise convolution of {c} channels takes weights ({c}, 1, kh, kw), "
+                               f"got {wq.codes.shape} (channel multipliers other than 1 are not supported)")
+        if depthwise and (x.code_type is BIPOLAR or wq.bipolar):
+            raise ImportError_(f"{where}: a depthwise convolution of ±1 (bipolar) activations or weights is not "
+                               "supported; integer codes are")
+        if not depthwise and (wq.codes.ndim != 4 or wq.codes.shape[1] != c):
             raise ImportError_(f"{where}: weights of shape {wq.codes.shape} do not match {c} input channels")
         out_c = wq.codes.shape[0]
         declared = _attr(node, "kernel_shape")
@@ -725,10 +786,12 @@ class _Walk:
             in_range = (lo, hi)
         else:
             window = SlidingWindow((h, w, c), g, element, lo, hi, pad if g.padded else 0, name=f"{name}_window")
-            self.layers.append(window)
+            self.add_layer(window, x.producer)
             in_range = window.out_range
         ints = (wq.codes - wq.zero).astype(np.int64).transpose(0, 2, 3, 1).reshape(out_c, -1)  # (ky, kx, c)
-        chain = _accumulator(name, "Conv", x, ints, col[:, 0], wq.bipolar, (g.out_height, g.out_width), in_range)
+        chain = _accumulator(name, "Conv", x, ints, col[:, 0], wq.bipolar, (g.out_height, g.out_width), in_range,
+                             depthwise=depthwise)
+        chain.base.source = x.producer if g.pointwise else window.name
         if x.layout == "NCW":
             chain = replace(chain, shape=_map_shape(x, out_c, g), layout="NCW")
         if len(args) > 2 and args[2] is not None:
@@ -748,8 +811,121 @@ class _Walk:
         one_d = x.layout == "NCW"
         g = _geometry(node, where, h, w, (1, *kernel) if one_d else kernel, pool=True, one_d=one_d)
         element, lo, hi = _code_element(x)
-        self.layers.append(MaxPool((h, w, c), g, element, lo, hi, name=name))
-        return replace(x, shape=_map_shape(x, c, g))
+        self.add_layer(MaxPool((h, w, c), g, element, lo, hi, name=name), x.producer)
+        return replace(x, shape=_map_shape(x, c, g), producer=name)
+
+    def residual(self, node, name: str, args) -> _Chain:
+        """The sum (``Add``) or difference (``Sub``) of two quantized tensors of one shape: an
+        ``add`` layer's exact integer ``m₀·(q₀ − z₀) ± m₁·(q₁ − z₁)`` (``m₀ / m₁`` the ratio of
+        the scales, in lowest terms), whose real value is that integer times ``s₀ / m₀``."""
+        where = f"node {name} ({node.op_type})"
+        a, b = (x.raw if isinstance(x, _Chain) and x.raw is not None else x for x in args[:2])
+        if not isinstance(a, _Quantized) or not isinstance(b, _Quantized):
+            raise ImportError_(f"{where}: two data tensors are added only as two quantized tensors (outputs of Quant "
+                               "nodes); quantize both operands before the join")
+        if a.code_type is BIPOLAR or b.code_type is BIPOLAR:
+            raise ImportError_(f"{where}: adding ±1 (bipolar) tensors is not supported; integer codes (Quant) are")
+        if a.scale is None or b.scale is None:
+            raise ImportError_(f"{where}: an operand has per-channel scales; the sum of two tensors is exact for "
+                               "per-tensor scales")
+        if tuple(a.shape) != tuple(b.shape) or a.layout != b.layout or not _same_order(a.order, b.order):
+            raise ImportError_(f"{where}: the operands' shapes {tuple(a.shape)} and {tuple(b.shape)} differ "
+                               "(broadcasting is not supported)")
+        ratio = a.scale / b.scale
+        m0, m1 = ratio.numerator, ratio.denominator * (-1 if node.op_type == "Sub" else 1)
+        if max(abs(m0), abs(m1)).bit_length() > MAX_MULTIPLIER_BITS:
+            raise ImportError_(f"{where}: the operands' scales {float(a.scale):g} and {float(b.scale):g} need "
+                               f"{max(abs(m0), abs(m1)).bit_length()}-bit multipliers to align exactly; at most "
+                               f"{MAX_MULTIPLIER_BITS} are supported")
+        shape = _map_dims(a, where) if a.layout else (_features(a.shape),)
+        elements = [_code_element(v)[0] for v in (a, b)]
+        try:
+            layer = Add(shape, tuple(elements), (a.code_range, b.code_range), (a.zero, b.zero), (m0, m1), name=name)
+        except ValueError as e:
+            raise ImportError_(f"{where}: {e}") from None
+        lo, hi = layer.out_range
+        form = SurdAffine.identity(shape[-1], a.scale / m0)
+        return _Chain(form, _Sum(name, layer, (a.producer, b.producer), a.scale / m0), lo, hi, tuple(a.shape),
+                      layout=a.layout, order=a.order)
+
+    def concat(self, node, name: str, args) -> _Quantized:
+        """Quantized tensors of one scale and zero point side by side along the channels: a
+        ``concat`` layer; the codes mean the same in every input, so they are joined as they are."""
+        where = f"node {name} (Concat)"
+        xs = [a.raw if isinstance(a, _Chain) and a.raw is not None else a for a in args]
+        if not all(isinstance(x, _Quantized) for x in xs):
+            raise ImportError_(f"{where}: joins quantized tensors (outputs of Quant nodes) only, or constants alone")
+        first = xs[0]
+        if any(x.code_type is BIPOLAR for x in xs):
+            raise ImportError_(f"{where}: joining ±1 (bipolar) tensors is not supported; integer codes are")
+        if any(x.scale is None or x.scale != first.scale or x.zero != first.zero for x in xs):
+            raise ImportError_(f"{where}: joins tensors of one per-tensor scale and zero point; these have "
+                               f"{[float(x.scale) if x.scale is not None else 'per-channel' for x in xs]} and "
+                               f"{[x.zero for x in xs]} (requantize them to one before the join)")
+        if any(x.order is not None for x in xs) or len({x.layout for x in xs}) != 1:
+            raise ImportError_(f"{where}: joins maps of one layout, or vectors; not flattened maps")
+        rank = len(first.shape)
+        axis = _attr(node, "axis")
+        channel_axis = first.layout.index("C") if first.layout else rank - 1
+        if axis is None or int(axis) % rank != channel_axis:
+            raise ImportError_(f"{where}: joins along the channel axis ({channel_axis}) only, got axis {axis}")
+        others = [tuple(d for k, d in enumerate(x.shape) if k != channel_axis) for x in xs]
+        if len(set(others)) != 1:
+            raise ImportError_(f"{where}: the inputs' shapes {[tuple(x.shape) for x in xs]} differ outside the channels")
+        elements = tuple(_code_element(x)[0] for x in xs)
+        channels = tuple(int(x.shape[channel_axis]) for x in xs)
+        try:
+            layer = Concat(channels, elements, tuple(x.code_range for x in xs), _spatial(first), name=name)
+        except ValueError as e:
+            raise ImportError_(f"{where}: {e}") from None
+        self.add_layer(layer, *(x.producer for x in xs))
+        shape = tuple(sum(channels) if k == channel_axis else d for k, d in enumerate(first.shape))
+        return _Quantized(layer.out_type, layer.out_range, first.scale, first.zero, shape, first.layout, None, name)
+
+    def average(self, node, name: str, x, args) -> _Chain:
+        """An average of quantized codes over windows of a map (``AveragePool``), the whole map
+        (``GlobalAveragePool``, ``ReduceMean`` over its spatial axes): an ``avgpool`` layer's
+        exact window sums ``Σ(q − z)``, whose real value is the sum times ``s / N``."""
+        op, where = node.op_type, f"node {name} ({node.op_type})"
+        if isinstance(x, _Chain) and x.raw is not None:
+            x = x.raw
+        if not isinstance(x, _Quantized) or x.code_type is BIPOLAR or x.scale is None:
+            raise ImportError_(f"{where}: averages the integer codes of a per-tensor Quant; quantize the map first")
+        h, w, c = _map_dims(x, where)
+        one_d = x.layout == "NCW"
+        keep = True
+        if op == "AveragePool":
+            kernel = tuple(_attr(node, "kernel_shape") or ())
+            g = _geometry(node, where, h, w, (1, *kernel) if one_d else kernel, pool=True, one_d=one_d)
+            if g.padded and not _attr(node, "count_include_pad", 0):
+                raise ImportError_(f"{where}: padded windows averaged over their pixels alone (count_include_pad = "
+                                   "0) divide by a number that changes at the border; pads = 0 is supported")
+            if g.padded:
+                raise ImportError_(f"{where}: padded average pooling is not supported; pads = 0 is")
+        else:
+            if op == "ReduceMean":
+                axes = _attr(node, "axes")
+                if axes is None and len(args) > 1 and args[1] is not None:
+                    axes = [int(v) for v in np.asarray(args[1]).reshape(-1)]
+                rank = len(x.shape)
+                spatial_axes = set(range(2, rank))
+                if axes is None or {int(v) % rank for v in axes} != spatial_axes:
+                    raise ImportError_(f"{where}: ReduceMean is supported over the spatial axes "
+                                       f"{sorted(spatial_axes)} of an {x.layout} map (a global average pool), "
+                                       f"got axes {axes}")
+                keep = bool(_attr(node, "keepdims", 1))
+            g = Geometry(h, w, (h, w))
+        element, lo, hi = _code_element(x)
+        try:
+            layer = AvgPool((h, w, c), g, element, lo, hi, x.zero, name=name)
+        except ValueError as e:
+            raise ImportError_(f"{where}: {e}") from None
+        s_lo, s_hi = layer.out_range
+        form = SurdAffine.identity(c, x.scale / g.taps)
+        base = _Sum(name, layer, (x.producer,), x.scale / g.taps)
+        if keep:
+            return _Chain(form, base, s_lo, s_hi, _map_shape(x, c, g), layout=x.layout)
+        return _Chain(form, base, s_lo, s_hi, (1, c))
 
     def quantize(self, node, name: str, x, args) -> _Quantized:
         """A quantizer of a chain: input thresholds, or the layer of the accumulator it ends."""
@@ -794,13 +970,14 @@ class _Walk:
                                    "(elementwise, affine) preprocessed input")
             self.input_quant = {"ops": [{"op": op, "data_first": first, "value": _compact(v)} for op, first, v in x.ops],
                                 "scale": _compact(s.astype(np.float32)), "quantizer": quantizer_to_json(quant)}
+            producer = None  # the network's input is these codes
         else:
-            self._activation(node, name, x, u, quant, cuts)
+            producer = self._activation(node, name, x, u, quant, cuts)
         if isinstance(quant, Sign):
             self.margins[name] = _margin(u, x.lo, x.hi)
         per_tensor = Fraction(float(s[0])) if np.unique(s).size == 1 else None
         return _Quantized(codes, (0, 1) if isinstance(quant, Sign) else quant.code_range, per_tensor,
-                          quant.zero, x.shape, x.layout, x.order)
+                          quant.zero, x.shape, x.layout, x.order, producer)
 
     def truncate(self, node, name: str, x, args) -> _Quantized:
         """QONNX ``Trunc`` of quantized data: the codes ``c`` divided by a power of two ``t``,
@@ -811,6 +988,8 @@ class _Walk:
         where = f"node {name} (Trunc)"
         v2 = self.opsets.get(node.domain, 1) >= 2
         need = 6 if v2 else 5
+        if isinstance(x, _Chain) and isinstance(x.base, _Sum) and len(args) >= need:
+            x = self._sum_codes(x, args, where)
         if not isinstance(x, _Quantized) or x.code_type is BIPOLAR:
             raise ImportError_(f"{where}: Trunc applies to the codes of a multi-bit Quant")
         if len(args) < need or any(a is None for a in args[:need]):
@@ -860,18 +1039,40 @@ class _Walk:
         channels = x.shape[x.layout.index("C")] if x.layout else _features(x.shape)
         fold = threshold_fold(SurdAffine.identity(channels, Fraction(1) / t), quant, lo, hi, name)
         in_type = IntType.from_range(lo, hi)
-        self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=name, spatial=_spatial(x)))
+        self.add_layer(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=name, spatial=_spatial(x)),
+                       x.producer)
         reach = fold.spec.out_range
-        return _Quantized(IntType.from_range(*reach), reach, scale, int(zero), x.shape, x.layout, x.order)
+        return _Quantized(IntType.from_range(*reach), reach, scale, int(zero), x.shape, x.layout, x.order, name)
 
-    def _activation(self, node, name: str, x: _Chain, u: SurdAffine, quant, cuts) -> None:
+    def _sum_codes(self, x: _Chain, args, where: str) -> _Quantized:
+        """A sum (an average pool's, as Brevitas' ``TruncAvgPool2d`` exports it) read by a
+        ``Trunc`` as codes ``round(value / scale + zero)``: the sum itself when the Trunc's scale
+        is the sum's unit (to well within half a code over the sum's range) and its zero point 0."""
+        acc = x.base
+        scale, zero = (np.asarray(args[k], np.float32).reshape(-1) for k in (1, 2))
+        lo, hi = acc.layer.out_range
+        if x.relu or x.form != SurdAffine.identity(x.form.channels, acc.unit) or scale.size != 1 or zero.size != 1:
+            raise ImportError_(f"{where}: truncates the sum of {acc.name} only as it is (no other op between them), "
+                               "with one scale and zero point")
+        if not scale[0] > 0 or zero[0] != 0:
+            raise ImportError_(f"{where}: reads the sum of {acc.name} with zero point {float(zero[0]):g}; 0 is supported")
+        drift = abs(acc.unit / Fraction(float(scale[0])) - 1) + Fraction(1, 1 << 20)  # executor float32 rounding
+        if drift * max(abs(lo), abs(hi)) >= Fraction(1, 2):
+            raise ImportError_(f"{where}: its scale {float(scale[0]):g} is not the unit {float(acc.unit):g} of the sum "
+                               f"of {acc.name}: the codes it rounds are not the sums")
+        source = self.emit(acc, where).name
+        codes = IntType.from_range(lo, hi)  # a layer after it takes the codes' whole type
+        return _Quantized(codes, codes.range, Fraction(float(scale[0])), 0, x.shape, x.layout, x.order, source)
+
+    def _activation(self, node, name: str, x: _Chain, u: SurdAffine, quant, cuts) -> str:
         """The layer(s) of a quantizer of a chain, realized as asked: thresholds (the input
-        thresholding layer, or the thresholds of the accumulator's MVU) or the requantizer (a qbn
-        after the input, or after the MVU's raw accumulator)."""
+        thresholding layer, the thresholds of the accumulator's MVU, or a thresholding layer after
+        a sum) or the requantizer (a qbn after the input, the MVU's raw accumulator or the sum).
+        Returns the name of the layer that outputs the codes."""
         acc, where = x.base, f"node {name} ({node.op_type})"
         layer = f"{name}_input" if acc is None else acc.name
         how = self.requested.get(layer, self.default)
-        lo, hi = (x.lo, x.hi) if acc is None else acc.layer().acc_range
+        lo, hi = (x.lo, x.hi) if acc is None else acc.threshold_range()
         possible = isinstance(quant, Quantizer) and quant.datapath_rounding is not None
         if how == "requant":
             if not possible:
@@ -879,22 +1080,35 @@ class _Walk:
                                    f"FLOOR; this one is {'a sign' if isinstance(quant, Sign) else quant.rounding}: "
                                    "use thresholds")
             spec = requant_spec(u, quant, lo, hi, name=layer if acc is None else name)
-            if acc is not None:
-                self.emit(acc, where)
-            self.layers.append(QuantBN(spec, name=spec.name, spatial=_spatial(x)))
+            source = None if acc is None else self.emit(acc, where).name
+            self.add_layer(QuantBN(spec, name=spec.name, spatial=_spatial(x)), source)
         else:
             fold = bnn.fold_thresholds(u, cuts, acc_lo=lo, acc_hi=hi, name=name) if isinstance(quant, Sign) else \
                 threshold_fold(u, quant, lo, hi, name)
-            if acc is not None:
+            if isinstance(acc, _Sum):
+                if fold.flip.any():
+                    raise ImportError_(f"{where}: the map from the sum of {acc.name} to this quantizer decreases for "
+                                       f"channel {int(np.flatnonzero(fold.flip)[0])}; only increasing maps are supported")
+                spec = fold.spec
+                if isinstance(acc.layer, Add):  # the narrowest multipliers that decide every input pair alike
+                    narrow = narrowest(acc.layer, spec)
+                    if narrow is not None:
+                        acc.layer, spec = narrow
+                        lo, hi = spec.acc_lo, spec.acc_hi
+                in_type = IntType.from_range(lo, hi)
+                self.add_layer(InputThreshold(spec, in_type.bits, in_type.signed, name=name, spatial=_spatial(x)),
+                               self.emit(acc, where).name)
+            elif acc is not None:
                 self.emit(acc, where, fold)
             elif fold.flip.any():
                 raise ImportError_(f"{where}: the input map decreases for feature {int(np.flatnonzero(fold.flip)[0])}; "
                                    "only increasing input scalings are supported")
             else:
                 in_type = IntType.from_range(lo, hi)
-                self.layers.append(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer,
-                                                  spatial=_spatial(x)))
+                self.add_layer(InputThreshold(fold.spec, in_type.bits, in_type.signed, name=layer, spatial=_spatial(x)),
+                               None)
         self.sites.append(ActivationSite(layer, name, how, possible))
+        return self.last
 
 
 # ---- the data-op handlers: (walk, node, name, args) → the output's value
@@ -937,7 +1151,20 @@ def _data_tail(walk, node, name, args):
 
 @_handles(DATA_OPS, "Mul", "Div", "Add", "Sub")
 def _data_arithmetic(walk, node, name, args):
+    data = [a for a in args[:2] if isinstance(a, (_Chain, _Quantized))]
+    if len(data) == 2 and node.op_type in ("Add", "Sub"):
+        return walk.residual(node, name, args)
     return _arithmetic(node, name, args)
+
+
+@_handles(DATA_OPS, "Concat")
+def _data_concat(walk, node, name, args):
+    return walk.concat(node, name, args)
+
+
+@_handles(DATA_OPS, "AveragePool", "GlobalAveragePool", "ReduceMean")
+def _data_average(walk, node, name, args):
+    return walk.average(node, name, args[0], args)
 
 
 @_handles(DATA_OPS, "Relu")
@@ -971,6 +1198,13 @@ def _data_matmul(walk, node, name, args):
 @_handles(DATA_OPS, "Gemm")
 def _data_gemm(walk, node, name, args):
     return _gemm(node, name, args)
+
+
+def _same_order(a, b) -> bool:
+    """Two flattened maps stream their elements in the same order (or neither is flattened)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a, b)
 
 
 def _below(form: SurdAffine, lo: int, hi: int) -> Fraction:
@@ -1185,9 +1419,10 @@ def _preprocessed_input(where: str, x: _Chain) -> tuple:
 
 
 def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.ndarray, bipolar: bool,
-                 spatial: tuple = (), in_range: tuple | None = None, offset=None) -> _Chain:
+                 spatial: tuple = (), in_range: tuple | None = None, offset=None, depthwise: bool = False) -> _Chain:
     """The accumulator of codes ``x`` times integer weights ``ints`` (out, K) whose real scale is
-    ``col`` per output, as a chain: the exact real value per output channel."""
+    ``col`` per output, as a chain: the exact real value per output channel. ``depthwise``:
+    ``ints`` is (C, taps), each channel's weights over its own taps of a window."""
     if x.scale is None:
         raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly")
     k = ints.shape[1]
@@ -1196,7 +1431,8 @@ def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.
     else:
         weights = ints.copy()
         wtype = IntType.from_range(int(weights.min()), int(weights.max()), signed=True)
-    acc = _Accumulator(name, weights, wtype, k, x.code_type, in_range or x.code_range, spatial=spatial)
+    acc = _Accumulator(name, weights, wtype, k, x.code_type, in_range or x.code_range, spatial=spatial,
+                       source=x.producer, depthwise=depthwise)
     n = weights.shape[0]
     p1 = np.array([float(x.scale * Fraction(float(v))) for v in col])
     form = SurdAffine.identity(n).then_mul(p1, f"node {name} ({op})")

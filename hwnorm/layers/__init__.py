@@ -14,6 +14,11 @@ The built-in kinds::
     qbn.py            QuantBN         the exact quantized batch-norm (A·x + B) >> k
     window.py         SlidingWindow   a convolution's sliding-window input generator (line buffer)
     maxpool.py        MaxPool         max over windows of a feature map (OR for bits)
+    add.py            Add             the weighted sum of two integer streams (a residual join)
+    avgpool.py        AvgPool         window sums of a feature map (the average's division folds
+                                      into the quantizer after it)
+    depthwise.py      Depthwise       a depthwise convolution's per-channel dot products over windows
+    concat.py         Concat          several streams side by side along the channels
 
 Spatial layers stream feature maps channels last (``spatial.py``); the per-vector kinds take an
 optional ``spatial = (H, W)`` and then process one vector per pixel (a convolution is a window
@@ -68,6 +73,6 @@ from hwnorm.layers.registry import (folding_keys, kind, layer_from_dict, names, 
 
 # The built-in kinds register themselves on import.
 # (in this order: it is the order of the kinds in messages and listings)
-from hwnorm.layers import thresholding, mvu, qbn, window, maxpool  # noqa: E402,F401,I001
+from hwnorm.layers import thresholding, mvu, qbn, window, maxpool, add, avgpool, depthwise, concat  # noqa: E402,F401,I001
 
 __all__ = ["Layer", "register", "unregister", "kind", "names", "layer_from_dict", "folding_keys"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from hwnorm.bnn import Bits
 from hwnorm.folding import Fold
 from hwnorm.sim.jobs import layer_job
 
-__all__ = ["Layer", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
+__all__ = ["Layer", "InPort", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
+           "integer_weights",
            "with_corners", "as_int_batch", "spatial_of", "check_spatial"]
 
 MAX_AUTO_LANES = 64  # widest input a default folding gives a layer that has no neighbour to match
@@ -63,6 +65,20 @@ def with_corners(rng, lo: int, hi: int, n: int, width: int) -> np.ndarray:
     return x
 
 
+def integer_weights(name: str, w, weight_type, shape: str, columns: int | None = None) -> np.ndarray:
+    """A layer's integer weight matrix, checked (2-D, ``columns`` wide if given, inside
+    ``weight_type``) and frozen as int64; ``shape`` names its axes in the error."""
+    w = np.asarray(w)
+    if w.dtype.kind not in "iu" or w.ndim != 2 or (columns is not None and w.shape[1] != columns) or not w.size:
+        raise ValueError(f"{name}: integer weights must be an integer array {shape}")
+    lo, hi = weight_type.range
+    if w.min() < lo or w.max() > hi:
+        raise ValueError(f"{name}: weights outside their {weight_type} range [{lo}, {hi}]")
+    w = np.array(w, dtype=np.int64)
+    w.setflags(write=False)
+    return w
+
+
 def as_int_batch(name: str, x, channels: int) -> np.ndarray:
     if isinstance(x, Bits):
         raise ValueError(f"{name}: expects integer activations, got packed bits")
@@ -70,6 +86,20 @@ def as_int_batch(name: str, x, channels: int) -> np.ndarray:
     if x.dtype.kind not in "iu" or x.ndim != 2 or x.shape[1] != channels:
         raise ValueError(f"{name}: expects an integer array (batch, {channels}), got {x.dtype} {x.shape}")
     return x
+
+
+@dataclass(frozen=True)
+class InPort:
+    """One input stream of a layer that reads several (an ``add``): what the network checks the
+    producer of that stream against, as it checks a one-input layer itself."""
+    name: str
+    in_shape: tuple
+    in_type: object
+    in_range: tuple
+
+    @property
+    def in_features(self) -> int:
+        return self.in_shape[-1]
 
 
 class Layer:
@@ -123,8 +153,15 @@ class Layer:
             if key in d and d[key] != value:
                 raise ValueError(f"layer {self.name!r}: {key} is declared as {d[key]!r}, its spec gives {value!r}")
 
+    # ---- graph: the streams a layer reads (a network checks each producer against its port)
+    def in_ports(self) -> tuple:
+        """One port per input stream, in the order :meth:`run` takes them (most kinds: the layer
+        itself, as its one input)."""
+        return (self,)
+
     # ---- golden model
     def run(self, x):
+        """The outputs for a batch (one argument per input stream: :meth:`in_ports`)."""
         raise NotImplementedError
 
     def golden_input(self, x):
@@ -268,6 +305,16 @@ class LayerBlock:
     co-simulation job is the layer's stimulus and the golden output of :meth:`Layer.run`."""
 
     layer: Layer
+
+    def fold_channels(self, layer: Layer, pe: int) -> None:
+        """An elementwise block's shape: ``pe`` channels per beat, in and out, one beat per
+        channel group (the layer's element types at either end)."""
+        self.pe = check_fold(layer.name, "PE", pe, layer.in_features, "channels")
+        self.layer, self.name = layer, layer.name
+        self.groups = layer.in_features // pe
+        self.in_type, self.out_type = layer.in_type, layer.out_type
+        self.in_lanes = self.out_lanes = pe
+        self.in_beats = self.out_beats = self.groups
 
     @property
     def fold(self) -> Fold:

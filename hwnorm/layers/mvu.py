@@ -40,8 +40,8 @@ from hwnorm.folding import Fold
 from hwnorm.intmm import igemm, igemm_threshold
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_batch, check_fold, check_spatial,
-                                 divisors, largest_divisor, spatial_of)
-from hwnorm.layers.threshold_stage import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
+                                 divisors, integer_weights, largest_divisor, spatial_of)
+from hwnorm.layers.threshold_stage import check_covers, compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 from hwnorm.stt.intcodec import rows_to_bits
 
@@ -126,12 +126,7 @@ class MVULayer(Layer):
                 raise ValueError(f"{self.name}: weight pad bits must be 0 (see hwnorm.bnn padding rule)")
             w = np.array(w)
         else:
-            lo, hi = self.weight_type.range
-            if w.dtype.kind not in "iu" or w.ndim != 2 or w.shape[1] != self.in_features or not w.size:
-                raise ValueError(f"{self.name}: integer weights must be an integer array (out, {self.in_features})")
-            if w.min() < lo or w.max() > hi:
-                raise ValueError(f"{self.name}: weights outside their {self.weight_type} range [{lo}, {hi}]")
-            w = np.array(w, dtype=np.int64)
+            w = integer_weights(self.name, w, self.weight_type, f"(out, {self.in_features})", self.in_features)
         w.setflags(write=False)
         object.__setattr__(self, "weights", w)
         if not self.binary:
@@ -154,14 +149,7 @@ class MVULayer(Layer):
         if peak.bit_length() > COST_LIMITS["accumulator_bits"]:
             raise ValueError(f"{self.name}: the accumulator can reach ±{peak:.3g}, beyond the golden model's int64 "
                              f"(at most ±2^{COST_LIMITS['accumulator_bits']})")
-        t = self.thresholds
-        if t is not None:
-            if t.channels != self.out_features:
-                raise ValueError(f"{self.name}: {t.channels} threshold channels for {self.out_features} outputs")
-            lo, hi = self.acc_range
-            if t.acc_lo > lo or t.acc_hi < hi:
-                raise ValueError(f"{self.name}: thresholds cover [{t.acc_lo}, {t.acc_hi}], the accumulator "
-                                 f"reaches [{lo}, {hi}]")
+        check_covers(self.name, self.thresholds, self.out_features, self.acc_range)
 
     # ---- tensors
     @property

@@ -10,6 +10,18 @@ from hwnorm.blocks import tree_register_bits
 __all__ = ["lane_rows", "constant_rows", "compare_bits", "count_cuts", "count_register_bits"]
 
 
+def check_covers(name: str, t: ThresholdSpec | None, channels: int, acc_range: tuple[int, int]) -> None:
+    """Thresholds ``t`` (if any) after a dot product: one row per output channel, spanning every
+    value ``acc_range`` the dot product reaches."""
+    if t is None:
+        return
+    if t.channels != channels:
+        raise ValueError(f"{name}: {t.channels} threshold channels for {channels} outputs")
+    lo, hi = acc_range
+    if t.acc_lo > lo or t.acc_hi < hi:
+        raise ValueError(f"{name}: thresholds cover [{t.acc_lo}, {t.acc_hi}], the accumulator reaches [{lo}, {hi}]")
+
+
 def lane_rows(t: ThresholdSpec, lanes: int) -> list:
     """Per beat ``g``: for each lane the thresholds of channel ``g·lanes + lane`` (a ROM row)."""
     thr = t.thresholds.tolist()

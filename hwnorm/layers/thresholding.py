@@ -21,7 +21,7 @@ from hwnorm.bnn import ThresholdSpec
 from hwnorm.intmm import RANGE_KERNEL_DTYPES, outside
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
 from hwnorm.layers.registry import register
-from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_fold, check_spatial, spatial_of
+from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_spatial, spatial_of
 from hwnorm.layers.threshold_stage import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 
@@ -178,12 +178,7 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
         return count_cuts(self.timing, self.layer.thresholds, self.in_type.width)
 
     def __init__(self, layer: InputThreshold, pe: int = 1):
-        self.pe = check_fold(layer.name, "PE", pe, layer.in_features, "channels")
-        self.layer, self.name = layer, layer.name
-        self.groups = layer.in_features // pe
-        self.in_type, self.out_type = layer.in_type, layer.out_type
-        self.in_lanes = self.out_lanes = pe
-        self.in_beats = self.out_beats = self.groups
+        self.fold_channels(layer, pe)
         t = layer.thresholds
         check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
                           pe * t.channel_bits, "PE")

@@ -74,6 +74,24 @@ def mlp_w3a4_zero_point():
 MODELS = {f.__name__: f for f in (mlp_w4a4_relu, mlp_w8a8_signed, mlp_w2a3_bn, mlp_w3a4_zero_point)}
 
 
+def mnist_split():
+    """The vendored MNIST test images as training data: images (N, 1, 28, 28) in [0, 1], labels,
+    and the held-out mask (index a multiple of 5); threads and seed fixed."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    x, y = data.mnist_test()
+    x = torch.tensor(x.astype(np.float32) / 255).reshape(-1, 1, 28, 28)
+    return x, torch.tensor(y.astype(np.int64)), torch.arange(len(x)) % 5 == 0
+
+
+def export(model, example, path: Path) -> Path:
+    """``export_qonnx`` into one self-contained file (no external data beside it)."""
+    export_qonnx(model, example, str(path))
+    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)
+    Path(f"{path}.data").unlink(missing_ok=True)
+    return path
+
+
 def train(model, x, y, held, epochs: int, lr: float) -> float:
     """Adam on the images not ``held`` (batches of 100, reshuffled each epoch); top-1 on the held ones."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -92,20 +110,12 @@ def train(model, x, y, held, epochs: int, lr: float) -> float:
 
 
 def main():
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    x, y = data.mnist_test()
-    x = torch.tensor(x.astype(np.float32) / 255).unsqueeze(1)
-    y = torch.tensor(y.astype(np.int64))
-    held = torch.arange(len(x)) % 5 == 0
+    x, y, held = mnist_split()
     summary = {}
     for name, make in MODELS.items():
         model = make()
         top1 = train(model, x, y, held, epochs=6, lr=2e-3)
-        path = OUT / f"{name}.onnx"
-        export_qonnx(model, torch.zeros(1, 1, 28, 28), str(path))
-        onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)  # one self-contained file
-        Path(f"{path}.data").unlink(missing_ok=True)
+        path = export(model, torch.zeros(1, 1, 28, 28), OUT / f"{name}.onnx")
         summary[name] = {"held_out_top1": round(top1, 4), "doc": make.__doc__}
         print(f"{name}: held-out top-1 {100 * top1:.2f}% → {path.name}")
     (OUT / "models.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -24,17 +24,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 from brevitas import nn as qnn
-from brevitas.export import export_qonnx
 from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerTensorFloat, SignedBinaryActPerTensorConst,
                             SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFloat)
 from torch import nn
 
-from hwnorm import data
-from make_brevitas_models import train  # the same loop (this folder is the script's path)
+from make_brevitas_models import export, mnist_split, train  # (this folder is the script's path)
 
 OUT = Path(__file__).resolve().parent
 PACKAGE = OUT.parents[1] / "hwnorm" / "data" / "models"  # the CNVs ship with hwnorm (vendored models)
@@ -112,20 +108,11 @@ def _inputs(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def _export(name: str, model, example) -> Path:
-    path = PACKAGE / f"{VENDORED_AS[name]}.onnx" if name in VENDORED_AS else OUT / f"{name}.onnx"
-    export_qonnx(model, example, str(path))
-    onnx.save(onnx.load(str(path)), str(path), save_as_external_data=False)  # one self-contained file
-    Path(f"{path}.data").unlink(missing_ok=True)
-    return path
+    return export(model, example, PACKAGE / f"{VENDORED_AS[name]}.onnx" if name in VENDORED_AS else OUT / f"{name}.onnx")
 
 
 def main():
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    x, y = data.mnist_test()
-    x = torch.tensor(x.astype(np.float32) / 255).reshape(-1, 1, 28, 28)
-    y = torch.tensor(y.astype(np.int64))
-    held = torch.arange(len(x)) % 5 == 0
+    x, y, held = mnist_split()
     summary = {}
     for name, make in {**TRAINED, **SHAPES}.items():
         model = make()
