@@ -9,6 +9,7 @@ runs on every simulator present; with none present the suite fails and says what
 from __future__ import annotations
 
 import dataclasses
+import os
 import zlib
 from pathlib import Path
 
@@ -35,7 +36,12 @@ RTL = Path(__file__).resolve().parent.parent / "rtl"
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("cosim")
+    """One build folder for the session — for every pytest-xdist worker: a design's build is
+    shared by content, and hwnorm.sim.runner lets one process at a time use it."""
+    root = tmp_path_factory.getbasetemp()
+    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "cosim-builds"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 def seed_of(*parts) -> int:

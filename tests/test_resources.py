@@ -114,7 +114,9 @@ def test_every_layer_kind_and_every_plumbing_block_owns_calibration_points():
     """A kind without points would be priced by the generic fit for ever; the points are its own."""
     from hwnorm import layers
     from hwnorm.blocks import PLUMBING
-    assert all(layers.kind(name).calibration_points for name in layers.names())
+    kinds = [layers.kind(name) for name in layers.names()]
+    assert all(kind.calibration_points for kind in kinds if kind.has_hardware)
+    assert {kind.kind for kind in kinds if not kind.has_hardware} == {"add", "avgpool", "depthwise", "concat"}
     assert all(cls.calibration_blocks() for cls in PLUMBING)
     names = [d.name for d in calibration_designs()] + [name for name, _ in plumbing_blocks()]
     assert len(names) == len(set(names))
@@ -148,7 +150,7 @@ def test_refitting_some_kinds_synthesizes_only_theirs_and_keeps_the_other_costs(
         for name in synthesized:  # the refit follows the (doubled) measurements
             est, measured = entry["fit"][name]["lut"]
             assert measured and abs(est - measured) / measured < 0.5, (t, name, est, measured)
-    with pytest.raises(ValueError, match="unknown block kind 'colour'; allowed: argmax"):
+    with pytest.raises(ValueError, match="unknown block kind 'colour'; allowed: add, argmax"):
         cal.refit_kinds(["colour"], base)
 
 

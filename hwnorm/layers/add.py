@@ -59,6 +59,7 @@ class Add(ElementwiseLayer):
     name: str = "add"
 
     kind = "add"
+    has_hardware = False  # no RTL yet: golden model, JSON and estimates
 
     def __post_init__(self):
         object.__setattr__(self, "shape", _shape(self.shape))

@@ -49,6 +49,7 @@ class AvgPool(MapLayer, Layer):
     name: str = "avgpool"
 
     kind = "avgpool"
+    has_hardware = False  # no RTL yet: golden model, JSON and estimates
     folding_keys = ("pe",)
 
     def __post_init__(self):

@@ -256,6 +256,10 @@ class Layer:
     # as MLC STT-RAM cells (the block then has ``weight_rows()`` and a ``stored`` field).
     has_weight_memory = False
 
+    # Whether the kind's block builds RTL (``component()``); a kind without (yet) has its golden
+    # model, JSON and estimates, and its block's ``component()`` refuses by name.
+    has_hardware = True
+
     # The one-layer designs this kind's resource costs are fitted on (hwnorm.blocks.CalibrationPoint;
     # hwnorm.estimate.calibration gathers them): layers of the vendored models at foldings other
     # than the default designs'. A kind without any is priced by the generic fit, and says so.

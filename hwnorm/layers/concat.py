@@ -37,6 +37,7 @@ class Concat(Layer):
     name: str = "concat"
 
     kind = "concat"
+    has_hardware = False  # no RTL yet: golden model, JSON and estimates
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))

@@ -45,6 +45,7 @@ class Depthwise(Layer):
     name: str = "depthwise"
 
     kind = "depthwise"
+    has_hardware = False  # no RTL yet: golden model, JSON and estimates
     folding_keys = ("pe", "simd")
     channel_label = "channel"
 

@@ -16,6 +16,7 @@ mismatching vector and channel and the FST/VCD file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -183,12 +184,34 @@ def cosim(verilog_text: str, top: str, job: Job, sim: str, work_dir, waves_on_fa
     native = mode == "batch" and sim == "verilator" and not cocotb_batch
     suffix = ("-batch" if mode == "batch" else "") + ("-cocotb" if cocotb_batch else "")
     folder = Path(work_dir).resolve() / f"{top}-{digest}-{sim}{suffix}"  # the tools run inside it: absolute
-    result = _run(verilog_text, top, job, sim, folder, mode, waves=False, native=native)
+    with _held(folder):
+        result = _run(verilog_text, top, job, sim, folder, mode, waves=False, native=native)
     if result.mismatches and waves_on_failure:
-        again = _run(verilog_text, top, job, sim, Path(f"{folder}-waves"), mode, waves=True, native=native)
-        again.waveform = _find_wave(Path(f"{folder}-waves"))
+        waves = Path(f"{folder}-waves")
+        with _held(waves):
+            again = _run(verilog_text, top, job, sim, waves, mode, waves=True, native=native)
+        again.waveform = _find_wave(waves)
         return again
     return result
+
+
+@contextlib.contextmanager
+def _held(folder: Path):
+    """The build folder, for this process alone while it builds and runs in it: processes that
+    co-simulate the same design in one work folder (parallel tests, two ``hwnorm verify``) take
+    turns, and the second reuses the first one's build."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (the simulators' own toolchains need POSIX anyway)
+        yield
+        return
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _write_if_changed(path: Path, text: str) -> None:
