@@ -35,6 +35,7 @@ __all__ = ["Add", "AddBlock", "MAX_MULTIPLIER_BITS", "narrowest"]
 MAX_MULTIPLIER_BITS = 40
 MAX_PAIRS = 1 << 20       # input pairs a narrower add is proven on (two 10-bit inputs)
 MAX_SEARCH_BITS = 10      # the widest multiplier the search for a narrower add tries
+SEARCH_WORK = 1 << 28     # pair sums the search may compute in all (candidates × pairs)
 
 
 def _shape(shape) -> tuple:
@@ -179,13 +180,16 @@ def narrowest(layer: Add, spec):
     level, and it is kept only if every pair below a level sums lower than every pair at or above
     it, in every channel."""
     (l0, h0), (l1, h1) = layer.ranges
-    if (h0 - l0 + 1) * (h1 - l1 + 1) > MAX_PAIRS:
+    pairs = (h0 - l0 + 1) * (h1 - l1 + 1)
+    if pairs > MAX_PAIRS:
         return None
+    tries = SEARCH_WORK // pairs  # wide inputs: fewer candidates, so an import stays within seconds
     d0 = np.arange(l0, h0 + 1, dtype=np.int64) - layer.zeros[0]
     d1 = np.arange(l1, h1 + 1, dtype=np.int64) - layer.zeros[1]
     m0, m1 = layer.multipliers
     exact = (m0 * d0[:, None] + m1 * d1[None, :]).ravel()
     rows, channel_row = np.unique(spec.thresholds, axis=0, return_inverse=True)
+    channel_row = channel_row.reshape(-1)
     n = spec.n_thresholds
     # per distinct threshold row: each pair's level (thresholds fired), pairs sorted by level
     levels = []
@@ -215,7 +219,8 @@ def narrowest(layer: Add, spec):
     ratio = abs(m0) / abs(m1)
     for b in range(1, 1 << MAX_SEARCH_BITS):
         for a in sorted({max(1, int(np.floor(b * ratio))), max(1, int(np.ceil(b * ratio)))}):
-            if max(a, b).bit_length() >= max(abs(m0), abs(m1)).bit_length():
+            tries -= 1
+            if max(a, b).bit_length() >= max(abs(m0), abs(m1)).bit_length() or tries < 0:
                 return None
             a0, a1 = int(np.sign(m0)) * a, int(np.sign(m1)) * b
             found = thresholds_for(a0, a1)
