@@ -220,10 +220,10 @@ def _concat_graph(path: Path, rng, b_scale: float = 0.5) -> Path:
 
     inits: list = []
     nodes = [_quant("q_in", "x", "xq", 1 / 64, 8, True, inits)]
-    for k, (c_in, data, out, scale) in enumerate([(2, "xq", "a", 0.5), (4, "a", "b", b_scale)]):
+    for k, (c_in, source, out, scale) in enumerate([(2, "xq", "a", 0.5), (4, "a", "b", b_scale)]):
         inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4, c_in, 3, 3)).astype(np.float32), f"w{k}"))
         nodes.append(_quant(f"q_w{k}", f"w{k}", f"wq{k}", 0.25, 4, True, inits))
-        nodes.append(helper.make_node("Conv", [data, f"wq{k}"], [f"c{k}"], name=f"conv{k}", kernel_shape=[3, 3],
+        nodes.append(helper.make_node("Conv", [source, f"wq{k}"], [f"c{k}"], name=f"conv{k}", kernel_shape=[3, 3],
                                       pads=[1, 1, 1, 1]))
         nodes.append(_quant(f"q_{out}", f"c{k}", out, scale, 3, True, inits))
     nodes.append(helper.make_node("Concat", ["a", "b"], ["cat"], name="join", axis=1))
