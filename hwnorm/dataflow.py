@@ -102,8 +102,8 @@ class NetworkBlock(Block):
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         self.output, self.name = output, net.name
         if not net.is_chain:
-            branched = next(layer.name for layer in net.layers if len(net.consumers(layer.name)) > 1
-                            or len(layer.in_ports()) > 1)
+            branched = next((layer.name for layer in net.layers if len(net.consumers(layer.name)) > 1
+                             or len(layer.in_ports()) > 1), "the network input")
             raise ValueError(f"{net.name}: a network with branches (at {branched}) has a golden model and "
                              "`hwnorm check`; its streaming hardware (stream forks, adds, FIFO depths) is not built yet")
         self.folding = check_folding(net, folding)
