@@ -393,3 +393,48 @@ def test_line_buffer_blocks_alone(kind, sim, work):
     block = layer.block({layer.folding_keys[0]: 3})
     seed = seed_of(kind)
     check(block.component(), kind, block.job(4 if sim == "verilator" else 2, seed), sim, work, seed)
+
+
+def _depthwise_layer(config: str):
+    """A depthwise layer of 6 channels × 9 taps: int4 inputs kept away from 0 (partial sums beyond
+    the whole sum's range) and thresholds, or unsigned inputs and the raw sums."""
+    from hwnorm.bnn import ThresholdSpec
+    from hwnorm.datatypes import IntType
+    from hwnorm.layers.depthwise import Depthwise
+
+    rng = np.random.default_rng(zlib.crc32(config.encode()))
+    w = rng.integers(-4, 4, (6, 9))
+    if config == "thresholds":
+        layer = Depthwise(w, IntType(4, True), 2, 7, IntType(3, True), spatial=(2, 3), name="dw")
+        lo, hi = layer.acc_range
+        thr = np.sort(rng.integers(lo, hi + 1, (6, 3)), axis=1)
+        return Depthwise(w, IntType(4, True), 2, 7, IntType(3, True),
+                         ThresholdSpec(thr, lo, hi), (2, 3), "dw")
+    return Depthwise(w, IntType(4, False), 0, 15, IntType(3, True), spatial=(2, 3), name="dw")
+
+
+@pytest.mark.parametrize("config, fold", [("thresholds", {"pe": 2}), ("thresholds", {"pe": 1}),
+                                          ("raw", {"pe": 6, "simd": 3}), ("raw", {"pe": 3})])
+def test_depthwise_block_alone(config, fold, sim, work):
+    """The depthwise unit on windows in the window's (ky, kx, c) order: channel groups sharing a
+    delay line, whole taps per beat, thresholds or raw sums; idle cycles and back-pressure."""
+    layer = _depthwise_layer(config)
+    block = layer.block(fold)
+    seed = seed_of("depthwise", config, tuple(fold.items()))
+    job = block.job(40 if sim == "verilator" else 12, seed)
+    check(block.component(), f"dw_{config}_{'_'.join(map(str, fold.values()))}", job, sim, work, seed, mode="batch")
+
+
+@pytest.mark.parametrize("geometry", ["strided", "global"])
+def test_avgpool_block_alone(geometry, sim, work):
+    """Window sums of ``q − z`` (an unsigned int3 map, zero point 2) over 3-lane beats: a strided
+    non-square window, and the whole map (a global average pool); idle cycles and back-pressure."""
+    from hwnorm.datatypes import IntType
+    from hwnorm.layers.avgpool import AvgPool
+    from hwnorm.layers.spatial import Geometry
+
+    g = Geometry(9, 7, (3, 2), (2, 1)) if geometry == "strided" else Geometry(5, 4, (5, 4))
+    layer = AvgPool((g.height, g.width, 6), g, IntType(3, False), 0, 7, 2, name="avg")
+    block = layer.block({"pe": 3})
+    seed = seed_of("avgpool", geometry)
+    check(block.component(), f"avgpool_{geometry}", block.job(6 if sim == "verilator" else 2, seed), sim, work, seed)

@@ -1,12 +1,12 @@
-"""``SlidingWindowUnit`` and ``MaxPoolUnit``: the Amaranth components of the ``window`` and
-``maxpool`` layer kinds, one line buffer under both (their cycle model is
+"""``SlidingWindowUnit``, ``MaxPoolUnit`` and ``AvgPoolUnit``: the Amaranth components of the
+``window``, ``maxpool`` and ``avgpool`` layer kinds, one line buffer under all three (their cycle model is
 :func:`hwnorm.layers.spatial.line_buffer_schedule`)::
 
     pixels ──► write: (row, column, channel fold) ──► RAM: R rows × W pixels × C/L beats of L lanes
     (C/L beats each, raster order)                        │ address = row mod R │ column │ fold
                                                           ▼
     read: a window's beats (ky, kx, fold) — or, pooled, (fold, ky, kx) ──► padding mux ──► y
-          (waits until its beat is written; a padded beat reads nothing)   (pooled: running max)
+          (waits until its beat is written; a padded beat reads nothing)   (pooled: running max / sum)
     stage 0: issue               stage 1: RAM data, pad, (max)            output register
 
 The writer and the reader run independently: a write waits only while its row's slot still
@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, advance_signal, lane_array
 
-__all__ = ["SlidingWindowUnit", "MaxPoolUnit"]
+__all__ = ["SlidingWindowUnit", "MaxPoolUnit", "AvgPoolUnit"]
 
 
 def _bits(n: int) -> int:
@@ -47,7 +47,8 @@ class _LineBufferUnit(FromBlock, wiring.Component):
     def __init__(self, block):
         self.block = block
         payload = lane_array(block.in_type, block.in_lanes)
-        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(payload))})
+        out = lane_array(block.out_type, block.out_lanes)
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(out))})
 
     def pad_bits(self) -> int:
         """What a padded beat reads, every lane: the block's pad value."""
@@ -104,12 +105,12 @@ class _LineBufferUnit(FromBlock, wiring.Component):
 
         # writer counters; the row count drops by H when the reader finishes an image
         next_row = Signal()
-        with m.If(write & _count(m, wcf, cf_n, write)):
-            col_wrap = _count(m, wcol, w, 1)
-            with m.If(col_wrap):
-                m.d.comb += next_row.eq(1)
-                if row_bits:
-                    m.d.sync += wphys.eq(wphys + 1)
+        fold_wrap = _count(m, wcf, cf_n, write)
+        col_wrap = _count(m, wcol, w, write & fold_wrap)
+        m.d.comb += next_row.eq(write & fold_wrap & col_wrap)  # continuous: see ``rebase`` below
+        if row_bits:
+            with m.If(next_row):
+                m.d.sync += wphys.eq(wphys + 1)
         rebase = Signal()
         m.d.sync += wrow.eq(wrow + next_row - Mux(rebase, h, 0))
 
@@ -129,12 +130,15 @@ class _LineBufferUnit(FromBlock, wiring.Component):
             kx_wrap = _count(m, kx, kw, fire & fold_wrap)
             _count(m, ky, kh, fire & fold_wrap & kx_wrap)
             pixel_done = fold_wrap & last_tap
+        # one continuous expression, not a flag set inside the branches below: a map of one output
+        # pixel never changes ox and oy, and Icarus never evaluates a process none of whose inputs
+        # change (the flag, and the writer's row count from it, would stay X)
+        m.d.comb += rebase.eq(fire & pixel_done & (ox == ow - 1) & (oy == oh - 1))
         with m.If(fire & pixel_done):
             with m.If(ox == ow - 1):
                 m.d.sync += [ox.eq(0), ix_base.eq(-left)]
                 with m.If(oy == oh - 1):
                     m.d.sync += [oy.eq(0), iy_base.eq(-top)]
-                    m.d.comb += rebase.eq(1)
                     if row_bits:
                         m.d.sync += base_phys.eq(base_phys + h)
                 with m.Else():
@@ -175,5 +179,23 @@ class MaxPoolUnit(_LineBufferUnit):
             m.d.comb += running[k].eq(Mux(first1 | (b > a), b, a))
         with m.If(advance & v1):
             m.d.sync += best.eq(running)
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v1 & last1), self.o.payload.eq(running)]
+
+
+class AvgPoolUnit(_LineBufferUnit):
+    """The ``avgpool`` kind: per window and channel fold, the lane-wise sum of its taps' ``q − z``
+    (windows are unpadded; the division is the next layer's thresholds)."""
+
+    taps_inner = True
+
+    def finish(self, m, advance, v1, value1, first1, last1) -> None:
+        zero = self.block.layer.zero
+        total = Signal(self.o.payload.shape())
+        running = Signal(self.o.payload.shape())
+        for k in range(self.block.in_lanes):
+            m.d.comb += running[k].eq(Mux(first1, 0, total[k]) + value1[k] - zero)
+        with m.If(advance & v1):
+            m.d.sync += total.eq(running)
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v1 & last1), self.o.payload.eq(running)]

@@ -49,7 +49,6 @@ class AvgPool(MapLayer, Layer):
     name: str = "avgpool"
 
     kind = "avgpool"
-    has_hardware = False  # no RTL yet: golden model, JSON and estimates
     folding_keys = ("pe",)
 
     def __post_init__(self):
@@ -102,8 +101,8 @@ class AvgPool(MapLayer, Layer):
 
 class AvgPoolBlock(LayerBlock, LineBufferBlock, Block):
     """An :class:`AvgPool` with ``pe`` channels per beat: the line buffer's cycle model (as a
-    max-pool's, one beat per window and channel fold) and a running sum per lane. Its Amaranth
-    component is not built yet."""
+    max-pool's, one beat per window and channel fold) and a running sum per lane
+    (:class:`hwnorm.hdl.window.AvgPoolUnit`)."""
 
     kind = AvgPool.kind
     taps_inner = True
@@ -127,8 +126,8 @@ class AvgPoolBlock(LayerBlock, LineBufferBlock, Block):
         return self.layer.zero
 
     def component(self):
-        raise ValueError(f"{self.name}: the avgpool kind has no hardware yet (golden model, estimates and hwnorm "
-                         "check only)")
+        from hwnorm.hdl.window import AvgPoolUnit  # Amaranth: loaded when hardware is built
+        return AvgPoolUnit(self)
 
 
 AvgPool.block_class = AvgPoolBlock

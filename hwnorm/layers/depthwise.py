@@ -7,8 +7,11 @@ in the order (ky, kx, c) — and gives each channel the dot product of its own t
     acc[c] = Σ_t w[c, t] · x[t·C + c]        then  out_base + #{i : acc[c] ≥ T[c, i]}  (or acc)
 
 Integer weights and integer inputs (a ±1 weight is the integer ±1). Folding: ``pe`` channels and
-``simd`` taps per clock; its block's cycle and resource model is below, its Amaranth component is
-not built yet (a network with a ``depthwise`` layer has a golden model and ``hwnorm check``).
+``simd`` taps per clock. The block reads the window's stream as the window writes it, in
+``(ky, kx, c)`` order — no reordering line buffer between them (FINN's VVAU needs its window in a
+depthwise order instead): a beat is ``pe`` channels of one tap (``simd = 1``), or ``simd`` whole
+taps (``pe = C``). Each channel group's partial sum waits in a delay line of ``C / PE`` entries
+until the group's next tap arrives (:mod:`hwnorm.hdl.depthwise`).
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import Block, Inventory, MemoryUse
+from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import IntType, counter_bits, element_type, int_array, whole
 from hwnorm.defaults import COST_LIMITS
-from hwnorm.layers.base import (MAX_AUTO_LANES, Layer, as_int_batch, check_fold, check_spatial, divisors,
+from hwnorm.folding import Fold
+from hwnorm.layers.base import (MAX_AUTO_LANES, Layer, LayerBlock, as_int_batch, check_fold, check_spatial, divisors,
                                 integer_weights, largest_divisor, spatial_of)
 from hwnorm.layers.registry import register
-from hwnorm.layers.threshold_stage import check_covers
+from hwnorm.layers.threshold_stage import (check_covers, compare_bits, constant_rows, count_cuts, count_register_bits,
+                                           lane_rows)
 
 __all__ = ["Depthwise", "DepthwiseBlock"]
 
@@ -45,7 +50,6 @@ class Depthwise(Layer):
     name: str = "depthwise"
 
     kind = "depthwise"
-    has_hardware = False  # no RTL yet: golden model, JSON and estimates
     folding_keys = ("pe", "simd")
     channel_label = "channel"
 
@@ -139,8 +143,11 @@ class Depthwise(Layer):
 
     # ---- folding: PE channels, SIMD taps per clock
     def foldings(self) -> list[dict]:
-        pairs = [(pe, simd) for pe in divisors(self.channels) for simd in divisors(self.taps)]
-        return [{"pe": pe, "simd": simd} for pe, simd in sorted(pairs, key=lambda p: (p[0] * p[1], -p[1]))]
+        """``pe`` channels of one tap, or ``simd`` taps of every channel, per beat: what a beat of
+        the window's ``(ky, kx, c)`` stream can hold (:class:`DepthwiseBlock`)."""
+        c = self.channels
+        pairs = [(pe, 1) for pe in divisors(c)] + [(c, simd) for simd in divisors(self.taps) if simd > 1]
+        return [{"pe": pe, "simd": simd} for pe, simd in pairs]
 
     def auto_fold(self, prev_lanes, next_layer) -> dict:
         return {"pe": largest_divisor(self.channels, prev_lanes or MAX_AUTO_LANES), "simd": 1}
@@ -166,43 +173,120 @@ class Depthwise(Layer):
                 else self.thresholds.n_thresholds, "out_type": str(self.out_type)}
 
 
-class DepthwiseBlock(Block):
-    """A :class:`Depthwise` with ``pe`` channels and ``simd`` taps per clock: a window takes
-    ``(C / PE) · (taps / SIMD)`` clocks (the cycle model); weights in a ROM of ``C/PE · taps/SIMD``
-    rows. Its Amaranth component is not built yet."""
+class DepthwiseBlock(LayerBlock, Block):
+    """A :class:`Depthwise` with ``pe`` channels and ``simd`` taps per beat (module docstring).
+
+    A window is ``taps · C / (PE · SIMD)`` beats in; the output beat of a channel group leaves
+    ``depth`` clocks after the group's last tap arrives, so the last tap's beats stream out as they
+    come (``C / PE`` beats out per window)::
+
+        beat k ─► weights ROM [k] ─► PE (× SIMD) products ─► + delay line [C/PE] ─► thresholds [k mod C/PE] ─► y
+        stage 0: issue           stage 1: multiply-accumulate                  stage 2: threshold (+ ranks)
+    """
 
     kind = Depthwise.kind
-    depth = 3
 
     def __init__(self, layer: Depthwise, pe: int = 1, simd: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.channels, "channels")
         self.simd = check_fold(layer.name, "SIMD", simd, layer.taps, "taps")
+        if simd > 1 and pe != layer.channels:
+            raise ValueError(f"{layer.name}: SIMD={simd} taps per beat needs PE={layer.channels} (every channel): "
+                             "a beat of the window's (ky, kx, c) stream holds whole taps or part of one")
         self.layer, self.name = layer, layer.name
         self.in_type, self.out_type = layer.in_type, layer.out_type
         self.in_lanes, self.out_lanes = pe * simd, pe
-        self.folds = (layer.channels // pe) * (layer.taps // simd)
-        self.in_beats, self.out_beats = self.folds, layer.channels // pe
+        self.groups = layer.channels // pe          # channel groups: entries of the delay line
+        self.in_beats = layer.in_features // self.in_lanes
+        self.out_beats = self.groups
+        t = layer.thresholds
+        if t is not None:
+            check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)", pe * t.channel_bits, "PE")
+        check_signal_bits(layer.name, "weight ROM row (PE × SIMD × width)", pe * simd * layer.weight_type.width,
+                          "PE or SIMD")
+
+    @property
+    def fold(self) -> Fold:
+        return Fold(pe=self.pe, simd=self.simd)
 
     @property
     def initiation_interval(self) -> int:
-        return self.folds
+        return self.in_beats
+
+    @property
+    def acc_type(self) -> IntType:
+        """The partial sums' type: any subset of a channel's taps (an input range away from 0
+        can take a partial sum beyond the whole dot product's range)."""
+        layer = self.layer
+        w = layer.weights
+        lo_terms, hi_terms = np.minimum(w * layer.in_lo, w * layer.in_hi), np.maximum(w * layer.in_lo, w * layer.in_hi)
+        lo, hi = np.minimum(lo_terms, 0).sum(axis=1).min(), np.maximum(hi_terms, 0).sum(axis=1).max()
+        return IntType.from_range(int(lo), int(hi), signed=True)
+
+    @property
+    def table_products(self) -> bool:
+        """Whether each lane's product is a lookup table over both operands (narrow), not a multiplier."""
+        return table_product(self.layer.in_type.width, self.layer.weight_type.width)
+
+    # ---- the threshold stage's registers for the target clock (as the mvu's)
+    @property
+    def threshold_ranks(self) -> int:
+        t = self.layer.thresholds
+        if t is None:
+            return 0
+        return self.timing.memory_ranks(not constant_rows(self.threshold_rows()),
+                                        self.timing.model.compare(self.acc_type.width))
+
+    @property
+    def count_cuts(self) -> tuple[int, ...]:
+        t = self.layer.thresholds
+        return () if t is None else count_cuts(self.timing, t, self.acc_type.width)
+
+    @property
+    def depth(self) -> int:
+        """Clocks from a group's last tap accepted to its output beat: issue, multiply-accumulate,
+        threshold, plus the target clock's ranks in the threshold stage."""
+        return 3 + self.threshold_ranks + len(self.count_cuts)
 
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t, per = [], -1, self.layer.taps // self.simd
+        out, t, n, last = [], -1, self.in_beats, self.in_beats - self.groups
         for k, a in enumerate(arrivals):
             t = max(t + 1, a)
-            if k % per == per - 1:
+            if k % n >= last:
                 out.append(t + self.depth)
         return out
 
+    # ---- the constants, as the component's ROMs hold them
+    def weight_rows(self) -> list[int]:
+        """Row ``k`` (a beat): lane ``l`` holds the weight of element ``k·L + l`` of the window
+        (tap ``e // C``, channel ``e mod C``), two's complement fields, lane 0 lowest."""
+        layer, lanes = self.layer, self.in_lanes
+        c, width = layer.channels, layer.weight_type.width
+        w = (layer.weights & ((1 << width) - 1)).T.reshape(-1)  # element order (tap, channel)
+        return [sum(int(w[k * lanes + l]) << (l * width) for l in range(lanes)) for k in range(self.in_beats)]
+
+    def threshold_rows(self) -> list:
+        return lane_rows(self.layer.thresholds, self.pe)
+
     def inventory(self) -> Inventory:
         layer, pe, simd = self.layer, self.pe, self.simd
-        acc = IntType.from_range(*layer.acc_range, signed=True).width
-        rows = self.folds
-        return Inventory(adder=pe * simd * acc + counter_bits(rows), register=pe * (simd * layer.in_type.width + acc)
-                         + pe * self.out_type.width + 2,
-                         memories=(MemoryUse("rom", pe * simd * layer.weight_type.width, rows),))
+        acc = self.acc_type.width
+        lanes = ((layer.in_type.width, layer.weight_type.width),) * (pe * simd)
+        narrow = self.table_products
+        t = layer.thresholds
+        mems = [MemoryUse("rom", pe * simd * layer.weight_type.width, self.in_beats)] if self.in_beats > 1 else []
+        if t is not None and not constant_rows(self.threshold_rows()):
+            mems.append(MemoryUse("rom", pe * t.channel_bits, self.groups))
+        pipeline = 0 if t is None else (pe * (t.channel_bits + acc) + 1) * self.threshold_ranks \
+            + count_register_bits(self.count_cuts, t, pe) + len(self.count_cuts)
+        return Inventory(adder=pe * simd * acc + 2 * counter_bits(self.in_beats),
+                         compare=0 if t is None else compare_bits(t, pe),
+                         register=pe * simd * layer.in_type.width + self.groups * pe * acc + pe * acc
+                         + pe * self.out_type.width + 2 * counter_bits(self.in_beats) + 4 + pipeline,
+                         memories=tuple(mems), multipliers=() if narrow else lanes,
+                         table_products=lanes if narrow else ())
 
     def component(self):
-        raise ValueError(f"{self.name}: the depthwise kind has no hardware yet (golden model, estimates and hwnorm "
-                         "check only)")
+        from hwnorm.hdl.depthwise import DepthwiseUnit  # Amaranth: loaded when hardware is built
+        return DepthwiseUnit(self)
+
+
