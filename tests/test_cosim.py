@@ -428,7 +428,8 @@ def test_depthwise_block_alone(config, fold, sim, work):
 @pytest.mark.parametrize("geometry", ["strided", "global"])
 def test_avgpool_block_alone(geometry, sim, work):
     """Window sums of ``q − z`` (an unsigned int3 map, zero point 2) over 3-lane beats: a strided
-    non-square window, and the whole map (a global average pool); idle cycles and back-pressure."""
+    non-square window (a line buffer), and the whole map (a global average pool: running sums,
+    no buffer); idle cycles and back-pressure."""
     from hwnorm.datatypes import IntType
     from hwnorm.layers.avgpool import AvgPool
     from hwnorm.layers.spatial import Geometry
@@ -436,5 +437,6 @@ def test_avgpool_block_alone(geometry, sim, work):
     g = Geometry(9, 7, (3, 2), (2, 1)) if geometry == "strided" else Geometry(5, 4, (5, 4))
     layer = AvgPool((g.height, g.width, 6), g, IntType(3, False), 0, 7, 2, name="avg")
     block = layer.block({"pe": 3})
+    assert (block.kind, type(block).__name__ == "GlobalSumBlock") == ("avgpool", geometry == "global")
     seed = seed_of("avgpool", geometry)
     check(block.component(), f"avgpool_{geometry}", block.job(6 if sim == "verilator" else 2, seed), sim, work, seed)

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, advance_signal, lane_array
 
-__all__ = ["SlidingWindowUnit", "MaxPoolUnit", "AvgPoolUnit"]
+__all__ = ["SlidingWindowUnit", "MaxPoolUnit", "AvgPoolUnit", "GlobalSumUnit"]
 
 
 def _bits(n: int) -> int:
@@ -199,3 +199,32 @@ class AvgPoolUnit(_LineBufferUnit):
             m.d.sync += total.eq(running)
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v1 & last1), self.o.payload.eq(running)]
+
+
+class GlobalSumUnit(FromBlock, wiring.Component):
+    """A global pool's running sums (a ``GlobalSumBlock``, whose docstring draws it): no line
+    buffer, a beat taken every clock the output register is free or being read."""
+
+    def __init__(self, block):
+        self.block = block
+        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
+                          "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))})
+
+    def elaborate(self, platform):
+        m, block = Module(), self.block
+        groups, beats, zero = block.groups, block.in_beats, block.layer.zero
+        advance = advance_signal(m, self.o, self.registered_consumer)
+        fire = Signal()
+        m.d.comb += [self.i.ready.eq(advance), fire.eq(advance & self.i.valid)]
+        k = Signal(range(max(beats, 2)))
+        _count(m, k, beats, fire)
+        line = [Signal(self.o.payload.shape(), name=f"sum{e}", reset_less=True) for e in range(groups)]
+        total = Signal(self.o.payload.shape())
+        first = k < groups  # the map's first pixel: its sums start from 0
+        for lane in range(block.in_lanes):
+            m.d.comb += total[lane].eq(Mux(first, 0, line[0][lane]) + self.i.payload[lane] - zero)
+        with m.If(fire):  # push the group's new sum, pop its old one
+            m.d.sync += [line[e].eq(line[e + 1]) for e in range(groups - 1)] + [line[-1].eq(total)]
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(fire & (k >= beats - groups)), self.o.payload.eq(total)]
+        return m

@@ -8,6 +8,10 @@ the scale fold into the quantizer that follows (QONNX ``Trunc`` or ``Quant``), w
 
 Windows are unpadded: ONNX averages a padded window over its pixels alone
 (``count_include_pad = 0``), a divisor that changes at the border.
+
+Hardware: a window over the whole map (a global pool) needs no line buffer — running sums per
+channel over the pixel stream as it comes (:class:`GlobalSumBlock`), never stalling its producer;
+a smaller window slides over a line buffer as a max-pool does (:class:`AvgPoolBlock`).
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnorm.blocks import Block, Inventory
-from hwnorm.datatypes import IntType
-from hwnorm.layers.base import Layer, LayerBlock
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, Inventory
+from hwnorm.datatypes import IntType, counter_bits
+from hwnorm.folding import Fold
+from hwnorm.layers.base import Layer, LayerBlock, check_fold
 from hwnorm.layers.registry import register
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer
 from hwnorm.layers.window import map_batch
 
-__all__ = ["AvgPool", "AvgPoolBlock", "window_sums"]
+__all__ = ["AvgPool", "AvgPoolBlock", "GlobalSumBlock", "window_sums"]
 
 
 def window_sums(maps: np.ndarray, g: Geometry) -> np.ndarray:
@@ -67,6 +72,17 @@ class AvgPool(MapLayer, Layer):
         return (self.geometry.out_height, self.geometry.out_width, self.map_shape[2])
 
     @property
+    def is_global(self) -> bool:
+        """One window covering the whole map (GlobalAveragePool, ReduceMean over H and W)."""
+        return self.geometry.kernel == tuple(self.map_shape[:2])
+
+    def block(self, fold: dict):
+        if not self.is_global:
+            return super().block(fold)
+        fold = self.parse_fold(fold)
+        return GlobalSumBlock(self, fold.get("pe", 1))
+
+    @property
     def out_range(self) -> tuple[int, int]:
         n = self.geometry.taps
         return n * (self.lo - self.zero), n * (self.hi - self.zero)
@@ -93,10 +109,13 @@ class AvgPool(MapLayer, Layer):
     def from_dict(cls, d: dict) -> "AvgPool":
         return cls(**cls.map_fields(d), zero=d["zero"])
 
-    # ---- energy: the line buffer's writes and reads, one addition per window element
+    # ---- energy: the line buffer's writes and reads (none for a global pool), one addition per
+    # window element
     def energy_actions(self, fold: dict) -> dict:
         oh, ow, c = self.out_shape
-        return {**self.block(fold).buffer_actions(), f"add_{self.out_type.width}b": oh * ow * c * self.geometry.taps}
+        block = self.block(fold)
+        buffer = {} if self.is_global else block.buffer_actions()
+        return {**buffer, f"add_{self.out_type.width}b": oh * ow * c * self.geometry.taps}
 
 
 class AvgPoolBlock(LayerBlock, LineBufferBlock, Block):
@@ -131,3 +150,54 @@ class AvgPoolBlock(LayerBlock, LineBufferBlock, Block):
 
 
 AvgPool.block_class = AvgPoolBlock
+
+
+class GlobalSumBlock(LayerBlock, Block):
+    """A global :class:`AvgPool` with ``pe`` channels per beat: running sums of ``q − z`` per
+    channel over the map's pixel stream, in a delay line of ``C / PE`` entries (one per channel
+    group, as the depthwise unit keeps its partial sums). It takes a beat every clock, always;
+    the last pixel's beats leave as sums, one clock later (:class:`hwnorm.hdl.window.GlobalSumUnit`)::
+
+        pixel beat (group g) ─► + sum[g] (0 at the first pixel) ─► delay line [C/PE] ─┐
+                                       ▲───────────────────────────────────────────────┘
+                                       └─► last pixel: output register ─► y
+    """
+
+    kind = AvgPool.kind
+    cost_features = {AvgPool.kind: {"lut": ("blocks", "adder", "register"), "ff": FF_FEATURES,
+                                    "carry": CARRY_FEATURES}}
+    depth = 1
+
+    def __init__(self, layer: AvgPool, pe: int):
+        h, w, c = layer.map_shape
+        self.lanes = self.pe = check_fold(layer.name, "PE", pe, c, "channels")
+        self.layer, self.name = layer, layer.name
+        self.groups = c // pe
+        self.in_type, self.out_type = layer.element, layer.out_type
+        self.in_lanes = self.out_lanes = pe
+        self.in_beats, self.out_beats = h * w * self.groups, self.groups
+
+    @property
+    def fold(self) -> Fold:
+        return Fold(pe=self.pe)
+
+    @property
+    def initiation_interval(self) -> int:
+        return self.in_beats
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        out, t, n, last = [], -1, self.in_beats, self.in_beats - self.groups
+        for k, a in enumerate(arrivals):
+            t = max(t + 1, a)
+            if k % n >= last:
+                out.append(t + self.depth)
+        return out
+
+    def inventory(self) -> Inventory:
+        bits = self.pe * self.out_type.width
+        return Inventory(adder=bits + counter_bits(self.in_beats),
+                         register=self.groups * bits + bits + counter_bits(self.in_beats) + counter_bits(self.groups) + 2)
+
+    def component(self):
+        from hwnorm.hdl.window import GlobalSumUnit  # Amaranth: loaded when hardware is built
+        return GlobalSumUnit(self)
