@@ -42,8 +42,10 @@ def mnist_accuracy(net, limit: int | None = None, label: str = "network") -> dic
     if n == 0:
         raise ValueError("--limit must be at least 1")
     x, y = images[:n].reshape(n, -1), labels[:n].astype(np.int64)
-    if net.in_features != x.shape[1]:
-        raise ValueError(f"{label}: the network takes {net.in_features} inputs, MNIST images have {x.shape[1]}")
+    if not data.takes_mnist(net):
+        lo, hi = net.in_range
+        raise ValueError(f"{label}: the network takes {net.in_features} inputs in [{lo}, {hi}], MNIST images are "
+                         f"{x.shape[1]} pixels in [0, 255]")
     net.predict(x[:1])  # compile the kernels before timing
     t0 = time.perf_counter()
     scores = net.scores(x)

@@ -189,7 +189,7 @@ class NetworkBlock(Block):
         """``n`` images: the vendored MNIST test images (of the set ``images``, see
         :data:`hwnorm.data.TEST_IMAGE_SETS`) for a 784-input network, else seeded random inputs of
         the first layer's range (corners first)."""
-        if not data.takes_mnist(self.net.in_features):
+        if not data.takes_mnist(self.net):
             x = with_corners(np.random.default_rng(seed), *self.net.in_range, n, self.net.in_features)
             return network_job(self, x, seed)
         pixels, _ = data.mnist_test()

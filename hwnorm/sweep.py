@@ -231,7 +231,7 @@ def _fault_free(model: str, images: int, selection: str):
     """(network, its automatic folding, held-out images, labels, fault-free top-1), once per
     model in a worker process: every point of a model shares them."""
     net = load_network(model)[0]
-    if not data.takes_mnist(net.in_features):
+    if not data.takes_mnist(net):
         raise ValueError(f"{model}: a weights sweep judges top-1 on MNIST; this model takes {net.in_features} "
                          f"inputs, not {data.MNIST_PIXELS}")
     x, y, _ = held_out(images, selection)

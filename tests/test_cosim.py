@@ -440,3 +440,29 @@ def test_avgpool_block_alone(geometry, sim, work):
     assert (block.kind, type(block).__name__ == "GlobalSumBlock") == ("avgpool", geometry == "global")
     seed = seed_of("avgpool", geometry)
     check(block.component(), f"avgpool_{geometry}", block.job(6 if sim == "verilator" else 2, seed), sim, work, seed)
+
+
+def test_mobilenet_style_network_rtl(sim, work):
+    """Depthwise-separable blocks (window → depthwise → pointwise MVU, stride 2) and a global
+    average pool: MNIST images under random idle cycles and back-pressure (200 on Verilator, 3 on
+    Icarus), then every image's class on the clock the composed cycle model predicts."""
+    top = _conv_top("MOBILENET_MNIST_W4A4")
+    assert {"depthwise", "avgpool"} <= {stage.block.kind for stage in top.stages}
+    n = 200 if sim == "verilator" else 3
+    job = dataclasses.replace(top.job(n, seed_of("mobilenet", sim)), p_valid=0.85, p_ready=0.75)
+    component = top.component()
+    verilog = verilog_text(component, "mobilenet")
+    result = cosim(verilog, "mobilenet", job, sim, work, mode="batch")
+    assert result.mismatches == 0 and result.vectors == n, result.message
+    check_cycles(component, verilog, "mobilenet", job, sim, work, vectors=20 if sim == "verilator" else 3)
+
+
+@pytest.mark.parametrize("name", ["kws_conv1d_w4a4", "mlp_bipolar_input"])
+def test_annotated_and_1d_brevitas_models_rtl(name, sim, work):
+    """The keyword-spotting-shaped 1-D conv network and the BIPOLAR-annotated MLP (bits in, the
+    (x + 1) / 2 folded away): random inputs of each input type under idle cycles and
+    back-pressure, then the full-rate clocks."""
+    top = _conv_top(name)
+    n = 60 if sim == "verilator" else 6
+    job = dataclasses.replace(top.job(n, seed_of(name, sim)), p_valid=0.85, p_ready=0.75)
+    check(top.component(), name, job, sim, work, seed_of(name), mode="batch")

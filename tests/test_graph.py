@@ -24,6 +24,7 @@ from hwnorm.layers.avgpool import AvgPool
 from hwnorm.layers.depthwise import Depthwise
 from hwnorm.layers.spatial import Geometry, im2col
 from hwnorm.layers.thresholding import InputThreshold
+from hwnorm.models import VENDORED, model_path
 from hwnorm.quantizer import Quantizer, threshold_fold
 from hwnorm.qonnx import interpret
 
@@ -31,6 +32,11 @@ MODELS = Path(__file__).resolve().parent / "models"
 RESIDUAL = json.loads((MODELS / "residual_models.json").read_text())
 MOBILENET = json.loads((MODELS / "mobilenet_models.json").read_text())
 GRAPH_MODELS = {**RESIDUAL, **MOBILENET}
+
+
+def _model(name: str) -> Path:
+    """A test model's file: vendored in hwnorm (the MobileNet-style one), else in tests/models."""
+    return model_path(name) if name in VENDORED else MODELS / f"{name}.onnx"
 
 
 def _thresholds(name, channels, lo, hi, cuts):
@@ -164,7 +170,7 @@ def held_out():
 
 @pytest.mark.parametrize("name", list(GRAPH_MODELS))
 def test_graph_model_imports_and_keeps_its_accuracy(name, held_out):
-    net = interpret(MODELS / f"{name}.onnx").network
+    net = interpret(_model(name)).network
     kinds = [layer.kind for layer in net.layers]
     if name in RESIDUAL:
         assert kinds.count("add") == 2 and kinds.count("avgpool") == 1 and not net.is_chain
@@ -181,25 +187,26 @@ def test_graph_model_imports_and_keeps_its_accuracy(name, held_out):
 @pytest.mark.parametrize("name", list(GRAPH_MODELS))
 def test_graph_model_agrees_with_the_executor(name, held_out):
     x = held_out[0][:500].astype(np.float32) / 255
-    r = check_model(MODELS / f"{name}.onnx", inputs=x)
+    r = check_model(_model(name), inputs=x)
     assert (r["count"], r["disagreements"]) == (500, 0), r
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(GRAPH_MODELS))
 def test_graph_model_agrees_with_the_executor_on_all_mnist_images(name):
-    r = check_model(MODELS / f"{name}.onnx")
+    r = check_model(_model(name))
     assert (r["count"], r["disagreements"]) == (10_000, 0), r
 
 
 def test_hardware_not_built_yet_is_refused_by_name():
-    net = interpret(MODELS / f"{next(iter(RESIDUAL))}.onnx").network
+    net = interpret(_model(next(iter(RESIDUAL)))).network
     with pytest.raises(ValueError, match="a network with branches .* streaming hardware .* is not built yet"):
         NetworkBlock(net)
-    chain = interpret(MODELS / f"{next(iter(MOBILENET))}.onnx").network
-    with pytest.raises(ValueError, match="the depthwise kind has no hardware yet"):
-        NetworkBlock(chain).component()
-
+    add = next(layer for layer in net.layers if layer.kind == "add")
+    with pytest.raises(ValueError, match="the add kind has no hardware yet"):
+        add.block({"pe": 1}).component()
+    chain = interpret(_model(next(iter(MOBILENET)))).network
+    assert NetworkBlock(chain).initiation_interval == 7056  # depthwise and the global pool build (test_cosim)
 
 
 def test_brevitas_trunc_avgpool_is_a_window_sum_then_thresholds():

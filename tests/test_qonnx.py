@@ -1,5 +1,6 @@
 """Import of the real Brevitas/FINN TFC_1W1A and agreement with the QONNX reference executor."""
 
+import json
 import warnings
 import zlib
 from pathlib import Path
@@ -612,3 +613,23 @@ def test_preprocessing_that_is_not_exact_on_integer_codes_is_refused_by_name(tmp
     path = _annotated(_preprocessed(tmp_path, np.random.default_rng(5), "pre.onnx", ops), "UINT8")
     with pytest.raises(ImportError_, match=f"pre.onnx: node MatMul_0 \\(MatMul\\): the input's float preprocessing.*{why}"):
         import_qonnx(path)
+
+
+ANNOTATED = json.loads((Path(__file__).resolve().parent / "models" / "annotated_models.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(ANNOTATED))
+def test_brevitas_annotated_and_1d_models_agree_with_the_executor(name):
+    """tests/models/make_annotated_models.py: an MLP whose float input is annotated BIPOLAR (set
+    with qonnx's ModelWrapper) and mapped by (x + 1) / 2 in the graph, and a keyword-spotting-shaped
+    1-D conv network — on 2,000 random inputs of each one's input type."""
+    from hwnorm.check import check_model
+    path = Path(__file__).resolve().parent / "models" / f"{name}.onnx"
+    r = check_model(path, random=2000, seed=11)
+    assert (r["count"], r["disagreements"]) == (2000, 0), r
+    net = import_qonnx(path)
+    if ANNOTATED[name].get("input_datatype") == "BIPOLAR":
+        assert net.meta["input"]["datatype"] == "BIPOLAR" and net.layers[0].in_type.is_bipolar
+    else:
+        windows = [layer for layer in net.layers if layer.kind == "window"]
+        assert windows and all(w.map_shape[0] == 1 for w in windows)  # (C, L) maps: height 1

@@ -14,6 +14,7 @@ SHA256 = {
     "models/TFC_2W2A.onnx": "db8de1cba8f808b23a4993ceb770910d99cc217186c663a36771b55cfcf69a8c",
     "models/CNV_MNIST_1W1A.onnx": "8b8d32ec5797e51c91b19a5a9429afa5786a4cfdadc4bc9ed94035751403c694",
     "models/CNV_MNIST_2W2A.onnx": "5e80505f16c4f4ea82ecd3c498c8dd9998645d1c134eabe353cdca53d5039342",
+    "models/MOBILENET_MNIST_W4A4.onnx": "b3a507977bd9a9e82a65a57f3252f9f448254d639080e33ece4f203a1597bb41",
     "mnist/t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
     "mnist/t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
 }
@@ -68,16 +69,19 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
 MNIST_PIXELS = 28 * 28
 
 
-def takes_mnist(in_features: int) -> bool:
-    """Whether a network of ``in_features`` inputs reads MNIST images: the one rule that picks the
-    vendored test images over seeded random inputs (energy, co-simulation jobs, accuracy)."""
-    return in_features == MNIST_PIXELS
+def takes_mnist(net) -> bool:
+    """Whether a network reads MNIST images: 784 inputs that take every 8-bit pixel value — the
+    one rule that picks the vendored test images over seeded random inputs of its input range
+    (energy, co-simulation jobs, accuracy). A 784-input network of another input type (a BIPOLAR
+    annotated input) reads what its own preprocessing made, which hwnorm does not know."""
+    lo, hi = net.in_range
+    return net.in_features == MNIST_PIXELS and lo <= 0 and hi >= 255
 
 
 def network_inputs(net, images: int) -> np.ndarray:
     """What a network's energy estimate runs on: its first ``images`` MNIST test images when it
     takes them, else seeded random integers of its input range (seed 0), as int64 rows."""
-    if takes_mnist(net.in_features):
+    if takes_mnist(net):
         return mnist_test()[0][:images].reshape(-1, net.in_features).astype(np.int64)
     lo, hi = net.in_range
     return np.random.default_rng(0).integers(lo, hi + 1, (images, net.in_features))

@@ -173,10 +173,12 @@ def refit_kinds(kinds, base: dict, progress=None) -> dict:
            "held_out": sorted(set(base["held_out"]) | held),
            "refit": sorted(set(base.get("refit", [])) | kinds), "targets": {}}
     others = None  # the stored designs' blocks, built once when some row must be estimated anew
+    # a kind's blocks may be priced under several cost keys (mvu / mvu_mac, avgpool / global_sum)
+    keys = kinds | {key for r in records for key, _ in parts(r["block"])}
     for tname, entry in base["targets"].items():
         target = TARGETS[tname]
         mine = [r for r in records if r["target"] == tname]
-        costs = {**entry["costs"], **_fit_kinds(mine, target, held, only=kinds)}
+        costs = {**entry["costs"], **_fit_kinds(mine, target, held, only=keys)}
         model = ResourceModel(target, costs)
         table = dict(entry["fit"])
         for r in mine:
@@ -184,7 +186,7 @@ def refit_kinds(kinds, base: dict, progress=None) -> dict:
         if others is None:
             others = _stored_blocks(set(table) - {r["design"] for r in mine})
         for name, block in others.items():
-            if kinds & {kind for kind, _ in parts(block)}:
+            if keys & {kind for kind, _ in parts(block)}:
                 table[name] = _fit_row(model, block, {cls: pair[1] for cls, pair in table[name].items()})
         out["targets"][tname] = {"costs": costs, "fit": table}
     return out

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, Inventory
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.folding import Fold
 from hwnorm.layers.base import Layer, LayerBlock, check_fold
@@ -55,6 +55,11 @@ class AvgPool(MapLayer, Layer):
 
     kind = "avgpool"
     folding_keys = ("pe",)
+    # the vendored MobileNet-style model's global pool (32 channels of 4-bit codes); the windowed
+    # (line-buffer) avgpool has no vendored layer yet and is priced by the generic fit
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_avgpool_global_p{pe}", {"model": "MOBILENET_MNIST_W4A4", "layer": "node_mean", "pe": pe})
+        for pe in (2, 8, 32))
 
     def __post_init__(self):
         self.check_map()
@@ -164,7 +169,8 @@ class GlobalSumBlock(LayerBlock, Block):
     """
 
     kind = AvgPool.kind
-    cost_features = {AvgPool.kind: {"lut": ("blocks", "adder", "register"), "ff": FF_FEATURES,
+    cost_key = "global_sum"  # built from other logic than the line-buffer pool: its costs are fitted apart
+    cost_features = {"global_sum": {"lut": ("blocks", "adder", "register"), "ff": FF_FEATURES,
                                     "carry": CARRY_FEATURES}}
     depth = 1
 

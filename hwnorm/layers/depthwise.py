@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import Block, Inventory, MemoryUse, check_signal_bits, table_product
+from hwnorm.blocks import (FF_FEATURES, Block, CalibrationPoint, Inventory, MemoryUse,
+                           check_signal_bits, table_product)
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import IntType, counter_bits, element_type, int_array, whole
 from hwnorm.defaults import COST_LIMITS
@@ -52,6 +53,13 @@ class Depthwise(Layer):
     kind = "depthwise"
     folding_keys = ("pe", "simd")
     channel_label = "channel"
+    # the vendored MobileNet-style model's three depthwise layers (8, 16, 32 channels of 4-bit codes)
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_depthwise_{layer.removeprefix('node_').lower()}_p{pe}s{simd}",
+                         {"model": "MOBILENET_MNIST_W4A4", "layer": layer, "pe": pe, "simd": simd})
+        for layer, folds in (("node_Conv_215", [(1, 1), (4, 1), (8, 3)]), ("node_Conv_217", [(4, 1), (16, 1)]),
+                             ("node_Conv_219", [(8, 1), (32, 1), (32, 9)]))
+        for pe, simd in folds)
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
@@ -185,6 +193,10 @@ class DepthwiseBlock(LayerBlock, Block):
     """
 
     kind = Depthwise.kind
+    # built from products (tables or multipliers), adders, comparators, registers and its ROMs
+    cost_features = {Depthwise.kind: {"lut": ("blocks", "adder", "compare", "register", "rom_luts", "rom_width",
+                                              "mult_bits", "table_bits"),
+                                      "ff": FF_FEATURES, "carry": ("blocks", "adder", "compare", "mult_bits")}}
 
     def __init__(self, layer: Depthwise, pe: int = 1, simd: int = 1):
         self.pe = check_fold(layer.name, "PE", pe, layer.channels, "channels")

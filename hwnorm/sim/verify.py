@@ -80,7 +80,7 @@ def golden_accuracy(block, test_images: str = "all") -> dict | None:
     (predictions for all 10,000, so co-simulated images can be looked up by index); None for a
     design that is not a network on MNIST."""
     net = block.net
-    if net is None or not data.takes_mnist(net.in_features):
+    if net is None or not data.takes_mnist(net):
         return None
     x, y = data.mnist_test()
     pred = net.predict(x.reshape(len(x), -1).astype(np.int64))

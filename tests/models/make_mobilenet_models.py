@@ -30,6 +30,7 @@ from torch import nn
 from make_brevitas_models import export, mnist_split, train  # (this folder is the script's path)
 
 OUT = Path(__file__).resolve().parent
+PACKAGE = OUT.parent.parent / "hwnorm" / "data" / "models"  # vendored: hwnorm's depthwise and global-pool example
 BITS = 4
 
 
@@ -75,10 +76,10 @@ class TruncPool(nn.Module):
 
 def main():
     x, y, held = mnist_split()
-    name, epochs = "mobilenet_w4a4", 10
+    name, epochs = "MOBILENET_MNIST_W4A4", 10
     model = MobileNet()
     top1 = train(model, x, y, held, epochs, lr=2e-3)
-    path = export(model, torch.zeros(1, 1, 28, 28), OUT / f"{name}.onnx")
+    path = export(model, torch.zeros(1, 1, 28, 28), PACKAGE / f"{name}.onnx")
     summary = {name: {"held_out_top1": round(top1, 4), "epochs": epochs, "input_shape": [1, 28, 28],
                       "doc": "MobileNet-v1-style, 4-bit: depthwise 3×3 + pointwise 1×1 blocks, stride 2 in two, "
                              "global average pool"}}
