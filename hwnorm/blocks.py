@@ -7,7 +7,10 @@ A :class:`Block` states
 * its cycle model: beats per vector in and out, clocks per vector at full rate
   (``initiation_interval``), and ``schedule(arrivals)`` — the clock each output beat is valid
   for input beats offered from the clocks in ``arrivals``, with the output always ready;
-  ``latency`` follows from it (first input beat → last output beat of one vector, idle pipeline);
+  ``accepts(arrivals)`` — the clock each input beat is taken (later than offered while the block
+  is busy: what a FIFO in front must hold); ``latency`` follows from them (first input beat →
+  last output beat of one vector, idle pipeline). A block with several input streams (an
+  ``add``) or output streams (a fork) answers per port: ``schedule_ports`` / ``accepts_ports``;
 * its resource inventory (:class:`Inventory`), which ``hwnorm.estimate.resources`` costs per
   FPGA target under the block's ``kind``;
 * ``component()``: the Amaranth component, built from the block — the only step that needs
@@ -28,7 +31,7 @@ from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.timing import UNTIMED, Timing
 
 __all__ = ["MemoryUse", "Inventory", "CalibrationPoint", "CALIBRATION_CLOCK_MHZ", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "RegisterSliceBlock", "PLUMBING", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "fifo_depth", "one_per_clock", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
            "table_product", "tree_register_bits", "halved"]
 
 MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
@@ -164,6 +167,24 @@ class Block:
     def schedule(self, arrivals: list[int]) -> list[int]:
         raise NotImplementedError
 
+    def accepts(self, arrivals: list[int]) -> list[int]:
+        """The clock each input beat offered from ``arrivals`` is taken, the output always ready:
+        one beat per clock for a block that takes a beat whenever it advances (most)."""
+        return one_per_clock(arrivals)
+
+    # ---- several streams: a block reads ``in_ports`` streams and writes ``out_ports``
+    in_ports = 1
+    out_ports = 1
+
+    def schedule_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        """Per output stream, the clocks its beats are valid, for the input beats offered per
+        input stream from ``arrivals``."""
+        return [self.schedule(arrivals[0])]
+
+    def accepts_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        """Per input stream, the clock each beat is taken."""
+        return [self.accepts(arrivals[0])]
+
     def inventory(self) -> Inventory:
         raise NotImplementedError
 
@@ -188,6 +209,15 @@ class BeatPipeline(Block):
             t = max(t + 1, a)
             out.append(t + depth)
         return out
+
+
+def one_per_clock(arrivals: list[int]) -> list[int]:
+    """Beats taken one per clock, each no earlier than offered."""
+    out, t = [], -1
+    for a in arrivals:
+        t = max(t + 1, a)
+        out.append(t)
+    return out
 
 
 # ------------------------------------------------------------------ stream plumbing
@@ -255,10 +285,13 @@ class SplitBlock(_LaneConverter):
                 for lanes, factor in ((8, 2), (16, 4), (4, 8))]
 
     def schedule(self, arrivals: list[int]) -> list[int]:
+        return [t + 1 + k for t in self.accepts(arrivals) for k in range(self.factor)]
+
+    def accepts(self, arrivals: list[int]) -> list[int]:
         out, accept = [], None
-        for a in arrivals:
+        for a in arrivals:  # a beat is taken as the last piece of the one before leaves
             accept = a if accept is None else max(a, accept + self.factor)
-            out += [accept + 1 + k for k in range(self.factor)]
+            out.append(accept)
         return out
 
     def inventory(self) -> Inventory:
@@ -317,6 +350,10 @@ class FIFOBlock(Block):
             out.append(t)
         return out
 
+    def accepts(self, arrivals: list[int]) -> list[int]:
+        """As offered: a FIFO deep enough (its depth from :func:`fifo_depth`) is never full."""
+        return list(arrivals)
+
     def inventory(self) -> Inventory:
         depth = self.depth - 1  # SyncFIFOBuffered: memory + output register
         return Inventory(adder=3 * counter_bits(depth + 1), register=self.width + 3 * counter_bits(depth + 1) + 2,
@@ -345,6 +382,9 @@ class RegisterSliceBlock(BeatPipeline):
         self.in_type = self.out_type = element
         self.in_lanes = self.out_lanes = lanes
         self.in_beats = self.out_beats = beats
+
+    def accepts(self, arrivals: list[int]) -> list[int]:
+        return list(arrivals)  # the skid takes a beat while the output waits
 
     def inventory(self) -> Inventory:
         width = self.in_lanes * self.in_type.width
@@ -413,5 +453,64 @@ def halved(n: int, levels: int) -> int:
     return n
 
 
+class ForkBlock(Block):
+    """One stream to ``n`` consumers (FINN's DuplicateStreams): each output takes the beat on its
+    own, the input is done when all have — no register, no latency (an eager fork)::
+
+        i ──┬──► o0      o_k.valid = i.valid & ~taken_k
+            ├──► o1      i.ready   = ∧_k (taken_k | o_k.ready)
+            └──► …       taken_k: o_k took the beat, its producer has not yet let go of it
+    """
+
+    kind = "fork"
+    cost_features = {"fork": {"lut": ("blocks", "logic"), "ff": REGISTER_FF, "carry": ()}}
+
+    @classmethod
+    def calibration_blocks(cls):
+        return [(f"cal_fork_w{width}_l{lanes}_n{n}", cls(IntType(width), lanes, 4, n))
+                for width, lanes, n in ((4, 16, 2), (1, 32, 2), (8, 4, 3))]
+
+    def __init__(self, element, lanes: int, beats: int, n: int = 2):
+        self.in_type = self.out_type = element
+        self.in_lanes = self.out_lanes = lanes
+        self.in_beats = self.out_beats = beats
+        self.out_ports = n
+
+    def schedule(self, arrivals: list[int]) -> list[int]:
+        return list(arrivals)
+
+    def schedule_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        return [list(arrivals[0]) for _ in range(self.out_ports)]
+
+    def accepts(self, arrivals: list[int]) -> list[int]:
+        return list(arrivals)
+
+    def inventory(self) -> Inventory:
+        return Inventory(logic=3 * self.out_ports, register=self.out_ports)
+
+    def component(self):
+        from hwnorm.hdl.stream import Fork  # Amaranth: loaded when hardware is built
+        return Fork(self)
+
+
+def fifo_depth(offers: list[int], taken: list[int]) -> int:
+    """The least depth of a :class:`FIFOBlock` that is never full for beats offered at ``offers``
+    and taken by its consumer at ``taken`` (the consumer's :meth:`Block.accepts` of the FIFO's
+    output beats), for Amaranth's ``SyncFIFOBuffered``: an inner FIFO of ``depth − 1`` entries
+    (``w_rdy`` while its level is below that) and an output register, refilled from the inner
+    FIFO the clock the consumer takes the register's beat (or one clock after a write into an
+    empty one). Beat ``k`` moves to the register at ``r_k = max(o_k + 1, c_{k−1})``; when beat
+    ``k`` is offered, the inner FIFO holds ``k − #{j : r_j < o_k}`` beats, which must stay below
+    ``depth − 1``."""
+    import numpy as np
+    o, c = np.asarray(offers, np.int64), np.asarray(taken, np.int64)
+    if not o.size:
+        return 3
+    r = np.maximum(o + 1, np.concatenate(([o[0] + 1], c[:-1])))
+    moved = np.searchsorted(np.sort(r), o, side="left")  # #{j : r_j < o_k}
+    held = np.arange(o.size) - moved
+    return max(3, int(held.max()) + 2)
+
+
 # The stream plumbing a network top adds between layers: calibrated as blocks (no design kind)
-PLUMBING = (FIFOBlock, GatherBlock, SplitBlock, ArgMaxBlock, RegisterSliceBlock)
+PLUMBING = (FIFOBlock, GatherBlock, SplitBlock, ArgMaxBlock, RegisterSliceBlock, ForkBlock)

@@ -22,11 +22,13 @@ would otherwise form across the whole network. Only latency moves; the II stays.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnorm.blocks import ArgMaxBlock, Block, FIFOBlock, Inventory, RegisterSliceBlock, lane_converters
+from hwnorm.blocks import (ArgMaxBlock, Block, FIFOBlock, ForkBlock, Inventory, RegisterSliceBlock, fifo_depth,
+                           lane_converters)
+from hwnorm.ir import INPUT
 from hwnorm.timing import UNTIMED, Timing
 from hwnorm import data
 from hwnorm.folding import Fold, Folding
@@ -45,12 +47,12 @@ def auto_folding(net) -> Folding:
     the slowest of those sets the pace, in clocks per image, and every layer then takes the
     cheapest of its foldings that keeps it (FINN's folding by target cycles): hardware a layer
     would only spend waiting is not built. A network whose proposals are balanced keeps them."""
-    proposed, prev_lanes = {}, None
-    layers = net.layers
-    for k, layer in enumerate(layers):
-        nxt = layers[k + 1] if k + 1 < len(layers) else None
-        proposed[layer.name] = Fold(layer.auto_fold(prev_lanes, nxt))
-        prev_lanes = layer.out_lanes_at(proposed[layer.name])
+    proposed, lanes = {}, {INPUT: None}
+    layers, by_name = net.layers, {layer.name: layer for layer in net.layers}
+    for layer, sources in zip(layers, net.inputs):  # (a graph: the first stream's producer, the first reader)
+        readers = net.consumers(layer.name)
+        proposed[layer.name] = Fold(layer.auto_fold(lanes[sources[0]], by_name[readers[0]] if readers else None))
+        lanes[layer.name] = layer.out_lanes_at(proposed[layer.name])
     pace = max(layer.clocks_per_image(proposed[layer.name]) for layer in layers)
     fold = {}
     for layer in layers:
@@ -84,6 +86,9 @@ class Stage:
     name: str       # the Verilog submodule name (sanitized from the layer name)
     block: Block
     vectors: int    # vectors per image through this stage
+    # per input stream of the block, the stream it reads: (stage index, output port), or
+    # (None, 0) for the network input; empty for a chain's stages (each reads the one before)
+    sources: tuple = ()
 
     @property
     def cycles(self) -> int:
@@ -101,11 +106,6 @@ class NetworkBlock(Block):
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         self.output, self.name = output, net.name
-        if not net.is_chain:
-            branched = next((layer.name for layer in net.layers if len(net.consumers(layer.name)) > 1
-                             or len(layer.in_ports()) > 1), "the network input")
-            raise ValueError(f"{net.name}: a network with branches (at {branched}) has a golden model and "
-                             "`hwnorm check`; its streaming hardware (stream forks, adds, FIFO depths) is not built yet")
         self.folding = check_folding(net, folding)
         self.timing = timing
         # ``store`` (hwnorm.stt.store.WeightStore): the weight ROMs hold MLC STT-RAM cells, faults
@@ -115,7 +115,7 @@ class NetworkBlock(Block):
 
             net, self.memories = stored_network(net, self.folding, store)
         self.net = net
-        self.stages = self._stages()
+        self.stages = self._stages() if net.is_chain else _graph_stages(self)
         first, last = self.stages[0], self.stages[-1]
         self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
         self.out_type, self.out_lanes = last.block.out_type, last.block.out_lanes
@@ -159,9 +159,11 @@ class NetworkBlock(Block):
 
     # ---- cycle model
     def schedule(self, arrivals: list[int]) -> list[int]:
-        for stage in self.stages:
-            arrivals = stage.block.schedule(arrivals)
-        return arrivals
+        if self.net.is_chain:
+            for stage in self.stages:
+                arrivals = stage.block.schedule(arrivals)
+            return arrivals
+        return timeline(self.stages, arrivals)[0][(len(self.stages) - 1, 0)]
 
     @property
     def initiation_interval(self) -> int:
@@ -196,3 +198,127 @@ class NetworkBlock(Block):
         chosen = data.mnist_ids(images)
         ids = chosen[np.arange(n) % len(chosen)]
         return network_job(self, pixels[ids].reshape(n, -1).astype(np.int64), seed, image_ids=ids)
+
+
+# ---------------------------------------------------------------- graphs
+#
+# A graph's plan: layers in topological order; each input stream of a layer comes from its
+# producer's output through lane converters and a FIFO where the stream may have to wait — on a
+# fork's branch (the fork waits for its slowest reader), at each input of a join (an add takes
+# both inputs together: the early one waits for the late one), and where the consumer's kind
+# asks for one (an MVU replaying its input)::
+#
+#     … ─► conv ─► [slice] ─► fork ─┬─► [FIFO] ─► window ─► mvu ─► … ─► [FIFO] ─► add.i0 ─► …
+#                                   └─► (lanes) ─────────────────────► [FIFO] ─► add.i1
+#
+# Each FIFO's depth is the least that never fills under the composed cycle model
+# (:func:`hwnorm.blocks.fifo_depth` of the beats offered to it and the clocks its consumer takes
+# them): no producer is held up, so the model — computed with every output always taken — stays
+# exact, and the skip branch holds what the main branch delays.
+
+SIZING_IMAGES = 3  # images the FIFO sizing runs the cycle model over (the first fills the pipeline)
+
+
+def timeline(stages: list, arrivals: list[int]) -> tuple[dict, dict]:
+    """The composed cycle model of a graph plan: ``(outs, taken)`` — per (stage, output port) the
+    clocks its beats are valid, per (stage, input port) the clocks its beats are taken — for
+    network input beats offered from ``arrivals``."""
+    outs, taken = {}, {}
+    for k, stage in enumerate(stages):
+        ins = [arrivals if src is None else outs[(src, port)] for src, port in stage.sources]
+        for p, times in enumerate(stage.block.schedule_ports(ins)):
+            outs[(k, p)] = times
+        for p, times in enumerate(stage.block.accepts_ports(ins)):
+            taken[(k, p)] = times
+    return outs, taken
+
+
+def _graph_stages(top: "NetworkBlock") -> list[Stage]:
+    """The stages of a graph network (the notes above), FIFOs sized."""
+    net, folding, timing = top.net, top.folding, top.timing
+    names = dict(zip([layer.name for layer in net.layers], unique_names([layer.name for layer in net.layers])))
+    blocks = {}
+    for layer in net.layers:
+        block = layer.block(folding[layer.name]).with_timing(timing)
+        if layer.name in top.memories:
+            block.stored = top.memories[layer.name]
+        blocks[layer.name] = block
+    top.layer_blocks = blocks
+    stages: list[Stage] = []
+    ends: dict = {}      # producer (layer name, or INPUT) → its free stream ends (stage, port)
+    forked: set = set()  # producers whose stream is forked: each branch gets a FIFO
+    fifos: list = []     # (stage index, the kind's own depth) of the FIFOs to size
+
+    def append(stage: Stage) -> tuple:
+        stages.append(stage)
+        return (len(stages) - 1, 0)
+
+    def fan_out(key: str, end: tuple, block, vectors: int, label: str) -> None:
+        n = len(net.consumers(key)) + (key == net.layers[-1].name)
+        if n > 1:
+            k = append(Stage(f"{label}_fork", ForkBlock(block.out_type, block.out_lanes, block.out_beats, n), vectors,
+                             (end,)))[0]
+            ends[key] = [(k, p) for p in range(n)]
+            forked.add(key)
+        else:
+            ends[key] = [end]
+
+    first = net.layers[0]
+    fan_out(INPUT, (None, 0), _InputStream(blocks[first.name]), first.units_per_image, "input")
+    for layer, sources in zip(net.layers, net.inputs):
+        block, name, units = blocks[layer.name], names[layer.name], layer.units_per_image
+        ports = []
+        for p, (src, port) in enumerate(zip(sources, layer.in_ports())):
+            end = ends[src].pop(0)
+            given = _InputStream(blocks[first.name]) if src == INPUT else blocks[src]
+            element = given.out_type
+            tag = f"{name}_in{p}" if block.in_ports > 1 else name
+            for k, conv in enumerate(lane_converters(element, given.out_lanes, block.in_lanes, port.in_features)):
+                end = append(Stage(f"{tag}_lanes{k}", conv, layer.vectors, (end,)))
+            if src in forked or block.input_fifo_depth or block.in_ports > 1:
+                beats = block.in_beats
+                end = append(Stage(f"{tag}_fifo", FIFOBlock(element, block.in_lanes, max(3, block.input_fifo_depth),
+                                                            beats), units, (end,)))
+                fifos.append((end[0], block.input_fifo_depth))
+            ports.append(end)
+        end = append(Stage(name, block, units, tuple(ports)))
+        if timing.on:
+            end = append(Stage(f"{name}_slice", RegisterSliceBlock(block.out_type, block.out_lanes, block.out_beats),
+                               units, (end,)))
+        fan_out(layer.name, end, block, units, name)
+    last = net.layers[-1]
+    end = ends[last.name].pop(0)
+    if top.output == "argmax":
+        block = blocks[last.name]
+        argmax = ArgMaxBlock(block.out_type, block.out_lanes, last.out_features).with_timing(timing)
+        append(Stage("argmax", argmax, last.vectors, (end,)))
+    elif end[0] != len(stages) - 1:  # the raw output is the last stage's own stream
+        raise ValueError(f"{net.name}: the output layer's stream is read by other layers too; take the argmax output")
+    return _sized(stages, fifos)
+
+
+class _InputStream:
+    """The network input as a producer: the first layer's input type and lanes."""
+
+    def __init__(self, block):
+        self.out_type, self.out_lanes, self.out_beats = block.in_type, block.in_lanes, block.in_beats
+
+
+def _sized(stages: list[Stage], fifos: list) -> list[Stage]:
+    """``stages`` with each FIFO as deep as :func:`fifo_depth` says its beats need under the cycle
+    model (at least the depth its consumer's kind asks for)."""
+    if not fifos:
+        return stages
+    first = stages[0]
+    in_beats = first.block.in_beats * first.vectors
+    outs, taken = timeline(stages, list(range(SIZING_IMAGES * in_beats)))
+    readers = {src: (k, p) for k, stage in enumerate(stages) for p, src in enumerate(stage.sources)}
+    sized = list(stages)
+    for k, kind_depth in fifos:
+        stage = stages[k]
+        src, port = stage.sources[0]
+        offers = list(range(SIZING_IMAGES * in_beats)) if src is None else outs[(src, port)]
+        depth = max(kind_depth, fifo_depth(offers, taken[readers[(k, 0)]]))
+        b = stage.block
+        sized[k] = replace(stage, block=FIFOBlock(b.in_type, b.in_lanes, depth, b.in_beats))
+    return sized

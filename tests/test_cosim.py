@@ -466,3 +466,19 @@ def test_annotated_and_1d_brevitas_models_rtl(name, sim, work):
     n = 60 if sim == "verilator" else 6
     job = dataclasses.replace(top.job(n, seed_of(name, sim)), p_valid=0.85, p_ready=0.75)
     check(top.component(), name, job, sim, work, seed_of(name), mode="batch")
+
+
+def test_residual_network_rtl(sim, work):
+    """A ResNet-style graph — forks, identity and strided 1×1 shortcuts, joins (add), FIFOs sized
+    by the cycle model, a global average pool: MNIST images under random idle cycles and
+    back-pressure (200 on Verilator, 2 on Icarus), then every image's class on the clock the
+    composed cycle model predicts (the FIFO depths keep it exact)."""
+    top = _conv_top("RESNET_MNIST_W4A4")
+    assert [stage.block.kind for stage in top.stages].count("add") == 2
+    n = 200 if sim == "verilator" else 2
+    job = dataclasses.replace(top.job(n, seed_of("resnet", sim)), p_valid=0.85, p_ready=0.75)
+    component = top.component()
+    verilog = verilog_text(component, "resnet")
+    result = cosim(verilog, "resnet", job, sim, work, mode="batch")
+    assert result.mismatches == 0 and result.vectors == n, result.message
+    check_cycles(component, verilog, "resnet", job, sim, work, vectors=20 if sim == "verilator" else 2)

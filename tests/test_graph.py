@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from hwnorm import data
 from hwnorm.bnn import SurdAffine, ThresholdSpec
+from hwnorm.blocks import fifo_depth
 from hwnorm.check import check_model
 from hwnorm.dataflow import NetworkBlock
 from hwnorm.datatypes import IntType
@@ -198,15 +199,33 @@ def test_graph_model_agrees_with_the_executor_on_all_mnist_images(name):
     assert (r["count"], r["disagreements"]) == (10_000, 0), r
 
 
-def test_hardware_not_built_yet_is_refused_by_name():
+def test_a_residual_network_plans_forks_joins_and_fifos_from_its_cycle_model():
+    """The graph's plan: a fork where a tensor has two readers, a FIFO on each fork branch and at
+    each input of a join, every FIFO never full under the cycle model (so the model holds), the
+    skip branches' deep enough for what the main branches delay. RTL: tests/test_cosim.py."""
     net = interpret(_model(next(iter(RESIDUAL)))).network
-    with pytest.raises(ValueError, match="a network with branches .* streaming hardware .* is not built yet"):
-        NetworkBlock(net)
-    add = next(layer for layer in net.layers if layer.kind == "add")
-    with pytest.raises(ValueError, match="the add kind has no hardware yet"):
-        add.block({"pe": 1}).component()
-    chain = interpret(_model(next(iter(MOBILENET)))).network
-    assert NetworkBlock(chain).initiation_interval == 7056  # depthwise and the global pool build (test_cosim)
+    top = NetworkBlock(net)
+    kinds = [stage.block.kind for stage in top.stages]
+    assert kinds.count("fork") == 2 and kinds.count("add") == 2
+    fifos = {stage.name: stage.block.depth for stage in top.stages if stage.block.kind == "fifo"}
+    assert {"node_add_in0_fifo", "node_add_in1_fifo", "node_add_1_in0_fifo", "node_add_1_in1_fifo"} <= set(fifos)
+    assert fifos["node_add_in1_fifo"] > 100 and fifos["node_add_1_in1_fifo"] > 100  # the skips wait for the convs
+    assert top.initiation_interval == 7056
+    # the sizing: each FIFO's offers and its reader's takes under the model never exceed its depth
+    from hwnorm.dataflow import timeline
+    outs, taken = timeline(top.stages, list(range(3 * top.in_beats)))
+    readers = {src: (k, p) for k, stage in enumerate(top.stages) for p, src in enumerate(stage.sources)}
+    for k, stage in enumerate(top.stages):
+        if stage.block.kind == "fifo":
+            offers = outs[stage.sources[0]]
+            assert fifo_depth(offers, taken[readers[(k, 0)]]) <= stage.block.depth
+
+
+def test_kinds_without_hardware_are_refused_by_name():
+    from hwnorm.layers.concat import Concat
+    layer = Concat((2, 4), (IntType(2, False), IntType(2, False)), ((0, 3), (0, 3)), (4, 4), name="cat")
+    with pytest.raises(ValueError, match="the concat kind has no hardware yet"):
+        layer.block({"pe": 1}).component()
 
 
 def test_brevitas_trunc_avgpool_is_a_window_sum_then_thresholds():

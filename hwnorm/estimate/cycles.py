@@ -91,6 +91,13 @@ def design_cycles(block, name: str, clock_hz: float) -> DesignCycles:
         return DesignCycles(design, (StageCycles(name, design.kind, design.cycles_per_vector, design.out_beats,
                                                  design.latency),), float(clock_hz))
     per_stage, beats = [], list(range(block.in_beats))
+    if stages[0].sources:  # a graph: each stage reads the streams its sources name
+        from hwnorm.dataflow import timeline
+        outs = timeline(stages, beats)[0]
+        for k, stage in enumerate(stages):
+            done = outs[(k, 0)]
+            per_stage.append(StageCycles(stage.name, stage.block.kind, int(stage.cycles), len(done), int(done[-1])))
+        return DesignCycles(design, tuple(per_stage), float(clock_hz))
     for stage in stages:
         beats = stage.block.schedule(beats)
         per_stage.append(StageCycles(stage.name, stage.block.kind, int(stage.cycles), len(beats), int(beats[-1])))

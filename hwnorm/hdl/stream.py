@@ -1,4 +1,5 @@
-"""Stream plumbing for the network top: lane-count converters, a FIFO, and a streaming argmax —
+"""Stream plumbing for the network top: lane-count converters, a FIFO, a register slice, a fork
+(one stream to several consumers) and a streaming argmax —
 the Amaranth components of the blocks in :mod:`hwnorm.blocks` (where their cycle models are).
 
 All carry ``ArrayLayout(element, lanes)`` payloads (lane ``k`` of beat ``g`` is element
@@ -14,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, Retime, advance_signal, at_least, lane_array, pairwise_tree
 
-__all__ = ["Gather", "Split", "StreamFIFO", "RegisterSlice", "ArgMax"]
+__all__ = ["Gather", "Split", "StreamFIFO", "RegisterSlice", "ArgMax", "Fork"]
 
 
 def _ports(block) -> dict:
@@ -166,4 +167,31 @@ class ArgMax(FromBlock, wiring.Component):
                 m.d.sync += self.o.payload.eq(new_index)
         with m.If(advance):
             m.d.sync += self.o.valid.eq(valid & last)
+        return m
+
+
+class Fork(FromBlock, wiring.Component):
+    """One stream to ``n`` (a ``ForkBlock``, whose docstring draws it): each output takes the beat
+    on its own; a flag per output remembers it did, until the input lets go of the beat."""
+
+    def __init__(self, block):
+        self.block, self.n = block, block.out_ports
+        payload = lane_array(block.in_type, block.in_lanes)
+        super().__init__({"i": In(stream.Signature(payload)),
+                          **{f"o{k}": Out(stream.Signature(payload)) for k in range(self.n)}})
+
+    def outputs(self) -> list:
+        return [getattr(self, f"o{k}") for k in range(self.n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = self.outputs()
+        taken = [Signal(name=f"taken{k}") for k in range(self.n)]
+        m.d.comb += self.i.ready.eq(Cat(*[t | o.ready for t, o in zip(taken, outs)]).all())
+        for t, o in zip(taken, outs):
+            m.d.comb += [o.valid.eq(self.i.valid & ~t), o.payload.eq(self.i.payload)]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += t.eq(0)
+            with m.Elif(o.valid & o.ready):
+                m.d.sync += t.eq(1)
         return m

@@ -1,5 +1,6 @@
 """``NetworkTop``: the streaming dataflow top of a :class:`hwnorm.dataflow.NetworkBlock` — one
-component per stage of the plan (layers, lane converters, FIFOs, argmax), joined by streams.
+component per stage of the plan (layers, lane converters, FIFOs, forks, argmax), joined by
+streams as the plan's stage sources say (a chain: each stage reads the one before).
 The plan, its folding and its composed cycle model are described in :mod:`hwnorm.dataflow`.
 """
 
@@ -20,8 +21,14 @@ class NetworkTop(FromBlock, wiring.Component):
     def __init__(self, block):
         self.block, self.net, self.output, self.folding = block, block.net, block.output, block.folding
         self.stages = [(stage.name, stage.block.component()) for stage in block.stages]
-        for (_, producer), (_, consumer) in zip(self.stages, self.stages[1:]):
-            producer.registered_consumer = getattr(consumer, "ready_from_register", False)
+        # per stage, per input stream: (producer stage, its output port) — a chain's stages read
+        # the one before
+        self.sources = [stage.sources or ((k - 1 if k else None, 0),) for k, stage in enumerate(block.stages)]
+        for (_, consumer), sources in zip(self.stages, self.sources):
+            for src, port in sources:
+                producer = None if src is None else self.stages[src][1]
+                if producer is not None and len(_outputs(producer)) == 1:
+                    producer.registered_consumer = getattr(consumer, "ready_from_register", False)
         first, last = self.stages[0][1], self.stages[-1][1]
         super().__init__({"i": In(stream.Signature(first.i.payload.shape())),
                           "o": Out(stream.Signature(last.o.payload.shape()))})
@@ -34,11 +41,21 @@ class NetworkTop(FromBlock, wiring.Component):
         for name, component in self.stages:
             m.submodules[name] = component
         parts = self.components()
-        _join(m, self.i, parts[0].i)
-        for a, b in zip(parts, parts[1:]):
-            _join(m, a.o, b.i)
+        for consumer, sources in zip(parts, self.sources):
+            for stream_in, (src, port) in zip(_inputs(consumer), sources):
+                _join(m, self.i if src is None else _outputs(parts[src])[port], stream_in)
         _join(m, parts[-1].o, self.o)
         return m
+
+
+def _inputs(component) -> list:
+    """A component's input streams: ``i``, or several (``inputs()``: an add's ``i0``, ``i1``)."""
+    return component.inputs() if hasattr(component, "inputs") else [component.i]
+
+
+def _outputs(component) -> list:
+    """A component's output streams: ``o``, or several (``outputs()``: a fork's ``o0`` …)."""
+    return component.outputs() if hasattr(component, "outputs") else [component.o]
 
 
 def _join(m: Module, src, dst) -> None:

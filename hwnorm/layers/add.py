@@ -9,7 +9,8 @@ the ratio of the float32 scales), per element::
 is an exact integer; the quantizer after the sum becomes a ``thresholding`` (or ``qbn``) layer
 over ``y``, as a quantizer after an accumulator becomes the MVU's thresholds. Hardware: ``PE``
 channels per beat of both inputs, one beat per clock, a beat taken only when both inputs hold
-one (FINN's AddStreams, with the alignment done by two constant multipliers)::
+one (FINN's AddStreams, with the alignment done by two constant multipliers:
+:mod:`hwnorm.hdl.add`)::
 
     i0.payload  q₀[PE]  ─┐
                          ├─►  m₀·(q₀ − z₀) + m₁·(q₁ − z₁)  ─►  o.payload  y[PE]
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import BeatPipeline, Inventory
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, CalibrationPoint, Inventory, one_per_clock
 from hwnorm.datatypes import IntType, element_type
 from hwnorm.layers.base import ElementwiseLayer, InPort, LayerBlock, as_int_batch
 from hwnorm.layers.registry import register
@@ -60,7 +61,11 @@ class Add(ElementwiseLayer):
     name: str = "add"
 
     kind = "add"
-    has_hardware = False  # no RTL yet: golden model, JSON and estimates
+    # the vendored ResNet-style model's two joins (16 channels: 4-bit codes, 32: wider sums)
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_add_{layer.removeprefix('node_')}_p{pe}", {"model": "RESNET_MNIST_W4A4", "layer": layer,
+                                                                          "pe": pe})
+        for layer, pes in (("node_add", [1, 4, 16]), ("node_add_1", [2, 8, 32])) for pe in pes)
 
     def __post_init__(self):
         object.__setattr__(self, "shape", _shape(self.shape))
@@ -232,15 +237,26 @@ def narrowest(layer: Add, spec):
 
 
 class AddBlock(LayerBlock, BeatPipeline):
-    """An :class:`Add` with ``pe`` channels per beat of each input (module docstring): its cycle
-    and resource model. Its Amaranth component is not built yet: a network with an ``add`` has
-    a golden model and ``hwnorm check``, not RTL."""
+    """An :class:`Add` with ``pe`` channels per beat of each input (module docstring): input
+    streams ``i0`` and ``i1`` (the codes' types), a beat of each taken together, the sum
+    ``depth`` clocks later (:class:`hwnorm.hdl.add.AddUnit`)."""
 
     kind = Add.kind
+    cost_features = {Add.kind: {"lut": ("blocks", "adder"), "ff": FF_FEATURES, "carry": CARRY_FEATURES}}
     depth = 2  # input register, sum register
+    in_ports = 2
 
     def __init__(self, layer: Add, pe: int = 1):
         self.fold_channels(layer, pe)
+        self.port_types = tuple(layer.elements)
+
+    # ---- cycle model: a join — beat k of both inputs, taken together, one per clock
+    def schedule_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        return [[t + self.depth for t in self.accepts_ports(arrivals)[0]]]
+
+    def accepts_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        both = one_per_clock([max(a, b) for a, b in zip(*arrivals)])
+        return [both, list(both)]
 
     def inventory(self) -> Inventory:
         pe, width = self.pe, self.out_type.width
@@ -250,5 +266,5 @@ class AddBlock(LayerBlock, BeatPipeline):
         return Inventory(adder=pe * width * terms, register=pe * (in_bits + width) + 2)
 
     def component(self):
-        raise ValueError(f"{self.name}: the add kind has no hardware yet (golden model, estimates and hwnorm check "
-                         "only)")
+        from hwnorm.hdl.add import AddUnit  # Amaranth: loaded when hardware is built
+        return AddUnit(self)

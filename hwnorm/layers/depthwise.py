@@ -57,8 +57,8 @@ class Depthwise(Layer):
     calibration_points = tuple(
         CalibrationPoint(f"cal_depthwise_{layer.removeprefix('node_').lower()}_p{pe}s{simd}",
                          {"model": "MOBILENET_MNIST_W4A4", "layer": layer, "pe": pe, "simd": simd})
-        for layer, folds in (("node_Conv_215", [(1, 1), (4, 1), (8, 3)]), ("node_Conv_217", [(4, 1), (16, 1)]),
-                             ("node_Conv_219", [(8, 1), (32, 1), (32, 9)]))
+        for layer, folds in (("node_Conv_215", [(1, 1), (4, 1), (8, 3)]), ("node_Conv_217", [(1, 1), (4, 1), (16, 1)]),
+                             ("node_Conv_219", [(2, 1), (8, 1), (32, 1), (32, 9)]))
         for pe, simd in folds)
 
     def __post_init__(self):
@@ -194,8 +194,8 @@ class DepthwiseBlock(LayerBlock, Block):
 
     kind = Depthwise.kind
     # built from products (tables or multipliers), adders, comparators, registers and its ROMs
-    cost_features = {Depthwise.kind: {"lut": ("blocks", "adder", "compare", "register", "rom_luts", "rom_width",
-                                              "mult_bits", "table_bits"),
+    # (its ROMs are as deep as a window's beats or its channel groups: priced by their LUT count)
+    cost_features = {Depthwise.kind: {"lut": ("blocks", "adder", "compare", "rom_luts", "mult_bits", "table_bits"),
                                       "ff": FF_FEATURES, "carry": ("blocks", "adder", "compare", "mult_bits")}}
 
     def __init__(self, layer: Depthwise, pe: int = 1, simd: int = 1):

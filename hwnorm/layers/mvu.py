@@ -485,13 +485,24 @@ class MVUBlock(LayerBlock, Block):
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         """Output-valid cycles for input beats valid from ``arrivals`` (output always ready)."""
-        out, t, depth = [], -1, self.depth  # (computed from the timing: read it once)
+        return self._issue(arrivals)[1]
+
+    def accepts(self, arrivals: list[int]) -> list[int]:
+        """Input beats are taken in the first neuron fold's issues (the others replay them)."""
+        return self._issue(arrivals)[0]
+
+    def _issue(self, arrivals: list[int]) -> tuple[list[int], list[int]]:
+        taken, out, t, depth = [], [], -1, self.depth  # (computed from the timing: read it once)
         for v in range(len(arrivals) // self.sf):
             for nf in range(self.nf):
                 for sf in range(self.sf):
-                    t = max(t + 1, arrivals[v * self.sf + sf]) if nf == 0 else t + 1
+                    if nf == 0:
+                        t = max(t + 1, arrivals[v * self.sf + sf])
+                        taken.append(t)
+                    else:
+                        t += 1
                 out.append(t + depth)
-        return out
+        return taken, out
 
     @property
     def cost_key(self) -> str:

@@ -25,7 +25,8 @@ from hwnorm.datatypes import counter_bits, element_type
 from hwnorm.layers.base import check_fold, divisors, largest_divisor, MAX_AUTO_LANES
 from hwnorm.spec import content_hash
 
-__all__ = ["Geometry", "map_shape_of", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "steady_interval",
+__all__ = ["Geometry", "map_shape_of", "im2col", "maxpool", "buffer_rows", "line_buffer_schedule", "line_buffer_writes",
+           "steady_interval",
            "LineBufferBlock", "MapLayer",
            "im2col_bits", "maxpool_bits"]
 
@@ -269,7 +270,7 @@ def buffer_rows(g: Geometry) -> int:
 
 
 @njit(cache=True)
-def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, taps_inner, latency, out):
+def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, taps_inner, latency, out, writes):
     n_in = arrivals.size
     per_image = oh * ow * kh * kw * cf_n
     reads = (n_in // (h * w * cf_n)) * per_image
@@ -287,9 +288,11 @@ def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, 
     k = 0
     t = 0
     ri = 0
-    while ri < reads:
+    while ri < reads or wi < n_in:  # (beats no window reads, a strided map's last rows, are written too)
         lowest = iy_base if iy_base > 0 else 0
         write = wi < n_in and arrivals[wi] <= t and wrow < lowest + rows
+        if ri >= reads and wi < n_in and arrivals[wi] <= t and not write:
+            break  # nothing left to read frees the slot it waits for
         iy = iy_base + ky
         ix = ix_base + kx
         padded = iy < 0 or iy >= h or ix < 0 or ix >= w
@@ -338,6 +341,7 @@ def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, 
                         iy_base = -top
                         rebase = h
         if write:
+            writes[wi] = t
             wi += 1
             if wcf < cf_n - 1:
                 wcf += 1
@@ -357,13 +361,24 @@ def line_buffer_schedule(g: Geometry, channel_folds: int, arrivals, taps_inner: 
     """Output-valid clocks of a line-buffer block (module notes above) for input beats offered from
     ``arrivals``, the output always ready: one per read for a window (``taps_inner`` False), one
     per window and channel fold for a pool."""
+    return _line_buffer_run(g, channel_folds, arrivals, taps_inner, latency)[0]
+
+
+def line_buffer_writes(g: Geometry, channel_folds: int, arrivals, taps_inner: bool) -> list[int]:
+    """The clock each input beat offered from ``arrivals`` is written (taken) by a line-buffer
+    block: later than offered while its row's slot still holds a row a window reads."""
+    return _line_buffer_run(g, channel_folds, arrivals, taps_inner, 2)[1]
+
+
+def _line_buffer_run(g: Geometry, channel_folds: int, arrivals, taps_inner: bool, latency: int):
     a = np.asarray(arrivals, dtype=np.int64)
     images = a.size // (g.height * g.width * channel_folds)
     per_image = g.out_height * g.out_width * channel_folds * (1 if taps_inner else g.taps)
     out = np.empty(images * per_image, np.int64)
+    writes = np.full(a.size, -1, np.int64)
     n = _line_buffer(a, g.height, g.width, channel_folds, g.kernel[0], g.kernel[1], g.stride[0], g.stride[1],
-                     g.pads[0], g.pads[1], g.out_height, g.out_width, buffer_rows(g), taps_inner, latency, out)
-    return out[:n].tolist()
+                     g.pads[0], g.pads[1], g.out_height, g.out_width, buffer_rows(g), taps_inner, latency, out, writes)
+    return out[:n].tolist(), writes.tolist()
 
 
 def steady_interval(schedule, in_beats: int, out_beats: int, images: int = 4) -> int:
@@ -397,6 +412,9 @@ class LineBufferBlock:
 
     def schedule(self, arrivals: list[int]) -> list[int]:
         return line_buffer_schedule(self.geometry, self.channel_folds, arrivals, self.taps_inner)
+
+    def accepts(self, arrivals: list[int]) -> list[int]:
+        return line_buffer_writes(self.geometry, self.channel_folds, arrivals, self.taps_inner)
 
     @property
     def rows(self) -> int:
