@@ -33,7 +33,7 @@ _TIERS = (
     Tier("model import", "a model file → a network; which activation realization",
          ("models", "check", "bnfold", "activations")),
     Tier("importer", "ONNX / QONNX → the integer IR; input quantization", ("qonnx", "inputs")),
-    Tier("networks", "the IR (a chain of layers) and its folded hardware (NetworkBlock)", ("ir", "dataflow")),
+    Tier("networks", "the IR (a chain or a graph of layers) and its folded hardware (NetworkBlock)", ("ir", "dataflow")),
     Tier("layer kinds", "one module per kind: spec, golden model, folding, block", ("layers", "layers.*")),
     Tier("cost models", "cycles, energy, resources and synthesis of blocks; FPGA parts; STT codec blocks",
          ("estimate", "stt.blocks", "estimate.resources", "estimate.energy", "estimate.synthesis", "estimate.cycles",

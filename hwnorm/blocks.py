@@ -31,7 +31,7 @@ from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.timing import UNTIMED, Timing
 
 __all__ = ["MemoryUse", "Inventory", "CalibrationPoint", "CALIBRATION_CLOCK_MHZ", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "fifo_depth", "one_per_clock", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "fifo_depth", "one_per_clock", "timeline", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
            "table_product", "tree_register_bits", "halved"]
 
 MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
@@ -510,6 +510,21 @@ def fifo_depth(offers: list[int], taken: list[int]) -> int:
     moved = np.searchsorted(np.sort(r), o, side="left")  # #{j : r_j < o_k}
     held = np.arange(o.size) - moved
     return max(3, int(held.max()) + 2)
+
+
+def timeline(stages: list, arrivals: list[int]) -> tuple[dict, dict]:
+    """The composed cycle model of a plan of stages (each with a ``block`` and ``sources``: per input
+    stream, the (stage index, output port) it reads, or (None, 0) for the plan's input):
+    ``(outs, taken)`` — per (stage, output port) the clocks its beats are valid, per (stage, input
+    port) the clocks its beats are taken — for input beats offered from ``arrivals``."""
+    outs, taken = {}, {}
+    for k, stage in enumerate(stages):
+        ins = [arrivals if src is None else outs[(src, port)] for src, port in stage.sources]
+        for p, times in enumerate(stage.block.schedule_ports(ins)):
+            outs[(k, p)] = times
+        for p, times in enumerate(stage.block.accepts_ports(ins)):
+            taken[(k, p)] = times
+    return outs, taken
 
 
 # The stream plumbing a network top adds between layers: calibrated as blocks (no design kind)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hwnorm.blocks import (ArgMaxBlock, Block, FIFOBlock, ForkBlock, Inventory, RegisterSliceBlock, fifo_depth,
-                           lane_converters)
+                           lane_converters, timeline)
 from hwnorm.ir import INPUT
 from hwnorm.timing import UNTIMED, Timing
 from hwnorm import data
@@ -217,20 +217,6 @@ class NetworkBlock(Block):
 # exact, and the skip branch holds what the main branch delays.
 
 SIZING_IMAGES = 3  # images the FIFO sizing runs the cycle model over (the first fills the pipeline)
-
-
-def timeline(stages: list, arrivals: list[int]) -> tuple[dict, dict]:
-    """The composed cycle model of a graph plan: ``(outs, taken)`` — per (stage, output port) the
-    clocks its beats are valid, per (stage, input port) the clocks its beats are taken — for
-    network input beats offered from ``arrivals``."""
-    outs, taken = {}, {}
-    for k, stage in enumerate(stages):
-        ins = [arrivals if src is None else outs[(src, port)] for src, port in stage.sources]
-        for p, times in enumerate(stage.block.schedule_ports(ins)):
-            outs[(k, p)] = times
-        for p, times in enumerate(stage.block.accepts_ports(ins)):
-            taken[(k, p)] = times
-    return outs, taken
 
 
 def _graph_stages(top: "NetworkBlock") -> list[Stage]:

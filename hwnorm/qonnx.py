@@ -1074,6 +1074,11 @@ class _Walk:
         how = self.requested.get(layer, self.default)
         lo, hi = (x.lo, x.hi) if acc is None else acc.threshold_range()
         possible = isinstance(quant, Quantizer) and quant.datapath_rounding is not None
+        joined = isinstance(acc, _Sum) and isinstance(acc.layer, Add)
+        if how == "requant" and joined:  # its thresholds are over the narrowest multipliers' sums
+            raise ImportError_(f"{where}: a quantizer after an add is realized by thresholds over the add's narrowest "
+                               "exact sums; requant is not offered for it: use thresholds")
+        possible = possible and not joined
         if how == "requant":
             if not possible:
                 raise ImportError_(f"{where}: requant realizes Quant nodes rounding ROUND, HALF_EVEN, HALF_UP or "

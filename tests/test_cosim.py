@@ -482,3 +482,18 @@ def test_residual_network_rtl(sim, work):
     result = cosim(verilog, "resnet", job, sim, work, mode="batch")
     assert result.mismatches == 0 and result.vectors == n, result.message
     check_cycles(component, verilog, "resnet", job, sim, work, vectors=20 if sim == "verilator" else 2)
+
+
+def test_concat_graph_rtl(sim, work, tmp_path):
+    """A skip connection joined by a channel Concat (tests/test_graph.py's graph): a fork, two
+    FIFOs at the join's inputs, the concat taking each input's beats in turn; random inputs under
+    idle cycles and back-pressure, then the full-rate clocks."""
+    from tests.test_graph import _concat_graph
+    from hwnorm.generate import design_for_model
+
+    path = _concat_graph(tmp_path / "cat.onnx", np.random.default_rng(8))
+    top = model_of(design_for_model(str(path), "cat"))[0]
+    assert "concat" in [stage.block.kind for stage in top.stages]
+    job = dataclasses.replace(top.job(40 if sim == "verilator" else 6, seed_of("cat", sim)), p_valid=0.85,
+                              p_ready=0.75)
+    check(top.component(), "cat", job, sim, work, seed_of("cat"), mode="batch")

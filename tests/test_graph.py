@@ -212,20 +212,13 @@ def test_a_residual_network_plans_forks_joins_and_fifos_from_its_cycle_model():
     assert fifos["node_add_in1_fifo"] > 100 and fifos["node_add_1_in1_fifo"] > 100  # the skips wait for the convs
     assert top.initiation_interval == 7056
     # the sizing: each FIFO's offers and its reader's takes under the model never exceed its depth
-    from hwnorm.dataflow import timeline
+    from hwnorm.blocks import timeline
     outs, taken = timeline(top.stages, list(range(3 * top.in_beats)))
     readers = {src: (k, p) for k, stage in enumerate(top.stages) for p, src in enumerate(stage.sources)}
     for k, stage in enumerate(top.stages):
         if stage.block.kind == "fifo":
             offers = outs[stage.sources[0]]
             assert fifo_depth(offers, taken[readers[(k, 0)]]) <= stage.block.depth
-
-
-def test_kinds_without_hardware_are_refused_by_name():
-    from hwnorm.layers.concat import Concat
-    layer = Concat((2, 4), (IntType(2, False), IntType(2, False)), ((0, 3), (0, 3)), (4, 4), name="cat")
-    with pytest.raises(ValueError, match="the concat kind has no hardware yet"):
-        layer.block({"pe": 1}).component()
 
 
 def test_brevitas_trunc_avgpool_is_a_window_sum_then_thresholds():

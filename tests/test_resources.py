@@ -115,8 +115,9 @@ def test_every_layer_kind_and_every_plumbing_block_owns_calibration_points():
     from hwnorm import layers
     from hwnorm.blocks import PLUMBING
     kinds = [layers.kind(name) for name in layers.names()]
-    assert all(kind.calibration_points for kind in kinds if kind.has_hardware)
-    assert {kind.kind for kind in kinds if not kind.has_hardware} == {"concat"}
+    # concat: no vendored model has one yet, so the generic fit prices it (and its estimates say so)
+    assert {kind.kind for kind in kinds if kind.has_hardware and not kind.calibration_points} == {"concat"}
+    assert all(kind.has_hardware for kind in kinds)
     assert all(cls.calibration_blocks() for cls in PLUMBING)
     names = [d.name for d in calibration_designs()] + [name for name, _ in plumbing_blocks()]
     assert len(names) == len(set(names))

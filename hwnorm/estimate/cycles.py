@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from hwnorm.blocks import timeline
+
 __all__ = ["BlockCycles", "DesignCycles", "block_cycles", "design_cycles", "full_rate_output_cycles"]
 
 
@@ -92,7 +94,6 @@ def design_cycles(block, name: str, clock_hz: float) -> DesignCycles:
                                                  design.latency),), float(clock_hz))
     per_stage, beats = [], list(range(block.in_beats))
     if stages[0].sources:  # a graph: each stage reads the streams its sources name
-        from hwnorm.dataflow import timeline
         outs = timeline(stages, beats)[0]
         for k, stage in enumerate(stages):
             done = outs[(k, 0)]

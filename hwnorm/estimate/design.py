@@ -35,11 +35,20 @@ def estimate_design(plan: Plan, clock_mhz: float = DEFAULT_CLOCK_MHZ, images: in
     out["resources"] = design_resources(plan, targets, synth or fmax, fmax, progress, synth_targets, verilog, parts)
     net = block.net
     if net is not None:
+        out["fifos"] = fifo_figures(block)
         if images < 1:
             raise ValueError(f"--images must be at least 1, got {images}")
         table = energy_table if energy_table is not None else load_energy_table()
         out["energy"] = network_energy(block, data.network_inputs(net, images), table, cells, buffer_codec).to_dict()
     return out
+
+
+def fifo_figures(block) -> dict:
+    """A network's stream FIFOs: each one's depth and width, and their bits in all (what they
+    cost in memory: a branch's FIFO holds what the other branches delay)."""
+    fifos = [{"name": stage.name, "depth": stage.block.depth, "width": stage.block.width}
+             for stage in block.stages if stage.block.kind == "fifo"]
+    return {"fifos": fifos, "bits": sum(f["depth"] * f["width"] for f in fifos)}
 
 
 def design_resources(plan: Plan, targets=None, synth: bool = False, fmax: bool = False,
@@ -162,6 +171,11 @@ def estimate_lines(design: Design, r: dict, clock_mhz: float) -> list[str]:
         for st in c["stages"]:
             mark = "  ← bottleneck" if st["name"] == c["bottleneck"] else ""
             lines.append(f"  {st['name']:<26}{st['kind']:<14}{st['cycles_per_vector']:>14}{st['done_at']:>9}{mark}")
+    if r.get("fifos", {}).get("fifos"):
+        f = r["fifos"]
+        deepest = sorted(f["fifos"], key=lambda x: -x["depth"] * x["width"])[:4]
+        lines.append(f"  FIFOs: {len(f['fifos'])}, {f['bits']:,} bits (largest: "
+                     + ", ".join(f"{x['name']} {x['depth']} × {x['width']} b" for x in deepest) + ")")
     if "energy" in r:
         e = r["energy"]
         parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1]))

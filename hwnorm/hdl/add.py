@@ -1,5 +1,6 @@
-"""``AddUnit``: the Amaranth component of the ``add`` layer kind (a residual join), built from its
-block (:class:`hwnorm.layers.add.AddBlock`, which owns the cycle model)::
+"""``AddUnit`` and ``ConcatUnit``: the Amaranth components of the joins — the ``add`` layer kind (a
+residual join) and the ``concat`` kind — built from their blocks (:class:`hwnorm.layers.add.AddBlock`,
+:class:`hwnorm.layers.concat.ConcatBlock`, which own the cycle models)::
 
     i0 ─ q₀[PE] ─┐  taken together       stage 1                    output register
                  ├─ (both valid) ─► [q₀ | q₁] ─► m₀·(q₀ − z₀) + m₁·(q₁ − z₁) ─► y[PE]
@@ -12,13 +13,13 @@ AddStreams does, so each input waits for the other.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, advance_signal, lane_array
 
-__all__ = ["AddUnit"]
+__all__ = ["AddUnit", "ConcatUnit"]
 
 
 class AddUnit(FromBlock, wiring.Component):
@@ -51,4 +52,41 @@ class AddUnit(FromBlock, wiring.Component):
             m.d.comb += result[p].eq(m0 * (x0[p] - z0) + m1 * (x1[p] - z1))
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v1), self.o.payload.eq(result)]
+        return m
+
+
+class ConcatUnit(FromBlock, wiring.Component):
+    """Channels side by side (a ``ConcatBlock``): per pixel, ``c_k / PE`` beats from input ``k``,
+    in input order, each into the output register (stall-all)."""
+
+    def __init__(self, block):
+        self.block = block
+        lanes, self.n = block.in_lanes, block.in_ports
+        super().__init__({**{f"i{k}": In(stream.Signature(lane_array(t, lanes))) for k, t in enumerate(block.port_types)},
+                          "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))})
+
+    def inputs(self) -> list:
+        return [getattr(self, f"i{k}") for k in range(self.n)]
+
+    def elaborate(self, platform):
+        m, parts = Module(), self.block.part_beats
+        advance = advance_signal(m, self.o, self.registered_consumer)
+        part = Signal(range(max(self.n, 2)))
+        beat = Signal(range(max(max(parts), 2)))
+        fire, last = Signal(), Signal()
+        ins = self.inputs()
+        m.d.comb += fire.eq(advance & Cat(*[i.valid for i in ins]).bit_select(part, 1))
+        for k, i in enumerate(ins):
+            mine = part == k
+            m.d.comb += i.ready.eq(advance & mine)
+            with m.If(mine):
+                m.d.comb += last.eq(beat == parts[k] - 1)
+                with m.If(advance):
+                    m.d.sync += [self.o.payload[p].eq(i.payload[p]) for p in range(self.block.in_lanes)]
+        with m.If(fire):
+            m.d.sync += beat.eq(Mux(last, 0, beat + 1))
+            with m.If(last):
+                m.d.sync += part.eq(Mux(part == self.n - 1, 0, part + 1))
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(fire)
         return m

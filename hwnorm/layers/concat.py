@@ -3,7 +3,8 @@
 
 Per pixel, the channels of input 0, then those of input 1, … — the codes as they are: the
 importer joins only tensors of one scale and zero point, so a code means the same in every input.
-Its block's cycle and resource model is below; its Amaranth component is not built yet::
+Hardware (:class:`hwnorm.hdl.add.ConcatUnit`): per pixel, the beats of input 0, then input 1, …,
+each taken as its turn comes (the others wait), into one output register::
 
     i0.payload  x₀[c₀] ─┐
     i1.payload  x₁[c₁] ─┼─►  o.payload  [x₀ | x₁ | …]   (per pixel)
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import Block, Inventory
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, Inventory
 from hwnorm.datatypes import IntType, counter_bits, element_type
 from hwnorm.layers.base import InPort, Layer, LayerBlock, as_int_batch, check_fold, check_spatial, divisors, spatial_of
 from hwnorm.layers.registry import register
@@ -37,7 +38,8 @@ class Concat(Layer):
     name: str = "concat"
 
     kind = "concat"
-    has_hardware = False  # no RTL yet: golden model, JSON and estimates
+    # no vendored model has a concat yet: its costs are the generic fit's (and estimates say so)
+    calibration_points = ()
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
@@ -131,30 +133,60 @@ class Concat(Layer):
 
 class ConcatBlock(LayerBlock, Block):
     """A :class:`Concat` with ``pe`` channels per beat: per pixel, ``c₀/PE`` beats of input 0,
-    then ``c₁/PE`` of input 1, … — one beat per clock. Its Amaranth component is not built yet."""
+    then ``c₁/PE`` of input 1, … — one beat per clock into the output register."""
 
     kind = Concat.kind
+    cost_features = {Concat.kind: {"lut": ("blocks", "mux", "adder"), "ff": FF_FEATURES, "carry": CARRY_FEATURES}}
+    depth = 1
 
     def __init__(self, layer: Concat, pe: int = 1):
         for k, c in enumerate(layer.channels):
             check_fold(layer.name, "PE", pe, c, f"channels of input {k}")
         self.pe, self.layer, self.name = pe, layer, layer.name
         self.in_type = self.out_type = layer.out_type
+        self.port_types = tuple(layer.elements)
+        self.in_ports = len(layer.channels)
         self.in_lanes = self.out_lanes = pe
         self.in_beats = self.out_beats = layer.in_features // pe
 
+    @property
+    def part_beats(self) -> tuple:
+        """Beats of each input per pixel."""
+        return tuple(c // self.pe for c in self.layer.channels)
+
+    def _turns(self, arrivals: list[list[int]]) -> list[list[int]]:
+        """The clock each input beat is taken: in turn, one per clock, no earlier than offered."""
+        taken, t, parts = [[] for _ in arrivals], -1, self.part_beats
+        pixels = min(len(a) // n for a, n in zip(arrivals, parts))
+        for p in range(pixels):
+            for k, n in enumerate(parts):
+                for j in range(n):
+                    t = max(t + 1, arrivals[k][p * n + j])
+                    taken[k].append(t)
+        return taken
+
+    def accepts_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        return self._turns(arrivals)
+
+    def schedule_ports(self, arrivals: list[list[int]]) -> list[list[int]]:
+        return [sorted(t + self.depth for times in self._turns(arrivals) for t in times)]
+
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t = [], -1
-        for a in arrivals:
-            t = max(t + 1, a)
-            out.append(t + 1)
-        return out
+        """Every input's beats offered from ``arrivals`` (each beat of the pixel at its own clock)."""
+        parts, out, k = self.part_beats, [], 0
+        per_pixel = sum(parts)
+        split = [[] for _ in parts]
+        for p in range(len(arrivals) // per_pixel):
+            for i, n in enumerate(parts):
+                split[i] += arrivals[k:k + n]
+                k += n
+        return self.schedule_ports(split)[0]
 
     def inventory(self) -> Inventory:
         bits = self.pe * self.out_type.width
-        return Inventory(mux=bits * (len(self.layer.channels) - 1), register=bits + counter_bits(self.in_beats) + 2,
-                         adder=counter_bits(self.in_beats))
+        return Inventory(mux=bits * (len(self.layer.channels) - 1), register=bits + 2 * counter_bits(self.in_beats) + 2,
+                         adder=2 * counter_bits(self.in_beats))
 
     def component(self):
-        raise ValueError(f"{self.name}: the concat kind has no hardware yet (golden model, estimates and hwnorm check "
-                         "only)")
+        from hwnorm.hdl.add import ConcatUnit  # Amaranth: loaded when hardware is built
+        return ConcatUnit(self)
