@@ -38,7 +38,8 @@ _TIERS = (
     Tier("cost models", "cycles, energy, resources and synthesis of blocks; FPGA parts; STT codec blocks",
          ("estimate", "stt.blocks", "estimate.resources", "estimate.energy", "estimate.synthesis", "estimate.cycles",
           "estimate.devices", "estimate.netlist")),
-    Tier("blocks", "the hardware-model base: cycle model, inventory, stream plumbing", ("blocks",)),
+    Tier("blocks", "the hardware-model base: cycle model, inventory, stream plumbing; the clock-by-clock "
+         "back-pressure models", ("blocks", "clocked")),
     Tier("simulation", "co-simulation jobs, simulator runs, testbenches, scoreboards", ("sim", "sim.*", "verilator")),
     Tier("HDL", "Amaranth components built from blocks; Verilog text", ("hdl", "hdl.*")),
     Tier("STT-RAM", "MLC cells, codecs, the weight buffer and its faults", ("stt", "stt.*")),

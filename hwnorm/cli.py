@@ -292,12 +292,30 @@ def cmd_estimate(args) -> int:
         r = estimate_design(plan_of(design), args.clock_mhz, args.images, table, cells, on, args.synth, args.fmax,
                             progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True),
                             buffer_codec=args.buffer_codec, parts=at)
+        if args.least_fifos:
+            r["least_fifos"] = _least_fifos(plan_of(design).block)
         results.append(r)
         print("\n".join(estimate_lines(design, r, args.clock_mhz)))
     if args.out:
         write_atomic(args.out, json.dumps({"clock_mhz": args.clock_mhz, "designs": results}, indent=1) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _least_fifos(block) -> dict | None:
+    """``--least-fifos``: the least depth of each FIFO of a network that keeps its clocks, from the
+    clock-by-clock back-pressure model (None for a design without FIFOs)."""
+    from hwnorm.dataflow import minimal_fifos
+
+    if block.net is None or not any(stage.block.kind == "fifo" for stage in block.stages):
+        return None
+    t0 = time.perf_counter()
+    depths = minimal_fifos(block, progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True))
+    widths = {stage.name: stage.block.width for stage in block.stages if stage.block.kind == "fifo"}
+    return {"depths": {name: {"never_full": a, "least": b} for name, (a, b) in depths.items()},
+            "bits": {"never_full": sum(a * widths[n] for n, (a, _) in depths.items()),
+                     "least": sum(b * widths[n] for n, (_, b) in depths.items())},
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _targets(text: str | None) -> list[str] | None:
@@ -675,6 +693,9 @@ def _parser_estimate(sub) -> None:
                    "(synthesizes ~90 blocks per target) and write calibration.json (or -o)")
     e.add_argument("--kinds", metavar="LIST", help="with --calibrate: refit only these block kinds (comma-separated, "
                    "e.g. window,maxpool), synthesizing only their calibration points; the others keep their costs")
+    e.add_argument("--least-fifos", action="store_true", help="for a network, also the least depth of each FIFO "
+                   "that keeps every output on its clock, from a clock-by-clock back-pressure model (seconds to "
+                   "minutes: a few runs of the model per FIFO)")
     e.add_argument("-o", "--out", help="also write every figure as JSON")
     e.set_defaults(func=cmd_estimate)
 

@@ -37,7 +37,7 @@ from hwnorm.layers.base import with_corners
 from hwnorm.sim.jobs import network_job
 from hwnorm.stt.store import stored_network
 
-__all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding"]
+__all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding", "minimal_fifos", "plan_sources"]
 
 OUTPUTS = ("argmax", "raw")
 
@@ -102,7 +102,7 @@ class NetworkBlock(Block):
     kind = "network"
 
     def __init__(self, net, folding: dict | None = None, output: str = "argmax", timing: Timing = UNTIMED,
-                 store=None):
+                 store=None, fifo_depths: Mapping | None = None):
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         self.output, self.name = output, net.name
@@ -116,6 +116,8 @@ class NetworkBlock(Block):
             net, self.memories = stored_network(net, self.folding, store)
         self.net = net
         self.stages = self._stages() if net.is_chain else _graph_stages(self)
+        if fifo_depths:  # depths chosen elsewhere (minimal_fifos), by FIFO stage name
+            self.stages = _with_depths(self.stages, fifo_depths)
         first, last = self.stages[0], self.stages[-1]
         self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
         self.out_type, self.out_lanes = last.block.out_type, last.block.out_lanes
@@ -292,19 +294,110 @@ class _InputStream:
 
 def _sized(stages: list[Stage], fifos: list) -> list[Stage]:
     """``stages`` with each FIFO as deep as :func:`fifo_depth` says its beats need under the cycle
-    model (at least the depth its consumer's kind asks for)."""
+    model (at least the depth its consumer's kind asks for).
+
+    The model is run on images offered back to back. Where a FIFO's need still grows from one
+    image to the next — its producer, ahead of the network's slowest stage, outruns its reader in
+    the model, where in the hardware the full FIFO would hold the producer back — the images are
+    offered at the network's pace instead (one per initiation interval), the steady state the
+    hardware settles into."""
     if not fifos:
         return stages
     first = stages[0]
     in_beats = first.block.in_beats * first.vectors
-    outs, taken = timeline(stages, list(range(SIZING_IMAGES * in_beats)))
-    readers = {src: (k, p) for k, stage in enumerate(stages) for p, src in enumerate(stage.sources)}
+    needs = _fifo_needs(stages, fifos, [range(n * in_beats) for n in (SIZING_IMAGES, SIZING_IMAGES + 1)])
+    if any(a != b for a, b in zip(*needs)):
+        pace = max(stage.cycles for stage in stages)
+        paced = [[i * pace + j for i in range(n) for j in range(in_beats)] for n in (SIZING_IMAGES, SIZING_IMAGES + 1)]
+        needs = _fifo_needs(stages, fifos, paced)
     sized = list(stages)
-    for k, kind_depth in fifos:
-        stage = stages[k]
-        src, port = stage.sources[0]
-        offers = list(range(SIZING_IMAGES * in_beats)) if src is None else outs[(src, port)]
-        depth = max(kind_depth, fifo_depth(offers, taken[readers[(k, 0)]]))
-        b = stage.block
-        sized[k] = replace(stage, block=FIFOBlock(b.in_type, b.in_lanes, depth, b.in_beats))
+    for (k, _), depth in zip(fifos, map(max, *needs)):
+        b = stages[k].block
+        sized[k] = replace(stages[k], block=FIFOBlock(b.in_type, b.in_lanes, depth, b.in_beats))
     return sized
+
+
+def _fifo_needs(stages: list[Stage], fifos: list, runs: list) -> list[list[int]]:
+    """Per run of input arrivals, each FIFO's least never-full depth (at least its kind's)."""
+    readers = {src: (k, p) for k, stage in enumerate(stages) for p, src in enumerate(stage.sources)}
+    needs = []
+    for arrivals in runs:
+        arrivals = list(arrivals)
+        outs, taken = timeline(stages, arrivals)
+        row = []
+        for k, kind_depth in fifos:
+            src, port = stages[k].sources[0]
+            offers = arrivals if src is None else outs[(src, port)]
+            row.append(max(kind_depth, fifo_depth(offers, taken[readers[(k, 0)]])))
+        needs.append(row)
+    return needs
+
+
+# ---------------------------------------------------------------- least FIFO depths
+MINIMAL_IMAGES = 3  # images the clocked model runs per candidate depth (the first fills the pipeline)
+MINIMAL_WORTH = 8   # a FIFO this shallow is left as sized: its search would cost more than it saves
+
+
+def plan_sources(stages: list[Stage]) -> list[Stage]:
+    """``stages`` with every stage's sources spelled out (a chain's stages read the one before)."""
+    if not stages or stages[0].sources:
+        return stages
+    return [replace(stage, sources=((k - 1 if k else None, 0),)) for k, stage in enumerate(stages)]
+
+
+def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=None, only=None) -> dict:
+    """The least depth of each FIFO of ``top`` at which the network's output beats leave on the
+    same clocks as with every FIFO never full (the composed cycle model's), under back-pressure
+    (:mod:`hwnorm.clocked`: a full FIFO holds its producer back, and the stall spreads upstream).
+    A producer with slack waits on a much shallower FIFO than the one that never fills.
+
+    FIFOs are shrunk one at a time, deepest first, each by bisection with the others at their
+    depths so far (so the result is checked as a whole); ``only`` names the FIFOs to shrink (default:
+    every one at least :data:`MINIMAL_WORTH` deep). Returns ``{FIFO stage name: (never-full depth,
+    least depth)}``; ``progress(text)`` hears of each search."""
+    from hwnorm.clocked import Deadlock, simulate  # the clocked models: only this analysis needs them
+    stages = plan_sources(top.stages)
+    arrivals = list(range(images * top.in_beats))
+    expected = images * top.out_beats
+    limit = 2 * max(stage.cycles for stage in stages) + 100
+
+    def run(depths: dict):
+        plan = _with_depths(stages, depths)
+        try:
+            return simulate(plan, arrivals, expected, limit)
+        except Deadlock:
+            return None
+
+    full = {s.name: s.block.depth for s in stages if s.block.kind == "fifo"}
+    reference = run(full)
+    depths = dict(full)
+    for name in sorted(full, key=lambda n: -full[n] * _fifo_width(stages, n)):
+        lo, hi = 3, full[name]  # hi keeps the reference; find the least that does
+        if (hi < MINIMAL_WORTH) if only is None else name not in only:
+            continue
+        if progress:
+            progress(f"least depth of {name} (never full at {hi})")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if run({**depths, name: mid}) == reference:
+                hi = mid
+            else:
+                lo = mid + 1
+        depths[name] = hi
+    return {name: (full[name], depths[name]) for name in full}
+
+
+def _fifo_width(stages: list[Stage], name: str) -> int:
+    return next(s.block.width for s in stages if s.name == name)
+
+
+def _with_depths(stages: list[Stage], depths: Mapping) -> list[Stage]:
+    fifos = {s.name for s in stages if s.block.kind == "fifo"}
+    for name, depth in depths.items():
+        if name not in fifos:
+            raise ValueError(f"fifo_depths names {name!r}, which is not a FIFO of the plan; FIFOs: "
+                             f"{', '.join(sorted(fifos)) or 'none'}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 3:
+            raise ValueError(f"fifo_depths: {name} must be a whole number ≥ 3, got {depth!r}")
+    return [replace(s, block=FIFOBlock(s.block.in_type, s.block.in_lanes, depths[s.name], s.block.in_beats))
+            if s.name in depths else s for s in stages]

@@ -497,3 +497,26 @@ def test_concat_graph_rtl(sim, work, tmp_path):
     job = dataclasses.replace(top.job(40 if sim == "verilator" else 6, seed_of("cat", sim)), p_valid=0.85,
                               p_ready=0.75)
     check(top.component(), "cat", job, sim, work, seed_of("cat"), mode="batch")
+
+
+def test_a_skip_fifo_one_shallower_than_its_least_depth_slows_the_network(verilator, work):
+    """The least depth of the strided shortcut's join FIFO (the clocked back-pressure model,
+    hwnorm.clocked) keeps every output on the composed model's clock in the RTL; one entry less
+    and the RTL's images come out later — as the clocked model says, clock for clock."""
+    from hwnorm.clocked import simulate
+    from hwnorm.dataflow import minimal_fifos, plan_sources
+
+    top = _conv_top("RESNET_MNIST_W4A4")
+    name = "node_add_1_in1_fifo"
+    never, least = minimal_fifos(top, only=[name])[name]
+    assert 3 < least < never
+    job = top.job(3, seed_of("least-fifo")).first(3, p_valid=1.0, p_ready=1.0)
+    for depth in (least, least - 1):
+        plan = NetworkBlock(top.net, top.folding, fifo_depths={name: depth})
+        verilog = verilog_text(plan.component(), f"resnet_fifo{depth}")
+        got = cosim(verilog, f"resnet_fifo{depth}", job, verilator, work, mode="batch")
+        assert got.mismatches == 0, got.message
+        clocked = simulate(plan_sources(plan.stages), list(range(3 * plan.in_beats)), 3, 20_000)
+        assert got.beat_cycles == [got.first_in_cycle + c for c in clocked]
+        on_time = got.beat_cycles == full_rate_output_cycles(top, 3, got.first_in_cycle)
+        assert on_time == (depth == least), (depth, got.beat_cycles)

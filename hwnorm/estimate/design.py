@@ -176,6 +176,12 @@ def estimate_lines(design: Design, r: dict, clock_mhz: float) -> list[str]:
         deepest = sorted(f["fifos"], key=lambda x: -x["depth"] * x["width"])[:4]
         lines.append(f"  FIFOs: {len(f['fifos'])}, {f['bits']:,} bits (largest: "
                      + ", ".join(f"{x['name']} {x['depth']} × {x['width']} b" for x in deepest) + ")")
+    if r.get("least_fifos"):
+        f = r["least_fifos"]
+        shrunk = [f"{n} {d['never_full']} → {d['least']}" for n, d in f["depths"].items() if d["least"] < d["never_full"]]
+        lines.append(f"  least FIFO depths keeping every output's clock ({f['seconds']:.0f} s, back-pressure model): "
+                     f"{f['bits']['never_full']:,} → {f['bits']['least']:,} bits"
+                     + (f"; {', '.join(shrunk)}" if shrunk else ""))
     if "energy" in r:
         e = r["energy"]
         parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(e["per_component_pj"].items(), key=lambda kv: -kv[1]))
