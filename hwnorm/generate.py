@@ -75,19 +75,21 @@ class _NetworkDesign:
     codec, hit by a fault map drawn at ``ber`` from ``seed`` (ber 0: none), decoded on read; the
     manifest's spec hash and layers are then those of the network the stored weights make."""
 
-    fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz", "stt")
+    fields = ("model", "output", "folding", "score_bits", "activations", "target", "clock_mhz", "stt", "fifo_depths")
 
     def model(self, design: "Design"):
         p = design.params
         net = network_of(design)
-        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design), store_of(design))
+        # fifo_depths = {FIFO stage: depth}: depths chosen elsewhere (hwnorm estimate --least-fifos)
+        block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design), store_of(design),
+                             p.get("fifo_depths"))
         widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
         comparisons, choices = _ACTIVATIONS.get(_network_key(design), ([], {}))
         realized = {"activations": choices, "activation_costs": [c.to_dict() for c in comparisons]} \
             if "activations" in p else {}
         return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
                        "folding": block.folding, "spec_hash": block.net.spec_hash, "layers": block.net.summary(),
-                       **realized,
+                       **realized, **({"fifo_depths": dict(p["fifo_depths"])} if "fifo_depths" in p else {}),
                        **_timing_params(block), **_store_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:
@@ -255,7 +257,7 @@ def _design_device(entry: dict, params: dict, where: str) -> str | None:
 # line naming the field rather than a TypeError deep in a generator. Values are checked later.
 _FIELD_TYPES = {"model": (str,), "layer": (str,), "codec": (str,), "cells": (str,), "output": (str,),
                 "target": (str,), "folding": (dict,), "activations": (str, dict),
-                "score_bits": (int,), "block_words": (int,), "clock_mhz": (int, float)}
+                "score_bits": (int,), "block_words": (int,), "clock_mhz": (int, float), "fifo_depths": (dict,)}
 _TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number", (int, float): "a number",
                (str, dict): "a string or a table"}
 
