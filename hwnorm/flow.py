@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnorm.config import FlowConfig
-from hwnorm.dataflow import NetworkBlock, check_folding
+from hwnorm.dataflow import NetworkBlock, check_folding, minimal_fifos
 from hwnorm.estimate.design import estimate_figures
 from hwnorm.estimate.energy import load_energy_table
 from hwnorm.estimate.devices import Device, device_named
@@ -205,9 +205,12 @@ class FlowResult:
     stages: list = field(default_factory=list)   # (stage, seconds, what it did)
 
 
-def flow_design(config: FlowConfig, folding: dict) -> Design:
-    """The network design a flow config describes, at ``folding``."""
+def flow_design(config: FlowConfig, folding: dict, fifo_depths: dict | None = None) -> Design:
+    """The network design a flow config describes, at ``folding`` (and ``fifo_depths``, chosen
+    FIFO depths by stage name)."""
     extra = {} if config.score_bits is None else {"score_bits": config.score_bits}
+    if fifo_depths:
+        extra["fifo_depths"] = dict(fifo_depths)
     if config.activations is not None:
         extra.update(activations=config.activations, target=config.target)
     if config.target in delay_models():  # pipelined for the clock on the target (hwnorm.timing)
@@ -223,10 +226,18 @@ def import_stage(config: FlowConfig):
     return network_of(flow_design(config, {}))
 
 
-def plan_stage(config: FlowConfig, net) -> tuple[Plan, str]:
-    """Network → Plan: the folding (configured or searched), and the design's block built once."""
+def plan_stage(config: FlowConfig, net, progress=None) -> tuple[Plan, str]:
+    """Network → Plan: the folding (configured or searched), and the design's block built once. A
+    graph's FIFOs get their least depths that keep every output's clock
+    (:func:`hwnorm.dataflow.minimal_fifos`), not the deeper ones that never fill."""
     folding, how = choose_folding(config, net, resource_estimator(config, net))
     plan = plan_of(flow_design(config, folding))
+    if not net.is_chain:
+        least = minimal_fifos(plan.block, progress=progress)
+        shrunk = {name: small for name, (never, small) in least.items() if small < never}
+        if shrunk:
+            plan = plan_of(flow_design(config, folding, shrunk))
+        how += f"; FIFOs at their least depths ({len(shrunk)} of {len(least)} shallower than never full)"
     target = TARGETS[config.target]
     if config.device is None and target.part is not None:  # a folding no part of the target's size can hold
         short = target.part.shortfalls(target.usage(estimate_resources(plan.block, [config.target])[config.target]))
@@ -295,7 +306,7 @@ def run_flow(config: FlowConfig, say=print) -> FlowResult:
     stage("import", t, f"{net.name}: {len(net.layers)} layers, {net.in_features} → {net.out_features}")
 
     t = time.perf_counter()
-    plan, how = plan_stage(config, net)
+    plan, how = plan_stage(config, net, progress)
     block = plan.block
     stage("folding", t, f"{how}: {block.initiation_interval} clocks per image; "
                         + ", ".join(f"{k} {'×'.join(str(v) for v in f.values())}" for k, f in block.folding.items()))
