@@ -31,7 +31,7 @@ from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.timing import UNTIMED, Timing
 
 __all__ = ["MemoryUse", "Inventory", "CalibrationPoint", "CALIBRATION_CLOCK_MHZ", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "fifo_depth", "one_per_clock", "timeline", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "fifo_depth", "one_per_clock", "last_beats_out", "timeline", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
            "table_product", "tree_register_bits", "halved"]
 
 MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
@@ -218,6 +218,13 @@ def one_per_clock(arrivals: list[int]) -> list[int]:
         t = max(t + 1, a)
         out.append(t)
     return out
+
+
+def last_beats_out(arrivals: list[int], per_unit: int, last: int, depth: int) -> list[int]:
+    """Beats taken one per clock; each of the ``last`` beats of every unit of ``per_unit`` makes an
+    output ``depth`` clocks after it is taken (a unit's results leave as its last beats come)."""
+    first_out = per_unit - last
+    return [t + depth for k, t in enumerate(one_per_clock(arrivals)) if k % per_unit >= first_out]
 
 
 # ------------------------------------------------------------------ stream plumbing

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory, last_beats_out
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.folding import Fold
 from hwnorm.layers.base import Layer, LayerBlock, check_fold
@@ -192,12 +192,7 @@ class GlobalSumBlock(LayerBlock, Block):
         return self.in_beats
 
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t, n, last = [], -1, self.in_beats, self.in_beats - self.groups
-        for k, a in enumerate(arrivals):
-            t = max(t + 1, a)
-            if k % n >= last:
-                out.append(t + self.depth)
-        return out
+        return last_beats_out(arrivals, self.in_beats, self.groups, self.depth)
 
     def inventory(self) -> Inventory:
         bits = self.pe * self.out_type.width

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm.blocks import (FF_FEATURES, Block, CalibrationPoint, Inventory, MemoryUse,
-                           check_signal_bits, table_product)
+                           check_signal_bits, last_beats_out, table_product)
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.datatypes import IntType, counter_bits, element_type, int_array, whole
 from hwnorm.defaults import COST_LIMITS
@@ -260,12 +260,7 @@ class DepthwiseBlock(LayerBlock, Block):
         return 3 + self.threshold_ranks + len(self.count_cuts)
 
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t, n, last = [], -1, self.in_beats, self.in_beats - self.groups
-        for k, a in enumerate(arrivals):
-            t = max(t + 1, a)
-            if k % n >= last:
-                out.append(t + self.depth)
-        return out
+        return last_beats_out(arrivals, self.in_beats, self.groups, self.depth)
 
     # ---- the constants, as the component's ROMs hold them
     def weight_rows(self) -> list[int]:
