@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+import numpy as np
+
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.timing import UNTIMED, Timing
 
@@ -204,20 +206,16 @@ class BeatPipeline(Block):
     depth = 1
 
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t, depth = [], -1, self.depth  # (depth may be computed from the timing: read it once)
-        for a in arrivals:
-            t = max(t + 1, a)
-            out.append(t + depth)
-        return out
+        return one_per_clock(arrivals, self.depth)
 
 
-def one_per_clock(arrivals: list[int]) -> list[int]:
-    """Beats taken one per clock, each no earlier than offered."""
-    out, t = [], -1
-    for a in arrivals:
-        t = max(t + 1, a)
-        out.append(t)
-    return out
+def one_per_clock(arrivals: list[int], delay: int = 0) -> list[int]:
+    """Beats taken one per clock, each no earlier than offered (``t_j = max(t_{j-1} + 1, a_j)``),
+    plus ``delay``. ``t_j − j`` is the running maximum of ``a_j − j`` (and of 0, the start): one
+    vectorized pass, where a slow folding offers millions of beats."""
+    a = np.asarray(arrivals, dtype=np.int64)
+    j = np.arange(a.size, dtype=np.int64)
+    return (j + np.maximum(np.maximum.accumulate(a - j), 0) + delay).tolist() if a.size else []
 
 
 def last_beats_out(arrivals: list[int], per_unit: int, last: int, depth: int) -> list[int]:
@@ -230,12 +228,7 @@ def last_beats_out(arrivals: list[int], per_unit: int, last: int, depth: int) ->
 # ------------------------------------------------------------------ stream plumbing
 def _every_nth_plus_one(arrivals: list[int], n: int) -> list[int]:
     """One beat accepted per clock; an output one clock after every ``n``-th beat."""
-    out, t = [], -1
-    for k, a in enumerate(arrivals):
-        t = max(t + 1, a)
-        if k % n == n - 1:
-            out.append(t + 1)
-    return out
+    return one_per_clock(arrivals, 1)[n - 1::n]
 
 
 class _LaneConverter(Block):
@@ -351,11 +344,7 @@ class FIFOBlock(Block):
         return self.in_lanes * self.in_type.width
 
     def schedule(self, arrivals: list[int]) -> list[int]:
-        out, t = [], -1
-        for a in arrivals:
-            t = max(t + 1, a + self.pipeline)
-            out.append(t)
-        return out
+        return one_per_clock([a + self.pipeline for a in arrivals])
 
     def accepts(self, arrivals: list[int]) -> list[int]:
         """As offered: a FIFO deep enough (its depth from :func:`fifo_depth`) is never full."""
@@ -509,7 +498,6 @@ def fifo_depth(offers: list[int], taken: list[int]) -> int:
     empty one). Beat ``k`` moves to the register at ``r_k = max(o_k + 1, c_{k−1})``; when beat
     ``k`` is offered, the inner FIFO holds ``k − #{j : r_j < o_k}`` beats, which must stay below
     ``depth − 1``."""
-    import numpy as np
     o, c = np.asarray(offers, np.int64), np.asarray(taken, np.int64)
     if not o.size:
         return 3

@@ -102,7 +102,7 @@ class NetworkBlock(Block):
     kind = "network"
 
     def __init__(self, net, folding: dict | None = None, output: str = "argmax", timing: Timing = UNTIMED,
-                 store=None, fifo_depths: Mapping | None = None):
+                 store=None, fifo_depths: Mapping | None = None, size_fifos: bool = True):
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         self.output, self.name = output, net.name
@@ -115,7 +115,9 @@ class NetworkBlock(Block):
 
             net, self.memories = stored_network(net, self.folding, store)
         self.net = net
-        self.stages = self._stages() if net.is_chain else _graph_stages(self)
+        # ``size_fifos=False``: a graph's FIFOs stay at their kinds' own depths, a lower bound on
+        # the sized plan's memory that costs no cycle-model run (a folding search rules out with it)
+        self.stages = self._stages() if net.is_chain else _graph_stages(self, size_fifos)
         if fifo_depths:  # depths chosen elsewhere (minimal_fifos), by FIFO stage name
             self.stages = _with_depths(self.stages, fifo_depths)
         first, last = self.stages[0], self.stages[-1]
@@ -221,8 +223,8 @@ class NetworkBlock(Block):
 SIZING_IMAGES = 3  # images the FIFO sizing runs the cycle model over (the first fills the pipeline)
 
 
-def _graph_stages(top: "NetworkBlock") -> list[Stage]:
-    """The stages of a graph network (the notes above), FIFOs sized."""
+def _graph_stages(top: "NetworkBlock", size_fifos: bool = True) -> list[Stage]:
+    """The stages of a graph network (the notes above), FIFOs sized (or at their kinds' depths)."""
     net, folding, timing = top.net, top.folding, top.timing
     names = dict(zip([layer.name for layer in net.layers], unique_names([layer.name for layer in net.layers])))
     blocks = {}
@@ -282,7 +284,7 @@ def _graph_stages(top: "NetworkBlock") -> list[Stage]:
         append(Stage("argmax", argmax, last.vectors, (end,)))
     elif end[0] != len(stages) - 1:  # the raw output is the last stage's own stream
         raise ValueError(f"{net.name}: the output layer's stream is read by other layers too; take the argmax output")
-    return _sized(stages, fifos)
+    return _sized(stages, fifos) if size_fifos else stages
 
 
 class _InputStream:

@@ -70,10 +70,12 @@ def _intervals(net) -> list[int]:
     return sorted({layer.clocks_per_image(fold) for layer in net.layers for fold in layer.foldings()})
 
 
-def choose_folding(config: FlowConfig, net, estimate=None) -> tuple[Folding, str]:
+def choose_folding(config: FlowConfig, net, estimate=None, progress=None) -> tuple[Folding, str]:
     """(folding of the layers, how it was chosen) for a config (see the module docstring).
     ``estimate``: folding → the resource estimate on the config's target (``lut``, ``ff``,
-    ``carry``, ``lutram``, ``bram``, ``dsp``), asked once per distinct candidate."""
+    ``carry``, ``lutram``, ``bram``, ``dsp``), asked once per distinct candidate; its optional
+    ``lower(folding)`` is a cheaper bound below it, which rules most candidates out first.
+    ``progress(text)`` hears of the search."""
     fixed = config.folding
     try:
         check_folding(net, fixed)  # names and divisibility of what the user set
@@ -86,7 +88,7 @@ def choose_folding(config: FlowConfig, net, estimate=None) -> tuple[Folding, str
             return fixed, "as configured"
         default = _default_folding(config.model)
         return (default, "the default design's") if default else (Folding(), "automatic")
-    budget = Budget(config, part, estimate)
+    budget = Budget(config, net, part, estimate, progress)
     if config.throughput is not None:
         clock = config.clock_mhz * 1e6
         limit = math.floor(clock / config.throughput + 1e-9)
@@ -105,11 +107,13 @@ def choose_folding(config: FlowConfig, net, estimate=None) -> tuple[Folding, str
                                  f"{problem}")
             how += f", {budget.fits_text(folding)}"
         return folding, how
-    faster = smallest = None  # the nearest faster candidate that did not fit, and why
-    for limit in _intervals(net):
-        folding = folding_for_interval(net, limit, fixed)
-        if folding is None:
-            continue
+    faster = None  # the nearest faster candidate that did not fit, and why
+    candidates = [f for f in (folding_for_interval(net, limit, fixed) for limit in _intervals(net)) if f is not None]
+    # the cheap bound first: every candidate it rules out, the full estimate (FIFOs sized) never sees
+    start = next((i for i, f in enumerate(candidates) if not budget.exceeded(f, lower=True)), len(candidates))
+    if start:
+        faster = (candidates[start - 1], budget.exceeded(candidates[start - 1], lower=True))
+    for folding in candidates[start:]:
         problem = budget.exceeded(folding)
         if not problem:
             how = f"fastest {budget.fits_text(folding)}"
@@ -118,29 +122,36 @@ def choose_folding(config: FlowConfig, net, estimate=None) -> tuple[Folding, str
                         f"; no folding is faster: {_bottleneck(net, folding)} sets the pace")
             return folding, how
         faster = (folding, problem)
-        smallest = problem
-    raise ValueError(f"{config.origin}: no folding fits {budget.label}; the smallest {smallest}")
+    raise ValueError(f"{config.origin}: no folding fits {budget.label}; the smallest {faster[1]}")
 
 
 class Budget:
     """What a searched folding must fit: ``lut_budget`` on the target, and the whole ``device``
     (LUT, FF, BRAM, DSP); each distinct candidate is estimated once."""
 
-    def __init__(self, config: FlowConfig, part, estimate):
-        self.config, self.part, self.estimate, self.seen = config, part, estimate, {}
+    def __init__(self, config: FlowConfig, net, part, estimate, progress=None):
+        self.config, self.net, self.part, self.estimate, self.seen = config, net, part, estimate, {}
+        self.lower = getattr(estimate, "lower", None)  # a cheaper bound below the estimate, if it has one
+        self.progress = progress or (lambda text: None)
         self.target = TARGETS[config.target]
         parts = [f"lut_budget = {config.lut_budget} on {config.target}" if config.lut_budget is not None else "",
                  f"the {part.name}" if part is not None else ""]
         self.label = " and ".join(p for p in parts if p)
 
-    def resources(self, folding: Folding) -> dict:
-        if folding not in self.seen:  # neighbouring intervals often give the same folding
-            self.seen[folding] = self.estimate(folding)
-        return self.seen[folding]
+    def resources(self, folding: Folding, lower: bool = False) -> dict:
+        """The estimate of ``folding`` (``lower``: the bound below it, where there is one)."""
+        lower = lower and self.lower is not None
+        key = (folding, lower)
+        if key not in self.seen:  # neighbouring intervals often give the same folding
+            self.seen[key] = (self.lower if lower else self.estimate)(folding)
+            r = self.seen[key]
+            self.progress(f"folding search: {_clocks(self.net, folding)} clocks per image, "
+                          f"{'at least ' if lower else ''}{r['lut']:,} LUT, {r['bram']:,} BRAM, {r['dsp']:,} DSP")
+        return self.seen[key]
 
-    def exceeded(self, folding: Folding) -> str:
-        """What ``folding`` needs beyond the budget ("" : it fits)."""
-        r, config = self.resources(folding), self.config
+    def exceeded(self, folding: Folding, lower: bool = False) -> str:
+        """What ``folding`` needs beyond the budget ("" : it fits; ``lower``: by the bound)."""
+        r, config = self.resources(folding, lower), self.config
         if config.lut_budget is not None and r["lut"] > config.lut_budget:
             return (f"needs about {r['lut']} LUTs on {config.target}, over lut_budget = {config.lut_budget}"
                     if self.part is None else f"needs about {r['lut']} LUTs, over lut_budget = {config.lut_budget}")
@@ -191,6 +202,12 @@ def resource_estimator(config: FlowConfig, net):
     def resources(folding: Folding) -> dict:
         block = NetworkBlock(net, folding, config.output, timing, store)
         return estimate_resources(block, [config.target])[config.target]
+
+    def lower(folding: Folding) -> dict:  # a graph's FIFOs at their kinds' depths: no cycle-model run
+        block = NetworkBlock(net, folding, config.output, timing, store, size_fifos=False)
+        return estimate_resources(block, [config.target])[config.target]
+    if not net.is_chain:
+        resources.lower = lower
     return resources
 
 
@@ -230,7 +247,7 @@ def plan_stage(config: FlowConfig, net, progress=None) -> tuple[Plan, str]:
     """Network → Plan: the folding (configured or searched), and the design's block built once. A
     graph's FIFOs get their least depths that keep every output's clock
     (:func:`hwnorm.dataflow.minimal_fifos`), not the deeper ones that never fill."""
-    folding, how = choose_folding(config, net, resource_estimator(config, net))
+    folding, how = choose_folding(config, net, resource_estimator(config, net), progress)
     plan = plan_of(flow_design(config, folding))
     if not net.is_chain:
         least = minimal_fifos(plan.block, progress=progress)

@@ -64,7 +64,7 @@ from hwnorm.layers.depthwise import Depthwise
 from hwnorm.layers.maxpool import MaxPool
 from hwnorm.layers.spatial import Geometry
 from hwnorm.layers.window import SlidingWindow
-from hwnorm.bnspec import fold_bn
+from hwnorm.bnspec import BNSpec, fold_bn
 from hwnorm.quantizer import (ROUNDING_MODES, Quantizer, Sign, check_against_executor, executor_codes,
                                quantizer_to_json, requant_spec, threshold_fold)
 from hwnorm.hdl.names import sanitize
@@ -1490,12 +1490,51 @@ class _Score:
 SCORE_BITS = (16, 32)  # the score widths tried when none is given: the narrowest that keeps the order
 
 
+def _exact_sqrt(v: Fraction) -> Fraction | None:
+    n, d = math.isqrt(v.numerator), math.isqrt(v.denominator)
+    return Fraction(n, d) if n * n == v.numerator and d * d == v.denominator else None
+
+
+def _shared_scale_score(form: SurdAffine, lo: int, hi: int, bits: int | None) -> _Score | None:
+    """The scores when every class is one real scale times the accumulator plus a rational
+    offset, ``v_c(x) = a·(x + k_c)`` (a per-tensor weight scale, with or without a bias), proven
+    without enumerating the accumulator (which a wide last layer makes too long).
+
+    Split ``k_c = i_c + f_c`` (integer part, fraction in [0, 1)). For integers ``x``, ``x + k_c``
+    orders first by ``x + i_c``, then by ``f_c``; so ``M·(x + i_c) + r_c``, with ``r_c`` the rank of
+    ``f_c`` among the ``M`` distinct fractions, has exactly the reals' order and ties. None when
+    the classes do not share their scale or the scores would not fit."""
+    roots = {_exact_sqrt(s) for s in form.s}
+    if len(set(form.p1)) != 1 or len(set(form.s)) != 1 or form.p1[0] == 0 or None in roots:
+        return None
+    a, root = form.p1[0], roots.pop()
+    sign = 1 if a > 0 else -1   # a negative scale reverses the order: so does the score
+    k = [sign * (p0 + q * root) / a for p0, q in zip(form.p0, form.q)]  # v_c = (|a|/√s)·(sign·x + k_c)
+    whole = [math.floor(v) for v in k]
+    fractions = sorted({v - w for v, w in zip(k, whole)})
+    rank = {f: r for r, f in enumerate(fractions)}
+    m = len(fractions)
+    bias = [m * w + rank[v - w] for v, w in zip(k, whole)]
+    ends = [sign * m * x + b for b in bias for x in (lo, hi)]
+    width = IntType.from_range(min(ends), max(ends), signed=True).bits
+    if width > (bits or SCORE_BITS[1]):
+        return None
+    fmt = FixedFormat.integer(bits or max(width, SCORE_BITS[0]))
+    spec = BNSpec(channels=form.channels, in_fmt=FixedFormat(IntType.from_range(lo, hi, signed=True).bits),
+                  out_fmt=fmt, mult=[sign * m] * form.channels, bias=bias, shift=[0] * form.channels,
+                  in_lo=lo, in_hi=hi, name="scores")
+    return _Score(spec, float(abs(a) / root / m), True)
+
+
 def _score_layer(out: "_Chain", mvu: MVULayer, bits: int | None, src: str) -> _Score:
     """The float tail → an exact quantized BN whose integer order equals the real order, at
     ``bits`` or (None) the narrowest width in :data:`SCORE_BITS` that keeps it."""
     form = out.form
     lo, hi = mvu.acc_range
     count, limit = (hi - lo + 1) * form.channels, COST_LIMITS["score_values"]
+    shared = _shared_scale_score(form, lo, hi, bits) if count > limit else None
+    if shared is not None:  # (a narrow accumulator keeps the enumerated fit: its scores are the real ones, scaled)
+        return shared
     if count > limit:  # checked before the enumeration allocates it
         raise ImportError_(f"{src}: proving that integer scores keep the order of the float outputs takes "
                            f"{form.channels:,} outputs × {hi - lo + 1:,} accumulator values = {count:,}, more than the "

@@ -633,3 +633,27 @@ def test_brevitas_annotated_and_1d_models_agree_with_the_executor(name):
     else:
         windows = [layer for layer in net.layers if layer.kind == "window"]
         assert windows and all(w.map_shape[0] == 1 for w in windows)  # (C, L) maps: height 1
+
+
+def test_a_wide_last_layer_with_one_weight_scale_keeps_the_order_without_enumerating(tmp_path):
+    """512 8-bit inputs × 8-bit weights: 16.6 M accumulator values per class, more than hwnorm
+    enumerates; one weight scale for all classes (Brevitas' per-tensor last layer, Int32Bias) makes
+    every class ``a·(x + k_c)``, whose order (ties too) the integer scores keep by construction."""
+    from tests.helpers import quant_node
+    rng = np.random.default_rng(17)
+    inputs, outputs = 512, 10
+    w = rng.integers(-127, 128, (inputs, outputs)).astype(np.float32) * np.float32(0.5)
+    w[:, 3] = w[:, 2]  # two classes with equal weights and biases: equal reals, a tie kept as a tie
+    inits = {"w": w, "bias": rng.normal(0, 40, outputs).astype(np.float32)}
+    inits["bias"][3] = inits["bias"][2]
+    nodes = [quant_node("w", "wq", "w_q", np.float32(0.5), 0.0, 8, inits, narrow=True),
+             helper.make_node("MatMul", ["x", "wq"], ["mm"], name="MatMul_0"),
+             helper.make_node("Add", ["mm", "bias"], ["y"], name="Add_0")]
+    path = _save(tmp_path, nodes, inits, "wide.onnx", in_shape=(1, inputs))
+    options = dict(input_bits=8, input_signed=True, input_scale=1)
+    net = import_qonnx(path, **options)
+    x = rng.integers(-128, 128, (300, inputs))
+    x[:4] = [[-128] * inputs, [127] * inputs, [0] * inputs, np.where(w[:, 2] > 0, 127, -128)]  # extremes, a tie
+    scores = net.run(x)
+    assert np.array_equal(scores[:, 2], scores[:, 3])
+    assert np.array_equal(net.predict(x), _executor_predictions(path, x, 1.0))

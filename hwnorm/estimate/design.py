@@ -167,10 +167,11 @@ def estimate_lines(design: Design, r: dict, clock_mhz: float) -> list[str]:
              f"clocks; at {clock_mhz:g} MHz {c['vectors_per_second']:,.0f} vectors/s, "
              f"first result after {c['latency_seconds'] * 1e6:.3f} µs"]
     if len(c["stages"]) > 1:
-        lines.append(f"  {'stage':<26}{'kind':<14}{'clocks/vector':>14}{'done at':>9}")
+        w = max(26, 1 + max(len(st["name"]) for st in c["stages"]))  # a column as wide as the longest name
+        lines.append(f"  {'stage':<{w}}{'kind':<14}{'clocks/vector':>14}{'done at':>9}")
         for st in c["stages"]:
             mark = "  ← bottleneck" if st["name"] == c["bottleneck"] else ""
-            lines.append(f"  {st['name']:<26}{st['kind']:<14}{st['cycles_per_vector']:>14}{st['done_at']:>9}{mark}")
+            lines.append(f"  {st['name']:<{w}}{st['kind']:<14}{st['cycles_per_vector']:>14}{st['done_at']:>9}{mark}")
     if r.get("fifos", {}).get("fifos"):
         f = r["fifos"]
         deepest = sorted(f["fifos"], key=lambda x: -x["depth"] * x["width"])[:4]

@@ -492,17 +492,20 @@ class MVUBlock(LayerBlock, Block):
         return self._issue(arrivals)[0]
 
     def _issue(self, arrivals: list[int]) -> tuple[list[int], list[int]]:
-        taken, out, t, depth = [], [], -1, self.depth  # (computed from the timing: read it once)
-        for v in range(len(arrivals) // self.sf):
-            for nf in range(self.nf):
-                for sf in range(self.sf):
-                    if nf == 0:
-                        t = max(t + 1, arrivals[v * self.sf + sf])
-                        taken.append(t)
-                    else:
-                        t += 1
-                out.append(t + depth)
-        return taken, out
+        """(take clocks, output clocks). Beat ``j`` of the first neuron fold issues at
+        ``t_j = max(t_{j-1} + 1, a_j)``, the other folds' ``(NF − 1)·SF`` replays between vectors.
+        With ``g(j)`` the clocks a stall-free run has spent by beat ``j``, ``t_j − g(j)`` is the
+        running maximum of ``a_j − g(j)`` (and of 0, the start): one vectorized pass, not a loop
+        over every clock — a slow folding runs millions of them per image."""
+        sf, nf = self.sf, self.nf
+        vectors = len(arrivals) // sf
+        a = np.asarray(arrivals[:vectors * sf], dtype=np.int64)
+        j = np.arange(a.size, dtype=np.int64)
+        g = j + (nf - 1) * sf * (j // sf)
+        taken = g + np.maximum(np.maximum.accumulate(a - g), 0) if a.size else a
+        ends = taken[sf - 1::sf]  # each vector's first fold ends here; fold k ends k·SF clocks later
+        out = (ends[:, None] + sf * np.arange(nf, dtype=np.int64)[None, :] + self.depth).reshape(-1)
+        return taken.tolist(), out.tolist()
 
     @property
     def cost_key(self) -> str:

@@ -297,7 +297,8 @@ def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, 
         ix = ix_base + kx
         padded = iy < 0 or iy >= h or ix < 0 or ix >= w
         rebase = 0
-        if padded or wrow > iy or (wrow == iy and (wcol > ix or (wcol == ix and wcf > cf))):
+        read = padded or wrow > iy or (wrow == iy and (wcol > ix or (wcol == ix and wcf > cf)))
+        if read:
             last_tap = ky == kh - 1 and kx == kw - 1
             if not taps_inner or last_tap:
                 out[k] = t + latency
@@ -353,7 +354,10 @@ def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, 
                     wcol = 0
                     wrow += 1
         wrow -= rebase
-        t += 1
+        if not read and not write and wi < n_in and arrivals[wi] > t + 1:
+            t = arrivals[wi]  # nothing changes until the next beat is offered: skip the idle clocks
+        else:
+            t += 1
     return k
 
 
