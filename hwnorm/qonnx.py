@@ -172,6 +172,9 @@ class _Quantized:
     layout: str = ""
     order: object = None
     producer: object = None  # the layer that outputs these codes (None: the network input)
+    # a feature map quantized per channel (``scale`` None): channel c's scale. Only a depthwise
+    # convolution sums such codes exactly (each channel alone); every other op refuses them.
+    channel_scales: tuple | None = None
 
 
 @dataclass
@@ -976,8 +979,9 @@ class _Walk:
         if isinstance(quant, Sign):
             self.margins[name] = _margin(u, x.lo, x.hi)
         per_tensor = Fraction(float(s[0])) if np.unique(s).size == 1 else None
+        per_channel = tuple(Fraction(float(v)) for v in s) if per_tensor is None and x.layout else None
         return _Quantized(codes, (0, 1) if isinstance(quant, Sign) else quant.code_range, per_tensor,
-                          quant.zero, x.shape, x.layout, x.order, producer)
+                          quant.zero, x.shape, x.layout, x.order, producer, per_channel)
 
     def truncate(self, node, name: str, x, args) -> _Quantized:
         """QONNX ``Trunc`` of quantized data: the codes ``c`` divided by a power of two ``t``,
@@ -1428,8 +1432,14 @@ def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.
     """The accumulator of codes ``x`` times integer weights ``ints`` (out, K) whose real scale is
     ``col`` per output, as a chain: the exact real value per output channel. ``depthwise``:
     ``ints`` is (C, taps), each channel's weights over its own taps of a window."""
-    if x.scale is None:
-        raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly")
+    n = ints.shape[0]
+    if x.scale is not None:
+        scales = [x.scale] * n
+    elif depthwise and x.channel_scales is not None and len(x.channel_scales) == n:
+        scales = list(x.channel_scales)  # each channel sums its own codes: its own scale is exact
+    else:
+        raise ImportError_(f"node {name} ({op}): activations with per-channel scales cannot be summed exactly "
+                           "across channels (a depthwise convolution, which sums each channel alone, takes them)")
     k = ints.shape[1]
     if bipolar:
         weights, wtype = bnn.pack_bits((ints > 0).astype(np.uint8)), BIPOLAR
@@ -1438,8 +1448,7 @@ def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.
         wtype = IntType.from_range(int(weights.min()), int(weights.max()), signed=True)
     acc = _Accumulator(name, weights, wtype, k, x.code_type, in_range or x.code_range, spatial=spatial,
                        source=x.producer, depthwise=depthwise)
-    n = weights.shape[0]
-    p1 = np.array([float(x.scale * Fraction(float(v))) for v in col])
+    p1 = np.array([float(sc * Fraction(float(v))) for sc, v in zip(scales, col)])  # exact: two float32 factors
     form = SurdAffine.identity(n).then_mul(p1, f"node {name} ({op})")
     if offset is not None and np.any(offset):  # a preprocessed input: Σ_k w[n, k]·offset[k], exactly
         if np.unique(offset).size == 1:
@@ -1451,8 +1460,8 @@ def _accumulator(name: str, op: str, x: "_Quantized", ints: np.ndarray, col: np.
                              f"node {name} ({op})")
     if x.zero:
         row_sums = ints.sum(axis=1)  # padding reads the zero point: the same correction at every pixel
-        form = form.then_add(np.array([float(-x.scale * Fraction(float(v)) * x.zero * int(r))
-                                       for v, r in zip(col, row_sums)]), f"node {name} ({op})")
+        form = form.then_add(np.array([float(-sc * Fraction(float(v)) * x.zero * int(r))
+                                       for sc, v, r in zip(scales, col, row_sums)]), f"node {name} ({op})")
     lo, hi = acc.layer().acc_range
     if spatial:
         return _Chain(form, acc, lo, hi, (1, n, *spatial), layout="NCHW")

@@ -266,3 +266,41 @@ def test_a_concat_of_two_scales_is_refused_by_name(tmp_path):
     path = _concat_graph(tmp_path / "cat.onnx", np.random.default_rng(8), b_scale=0.25)
     with pytest.raises(ImportError_, match=r"node join_? \(Concat\): joins tensors of one per-tensor scale"):
         interpret(path)
+
+
+def _per_channel_into(path: Path, rng, group: int) -> Path:
+    """input (1, 4, 6, 5) → Quant → Conv 3×3 → Quant *per channel* → Conv 3×3 (``group``) → Quant
+    → dense: Brevitas' MobileNet-v1 scales the activations that feed its depthwise convolutions
+    per channel."""
+    from onnx import helper, numpy_helper
+    from tests.test_conv import _quant, _with_dense_head
+
+    inits: list = []
+    nodes = [_quant("q_in", "x", "xq", 1 / 64, 8, True, inits)]
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4, 4, 3, 3)).astype(np.float32), "w0"))
+    nodes += [_quant("q_w0", "w0", "wq0", 0.25, 4, True, inits),
+              helper.make_node("Conv", ["xq", "wq0"], ["c0"], name="conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+              _quant("q_a", "c0", "a", np.array([0.5, 0.25, 0.75, 1.5], np.float32).reshape(1, 4, 1, 1), 4, True,
+                     inits)]
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (4, 4 // group, 3, 3)).astype(np.float32), "w1"))
+    nodes += [_quant("q_w1", "w1", "wq1", np.array([0.25, 0.5, 0.125, 0.25], np.float32).reshape(4, 1, 1, 1), 4,
+                     True, inits),
+              helper.make_node("Conv", ["a", "wq1"], ["c1"], name="dw", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                               group=group),
+              _quant("q_b", "c1", "b", 0.5, 3, True, inits)]
+    return _with_dense_head(path, rng, nodes, inits, "b", 4 * 6 * 5, [1, 4, 6, 5])
+
+
+def test_per_channel_activation_scales_feed_a_depthwise_convolution_exactly(tmp_path):
+    path = _per_channel_into(tmp_path / "dw.onnx", np.random.default_rng(12), group=4)
+    r = check_model(path, random=300, seed=5)
+    assert (r["count"], r["disagreements"]) == (300, 0), r
+    assert "depthwise" in [layer.kind for layer in interpret(path, input_mode="quantized").network.layers]
+
+
+def test_per_channel_activation_scales_into_a_dense_convolution_are_refused_by_name(tmp_path):
+    from hwnorm.qonnx import ImportError_
+    path = _per_channel_into(tmp_path / "conv.onnx", np.random.default_rng(12), group=1)
+    with pytest.raises(ImportError_, match=r"node dw \(Conv\): activations with per-channel scales cannot be summed "
+                                           r"exactly across channels"):
+        interpret(path)
