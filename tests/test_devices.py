@@ -172,3 +172,28 @@ def test_a_design_names_its_part_and_its_family_is_its_target(tmp_path, capsys):
     toml.write_text(body + 'device = "XC9"\n')
     with pytest.raises(ValueError, match="'mvu5k'\\): device: unknown part 'XC9'"):
         load_designs(toml)
+
+
+def test_a_graph_search_sizes_fifos_only_where_the_cheap_bound_lets_a_candidate_through():
+    """For a graph, each candidate is first estimated with its FIFOs at their kinds' depths (no
+    cycle-model run): a bound below the full estimate, so what it rules out the full estimate
+    would too, and the search gives the same folding as without it."""
+    net = load_network("RESNET_MNIST_W4A4")[0]
+    config = config_from_dict({"model": "RESNET_MNIST_W4A4", "device": "LFE5U-25F"})
+    estimate, calls, heard = resource_estimator(config, net), {"full": [], "lower": []}, []
+
+    def full(folding):
+        calls["full"].append(folding)
+        return estimate(folding)
+
+    def lower(folding):
+        calls["lower"].append(folding)
+        return estimate.lower(folding)
+    full.lower = lower
+    folding, how = choose_folding(config, net, full, progress=heard.append)
+    assert calls["lower"] and len(calls["full"]) < len(calls["lower"])
+    assert calls["full"][-1] == folding  # sized: only candidates the bound let through, the last of them the answer
+    for f in (calls["lower"][0], calls["lower"][-2], folding):  # the fastest, the one just faster, the answer
+        bound, whole = estimate.lower(f), estimate(f)
+        assert all(bound[k] <= whole[k] for k in ("lut", "ff", "bram", "dsp"))
+    assert heard and all(line.startswith("folding search: ") for line in heard)

@@ -98,7 +98,10 @@ class MVULayer(Layer):
     aliases = ("mvtu",)
     folding_keys = ("pe", "simd")
     channel_label = "output row"
-    # binary weights (TFC_1W1A), and ternary weights and activations with multi-thresholds (TFC_2W2A)
+    # binary weights (TFC_1W1A), ternary weights and activations with multi-thresholds (TFC_2W2A),
+    # and multiplier lanes (4-bit codes × 4-bit weights, the 8-bit-pixel stems) with 15 thresholds
+    # per channel (the 4-bit MobileNet- and ResNet-style models): without these the mvu_mac fit
+    # had only 2-bit table-product lanes to learn from, and priced a compare bit at 5 LUTs
     calibration_points = tuple(
         CalibrationPoint(f"cal_{prefix}{layer.lower()}_p{pe}_s{simd}",
                          {"model": model, "layer": layer, "pe": pe, "simd": simd})
@@ -108,7 +111,11 @@ class MVULayer(Layer):
                               "MatMul_32": [(4, 64), (16, 4), (1, 64), (16, 32)],
                               "MatMul_40": [(5, 16), (2, 64), (10, 8), (1, 4)]}),
             ("TFC_2W2A", "2w2a_", {"MatMul_20": [(4, 49), (8, 16), (16, 28)], "MatMul_32": [(4, 16), (8, 8), (16, 64)],
-                                   "MatMul_56": [(5, 16), (2, 8)]}))
+                                   "MatMul_56": [(5, 16), (2, 8)]}),
+            ("MOBILENET_MNIST_W4A4", "mobilenet_", {"node_Conv_214": [(8, 9), (2, 3), (4, 1)],
+                                                    "node_Conv_218": [(8, 4), (32, 16), (4, 16)],
+                                                    "node_linear": [(10, 32), (5, 8)]}),
+            ("RESNET_MNIST_W4A4", "resnet_", {"node_Conv_190": [(8, 16), (4, 48)]}))
         for layer, folds in layers.items() for pe, simd in folds)
 
     def __post_init__(self):
