@@ -347,12 +347,19 @@ def models_of(stages: list) -> list:
     return [model_of(stage.block, (k, 0) in sliced and stage.block.out_ports == 1) for k, stage in enumerate(stages)]
 
 
-def simulate(stages: list, arrivals: list[int], expected: int, stall_limit: int, models: list | None = None) -> list[int]:
+class Late(RuntimeError):
+    """An output beat left on another clock than the one it was held to."""
+
+
+def simulate(stages: list, arrivals: list[int], expected: int, stall_limit: int, models: list | None = None,
+             held_to: list[int] | None = None) -> list[int]:
     """Run the plan ``stages`` (each with ``block`` and ``sources``: per input stream, (stage
     index, output port) or (None, 0) for the plan's input) clock by clock on input beats offered
     from ``arrivals``, the last stage's output always taken, until ``expected`` beats have left
     it. Returns their clocks; raises :class:`Deadlock` when nothing moves for ``stall_limit``
-    clocks. ``models`` (default :func:`models_of`) are left in their final state."""
+    clocks, and :class:`Late` as soon as an output beat misses its clock in ``held_to`` (a
+    search for the least FIFO depths learns of a too-shallow FIFO without running on).
+    ``models`` (default :func:`models_of`) are left in their final state."""
     models = models_of(stages) if models is None else models
     n = len(stages)
     readers = {src: (k, p) for k, stage in enumerate(stages) for p, src in enumerate(stage.sources)}
@@ -389,6 +396,8 @@ def simulate(stages: list, arrivals: list[int], expected: int, stall_limit: int,
                 moved = True
             tick_of[k](iv, in_fire, out_fire, orr)
             if k == last and out_fire[0]:
+                if held_to is not None and held_to[len(done)] != t:
+                    raise Late(f"output beat {len(done)} left at clock {t}, not {held_to[len(done)]}")
                 done.append(t)
         for k in takes_input:
             if in_valid[k][0] and in_ready[k][0]:

@@ -357,21 +357,21 @@ def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=No
     depths so far (so the result is checked as a whole); ``only`` names the FIFOs to shrink (default:
     every one at least :data:`MINIMAL_WORTH` deep). Returns ``{FIFO stage name: (never-full depth,
     least depth)}``; ``progress(text)`` hears of each search."""
-    from hwnorm.clocked import Deadlock, simulate  # the clocked models: only this analysis needs them
+    from hwnorm.clocked import Deadlock, Late, simulate  # the clocked models: only this analysis needs them
     stages = plan_sources(top.stages)
     arrivals = list(range(images * top.in_beats))
     expected = images * top.out_beats
     limit = 2 * max(stage.cycles for stage in stages) + 100
-
-    def run(depths: dict):
-        plan = _with_depths(stages, depths)
-        try:
-            return simulate(plan, arrivals, expected, limit)
-        except Deadlock:
-            return None
-
     full = {s.name: s.block.depth for s in stages if s.block.kind == "fifo"}
-    reference = run(full)
+    reference = simulate(_with_depths(stages, full), arrivals, expected, limit)
+
+    def keeps_time(depths: dict) -> bool:  # a too-shallow FIFO shows at its first late beat: stop there
+        try:
+            simulate(_with_depths(stages, depths), arrivals, expected, limit, held_to=reference)
+            return True
+        except (Deadlock, Late):
+            return False
+
     depths = dict(full)
     for name in sorted(full, key=lambda n: -full[n] * _fifo_width(stages, n)):
         lo, hi = 3, full[name]  # hi keeps the reference; find the least that does
@@ -379,9 +379,15 @@ def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=No
             continue
         if progress:
             progress(f"least depth of {name} (never full at {hi})")
+        # gallop up from the shallowest (too-shallow runs stop early, so they are the cheap ones),
+        # then bisect the last doubling
+        probe = lo
+        while probe < hi and not keeps_time({**depths, name: probe}):
+            lo, probe = probe + 1, 2 * probe
+        hi = min(hi, probe)
         while lo < hi:
             mid = (lo + hi) // 2
-            if run({**depths, name: mid}) == reference:
+            if keeps_time({**depths, name: mid}):
                 hi = mid
             else:
                 lo = mid + 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwnorm.clocked import Deadlock, FIFOModel, simulate
+from hwnorm.clocked import Deadlock, FIFOModel, Late, simulate
 from hwnorm.dataflow import NetworkBlock, minimal_fifos, plan_sources
 from hwnorm.estimate.cycles import full_rate_output_cycles
 from hwnorm.models import import_model
@@ -43,6 +43,18 @@ def test_least_fifo_depths_keep_the_clocks_and_save_bits():
     plan = NetworkBlock(top.net, top.folding, fifo_depths={k: v[1] for k, v in least.items()})
     got = simulate(plan_sources(plan.stages), list(range(3 * plan.in_beats)), 3, 20_000)
     assert got == full_rate_output_cycles(top, 3)
+
+
+def test_a_run_held_to_clocks_stops_at_the_first_late_beat():
+    """The least-depth search holds each candidate to the reference clocks: a beat off its clock
+    ends the run there (a too-shallow FIFO costs one image, not the whole run)."""
+    top = NetworkBlock(import_model("TFC_1W1A").network)
+    stages, arrivals = plan_sources(top.stages), list(range(3 * top.in_beats))
+    reference = simulate(stages, arrivals, 3 * top.out_beats, 1000)
+    assert simulate(stages, arrivals, 3 * top.out_beats, 1000, held_to=reference) == reference
+    early = [t - 1 for t in reference]
+    with pytest.raises(Late, match=f"output beat 0 left at clock {reference[0]}, not {reference[0] - 1}"):
+        simulate(stages, arrivals, 3 * top.out_beats, 1000, held_to=early)
 
 
 def test_a_deadlock_is_reported_not_waited_for():
