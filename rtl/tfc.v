@@ -2020,12 +2020,11 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, o__valid, o__payload, adv
   wire \$1 ;
   wire [1:0] \$10 ;
   wire [4:0] \$100 ;
-  wire [4:0] \$101 ;
-  reg [3:0] \$102 ;
-  reg [391:0] \$103 ;
+  reg [3:0] \$101 ;
+  reg [391:0] \$102 ;
+  reg \$103 ;
   reg \$104 ;
-  reg \$105 ;
-  reg [48:0] \$106 ;
+  reg [48:0] \$105 ;
   wire \$11 ;
   wire [1:0] \$12 ;
   wire \$13 ;
@@ -2037,8 +2036,6 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, o__valid, o__payload, adv
   wire \$19 ;
   wire [1:0] \$2 ;
   wire [1:0] \$20 ;
-  wire [4:0] \$207 ;
-  wire \$209 ;
   wire \$21 ;
   wire [1:0] \$22 ;
   wire \$23 ;
@@ -2569,39 +2566,48 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, o__valid, o__payload, adv
   assign \$98  = 1'h0 + \$97 ;
   assign \$99  = i__valid & advance;
   assign \$100  = port__addr + 1'h1;
-  assign \$207  = \$100  % 5'h10;
   always @(posedge clk)
-    port__addr <= \$102 ;
+    port__addr <= \$101 ;
   always @(posedge clk)
-    \$signal  <= \$103 ;
+    \$signal  <= \$102 ;
   always @(posedge clk)
-    v1 <= \$104 ;
+    v1 <= \$103 ;
   always @(posedge clk)
-    o__valid <= \$105 ;
+    o__valid <= \$104 ;
   always @(posedge clk)
-    o__payload <= \$106 ;
+    o__payload <= \$105 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = port__addr;
+    \$101  = port__addr;
     if (\$99 ) begin
-      \$102  = \$101 [3:0];
+      \$101  = \$100 [3:0];
     end
     if (rst) begin
-      \$102  = 4'h0;
+      \$101  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = \$signal ;
+    \$102  = \$signal ;
     if (advance) begin
-      \$103  = i__payload;
+      \$102  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = v1;
+    \$103  = v1;
     if (advance) begin
-      \$104  = i__valid;
+      \$103  = i__valid;
+    end
+    if (rst) begin
+      \$103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$104  = o__valid;
+    if (advance) begin
+      \$104  = v1;
     end
     if (rst) begin
       \$104  = 1'h0;
@@ -2609,22 +2615,12 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, o__valid, o__payload, adv
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = o__valid;
+    \$105  = o__payload;
     if (advance) begin
-      \$105  = v1;
+      \$105  = result;
     end
     if (rst) begin
-      \$105  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = o__payload;
-    if (advance) begin
-      \$106  = result;
-    end
-    if (rst) begin
-      \$106  = 49'h0000000000000;
+      \$105  = 49'h0000000000000;
     end
   end
   assign o__ready = advance;
@@ -2974,8 +2970,6 @@ module \tfc.BipolarQuant_11_input (i__valid, clk, rst, o__valid, o__payload, adv
   assign result[2] = \$6 [0];
   assign result[1] = \$4 [0];
   assign result[0] = \$2 [0];
-  assign \$209  = 1'h1;
-  assign \$101  = \$207 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3382,20 +3376,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1004 ;
   reg [2:0] \$1005 ;
   reg [2:0] \$1006 ;
-  reg [2:0] \$1007 ;
-  reg [2:0] \$1008 ;
-  reg [2:0] \$1009 ;
+  reg \$1007 ;
+  reg [4:0] \$1008 ;
+  reg [4:0] \$1009 ;
   wire [1:0] \$101 ;
-  reg \$1010 ;
-  reg [4:0] \$1011 ;
-  reg [4:0] \$1012 ;
-  reg [4:0] \$1013 ;
-  reg \$1014 ;
-  reg [5:0] \$1015 ;
-  reg [5:0] \$1016 ;
-  reg [6:0] \$1017 ;
-  reg [9:0] \$1018 ;
-  reg [10:0] \$1019 ;
+  reg [4:0] \$1010 ;
+  reg \$1011 ;
+  reg [5:0] \$1012 ;
+  reg [5:0] \$1013 ;
+  reg [6:0] \$1014 ;
+  reg [9:0] \$1015 ;
+  reg [10:0] \$1016 ;
+  reg [2:0] \$1017 ;
+  reg [2:0] \$1018 ;
+  reg [2:0] \$1019 ;
   wire \$102 ;
   reg [2:0] \$1020 ;
   reg [2:0] \$1021 ;
@@ -3406,21 +3400,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1026 ;
   reg [2:0] \$1027 ;
   reg [2:0] \$1028 ;
-  reg [2:0] \$1029 ;
+  reg \$1029 ;
   wire \$103 ;
-  reg [2:0] \$1030 ;
-  reg [2:0] \$1031 ;
-  reg \$1032 ;
-  reg [4:0] \$1033 ;
-  reg [4:0] \$1034 ;
-  reg [4:0] \$1035 ;
-  reg \$1036 ;
-  reg [5:0] \$1037 ;
-  reg [5:0] \$1038 ;
-  reg [6:0] \$1039 ;
+  reg [4:0] \$1030 ;
+  reg [4:0] \$1031 ;
+  reg [4:0] \$1032 ;
+  reg \$1033 ;
+  reg [5:0] \$1034 ;
+  reg [5:0] \$1035 ;
+  reg [6:0] \$1036 ;
+  reg [9:0] \$1037 ;
+  reg [10:0] \$1038 ;
+  reg [2:0] \$1039 ;
   wire \$104 ;
-  reg [9:0] \$1040 ;
-  reg [10:0] \$1041 ;
+  reg [2:0] \$1040 ;
+  reg [2:0] \$1041 ;
   reg [2:0] \$1042 ;
   reg [2:0] \$1043 ;
   reg [2:0] \$1044 ;
@@ -3431,20 +3425,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1049 ;
   wire [1:0] \$105 ;
   reg [2:0] \$1050 ;
-  reg [2:0] \$1051 ;
-  reg [2:0] \$1052 ;
-  reg [2:0] \$1053 ;
-  reg \$1054 ;
-  reg [4:0] \$1055 ;
-  reg [4:0] \$1056 ;
-  reg [4:0] \$1057 ;
-  reg \$1058 ;
-  reg [5:0] \$1059 ;
+  reg \$1051 ;
+  reg [4:0] \$1052 ;
+  reg [4:0] \$1053 ;
+  reg [4:0] \$1054 ;
+  reg \$1055 ;
+  reg [5:0] \$1056 ;
+  reg [5:0] \$1057 ;
+  reg [6:0] \$1058 ;
+  reg [9:0] \$1059 ;
   wire \$106 ;
-  reg [5:0] \$1060 ;
-  reg [6:0] \$1061 ;
-  reg [9:0] \$1062 ;
-  reg [10:0] \$1063 ;
+  reg [10:0] \$1060 ;
+  reg [2:0] \$1061 ;
+  reg [2:0] \$1062 ;
+  reg [2:0] \$1063 ;
   reg [2:0] \$1064 ;
   reg [2:0] \$1065 ;
   reg [2:0] \$1066 ;
@@ -3455,20 +3449,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1070 ;
   reg [2:0] \$1071 ;
   reg [2:0] \$1072 ;
-  reg [2:0] \$1073 ;
-  reg [2:0] \$1074 ;
-  reg [2:0] \$1075 ;
-  reg \$1076 ;
-  reg [4:0] \$1077 ;
-  reg [4:0] \$1078 ;
-  reg [4:0] \$1079 ;
+  reg \$1073 ;
+  reg [4:0] \$1074 ;
+  reg [4:0] \$1075 ;
+  reg [4:0] \$1076 ;
+  reg \$1077 ;
+  reg [5:0] \$1078 ;
+  reg [5:0] \$1079 ;
   wire \$108 ;
-  reg \$1080 ;
-  reg [5:0] \$1081 ;
-  reg [5:0] \$1082 ;
-  reg [6:0] \$1083 ;
-  reg [9:0] \$1084 ;
-  reg [10:0] \$1085 ;
+  reg [6:0] \$1080 ;
+  reg [9:0] \$1081 ;
+  reg [10:0] \$1082 ;
+  reg [2:0] \$1083 ;
+  reg [2:0] \$1084 ;
+  reg [2:0] \$1085 ;
   reg [2:0] \$1086 ;
   reg [2:0] \$1087 ;
   reg [2:0] \$1088 ;
@@ -3479,21 +3473,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1092 ;
   reg [2:0] \$1093 ;
   reg [2:0] \$1094 ;
-  reg [2:0] \$1095 ;
-  reg [2:0] \$1096 ;
-  reg [2:0] \$1097 ;
-  reg \$1098 ;
-  reg [4:0] \$1099 ;
+  reg \$1095 ;
+  reg [4:0] \$1096 ;
+  reg [4:0] \$1097 ;
+  reg [4:0] \$1098 ;
+  reg \$1099 ;
   wire [10:0] \$11 ;
   wire \$110 ;
-  reg [4:0] \$1100 ;
-  reg [4:0] \$1101 ;
-  reg \$1102 ;
-  reg [5:0] \$1103 ;
-  reg [5:0] \$1104 ;
-  reg [6:0] \$1105 ;
-  reg [9:0] \$1106 ;
-  reg [10:0] \$1107 ;
+  reg [5:0] \$1100 ;
+  reg [5:0] \$1101 ;
+  reg [6:0] \$1102 ;
+  reg [9:0] \$1103 ;
+  reg [10:0] \$1104 ;
+  reg [2:0] \$1105 ;
+  reg [2:0] \$1106 ;
+  reg [2:0] \$1107 ;
   reg [2:0] \$1108 ;
   reg [2:0] \$1109 ;
   wire \$111 ;
@@ -3504,20 +3498,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1114 ;
   reg [2:0] \$1115 ;
   reg [2:0] \$1116 ;
-  reg [2:0] \$1117 ;
-  reg [2:0] \$1118 ;
-  reg [2:0] \$1119 ;
+  reg \$1117 ;
+  reg [4:0] \$1118 ;
+  reg [4:0] \$1119 ;
   wire \$112 ;
-  reg \$1120 ;
-  reg [4:0] \$1121 ;
-  reg [4:0] \$1122 ;
-  reg [4:0] \$1123 ;
-  reg \$1124 ;
-  reg [5:0] \$1125 ;
-  reg [5:0] \$1126 ;
-  reg [6:0] \$1127 ;
-  reg [9:0] \$1128 ;
-  reg [10:0] \$1129 ;
+  reg [4:0] \$1120 ;
+  reg \$1121 ;
+  reg [5:0] \$1122 ;
+  reg [5:0] \$1123 ;
+  reg [6:0] \$1124 ;
+  reg [9:0] \$1125 ;
+  reg [10:0] \$1126 ;
+  reg [2:0] \$1127 ;
+  reg [2:0] \$1128 ;
+  reg [2:0] \$1129 ;
   wire [1:0] \$113 ;
   reg [2:0] \$1130 ;
   reg [2:0] \$1131 ;
@@ -3528,21 +3522,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1136 ;
   reg [2:0] \$1137 ;
   reg [2:0] \$1138 ;
-  reg [2:0] \$1139 ;
+  reg \$1139 ;
   wire \$114 ;
-  reg [2:0] \$1140 ;
-  reg [2:0] \$1141 ;
-  reg \$1142 ;
-  reg [4:0] \$1143 ;
-  reg [4:0] \$1144 ;
-  reg [4:0] \$1145 ;
-  reg \$1146 ;
-  reg [5:0] \$1147 ;
-  reg [5:0] \$1148 ;
-  reg [6:0] \$1149 ;
+  reg [4:0] \$1140 ;
+  reg [4:0] \$1141 ;
+  reg [4:0] \$1142 ;
+  reg \$1143 ;
+  reg [5:0] \$1144 ;
+  reg [5:0] \$1145 ;
+  reg [6:0] \$1146 ;
+  reg [9:0] \$1147 ;
+  reg [10:0] \$1148 ;
+  reg [2:0] \$1149 ;
   wire \$115 ;
-  reg [9:0] \$1150 ;
-  reg [10:0] \$1151 ;
+  reg [2:0] \$1150 ;
+  reg [2:0] \$1151 ;
   reg [2:0] \$1152 ;
   reg [2:0] \$1153 ;
   reg [2:0] \$1154 ;
@@ -3553,20 +3547,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1159 ;
   wire \$116 ;
   reg [2:0] \$1160 ;
-  reg [2:0] \$1161 ;
-  reg [2:0] \$1162 ;
-  reg [2:0] \$1163 ;
-  reg \$1164 ;
-  reg [4:0] \$1165 ;
-  reg [4:0] \$1166 ;
-  reg [4:0] \$1167 ;
-  reg \$1168 ;
-  reg [5:0] \$1169 ;
+  reg \$1161 ;
+  reg [4:0] \$1162 ;
+  reg [4:0] \$1163 ;
+  reg [4:0] \$1164 ;
+  reg \$1165 ;
+  reg [5:0] \$1166 ;
+  reg [5:0] \$1167 ;
+  reg [6:0] \$1168 ;
+  reg [9:0] \$1169 ;
   wire [1:0] \$117 ;
-  reg [5:0] \$1170 ;
-  reg [6:0] \$1171 ;
-  reg [9:0] \$1172 ;
-  reg [10:0] \$1173 ;
+  reg [10:0] \$1170 ;
+  reg [2:0] \$1171 ;
+  reg [2:0] \$1172 ;
+  reg [2:0] \$1173 ;
   reg [2:0] \$1174 ;
   reg [2:0] \$1175 ;
   reg [2:0] \$1176 ;
@@ -3577,45 +3571,45 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1180 ;
   reg [2:0] \$1181 ;
   reg [2:0] \$1182 ;
-  reg [2:0] \$1183 ;
-  reg [2:0] \$1184 ;
-  reg [2:0] \$1185 ;
-  reg \$1186 ;
-  reg [4:0] \$1187 ;
-  reg [4:0] \$1188 ;
-  reg [4:0] \$1189 ;
-  wire [4:0] \$119 ;
-  reg \$1190 ;
-  reg [5:0] \$1191 ;
-  reg [5:0] \$1192 ;
-  reg [6:0] \$1193 ;
-  reg [9:0] \$1194 ;
-  reg [10:0] \$1195 ;
+  reg \$1183 ;
+  reg [4:0] \$1184 ;
+  reg [4:0] \$1185 ;
+  reg [4:0] \$1186 ;
+  reg \$1187 ;
+  reg [5:0] \$1188 ;
+  reg [5:0] \$1189 ;
+  wire [6:0] \$119 ;
+  reg [6:0] \$1190 ;
+  reg [9:0] \$1191 ;
+  reg [10:0] \$1192 ;
+  reg [2:0] \$1193 ;
+  reg [2:0] \$1194 ;
+  reg [2:0] \$1195 ;
   reg [2:0] \$1196 ;
   reg [2:0] \$1197 ;
   reg [2:0] \$1198 ;
   reg [2:0] \$1199 ;
   wire [48:0] \$12 ;
-  wire [6:0] \$120 ;
+  wire \$120 ;
   reg [2:0] \$1200 ;
   reg [2:0] \$1201 ;
   reg [2:0] \$1202 ;
   reg [2:0] \$1203 ;
   reg [2:0] \$1204 ;
-  reg [2:0] \$1205 ;
-  reg [2:0] \$1206 ;
-  reg [2:0] \$1207 ;
-  reg \$1208 ;
-  reg [4:0] \$1209 ;
-  wire [6:0] \$121 ;
-  reg [4:0] \$1210 ;
-  reg [4:0] \$1211 ;
-  reg \$1212 ;
-  reg [5:0] \$1213 ;
-  reg [5:0] \$1214 ;
-  reg [6:0] \$1215 ;
-  reg [9:0] \$1216 ;
-  reg [10:0] \$1217 ;
+  reg \$1205 ;
+  reg [4:0] \$1206 ;
+  reg [4:0] \$1207 ;
+  reg [4:0] \$1208 ;
+  reg \$1209 ;
+  wire [2:0] \$121 ;
+  reg [5:0] \$1210 ;
+  reg [5:0] \$1211 ;
+  reg [6:0] \$1212 ;
+  reg [9:0] \$1213 ;
+  reg [10:0] \$1214 ;
+  reg [2:0] \$1215 ;
+  reg [2:0] \$1216 ;
+  reg [2:0] \$1217 ;
   reg [2:0] \$1218 ;
   reg [2:0] \$1219 ;
   wire \$122 ;
@@ -3626,21 +3620,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1224 ;
   reg [2:0] \$1225 ;
   reg [2:0] \$1226 ;
-  reg [2:0] \$1227 ;
-  reg [2:0] \$1228 ;
-  reg [2:0] \$1229 ;
-  wire [2:0] \$123 ;
-  reg \$1230 ;
-  reg [4:0] \$1231 ;
-  reg [4:0] \$1232 ;
-  reg [4:0] \$1233 ;
-  reg \$1234 ;
-  reg [5:0] \$1235 ;
-  reg [5:0] \$1236 ;
-  reg [6:0] \$1237 ;
-  reg [9:0] \$1238 ;
-  reg [10:0] \$1239 ;
-  wire [2:0] \$124 ;
+  reg \$1227 ;
+  reg [4:0] \$1228 ;
+  reg [4:0] \$1229 ;
+  wire \$123 ;
+  reg [4:0] \$1230 ;
+  reg \$1231 ;
+  reg [5:0] \$1232 ;
+  reg [5:0] \$1233 ;
+  reg [6:0] \$1234 ;
+  reg [9:0] \$1235 ;
+  reg [10:0] \$1236 ;
+  reg [2:0] \$1237 ;
+  reg [2:0] \$1238 ;
+  reg [2:0] \$1239 ;
+  wire \$124 ;
   reg [2:0] \$1240 ;
   reg [2:0] \$1241 ;
   reg [2:0] \$1242 ;
@@ -3650,21 +3644,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1246 ;
   reg [2:0] \$1247 ;
   reg [2:0] \$1248 ;
-  reg [2:0] \$1249 ;
-  wire \$125 ;
-  reg [2:0] \$1250 ;
-  reg [2:0] \$1251 ;
-  reg \$1252 ;
-  reg [4:0] \$1253 ;
-  reg [4:0] \$1254 ;
-  reg [4:0] \$1255 ;
-  reg \$1256 ;
-  reg [5:0] \$1257 ;
-  reg [5:0] \$1258 ;
-  reg [6:0] \$1259 ;
-  wire \$126 ;
-  reg [9:0] \$1260 ;
-  reg [10:0] \$1261 ;
+  reg \$1249 ;
+  wire [1:0] \$125 ;
+  reg [4:0] \$1250 ;
+  reg [4:0] \$1251 ;
+  reg [4:0] \$1252 ;
+  reg \$1253 ;
+  reg [5:0] \$1254 ;
+  reg [5:0] \$1255 ;
+  reg [6:0] \$1256 ;
+  reg [9:0] \$1257 ;
+  reg [10:0] \$1258 ;
+  reg [2:0] \$1259 ;
+  wire [1:0] \$126 ;
+  reg [2:0] \$1260 ;
+  reg [2:0] \$1261 ;
   reg [2:0] \$1262 ;
   reg [2:0] \$1263 ;
   reg [2:0] \$1264 ;
@@ -3673,22 +3667,22 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1267 ;
   reg [2:0] \$1268 ;
   reg [2:0] \$1269 ;
-  wire \$127 ;
+  wire [2:0] \$127 ;
   reg [2:0] \$1270 ;
-  reg [2:0] \$1271 ;
-  reg [2:0] \$1272 ;
-  reg [2:0] \$1273 ;
-  reg \$1274 ;
-  reg [4:0] \$1275 ;
-  reg [4:0] \$1276 ;
-  reg [4:0] \$1277 ;
-  reg \$1278 ;
-  reg [5:0] \$1279 ;
+  reg \$1271 ;
+  reg [4:0] \$1272 ;
+  reg [4:0] \$1273 ;
+  reg [4:0] \$1274 ;
+  reg \$1275 ;
+  reg [5:0] \$1276 ;
+  reg [5:0] \$1277 ;
+  reg [6:0] \$1278 ;
+  reg [9:0] \$1279 ;
   wire [1:0] \$128 ;
-  reg [5:0] \$1280 ;
-  reg [6:0] \$1281 ;
-  reg [9:0] \$1282 ;
-  reg [10:0] \$1283 ;
+  reg [10:0] \$1280 ;
+  reg [2:0] \$1281 ;
+  reg [2:0] \$1282 ;
+  reg [2:0] \$1283 ;
   reg [2:0] \$1284 ;
   reg [2:0] \$1285 ;
   reg [2:0] \$1286 ;
@@ -3699,21 +3693,21 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1290 ;
   reg [2:0] \$1291 ;
   reg [2:0] \$1292 ;
-  reg [2:0] \$1293 ;
-  reg [2:0] \$1294 ;
-  reg [2:0] \$1295 ;
-  reg \$1296 ;
-  reg [4:0] \$1297 ;
-  reg [4:0] \$1298 ;
-  reg [4:0] \$1299 ;
+  reg \$1293 ;
+  reg [4:0] \$1294 ;
+  reg [4:0] \$1295 ;
+  reg [4:0] \$1296 ;
+  reg \$1297 ;
+  reg [5:0] \$1298 ;
+  reg [5:0] \$1299 ;
   wire [9:0] \$13 ;
   wire [2:0] \$130 ;
-  reg \$1300 ;
-  reg [5:0] \$1301 ;
-  reg [5:0] \$1302 ;
-  reg [6:0] \$1303 ;
-  reg [9:0] \$1304 ;
-  reg [10:0] \$1305 ;
+  reg [6:0] \$1300 ;
+  reg [9:0] \$1301 ;
+  reg [10:0] \$1302 ;
+  reg [2:0] \$1303 ;
+  reg [2:0] \$1304 ;
+  reg [2:0] \$1305 ;
   reg [2:0] \$1306 ;
   reg [2:0] \$1307 ;
   reg [2:0] \$1308 ;
@@ -3724,26 +3718,26 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1312 ;
   reg [2:0] \$1313 ;
   reg [2:0] \$1314 ;
-  reg [2:0] \$1315 ;
-  reg [2:0] \$1316 ;
-  reg [2:0] \$1317 ;
-  reg \$1318 ;
-  reg [4:0] \$1319 ;
+  reg \$1315 ;
+  reg [4:0] \$1316 ;
+  reg [4:0] \$1317 ;
+  reg [4:0] \$1318 ;
+  reg \$1319 ;
   wire [1:0] \$132 ;
-  reg [4:0] \$1320 ;
-  reg [4:0] \$1321 ;
-  reg \$1322 ;
-  reg [5:0] \$1323 ;
-  reg [5:0] \$1324 ;
-  reg [6:0] \$1325 ;
-  reg [9:0] \$1326 ;
-  reg [10:0] \$1327 ;
-  reg \$1328 ;
+  reg [5:0] \$1320 ;
+  reg [5:0] \$1321 ;
+  reg [6:0] \$1322 ;
+  reg [9:0] \$1323 ;
+  reg [10:0] \$1324 ;
+  reg \$1325 ;
+  reg \$1326 ;
+  reg [1:0] \$1327 ;
+  reg [175:0] \$1328 ;
   reg \$1329 ;
   wire [2:0] \$133 ;
-  reg [1:0] \$1330 ;
-  reg [175:0] \$1331 ;
-  reg \$1332 ;
+  reg [10:0] \$1330 ;
+  reg [10:0] \$1331 ;
+  reg [10:0] \$1332 ;
   reg [10:0] \$1333 ;
   reg [10:0] \$1334 ;
   reg [10:0] \$1335 ;
@@ -3758,12 +3752,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [10:0] \$1343 ;
   reg [10:0] \$1344 ;
   reg [10:0] \$1345 ;
-  reg [10:0] \$1346 ;
-  reg [10:0] \$1347 ;
-  reg [10:0] \$1348 ;
-  reg \$1349 ;
+  reg \$1346 ;
+  reg [15:0] \$1347 ;
   wire [1:0] \$135 ;
-  reg [15:0] \$1350 ;
   wire [2:0] \$136 ;
   wire [1:0] \$137 ;
   wire [1:0] \$138 ;
@@ -3778,15 +3769,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$146 ;
   wire [1:0] \$147 ;
   wire [2:0] \$148 ;
-  wire [4:0] \$1489 ;
   wire [1:0] \$149 ;
-  wire \$1491 ;
-  wire [6:0] \$1495 ;
-  wire \$1497 ;
   wire [48:0] \$15 ;
   wire [1:0] \$150 ;
-  wire [2:0] \$1502 ;
-  wire \$1504 ;
   wire [2:0] \$151 ;
   wire [1:0] \$152 ;
   wire [1:0] \$153 ;
@@ -3798,9 +3783,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$159 ;
   wire [9:0] \$16 ;
   wire [2:0] \$160 ;
-  wire [1:0] \$161 ;
-  wire [1:0] \$162 ;
-  wire [2:0] \$163 ;
+  wire [3:0] \$161 ;
+  wire [3:0] \$162 ;
+  wire [4:0] \$163 ;
   wire [3:0] \$164 ;
   wire [3:0] \$165 ;
   wire [4:0] \$166 ;
@@ -3808,15 +3793,15 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$168 ;
   wire [4:0] \$169 ;
   wire [10:0] \$17 ;
-  wire [3:0] \$170 ;
-  wire [3:0] \$171 ;
-  wire [4:0] \$172 ;
-  wire [5:0] \$173 ;
-  wire [5:0] \$174 ;
-  wire [6:0] \$175 ;
-  wire \$176 ;
-  wire [11:0] \$177 ;
-  wire [12:0] \$178 ;
+  wire [5:0] \$170 ;
+  wire [5:0] \$171 ;
+  wire [6:0] \$172 ;
+  wire \$173 ;
+  wire [11:0] \$174 ;
+  wire [12:0] \$175 ;
+  wire [1:0] \$176 ;
+  wire [1:0] \$177 ;
+  wire [2:0] \$178 ;
   wire [1:0] \$179 ;
   wire [48:0] \$18 ;
   wire [1:0] \$180 ;
@@ -3855,9 +3840,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [48:0] \$21 ;
   wire [1:0] \$210 ;
   wire [2:0] \$211 ;
-  wire [1:0] \$212 ;
-  wire [1:0] \$213 ;
-  wire [2:0] \$214 ;
+  wire [3:0] \$212 ;
+  wire [3:0] \$213 ;
+  wire [4:0] \$214 ;
   wire [3:0] \$215 ;
   wire [3:0] \$216 ;
   wire [4:0] \$217 ;
@@ -3865,15 +3850,15 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$219 ;
   wire [9:0] \$22 ;
   wire [4:0] \$220 ;
-  wire [3:0] \$221 ;
-  wire [3:0] \$222 ;
-  wire [4:0] \$223 ;
-  wire [5:0] \$224 ;
-  wire [5:0] \$225 ;
-  wire [6:0] \$226 ;
-  wire \$227 ;
-  wire [11:0] \$228 ;
-  wire [12:0] \$229 ;
+  wire [5:0] \$221 ;
+  wire [5:0] \$222 ;
+  wire [6:0] \$223 ;
+  wire \$224 ;
+  wire [11:0] \$225 ;
+  wire [12:0] \$226 ;
+  wire [1:0] \$227 ;
+  wire [1:0] \$228 ;
+  wire [2:0] \$229 ;
   wire [10:0] \$23 ;
   wire [1:0] \$230 ;
   wire [1:0] \$231 ;
@@ -3911,9 +3896,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
   wire [2:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [2:0] \$265 ;
+  wire [3:0] \$263 ;
+  wire [3:0] \$264 ;
+  wire [4:0] \$265 ;
   wire [3:0] \$266 ;
   wire [3:0] \$267 ;
   wire [4:0] \$268 ;
@@ -3921,16 +3906,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [48:0] \$27 ;
   wire [3:0] \$270 ;
   wire [4:0] \$271 ;
-  wire [3:0] \$272 ;
-  wire [3:0] \$273 ;
-  wire [4:0] \$274 ;
-  wire [5:0] \$275 ;
-  wire [5:0] \$276 ;
-  wire [6:0] \$277 ;
-  wire \$278 ;
-  wire [11:0] \$279 ;
+  wire [5:0] \$272 ;
+  wire [5:0] \$273 ;
+  wire [6:0] \$274 ;
+  wire \$275 ;
+  wire [11:0] \$276 ;
+  wire [12:0] \$277 ;
+  wire [1:0] \$278 ;
+  wire [1:0] \$279 ;
   wire [9:0] \$28 ;
-  wire [12:0] \$280 ;
+  wire [2:0] \$280 ;
   wire [1:0] \$281 ;
   wire [1:0] \$282 ;
   wire [2:0] \$283 ;
@@ -3968,9 +3953,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$311 ;
   wire [1:0] \$312 ;
   wire [2:0] \$313 ;
-  wire [1:0] \$314 ;
-  wire [1:0] \$315 ;
-  wire [2:0] \$316 ;
+  wire [3:0] \$314 ;
+  wire [3:0] \$315 ;
+  wire [4:0] \$316 ;
   wire [3:0] \$317 ;
   wire [3:0] \$318 ;
   wire [4:0] \$319 ;
@@ -3978,16 +3963,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$320 ;
   wire [3:0] \$321 ;
   wire [4:0] \$322 ;
-  wire [3:0] \$323 ;
-  wire [3:0] \$324 ;
-  wire [4:0] \$325 ;
-  wire [5:0] \$326 ;
-  wire [5:0] \$327 ;
-  wire [6:0] \$328 ;
-  wire \$329 ;
+  wire [5:0] \$323 ;
+  wire [5:0] \$324 ;
+  wire [6:0] \$325 ;
+  wire \$326 ;
+  wire [11:0] \$327 ;
+  wire [12:0] \$328 ;
+  wire [1:0] \$329 ;
   wire [48:0] \$33 ;
-  wire [11:0] \$330 ;
-  wire [12:0] \$331 ;
+  wire [1:0] \$330 ;
+  wire [2:0] \$331 ;
   wire [1:0] \$332 ;
   wire [1:0] \$333 ;
   wire [2:0] \$334 ;
@@ -4024,9 +4009,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$362 ;
   wire [1:0] \$363 ;
   wire [2:0] \$364 ;
-  wire [1:0] \$365 ;
-  wire [1:0] \$366 ;
-  wire [2:0] \$367 ;
+  wire [3:0] \$365 ;
+  wire [3:0] \$366 ;
+  wire [4:0] \$367 ;
   wire [3:0] \$368 ;
   wire [3:0] \$369 ;
   wire [9:0] \$37 ;
@@ -4034,16 +4019,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$371 ;
   wire [3:0] \$372 ;
   wire [4:0] \$373 ;
-  wire [3:0] \$374 ;
-  wire [3:0] \$375 ;
-  wire [4:0] \$376 ;
-  wire [5:0] \$377 ;
-  wire [5:0] \$378 ;
-  wire [6:0] \$379 ;
+  wire [5:0] \$374 ;
+  wire [5:0] \$375 ;
+  wire [6:0] \$376 ;
+  wire \$377 ;
+  wire [11:0] \$378 ;
+  wire [12:0] \$379 ;
   wire [10:0] \$38 ;
-  wire \$380 ;
-  wire [11:0] \$381 ;
-  wire [12:0] \$382 ;
+  wire [1:0] \$380 ;
+  wire [1:0] \$381 ;
+  wire [2:0] \$382 ;
   wire [1:0] \$383 ;
   wire [1:0] \$384 ;
   wire [2:0] \$385 ;
@@ -4081,9 +4066,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$413 ;
   wire [1:0] \$414 ;
   wire [2:0] \$415 ;
-  wire [1:0] \$416 ;
-  wire [1:0] \$417 ;
-  wire [2:0] \$418 ;
+  wire [3:0] \$416 ;
+  wire [3:0] \$417 ;
+  wire [4:0] \$418 ;
   wire [3:0] \$419 ;
   wire [48:0] \$42 ;
   wire [3:0] \$420 ;
@@ -4091,16 +4076,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$422 ;
   wire [3:0] \$423 ;
   wire [4:0] \$424 ;
-  wire [3:0] \$425 ;
-  wire [3:0] \$426 ;
-  wire [4:0] \$427 ;
-  wire [5:0] \$428 ;
-  wire [5:0] \$429 ;
+  wire [5:0] \$425 ;
+  wire [5:0] \$426 ;
+  wire [6:0] \$427 ;
+  wire \$428 ;
+  wire [11:0] \$429 ;
   wire [9:0] \$43 ;
-  wire [6:0] \$430 ;
-  wire \$431 ;
-  wire [11:0] \$432 ;
-  wire [12:0] \$433 ;
+  wire [12:0] \$430 ;
+  wire [1:0] \$431 ;
+  wire [1:0] \$432 ;
+  wire [2:0] \$433 ;
   wire [1:0] \$434 ;
   wire [1:0] \$435 ;
   wire [2:0] \$436 ;
@@ -4137,9 +4122,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$464 ;
   wire [1:0] \$465 ;
   wire [2:0] \$466 ;
-  wire [1:0] \$467 ;
-  wire [1:0] \$468 ;
-  wire [2:0] \$469 ;
+  wire [3:0] \$467 ;
+  wire [3:0] \$468 ;
+  wire [4:0] \$469 ;
   wire [10:0] \$47 ;
   wire [3:0] \$470 ;
   wire [3:0] \$471 ;
@@ -4147,16 +4132,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$473 ;
   wire [3:0] \$474 ;
   wire [4:0] \$475 ;
-  wire [3:0] \$476 ;
-  wire [3:0] \$477 ;
-  wire [4:0] \$478 ;
-  wire [5:0] \$479 ;
+  wire [5:0] \$476 ;
+  wire [5:0] \$477 ;
+  wire [6:0] \$478 ;
+  wire \$479 ;
   wire [48:0] \$48 ;
-  wire [5:0] \$480 ;
-  wire [6:0] \$481 ;
-  wire \$482 ;
-  wire [11:0] \$483 ;
-  wire [12:0] \$484 ;
+  wire [11:0] \$480 ;
+  wire [12:0] \$481 ;
+  wire [1:0] \$482 ;
+  wire [1:0] \$483 ;
+  wire [2:0] \$484 ;
   wire [1:0] \$485 ;
   wire [1:0] \$486 ;
   wire [2:0] \$487 ;
@@ -4194,26 +4179,26 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$515 ;
   wire [1:0] \$516 ;
   wire [2:0] \$517 ;
-  wire [1:0] \$518 ;
-  wire [1:0] \$519 ;
+  wire [3:0] \$518 ;
+  wire [3:0] \$519 ;
   wire [9:0] \$52 ;
-  wire [2:0] \$520 ;
+  wire [4:0] \$520 ;
   wire [3:0] \$521 ;
   wire [3:0] \$522 ;
   wire [4:0] \$523 ;
   wire [3:0] \$524 ;
   wire [3:0] \$525 ;
   wire [4:0] \$526 ;
-  wire [3:0] \$527 ;
-  wire [3:0] \$528 ;
-  wire [4:0] \$529 ;
+  wire [5:0] \$527 ;
+  wire [5:0] \$528 ;
+  wire [6:0] \$529 ;
   wire [10:0] \$53 ;
-  wire [5:0] \$530 ;
-  wire [5:0] \$531 ;
-  wire [6:0] \$532 ;
-  wire \$533 ;
-  wire [11:0] \$534 ;
-  wire [12:0] \$535 ;
+  wire \$530 ;
+  wire [11:0] \$531 ;
+  wire [12:0] \$532 ;
+  wire [1:0] \$533 ;
+  wire [1:0] \$534 ;
+  wire [2:0] \$535 ;
   wire [1:0] \$536 ;
   wire [1:0] \$537 ;
   wire [2:0] \$538 ;
@@ -4250,26 +4235,26 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$566 ;
   wire [1:0] \$567 ;
   wire [2:0] \$568 ;
-  wire [1:0] \$569 ;
+  wire [3:0] \$569 ;
   wire [1:0] \$57 ;
-  wire [1:0] \$570 ;
-  wire [2:0] \$571 ;
+  wire [3:0] \$570 ;
+  wire [4:0] \$571 ;
   wire [3:0] \$572 ;
   wire [3:0] \$573 ;
   wire [4:0] \$574 ;
   wire [3:0] \$575 ;
   wire [3:0] \$576 ;
   wire [4:0] \$577 ;
-  wire [3:0] \$578 ;
-  wire [3:0] \$579 ;
+  wire [5:0] \$578 ;
+  wire [5:0] \$579 ;
   wire \$58 ;
-  wire [4:0] \$580 ;
-  wire [5:0] \$581 ;
-  wire [5:0] \$582 ;
-  wire [6:0] \$583 ;
-  wire \$584 ;
-  wire [11:0] \$585 ;
-  wire [12:0] \$586 ;
+  wire [6:0] \$580 ;
+  wire \$581 ;
+  wire [11:0] \$582 ;
+  wire [12:0] \$583 ;
+  wire [1:0] \$584 ;
+  wire [1:0] \$585 ;
+  wire [2:0] \$586 ;
   wire [1:0] \$587 ;
   wire [1:0] \$588 ;
   wire [2:0] \$589 ;
@@ -4308,25 +4293,25 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$618 ;
   wire [2:0] \$619 ;
   wire \$62 ;
-  wire [1:0] \$620 ;
-  wire [1:0] \$621 ;
-  wire [2:0] \$622 ;
+  wire [3:0] \$620 ;
+  wire [3:0] \$621 ;
+  wire [4:0] \$622 ;
   wire [3:0] \$623 ;
   wire [3:0] \$624 ;
   wire [4:0] \$625 ;
   wire [3:0] \$626 ;
   wire [3:0] \$627 ;
   wire [4:0] \$628 ;
-  wire [3:0] \$629 ;
+  wire [5:0] \$629 ;
   wire \$63 ;
-  wire [3:0] \$630 ;
-  wire [4:0] \$631 ;
-  wire [5:0] \$632 ;
-  wire [5:0] \$633 ;
-  wire [6:0] \$634 ;
-  wire \$635 ;
-  wire [11:0] \$636 ;
-  wire [12:0] \$637 ;
+  wire [5:0] \$630 ;
+  wire [6:0] \$631 ;
+  wire \$632 ;
+  wire [11:0] \$633 ;
+  wire [12:0] \$634 ;
+  wire [1:0] \$635 ;
+  wire [1:0] \$636 ;
+  wire [2:0] \$637 ;
   wire [1:0] \$638 ;
   wire [1:0] \$639 ;
   wire \$64 ;
@@ -4364,9 +4349,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$669 ;
   wire \$67 ;
   wire [2:0] \$670 ;
-  wire [1:0] \$671 ;
-  wire [1:0] \$672 ;
-  wire [2:0] \$673 ;
+  wire [3:0] \$671 ;
+  wire [3:0] \$672 ;
+  wire [4:0] \$673 ;
   wire [3:0] \$674 ;
   wire [3:0] \$675 ;
   wire [4:0] \$676 ;
@@ -4374,15 +4359,15 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$678 ;
   wire [4:0] \$679 ;
   wire \$68 ;
-  wire [3:0] \$680 ;
-  wire [3:0] \$681 ;
-  wire [4:0] \$682 ;
-  wire [5:0] \$683 ;
-  wire [5:0] \$684 ;
-  wire [6:0] \$685 ;
-  wire \$686 ;
-  wire [11:0] \$687 ;
-  wire [12:0] \$688 ;
+  wire [5:0] \$680 ;
+  wire [5:0] \$681 ;
+  wire [6:0] \$682 ;
+  wire \$683 ;
+  wire [11:0] \$684 ;
+  wire [12:0] \$685 ;
+  wire [1:0] \$686 ;
+  wire [1:0] \$687 ;
+  wire [2:0] \$688 ;
   wire [1:0] \$689 ;
   wire [1:0] \$69 ;
   wire [1:0] \$690 ;
@@ -4421,9 +4406,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$72 ;
   wire [1:0] \$720 ;
   wire [2:0] \$721 ;
-  wire [1:0] \$722 ;
-  wire [1:0] \$723 ;
-  wire [2:0] \$724 ;
+  wire [3:0] \$722 ;
+  wire [3:0] \$723 ;
+  wire [4:0] \$724 ;
   wire [3:0] \$725 ;
   wire [3:0] \$726 ;
   wire [4:0] \$727 ;
@@ -4431,15 +4416,15 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$729 ;
   wire [1:0] \$73 ;
   wire [4:0] \$730 ;
-  wire [3:0] \$731 ;
-  wire [3:0] \$732 ;
-  wire [4:0] \$733 ;
-  wire [5:0] \$734 ;
-  wire [5:0] \$735 ;
-  wire [6:0] \$736 ;
-  wire \$737 ;
-  wire [11:0] \$738 ;
-  wire [12:0] \$739 ;
+  wire [5:0] \$731 ;
+  wire [5:0] \$732 ;
+  wire [6:0] \$733 ;
+  wire \$734 ;
+  wire [11:0] \$735 ;
+  wire [12:0] \$736 ;
+  wire [1:0] \$737 ;
+  wire [1:0] \$738 ;
+  wire [2:0] \$739 ;
   wire \$74 ;
   wire [1:0] \$740 ;
   wire [1:0] \$741 ;
@@ -4477,9 +4462,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$770 ;
   wire [1:0] \$771 ;
   wire [2:0] \$772 ;
-  wire [1:0] \$773 ;
-  wire [1:0] \$774 ;
-  wire [2:0] \$775 ;
+  wire [3:0] \$773 ;
+  wire [3:0] \$774 ;
+  wire [4:0] \$775 ;
   wire [3:0] \$776 ;
   wire [3:0] \$777 ;
   wire [4:0] \$778 ;
@@ -4487,16 +4472,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$78 ;
   wire [3:0] \$780 ;
   wire [4:0] \$781 ;
-  wire [3:0] \$782 ;
-  wire [3:0] \$783 ;
-  wire [4:0] \$784 ;
-  wire [5:0] \$785 ;
-  wire [5:0] \$786 ;
-  wire [6:0] \$787 ;
-  wire \$788 ;
-  wire [11:0] \$789 ;
+  wire [5:0] \$782 ;
+  wire [5:0] \$783 ;
+  wire [6:0] \$784 ;
+  wire \$785 ;
+  wire [11:0] \$786 ;
+  wire [12:0] \$787 ;
+  wire [1:0] \$788 ;
+  wire [1:0] \$789 ;
   wire \$79 ;
-  wire [12:0] \$790 ;
+  wire [2:0] \$790 ;
   wire [1:0] \$791 ;
   wire [1:0] \$792 ;
   wire [2:0] \$793 ;
@@ -4534,9 +4519,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$821 ;
   wire [1:0] \$822 ;
   wire [2:0] \$823 ;
-  wire [1:0] \$824 ;
-  wire [1:0] \$825 ;
-  wire [2:0] \$826 ;
+  wire [3:0] \$824 ;
+  wire [3:0] \$825 ;
+  wire [4:0] \$826 ;
   wire [3:0] \$827 ;
   wire [3:0] \$828 ;
   wire [4:0] \$829 ;
@@ -4544,16 +4529,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$830 ;
   wire [3:0] \$831 ;
   wire [4:0] \$832 ;
-  wire [3:0] \$833 ;
-  wire [3:0] \$834 ;
-  wire [4:0] \$835 ;
-  wire [5:0] \$836 ;
-  wire [5:0] \$837 ;
-  wire [6:0] \$838 ;
-  wire \$839 ;
+  wire [5:0] \$833 ;
+  wire [5:0] \$834 ;
+  wire [6:0] \$835 ;
+  wire \$836 ;
+  wire [11:0] \$837 ;
+  wire [12:0] \$838 ;
+  wire [1:0] \$839 ;
   wire \$84 ;
-  wire [11:0] \$840 ;
-  wire [12:0] \$841 ;
+  wire [1:0] \$840 ;
+  wire [2:0] \$841 ;
   wire [1:0] \$842 ;
   wire [1:0] \$843 ;
   wire [2:0] \$844 ;
@@ -4590,9 +4575,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$872 ;
   wire [1:0] \$873 ;
   wire [2:0] \$874 ;
-  wire [1:0] \$875 ;
-  wire [1:0] \$876 ;
-  wire [2:0] \$877 ;
+  wire [3:0] \$875 ;
+  wire [3:0] \$876 ;
+  wire [4:0] \$877 ;
   wire [3:0] \$878 ;
   wire [3:0] \$879 ;
   wire \$88 ;
@@ -4600,16 +4585,16 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$881 ;
   wire [3:0] \$882 ;
   wire [4:0] \$883 ;
-  wire [3:0] \$884 ;
-  wire [3:0] \$885 ;
-  wire [4:0] \$886 ;
-  wire [5:0] \$887 ;
-  wire [5:0] \$888 ;
-  wire [6:0] \$889 ;
+  wire [5:0] \$884 ;
+  wire [5:0] \$885 ;
+  wire [6:0] \$886 ;
+  wire \$887 ;
+  wire [11:0] \$888 ;
+  wire [12:0] \$889 ;
   wire [1:0] \$89 ;
-  wire \$890 ;
-  wire [11:0] \$891 ;
-  wire [12:0] \$892 ;
+  wire [1:0] \$890 ;
+  wire [1:0] \$891 ;
+  wire [2:0] \$892 ;
   wire [1:0] \$893 ;
   wire [1:0] \$894 ;
   wire [2:0] \$895 ;
@@ -4647,9 +4632,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$923 ;
   wire [1:0] \$924 ;
   wire [2:0] \$925 ;
-  wire [1:0] \$926 ;
-  wire [1:0] \$927 ;
-  wire [2:0] \$928 ;
+  wire [3:0] \$926 ;
+  wire [3:0] \$927 ;
+  wire [4:0] \$928 ;
   wire [3:0] \$929 ;
   wire [1:0] \$93 ;
   wire [3:0] \$930 ;
@@ -4657,29 +4642,29 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [3:0] \$932 ;
   wire [3:0] \$933 ;
   wire [4:0] \$934 ;
-  wire [3:0] \$935 ;
-  wire [3:0] \$936 ;
-  wire [4:0] \$937 ;
-  wire [5:0] \$938 ;
-  wire [5:0] \$939 ;
+  wire [5:0] \$935 ;
+  wire [5:0] \$936 ;
+  wire [6:0] \$937 ;
+  wire \$938 ;
+  wire [11:0] \$939 ;
   wire \$94 ;
-  wire [6:0] \$940 ;
+  wire [12:0] \$940 ;
   wire \$941 ;
-  wire [11:0] \$942 ;
-  wire [12:0] \$943 ;
-  wire \$944 ;
-  reg [3:0] \$945 ;
-  reg [5:0] \$946 ;
-  reg [1:0] \$947 ;
+  reg [3:0] \$942 ;
+  reg [5:0] \$943 ;
+  reg [1:0] \$944 ;
+  reg \$945 ;
+  reg [48:0] \$946 ;
+  reg \$947 ;
   reg \$948 ;
-  reg [48:0] \$949 ;
+  reg \$949 ;
   wire \$95 ;
-  reg \$950 ;
-  reg \$951 ;
-  reg \$952 ;
-  reg [1:0] \$953 ;
-  reg [48:0] \$954 ;
-  reg [783:0] \$955 ;
+  reg [1:0] \$950 ;
+  reg [48:0] \$951 ;
+  reg [783:0] \$952 ;
+  reg \$953 ;
+  reg \$954 ;
+  reg \$955 ;
   reg \$956 ;
   reg \$957 ;
   reg \$958 ;
@@ -4693,15 +4678,15 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$965 ;
   reg \$966 ;
   reg \$967 ;
-  reg \$968 ;
-  reg \$969 ;
+  reg [1:0] \$968 ;
+  reg [1:0] \$969 ;
   wire [1:0] \$97 ;
-  reg \$970 ;
+  reg [1:0] \$970 ;
   reg [1:0] \$971 ;
   reg [1:0] \$972 ;
-  reg [1:0] \$973 ;
-  reg [1:0] \$974 ;
-  reg [1:0] \$975 ;
+  reg [2:0] \$973 ;
+  reg [2:0] \$974 ;
+  reg [2:0] \$975 ;
   reg [2:0] \$976 ;
   reg [2:0] \$977 ;
   reg [2:0] \$978 ;
@@ -4712,20 +4697,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$982 ;
   reg [2:0] \$983 ;
   reg [2:0] \$984 ;
-  reg [2:0] \$985 ;
-  reg [2:0] \$986 ;
-  reg [2:0] \$987 ;
-  reg \$988 ;
-  reg [4:0] \$989 ;
+  reg \$985 ;
+  reg [4:0] \$986 ;
+  reg [4:0] \$987 ;
+  reg [4:0] \$988 ;
+  reg \$989 ;
   wire \$99 ;
-  reg [4:0] \$990 ;
-  reg [4:0] \$991 ;
-  reg \$992 ;
-  reg [5:0] \$993 ;
-  reg [5:0] \$994 ;
-  reg [6:0] \$995 ;
-  reg [9:0] \$996 ;
-  reg [10:0] \$997 ;
+  reg [5:0] \$990 ;
+  reg [5:0] \$991 ;
+  reg [6:0] \$992 ;
+  reg [9:0] \$993 ;
+  reg [10:0] \$994 ;
+  reg [2:0] \$995 ;
+  reg [2:0] \$996 ;
+  reg [2:0] \$997 ;
   reg [2:0] \$998 ;
   reg [2:0] \$999 ;
   reg \$signal  = 1'h0;
@@ -5846,1681 +5831,1705 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \$116  = { \$114 , acc15_d0[9:0] } >= { \$115 , thresholds_d0[174:165] };
   assign \$117  = 1'h0 + \$116 ;
   assign \$118  = \$signature__addr  + 1'h1;
-  assign \$1489  = \$118  % 5'h10;
-  assign \$120  = port__addr + 1'h1;
-  assign \$1495  = \$120  % 7'h40;
-  assign \$122  = \$signature__addr  == 4'hf;
-  assign \$123  = nf + 1'h1;
-  assign \$1502  = \$123  % 3'h4;
-  assign \$125  = ! nf;
-  assign \$126  = ! \$signature__addr ;
-  assign \$127  = \$signature__addr  == 4'hf;
-  assign \$128  = xnor0[0] + xnor0[1];
-  assign \$129  = xnor0[2] + xnor0[3];
+  assign \$119  = port__addr + 1'h1;
+  assign \$120  = \$signature__addr  == 4'hf;
+  assign \$121  = nf + 1'h1;
+  assign \$122  = ! nf;
+  assign \$123  = ! \$signature__addr ;
+  assign \$124  = \$signature__addr  == 4'hf;
+  assign \$125  = xnor0[0] + xnor0[1];
+  assign \$126  = xnor0[2] + xnor0[3];
+  assign \$127  = \$125  + \$126 ;
+  assign \$128  = xnor0[4] + xnor0[5];
+  assign \$129  = xnor0[6] + xnor0[7];
   assign \$130  = \$128  + \$129 ;
-  assign \$131  = xnor0[4] + xnor0[5];
-  assign \$132  = xnor0[6] + xnor0[7];
+  assign \$131  = xnor0[8] + xnor0[9];
+  assign \$132  = xnor0[10] + xnor0[11];
   assign \$133  = \$131  + \$132 ;
-  assign \$134  = xnor0[8] + xnor0[9];
-  assign \$135  = xnor0[10] + xnor0[11];
+  assign \$134  = xnor0[12] + xnor0[13];
+  assign \$135  = xnor0[14] + xnor0[15];
   assign \$136  = \$134  + \$135 ;
-  assign \$137  = xnor0[12] + xnor0[13];
-  assign \$138  = xnor0[14] + xnor0[15];
+  assign \$137  = xnor0[16] + xnor0[17];
+  assign \$138  = xnor0[18] + xnor0[19];
   assign \$139  = \$137  + \$138 ;
-  assign \$140  = xnor0[16] + xnor0[17];
-  assign \$141  = xnor0[18] + xnor0[19];
+  assign \$140  = xnor0[20] + xnor0[21];
+  assign \$141  = xnor0[22] + xnor0[23];
   assign \$142  = \$140  + \$141 ;
-  assign \$143  = xnor0[20] + xnor0[21];
-  assign \$144  = xnor0[22] + xnor0[23];
+  assign \$143  = xnor0[24] + xnor0[25];
+  assign \$144  = xnor0[26] + xnor0[27];
   assign \$145  = \$143  + \$144 ;
-  assign \$146  = xnor0[24] + xnor0[25];
-  assign \$147  = xnor0[26] + xnor0[27];
+  assign \$146  = xnor0[28] + xnor0[29];
+  assign \$147  = xnor0[30] + xnor0[31];
   assign \$148  = \$146  + \$147 ;
-  assign \$149  = xnor0[28] + xnor0[29];
-  assign \$150  = xnor0[30] + xnor0[31];
+  assign \$149  = xnor0[32] + xnor0[33];
+  assign \$150  = xnor0[34] + xnor0[35];
   assign \$151  = \$149  + \$150 ;
-  assign \$152  = xnor0[32] + xnor0[33];
-  assign \$153  = xnor0[34] + xnor0[35];
+  assign \$152  = xnor0[36] + xnor0[37];
+  assign \$153  = xnor0[38] + xnor0[39];
   assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor0[36] + xnor0[37];
-  assign \$156  = xnor0[38] + xnor0[39];
+  assign \$155  = xnor0[40] + xnor0[41];
+  assign \$156  = xnor0[42] + xnor0[43];
   assign \$157  = \$155  + \$156 ;
-  assign \$158  = xnor0[40] + xnor0[41];
-  assign \$159  = xnor0[42] + xnor0[43];
+  assign \$158  = xnor0[44] + xnor0[45];
+  assign \$159  = xnor0[46] + xnor0[47];
   assign \$160  = \$158  + \$159 ;
-  assign \$161  = xnor0[44] + xnor0[45];
-  assign \$162  = xnor0[46] + xnor0[47];
+  assign \$161  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$162  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$163  = \$161  + \$162 ;
-  assign \$164  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$165  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$164  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$165  = tree0_l1_6_0 + tree0_l1_7_0;
   assign \$166  = \$164  + \$165 ;
-  assign \$167  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$168  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$167  = tree0_l1_8_0 + tree0_l1_9_0;
+  assign \$168  = tree0_l1_10_0 + tree0_l1_11_0;
   assign \$169  = \$167  + \$168 ;
-  assign \$170  = tree0_l1_8_0 + tree0_l1_9_0;
-  assign \$171  = tree0_l1_10_0 + tree0_l1_11_0;
-  assign \$172  = \$170  + \$171 ;
-  assign \$173  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$174  = tree0_l3_2_0 + tree0_l3_3_0;
-  assign \$175  = tree0_l4_0_0 + tree0_l4_1_0;
-  assign \$176  = advance & v1_d4;
-  assign \$177  = 2'h2 * raw0;
-  assign \$178  = \$177  - 10'h310;
-  assign \$179  = xnor1[0] + xnor1[1];
-  assign \$180  = xnor1[2] + xnor1[3];
+  assign \$170  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$171  = tree0_l3_2_0 + tree0_l3_3_0;
+  assign \$172  = tree0_l4_0_0 + tree0_l4_1_0;
+  assign \$173  = advance & v1_d4;
+  assign \$174  = 2'h2 * raw0;
+  assign \$175  = \$174  - 10'h310;
+  assign \$176  = xnor1[0] + xnor1[1];
+  assign \$177  = xnor1[2] + xnor1[3];
+  assign \$178  = \$176  + \$177 ;
+  assign \$179  = xnor1[4] + xnor1[5];
+  assign \$180  = xnor1[6] + xnor1[7];
   assign \$181  = \$179  + \$180 ;
-  assign \$182  = xnor1[4] + xnor1[5];
-  assign \$183  = xnor1[6] + xnor1[7];
+  assign \$182  = xnor1[8] + xnor1[9];
+  assign \$183  = xnor1[10] + xnor1[11];
   assign \$184  = \$182  + \$183 ;
-  assign \$185  = xnor1[8] + xnor1[9];
-  assign \$186  = xnor1[10] + xnor1[11];
+  assign \$185  = xnor1[12] + xnor1[13];
+  assign \$186  = xnor1[14] + xnor1[15];
   assign \$187  = \$185  + \$186 ;
-  assign \$188  = xnor1[12] + xnor1[13];
-  assign \$189  = xnor1[14] + xnor1[15];
+  assign \$188  = xnor1[16] + xnor1[17];
+  assign \$189  = xnor1[18] + xnor1[19];
   assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor1[16] + xnor1[17];
-  assign \$192  = xnor1[18] + xnor1[19];
+  assign \$191  = xnor1[20] + xnor1[21];
+  assign \$192  = xnor1[22] + xnor1[23];
   assign \$193  = \$191  + \$192 ;
-  assign \$194  = xnor1[20] + xnor1[21];
-  assign \$195  = xnor1[22] + xnor1[23];
+  assign \$194  = xnor1[24] + xnor1[25];
+  assign \$195  = xnor1[26] + xnor1[27];
   assign \$196  = \$194  + \$195 ;
-  assign \$197  = xnor1[24] + xnor1[25];
-  assign \$198  = xnor1[26] + xnor1[27];
+  assign \$197  = xnor1[28] + xnor1[29];
+  assign \$198  = xnor1[30] + xnor1[31];
   assign \$199  = \$197  + \$198 ;
-  assign \$200  = xnor1[28] + xnor1[29];
-  assign \$201  = xnor1[30] + xnor1[31];
+  assign \$200  = xnor1[32] + xnor1[33];
+  assign \$201  = xnor1[34] + xnor1[35];
   assign \$202  = \$200  + \$201 ;
-  assign \$203  = xnor1[32] + xnor1[33];
-  assign \$204  = xnor1[34] + xnor1[35];
+  assign \$203  = xnor1[36] + xnor1[37];
+  assign \$204  = xnor1[38] + xnor1[39];
   assign \$205  = \$203  + \$204 ;
-  assign \$206  = xnor1[36] + xnor1[37];
-  assign \$207  = xnor1[38] + xnor1[39];
+  assign \$206  = xnor1[40] + xnor1[41];
+  assign \$207  = xnor1[42] + xnor1[43];
   assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor1[40] + xnor1[41];
-  assign \$210  = xnor1[42] + xnor1[43];
+  assign \$209  = xnor1[44] + xnor1[45];
+  assign \$210  = xnor1[46] + xnor1[47];
   assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor1[44] + xnor1[45];
-  assign \$213  = xnor1[46] + xnor1[47];
+  assign \$212  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$213  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$214  = \$212  + \$213 ;
-  assign \$215  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$216  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$215  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$216  = tree1_l1_6_0 + tree1_l1_7_0;
   assign \$217  = \$215  + \$216 ;
-  assign \$218  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$219  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$218  = tree1_l1_8_0 + tree1_l1_9_0;
+  assign \$219  = tree1_l1_10_0 + tree1_l1_11_0;
   assign \$220  = \$218  + \$219 ;
-  assign \$221  = tree1_l1_8_0 + tree1_l1_9_0;
-  assign \$222  = tree1_l1_10_0 + tree1_l1_11_0;
-  assign \$223  = \$221  + \$222 ;
-  assign \$224  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$225  = tree1_l3_2_0 + tree1_l3_3_0;
-  assign \$226  = tree1_l4_0_0 + tree1_l4_1_0;
-  assign \$227  = advance & v1_d4;
-  assign \$228  = 2'h2 * raw1;
-  assign \$229  = \$228  - 10'h310;
-  assign \$230  = xnor2[0] + xnor2[1];
-  assign \$231  = xnor2[2] + xnor2[3];
+  assign \$221  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$222  = tree1_l3_2_0 + tree1_l3_3_0;
+  assign \$223  = tree1_l4_0_0 + tree1_l4_1_0;
+  assign \$224  = advance & v1_d4;
+  assign \$225  = 2'h2 * raw1;
+  assign \$226  = \$225  - 10'h310;
+  assign \$227  = xnor2[0] + xnor2[1];
+  assign \$228  = xnor2[2] + xnor2[3];
+  assign \$229  = \$227  + \$228 ;
+  assign \$230  = xnor2[4] + xnor2[5];
+  assign \$231  = xnor2[6] + xnor2[7];
   assign \$232  = \$230  + \$231 ;
-  assign \$233  = xnor2[4] + xnor2[5];
-  assign \$234  = xnor2[6] + xnor2[7];
+  assign \$233  = xnor2[8] + xnor2[9];
+  assign \$234  = xnor2[10] + xnor2[11];
   assign \$235  = \$233  + \$234 ;
-  assign \$236  = xnor2[8] + xnor2[9];
-  assign \$237  = xnor2[10] + xnor2[11];
+  assign \$236  = xnor2[12] + xnor2[13];
+  assign \$237  = xnor2[14] + xnor2[15];
   assign \$238  = \$236  + \$237 ;
-  assign \$239  = xnor2[12] + xnor2[13];
-  assign \$240  = xnor2[14] + xnor2[15];
+  assign \$239  = xnor2[16] + xnor2[17];
+  assign \$240  = xnor2[18] + xnor2[19];
   assign \$241  = \$239  + \$240 ;
-  assign \$242  = xnor2[16] + xnor2[17];
-  assign \$243  = xnor2[18] + xnor2[19];
+  assign \$242  = xnor2[20] + xnor2[21];
+  assign \$243  = xnor2[22] + xnor2[23];
   assign \$244  = \$242  + \$243 ;
-  assign \$245  = xnor2[20] + xnor2[21];
-  assign \$246  = xnor2[22] + xnor2[23];
+  assign \$245  = xnor2[24] + xnor2[25];
+  assign \$246  = xnor2[26] + xnor2[27];
   assign \$247  = \$245  + \$246 ;
-  assign \$248  = xnor2[24] + xnor2[25];
-  assign \$249  = xnor2[26] + xnor2[27];
+  assign \$248  = xnor2[28] + xnor2[29];
+  assign \$249  = xnor2[30] + xnor2[31];
   assign \$250  = \$248  + \$249 ;
-  assign \$251  = xnor2[28] + xnor2[29];
-  assign \$252  = xnor2[30] + xnor2[31];
+  assign \$251  = xnor2[32] + xnor2[33];
+  assign \$252  = xnor2[34] + xnor2[35];
   assign \$253  = \$251  + \$252 ;
-  assign \$254  = xnor2[32] + xnor2[33];
-  assign \$255  = xnor2[34] + xnor2[35];
+  assign \$254  = xnor2[36] + xnor2[37];
+  assign \$255  = xnor2[38] + xnor2[39];
   assign \$256  = \$254  + \$255 ;
-  assign \$257  = xnor2[36] + xnor2[37];
-  assign \$258  = xnor2[38] + xnor2[39];
+  assign \$257  = xnor2[40] + xnor2[41];
+  assign \$258  = xnor2[42] + xnor2[43];
   assign \$259  = \$257  + \$258 ;
-  assign \$260  = xnor2[40] + xnor2[41];
-  assign \$261  = xnor2[42] + xnor2[43];
+  assign \$260  = xnor2[44] + xnor2[45];
+  assign \$261  = xnor2[46] + xnor2[47];
   assign \$262  = \$260  + \$261 ;
-  assign \$263  = xnor2[44] + xnor2[45];
-  assign \$264  = xnor2[46] + xnor2[47];
+  assign \$263  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$264  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$265  = \$263  + \$264 ;
-  assign \$266  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$267  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$266  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$267  = tree2_l1_6_0 + tree2_l1_7_0;
   assign \$268  = \$266  + \$267 ;
-  assign \$269  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$270  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$269  = tree2_l1_8_0 + tree2_l1_9_0;
+  assign \$270  = tree2_l1_10_0 + tree2_l1_11_0;
   assign \$271  = \$269  + \$270 ;
-  assign \$272  = tree2_l1_8_0 + tree2_l1_9_0;
-  assign \$273  = tree2_l1_10_0 + tree2_l1_11_0;
-  assign \$274  = \$272  + \$273 ;
-  assign \$275  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$276  = tree2_l3_2_0 + tree2_l3_3_0;
-  assign \$277  = tree2_l4_0_0 + tree2_l4_1_0;
-  assign \$278  = advance & v1_d4;
-  assign \$279  = 2'h2 * raw2;
-  assign \$280  = \$279  - 10'h310;
-  assign \$281  = xnor3[0] + xnor3[1];
-  assign \$282  = xnor3[2] + xnor3[3];
+  assign \$272  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$273  = tree2_l3_2_0 + tree2_l3_3_0;
+  assign \$274  = tree2_l4_0_0 + tree2_l4_1_0;
+  assign \$275  = advance & v1_d4;
+  assign \$276  = 2'h2 * raw2;
+  assign \$277  = \$276  - 10'h310;
+  assign \$278  = xnor3[0] + xnor3[1];
+  assign \$279  = xnor3[2] + xnor3[3];
+  assign \$280  = \$278  + \$279 ;
+  assign \$281  = xnor3[4] + xnor3[5];
+  assign \$282  = xnor3[6] + xnor3[7];
   assign \$283  = \$281  + \$282 ;
-  assign \$284  = xnor3[4] + xnor3[5];
-  assign \$285  = xnor3[6] + xnor3[7];
+  assign \$284  = xnor3[8] + xnor3[9];
+  assign \$285  = xnor3[10] + xnor3[11];
   assign \$286  = \$284  + \$285 ;
-  assign \$287  = xnor3[8] + xnor3[9];
-  assign \$288  = xnor3[10] + xnor3[11];
+  assign \$287  = xnor3[12] + xnor3[13];
+  assign \$288  = xnor3[14] + xnor3[15];
   assign \$289  = \$287  + \$288 ;
-  assign \$290  = xnor3[12] + xnor3[13];
-  assign \$291  = xnor3[14] + xnor3[15];
+  assign \$290  = xnor3[16] + xnor3[17];
+  assign \$291  = xnor3[18] + xnor3[19];
   assign \$292  = \$290  + \$291 ;
-  assign \$293  = xnor3[16] + xnor3[17];
-  assign \$294  = xnor3[18] + xnor3[19];
+  assign \$293  = xnor3[20] + xnor3[21];
+  assign \$294  = xnor3[22] + xnor3[23];
   assign \$295  = \$293  + \$294 ;
-  assign \$296  = xnor3[20] + xnor3[21];
-  assign \$297  = xnor3[22] + xnor3[23];
+  assign \$296  = xnor3[24] + xnor3[25];
+  assign \$297  = xnor3[26] + xnor3[27];
   assign \$298  = \$296  + \$297 ;
-  assign \$299  = xnor3[24] + xnor3[25];
-  assign \$300  = xnor3[26] + xnor3[27];
+  assign \$299  = xnor3[28] + xnor3[29];
+  assign \$300  = xnor3[30] + xnor3[31];
   assign \$301  = \$299  + \$300 ;
-  assign \$302  = xnor3[28] + xnor3[29];
-  assign \$303  = xnor3[30] + xnor3[31];
+  assign \$302  = xnor3[32] + xnor3[33];
+  assign \$303  = xnor3[34] + xnor3[35];
   assign \$304  = \$302  + \$303 ;
-  assign \$305  = xnor3[32] + xnor3[33];
-  assign \$306  = xnor3[34] + xnor3[35];
+  assign \$305  = xnor3[36] + xnor3[37];
+  assign \$306  = xnor3[38] + xnor3[39];
   assign \$307  = \$305  + \$306 ;
-  assign \$308  = xnor3[36] + xnor3[37];
-  assign \$309  = xnor3[38] + xnor3[39];
+  assign \$308  = xnor3[40] + xnor3[41];
+  assign \$309  = xnor3[42] + xnor3[43];
   assign \$310  = \$308  + \$309 ;
-  assign \$311  = xnor3[40] + xnor3[41];
-  assign \$312  = xnor3[42] + xnor3[43];
+  assign \$311  = xnor3[44] + xnor3[45];
+  assign \$312  = xnor3[46] + xnor3[47];
   assign \$313  = \$311  + \$312 ;
-  assign \$314  = xnor3[44] + xnor3[45];
-  assign \$315  = xnor3[46] + xnor3[47];
+  assign \$314  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$315  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$316  = \$314  + \$315 ;
-  assign \$317  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$318  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$317  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$318  = tree3_l1_6_0 + tree3_l1_7_0;
   assign \$319  = \$317  + \$318 ;
-  assign \$320  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$321  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$320  = tree3_l1_8_0 + tree3_l1_9_0;
+  assign \$321  = tree3_l1_10_0 + tree3_l1_11_0;
   assign \$322  = \$320  + \$321 ;
-  assign \$323  = tree3_l1_8_0 + tree3_l1_9_0;
-  assign \$324  = tree3_l1_10_0 + tree3_l1_11_0;
-  assign \$325  = \$323  + \$324 ;
-  assign \$326  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$327  = tree3_l3_2_0 + tree3_l3_3_0;
-  assign \$328  = tree3_l4_0_0 + tree3_l4_1_0;
-  assign \$329  = advance & v1_d4;
-  assign \$330  = 2'h2 * raw3;
-  assign \$331  = \$330  - 10'h310;
-  assign \$332  = xnor4[0] + xnor4[1];
-  assign \$333  = xnor4[2] + xnor4[3];
+  assign \$323  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$324  = tree3_l3_2_0 + tree3_l3_3_0;
+  assign \$325  = tree3_l4_0_0 + tree3_l4_1_0;
+  assign \$326  = advance & v1_d4;
+  assign \$327  = 2'h2 * raw3;
+  assign \$328  = \$327  - 10'h310;
+  assign \$329  = xnor4[0] + xnor4[1];
+  assign \$330  = xnor4[2] + xnor4[3];
+  assign \$331  = \$329  + \$330 ;
+  assign \$332  = xnor4[4] + xnor4[5];
+  assign \$333  = xnor4[6] + xnor4[7];
   assign \$334  = \$332  + \$333 ;
-  assign \$335  = xnor4[4] + xnor4[5];
-  assign \$336  = xnor4[6] + xnor4[7];
+  assign \$335  = xnor4[8] + xnor4[9];
+  assign \$336  = xnor4[10] + xnor4[11];
   assign \$337  = \$335  + \$336 ;
-  assign \$338  = xnor4[8] + xnor4[9];
-  assign \$339  = xnor4[10] + xnor4[11];
+  assign \$338  = xnor4[12] + xnor4[13];
+  assign \$339  = xnor4[14] + xnor4[15];
   assign \$340  = \$338  + \$339 ;
-  assign \$341  = xnor4[12] + xnor4[13];
-  assign \$342  = xnor4[14] + xnor4[15];
+  assign \$341  = xnor4[16] + xnor4[17];
+  assign \$342  = xnor4[18] + xnor4[19];
   assign \$343  = \$341  + \$342 ;
-  assign \$344  = xnor4[16] + xnor4[17];
-  assign \$345  = xnor4[18] + xnor4[19];
+  assign \$344  = xnor4[20] + xnor4[21];
+  assign \$345  = xnor4[22] + xnor4[23];
   assign \$346  = \$344  + \$345 ;
-  assign \$347  = xnor4[20] + xnor4[21];
-  assign \$348  = xnor4[22] + xnor4[23];
+  assign \$347  = xnor4[24] + xnor4[25];
+  assign \$348  = xnor4[26] + xnor4[27];
   assign \$349  = \$347  + \$348 ;
-  assign \$350  = xnor4[24] + xnor4[25];
-  assign \$351  = xnor4[26] + xnor4[27];
+  assign \$350  = xnor4[28] + xnor4[29];
+  assign \$351  = xnor4[30] + xnor4[31];
   assign \$352  = \$350  + \$351 ;
-  assign \$353  = xnor4[28] + xnor4[29];
-  assign \$354  = xnor4[30] + xnor4[31];
+  assign \$353  = xnor4[32] + xnor4[33];
+  assign \$354  = xnor4[34] + xnor4[35];
   assign \$355  = \$353  + \$354 ;
-  assign \$356  = xnor4[32] + xnor4[33];
-  assign \$357  = xnor4[34] + xnor4[35];
+  assign \$356  = xnor4[36] + xnor4[37];
+  assign \$357  = xnor4[38] + xnor4[39];
   assign \$358  = \$356  + \$357 ;
-  assign \$359  = xnor4[36] + xnor4[37];
-  assign \$360  = xnor4[38] + xnor4[39];
+  assign \$359  = xnor4[40] + xnor4[41];
+  assign \$360  = xnor4[42] + xnor4[43];
   assign \$361  = \$359  + \$360 ;
-  assign \$362  = xnor4[40] + xnor4[41];
-  assign \$363  = xnor4[42] + xnor4[43];
+  assign \$362  = xnor4[44] + xnor4[45];
+  assign \$363  = xnor4[46] + xnor4[47];
   assign \$364  = \$362  + \$363 ;
-  assign \$365  = xnor4[44] + xnor4[45];
-  assign \$366  = xnor4[46] + xnor4[47];
+  assign \$365  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$366  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$367  = \$365  + \$366 ;
-  assign \$368  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$369  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$368  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$369  = tree4_l1_6_0 + tree4_l1_7_0;
   assign \$370  = \$368  + \$369 ;
-  assign \$371  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$372  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$371  = tree4_l1_8_0 + tree4_l1_9_0;
+  assign \$372  = tree4_l1_10_0 + tree4_l1_11_0;
   assign \$373  = \$371  + \$372 ;
-  assign \$374  = tree4_l1_8_0 + tree4_l1_9_0;
-  assign \$375  = tree4_l1_10_0 + tree4_l1_11_0;
-  assign \$376  = \$374  + \$375 ;
-  assign \$377  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$378  = tree4_l3_2_0 + tree4_l3_3_0;
-  assign \$379  = tree4_l4_0_0 + tree4_l4_1_0;
-  assign \$380  = advance & v1_d4;
-  assign \$381  = 2'h2 * raw4;
-  assign \$382  = \$381  - 10'h310;
-  assign \$383  = xnor5[0] + xnor5[1];
-  assign \$384  = xnor5[2] + xnor5[3];
+  assign \$374  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$375  = tree4_l3_2_0 + tree4_l3_3_0;
+  assign \$376  = tree4_l4_0_0 + tree4_l4_1_0;
+  assign \$377  = advance & v1_d4;
+  assign \$378  = 2'h2 * raw4;
+  assign \$379  = \$378  - 10'h310;
+  assign \$380  = xnor5[0] + xnor5[1];
+  assign \$381  = xnor5[2] + xnor5[3];
+  assign \$382  = \$380  + \$381 ;
+  assign \$383  = xnor5[4] + xnor5[5];
+  assign \$384  = xnor5[6] + xnor5[7];
   assign \$385  = \$383  + \$384 ;
-  assign \$386  = xnor5[4] + xnor5[5];
-  assign \$387  = xnor5[6] + xnor5[7];
+  assign \$386  = xnor5[8] + xnor5[9];
+  assign \$387  = xnor5[10] + xnor5[11];
   assign \$388  = \$386  + \$387 ;
-  assign \$389  = xnor5[8] + xnor5[9];
-  assign \$390  = xnor5[10] + xnor5[11];
+  assign \$389  = xnor5[12] + xnor5[13];
+  assign \$390  = xnor5[14] + xnor5[15];
   assign \$391  = \$389  + \$390 ;
-  assign \$392  = xnor5[12] + xnor5[13];
-  assign \$393  = xnor5[14] + xnor5[15];
+  assign \$392  = xnor5[16] + xnor5[17];
+  assign \$393  = xnor5[18] + xnor5[19];
   assign \$394  = \$392  + \$393 ;
-  assign \$395  = xnor5[16] + xnor5[17];
-  assign \$396  = xnor5[18] + xnor5[19];
+  assign \$395  = xnor5[20] + xnor5[21];
+  assign \$396  = xnor5[22] + xnor5[23];
   assign \$397  = \$395  + \$396 ;
-  assign \$398  = xnor5[20] + xnor5[21];
-  assign \$399  = xnor5[22] + xnor5[23];
+  assign \$398  = xnor5[24] + xnor5[25];
+  assign \$399  = xnor5[26] + xnor5[27];
   assign \$400  = \$398  + \$399 ;
-  assign \$401  = xnor5[24] + xnor5[25];
-  assign \$402  = xnor5[26] + xnor5[27];
+  assign \$401  = xnor5[28] + xnor5[29];
+  assign \$402  = xnor5[30] + xnor5[31];
   assign \$403  = \$401  + \$402 ;
-  assign \$404  = xnor5[28] + xnor5[29];
-  assign \$405  = xnor5[30] + xnor5[31];
+  assign \$404  = xnor5[32] + xnor5[33];
+  assign \$405  = xnor5[34] + xnor5[35];
   assign \$406  = \$404  + \$405 ;
-  assign \$407  = xnor5[32] + xnor5[33];
-  assign \$408  = xnor5[34] + xnor5[35];
+  assign \$407  = xnor5[36] + xnor5[37];
+  assign \$408  = xnor5[38] + xnor5[39];
   assign \$409  = \$407  + \$408 ;
-  assign \$410  = xnor5[36] + xnor5[37];
-  assign \$411  = xnor5[38] + xnor5[39];
+  assign \$410  = xnor5[40] + xnor5[41];
+  assign \$411  = xnor5[42] + xnor5[43];
   assign \$412  = \$410  + \$411 ;
-  assign \$413  = xnor5[40] + xnor5[41];
-  assign \$414  = xnor5[42] + xnor5[43];
+  assign \$413  = xnor5[44] + xnor5[45];
+  assign \$414  = xnor5[46] + xnor5[47];
   assign \$415  = \$413  + \$414 ;
-  assign \$416  = xnor5[44] + xnor5[45];
-  assign \$417  = xnor5[46] + xnor5[47];
+  assign \$416  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$417  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$418  = \$416  + \$417 ;
-  assign \$419  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$420  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$419  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$420  = tree5_l1_6_0 + tree5_l1_7_0;
   assign \$421  = \$419  + \$420 ;
-  assign \$422  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$423  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$422  = tree5_l1_8_0 + tree5_l1_9_0;
+  assign \$423  = tree5_l1_10_0 + tree5_l1_11_0;
   assign \$424  = \$422  + \$423 ;
-  assign \$425  = tree5_l1_8_0 + tree5_l1_9_0;
-  assign \$426  = tree5_l1_10_0 + tree5_l1_11_0;
-  assign \$427  = \$425  + \$426 ;
-  assign \$428  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$429  = tree5_l3_2_0 + tree5_l3_3_0;
-  assign \$430  = tree5_l4_0_0 + tree5_l4_1_0;
-  assign \$431  = advance & v1_d4;
-  assign \$432  = 2'h2 * raw5;
-  assign \$433  = \$432  - 10'h310;
-  assign \$434  = xnor6[0] + xnor6[1];
-  assign \$435  = xnor6[2] + xnor6[3];
+  assign \$425  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$426  = tree5_l3_2_0 + tree5_l3_3_0;
+  assign \$427  = tree5_l4_0_0 + tree5_l4_1_0;
+  assign \$428  = advance & v1_d4;
+  assign \$429  = 2'h2 * raw5;
+  assign \$430  = \$429  - 10'h310;
+  assign \$431  = xnor6[0] + xnor6[1];
+  assign \$432  = xnor6[2] + xnor6[3];
+  assign \$433  = \$431  + \$432 ;
+  assign \$434  = xnor6[4] + xnor6[5];
+  assign \$435  = xnor6[6] + xnor6[7];
   assign \$436  = \$434  + \$435 ;
-  assign \$437  = xnor6[4] + xnor6[5];
-  assign \$438  = xnor6[6] + xnor6[7];
+  assign \$437  = xnor6[8] + xnor6[9];
+  assign \$438  = xnor6[10] + xnor6[11];
   assign \$439  = \$437  + \$438 ;
-  assign \$440  = xnor6[8] + xnor6[9];
-  assign \$441  = xnor6[10] + xnor6[11];
+  assign \$440  = xnor6[12] + xnor6[13];
+  assign \$441  = xnor6[14] + xnor6[15];
   assign \$442  = \$440  + \$441 ;
-  assign \$443  = xnor6[12] + xnor6[13];
-  assign \$444  = xnor6[14] + xnor6[15];
+  assign \$443  = xnor6[16] + xnor6[17];
+  assign \$444  = xnor6[18] + xnor6[19];
   assign \$445  = \$443  + \$444 ;
-  assign \$446  = xnor6[16] + xnor6[17];
-  assign \$447  = xnor6[18] + xnor6[19];
+  assign \$446  = xnor6[20] + xnor6[21];
+  assign \$447  = xnor6[22] + xnor6[23];
   assign \$448  = \$446  + \$447 ;
-  assign \$449  = xnor6[20] + xnor6[21];
-  assign \$450  = xnor6[22] + xnor6[23];
+  assign \$449  = xnor6[24] + xnor6[25];
+  assign \$450  = xnor6[26] + xnor6[27];
   assign \$451  = \$449  + \$450 ;
-  assign \$452  = xnor6[24] + xnor6[25];
-  assign \$453  = xnor6[26] + xnor6[27];
+  assign \$452  = xnor6[28] + xnor6[29];
+  assign \$453  = xnor6[30] + xnor6[31];
   assign \$454  = \$452  + \$453 ;
-  assign \$455  = xnor6[28] + xnor6[29];
-  assign \$456  = xnor6[30] + xnor6[31];
+  assign \$455  = xnor6[32] + xnor6[33];
+  assign \$456  = xnor6[34] + xnor6[35];
   assign \$457  = \$455  + \$456 ;
-  assign \$458  = xnor6[32] + xnor6[33];
-  assign \$459  = xnor6[34] + xnor6[35];
+  assign \$458  = xnor6[36] + xnor6[37];
+  assign \$459  = xnor6[38] + xnor6[39];
   assign \$460  = \$458  + \$459 ;
-  assign \$461  = xnor6[36] + xnor6[37];
-  assign \$462  = xnor6[38] + xnor6[39];
+  assign \$461  = xnor6[40] + xnor6[41];
+  assign \$462  = xnor6[42] + xnor6[43];
   assign \$463  = \$461  + \$462 ;
-  assign \$464  = xnor6[40] + xnor6[41];
-  assign \$465  = xnor6[42] + xnor6[43];
+  assign \$464  = xnor6[44] + xnor6[45];
+  assign \$465  = xnor6[46] + xnor6[47];
   assign \$466  = \$464  + \$465 ;
-  assign \$467  = xnor6[44] + xnor6[45];
-  assign \$468  = xnor6[46] + xnor6[47];
+  assign \$467  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$468  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$469  = \$467  + \$468 ;
-  assign \$470  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$471  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$470  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$471  = tree6_l1_6_0 + tree6_l1_7_0;
   assign \$472  = \$470  + \$471 ;
-  assign \$473  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$474  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$473  = tree6_l1_8_0 + tree6_l1_9_0;
+  assign \$474  = tree6_l1_10_0 + tree6_l1_11_0;
   assign \$475  = \$473  + \$474 ;
-  assign \$476  = tree6_l1_8_0 + tree6_l1_9_0;
-  assign \$477  = tree6_l1_10_0 + tree6_l1_11_0;
-  assign \$478  = \$476  + \$477 ;
-  assign \$479  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$480  = tree6_l3_2_0 + tree6_l3_3_0;
-  assign \$481  = tree6_l4_0_0 + tree6_l4_1_0;
-  assign \$482  = advance & v1_d4;
-  assign \$483  = 2'h2 * raw6;
-  assign \$484  = \$483  - 10'h310;
-  assign \$485  = xnor7[0] + xnor7[1];
-  assign \$486  = xnor7[2] + xnor7[3];
+  assign \$476  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$477  = tree6_l3_2_0 + tree6_l3_3_0;
+  assign \$478  = tree6_l4_0_0 + tree6_l4_1_0;
+  assign \$479  = advance & v1_d4;
+  assign \$480  = 2'h2 * raw6;
+  assign \$481  = \$480  - 10'h310;
+  assign \$482  = xnor7[0] + xnor7[1];
+  assign \$483  = xnor7[2] + xnor7[3];
+  assign \$484  = \$482  + \$483 ;
+  assign \$485  = xnor7[4] + xnor7[5];
+  assign \$486  = xnor7[6] + xnor7[7];
   assign \$487  = \$485  + \$486 ;
-  assign \$488  = xnor7[4] + xnor7[5];
-  assign \$489  = xnor7[6] + xnor7[7];
+  assign \$488  = xnor7[8] + xnor7[9];
+  assign \$489  = xnor7[10] + xnor7[11];
   assign \$490  = \$488  + \$489 ;
-  assign \$491  = xnor7[8] + xnor7[9];
-  assign \$492  = xnor7[10] + xnor7[11];
+  assign \$491  = xnor7[12] + xnor7[13];
+  assign \$492  = xnor7[14] + xnor7[15];
   assign \$493  = \$491  + \$492 ;
-  assign \$494  = xnor7[12] + xnor7[13];
-  assign \$495  = xnor7[14] + xnor7[15];
+  assign \$494  = xnor7[16] + xnor7[17];
+  assign \$495  = xnor7[18] + xnor7[19];
   assign \$496  = \$494  + \$495 ;
-  assign \$497  = xnor7[16] + xnor7[17];
-  assign \$498  = xnor7[18] + xnor7[19];
+  assign \$497  = xnor7[20] + xnor7[21];
+  assign \$498  = xnor7[22] + xnor7[23];
   assign \$499  = \$497  + \$498 ;
-  assign \$500  = xnor7[20] + xnor7[21];
-  assign \$501  = xnor7[22] + xnor7[23];
+  assign \$500  = xnor7[24] + xnor7[25];
+  assign \$501  = xnor7[26] + xnor7[27];
   assign \$502  = \$500  + \$501 ;
-  assign \$503  = xnor7[24] + xnor7[25];
-  assign \$504  = xnor7[26] + xnor7[27];
+  assign \$503  = xnor7[28] + xnor7[29];
+  assign \$504  = xnor7[30] + xnor7[31];
   assign \$505  = \$503  + \$504 ;
-  assign \$506  = xnor7[28] + xnor7[29];
-  assign \$507  = xnor7[30] + xnor7[31];
+  assign \$506  = xnor7[32] + xnor7[33];
+  assign \$507  = xnor7[34] + xnor7[35];
   assign \$508  = \$506  + \$507 ;
-  assign \$509  = xnor7[32] + xnor7[33];
-  assign \$510  = xnor7[34] + xnor7[35];
+  assign \$509  = xnor7[36] + xnor7[37];
+  assign \$510  = xnor7[38] + xnor7[39];
   assign \$511  = \$509  + \$510 ;
-  assign \$512  = xnor7[36] + xnor7[37];
-  assign \$513  = xnor7[38] + xnor7[39];
+  assign \$512  = xnor7[40] + xnor7[41];
+  assign \$513  = xnor7[42] + xnor7[43];
   assign \$514  = \$512  + \$513 ;
-  assign \$515  = xnor7[40] + xnor7[41];
-  assign \$516  = xnor7[42] + xnor7[43];
+  assign \$515  = xnor7[44] + xnor7[45];
+  assign \$516  = xnor7[46] + xnor7[47];
   assign \$517  = \$515  + \$516 ;
-  assign \$518  = xnor7[44] + xnor7[45];
-  assign \$519  = xnor7[46] + xnor7[47];
+  assign \$518  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$519  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$520  = \$518  + \$519 ;
-  assign \$521  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$522  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$521  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$522  = tree7_l1_6_0 + tree7_l1_7_0;
   assign \$523  = \$521  + \$522 ;
-  assign \$524  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$525  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$524  = tree7_l1_8_0 + tree7_l1_9_0;
+  assign \$525  = tree7_l1_10_0 + tree7_l1_11_0;
   assign \$526  = \$524  + \$525 ;
-  assign \$527  = tree7_l1_8_0 + tree7_l1_9_0;
-  assign \$528  = tree7_l1_10_0 + tree7_l1_11_0;
-  assign \$529  = \$527  + \$528 ;
-  assign \$530  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$531  = tree7_l3_2_0 + tree7_l3_3_0;
-  assign \$532  = tree7_l4_0_0 + tree7_l4_1_0;
-  assign \$533  = advance & v1_d4;
-  assign \$534  = 2'h2 * raw7;
-  assign \$535  = \$534  - 10'h310;
-  assign \$536  = xnor8[0] + xnor8[1];
-  assign \$537  = xnor8[2] + xnor8[3];
+  assign \$527  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$528  = tree7_l3_2_0 + tree7_l3_3_0;
+  assign \$529  = tree7_l4_0_0 + tree7_l4_1_0;
+  assign \$530  = advance & v1_d4;
+  assign \$531  = 2'h2 * raw7;
+  assign \$532  = \$531  - 10'h310;
+  assign \$533  = xnor8[0] + xnor8[1];
+  assign \$534  = xnor8[2] + xnor8[3];
+  assign \$535  = \$533  + \$534 ;
+  assign \$536  = xnor8[4] + xnor8[5];
+  assign \$537  = xnor8[6] + xnor8[7];
   assign \$538  = \$536  + \$537 ;
-  assign \$539  = xnor8[4] + xnor8[5];
-  assign \$540  = xnor8[6] + xnor8[7];
+  assign \$539  = xnor8[8] + xnor8[9];
+  assign \$540  = xnor8[10] + xnor8[11];
   assign \$541  = \$539  + \$540 ;
-  assign \$542  = xnor8[8] + xnor8[9];
-  assign \$543  = xnor8[10] + xnor8[11];
+  assign \$542  = xnor8[12] + xnor8[13];
+  assign \$543  = xnor8[14] + xnor8[15];
   assign \$544  = \$542  + \$543 ;
-  assign \$545  = xnor8[12] + xnor8[13];
-  assign \$546  = xnor8[14] + xnor8[15];
+  assign \$545  = xnor8[16] + xnor8[17];
+  assign \$546  = xnor8[18] + xnor8[19];
   assign \$547  = \$545  + \$546 ;
-  assign \$548  = xnor8[16] + xnor8[17];
-  assign \$549  = xnor8[18] + xnor8[19];
+  assign \$548  = xnor8[20] + xnor8[21];
+  assign \$549  = xnor8[22] + xnor8[23];
   assign \$550  = \$548  + \$549 ;
-  assign \$551  = xnor8[20] + xnor8[21];
-  assign \$552  = xnor8[22] + xnor8[23];
+  assign \$551  = xnor8[24] + xnor8[25];
+  assign \$552  = xnor8[26] + xnor8[27];
   assign \$553  = \$551  + \$552 ;
-  assign \$554  = xnor8[24] + xnor8[25];
-  assign \$555  = xnor8[26] + xnor8[27];
+  assign \$554  = xnor8[28] + xnor8[29];
+  assign \$555  = xnor8[30] + xnor8[31];
   assign \$556  = \$554  + \$555 ;
-  assign \$557  = xnor8[28] + xnor8[29];
-  assign \$558  = xnor8[30] + xnor8[31];
+  assign \$557  = xnor8[32] + xnor8[33];
+  assign \$558  = xnor8[34] + xnor8[35];
   assign \$559  = \$557  + \$558 ;
-  assign \$560  = xnor8[32] + xnor8[33];
-  assign \$561  = xnor8[34] + xnor8[35];
+  assign \$560  = xnor8[36] + xnor8[37];
+  assign \$561  = xnor8[38] + xnor8[39];
   assign \$562  = \$560  + \$561 ;
-  assign \$563  = xnor8[36] + xnor8[37];
-  assign \$564  = xnor8[38] + xnor8[39];
+  assign \$563  = xnor8[40] + xnor8[41];
+  assign \$564  = xnor8[42] + xnor8[43];
   assign \$565  = \$563  + \$564 ;
-  assign \$566  = xnor8[40] + xnor8[41];
-  assign \$567  = xnor8[42] + xnor8[43];
+  assign \$566  = xnor8[44] + xnor8[45];
+  assign \$567  = xnor8[46] + xnor8[47];
   assign \$568  = \$566  + \$567 ;
-  assign \$569  = xnor8[44] + xnor8[45];
-  assign \$570  = xnor8[46] + xnor8[47];
+  assign \$569  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$570  = tree8_l1_2_0 + tree8_l1_3_0;
   assign \$571  = \$569  + \$570 ;
-  assign \$572  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$573  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$572  = tree8_l1_4_0 + tree8_l1_5_0;
+  assign \$573  = tree8_l1_6_0 + tree8_l1_7_0;
   assign \$574  = \$572  + \$573 ;
-  assign \$575  = tree8_l1_4_0 + tree8_l1_5_0;
-  assign \$576  = tree8_l1_6_0 + tree8_l1_7_0;
+  assign \$575  = tree8_l1_8_0 + tree8_l1_9_0;
+  assign \$576  = tree8_l1_10_0 + tree8_l1_11_0;
   assign \$577  = \$575  + \$576 ;
-  assign \$578  = tree8_l1_8_0 + tree8_l1_9_0;
-  assign \$579  = tree8_l1_10_0 + tree8_l1_11_0;
-  assign \$580  = \$578  + \$579 ;
-  assign \$581  = tree8_l3_0_0 + tree8_l3_1_0;
-  assign \$582  = tree8_l3_2_0 + tree8_l3_3_0;
-  assign \$583  = tree8_l4_0_0 + tree8_l4_1_0;
-  assign \$584  = advance & v1_d4;
-  assign \$585  = 2'h2 * raw8;
-  assign \$586  = \$585  - 10'h310;
-  assign \$587  = xnor9[0] + xnor9[1];
-  assign \$588  = xnor9[2] + xnor9[3];
+  assign \$578  = tree8_l3_0_0 + tree8_l3_1_0;
+  assign \$579  = tree8_l3_2_0 + tree8_l3_3_0;
+  assign \$580  = tree8_l4_0_0 + tree8_l4_1_0;
+  assign \$581  = advance & v1_d4;
+  assign \$582  = 2'h2 * raw8;
+  assign \$583  = \$582  - 10'h310;
+  assign \$584  = xnor9[0] + xnor9[1];
+  assign \$585  = xnor9[2] + xnor9[3];
+  assign \$586  = \$584  + \$585 ;
+  assign \$587  = xnor9[4] + xnor9[5];
+  assign \$588  = xnor9[6] + xnor9[7];
   assign \$589  = \$587  + \$588 ;
-  assign \$590  = xnor9[4] + xnor9[5];
-  assign \$591  = xnor9[6] + xnor9[7];
+  assign \$590  = xnor9[8] + xnor9[9];
+  assign \$591  = xnor9[10] + xnor9[11];
   assign \$592  = \$590  + \$591 ;
-  assign \$593  = xnor9[8] + xnor9[9];
-  assign \$594  = xnor9[10] + xnor9[11];
+  assign \$593  = xnor9[12] + xnor9[13];
+  assign \$594  = xnor9[14] + xnor9[15];
   assign \$595  = \$593  + \$594 ;
-  assign \$596  = xnor9[12] + xnor9[13];
-  assign \$597  = xnor9[14] + xnor9[15];
+  assign \$596  = xnor9[16] + xnor9[17];
+  assign \$597  = xnor9[18] + xnor9[19];
   assign \$598  = \$596  + \$597 ;
-  assign \$599  = xnor9[16] + xnor9[17];
-  assign \$600  = xnor9[18] + xnor9[19];
+  assign \$599  = xnor9[20] + xnor9[21];
+  assign \$600  = xnor9[22] + xnor9[23];
   assign \$601  = \$599  + \$600 ;
-  assign \$602  = xnor9[20] + xnor9[21];
-  assign \$603  = xnor9[22] + xnor9[23];
+  assign \$602  = xnor9[24] + xnor9[25];
+  assign \$603  = xnor9[26] + xnor9[27];
   assign \$604  = \$602  + \$603 ;
-  assign \$605  = xnor9[24] + xnor9[25];
-  assign \$606  = xnor9[26] + xnor9[27];
+  assign \$605  = xnor9[28] + xnor9[29];
+  assign \$606  = xnor9[30] + xnor9[31];
   assign \$607  = \$605  + \$606 ;
-  assign \$608  = xnor9[28] + xnor9[29];
-  assign \$609  = xnor9[30] + xnor9[31];
+  assign \$608  = xnor9[32] + xnor9[33];
+  assign \$609  = xnor9[34] + xnor9[35];
   assign \$610  = \$608  + \$609 ;
-  assign \$611  = xnor9[32] + xnor9[33];
-  assign \$612  = xnor9[34] + xnor9[35];
+  assign \$611  = xnor9[36] + xnor9[37];
+  assign \$612  = xnor9[38] + xnor9[39];
   assign \$613  = \$611  + \$612 ;
-  assign \$614  = xnor9[36] + xnor9[37];
-  assign \$615  = xnor9[38] + xnor9[39];
+  assign \$614  = xnor9[40] + xnor9[41];
+  assign \$615  = xnor9[42] + xnor9[43];
   assign \$616  = \$614  + \$615 ;
-  assign \$617  = xnor9[40] + xnor9[41];
-  assign \$618  = xnor9[42] + xnor9[43];
+  assign \$617  = xnor9[44] + xnor9[45];
+  assign \$618  = xnor9[46] + xnor9[47];
   assign \$619  = \$617  + \$618 ;
-  assign \$620  = xnor9[44] + xnor9[45];
-  assign \$621  = xnor9[46] + xnor9[47];
+  assign \$620  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$621  = tree9_l1_2_0 + tree9_l1_3_0;
   assign \$622  = \$620  + \$621 ;
-  assign \$623  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$624  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$623  = tree9_l1_4_0 + tree9_l1_5_0;
+  assign \$624  = tree9_l1_6_0 + tree9_l1_7_0;
   assign \$625  = \$623  + \$624 ;
-  assign \$626  = tree9_l1_4_0 + tree9_l1_5_0;
-  assign \$627  = tree9_l1_6_0 + tree9_l1_7_0;
+  assign \$626  = tree9_l1_8_0 + tree9_l1_9_0;
+  assign \$627  = tree9_l1_10_0 + tree9_l1_11_0;
   assign \$628  = \$626  + \$627 ;
-  assign \$629  = tree9_l1_8_0 + tree9_l1_9_0;
-  assign \$630  = tree9_l1_10_0 + tree9_l1_11_0;
-  assign \$631  = \$629  + \$630 ;
-  assign \$632  = tree9_l3_0_0 + tree9_l3_1_0;
-  assign \$633  = tree9_l3_2_0 + tree9_l3_3_0;
-  assign \$634  = tree9_l4_0_0 + tree9_l4_1_0;
-  assign \$635  = advance & v1_d4;
-  assign \$636  = 2'h2 * raw9;
-  assign \$637  = \$636  - 10'h310;
-  assign \$638  = xnor10[0] + xnor10[1];
-  assign \$639  = xnor10[2] + xnor10[3];
+  assign \$629  = tree9_l3_0_0 + tree9_l3_1_0;
+  assign \$630  = tree9_l3_2_0 + tree9_l3_3_0;
+  assign \$631  = tree9_l4_0_0 + tree9_l4_1_0;
+  assign \$632  = advance & v1_d4;
+  assign \$633  = 2'h2 * raw9;
+  assign \$634  = \$633  - 10'h310;
+  assign \$635  = xnor10[0] + xnor10[1];
+  assign \$636  = xnor10[2] + xnor10[3];
+  assign \$637  = \$635  + \$636 ;
+  assign \$638  = xnor10[4] + xnor10[5];
+  assign \$639  = xnor10[6] + xnor10[7];
   assign \$640  = \$638  + \$639 ;
-  assign \$641  = xnor10[4] + xnor10[5];
-  assign \$642  = xnor10[6] + xnor10[7];
+  assign \$641  = xnor10[8] + xnor10[9];
+  assign \$642  = xnor10[10] + xnor10[11];
   assign \$643  = \$641  + \$642 ;
-  assign \$644  = xnor10[8] + xnor10[9];
-  assign \$645  = xnor10[10] + xnor10[11];
+  assign \$644  = xnor10[12] + xnor10[13];
+  assign \$645  = xnor10[14] + xnor10[15];
   assign \$646  = \$644  + \$645 ;
-  assign \$647  = xnor10[12] + xnor10[13];
-  assign \$648  = xnor10[14] + xnor10[15];
+  assign \$647  = xnor10[16] + xnor10[17];
+  assign \$648  = xnor10[18] + xnor10[19];
   assign \$649  = \$647  + \$648 ;
-  assign \$650  = xnor10[16] + xnor10[17];
-  assign \$651  = xnor10[18] + xnor10[19];
+  assign \$650  = xnor10[20] + xnor10[21];
+  assign \$651  = xnor10[22] + xnor10[23];
   assign \$652  = \$650  + \$651 ;
-  assign \$653  = xnor10[20] + xnor10[21];
-  assign \$654  = xnor10[22] + xnor10[23];
+  assign \$653  = xnor10[24] + xnor10[25];
+  assign \$654  = xnor10[26] + xnor10[27];
   assign \$655  = \$653  + \$654 ;
-  assign \$656  = xnor10[24] + xnor10[25];
-  assign \$657  = xnor10[26] + xnor10[27];
+  assign \$656  = xnor10[28] + xnor10[29];
+  assign \$657  = xnor10[30] + xnor10[31];
   assign \$658  = \$656  + \$657 ;
-  assign \$659  = xnor10[28] + xnor10[29];
-  assign \$660  = xnor10[30] + xnor10[31];
+  assign \$659  = xnor10[32] + xnor10[33];
+  assign \$660  = xnor10[34] + xnor10[35];
   assign \$661  = \$659  + \$660 ;
-  assign \$662  = xnor10[32] + xnor10[33];
-  assign \$663  = xnor10[34] + xnor10[35];
+  assign \$662  = xnor10[36] + xnor10[37];
+  assign \$663  = xnor10[38] + xnor10[39];
   assign \$664  = \$662  + \$663 ;
-  assign \$665  = xnor10[36] + xnor10[37];
-  assign \$666  = xnor10[38] + xnor10[39];
+  assign \$665  = xnor10[40] + xnor10[41];
+  assign \$666  = xnor10[42] + xnor10[43];
   assign \$667  = \$665  + \$666 ;
-  assign \$668  = xnor10[40] + xnor10[41];
-  assign \$669  = xnor10[42] + xnor10[43];
+  assign \$668  = xnor10[44] + xnor10[45];
+  assign \$669  = xnor10[46] + xnor10[47];
   assign \$670  = \$668  + \$669 ;
-  assign \$671  = xnor10[44] + xnor10[45];
-  assign \$672  = xnor10[46] + xnor10[47];
+  assign \$671  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$672  = tree10_l1_2_0 + tree10_l1_3_0;
   assign \$673  = \$671  + \$672 ;
-  assign \$674  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$675  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$674  = tree10_l1_4_0 + tree10_l1_5_0;
+  assign \$675  = tree10_l1_6_0 + tree10_l1_7_0;
   assign \$676  = \$674  + \$675 ;
-  assign \$677  = tree10_l1_4_0 + tree10_l1_5_0;
-  assign \$678  = tree10_l1_6_0 + tree10_l1_7_0;
+  assign \$677  = tree10_l1_8_0 + tree10_l1_9_0;
+  assign \$678  = tree10_l1_10_0 + tree10_l1_11_0;
   assign \$679  = \$677  + \$678 ;
-  assign \$680  = tree10_l1_8_0 + tree10_l1_9_0;
-  assign \$681  = tree10_l1_10_0 + tree10_l1_11_0;
-  assign \$682  = \$680  + \$681 ;
-  assign \$683  = tree10_l3_0_0 + tree10_l3_1_0;
-  assign \$684  = tree10_l3_2_0 + tree10_l3_3_0;
-  assign \$685  = tree10_l4_0_0 + tree10_l4_1_0;
-  assign \$686  = advance & v1_d4;
-  assign \$687  = 2'h2 * raw10;
-  assign \$688  = \$687  - 10'h310;
-  assign \$689  = xnor11[0] + xnor11[1];
-  assign \$690  = xnor11[2] + xnor11[3];
+  assign \$680  = tree10_l3_0_0 + tree10_l3_1_0;
+  assign \$681  = tree10_l3_2_0 + tree10_l3_3_0;
+  assign \$682  = tree10_l4_0_0 + tree10_l4_1_0;
+  assign \$683  = advance & v1_d4;
+  assign \$684  = 2'h2 * raw10;
+  assign \$685  = \$684  - 10'h310;
+  assign \$686  = xnor11[0] + xnor11[1];
+  assign \$687  = xnor11[2] + xnor11[3];
+  assign \$688  = \$686  + \$687 ;
+  assign \$689  = xnor11[4] + xnor11[5];
+  assign \$690  = xnor11[6] + xnor11[7];
   assign \$691  = \$689  + \$690 ;
-  assign \$692  = xnor11[4] + xnor11[5];
-  assign \$693  = xnor11[6] + xnor11[7];
+  assign \$692  = xnor11[8] + xnor11[9];
+  assign \$693  = xnor11[10] + xnor11[11];
   assign \$694  = \$692  + \$693 ;
-  assign \$695  = xnor11[8] + xnor11[9];
-  assign \$696  = xnor11[10] + xnor11[11];
+  assign \$695  = xnor11[12] + xnor11[13];
+  assign \$696  = xnor11[14] + xnor11[15];
   assign \$697  = \$695  + \$696 ;
-  assign \$698  = xnor11[12] + xnor11[13];
-  assign \$699  = xnor11[14] + xnor11[15];
+  assign \$698  = xnor11[16] + xnor11[17];
+  assign \$699  = xnor11[18] + xnor11[19];
   assign \$700  = \$698  + \$699 ;
-  assign \$701  = xnor11[16] + xnor11[17];
-  assign \$702  = xnor11[18] + xnor11[19];
+  assign \$701  = xnor11[20] + xnor11[21];
+  assign \$702  = xnor11[22] + xnor11[23];
   assign \$703  = \$701  + \$702 ;
-  assign \$704  = xnor11[20] + xnor11[21];
-  assign \$705  = xnor11[22] + xnor11[23];
+  assign \$704  = xnor11[24] + xnor11[25];
+  assign \$705  = xnor11[26] + xnor11[27];
   assign \$706  = \$704  + \$705 ;
-  assign \$707  = xnor11[24] + xnor11[25];
-  assign \$708  = xnor11[26] + xnor11[27];
+  assign \$707  = xnor11[28] + xnor11[29];
+  assign \$708  = xnor11[30] + xnor11[31];
   assign \$709  = \$707  + \$708 ;
-  assign \$710  = xnor11[28] + xnor11[29];
-  assign \$711  = xnor11[30] + xnor11[31];
+  assign \$710  = xnor11[32] + xnor11[33];
+  assign \$711  = xnor11[34] + xnor11[35];
   assign \$712  = \$710  + \$711 ;
-  assign \$713  = xnor11[32] + xnor11[33];
-  assign \$714  = xnor11[34] + xnor11[35];
+  assign \$713  = xnor11[36] + xnor11[37];
+  assign \$714  = xnor11[38] + xnor11[39];
   assign \$715  = \$713  + \$714 ;
-  assign \$716  = xnor11[36] + xnor11[37];
-  assign \$717  = xnor11[38] + xnor11[39];
+  assign \$716  = xnor11[40] + xnor11[41];
+  assign \$717  = xnor11[42] + xnor11[43];
   assign \$718  = \$716  + \$717 ;
-  assign \$719  = xnor11[40] + xnor11[41];
-  assign \$720  = xnor11[42] + xnor11[43];
+  assign \$719  = xnor11[44] + xnor11[45];
+  assign \$720  = xnor11[46] + xnor11[47];
   assign \$721  = \$719  + \$720 ;
-  assign \$722  = xnor11[44] + xnor11[45];
-  assign \$723  = xnor11[46] + xnor11[47];
+  assign \$722  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$723  = tree11_l1_2_0 + tree11_l1_3_0;
   assign \$724  = \$722  + \$723 ;
-  assign \$725  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$726  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$725  = tree11_l1_4_0 + tree11_l1_5_0;
+  assign \$726  = tree11_l1_6_0 + tree11_l1_7_0;
   assign \$727  = \$725  + \$726 ;
-  assign \$728  = tree11_l1_4_0 + tree11_l1_5_0;
-  assign \$729  = tree11_l1_6_0 + tree11_l1_7_0;
+  assign \$728  = tree11_l1_8_0 + tree11_l1_9_0;
+  assign \$729  = tree11_l1_10_0 + tree11_l1_11_0;
   assign \$730  = \$728  + \$729 ;
-  assign \$731  = tree11_l1_8_0 + tree11_l1_9_0;
-  assign \$732  = tree11_l1_10_0 + tree11_l1_11_0;
-  assign \$733  = \$731  + \$732 ;
-  assign \$734  = tree11_l3_0_0 + tree11_l3_1_0;
-  assign \$735  = tree11_l3_2_0 + tree11_l3_3_0;
-  assign \$736  = tree11_l4_0_0 + tree11_l4_1_0;
-  assign \$737  = advance & v1_d4;
-  assign \$738  = 2'h2 * raw11;
-  assign \$739  = \$738  - 10'h310;
-  assign \$740  = xnor12[0] + xnor12[1];
-  assign \$741  = xnor12[2] + xnor12[3];
+  assign \$731  = tree11_l3_0_0 + tree11_l3_1_0;
+  assign \$732  = tree11_l3_2_0 + tree11_l3_3_0;
+  assign \$733  = tree11_l4_0_0 + tree11_l4_1_0;
+  assign \$734  = advance & v1_d4;
+  assign \$735  = 2'h2 * raw11;
+  assign \$736  = \$735  - 10'h310;
+  assign \$737  = xnor12[0] + xnor12[1];
+  assign \$738  = xnor12[2] + xnor12[3];
+  assign \$739  = \$737  + \$738 ;
+  assign \$740  = xnor12[4] + xnor12[5];
+  assign \$741  = xnor12[6] + xnor12[7];
   assign \$742  = \$740  + \$741 ;
-  assign \$743  = xnor12[4] + xnor12[5];
-  assign \$744  = xnor12[6] + xnor12[7];
+  assign \$743  = xnor12[8] + xnor12[9];
+  assign \$744  = xnor12[10] + xnor12[11];
   assign \$745  = \$743  + \$744 ;
-  assign \$746  = xnor12[8] + xnor12[9];
-  assign \$747  = xnor12[10] + xnor12[11];
+  assign \$746  = xnor12[12] + xnor12[13];
+  assign \$747  = xnor12[14] + xnor12[15];
   assign \$748  = \$746  + \$747 ;
-  assign \$749  = xnor12[12] + xnor12[13];
-  assign \$750  = xnor12[14] + xnor12[15];
+  assign \$749  = xnor12[16] + xnor12[17];
+  assign \$750  = xnor12[18] + xnor12[19];
   assign \$751  = \$749  + \$750 ;
-  assign \$752  = xnor12[16] + xnor12[17];
-  assign \$753  = xnor12[18] + xnor12[19];
+  assign \$752  = xnor12[20] + xnor12[21];
+  assign \$753  = xnor12[22] + xnor12[23];
   assign \$754  = \$752  + \$753 ;
-  assign \$755  = xnor12[20] + xnor12[21];
-  assign \$756  = xnor12[22] + xnor12[23];
+  assign \$755  = xnor12[24] + xnor12[25];
+  assign \$756  = xnor12[26] + xnor12[27];
   assign \$757  = \$755  + \$756 ;
-  assign \$758  = xnor12[24] + xnor12[25];
-  assign \$759  = xnor12[26] + xnor12[27];
+  assign \$758  = xnor12[28] + xnor12[29];
+  assign \$759  = xnor12[30] + xnor12[31];
   assign \$760  = \$758  + \$759 ;
-  assign \$761  = xnor12[28] + xnor12[29];
-  assign \$762  = xnor12[30] + xnor12[31];
+  assign \$761  = xnor12[32] + xnor12[33];
+  assign \$762  = xnor12[34] + xnor12[35];
   assign \$763  = \$761  + \$762 ;
-  assign \$764  = xnor12[32] + xnor12[33];
-  assign \$765  = xnor12[34] + xnor12[35];
+  assign \$764  = xnor12[36] + xnor12[37];
+  assign \$765  = xnor12[38] + xnor12[39];
   assign \$766  = \$764  + \$765 ;
-  assign \$767  = xnor12[36] + xnor12[37];
-  assign \$768  = xnor12[38] + xnor12[39];
+  assign \$767  = xnor12[40] + xnor12[41];
+  assign \$768  = xnor12[42] + xnor12[43];
   assign \$769  = \$767  + \$768 ;
-  assign \$770  = xnor12[40] + xnor12[41];
-  assign \$771  = xnor12[42] + xnor12[43];
+  assign \$770  = xnor12[44] + xnor12[45];
+  assign \$771  = xnor12[46] + xnor12[47];
   assign \$772  = \$770  + \$771 ;
-  assign \$773  = xnor12[44] + xnor12[45];
-  assign \$774  = xnor12[46] + xnor12[47];
+  assign \$773  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$774  = tree12_l1_2_0 + tree12_l1_3_0;
   assign \$775  = \$773  + \$774 ;
-  assign \$776  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$777  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$776  = tree12_l1_4_0 + tree12_l1_5_0;
+  assign \$777  = tree12_l1_6_0 + tree12_l1_7_0;
   assign \$778  = \$776  + \$777 ;
-  assign \$779  = tree12_l1_4_0 + tree12_l1_5_0;
-  assign \$780  = tree12_l1_6_0 + tree12_l1_7_0;
+  assign \$779  = tree12_l1_8_0 + tree12_l1_9_0;
+  assign \$780  = tree12_l1_10_0 + tree12_l1_11_0;
   assign \$781  = \$779  + \$780 ;
-  assign \$782  = tree12_l1_8_0 + tree12_l1_9_0;
-  assign \$783  = tree12_l1_10_0 + tree12_l1_11_0;
-  assign \$784  = \$782  + \$783 ;
-  assign \$785  = tree12_l3_0_0 + tree12_l3_1_0;
-  assign \$786  = tree12_l3_2_0 + tree12_l3_3_0;
-  assign \$787  = tree12_l4_0_0 + tree12_l4_1_0;
-  assign \$788  = advance & v1_d4;
-  assign \$789  = 2'h2 * raw12;
-  assign \$790  = \$789  - 10'h310;
-  assign \$791  = xnor13[0] + xnor13[1];
-  assign \$792  = xnor13[2] + xnor13[3];
+  assign \$782  = tree12_l3_0_0 + tree12_l3_1_0;
+  assign \$783  = tree12_l3_2_0 + tree12_l3_3_0;
+  assign \$784  = tree12_l4_0_0 + tree12_l4_1_0;
+  assign \$785  = advance & v1_d4;
+  assign \$786  = 2'h2 * raw12;
+  assign \$787  = \$786  - 10'h310;
+  assign \$788  = xnor13[0] + xnor13[1];
+  assign \$789  = xnor13[2] + xnor13[3];
+  assign \$790  = \$788  + \$789 ;
+  assign \$791  = xnor13[4] + xnor13[5];
+  assign \$792  = xnor13[6] + xnor13[7];
   assign \$793  = \$791  + \$792 ;
-  assign \$794  = xnor13[4] + xnor13[5];
-  assign \$795  = xnor13[6] + xnor13[7];
+  assign \$794  = xnor13[8] + xnor13[9];
+  assign \$795  = xnor13[10] + xnor13[11];
   assign \$796  = \$794  + \$795 ;
-  assign \$797  = xnor13[8] + xnor13[9];
-  assign \$798  = xnor13[10] + xnor13[11];
+  assign \$797  = xnor13[12] + xnor13[13];
+  assign \$798  = xnor13[14] + xnor13[15];
   assign \$799  = \$797  + \$798 ;
-  assign \$800  = xnor13[12] + xnor13[13];
-  assign \$801  = xnor13[14] + xnor13[15];
+  assign \$800  = xnor13[16] + xnor13[17];
+  assign \$801  = xnor13[18] + xnor13[19];
   assign \$802  = \$800  + \$801 ;
-  assign \$803  = xnor13[16] + xnor13[17];
-  assign \$804  = xnor13[18] + xnor13[19];
+  assign \$803  = xnor13[20] + xnor13[21];
+  assign \$804  = xnor13[22] + xnor13[23];
   assign \$805  = \$803  + \$804 ;
-  assign \$806  = xnor13[20] + xnor13[21];
-  assign \$807  = xnor13[22] + xnor13[23];
+  assign \$806  = xnor13[24] + xnor13[25];
+  assign \$807  = xnor13[26] + xnor13[27];
   assign \$808  = \$806  + \$807 ;
-  assign \$809  = xnor13[24] + xnor13[25];
-  assign \$810  = xnor13[26] + xnor13[27];
+  assign \$809  = xnor13[28] + xnor13[29];
+  assign \$810  = xnor13[30] + xnor13[31];
   assign \$811  = \$809  + \$810 ;
-  assign \$812  = xnor13[28] + xnor13[29];
-  assign \$813  = xnor13[30] + xnor13[31];
+  assign \$812  = xnor13[32] + xnor13[33];
+  assign \$813  = xnor13[34] + xnor13[35];
   assign \$814  = \$812  + \$813 ;
-  assign \$815  = xnor13[32] + xnor13[33];
-  assign \$816  = xnor13[34] + xnor13[35];
+  assign \$815  = xnor13[36] + xnor13[37];
+  assign \$816  = xnor13[38] + xnor13[39];
   assign \$817  = \$815  + \$816 ;
-  assign \$818  = xnor13[36] + xnor13[37];
-  assign \$819  = xnor13[38] + xnor13[39];
+  assign \$818  = xnor13[40] + xnor13[41];
+  assign \$819  = xnor13[42] + xnor13[43];
   assign \$820  = \$818  + \$819 ;
-  assign \$821  = xnor13[40] + xnor13[41];
-  assign \$822  = xnor13[42] + xnor13[43];
+  assign \$821  = xnor13[44] + xnor13[45];
+  assign \$822  = xnor13[46] + xnor13[47];
   assign \$823  = \$821  + \$822 ;
-  assign \$824  = xnor13[44] + xnor13[45];
-  assign \$825  = xnor13[46] + xnor13[47];
+  assign \$824  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$825  = tree13_l1_2_0 + tree13_l1_3_0;
   assign \$826  = \$824  + \$825 ;
-  assign \$827  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$828  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$827  = tree13_l1_4_0 + tree13_l1_5_0;
+  assign \$828  = tree13_l1_6_0 + tree13_l1_7_0;
   assign \$829  = \$827  + \$828 ;
-  assign \$830  = tree13_l1_4_0 + tree13_l1_5_0;
-  assign \$831  = tree13_l1_6_0 + tree13_l1_7_0;
+  assign \$830  = tree13_l1_8_0 + tree13_l1_9_0;
+  assign \$831  = tree13_l1_10_0 + tree13_l1_11_0;
   assign \$832  = \$830  + \$831 ;
-  assign \$833  = tree13_l1_8_0 + tree13_l1_9_0;
-  assign \$834  = tree13_l1_10_0 + tree13_l1_11_0;
-  assign \$835  = \$833  + \$834 ;
-  assign \$836  = tree13_l3_0_0 + tree13_l3_1_0;
-  assign \$837  = tree13_l3_2_0 + tree13_l3_3_0;
-  assign \$838  = tree13_l4_0_0 + tree13_l4_1_0;
-  assign \$839  = advance & v1_d4;
-  assign \$840  = 2'h2 * raw13;
-  assign \$841  = \$840  - 10'h310;
-  assign \$842  = xnor14[0] + xnor14[1];
-  assign \$843  = xnor14[2] + xnor14[3];
+  assign \$833  = tree13_l3_0_0 + tree13_l3_1_0;
+  assign \$834  = tree13_l3_2_0 + tree13_l3_3_0;
+  assign \$835  = tree13_l4_0_0 + tree13_l4_1_0;
+  assign \$836  = advance & v1_d4;
+  assign \$837  = 2'h2 * raw13;
+  assign \$838  = \$837  - 10'h310;
+  assign \$839  = xnor14[0] + xnor14[1];
+  assign \$840  = xnor14[2] + xnor14[3];
+  assign \$841  = \$839  + \$840 ;
+  assign \$842  = xnor14[4] + xnor14[5];
+  assign \$843  = xnor14[6] + xnor14[7];
   assign \$844  = \$842  + \$843 ;
-  assign \$845  = xnor14[4] + xnor14[5];
-  assign \$846  = xnor14[6] + xnor14[7];
+  assign \$845  = xnor14[8] + xnor14[9];
+  assign \$846  = xnor14[10] + xnor14[11];
   assign \$847  = \$845  + \$846 ;
-  assign \$848  = xnor14[8] + xnor14[9];
-  assign \$849  = xnor14[10] + xnor14[11];
+  assign \$848  = xnor14[12] + xnor14[13];
+  assign \$849  = xnor14[14] + xnor14[15];
   assign \$850  = \$848  + \$849 ;
-  assign \$851  = xnor14[12] + xnor14[13];
-  assign \$852  = xnor14[14] + xnor14[15];
+  assign \$851  = xnor14[16] + xnor14[17];
+  assign \$852  = xnor14[18] + xnor14[19];
   assign \$853  = \$851  + \$852 ;
-  assign \$854  = xnor14[16] + xnor14[17];
-  assign \$855  = xnor14[18] + xnor14[19];
+  assign \$854  = xnor14[20] + xnor14[21];
+  assign \$855  = xnor14[22] + xnor14[23];
   assign \$856  = \$854  + \$855 ;
-  assign \$857  = xnor14[20] + xnor14[21];
-  assign \$858  = xnor14[22] + xnor14[23];
+  assign \$857  = xnor14[24] + xnor14[25];
+  assign \$858  = xnor14[26] + xnor14[27];
   assign \$859  = \$857  + \$858 ;
-  assign \$860  = xnor14[24] + xnor14[25];
-  assign \$861  = xnor14[26] + xnor14[27];
+  assign \$860  = xnor14[28] + xnor14[29];
+  assign \$861  = xnor14[30] + xnor14[31];
   assign \$862  = \$860  + \$861 ;
-  assign \$863  = xnor14[28] + xnor14[29];
-  assign \$864  = xnor14[30] + xnor14[31];
+  assign \$863  = xnor14[32] + xnor14[33];
+  assign \$864  = xnor14[34] + xnor14[35];
   assign \$865  = \$863  + \$864 ;
-  assign \$866  = xnor14[32] + xnor14[33];
-  assign \$867  = xnor14[34] + xnor14[35];
+  assign \$866  = xnor14[36] + xnor14[37];
+  assign \$867  = xnor14[38] + xnor14[39];
   assign \$868  = \$866  + \$867 ;
-  assign \$869  = xnor14[36] + xnor14[37];
-  assign \$870  = xnor14[38] + xnor14[39];
+  assign \$869  = xnor14[40] + xnor14[41];
+  assign \$870  = xnor14[42] + xnor14[43];
   assign \$871  = \$869  + \$870 ;
-  assign \$872  = xnor14[40] + xnor14[41];
-  assign \$873  = xnor14[42] + xnor14[43];
+  assign \$872  = xnor14[44] + xnor14[45];
+  assign \$873  = xnor14[46] + xnor14[47];
   assign \$874  = \$872  + \$873 ;
-  assign \$875  = xnor14[44] + xnor14[45];
-  assign \$876  = xnor14[46] + xnor14[47];
+  assign \$875  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$876  = tree14_l1_2_0 + tree14_l1_3_0;
   assign \$877  = \$875  + \$876 ;
-  assign \$878  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$879  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$878  = tree14_l1_4_0 + tree14_l1_5_0;
+  assign \$879  = tree14_l1_6_0 + tree14_l1_7_0;
   assign \$880  = \$878  + \$879 ;
-  assign \$881  = tree14_l1_4_0 + tree14_l1_5_0;
-  assign \$882  = tree14_l1_6_0 + tree14_l1_7_0;
+  assign \$881  = tree14_l1_8_0 + tree14_l1_9_0;
+  assign \$882  = tree14_l1_10_0 + tree14_l1_11_0;
   assign \$883  = \$881  + \$882 ;
-  assign \$884  = tree14_l1_8_0 + tree14_l1_9_0;
-  assign \$885  = tree14_l1_10_0 + tree14_l1_11_0;
-  assign \$886  = \$884  + \$885 ;
-  assign \$887  = tree14_l3_0_0 + tree14_l3_1_0;
-  assign \$888  = tree14_l3_2_0 + tree14_l3_3_0;
-  assign \$889  = tree14_l4_0_0 + tree14_l4_1_0;
-  assign \$890  = advance & v1_d4;
-  assign \$891  = 2'h2 * raw14;
-  assign \$892  = \$891  - 10'h310;
-  assign \$893  = xnor15[0] + xnor15[1];
-  assign \$894  = xnor15[2] + xnor15[3];
+  assign \$884  = tree14_l3_0_0 + tree14_l3_1_0;
+  assign \$885  = tree14_l3_2_0 + tree14_l3_3_0;
+  assign \$886  = tree14_l4_0_0 + tree14_l4_1_0;
+  assign \$887  = advance & v1_d4;
+  assign \$888  = 2'h2 * raw14;
+  assign \$889  = \$888  - 10'h310;
+  assign \$890  = xnor15[0] + xnor15[1];
+  assign \$891  = xnor15[2] + xnor15[3];
+  assign \$892  = \$890  + \$891 ;
+  assign \$893  = xnor15[4] + xnor15[5];
+  assign \$894  = xnor15[6] + xnor15[7];
   assign \$895  = \$893  + \$894 ;
-  assign \$896  = xnor15[4] + xnor15[5];
-  assign \$897  = xnor15[6] + xnor15[7];
+  assign \$896  = xnor15[8] + xnor15[9];
+  assign \$897  = xnor15[10] + xnor15[11];
   assign \$898  = \$896  + \$897 ;
-  assign \$899  = xnor15[8] + xnor15[9];
-  assign \$900  = xnor15[10] + xnor15[11];
+  assign \$899  = xnor15[12] + xnor15[13];
+  assign \$900  = xnor15[14] + xnor15[15];
   assign \$901  = \$899  + \$900 ;
-  assign \$902  = xnor15[12] + xnor15[13];
-  assign \$903  = xnor15[14] + xnor15[15];
+  assign \$902  = xnor15[16] + xnor15[17];
+  assign \$903  = xnor15[18] + xnor15[19];
   assign \$904  = \$902  + \$903 ;
-  assign \$905  = xnor15[16] + xnor15[17];
-  assign \$906  = xnor15[18] + xnor15[19];
+  assign \$905  = xnor15[20] + xnor15[21];
+  assign \$906  = xnor15[22] + xnor15[23];
   assign \$907  = \$905  + \$906 ;
-  assign \$908  = xnor15[20] + xnor15[21];
-  assign \$909  = xnor15[22] + xnor15[23];
+  assign \$908  = xnor15[24] + xnor15[25];
+  assign \$909  = xnor15[26] + xnor15[27];
   assign \$910  = \$908  + \$909 ;
-  assign \$911  = xnor15[24] + xnor15[25];
-  assign \$912  = xnor15[26] + xnor15[27];
+  assign \$911  = xnor15[28] + xnor15[29];
+  assign \$912  = xnor15[30] + xnor15[31];
   assign \$913  = \$911  + \$912 ;
-  assign \$914  = xnor15[28] + xnor15[29];
-  assign \$915  = xnor15[30] + xnor15[31];
+  assign \$914  = xnor15[32] + xnor15[33];
+  assign \$915  = xnor15[34] + xnor15[35];
   assign \$916  = \$914  + \$915 ;
-  assign \$917  = xnor15[32] + xnor15[33];
-  assign \$918  = xnor15[34] + xnor15[35];
+  assign \$917  = xnor15[36] + xnor15[37];
+  assign \$918  = xnor15[38] + xnor15[39];
   assign \$919  = \$917  + \$918 ;
-  assign \$920  = xnor15[36] + xnor15[37];
-  assign \$921  = xnor15[38] + xnor15[39];
+  assign \$920  = xnor15[40] + xnor15[41];
+  assign \$921  = xnor15[42] + xnor15[43];
   assign \$922  = \$920  + \$921 ;
-  assign \$923  = xnor15[40] + xnor15[41];
-  assign \$924  = xnor15[42] + xnor15[43];
+  assign \$923  = xnor15[44] + xnor15[45];
+  assign \$924  = xnor15[46] + xnor15[47];
   assign \$925  = \$923  + \$924 ;
-  assign \$926  = xnor15[44] + xnor15[45];
-  assign \$927  = xnor15[46] + xnor15[47];
+  assign \$926  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$927  = tree15_l1_2_0 + tree15_l1_3_0;
   assign \$928  = \$926  + \$927 ;
-  assign \$929  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$930  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$929  = tree15_l1_4_0 + tree15_l1_5_0;
+  assign \$930  = tree15_l1_6_0 + tree15_l1_7_0;
   assign \$931  = \$929  + \$930 ;
-  assign \$932  = tree15_l1_4_0 + tree15_l1_5_0;
-  assign \$933  = tree15_l1_6_0 + tree15_l1_7_0;
+  assign \$932  = tree15_l1_8_0 + tree15_l1_9_0;
+  assign \$933  = tree15_l1_10_0 + tree15_l1_11_0;
   assign \$934  = \$932  + \$933 ;
-  assign \$935  = tree15_l1_8_0 + tree15_l1_9_0;
-  assign \$936  = tree15_l1_10_0 + tree15_l1_11_0;
-  assign \$937  = \$935  + \$936 ;
-  assign \$938  = tree15_l3_0_0 + tree15_l3_1_0;
-  assign \$939  = tree15_l3_2_0 + tree15_l3_3_0;
-  assign \$940  = tree15_l4_0_0 + tree15_l4_1_0;
-  assign \$941  = advance & v1_d4;
-  assign \$942  = 2'h2 * raw15;
-  assign \$943  = \$942  - 10'h310;
-  assign \$944  = v1_d4 & last1_d4;
+  assign \$935  = tree15_l3_0_0 + tree15_l3_1_0;
+  assign \$936  = tree15_l3_2_0 + tree15_l3_3_0;
+  assign \$937  = tree15_l4_0_0 + tree15_l4_1_0;
+  assign \$938  = advance & v1_d4;
+  assign \$939  = 2'h2 * raw15;
+  assign \$940  = \$939  - 10'h310;
+  assign \$941  = v1_d4 & last1_d4;
   always @(posedge clk)
-    \$signature__addr  <= \$945 ;
+    \$signature__addr  <= \$942 ;
   always @(posedge clk)
-    port__addr <= \$946 ;
+    port__addr <= \$943 ;
   always @(posedge clk)
-    nf <= \$947 ;
+    nf <= \$944 ;
   always @(posedge clk)
-    \$signal  <= \$948 ;
+    \$signal  <= \$945 ;
   always @(posedge clk)
-    x1 <= \$949 ;
+    x1 <= \$946 ;
   always @(posedge clk)
-    fresh1 <= \$950 ;
+    fresh1 <= \$947 ;
   always @(posedge clk)
-    \$signal$111  <= \$951 ;
+    \$signal$111  <= \$948 ;
   always @(posedge clk)
-    last1 <= \$952 ;
+    last1 <= \$949 ;
   always @(posedge clk)
-    nf1 <= \$953 ;
+    nf1 <= \$950 ;
   always @(posedge clk)
-    x_in_d0 <= \$954 ;
+    x_in_d0 <= \$951 ;
   always @(posedge clk)
-    weights_d0 <= \$955 ;
+    weights_d0 <= \$952 ;
   always @(posedge clk)
-    v1_d0 <= \$956 ;
+    v1_d0 <= \$953 ;
   always @(posedge clk)
-    v1_d1 <= \$957 ;
+    v1_d1 <= \$954 ;
   always @(posedge clk)
-    v1_d2 <= \$958 ;
+    v1_d2 <= \$955 ;
   always @(posedge clk)
-    v1_d3 <= \$959 ;
+    v1_d3 <= \$956 ;
   always @(posedge clk)
-    v1_d4 <= \$960 ;
+    v1_d4 <= \$957 ;
   always @(posedge clk)
-    first1_d0 <= \$961 ;
+    first1_d0 <= \$958 ;
   always @(posedge clk)
-    first1_d1 <= \$962 ;
+    first1_d1 <= \$959 ;
   always @(posedge clk)
-    first1_d2 <= \$963 ;
+    first1_d2 <= \$960 ;
   always @(posedge clk)
-    first1_d3 <= \$964 ;
+    first1_d3 <= \$961 ;
   always @(posedge clk)
-    first1_d4 <= \$965 ;
+    first1_d4 <= \$962 ;
   always @(posedge clk)
-    last1_d0 <= \$966 ;
+    last1_d0 <= \$963 ;
   always @(posedge clk)
-    last1_d1 <= \$967 ;
+    last1_d1 <= \$964 ;
   always @(posedge clk)
-    last1_d2 <= \$968 ;
+    last1_d2 <= \$965 ;
   always @(posedge clk)
-    last1_d3 <= \$969 ;
+    last1_d3 <= \$966 ;
   always @(posedge clk)
-    last1_d4 <= \$970 ;
+    last1_d4 <= \$967 ;
   always @(posedge clk)
-    nf1_d0 <= \$971 ;
+    nf1_d0 <= \$968 ;
   always @(posedge clk)
-    nf1_d1 <= \$972 ;
+    nf1_d1 <= \$969 ;
   always @(posedge clk)
-    nf1_d2 <= \$973 ;
+    nf1_d2 <= \$970 ;
   always @(posedge clk)
-    nf1_d3 <= \$974 ;
+    nf1_d3 <= \$971 ;
   always @(posedge clk)
-    nf1_d4 <= \$975 ;
+    nf1_d4 <= \$972 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$976 ;
+    tree0_l1_0_0 <= \$973 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$977 ;
+    tree0_l1_1_0 <= \$974 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$978 ;
+    tree0_l1_2_0 <= \$975 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$979 ;
+    tree0_l1_3_0 <= \$976 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$980 ;
+    tree0_l1_4_0 <= \$977 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$981 ;
+    tree0_l1_5_0 <= \$978 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$982 ;
+    tree0_l1_6_0 <= \$979 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$983 ;
+    tree0_l1_7_0 <= \$980 ;
   always @(posedge clk)
-    tree0_l1_8_0 <= \$984 ;
+    tree0_l1_8_0 <= \$981 ;
   always @(posedge clk)
-    tree0_l1_9_0 <= \$985 ;
+    tree0_l1_9_0 <= \$982 ;
   always @(posedge clk)
-    tree0_l1_10_0 <= \$986 ;
+    tree0_l1_10_0 <= \$983 ;
   always @(posedge clk)
-    tree0_l1_11_0 <= \$987 ;
+    tree0_l1_11_0 <= \$984 ;
   always @(posedge clk)
-    tree0_l1_12_0 <= \$988 ;
+    tree0_l1_12_0 <= \$985 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$989 ;
+    tree0_l3_0_0 <= \$986 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$990 ;
+    tree0_l3_1_0 <= \$987 ;
   always @(posedge clk)
-    tree0_l3_2_0 <= \$991 ;
+    tree0_l3_2_0 <= \$988 ;
   always @(posedge clk)
-    tree0_l3_3_0 <= \$992 ;
+    tree0_l3_3_0 <= \$989 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$993 ;
+    tree0_l4_0_0 <= \$990 ;
   always @(posedge clk)
-    tree0_l4_1_0 <= \$994 ;
+    tree0_l4_1_0 <= \$991 ;
   always @(posedge clk)
-    tree0_l5_0_0 <= \$995 ;
+    tree0_l5_0_0 <= \$992 ;
   always @(posedge clk)
-    raw0 <= \$996 ;
+    raw0 <= \$993 ;
   always @(posedge clk)
-    acc0 <= \$997 ;
+    acc0 <= \$994 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$998 ;
+    tree1_l1_0_0 <= \$995 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$999 ;
+    tree1_l1_1_0 <= \$996 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$1000 ;
+    tree1_l1_2_0 <= \$997 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$1001 ;
+    tree1_l1_3_0 <= \$998 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$1002 ;
+    tree1_l1_4_0 <= \$999 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$1003 ;
+    tree1_l1_5_0 <= \$1000 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$1004 ;
+    tree1_l1_6_0 <= \$1001 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$1005 ;
+    tree1_l1_7_0 <= \$1002 ;
   always @(posedge clk)
-    tree1_l1_8_0 <= \$1006 ;
+    tree1_l1_8_0 <= \$1003 ;
   always @(posedge clk)
-    tree1_l1_9_0 <= \$1007 ;
+    tree1_l1_9_0 <= \$1004 ;
   always @(posedge clk)
-    tree1_l1_10_0 <= \$1008 ;
+    tree1_l1_10_0 <= \$1005 ;
   always @(posedge clk)
-    tree1_l1_11_0 <= \$1009 ;
+    tree1_l1_11_0 <= \$1006 ;
   always @(posedge clk)
-    tree1_l1_12_0 <= \$1010 ;
+    tree1_l1_12_0 <= \$1007 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$1011 ;
+    tree1_l3_0_0 <= \$1008 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$1012 ;
+    tree1_l3_1_0 <= \$1009 ;
   always @(posedge clk)
-    tree1_l3_2_0 <= \$1013 ;
+    tree1_l3_2_0 <= \$1010 ;
   always @(posedge clk)
-    tree1_l3_3_0 <= \$1014 ;
+    tree1_l3_3_0 <= \$1011 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$1015 ;
+    tree1_l4_0_0 <= \$1012 ;
   always @(posedge clk)
-    tree1_l4_1_0 <= \$1016 ;
+    tree1_l4_1_0 <= \$1013 ;
   always @(posedge clk)
-    tree1_l5_0_0 <= \$1017 ;
+    tree1_l5_0_0 <= \$1014 ;
   always @(posedge clk)
-    raw1 <= \$1018 ;
+    raw1 <= \$1015 ;
   always @(posedge clk)
-    acc1 <= \$1019 ;
+    acc1 <= \$1016 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$1020 ;
+    tree2_l1_0_0 <= \$1017 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$1021 ;
+    tree2_l1_1_0 <= \$1018 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$1022 ;
+    tree2_l1_2_0 <= \$1019 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$1023 ;
+    tree2_l1_3_0 <= \$1020 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$1024 ;
+    tree2_l1_4_0 <= \$1021 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$1025 ;
+    tree2_l1_5_0 <= \$1022 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$1026 ;
+    tree2_l1_6_0 <= \$1023 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$1027 ;
+    tree2_l1_7_0 <= \$1024 ;
   always @(posedge clk)
-    tree2_l1_8_0 <= \$1028 ;
+    tree2_l1_8_0 <= \$1025 ;
   always @(posedge clk)
-    tree2_l1_9_0 <= \$1029 ;
+    tree2_l1_9_0 <= \$1026 ;
   always @(posedge clk)
-    tree2_l1_10_0 <= \$1030 ;
+    tree2_l1_10_0 <= \$1027 ;
   always @(posedge clk)
-    tree2_l1_11_0 <= \$1031 ;
+    tree2_l1_11_0 <= \$1028 ;
   always @(posedge clk)
-    tree2_l1_12_0 <= \$1032 ;
+    tree2_l1_12_0 <= \$1029 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$1033 ;
+    tree2_l3_0_0 <= \$1030 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$1034 ;
+    tree2_l3_1_0 <= \$1031 ;
   always @(posedge clk)
-    tree2_l3_2_0 <= \$1035 ;
+    tree2_l3_2_0 <= \$1032 ;
   always @(posedge clk)
-    tree2_l3_3_0 <= \$1036 ;
+    tree2_l3_3_0 <= \$1033 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$1037 ;
+    tree2_l4_0_0 <= \$1034 ;
   always @(posedge clk)
-    tree2_l4_1_0 <= \$1038 ;
+    tree2_l4_1_0 <= \$1035 ;
   always @(posedge clk)
-    tree2_l5_0_0 <= \$1039 ;
+    tree2_l5_0_0 <= \$1036 ;
   always @(posedge clk)
-    raw2 <= \$1040 ;
+    raw2 <= \$1037 ;
   always @(posedge clk)
-    acc2 <= \$1041 ;
+    acc2 <= \$1038 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$1042 ;
+    tree3_l1_0_0 <= \$1039 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$1043 ;
+    tree3_l1_1_0 <= \$1040 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$1044 ;
+    tree3_l1_2_0 <= \$1041 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$1045 ;
+    tree3_l1_3_0 <= \$1042 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$1046 ;
+    tree3_l1_4_0 <= \$1043 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$1047 ;
+    tree3_l1_5_0 <= \$1044 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$1048 ;
+    tree3_l1_6_0 <= \$1045 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$1049 ;
+    tree3_l1_7_0 <= \$1046 ;
   always @(posedge clk)
-    tree3_l1_8_0 <= \$1050 ;
+    tree3_l1_8_0 <= \$1047 ;
   always @(posedge clk)
-    tree3_l1_9_0 <= \$1051 ;
+    tree3_l1_9_0 <= \$1048 ;
   always @(posedge clk)
-    tree3_l1_10_0 <= \$1052 ;
+    tree3_l1_10_0 <= \$1049 ;
   always @(posedge clk)
-    tree3_l1_11_0 <= \$1053 ;
+    tree3_l1_11_0 <= \$1050 ;
   always @(posedge clk)
-    tree3_l1_12_0 <= \$1054 ;
+    tree3_l1_12_0 <= \$1051 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$1055 ;
+    tree3_l3_0_0 <= \$1052 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$1056 ;
+    tree3_l3_1_0 <= \$1053 ;
   always @(posedge clk)
-    tree3_l3_2_0 <= \$1057 ;
+    tree3_l3_2_0 <= \$1054 ;
   always @(posedge clk)
-    tree3_l3_3_0 <= \$1058 ;
+    tree3_l3_3_0 <= \$1055 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$1059 ;
+    tree3_l4_0_0 <= \$1056 ;
   always @(posedge clk)
-    tree3_l4_1_0 <= \$1060 ;
+    tree3_l4_1_0 <= \$1057 ;
   always @(posedge clk)
-    tree3_l5_0_0 <= \$1061 ;
+    tree3_l5_0_0 <= \$1058 ;
   always @(posedge clk)
-    raw3 <= \$1062 ;
+    raw3 <= \$1059 ;
   always @(posedge clk)
-    acc3 <= \$1063 ;
+    acc3 <= \$1060 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$1064 ;
+    tree4_l1_0_0 <= \$1061 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$1065 ;
+    tree4_l1_1_0 <= \$1062 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$1066 ;
+    tree4_l1_2_0 <= \$1063 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$1067 ;
+    tree4_l1_3_0 <= \$1064 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$1068 ;
+    tree4_l1_4_0 <= \$1065 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$1069 ;
+    tree4_l1_5_0 <= \$1066 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$1070 ;
+    tree4_l1_6_0 <= \$1067 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$1071 ;
+    tree4_l1_7_0 <= \$1068 ;
   always @(posedge clk)
-    tree4_l1_8_0 <= \$1072 ;
+    tree4_l1_8_0 <= \$1069 ;
   always @(posedge clk)
-    tree4_l1_9_0 <= \$1073 ;
+    tree4_l1_9_0 <= \$1070 ;
   always @(posedge clk)
-    tree4_l1_10_0 <= \$1074 ;
+    tree4_l1_10_0 <= \$1071 ;
   always @(posedge clk)
-    tree4_l1_11_0 <= \$1075 ;
+    tree4_l1_11_0 <= \$1072 ;
   always @(posedge clk)
-    tree4_l1_12_0 <= \$1076 ;
+    tree4_l1_12_0 <= \$1073 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$1077 ;
+    tree4_l3_0_0 <= \$1074 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$1078 ;
+    tree4_l3_1_0 <= \$1075 ;
   always @(posedge clk)
-    tree4_l3_2_0 <= \$1079 ;
+    tree4_l3_2_0 <= \$1076 ;
   always @(posedge clk)
-    tree4_l3_3_0 <= \$1080 ;
+    tree4_l3_3_0 <= \$1077 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$1081 ;
+    tree4_l4_0_0 <= \$1078 ;
   always @(posedge clk)
-    tree4_l4_1_0 <= \$1082 ;
+    tree4_l4_1_0 <= \$1079 ;
   always @(posedge clk)
-    tree4_l5_0_0 <= \$1083 ;
+    tree4_l5_0_0 <= \$1080 ;
   always @(posedge clk)
-    raw4 <= \$1084 ;
+    raw4 <= \$1081 ;
   always @(posedge clk)
-    acc4 <= \$1085 ;
+    acc4 <= \$1082 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$1086 ;
+    tree5_l1_0_0 <= \$1083 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$1087 ;
+    tree5_l1_1_0 <= \$1084 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$1088 ;
+    tree5_l1_2_0 <= \$1085 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$1089 ;
+    tree5_l1_3_0 <= \$1086 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$1090 ;
+    tree5_l1_4_0 <= \$1087 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$1091 ;
+    tree5_l1_5_0 <= \$1088 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$1092 ;
+    tree5_l1_6_0 <= \$1089 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$1093 ;
+    tree5_l1_7_0 <= \$1090 ;
   always @(posedge clk)
-    tree5_l1_8_0 <= \$1094 ;
+    tree5_l1_8_0 <= \$1091 ;
   always @(posedge clk)
-    tree5_l1_9_0 <= \$1095 ;
+    tree5_l1_9_0 <= \$1092 ;
   always @(posedge clk)
-    tree5_l1_10_0 <= \$1096 ;
+    tree5_l1_10_0 <= \$1093 ;
   always @(posedge clk)
-    tree5_l1_11_0 <= \$1097 ;
+    tree5_l1_11_0 <= \$1094 ;
   always @(posedge clk)
-    tree5_l1_12_0 <= \$1098 ;
+    tree5_l1_12_0 <= \$1095 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$1099 ;
+    tree5_l3_0_0 <= \$1096 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$1100 ;
+    tree5_l3_1_0 <= \$1097 ;
   always @(posedge clk)
-    tree5_l3_2_0 <= \$1101 ;
+    tree5_l3_2_0 <= \$1098 ;
   always @(posedge clk)
-    tree5_l3_3_0 <= \$1102 ;
+    tree5_l3_3_0 <= \$1099 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$1103 ;
+    tree5_l4_0_0 <= \$1100 ;
   always @(posedge clk)
-    tree5_l4_1_0 <= \$1104 ;
+    tree5_l4_1_0 <= \$1101 ;
   always @(posedge clk)
-    tree5_l5_0_0 <= \$1105 ;
+    tree5_l5_0_0 <= \$1102 ;
   always @(posedge clk)
-    raw5 <= \$1106 ;
+    raw5 <= \$1103 ;
   always @(posedge clk)
-    acc5 <= \$1107 ;
+    acc5 <= \$1104 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$1108 ;
+    tree6_l1_0_0 <= \$1105 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$1109 ;
+    tree6_l1_1_0 <= \$1106 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$1110 ;
+    tree6_l1_2_0 <= \$1107 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$1111 ;
+    tree6_l1_3_0 <= \$1108 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$1112 ;
+    tree6_l1_4_0 <= \$1109 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$1113 ;
+    tree6_l1_5_0 <= \$1110 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$1114 ;
+    tree6_l1_6_0 <= \$1111 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$1115 ;
+    tree6_l1_7_0 <= \$1112 ;
   always @(posedge clk)
-    tree6_l1_8_0 <= \$1116 ;
+    tree6_l1_8_0 <= \$1113 ;
   always @(posedge clk)
-    tree6_l1_9_0 <= \$1117 ;
+    tree6_l1_9_0 <= \$1114 ;
   always @(posedge clk)
-    tree6_l1_10_0 <= \$1118 ;
+    tree6_l1_10_0 <= \$1115 ;
   always @(posedge clk)
-    tree6_l1_11_0 <= \$1119 ;
+    tree6_l1_11_0 <= \$1116 ;
   always @(posedge clk)
-    tree6_l1_12_0 <= \$1120 ;
+    tree6_l1_12_0 <= \$1117 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$1121 ;
+    tree6_l3_0_0 <= \$1118 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$1122 ;
+    tree6_l3_1_0 <= \$1119 ;
   always @(posedge clk)
-    tree6_l3_2_0 <= \$1123 ;
+    tree6_l3_2_0 <= \$1120 ;
   always @(posedge clk)
-    tree6_l3_3_0 <= \$1124 ;
+    tree6_l3_3_0 <= \$1121 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$1125 ;
+    tree6_l4_0_0 <= \$1122 ;
   always @(posedge clk)
-    tree6_l4_1_0 <= \$1126 ;
+    tree6_l4_1_0 <= \$1123 ;
   always @(posedge clk)
-    tree6_l5_0_0 <= \$1127 ;
+    tree6_l5_0_0 <= \$1124 ;
   always @(posedge clk)
-    raw6 <= \$1128 ;
+    raw6 <= \$1125 ;
   always @(posedge clk)
-    acc6 <= \$1129 ;
+    acc6 <= \$1126 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$1130 ;
+    tree7_l1_0_0 <= \$1127 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$1131 ;
+    tree7_l1_1_0 <= \$1128 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$1132 ;
+    tree7_l1_2_0 <= \$1129 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$1133 ;
+    tree7_l1_3_0 <= \$1130 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$1134 ;
+    tree7_l1_4_0 <= \$1131 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$1135 ;
+    tree7_l1_5_0 <= \$1132 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$1136 ;
+    tree7_l1_6_0 <= \$1133 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$1137 ;
+    tree7_l1_7_0 <= \$1134 ;
   always @(posedge clk)
-    tree7_l1_8_0 <= \$1138 ;
+    tree7_l1_8_0 <= \$1135 ;
   always @(posedge clk)
-    tree7_l1_9_0 <= \$1139 ;
+    tree7_l1_9_0 <= \$1136 ;
   always @(posedge clk)
-    tree7_l1_10_0 <= \$1140 ;
+    tree7_l1_10_0 <= \$1137 ;
   always @(posedge clk)
-    tree7_l1_11_0 <= \$1141 ;
+    tree7_l1_11_0 <= \$1138 ;
   always @(posedge clk)
-    tree7_l1_12_0 <= \$1142 ;
+    tree7_l1_12_0 <= \$1139 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$1143 ;
+    tree7_l3_0_0 <= \$1140 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$1144 ;
+    tree7_l3_1_0 <= \$1141 ;
   always @(posedge clk)
-    tree7_l3_2_0 <= \$1145 ;
+    tree7_l3_2_0 <= \$1142 ;
   always @(posedge clk)
-    tree7_l3_3_0 <= \$1146 ;
+    tree7_l3_3_0 <= \$1143 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$1147 ;
+    tree7_l4_0_0 <= \$1144 ;
   always @(posedge clk)
-    tree7_l4_1_0 <= \$1148 ;
+    tree7_l4_1_0 <= \$1145 ;
   always @(posedge clk)
-    tree7_l5_0_0 <= \$1149 ;
+    tree7_l5_0_0 <= \$1146 ;
   always @(posedge clk)
-    raw7 <= \$1150 ;
+    raw7 <= \$1147 ;
   always @(posedge clk)
-    acc7 <= \$1151 ;
+    acc7 <= \$1148 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$1152 ;
+    tree8_l1_0_0 <= \$1149 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$1153 ;
+    tree8_l1_1_0 <= \$1150 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$1154 ;
+    tree8_l1_2_0 <= \$1151 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$1155 ;
+    tree8_l1_3_0 <= \$1152 ;
   always @(posedge clk)
-    tree8_l1_4_0 <= \$1156 ;
+    tree8_l1_4_0 <= \$1153 ;
   always @(posedge clk)
-    tree8_l1_5_0 <= \$1157 ;
+    tree8_l1_5_0 <= \$1154 ;
   always @(posedge clk)
-    tree8_l1_6_0 <= \$1158 ;
+    tree8_l1_6_0 <= \$1155 ;
   always @(posedge clk)
-    tree8_l1_7_0 <= \$1159 ;
+    tree8_l1_7_0 <= \$1156 ;
   always @(posedge clk)
-    tree8_l1_8_0 <= \$1160 ;
+    tree8_l1_8_0 <= \$1157 ;
   always @(posedge clk)
-    tree8_l1_9_0 <= \$1161 ;
+    tree8_l1_9_0 <= \$1158 ;
   always @(posedge clk)
-    tree8_l1_10_0 <= \$1162 ;
+    tree8_l1_10_0 <= \$1159 ;
   always @(posedge clk)
-    tree8_l1_11_0 <= \$1163 ;
+    tree8_l1_11_0 <= \$1160 ;
   always @(posedge clk)
-    tree8_l1_12_0 <= \$1164 ;
+    tree8_l1_12_0 <= \$1161 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$1165 ;
+    tree8_l3_0_0 <= \$1162 ;
   always @(posedge clk)
-    tree8_l3_1_0 <= \$1166 ;
+    tree8_l3_1_0 <= \$1163 ;
   always @(posedge clk)
-    tree8_l3_2_0 <= \$1167 ;
+    tree8_l3_2_0 <= \$1164 ;
   always @(posedge clk)
-    tree8_l3_3_0 <= \$1168 ;
+    tree8_l3_3_0 <= \$1165 ;
   always @(posedge clk)
-    tree8_l4_0_0 <= \$1169 ;
+    tree8_l4_0_0 <= \$1166 ;
   always @(posedge clk)
-    tree8_l4_1_0 <= \$1170 ;
+    tree8_l4_1_0 <= \$1167 ;
   always @(posedge clk)
-    tree8_l5_0_0 <= \$1171 ;
+    tree8_l5_0_0 <= \$1168 ;
   always @(posedge clk)
-    raw8 <= \$1172 ;
+    raw8 <= \$1169 ;
   always @(posedge clk)
-    acc8 <= \$1173 ;
+    acc8 <= \$1170 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$1174 ;
+    tree9_l1_0_0 <= \$1171 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$1175 ;
+    tree9_l1_1_0 <= \$1172 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$1176 ;
+    tree9_l1_2_0 <= \$1173 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$1177 ;
+    tree9_l1_3_0 <= \$1174 ;
   always @(posedge clk)
-    tree9_l1_4_0 <= \$1178 ;
+    tree9_l1_4_0 <= \$1175 ;
   always @(posedge clk)
-    tree9_l1_5_0 <= \$1179 ;
+    tree9_l1_5_0 <= \$1176 ;
   always @(posedge clk)
-    tree9_l1_6_0 <= \$1180 ;
+    tree9_l1_6_0 <= \$1177 ;
   always @(posedge clk)
-    tree9_l1_7_0 <= \$1181 ;
+    tree9_l1_7_0 <= \$1178 ;
   always @(posedge clk)
-    tree9_l1_8_0 <= \$1182 ;
+    tree9_l1_8_0 <= \$1179 ;
   always @(posedge clk)
-    tree9_l1_9_0 <= \$1183 ;
+    tree9_l1_9_0 <= \$1180 ;
   always @(posedge clk)
-    tree9_l1_10_0 <= \$1184 ;
+    tree9_l1_10_0 <= \$1181 ;
   always @(posedge clk)
-    tree9_l1_11_0 <= \$1185 ;
+    tree9_l1_11_0 <= \$1182 ;
   always @(posedge clk)
-    tree9_l1_12_0 <= \$1186 ;
+    tree9_l1_12_0 <= \$1183 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$1187 ;
+    tree9_l3_0_0 <= \$1184 ;
   always @(posedge clk)
-    tree9_l3_1_0 <= \$1188 ;
+    tree9_l3_1_0 <= \$1185 ;
   always @(posedge clk)
-    tree9_l3_2_0 <= \$1189 ;
+    tree9_l3_2_0 <= \$1186 ;
   always @(posedge clk)
-    tree9_l3_3_0 <= \$1190 ;
+    tree9_l3_3_0 <= \$1187 ;
   always @(posedge clk)
-    tree9_l4_0_0 <= \$1191 ;
+    tree9_l4_0_0 <= \$1188 ;
   always @(posedge clk)
-    tree9_l4_1_0 <= \$1192 ;
+    tree9_l4_1_0 <= \$1189 ;
   always @(posedge clk)
-    tree9_l5_0_0 <= \$1193 ;
+    tree9_l5_0_0 <= \$1190 ;
   always @(posedge clk)
-    raw9 <= \$1194 ;
+    raw9 <= \$1191 ;
   always @(posedge clk)
-    acc9 <= \$1195 ;
+    acc9 <= \$1192 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$1196 ;
+    tree10_l1_0_0 <= \$1193 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$1197 ;
+    tree10_l1_1_0 <= \$1194 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$1198 ;
+    tree10_l1_2_0 <= \$1195 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$1199 ;
+    tree10_l1_3_0 <= \$1196 ;
   always @(posedge clk)
-    tree10_l1_4_0 <= \$1200 ;
+    tree10_l1_4_0 <= \$1197 ;
   always @(posedge clk)
-    tree10_l1_5_0 <= \$1201 ;
+    tree10_l1_5_0 <= \$1198 ;
   always @(posedge clk)
-    tree10_l1_6_0 <= \$1202 ;
+    tree10_l1_6_0 <= \$1199 ;
   always @(posedge clk)
-    tree10_l1_7_0 <= \$1203 ;
+    tree10_l1_7_0 <= \$1200 ;
   always @(posedge clk)
-    tree10_l1_8_0 <= \$1204 ;
+    tree10_l1_8_0 <= \$1201 ;
   always @(posedge clk)
-    tree10_l1_9_0 <= \$1205 ;
+    tree10_l1_9_0 <= \$1202 ;
   always @(posedge clk)
-    tree10_l1_10_0 <= \$1206 ;
+    tree10_l1_10_0 <= \$1203 ;
   always @(posedge clk)
-    tree10_l1_11_0 <= \$1207 ;
+    tree10_l1_11_0 <= \$1204 ;
   always @(posedge clk)
-    tree10_l1_12_0 <= \$1208 ;
+    tree10_l1_12_0 <= \$1205 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$1209 ;
+    tree10_l3_0_0 <= \$1206 ;
   always @(posedge clk)
-    tree10_l3_1_0 <= \$1210 ;
+    tree10_l3_1_0 <= \$1207 ;
   always @(posedge clk)
-    tree10_l3_2_0 <= \$1211 ;
+    tree10_l3_2_0 <= \$1208 ;
   always @(posedge clk)
-    tree10_l3_3_0 <= \$1212 ;
+    tree10_l3_3_0 <= \$1209 ;
   always @(posedge clk)
-    tree10_l4_0_0 <= \$1213 ;
+    tree10_l4_0_0 <= \$1210 ;
   always @(posedge clk)
-    tree10_l4_1_0 <= \$1214 ;
+    tree10_l4_1_0 <= \$1211 ;
   always @(posedge clk)
-    tree10_l5_0_0 <= \$1215 ;
+    tree10_l5_0_0 <= \$1212 ;
   always @(posedge clk)
-    raw10 <= \$1216 ;
+    raw10 <= \$1213 ;
   always @(posedge clk)
-    acc10 <= \$1217 ;
+    acc10 <= \$1214 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$1218 ;
+    tree11_l1_0_0 <= \$1215 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$1219 ;
+    tree11_l1_1_0 <= \$1216 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$1220 ;
+    tree11_l1_2_0 <= \$1217 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$1221 ;
+    tree11_l1_3_0 <= \$1218 ;
   always @(posedge clk)
-    tree11_l1_4_0 <= \$1222 ;
+    tree11_l1_4_0 <= \$1219 ;
   always @(posedge clk)
-    tree11_l1_5_0 <= \$1223 ;
+    tree11_l1_5_0 <= \$1220 ;
   always @(posedge clk)
-    tree11_l1_6_0 <= \$1224 ;
+    tree11_l1_6_0 <= \$1221 ;
   always @(posedge clk)
-    tree11_l1_7_0 <= \$1225 ;
+    tree11_l1_7_0 <= \$1222 ;
   always @(posedge clk)
-    tree11_l1_8_0 <= \$1226 ;
+    tree11_l1_8_0 <= \$1223 ;
   always @(posedge clk)
-    tree11_l1_9_0 <= \$1227 ;
+    tree11_l1_9_0 <= \$1224 ;
   always @(posedge clk)
-    tree11_l1_10_0 <= \$1228 ;
+    tree11_l1_10_0 <= \$1225 ;
   always @(posedge clk)
-    tree11_l1_11_0 <= \$1229 ;
+    tree11_l1_11_0 <= \$1226 ;
   always @(posedge clk)
-    tree11_l1_12_0 <= \$1230 ;
+    tree11_l1_12_0 <= \$1227 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$1231 ;
+    tree11_l3_0_0 <= \$1228 ;
   always @(posedge clk)
-    tree11_l3_1_0 <= \$1232 ;
+    tree11_l3_1_0 <= \$1229 ;
   always @(posedge clk)
-    tree11_l3_2_0 <= \$1233 ;
+    tree11_l3_2_0 <= \$1230 ;
   always @(posedge clk)
-    tree11_l3_3_0 <= \$1234 ;
+    tree11_l3_3_0 <= \$1231 ;
   always @(posedge clk)
-    tree11_l4_0_0 <= \$1235 ;
+    tree11_l4_0_0 <= \$1232 ;
   always @(posedge clk)
-    tree11_l4_1_0 <= \$1236 ;
+    tree11_l4_1_0 <= \$1233 ;
   always @(posedge clk)
-    tree11_l5_0_0 <= \$1237 ;
+    tree11_l5_0_0 <= \$1234 ;
   always @(posedge clk)
-    raw11 <= \$1238 ;
+    raw11 <= \$1235 ;
   always @(posedge clk)
-    acc11 <= \$1239 ;
+    acc11 <= \$1236 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$1240 ;
+    tree12_l1_0_0 <= \$1237 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$1241 ;
+    tree12_l1_1_0 <= \$1238 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$1242 ;
+    tree12_l1_2_0 <= \$1239 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$1243 ;
+    tree12_l1_3_0 <= \$1240 ;
   always @(posedge clk)
-    tree12_l1_4_0 <= \$1244 ;
+    tree12_l1_4_0 <= \$1241 ;
   always @(posedge clk)
-    tree12_l1_5_0 <= \$1245 ;
+    tree12_l1_5_0 <= \$1242 ;
   always @(posedge clk)
-    tree12_l1_6_0 <= \$1246 ;
+    tree12_l1_6_0 <= \$1243 ;
   always @(posedge clk)
-    tree12_l1_7_0 <= \$1247 ;
+    tree12_l1_7_0 <= \$1244 ;
   always @(posedge clk)
-    tree12_l1_8_0 <= \$1248 ;
+    tree12_l1_8_0 <= \$1245 ;
   always @(posedge clk)
-    tree12_l1_9_0 <= \$1249 ;
+    tree12_l1_9_0 <= \$1246 ;
   always @(posedge clk)
-    tree12_l1_10_0 <= \$1250 ;
+    tree12_l1_10_0 <= \$1247 ;
   always @(posedge clk)
-    tree12_l1_11_0 <= \$1251 ;
+    tree12_l1_11_0 <= \$1248 ;
   always @(posedge clk)
-    tree12_l1_12_0 <= \$1252 ;
+    tree12_l1_12_0 <= \$1249 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$1253 ;
+    tree12_l3_0_0 <= \$1250 ;
   always @(posedge clk)
-    tree12_l3_1_0 <= \$1254 ;
+    tree12_l3_1_0 <= \$1251 ;
   always @(posedge clk)
-    tree12_l3_2_0 <= \$1255 ;
+    tree12_l3_2_0 <= \$1252 ;
   always @(posedge clk)
-    tree12_l3_3_0 <= \$1256 ;
+    tree12_l3_3_0 <= \$1253 ;
   always @(posedge clk)
-    tree12_l4_0_0 <= \$1257 ;
+    tree12_l4_0_0 <= \$1254 ;
   always @(posedge clk)
-    tree12_l4_1_0 <= \$1258 ;
+    tree12_l4_1_0 <= \$1255 ;
   always @(posedge clk)
-    tree12_l5_0_0 <= \$1259 ;
+    tree12_l5_0_0 <= \$1256 ;
   always @(posedge clk)
-    raw12 <= \$1260 ;
+    raw12 <= \$1257 ;
   always @(posedge clk)
-    acc12 <= \$1261 ;
+    acc12 <= \$1258 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$1262 ;
+    tree13_l1_0_0 <= \$1259 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$1263 ;
+    tree13_l1_1_0 <= \$1260 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$1264 ;
+    tree13_l1_2_0 <= \$1261 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$1265 ;
+    tree13_l1_3_0 <= \$1262 ;
   always @(posedge clk)
-    tree13_l1_4_0 <= \$1266 ;
+    tree13_l1_4_0 <= \$1263 ;
   always @(posedge clk)
-    tree13_l1_5_0 <= \$1267 ;
+    tree13_l1_5_0 <= \$1264 ;
   always @(posedge clk)
-    tree13_l1_6_0 <= \$1268 ;
+    tree13_l1_6_0 <= \$1265 ;
   always @(posedge clk)
-    tree13_l1_7_0 <= \$1269 ;
+    tree13_l1_7_0 <= \$1266 ;
   always @(posedge clk)
-    tree13_l1_8_0 <= \$1270 ;
+    tree13_l1_8_0 <= \$1267 ;
   always @(posedge clk)
-    tree13_l1_9_0 <= \$1271 ;
+    tree13_l1_9_0 <= \$1268 ;
   always @(posedge clk)
-    tree13_l1_10_0 <= \$1272 ;
+    tree13_l1_10_0 <= \$1269 ;
   always @(posedge clk)
-    tree13_l1_11_0 <= \$1273 ;
+    tree13_l1_11_0 <= \$1270 ;
   always @(posedge clk)
-    tree13_l1_12_0 <= \$1274 ;
+    tree13_l1_12_0 <= \$1271 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$1275 ;
+    tree13_l3_0_0 <= \$1272 ;
   always @(posedge clk)
-    tree13_l3_1_0 <= \$1276 ;
+    tree13_l3_1_0 <= \$1273 ;
   always @(posedge clk)
-    tree13_l3_2_0 <= \$1277 ;
+    tree13_l3_2_0 <= \$1274 ;
   always @(posedge clk)
-    tree13_l3_3_0 <= \$1278 ;
+    tree13_l3_3_0 <= \$1275 ;
   always @(posedge clk)
-    tree13_l4_0_0 <= \$1279 ;
+    tree13_l4_0_0 <= \$1276 ;
   always @(posedge clk)
-    tree13_l4_1_0 <= \$1280 ;
+    tree13_l4_1_0 <= \$1277 ;
   always @(posedge clk)
-    tree13_l5_0_0 <= \$1281 ;
+    tree13_l5_0_0 <= \$1278 ;
   always @(posedge clk)
-    raw13 <= \$1282 ;
+    raw13 <= \$1279 ;
   always @(posedge clk)
-    acc13 <= \$1283 ;
+    acc13 <= \$1280 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$1284 ;
+    tree14_l1_0_0 <= \$1281 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$1285 ;
+    tree14_l1_1_0 <= \$1282 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$1286 ;
+    tree14_l1_2_0 <= \$1283 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$1287 ;
+    tree14_l1_3_0 <= \$1284 ;
   always @(posedge clk)
-    tree14_l1_4_0 <= \$1288 ;
+    tree14_l1_4_0 <= \$1285 ;
   always @(posedge clk)
-    tree14_l1_5_0 <= \$1289 ;
+    tree14_l1_5_0 <= \$1286 ;
   always @(posedge clk)
-    tree14_l1_6_0 <= \$1290 ;
+    tree14_l1_6_0 <= \$1287 ;
   always @(posedge clk)
-    tree14_l1_7_0 <= \$1291 ;
+    tree14_l1_7_0 <= \$1288 ;
   always @(posedge clk)
-    tree14_l1_8_0 <= \$1292 ;
+    tree14_l1_8_0 <= \$1289 ;
   always @(posedge clk)
-    tree14_l1_9_0 <= \$1293 ;
+    tree14_l1_9_0 <= \$1290 ;
   always @(posedge clk)
-    tree14_l1_10_0 <= \$1294 ;
+    tree14_l1_10_0 <= \$1291 ;
   always @(posedge clk)
-    tree14_l1_11_0 <= \$1295 ;
+    tree14_l1_11_0 <= \$1292 ;
   always @(posedge clk)
-    tree14_l1_12_0 <= \$1296 ;
+    tree14_l1_12_0 <= \$1293 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$1297 ;
+    tree14_l3_0_0 <= \$1294 ;
   always @(posedge clk)
-    tree14_l3_1_0 <= \$1298 ;
+    tree14_l3_1_0 <= \$1295 ;
   always @(posedge clk)
-    tree14_l3_2_0 <= \$1299 ;
+    tree14_l3_2_0 <= \$1296 ;
   always @(posedge clk)
-    tree14_l3_3_0 <= \$1300 ;
+    tree14_l3_3_0 <= \$1297 ;
   always @(posedge clk)
-    tree14_l4_0_0 <= \$1301 ;
+    tree14_l4_0_0 <= \$1298 ;
   always @(posedge clk)
-    tree14_l4_1_0 <= \$1302 ;
+    tree14_l4_1_0 <= \$1299 ;
   always @(posedge clk)
-    tree14_l5_0_0 <= \$1303 ;
+    tree14_l5_0_0 <= \$1300 ;
   always @(posedge clk)
-    raw14 <= \$1304 ;
+    raw14 <= \$1301 ;
   always @(posedge clk)
-    acc14 <= \$1305 ;
+    acc14 <= \$1302 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$1306 ;
+    tree15_l1_0_0 <= \$1303 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$1307 ;
+    tree15_l1_1_0 <= \$1304 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$1308 ;
+    tree15_l1_2_0 <= \$1305 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$1309 ;
+    tree15_l1_3_0 <= \$1306 ;
   always @(posedge clk)
-    tree15_l1_4_0 <= \$1310 ;
+    tree15_l1_4_0 <= \$1307 ;
   always @(posedge clk)
-    tree15_l1_5_0 <= \$1311 ;
+    tree15_l1_5_0 <= \$1308 ;
   always @(posedge clk)
-    tree15_l1_6_0 <= \$1312 ;
+    tree15_l1_6_0 <= \$1309 ;
   always @(posedge clk)
-    tree15_l1_7_0 <= \$1313 ;
+    tree15_l1_7_0 <= \$1310 ;
   always @(posedge clk)
-    tree15_l1_8_0 <= \$1314 ;
+    tree15_l1_8_0 <= \$1311 ;
   always @(posedge clk)
-    tree15_l1_9_0 <= \$1315 ;
+    tree15_l1_9_0 <= \$1312 ;
   always @(posedge clk)
-    tree15_l1_10_0 <= \$1316 ;
+    tree15_l1_10_0 <= \$1313 ;
   always @(posedge clk)
-    tree15_l1_11_0 <= \$1317 ;
+    tree15_l1_11_0 <= \$1314 ;
   always @(posedge clk)
-    tree15_l1_12_0 <= \$1318 ;
+    tree15_l1_12_0 <= \$1315 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$1319 ;
+    tree15_l3_0_0 <= \$1316 ;
   always @(posedge clk)
-    tree15_l3_1_0 <= \$1320 ;
+    tree15_l3_1_0 <= \$1317 ;
   always @(posedge clk)
-    tree15_l3_2_0 <= \$1321 ;
+    tree15_l3_2_0 <= \$1318 ;
   always @(posedge clk)
-    tree15_l3_3_0 <= \$1322 ;
+    tree15_l3_3_0 <= \$1319 ;
   always @(posedge clk)
-    tree15_l4_0_0 <= \$1323 ;
+    tree15_l4_0_0 <= \$1320 ;
   always @(posedge clk)
-    tree15_l4_1_0 <= \$1324 ;
+    tree15_l4_1_0 <= \$1321 ;
   always @(posedge clk)
-    tree15_l5_0_0 <= \$1325 ;
+    tree15_l5_0_0 <= \$1322 ;
   always @(posedge clk)
-    raw15 <= \$1326 ;
+    raw15 <= \$1323 ;
   always @(posedge clk)
-    acc15 <= \$1327 ;
+    acc15 <= \$1324 ;
   always @(posedge clk)
-    v2 <= \$1328 ;
+    v2 <= \$1325 ;
   always @(posedge clk)
-    v2_d0 <= \$1329 ;
+    v2_d0 <= \$1326 ;
   always @(posedge clk)
-    \port__addr$87  <= \$1330 ;
+    \port__addr$87  <= \$1327 ;
   always @(posedge clk)
-    thresholds_d0 <= \$1331 ;
+    thresholds_d0 <= \$1328 ;
   always @(posedge clk)
-    \v2_d0$457  <= \$1332 ;
+    \v2_d0$457  <= \$1329 ;
   always @(posedge clk)
-    acc0_d0 <= \$1333 ;
+    acc0_d0 <= \$1330 ;
   always @(posedge clk)
-    acc1_d0 <= \$1334 ;
+    acc1_d0 <= \$1331 ;
   always @(posedge clk)
-    acc2_d0 <= \$1335 ;
+    acc2_d0 <= \$1332 ;
   always @(posedge clk)
-    acc3_d0 <= \$1336 ;
+    acc3_d0 <= \$1333 ;
   always @(posedge clk)
-    acc4_d0 <= \$1337 ;
+    acc4_d0 <= \$1334 ;
   always @(posedge clk)
-    acc5_d0 <= \$1338 ;
+    acc5_d0 <= \$1335 ;
   always @(posedge clk)
-    acc6_d0 <= \$1339 ;
+    acc6_d0 <= \$1336 ;
   always @(posedge clk)
-    acc7_d0 <= \$1340 ;
+    acc7_d0 <= \$1337 ;
   always @(posedge clk)
-    acc8_d0 <= \$1341 ;
+    acc8_d0 <= \$1338 ;
   always @(posedge clk)
-    acc9_d0 <= \$1342 ;
+    acc9_d0 <= \$1339 ;
   always @(posedge clk)
-    acc10_d0 <= \$1343 ;
+    acc10_d0 <= \$1340 ;
   always @(posedge clk)
-    acc11_d0 <= \$1344 ;
+    acc11_d0 <= \$1341 ;
   always @(posedge clk)
-    acc12_d0 <= \$1345 ;
+    acc12_d0 <= \$1342 ;
   always @(posedge clk)
-    acc13_d0 <= \$1346 ;
+    acc13_d0 <= \$1343 ;
   always @(posedge clk)
-    acc14_d0 <= \$1347 ;
+    acc14_d0 <= \$1344 ;
   always @(posedge clk)
-    acc15_d0 <= \$1348 ;
+    acc15_d0 <= \$1345 ;
   always @(posedge clk)
-    o__valid <= \$1349 ;
+    o__valid <= \$1346 ;
   always @(posedge clk)
-    o__payload <= \$1350 ;
+    o__payload <= \$1347 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$945  = \$signature__addr ;
+    \$942  = \$signature__addr ;
     if (fire) begin
-      \$945  = \$119 [3:0];
+      \$942  = \$118 [3:0];
     end
     if (rst) begin
-      \$945  = 4'h0;
+      \$942  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$946  = port__addr;
+    \$943  = port__addr;
     if (fire) begin
-      \$946  = \$121 [5:0];
+      \$943  = \$119 [5:0];
     end
     if (rst) begin
-      \$946  = 6'h00;
+      \$943  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$947  = nf;
+    \$944  = nf;
     if (fire) begin
-      if (\$122 ) begin
-        \$947  = \$124 [1:0];
+      if (\$120 ) begin
+        \$944  = \$121 [1:0];
       end
     end
     if (rst) begin
-      \$947  = 2'h0;
+      \$944  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$948  = \$signal ;
+    \$945  = \$signal ;
     if (advance) begin
-      \$948  = fire;
+      \$945  = fire;
+    end
+    if (rst) begin
+      \$945  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$946  = x1;
+    if (advance) begin
+      \$946  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$947  = fresh1;
+    if (advance) begin
+      \$947  = \$122 ;
+    end
+    if (rst) begin
+      \$947  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$948  = \$signal$111 ;
+    if (advance) begin
+      \$948  = \$123 ;
     end
     if (rst) begin
       \$948  = 1'h0;
@@ -7528,70 +7537,73 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$949  = x1;
+    \$949  = last1;
     if (advance) begin
-      \$949  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$950  = fresh1;
-    if (advance) begin
-      \$950  = \$125 ;
+      \$949  = \$124 ;
     end
     if (rst) begin
-      \$950  = 1'h0;
+      \$949  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$951  = \$signal$111 ;
+    \$950  = nf1;
     if (advance) begin
-      \$951  = \$126 ;
+      \$950  = nf;
     end
     if (rst) begin
-      \$951  = 1'h0;
+      \$950  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$952  = last1;
+    \$951  = x_in_d0;
     if (advance) begin
-      \$952  = \$127 ;
+      \$951  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$952  = weights_d0;
+    if (advance) begin
+      \$952  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$953  = v1_d0;
+    if (advance) begin
+      \$953  = \$signal ;
     end
     if (rst) begin
-      \$952  = 1'h0;
+      \$953  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$953  = nf1;
+    \$954  = v1_d1;
     if (advance) begin
-      \$953  = nf;
+      \$954  = v1_d0;
     end
     if (rst) begin
-      \$953  = 2'h0;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$954  = x_in_d0;
+    \$955  = v1_d2;
     if (advance) begin
-      \$954  = x_in;
+      \$955  = v1_d1;
+    end
+    if (rst) begin
+      \$955  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$955  = weights_d0;
+    \$956  = v1_d3;
     if (advance) begin
-      \$955  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$956  = v1_d0;
-    if (advance) begin
-      \$956  = \$signal ;
+      \$956  = v1_d2;
     end
     if (rst) begin
       \$956  = 1'h0;
@@ -7599,9 +7611,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$957  = v1_d1;
+    \$957  = v1_d4;
     if (advance) begin
-      \$957  = v1_d0;
+      \$957  = v1_d3;
     end
     if (rst) begin
       \$957  = 1'h0;
@@ -7609,2618 +7621,2612 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$958  = v1_d2;
+    \$958  = first1_d0;
     if (advance) begin
-      \$958  = v1_d1;
+      \$958  = \$signal$111 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$959  = first1_d1;
+    if (advance) begin
+      \$959  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$960  = first1_d2;
+    if (advance) begin
+      \$960  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$961  = first1_d3;
+    if (advance) begin
+      \$961  = first1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$962  = first1_d4;
+    if (advance) begin
+      \$962  = first1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$963  = last1_d0;
+    if (advance) begin
+      \$963  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$964  = last1_d1;
+    if (advance) begin
+      \$964  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$965  = last1_d2;
+    if (advance) begin
+      \$965  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$966  = last1_d3;
+    if (advance) begin
+      \$966  = last1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$967  = last1_d4;
+    if (advance) begin
+      \$967  = last1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$968  = nf1_d0;
+    if (advance) begin
+      \$968  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$969  = nf1_d1;
+    if (advance) begin
+      \$969  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$970  = nf1_d2;
+    if (advance) begin
+      \$970  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$971  = nf1_d3;
+    if (advance) begin
+      \$971  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$972  = nf1_d4;
+    if (advance) begin
+      \$972  = nf1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$973  = tree0_l1_0_0;
+    if (advance) begin
+      \$973  = \$127 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$974  = tree0_l1_1_0;
+    if (advance) begin
+      \$974  = \$130 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$975  = tree0_l1_2_0;
+    if (advance) begin
+      \$975  = \$133 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$976  = tree0_l1_3_0;
+    if (advance) begin
+      \$976  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$977  = tree0_l1_4_0;
+    if (advance) begin
+      \$977  = \$139 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$978  = tree0_l1_5_0;
+    if (advance) begin
+      \$978  = \$142 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$979  = tree0_l1_6_0;
+    if (advance) begin
+      \$979  = \$145 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$980  = tree0_l1_7_0;
+    if (advance) begin
+      \$980  = \$148 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$981  = tree0_l1_8_0;
+    if (advance) begin
+      \$981  = \$151 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$982  = tree0_l1_9_0;
+    if (advance) begin
+      \$982  = \$154 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$983  = tree0_l1_10_0;
+    if (advance) begin
+      \$983  = \$157 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$984  = tree0_l1_11_0;
+    if (advance) begin
+      \$984  = \$160 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$985  = tree0_l1_12_0;
+    if (advance) begin
+      \$985  = xnor0[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$986  = tree0_l3_0_0;
+    if (advance) begin
+      \$986  = \$163 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$987  = tree0_l3_1_0;
+    if (advance) begin
+      \$987  = \$166 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$988  = tree0_l3_2_0;
+    if (advance) begin
+      \$988  = \$169 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$989  = tree0_l3_3_0;
+    if (advance) begin
+      \$989  = tree0_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$990  = tree0_l4_0_0;
+    if (advance) begin
+      \$990  = \$170 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$991  = tree0_l4_1_0;
+    if (advance) begin
+      \$991  = \$171 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$992  = tree0_l5_0_0;
+    if (advance) begin
+      \$992  = \$172 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$993  = raw0;
+    if (\$173 ) begin
+      \$993  = \$8 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$994  = acc0;
+    if (advance) begin
+      \$994  = \$175 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$995  = tree1_l1_0_0;
+    if (advance) begin
+      \$995  = \$178 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$996  = tree1_l1_1_0;
+    if (advance) begin
+      \$996  = \$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$997  = tree1_l1_2_0;
+    if (advance) begin
+      \$997  = \$184 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$998  = tree1_l1_3_0;
+    if (advance) begin
+      \$998  = \$187 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$999  = tree1_l1_4_0;
+    if (advance) begin
+      \$999  = \$190 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1000  = tree1_l1_5_0;
+    if (advance) begin
+      \$1000  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1001  = tree1_l1_6_0;
+    if (advance) begin
+      \$1001  = \$196 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1002  = tree1_l1_7_0;
+    if (advance) begin
+      \$1002  = \$199 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1003  = tree1_l1_8_0;
+    if (advance) begin
+      \$1003  = \$202 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1004  = tree1_l1_9_0;
+    if (advance) begin
+      \$1004  = \$205 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1005  = tree1_l1_10_0;
+    if (advance) begin
+      \$1005  = \$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1006  = tree1_l1_11_0;
+    if (advance) begin
+      \$1006  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1007  = tree1_l1_12_0;
+    if (advance) begin
+      \$1007  = xnor1[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1008  = tree1_l3_0_0;
+    if (advance) begin
+      \$1008  = \$214 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1009  = tree1_l3_1_0;
+    if (advance) begin
+      \$1009  = \$217 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1010  = tree1_l3_2_0;
+    if (advance) begin
+      \$1010  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1011  = tree1_l3_3_0;
+    if (advance) begin
+      \$1011  = tree1_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1012  = tree1_l4_0_0;
+    if (advance) begin
+      \$1012  = \$221 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1013  = tree1_l4_1_0;
+    if (advance) begin
+      \$1013  = \$222 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1014  = tree1_l5_0_0;
+    if (advance) begin
+      \$1014  = \$223 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1015  = raw1;
+    if (\$224 ) begin
+      \$1015  = \$11 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1016  = acc1;
+    if (advance) begin
+      \$1016  = \$226 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1017  = tree2_l1_0_0;
+    if (advance) begin
+      \$1017  = \$229 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1018  = tree2_l1_1_0;
+    if (advance) begin
+      \$1018  = \$232 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1019  = tree2_l1_2_0;
+    if (advance) begin
+      \$1019  = \$235 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1020  = tree2_l1_3_0;
+    if (advance) begin
+      \$1020  = \$238 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1021  = tree2_l1_4_0;
+    if (advance) begin
+      \$1021  = \$241 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1022  = tree2_l1_5_0;
+    if (advance) begin
+      \$1022  = \$244 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1023  = tree2_l1_6_0;
+    if (advance) begin
+      \$1023  = \$247 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1024  = tree2_l1_7_0;
+    if (advance) begin
+      \$1024  = \$250 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1025  = tree2_l1_8_0;
+    if (advance) begin
+      \$1025  = \$253 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1026  = tree2_l1_9_0;
+    if (advance) begin
+      \$1026  = \$256 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1027  = tree2_l1_10_0;
+    if (advance) begin
+      \$1027  = \$259 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1028  = tree2_l1_11_0;
+    if (advance) begin
+      \$1028  = \$262 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1029  = tree2_l1_12_0;
+    if (advance) begin
+      \$1029  = xnor2[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1030  = tree2_l3_0_0;
+    if (advance) begin
+      \$1030  = \$265 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1031  = tree2_l3_1_0;
+    if (advance) begin
+      \$1031  = \$268 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1032  = tree2_l3_2_0;
+    if (advance) begin
+      \$1032  = \$271 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1033  = tree2_l3_3_0;
+    if (advance) begin
+      \$1033  = tree2_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1034  = tree2_l4_0_0;
+    if (advance) begin
+      \$1034  = \$272 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1035  = tree2_l4_1_0;
+    if (advance) begin
+      \$1035  = \$273 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1036  = tree2_l5_0_0;
+    if (advance) begin
+      \$1036  = \$274 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1037  = raw2;
+    if (\$275 ) begin
+      \$1037  = \$14 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1038  = acc2;
+    if (advance) begin
+      \$1038  = \$277 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1039  = tree3_l1_0_0;
+    if (advance) begin
+      \$1039  = \$280 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1040  = tree3_l1_1_0;
+    if (advance) begin
+      \$1040  = \$283 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1041  = tree3_l1_2_0;
+    if (advance) begin
+      \$1041  = \$286 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1042  = tree3_l1_3_0;
+    if (advance) begin
+      \$1042  = \$289 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1043  = tree3_l1_4_0;
+    if (advance) begin
+      \$1043  = \$292 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1044  = tree3_l1_5_0;
+    if (advance) begin
+      \$1044  = \$295 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1045  = tree3_l1_6_0;
+    if (advance) begin
+      \$1045  = \$298 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1046  = tree3_l1_7_0;
+    if (advance) begin
+      \$1046  = \$301 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1047  = tree3_l1_8_0;
+    if (advance) begin
+      \$1047  = \$304 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1048  = tree3_l1_9_0;
+    if (advance) begin
+      \$1048  = \$307 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1049  = tree3_l1_10_0;
+    if (advance) begin
+      \$1049  = \$310 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1050  = tree3_l1_11_0;
+    if (advance) begin
+      \$1050  = \$313 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1051  = tree3_l1_12_0;
+    if (advance) begin
+      \$1051  = xnor3[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1052  = tree3_l3_0_0;
+    if (advance) begin
+      \$1052  = \$316 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1053  = tree3_l3_1_0;
+    if (advance) begin
+      \$1053  = \$319 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1054  = tree3_l3_2_0;
+    if (advance) begin
+      \$1054  = \$322 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1055  = tree3_l3_3_0;
+    if (advance) begin
+      \$1055  = tree3_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1056  = tree3_l4_0_0;
+    if (advance) begin
+      \$1056  = \$323 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1057  = tree3_l4_1_0;
+    if (advance) begin
+      \$1057  = \$324 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1058  = tree3_l5_0_0;
+    if (advance) begin
+      \$1058  = \$325 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1059  = raw3;
+    if (\$326 ) begin
+      \$1059  = \$17 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1060  = acc3;
+    if (advance) begin
+      \$1060  = \$328 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1061  = tree4_l1_0_0;
+    if (advance) begin
+      \$1061  = \$331 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1062  = tree4_l1_1_0;
+    if (advance) begin
+      \$1062  = \$334 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1063  = tree4_l1_2_0;
+    if (advance) begin
+      \$1063  = \$337 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1064  = tree4_l1_3_0;
+    if (advance) begin
+      \$1064  = \$340 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1065  = tree4_l1_4_0;
+    if (advance) begin
+      \$1065  = \$343 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1066  = tree4_l1_5_0;
+    if (advance) begin
+      \$1066  = \$346 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1067  = tree4_l1_6_0;
+    if (advance) begin
+      \$1067  = \$349 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1068  = tree4_l1_7_0;
+    if (advance) begin
+      \$1068  = \$352 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1069  = tree4_l1_8_0;
+    if (advance) begin
+      \$1069  = \$355 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1070  = tree4_l1_9_0;
+    if (advance) begin
+      \$1070  = \$358 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1071  = tree4_l1_10_0;
+    if (advance) begin
+      \$1071  = \$361 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1072  = tree4_l1_11_0;
+    if (advance) begin
+      \$1072  = \$364 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1073  = tree4_l1_12_0;
+    if (advance) begin
+      \$1073  = xnor4[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1074  = tree4_l3_0_0;
+    if (advance) begin
+      \$1074  = \$367 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1075  = tree4_l3_1_0;
+    if (advance) begin
+      \$1075  = \$370 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1076  = tree4_l3_2_0;
+    if (advance) begin
+      \$1076  = \$373 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1077  = tree4_l3_3_0;
+    if (advance) begin
+      \$1077  = tree4_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1078  = tree4_l4_0_0;
+    if (advance) begin
+      \$1078  = \$374 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1079  = tree4_l4_1_0;
+    if (advance) begin
+      \$1079  = \$375 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1080  = tree4_l5_0_0;
+    if (advance) begin
+      \$1080  = \$376 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1081  = raw4;
+    if (\$377 ) begin
+      \$1081  = \$20 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1082  = acc4;
+    if (advance) begin
+      \$1082  = \$379 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1083  = tree5_l1_0_0;
+    if (advance) begin
+      \$1083  = \$382 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1084  = tree5_l1_1_0;
+    if (advance) begin
+      \$1084  = \$385 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1085  = tree5_l1_2_0;
+    if (advance) begin
+      \$1085  = \$388 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1086  = tree5_l1_3_0;
+    if (advance) begin
+      \$1086  = \$391 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1087  = tree5_l1_4_0;
+    if (advance) begin
+      \$1087  = \$394 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1088  = tree5_l1_5_0;
+    if (advance) begin
+      \$1088  = \$397 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1089  = tree5_l1_6_0;
+    if (advance) begin
+      \$1089  = \$400 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1090  = tree5_l1_7_0;
+    if (advance) begin
+      \$1090  = \$403 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1091  = tree5_l1_8_0;
+    if (advance) begin
+      \$1091  = \$406 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1092  = tree5_l1_9_0;
+    if (advance) begin
+      \$1092  = \$409 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1093  = tree5_l1_10_0;
+    if (advance) begin
+      \$1093  = \$412 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1094  = tree5_l1_11_0;
+    if (advance) begin
+      \$1094  = \$415 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1095  = tree5_l1_12_0;
+    if (advance) begin
+      \$1095  = xnor5[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1096  = tree5_l3_0_0;
+    if (advance) begin
+      \$1096  = \$418 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1097  = tree5_l3_1_0;
+    if (advance) begin
+      \$1097  = \$421 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1098  = tree5_l3_2_0;
+    if (advance) begin
+      \$1098  = \$424 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1099  = tree5_l3_3_0;
+    if (advance) begin
+      \$1099  = tree5_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1100  = tree5_l4_0_0;
+    if (advance) begin
+      \$1100  = \$425 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1101  = tree5_l4_1_0;
+    if (advance) begin
+      \$1101  = \$426 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1102  = tree5_l5_0_0;
+    if (advance) begin
+      \$1102  = \$427 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1103  = raw5;
+    if (\$428 ) begin
+      \$1103  = \$23 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1104  = acc5;
+    if (advance) begin
+      \$1104  = \$430 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1105  = tree6_l1_0_0;
+    if (advance) begin
+      \$1105  = \$433 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1106  = tree6_l1_1_0;
+    if (advance) begin
+      \$1106  = \$436 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1107  = tree6_l1_2_0;
+    if (advance) begin
+      \$1107  = \$439 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1108  = tree6_l1_3_0;
+    if (advance) begin
+      \$1108  = \$442 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1109  = tree6_l1_4_0;
+    if (advance) begin
+      \$1109  = \$445 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1110  = tree6_l1_5_0;
+    if (advance) begin
+      \$1110  = \$448 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1111  = tree6_l1_6_0;
+    if (advance) begin
+      \$1111  = \$451 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1112  = tree6_l1_7_0;
+    if (advance) begin
+      \$1112  = \$454 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1113  = tree6_l1_8_0;
+    if (advance) begin
+      \$1113  = \$457 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1114  = tree6_l1_9_0;
+    if (advance) begin
+      \$1114  = \$460 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1115  = tree6_l1_10_0;
+    if (advance) begin
+      \$1115  = \$463 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1116  = tree6_l1_11_0;
+    if (advance) begin
+      \$1116  = \$466 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1117  = tree6_l1_12_0;
+    if (advance) begin
+      \$1117  = xnor6[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1118  = tree6_l3_0_0;
+    if (advance) begin
+      \$1118  = \$469 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1119  = tree6_l3_1_0;
+    if (advance) begin
+      \$1119  = \$472 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1120  = tree6_l3_2_0;
+    if (advance) begin
+      \$1120  = \$475 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1121  = tree6_l3_3_0;
+    if (advance) begin
+      \$1121  = tree6_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1122  = tree6_l4_0_0;
+    if (advance) begin
+      \$1122  = \$476 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1123  = tree6_l4_1_0;
+    if (advance) begin
+      \$1123  = \$477 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1124  = tree6_l5_0_0;
+    if (advance) begin
+      \$1124  = \$478 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1125  = raw6;
+    if (\$479 ) begin
+      \$1125  = \$26 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1126  = acc6;
+    if (advance) begin
+      \$1126  = \$481 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1127  = tree7_l1_0_0;
+    if (advance) begin
+      \$1127  = \$484 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1128  = tree7_l1_1_0;
+    if (advance) begin
+      \$1128  = \$487 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1129  = tree7_l1_2_0;
+    if (advance) begin
+      \$1129  = \$490 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1130  = tree7_l1_3_0;
+    if (advance) begin
+      \$1130  = \$493 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1131  = tree7_l1_4_0;
+    if (advance) begin
+      \$1131  = \$496 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1132  = tree7_l1_5_0;
+    if (advance) begin
+      \$1132  = \$499 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1133  = tree7_l1_6_0;
+    if (advance) begin
+      \$1133  = \$502 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1134  = tree7_l1_7_0;
+    if (advance) begin
+      \$1134  = \$505 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1135  = tree7_l1_8_0;
+    if (advance) begin
+      \$1135  = \$508 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1136  = tree7_l1_9_0;
+    if (advance) begin
+      \$1136  = \$511 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1137  = tree7_l1_10_0;
+    if (advance) begin
+      \$1137  = \$514 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1138  = tree7_l1_11_0;
+    if (advance) begin
+      \$1138  = \$517 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1139  = tree7_l1_12_0;
+    if (advance) begin
+      \$1139  = xnor7[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1140  = tree7_l3_0_0;
+    if (advance) begin
+      \$1140  = \$520 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1141  = tree7_l3_1_0;
+    if (advance) begin
+      \$1141  = \$523 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1142  = tree7_l3_2_0;
+    if (advance) begin
+      \$1142  = \$526 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1143  = tree7_l3_3_0;
+    if (advance) begin
+      \$1143  = tree7_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1144  = tree7_l4_0_0;
+    if (advance) begin
+      \$1144  = \$527 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1145  = tree7_l4_1_0;
+    if (advance) begin
+      \$1145  = \$528 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1146  = tree7_l5_0_0;
+    if (advance) begin
+      \$1146  = \$529 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1147  = raw7;
+    if (\$530 ) begin
+      \$1147  = \$29 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1148  = acc7;
+    if (advance) begin
+      \$1148  = \$532 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1149  = tree8_l1_0_0;
+    if (advance) begin
+      \$1149  = \$535 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1150  = tree8_l1_1_0;
+    if (advance) begin
+      \$1150  = \$538 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1151  = tree8_l1_2_0;
+    if (advance) begin
+      \$1151  = \$541 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1152  = tree8_l1_3_0;
+    if (advance) begin
+      \$1152  = \$544 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1153  = tree8_l1_4_0;
+    if (advance) begin
+      \$1153  = \$547 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1154  = tree8_l1_5_0;
+    if (advance) begin
+      \$1154  = \$550 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1155  = tree8_l1_6_0;
+    if (advance) begin
+      \$1155  = \$553 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1156  = tree8_l1_7_0;
+    if (advance) begin
+      \$1156  = \$556 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1157  = tree8_l1_8_0;
+    if (advance) begin
+      \$1157  = \$559 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1158  = tree8_l1_9_0;
+    if (advance) begin
+      \$1158  = \$562 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1159  = tree8_l1_10_0;
+    if (advance) begin
+      \$1159  = \$565 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1160  = tree8_l1_11_0;
+    if (advance) begin
+      \$1160  = \$568 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1161  = tree8_l1_12_0;
+    if (advance) begin
+      \$1161  = xnor8[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1162  = tree8_l3_0_0;
+    if (advance) begin
+      \$1162  = \$571 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1163  = tree8_l3_1_0;
+    if (advance) begin
+      \$1163  = \$574 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1164  = tree8_l3_2_0;
+    if (advance) begin
+      \$1164  = \$577 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1165  = tree8_l3_3_0;
+    if (advance) begin
+      \$1165  = tree8_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1166  = tree8_l4_0_0;
+    if (advance) begin
+      \$1166  = \$578 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1167  = tree8_l4_1_0;
+    if (advance) begin
+      \$1167  = \$579 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1168  = tree8_l5_0_0;
+    if (advance) begin
+      \$1168  = \$580 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1169  = raw8;
+    if (\$581 ) begin
+      \$1169  = \$32 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1170  = acc8;
+    if (advance) begin
+      \$1170  = \$583 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1171  = tree9_l1_0_0;
+    if (advance) begin
+      \$1171  = \$586 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1172  = tree9_l1_1_0;
+    if (advance) begin
+      \$1172  = \$589 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1173  = tree9_l1_2_0;
+    if (advance) begin
+      \$1173  = \$592 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1174  = tree9_l1_3_0;
+    if (advance) begin
+      \$1174  = \$595 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1175  = tree9_l1_4_0;
+    if (advance) begin
+      \$1175  = \$598 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1176  = tree9_l1_5_0;
+    if (advance) begin
+      \$1176  = \$601 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1177  = tree9_l1_6_0;
+    if (advance) begin
+      \$1177  = \$604 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1178  = tree9_l1_7_0;
+    if (advance) begin
+      \$1178  = \$607 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1179  = tree9_l1_8_0;
+    if (advance) begin
+      \$1179  = \$610 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1180  = tree9_l1_9_0;
+    if (advance) begin
+      \$1180  = \$613 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1181  = tree9_l1_10_0;
+    if (advance) begin
+      \$1181  = \$616 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1182  = tree9_l1_11_0;
+    if (advance) begin
+      \$1182  = \$619 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1183  = tree9_l1_12_0;
+    if (advance) begin
+      \$1183  = xnor9[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1184  = tree9_l3_0_0;
+    if (advance) begin
+      \$1184  = \$622 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1185  = tree9_l3_1_0;
+    if (advance) begin
+      \$1185  = \$625 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1186  = tree9_l3_2_0;
+    if (advance) begin
+      \$1186  = \$628 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1187  = tree9_l3_3_0;
+    if (advance) begin
+      \$1187  = tree9_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1188  = tree9_l4_0_0;
+    if (advance) begin
+      \$1188  = \$629 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1189  = tree9_l4_1_0;
+    if (advance) begin
+      \$1189  = \$630 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1190  = tree9_l5_0_0;
+    if (advance) begin
+      \$1190  = \$631 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1191  = raw9;
+    if (\$632 ) begin
+      \$1191  = \$35 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1192  = acc9;
+    if (advance) begin
+      \$1192  = \$634 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1193  = tree10_l1_0_0;
+    if (advance) begin
+      \$1193  = \$637 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1194  = tree10_l1_1_0;
+    if (advance) begin
+      \$1194  = \$640 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1195  = tree10_l1_2_0;
+    if (advance) begin
+      \$1195  = \$643 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1196  = tree10_l1_3_0;
+    if (advance) begin
+      \$1196  = \$646 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1197  = tree10_l1_4_0;
+    if (advance) begin
+      \$1197  = \$649 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1198  = tree10_l1_5_0;
+    if (advance) begin
+      \$1198  = \$652 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1199  = tree10_l1_6_0;
+    if (advance) begin
+      \$1199  = \$655 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1200  = tree10_l1_7_0;
+    if (advance) begin
+      \$1200  = \$658 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1201  = tree10_l1_8_0;
+    if (advance) begin
+      \$1201  = \$661 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1202  = tree10_l1_9_0;
+    if (advance) begin
+      \$1202  = \$664 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1203  = tree10_l1_10_0;
+    if (advance) begin
+      \$1203  = \$667 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1204  = tree10_l1_11_0;
+    if (advance) begin
+      \$1204  = \$670 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1205  = tree10_l1_12_0;
+    if (advance) begin
+      \$1205  = xnor10[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1206  = tree10_l3_0_0;
+    if (advance) begin
+      \$1206  = \$673 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1207  = tree10_l3_1_0;
+    if (advance) begin
+      \$1207  = \$676 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1208  = tree10_l3_2_0;
+    if (advance) begin
+      \$1208  = \$679 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1209  = tree10_l3_3_0;
+    if (advance) begin
+      \$1209  = tree10_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1210  = tree10_l4_0_0;
+    if (advance) begin
+      \$1210  = \$680 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1211  = tree10_l4_1_0;
+    if (advance) begin
+      \$1211  = \$681 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1212  = tree10_l5_0_0;
+    if (advance) begin
+      \$1212  = \$682 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1213  = raw10;
+    if (\$683 ) begin
+      \$1213  = \$38 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1214  = acc10;
+    if (advance) begin
+      \$1214  = \$685 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1215  = tree11_l1_0_0;
+    if (advance) begin
+      \$1215  = \$688 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1216  = tree11_l1_1_0;
+    if (advance) begin
+      \$1216  = \$691 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1217  = tree11_l1_2_0;
+    if (advance) begin
+      \$1217  = \$694 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1218  = tree11_l1_3_0;
+    if (advance) begin
+      \$1218  = \$697 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1219  = tree11_l1_4_0;
+    if (advance) begin
+      \$1219  = \$700 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1220  = tree11_l1_5_0;
+    if (advance) begin
+      \$1220  = \$703 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1221  = tree11_l1_6_0;
+    if (advance) begin
+      \$1221  = \$706 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1222  = tree11_l1_7_0;
+    if (advance) begin
+      \$1222  = \$709 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1223  = tree11_l1_8_0;
+    if (advance) begin
+      \$1223  = \$712 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1224  = tree11_l1_9_0;
+    if (advance) begin
+      \$1224  = \$715 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1225  = tree11_l1_10_0;
+    if (advance) begin
+      \$1225  = \$718 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1226  = tree11_l1_11_0;
+    if (advance) begin
+      \$1226  = \$721 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1227  = tree11_l1_12_0;
+    if (advance) begin
+      \$1227  = xnor11[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1228  = tree11_l3_0_0;
+    if (advance) begin
+      \$1228  = \$724 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1229  = tree11_l3_1_0;
+    if (advance) begin
+      \$1229  = \$727 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1230  = tree11_l3_2_0;
+    if (advance) begin
+      \$1230  = \$730 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1231  = tree11_l3_3_0;
+    if (advance) begin
+      \$1231  = tree11_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1232  = tree11_l4_0_0;
+    if (advance) begin
+      \$1232  = \$731 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1233  = tree11_l4_1_0;
+    if (advance) begin
+      \$1233  = \$732 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1234  = tree11_l5_0_0;
+    if (advance) begin
+      \$1234  = \$733 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1235  = raw11;
+    if (\$734 ) begin
+      \$1235  = \$41 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1236  = acc11;
+    if (advance) begin
+      \$1236  = \$736 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1237  = tree12_l1_0_0;
+    if (advance) begin
+      \$1237  = \$739 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1238  = tree12_l1_1_0;
+    if (advance) begin
+      \$1238  = \$742 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1239  = tree12_l1_2_0;
+    if (advance) begin
+      \$1239  = \$745 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1240  = tree12_l1_3_0;
+    if (advance) begin
+      \$1240  = \$748 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1241  = tree12_l1_4_0;
+    if (advance) begin
+      \$1241  = \$751 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1242  = tree12_l1_5_0;
+    if (advance) begin
+      \$1242  = \$754 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1243  = tree12_l1_6_0;
+    if (advance) begin
+      \$1243  = \$757 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1244  = tree12_l1_7_0;
+    if (advance) begin
+      \$1244  = \$760 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1245  = tree12_l1_8_0;
+    if (advance) begin
+      \$1245  = \$763 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1246  = tree12_l1_9_0;
+    if (advance) begin
+      \$1246  = \$766 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1247  = tree12_l1_10_0;
+    if (advance) begin
+      \$1247  = \$769 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1248  = tree12_l1_11_0;
+    if (advance) begin
+      \$1248  = \$772 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1249  = tree12_l1_12_0;
+    if (advance) begin
+      \$1249  = xnor12[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1250  = tree12_l3_0_0;
+    if (advance) begin
+      \$1250  = \$775 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1251  = tree12_l3_1_0;
+    if (advance) begin
+      \$1251  = \$778 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1252  = tree12_l3_2_0;
+    if (advance) begin
+      \$1252  = \$781 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1253  = tree12_l3_3_0;
+    if (advance) begin
+      \$1253  = tree12_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1254  = tree12_l4_0_0;
+    if (advance) begin
+      \$1254  = \$782 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1255  = tree12_l4_1_0;
+    if (advance) begin
+      \$1255  = \$783 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1256  = tree12_l5_0_0;
+    if (advance) begin
+      \$1256  = \$784 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1257  = raw12;
+    if (\$785 ) begin
+      \$1257  = \$44 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1258  = acc12;
+    if (advance) begin
+      \$1258  = \$787 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1259  = tree13_l1_0_0;
+    if (advance) begin
+      \$1259  = \$790 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1260  = tree13_l1_1_0;
+    if (advance) begin
+      \$1260  = \$793 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1261  = tree13_l1_2_0;
+    if (advance) begin
+      \$1261  = \$796 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1262  = tree13_l1_3_0;
+    if (advance) begin
+      \$1262  = \$799 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1263  = tree13_l1_4_0;
+    if (advance) begin
+      \$1263  = \$802 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1264  = tree13_l1_5_0;
+    if (advance) begin
+      \$1264  = \$805 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1265  = tree13_l1_6_0;
+    if (advance) begin
+      \$1265  = \$808 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1266  = tree13_l1_7_0;
+    if (advance) begin
+      \$1266  = \$811 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1267  = tree13_l1_8_0;
+    if (advance) begin
+      \$1267  = \$814 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1268  = tree13_l1_9_0;
+    if (advance) begin
+      \$1268  = \$817 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1269  = tree13_l1_10_0;
+    if (advance) begin
+      \$1269  = \$820 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1270  = tree13_l1_11_0;
+    if (advance) begin
+      \$1270  = \$823 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1271  = tree13_l1_12_0;
+    if (advance) begin
+      \$1271  = xnor13[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1272  = tree13_l3_0_0;
+    if (advance) begin
+      \$1272  = \$826 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1273  = tree13_l3_1_0;
+    if (advance) begin
+      \$1273  = \$829 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1274  = tree13_l3_2_0;
+    if (advance) begin
+      \$1274  = \$832 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1275  = tree13_l3_3_0;
+    if (advance) begin
+      \$1275  = tree13_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1276  = tree13_l4_0_0;
+    if (advance) begin
+      \$1276  = \$833 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1277  = tree13_l4_1_0;
+    if (advance) begin
+      \$1277  = \$834 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1278  = tree13_l5_0_0;
+    if (advance) begin
+      \$1278  = \$835 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1279  = raw13;
+    if (\$836 ) begin
+      \$1279  = \$47 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1280  = acc13;
+    if (advance) begin
+      \$1280  = \$838 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1281  = tree14_l1_0_0;
+    if (advance) begin
+      \$1281  = \$841 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1282  = tree14_l1_1_0;
+    if (advance) begin
+      \$1282  = \$844 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1283  = tree14_l1_2_0;
+    if (advance) begin
+      \$1283  = \$847 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1284  = tree14_l1_3_0;
+    if (advance) begin
+      \$1284  = \$850 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1285  = tree14_l1_4_0;
+    if (advance) begin
+      \$1285  = \$853 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1286  = tree14_l1_5_0;
+    if (advance) begin
+      \$1286  = \$856 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1287  = tree14_l1_6_0;
+    if (advance) begin
+      \$1287  = \$859 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1288  = tree14_l1_7_0;
+    if (advance) begin
+      \$1288  = \$862 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1289  = tree14_l1_8_0;
+    if (advance) begin
+      \$1289  = \$865 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1290  = tree14_l1_9_0;
+    if (advance) begin
+      \$1290  = \$868 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1291  = tree14_l1_10_0;
+    if (advance) begin
+      \$1291  = \$871 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1292  = tree14_l1_11_0;
+    if (advance) begin
+      \$1292  = \$874 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1293  = tree14_l1_12_0;
+    if (advance) begin
+      \$1293  = xnor14[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1294  = tree14_l3_0_0;
+    if (advance) begin
+      \$1294  = \$877 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1295  = tree14_l3_1_0;
+    if (advance) begin
+      \$1295  = \$880 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1296  = tree14_l3_2_0;
+    if (advance) begin
+      \$1296  = \$883 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1297  = tree14_l3_3_0;
+    if (advance) begin
+      \$1297  = tree14_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1298  = tree14_l4_0_0;
+    if (advance) begin
+      \$1298  = \$884 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1299  = tree14_l4_1_0;
+    if (advance) begin
+      \$1299  = \$885 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1300  = tree14_l5_0_0;
+    if (advance) begin
+      \$1300  = \$886 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1301  = raw14;
+    if (\$887 ) begin
+      \$1301  = \$50 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1302  = acc14;
+    if (advance) begin
+      \$1302  = \$889 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1303  = tree15_l1_0_0;
+    if (advance) begin
+      \$1303  = \$892 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1304  = tree15_l1_1_0;
+    if (advance) begin
+      \$1304  = \$895 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1305  = tree15_l1_2_0;
+    if (advance) begin
+      \$1305  = \$898 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1306  = tree15_l1_3_0;
+    if (advance) begin
+      \$1306  = \$901 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1307  = tree15_l1_4_0;
+    if (advance) begin
+      \$1307  = \$904 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1308  = tree15_l1_5_0;
+    if (advance) begin
+      \$1308  = \$907 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1309  = tree15_l1_6_0;
+    if (advance) begin
+      \$1309  = \$910 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1310  = tree15_l1_7_0;
+    if (advance) begin
+      \$1310  = \$913 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1311  = tree15_l1_8_0;
+    if (advance) begin
+      \$1311  = \$916 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1312  = tree15_l1_9_0;
+    if (advance) begin
+      \$1312  = \$919 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1313  = tree15_l1_10_0;
+    if (advance) begin
+      \$1313  = \$922 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1314  = tree15_l1_11_0;
+    if (advance) begin
+      \$1314  = \$925 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1315  = tree15_l1_12_0;
+    if (advance) begin
+      \$1315  = xnor15[48];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1316  = tree15_l3_0_0;
+    if (advance) begin
+      \$1316  = \$928 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1317  = tree15_l3_1_0;
+    if (advance) begin
+      \$1317  = \$931 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1318  = tree15_l3_2_0;
+    if (advance) begin
+      \$1318  = \$934 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1319  = tree15_l3_3_0;
+    if (advance) begin
+      \$1319  = tree15_l1_12_0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1320  = tree15_l4_0_0;
+    if (advance) begin
+      \$1320  = \$935 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1321  = tree15_l4_1_0;
+    if (advance) begin
+      \$1321  = \$936 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1322  = tree15_l5_0_0;
+    if (advance) begin
+      \$1322  = \$937 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1323  = raw15;
+    if (\$938 ) begin
+      \$1323  = \$53 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1324  = acc15;
+    if (advance) begin
+      \$1324  = \$940 [10:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1325  = v2;
+    if (advance) begin
+      \$1325  = \$941 ;
     end
     if (rst) begin
-      \$958  = 1'h0;
+      \$1325  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$959  = v1_d3;
+    \$1326  = v2_d0;
     if (advance) begin
-      \$959  = v1_d2;
-    end
-    if (rst) begin
-      \$959  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$960  = v1_d4;
-    if (advance) begin
-      \$960  = v1_d3;
+      \$1326  = v2;
     end
     if (rst) begin
-      \$960  = 1'h0;
+      \$1326  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$961  = first1_d0;
+    \$1327  = \port__addr$87 ;
     if (advance) begin
-      \$961  = \$signal$111 ;
+      \$1327  = nf1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$962  = first1_d1;
+    \$1328  = thresholds_d0;
     if (advance) begin
-      \$962  = first1_d0;
+      \$1328  = \port__data$456 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$963  = first1_d2;
+    \$1329  = \v2_d0$457 ;
     if (advance) begin
-      \$963  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$964  = first1_d3;
-    if (advance) begin
-      \$964  = first1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$965  = first1_d4;
-    if (advance) begin
-      \$965  = first1_d3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$966  = last1_d0;
-    if (advance) begin
-      \$966  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$967  = last1_d1;
-    if (advance) begin
-      \$967  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$968  = last1_d2;
-    if (advance) begin
-      \$968  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$969  = last1_d3;
-    if (advance) begin
-      \$969  = last1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$970  = last1_d4;
-    if (advance) begin
-      \$970  = last1_d3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$971  = nf1_d0;
-    if (advance) begin
-      \$971  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$972  = nf1_d1;
-    if (advance) begin
-      \$972  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$973  = nf1_d2;
-    if (advance) begin
-      \$973  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$974  = nf1_d3;
-    if (advance) begin
-      \$974  = nf1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$975  = nf1_d4;
-    if (advance) begin
-      \$975  = nf1_d3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$976  = tree0_l1_0_0;
-    if (advance) begin
-      \$976  = \$130 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$977  = tree0_l1_1_0;
-    if (advance) begin
-      \$977  = \$133 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$978  = tree0_l1_2_0;
-    if (advance) begin
-      \$978  = \$136 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$979  = tree0_l1_3_0;
-    if (advance) begin
-      \$979  = \$139 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$980  = tree0_l1_4_0;
-    if (advance) begin
-      \$980  = \$142 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$981  = tree0_l1_5_0;
-    if (advance) begin
-      \$981  = \$145 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$982  = tree0_l1_6_0;
-    if (advance) begin
-      \$982  = \$148 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$983  = tree0_l1_7_0;
-    if (advance) begin
-      \$983  = \$151 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$984  = tree0_l1_8_0;
-    if (advance) begin
-      \$984  = \$154 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$985  = tree0_l1_9_0;
-    if (advance) begin
-      \$985  = \$157 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$986  = tree0_l1_10_0;
-    if (advance) begin
-      \$986  = \$160 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$987  = tree0_l1_11_0;
-    if (advance) begin
-      \$987  = \$163 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$988  = tree0_l1_12_0;
-    if (advance) begin
-      \$988  = xnor0[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$989  = tree0_l3_0_0;
-    if (advance) begin
-      \$989  = \$166 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$990  = tree0_l3_1_0;
-    if (advance) begin
-      \$990  = \$169 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$991  = tree0_l3_2_0;
-    if (advance) begin
-      \$991  = \$172 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$992  = tree0_l3_3_0;
-    if (advance) begin
-      \$992  = tree0_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$993  = tree0_l4_0_0;
-    if (advance) begin
-      \$993  = \$173 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$994  = tree0_l4_1_0;
-    if (advance) begin
-      \$994  = \$174 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$995  = tree0_l5_0_0;
-    if (advance) begin
-      \$995  = \$175 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$996  = raw0;
-    if (\$176 ) begin
-      \$996  = \$8 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$997  = acc0;
-    if (advance) begin
-      \$997  = \$178 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$998  = tree1_l1_0_0;
-    if (advance) begin
-      \$998  = \$181 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$999  = tree1_l1_1_0;
-    if (advance) begin
-      \$999  = \$184 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1000  = tree1_l1_2_0;
-    if (advance) begin
-      \$1000  = \$187 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1001  = tree1_l1_3_0;
-    if (advance) begin
-      \$1001  = \$190 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1002  = tree1_l1_4_0;
-    if (advance) begin
-      \$1002  = \$193 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1003  = tree1_l1_5_0;
-    if (advance) begin
-      \$1003  = \$196 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1004  = tree1_l1_6_0;
-    if (advance) begin
-      \$1004  = \$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1005  = tree1_l1_7_0;
-    if (advance) begin
-      \$1005  = \$202 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1006  = tree1_l1_8_0;
-    if (advance) begin
-      \$1006  = \$205 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1007  = tree1_l1_9_0;
-    if (advance) begin
-      \$1007  = \$208 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1008  = tree1_l1_10_0;
-    if (advance) begin
-      \$1008  = \$211 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1009  = tree1_l1_11_0;
-    if (advance) begin
-      \$1009  = \$214 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1010  = tree1_l1_12_0;
-    if (advance) begin
-      \$1010  = xnor1[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1011  = tree1_l3_0_0;
-    if (advance) begin
-      \$1011  = \$217 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1012  = tree1_l3_1_0;
-    if (advance) begin
-      \$1012  = \$220 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1013  = tree1_l3_2_0;
-    if (advance) begin
-      \$1013  = \$223 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1014  = tree1_l3_3_0;
-    if (advance) begin
-      \$1014  = tree1_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1015  = tree1_l4_0_0;
-    if (advance) begin
-      \$1015  = \$224 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1016  = tree1_l4_1_0;
-    if (advance) begin
-      \$1016  = \$225 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1017  = tree1_l5_0_0;
-    if (advance) begin
-      \$1017  = \$226 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1018  = raw1;
-    if (\$227 ) begin
-      \$1018  = \$11 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1019  = acc1;
-    if (advance) begin
-      \$1019  = \$229 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1020  = tree2_l1_0_0;
-    if (advance) begin
-      \$1020  = \$232 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1021  = tree2_l1_1_0;
-    if (advance) begin
-      \$1021  = \$235 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1022  = tree2_l1_2_0;
-    if (advance) begin
-      \$1022  = \$238 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1023  = tree2_l1_3_0;
-    if (advance) begin
-      \$1023  = \$241 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1024  = tree2_l1_4_0;
-    if (advance) begin
-      \$1024  = \$244 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1025  = tree2_l1_5_0;
-    if (advance) begin
-      \$1025  = \$247 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1026  = tree2_l1_6_0;
-    if (advance) begin
-      \$1026  = \$250 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1027  = tree2_l1_7_0;
-    if (advance) begin
-      \$1027  = \$253 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1028  = tree2_l1_8_0;
-    if (advance) begin
-      \$1028  = \$256 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1029  = tree2_l1_9_0;
-    if (advance) begin
-      \$1029  = \$259 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1030  = tree2_l1_10_0;
-    if (advance) begin
-      \$1030  = \$262 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1031  = tree2_l1_11_0;
-    if (advance) begin
-      \$1031  = \$265 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1032  = tree2_l1_12_0;
-    if (advance) begin
-      \$1032  = xnor2[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1033  = tree2_l3_0_0;
-    if (advance) begin
-      \$1033  = \$268 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1034  = tree2_l3_1_0;
-    if (advance) begin
-      \$1034  = \$271 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1035  = tree2_l3_2_0;
-    if (advance) begin
-      \$1035  = \$274 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1036  = tree2_l3_3_0;
-    if (advance) begin
-      \$1036  = tree2_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1037  = tree2_l4_0_0;
-    if (advance) begin
-      \$1037  = \$275 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1038  = tree2_l4_1_0;
-    if (advance) begin
-      \$1038  = \$276 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1039  = tree2_l5_0_0;
-    if (advance) begin
-      \$1039  = \$277 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1040  = raw2;
-    if (\$278 ) begin
-      \$1040  = \$14 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1041  = acc2;
-    if (advance) begin
-      \$1041  = \$280 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1042  = tree3_l1_0_0;
-    if (advance) begin
-      \$1042  = \$283 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1043  = tree3_l1_1_0;
-    if (advance) begin
-      \$1043  = \$286 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1044  = tree3_l1_2_0;
-    if (advance) begin
-      \$1044  = \$289 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1045  = tree3_l1_3_0;
-    if (advance) begin
-      \$1045  = \$292 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1046  = tree3_l1_4_0;
-    if (advance) begin
-      \$1046  = \$295 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1047  = tree3_l1_5_0;
-    if (advance) begin
-      \$1047  = \$298 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1048  = tree3_l1_6_0;
-    if (advance) begin
-      \$1048  = \$301 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1049  = tree3_l1_7_0;
-    if (advance) begin
-      \$1049  = \$304 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1050  = tree3_l1_8_0;
-    if (advance) begin
-      \$1050  = \$307 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1051  = tree3_l1_9_0;
-    if (advance) begin
-      \$1051  = \$310 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1052  = tree3_l1_10_0;
-    if (advance) begin
-      \$1052  = \$313 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1053  = tree3_l1_11_0;
-    if (advance) begin
-      \$1053  = \$316 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1054  = tree3_l1_12_0;
-    if (advance) begin
-      \$1054  = xnor3[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1055  = tree3_l3_0_0;
-    if (advance) begin
-      \$1055  = \$319 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1056  = tree3_l3_1_0;
-    if (advance) begin
-      \$1056  = \$322 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1057  = tree3_l3_2_0;
-    if (advance) begin
-      \$1057  = \$325 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1058  = tree3_l3_3_0;
-    if (advance) begin
-      \$1058  = tree3_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1059  = tree3_l4_0_0;
-    if (advance) begin
-      \$1059  = \$326 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1060  = tree3_l4_1_0;
-    if (advance) begin
-      \$1060  = \$327 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1061  = tree3_l5_0_0;
-    if (advance) begin
-      \$1061  = \$328 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1062  = raw3;
-    if (\$329 ) begin
-      \$1062  = \$17 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1063  = acc3;
-    if (advance) begin
-      \$1063  = \$331 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1064  = tree4_l1_0_0;
-    if (advance) begin
-      \$1064  = \$334 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1065  = tree4_l1_1_0;
-    if (advance) begin
-      \$1065  = \$337 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1066  = tree4_l1_2_0;
-    if (advance) begin
-      \$1066  = \$340 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1067  = tree4_l1_3_0;
-    if (advance) begin
-      \$1067  = \$343 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1068  = tree4_l1_4_0;
-    if (advance) begin
-      \$1068  = \$346 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1069  = tree4_l1_5_0;
-    if (advance) begin
-      \$1069  = \$349 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1070  = tree4_l1_6_0;
-    if (advance) begin
-      \$1070  = \$352 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1071  = tree4_l1_7_0;
-    if (advance) begin
-      \$1071  = \$355 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1072  = tree4_l1_8_0;
-    if (advance) begin
-      \$1072  = \$358 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1073  = tree4_l1_9_0;
-    if (advance) begin
-      \$1073  = \$361 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1074  = tree4_l1_10_0;
-    if (advance) begin
-      \$1074  = \$364 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1075  = tree4_l1_11_0;
-    if (advance) begin
-      \$1075  = \$367 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1076  = tree4_l1_12_0;
-    if (advance) begin
-      \$1076  = xnor4[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1077  = tree4_l3_0_0;
-    if (advance) begin
-      \$1077  = \$370 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1078  = tree4_l3_1_0;
-    if (advance) begin
-      \$1078  = \$373 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1079  = tree4_l3_2_0;
-    if (advance) begin
-      \$1079  = \$376 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1080  = tree4_l3_3_0;
-    if (advance) begin
-      \$1080  = tree4_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1081  = tree4_l4_0_0;
-    if (advance) begin
-      \$1081  = \$377 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1082  = tree4_l4_1_0;
-    if (advance) begin
-      \$1082  = \$378 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1083  = tree4_l5_0_0;
-    if (advance) begin
-      \$1083  = \$379 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1084  = raw4;
-    if (\$380 ) begin
-      \$1084  = \$20 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1085  = acc4;
-    if (advance) begin
-      \$1085  = \$382 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1086  = tree5_l1_0_0;
-    if (advance) begin
-      \$1086  = \$385 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1087  = tree5_l1_1_0;
-    if (advance) begin
-      \$1087  = \$388 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1088  = tree5_l1_2_0;
-    if (advance) begin
-      \$1088  = \$391 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1089  = tree5_l1_3_0;
-    if (advance) begin
-      \$1089  = \$394 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1090  = tree5_l1_4_0;
-    if (advance) begin
-      \$1090  = \$397 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1091  = tree5_l1_5_0;
-    if (advance) begin
-      \$1091  = \$400 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1092  = tree5_l1_6_0;
-    if (advance) begin
-      \$1092  = \$403 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1093  = tree5_l1_7_0;
-    if (advance) begin
-      \$1093  = \$406 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1094  = tree5_l1_8_0;
-    if (advance) begin
-      \$1094  = \$409 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1095  = tree5_l1_9_0;
-    if (advance) begin
-      \$1095  = \$412 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1096  = tree5_l1_10_0;
-    if (advance) begin
-      \$1096  = \$415 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1097  = tree5_l1_11_0;
-    if (advance) begin
-      \$1097  = \$418 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1098  = tree5_l1_12_0;
-    if (advance) begin
-      \$1098  = xnor5[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1099  = tree5_l3_0_0;
-    if (advance) begin
-      \$1099  = \$421 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1100  = tree5_l3_1_0;
-    if (advance) begin
-      \$1100  = \$424 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1101  = tree5_l3_2_0;
-    if (advance) begin
-      \$1101  = \$427 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1102  = tree5_l3_3_0;
-    if (advance) begin
-      \$1102  = tree5_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1103  = tree5_l4_0_0;
-    if (advance) begin
-      \$1103  = \$428 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1104  = tree5_l4_1_0;
-    if (advance) begin
-      \$1104  = \$429 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1105  = tree5_l5_0_0;
-    if (advance) begin
-      \$1105  = \$430 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1106  = raw5;
-    if (\$431 ) begin
-      \$1106  = \$23 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1107  = acc5;
-    if (advance) begin
-      \$1107  = \$433 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1108  = tree6_l1_0_0;
-    if (advance) begin
-      \$1108  = \$436 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1109  = tree6_l1_1_0;
-    if (advance) begin
-      \$1109  = \$439 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1110  = tree6_l1_2_0;
-    if (advance) begin
-      \$1110  = \$442 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1111  = tree6_l1_3_0;
-    if (advance) begin
-      \$1111  = \$445 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1112  = tree6_l1_4_0;
-    if (advance) begin
-      \$1112  = \$448 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1113  = tree6_l1_5_0;
-    if (advance) begin
-      \$1113  = \$451 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1114  = tree6_l1_6_0;
-    if (advance) begin
-      \$1114  = \$454 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1115  = tree6_l1_7_0;
-    if (advance) begin
-      \$1115  = \$457 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1116  = tree6_l1_8_0;
-    if (advance) begin
-      \$1116  = \$460 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1117  = tree6_l1_9_0;
-    if (advance) begin
-      \$1117  = \$463 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1118  = tree6_l1_10_0;
-    if (advance) begin
-      \$1118  = \$466 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1119  = tree6_l1_11_0;
-    if (advance) begin
-      \$1119  = \$469 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1120  = tree6_l1_12_0;
-    if (advance) begin
-      \$1120  = xnor6[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1121  = tree6_l3_0_0;
-    if (advance) begin
-      \$1121  = \$472 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1122  = tree6_l3_1_0;
-    if (advance) begin
-      \$1122  = \$475 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1123  = tree6_l3_2_0;
-    if (advance) begin
-      \$1123  = \$478 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1124  = tree6_l3_3_0;
-    if (advance) begin
-      \$1124  = tree6_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1125  = tree6_l4_0_0;
-    if (advance) begin
-      \$1125  = \$479 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1126  = tree6_l4_1_0;
-    if (advance) begin
-      \$1126  = \$480 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1127  = tree6_l5_0_0;
-    if (advance) begin
-      \$1127  = \$481 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1128  = raw6;
-    if (\$482 ) begin
-      \$1128  = \$26 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1129  = acc6;
-    if (advance) begin
-      \$1129  = \$484 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1130  = tree7_l1_0_0;
-    if (advance) begin
-      \$1130  = \$487 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1131  = tree7_l1_1_0;
-    if (advance) begin
-      \$1131  = \$490 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1132  = tree7_l1_2_0;
-    if (advance) begin
-      \$1132  = \$493 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1133  = tree7_l1_3_0;
-    if (advance) begin
-      \$1133  = \$496 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1134  = tree7_l1_4_0;
-    if (advance) begin
-      \$1134  = \$499 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1135  = tree7_l1_5_0;
-    if (advance) begin
-      \$1135  = \$502 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1136  = tree7_l1_6_0;
-    if (advance) begin
-      \$1136  = \$505 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1137  = tree7_l1_7_0;
-    if (advance) begin
-      \$1137  = \$508 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1138  = tree7_l1_8_0;
-    if (advance) begin
-      \$1138  = \$511 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1139  = tree7_l1_9_0;
-    if (advance) begin
-      \$1139  = \$514 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1140  = tree7_l1_10_0;
-    if (advance) begin
-      \$1140  = \$517 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1141  = tree7_l1_11_0;
-    if (advance) begin
-      \$1141  = \$520 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1142  = tree7_l1_12_0;
-    if (advance) begin
-      \$1142  = xnor7[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1143  = tree7_l3_0_0;
-    if (advance) begin
-      \$1143  = \$523 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1144  = tree7_l3_1_0;
-    if (advance) begin
-      \$1144  = \$526 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1145  = tree7_l3_2_0;
-    if (advance) begin
-      \$1145  = \$529 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1146  = tree7_l3_3_0;
-    if (advance) begin
-      \$1146  = tree7_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1147  = tree7_l4_0_0;
-    if (advance) begin
-      \$1147  = \$530 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1148  = tree7_l4_1_0;
-    if (advance) begin
-      \$1148  = \$531 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1149  = tree7_l5_0_0;
-    if (advance) begin
-      \$1149  = \$532 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1150  = raw7;
-    if (\$533 ) begin
-      \$1150  = \$29 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1151  = acc7;
-    if (advance) begin
-      \$1151  = \$535 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1152  = tree8_l1_0_0;
-    if (advance) begin
-      \$1152  = \$538 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1153  = tree8_l1_1_0;
-    if (advance) begin
-      \$1153  = \$541 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1154  = tree8_l1_2_0;
-    if (advance) begin
-      \$1154  = \$544 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1155  = tree8_l1_3_0;
-    if (advance) begin
-      \$1155  = \$547 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1156  = tree8_l1_4_0;
-    if (advance) begin
-      \$1156  = \$550 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1157  = tree8_l1_5_0;
-    if (advance) begin
-      \$1157  = \$553 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1158  = tree8_l1_6_0;
-    if (advance) begin
-      \$1158  = \$556 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1159  = tree8_l1_7_0;
-    if (advance) begin
-      \$1159  = \$559 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1160  = tree8_l1_8_0;
-    if (advance) begin
-      \$1160  = \$562 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1161  = tree8_l1_9_0;
-    if (advance) begin
-      \$1161  = \$565 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1162  = tree8_l1_10_0;
-    if (advance) begin
-      \$1162  = \$568 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1163  = tree8_l1_11_0;
-    if (advance) begin
-      \$1163  = \$571 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1164  = tree8_l1_12_0;
-    if (advance) begin
-      \$1164  = xnor8[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1165  = tree8_l3_0_0;
-    if (advance) begin
-      \$1165  = \$574 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1166  = tree8_l3_1_0;
-    if (advance) begin
-      \$1166  = \$577 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1167  = tree8_l3_2_0;
-    if (advance) begin
-      \$1167  = \$580 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1168  = tree8_l3_3_0;
-    if (advance) begin
-      \$1168  = tree8_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1169  = tree8_l4_0_0;
-    if (advance) begin
-      \$1169  = \$581 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1170  = tree8_l4_1_0;
-    if (advance) begin
-      \$1170  = \$582 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1171  = tree8_l5_0_0;
-    if (advance) begin
-      \$1171  = \$583 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1172  = raw8;
-    if (\$584 ) begin
-      \$1172  = \$32 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1173  = acc8;
-    if (advance) begin
-      \$1173  = \$586 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1174  = tree9_l1_0_0;
-    if (advance) begin
-      \$1174  = \$589 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1175  = tree9_l1_1_0;
-    if (advance) begin
-      \$1175  = \$592 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1176  = tree9_l1_2_0;
-    if (advance) begin
-      \$1176  = \$595 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1177  = tree9_l1_3_0;
-    if (advance) begin
-      \$1177  = \$598 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1178  = tree9_l1_4_0;
-    if (advance) begin
-      \$1178  = \$601 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1179  = tree9_l1_5_0;
-    if (advance) begin
-      \$1179  = \$604 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1180  = tree9_l1_6_0;
-    if (advance) begin
-      \$1180  = \$607 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1181  = tree9_l1_7_0;
-    if (advance) begin
-      \$1181  = \$610 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1182  = tree9_l1_8_0;
-    if (advance) begin
-      \$1182  = \$613 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1183  = tree9_l1_9_0;
-    if (advance) begin
-      \$1183  = \$616 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1184  = tree9_l1_10_0;
-    if (advance) begin
-      \$1184  = \$619 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1185  = tree9_l1_11_0;
-    if (advance) begin
-      \$1185  = \$622 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1186  = tree9_l1_12_0;
-    if (advance) begin
-      \$1186  = xnor9[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1187  = tree9_l3_0_0;
-    if (advance) begin
-      \$1187  = \$625 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1188  = tree9_l3_1_0;
-    if (advance) begin
-      \$1188  = \$628 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1189  = tree9_l3_2_0;
-    if (advance) begin
-      \$1189  = \$631 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1190  = tree9_l3_3_0;
-    if (advance) begin
-      \$1190  = tree9_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1191  = tree9_l4_0_0;
-    if (advance) begin
-      \$1191  = \$632 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1192  = tree9_l4_1_0;
-    if (advance) begin
-      \$1192  = \$633 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1193  = tree9_l5_0_0;
-    if (advance) begin
-      \$1193  = \$634 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1194  = raw9;
-    if (\$635 ) begin
-      \$1194  = \$35 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1195  = acc9;
-    if (advance) begin
-      \$1195  = \$637 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1196  = tree10_l1_0_0;
-    if (advance) begin
-      \$1196  = \$640 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1197  = tree10_l1_1_0;
-    if (advance) begin
-      \$1197  = \$643 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1198  = tree10_l1_2_0;
-    if (advance) begin
-      \$1198  = \$646 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1199  = tree10_l1_3_0;
-    if (advance) begin
-      \$1199  = \$649 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1200  = tree10_l1_4_0;
-    if (advance) begin
-      \$1200  = \$652 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1201  = tree10_l1_5_0;
-    if (advance) begin
-      \$1201  = \$655 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1202  = tree10_l1_6_0;
-    if (advance) begin
-      \$1202  = \$658 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1203  = tree10_l1_7_0;
-    if (advance) begin
-      \$1203  = \$661 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1204  = tree10_l1_8_0;
-    if (advance) begin
-      \$1204  = \$664 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1205  = tree10_l1_9_0;
-    if (advance) begin
-      \$1205  = \$667 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1206  = tree10_l1_10_0;
-    if (advance) begin
-      \$1206  = \$670 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1207  = tree10_l1_11_0;
-    if (advance) begin
-      \$1207  = \$673 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1208  = tree10_l1_12_0;
-    if (advance) begin
-      \$1208  = xnor10[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1209  = tree10_l3_0_0;
-    if (advance) begin
-      \$1209  = \$676 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1210  = tree10_l3_1_0;
-    if (advance) begin
-      \$1210  = \$679 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1211  = tree10_l3_2_0;
-    if (advance) begin
-      \$1211  = \$682 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1212  = tree10_l3_3_0;
-    if (advance) begin
-      \$1212  = tree10_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1213  = tree10_l4_0_0;
-    if (advance) begin
-      \$1213  = \$683 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1214  = tree10_l4_1_0;
-    if (advance) begin
-      \$1214  = \$684 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1215  = tree10_l5_0_0;
-    if (advance) begin
-      \$1215  = \$685 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1216  = raw10;
-    if (\$686 ) begin
-      \$1216  = \$38 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1217  = acc10;
-    if (advance) begin
-      \$1217  = \$688 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1218  = tree11_l1_0_0;
-    if (advance) begin
-      \$1218  = \$691 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1219  = tree11_l1_1_0;
-    if (advance) begin
-      \$1219  = \$694 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1220  = tree11_l1_2_0;
-    if (advance) begin
-      \$1220  = \$697 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1221  = tree11_l1_3_0;
-    if (advance) begin
-      \$1221  = \$700 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1222  = tree11_l1_4_0;
-    if (advance) begin
-      \$1222  = \$703 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1223  = tree11_l1_5_0;
-    if (advance) begin
-      \$1223  = \$706 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1224  = tree11_l1_6_0;
-    if (advance) begin
-      \$1224  = \$709 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1225  = tree11_l1_7_0;
-    if (advance) begin
-      \$1225  = \$712 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1226  = tree11_l1_8_0;
-    if (advance) begin
-      \$1226  = \$715 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1227  = tree11_l1_9_0;
-    if (advance) begin
-      \$1227  = \$718 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1228  = tree11_l1_10_0;
-    if (advance) begin
-      \$1228  = \$721 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1229  = tree11_l1_11_0;
-    if (advance) begin
-      \$1229  = \$724 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1230  = tree11_l1_12_0;
-    if (advance) begin
-      \$1230  = xnor11[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1231  = tree11_l3_0_0;
-    if (advance) begin
-      \$1231  = \$727 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1232  = tree11_l3_1_0;
-    if (advance) begin
-      \$1232  = \$730 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1233  = tree11_l3_2_0;
-    if (advance) begin
-      \$1233  = \$733 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1234  = tree11_l3_3_0;
-    if (advance) begin
-      \$1234  = tree11_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1235  = tree11_l4_0_0;
-    if (advance) begin
-      \$1235  = \$734 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1236  = tree11_l4_1_0;
-    if (advance) begin
-      \$1236  = \$735 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1237  = tree11_l5_0_0;
-    if (advance) begin
-      \$1237  = \$736 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1238  = raw11;
-    if (\$737 ) begin
-      \$1238  = \$41 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1239  = acc11;
-    if (advance) begin
-      \$1239  = \$739 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1240  = tree12_l1_0_0;
-    if (advance) begin
-      \$1240  = \$742 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1241  = tree12_l1_1_0;
-    if (advance) begin
-      \$1241  = \$745 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1242  = tree12_l1_2_0;
-    if (advance) begin
-      \$1242  = \$748 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1243  = tree12_l1_3_0;
-    if (advance) begin
-      \$1243  = \$751 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1244  = tree12_l1_4_0;
-    if (advance) begin
-      \$1244  = \$754 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1245  = tree12_l1_5_0;
-    if (advance) begin
-      \$1245  = \$757 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1246  = tree12_l1_6_0;
-    if (advance) begin
-      \$1246  = \$760 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1247  = tree12_l1_7_0;
-    if (advance) begin
-      \$1247  = \$763 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1248  = tree12_l1_8_0;
-    if (advance) begin
-      \$1248  = \$766 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1249  = tree12_l1_9_0;
-    if (advance) begin
-      \$1249  = \$769 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1250  = tree12_l1_10_0;
-    if (advance) begin
-      \$1250  = \$772 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1251  = tree12_l1_11_0;
-    if (advance) begin
-      \$1251  = \$775 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1252  = tree12_l1_12_0;
-    if (advance) begin
-      \$1252  = xnor12[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1253  = tree12_l3_0_0;
-    if (advance) begin
-      \$1253  = \$778 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1254  = tree12_l3_1_0;
-    if (advance) begin
-      \$1254  = \$781 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1255  = tree12_l3_2_0;
-    if (advance) begin
-      \$1255  = \$784 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1256  = tree12_l3_3_0;
-    if (advance) begin
-      \$1256  = tree12_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1257  = tree12_l4_0_0;
-    if (advance) begin
-      \$1257  = \$785 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1258  = tree12_l4_1_0;
-    if (advance) begin
-      \$1258  = \$786 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1259  = tree12_l5_0_0;
-    if (advance) begin
-      \$1259  = \$787 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1260  = raw12;
-    if (\$788 ) begin
-      \$1260  = \$44 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1261  = acc12;
-    if (advance) begin
-      \$1261  = \$790 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1262  = tree13_l1_0_0;
-    if (advance) begin
-      \$1262  = \$793 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1263  = tree13_l1_1_0;
-    if (advance) begin
-      \$1263  = \$796 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1264  = tree13_l1_2_0;
-    if (advance) begin
-      \$1264  = \$799 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1265  = tree13_l1_3_0;
-    if (advance) begin
-      \$1265  = \$802 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1266  = tree13_l1_4_0;
-    if (advance) begin
-      \$1266  = \$805 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1267  = tree13_l1_5_0;
-    if (advance) begin
-      \$1267  = \$808 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1268  = tree13_l1_6_0;
-    if (advance) begin
-      \$1268  = \$811 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1269  = tree13_l1_7_0;
-    if (advance) begin
-      \$1269  = \$814 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1270  = tree13_l1_8_0;
-    if (advance) begin
-      \$1270  = \$817 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1271  = tree13_l1_9_0;
-    if (advance) begin
-      \$1271  = \$820 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1272  = tree13_l1_10_0;
-    if (advance) begin
-      \$1272  = \$823 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1273  = tree13_l1_11_0;
-    if (advance) begin
-      \$1273  = \$826 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1274  = tree13_l1_12_0;
-    if (advance) begin
-      \$1274  = xnor13[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1275  = tree13_l3_0_0;
-    if (advance) begin
-      \$1275  = \$829 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1276  = tree13_l3_1_0;
-    if (advance) begin
-      \$1276  = \$832 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1277  = tree13_l3_2_0;
-    if (advance) begin
-      \$1277  = \$835 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1278  = tree13_l3_3_0;
-    if (advance) begin
-      \$1278  = tree13_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1279  = tree13_l4_0_0;
-    if (advance) begin
-      \$1279  = \$836 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1280  = tree13_l4_1_0;
-    if (advance) begin
-      \$1280  = \$837 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1281  = tree13_l5_0_0;
-    if (advance) begin
-      \$1281  = \$838 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1282  = raw13;
-    if (\$839 ) begin
-      \$1282  = \$47 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1283  = acc13;
-    if (advance) begin
-      \$1283  = \$841 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1284  = tree14_l1_0_0;
-    if (advance) begin
-      \$1284  = \$844 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1285  = tree14_l1_1_0;
-    if (advance) begin
-      \$1285  = \$847 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1286  = tree14_l1_2_0;
-    if (advance) begin
-      \$1286  = \$850 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1287  = tree14_l1_3_0;
-    if (advance) begin
-      \$1287  = \$853 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1288  = tree14_l1_4_0;
-    if (advance) begin
-      \$1288  = \$856 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1289  = tree14_l1_5_0;
-    if (advance) begin
-      \$1289  = \$859 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1290  = tree14_l1_6_0;
-    if (advance) begin
-      \$1290  = \$862 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1291  = tree14_l1_7_0;
-    if (advance) begin
-      \$1291  = \$865 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1292  = tree14_l1_8_0;
-    if (advance) begin
-      \$1292  = \$868 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1293  = tree14_l1_9_0;
-    if (advance) begin
-      \$1293  = \$871 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1294  = tree14_l1_10_0;
-    if (advance) begin
-      \$1294  = \$874 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1295  = tree14_l1_11_0;
-    if (advance) begin
-      \$1295  = \$877 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1296  = tree14_l1_12_0;
-    if (advance) begin
-      \$1296  = xnor14[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1297  = tree14_l3_0_0;
-    if (advance) begin
-      \$1297  = \$880 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1298  = tree14_l3_1_0;
-    if (advance) begin
-      \$1298  = \$883 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1299  = tree14_l3_2_0;
-    if (advance) begin
-      \$1299  = \$886 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1300  = tree14_l3_3_0;
-    if (advance) begin
-      \$1300  = tree14_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1301  = tree14_l4_0_0;
-    if (advance) begin
-      \$1301  = \$887 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1302  = tree14_l4_1_0;
-    if (advance) begin
-      \$1302  = \$888 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1303  = tree14_l5_0_0;
-    if (advance) begin
-      \$1303  = \$889 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1304  = raw14;
-    if (\$890 ) begin
-      \$1304  = \$50 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1305  = acc14;
-    if (advance) begin
-      \$1305  = \$892 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1306  = tree15_l1_0_0;
-    if (advance) begin
-      \$1306  = \$895 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1307  = tree15_l1_1_0;
-    if (advance) begin
-      \$1307  = \$898 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1308  = tree15_l1_2_0;
-    if (advance) begin
-      \$1308  = \$901 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1309  = tree15_l1_3_0;
-    if (advance) begin
-      \$1309  = \$904 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1310  = tree15_l1_4_0;
-    if (advance) begin
-      \$1310  = \$907 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1311  = tree15_l1_5_0;
-    if (advance) begin
-      \$1311  = \$910 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1312  = tree15_l1_6_0;
-    if (advance) begin
-      \$1312  = \$913 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1313  = tree15_l1_7_0;
-    if (advance) begin
-      \$1313  = \$916 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1314  = tree15_l1_8_0;
-    if (advance) begin
-      \$1314  = \$919 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1315  = tree15_l1_9_0;
-    if (advance) begin
-      \$1315  = \$922 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1316  = tree15_l1_10_0;
-    if (advance) begin
-      \$1316  = \$925 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1317  = tree15_l1_11_0;
-    if (advance) begin
-      \$1317  = \$928 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1318  = tree15_l1_12_0;
-    if (advance) begin
-      \$1318  = xnor15[48];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1319  = tree15_l3_0_0;
-    if (advance) begin
-      \$1319  = \$931 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1320  = tree15_l3_1_0;
-    if (advance) begin
-      \$1320  = \$934 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1321  = tree15_l3_2_0;
-    if (advance) begin
-      \$1321  = \$937 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1322  = tree15_l3_3_0;
-    if (advance) begin
-      \$1322  = tree15_l1_12_0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1323  = tree15_l4_0_0;
-    if (advance) begin
-      \$1323  = \$938 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1324  = tree15_l4_1_0;
-    if (advance) begin
-      \$1324  = \$939 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1325  = tree15_l5_0_0;
-    if (advance) begin
-      \$1325  = \$940 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1326  = raw15;
-    if (\$941 ) begin
-      \$1326  = \$53 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1327  = acc15;
-    if (advance) begin
-      \$1327  = \$943 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1328  = v2;
-    if (advance) begin
-      \$1328  = \$944 ;
-    end
-    if (rst) begin
-      \$1328  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1329  = v2_d0;
-    if (advance) begin
-      \$1329  = v2;
+      \$1329  = v2_d0;
     end
     if (rst) begin
       \$1329  = 1'h0;
@@ -10228,158 +10234,134 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1330  = \port__addr$87 ;
+    \$1330  = acc0_d0;
     if (advance) begin
-      \$1330  = nf1_d4;
+      \$1330  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1331  = thresholds_d0;
+    \$1331  = acc1_d0;
     if (advance) begin
-      \$1331  = \port__data$456 ;
+      \$1331  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1332  = \v2_d0$457 ;
+    \$1332  = acc2_d0;
     if (advance) begin
-      \$1332  = v2_d0;
+      \$1332  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1333  = acc3_d0;
+    if (advance) begin
+      \$1333  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1334  = acc4_d0;
+    if (advance) begin
+      \$1334  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1335  = acc5_d0;
+    if (advance) begin
+      \$1335  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1336  = acc6_d0;
+    if (advance) begin
+      \$1336  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1337  = acc7_d0;
+    if (advance) begin
+      \$1337  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1338  = acc8_d0;
+    if (advance) begin
+      \$1338  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1339  = acc9_d0;
+    if (advance) begin
+      \$1339  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1340  = acc10_d0;
+    if (advance) begin
+      \$1340  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1341  = acc11_d0;
+    if (advance) begin
+      \$1341  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1342  = acc12_d0;
+    if (advance) begin
+      \$1342  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1343  = acc13_d0;
+    if (advance) begin
+      \$1343  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1344  = acc14_d0;
+    if (advance) begin
+      \$1344  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1345  = acc15_d0;
+    if (advance) begin
+      \$1345  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1346  = o__valid;
+    if (advance) begin
+      \$1346  = \v2_d0$457 ;
     end
     if (rst) begin
-      \$1332  = 1'h0;
+      \$1346  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1333  = acc0_d0;
+    \$1347  = o__payload;
     if (advance) begin
-      \$1333  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1334  = acc1_d0;
-    if (advance) begin
-      \$1334  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1335  = acc2_d0;
-    if (advance) begin
-      \$1335  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1336  = acc3_d0;
-    if (advance) begin
-      \$1336  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1337  = acc4_d0;
-    if (advance) begin
-      \$1337  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1338  = acc5_d0;
-    if (advance) begin
-      \$1338  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1339  = acc6_d0;
-    if (advance) begin
-      \$1339  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1340  = acc7_d0;
-    if (advance) begin
-      \$1340  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1341  = acc8_d0;
-    if (advance) begin
-      \$1341  = acc8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1342  = acc9_d0;
-    if (advance) begin
-      \$1342  = acc9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1343  = acc10_d0;
-    if (advance) begin
-      \$1343  = acc10;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1344  = acc11_d0;
-    if (advance) begin
-      \$1344  = acc11;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1345  = acc12_d0;
-    if (advance) begin
-      \$1345  = acc12;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1346  = acc13_d0;
-    if (advance) begin
-      \$1346  = acc13;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1347  = acc14_d0;
-    if (advance) begin
-      \$1347  = acc14;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1348  = acc15_d0;
-    if (advance) begin
-      \$1348  = acc15;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1349  = o__valid;
-    if (advance) begin
-      \$1349  = \v2_d0$457 ;
+      \$1347  = result;
     end
     if (rst) begin
-      \$1349  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1350  = o__payload;
-    if (advance) begin
-      \$1350  = result;
-    end
-    if (rst) begin
-      \$1350  = 16'h0000;
+      \$1347  = 16'h0000;
     end
   end
   assign o__ready = advance;
@@ -10813,12 +10795,6 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign result[2] = \$65 [0];
   assign result[1] = \$61 [0];
   assign result[0] = \$57 [0];
-  assign \$1491  = 1'h1;
-  assign \$119  = \$1489 ;
-  assign \$1497  = 1'h1;
-  assign \$121  = \$1495 ;
-  assign \$1504  = 1'h1;
-  assign \$124  = \$1502 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11443,12 +11419,12 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire [6:0] \$10 ;
-  wire [3:0] \$100 ;
-  wire [4:0] \$101 ;
-  wire [5:0] \$102 ;
-  wire \$103 ;
-  wire [8:0] \$104 ;
-  wire [9:0] \$105 ;
+  wire \$100 ;
+  wire [8:0] \$101 ;
+  wire [9:0] \$102 ;
+  wire [1:0] \$103 ;
+  wire [1:0] \$104 ;
+  wire [2:0] \$105 ;
   wire [1:0] \$106 ;
   wire [1:0] \$107 ;
   wire [2:0] \$108 ;
@@ -11472,20 +11448,20 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$124 ;
   wire [1:0] \$125 ;
   wire [2:0] \$126 ;
-  wire [1:0] \$127 ;
-  wire [1:0] \$128 ;
-  wire [2:0] \$129 ;
+  wire [3:0] \$127 ;
+  wire [3:0] \$128 ;
+  wire [4:0] \$129 ;
   wire [6:0] \$13 ;
   wire [3:0] \$130 ;
   wire [3:0] \$131 ;
   wire [4:0] \$132 ;
-  wire [3:0] \$133 ;
-  wire [3:0] \$134 ;
-  wire [4:0] \$135 ;
-  wire [5:0] \$136 ;
-  wire \$137 ;
-  wire [8:0] \$138 ;
-  wire [9:0] \$139 ;
+  wire [5:0] \$133 ;
+  wire \$134 ;
+  wire [8:0] \$135 ;
+  wire [9:0] \$136 ;
+  wire [1:0] \$137 ;
+  wire [1:0] \$138 ;
+  wire [2:0] \$139 ;
   wire [7:0] \$14 ;
   wire [1:0] \$140 ;
   wire [1:0] \$141 ;
@@ -11510,20 +11486,20 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$159 ;
   wire [6:0] \$16 ;
   wire [2:0] \$160 ;
-  wire [1:0] \$161 ;
-  wire [1:0] \$162 ;
-  wire [2:0] \$163 ;
+  wire [3:0] \$161 ;
+  wire [3:0] \$162 ;
+  wire [4:0] \$163 ;
   wire [3:0] \$164 ;
   wire [3:0] \$165 ;
   wire [4:0] \$166 ;
-  wire [3:0] \$167 ;
-  wire [3:0] \$168 ;
-  wire [4:0] \$169 ;
+  wire [5:0] \$167 ;
+  wire \$168 ;
+  wire [8:0] \$169 ;
   wire [7:0] \$17 ;
-  wire [5:0] \$170 ;
-  wire \$171 ;
-  wire [8:0] \$172 ;
-  wire [9:0] \$173 ;
+  wire [9:0] \$170 ;
+  wire [1:0] \$171 ;
+  wire [1:0] \$172 ;
+  wire [2:0] \$173 ;
   wire [1:0] \$174 ;
   wire [1:0] \$175 ;
   wire [2:0] \$176 ;
@@ -11547,21 +11523,21 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$192 ;
   wire [1:0] \$193 ;
   wire [2:0] \$194 ;
-  wire [1:0] \$195 ;
-  wire [1:0] \$196 ;
-  wire [2:0] \$197 ;
+  wire [3:0] \$195 ;
+  wire [3:0] \$196 ;
+  wire [4:0] \$197 ;
   wire [3:0] \$198 ;
   wire [3:0] \$199 ;
   wire \$2 ;
   wire [7:0] \$20 ;
   wire [4:0] \$200 ;
-  wire [3:0] \$201 ;
-  wire [3:0] \$202 ;
-  wire [4:0] \$203 ;
-  wire [5:0] \$204 ;
-  wire \$205 ;
-  wire [8:0] \$206 ;
-  wire [9:0] \$207 ;
+  wire [5:0] \$201 ;
+  wire \$202 ;
+  wire [8:0] \$203 ;
+  wire [9:0] \$204 ;
+  wire [1:0] \$205 ;
+  wire [1:0] \$206 ;
+  wire [2:0] \$207 ;
   wire [1:0] \$208 ;
   wire [1:0] \$209 ;
   wire [31:0] \$21 ;
@@ -11585,21 +11561,21 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$226 ;
   wire [1:0] \$227 ;
   wire [2:0] \$228 ;
-  wire [1:0] \$229 ;
+  wire [3:0] \$229 ;
   wire [7:0] \$23 ;
-  wire [1:0] \$230 ;
-  wire [2:0] \$231 ;
+  wire [3:0] \$230 ;
+  wire [4:0] \$231 ;
   wire [3:0] \$232 ;
   wire [3:0] \$233 ;
   wire [4:0] \$234 ;
-  wire [3:0] \$235 ;
-  wire [3:0] \$236 ;
-  wire [4:0] \$237 ;
-  wire [5:0] \$238 ;
-  wire \$239 ;
+  wire [5:0] \$235 ;
+  wire \$236 ;
+  wire [8:0] \$237 ;
+  wire [9:0] \$238 ;
+  wire [1:0] \$239 ;
   wire [31:0] \$24 ;
-  wire [8:0] \$240 ;
-  wire [9:0] \$241 ;
+  wire [1:0] \$240 ;
+  wire [2:0] \$241 ;
   wire [1:0] \$242 ;
   wire [1:0] \$243 ;
   wire [2:0] \$244 ;
@@ -11623,20 +11599,20 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
   wire [2:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [2:0] \$265 ;
+  wire [3:0] \$263 ;
+  wire [3:0] \$264 ;
+  wire [4:0] \$265 ;
   wire [3:0] \$266 ;
   wire [3:0] \$267 ;
   wire [4:0] \$268 ;
-  wire [3:0] \$269 ;
+  wire [5:0] \$269 ;
   wire [31:0] \$27 ;
-  wire [3:0] \$270 ;
-  wire [4:0] \$271 ;
-  wire [5:0] \$272 ;
-  wire \$273 ;
-  wire [8:0] \$274 ;
-  wire [9:0] \$275 ;
+  wire \$270 ;
+  wire [8:0] \$271 ;
+  wire [9:0] \$272 ;
+  wire [1:0] \$273 ;
+  wire [1:0] \$274 ;
+  wire [2:0] \$275 ;
   wire [1:0] \$276 ;
   wire [1:0] \$277 ;
   wire [2:0] \$278 ;
@@ -11660,21 +11636,21 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$294 ;
   wire [1:0] \$295 ;
   wire [2:0] \$296 ;
-  wire [1:0] \$297 ;
-  wire [1:0] \$298 ;
-  wire [2:0] \$299 ;
+  wire [3:0] \$297 ;
+  wire [3:0] \$298 ;
+  wire [4:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire [3:0] \$300 ;
   wire [3:0] \$301 ;
   wire [4:0] \$302 ;
-  wire [3:0] \$303 ;
-  wire [3:0] \$304 ;
-  wire [4:0] \$305 ;
-  wire [5:0] \$306 ;
-  wire \$307 ;
-  wire [8:0] \$308 ;
-  wire [9:0] \$309 ;
+  wire [5:0] \$303 ;
+  wire \$304 ;
+  wire [8:0] \$305 ;
+  wire [9:0] \$306 ;
+  wire [1:0] \$307 ;
+  wire [1:0] \$308 ;
+  wire [2:0] \$309 ;
   wire \$31 ;
   wire [1:0] \$310 ;
   wire [1:0] \$311 ;
@@ -11699,33 +11675,33 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$329 ;
   wire [1:0] \$33 ;
   wire [2:0] \$330 ;
-  wire [1:0] \$331 ;
-  wire [1:0] \$332 ;
-  wire [2:0] \$333 ;
+  wire [3:0] \$331 ;
+  wire [3:0] \$332 ;
+  wire [4:0] \$333 ;
   wire [3:0] \$334 ;
   wire [3:0] \$335 ;
   wire [4:0] \$336 ;
-  wire [3:0] \$337 ;
-  wire [3:0] \$338 ;
-  wire [4:0] \$339 ;
+  wire [5:0] \$337 ;
+  wire \$338 ;
+  wire [8:0] \$339 ;
   wire \$34 ;
-  wire [5:0] \$340 ;
+  wire [9:0] \$340 ;
   wire \$341 ;
-  wire [8:0] \$342 ;
-  wire [9:0] \$343 ;
-  wire \$344 ;
+  reg \$342 ;
+  reg [3:0] \$343 ;
+  reg [2:0] \$344 ;
   reg \$345 ;
-  reg [3:0] \$346 ;
-  reg [2:0] \$347 ;
+  reg [31:0] \$346 ;
+  reg \$347 ;
   reg \$348 ;
-  reg [31:0] \$349 ;
+  reg \$349 ;
   wire \$35 ;
-  reg \$350 ;
-  reg \$351 ;
-  reg \$352 ;
-  reg [2:0] \$353 ;
-  reg [31:0] \$354 ;
-  reg [255:0] \$355 ;
+  reg [2:0] \$350 ;
+  reg [31:0] \$351 ;
+  reg [255:0] \$352 ;
+  reg \$353 ;
+  reg \$354 ;
+  reg \$355 ;
   reg \$356 ;
   reg \$357 ;
   reg \$358 ;
@@ -11736,9 +11712,9 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$362 ;
   reg \$363 ;
   reg \$364 ;
-  reg \$365 ;
-  reg \$366 ;
-  reg \$367 ;
+  reg [2:0] \$365 ;
+  reg [2:0] \$366 ;
+  reg [2:0] \$367 ;
   reg [2:0] \$368 ;
   reg [2:0] \$369 ;
   wire [1:0] \$37 ;
@@ -11749,29 +11725,29 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$374 ;
   reg [2:0] \$375 ;
   reg [2:0] \$376 ;
-  reg [2:0] \$377 ;
-  reg [2:0] \$378 ;
-  reg [2:0] \$379 ;
+  reg [4:0] \$377 ;
+  reg [4:0] \$378 ;
+  reg [5:0] \$379 ;
   wire \$38 ;
-  reg [4:0] \$380 ;
-  reg [4:0] \$381 ;
-  reg [5:0] \$382 ;
-  reg [6:0] \$383 ;
-  reg [7:0] \$384 ;
+  reg [6:0] \$380 ;
+  reg [7:0] \$381 ;
+  reg [2:0] \$382 ;
+  reg [2:0] \$383 ;
+  reg [2:0] \$384 ;
   reg [2:0] \$385 ;
   reg [2:0] \$386 ;
   reg [2:0] \$387 ;
   reg [2:0] \$388 ;
   reg [2:0] \$389 ;
   wire \$39 ;
-  reg [2:0] \$390 ;
-  reg [2:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg [4:0] \$393 ;
-  reg [4:0] \$394 ;
-  reg [5:0] \$395 ;
-  reg [6:0] \$396 ;
-  reg [7:0] \$397 ;
+  reg [4:0] \$390 ;
+  reg [4:0] \$391 ;
+  reg [5:0] \$392 ;
+  reg [6:0] \$393 ;
+  reg [7:0] \$394 ;
+  reg [2:0] \$395 ;
+  reg [2:0] \$396 ;
+  reg [2:0] \$397 ;
   reg [2:0] \$398 ;
   reg [2:0] \$399 ;
   wire \$4 ;
@@ -11779,103 +11755,100 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$400 ;
   reg [2:0] \$401 ;
   reg [2:0] \$402 ;
-  reg [2:0] \$403 ;
-  reg [2:0] \$404 ;
-  reg [2:0] \$405 ;
-  reg [4:0] \$406 ;
-  reg [4:0] \$407 ;
-  reg [5:0] \$408 ;
-  reg [6:0] \$409 ;
+  reg [4:0] \$403 ;
+  reg [4:0] \$404 ;
+  reg [5:0] \$405 ;
+  reg [6:0] \$406 ;
+  reg [7:0] \$407 ;
+  reg [2:0] \$408 ;
+  reg [2:0] \$409 ;
   wire [1:0] \$41 ;
-  reg [7:0] \$410 ;
+  reg [2:0] \$410 ;
   reg [2:0] \$411 ;
   reg [2:0] \$412 ;
   reg [2:0] \$413 ;
   reg [2:0] \$414 ;
   reg [2:0] \$415 ;
-  reg [2:0] \$416 ;
-  reg [2:0] \$417 ;
-  reg [2:0] \$418 ;
-  reg [4:0] \$419 ;
+  reg [4:0] \$416 ;
+  reg [4:0] \$417 ;
+  reg [5:0] \$418 ;
+  reg [6:0] \$419 ;
   wire \$42 ;
-  reg [4:0] \$420 ;
-  reg [5:0] \$421 ;
-  reg [6:0] \$422 ;
-  reg [7:0] \$423 ;
+  reg [7:0] \$420 ;
+  reg [2:0] \$421 ;
+  reg [2:0] \$422 ;
+  reg [2:0] \$423 ;
   reg [2:0] \$424 ;
   reg [2:0] \$425 ;
   reg [2:0] \$426 ;
   reg [2:0] \$427 ;
   reg [2:0] \$428 ;
-  reg [2:0] \$429 ;
+  reg [4:0] \$429 ;
   wire \$43 ;
-  reg [2:0] \$430 ;
-  reg [2:0] \$431 ;
-  reg [4:0] \$432 ;
-  reg [4:0] \$433 ;
-  reg [5:0] \$434 ;
-  reg [6:0] \$435 ;
-  reg [7:0] \$436 ;
+  reg [4:0] \$430 ;
+  reg [5:0] \$431 ;
+  reg [6:0] \$432 ;
+  reg [7:0] \$433 ;
+  reg [2:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg [2:0] \$436 ;
   reg [2:0] \$437 ;
   reg [2:0] \$438 ;
   reg [2:0] \$439 ;
   wire \$44 ;
   reg [2:0] \$440 ;
   reg [2:0] \$441 ;
-  reg [2:0] \$442 ;
-  reg [2:0] \$443 ;
-  reg [2:0] \$444 ;
-  reg [4:0] \$445 ;
-  reg [4:0] \$446 ;
-  reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [7:0] \$449 ;
+  reg [4:0] \$442 ;
+  reg [4:0] \$443 ;
+  reg [5:0] \$444 ;
+  reg [6:0] \$445 ;
+  reg [7:0] \$446 ;
+  reg [2:0] \$447 ;
+  reg [2:0] \$448 ;
+  reg [2:0] \$449 ;
   wire [1:0] \$45 ;
   reg [2:0] \$450 ;
   reg [2:0] \$451 ;
   reg [2:0] \$452 ;
   reg [2:0] \$453 ;
   reg [2:0] \$454 ;
-  reg [2:0] \$455 ;
-  reg [2:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [4:0] \$458 ;
-  reg [4:0] \$459 ;
+  reg [4:0] \$455 ;
+  reg [4:0] \$456 ;
+  reg [5:0] \$457 ;
+  reg [6:0] \$458 ;
+  reg [7:0] \$459 ;
   wire \$46 ;
-  reg [5:0] \$460 ;
-  reg [6:0] \$461 ;
-  reg [7:0] \$462 ;
+  reg [2:0] \$460 ;
+  reg [2:0] \$461 ;
+  reg [2:0] \$462 ;
   reg [2:0] \$463 ;
   reg [2:0] \$464 ;
   reg [2:0] \$465 ;
   reg [2:0] \$466 ;
   reg [2:0] \$467 ;
-  reg [2:0] \$468 ;
-  reg [2:0] \$469 ;
+  reg [4:0] \$468 ;
+  reg [4:0] \$469 ;
   wire \$47 ;
-  reg [2:0] \$470 ;
-  reg [4:0] \$471 ;
-  reg [4:0] \$472 ;
-  reg [5:0] \$473 ;
-  reg [6:0] \$474 ;
-  reg [7:0] \$475 ;
-  reg \$476 ;
+  reg [5:0] \$470 ;
+  reg [6:0] \$471 ;
+  reg [7:0] \$472 ;
+  reg \$473 ;
+  reg \$474 ;
+  reg [2:0] \$475 ;
+  reg [63:0] \$476 ;
   reg \$477 ;
-  reg [2:0] \$478 ;
-  reg [63:0] \$479 ;
+  reg [7:0] \$478 ;
+  reg [7:0] \$479 ;
   wire \$48 ;
-  reg \$480 ;
+  reg [7:0] \$480 ;
   reg [7:0] \$481 ;
   reg [7:0] \$482 ;
   reg [7:0] \$483 ;
   reg [7:0] \$484 ;
   reg [7:0] \$485 ;
-  reg [7:0] \$486 ;
+  reg \$486 ;
   reg [7:0] \$487 ;
-  reg [7:0] \$488 ;
-  reg \$489 ;
   wire [1:0] \$49 ;
-  reg [7:0] \$490 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -11884,29 +11857,23 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire [1:0] \$565 ;
-  wire \$567 ;
   wire [1:0] \$57 ;
-  wire [4:0] \$571 ;
-  wire \$573 ;
-  wire [3:0] \$578 ;
   wire \$58 ;
-  wire \$580 ;
   wire \$59 ;
   wire [31:0] \$6 ;
   wire \$60 ;
   wire [1:0] \$61 ;
   wire [1:0] \$62 ;
-  wire [1:0] \$63 ;
-  wire [4:0] \$64 ;
-  wire [4:0] \$65 ;
+  wire [4:0] \$63 ;
+  wire \$64 ;
+  wire [3:0] \$65 ;
   wire \$66 ;
-  wire [3:0] \$67 ;
-  wire [3:0] \$68 ;
-  wire \$69 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire [1:0] \$69 ;
   wire [6:0] \$7 ;
-  wire \$70 ;
-  wire \$71 ;
+  wire [1:0] \$70 ;
+  wire [2:0] \$71 ;
   wire [1:0] \$72 ;
   wire [1:0] \$73 ;
   wire [2:0] \$74 ;
@@ -11930,13 +11897,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$90 ;
   wire [1:0] \$91 ;
   wire [2:0] \$92 ;
-  wire [1:0] \$93 ;
-  wire [1:0] \$94 ;
-  wire [2:0] \$95 ;
+  wire [3:0] \$93 ;
+  wire [3:0] \$94 ;
+  wire [4:0] \$95 ;
   wire [3:0] \$96 ;
   wire [3:0] \$97 ;
   wire [4:0] \$98 ;
-  wire [3:0] \$99 ;
+  wire [5:0] \$99 ;
   reg \$signal  = 1'h0;
   reg \$signal$71  = 1'h0;
   reg \$signature__addr  = 1'h0;
@@ -12434,165 +12401,147 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   assign port__data = _2_;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$411 ;
+    tree3_l3_1_0 <= \$417 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$412 ;
+    tree3_l4_0_0 <= \$418 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$413 ;
+    raw3 <= \$419 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$414 ;
+    acc3 <= \$420 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$415 ;
+    tree4_l1_0_0 <= \$421 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$416 ;
+    tree4_l1_1_0 <= \$422 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$417 ;
+    tree4_l1_2_0 <= \$423 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$418 ;
+    tree4_l1_3_0 <= \$424 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$419 ;
+    tree4_l1_4_0 <= \$425 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$420 ;
+    tree4_l1_5_0 <= \$426 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$421 ;
+    tree4_l1_6_0 <= \$427 ;
   always @(posedge clk)
-    raw3 <= \$422 ;
+    tree4_l1_7_0 <= \$428 ;
   always @(posedge clk)
-    acc3 <= \$423 ;
+    tree4_l3_0_0 <= \$429 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$424 ;
+    tree4_l3_1_0 <= \$430 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$425 ;
+    tree4_l4_0_0 <= \$431 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$426 ;
+    raw4 <= \$432 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$427 ;
+    acc4 <= \$433 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$428 ;
+    tree5_l1_0_0 <= \$434 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$429 ;
+    tree5_l1_1_0 <= \$435 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$430 ;
+    tree5_l1_2_0 <= \$436 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$431 ;
+    tree5_l1_3_0 <= \$437 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$432 ;
+    tree5_l1_4_0 <= \$438 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$433 ;
+    tree5_l1_5_0 <= \$439 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$434 ;
+    tree5_l1_6_0 <= \$440 ;
   always @(posedge clk)
-    raw4 <= \$435 ;
+    tree5_l1_7_0 <= \$441 ;
   always @(posedge clk)
-    acc4 <= \$436 ;
+    tree5_l3_0_0 <= \$442 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$437 ;
+    tree5_l3_1_0 <= \$443 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$438 ;
+    tree5_l4_0_0 <= \$444 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$439 ;
+    raw5 <= \$445 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$440 ;
+    acc5 <= \$446 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$441 ;
+    tree6_l1_0_0 <= \$447 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$442 ;
+    tree6_l1_1_0 <= \$448 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$443 ;
+    tree6_l1_2_0 <= \$449 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$444 ;
+    tree6_l1_3_0 <= \$450 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$445 ;
+    tree6_l1_4_0 <= \$451 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$446 ;
+    tree6_l1_5_0 <= \$452 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$447 ;
+    tree6_l1_6_0 <= \$453 ;
   always @(posedge clk)
-    raw5 <= \$448 ;
+    tree6_l1_7_0 <= \$454 ;
   always @(posedge clk)
-    acc5 <= \$449 ;
+    tree6_l3_0_0 <= \$455 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$450 ;
+    tree6_l3_1_0 <= \$456 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$451 ;
+    tree6_l4_0_0 <= \$457 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$452 ;
+    raw6 <= \$458 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$453 ;
+    acc6 <= \$459 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$454 ;
+    tree7_l1_0_0 <= \$460 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$455 ;
+    tree7_l1_1_0 <= \$461 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$456 ;
+    tree7_l1_2_0 <= \$462 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$457 ;
+    tree7_l1_3_0 <= \$463 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$458 ;
+    tree7_l1_4_0 <= \$464 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$459 ;
+    tree7_l1_5_0 <= \$465 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$460 ;
+    tree7_l1_6_0 <= \$466 ;
   always @(posedge clk)
-    raw6 <= \$461 ;
+    tree7_l1_7_0 <= \$467 ;
   always @(posedge clk)
-    acc6 <= \$462 ;
+    tree7_l3_0_0 <= \$468 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$463 ;
+    tree7_l3_1_0 <= \$469 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$464 ;
+    tree7_l4_0_0 <= \$470 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$465 ;
+    raw7 <= \$471 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$466 ;
+    acc7 <= \$472 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$467 ;
+    v2 <= \$473 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$468 ;
+    v2_d0 <= \$474 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$469 ;
+    \port__addr$55  <= \$475 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$470 ;
+    thresholds_d0 <= \$476 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$471 ;
+    \v2_d0$181  <= \$477 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$472 ;
+    acc0_d0 <= \$478 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$473 ;
+    acc1_d0 <= \$479 ;
   always @(posedge clk)
-    raw7 <= \$474 ;
+    acc2_d0 <= \$480 ;
   always @(posedge clk)
-    acc7 <= \$475 ;
+    acc3_d0 <= \$481 ;
   always @(posedge clk)
-    v2 <= \$476 ;
+    acc4_d0 <= \$482 ;
   always @(posedge clk)
-    v2_d0 <= \$477 ;
+    acc5_d0 <= \$483 ;
   always @(posedge clk)
-    \port__addr$55  <= \$478 ;
+    acc6_d0 <= \$484 ;
   always @(posedge clk)
-    thresholds_d0 <= \$479 ;
+    acc7_d0 <= \$485 ;
   always @(posedge clk)
-    \v2_d0$181  <= \$480 ;
+    o__valid <= \$486 ;
   always @(posedge clk)
-    acc0_d0 <= \$481 ;
-  always @(posedge clk)
-    acc1_d0 <= \$482 ;
-  always @(posedge clk)
-    acc2_d0 <= \$483 ;
-  always @(posedge clk)
-    acc3_d0 <= \$484 ;
-  always @(posedge clk)
-    acc4_d0 <= \$485 ;
-  always @(posedge clk)
-    acc5_d0 <= \$486 ;
-  always @(posedge clk)
-    acc6_d0 <= \$487 ;
-  always @(posedge clk)
-    acc7_d0 <= \$488 ;
-  always @(posedge clk)
-    o__valid <= \$489 ;
-  always @(posedge clk)
-    o__payload <= \$490 ;
+    o__payload <= \$487 ;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
@@ -12667,881 +12616,857 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \$60  = { \$58 , acc7_d0[6:0] } >= { \$59 , thresholds_d0[62:56] };
   assign \$61  = 1'h0 + \$60 ;
   assign \$62  = \$signature__addr  + 1'h1;
-  assign \$565  = \$62  % 2'h2;
-  assign \$64  = port__addr + 1'h1;
-  assign \$571  = \$64  % 5'h10;
-  assign \$67  = nf + 1'h1;
-  assign \$578  = \$67  % 4'h8;
-  assign \$69  = ! nf;
-  assign \$70  = ! \$signature__addr ;
-  assign \$72  = xnor0[0] + xnor0[1];
-  assign \$73  = xnor0[2] + xnor0[3];
+  assign \$63  = port__addr + 1'h1;
+  assign \$65  = nf + 1'h1;
+  assign \$66  = ! nf;
+  assign \$67  = ! \$signature__addr ;
+  assign \$69  = xnor0[0] + xnor0[1];
+  assign \$70  = xnor0[2] + xnor0[3];
+  assign \$71  = \$69  + \$70 ;
+  assign \$72  = xnor0[4] + xnor0[5];
+  assign \$73  = xnor0[6] + xnor0[7];
   assign \$74  = \$72  + \$73 ;
-  assign \$75  = xnor0[4] + xnor0[5];
-  assign \$76  = xnor0[6] + xnor0[7];
+  assign \$75  = xnor0[8] + xnor0[9];
+  assign \$76  = xnor0[10] + xnor0[11];
   assign \$77  = \$75  + \$76 ;
-  assign \$78  = xnor0[8] + xnor0[9];
-  assign \$79  = xnor0[10] + xnor0[11];
+  assign \$78  = xnor0[12] + xnor0[13];
+  assign \$79  = xnor0[14] + xnor0[15];
   assign \$80  = \$78  + \$79 ;
-  assign \$81  = xnor0[12] + xnor0[13];
-  assign \$82  = xnor0[14] + xnor0[15];
+  assign \$81  = xnor0[16] + xnor0[17];
+  assign \$82  = xnor0[18] + xnor0[19];
   assign \$83  = \$81  + \$82 ;
-  assign \$84  = xnor0[16] + xnor0[17];
-  assign \$85  = xnor0[18] + xnor0[19];
+  assign \$84  = xnor0[20] + xnor0[21];
+  assign \$85  = xnor0[22] + xnor0[23];
   assign \$86  = \$84  + \$85 ;
-  assign \$87  = xnor0[20] + xnor0[21];
-  assign \$88  = xnor0[22] + xnor0[23];
+  assign \$87  = xnor0[24] + xnor0[25];
+  assign \$88  = xnor0[26] + xnor0[27];
   assign \$89  = \$87  + \$88 ;
-  assign \$90  = xnor0[24] + xnor0[25];
-  assign \$91  = xnor0[26] + xnor0[27];
+  assign \$90  = xnor0[28] + xnor0[29];
+  assign \$91  = xnor0[30] + xnor0[31];
   assign \$92  = \$90  + \$91 ;
-  assign \$93  = xnor0[28] + xnor0[29];
-  assign \$94  = xnor0[30] + xnor0[31];
+  assign \$93  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$94  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$95  = \$93  + \$94 ;
-  assign \$96  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$97  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$96  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$97  = tree0_l1_6_0 + tree0_l1_7_0;
   assign \$98  = \$96  + \$97 ;
-  assign \$99  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$100  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$101  = \$99  + \$100 ;
-  assign \$102  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$103  = advance & v1_d3;
-  assign \$104  = 2'h2 * raw0;
-  assign \$105  = \$104  - 7'h40;
-  assign \$106  = xnor1[0] + xnor1[1];
-  assign \$107  = xnor1[2] + xnor1[3];
+  assign \$99  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$100  = advance & v1_d3;
+  assign \$101  = 2'h2 * raw0;
+  assign \$102  = \$101  - 7'h40;
+  assign \$103  = xnor1[0] + xnor1[1];
+  assign \$104  = xnor1[2] + xnor1[3];
+  assign \$105  = \$103  + \$104 ;
+  assign \$106  = xnor1[4] + xnor1[5];
+  assign \$107  = xnor1[6] + xnor1[7];
   assign \$108  = \$106  + \$107 ;
-  assign \$109  = xnor1[4] + xnor1[5];
-  assign \$110  = xnor1[6] + xnor1[7];
+  assign \$109  = xnor1[8] + xnor1[9];
+  assign \$110  = xnor1[10] + xnor1[11];
   assign \$111  = \$109  + \$110 ;
-  assign \$112  = xnor1[8] + xnor1[9];
-  assign \$113  = xnor1[10] + xnor1[11];
+  assign \$112  = xnor1[12] + xnor1[13];
+  assign \$113  = xnor1[14] + xnor1[15];
   assign \$114  = \$112  + \$113 ;
-  assign \$115  = xnor1[12] + xnor1[13];
-  assign \$116  = xnor1[14] + xnor1[15];
+  assign \$115  = xnor1[16] + xnor1[17];
+  assign \$116  = xnor1[18] + xnor1[19];
   assign \$117  = \$115  + \$116 ;
-  assign \$118  = xnor1[16] + xnor1[17];
-  assign \$119  = xnor1[18] + xnor1[19];
+  assign \$118  = xnor1[20] + xnor1[21];
+  assign \$119  = xnor1[22] + xnor1[23];
   assign \$120  = \$118  + \$119 ;
-  assign \$121  = xnor1[20] + xnor1[21];
-  assign \$122  = xnor1[22] + xnor1[23];
+  assign \$121  = xnor1[24] + xnor1[25];
+  assign \$122  = xnor1[26] + xnor1[27];
   assign \$123  = \$121  + \$122 ;
-  assign \$124  = xnor1[24] + xnor1[25];
-  assign \$125  = xnor1[26] + xnor1[27];
+  assign \$124  = xnor1[28] + xnor1[29];
+  assign \$125  = xnor1[30] + xnor1[31];
   assign \$126  = \$124  + \$125 ;
-  assign \$127  = xnor1[28] + xnor1[29];
-  assign \$128  = xnor1[30] + xnor1[31];
+  assign \$127  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$128  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$129  = \$127  + \$128 ;
-  assign \$130  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$131  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$130  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$131  = tree1_l1_6_0 + tree1_l1_7_0;
   assign \$132  = \$130  + \$131 ;
-  assign \$133  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$134  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$135  = \$133  + \$134 ;
-  assign \$136  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$137  = advance & v1_d3;
-  assign \$138  = 2'h2 * raw1;
-  assign \$139  = \$138  - 7'h40;
-  assign \$140  = xnor2[0] + xnor2[1];
-  assign \$141  = xnor2[2] + xnor2[3];
+  assign \$133  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$134  = advance & v1_d3;
+  assign \$135  = 2'h2 * raw1;
+  assign \$136  = \$135  - 7'h40;
+  assign \$137  = xnor2[0] + xnor2[1];
+  assign \$138  = xnor2[2] + xnor2[3];
+  assign \$139  = \$137  + \$138 ;
+  assign \$140  = xnor2[4] + xnor2[5];
+  assign \$141  = xnor2[6] + xnor2[7];
   assign \$142  = \$140  + \$141 ;
-  assign \$143  = xnor2[4] + xnor2[5];
-  assign \$144  = xnor2[6] + xnor2[7];
+  assign \$143  = xnor2[8] + xnor2[9];
+  assign \$144  = xnor2[10] + xnor2[11];
   assign \$145  = \$143  + \$144 ;
-  assign \$146  = xnor2[8] + xnor2[9];
-  assign \$147  = xnor2[10] + xnor2[11];
+  assign \$146  = xnor2[12] + xnor2[13];
+  assign \$147  = xnor2[14] + xnor2[15];
   assign \$148  = \$146  + \$147 ;
-  assign \$149  = xnor2[12] + xnor2[13];
-  assign \$150  = xnor2[14] + xnor2[15];
+  assign \$149  = xnor2[16] + xnor2[17];
+  assign \$150  = xnor2[18] + xnor2[19];
   assign \$151  = \$149  + \$150 ;
-  assign \$152  = xnor2[16] + xnor2[17];
-  assign \$153  = xnor2[18] + xnor2[19];
+  assign \$152  = xnor2[20] + xnor2[21];
+  assign \$153  = xnor2[22] + xnor2[23];
   assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor2[20] + xnor2[21];
-  assign \$156  = xnor2[22] + xnor2[23];
+  assign \$155  = xnor2[24] + xnor2[25];
+  assign \$156  = xnor2[26] + xnor2[27];
   assign \$157  = \$155  + \$156 ;
-  assign \$158  = xnor2[24] + xnor2[25];
-  assign \$159  = xnor2[26] + xnor2[27];
+  assign \$158  = xnor2[28] + xnor2[29];
+  assign \$159  = xnor2[30] + xnor2[31];
   assign \$160  = \$158  + \$159 ;
-  assign \$161  = xnor2[28] + xnor2[29];
-  assign \$162  = xnor2[30] + xnor2[31];
+  assign \$161  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$162  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$163  = \$161  + \$162 ;
-  assign \$164  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$165  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$164  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$165  = tree2_l1_6_0 + tree2_l1_7_0;
   assign \$166  = \$164  + \$165 ;
-  assign \$167  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$168  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$169  = \$167  + \$168 ;
-  assign \$170  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$171  = advance & v1_d3;
-  assign \$172  = 2'h2 * raw2;
-  assign \$173  = \$172  - 7'h40;
-  assign \$174  = xnor3[0] + xnor3[1];
-  assign \$175  = xnor3[2] + xnor3[3];
+  assign \$167  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$168  = advance & v1_d3;
+  assign \$169  = 2'h2 * raw2;
+  assign \$170  = \$169  - 7'h40;
+  assign \$171  = xnor3[0] + xnor3[1];
+  assign \$172  = xnor3[2] + xnor3[3];
+  assign \$173  = \$171  + \$172 ;
+  assign \$174  = xnor3[4] + xnor3[5];
+  assign \$175  = xnor3[6] + xnor3[7];
   assign \$176  = \$174  + \$175 ;
-  assign \$177  = xnor3[4] + xnor3[5];
-  assign \$178  = xnor3[6] + xnor3[7];
+  assign \$177  = xnor3[8] + xnor3[9];
+  assign \$178  = xnor3[10] + xnor3[11];
   assign \$179  = \$177  + \$178 ;
-  assign \$180  = xnor3[8] + xnor3[9];
-  assign \$181  = xnor3[10] + xnor3[11];
+  assign \$180  = xnor3[12] + xnor3[13];
+  assign \$181  = xnor3[14] + xnor3[15];
   assign \$182  = \$180  + \$181 ;
-  assign \$183  = xnor3[12] + xnor3[13];
-  assign \$184  = xnor3[14] + xnor3[15];
+  assign \$183  = xnor3[16] + xnor3[17];
+  assign \$184  = xnor3[18] + xnor3[19];
   assign \$185  = \$183  + \$184 ;
-  assign \$186  = xnor3[16] + xnor3[17];
-  assign \$187  = xnor3[18] + xnor3[19];
+  assign \$186  = xnor3[20] + xnor3[21];
+  assign \$187  = xnor3[22] + xnor3[23];
   assign \$188  = \$186  + \$187 ;
-  assign \$189  = xnor3[20] + xnor3[21];
-  assign \$190  = xnor3[22] + xnor3[23];
+  assign \$189  = xnor3[24] + xnor3[25];
+  assign \$190  = xnor3[26] + xnor3[27];
   assign \$191  = \$189  + \$190 ;
-  assign \$192  = xnor3[24] + xnor3[25];
-  assign \$193  = xnor3[26] + xnor3[27];
+  assign \$192  = xnor3[28] + xnor3[29];
+  assign \$193  = xnor3[30] + xnor3[31];
   assign \$194  = \$192  + \$193 ;
-  assign \$195  = xnor3[28] + xnor3[29];
-  assign \$196  = xnor3[30] + xnor3[31];
+  assign \$195  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$196  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$197  = \$195  + \$196 ;
-  assign \$198  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$199  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$198  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$199  = tree3_l1_6_0 + tree3_l1_7_0;
   assign \$200  = \$198  + \$199 ;
-  assign \$201  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$202  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$203  = \$201  + \$202 ;
-  assign \$204  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$205  = advance & v1_d3;
-  assign \$206  = 2'h2 * raw3;
-  assign \$207  = \$206  - 7'h40;
-  assign \$208  = xnor4[0] + xnor4[1];
-  assign \$209  = xnor4[2] + xnor4[3];
+  assign \$201  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$202  = advance & v1_d3;
+  assign \$203  = 2'h2 * raw3;
+  assign \$204  = \$203  - 7'h40;
+  assign \$205  = xnor4[0] + xnor4[1];
+  assign \$206  = xnor4[2] + xnor4[3];
+  assign \$207  = \$205  + \$206 ;
+  assign \$208  = xnor4[4] + xnor4[5];
+  assign \$209  = xnor4[6] + xnor4[7];
   assign \$210  = \$208  + \$209 ;
-  assign \$211  = xnor4[4] + xnor4[5];
-  assign \$212  = xnor4[6] + xnor4[7];
+  assign \$211  = xnor4[8] + xnor4[9];
+  assign \$212  = xnor4[10] + xnor4[11];
   assign \$213  = \$211  + \$212 ;
-  assign \$214  = xnor4[8] + xnor4[9];
-  assign \$215  = xnor4[10] + xnor4[11];
+  assign \$214  = xnor4[12] + xnor4[13];
+  assign \$215  = xnor4[14] + xnor4[15];
   assign \$216  = \$214  + \$215 ;
-  assign \$217  = xnor4[12] + xnor4[13];
-  assign \$218  = xnor4[14] + xnor4[15];
+  assign \$217  = xnor4[16] + xnor4[17];
+  assign \$218  = xnor4[18] + xnor4[19];
   assign \$219  = \$217  + \$218 ;
-  assign \$220  = xnor4[16] + xnor4[17];
-  assign \$221  = xnor4[18] + xnor4[19];
+  assign \$220  = xnor4[20] + xnor4[21];
+  assign \$221  = xnor4[22] + xnor4[23];
   assign \$222  = \$220  + \$221 ;
-  assign \$223  = xnor4[20] + xnor4[21];
-  assign \$224  = xnor4[22] + xnor4[23];
+  assign \$223  = xnor4[24] + xnor4[25];
+  assign \$224  = xnor4[26] + xnor4[27];
   assign \$225  = \$223  + \$224 ;
-  assign \$226  = xnor4[24] + xnor4[25];
-  assign \$227  = xnor4[26] + xnor4[27];
+  assign \$226  = xnor4[28] + xnor4[29];
+  assign \$227  = xnor4[30] + xnor4[31];
   assign \$228  = \$226  + \$227 ;
-  assign \$229  = xnor4[28] + xnor4[29];
-  assign \$230  = xnor4[30] + xnor4[31];
+  assign \$229  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$230  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$231  = \$229  + \$230 ;
-  assign \$232  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$233  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$232  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$233  = tree4_l1_6_0 + tree4_l1_7_0;
   assign \$234  = \$232  + \$233 ;
-  assign \$235  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$236  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$237  = \$235  + \$236 ;
-  assign \$238  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$239  = advance & v1_d3;
-  assign \$240  = 2'h2 * raw4;
-  assign \$241  = \$240  - 7'h40;
-  assign \$242  = xnor5[0] + xnor5[1];
-  assign \$243  = xnor5[2] + xnor5[3];
+  assign \$235  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$236  = advance & v1_d3;
+  assign \$237  = 2'h2 * raw4;
+  assign \$238  = \$237  - 7'h40;
+  assign \$239  = xnor5[0] + xnor5[1];
+  assign \$240  = xnor5[2] + xnor5[3];
+  assign \$241  = \$239  + \$240 ;
+  assign \$242  = xnor5[4] + xnor5[5];
+  assign \$243  = xnor5[6] + xnor5[7];
   assign \$244  = \$242  + \$243 ;
-  assign \$245  = xnor5[4] + xnor5[5];
-  assign \$246  = xnor5[6] + xnor5[7];
+  assign \$245  = xnor5[8] + xnor5[9];
+  assign \$246  = xnor5[10] + xnor5[11];
   assign \$247  = \$245  + \$246 ;
-  assign \$248  = xnor5[8] + xnor5[9];
-  assign \$249  = xnor5[10] + xnor5[11];
+  assign \$248  = xnor5[12] + xnor5[13];
+  assign \$249  = xnor5[14] + xnor5[15];
   assign \$250  = \$248  + \$249 ;
-  assign \$251  = xnor5[12] + xnor5[13];
-  assign \$252  = xnor5[14] + xnor5[15];
+  assign \$251  = xnor5[16] + xnor5[17];
+  assign \$252  = xnor5[18] + xnor5[19];
   assign \$253  = \$251  + \$252 ;
-  assign \$254  = xnor5[16] + xnor5[17];
-  assign \$255  = xnor5[18] + xnor5[19];
+  assign \$254  = xnor5[20] + xnor5[21];
+  assign \$255  = xnor5[22] + xnor5[23];
   assign \$256  = \$254  + \$255 ;
-  assign \$257  = xnor5[20] + xnor5[21];
-  assign \$258  = xnor5[22] + xnor5[23];
+  assign \$257  = xnor5[24] + xnor5[25];
+  assign \$258  = xnor5[26] + xnor5[27];
   assign \$259  = \$257  + \$258 ;
-  assign \$260  = xnor5[24] + xnor5[25];
-  assign \$261  = xnor5[26] + xnor5[27];
+  assign \$260  = xnor5[28] + xnor5[29];
+  assign \$261  = xnor5[30] + xnor5[31];
   assign \$262  = \$260  + \$261 ;
-  assign \$263  = xnor5[28] + xnor5[29];
-  assign \$264  = xnor5[30] + xnor5[31];
+  assign \$263  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$264  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$265  = \$263  + \$264 ;
-  assign \$266  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$267  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$266  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$267  = tree5_l1_6_0 + tree5_l1_7_0;
   assign \$268  = \$266  + \$267 ;
-  assign \$269  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$270  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$271  = \$269  + \$270 ;
-  assign \$272  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$273  = advance & v1_d3;
-  assign \$274  = 2'h2 * raw5;
-  assign \$275  = \$274  - 7'h40;
-  assign \$276  = xnor6[0] + xnor6[1];
-  assign \$277  = xnor6[2] + xnor6[3];
+  assign \$269  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$270  = advance & v1_d3;
+  assign \$271  = 2'h2 * raw5;
+  assign \$272  = \$271  - 7'h40;
+  assign \$273  = xnor6[0] + xnor6[1];
+  assign \$274  = xnor6[2] + xnor6[3];
+  assign \$275  = \$273  + \$274 ;
+  assign \$276  = xnor6[4] + xnor6[5];
+  assign \$277  = xnor6[6] + xnor6[7];
   assign \$278  = \$276  + \$277 ;
-  assign \$279  = xnor6[4] + xnor6[5];
-  assign \$280  = xnor6[6] + xnor6[7];
+  assign \$279  = xnor6[8] + xnor6[9];
+  assign \$280  = xnor6[10] + xnor6[11];
   assign \$281  = \$279  + \$280 ;
-  assign \$282  = xnor6[8] + xnor6[9];
-  assign \$283  = xnor6[10] + xnor6[11];
+  assign \$282  = xnor6[12] + xnor6[13];
+  assign \$283  = xnor6[14] + xnor6[15];
   assign \$284  = \$282  + \$283 ;
-  assign \$285  = xnor6[12] + xnor6[13];
-  assign \$286  = xnor6[14] + xnor6[15];
+  assign \$285  = xnor6[16] + xnor6[17];
+  assign \$286  = xnor6[18] + xnor6[19];
   assign \$287  = \$285  + \$286 ;
-  assign \$288  = xnor6[16] + xnor6[17];
-  assign \$289  = xnor6[18] + xnor6[19];
+  assign \$288  = xnor6[20] + xnor6[21];
+  assign \$289  = xnor6[22] + xnor6[23];
   assign \$290  = \$288  + \$289 ;
-  assign \$291  = xnor6[20] + xnor6[21];
-  assign \$292  = xnor6[22] + xnor6[23];
+  assign \$291  = xnor6[24] + xnor6[25];
+  assign \$292  = xnor6[26] + xnor6[27];
   assign \$293  = \$291  + \$292 ;
-  assign \$294  = xnor6[24] + xnor6[25];
-  assign \$295  = xnor6[26] + xnor6[27];
+  assign \$294  = xnor6[28] + xnor6[29];
+  assign \$295  = xnor6[30] + xnor6[31];
   assign \$296  = \$294  + \$295 ;
-  assign \$297  = xnor6[28] + xnor6[29];
-  assign \$298  = xnor6[30] + xnor6[31];
+  assign \$297  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$298  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$299  = \$297  + \$298 ;
-  assign \$300  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$301  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$300  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$301  = tree6_l1_6_0 + tree6_l1_7_0;
   assign \$302  = \$300  + \$301 ;
-  assign \$303  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$304  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$305  = \$303  + \$304 ;
-  assign \$306  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$307  = advance & v1_d3;
-  assign \$308  = 2'h2 * raw6;
-  assign \$309  = \$308  - 7'h40;
-  assign \$310  = xnor7[0] + xnor7[1];
-  assign \$311  = xnor7[2] + xnor7[3];
+  assign \$303  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$304  = advance & v1_d3;
+  assign \$305  = 2'h2 * raw6;
+  assign \$306  = \$305  - 7'h40;
+  assign \$307  = xnor7[0] + xnor7[1];
+  assign \$308  = xnor7[2] + xnor7[3];
+  assign \$309  = \$307  + \$308 ;
+  assign \$310  = xnor7[4] + xnor7[5];
+  assign \$311  = xnor7[6] + xnor7[7];
   assign \$312  = \$310  + \$311 ;
-  assign \$313  = xnor7[4] + xnor7[5];
-  assign \$314  = xnor7[6] + xnor7[7];
+  assign \$313  = xnor7[8] + xnor7[9];
+  assign \$314  = xnor7[10] + xnor7[11];
   assign \$315  = \$313  + \$314 ;
-  assign \$316  = xnor7[8] + xnor7[9];
-  assign \$317  = xnor7[10] + xnor7[11];
+  assign \$316  = xnor7[12] + xnor7[13];
+  assign \$317  = xnor7[14] + xnor7[15];
   assign \$318  = \$316  + \$317 ;
-  assign \$319  = xnor7[12] + xnor7[13];
-  assign \$320  = xnor7[14] + xnor7[15];
+  assign \$319  = xnor7[16] + xnor7[17];
+  assign \$320  = xnor7[18] + xnor7[19];
   assign \$321  = \$319  + \$320 ;
-  assign \$322  = xnor7[16] + xnor7[17];
-  assign \$323  = xnor7[18] + xnor7[19];
+  assign \$322  = xnor7[20] + xnor7[21];
+  assign \$323  = xnor7[22] + xnor7[23];
   assign \$324  = \$322  + \$323 ;
-  assign \$325  = xnor7[20] + xnor7[21];
-  assign \$326  = xnor7[22] + xnor7[23];
+  assign \$325  = xnor7[24] + xnor7[25];
+  assign \$326  = xnor7[26] + xnor7[27];
   assign \$327  = \$325  + \$326 ;
-  assign \$328  = xnor7[24] + xnor7[25];
-  assign \$329  = xnor7[26] + xnor7[27];
+  assign \$328  = xnor7[28] + xnor7[29];
+  assign \$329  = xnor7[30] + xnor7[31];
   assign \$330  = \$328  + \$329 ;
-  assign \$331  = xnor7[28] + xnor7[29];
-  assign \$332  = xnor7[30] + xnor7[31];
+  assign \$331  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$332  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$333  = \$331  + \$332 ;
-  assign \$334  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$335  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$334  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$335  = tree7_l1_6_0 + tree7_l1_7_0;
   assign \$336  = \$334  + \$335 ;
-  assign \$337  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$338  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$339  = \$337  + \$338 ;
-  assign \$340  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$341  = advance & v1_d3;
-  assign \$342  = 2'h2 * raw7;
-  assign \$343  = \$342  - 7'h40;
-  assign \$344  = v1_d3 & last1_d3;
+  assign \$337  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$338  = advance & v1_d3;
+  assign \$339  = 2'h2 * raw7;
+  assign \$340  = \$339  - 7'h40;
+  assign \$341  = v1_d3 & last1_d3;
   always @(posedge clk)
-    \$signature__addr  <= \$345 ;
+    \$signature__addr  <= \$342 ;
   always @(posedge clk)
-    port__addr <= \$346 ;
+    port__addr <= \$343 ;
   always @(posedge clk)
-    nf <= \$347 ;
+    nf <= \$344 ;
   always @(posedge clk)
-    \$signal  <= \$348 ;
+    \$signal  <= \$345 ;
   always @(posedge clk)
-    x1 <= \$349 ;
+    x1 <= \$346 ;
   always @(posedge clk)
-    fresh1 <= \$350 ;
+    fresh1 <= \$347 ;
   always @(posedge clk)
-    \$signal$71  <= \$351 ;
+    \$signal$71  <= \$348 ;
   always @(posedge clk)
-    last1 <= \$352 ;
+    last1 <= \$349 ;
   always @(posedge clk)
-    nf1 <= \$353 ;
+    nf1 <= \$350 ;
   always @(posedge clk)
-    x_in_d0 <= \$354 ;
+    x_in_d0 <= \$351 ;
   always @(posedge clk)
-    weights_d0 <= \$355 ;
+    weights_d0 <= \$352 ;
   always @(posedge clk)
-    v1_d0 <= \$356 ;
+    v1_d0 <= \$353 ;
   always @(posedge clk)
-    v1_d1 <= \$357 ;
+    v1_d1 <= \$354 ;
   always @(posedge clk)
-    v1_d2 <= \$358 ;
+    v1_d2 <= \$355 ;
   always @(posedge clk)
-    v1_d3 <= \$359 ;
+    v1_d3 <= \$356 ;
   always @(posedge clk)
-    first1_d0 <= \$360 ;
+    first1_d0 <= \$357 ;
   always @(posedge clk)
-    first1_d1 <= \$361 ;
+    first1_d1 <= \$358 ;
   always @(posedge clk)
-    first1_d2 <= \$362 ;
+    first1_d2 <= \$359 ;
   always @(posedge clk)
-    first1_d3 <= \$363 ;
+    first1_d3 <= \$360 ;
   always @(posedge clk)
-    last1_d0 <= \$364 ;
+    last1_d0 <= \$361 ;
   always @(posedge clk)
-    last1_d1 <= \$365 ;
+    last1_d1 <= \$362 ;
   always @(posedge clk)
-    last1_d2 <= \$366 ;
+    last1_d2 <= \$363 ;
   always @(posedge clk)
-    last1_d3 <= \$367 ;
+    last1_d3 <= \$364 ;
   always @(posedge clk)
-    nf1_d0 <= \$368 ;
+    nf1_d0 <= \$365 ;
   always @(posedge clk)
-    nf1_d1 <= \$369 ;
+    nf1_d1 <= \$366 ;
   always @(posedge clk)
-    nf1_d2 <= \$370 ;
+    nf1_d2 <= \$367 ;
   always @(posedge clk)
-    nf1_d3 <= \$371 ;
+    nf1_d3 <= \$368 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$372 ;
+    tree0_l1_0_0 <= \$369 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$373 ;
+    tree0_l1_1_0 <= \$370 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$374 ;
+    tree0_l1_2_0 <= \$371 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$375 ;
+    tree0_l1_3_0 <= \$372 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$376 ;
+    tree0_l1_4_0 <= \$373 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$377 ;
+    tree0_l1_5_0 <= \$374 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$378 ;
+    tree0_l1_6_0 <= \$375 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$379 ;
+    tree0_l1_7_0 <= \$376 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$380 ;
+    tree0_l3_0_0 <= \$377 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$381 ;
+    tree0_l3_1_0 <= \$378 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$382 ;
+    tree0_l4_0_0 <= \$379 ;
   always @(posedge clk)
-    raw0 <= \$383 ;
+    raw0 <= \$380 ;
   always @(posedge clk)
-    acc0 <= \$384 ;
+    acc0 <= \$381 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$385 ;
+    tree1_l1_0_0 <= \$382 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$386 ;
+    tree1_l1_1_0 <= \$383 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$387 ;
+    tree1_l1_2_0 <= \$384 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$388 ;
+    tree1_l1_3_0 <= \$385 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$389 ;
+    tree1_l1_4_0 <= \$386 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$390 ;
+    tree1_l1_5_0 <= \$387 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$391 ;
+    tree1_l1_6_0 <= \$388 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$392 ;
+    tree1_l1_7_0 <= \$389 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$393 ;
+    tree1_l3_0_0 <= \$390 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$394 ;
+    tree1_l3_1_0 <= \$391 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$395 ;
+    tree1_l4_0_0 <= \$392 ;
   always @(posedge clk)
-    raw1 <= \$396 ;
+    raw1 <= \$393 ;
   always @(posedge clk)
-    acc1 <= \$397 ;
+    acc1 <= \$394 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$398 ;
+    tree2_l1_0_0 <= \$395 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$399 ;
+    tree2_l1_1_0 <= \$396 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$400 ;
+    tree2_l1_2_0 <= \$397 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$401 ;
+    tree2_l1_3_0 <= \$398 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$402 ;
+    tree2_l1_4_0 <= \$399 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$403 ;
+    tree2_l1_5_0 <= \$400 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$404 ;
+    tree2_l1_6_0 <= \$401 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$405 ;
+    tree2_l1_7_0 <= \$402 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$406 ;
+    tree2_l3_0_0 <= \$403 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$407 ;
+    tree2_l3_1_0 <= \$404 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$408 ;
+    tree2_l4_0_0 <= \$405 ;
   always @(posedge clk)
-    raw2 <= \$409 ;
+    raw2 <= \$406 ;
   always @(posedge clk)
-    acc2 <= \$410 ;
+    acc2 <= \$407 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$408 ;
+  always @(posedge clk)
+    tree3_l1_1_0 <= \$409 ;
+  always @(posedge clk)
+    tree3_l1_2_0 <= \$410 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$411 ;
+  always @(posedge clk)
+    tree3_l1_4_0 <= \$412 ;
+  always @(posedge clk)
+    tree3_l1_5_0 <= \$413 ;
+  always @(posedge clk)
+    tree3_l1_6_0 <= \$414 ;
+  always @(posedge clk)
+    tree3_l1_7_0 <= \$415 ;
+  always @(posedge clk)
+    tree3_l3_0_0 <= \$416 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$412  = tree3_l1_1_0;
+    \$418  = tree3_l4_0_0;
     if (advance) begin
-      \$412  = \$179 ;
+      \$418  = \$201 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$413  = tree3_l1_2_0;
+    \$419  = raw3;
+    if (\$202 ) begin
+      \$419  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$420  = acc3;
     if (advance) begin
-      \$413  = \$182 ;
+      \$420  = \$204 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$414  = tree3_l1_3_0;
+    \$421  = tree4_l1_0_0;
     if (advance) begin
-      \$414  = \$185 ;
+      \$421  = \$207 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$415  = tree3_l1_4_0;
+    \$422  = tree4_l1_1_0;
     if (advance) begin
-      \$415  = \$188 ;
+      \$422  = \$210 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$416  = tree3_l1_5_0;
+    \$423  = tree4_l1_2_0;
     if (advance) begin
-      \$416  = \$191 ;
+      \$423  = \$213 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$417  = tree3_l1_6_0;
+    \$424  = tree4_l1_3_0;
     if (advance) begin
-      \$417  = \$194 ;
+      \$424  = \$216 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$418  = tree3_l1_7_0;
+    \$425  = tree4_l1_4_0;
     if (advance) begin
-      \$418  = \$197 ;
+      \$425  = \$219 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$419  = tree3_l3_0_0;
+    \$426  = tree4_l1_5_0;
     if (advance) begin
-      \$419  = \$200 ;
+      \$426  = \$222 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$420  = tree3_l3_1_0;
+    \$427  = tree4_l1_6_0;
     if (advance) begin
-      \$420  = \$203 ;
+      \$427  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$421  = tree3_l4_0_0;
+    \$428  = tree4_l1_7_0;
     if (advance) begin
-      \$421  = \$204 ;
+      \$428  = \$228 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$422  = raw3;
-    if (\$205 ) begin
-      \$422  = \$17 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$423  = acc3;
+    \$429  = tree4_l3_0_0;
     if (advance) begin
-      \$423  = \$207 [7:0];
+      \$429  = \$231 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$424  = tree4_l1_0_0;
+    \$430  = tree4_l3_1_0;
     if (advance) begin
-      \$424  = \$210 ;
+      \$430  = \$234 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$425  = tree4_l1_1_0;
+    \$431  = tree4_l4_0_0;
     if (advance) begin
-      \$425  = \$213 ;
+      \$431  = \$235 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$426  = tree4_l1_2_0;
+    \$432  = raw4;
+    if (\$236 ) begin
+      \$432  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$433  = acc4;
     if (advance) begin
-      \$426  = \$216 ;
+      \$433  = \$238 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$427  = tree4_l1_3_0;
+    \$434  = tree5_l1_0_0;
     if (advance) begin
-      \$427  = \$219 ;
+      \$434  = \$241 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$428  = tree4_l1_4_0;
+    \$435  = tree5_l1_1_0;
     if (advance) begin
-      \$428  = \$222 ;
+      \$435  = \$244 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$429  = tree4_l1_5_0;
+    \$436  = tree5_l1_2_0;
     if (advance) begin
-      \$429  = \$225 ;
+      \$436  = \$247 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$430  = tree4_l1_6_0;
+    \$437  = tree5_l1_3_0;
     if (advance) begin
-      \$430  = \$228 ;
+      \$437  = \$250 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$431  = tree4_l1_7_0;
+    \$438  = tree5_l1_4_0;
     if (advance) begin
-      \$431  = \$231 ;
+      \$438  = \$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$432  = tree4_l3_0_0;
+    \$439  = tree5_l1_5_0;
     if (advance) begin
-      \$432  = \$234 ;
+      \$439  = \$256 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$433  = tree4_l3_1_0;
+    \$440  = tree5_l1_6_0;
     if (advance) begin
-      \$433  = \$237 ;
+      \$440  = \$259 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$434  = tree4_l4_0_0;
+    \$441  = tree5_l1_7_0;
     if (advance) begin
-      \$434  = \$238 ;
+      \$441  = \$262 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$435  = raw4;
-    if (\$239 ) begin
-      \$435  = \$20 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$436  = acc4;
+    \$442  = tree5_l3_0_0;
     if (advance) begin
-      \$436  = \$241 [7:0];
+      \$442  = \$265 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$437  = tree5_l1_0_0;
+    \$443  = tree5_l3_1_0;
     if (advance) begin
-      \$437  = \$244 ;
+      \$443  = \$268 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$438  = tree5_l1_1_0;
+    \$444  = tree5_l4_0_0;
     if (advance) begin
-      \$438  = \$247 ;
+      \$444  = \$269 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$439  = tree5_l1_2_0;
+    \$445  = raw5;
+    if (\$270 ) begin
+      \$445  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$446  = acc5;
     if (advance) begin
-      \$439  = \$250 ;
+      \$446  = \$272 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$440  = tree5_l1_3_0;
+    \$447  = tree6_l1_0_0;
     if (advance) begin
-      \$440  = \$253 ;
+      \$447  = \$275 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$441  = tree5_l1_4_0;
+    \$448  = tree6_l1_1_0;
     if (advance) begin
-      \$441  = \$256 ;
+      \$448  = \$278 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$442  = tree5_l1_5_0;
+    \$449  = tree6_l1_2_0;
     if (advance) begin
-      \$442  = \$259 ;
+      \$449  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$443  = tree5_l1_6_0;
+    \$450  = tree6_l1_3_0;
     if (advance) begin
-      \$443  = \$262 ;
+      \$450  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$444  = tree5_l1_7_0;
+    \$451  = tree6_l1_4_0;
     if (advance) begin
-      \$444  = \$265 ;
+      \$451  = \$287 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$445  = tree5_l3_0_0;
+    \$452  = tree6_l1_5_0;
     if (advance) begin
-      \$445  = \$268 ;
+      \$452  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$446  = tree5_l3_1_0;
+    \$453  = tree6_l1_6_0;
     if (advance) begin
-      \$446  = \$271 ;
+      \$453  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$447  = tree5_l4_0_0;
+    \$454  = tree6_l1_7_0;
     if (advance) begin
-      \$447  = \$272 ;
+      \$454  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$448  = raw5;
-    if (\$273 ) begin
-      \$448  = \$23 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$449  = acc5;
+    \$455  = tree6_l3_0_0;
     if (advance) begin
-      \$449  = \$275 [7:0];
+      \$455  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$450  = tree6_l1_0_0;
+    \$456  = tree6_l3_1_0;
     if (advance) begin
-      \$450  = \$278 ;
+      \$456  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$451  = tree6_l1_1_0;
+    \$457  = tree6_l4_0_0;
     if (advance) begin
-      \$451  = \$281 ;
+      \$457  = \$303 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$452  = tree6_l1_2_0;
+    \$458  = raw6;
+    if (\$304 ) begin
+      \$458  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$459  = acc6;
     if (advance) begin
-      \$452  = \$284 ;
+      \$459  = \$306 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$453  = tree6_l1_3_0;
+    \$460  = tree7_l1_0_0;
     if (advance) begin
-      \$453  = \$287 ;
+      \$460  = \$309 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$454  = tree6_l1_4_0;
+    \$461  = tree7_l1_1_0;
     if (advance) begin
-      \$454  = \$290 ;
+      \$461  = \$312 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$455  = tree6_l1_5_0;
+    \$462  = tree7_l1_2_0;
     if (advance) begin
-      \$455  = \$293 ;
+      \$462  = \$315 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$456  = tree6_l1_6_0;
+    \$463  = tree7_l1_3_0;
     if (advance) begin
-      \$456  = \$296 ;
+      \$463  = \$318 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$457  = tree6_l1_7_0;
+    \$464  = tree7_l1_4_0;
     if (advance) begin
-      \$457  = \$299 ;
+      \$464  = \$321 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$458  = tree6_l3_0_0;
+    \$465  = tree7_l1_5_0;
     if (advance) begin
-      \$458  = \$302 ;
+      \$465  = \$324 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$459  = tree6_l3_1_0;
+    \$466  = tree7_l1_6_0;
     if (advance) begin
-      \$459  = \$305 ;
+      \$466  = \$327 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$460  = tree6_l4_0_0;
+    \$467  = tree7_l1_7_0;
     if (advance) begin
-      \$460  = \$306 ;
+      \$467  = \$330 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$461  = raw6;
-    if (\$307 ) begin
-      \$461  = \$26 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$462  = acc6;
+    \$468  = tree7_l3_0_0;
     if (advance) begin
-      \$462  = \$309 [7:0];
+      \$468  = \$333 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$463  = tree7_l1_0_0;
+    \$469  = tree7_l3_1_0;
     if (advance) begin
-      \$463  = \$312 ;
+      \$469  = \$336 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$464  = tree7_l1_1_0;
+    \$470  = tree7_l4_0_0;
     if (advance) begin
-      \$464  = \$315 ;
+      \$470  = \$337 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$465  = tree7_l1_2_0;
+    \$471  = raw7;
+    if (\$338 ) begin
+      \$471  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$472  = acc7;
     if (advance) begin
-      \$465  = \$318 ;
+      \$472  = \$340 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$466  = tree7_l1_3_0;
+    \$473  = v2;
     if (advance) begin
-      \$466  = \$321 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$467  = tree7_l1_4_0;
-    if (advance) begin
-      \$467  = \$324 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$468  = tree7_l1_5_0;
-    if (advance) begin
-      \$468  = \$327 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$469  = tree7_l1_6_0;
-    if (advance) begin
-      \$469  = \$330 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$470  = tree7_l1_7_0;
-    if (advance) begin
-      \$470  = \$333 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$471  = tree7_l3_0_0;
-    if (advance) begin
-      \$471  = \$336 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$472  = tree7_l3_1_0;
-    if (advance) begin
-      \$472  = \$339 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$473  = tree7_l4_0_0;
-    if (advance) begin
-      \$473  = \$340 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$474  = raw7;
-    if (\$341 ) begin
-      \$474  = \$29 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$475  = acc7;
-    if (advance) begin
-      \$475  = \$343 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$476  = v2;
-    if (advance) begin
-      \$476  = \$344 ;
+      \$473  = \$341 ;
     end
     if (rst) begin
-      \$476  = 1'h0;
+      \$473  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$477  = v2_d0;
+    \$474  = v2_d0;
     if (advance) begin
-      \$477  = v2;
+      \$474  = v2;
+    end
+    if (rst) begin
+      \$474  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$475  = \port__addr$55 ;
+    if (advance) begin
+      \$475  = nf1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$476  = thresholds_d0;
+    if (advance) begin
+      \$476  = \port__data$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$477  = \v2_d0$181 ;
+    if (advance) begin
+      \$477  = v2_d0;
     end
     if (rst) begin
       \$477  = 1'h0;
@@ -13549,109 +13474,117 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$478  = \port__addr$55 ;
+    \$478  = acc0_d0;
     if (advance) begin
-      \$478  = nf1_d3;
+      \$478  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$479  = thresholds_d0;
+    \$479  = acc1_d0;
     if (advance) begin
-      \$479  = \port__data$180 ;
+      \$479  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$480  = \v2_d0$181 ;
+    \$480  = acc2_d0;
     if (advance) begin
-      \$480  = v2_d0;
+      \$480  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$481  = acc3_d0;
+    if (advance) begin
+      \$481  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$482  = acc4_d0;
+    if (advance) begin
+      \$482  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$483  = acc5_d0;
+    if (advance) begin
+      \$483  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$484  = acc6_d0;
+    if (advance) begin
+      \$484  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$485  = acc7_d0;
+    if (advance) begin
+      \$485  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$486  = o__valid;
+    if (advance) begin
+      \$486  = \v2_d0$181 ;
     end
     if (rst) begin
-      \$480  = 1'h0;
+      \$486  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$481  = acc0_d0;
+    \$487  = o__payload;
     if (advance) begin
-      \$481  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$482  = acc1_d0;
-    if (advance) begin
-      \$482  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$483  = acc2_d0;
-    if (advance) begin
-      \$483  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$484  = acc3_d0;
-    if (advance) begin
-      \$484  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$485  = acc4_d0;
-    if (advance) begin
-      \$485  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$486  = acc5_d0;
-    if (advance) begin
-      \$486  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$487  = acc6_d0;
-    if (advance) begin
-      \$487  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$488  = acc7_d0;
-    if (advance) begin
-      \$488  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$489  = o__valid;
-    if (advance) begin
-      \$489  = \v2_d0$181 ;
+      \$487  = result;
     end
     if (rst) begin
-      \$489  = 1'h0;
+      \$487  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$490  = o__payload;
-    if (advance) begin
-      \$490  = result;
-    end
-    if (rst) begin
-      \$490  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$345  = \$signature__addr ;
+    \$342  = \$signature__addr ;
     if (fire) begin
-      \$345  = \$63 [0];
+      \$342  = \$62 [0];
+    end
+    if (rst) begin
+      \$342  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$343  = port__addr;
+    if (fire) begin
+      \$343  = \$63 [3:0];
+    end
+    if (rst) begin
+      \$343  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$344  = nf;
+    if (fire) begin
+      if (\$64 ) begin
+        \$344  = \$65 [2:0];
+      end
+    end
+    if (rst) begin
+      \$344  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$345  = \$signal ;
+    if (advance) begin
+      \$345  = fire;
     end
     if (rst) begin
       \$345  = 1'h0;
@@ -13659,31 +13592,26 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$346  = port__addr;
-    if (fire) begin
-      \$346  = \$65 [3:0];
-    end
-    if (rst) begin
-      \$346  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$347  = nf;
-    if (fire) begin
-      if (\$66 ) begin
-        \$347  = \$68 [2:0];
-      end
-    end
-    if (rst) begin
-      \$347  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$348  = \$signal ;
+    \$346  = x1;
     if (advance) begin
-      \$348  = fire;
+      \$346  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$347  = fresh1;
+    if (advance) begin
+      \$347  = \$66 ;
+    end
+    if (rst) begin
+      \$347  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$348  = \$signal$71 ;
+    if (advance) begin
+      \$348  = \$67 ;
     end
     if (rst) begin
       \$348  = 1'h0;
@@ -13691,70 +13619,73 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$349  = x1;
+    \$349  = last1;
     if (advance) begin
-      \$349  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$350  = fresh1;
-    if (advance) begin
-      \$350  = \$69 ;
+      \$349  = \$68 ;
     end
     if (rst) begin
-      \$350  = 1'h0;
+      \$349  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$351  = \$signal$71 ;
+    \$350  = nf1;
     if (advance) begin
-      \$351  = \$70 ;
+      \$350  = nf;
     end
     if (rst) begin
-      \$351  = 1'h0;
+      \$350  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$352  = last1;
+    \$351  = x_in_d0;
     if (advance) begin
-      \$352  = \$71 ;
+      \$351  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$352  = weights_d0;
+    if (advance) begin
+      \$352  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$353  = v1_d0;
+    if (advance) begin
+      \$353  = \$signal ;
     end
     if (rst) begin
-      \$352  = 1'h0;
+      \$353  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$353  = nf1;
+    \$354  = v1_d1;
     if (advance) begin
-      \$353  = nf;
+      \$354  = v1_d0;
     end
     if (rst) begin
-      \$353  = 3'h0;
+      \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$354  = x_in_d0;
+    \$355  = v1_d2;
     if (advance) begin
-      \$354  = x_in;
+      \$355  = v1_d1;
+    end
+    if (rst) begin
+      \$355  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$355  = weights_d0;
+    \$356  = v1_d3;
     if (advance) begin
-      \$355  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$356  = v1_d0;
-    if (advance) begin
-      \$356  = \$signal ;
+      \$356  = v1_d2;
     end
     if (rst) begin
       \$356  = 1'h0;
@@ -13762,396 +13693,429 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$357  = v1_d1;
+    \$357  = first1_d0;
     if (advance) begin
-      \$357  = v1_d0;
-    end
-    if (rst) begin
-      \$357  = 1'h0;
+      \$357  = \$signal$71 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$358  = v1_d2;
+    \$358  = first1_d1;
     if (advance) begin
-      \$358  = v1_d1;
-    end
-    if (rst) begin
-      \$358  = 1'h0;
+      \$358  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$359  = v1_d3;
+    \$359  = first1_d2;
     if (advance) begin
-      \$359  = v1_d2;
-    end
-    if (rst) begin
-      \$359  = 1'h0;
+      \$359  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$360  = first1_d0;
+    \$360  = first1_d3;
     if (advance) begin
-      \$360  = \$signal$71 ;
+      \$360  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$361  = first1_d1;
+    \$361  = last1_d0;
     if (advance) begin
-      \$361  = first1_d0;
+      \$361  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$362  = first1_d2;
+    \$362  = last1_d1;
     if (advance) begin
-      \$362  = first1_d1;
+      \$362  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$363  = first1_d3;
+    \$363  = last1_d2;
     if (advance) begin
-      \$363  = first1_d2;
+      \$363  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$364  = last1_d0;
+    \$364  = last1_d3;
     if (advance) begin
-      \$364  = last1;
+      \$364  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$365  = last1_d1;
+    \$365  = nf1_d0;
     if (advance) begin
-      \$365  = last1_d0;
+      \$365  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$366  = last1_d2;
+    \$366  = nf1_d1;
     if (advance) begin
-      \$366  = last1_d1;
+      \$366  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$367  = last1_d3;
+    \$367  = nf1_d2;
     if (advance) begin
-      \$367  = last1_d2;
+      \$367  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$368  = nf1_d0;
+    \$368  = nf1_d3;
     if (advance) begin
-      \$368  = nf1;
+      \$368  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$369  = nf1_d1;
+    \$369  = tree0_l1_0_0;
     if (advance) begin
-      \$369  = nf1_d0;
+      \$369  = \$71 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$370  = nf1_d2;
+    \$370  = tree0_l1_1_0;
     if (advance) begin
-      \$370  = nf1_d1;
+      \$370  = \$74 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$371  = nf1_d3;
+    \$371  = tree0_l1_2_0;
     if (advance) begin
-      \$371  = nf1_d2;
+      \$371  = \$77 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$372  = tree0_l1_0_0;
+    \$372  = tree0_l1_3_0;
     if (advance) begin
-      \$372  = \$74 ;
+      \$372  = \$80 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$373  = tree0_l1_1_0;
+    \$373  = tree0_l1_4_0;
     if (advance) begin
-      \$373  = \$77 ;
+      \$373  = \$83 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$374  = tree0_l1_2_0;
+    \$374  = tree0_l1_5_0;
     if (advance) begin
-      \$374  = \$80 ;
+      \$374  = \$86 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$375  = tree0_l1_3_0;
+    \$375  = tree0_l1_6_0;
     if (advance) begin
-      \$375  = \$83 ;
+      \$375  = \$89 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$376  = tree0_l1_4_0;
+    \$376  = tree0_l1_7_0;
     if (advance) begin
-      \$376  = \$86 ;
+      \$376  = \$92 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$377  = tree0_l1_5_0;
+    \$377  = tree0_l3_0_0;
     if (advance) begin
-      \$377  = \$89 ;
+      \$377  = \$95 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$378  = tree0_l1_6_0;
+    \$378  = tree0_l3_1_0;
     if (advance) begin
-      \$378  = \$92 ;
+      \$378  = \$98 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$379  = tree0_l1_7_0;
+    \$379  = tree0_l4_0_0;
     if (advance) begin
-      \$379  = \$95 ;
+      \$379  = \$99 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$380  = tree0_l3_0_0;
+    \$380  = raw0;
+    if (\$100 ) begin
+      \$380  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$381  = acc0;
     if (advance) begin
-      \$380  = \$98 ;
+      \$381  = \$102 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$381  = tree0_l3_1_0;
+    \$382  = tree1_l1_0_0;
     if (advance) begin
-      \$381  = \$101 ;
+      \$382  = \$105 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$382  = tree0_l4_0_0;
+    \$383  = tree1_l1_1_0;
     if (advance) begin
-      \$382  = \$102 ;
+      \$383  = \$108 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$383  = raw0;
-    if (\$103 ) begin
-      \$383  = \$8 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$384  = acc0;
+    \$384  = tree1_l1_2_0;
     if (advance) begin
-      \$384  = \$105 [7:0];
+      \$384  = \$111 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$385  = tree1_l1_0_0;
+    \$385  = tree1_l1_3_0;
     if (advance) begin
-      \$385  = \$108 ;
+      \$385  = \$114 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$386  = tree1_l1_1_0;
+    \$386  = tree1_l1_4_0;
     if (advance) begin
-      \$386  = \$111 ;
+      \$386  = \$117 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$387  = tree1_l1_2_0;
+    \$387  = tree1_l1_5_0;
     if (advance) begin
-      \$387  = \$114 ;
+      \$387  = \$120 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$388  = tree1_l1_3_0;
+    \$388  = tree1_l1_6_0;
     if (advance) begin
-      \$388  = \$117 ;
+      \$388  = \$123 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$389  = tree1_l1_4_0;
+    \$389  = tree1_l1_7_0;
     if (advance) begin
-      \$389  = \$120 ;
+      \$389  = \$126 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$390  = tree1_l1_5_0;
+    \$390  = tree1_l3_0_0;
     if (advance) begin
-      \$390  = \$123 ;
+      \$390  = \$129 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$391  = tree1_l1_6_0;
+    \$391  = tree1_l3_1_0;
     if (advance) begin
-      \$391  = \$126 ;
+      \$391  = \$132 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$392  = tree1_l1_7_0;
+    \$392  = tree1_l4_0_0;
     if (advance) begin
-      \$392  = \$129 ;
+      \$392  = \$133 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$393  = tree1_l3_0_0;
+    \$393  = raw1;
+    if (\$134 ) begin
+      \$393  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$394  = acc1;
     if (advance) begin
-      \$393  = \$132 ;
+      \$394  = \$136 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$394  = tree1_l3_1_0;
+    \$395  = tree2_l1_0_0;
     if (advance) begin
-      \$394  = \$135 ;
+      \$395  = \$139 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$395  = tree1_l4_0_0;
+    \$396  = tree2_l1_1_0;
     if (advance) begin
-      \$395  = \$136 ;
+      \$396  = \$142 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$396  = raw1;
-    if (\$137 ) begin
-      \$396  = \$11 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$397  = acc1;
+    \$397  = tree2_l1_2_0;
     if (advance) begin
-      \$397  = \$139 [7:0];
+      \$397  = \$145 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$398  = tree2_l1_0_0;
+    \$398  = tree2_l1_3_0;
     if (advance) begin
-      \$398  = \$142 ;
+      \$398  = \$148 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$399  = tree2_l1_1_0;
+    \$399  = tree2_l1_4_0;
     if (advance) begin
-      \$399  = \$145 ;
+      \$399  = \$151 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$400  = tree2_l1_2_0;
+    \$400  = tree2_l1_5_0;
     if (advance) begin
-      \$400  = \$148 ;
+      \$400  = \$154 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$401  = tree2_l1_3_0;
+    \$401  = tree2_l1_6_0;
     if (advance) begin
-      \$401  = \$151 ;
+      \$401  = \$157 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$402  = tree2_l1_4_0;
+    \$402  = tree2_l1_7_0;
     if (advance) begin
-      \$402  = \$154 ;
+      \$402  = \$160 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$403  = tree2_l1_5_0;
+    \$403  = tree2_l3_0_0;
     if (advance) begin
-      \$403  = \$157 ;
+      \$403  = \$163 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$404  = tree2_l1_6_0;
+    \$404  = tree2_l3_1_0;
     if (advance) begin
-      \$404  = \$160 ;
+      \$404  = \$166 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$405  = tree2_l1_7_0;
+    \$405  = tree2_l4_0_0;
     if (advance) begin
-      \$405  = \$163 ;
+      \$405  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$406  = tree2_l3_0_0;
+    \$406  = raw2;
+    if (\$168 ) begin
+      \$406  = \$14 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$407  = acc2;
     if (advance) begin
-      \$406  = \$166 ;
+      \$407  = \$170 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$407  = tree2_l3_1_0;
+    \$408  = tree3_l1_0_0;
     if (advance) begin
-      \$407  = \$169 ;
+      \$408  = \$173 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$408  = tree2_l4_0_0;
+    \$409  = tree3_l1_1_0;
     if (advance) begin
-      \$408  = \$170 ;
+      \$409  = \$176 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$409  = raw2;
-    if (\$171 ) begin
-      \$409  = \$14 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$410  = acc2;
+    \$410  = tree3_l1_2_0;
     if (advance) begin
-      \$410  = \$173 [7:0];
+      \$410  = \$179 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$411  = tree3_l1_0_0;
+    \$411  = tree3_l1_3_0;
     if (advance) begin
-      \$411  = \$176 ;
+      \$411  = \$182 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$412  = tree3_l1_4_0;
+    if (advance) begin
+      \$412  = \$185 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$413  = tree3_l1_5_0;
+    if (advance) begin
+      \$413  = \$188 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$414  = tree3_l1_6_0;
+    if (advance) begin
+      \$414  = \$191 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$415  = tree3_l1_7_0;
+    if (advance) begin
+      \$415  = \$194 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$416  = tree3_l3_0_0;
+    if (advance) begin
+      \$416  = \$197 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$417  = tree3_l3_1_0;
+    if (advance) begin
+      \$417  = \$200 ;
     end
   end
   assign o__ready = advance;
@@ -14419,14 +14383,8 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign result[2] = \$41 [0];
   assign result[1] = \$37 [0];
   assign result[0] = \$33 [0];
-  assign \$567  = 1'h1;
-  assign \$63  = \$565 ;
-  assign \$573  = 1'h1;
-  assign \$65  = \$571 ;
-  assign \$66  = \$signature__addr ;
-  assign \$580  = 1'h1;
-  assign \$68  = \$578 ;
-  assign \$71  = \$signature__addr ;
+  assign \$64  = \$signature__addr ;
+  assign \$68  = \$signature__addr ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15134,16 +15092,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$116 ;
   wire [1:0] \$117 ;
   wire [2:0] \$118 ;
-  wire [2:0] \$119 ;
+  wire [4:0] \$119 ;
   wire [15:0] \$12 ;
-  wire [4:0] \$120 ;
-  wire [4:0] \$121 ;
+  wire \$120 ;
+  wire [2:0] \$121 ;
   wire \$122 ;
-  wire [2:0] \$123 ;
-  wire [2:0] \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire [1:0] \$125 ;
+  wire [1:0] \$126 ;
+  wire [2:0] \$127 ;
   wire [1:0] \$128 ;
   wire [1:0] \$129 ;
   wire [6:0] \$13 ;
@@ -15154,16 +15112,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$134 ;
   wire [1:0] \$135 ;
   wire [2:0] \$136 ;
-  wire [1:0] \$137 ;
-  wire [1:0] \$138 ;
-  wire [2:0] \$139 ;
+  wire [3:0] \$137 ;
+  wire [3:0] \$138 ;
+  wire [4:0] \$139 ;
   wire [7:0] \$14 ;
-  wire [3:0] \$140 ;
-  wire [3:0] \$141 ;
-  wire [4:0] \$142 ;
-  wire \$143 ;
-  wire [8:0] \$144 ;
-  wire [9:0] \$145 ;
+  wire \$140 ;
+  wire [8:0] \$141 ;
+  wire [9:0] \$142 ;
+  wire [1:0] \$143 ;
+  wire [1:0] \$144 ;
+  wire [2:0] \$145 ;
   wire [1:0] \$146 ;
   wire [1:0] \$147 ;
   wire [2:0] \$148 ;
@@ -15174,16 +15132,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$152 ;
   wire [1:0] \$153 ;
   wire [2:0] \$154 ;
-  wire [1:0] \$155 ;
-  wire [1:0] \$156 ;
-  wire [2:0] \$157 ;
-  wire [3:0] \$158 ;
-  wire [3:0] \$159 ;
+  wire [3:0] \$155 ;
+  wire [3:0] \$156 ;
+  wire [4:0] \$157 ;
+  wire \$158 ;
+  wire [8:0] \$159 ;
   wire [6:0] \$16 ;
-  wire [4:0] \$160 ;
-  wire \$161 ;
-  wire [8:0] \$162 ;
-  wire [9:0] \$163 ;
+  wire [9:0] \$160 ;
+  wire [1:0] \$161 ;
+  wire [1:0] \$162 ;
+  wire [2:0] \$163 ;
   wire [1:0] \$164 ;
   wire [1:0] \$165 ;
   wire [2:0] \$166 ;
@@ -15194,16 +15152,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$170 ;
   wire [1:0] \$171 ;
   wire [2:0] \$172 ;
-  wire [1:0] \$173 ;
-  wire [1:0] \$174 ;
-  wire [2:0] \$175 ;
-  wire [3:0] \$176 ;
-  wire [3:0] \$177 ;
-  wire [4:0] \$178 ;
-  wire \$179 ;
+  wire [3:0] \$173 ;
+  wire [3:0] \$174 ;
+  wire [4:0] \$175 ;
+  wire \$176 ;
+  wire [8:0] \$177 ;
+  wire [9:0] \$178 ;
+  wire [1:0] \$179 ;
   wire [15:0] \$18 ;
-  wire [8:0] \$180 ;
-  wire [9:0] \$181 ;
+  wire [1:0] \$180 ;
+  wire [2:0] \$181 ;
   wire [1:0] \$182 ;
   wire [1:0] \$183 ;
   wire [2:0] \$184 ;
@@ -15214,15 +15172,15 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$189 ;
   wire [6:0] \$19 ;
   wire [2:0] \$190 ;
-  wire [1:0] \$191 ;
-  wire [1:0] \$192 ;
-  wire [2:0] \$193 ;
-  wire [3:0] \$194 ;
-  wire [3:0] \$195 ;
-  wire [4:0] \$196 ;
-  wire \$197 ;
-  wire [8:0] \$198 ;
-  wire [9:0] \$199 ;
+  wire [3:0] \$191 ;
+  wire [3:0] \$192 ;
+  wire [4:0] \$193 ;
+  wire \$194 ;
+  wire [8:0] \$195 ;
+  wire [9:0] \$196 ;
+  wire [1:0] \$197 ;
+  wire [1:0] \$198 ;
+  wire [2:0] \$199 ;
   wire \$2 ;
   wire [7:0] \$20 ;
   wire [1:0] \$200 ;
@@ -15234,16 +15192,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$206 ;
   wire [1:0] \$207 ;
   wire [2:0] \$208 ;
-  wire [1:0] \$209 ;
+  wire [3:0] \$209 ;
   wire [15:0] \$21 ;
-  wire [1:0] \$210 ;
-  wire [2:0] \$211 ;
-  wire [3:0] \$212 ;
-  wire [3:0] \$213 ;
-  wire [4:0] \$214 ;
-  wire \$215 ;
-  wire [8:0] \$216 ;
-  wire [9:0] \$217 ;
+  wire [3:0] \$210 ;
+  wire [4:0] \$211 ;
+  wire \$212 ;
+  wire [8:0] \$213 ;
+  wire [9:0] \$214 ;
+  wire [1:0] \$215 ;
+  wire [1:0] \$216 ;
+  wire [2:0] \$217 ;
   wire [1:0] \$218 ;
   wire [1:0] \$219 ;
   wire [6:0] \$22 ;
@@ -15254,16 +15212,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$224 ;
   wire [1:0] \$225 ;
   wire [2:0] \$226 ;
-  wire [1:0] \$227 ;
-  wire [1:0] \$228 ;
-  wire [2:0] \$229 ;
+  wire [3:0] \$227 ;
+  wire [3:0] \$228 ;
+  wire [4:0] \$229 ;
   wire [7:0] \$23 ;
-  wire [3:0] \$230 ;
-  wire [3:0] \$231 ;
-  wire [4:0] \$232 ;
-  wire \$233 ;
-  wire [8:0] \$234 ;
-  wire [9:0] \$235 ;
+  wire \$230 ;
+  wire [8:0] \$231 ;
+  wire [9:0] \$232 ;
+  wire [1:0] \$233 ;
+  wire [1:0] \$234 ;
+  wire [2:0] \$235 ;
   wire [1:0] \$236 ;
   wire [1:0] \$237 ;
   wire [2:0] \$238 ;
@@ -15274,16 +15232,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$242 ;
   wire [1:0] \$243 ;
   wire [2:0] \$244 ;
-  wire [1:0] \$245 ;
-  wire [1:0] \$246 ;
-  wire [2:0] \$247 ;
-  wire [3:0] \$248 ;
-  wire [3:0] \$249 ;
+  wire [3:0] \$245 ;
+  wire [3:0] \$246 ;
+  wire [4:0] \$247 ;
+  wire \$248 ;
+  wire [8:0] \$249 ;
   wire [6:0] \$25 ;
-  wire [4:0] \$250 ;
-  wire \$251 ;
-  wire [8:0] \$252 ;
-  wire [9:0] \$253 ;
+  wire [9:0] \$250 ;
+  wire [1:0] \$251 ;
+  wire [1:0] \$252 ;
+  wire [2:0] \$253 ;
   wire [1:0] \$254 ;
   wire [1:0] \$255 ;
   wire [2:0] \$256 ;
@@ -15294,16 +15252,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
   wire [2:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [2:0] \$265 ;
-  wire [3:0] \$266 ;
-  wire [3:0] \$267 ;
-  wire [4:0] \$268 ;
-  wire \$269 ;
+  wire [3:0] \$263 ;
+  wire [3:0] \$264 ;
+  wire [4:0] \$265 ;
+  wire \$266 ;
+  wire [8:0] \$267 ;
+  wire [9:0] \$268 ;
+  wire [1:0] \$269 ;
   wire [15:0] \$27 ;
-  wire [8:0] \$270 ;
-  wire [9:0] \$271 ;
+  wire [1:0] \$270 ;
+  wire [2:0] \$271 ;
   wire [1:0] \$272 ;
   wire [1:0] \$273 ;
   wire [2:0] \$274 ;
@@ -15314,15 +15272,15 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$279 ;
   wire [6:0] \$28 ;
   wire [2:0] \$280 ;
-  wire [1:0] \$281 ;
-  wire [1:0] \$282 ;
-  wire [2:0] \$283 ;
-  wire [3:0] \$284 ;
-  wire [3:0] \$285 ;
-  wire [4:0] \$286 ;
-  wire \$287 ;
-  wire [8:0] \$288 ;
-  wire [9:0] \$289 ;
+  wire [3:0] \$281 ;
+  wire [3:0] \$282 ;
+  wire [4:0] \$283 ;
+  wire \$284 ;
+  wire [8:0] \$285 ;
+  wire [9:0] \$286 ;
+  wire [1:0] \$287 ;
+  wire [1:0] \$288 ;
+  wire [2:0] \$289 ;
   wire [7:0] \$29 ;
   wire [1:0] \$290 ;
   wire [1:0] \$291 ;
@@ -15333,17 +15291,17 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$296 ;
   wire [1:0] \$297 ;
   wire [2:0] \$298 ;
-  wire [1:0] \$299 ;
+  wire [3:0] \$299 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [1:0] \$300 ;
-  wire [2:0] \$301 ;
-  wire [3:0] \$302 ;
-  wire [3:0] \$303 ;
-  wire [4:0] \$304 ;
-  wire \$305 ;
-  wire [8:0] \$306 ;
-  wire [9:0] \$307 ;
+  wire [3:0] \$300 ;
+  wire [4:0] \$301 ;
+  wire \$302 ;
+  wire [8:0] \$303 ;
+  wire [9:0] \$304 ;
+  wire [1:0] \$305 ;
+  wire [1:0] \$306 ;
+  wire [2:0] \$307 ;
   wire [1:0] \$308 ;
   wire [1:0] \$309 ;
   wire [6:0] \$31 ;
@@ -15354,16 +15312,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$314 ;
   wire [1:0] \$315 ;
   wire [2:0] \$316 ;
-  wire [1:0] \$317 ;
-  wire [1:0] \$318 ;
-  wire [2:0] \$319 ;
+  wire [3:0] \$317 ;
+  wire [3:0] \$318 ;
+  wire [4:0] \$319 ;
   wire [7:0] \$32 ;
-  wire [3:0] \$320 ;
-  wire [3:0] \$321 ;
-  wire [4:0] \$322 ;
-  wire \$323 ;
-  wire [8:0] \$324 ;
-  wire [9:0] \$325 ;
+  wire \$320 ;
+  wire [8:0] \$321 ;
+  wire [9:0] \$322 ;
+  wire [1:0] \$323 ;
+  wire [1:0] \$324 ;
+  wire [2:0] \$325 ;
   wire [1:0] \$326 ;
   wire [1:0] \$327 ;
   wire [2:0] \$328 ;
@@ -15374,16 +15332,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$332 ;
   wire [1:0] \$333 ;
   wire [2:0] \$334 ;
-  wire [1:0] \$335 ;
-  wire [1:0] \$336 ;
-  wire [2:0] \$337 ;
-  wire [3:0] \$338 ;
-  wire [3:0] \$339 ;
+  wire [3:0] \$335 ;
+  wire [3:0] \$336 ;
+  wire [4:0] \$337 ;
+  wire \$338 ;
+  wire [8:0] \$339 ;
   wire [6:0] \$34 ;
-  wire [4:0] \$340 ;
-  wire \$341 ;
-  wire [8:0] \$342 ;
-  wire [9:0] \$343 ;
+  wire [9:0] \$340 ;
+  wire [1:0] \$341 ;
+  wire [1:0] \$342 ;
+  wire [2:0] \$343 ;
   wire [1:0] \$344 ;
   wire [1:0] \$345 ;
   wire [2:0] \$346 ;
@@ -15394,16 +15352,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$350 ;
   wire [1:0] \$351 ;
   wire [2:0] \$352 ;
-  wire [1:0] \$353 ;
-  wire [1:0] \$354 ;
-  wire [2:0] \$355 ;
-  wire [3:0] \$356 ;
-  wire [3:0] \$357 ;
-  wire [4:0] \$358 ;
-  wire \$359 ;
+  wire [3:0] \$353 ;
+  wire [3:0] \$354 ;
+  wire [4:0] \$355 ;
+  wire \$356 ;
+  wire [8:0] \$357 ;
+  wire [9:0] \$358 ;
+  wire [1:0] \$359 ;
   wire [15:0] \$36 ;
-  wire [8:0] \$360 ;
-  wire [9:0] \$361 ;
+  wire [1:0] \$360 ;
+  wire [2:0] \$361 ;
   wire [1:0] \$362 ;
   wire [1:0] \$363 ;
   wire [2:0] \$364 ;
@@ -15414,15 +15372,15 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$369 ;
   wire [6:0] \$37 ;
   wire [2:0] \$370 ;
-  wire [1:0] \$371 ;
-  wire [1:0] \$372 ;
-  wire [2:0] \$373 ;
-  wire [3:0] \$374 ;
-  wire [3:0] \$375 ;
-  wire [4:0] \$376 ;
-  wire \$377 ;
-  wire [8:0] \$378 ;
-  wire [9:0] \$379 ;
+  wire [3:0] \$371 ;
+  wire [3:0] \$372 ;
+  wire [4:0] \$373 ;
+  wire \$374 ;
+  wire [8:0] \$375 ;
+  wire [9:0] \$376 ;
+  wire [1:0] \$377 ;
+  wire [1:0] \$378 ;
+  wire [2:0] \$379 ;
   wire [7:0] \$38 ;
   wire [1:0] \$380 ;
   wire [1:0] \$381 ;
@@ -15433,16 +15391,16 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$386 ;
   wire [1:0] \$387 ;
   wire [2:0] \$388 ;
-  wire [1:0] \$389 ;
+  wire [3:0] \$389 ;
   wire [15:0] \$39 ;
-  wire [1:0] \$390 ;
-  wire [2:0] \$391 ;
-  wire [3:0] \$392 ;
-  wire [3:0] \$393 ;
-  wire [4:0] \$394 ;
-  wire \$395 ;
-  wire [8:0] \$396 ;
-  wire [9:0] \$397 ;
+  wire [3:0] \$390 ;
+  wire [4:0] \$391 ;
+  wire \$392 ;
+  wire [8:0] \$393 ;
+  wire [9:0] \$394 ;
+  wire [1:0] \$395 ;
+  wire [1:0] \$396 ;
+  wire [2:0] \$397 ;
   wire [1:0] \$398 ;
   wire [1:0] \$399 ;
   wire \$4 ;
@@ -15454,29 +15412,29 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [1:0] \$404 ;
   wire [1:0] \$405 ;
   wire [2:0] \$406 ;
-  wire [1:0] \$407 ;
-  wire [1:0] \$408 ;
-  wire [2:0] \$409 ;
+  wire [3:0] \$407 ;
+  wire [3:0] \$408 ;
+  wire [4:0] \$409 ;
   wire [7:0] \$41 ;
-  wire [3:0] \$410 ;
-  wire [3:0] \$411 ;
-  wire [4:0] \$412 ;
+  wire \$410 ;
+  wire [8:0] \$411 ;
+  wire [9:0] \$412 ;
   wire \$413 ;
-  wire [8:0] \$414 ;
-  wire [9:0] \$415 ;
-  wire \$416 ;
-  reg [1:0] \$417 ;
-  reg [3:0] \$418 ;
-  reg [1:0] \$419 ;
+  reg [1:0] \$414 ;
+  reg [3:0] \$415 ;
+  reg [1:0] \$416 ;
+  reg \$417 ;
+  reg [15:0] \$418 ;
+  reg \$419 ;
   wire [15:0] \$42 ;
   reg \$420 ;
-  reg [15:0] \$421 ;
-  reg \$422 ;
-  reg \$423 ;
-  reg \$424 ;
-  reg [1:0] \$425 ;
-  reg [15:0] \$426 ;
-  reg [255:0] \$427 ;
+  reg \$421 ;
+  reg [1:0] \$422 ;
+  reg [15:0] \$423 ;
+  reg [255:0] \$424 ;
+  reg \$425 ;
+  reg \$426 ;
+  reg \$427 ;
   reg \$428 ;
   reg \$429 ;
   wire [6:0] \$43 ;
@@ -15484,142 +15442,142 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$431 ;
   reg \$432 ;
   reg \$433 ;
-  reg \$434 ;
-  reg \$435 ;
-  reg \$436 ;
-  reg [1:0] \$437 ;
-  reg [1:0] \$438 ;
-  reg [1:0] \$439 ;
+  reg [1:0] \$434 ;
+  reg [1:0] \$435 ;
+  reg [1:0] \$436 ;
+  reg [2:0] \$437 ;
+  reg [2:0] \$438 ;
+  reg [2:0] \$439 ;
   wire [7:0] \$44 ;
   reg [2:0] \$440 ;
-  reg [2:0] \$441 ;
-  reg [2:0] \$442 ;
-  reg [2:0] \$443 ;
-  reg [4:0] \$444 ;
-  reg [6:0] \$445 ;
-  reg [7:0] \$446 ;
+  reg [4:0] \$441 ;
+  reg [6:0] \$442 ;
+  reg [7:0] \$443 ;
+  reg [2:0] \$444 ;
+  reg [2:0] \$445 ;
+  reg [2:0] \$446 ;
   reg [2:0] \$447 ;
-  reg [2:0] \$448 ;
-  reg [2:0] \$449 ;
+  reg [4:0] \$448 ;
+  reg [6:0] \$449 ;
   wire [15:0] \$45 ;
-  reg [2:0] \$450 ;
-  reg [4:0] \$451 ;
-  reg [6:0] \$452 ;
-  reg [7:0] \$453 ;
+  reg [7:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg [2:0] \$452 ;
+  reg [2:0] \$453 ;
   reg [2:0] \$454 ;
-  reg [2:0] \$455 ;
-  reg [2:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [4:0] \$458 ;
-  reg [6:0] \$459 ;
+  reg [4:0] \$455 ;
+  reg [6:0] \$456 ;
+  reg [7:0] \$457 ;
+  reg [2:0] \$458 ;
+  reg [2:0] \$459 ;
   wire [6:0] \$46 ;
-  reg [7:0] \$460 ;
+  reg [2:0] \$460 ;
   reg [2:0] \$461 ;
-  reg [2:0] \$462 ;
-  reg [2:0] \$463 ;
-  reg [2:0] \$464 ;
-  reg [4:0] \$465 ;
-  reg [6:0] \$466 ;
-  reg [7:0] \$467 ;
+  reg [4:0] \$462 ;
+  reg [6:0] \$463 ;
+  reg [7:0] \$464 ;
+  reg [2:0] \$465 ;
+  reg [2:0] \$466 ;
+  reg [2:0] \$467 ;
   reg [2:0] \$468 ;
-  reg [2:0] \$469 ;
+  reg [4:0] \$469 ;
   wire [7:0] \$47 ;
-  reg [2:0] \$470 ;
-  reg [2:0] \$471 ;
-  reg [4:0] \$472 ;
-  reg [6:0] \$473 ;
-  reg [7:0] \$474 ;
+  reg [6:0] \$470 ;
+  reg [7:0] \$471 ;
+  reg [2:0] \$472 ;
+  reg [2:0] \$473 ;
+  reg [2:0] \$474 ;
   reg [2:0] \$475 ;
-  reg [2:0] \$476 ;
-  reg [2:0] \$477 ;
-  reg [2:0] \$478 ;
-  reg [4:0] \$479 ;
+  reg [4:0] \$476 ;
+  reg [6:0] \$477 ;
+  reg [7:0] \$478 ;
+  reg [2:0] \$479 ;
   wire [15:0] \$48 ;
-  reg [6:0] \$480 ;
-  reg [7:0] \$481 ;
+  reg [2:0] \$480 ;
+  reg [2:0] \$481 ;
   reg [2:0] \$482 ;
-  reg [2:0] \$483 ;
-  reg [2:0] \$484 ;
-  reg [2:0] \$485 ;
-  reg [4:0] \$486 ;
-  reg [6:0] \$487 ;
-  reg [7:0] \$488 ;
+  reg [4:0] \$483 ;
+  reg [6:0] \$484 ;
+  reg [7:0] \$485 ;
+  reg [2:0] \$486 ;
+  reg [2:0] \$487 ;
+  reg [2:0] \$488 ;
   reg [2:0] \$489 ;
   wire [6:0] \$49 ;
-  reg [2:0] \$490 ;
-  reg [2:0] \$491 ;
-  reg [2:0] \$492 ;
-  reg [4:0] \$493 ;
-  reg [6:0] \$494 ;
-  reg [7:0] \$495 ;
+  reg [4:0] \$490 ;
+  reg [6:0] \$491 ;
+  reg [7:0] \$492 ;
+  reg [2:0] \$493 ;
+  reg [2:0] \$494 ;
+  reg [2:0] \$495 ;
   reg [2:0] \$496 ;
-  reg [2:0] \$497 ;
-  reg [2:0] \$498 ;
-  reg [2:0] \$499 ;
+  reg [4:0] \$497 ;
+  reg [6:0] \$498 ;
+  reg [7:0] \$499 ;
   wire \$5 ;
   wire [7:0] \$50 ;
-  reg [4:0] \$500 ;
-  reg [6:0] \$501 ;
-  reg [7:0] \$502 ;
+  reg [2:0] \$500 ;
+  reg [2:0] \$501 ;
+  reg [2:0] \$502 ;
   reg [2:0] \$503 ;
-  reg [2:0] \$504 ;
-  reg [2:0] \$505 ;
-  reg [2:0] \$506 ;
-  reg [4:0] \$507 ;
-  reg [6:0] \$508 ;
-  reg [7:0] \$509 ;
+  reg [4:0] \$504 ;
+  reg [6:0] \$505 ;
+  reg [7:0] \$506 ;
+  reg [2:0] \$507 ;
+  reg [2:0] \$508 ;
+  reg [2:0] \$509 ;
   wire [15:0] \$51 ;
   reg [2:0] \$510 ;
-  reg [2:0] \$511 ;
-  reg [2:0] \$512 ;
-  reg [2:0] \$513 ;
-  reg [4:0] \$514 ;
-  reg [6:0] \$515 ;
-  reg [7:0] \$516 ;
+  reg [4:0] \$511 ;
+  reg [6:0] \$512 ;
+  reg [7:0] \$513 ;
+  reg [2:0] \$514 ;
+  reg [2:0] \$515 ;
+  reg [2:0] \$516 ;
   reg [2:0] \$517 ;
-  reg [2:0] \$518 ;
-  reg [2:0] \$519 ;
+  reg [4:0] \$518 ;
+  reg [6:0] \$519 ;
   wire [6:0] \$52 ;
-  reg [2:0] \$520 ;
-  reg [4:0] \$521 ;
-  reg [6:0] \$522 ;
-  reg [7:0] \$523 ;
+  reg [7:0] \$520 ;
+  reg [2:0] \$521 ;
+  reg [2:0] \$522 ;
+  reg [2:0] \$523 ;
   reg [2:0] \$524 ;
-  reg [2:0] \$525 ;
-  reg [2:0] \$526 ;
-  reg [2:0] \$527 ;
-  reg [4:0] \$528 ;
-  reg [6:0] \$529 ;
+  reg [4:0] \$525 ;
+  reg [6:0] \$526 ;
+  reg [7:0] \$527 ;
+  reg [2:0] \$528 ;
+  reg [2:0] \$529 ;
   wire [7:0] \$53 ;
-  reg [7:0] \$530 ;
+  reg [2:0] \$530 ;
   reg [2:0] \$531 ;
-  reg [2:0] \$532 ;
-  reg [2:0] \$533 ;
-  reg [2:0] \$534 ;
-  reg [4:0] \$535 ;
-  reg [6:0] \$536 ;
-  reg [7:0] \$537 ;
+  reg [4:0] \$532 ;
+  reg [6:0] \$533 ;
+  reg [7:0] \$534 ;
+  reg [2:0] \$535 ;
+  reg [2:0] \$536 ;
+  reg [2:0] \$537 ;
   reg [2:0] \$538 ;
-  reg [2:0] \$539 ;
+  reg [4:0] \$539 ;
   wire \$54 ;
-  reg [2:0] \$540 ;
-  reg [2:0] \$541 ;
-  reg [4:0] \$542 ;
-  reg [6:0] \$543 ;
-  reg [7:0] \$544 ;
+  reg [6:0] \$540 ;
+  reg [7:0] \$541 ;
+  reg [2:0] \$542 ;
+  reg [2:0] \$543 ;
+  reg [2:0] \$544 ;
   reg [2:0] \$545 ;
-  reg [2:0] \$546 ;
-  reg [2:0] \$547 ;
-  reg [2:0] \$548 ;
-  reg [4:0] \$549 ;
+  reg [4:0] \$546 ;
+  reg [6:0] \$547 ;
+  reg [7:0] \$548 ;
+  reg \$549 ;
   wire \$55 ;
-  reg [6:0] \$550 ;
-  reg [7:0] \$551 ;
-  reg \$552 ;
+  reg \$550 ;
+  reg [1:0] \$551 ;
+  reg [127:0] \$552 ;
   reg \$553 ;
-  reg [1:0] \$554 ;
-  reg [127:0] \$555 ;
-  reg \$556 ;
+  reg [7:0] \$554 ;
+  reg [7:0] \$555 ;
+  reg [7:0] \$556 ;
   reg [7:0] \$557 ;
   reg [7:0] \$558 ;
   reg [7:0] \$559 ;
@@ -15635,11 +15593,8 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [7:0] \$568 ;
   reg [7:0] \$569 ;
   wire [1:0] \$57 ;
-  reg [7:0] \$570 ;
-  reg [7:0] \$571 ;
-  reg [7:0] \$572 ;
-  reg \$573 ;
-  reg [15:0] \$574 ;
+  reg \$570 ;
+  reg [15:0] \$571 ;
   wire \$58 ;
   wire \$59 ;
   wire [15:0] \$6 ;
@@ -15656,13 +15611,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire [6:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire [2:0] \$713 ;
-  wire \$715 ;
-  wire [4:0] \$719 ;
   wire \$72 ;
-  wire \$721 ;
-  wire [2:0] \$726 ;
-  wire \$728 ;
   wire [1:0] \$73 ;
   wire \$74 ;
   wire \$75 ;
@@ -16166,345 +16115,327 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
     end
   end
   assign port__data = _2_;
-  assign \$394  = \$392  + \$393 ;
-  assign \$395  = advance & v1_d2;
-  assign \$396  = 2'h2 * raw14;
-  assign \$397  = \$396  - 7'h40;
-  assign \$398  = xnor15[0] + xnor15[1];
-  assign \$399  = xnor15[2] + xnor15[3];
-  assign \$400  = \$398  + \$399 ;
-  assign \$401  = xnor15[4] + xnor15[5];
-  assign \$402  = xnor15[6] + xnor15[7];
-  assign \$403  = \$401  + \$402 ;
-  assign \$404  = xnor15[8] + xnor15[9];
-  assign \$405  = xnor15[10] + xnor15[11];
-  assign \$406  = \$404  + \$405 ;
-  assign \$407  = xnor15[12] + xnor15[13];
-  assign \$408  = xnor15[14] + xnor15[15];
   assign \$409  = \$407  + \$408 ;
-  assign \$410  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$411  = tree15_l1_2_0 + tree15_l1_3_0;
-  assign \$412  = \$410  + \$411 ;
-  assign \$413  = advance & v1_d2;
-  assign \$414  = 2'h2 * raw15;
-  assign \$415  = \$414  - 7'h40;
-  assign \$416  = v1_d2 & last1_d2;
+  assign \$410  = advance & v1_d2;
+  assign \$411  = 2'h2 * raw15;
+  assign \$412  = \$411  - 7'h40;
+  assign \$413  = v1_d2 & last1_d2;
   always @(posedge clk)
-    \$signature__addr  <= \$417 ;
+    \$signature__addr  <= \$414 ;
   always @(posedge clk)
-    port__addr <= \$418 ;
+    port__addr <= \$415 ;
   always @(posedge clk)
-    nf <= \$419 ;
+    nf <= \$416 ;
   always @(posedge clk)
-    \$signal  <= \$420 ;
+    \$signal  <= \$417 ;
   always @(posedge clk)
-    x1 <= \$421 ;
+    x1 <= \$418 ;
   always @(posedge clk)
-    fresh1 <= \$422 ;
+    fresh1 <= \$419 ;
   always @(posedge clk)
-    \$signal$111  <= \$423 ;
+    \$signal$111  <= \$420 ;
   always @(posedge clk)
-    last1 <= \$424 ;
+    last1 <= \$421 ;
   always @(posedge clk)
-    nf1 <= \$425 ;
+    nf1 <= \$422 ;
   always @(posedge clk)
-    x_in_d0 <= \$426 ;
+    x_in_d0 <= \$423 ;
   always @(posedge clk)
-    weights_d0 <= \$427 ;
+    weights_d0 <= \$424 ;
   always @(posedge clk)
-    v1_d0 <= \$428 ;
+    v1_d0 <= \$425 ;
   always @(posedge clk)
-    v1_d1 <= \$429 ;
+    v1_d1 <= \$426 ;
   always @(posedge clk)
-    v1_d2 <= \$430 ;
+    v1_d2 <= \$427 ;
   always @(posedge clk)
-    first1_d0 <= \$431 ;
+    first1_d0 <= \$428 ;
   always @(posedge clk)
-    first1_d1 <= \$432 ;
+    first1_d1 <= \$429 ;
   always @(posedge clk)
-    first1_d2 <= \$433 ;
+    first1_d2 <= \$430 ;
   always @(posedge clk)
-    last1_d0 <= \$434 ;
+    last1_d0 <= \$431 ;
   always @(posedge clk)
-    last1_d1 <= \$435 ;
+    last1_d1 <= \$432 ;
   always @(posedge clk)
-    last1_d2 <= \$436 ;
+    last1_d2 <= \$433 ;
   always @(posedge clk)
-    nf1_d0 <= \$437 ;
+    nf1_d0 <= \$434 ;
   always @(posedge clk)
-    nf1_d1 <= \$438 ;
+    nf1_d1 <= \$435 ;
   always @(posedge clk)
-    nf1_d2 <= \$439 ;
+    nf1_d2 <= \$436 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$440 ;
+    tree0_l1_0_0 <= \$437 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$441 ;
+    tree0_l1_1_0 <= \$438 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$442 ;
+    tree0_l1_2_0 <= \$439 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$443 ;
+    tree0_l1_3_0 <= \$440 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$444 ;
+    tree0_l3_0_0 <= \$441 ;
   always @(posedge clk)
-    raw0 <= \$445 ;
+    raw0 <= \$442 ;
   always @(posedge clk)
-    acc0 <= \$446 ;
+    acc0 <= \$443 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$447 ;
+    tree1_l1_0_0 <= \$444 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$448 ;
+    tree1_l1_1_0 <= \$445 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$449 ;
+    tree1_l1_2_0 <= \$446 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$450 ;
+    tree1_l1_3_0 <= \$447 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$451 ;
+    tree1_l3_0_0 <= \$448 ;
   always @(posedge clk)
-    raw1 <= \$452 ;
+    raw1 <= \$449 ;
   always @(posedge clk)
-    acc1 <= \$453 ;
+    acc1 <= \$450 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$454 ;
+    tree2_l1_0_0 <= \$451 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$455 ;
+    tree2_l1_1_0 <= \$452 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$456 ;
+    tree2_l1_2_0 <= \$453 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$457 ;
+    tree2_l1_3_0 <= \$454 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$458 ;
+    tree2_l3_0_0 <= \$455 ;
   always @(posedge clk)
-    raw2 <= \$459 ;
+    raw2 <= \$456 ;
   always @(posedge clk)
-    acc2 <= \$460 ;
+    acc2 <= \$457 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$461 ;
+    tree3_l1_0_0 <= \$458 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$462 ;
+    tree3_l1_1_0 <= \$459 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$463 ;
+    tree3_l1_2_0 <= \$460 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$464 ;
+    tree3_l1_3_0 <= \$461 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$465 ;
+    tree3_l3_0_0 <= \$462 ;
   always @(posedge clk)
-    raw3 <= \$466 ;
+    raw3 <= \$463 ;
   always @(posedge clk)
-    acc3 <= \$467 ;
+    acc3 <= \$464 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$468 ;
+    tree4_l1_0_0 <= \$465 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$469 ;
+    tree4_l1_1_0 <= \$466 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$470 ;
+    tree4_l1_2_0 <= \$467 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$471 ;
+    tree4_l1_3_0 <= \$468 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$472 ;
+    tree4_l3_0_0 <= \$469 ;
   always @(posedge clk)
-    raw4 <= \$473 ;
+    raw4 <= \$470 ;
   always @(posedge clk)
-    acc4 <= \$474 ;
+    acc4 <= \$471 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$475 ;
+    tree5_l1_0_0 <= \$472 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$476 ;
+    tree5_l1_1_0 <= \$473 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$477 ;
+    tree5_l1_2_0 <= \$474 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$478 ;
+    tree5_l1_3_0 <= \$475 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$479 ;
+    tree5_l3_0_0 <= \$476 ;
   always @(posedge clk)
-    raw5 <= \$480 ;
+    raw5 <= \$477 ;
   always @(posedge clk)
-    acc5 <= \$481 ;
+    acc5 <= \$478 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$482 ;
+    tree6_l1_0_0 <= \$479 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$483 ;
+    tree6_l1_1_0 <= \$480 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$484 ;
+    tree6_l1_2_0 <= \$481 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$485 ;
+    tree6_l1_3_0 <= \$482 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$486 ;
+    tree6_l3_0_0 <= \$483 ;
   always @(posedge clk)
-    raw6 <= \$487 ;
+    raw6 <= \$484 ;
   always @(posedge clk)
-    acc6 <= \$488 ;
+    acc6 <= \$485 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$489 ;
+    tree7_l1_0_0 <= \$486 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$490 ;
+    tree7_l1_1_0 <= \$487 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$491 ;
+    tree7_l1_2_0 <= \$488 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$492 ;
+    tree7_l1_3_0 <= \$489 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$493 ;
+    tree7_l3_0_0 <= \$490 ;
   always @(posedge clk)
-    raw7 <= \$494 ;
+    raw7 <= \$491 ;
   always @(posedge clk)
-    acc7 <= \$495 ;
+    acc7 <= \$492 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$496 ;
+    tree8_l1_0_0 <= \$493 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$497 ;
+    tree8_l1_1_0 <= \$494 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$498 ;
+    tree8_l1_2_0 <= \$495 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$499 ;
+    tree8_l1_3_0 <= \$496 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$500 ;
+    tree8_l3_0_0 <= \$497 ;
   always @(posedge clk)
-    raw8 <= \$501 ;
+    raw8 <= \$498 ;
   always @(posedge clk)
-    acc8 <= \$502 ;
+    acc8 <= \$499 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$503 ;
+    tree9_l1_0_0 <= \$500 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$504 ;
+    tree9_l1_1_0 <= \$501 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$505 ;
+    tree9_l1_2_0 <= \$502 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$506 ;
+    tree9_l1_3_0 <= \$503 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$507 ;
+    tree9_l3_0_0 <= \$504 ;
   always @(posedge clk)
-    raw9 <= \$508 ;
+    raw9 <= \$505 ;
   always @(posedge clk)
-    acc9 <= \$509 ;
+    acc9 <= \$506 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$510 ;
+    tree10_l1_0_0 <= \$507 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$511 ;
+    tree10_l1_1_0 <= \$508 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$512 ;
+    tree10_l1_2_0 <= \$509 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$513 ;
+    tree10_l1_3_0 <= \$510 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$514 ;
+    tree10_l3_0_0 <= \$511 ;
   always @(posedge clk)
-    raw10 <= \$515 ;
+    raw10 <= \$512 ;
   always @(posedge clk)
-    acc10 <= \$516 ;
+    acc10 <= \$513 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$517 ;
+    tree11_l1_0_0 <= \$514 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$518 ;
+    tree11_l1_1_0 <= \$515 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$519 ;
+    tree11_l1_2_0 <= \$516 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$520 ;
+    tree11_l1_3_0 <= \$517 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$521 ;
+    tree11_l3_0_0 <= \$518 ;
   always @(posedge clk)
-    raw11 <= \$522 ;
+    raw11 <= \$519 ;
   always @(posedge clk)
-    acc11 <= \$523 ;
+    acc11 <= \$520 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$524 ;
+    tree12_l1_0_0 <= \$521 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$525 ;
+    tree12_l1_1_0 <= \$522 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$526 ;
+    tree12_l1_2_0 <= \$523 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$527 ;
+    tree12_l1_3_0 <= \$524 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$528 ;
+    tree12_l3_0_0 <= \$525 ;
   always @(posedge clk)
-    raw12 <= \$529 ;
+    raw12 <= \$526 ;
   always @(posedge clk)
-    acc12 <= \$530 ;
+    acc12 <= \$527 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$531 ;
+    tree13_l1_0_0 <= \$528 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$532 ;
+    tree13_l1_1_0 <= \$529 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$533 ;
+    tree13_l1_2_0 <= \$530 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$534 ;
+    tree13_l1_3_0 <= \$531 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$535 ;
+    tree13_l3_0_0 <= \$532 ;
   always @(posedge clk)
-    raw13 <= \$536 ;
+    raw13 <= \$533 ;
   always @(posedge clk)
-    acc13 <= \$537 ;
+    acc13 <= \$534 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$538 ;
+    tree14_l1_0_0 <= \$535 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$539 ;
+    tree14_l1_1_0 <= \$536 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$540 ;
+    tree14_l1_2_0 <= \$537 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$541 ;
+    tree14_l1_3_0 <= \$538 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$542 ;
+    tree14_l3_0_0 <= \$539 ;
   always @(posedge clk)
-    raw14 <= \$543 ;
+    raw14 <= \$540 ;
   always @(posedge clk)
-    acc14 <= \$544 ;
+    acc14 <= \$541 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$545 ;
+    tree15_l1_0_0 <= \$542 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$546 ;
+    tree15_l1_1_0 <= \$543 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$547 ;
+    tree15_l1_2_0 <= \$544 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$548 ;
+    tree15_l1_3_0 <= \$545 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$549 ;
+    tree15_l3_0_0 <= \$546 ;
   always @(posedge clk)
-    raw15 <= \$550 ;
+    raw15 <= \$547 ;
   always @(posedge clk)
-    acc15 <= \$551 ;
+    acc15 <= \$548 ;
   always @(posedge clk)
-    v2 <= \$552 ;
+    v2 <= \$549 ;
   always @(posedge clk)
-    v2_d0 <= \$553 ;
+    v2_d0 <= \$550 ;
   always @(posedge clk)
-    \port__addr$87  <= \$554 ;
+    \port__addr$87  <= \$551 ;
   always @(posedge clk)
-    thresholds_d0 <= \$555 ;
+    thresholds_d0 <= \$552 ;
   always @(posedge clk)
-    \v2_d0$209  <= \$556 ;
+    \v2_d0$209  <= \$553 ;
   always @(posedge clk)
-    acc0_d0 <= \$557 ;
+    acc0_d0 <= \$554 ;
   always @(posedge clk)
-    acc1_d0 <= \$558 ;
+    acc1_d0 <= \$555 ;
   always @(posedge clk)
-    acc2_d0 <= \$559 ;
+    acc2_d0 <= \$556 ;
   always @(posedge clk)
-    acc3_d0 <= \$560 ;
+    acc3_d0 <= \$557 ;
   always @(posedge clk)
-    acc4_d0 <= \$561 ;
+    acc4_d0 <= \$558 ;
   always @(posedge clk)
-    acc5_d0 <= \$562 ;
+    acc5_d0 <= \$559 ;
   always @(posedge clk)
-    acc6_d0 <= \$563 ;
+    acc6_d0 <= \$560 ;
   always @(posedge clk)
-    acc7_d0 <= \$564 ;
+    acc7_d0 <= \$561 ;
   always @(posedge clk)
-    acc8_d0 <= \$565 ;
+    acc8_d0 <= \$562 ;
   always @(posedge clk)
-    acc9_d0 <= \$566 ;
+    acc9_d0 <= \$563 ;
   always @(posedge clk)
-    acc10_d0 <= \$567 ;
+    acc10_d0 <= \$564 ;
   always @(posedge clk)
-    acc11_d0 <= \$568 ;
+    acc11_d0 <= \$565 ;
   always @(posedge clk)
-    acc12_d0 <= \$569 ;
+    acc12_d0 <= \$566 ;
   always @(posedge clk)
-    acc13_d0 <= \$570 ;
+    acc13_d0 <= \$567 ;
   always @(posedge clk)
-    acc14_d0 <= \$571 ;
+    acc14_d0 <= \$568 ;
   always @(posedge clk)
-    acc15_d0 <= \$572 ;
+    acc15_d0 <= \$569 ;
   always @(posedge clk)
-    o__valid <= \$573 ;
+    o__valid <= \$570 ;
   always @(posedge clk)
-    o__payload <= \$574 ;
+    o__payload <= \$571 ;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
@@ -16643,318 +16574,360 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \$116  = { \$114 , acc15_d0[6:0] } >= { \$115 , thresholds_d0[126:120] };
   assign \$117  = 1'h0 + \$116 ;
   assign \$118  = \$signature__addr  + 1'h1;
-  assign \$713  = \$118  % 3'h4;
-  assign \$120  = port__addr + 1'h1;
-  assign \$719  = \$120  % 5'h10;
-  assign \$122  = \$signature__addr  == 2'h3;
-  assign \$123  = nf + 1'h1;
-  assign \$726  = \$123  % 3'h4;
-  assign \$125  = ! nf;
-  assign \$126  = ! \$signature__addr ;
-  assign \$127  = \$signature__addr  == 2'h3;
-  assign \$128  = xnor0[0] + xnor0[1];
-  assign \$129  = xnor0[2] + xnor0[3];
+  assign \$119  = port__addr + 1'h1;
+  assign \$120  = \$signature__addr  == 2'h3;
+  assign \$121  = nf + 1'h1;
+  assign \$122  = ! nf;
+  assign \$123  = ! \$signature__addr ;
+  assign \$124  = \$signature__addr  == 2'h3;
+  assign \$125  = xnor0[0] + xnor0[1];
+  assign \$126  = xnor0[2] + xnor0[3];
+  assign \$127  = \$125  + \$126 ;
+  assign \$128  = xnor0[4] + xnor0[5];
+  assign \$129  = xnor0[6] + xnor0[7];
   assign \$130  = \$128  + \$129 ;
-  assign \$131  = xnor0[4] + xnor0[5];
-  assign \$132  = xnor0[6] + xnor0[7];
+  assign \$131  = xnor0[8] + xnor0[9];
+  assign \$132  = xnor0[10] + xnor0[11];
   assign \$133  = \$131  + \$132 ;
-  assign \$134  = xnor0[8] + xnor0[9];
-  assign \$135  = xnor0[10] + xnor0[11];
+  assign \$134  = xnor0[12] + xnor0[13];
+  assign \$135  = xnor0[14] + xnor0[15];
   assign \$136  = \$134  + \$135 ;
-  assign \$137  = xnor0[12] + xnor0[13];
-  assign \$138  = xnor0[14] + xnor0[15];
+  assign \$137  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$138  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$139  = \$137  + \$138 ;
-  assign \$140  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$141  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$142  = \$140  + \$141 ;
-  assign \$143  = advance & v1_d2;
-  assign \$144  = 2'h2 * raw0;
-  assign \$145  = \$144  - 7'h40;
-  assign \$146  = xnor1[0] + xnor1[1];
-  assign \$147  = xnor1[2] + xnor1[3];
+  assign \$140  = advance & v1_d2;
+  assign \$141  = 2'h2 * raw0;
+  assign \$142  = \$141  - 7'h40;
+  assign \$143  = xnor1[0] + xnor1[1];
+  assign \$144  = xnor1[2] + xnor1[3];
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = xnor1[4] + xnor1[5];
+  assign \$147  = xnor1[6] + xnor1[7];
   assign \$148  = \$146  + \$147 ;
-  assign \$149  = xnor1[4] + xnor1[5];
-  assign \$150  = xnor1[6] + xnor1[7];
+  assign \$149  = xnor1[8] + xnor1[9];
+  assign \$150  = xnor1[10] + xnor1[11];
   assign \$151  = \$149  + \$150 ;
-  assign \$152  = xnor1[8] + xnor1[9];
-  assign \$153  = xnor1[10] + xnor1[11];
+  assign \$152  = xnor1[12] + xnor1[13];
+  assign \$153  = xnor1[14] + xnor1[15];
   assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor1[12] + xnor1[13];
-  assign \$156  = xnor1[14] + xnor1[15];
+  assign \$155  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$156  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$157  = \$155  + \$156 ;
-  assign \$158  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$159  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$160  = \$158  + \$159 ;
-  assign \$161  = advance & v1_d2;
-  assign \$162  = 2'h2 * raw1;
-  assign \$163  = \$162  - 7'h40;
-  assign \$164  = xnor2[0] + xnor2[1];
-  assign \$165  = xnor2[2] + xnor2[3];
+  assign \$158  = advance & v1_d2;
+  assign \$159  = 2'h2 * raw1;
+  assign \$160  = \$159  - 7'h40;
+  assign \$161  = xnor2[0] + xnor2[1];
+  assign \$162  = xnor2[2] + xnor2[3];
+  assign \$163  = \$161  + \$162 ;
+  assign \$164  = xnor2[4] + xnor2[5];
+  assign \$165  = xnor2[6] + xnor2[7];
   assign \$166  = \$164  + \$165 ;
-  assign \$167  = xnor2[4] + xnor2[5];
-  assign \$168  = xnor2[6] + xnor2[7];
+  assign \$167  = xnor2[8] + xnor2[9];
+  assign \$168  = xnor2[10] + xnor2[11];
   assign \$169  = \$167  + \$168 ;
-  assign \$170  = xnor2[8] + xnor2[9];
-  assign \$171  = xnor2[10] + xnor2[11];
+  assign \$170  = xnor2[12] + xnor2[13];
+  assign \$171  = xnor2[14] + xnor2[15];
   assign \$172  = \$170  + \$171 ;
-  assign \$173  = xnor2[12] + xnor2[13];
-  assign \$174  = xnor2[14] + xnor2[15];
+  assign \$173  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$174  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$175  = \$173  + \$174 ;
-  assign \$176  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$177  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$178  = \$176  + \$177 ;
-  assign \$179  = advance & v1_d2;
-  assign \$180  = 2'h2 * raw2;
-  assign \$181  = \$180  - 7'h40;
-  assign \$182  = xnor3[0] + xnor3[1];
-  assign \$183  = xnor3[2] + xnor3[3];
+  assign \$176  = advance & v1_d2;
+  assign \$177  = 2'h2 * raw2;
+  assign \$178  = \$177  - 7'h40;
+  assign \$179  = xnor3[0] + xnor3[1];
+  assign \$180  = xnor3[2] + xnor3[3];
+  assign \$181  = \$179  + \$180 ;
+  assign \$182  = xnor3[4] + xnor3[5];
+  assign \$183  = xnor3[6] + xnor3[7];
   assign \$184  = \$182  + \$183 ;
-  assign \$185  = xnor3[4] + xnor3[5];
-  assign \$186  = xnor3[6] + xnor3[7];
+  assign \$185  = xnor3[8] + xnor3[9];
+  assign \$186  = xnor3[10] + xnor3[11];
   assign \$187  = \$185  + \$186 ;
-  assign \$188  = xnor3[8] + xnor3[9];
-  assign \$189  = xnor3[10] + xnor3[11];
+  assign \$188  = xnor3[12] + xnor3[13];
+  assign \$189  = xnor3[14] + xnor3[15];
   assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor3[12] + xnor3[13];
-  assign \$192  = xnor3[14] + xnor3[15];
+  assign \$191  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$192  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$193  = \$191  + \$192 ;
-  assign \$194  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$195  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$196  = \$194  + \$195 ;
-  assign \$197  = advance & v1_d2;
-  assign \$198  = 2'h2 * raw3;
-  assign \$199  = \$198  - 7'h40;
-  assign \$200  = xnor4[0] + xnor4[1];
-  assign \$201  = xnor4[2] + xnor4[3];
+  assign \$194  = advance & v1_d2;
+  assign \$195  = 2'h2 * raw3;
+  assign \$196  = \$195  - 7'h40;
+  assign \$197  = xnor4[0] + xnor4[1];
+  assign \$198  = xnor4[2] + xnor4[3];
+  assign \$199  = \$197  + \$198 ;
+  assign \$200  = xnor4[4] + xnor4[5];
+  assign \$201  = xnor4[6] + xnor4[7];
   assign \$202  = \$200  + \$201 ;
-  assign \$203  = xnor4[4] + xnor4[5];
-  assign \$204  = xnor4[6] + xnor4[7];
+  assign \$203  = xnor4[8] + xnor4[9];
+  assign \$204  = xnor4[10] + xnor4[11];
   assign \$205  = \$203  + \$204 ;
-  assign \$206  = xnor4[8] + xnor4[9];
-  assign \$207  = xnor4[10] + xnor4[11];
+  assign \$206  = xnor4[12] + xnor4[13];
+  assign \$207  = xnor4[14] + xnor4[15];
   assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor4[12] + xnor4[13];
-  assign \$210  = xnor4[14] + xnor4[15];
+  assign \$209  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$210  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$211  = \$209  + \$210 ;
-  assign \$212  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$213  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$214  = \$212  + \$213 ;
-  assign \$215  = advance & v1_d2;
-  assign \$216  = 2'h2 * raw4;
-  assign \$217  = \$216  - 7'h40;
-  assign \$218  = xnor5[0] + xnor5[1];
-  assign \$219  = xnor5[2] + xnor5[3];
+  assign \$212  = advance & v1_d2;
+  assign \$213  = 2'h2 * raw4;
+  assign \$214  = \$213  - 7'h40;
+  assign \$215  = xnor5[0] + xnor5[1];
+  assign \$216  = xnor5[2] + xnor5[3];
+  assign \$217  = \$215  + \$216 ;
+  assign \$218  = xnor5[4] + xnor5[5];
+  assign \$219  = xnor5[6] + xnor5[7];
   assign \$220  = \$218  + \$219 ;
-  assign \$221  = xnor5[4] + xnor5[5];
-  assign \$222  = xnor5[6] + xnor5[7];
+  assign \$221  = xnor5[8] + xnor5[9];
+  assign \$222  = xnor5[10] + xnor5[11];
   assign \$223  = \$221  + \$222 ;
-  assign \$224  = xnor5[8] + xnor5[9];
-  assign \$225  = xnor5[10] + xnor5[11];
+  assign \$224  = xnor5[12] + xnor5[13];
+  assign \$225  = xnor5[14] + xnor5[15];
   assign \$226  = \$224  + \$225 ;
-  assign \$227  = xnor5[12] + xnor5[13];
-  assign \$228  = xnor5[14] + xnor5[15];
+  assign \$227  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$228  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$229  = \$227  + \$228 ;
-  assign \$230  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$231  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$232  = \$230  + \$231 ;
-  assign \$233  = advance & v1_d2;
-  assign \$234  = 2'h2 * raw5;
-  assign \$235  = \$234  - 7'h40;
-  assign \$236  = xnor6[0] + xnor6[1];
-  assign \$237  = xnor6[2] + xnor6[3];
+  assign \$230  = advance & v1_d2;
+  assign \$231  = 2'h2 * raw5;
+  assign \$232  = \$231  - 7'h40;
+  assign \$233  = xnor6[0] + xnor6[1];
+  assign \$234  = xnor6[2] + xnor6[3];
+  assign \$235  = \$233  + \$234 ;
+  assign \$236  = xnor6[4] + xnor6[5];
+  assign \$237  = xnor6[6] + xnor6[7];
   assign \$238  = \$236  + \$237 ;
-  assign \$239  = xnor6[4] + xnor6[5];
-  assign \$240  = xnor6[6] + xnor6[7];
+  assign \$239  = xnor6[8] + xnor6[9];
+  assign \$240  = xnor6[10] + xnor6[11];
   assign \$241  = \$239  + \$240 ;
-  assign \$242  = xnor6[8] + xnor6[9];
-  assign \$243  = xnor6[10] + xnor6[11];
+  assign \$242  = xnor6[12] + xnor6[13];
+  assign \$243  = xnor6[14] + xnor6[15];
   assign \$244  = \$242  + \$243 ;
-  assign \$245  = xnor6[12] + xnor6[13];
-  assign \$246  = xnor6[14] + xnor6[15];
+  assign \$245  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$246  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$247  = \$245  + \$246 ;
-  assign \$248  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$249  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$250  = \$248  + \$249 ;
-  assign \$251  = advance & v1_d2;
-  assign \$252  = 2'h2 * raw6;
-  assign \$253  = \$252  - 7'h40;
-  assign \$254  = xnor7[0] + xnor7[1];
-  assign \$255  = xnor7[2] + xnor7[3];
+  assign \$248  = advance & v1_d2;
+  assign \$249  = 2'h2 * raw6;
+  assign \$250  = \$249  - 7'h40;
+  assign \$251  = xnor7[0] + xnor7[1];
+  assign \$252  = xnor7[2] + xnor7[3];
+  assign \$253  = \$251  + \$252 ;
+  assign \$254  = xnor7[4] + xnor7[5];
+  assign \$255  = xnor7[6] + xnor7[7];
   assign \$256  = \$254  + \$255 ;
-  assign \$257  = xnor7[4] + xnor7[5];
-  assign \$258  = xnor7[6] + xnor7[7];
+  assign \$257  = xnor7[8] + xnor7[9];
+  assign \$258  = xnor7[10] + xnor7[11];
   assign \$259  = \$257  + \$258 ;
-  assign \$260  = xnor7[8] + xnor7[9];
-  assign \$261  = xnor7[10] + xnor7[11];
+  assign \$260  = xnor7[12] + xnor7[13];
+  assign \$261  = xnor7[14] + xnor7[15];
   assign \$262  = \$260  + \$261 ;
-  assign \$263  = xnor7[12] + xnor7[13];
-  assign \$264  = xnor7[14] + xnor7[15];
+  assign \$263  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$264  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$265  = \$263  + \$264 ;
-  assign \$266  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$267  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$268  = \$266  + \$267 ;
-  assign \$269  = advance & v1_d2;
-  assign \$270  = 2'h2 * raw7;
-  assign \$271  = \$270  - 7'h40;
-  assign \$272  = xnor8[0] + xnor8[1];
-  assign \$273  = xnor8[2] + xnor8[3];
+  assign \$266  = advance & v1_d2;
+  assign \$267  = 2'h2 * raw7;
+  assign \$268  = \$267  - 7'h40;
+  assign \$269  = xnor8[0] + xnor8[1];
+  assign \$270  = xnor8[2] + xnor8[3];
+  assign \$271  = \$269  + \$270 ;
+  assign \$272  = xnor8[4] + xnor8[5];
+  assign \$273  = xnor8[6] + xnor8[7];
   assign \$274  = \$272  + \$273 ;
-  assign \$275  = xnor8[4] + xnor8[5];
-  assign \$276  = xnor8[6] + xnor8[7];
+  assign \$275  = xnor8[8] + xnor8[9];
+  assign \$276  = xnor8[10] + xnor8[11];
   assign \$277  = \$275  + \$276 ;
-  assign \$278  = xnor8[8] + xnor8[9];
-  assign \$279  = xnor8[10] + xnor8[11];
+  assign \$278  = xnor8[12] + xnor8[13];
+  assign \$279  = xnor8[14] + xnor8[15];
   assign \$280  = \$278  + \$279 ;
-  assign \$281  = xnor8[12] + xnor8[13];
-  assign \$282  = xnor8[14] + xnor8[15];
+  assign \$281  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$282  = tree8_l1_2_0 + tree8_l1_3_0;
   assign \$283  = \$281  + \$282 ;
-  assign \$284  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$285  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$286  = \$284  + \$285 ;
-  assign \$287  = advance & v1_d2;
-  assign \$288  = 2'h2 * raw8;
-  assign \$289  = \$288  - 7'h40;
-  assign \$290  = xnor9[0] + xnor9[1];
-  assign \$291  = xnor9[2] + xnor9[3];
+  assign \$284  = advance & v1_d2;
+  assign \$285  = 2'h2 * raw8;
+  assign \$286  = \$285  - 7'h40;
+  assign \$287  = xnor9[0] + xnor9[1];
+  assign \$288  = xnor9[2] + xnor9[3];
+  assign \$289  = \$287  + \$288 ;
+  assign \$290  = xnor9[4] + xnor9[5];
+  assign \$291  = xnor9[6] + xnor9[7];
   assign \$292  = \$290  + \$291 ;
-  assign \$293  = xnor9[4] + xnor9[5];
-  assign \$294  = xnor9[6] + xnor9[7];
+  assign \$293  = xnor9[8] + xnor9[9];
+  assign \$294  = xnor9[10] + xnor9[11];
   assign \$295  = \$293  + \$294 ;
-  assign \$296  = xnor9[8] + xnor9[9];
-  assign \$297  = xnor9[10] + xnor9[11];
+  assign \$296  = xnor9[12] + xnor9[13];
+  assign \$297  = xnor9[14] + xnor9[15];
   assign \$298  = \$296  + \$297 ;
-  assign \$299  = xnor9[12] + xnor9[13];
-  assign \$300  = xnor9[14] + xnor9[15];
+  assign \$299  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$300  = tree9_l1_2_0 + tree9_l1_3_0;
   assign \$301  = \$299  + \$300 ;
-  assign \$302  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$303  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$304  = \$302  + \$303 ;
-  assign \$305  = advance & v1_d2;
-  assign \$306  = 2'h2 * raw9;
-  assign \$307  = \$306  - 7'h40;
-  assign \$308  = xnor10[0] + xnor10[1];
-  assign \$309  = xnor10[2] + xnor10[3];
+  assign \$302  = advance & v1_d2;
+  assign \$303  = 2'h2 * raw9;
+  assign \$304  = \$303  - 7'h40;
+  assign \$305  = xnor10[0] + xnor10[1];
+  assign \$306  = xnor10[2] + xnor10[3];
+  assign \$307  = \$305  + \$306 ;
+  assign \$308  = xnor10[4] + xnor10[5];
+  assign \$309  = xnor10[6] + xnor10[7];
   assign \$310  = \$308  + \$309 ;
-  assign \$311  = xnor10[4] + xnor10[5];
-  assign \$312  = xnor10[6] + xnor10[7];
+  assign \$311  = xnor10[8] + xnor10[9];
+  assign \$312  = xnor10[10] + xnor10[11];
   assign \$313  = \$311  + \$312 ;
-  assign \$314  = xnor10[8] + xnor10[9];
-  assign \$315  = xnor10[10] + xnor10[11];
+  assign \$314  = xnor10[12] + xnor10[13];
+  assign \$315  = xnor10[14] + xnor10[15];
   assign \$316  = \$314  + \$315 ;
-  assign \$317  = xnor10[12] + xnor10[13];
-  assign \$318  = xnor10[14] + xnor10[15];
+  assign \$317  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$318  = tree10_l1_2_0 + tree10_l1_3_0;
   assign \$319  = \$317  + \$318 ;
-  assign \$320  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$321  = tree10_l1_2_0 + tree10_l1_3_0;
-  assign \$322  = \$320  + \$321 ;
-  assign \$323  = advance & v1_d2;
-  assign \$324  = 2'h2 * raw10;
-  assign \$325  = \$324  - 7'h40;
-  assign \$326  = xnor11[0] + xnor11[1];
-  assign \$327  = xnor11[2] + xnor11[3];
+  assign \$320  = advance & v1_d2;
+  assign \$321  = 2'h2 * raw10;
+  assign \$322  = \$321  - 7'h40;
+  assign \$323  = xnor11[0] + xnor11[1];
+  assign \$324  = xnor11[2] + xnor11[3];
+  assign \$325  = \$323  + \$324 ;
+  assign \$326  = xnor11[4] + xnor11[5];
+  assign \$327  = xnor11[6] + xnor11[7];
   assign \$328  = \$326  + \$327 ;
-  assign \$329  = xnor11[4] + xnor11[5];
-  assign \$330  = xnor11[6] + xnor11[7];
+  assign \$329  = xnor11[8] + xnor11[9];
+  assign \$330  = xnor11[10] + xnor11[11];
   assign \$331  = \$329  + \$330 ;
-  assign \$332  = xnor11[8] + xnor11[9];
-  assign \$333  = xnor11[10] + xnor11[11];
+  assign \$332  = xnor11[12] + xnor11[13];
+  assign \$333  = xnor11[14] + xnor11[15];
   assign \$334  = \$332  + \$333 ;
-  assign \$335  = xnor11[12] + xnor11[13];
-  assign \$336  = xnor11[14] + xnor11[15];
+  assign \$335  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$336  = tree11_l1_2_0 + tree11_l1_3_0;
   assign \$337  = \$335  + \$336 ;
-  assign \$338  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$339  = tree11_l1_2_0 + tree11_l1_3_0;
-  assign \$340  = \$338  + \$339 ;
-  assign \$341  = advance & v1_d2;
-  assign \$342  = 2'h2 * raw11;
-  assign \$343  = \$342  - 7'h40;
-  assign \$344  = xnor12[0] + xnor12[1];
-  assign \$345  = xnor12[2] + xnor12[3];
+  assign \$338  = advance & v1_d2;
+  assign \$339  = 2'h2 * raw11;
+  assign \$340  = \$339  - 7'h40;
+  assign \$341  = xnor12[0] + xnor12[1];
+  assign \$342  = xnor12[2] + xnor12[3];
+  assign \$343  = \$341  + \$342 ;
+  assign \$344  = xnor12[4] + xnor12[5];
+  assign \$345  = xnor12[6] + xnor12[7];
   assign \$346  = \$344  + \$345 ;
-  assign \$347  = xnor12[4] + xnor12[5];
-  assign \$348  = xnor12[6] + xnor12[7];
+  assign \$347  = xnor12[8] + xnor12[9];
+  assign \$348  = xnor12[10] + xnor12[11];
   assign \$349  = \$347  + \$348 ;
-  assign \$350  = xnor12[8] + xnor12[9];
-  assign \$351  = xnor12[10] + xnor12[11];
+  assign \$350  = xnor12[12] + xnor12[13];
+  assign \$351  = xnor12[14] + xnor12[15];
   assign \$352  = \$350  + \$351 ;
-  assign \$353  = xnor12[12] + xnor12[13];
-  assign \$354  = xnor12[14] + xnor12[15];
+  assign \$353  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$354  = tree12_l1_2_0 + tree12_l1_3_0;
   assign \$355  = \$353  + \$354 ;
-  assign \$356  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$357  = tree12_l1_2_0 + tree12_l1_3_0;
-  assign \$358  = \$356  + \$357 ;
-  assign \$359  = advance & v1_d2;
-  assign \$360  = 2'h2 * raw12;
-  assign \$361  = \$360  - 7'h40;
-  assign \$362  = xnor13[0] + xnor13[1];
-  assign \$363  = xnor13[2] + xnor13[3];
+  assign \$356  = advance & v1_d2;
+  assign \$357  = 2'h2 * raw12;
+  assign \$358  = \$357  - 7'h40;
+  assign \$359  = xnor13[0] + xnor13[1];
+  assign \$360  = xnor13[2] + xnor13[3];
+  assign \$361  = \$359  + \$360 ;
+  assign \$362  = xnor13[4] + xnor13[5];
+  assign \$363  = xnor13[6] + xnor13[7];
   assign \$364  = \$362  + \$363 ;
-  assign \$365  = xnor13[4] + xnor13[5];
-  assign \$366  = xnor13[6] + xnor13[7];
+  assign \$365  = xnor13[8] + xnor13[9];
+  assign \$366  = xnor13[10] + xnor13[11];
   assign \$367  = \$365  + \$366 ;
-  assign \$368  = xnor13[8] + xnor13[9];
-  assign \$369  = xnor13[10] + xnor13[11];
+  assign \$368  = xnor13[12] + xnor13[13];
+  assign \$369  = xnor13[14] + xnor13[15];
   assign \$370  = \$368  + \$369 ;
-  assign \$371  = xnor13[12] + xnor13[13];
-  assign \$372  = xnor13[14] + xnor13[15];
+  assign \$371  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$372  = tree13_l1_2_0 + tree13_l1_3_0;
   assign \$373  = \$371  + \$372 ;
-  assign \$374  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$375  = tree13_l1_2_0 + tree13_l1_3_0;
-  assign \$376  = \$374  + \$375 ;
-  assign \$377  = advance & v1_d2;
-  assign \$378  = 2'h2 * raw13;
-  assign \$379  = \$378  - 7'h40;
-  assign \$380  = xnor14[0] + xnor14[1];
-  assign \$381  = xnor14[2] + xnor14[3];
+  assign \$374  = advance & v1_d2;
+  assign \$375  = 2'h2 * raw13;
+  assign \$376  = \$375  - 7'h40;
+  assign \$377  = xnor14[0] + xnor14[1];
+  assign \$378  = xnor14[2] + xnor14[3];
+  assign \$379  = \$377  + \$378 ;
+  assign \$380  = xnor14[4] + xnor14[5];
+  assign \$381  = xnor14[6] + xnor14[7];
   assign \$382  = \$380  + \$381 ;
-  assign \$383  = xnor14[4] + xnor14[5];
-  assign \$384  = xnor14[6] + xnor14[7];
+  assign \$383  = xnor14[8] + xnor14[9];
+  assign \$384  = xnor14[10] + xnor14[11];
   assign \$385  = \$383  + \$384 ;
-  assign \$386  = xnor14[8] + xnor14[9];
-  assign \$387  = xnor14[10] + xnor14[11];
+  assign \$386  = xnor14[12] + xnor14[13];
+  assign \$387  = xnor14[14] + xnor14[15];
   assign \$388  = \$386  + \$387 ;
-  assign \$389  = xnor14[12] + xnor14[13];
-  assign \$390  = xnor14[14] + xnor14[15];
+  assign \$389  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$390  = tree14_l1_2_0 + tree14_l1_3_0;
   assign \$391  = \$389  + \$390 ;
-  assign \$392  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$393  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$392  = advance & v1_d2;
+  assign \$393  = 2'h2 * raw14;
+  assign \$394  = \$393  - 7'h40;
+  assign \$395  = xnor15[0] + xnor15[1];
+  assign \$396  = xnor15[2] + xnor15[3];
+  assign \$397  = \$395  + \$396 ;
+  assign \$398  = xnor15[4] + xnor15[5];
+  assign \$399  = xnor15[6] + xnor15[7];
+  assign \$400  = \$398  + \$399 ;
+  assign \$401  = xnor15[8] + xnor15[9];
+  assign \$402  = xnor15[10] + xnor15[11];
+  assign \$403  = \$401  + \$402 ;
+  assign \$404  = xnor15[12] + xnor15[13];
+  assign \$405  = xnor15[14] + xnor15[15];
+  assign \$406  = \$404  + \$405 ;
+  assign \$407  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$408  = tree15_l1_2_0 + tree15_l1_3_0;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$417  = \$signature__addr ;
+    \$414  = \$signature__addr ;
     if (fire) begin
-      \$417  = \$119 [1:0];
+      \$414  = \$118 [1:0];
     end
     if (rst) begin
-      \$417  = 2'h0;
+      \$414  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$418  = port__addr;
+    \$415  = port__addr;
     if (fire) begin
-      \$418  = \$121 [3:0];
+      \$415  = \$119 [3:0];
     end
     if (rst) begin
-      \$418  = 4'h0;
+      \$415  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$419  = nf;
+    \$416  = nf;
     if (fire) begin
-      if (\$122 ) begin
-        \$419  = \$124 [1:0];
+      if (\$120 ) begin
+        \$416  = \$121 [1:0];
       end
     end
     if (rst) begin
-      \$419  = 2'h0;
+      \$416  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$420  = \$signal ;
+    \$417  = \$signal ;
     if (advance) begin
-      \$420  = fire;
+      \$417  = fire;
+    end
+    if (rst) begin
+      \$417  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$418  = x1;
+    if (advance) begin
+      \$418  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$419  = fresh1;
+    if (advance) begin
+      \$419  = \$122 ;
+    end
+    if (rst) begin
+      \$419  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$420  = \$signal$111 ;
+    if (advance) begin
+      \$420  = \$123 ;
     end
     if (rst) begin
       \$420  = 1'h0;
@@ -16962,957 +16935,954 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$421  = x1;
+    \$421  = last1;
     if (advance) begin
-      \$421  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$422  = fresh1;
-    if (advance) begin
-      \$422  = \$125 ;
+      \$421  = \$124 ;
     end
     if (rst) begin
-      \$422  = 1'h0;
+      \$421  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = \$signal$111 ;
+    \$422  = nf1;
     if (advance) begin
-      \$423  = \$126 ;
-    end
-    if (rst) begin
-      \$423  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$424  = last1;
-    if (advance) begin
-      \$424  = \$127 ;
+      \$422  = nf;
     end
     if (rst) begin
-      \$424  = 1'h0;
+      \$422  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$425  = nf1;
+    \$423  = x_in_d0;
     if (advance) begin
-      \$425  = nf;
-    end
-    if (rst) begin
-      \$425  = 2'h0;
+      \$423  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = x_in_d0;
+    \$424  = weights_d0;
     if (advance) begin
-      \$426  = x_in;
+      \$424  = port__data;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = weights_d0;
+    \$425  = v1_d0;
     if (advance) begin
-      \$427  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = v1_d0;
-    if (advance) begin
-      \$428  = \$signal ;
+      \$425  = \$signal ;
     end
     if (rst) begin
-      \$428  = 1'h0;
+      \$425  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = v1_d1;
+    \$426  = v1_d1;
     if (advance) begin
-      \$429  = v1_d0;
-    end
-    if (rst) begin
-      \$429  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = v1_d2;
-    if (advance) begin
-      \$430  = v1_d1;
+      \$426  = v1_d0;
     end
     if (rst) begin
-      \$430  = 1'h0;
+      \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = first1_d0;
+    \$427  = v1_d2;
     if (advance) begin
-      \$431  = \$signal$111 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = first1_d1;
-    if (advance) begin
-      \$432  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = first1_d2;
-    if (advance) begin
-      \$433  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = last1_d0;
-    if (advance) begin
-      \$434  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = last1_d1;
-    if (advance) begin
-      \$435  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = last1_d2;
-    if (advance) begin
-      \$436  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = nf1_d0;
-    if (advance) begin
-      \$437  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = nf1_d1;
-    if (advance) begin
-      \$438  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439  = nf1_d2;
-    if (advance) begin
-      \$439  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = tree0_l1_0_0;
-    if (advance) begin
-      \$440  = \$130 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = tree0_l1_1_0;
-    if (advance) begin
-      \$441  = \$133 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = tree0_l1_2_0;
-    if (advance) begin
-      \$442  = \$136 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = tree0_l1_3_0;
-    if (advance) begin
-      \$443  = \$139 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = tree0_l3_0_0;
-    if (advance) begin
-      \$444  = \$142 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = raw0;
-    if (\$143 ) begin
-      \$445  = \$8 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = acc0;
-    if (advance) begin
-      \$446  = \$145 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = tree1_l1_0_0;
-    if (advance) begin
-      \$447  = \$148 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = tree1_l1_1_0;
-    if (advance) begin
-      \$448  = \$151 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = tree1_l1_2_0;
-    if (advance) begin
-      \$449  = \$154 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = tree1_l1_3_0;
-    if (advance) begin
-      \$450  = \$157 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = tree1_l3_0_0;
-    if (advance) begin
-      \$451  = \$160 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = raw1;
-    if (\$161 ) begin
-      \$452  = \$11 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = acc1;
-    if (advance) begin
-      \$453  = \$163 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = tree2_l1_0_0;
-    if (advance) begin
-      \$454  = \$166 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = tree2_l1_1_0;
-    if (advance) begin
-      \$455  = \$169 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = tree2_l1_2_0;
-    if (advance) begin
-      \$456  = \$172 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = tree2_l1_3_0;
-    if (advance) begin
-      \$457  = \$175 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = tree2_l3_0_0;
-    if (advance) begin
-      \$458  = \$178 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = raw2;
-    if (\$179 ) begin
-      \$459  = \$14 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = acc2;
-    if (advance) begin
-      \$460  = \$181 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = tree3_l1_0_0;
-    if (advance) begin
-      \$461  = \$184 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = tree3_l1_1_0;
-    if (advance) begin
-      \$462  = \$187 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = tree3_l1_2_0;
-    if (advance) begin
-      \$463  = \$190 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = tree3_l1_3_0;
-    if (advance) begin
-      \$464  = \$193 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$465  = tree3_l3_0_0;
-    if (advance) begin
-      \$465  = \$196 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$466  = raw3;
-    if (\$197 ) begin
-      \$466  = \$17 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = acc3;
-    if (advance) begin
-      \$467  = \$199 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = tree4_l1_0_0;
-    if (advance) begin
-      \$468  = \$202 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = tree4_l1_1_0;
-    if (advance) begin
-      \$469  = \$205 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = tree4_l1_2_0;
-    if (advance) begin
-      \$470  = \$208 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = tree4_l1_3_0;
-    if (advance) begin
-      \$471  = \$211 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = tree4_l3_0_0;
-    if (advance) begin
-      \$472  = \$214 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = raw4;
-    if (\$215 ) begin
-      \$473  = \$20 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = acc4;
-    if (advance) begin
-      \$474  = \$217 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = tree5_l1_0_0;
-    if (advance) begin
-      \$475  = \$220 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = tree5_l1_1_0;
-    if (advance) begin
-      \$476  = \$223 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = tree5_l1_2_0;
-    if (advance) begin
-      \$477  = \$226 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$478  = tree5_l1_3_0;
-    if (advance) begin
-      \$478  = \$229 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$479  = tree5_l3_0_0;
-    if (advance) begin
-      \$479  = \$232 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$480  = raw5;
-    if (\$233 ) begin
-      \$480  = \$23 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$481  = acc5;
-    if (advance) begin
-      \$481  = \$235 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$482  = tree6_l1_0_0;
-    if (advance) begin
-      \$482  = \$238 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$483  = tree6_l1_1_0;
-    if (advance) begin
-      \$483  = \$241 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$484  = tree6_l1_2_0;
-    if (advance) begin
-      \$484  = \$244 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$485  = tree6_l1_3_0;
-    if (advance) begin
-      \$485  = \$247 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$486  = tree6_l3_0_0;
-    if (advance) begin
-      \$486  = \$250 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$487  = raw6;
-    if (\$251 ) begin
-      \$487  = \$26 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$488  = acc6;
-    if (advance) begin
-      \$488  = \$253 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$489  = tree7_l1_0_0;
-    if (advance) begin
-      \$489  = \$256 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$490  = tree7_l1_1_0;
-    if (advance) begin
-      \$490  = \$259 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$491  = tree7_l1_2_0;
-    if (advance) begin
-      \$491  = \$262 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$492  = tree7_l1_3_0;
-    if (advance) begin
-      \$492  = \$265 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$493  = tree7_l3_0_0;
-    if (advance) begin
-      \$493  = \$268 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$494  = raw7;
-    if (\$269 ) begin
-      \$494  = \$29 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$495  = acc7;
-    if (advance) begin
-      \$495  = \$271 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$496  = tree8_l1_0_0;
-    if (advance) begin
-      \$496  = \$274 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$497  = tree8_l1_1_0;
-    if (advance) begin
-      \$497  = \$277 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$498  = tree8_l1_2_0;
-    if (advance) begin
-      \$498  = \$280 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$499  = tree8_l1_3_0;
-    if (advance) begin
-      \$499  = \$283 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$500  = tree8_l3_0_0;
-    if (advance) begin
-      \$500  = \$286 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$501  = raw8;
-    if (\$287 ) begin
-      \$501  = \$32 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$502  = acc8;
-    if (advance) begin
-      \$502  = \$289 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$503  = tree9_l1_0_0;
-    if (advance) begin
-      \$503  = \$292 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$504  = tree9_l1_1_0;
-    if (advance) begin
-      \$504  = \$295 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$505  = tree9_l1_2_0;
-    if (advance) begin
-      \$505  = \$298 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$506  = tree9_l1_3_0;
-    if (advance) begin
-      \$506  = \$301 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$507  = tree9_l3_0_0;
-    if (advance) begin
-      \$507  = \$304 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$508  = raw9;
-    if (\$305 ) begin
-      \$508  = \$35 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$509  = acc9;
-    if (advance) begin
-      \$509  = \$307 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$510  = tree10_l1_0_0;
-    if (advance) begin
-      \$510  = \$310 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$511  = tree10_l1_1_0;
-    if (advance) begin
-      \$511  = \$313 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$512  = tree10_l1_2_0;
-    if (advance) begin
-      \$512  = \$316 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$513  = tree10_l1_3_0;
-    if (advance) begin
-      \$513  = \$319 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$514  = tree10_l3_0_0;
-    if (advance) begin
-      \$514  = \$322 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$515  = raw10;
-    if (\$323 ) begin
-      \$515  = \$38 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$516  = acc10;
-    if (advance) begin
-      \$516  = \$325 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$517  = tree11_l1_0_0;
-    if (advance) begin
-      \$517  = \$328 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$518  = tree11_l1_1_0;
-    if (advance) begin
-      \$518  = \$331 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$519  = tree11_l1_2_0;
-    if (advance) begin
-      \$519  = \$334 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$520  = tree11_l1_3_0;
-    if (advance) begin
-      \$520  = \$337 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$521  = tree11_l3_0_0;
-    if (advance) begin
-      \$521  = \$340 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$522  = raw11;
-    if (\$341 ) begin
-      \$522  = \$41 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$523  = acc11;
-    if (advance) begin
-      \$523  = \$343 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$524  = tree12_l1_0_0;
-    if (advance) begin
-      \$524  = \$346 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$525  = tree12_l1_1_0;
-    if (advance) begin
-      \$525  = \$349 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$526  = tree12_l1_2_0;
-    if (advance) begin
-      \$526  = \$352 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$527  = tree12_l1_3_0;
-    if (advance) begin
-      \$527  = \$355 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$528  = tree12_l3_0_0;
-    if (advance) begin
-      \$528  = \$358 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$529  = raw12;
-    if (\$359 ) begin
-      \$529  = \$44 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$530  = acc12;
-    if (advance) begin
-      \$530  = \$361 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$531  = tree13_l1_0_0;
-    if (advance) begin
-      \$531  = \$364 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$532  = tree13_l1_1_0;
-    if (advance) begin
-      \$532  = \$367 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$533  = tree13_l1_2_0;
-    if (advance) begin
-      \$533  = \$370 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$534  = tree13_l1_3_0;
-    if (advance) begin
-      \$534  = \$373 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = tree13_l3_0_0;
-    if (advance) begin
-      \$535  = \$376 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = raw13;
-    if (\$377 ) begin
-      \$536  = \$47 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = acc13;
-    if (advance) begin
-      \$537  = \$379 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = tree14_l1_0_0;
-    if (advance) begin
-      \$538  = \$382 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = tree14_l1_1_0;
-    if (advance) begin
-      \$539  = \$385 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = tree14_l1_2_0;
-    if (advance) begin
-      \$540  = \$388 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = tree14_l1_3_0;
-    if (advance) begin
-      \$541  = \$391 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = tree14_l3_0_0;
-    if (advance) begin
-      \$542  = \$394 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = raw14;
-    if (\$395 ) begin
-      \$543  = \$50 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$544  = acc14;
-    if (advance) begin
-      \$544  = \$397 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$545  = tree15_l1_0_0;
-    if (advance) begin
-      \$545  = \$400 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$546  = tree15_l1_1_0;
-    if (advance) begin
-      \$546  = \$403 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$547  = tree15_l1_2_0;
-    if (advance) begin
-      \$547  = \$406 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$548  = tree15_l1_3_0;
-    if (advance) begin
-      \$548  = \$409 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$549  = tree15_l3_0_0;
-    if (advance) begin
-      \$549  = \$412 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$550  = raw15;
-    if (\$413 ) begin
-      \$550  = \$53 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$551  = acc15;
-    if (advance) begin
-      \$551  = \$415 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$552  = v2;
-    if (advance) begin
-      \$552  = \$416 ;
+      \$427  = v1_d1;
     end
     if (rst) begin
-      \$552  = 1'h0;
+      \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$553  = v2_d0;
+    \$428  = first1_d0;
     if (advance) begin
-      \$553  = v2;
+      \$428  = \$signal$111 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$429  = first1_d1;
+    if (advance) begin
+      \$429  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$430  = first1_d2;
+    if (advance) begin
+      \$430  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$431  = last1_d0;
+    if (advance) begin
+      \$431  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$432  = last1_d1;
+    if (advance) begin
+      \$432  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$433  = last1_d2;
+    if (advance) begin
+      \$433  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$434  = nf1_d0;
+    if (advance) begin
+      \$434  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$435  = nf1_d1;
+    if (advance) begin
+      \$435  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$436  = nf1_d2;
+    if (advance) begin
+      \$436  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$437  = tree0_l1_0_0;
+    if (advance) begin
+      \$437  = \$127 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$438  = tree0_l1_1_0;
+    if (advance) begin
+      \$438  = \$130 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$439  = tree0_l1_2_0;
+    if (advance) begin
+      \$439  = \$133 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$440  = tree0_l1_3_0;
+    if (advance) begin
+      \$440  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$441  = tree0_l3_0_0;
+    if (advance) begin
+      \$441  = \$139 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$442  = raw0;
+    if (\$140 ) begin
+      \$442  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$443  = acc0;
+    if (advance) begin
+      \$443  = \$142 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$444  = tree1_l1_0_0;
+    if (advance) begin
+      \$444  = \$145 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$445  = tree1_l1_1_0;
+    if (advance) begin
+      \$445  = \$148 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$446  = tree1_l1_2_0;
+    if (advance) begin
+      \$446  = \$151 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$447  = tree1_l1_3_0;
+    if (advance) begin
+      \$447  = \$154 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$448  = tree1_l3_0_0;
+    if (advance) begin
+      \$448  = \$157 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$449  = raw1;
+    if (\$158 ) begin
+      \$449  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$450  = acc1;
+    if (advance) begin
+      \$450  = \$160 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$451  = tree2_l1_0_0;
+    if (advance) begin
+      \$451  = \$163 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$452  = tree2_l1_1_0;
+    if (advance) begin
+      \$452  = \$166 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$453  = tree2_l1_2_0;
+    if (advance) begin
+      \$453  = \$169 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$454  = tree2_l1_3_0;
+    if (advance) begin
+      \$454  = \$172 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$455  = tree2_l3_0_0;
+    if (advance) begin
+      \$455  = \$175 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$456  = raw2;
+    if (\$176 ) begin
+      \$456  = \$14 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$457  = acc2;
+    if (advance) begin
+      \$457  = \$178 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$458  = tree3_l1_0_0;
+    if (advance) begin
+      \$458  = \$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$459  = tree3_l1_1_0;
+    if (advance) begin
+      \$459  = \$184 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$460  = tree3_l1_2_0;
+    if (advance) begin
+      \$460  = \$187 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$461  = tree3_l1_3_0;
+    if (advance) begin
+      \$461  = \$190 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$462  = tree3_l3_0_0;
+    if (advance) begin
+      \$462  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$463  = raw3;
+    if (\$194 ) begin
+      \$463  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$464  = acc3;
+    if (advance) begin
+      \$464  = \$196 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$465  = tree4_l1_0_0;
+    if (advance) begin
+      \$465  = \$199 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$466  = tree4_l1_1_0;
+    if (advance) begin
+      \$466  = \$202 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$467  = tree4_l1_2_0;
+    if (advance) begin
+      \$467  = \$205 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$468  = tree4_l1_3_0;
+    if (advance) begin
+      \$468  = \$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$469  = tree4_l3_0_0;
+    if (advance) begin
+      \$469  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$470  = raw4;
+    if (\$212 ) begin
+      \$470  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$471  = acc4;
+    if (advance) begin
+      \$471  = \$214 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$472  = tree5_l1_0_0;
+    if (advance) begin
+      \$472  = \$217 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$473  = tree5_l1_1_0;
+    if (advance) begin
+      \$473  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$474  = tree5_l1_2_0;
+    if (advance) begin
+      \$474  = \$223 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$475  = tree5_l1_3_0;
+    if (advance) begin
+      \$475  = \$226 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$476  = tree5_l3_0_0;
+    if (advance) begin
+      \$476  = \$229 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$477  = raw5;
+    if (\$230 ) begin
+      \$477  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$478  = acc5;
+    if (advance) begin
+      \$478  = \$232 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$479  = tree6_l1_0_0;
+    if (advance) begin
+      \$479  = \$235 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$480  = tree6_l1_1_0;
+    if (advance) begin
+      \$480  = \$238 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$481  = tree6_l1_2_0;
+    if (advance) begin
+      \$481  = \$241 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$482  = tree6_l1_3_0;
+    if (advance) begin
+      \$482  = \$244 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$483  = tree6_l3_0_0;
+    if (advance) begin
+      \$483  = \$247 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$484  = raw6;
+    if (\$248 ) begin
+      \$484  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$485  = acc6;
+    if (advance) begin
+      \$485  = \$250 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$486  = tree7_l1_0_0;
+    if (advance) begin
+      \$486  = \$253 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$487  = tree7_l1_1_0;
+    if (advance) begin
+      \$487  = \$256 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$488  = tree7_l1_2_0;
+    if (advance) begin
+      \$488  = \$259 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$489  = tree7_l1_3_0;
+    if (advance) begin
+      \$489  = \$262 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$490  = tree7_l3_0_0;
+    if (advance) begin
+      \$490  = \$265 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$491  = raw7;
+    if (\$266 ) begin
+      \$491  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$492  = acc7;
+    if (advance) begin
+      \$492  = \$268 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$493  = tree8_l1_0_0;
+    if (advance) begin
+      \$493  = \$271 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$494  = tree8_l1_1_0;
+    if (advance) begin
+      \$494  = \$274 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$495  = tree8_l1_2_0;
+    if (advance) begin
+      \$495  = \$277 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$496  = tree8_l1_3_0;
+    if (advance) begin
+      \$496  = \$280 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$497  = tree8_l3_0_0;
+    if (advance) begin
+      \$497  = \$283 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$498  = raw8;
+    if (\$284 ) begin
+      \$498  = \$32 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$499  = acc8;
+    if (advance) begin
+      \$499  = \$286 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$500  = tree9_l1_0_0;
+    if (advance) begin
+      \$500  = \$289 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$501  = tree9_l1_1_0;
+    if (advance) begin
+      \$501  = \$292 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$502  = tree9_l1_2_0;
+    if (advance) begin
+      \$502  = \$295 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$503  = tree9_l1_3_0;
+    if (advance) begin
+      \$503  = \$298 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$504  = tree9_l3_0_0;
+    if (advance) begin
+      \$504  = \$301 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$505  = raw9;
+    if (\$302 ) begin
+      \$505  = \$35 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$506  = acc9;
+    if (advance) begin
+      \$506  = \$304 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$507  = tree10_l1_0_0;
+    if (advance) begin
+      \$507  = \$307 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$508  = tree10_l1_1_0;
+    if (advance) begin
+      \$508  = \$310 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$509  = tree10_l1_2_0;
+    if (advance) begin
+      \$509  = \$313 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$510  = tree10_l1_3_0;
+    if (advance) begin
+      \$510  = \$316 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$511  = tree10_l3_0_0;
+    if (advance) begin
+      \$511  = \$319 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$512  = raw10;
+    if (\$320 ) begin
+      \$512  = \$38 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$513  = acc10;
+    if (advance) begin
+      \$513  = \$322 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$514  = tree11_l1_0_0;
+    if (advance) begin
+      \$514  = \$325 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$515  = tree11_l1_1_0;
+    if (advance) begin
+      \$515  = \$328 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$516  = tree11_l1_2_0;
+    if (advance) begin
+      \$516  = \$331 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$517  = tree11_l1_3_0;
+    if (advance) begin
+      \$517  = \$334 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$518  = tree11_l3_0_0;
+    if (advance) begin
+      \$518  = \$337 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$519  = raw11;
+    if (\$338 ) begin
+      \$519  = \$41 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$520  = acc11;
+    if (advance) begin
+      \$520  = \$340 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$521  = tree12_l1_0_0;
+    if (advance) begin
+      \$521  = \$343 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$522  = tree12_l1_1_0;
+    if (advance) begin
+      \$522  = \$346 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$523  = tree12_l1_2_0;
+    if (advance) begin
+      \$523  = \$349 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$524  = tree12_l1_3_0;
+    if (advance) begin
+      \$524  = \$352 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$525  = tree12_l3_0_0;
+    if (advance) begin
+      \$525  = \$355 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$526  = raw12;
+    if (\$356 ) begin
+      \$526  = \$44 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$527  = acc12;
+    if (advance) begin
+      \$527  = \$358 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$528  = tree13_l1_0_0;
+    if (advance) begin
+      \$528  = \$361 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$529  = tree13_l1_1_0;
+    if (advance) begin
+      \$529  = \$364 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$530  = tree13_l1_2_0;
+    if (advance) begin
+      \$530  = \$367 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$531  = tree13_l1_3_0;
+    if (advance) begin
+      \$531  = \$370 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$532  = tree13_l3_0_0;
+    if (advance) begin
+      \$532  = \$373 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$533  = raw13;
+    if (\$374 ) begin
+      \$533  = \$47 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$534  = acc13;
+    if (advance) begin
+      \$534  = \$376 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$535  = tree14_l1_0_0;
+    if (advance) begin
+      \$535  = \$379 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$536  = tree14_l1_1_0;
+    if (advance) begin
+      \$536  = \$382 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$537  = tree14_l1_2_0;
+    if (advance) begin
+      \$537  = \$385 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$538  = tree14_l1_3_0;
+    if (advance) begin
+      \$538  = \$388 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$539  = tree14_l3_0_0;
+    if (advance) begin
+      \$539  = \$391 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$540  = raw14;
+    if (\$392 ) begin
+      \$540  = \$50 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$541  = acc14;
+    if (advance) begin
+      \$541  = \$394 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$542  = tree15_l1_0_0;
+    if (advance) begin
+      \$542  = \$397 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$543  = tree15_l1_1_0;
+    if (advance) begin
+      \$543  = \$400 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$544  = tree15_l1_2_0;
+    if (advance) begin
+      \$544  = \$403 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$545  = tree15_l1_3_0;
+    if (advance) begin
+      \$545  = \$406 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$546  = tree15_l3_0_0;
+    if (advance) begin
+      \$546  = \$409 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$547  = raw15;
+    if (\$410 ) begin
+      \$547  = \$53 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$548  = acc15;
+    if (advance) begin
+      \$548  = \$412 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$549  = v2;
+    if (advance) begin
+      \$549  = \$413 ;
+    end
+    if (rst) begin
+      \$549  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$550  = v2_d0;
+    if (advance) begin
+      \$550  = v2;
+    end
+    if (rst) begin
+      \$550  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$551  = \port__addr$87 ;
+    if (advance) begin
+      \$551  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$552  = thresholds_d0;
+    if (advance) begin
+      \$552  = \port__data$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$553  = \v2_d0$209 ;
+    if (advance) begin
+      \$553  = v2_d0;
     end
     if (rst) begin
       \$553  = 1'h0;
@@ -17920,158 +17890,134 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$554  = \port__addr$87 ;
+    \$554  = acc0_d0;
     if (advance) begin
-      \$554  = nf1_d2;
+      \$554  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$555  = thresholds_d0;
+    \$555  = acc1_d0;
     if (advance) begin
-      \$555  = \port__data$208 ;
+      \$555  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$556  = \v2_d0$209 ;
+    \$556  = acc2_d0;
     if (advance) begin
-      \$556  = v2_d0;
+      \$556  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$557  = acc3_d0;
+    if (advance) begin
+      \$557  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$558  = acc4_d0;
+    if (advance) begin
+      \$558  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$559  = acc5_d0;
+    if (advance) begin
+      \$559  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$560  = acc6_d0;
+    if (advance) begin
+      \$560  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$561  = acc7_d0;
+    if (advance) begin
+      \$561  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$562  = acc8_d0;
+    if (advance) begin
+      \$562  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$563  = acc9_d0;
+    if (advance) begin
+      \$563  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$564  = acc10_d0;
+    if (advance) begin
+      \$564  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$565  = acc11_d0;
+    if (advance) begin
+      \$565  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$566  = acc12_d0;
+    if (advance) begin
+      \$566  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$567  = acc13_d0;
+    if (advance) begin
+      \$567  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$568  = acc14_d0;
+    if (advance) begin
+      \$568  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$569  = acc15_d0;
+    if (advance) begin
+      \$569  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$570  = o__valid;
+    if (advance) begin
+      \$570  = \v2_d0$209 ;
     end
     if (rst) begin
-      \$556  = 1'h0;
+      \$570  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$557  = acc0_d0;
+    \$571  = o__payload;
     if (advance) begin
-      \$557  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$558  = acc1_d0;
-    if (advance) begin
-      \$558  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$559  = acc2_d0;
-    if (advance) begin
-      \$559  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$560  = acc3_d0;
-    if (advance) begin
-      \$560  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$561  = acc4_d0;
-    if (advance) begin
-      \$561  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$562  = acc5_d0;
-    if (advance) begin
-      \$562  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$563  = acc6_d0;
-    if (advance) begin
-      \$563  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$564  = acc7_d0;
-    if (advance) begin
-      \$564  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$565  = acc8_d0;
-    if (advance) begin
-      \$565  = acc8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$566  = acc9_d0;
-    if (advance) begin
-      \$566  = acc9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$567  = acc10_d0;
-    if (advance) begin
-      \$567  = acc10;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$568  = acc11_d0;
-    if (advance) begin
-      \$568  = acc11;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$569  = acc12_d0;
-    if (advance) begin
-      \$569  = acc12;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$570  = acc13_d0;
-    if (advance) begin
-      \$570  = acc13;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$571  = acc14_d0;
-    if (advance) begin
-      \$571  = acc14;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$572  = acc15_d0;
-    if (advance) begin
-      \$572  = acc15;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$573  = o__valid;
-    if (advance) begin
-      \$573  = \v2_d0$209 ;
+      \$571  = result;
     end
     if (rst) begin
-      \$573  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$574  = o__payload;
-    if (advance) begin
-      \$574  = result;
-    end
-    if (rst) begin
-      \$574  = 16'h0000;
+      \$571  = 16'h0000;
     end
   end
   assign o__ready = advance;
@@ -18307,12 +18253,6 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign result[2] = \$65 [0];
   assign result[1] = \$61 [0];
   assign result[0] = \$57 [0];
-  assign \$715  = 1'h1;
-  assign \$119  = \$713 ;
-  assign \$721  = 1'h1;
-  assign \$121  = \$719 ;
-  assign \$728  = 1'h1;
-  assign \$124  = \$726 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18938,155 +18878,155 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
-  wire [1:0] \$100 ;
+  wire [2:0] \$100 ;
   wire [1:0] \$101 ;
-  wire [2:0] \$102 ;
-  wire [1:0] \$103 ;
+  wire [1:0] \$102 ;
+  wire [2:0] \$103 ;
   wire [1:0] \$104 ;
-  wire [2:0] \$105 ;
-  wire [1:0] \$106 ;
-  wire [1:0] \$107 ;
-  wire [2:0] \$108 ;
-  wire [3:0] \$109 ;
+  wire [1:0] \$105 ;
+  wire [2:0] \$106 ;
+  wire [3:0] \$107 ;
+  wire [3:0] \$108 ;
+  wire [4:0] \$109 ;
   wire [15:0] \$11 ;
-  wire [3:0] \$110 ;
-  wire [4:0] \$111 ;
-  wire \$112 ;
-  wire [8:0] \$113 ;
-  wire [9:0] \$114 ;
-  wire [1:0] \$115 ;
+  wire \$110 ;
+  wire [8:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire [1:0] \$113 ;
+  wire [1:0] \$114 ;
+  wire [2:0] \$115 ;
   wire [1:0] \$116 ;
-  wire [2:0] \$117 ;
-  wire [1:0] \$118 ;
+  wire [1:0] \$117 ;
+  wire [2:0] \$118 ;
   wire [1:0] \$119 ;
   wire [6:0] \$12 ;
-  wire [2:0] \$120 ;
-  wire [1:0] \$121 ;
+  wire [1:0] \$120 ;
+  wire [2:0] \$121 ;
   wire [1:0] \$122 ;
-  wire [2:0] \$123 ;
-  wire [1:0] \$124 ;
-  wire [1:0] \$125 ;
-  wire [2:0] \$126 ;
-  wire [3:0] \$127 ;
-  wire [3:0] \$128 ;
-  wire [4:0] \$129 ;
+  wire [1:0] \$123 ;
+  wire [2:0] \$124 ;
+  wire [3:0] \$125 ;
+  wire [3:0] \$126 ;
+  wire [4:0] \$127 ;
+  wire \$128 ;
+  wire [8:0] \$129 ;
   wire [7:0] \$13 ;
-  wire \$130 ;
-  wire [8:0] \$131 ;
-  wire [9:0] \$132 ;
-  wire [1:0] \$133 ;
+  wire [9:0] \$130 ;
+  wire [1:0] \$131 ;
+  wire [1:0] \$132 ;
+  wire [2:0] \$133 ;
   wire [1:0] \$134 ;
-  wire [2:0] \$135 ;
-  wire [1:0] \$136 ;
+  wire [1:0] \$135 ;
+  wire [2:0] \$136 ;
   wire [1:0] \$137 ;
-  wire [2:0] \$138 ;
-  wire [1:0] \$139 ;
+  wire [1:0] \$138 ;
+  wire [2:0] \$139 ;
   wire [15:0] \$14 ;
   wire [1:0] \$140 ;
-  wire [2:0] \$141 ;
-  wire [1:0] \$142 ;
-  wire [1:0] \$143 ;
-  wire [2:0] \$144 ;
-  wire [3:0] \$145 ;
-  wire [3:0] \$146 ;
-  wire [4:0] \$147 ;
-  wire \$148 ;
-  wire [8:0] \$149 ;
+  wire [1:0] \$141 ;
+  wire [2:0] \$142 ;
+  wire [3:0] \$143 ;
+  wire [3:0] \$144 ;
+  wire [4:0] \$145 ;
+  wire \$146 ;
+  wire [8:0] \$147 ;
+  wire [9:0] \$148 ;
+  wire [1:0] \$149 ;
   wire [6:0] \$15 ;
-  wire [9:0] \$150 ;
-  wire [1:0] \$151 ;
+  wire [1:0] \$150 ;
+  wire [2:0] \$151 ;
   wire [1:0] \$152 ;
-  wire [2:0] \$153 ;
-  wire [1:0] \$154 ;
+  wire [1:0] \$153 ;
+  wire [2:0] \$154 ;
   wire [1:0] \$155 ;
-  wire [2:0] \$156 ;
-  wire [1:0] \$157 ;
+  wire [1:0] \$156 ;
+  wire [2:0] \$157 ;
   wire [1:0] \$158 ;
-  wire [2:0] \$159 ;
+  wire [1:0] \$159 ;
   wire [7:0] \$16 ;
-  wire [1:0] \$160 ;
-  wire [1:0] \$161 ;
-  wire [2:0] \$162 ;
-  wire [3:0] \$163 ;
-  wire [3:0] \$164 ;
-  wire [4:0] \$165 ;
-  wire \$166 ;
-  wire [8:0] \$167 ;
-  wire [9:0] \$168 ;
-  wire [1:0] \$169 ;
+  wire [2:0] \$160 ;
+  wire [3:0] \$161 ;
+  wire [3:0] \$162 ;
+  wire [4:0] \$163 ;
+  wire \$164 ;
+  wire [8:0] \$165 ;
+  wire [9:0] \$166 ;
+  wire [1:0] \$167 ;
+  wire [1:0] \$168 ;
+  wire [2:0] \$169 ;
   wire [15:0] \$17 ;
   wire [1:0] \$170 ;
-  wire [2:0] \$171 ;
-  wire [1:0] \$172 ;
+  wire [1:0] \$171 ;
+  wire [2:0] \$172 ;
   wire [1:0] \$173 ;
-  wire [2:0] \$174 ;
-  wire [1:0] \$175 ;
+  wire [1:0] \$174 ;
+  wire [2:0] \$175 ;
   wire [1:0] \$176 ;
-  wire [2:0] \$177 ;
-  wire [1:0] \$178 ;
-  wire [1:0] \$179 ;
+  wire [1:0] \$177 ;
+  wire [2:0] \$178 ;
+  wire [3:0] \$179 ;
   wire [6:0] \$18 ;
-  wire [2:0] \$180 ;
-  wire [3:0] \$181 ;
-  wire [3:0] \$182 ;
-  wire [4:0] \$183 ;
-  wire \$184 ;
-  wire [8:0] \$185 ;
-  wire [9:0] \$186 ;
-  wire [1:0] \$187 ;
+  wire [3:0] \$180 ;
+  wire [4:0] \$181 ;
+  wire \$182 ;
+  wire [8:0] \$183 ;
+  wire [9:0] \$184 ;
+  wire [1:0] \$185 ;
+  wire [1:0] \$186 ;
+  wire [2:0] \$187 ;
   wire [1:0] \$188 ;
-  wire [2:0] \$189 ;
+  wire [1:0] \$189 ;
   wire [7:0] \$19 ;
-  wire [1:0] \$190 ;
+  wire [2:0] \$190 ;
   wire [1:0] \$191 ;
-  wire [2:0] \$192 ;
-  wire [1:0] \$193 ;
+  wire [1:0] \$192 ;
+  wire [2:0] \$193 ;
   wire [1:0] \$194 ;
-  wire [2:0] \$195 ;
-  wire [1:0] \$196 ;
-  wire [1:0] \$197 ;
-  wire [2:0] \$198 ;
-  wire [3:0] \$199 ;
+  wire [1:0] \$195 ;
+  wire [2:0] \$196 ;
+  wire [3:0] \$197 ;
+  wire [3:0] \$198 ;
+  wire [4:0] \$199 ;
   wire \$2 ;
   wire [15:0] \$20 ;
-  wire [3:0] \$200 ;
-  wire [4:0] \$201 ;
-  wire \$202 ;
-  wire [8:0] \$203 ;
-  wire [9:0] \$204 ;
-  wire [1:0] \$205 ;
+  wire \$200 ;
+  wire [8:0] \$201 ;
+  wire [9:0] \$202 ;
+  wire [1:0] \$203 ;
+  wire [1:0] \$204 ;
+  wire [2:0] \$205 ;
   wire [1:0] \$206 ;
-  wire [2:0] \$207 ;
-  wire [1:0] \$208 ;
+  wire [1:0] \$207 ;
+  wire [2:0] \$208 ;
   wire [1:0] \$209 ;
   wire [6:0] \$21 ;
-  wire [2:0] \$210 ;
-  wire [1:0] \$211 ;
+  wire [1:0] \$210 ;
+  wire [2:0] \$211 ;
   wire [1:0] \$212 ;
-  wire [2:0] \$213 ;
-  wire [1:0] \$214 ;
-  wire [1:0] \$215 ;
-  wire [2:0] \$216 ;
-  wire [3:0] \$217 ;
-  wire [3:0] \$218 ;
-  wire [4:0] \$219 ;
+  wire [1:0] \$213 ;
+  wire [2:0] \$214 ;
+  wire [3:0] \$215 ;
+  wire [3:0] \$216 ;
+  wire [4:0] \$217 ;
+  wire \$218 ;
+  wire [8:0] \$219 ;
   wire [7:0] \$22 ;
-  wire \$220 ;
-  wire [8:0] \$221 ;
-  wire [9:0] \$222 ;
-  wire \$223 ;
-  reg [1:0] \$224 ;
-  reg [1:0] \$225 ;
-  reg \$226 ;
+  wire [9:0] \$220 ;
+  wire \$221 ;
+  reg [1:0] \$222 ;
+  reg [1:0] \$223 ;
+  reg \$224 ;
+  reg \$225 ;
+  reg [15:0] \$226 ;
   reg \$227 ;
-  reg [15:0] \$228 ;
+  reg \$228 ;
   reg \$229 ;
   wire [15:0] \$23 ;
   reg \$230 ;
-  reg \$231 ;
-  reg \$232 ;
-  reg [15:0] \$233 ;
-  reg [159:0] \$234 ;
+  reg [15:0] \$231 ;
+  reg [159:0] \$232 ;
+  reg \$233 ;
+  reg \$234 ;
   reg \$235 ;
   reg \$236 ;
   reg \$237 ;
@@ -19098,169 +19038,163 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$242 ;
   reg \$243 ;
   reg \$244 ;
-  reg \$245 ;
-  reg \$246 ;
+  reg [2:0] \$245 ;
+  reg [2:0] \$246 ;
   reg [2:0] \$247 ;
   reg [2:0] \$248 ;
-  reg [2:0] \$249 ;
+  reg [4:0] \$249 ;
   wire [7:0] \$25 ;
-  reg [2:0] \$250 ;
-  reg [4:0] \$251 ;
-  reg [6:0] \$252 ;
-  reg [7:0] \$253 ;
+  reg [6:0] \$250 ;
+  reg [7:0] \$251 ;
+  reg [2:0] \$252 ;
+  reg [2:0] \$253 ;
   reg [2:0] \$254 ;
   reg [2:0] \$255 ;
-  reg [2:0] \$256 ;
-  reg [2:0] \$257 ;
-  reg [4:0] \$258 ;
-  reg [6:0] \$259 ;
+  reg [4:0] \$256 ;
+  reg [6:0] \$257 ;
+  reg [7:0] \$258 ;
+  reg [2:0] \$259 ;
   wire [15:0] \$26 ;
-  reg [7:0] \$260 ;
+  reg [2:0] \$260 ;
   reg [2:0] \$261 ;
   reg [2:0] \$262 ;
-  reg [2:0] \$263 ;
-  reg [2:0] \$264 ;
-  reg [4:0] \$265 ;
-  reg [6:0] \$266 ;
-  reg [7:0] \$267 ;
+  reg [4:0] \$263 ;
+  reg [6:0] \$264 ;
+  reg [7:0] \$265 ;
+  reg [2:0] \$266 ;
+  reg [2:0] \$267 ;
   reg [2:0] \$268 ;
   reg [2:0] \$269 ;
   wire [6:0] \$27 ;
-  reg [2:0] \$270 ;
-  reg [2:0] \$271 ;
-  reg [4:0] \$272 ;
-  reg [6:0] \$273 ;
-  reg [7:0] \$274 ;
+  reg [4:0] \$270 ;
+  reg [6:0] \$271 ;
+  reg [7:0] \$272 ;
+  reg [2:0] \$273 ;
+  reg [2:0] \$274 ;
   reg [2:0] \$275 ;
   reg [2:0] \$276 ;
-  reg [2:0] \$277 ;
-  reg [2:0] \$278 ;
-  reg [4:0] \$279 ;
+  reg [4:0] \$277 ;
+  reg [6:0] \$278 ;
+  reg [7:0] \$279 ;
   wire [7:0] \$28 ;
-  reg [6:0] \$280 ;
-  reg [7:0] \$281 ;
+  reg [2:0] \$280 ;
+  reg [2:0] \$281 ;
   reg [2:0] \$282 ;
   reg [2:0] \$283 ;
-  reg [2:0] \$284 ;
-  reg [2:0] \$285 ;
-  reg [4:0] \$286 ;
-  reg [6:0] \$287 ;
-  reg [7:0] \$288 ;
+  reg [4:0] \$284 ;
+  reg [6:0] \$285 ;
+  reg [7:0] \$286 ;
+  reg [2:0] \$287 ;
+  reg [2:0] \$288 ;
   reg [2:0] \$289 ;
   wire [15:0] \$29 ;
   reg [2:0] \$290 ;
-  reg [2:0] \$291 ;
-  reg [2:0] \$292 ;
-  reg [4:0] \$293 ;
-  reg [6:0] \$294 ;
-  reg [7:0] \$295 ;
+  reg [4:0] \$291 ;
+  reg [6:0] \$292 ;
+  reg [7:0] \$293 ;
+  reg [2:0] \$294 ;
+  reg [2:0] \$295 ;
   reg [2:0] \$296 ;
   reg [2:0] \$297 ;
-  reg [2:0] \$298 ;
-  reg [2:0] \$299 ;
+  reg [4:0] \$298 ;
+  reg [6:0] \$299 ;
   wire \$3 ;
   wire [6:0] \$30 ;
-  reg [4:0] \$300 ;
-  reg [6:0] \$301 ;
-  reg [7:0] \$302 ;
+  reg [7:0] \$300 ;
+  reg [2:0] \$301 ;
+  reg [2:0] \$302 ;
   reg [2:0] \$303 ;
   reg [2:0] \$304 ;
-  reg [2:0] \$305 ;
-  reg [2:0] \$306 ;
-  reg [4:0] \$307 ;
-  reg [6:0] \$308 ;
-  reg [7:0] \$309 ;
+  reg [4:0] \$305 ;
+  reg [6:0] \$306 ;
+  reg [7:0] \$307 ;
+  reg [2:0] \$308 ;
+  reg [2:0] \$309 ;
   wire [7:0] \$31 ;
   reg [2:0] \$310 ;
   reg [2:0] \$311 ;
-  reg [2:0] \$312 ;
-  reg [2:0] \$313 ;
-  reg [4:0] \$314 ;
-  reg [6:0] \$315 ;
-  reg [7:0] \$316 ;
+  reg [4:0] \$312 ;
+  reg [6:0] \$313 ;
+  reg [7:0] \$314 ;
+  reg \$315 ;
+  reg \$316 ;
   reg \$317 ;
   reg \$318 ;
-  reg \$319 ;
+  reg [79:0] \$319 ;
   wire [15:0] \$32 ;
-  reg \$320 ;
-  reg [79:0] \$321 ;
   wire [6:0] \$33 ;
   wire [7:0] \$34 ;
   wire [2:0] \$35 ;
   wire [2:0] \$36 ;
-  wire [2:0] \$369 ;
-  wire [2:0] \$37 ;
-  wire \$371 ;
-  wire [2:0] \$375 ;
-  wire \$377 ;
-  wire [2:0] \$38 ;
+  wire \$37 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [1:0] \$43 ;
+  wire [1:0] \$41 ;
+  wire [1:0] \$42 ;
+  wire [2:0] \$43 ;
   wire [1:0] \$44 ;
-  wire [2:0] \$45 ;
-  wire [1:0] \$46 ;
+  wire [1:0] \$45 ;
+  wire [2:0] \$46 ;
   wire [1:0] \$47 ;
-  wire [2:0] \$48 ;
-  wire [1:0] \$49 ;
+  wire [1:0] \$48 ;
+  wire [2:0] \$49 ;
   wire [15:0] \$5 ;
   wire [1:0] \$50 ;
-  wire [2:0] \$51 ;
-  wire [1:0] \$52 ;
-  wire [1:0] \$53 ;
-  wire [2:0] \$54 ;
-  wire [3:0] \$55 ;
-  wire [3:0] \$56 ;
-  wire [4:0] \$57 ;
-  wire \$58 ;
-  wire [8:0] \$59 ;
+  wire [1:0] \$51 ;
+  wire [2:0] \$52 ;
+  wire [3:0] \$53 ;
+  wire [3:0] \$54 ;
+  wire [4:0] \$55 ;
+  wire \$56 ;
+  wire [8:0] \$57 ;
+  wire [9:0] \$58 ;
+  wire [1:0] \$59 ;
   wire [6:0] \$6 ;
-  wire [9:0] \$60 ;
-  wire [1:0] \$61 ;
+  wire [1:0] \$60 ;
+  wire [2:0] \$61 ;
   wire [1:0] \$62 ;
-  wire [2:0] \$63 ;
-  wire [1:0] \$64 ;
+  wire [1:0] \$63 ;
+  wire [2:0] \$64 ;
   wire [1:0] \$65 ;
-  wire [2:0] \$66 ;
-  wire [1:0] \$67 ;
+  wire [1:0] \$66 ;
+  wire [2:0] \$67 ;
   wire [1:0] \$68 ;
-  wire [2:0] \$69 ;
+  wire [1:0] \$69 ;
   wire [7:0] \$7 ;
-  wire [1:0] \$70 ;
-  wire [1:0] \$71 ;
-  wire [2:0] \$72 ;
-  wire [3:0] \$73 ;
-  wire [3:0] \$74 ;
-  wire [4:0] \$75 ;
-  wire \$76 ;
-  wire [8:0] \$77 ;
-  wire [9:0] \$78 ;
-  wire [1:0] \$79 ;
+  wire [2:0] \$70 ;
+  wire [3:0] \$71 ;
+  wire [3:0] \$72 ;
+  wire [4:0] \$73 ;
+  wire \$74 ;
+  wire [8:0] \$75 ;
+  wire [9:0] \$76 ;
+  wire [1:0] \$77 ;
+  wire [1:0] \$78 ;
+  wire [2:0] \$79 ;
   wire [15:0] \$8 ;
   wire [1:0] \$80 ;
-  wire [2:0] \$81 ;
-  wire [1:0] \$82 ;
+  wire [1:0] \$81 ;
+  wire [2:0] \$82 ;
   wire [1:0] \$83 ;
-  wire [2:0] \$84 ;
-  wire [1:0] \$85 ;
+  wire [1:0] \$84 ;
+  wire [2:0] \$85 ;
   wire [1:0] \$86 ;
-  wire [2:0] \$87 ;
-  wire [1:0] \$88 ;
-  wire [1:0] \$89 ;
+  wire [1:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire [3:0] \$89 ;
   wire [6:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [3:0] \$91 ;
-  wire [3:0] \$92 ;
-  wire [4:0] \$93 ;
-  wire \$94 ;
-  wire [8:0] \$95 ;
-  wire [9:0] \$96 ;
-  wire [1:0] \$97 ;
+  wire [3:0] \$90 ;
+  wire [4:0] \$91 ;
+  wire \$92 ;
+  wire [8:0] \$93 ;
+  wire [9:0] \$94 ;
+  wire [1:0] \$95 ;
+  wire [1:0] \$96 ;
+  wire [2:0] \$97 ;
   wire [1:0] \$98 ;
-  wire [2:0] \$99 ;
+  wire [1:0] \$99 ;
   reg \$signal  = 1'h0;
   reg \$signal$70  = 1'h0;
   reg [7:0] acc0 = 8'h00;
@@ -19528,427 +19462,442 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \$33  = first1_d2 ? 7'h00 : raw9;
   assign \$34  = tree9_l3_0_0 + \$33 ;
   assign \$35  = sf + 1'h1;
-  assign \$369  = \$35  % 3'h4;
-  assign \$37  = port__addr + 1'h1;
-  assign \$375  = \$37  % 3'h4;
-  assign \$39  = sf == 2'h3;
-  assign \$40  = ! nf;
-  assign \$41  = ! sf;
-  assign \$42  = sf == 2'h3;
-  assign \$43  = xnor0[0] + xnor0[1];
-  assign \$44  = xnor0[2] + xnor0[3];
-  assign \$45  = \$43  + \$44 ;
-  assign \$46  = xnor0[4] + xnor0[5];
-  assign \$47  = xnor0[6] + xnor0[7];
-  assign \$48  = \$46  + \$47 ;
-  assign \$49  = xnor0[8] + xnor0[9];
-  assign \$50  = xnor0[10] + xnor0[11];
-  assign \$51  = \$49  + \$50 ;
-  assign \$52  = xnor0[12] + xnor0[13];
-  assign \$53  = xnor0[14] + xnor0[15];
-  assign \$54  = \$52  + \$53 ;
-  assign \$55  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$56  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$57  = \$55  + \$56 ;
-  assign \$58  = advance & v1_d2;
-  assign \$59  = 2'h2 * raw0;
-  assign \$60  = \$59  - 7'h40;
-  assign \$61  = xnor1[0] + xnor1[1];
-  assign \$62  = xnor1[2] + xnor1[3];
-  assign \$63  = \$61  + \$62 ;
-  assign \$64  = xnor1[4] + xnor1[5];
-  assign \$65  = xnor1[6] + xnor1[7];
-  assign \$66  = \$64  + \$65 ;
-  assign \$67  = xnor1[8] + xnor1[9];
-  assign \$68  = xnor1[10] + xnor1[11];
-  assign \$69  = \$67  + \$68 ;
-  assign \$70  = xnor1[12] + xnor1[13];
-  assign \$71  = xnor1[14] + xnor1[15];
-  assign \$72  = \$70  + \$71 ;
-  assign \$73  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$74  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$75  = \$73  + \$74 ;
-  assign \$76  = advance & v1_d2;
-  assign \$77  = 2'h2 * raw1;
-  assign \$78  = \$77  - 7'h40;
-  assign \$79  = xnor2[0] + xnor2[1];
-  assign \$80  = xnor2[2] + xnor2[3];
-  assign \$81  = \$79  + \$80 ;
-  assign \$82  = xnor2[4] + xnor2[5];
-  assign \$83  = xnor2[6] + xnor2[7];
-  assign \$84  = \$82  + \$83 ;
-  assign \$85  = xnor2[8] + xnor2[9];
-  assign \$86  = xnor2[10] + xnor2[11];
-  assign \$87  = \$85  + \$86 ;
-  assign \$88  = xnor2[12] + xnor2[13];
-  assign \$89  = xnor2[14] + xnor2[15];
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$92  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = advance & v1_d2;
-  assign \$95  = 2'h2 * raw2;
-  assign \$96  = \$95  - 7'h40;
-  assign \$97  = xnor3[0] + xnor3[1];
-  assign \$98  = xnor3[2] + xnor3[3];
-  assign \$99  = \$97  + \$98 ;
-  assign \$100  = xnor3[4] + xnor3[5];
-  assign \$101  = xnor3[6] + xnor3[7];
-  assign \$102  = \$100  + \$101 ;
-  assign \$103  = xnor3[8] + xnor3[9];
-  assign \$104  = xnor3[10] + xnor3[11];
-  assign \$105  = \$103  + \$104 ;
-  assign \$106  = xnor3[12] + xnor3[13];
-  assign \$107  = xnor3[14] + xnor3[15];
-  assign \$108  = \$106  + \$107 ;
-  assign \$109  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$110  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$111  = \$109  + \$110 ;
-  assign \$112  = advance & v1_d2;
-  assign \$113  = 2'h2 * raw3;
-  assign \$114  = \$113  - 7'h40;
-  assign \$115  = xnor4[0] + xnor4[1];
-  assign \$116  = xnor4[2] + xnor4[3];
-  assign \$117  = \$115  + \$116 ;
-  assign \$118  = xnor4[4] + xnor4[5];
-  assign \$119  = xnor4[6] + xnor4[7];
-  assign \$120  = \$118  + \$119 ;
-  assign \$121  = xnor4[8] + xnor4[9];
-  assign \$122  = xnor4[10] + xnor4[11];
-  assign \$123  = \$121  + \$122 ;
-  assign \$124  = xnor4[12] + xnor4[13];
-  assign \$125  = xnor4[14] + xnor4[15];
-  assign \$126  = \$124  + \$125 ;
-  assign \$127  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$128  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$129  = \$127  + \$128 ;
-  assign \$130  = advance & v1_d2;
-  assign \$131  = 2'h2 * raw4;
-  assign \$132  = \$131  - 7'h40;
-  assign \$133  = xnor5[0] + xnor5[1];
-  assign \$134  = xnor5[2] + xnor5[3];
-  assign \$135  = \$133  + \$134 ;
-  assign \$136  = xnor5[4] + xnor5[5];
-  assign \$137  = xnor5[6] + xnor5[7];
-  assign \$138  = \$136  + \$137 ;
-  assign \$139  = xnor5[8] + xnor5[9];
-  assign \$140  = xnor5[10] + xnor5[11];
-  assign \$141  = \$139  + \$140 ;
-  assign \$142  = xnor5[12] + xnor5[13];
-  assign \$143  = xnor5[14] + xnor5[15];
-  assign \$144  = \$142  + \$143 ;
-  assign \$145  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$146  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$147  = \$145  + \$146 ;
-  assign \$148  = advance & v1_d2;
-  assign \$149  = 2'h2 * raw5;
-  assign \$150  = \$149  - 7'h40;
-  assign \$151  = xnor6[0] + xnor6[1];
-  assign \$152  = xnor6[2] + xnor6[3];
-  assign \$153  = \$151  + \$152 ;
-  assign \$154  = xnor6[4] + xnor6[5];
-  assign \$155  = xnor6[6] + xnor6[7];
-  assign \$156  = \$154  + \$155 ;
-  assign \$157  = xnor6[8] + xnor6[9];
-  assign \$158  = xnor6[10] + xnor6[11];
-  assign \$159  = \$157  + \$158 ;
-  assign \$160  = xnor6[12] + xnor6[13];
-  assign \$161  = xnor6[14] + xnor6[15];
-  assign \$162  = \$160  + \$161 ;
-  assign \$163  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$164  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$165  = \$163  + \$164 ;
-  assign \$166  = advance & v1_d2;
-  assign \$167  = 2'h2 * raw6;
-  assign \$168  = \$167  - 7'h40;
-  assign \$169  = xnor7[0] + xnor7[1];
-  assign \$170  = xnor7[2] + xnor7[3];
-  assign \$171  = \$169  + \$170 ;
-  assign \$172  = xnor7[4] + xnor7[5];
-  assign \$173  = xnor7[6] + xnor7[7];
-  assign \$174  = \$172  + \$173 ;
-  assign \$175  = xnor7[8] + xnor7[9];
-  assign \$176  = xnor7[10] + xnor7[11];
-  assign \$177  = \$175  + \$176 ;
-  assign \$178  = xnor7[12] + xnor7[13];
-  assign \$179  = xnor7[14] + xnor7[15];
-  assign \$180  = \$178  + \$179 ;
-  assign \$181  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$182  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$183  = \$181  + \$182 ;
-  assign \$184  = advance & v1_d2;
-  assign \$185  = 2'h2 * raw7;
-  assign \$186  = \$185  - 7'h40;
-  assign \$187  = xnor8[0] + xnor8[1];
-  assign \$188  = xnor8[2] + xnor8[3];
-  assign \$189  = \$187  + \$188 ;
-  assign \$190  = xnor8[4] + xnor8[5];
-  assign \$191  = xnor8[6] + xnor8[7];
-  assign \$192  = \$190  + \$191 ;
-  assign \$193  = xnor8[8] + xnor8[9];
-  assign \$194  = xnor8[10] + xnor8[11];
-  assign \$195  = \$193  + \$194 ;
-  assign \$196  = xnor8[12] + xnor8[13];
-  assign \$197  = xnor8[14] + xnor8[15];
-  assign \$198  = \$196  + \$197 ;
-  assign \$199  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$200  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$201  = \$199  + \$200 ;
-  assign \$202  = advance & v1_d2;
-  assign \$203  = 2'h2 * raw8;
-  assign \$204  = \$203  - 7'h40;
-  assign \$205  = xnor9[0] + xnor9[1];
-  assign \$206  = xnor9[2] + xnor9[3];
-  assign \$207  = \$205  + \$206 ;
-  assign \$208  = xnor9[4] + xnor9[5];
-  assign \$209  = xnor9[6] + xnor9[7];
-  assign \$210  = \$208  + \$209 ;
-  assign \$211  = xnor9[8] + xnor9[9];
-  assign \$212  = xnor9[10] + xnor9[11];
-  assign \$213  = \$211  + \$212 ;
-  assign \$214  = xnor9[12] + xnor9[13];
-  assign \$215  = xnor9[14] + xnor9[15];
-  assign \$216  = \$214  + \$215 ;
-  assign \$217  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$218  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$219  = \$217  + \$218 ;
-  assign \$220  = advance & v1_d2;
-  assign \$221  = 2'h2 * raw9;
-  assign \$222  = \$221  - 7'h40;
-  assign \$223  = v1_d2 & last1_d2;
+  assign \$36  = port__addr + 1'h1;
+  assign \$37  = sf == 2'h3;
+  assign \$38  = ! nf;
+  assign \$39  = ! sf;
+  assign \$40  = sf == 2'h3;
+  assign \$41  = xnor0[0] + xnor0[1];
+  assign \$42  = xnor0[2] + xnor0[3];
+  assign \$43  = \$41  + \$42 ;
+  assign \$44  = xnor0[4] + xnor0[5];
+  assign \$45  = xnor0[6] + xnor0[7];
+  assign \$46  = \$44  + \$45 ;
+  assign \$47  = xnor0[8] + xnor0[9];
+  assign \$48  = xnor0[10] + xnor0[11];
+  assign \$49  = \$47  + \$48 ;
+  assign \$50  = xnor0[12] + xnor0[13];
+  assign \$51  = xnor0[14] + xnor0[15];
+  assign \$52  = \$50  + \$51 ;
+  assign \$53  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$54  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$55  = \$53  + \$54 ;
+  assign \$56  = advance & v1_d2;
+  assign \$57  = 2'h2 * raw0;
+  assign \$58  = \$57  - 7'h40;
+  assign \$59  = xnor1[0] + xnor1[1];
+  assign \$60  = xnor1[2] + xnor1[3];
+  assign \$61  = \$59  + \$60 ;
+  assign \$62  = xnor1[4] + xnor1[5];
+  assign \$63  = xnor1[6] + xnor1[7];
+  assign \$64  = \$62  + \$63 ;
+  assign \$65  = xnor1[8] + xnor1[9];
+  assign \$66  = xnor1[10] + xnor1[11];
+  assign \$67  = \$65  + \$66 ;
+  assign \$68  = xnor1[12] + xnor1[13];
+  assign \$69  = xnor1[14] + xnor1[15];
+  assign \$70  = \$68  + \$69 ;
+  assign \$71  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$72  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$73  = \$71  + \$72 ;
+  assign \$74  = advance & v1_d2;
+  assign \$75  = 2'h2 * raw1;
+  assign \$76  = \$75  - 7'h40;
+  assign \$77  = xnor2[0] + xnor2[1];
+  assign \$78  = xnor2[2] + xnor2[3];
+  assign \$79  = \$77  + \$78 ;
+  assign \$80  = xnor2[4] + xnor2[5];
+  assign \$81  = xnor2[6] + xnor2[7];
+  assign \$82  = \$80  + \$81 ;
+  assign \$83  = xnor2[8] + xnor2[9];
+  assign \$84  = xnor2[10] + xnor2[11];
+  assign \$85  = \$83  + \$84 ;
+  assign \$86  = xnor2[12] + xnor2[13];
+  assign \$87  = xnor2[14] + xnor2[15];
+  assign \$88  = \$86  + \$87 ;
+  assign \$89  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$90  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = advance & v1_d2;
+  assign \$93  = 2'h2 * raw2;
+  assign \$94  = \$93  - 7'h40;
+  assign \$95  = xnor3[0] + xnor3[1];
+  assign \$96  = xnor3[2] + xnor3[3];
+  assign \$97  = \$95  + \$96 ;
+  assign \$98  = xnor3[4] + xnor3[5];
+  assign \$99  = xnor3[6] + xnor3[7];
+  assign \$100  = \$98  + \$99 ;
+  assign \$101  = xnor3[8] + xnor3[9];
+  assign \$102  = xnor3[10] + xnor3[11];
+  assign \$103  = \$101  + \$102 ;
+  assign \$104  = xnor3[12] + xnor3[13];
+  assign \$105  = xnor3[14] + xnor3[15];
+  assign \$106  = \$104  + \$105 ;
+  assign \$107  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$108  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$109  = \$107  + \$108 ;
+  assign \$110  = advance & v1_d2;
+  assign \$111  = 2'h2 * raw3;
+  assign \$112  = \$111  - 7'h40;
+  assign \$113  = xnor4[0] + xnor4[1];
+  assign \$114  = xnor4[2] + xnor4[3];
+  assign \$115  = \$113  + \$114 ;
+  assign \$116  = xnor4[4] + xnor4[5];
+  assign \$117  = xnor4[6] + xnor4[7];
+  assign \$118  = \$116  + \$117 ;
+  assign \$119  = xnor4[8] + xnor4[9];
+  assign \$120  = xnor4[10] + xnor4[11];
+  assign \$121  = \$119  + \$120 ;
+  assign \$122  = xnor4[12] + xnor4[13];
+  assign \$123  = xnor4[14] + xnor4[15];
+  assign \$124  = \$122  + \$123 ;
+  assign \$125  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$126  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$127  = \$125  + \$126 ;
+  assign \$128  = advance & v1_d2;
+  assign \$129  = 2'h2 * raw4;
+  assign \$130  = \$129  - 7'h40;
+  assign \$131  = xnor5[0] + xnor5[1];
+  assign \$132  = xnor5[2] + xnor5[3];
+  assign \$133  = \$131  + \$132 ;
+  assign \$134  = xnor5[4] + xnor5[5];
+  assign \$135  = xnor5[6] + xnor5[7];
+  assign \$136  = \$134  + \$135 ;
+  assign \$137  = xnor5[8] + xnor5[9];
+  assign \$138  = xnor5[10] + xnor5[11];
+  assign \$139  = \$137  + \$138 ;
+  assign \$140  = xnor5[12] + xnor5[13];
+  assign \$141  = xnor5[14] + xnor5[15];
+  assign \$142  = \$140  + \$141 ;
+  assign \$143  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$144  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = advance & v1_d2;
+  assign \$147  = 2'h2 * raw5;
+  assign \$148  = \$147  - 7'h40;
+  assign \$149  = xnor6[0] + xnor6[1];
+  assign \$150  = xnor6[2] + xnor6[3];
+  assign \$151  = \$149  + \$150 ;
+  assign \$152  = xnor6[4] + xnor6[5];
+  assign \$153  = xnor6[6] + xnor6[7];
+  assign \$154  = \$152  + \$153 ;
+  assign \$155  = xnor6[8] + xnor6[9];
+  assign \$156  = xnor6[10] + xnor6[11];
+  assign \$157  = \$155  + \$156 ;
+  assign \$158  = xnor6[12] + xnor6[13];
+  assign \$159  = xnor6[14] + xnor6[15];
+  assign \$160  = \$158  + \$159 ;
+  assign \$161  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$162  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$163  = \$161  + \$162 ;
+  assign \$164  = advance & v1_d2;
+  assign \$165  = 2'h2 * raw6;
+  assign \$166  = \$165  - 7'h40;
+  assign \$167  = xnor7[0] + xnor7[1];
+  assign \$168  = xnor7[2] + xnor7[3];
+  assign \$169  = \$167  + \$168 ;
+  assign \$170  = xnor7[4] + xnor7[5];
+  assign \$171  = xnor7[6] + xnor7[7];
+  assign \$172  = \$170  + \$171 ;
+  assign \$173  = xnor7[8] + xnor7[9];
+  assign \$174  = xnor7[10] + xnor7[11];
+  assign \$175  = \$173  + \$174 ;
+  assign \$176  = xnor7[12] + xnor7[13];
+  assign \$177  = xnor7[14] + xnor7[15];
+  assign \$178  = \$176  + \$177 ;
+  assign \$179  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$180  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$181  = \$179  + \$180 ;
+  assign \$182  = advance & v1_d2;
+  assign \$183  = 2'h2 * raw7;
+  assign \$184  = \$183  - 7'h40;
+  assign \$185  = xnor8[0] + xnor8[1];
+  assign \$186  = xnor8[2] + xnor8[3];
+  assign \$187  = \$185  + \$186 ;
+  assign \$188  = xnor8[4] + xnor8[5];
+  assign \$189  = xnor8[6] + xnor8[7];
+  assign \$190  = \$188  + \$189 ;
+  assign \$191  = xnor8[8] + xnor8[9];
+  assign \$192  = xnor8[10] + xnor8[11];
+  assign \$193  = \$191  + \$192 ;
+  assign \$194  = xnor8[12] + xnor8[13];
+  assign \$195  = xnor8[14] + xnor8[15];
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$198  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$199  = \$197  + \$198 ;
+  assign \$200  = advance & v1_d2;
+  assign \$201  = 2'h2 * raw8;
+  assign \$202  = \$201  - 7'h40;
+  assign \$203  = xnor9[0] + xnor9[1];
+  assign \$204  = xnor9[2] + xnor9[3];
+  assign \$205  = \$203  + \$204 ;
+  assign \$206  = xnor9[4] + xnor9[5];
+  assign \$207  = xnor9[6] + xnor9[7];
+  assign \$208  = \$206  + \$207 ;
+  assign \$209  = xnor9[8] + xnor9[9];
+  assign \$210  = xnor9[10] + xnor9[11];
+  assign \$211  = \$209  + \$210 ;
+  assign \$212  = xnor9[12] + xnor9[13];
+  assign \$213  = xnor9[14] + xnor9[15];
+  assign \$214  = \$212  + \$213 ;
+  assign \$215  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$216  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$217  = \$215  + \$216 ;
+  assign \$218  = advance & v1_d2;
+  assign \$219  = 2'h2 * raw9;
+  assign \$220  = \$219  - 7'h40;
+  assign \$221  = v1_d2 & last1_d2;
   always @(posedge clk)
-    sf <= \$224 ;
+    sf <= \$222 ;
   always @(posedge clk)
-    port__addr <= \$225 ;
+    port__addr <= \$223 ;
   always @(posedge clk)
-    nf <= \$226 ;
+    nf <= \$224 ;
   always @(posedge clk)
-    \$signal  <= \$227 ;
+    \$signal  <= \$225 ;
   always @(posedge clk)
-    x1 <= \$228 ;
+    x1 <= \$226 ;
   always @(posedge clk)
-    fresh1 <= \$229 ;
+    fresh1 <= \$227 ;
   always @(posedge clk)
-    \$signal$70  <= \$230 ;
+    \$signal$70  <= \$228 ;
   always @(posedge clk)
-    last1 <= \$231 ;
+    last1 <= \$229 ;
   always @(posedge clk)
-    nf1 <= \$232 ;
+    nf1 <= \$230 ;
   always @(posedge clk)
-    x_in_d0 <= \$233 ;
+    x_in_d0 <= \$231 ;
   always @(posedge clk)
-    weights_d0 <= \$234 ;
+    weights_d0 <= \$232 ;
   always @(posedge clk)
-    v1_d0 <= \$235 ;
+    v1_d0 <= \$233 ;
   always @(posedge clk)
-    v1_d1 <= \$236 ;
+    v1_d1 <= \$234 ;
   always @(posedge clk)
-    v1_d2 <= \$237 ;
+    v1_d2 <= \$235 ;
   always @(posedge clk)
-    first1_d0 <= \$238 ;
+    first1_d0 <= \$236 ;
   always @(posedge clk)
-    first1_d1 <= \$239 ;
+    first1_d1 <= \$237 ;
   always @(posedge clk)
-    first1_d2 <= \$240 ;
+    first1_d2 <= \$238 ;
   always @(posedge clk)
-    last1_d0 <= \$241 ;
+    last1_d0 <= \$239 ;
   always @(posedge clk)
-    last1_d1 <= \$242 ;
+    last1_d1 <= \$240 ;
   always @(posedge clk)
-    last1_d2 <= \$243 ;
+    last1_d2 <= \$241 ;
   always @(posedge clk)
-    nf1_d0 <= \$244 ;
+    nf1_d0 <= \$242 ;
   always @(posedge clk)
-    nf1_d1 <= \$245 ;
+    nf1_d1 <= \$243 ;
   always @(posedge clk)
-    nf1_d2 <= \$246 ;
+    nf1_d2 <= \$244 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$247 ;
+    tree0_l1_0_0 <= \$245 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$248 ;
+    tree0_l1_1_0 <= \$246 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$249 ;
+    tree0_l1_2_0 <= \$247 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$250 ;
+    tree0_l1_3_0 <= \$248 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$251 ;
+    tree0_l3_0_0 <= \$249 ;
   always @(posedge clk)
-    raw0 <= \$252 ;
+    raw0 <= \$250 ;
   always @(posedge clk)
-    acc0 <= \$253 ;
+    acc0 <= \$251 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$254 ;
+    tree1_l1_0_0 <= \$252 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$255 ;
+    tree1_l1_1_0 <= \$253 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$256 ;
+    tree1_l1_2_0 <= \$254 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$257 ;
+    tree1_l1_3_0 <= \$255 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$258 ;
+    tree1_l3_0_0 <= \$256 ;
   always @(posedge clk)
-    raw1 <= \$259 ;
+    raw1 <= \$257 ;
   always @(posedge clk)
-    acc1 <= \$260 ;
+    acc1 <= \$258 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$261 ;
+    tree2_l1_0_0 <= \$259 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$262 ;
+    tree2_l1_1_0 <= \$260 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$263 ;
+    tree2_l1_2_0 <= \$261 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$264 ;
+    tree2_l1_3_0 <= \$262 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$265 ;
+    tree2_l3_0_0 <= \$263 ;
   always @(posedge clk)
-    raw2 <= \$266 ;
+    raw2 <= \$264 ;
   always @(posedge clk)
-    acc2 <= \$267 ;
+    acc2 <= \$265 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$268 ;
+    tree3_l1_0_0 <= \$266 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$269 ;
+    tree3_l1_1_0 <= \$267 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$270 ;
+    tree3_l1_2_0 <= \$268 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$271 ;
+    tree3_l1_3_0 <= \$269 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$272 ;
+    tree3_l3_0_0 <= \$270 ;
   always @(posedge clk)
-    raw3 <= \$273 ;
+    raw3 <= \$271 ;
   always @(posedge clk)
-    acc3 <= \$274 ;
+    acc3 <= \$272 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$275 ;
+    tree4_l1_0_0 <= \$273 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$276 ;
+    tree4_l1_1_0 <= \$274 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$277 ;
+    tree4_l1_2_0 <= \$275 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$278 ;
+    tree4_l1_3_0 <= \$276 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$279 ;
+    tree4_l3_0_0 <= \$277 ;
   always @(posedge clk)
-    raw4 <= \$280 ;
+    raw4 <= \$278 ;
   always @(posedge clk)
-    acc4 <= \$281 ;
+    acc4 <= \$279 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$282 ;
+    tree5_l1_0_0 <= \$280 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$283 ;
+    tree5_l1_1_0 <= \$281 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$284 ;
+    tree5_l1_2_0 <= \$282 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$285 ;
+    tree5_l1_3_0 <= \$283 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$286 ;
+    tree5_l3_0_0 <= \$284 ;
   always @(posedge clk)
-    raw5 <= \$287 ;
+    raw5 <= \$285 ;
   always @(posedge clk)
-    acc5 <= \$288 ;
+    acc5 <= \$286 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$289 ;
+    tree6_l1_0_0 <= \$287 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$290 ;
+    tree6_l1_1_0 <= \$288 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$291 ;
+    tree6_l1_2_0 <= \$289 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$292 ;
+    tree6_l1_3_0 <= \$290 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$293 ;
+    tree6_l3_0_0 <= \$291 ;
   always @(posedge clk)
-    raw6 <= \$294 ;
+    raw6 <= \$292 ;
   always @(posedge clk)
-    acc6 <= \$295 ;
+    acc6 <= \$293 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$296 ;
+    tree7_l1_0_0 <= \$294 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$297 ;
+    tree7_l1_1_0 <= \$295 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$298 ;
+    tree7_l1_2_0 <= \$296 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$299 ;
+    tree7_l1_3_0 <= \$297 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$300 ;
+    tree7_l3_0_0 <= \$298 ;
   always @(posedge clk)
-    raw7 <= \$301 ;
+    raw7 <= \$299 ;
   always @(posedge clk)
-    acc7 <= \$302 ;
+    acc7 <= \$300 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$303 ;
+    tree8_l1_0_0 <= \$301 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$304 ;
+    tree8_l1_1_0 <= \$302 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$305 ;
+    tree8_l1_2_0 <= \$303 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$306 ;
+    tree8_l1_3_0 <= \$304 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$307 ;
+    tree8_l3_0_0 <= \$305 ;
   always @(posedge clk)
-    raw8 <= \$308 ;
+    raw8 <= \$306 ;
   always @(posedge clk)
-    acc8 <= \$309 ;
+    acc8 <= \$307 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$310 ;
+    tree9_l1_0_0 <= \$308 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$311 ;
+    tree9_l1_1_0 <= \$309 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$312 ;
+    tree9_l1_2_0 <= \$310 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$313 ;
+    tree9_l1_3_0 <= \$311 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$314 ;
+    tree9_l3_0_0 <= \$312 ;
   always @(posedge clk)
-    raw9 <= \$315 ;
+    raw9 <= \$313 ;
   always @(posedge clk)
-    acc9 <= \$316 ;
+    acc9 <= \$314 ;
   always @(posedge clk)
-    v2 <= \$317 ;
+    v2 <= \$315 ;
   always @(posedge clk)
-    v2_d0 <= \$318 ;
+    v2_d0 <= \$316 ;
   always @(posedge clk)
-    nf2_d0 <= \$319 ;
+    nf2_d0 <= \$317 ;
   always @(posedge clk)
-    o__valid <= \$320 ;
+    o__valid <= \$318 ;
   always @(posedge clk)
-    o__payload <= \$321 ;
+    o__payload <= \$319 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$224  = sf;
+    \$222  = sf;
     if (fire) begin
-      \$224  = \$36 [1:0];
+      \$222  = \$35 [1:0];
     end
     if (rst) begin
-      \$224  = 2'h0;
+      \$222  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$225  = port__addr;
+    \$223  = port__addr;
     if (fire) begin
-      \$225  = \$38 [1:0];
+      \$223  = \$36 [1:0];
     end
     if (rst) begin
-      \$225  = 2'h0;
+      \$223  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$226  = nf;
+    \$224  = nf;
     if (fire) begin
-      if (\$39 ) begin
-        \$226  = 1'h0;
+      if (\$37 ) begin
+        \$224  = 1'h0;
       end
     end
     if (rst) begin
-      \$226  = 1'h0;
+      \$224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$227  = \$signal ;
+    \$225  = \$signal ;
     if (advance) begin
-      \$227  = fire;
+      \$225  = fire;
+    end
+    if (rst) begin
+      \$225  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$226  = x1;
+    if (advance) begin
+      \$226  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$227  = fresh1;
+    if (advance) begin
+      \$227  = \$38 ;
     end
     if (rst) begin
       \$227  = 1'h0;
@@ -19956,14 +19905,17 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$228  = x1;
+    \$228  = \$signal$70 ;
     if (advance) begin
-      \$228  = i__payload;
+      \$228  = \$39 ;
+    end
+    if (rst) begin
+      \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$229  = fresh1;
+    \$229  = last1;
     if (advance) begin
       \$229  = \$40 ;
     end
@@ -19973,9 +19925,9 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$230  = \$signal$70 ;
+    \$230  = nf1;
     if (advance) begin
-      \$230  = \$41 ;
+      \$230  = nf;
     end
     if (rst) begin
       \$230  = 1'h0;
@@ -19983,43 +19935,43 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$231  = last1;
+    \$231  = x_in_d0;
     if (advance) begin
-      \$231  = \$42 ;
+      \$231  = x1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$232  = weights_d0;
+    if (advance) begin
+      \$232  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$233  = v1_d0;
+    if (advance) begin
+      \$233  = \$signal ;
     end
     if (rst) begin
-      \$231  = 1'h0;
+      \$233  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$232  = nf1;
+    \$234  = v1_d1;
     if (advance) begin
-      \$232  = nf;
+      \$234  = v1_d0;
     end
     if (rst) begin
-      \$232  = 1'h0;
+      \$234  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$233  = x_in_d0;
+    \$235  = v1_d2;
     if (advance) begin
-      \$233  = x1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$234  = weights_d0;
-    if (advance) begin
-      \$234  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$235  = v1_d0;
-    if (advance) begin
-      \$235  = \$signal ;
+      \$235  = v1_d1;
     end
     if (rst) begin
       \$235  = 1'h0;
@@ -20027,592 +19979,589 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$236  = v1_d1;
+    \$236  = first1_d0;
     if (advance) begin
-      \$236  = v1_d0;
+      \$236  = \$signal$70 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$237  = first1_d1;
+    if (advance) begin
+      \$237  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$238  = first1_d2;
+    if (advance) begin
+      \$238  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$239  = last1_d0;
+    if (advance) begin
+      \$239  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$240  = last1_d1;
+    if (advance) begin
+      \$240  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$241  = last1_d2;
+    if (advance) begin
+      \$241  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$242  = nf1_d0;
+    if (advance) begin
+      \$242  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$243  = nf1_d1;
+    if (advance) begin
+      \$243  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$244  = nf1_d2;
+    if (advance) begin
+      \$244  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$245  = tree0_l1_0_0;
+    if (advance) begin
+      \$245  = \$43 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$246  = tree0_l1_1_0;
+    if (advance) begin
+      \$246  = \$46 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$247  = tree0_l1_2_0;
+    if (advance) begin
+      \$247  = \$49 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$248  = tree0_l1_3_0;
+    if (advance) begin
+      \$248  = \$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$249  = tree0_l3_0_0;
+    if (advance) begin
+      \$249  = \$55 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$250  = raw0;
+    if (\$56 ) begin
+      \$250  = \$7 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$251  = acc0;
+    if (advance) begin
+      \$251  = \$58 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$252  = tree1_l1_0_0;
+    if (advance) begin
+      \$252  = \$61 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$253  = tree1_l1_1_0;
+    if (advance) begin
+      \$253  = \$64 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$254  = tree1_l1_2_0;
+    if (advance) begin
+      \$254  = \$67 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$255  = tree1_l1_3_0;
+    if (advance) begin
+      \$255  = \$70 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$256  = tree1_l3_0_0;
+    if (advance) begin
+      \$256  = \$73 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$257  = raw1;
+    if (\$74 ) begin
+      \$257  = \$10 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$258  = acc1;
+    if (advance) begin
+      \$258  = \$76 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$259  = tree2_l1_0_0;
+    if (advance) begin
+      \$259  = \$79 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$260  = tree2_l1_1_0;
+    if (advance) begin
+      \$260  = \$82 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$261  = tree2_l1_2_0;
+    if (advance) begin
+      \$261  = \$85 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$262  = tree2_l1_3_0;
+    if (advance) begin
+      \$262  = \$88 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$263  = tree2_l3_0_0;
+    if (advance) begin
+      \$263  = \$91 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$264  = raw2;
+    if (\$92 ) begin
+      \$264  = \$13 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$265  = acc2;
+    if (advance) begin
+      \$265  = \$94 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$266  = tree3_l1_0_0;
+    if (advance) begin
+      \$266  = \$97 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$267  = tree3_l1_1_0;
+    if (advance) begin
+      \$267  = \$100 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$268  = tree3_l1_2_0;
+    if (advance) begin
+      \$268  = \$103 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$269  = tree3_l1_3_0;
+    if (advance) begin
+      \$269  = \$106 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$270  = tree3_l3_0_0;
+    if (advance) begin
+      \$270  = \$109 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$271  = raw3;
+    if (\$110 ) begin
+      \$271  = \$16 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$272  = acc3;
+    if (advance) begin
+      \$272  = \$112 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$273  = tree4_l1_0_0;
+    if (advance) begin
+      \$273  = \$115 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$274  = tree4_l1_1_0;
+    if (advance) begin
+      \$274  = \$118 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$275  = tree4_l1_2_0;
+    if (advance) begin
+      \$275  = \$121 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$276  = tree4_l1_3_0;
+    if (advance) begin
+      \$276  = \$124 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$277  = tree4_l3_0_0;
+    if (advance) begin
+      \$277  = \$127 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$278  = raw4;
+    if (\$128 ) begin
+      \$278  = \$19 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$279  = acc4;
+    if (advance) begin
+      \$279  = \$130 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$280  = tree5_l1_0_0;
+    if (advance) begin
+      \$280  = \$133 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$281  = tree5_l1_1_0;
+    if (advance) begin
+      \$281  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$282  = tree5_l1_2_0;
+    if (advance) begin
+      \$282  = \$139 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$283  = tree5_l1_3_0;
+    if (advance) begin
+      \$283  = \$142 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$284  = tree5_l3_0_0;
+    if (advance) begin
+      \$284  = \$145 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$285  = raw5;
+    if (\$146 ) begin
+      \$285  = \$22 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$286  = acc5;
+    if (advance) begin
+      \$286  = \$148 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$287  = tree6_l1_0_0;
+    if (advance) begin
+      \$287  = \$151 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$288  = tree6_l1_1_0;
+    if (advance) begin
+      \$288  = \$154 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$289  = tree6_l1_2_0;
+    if (advance) begin
+      \$289  = \$157 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$290  = tree6_l1_3_0;
+    if (advance) begin
+      \$290  = \$160 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$291  = tree6_l3_0_0;
+    if (advance) begin
+      \$291  = \$163 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$292  = raw6;
+    if (\$164 ) begin
+      \$292  = \$25 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$293  = acc6;
+    if (advance) begin
+      \$293  = \$166 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$294  = tree7_l1_0_0;
+    if (advance) begin
+      \$294  = \$169 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$295  = tree7_l1_1_0;
+    if (advance) begin
+      \$295  = \$172 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$296  = tree7_l1_2_0;
+    if (advance) begin
+      \$296  = \$175 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$297  = tree7_l1_3_0;
+    if (advance) begin
+      \$297  = \$178 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$298  = tree7_l3_0_0;
+    if (advance) begin
+      \$298  = \$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$299  = raw7;
+    if (\$182 ) begin
+      \$299  = \$28 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$300  = acc7;
+    if (advance) begin
+      \$300  = \$184 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$301  = tree8_l1_0_0;
+    if (advance) begin
+      \$301  = \$187 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$302  = tree8_l1_1_0;
+    if (advance) begin
+      \$302  = \$190 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$303  = tree8_l1_2_0;
+    if (advance) begin
+      \$303  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$304  = tree8_l1_3_0;
+    if (advance) begin
+      \$304  = \$196 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$305  = tree8_l3_0_0;
+    if (advance) begin
+      \$305  = \$199 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$306  = raw8;
+    if (\$200 ) begin
+      \$306  = \$31 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$307  = acc8;
+    if (advance) begin
+      \$307  = \$202 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$308  = tree9_l1_0_0;
+    if (advance) begin
+      \$308  = \$205 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$309  = tree9_l1_1_0;
+    if (advance) begin
+      \$309  = \$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$310  = tree9_l1_2_0;
+    if (advance) begin
+      \$310  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$311  = tree9_l1_3_0;
+    if (advance) begin
+      \$311  = \$214 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$312  = tree9_l3_0_0;
+    if (advance) begin
+      \$312  = \$217 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$313  = raw9;
+    if (\$218 ) begin
+      \$313  = \$34 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$314  = acc9;
+    if (advance) begin
+      \$314  = \$220 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$315  = v2;
+    if (advance) begin
+      \$315  = \$221 ;
     end
     if (rst) begin
-      \$236  = 1'h0;
+      \$315  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$237  = v1_d2;
+    \$316  = v2_d0;
     if (advance) begin
-      \$237  = v1_d1;
+      \$316  = v2;
     end
     if (rst) begin
-      \$237  = 1'h0;
+      \$316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$238  = first1_d0;
+    \$317  = nf2_d0;
     if (advance) begin
-      \$238  = \$signal$70 ;
+      \$317  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$239  = first1_d1;
+    \$318  = o__valid;
     if (advance) begin
-      \$239  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$240  = first1_d2;
-    if (advance) begin
-      \$240  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$241  = last1_d0;
-    if (advance) begin
-      \$241  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$242  = last1_d1;
-    if (advance) begin
-      \$242  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$243  = last1_d2;
-    if (advance) begin
-      \$243  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$244  = nf1_d0;
-    if (advance) begin
-      \$244  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$245  = nf1_d1;
-    if (advance) begin
-      \$245  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$246  = nf1_d2;
-    if (advance) begin
-      \$246  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$247  = tree0_l1_0_0;
-    if (advance) begin
-      \$247  = \$45 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$248  = tree0_l1_1_0;
-    if (advance) begin
-      \$248  = \$48 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$249  = tree0_l1_2_0;
-    if (advance) begin
-      \$249  = \$51 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$250  = tree0_l1_3_0;
-    if (advance) begin
-      \$250  = \$54 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$251  = tree0_l3_0_0;
-    if (advance) begin
-      \$251  = \$57 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$252  = raw0;
-    if (\$58 ) begin
-      \$252  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$253  = acc0;
-    if (advance) begin
-      \$253  = \$60 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$254  = tree1_l1_0_0;
-    if (advance) begin
-      \$254  = \$63 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$255  = tree1_l1_1_0;
-    if (advance) begin
-      \$255  = \$66 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$256  = tree1_l1_2_0;
-    if (advance) begin
-      \$256  = \$69 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$257  = tree1_l1_3_0;
-    if (advance) begin
-      \$257  = \$72 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$258  = tree1_l3_0_0;
-    if (advance) begin
-      \$258  = \$75 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$259  = raw1;
-    if (\$76 ) begin
-      \$259  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$260  = acc1;
-    if (advance) begin
-      \$260  = \$78 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$261  = tree2_l1_0_0;
-    if (advance) begin
-      \$261  = \$81 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$262  = tree2_l1_1_0;
-    if (advance) begin
-      \$262  = \$84 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$263  = tree2_l1_2_0;
-    if (advance) begin
-      \$263  = \$87 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$264  = tree2_l1_3_0;
-    if (advance) begin
-      \$264  = \$90 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$265  = tree2_l3_0_0;
-    if (advance) begin
-      \$265  = \$93 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$266  = raw2;
-    if (\$94 ) begin
-      \$266  = \$13 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$267  = acc2;
-    if (advance) begin
-      \$267  = \$96 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$268  = tree3_l1_0_0;
-    if (advance) begin
-      \$268  = \$99 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$269  = tree3_l1_1_0;
-    if (advance) begin
-      \$269  = \$102 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$270  = tree3_l1_2_0;
-    if (advance) begin
-      \$270  = \$105 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$271  = tree3_l1_3_0;
-    if (advance) begin
-      \$271  = \$108 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$272  = tree3_l3_0_0;
-    if (advance) begin
-      \$272  = \$111 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$273  = raw3;
-    if (\$112 ) begin
-      \$273  = \$16 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$274  = acc3;
-    if (advance) begin
-      \$274  = \$114 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$275  = tree4_l1_0_0;
-    if (advance) begin
-      \$275  = \$117 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$276  = tree4_l1_1_0;
-    if (advance) begin
-      \$276  = \$120 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$277  = tree4_l1_2_0;
-    if (advance) begin
-      \$277  = \$123 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$278  = tree4_l1_3_0;
-    if (advance) begin
-      \$278  = \$126 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$279  = tree4_l3_0_0;
-    if (advance) begin
-      \$279  = \$129 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$280  = raw4;
-    if (\$130 ) begin
-      \$280  = \$19 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$281  = acc4;
-    if (advance) begin
-      \$281  = \$132 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$282  = tree5_l1_0_0;
-    if (advance) begin
-      \$282  = \$135 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$283  = tree5_l1_1_0;
-    if (advance) begin
-      \$283  = \$138 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$284  = tree5_l1_2_0;
-    if (advance) begin
-      \$284  = \$141 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$285  = tree5_l1_3_0;
-    if (advance) begin
-      \$285  = \$144 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$286  = tree5_l3_0_0;
-    if (advance) begin
-      \$286  = \$147 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$287  = raw5;
-    if (\$148 ) begin
-      \$287  = \$22 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$288  = acc5;
-    if (advance) begin
-      \$288  = \$150 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$289  = tree6_l1_0_0;
-    if (advance) begin
-      \$289  = \$153 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$290  = tree6_l1_1_0;
-    if (advance) begin
-      \$290  = \$156 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$291  = tree6_l1_2_0;
-    if (advance) begin
-      \$291  = \$159 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$292  = tree6_l1_3_0;
-    if (advance) begin
-      \$292  = \$162 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$293  = tree6_l3_0_0;
-    if (advance) begin
-      \$293  = \$165 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$294  = raw6;
-    if (\$166 ) begin
-      \$294  = \$25 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$295  = acc6;
-    if (advance) begin
-      \$295  = \$168 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$296  = tree7_l1_0_0;
-    if (advance) begin
-      \$296  = \$171 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$297  = tree7_l1_1_0;
-    if (advance) begin
-      \$297  = \$174 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$298  = tree7_l1_2_0;
-    if (advance) begin
-      \$298  = \$177 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$299  = tree7_l1_3_0;
-    if (advance) begin
-      \$299  = \$180 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$300  = tree7_l3_0_0;
-    if (advance) begin
-      \$300  = \$183 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$301  = raw7;
-    if (\$184 ) begin
-      \$301  = \$28 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$302  = acc7;
-    if (advance) begin
-      \$302  = \$186 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$303  = tree8_l1_0_0;
-    if (advance) begin
-      \$303  = \$189 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$304  = tree8_l1_1_0;
-    if (advance) begin
-      \$304  = \$192 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$305  = tree8_l1_2_0;
-    if (advance) begin
-      \$305  = \$195 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$306  = tree8_l1_3_0;
-    if (advance) begin
-      \$306  = \$198 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$307  = tree8_l3_0_0;
-    if (advance) begin
-      \$307  = \$201 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$308  = raw8;
-    if (\$202 ) begin
-      \$308  = \$31 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$309  = acc8;
-    if (advance) begin
-      \$309  = \$204 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$310  = tree9_l1_0_0;
-    if (advance) begin
-      \$310  = \$207 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$311  = tree9_l1_1_0;
-    if (advance) begin
-      \$311  = \$210 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$312  = tree9_l1_2_0;
-    if (advance) begin
-      \$312  = \$213 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$313  = tree9_l1_3_0;
-    if (advance) begin
-      \$313  = \$216 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$314  = tree9_l3_0_0;
-    if (advance) begin
-      \$314  = \$219 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$315  = raw9;
-    if (\$220 ) begin
-      \$315  = \$34 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$316  = acc9;
-    if (advance) begin
-      \$316  = \$222 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$317  = v2;
-    if (advance) begin
-      \$317  = \$223 ;
-    end
-    if (rst) begin
-      \$317  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$318  = v2_d0;
-    if (advance) begin
-      \$318  = v2;
+      \$318  = v2_d0;
     end
     if (rst) begin
       \$318  = 1'h0;
@@ -20620,29 +20569,12 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$319  = nf2_d0;
+    \$319  = o__payload;
     if (advance) begin
-      \$319  = nf1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$320  = o__valid;
-    if (advance) begin
-      \$320  = v2_d0;
+      \$319  = result;
     end
     if (rst) begin
-      \$320  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$321  = o__payload;
-    if (advance) begin
-      \$321  = result;
-    end
-    if (rst) begin
-      \$321  = 80'h00000000000000000000;
+      \$319  = 80'h00000000000000000000;
     end
   end
   assign o__ready = advance;
@@ -20736,10 +20668,6 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign result[23:16] = acc2;
   assign result[15:8] = acc1;
   assign result[7:0] = acc0;
-  assign \$371  = 1'h1;
-  assign \$36  = \$369 ;
-  assign \$377  = 1'h1;
-  assign \$38  = \$375 ;
   assign \$3  = nf;
 endmodule
 

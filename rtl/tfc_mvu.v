@@ -6,13 +6,13 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
-  wire [3:0] \$100 ;
-  wire [3:0] \$101 ;
-  wire [4:0] \$102 ;
-  wire [5:0] \$103 ;
-  wire \$104 ;
-  wire [8:0] \$105 ;
-  wire [9:0] \$106 ;
+  wire [5:0] \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [9:0] \$103 ;
+  wire [1:0] \$104 ;
+  wire [1:0] \$105 ;
+  wire [2:0] \$106 ;
   wire [1:0] \$107 ;
   wire [1:0] \$108 ;
   wire [2:0] \$109 ;
@@ -36,21 +36,21 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$125 ;
   wire [1:0] \$126 ;
   wire [2:0] \$127 ;
-  wire [1:0] \$128 ;
-  wire [1:0] \$129 ;
+  wire [3:0] \$128 ;
+  wire [3:0] \$129 ;
   wire [31:0] \$13 ;
-  wire [2:0] \$130 ;
+  wire [4:0] \$130 ;
   wire [3:0] \$131 ;
   wire [3:0] \$132 ;
   wire [4:0] \$133 ;
-  wire [3:0] \$134 ;
-  wire [3:0] \$135 ;
-  wire [4:0] \$136 ;
-  wire [5:0] \$137 ;
-  wire \$138 ;
-  wire [8:0] \$139 ;
+  wire [5:0] \$134 ;
+  wire \$135 ;
+  wire [8:0] \$136 ;
+  wire [9:0] \$137 ;
+  wire [1:0] \$138 ;
+  wire [1:0] \$139 ;
   wire [6:0] \$14 ;
-  wire [9:0] \$140 ;
+  wire [2:0] \$140 ;
   wire [1:0] \$141 ;
   wire [1:0] \$142 ;
   wire [2:0] \$143 ;
@@ -74,20 +74,20 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [31:0] \$16 ;
   wire [1:0] \$160 ;
   wire [2:0] \$161 ;
-  wire [1:0] \$162 ;
-  wire [1:0] \$163 ;
-  wire [2:0] \$164 ;
+  wire [3:0] \$162 ;
+  wire [3:0] \$163 ;
+  wire [4:0] \$164 ;
   wire [3:0] \$165 ;
   wire [3:0] \$166 ;
   wire [4:0] \$167 ;
-  wire [3:0] \$168 ;
-  wire [3:0] \$169 ;
+  wire [5:0] \$168 ;
+  wire \$169 ;
   wire [6:0] \$17 ;
-  wire [4:0] \$170 ;
-  wire [5:0] \$171 ;
-  wire \$172 ;
-  wire [8:0] \$173 ;
-  wire [9:0] \$174 ;
+  wire [8:0] \$170 ;
+  wire [9:0] \$171 ;
+  wire [1:0] \$172 ;
+  wire [1:0] \$173 ;
+  wire [2:0] \$174 ;
   wire [1:0] \$175 ;
   wire [1:0] \$176 ;
   wire [2:0] \$177 ;
@@ -111,21 +111,21 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$193 ;
   wire [1:0] \$194 ;
   wire [2:0] \$195 ;
-  wire [1:0] \$196 ;
-  wire [1:0] \$197 ;
-  wire [2:0] \$198 ;
+  wire [3:0] \$196 ;
+  wire [3:0] \$197 ;
+  wire [4:0] \$198 ;
   wire [3:0] \$199 ;
   wire \$2 ;
   wire [6:0] \$20 ;
   wire [3:0] \$200 ;
   wire [4:0] \$201 ;
-  wire [3:0] \$202 ;
-  wire [3:0] \$203 ;
-  wire [4:0] \$204 ;
-  wire [5:0] \$205 ;
-  wire \$206 ;
-  wire [8:0] \$207 ;
-  wire [9:0] \$208 ;
+  wire [5:0] \$202 ;
+  wire \$203 ;
+  wire [8:0] \$204 ;
+  wire [9:0] \$205 ;
+  wire [1:0] \$206 ;
+  wire [1:0] \$207 ;
+  wire [2:0] \$208 ;
   wire [1:0] \$209 ;
   wire [7:0] \$21 ;
   wire [1:0] \$210 ;
@@ -150,20 +150,20 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$228 ;
   wire [2:0] \$229 ;
   wire [6:0] \$23 ;
-  wire [1:0] \$230 ;
-  wire [1:0] \$231 ;
-  wire [2:0] \$232 ;
+  wire [3:0] \$230 ;
+  wire [3:0] \$231 ;
+  wire [4:0] \$232 ;
   wire [3:0] \$233 ;
   wire [3:0] \$234 ;
   wire [4:0] \$235 ;
-  wire [3:0] \$236 ;
-  wire [3:0] \$237 ;
-  wire [4:0] \$238 ;
-  wire [5:0] \$239 ;
+  wire [5:0] \$236 ;
+  wire \$237 ;
+  wire [8:0] \$238 ;
+  wire [9:0] \$239 ;
   wire [7:0] \$24 ;
-  wire \$240 ;
-  wire [8:0] \$241 ;
-  wire [9:0] \$242 ;
+  wire [1:0] \$240 ;
+  wire [1:0] \$241 ;
+  wire [2:0] \$242 ;
   wire [1:0] \$243 ;
   wire [1:0] \$244 ;
   wire [2:0] \$245 ;
@@ -187,20 +187,20 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$261 ;
   wire [1:0] \$262 ;
   wire [2:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [2:0] \$266 ;
+  wire [3:0] \$264 ;
+  wire [3:0] \$265 ;
+  wire [4:0] \$266 ;
   wire [3:0] \$267 ;
   wire [3:0] \$268 ;
   wire [4:0] \$269 ;
   wire [7:0] \$27 ;
-  wire [3:0] \$270 ;
-  wire [3:0] \$271 ;
-  wire [4:0] \$272 ;
-  wire [5:0] \$273 ;
-  wire \$274 ;
-  wire [8:0] \$275 ;
-  wire [9:0] \$276 ;
+  wire [5:0] \$270 ;
+  wire \$271 ;
+  wire [8:0] \$272 ;
+  wire [9:0] \$273 ;
+  wire [1:0] \$274 ;
+  wire [1:0] \$275 ;
+  wire [2:0] \$276 ;
   wire [1:0] \$277 ;
   wire [1:0] \$278 ;
   wire [2:0] \$279 ;
@@ -224,22 +224,22 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$295 ;
   wire [1:0] \$296 ;
   wire [2:0] \$297 ;
-  wire [1:0] \$298 ;
-  wire [1:0] \$299 ;
+  wire [3:0] \$298 ;
+  wire [3:0] \$299 ;
   wire \$3 ;
   wire [7:0] \$30 ;
-  wire [2:0] \$300 ;
+  wire [4:0] \$300 ;
   wire [3:0] \$301 ;
   wire [3:0] \$302 ;
   wire [4:0] \$303 ;
-  wire [3:0] \$304 ;
-  wire [3:0] \$305 ;
-  wire [4:0] \$306 ;
-  wire [5:0] \$307 ;
-  wire \$308 ;
-  wire [8:0] \$309 ;
+  wire [5:0] \$304 ;
+  wire \$305 ;
+  wire [8:0] \$306 ;
+  wire [9:0] \$307 ;
+  wire [1:0] \$308 ;
+  wire [1:0] \$309 ;
   wire \$31 ;
-  wire [9:0] \$310 ;
+  wire [2:0] \$310 ;
   wire [1:0] \$311 ;
   wire [1:0] \$312 ;
   wire [2:0] \$313 ;
@@ -263,33 +263,33 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \$33 ;
   wire [1:0] \$330 ;
   wire [2:0] \$331 ;
-  wire [1:0] \$332 ;
-  wire [1:0] \$333 ;
-  wire [2:0] \$334 ;
+  wire [3:0] \$332 ;
+  wire [3:0] \$333 ;
+  wire [4:0] \$334 ;
   wire [3:0] \$335 ;
   wire [3:0] \$336 ;
   wire [4:0] \$337 ;
-  wire [3:0] \$338 ;
-  wire [3:0] \$339 ;
+  wire [5:0] \$338 ;
+  wire \$339 ;
   wire [1:0] \$34 ;
-  wire [4:0] \$340 ;
-  wire [5:0] \$341 ;
+  wire [8:0] \$340 ;
+  wire [9:0] \$341 ;
   wire \$342 ;
-  wire [8:0] \$343 ;
-  wire [9:0] \$344 ;
-  wire \$345 ;
+  reg \$343 ;
+  reg [3:0] \$344 ;
+  reg [2:0] \$345 ;
   reg \$346 ;
-  reg [3:0] \$347 ;
-  reg [2:0] \$348 ;
+  reg [31:0] \$347 ;
+  reg \$348 ;
   reg \$349 ;
   wire \$35 ;
-  reg [31:0] \$350 ;
-  reg \$351 ;
-  reg \$352 ;
-  reg \$353 ;
-  reg [2:0] \$354 ;
-  reg [31:0] \$355 ;
-  reg [255:0] \$356 ;
+  reg \$350 ;
+  reg [2:0] \$351 ;
+  reg [31:0] \$352 ;
+  reg [255:0] \$353 ;
+  reg \$354 ;
+  reg \$355 ;
+  reg \$356 ;
   reg \$357 ;
   reg \$358 ;
   reg \$359 ;
@@ -300,9 +300,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$363 ;
   reg \$364 ;
   reg \$365 ;
-  reg \$366 ;
-  reg \$367 ;
-  reg \$368 ;
+  reg [2:0] \$366 ;
+  reg [2:0] \$367 ;
+  reg [2:0] \$368 ;
   reg [2:0] \$369 ;
   wire \$37 ;
   reg [2:0] \$370 ;
@@ -313,29 +313,29 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$375 ;
   reg [2:0] \$376 ;
   reg [2:0] \$377 ;
-  reg [2:0] \$378 ;
-  reg [2:0] \$379 ;
+  reg [4:0] \$378 ;
+  reg [4:0] \$379 ;
   wire [1:0] \$38 ;
-  reg [2:0] \$380 ;
-  reg [4:0] \$381 ;
-  reg [4:0] \$382 ;
-  reg [5:0] \$383 ;
-  reg [6:0] \$384 ;
-  reg [7:0] \$385 ;
+  reg [5:0] \$380 ;
+  reg [6:0] \$381 ;
+  reg [7:0] \$382 ;
+  reg [2:0] \$383 ;
+  reg [2:0] \$384 ;
+  reg [2:0] \$385 ;
   reg [2:0] \$386 ;
   reg [2:0] \$387 ;
   reg [2:0] \$388 ;
   reg [2:0] \$389 ;
   wire \$39 ;
   reg [2:0] \$390 ;
-  reg [2:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg [2:0] \$393 ;
-  reg [4:0] \$394 ;
-  reg [4:0] \$395 ;
-  reg [5:0] \$396 ;
-  reg [6:0] \$397 ;
-  reg [7:0] \$398 ;
+  reg [4:0] \$391 ;
+  reg [4:0] \$392 ;
+  reg [5:0] \$393 ;
+  reg [6:0] \$394 ;
+  reg [7:0] \$395 ;
+  reg [2:0] \$396 ;
+  reg [2:0] \$397 ;
+  reg [2:0] \$398 ;
   reg [2:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
@@ -343,103 +343,100 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$401 ;
   reg [2:0] \$402 ;
   reg [2:0] \$403 ;
-  reg [2:0] \$404 ;
-  reg [2:0] \$405 ;
-  reg [2:0] \$406 ;
-  reg [4:0] \$407 ;
-  reg [4:0] \$408 ;
-  reg [5:0] \$409 ;
+  reg [4:0] \$404 ;
+  reg [4:0] \$405 ;
+  reg [5:0] \$406 ;
+  reg [6:0] \$407 ;
+  reg [7:0] \$408 ;
+  reg [2:0] \$409 ;
   wire \$41 ;
-  reg [6:0] \$410 ;
-  reg [7:0] \$411 ;
+  reg [2:0] \$410 ;
+  reg [2:0] \$411 ;
   reg [2:0] \$412 ;
   reg [2:0] \$413 ;
   reg [2:0] \$414 ;
   reg [2:0] \$415 ;
   reg [2:0] \$416 ;
-  reg [2:0] \$417 ;
-  reg [2:0] \$418 ;
-  reg [2:0] \$419 ;
+  reg [4:0] \$417 ;
+  reg [4:0] \$418 ;
+  reg [5:0] \$419 ;
   wire [1:0] \$42 ;
-  reg [4:0] \$420 ;
-  reg [4:0] \$421 ;
-  reg [5:0] \$422 ;
-  reg [6:0] \$423 ;
-  reg [7:0] \$424 ;
+  reg [6:0] \$420 ;
+  reg [7:0] \$421 ;
+  reg [2:0] \$422 ;
+  reg [2:0] \$423 ;
+  reg [2:0] \$424 ;
   reg [2:0] \$425 ;
   reg [2:0] \$426 ;
   reg [2:0] \$427 ;
   reg [2:0] \$428 ;
   reg [2:0] \$429 ;
   wire \$43 ;
-  reg [2:0] \$430 ;
-  reg [2:0] \$431 ;
-  reg [2:0] \$432 ;
-  reg [4:0] \$433 ;
-  reg [4:0] \$434 ;
-  reg [5:0] \$435 ;
-  reg [6:0] \$436 ;
-  reg [7:0] \$437 ;
+  reg [4:0] \$430 ;
+  reg [4:0] \$431 ;
+  reg [5:0] \$432 ;
+  reg [6:0] \$433 ;
+  reg [7:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg [2:0] \$436 ;
+  reg [2:0] \$437 ;
   reg [2:0] \$438 ;
   reg [2:0] \$439 ;
   wire \$44 ;
   reg [2:0] \$440 ;
   reg [2:0] \$441 ;
   reg [2:0] \$442 ;
-  reg [2:0] \$443 ;
-  reg [2:0] \$444 ;
-  reg [2:0] \$445 ;
-  reg [4:0] \$446 ;
-  reg [4:0] \$447 ;
-  reg [5:0] \$448 ;
-  reg [6:0] \$449 ;
+  reg [4:0] \$443 ;
+  reg [4:0] \$444 ;
+  reg [5:0] \$445 ;
+  reg [6:0] \$446 ;
+  reg [7:0] \$447 ;
+  reg [2:0] \$448 ;
+  reg [2:0] \$449 ;
   wire \$45 ;
-  reg [7:0] \$450 ;
+  reg [2:0] \$450 ;
   reg [2:0] \$451 ;
   reg [2:0] \$452 ;
   reg [2:0] \$453 ;
   reg [2:0] \$454 ;
   reg [2:0] \$455 ;
-  reg [2:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
-  reg [4:0] \$459 ;
+  reg [4:0] \$456 ;
+  reg [4:0] \$457 ;
+  reg [5:0] \$458 ;
+  reg [6:0] \$459 ;
   wire [1:0] \$46 ;
-  reg [4:0] \$460 ;
-  reg [5:0] \$461 ;
-  reg [6:0] \$462 ;
-  reg [7:0] \$463 ;
+  reg [7:0] \$460 ;
+  reg [2:0] \$461 ;
+  reg [2:0] \$462 ;
+  reg [2:0] \$463 ;
   reg [2:0] \$464 ;
   reg [2:0] \$465 ;
   reg [2:0] \$466 ;
   reg [2:0] \$467 ;
   reg [2:0] \$468 ;
-  reg [2:0] \$469 ;
+  reg [4:0] \$469 ;
   wire \$47 ;
-  reg [2:0] \$470 ;
-  reg [2:0] \$471 ;
-  reg [4:0] \$472 ;
-  reg [4:0] \$473 ;
-  reg [5:0] \$474 ;
-  reg [6:0] \$475 ;
-  reg [7:0] \$476 ;
-  reg \$477 ;
+  reg [4:0] \$470 ;
+  reg [5:0] \$471 ;
+  reg [6:0] \$472 ;
+  reg [7:0] \$473 ;
+  reg \$474 ;
+  reg \$475 ;
+  reg [2:0] \$476 ;
+  reg [63:0] \$477 ;
   reg \$478 ;
-  reg [2:0] \$479 ;
+  reg [7:0] \$479 ;
   wire \$48 ;
-  reg [63:0] \$480 ;
-  reg \$481 ;
+  reg [7:0] \$480 ;
+  reg [7:0] \$481 ;
   reg [7:0] \$482 ;
   reg [7:0] \$483 ;
   reg [7:0] \$484 ;
   reg [7:0] \$485 ;
   reg [7:0] \$486 ;
-  reg [7:0] \$487 ;
+  reg \$487 ;
   reg [7:0] \$488 ;
-  reg [7:0] \$489 ;
   wire \$49 ;
-  reg \$490 ;
-  reg [7:0] \$491 ;
   wire \$5 ;
   wire [1:0] \$50 ;
   wire \$51 ;
@@ -448,30 +445,24 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire [1:0] \$568 ;
   wire \$57 ;
-  wire \$570 ;
-  wire [4:0] \$574 ;
-  wire \$576 ;
   wire [1:0] \$58 ;
-  wire [3:0] \$581 ;
-  wire \$583 ;
   wire \$59 ;
   wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire [1:0] \$62 ;
   wire [1:0] \$63 ;
-  wire [1:0] \$64 ;
-  wire [4:0] \$65 ;
-  wire [4:0] \$66 ;
+  wire [4:0] \$64 ;
+  wire \$65 ;
+  wire [3:0] \$66 ;
   wire \$67 ;
-  wire [3:0] \$68 ;
-  wire [3:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire [31:0] \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
+  wire [1:0] \$70 ;
+  wire [1:0] \$71 ;
+  wire [2:0] \$72 ;
   wire [1:0] \$73 ;
   wire [1:0] \$74 ;
   wire [2:0] \$75 ;
@@ -495,9 +486,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$91 ;
   wire [1:0] \$92 ;
   wire [2:0] \$93 ;
-  wire [1:0] \$94 ;
-  wire [1:0] \$95 ;
-  wire [2:0] \$96 ;
+  wire [3:0] \$94 ;
+  wire [3:0] \$95 ;
+  wire [4:0] \$96 ;
   wire [3:0] \$97 ;
   wire [3:0] \$98 ;
   wire [4:0] \$99 ;
@@ -998,167 +989,149 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   assign port__data = _2_;
   always @(posedge clk)
-    acc2 <= \$411 ;
+    tree3_l3_0_0 <= \$417 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$412 ;
+    tree3_l3_1_0 <= \$418 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$413 ;
+    tree3_l4_0_0 <= \$419 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$414 ;
+    raw3 <= \$420 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$415 ;
+    acc3 <= \$421 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$416 ;
+    tree4_l1_0_0 <= \$422 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$417 ;
+    tree4_l1_1_0 <= \$423 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$418 ;
+    tree4_l1_2_0 <= \$424 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$419 ;
+    tree4_l1_3_0 <= \$425 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$420 ;
+    tree4_l1_4_0 <= \$426 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$421 ;
+    tree4_l1_5_0 <= \$427 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$422 ;
+    tree4_l1_6_0 <= \$428 ;
   always @(posedge clk)
-    raw3 <= \$423 ;
+    tree4_l1_7_0 <= \$429 ;
   always @(posedge clk)
-    acc3 <= \$424 ;
+    tree4_l3_0_0 <= \$430 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$425 ;
+    tree4_l3_1_0 <= \$431 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$426 ;
+    tree4_l4_0_0 <= \$432 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$427 ;
+    raw4 <= \$433 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$428 ;
+    acc4 <= \$434 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$429 ;
+    tree5_l1_0_0 <= \$435 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$430 ;
+    tree5_l1_1_0 <= \$436 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$431 ;
+    tree5_l1_2_0 <= \$437 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$432 ;
+    tree5_l1_3_0 <= \$438 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$433 ;
+    tree5_l1_4_0 <= \$439 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$434 ;
+    tree5_l1_5_0 <= \$440 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$435 ;
+    tree5_l1_6_0 <= \$441 ;
   always @(posedge clk)
-    raw4 <= \$436 ;
+    tree5_l1_7_0 <= \$442 ;
   always @(posedge clk)
-    acc4 <= \$437 ;
+    tree5_l3_0_0 <= \$443 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$438 ;
+    tree5_l3_1_0 <= \$444 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$439 ;
+    tree5_l4_0_0 <= \$445 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$440 ;
+    raw5 <= \$446 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$441 ;
+    acc5 <= \$447 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$442 ;
+    tree6_l1_0_0 <= \$448 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$443 ;
+    tree6_l1_1_0 <= \$449 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$444 ;
+    tree6_l1_2_0 <= \$450 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$445 ;
+    tree6_l1_3_0 <= \$451 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$446 ;
+    tree6_l1_4_0 <= \$452 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$447 ;
+    tree6_l1_5_0 <= \$453 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$448 ;
+    tree6_l1_6_0 <= \$454 ;
   always @(posedge clk)
-    raw5 <= \$449 ;
+    tree6_l1_7_0 <= \$455 ;
   always @(posedge clk)
-    acc5 <= \$450 ;
+    tree6_l3_0_0 <= \$456 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$451 ;
+    tree6_l3_1_0 <= \$457 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$452 ;
+    tree6_l4_0_0 <= \$458 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$453 ;
+    raw6 <= \$459 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$454 ;
+    acc6 <= \$460 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$455 ;
+    tree7_l1_0_0 <= \$461 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$456 ;
+    tree7_l1_1_0 <= \$462 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$457 ;
+    tree7_l1_2_0 <= \$463 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$458 ;
+    tree7_l1_3_0 <= \$464 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$459 ;
+    tree7_l1_4_0 <= \$465 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$460 ;
+    tree7_l1_5_0 <= \$466 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$461 ;
+    tree7_l1_6_0 <= \$467 ;
   always @(posedge clk)
-    raw6 <= \$462 ;
+    tree7_l1_7_0 <= \$468 ;
   always @(posedge clk)
-    acc6 <= \$463 ;
+    tree7_l3_0_0 <= \$469 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$464 ;
+    tree7_l3_1_0 <= \$470 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$465 ;
+    tree7_l4_0_0 <= \$471 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$466 ;
+    raw7 <= \$472 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$467 ;
+    acc7 <= \$473 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$468 ;
+    v2 <= \$474 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$469 ;
+    v2_d0 <= \$475 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$470 ;
+    \port__addr$59  <= \$476 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$471 ;
+    thresholds_d0 <= \$477 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$472 ;
+    \v2_d0$183  <= \$478 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$473 ;
+    acc0_d0 <= \$479 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$474 ;
+    acc1_d0 <= \$480 ;
   always @(posedge clk)
-    raw7 <= \$475 ;
+    acc2_d0 <= \$481 ;
   always @(posedge clk)
-    acc7 <= \$476 ;
+    acc3_d0 <= \$482 ;
   always @(posedge clk)
-    v2 <= \$477 ;
+    acc4_d0 <= \$483 ;
   always @(posedge clk)
-    v2_d0 <= \$478 ;
+    acc5_d0 <= \$484 ;
   always @(posedge clk)
-    \port__addr$59  <= \$479 ;
+    acc6_d0 <= \$485 ;
   always @(posedge clk)
-    thresholds_d0 <= \$480 ;
+    acc7_d0 <= \$486 ;
   always @(posedge clk)
-    \v2_d0$183  <= \$481 ;
+    o__valid <= \$487 ;
   always @(posedge clk)
-    acc0_d0 <= \$482 ;
-  always @(posedge clk)
-    acc1_d0 <= \$483 ;
-  always @(posedge clk)
-    acc2_d0 <= \$484 ;
-  always @(posedge clk)
-    acc3_d0 <= \$485 ;
-  always @(posedge clk)
-    acc4_d0 <= \$486 ;
-  always @(posedge clk)
-    acc5_d0 <= \$487 ;
-  always @(posedge clk)
-    acc6_d0 <= \$488 ;
-  always @(posedge clk)
-    acc7_d0 <= \$489 ;
-  always @(posedge clk)
-    o__valid <= \$490 ;
-  always @(posedge clk)
-    o__payload <= \$491 ;
+    o__payload <= \$488 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -1235,893 +1208,869 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \$61  = { \$59 , acc7_d0[6:0] } >= { \$60 , thresholds_d0[62:56] };
   assign \$62  = 1'h0 + \$61 ;
   assign \$63  = \$signature__addr  + 1'h1;
-  assign \$568  = \$63  % 2'h2;
-  assign \$65  = port__addr + 1'h1;
-  assign \$574  = \$65  % 5'h10;
-  assign \$68  = nf + 1'h1;
-  assign \$581  = \$68  % 4'h8;
-  assign \$70  = ! nf;
-  assign \$71  = ! \$signature__addr ;
-  assign \$73  = xnor0[0] + xnor0[1];
-  assign \$74  = xnor0[2] + xnor0[3];
+  assign \$64  = port__addr + 1'h1;
+  assign \$66  = nf + 1'h1;
+  assign \$67  = ! nf;
+  assign \$68  = ! \$signature__addr ;
+  assign \$70  = xnor0[0] + xnor0[1];
+  assign \$71  = xnor0[2] + xnor0[3];
+  assign \$72  = \$70  + \$71 ;
+  assign \$73  = xnor0[4] + xnor0[5];
+  assign \$74  = xnor0[6] + xnor0[7];
   assign \$75  = \$73  + \$74 ;
-  assign \$76  = xnor0[4] + xnor0[5];
-  assign \$77  = xnor0[6] + xnor0[7];
+  assign \$76  = xnor0[8] + xnor0[9];
+  assign \$77  = xnor0[10] + xnor0[11];
   assign \$78  = \$76  + \$77 ;
-  assign \$79  = xnor0[8] + xnor0[9];
-  assign \$80  = xnor0[10] + xnor0[11];
+  assign \$79  = xnor0[12] + xnor0[13];
+  assign \$80  = xnor0[14] + xnor0[15];
   assign \$81  = \$79  + \$80 ;
-  assign \$82  = xnor0[12] + xnor0[13];
-  assign \$83  = xnor0[14] + xnor0[15];
+  assign \$82  = xnor0[16] + xnor0[17];
+  assign \$83  = xnor0[18] + xnor0[19];
   assign \$84  = \$82  + \$83 ;
-  assign \$85  = xnor0[16] + xnor0[17];
-  assign \$86  = xnor0[18] + xnor0[19];
+  assign \$85  = xnor0[20] + xnor0[21];
+  assign \$86  = xnor0[22] + xnor0[23];
   assign \$87  = \$85  + \$86 ;
-  assign \$88  = xnor0[20] + xnor0[21];
-  assign \$89  = xnor0[22] + xnor0[23];
+  assign \$88  = xnor0[24] + xnor0[25];
+  assign \$89  = xnor0[26] + xnor0[27];
   assign \$90  = \$88  + \$89 ;
-  assign \$91  = xnor0[24] + xnor0[25];
-  assign \$92  = xnor0[26] + xnor0[27];
+  assign \$91  = xnor0[28] + xnor0[29];
+  assign \$92  = xnor0[30] + xnor0[31];
   assign \$93  = \$91  + \$92 ;
-  assign \$94  = xnor0[28] + xnor0[29];
-  assign \$95  = xnor0[30] + xnor0[31];
+  assign \$94  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$95  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$96  = \$94  + \$95 ;
-  assign \$97  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$98  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$97  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$98  = tree0_l1_6_0 + tree0_l1_7_0;
   assign \$99  = \$97  + \$98 ;
-  assign \$100  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$101  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$102  = \$100  + \$101 ;
-  assign \$103  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$104  = advance & v1_d3;
-  assign \$105  = 2'h2 * raw0;
-  assign \$106  = \$105  - 7'h40;
-  assign \$107  = xnor1[0] + xnor1[1];
-  assign \$108  = xnor1[2] + xnor1[3];
+  assign \$100  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$101  = advance & v1_d3;
+  assign \$102  = 2'h2 * raw0;
+  assign \$103  = \$102  - 7'h40;
+  assign \$104  = xnor1[0] + xnor1[1];
+  assign \$105  = xnor1[2] + xnor1[3];
+  assign \$106  = \$104  + \$105 ;
+  assign \$107  = xnor1[4] + xnor1[5];
+  assign \$108  = xnor1[6] + xnor1[7];
   assign \$109  = \$107  + \$108 ;
-  assign \$110  = xnor1[4] + xnor1[5];
-  assign \$111  = xnor1[6] + xnor1[7];
+  assign \$110  = xnor1[8] + xnor1[9];
+  assign \$111  = xnor1[10] + xnor1[11];
   assign \$112  = \$110  + \$111 ;
-  assign \$113  = xnor1[8] + xnor1[9];
-  assign \$114  = xnor1[10] + xnor1[11];
+  assign \$113  = xnor1[12] + xnor1[13];
+  assign \$114  = xnor1[14] + xnor1[15];
   assign \$115  = \$113  + \$114 ;
-  assign \$116  = xnor1[12] + xnor1[13];
-  assign \$117  = xnor1[14] + xnor1[15];
+  assign \$116  = xnor1[16] + xnor1[17];
+  assign \$117  = xnor1[18] + xnor1[19];
   assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor1[16] + xnor1[17];
-  assign \$120  = xnor1[18] + xnor1[19];
+  assign \$119  = xnor1[20] + xnor1[21];
+  assign \$120  = xnor1[22] + xnor1[23];
   assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor1[20] + xnor1[21];
-  assign \$123  = xnor1[22] + xnor1[23];
+  assign \$122  = xnor1[24] + xnor1[25];
+  assign \$123  = xnor1[26] + xnor1[27];
   assign \$124  = \$122  + \$123 ;
-  assign \$125  = xnor1[24] + xnor1[25];
-  assign \$126  = xnor1[26] + xnor1[27];
+  assign \$125  = xnor1[28] + xnor1[29];
+  assign \$126  = xnor1[30] + xnor1[31];
   assign \$127  = \$125  + \$126 ;
-  assign \$128  = xnor1[28] + xnor1[29];
-  assign \$129  = xnor1[30] + xnor1[31];
+  assign \$128  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$129  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$130  = \$128  + \$129 ;
-  assign \$131  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$132  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$131  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$132  = tree1_l1_6_0 + tree1_l1_7_0;
   assign \$133  = \$131  + \$132 ;
-  assign \$134  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$135  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$136  = \$134  + \$135 ;
-  assign \$137  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$138  = advance & v1_d3;
-  assign \$139  = 2'h2 * raw1;
-  assign \$140  = \$139  - 7'h40;
-  assign \$141  = xnor2[0] + xnor2[1];
-  assign \$142  = xnor2[2] + xnor2[3];
+  assign \$134  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$135  = advance & v1_d3;
+  assign \$136  = 2'h2 * raw1;
+  assign \$137  = \$136  - 7'h40;
+  assign \$138  = xnor2[0] + xnor2[1];
+  assign \$139  = xnor2[2] + xnor2[3];
+  assign \$140  = \$138  + \$139 ;
+  assign \$141  = xnor2[4] + xnor2[5];
+  assign \$142  = xnor2[6] + xnor2[7];
   assign \$143  = \$141  + \$142 ;
-  assign \$144  = xnor2[4] + xnor2[5];
-  assign \$145  = xnor2[6] + xnor2[7];
+  assign \$144  = xnor2[8] + xnor2[9];
+  assign \$145  = xnor2[10] + xnor2[11];
   assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor2[8] + xnor2[9];
-  assign \$148  = xnor2[10] + xnor2[11];
+  assign \$147  = xnor2[12] + xnor2[13];
+  assign \$148  = xnor2[14] + xnor2[15];
   assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor2[12] + xnor2[13];
-  assign \$151  = xnor2[14] + xnor2[15];
+  assign \$150  = xnor2[16] + xnor2[17];
+  assign \$151  = xnor2[18] + xnor2[19];
   assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor2[16] + xnor2[17];
-  assign \$154  = xnor2[18] + xnor2[19];
+  assign \$153  = xnor2[20] + xnor2[21];
+  assign \$154  = xnor2[22] + xnor2[23];
   assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor2[20] + xnor2[21];
-  assign \$157  = xnor2[22] + xnor2[23];
+  assign \$156  = xnor2[24] + xnor2[25];
+  assign \$157  = xnor2[26] + xnor2[27];
   assign \$158  = \$156  + \$157 ;
-  assign \$159  = xnor2[24] + xnor2[25];
-  assign \$160  = xnor2[26] + xnor2[27];
+  assign \$159  = xnor2[28] + xnor2[29];
+  assign \$160  = xnor2[30] + xnor2[31];
   assign \$161  = \$159  + \$160 ;
-  assign \$162  = xnor2[28] + xnor2[29];
-  assign \$163  = xnor2[30] + xnor2[31];
+  assign \$162  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$163  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$164  = \$162  + \$163 ;
-  assign \$165  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$166  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$165  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$166  = tree2_l1_6_0 + tree2_l1_7_0;
   assign \$167  = \$165  + \$166 ;
-  assign \$168  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$169  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$170  = \$168  + \$169 ;
-  assign \$171  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$172  = advance & v1_d3;
-  assign \$173  = 2'h2 * raw2;
-  assign \$174  = \$173  - 7'h40;
-  assign \$175  = xnor3[0] + xnor3[1];
-  assign \$176  = xnor3[2] + xnor3[3];
+  assign \$168  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$169  = advance & v1_d3;
+  assign \$170  = 2'h2 * raw2;
+  assign \$171  = \$170  - 7'h40;
+  assign \$172  = xnor3[0] + xnor3[1];
+  assign \$173  = xnor3[2] + xnor3[3];
+  assign \$174  = \$172  + \$173 ;
+  assign \$175  = xnor3[4] + xnor3[5];
+  assign \$176  = xnor3[6] + xnor3[7];
   assign \$177  = \$175  + \$176 ;
-  assign \$178  = xnor3[4] + xnor3[5];
-  assign \$179  = xnor3[6] + xnor3[7];
+  assign \$178  = xnor3[8] + xnor3[9];
+  assign \$179  = xnor3[10] + xnor3[11];
   assign \$180  = \$178  + \$179 ;
-  assign \$181  = xnor3[8] + xnor3[9];
-  assign \$182  = xnor3[10] + xnor3[11];
+  assign \$181  = xnor3[12] + xnor3[13];
+  assign \$182  = xnor3[14] + xnor3[15];
   assign \$183  = \$181  + \$182 ;
-  assign \$184  = xnor3[12] + xnor3[13];
-  assign \$185  = xnor3[14] + xnor3[15];
+  assign \$184  = xnor3[16] + xnor3[17];
+  assign \$185  = xnor3[18] + xnor3[19];
   assign \$186  = \$184  + \$185 ;
-  assign \$187  = xnor3[16] + xnor3[17];
-  assign \$188  = xnor3[18] + xnor3[19];
+  assign \$187  = xnor3[20] + xnor3[21];
+  assign \$188  = xnor3[22] + xnor3[23];
   assign \$189  = \$187  + \$188 ;
-  assign \$190  = xnor3[20] + xnor3[21];
-  assign \$191  = xnor3[22] + xnor3[23];
+  assign \$190  = xnor3[24] + xnor3[25];
+  assign \$191  = xnor3[26] + xnor3[27];
   assign \$192  = \$190  + \$191 ;
-  assign \$193  = xnor3[24] + xnor3[25];
-  assign \$194  = xnor3[26] + xnor3[27];
+  assign \$193  = xnor3[28] + xnor3[29];
+  assign \$194  = xnor3[30] + xnor3[31];
   assign \$195  = \$193  + \$194 ;
-  assign \$196  = xnor3[28] + xnor3[29];
-  assign \$197  = xnor3[30] + xnor3[31];
+  assign \$196  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$197  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$198  = \$196  + \$197 ;
-  assign \$199  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$200  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$199  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$200  = tree3_l1_6_0 + tree3_l1_7_0;
   assign \$201  = \$199  + \$200 ;
-  assign \$202  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$203  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$204  = \$202  + \$203 ;
-  assign \$205  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$206  = advance & v1_d3;
-  assign \$207  = 2'h2 * raw3;
-  assign \$208  = \$207  - 7'h40;
-  assign \$209  = xnor4[0] + xnor4[1];
-  assign \$210  = xnor4[2] + xnor4[3];
+  assign \$202  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$203  = advance & v1_d3;
+  assign \$204  = 2'h2 * raw3;
+  assign \$205  = \$204  - 7'h40;
+  assign \$206  = xnor4[0] + xnor4[1];
+  assign \$207  = xnor4[2] + xnor4[3];
+  assign \$208  = \$206  + \$207 ;
+  assign \$209  = xnor4[4] + xnor4[5];
+  assign \$210  = xnor4[6] + xnor4[7];
   assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor4[4] + xnor4[5];
-  assign \$213  = xnor4[6] + xnor4[7];
+  assign \$212  = xnor4[8] + xnor4[9];
+  assign \$213  = xnor4[10] + xnor4[11];
   assign \$214  = \$212  + \$213 ;
-  assign \$215  = xnor4[8] + xnor4[9];
-  assign \$216  = xnor4[10] + xnor4[11];
+  assign \$215  = xnor4[12] + xnor4[13];
+  assign \$216  = xnor4[14] + xnor4[15];
   assign \$217  = \$215  + \$216 ;
-  assign \$218  = xnor4[12] + xnor4[13];
-  assign \$219  = xnor4[14] + xnor4[15];
+  assign \$218  = xnor4[16] + xnor4[17];
+  assign \$219  = xnor4[18] + xnor4[19];
   assign \$220  = \$218  + \$219 ;
-  assign \$221  = xnor4[16] + xnor4[17];
-  assign \$222  = xnor4[18] + xnor4[19];
+  assign \$221  = xnor4[20] + xnor4[21];
+  assign \$222  = xnor4[22] + xnor4[23];
   assign \$223  = \$221  + \$222 ;
-  assign \$224  = xnor4[20] + xnor4[21];
-  assign \$225  = xnor4[22] + xnor4[23];
+  assign \$224  = xnor4[24] + xnor4[25];
+  assign \$225  = xnor4[26] + xnor4[27];
   assign \$226  = \$224  + \$225 ;
-  assign \$227  = xnor4[24] + xnor4[25];
-  assign \$228  = xnor4[26] + xnor4[27];
+  assign \$227  = xnor4[28] + xnor4[29];
+  assign \$228  = xnor4[30] + xnor4[31];
   assign \$229  = \$227  + \$228 ;
-  assign \$230  = xnor4[28] + xnor4[29];
-  assign \$231  = xnor4[30] + xnor4[31];
+  assign \$230  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$231  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$232  = \$230  + \$231 ;
-  assign \$233  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$234  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$233  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$234  = tree4_l1_6_0 + tree4_l1_7_0;
   assign \$235  = \$233  + \$234 ;
-  assign \$236  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$237  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$238  = \$236  + \$237 ;
-  assign \$239  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$240  = advance & v1_d3;
-  assign \$241  = 2'h2 * raw4;
-  assign \$242  = \$241  - 7'h40;
-  assign \$243  = xnor5[0] + xnor5[1];
-  assign \$244  = xnor5[2] + xnor5[3];
+  assign \$236  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$237  = advance & v1_d3;
+  assign \$238  = 2'h2 * raw4;
+  assign \$239  = \$238  - 7'h40;
+  assign \$240  = xnor5[0] + xnor5[1];
+  assign \$241  = xnor5[2] + xnor5[3];
+  assign \$242  = \$240  + \$241 ;
+  assign \$243  = xnor5[4] + xnor5[5];
+  assign \$244  = xnor5[6] + xnor5[7];
   assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor5[4] + xnor5[5];
-  assign \$247  = xnor5[6] + xnor5[7];
+  assign \$246  = xnor5[8] + xnor5[9];
+  assign \$247  = xnor5[10] + xnor5[11];
   assign \$248  = \$246  + \$247 ;
-  assign \$249  = xnor5[8] + xnor5[9];
-  assign \$250  = xnor5[10] + xnor5[11];
+  assign \$249  = xnor5[12] + xnor5[13];
+  assign \$250  = xnor5[14] + xnor5[15];
   assign \$251  = \$249  + \$250 ;
-  assign \$252  = xnor5[12] + xnor5[13];
-  assign \$253  = xnor5[14] + xnor5[15];
+  assign \$252  = xnor5[16] + xnor5[17];
+  assign \$253  = xnor5[18] + xnor5[19];
   assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor5[16] + xnor5[17];
-  assign \$256  = xnor5[18] + xnor5[19];
+  assign \$255  = xnor5[20] + xnor5[21];
+  assign \$256  = xnor5[22] + xnor5[23];
   assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor5[20] + xnor5[21];
-  assign \$259  = xnor5[22] + xnor5[23];
+  assign \$258  = xnor5[24] + xnor5[25];
+  assign \$259  = xnor5[26] + xnor5[27];
   assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor5[24] + xnor5[25];
-  assign \$262  = xnor5[26] + xnor5[27];
+  assign \$261  = xnor5[28] + xnor5[29];
+  assign \$262  = xnor5[30] + xnor5[31];
   assign \$263  = \$261  + \$262 ;
-  assign \$264  = xnor5[28] + xnor5[29];
-  assign \$265  = xnor5[30] + xnor5[31];
+  assign \$264  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$265  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$268  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$267  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$268  = tree5_l1_6_0 + tree5_l1_7_0;
   assign \$269  = \$267  + \$268 ;
-  assign \$270  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$271  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$272  = \$270  + \$271 ;
-  assign \$273  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$274  = advance & v1_d3;
-  assign \$275  = 2'h2 * raw5;
-  assign \$276  = \$275  - 7'h40;
-  assign \$277  = xnor6[0] + xnor6[1];
-  assign \$278  = xnor6[2] + xnor6[3];
+  assign \$270  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$271  = advance & v1_d3;
+  assign \$272  = 2'h2 * raw5;
+  assign \$273  = \$272  - 7'h40;
+  assign \$274  = xnor6[0] + xnor6[1];
+  assign \$275  = xnor6[2] + xnor6[3];
+  assign \$276  = \$274  + \$275 ;
+  assign \$277  = xnor6[4] + xnor6[5];
+  assign \$278  = xnor6[6] + xnor6[7];
   assign \$279  = \$277  + \$278 ;
-  assign \$280  = xnor6[4] + xnor6[5];
-  assign \$281  = xnor6[6] + xnor6[7];
+  assign \$280  = xnor6[8] + xnor6[9];
+  assign \$281  = xnor6[10] + xnor6[11];
   assign \$282  = \$280  + \$281 ;
-  assign \$283  = xnor6[8] + xnor6[9];
-  assign \$284  = xnor6[10] + xnor6[11];
+  assign \$283  = xnor6[12] + xnor6[13];
+  assign \$284  = xnor6[14] + xnor6[15];
   assign \$285  = \$283  + \$284 ;
-  assign \$286  = xnor6[12] + xnor6[13];
-  assign \$287  = xnor6[14] + xnor6[15];
+  assign \$286  = xnor6[16] + xnor6[17];
+  assign \$287  = xnor6[18] + xnor6[19];
   assign \$288  = \$286  + \$287 ;
-  assign \$289  = xnor6[16] + xnor6[17];
-  assign \$290  = xnor6[18] + xnor6[19];
+  assign \$289  = xnor6[20] + xnor6[21];
+  assign \$290  = xnor6[22] + xnor6[23];
   assign \$291  = \$289  + \$290 ;
-  assign \$292  = xnor6[20] + xnor6[21];
-  assign \$293  = xnor6[22] + xnor6[23];
+  assign \$292  = xnor6[24] + xnor6[25];
+  assign \$293  = xnor6[26] + xnor6[27];
   assign \$294  = \$292  + \$293 ;
-  assign \$295  = xnor6[24] + xnor6[25];
-  assign \$296  = xnor6[26] + xnor6[27];
+  assign \$295  = xnor6[28] + xnor6[29];
+  assign \$296  = xnor6[30] + xnor6[31];
   assign \$297  = \$295  + \$296 ;
-  assign \$298  = xnor6[28] + xnor6[29];
-  assign \$299  = xnor6[30] + xnor6[31];
+  assign \$298  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$299  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$300  = \$298  + \$299 ;
-  assign \$301  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$302  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$301  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$302  = tree6_l1_6_0 + tree6_l1_7_0;
   assign \$303  = \$301  + \$302 ;
-  assign \$304  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$305  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$306  = \$304  + \$305 ;
-  assign \$307  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$308  = advance & v1_d3;
-  assign \$309  = 2'h2 * raw6;
-  assign \$310  = \$309  - 7'h40;
-  assign \$311  = xnor7[0] + xnor7[1];
-  assign \$312  = xnor7[2] + xnor7[3];
+  assign \$304  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$305  = advance & v1_d3;
+  assign \$306  = 2'h2 * raw6;
+  assign \$307  = \$306  - 7'h40;
+  assign \$308  = xnor7[0] + xnor7[1];
+  assign \$309  = xnor7[2] + xnor7[3];
+  assign \$310  = \$308  + \$309 ;
+  assign \$311  = xnor7[4] + xnor7[5];
+  assign \$312  = xnor7[6] + xnor7[7];
   assign \$313  = \$311  + \$312 ;
-  assign \$314  = xnor7[4] + xnor7[5];
-  assign \$315  = xnor7[6] + xnor7[7];
+  assign \$314  = xnor7[8] + xnor7[9];
+  assign \$315  = xnor7[10] + xnor7[11];
   assign \$316  = \$314  + \$315 ;
-  assign \$317  = xnor7[8] + xnor7[9];
-  assign \$318  = xnor7[10] + xnor7[11];
+  assign \$317  = xnor7[12] + xnor7[13];
+  assign \$318  = xnor7[14] + xnor7[15];
   assign \$319  = \$317  + \$318 ;
-  assign \$320  = xnor7[12] + xnor7[13];
-  assign \$321  = xnor7[14] + xnor7[15];
+  assign \$320  = xnor7[16] + xnor7[17];
+  assign \$321  = xnor7[18] + xnor7[19];
   assign \$322  = \$320  + \$321 ;
-  assign \$323  = xnor7[16] + xnor7[17];
-  assign \$324  = xnor7[18] + xnor7[19];
+  assign \$323  = xnor7[20] + xnor7[21];
+  assign \$324  = xnor7[22] + xnor7[23];
   assign \$325  = \$323  + \$324 ;
-  assign \$326  = xnor7[20] + xnor7[21];
-  assign \$327  = xnor7[22] + xnor7[23];
+  assign \$326  = xnor7[24] + xnor7[25];
+  assign \$327  = xnor7[26] + xnor7[27];
   assign \$328  = \$326  + \$327 ;
-  assign \$329  = xnor7[24] + xnor7[25];
-  assign \$330  = xnor7[26] + xnor7[27];
+  assign \$329  = xnor7[28] + xnor7[29];
+  assign \$330  = xnor7[30] + xnor7[31];
   assign \$331  = \$329  + \$330 ;
-  assign \$332  = xnor7[28] + xnor7[29];
-  assign \$333  = xnor7[30] + xnor7[31];
+  assign \$332  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$333  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$334  = \$332  + \$333 ;
-  assign \$335  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$336  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$335  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$336  = tree7_l1_6_0 + tree7_l1_7_0;
   assign \$337  = \$335  + \$336 ;
-  assign \$338  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$339  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$340  = \$338  + \$339 ;
-  assign \$341  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$342  = advance & v1_d3;
-  assign \$343  = 2'h2 * raw7;
-  assign \$344  = \$343  - 7'h40;
-  assign \$345  = v1_d3 & last1_d3;
+  assign \$338  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$339  = advance & v1_d3;
+  assign \$340  = 2'h2 * raw7;
+  assign \$341  = \$340  - 7'h40;
+  assign \$342  = v1_d3 & last1_d3;
   always @(posedge clk)
-    \$signature__addr  <= \$346 ;
+    \$signature__addr  <= \$343 ;
   always @(posedge clk)
-    port__addr <= \$347 ;
+    port__addr <= \$344 ;
   always @(posedge clk)
-    nf <= \$348 ;
+    nf <= \$345 ;
   always @(posedge clk)
-    \$signal  <= \$349 ;
+    \$signal  <= \$346 ;
   always @(posedge clk)
-    x1 <= \$350 ;
+    x1 <= \$347 ;
   always @(posedge clk)
-    fresh1 <= \$351 ;
+    fresh1 <= \$348 ;
   always @(posedge clk)
-    \$signal$73  <= \$352 ;
+    \$signal$73  <= \$349 ;
   always @(posedge clk)
-    last1 <= \$353 ;
+    last1 <= \$350 ;
   always @(posedge clk)
-    nf1 <= \$354 ;
+    nf1 <= \$351 ;
   always @(posedge clk)
-    x_in_d0 <= \$355 ;
+    x_in_d0 <= \$352 ;
   always @(posedge clk)
-    weights_d0 <= \$356 ;
+    weights_d0 <= \$353 ;
   always @(posedge clk)
-    v1_d0 <= \$357 ;
+    v1_d0 <= \$354 ;
   always @(posedge clk)
-    v1_d1 <= \$358 ;
+    v1_d1 <= \$355 ;
   always @(posedge clk)
-    v1_d2 <= \$359 ;
+    v1_d2 <= \$356 ;
   always @(posedge clk)
-    v1_d3 <= \$360 ;
+    v1_d3 <= \$357 ;
   always @(posedge clk)
-    first1_d0 <= \$361 ;
+    first1_d0 <= \$358 ;
   always @(posedge clk)
-    first1_d1 <= \$362 ;
+    first1_d1 <= \$359 ;
   always @(posedge clk)
-    first1_d2 <= \$363 ;
+    first1_d2 <= \$360 ;
   always @(posedge clk)
-    first1_d3 <= \$364 ;
+    first1_d3 <= \$361 ;
   always @(posedge clk)
-    last1_d0 <= \$365 ;
+    last1_d0 <= \$362 ;
   always @(posedge clk)
-    last1_d1 <= \$366 ;
+    last1_d1 <= \$363 ;
   always @(posedge clk)
-    last1_d2 <= \$367 ;
+    last1_d2 <= \$364 ;
   always @(posedge clk)
-    last1_d3 <= \$368 ;
+    last1_d3 <= \$365 ;
   always @(posedge clk)
-    nf1_d0 <= \$369 ;
+    nf1_d0 <= \$366 ;
   always @(posedge clk)
-    nf1_d1 <= \$370 ;
+    nf1_d1 <= \$367 ;
   always @(posedge clk)
-    nf1_d2 <= \$371 ;
+    nf1_d2 <= \$368 ;
   always @(posedge clk)
-    nf1_d3 <= \$372 ;
+    nf1_d3 <= \$369 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$373 ;
+    tree0_l1_0_0 <= \$370 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$374 ;
+    tree0_l1_1_0 <= \$371 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$375 ;
+    tree0_l1_2_0 <= \$372 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$376 ;
+    tree0_l1_3_0 <= \$373 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$377 ;
+    tree0_l1_4_0 <= \$374 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$378 ;
+    tree0_l1_5_0 <= \$375 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$379 ;
+    tree0_l1_6_0 <= \$376 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$380 ;
+    tree0_l1_7_0 <= \$377 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$381 ;
+    tree0_l3_0_0 <= \$378 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$382 ;
+    tree0_l3_1_0 <= \$379 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$383 ;
+    tree0_l4_0_0 <= \$380 ;
   always @(posedge clk)
-    raw0 <= \$384 ;
+    raw0 <= \$381 ;
   always @(posedge clk)
-    acc0 <= \$385 ;
+    acc0 <= \$382 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$386 ;
+    tree1_l1_0_0 <= \$383 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$387 ;
+    tree1_l1_1_0 <= \$384 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$388 ;
+    tree1_l1_2_0 <= \$385 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$389 ;
+    tree1_l1_3_0 <= \$386 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$390 ;
+    tree1_l1_4_0 <= \$387 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$391 ;
+    tree1_l1_5_0 <= \$388 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$392 ;
+    tree1_l1_6_0 <= \$389 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$393 ;
+    tree1_l1_7_0 <= \$390 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$394 ;
+    tree1_l3_0_0 <= \$391 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$395 ;
+    tree1_l3_1_0 <= \$392 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$396 ;
+    tree1_l4_0_0 <= \$393 ;
   always @(posedge clk)
-    raw1 <= \$397 ;
+    raw1 <= \$394 ;
   always @(posedge clk)
-    acc1 <= \$398 ;
+    acc1 <= \$395 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$399 ;
+    tree2_l1_0_0 <= \$396 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$400 ;
+    tree2_l1_1_0 <= \$397 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$401 ;
+    tree2_l1_2_0 <= \$398 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$402 ;
+    tree2_l1_3_0 <= \$399 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$403 ;
+    tree2_l1_4_0 <= \$400 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$404 ;
+    tree2_l1_5_0 <= \$401 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$405 ;
+    tree2_l1_6_0 <= \$402 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$406 ;
+    tree2_l1_7_0 <= \$403 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$407 ;
+    tree2_l3_0_0 <= \$404 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$408 ;
+    tree2_l3_1_0 <= \$405 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$409 ;
+    tree2_l4_0_0 <= \$406 ;
   always @(posedge clk)
-    raw2 <= \$410 ;
+    raw2 <= \$407 ;
+  always @(posedge clk)
+    acc2 <= \$408 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$409 ;
+  always @(posedge clk)
+    tree3_l1_1_0 <= \$410 ;
+  always @(posedge clk)
+    tree3_l1_2_0 <= \$411 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$412 ;
+  always @(posedge clk)
+    tree3_l1_4_0 <= \$413 ;
+  always @(posedge clk)
+    tree3_l1_5_0 <= \$414 ;
+  always @(posedge clk)
+    tree3_l1_6_0 <= \$415 ;
+  always @(posedge clk)
+    tree3_l1_7_0 <= \$416 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = acc2;
+    \$417  = tree3_l3_0_0;
     if (advance) begin
-      \$411  = \$174 [7:0];
+      \$417  = \$198 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = tree3_l1_0_0;
+    \$418  = tree3_l3_1_0;
     if (advance) begin
-      \$412  = \$177 ;
+      \$418  = \$201 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = tree3_l1_1_0;
+    \$419  = tree3_l4_0_0;
     if (advance) begin
-      \$413  = \$180 ;
+      \$419  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = tree3_l1_2_0;
+    \$420  = raw3;
+    if (\$203 ) begin
+      \$420  = \$18 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$421  = acc3;
     if (advance) begin
-      \$414  = \$183 ;
+      \$421  = \$205 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = tree3_l1_3_0;
+    \$422  = tree4_l1_0_0;
     if (advance) begin
-      \$415  = \$186 ;
+      \$422  = \$208 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = tree3_l1_4_0;
+    \$423  = tree4_l1_1_0;
     if (advance) begin
-      \$416  = \$189 ;
+      \$423  = \$211 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = tree3_l1_5_0;
+    \$424  = tree4_l1_2_0;
     if (advance) begin
-      \$417  = \$192 ;
+      \$424  = \$214 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = tree3_l1_6_0;
+    \$425  = tree4_l1_3_0;
     if (advance) begin
-      \$418  = \$195 ;
+      \$425  = \$217 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = tree3_l1_7_0;
+    \$426  = tree4_l1_4_0;
     if (advance) begin
-      \$419  = \$198 ;
+      \$426  = \$220 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = tree3_l3_0_0;
+    \$427  = tree4_l1_5_0;
     if (advance) begin
-      \$420  = \$201 ;
+      \$427  = \$223 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = tree3_l3_1_0;
+    \$428  = tree4_l1_6_0;
     if (advance) begin
-      \$421  = \$204 ;
+      \$428  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = tree3_l4_0_0;
+    \$429  = tree4_l1_7_0;
     if (advance) begin
-      \$422  = \$205 ;
+      \$429  = \$229 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = raw3;
-    if (\$206 ) begin
-      \$423  = \$18 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = acc3;
+    \$430  = tree4_l3_0_0;
     if (advance) begin
-      \$424  = \$208 [7:0];
+      \$430  = \$232 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = tree4_l1_0_0;
+    \$431  = tree4_l3_1_0;
     if (advance) begin
-      \$425  = \$211 ;
+      \$431  = \$235 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = tree4_l1_1_0;
+    \$432  = tree4_l4_0_0;
     if (advance) begin
-      \$426  = \$214 ;
+      \$432  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = tree4_l1_2_0;
+    \$433  = raw4;
+    if (\$237 ) begin
+      \$433  = \$21 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$434  = acc4;
     if (advance) begin
-      \$427  = \$217 ;
+      \$434  = \$239 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = tree4_l1_3_0;
+    \$435  = tree5_l1_0_0;
     if (advance) begin
-      \$428  = \$220 ;
+      \$435  = \$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = tree4_l1_4_0;
+    \$436  = tree5_l1_1_0;
     if (advance) begin
-      \$429  = \$223 ;
+      \$436  = \$245 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = tree4_l1_5_0;
+    \$437  = tree5_l1_2_0;
     if (advance) begin
-      \$430  = \$226 ;
+      \$437  = \$248 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = tree4_l1_6_0;
+    \$438  = tree5_l1_3_0;
     if (advance) begin
-      \$431  = \$229 ;
+      \$438  = \$251 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = tree4_l1_7_0;
+    \$439  = tree5_l1_4_0;
     if (advance) begin
-      \$432  = \$232 ;
+      \$439  = \$254 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = tree4_l3_0_0;
+    \$440  = tree5_l1_5_0;
     if (advance) begin
-      \$433  = \$235 ;
+      \$440  = \$257 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$434  = tree4_l3_1_0;
+    \$441  = tree5_l1_6_0;
     if (advance) begin
-      \$434  = \$238 ;
+      \$441  = \$260 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$435  = tree4_l4_0_0;
+    \$442  = tree5_l1_7_0;
     if (advance) begin
-      \$435  = \$239 ;
+      \$442  = \$263 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$436  = raw4;
-    if (\$240 ) begin
-      \$436  = \$21 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$437  = acc4;
+    \$443  = tree5_l3_0_0;
     if (advance) begin
-      \$437  = \$242 [7:0];
+      \$443  = \$266 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$438  = tree5_l1_0_0;
+    \$444  = tree5_l3_1_0;
     if (advance) begin
-      \$438  = \$245 ;
+      \$444  = \$269 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$439  = tree5_l1_1_0;
+    \$445  = tree5_l4_0_0;
     if (advance) begin
-      \$439  = \$248 ;
+      \$445  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$440  = tree5_l1_2_0;
+    \$446  = raw5;
+    if (\$271 ) begin
+      \$446  = \$24 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$447  = acc5;
     if (advance) begin
-      \$440  = \$251 ;
+      \$447  = \$273 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$441  = tree5_l1_3_0;
+    \$448  = tree6_l1_0_0;
     if (advance) begin
-      \$441  = \$254 ;
+      \$448  = \$276 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$442  = tree5_l1_4_0;
+    \$449  = tree6_l1_1_0;
     if (advance) begin
-      \$442  = \$257 ;
+      \$449  = \$279 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$443  = tree5_l1_5_0;
+    \$450  = tree6_l1_2_0;
     if (advance) begin
-      \$443  = \$260 ;
+      \$450  = \$282 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$444  = tree5_l1_6_0;
+    \$451  = tree6_l1_3_0;
     if (advance) begin
-      \$444  = \$263 ;
+      \$451  = \$285 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$445  = tree5_l1_7_0;
+    \$452  = tree6_l1_4_0;
     if (advance) begin
-      \$445  = \$266 ;
+      \$452  = \$288 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$446  = tree5_l3_0_0;
+    \$453  = tree6_l1_5_0;
     if (advance) begin
-      \$446  = \$269 ;
+      \$453  = \$291 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$447  = tree5_l3_1_0;
+    \$454  = tree6_l1_6_0;
     if (advance) begin
-      \$447  = \$272 ;
+      \$454  = \$294 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$448  = tree5_l4_0_0;
+    \$455  = tree6_l1_7_0;
     if (advance) begin
-      \$448  = \$273 ;
+      \$455  = \$297 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$449  = raw5;
-    if (\$274 ) begin
-      \$449  = \$24 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$450  = acc5;
+    \$456  = tree6_l3_0_0;
     if (advance) begin
-      \$450  = \$276 [7:0];
+      \$456  = \$300 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$451  = tree6_l1_0_0;
+    \$457  = tree6_l3_1_0;
     if (advance) begin
-      \$451  = \$279 ;
+      \$457  = \$303 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$452  = tree6_l1_1_0;
+    \$458  = tree6_l4_0_0;
     if (advance) begin
-      \$452  = \$282 ;
+      \$458  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$453  = tree6_l1_2_0;
+    \$459  = raw6;
+    if (\$305 ) begin
+      \$459  = \$27 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$460  = acc6;
     if (advance) begin
-      \$453  = \$285 ;
+      \$460  = \$307 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$454  = tree6_l1_3_0;
+    \$461  = tree7_l1_0_0;
     if (advance) begin
-      \$454  = \$288 ;
+      \$461  = \$310 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$455  = tree6_l1_4_0;
+    \$462  = tree7_l1_1_0;
     if (advance) begin
-      \$455  = \$291 ;
+      \$462  = \$313 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$456  = tree6_l1_5_0;
+    \$463  = tree7_l1_2_0;
     if (advance) begin
-      \$456  = \$294 ;
+      \$463  = \$316 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$457  = tree6_l1_6_0;
+    \$464  = tree7_l1_3_0;
     if (advance) begin
-      \$457  = \$297 ;
+      \$464  = \$319 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$458  = tree6_l1_7_0;
+    \$465  = tree7_l1_4_0;
     if (advance) begin
-      \$458  = \$300 ;
+      \$465  = \$322 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$459  = tree6_l3_0_0;
+    \$466  = tree7_l1_5_0;
     if (advance) begin
-      \$459  = \$303 ;
+      \$466  = \$325 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$460  = tree6_l3_1_0;
+    \$467  = tree7_l1_6_0;
     if (advance) begin
-      \$460  = \$306 ;
+      \$467  = \$328 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$461  = tree6_l4_0_0;
+    \$468  = tree7_l1_7_0;
     if (advance) begin
-      \$461  = \$307 ;
+      \$468  = \$331 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$462  = raw6;
-    if (\$308 ) begin
-      \$462  = \$27 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$463  = acc6;
+    \$469  = tree7_l3_0_0;
     if (advance) begin
-      \$463  = \$310 [7:0];
+      \$469  = \$334 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$464  = tree7_l1_0_0;
+    \$470  = tree7_l3_1_0;
     if (advance) begin
-      \$464  = \$313 ;
+      \$470  = \$337 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$465  = tree7_l1_1_0;
+    \$471  = tree7_l4_0_0;
     if (advance) begin
-      \$465  = \$316 ;
+      \$471  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$466  = tree7_l1_2_0;
+    \$472  = raw7;
+    if (\$339 ) begin
+      \$472  = \$30 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$473  = acc7;
     if (advance) begin
-      \$466  = \$319 ;
+      \$473  = \$341 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$467  = tree7_l1_3_0;
+    \$474  = v2;
     if (advance) begin
-      \$467  = \$322 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$468  = tree7_l1_4_0;
-    if (advance) begin
-      \$468  = \$325 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$469  = tree7_l1_5_0;
-    if (advance) begin
-      \$469  = \$328 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$470  = tree7_l1_6_0;
-    if (advance) begin
-      \$470  = \$331 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$471  = tree7_l1_7_0;
-    if (advance) begin
-      \$471  = \$334 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$472  = tree7_l3_0_0;
-    if (advance) begin
-      \$472  = \$337 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$473  = tree7_l3_1_0;
-    if (advance) begin
-      \$473  = \$340 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$474  = tree7_l4_0_0;
-    if (advance) begin
-      \$474  = \$341 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$475  = raw7;
-    if (\$342 ) begin
-      \$475  = \$30 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$476  = acc7;
-    if (advance) begin
-      \$476  = \$344 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$477  = v2;
-    if (advance) begin
-      \$477  = \$345 ;
+      \$474  = \$342 ;
     end
     if (rst) begin
-      \$477  = 1'h0;
+      \$474  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$478  = v2_d0;
+    \$475  = v2_d0;
     if (advance) begin
-      \$478  = v2;
+      \$475  = v2;
+    end
+    if (rst) begin
+      \$475  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$476  = \port__addr$59 ;
+    if (advance) begin
+      \$476  = nf1_d3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$477  = thresholds_d0;
+    if (advance) begin
+      \$477  = \port__data$182 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$478  = \v2_d0$183 ;
+    if (advance) begin
+      \$478  = v2_d0;
     end
     if (rst) begin
       \$478  = 1'h0;
@@ -2129,109 +2078,117 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$479  = \port__addr$59 ;
+    \$479  = acc0_d0;
     if (advance) begin
-      \$479  = nf1_d3;
+      \$479  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$480  = thresholds_d0;
+    \$480  = acc1_d0;
     if (advance) begin
-      \$480  = \port__data$182 ;
+      \$480  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$481  = \v2_d0$183 ;
+    \$481  = acc2_d0;
     if (advance) begin
-      \$481  = v2_d0;
+      \$481  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$482  = acc3_d0;
+    if (advance) begin
+      \$482  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$483  = acc4_d0;
+    if (advance) begin
+      \$483  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$484  = acc5_d0;
+    if (advance) begin
+      \$484  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$485  = acc6_d0;
+    if (advance) begin
+      \$485  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$486  = acc7_d0;
+    if (advance) begin
+      \$486  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$487  = o__valid;
+    if (advance) begin
+      \$487  = \v2_d0$183 ;
     end
     if (rst) begin
-      \$481  = 1'h0;
+      \$487  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$482  = acc0_d0;
+    \$488  = o__payload;
     if (advance) begin
-      \$482  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$483  = acc1_d0;
-    if (advance) begin
-      \$483  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$484  = acc2_d0;
-    if (advance) begin
-      \$484  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$485  = acc3_d0;
-    if (advance) begin
-      \$485  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$486  = acc4_d0;
-    if (advance) begin
-      \$486  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$487  = acc5_d0;
-    if (advance) begin
-      \$487  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$488  = acc6_d0;
-    if (advance) begin
-      \$488  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$489  = acc7_d0;
-    if (advance) begin
-      \$489  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$490  = o__valid;
-    if (advance) begin
-      \$490  = \v2_d0$183 ;
+      \$488  = result;
     end
     if (rst) begin
-      \$490  = 1'h0;
+      \$488  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$491  = o__payload;
-    if (advance) begin
-      \$491  = result;
-    end
-    if (rst) begin
-      \$491  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = \$signature__addr ;
+    \$343  = \$signature__addr ;
     if (fire) begin
-      \$346  = \$64 [0];
+      \$343  = \$63 [0];
+    end
+    if (rst) begin
+      \$343  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$344  = port__addr;
+    if (fire) begin
+      \$344  = \$64 [3:0];
+    end
+    if (rst) begin
+      \$344  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$345  = nf;
+    if (fire) begin
+      if (\$65 ) begin
+        \$345  = \$66 [2:0];
+      end
+    end
+    if (rst) begin
+      \$345  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$346  = \$signal ;
+    if (advance) begin
+      \$346  = fire;
     end
     if (rst) begin
       \$346  = 1'h0;
@@ -2239,31 +2196,26 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = port__addr;
-    if (fire) begin
-      \$347  = \$66 [3:0];
-    end
-    if (rst) begin
-      \$347  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = nf;
-    if (fire) begin
-      if (\$67 ) begin
-        \$348  = \$69 [2:0];
-      end
-    end
-    if (rst) begin
-      \$348  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = \$signal ;
+    \$347  = x1;
     if (advance) begin
-      \$349  = fire;
+      \$347  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$348  = fresh1;
+    if (advance) begin
+      \$348  = \$67 ;
+    end
+    if (rst) begin
+      \$348  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$349  = \$signal$73 ;
+    if (advance) begin
+      \$349  = \$68 ;
     end
     if (rst) begin
       \$349  = 1'h0;
@@ -2271,70 +2223,73 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = x1;
+    \$350  = last1;
     if (advance) begin
-      \$350  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = fresh1;
-    if (advance) begin
-      \$351  = \$70 ;
+      \$350  = \$69 ;
     end
     if (rst) begin
-      \$351  = 1'h0;
+      \$350  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = \$signal$73 ;
+    \$351  = nf1;
     if (advance) begin
-      \$352  = \$71 ;
+      \$351  = nf;
     end
     if (rst) begin
-      \$352  = 1'h0;
+      \$351  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = last1;
+    \$352  = x_in_d0;
     if (advance) begin
-      \$353  = \$72 ;
+      \$352  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$353  = weights_d0;
+    if (advance) begin
+      \$353  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$354  = v1_d0;
+    if (advance) begin
+      \$354  = \$signal ;
     end
     if (rst) begin
-      \$353  = 1'h0;
+      \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = nf1;
+    \$355  = v1_d1;
     if (advance) begin
-      \$354  = nf;
+      \$355  = v1_d0;
     end
     if (rst) begin
-      \$354  = 3'h0;
+      \$355  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = x_in_d0;
+    \$356  = v1_d2;
     if (advance) begin
-      \$355  = x_in;
+      \$356  = v1_d1;
+    end
+    if (rst) begin
+      \$356  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = weights_d0;
+    \$357  = v1_d3;
     if (advance) begin
-      \$356  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = v1_d0;
-    if (advance) begin
-      \$357  = \$signal ;
+      \$357  = v1_d2;
     end
     if (rst) begin
       \$357  = 1'h0;
@@ -2342,382 +2297,415 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = v1_d1;
+    \$358  = first1_d0;
     if (advance) begin
-      \$358  = v1_d0;
-    end
-    if (rst) begin
-      \$358  = 1'h0;
+      \$358  = \$signal$73 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = v1_d2;
+    \$359  = first1_d1;
     if (advance) begin
-      \$359  = v1_d1;
-    end
-    if (rst) begin
-      \$359  = 1'h0;
+      \$359  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = v1_d3;
+    \$360  = first1_d2;
     if (advance) begin
-      \$360  = v1_d2;
-    end
-    if (rst) begin
-      \$360  = 1'h0;
+      \$360  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = first1_d0;
+    \$361  = first1_d3;
     if (advance) begin
-      \$361  = \$signal$73 ;
+      \$361  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = first1_d1;
+    \$362  = last1_d0;
     if (advance) begin
-      \$362  = first1_d0;
+      \$362  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = first1_d2;
+    \$363  = last1_d1;
     if (advance) begin
-      \$363  = first1_d1;
+      \$363  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = first1_d3;
+    \$364  = last1_d2;
     if (advance) begin
-      \$364  = first1_d2;
+      \$364  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = last1_d0;
+    \$365  = last1_d3;
     if (advance) begin
-      \$365  = last1;
+      \$365  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = last1_d1;
+    \$366  = nf1_d0;
     if (advance) begin
-      \$366  = last1_d0;
+      \$366  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = last1_d2;
+    \$367  = nf1_d1;
     if (advance) begin
-      \$367  = last1_d1;
+      \$367  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = last1_d3;
+    \$368  = nf1_d2;
     if (advance) begin
-      \$368  = last1_d2;
+      \$368  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = nf1_d0;
+    \$369  = nf1_d3;
     if (advance) begin
-      \$369  = nf1;
+      \$369  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = nf1_d1;
+    \$370  = tree0_l1_0_0;
     if (advance) begin
-      \$370  = nf1_d0;
+      \$370  = \$72 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = nf1_d2;
+    \$371  = tree0_l1_1_0;
     if (advance) begin
-      \$371  = nf1_d1;
+      \$371  = \$75 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = nf1_d3;
+    \$372  = tree0_l1_2_0;
     if (advance) begin
-      \$372  = nf1_d2;
+      \$372  = \$78 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = tree0_l1_0_0;
+    \$373  = tree0_l1_3_0;
     if (advance) begin
-      \$373  = \$75 ;
+      \$373  = \$81 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = tree0_l1_1_0;
+    \$374  = tree0_l1_4_0;
     if (advance) begin
-      \$374  = \$78 ;
+      \$374  = \$84 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = tree0_l1_2_0;
+    \$375  = tree0_l1_5_0;
     if (advance) begin
-      \$375  = \$81 ;
+      \$375  = \$87 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = tree0_l1_3_0;
+    \$376  = tree0_l1_6_0;
     if (advance) begin
-      \$376  = \$84 ;
+      \$376  = \$90 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = tree0_l1_4_0;
+    \$377  = tree0_l1_7_0;
     if (advance) begin
-      \$377  = \$87 ;
+      \$377  = \$93 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = tree0_l1_5_0;
+    \$378  = tree0_l3_0_0;
     if (advance) begin
-      \$378  = \$90 ;
+      \$378  = \$96 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = tree0_l1_6_0;
+    \$379  = tree0_l3_1_0;
     if (advance) begin
-      \$379  = \$93 ;
+      \$379  = \$99 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = tree0_l1_7_0;
+    \$380  = tree0_l4_0_0;
     if (advance) begin
-      \$380  = \$96 ;
+      \$380  = \$100 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = tree0_l3_0_0;
+    \$381  = raw0;
+    if (\$101 ) begin
+      \$381  = \$9 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$382  = acc0;
     if (advance) begin
-      \$381  = \$99 ;
+      \$382  = \$103 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = tree0_l3_1_0;
+    \$383  = tree1_l1_0_0;
     if (advance) begin
-      \$382  = \$102 ;
+      \$383  = \$106 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = tree0_l4_0_0;
+    \$384  = tree1_l1_1_0;
     if (advance) begin
-      \$383  = \$103 ;
+      \$384  = \$109 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = raw0;
-    if (\$104 ) begin
-      \$384  = \$9 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = acc0;
+    \$385  = tree1_l1_2_0;
     if (advance) begin
-      \$385  = \$106 [7:0];
+      \$385  = \$112 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = tree1_l1_0_0;
+    \$386  = tree1_l1_3_0;
     if (advance) begin
-      \$386  = \$109 ;
+      \$386  = \$115 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = tree1_l1_1_0;
+    \$387  = tree1_l1_4_0;
     if (advance) begin
-      \$387  = \$112 ;
+      \$387  = \$118 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = tree1_l1_2_0;
+    \$388  = tree1_l1_5_0;
     if (advance) begin
-      \$388  = \$115 ;
+      \$388  = \$121 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = tree1_l1_3_0;
+    \$389  = tree1_l1_6_0;
     if (advance) begin
-      \$389  = \$118 ;
+      \$389  = \$124 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = tree1_l1_4_0;
+    \$390  = tree1_l1_7_0;
     if (advance) begin
-      \$390  = \$121 ;
+      \$390  = \$127 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = tree1_l1_5_0;
+    \$391  = tree1_l3_0_0;
     if (advance) begin
-      \$391  = \$124 ;
+      \$391  = \$130 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = tree1_l1_6_0;
+    \$392  = tree1_l3_1_0;
     if (advance) begin
-      \$392  = \$127 ;
+      \$392  = \$133 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = tree1_l1_7_0;
+    \$393  = tree1_l4_0_0;
     if (advance) begin
-      \$393  = \$130 ;
+      \$393  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = tree1_l3_0_0;
+    \$394  = raw1;
+    if (\$135 ) begin
+      \$394  = \$12 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$395  = acc1;
     if (advance) begin
-      \$394  = \$133 ;
+      \$395  = \$137 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = tree1_l3_1_0;
+    \$396  = tree2_l1_0_0;
     if (advance) begin
-      \$395  = \$136 ;
+      \$396  = \$140 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = tree1_l4_0_0;
+    \$397  = tree2_l1_1_0;
     if (advance) begin
-      \$396  = \$137 ;
+      \$397  = \$143 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = raw1;
-    if (\$138 ) begin
-      \$397  = \$12 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = acc1;
+    \$398  = tree2_l1_2_0;
     if (advance) begin
-      \$398  = \$140 [7:0];
+      \$398  = \$146 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = tree2_l1_0_0;
+    \$399  = tree2_l1_3_0;
     if (advance) begin
-      \$399  = \$143 ;
+      \$399  = \$149 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = tree2_l1_1_0;
+    \$400  = tree2_l1_4_0;
     if (advance) begin
-      \$400  = \$146 ;
+      \$400  = \$152 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = tree2_l1_2_0;
+    \$401  = tree2_l1_5_0;
     if (advance) begin
-      \$401  = \$149 ;
+      \$401  = \$155 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = tree2_l1_3_0;
+    \$402  = tree2_l1_6_0;
     if (advance) begin
-      \$402  = \$152 ;
+      \$402  = \$158 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = tree2_l1_4_0;
+    \$403  = tree2_l1_7_0;
     if (advance) begin
-      \$403  = \$155 ;
+      \$403  = \$161 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = tree2_l1_5_0;
+    \$404  = tree2_l3_0_0;
     if (advance) begin
-      \$404  = \$158 ;
+      \$404  = \$164 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = tree2_l1_6_0;
+    \$405  = tree2_l3_1_0;
     if (advance) begin
-      \$405  = \$161 ;
+      \$405  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = tree2_l1_7_0;
+    \$406  = tree2_l4_0_0;
     if (advance) begin
-      \$406  = \$164 ;
+      \$406  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = tree2_l3_0_0;
+    \$407  = raw2;
+    if (\$169 ) begin
+      \$407  = \$15 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$408  = acc2;
     if (advance) begin
-      \$407  = \$167 ;
+      \$408  = \$171 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = tree2_l3_1_0;
+    \$409  = tree3_l1_0_0;
     if (advance) begin
-      \$408  = \$170 ;
+      \$409  = \$174 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = tree2_l4_0_0;
+    \$410  = tree3_l1_1_0;
     if (advance) begin
-      \$409  = \$171 ;
+      \$410  = \$177 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = raw2;
-    if (\$172 ) begin
-      \$410  = \$15 [6:0];
+    \$411  = tree3_l1_2_0;
+    if (advance) begin
+      \$411  = \$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$412  = tree3_l1_3_0;
+    if (advance) begin
+      \$412  = \$183 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$413  = tree3_l1_4_0;
+    if (advance) begin
+      \$413  = \$186 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$414  = tree3_l1_5_0;
+    if (advance) begin
+      \$414  = \$189 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$415  = tree3_l1_6_0;
+    if (advance) begin
+      \$415  = \$192 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$416  = tree3_l1_7_0;
+    if (advance) begin
+      \$416  = \$195 ;
     end
   end
   assign waddr = port__addr;
@@ -2984,12 +2972,6 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign result[2] = \$42 [0];
   assign result[1] = \$38 [0];
   assign result[0] = \$34 [0];
-  assign \$570  = 1'h1;
-  assign \$64  = \$568 ;
-  assign \$576  = 1'h1;
-  assign \$66  = \$574 ;
-  assign \$67  = \$signature__addr ;
-  assign \$583  = 1'h1;
-  assign \$69  = \$581 ;
-  assign \$72  = \$signature__addr ;
+  assign \$65  = \$signature__addr ;
+  assign \$69  = \$signature__addr ;
 endmodule

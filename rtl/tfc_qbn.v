@@ -6,87 +6,86 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [19:0] \$10 ;
-  reg [23:0] \$100 ;
-  reg [28:0] \$101 ;
-  reg [26:0] \$102 ;
-  reg [24:0] \$103 ;
+  reg [27:0] \$100 ;
+  reg [23:0] \$101 ;
+  reg [28:0] \$102 ;
+  reg [26:0] \$103 ;
   reg [24:0] \$104 ;
   reg [24:0] \$105 ;
-  reg [25:0] \$106 ;
-  reg \$107 ;
+  reg [24:0] \$106 ;
+  reg [25:0] \$107 ;
   reg \$108 ;
   reg \$109 ;
   wire [19:0] \$11 ;
   reg \$110 ;
-  reg [26:0] \$111 ;
+  reg \$111 ;
   reg [26:0] \$112 ;
-  reg \$113 ;
+  reg [26:0] \$113 ;
   reg \$114 ;
-  reg [26:0] \$115 ;
+  reg \$115 ;
   reg [26:0] \$116 ;
-  reg \$117 ;
+  reg [26:0] \$117 ;
   reg \$118 ;
   reg \$119 ;
   wire [19:0] \$12 ;
   reg \$120 ;
   reg \$121 ;
-  reg [31:0] \$122 ;
-  wire [20:0] \$13 ;
-  wire [3:0] \$131 ;
-  wire \$133 ;
-  wire [21:0] \$14 ;
+  reg \$122 ;
+  reg [31:0] \$123 ;
+  wire [19:0] \$13 ;
+  wire [20:0] \$14 ;
   wire [21:0] \$15 ;
   wire [21:0] \$16 ;
   wire [21:0] \$17 ;
-  wire [22:0] \$18 ;
-  wire [25:0] \$19 ;
+  wire [21:0] \$18 ;
+  wire [22:0] \$19 ;
   wire [26:0] \$2 ;
   wire [25:0] \$20 ;
   wire [25:0] \$21 ;
   wire [25:0] \$22 ;
-  wire [26:0] \$23 ;
-  wire [25:0] \$24 ;
+  wire [25:0] \$23 ;
+  wire [26:0] \$24 ;
   wire [25:0] \$25 ;
   wire [25:0] \$26 ;
-  wire [26:0] \$27 ;
+  wire [25:0] \$27 ;
   wire [26:0] \$28 ;
-  wire [27:0] \$29 ;
+  wire [26:0] \$29 ;
   wire [26:0] \$3 ;
-  wire [23:0] \$30 ;
-  wire [28:0] \$31 ;
-  wire [29:0] \$32 ;
-  wire [27:0] \$33 ;
-  wire [19:0] \$34 ;
+  wire [27:0] \$30 ;
+  wire [23:0] \$31 ;
+  wire [28:0] \$32 ;
+  wire [29:0] \$33 ;
+  wire [27:0] \$34 ;
   wire [19:0] \$35 ;
   wire [19:0] \$36 ;
   wire [19:0] \$37 ;
-  wire [20:0] \$38 ;
-  wire [21:0] \$39 ;
+  wire [19:0] \$38 ;
+  wire [20:0] \$39 ;
   wire [26:0] \$4 ;
   wire [21:0] \$40 ;
   wire [21:0] \$41 ;
   wire [21:0] \$42 ;
-  wire [22:0] \$43 ;
-  wire [25:0] \$44 ;
+  wire [21:0] \$43 ;
+  wire [22:0] \$44 ;
   wire [25:0] \$45 ;
   wire [25:0] \$46 ;
   wire [25:0] \$47 ;
-  wire [26:0] \$48 ;
-  wire [25:0] \$49 ;
+  wire [25:0] \$48 ;
+  wire [26:0] \$49 ;
   wire [26:0] \$5 ;
   wire [25:0] \$50 ;
   wire [25:0] \$51 ;
-  wire [26:0] \$52 ;
+  wire [25:0] \$52 ;
   wire [26:0] \$53 ;
-  wire [27:0] \$54 ;
-  wire [23:0] \$55 ;
-  wire [28:0] \$56 ;
-  wire [29:0] \$57 ;
-  wire [27:0] \$58 ;
-  wire [25:0] \$59 ;
+  wire [26:0] \$54 ;
+  wire [27:0] \$55 ;
+  wire [23:0] \$56 ;
+  wire [28:0] \$57 ;
+  wire [29:0] \$58 ;
+  wire [27:0] \$59 ;
   wire \$6 ;
-  wire [26:0] \$60 ;
-  wire \$61 ;
+  wire [25:0] \$60 ;
+  wire [26:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
@@ -94,10 +93,10 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire [25:0] \$69 ;
-  wire [3:0] \$7 ;
-  wire [26:0] \$70 ;
-  wire \$71 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire [25:0] \$70 ;
+  wire [26:0] \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -105,29 +104,29 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \$76 ;
   wire \$77 ;
   wire \$78 ;
-  reg [2:0] \$79 ;
+  wire \$79 ;
   wire [3:0] \$8 ;
-  reg [15:0] \$80 ;
-  reg \$81 ;
-  reg [87:0] \$82 ;
-  reg [15:0] \$83 ;
-  reg \$84 ;
-  reg [20:0] \$85 ;
-  reg [22:0] \$86 ;
-  reg [26:0] \$87 ;
-  reg [27:0] \$88 ;
-  reg [23:0] \$89 ;
-  wire [19:0] \$9 ;
-  reg [28:0] \$90 ;
-  reg [26:0] \$91 ;
-  reg [24:0] \$92 ;
+  reg [2:0] \$80 ;
+  reg [15:0] \$81 ;
+  reg \$82 ;
+  reg [87:0] \$83 ;
+  reg [15:0] \$84 ;
+  reg \$85 ;
+  reg [20:0] \$86 ;
+  reg [22:0] \$87 ;
+  reg [26:0] \$88 ;
+  reg [27:0] \$89 ;
+  wire [3:0] \$9 ;
+  reg [23:0] \$90 ;
+  reg [28:0] \$91 ;
+  reg [26:0] \$92 ;
   reg [24:0] \$93 ;
   reg [24:0] \$94 ;
-  reg [25:0] \$95 ;
-  reg [20:0] \$96 ;
-  reg [22:0] \$97 ;
-  reg [26:0] \$98 ;
-  reg [27:0] \$99 ;
+  reg [24:0] \$95 ;
+  reg [25:0] \$96 ;
+  reg [20:0] \$97 ;
+  reg [22:0] \$98 ;
+  reg [26:0] \$99 ;
   reg above0 = 1'h0;
   reg above1 = 1'h0;
   reg [25:0] acc0 = 26'h0000000;
@@ -236,364 +235,355 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \$4  = above1 ? 27'h0007fff : inrange1;
   assign \$5  = below1 ? 27'h7ff8000 : \$4 ;
   assign \$6  = i__valid & i__ready;
-  assign \$7  = port__addr + 1'h1;
-  assign \$131  = \$7  % 3'h5;
-  assign \$10  = x1_d0[0] ? \$9  : 20'h00000;
-  assign \$12  = x1_d0[1] ? \$11  : 20'h00000;
-  assign \$13  = \$10  + \$12 ;
-  assign \$15  = x1_d0[2] ? \$14  : 22'h000000;
-  assign \$17  = x1_d0[3] ? \$16  : 22'h000000;
-  assign \$18  = \$15  + \$17 ;
-  assign \$20  = x1_d0[4] ? \$19  : 26'h0000000;
-  assign \$22  = x1_d0[5] ? \$21  : 26'h0000000;
-  assign \$23  = \$20  + \$22 ;
-  assign \$25  = x1_d0[6] ? \$24  : 26'h0000000;
-  assign \$27  = - \$26 ;
-  assign \$28  = x1_d0[7] ? \$27  : 27'h0000000;
-  assign \$29  = $signed({ 1'h0, \$25  }) + $signed(\$28 );
-  assign \$30  = product0_l0_0_0 + product0_l0_1_0;
-  assign \$31  = $signed({ 1'h0, product0_l0_2_0 }) + $signed(product0_l0_3_0);
-  assign \$32  = $signed({ 1'h0, product0_l1_0_0 }) + $signed(product0_l1_1_0);
-  assign \$33  = $signed(product0) + $signed(bias0_d2);
-  assign \$35  = x1_d0[8] ? \$34  : 20'h00000;
-  assign \$37  = x1_d0[9] ? \$36  : 20'h00000;
-  assign \$38  = \$35  + \$37 ;
-  assign \$40  = x1_d0[10] ? \$39  : 22'h000000;
-  assign \$42  = x1_d0[11] ? \$41  : 22'h000000;
-  assign \$43  = \$40  + \$42 ;
-  assign \$45  = x1_d0[12] ? \$44  : 26'h0000000;
-  assign \$47  = x1_d0[13] ? \$46  : 26'h0000000;
-  assign \$48  = \$45  + \$47 ;
-  assign \$50  = x1_d0[14] ? \$49  : 26'h0000000;
-  assign \$52  = - \$51 ;
-  assign \$53  = x1_d0[15] ? \$52  : 27'h0000000;
-  assign \$54  = $signed({ 1'h0, \$50  }) + $signed(\$53 );
-  assign \$55  = product1_l0_0_0 + product1_l0_1_0;
-  assign \$56  = $signed({ 1'h0, product1_l0_2_0 }) + $signed(product1_l0_3_0);
-  assign \$57  = $signed({ 1'h0, product1_l1_0_0 }) + $signed(product1_l1_1_0);
-  assign \$58  = $signed(product1) + $signed(bias1_d2);
-  assign \$60  = $signed(\$59 ) + $signed({ 1'h0, acc0[9] });
-  assign \$61  = ~ rounded0[26];
-  assign \$63  = { \$61 , rounded0[25:0] } >= 27'h3ff8000;
-  assign \$64  = ~ \$63 ;
-  assign \$66  = ~ rounded0[26];
-  assign \$67  = 27'h4007fff >= { \$66 , rounded0[25:0] };
-  assign \$68  = ~ \$67 ;
-  assign \$70  = $signed(\$69 ) + $signed({ 1'h0, acc1[9] });
-  assign \$71  = ~ rounded1[26];
-  assign \$73  = { \$71 , rounded1[25:0] } >= 27'h3ff8000;
-  assign \$74  = ~ \$73 ;
-  assign \$76  = ~ rounded1[26];
-  assign \$77  = 27'h4007fff >= { \$76 , rounded1[25:0] };
-  assign \$78  = ~ \$77 ;
+  assign \$7  = port__addr == 3'h4;
+  assign \$8  = port__addr + 1'h1;
+  assign \$9  = \$7  ? 4'h0 : \$8 ;
+  assign \$11  = x1_d0[0] ? \$10  : 20'h00000;
+  assign \$13  = x1_d0[1] ? \$12  : 20'h00000;
+  assign \$14  = \$11  + \$13 ;
+  assign \$16  = x1_d0[2] ? \$15  : 22'h000000;
+  assign \$18  = x1_d0[3] ? \$17  : 22'h000000;
+  assign \$19  = \$16  + \$18 ;
+  assign \$21  = x1_d0[4] ? \$20  : 26'h0000000;
+  assign \$23  = x1_d0[5] ? \$22  : 26'h0000000;
+  assign \$24  = \$21  + \$23 ;
+  assign \$26  = x1_d0[6] ? \$25  : 26'h0000000;
+  assign \$28  = - \$27 ;
+  assign \$29  = x1_d0[7] ? \$28  : 27'h0000000;
+  assign \$30  = $signed({ 1'h0, \$26  }) + $signed(\$29 );
+  assign \$31  = product0_l0_0_0 + product0_l0_1_0;
+  assign \$32  = $signed({ 1'h0, product0_l0_2_0 }) + $signed(product0_l0_3_0);
+  assign \$33  = $signed({ 1'h0, product0_l1_0_0 }) + $signed(product0_l1_1_0);
+  assign \$34  = $signed(product0) + $signed(bias0_d2);
+  assign \$36  = x1_d0[8] ? \$35  : 20'h00000;
+  assign \$38  = x1_d0[9] ? \$37  : 20'h00000;
+  assign \$39  = \$36  + \$38 ;
+  assign \$41  = x1_d0[10] ? \$40  : 22'h000000;
+  assign \$43  = x1_d0[11] ? \$42  : 22'h000000;
+  assign \$44  = \$41  + \$43 ;
+  assign \$46  = x1_d0[12] ? \$45  : 26'h0000000;
+  assign \$48  = x1_d0[13] ? \$47  : 26'h0000000;
+  assign \$49  = \$46  + \$48 ;
+  assign \$51  = x1_d0[14] ? \$50  : 26'h0000000;
+  assign \$53  = - \$52 ;
+  assign \$54  = x1_d0[15] ? \$53  : 27'h0000000;
+  assign \$55  = $signed({ 1'h0, \$51  }) + $signed(\$54 );
+  assign \$56  = product1_l0_0_0 + product1_l0_1_0;
+  assign \$57  = $signed({ 1'h0, product1_l0_2_0 }) + $signed(product1_l0_3_0);
+  assign \$58  = $signed({ 1'h0, product1_l1_0_0 }) + $signed(product1_l1_1_0);
+  assign \$59  = $signed(product1) + $signed(bias1_d2);
+  assign \$61  = $signed(\$60 ) + $signed({ 1'h0, acc0[9] });
+  assign \$62  = ~ rounded0[26];
+  assign \$64  = { \$62 , rounded0[25:0] } >= 27'h3ff8000;
+  assign \$65  = ~ \$64 ;
+  assign \$67  = ~ rounded0[26];
+  assign \$68  = 27'h4007fff >= { \$67 , rounded0[25:0] };
+  assign \$69  = ~ \$68 ;
+  assign \$71  = $signed(\$70 ) + $signed({ 1'h0, acc1[9] });
+  assign \$72  = ~ rounded1[26];
+  assign \$74  = { \$72 , rounded1[25:0] } >= 27'h3ff8000;
+  assign \$75  = ~ \$74 ;
+  assign \$77  = ~ rounded1[26];
+  assign \$78  = 27'h4007fff >= { \$77 , rounded1[25:0] };
+  assign \$79  = ~ \$78 ;
   always @(posedge clk)
-    port__addr <= \$79 ;
+    port__addr <= \$80 ;
   always @(posedge clk)
-    x1 <= \$80 ;
+    x1 <= \$81 ;
   always @(posedge clk)
-    v1 <= \$81 ;
+    v1 <= \$82 ;
   always @(posedge clk)
-    consts_d0 <= \$82 ;
+    consts_d0 <= \$83 ;
   always @(posedge clk)
-    x1_d0 <= \$83 ;
+    x1_d0 <= \$84 ;
   always @(posedge clk)
-    v1_d0 <= \$84 ;
+    v1_d0 <= \$85 ;
   always @(posedge clk)
-    product0_l0_0_0 <= \$85 ;
+    product0_l0_0_0 <= \$86 ;
   always @(posedge clk)
-    product0_l0_1_0 <= \$86 ;
+    product0_l0_1_0 <= \$87 ;
   always @(posedge clk)
-    product0_l0_2_0 <= \$87 ;
+    product0_l0_2_0 <= \$88 ;
   always @(posedge clk)
-    product0_l0_3_0 <= \$88 ;
+    product0_l0_3_0 <= \$89 ;
   always @(posedge clk)
-    product0_l1_0_0 <= \$89 ;
+    product0_l1_0_0 <= \$90 ;
   always @(posedge clk)
-    product0_l1_1_0 <= \$90 ;
+    product0_l1_1_0 <= \$91 ;
   always @(posedge clk)
-    product0 <= \$91 ;
+    product0 <= \$92 ;
   always @(posedge clk)
-    bias0_d0 <= \$92 ;
+    bias0_d0 <= \$93 ;
   always @(posedge clk)
-    bias0_d1 <= \$93 ;
+    bias0_d1 <= \$94 ;
   always @(posedge clk)
-    bias0_d2 <= \$94 ;
+    bias0_d2 <= \$95 ;
   always @(posedge clk)
-    acc0 <= \$95 ;
+    acc0 <= \$96 ;
   always @(posedge clk)
-    product1_l0_0_0 <= \$96 ;
+    product1_l0_0_0 <= \$97 ;
   always @(posedge clk)
-    product1_l0_1_0 <= \$97 ;
+    product1_l0_1_0 <= \$98 ;
   always @(posedge clk)
-    product1_l0_2_0 <= \$98 ;
+    product1_l0_2_0 <= \$99 ;
   always @(posedge clk)
-    product1_l0_3_0 <= \$99 ;
+    product1_l0_3_0 <= \$100 ;
   always @(posedge clk)
-    product1_l1_0_0 <= \$100 ;
+    product1_l1_0_0 <= \$101 ;
   always @(posedge clk)
-    product1_l1_1_0 <= \$101 ;
+    product1_l1_1_0 <= \$102 ;
   always @(posedge clk)
-    product1 <= \$102 ;
+    product1 <= \$103 ;
   always @(posedge clk)
-    bias1_d0 <= \$103 ;
+    bias1_d0 <= \$104 ;
   always @(posedge clk)
-    bias1_d1 <= \$104 ;
+    bias1_d1 <= \$105 ;
   always @(posedge clk)
-    bias1_d2 <= \$105 ;
+    bias1_d2 <= \$106 ;
   always @(posedge clk)
-    acc1 <= \$106 ;
+    acc1 <= \$107 ;
   always @(posedge clk)
-    v2_d0 <= \$107 ;
+    v2_d0 <= \$108 ;
   always @(posedge clk)
-    v2_d1 <= \$108 ;
+    v2_d1 <= \$109 ;
   always @(posedge clk)
-    v2_d2 <= \$109 ;
+    v2_d2 <= \$110 ;
   always @(posedge clk)
-    v2_d3 <= \$110 ;
+    v2_d3 <= \$111 ;
   always @(posedge clk)
-    rounded0 <= \$111 ;
+    rounded0 <= \$112 ;
   always @(posedge clk)
-    inrange0 <= \$112 ;
+    inrange0 <= \$113 ;
   always @(posedge clk)
-    below0 <= \$113 ;
+    below0 <= \$114 ;
   always @(posedge clk)
-    above0 <= \$114 ;
+    above0 <= \$115 ;
   always @(posedge clk)
-    rounded1 <= \$115 ;
+    rounded1 <= \$116 ;
   always @(posedge clk)
-    inrange1 <= \$116 ;
+    inrange1 <= \$117 ;
   always @(posedge clk)
-    below1 <= \$117 ;
+    below1 <= \$118 ;
   always @(posedge clk)
-    above1 <= \$118 ;
+    above1 <= \$119 ;
   always @(posedge clk)
-    v3_d0 <= \$119 ;
+    v3_d0 <= \$120 ;
   always @(posedge clk)
-    v3_d1 <= \$120 ;
+    v3_d1 <= \$121 ;
   always @(posedge clk)
-    o__valid <= \$121 ;
+    o__valid <= \$122 ;
   always @(posedge clk)
-    o__payload <= \$122 ;
+    o__payload <= \$123 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = port__addr;
+    \$80  = port__addr;
     if (\$6 ) begin
-      \$79  = \$8 [2:0];
+      \$80  = \$9 [2:0];
     end
     if (rst) begin
-      \$79  = 3'h0;
+      \$80  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = x1;
+    \$81  = x1;
     if (i__ready) begin
-      \$80  = i__payload;
+      \$81  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = v1;
+    \$82  = v1;
     if (i__ready) begin
-      \$81  = i__valid;
+      \$82  = i__valid;
     end
     if (rst) begin
-      \$81  = 1'h0;
+      \$82  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = consts_d0;
+    \$83  = consts_d0;
     if (i__ready) begin
-      \$82  = port__data;
+      \$83  = port__data;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = x1_d0;
+    \$84  = x1_d0;
     if (i__ready) begin
-      \$83  = x1;
+      \$84  = x1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = v1_d0;
+    \$85  = v1_d0;
     if (i__ready) begin
-      \$84  = v1;
+      \$85  = v1;
     end
     if (rst) begin
-      \$84  = 1'h0;
+      \$85  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = product0_l0_0_0;
+    \$86  = product0_l0_0_0;
     if (i__ready) begin
-      \$85  = \$13 ;
+      \$86  = \$14 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = product0_l0_1_0;
+    \$87  = product0_l0_1_0;
     if (i__ready) begin
-      \$86  = \$18 ;
+      \$87  = \$19 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = product0_l0_2_0;
+    \$88  = product0_l0_2_0;
     if (i__ready) begin
-      \$87  = \$23 ;
+      \$88  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = product0_l0_3_0;
-    if (i__ready) begin
-      \$88  = \$29 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = product0_l1_0_0;
+    \$89  = product0_l0_3_0;
     if (i__ready) begin
       \$89  = \$30 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = product0_l1_1_0;
+    \$90  = product0_l1_0_0;
     if (i__ready) begin
       \$90  = \$31 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = product0;
+    \$91  = product0_l1_1_0;
     if (i__ready) begin
-      \$91  = \$32 [26:0];
+      \$91  = \$32 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$92  = bias0_d0;
+    \$92  = product0;
     if (i__ready) begin
-      \$92  = consts_d0[43:19];
+      \$92  = \$33 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$93  = bias0_d1;
+    \$93  = bias0_d0;
     if (i__ready) begin
-      \$93  = bias0_d0;
+      \$93  = consts_d0[43:19];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$94  = bias0_d2;
+    \$94  = bias0_d1;
     if (i__ready) begin
-      \$94  = bias0_d1;
+      \$94  = bias0_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$95  = acc0;
+    \$95  = bias0_d2;
     if (i__ready) begin
-      \$95  = \$33 [25:0];
+      \$95  = bias0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$96  = product1_l0_0_0;
+    \$96  = acc0;
     if (i__ready) begin
-      \$96  = \$38 ;
+      \$96  = \$34 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$97  = product1_l0_1_0;
+    \$97  = product1_l0_0_0;
     if (i__ready) begin
-      \$97  = \$43 ;
+      \$97  = \$39 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$98  = product1_l0_2_0;
+    \$98  = product1_l0_1_0;
     if (i__ready) begin
-      \$98  = \$48 ;
+      \$98  = \$44 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$99  = product1_l0_3_0;
+    \$99  = product1_l0_2_0;
     if (i__ready) begin
-      \$99  = \$54 ;
+      \$99  = \$49 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = product1_l1_0_0;
+    \$100  = product1_l0_3_0;
     if (i__ready) begin
       \$100  = \$55 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = product1_l1_1_0;
+    \$101  = product1_l1_0_0;
     if (i__ready) begin
       \$101  = \$56 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = product1;
+    \$102  = product1_l1_1_0;
     if (i__ready) begin
-      \$102  = \$57 [26:0];
+      \$102  = \$57 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = bias1_d0;
+    \$103  = product1;
     if (i__ready) begin
-      \$103  = consts_d0[87:63];
+      \$103  = \$58 [26:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = bias1_d1;
+    \$104  = bias1_d0;
     if (i__ready) begin
-      \$104  = bias1_d0;
+      \$104  = consts_d0[87:63];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = bias1_d2;
+    \$105  = bias1_d1;
     if (i__ready) begin
-      \$105  = bias1_d1;
+      \$105  = bias1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = acc1;
+    \$106  = bias1_d2;
     if (i__ready) begin
-      \$106  = \$58 [25:0];
+      \$106  = bias1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = v2_d0;
+    \$107  = acc1;
     if (i__ready) begin
-      \$107  = v1_d0;
-    end
-    if (rst) begin
-      \$107  = 1'h0;
+      \$107  = \$59 [25:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$108  = v2_d1;
+    \$108  = v2_d0;
     if (i__ready) begin
-      \$108  = v2_d0;
+      \$108  = v1_d0;
     end
     if (rst) begin
       \$108  = 1'h0;
@@ -601,9 +591,9 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$109  = v2_d2;
+    \$109  = v2_d1;
     if (i__ready) begin
-      \$109  = v2_d1;
+      \$109  = v2_d0;
     end
     if (rst) begin
       \$109  = 1'h0;
@@ -611,9 +601,9 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = v2_d3;
+    \$110  = v2_d2;
     if (i__ready) begin
-      \$110  = v2_d2;
+      \$110  = v2_d1;
     end
     if (rst) begin
       \$110  = 1'h0;
@@ -621,75 +611,75 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$111  = rounded0;
+    \$111  = v2_d3;
     if (i__ready) begin
-      \$111  = \$60 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$112  = inrange0;
-    if (i__ready) begin
-      \$112  = rounded0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$113  = below0;
-    if (i__ready) begin
-      \$113  = \$64 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = above0;
-    if (i__ready) begin
-      \$114  = \$68 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = rounded1;
-    if (i__ready) begin
-      \$115  = \$70 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = inrange1;
-    if (i__ready) begin
-      \$116  = rounded1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = below1;
-    if (i__ready) begin
-      \$117  = \$74 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = above1;
-    if (i__ready) begin
-      \$118  = \$78 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = v3_d0;
-    if (i__ready) begin
-      \$119  = v2_d3;
+      \$111  = v2_d2;
     end
     if (rst) begin
-      \$119  = 1'h0;
+      \$111  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = v3_d1;
+    \$112  = rounded0;
     if (i__ready) begin
-      \$120  = v3_d0;
+      \$112  = \$61 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$113  = inrange0;
+    if (i__ready) begin
+      \$113  = rounded0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$114  = below0;
+    if (i__ready) begin
+      \$114  = \$65 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$115  = above0;
+    if (i__ready) begin
+      \$115  = \$69 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$116  = rounded1;
+    if (i__ready) begin
+      \$116  = \$71 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$117  = inrange1;
+    if (i__ready) begin
+      \$117  = rounded1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$118  = below1;
+    if (i__ready) begin
+      \$118  = \$75 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$119  = above1;
+    if (i__ready) begin
+      \$119  = \$79 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$120  = v3_d0;
+    if (i__ready) begin
+      \$120  = v2_d3;
     end
     if (rst) begin
       \$120  = 1'h0;
@@ -697,9 +687,9 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = o__valid;
+    \$121  = v3_d1;
     if (i__ready) begin
-      \$121  = v3_d1;
+      \$121  = v3_d0;
     end
     if (rst) begin
       \$121  = 1'h0;
@@ -707,12 +697,22 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = o__payload;
+    \$122  = o__valid;
     if (i__ready) begin
-      \$122  = result;
+      \$122  = v3_d1;
     end
     if (rst) begin
-      \$122  = 32'd0;
+      \$122  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$123  = o__payload;
+    if (i__ready) begin
+      \$123  = result;
+    end
+    if (rst) begin
+      \$123  = 32'd0;
     end
   end
   assign advance = i__ready;
@@ -742,28 +742,26 @@ module tfc_qbn(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \x1_d0[1]  = x1_d0[15:8];
   assign result[31:16] = \$5 [15:0];
   assign result[15:0] = \$3 [15:0];
-  assign \$133  = 1'h1;
-  assign \$8  = \$131 ;
-  assign \$9  = { 1'h0, consts_d0[18:0] };
-  assign \$11  = { consts_d0[18:0], 1'h0 };
-  assign \$14  = { 1'h0, consts_d0[18:0], 2'h0 };
-  assign \$16  = { consts_d0[18:0], 3'h0 };
-  assign \$19  = { 3'h0, consts_d0[18:0], 4'h0 };
-  assign \$21  = { 2'h0, consts_d0[18:0], 5'h00 };
-  assign \$24  = { 1'h0, consts_d0[18:0], 6'h00 };
-  assign \$26  = { consts_d0[18:0], 7'h00 };
-  assign \$34  = { 1'h0, consts_d0[62:44] };
-  assign \$36  = { consts_d0[62:44], 1'h0 };
-  assign \$39  = { 1'h0, consts_d0[62:44], 2'h0 };
-  assign \$41  = { consts_d0[62:44], 3'h0 };
-  assign \$44  = { 3'h0, consts_d0[62:44], 4'h0 };
-  assign \$46  = { 2'h0, consts_d0[62:44], 5'h00 };
-  assign \$49  = { 1'h0, consts_d0[62:44], 6'h00 };
-  assign \$51  = { consts_d0[62:44], 7'h00 };
-  assign \$59  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
-  assign \$62  = 1'h0;
-  assign \$65  = 1'h1;
-  assign \$69  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
-  assign \$72  = 1'h0;
-  assign \$75  = 1'h1;
+  assign \$10  = { 1'h0, consts_d0[18:0] };
+  assign \$12  = { consts_d0[18:0], 1'h0 };
+  assign \$15  = { 1'h0, consts_d0[18:0], 2'h0 };
+  assign \$17  = { consts_d0[18:0], 3'h0 };
+  assign \$20  = { 3'h0, consts_d0[18:0], 4'h0 };
+  assign \$22  = { 2'h0, consts_d0[18:0], 5'h00 };
+  assign \$25  = { 1'h0, consts_d0[18:0], 6'h00 };
+  assign \$27  = { consts_d0[18:0], 7'h00 };
+  assign \$35  = { 1'h0, consts_d0[62:44] };
+  assign \$37  = { consts_d0[62:44], 1'h0 };
+  assign \$40  = { 1'h0, consts_d0[62:44], 2'h0 };
+  assign \$42  = { consts_d0[62:44], 3'h0 };
+  assign \$45  = { 3'h0, consts_d0[62:44], 4'h0 };
+  assign \$47  = { 2'h0, consts_d0[62:44], 5'h00 };
+  assign \$50  = { 1'h0, consts_d0[62:44], 6'h00 };
+  assign \$52  = { consts_d0[62:44], 7'h00 };
+  assign \$60  = { acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25], acc0[25:10] };
+  assign \$63  = 1'h0;
+  assign \$66  = 1'h1;
+  assign \$70  = { acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25], acc1[25:10] };
+  assign \$73  = 1'h0;
+  assign \$76  = 1'h1;
 endmodule

@@ -8,12 +8,11 @@ module tfc_thresholding(i__valid, o__ready, clk, rst, i__ready, o__payload, o__v
   wire \$10 ;
   wire \$100 ;
   wire [4:0] \$101 ;
-  wire [4:0] \$102 ;
-  reg [3:0] \$103 ;
-  reg [391:0] \$104 ;
+  reg [3:0] \$102 ;
+  reg [391:0] \$103 ;
+  reg \$104 ;
   reg \$105 ;
-  reg \$106 ;
-  reg [48:0] \$107 ;
+  reg [48:0] \$106 ;
   wire [1:0] \$11 ;
   wire \$12 ;
   wire [1:0] \$13 ;
@@ -26,8 +25,6 @@ module tfc_thresholding(i__valid, o__ready, clk, rst, i__ready, o__payload, o__v
   wire \$2 ;
   wire \$20 ;
   wire [1:0] \$21 ;
-  wire [4:0] \$210 ;
-  wire \$212 ;
   wire \$22 ;
   wire [1:0] \$23 ;
   wire \$24 ;
@@ -560,39 +557,48 @@ module tfc_thresholding(i__valid, o__ready, clk, rst, i__ready, o__payload, o__v
   assign \$99  = 1'h0 + \$98 ;
   assign \$100  = i__valid & i__ready;
   assign \$101  = port__addr + 1'h1;
-  assign \$210  = \$101  % 5'h10;
   always @(posedge clk)
-    port__addr <= \$103 ;
+    port__addr <= \$102 ;
   always @(posedge clk)
-    \$signal  <= \$104 ;
+    \$signal  <= \$103 ;
   always @(posedge clk)
-    v1 <= \$105 ;
+    v1 <= \$104 ;
   always @(posedge clk)
-    o__valid <= \$106 ;
+    o__valid <= \$105 ;
   always @(posedge clk)
-    o__payload <= \$107 ;
+    o__payload <= \$106 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = port__addr;
+    \$102  = port__addr;
     if (\$100 ) begin
-      \$103  = \$102 [3:0];
+      \$102  = \$101 [3:0];
     end
     if (rst) begin
-      \$103  = 4'h0;
+      \$102  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = \$signal ;
+    \$103  = \$signal ;
     if (i__ready) begin
-      \$104  = i__payload;
+      \$103  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = v1;
+    \$104  = v1;
     if (i__ready) begin
-      \$105  = i__valid;
+      \$104  = i__valid;
+    end
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$105  = o__valid;
+    if (i__ready) begin
+      \$105  = v1;
     end
     if (rst) begin
       \$105  = 1'h0;
@@ -600,22 +606,12 @@ module tfc_thresholding(i__valid, o__ready, clk, rst, i__ready, o__payload, o__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = o__valid;
+    \$106  = o__payload;
     if (i__ready) begin
-      \$106  = v1;
+      \$106  = result;
     end
     if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = o__payload;
-    if (i__ready) begin
-      \$107  = result;
-    end
-    if (rst) begin
-      \$107  = 49'h0000000000000;
+      \$106  = 49'h0000000000000;
     end
   end
   assign advance = i__ready;
@@ -964,6 +960,4 @@ module tfc_thresholding(i__valid, o__ready, clk, rst, i__ready, o__payload, o__v
   assign result[2] = \$7 [0];
   assign result[1] = \$5 [0];
   assign result[0] = \$3 [0];
-  assign \$212  = 1'h1;
-  assign \$102  = \$210 ;
 endmodule

@@ -13,7 +13,7 @@ cuts :mod:`hwnorm.timing` chooses) move with the same ``advance``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
@@ -203,12 +203,24 @@ def fit_wrap(r, shape: Shape):
     return r[:shape.width].as_signed() if shape.signed else r[:shape.width]
 
 
+def wrapped_increment(counter, n: int):
+    """``(counter + 1) mod n`` for a counter that stays in ``0 … n − 1``, without ``%``: Yosys
+    builds a divider for a ``%`` by any constant, even a power of two (an MVU's fold counters
+    were the 24 MHz path of a whole network on ECP5). A power of two drops the carry; any other
+    count compares with ``n − 1``."""
+    if n == 1:
+        return 0
+    if n & (n - 1) == 0:
+        return (counter + 1)[:(n - 1).bit_length()]
+    return Mux(counter == n - 1, 0, counter + 1)
+
+
 def group_counter(m: Module, i, groups: int) -> Signal:
     """Which beat of its vector the input beat is (0 … groups − 1): it addresses the per-group
     constants of an elementwise block, and moves on every input handshake."""
     group = Signal(range(max(groups, 2)))
     with m.If(i.valid & i.ready):
-        m.d.sync += group.eq(0 if groups == 1 else (group + 1) % groups)
+        m.d.sync += group.eq(wrapped_increment(group, groups))
     return group
 
 

@@ -21,7 +21,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, Retime, at_least, advance_signal, group_counter, lane_array, rom, tree_sum
+from hwnorm.hdl.common import (FromBlock, Retime, at_least, advance_signal, group_counter, lane_array, rom, tree_sum,
+                               wrapped_increment)
 from hwnorm.hdl.stt import decode_cells
 
 __all__ = ["MVU", "Thresholding"]
@@ -77,10 +78,9 @@ class MVU(FromBlock, wiring.Component):
         fire = Signal()
         m.d.comb += [self.i.ready.eq(advance & fresh), fire.eq(advance & (self.i.valid | ~fresh))]
         with m.If(fire):
-            m.d.sync += [sf.eq(0 if sf_n == 1 else (sf + 1) % sf_n),
-                         waddr.eq(0 if sf_n * nf_n == 1 else (waddr + 1) % (sf_n * nf_n))]
+            m.d.sync += [sf.eq(wrapped_increment(sf, sf_n)), waddr.eq(wrapped_increment(waddr, sf_n * nf_n))]
             with m.If(sf == sf_n - 1):
-                m.d.sync += nf.eq(0 if nf_n == 1 else (nf + 1) % nf_n)
+                m.d.sync += nf.eq(wrapped_increment(nf, nf_n))
         stored, block, retime = self.block.stored, self.block, Retime(m, advance)
         if stored is None:
             weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(), advance, waddr)
