@@ -264,7 +264,8 @@ def test_fmax_of_a_block_and_a_clear_answer_when_the_network_does_not_fit(synthe
     top = unused_ok(block.component())
     timing = place_and_route(text, "tfc", ports_of(top), TARGETS["ice40"], core=syn["ice40"])
     assert timing.fits is False and timing.fmax_mhz is None and "does not fit" in timing.reason
-    assert "needs 12,687 LUT, hx8k package ct256 has 7,680" in timing.reason
+    lut = TARGETS["ice40"].usage(syn["ice40"].counts)["lut"]  # the top's own synthesis says it, before any placing
+    assert lut > 7_680 and f"needs {lut:,} LUT, hx8k package ct256 has 7,680" in timing.reason
     none = place_and_route(text, "tfc", ports_of(top), TARGETS["xilinx"])
     assert none.fits is None and "no open-source place-and-route" in none.reason
 
