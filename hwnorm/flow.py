@@ -199,15 +199,11 @@ def resource_estimator(config: FlowConfig, net):
     design = flow_design(config, Folding())
     timing, store = timing_of(design), store_of(design)
 
-    def resources(folding: Folding) -> dict:
-        block = NetworkBlock(net, folding, config.output, timing, store)
+    def resources(folding: Folding, size_fifos: bool = True) -> dict:
+        block = NetworkBlock(net, folding, config.output, timing, store, size_fifos=size_fifos)
         return estimate_resources(block, [config.target])[config.target]
-
-    def lower(folding: Folding) -> dict:  # a graph's FIFOs at their kinds' depths: no cycle-model run
-        block = NetworkBlock(net, folding, config.output, timing, store, size_fifos=False)
-        return estimate_resources(block, [config.target])[config.target]
-    if not net.is_chain:
-        resources.lower = lower
+    if not net.is_chain:  # the bound: a graph's FIFOs at their kinds' depths, no cycle-model run
+        resources.lower = lambda folding: resources(folding, size_fifos=False)
     return resources
 
 
