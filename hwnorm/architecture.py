@@ -39,7 +39,7 @@ _TIERS = (
          ("estimate", "stt.blocks", "estimate.resources", "estimate.energy", "estimate.synthesis", "estimate.cycles",
           "estimate.devices", "estimate.netlist")),
     Tier("blocks", "the hardware-model base: cycle model, inventory, stream plumbing; the clock-by-clock "
-         "back-pressure models", ("blocks", "clocked")),
+         "back-pressure models", ("blocks", "clocked", "clocked_compiled")),
     Tier("simulation", "co-simulation jobs, simulator runs, testbenches, scoreboards", ("sim", "sim.*", "verilator")),
     Tier("HDL", "Amaranth components built from blocks; Verilog text", ("hdl", "hdl.*")),
     Tier("STT-RAM", "MLC cells, codecs, the weight buffer and its faults", ("stt", "stt.*")),

@@ -310,12 +310,16 @@ def _least_fifos(block) -> dict | None:
     if block.net is None or not any(stage.block.kind == "fifo" for stage in block.stages):
         return None
     t0 = time.perf_counter()
-    depths = minimal_fifos(block, progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True))
+    depths = block.least_fifos  # a graph's design found them already (its default fifo_depths)
+    seconds = block.least_fifos_seconds if depths is not None else None
+    if depths is None:
+        depths = minimal_fifos(block, progress=lambda what: print(f"  … {what}", file=sys.stderr, flush=True))
+        seconds = time.perf_counter() - t0
     widths = {stage.name: stage.block.width for stage in block.stages if stage.block.kind == "fifo"}
     return {"depths": {name: {"never_full": a, "least": b} for name, (a, b) in depths.items()},
             "bits": {"never_full": sum(a * widths[n] for n, (a, _) in depths.items()),
                      "least": sum(b * widths[n] for n, (_, b) in depths.items())},
-            "seconds": round(time.perf_counter() - t0, 2)}
+            "seconds": round(seconds, 2)}
 
 
 def _targets(text: str | None) -> list[str] | None:

@@ -21,6 +21,7 @@ would otherwise form across the whole network. Only latency moves; the II stays.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -37,7 +38,7 @@ from hwnorm.layers.base import with_corners
 from hwnorm.sim.jobs import network_job
 from hwnorm.stt.store import stored_network
 
-__all__ = ["OUTPUTS", "Stage", "NetworkBlock", "auto_folding", "check_folding", "minimal_fifos", "plan_sources"]
+__all__ = ["OUTPUTS", "LEAST", "Stage", "NetworkBlock", "auto_folding", "check_folding", "minimal_fifos", "plan_sources"]
 
 OUTPUTS = ("argmax", "raw")
 
@@ -102,7 +103,7 @@ class NetworkBlock(Block):
     kind = "network"
 
     def __init__(self, net, folding: dict | None = None, output: str = "argmax", timing: Timing = UNTIMED,
-                 store=None, fifo_depths: Mapping | None = None, size_fifos: bool = True):
+                 store=None, fifo_depths: Mapping | str | None = None, size_fifos: bool = True, progress=None):
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; allowed: {', '.join(OUTPUTS)}")
         self.output, self.name = output, net.name
@@ -118,13 +119,24 @@ class NetworkBlock(Block):
         # ``size_fifos=False``: a graph's FIFOs stay at their kinds' own depths, a lower bound on
         # the sized plan's memory that costs no cycle-model run (a folding search rules out with it)
         self.stages = self._stages() if net.is_chain else _graph_stages(self, size_fifos)
-        if fifo_depths:  # depths chosen elsewhere (minimal_fifos), by FIFO stage name
-            self.stages = _with_depths(self.stages, fifo_depths)
         first, last = self.stages[0], self.stages[-1]
         self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
         self.out_type, self.out_lanes = last.block.out_type, last.block.out_lanes
         self.in_beats = first.block.in_beats * first.vectors
         self.out_beats = last.block.out_beats * last.vectors
+        # fifo_depths: {FIFO stage name: depth} chosen elsewhere, or LEAST — each FIFO at the least
+        # depth that keeps every output beat on its clock (minimal_fifos; ``least_fifos`` keeps
+        # its answer: {name: (never-full depth, least depth)})
+        self.least_fifos = self.least_fifos_seconds = None
+        if fifo_depths == LEAST:
+            t0 = time.perf_counter()
+            self.least_fifos = minimal_fifos(self, progress=progress)
+            self.least_fifos_seconds = time.perf_counter() - t0
+            fifo_depths = {name: small for name, (never, small) in self.least_fifos.items() if small < never}
+        elif isinstance(fifo_depths, str):
+            raise ValueError(f"fifo_depths must be a table of FIFO depths or {LEAST!r}, got {fifo_depths!r}")
+        if fifo_depths:
+            self.stages = _with_depths(self.stages, fifo_depths)
 
     def _stages(self) -> list[Stage]:
         stages: list[Stage] = []
@@ -336,8 +348,9 @@ def _fifo_needs(stages: list[Stage], fifos: list, runs: list) -> list[list[int]]
 
 
 # ---------------------------------------------------------------- least FIFO depths
+LEAST = "least"  # fifo_depths = "least": each FIFO at its least depth (minimal_fifos)
 MINIMAL_IMAGES = 3  # images the clocked model runs per candidate depth (the first fills the pipeline)
-MINIMAL_WORTH = 8   # a FIFO this shallow is left as sized: its search would cost more than it saves
+MINIMAL_WORTH = 4   # a FIFO shallower than this is at the least depth a FIFO can have (3) already
 
 
 def plan_sources(stages: list[Stage]) -> list[Stage]:
@@ -357,17 +370,19 @@ def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=No
     depths so far (so the result is checked as a whole); ``only`` names the FIFOs to shrink (default:
     every one at least :data:`MINIMAL_WORTH` deep). Returns ``{FIFO stage name: (never-full depth,
     least depth)}``; ``progress(text)`` hears of each search."""
-    from hwnorm.clocked import Deadlock, Late, simulate  # the clocked models: only this analysis needs them
+    from hwnorm.clocked import Deadlock, Late  # the clocked models: only this analysis needs them
+    from hwnorm.clocked_compiled import CompiledPlan
     stages = plan_sources(top.stages)
     arrivals = list(range(images * top.in_beats))
     expected = images * top.out_beats
     limit = 2 * max(stage.cycles for stage in stages) + 100
     full = {s.name: s.block.depth for s in stages if s.block.kind == "fifo"}
-    reference = simulate(_with_depths(stages, full), arrivals, expected, limit)
+    plan = CompiledPlan(stages)  # built once; each candidate only changes FIFO depths
+    reference = plan.run(arrivals, expected, limit)
 
     def keeps_time(depths: dict) -> bool:  # a too-shallow FIFO shows at its first late beat: stop there
         try:
-            simulate(_with_depths(stages, depths), arrivals, expected, limit, held_to=reference)
+            plan.run(arrivals, expected, limit, held_to=reference, depths=depths)
             return True
         except (Deadlock, Late):
             return False

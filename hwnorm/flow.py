@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnorm.config import FlowConfig
-from hwnorm.dataflow import NetworkBlock, check_folding, minimal_fifos
+from hwnorm.dataflow import NetworkBlock, check_folding
 from hwnorm.estimate.design import estimate_figures
 from hwnorm.estimate.energy import load_energy_table
 from hwnorm.estimate.devices import Device, device_named
@@ -218,12 +218,10 @@ class FlowResult:
     stages: list = field(default_factory=list)   # (stage, seconds, what it did)
 
 
-def flow_design(config: FlowConfig, folding: dict, fifo_depths: dict | None = None) -> Design:
-    """The network design a flow config describes, at ``folding`` (and ``fifo_depths``, chosen
-    FIFO depths by stage name)."""
+def flow_design(config: FlowConfig, folding: dict) -> Design:
+    """The network design a flow config describes, at ``folding`` (a graph's FIFOs at their least
+    depths: the network design's default)."""
     extra = {} if config.score_bits is None else {"score_bits": config.score_bits}
-    if fifo_depths:
-        extra["fifo_depths"] = dict(fifo_depths)
     if config.activations is not None:
         extra.update(activations=config.activations, target=config.target)
     if config.target in delay_models():  # pipelined for the clock on the target (hwnorm.timing)
@@ -244,13 +242,13 @@ def plan_stage(config: FlowConfig, net, progress=None) -> tuple[Plan, str]:
     graph's FIFOs get their least depths that keep every output's clock
     (:func:`hwnorm.dataflow.minimal_fifos`), not the deeper ones that never fill."""
     folding, how = choose_folding(config, net, resource_estimator(config, net), progress)
-    plan = plan_of(flow_design(config, folding))
-    if not net.is_chain:
-        least = minimal_fifos(plan.block, progress=progress)
-        shrunk = {name: small for name, (never, small) in least.items() if small < never}
-        if shrunk:
-            plan = plan_of(flow_design(config, folding, shrunk))
-        how += f"; FIFOs at their least depths ({len(shrunk)} of {len(least)} shallower than never full)"
+    if not net.is_chain and progress:
+        progress("least FIFO depths")
+    plan = plan_of(flow_design(config, folding))  # a graph's design: fifo_depths "least" (its default)
+    least = plan.block.least_fifos
+    if least is not None:
+        shrunk = sum(small < never for never, small in least.values())
+        how += f"; FIFOs at their least depths ({shrunk} of {len(least)} shallower than never full)"
     target = TARGETS[config.target]
     if config.device is None and target.part is not None:  # a folding no part of the target's size can hold
         short = target.part.shortfalls(target.usage(estimate_resources(plan.block, [config.target])[config.target]))

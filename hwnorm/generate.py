@@ -51,7 +51,7 @@ from hwnorm.io import load_json, load_toml, write_atomic_set
 from hwnorm import activations as act, layers
 from hwnorm.defaults import DEFAULT_CELLS, DEFAULT_TARGET, check_limit
 from hwnorm.models import DEFAULT_MODEL, VENDORED, Model
-from hwnorm.dataflow import NetworkBlock
+from hwnorm.dataflow import LEAST, NetworkBlock
 from hwnorm.folding import Folding, check_value
 from hwnorm.estimate.devices import device_named
 from hwnorm.stt import load_table, make_codec
@@ -80,20 +80,29 @@ class _NetworkDesign:
     def model(self, design: "Design"):
         p = design.params
         net = network_of(design)
-        # fifo_depths = {FIFO stage: depth}: depths chosen elsewhere (hwnorm estimate --least-fifos)
+        # fifo_depths = {FIFO stage: depth} (depths chosen elsewhere) or "least": each FIFO at the
+        # least depth that keeps every output beat on its clock — a graph's default (its skip FIFOs
+        # never full would cost far more); a chain keeps its kinds' depths unless asked
         block = NetworkBlock(net, p.get("folding"), p.get("output", "argmax"), timing_of(design), store_of(design),
-                             p.get("fifo_depths"))
+                             p.get("fifo_depths", None if net.is_chain else LEAST))
         widths = {"score_bits": p["score_bits"]} if "score_bits" in p else {}
         comparisons, choices = _ACTIVATIONS.get(_network_key(design), ([], {}))
         realized = {"activations": choices, "activation_costs": [c.to_dict() for c in comparisons]} \
             if "activations" in p else {}
         return block, {"model": p.get("model", DEFAULT_MODEL), "output": block.output, **widths,
                        "folding": block.folding, "spec_hash": block.net.spec_hash, "layers": block.net.summary(),
-                       **realized, **({"fifo_depths": dict(p["fifo_depths"])} if "fifo_depths" in p else {}),
+                       **realized, **_fifo_params(block, p),
                        **_timing_params(block), **_store_params(block)}
 
     def description(self, design: "Design", params: dict) -> str:
         return f"hwnorm streaming dataflow top of {params['model']} ({params['output']} output)"
+
+
+def _fifo_params(block: NetworkBlock, p: dict) -> dict:
+    """The manifest's record of FIFO depths: as the design gave them, or (least) those found."""
+    if block.least_fifos is not None:
+        return {"fifo_depths": {name: small for name, (_, small) in block.least_fifos.items()}}
+    return {"fifo_depths": dict(p["fifo_depths"])} if "fifo_depths" in p else {}
 
 
 class _LayerDesign:
@@ -257,7 +266,7 @@ def _design_device(entry: dict, params: dict, where: str) -> str | None:
 # line naming the field rather than a TypeError deep in a generator. Values are checked later.
 _FIELD_TYPES = {"model": (str,), "layer": (str,), "codec": (str,), "cells": (str,), "output": (str,),
                 "target": (str,), "folding": (dict,), "activations": (str, dict),
-                "score_bits": (int,), "block_words": (int,), "clock_mhz": (int, float), "fifo_depths": (dict,)}
+                "score_bits": (int,), "block_words": (int,), "clock_mhz": (int, float), "fifo_depths": (str, dict)}
 _TYPE_NAMES = {str: "a string", dict: "a table", int: "a whole number", (int, float): "a number",
                (str, dict): "a string or a table"}
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+import random
+
 from hwnorm.clocked import Deadlock, FIFOModel, Late, simulate
-from hwnorm.dataflow import NetworkBlock, minimal_fifos, plan_sources
+from hwnorm.clocked_compiled import CompiledPlan
+from hwnorm.dataflow import LEAST, NetworkBlock, _with_depths, minimal_fifos, plan_sources
 from hwnorm.estimate.cycles import full_rate_output_cycles
 from hwnorm.models import import_model
 from hwnorm.timing import Timing
@@ -72,3 +75,58 @@ def test_fifo_depths_are_checked_by_name():
         NetworkBlock(net, fifo_depths={"node_add": 4})
     with pytest.raises(ValueError, match="whole number ≥ 3"):
         NetworkBlock(net, fifo_depths={"node_add_in1_fifo": 2})
+
+
+def _outcome(run):
+    try:
+        return run()
+    except (Deadlock, Late) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.mark.parametrize("name", ["TFC_2W2A", "CNV_MNIST_2W2A", "MOBILENET_MNIST_W4A4", "RESNET_MNIST_W4A4"])
+@pytest.mark.parametrize("clock", [0, 150])
+def test_the_compiled_plan_answers_as_the_python_models(name, clock):
+    """The compiled loop (hwnorm.clocked_compiled) against the Python models it is read from: the
+    same clocks, deadlocks and late beats, at the sized depths and at random shallower ones (where
+    the residual network deadlocks and the chains fall behind), held to the reference or not."""
+    top = NetworkBlock(import_model(name).network, timing=Timing(clock) if clock else Timing())
+    stages = plan_sources(top.stages)
+    arrivals, expected, limit = list(range(3 * top.in_beats)), 3 * top.out_beats, 2 * top.initiation_interval + 100
+    plan = CompiledPlan(stages)
+    reference = simulate(stages, arrivals, expected, limit)
+    assert plan.run(arrivals, expected, limit) == reference
+    rng = random.Random(f"{name}{clock}")
+    sized = {s.name: s.block.depth for s in stages if s.block.kind == "fifo"}
+    outcomes = set()
+    for _ in range(4):
+        depths = {f: rng.randint(3, d) for f, d in sized.items()}
+        for held in (reference, None):
+            python = _outcome(lambda: simulate(_with_depths(stages, depths), arrivals, expected, limit, held_to=held))
+            compiled = _outcome(lambda: plan.run(arrivals, expected, limit, held_to=held, depths=depths))
+            assert compiled == python
+            outcomes.add(str(python).split(":")[0])
+    if name == "RESNET_MNIST_W4A4":
+        assert "Deadlock" in outcomes  # the skip FIFOs too shallow: the comparison covered a deadlock
+
+
+def test_a_graph_design_builds_its_fifos_at_their_least_depths():
+    """A residual network's design defaults to fifo_depths = "least" (its skip FIFOs never full
+    would hold hundreds of beats); the manifest records the depths chosen; a chain keeps its kinds'
+    depths unless asked, and a wrong value is refused by name."""
+    from hwnorm.generate import Design, plan_of
+
+    design = Design("resnet", "network", {"model": "RESNET_MNIST_W4A4"})
+    plan = plan_of(design)
+    least = plan.block.least_fifos
+    assert least is not None and any(small < never for never, small in least.values())
+    built = {s.name: s.block.depth for s in plan.block.stages if s.block.kind == "fifo"}
+    assert built == {name: small for name, (_, small) in least.items()} == plan.params["fifo_depths"]
+    assert plan.block.schedule(list(range(plan.block.in_beats))) == \
+        NetworkBlock(plan.block.net).schedule(list(range(plan.block.in_beats)))
+    chain = plan_of(Design("tfc", "network", {"model": "TFC_1W1A"}))
+    assert chain.block.least_fifos is None and "fifo_depths" not in chain.params
+    asked = plan_of(Design("tfc", "network", {"model": "TFC_1W1A", "fifo_depths": LEAST}))
+    assert asked.block.least_fifos is not None
+    with pytest.raises(ValueError, match="fifo_depths must be a table of FIFO depths or 'least', got 'smallest'"):
+        NetworkBlock(import_model("TFC_1W1A").network, fifo_depths="smallest")
