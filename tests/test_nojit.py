@@ -25,13 +25,28 @@ def kernel_results() -> dict:
     x = rng.integers(-128, 128, (9, 100))
     specs = [random_spec(rng, 70, r, o, True) for r in ("half_up", "half_even", "floor") for o in ("saturate", "wrap")]
     thr = np.sort(rng.integers(-300, 300, (70, 3)), axis=1)
-    return {"bgemm": bnn.binary_matmul(bnn.pack_bits(a), bnn.pack_bits(w), 100),
+    return {"clocked": _clocked_run(),
+            "bgemm": bnn.binary_matmul(bnn.pack_bits(a), bnn.pack_bits(w), 100),
             "bitplanes": bnn.int_binary_matmul(x, bnn.pack_bits(w), 100, 8, True),
             "qbn": np.stack([spec.apply(vectors(spec, rng, 9)) for spec in specs]),
             "igemm_threshold": igemm_threshold(x[:, :20], w[:, :20].astype(np.int64) * 2 - 1, thr, 1, (-128, 127),
                                                (-1, 1)),
             "igemm_threshold_bits": igemm_threshold(x[:, :20], w[:, :20].astype(np.int64) * 2 - 1, thr[:, :1], 0,
                                                     (-128, 127), (-1, 1), bits=True)}
+
+
+def _clocked_run() -> np.ndarray:
+    """The compiled back-pressure loop on TFC_1W1A pipelined for 150 MHz (register slices, FIFOs,
+    replaying MVUs), one FIFO too shallow: the output clocks."""
+    from hwnorm.clocked_compiled import CompiledPlan
+    from hwnorm.dataflow import NetworkBlock, plan_sources
+    from hwnorm.models import import_model
+    from hwnorm.timing import Timing
+
+    top = NetworkBlock(import_model("TFC_1W1A").network, timing=Timing(150))
+    plan = CompiledPlan(plan_sources(top.stages))
+    fifo = next(iter(plan.fifo_index))
+    return np.array(plan.run(range(3 * top.in_beats), 3 * top.out_beats, 1000, depths={fifo: 3}))
 
 
 def test_pure_python_kernels_equal_the_compiled_ones(tmp_path):
