@@ -26,6 +26,8 @@ output port it reads (−1: the plan's input); output ports name their reader's 
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from numba import njit
 
@@ -76,6 +78,15 @@ class CompiledPlan:
             ring += slots
             self.ring_off[k + 1] = ring
         self.table = np.array(tables, np.int64)
+
+    def digest(self) -> str:
+        """What the plan's clocks depend on (its structure and FIFO depths, not its weights), hashed:
+        two plans with one digest run alike."""
+        h = hashlib.sha256("\0".join(self.names).encode())
+        for a in (self.kind, self.params, self.state0, self.in_off, self.out_off, self.source, self.reader,
+                  self.table, self.table_off, self.ring_off):
+            h.update(np.ascontiguousarray(a).tobytes() + b"|")
+        return h.hexdigest()
 
     def _encode(self, k: int, m) -> tuple[list, int]:
         """Stage ``k``'s kind, parameters and initial state from its Python model; returns its table

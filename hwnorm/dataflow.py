@@ -378,6 +378,9 @@ def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=No
     limit = 2 * max(stage.cycles for stage in stages) + 100
     full = {s.name: s.block.depth for s in stages if s.block.kind == "fifo"}
     plan = CompiledPlan(stages)  # built once; each candidate only changes FIFO depths
+    key = (plan.digest(), images, None if only is None else tuple(sorted(only)))
+    if key in _LEAST_FOUND:  # the same plan searched before (a folding search, then its flow)
+        return dict(_LEAST_FOUND[key])
     reference = plan.run(arrivals, expected, limit)
 
     def keeps_time(depths: dict) -> bool:  # a too-shallow FIFO shows at its first late beat: stop there
@@ -407,7 +410,14 @@ def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=No
             else:
                 lo = mid + 1
         depths[name] = hi
-    return {name: (full[name], depths[name]) for name in full}
+    found = {name: (full[name], depths[name]) for name in full}
+    if len(_LEAST_FOUND) >= 64:
+        _LEAST_FOUND.pop(next(iter(_LEAST_FOUND)))
+    _LEAST_FOUND[key] = found
+    return dict(found)
+
+
+_LEAST_FOUND: dict = {}  # plan digest → minimal_fifos' answer (the oldest dropped past 64)
 
 
 def _fifo_width(stages: list[Stage], name: str) -> int:

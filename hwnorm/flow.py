@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnorm.config import FlowConfig
-from hwnorm.dataflow import NetworkBlock, check_folding
+from hwnorm.dataflow import LEAST, NetworkBlock, check_folding
 from hwnorm.estimate.design import estimate_figures
 from hwnorm.estimate.energy import load_energy_table
 from hwnorm.estimate.devices import Device, device_named
@@ -200,7 +200,10 @@ def resource_estimator(config: FlowConfig, net):
     timing, store = timing_of(design), store_of(design)
 
     def resources(folding: Folding, size_fifos: bool = True) -> dict:
-        block = NetworkBlock(net, folding, config.output, timing, store, size_fifos=size_fifos)
+        # a graph's FIFOs at their least depths, as the flow builds them (the search is remembered
+        # by plan, so the chosen folding's is not run again)
+        least = LEAST if size_fifos and not net.is_chain else None
+        block = NetworkBlock(net, folding, config.output, timing, store, fifo_depths=least, size_fifos=size_fifos)
         return estimate_resources(block, [config.target])[config.target]
     if not net.is_chain:  # the bound: a graph's FIFOs at their kinds' depths, no cycle-model run
         resources.lower = lambda folding: resources(folding, size_fifos=False)
