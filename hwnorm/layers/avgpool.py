@@ -23,7 +23,7 @@ import numpy as np
 from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory, last_beats_out
 from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.folding import Fold
-from hwnorm.layers.base import Layer, LayerBlock, check_fold
+from hwnorm.layers.base import CALIBRATION_MODEL, Layer, LayerBlock, check_fold
 from hwnorm.layers.registry import register
 from hwnorm.layers.spatial import Geometry, LineBufferBlock, MapLayer
 from hwnorm.layers.window import map_batch
@@ -55,11 +55,13 @@ class AvgPool(MapLayer, Layer):
 
     kind = "avgpool"
     folding_keys = ("pe",)
-    # the vendored MobileNet-style model's global pool (32 channels of 4-bit codes); the windowed
-    # (line-buffer) avgpool has no vendored layer yet and is priced by the generic fit
+    # the vendored MobileNet-style model's global pool (32 channels of 4-bit codes), and the
+    # calibration model's windowed one (2×2 / 2 over a 12×12 map of 16 channels: a line buffer)
     calibration_points = tuple(
         CalibrationPoint(f"cal_avgpool_global_p{pe}", {"model": "MOBILENET_MNIST_W4A4", "layer": "node_mean", "pe": pe})
-        for pe in (2, 8, 32))
+        for pe in (2, 8, 32)) + tuple(
+        CalibrationPoint(f"cal_avgpool_window_p{pe}", {"model": CALIBRATION_MODEL, "layer": "node_avg_pool2d", "pe": pe})
+        for pe in (1, 4, 16))
 
     def __post_init__(self):
         self.check_map()

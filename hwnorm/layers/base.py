@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm import bnn
+from hwnorm import bnn, data
 from hwnorm.bnn import Bits
 from hwnorm.folding import Fold
 from hwnorm.sim.jobs import layer_job
+
+# A model built for the calibration points of the layer kinds no vendored example has (a channel
+# concat, a windowed average pool): tests/models/make_calibration_models.py
+CALIBRATION_MODEL = str(data.path("models/calibration/skip_concat_pool.onnx"))
 
 __all__ = ["Layer", "InPort", "ElementwiseLayer", "LayerBlock", "Bits", "divisors", "largest_divisor", "check_fold",
            "integer_weights",

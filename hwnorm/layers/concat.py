@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, Inventory
+from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory
 from hwnorm.datatypes import IntType, counter_bits, element_type
-from hwnorm.layers.base import InPort, Layer, LayerBlock, as_int_batch, check_fold, check_spatial, divisors, spatial_of
+from hwnorm.layers.base import CALIBRATION_MODEL, InPort, Layer, LayerBlock, as_int_batch, check_fold, check_spatial, divisors, spatial_of
 from hwnorm.layers.registry import register
 
 __all__ = ["Concat", "ConcatBlock"]
@@ -38,8 +38,11 @@ class Concat(Layer):
     name: str = "concat"
 
     kind = "concat"
-    # no vendored model has a concat yet: its costs are the generic fit's (and estimates say so)
-    calibration_points = ()
+    # the calibration model's skip connection (two 8-channel 4-bit maps, 12×12: a data file of its
+    # own, tests/models/make_calibration_models.py; no vendored example has a concat)
+    calibration_points = tuple(
+        CalibrationPoint(f"cal_concat_p{pe}", {"model": CALIBRATION_MODEL, "layer": "node_cat", "pe": pe})
+        for pe in (1, 2, 4, 8))
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
