@@ -18,7 +18,7 @@ The read side uses the stall-all idiom (``advance``); the write side only its ow
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -80,10 +80,15 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         iy_base = Signal(range(-top, h + sh + 1), init=-top)   # oy·sh − top
         ix_base = Signal(range(-left, w + sw + 1), init=-left)  # ox·sw − left
         base_phys = Signal(max(row_bits, 1))                   # buffer row of the image's row 0
-        iy, ix = Signal(range(-top, h + sh + kh + 1)), Signal(range(-left, w + sw + kw + 1))
-        m.d.comb += [iy.eq(iy_base + ky), ix.eq(ix_base + kx)]
+        # the input pixel of the next read, iy_base + ky and ix_base + kx, kept in registers of
+        # their own and moved with the counters below: a sum here would put a carry chain in
+        # front of the written-yet compares, whose answer (``fire``) enables every reader register
+        iy = Signal(range(-top, h + sh + kh + 1), init=-top)
+        ix = Signal(range(-left, w + sw + kw + 1), init=-left)
 
-        lowest = Mux(iy_base > 0, iy_base, 0) if top else iy_base
+        # the writer may fill rows below ``limit`` = max(iy_base, 0) + R: a register moved with
+        # iy_base (a sum and a compare in front of i.ready would run on into the row count)
+        limit = Signal(range(rows, h + sh + rows + 1), init=rows)
         # padding on the sides that have it (a compare that cannot fire would be a lint warning)
         edges = [(top, iy < 0), (left, ix < 0), ((oh - 1) * sh - top + kh > h, iy >= h),
                  ((ow - 1) * sw - left + kw > w, ix >= w)]
@@ -92,7 +97,7 @@ class _LineBufferUnit(FromBlock, wiring.Component):
             present for present, _ in edges) else 0)
         written = (wrow > iy) | ((wrow == iy) & ((wcol > ix) | ((wcol == ix) & (wcf > cf))))
         fire = Signal()
-        m.d.comb += [fire.eq(advance & (padded | written)), self.i.ready.eq(wrow < lowest + rows)]
+        m.d.comb += [fire.eq(advance & (padded | written)), self.i.ready.eq(wrow < limit)]
 
         mem = Memory(shape=self.i.payload.shape(), depth=rows << (col_bits + cf_bits), init=[])
         m.submodules.buffer = mem
@@ -112,10 +117,14 @@ class _LineBufferUnit(FromBlock, wiring.Component):
             with m.If(next_row):
                 m.d.sync += wphys.eq(wphys + 1)
         rebase = Signal()
-        m.d.sync += wrow.eq(wrow + next_row - Mux(rebase, h, 0))
+        # both sums from the register, chosen after: the rebase (a reader event) only selects
+        step = Mux(next_row, wrow + 1, wrow)
+        m.d.sync += wrow.eq(Mux(rebase, Mux(next_row, wrow + 1 - h, wrow - h), step))
 
         # reader counters, in the read order
         last_tap = (ky == kh - 1) & (kx == kw - 1)
+        x_moves = C(1, 1) if self.taps_inner else (cf == cf_n - 1)  # kx moves on this read
+        x_wraps, y_wraps = kx == kw - 1, ky == kh - 1
         if self.taps_inner:
             with m.If(fire):
                 with m.If(last_tap):
@@ -134,15 +143,27 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         # pixel never changes ox and oy, and Icarus never evaluates a process none of whose inputs
         # change (the flag, and the writer's row count from it, would stay X)
         m.d.comb += rebase.eq(fire & pixel_done & (ox == ow - 1) & (oy == oh - 1))
+        # the next read's pixel: each candidate a constant step from the register, chosen by the
+        # counters' own wrap flags (fire only enables)
+        ox_wraps, oy_wraps = ox == ow - 1, oy == oh - 1
+        next_x = Mux(~x_moves, ix, Mux(~x_wraps, ix + 1, Mux(~pixel_done, ix - (kw - 1),
+                                                                Mux(~ox_wraps, ix - (kw - 1) + sw, -left))))
+        y_moves = x_moves & x_wraps
+        next_y = Mux(~y_moves, iy, Mux(~y_wraps, iy + 1, Mux(~pixel_done | ~ox_wraps, iy - (kh - 1),
+                                                             Mux(~oy_wraps, iy - (kh - 1) + sh, -top))))
+        with m.If(fire):
+            m.d.sync += [ix.eq(next_x), iy.eq(next_y)]
         with m.If(fire & pixel_done):
             with m.If(ox == ow - 1):
                 m.d.sync += [ox.eq(0), ix_base.eq(-left)]
                 with m.If(oy == oh - 1):
-                    m.d.sync += [oy.eq(0), iy_base.eq(-top)]
+                    m.d.sync += [oy.eq(0), iy_base.eq(-top), limit.eq(rows)]
                     if row_bits:
                         m.d.sync += base_phys.eq(base_phys + h)
                 with m.Else():
-                    m.d.sync += [oy.eq(oy + 1), iy_base.eq(iy_base + sh)]
+                    above = iy_base + sh  # the next output row's first input row
+                    m.d.sync += [oy.eq(oy + 1), iy_base.eq(above),
+                                 limit.eq(Mux(above > 0, above, 0) + rows if top else above + rows)]
             with m.Else():
                 m.d.sync += [ox.eq(ox + 1), ix_base.eq(ix_base + sw)]
 
