@@ -97,10 +97,10 @@ def resolve(choice, comparisons: list[Comparison]) -> dict:
     return {layer: auto.get(layer, "thresholds") if how == "auto" else how for layer, how in choice.items()}
 
 
-def costs_per_target(load, folding: dict | None, targets, synth: bool = False, progress=None) -> list[dict]:
+def costs_per_target(load, folding: dict | None, targets, synth_targets=(), progress=None) -> list[dict]:
     """Both realizations of every activation site where both exist, on every target: the LUT
-    estimate and (``synth``) Yosys' count of the blocks each realization adds, at the layers'
-    folding — what a report shows next to the realization chosen."""
+    estimate and, on ``synth_targets``, Yosys' count of the blocks each realization adds, at the
+    layers' folding — what a report shows next to the realization chosen."""
     imported = load("thresholds")
     possible = [site for site in imported.activation_sites if site.requant_possible]
     if not possible:
@@ -114,8 +114,8 @@ def costs_per_target(load, folding: dict | None, targets, synth: bool = False, p
         for how, net in (("thresholds", imported.network), ("requant", requant.network)):
             blocks = _layer_blocks(net, site.layer, fold[site.layer])
             row[how] = {t: {"estimate": sum(estimate_resources(b, [t])[t]["lut"] for b in blocks)} for t in targets}
-            if synth:
-                for t in targets:
+            for t in targets:
+                if t in synth_targets:
                     if progress:
                         progress(f"synthesizing the {how} realization of {site.layer} for {t}")
                     try:

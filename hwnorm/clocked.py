@@ -135,17 +135,18 @@ class Turns:
 class LineBufferModel:
     """The ``window`` / ``maxpool`` / ``avgpool`` line buffer (:mod:`hwnorm.hdl.window`): the
     writer takes a beat whenever its row's slot is free, whatever the output does; the reader is
-    stall-all with two stages after its issue."""
+    stall-all with ``stages`` stages after its issue."""
 
     outs = 1
 
-    def __init__(self, g, channel_folds: int, rows: int, taps_inner: bool, registered_consumer: bool = False):
+    def __init__(self, g, channel_folds: int, rows: int, taps_inner: bool, registered_consumer: bool = False,
+                 stages: int = 2):
         self.g, self.cf_n, self.rows, self.taps_inner = g, channel_folds, rows, taps_inner
         self.registered = registered_consumer
         self.wrow = self.wcol = self.wcf = 0
         self.oy = self.ox = self.ky = self.kx = self.cf = 0
         self.iy_base, self.ix_base = -g.pads[0], -g.pads[1]
-        self.slots = deque([False, False])
+        self.slots = deque([False] * stages)  # the reader's stages after its issue (read_stages)
 
     def valid(self, in_valid):
         return [self.slots[-1]]
@@ -327,7 +328,8 @@ def model_of(block, registered_consumer: bool = False):
     if kind == "fork":
         return ForkModel(block.out_ports)
     if hasattr(block, "geometry") and hasattr(block, "channel_folds"):  # a line buffer
-        return LineBufferModel(block.geometry, block.channel_folds, block.rows, block.taps_inner, registered_consumer)
+        return LineBufferModel(block.geometry, block.channel_folds, block.rows, block.taps_inner, registered_consumer,
+                               block.read_stages)
     if kind == "mvu":
         return StallAll(block.depth, Replay(block.sf, block.nf), registered_consumer)
     if kind == "concat":

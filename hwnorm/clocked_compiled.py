@@ -12,7 +12,7 @@ on random FIFO depths and requires the same clocks, deadlocks and late beats.
 Layout, per stage ``k`` (``P`` parameters, ``S`` state, one row each)::
 
     stall-all  P: depth registered rule period|sf|parts nf   S: ring_base k|sf|part nf|beat
-    line       P: H W kh kw sy sx py px OH OW cf_n rows taps_inner registered
+    line       P: H W kh kw sy sx py px OH OW cf_n rows taps_inner registered stages
                S: wrow wcol wcf oy ox ky kx cf iy_base ix_base ring_base
     fifo       P: depth                                  S: level out
     split      P: factor                                 S: left
@@ -109,10 +109,10 @@ class CompiledPlan:
         if isinstance(m, LineBufferModel):
             self.kind[k] = LINE
             g = m.g
-            p[:14] = (g.height, g.width, *g.kernel, *g.stride, *g.pads[:2], g.out_height, g.out_width,
-                      m.cf_n, m.rows, m.taps_inner, m.registered)
+            p[:15] = (g.height, g.width, *g.kernel, *g.stride, *g.pads[:2], g.out_height, g.out_width,
+                      m.cf_n, m.rows, m.taps_inner, m.registered, len(m.slots))
             s[8], s[9] = -g.pads[0], -g.pads[1]
-            return [], 2
+            return [], len(m.slots)
         if isinstance(m, FIFOModel):
             self.kind[k], p[0] = FIFO, m.depth
         elif isinstance(m, SplitModel):
@@ -173,7 +173,8 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
                 d = params[k, 0]
                 out_valid[o] = ring[ring_off[k] + (state[k, 0] + d - 1) % d]
             elif kd == LINE:
-                out_valid[o] = ring[ring_off[k] + (state[k, 10] + 1) % 2]
+                d = params[k, 14]
+                out_valid[o] = ring[ring_off[k] + (state[k, 10] + d - 1) % d]
             elif kd == FIFO:
                 out_valid[o] = state[k, 1] != 0
             elif kd == SPLIT:
@@ -358,7 +359,8 @@ def _line_tick(p, s, ring, r0, in_fire, out_valid, out_ready):  # pragma: no cov
                     else:
                         s[3], s[8] = 0, -py
                         rebase = h
-        base = (s[10] + 1) % 2
+        d = p[14]
+        base = (s[10] + d - 1) % d
         ring[r0 + base] = token
         s[10] = base
     next_row = 0

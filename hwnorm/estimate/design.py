@@ -130,7 +130,10 @@ def estimate_figures(plan: Plan, *, clock_mhz: float, images: int, targets=None,
     fig = {"design": design.name, "kind": design.kind, "parameters": plan.params, "clock_mhz": clock_mhz,
            "cycles": est["cycles"], "resources": est["resources"],
            "at_fmax": at_fmax(est["cycles"], est["resources"])}  # beside the cycle model's figures, not in them
-    realizations = activation_costs(design, targets, synth, say)
+    # Yosys on the realizations only where it ran on the design (not where its estimate ruled the
+    # part out: a large network's layers, twice, on a target it cannot use)
+    synthesized = [t for t, r in est["resources"].items() if r.get("synthesis")] if synth else []
+    realizations = activation_costs(design, targets, synthesized, say)
     if realizations:
         fig["activation_realizations"] = realizations
     if "energy" in est:
@@ -138,17 +141,18 @@ def estimate_figures(plan: Plan, *, clock_mhz: float, images: int, targets=None,
     return fig
 
 
-def activation_costs(design: Design, targets, synth: bool, say) -> list:
-    """Both realizations of a multi-bit network's activations, per layer and target (estimate and
-    Yosys): see :mod:`hwnorm.activations`; from the design's :class:`~hwnorm.models.Model`, so a
-    realization the plan imported already is not imported again. Nothing for other designs."""
+def activation_costs(design: Design, targets, synth_targets, say) -> list:
+    """Both realizations of a multi-bit network's activations, per layer and target (the estimate;
+    Yosys' count on ``synth_targets``): see :mod:`hwnorm.activations`; from the design's
+    :class:`~hwnorm.models.Model`, so a realization the plan imported already is not imported
+    again. Nothing for other designs."""
     if design.kind != "network":
         return []
     model = model_for(design)
     if model.is_ir:
         return []
-    say(f"{design.name}: both activation realizations" + (" (with synthesis)" if synth else ""))
-    return costs_per_target(model.imported, design.params.get("folding"), list(targets or TARGETS), synth, say)
+    say(f"{design.name}: both activation realizations" + (" (with synthesis)" if synth_targets else ""))
+    return costs_per_target(model.imported, design.params.get("folding"), list(targets or TARGETS), synth_targets, say)
 
 
 def at_fmax(cycles: dict, resources: dict) -> dict:

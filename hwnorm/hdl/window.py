@@ -8,6 +8,7 @@
     read: a window's beats (ky, kx, fold) — or, pooled, (fold, ky, kx) ──► padding mux ──► y
           (waits until its beat is written; a padded beat reads nothing)   (pooled: running max / sum)
     stage 0: issue               stage 1: RAM data, pad, (max)            output register
+                                 (pipelined for a clock: the RAM's data registered first, one stage more)
 
 The writer and the reader run independently: a write waits only while its row's slot still
 holds a row the current output row reads (``R`` = the power of two ≥ kh + sh rows), a read only
@@ -171,8 +172,15 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         v1, pad1, first1, last1 = Signal(), Signal(), Signal(), Signal()
         with m.If(advance):
             m.d.sync += [v1.eq(fire), pad1.eq(padded), first1.eq((ky == 0) & (kx == 0)), last1.eq(last_tap)]
+        data = rp.data.as_value()
+        if block.read_stages > 2:  # pipelined: the RAM's data registered before any logic (module notes)
+            data_r = Signal(len(data), reset_less=True)  # (no reset: a block RAM output register has none)
+            v2, pad2, first2, last2 = Signal(), Signal(), Signal(), Signal()
+            with m.If(advance):
+                m.d.sync += [data_r.eq(data), v2.eq(v1), pad2.eq(pad1), first2.eq(first1), last2.eq(last1)]
+            data, v1, pad1, first1, last1 = data_r, v2, pad2, first2, last2
         value1 = Signal(self.i.payload.shape())
-        m.d.comb += value1.eq(Mux(pad1, self.pad_bits(), rp.data.as_value()))
+        m.d.comb += value1.eq(Mux(pad1, self.pad_bits(), data))
         self.finish(m, advance, v1, value1, first1, last1)
         return m
 

@@ -414,8 +414,16 @@ class LineBufferBlock:
         self.out_beats = g.out_height * g.out_width * self.channel_folds * (1 if self.taps_inner else g.taps)
         self._interval = None
 
+    @property
+    def read_stages(self) -> int:
+        """Clocks from a read's issue to its beat in the output register: the RAM read and the
+        output register — and, pipelined for a clock, a register on the RAM's data before any
+        logic (a block RAM's own output register: ``hwnorm.estimate.netlist`` moves it in; without
+        it an ECP5 DP16KD's 5.8 ns clock-to-out runs on into the padding mux or the pool)."""
+        return 3 if self.timing.on else 2
+
     def schedule(self, arrivals: list[int]) -> list[int]:
-        return line_buffer_schedule(self.geometry, self.channel_folds, arrivals, self.taps_inner)
+        return line_buffer_schedule(self.geometry, self.channel_folds, arrivals, self.taps_inner, self.read_stages)
 
     def accepts(self, arrivals: list[int]) -> list[int]:
         return line_buffer_writes(self.geometry, self.channel_folds, arrivals, self.taps_inner)
@@ -453,8 +461,9 @@ class LineBufferBlock:
                     + counter_bits(g.out_height) + counter_bits(g.out_width) + counter_bits(g.kernel[0])
                     + counter_bits(g.kernel[1]) + 2 * counter_bits(h + g.stride[0] + g.kernel[0])
                     + 2 * counter_bits(rows))
+        data_register = (width + 4) * (self.read_stages - 2)  # pipelined: the RAM's data and four flags
         return Inventory(adder=2 * counters, compare=3 * counters, mux=2 * width,
-                         register=counters + 2 * width + 4, memories=(MemoryUse("ram", width, depth),))
+                         register=counters + 2 * width + 4 + data_register, memories=(MemoryUse("ram", width, depth),))
 
 
 # ---- the same two kernels on packed bits (bipolar maps; never padded: ±1 has no 0)
