@@ -159,6 +159,9 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
     out_ready = np.zeros(n_out, np.bool_)
     ring = np.zeros(ring_off[n], np.bool_)
     flags = np.zeros(n_out, np.bool_)  # a fork's taken flags, per output port
+    # the state at the end of the last clock in which nothing moved (a deadlock is a fixed point)
+    last_state, last_ring, last_flags = state.copy(), ring.copy(), flags.copy()
+    kept = False
     sent, count, t, idle = 0, 0, 0, 0
     last = n - 1
     while count < expected:
@@ -309,10 +312,30 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
             if in_off[k + 1] > i0 and source[i0] < 0 and in_valid[i0] and in_ready[i0]:
                 sent += 1
         t += 1
-        idle = 0 if moved else idle + 1
+        if moved:
+            idle, kept = 0, False
+            continue
+        idle += 1
         if idle > stall_limit:
             return DEADLOCK, t, count
+        # Nothing moved. If the state is also what it was after the last clock and the input
+        # offers what it will offer from now on, every later clock is this one again: a deadlock,
+        # reported as the run would have after ``stall_limit`` idle clocks, without running them.
+        if kept and (sent >= arrivals.shape[0] or offering) and _same(state, last_state) \
+                and _same(ring, last_ring) and _same(flags, last_flags):
+            return DEADLOCK, t + stall_limit + 1 - idle, count
+        last_state[:], last_ring[:], last_flags[:] = state, ring, flags
+        kept = True
     return OK, t, count
+
+
+@njit(cache=True)
+def _same(a, b) -> bool:  # pragma: no cover - compiled
+    flat_a, flat_b = a.ravel(), b.ravel()
+    for i in range(flat_a.shape[0]):
+        if flat_a[i] != flat_b[i]:
+            return False
+    return True
 
 
 @njit(cache=True, inline="always")

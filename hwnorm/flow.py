@@ -193,9 +193,10 @@ def _default_folding(model: str) -> Folding | None:
     return None
 
 
-def resource_estimator(config: FlowConfig, net):
+def resource_estimator(config: FlowConfig, net, progress=None):
     """``folding → resources`` of ``net`` on the config's target (the analytic model of its blocks),
-    built as the flow will build it: pipelined for the config's clock, weights stored as it says."""
+    built as the flow will build it: pipelined for the config's clock, weights stored as it says.
+    ``progress(text)`` hears of each FIFO's least-depth search (a slow folding's takes a minute)."""
     design = flow_design(config, Folding())
     timing, store = timing_of(design), store_of(design)
 
@@ -203,7 +204,8 @@ def resource_estimator(config: FlowConfig, net):
         # a graph's FIFOs at their least depths, as the flow builds them (the search is remembered
         # by plan, so the chosen folding's is not run again)
         least = LEAST if size_fifos and not net.is_chain else None
-        block = NetworkBlock(net, folding, config.output, timing, store, fifo_depths=least, size_fifos=size_fifos)
+        block = NetworkBlock(net, folding, config.output, timing, store, fifo_depths=least, size_fifos=size_fifos,
+                             progress=progress)
         return estimate_resources(block, [config.target])[config.target]
     if not net.is_chain:  # the bound: a graph's FIFOs at their kinds' depths, no cycle-model run
         resources.lower = lambda folding: resources(folding, size_fifos=False)
@@ -244,7 +246,7 @@ def plan_stage(config: FlowConfig, net, progress=None) -> tuple[Plan, str]:
     """Network → Plan: the folding (configured or searched), and the design's block built once. A
     graph's FIFOs get their least depths that keep every output's clock
     (:func:`hwnorm.dataflow.minimal_fifos`), not the deeper ones that never fill."""
-    folding, how = choose_folding(config, net, resource_estimator(config, net), progress)
+    folding, how = choose_folding(config, net, resource_estimator(config, net, progress), progress)
     if not net.is_chain and progress:
         progress("least FIFO depths")
     plan = plan_of(flow_design(config, folding))  # a graph's design: fifo_depths "least" (its default)
