@@ -139,8 +139,8 @@ class LineBufferModel:
 
     outs = 1
 
-    def __init__(self, g, channel_folds: int, rows: int, taps_inner: bool, registered_consumer: bool = False,
-                 stages: int = 2):
+    def __init__(self, g, channel_folds: int, rows: int, taps_inner: bool, registered_consumer: bool,
+                 stages: int):
         self.g, self.cf_n, self.rows, self.taps_inner = g, channel_folds, rows, taps_inner
         self.registered = registered_consumer
         self.wrow = self.wcol = self.wcf = 0

@@ -321,21 +321,12 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
         # Nothing moved. If the state is also what it was after the last clock and the input
         # offers what it will offer from now on, every later clock is this one again: a deadlock,
         # reported as the run would have after ``stall_limit`` idle clocks, without running them.
-        if kept and (sent >= arrivals.shape[0] or offering) and _same(state, last_state) \
-                and _same(ring, last_ring) and _same(flags, last_flags):
+        if kept and (sent >= arrivals.shape[0] or offering) and np.array_equal(state, last_state) \
+                and np.array_equal(ring, last_ring) and np.array_equal(flags, last_flags):
             return DEADLOCK, t + stall_limit + 1 - idle, count
         last_state[:], last_ring[:], last_flags[:] = state, ring, flags
         kept = True
     return OK, t, count
-
-
-@njit(cache=True)
-def _same(a, b) -> bool:  # pragma: no cover - compiled
-    flat_a, flat_b = a.ravel(), b.ravel()
-    for i in range(flat_a.shape[0]):
-        if flat_a[i] != flat_b[i]:
-            return False
-    return True
 
 
 @njit(cache=True, inline="always")

@@ -17,7 +17,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, advance_signal, lane_array
+from hwnorm.hdl.common import FromBlock, advance_signal, lane_array, wrapped_increment
 
 __all__ = ["AddUnit", "ConcatUnit"]
 
@@ -86,7 +86,7 @@ class ConcatUnit(FromBlock, wiring.Component):
         with m.If(fire):
             m.d.sync += beat.eq(Mux(last, 0, beat + 1))
             with m.If(last):
-                m.d.sync += part.eq(Mux(part == self.n - 1, 0, part + 1))
+                m.d.sync += part.eq(wrapped_increment(part, self.n))
         with m.If(advance):
             m.d.sync += self.o.valid.eq(fire)
         return m

@@ -22,7 +22,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 
-from hwnorm.hdl.common import FromBlock, Retime, advance_signal, lane_array, rom, tree_sum
+from hwnorm.hdl.common import FromBlock, Retime, advance_signal, lane_array, rom, tree_sum, wrapped_increment
 from hwnorm.hdl.mvu import _product_table, _stream_ports, _weight, count_at_least
 
 __all__ = ["DepthwiseUnit"]
@@ -46,11 +46,11 @@ class DepthwiseUnit(FromBlock, wiring.Component):
         fire = Signal()
         m.d.comb += [self.i.ready.eq(advance), fire.eq(advance & self.i.valid)]
         with m.If(fire):
-            m.d.sync += k.eq(Mux(k == beats - 1, 0, k + 1))
+            m.d.sync += k.eq(wrapped_increment(k, beats))
         weights = rom(m, "weights", unsigned(pe * simd * layer.weight_type.width), block.weight_rows(), advance, k)
         group = Signal(range(max(groups, 2)))  # k mod C/PE, counted beside k
         with m.If(fire):
-            m.d.sync += group.eq(0 if groups == 1 else Mux(group == groups - 1, 0, group + 1))
+            m.d.sync += group.eq(wrapped_increment(group, groups))
         x1 = Signal(self.i.payload.shape(), reset_less=True)
         v1, first1, last1, group1 = Signal(), Signal(), Signal(), Signal.like(group)
         with m.If(advance):

@@ -24,7 +24,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, advance_signal, lane_array
+from hwnorm.hdl.common import FromBlock, advance_signal, lane_array, wrapped_increment
 
 __all__ = ["SlidingWindowUnit", "MaxPoolUnit", "AvgPoolUnit", "GlobalSumUnit"]
 
@@ -36,10 +36,9 @@ def _bits(n: int) -> int:
 
 def _count(m: Module, counter, n: int, on) -> object:
     """Advance ``counter`` over 0 … n − 1 when ``on``; returns "it wraps now"."""
-    wrap = counter == n - 1
     with m.If(on):
-        m.d.sync += counter.eq(Mux(wrap, 0, counter + 1))
-    return wrap
+        m.d.sync += counter.eq(wrapped_increment(counter, n))
+    return counter == n - 1
 
 
 class _LineBufferUnit(FromBlock, wiring.Component):
