@@ -70,10 +70,10 @@ def _progress(label: str):
 
 def cmd_mnist(args) -> int:
     from hwnorm.check import accuracy_line, compare_with_executor, executor_line, mnist_accuracy
-    from hwnorm.io import write_atomic
+    from hwnorm.io import is_onnx_file, write_atomic
     from hwnorm.models import load_network, model_path
 
-    if args.check_qonnx and model_path(args.model).suffix != ".onnx":
+    if args.check_qonnx and not is_onnx_file(model_path(args.model)):
         raise ValueError("--check-qonnx needs an ONNX model (the executor cannot run an IR JSON)")
     net, label = load_network(args.model)
     acc = mnist_accuracy(net, args.limit, label)
@@ -93,11 +93,11 @@ def cmd_mnist(args) -> int:
 
 def cmd_check(args) -> int:
     from hwnorm.check import check_line, check_model, load_inputs
-    from hwnorm.io import write_atomic
+    from hwnorm.io import is_onnx_file, write_atomic
     from hwnorm.models import model_path
 
     path = model_path(args.model)
-    if path.suffix != ".onnx":
+    if not is_onnx_file(path):
         raise ValueError(f"{path}: check needs an ONNX model (the executor cannot run an IR JSON)")
     if args.inputs and args.random is not None:
         raise ValueError("give --inputs or --random, not both")
@@ -792,7 +792,8 @@ def _parser_sweep(sub) -> None:
 
 def _parser_bench(sub) -> None:
     b = sub.add_parser("bench", help="run benchmarks; one JSON line per figure with a same-run baseline ratio")
-    b.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    b.add_argument("names", nargs="*", metavar="NAME",
+                   help="benchmarks to run (default: all but cnv-hw, hours of synthesis, run when named)")
     b.add_argument("--repeat", type=_bounded(int, "repeat"), default=5, help="timed repetitions; the best counts (default 5)")
     b.set_defaults(func=cmd_bench)
 

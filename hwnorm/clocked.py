@@ -134,8 +134,9 @@ class Turns:
 # ---------------------------------------------------------------- the line buffer
 class LineBufferModel:
     """The ``window`` / ``maxpool`` / ``avgpool`` line buffer (:mod:`hwnorm.hdl.window`): the
-    writer takes a beat whenever its row's slot is free, whatever the output does; the reader is
-    stall-all with ``stages`` stages after its issue."""
+    writer takes a beat whenever its row's slot is free — by the reader's row limit as it was a
+    clock before —, whatever the output does; the reader is stall-all with ``stages`` stages after
+    its issue."""
 
     outs = 1
 
@@ -147,6 +148,7 @@ class LineBufferModel:
         self.oy = self.ox = self.ky = self.kx = self.cf = 0
         self.iy_base, self.ix_base = -g.pads[0], -g.pads[1]
         self.slots = deque([False] * stages)  # the reader's stages after its issue (read_stages)
+        self.seen = rows  # the writer's row limit: the reader's, as it was a clock ago
 
     def valid(self, in_valid):
         return [self.slots[-1]]
@@ -155,14 +157,14 @@ class LineBufferModel:
         return out_ready[0] if self.registered else (not self.slots[-1] or out_ready[0])
 
     def ready(self, out_ready, in_valid):
-        lowest = self.iy_base if self.iy_base > 0 else 0
-        return [self.wrow < lowest + self.rows]
+        return [self.wrow < self.seen]
 
     def tick(self, in_valid, in_fire, out_fire, out_ready):
         g = self.g
         h, w = g.height, g.width
         kh, kw = g.kernel
         rebase = 0
+        limit = (self.iy_base if self.iy_base > 0 else 0) + self.rows  # the writer's, as this clock starts
         if self._advance(out_ready):
             iy, ix = self.iy_base + self.ky, self.ix_base + self.kx
             padded = iy < 0 or iy >= h or ix < 0 or ix >= w
@@ -185,6 +187,7 @@ class LineBufferModel:
                 else:
                     self.wcol, next_row = 0, 1
         self.wrow += next_row - rebase
+        self.seen = limit - rebase
 
     def _next_read(self, last_tap: bool) -> int:
         """Move the reader to its next beat; returns H when it finished an image (the writer's

@@ -13,7 +13,7 @@ Layout, per stage ``k`` (``P`` parameters, ``S`` state, one row each)::
 
     stall-all  P: depth registered rule period|sf|parts nf   S: ring_base k|sf|part nf|beat
     line       P: H W kh kw sy sx py px OH OW cf_n rows taps_inner registered stages
-               S: wrow wcol wcf oy ox ky kx cf iy_base ix_base ring_base
+               S: wrow wcol wcf oy ox ky kx cf iy_base ix_base ring_base seen
     fifo       P: depth                                  S: level out
     split      P: factor                                 S: left
     slice      —                                         S: skid_free out
@@ -111,7 +111,7 @@ class CompiledPlan:
             g = m.g
             p[:15] = (g.height, g.width, *g.kernel, *g.stride, *g.pads[:2], g.out_height, g.out_width,
                       m.cf_n, m.rows, m.taps_inner, m.registered, len(m.slots))
-            s[8], s[9] = -g.pads[0], -g.pads[1]
+            s[8], s[9], s[11] = -g.pads[0], -g.pads[1], m.rows
             return [], len(m.slots)
         if isinstance(m, FIFOModel):
             self.kind[k], p[0] = FIFO, m.depth
@@ -197,8 +197,7 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
                 registered = params[k, 1] if kd == STALL else params[k, 13]
                 advance = out_ready[o] if registered else (not out_valid[o] or out_ready[o])
                 if kd == LINE:
-                    lowest = state[k, 8] if state[k, 8] > 0 else 0
-                    in_ready[i0] = state[k, 0] < lowest + params[k, 11]
+                    in_ready[i0] = state[k, 0] < state[k, 11]
                 elif not advance:
                     for i in range(i0, i1):
                         in_ready[i] = False
@@ -335,6 +334,7 @@ def _line_tick(p, s, ring, r0, in_fire, out_valid, out_ready):  # pragma: no cov
     h, w, kh, kw, sy, sx, py, px, oh, ow, cf_n, rows, taps_inner, registered = \
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]
     rebase = 0
+    limit = (s[8] if s[8] > 0 else 0) + rows  # the rows the writer may fill, as the reader starts this clock
     advance = out_ready if registered else (not out_valid or out_ready)
     if advance:
         iy, ix = s[8] + s[5], s[9] + s[6]
@@ -388,3 +388,4 @@ def _line_tick(p, s, ring, r0, in_fire, out_valid, out_ready):  # pragma: no cov
             else:
                 s[1], next_row = 0, 1
     s[0] += next_row - rebase
+    s[11] = limit - rebase  # the writer sees it a clock later

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import signal
@@ -62,6 +63,27 @@ def printable(text, markdown: bool = False) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+GUNZIP_LIMIT = 1 << 30  # bytes a gzip-compressed file may expand to (a small file can hold a huge one)
+
+
+def is_onnx_file(path) -> bool:
+    """Whether a file name is an ONNX model's: ``.onnx``, or ``.onnx.gz`` compressed."""
+    return str(path).endswith((".onnx", ".onnx.gz"))
+
+
+def read_model_bytes(path) -> bytes:
+    """A model file's bytes; one whose name ends ``.gz`` is decompressed (to at most
+    :data:`GUNZIP_LIMIT` bytes, else a ValueError naming the file)."""
+    p = Path(path)
+    if p.suffix != ".gz":
+        return p.read_bytes()
+    with gzip.open(p, "rb") as f:
+        raw = f.read(GUNZIP_LIMIT + 1)
+    if len(raw) > GUNZIP_LIMIT:
+        raise ValueError(f"{p}: expands to more than {GUNZIP_LIMIT >> 20} MiB; not read")
+    return raw
 
 
 def write_atomic(path, data: str | bytes) -> Path:

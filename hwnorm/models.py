@@ -14,7 +14,8 @@ __all__ = ["DEFAULT_MODEL", "VENDORED", "load_network", "import_model", "model_p
 DEFAULT_MODEL = "TFC_1W1A"
 VENDORED = {"TFC_1W1A": "models/TFC_1W1A.onnx", "TFC_2W2A": "models/TFC_2W2A.onnx",
             "CNV_MNIST_1W1A": "models/CNV_MNIST_1W1A.onnx", "CNV_MNIST_2W2A": "models/CNV_MNIST_2W2A.onnx",
-            "MOBILENET_MNIST_W4A4": "models/MOBILENET_MNIST_W4A4.onnx", "RESNET_MNIST_W4A4": "models/RESNET_MNIST_W4A4.onnx"}
+            "MOBILENET_MNIST_W4A4": "models/MOBILENET_MNIST_W4A4.onnx", "RESNET_MNIST_W4A4": "models/RESNET_MNIST_W4A4.onnx",
+            "CNV_CIFAR_1W1A": "models/CNV_CIFAR_1W1A.onnx.gz", "CNV_CIFAR_2W2A": "models/CNV_CIFAR_2W2A.onnx.gz"}
 
 
 def model_path(source: str | Path | None) -> Path:

@@ -54,6 +54,7 @@ from hwnorm import bnn
 from hwnorm.bnn import SurdAffine
 from hwnorm.datatypes import BIPOLAR, IntType, finn_datatype
 from hwnorm.defaults import COST_LIMITS
+from hwnorm.io import read_model_bytes
 from hwnorm.fixed import FixedFormat
 from hwnorm.inputs import preprocess
 from hwnorm.ir import INPUT, MVULayer, InputThreshold, Network, QuantBN
@@ -223,8 +224,14 @@ def _load(path) -> "onnx.ModelProto":  # noqa: F821
     p = Path(path)
     if not p.is_file():
         raise ImportError_(f"{p}: no such file")
+    try:  # (a gzip-compressed model, its name ending .gz, is read as the model it holds)
+        raw = read_model_bytes(p)
+    except ValueError as e:
+        raise ImportError_(str(e)) from None
+    except (OSError, EOFError) as e:  # not gzip, or cut short
+        raise ImportError_(f"{p}: not a readable gzip file ({type(e).__name__}: {str(e)[:80]})") from None
     try:
-        model = onnx.load(str(p))
+        model = onnx.load_from_string(raw)
     except Exception as e:  # protobuf raises DecodeError, RuntimeError, … on truncated or foreign files
         raise ImportError_(f"{p}: not a readable ONNX model ({type(e).__name__}: {str(e)[:80] or 'parse error'})") \
             from None

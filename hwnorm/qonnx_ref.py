@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwnorm.io import read_model_bytes
+
 __all__ = ["available", "load_reference", "reference_logits"]
 
 
@@ -33,7 +35,8 @@ def load_reference(path):
     # Python stream: errors only, so a command's output stays its own.
     onnxruntime.set_default_logger_severity(3)
     try:
-        return cleanup_model(ModelWrapper(str(path))).transform(InferShapes())
+        import onnx
+        return cleanup_model(ModelWrapper(onnx.load_from_string(read_model_bytes(path)))).transform(InferShapes())
     except Exception as e:  # shape inference and cleanup raise whatever their ops raise
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"{path}: the QONNX executor cannot load this model ({type(e).__name__}: {first})") from None

@@ -5,293 +5,293 @@
 module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
-  wire [5:0] \$100 ;
-  wire \$101 ;
-  wire [8:0] \$102 ;
-  wire [9:0] \$103 ;
-  wire [1:0] \$104 ;
+  wire [6:0] \$10 ;
+  wire [4:0] \$100 ;
+  wire [5:0] \$101 ;
+  wire \$102 ;
+  wire [8:0] \$103 ;
+  wire [9:0] \$104 ;
   wire [1:0] \$105 ;
-  wire [2:0] \$106 ;
-  wire [1:0] \$107 ;
+  wire [1:0] \$106 ;
+  wire [2:0] \$107 ;
   wire [1:0] \$108 ;
-  wire [2:0] \$109 ;
-  wire [6:0] \$11 ;
-  wire [1:0] \$110 ;
+  wire [1:0] \$109 ;
+  wire [7:0] \$11 ;
+  wire [2:0] \$110 ;
   wire [1:0] \$111 ;
-  wire [2:0] \$112 ;
-  wire [1:0] \$113 ;
+  wire [1:0] \$112 ;
+  wire [2:0] \$113 ;
   wire [1:0] \$114 ;
-  wire [2:0] \$115 ;
-  wire [1:0] \$116 ;
+  wire [1:0] \$115 ;
+  wire [2:0] \$116 ;
   wire [1:0] \$117 ;
-  wire [2:0] \$118 ;
-  wire [1:0] \$119 ;
-  wire [7:0] \$12 ;
+  wire [1:0] \$118 ;
+  wire [2:0] \$119 ;
+  wire [31:0] \$12 ;
   wire [1:0] \$120 ;
-  wire [2:0] \$121 ;
-  wire [1:0] \$122 ;
+  wire [1:0] \$121 ;
+  wire [2:0] \$122 ;
   wire [1:0] \$123 ;
-  wire [2:0] \$124 ;
-  wire [1:0] \$125 ;
+  wire [1:0] \$124 ;
+  wire [2:0] \$125 ;
   wire [1:0] \$126 ;
-  wire [2:0] \$127 ;
-  wire [3:0] \$128 ;
+  wire [1:0] \$127 ;
+  wire [2:0] \$128 ;
   wire [3:0] \$129 ;
-  wire [31:0] \$13 ;
-  wire [4:0] \$130 ;
-  wire [3:0] \$131 ;
+  wire [6:0] \$13 ;
+  wire [3:0] \$130 ;
+  wire [4:0] \$131 ;
   wire [3:0] \$132 ;
-  wire [4:0] \$133 ;
-  wire [5:0] \$134 ;
-  wire \$135 ;
-  wire [8:0] \$136 ;
-  wire [9:0] \$137 ;
-  wire [1:0] \$138 ;
+  wire [3:0] \$133 ;
+  wire [4:0] \$134 ;
+  wire [5:0] \$135 ;
+  wire \$136 ;
+  wire [8:0] \$137 ;
+  wire [9:0] \$138 ;
   wire [1:0] \$139 ;
-  wire [6:0] \$14 ;
-  wire [2:0] \$140 ;
-  wire [1:0] \$141 ;
+  wire [7:0] \$14 ;
+  wire [1:0] \$140 ;
+  wire [2:0] \$141 ;
   wire [1:0] \$142 ;
-  wire [2:0] \$143 ;
-  wire [1:0] \$144 ;
+  wire [1:0] \$143 ;
+  wire [2:0] \$144 ;
   wire [1:0] \$145 ;
-  wire [2:0] \$146 ;
-  wire [1:0] \$147 ;
+  wire [1:0] \$146 ;
+  wire [2:0] \$147 ;
   wire [1:0] \$148 ;
-  wire [2:0] \$149 ;
-  wire [7:0] \$15 ;
-  wire [1:0] \$150 ;
+  wire [1:0] \$149 ;
+  wire [31:0] \$15 ;
+  wire [2:0] \$150 ;
   wire [1:0] \$151 ;
-  wire [2:0] \$152 ;
-  wire [1:0] \$153 ;
+  wire [1:0] \$152 ;
+  wire [2:0] \$153 ;
   wire [1:0] \$154 ;
-  wire [2:0] \$155 ;
-  wire [1:0] \$156 ;
+  wire [1:0] \$155 ;
+  wire [2:0] \$156 ;
   wire [1:0] \$157 ;
-  wire [2:0] \$158 ;
-  wire [1:0] \$159 ;
-  wire [31:0] \$16 ;
+  wire [1:0] \$158 ;
+  wire [2:0] \$159 ;
+  wire [6:0] \$16 ;
   wire [1:0] \$160 ;
-  wire [2:0] \$161 ;
-  wire [3:0] \$162 ;
+  wire [1:0] \$161 ;
+  wire [2:0] \$162 ;
   wire [3:0] \$163 ;
-  wire [4:0] \$164 ;
-  wire [3:0] \$165 ;
+  wire [3:0] \$164 ;
+  wire [4:0] \$165 ;
   wire [3:0] \$166 ;
-  wire [4:0] \$167 ;
-  wire [5:0] \$168 ;
-  wire \$169 ;
-  wire [6:0] \$17 ;
-  wire [8:0] \$170 ;
-  wire [9:0] \$171 ;
-  wire [1:0] \$172 ;
+  wire [3:0] \$167 ;
+  wire [4:0] \$168 ;
+  wire [5:0] \$169 ;
+  wire [7:0] \$17 ;
+  wire \$170 ;
+  wire [8:0] \$171 ;
+  wire [9:0] \$172 ;
   wire [1:0] \$173 ;
-  wire [2:0] \$174 ;
-  wire [1:0] \$175 ;
+  wire [1:0] \$174 ;
+  wire [2:0] \$175 ;
   wire [1:0] \$176 ;
-  wire [2:0] \$177 ;
-  wire [1:0] \$178 ;
+  wire [1:0] \$177 ;
+  wire [2:0] \$178 ;
   wire [1:0] \$179 ;
-  wire [7:0] \$18 ;
-  wire [2:0] \$180 ;
-  wire [1:0] \$181 ;
+  wire [31:0] \$18 ;
+  wire [1:0] \$180 ;
+  wire [2:0] \$181 ;
   wire [1:0] \$182 ;
-  wire [2:0] \$183 ;
-  wire [1:0] \$184 ;
+  wire [1:0] \$183 ;
+  wire [2:0] \$184 ;
   wire [1:0] \$185 ;
-  wire [2:0] \$186 ;
-  wire [1:0] \$187 ;
+  wire [1:0] \$186 ;
+  wire [2:0] \$187 ;
   wire [1:0] \$188 ;
-  wire [2:0] \$189 ;
-  wire [31:0] \$19 ;
-  wire [1:0] \$190 ;
+  wire [1:0] \$189 ;
+  wire [6:0] \$19 ;
+  wire [2:0] \$190 ;
   wire [1:0] \$191 ;
-  wire [2:0] \$192 ;
-  wire [1:0] \$193 ;
+  wire [1:0] \$192 ;
+  wire [2:0] \$193 ;
   wire [1:0] \$194 ;
-  wire [2:0] \$195 ;
-  wire [3:0] \$196 ;
+  wire [1:0] \$195 ;
+  wire [2:0] \$196 ;
   wire [3:0] \$197 ;
-  wire [4:0] \$198 ;
-  wire [3:0] \$199 ;
+  wire [3:0] \$198 ;
+  wire [4:0] \$199 ;
   wire \$2 ;
-  wire [6:0] \$20 ;
+  wire [7:0] \$20 ;
   wire [3:0] \$200 ;
-  wire [4:0] \$201 ;
-  wire [5:0] \$202 ;
-  wire \$203 ;
-  wire [8:0] \$204 ;
-  wire [9:0] \$205 ;
-  wire [1:0] \$206 ;
+  wire [3:0] \$201 ;
+  wire [4:0] \$202 ;
+  wire [5:0] \$203 ;
+  wire \$204 ;
+  wire [8:0] \$205 ;
+  wire [9:0] \$206 ;
   wire [1:0] \$207 ;
-  wire [2:0] \$208 ;
-  wire [1:0] \$209 ;
-  wire [7:0] \$21 ;
+  wire [1:0] \$208 ;
+  wire [2:0] \$209 ;
+  wire [31:0] \$21 ;
   wire [1:0] \$210 ;
-  wire [2:0] \$211 ;
-  wire [1:0] \$212 ;
+  wire [1:0] \$211 ;
+  wire [2:0] \$212 ;
   wire [1:0] \$213 ;
-  wire [2:0] \$214 ;
-  wire [1:0] \$215 ;
+  wire [1:0] \$214 ;
+  wire [2:0] \$215 ;
   wire [1:0] \$216 ;
-  wire [2:0] \$217 ;
-  wire [1:0] \$218 ;
+  wire [1:0] \$217 ;
+  wire [2:0] \$218 ;
   wire [1:0] \$219 ;
-  wire [31:0] \$22 ;
-  wire [2:0] \$220 ;
-  wire [1:0] \$221 ;
+  wire [6:0] \$22 ;
+  wire [1:0] \$220 ;
+  wire [2:0] \$221 ;
   wire [1:0] \$222 ;
-  wire [2:0] \$223 ;
-  wire [1:0] \$224 ;
+  wire [1:0] \$223 ;
+  wire [2:0] \$224 ;
   wire [1:0] \$225 ;
-  wire [2:0] \$226 ;
-  wire [1:0] \$227 ;
+  wire [1:0] \$226 ;
+  wire [2:0] \$227 ;
   wire [1:0] \$228 ;
-  wire [2:0] \$229 ;
-  wire [6:0] \$23 ;
-  wire [3:0] \$230 ;
+  wire [1:0] \$229 ;
+  wire [7:0] \$23 ;
+  wire [2:0] \$230 ;
   wire [3:0] \$231 ;
-  wire [4:0] \$232 ;
-  wire [3:0] \$233 ;
+  wire [3:0] \$232 ;
+  wire [4:0] \$233 ;
   wire [3:0] \$234 ;
-  wire [4:0] \$235 ;
-  wire [5:0] \$236 ;
-  wire \$237 ;
-  wire [8:0] \$238 ;
-  wire [9:0] \$239 ;
-  wire [7:0] \$24 ;
-  wire [1:0] \$240 ;
+  wire [3:0] \$235 ;
+  wire [4:0] \$236 ;
+  wire [5:0] \$237 ;
+  wire \$238 ;
+  wire [8:0] \$239 ;
+  wire [31:0] \$24 ;
+  wire [9:0] \$240 ;
   wire [1:0] \$241 ;
-  wire [2:0] \$242 ;
-  wire [1:0] \$243 ;
+  wire [1:0] \$242 ;
+  wire [2:0] \$243 ;
   wire [1:0] \$244 ;
-  wire [2:0] \$245 ;
-  wire [1:0] \$246 ;
+  wire [1:0] \$245 ;
+  wire [2:0] \$246 ;
   wire [1:0] \$247 ;
-  wire [2:0] \$248 ;
-  wire [1:0] \$249 ;
-  wire [31:0] \$25 ;
+  wire [1:0] \$248 ;
+  wire [2:0] \$249 ;
+  wire [6:0] \$25 ;
   wire [1:0] \$250 ;
-  wire [2:0] \$251 ;
-  wire [1:0] \$252 ;
+  wire [1:0] \$251 ;
+  wire [2:0] \$252 ;
   wire [1:0] \$253 ;
-  wire [2:0] \$254 ;
-  wire [1:0] \$255 ;
+  wire [1:0] \$254 ;
+  wire [2:0] \$255 ;
   wire [1:0] \$256 ;
-  wire [2:0] \$257 ;
-  wire [1:0] \$258 ;
+  wire [1:0] \$257 ;
+  wire [2:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [6:0] \$26 ;
-  wire [2:0] \$260 ;
-  wire [1:0] \$261 ;
+  wire [7:0] \$26 ;
+  wire [1:0] \$260 ;
+  wire [2:0] \$261 ;
   wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
-  wire [3:0] \$264 ;
+  wire [1:0] \$263 ;
+  wire [2:0] \$264 ;
   wire [3:0] \$265 ;
-  wire [4:0] \$266 ;
-  wire [3:0] \$267 ;
+  wire [3:0] \$266 ;
+  wire [4:0] \$267 ;
   wire [3:0] \$268 ;
-  wire [4:0] \$269 ;
-  wire [7:0] \$27 ;
-  wire [5:0] \$270 ;
-  wire \$271 ;
-  wire [8:0] \$272 ;
-  wire [9:0] \$273 ;
-  wire [1:0] \$274 ;
+  wire [3:0] \$269 ;
+  wire [31:0] \$27 ;
+  wire [4:0] \$270 ;
+  wire [5:0] \$271 ;
+  wire \$272 ;
+  wire [8:0] \$273 ;
+  wire [9:0] \$274 ;
   wire [1:0] \$275 ;
-  wire [2:0] \$276 ;
-  wire [1:0] \$277 ;
+  wire [1:0] \$276 ;
+  wire [2:0] \$277 ;
   wire [1:0] \$278 ;
-  wire [2:0] \$279 ;
-  wire [31:0] \$28 ;
-  wire [1:0] \$280 ;
+  wire [1:0] \$279 ;
+  wire [6:0] \$28 ;
+  wire [2:0] \$280 ;
   wire [1:0] \$281 ;
-  wire [2:0] \$282 ;
-  wire [1:0] \$283 ;
+  wire [1:0] \$282 ;
+  wire [2:0] \$283 ;
   wire [1:0] \$284 ;
-  wire [2:0] \$285 ;
-  wire [1:0] \$286 ;
+  wire [1:0] \$285 ;
+  wire [2:0] \$286 ;
   wire [1:0] \$287 ;
-  wire [2:0] \$288 ;
-  wire [1:0] \$289 ;
-  wire [6:0] \$29 ;
+  wire [1:0] \$288 ;
+  wire [2:0] \$289 ;
+  wire [7:0] \$29 ;
   wire [1:0] \$290 ;
-  wire [2:0] \$291 ;
-  wire [1:0] \$292 ;
+  wire [1:0] \$291 ;
+  wire [2:0] \$292 ;
   wire [1:0] \$293 ;
-  wire [2:0] \$294 ;
-  wire [1:0] \$295 ;
+  wire [1:0] \$294 ;
+  wire [2:0] \$295 ;
   wire [1:0] \$296 ;
-  wire [2:0] \$297 ;
-  wire [3:0] \$298 ;
+  wire [1:0] \$297 ;
+  wire [2:0] \$298 ;
   wire [3:0] \$299 ;
   wire \$3 ;
-  wire [7:0] \$30 ;
-  wire [4:0] \$300 ;
-  wire [3:0] \$301 ;
+  wire \$30 ;
+  wire [3:0] \$300 ;
+  wire [4:0] \$301 ;
   wire [3:0] \$302 ;
-  wire [4:0] \$303 ;
-  wire [5:0] \$304 ;
-  wire \$305 ;
-  wire [8:0] \$306 ;
-  wire [9:0] \$307 ;
-  wire [1:0] \$308 ;
+  wire [3:0] \$303 ;
+  wire [4:0] \$304 ;
+  wire [5:0] \$305 ;
+  wire \$306 ;
+  wire [8:0] \$307 ;
+  wire [9:0] \$308 ;
   wire [1:0] \$309 ;
   wire \$31 ;
-  wire [2:0] \$310 ;
-  wire [1:0] \$311 ;
+  wire [1:0] \$310 ;
+  wire [2:0] \$311 ;
   wire [1:0] \$312 ;
-  wire [2:0] \$313 ;
-  wire [1:0] \$314 ;
+  wire [1:0] \$313 ;
+  wire [2:0] \$314 ;
   wire [1:0] \$315 ;
-  wire [2:0] \$316 ;
-  wire [1:0] \$317 ;
+  wire [1:0] \$316 ;
+  wire [2:0] \$317 ;
   wire [1:0] \$318 ;
-  wire [2:0] \$319 ;
+  wire [1:0] \$319 ;
   wire \$32 ;
-  wire [1:0] \$320 ;
+  wire [2:0] \$320 ;
   wire [1:0] \$321 ;
-  wire [2:0] \$322 ;
-  wire [1:0] \$323 ;
+  wire [1:0] \$322 ;
+  wire [2:0] \$323 ;
   wire [1:0] \$324 ;
-  wire [2:0] \$325 ;
-  wire [1:0] \$326 ;
+  wire [1:0] \$325 ;
+  wire [2:0] \$326 ;
   wire [1:0] \$327 ;
-  wire [2:0] \$328 ;
-  wire [1:0] \$329 ;
-  wire \$33 ;
+  wire [1:0] \$328 ;
+  wire [2:0] \$329 ;
+  wire [1:0] \$33 ;
   wire [1:0] \$330 ;
-  wire [2:0] \$331 ;
-  wire [3:0] \$332 ;
+  wire [1:0] \$331 ;
+  wire [2:0] \$332 ;
   wire [3:0] \$333 ;
-  wire [4:0] \$334 ;
-  wire [3:0] \$335 ;
+  wire [3:0] \$334 ;
+  wire [4:0] \$335 ;
   wire [3:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [5:0] \$338 ;
-  wire \$339 ;
-  wire [1:0] \$34 ;
-  wire [8:0] \$340 ;
-  wire [9:0] \$341 ;
-  wire \$342 ;
-  reg \$343 ;
-  reg [3:0] \$344 ;
-  reg [2:0] \$345 ;
-  reg \$346 ;
-  reg [31:0] \$347 ;
+  wire [3:0] \$337 ;
+  wire [4:0] \$338 ;
+  wire [5:0] \$339 ;
+  wire \$34 ;
+  wire \$340 ;
+  wire [8:0] \$341 ;
+  wire [9:0] \$342 ;
+  wire \$343 ;
+  reg \$344 ;
+  reg [3:0] \$345 ;
+  reg [2:0] \$346 ;
+  reg \$347 ;
   reg \$348 ;
   reg \$349 ;
   wire \$35 ;
-  reg \$350 ;
-  reg [2:0] \$351 ;
-  reg [31:0] \$352 ;
-  reg [255:0] \$353 ;
-  reg \$354 ;
+  reg [31:0] \$350 ;
+  reg \$351 ;
+  reg \$352 ;
+  reg \$353 ;
+  reg [2:0] \$354 ;
   reg \$355 ;
-  reg \$356 ;
-  reg \$357 ;
-  reg \$358 ;
+  reg [31:0] \$356 ;
+  reg [31:0] \$357 ;
+  reg [255:0] \$358 ;
   reg \$359 ;
   wire \$36 ;
   reg \$360 ;
@@ -300,12 +300,12 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$363 ;
   reg \$364 ;
   reg \$365 ;
-  reg [2:0] \$366 ;
-  reg [2:0] \$367 ;
-  reg [2:0] \$368 ;
-  reg [2:0] \$369 ;
-  wire \$37 ;
-  reg [2:0] \$370 ;
+  reg \$366 ;
+  reg \$367 ;
+  reg \$368 ;
+  reg \$369 ;
+  wire [1:0] \$37 ;
+  reg \$370 ;
   reg [2:0] \$371 ;
   reg [2:0] \$372 ;
   reg [2:0] \$373 ;
@@ -313,189 +313,196 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$375 ;
   reg [2:0] \$376 ;
   reg [2:0] \$377 ;
-  reg [4:0] \$378 ;
-  reg [4:0] \$379 ;
-  wire [1:0] \$38 ;
-  reg [5:0] \$380 ;
-  reg [6:0] \$381 ;
-  reg [7:0] \$382 ;
-  reg [2:0] \$383 ;
-  reg [2:0] \$384 ;
-  reg [2:0] \$385 ;
-  reg [2:0] \$386 ;
-  reg [2:0] \$387 ;
+  reg [2:0] \$378 ;
+  reg [2:0] \$379 ;
+  wire \$38 ;
+  reg [2:0] \$380 ;
+  reg [2:0] \$381 ;
+  reg [2:0] \$382 ;
+  reg [4:0] \$383 ;
+  reg [4:0] \$384 ;
+  reg [5:0] \$385 ;
+  reg [6:0] \$386 ;
+  reg [7:0] \$387 ;
   reg [2:0] \$388 ;
   reg [2:0] \$389 ;
   wire \$39 ;
   reg [2:0] \$390 ;
-  reg [4:0] \$391 ;
-  reg [4:0] \$392 ;
-  reg [5:0] \$393 ;
-  reg [6:0] \$394 ;
-  reg [7:0] \$395 ;
-  reg [2:0] \$396 ;
-  reg [2:0] \$397 ;
-  reg [2:0] \$398 ;
-  reg [2:0] \$399 ;
+  reg [2:0] \$391 ;
+  reg [2:0] \$392 ;
+  reg [2:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg [2:0] \$395 ;
+  reg [4:0] \$396 ;
+  reg [4:0] \$397 ;
+  reg [5:0] \$398 ;
+  reg [6:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg [2:0] \$400 ;
+  reg [7:0] \$400 ;
   reg [2:0] \$401 ;
   reg [2:0] \$402 ;
   reg [2:0] \$403 ;
-  reg [4:0] \$404 ;
-  reg [4:0] \$405 ;
-  reg [5:0] \$406 ;
-  reg [6:0] \$407 ;
-  reg [7:0] \$408 ;
-  reg [2:0] \$409 ;
-  wire \$41 ;
-  reg [2:0] \$410 ;
-  reg [2:0] \$411 ;
-  reg [2:0] \$412 ;
-  reg [2:0] \$413 ;
+  reg [2:0] \$404 ;
+  reg [2:0] \$405 ;
+  reg [2:0] \$406 ;
+  reg [2:0] \$407 ;
+  reg [2:0] \$408 ;
+  reg [4:0] \$409 ;
+  wire [1:0] \$41 ;
+  reg [4:0] \$410 ;
+  reg [5:0] \$411 ;
+  reg [6:0] \$412 ;
+  reg [7:0] \$413 ;
   reg [2:0] \$414 ;
   reg [2:0] \$415 ;
   reg [2:0] \$416 ;
-  reg [4:0] \$417 ;
-  reg [4:0] \$418 ;
-  reg [5:0] \$419 ;
-  wire [1:0] \$42 ;
-  reg [6:0] \$420 ;
-  reg [7:0] \$421 ;
-  reg [2:0] \$422 ;
-  reg [2:0] \$423 ;
-  reg [2:0] \$424 ;
-  reg [2:0] \$425 ;
-  reg [2:0] \$426 ;
+  reg [2:0] \$417 ;
+  reg [2:0] \$418 ;
+  reg [2:0] \$419 ;
+  wire \$42 ;
+  reg [2:0] \$420 ;
+  reg [2:0] \$421 ;
+  reg [4:0] \$422 ;
+  reg [4:0] \$423 ;
+  reg [5:0] \$424 ;
+  reg [6:0] \$425 ;
+  reg [7:0] \$426 ;
   reg [2:0] \$427 ;
   reg [2:0] \$428 ;
   reg [2:0] \$429 ;
   wire \$43 ;
-  reg [4:0] \$430 ;
-  reg [4:0] \$431 ;
-  reg [5:0] \$432 ;
-  reg [6:0] \$433 ;
-  reg [7:0] \$434 ;
-  reg [2:0] \$435 ;
-  reg [2:0] \$436 ;
-  reg [2:0] \$437 ;
-  reg [2:0] \$438 ;
-  reg [2:0] \$439 ;
+  reg [2:0] \$430 ;
+  reg [2:0] \$431 ;
+  reg [2:0] \$432 ;
+  reg [2:0] \$433 ;
+  reg [2:0] \$434 ;
+  reg [4:0] \$435 ;
+  reg [4:0] \$436 ;
+  reg [5:0] \$437 ;
+  reg [6:0] \$438 ;
+  reg [7:0] \$439 ;
   wire \$44 ;
   reg [2:0] \$440 ;
   reg [2:0] \$441 ;
   reg [2:0] \$442 ;
-  reg [4:0] \$443 ;
-  reg [4:0] \$444 ;
-  reg [5:0] \$445 ;
-  reg [6:0] \$446 ;
-  reg [7:0] \$447 ;
-  reg [2:0] \$448 ;
-  reg [2:0] \$449 ;
-  wire \$45 ;
-  reg [2:0] \$450 ;
-  reg [2:0] \$451 ;
-  reg [2:0] \$452 ;
+  reg [2:0] \$443 ;
+  reg [2:0] \$444 ;
+  reg [2:0] \$445 ;
+  reg [2:0] \$446 ;
+  reg [2:0] \$447 ;
+  reg [4:0] \$448 ;
+  reg [4:0] \$449 ;
+  wire [1:0] \$45 ;
+  reg [5:0] \$450 ;
+  reg [6:0] \$451 ;
+  reg [7:0] \$452 ;
   reg [2:0] \$453 ;
   reg [2:0] \$454 ;
   reg [2:0] \$455 ;
-  reg [4:0] \$456 ;
-  reg [4:0] \$457 ;
-  reg [5:0] \$458 ;
-  reg [6:0] \$459 ;
-  wire [1:0] \$46 ;
-  reg [7:0] \$460 ;
-  reg [2:0] \$461 ;
-  reg [2:0] \$462 ;
-  reg [2:0] \$463 ;
-  reg [2:0] \$464 ;
-  reg [2:0] \$465 ;
+  reg [2:0] \$456 ;
+  reg [2:0] \$457 ;
+  reg [2:0] \$458 ;
+  reg [2:0] \$459 ;
+  wire \$46 ;
+  reg [2:0] \$460 ;
+  reg [4:0] \$461 ;
+  reg [4:0] \$462 ;
+  reg [5:0] \$463 ;
+  reg [6:0] \$464 ;
+  reg [7:0] \$465 ;
   reg [2:0] \$466 ;
   reg [2:0] \$467 ;
   reg [2:0] \$468 ;
-  reg [4:0] \$469 ;
+  reg [2:0] \$469 ;
   wire \$47 ;
-  reg [4:0] \$470 ;
-  reg [5:0] \$471 ;
-  reg [6:0] \$472 ;
-  reg [7:0] \$473 ;
-  reg \$474 ;
-  reg \$475 ;
-  reg [2:0] \$476 ;
-  reg [63:0] \$477 ;
-  reg \$478 ;
-  reg [7:0] \$479 ;
+  reg [2:0] \$470 ;
+  reg [2:0] \$471 ;
+  reg [2:0] \$472 ;
+  reg [2:0] \$473 ;
+  reg [4:0] \$474 ;
+  reg [4:0] \$475 ;
+  reg [5:0] \$476 ;
+  reg [6:0] \$477 ;
+  reg [7:0] \$478 ;
+  reg \$479 ;
   wire \$48 ;
-  reg [7:0] \$480 ;
-  reg [7:0] \$481 ;
-  reg [7:0] \$482 ;
-  reg [7:0] \$483 ;
+  reg \$480 ;
+  reg [2:0] \$481 ;
+  reg [63:0] \$482 ;
+  reg \$483 ;
   reg [7:0] \$484 ;
   reg [7:0] \$485 ;
   reg [7:0] \$486 ;
-  reg \$487 ;
+  reg [7:0] \$487 ;
   reg [7:0] \$488 ;
-  wire \$49 ;
+  reg [7:0] \$489 ;
+  wire [1:0] \$49 ;
+  reg [7:0] \$490 ;
+  reg [7:0] \$491 ;
+  reg \$492 ;
+  reg [7:0] \$493 ;
   wire \$5 ;
-  wire [1:0] \$50 ;
+  wire \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire \$53 ;
-  wire [1:0] \$54 ;
+  wire [1:0] \$53 ;
+  wire \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire \$57 ;
-  wire [1:0] \$58 ;
+  wire [1:0] \$57 ;
+  wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
-  wire \$61 ;
+  wire [1:0] \$61 ;
   wire [1:0] \$62 ;
-  wire [1:0] \$63 ;
-  wire [4:0] \$64 ;
-  wire \$65 ;
-  wire [3:0] \$66 ;
+  wire [4:0] \$63 ;
+  wire \$64 ;
+  wire [3:0] \$65 ;
+  wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire [31:0] \$7 ;
-  wire [1:0] \$70 ;
+  wire [6:0] \$7 ;
+  wire \$70 ;
   wire [1:0] \$71 ;
-  wire [2:0] \$72 ;
-  wire [1:0] \$73 ;
+  wire [1:0] \$72 ;
+  wire [2:0] \$73 ;
   wire [1:0] \$74 ;
-  wire [2:0] \$75 ;
-  wire [1:0] \$76 ;
+  wire [1:0] \$75 ;
+  wire [2:0] \$76 ;
   wire [1:0] \$77 ;
-  wire [2:0] \$78 ;
-  wire [1:0] \$79 ;
-  wire [6:0] \$8 ;
+  wire [1:0] \$78 ;
+  wire [2:0] \$79 ;
+  wire [7:0] \$8 ;
   wire [1:0] \$80 ;
-  wire [2:0] \$81 ;
-  wire [1:0] \$82 ;
+  wire [1:0] \$81 ;
+  wire [2:0] \$82 ;
   wire [1:0] \$83 ;
-  wire [2:0] \$84 ;
-  wire [1:0] \$85 ;
+  wire [1:0] \$84 ;
+  wire [2:0] \$85 ;
   wire [1:0] \$86 ;
-  wire [2:0] \$87 ;
-  wire [1:0] \$88 ;
+  wire [1:0] \$87 ;
+  wire [2:0] \$88 ;
   wire [1:0] \$89 ;
-  wire [7:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [1:0] \$91 ;
+  wire [31:0] \$9 ;
+  wire [1:0] \$90 ;
+  wire [2:0] \$91 ;
   wire [1:0] \$92 ;
-  wire [2:0] \$93 ;
-  wire [3:0] \$94 ;
+  wire [1:0] \$93 ;
+  wire [2:0] \$94 ;
   wire [3:0] \$95 ;
-  wire [4:0] \$96 ;
-  wire [3:0] \$97 ;
+  wire [3:0] \$96 ;
+  wire [4:0] \$97 ;
   wire [3:0] \$98 ;
-  wire [4:0] \$99 ;
-  reg \$signal  = 1'h0;
-  reg \$signal$73  = 1'h0;
+  wire [3:0] \$99 ;
+  (* init = 1'h0 *)
+  wire \$signal ;
+  reg \$signal$74  = 1'h0;
+  reg \$signal$76  = 1'h0;
   reg \$signature__addr  = 1'h0;
-  wire [31:0] \$signature__data ;
+  reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
   wire \$signature__data[10] ;
   wire \$signature__data[11] ;
@@ -528,7 +535,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \$signature__data[7] ;
   wire \$signature__data[8] ;
   wire \$signature__data[9] ;
-  wire \$signature__en ;
+  reg \$signature__en  = 1'h0;
   reg [7:0] acc0 = 8'h00;
   reg [7:0] acc0_d0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
@@ -545,6 +552,8 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [7:0] acc6_d0 = 8'h00;
   reg [7:0] acc7 = 8'h00;
   reg [7:0] acc7_d0 = 8'h00;
+  (* init = 1'h0 *)
+  wire addr1;
   wire advance;
   input clk;
   wire clk;
@@ -554,6 +563,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg first1_d2 = 1'h0;
   reg first1_d3 = 1'h0;
   reg fresh1 = 1'h0;
+  reg fresh1_d0 = 1'h0;
   input [31:0] i__payload;
   wire [31:0] i__payload;
   wire \i__payload[0] ;
@@ -620,27 +630,27 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [2:0] \port__addr$59  = 3'h0;
+  reg [2:0] \port__addr$61  = 3'h0;
   wire [255:0] port__data;
-  wire [63:0] \port__data$182 ;
-  wire [7:0] \port__data$182[0] ;
-  wire [7:0] \port__data$182[0][0] ;
-  wire [7:0] \port__data$182[1] ;
-  wire [7:0] \port__data$182[1][0] ;
-  wire [7:0] \port__data$182[2] ;
-  wire [7:0] \port__data$182[2][0] ;
-  wire [7:0] \port__data$182[3] ;
-  wire [7:0] \port__data$182[3][0] ;
-  wire [7:0] \port__data$182[4] ;
-  wire [7:0] \port__data$182[4][0] ;
-  wire [7:0] \port__data$182[5] ;
-  wire [7:0] \port__data$182[5][0] ;
-  wire [7:0] \port__data$182[6] ;
-  wire [7:0] \port__data$182[6][0] ;
-  wire [7:0] \port__data$182[7] ;
-  wire [7:0] \port__data$182[7][0] ;
+  wire [63:0] \port__data$186 ;
+  wire [7:0] \port__data$186[0] ;
+  wire [7:0] \port__data$186[0][0] ;
+  wire [7:0] \port__data$186[1] ;
+  wire [7:0] \port__data$186[1][0] ;
+  wire [7:0] \port__data$186[2] ;
+  wire [7:0] \port__data$186[2][0] ;
+  wire [7:0] \port__data$186[3] ;
+  wire [7:0] \port__data$186[3][0] ;
+  wire [7:0] \port__data$186[4] ;
+  wire [7:0] \port__data$186[4][0] ;
+  wire [7:0] \port__data$186[5] ;
+  wire [7:0] \port__data$186[5][0] ;
+  wire [7:0] \port__data$186[6] ;
+  wire [7:0] \port__data$186[6][0] ;
+  wire [7:0] \port__data$186[7] ;
+  wire [7:0] \port__data$186[7][0] ;
   wire port__en;
-  wire \port__en$61 ;
+  wire \port__en$63 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw2 = 7'h00;
@@ -649,6 +659,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [6:0] raw5 = 7'h00;
   reg [6:0] raw6 = 7'h00;
   reg [6:0] raw7 = 7'h00;
+  reg [31:0] replay_d0 = 32'd0;
   wire [7:0] result;
   wire \result[0] ;
   wire \result[1] ;
@@ -658,8 +669,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \result[5] ;
   wire \result[6] ;
   wire \result[7] ;
-  (* init = 1'h0 *)
-  wire rp__addr;
+  reg rp__addr = 1'h0;
   wire [31:0] rp__data;
   wire \rp__data[0] ;
   wire \rp__data[10] ;
@@ -817,11 +827,12 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$183  = 1'h0;
+  reg \v2_d0$187  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [31:0] x1 = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] x1;
   wire \x1[0] ;
   wire \x1[10] ;
   wire \x1[11] ;
@@ -854,6 +865,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \x1[7] ;
   wire \x1[8] ;
   wire \x1[9] ;
+  reg [31:0] x1_d0 = 32'd0;
   wire [31:0] x_in;
   wire \x_in[0] ;
   wire \x_in[10] ;
@@ -887,39 +899,6 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
-  reg [31:0] x_in_d0 = 32'd0;
-  wire \x_in_d0[0] ;
-  wire \x_in_d0[10] ;
-  wire \x_in_d0[11] ;
-  wire \x_in_d0[12] ;
-  wire \x_in_d0[13] ;
-  wire \x_in_d0[14] ;
-  wire \x_in_d0[15] ;
-  wire \x_in_d0[16] ;
-  wire \x_in_d0[17] ;
-  wire \x_in_d0[18] ;
-  wire \x_in_d0[19] ;
-  wire \x_in_d0[1] ;
-  wire \x_in_d0[20] ;
-  wire \x_in_d0[21] ;
-  wire \x_in_d0[22] ;
-  wire \x_in_d0[23] ;
-  wire \x_in_d0[24] ;
-  wire \x_in_d0[25] ;
-  wire \x_in_d0[26] ;
-  wire \x_in_d0[27] ;
-  wire \x_in_d0[28] ;
-  wire \x_in_d0[29] ;
-  wire \x_in_d0[2] ;
-  wire \x_in_d0[30] ;
-  wire \x_in_d0[31] ;
-  wire \x_in_d0[3] ;
-  wire \x_in_d0[4] ;
-  wire \x_in_d0[5] ;
-  wire \x_in_d0[6] ;
-  wire \x_in_d0[7] ;
-  wire \x_in_d0[8] ;
-  wire \x_in_d0[9] ;
   wire [31:0] xnor0;
   wire [31:0] xnor1;
   wire [31:0] xnor2;
@@ -928,6 +907,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [31:0] xnor5;
   wire [31:0] xnor6;
   wire [31:0] xnor7;
+  (* no_rw_check = 32'd1 *)
   reg [31:0] input_buffer [1:0];
   initial begin
     input_buffer[0] = 32'd0;
@@ -935,12 +915,12 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @(posedge clk) begin
     if (\$signature__en )
-      input_buffer[\$signature__addr ] <= i__payload;
+      input_buffer[\$signature__addr ] <= \$signature__data ;
   end
   reg [31:0] _0_;
   always @(posedge clk) begin
     if (advance) begin
-      _0_ <= input_buffer[\$signature__addr ];
+      _0_ <= input_buffer[rp__addr];
     end
   end
   assign rp__data = _0_;
@@ -958,10 +938,10 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$59 ];
+      _1_ <= thresholds[\port__addr$61 ];
     end
   end
-  assign \port__data$182  = _1_;
+  assign \port__data$186  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
@@ -989,149 +969,163 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   assign port__data = _2_;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$417 ;
+    tree3_l1_1_0 <= \$415 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$418 ;
+    tree3_l1_2_0 <= \$416 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$419 ;
+    tree3_l1_3_0 <= \$417 ;
   always @(posedge clk)
-    raw3 <= \$420 ;
+    tree3_l1_4_0 <= \$418 ;
   always @(posedge clk)
-    acc3 <= \$421 ;
+    tree3_l1_5_0 <= \$419 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$422 ;
+    tree3_l1_6_0 <= \$420 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$423 ;
+    tree3_l1_7_0 <= \$421 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$424 ;
+    tree3_l3_0_0 <= \$422 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$425 ;
+    tree3_l3_1_0 <= \$423 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$426 ;
+    tree3_l4_0_0 <= \$424 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$427 ;
+    raw3 <= \$425 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$428 ;
+    acc3 <= \$426 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$429 ;
+    tree4_l1_0_0 <= \$427 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$430 ;
+    tree4_l1_1_0 <= \$428 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$431 ;
+    tree4_l1_2_0 <= \$429 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$432 ;
+    tree4_l1_3_0 <= \$430 ;
   always @(posedge clk)
-    raw4 <= \$433 ;
+    tree4_l1_4_0 <= \$431 ;
   always @(posedge clk)
-    acc4 <= \$434 ;
+    tree4_l1_5_0 <= \$432 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$435 ;
+    tree4_l1_6_0 <= \$433 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$436 ;
+    tree4_l1_7_0 <= \$434 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$437 ;
+    tree4_l3_0_0 <= \$435 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$438 ;
+    tree4_l3_1_0 <= \$436 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$439 ;
+    tree4_l4_0_0 <= \$437 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$440 ;
+    raw4 <= \$438 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$441 ;
+    acc4 <= \$439 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$442 ;
+    tree5_l1_0_0 <= \$440 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$443 ;
+    tree5_l1_1_0 <= \$441 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$444 ;
+    tree5_l1_2_0 <= \$442 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$445 ;
+    tree5_l1_3_0 <= \$443 ;
   always @(posedge clk)
-    raw5 <= \$446 ;
+    tree5_l1_4_0 <= \$444 ;
   always @(posedge clk)
-    acc5 <= \$447 ;
+    tree5_l1_5_0 <= \$445 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$448 ;
+    tree5_l1_6_0 <= \$446 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$449 ;
+    tree5_l1_7_0 <= \$447 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$450 ;
+    tree5_l3_0_0 <= \$448 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$451 ;
+    tree5_l3_1_0 <= \$449 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$452 ;
+    tree5_l4_0_0 <= \$450 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$453 ;
+    raw5 <= \$451 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$454 ;
+    acc5 <= \$452 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$455 ;
+    tree6_l1_0_0 <= \$453 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$456 ;
+    tree6_l1_1_0 <= \$454 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$457 ;
+    tree6_l1_2_0 <= \$455 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$458 ;
+    tree6_l1_3_0 <= \$456 ;
   always @(posedge clk)
-    raw6 <= \$459 ;
+    tree6_l1_4_0 <= \$457 ;
   always @(posedge clk)
-    acc6 <= \$460 ;
+    tree6_l1_5_0 <= \$458 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$461 ;
+    tree6_l1_6_0 <= \$459 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$462 ;
+    tree6_l1_7_0 <= \$460 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$463 ;
+    tree6_l3_0_0 <= \$461 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$464 ;
+    tree6_l3_1_0 <= \$462 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$465 ;
+    tree6_l4_0_0 <= \$463 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$466 ;
+    raw6 <= \$464 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$467 ;
+    acc6 <= \$465 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$468 ;
+    tree7_l1_0_0 <= \$466 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$469 ;
+    tree7_l1_1_0 <= \$467 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$470 ;
+    tree7_l1_2_0 <= \$468 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$471 ;
+    tree7_l1_3_0 <= \$469 ;
   always @(posedge clk)
-    raw7 <= \$472 ;
+    tree7_l1_4_0 <= \$470 ;
   always @(posedge clk)
-    acc7 <= \$473 ;
+    tree7_l1_5_0 <= \$471 ;
   always @(posedge clk)
-    v2 <= \$474 ;
+    tree7_l1_6_0 <= \$472 ;
   always @(posedge clk)
-    v2_d0 <= \$475 ;
+    tree7_l1_7_0 <= \$473 ;
   always @(posedge clk)
-    \port__addr$59  <= \$476 ;
+    tree7_l3_0_0 <= \$474 ;
   always @(posedge clk)
-    thresholds_d0 <= \$477 ;
+    tree7_l3_1_0 <= \$475 ;
   always @(posedge clk)
-    \v2_d0$183  <= \$478 ;
+    tree7_l4_0_0 <= \$476 ;
   always @(posedge clk)
-    acc0_d0 <= \$479 ;
+    raw7 <= \$477 ;
   always @(posedge clk)
-    acc1_d0 <= \$480 ;
+    acc7 <= \$478 ;
   always @(posedge clk)
-    acc2_d0 <= \$481 ;
+    v2 <= \$479 ;
   always @(posedge clk)
-    acc3_d0 <= \$482 ;
+    v2_d0 <= \$480 ;
   always @(posedge clk)
-    acc4_d0 <= \$483 ;
+    \port__addr$61  <= \$481 ;
   always @(posedge clk)
-    acc5_d0 <= \$484 ;
+    thresholds_d0 <= \$482 ;
   always @(posedge clk)
-    acc6_d0 <= \$485 ;
+    \v2_d0$187  <= \$483 ;
   always @(posedge clk)
-    acc7_d0 <= \$486 ;
+    acc0_d0 <= \$484 ;
   always @(posedge clk)
-    o__valid <= \$487 ;
+    acc1_d0 <= \$485 ;
   always @(posedge clk)
-    o__payload <= \$488 ;
+    acc2_d0 <= \$486 ;
+  always @(posedge clk)
+    acc3_d0 <= \$487 ;
+  always @(posedge clk)
+    acc4_d0 <= \$488 ;
+  always @(posedge clk)
+    acc5_d0 <= \$489 ;
+  always @(posedge clk)
+    acc6_d0 <= \$490 ;
+  always @(posedge clk)
+    acc7_d0 <= \$491 ;
+  always @(posedge clk)
+    o__valid <= \$492 ;
+  always @(posedge clk)
+    o__payload <= \$493 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -1140,1082 +1134,1105 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \$4  = ~ \$3 ;
   assign \$5  = i__valid | \$4 ;
   assign fire = advance & \$5 ;
-  assign \$6  = ! nf;
-  assign \$signature__en  = fire & \$6 ;
-  assign x_in = fresh1 ? x1 : rp__data;
-  assign \$7  = x_in_d0 ^ weights_d0[31:0];
-  assign xnor0 = ~ \$7 ;
-  assign \$8  = first1_d3 ? 7'h00 : raw0;
-  assign \$9  = tree0_l4_0_0 + \$8 ;
-  assign \$10  = x_in_d0 ^ weights_d0[63:32];
-  assign xnor1 = ~ \$10 ;
-  assign \$11  = first1_d3 ? 7'h00 : raw1;
-  assign \$12  = tree1_l4_0_0 + \$11 ;
-  assign \$13  = x_in_d0 ^ weights_d0[95:64];
-  assign xnor2 = ~ \$13 ;
-  assign \$14  = first1_d3 ? 7'h00 : raw2;
-  assign \$15  = tree2_l4_0_0 + \$14 ;
-  assign \$16  = x_in_d0 ^ weights_d0[127:96];
-  assign xnor3 = ~ \$16 ;
-  assign \$17  = first1_d3 ? 7'h00 : raw3;
-  assign \$18  = tree3_l4_0_0 + \$17 ;
-  assign \$19  = x_in_d0 ^ weights_d0[159:128];
-  assign xnor4 = ~ \$19 ;
-  assign \$20  = first1_d3 ? 7'h00 : raw4;
-  assign \$21  = tree4_l4_0_0 + \$20 ;
-  assign \$22  = x_in_d0 ^ weights_d0[191:160];
-  assign xnor5 = ~ \$22 ;
-  assign \$23  = first1_d3 ? 7'h00 : raw5;
-  assign \$24  = tree5_l4_0_0 + \$23 ;
-  assign \$25  = x_in_d0 ^ weights_d0[223:192];
-  assign xnor6 = ~ \$25 ;
-  assign \$26  = first1_d3 ? 7'h00 : raw6;
-  assign \$27  = tree6_l4_0_0 + \$26 ;
-  assign \$28  = x_in_d0 ^ weights_d0[255:224];
-  assign xnor7 = ~ \$28 ;
-  assign \$29  = first1_d3 ? 7'h00 : raw7;
-  assign \$30  = tree7_l4_0_0 + \$29 ;
-  assign \$31  = ~ acc0_d0[7];
-  assign \$32  = ~ thresholds_d0[7];
-  assign \$33  = { \$31 , acc0_d0[6:0] } >= { \$32 , thresholds_d0[6:0] };
-  assign \$34  = 1'h0 + \$33 ;
-  assign \$35  = ~ acc1_d0[7];
-  assign \$36  = ~ thresholds_d0[15];
-  assign \$37  = { \$35 , acc1_d0[6:0] } >= { \$36 , thresholds_d0[14:8] };
-  assign \$38  = 1'h0 + \$37 ;
-  assign \$39  = ~ acc2_d0[7];
-  assign \$40  = ~ thresholds_d0[23];
-  assign \$41  = { \$39 , acc2_d0[6:0] } >= { \$40 , thresholds_d0[22:16] };
-  assign \$42  = 1'h0 + \$41 ;
-  assign \$43  = ~ acc3_d0[7];
-  assign \$44  = ~ thresholds_d0[31];
-  assign \$45  = { \$43 , acc3_d0[6:0] } >= { \$44 , thresholds_d0[30:24] };
-  assign \$46  = 1'h0 + \$45 ;
-  assign \$47  = ~ acc4_d0[7];
-  assign \$48  = ~ thresholds_d0[39];
-  assign \$49  = { \$47 , acc4_d0[6:0] } >= { \$48 , thresholds_d0[38:32] };
-  assign \$50  = 1'h0 + \$49 ;
-  assign \$51  = ~ acc5_d0[7];
-  assign \$52  = ~ thresholds_d0[47];
-  assign \$53  = { \$51 , acc5_d0[6:0] } >= { \$52 , thresholds_d0[46:40] };
-  assign \$54  = 1'h0 + \$53 ;
-  assign \$55  = ~ acc6_d0[7];
-  assign \$56  = ~ thresholds_d0[55];
-  assign \$57  = { \$55 , acc6_d0[6:0] } >= { \$56 , thresholds_d0[54:48] };
-  assign \$58  = 1'h0 + \$57 ;
-  assign \$59  = ~ acc7_d0[7];
-  assign \$60  = ~ thresholds_d0[63];
-  assign \$61  = { \$59 , acc7_d0[6:0] } >= { \$60 , thresholds_d0[62:56] };
-  assign \$62  = 1'h0 + \$61 ;
-  assign \$63  = \$signature__addr  + 1'h1;
-  assign \$64  = port__addr + 1'h1;
-  assign \$66  = nf + 1'h1;
-  assign \$67  = ! nf;
-  assign \$68  = ! \$signature__addr ;
-  assign \$70  = xnor0[0] + xnor0[1];
-  assign \$71  = xnor0[2] + xnor0[3];
-  assign \$72  = \$70  + \$71 ;
-  assign \$73  = xnor0[4] + xnor0[5];
-  assign \$74  = xnor0[6] + xnor0[7];
-  assign \$75  = \$73  + \$74 ;
-  assign \$76  = xnor0[8] + xnor0[9];
-  assign \$77  = xnor0[10] + xnor0[11];
-  assign \$78  = \$76  + \$77 ;
-  assign \$79  = xnor0[12] + xnor0[13];
-  assign \$80  = xnor0[14] + xnor0[15];
-  assign \$81  = \$79  + \$80 ;
-  assign \$82  = xnor0[16] + xnor0[17];
-  assign \$83  = xnor0[18] + xnor0[19];
-  assign \$84  = \$82  + \$83 ;
-  assign \$85  = xnor0[20] + xnor0[21];
-  assign \$86  = xnor0[22] + xnor0[23];
-  assign \$87  = \$85  + \$86 ;
-  assign \$88  = xnor0[24] + xnor0[25];
-  assign \$89  = xnor0[26] + xnor0[27];
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = xnor0[28] + xnor0[29];
-  assign \$92  = xnor0[30] + xnor0[31];
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$95  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$96  = \$94  + \$95 ;
-  assign \$97  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$98  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$99  = \$97  + \$98 ;
-  assign \$100  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$101  = advance & v1_d3;
-  assign \$102  = 2'h2 * raw0;
-  assign \$103  = \$102  - 7'h40;
-  assign \$104  = xnor1[0] + xnor1[1];
-  assign \$105  = xnor1[2] + xnor1[3];
-  assign \$106  = \$104  + \$105 ;
-  assign \$107  = xnor1[4] + xnor1[5];
-  assign \$108  = xnor1[6] + xnor1[7];
-  assign \$109  = \$107  + \$108 ;
-  assign \$110  = xnor1[8] + xnor1[9];
-  assign \$111  = xnor1[10] + xnor1[11];
-  assign \$112  = \$110  + \$111 ;
-  assign \$113  = xnor1[12] + xnor1[13];
-  assign \$114  = xnor1[14] + xnor1[15];
-  assign \$115  = \$113  + \$114 ;
-  assign \$116  = xnor1[16] + xnor1[17];
-  assign \$117  = xnor1[18] + xnor1[19];
-  assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor1[20] + xnor1[21];
-  assign \$120  = xnor1[22] + xnor1[23];
-  assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor1[24] + xnor1[25];
-  assign \$123  = xnor1[26] + xnor1[27];
-  assign \$124  = \$122  + \$123 ;
-  assign \$125  = xnor1[28] + xnor1[29];
-  assign \$126  = xnor1[30] + xnor1[31];
-  assign \$127  = \$125  + \$126 ;
-  assign \$128  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$129  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$130  = \$128  + \$129 ;
-  assign \$131  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$132  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$133  = \$131  + \$132 ;
-  assign \$134  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$135  = advance & v1_d3;
-  assign \$136  = 2'h2 * raw1;
-  assign \$137  = \$136  - 7'h40;
-  assign \$138  = xnor2[0] + xnor2[1];
-  assign \$139  = xnor2[2] + xnor2[3];
-  assign \$140  = \$138  + \$139 ;
-  assign \$141  = xnor2[4] + xnor2[5];
-  assign \$142  = xnor2[6] + xnor2[7];
-  assign \$143  = \$141  + \$142 ;
-  assign \$144  = xnor2[8] + xnor2[9];
-  assign \$145  = xnor2[10] + xnor2[11];
-  assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor2[12] + xnor2[13];
-  assign \$148  = xnor2[14] + xnor2[15];
-  assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor2[16] + xnor2[17];
-  assign \$151  = xnor2[18] + xnor2[19];
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor2[20] + xnor2[21];
-  assign \$154  = xnor2[22] + xnor2[23];
-  assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor2[24] + xnor2[25];
-  assign \$157  = xnor2[26] + xnor2[27];
-  assign \$158  = \$156  + \$157 ;
-  assign \$159  = xnor2[28] + xnor2[29];
-  assign \$160  = xnor2[30] + xnor2[31];
-  assign \$161  = \$159  + \$160 ;
-  assign \$162  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$163  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$164  = \$162  + \$163 ;
-  assign \$165  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$166  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$167  = \$165  + \$166 ;
-  assign \$168  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$169  = advance & v1_d3;
-  assign \$170  = 2'h2 * raw2;
-  assign \$171  = \$170  - 7'h40;
-  assign \$172  = xnor3[0] + xnor3[1];
-  assign \$173  = xnor3[2] + xnor3[3];
-  assign \$174  = \$172  + \$173 ;
-  assign \$175  = xnor3[4] + xnor3[5];
-  assign \$176  = xnor3[6] + xnor3[7];
-  assign \$177  = \$175  + \$176 ;
-  assign \$178  = xnor3[8] + xnor3[9];
-  assign \$179  = xnor3[10] + xnor3[11];
-  assign \$180  = \$178  + \$179 ;
-  assign \$181  = xnor3[12] + xnor3[13];
-  assign \$182  = xnor3[14] + xnor3[15];
-  assign \$183  = \$181  + \$182 ;
-  assign \$184  = xnor3[16] + xnor3[17];
-  assign \$185  = xnor3[18] + xnor3[19];
-  assign \$186  = \$184  + \$185 ;
-  assign \$187  = xnor3[20] + xnor3[21];
-  assign \$188  = xnor3[22] + xnor3[23];
-  assign \$189  = \$187  + \$188 ;
-  assign \$190  = xnor3[24] + xnor3[25];
-  assign \$191  = xnor3[26] + xnor3[27];
-  assign \$192  = \$190  + \$191 ;
-  assign \$193  = xnor3[28] + xnor3[29];
-  assign \$194  = xnor3[30] + xnor3[31];
-  assign \$195  = \$193  + \$194 ;
-  assign \$196  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$197  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$198  = \$196  + \$197 ;
-  assign \$199  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$200  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$201  = \$199  + \$200 ;
-  assign \$202  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$203  = advance & v1_d3;
-  assign \$204  = 2'h2 * raw3;
-  assign \$205  = \$204  - 7'h40;
-  assign \$206  = xnor4[0] + xnor4[1];
-  assign \$207  = xnor4[2] + xnor4[3];
-  assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor4[4] + xnor4[5];
-  assign \$210  = xnor4[6] + xnor4[7];
-  assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor4[8] + xnor4[9];
-  assign \$213  = xnor4[10] + xnor4[11];
-  assign \$214  = \$212  + \$213 ;
-  assign \$215  = xnor4[12] + xnor4[13];
-  assign \$216  = xnor4[14] + xnor4[15];
-  assign \$217  = \$215  + \$216 ;
-  assign \$218  = xnor4[16] + xnor4[17];
-  assign \$219  = xnor4[18] + xnor4[19];
-  assign \$220  = \$218  + \$219 ;
-  assign \$221  = xnor4[20] + xnor4[21];
-  assign \$222  = xnor4[22] + xnor4[23];
-  assign \$223  = \$221  + \$222 ;
-  assign \$224  = xnor4[24] + xnor4[25];
-  assign \$225  = xnor4[26] + xnor4[27];
-  assign \$226  = \$224  + \$225 ;
-  assign \$227  = xnor4[28] + xnor4[29];
-  assign \$228  = xnor4[30] + xnor4[31];
-  assign \$229  = \$227  + \$228 ;
-  assign \$230  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$231  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$232  = \$230  + \$231 ;
-  assign \$233  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$234  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$235  = \$233  + \$234 ;
-  assign \$236  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$237  = advance & v1_d3;
-  assign \$238  = 2'h2 * raw4;
-  assign \$239  = \$238  - 7'h40;
-  assign \$240  = xnor5[0] + xnor5[1];
-  assign \$241  = xnor5[2] + xnor5[3];
-  assign \$242  = \$240  + \$241 ;
-  assign \$243  = xnor5[4] + xnor5[5];
-  assign \$244  = xnor5[6] + xnor5[7];
-  assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor5[8] + xnor5[9];
-  assign \$247  = xnor5[10] + xnor5[11];
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = xnor5[12] + xnor5[13];
-  assign \$250  = xnor5[14] + xnor5[15];
-  assign \$251  = \$249  + \$250 ;
-  assign \$252  = xnor5[16] + xnor5[17];
-  assign \$253  = xnor5[18] + xnor5[19];
-  assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor5[20] + xnor5[21];
-  assign \$256  = xnor5[22] + xnor5[23];
-  assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor5[24] + xnor5[25];
-  assign \$259  = xnor5[26] + xnor5[27];
-  assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor5[28] + xnor5[29];
-  assign \$262  = xnor5[30] + xnor5[31];
-  assign \$263  = \$261  + \$262 ;
-  assign \$264  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$265  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$268  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$269  = \$267  + \$268 ;
-  assign \$270  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$271  = advance & v1_d3;
-  assign \$272  = 2'h2 * raw5;
-  assign \$273  = \$272  - 7'h40;
-  assign \$274  = xnor6[0] + xnor6[1];
-  assign \$275  = xnor6[2] + xnor6[3];
-  assign \$276  = \$274  + \$275 ;
-  assign \$277  = xnor6[4] + xnor6[5];
-  assign \$278  = xnor6[6] + xnor6[7];
-  assign \$279  = \$277  + \$278 ;
-  assign \$280  = xnor6[8] + xnor6[9];
-  assign \$281  = xnor6[10] + xnor6[11];
-  assign \$282  = \$280  + \$281 ;
-  assign \$283  = xnor6[12] + xnor6[13];
-  assign \$284  = xnor6[14] + xnor6[15];
-  assign \$285  = \$283  + \$284 ;
-  assign \$286  = xnor6[16] + xnor6[17];
-  assign \$287  = xnor6[18] + xnor6[19];
-  assign \$288  = \$286  + \$287 ;
-  assign \$289  = xnor6[20] + xnor6[21];
-  assign \$290  = xnor6[22] + xnor6[23];
-  assign \$291  = \$289  + \$290 ;
-  assign \$292  = xnor6[24] + xnor6[25];
-  assign \$293  = xnor6[26] + xnor6[27];
-  assign \$294  = \$292  + \$293 ;
-  assign \$295  = xnor6[28] + xnor6[29];
-  assign \$296  = xnor6[30] + xnor6[31];
-  assign \$297  = \$295  + \$296 ;
-  assign \$298  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$299  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$300  = \$298  + \$299 ;
-  assign \$301  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$302  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$303  = \$301  + \$302 ;
-  assign \$304  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$305  = advance & v1_d3;
-  assign \$306  = 2'h2 * raw6;
-  assign \$307  = \$306  - 7'h40;
-  assign \$308  = xnor7[0] + xnor7[1];
-  assign \$309  = xnor7[2] + xnor7[3];
-  assign \$310  = \$308  + \$309 ;
-  assign \$311  = xnor7[4] + xnor7[5];
-  assign \$312  = xnor7[6] + xnor7[7];
-  assign \$313  = \$311  + \$312 ;
-  assign \$314  = xnor7[8] + xnor7[9];
-  assign \$315  = xnor7[10] + xnor7[11];
-  assign \$316  = \$314  + \$315 ;
-  assign \$317  = xnor7[12] + xnor7[13];
-  assign \$318  = xnor7[14] + xnor7[15];
-  assign \$319  = \$317  + \$318 ;
-  assign \$320  = xnor7[16] + xnor7[17];
-  assign \$321  = xnor7[18] + xnor7[19];
-  assign \$322  = \$320  + \$321 ;
-  assign \$323  = xnor7[20] + xnor7[21];
-  assign \$324  = xnor7[22] + xnor7[23];
-  assign \$325  = \$323  + \$324 ;
-  assign \$326  = xnor7[24] + xnor7[25];
-  assign \$327  = xnor7[26] + xnor7[27];
-  assign \$328  = \$326  + \$327 ;
-  assign \$329  = xnor7[28] + xnor7[29];
-  assign \$330  = xnor7[30] + xnor7[31];
-  assign \$331  = \$329  + \$330 ;
-  assign \$332  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$333  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$334  = \$332  + \$333 ;
-  assign \$335  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$336  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$337  = \$335  + \$336 ;
-  assign \$338  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$339  = advance & v1_d3;
-  assign \$340  = 2'h2 * raw7;
-  assign \$341  = \$340  - 7'h40;
-  assign \$342  = v1_d3 & last1_d3;
-  always @(posedge clk)
-    \$signature__addr  <= \$343 ;
-  always @(posedge clk)
-    port__addr <= \$344 ;
-  always @(posedge clk)
-    nf <= \$345 ;
-  always @(posedge clk)
-    \$signal  <= \$346 ;
-  always @(posedge clk)
-    x1 <= \$347 ;
-  always @(posedge clk)
-    fresh1 <= \$348 ;
-  always @(posedge clk)
-    \$signal$73  <= \$349 ;
-  always @(posedge clk)
-    last1 <= \$350 ;
-  always @(posedge clk)
-    nf1 <= \$351 ;
-  always @(posedge clk)
-    x_in_d0 <= \$352 ;
-  always @(posedge clk)
-    weights_d0 <= \$353 ;
-  always @(posedge clk)
-    v1_d0 <= \$354 ;
-  always @(posedge clk)
-    v1_d1 <= \$355 ;
-  always @(posedge clk)
-    v1_d2 <= \$356 ;
-  always @(posedge clk)
-    v1_d3 <= \$357 ;
-  always @(posedge clk)
-    first1_d0 <= \$358 ;
-  always @(posedge clk)
-    first1_d1 <= \$359 ;
-  always @(posedge clk)
-    first1_d2 <= \$360 ;
-  always @(posedge clk)
-    first1_d3 <= \$361 ;
-  always @(posedge clk)
-    last1_d0 <= \$362 ;
-  always @(posedge clk)
-    last1_d1 <= \$363 ;
-  always @(posedge clk)
-    last1_d2 <= \$364 ;
-  always @(posedge clk)
-    last1_d3 <= \$365 ;
-  always @(posedge clk)
-    nf1_d0 <= \$366 ;
-  always @(posedge clk)
-    nf1_d1 <= \$367 ;
-  always @(posedge clk)
-    nf1_d2 <= \$368 ;
-  always @(posedge clk)
-    nf1_d3 <= \$369 ;
-  always @(posedge clk)
-    tree0_l1_0_0 <= \$370 ;
-  always @(posedge clk)
-    tree0_l1_1_0 <= \$371 ;
-  always @(posedge clk)
-    tree0_l1_2_0 <= \$372 ;
-  always @(posedge clk)
-    tree0_l1_3_0 <= \$373 ;
-  always @(posedge clk)
-    tree0_l1_4_0 <= \$374 ;
-  always @(posedge clk)
-    tree0_l1_5_0 <= \$375 ;
-  always @(posedge clk)
-    tree0_l1_6_0 <= \$376 ;
-  always @(posedge clk)
-    tree0_l1_7_0 <= \$377 ;
-  always @(posedge clk)
-    tree0_l3_0_0 <= \$378 ;
-  always @(posedge clk)
-    tree0_l3_1_0 <= \$379 ;
-  always @(posedge clk)
-    tree0_l4_0_0 <= \$380 ;
-  always @(posedge clk)
-    raw0 <= \$381 ;
-  always @(posedge clk)
-    acc0 <= \$382 ;
-  always @(posedge clk)
-    tree1_l1_0_0 <= \$383 ;
-  always @(posedge clk)
-    tree1_l1_1_0 <= \$384 ;
-  always @(posedge clk)
-    tree1_l1_2_0 <= \$385 ;
-  always @(posedge clk)
-    tree1_l1_3_0 <= \$386 ;
-  always @(posedge clk)
-    tree1_l1_4_0 <= \$387 ;
-  always @(posedge clk)
-    tree1_l1_5_0 <= \$388 ;
-  always @(posedge clk)
-    tree1_l1_6_0 <= \$389 ;
-  always @(posedge clk)
-    tree1_l1_7_0 <= \$390 ;
-  always @(posedge clk)
-    tree1_l3_0_0 <= \$391 ;
-  always @(posedge clk)
-    tree1_l3_1_0 <= \$392 ;
-  always @(posedge clk)
-    tree1_l4_0_0 <= \$393 ;
-  always @(posedge clk)
-    raw1 <= \$394 ;
-  always @(posedge clk)
-    acc1 <= \$395 ;
-  always @(posedge clk)
-    tree2_l1_0_0 <= \$396 ;
-  always @(posedge clk)
-    tree2_l1_1_0 <= \$397 ;
-  always @(posedge clk)
-    tree2_l1_2_0 <= \$398 ;
-  always @(posedge clk)
-    tree2_l1_3_0 <= \$399 ;
-  always @(posedge clk)
-    tree2_l1_4_0 <= \$400 ;
-  always @(posedge clk)
-    tree2_l1_5_0 <= \$401 ;
-  always @(posedge clk)
-    tree2_l1_6_0 <= \$402 ;
-  always @(posedge clk)
-    tree2_l1_7_0 <= \$403 ;
-  always @(posedge clk)
-    tree2_l3_0_0 <= \$404 ;
-  always @(posedge clk)
-    tree2_l3_1_0 <= \$405 ;
-  always @(posedge clk)
-    tree2_l4_0_0 <= \$406 ;
-  always @(posedge clk)
-    raw2 <= \$407 ;
-  always @(posedge clk)
-    acc2 <= \$408 ;
-  always @(posedge clk)
-    tree3_l1_0_0 <= \$409 ;
-  always @(posedge clk)
-    tree3_l1_1_0 <= \$410 ;
-  always @(posedge clk)
-    tree3_l1_2_0 <= \$411 ;
-  always @(posedge clk)
-    tree3_l1_3_0 <= \$412 ;
-  always @(posedge clk)
-    tree3_l1_4_0 <= \$413 ;
-  always @(posedge clk)
-    tree3_l1_5_0 <= \$414 ;
-  always @(posedge clk)
-    tree3_l1_6_0 <= \$415 ;
-  always @(posedge clk)
-    tree3_l1_7_0 <= \$416 ;
+  assign x_in = fresh1_d0 ? x1_d0 : replay_d0;
+  assign \$6  = x_in ^ weights_d0[31:0];
+  assign xnor0 = ~ \$6 ;
+  assign \$7  = first1_d3 ? 7'h00 : raw0;
+  assign \$8  = tree0_l4_0_0 + \$7 ;
+  assign \$9  = x_in ^ weights_d0[63:32];
+  assign xnor1 = ~ \$9 ;
+  assign \$10  = first1_d3 ? 7'h00 : raw1;
+  assign \$11  = tree1_l4_0_0 + \$10 ;
+  assign \$12  = x_in ^ weights_d0[95:64];
+  assign xnor2 = ~ \$12 ;
+  assign \$13  = first1_d3 ? 7'h00 : raw2;
+  assign \$14  = tree2_l4_0_0 + \$13 ;
+  assign \$15  = x_in ^ weights_d0[127:96];
+  assign xnor3 = ~ \$15 ;
+  assign \$16  = first1_d3 ? 7'h00 : raw3;
+  assign \$17  = tree3_l4_0_0 + \$16 ;
+  assign \$18  = x_in ^ weights_d0[159:128];
+  assign xnor4 = ~ \$18 ;
+  assign \$19  = first1_d3 ? 7'h00 : raw4;
+  assign \$20  = tree4_l4_0_0 + \$19 ;
+  assign \$21  = x_in ^ weights_d0[191:160];
+  assign xnor5 = ~ \$21 ;
+  assign \$22  = first1_d3 ? 7'h00 : raw5;
+  assign \$23  = tree5_l4_0_0 + \$22 ;
+  assign \$24  = x_in ^ weights_d0[223:192];
+  assign xnor6 = ~ \$24 ;
+  assign \$25  = first1_d3 ? 7'h00 : raw6;
+  assign \$26  = tree6_l4_0_0 + \$25 ;
+  assign \$27  = x_in ^ weights_d0[255:224];
+  assign xnor7 = ~ \$27 ;
+  assign \$28  = first1_d3 ? 7'h00 : raw7;
+  assign \$29  = tree7_l4_0_0 + \$28 ;
+  assign \$30  = ~ acc0_d0[7];
+  assign \$31  = ~ thresholds_d0[7];
+  assign \$32  = { \$30 , acc0_d0[6:0] } >= { \$31 , thresholds_d0[6:0] };
+  assign \$33  = 1'h0 + \$32 ;
+  assign \$34  = ~ acc1_d0[7];
+  assign \$35  = ~ thresholds_d0[15];
+  assign \$36  = { \$34 , acc1_d0[6:0] } >= { \$35 , thresholds_d0[14:8] };
+  assign \$37  = 1'h0 + \$36 ;
+  assign \$38  = ~ acc2_d0[7];
+  assign \$39  = ~ thresholds_d0[23];
+  assign \$40  = { \$38 , acc2_d0[6:0] } >= { \$39 , thresholds_d0[22:16] };
+  assign \$41  = 1'h0 + \$40 ;
+  assign \$42  = ~ acc3_d0[7];
+  assign \$43  = ~ thresholds_d0[31];
+  assign \$44  = { \$42 , acc3_d0[6:0] } >= { \$43 , thresholds_d0[30:24] };
+  assign \$45  = 1'h0 + \$44 ;
+  assign \$46  = ~ acc4_d0[7];
+  assign \$47  = ~ thresholds_d0[39];
+  assign \$48  = { \$46 , acc4_d0[6:0] } >= { \$47 , thresholds_d0[38:32] };
+  assign \$49  = 1'h0 + \$48 ;
+  assign \$50  = ~ acc5_d0[7];
+  assign \$51  = ~ thresholds_d0[47];
+  assign \$52  = { \$50 , acc5_d0[6:0] } >= { \$51 , thresholds_d0[46:40] };
+  assign \$53  = 1'h0 + \$52 ;
+  assign \$54  = ~ acc6_d0[7];
+  assign \$55  = ~ thresholds_d0[55];
+  assign \$56  = { \$54 , acc6_d0[6:0] } >= { \$55 , thresholds_d0[54:48] };
+  assign \$57  = 1'h0 + \$56 ;
+  assign \$58  = ~ acc7_d0[7];
+  assign \$59  = ~ thresholds_d0[63];
+  assign \$60  = { \$58 , acc7_d0[6:0] } >= { \$59 , thresholds_d0[62:56] };
+  assign \$61  = 1'h0 + \$60 ;
+  assign \$62  = rp__addr + 1'h1;
+  assign \$63  = port__addr + 1'h1;
+  assign \$65  = nf + 1'h1;
+  assign \$66  = ! nf;
+  assign \$67  = fire & \$66 ;
+  assign \$68  = ! nf;
+  assign \$69  = ! rp__addr;
+  assign \$71  = xnor0[0] + xnor0[1];
+  assign \$72  = xnor0[2] + xnor0[3];
+  assign \$73  = \$71  + \$72 ;
+  assign \$74  = xnor0[4] + xnor0[5];
+  assign \$75  = xnor0[6] + xnor0[7];
+  assign \$76  = \$74  + \$75 ;
+  assign \$77  = xnor0[8] + xnor0[9];
+  assign \$78  = xnor0[10] + xnor0[11];
+  assign \$79  = \$77  + \$78 ;
+  assign \$80  = xnor0[12] + xnor0[13];
+  assign \$81  = xnor0[14] + xnor0[15];
+  assign \$82  = \$80  + \$81 ;
+  assign \$83  = xnor0[16] + xnor0[17];
+  assign \$84  = xnor0[18] + xnor0[19];
+  assign \$85  = \$83  + \$84 ;
+  assign \$86  = xnor0[20] + xnor0[21];
+  assign \$87  = xnor0[22] + xnor0[23];
+  assign \$88  = \$86  + \$87 ;
+  assign \$89  = xnor0[24] + xnor0[25];
+  assign \$90  = xnor0[26] + xnor0[27];
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = xnor0[28] + xnor0[29];
+  assign \$93  = xnor0[30] + xnor0[31];
+  assign \$94  = \$92  + \$93 ;
+  assign \$95  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$96  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$97  = \$95  + \$96 ;
+  assign \$98  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$99  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$100  = \$98  + \$99 ;
+  assign \$101  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$102  = advance & v1_d3;
+  assign \$103  = 2'h2 * raw0;
+  assign \$104  = \$103  - 7'h40;
+  assign \$105  = xnor1[0] + xnor1[1];
+  assign \$106  = xnor1[2] + xnor1[3];
+  assign \$107  = \$105  + \$106 ;
+  assign \$108  = xnor1[4] + xnor1[5];
+  assign \$109  = xnor1[6] + xnor1[7];
+  assign \$110  = \$108  + \$109 ;
+  assign \$111  = xnor1[8] + xnor1[9];
+  assign \$112  = xnor1[10] + xnor1[11];
+  assign \$113  = \$111  + \$112 ;
+  assign \$114  = xnor1[12] + xnor1[13];
+  assign \$115  = xnor1[14] + xnor1[15];
+  assign \$116  = \$114  + \$115 ;
+  assign \$117  = xnor1[16] + xnor1[17];
+  assign \$118  = xnor1[18] + xnor1[19];
+  assign \$119  = \$117  + \$118 ;
+  assign \$120  = xnor1[20] + xnor1[21];
+  assign \$121  = xnor1[22] + xnor1[23];
+  assign \$122  = \$120  + \$121 ;
+  assign \$123  = xnor1[24] + xnor1[25];
+  assign \$124  = xnor1[26] + xnor1[27];
+  assign \$125  = \$123  + \$124 ;
+  assign \$126  = xnor1[28] + xnor1[29];
+  assign \$127  = xnor1[30] + xnor1[31];
+  assign \$128  = \$126  + \$127 ;
+  assign \$129  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$130  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$131  = \$129  + \$130 ;
+  assign \$132  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$133  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$134  = \$132  + \$133 ;
+  assign \$135  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$136  = advance & v1_d3;
+  assign \$137  = 2'h2 * raw1;
+  assign \$138  = \$137  - 7'h40;
+  assign \$139  = xnor2[0] + xnor2[1];
+  assign \$140  = xnor2[2] + xnor2[3];
+  assign \$141  = \$139  + \$140 ;
+  assign \$142  = xnor2[4] + xnor2[5];
+  assign \$143  = xnor2[6] + xnor2[7];
+  assign \$144  = \$142  + \$143 ;
+  assign \$145  = xnor2[8] + xnor2[9];
+  assign \$146  = xnor2[10] + xnor2[11];
+  assign \$147  = \$145  + \$146 ;
+  assign \$148  = xnor2[12] + xnor2[13];
+  assign \$149  = xnor2[14] + xnor2[15];
+  assign \$150  = \$148  + \$149 ;
+  assign \$151  = xnor2[16] + xnor2[17];
+  assign \$152  = xnor2[18] + xnor2[19];
+  assign \$153  = \$151  + \$152 ;
+  assign \$154  = xnor2[20] + xnor2[21];
+  assign \$155  = xnor2[22] + xnor2[23];
+  assign \$156  = \$154  + \$155 ;
+  assign \$157  = xnor2[24] + xnor2[25];
+  assign \$158  = xnor2[26] + xnor2[27];
+  assign \$159  = \$157  + \$158 ;
+  assign \$160  = xnor2[28] + xnor2[29];
+  assign \$161  = xnor2[30] + xnor2[31];
+  assign \$162  = \$160  + \$161 ;
+  assign \$163  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$164  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$165  = \$163  + \$164 ;
+  assign \$166  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$167  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$168  = \$166  + \$167 ;
+  assign \$169  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$170  = advance & v1_d3;
+  assign \$171  = 2'h2 * raw2;
+  assign \$172  = \$171  - 7'h40;
+  assign \$173  = xnor3[0] + xnor3[1];
+  assign \$174  = xnor3[2] + xnor3[3];
+  assign \$175  = \$173  + \$174 ;
+  assign \$176  = xnor3[4] + xnor3[5];
+  assign \$177  = xnor3[6] + xnor3[7];
+  assign \$178  = \$176  + \$177 ;
+  assign \$179  = xnor3[8] + xnor3[9];
+  assign \$180  = xnor3[10] + xnor3[11];
+  assign \$181  = \$179  + \$180 ;
+  assign \$182  = xnor3[12] + xnor3[13];
+  assign \$183  = xnor3[14] + xnor3[15];
+  assign \$184  = \$182  + \$183 ;
+  assign \$185  = xnor3[16] + xnor3[17];
+  assign \$186  = xnor3[18] + xnor3[19];
+  assign \$187  = \$185  + \$186 ;
+  assign \$188  = xnor3[20] + xnor3[21];
+  assign \$189  = xnor3[22] + xnor3[23];
+  assign \$190  = \$188  + \$189 ;
+  assign \$191  = xnor3[24] + xnor3[25];
+  assign \$192  = xnor3[26] + xnor3[27];
+  assign \$193  = \$191  + \$192 ;
+  assign \$194  = xnor3[28] + xnor3[29];
+  assign \$195  = xnor3[30] + xnor3[31];
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$198  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$199  = \$197  + \$198 ;
+  assign \$200  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$201  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$202  = \$200  + \$201 ;
+  assign \$203  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$204  = advance & v1_d3;
+  assign \$205  = 2'h2 * raw3;
+  assign \$206  = \$205  - 7'h40;
+  assign \$207  = xnor4[0] + xnor4[1];
+  assign \$208  = xnor4[2] + xnor4[3];
+  assign \$209  = \$207  + \$208 ;
+  assign \$210  = xnor4[4] + xnor4[5];
+  assign \$211  = xnor4[6] + xnor4[7];
+  assign \$212  = \$210  + \$211 ;
+  assign \$213  = xnor4[8] + xnor4[9];
+  assign \$214  = xnor4[10] + xnor4[11];
+  assign \$215  = \$213  + \$214 ;
+  assign \$216  = xnor4[12] + xnor4[13];
+  assign \$217  = xnor4[14] + xnor4[15];
+  assign \$218  = \$216  + \$217 ;
+  assign \$219  = xnor4[16] + xnor4[17];
+  assign \$220  = xnor4[18] + xnor4[19];
+  assign \$221  = \$219  + \$220 ;
+  assign \$222  = xnor4[20] + xnor4[21];
+  assign \$223  = xnor4[22] + xnor4[23];
+  assign \$224  = \$222  + \$223 ;
+  assign \$225  = xnor4[24] + xnor4[25];
+  assign \$226  = xnor4[26] + xnor4[27];
+  assign \$227  = \$225  + \$226 ;
+  assign \$228  = xnor4[28] + xnor4[29];
+  assign \$229  = xnor4[30] + xnor4[31];
+  assign \$230  = \$228  + \$229 ;
+  assign \$231  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$232  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$233  = \$231  + \$232 ;
+  assign \$234  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$235  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$236  = \$234  + \$235 ;
+  assign \$237  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$238  = advance & v1_d3;
+  assign \$239  = 2'h2 * raw4;
+  assign \$240  = \$239  - 7'h40;
+  assign \$241  = xnor5[0] + xnor5[1];
+  assign \$242  = xnor5[2] + xnor5[3];
+  assign \$243  = \$241  + \$242 ;
+  assign \$244  = xnor5[4] + xnor5[5];
+  assign \$245  = xnor5[6] + xnor5[7];
+  assign \$246  = \$244  + \$245 ;
+  assign \$247  = xnor5[8] + xnor5[9];
+  assign \$248  = xnor5[10] + xnor5[11];
+  assign \$249  = \$247  + \$248 ;
+  assign \$250  = xnor5[12] + xnor5[13];
+  assign \$251  = xnor5[14] + xnor5[15];
+  assign \$252  = \$250  + \$251 ;
+  assign \$253  = xnor5[16] + xnor5[17];
+  assign \$254  = xnor5[18] + xnor5[19];
+  assign \$255  = \$253  + \$254 ;
+  assign \$256  = xnor5[20] + xnor5[21];
+  assign \$257  = xnor5[22] + xnor5[23];
+  assign \$258  = \$256  + \$257 ;
+  assign \$259  = xnor5[24] + xnor5[25];
+  assign \$260  = xnor5[26] + xnor5[27];
+  assign \$261  = \$259  + \$260 ;
+  assign \$262  = xnor5[28] + xnor5[29];
+  assign \$263  = xnor5[30] + xnor5[31];
+  assign \$264  = \$262  + \$263 ;
+  assign \$265  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$266  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$267  = \$265  + \$266 ;
+  assign \$268  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$269  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$270  = \$268  + \$269 ;
+  assign \$271  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$272  = advance & v1_d3;
+  assign \$273  = 2'h2 * raw5;
+  assign \$274  = \$273  - 7'h40;
+  assign \$275  = xnor6[0] + xnor6[1];
+  assign \$276  = xnor6[2] + xnor6[3];
+  assign \$277  = \$275  + \$276 ;
+  assign \$278  = xnor6[4] + xnor6[5];
+  assign \$279  = xnor6[6] + xnor6[7];
+  assign \$280  = \$278  + \$279 ;
+  assign \$281  = xnor6[8] + xnor6[9];
+  assign \$282  = xnor6[10] + xnor6[11];
+  assign \$283  = \$281  + \$282 ;
+  assign \$284  = xnor6[12] + xnor6[13];
+  assign \$285  = xnor6[14] + xnor6[15];
+  assign \$286  = \$284  + \$285 ;
+  assign \$287  = xnor6[16] + xnor6[17];
+  assign \$288  = xnor6[18] + xnor6[19];
+  assign \$289  = \$287  + \$288 ;
+  assign \$290  = xnor6[20] + xnor6[21];
+  assign \$291  = xnor6[22] + xnor6[23];
+  assign \$292  = \$290  + \$291 ;
+  assign \$293  = xnor6[24] + xnor6[25];
+  assign \$294  = xnor6[26] + xnor6[27];
+  assign \$295  = \$293  + \$294 ;
+  assign \$296  = xnor6[28] + xnor6[29];
+  assign \$297  = xnor6[30] + xnor6[31];
+  assign \$298  = \$296  + \$297 ;
+  assign \$299  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$300  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$301  = \$299  + \$300 ;
+  assign \$302  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$303  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$304  = \$302  + \$303 ;
+  assign \$305  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$306  = advance & v1_d3;
+  assign \$307  = 2'h2 * raw6;
+  assign \$308  = \$307  - 7'h40;
+  assign \$309  = xnor7[0] + xnor7[1];
+  assign \$310  = xnor7[2] + xnor7[3];
+  assign \$311  = \$309  + \$310 ;
+  assign \$312  = xnor7[4] + xnor7[5];
+  assign \$313  = xnor7[6] + xnor7[7];
+  assign \$314  = \$312  + \$313 ;
+  assign \$315  = xnor7[8] + xnor7[9];
+  assign \$316  = xnor7[10] + xnor7[11];
+  assign \$317  = \$315  + \$316 ;
+  assign \$318  = xnor7[12] + xnor7[13];
+  assign \$319  = xnor7[14] + xnor7[15];
+  assign \$320  = \$318  + \$319 ;
+  assign \$321  = xnor7[16] + xnor7[17];
+  assign \$322  = xnor7[18] + xnor7[19];
+  assign \$323  = \$321  + \$322 ;
+  assign \$324  = xnor7[20] + xnor7[21];
+  assign \$325  = xnor7[22] + xnor7[23];
+  assign \$326  = \$324  + \$325 ;
+  assign \$327  = xnor7[24] + xnor7[25];
+  assign \$328  = xnor7[26] + xnor7[27];
+  assign \$329  = \$327  + \$328 ;
+  assign \$330  = xnor7[28] + xnor7[29];
+  assign \$331  = xnor7[30] + xnor7[31];
+  assign \$332  = \$330  + \$331 ;
+  assign \$333  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$334  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$335  = \$333  + \$334 ;
+  assign \$336  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$337  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$338  = \$336  + \$337 ;
+  assign \$339  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$340  = advance & v1_d3;
+  assign \$341  = 2'h2 * raw7;
+  assign \$342  = \$341  - 7'h40;
+  assign \$343  = v1_d3 & last1_d3;
+  always @(posedge clk)
+    rp__addr <= \$344 ;
+  always @(posedge clk)
+    port__addr <= \$345 ;
+  always @(posedge clk)
+    nf <= \$346 ;
+  always @(posedge clk)
+    \$signature__en  <= \$347 ;
+  always @(posedge clk)
+    \$signature__addr  <= \$348 ;
+  always @(posedge clk)
+    \$signal$74  <= \$349 ;
+  always @(posedge clk)
+    \$signature__data  <= \$350 ;
+  always @(posedge clk)
+    fresh1 <= \$351 ;
+  always @(posedge clk)
+    \$signal$76  <= \$352 ;
+  always @(posedge clk)
+    last1 <= \$353 ;
+  always @(posedge clk)
+    nf1 <= \$354 ;
+  always @(posedge clk)
+    fresh1_d0 <= \$355 ;
+  always @(posedge clk)
+    x1_d0 <= \$356 ;
+  always @(posedge clk)
+    replay_d0 <= \$357 ;
+  always @(posedge clk)
+    weights_d0 <= \$358 ;
+  always @(posedge clk)
+    v1_d0 <= \$359 ;
+  always @(posedge clk)
+    v1_d1 <= \$360 ;
+  always @(posedge clk)
+    v1_d2 <= \$361 ;
+  always @(posedge clk)
+    v1_d3 <= \$362 ;
+  always @(posedge clk)
+    first1_d0 <= \$363 ;
+  always @(posedge clk)
+    first1_d1 <= \$364 ;
+  always @(posedge clk)
+    first1_d2 <= \$365 ;
+  always @(posedge clk)
+    first1_d3 <= \$366 ;
+  always @(posedge clk)
+    last1_d0 <= \$367 ;
+  always @(posedge clk)
+    last1_d1 <= \$368 ;
+  always @(posedge clk)
+    last1_d2 <= \$369 ;
+  always @(posedge clk)
+    last1_d3 <= \$370 ;
+  always @(posedge clk)
+    nf1_d0 <= \$371 ;
+  always @(posedge clk)
+    nf1_d1 <= \$372 ;
+  always @(posedge clk)
+    nf1_d2 <= \$373 ;
+  always @(posedge clk)
+    nf1_d3 <= \$374 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$375 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$376 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$377 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$378 ;
+  always @(posedge clk)
+    tree0_l1_4_0 <= \$379 ;
+  always @(posedge clk)
+    tree0_l1_5_0 <= \$380 ;
+  always @(posedge clk)
+    tree0_l1_6_0 <= \$381 ;
+  always @(posedge clk)
+    tree0_l1_7_0 <= \$382 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$383 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$384 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$385 ;
+  always @(posedge clk)
+    raw0 <= \$386 ;
+  always @(posedge clk)
+    acc0 <= \$387 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$388 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$389 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$390 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$391 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$392 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$393 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$394 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$395 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$396 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$397 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$398 ;
+  always @(posedge clk)
+    raw1 <= \$399 ;
+  always @(posedge clk)
+    acc1 <= \$400 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$401 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$402 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$403 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$404 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$405 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$406 ;
+  always @(posedge clk)
+    tree2_l1_6_0 <= \$407 ;
+  always @(posedge clk)
+    tree2_l1_7_0 <= \$408 ;
+  always @(posedge clk)
+    tree2_l3_0_0 <= \$409 ;
+  always @(posedge clk)
+    tree2_l3_1_0 <= \$410 ;
+  always @(posedge clk)
+    tree2_l4_0_0 <= \$411 ;
+  always @(posedge clk)
+    raw2 <= \$412 ;
+  always @(posedge clk)
+    acc2 <= \$413 ;
+  always @(posedge clk)
+    tree3_l1_0_0 <= \$414 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = tree3_l3_0_0;
+    \$416  = tree3_l1_2_0;
     if (advance) begin
-      \$417  = \$198 ;
+      \$416  = \$181 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = tree3_l3_1_0;
+    \$417  = tree3_l1_3_0;
     if (advance) begin
-      \$418  = \$201 ;
+      \$417  = \$184 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = tree3_l4_0_0;
+    \$418  = tree3_l1_4_0;
     if (advance) begin
-      \$419  = \$202 ;
+      \$418  = \$187 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = raw3;
-    if (\$203 ) begin
-      \$420  = \$18 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = acc3;
+    \$419  = tree3_l1_5_0;
     if (advance) begin
-      \$421  = \$205 [7:0];
+      \$419  = \$190 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = tree4_l1_0_0;
+    \$420  = tree3_l1_6_0;
     if (advance) begin
-      \$422  = \$208 ;
+      \$420  = \$193 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = tree4_l1_1_0;
+    \$421  = tree3_l1_7_0;
     if (advance) begin
-      \$423  = \$211 ;
+      \$421  = \$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = tree4_l1_2_0;
+    \$422  = tree3_l3_0_0;
     if (advance) begin
-      \$424  = \$214 ;
+      \$422  = \$199 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = tree4_l1_3_0;
+    \$423  = tree3_l3_1_0;
     if (advance) begin
-      \$425  = \$217 ;
+      \$423  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = tree4_l1_4_0;
+    \$424  = tree3_l4_0_0;
     if (advance) begin
-      \$426  = \$220 ;
+      \$424  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = tree4_l1_5_0;
+    \$425  = raw3;
+    if (\$204 ) begin
+      \$425  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$426  = acc3;
     if (advance) begin
-      \$427  = \$223 ;
+      \$426  = \$206 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = tree4_l1_6_0;
+    \$427  = tree4_l1_0_0;
     if (advance) begin
-      \$428  = \$226 ;
+      \$427  = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = tree4_l1_7_0;
+    \$428  = tree4_l1_1_0;
     if (advance) begin
-      \$429  = \$229 ;
+      \$428  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = tree4_l3_0_0;
+    \$429  = tree4_l1_2_0;
     if (advance) begin
-      \$430  = \$232 ;
+      \$429  = \$215 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = tree4_l3_1_0;
+    \$430  = tree4_l1_3_0;
     if (advance) begin
-      \$431  = \$235 ;
+      \$430  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = tree4_l4_0_0;
+    \$431  = tree4_l1_4_0;
     if (advance) begin
-      \$432  = \$236 ;
+      \$431  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = raw4;
-    if (\$237 ) begin
-      \$433  = \$21 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$434  = acc4;
+    \$432  = tree4_l1_5_0;
     if (advance) begin
-      \$434  = \$239 [7:0];
+      \$432  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$435  = tree5_l1_0_0;
+    \$433  = tree4_l1_6_0;
     if (advance) begin
-      \$435  = \$242 ;
+      \$433  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$436  = tree5_l1_1_0;
+    \$434  = tree4_l1_7_0;
     if (advance) begin
-      \$436  = \$245 ;
+      \$434  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$437  = tree5_l1_2_0;
+    \$435  = tree4_l3_0_0;
     if (advance) begin
-      \$437  = \$248 ;
+      \$435  = \$233 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$438  = tree5_l1_3_0;
+    \$436  = tree4_l3_1_0;
     if (advance) begin
-      \$438  = \$251 ;
+      \$436  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$439  = tree5_l1_4_0;
+    \$437  = tree4_l4_0_0;
     if (advance) begin
-      \$439  = \$254 ;
+      \$437  = \$237 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$440  = tree5_l1_5_0;
+    \$438  = raw4;
+    if (\$238 ) begin
+      \$438  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$439  = acc4;
     if (advance) begin
-      \$440  = \$257 ;
+      \$439  = \$240 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$441  = tree5_l1_6_0;
+    \$440  = tree5_l1_0_0;
     if (advance) begin
-      \$441  = \$260 ;
+      \$440  = \$243 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$442  = tree5_l1_7_0;
+    \$441  = tree5_l1_1_0;
     if (advance) begin
-      \$442  = \$263 ;
+      \$441  = \$246 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$443  = tree5_l3_0_0;
+    \$442  = tree5_l1_2_0;
     if (advance) begin
-      \$443  = \$266 ;
+      \$442  = \$249 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$444  = tree5_l3_1_0;
+    \$443  = tree5_l1_3_0;
     if (advance) begin
-      \$444  = \$269 ;
+      \$443  = \$252 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$445  = tree5_l4_0_0;
+    \$444  = tree5_l1_4_0;
     if (advance) begin
-      \$445  = \$270 ;
+      \$444  = \$255 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$446  = raw5;
-    if (\$271 ) begin
-      \$446  = \$24 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$447  = acc5;
+    \$445  = tree5_l1_5_0;
     if (advance) begin
-      \$447  = \$273 [7:0];
+      \$445  = \$258 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$448  = tree6_l1_0_0;
+    \$446  = tree5_l1_6_0;
     if (advance) begin
-      \$448  = \$276 ;
+      \$446  = \$261 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$449  = tree6_l1_1_0;
+    \$447  = tree5_l1_7_0;
     if (advance) begin
-      \$449  = \$279 ;
+      \$447  = \$264 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$450  = tree6_l1_2_0;
+    \$448  = tree5_l3_0_0;
     if (advance) begin
-      \$450  = \$282 ;
+      \$448  = \$267 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$451  = tree6_l1_3_0;
+    \$449  = tree5_l3_1_0;
     if (advance) begin
-      \$451  = \$285 ;
+      \$449  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$452  = tree6_l1_4_0;
+    \$450  = tree5_l4_0_0;
     if (advance) begin
-      \$452  = \$288 ;
+      \$450  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$453  = tree6_l1_5_0;
+    \$451  = raw5;
+    if (\$272 ) begin
+      \$451  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$452  = acc5;
     if (advance) begin
-      \$453  = \$291 ;
+      \$452  = \$274 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$454  = tree6_l1_6_0;
+    \$453  = tree6_l1_0_0;
     if (advance) begin
-      \$454  = \$294 ;
+      \$453  = \$277 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$455  = tree6_l1_7_0;
+    \$454  = tree6_l1_1_0;
     if (advance) begin
-      \$455  = \$297 ;
+      \$454  = \$280 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$456  = tree6_l3_0_0;
+    \$455  = tree6_l1_2_0;
     if (advance) begin
-      \$456  = \$300 ;
+      \$455  = \$283 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$457  = tree6_l3_1_0;
+    \$456  = tree6_l1_3_0;
     if (advance) begin
-      \$457  = \$303 ;
+      \$456  = \$286 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$458  = tree6_l4_0_0;
+    \$457  = tree6_l1_4_0;
     if (advance) begin
-      \$458  = \$304 ;
+      \$457  = \$289 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$459  = raw6;
-    if (\$305 ) begin
-      \$459  = \$27 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$460  = acc6;
+    \$458  = tree6_l1_5_0;
     if (advance) begin
-      \$460  = \$307 [7:0];
+      \$458  = \$292 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$461  = tree7_l1_0_0;
+    \$459  = tree6_l1_6_0;
     if (advance) begin
-      \$461  = \$310 ;
+      \$459  = \$295 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$462  = tree7_l1_1_0;
+    \$460  = tree6_l1_7_0;
     if (advance) begin
-      \$462  = \$313 ;
+      \$460  = \$298 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$463  = tree7_l1_2_0;
+    \$461  = tree6_l3_0_0;
     if (advance) begin
-      \$463  = \$316 ;
+      \$461  = \$301 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$464  = tree7_l1_3_0;
+    \$462  = tree6_l3_1_0;
     if (advance) begin
-      \$464  = \$319 ;
+      \$462  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$465  = tree7_l1_4_0;
+    \$463  = tree6_l4_0_0;
     if (advance) begin
-      \$465  = \$322 ;
+      \$463  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$466  = tree7_l1_5_0;
+    \$464  = raw6;
+    if (\$306 ) begin
+      \$464  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$465  = acc6;
     if (advance) begin
-      \$466  = \$325 ;
+      \$465  = \$308 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$467  = tree7_l1_6_0;
+    \$466  = tree7_l1_0_0;
     if (advance) begin
-      \$467  = \$328 ;
+      \$466  = \$311 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$468  = tree7_l1_7_0;
+    \$467  = tree7_l1_1_0;
     if (advance) begin
-      \$468  = \$331 ;
+      \$467  = \$314 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$469  = tree7_l3_0_0;
+    \$468  = tree7_l1_2_0;
     if (advance) begin
-      \$469  = \$334 ;
+      \$468  = \$317 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$470  = tree7_l3_1_0;
+    \$469  = tree7_l1_3_0;
     if (advance) begin
-      \$470  = \$337 ;
+      \$469  = \$320 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$471  = tree7_l4_0_0;
+    \$470  = tree7_l1_4_0;
     if (advance) begin
-      \$471  = \$338 ;
+      \$470  = \$323 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$472  = raw7;
-    if (\$339 ) begin
-      \$472  = \$30 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$473  = acc7;
+    \$471  = tree7_l1_5_0;
     if (advance) begin
-      \$473  = \$341 [7:0];
+      \$471  = \$326 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$474  = v2;
+    \$472  = tree7_l1_6_0;
     if (advance) begin
-      \$474  = \$342 ;
+      \$472  = \$329 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$473  = tree7_l1_7_0;
+    if (advance) begin
+      \$473  = \$332 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$474  = tree7_l3_0_0;
+    if (advance) begin
+      \$474  = \$335 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$475  = tree7_l3_1_0;
+    if (advance) begin
+      \$475  = \$338 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$476  = tree7_l4_0_0;
+    if (advance) begin
+      \$476  = \$339 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$477  = raw7;
+    if (\$340 ) begin
+      \$477  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$478  = acc7;
+    if (advance) begin
+      \$478  = \$342 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$479  = v2;
+    if (advance) begin
+      \$479  = \$343 ;
     end
     if (rst) begin
-      \$474  = 1'h0;
+      \$479  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$475  = v2_d0;
+    \$480  = v2_d0;
     if (advance) begin
-      \$475  = v2;
+      \$480  = v2;
     end
     if (rst) begin
-      \$475  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$476  = \port__addr$59 ;
+    \$481  = \port__addr$61 ;
     if (advance) begin
-      \$476  = nf1_d3;
+      \$481  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$477  = thresholds_d0;
+    \$482  = thresholds_d0;
     if (advance) begin
-      \$477  = \port__data$182 ;
+      \$482  = \port__data$186 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$478  = \v2_d0$183 ;
+    \$483  = \v2_d0$187 ;
     if (advance) begin
-      \$478  = v2_d0;
+      \$483  = v2_d0;
     end
     if (rst) begin
-      \$478  = 1'h0;
+      \$483  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$479  = acc0_d0;
+    \$484  = acc0_d0;
     if (advance) begin
-      \$479  = acc0;
+      \$484  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$480  = acc1_d0;
+    \$485  = acc1_d0;
     if (advance) begin
-      \$480  = acc1;
+      \$485  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$481  = acc2_d0;
+    \$486  = acc2_d0;
     if (advance) begin
-      \$481  = acc2;
+      \$486  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$482  = acc3_d0;
+    \$487  = acc3_d0;
     if (advance) begin
-      \$482  = acc3;
+      \$487  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$483  = acc4_d0;
+    \$488  = acc4_d0;
     if (advance) begin
-      \$483  = acc4;
+      \$488  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$484  = acc5_d0;
+    \$489  = acc5_d0;
     if (advance) begin
-      \$484  = acc5;
+      \$489  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$485  = acc6_d0;
+    \$490  = acc6_d0;
     if (advance) begin
-      \$485  = acc6;
+      \$490  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$486  = acc7_d0;
+    \$491  = acc7_d0;
     if (advance) begin
-      \$486  = acc7;
+      \$491  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$487  = o__valid;
+    \$492  = o__valid;
     if (advance) begin
-      \$487  = \v2_d0$183 ;
+      \$492  = \v2_d0$187 ;
     end
     if (rst) begin
-      \$487  = 1'h0;
+      \$492  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$488  = o__payload;
+    \$493  = o__payload;
     if (advance) begin
-      \$488  = result;
+      \$493  = result;
     end
     if (rst) begin
-      \$488  = 8'h00;
+      \$493  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = \$signature__addr ;
+    \$344  = rp__addr;
     if (fire) begin
-      \$343  = \$63 [0];
+      \$344  = \$62 [0];
     end
     if (rst) begin
-      \$343  = 1'h0;
+      \$344  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = port__addr;
+    \$345  = port__addr;
     if (fire) begin
-      \$344  = \$64 [3:0];
+      \$345  = \$63 [3:0];
     end
     if (rst) begin
-      \$344  = 4'h0;
+      \$345  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = nf;
+    \$346  = nf;
     if (fire) begin
-      if (\$65 ) begin
-        \$345  = \$66 [2:0];
+      if (\$64 ) begin
+        \$346  = \$65 [2:0];
       end
     end
     if (rst) begin
-      \$345  = 3'h0;
+      \$346  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = \$signal ;
-    if (advance) begin
-      \$346  = fire;
-    end
+    \$347  = \$67 ;
     if (rst) begin
-      \$346  = 1'h0;
+      \$347  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = x1;
-    if (advance) begin
-      \$347  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = fresh1;
-    if (advance) begin
-      \$348  = \$67 ;
-    end
+    \$348  = rp__addr;
     if (rst) begin
       \$348  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = \$signal$73 ;
+    \$349  = \$signal$74 ;
     if (advance) begin
-      \$349  = \$68 ;
+      \$349  = fire;
     end
     if (rst) begin
       \$349  = 1'h0;
@@ -2223,507 +2240,507 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = last1;
+    \$350  = \$signature__data ;
     if (advance) begin
-      \$350  = \$69 ;
+      \$350  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$351  = fresh1;
+    if (advance) begin
+      \$351  = \$68 ;
     end
     if (rst) begin
-      \$350  = 1'h0;
+      \$351  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = nf1;
+    \$352  = \$signal$76 ;
     if (advance) begin
-      \$351  = nf;
+      \$352  = \$69 ;
     end
     if (rst) begin
-      \$351  = 3'h0;
+      \$352  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = x_in_d0;
+    \$353  = last1;
     if (advance) begin
-      \$352  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = weights_d0;
-    if (advance) begin
-      \$353  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = v1_d0;
-    if (advance) begin
-      \$354  = \$signal ;
+      \$353  = \$70 ;
     end
     if (rst) begin
-      \$354  = 1'h0;
+      \$353  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = v1_d1;
+    \$354  = nf1;
     if (advance) begin
-      \$355  = v1_d0;
+      \$354  = nf;
     end
     if (rst) begin
-      \$355  = 1'h0;
+      \$354  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = v1_d2;
+    \$355  = fresh1_d0;
     if (advance) begin
-      \$356  = v1_d1;
+      \$355  = fresh1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$356  = x1_d0;
+    if (advance) begin
+      \$356  = \$signature__data ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$357  = replay_d0;
+    if (advance) begin
+      \$357  = rp__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$358  = weights_d0;
+    if (advance) begin
+      \$358  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$359  = v1_d0;
+    if (advance) begin
+      \$359  = \$signal$74 ;
     end
     if (rst) begin
-      \$356  = 1'h0;
+      \$359  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = v1_d3;
+    \$360  = v1_d1;
     if (advance) begin
-      \$357  = v1_d2;
+      \$360  = v1_d0;
     end
     if (rst) begin
-      \$357  = 1'h0;
+      \$360  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = first1_d0;
+    \$361  = v1_d2;
     if (advance) begin
-      \$358  = \$signal$73 ;
+      \$361  = v1_d1;
+    end
+    if (rst) begin
+      \$361  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = first1_d1;
+    \$362  = v1_d3;
     if (advance) begin
-      \$359  = first1_d0;
+      \$362  = v1_d2;
+    end
+    if (rst) begin
+      \$362  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = first1_d2;
+    \$363  = first1_d0;
     if (advance) begin
-      \$360  = first1_d1;
+      \$363  = \$signal$76 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = first1_d3;
+    \$364  = first1_d1;
     if (advance) begin
-      \$361  = first1_d2;
+      \$364  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = last1_d0;
+    \$365  = first1_d2;
     if (advance) begin
-      \$362  = last1;
+      \$365  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = last1_d1;
+    \$366  = first1_d3;
     if (advance) begin
-      \$363  = last1_d0;
+      \$366  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = last1_d2;
+    \$367  = last1_d0;
     if (advance) begin
-      \$364  = last1_d1;
+      \$367  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = last1_d3;
+    \$368  = last1_d1;
     if (advance) begin
-      \$365  = last1_d2;
+      \$368  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = nf1_d0;
+    \$369  = last1_d2;
     if (advance) begin
-      \$366  = nf1;
+      \$369  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = nf1_d1;
+    \$370  = last1_d3;
     if (advance) begin
-      \$367  = nf1_d0;
+      \$370  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = nf1_d2;
+    \$371  = nf1_d0;
     if (advance) begin
-      \$368  = nf1_d1;
+      \$371  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = nf1_d3;
+    \$372  = nf1_d1;
     if (advance) begin
-      \$369  = nf1_d2;
+      \$372  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = tree0_l1_0_0;
+    \$373  = nf1_d2;
     if (advance) begin
-      \$370  = \$72 ;
+      \$373  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = tree0_l1_1_0;
+    \$374  = nf1_d3;
     if (advance) begin
-      \$371  = \$75 ;
+      \$374  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = tree0_l1_2_0;
+    \$375  = tree0_l1_0_0;
     if (advance) begin
-      \$372  = \$78 ;
+      \$375  = \$73 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = tree0_l1_3_0;
+    \$376  = tree0_l1_1_0;
     if (advance) begin
-      \$373  = \$81 ;
+      \$376  = \$76 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = tree0_l1_4_0;
+    \$377  = tree0_l1_2_0;
     if (advance) begin
-      \$374  = \$84 ;
+      \$377  = \$79 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = tree0_l1_5_0;
+    \$378  = tree0_l1_3_0;
     if (advance) begin
-      \$375  = \$87 ;
+      \$378  = \$82 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = tree0_l1_6_0;
+    \$379  = tree0_l1_4_0;
     if (advance) begin
-      \$376  = \$90 ;
+      \$379  = \$85 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = tree0_l1_7_0;
+    \$380  = tree0_l1_5_0;
     if (advance) begin
-      \$377  = \$93 ;
+      \$380  = \$88 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = tree0_l3_0_0;
+    \$381  = tree0_l1_6_0;
     if (advance) begin
-      \$378  = \$96 ;
+      \$381  = \$91 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = tree0_l3_1_0;
+    \$382  = tree0_l1_7_0;
     if (advance) begin
-      \$379  = \$99 ;
+      \$382  = \$94 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = tree0_l4_0_0;
+    \$383  = tree0_l3_0_0;
     if (advance) begin
-      \$380  = \$100 ;
+      \$383  = \$97 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = raw0;
-    if (\$101 ) begin
-      \$381  = \$9 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = acc0;
+    \$384  = tree0_l3_1_0;
     if (advance) begin
-      \$382  = \$103 [7:0];
+      \$384  = \$100 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = tree1_l1_0_0;
+    \$385  = tree0_l4_0_0;
     if (advance) begin
-      \$383  = \$106 ;
+      \$385  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = tree1_l1_1_0;
+    \$386  = raw0;
+    if (\$102 ) begin
+      \$386  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$387  = acc0;
     if (advance) begin
-      \$384  = \$109 ;
+      \$387  = \$104 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = tree1_l1_2_0;
+    \$388  = tree1_l1_0_0;
     if (advance) begin
-      \$385  = \$112 ;
+      \$388  = \$107 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = tree1_l1_3_0;
+    \$389  = tree1_l1_1_0;
     if (advance) begin
-      \$386  = \$115 ;
+      \$389  = \$110 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = tree1_l1_4_0;
+    \$390  = tree1_l1_2_0;
     if (advance) begin
-      \$387  = \$118 ;
+      \$390  = \$113 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = tree1_l1_5_0;
+    \$391  = tree1_l1_3_0;
     if (advance) begin
-      \$388  = \$121 ;
+      \$391  = \$116 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = tree1_l1_6_0;
+    \$392  = tree1_l1_4_0;
     if (advance) begin
-      \$389  = \$124 ;
+      \$392  = \$119 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = tree1_l1_7_0;
+    \$393  = tree1_l1_5_0;
     if (advance) begin
-      \$390  = \$127 ;
+      \$393  = \$122 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = tree1_l3_0_0;
+    \$394  = tree1_l1_6_0;
     if (advance) begin
-      \$391  = \$130 ;
+      \$394  = \$125 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = tree1_l3_1_0;
+    \$395  = tree1_l1_7_0;
     if (advance) begin
-      \$392  = \$133 ;
+      \$395  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = tree1_l4_0_0;
+    \$396  = tree1_l3_0_0;
     if (advance) begin
-      \$393  = \$134 ;
+      \$396  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = raw1;
-    if (\$135 ) begin
-      \$394  = \$12 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = acc1;
+    \$397  = tree1_l3_1_0;
     if (advance) begin
-      \$395  = \$137 [7:0];
+      \$397  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = tree2_l1_0_0;
+    \$398  = tree1_l4_0_0;
     if (advance) begin
-      \$396  = \$140 ;
+      \$398  = \$135 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = tree2_l1_1_0;
+    \$399  = raw1;
+    if (\$136 ) begin
+      \$399  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$400  = acc1;
     if (advance) begin
-      \$397  = \$143 ;
+      \$400  = \$138 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = tree2_l1_2_0;
+    \$401  = tree2_l1_0_0;
     if (advance) begin
-      \$398  = \$146 ;
+      \$401  = \$141 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = tree2_l1_3_0;
+    \$402  = tree2_l1_1_0;
     if (advance) begin
-      \$399  = \$149 ;
+      \$402  = \$144 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = tree2_l1_4_0;
+    \$403  = tree2_l1_2_0;
     if (advance) begin
-      \$400  = \$152 ;
+      \$403  = \$147 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = tree2_l1_5_0;
+    \$404  = tree2_l1_3_0;
     if (advance) begin
-      \$401  = \$155 ;
+      \$404  = \$150 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = tree2_l1_6_0;
+    \$405  = tree2_l1_4_0;
     if (advance) begin
-      \$402  = \$158 ;
+      \$405  = \$153 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = tree2_l1_7_0;
+    \$406  = tree2_l1_5_0;
     if (advance) begin
-      \$403  = \$161 ;
+      \$406  = \$156 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = tree2_l3_0_0;
+    \$407  = tree2_l1_6_0;
     if (advance) begin
-      \$404  = \$164 ;
+      \$407  = \$159 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = tree2_l3_1_0;
+    \$408  = tree2_l1_7_0;
     if (advance) begin
-      \$405  = \$167 ;
+      \$408  = \$162 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = tree2_l4_0_0;
+    \$409  = tree2_l3_0_0;
     if (advance) begin
-      \$406  = \$168 ;
+      \$409  = \$165 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = raw2;
-    if (\$169 ) begin
-      \$407  = \$15 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = acc2;
+    \$410  = tree2_l3_1_0;
     if (advance) begin
-      \$408  = \$171 [7:0];
+      \$410  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = tree3_l1_0_0;
+    \$411  = tree2_l4_0_0;
     if (advance) begin
-      \$409  = \$174 ;
+      \$411  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = tree3_l1_1_0;
-    if (advance) begin
-      \$410  = \$177 ;
+    \$412  = raw2;
+    if (\$170 ) begin
+      \$412  = \$14 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = tree3_l1_2_0;
+    \$413  = acc2;
     if (advance) begin
-      \$411  = \$180 ;
+      \$413  = \$172 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = tree3_l1_3_0;
+    \$414  = tree3_l1_0_0;
     if (advance) begin
-      \$412  = \$183 ;
+      \$414  = \$175 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = tree3_l1_4_0;
+    \$415  = tree3_l1_1_0;
     if (advance) begin
-      \$413  = \$186 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = tree3_l1_5_0;
-    if (advance) begin
-      \$414  = \$189 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = tree3_l1_6_0;
-    if (advance) begin
-      \$415  = \$192 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = tree3_l1_7_0;
-    if (advance) begin
-      \$416  = \$195 ;
+      \$415  = \$178 ;
     end
   end
   assign waddr = port__addr;
   assign port__en = advance;
-  assign sf = \$signature__addr ;
-  assign \$signature__data  = i__payload;
-  assign rp__addr = \$signature__addr ;
+  assign sf = rp__addr;
   assign rp__en = advance;
-  assign total0 = \$9 [6:0];
-  assign total1 = \$12 [6:0];
-  assign total2 = \$15 [6:0];
-  assign total3 = \$18 [6:0];
-  assign total4 = \$21 [6:0];
-  assign total5 = \$24 [6:0];
-  assign total6 = \$27 [6:0];
-  assign total7 = \$30 [6:0];
-  assign nf2_d0 = \port__addr$59 ;
-  assign \port__en$61  = advance;
+  assign addr1 = \$signature__addr ;
+  assign x1 = \$signature__data ;
+  assign \$signal  = \$signature__en ;
+  assign total0 = \$8 [6:0];
+  assign total1 = \$11 [6:0];
+  assign total2 = \$14 [6:0];
+  assign total3 = \$17 [6:0];
+  assign total4 = \$20 [6:0];
+  assign total5 = \$23 [6:0];
+  assign total6 = \$26 [6:0];
+  assign total7 = \$29 [6:0];
+  assign nf2_d0 = \port__addr$61 ;
+  assign \port__en$63  = advance;
   assign \i__payload[0]  = i__payload[0];
   assign \i__payload[1]  = i__payload[1];
   assign \i__payload[2]  = i__payload[2];
@@ -2764,38 +2781,70 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \o__payload[5]  = o__payload[5];
   assign \o__payload[6]  = o__payload[6];
   assign \o__payload[7]  = o__payload[7];
-  assign \$signature__data[0]  = i__payload[0];
-  assign \$signature__data[1]  = i__payload[1];
-  assign \$signature__data[2]  = i__payload[2];
-  assign \$signature__data[3]  = i__payload[3];
-  assign \$signature__data[4]  = i__payload[4];
-  assign \$signature__data[5]  = i__payload[5];
-  assign \$signature__data[6]  = i__payload[6];
-  assign \$signature__data[7]  = i__payload[7];
-  assign \$signature__data[8]  = i__payload[8];
-  assign \$signature__data[9]  = i__payload[9];
-  assign \$signature__data[10]  = i__payload[10];
-  assign \$signature__data[11]  = i__payload[11];
-  assign \$signature__data[12]  = i__payload[12];
-  assign \$signature__data[13]  = i__payload[13];
-  assign \$signature__data[14]  = i__payload[14];
-  assign \$signature__data[15]  = i__payload[15];
-  assign \$signature__data[16]  = i__payload[16];
-  assign \$signature__data[17]  = i__payload[17];
-  assign \$signature__data[18]  = i__payload[18];
-  assign \$signature__data[19]  = i__payload[19];
-  assign \$signature__data[20]  = i__payload[20];
-  assign \$signature__data[21]  = i__payload[21];
-  assign \$signature__data[22]  = i__payload[22];
-  assign \$signature__data[23]  = i__payload[23];
-  assign \$signature__data[24]  = i__payload[24];
-  assign \$signature__data[25]  = i__payload[25];
-  assign \$signature__data[26]  = i__payload[26];
-  assign \$signature__data[27]  = i__payload[27];
-  assign \$signature__data[28]  = i__payload[28];
-  assign \$signature__data[29]  = i__payload[29];
-  assign \$signature__data[30]  = i__payload[30];
-  assign \$signature__data[31]  = i__payload[31];
+  assign \$signature__data[0]  = \$signature__data [0];
+  assign \$signature__data[1]  = \$signature__data [1];
+  assign \$signature__data[2]  = \$signature__data [2];
+  assign \$signature__data[3]  = \$signature__data [3];
+  assign \$signature__data[4]  = \$signature__data [4];
+  assign \$signature__data[5]  = \$signature__data [5];
+  assign \$signature__data[6]  = \$signature__data [6];
+  assign \$signature__data[7]  = \$signature__data [7];
+  assign \$signature__data[8]  = \$signature__data [8];
+  assign \$signature__data[9]  = \$signature__data [9];
+  assign \$signature__data[10]  = \$signature__data [10];
+  assign \$signature__data[11]  = \$signature__data [11];
+  assign \$signature__data[12]  = \$signature__data [12];
+  assign \$signature__data[13]  = \$signature__data [13];
+  assign \$signature__data[14]  = \$signature__data [14];
+  assign \$signature__data[15]  = \$signature__data [15];
+  assign \$signature__data[16]  = \$signature__data [16];
+  assign \$signature__data[17]  = \$signature__data [17];
+  assign \$signature__data[18]  = \$signature__data [18];
+  assign \$signature__data[19]  = \$signature__data [19];
+  assign \$signature__data[20]  = \$signature__data [20];
+  assign \$signature__data[21]  = \$signature__data [21];
+  assign \$signature__data[22]  = \$signature__data [22];
+  assign \$signature__data[23]  = \$signature__data [23];
+  assign \$signature__data[24]  = \$signature__data [24];
+  assign \$signature__data[25]  = \$signature__data [25];
+  assign \$signature__data[26]  = \$signature__data [26];
+  assign \$signature__data[27]  = \$signature__data [27];
+  assign \$signature__data[28]  = \$signature__data [28];
+  assign \$signature__data[29]  = \$signature__data [29];
+  assign \$signature__data[30]  = \$signature__data [30];
+  assign \$signature__data[31]  = \$signature__data [31];
+  assign \x1[0]  = \$signature__data [0];
+  assign \x1[1]  = \$signature__data [1];
+  assign \x1[2]  = \$signature__data [2];
+  assign \x1[3]  = \$signature__data [3];
+  assign \x1[4]  = \$signature__data [4];
+  assign \x1[5]  = \$signature__data [5];
+  assign \x1[6]  = \$signature__data [6];
+  assign \x1[7]  = \$signature__data [7];
+  assign \x1[8]  = \$signature__data [8];
+  assign \x1[9]  = \$signature__data [9];
+  assign \x1[10]  = \$signature__data [10];
+  assign \x1[11]  = \$signature__data [11];
+  assign \x1[12]  = \$signature__data [12];
+  assign \x1[13]  = \$signature__data [13];
+  assign \x1[14]  = \$signature__data [14];
+  assign \x1[15]  = \$signature__data [15];
+  assign \x1[16]  = \$signature__data [16];
+  assign \x1[17]  = \$signature__data [17];
+  assign \x1[18]  = \$signature__data [18];
+  assign \x1[19]  = \$signature__data [19];
+  assign \x1[20]  = \$signature__data [20];
+  assign \x1[21]  = \$signature__data [21];
+  assign \x1[22]  = \$signature__data [22];
+  assign \x1[23]  = \$signature__data [23];
+  assign \x1[24]  = \$signature__data [24];
+  assign \x1[25]  = \$signature__data [25];
+  assign \x1[26]  = \$signature__data [26];
+  assign \x1[27]  = \$signature__data [27];
+  assign \x1[28]  = \$signature__data [28];
+  assign \x1[29]  = \$signature__data [29];
+  assign \x1[30]  = \$signature__data [30];
+  assign \x1[31]  = \$signature__data [31];
   assign \x_in[0]  = x_in[0];
   assign \x_in[1]  = x_in[1];
   assign \x_in[2]  = x_in[2];
@@ -2828,6 +2877,30 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \x_in[29]  = x_in[29];
   assign \x_in[30]  = x_in[30];
   assign \x_in[31]  = x_in[31];
+  assign \result[0]  = result[0];
+  assign \result[1]  = result[1];
+  assign \result[2]  = result[2];
+  assign \result[3]  = result[3];
+  assign \result[4]  = result[4];
+  assign \result[5]  = result[5];
+  assign \result[6]  = result[6];
+  assign \result[7]  = result[7];
+  assign \thresholds_d0[0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[0][0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[1]  = thresholds_d0[15:8];
+  assign \thresholds_d0[1][0]  = thresholds_d0[15:8];
+  assign \thresholds_d0[2]  = thresholds_d0[23:16];
+  assign \thresholds_d0[2][0]  = thresholds_d0[23:16];
+  assign \thresholds_d0[3]  = thresholds_d0[31:24];
+  assign \thresholds_d0[3][0]  = thresholds_d0[31:24];
+  assign \thresholds_d0[4]  = thresholds_d0[39:32];
+  assign \thresholds_d0[4][0]  = thresholds_d0[39:32];
+  assign \thresholds_d0[5]  = thresholds_d0[47:40];
+  assign \thresholds_d0[5][0]  = thresholds_d0[47:40];
+  assign \thresholds_d0[6]  = thresholds_d0[55:48];
+  assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
+  assign \thresholds_d0[7]  = thresholds_d0[63:56];
+  assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
   assign \rp__data[0]  = rp__data[0];
   assign \rp__data[1]  = rp__data[1];
   assign \rp__data[2]  = rp__data[2];
@@ -2860,118 +2933,30 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \rp__data[29]  = rp__data[29];
   assign \rp__data[30]  = rp__data[30];
   assign \rp__data[31]  = rp__data[31];
-  assign \x1[0]  = x1[0];
-  assign \x1[1]  = x1[1];
-  assign \x1[2]  = x1[2];
-  assign \x1[3]  = x1[3];
-  assign \x1[4]  = x1[4];
-  assign \x1[5]  = x1[5];
-  assign \x1[6]  = x1[6];
-  assign \x1[7]  = x1[7];
-  assign \x1[8]  = x1[8];
-  assign \x1[9]  = x1[9];
-  assign \x1[10]  = x1[10];
-  assign \x1[11]  = x1[11];
-  assign \x1[12]  = x1[12];
-  assign \x1[13]  = x1[13];
-  assign \x1[14]  = x1[14];
-  assign \x1[15]  = x1[15];
-  assign \x1[16]  = x1[16];
-  assign \x1[17]  = x1[17];
-  assign \x1[18]  = x1[18];
-  assign \x1[19]  = x1[19];
-  assign \x1[20]  = x1[20];
-  assign \x1[21]  = x1[21];
-  assign \x1[22]  = x1[22];
-  assign \x1[23]  = x1[23];
-  assign \x1[24]  = x1[24];
-  assign \x1[25]  = x1[25];
-  assign \x1[26]  = x1[26];
-  assign \x1[27]  = x1[27];
-  assign \x1[28]  = x1[28];
-  assign \x1[29]  = x1[29];
-  assign \x1[30]  = x1[30];
-  assign \x1[31]  = x1[31];
-  assign \x_in_d0[0]  = x_in_d0[0];
-  assign \x_in_d0[1]  = x_in_d0[1];
-  assign \x_in_d0[2]  = x_in_d0[2];
-  assign \x_in_d0[3]  = x_in_d0[3];
-  assign \x_in_d0[4]  = x_in_d0[4];
-  assign \x_in_d0[5]  = x_in_d0[5];
-  assign \x_in_d0[6]  = x_in_d0[6];
-  assign \x_in_d0[7]  = x_in_d0[7];
-  assign \x_in_d0[8]  = x_in_d0[8];
-  assign \x_in_d0[9]  = x_in_d0[9];
-  assign \x_in_d0[10]  = x_in_d0[10];
-  assign \x_in_d0[11]  = x_in_d0[11];
-  assign \x_in_d0[12]  = x_in_d0[12];
-  assign \x_in_d0[13]  = x_in_d0[13];
-  assign \x_in_d0[14]  = x_in_d0[14];
-  assign \x_in_d0[15]  = x_in_d0[15];
-  assign \x_in_d0[16]  = x_in_d0[16];
-  assign \x_in_d0[17]  = x_in_d0[17];
-  assign \x_in_d0[18]  = x_in_d0[18];
-  assign \x_in_d0[19]  = x_in_d0[19];
-  assign \x_in_d0[20]  = x_in_d0[20];
-  assign \x_in_d0[21]  = x_in_d0[21];
-  assign \x_in_d0[22]  = x_in_d0[22];
-  assign \x_in_d0[23]  = x_in_d0[23];
-  assign \x_in_d0[24]  = x_in_d0[24];
-  assign \x_in_d0[25]  = x_in_d0[25];
-  assign \x_in_d0[26]  = x_in_d0[26];
-  assign \x_in_d0[27]  = x_in_d0[27];
-  assign \x_in_d0[28]  = x_in_d0[28];
-  assign \x_in_d0[29]  = x_in_d0[29];
-  assign \x_in_d0[30]  = x_in_d0[30];
-  assign \x_in_d0[31]  = x_in_d0[31];
-  assign \result[0]  = result[0];
-  assign \result[1]  = result[1];
-  assign \result[2]  = result[2];
-  assign \result[3]  = result[3];
-  assign \result[4]  = result[4];
-  assign \result[5]  = result[5];
-  assign \result[6]  = result[6];
-  assign \result[7]  = result[7];
-  assign \thresholds_d0[0]  = thresholds_d0[7:0];
-  assign \thresholds_d0[0][0]  = thresholds_d0[7:0];
-  assign \thresholds_d0[1]  = thresholds_d0[15:8];
-  assign \thresholds_d0[1][0]  = thresholds_d0[15:8];
-  assign \thresholds_d0[2]  = thresholds_d0[23:16];
-  assign \thresholds_d0[2][0]  = thresholds_d0[23:16];
-  assign \thresholds_d0[3]  = thresholds_d0[31:24];
-  assign \thresholds_d0[3][0]  = thresholds_d0[31:24];
-  assign \thresholds_d0[4]  = thresholds_d0[39:32];
-  assign \thresholds_d0[4][0]  = thresholds_d0[39:32];
-  assign \thresholds_d0[5]  = thresholds_d0[47:40];
-  assign \thresholds_d0[5][0]  = thresholds_d0[47:40];
-  assign \thresholds_d0[6]  = thresholds_d0[55:48];
-  assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
-  assign \thresholds_d0[7]  = thresholds_d0[63:56];
-  assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
-  assign \port__data$182[0]  = \port__data$182 [7:0];
-  assign \port__data$182[0][0]  = \port__data$182 [7:0];
-  assign \port__data$182[1]  = \port__data$182 [15:8];
-  assign \port__data$182[1][0]  = \port__data$182 [15:8];
-  assign \port__data$182[2]  = \port__data$182 [23:16];
-  assign \port__data$182[2][0]  = \port__data$182 [23:16];
-  assign \port__data$182[3]  = \port__data$182 [31:24];
-  assign \port__data$182[3][0]  = \port__data$182 [31:24];
-  assign \port__data$182[4]  = \port__data$182 [39:32];
-  assign \port__data$182[4][0]  = \port__data$182 [39:32];
-  assign \port__data$182[5]  = \port__data$182 [47:40];
-  assign \port__data$182[5][0]  = \port__data$182 [47:40];
-  assign \port__data$182[6]  = \port__data$182 [55:48];
-  assign \port__data$182[6][0]  = \port__data$182 [55:48];
-  assign \port__data$182[7]  = \port__data$182 [63:56];
-  assign \port__data$182[7][0]  = \port__data$182 [63:56];
-  assign result[7] = \$62 [0];
-  assign result[6] = \$58 [0];
-  assign result[5] = \$54 [0];
-  assign result[4] = \$50 [0];
-  assign result[3] = \$46 [0];
-  assign result[2] = \$42 [0];
-  assign result[1] = \$38 [0];
-  assign result[0] = \$34 [0];
-  assign \$65  = \$signature__addr ;
-  assign \$69  = \$signature__addr ;
+  assign \port__data$186[0]  = \port__data$186 [7:0];
+  assign \port__data$186[0][0]  = \port__data$186 [7:0];
+  assign \port__data$186[1]  = \port__data$186 [15:8];
+  assign \port__data$186[1][0]  = \port__data$186 [15:8];
+  assign \port__data$186[2]  = \port__data$186 [23:16];
+  assign \port__data$186[2][0]  = \port__data$186 [23:16];
+  assign \port__data$186[3]  = \port__data$186 [31:24];
+  assign \port__data$186[3][0]  = \port__data$186 [31:24];
+  assign \port__data$186[4]  = \port__data$186 [39:32];
+  assign \port__data$186[4][0]  = \port__data$186 [39:32];
+  assign \port__data$186[5]  = \port__data$186 [47:40];
+  assign \port__data$186[5][0]  = \port__data$186 [47:40];
+  assign \port__data$186[6]  = \port__data$186 [55:48];
+  assign \port__data$186[6][0]  = \port__data$186 [55:48];
+  assign \port__data$186[7]  = \port__data$186 [63:56];
+  assign \port__data$186[7][0]  = \port__data$186 [63:56];
+  assign result[7] = \$61 [0];
+  assign result[6] = \$57 [0];
+  assign result[5] = \$53 [0];
+  assign result[4] = \$49 [0];
+  assign result[3] = \$45 [0];
+  assign result[2] = \$41 [0];
+  assign result[1] = \$37 [0];
+  assign result[0] = \$33 [0];
+  assign \$64  = rp__addr;
+  assign \$70  = rp__addr;
 endmodule

@@ -253,3 +253,31 @@ def test_the_network_profile_times_every_layer_of_what_the_network_computes():
     seconds, outs = layer_seconds(net, x, repeat=1)
     assert len(seconds) == len(net.layers) and all(s > 0 for s in seconds)
     assert np.array_equal(np.concatenate(outs).reshape(40, -1), net.run(x))
+
+
+def test_the_hours_long_cnv_hardware_bench_runs_only_when_named():
+    from hwnorm.bench import ON_REQUEST, REGISTRY
+    assert "cnv-hw" in REGISTRY and ON_REQUEST == {"cnv-hw"}
+
+
+def test_the_cnv_bench_folds_the_cifar_cnv_as_finn_does_and_for_an_ecp5_85f():
+    """`hwnorm bench cnv-hw`'s designs, without its hours of synthesis: FINN's folding gives FINN's
+    32,768 clocks per image; the fastest folding whose estimate fits the LFE5U-85F is faster."""
+    from hwnorm.bench.cnv_hw import cnv_plans
+    (finn, _, finn_plan), (fitted, how, fitted_plan) = cnv_plans(say=lambda text: None)
+    assert (finn, finn_plan.block.initiation_interval) == ("finn_folding", 32768)
+    assert fitted == "fastest_85f" and "fitting the LFE5U-85F" in how
+    assert fitted_plan.block.initiation_interval < 32768
+
+
+def test_a_gzip_model_is_read_and_one_that_expands_too_far_is_refused(tmp_path, monkeypatch, capsys):
+    import gzip
+    import hwnorm.io
+    from hwnorm import data
+    model = tmp_path / "tfc.onnx.gz"
+    model.write_bytes(gzip.compress(data.path("models/TFC_1W1A.onnx").read_bytes()))
+    code, out, err = run(capsys, "check", str(model), "--random", "20")
+    assert code == 0 and "0 of 20 predictions" in out, err
+    monkeypatch.setattr(hwnorm.io, "GUNZIP_LIMIT", 1000)
+    code, _, err = run(capsys, "import", str(model))
+    assert code == 2 and "expands to more than" in err and "Traceback" not in err

@@ -206,3 +206,30 @@ def test_narrow_input_range_tightens_the_accumulator_and_is_checked():
 def test_integer_weights_are_checked_against_their_type():
     with pytest.raises(ValueError, match=r"weights outside their int2 range \[-2, 1\]"):
         MVULayer(np.array([[2, 0]]), 2, None, in_bits=4, weight_bits=2, weight_signed=True)
+
+
+@pytest.mark.parametrize("target,pe,simd,k,rows,banks", [("ecp5", 3, 24, 1200, 66, 3), ("ice40", 1, 16, 320, 30, 3)])
+def test_a_weight_rom_deeper_than_a_block_ram_is_banked_with_registered_banks(target, pe, simd, k, rows, banks):
+    """With a target clock, a weight ROM deeper than one column of block RAM tiles is split into
+    banks, each read into its own register before the bank mux: same outputs, the cycle model
+    declared (one clock more of latency), and no more block RAM tiles than the ROM whole."""
+    from hwnorm.estimate.resources import _tiles, place_memories
+    from hwnorm.estimate.synthesis import TARGETS
+    from hwnorm.timing import Timing
+    rng = np.random.default_rng(k)
+    layer = random_layer(rng, k, rows, n_thresholds=1)
+    block = layer.block({"pe": pe, "simd": simd}).with_timing(Timing(150, target))
+    assert block.weight_banks == banks
+    t = TARGETS[target]
+    placed = place_memories(block.inventory(), t)
+    width = pe * simd
+    weight_tiles = sum(c for mem, place, c in placed if place == "bram" and mem.width == width)
+    assert weight_tiles <= _tiles(width, block.sf * block.nf, t.rules["bram_modes"])
+    x = random_inputs(rng, layer, 3)
+    dut = block.component()
+    timed = full_rate_timing(dut, x.reshape(-1, simd).tolist(), n_out=3 * dut.nf)
+    assert timed.produced == dut.schedule([0] * len(timed.accepted))
+    assert timed.produced[dut.nf - 1] - timed.accepted[0] == dut.latency
+    np.testing.assert_array_equal(np.array([lanes(o, pe) for o in timed.outputs]).reshape(3, -1), golden(layer, x))
+    got = run_stream(dut, x.reshape(-1, simd).tolist(), seed=4, n_out=3 * dut.nf)
+    np.testing.assert_array_equal(np.array([lanes(g, pe) for g in got]).reshape(3, -1), golden(layer, x))

@@ -164,3 +164,11 @@ def test_a_model_without_an_input_quantizer_takes_inputs_on_its_integer_grid():
     x[1, 5] = 256 / 255
     with pytest.raises(ValueError, match="not on that grid"):
         check_model(path, inputs=x)
+
+
+@pytest.mark.parametrize("name", ["CNV_CIFAR_1W1A", "CNV_CIFAR_2W2A"])
+def test_the_vendored_cifar_cnvs_agree_with_the_executor(name):
+    """FINN's CIFAR-10 CNV topology (3×32×32 inputs, untrained, gzip-compressed): random images."""
+    from hwnorm.models import model_path
+    on_random = check_model(model_path(name), random=20, seed=3)
+    assert (on_random["count"], on_random["disagreements"]) == (20, 0), on_random

@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import sys
 
-from hwnorm.bench.registry import REGISTRY, benchmark, best_rate, figure
+from hwnorm.bench.registry import ON_REQUEST, REGISTRY, benchmark, best_rate, figure
 # The benchmarks register themselves on import.
-from hwnorm.bench import bn, bnn, conv, cosim, generate, intmm, net, stt  # noqa: E402,F401,I001
+from hwnorm.bench import bn, bnn, cnv_hw, conv, cosim, generate, intmm, net, stt  # noqa: E402,F401,I001
 
 __all__ = ["REGISTRY", "benchmark", "best_rate", "figure", "run"]
 
 
 def run(names=None, repeat: int = 5, out=sys.stdout) -> list[dict]:
-    names = list(names or REGISTRY)
+    names = list(names or [name for name in REGISTRY if name not in ON_REQUEST])
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(sorted(REGISTRY))}")

@@ -6,14 +6,17 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterator
 
-__all__ = ["REGISTRY", "benchmark", "figure", "best_rate"]
+__all__ = ["REGISTRY", "ON_REQUEST", "benchmark", "figure", "best_rate"]
 
 REGISTRY: dict[str, Callable[..., Iterator[dict]]] = {}
+ON_REQUEST: set[str] = set()  # run only when named (hours of synthesis): not in the default set
 
 
-def benchmark(name: str):
+def benchmark(name: str, default: bool = True):
     def register(fn):
         REGISTRY[name] = fn
+        if not default:
+            ON_REQUEST.add(name)
         return fn
     return register
 

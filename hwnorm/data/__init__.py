@@ -16,6 +16,8 @@ SHA256 = {
     "models/CNV_MNIST_2W2A.onnx": "5e80505f16c4f4ea82ecd3c498c8dd9998645d1c134eabe353cdca53d5039342",
     "models/MOBILENET_MNIST_W4A4.onnx": "b3a507977bd9a9e82a65a57f3252f9f448254d639080e33ece4f203a1597bb41",
     "models/RESNET_MNIST_W4A4.onnx": "7a86a5ad868a2eff4cfd8dfa70db76dec8b75575fd44def5e88382afeb421464",
+    "models/CNV_CIFAR_1W1A.onnx.gz": "f3e5c38111809104efdef1e2e0dde04c4727b1c5a8c7ef1ea03e22ff9d1833bb",
+    "models/CNV_CIFAR_2W2A.onnx.gz": "d190badfe14c3b63dba22de27aca81dff14abdb14c3493852c957705dbb70ecf",
     "models/calibration/skip_concat_pool.onnx": "068e83ab12a832e23b25967f77ea70e9e832911657d715289dc0eddebfe7e1f8",
     "mnist/t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
     "mnist/t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",

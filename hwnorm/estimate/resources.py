@@ -36,7 +36,7 @@ import numpy as np
 from hwnorm.blocks import CALIBRATION_CLOCK_MHZ, Inventory
 from hwnorm.estimate.synthesis import TARGETS, Target
 
-__all__ = ["FEATURES", "place_memories", "features", "ResourceModel", "load_calibration", "estimate_resources",
+__all__ = ["FEATURES", "place_memories", "goes_to_block_ram", "block_ram_bank_depth", "mux_levels", "features", "ResourceModel", "load_calibration", "estimate_resources",
            "fit_costs", "relative_error", "parts", "rom_luts", "kind_features", "GENERIC", "fit_errors",
            "uncalibrated_kinds", "calibration_path"]
 
@@ -86,18 +86,39 @@ def _tiles(width: int, depth: int, modes) -> int:
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in modes)
 
 
+def goes_to_block_ram(kind: str, width: int, depth: int, target: Target) -> bool:
+    """Whether Yosys puts a ``kind`` (``rom`` / ``ram``) memory of this shape into block RAM."""
+    r, bits = target.rules, width * depth
+    if kind == "ram":
+        return depth >= r["ram_bram_min_depth"] > 0 and bits >= r["ram_bram_min_bits"]
+    return r["rom_bram_min_depth"] > 0 and depth >= r["rom_bram_min_depth"] and bits >= r["rom_bram_min_bits"]
+
+
+def block_ram_bank_depth(width: int, depth: int, target: Target) -> int:
+    """Rows per bank when a ``width``-bit ROM of ``depth`` rows is split by depth into banks that
+    each fit one column of block RAM tiles (0: it is not split — it fits one tile deep, or it does
+    not go to block RAM). The bank depth is the block RAM mode (``bram_modes``) that takes the
+    fewest tiles for the whole memory (the deepest of equals: the fewest banks), so banking costs
+    no tile more than :func:`_tiles` counts for the memory whole."""
+    if not goes_to_block_ram("rom", width, depth, target):
+        return 0
+    modes = target.rules["bram_modes"]
+    bank, _ = min(modes, key=lambda m: (math.ceil(width / m[1]) * math.ceil(depth / m[0]), -m[0]))
+    return bank if depth > bank else 0
+
+
+def mux_levels(inputs: int, target: Target) -> int:
+    """Routed LUT levels of an ``inputs``-to-1 mux: a k-input LUT with the slice's wide-function
+    muxes (ECP5 PFUMX / L6MUX21, 7-series MUXF7 / MUXF8) picks one of 2^(k−1) per level."""
+    return math.ceil(max(inputs - 1, 0).bit_length() / (target.rules["lut_inputs"] - 1))
+
+
 def place_memories(inv: Inventory, target: Target) -> list[tuple]:
     """(memory, place, cells) per memory: place is ``bram``, ``lutram`` or ``logic``."""
     r = target.rules
     out = []
     for mem in inv.memories:
-        bits = mem.width * mem.depth
-        if mem.kind == "ram":
-            to_bram = mem.depth >= r["ram_bram_min_depth"] > 0 and bits >= r["ram_bram_min_bits"]
-        else:
-            to_bram = r["rom_bram_min_depth"] > 0 and mem.depth >= r["rom_bram_min_depth"] \
-                and bits >= r["rom_bram_min_bits"]
-        if to_bram:
+        if goes_to_block_ram(mem.kind, mem.width, mem.depth, target):
             out.append((mem, "bram", _tiles(mem.width, mem.depth, r["bram_modes"])))
         elif mem.kind == "ram" and mem.depth <= r["lutram_max_depth"]:
             depth, width = r["lutram"]

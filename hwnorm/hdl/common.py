@@ -139,6 +139,37 @@ def rom(m: Module, name: str, shape, rows: list, advance, addr):
     return port.data
 
 
+def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance, addr):
+    """A constant memory split by depth into banks of ``bank_depth`` rows (a power of two), each
+    read into a register of its own; returns the registered bank's data, picked by the address's
+    bank bits — two clocks after ``addr`` where :func:`rom` takes one. ::
+
+        addr ─┬─ [bank_depth−1:0] ─▶ bank 0 ─▶ reg ─┐
+              │                  ─▶ bank 1 ─▶ reg ─┼─▶ mux ─▶ data
+              │                  ─▶  …     ─▶ reg ─┘    ▲
+              └─ [top bits] ─▶ reg ─▶ reg ─────────────┘
+
+    The registers have no reset and one enable (``advance``), so the netlist pass can move each
+    into its block RAM's output register."""
+    assert bank_depth & (bank_depth - 1) == 0 and len(rows) > bank_depth, (bank_depth, len(rows))
+    shift = bank_depth.bit_length() - 1
+    banks = [rows[k:k + bank_depth] for k in range(0, len(rows), bank_depth)]
+    read_bank = Signal(range(len(banks)), name=f"{name}_bank_read")
+    out_bank = Signal(range(len(banks)), name=f"{name}_bank_out")
+    with m.If(advance):
+        m.d.sync += [read_bank.eq(addr[shift:]), out_bank.eq(read_bank)]
+    held = [Signal(shape, name=f"{name}_bank{k}_q", reset_less=True) for k in range(len(banks))]
+    with m.If(advance):
+        m.d.sync += [h.eq(rom(m, f"{name}_bank{k}", shape, bank, advance, addr[:shift]))
+                     for k, (h, bank) in enumerate(zip(held, banks))]
+    data = Signal(shape, name=name)
+    picked = held[-1]  # a chain of muxes (a continuous assignment; see hdl.window on Icarus and cases)
+    for k in range(len(held) - 2, -1, -1):
+        picked = Mux(out_bank == k, held[k], picked)
+    m.d.comb += data.eq(picked)
+    return data
+
+
 def at_least(a, b):
     """``a ≥ b`` as an unsigned compare: both operands widened to one width ``w`` and their top
     bits flipped (``x + 2^(w−1)`` keeps the order of ``w``-bit two's complement values). Its result

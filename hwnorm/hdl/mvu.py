@@ -21,7 +21,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import (FromBlock, Retime, at_least, advance_signal, group_counter, lane_array, rom, tree_sum,
+from hwnorm.hdl.common import (FromBlock, Retime, at_least, advance_signal, banked_rom, group_counter, lane_array, rom, tree_sum,
                                wrapped_increment)
 from hwnorm.hdl.stt import decode_cells
 
@@ -82,7 +82,11 @@ class MVU(FromBlock, wiring.Component):
             with m.If(sf == sf_n - 1):
                 m.d.sync += nf.eq(wrapped_increment(nf, nf_n))
         stored, block, retime = self.block.stored, self.block, Retime(m, advance)
-        if stored is None:
+        banked = block.weight_banks > 1
+        if banked:  # its banks' registers are the first operand rank
+            weights = banked_rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(),
+                                 block.weight_bank_depth, advance, waddr)
+        elif stored is None:
             weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(), advance, waddr)
         else:  # an STT-RAM image: the cells as stored (faults and all), decoded on read
             cells = rom(m, "weight_cells", unsigned(2 * stored.cells.shape[1]), stored.cell_rows, advance, waddr)
@@ -91,22 +95,26 @@ class MVU(FromBlock, wiring.Component):
         x1 = Signal(self.i.payload.shape(), reset_less=True)  # data: no reset (see common.Retime)
         fresh1 = Signal()
         if nf_n > 1 and sf_n > 1:
-            buf = Memory(shape=self.i.payload.shape(), depth=sf_n, init=[])
+            # the replay is read only while no beat is written (NF > 0): a read and a write of one
+            # address in one clock never matter, and Yosys needs no collision bypass after the RAM
+            buf = Memory(shape=self.i.payload.shape(), depth=sf_n, init=[], attrs={"no_rw_check": 1})
             m.submodules.input_buffer = buf
             wp, rp = buf.write_port(), buf.read_port(domain="sync")
-            m.d.comb += [wp.addr.eq(sf), wp.data.eq(self.i.payload), wp.en.eq(fire & fresh),
-                         rp.addr.eq(sf), rp.en.eq(advance)]
+            m.d.comb += [rp.addr.eq(sf), rp.en.eq(advance)]
+            if block.timing.on:  # the write a clock late, from registers (x1 holds the beat): fire
+                # then drives one flip-flop, not the write enables of a wide RAM; the beat is
+                # replayed SF ≥ 2 clocks later at the earliest
+                write1, addr1 = Signal(), Signal.like(sf)
+                m.d.sync += [write1.eq(fire & fresh), addr1.eq(sf)]
+                m.d.comb += [wp.addr.eq(addr1), wp.data.eq(x1), wp.en.eq(write1)]
+            else:
+                m.d.comb += [wp.addr.eq(sf), wp.data.eq(self.i.payload), wp.en.eq(fire & fresh)]
             replay = rp.data.as_value()
         elif nf_n > 1:  # one beat per vector: a register is the whole buffer
             held = Signal(self.i.payload.shape(), reset_less=True)
             with m.If(fire & fresh):
                 m.d.sync += held.eq(self.i.payload)
             replay = held.as_value()
-        if nf_n > 1:
-            x_in = Signal(self.i.payload.shape())
-            m.d.comb += x_in.eq(Mux(fresh1, x1.as_value(), replay))
-        else:
-            x_in = x1
         v1, first1, last1 = Signal(), Signal(), Signal()
         nf1 = Signal.like(nf)
         with m.If(advance):
@@ -116,7 +124,17 @@ class MVU(FromBlock, wiring.Component):
         # ---- stage 1: multiply-accumulate per PE lane (its tree registered at the block's cuts)
         cuts = block.tree_cuts
         ranks = block.operand_ranks  # memory read data (and a stored row's decoder): registers before the multiply
-        x_in, weights = retime.delay(x_in, ranks, "x_in"), retime.delay(weights, ranks - block.cell_ranks, "weights")
+        if nf_n > 1:
+            # the input buffer's RAM data registered before the fresh / replay mux (its block
+            # RAM's output register), the first operand rank of both inputs to the mux
+            early = int(block.replay_registered)
+            x_in = Signal(self.i.payload.shape())
+            m.d.comb += x_in.eq(Mux(retime.delay(fresh1, early, "fresh1"), retime.delay(x1.as_value(), early, "x1"),
+                                    retime.delay(replay, early, "replay")))
+            x_in = retime.delay(x_in, ranks - early, "x_in")
+        else:
+            x_in = retime.delay(x1, ranks, "x_in")
+        weights = retime.delay(weights, ranks - block.cell_ranks - banked, "weights")
         v1 = retime.valid(v1, len(cuts) + ranks, "v1")
         first1, last1, nf1 = (retime.delay(s, len(cuts) + ranks, n) for s, n in
                               ((first1, "first1"), (last1, "last1"), (nf1, "nf1")))

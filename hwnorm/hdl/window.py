@@ -12,9 +12,16 @@
 
 The writer and the reader run independently: a write waits only while its row's slot still
 holds a row the current output row reads (``R`` = the power of two ≥ kh + sh rows), a read only
-until its beat has been written. The reader's row numbers are relative to its image; when it
-finishes one, the writer's row count drops by ``H``, so it may already be filling the next image.
-The read side uses the stall-all idiom (``advance``); the write side only its own handshake.
+until its beat has been written. The read side uses the stall-all idiom (``advance``); the write
+side only its own handshake. Built for the clock (150 MHz on ECP5), no decision runs through a
+chain of compares:
+
+- the writer counts the beats it has written, for ever (modulo 2^B); the reader keeps the count
+  of the beat it wants, moved by a constant per step, so "written yet" is one subtraction's sign;
+- ``i.ready`` is a register's sign bit (the room left below the writer's row limit); the limit's
+  moves — one constant per output row — reach it a clock late, through a register;
+- what enables the reader's registers is ``fire`` and flags that are themselves registers (each
+  digit's carry, the window's, output row's and image's last read), set as the reader steps.
 """
 
 from __future__ import annotations
@@ -41,6 +48,17 @@ def _count(m: Module, counter, n: int, on) -> object:
     return counter == n - 1
 
 
+def _one_short(digits):
+    """A mixed-radix count (``(counter, radix)`` pairs, the fastest first) is one short of its
+    last value: its first digit of radix ≥ 2 at radix − 2, every later one at its last."""
+    tests, first = [], True
+    for counter, radix in digits:
+        if radix >= 2:
+            tests.append(counter == radix - (2 if first else 1))
+            first = False
+    return Cat(*tests).all()
+
+
 class _LineBufferUnit(FromBlock, wiring.Component):
     taps_inner = False  # read order: (ky, kx, fold) for a window; (fold, ky, kx) for a pool
 
@@ -59,6 +77,18 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         """Stage 1 onwards: what leaves the unit (each beat read, or a window's maximum)."""
         raise NotImplementedError
 
+    def _steps(self, kh, kw, sh, sw, oh, ow, cf_n) -> list[tuple[int, int, int]]:
+        """(dx, dy, dfold) of the reader's step from a beat on which the first of these holds:
+        the fastest digit moves, the middle one, the slowest; the window is done (next window),
+        its output row (next row), the image (its first window: dy back to −top)."""
+        to_left, to_top = -((ow - 1) * sw + kw - 1), -((oh - 1) * sh + kh - 1)
+        if self.taps_inner:  # (fold, ky, kx)
+            inner = [(1, 0, 0), (1 - kw, 1, 0), (1 - kw, 1 - kh, 1)]
+        else:  # (ky, kx, fold)
+            inner = [(0, 0, 1), (1, 0, 1 - cf_n), (1 - kw, 1, 1 - cf_n)]
+        return inner + [(sw + 1 - kw, 1 - kh, 1 - cf_n), (to_left, sh + 1 - kh, 1 - cf_n),
+                        (to_left, to_top, 1 - cf_n)]
+
     def elaborate(self, platform):
         m, block = Module(), self.block
         g = block.geometry
@@ -70,36 +100,55 @@ class _LineBufferUnit(FromBlock, wiring.Component):
         cf_bits, col_bits, row_bits = _bits(cf_n), _bits(w), _bits(rows)
         advance = advance_signal(m, self.o, self.registered_consumer)
 
-        # ---- writer: (row relative to the reader's image, column, fold) of the next input beat
-        wrow = Signal(range(-sh - 1, h + rows + 1))
-        wcol, wcf = Signal(range(max(w, 2))), Signal(range(max(cf_n, 2)))
+        # ---- writer: (column, fold) of the next input beat, and how many beats it has written,
+        # counted on for ever modulo 2^B (B bits hold any distance between the writer and the
+        # reader, either ahead: rows of the buffer and a window's, a pixel = C/L beats)
+        per_row, span = w * cf_n, block.beat_bits
+        written_n = Signal(span)
+        wcol, wcf = Signal(range(max(w, 2)), name="wcol"), Signal(range(max(cf_n, 2)), name="wcf")
         wphys = Signal(max(row_bits, 1))
         # ---- reader: the next beat to read
-        oy, ox = Signal(range(max(oh, 2))), Signal(range(max(ow, 2)))
-        ky, kx, cf = Signal(range(max(kh, 2))), Signal(range(max(kw, 2))), Signal(range(max(cf_n, 2)))
-        iy_base = Signal(range(-top, h + sh + 1), init=-top)   # oy·sh − top
-        ix_base = Signal(range(-left, w + sw + 1), init=-left)  # ox·sw − left
+        oy, ox = Signal(range(max(oh, 2)), name="oy"), Signal(range(max(ow, 2)), name="ox")
+        ky, kx = Signal(range(max(kh, 2)), name="ky"), Signal(range(max(kw, 2)), name="kx")
+        cf = Signal(range(max(cf_n, 2)), name="cf")
         base_phys = Signal(max(row_bits, 1))                   # buffer row of the image's row 0
-        # the input pixel of the next read, iy_base + ky and ix_base + kx, kept in registers of
-        # their own and moved with the counters below: a sum here would put a carry chain in
-        # front of the written-yet compares, whose answer (``fire``) enables every reader register
+        # the input pixel of the next read, (oy·sh − top + ky, ox·sw − left + kx), kept in registers of
+        # their own and moved with the counters below (its padding tests and the RAM address)
         iy = Signal(range(-top, h + sh + kh + 1), init=-top)
         ix = Signal(range(-left, w + sw + kw + 1), init=-left)
+        # the beat the next read wants, as the writer counts its beats (modulo 2^B): one register
+        # moved with the others, so "written yet" is one subtraction's sign, not three compares
+        beat = Signal(span, init=(-top * per_row - left * cf_n) % (1 << span))
 
-        # the writer may fill rows below ``limit`` = max(iy_base, 0) + R: a register moved with
-        # iy_base (a sum and a compare in front of i.ready would run on into the row count)
-        limit = Signal(range(rows, h + sh + rows + 1), init=rows)
+        # the writer may fill rows below max(oy·sh − top, 0) + R; ``room`` − 1 is that limit less the
+        # writer's row, a register whose sign bit is i.ready. It takes the reader's limit a clock
+        # late (the cycle models say so too): the change (``credit``, per output row: a constant)
+        # passes a register first, so i.ready → the row count → i.ready is an adder and a mux,
+        # and fire reaches no writer logic.
+        def limit_of(oy_: int) -> int:
+            return max(oy_ * sh - top, 0) + rows
+        credits = [limit_of(o + 1) - limit_of(o) for o in range(oh - 1)] + [rows + h - limit_of(oh - 1)]
+        room_m1 = Signal(range(-2, h + 2 * rows + sh + 2), init=rows - 1)
+        # the credit of the output row the reader was on a clock ago, and whether it left it then
+        credit = Signal(range(max(credits) + 1))
+        credit_m1 = Signal(range(-1, max(credits) + 1))
+        row_left = Signal()
         # padding on the sides that have it (a compare that cannot fire would be a lint warning)
         edges = [(top, iy < 0), (left, ix < 0), ((oh - 1) * sh - top + kh > h, iy >= h),
                  ((ow - 1) * sw - left + kw > w, ix >= w)]
         padded = Signal()
         m.d.comb += padded.eq(Cat(*[test for present, test in edges if present]).any() if any(
             present for present, _ in edges) else 0)
-        written = (wrow > iy) | ((wrow == iy) & ((wcol > ix) | ((wcol == ix) & (wcf > cf))))
+        written = (beat - written_n)[span - 1]  # beat < written_n (modulo 2^B)
         fire = Signal()
-        m.d.comb += [fire.eq(advance & (padded | written)), self.i.ready.eq(wrow < limit)]
+        m.d.comb += [fire.eq(advance & (padded | written)), self.i.ready.eq(~room_m1[-1])]
 
-        mem = Memory(shape=self.i.payload.shape(), depth=rows << (col_bits + cf_bits), init=[])
+        # no read ever wants a beat written in the same clock (a read waits until its beat is
+        # written; a padded read's data is dropped), so Yosys need not emulate "read the old data"
+        # with a bypass register and a mux after the block RAM — which also kept the RAM's data
+        # register from moving into the RAM (hwnorm.estimate.netlist)
+        mem = Memory(shape=self.i.payload.shape(), depth=rows << (col_bits + cf_bits), init=[],
+                     attrs={"no_rw_check": 1})
         m.submodules.buffer = mem
         wp, rp = mem.write_port(), mem.read_port(domain="sync")
         write = self.i.valid & self.i.ready
@@ -108,64 +157,80 @@ class _LineBufferUnit(FromBlock, wiring.Component):
                      wp.addr.eq(Cat(wcf[:cf_bits], wcol[:col_bits], wphys[:row_bits])),
                      rp.en.eq(advance), rp.addr.eq(Cat(cf[:cf_bits], ix.as_unsigned()[:col_bits], phys))]
 
-        # writer counters; the row count drops by H when the reader finishes an image
+        # writer counters
         next_row = Signal()
         fold_wrap = _count(m, wcf, cf_n, write)
         col_wrap = _count(m, wcol, w, write & fold_wrap)
-        m.d.comb += next_row.eq(write & fold_wrap & col_wrap)  # continuous: see ``rebase`` below
+        m.d.comb += next_row.eq(write & fold_wrap & col_wrap)
+        with m.If(write):
+            m.d.sync += written_n.eq(written_n + 1)
         if row_bits:
             with m.If(next_row):
                 m.d.sync += wphys.eq(wphys + 1)
-        rebase = Signal()
-        # both sums from the register, chosen after: the rebase (a reader event) only selects
-        step = Mux(next_row, wrow + 1, wrow)
-        m.d.sync += wrow.eq(Mux(rebase, Mux(next_row, wrow + 1 - h, wrow - h), step))
+        # every sum from registers, chosen after: the row count and the reader's event only select
+        m.d.sync += room_m1.eq(Mux(row_left, Mux(next_row, room_m1 + credit_m1, room_m1 + credit),
+                                   Mux(next_row, room_m1 - 1, room_m1)))
 
-        # reader counters, in the read order
-        last_tap = (ky == kh - 1) & (kx == kw - 1)
-        x_moves = C(1, 1) if self.taps_inner else (cf == cf_n - 1)  # kx moves on this read
-        x_wraps, y_wraps = kx == kw - 1, ky == kh - 1
-        if self.taps_inner:
+        # reader counters, in the read order: a mixed-radix count, the fastest digit first. Each
+        # digit's carry in ("every faster digit at its last value") and the window's, output row's
+        # and image's last read are flags set as the reader steps onto such a beat, so what
+        # enables a register is ``fire`` and a flip-flop, not ``fire`` and compares of counters
+        digits = ((kx, kw), (ky, kh), (cf, cf_n)) if self.taps_inner else ((cf, cf_n), (kx, kw), (ky, kh))
+        at_last = []  # at_last[j]: digits 0 … j all at their last value
+        for j, (counter, n) in enumerate(digits):
+            if n > 1:
+                with m.If(fire & (at_last[j - 1] if j else C(1, 1))):
+                    m.d.sync += counter.eq(wrapped_increment(counter, n))
+            radices = [r for _, r in digits[:j + 1]]
+            flag = Signal(name=f"carry{j}", init=all(r == 1 for r in radices))
             with m.If(fire):
-                with m.If(last_tap):
-                    m.d.sync += [ky.eq(0), kx.eq(0)]
-                with m.Elif(kx == kw - 1):
-                    m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
-                with m.Else():
-                    m.d.sync += kx.eq(kx + 1)
-            pixel_done = _count(m, cf, cf_n, fire & last_tap) & last_tap
-        else:
-            fold_wrap = _count(m, cf, cf_n, fire)
-            kx_wrap = _count(m, kx, kw, fire & fold_wrap)
-            _count(m, ky, kh, fire & fold_wrap & kx_wrap)
-            pixel_done = fold_wrap & last_tap
-        # one continuous expression, not a flag set inside the branches below: a map of one output
-        # pixel never changes ox and oy, and Icarus never evaluates a process none of whose inputs
-        # change (the flag, and the writer's row count from it, would stay X)
-        m.d.comb += rebase.eq(fire & pixel_done & (ox == ow - 1) & (oy == oh - 1))
-        # the next read's pixel: each candidate a constant step from the register, chosen by the
-        # counters' own wrap flags (fire only enables)
-        ox_wraps, oy_wraps = ox == ow - 1, oy == oh - 1
-        next_x = Mux(~x_moves, ix, Mux(~x_wraps, ix + 1, Mux(~pixel_done, ix - (kw - 1),
-                                                                Mux(~ox_wraps, ix - (kw - 1) + sw, -left))))
-        y_moves = x_moves & x_wraps
-        next_y = Mux(~y_moves, iy, Mux(~y_wraps, iy + 1, Mux(~pixel_done | ~ox_wraps, iy - (kh - 1),
-                                                             Mux(~oy_wraps, iy - (kh - 1) + sh, -top))))
+                m.d.sync += flag.eq(_one_short(digits[:j + 1]) if any(r > 1 for r in radices) else 1)
+            at_last.append(flag)
+        pixel_done = at_last[-1]
+        last_tap = (ky == kh - 1) & (kx == kw - 1)
+        row_last = Signal(init=pixel_done.init and ow == 1)
+        image_last = Signal(init=row_last.init and oh == 1)
+
+        def next_is_last(counter, n: int, wraps):  # the counter's value after this read is n − 1
+            return Mux(wraps, C(1, 1) if n == 1 else counter == n - 2, counter == n - 1)
+        next_pixel_done = _one_short(digits) if cf_n * kh * kw > 1 else C(1, 1)
+        next_row_last = next_pixel_done & next_is_last(ox, ow, pixel_done)
         with m.If(fire):
-            m.d.sync += [ix.eq(next_x), iy.eq(next_y)]
+            m.d.sync += [row_last.eq(next_row_last), image_last.eq(next_row_last & next_is_last(oy, oh, row_last))]
+        # the reader leaves an output row (or its image): the writer's limit moves, a clock later
+        # (a chain of muxes, one continuous assignment: Icarus never runs the process a case
+        # statement becomes until an input changes, and the first row's credit would be X)
+        credit_of = C(credits[-1], len(credit))
+        for o in range(oh - 2, -1, -1):
+            credit_of = Mux(oy == o, credits[o], credit_of)
+        m.d.sync += [credit.eq(credit_of), credit_m1.eq(credit_of - 1), row_left.eq(fire & row_last)]
+        # the next read: a step chosen by the flags (registers; fire only enables), each step a
+        # constant added to a register — (dx, dy, dfold) from the table below, and the beat the
+        # writer counts moved by dy·W·C/L + dx·C/L + dfold (an image's end steps on H rows)
+        pick = [~flag for flag in at_last] + [~row_last, ~image_last, C(1, 1)]
+        steps = self._steps(kh, kw, sh, sw, oh, ow, cf_n)
+        image_rows = h  # (the last step's dy in the writer's count: on to the next image's first row)
+
+        def chosen(value, deltas, width=None):
+            out = None
+            for cond, d in reversed(list(zip(pick, deltas))):
+                v = value + d
+                v = v[:width] if width else v
+                out = v if out is None else Mux(cond, v, out)
+            return out
+        next_x = chosen(ix, [dx for dx, _, _ in steps])
+        next_y = chosen(iy, [dy for _, dy, _ in steps])
+        next_beat = chosen(beat, [dy * per_row + dx * cf_n + dc for dx, dy, dc in steps[:-1]]
+                           + [(steps[-1][1] + image_rows) * per_row + steps[-1][0] * cf_n + steps[-1][2]], span)
+        with m.If(fire):
+            m.d.sync += [ix.eq(next_x), iy.eq(next_y), beat.eq(next_beat)]
         with m.If(fire & pixel_done):
-            with m.If(ox == ow - 1):
-                m.d.sync += [ox.eq(0), ix_base.eq(-left)]
-                with m.If(oy == oh - 1):
-                    m.d.sync += [oy.eq(0), iy_base.eq(-top), limit.eq(rows)]
-                    if row_bits:
-                        m.d.sync += base_phys.eq(base_phys + h)
-                with m.Else():
-                    above = iy_base + sh  # the next output row's first input row
-                    m.d.sync += [oy.eq(oy + 1), iy_base.eq(above),
-                                 limit.eq(Mux(above > 0, above, 0) + rows if top else above + rows)]
-            with m.Else():
-                m.d.sync += [ox.eq(ox + 1), ix_base.eq(ix_base + sw)]
+            m.d.sync += ox.eq(wrapped_increment(ox, ow))
+        with m.If(fire & row_last):
+            m.d.sync += oy.eq(wrapped_increment(oy, oh))
+        if row_bits:
+            with m.If(fire & image_last):
+                m.d.sync += base_phys.eq(base_phys + h)
 
         # ---- stage 1: the RAM's data (or the pad value)
         v1, pad1, first1, last1 = Signal(), Signal(), Signal(), Signal()

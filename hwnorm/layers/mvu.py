@@ -35,6 +35,8 @@ from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint,
                            tree_register_bits)
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
+from hwnorm.estimate.resources import block_ram_bank_depth, mux_levels
+from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
 from hwnorm.folding import Fold
 from hwnorm.intmm import igemm, igemm_threshold
@@ -425,12 +427,42 @@ class MVUBlock(LayerBlock, Block):
                 + len(self.count_cuts))
 
     @property
+    def weight_bank_depth(self) -> int:
+        """Rows per bank of the weight ROM, split by depth (0: one memory). With a target clock, a
+        ROM deeper than one column of block RAM tiles is banked: each bank's read data is registered
+        (that register becomes the block RAM's output register on ECP5) before a mux picks the
+        bank — Yosys' own depth cascade puts its mux between the RAM and the register, where the
+        RAM's clock-to-out (5.8 ns on ECP5) and the mux share one clock."""
+        if not self.timing.on or self.stored is not None or self.sf * self.nf <= 1:
+            return 0
+        return block_ram_bank_depth(self.pe * self.simd * self.layer.weight_bits, self.sf * self.nf,
+                                    TARGETS[self.timing.target])
+
+    @property
+    def weight_banks(self) -> int:
+        """Banks of the weight ROM (1: not banked)."""
+        depth = self.weight_bank_depth
+        return -(-self.sf * self.nf // depth) if depth else 1
+
+    @property
+    def replay_registered(self) -> bool:
+        """Whether the input buffer's read data (a RAM: SF > 1 and NF > 1) is registered before the
+        mux that picks the stream's beat or the replayed one: the first operand rank moved ahead
+        of the mux, so a block RAM's output register takes it."""
+        return self.operand_ranks > 0 and self.sf > 1 and self.nf > 1
+
+    @property
     def operand_ranks(self) -> int:
         """The weights and the replayed input come from memories: registers their read data passes
-        before the multiply (:meth:`hwnorm.timing.Timing.memory_ranks`)."""
+        before the multiply (:meth:`hwnorm.timing.Timing.memory_ranks`). A banked weight ROM has
+        its banks' registers first, then its bank mux, then one more rank if the mux and the
+        multiply do not fit one stage."""
         memory = self.sf * self.nf > 1  # (the input buffer exists only then too)
         m = self.timing.model
         levels = self.decoder_levels
+        if self.weight_banks > 1:
+            mux = m.luts(mux_levels(self.weight_banks, TARGETS[self.timing.target]))
+            return 1 + int(not self.timing.fits(mux, m.luts(1), m.adder(self.term_bits)))
         if not levels:
             return self.timing.memory_ranks(memory, m.luts(1), m.adder(self.term_bits))
         # a stored row: memory → (cell ranks) → decoder → (one more rank if it does not fit) → multiply
@@ -588,13 +620,15 @@ class MVUBlock(LayerBlock, Block):
         out = pe * tree_register_bits(simd, bits, self.tree_cuts)
         ranks = len(self.tree_cuts) + self.operand_ranks
         cells = 0 if self.stored is None else 2 * self.stored.cells.shape[1]
-        out += self.operand_ranks * simd * layer.in_bits + self.cell_ranks * cells \
-            + (self.operand_ranks - self.cell_ranks) * pe * simd * layer.weight_bits
+        out += (self.operand_ranks + self.replay_registered) * simd * layer.in_bits + self.cell_ranks * cells \
+            + (self.operand_ranks - self.cell_ranks + self.weight_banks - 1) * pe * simd * layer.weight_bits
         t = layer.thresholds
         if t is not None:
             out += self.threshold_ranks * (pe * (t.channel_bits + layer.acc_bits) + 1)
             out += count_register_bits(self.count_cuts, t, pe) + len(self.count_cuts)
-        return out + ranks * (3 + counter_bits(self.nf)) + int(self.split_acc) * (1 + counter_bits(self.nf))
+        late_write = (1 + counter_bits(self.sf)) if self.timing.on and self.sf > 1 and self.nf > 1 else 0
+        return out + ranks * (3 + counter_bits(self.nf)) + int(self.split_acc) * (1 + counter_bits(self.nf)) \
+            + late_write  # the input buffer's write enable and address, a clock late (hwnorm.hdl.mvu)
 
     def inventory(self) -> Inventory:
         layer, pe, simd, sf, nf = self.layer, self.pe, self.simd, self.sf, self.nf
@@ -605,7 +639,11 @@ class MVUBlock(LayerBlock, Block):
         thr_bits = 0 if t is None else t.channel_bits
         stored = self.stored
         row_bits = pe * simd * layer.weight_bits if stored is None else 2 * stored.cells.shape[1]
-        mems = [MemoryUse("rom", row_bits, sf * nf)] if sf * nf > 1 else []
+        banks, bank_depth = self.weight_banks, self.weight_bank_depth
+        if banks > 1:
+            mems = [MemoryUse("rom", row_bits, min(bank_depth, sf * nf - b * bank_depth)) for b in range(banks)]
+        else:
+            mems = [MemoryUse("rom", row_bits, sf * nf)] if sf * nf > 1 else []
         decoder = 0 if stored is None else stored.codec.decoder_luts(stored.cells.shape[1])
         if t is not None and not constant_rows(self.threshold_rows()):
             mems.append(MemoryUse("rom", pe * thr_bits, nf))
@@ -619,7 +657,7 @@ class MVUBlock(LayerBlock, Block):
             popcount=pe * simd if self.xnor else 0,
             adder=pe * (raw_bits + layer.acc_bits) + (0 if self.xnor else pe * simd * self.term_bits) + counters,
             compare=(0 if t is None else compare_bits(t, pe)) + (2 * pe * layer.acc_bits if layer.acc_clip else 0),
-            mux=x_bits if nf > 1 else 0, luts=decoder,
+            mux=(x_bits if nf > 1 else 0) + (banks - 1) * row_bits, luts=decoder,
             register=x_bits * (2 if nf > 1 and sf == 1 else 1) + pe * (raw_bits + layer.acc_bits) + out_bits
             + counters + counter_bits(nf) + 6 + self.pipeline_register_bits(),
             memories=tuple(mems),

@@ -288,9 +288,10 @@ def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, 
     k = 0
     t = 0
     ri = 0
+    seen = rows  # the writer's row limit: the reader's, a clock late (module notes of hwnorm.hdl.window)
     while ri < reads or wi < n_in:  # (beats no window reads, a strided map's last rows, are written too)
-        lowest = iy_base if iy_base > 0 else 0
-        write = wi < n_in and arrivals[wi] <= t and wrow < lowest + rows
+        limit = (iy_base if iy_base > 0 else 0) + rows
+        write = wi < n_in and arrivals[wi] <= t and wrow < seen
         if ri >= reads and wi < n_in and arrivals[wi] <= t and not write:
             break  # nothing left to read frees the slot it waits for
         iy = iy_base + ky
@@ -354,6 +355,7 @@ def _line_buffer(arrivals, h, w, cf_n, kh, kw, sh, sw, top, left, oh, ow, rows, 
                     wcol = 0
                     wrow += 1
         wrow -= rebase
+        seen = limit - rebase
         if not read and not write and wi < n_in and arrivals[wi] > t + 1:
             t = arrivals[wi]  # nothing changes until the next beat is offered: skip the idle clocks
         else:
@@ -434,6 +436,15 @@ class LineBufferBlock:
         return buffer_rows(self.geometry)
 
     @property
+    def beat_bits(self) -> int:
+        """Bits of the beat counts the writer and the reader keep (:mod:`hwnorm.hdl.window`),
+        counted modulo 2^bits: twice any distance between them (the buffer's rows, a window's and
+        a stride's, the top padding), so the sign of a difference says which is ahead."""
+        g = self.geometry
+        beats_per_row = g.width * self.channel_folds
+        return (2 * (self.rows + g.kernel[0] + g.stride[0] + g.pads[0] + 4) * beats_per_row - 1).bit_length() + 1
+
+    @property
     def initiation_interval(self) -> int:
         if self._interval is None:
             self._interval = steady_interval(self.schedule, self.in_beats, self.out_beats)
@@ -457,13 +468,19 @@ class LineBufferBlock:
         width = self.lanes * self.in_type.width
         rows = buffer_rows(g)
         depth = rows << ((w - 1).bit_length() + (self.channel_folds - 1).bit_length())
-        counters = (counter_bits(h + rows + g.stride[0] + 1) + counter_bits(w) + 2 * counter_bits(self.channel_folds)
+        # (hwnorm.hdl.window) the writer's and the reader's beat counts; the pixel (iy, ix); the
+        # counters of the write address and of the read order; the room below the row limit and
+        # the credits that move it; the reader's flags
+        beat, room = self.beat_bits, counter_bits(h + 2 * rows + g.stride[0] + 4)
+        pixel = counter_bits(h + g.stride[0] + g.kernel[0]) + counter_bits(w + g.stride[1] + g.kernel[1])
+        counters = (2 * beat + pixel + counter_bits(w) + 2 * counter_bits(self.channel_folds)
                     + counter_bits(g.out_height) + counter_bits(g.out_width) + counter_bits(g.kernel[0])
-                    + counter_bits(g.kernel[1]) + 2 * counter_bits(h + g.stride[0] + g.kernel[0])
-                    + 2 * counter_bits(rows))
+                    + counter_bits(g.kernel[1]) + 2 * counter_bits(rows) + 3 * room)
+        steps = 6  # the reader's steps: a sum per step for the beat count and the pixel, one mux
         data_register = (width + 4) * (self.read_stages - 2)  # pipelined: the RAM's data and four flags
-        return Inventory(adder=2 * counters, compare=3 * counters, mux=2 * width,
-                         register=counters + 2 * width + 4 + data_register, memories=(MemoryUse("ram", width, depth),))
+        return Inventory(adder=steps * (beat + pixel) + 2 * beat + 4 * room + counters,
+                         compare=counters, mux=2 * width + steps * (beat + pixel),
+                         register=counters + 2 * width + 9 + data_register, memories=(MemoryUse("ram", width, depth),))
 
 
 # ---- the same two kernels on packed bits (bipolar maps; never padded: ±1 has no 0)
