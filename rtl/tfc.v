@@ -3380,19 +3380,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1008 ;
   reg [2:0] \$1009 ;
   wire \$101 ;
-  reg [2:0] \$1010 ;
-  reg [2:0] \$1011 ;
-  reg \$1012 ;
+  reg \$1010 ;
+  reg [4:0] \$1011 ;
+  reg [4:0] \$1012 ;
   reg [4:0] \$1013 ;
-  reg [4:0] \$1014 ;
-  reg [4:0] \$1015 ;
-  reg \$1016 ;
-  reg [5:0] \$1017 ;
-  reg [5:0] \$1018 ;
-  reg [6:0] \$1019 ;
+  reg \$1014 ;
+  reg [5:0] \$1015 ;
+  reg [5:0] \$1016 ;
+  reg [6:0] \$1017 ;
+  reg [9:0] \$1018 ;
+  reg [10:0] \$1019 ;
   wire \$102 ;
-  reg [9:0] \$1020 ;
-  reg [10:0] \$1021 ;
+  reg [2:0] \$1020 ;
+  reg [2:0] \$1021 ;
   reg [2:0] \$1022 ;
   reg [2:0] \$1023 ;
   reg [2:0] \$1024 ;
@@ -3404,19 +3404,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$103 ;
   reg [2:0] \$1030 ;
   reg [2:0] \$1031 ;
-  reg [2:0] \$1032 ;
-  reg [2:0] \$1033 ;
-  reg \$1034 ;
+  reg \$1032 ;
+  reg [4:0] \$1033 ;
+  reg [4:0] \$1034 ;
   reg [4:0] \$1035 ;
-  reg [4:0] \$1036 ;
-  reg [4:0] \$1037 ;
-  reg \$1038 ;
-  reg [5:0] \$1039 ;
+  reg \$1036 ;
+  reg [5:0] \$1037 ;
+  reg [5:0] \$1038 ;
+  reg [6:0] \$1039 ;
   wire [1:0] \$104 ;
-  reg [5:0] \$1040 ;
-  reg [6:0] \$1041 ;
-  reg [9:0] \$1042 ;
-  reg [10:0] \$1043 ;
+  reg [9:0] \$1040 ;
+  reg [10:0] \$1041 ;
+  reg [2:0] \$1042 ;
+  reg [2:0] \$1043 ;
   reg [2:0] \$1044 ;
   reg [2:0] \$1045 ;
   reg [2:0] \$1046 ;
@@ -3428,19 +3428,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1051 ;
   reg [2:0] \$1052 ;
   reg [2:0] \$1053 ;
-  reg [2:0] \$1054 ;
-  reg [2:0] \$1055 ;
-  reg \$1056 ;
+  reg \$1054 ;
+  reg [4:0] \$1055 ;
+  reg [4:0] \$1056 ;
   reg [4:0] \$1057 ;
-  reg [4:0] \$1058 ;
-  reg [4:0] \$1059 ;
+  reg \$1058 ;
+  reg [5:0] \$1059 ;
   wire \$106 ;
-  reg \$1060 ;
-  reg [5:0] \$1061 ;
-  reg [5:0] \$1062 ;
-  reg [6:0] \$1063 ;
-  reg [9:0] \$1064 ;
-  reg [10:0] \$1065 ;
+  reg [5:0] \$1060 ;
+  reg [6:0] \$1061 ;
+  reg [9:0] \$1062 ;
+  reg [10:0] \$1063 ;
+  reg [2:0] \$1064 ;
+  reg [2:0] \$1065 ;
   reg [2:0] \$1066 ;
   reg [2:0] \$1067 ;
   reg [2:0] \$1068 ;
@@ -3452,19 +3452,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1073 ;
   reg [2:0] \$1074 ;
   reg [2:0] \$1075 ;
-  reg [2:0] \$1076 ;
-  reg [2:0] \$1077 ;
-  reg \$1078 ;
+  reg \$1076 ;
+  reg [4:0] \$1077 ;
+  reg [4:0] \$1078 ;
   reg [4:0] \$1079 ;
   wire [1:0] \$108 ;
-  reg [4:0] \$1080 ;
-  reg [4:0] \$1081 ;
-  reg \$1082 ;
-  reg [5:0] \$1083 ;
-  reg [5:0] \$1084 ;
-  reg [6:0] \$1085 ;
-  reg [9:0] \$1086 ;
-  reg [10:0] \$1087 ;
+  reg \$1080 ;
+  reg [5:0] \$1081 ;
+  reg [5:0] \$1082 ;
+  reg [6:0] \$1083 ;
+  reg [9:0] \$1084 ;
+  reg [10:0] \$1085 ;
+  reg [2:0] \$1086 ;
+  reg [2:0] \$1087 ;
   reg [2:0] \$1088 ;
   reg [2:0] \$1089 ;
   wire \$109 ;
@@ -3476,20 +3476,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1095 ;
   reg [2:0] \$1096 ;
   reg [2:0] \$1097 ;
-  reg [2:0] \$1098 ;
-  reg [2:0] \$1099 ;
+  reg \$1098 ;
+  reg [4:0] \$1099 ;
   wire [48:0] \$11 ;
   wire \$110 ;
-  reg \$1100 ;
+  reg [4:0] \$1100 ;
   reg [4:0] \$1101 ;
-  reg [4:0] \$1102 ;
-  reg [4:0] \$1103 ;
-  reg \$1104 ;
-  reg [5:0] \$1105 ;
-  reg [5:0] \$1106 ;
-  reg [6:0] \$1107 ;
-  reg [9:0] \$1108 ;
-  reg [10:0] \$1109 ;
+  reg \$1102 ;
+  reg [5:0] \$1103 ;
+  reg [5:0] \$1104 ;
+  reg [6:0] \$1105 ;
+  reg [9:0] \$1106 ;
+  reg [10:0] \$1107 ;
+  reg [2:0] \$1108 ;
+  reg [2:0] \$1109 ;
   wire \$111 ;
   reg [2:0] \$1110 ;
   reg [2:0] \$1111 ;
@@ -3502,19 +3502,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1118 ;
   reg [2:0] \$1119 ;
   wire [1:0] \$112 ;
-  reg [2:0] \$1120 ;
-  reg [2:0] \$1121 ;
-  reg \$1122 ;
+  reg \$1120 ;
+  reg [4:0] \$1121 ;
+  reg [4:0] \$1122 ;
   reg [4:0] \$1123 ;
-  reg [4:0] \$1124 ;
-  reg [4:0] \$1125 ;
-  reg \$1126 ;
-  reg [5:0] \$1127 ;
-  reg [5:0] \$1128 ;
-  reg [6:0] \$1129 ;
+  reg \$1124 ;
+  reg [5:0] \$1125 ;
+  reg [5:0] \$1126 ;
+  reg [6:0] \$1127 ;
+  reg [9:0] \$1128 ;
+  reg [10:0] \$1129 ;
   wire \$113 ;
-  reg [9:0] \$1130 ;
-  reg [10:0] \$1131 ;
+  reg [2:0] \$1130 ;
+  reg [2:0] \$1131 ;
   reg [2:0] \$1132 ;
   reg [2:0] \$1133 ;
   reg [2:0] \$1134 ;
@@ -3526,19 +3526,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$114 ;
   reg [2:0] \$1140 ;
   reg [2:0] \$1141 ;
-  reg [2:0] \$1142 ;
-  reg [2:0] \$1143 ;
-  reg \$1144 ;
+  reg \$1142 ;
+  reg [4:0] \$1143 ;
+  reg [4:0] \$1144 ;
   reg [4:0] \$1145 ;
-  reg [4:0] \$1146 ;
-  reg [4:0] \$1147 ;
-  reg \$1148 ;
-  reg [5:0] \$1149 ;
+  reg \$1146 ;
+  reg [5:0] \$1147 ;
+  reg [5:0] \$1148 ;
+  reg [6:0] \$1149 ;
   wire \$115 ;
-  reg [5:0] \$1150 ;
-  reg [6:0] \$1151 ;
-  reg [9:0] \$1152 ;
-  reg [10:0] \$1153 ;
+  reg [9:0] \$1150 ;
+  reg [10:0] \$1151 ;
+  reg [2:0] \$1152 ;
+  reg [2:0] \$1153 ;
   reg [2:0] \$1154 ;
   reg [2:0] \$1155 ;
   reg [2:0] \$1156 ;
@@ -3550,19 +3550,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1161 ;
   reg [2:0] \$1162 ;
   reg [2:0] \$1163 ;
-  reg [2:0] \$1164 ;
-  reg [2:0] \$1165 ;
-  reg \$1166 ;
+  reg \$1164 ;
+  reg [4:0] \$1165 ;
+  reg [4:0] \$1166 ;
   reg [4:0] \$1167 ;
-  reg [4:0] \$1168 ;
-  reg [4:0] \$1169 ;
+  reg \$1168 ;
+  reg [5:0] \$1169 ;
   wire [4:0] \$117 ;
-  reg \$1170 ;
-  reg [5:0] \$1171 ;
-  reg [5:0] \$1172 ;
-  reg [6:0] \$1173 ;
-  reg [9:0] \$1174 ;
-  reg [10:0] \$1175 ;
+  reg [5:0] \$1170 ;
+  reg [6:0] \$1171 ;
+  reg [9:0] \$1172 ;
+  reg [10:0] \$1173 ;
+  reg [2:0] \$1174 ;
+  reg [2:0] \$1175 ;
   reg [2:0] \$1176 ;
   reg [2:0] \$1177 ;
   reg [2:0] \$1178 ;
@@ -3574,19 +3574,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1183 ;
   reg [2:0] \$1184 ;
   reg [2:0] \$1185 ;
-  reg [2:0] \$1186 ;
-  reg [2:0] \$1187 ;
-  reg \$1188 ;
+  reg \$1186 ;
+  reg [4:0] \$1187 ;
+  reg [4:0] \$1188 ;
   reg [4:0] \$1189 ;
   wire \$119 ;
-  reg [4:0] \$1190 ;
-  reg [4:0] \$1191 ;
-  reg \$1192 ;
-  reg [5:0] \$1193 ;
-  reg [5:0] \$1194 ;
-  reg [6:0] \$1195 ;
-  reg [9:0] \$1196 ;
-  reg [10:0] \$1197 ;
+  reg \$1190 ;
+  reg [5:0] \$1191 ;
+  reg [5:0] \$1192 ;
+  reg [6:0] \$1193 ;
+  reg [9:0] \$1194 ;
+  reg [10:0] \$1195 ;
+  reg [2:0] \$1196 ;
+  reg [2:0] \$1197 ;
   reg [2:0] \$1198 ;
   reg [2:0] \$1199 ;
   wire [9:0] \$12 ;
@@ -3599,19 +3599,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1205 ;
   reg [2:0] \$1206 ;
   reg [2:0] \$1207 ;
-  reg [2:0] \$1208 ;
-  reg [2:0] \$1209 ;
+  reg \$1208 ;
+  reg [4:0] \$1209 ;
   wire \$121 ;
-  reg \$1210 ;
+  reg [4:0] \$1210 ;
   reg [4:0] \$1211 ;
-  reg [4:0] \$1212 ;
-  reg [4:0] \$1213 ;
-  reg \$1214 ;
-  reg [5:0] \$1215 ;
-  reg [5:0] \$1216 ;
-  reg [6:0] \$1217 ;
-  reg [9:0] \$1218 ;
-  reg [10:0] \$1219 ;
+  reg \$1212 ;
+  reg [5:0] \$1213 ;
+  reg [5:0] \$1214 ;
+  reg [6:0] \$1215 ;
+  reg [9:0] \$1216 ;
+  reg [10:0] \$1217 ;
+  reg [2:0] \$1218 ;
+  reg [2:0] \$1219 ;
   wire \$122 ;
   reg [2:0] \$1220 ;
   reg [2:0] \$1221 ;
@@ -3624,19 +3624,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1228 ;
   reg [2:0] \$1229 ;
   wire \$123 ;
-  reg [2:0] \$1230 ;
-  reg [2:0] \$1231 ;
-  reg \$1232 ;
+  reg \$1230 ;
+  reg [4:0] \$1231 ;
+  reg [4:0] \$1232 ;
   reg [4:0] \$1233 ;
-  reg [4:0] \$1234 ;
-  reg [4:0] \$1235 ;
-  reg \$1236 ;
-  reg [5:0] \$1237 ;
-  reg [5:0] \$1238 ;
-  reg [6:0] \$1239 ;
+  reg \$1234 ;
+  reg [5:0] \$1235 ;
+  reg [5:0] \$1236 ;
+  reg [6:0] \$1237 ;
+  reg [9:0] \$1238 ;
+  reg [10:0] \$1239 ;
   wire \$124 ;
-  reg [9:0] \$1240 ;
-  reg [10:0] \$1241 ;
+  reg [2:0] \$1240 ;
+  reg [2:0] \$1241 ;
   reg [2:0] \$1242 ;
   reg [2:0] \$1243 ;
   reg [2:0] \$1244 ;
@@ -3648,19 +3648,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$125 ;
   reg [2:0] \$1250 ;
   reg [2:0] \$1251 ;
-  reg [2:0] \$1252 ;
-  reg [2:0] \$1253 ;
-  reg \$1254 ;
+  reg \$1252 ;
+  reg [4:0] \$1253 ;
+  reg [4:0] \$1254 ;
   reg [4:0] \$1255 ;
-  reg [4:0] \$1256 ;
-  reg [4:0] \$1257 ;
-  reg \$1258 ;
-  reg [5:0] \$1259 ;
+  reg \$1256 ;
+  reg [5:0] \$1257 ;
+  reg [5:0] \$1258 ;
+  reg [6:0] \$1259 ;
   wire [1:0] \$126 ;
-  reg [5:0] \$1260 ;
-  reg [6:0] \$1261 ;
-  reg [9:0] \$1262 ;
-  reg [10:0] \$1263 ;
+  reg [9:0] \$1260 ;
+  reg [10:0] \$1261 ;
+  reg [2:0] \$1262 ;
+  reg [2:0] \$1263 ;
   reg [2:0] \$1264 ;
   reg [2:0] \$1265 ;
   reg [2:0] \$1266 ;
@@ -3672,19 +3672,19 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1271 ;
   reg [2:0] \$1272 ;
   reg [2:0] \$1273 ;
-  reg [2:0] \$1274 ;
-  reg [2:0] \$1275 ;
-  reg \$1276 ;
+  reg \$1274 ;
+  reg [4:0] \$1275 ;
+  reg [4:0] \$1276 ;
   reg [4:0] \$1277 ;
-  reg [4:0] \$1278 ;
-  reg [4:0] \$1279 ;
+  reg \$1278 ;
+  reg [5:0] \$1279 ;
   wire [2:0] \$128 ;
-  reg \$1280 ;
-  reg [5:0] \$1281 ;
-  reg [5:0] \$1282 ;
-  reg [6:0] \$1283 ;
-  reg [9:0] \$1284 ;
-  reg [10:0] \$1285 ;
+  reg [5:0] \$1280 ;
+  reg [6:0] \$1281 ;
+  reg [9:0] \$1282 ;
+  reg [10:0] \$1283 ;
+  reg [2:0] \$1284 ;
+  reg [2:0] \$1285 ;
   reg [2:0] \$1286 ;
   reg [2:0] \$1287 ;
   reg [2:0] \$1288 ;
@@ -3696,20 +3696,20 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1293 ;
   reg [2:0] \$1294 ;
   reg [2:0] \$1295 ;
-  reg [2:0] \$1296 ;
-  reg [2:0] \$1297 ;
-  reg \$1298 ;
+  reg \$1296 ;
+  reg [4:0] \$1297 ;
+  reg [4:0] \$1298 ;
   reg [4:0] \$1299 ;
   wire [10:0] \$13 ;
   wire [1:0] \$130 ;
-  reg [4:0] \$1300 ;
-  reg [4:0] \$1301 ;
-  reg \$1302 ;
-  reg [5:0] \$1303 ;
-  reg [5:0] \$1304 ;
-  reg [6:0] \$1305 ;
-  reg [9:0] \$1306 ;
-  reg [10:0] \$1307 ;
+  reg \$1300 ;
+  reg [5:0] \$1301 ;
+  reg [5:0] \$1302 ;
+  reg [6:0] \$1303 ;
+  reg [9:0] \$1304 ;
+  reg [10:0] \$1305 ;
+  reg [2:0] \$1306 ;
+  reg [2:0] \$1307 ;
   reg [2:0] \$1308 ;
   reg [2:0] \$1309 ;
   wire [2:0] \$131 ;
@@ -3721,25 +3721,25 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$1315 ;
   reg [2:0] \$1316 ;
   reg [2:0] \$1317 ;
-  reg [2:0] \$1318 ;
-  reg [2:0] \$1319 ;
+  reg \$1318 ;
+  reg [4:0] \$1319 ;
   wire [1:0] \$132 ;
-  reg \$1320 ;
+  reg [4:0] \$1320 ;
   reg [4:0] \$1321 ;
-  reg [4:0] \$1322 ;
-  reg [4:0] \$1323 ;
-  reg \$1324 ;
-  reg [5:0] \$1325 ;
-  reg [5:0] \$1326 ;
-  reg [6:0] \$1327 ;
-  reg [9:0] \$1328 ;
-  reg [10:0] \$1329 ;
+  reg \$1322 ;
+  reg [5:0] \$1323 ;
+  reg [5:0] \$1324 ;
+  reg [6:0] \$1325 ;
+  reg [9:0] \$1326 ;
+  reg [10:0] \$1327 ;
+  reg \$1328 ;
+  reg \$1329 ;
   wire [1:0] \$133 ;
-  reg \$1330 ;
-  reg \$1331 ;
-  reg [1:0] \$1332 ;
-  reg [175:0] \$1333 ;
-  reg \$1334 ;
+  reg [1:0] \$1330 ;
+  reg [175:0] \$1331 ;
+  reg \$1332 ;
+  reg [10:0] \$1333 ;
+  reg [10:0] \$1334 ;
   reg [10:0] \$1335 ;
   reg [10:0] \$1336 ;
   reg [10:0] \$1337 ;
@@ -3755,11 +3755,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [10:0] \$1346 ;
   reg [10:0] \$1347 ;
   reg [10:0] \$1348 ;
-  reg [10:0] \$1349 ;
+  reg \$1349 ;
   wire [1:0] \$135 ;
-  reg [10:0] \$1350 ;
-  reg \$1351 ;
-  reg [15:0] \$1352 ;
+  reg [15:0] \$1350 ;
   wire [1:0] \$136 ;
   wire [2:0] \$137 ;
   wire [1:0] \$138 ;
@@ -4668,10 +4666,10 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$951 ;
   reg \$952 ;
   reg [1:0] \$953 ;
-  reg \$954 ;
-  reg [48:0] \$955 ;
-  reg [48:0] \$956 ;
-  reg [783:0] \$957 ;
+  reg [48:0] \$954 ;
+  reg [783:0] \$955 ;
+  reg \$956 ;
+  reg \$957 ;
   reg \$958 ;
   reg \$959 ;
   wire [1:0] \$96 ;
@@ -4687,13 +4685,13 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$969 ;
   wire \$97 ;
   reg \$970 ;
-  reg \$971 ;
-  reg \$972 ;
+  reg [1:0] \$971 ;
+  reg [1:0] \$972 ;
   reg [1:0] \$973 ;
   reg [1:0] \$974 ;
   reg [1:0] \$975 ;
-  reg [1:0] \$976 ;
-  reg [1:0] \$977 ;
+  reg [2:0] \$976 ;
+  reg [2:0] \$977 ;
   reg [2:0] \$978 ;
   reg [2:0] \$979 ;
   wire \$98 ;
@@ -4705,23 +4703,23 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$985 ;
   reg [2:0] \$986 ;
   reg [2:0] \$987 ;
-  reg [2:0] \$988 ;
-  reg [2:0] \$989 ;
+  reg \$988 ;
+  reg [4:0] \$989 ;
   wire \$99 ;
-  reg \$990 ;
+  reg [4:0] \$990 ;
   reg [4:0] \$991 ;
-  reg [4:0] \$992 ;
-  reg [4:0] \$993 ;
-  reg \$994 ;
-  reg [5:0] \$995 ;
-  reg [5:0] \$996 ;
-  reg [6:0] \$997 ;
-  reg [9:0] \$998 ;
-  reg [10:0] \$999 ;
+  reg \$992 ;
+  reg [5:0] \$993 ;
+  reg [5:0] \$994 ;
+  reg [6:0] \$995 ;
+  reg [9:0] \$996 ;
+  reg [10:0] \$997 ;
+  reg [2:0] \$998 ;
+  reg [2:0] \$999 ;
   (* init = 1'h0 *)
   wire \$signal ;
   reg \$signal$111  = 1'h0;
-  reg \$signal$114  = 1'h0;
+  reg \$signal$113  = 1'h0;
   reg [3:0] \$signature__addr  = 4'h0;
   reg [48:0] \$signature__data  = 49'h0000000000000;
   wire \$signature__data[0] ;
@@ -4819,7 +4817,6 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg first1_d3 = 1'h0;
   reg first1_d4 = 1'h0;
   reg fresh1 = 1'h0;
-  reg fresh1_d0 = 1'h0;
   input [48:0] i__payload;
   wire [48:0] i__payload;
   wire \i__payload[0] ;
@@ -4914,39 +4911,39 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [5:0] port__addr = 6'h00;
   reg [1:0] \port__addr$88  = 2'h0;
   wire [783:0] port__data;
-  wire [175:0] \port__data$460 ;
-  wire [10:0] \port__data$460[0] ;
-  wire [10:0] \port__data$460[0][0] ;
-  wire [10:0] \port__data$460[10] ;
-  wire [10:0] \port__data$460[10][0] ;
-  wire [10:0] \port__data$460[11] ;
-  wire [10:0] \port__data$460[11][0] ;
-  wire [10:0] \port__data$460[12] ;
-  wire [10:0] \port__data$460[12][0] ;
-  wire [10:0] \port__data$460[13] ;
-  wire [10:0] \port__data$460[13][0] ;
-  wire [10:0] \port__data$460[14] ;
-  wire [10:0] \port__data$460[14][0] ;
-  wire [10:0] \port__data$460[15] ;
-  wire [10:0] \port__data$460[15][0] ;
-  wire [10:0] \port__data$460[1] ;
-  wire [10:0] \port__data$460[1][0] ;
-  wire [10:0] \port__data$460[2] ;
-  wire [10:0] \port__data$460[2][0] ;
-  wire [10:0] \port__data$460[3] ;
-  wire [10:0] \port__data$460[3][0] ;
-  wire [10:0] \port__data$460[4] ;
-  wire [10:0] \port__data$460[4][0] ;
-  wire [10:0] \port__data$460[5] ;
-  wire [10:0] \port__data$460[5][0] ;
-  wire [10:0] \port__data$460[6] ;
-  wire [10:0] \port__data$460[6][0] ;
-  wire [10:0] \port__data$460[7] ;
-  wire [10:0] \port__data$460[7][0] ;
-  wire [10:0] \port__data$460[8] ;
-  wire [10:0] \port__data$460[8][0] ;
-  wire [10:0] \port__data$460[9] ;
-  wire [10:0] \port__data$460[9][0] ;
+  wire [175:0] \port__data$458 ;
+  wire [10:0] \port__data$458[0] ;
+  wire [10:0] \port__data$458[0][0] ;
+  wire [10:0] \port__data$458[10] ;
+  wire [10:0] \port__data$458[10][0] ;
+  wire [10:0] \port__data$458[11] ;
+  wire [10:0] \port__data$458[11][0] ;
+  wire [10:0] \port__data$458[12] ;
+  wire [10:0] \port__data$458[12][0] ;
+  wire [10:0] \port__data$458[13] ;
+  wire [10:0] \port__data$458[13][0] ;
+  wire [10:0] \port__data$458[14] ;
+  wire [10:0] \port__data$458[14][0] ;
+  wire [10:0] \port__data$458[15] ;
+  wire [10:0] \port__data$458[15][0] ;
+  wire [10:0] \port__data$458[1] ;
+  wire [10:0] \port__data$458[1][0] ;
+  wire [10:0] \port__data$458[2] ;
+  wire [10:0] \port__data$458[2][0] ;
+  wire [10:0] \port__data$458[3] ;
+  wire [10:0] \port__data$458[3][0] ;
+  wire [10:0] \port__data$458[4] ;
+  wire [10:0] \port__data$458[4][0] ;
+  wire [10:0] \port__data$458[5] ;
+  wire [10:0] \port__data$458[5][0] ;
+  wire [10:0] \port__data$458[6] ;
+  wire [10:0] \port__data$458[6][0] ;
+  wire [10:0] \port__data$458[7] ;
+  wire [10:0] \port__data$458[7][0] ;
+  wire [10:0] \port__data$458[8] ;
+  wire [10:0] \port__data$458[8][0] ;
+  wire [10:0] \port__data$458[9] ;
+  wire [10:0] \port__data$458[9][0] ;
   wire port__en;
   wire \port__en$90 ;
   reg [9:0] raw0 = 10'h000;
@@ -4965,7 +4962,6 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [9:0] raw7 = 10'h000;
   reg [9:0] raw8 = 10'h000;
   reg [9:0] raw9 = 10'h000;
-  reg [48:0] replay_d0 = 49'h0000000000000;
   wire [15:0] result;
   wire \result[0] ;
   wire \result[10] ;
@@ -5415,7 +5411,7 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg v1_d4 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$461  = 1'h0;
+  reg \v2_d0$459  = 1'h0;
   (* init = 6'h00 *)
   wire [5:0] waddr;
   reg [783:0] weights_d0 = 784'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -5470,7 +5466,6 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \x1[7] ;
   wire \x1[8] ;
   wire \x1[9] ;
-  reg [48:0] x1_d0 = 49'h0000000000000;
   wire [48:0] x_in;
   wire \x_in[0] ;
   wire \x_in[10] ;
@@ -5521,6 +5516,56 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [48:0] x_in_d0 = 49'h0000000000000;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[16] ;
+  wire \x_in_d0[17] ;
+  wire \x_in_d0[18] ;
+  wire \x_in_d0[19] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[20] ;
+  wire \x_in_d0[21] ;
+  wire \x_in_d0[22] ;
+  wire \x_in_d0[23] ;
+  wire \x_in_d0[24] ;
+  wire \x_in_d0[25] ;
+  wire \x_in_d0[26] ;
+  wire \x_in_d0[27] ;
+  wire \x_in_d0[28] ;
+  wire \x_in_d0[29] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[30] ;
+  wire \x_in_d0[31] ;
+  wire \x_in_d0[32] ;
+  wire \x_in_d0[33] ;
+  wire \x_in_d0[34] ;
+  wire \x_in_d0[35] ;
+  wire \x_in_d0[36] ;
+  wire \x_in_d0[37] ;
+  wire \x_in_d0[38] ;
+  wire \x_in_d0[39] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[40] ;
+  wire \x_in_d0[41] ;
+  wire \x_in_d0[42] ;
+  wire \x_in_d0[43] ;
+  wire \x_in_d0[44] ;
+  wire \x_in_d0[45] ;
+  wire \x_in_d0[46] ;
+  wire \x_in_d0[47] ;
+  wire \x_in_d0[48] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
   wire [48:0] xnor0;
   wire [48:0] xnor1;
   wire [48:0] xnor10;
@@ -5581,7 +5626,7 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
       _1_ <= thresholds[\port__addr$88 ];
     end
   end
-  assign \port__data$460  = _1_;
+  assign \port__data$458  = _1_;
   reg [783:0] weights [63:0];
   initial begin
     weights[0] = 784'hade7b0945780cefa5f6bbace0d1eb489275c38636565b93af0a293a8f5879594d40ef450137f723aa0874fcd184c855e4aee7d37e77c50a9bde8ded09c1c3e1084b62afcd878f121f1651c42e9cea7ec510af12c063139b2e68106dd71844694fdf4;
@@ -5662,68 +5707,68 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \$3  = ~ \$2 ;
   assign \$4  = i__valid | \$3 ;
   assign fire = advance & \$4 ;
-  assign x_in = fresh1_d0 ? x1_d0 : replay_d0;
-  assign \$5  = x_in ^ weights_d0[48:0];
+  assign x_in = fresh1 ? \$signature__data  : rp__data;
+  assign \$5  = x_in_d0 ^ weights_d0[48:0];
   assign xnor0 = ~ \$5 ;
   assign \$6  = first1_d4 ? 10'h000 : raw0;
   assign \$7  = tree0_l5_0_0 + \$6 ;
-  assign \$8  = x_in ^ weights_d0[97:49];
+  assign \$8  = x_in_d0 ^ weights_d0[97:49];
   assign xnor1 = ~ \$8 ;
   assign \$9  = first1_d4 ? 10'h000 : raw1;
   assign \$10  = tree1_l5_0_0 + \$9 ;
-  assign \$11  = x_in ^ weights_d0[146:98];
+  assign \$11  = x_in_d0 ^ weights_d0[146:98];
   assign xnor2 = ~ \$11 ;
   assign \$12  = first1_d4 ? 10'h000 : raw2;
   assign \$13  = tree2_l5_0_0 + \$12 ;
-  assign \$14  = x_in ^ weights_d0[195:147];
+  assign \$14  = x_in_d0 ^ weights_d0[195:147];
   assign xnor3 = ~ \$14 ;
   assign \$15  = first1_d4 ? 10'h000 : raw3;
   assign \$16  = tree3_l5_0_0 + \$15 ;
-  assign \$17  = x_in ^ weights_d0[244:196];
+  assign \$17  = x_in_d0 ^ weights_d0[244:196];
   assign xnor4 = ~ \$17 ;
   assign \$18  = first1_d4 ? 10'h000 : raw4;
   assign \$19  = tree4_l5_0_0 + \$18 ;
-  assign \$20  = x_in ^ weights_d0[293:245];
+  assign \$20  = x_in_d0 ^ weights_d0[293:245];
   assign xnor5 = ~ \$20 ;
   assign \$21  = first1_d4 ? 10'h000 : raw5;
   assign \$22  = tree5_l5_0_0 + \$21 ;
-  assign \$23  = x_in ^ weights_d0[342:294];
+  assign \$23  = x_in_d0 ^ weights_d0[342:294];
   assign xnor6 = ~ \$23 ;
   assign \$24  = first1_d4 ? 10'h000 : raw6;
   assign \$25  = tree6_l5_0_0 + \$24 ;
-  assign \$26  = x_in ^ weights_d0[391:343];
+  assign \$26  = x_in_d0 ^ weights_d0[391:343];
   assign xnor7 = ~ \$26 ;
   assign \$27  = first1_d4 ? 10'h000 : raw7;
   assign \$28  = tree7_l5_0_0 + \$27 ;
-  assign \$29  = x_in ^ weights_d0[440:392];
+  assign \$29  = x_in_d0 ^ weights_d0[440:392];
   assign xnor8 = ~ \$29 ;
   assign \$30  = first1_d4 ? 10'h000 : raw8;
   assign \$31  = tree8_l5_0_0 + \$30 ;
-  assign \$32  = x_in ^ weights_d0[489:441];
+  assign \$32  = x_in_d0 ^ weights_d0[489:441];
   assign xnor9 = ~ \$32 ;
   assign \$33  = first1_d4 ? 10'h000 : raw9;
   assign \$34  = tree9_l5_0_0 + \$33 ;
-  assign \$35  = x_in ^ weights_d0[538:490];
+  assign \$35  = x_in_d0 ^ weights_d0[538:490];
   assign xnor10 = ~ \$35 ;
   assign \$36  = first1_d4 ? 10'h000 : raw10;
   assign \$37  = tree10_l5_0_0 + \$36 ;
-  assign \$38  = x_in ^ weights_d0[587:539];
+  assign \$38  = x_in_d0 ^ weights_d0[587:539];
   assign xnor11 = ~ \$38 ;
   assign \$39  = first1_d4 ? 10'h000 : raw11;
   assign \$40  = tree11_l5_0_0 + \$39 ;
-  assign \$41  = x_in ^ weights_d0[636:588];
+  assign \$41  = x_in_d0 ^ weights_d0[636:588];
   assign xnor12 = ~ \$41 ;
   assign \$42  = first1_d4 ? 10'h000 : raw12;
   assign \$43  = tree12_l5_0_0 + \$42 ;
-  assign \$44  = x_in ^ weights_d0[685:637];
+  assign \$44  = x_in_d0 ^ weights_d0[685:637];
   assign xnor13 = ~ \$44 ;
   assign \$45  = first1_d4 ? 10'h000 : raw13;
   assign \$46  = tree13_l5_0_0 + \$45 ;
-  assign \$47  = x_in ^ weights_d0[734:686];
+  assign \$47  = x_in_d0 ^ weights_d0[734:686];
   assign xnor14 = ~ \$47 ;
   assign \$48  = first1_d4 ? 10'h000 : raw14;
   assign \$49  = tree14_l5_0_0 + \$48 ;
-  assign \$50  = x_in ^ weights_d0[783:735];
+  assign \$50  = x_in_d0 ^ weights_d0[783:735];
   assign xnor15 = ~ \$50 ;
   assign \$51  = first1_d4 ? 10'h000 : raw15;
   assign \$52  = tree15_l5_0_0 + \$51 ;
@@ -6634,809 +6679,805 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   always @(posedge clk)
     fresh1 <= \$950 ;
   always @(posedge clk)
-    \$signal$114  <= \$951 ;
+    \$signal$113  <= \$951 ;
   always @(posedge clk)
     last1 <= \$952 ;
   always @(posedge clk)
     nf1 <= \$953 ;
   always @(posedge clk)
-    fresh1_d0 <= \$954 ;
+    x_in_d0 <= \$954 ;
   always @(posedge clk)
-    x1_d0 <= \$955 ;
+    weights_d0 <= \$955 ;
   always @(posedge clk)
-    replay_d0 <= \$956 ;
+    v1_d0 <= \$956 ;
   always @(posedge clk)
-    weights_d0 <= \$957 ;
+    v1_d1 <= \$957 ;
   always @(posedge clk)
-    v1_d0 <= \$958 ;
+    v1_d2 <= \$958 ;
   always @(posedge clk)
-    v1_d1 <= \$959 ;
+    v1_d3 <= \$959 ;
   always @(posedge clk)
-    v1_d2 <= \$960 ;
+    v1_d4 <= \$960 ;
   always @(posedge clk)
-    v1_d3 <= \$961 ;
+    first1_d0 <= \$961 ;
   always @(posedge clk)
-    v1_d4 <= \$962 ;
+    first1_d1 <= \$962 ;
   always @(posedge clk)
-    first1_d0 <= \$963 ;
+    first1_d2 <= \$963 ;
   always @(posedge clk)
-    first1_d1 <= \$964 ;
+    first1_d3 <= \$964 ;
   always @(posedge clk)
-    first1_d2 <= \$965 ;
+    first1_d4 <= \$965 ;
   always @(posedge clk)
-    first1_d3 <= \$966 ;
+    last1_d0 <= \$966 ;
   always @(posedge clk)
-    first1_d4 <= \$967 ;
+    last1_d1 <= \$967 ;
   always @(posedge clk)
-    last1_d0 <= \$968 ;
+    last1_d2 <= \$968 ;
   always @(posedge clk)
-    last1_d1 <= \$969 ;
+    last1_d3 <= \$969 ;
   always @(posedge clk)
-    last1_d2 <= \$970 ;
+    last1_d4 <= \$970 ;
   always @(posedge clk)
-    last1_d3 <= \$971 ;
+    nf1_d0 <= \$971 ;
   always @(posedge clk)
-    last1_d4 <= \$972 ;
+    nf1_d1 <= \$972 ;
   always @(posedge clk)
-    nf1_d0 <= \$973 ;
+    nf1_d2 <= \$973 ;
   always @(posedge clk)
-    nf1_d1 <= \$974 ;
+    nf1_d3 <= \$974 ;
   always @(posedge clk)
-    nf1_d2 <= \$975 ;
+    nf1_d4 <= \$975 ;
   always @(posedge clk)
-    nf1_d3 <= \$976 ;
+    tree0_l1_0_0 <= \$976 ;
   always @(posedge clk)
-    nf1_d4 <= \$977 ;
+    tree0_l1_1_0 <= \$977 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$978 ;
+    tree0_l1_2_0 <= \$978 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$979 ;
+    tree0_l1_3_0 <= \$979 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$980 ;
+    tree0_l1_4_0 <= \$980 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$981 ;
+    tree0_l1_5_0 <= \$981 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$982 ;
+    tree0_l1_6_0 <= \$982 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$983 ;
+    tree0_l1_7_0 <= \$983 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$984 ;
+    tree0_l1_8_0 <= \$984 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$985 ;
+    tree0_l1_9_0 <= \$985 ;
   always @(posedge clk)
-    tree0_l1_8_0 <= \$986 ;
+    tree0_l1_10_0 <= \$986 ;
   always @(posedge clk)
-    tree0_l1_9_0 <= \$987 ;
+    tree0_l1_11_0 <= \$987 ;
   always @(posedge clk)
-    tree0_l1_10_0 <= \$988 ;
+    tree0_l1_12_0 <= \$988 ;
   always @(posedge clk)
-    tree0_l1_11_0 <= \$989 ;
+    tree0_l3_0_0 <= \$989 ;
   always @(posedge clk)
-    tree0_l1_12_0 <= \$990 ;
+    tree0_l3_1_0 <= \$990 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$991 ;
+    tree0_l3_2_0 <= \$991 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$992 ;
+    tree0_l3_3_0 <= \$992 ;
   always @(posedge clk)
-    tree0_l3_2_0 <= \$993 ;
+    tree0_l4_0_0 <= \$993 ;
   always @(posedge clk)
-    tree0_l3_3_0 <= \$994 ;
+    tree0_l4_1_0 <= \$994 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$995 ;
+    tree0_l5_0_0 <= \$995 ;
   always @(posedge clk)
-    tree0_l4_1_0 <= \$996 ;
+    raw0 <= \$996 ;
   always @(posedge clk)
-    tree0_l5_0_0 <= \$997 ;
+    acc0 <= \$997 ;
   always @(posedge clk)
-    raw0 <= \$998 ;
+    tree1_l1_0_0 <= \$998 ;
   always @(posedge clk)
-    acc0 <= \$999 ;
+    tree1_l1_1_0 <= \$999 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$1000 ;
+    tree1_l1_2_0 <= \$1000 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$1001 ;
+    tree1_l1_3_0 <= \$1001 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$1002 ;
+    tree1_l1_4_0 <= \$1002 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$1003 ;
+    tree1_l1_5_0 <= \$1003 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$1004 ;
+    tree1_l1_6_0 <= \$1004 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$1005 ;
+    tree1_l1_7_0 <= \$1005 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$1006 ;
+    tree1_l1_8_0 <= \$1006 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$1007 ;
+    tree1_l1_9_0 <= \$1007 ;
   always @(posedge clk)
-    tree1_l1_8_0 <= \$1008 ;
+    tree1_l1_10_0 <= \$1008 ;
   always @(posedge clk)
-    tree1_l1_9_0 <= \$1009 ;
+    tree1_l1_11_0 <= \$1009 ;
   always @(posedge clk)
-    tree1_l1_10_0 <= \$1010 ;
+    tree1_l1_12_0 <= \$1010 ;
   always @(posedge clk)
-    tree1_l1_11_0 <= \$1011 ;
+    tree1_l3_0_0 <= \$1011 ;
   always @(posedge clk)
-    tree1_l1_12_0 <= \$1012 ;
+    tree1_l3_1_0 <= \$1012 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$1013 ;
+    tree1_l3_2_0 <= \$1013 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$1014 ;
+    tree1_l3_3_0 <= \$1014 ;
   always @(posedge clk)
-    tree1_l3_2_0 <= \$1015 ;
+    tree1_l4_0_0 <= \$1015 ;
   always @(posedge clk)
-    tree1_l3_3_0 <= \$1016 ;
+    tree1_l4_1_0 <= \$1016 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$1017 ;
+    tree1_l5_0_0 <= \$1017 ;
   always @(posedge clk)
-    tree1_l4_1_0 <= \$1018 ;
+    raw1 <= \$1018 ;
   always @(posedge clk)
-    tree1_l5_0_0 <= \$1019 ;
+    acc1 <= \$1019 ;
   always @(posedge clk)
-    raw1 <= \$1020 ;
+    tree2_l1_0_0 <= \$1020 ;
   always @(posedge clk)
-    acc1 <= \$1021 ;
+    tree2_l1_1_0 <= \$1021 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$1022 ;
+    tree2_l1_2_0 <= \$1022 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$1023 ;
+    tree2_l1_3_0 <= \$1023 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$1024 ;
+    tree2_l1_4_0 <= \$1024 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$1025 ;
+    tree2_l1_5_0 <= \$1025 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$1026 ;
+    tree2_l1_6_0 <= \$1026 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$1027 ;
+    tree2_l1_7_0 <= \$1027 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$1028 ;
+    tree2_l1_8_0 <= \$1028 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$1029 ;
+    tree2_l1_9_0 <= \$1029 ;
   always @(posedge clk)
-    tree2_l1_8_0 <= \$1030 ;
+    tree2_l1_10_0 <= \$1030 ;
   always @(posedge clk)
-    tree2_l1_9_0 <= \$1031 ;
+    tree2_l1_11_0 <= \$1031 ;
   always @(posedge clk)
-    tree2_l1_10_0 <= \$1032 ;
+    tree2_l1_12_0 <= \$1032 ;
   always @(posedge clk)
-    tree2_l1_11_0 <= \$1033 ;
+    tree2_l3_0_0 <= \$1033 ;
   always @(posedge clk)
-    tree2_l1_12_0 <= \$1034 ;
+    tree2_l3_1_0 <= \$1034 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$1035 ;
+    tree2_l3_2_0 <= \$1035 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$1036 ;
+    tree2_l3_3_0 <= \$1036 ;
   always @(posedge clk)
-    tree2_l3_2_0 <= \$1037 ;
+    tree2_l4_0_0 <= \$1037 ;
   always @(posedge clk)
-    tree2_l3_3_0 <= \$1038 ;
+    tree2_l4_1_0 <= \$1038 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$1039 ;
+    tree2_l5_0_0 <= \$1039 ;
   always @(posedge clk)
-    tree2_l4_1_0 <= \$1040 ;
+    raw2 <= \$1040 ;
   always @(posedge clk)
-    tree2_l5_0_0 <= \$1041 ;
+    acc2 <= \$1041 ;
   always @(posedge clk)
-    raw2 <= \$1042 ;
+    tree3_l1_0_0 <= \$1042 ;
   always @(posedge clk)
-    acc2 <= \$1043 ;
+    tree3_l1_1_0 <= \$1043 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$1044 ;
+    tree3_l1_2_0 <= \$1044 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$1045 ;
+    tree3_l1_3_0 <= \$1045 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$1046 ;
+    tree3_l1_4_0 <= \$1046 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$1047 ;
+    tree3_l1_5_0 <= \$1047 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$1048 ;
+    tree3_l1_6_0 <= \$1048 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$1049 ;
+    tree3_l1_7_0 <= \$1049 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$1050 ;
+    tree3_l1_8_0 <= \$1050 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$1051 ;
+    tree3_l1_9_0 <= \$1051 ;
   always @(posedge clk)
-    tree3_l1_8_0 <= \$1052 ;
+    tree3_l1_10_0 <= \$1052 ;
   always @(posedge clk)
-    tree3_l1_9_0 <= \$1053 ;
+    tree3_l1_11_0 <= \$1053 ;
   always @(posedge clk)
-    tree3_l1_10_0 <= \$1054 ;
+    tree3_l1_12_0 <= \$1054 ;
   always @(posedge clk)
-    tree3_l1_11_0 <= \$1055 ;
+    tree3_l3_0_0 <= \$1055 ;
   always @(posedge clk)
-    tree3_l1_12_0 <= \$1056 ;
+    tree3_l3_1_0 <= \$1056 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$1057 ;
+    tree3_l3_2_0 <= \$1057 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$1058 ;
+    tree3_l3_3_0 <= \$1058 ;
   always @(posedge clk)
-    tree3_l3_2_0 <= \$1059 ;
+    tree3_l4_0_0 <= \$1059 ;
   always @(posedge clk)
-    tree3_l3_3_0 <= \$1060 ;
+    tree3_l4_1_0 <= \$1060 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$1061 ;
+    tree3_l5_0_0 <= \$1061 ;
   always @(posedge clk)
-    tree3_l4_1_0 <= \$1062 ;
+    raw3 <= \$1062 ;
   always @(posedge clk)
-    tree3_l5_0_0 <= \$1063 ;
+    acc3 <= \$1063 ;
   always @(posedge clk)
-    raw3 <= \$1064 ;
+    tree4_l1_0_0 <= \$1064 ;
   always @(posedge clk)
-    acc3 <= \$1065 ;
+    tree4_l1_1_0 <= \$1065 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$1066 ;
+    tree4_l1_2_0 <= \$1066 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$1067 ;
+    tree4_l1_3_0 <= \$1067 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$1068 ;
+    tree4_l1_4_0 <= \$1068 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$1069 ;
+    tree4_l1_5_0 <= \$1069 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$1070 ;
+    tree4_l1_6_0 <= \$1070 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$1071 ;
+    tree4_l1_7_0 <= \$1071 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$1072 ;
+    tree4_l1_8_0 <= \$1072 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$1073 ;
+    tree4_l1_9_0 <= \$1073 ;
   always @(posedge clk)
-    tree4_l1_8_0 <= \$1074 ;
+    tree4_l1_10_0 <= \$1074 ;
   always @(posedge clk)
-    tree4_l1_9_0 <= \$1075 ;
+    tree4_l1_11_0 <= \$1075 ;
   always @(posedge clk)
-    tree4_l1_10_0 <= \$1076 ;
+    tree4_l1_12_0 <= \$1076 ;
   always @(posedge clk)
-    tree4_l1_11_0 <= \$1077 ;
+    tree4_l3_0_0 <= \$1077 ;
   always @(posedge clk)
-    tree4_l1_12_0 <= \$1078 ;
+    tree4_l3_1_0 <= \$1078 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$1079 ;
+    tree4_l3_2_0 <= \$1079 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$1080 ;
+    tree4_l3_3_0 <= \$1080 ;
   always @(posedge clk)
-    tree4_l3_2_0 <= \$1081 ;
+    tree4_l4_0_0 <= \$1081 ;
   always @(posedge clk)
-    tree4_l3_3_0 <= \$1082 ;
+    tree4_l4_1_0 <= \$1082 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$1083 ;
+    tree4_l5_0_0 <= \$1083 ;
   always @(posedge clk)
-    tree4_l4_1_0 <= \$1084 ;
+    raw4 <= \$1084 ;
   always @(posedge clk)
-    tree4_l5_0_0 <= \$1085 ;
+    acc4 <= \$1085 ;
   always @(posedge clk)
-    raw4 <= \$1086 ;
+    tree5_l1_0_0 <= \$1086 ;
   always @(posedge clk)
-    acc4 <= \$1087 ;
+    tree5_l1_1_0 <= \$1087 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$1088 ;
+    tree5_l1_2_0 <= \$1088 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$1089 ;
+    tree5_l1_3_0 <= \$1089 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$1090 ;
+    tree5_l1_4_0 <= \$1090 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$1091 ;
+    tree5_l1_5_0 <= \$1091 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$1092 ;
+    tree5_l1_6_0 <= \$1092 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$1093 ;
+    tree5_l1_7_0 <= \$1093 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$1094 ;
+    tree5_l1_8_0 <= \$1094 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$1095 ;
+    tree5_l1_9_0 <= \$1095 ;
   always @(posedge clk)
-    tree5_l1_8_0 <= \$1096 ;
+    tree5_l1_10_0 <= \$1096 ;
   always @(posedge clk)
-    tree5_l1_9_0 <= \$1097 ;
+    tree5_l1_11_0 <= \$1097 ;
   always @(posedge clk)
-    tree5_l1_10_0 <= \$1098 ;
+    tree5_l1_12_0 <= \$1098 ;
   always @(posedge clk)
-    tree5_l1_11_0 <= \$1099 ;
+    tree5_l3_0_0 <= \$1099 ;
   always @(posedge clk)
-    tree5_l1_12_0 <= \$1100 ;
+    tree5_l3_1_0 <= \$1100 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$1101 ;
+    tree5_l3_2_0 <= \$1101 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$1102 ;
+    tree5_l3_3_0 <= \$1102 ;
   always @(posedge clk)
-    tree5_l3_2_0 <= \$1103 ;
+    tree5_l4_0_0 <= \$1103 ;
   always @(posedge clk)
-    tree5_l3_3_0 <= \$1104 ;
+    tree5_l4_1_0 <= \$1104 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$1105 ;
+    tree5_l5_0_0 <= \$1105 ;
   always @(posedge clk)
-    tree5_l4_1_0 <= \$1106 ;
+    raw5 <= \$1106 ;
   always @(posedge clk)
-    tree5_l5_0_0 <= \$1107 ;
+    acc5 <= \$1107 ;
   always @(posedge clk)
-    raw5 <= \$1108 ;
+    tree6_l1_0_0 <= \$1108 ;
   always @(posedge clk)
-    acc5 <= \$1109 ;
+    tree6_l1_1_0 <= \$1109 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$1110 ;
+    tree6_l1_2_0 <= \$1110 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$1111 ;
+    tree6_l1_3_0 <= \$1111 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$1112 ;
+    tree6_l1_4_0 <= \$1112 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$1113 ;
+    tree6_l1_5_0 <= \$1113 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$1114 ;
+    tree6_l1_6_0 <= \$1114 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$1115 ;
+    tree6_l1_7_0 <= \$1115 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$1116 ;
+    tree6_l1_8_0 <= \$1116 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$1117 ;
+    tree6_l1_9_0 <= \$1117 ;
   always @(posedge clk)
-    tree6_l1_8_0 <= \$1118 ;
+    tree6_l1_10_0 <= \$1118 ;
   always @(posedge clk)
-    tree6_l1_9_0 <= \$1119 ;
+    tree6_l1_11_0 <= \$1119 ;
   always @(posedge clk)
-    tree6_l1_10_0 <= \$1120 ;
+    tree6_l1_12_0 <= \$1120 ;
   always @(posedge clk)
-    tree6_l1_11_0 <= \$1121 ;
+    tree6_l3_0_0 <= \$1121 ;
   always @(posedge clk)
-    tree6_l1_12_0 <= \$1122 ;
+    tree6_l3_1_0 <= \$1122 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$1123 ;
+    tree6_l3_2_0 <= \$1123 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$1124 ;
+    tree6_l3_3_0 <= \$1124 ;
   always @(posedge clk)
-    tree6_l3_2_0 <= \$1125 ;
+    tree6_l4_0_0 <= \$1125 ;
   always @(posedge clk)
-    tree6_l3_3_0 <= \$1126 ;
+    tree6_l4_1_0 <= \$1126 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$1127 ;
+    tree6_l5_0_0 <= \$1127 ;
   always @(posedge clk)
-    tree6_l4_1_0 <= \$1128 ;
+    raw6 <= \$1128 ;
   always @(posedge clk)
-    tree6_l5_0_0 <= \$1129 ;
+    acc6 <= \$1129 ;
   always @(posedge clk)
-    raw6 <= \$1130 ;
+    tree7_l1_0_0 <= \$1130 ;
   always @(posedge clk)
-    acc6 <= \$1131 ;
+    tree7_l1_1_0 <= \$1131 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$1132 ;
+    tree7_l1_2_0 <= \$1132 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$1133 ;
+    tree7_l1_3_0 <= \$1133 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$1134 ;
+    tree7_l1_4_0 <= \$1134 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$1135 ;
+    tree7_l1_5_0 <= \$1135 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$1136 ;
+    tree7_l1_6_0 <= \$1136 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$1137 ;
+    tree7_l1_7_0 <= \$1137 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$1138 ;
+    tree7_l1_8_0 <= \$1138 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$1139 ;
+    tree7_l1_9_0 <= \$1139 ;
   always @(posedge clk)
-    tree7_l1_8_0 <= \$1140 ;
+    tree7_l1_10_0 <= \$1140 ;
   always @(posedge clk)
-    tree7_l1_9_0 <= \$1141 ;
+    tree7_l1_11_0 <= \$1141 ;
   always @(posedge clk)
-    tree7_l1_10_0 <= \$1142 ;
+    tree7_l1_12_0 <= \$1142 ;
   always @(posedge clk)
-    tree7_l1_11_0 <= \$1143 ;
+    tree7_l3_0_0 <= \$1143 ;
   always @(posedge clk)
-    tree7_l1_12_0 <= \$1144 ;
+    tree7_l3_1_0 <= \$1144 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$1145 ;
+    tree7_l3_2_0 <= \$1145 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$1146 ;
+    tree7_l3_3_0 <= \$1146 ;
   always @(posedge clk)
-    tree7_l3_2_0 <= \$1147 ;
+    tree7_l4_0_0 <= \$1147 ;
   always @(posedge clk)
-    tree7_l3_3_0 <= \$1148 ;
+    tree7_l4_1_0 <= \$1148 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$1149 ;
+    tree7_l5_0_0 <= \$1149 ;
   always @(posedge clk)
-    tree7_l4_1_0 <= \$1150 ;
+    raw7 <= \$1150 ;
   always @(posedge clk)
-    tree7_l5_0_0 <= \$1151 ;
+    acc7 <= \$1151 ;
   always @(posedge clk)
-    raw7 <= \$1152 ;
+    tree8_l1_0_0 <= \$1152 ;
   always @(posedge clk)
-    acc7 <= \$1153 ;
+    tree8_l1_1_0 <= \$1153 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$1154 ;
+    tree8_l1_2_0 <= \$1154 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$1155 ;
+    tree8_l1_3_0 <= \$1155 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$1156 ;
+    tree8_l1_4_0 <= \$1156 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$1157 ;
+    tree8_l1_5_0 <= \$1157 ;
   always @(posedge clk)
-    tree8_l1_4_0 <= \$1158 ;
+    tree8_l1_6_0 <= \$1158 ;
   always @(posedge clk)
-    tree8_l1_5_0 <= \$1159 ;
+    tree8_l1_7_0 <= \$1159 ;
   always @(posedge clk)
-    tree8_l1_6_0 <= \$1160 ;
+    tree8_l1_8_0 <= \$1160 ;
   always @(posedge clk)
-    tree8_l1_7_0 <= \$1161 ;
+    tree8_l1_9_0 <= \$1161 ;
   always @(posedge clk)
-    tree8_l1_8_0 <= \$1162 ;
+    tree8_l1_10_0 <= \$1162 ;
   always @(posedge clk)
-    tree8_l1_9_0 <= \$1163 ;
+    tree8_l1_11_0 <= \$1163 ;
   always @(posedge clk)
-    tree8_l1_10_0 <= \$1164 ;
+    tree8_l1_12_0 <= \$1164 ;
   always @(posedge clk)
-    tree8_l1_11_0 <= \$1165 ;
+    tree8_l3_0_0 <= \$1165 ;
   always @(posedge clk)
-    tree8_l1_12_0 <= \$1166 ;
+    tree8_l3_1_0 <= \$1166 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$1167 ;
+    tree8_l3_2_0 <= \$1167 ;
   always @(posedge clk)
-    tree8_l3_1_0 <= \$1168 ;
+    tree8_l3_3_0 <= \$1168 ;
   always @(posedge clk)
-    tree8_l3_2_0 <= \$1169 ;
+    tree8_l4_0_0 <= \$1169 ;
   always @(posedge clk)
-    tree8_l3_3_0 <= \$1170 ;
+    tree8_l4_1_0 <= \$1170 ;
   always @(posedge clk)
-    tree8_l4_0_0 <= \$1171 ;
+    tree8_l5_0_0 <= \$1171 ;
   always @(posedge clk)
-    tree8_l4_1_0 <= \$1172 ;
+    raw8 <= \$1172 ;
   always @(posedge clk)
-    tree8_l5_0_0 <= \$1173 ;
+    acc8 <= \$1173 ;
   always @(posedge clk)
-    raw8 <= \$1174 ;
+    tree9_l1_0_0 <= \$1174 ;
   always @(posedge clk)
-    acc8 <= \$1175 ;
+    tree9_l1_1_0 <= \$1175 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$1176 ;
+    tree9_l1_2_0 <= \$1176 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$1177 ;
+    tree9_l1_3_0 <= \$1177 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$1178 ;
+    tree9_l1_4_0 <= \$1178 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$1179 ;
+    tree9_l1_5_0 <= \$1179 ;
   always @(posedge clk)
-    tree9_l1_4_0 <= \$1180 ;
+    tree9_l1_6_0 <= \$1180 ;
   always @(posedge clk)
-    tree9_l1_5_0 <= \$1181 ;
+    tree9_l1_7_0 <= \$1181 ;
   always @(posedge clk)
-    tree9_l1_6_0 <= \$1182 ;
+    tree9_l1_8_0 <= \$1182 ;
   always @(posedge clk)
-    tree9_l1_7_0 <= \$1183 ;
+    tree9_l1_9_0 <= \$1183 ;
   always @(posedge clk)
-    tree9_l1_8_0 <= \$1184 ;
+    tree9_l1_10_0 <= \$1184 ;
   always @(posedge clk)
-    tree9_l1_9_0 <= \$1185 ;
+    tree9_l1_11_0 <= \$1185 ;
   always @(posedge clk)
-    tree9_l1_10_0 <= \$1186 ;
+    tree9_l1_12_0 <= \$1186 ;
   always @(posedge clk)
-    tree9_l1_11_0 <= \$1187 ;
+    tree9_l3_0_0 <= \$1187 ;
   always @(posedge clk)
-    tree9_l1_12_0 <= \$1188 ;
+    tree9_l3_1_0 <= \$1188 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$1189 ;
+    tree9_l3_2_0 <= \$1189 ;
   always @(posedge clk)
-    tree9_l3_1_0 <= \$1190 ;
+    tree9_l3_3_0 <= \$1190 ;
   always @(posedge clk)
-    tree9_l3_2_0 <= \$1191 ;
+    tree9_l4_0_0 <= \$1191 ;
   always @(posedge clk)
-    tree9_l3_3_0 <= \$1192 ;
+    tree9_l4_1_0 <= \$1192 ;
   always @(posedge clk)
-    tree9_l4_0_0 <= \$1193 ;
+    tree9_l5_0_0 <= \$1193 ;
   always @(posedge clk)
-    tree9_l4_1_0 <= \$1194 ;
+    raw9 <= \$1194 ;
   always @(posedge clk)
-    tree9_l5_0_0 <= \$1195 ;
+    acc9 <= \$1195 ;
   always @(posedge clk)
-    raw9 <= \$1196 ;
+    tree10_l1_0_0 <= \$1196 ;
   always @(posedge clk)
-    acc9 <= \$1197 ;
+    tree10_l1_1_0 <= \$1197 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$1198 ;
+    tree10_l1_2_0 <= \$1198 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$1199 ;
+    tree10_l1_3_0 <= \$1199 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$1200 ;
+    tree10_l1_4_0 <= \$1200 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$1201 ;
+    tree10_l1_5_0 <= \$1201 ;
   always @(posedge clk)
-    tree10_l1_4_0 <= \$1202 ;
+    tree10_l1_6_0 <= \$1202 ;
   always @(posedge clk)
-    tree10_l1_5_0 <= \$1203 ;
+    tree10_l1_7_0 <= \$1203 ;
   always @(posedge clk)
-    tree10_l1_6_0 <= \$1204 ;
+    tree10_l1_8_0 <= \$1204 ;
   always @(posedge clk)
-    tree10_l1_7_0 <= \$1205 ;
+    tree10_l1_9_0 <= \$1205 ;
   always @(posedge clk)
-    tree10_l1_8_0 <= \$1206 ;
+    tree10_l1_10_0 <= \$1206 ;
   always @(posedge clk)
-    tree10_l1_9_0 <= \$1207 ;
+    tree10_l1_11_0 <= \$1207 ;
   always @(posedge clk)
-    tree10_l1_10_0 <= \$1208 ;
+    tree10_l1_12_0 <= \$1208 ;
   always @(posedge clk)
-    tree10_l1_11_0 <= \$1209 ;
+    tree10_l3_0_0 <= \$1209 ;
   always @(posedge clk)
-    tree10_l1_12_0 <= \$1210 ;
+    tree10_l3_1_0 <= \$1210 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$1211 ;
+    tree10_l3_2_0 <= \$1211 ;
   always @(posedge clk)
-    tree10_l3_1_0 <= \$1212 ;
+    tree10_l3_3_0 <= \$1212 ;
   always @(posedge clk)
-    tree10_l3_2_0 <= \$1213 ;
+    tree10_l4_0_0 <= \$1213 ;
   always @(posedge clk)
-    tree10_l3_3_0 <= \$1214 ;
+    tree10_l4_1_0 <= \$1214 ;
   always @(posedge clk)
-    tree10_l4_0_0 <= \$1215 ;
+    tree10_l5_0_0 <= \$1215 ;
   always @(posedge clk)
-    tree10_l4_1_0 <= \$1216 ;
+    raw10 <= \$1216 ;
   always @(posedge clk)
-    tree10_l5_0_0 <= \$1217 ;
+    acc10 <= \$1217 ;
   always @(posedge clk)
-    raw10 <= \$1218 ;
+    tree11_l1_0_0 <= \$1218 ;
   always @(posedge clk)
-    acc10 <= \$1219 ;
+    tree11_l1_1_0 <= \$1219 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$1220 ;
+    tree11_l1_2_0 <= \$1220 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$1221 ;
+    tree11_l1_3_0 <= \$1221 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$1222 ;
+    tree11_l1_4_0 <= \$1222 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$1223 ;
+    tree11_l1_5_0 <= \$1223 ;
   always @(posedge clk)
-    tree11_l1_4_0 <= \$1224 ;
+    tree11_l1_6_0 <= \$1224 ;
   always @(posedge clk)
-    tree11_l1_5_0 <= \$1225 ;
+    tree11_l1_7_0 <= \$1225 ;
   always @(posedge clk)
-    tree11_l1_6_0 <= \$1226 ;
+    tree11_l1_8_0 <= \$1226 ;
   always @(posedge clk)
-    tree11_l1_7_0 <= \$1227 ;
+    tree11_l1_9_0 <= \$1227 ;
   always @(posedge clk)
-    tree11_l1_8_0 <= \$1228 ;
+    tree11_l1_10_0 <= \$1228 ;
   always @(posedge clk)
-    tree11_l1_9_0 <= \$1229 ;
+    tree11_l1_11_0 <= \$1229 ;
   always @(posedge clk)
-    tree11_l1_10_0 <= \$1230 ;
+    tree11_l1_12_0 <= \$1230 ;
   always @(posedge clk)
-    tree11_l1_11_0 <= \$1231 ;
+    tree11_l3_0_0 <= \$1231 ;
   always @(posedge clk)
-    tree11_l1_12_0 <= \$1232 ;
+    tree11_l3_1_0 <= \$1232 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$1233 ;
+    tree11_l3_2_0 <= \$1233 ;
   always @(posedge clk)
-    tree11_l3_1_0 <= \$1234 ;
+    tree11_l3_3_0 <= \$1234 ;
   always @(posedge clk)
-    tree11_l3_2_0 <= \$1235 ;
+    tree11_l4_0_0 <= \$1235 ;
   always @(posedge clk)
-    tree11_l3_3_0 <= \$1236 ;
+    tree11_l4_1_0 <= \$1236 ;
   always @(posedge clk)
-    tree11_l4_0_0 <= \$1237 ;
+    tree11_l5_0_0 <= \$1237 ;
   always @(posedge clk)
-    tree11_l4_1_0 <= \$1238 ;
+    raw11 <= \$1238 ;
   always @(posedge clk)
-    tree11_l5_0_0 <= \$1239 ;
+    acc11 <= \$1239 ;
   always @(posedge clk)
-    raw11 <= \$1240 ;
+    tree12_l1_0_0 <= \$1240 ;
   always @(posedge clk)
-    acc11 <= \$1241 ;
+    tree12_l1_1_0 <= \$1241 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$1242 ;
+    tree12_l1_2_0 <= \$1242 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$1243 ;
+    tree12_l1_3_0 <= \$1243 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$1244 ;
+    tree12_l1_4_0 <= \$1244 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$1245 ;
+    tree12_l1_5_0 <= \$1245 ;
   always @(posedge clk)
-    tree12_l1_4_0 <= \$1246 ;
+    tree12_l1_6_0 <= \$1246 ;
   always @(posedge clk)
-    tree12_l1_5_0 <= \$1247 ;
+    tree12_l1_7_0 <= \$1247 ;
   always @(posedge clk)
-    tree12_l1_6_0 <= \$1248 ;
+    tree12_l1_8_0 <= \$1248 ;
   always @(posedge clk)
-    tree12_l1_7_0 <= \$1249 ;
+    tree12_l1_9_0 <= \$1249 ;
   always @(posedge clk)
-    tree12_l1_8_0 <= \$1250 ;
+    tree12_l1_10_0 <= \$1250 ;
   always @(posedge clk)
-    tree12_l1_9_0 <= \$1251 ;
+    tree12_l1_11_0 <= \$1251 ;
   always @(posedge clk)
-    tree12_l1_10_0 <= \$1252 ;
+    tree12_l1_12_0 <= \$1252 ;
   always @(posedge clk)
-    tree12_l1_11_0 <= \$1253 ;
+    tree12_l3_0_0 <= \$1253 ;
   always @(posedge clk)
-    tree12_l1_12_0 <= \$1254 ;
+    tree12_l3_1_0 <= \$1254 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$1255 ;
+    tree12_l3_2_0 <= \$1255 ;
   always @(posedge clk)
-    tree12_l3_1_0 <= \$1256 ;
+    tree12_l3_3_0 <= \$1256 ;
   always @(posedge clk)
-    tree12_l3_2_0 <= \$1257 ;
+    tree12_l4_0_0 <= \$1257 ;
   always @(posedge clk)
-    tree12_l3_3_0 <= \$1258 ;
+    tree12_l4_1_0 <= \$1258 ;
   always @(posedge clk)
-    tree12_l4_0_0 <= \$1259 ;
+    tree12_l5_0_0 <= \$1259 ;
   always @(posedge clk)
-    tree12_l4_1_0 <= \$1260 ;
+    raw12 <= \$1260 ;
   always @(posedge clk)
-    tree12_l5_0_0 <= \$1261 ;
+    acc12 <= \$1261 ;
   always @(posedge clk)
-    raw12 <= \$1262 ;
+    tree13_l1_0_0 <= \$1262 ;
   always @(posedge clk)
-    acc12 <= \$1263 ;
+    tree13_l1_1_0 <= \$1263 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$1264 ;
+    tree13_l1_2_0 <= \$1264 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$1265 ;
+    tree13_l1_3_0 <= \$1265 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$1266 ;
+    tree13_l1_4_0 <= \$1266 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$1267 ;
+    tree13_l1_5_0 <= \$1267 ;
   always @(posedge clk)
-    tree13_l1_4_0 <= \$1268 ;
+    tree13_l1_6_0 <= \$1268 ;
   always @(posedge clk)
-    tree13_l1_5_0 <= \$1269 ;
+    tree13_l1_7_0 <= \$1269 ;
   always @(posedge clk)
-    tree13_l1_6_0 <= \$1270 ;
+    tree13_l1_8_0 <= \$1270 ;
   always @(posedge clk)
-    tree13_l1_7_0 <= \$1271 ;
+    tree13_l1_9_0 <= \$1271 ;
   always @(posedge clk)
-    tree13_l1_8_0 <= \$1272 ;
+    tree13_l1_10_0 <= \$1272 ;
   always @(posedge clk)
-    tree13_l1_9_0 <= \$1273 ;
+    tree13_l1_11_0 <= \$1273 ;
   always @(posedge clk)
-    tree13_l1_10_0 <= \$1274 ;
+    tree13_l1_12_0 <= \$1274 ;
   always @(posedge clk)
-    tree13_l1_11_0 <= \$1275 ;
+    tree13_l3_0_0 <= \$1275 ;
   always @(posedge clk)
-    tree13_l1_12_0 <= \$1276 ;
+    tree13_l3_1_0 <= \$1276 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$1277 ;
+    tree13_l3_2_0 <= \$1277 ;
   always @(posedge clk)
-    tree13_l3_1_0 <= \$1278 ;
+    tree13_l3_3_0 <= \$1278 ;
   always @(posedge clk)
-    tree13_l3_2_0 <= \$1279 ;
+    tree13_l4_0_0 <= \$1279 ;
   always @(posedge clk)
-    tree13_l3_3_0 <= \$1280 ;
+    tree13_l4_1_0 <= \$1280 ;
   always @(posedge clk)
-    tree13_l4_0_0 <= \$1281 ;
+    tree13_l5_0_0 <= \$1281 ;
   always @(posedge clk)
-    tree13_l4_1_0 <= \$1282 ;
+    raw13 <= \$1282 ;
   always @(posedge clk)
-    tree13_l5_0_0 <= \$1283 ;
+    acc13 <= \$1283 ;
   always @(posedge clk)
-    raw13 <= \$1284 ;
+    tree14_l1_0_0 <= \$1284 ;
   always @(posedge clk)
-    acc13 <= \$1285 ;
+    tree14_l1_1_0 <= \$1285 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$1286 ;
+    tree14_l1_2_0 <= \$1286 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$1287 ;
+    tree14_l1_3_0 <= \$1287 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$1288 ;
+    tree14_l1_4_0 <= \$1288 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$1289 ;
+    tree14_l1_5_0 <= \$1289 ;
   always @(posedge clk)
-    tree14_l1_4_0 <= \$1290 ;
+    tree14_l1_6_0 <= \$1290 ;
   always @(posedge clk)
-    tree14_l1_5_0 <= \$1291 ;
+    tree14_l1_7_0 <= \$1291 ;
   always @(posedge clk)
-    tree14_l1_6_0 <= \$1292 ;
+    tree14_l1_8_0 <= \$1292 ;
   always @(posedge clk)
-    tree14_l1_7_0 <= \$1293 ;
+    tree14_l1_9_0 <= \$1293 ;
   always @(posedge clk)
-    tree14_l1_8_0 <= \$1294 ;
+    tree14_l1_10_0 <= \$1294 ;
   always @(posedge clk)
-    tree14_l1_9_0 <= \$1295 ;
+    tree14_l1_11_0 <= \$1295 ;
   always @(posedge clk)
-    tree14_l1_10_0 <= \$1296 ;
+    tree14_l1_12_0 <= \$1296 ;
   always @(posedge clk)
-    tree14_l1_11_0 <= \$1297 ;
+    tree14_l3_0_0 <= \$1297 ;
   always @(posedge clk)
-    tree14_l1_12_0 <= \$1298 ;
+    tree14_l3_1_0 <= \$1298 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$1299 ;
+    tree14_l3_2_0 <= \$1299 ;
   always @(posedge clk)
-    tree14_l3_1_0 <= \$1300 ;
+    tree14_l3_3_0 <= \$1300 ;
   always @(posedge clk)
-    tree14_l3_2_0 <= \$1301 ;
+    tree14_l4_0_0 <= \$1301 ;
   always @(posedge clk)
-    tree14_l3_3_0 <= \$1302 ;
+    tree14_l4_1_0 <= \$1302 ;
   always @(posedge clk)
-    tree14_l4_0_0 <= \$1303 ;
+    tree14_l5_0_0 <= \$1303 ;
   always @(posedge clk)
-    tree14_l4_1_0 <= \$1304 ;
+    raw14 <= \$1304 ;
   always @(posedge clk)
-    tree14_l5_0_0 <= \$1305 ;
+    acc14 <= \$1305 ;
   always @(posedge clk)
-    raw14 <= \$1306 ;
+    tree15_l1_0_0 <= \$1306 ;
   always @(posedge clk)
-    acc14 <= \$1307 ;
+    tree15_l1_1_0 <= \$1307 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$1308 ;
+    tree15_l1_2_0 <= \$1308 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$1309 ;
+    tree15_l1_3_0 <= \$1309 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$1310 ;
+    tree15_l1_4_0 <= \$1310 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$1311 ;
+    tree15_l1_5_0 <= \$1311 ;
   always @(posedge clk)
-    tree15_l1_4_0 <= \$1312 ;
+    tree15_l1_6_0 <= \$1312 ;
   always @(posedge clk)
-    tree15_l1_5_0 <= \$1313 ;
+    tree15_l1_7_0 <= \$1313 ;
   always @(posedge clk)
-    tree15_l1_6_0 <= \$1314 ;
+    tree15_l1_8_0 <= \$1314 ;
   always @(posedge clk)
-    tree15_l1_7_0 <= \$1315 ;
+    tree15_l1_9_0 <= \$1315 ;
   always @(posedge clk)
-    tree15_l1_8_0 <= \$1316 ;
+    tree15_l1_10_0 <= \$1316 ;
   always @(posedge clk)
-    tree15_l1_9_0 <= \$1317 ;
+    tree15_l1_11_0 <= \$1317 ;
   always @(posedge clk)
-    tree15_l1_10_0 <= \$1318 ;
+    tree15_l1_12_0 <= \$1318 ;
   always @(posedge clk)
-    tree15_l1_11_0 <= \$1319 ;
+    tree15_l3_0_0 <= \$1319 ;
   always @(posedge clk)
-    tree15_l1_12_0 <= \$1320 ;
+    tree15_l3_1_0 <= \$1320 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$1321 ;
+    tree15_l3_2_0 <= \$1321 ;
   always @(posedge clk)
-    tree15_l3_1_0 <= \$1322 ;
+    tree15_l3_3_0 <= \$1322 ;
   always @(posedge clk)
-    tree15_l3_2_0 <= \$1323 ;
+    tree15_l4_0_0 <= \$1323 ;
   always @(posedge clk)
-    tree15_l3_3_0 <= \$1324 ;
+    tree15_l4_1_0 <= \$1324 ;
   always @(posedge clk)
-    tree15_l4_0_0 <= \$1325 ;
+    tree15_l5_0_0 <= \$1325 ;
   always @(posedge clk)
-    tree15_l4_1_0 <= \$1326 ;
+    raw15 <= \$1326 ;
   always @(posedge clk)
-    tree15_l5_0_0 <= \$1327 ;
+    acc15 <= \$1327 ;
   always @(posedge clk)
-    raw15 <= \$1328 ;
+    v2 <= \$1328 ;
   always @(posedge clk)
-    acc15 <= \$1329 ;
+    v2_d0 <= \$1329 ;
   always @(posedge clk)
-    v2 <= \$1330 ;
+    \port__addr$88  <= \$1330 ;
   always @(posedge clk)
-    v2_d0 <= \$1331 ;
+    thresholds_d0 <= \$1331 ;
   always @(posedge clk)
-    \port__addr$88  <= \$1332 ;
+    \v2_d0$459  <= \$1332 ;
   always @(posedge clk)
-    thresholds_d0 <= \$1333 ;
+    acc0_d0 <= \$1333 ;
   always @(posedge clk)
-    \v2_d0$461  <= \$1334 ;
+    acc1_d0 <= \$1334 ;
   always @(posedge clk)
-    acc0_d0 <= \$1335 ;
+    acc2_d0 <= \$1335 ;
   always @(posedge clk)
-    acc1_d0 <= \$1336 ;
+    acc3_d0 <= \$1336 ;
   always @(posedge clk)
-    acc2_d0 <= \$1337 ;
+    acc4_d0 <= \$1337 ;
   always @(posedge clk)
-    acc3_d0 <= \$1338 ;
+    acc5_d0 <= \$1338 ;
   always @(posedge clk)
-    acc4_d0 <= \$1339 ;
+    acc6_d0 <= \$1339 ;
   always @(posedge clk)
-    acc5_d0 <= \$1340 ;
+    acc7_d0 <= \$1340 ;
   always @(posedge clk)
-    acc6_d0 <= \$1341 ;
+    acc8_d0 <= \$1341 ;
   always @(posedge clk)
-    acc7_d0 <= \$1342 ;
+    acc9_d0 <= \$1342 ;
   always @(posedge clk)
-    acc8_d0 <= \$1343 ;
+    acc10_d0 <= \$1343 ;
   always @(posedge clk)
-    acc9_d0 <= \$1344 ;
+    acc11_d0 <= \$1344 ;
   always @(posedge clk)
-    acc10_d0 <= \$1345 ;
+    acc12_d0 <= \$1345 ;
   always @(posedge clk)
-    acc11_d0 <= \$1346 ;
+    acc13_d0 <= \$1346 ;
   always @(posedge clk)
-    acc12_d0 <= \$1347 ;
+    acc14_d0 <= \$1347 ;
   always @(posedge clk)
-    acc13_d0 <= \$1348 ;
+    acc15_d0 <= \$1348 ;
   always @(posedge clk)
-    acc14_d0 <= \$1349 ;
+    o__valid <= \$1349 ;
   always @(posedge clk)
-    acc15_d0 <= \$1350 ;
-  always @(posedge clk)
-    o__valid <= \$1351 ;
-  always @(posedge clk)
-    o__payload <= \$1352 ;
+    o__payload <= \$1350 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$943  = rp__addr;
@@ -7512,7 +7553,7 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$951  = \$signal$114 ;
+    \$951  = \$signal$113 ;
     if (advance) begin
       \$951  = \$124 ;
     end
@@ -7542,37 +7583,43 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$954  = fresh1_d0;
+    \$954  = x_in_d0;
     if (advance) begin
-      \$954  = fresh1;
+      \$954  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$955  = x1_d0;
+    \$955  = weights_d0;
     if (advance) begin
-      \$955  = \$signature__data ;
+      \$955  = port__data;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$956  = replay_d0;
+    \$956  = v1_d0;
     if (advance) begin
-      \$956  = rp__data;
+      \$956  = \$signal$111 ;
+    end
+    if (rst) begin
+      \$956  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$957  = weights_d0;
+    \$957  = v1_d1;
     if (advance) begin
-      \$957  = port__data;
+      \$957  = v1_d0;
+    end
+    if (rst) begin
+      \$957  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$958  = v1_d0;
+    \$958  = v1_d2;
     if (advance) begin
-      \$958  = \$signal$111 ;
+      \$958  = v1_d1;
     end
     if (rst) begin
       \$958  = 1'h0;
@@ -7580,9 +7627,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$959  = v1_d1;
+    \$959  = v1_d3;
     if (advance) begin
-      \$959  = v1_d0;
+      \$959  = v1_d2;
     end
     if (rst) begin
       \$959  = 1'h0;
@@ -7590,9 +7637,9 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$960  = v1_d2;
+    \$960  = v1_d4;
     if (advance) begin
-      \$960  = v1_d1;
+      \$960  = v1_d3;
     end
     if (rst) begin
       \$960  = 1'h0;
@@ -7600,2767 +7647,2747 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$961  = v1_d3;
+    \$961  = first1_d0;
     if (advance) begin
-      \$961  = v1_d2;
-    end
-    if (rst) begin
-      \$961  = 1'h0;
+      \$961  = \$signal$113 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$962  = v1_d4;
+    \$962  = first1_d1;
     if (advance) begin
-      \$962  = v1_d3;
-    end
-    if (rst) begin
-      \$962  = 1'h0;
+      \$962  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$963  = first1_d0;
+    \$963  = first1_d2;
     if (advance) begin
-      \$963  = \$signal$114 ;
+      \$963  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$964  = first1_d1;
+    \$964  = first1_d3;
     if (advance) begin
-      \$964  = first1_d0;
+      \$964  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$965  = first1_d2;
+    \$965  = first1_d4;
     if (advance) begin
-      \$965  = first1_d1;
+      \$965  = first1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$966  = first1_d3;
+    \$966  = last1_d0;
     if (advance) begin
-      \$966  = first1_d2;
+      \$966  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$967  = first1_d4;
+    \$967  = last1_d1;
     if (advance) begin
-      \$967  = first1_d3;
+      \$967  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$968  = last1_d0;
+    \$968  = last1_d2;
     if (advance) begin
-      \$968  = last1;
+      \$968  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$969  = last1_d1;
+    \$969  = last1_d3;
     if (advance) begin
-      \$969  = last1_d0;
+      \$969  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$970  = last1_d2;
+    \$970  = last1_d4;
     if (advance) begin
-      \$970  = last1_d1;
+      \$970  = last1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$971  = last1_d3;
+    \$971  = nf1_d0;
     if (advance) begin
-      \$971  = last1_d2;
+      \$971  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$972  = last1_d4;
+    \$972  = nf1_d1;
     if (advance) begin
-      \$972  = last1_d3;
+      \$972  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$973  = nf1_d0;
+    \$973  = nf1_d2;
     if (advance) begin
-      \$973  = nf1;
+      \$973  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$974  = nf1_d1;
+    \$974  = nf1_d3;
     if (advance) begin
-      \$974  = nf1_d0;
+      \$974  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$975  = nf1_d2;
+    \$975  = nf1_d4;
     if (advance) begin
-      \$975  = nf1_d1;
+      \$975  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$976  = nf1_d3;
+    \$976  = tree0_l1_0_0;
     if (advance) begin
-      \$976  = nf1_d2;
+      \$976  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$977  = nf1_d4;
+    \$977  = tree0_l1_1_0;
     if (advance) begin
-      \$977  = nf1_d3;
+      \$977  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$978  = tree0_l1_0_0;
+    \$978  = tree0_l1_2_0;
     if (advance) begin
-      \$978  = \$128 ;
+      \$978  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$979  = tree0_l1_1_0;
+    \$979  = tree0_l1_3_0;
     if (advance) begin
-      \$979  = \$131 ;
+      \$979  = \$137 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$980  = tree0_l1_2_0;
+    \$980  = tree0_l1_4_0;
     if (advance) begin
-      \$980  = \$134 ;
+      \$980  = \$140 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$981  = tree0_l1_3_0;
+    \$981  = tree0_l1_5_0;
     if (advance) begin
-      \$981  = \$137 ;
+      \$981  = \$143 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$982  = tree0_l1_4_0;
+    \$982  = tree0_l1_6_0;
     if (advance) begin
-      \$982  = \$140 ;
+      \$982  = \$146 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$983  = tree0_l1_5_0;
+    \$983  = tree0_l1_7_0;
     if (advance) begin
-      \$983  = \$143 ;
+      \$983  = \$149 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$984  = tree0_l1_6_0;
+    \$984  = tree0_l1_8_0;
     if (advance) begin
-      \$984  = \$146 ;
+      \$984  = \$152 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$985  = tree0_l1_7_0;
+    \$985  = tree0_l1_9_0;
     if (advance) begin
-      \$985  = \$149 ;
+      \$985  = \$155 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$986  = tree0_l1_8_0;
+    \$986  = tree0_l1_10_0;
     if (advance) begin
-      \$986  = \$152 ;
+      \$986  = \$158 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$987  = tree0_l1_9_0;
+    \$987  = tree0_l1_11_0;
     if (advance) begin
-      \$987  = \$155 ;
+      \$987  = \$161 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$988  = tree0_l1_10_0;
+    \$988  = tree0_l1_12_0;
     if (advance) begin
-      \$988  = \$158 ;
+      \$988  = xnor0[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$989  = tree0_l1_11_0;
+    \$989  = tree0_l3_0_0;
     if (advance) begin
-      \$989  = \$161 ;
+      \$989  = \$164 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$990  = tree0_l1_12_0;
+    \$990  = tree0_l3_1_0;
     if (advance) begin
-      \$990  = xnor0[48];
+      \$990  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$991  = tree0_l3_0_0;
+    \$991  = tree0_l3_2_0;
     if (advance) begin
-      \$991  = \$164 ;
+      \$991  = \$170 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$992  = tree0_l3_1_0;
+    \$992  = tree0_l3_3_0;
     if (advance) begin
-      \$992  = \$167 ;
+      \$992  = tree0_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$993  = tree0_l3_2_0;
+    \$993  = tree0_l4_0_0;
     if (advance) begin
-      \$993  = \$170 ;
+      \$993  = \$171 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$994  = tree0_l3_3_0;
+    \$994  = tree0_l4_1_0;
     if (advance) begin
-      \$994  = tree0_l1_12_0;
+      \$994  = \$172 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$995  = tree0_l4_0_0;
+    \$995  = tree0_l5_0_0;
     if (advance) begin
-      \$995  = \$171 ;
+      \$995  = \$173 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$996  = tree0_l4_1_0;
-    if (advance) begin
-      \$996  = \$172 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$997  = tree0_l5_0_0;
-    if (advance) begin
-      \$997  = \$173 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$998  = raw0;
+    \$996  = raw0;
     if (\$174 ) begin
-      \$998  = \$7 [9:0];
+      \$996  = \$7 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$999  = acc0;
+    \$997  = acc0;
     if (advance) begin
-      \$999  = \$176 [10:0];
+      \$997  = \$176 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1000  = tree1_l1_0_0;
+    \$998  = tree1_l1_0_0;
     if (advance) begin
-      \$1000  = \$179 ;
+      \$998  = \$179 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1001  = tree1_l1_1_0;
+    \$999  = tree1_l1_1_0;
     if (advance) begin
-      \$1001  = \$182 ;
+      \$999  = \$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1002  = tree1_l1_2_0;
+    \$1000  = tree1_l1_2_0;
     if (advance) begin
-      \$1002  = \$185 ;
+      \$1000  = \$185 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1003  = tree1_l1_3_0;
+    \$1001  = tree1_l1_3_0;
     if (advance) begin
-      \$1003  = \$188 ;
+      \$1001  = \$188 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1004  = tree1_l1_4_0;
+    \$1002  = tree1_l1_4_0;
     if (advance) begin
-      \$1004  = \$191 ;
+      \$1002  = \$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1005  = tree1_l1_5_0;
+    \$1003  = tree1_l1_5_0;
     if (advance) begin
-      \$1005  = \$194 ;
+      \$1003  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1006  = tree1_l1_6_0;
+    \$1004  = tree1_l1_6_0;
     if (advance) begin
-      \$1006  = \$197 ;
+      \$1004  = \$197 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1007  = tree1_l1_7_0;
+    \$1005  = tree1_l1_7_0;
     if (advance) begin
-      \$1007  = \$200 ;
+      \$1005  = \$200 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1008  = tree1_l1_8_0;
+    \$1006  = tree1_l1_8_0;
     if (advance) begin
-      \$1008  = \$203 ;
+      \$1006  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1009  = tree1_l1_9_0;
+    \$1007  = tree1_l1_9_0;
     if (advance) begin
-      \$1009  = \$206 ;
+      \$1007  = \$206 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1010  = tree1_l1_10_0;
+    \$1008  = tree1_l1_10_0;
     if (advance) begin
-      \$1010  = \$209 ;
+      \$1008  = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1011  = tree1_l1_11_0;
+    \$1009  = tree1_l1_11_0;
     if (advance) begin
-      \$1011  = \$212 ;
+      \$1009  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1012  = tree1_l1_12_0;
+    \$1010  = tree1_l1_12_0;
     if (advance) begin
-      \$1012  = xnor1[48];
+      \$1010  = xnor1[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1013  = tree1_l3_0_0;
+    \$1011  = tree1_l3_0_0;
     if (advance) begin
-      \$1013  = \$215 ;
+      \$1011  = \$215 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1014  = tree1_l3_1_0;
+    \$1012  = tree1_l3_1_0;
     if (advance) begin
-      \$1014  = \$218 ;
+      \$1012  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1015  = tree1_l3_2_0;
+    \$1013  = tree1_l3_2_0;
     if (advance) begin
-      \$1015  = \$221 ;
+      \$1013  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1016  = tree1_l3_3_0;
+    \$1014  = tree1_l3_3_0;
     if (advance) begin
-      \$1016  = tree1_l1_12_0;
+      \$1014  = tree1_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1017  = tree1_l4_0_0;
+    \$1015  = tree1_l4_0_0;
     if (advance) begin
-      \$1017  = \$222 ;
+      \$1015  = \$222 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1018  = tree1_l4_1_0;
+    \$1016  = tree1_l4_1_0;
     if (advance) begin
-      \$1018  = \$223 ;
+      \$1016  = \$223 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1019  = tree1_l5_0_0;
+    \$1017  = tree1_l5_0_0;
     if (advance) begin
-      \$1019  = \$224 ;
+      \$1017  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1020  = raw1;
+    \$1018  = raw1;
     if (\$225 ) begin
-      \$1020  = \$10 [9:0];
+      \$1018  = \$10 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1021  = acc1;
+    \$1019  = acc1;
     if (advance) begin
-      \$1021  = \$227 [10:0];
+      \$1019  = \$227 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1022  = tree2_l1_0_0;
+    \$1020  = tree2_l1_0_0;
     if (advance) begin
-      \$1022  = \$230 ;
+      \$1020  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1023  = tree2_l1_1_0;
+    \$1021  = tree2_l1_1_0;
     if (advance) begin
-      \$1023  = \$233 ;
+      \$1021  = \$233 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1024  = tree2_l1_2_0;
+    \$1022  = tree2_l1_2_0;
     if (advance) begin
-      \$1024  = \$236 ;
+      \$1022  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1025  = tree2_l1_3_0;
+    \$1023  = tree2_l1_3_0;
     if (advance) begin
-      \$1025  = \$239 ;
+      \$1023  = \$239 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1026  = tree2_l1_4_0;
+    \$1024  = tree2_l1_4_0;
     if (advance) begin
-      \$1026  = \$242 ;
+      \$1024  = \$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1027  = tree2_l1_5_0;
+    \$1025  = tree2_l1_5_0;
     if (advance) begin
-      \$1027  = \$245 ;
+      \$1025  = \$245 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1028  = tree2_l1_6_0;
+    \$1026  = tree2_l1_6_0;
     if (advance) begin
-      \$1028  = \$248 ;
+      \$1026  = \$248 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1029  = tree2_l1_7_0;
+    \$1027  = tree2_l1_7_0;
     if (advance) begin
-      \$1029  = \$251 ;
+      \$1027  = \$251 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1030  = tree2_l1_8_0;
+    \$1028  = tree2_l1_8_0;
     if (advance) begin
-      \$1030  = \$254 ;
+      \$1028  = \$254 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1031  = tree2_l1_9_0;
+    \$1029  = tree2_l1_9_0;
     if (advance) begin
-      \$1031  = \$257 ;
+      \$1029  = \$257 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1032  = tree2_l1_10_0;
+    \$1030  = tree2_l1_10_0;
     if (advance) begin
-      \$1032  = \$260 ;
+      \$1030  = \$260 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1033  = tree2_l1_11_0;
+    \$1031  = tree2_l1_11_0;
     if (advance) begin
-      \$1033  = \$263 ;
+      \$1031  = \$263 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1034  = tree2_l1_12_0;
+    \$1032  = tree2_l1_12_0;
     if (advance) begin
-      \$1034  = xnor2[48];
+      \$1032  = xnor2[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1035  = tree2_l3_0_0;
+    \$1033  = tree2_l3_0_0;
     if (advance) begin
-      \$1035  = \$266 ;
+      \$1033  = \$266 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1036  = tree2_l3_1_0;
+    \$1034  = tree2_l3_1_0;
     if (advance) begin
-      \$1036  = \$269 ;
+      \$1034  = \$269 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1037  = tree2_l3_2_0;
+    \$1035  = tree2_l3_2_0;
     if (advance) begin
-      \$1037  = \$272 ;
+      \$1035  = \$272 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1038  = tree2_l3_3_0;
+    \$1036  = tree2_l3_3_0;
     if (advance) begin
-      \$1038  = tree2_l1_12_0;
+      \$1036  = tree2_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1039  = tree2_l4_0_0;
+    \$1037  = tree2_l4_0_0;
     if (advance) begin
-      \$1039  = \$273 ;
+      \$1037  = \$273 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1040  = tree2_l4_1_0;
+    \$1038  = tree2_l4_1_0;
     if (advance) begin
-      \$1040  = \$274 ;
+      \$1038  = \$274 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1041  = tree2_l5_0_0;
+    \$1039  = tree2_l5_0_0;
     if (advance) begin
-      \$1041  = \$275 ;
+      \$1039  = \$275 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1042  = raw2;
+    \$1040  = raw2;
     if (\$276 ) begin
-      \$1042  = \$13 [9:0];
+      \$1040  = \$13 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1043  = acc2;
+    \$1041  = acc2;
     if (advance) begin
-      \$1043  = \$278 [10:0];
+      \$1041  = \$278 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1044  = tree3_l1_0_0;
+    \$1042  = tree3_l1_0_0;
     if (advance) begin
-      \$1044  = \$281 ;
+      \$1042  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1045  = tree3_l1_1_0;
+    \$1043  = tree3_l1_1_0;
     if (advance) begin
-      \$1045  = \$284 ;
+      \$1043  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1046  = tree3_l1_2_0;
+    \$1044  = tree3_l1_2_0;
     if (advance) begin
-      \$1046  = \$287 ;
+      \$1044  = \$287 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1047  = tree3_l1_3_0;
+    \$1045  = tree3_l1_3_0;
     if (advance) begin
-      \$1047  = \$290 ;
+      \$1045  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1048  = tree3_l1_4_0;
+    \$1046  = tree3_l1_4_0;
     if (advance) begin
-      \$1048  = \$293 ;
+      \$1046  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1049  = tree3_l1_5_0;
+    \$1047  = tree3_l1_5_0;
     if (advance) begin
-      \$1049  = \$296 ;
+      \$1047  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1050  = tree3_l1_6_0;
+    \$1048  = tree3_l1_6_0;
     if (advance) begin
-      \$1050  = \$299 ;
+      \$1048  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1051  = tree3_l1_7_0;
+    \$1049  = tree3_l1_7_0;
     if (advance) begin
-      \$1051  = \$302 ;
+      \$1049  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1052  = tree3_l1_8_0;
+    \$1050  = tree3_l1_8_0;
     if (advance) begin
-      \$1052  = \$305 ;
+      \$1050  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1053  = tree3_l1_9_0;
+    \$1051  = tree3_l1_9_0;
     if (advance) begin
-      \$1053  = \$308 ;
+      \$1051  = \$308 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1054  = tree3_l1_10_0;
+    \$1052  = tree3_l1_10_0;
     if (advance) begin
-      \$1054  = \$311 ;
+      \$1052  = \$311 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1055  = tree3_l1_11_0;
+    \$1053  = tree3_l1_11_0;
     if (advance) begin
-      \$1055  = \$314 ;
+      \$1053  = \$314 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1056  = tree3_l1_12_0;
+    \$1054  = tree3_l1_12_0;
     if (advance) begin
-      \$1056  = xnor3[48];
+      \$1054  = xnor3[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1057  = tree3_l3_0_0;
+    \$1055  = tree3_l3_0_0;
     if (advance) begin
-      \$1057  = \$317 ;
+      \$1055  = \$317 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1058  = tree3_l3_1_0;
+    \$1056  = tree3_l3_1_0;
     if (advance) begin
-      \$1058  = \$320 ;
+      \$1056  = \$320 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1059  = tree3_l3_2_0;
+    \$1057  = tree3_l3_2_0;
     if (advance) begin
-      \$1059  = \$323 ;
+      \$1057  = \$323 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1060  = tree3_l3_3_0;
+    \$1058  = tree3_l3_3_0;
     if (advance) begin
-      \$1060  = tree3_l1_12_0;
+      \$1058  = tree3_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1061  = tree3_l4_0_0;
+    \$1059  = tree3_l4_0_0;
     if (advance) begin
-      \$1061  = \$324 ;
+      \$1059  = \$324 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1062  = tree3_l4_1_0;
+    \$1060  = tree3_l4_1_0;
     if (advance) begin
-      \$1062  = \$325 ;
+      \$1060  = \$325 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1063  = tree3_l5_0_0;
+    \$1061  = tree3_l5_0_0;
     if (advance) begin
-      \$1063  = \$326 ;
+      \$1061  = \$326 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1064  = raw3;
+    \$1062  = raw3;
     if (\$327 ) begin
-      \$1064  = \$16 [9:0];
+      \$1062  = \$16 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1065  = acc3;
+    \$1063  = acc3;
     if (advance) begin
-      \$1065  = \$329 [10:0];
+      \$1063  = \$329 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1066  = tree4_l1_0_0;
+    \$1064  = tree4_l1_0_0;
     if (advance) begin
-      \$1066  = \$332 ;
+      \$1064  = \$332 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1067  = tree4_l1_1_0;
+    \$1065  = tree4_l1_1_0;
     if (advance) begin
-      \$1067  = \$335 ;
+      \$1065  = \$335 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1068  = tree4_l1_2_0;
+    \$1066  = tree4_l1_2_0;
     if (advance) begin
-      \$1068  = \$338 ;
+      \$1066  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1069  = tree4_l1_3_0;
+    \$1067  = tree4_l1_3_0;
     if (advance) begin
-      \$1069  = \$341 ;
+      \$1067  = \$341 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1070  = tree4_l1_4_0;
+    \$1068  = tree4_l1_4_0;
     if (advance) begin
-      \$1070  = \$344 ;
+      \$1068  = \$344 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1071  = tree4_l1_5_0;
+    \$1069  = tree4_l1_5_0;
     if (advance) begin
-      \$1071  = \$347 ;
+      \$1069  = \$347 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1072  = tree4_l1_6_0;
+    \$1070  = tree4_l1_6_0;
     if (advance) begin
-      \$1072  = \$350 ;
+      \$1070  = \$350 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1073  = tree4_l1_7_0;
+    \$1071  = tree4_l1_7_0;
     if (advance) begin
-      \$1073  = \$353 ;
+      \$1071  = \$353 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1074  = tree4_l1_8_0;
+    \$1072  = tree4_l1_8_0;
     if (advance) begin
-      \$1074  = \$356 ;
+      \$1072  = \$356 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1075  = tree4_l1_9_0;
+    \$1073  = tree4_l1_9_0;
     if (advance) begin
-      \$1075  = \$359 ;
+      \$1073  = \$359 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1076  = tree4_l1_10_0;
+    \$1074  = tree4_l1_10_0;
     if (advance) begin
-      \$1076  = \$362 ;
+      \$1074  = \$362 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1077  = tree4_l1_11_0;
+    \$1075  = tree4_l1_11_0;
     if (advance) begin
-      \$1077  = \$365 ;
+      \$1075  = \$365 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1078  = tree4_l1_12_0;
+    \$1076  = tree4_l1_12_0;
     if (advance) begin
-      \$1078  = xnor4[48];
+      \$1076  = xnor4[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1079  = tree4_l3_0_0;
+    \$1077  = tree4_l3_0_0;
     if (advance) begin
-      \$1079  = \$368 ;
+      \$1077  = \$368 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1080  = tree4_l3_1_0;
+    \$1078  = tree4_l3_1_0;
     if (advance) begin
-      \$1080  = \$371 ;
+      \$1078  = \$371 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1081  = tree4_l3_2_0;
+    \$1079  = tree4_l3_2_0;
     if (advance) begin
-      \$1081  = \$374 ;
+      \$1079  = \$374 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1082  = tree4_l3_3_0;
+    \$1080  = tree4_l3_3_0;
     if (advance) begin
-      \$1082  = tree4_l1_12_0;
+      \$1080  = tree4_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1083  = tree4_l4_0_0;
+    \$1081  = tree4_l4_0_0;
     if (advance) begin
-      \$1083  = \$375 ;
+      \$1081  = \$375 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1084  = tree4_l4_1_0;
+    \$1082  = tree4_l4_1_0;
     if (advance) begin
-      \$1084  = \$376 ;
+      \$1082  = \$376 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1085  = tree4_l5_0_0;
+    \$1083  = tree4_l5_0_0;
     if (advance) begin
-      \$1085  = \$377 ;
+      \$1083  = \$377 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1086  = raw4;
+    \$1084  = raw4;
     if (\$378 ) begin
-      \$1086  = \$19 [9:0];
+      \$1084  = \$19 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1087  = acc4;
+    \$1085  = acc4;
     if (advance) begin
-      \$1087  = \$380 [10:0];
+      \$1085  = \$380 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1088  = tree5_l1_0_0;
+    \$1086  = tree5_l1_0_0;
     if (advance) begin
-      \$1088  = \$383 ;
+      \$1086  = \$383 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1089  = tree5_l1_1_0;
+    \$1087  = tree5_l1_1_0;
     if (advance) begin
-      \$1089  = \$386 ;
+      \$1087  = \$386 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1090  = tree5_l1_2_0;
+    \$1088  = tree5_l1_2_0;
     if (advance) begin
-      \$1090  = \$389 ;
+      \$1088  = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1091  = tree5_l1_3_0;
+    \$1089  = tree5_l1_3_0;
     if (advance) begin
-      \$1091  = \$392 ;
+      \$1089  = \$392 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1092  = tree5_l1_4_0;
+    \$1090  = tree5_l1_4_0;
     if (advance) begin
-      \$1092  = \$395 ;
+      \$1090  = \$395 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1093  = tree5_l1_5_0;
+    \$1091  = tree5_l1_5_0;
     if (advance) begin
-      \$1093  = \$398 ;
+      \$1091  = \$398 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1094  = tree5_l1_6_0;
+    \$1092  = tree5_l1_6_0;
     if (advance) begin
-      \$1094  = \$401 ;
+      \$1092  = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1095  = tree5_l1_7_0;
+    \$1093  = tree5_l1_7_0;
     if (advance) begin
-      \$1095  = \$404 ;
+      \$1093  = \$404 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1096  = tree5_l1_8_0;
+    \$1094  = tree5_l1_8_0;
     if (advance) begin
-      \$1096  = \$407 ;
+      \$1094  = \$407 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1097  = tree5_l1_9_0;
+    \$1095  = tree5_l1_9_0;
     if (advance) begin
-      \$1097  = \$410 ;
+      \$1095  = \$410 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1098  = tree5_l1_10_0;
+    \$1096  = tree5_l1_10_0;
     if (advance) begin
-      \$1098  = \$413 ;
+      \$1096  = \$413 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1099  = tree5_l1_11_0;
+    \$1097  = tree5_l1_11_0;
     if (advance) begin
-      \$1099  = \$416 ;
+      \$1097  = \$416 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1100  = tree5_l1_12_0;
+    \$1098  = tree5_l1_12_0;
     if (advance) begin
-      \$1100  = xnor5[48];
+      \$1098  = xnor5[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1101  = tree5_l3_0_0;
+    \$1099  = tree5_l3_0_0;
     if (advance) begin
-      \$1101  = \$419 ;
+      \$1099  = \$419 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1102  = tree5_l3_1_0;
+    \$1100  = tree5_l3_1_0;
     if (advance) begin
-      \$1102  = \$422 ;
+      \$1100  = \$422 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1103  = tree5_l3_2_0;
+    \$1101  = tree5_l3_2_0;
     if (advance) begin
-      \$1103  = \$425 ;
+      \$1101  = \$425 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1104  = tree5_l3_3_0;
+    \$1102  = tree5_l3_3_0;
     if (advance) begin
-      \$1104  = tree5_l1_12_0;
+      \$1102  = tree5_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1105  = tree5_l4_0_0;
+    \$1103  = tree5_l4_0_0;
     if (advance) begin
-      \$1105  = \$426 ;
+      \$1103  = \$426 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1106  = tree5_l4_1_0;
+    \$1104  = tree5_l4_1_0;
     if (advance) begin
-      \$1106  = \$427 ;
+      \$1104  = \$427 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1107  = tree5_l5_0_0;
+    \$1105  = tree5_l5_0_0;
     if (advance) begin
-      \$1107  = \$428 ;
+      \$1105  = \$428 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1108  = raw5;
+    \$1106  = raw5;
     if (\$429 ) begin
-      \$1108  = \$22 [9:0];
+      \$1106  = \$22 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1109  = acc5;
+    \$1107  = acc5;
     if (advance) begin
-      \$1109  = \$431 [10:0];
+      \$1107  = \$431 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1110  = tree6_l1_0_0;
+    \$1108  = tree6_l1_0_0;
     if (advance) begin
-      \$1110  = \$434 ;
+      \$1108  = \$434 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1111  = tree6_l1_1_0;
+    \$1109  = tree6_l1_1_0;
     if (advance) begin
-      \$1111  = \$437 ;
+      \$1109  = \$437 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1112  = tree6_l1_2_0;
+    \$1110  = tree6_l1_2_0;
     if (advance) begin
-      \$1112  = \$440 ;
+      \$1110  = \$440 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1113  = tree6_l1_3_0;
+    \$1111  = tree6_l1_3_0;
     if (advance) begin
-      \$1113  = \$443 ;
+      \$1111  = \$443 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1114  = tree6_l1_4_0;
+    \$1112  = tree6_l1_4_0;
     if (advance) begin
-      \$1114  = \$446 ;
+      \$1112  = \$446 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1115  = tree6_l1_5_0;
+    \$1113  = tree6_l1_5_0;
     if (advance) begin
-      \$1115  = \$449 ;
+      \$1113  = \$449 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1116  = tree6_l1_6_0;
+    \$1114  = tree6_l1_6_0;
     if (advance) begin
-      \$1116  = \$452 ;
+      \$1114  = \$452 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1117  = tree6_l1_7_0;
+    \$1115  = tree6_l1_7_0;
     if (advance) begin
-      \$1117  = \$455 ;
+      \$1115  = \$455 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1118  = tree6_l1_8_0;
+    \$1116  = tree6_l1_8_0;
     if (advance) begin
-      \$1118  = \$458 ;
+      \$1116  = \$458 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1119  = tree6_l1_9_0;
+    \$1117  = tree6_l1_9_0;
     if (advance) begin
-      \$1119  = \$461 ;
+      \$1117  = \$461 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1120  = tree6_l1_10_0;
+    \$1118  = tree6_l1_10_0;
     if (advance) begin
-      \$1120  = \$464 ;
+      \$1118  = \$464 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1121  = tree6_l1_11_0;
+    \$1119  = tree6_l1_11_0;
     if (advance) begin
-      \$1121  = \$467 ;
+      \$1119  = \$467 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1122  = tree6_l1_12_0;
+    \$1120  = tree6_l1_12_0;
     if (advance) begin
-      \$1122  = xnor6[48];
+      \$1120  = xnor6[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1123  = tree6_l3_0_0;
+    \$1121  = tree6_l3_0_0;
     if (advance) begin
-      \$1123  = \$470 ;
+      \$1121  = \$470 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1124  = tree6_l3_1_0;
+    \$1122  = tree6_l3_1_0;
     if (advance) begin
-      \$1124  = \$473 ;
+      \$1122  = \$473 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1125  = tree6_l3_2_0;
+    \$1123  = tree6_l3_2_0;
     if (advance) begin
-      \$1125  = \$476 ;
+      \$1123  = \$476 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1126  = tree6_l3_3_0;
+    \$1124  = tree6_l3_3_0;
     if (advance) begin
-      \$1126  = tree6_l1_12_0;
+      \$1124  = tree6_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1127  = tree6_l4_0_0;
+    \$1125  = tree6_l4_0_0;
     if (advance) begin
-      \$1127  = \$477 ;
+      \$1125  = \$477 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1128  = tree6_l4_1_0;
+    \$1126  = tree6_l4_1_0;
     if (advance) begin
-      \$1128  = \$478 ;
+      \$1126  = \$478 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1129  = tree6_l5_0_0;
+    \$1127  = tree6_l5_0_0;
     if (advance) begin
-      \$1129  = \$479 ;
+      \$1127  = \$479 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1130  = raw6;
+    \$1128  = raw6;
     if (\$480 ) begin
-      \$1130  = \$25 [9:0];
+      \$1128  = \$25 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1131  = acc6;
+    \$1129  = acc6;
     if (advance) begin
-      \$1131  = \$482 [10:0];
+      \$1129  = \$482 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1132  = tree7_l1_0_0;
+    \$1130  = tree7_l1_0_0;
     if (advance) begin
-      \$1132  = \$485 ;
+      \$1130  = \$485 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1133  = tree7_l1_1_0;
+    \$1131  = tree7_l1_1_0;
     if (advance) begin
-      \$1133  = \$488 ;
+      \$1131  = \$488 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1134  = tree7_l1_2_0;
+    \$1132  = tree7_l1_2_0;
     if (advance) begin
-      \$1134  = \$491 ;
+      \$1132  = \$491 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1135  = tree7_l1_3_0;
+    \$1133  = tree7_l1_3_0;
     if (advance) begin
-      \$1135  = \$494 ;
+      \$1133  = \$494 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1136  = tree7_l1_4_0;
+    \$1134  = tree7_l1_4_0;
     if (advance) begin
-      \$1136  = \$497 ;
+      \$1134  = \$497 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1137  = tree7_l1_5_0;
+    \$1135  = tree7_l1_5_0;
     if (advance) begin
-      \$1137  = \$500 ;
+      \$1135  = \$500 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1138  = tree7_l1_6_0;
+    \$1136  = tree7_l1_6_0;
     if (advance) begin
-      \$1138  = \$503 ;
+      \$1136  = \$503 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1139  = tree7_l1_7_0;
+    \$1137  = tree7_l1_7_0;
     if (advance) begin
-      \$1139  = \$506 ;
+      \$1137  = \$506 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1140  = tree7_l1_8_0;
+    \$1138  = tree7_l1_8_0;
     if (advance) begin
-      \$1140  = \$509 ;
+      \$1138  = \$509 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1141  = tree7_l1_9_0;
+    \$1139  = tree7_l1_9_0;
     if (advance) begin
-      \$1141  = \$512 ;
+      \$1139  = \$512 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1142  = tree7_l1_10_0;
+    \$1140  = tree7_l1_10_0;
     if (advance) begin
-      \$1142  = \$515 ;
+      \$1140  = \$515 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1143  = tree7_l1_11_0;
+    \$1141  = tree7_l1_11_0;
     if (advance) begin
-      \$1143  = \$518 ;
+      \$1141  = \$518 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1144  = tree7_l1_12_0;
+    \$1142  = tree7_l1_12_0;
     if (advance) begin
-      \$1144  = xnor7[48];
+      \$1142  = xnor7[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1145  = tree7_l3_0_0;
+    \$1143  = tree7_l3_0_0;
     if (advance) begin
-      \$1145  = \$521 ;
+      \$1143  = \$521 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1146  = tree7_l3_1_0;
+    \$1144  = tree7_l3_1_0;
     if (advance) begin
-      \$1146  = \$524 ;
+      \$1144  = \$524 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1147  = tree7_l3_2_0;
+    \$1145  = tree7_l3_2_0;
     if (advance) begin
-      \$1147  = \$527 ;
+      \$1145  = \$527 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1148  = tree7_l3_3_0;
+    \$1146  = tree7_l3_3_0;
     if (advance) begin
-      \$1148  = tree7_l1_12_0;
+      \$1146  = tree7_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1149  = tree7_l4_0_0;
+    \$1147  = tree7_l4_0_0;
     if (advance) begin
-      \$1149  = \$528 ;
+      \$1147  = \$528 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1150  = tree7_l4_1_0;
+    \$1148  = tree7_l4_1_0;
     if (advance) begin
-      \$1150  = \$529 ;
+      \$1148  = \$529 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1151  = tree7_l5_0_0;
+    \$1149  = tree7_l5_0_0;
     if (advance) begin
-      \$1151  = \$530 ;
+      \$1149  = \$530 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1152  = raw7;
+    \$1150  = raw7;
     if (\$531 ) begin
-      \$1152  = \$28 [9:0];
+      \$1150  = \$28 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1153  = acc7;
+    \$1151  = acc7;
     if (advance) begin
-      \$1153  = \$533 [10:0];
+      \$1151  = \$533 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1154  = tree8_l1_0_0;
+    \$1152  = tree8_l1_0_0;
     if (advance) begin
-      \$1154  = \$536 ;
+      \$1152  = \$536 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1155  = tree8_l1_1_0;
+    \$1153  = tree8_l1_1_0;
     if (advance) begin
-      \$1155  = \$539 ;
+      \$1153  = \$539 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1156  = tree8_l1_2_0;
+    \$1154  = tree8_l1_2_0;
     if (advance) begin
-      \$1156  = \$542 ;
+      \$1154  = \$542 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1157  = tree8_l1_3_0;
+    \$1155  = tree8_l1_3_0;
     if (advance) begin
-      \$1157  = \$545 ;
+      \$1155  = \$545 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1158  = tree8_l1_4_0;
+    \$1156  = tree8_l1_4_0;
     if (advance) begin
-      \$1158  = \$548 ;
+      \$1156  = \$548 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1159  = tree8_l1_5_0;
+    \$1157  = tree8_l1_5_0;
     if (advance) begin
-      \$1159  = \$551 ;
+      \$1157  = \$551 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1160  = tree8_l1_6_0;
+    \$1158  = tree8_l1_6_0;
     if (advance) begin
-      \$1160  = \$554 ;
+      \$1158  = \$554 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1161  = tree8_l1_7_0;
+    \$1159  = tree8_l1_7_0;
     if (advance) begin
-      \$1161  = \$557 ;
+      \$1159  = \$557 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1162  = tree8_l1_8_0;
+    \$1160  = tree8_l1_8_0;
     if (advance) begin
-      \$1162  = \$560 ;
+      \$1160  = \$560 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1163  = tree8_l1_9_0;
+    \$1161  = tree8_l1_9_0;
     if (advance) begin
-      \$1163  = \$563 ;
+      \$1161  = \$563 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1164  = tree8_l1_10_0;
+    \$1162  = tree8_l1_10_0;
     if (advance) begin
-      \$1164  = \$566 ;
+      \$1162  = \$566 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1165  = tree8_l1_11_0;
+    \$1163  = tree8_l1_11_0;
     if (advance) begin
-      \$1165  = \$569 ;
+      \$1163  = \$569 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1166  = tree8_l1_12_0;
+    \$1164  = tree8_l1_12_0;
     if (advance) begin
-      \$1166  = xnor8[48];
+      \$1164  = xnor8[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1167  = tree8_l3_0_0;
+    \$1165  = tree8_l3_0_0;
     if (advance) begin
-      \$1167  = \$572 ;
+      \$1165  = \$572 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1168  = tree8_l3_1_0;
+    \$1166  = tree8_l3_1_0;
     if (advance) begin
-      \$1168  = \$575 ;
+      \$1166  = \$575 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1169  = tree8_l3_2_0;
+    \$1167  = tree8_l3_2_0;
     if (advance) begin
-      \$1169  = \$578 ;
+      \$1167  = \$578 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1170  = tree8_l3_3_0;
+    \$1168  = tree8_l3_3_0;
     if (advance) begin
-      \$1170  = tree8_l1_12_0;
+      \$1168  = tree8_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1171  = tree8_l4_0_0;
+    \$1169  = tree8_l4_0_0;
     if (advance) begin
-      \$1171  = \$579 ;
+      \$1169  = \$579 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1172  = tree8_l4_1_0;
+    \$1170  = tree8_l4_1_0;
     if (advance) begin
-      \$1172  = \$580 ;
+      \$1170  = \$580 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1173  = tree8_l5_0_0;
+    \$1171  = tree8_l5_0_0;
     if (advance) begin
-      \$1173  = \$581 ;
+      \$1171  = \$581 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1174  = raw8;
+    \$1172  = raw8;
     if (\$582 ) begin
-      \$1174  = \$31 [9:0];
+      \$1172  = \$31 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1175  = acc8;
+    \$1173  = acc8;
     if (advance) begin
-      \$1175  = \$584 [10:0];
+      \$1173  = \$584 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1176  = tree9_l1_0_0;
+    \$1174  = tree9_l1_0_0;
     if (advance) begin
-      \$1176  = \$587 ;
+      \$1174  = \$587 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1177  = tree9_l1_1_0;
+    \$1175  = tree9_l1_1_0;
     if (advance) begin
-      \$1177  = \$590 ;
+      \$1175  = \$590 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1178  = tree9_l1_2_0;
+    \$1176  = tree9_l1_2_0;
     if (advance) begin
-      \$1178  = \$593 ;
+      \$1176  = \$593 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1179  = tree9_l1_3_0;
+    \$1177  = tree9_l1_3_0;
     if (advance) begin
-      \$1179  = \$596 ;
+      \$1177  = \$596 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1180  = tree9_l1_4_0;
+    \$1178  = tree9_l1_4_0;
     if (advance) begin
-      \$1180  = \$599 ;
+      \$1178  = \$599 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1181  = tree9_l1_5_0;
+    \$1179  = tree9_l1_5_0;
     if (advance) begin
-      \$1181  = \$602 ;
+      \$1179  = \$602 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1182  = tree9_l1_6_0;
+    \$1180  = tree9_l1_6_0;
     if (advance) begin
-      \$1182  = \$605 ;
+      \$1180  = \$605 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1183  = tree9_l1_7_0;
+    \$1181  = tree9_l1_7_0;
     if (advance) begin
-      \$1183  = \$608 ;
+      \$1181  = \$608 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1184  = tree9_l1_8_0;
+    \$1182  = tree9_l1_8_0;
     if (advance) begin
-      \$1184  = \$611 ;
+      \$1182  = \$611 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1185  = tree9_l1_9_0;
+    \$1183  = tree9_l1_9_0;
     if (advance) begin
-      \$1185  = \$614 ;
+      \$1183  = \$614 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1186  = tree9_l1_10_0;
+    \$1184  = tree9_l1_10_0;
     if (advance) begin
-      \$1186  = \$617 ;
+      \$1184  = \$617 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1187  = tree9_l1_11_0;
+    \$1185  = tree9_l1_11_0;
     if (advance) begin
-      \$1187  = \$620 ;
+      \$1185  = \$620 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1188  = tree9_l1_12_0;
+    \$1186  = tree9_l1_12_0;
     if (advance) begin
-      \$1188  = xnor9[48];
+      \$1186  = xnor9[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1189  = tree9_l3_0_0;
+    \$1187  = tree9_l3_0_0;
     if (advance) begin
-      \$1189  = \$623 ;
+      \$1187  = \$623 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1190  = tree9_l3_1_0;
+    \$1188  = tree9_l3_1_0;
     if (advance) begin
-      \$1190  = \$626 ;
+      \$1188  = \$626 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1191  = tree9_l3_2_0;
+    \$1189  = tree9_l3_2_0;
     if (advance) begin
-      \$1191  = \$629 ;
+      \$1189  = \$629 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1192  = tree9_l3_3_0;
+    \$1190  = tree9_l3_3_0;
     if (advance) begin
-      \$1192  = tree9_l1_12_0;
+      \$1190  = tree9_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1193  = tree9_l4_0_0;
+    \$1191  = tree9_l4_0_0;
     if (advance) begin
-      \$1193  = \$630 ;
+      \$1191  = \$630 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1194  = tree9_l4_1_0;
+    \$1192  = tree9_l4_1_0;
     if (advance) begin
-      \$1194  = \$631 ;
+      \$1192  = \$631 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1195  = tree9_l5_0_0;
+    \$1193  = tree9_l5_0_0;
     if (advance) begin
-      \$1195  = \$632 ;
+      \$1193  = \$632 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1196  = raw9;
+    \$1194  = raw9;
     if (\$633 ) begin
-      \$1196  = \$34 [9:0];
+      \$1194  = \$34 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1197  = acc9;
+    \$1195  = acc9;
     if (advance) begin
-      \$1197  = \$635 [10:0];
+      \$1195  = \$635 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1198  = tree10_l1_0_0;
+    \$1196  = tree10_l1_0_0;
     if (advance) begin
-      \$1198  = \$638 ;
+      \$1196  = \$638 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1199  = tree10_l1_1_0;
+    \$1197  = tree10_l1_1_0;
     if (advance) begin
-      \$1199  = \$641 ;
+      \$1197  = \$641 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1200  = tree10_l1_2_0;
+    \$1198  = tree10_l1_2_0;
     if (advance) begin
-      \$1200  = \$644 ;
+      \$1198  = \$644 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1201  = tree10_l1_3_0;
+    \$1199  = tree10_l1_3_0;
     if (advance) begin
-      \$1201  = \$647 ;
+      \$1199  = \$647 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1202  = tree10_l1_4_0;
+    \$1200  = tree10_l1_4_0;
     if (advance) begin
-      \$1202  = \$650 ;
+      \$1200  = \$650 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1203  = tree10_l1_5_0;
+    \$1201  = tree10_l1_5_0;
     if (advance) begin
-      \$1203  = \$653 ;
+      \$1201  = \$653 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1204  = tree10_l1_6_0;
+    \$1202  = tree10_l1_6_0;
     if (advance) begin
-      \$1204  = \$656 ;
+      \$1202  = \$656 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1205  = tree10_l1_7_0;
+    \$1203  = tree10_l1_7_0;
     if (advance) begin
-      \$1205  = \$659 ;
+      \$1203  = \$659 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1206  = tree10_l1_8_0;
+    \$1204  = tree10_l1_8_0;
     if (advance) begin
-      \$1206  = \$662 ;
+      \$1204  = \$662 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1207  = tree10_l1_9_0;
+    \$1205  = tree10_l1_9_0;
     if (advance) begin
-      \$1207  = \$665 ;
+      \$1205  = \$665 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1208  = tree10_l1_10_0;
+    \$1206  = tree10_l1_10_0;
     if (advance) begin
-      \$1208  = \$668 ;
+      \$1206  = \$668 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1209  = tree10_l1_11_0;
+    \$1207  = tree10_l1_11_0;
     if (advance) begin
-      \$1209  = \$671 ;
+      \$1207  = \$671 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1210  = tree10_l1_12_0;
+    \$1208  = tree10_l1_12_0;
     if (advance) begin
-      \$1210  = xnor10[48];
+      \$1208  = xnor10[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1211  = tree10_l3_0_0;
+    \$1209  = tree10_l3_0_0;
     if (advance) begin
-      \$1211  = \$674 ;
+      \$1209  = \$674 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1212  = tree10_l3_1_0;
+    \$1210  = tree10_l3_1_0;
     if (advance) begin
-      \$1212  = \$677 ;
+      \$1210  = \$677 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1213  = tree10_l3_2_0;
+    \$1211  = tree10_l3_2_0;
     if (advance) begin
-      \$1213  = \$680 ;
+      \$1211  = \$680 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1214  = tree10_l3_3_0;
+    \$1212  = tree10_l3_3_0;
     if (advance) begin
-      \$1214  = tree10_l1_12_0;
+      \$1212  = tree10_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1215  = tree10_l4_0_0;
+    \$1213  = tree10_l4_0_0;
     if (advance) begin
-      \$1215  = \$681 ;
+      \$1213  = \$681 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1216  = tree10_l4_1_0;
+    \$1214  = tree10_l4_1_0;
     if (advance) begin
-      \$1216  = \$682 ;
+      \$1214  = \$682 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1217  = tree10_l5_0_0;
+    \$1215  = tree10_l5_0_0;
     if (advance) begin
-      \$1217  = \$683 ;
+      \$1215  = \$683 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1218  = raw10;
+    \$1216  = raw10;
     if (\$684 ) begin
-      \$1218  = \$37 [9:0];
+      \$1216  = \$37 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1219  = acc10;
+    \$1217  = acc10;
     if (advance) begin
-      \$1219  = \$686 [10:0];
+      \$1217  = \$686 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1220  = tree11_l1_0_0;
+    \$1218  = tree11_l1_0_0;
     if (advance) begin
-      \$1220  = \$689 ;
+      \$1218  = \$689 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1221  = tree11_l1_1_0;
+    \$1219  = tree11_l1_1_0;
     if (advance) begin
-      \$1221  = \$692 ;
+      \$1219  = \$692 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1222  = tree11_l1_2_0;
+    \$1220  = tree11_l1_2_0;
     if (advance) begin
-      \$1222  = \$695 ;
+      \$1220  = \$695 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1223  = tree11_l1_3_0;
+    \$1221  = tree11_l1_3_0;
     if (advance) begin
-      \$1223  = \$698 ;
+      \$1221  = \$698 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1224  = tree11_l1_4_0;
+    \$1222  = tree11_l1_4_0;
     if (advance) begin
-      \$1224  = \$701 ;
+      \$1222  = \$701 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1225  = tree11_l1_5_0;
+    \$1223  = tree11_l1_5_0;
     if (advance) begin
-      \$1225  = \$704 ;
+      \$1223  = \$704 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1226  = tree11_l1_6_0;
+    \$1224  = tree11_l1_6_0;
     if (advance) begin
-      \$1226  = \$707 ;
+      \$1224  = \$707 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1227  = tree11_l1_7_0;
+    \$1225  = tree11_l1_7_0;
     if (advance) begin
-      \$1227  = \$710 ;
+      \$1225  = \$710 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1228  = tree11_l1_8_0;
+    \$1226  = tree11_l1_8_0;
     if (advance) begin
-      \$1228  = \$713 ;
+      \$1226  = \$713 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1229  = tree11_l1_9_0;
+    \$1227  = tree11_l1_9_0;
     if (advance) begin
-      \$1229  = \$716 ;
+      \$1227  = \$716 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1230  = tree11_l1_10_0;
+    \$1228  = tree11_l1_10_0;
     if (advance) begin
-      \$1230  = \$719 ;
+      \$1228  = \$719 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1231  = tree11_l1_11_0;
+    \$1229  = tree11_l1_11_0;
     if (advance) begin
-      \$1231  = \$722 ;
+      \$1229  = \$722 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1232  = tree11_l1_12_0;
+    \$1230  = tree11_l1_12_0;
     if (advance) begin
-      \$1232  = xnor11[48];
+      \$1230  = xnor11[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1233  = tree11_l3_0_0;
+    \$1231  = tree11_l3_0_0;
     if (advance) begin
-      \$1233  = \$725 ;
+      \$1231  = \$725 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1234  = tree11_l3_1_0;
+    \$1232  = tree11_l3_1_0;
     if (advance) begin
-      \$1234  = \$728 ;
+      \$1232  = \$728 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1235  = tree11_l3_2_0;
+    \$1233  = tree11_l3_2_0;
     if (advance) begin
-      \$1235  = \$731 ;
+      \$1233  = \$731 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1236  = tree11_l3_3_0;
+    \$1234  = tree11_l3_3_0;
     if (advance) begin
-      \$1236  = tree11_l1_12_0;
+      \$1234  = tree11_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1237  = tree11_l4_0_0;
+    \$1235  = tree11_l4_0_0;
     if (advance) begin
-      \$1237  = \$732 ;
+      \$1235  = \$732 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1238  = tree11_l4_1_0;
+    \$1236  = tree11_l4_1_0;
     if (advance) begin
-      \$1238  = \$733 ;
+      \$1236  = \$733 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1239  = tree11_l5_0_0;
+    \$1237  = tree11_l5_0_0;
     if (advance) begin
-      \$1239  = \$734 ;
+      \$1237  = \$734 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1240  = raw11;
+    \$1238  = raw11;
     if (\$735 ) begin
-      \$1240  = \$40 [9:0];
+      \$1238  = \$40 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1241  = acc11;
+    \$1239  = acc11;
     if (advance) begin
-      \$1241  = \$737 [10:0];
+      \$1239  = \$737 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1242  = tree12_l1_0_0;
+    \$1240  = tree12_l1_0_0;
     if (advance) begin
-      \$1242  = \$740 ;
+      \$1240  = \$740 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1243  = tree12_l1_1_0;
+    \$1241  = tree12_l1_1_0;
     if (advance) begin
-      \$1243  = \$743 ;
+      \$1241  = \$743 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1244  = tree12_l1_2_0;
+    \$1242  = tree12_l1_2_0;
     if (advance) begin
-      \$1244  = \$746 ;
+      \$1242  = \$746 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1245  = tree12_l1_3_0;
+    \$1243  = tree12_l1_3_0;
     if (advance) begin
-      \$1245  = \$749 ;
+      \$1243  = \$749 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1246  = tree12_l1_4_0;
+    \$1244  = tree12_l1_4_0;
     if (advance) begin
-      \$1246  = \$752 ;
+      \$1244  = \$752 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1247  = tree12_l1_5_0;
+    \$1245  = tree12_l1_5_0;
     if (advance) begin
-      \$1247  = \$755 ;
+      \$1245  = \$755 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1248  = tree12_l1_6_0;
+    \$1246  = tree12_l1_6_0;
     if (advance) begin
-      \$1248  = \$758 ;
+      \$1246  = \$758 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1249  = tree12_l1_7_0;
+    \$1247  = tree12_l1_7_0;
     if (advance) begin
-      \$1249  = \$761 ;
+      \$1247  = \$761 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1250  = tree12_l1_8_0;
+    \$1248  = tree12_l1_8_0;
     if (advance) begin
-      \$1250  = \$764 ;
+      \$1248  = \$764 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1251  = tree12_l1_9_0;
+    \$1249  = tree12_l1_9_0;
     if (advance) begin
-      \$1251  = \$767 ;
+      \$1249  = \$767 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1252  = tree12_l1_10_0;
+    \$1250  = tree12_l1_10_0;
     if (advance) begin
-      \$1252  = \$770 ;
+      \$1250  = \$770 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1253  = tree12_l1_11_0;
+    \$1251  = tree12_l1_11_0;
     if (advance) begin
-      \$1253  = \$773 ;
+      \$1251  = \$773 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1254  = tree12_l1_12_0;
+    \$1252  = tree12_l1_12_0;
     if (advance) begin
-      \$1254  = xnor12[48];
+      \$1252  = xnor12[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1255  = tree12_l3_0_0;
+    \$1253  = tree12_l3_0_0;
     if (advance) begin
-      \$1255  = \$776 ;
+      \$1253  = \$776 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1256  = tree12_l3_1_0;
+    \$1254  = tree12_l3_1_0;
     if (advance) begin
-      \$1256  = \$779 ;
+      \$1254  = \$779 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1257  = tree12_l3_2_0;
+    \$1255  = tree12_l3_2_0;
     if (advance) begin
-      \$1257  = \$782 ;
+      \$1255  = \$782 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1258  = tree12_l3_3_0;
+    \$1256  = tree12_l3_3_0;
     if (advance) begin
-      \$1258  = tree12_l1_12_0;
+      \$1256  = tree12_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1259  = tree12_l4_0_0;
+    \$1257  = tree12_l4_0_0;
     if (advance) begin
-      \$1259  = \$783 ;
+      \$1257  = \$783 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1260  = tree12_l4_1_0;
+    \$1258  = tree12_l4_1_0;
     if (advance) begin
-      \$1260  = \$784 ;
+      \$1258  = \$784 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1261  = tree12_l5_0_0;
+    \$1259  = tree12_l5_0_0;
     if (advance) begin
-      \$1261  = \$785 ;
+      \$1259  = \$785 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1262  = raw12;
+    \$1260  = raw12;
     if (\$786 ) begin
-      \$1262  = \$43 [9:0];
+      \$1260  = \$43 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1263  = acc12;
+    \$1261  = acc12;
     if (advance) begin
-      \$1263  = \$788 [10:0];
+      \$1261  = \$788 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1264  = tree13_l1_0_0;
+    \$1262  = tree13_l1_0_0;
     if (advance) begin
-      \$1264  = \$791 ;
+      \$1262  = \$791 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1265  = tree13_l1_1_0;
+    \$1263  = tree13_l1_1_0;
     if (advance) begin
-      \$1265  = \$794 ;
+      \$1263  = \$794 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1266  = tree13_l1_2_0;
+    \$1264  = tree13_l1_2_0;
     if (advance) begin
-      \$1266  = \$797 ;
+      \$1264  = \$797 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1267  = tree13_l1_3_0;
+    \$1265  = tree13_l1_3_0;
     if (advance) begin
-      \$1267  = \$800 ;
+      \$1265  = \$800 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1268  = tree13_l1_4_0;
+    \$1266  = tree13_l1_4_0;
     if (advance) begin
-      \$1268  = \$803 ;
+      \$1266  = \$803 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1269  = tree13_l1_5_0;
+    \$1267  = tree13_l1_5_0;
     if (advance) begin
-      \$1269  = \$806 ;
+      \$1267  = \$806 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1270  = tree13_l1_6_0;
+    \$1268  = tree13_l1_6_0;
     if (advance) begin
-      \$1270  = \$809 ;
+      \$1268  = \$809 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1271  = tree13_l1_7_0;
+    \$1269  = tree13_l1_7_0;
     if (advance) begin
-      \$1271  = \$812 ;
+      \$1269  = \$812 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1272  = tree13_l1_8_0;
+    \$1270  = tree13_l1_8_0;
     if (advance) begin
-      \$1272  = \$815 ;
+      \$1270  = \$815 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1273  = tree13_l1_9_0;
+    \$1271  = tree13_l1_9_0;
     if (advance) begin
-      \$1273  = \$818 ;
+      \$1271  = \$818 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1274  = tree13_l1_10_0;
+    \$1272  = tree13_l1_10_0;
     if (advance) begin
-      \$1274  = \$821 ;
+      \$1272  = \$821 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1275  = tree13_l1_11_0;
+    \$1273  = tree13_l1_11_0;
     if (advance) begin
-      \$1275  = \$824 ;
+      \$1273  = \$824 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1276  = tree13_l1_12_0;
+    \$1274  = tree13_l1_12_0;
     if (advance) begin
-      \$1276  = xnor13[48];
+      \$1274  = xnor13[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1277  = tree13_l3_0_0;
+    \$1275  = tree13_l3_0_0;
     if (advance) begin
-      \$1277  = \$827 ;
+      \$1275  = \$827 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1278  = tree13_l3_1_0;
+    \$1276  = tree13_l3_1_0;
     if (advance) begin
-      \$1278  = \$830 ;
+      \$1276  = \$830 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1279  = tree13_l3_2_0;
+    \$1277  = tree13_l3_2_0;
     if (advance) begin
-      \$1279  = \$833 ;
+      \$1277  = \$833 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1280  = tree13_l3_3_0;
+    \$1278  = tree13_l3_3_0;
     if (advance) begin
-      \$1280  = tree13_l1_12_0;
+      \$1278  = tree13_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1281  = tree13_l4_0_0;
+    \$1279  = tree13_l4_0_0;
     if (advance) begin
-      \$1281  = \$834 ;
+      \$1279  = \$834 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1282  = tree13_l4_1_0;
+    \$1280  = tree13_l4_1_0;
     if (advance) begin
-      \$1282  = \$835 ;
+      \$1280  = \$835 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1283  = tree13_l5_0_0;
+    \$1281  = tree13_l5_0_0;
     if (advance) begin
-      \$1283  = \$836 ;
+      \$1281  = \$836 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1284  = raw13;
+    \$1282  = raw13;
     if (\$837 ) begin
-      \$1284  = \$46 [9:0];
+      \$1282  = \$46 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1285  = acc13;
+    \$1283  = acc13;
     if (advance) begin
-      \$1285  = \$839 [10:0];
+      \$1283  = \$839 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1286  = tree14_l1_0_0;
+    \$1284  = tree14_l1_0_0;
     if (advance) begin
-      \$1286  = \$842 ;
+      \$1284  = \$842 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1287  = tree14_l1_1_0;
+    \$1285  = tree14_l1_1_0;
     if (advance) begin
-      \$1287  = \$845 ;
+      \$1285  = \$845 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1288  = tree14_l1_2_0;
+    \$1286  = tree14_l1_2_0;
     if (advance) begin
-      \$1288  = \$848 ;
+      \$1286  = \$848 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1289  = tree14_l1_3_0;
+    \$1287  = tree14_l1_3_0;
     if (advance) begin
-      \$1289  = \$851 ;
+      \$1287  = \$851 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1290  = tree14_l1_4_0;
+    \$1288  = tree14_l1_4_0;
     if (advance) begin
-      \$1290  = \$854 ;
+      \$1288  = \$854 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1291  = tree14_l1_5_0;
+    \$1289  = tree14_l1_5_0;
     if (advance) begin
-      \$1291  = \$857 ;
+      \$1289  = \$857 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1292  = tree14_l1_6_0;
+    \$1290  = tree14_l1_6_0;
     if (advance) begin
-      \$1292  = \$860 ;
+      \$1290  = \$860 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1293  = tree14_l1_7_0;
+    \$1291  = tree14_l1_7_0;
     if (advance) begin
-      \$1293  = \$863 ;
+      \$1291  = \$863 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1294  = tree14_l1_8_0;
+    \$1292  = tree14_l1_8_0;
     if (advance) begin
-      \$1294  = \$866 ;
+      \$1292  = \$866 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1295  = tree14_l1_9_0;
+    \$1293  = tree14_l1_9_0;
     if (advance) begin
-      \$1295  = \$869 ;
+      \$1293  = \$869 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1296  = tree14_l1_10_0;
+    \$1294  = tree14_l1_10_0;
     if (advance) begin
-      \$1296  = \$872 ;
+      \$1294  = \$872 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1297  = tree14_l1_11_0;
+    \$1295  = tree14_l1_11_0;
     if (advance) begin
-      \$1297  = \$875 ;
+      \$1295  = \$875 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1298  = tree14_l1_12_0;
+    \$1296  = tree14_l1_12_0;
     if (advance) begin
-      \$1298  = xnor14[48];
+      \$1296  = xnor14[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1299  = tree14_l3_0_0;
+    \$1297  = tree14_l3_0_0;
     if (advance) begin
-      \$1299  = \$878 ;
+      \$1297  = \$878 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1300  = tree14_l3_1_0;
+    \$1298  = tree14_l3_1_0;
     if (advance) begin
-      \$1300  = \$881 ;
+      \$1298  = \$881 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1301  = tree14_l3_2_0;
+    \$1299  = tree14_l3_2_0;
     if (advance) begin
-      \$1301  = \$884 ;
+      \$1299  = \$884 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1302  = tree14_l3_3_0;
+    \$1300  = tree14_l3_3_0;
     if (advance) begin
-      \$1302  = tree14_l1_12_0;
+      \$1300  = tree14_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1303  = tree14_l4_0_0;
+    \$1301  = tree14_l4_0_0;
     if (advance) begin
-      \$1303  = \$885 ;
+      \$1301  = \$885 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1304  = tree14_l4_1_0;
+    \$1302  = tree14_l4_1_0;
     if (advance) begin
-      \$1304  = \$886 ;
+      \$1302  = \$886 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1305  = tree14_l5_0_0;
+    \$1303  = tree14_l5_0_0;
     if (advance) begin
-      \$1305  = \$887 ;
+      \$1303  = \$887 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1306  = raw14;
+    \$1304  = raw14;
     if (\$888 ) begin
-      \$1306  = \$49 [9:0];
+      \$1304  = \$49 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1307  = acc14;
+    \$1305  = acc14;
     if (advance) begin
-      \$1307  = \$890 [10:0];
+      \$1305  = \$890 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1308  = tree15_l1_0_0;
+    \$1306  = tree15_l1_0_0;
     if (advance) begin
-      \$1308  = \$893 ;
+      \$1306  = \$893 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1309  = tree15_l1_1_0;
+    \$1307  = tree15_l1_1_0;
     if (advance) begin
-      \$1309  = \$896 ;
+      \$1307  = \$896 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1310  = tree15_l1_2_0;
+    \$1308  = tree15_l1_2_0;
     if (advance) begin
-      \$1310  = \$899 ;
+      \$1308  = \$899 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1311  = tree15_l1_3_0;
+    \$1309  = tree15_l1_3_0;
     if (advance) begin
-      \$1311  = \$902 ;
+      \$1309  = \$902 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1312  = tree15_l1_4_0;
+    \$1310  = tree15_l1_4_0;
     if (advance) begin
-      \$1312  = \$905 ;
+      \$1310  = \$905 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1313  = tree15_l1_5_0;
+    \$1311  = tree15_l1_5_0;
     if (advance) begin
-      \$1313  = \$908 ;
+      \$1311  = \$908 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1314  = tree15_l1_6_0;
+    \$1312  = tree15_l1_6_0;
     if (advance) begin
-      \$1314  = \$911 ;
+      \$1312  = \$911 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1315  = tree15_l1_7_0;
+    \$1313  = tree15_l1_7_0;
     if (advance) begin
-      \$1315  = \$914 ;
+      \$1313  = \$914 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1316  = tree15_l1_8_0;
+    \$1314  = tree15_l1_8_0;
     if (advance) begin
-      \$1316  = \$917 ;
+      \$1314  = \$917 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1317  = tree15_l1_9_0;
+    \$1315  = tree15_l1_9_0;
     if (advance) begin
-      \$1317  = \$920 ;
+      \$1315  = \$920 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1318  = tree15_l1_10_0;
+    \$1316  = tree15_l1_10_0;
     if (advance) begin
-      \$1318  = \$923 ;
+      \$1316  = \$923 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1319  = tree15_l1_11_0;
+    \$1317  = tree15_l1_11_0;
     if (advance) begin
-      \$1319  = \$926 ;
+      \$1317  = \$926 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1320  = tree15_l1_12_0;
+    \$1318  = tree15_l1_12_0;
     if (advance) begin
-      \$1320  = xnor15[48];
+      \$1318  = xnor15[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1321  = tree15_l3_0_0;
+    \$1319  = tree15_l3_0_0;
     if (advance) begin
-      \$1321  = \$929 ;
+      \$1319  = \$929 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1322  = tree15_l3_1_0;
+    \$1320  = tree15_l3_1_0;
     if (advance) begin
-      \$1322  = \$932 ;
+      \$1320  = \$932 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1323  = tree15_l3_2_0;
+    \$1321  = tree15_l3_2_0;
     if (advance) begin
-      \$1323  = \$935 ;
+      \$1321  = \$935 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1324  = tree15_l3_3_0;
+    \$1322  = tree15_l3_3_0;
     if (advance) begin
-      \$1324  = tree15_l1_12_0;
+      \$1322  = tree15_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1325  = tree15_l4_0_0;
+    \$1323  = tree15_l4_0_0;
     if (advance) begin
-      \$1325  = \$936 ;
+      \$1323  = \$936 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1326  = tree15_l4_1_0;
+    \$1324  = tree15_l4_1_0;
     if (advance) begin
-      \$1326  = \$937 ;
+      \$1324  = \$937 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1327  = tree15_l5_0_0;
+    \$1325  = tree15_l5_0_0;
     if (advance) begin
-      \$1327  = \$938 ;
+      \$1325  = \$938 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1328  = raw15;
+    \$1326  = raw15;
     if (\$939 ) begin
-      \$1328  = \$52 [9:0];
+      \$1326  = \$52 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1329  = acc15;
+    \$1327  = acc15;
     if (advance) begin
-      \$1329  = \$941 [10:0];
+      \$1327  = \$941 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1330  = v2;
+    \$1328  = v2;
     if (advance) begin
-      \$1330  = \$942 ;
+      \$1328  = \$942 ;
     end
     if (rst) begin
-      \$1330  = 1'h0;
+      \$1328  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1331  = v2_d0;
+    \$1329  = v2_d0;
     if (advance) begin
-      \$1331  = v2;
+      \$1329  = v2;
     end
     if (rst) begin
-      \$1331  = 1'h0;
+      \$1329  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1332  = \port__addr$88 ;
+    \$1330  = \port__addr$88 ;
     if (advance) begin
-      \$1332  = nf1_d4;
+      \$1330  = nf1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1333  = thresholds_d0;
+    \$1331  = thresholds_d0;
     if (advance) begin
-      \$1333  = \port__data$460 ;
+      \$1331  = \port__data$458 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1334  = \v2_d0$461 ;
+    \$1332  = \v2_d0$459 ;
     if (advance) begin
-      \$1334  = v2_d0;
+      \$1332  = v2_d0;
     end
     if (rst) begin
-      \$1334  = 1'h0;
+      \$1332  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1335  = acc0_d0;
+    \$1333  = acc0_d0;
     if (advance) begin
-      \$1335  = acc0;
+      \$1333  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1336  = acc1_d0;
+    \$1334  = acc1_d0;
     if (advance) begin
-      \$1336  = acc1;
+      \$1334  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1337  = acc2_d0;
+    \$1335  = acc2_d0;
     if (advance) begin
-      \$1337  = acc2;
+      \$1335  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1338  = acc3_d0;
+    \$1336  = acc3_d0;
     if (advance) begin
-      \$1338  = acc3;
+      \$1336  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1339  = acc4_d0;
+    \$1337  = acc4_d0;
     if (advance) begin
-      \$1339  = acc4;
+      \$1337  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1340  = acc5_d0;
+    \$1338  = acc5_d0;
     if (advance) begin
-      \$1340  = acc5;
+      \$1338  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1341  = acc6_d0;
+    \$1339  = acc6_d0;
     if (advance) begin
-      \$1341  = acc6;
+      \$1339  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1342  = acc7_d0;
+    \$1340  = acc7_d0;
     if (advance) begin
-      \$1342  = acc7;
+      \$1340  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1343  = acc8_d0;
+    \$1341  = acc8_d0;
     if (advance) begin
-      \$1343  = acc8;
+      \$1341  = acc8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1344  = acc9_d0;
+    \$1342  = acc9_d0;
     if (advance) begin
-      \$1344  = acc9;
+      \$1342  = acc9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1345  = acc10_d0;
+    \$1343  = acc10_d0;
     if (advance) begin
-      \$1345  = acc10;
+      \$1343  = acc10;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1346  = acc11_d0;
+    \$1344  = acc11_d0;
     if (advance) begin
-      \$1346  = acc11;
+      \$1344  = acc11;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1347  = acc12_d0;
+    \$1345  = acc12_d0;
     if (advance) begin
-      \$1347  = acc12;
+      \$1345  = acc12;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1348  = acc13_d0;
+    \$1346  = acc13_d0;
     if (advance) begin
-      \$1348  = acc13;
+      \$1346  = acc13;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1349  = acc14_d0;
+    \$1347  = acc14_d0;
     if (advance) begin
-      \$1349  = acc14;
+      \$1347  = acc14;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1350  = acc15_d0;
+    \$1348  = acc15_d0;
     if (advance) begin
-      \$1350  = acc15;
+      \$1348  = acc15;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1351  = o__valid;
+    \$1349  = o__valid;
     if (advance) begin
-      \$1351  = \v2_d0$461 ;
+      \$1349  = \v2_d0$459 ;
     end
     if (rst) begin
-      \$1351  = 1'h0;
+      \$1349  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1352  = o__payload;
+    \$1350  = o__payload;
     if (advance) begin
-      \$1352  = result;
+      \$1350  = result;
     end
     if (rst) begin
-      \$1352  = 16'h0000;
+      \$1350  = 16'h0000;
     end
   end
   assign o__ready = advance;
@@ -10536,6 +10563,104 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \x_in[46]  = x_in[46];
   assign \x_in[47]  = x_in[47];
   assign \x_in[48]  = x_in[48];
+  assign \rp__data[0]  = rp__data[0];
+  assign \rp__data[1]  = rp__data[1];
+  assign \rp__data[2]  = rp__data[2];
+  assign \rp__data[3]  = rp__data[3];
+  assign \rp__data[4]  = rp__data[4];
+  assign \rp__data[5]  = rp__data[5];
+  assign \rp__data[6]  = rp__data[6];
+  assign \rp__data[7]  = rp__data[7];
+  assign \rp__data[8]  = rp__data[8];
+  assign \rp__data[9]  = rp__data[9];
+  assign \rp__data[10]  = rp__data[10];
+  assign \rp__data[11]  = rp__data[11];
+  assign \rp__data[12]  = rp__data[12];
+  assign \rp__data[13]  = rp__data[13];
+  assign \rp__data[14]  = rp__data[14];
+  assign \rp__data[15]  = rp__data[15];
+  assign \rp__data[16]  = rp__data[16];
+  assign \rp__data[17]  = rp__data[17];
+  assign \rp__data[18]  = rp__data[18];
+  assign \rp__data[19]  = rp__data[19];
+  assign \rp__data[20]  = rp__data[20];
+  assign \rp__data[21]  = rp__data[21];
+  assign \rp__data[22]  = rp__data[22];
+  assign \rp__data[23]  = rp__data[23];
+  assign \rp__data[24]  = rp__data[24];
+  assign \rp__data[25]  = rp__data[25];
+  assign \rp__data[26]  = rp__data[26];
+  assign \rp__data[27]  = rp__data[27];
+  assign \rp__data[28]  = rp__data[28];
+  assign \rp__data[29]  = rp__data[29];
+  assign \rp__data[30]  = rp__data[30];
+  assign \rp__data[31]  = rp__data[31];
+  assign \rp__data[32]  = rp__data[32];
+  assign \rp__data[33]  = rp__data[33];
+  assign \rp__data[34]  = rp__data[34];
+  assign \rp__data[35]  = rp__data[35];
+  assign \rp__data[36]  = rp__data[36];
+  assign \rp__data[37]  = rp__data[37];
+  assign \rp__data[38]  = rp__data[38];
+  assign \rp__data[39]  = rp__data[39];
+  assign \rp__data[40]  = rp__data[40];
+  assign \rp__data[41]  = rp__data[41];
+  assign \rp__data[42]  = rp__data[42];
+  assign \rp__data[43]  = rp__data[43];
+  assign \rp__data[44]  = rp__data[44];
+  assign \rp__data[45]  = rp__data[45];
+  assign \rp__data[46]  = rp__data[46];
+  assign \rp__data[47]  = rp__data[47];
+  assign \rp__data[48]  = rp__data[48];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
+  assign \x_in_d0[16]  = x_in_d0[16];
+  assign \x_in_d0[17]  = x_in_d0[17];
+  assign \x_in_d0[18]  = x_in_d0[18];
+  assign \x_in_d0[19]  = x_in_d0[19];
+  assign \x_in_d0[20]  = x_in_d0[20];
+  assign \x_in_d0[21]  = x_in_d0[21];
+  assign \x_in_d0[22]  = x_in_d0[22];
+  assign \x_in_d0[23]  = x_in_d0[23];
+  assign \x_in_d0[24]  = x_in_d0[24];
+  assign \x_in_d0[25]  = x_in_d0[25];
+  assign \x_in_d0[26]  = x_in_d0[26];
+  assign \x_in_d0[27]  = x_in_d0[27];
+  assign \x_in_d0[28]  = x_in_d0[28];
+  assign \x_in_d0[29]  = x_in_d0[29];
+  assign \x_in_d0[30]  = x_in_d0[30];
+  assign \x_in_d0[31]  = x_in_d0[31];
+  assign \x_in_d0[32]  = x_in_d0[32];
+  assign \x_in_d0[33]  = x_in_d0[33];
+  assign \x_in_d0[34]  = x_in_d0[34];
+  assign \x_in_d0[35]  = x_in_d0[35];
+  assign \x_in_d0[36]  = x_in_d0[36];
+  assign \x_in_d0[37]  = x_in_d0[37];
+  assign \x_in_d0[38]  = x_in_d0[38];
+  assign \x_in_d0[39]  = x_in_d0[39];
+  assign \x_in_d0[40]  = x_in_d0[40];
+  assign \x_in_d0[41]  = x_in_d0[41];
+  assign \x_in_d0[42]  = x_in_d0[42];
+  assign \x_in_d0[43]  = x_in_d0[43];
+  assign \x_in_d0[44]  = x_in_d0[44];
+  assign \x_in_d0[45]  = x_in_d0[45];
+  assign \x_in_d0[46]  = x_in_d0[46];
+  assign \x_in_d0[47]  = x_in_d0[47];
+  assign \x_in_d0[48]  = x_in_d0[48];
   assign \result[0]  = result[0];
   assign \result[1]  = result[1];
   assign \result[2]  = result[2];
@@ -10633,87 +10758,38 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \i__payload[46]  = i__payload[46];
   assign \i__payload[47]  = i__payload[47];
   assign \i__payload[48]  = i__payload[48];
-  assign \rp__data[0]  = rp__data[0];
-  assign \rp__data[1]  = rp__data[1];
-  assign \rp__data[2]  = rp__data[2];
-  assign \rp__data[3]  = rp__data[3];
-  assign \rp__data[4]  = rp__data[4];
-  assign \rp__data[5]  = rp__data[5];
-  assign \rp__data[6]  = rp__data[6];
-  assign \rp__data[7]  = rp__data[7];
-  assign \rp__data[8]  = rp__data[8];
-  assign \rp__data[9]  = rp__data[9];
-  assign \rp__data[10]  = rp__data[10];
-  assign \rp__data[11]  = rp__data[11];
-  assign \rp__data[12]  = rp__data[12];
-  assign \rp__data[13]  = rp__data[13];
-  assign \rp__data[14]  = rp__data[14];
-  assign \rp__data[15]  = rp__data[15];
-  assign \rp__data[16]  = rp__data[16];
-  assign \rp__data[17]  = rp__data[17];
-  assign \rp__data[18]  = rp__data[18];
-  assign \rp__data[19]  = rp__data[19];
-  assign \rp__data[20]  = rp__data[20];
-  assign \rp__data[21]  = rp__data[21];
-  assign \rp__data[22]  = rp__data[22];
-  assign \rp__data[23]  = rp__data[23];
-  assign \rp__data[24]  = rp__data[24];
-  assign \rp__data[25]  = rp__data[25];
-  assign \rp__data[26]  = rp__data[26];
-  assign \rp__data[27]  = rp__data[27];
-  assign \rp__data[28]  = rp__data[28];
-  assign \rp__data[29]  = rp__data[29];
-  assign \rp__data[30]  = rp__data[30];
-  assign \rp__data[31]  = rp__data[31];
-  assign \rp__data[32]  = rp__data[32];
-  assign \rp__data[33]  = rp__data[33];
-  assign \rp__data[34]  = rp__data[34];
-  assign \rp__data[35]  = rp__data[35];
-  assign \rp__data[36]  = rp__data[36];
-  assign \rp__data[37]  = rp__data[37];
-  assign \rp__data[38]  = rp__data[38];
-  assign \rp__data[39]  = rp__data[39];
-  assign \rp__data[40]  = rp__data[40];
-  assign \rp__data[41]  = rp__data[41];
-  assign \rp__data[42]  = rp__data[42];
-  assign \rp__data[43]  = rp__data[43];
-  assign \rp__data[44]  = rp__data[44];
-  assign \rp__data[45]  = rp__data[45];
-  assign \rp__data[46]  = rp__data[46];
-  assign \rp__data[47]  = rp__data[47];
-  assign \rp__data[48]  = rp__data[48];
-  assign \port__data$460[0]  = \port__data$460 [10:0];
-  assign \port__data$460[0][0]  = \port__data$460 [10:0];
-  assign \port__data$460[1]  = \port__data$460 [21:11];
-  assign \port__data$460[1][0]  = \port__data$460 [21:11];
-  assign \port__data$460[2]  = \port__data$460 [32:22];
-  assign \port__data$460[2][0]  = \port__data$460 [32:22];
-  assign \port__data$460[3]  = \port__data$460 [43:33];
-  assign \port__data$460[3][0]  = \port__data$460 [43:33];
-  assign \port__data$460[4]  = \port__data$460 [54:44];
-  assign \port__data$460[4][0]  = \port__data$460 [54:44];
-  assign \port__data$460[5]  = \port__data$460 [65:55];
-  assign \port__data$460[5][0]  = \port__data$460 [65:55];
-  assign \port__data$460[6]  = \port__data$460 [76:66];
-  assign \port__data$460[6][0]  = \port__data$460 [76:66];
-  assign \port__data$460[7]  = \port__data$460 [87:77];
-  assign \port__data$460[7][0]  = \port__data$460 [87:77];
-  assign \port__data$460[8]  = \port__data$460 [98:88];
-  assign \port__data$460[8][0]  = \port__data$460 [98:88];
-  assign \port__data$460[9]  = \port__data$460 [109:99];
-  assign \port__data$460[9][0]  = \port__data$460 [109:99];
-  assign \port__data$460[10]  = \port__data$460 [120:110];
-  assign \port__data$460[10][0]  = \port__data$460 [120:110];
-  assign \port__data$460[11]  = \port__data$460 [131:121];
-  assign \port__data$460[11][0]  = \port__data$460 [131:121];
-  assign \port__data$460[12]  = \port__data$460 [142:132];
-  assign \port__data$460[12][0]  = \port__data$460 [142:132];
-  assign \port__data$460[13]  = \port__data$460 [153:143];
-  assign \port__data$460[13][0]  = \port__data$460 [153:143];
-  assign \port__data$460[14]  = \port__data$460 [164:154];
-  assign \port__data$460[14][0]  = \port__data$460 [164:154];
-  assign \port__data$460[15]  = \port__data$460 [175:165];
-  assign \port__data$460[15][0]  = \port__data$460 [175:165];
+  assign \port__data$458[0]  = \port__data$458 [10:0];
+  assign \port__data$458[0][0]  = \port__data$458 [10:0];
+  assign \port__data$458[1]  = \port__data$458 [21:11];
+  assign \port__data$458[1][0]  = \port__data$458 [21:11];
+  assign \port__data$458[2]  = \port__data$458 [32:22];
+  assign \port__data$458[2][0]  = \port__data$458 [32:22];
+  assign \port__data$458[3]  = \port__data$458 [43:33];
+  assign \port__data$458[3][0]  = \port__data$458 [43:33];
+  assign \port__data$458[4]  = \port__data$458 [54:44];
+  assign \port__data$458[4][0]  = \port__data$458 [54:44];
+  assign \port__data$458[5]  = \port__data$458 [65:55];
+  assign \port__data$458[5][0]  = \port__data$458 [65:55];
+  assign \port__data$458[6]  = \port__data$458 [76:66];
+  assign \port__data$458[6][0]  = \port__data$458 [76:66];
+  assign \port__data$458[7]  = \port__data$458 [87:77];
+  assign \port__data$458[7][0]  = \port__data$458 [87:77];
+  assign \port__data$458[8]  = \port__data$458 [98:88];
+  assign \port__data$458[8][0]  = \port__data$458 [98:88];
+  assign \port__data$458[9]  = \port__data$458 [109:99];
+  assign \port__data$458[9][0]  = \port__data$458 [109:99];
+  assign \port__data$458[10]  = \port__data$458 [120:110];
+  assign \port__data$458[10][0]  = \port__data$458 [120:110];
+  assign \port__data$458[11]  = \port__data$458 [131:121];
+  assign \port__data$458[11][0]  = \port__data$458 [131:121];
+  assign \port__data$458[12]  = \port__data$458 [142:132];
+  assign \port__data$458[12][0]  = \port__data$458 [142:132];
+  assign \port__data$458[13]  = \port__data$458 [153:143];
+  assign \port__data$458[13][0]  = \port__data$458 [153:143];
+  assign \port__data$458[14]  = \port__data$458 [164:154];
+  assign \port__data$458[14][0]  = \port__data$458 [164:154];
+  assign \port__data$458[15]  = \port__data$458 [175:165];
+  assign \port__data$458[15][0]  = \port__data$458 [175:165];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -11651,10 +11727,10 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$351 ;
   reg \$352 ;
   reg [2:0] \$353 ;
-  reg \$354 ;
-  reg [31:0] \$355 ;
-  reg [31:0] \$356 ;
-  reg [255:0] \$357 ;
+  reg [31:0] \$354 ;
+  reg [255:0] \$355 ;
+  reg \$356 ;
+  reg \$357 ;
   reg \$358 ;
   reg \$359 ;
   wire [1:0] \$36 ;
@@ -11666,8 +11742,8 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$365 ;
   reg \$366 ;
   reg \$367 ;
-  reg \$368 ;
-  reg \$369 ;
+  reg [2:0] \$368 ;
+  reg [2:0] \$369 ;
   wire \$37 ;
   reg [2:0] \$370 ;
   reg [2:0] \$371 ;
@@ -11680,13 +11756,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$378 ;
   reg [2:0] \$379 ;
   wire \$38 ;
-  reg [2:0] \$380 ;
-  reg [2:0] \$381 ;
-  reg [4:0] \$382 ;
-  reg [4:0] \$383 ;
-  reg [5:0] \$384 ;
-  reg [6:0] \$385 ;
-  reg [7:0] \$386 ;
+  reg [4:0] \$380 ;
+  reg [4:0] \$381 ;
+  reg [5:0] \$382 ;
+  reg [6:0] \$383 ;
+  reg [7:0] \$384 ;
+  reg [2:0] \$385 ;
+  reg [2:0] \$386 ;
   reg [2:0] \$387 ;
   reg [2:0] \$388 ;
   reg [2:0] \$389 ;
@@ -11694,13 +11770,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$390 ;
   reg [2:0] \$391 ;
   reg [2:0] \$392 ;
-  reg [2:0] \$393 ;
-  reg [2:0] \$394 ;
-  reg [4:0] \$395 ;
-  reg [4:0] \$396 ;
-  reg [5:0] \$397 ;
-  reg [6:0] \$398 ;
-  reg [7:0] \$399 ;
+  reg [4:0] \$393 ;
+  reg [4:0] \$394 ;
+  reg [5:0] \$395 ;
+  reg [6:0] \$396 ;
+  reg [7:0] \$397 ;
+  reg [2:0] \$398 ;
+  reg [2:0] \$399 ;
   wire \$4 ;
   wire [1:0] \$40 ;
   reg [2:0] \$400 ;
@@ -11709,28 +11785,28 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$403 ;
   reg [2:0] \$404 ;
   reg [2:0] \$405 ;
-  reg [2:0] \$406 ;
-  reg [2:0] \$407 ;
-  reg [4:0] \$408 ;
-  reg [4:0] \$409 ;
+  reg [4:0] \$406 ;
+  reg [4:0] \$407 ;
+  reg [5:0] \$408 ;
+  reg [6:0] \$409 ;
   wire \$41 ;
-  reg [5:0] \$410 ;
-  reg [6:0] \$411 ;
-  reg [7:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [2:0] \$411 ;
+  reg [2:0] \$412 ;
   reg [2:0] \$413 ;
   reg [2:0] \$414 ;
   reg [2:0] \$415 ;
   reg [2:0] \$416 ;
   reg [2:0] \$417 ;
   reg [2:0] \$418 ;
-  reg [2:0] \$419 ;
+  reg [4:0] \$419 ;
   wire \$42 ;
-  reg [2:0] \$420 ;
-  reg [4:0] \$421 ;
-  reg [4:0] \$422 ;
-  reg [5:0] \$423 ;
-  reg [6:0] \$424 ;
-  reg [7:0] \$425 ;
+  reg [4:0] \$420 ;
+  reg [5:0] \$421 ;
+  reg [6:0] \$422 ;
+  reg [7:0] \$423 ;
+  reg [2:0] \$424 ;
+  reg [2:0] \$425 ;
   reg [2:0] \$426 ;
   reg [2:0] \$427 ;
   reg [2:0] \$428 ;
@@ -11738,13 +11814,13 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \$43 ;
   reg [2:0] \$430 ;
   reg [2:0] \$431 ;
-  reg [2:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg [4:0] \$434 ;
-  reg [4:0] \$435 ;
-  reg [5:0] \$436 ;
-  reg [6:0] \$437 ;
-  reg [7:0] \$438 ;
+  reg [4:0] \$432 ;
+  reg [4:0] \$433 ;
+  reg [5:0] \$434 ;
+  reg [6:0] \$435 ;
+  reg [7:0] \$436 ;
+  reg [2:0] \$437 ;
+  reg [2:0] \$438 ;
   reg [2:0] \$439 ;
   wire [1:0] \$44 ;
   reg [2:0] \$440 ;
@@ -11752,28 +11828,28 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$442 ;
   reg [2:0] \$443 ;
   reg [2:0] \$444 ;
-  reg [2:0] \$445 ;
-  reg [2:0] \$446 ;
-  reg [4:0] \$447 ;
-  reg [4:0] \$448 ;
-  reg [5:0] \$449 ;
+  reg [4:0] \$445 ;
+  reg [4:0] \$446 ;
+  reg [5:0] \$447 ;
+  reg [6:0] \$448 ;
+  reg [7:0] \$449 ;
   wire \$45 ;
-  reg [6:0] \$450 ;
-  reg [7:0] \$451 ;
+  reg [2:0] \$450 ;
+  reg [2:0] \$451 ;
   reg [2:0] \$452 ;
   reg [2:0] \$453 ;
   reg [2:0] \$454 ;
   reg [2:0] \$455 ;
   reg [2:0] \$456 ;
   reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
-  reg [2:0] \$459 ;
+  reg [4:0] \$458 ;
+  reg [4:0] \$459 ;
   wire \$46 ;
-  reg [4:0] \$460 ;
-  reg [4:0] \$461 ;
-  reg [5:0] \$462 ;
-  reg [6:0] \$463 ;
-  reg [7:0] \$464 ;
+  reg [5:0] \$460 ;
+  reg [6:0] \$461 ;
+  reg [7:0] \$462 ;
+  reg [2:0] \$463 ;
+  reg [2:0] \$464 ;
   reg [2:0] \$465 ;
   reg [2:0] \$466 ;
   reg [2:0] \$467 ;
@@ -11781,30 +11857,28 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [2:0] \$469 ;
   wire \$47 ;
   reg [2:0] \$470 ;
-  reg [2:0] \$471 ;
-  reg [2:0] \$472 ;
-  reg [4:0] \$473 ;
-  reg [4:0] \$474 ;
-  reg [5:0] \$475 ;
-  reg [6:0] \$476 ;
-  reg [7:0] \$477 ;
-  reg \$478 ;
-  reg \$479 ;
+  reg [4:0] \$471 ;
+  reg [4:0] \$472 ;
+  reg [5:0] \$473 ;
+  reg [6:0] \$474 ;
+  reg [7:0] \$475 ;
+  reg \$476 ;
+  reg \$477 ;
+  reg [2:0] \$478 ;
+  reg [63:0] \$479 ;
   wire [1:0] \$48 ;
-  reg [2:0] \$480 ;
-  reg [63:0] \$481 ;
-  reg \$482 ;
+  reg \$480 ;
+  reg [7:0] \$481 ;
+  reg [7:0] \$482 ;
   reg [7:0] \$483 ;
   reg [7:0] \$484 ;
   reg [7:0] \$485 ;
   reg [7:0] \$486 ;
   reg [7:0] \$487 ;
   reg [7:0] \$488 ;
-  reg [7:0] \$489 ;
+  reg \$489 ;
   wire \$49 ;
   reg [7:0] \$490 ;
-  reg \$491 ;
-  reg [7:0] \$492 ;
   wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -11863,7 +11937,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   (* init = 1'h0 *)
   wire \$signal ;
   reg \$signal$71  = 1'h0;
-  reg \$signal$74  = 1'h0;
+  reg \$signal$73  = 1'h0;
   reg \$signature__addr  = 1'h0;
   reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
@@ -11927,7 +12001,6 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg first1_d2 = 1'h0;
   reg first1_d3 = 1'h0;
   reg fresh1 = 1'h0;
-  reg fresh1_d0 = 1'h0;
   input [31:0] i__payload;
   wire [31:0] i__payload;
   wire \i__payload[0] ;
@@ -11995,23 +12068,23 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [3:0] port__addr = 4'h0;
   reg [2:0] \port__addr$56  = 3'h0;
   wire [255:0] port__data;
-  wire [63:0] \port__data$184 ;
-  wire [7:0] \port__data$184[0] ;
-  wire [7:0] \port__data$184[0][0] ;
-  wire [7:0] \port__data$184[1] ;
-  wire [7:0] \port__data$184[1][0] ;
-  wire [7:0] \port__data$184[2] ;
-  wire [7:0] \port__data$184[2][0] ;
-  wire [7:0] \port__data$184[3] ;
-  wire [7:0] \port__data$184[3][0] ;
-  wire [7:0] \port__data$184[4] ;
-  wire [7:0] \port__data$184[4][0] ;
-  wire [7:0] \port__data$184[5] ;
-  wire [7:0] \port__data$184[5][0] ;
-  wire [7:0] \port__data$184[6] ;
-  wire [7:0] \port__data$184[6][0] ;
-  wire [7:0] \port__data$184[7] ;
-  wire [7:0] \port__data$184[7][0] ;
+  wire [63:0] \port__data$182 ;
+  wire [7:0] \port__data$182[0] ;
+  wire [7:0] \port__data$182[0][0] ;
+  wire [7:0] \port__data$182[1] ;
+  wire [7:0] \port__data$182[1][0] ;
+  wire [7:0] \port__data$182[2] ;
+  wire [7:0] \port__data$182[2][0] ;
+  wire [7:0] \port__data$182[3] ;
+  wire [7:0] \port__data$182[3][0] ;
+  wire [7:0] \port__data$182[4] ;
+  wire [7:0] \port__data$182[4][0] ;
+  wire [7:0] \port__data$182[5] ;
+  wire [7:0] \port__data$182[5][0] ;
+  wire [7:0] \port__data$182[6] ;
+  wire [7:0] \port__data$182[6][0] ;
+  wire [7:0] \port__data$182[7] ;
+  wire [7:0] \port__data$182[7][0] ;
   wire port__en;
   wire \port__en$58 ;
   reg [6:0] raw0 = 7'h00;
@@ -12022,7 +12095,6 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [6:0] raw5 = 7'h00;
   reg [6:0] raw6 = 7'h00;
   reg [6:0] raw7 = 7'h00;
-  reg [31:0] replay_d0 = 32'd0;
   wire [7:0] result;
   wire \result[0] ;
   wire \result[1] ;
@@ -12190,7 +12262,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$185  = 1'h0;
+  reg \v2_d0$183  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -12228,7 +12300,6 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \x1[7] ;
   wire \x1[8] ;
   wire \x1[9] ;
-  reg [31:0] x1_d0 = 32'd0;
   wire [31:0] x_in;
   wire \x_in[0] ;
   wire \x_in[10] ;
@@ -12262,6 +12333,39 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [31:0] x_in_d0 = 32'd0;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[16] ;
+  wire \x_in_d0[17] ;
+  wire \x_in_d0[18] ;
+  wire \x_in_d0[19] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[20] ;
+  wire \x_in_d0[21] ;
+  wire \x_in_d0[22] ;
+  wire \x_in_d0[23] ;
+  wire \x_in_d0[24] ;
+  wire \x_in_d0[25] ;
+  wire \x_in_d0[26] ;
+  wire \x_in_d0[27] ;
+  wire \x_in_d0[28] ;
+  wire \x_in_d0[29] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[30] ;
+  wire \x_in_d0[31] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
   wire [31:0] xnor0;
   wire [31:0] xnor1;
   wire [31:0] xnor2;
@@ -12304,7 +12408,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
       _1_ <= thresholds[\port__addr$56 ];
     end
   end
-  assign \port__data$184  = _1_;
+  assign \port__data$182  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
@@ -12332,195 +12436,189 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   assign port__data = _2_;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$416 ;
+    tree3_l1_6_0 <= \$417 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$417 ;
+    tree3_l1_7_0 <= \$418 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$418 ;
+    tree3_l3_0_0 <= \$419 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$419 ;
+    tree3_l3_1_0 <= \$420 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$420 ;
+    tree3_l4_0_0 <= \$421 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$421 ;
+    raw3 <= \$422 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$422 ;
+    acc3 <= \$423 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$423 ;
+    tree4_l1_0_0 <= \$424 ;
   always @(posedge clk)
-    raw3 <= \$424 ;
+    tree4_l1_1_0 <= \$425 ;
   always @(posedge clk)
-    acc3 <= \$425 ;
+    tree4_l1_2_0 <= \$426 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$426 ;
+    tree4_l1_3_0 <= \$427 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$427 ;
+    tree4_l1_4_0 <= \$428 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$428 ;
+    tree4_l1_5_0 <= \$429 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$429 ;
+    tree4_l1_6_0 <= \$430 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$430 ;
+    tree4_l1_7_0 <= \$431 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$431 ;
+    tree4_l3_0_0 <= \$432 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$432 ;
+    tree4_l3_1_0 <= \$433 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$433 ;
+    tree4_l4_0_0 <= \$434 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$434 ;
+    raw4 <= \$435 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$435 ;
+    acc4 <= \$436 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$436 ;
+    tree5_l1_0_0 <= \$437 ;
   always @(posedge clk)
-    raw4 <= \$437 ;
+    tree5_l1_1_0 <= \$438 ;
   always @(posedge clk)
-    acc4 <= \$438 ;
+    tree5_l1_2_0 <= \$439 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$439 ;
+    tree5_l1_3_0 <= \$440 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$440 ;
+    tree5_l1_4_0 <= \$441 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$441 ;
+    tree5_l1_5_0 <= \$442 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$442 ;
+    tree5_l1_6_0 <= \$443 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$443 ;
+    tree5_l1_7_0 <= \$444 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$444 ;
+    tree5_l3_0_0 <= \$445 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$445 ;
+    tree5_l3_1_0 <= \$446 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$446 ;
+    tree5_l4_0_0 <= \$447 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$447 ;
+    raw5 <= \$448 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$448 ;
+    acc5 <= \$449 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$449 ;
+    tree6_l1_0_0 <= \$450 ;
   always @(posedge clk)
-    raw5 <= \$450 ;
+    tree6_l1_1_0 <= \$451 ;
   always @(posedge clk)
-    acc5 <= \$451 ;
+    tree6_l1_2_0 <= \$452 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$452 ;
+    tree6_l1_3_0 <= \$453 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$453 ;
+    tree6_l1_4_0 <= \$454 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$454 ;
+    tree6_l1_5_0 <= \$455 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$455 ;
+    tree6_l1_6_0 <= \$456 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$456 ;
+    tree6_l1_7_0 <= \$457 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$457 ;
+    tree6_l3_0_0 <= \$458 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$458 ;
+    tree6_l3_1_0 <= \$459 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$459 ;
+    tree6_l4_0_0 <= \$460 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$460 ;
+    raw6 <= \$461 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$461 ;
+    acc6 <= \$462 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$462 ;
+    tree7_l1_0_0 <= \$463 ;
   always @(posedge clk)
-    raw6 <= \$463 ;
+    tree7_l1_1_0 <= \$464 ;
   always @(posedge clk)
-    acc6 <= \$464 ;
+    tree7_l1_2_0 <= \$465 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$465 ;
+    tree7_l1_3_0 <= \$466 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$466 ;
+    tree7_l1_4_0 <= \$467 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$467 ;
+    tree7_l1_5_0 <= \$468 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$468 ;
+    tree7_l1_6_0 <= \$469 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$469 ;
+    tree7_l1_7_0 <= \$470 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$470 ;
+    tree7_l3_0_0 <= \$471 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$471 ;
+    tree7_l3_1_0 <= \$472 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$472 ;
+    tree7_l4_0_0 <= \$473 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$473 ;
+    raw7 <= \$474 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$474 ;
+    acc7 <= \$475 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$475 ;
+    v2 <= \$476 ;
   always @(posedge clk)
-    raw7 <= \$476 ;
+    v2_d0 <= \$477 ;
   always @(posedge clk)
-    acc7 <= \$477 ;
+    \port__addr$56  <= \$478 ;
   always @(posedge clk)
-    v2 <= \$478 ;
+    thresholds_d0 <= \$479 ;
   always @(posedge clk)
-    v2_d0 <= \$479 ;
+    \v2_d0$183  <= \$480 ;
   always @(posedge clk)
-    \port__addr$56  <= \$480 ;
+    acc0_d0 <= \$481 ;
   always @(posedge clk)
-    thresholds_d0 <= \$481 ;
+    acc1_d0 <= \$482 ;
   always @(posedge clk)
-    \v2_d0$185  <= \$482 ;
+    acc2_d0 <= \$483 ;
   always @(posedge clk)
-    acc0_d0 <= \$483 ;
+    acc3_d0 <= \$484 ;
   always @(posedge clk)
-    acc1_d0 <= \$484 ;
+    acc4_d0 <= \$485 ;
   always @(posedge clk)
-    acc2_d0 <= \$485 ;
+    acc5_d0 <= \$486 ;
   always @(posedge clk)
-    acc3_d0 <= \$486 ;
+    acc6_d0 <= \$487 ;
   always @(posedge clk)
-    acc4_d0 <= \$487 ;
+    acc7_d0 <= \$488 ;
   always @(posedge clk)
-    acc5_d0 <= \$488 ;
+    o__valid <= \$489 ;
   always @(posedge clk)
-    acc6_d0 <= \$489 ;
-  always @(posedge clk)
-    acc7_d0 <= \$490 ;
-  always @(posedge clk)
-    o__valid <= \$491 ;
-  always @(posedge clk)
-    o__payload <= \$492 ;
+    o__payload <= \$490 ;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
   assign \$3  = ~ \$2 ;
   assign \$4  = i__valid | \$3 ;
   assign fire = advance & \$4 ;
-  assign x_in = fresh1_d0 ? x1_d0 : replay_d0;
-  assign \$5  = x_in ^ weights_d0[31:0];
+  assign x_in = fresh1 ? \$signature__data  : rp__data;
+  assign \$5  = x_in_d0 ^ weights_d0[31:0];
   assign xnor0 = ~ \$5 ;
   assign \$6  = first1_d3 ? 7'h00 : raw0;
   assign \$7  = tree0_l4_0_0 + \$6 ;
-  assign \$8  = x_in ^ weights_d0[63:32];
+  assign \$8  = x_in_d0 ^ weights_d0[63:32];
   assign xnor1 = ~ \$8 ;
   assign \$9  = first1_d3 ? 7'h00 : raw1;
   assign \$10  = tree1_l4_0_0 + \$9 ;
-  assign \$11  = x_in ^ weights_d0[95:64];
+  assign \$11  = x_in_d0 ^ weights_d0[95:64];
   assign xnor2 = ~ \$11 ;
   assign \$12  = first1_d3 ? 7'h00 : raw2;
   assign \$13  = tree2_l4_0_0 + \$12 ;
-  assign \$14  = x_in ^ weights_d0[127:96];
+  assign \$14  = x_in_d0 ^ weights_d0[127:96];
   assign xnor3 = ~ \$14 ;
   assign \$15  = first1_d3 ? 7'h00 : raw3;
   assign \$16  = tree3_l4_0_0 + \$15 ;
-  assign \$17  = x_in ^ weights_d0[159:128];
+  assign \$17  = x_in_d0 ^ weights_d0[159:128];
   assign xnor4 = ~ \$17 ;
   assign \$18  = first1_d3 ? 7'h00 : raw4;
   assign \$19  = tree4_l4_0_0 + \$18 ;
-  assign \$20  = x_in ^ weights_d0[191:160];
+  assign \$20  = x_in_d0 ^ weights_d0[191:160];
   assign xnor5 = ~ \$20 ;
   assign \$21  = first1_d3 ? 7'h00 : raw5;
   assign \$22  = tree5_l4_0_0 + \$21 ;
-  assign \$23  = x_in ^ weights_d0[223:192];
+  assign \$23  = x_in_d0 ^ weights_d0[223:192];
   assign xnor6 = ~ \$23 ;
   assign \$24  = first1_d3 ? 7'h00 : raw6;
   assign \$25  = tree6_l4_0_0 + \$24 ;
-  assign \$26  = x_in ^ weights_d0[255:224];
+  assign \$26  = x_in_d0 ^ weights_d0[255:224];
   assign xnor7 = ~ \$26 ;
   assign \$27  = first1_d3 ? 7'h00 : raw7;
   assign \$28  = tree7_l4_0_0 + \$27 ;
@@ -12853,687 +12951,668 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   always @(posedge clk)
     fresh1 <= \$350 ;
   always @(posedge clk)
-    \$signal$74  <= \$351 ;
+    \$signal$73  <= \$351 ;
   always @(posedge clk)
     last1 <= \$352 ;
   always @(posedge clk)
     nf1 <= \$353 ;
   always @(posedge clk)
-    fresh1_d0 <= \$354 ;
+    x_in_d0 <= \$354 ;
   always @(posedge clk)
-    x1_d0 <= \$355 ;
+    weights_d0 <= \$355 ;
   always @(posedge clk)
-    replay_d0 <= \$356 ;
+    v1_d0 <= \$356 ;
   always @(posedge clk)
-    weights_d0 <= \$357 ;
+    v1_d1 <= \$357 ;
   always @(posedge clk)
-    v1_d0 <= \$358 ;
+    v1_d2 <= \$358 ;
   always @(posedge clk)
-    v1_d1 <= \$359 ;
+    v1_d3 <= \$359 ;
   always @(posedge clk)
-    v1_d2 <= \$360 ;
+    first1_d0 <= \$360 ;
   always @(posedge clk)
-    v1_d3 <= \$361 ;
+    first1_d1 <= \$361 ;
   always @(posedge clk)
-    first1_d0 <= \$362 ;
+    first1_d2 <= \$362 ;
   always @(posedge clk)
-    first1_d1 <= \$363 ;
+    first1_d3 <= \$363 ;
   always @(posedge clk)
-    first1_d2 <= \$364 ;
+    last1_d0 <= \$364 ;
   always @(posedge clk)
-    first1_d3 <= \$365 ;
+    last1_d1 <= \$365 ;
   always @(posedge clk)
-    last1_d0 <= \$366 ;
+    last1_d2 <= \$366 ;
   always @(posedge clk)
-    last1_d1 <= \$367 ;
+    last1_d3 <= \$367 ;
   always @(posedge clk)
-    last1_d2 <= \$368 ;
+    nf1_d0 <= \$368 ;
   always @(posedge clk)
-    last1_d3 <= \$369 ;
+    nf1_d1 <= \$369 ;
   always @(posedge clk)
-    nf1_d0 <= \$370 ;
+    nf1_d2 <= \$370 ;
   always @(posedge clk)
-    nf1_d1 <= \$371 ;
+    nf1_d3 <= \$371 ;
   always @(posedge clk)
-    nf1_d2 <= \$372 ;
+    tree0_l1_0_0 <= \$372 ;
   always @(posedge clk)
-    nf1_d3 <= \$373 ;
+    tree0_l1_1_0 <= \$373 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$374 ;
+    tree0_l1_2_0 <= \$374 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$375 ;
+    tree0_l1_3_0 <= \$375 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$376 ;
+    tree0_l1_4_0 <= \$376 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$377 ;
+    tree0_l1_5_0 <= \$377 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$378 ;
+    tree0_l1_6_0 <= \$378 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$379 ;
+    tree0_l1_7_0 <= \$379 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$380 ;
+    tree0_l3_0_0 <= \$380 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$381 ;
+    tree0_l3_1_0 <= \$381 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$382 ;
+    tree0_l4_0_0 <= \$382 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$383 ;
+    raw0 <= \$383 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$384 ;
+    acc0 <= \$384 ;
   always @(posedge clk)
-    raw0 <= \$385 ;
+    tree1_l1_0_0 <= \$385 ;
   always @(posedge clk)
-    acc0 <= \$386 ;
+    tree1_l1_1_0 <= \$386 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$387 ;
+    tree1_l1_2_0 <= \$387 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$388 ;
+    tree1_l1_3_0 <= \$388 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$389 ;
+    tree1_l1_4_0 <= \$389 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$390 ;
+    tree1_l1_5_0 <= \$390 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$391 ;
+    tree1_l1_6_0 <= \$391 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$392 ;
+    tree1_l1_7_0 <= \$392 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$393 ;
+    tree1_l3_0_0 <= \$393 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$394 ;
+    tree1_l3_1_0 <= \$394 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$395 ;
+    tree1_l4_0_0 <= \$395 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$396 ;
+    raw1 <= \$396 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$397 ;
+    acc1 <= \$397 ;
   always @(posedge clk)
-    raw1 <= \$398 ;
+    tree2_l1_0_0 <= \$398 ;
   always @(posedge clk)
-    acc1 <= \$399 ;
+    tree2_l1_1_0 <= \$399 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$400 ;
+    tree2_l1_2_0 <= \$400 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$401 ;
+    tree2_l1_3_0 <= \$401 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$402 ;
+    tree2_l1_4_0 <= \$402 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$403 ;
+    tree2_l1_5_0 <= \$403 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$404 ;
+    tree2_l1_6_0 <= \$404 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$405 ;
+    tree2_l1_7_0 <= \$405 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$406 ;
+    tree2_l3_0_0 <= \$406 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$407 ;
+    tree2_l3_1_0 <= \$407 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$408 ;
+    tree2_l4_0_0 <= \$408 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$409 ;
+    raw2 <= \$409 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$410 ;
+    acc2 <= \$410 ;
   always @(posedge clk)
-    raw2 <= \$411 ;
+    tree3_l1_0_0 <= \$411 ;
   always @(posedge clk)
-    acc2 <= \$412 ;
+    tree3_l1_1_0 <= \$412 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$413 ;
+    tree3_l1_2_0 <= \$413 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$414 ;
+    tree3_l1_3_0 <= \$414 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$415 ;
+    tree3_l1_4_0 <= \$415 ;
+  always @(posedge clk)
+    tree3_l1_5_0 <= \$416 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$416  = tree3_l1_3_0;
+    \$417  = tree3_l1_6_0;
     if (advance) begin
-      \$416  = \$183 ;
+      \$417  = \$192 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$417  = tree3_l1_4_0;
+    \$418  = tree3_l1_7_0;
     if (advance) begin
-      \$417  = \$186 ;
+      \$418  = \$195 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$418  = tree3_l1_5_0;
+    \$419  = tree3_l3_0_0;
     if (advance) begin
-      \$418  = \$189 ;
+      \$419  = \$198 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$419  = tree3_l1_6_0;
+    \$420  = tree3_l3_1_0;
     if (advance) begin
-      \$419  = \$192 ;
+      \$420  = \$201 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$420  = tree3_l1_7_0;
+    \$421  = tree3_l4_0_0;
     if (advance) begin
-      \$420  = \$195 ;
+      \$421  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$421  = tree3_l3_0_0;
-    if (advance) begin
-      \$421  = \$198 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$422  = tree3_l3_1_0;
-    if (advance) begin
-      \$422  = \$201 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$423  = tree3_l4_0_0;
-    if (advance) begin
-      \$423  = \$202 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$424  = raw3;
+    \$422  = raw3;
     if (\$203 ) begin
-      \$424  = \$16 [6:0];
+      \$422  = \$16 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$425  = acc3;
+    \$423  = acc3;
     if (advance) begin
-      \$425  = \$205 [7:0];
+      \$423  = \$205 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$426  = tree4_l1_0_0;
+    \$424  = tree4_l1_0_0;
     if (advance) begin
-      \$426  = \$208 ;
+      \$424  = \$208 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$427  = tree4_l1_1_0;
+    \$425  = tree4_l1_1_0;
     if (advance) begin
-      \$427  = \$211 ;
+      \$425  = \$211 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$428  = tree4_l1_2_0;
+    \$426  = tree4_l1_2_0;
     if (advance) begin
-      \$428  = \$214 ;
+      \$426  = \$214 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$429  = tree4_l1_3_0;
+    \$427  = tree4_l1_3_0;
     if (advance) begin
-      \$429  = \$217 ;
+      \$427  = \$217 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$430  = tree4_l1_4_0;
+    \$428  = tree4_l1_4_0;
     if (advance) begin
-      \$430  = \$220 ;
+      \$428  = \$220 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$431  = tree4_l1_5_0;
+    \$429  = tree4_l1_5_0;
     if (advance) begin
-      \$431  = \$223 ;
+      \$429  = \$223 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$432  = tree4_l1_6_0;
+    \$430  = tree4_l1_6_0;
     if (advance) begin
-      \$432  = \$226 ;
+      \$430  = \$226 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$433  = tree4_l1_7_0;
+    \$431  = tree4_l1_7_0;
     if (advance) begin
-      \$433  = \$229 ;
+      \$431  = \$229 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$434  = tree4_l3_0_0;
+    \$432  = tree4_l3_0_0;
     if (advance) begin
-      \$434  = \$232 ;
+      \$432  = \$232 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$435  = tree4_l3_1_0;
+    \$433  = tree4_l3_1_0;
     if (advance) begin
-      \$435  = \$235 ;
+      \$433  = \$235 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$436  = tree4_l4_0_0;
+    \$434  = tree4_l4_0_0;
     if (advance) begin
-      \$436  = \$236 ;
+      \$434  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$437  = raw4;
+    \$435  = raw4;
     if (\$237 ) begin
-      \$437  = \$19 [6:0];
+      \$435  = \$19 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$438  = acc4;
+    \$436  = acc4;
     if (advance) begin
-      \$438  = \$239 [7:0];
+      \$436  = \$239 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$439  = tree5_l1_0_0;
+    \$437  = tree5_l1_0_0;
     if (advance) begin
-      \$439  = \$242 ;
+      \$437  = \$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$440  = tree5_l1_1_0;
+    \$438  = tree5_l1_1_0;
     if (advance) begin
-      \$440  = \$245 ;
+      \$438  = \$245 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$441  = tree5_l1_2_0;
+    \$439  = tree5_l1_2_0;
     if (advance) begin
-      \$441  = \$248 ;
+      \$439  = \$248 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$442  = tree5_l1_3_0;
+    \$440  = tree5_l1_3_0;
     if (advance) begin
-      \$442  = \$251 ;
+      \$440  = \$251 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$443  = tree5_l1_4_0;
+    \$441  = tree5_l1_4_0;
     if (advance) begin
-      \$443  = \$254 ;
+      \$441  = \$254 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$444  = tree5_l1_5_0;
+    \$442  = tree5_l1_5_0;
     if (advance) begin
-      \$444  = \$257 ;
+      \$442  = \$257 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$445  = tree5_l1_6_0;
+    \$443  = tree5_l1_6_0;
     if (advance) begin
-      \$445  = \$260 ;
+      \$443  = \$260 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$446  = tree5_l1_7_0;
+    \$444  = tree5_l1_7_0;
     if (advance) begin
-      \$446  = \$263 ;
+      \$444  = \$263 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$447  = tree5_l3_0_0;
+    \$445  = tree5_l3_0_0;
     if (advance) begin
-      \$447  = \$266 ;
+      \$445  = \$266 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$448  = tree5_l3_1_0;
+    \$446  = tree5_l3_1_0;
     if (advance) begin
-      \$448  = \$269 ;
+      \$446  = \$269 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$449  = tree5_l4_0_0;
+    \$447  = tree5_l4_0_0;
     if (advance) begin
-      \$449  = \$270 ;
+      \$447  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$450  = raw5;
+    \$448  = raw5;
     if (\$271 ) begin
-      \$450  = \$22 [6:0];
+      \$448  = \$22 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$451  = acc5;
+    \$449  = acc5;
     if (advance) begin
-      \$451  = \$273 [7:0];
+      \$449  = \$273 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$452  = tree6_l1_0_0;
+    \$450  = tree6_l1_0_0;
     if (advance) begin
-      \$452  = \$276 ;
+      \$450  = \$276 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$453  = tree6_l1_1_0;
+    \$451  = tree6_l1_1_0;
     if (advance) begin
-      \$453  = \$279 ;
+      \$451  = \$279 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$454  = tree6_l1_2_0;
+    \$452  = tree6_l1_2_0;
     if (advance) begin
-      \$454  = \$282 ;
+      \$452  = \$282 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$455  = tree6_l1_3_0;
+    \$453  = tree6_l1_3_0;
     if (advance) begin
-      \$455  = \$285 ;
+      \$453  = \$285 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$456  = tree6_l1_4_0;
+    \$454  = tree6_l1_4_0;
     if (advance) begin
-      \$456  = \$288 ;
+      \$454  = \$288 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$457  = tree6_l1_5_0;
+    \$455  = tree6_l1_5_0;
     if (advance) begin
-      \$457  = \$291 ;
+      \$455  = \$291 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$458  = tree6_l1_6_0;
+    \$456  = tree6_l1_6_0;
     if (advance) begin
-      \$458  = \$294 ;
+      \$456  = \$294 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$459  = tree6_l1_7_0;
+    \$457  = tree6_l1_7_0;
     if (advance) begin
-      \$459  = \$297 ;
+      \$457  = \$297 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$460  = tree6_l3_0_0;
+    \$458  = tree6_l3_0_0;
     if (advance) begin
-      \$460  = \$300 ;
+      \$458  = \$300 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$461  = tree6_l3_1_0;
+    \$459  = tree6_l3_1_0;
     if (advance) begin
-      \$461  = \$303 ;
+      \$459  = \$303 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$462  = tree6_l4_0_0;
+    \$460  = tree6_l4_0_0;
     if (advance) begin
-      \$462  = \$304 ;
+      \$460  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$463  = raw6;
+    \$461  = raw6;
     if (\$305 ) begin
-      \$463  = \$25 [6:0];
+      \$461  = \$25 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$464  = acc6;
+    \$462  = acc6;
     if (advance) begin
-      \$464  = \$307 [7:0];
+      \$462  = \$307 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$465  = tree7_l1_0_0;
+    \$463  = tree7_l1_0_0;
     if (advance) begin
-      \$465  = \$310 ;
+      \$463  = \$310 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$466  = tree7_l1_1_0;
+    \$464  = tree7_l1_1_0;
     if (advance) begin
-      \$466  = \$313 ;
+      \$464  = \$313 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$467  = tree7_l1_2_0;
+    \$465  = tree7_l1_2_0;
     if (advance) begin
-      \$467  = \$316 ;
+      \$465  = \$316 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$468  = tree7_l1_3_0;
+    \$466  = tree7_l1_3_0;
     if (advance) begin
-      \$468  = \$319 ;
+      \$466  = \$319 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$469  = tree7_l1_4_0;
+    \$467  = tree7_l1_4_0;
     if (advance) begin
-      \$469  = \$322 ;
+      \$467  = \$322 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$470  = tree7_l1_5_0;
+    \$468  = tree7_l1_5_0;
     if (advance) begin
-      \$470  = \$325 ;
+      \$468  = \$325 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$471  = tree7_l1_6_0;
+    \$469  = tree7_l1_6_0;
     if (advance) begin
-      \$471  = \$328 ;
+      \$469  = \$328 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$472  = tree7_l1_7_0;
+    \$470  = tree7_l1_7_0;
     if (advance) begin
-      \$472  = \$331 ;
+      \$470  = \$331 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$473  = tree7_l3_0_0;
+    \$471  = tree7_l3_0_0;
     if (advance) begin
-      \$473  = \$334 ;
+      \$471  = \$334 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$474  = tree7_l3_1_0;
+    \$472  = tree7_l3_1_0;
     if (advance) begin
-      \$474  = \$337 ;
+      \$472  = \$337 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$475  = tree7_l4_0_0;
+    \$473  = tree7_l4_0_0;
     if (advance) begin
-      \$475  = \$338 ;
+      \$473  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$476  = raw7;
+    \$474  = raw7;
     if (\$339 ) begin
-      \$476  = \$28 [6:0];
+      \$474  = \$28 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$477  = acc7;
+    \$475  = acc7;
     if (advance) begin
-      \$477  = \$341 [7:0];
+      \$475  = \$341 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$478  = v2;
+    \$476  = v2;
     if (advance) begin
-      \$478  = \$342 ;
+      \$476  = \$342 ;
     end
     if (rst) begin
-      \$478  = 1'h0;
+      \$476  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$479  = v2_d0;
+    \$477  = v2_d0;
     if (advance) begin
-      \$479  = v2;
+      \$477  = v2;
     end
     if (rst) begin
-      \$479  = 1'h0;
+      \$477  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$480  = \port__addr$56 ;
+    \$478  = \port__addr$56 ;
     if (advance) begin
-      \$480  = nf1_d3;
+      \$478  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$481  = thresholds_d0;
+    \$479  = thresholds_d0;
     if (advance) begin
-      \$481  = \port__data$184 ;
+      \$479  = \port__data$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$482  = \v2_d0$185 ;
+    \$480  = \v2_d0$183 ;
     if (advance) begin
-      \$482  = v2_d0;
+      \$480  = v2_d0;
     end
     if (rst) begin
-      \$482  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$483  = acc0_d0;
+    \$481  = acc0_d0;
     if (advance) begin
-      \$483  = acc0;
+      \$481  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$484  = acc1_d0;
+    \$482  = acc1_d0;
     if (advance) begin
-      \$484  = acc1;
+      \$482  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$485  = acc2_d0;
+    \$483  = acc2_d0;
     if (advance) begin
-      \$485  = acc2;
+      \$483  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$486  = acc3_d0;
+    \$484  = acc3_d0;
     if (advance) begin
-      \$486  = acc3;
+      \$484  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$487  = acc4_d0;
+    \$485  = acc4_d0;
     if (advance) begin
-      \$487  = acc4;
+      \$485  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$488  = acc5_d0;
+    \$486  = acc5_d0;
     if (advance) begin
-      \$488  = acc5;
+      \$486  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$489  = acc6_d0;
+    \$487  = acc6_d0;
     if (advance) begin
-      \$489  = acc6;
+      \$487  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$490  = acc7_d0;
+    \$488  = acc7_d0;
     if (advance) begin
-      \$490  = acc7;
+      \$488  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$491  = o__valid;
+    \$489  = o__valid;
     if (advance) begin
-      \$491  = \v2_d0$185 ;
+      \$489  = \v2_d0$183 ;
     end
     if (rst) begin
-      \$491  = 1'h0;
+      \$489  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$492  = o__payload;
+    \$490  = o__payload;
     if (advance) begin
-      \$492  = result;
+      \$490  = result;
     end
     if (rst) begin
-      \$492  = 8'h00;
+      \$490  = 8'h00;
     end
   end
   always @* begin
@@ -13611,7 +13690,7 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$351  = \$signal$74 ;
+    \$351  = \$signal$73 ;
     if (advance) begin
       \$351  = \$68 ;
     end
@@ -13641,37 +13720,43 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$354  = fresh1_d0;
+    \$354  = x_in_d0;
     if (advance) begin
-      \$354  = fresh1;
+      \$354  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$355  = x1_d0;
+    \$355  = weights_d0;
     if (advance) begin
-      \$355  = \$signature__data ;
+      \$355  = port__data;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$356  = replay_d0;
+    \$356  = v1_d0;
     if (advance) begin
-      \$356  = rp__data;
+      \$356  = \$signal$71 ;
+    end
+    if (rst) begin
+      \$356  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$357  = weights_d0;
+    \$357  = v1_d1;
     if (advance) begin
-      \$357  = port__data;
+      \$357  = v1_d0;
+    end
+    if (rst) begin
+      \$357  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$358  = v1_d0;
+    \$358  = v1_d2;
     if (advance) begin
-      \$358  = \$signal$71 ;
+      \$358  = v1_d1;
     end
     if (rst) begin
       \$358  = 1'h0;
@@ -13679,9 +13764,9 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$359  = v1_d1;
+    \$359  = v1_d3;
     if (advance) begin
-      \$359  = v1_d0;
+      \$359  = v1_d2;
     end
     if (rst) begin
       \$359  = 1'h0;
@@ -13689,400 +13774,401 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$360  = v1_d2;
+    \$360  = first1_d0;
     if (advance) begin
-      \$360  = v1_d1;
-    end
-    if (rst) begin
-      \$360  = 1'h0;
+      \$360  = \$signal$73 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$361  = v1_d3;
+    \$361  = first1_d1;
     if (advance) begin
-      \$361  = v1_d2;
-    end
-    if (rst) begin
-      \$361  = 1'h0;
+      \$361  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$362  = first1_d0;
+    \$362  = first1_d2;
     if (advance) begin
-      \$362  = \$signal$74 ;
+      \$362  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$363  = first1_d1;
+    \$363  = first1_d3;
     if (advance) begin
-      \$363  = first1_d0;
+      \$363  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$364  = first1_d2;
+    \$364  = last1_d0;
     if (advance) begin
-      \$364  = first1_d1;
+      \$364  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$365  = first1_d3;
+    \$365  = last1_d1;
     if (advance) begin
-      \$365  = first1_d2;
+      \$365  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$366  = last1_d0;
+    \$366  = last1_d2;
     if (advance) begin
-      \$366  = last1;
+      \$366  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$367  = last1_d1;
+    \$367  = last1_d3;
     if (advance) begin
-      \$367  = last1_d0;
+      \$367  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$368  = last1_d2;
+    \$368  = nf1_d0;
     if (advance) begin
-      \$368  = last1_d1;
+      \$368  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$369  = last1_d3;
+    \$369  = nf1_d1;
     if (advance) begin
-      \$369  = last1_d2;
+      \$369  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$370  = nf1_d0;
+    \$370  = nf1_d2;
     if (advance) begin
-      \$370  = nf1;
+      \$370  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$371  = nf1_d1;
+    \$371  = nf1_d3;
     if (advance) begin
-      \$371  = nf1_d0;
+      \$371  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$372  = nf1_d2;
+    \$372  = tree0_l1_0_0;
     if (advance) begin
-      \$372  = nf1_d1;
+      \$372  = \$72 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$373  = nf1_d3;
+    \$373  = tree0_l1_1_0;
     if (advance) begin
-      \$373  = nf1_d2;
+      \$373  = \$75 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$374  = tree0_l1_0_0;
+    \$374  = tree0_l1_2_0;
     if (advance) begin
-      \$374  = \$72 ;
+      \$374  = \$78 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$375  = tree0_l1_1_0;
+    \$375  = tree0_l1_3_0;
     if (advance) begin
-      \$375  = \$75 ;
+      \$375  = \$81 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$376  = tree0_l1_2_0;
+    \$376  = tree0_l1_4_0;
     if (advance) begin
-      \$376  = \$78 ;
+      \$376  = \$84 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$377  = tree0_l1_3_0;
+    \$377  = tree0_l1_5_0;
     if (advance) begin
-      \$377  = \$81 ;
+      \$377  = \$87 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$378  = tree0_l1_4_0;
+    \$378  = tree0_l1_6_0;
     if (advance) begin
-      \$378  = \$84 ;
+      \$378  = \$90 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$379  = tree0_l1_5_0;
+    \$379  = tree0_l1_7_0;
     if (advance) begin
-      \$379  = \$87 ;
+      \$379  = \$93 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$380  = tree0_l1_6_0;
+    \$380  = tree0_l3_0_0;
     if (advance) begin
-      \$380  = \$90 ;
+      \$380  = \$96 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$381  = tree0_l1_7_0;
+    \$381  = tree0_l3_1_0;
     if (advance) begin
-      \$381  = \$93 ;
+      \$381  = \$99 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$382  = tree0_l3_0_0;
+    \$382  = tree0_l4_0_0;
     if (advance) begin
-      \$382  = \$96 ;
+      \$382  = \$100 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$383  = tree0_l3_1_0;
-    if (advance) begin
-      \$383  = \$99 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$384  = tree0_l4_0_0;
-    if (advance) begin
-      \$384  = \$100 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$385  = raw0;
+    \$383  = raw0;
     if (\$101 ) begin
-      \$385  = \$7 [6:0];
+      \$383  = \$7 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$386  = acc0;
+    \$384  = acc0;
     if (advance) begin
-      \$386  = \$103 [7:0];
+      \$384  = \$103 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$387  = tree1_l1_0_0;
+    \$385  = tree1_l1_0_0;
     if (advance) begin
-      \$387  = \$106 ;
+      \$385  = \$106 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$388  = tree1_l1_1_0;
+    \$386  = tree1_l1_1_0;
     if (advance) begin
-      \$388  = \$109 ;
+      \$386  = \$109 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$389  = tree1_l1_2_0;
+    \$387  = tree1_l1_2_0;
     if (advance) begin
-      \$389  = \$112 ;
+      \$387  = \$112 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$390  = tree1_l1_3_0;
+    \$388  = tree1_l1_3_0;
     if (advance) begin
-      \$390  = \$115 ;
+      \$388  = \$115 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$391  = tree1_l1_4_0;
+    \$389  = tree1_l1_4_0;
     if (advance) begin
-      \$391  = \$118 ;
+      \$389  = \$118 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$392  = tree1_l1_5_0;
+    \$390  = tree1_l1_5_0;
     if (advance) begin
-      \$392  = \$121 ;
+      \$390  = \$121 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$393  = tree1_l1_6_0;
+    \$391  = tree1_l1_6_0;
     if (advance) begin
-      \$393  = \$124 ;
+      \$391  = \$124 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$394  = tree1_l1_7_0;
+    \$392  = tree1_l1_7_0;
     if (advance) begin
-      \$394  = \$127 ;
+      \$392  = \$127 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$395  = tree1_l3_0_0;
+    \$393  = tree1_l3_0_0;
     if (advance) begin
-      \$395  = \$130 ;
+      \$393  = \$130 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$396  = tree1_l3_1_0;
+    \$394  = tree1_l3_1_0;
     if (advance) begin
-      \$396  = \$133 ;
+      \$394  = \$133 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$397  = tree1_l4_0_0;
+    \$395  = tree1_l4_0_0;
     if (advance) begin
-      \$397  = \$134 ;
+      \$395  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$398  = raw1;
+    \$396  = raw1;
     if (\$135 ) begin
-      \$398  = \$10 [6:0];
+      \$396  = \$10 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$399  = acc1;
+    \$397  = acc1;
     if (advance) begin
-      \$399  = \$137 [7:0];
+      \$397  = \$137 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$400  = tree2_l1_0_0;
+    \$398  = tree2_l1_0_0;
     if (advance) begin
-      \$400  = \$140 ;
+      \$398  = \$140 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$401  = tree2_l1_1_0;
+    \$399  = tree2_l1_1_0;
     if (advance) begin
-      \$401  = \$143 ;
+      \$399  = \$143 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$402  = tree2_l1_2_0;
+    \$400  = tree2_l1_2_0;
     if (advance) begin
-      \$402  = \$146 ;
+      \$400  = \$146 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$403  = tree2_l1_3_0;
+    \$401  = tree2_l1_3_0;
     if (advance) begin
-      \$403  = \$149 ;
+      \$401  = \$149 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$404  = tree2_l1_4_0;
+    \$402  = tree2_l1_4_0;
     if (advance) begin
-      \$404  = \$152 ;
+      \$402  = \$152 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$405  = tree2_l1_5_0;
+    \$403  = tree2_l1_5_0;
     if (advance) begin
-      \$405  = \$155 ;
+      \$403  = \$155 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$406  = tree2_l1_6_0;
+    \$404  = tree2_l1_6_0;
     if (advance) begin
-      \$406  = \$158 ;
+      \$404  = \$158 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$407  = tree2_l1_7_0;
+    \$405  = tree2_l1_7_0;
     if (advance) begin
-      \$407  = \$161 ;
+      \$405  = \$161 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$408  = tree2_l3_0_0;
+    \$406  = tree2_l3_0_0;
     if (advance) begin
-      \$408  = \$164 ;
+      \$406  = \$164 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$409  = tree2_l3_1_0;
+    \$407  = tree2_l3_1_0;
     if (advance) begin
-      \$409  = \$167 ;
+      \$407  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$410  = tree2_l4_0_0;
+    \$408  = tree2_l4_0_0;
     if (advance) begin
-      \$410  = \$168 ;
+      \$408  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$411  = raw2;
+    \$409  = raw2;
     if (\$169 ) begin
-      \$411  = \$13 [6:0];
+      \$409  = \$13 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$412  = acc2;
+    \$410  = acc2;
     if (advance) begin
-      \$412  = \$171 [7:0];
+      \$410  = \$171 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$413  = tree3_l1_0_0;
+    \$411  = tree3_l1_0_0;
     if (advance) begin
-      \$413  = \$174 ;
+      \$411  = \$174 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$414  = tree3_l1_1_0;
+    \$412  = tree3_l1_1_0;
     if (advance) begin
-      \$414  = \$177 ;
+      \$412  = \$177 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$415  = tree3_l1_2_0;
+    \$413  = tree3_l1_2_0;
     if (advance) begin
-      \$415  = \$180 ;
+      \$413  = \$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$414  = tree3_l1_3_0;
+    if (advance) begin
+      \$414  = \$183 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$415  = tree3_l1_4_0;
+    if (advance) begin
+      \$415  = \$186 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$416  = tree3_l1_5_0;
+    if (advance) begin
+      \$416  = \$189 ;
     end
   end
   assign o__ready = advance;
@@ -14199,6 +14285,70 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \x_in[29]  = x_in[29];
   assign \x_in[30]  = x_in[30];
   assign \x_in[31]  = x_in[31];
+  assign \rp__data[0]  = rp__data[0];
+  assign \rp__data[1]  = rp__data[1];
+  assign \rp__data[2]  = rp__data[2];
+  assign \rp__data[3]  = rp__data[3];
+  assign \rp__data[4]  = rp__data[4];
+  assign \rp__data[5]  = rp__data[5];
+  assign \rp__data[6]  = rp__data[6];
+  assign \rp__data[7]  = rp__data[7];
+  assign \rp__data[8]  = rp__data[8];
+  assign \rp__data[9]  = rp__data[9];
+  assign \rp__data[10]  = rp__data[10];
+  assign \rp__data[11]  = rp__data[11];
+  assign \rp__data[12]  = rp__data[12];
+  assign \rp__data[13]  = rp__data[13];
+  assign \rp__data[14]  = rp__data[14];
+  assign \rp__data[15]  = rp__data[15];
+  assign \rp__data[16]  = rp__data[16];
+  assign \rp__data[17]  = rp__data[17];
+  assign \rp__data[18]  = rp__data[18];
+  assign \rp__data[19]  = rp__data[19];
+  assign \rp__data[20]  = rp__data[20];
+  assign \rp__data[21]  = rp__data[21];
+  assign \rp__data[22]  = rp__data[22];
+  assign \rp__data[23]  = rp__data[23];
+  assign \rp__data[24]  = rp__data[24];
+  assign \rp__data[25]  = rp__data[25];
+  assign \rp__data[26]  = rp__data[26];
+  assign \rp__data[27]  = rp__data[27];
+  assign \rp__data[28]  = rp__data[28];
+  assign \rp__data[29]  = rp__data[29];
+  assign \rp__data[30]  = rp__data[30];
+  assign \rp__data[31]  = rp__data[31];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
+  assign \x_in_d0[16]  = x_in_d0[16];
+  assign \x_in_d0[17]  = x_in_d0[17];
+  assign \x_in_d0[18]  = x_in_d0[18];
+  assign \x_in_d0[19]  = x_in_d0[19];
+  assign \x_in_d0[20]  = x_in_d0[20];
+  assign \x_in_d0[21]  = x_in_d0[21];
+  assign \x_in_d0[22]  = x_in_d0[22];
+  assign \x_in_d0[23]  = x_in_d0[23];
+  assign \x_in_d0[24]  = x_in_d0[24];
+  assign \x_in_d0[25]  = x_in_d0[25];
+  assign \x_in_d0[26]  = x_in_d0[26];
+  assign \x_in_d0[27]  = x_in_d0[27];
+  assign \x_in_d0[28]  = x_in_d0[28];
+  assign \x_in_d0[29]  = x_in_d0[29];
+  assign \x_in_d0[30]  = x_in_d0[30];
+  assign \x_in_d0[31]  = x_in_d0[31];
   assign \result[0]  = result[0];
   assign \result[1]  = result[1];
   assign \result[2]  = result[2];
@@ -14255,54 +14405,22 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \i__payload[29]  = i__payload[29];
   assign \i__payload[30]  = i__payload[30];
   assign \i__payload[31]  = i__payload[31];
-  assign \rp__data[0]  = rp__data[0];
-  assign \rp__data[1]  = rp__data[1];
-  assign \rp__data[2]  = rp__data[2];
-  assign \rp__data[3]  = rp__data[3];
-  assign \rp__data[4]  = rp__data[4];
-  assign \rp__data[5]  = rp__data[5];
-  assign \rp__data[6]  = rp__data[6];
-  assign \rp__data[7]  = rp__data[7];
-  assign \rp__data[8]  = rp__data[8];
-  assign \rp__data[9]  = rp__data[9];
-  assign \rp__data[10]  = rp__data[10];
-  assign \rp__data[11]  = rp__data[11];
-  assign \rp__data[12]  = rp__data[12];
-  assign \rp__data[13]  = rp__data[13];
-  assign \rp__data[14]  = rp__data[14];
-  assign \rp__data[15]  = rp__data[15];
-  assign \rp__data[16]  = rp__data[16];
-  assign \rp__data[17]  = rp__data[17];
-  assign \rp__data[18]  = rp__data[18];
-  assign \rp__data[19]  = rp__data[19];
-  assign \rp__data[20]  = rp__data[20];
-  assign \rp__data[21]  = rp__data[21];
-  assign \rp__data[22]  = rp__data[22];
-  assign \rp__data[23]  = rp__data[23];
-  assign \rp__data[24]  = rp__data[24];
-  assign \rp__data[25]  = rp__data[25];
-  assign \rp__data[26]  = rp__data[26];
-  assign \rp__data[27]  = rp__data[27];
-  assign \rp__data[28]  = rp__data[28];
-  assign \rp__data[29]  = rp__data[29];
-  assign \rp__data[30]  = rp__data[30];
-  assign \rp__data[31]  = rp__data[31];
-  assign \port__data$184[0]  = \port__data$184 [7:0];
-  assign \port__data$184[0][0]  = \port__data$184 [7:0];
-  assign \port__data$184[1]  = \port__data$184 [15:8];
-  assign \port__data$184[1][0]  = \port__data$184 [15:8];
-  assign \port__data$184[2]  = \port__data$184 [23:16];
-  assign \port__data$184[2][0]  = \port__data$184 [23:16];
-  assign \port__data$184[3]  = \port__data$184 [31:24];
-  assign \port__data$184[3][0]  = \port__data$184 [31:24];
-  assign \port__data$184[4]  = \port__data$184 [39:32];
-  assign \port__data$184[4][0]  = \port__data$184 [39:32];
-  assign \port__data$184[5]  = \port__data$184 [47:40];
-  assign \port__data$184[5][0]  = \port__data$184 [47:40];
-  assign \port__data$184[6]  = \port__data$184 [55:48];
-  assign \port__data$184[6][0]  = \port__data$184 [55:48];
-  assign \port__data$184[7]  = \port__data$184 [63:56];
-  assign \port__data$184[7][0]  = \port__data$184 [63:56];
+  assign \port__data$182[0]  = \port__data$182 [7:0];
+  assign \port__data$182[0][0]  = \port__data$182 [7:0];
+  assign \port__data$182[1]  = \port__data$182 [15:8];
+  assign \port__data$182[1][0]  = \port__data$182 [15:8];
+  assign \port__data$182[2]  = \port__data$182 [23:16];
+  assign \port__data$182[2][0]  = \port__data$182 [23:16];
+  assign \port__data$182[3]  = \port__data$182 [31:24];
+  assign \port__data$182[3][0]  = \port__data$182 [31:24];
+  assign \port__data$182[4]  = \port__data$182 [39:32];
+  assign \port__data$182[4][0]  = \port__data$182 [39:32];
+  assign \port__data$182[5]  = \port__data$182 [47:40];
+  assign \port__data$182[5][0]  = \port__data$182 [47:40];
+  assign \port__data$182[6]  = \port__data$182 [55:48];
+  assign \port__data$182[6][0]  = \port__data$182 [55:48];
+  assign \port__data$182[7]  = \port__data$182 [63:56];
+  assign \port__data$182[7][0]  = \port__data$182 [63:56];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -15369,10 +15487,10 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$423 ;
   reg \$424 ;
   reg [1:0] \$425 ;
-  reg \$426 ;
-  reg [15:0] \$427 ;
-  reg [15:0] \$428 ;
-  reg [255:0] \$429 ;
+  reg [15:0] \$426 ;
+  reg [255:0] \$427 ;
+  reg \$428 ;
+  reg \$429 ;
   wire [7:0] \$43 ;
   reg \$430 ;
   reg \$431 ;
@@ -15381,141 +15499,141 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg \$434 ;
   reg \$435 ;
   reg \$436 ;
-  reg \$437 ;
-  reg \$438 ;
+  reg [1:0] \$437 ;
+  reg [1:0] \$438 ;
   reg [1:0] \$439 ;
   wire [15:0] \$44 ;
-  reg [1:0] \$440 ;
-  reg [1:0] \$441 ;
+  reg [2:0] \$440 ;
+  reg [2:0] \$441 ;
   reg [2:0] \$442 ;
   reg [2:0] \$443 ;
-  reg [2:0] \$444 ;
-  reg [2:0] \$445 ;
-  reg [4:0] \$446 ;
-  reg [6:0] \$447 ;
-  reg [7:0] \$448 ;
+  reg [4:0] \$444 ;
+  reg [6:0] \$445 ;
+  reg [7:0] \$446 ;
+  reg [2:0] \$447 ;
+  reg [2:0] \$448 ;
   reg [2:0] \$449 ;
   wire [6:0] \$45 ;
   reg [2:0] \$450 ;
-  reg [2:0] \$451 ;
-  reg [2:0] \$452 ;
-  reg [4:0] \$453 ;
-  reg [6:0] \$454 ;
-  reg [7:0] \$455 ;
+  reg [4:0] \$451 ;
+  reg [6:0] \$452 ;
+  reg [7:0] \$453 ;
+  reg [2:0] \$454 ;
+  reg [2:0] \$455 ;
   reg [2:0] \$456 ;
   reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
-  reg [2:0] \$459 ;
+  reg [4:0] \$458 ;
+  reg [6:0] \$459 ;
   wire [7:0] \$46 ;
-  reg [4:0] \$460 ;
-  reg [6:0] \$461 ;
-  reg [7:0] \$462 ;
+  reg [7:0] \$460 ;
+  reg [2:0] \$461 ;
+  reg [2:0] \$462 ;
   reg [2:0] \$463 ;
   reg [2:0] \$464 ;
-  reg [2:0] \$465 ;
-  reg [2:0] \$466 ;
-  reg [4:0] \$467 ;
-  reg [6:0] \$468 ;
-  reg [7:0] \$469 ;
+  reg [4:0] \$465 ;
+  reg [6:0] \$466 ;
+  reg [7:0] \$467 ;
+  reg [2:0] \$468 ;
+  reg [2:0] \$469 ;
   wire [15:0] \$47 ;
   reg [2:0] \$470 ;
   reg [2:0] \$471 ;
-  reg [2:0] \$472 ;
-  reg [2:0] \$473 ;
-  reg [4:0] \$474 ;
-  reg [6:0] \$475 ;
-  reg [7:0] \$476 ;
+  reg [4:0] \$472 ;
+  reg [6:0] \$473 ;
+  reg [7:0] \$474 ;
+  reg [2:0] \$475 ;
+  reg [2:0] \$476 ;
   reg [2:0] \$477 ;
   reg [2:0] \$478 ;
-  reg [2:0] \$479 ;
+  reg [4:0] \$479 ;
   wire [6:0] \$48 ;
-  reg [2:0] \$480 ;
-  reg [4:0] \$481 ;
-  reg [6:0] \$482 ;
-  reg [7:0] \$483 ;
+  reg [6:0] \$480 ;
+  reg [7:0] \$481 ;
+  reg [2:0] \$482 ;
+  reg [2:0] \$483 ;
   reg [2:0] \$484 ;
   reg [2:0] \$485 ;
-  reg [2:0] \$486 ;
-  reg [2:0] \$487 ;
-  reg [4:0] \$488 ;
-  reg [6:0] \$489 ;
+  reg [4:0] \$486 ;
+  reg [6:0] \$487 ;
+  reg [7:0] \$488 ;
+  reg [2:0] \$489 ;
   wire [7:0] \$49 ;
-  reg [7:0] \$490 ;
+  reg [2:0] \$490 ;
   reg [2:0] \$491 ;
   reg [2:0] \$492 ;
-  reg [2:0] \$493 ;
-  reg [2:0] \$494 ;
-  reg [4:0] \$495 ;
-  reg [6:0] \$496 ;
-  reg [7:0] \$497 ;
+  reg [4:0] \$493 ;
+  reg [6:0] \$494 ;
+  reg [7:0] \$495 ;
+  reg [2:0] \$496 ;
+  reg [2:0] \$497 ;
   reg [2:0] \$498 ;
   reg [2:0] \$499 ;
   wire [15:0] \$5 ;
   wire [15:0] \$50 ;
-  reg [2:0] \$500 ;
-  reg [2:0] \$501 ;
-  reg [4:0] \$502 ;
-  reg [6:0] \$503 ;
-  reg [7:0] \$504 ;
+  reg [4:0] \$500 ;
+  reg [6:0] \$501 ;
+  reg [7:0] \$502 ;
+  reg [2:0] \$503 ;
+  reg [2:0] \$504 ;
   reg [2:0] \$505 ;
   reg [2:0] \$506 ;
-  reg [2:0] \$507 ;
-  reg [2:0] \$508 ;
-  reg [4:0] \$509 ;
+  reg [4:0] \$507 ;
+  reg [6:0] \$508 ;
+  reg [7:0] \$509 ;
   wire [6:0] \$51 ;
-  reg [6:0] \$510 ;
-  reg [7:0] \$511 ;
+  reg [2:0] \$510 ;
+  reg [2:0] \$511 ;
   reg [2:0] \$512 ;
   reg [2:0] \$513 ;
-  reg [2:0] \$514 ;
-  reg [2:0] \$515 ;
-  reg [4:0] \$516 ;
-  reg [6:0] \$517 ;
-  reg [7:0] \$518 ;
+  reg [4:0] \$514 ;
+  reg [6:0] \$515 ;
+  reg [7:0] \$516 ;
+  reg [2:0] \$517 ;
+  reg [2:0] \$518 ;
   reg [2:0] \$519 ;
   wire [7:0] \$52 ;
   reg [2:0] \$520 ;
-  reg [2:0] \$521 ;
-  reg [2:0] \$522 ;
-  reg [4:0] \$523 ;
-  reg [6:0] \$524 ;
-  reg [7:0] \$525 ;
+  reg [4:0] \$521 ;
+  reg [6:0] \$522 ;
+  reg [7:0] \$523 ;
+  reg [2:0] \$524 ;
+  reg [2:0] \$525 ;
   reg [2:0] \$526 ;
   reg [2:0] \$527 ;
-  reg [2:0] \$528 ;
-  reg [2:0] \$529 ;
+  reg [4:0] \$528 ;
+  reg [6:0] \$529 ;
   wire \$53 ;
-  reg [4:0] \$530 ;
-  reg [6:0] \$531 ;
-  reg [7:0] \$532 ;
+  reg [7:0] \$530 ;
+  reg [2:0] \$531 ;
+  reg [2:0] \$532 ;
   reg [2:0] \$533 ;
   reg [2:0] \$534 ;
-  reg [2:0] \$535 ;
-  reg [2:0] \$536 ;
-  reg [4:0] \$537 ;
-  reg [6:0] \$538 ;
-  reg [7:0] \$539 ;
+  reg [4:0] \$535 ;
+  reg [6:0] \$536 ;
+  reg [7:0] \$537 ;
+  reg [2:0] \$538 ;
+  reg [2:0] \$539 ;
   wire \$54 ;
   reg [2:0] \$540 ;
   reg [2:0] \$541 ;
-  reg [2:0] \$542 ;
-  reg [2:0] \$543 ;
-  reg [4:0] \$544 ;
-  reg [6:0] \$545 ;
-  reg [7:0] \$546 ;
+  reg [4:0] \$542 ;
+  reg [6:0] \$543 ;
+  reg [7:0] \$544 ;
+  reg [2:0] \$545 ;
+  reg [2:0] \$546 ;
   reg [2:0] \$547 ;
   reg [2:0] \$548 ;
-  reg [2:0] \$549 ;
+  reg [4:0] \$549 ;
   wire \$55 ;
-  reg [2:0] \$550 ;
-  reg [4:0] \$551 ;
-  reg [6:0] \$552 ;
-  reg [7:0] \$553 ;
-  reg \$554 ;
-  reg \$555 ;
-  reg [1:0] \$556 ;
-  reg [127:0] \$557 ;
-  reg \$558 ;
+  reg [6:0] \$550 ;
+  reg [7:0] \$551 ;
+  reg \$552 ;
+  reg \$553 ;
+  reg [1:0] \$554 ;
+  reg [127:0] \$555 ;
+  reg \$556 ;
+  reg [7:0] \$557 ;
+  reg [7:0] \$558 ;
   reg [7:0] \$559 ;
   wire [1:0] \$56 ;
   reg [7:0] \$560 ;
@@ -15532,10 +15650,8 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [7:0] \$570 ;
   reg [7:0] \$571 ;
   reg [7:0] \$572 ;
-  reg [7:0] \$573 ;
-  reg [7:0] \$574 ;
-  reg \$575 ;
-  reg [15:0] \$576 ;
+  reg \$573 ;
+  reg [15:0] \$574 ;
   wire \$58 ;
   wire \$59 ;
   wire [6:0] \$6 ;
@@ -15585,7 +15701,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   (* init = 1'h0 *)
   wire \$signal ;
   reg \$signal$111  = 1'h0;
-  reg \$signal$114  = 1'h0;
+  reg \$signal$113  = 1'h0;
   reg [1:0] \$signature__addr  = 2'h0;
   reg [15:0] \$signature__data  = 16'h0000;
   wire \$signature__data[0] ;
@@ -15648,7 +15764,6 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg first1_d1 = 1'h0;
   reg first1_d2 = 1'h0;
   reg fresh1 = 1'h0;
-  reg fresh1_d0 = 1'h0;
   input [15:0] i__payload;
   wire [15:0] i__payload;
   wire \i__payload[0] ;
@@ -15706,39 +15821,39 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [3:0] port__addr = 4'h0;
   reg [1:0] \port__addr$88  = 2'h0;
   wire [255:0] port__data;
-  wire [127:0] \port__data$212 ;
-  wire [7:0] \port__data$212[0] ;
-  wire [7:0] \port__data$212[0][0] ;
-  wire [7:0] \port__data$212[10] ;
-  wire [7:0] \port__data$212[10][0] ;
-  wire [7:0] \port__data$212[11] ;
-  wire [7:0] \port__data$212[11][0] ;
-  wire [7:0] \port__data$212[12] ;
-  wire [7:0] \port__data$212[12][0] ;
-  wire [7:0] \port__data$212[13] ;
-  wire [7:0] \port__data$212[13][0] ;
-  wire [7:0] \port__data$212[14] ;
-  wire [7:0] \port__data$212[14][0] ;
-  wire [7:0] \port__data$212[15] ;
-  wire [7:0] \port__data$212[15][0] ;
-  wire [7:0] \port__data$212[1] ;
-  wire [7:0] \port__data$212[1][0] ;
-  wire [7:0] \port__data$212[2] ;
-  wire [7:0] \port__data$212[2][0] ;
-  wire [7:0] \port__data$212[3] ;
-  wire [7:0] \port__data$212[3][0] ;
-  wire [7:0] \port__data$212[4] ;
-  wire [7:0] \port__data$212[4][0] ;
-  wire [7:0] \port__data$212[5] ;
-  wire [7:0] \port__data$212[5][0] ;
-  wire [7:0] \port__data$212[6] ;
-  wire [7:0] \port__data$212[6][0] ;
-  wire [7:0] \port__data$212[7] ;
-  wire [7:0] \port__data$212[7][0] ;
-  wire [7:0] \port__data$212[8] ;
-  wire [7:0] \port__data$212[8][0] ;
-  wire [7:0] \port__data$212[9] ;
-  wire [7:0] \port__data$212[9][0] ;
+  wire [127:0] \port__data$210 ;
+  wire [7:0] \port__data$210[0] ;
+  wire [7:0] \port__data$210[0][0] ;
+  wire [7:0] \port__data$210[10] ;
+  wire [7:0] \port__data$210[10][0] ;
+  wire [7:0] \port__data$210[11] ;
+  wire [7:0] \port__data$210[11][0] ;
+  wire [7:0] \port__data$210[12] ;
+  wire [7:0] \port__data$210[12][0] ;
+  wire [7:0] \port__data$210[13] ;
+  wire [7:0] \port__data$210[13][0] ;
+  wire [7:0] \port__data$210[14] ;
+  wire [7:0] \port__data$210[14][0] ;
+  wire [7:0] \port__data$210[15] ;
+  wire [7:0] \port__data$210[15][0] ;
+  wire [7:0] \port__data$210[1] ;
+  wire [7:0] \port__data$210[1][0] ;
+  wire [7:0] \port__data$210[2] ;
+  wire [7:0] \port__data$210[2][0] ;
+  wire [7:0] \port__data$210[3] ;
+  wire [7:0] \port__data$210[3][0] ;
+  wire [7:0] \port__data$210[4] ;
+  wire [7:0] \port__data$210[4][0] ;
+  wire [7:0] \port__data$210[5] ;
+  wire [7:0] \port__data$210[5][0] ;
+  wire [7:0] \port__data$210[6] ;
+  wire [7:0] \port__data$210[6][0] ;
+  wire [7:0] \port__data$210[7] ;
+  wire [7:0] \port__data$210[7][0] ;
+  wire [7:0] \port__data$210[8] ;
+  wire [7:0] \port__data$210[8][0] ;
+  wire [7:0] \port__data$210[9] ;
+  wire [7:0] \port__data$210[9][0] ;
   wire port__en;
   wire \port__en$90 ;
   reg [6:0] raw0 = 7'h00;
@@ -15757,7 +15872,6 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg [6:0] raw7 = 7'h00;
   reg [6:0] raw8 = 7'h00;
   reg [6:0] raw9 = 7'h00;
-  reg [15:0] replay_d0 = 16'h0000;
   wire [15:0] result;
   wire \result[0] ;
   wire \result[10] ;
@@ -15932,7 +16046,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$213  = 1'h0;
+  reg \v2_d0$211  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -15954,7 +16068,6 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \x1[7] ;
   wire \x1[8] ;
   wire \x1[9] ;
-  reg [15:0] x1_d0 = 16'h0000;
   wire [15:0] x_in;
   wire \x_in[0] ;
   wire \x_in[10] ;
@@ -15972,6 +16085,23 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [15:0] x_in_d0 = 16'h0000;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
   wire [15:0] xnor0;
   wire [15:0] xnor1;
   wire [15:0] xnor10;
@@ -16020,7 +16150,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
       _1_ <= thresholds[\port__addr$88 ];
     end
   end
-  assign \port__data$212  = _1_;
+  assign \port__data$210  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'h32f28777dd85c370c15222fb7da9f61bde394dcf015620c65e8afcad99680def;
@@ -16047,8 +16177,6 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
     end
   end
   assign port__data = _2_;
-  assign \$405  = xnor15[12] + xnor15[13];
-  assign \$406  = xnor15[14] + xnor15[15];
   assign \$407  = \$405  + \$406 ;
   assign \$408  = tree15_l1_0_0 + tree15_l1_1_0;
   assign \$409  = tree15_l1_2_0 + tree15_l1_3_0;
@@ -16074,381 +16202,377 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   always @(posedge clk)
     fresh1 <= \$422 ;
   always @(posedge clk)
-    \$signal$114  <= \$423 ;
+    \$signal$113  <= \$423 ;
   always @(posedge clk)
     last1 <= \$424 ;
   always @(posedge clk)
     nf1 <= \$425 ;
   always @(posedge clk)
-    fresh1_d0 <= \$426 ;
+    x_in_d0 <= \$426 ;
   always @(posedge clk)
-    x1_d0 <= \$427 ;
+    weights_d0 <= \$427 ;
   always @(posedge clk)
-    replay_d0 <= \$428 ;
+    v1_d0 <= \$428 ;
   always @(posedge clk)
-    weights_d0 <= \$429 ;
+    v1_d1 <= \$429 ;
   always @(posedge clk)
-    v1_d0 <= \$430 ;
+    v1_d2 <= \$430 ;
   always @(posedge clk)
-    v1_d1 <= \$431 ;
+    first1_d0 <= \$431 ;
   always @(posedge clk)
-    v1_d2 <= \$432 ;
+    first1_d1 <= \$432 ;
   always @(posedge clk)
-    first1_d0 <= \$433 ;
+    first1_d2 <= \$433 ;
   always @(posedge clk)
-    first1_d1 <= \$434 ;
+    last1_d0 <= \$434 ;
   always @(posedge clk)
-    first1_d2 <= \$435 ;
+    last1_d1 <= \$435 ;
   always @(posedge clk)
-    last1_d0 <= \$436 ;
+    last1_d2 <= \$436 ;
   always @(posedge clk)
-    last1_d1 <= \$437 ;
+    nf1_d0 <= \$437 ;
   always @(posedge clk)
-    last1_d2 <= \$438 ;
+    nf1_d1 <= \$438 ;
   always @(posedge clk)
-    nf1_d0 <= \$439 ;
+    nf1_d2 <= \$439 ;
   always @(posedge clk)
-    nf1_d1 <= \$440 ;
+    tree0_l1_0_0 <= \$440 ;
   always @(posedge clk)
-    nf1_d2 <= \$441 ;
+    tree0_l1_1_0 <= \$441 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$442 ;
+    tree0_l1_2_0 <= \$442 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$443 ;
+    tree0_l1_3_0 <= \$443 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$444 ;
+    tree0_l3_0_0 <= \$444 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$445 ;
+    raw0 <= \$445 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$446 ;
+    acc0 <= \$446 ;
   always @(posedge clk)
-    raw0 <= \$447 ;
+    tree1_l1_0_0 <= \$447 ;
   always @(posedge clk)
-    acc0 <= \$448 ;
+    tree1_l1_1_0 <= \$448 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$449 ;
+    tree1_l1_2_0 <= \$449 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$450 ;
+    tree1_l1_3_0 <= \$450 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$451 ;
+    tree1_l3_0_0 <= \$451 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$452 ;
+    raw1 <= \$452 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$453 ;
+    acc1 <= \$453 ;
   always @(posedge clk)
-    raw1 <= \$454 ;
+    tree2_l1_0_0 <= \$454 ;
   always @(posedge clk)
-    acc1 <= \$455 ;
+    tree2_l1_1_0 <= \$455 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$456 ;
+    tree2_l1_2_0 <= \$456 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$457 ;
+    tree2_l1_3_0 <= \$457 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$458 ;
+    tree2_l3_0_0 <= \$458 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$459 ;
+    raw2 <= \$459 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$460 ;
+    acc2 <= \$460 ;
   always @(posedge clk)
-    raw2 <= \$461 ;
+    tree3_l1_0_0 <= \$461 ;
   always @(posedge clk)
-    acc2 <= \$462 ;
+    tree3_l1_1_0 <= \$462 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$463 ;
+    tree3_l1_2_0 <= \$463 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$464 ;
+    tree3_l1_3_0 <= \$464 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$465 ;
+    tree3_l3_0_0 <= \$465 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$466 ;
+    raw3 <= \$466 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$467 ;
+    acc3 <= \$467 ;
   always @(posedge clk)
-    raw3 <= \$468 ;
+    tree4_l1_0_0 <= \$468 ;
   always @(posedge clk)
-    acc3 <= \$469 ;
+    tree4_l1_1_0 <= \$469 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$470 ;
+    tree4_l1_2_0 <= \$470 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$471 ;
+    tree4_l1_3_0 <= \$471 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$472 ;
+    tree4_l3_0_0 <= \$472 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$473 ;
+    raw4 <= \$473 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$474 ;
+    acc4 <= \$474 ;
   always @(posedge clk)
-    raw4 <= \$475 ;
+    tree5_l1_0_0 <= \$475 ;
   always @(posedge clk)
-    acc4 <= \$476 ;
+    tree5_l1_1_0 <= \$476 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$477 ;
+    tree5_l1_2_0 <= \$477 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$478 ;
+    tree5_l1_3_0 <= \$478 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$479 ;
+    tree5_l3_0_0 <= \$479 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$480 ;
+    raw5 <= \$480 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$481 ;
+    acc5 <= \$481 ;
   always @(posedge clk)
-    raw5 <= \$482 ;
+    tree6_l1_0_0 <= \$482 ;
   always @(posedge clk)
-    acc5 <= \$483 ;
+    tree6_l1_1_0 <= \$483 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$484 ;
+    tree6_l1_2_0 <= \$484 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$485 ;
+    tree6_l1_3_0 <= \$485 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$486 ;
+    tree6_l3_0_0 <= \$486 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$487 ;
+    raw6 <= \$487 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$488 ;
+    acc6 <= \$488 ;
   always @(posedge clk)
-    raw6 <= \$489 ;
+    tree7_l1_0_0 <= \$489 ;
   always @(posedge clk)
-    acc6 <= \$490 ;
+    tree7_l1_1_0 <= \$490 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$491 ;
+    tree7_l1_2_0 <= \$491 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$492 ;
+    tree7_l1_3_0 <= \$492 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$493 ;
+    tree7_l3_0_0 <= \$493 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$494 ;
+    raw7 <= \$494 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$495 ;
+    acc7 <= \$495 ;
   always @(posedge clk)
-    raw7 <= \$496 ;
+    tree8_l1_0_0 <= \$496 ;
   always @(posedge clk)
-    acc7 <= \$497 ;
+    tree8_l1_1_0 <= \$497 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$498 ;
+    tree8_l1_2_0 <= \$498 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$499 ;
+    tree8_l1_3_0 <= \$499 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$500 ;
+    tree8_l3_0_0 <= \$500 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$501 ;
+    raw8 <= \$501 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$502 ;
+    acc8 <= \$502 ;
   always @(posedge clk)
-    raw8 <= \$503 ;
+    tree9_l1_0_0 <= \$503 ;
   always @(posedge clk)
-    acc8 <= \$504 ;
+    tree9_l1_1_0 <= \$504 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$505 ;
+    tree9_l1_2_0 <= \$505 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$506 ;
+    tree9_l1_3_0 <= \$506 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$507 ;
+    tree9_l3_0_0 <= \$507 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$508 ;
+    raw9 <= \$508 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$509 ;
+    acc9 <= \$509 ;
   always @(posedge clk)
-    raw9 <= \$510 ;
+    tree10_l1_0_0 <= \$510 ;
   always @(posedge clk)
-    acc9 <= \$511 ;
+    tree10_l1_1_0 <= \$511 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$512 ;
+    tree10_l1_2_0 <= \$512 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$513 ;
+    tree10_l1_3_0 <= \$513 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$514 ;
+    tree10_l3_0_0 <= \$514 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$515 ;
+    raw10 <= \$515 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$516 ;
+    acc10 <= \$516 ;
   always @(posedge clk)
-    raw10 <= \$517 ;
+    tree11_l1_0_0 <= \$517 ;
   always @(posedge clk)
-    acc10 <= \$518 ;
+    tree11_l1_1_0 <= \$518 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$519 ;
+    tree11_l1_2_0 <= \$519 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$520 ;
+    tree11_l1_3_0 <= \$520 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$521 ;
+    tree11_l3_0_0 <= \$521 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$522 ;
+    raw11 <= \$522 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$523 ;
+    acc11 <= \$523 ;
   always @(posedge clk)
-    raw11 <= \$524 ;
+    tree12_l1_0_0 <= \$524 ;
   always @(posedge clk)
-    acc11 <= \$525 ;
+    tree12_l1_1_0 <= \$525 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$526 ;
+    tree12_l1_2_0 <= \$526 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$527 ;
+    tree12_l1_3_0 <= \$527 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$528 ;
+    tree12_l3_0_0 <= \$528 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$529 ;
+    raw12 <= \$529 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$530 ;
+    acc12 <= \$530 ;
   always @(posedge clk)
-    raw12 <= \$531 ;
+    tree13_l1_0_0 <= \$531 ;
   always @(posedge clk)
-    acc12 <= \$532 ;
+    tree13_l1_1_0 <= \$532 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$533 ;
+    tree13_l1_2_0 <= \$533 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$534 ;
+    tree13_l1_3_0 <= \$534 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$535 ;
+    tree13_l3_0_0 <= \$535 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$536 ;
+    raw13 <= \$536 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$537 ;
+    acc13 <= \$537 ;
   always @(posedge clk)
-    raw13 <= \$538 ;
+    tree14_l1_0_0 <= \$538 ;
   always @(posedge clk)
-    acc13 <= \$539 ;
+    tree14_l1_1_0 <= \$539 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$540 ;
+    tree14_l1_2_0 <= \$540 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$541 ;
+    tree14_l1_3_0 <= \$541 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$542 ;
+    tree14_l3_0_0 <= \$542 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$543 ;
+    raw14 <= \$543 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$544 ;
+    acc14 <= \$544 ;
   always @(posedge clk)
-    raw14 <= \$545 ;
+    tree15_l1_0_0 <= \$545 ;
   always @(posedge clk)
-    acc14 <= \$546 ;
+    tree15_l1_1_0 <= \$546 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$547 ;
+    tree15_l1_2_0 <= \$547 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$548 ;
+    tree15_l1_3_0 <= \$548 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$549 ;
+    tree15_l3_0_0 <= \$549 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$550 ;
+    raw15 <= \$550 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$551 ;
+    acc15 <= \$551 ;
   always @(posedge clk)
-    raw15 <= \$552 ;
+    v2 <= \$552 ;
   always @(posedge clk)
-    acc15 <= \$553 ;
+    v2_d0 <= \$553 ;
   always @(posedge clk)
-    v2 <= \$554 ;
+    \port__addr$88  <= \$554 ;
   always @(posedge clk)
-    v2_d0 <= \$555 ;
+    thresholds_d0 <= \$555 ;
   always @(posedge clk)
-    \port__addr$88  <= \$556 ;
+    \v2_d0$211  <= \$556 ;
   always @(posedge clk)
-    thresholds_d0 <= \$557 ;
+    acc0_d0 <= \$557 ;
   always @(posedge clk)
-    \v2_d0$213  <= \$558 ;
+    acc1_d0 <= \$558 ;
   always @(posedge clk)
-    acc0_d0 <= \$559 ;
+    acc2_d0 <= \$559 ;
   always @(posedge clk)
-    acc1_d0 <= \$560 ;
+    acc3_d0 <= \$560 ;
   always @(posedge clk)
-    acc2_d0 <= \$561 ;
+    acc4_d0 <= \$561 ;
   always @(posedge clk)
-    acc3_d0 <= \$562 ;
+    acc5_d0 <= \$562 ;
   always @(posedge clk)
-    acc4_d0 <= \$563 ;
+    acc6_d0 <= \$563 ;
   always @(posedge clk)
-    acc5_d0 <= \$564 ;
+    acc7_d0 <= \$564 ;
   always @(posedge clk)
-    acc6_d0 <= \$565 ;
+    acc8_d0 <= \$565 ;
   always @(posedge clk)
-    acc7_d0 <= \$566 ;
+    acc9_d0 <= \$566 ;
   always @(posedge clk)
-    acc8_d0 <= \$567 ;
+    acc10_d0 <= \$567 ;
   always @(posedge clk)
-    acc9_d0 <= \$568 ;
+    acc11_d0 <= \$568 ;
   always @(posedge clk)
-    acc10_d0 <= \$569 ;
+    acc12_d0 <= \$569 ;
   always @(posedge clk)
-    acc11_d0 <= \$570 ;
+    acc13_d0 <= \$570 ;
   always @(posedge clk)
-    acc12_d0 <= \$571 ;
+    acc14_d0 <= \$571 ;
   always @(posedge clk)
-    acc13_d0 <= \$572 ;
+    acc15_d0 <= \$572 ;
   always @(posedge clk)
-    acc14_d0 <= \$573 ;
+    o__valid <= \$573 ;
   always @(posedge clk)
-    acc15_d0 <= \$574 ;
-  always @(posedge clk)
-    o__valid <= \$575 ;
-  always @(posedge clk)
-    o__payload <= \$576 ;
+    o__payload <= \$574 ;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
   assign \$3  = ~ \$2 ;
   assign \$4  = i__valid | \$3 ;
   assign fire = advance & \$4 ;
-  assign x_in = fresh1_d0 ? x1_d0 : replay_d0;
-  assign \$5  = x_in ^ weights_d0[15:0];
+  assign x_in = fresh1 ? \$signature__data  : rp__data;
+  assign \$5  = x_in_d0 ^ weights_d0[15:0];
   assign xnor0 = ~ \$5 ;
   assign \$6  = first1_d2 ? 7'h00 : raw0;
   assign \$7  = tree0_l3_0_0 + \$6 ;
-  assign \$8  = x_in ^ weights_d0[31:16];
+  assign \$8  = x_in_d0 ^ weights_d0[31:16];
   assign xnor1 = ~ \$8 ;
   assign \$9  = first1_d2 ? 7'h00 : raw1;
   assign \$10  = tree1_l3_0_0 + \$9 ;
-  assign \$11  = x_in ^ weights_d0[47:32];
+  assign \$11  = x_in_d0 ^ weights_d0[47:32];
   assign xnor2 = ~ \$11 ;
   assign \$12  = first1_d2 ? 7'h00 : raw2;
   assign \$13  = tree2_l3_0_0 + \$12 ;
-  assign \$14  = x_in ^ weights_d0[63:48];
+  assign \$14  = x_in_d0 ^ weights_d0[63:48];
   assign xnor3 = ~ \$14 ;
   assign \$15  = first1_d2 ? 7'h00 : raw3;
   assign \$16  = tree3_l3_0_0 + \$15 ;
-  assign \$17  = x_in ^ weights_d0[79:64];
+  assign \$17  = x_in_d0 ^ weights_d0[79:64];
   assign xnor4 = ~ \$17 ;
   assign \$18  = first1_d2 ? 7'h00 : raw4;
   assign \$19  = tree4_l3_0_0 + \$18 ;
-  assign \$20  = x_in ^ weights_d0[95:80];
+  assign \$20  = x_in_d0 ^ weights_d0[95:80];
   assign xnor5 = ~ \$20 ;
   assign \$21  = first1_d2 ? 7'h00 : raw5;
   assign \$22  = tree5_l3_0_0 + \$21 ;
-  assign \$23  = x_in ^ weights_d0[111:96];
+  assign \$23  = x_in_d0 ^ weights_d0[111:96];
   assign xnor6 = ~ \$23 ;
   assign \$24  = first1_d2 ? 7'h00 : raw6;
   assign \$25  = tree6_l3_0_0 + \$24 ;
-  assign \$26  = x_in ^ weights_d0[127:112];
+  assign \$26  = x_in_d0 ^ weights_d0[127:112];
   assign xnor7 = ~ \$26 ;
   assign \$27  = first1_d2 ? 7'h00 : raw7;
   assign \$28  = tree7_l3_0_0 + \$27 ;
-  assign \$29  = x_in ^ weights_d0[143:128];
+  assign \$29  = x_in_d0 ^ weights_d0[143:128];
   assign xnor8 = ~ \$29 ;
   assign \$30  = first1_d2 ? 7'h00 : raw8;
   assign \$31  = tree8_l3_0_0 + \$30 ;
-  assign \$32  = x_in ^ weights_d0[159:144];
+  assign \$32  = x_in_d0 ^ weights_d0[159:144];
   assign xnor9 = ~ \$32 ;
   assign \$33  = first1_d2 ? 7'h00 : raw9;
   assign \$34  = tree9_l3_0_0 + \$33 ;
-  assign \$35  = x_in ^ weights_d0[175:160];
+  assign \$35  = x_in_d0 ^ weights_d0[175:160];
   assign xnor10 = ~ \$35 ;
   assign \$36  = first1_d2 ? 7'h00 : raw10;
   assign \$37  = tree10_l3_0_0 + \$36 ;
-  assign \$38  = x_in ^ weights_d0[191:176];
+  assign \$38  = x_in_d0 ^ weights_d0[191:176];
   assign xnor11 = ~ \$38 ;
   assign \$39  = first1_d2 ? 7'h00 : raw11;
   assign \$40  = tree11_l3_0_0 + \$39 ;
-  assign \$41  = x_in ^ weights_d0[207:192];
+  assign \$41  = x_in_d0 ^ weights_d0[207:192];
   assign xnor12 = ~ \$41 ;
   assign \$42  = first1_d2 ? 7'h00 : raw12;
   assign \$43  = tree12_l3_0_0 + \$42 ;
-  assign \$44  = x_in ^ weights_d0[223:208];
+  assign \$44  = x_in_d0 ^ weights_d0[223:208];
   assign xnor13 = ~ \$44 ;
   assign \$45  = first1_d2 ? 7'h00 : raw13;
   assign \$46  = tree13_l3_0_0 + \$45 ;
-  assign \$47  = x_in ^ weights_d0[239:224];
+  assign \$47  = x_in_d0 ^ weights_d0[239:224];
   assign xnor14 = ~ \$47 ;
   assign \$48  = first1_d2 ? 7'h00 : raw14;
   assign \$49  = tree14_l3_0_0 + \$48 ;
-  assign \$50  = x_in ^ weights_d0[255:240];
+  assign \$50  = x_in_d0 ^ weights_d0[255:240];
   assign xnor15 = ~ \$50 ;
   assign \$51  = first1_d2 ? 7'h00 : raw15;
   assign \$52  = tree15_l3_0_0 + \$51 ;
@@ -16804,6 +16928,8 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \$402  = xnor15[8] + xnor15[9];
   assign \$403  = xnor15[10] + xnor15[11];
   assign \$404  = \$402  + \$403 ;
+  assign \$405  = xnor15[12] + xnor15[13];
+  assign \$406  = xnor15[14] + xnor15[15];
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$415  = rp__addr;
@@ -16879,7 +17005,7 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = \$signal$114 ;
+    \$423  = \$signal$113 ;
     if (advance) begin
       \$423  = \$124 ;
     end
@@ -16909,37 +17035,43 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = fresh1_d0;
+    \$426  = x_in_d0;
     if (advance) begin
-      \$426  = fresh1;
+      \$426  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = x1_d0;
+    \$427  = weights_d0;
     if (advance) begin
-      \$427  = \$signature__data ;
+      \$427  = port__data;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = replay_d0;
+    \$428  = v1_d0;
     if (advance) begin
-      \$428  = rp__data;
+      \$428  = \$signal$111 ;
+    end
+    if (rst) begin
+      \$428  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = weights_d0;
+    \$429  = v1_d1;
     if (advance) begin
-      \$429  = port__data;
+      \$429  = v1_d0;
+    end
+    if (rst) begin
+      \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = v1_d0;
+    \$430  = v1_d2;
     if (advance) begin
-      \$430  = \$signal$111 ;
+      \$430  = v1_d1;
     end
     if (rst) begin
       \$430  = 1'h0;
@@ -16947,1045 +17079,1025 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = v1_d1;
+    \$431  = first1_d0;
     if (advance) begin
-      \$431  = v1_d0;
-    end
-    if (rst) begin
-      \$431  = 1'h0;
+      \$431  = \$signal$113 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = v1_d2;
+    \$432  = first1_d1;
     if (advance) begin
-      \$432  = v1_d1;
-    end
-    if (rst) begin
-      \$432  = 1'h0;
+      \$432  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = first1_d0;
+    \$433  = first1_d2;
     if (advance) begin
-      \$433  = \$signal$114 ;
+      \$433  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = first1_d1;
+    \$434  = last1_d0;
     if (advance) begin
-      \$434  = first1_d0;
+      \$434  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = first1_d2;
+    \$435  = last1_d1;
     if (advance) begin
-      \$435  = first1_d1;
+      \$435  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = last1_d0;
+    \$436  = last1_d2;
     if (advance) begin
-      \$436  = last1;
+      \$436  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = last1_d1;
+    \$437  = nf1_d0;
     if (advance) begin
-      \$437  = last1_d0;
+      \$437  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = last1_d2;
+    \$438  = nf1_d1;
     if (advance) begin
-      \$438  = last1_d1;
+      \$438  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439  = nf1_d0;
+    \$439  = nf1_d2;
     if (advance) begin
-      \$439  = nf1;
+      \$439  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = nf1_d1;
+    \$440  = tree0_l1_0_0;
     if (advance) begin
-      \$440  = nf1_d0;
+      \$440  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = nf1_d2;
+    \$441  = tree0_l1_1_0;
     if (advance) begin
-      \$441  = nf1_d1;
+      \$441  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = tree0_l1_0_0;
+    \$442  = tree0_l1_2_0;
     if (advance) begin
-      \$442  = \$128 ;
+      \$442  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = tree0_l1_1_0;
+    \$443  = tree0_l1_3_0;
     if (advance) begin
-      \$443  = \$131 ;
+      \$443  = \$137 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = tree0_l1_2_0;
+    \$444  = tree0_l3_0_0;
     if (advance) begin
-      \$444  = \$134 ;
+      \$444  = \$140 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = tree0_l1_3_0;
-    if (advance) begin
-      \$445  = \$137 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = tree0_l3_0_0;
-    if (advance) begin
-      \$446  = \$140 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = raw0;
+    \$445  = raw0;
     if (\$141 ) begin
-      \$447  = \$7 [6:0];
+      \$445  = \$7 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = acc0;
+    \$446  = acc0;
     if (advance) begin
-      \$448  = \$143 [7:0];
+      \$446  = \$143 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = tree1_l1_0_0;
+    \$447  = tree1_l1_0_0;
     if (advance) begin
-      \$449  = \$146 ;
+      \$447  = \$146 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = tree1_l1_1_0;
+    \$448  = tree1_l1_1_0;
     if (advance) begin
-      \$450  = \$149 ;
+      \$448  = \$149 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = tree1_l1_2_0;
+    \$449  = tree1_l1_2_0;
     if (advance) begin
-      \$451  = \$152 ;
+      \$449  = \$152 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = tree1_l1_3_0;
+    \$450  = tree1_l1_3_0;
     if (advance) begin
-      \$452  = \$155 ;
+      \$450  = \$155 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = tree1_l3_0_0;
+    \$451  = tree1_l3_0_0;
     if (advance) begin
-      \$453  = \$158 ;
+      \$451  = \$158 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = raw1;
+    \$452  = raw1;
     if (\$159 ) begin
-      \$454  = \$10 [6:0];
+      \$452  = \$10 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = acc1;
+    \$453  = acc1;
     if (advance) begin
-      \$455  = \$161 [7:0];
+      \$453  = \$161 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = tree2_l1_0_0;
+    \$454  = tree2_l1_0_0;
     if (advance) begin
-      \$456  = \$164 ;
+      \$454  = \$164 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = tree2_l1_1_0;
+    \$455  = tree2_l1_1_0;
     if (advance) begin
-      \$457  = \$167 ;
+      \$455  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = tree2_l1_2_0;
+    \$456  = tree2_l1_2_0;
     if (advance) begin
-      \$458  = \$170 ;
+      \$456  = \$170 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = tree2_l1_3_0;
+    \$457  = tree2_l1_3_0;
     if (advance) begin
-      \$459  = \$173 ;
+      \$457  = \$173 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = tree2_l3_0_0;
+    \$458  = tree2_l3_0_0;
     if (advance) begin
-      \$460  = \$176 ;
+      \$458  = \$176 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = raw2;
+    \$459  = raw2;
     if (\$177 ) begin
-      \$461  = \$13 [6:0];
+      \$459  = \$13 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = acc2;
+    \$460  = acc2;
     if (advance) begin
-      \$462  = \$179 [7:0];
+      \$460  = \$179 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = tree3_l1_0_0;
+    \$461  = tree3_l1_0_0;
     if (advance) begin
-      \$463  = \$182 ;
+      \$461  = \$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = tree3_l1_1_0;
+    \$462  = tree3_l1_1_0;
     if (advance) begin
-      \$464  = \$185 ;
+      \$462  = \$185 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$465  = tree3_l1_2_0;
+    \$463  = tree3_l1_2_0;
     if (advance) begin
-      \$465  = \$188 ;
+      \$463  = \$188 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$466  = tree3_l1_3_0;
+    \$464  = tree3_l1_3_0;
     if (advance) begin
-      \$466  = \$191 ;
+      \$464  = \$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = tree3_l3_0_0;
+    \$465  = tree3_l3_0_0;
     if (advance) begin
-      \$467  = \$194 ;
+      \$465  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = raw3;
+    \$466  = raw3;
     if (\$195 ) begin
-      \$468  = \$16 [6:0];
+      \$466  = \$16 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = acc3;
+    \$467  = acc3;
     if (advance) begin
-      \$469  = \$197 [7:0];
+      \$467  = \$197 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = tree4_l1_0_0;
+    \$468  = tree4_l1_0_0;
     if (advance) begin
-      \$470  = \$200 ;
+      \$468  = \$200 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = tree4_l1_1_0;
+    \$469  = tree4_l1_1_0;
     if (advance) begin
-      \$471  = \$203 ;
+      \$469  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = tree4_l1_2_0;
+    \$470  = tree4_l1_2_0;
     if (advance) begin
-      \$472  = \$206 ;
+      \$470  = \$206 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = tree4_l1_3_0;
+    \$471  = tree4_l1_3_0;
     if (advance) begin
-      \$473  = \$209 ;
+      \$471  = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = tree4_l3_0_0;
+    \$472  = tree4_l3_0_0;
     if (advance) begin
-      \$474  = \$212 ;
+      \$472  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = raw4;
+    \$473  = raw4;
     if (\$213 ) begin
-      \$475  = \$19 [6:0];
+      \$473  = \$19 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = acc4;
+    \$474  = acc4;
     if (advance) begin
-      \$476  = \$215 [7:0];
+      \$474  = \$215 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = tree5_l1_0_0;
+    \$475  = tree5_l1_0_0;
     if (advance) begin
-      \$477  = \$218 ;
+      \$475  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$478  = tree5_l1_1_0;
+    \$476  = tree5_l1_1_0;
     if (advance) begin
-      \$478  = \$221 ;
+      \$476  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$479  = tree5_l1_2_0;
+    \$477  = tree5_l1_2_0;
     if (advance) begin
-      \$479  = \$224 ;
+      \$477  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$480  = tree5_l1_3_0;
+    \$478  = tree5_l1_3_0;
     if (advance) begin
-      \$480  = \$227 ;
+      \$478  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$481  = tree5_l3_0_0;
+    \$479  = tree5_l3_0_0;
     if (advance) begin
-      \$481  = \$230 ;
+      \$479  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$482  = raw5;
+    \$480  = raw5;
     if (\$231 ) begin
-      \$482  = \$22 [6:0];
+      \$480  = \$22 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$483  = acc5;
+    \$481  = acc5;
     if (advance) begin
-      \$483  = \$233 [7:0];
+      \$481  = \$233 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$484  = tree6_l1_0_0;
+    \$482  = tree6_l1_0_0;
     if (advance) begin
-      \$484  = \$236 ;
+      \$482  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$485  = tree6_l1_1_0;
+    \$483  = tree6_l1_1_0;
     if (advance) begin
-      \$485  = \$239 ;
+      \$483  = \$239 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$486  = tree6_l1_2_0;
+    \$484  = tree6_l1_2_0;
     if (advance) begin
-      \$486  = \$242 ;
+      \$484  = \$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$487  = tree6_l1_3_0;
+    \$485  = tree6_l1_3_0;
     if (advance) begin
-      \$487  = \$245 ;
+      \$485  = \$245 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$488  = tree6_l3_0_0;
+    \$486  = tree6_l3_0_0;
     if (advance) begin
-      \$488  = \$248 ;
+      \$486  = \$248 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$489  = raw6;
+    \$487  = raw6;
     if (\$249 ) begin
-      \$489  = \$25 [6:0];
+      \$487  = \$25 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$490  = acc6;
+    \$488  = acc6;
     if (advance) begin
-      \$490  = \$251 [7:0];
+      \$488  = \$251 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$491  = tree7_l1_0_0;
+    \$489  = tree7_l1_0_0;
     if (advance) begin
-      \$491  = \$254 ;
+      \$489  = \$254 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$492  = tree7_l1_1_0;
+    \$490  = tree7_l1_1_0;
     if (advance) begin
-      \$492  = \$257 ;
+      \$490  = \$257 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$493  = tree7_l1_2_0;
+    \$491  = tree7_l1_2_0;
     if (advance) begin
-      \$493  = \$260 ;
+      \$491  = \$260 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$494  = tree7_l1_3_0;
+    \$492  = tree7_l1_3_0;
     if (advance) begin
-      \$494  = \$263 ;
+      \$492  = \$263 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$495  = tree7_l3_0_0;
+    \$493  = tree7_l3_0_0;
     if (advance) begin
-      \$495  = \$266 ;
+      \$493  = \$266 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$496  = raw7;
+    \$494  = raw7;
     if (\$267 ) begin
-      \$496  = \$28 [6:0];
+      \$494  = \$28 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$497  = acc7;
+    \$495  = acc7;
     if (advance) begin
-      \$497  = \$269 [7:0];
+      \$495  = \$269 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$498  = tree8_l1_0_0;
+    \$496  = tree8_l1_0_0;
     if (advance) begin
-      \$498  = \$272 ;
+      \$496  = \$272 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$499  = tree8_l1_1_0;
+    \$497  = tree8_l1_1_0;
     if (advance) begin
-      \$499  = \$275 ;
+      \$497  = \$275 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$500  = tree8_l1_2_0;
+    \$498  = tree8_l1_2_0;
     if (advance) begin
-      \$500  = \$278 ;
+      \$498  = \$278 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$501  = tree8_l1_3_0;
+    \$499  = tree8_l1_3_0;
     if (advance) begin
-      \$501  = \$281 ;
+      \$499  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$502  = tree8_l3_0_0;
+    \$500  = tree8_l3_0_0;
     if (advance) begin
-      \$502  = \$284 ;
+      \$500  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$503  = raw8;
+    \$501  = raw8;
     if (\$285 ) begin
-      \$503  = \$31 [6:0];
+      \$501  = \$31 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$504  = acc8;
+    \$502  = acc8;
     if (advance) begin
-      \$504  = \$287 [7:0];
+      \$502  = \$287 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$505  = tree9_l1_0_0;
+    \$503  = tree9_l1_0_0;
     if (advance) begin
-      \$505  = \$290 ;
+      \$503  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$506  = tree9_l1_1_0;
+    \$504  = tree9_l1_1_0;
     if (advance) begin
-      \$506  = \$293 ;
+      \$504  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$507  = tree9_l1_2_0;
+    \$505  = tree9_l1_2_0;
     if (advance) begin
-      \$507  = \$296 ;
+      \$505  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$508  = tree9_l1_3_0;
+    \$506  = tree9_l1_3_0;
     if (advance) begin
-      \$508  = \$299 ;
+      \$506  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$509  = tree9_l3_0_0;
+    \$507  = tree9_l3_0_0;
     if (advance) begin
-      \$509  = \$302 ;
+      \$507  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$510  = raw9;
+    \$508  = raw9;
     if (\$303 ) begin
-      \$510  = \$34 [6:0];
+      \$508  = \$34 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$511  = acc9;
+    \$509  = acc9;
     if (advance) begin
-      \$511  = \$305 [7:0];
+      \$509  = \$305 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$512  = tree10_l1_0_0;
+    \$510  = tree10_l1_0_0;
     if (advance) begin
-      \$512  = \$308 ;
+      \$510  = \$308 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$513  = tree10_l1_1_0;
+    \$511  = tree10_l1_1_0;
     if (advance) begin
-      \$513  = \$311 ;
+      \$511  = \$311 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$514  = tree10_l1_2_0;
+    \$512  = tree10_l1_2_0;
     if (advance) begin
-      \$514  = \$314 ;
+      \$512  = \$314 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$515  = tree10_l1_3_0;
+    \$513  = tree10_l1_3_0;
     if (advance) begin
-      \$515  = \$317 ;
+      \$513  = \$317 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$516  = tree10_l3_0_0;
+    \$514  = tree10_l3_0_0;
     if (advance) begin
-      \$516  = \$320 ;
+      \$514  = \$320 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$517  = raw10;
+    \$515  = raw10;
     if (\$321 ) begin
-      \$517  = \$37 [6:0];
+      \$515  = \$37 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$518  = acc10;
+    \$516  = acc10;
     if (advance) begin
-      \$518  = \$323 [7:0];
+      \$516  = \$323 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$519  = tree11_l1_0_0;
+    \$517  = tree11_l1_0_0;
     if (advance) begin
-      \$519  = \$326 ;
+      \$517  = \$326 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$520  = tree11_l1_1_0;
+    \$518  = tree11_l1_1_0;
     if (advance) begin
-      \$520  = \$329 ;
+      \$518  = \$329 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$521  = tree11_l1_2_0;
+    \$519  = tree11_l1_2_0;
     if (advance) begin
-      \$521  = \$332 ;
+      \$519  = \$332 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$522  = tree11_l1_3_0;
+    \$520  = tree11_l1_3_0;
     if (advance) begin
-      \$522  = \$335 ;
+      \$520  = \$335 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$523  = tree11_l3_0_0;
+    \$521  = tree11_l3_0_0;
     if (advance) begin
-      \$523  = \$338 ;
+      \$521  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$524  = raw11;
+    \$522  = raw11;
     if (\$339 ) begin
-      \$524  = \$40 [6:0];
+      \$522  = \$40 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$525  = acc11;
+    \$523  = acc11;
     if (advance) begin
-      \$525  = \$341 [7:0];
+      \$523  = \$341 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$526  = tree12_l1_0_0;
+    \$524  = tree12_l1_0_0;
     if (advance) begin
-      \$526  = \$344 ;
+      \$524  = \$344 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$527  = tree12_l1_1_0;
+    \$525  = tree12_l1_1_0;
     if (advance) begin
-      \$527  = \$347 ;
+      \$525  = \$347 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$528  = tree12_l1_2_0;
+    \$526  = tree12_l1_2_0;
     if (advance) begin
-      \$528  = \$350 ;
+      \$526  = \$350 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$529  = tree12_l1_3_0;
+    \$527  = tree12_l1_3_0;
     if (advance) begin
-      \$529  = \$353 ;
+      \$527  = \$353 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$530  = tree12_l3_0_0;
+    \$528  = tree12_l3_0_0;
     if (advance) begin
-      \$530  = \$356 ;
+      \$528  = \$356 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$531  = raw12;
+    \$529  = raw12;
     if (\$357 ) begin
-      \$531  = \$43 [6:0];
+      \$529  = \$43 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$532  = acc12;
+    \$530  = acc12;
     if (advance) begin
-      \$532  = \$359 [7:0];
+      \$530  = \$359 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$533  = tree13_l1_0_0;
+    \$531  = tree13_l1_0_0;
     if (advance) begin
-      \$533  = \$362 ;
+      \$531  = \$362 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$534  = tree13_l1_1_0;
+    \$532  = tree13_l1_1_0;
     if (advance) begin
-      \$534  = \$365 ;
+      \$532  = \$365 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = tree13_l1_2_0;
+    \$533  = tree13_l1_2_0;
     if (advance) begin
-      \$535  = \$368 ;
+      \$533  = \$368 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = tree13_l1_3_0;
+    \$534  = tree13_l1_3_0;
     if (advance) begin
-      \$536  = \$371 ;
+      \$534  = \$371 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = tree13_l3_0_0;
+    \$535  = tree13_l3_0_0;
     if (advance) begin
-      \$537  = \$374 ;
+      \$535  = \$374 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = raw13;
+    \$536  = raw13;
     if (\$375 ) begin
-      \$538  = \$46 [6:0];
+      \$536  = \$46 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = acc13;
+    \$537  = acc13;
     if (advance) begin
-      \$539  = \$377 [7:0];
+      \$537  = \$377 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = tree14_l1_0_0;
+    \$538  = tree14_l1_0_0;
     if (advance) begin
-      \$540  = \$380 ;
+      \$538  = \$380 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = tree14_l1_1_0;
+    \$539  = tree14_l1_1_0;
     if (advance) begin
-      \$541  = \$383 ;
+      \$539  = \$383 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = tree14_l1_2_0;
+    \$540  = tree14_l1_2_0;
     if (advance) begin
-      \$542  = \$386 ;
+      \$540  = \$386 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = tree14_l1_3_0;
+    \$541  = tree14_l1_3_0;
     if (advance) begin
-      \$543  = \$389 ;
+      \$541  = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$544  = tree14_l3_0_0;
+    \$542  = tree14_l3_0_0;
     if (advance) begin
-      \$544  = \$392 ;
+      \$542  = \$392 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$545  = raw14;
+    \$543  = raw14;
     if (\$393 ) begin
-      \$545  = \$49 [6:0];
+      \$543  = \$49 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$546  = acc14;
+    \$544  = acc14;
     if (advance) begin
-      \$546  = \$395 [7:0];
+      \$544  = \$395 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$547  = tree15_l1_0_0;
+    \$545  = tree15_l1_0_0;
     if (advance) begin
-      \$547  = \$398 ;
+      \$545  = \$398 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$548  = tree15_l1_1_0;
+    \$546  = tree15_l1_1_0;
     if (advance) begin
-      \$548  = \$401 ;
+      \$546  = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$549  = tree15_l1_2_0;
+    \$547  = tree15_l1_2_0;
     if (advance) begin
-      \$549  = \$404 ;
+      \$547  = \$404 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$550  = tree15_l1_3_0;
+    \$548  = tree15_l1_3_0;
     if (advance) begin
-      \$550  = \$407 ;
+      \$548  = \$407 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$551  = tree15_l3_0_0;
+    \$549  = tree15_l3_0_0;
     if (advance) begin
-      \$551  = \$410 ;
+      \$549  = \$410 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$552  = raw15;
+    \$550  = raw15;
     if (\$411 ) begin
-      \$552  = \$52 [6:0];
+      \$550  = \$52 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$553  = acc15;
+    \$551  = acc15;
     if (advance) begin
-      \$553  = \$413 [7:0];
+      \$551  = \$413 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$554  = v2;
+    \$552  = v2;
     if (advance) begin
-      \$554  = \$414 ;
+      \$552  = \$414 ;
     end
     if (rst) begin
-      \$554  = 1'h0;
+      \$552  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$555  = v2_d0;
+    \$553  = v2_d0;
     if (advance) begin
-      \$555  = v2;
+      \$553  = v2;
     end
     if (rst) begin
-      \$555  = 1'h0;
+      \$553  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$556  = \port__addr$88 ;
+    \$554  = \port__addr$88 ;
     if (advance) begin
-      \$556  = nf1_d2;
+      \$554  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$557  = thresholds_d0;
+    \$555  = thresholds_d0;
     if (advance) begin
-      \$557  = \port__data$212 ;
+      \$555  = \port__data$210 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$558  = \v2_d0$213 ;
+    \$556  = \v2_d0$211 ;
     if (advance) begin
-      \$558  = v2_d0;
+      \$556  = v2_d0;
     end
     if (rst) begin
-      \$558  = 1'h0;
+      \$556  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$559  = acc0_d0;
+    \$557  = acc0_d0;
     if (advance) begin
-      \$559  = acc0;
+      \$557  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$560  = acc1_d0;
+    \$558  = acc1_d0;
     if (advance) begin
-      \$560  = acc1;
+      \$558  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$561  = acc2_d0;
+    \$559  = acc2_d0;
     if (advance) begin
-      \$561  = acc2;
+      \$559  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$562  = acc3_d0;
+    \$560  = acc3_d0;
     if (advance) begin
-      \$562  = acc3;
+      \$560  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$563  = acc4_d0;
+    \$561  = acc4_d0;
     if (advance) begin
-      \$563  = acc4;
+      \$561  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$564  = acc5_d0;
+    \$562  = acc5_d0;
     if (advance) begin
-      \$564  = acc5;
+      \$562  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$565  = acc6_d0;
+    \$563  = acc6_d0;
     if (advance) begin
-      \$565  = acc6;
+      \$563  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$566  = acc7_d0;
+    \$564  = acc7_d0;
     if (advance) begin
-      \$566  = acc7;
+      \$564  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$567  = acc8_d0;
+    \$565  = acc8_d0;
     if (advance) begin
-      \$567  = acc8;
+      \$565  = acc8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$568  = acc9_d0;
+    \$566  = acc9_d0;
     if (advance) begin
-      \$568  = acc9;
+      \$566  = acc9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$569  = acc10_d0;
+    \$567  = acc10_d0;
     if (advance) begin
-      \$569  = acc10;
+      \$567  = acc10;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$570  = acc11_d0;
+    \$568  = acc11_d0;
     if (advance) begin
-      \$570  = acc11;
+      \$568  = acc11;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$571  = acc12_d0;
+    \$569  = acc12_d0;
     if (advance) begin
-      \$571  = acc12;
+      \$569  = acc12;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$572  = acc13_d0;
+    \$570  = acc13_d0;
     if (advance) begin
-      \$572  = acc13;
+      \$570  = acc13;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$573  = acc14_d0;
+    \$571  = acc14_d0;
     if (advance) begin
-      \$573  = acc14;
+      \$571  = acc14;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$574  = acc15_d0;
+    \$572  = acc15_d0;
     if (advance) begin
-      \$574  = acc15;
+      \$572  = acc15;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$575  = o__valid;
+    \$573  = o__valid;
     if (advance) begin
-      \$575  = \v2_d0$213 ;
+      \$573  = \v2_d0$211 ;
     end
     if (rst) begin
-      \$575  = 1'h0;
+      \$573  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$576  = o__payload;
+    \$574  = o__payload;
     if (advance) begin
-      \$576  = result;
+      \$574  = result;
     end
     if (rst) begin
-      \$576  = 16'h0000;
+      \$574  = 16'h0000;
     end
   end
   assign o__ready = advance;
@@ -18062,6 +18174,38 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \x_in[13]  = x_in[13];
   assign \x_in[14]  = x_in[14];
   assign \x_in[15]  = x_in[15];
+  assign \rp__data[0]  = rp__data[0];
+  assign \rp__data[1]  = rp__data[1];
+  assign \rp__data[2]  = rp__data[2];
+  assign \rp__data[3]  = rp__data[3];
+  assign \rp__data[4]  = rp__data[4];
+  assign \rp__data[5]  = rp__data[5];
+  assign \rp__data[6]  = rp__data[6];
+  assign \rp__data[7]  = rp__data[7];
+  assign \rp__data[8]  = rp__data[8];
+  assign \rp__data[9]  = rp__data[9];
+  assign \rp__data[10]  = rp__data[10];
+  assign \rp__data[11]  = rp__data[11];
+  assign \rp__data[12]  = rp__data[12];
+  assign \rp__data[13]  = rp__data[13];
+  assign \rp__data[14]  = rp__data[14];
+  assign \rp__data[15]  = rp__data[15];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
   assign \result[0]  = result[0];
   assign \result[1]  = result[1];
   assign \result[2]  = result[2];
@@ -18126,54 +18270,38 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
   assign \i__payload[13]  = i__payload[13];
   assign \i__payload[14]  = i__payload[14];
   assign \i__payload[15]  = i__payload[15];
-  assign \rp__data[0]  = rp__data[0];
-  assign \rp__data[1]  = rp__data[1];
-  assign \rp__data[2]  = rp__data[2];
-  assign \rp__data[3]  = rp__data[3];
-  assign \rp__data[4]  = rp__data[4];
-  assign \rp__data[5]  = rp__data[5];
-  assign \rp__data[6]  = rp__data[6];
-  assign \rp__data[7]  = rp__data[7];
-  assign \rp__data[8]  = rp__data[8];
-  assign \rp__data[9]  = rp__data[9];
-  assign \rp__data[10]  = rp__data[10];
-  assign \rp__data[11]  = rp__data[11];
-  assign \rp__data[12]  = rp__data[12];
-  assign \rp__data[13]  = rp__data[13];
-  assign \rp__data[14]  = rp__data[14];
-  assign \rp__data[15]  = rp__data[15];
-  assign \port__data$212[0]  = \port__data$212 [7:0];
-  assign \port__data$212[0][0]  = \port__data$212 [7:0];
-  assign \port__data$212[1]  = \port__data$212 [15:8];
-  assign \port__data$212[1][0]  = \port__data$212 [15:8];
-  assign \port__data$212[2]  = \port__data$212 [23:16];
-  assign \port__data$212[2][0]  = \port__data$212 [23:16];
-  assign \port__data$212[3]  = \port__data$212 [31:24];
-  assign \port__data$212[3][0]  = \port__data$212 [31:24];
-  assign \port__data$212[4]  = \port__data$212 [39:32];
-  assign \port__data$212[4][0]  = \port__data$212 [39:32];
-  assign \port__data$212[5]  = \port__data$212 [47:40];
-  assign \port__data$212[5][0]  = \port__data$212 [47:40];
-  assign \port__data$212[6]  = \port__data$212 [55:48];
-  assign \port__data$212[6][0]  = \port__data$212 [55:48];
-  assign \port__data$212[7]  = \port__data$212 [63:56];
-  assign \port__data$212[7][0]  = \port__data$212 [63:56];
-  assign \port__data$212[8]  = \port__data$212 [71:64];
-  assign \port__data$212[8][0]  = \port__data$212 [71:64];
-  assign \port__data$212[9]  = \port__data$212 [79:72];
-  assign \port__data$212[9][0]  = \port__data$212 [79:72];
-  assign \port__data$212[10]  = \port__data$212 [87:80];
-  assign \port__data$212[10][0]  = \port__data$212 [87:80];
-  assign \port__data$212[11]  = \port__data$212 [95:88];
-  assign \port__data$212[11][0]  = \port__data$212 [95:88];
-  assign \port__data$212[12]  = \port__data$212 [103:96];
-  assign \port__data$212[12][0]  = \port__data$212 [103:96];
-  assign \port__data$212[13]  = \port__data$212 [111:104];
-  assign \port__data$212[13][0]  = \port__data$212 [111:104];
-  assign \port__data$212[14]  = \port__data$212 [119:112];
-  assign \port__data$212[14][0]  = \port__data$212 [119:112];
-  assign \port__data$212[15]  = \port__data$212 [127:120];
-  assign \port__data$212[15][0]  = \port__data$212 [127:120];
+  assign \port__data$210[0]  = \port__data$210 [7:0];
+  assign \port__data$210[0][0]  = \port__data$210 [7:0];
+  assign \port__data$210[1]  = \port__data$210 [15:8];
+  assign \port__data$210[1][0]  = \port__data$210 [15:8];
+  assign \port__data$210[2]  = \port__data$210 [23:16];
+  assign \port__data$210[2][0]  = \port__data$210 [23:16];
+  assign \port__data$210[3]  = \port__data$210 [31:24];
+  assign \port__data$210[3][0]  = \port__data$210 [31:24];
+  assign \port__data$210[4]  = \port__data$210 [39:32];
+  assign \port__data$210[4][0]  = \port__data$210 [39:32];
+  assign \port__data$210[5]  = \port__data$210 [47:40];
+  assign \port__data$210[5][0]  = \port__data$210 [47:40];
+  assign \port__data$210[6]  = \port__data$210 [55:48];
+  assign \port__data$210[6][0]  = \port__data$210 [55:48];
+  assign \port__data$210[7]  = \port__data$210 [63:56];
+  assign \port__data$210[7][0]  = \port__data$210 [63:56];
+  assign \port__data$210[8]  = \port__data$210 [71:64];
+  assign \port__data$210[8][0]  = \port__data$210 [71:64];
+  assign \port__data$210[9]  = \port__data$210 [79:72];
+  assign \port__data$210[9][0]  = \port__data$210 [79:72];
+  assign \port__data$210[10]  = \port__data$210 [87:80];
+  assign \port__data$210[10][0]  = \port__data$210 [87:80];
+  assign \port__data$210[11]  = \port__data$210 [95:88];
+  assign \port__data$210[11][0]  = \port__data$210 [95:88];
+  assign \port__data$210[12]  = \port__data$210 [103:96];
+  assign \port__data$210[12][0]  = \port__data$210 [103:96];
+  assign \port__data$210[13]  = \port__data$210 [111:104];
+  assign \port__data$210[13][0]  = \port__data$210 [111:104];
+  assign \port__data$210[14]  = \port__data$210 [119:112];
+  assign \port__data$210[14][0]  = \port__data$210 [119:112];
+  assign \port__data$210[15]  = \port__data$210 [127:120];
+  assign \port__data$210[15][0]  = \port__data$210 [127:120];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];

@@ -288,10 +288,10 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$352 ;
   reg \$353 ;
   reg [2:0] \$354 ;
-  reg \$355 ;
-  reg [31:0] \$356 ;
-  reg [31:0] \$357 ;
-  reg [255:0] \$358 ;
+  reg [31:0] \$355 ;
+  reg [255:0] \$356 ;
+  reg \$357 ;
+  reg \$358 ;
   reg \$359 ;
   wire \$36 ;
   reg \$360 ;
@@ -303,9 +303,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$366 ;
   reg \$367 ;
   reg \$368 ;
-  reg \$369 ;
+  reg [2:0] \$369 ;
   wire [1:0] \$37 ;
-  reg \$370 ;
+  reg [2:0] \$370 ;
   reg [2:0] \$371 ;
   reg [2:0] \$372 ;
   reg [2:0] \$373 ;
@@ -317,13 +317,13 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$379 ;
   wire \$38 ;
   reg [2:0] \$380 ;
-  reg [2:0] \$381 ;
-  reg [2:0] \$382 ;
-  reg [4:0] \$383 ;
-  reg [4:0] \$384 ;
-  reg [5:0] \$385 ;
-  reg [6:0] \$386 ;
-  reg [7:0] \$387 ;
+  reg [4:0] \$381 ;
+  reg [4:0] \$382 ;
+  reg [5:0] \$383 ;
+  reg [6:0] \$384 ;
+  reg [7:0] \$385 ;
+  reg [2:0] \$386 ;
+  reg [2:0] \$387 ;
   reg [2:0] \$388 ;
   reg [2:0] \$389 ;
   wire \$39 ;
@@ -331,29 +331,29 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$391 ;
   reg [2:0] \$392 ;
   reg [2:0] \$393 ;
-  reg [2:0] \$394 ;
-  reg [2:0] \$395 ;
-  reg [4:0] \$396 ;
-  reg [4:0] \$397 ;
-  reg [5:0] \$398 ;
-  reg [6:0] \$399 ;
+  reg [4:0] \$394 ;
+  reg [4:0] \$395 ;
+  reg [5:0] \$396 ;
+  reg [6:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [2:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg [7:0] \$400 ;
+  reg [2:0] \$400 ;
   reg [2:0] \$401 ;
   reg [2:0] \$402 ;
   reg [2:0] \$403 ;
   reg [2:0] \$404 ;
   reg [2:0] \$405 ;
   reg [2:0] \$406 ;
-  reg [2:0] \$407 ;
-  reg [2:0] \$408 ;
-  reg [4:0] \$409 ;
+  reg [4:0] \$407 ;
+  reg [4:0] \$408 ;
+  reg [5:0] \$409 ;
   wire [1:0] \$41 ;
-  reg [4:0] \$410 ;
-  reg [5:0] \$411 ;
-  reg [6:0] \$412 ;
-  reg [7:0] \$413 ;
+  reg [6:0] \$410 ;
+  reg [7:0] \$411 ;
+  reg [2:0] \$412 ;
+  reg [2:0] \$413 ;
   reg [2:0] \$414 ;
   reg [2:0] \$415 ;
   reg [2:0] \$416 ;
@@ -361,13 +361,13 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$418 ;
   reg [2:0] \$419 ;
   wire \$42 ;
-  reg [2:0] \$420 ;
-  reg [2:0] \$421 ;
-  reg [4:0] \$422 ;
-  reg [4:0] \$423 ;
-  reg [5:0] \$424 ;
-  reg [6:0] \$425 ;
-  reg [7:0] \$426 ;
+  reg [4:0] \$420 ;
+  reg [4:0] \$421 ;
+  reg [5:0] \$422 ;
+  reg [6:0] \$423 ;
+  reg [7:0] \$424 ;
+  reg [2:0] \$425 ;
+  reg [2:0] \$426 ;
   reg [2:0] \$427 ;
   reg [2:0] \$428 ;
   reg [2:0] \$429 ;
@@ -375,13 +375,13 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$430 ;
   reg [2:0] \$431 ;
   reg [2:0] \$432 ;
-  reg [2:0] \$433 ;
-  reg [2:0] \$434 ;
-  reg [4:0] \$435 ;
-  reg [4:0] \$436 ;
-  reg [5:0] \$437 ;
-  reg [6:0] \$438 ;
-  reg [7:0] \$439 ;
+  reg [4:0] \$433 ;
+  reg [4:0] \$434 ;
+  reg [5:0] \$435 ;
+  reg [6:0] \$436 ;
+  reg [7:0] \$437 ;
+  reg [2:0] \$438 ;
+  reg [2:0] \$439 ;
   wire \$44 ;
   reg [2:0] \$440 ;
   reg [2:0] \$441 ;
@@ -389,28 +389,28 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$443 ;
   reg [2:0] \$444 ;
   reg [2:0] \$445 ;
-  reg [2:0] \$446 ;
-  reg [2:0] \$447 ;
-  reg [4:0] \$448 ;
-  reg [4:0] \$449 ;
+  reg [4:0] \$446 ;
+  reg [4:0] \$447 ;
+  reg [5:0] \$448 ;
+  reg [6:0] \$449 ;
   wire [1:0] \$45 ;
-  reg [5:0] \$450 ;
-  reg [6:0] \$451 ;
-  reg [7:0] \$452 ;
+  reg [7:0] \$450 ;
+  reg [2:0] \$451 ;
+  reg [2:0] \$452 ;
   reg [2:0] \$453 ;
   reg [2:0] \$454 ;
   reg [2:0] \$455 ;
   reg [2:0] \$456 ;
   reg [2:0] \$457 ;
   reg [2:0] \$458 ;
-  reg [2:0] \$459 ;
+  reg [4:0] \$459 ;
   wire \$46 ;
-  reg [2:0] \$460 ;
-  reg [4:0] \$461 ;
-  reg [4:0] \$462 ;
-  reg [5:0] \$463 ;
-  reg [6:0] \$464 ;
-  reg [7:0] \$465 ;
+  reg [4:0] \$460 ;
+  reg [5:0] \$461 ;
+  reg [6:0] \$462 ;
+  reg [7:0] \$463 ;
+  reg [2:0] \$464 ;
+  reg [2:0] \$465 ;
   reg [2:0] \$466 ;
   reg [2:0] \$467 ;
   reg [2:0] \$468 ;
@@ -418,19 +418,19 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \$47 ;
   reg [2:0] \$470 ;
   reg [2:0] \$471 ;
-  reg [2:0] \$472 ;
-  reg [2:0] \$473 ;
-  reg [4:0] \$474 ;
-  reg [4:0] \$475 ;
-  reg [5:0] \$476 ;
-  reg [6:0] \$477 ;
-  reg [7:0] \$478 ;
-  reg \$479 ;
+  reg [4:0] \$472 ;
+  reg [4:0] \$473 ;
+  reg [5:0] \$474 ;
+  reg [6:0] \$475 ;
+  reg [7:0] \$476 ;
+  reg \$477 ;
+  reg \$478 ;
+  reg [2:0] \$479 ;
   wire \$48 ;
-  reg \$480 ;
-  reg [2:0] \$481 ;
-  reg [63:0] \$482 ;
-  reg \$483 ;
+  reg [63:0] \$480 ;
+  reg \$481 ;
+  reg [7:0] \$482 ;
+  reg [7:0] \$483 ;
   reg [7:0] \$484 ;
   reg [7:0] \$485 ;
   reg [7:0] \$486 ;
@@ -438,10 +438,8 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [7:0] \$488 ;
   reg [7:0] \$489 ;
   wire [1:0] \$49 ;
-  reg [7:0] \$490 ;
+  reg \$490 ;
   reg [7:0] \$491 ;
-  reg \$492 ;
-  reg [7:0] \$493 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -500,7 +498,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   (* init = 1'h0 *)
   wire \$signal ;
   reg \$signal$74  = 1'h0;
-  reg \$signal$76  = 1'h0;
+  reg \$signal$75  = 1'h0;
   reg \$signature__addr  = 1'h0;
   reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
@@ -563,7 +561,6 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg first1_d2 = 1'h0;
   reg first1_d3 = 1'h0;
   reg fresh1 = 1'h0;
-  reg fresh1_d0 = 1'h0;
   input [31:0] i__payload;
   wire [31:0] i__payload;
   wire \i__payload[0] ;
@@ -632,23 +629,23 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [3:0] port__addr = 4'h0;
   reg [2:0] \port__addr$61  = 3'h0;
   wire [255:0] port__data;
-  wire [63:0] \port__data$186 ;
-  wire [7:0] \port__data$186[0] ;
-  wire [7:0] \port__data$186[0][0] ;
-  wire [7:0] \port__data$186[1] ;
-  wire [7:0] \port__data$186[1][0] ;
-  wire [7:0] \port__data$186[2] ;
-  wire [7:0] \port__data$186[2][0] ;
-  wire [7:0] \port__data$186[3] ;
-  wire [7:0] \port__data$186[3][0] ;
-  wire [7:0] \port__data$186[4] ;
-  wire [7:0] \port__data$186[4][0] ;
-  wire [7:0] \port__data$186[5] ;
-  wire [7:0] \port__data$186[5][0] ;
-  wire [7:0] \port__data$186[6] ;
-  wire [7:0] \port__data$186[6][0] ;
-  wire [7:0] \port__data$186[7] ;
-  wire [7:0] \port__data$186[7][0] ;
+  wire [63:0] \port__data$184 ;
+  wire [7:0] \port__data$184[0] ;
+  wire [7:0] \port__data$184[0][0] ;
+  wire [7:0] \port__data$184[1] ;
+  wire [7:0] \port__data$184[1][0] ;
+  wire [7:0] \port__data$184[2] ;
+  wire [7:0] \port__data$184[2][0] ;
+  wire [7:0] \port__data$184[3] ;
+  wire [7:0] \port__data$184[3][0] ;
+  wire [7:0] \port__data$184[4] ;
+  wire [7:0] \port__data$184[4][0] ;
+  wire [7:0] \port__data$184[5] ;
+  wire [7:0] \port__data$184[5][0] ;
+  wire [7:0] \port__data$184[6] ;
+  wire [7:0] \port__data$184[6][0] ;
+  wire [7:0] \port__data$184[7] ;
+  wire [7:0] \port__data$184[7][0] ;
   wire port__en;
   wire \port__en$63 ;
   reg [6:0] raw0 = 7'h00;
@@ -659,7 +656,6 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [6:0] raw5 = 7'h00;
   reg [6:0] raw6 = 7'h00;
   reg [6:0] raw7 = 7'h00;
-  reg [31:0] replay_d0 = 32'd0;
   wire [7:0] result;
   wire \result[0] ;
   wire \result[1] ;
@@ -827,7 +823,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$187  = 1'h0;
+  reg \v2_d0$185  = 1'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -865,7 +861,6 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \x1[7] ;
   wire \x1[8] ;
   wire \x1[9] ;
-  reg [31:0] x1_d0 = 32'd0;
   wire [31:0] x_in;
   wire \x_in[0] ;
   wire \x_in[10] ;
@@ -899,6 +894,39 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire \x_in[7] ;
   wire \x_in[8] ;
   wire \x_in[9] ;
+  reg [31:0] x_in_d0 = 32'd0;
+  wire \x_in_d0[0] ;
+  wire \x_in_d0[10] ;
+  wire \x_in_d0[11] ;
+  wire \x_in_d0[12] ;
+  wire \x_in_d0[13] ;
+  wire \x_in_d0[14] ;
+  wire \x_in_d0[15] ;
+  wire \x_in_d0[16] ;
+  wire \x_in_d0[17] ;
+  wire \x_in_d0[18] ;
+  wire \x_in_d0[19] ;
+  wire \x_in_d0[1] ;
+  wire \x_in_d0[20] ;
+  wire \x_in_d0[21] ;
+  wire \x_in_d0[22] ;
+  wire \x_in_d0[23] ;
+  wire \x_in_d0[24] ;
+  wire \x_in_d0[25] ;
+  wire \x_in_d0[26] ;
+  wire \x_in_d0[27] ;
+  wire \x_in_d0[28] ;
+  wire \x_in_d0[29] ;
+  wire \x_in_d0[2] ;
+  wire \x_in_d0[30] ;
+  wire \x_in_d0[31] ;
+  wire \x_in_d0[3] ;
+  wire \x_in_d0[4] ;
+  wire \x_in_d0[5] ;
+  wire \x_in_d0[6] ;
+  wire \x_in_d0[7] ;
+  wire \x_in_d0[8] ;
+  wire \x_in_d0[9] ;
   wire [31:0] xnor0;
   wire [31:0] xnor1;
   wire [31:0] xnor2;
@@ -941,7 +969,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
       _1_ <= thresholds[\port__addr$61 ];
     end
   end
-  assign \port__data$186  = _1_;
+  assign \port__data$184  = _1_;
   reg [255:0] weights [15:0];
   initial begin
     weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
@@ -969,163 +997,157 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   assign port__data = _2_;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$415 ;
+    tree3_l1_4_0 <= \$416 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$416 ;
+    tree3_l1_5_0 <= \$417 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$417 ;
+    tree3_l1_6_0 <= \$418 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$418 ;
+    tree3_l1_7_0 <= \$419 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$419 ;
+    tree3_l3_0_0 <= \$420 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$420 ;
+    tree3_l3_1_0 <= \$421 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$421 ;
+    tree3_l4_0_0 <= \$422 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$422 ;
+    raw3 <= \$423 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$423 ;
+    acc3 <= \$424 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$424 ;
+    tree4_l1_0_0 <= \$425 ;
   always @(posedge clk)
-    raw3 <= \$425 ;
+    tree4_l1_1_0 <= \$426 ;
   always @(posedge clk)
-    acc3 <= \$426 ;
+    tree4_l1_2_0 <= \$427 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$427 ;
+    tree4_l1_3_0 <= \$428 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$428 ;
+    tree4_l1_4_0 <= \$429 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$429 ;
+    tree4_l1_5_0 <= \$430 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$430 ;
+    tree4_l1_6_0 <= \$431 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$431 ;
+    tree4_l1_7_0 <= \$432 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$432 ;
+    tree4_l3_0_0 <= \$433 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$433 ;
+    tree4_l3_1_0 <= \$434 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$434 ;
+    tree4_l4_0_0 <= \$435 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$435 ;
+    raw4 <= \$436 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$436 ;
+    acc4 <= \$437 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$437 ;
+    tree5_l1_0_0 <= \$438 ;
   always @(posedge clk)
-    raw4 <= \$438 ;
+    tree5_l1_1_0 <= \$439 ;
   always @(posedge clk)
-    acc4 <= \$439 ;
+    tree5_l1_2_0 <= \$440 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$440 ;
+    tree5_l1_3_0 <= \$441 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$441 ;
+    tree5_l1_4_0 <= \$442 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$442 ;
+    tree5_l1_5_0 <= \$443 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$443 ;
+    tree5_l1_6_0 <= \$444 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$444 ;
+    tree5_l1_7_0 <= \$445 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$445 ;
+    tree5_l3_0_0 <= \$446 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$446 ;
+    tree5_l3_1_0 <= \$447 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$447 ;
+    tree5_l4_0_0 <= \$448 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$448 ;
+    raw5 <= \$449 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$449 ;
+    acc5 <= \$450 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$450 ;
+    tree6_l1_0_0 <= \$451 ;
   always @(posedge clk)
-    raw5 <= \$451 ;
+    tree6_l1_1_0 <= \$452 ;
   always @(posedge clk)
-    acc5 <= \$452 ;
+    tree6_l1_2_0 <= \$453 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$453 ;
+    tree6_l1_3_0 <= \$454 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$454 ;
+    tree6_l1_4_0 <= \$455 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$455 ;
+    tree6_l1_5_0 <= \$456 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$456 ;
+    tree6_l1_6_0 <= \$457 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$457 ;
+    tree6_l1_7_0 <= \$458 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$458 ;
+    tree6_l3_0_0 <= \$459 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$459 ;
+    tree6_l3_1_0 <= \$460 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$460 ;
+    tree6_l4_0_0 <= \$461 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$461 ;
+    raw6 <= \$462 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$462 ;
+    acc6 <= \$463 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$463 ;
+    tree7_l1_0_0 <= \$464 ;
   always @(posedge clk)
-    raw6 <= \$464 ;
+    tree7_l1_1_0 <= \$465 ;
   always @(posedge clk)
-    acc6 <= \$465 ;
+    tree7_l1_2_0 <= \$466 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$466 ;
+    tree7_l1_3_0 <= \$467 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$467 ;
+    tree7_l1_4_0 <= \$468 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$468 ;
+    tree7_l1_5_0 <= \$469 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$469 ;
+    tree7_l1_6_0 <= \$470 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$470 ;
+    tree7_l1_7_0 <= \$471 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$471 ;
+    tree7_l3_0_0 <= \$472 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$472 ;
+    tree7_l3_1_0 <= \$473 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$473 ;
+    tree7_l4_0_0 <= \$474 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$474 ;
+    raw7 <= \$475 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$475 ;
+    acc7 <= \$476 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$476 ;
+    v2 <= \$477 ;
   always @(posedge clk)
-    raw7 <= \$477 ;
+    v2_d0 <= \$478 ;
   always @(posedge clk)
-    acc7 <= \$478 ;
+    \port__addr$61  <= \$479 ;
   always @(posedge clk)
-    v2 <= \$479 ;
+    thresholds_d0 <= \$480 ;
   always @(posedge clk)
-    v2_d0 <= \$480 ;
+    \v2_d0$185  <= \$481 ;
   always @(posedge clk)
-    \port__addr$61  <= \$481 ;
+    acc0_d0 <= \$482 ;
   always @(posedge clk)
-    thresholds_d0 <= \$482 ;
+    acc1_d0 <= \$483 ;
   always @(posedge clk)
-    \v2_d0$187  <= \$483 ;
+    acc2_d0 <= \$484 ;
   always @(posedge clk)
-    acc0_d0 <= \$484 ;
+    acc3_d0 <= \$485 ;
   always @(posedge clk)
-    acc1_d0 <= \$485 ;
+    acc4_d0 <= \$486 ;
   always @(posedge clk)
-    acc2_d0 <= \$486 ;
+    acc5_d0 <= \$487 ;
   always @(posedge clk)
-    acc3_d0 <= \$487 ;
+    acc6_d0 <= \$488 ;
   always @(posedge clk)
-    acc4_d0 <= \$488 ;
+    acc7_d0 <= \$489 ;
   always @(posedge clk)
-    acc5_d0 <= \$489 ;
+    o__valid <= \$490 ;
   always @(posedge clk)
-    acc6_d0 <= \$490 ;
-  always @(posedge clk)
-    acc7_d0 <= \$491 ;
-  always @(posedge clk)
-    o__valid <= \$492 ;
-  always @(posedge clk)
-    o__payload <= \$493 ;
+    o__payload <= \$491 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -1134,36 +1156,36 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \$4  = ~ \$3 ;
   assign \$5  = i__valid | \$4 ;
   assign fire = advance & \$5 ;
-  assign x_in = fresh1_d0 ? x1_d0 : replay_d0;
-  assign \$6  = x_in ^ weights_d0[31:0];
+  assign x_in = fresh1 ? \$signature__data  : rp__data;
+  assign \$6  = x_in_d0 ^ weights_d0[31:0];
   assign xnor0 = ~ \$6 ;
   assign \$7  = first1_d3 ? 7'h00 : raw0;
   assign \$8  = tree0_l4_0_0 + \$7 ;
-  assign \$9  = x_in ^ weights_d0[63:32];
+  assign \$9  = x_in_d0 ^ weights_d0[63:32];
   assign xnor1 = ~ \$9 ;
   assign \$10  = first1_d3 ? 7'h00 : raw1;
   assign \$11  = tree1_l4_0_0 + \$10 ;
-  assign \$12  = x_in ^ weights_d0[95:64];
+  assign \$12  = x_in_d0 ^ weights_d0[95:64];
   assign xnor2 = ~ \$12 ;
   assign \$13  = first1_d3 ? 7'h00 : raw2;
   assign \$14  = tree2_l4_0_0 + \$13 ;
-  assign \$15  = x_in ^ weights_d0[127:96];
+  assign \$15  = x_in_d0 ^ weights_d0[127:96];
   assign xnor3 = ~ \$15 ;
   assign \$16  = first1_d3 ? 7'h00 : raw3;
   assign \$17  = tree3_l4_0_0 + \$16 ;
-  assign \$18  = x_in ^ weights_d0[159:128];
+  assign \$18  = x_in_d0 ^ weights_d0[159:128];
   assign xnor4 = ~ \$18 ;
   assign \$19  = first1_d3 ? 7'h00 : raw4;
   assign \$20  = tree4_l4_0_0 + \$19 ;
-  assign \$21  = x_in ^ weights_d0[191:160];
+  assign \$21  = x_in_d0 ^ weights_d0[191:160];
   assign xnor5 = ~ \$21 ;
   assign \$22  = first1_d3 ? 7'h00 : raw5;
   assign \$23  = tree5_l4_0_0 + \$22 ;
-  assign \$24  = x_in ^ weights_d0[223:192];
+  assign \$24  = x_in_d0 ^ weights_d0[223:192];
   assign xnor6 = ~ \$24 ;
   assign \$25  = first1_d3 ? 7'h00 : raw6;
   assign \$26  = tree6_l4_0_0 + \$25 ;
-  assign \$27  = x_in ^ weights_d0[255:224];
+  assign \$27  = x_in_d0 ^ weights_d0[255:224];
   assign xnor7 = ~ \$27 ;
   assign \$28  = first1_d3 ? 7'h00 : raw7;
   assign \$29  = tree7_l4_0_0 + \$28 ;
@@ -1496,690 +1518,671 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   always @(posedge clk)
     fresh1 <= \$351 ;
   always @(posedge clk)
-    \$signal$76  <= \$352 ;
+    \$signal$75  <= \$352 ;
   always @(posedge clk)
     last1 <= \$353 ;
   always @(posedge clk)
     nf1 <= \$354 ;
   always @(posedge clk)
-    fresh1_d0 <= \$355 ;
+    x_in_d0 <= \$355 ;
   always @(posedge clk)
-    x1_d0 <= \$356 ;
+    weights_d0 <= \$356 ;
   always @(posedge clk)
-    replay_d0 <= \$357 ;
+    v1_d0 <= \$357 ;
   always @(posedge clk)
-    weights_d0 <= \$358 ;
+    v1_d1 <= \$358 ;
   always @(posedge clk)
-    v1_d0 <= \$359 ;
+    v1_d2 <= \$359 ;
   always @(posedge clk)
-    v1_d1 <= \$360 ;
+    v1_d3 <= \$360 ;
   always @(posedge clk)
-    v1_d2 <= \$361 ;
+    first1_d0 <= \$361 ;
   always @(posedge clk)
-    v1_d3 <= \$362 ;
+    first1_d1 <= \$362 ;
   always @(posedge clk)
-    first1_d0 <= \$363 ;
+    first1_d2 <= \$363 ;
   always @(posedge clk)
-    first1_d1 <= \$364 ;
+    first1_d3 <= \$364 ;
   always @(posedge clk)
-    first1_d2 <= \$365 ;
+    last1_d0 <= \$365 ;
   always @(posedge clk)
-    first1_d3 <= \$366 ;
+    last1_d1 <= \$366 ;
   always @(posedge clk)
-    last1_d0 <= \$367 ;
+    last1_d2 <= \$367 ;
   always @(posedge clk)
-    last1_d1 <= \$368 ;
+    last1_d3 <= \$368 ;
   always @(posedge clk)
-    last1_d2 <= \$369 ;
+    nf1_d0 <= \$369 ;
   always @(posedge clk)
-    last1_d3 <= \$370 ;
+    nf1_d1 <= \$370 ;
   always @(posedge clk)
-    nf1_d0 <= \$371 ;
+    nf1_d2 <= \$371 ;
   always @(posedge clk)
-    nf1_d1 <= \$372 ;
+    nf1_d3 <= \$372 ;
   always @(posedge clk)
-    nf1_d2 <= \$373 ;
+    tree0_l1_0_0 <= \$373 ;
   always @(posedge clk)
-    nf1_d3 <= \$374 ;
+    tree0_l1_1_0 <= \$374 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$375 ;
+    tree0_l1_2_0 <= \$375 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$376 ;
+    tree0_l1_3_0 <= \$376 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$377 ;
+    tree0_l1_4_0 <= \$377 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$378 ;
+    tree0_l1_5_0 <= \$378 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$379 ;
+    tree0_l1_6_0 <= \$379 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$380 ;
+    tree0_l1_7_0 <= \$380 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$381 ;
+    tree0_l3_0_0 <= \$381 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$382 ;
+    tree0_l3_1_0 <= \$382 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$383 ;
+    tree0_l4_0_0 <= \$383 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$384 ;
+    raw0 <= \$384 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$385 ;
+    acc0 <= \$385 ;
   always @(posedge clk)
-    raw0 <= \$386 ;
+    tree1_l1_0_0 <= \$386 ;
   always @(posedge clk)
-    acc0 <= \$387 ;
+    tree1_l1_1_0 <= \$387 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$388 ;
+    tree1_l1_2_0 <= \$388 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$389 ;
+    tree1_l1_3_0 <= \$389 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$390 ;
+    tree1_l1_4_0 <= \$390 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$391 ;
+    tree1_l1_5_0 <= \$391 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$392 ;
+    tree1_l1_6_0 <= \$392 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$393 ;
+    tree1_l1_7_0 <= \$393 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$394 ;
+    tree1_l3_0_0 <= \$394 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$395 ;
+    tree1_l3_1_0 <= \$395 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$396 ;
+    tree1_l4_0_0 <= \$396 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$397 ;
+    raw1 <= \$397 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$398 ;
+    acc1 <= \$398 ;
   always @(posedge clk)
-    raw1 <= \$399 ;
+    tree2_l1_0_0 <= \$399 ;
   always @(posedge clk)
-    acc1 <= \$400 ;
+    tree2_l1_1_0 <= \$400 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$401 ;
+    tree2_l1_2_0 <= \$401 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$402 ;
+    tree2_l1_3_0 <= \$402 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$403 ;
+    tree2_l1_4_0 <= \$403 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$404 ;
+    tree2_l1_5_0 <= \$404 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$405 ;
+    tree2_l1_6_0 <= \$405 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$406 ;
+    tree2_l1_7_0 <= \$406 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$407 ;
+    tree2_l3_0_0 <= \$407 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$408 ;
+    tree2_l3_1_0 <= \$408 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$409 ;
+    tree2_l4_0_0 <= \$409 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$410 ;
+    raw2 <= \$410 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$411 ;
+    acc2 <= \$411 ;
   always @(posedge clk)
-    raw2 <= \$412 ;
+    tree3_l1_0_0 <= \$412 ;
   always @(posedge clk)
-    acc2 <= \$413 ;
+    tree3_l1_1_0 <= \$413 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$414 ;
+    tree3_l1_2_0 <= \$414 ;
+  always @(posedge clk)
+    tree3_l1_3_0 <= \$415 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = tree3_l1_2_0;
+    \$417  = tree3_l1_5_0;
     if (advance) begin
-      \$416  = \$181 ;
+      \$417  = \$190 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = tree3_l1_3_0;
+    \$418  = tree3_l1_6_0;
     if (advance) begin
-      \$417  = \$184 ;
+      \$418  = \$193 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = tree3_l1_4_0;
+    \$419  = tree3_l1_7_0;
     if (advance) begin
-      \$418  = \$187 ;
+      \$419  = \$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = tree3_l1_5_0;
+    \$420  = tree3_l3_0_0;
     if (advance) begin
-      \$419  = \$190 ;
+      \$420  = \$199 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = tree3_l1_6_0;
+    \$421  = tree3_l3_1_0;
     if (advance) begin
-      \$420  = \$193 ;
+      \$421  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = tree3_l1_7_0;
+    \$422  = tree3_l4_0_0;
     if (advance) begin
-      \$421  = \$196 ;
+      \$422  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = tree3_l3_0_0;
-    if (advance) begin
-      \$422  = \$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = tree3_l3_1_0;
-    if (advance) begin
-      \$423  = \$202 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = tree3_l4_0_0;
-    if (advance) begin
-      \$424  = \$203 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = raw3;
+    \$423  = raw3;
     if (\$204 ) begin
-      \$425  = \$17 [6:0];
+      \$423  = \$17 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = acc3;
+    \$424  = acc3;
     if (advance) begin
-      \$426  = \$206 [7:0];
+      \$424  = \$206 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = tree4_l1_0_0;
+    \$425  = tree4_l1_0_0;
     if (advance) begin
-      \$427  = \$209 ;
+      \$425  = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = tree4_l1_1_0;
+    \$426  = tree4_l1_1_0;
     if (advance) begin
-      \$428  = \$212 ;
+      \$426  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = tree4_l1_2_0;
+    \$427  = tree4_l1_2_0;
     if (advance) begin
-      \$429  = \$215 ;
+      \$427  = \$215 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = tree4_l1_3_0;
+    \$428  = tree4_l1_3_0;
     if (advance) begin
-      \$430  = \$218 ;
+      \$428  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = tree4_l1_4_0;
+    \$429  = tree4_l1_4_0;
     if (advance) begin
-      \$431  = \$221 ;
+      \$429  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = tree4_l1_5_0;
+    \$430  = tree4_l1_5_0;
     if (advance) begin
-      \$432  = \$224 ;
+      \$430  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = tree4_l1_6_0;
+    \$431  = tree4_l1_6_0;
     if (advance) begin
-      \$433  = \$227 ;
+      \$431  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$434  = tree4_l1_7_0;
+    \$432  = tree4_l1_7_0;
     if (advance) begin
-      \$434  = \$230 ;
+      \$432  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$435  = tree4_l3_0_0;
+    \$433  = tree4_l3_0_0;
     if (advance) begin
-      \$435  = \$233 ;
+      \$433  = \$233 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$436  = tree4_l3_1_0;
+    \$434  = tree4_l3_1_0;
     if (advance) begin
-      \$436  = \$236 ;
+      \$434  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$437  = tree4_l4_0_0;
+    \$435  = tree4_l4_0_0;
     if (advance) begin
-      \$437  = \$237 ;
+      \$435  = \$237 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$438  = raw4;
+    \$436  = raw4;
     if (\$238 ) begin
-      \$438  = \$20 [6:0];
+      \$436  = \$20 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$439  = acc4;
+    \$437  = acc4;
     if (advance) begin
-      \$439  = \$240 [7:0];
+      \$437  = \$240 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$440  = tree5_l1_0_0;
+    \$438  = tree5_l1_0_0;
     if (advance) begin
-      \$440  = \$243 ;
+      \$438  = \$243 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$441  = tree5_l1_1_0;
+    \$439  = tree5_l1_1_0;
     if (advance) begin
-      \$441  = \$246 ;
+      \$439  = \$246 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$442  = tree5_l1_2_0;
+    \$440  = tree5_l1_2_0;
     if (advance) begin
-      \$442  = \$249 ;
+      \$440  = \$249 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$443  = tree5_l1_3_0;
+    \$441  = tree5_l1_3_0;
     if (advance) begin
-      \$443  = \$252 ;
+      \$441  = \$252 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$444  = tree5_l1_4_0;
+    \$442  = tree5_l1_4_0;
     if (advance) begin
-      \$444  = \$255 ;
+      \$442  = \$255 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$445  = tree5_l1_5_0;
+    \$443  = tree5_l1_5_0;
     if (advance) begin
-      \$445  = \$258 ;
+      \$443  = \$258 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$446  = tree5_l1_6_0;
+    \$444  = tree5_l1_6_0;
     if (advance) begin
-      \$446  = \$261 ;
+      \$444  = \$261 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$447  = tree5_l1_7_0;
+    \$445  = tree5_l1_7_0;
     if (advance) begin
-      \$447  = \$264 ;
+      \$445  = \$264 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$448  = tree5_l3_0_0;
+    \$446  = tree5_l3_0_0;
     if (advance) begin
-      \$448  = \$267 ;
+      \$446  = \$267 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$449  = tree5_l3_1_0;
+    \$447  = tree5_l3_1_0;
     if (advance) begin
-      \$449  = \$270 ;
+      \$447  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$450  = tree5_l4_0_0;
+    \$448  = tree5_l4_0_0;
     if (advance) begin
-      \$450  = \$271 ;
+      \$448  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$451  = raw5;
+    \$449  = raw5;
     if (\$272 ) begin
-      \$451  = \$23 [6:0];
+      \$449  = \$23 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$452  = acc5;
+    \$450  = acc5;
     if (advance) begin
-      \$452  = \$274 [7:0];
+      \$450  = \$274 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$453  = tree6_l1_0_0;
+    \$451  = tree6_l1_0_0;
     if (advance) begin
-      \$453  = \$277 ;
+      \$451  = \$277 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$454  = tree6_l1_1_0;
+    \$452  = tree6_l1_1_0;
     if (advance) begin
-      \$454  = \$280 ;
+      \$452  = \$280 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$455  = tree6_l1_2_0;
+    \$453  = tree6_l1_2_0;
     if (advance) begin
-      \$455  = \$283 ;
+      \$453  = \$283 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$456  = tree6_l1_3_0;
+    \$454  = tree6_l1_3_0;
     if (advance) begin
-      \$456  = \$286 ;
+      \$454  = \$286 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$457  = tree6_l1_4_0;
+    \$455  = tree6_l1_4_0;
     if (advance) begin
-      \$457  = \$289 ;
+      \$455  = \$289 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$458  = tree6_l1_5_0;
+    \$456  = tree6_l1_5_0;
     if (advance) begin
-      \$458  = \$292 ;
+      \$456  = \$292 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$459  = tree6_l1_6_0;
+    \$457  = tree6_l1_6_0;
     if (advance) begin
-      \$459  = \$295 ;
+      \$457  = \$295 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$460  = tree6_l1_7_0;
+    \$458  = tree6_l1_7_0;
     if (advance) begin
-      \$460  = \$298 ;
+      \$458  = \$298 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$461  = tree6_l3_0_0;
+    \$459  = tree6_l3_0_0;
     if (advance) begin
-      \$461  = \$301 ;
+      \$459  = \$301 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$462  = tree6_l3_1_0;
+    \$460  = tree6_l3_1_0;
     if (advance) begin
-      \$462  = \$304 ;
+      \$460  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$463  = tree6_l4_0_0;
+    \$461  = tree6_l4_0_0;
     if (advance) begin
-      \$463  = \$305 ;
+      \$461  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$464  = raw6;
+    \$462  = raw6;
     if (\$306 ) begin
-      \$464  = \$26 [6:0];
+      \$462  = \$26 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$465  = acc6;
+    \$463  = acc6;
     if (advance) begin
-      \$465  = \$308 [7:0];
+      \$463  = \$308 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$466  = tree7_l1_0_0;
+    \$464  = tree7_l1_0_0;
     if (advance) begin
-      \$466  = \$311 ;
+      \$464  = \$311 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$467  = tree7_l1_1_0;
+    \$465  = tree7_l1_1_0;
     if (advance) begin
-      \$467  = \$314 ;
+      \$465  = \$314 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$468  = tree7_l1_2_0;
+    \$466  = tree7_l1_2_0;
     if (advance) begin
-      \$468  = \$317 ;
+      \$466  = \$317 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$469  = tree7_l1_3_0;
+    \$467  = tree7_l1_3_0;
     if (advance) begin
-      \$469  = \$320 ;
+      \$467  = \$320 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$470  = tree7_l1_4_0;
+    \$468  = tree7_l1_4_0;
     if (advance) begin
-      \$470  = \$323 ;
+      \$468  = \$323 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$471  = tree7_l1_5_0;
+    \$469  = tree7_l1_5_0;
     if (advance) begin
-      \$471  = \$326 ;
+      \$469  = \$326 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$472  = tree7_l1_6_0;
+    \$470  = tree7_l1_6_0;
     if (advance) begin
-      \$472  = \$329 ;
+      \$470  = \$329 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$473  = tree7_l1_7_0;
+    \$471  = tree7_l1_7_0;
     if (advance) begin
-      \$473  = \$332 ;
+      \$471  = \$332 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$474  = tree7_l3_0_0;
+    \$472  = tree7_l3_0_0;
     if (advance) begin
-      \$474  = \$335 ;
+      \$472  = \$335 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$475  = tree7_l3_1_0;
+    \$473  = tree7_l3_1_0;
     if (advance) begin
-      \$475  = \$338 ;
+      \$473  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$476  = tree7_l4_0_0;
+    \$474  = tree7_l4_0_0;
     if (advance) begin
-      \$476  = \$339 ;
+      \$474  = \$339 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$477  = raw7;
+    \$475  = raw7;
     if (\$340 ) begin
-      \$477  = \$29 [6:0];
+      \$475  = \$29 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$478  = acc7;
+    \$476  = acc7;
     if (advance) begin
-      \$478  = \$342 [7:0];
+      \$476  = \$342 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$479  = v2;
+    \$477  = v2;
     if (advance) begin
-      \$479  = \$343 ;
+      \$477  = \$343 ;
     end
     if (rst) begin
-      \$479  = 1'h0;
+      \$477  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$480  = v2_d0;
+    \$478  = v2_d0;
     if (advance) begin
-      \$480  = v2;
+      \$478  = v2;
     end
     if (rst) begin
-      \$480  = 1'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$481  = \port__addr$61 ;
+    \$479  = \port__addr$61 ;
     if (advance) begin
-      \$481  = nf1_d3;
+      \$479  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$482  = thresholds_d0;
+    \$480  = thresholds_d0;
     if (advance) begin
-      \$482  = \port__data$186 ;
+      \$480  = \port__data$184 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$483  = \v2_d0$187 ;
+    \$481  = \v2_d0$185 ;
     if (advance) begin
-      \$483  = v2_d0;
+      \$481  = v2_d0;
     end
     if (rst) begin
-      \$483  = 1'h0;
+      \$481  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$484  = acc0_d0;
+    \$482  = acc0_d0;
     if (advance) begin
-      \$484  = acc0;
+      \$482  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$485  = acc1_d0;
+    \$483  = acc1_d0;
     if (advance) begin
-      \$485  = acc1;
+      \$483  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$486  = acc2_d0;
+    \$484  = acc2_d0;
     if (advance) begin
-      \$486  = acc2;
+      \$484  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$487  = acc3_d0;
+    \$485  = acc3_d0;
     if (advance) begin
-      \$487  = acc3;
+      \$485  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$488  = acc4_d0;
+    \$486  = acc4_d0;
     if (advance) begin
-      \$488  = acc4;
+      \$486  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$489  = acc5_d0;
+    \$487  = acc5_d0;
     if (advance) begin
-      \$489  = acc5;
+      \$487  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$490  = acc6_d0;
+    \$488  = acc6_d0;
     if (advance) begin
-      \$490  = acc6;
+      \$488  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$491  = acc7_d0;
+    \$489  = acc7_d0;
     if (advance) begin
-      \$491  = acc7;
+      \$489  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$492  = o__valid;
+    \$490  = o__valid;
     if (advance) begin
-      \$492  = \v2_d0$187 ;
+      \$490  = \v2_d0$185 ;
     end
     if (rst) begin
-      \$492  = 1'h0;
+      \$490  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$493  = o__payload;
+    \$491  = o__payload;
     if (advance) begin
-      \$493  = result;
+      \$491  = result;
     end
     if (rst) begin
-      \$493  = 8'h00;
+      \$491  = 8'h00;
     end
   end
   always @* begin
@@ -2257,7 +2260,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = \$signal$76 ;
+    \$352  = \$signal$75 ;
     if (advance) begin
       \$352  = \$69 ;
     end
@@ -2287,37 +2290,43 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = fresh1_d0;
+    \$355  = x_in_d0;
     if (advance) begin
-      \$355  = fresh1;
+      \$355  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = x1_d0;
+    \$356  = weights_d0;
     if (advance) begin
-      \$356  = \$signature__data ;
+      \$356  = port__data;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = replay_d0;
+    \$357  = v1_d0;
     if (advance) begin
-      \$357  = rp__data;
+      \$357  = \$signal$74 ;
+    end
+    if (rst) begin
+      \$357  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = weights_d0;
+    \$358  = v1_d1;
     if (advance) begin
-      \$358  = port__data;
+      \$358  = v1_d0;
+    end
+    if (rst) begin
+      \$358  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = v1_d0;
+    \$359  = v1_d2;
     if (advance) begin
-      \$359  = \$signal$74 ;
+      \$359  = v1_d1;
     end
     if (rst) begin
       \$359  = 1'h0;
@@ -2325,9 +2334,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = v1_d1;
+    \$360  = v1_d3;
     if (advance) begin
-      \$360  = v1_d0;
+      \$360  = v1_d2;
     end
     if (rst) begin
       \$360  = 1'h0;
@@ -2335,393 +2344,394 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = v1_d2;
+    \$361  = first1_d0;
     if (advance) begin
-      \$361  = v1_d1;
-    end
-    if (rst) begin
-      \$361  = 1'h0;
+      \$361  = \$signal$75 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = v1_d3;
+    \$362  = first1_d1;
     if (advance) begin
-      \$362  = v1_d2;
-    end
-    if (rst) begin
-      \$362  = 1'h0;
+      \$362  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = first1_d0;
+    \$363  = first1_d2;
     if (advance) begin
-      \$363  = \$signal$76 ;
+      \$363  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = first1_d1;
+    \$364  = first1_d3;
     if (advance) begin
-      \$364  = first1_d0;
+      \$364  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = first1_d2;
+    \$365  = last1_d0;
     if (advance) begin
-      \$365  = first1_d1;
+      \$365  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = first1_d3;
+    \$366  = last1_d1;
     if (advance) begin
-      \$366  = first1_d2;
+      \$366  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = last1_d0;
+    \$367  = last1_d2;
     if (advance) begin
-      \$367  = last1;
+      \$367  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = last1_d1;
+    \$368  = last1_d3;
     if (advance) begin
-      \$368  = last1_d0;
+      \$368  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = last1_d2;
+    \$369  = nf1_d0;
     if (advance) begin
-      \$369  = last1_d1;
+      \$369  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = last1_d3;
+    \$370  = nf1_d1;
     if (advance) begin
-      \$370  = last1_d2;
+      \$370  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = nf1_d0;
+    \$371  = nf1_d2;
     if (advance) begin
-      \$371  = nf1;
+      \$371  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = nf1_d1;
+    \$372  = nf1_d3;
     if (advance) begin
-      \$372  = nf1_d0;
+      \$372  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = nf1_d2;
+    \$373  = tree0_l1_0_0;
     if (advance) begin
-      \$373  = nf1_d1;
+      \$373  = \$73 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = nf1_d3;
+    \$374  = tree0_l1_1_0;
     if (advance) begin
-      \$374  = nf1_d2;
+      \$374  = \$76 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = tree0_l1_0_0;
+    \$375  = tree0_l1_2_0;
     if (advance) begin
-      \$375  = \$73 ;
+      \$375  = \$79 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = tree0_l1_1_0;
+    \$376  = tree0_l1_3_0;
     if (advance) begin
-      \$376  = \$76 ;
+      \$376  = \$82 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = tree0_l1_2_0;
+    \$377  = tree0_l1_4_0;
     if (advance) begin
-      \$377  = \$79 ;
+      \$377  = \$85 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = tree0_l1_3_0;
+    \$378  = tree0_l1_5_0;
     if (advance) begin
-      \$378  = \$82 ;
+      \$378  = \$88 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = tree0_l1_4_0;
+    \$379  = tree0_l1_6_0;
     if (advance) begin
-      \$379  = \$85 ;
+      \$379  = \$91 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = tree0_l1_5_0;
+    \$380  = tree0_l1_7_0;
     if (advance) begin
-      \$380  = \$88 ;
+      \$380  = \$94 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = tree0_l1_6_0;
+    \$381  = tree0_l3_0_0;
     if (advance) begin
-      \$381  = \$91 ;
+      \$381  = \$97 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = tree0_l1_7_0;
+    \$382  = tree0_l3_1_0;
     if (advance) begin
-      \$382  = \$94 ;
+      \$382  = \$100 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = tree0_l3_0_0;
+    \$383  = tree0_l4_0_0;
     if (advance) begin
-      \$383  = \$97 ;
+      \$383  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = tree0_l3_1_0;
-    if (advance) begin
-      \$384  = \$100 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = tree0_l4_0_0;
-    if (advance) begin
-      \$385  = \$101 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = raw0;
+    \$384  = raw0;
     if (\$102 ) begin
-      \$386  = \$8 [6:0];
+      \$384  = \$8 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = acc0;
+    \$385  = acc0;
     if (advance) begin
-      \$387  = \$104 [7:0];
+      \$385  = \$104 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = tree1_l1_0_0;
+    \$386  = tree1_l1_0_0;
     if (advance) begin
-      \$388  = \$107 ;
+      \$386  = \$107 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = tree1_l1_1_0;
+    \$387  = tree1_l1_1_0;
     if (advance) begin
-      \$389  = \$110 ;
+      \$387  = \$110 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = tree1_l1_2_0;
+    \$388  = tree1_l1_2_0;
     if (advance) begin
-      \$390  = \$113 ;
+      \$388  = \$113 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = tree1_l1_3_0;
+    \$389  = tree1_l1_3_0;
     if (advance) begin
-      \$391  = \$116 ;
+      \$389  = \$116 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = tree1_l1_4_0;
+    \$390  = tree1_l1_4_0;
     if (advance) begin
-      \$392  = \$119 ;
+      \$390  = \$119 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = tree1_l1_5_0;
+    \$391  = tree1_l1_5_0;
     if (advance) begin
-      \$393  = \$122 ;
+      \$391  = \$122 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = tree1_l1_6_0;
+    \$392  = tree1_l1_6_0;
     if (advance) begin
-      \$394  = \$125 ;
+      \$392  = \$125 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = tree1_l1_7_0;
+    \$393  = tree1_l1_7_0;
     if (advance) begin
-      \$395  = \$128 ;
+      \$393  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = tree1_l3_0_0;
+    \$394  = tree1_l3_0_0;
     if (advance) begin
-      \$396  = \$131 ;
+      \$394  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = tree1_l3_1_0;
+    \$395  = tree1_l3_1_0;
     if (advance) begin
-      \$397  = \$134 ;
+      \$395  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = tree1_l4_0_0;
+    \$396  = tree1_l4_0_0;
     if (advance) begin
-      \$398  = \$135 ;
+      \$396  = \$135 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = raw1;
+    \$397  = raw1;
     if (\$136 ) begin
-      \$399  = \$11 [6:0];
+      \$397  = \$11 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = acc1;
+    \$398  = acc1;
     if (advance) begin
-      \$400  = \$138 [7:0];
+      \$398  = \$138 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = tree2_l1_0_0;
+    \$399  = tree2_l1_0_0;
     if (advance) begin
-      \$401  = \$141 ;
+      \$399  = \$141 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = tree2_l1_1_0;
+    \$400  = tree2_l1_1_0;
     if (advance) begin
-      \$402  = \$144 ;
+      \$400  = \$144 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = tree2_l1_2_0;
+    \$401  = tree2_l1_2_0;
     if (advance) begin
-      \$403  = \$147 ;
+      \$401  = \$147 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = tree2_l1_3_0;
+    \$402  = tree2_l1_3_0;
     if (advance) begin
-      \$404  = \$150 ;
+      \$402  = \$150 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = tree2_l1_4_0;
+    \$403  = tree2_l1_4_0;
     if (advance) begin
-      \$405  = \$153 ;
+      \$403  = \$153 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = tree2_l1_5_0;
+    \$404  = tree2_l1_5_0;
     if (advance) begin
-      \$406  = \$156 ;
+      \$404  = \$156 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = tree2_l1_6_0;
+    \$405  = tree2_l1_6_0;
     if (advance) begin
-      \$407  = \$159 ;
+      \$405  = \$159 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = tree2_l1_7_0;
+    \$406  = tree2_l1_7_0;
     if (advance) begin
-      \$408  = \$162 ;
+      \$406  = \$162 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = tree2_l3_0_0;
+    \$407  = tree2_l3_0_0;
     if (advance) begin
-      \$409  = \$165 ;
+      \$407  = \$165 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = tree2_l3_1_0;
+    \$408  = tree2_l3_1_0;
     if (advance) begin
-      \$410  = \$168 ;
+      \$408  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = tree2_l4_0_0;
+    \$409  = tree2_l4_0_0;
     if (advance) begin
-      \$411  = \$169 ;
+      \$409  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = raw2;
+    \$410  = raw2;
     if (\$170 ) begin
-      \$412  = \$14 [6:0];
+      \$410  = \$14 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = acc2;
+    \$411  = acc2;
     if (advance) begin
-      \$413  = \$172 [7:0];
+      \$411  = \$172 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = tree3_l1_0_0;
+    \$412  = tree3_l1_0_0;
     if (advance) begin
-      \$414  = \$175 ;
+      \$412  = \$175 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = tree3_l1_1_0;
+    \$413  = tree3_l1_1_0;
     if (advance) begin
-      \$415  = \$178 ;
+      \$413  = \$178 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$414  = tree3_l1_2_0;
+    if (advance) begin
+      \$414  = \$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$415  = tree3_l1_3_0;
+    if (advance) begin
+      \$415  = \$184 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$416  = tree3_l1_4_0;
+    if (advance) begin
+      \$416  = \$187 ;
     end
   end
   assign waddr = port__addr;
@@ -2877,30 +2887,6 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \x_in[29]  = x_in[29];
   assign \x_in[30]  = x_in[30];
   assign \x_in[31]  = x_in[31];
-  assign \result[0]  = result[0];
-  assign \result[1]  = result[1];
-  assign \result[2]  = result[2];
-  assign \result[3]  = result[3];
-  assign \result[4]  = result[4];
-  assign \result[5]  = result[5];
-  assign \result[6]  = result[6];
-  assign \result[7]  = result[7];
-  assign \thresholds_d0[0]  = thresholds_d0[7:0];
-  assign \thresholds_d0[0][0]  = thresholds_d0[7:0];
-  assign \thresholds_d0[1]  = thresholds_d0[15:8];
-  assign \thresholds_d0[1][0]  = thresholds_d0[15:8];
-  assign \thresholds_d0[2]  = thresholds_d0[23:16];
-  assign \thresholds_d0[2][0]  = thresholds_d0[23:16];
-  assign \thresholds_d0[3]  = thresholds_d0[31:24];
-  assign \thresholds_d0[3][0]  = thresholds_d0[31:24];
-  assign \thresholds_d0[4]  = thresholds_d0[39:32];
-  assign \thresholds_d0[4][0]  = thresholds_d0[39:32];
-  assign \thresholds_d0[5]  = thresholds_d0[47:40];
-  assign \thresholds_d0[5][0]  = thresholds_d0[47:40];
-  assign \thresholds_d0[6]  = thresholds_d0[55:48];
-  assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
-  assign \thresholds_d0[7]  = thresholds_d0[63:56];
-  assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
   assign \rp__data[0]  = rp__data[0];
   assign \rp__data[1]  = rp__data[1];
   assign \rp__data[2]  = rp__data[2];
@@ -2933,22 +2919,78 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \rp__data[29]  = rp__data[29];
   assign \rp__data[30]  = rp__data[30];
   assign \rp__data[31]  = rp__data[31];
-  assign \port__data$186[0]  = \port__data$186 [7:0];
-  assign \port__data$186[0][0]  = \port__data$186 [7:0];
-  assign \port__data$186[1]  = \port__data$186 [15:8];
-  assign \port__data$186[1][0]  = \port__data$186 [15:8];
-  assign \port__data$186[2]  = \port__data$186 [23:16];
-  assign \port__data$186[2][0]  = \port__data$186 [23:16];
-  assign \port__data$186[3]  = \port__data$186 [31:24];
-  assign \port__data$186[3][0]  = \port__data$186 [31:24];
-  assign \port__data$186[4]  = \port__data$186 [39:32];
-  assign \port__data$186[4][0]  = \port__data$186 [39:32];
-  assign \port__data$186[5]  = \port__data$186 [47:40];
-  assign \port__data$186[5][0]  = \port__data$186 [47:40];
-  assign \port__data$186[6]  = \port__data$186 [55:48];
-  assign \port__data$186[6][0]  = \port__data$186 [55:48];
-  assign \port__data$186[7]  = \port__data$186 [63:56];
-  assign \port__data$186[7][0]  = \port__data$186 [63:56];
+  assign \x_in_d0[0]  = x_in_d0[0];
+  assign \x_in_d0[1]  = x_in_d0[1];
+  assign \x_in_d0[2]  = x_in_d0[2];
+  assign \x_in_d0[3]  = x_in_d0[3];
+  assign \x_in_d0[4]  = x_in_d0[4];
+  assign \x_in_d0[5]  = x_in_d0[5];
+  assign \x_in_d0[6]  = x_in_d0[6];
+  assign \x_in_d0[7]  = x_in_d0[7];
+  assign \x_in_d0[8]  = x_in_d0[8];
+  assign \x_in_d0[9]  = x_in_d0[9];
+  assign \x_in_d0[10]  = x_in_d0[10];
+  assign \x_in_d0[11]  = x_in_d0[11];
+  assign \x_in_d0[12]  = x_in_d0[12];
+  assign \x_in_d0[13]  = x_in_d0[13];
+  assign \x_in_d0[14]  = x_in_d0[14];
+  assign \x_in_d0[15]  = x_in_d0[15];
+  assign \x_in_d0[16]  = x_in_d0[16];
+  assign \x_in_d0[17]  = x_in_d0[17];
+  assign \x_in_d0[18]  = x_in_d0[18];
+  assign \x_in_d0[19]  = x_in_d0[19];
+  assign \x_in_d0[20]  = x_in_d0[20];
+  assign \x_in_d0[21]  = x_in_d0[21];
+  assign \x_in_d0[22]  = x_in_d0[22];
+  assign \x_in_d0[23]  = x_in_d0[23];
+  assign \x_in_d0[24]  = x_in_d0[24];
+  assign \x_in_d0[25]  = x_in_d0[25];
+  assign \x_in_d0[26]  = x_in_d0[26];
+  assign \x_in_d0[27]  = x_in_d0[27];
+  assign \x_in_d0[28]  = x_in_d0[28];
+  assign \x_in_d0[29]  = x_in_d0[29];
+  assign \x_in_d0[30]  = x_in_d0[30];
+  assign \x_in_d0[31]  = x_in_d0[31];
+  assign \result[0]  = result[0];
+  assign \result[1]  = result[1];
+  assign \result[2]  = result[2];
+  assign \result[3]  = result[3];
+  assign \result[4]  = result[4];
+  assign \result[5]  = result[5];
+  assign \result[6]  = result[6];
+  assign \result[7]  = result[7];
+  assign \thresholds_d0[0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[0][0]  = thresholds_d0[7:0];
+  assign \thresholds_d0[1]  = thresholds_d0[15:8];
+  assign \thresholds_d0[1][0]  = thresholds_d0[15:8];
+  assign \thresholds_d0[2]  = thresholds_d0[23:16];
+  assign \thresholds_d0[2][0]  = thresholds_d0[23:16];
+  assign \thresholds_d0[3]  = thresholds_d0[31:24];
+  assign \thresholds_d0[3][0]  = thresholds_d0[31:24];
+  assign \thresholds_d0[4]  = thresholds_d0[39:32];
+  assign \thresholds_d0[4][0]  = thresholds_d0[39:32];
+  assign \thresholds_d0[5]  = thresholds_d0[47:40];
+  assign \thresholds_d0[5][0]  = thresholds_d0[47:40];
+  assign \thresholds_d0[6]  = thresholds_d0[55:48];
+  assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
+  assign \thresholds_d0[7]  = thresholds_d0[63:56];
+  assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
+  assign \port__data$184[0]  = \port__data$184 [7:0];
+  assign \port__data$184[0][0]  = \port__data$184 [7:0];
+  assign \port__data$184[1]  = \port__data$184 [15:8];
+  assign \port__data$184[1][0]  = \port__data$184 [15:8];
+  assign \port__data$184[2]  = \port__data$184 [23:16];
+  assign \port__data$184[2][0]  = \port__data$184 [23:16];
+  assign \port__data$184[3]  = \port__data$184 [31:24];
+  assign \port__data$184[3][0]  = \port__data$184 [31:24];
+  assign \port__data$184[4]  = \port__data$184 [39:32];
+  assign \port__data$184[4][0]  = \port__data$184 [39:32];
+  assign \port__data$184[5]  = \port__data$184 [47:40];
+  assign \port__data$184[5][0]  = \port__data$184 [47:40];
+  assign \port__data$184[6]  = \port__data$184 [55:48];
+  assign \port__data$184[6][0]  = \port__data$184 [55:48];
+  assign \port__data$184[7]  = \port__data$184 [63:56];
+  assign \port__data$184[7][0]  = \port__data$184 [63:56];
   assign result[7] = \$61 [0];
   assign result[6] = \$57 [0];
   assign result[5] = \$53 [0];

@@ -448,8 +448,11 @@ class MVUBlock(LayerBlock, Block):
     def replay_registered(self) -> bool:
         """Whether the input buffer's read data (a RAM: SF > 1 and NF > 1) is registered before the
         mux that picks the stream's beat or the replayed one: the first operand rank moved ahead
-        of the mux, so a block RAM's output register takes it."""
-        return self.operand_ranks > 0 and self.sf > 1 and self.nf > 1
+        of the mux, so a block RAM's output register takes it. Not for a buffer one LUT-RAM cell
+        deep (its read is fast): there the mux would sit after the registers, in every lane's
+        XNOR or product LUTs (tfc_mvu on 7-series: +111 LUTs)."""
+        lutram_depth = TARGETS[self.timing.target].rules["lutram"][0]
+        return self.operand_ranks > 0 and self.nf > 1 and self.sf > max(lutram_depth, 1)
 
     @property
     def operand_ranks(self) -> int:
