@@ -101,8 +101,7 @@ class MVU(FromBlock, wiring.Component):
             m.submodules.input_buffer = buf
             wp, rp = buf.write_port(), buf.read_port(domain="sync")
             m.d.comb += [rp.addr.eq(sf), rp.en.eq(advance)]
-            if block.timing.on:  # the write a clock late, from registers (x1 holds the beat): fire
-                # then drives one flip-flop, not the write enables of a wide RAM; the beat is
+            if block.input_written_late:  # from registers (x1 holds the beat); the beat is
                 # replayed SF ≥ 2 clocks later at the earliest
                 write1, addr1 = Signal(), Signal.like(sf)
                 m.d.sync += [write1.eq(fire & fresh), addr1.eq(sf)]

@@ -445,6 +445,13 @@ class MVUBlock(LayerBlock, Block):
         return -(-self.sf * self.nf // depth) if depth else 1
 
     @property
+    def input_written_late(self) -> bool:
+        """Whether the input buffer (a RAM: SF > 1 and NF > 1) is written a clock late, from
+        registers (:mod:`hwnorm.hdl.mvu`): with a target clock, so ``fire`` drives one flip-flop,
+        not the write enables of a wide RAM."""
+        return self.timing.on and self.sf > 1 and self.nf > 1
+
+    @property
     def replay_registered(self) -> bool:
         """Whether the input buffer's read data (a RAM: SF > 1 and NF > 1) is registered before the
         mux that picks the stream's beat or the replayed one: the first operand rank moved ahead
@@ -629,7 +636,7 @@ class MVUBlock(LayerBlock, Block):
         if t is not None:
             out += self.threshold_ranks * (pe * (t.channel_bits + layer.acc_bits) + 1)
             out += count_register_bits(self.count_cuts, t, pe) + len(self.count_cuts)
-        late_write = (1 + counter_bits(self.sf)) if self.timing.on and self.sf > 1 and self.nf > 1 else 0
+        late_write = (1 + counter_bits(self.sf)) if self.input_written_late else 0
         return out + ranks * (3 + counter_bits(self.nf)) + int(self.split_acc) * (1 + counter_bits(self.nf)) \
             + late_write  # the input buffer's write enable and address, a clock late (hwnorm.hdl.mvu)
 
