@@ -33,7 +33,7 @@ from hwnorm.datatypes import IntType, counter_bits
 from hwnorm.timing import UNTIMED, Timing
 
 __all__ = ["MemoryUse", "Inventory", "CalibrationPoint", "CALIBRATION_CLOCK_MHZ", "Block", "BeatPipeline", "GatherBlock", "SplitBlock", "FIFOBlock",
-           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "fifo_depth", "one_per_clock", "last_beats_out", "timeline", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
+           "ArgMaxBlock", "RegisterSliceBlock", "ForkBlock", "PLUMBING", "FIFO_MIN_DEPTH", "fifo_depth", "one_per_clock", "last_beats_out", "timeline", "lane_converters", "MAX_SIGNAL_BITS", "check_signal_bits", "TABLE_PRODUCT_BITS",
            "table_product", "tree_register_bits", "halved"]
 
 MAX_SIGNAL_BITS = (1 << 16) - 1  # Amaranth's limit on the width of one value (a ROM row, a payload)
@@ -317,6 +317,9 @@ def lane_converters(element, n_in: int, n_out: int, elements: int) -> list[Block
     return [SplitBlock(element, g, n_in // g, elements), GatherBlock(element, g, n_out // g, elements)]
 
 
+FIFO_MIN_DEPTH = 4  # a stream FIFO's two output registers and a memory of at least two beats
+
+
 class FIFOBlock(Block):
     """A synchronous FIFO (block-RAM friendly) of ``lanes`` elements per entry, so a producer can
     run ahead of a consumer that reads its input only part of the time (an MVU replaying its
@@ -325,16 +328,16 @@ class FIFOBlock(Block):
     kind = "fifo"
     cost_features = {"fifo": {"lut": ("blocks", "adder", "ram_bits", "ram_width"), "ff": FF_FEATURES,
                               "carry": CARRY_FEATURES}}
-    pipeline = 2  # SyncFIFOBuffered: written at t, readable at t + 2
+    pipeline = 3  # written at t, through the memory's read register and the output register: offered at t + 3
 
     @classmethod
     def calibration_blocks(cls):
         return [(f"cal_fifo_w{width}_d{depth}", cls(IntType(1), width, depth))
-                for width, depth in ((8, 3), (49, 17), (32, 5), (160, 9), (16, 33))]
+                for width, depth in ((8, 4), (49, 17), (32, 5), (160, 9), (16, 33))]
 
     def __init__(self, element, lanes: int, depth: int, beats: int = 1):
-        if depth < 3:  # SyncFIFOBuffered keeps depth − 1 entries in memory: 1 would be a 0-bit address
-            raise ValueError(f"a stream FIFO must be at least 3 deep, got {depth}")
+        if depth < FIFO_MIN_DEPTH:  # two beats in registers, the rest in memory: 1 would be a 0-bit address
+            raise ValueError(f"a stream FIFO must be at least {FIFO_MIN_DEPTH} deep, got {depth}")
         self.in_type = self.out_type = element
         self.in_lanes = self.out_lanes = lanes
         self.depth, self.in_beats, self.out_beats = depth, beats, beats
@@ -351,7 +354,7 @@ class FIFOBlock(Block):
         return list(arrivals)
 
     def inventory(self) -> Inventory:
-        depth = self.depth - 1  # SyncFIFOBuffered: memory + output register
+        depth = self.depth - 2  # memory + read register (the memory's: ram_width) + output register
         return Inventory(adder=3 * counter_bits(depth + 1), register=self.width + 3 * counter_bits(depth + 1) + 2,
                          memories=(MemoryUse("ram", self.width, depth),))
 
@@ -492,19 +495,20 @@ class ForkBlock(Block):
 def fifo_depth(offers: list[int], taken: list[int]) -> int:
     """The least depth of a :class:`FIFOBlock` that is never full for beats offered at ``offers``
     and taken by its consumer at ``taken`` (the consumer's :meth:`Block.accepts` of the FIFO's
-    output beats), for Amaranth's ``SyncFIFOBuffered``: an inner FIFO of ``depth − 1`` entries
-    (``w_rdy`` while its level is below that) and an output register, refilled from the inner
-    FIFO the clock the consumer takes the register's beat (or one clock after a write into an
-    empty one). Beat ``k`` moves to the register at ``r_k = max(o_k + 1, c_{k−1})``; when beat
-    ``k`` is offered, the inner FIFO holds ``k − #{j : r_j < o_k}`` beats, which must stay below
-    ``depth − 1``."""
+    output beats). The FIFO (:class:`hwnorm.hdl.stream.StreamFIFO`) is a memory of ``depth − 2``
+    beats (``i.ready`` while its level is below that) read into a read register and on into an
+    output register; each register loads when the next is free or being read. Beat ``k`` reaches
+    the output register at ``s_k = max(o_k + 2, c_{k−1})`` and leaves the memory at
+    ``r_k = max(o_k + 1, s_{k−1})``; when beat ``k`` is offered, the memory holds
+    ``k − #{j : r_j < o_k}`` beats, which must stay below ``depth − 2``."""
     o, c = np.asarray(offers, np.int64), np.asarray(taken, np.int64)
     if not o.size:
-        return 3
-    r = np.maximum(o + 1, np.concatenate(([o[0] + 1], c[:-1])))
+        return FIFO_MIN_DEPTH
+    s = np.maximum(o + 2, np.concatenate(([o[0] + 2], c[:-1])))
+    r = np.maximum(o + 1, np.concatenate(([o[0] + 1], s[:-1])))
     moved = np.searchsorted(np.sort(r), o, side="left")  # #{j : r_j < o_k}
     held = np.arange(o.size) - moved
-    return max(3, int(held.max()) + 2)
+    return max(FIFO_MIN_DEPTH, int(held.max()) + 3)
 
 
 def timeline(stages: list, arrivals: list[int]) -> tuple[dict, dict]:

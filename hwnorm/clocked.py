@@ -226,29 +226,32 @@ class LineBufferModel:
 
 # ---------------------------------------------------------------- plumbing
 class FIFOModel:
-    """Amaranth's ``SyncFIFOBuffered`` of ``depth``: an inner FIFO of ``depth − 1`` and an output
-    register refilled from it."""
+    """The stream FIFO of ``depth`` (:class:`hwnorm.hdl.stream.StreamFIFO`): a memory of
+    ``depth − 2`` beats read into a read register and on into the output register; each register
+    loads when the one after it is free or being read."""
 
     outs = 1
 
     def __init__(self, depth: int):
-        self.depth, self.level, self.out = depth, 0, False
+        self.depth, self.level, self.held, self.out = depth, 0, False, False
         self.peak = 0  # the most beats it held
 
     def valid(self, in_valid):
         return [self.out]
 
     def ready(self, out_ready, in_valid):
-        return [self.level != self.depth - 1]
+        return [self.level != self.depth - 2]
 
     def tick(self, in_valid, in_fire, out_fire, out_ready):
-        inner_read = self.level != 0 and (not self.out or out_ready[0])
-        self.level += int(in_fire[0]) - int(inner_read)
-        if inner_read:
-            self.out = True
-        elif out_ready[0]:
-            self.out = False
-        self.peak = max(self.peak, self.level + self.out)
+        load_out = not self.out or out_ready[0]
+        load_held = not self.held or load_out
+        read = self.level != 0 and load_held
+        self.level += int(in_fire[0]) - int(read)
+        if load_out:
+            self.out = self.held
+        if load_held:
+            self.held = read
+        self.peak = max(self.peak, self.level + self.held + self.out)
 
 
 class SplitModel:

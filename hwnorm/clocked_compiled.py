@@ -14,7 +14,7 @@ Layout, per stage ``k`` (``P`` parameters, ``S`` state, one row each)::
     stall-all  P: depth registered rule period|sf|parts nf   S: ring_base k|sf|part nf|beat
     line       P: H W kh kw sy sx py px OH OW cf_n rows taps_inner registered stages
                S: wrow wcol wcf oy ox ky kx cf iy_base ix_base ring_base seen
-    fifo       P: depth                                  S: level out
+    fifo       P: depth                                  S: level out held
     split      P: factor                                 S: left
     slice      —                                         S: skid_free out
     fork       P: outs                                   S: (taken flags live in ``flags``)
@@ -217,7 +217,7 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
                         for i in range(i0, i1):
                             in_ready[i] = i - i0 == state[k, 1]
             elif kd == FIFO:
-                in_ready[i0] = state[k, 0] != params[k, 0] - 1
+                in_ready[i0] = state[k, 0] != params[k, 0] - 2
             elif kd == SPLIT:
                 left = state[k, 0]
                 in_ready[i0] = left == 0 or (left == 1 and out_ready[o])
@@ -278,13 +278,15 @@ def _run(kind, params, state, in_off, out_off, source, reader, table, table_off,
             elif kd == LINE:
                 _line_tick(params[k], state[k], ring, ring_off[k], fire0, out_valid[o], out_ready[o])
             elif kd == FIFO:
-                level, out = state[k, 0], state[k, 1] != 0
-                inner_read = level != 0 and (not out or out_ready[o])
-                state[k, 0] = level + (1 if fire0 else 0) - (1 if inner_read else 0)
-                if inner_read:
-                    state[k, 1] = 1
-                elif out_ready[o]:
-                    state[k, 1] = 0
+                level, out, in_read_reg = state[k, 0], state[k, 1] != 0, state[k, 2] != 0
+                load_out = not out or out_ready[o]
+                load_read_reg = not in_read_reg or load_out
+                read = level != 0 and load_read_reg
+                state[k, 0] = level + (1 if fire0 else 0) - (1 if read else 0)
+                if load_out:
+                    state[k, 1] = state[k, 2]
+                if load_read_reg:
+                    state[k, 2] = 1 if read else 0
             elif kd == SPLIT:
                 if out_valid[o] and out_ready[o]:
                     state[k, 0] -= 1

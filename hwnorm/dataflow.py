@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwnorm.blocks import (ArgMaxBlock, Block, FIFOBlock, ForkBlock, Inventory, RegisterSliceBlock, fifo_depth,
+from hwnorm.blocks import (FIFO_MIN_DEPTH, ArgMaxBlock, Block, FIFOBlock, ForkBlock, Inventory, RegisterSliceBlock, fifo_depth,
                            lane_converters, timeline)
 from hwnorm.ir import INPUT
 from hwnorm.timing import UNTIMED, Timing
@@ -279,7 +279,7 @@ def _graph_stages(top: "NetworkBlock", size_fifos: bool = True) -> list[Stage]:
                 end = append(Stage(f"{tag}_lanes{k}", conv, layer.vectors, (end,)))
             if src in forked or block.input_fifo_depth or block.in_ports > 1:
                 beats = block.in_beats
-                end = append(Stage(f"{tag}_fifo", FIFOBlock(element, block.in_lanes, max(3, block.input_fifo_depth),
+                end = append(Stage(f"{tag}_fifo", FIFOBlock(element, block.in_lanes, max(FIFO_MIN_DEPTH, block.input_fifo_depth),
                                                             beats), units, (end,)))
                 fifos.append((end[0], block.input_fifo_depth))
             ports.append(end)
@@ -350,7 +350,7 @@ def _fifo_needs(stages: list[Stage], fifos: list, runs: list) -> list[list[int]]
 # ---------------------------------------------------------------- least FIFO depths
 LEAST = "least"  # fifo_depths = "least": each FIFO at its least depth (minimal_fifos)
 MINIMAL_IMAGES = 3  # images the clocked model runs per candidate depth (the first fills the pipeline)
-MINIMAL_WORTH = 4   # a FIFO shallower than this is at the least depth a FIFO can have (3) already
+MINIMAL_WORTH = FIFO_MIN_DEPTH + 1  # a FIFO shallower than this is at the least depth a FIFO can have already
 
 
 def plan_sources(stages: list[Stage]) -> list[Stage]:
@@ -392,7 +392,7 @@ def minimal_fifos(top: "NetworkBlock", images: int = MINIMAL_IMAGES, progress=No
 
     depths = dict(full)
     for name in sorted(full, key=lambda n: -full[n] * _fifo_width(stages, n)):
-        lo, hi = 3, full[name]  # hi keeps the reference; find the least that does
+        lo, hi = FIFO_MIN_DEPTH, full[name]  # hi keeps the reference; find the least that does
         if (hi < MINIMAL_WORTH) if only is None else name not in only:
             continue
         if progress:
@@ -430,7 +430,7 @@ def _with_depths(stages: list[Stage], depths: Mapping) -> list[Stage]:
         if name not in fifos:
             raise ValueError(f"fifo_depths names {name!r}, which is not a FIFO of the plan; FIFOs: "
                              f"{', '.join(sorted(fifos)) or 'none'}")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 3:
-            raise ValueError(f"fifo_depths: {name} must be a whole number ≥ 3, got {depth!r}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < FIFO_MIN_DEPTH:
+            raise ValueError(f"fifo_depths: {name} must be a whole number ≥ {FIFO_MIN_DEPTH}, got {depth!r}")
     return [replace(s, block=FIFOBlock(s.block.in_type, s.block.in_lanes, depths[s.name], s.block.in_beats))
             if s.name in depths else s for s in stages]

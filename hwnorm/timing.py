@@ -47,6 +47,9 @@ class DelayModel:
     margin: float
     memory_clock_to_q: float
     dsp_multiply: float = 0.0   # an unregistered hard multiplier (≤ 18 × 18), 0: none (LUT arrays)
+    # what a block RAM's own output register adds over a fabric flip-flop's output: its clock-to-out
+    # and the route out of the block RAM row to the logic that gathers several RAMs (a bank mux)
+    block_ram_register_out: float = 0.0
 
     def adder(self, width: int) -> float:
         """An adder or subtractor of ``width`` bits, from its inputs' source."""
@@ -144,14 +147,18 @@ class Timing:
         """Whether operations of these delays fit one stage in series."""
         return sum(delays) <= self.budget
 
-    def memory_ranks(self, memory: bool, *after: float) -> int:
+    def memory_ranks(self, memory: bool, *after: float, block_ram: bool = False) -> int:
         """Registers a memory's read data passes before the logic ``after`` it: none when the data
         comes from no memory or both fit one stage, else one. (An ECP5 block RAM's read data
         without its output register, which Yosys does not infer, takes 5.6 ns on its own; on ECP5
         this one register becomes the RAM's output register before place and route —
-        :func:`hwnorm.estimate.netlist.absorb_bram_output_registers`. A second register in the
-        fabric did not help: nextpnr placed the first one no nearer.)"""
-        return int(memory and self.on and not self.fits(self.model.memory_out(), *after))
+        :func:`hwnorm.estimate.netlist.absorb_bram_output_registers`.) A ``block_ram`` memory's
+        data still leaves that register from the block RAM row, far from the logic
+        (``block_ram_register_out``): when that and the logic do not fit one stage, a second
+        register in the fabric takes the route."""
+        first = int(memory and self.on and not self.fits(self.model.memory_out(), *after))
+        far = self.model.block_ram_register_out
+        return first + int(bool(first and block_ram and far and not self.fits(far, *after)))
 
     def cuts(self, levels: list[float], tail: float = 0.0) -> tuple[int, ...]:
         """The levels of a chain (a tree's levels, in order, of these delays) after which a

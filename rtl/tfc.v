@@ -982,13 +982,13 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   );
   \tfc.MatMul_16_fifo  MatMul_16_fifo (
     .clk(clk),
+    .i__payload(\i__payload$21 ),
     .i__ready(\o__ready$19 ),
+    .i__valid(\i__valid$17 ),
     .o__payload(\i__payload$27 ),
-    .o__valid(\i__valid$23 ),
-    .r_en(\o__ready$25 ),
-    .rst(rst),
-    .w_data(\i__payload$21 ),
-    .w_en(\i__valid$17 )
+    .o__ready(\o__ready$25 ),
+    .out(\i__valid$23 ),
+    .rst(rst)
   );
   \tfc.MatMul_16_slice  MatMul_16_slice (
     .clk(clk),
@@ -1012,13 +1012,13 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   );
   \tfc.MatMul_24_fifo  MatMul_24_fifo (
     .clk(clk),
+    .i__payload(\i__payload$45 ),
     .i__ready(\o__ready$43 ),
+    .i__valid(\i__valid$41 ),
     .o__payload(\i__payload$51 ),
-    .o__valid(\i__valid$47 ),
-    .r_en(\o__ready$49 ),
-    .rst(rst),
-    .w_data(\i__payload$45 ),
-    .w_en(\i__valid$41 )
+    .o__ready(\o__ready$49 ),
+    .out(\i__valid$47 ),
+    .rst(rst)
   );
   \tfc.MatMul_24_lanes0  MatMul_24_lanes0 (
     .advance(\o__ready$37 ),
@@ -1052,13 +1052,13 @@ module tfc(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payl
   );
   \tfc.MatMul_32_fifo  MatMul_32_fifo (
     .clk(clk),
+    .i__payload(\i__payload$69 ),
     .i__ready(\o__ready$67 ),
+    .i__valid(\i__valid$65 ),
     .o__payload(\i__payload$75 ),
-    .o__valid(\i__valid$71 ),
-    .r_en(\o__ready$73 ),
-    .rst(rst),
-    .w_data(\i__payload$69 ),
-    .w_en(\i__valid$65 )
+    .o__ready(\o__ready$73 ),
+    .out(\i__valid$71 ),
+    .rst(rst)
   );
   \tfc.MatMul_32_lanes0  MatMul_32_lanes0 (
     .advance(\o__ready$61 ),
@@ -3364,7 +3364,7 @@ module \tfc.BipolarQuant_11_input_slice (rst, o__ready, i__valid, i__payload, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload, advance, clk);
+module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [10:0] \$10 ;
@@ -10825,9 +10825,75 @@ module \tfc.MatMul_16 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__valid, clk);
+module \tfc.MatMul_16_fifo (rst, i__ready, o__ready, i__payload, i__valid, o__payload, out, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [4:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire [4:0] \$27 ;
+  wire [4:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire [4:0] \$47 ;
+  wire [4:0] \$48 ;
+  reg [48:0] \$49 ;
+  wire \$5 ;
+  reg \$50 ;
+  reg \$51 ;
+  reg [3:0] \$52 ;
+  reg [3:0] \$53 ;
+  reg [3:0] \$54 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  (* init = 4'h0 *)
+  wire [3:0] \$signal ;
+  reg \$signal$11  = 1'h0;
+  reg [3:0] \$signature__addr  = 4'h0;
+  wire [48:0] \$signature__data ;
+  wire \$signature__en ;
   input clk;
   wire clk;
+  (* init = 4'h0 *)
+  wire [3:0] consume;
+  (* init = 49'h0000000000000 *)
+  wire [48:0] data;
+  input [48:0] i__payload;
   wire [48:0] i__payload;
   wire \i__payload[0] ;
   wire \i__payload[10] ;
@@ -10880,9 +10946,11 @@ module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   wire \i__payload[9] ;
   output i__ready;
   wire i__ready;
+  input i__valid;
   wire i__valid;
+  reg [3:0] level = 4'h0;
   output [48:0] o__payload;
-  wire [48:0] o__payload;
+  reg [48:0] o__payload = 49'h0000000000000;
   wire \o__payload[0] ;
   wire \o__payload[10] ;
   wire \o__payload[11] ;
@@ -10932,85 +11000,223 @@ module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   wire \o__payload[7] ;
   wire \o__payload[8] ;
   wire \o__payload[9] ;
+  input o__ready;
   wire o__ready;
-  output o__valid;
+  (* init = 1'h0 *)
   wire o__valid;
-  wire [48:0] r_data;
-  input r_en;
-  wire r_en;
-  wire r_rdy;
+  output out;
+  reg out = 1'h0;
+  reg [3:0] r_port__addr = 4'h0;
+  wire [48:0] r_port__data;
+  wire r_port__en;
   input rst;
   wire rst;
-  input [48:0] w_data;
-  wire [48:0] w_data;
-  input w_en;
-  wire w_en;
-  wire w_rdy;
-  \tfc.MatMul_16_fifo.fifo  fifo (
-    .clk(clk),
-    .r_data(o__payload),
-    .r_en(r_en),
-    .r_rdy(o__valid),
-    .rst(rst),
-    .w_en(w_en),
-    .w_port__data(w_data),
-    .w_rdy(i__ready)
-  );
-  assign i__payload = w_data;
-  assign i__valid = w_en;
-  assign w_rdy = i__ready;
-  assign r_data = o__payload;
-  assign r_rdy = o__valid;
-  assign o__ready = r_en;
-  assign \i__payload[0]  = w_data[0];
-  assign \i__payload[1]  = w_data[1];
-  assign \i__payload[2]  = w_data[2];
-  assign \i__payload[3]  = w_data[3];
-  assign \i__payload[4]  = w_data[4];
-  assign \i__payload[5]  = w_data[5];
-  assign \i__payload[6]  = w_data[6];
-  assign \i__payload[7]  = w_data[7];
-  assign \i__payload[8]  = w_data[8];
-  assign \i__payload[9]  = w_data[9];
-  assign \i__payload[10]  = w_data[10];
-  assign \i__payload[11]  = w_data[11];
-  assign \i__payload[12]  = w_data[12];
-  assign \i__payload[13]  = w_data[13];
-  assign \i__payload[14]  = w_data[14];
-  assign \i__payload[15]  = w_data[15];
-  assign \i__payload[16]  = w_data[16];
-  assign \i__payload[17]  = w_data[17];
-  assign \i__payload[18]  = w_data[18];
-  assign \i__payload[19]  = w_data[19];
-  assign \i__payload[20]  = w_data[20];
-  assign \i__payload[21]  = w_data[21];
-  assign \i__payload[22]  = w_data[22];
-  assign \i__payload[23]  = w_data[23];
-  assign \i__payload[24]  = w_data[24];
-  assign \i__payload[25]  = w_data[25];
-  assign \i__payload[26]  = w_data[26];
-  assign \i__payload[27]  = w_data[27];
-  assign \i__payload[28]  = w_data[28];
-  assign \i__payload[29]  = w_data[29];
-  assign \i__payload[30]  = w_data[30];
-  assign \i__payload[31]  = w_data[31];
-  assign \i__payload[32]  = w_data[32];
-  assign \i__payload[33]  = w_data[33];
-  assign \i__payload[34]  = w_data[34];
-  assign \i__payload[35]  = w_data[35];
-  assign \i__payload[36]  = w_data[36];
-  assign \i__payload[37]  = w_data[37];
-  assign \i__payload[38]  = w_data[38];
-  assign \i__payload[39]  = w_data[39];
-  assign \i__payload[40]  = w_data[40];
-  assign \i__payload[41]  = w_data[41];
-  assign \i__payload[42]  = w_data[42];
-  assign \i__payload[43]  = w_data[43];
-  assign \i__payload[44]  = w_data[44];
-  assign \i__payload[45]  = w_data[45];
-  assign \i__payload[46]  = w_data[46];
-  assign \i__payload[47]  = w_data[47];
-  assign \i__payload[48]  = w_data[48];
+  (* no_rw_check = 32'd1 *)
+  reg [48:0] storage [14:0];
+  initial begin
+    storage[0] = 49'h0000000000000;
+    storage[1] = 49'h0000000000000;
+    storage[2] = 49'h0000000000000;
+    storage[3] = 49'h0000000000000;
+    storage[4] = 49'h0000000000000;
+    storage[5] = 49'h0000000000000;
+    storage[6] = 49'h0000000000000;
+    storage[7] = 49'h0000000000000;
+    storage[8] = 49'h0000000000000;
+    storage[9] = 49'h0000000000000;
+    storage[10] = 49'h0000000000000;
+    storage[11] = 49'h0000000000000;
+    storage[12] = 49'h0000000000000;
+    storage[13] = 49'h0000000000000;
+    storage[14] = 49'h0000000000000;
+  end
+  always @(posedge clk) begin
+    if (\$signature__en )
+      storage[\$signature__addr ] <= i__payload;
+  end
+  reg [48:0] _0_;
+  always @(posedge clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
+    end
+  end
+  assign r_port__data = _0_;
+  assign \$43  = \$38  & \$42 ;
+  assign \$44  = i__valid & i__ready;
+  assign \$45  = ~ \$44 ;
+  assign \$46  = \$43  & \$45 ;
+  assign \$47  = level + 1'h1;
+  assign \$48  = level - 1'h1;
+  always @(posedge clk)
+    o__payload <= \$49 ;
+  always @(posedge clk)
+    out <= \$50 ;
+  always @(posedge clk)
+    \$signal$11  <= \$51 ;
+  always @(posedge clk)
+    \$signature__addr  <= \$52 ;
+  always @(posedge clk)
+    r_port__addr <= \$53 ;
+  always @(posedge clk)
+    level <= \$54 ;
+  assign i__ready = level != 4'hf;
+  assign \$signature__en  = i__valid & i__ready;
+  assign \$1  = ~ \$signal$11 ;
+  assign \$2  = ~ out;
+  assign \$3  = \$2  | o__ready;
+  assign r_port__en = \$1  | \$3 ;
+  assign \$4  = ~ out;
+  assign \$5  = \$4  | o__ready;
+  assign \$6  = ~ \$signal$11 ;
+  assign \$7  = ~ out;
+  assign \$8  = \$7  | o__ready;
+  assign \$9  = \$6  | \$8 ;
+  assign \$10  = | level;
+  assign \$11  = ~ \$signal$11 ;
+  assign \$12  = ~ out;
+  assign \$13  = \$12  | o__ready;
+  assign \$14  = \$11  | \$13 ;
+  assign \$15  = \$10  & \$14 ;
+  assign \$16  = i__valid & i__ready;
+  assign \$17  = \$signature__addr  == 4'he;
+  assign \$18  = \$signature__addr  + 1'h1;
+  assign \$19  = \$17  ? 5'h00 : \$18 ;
+  assign \$20  = | level;
+  assign \$21  = ~ \$signal$11 ;
+  assign \$22  = ~ out;
+  assign \$23  = \$22  | o__ready;
+  assign \$24  = \$21  | \$23 ;
+  assign \$25  = \$20  & \$24 ;
+  assign \$26  = r_port__addr == 4'he;
+  assign \$27  = r_port__addr + 1'h1;
+  assign \$28  = \$26  ? 5'h00 : \$27 ;
+  assign \$29  = i__valid & i__ready;
+  assign \$30  = | level;
+  assign \$31  = ~ \$signal$11 ;
+  assign \$32  = ~ out;
+  assign \$33  = \$32  | o__ready;
+  assign \$34  = \$31  | \$33 ;
+  assign \$35  = \$30  & \$34 ;
+  assign \$36  = ~ \$35 ;
+  assign \$37  = \$29  & \$36 ;
+  assign \$38  = | level;
+  assign \$39  = ~ \$signal$11 ;
+  assign \$40  = ~ out;
+  assign \$41  = \$40  | o__ready;
+  assign \$42  = \$39  | \$41 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$49  = o__payload;
+    if (\$5 ) begin
+      \$49  = r_port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$50  = out;
+    if (\$5 ) begin
+      \$50  = \$signal$11 ;
+    end
+    if (rst) begin
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$51  = \$signal$11 ;
+    if (\$9 ) begin
+      \$51  = \$15 ;
+    end
+    if (rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$52  = \$signature__addr ;
+    if (\$16 ) begin
+      \$52  = \$19 [3:0];
+    end
+    if (rst) begin
+      \$52  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$53  = r_port__addr;
+    if (\$25 ) begin
+      \$53  = \$28 [3:0];
+    end
+    if (rst) begin
+      \$53  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$54  = level;
+    if (\$37 ) begin
+      \$54  = \$47 [3:0];
+    end else if (\$46 ) begin
+      \$54  = \$48 [3:0];
+    end
+    if (rst) begin
+      \$54  = 4'h0;
+    end
+  end
+  assign \$signal  = \$signature__addr ;
+  assign \$signature__data  = i__payload;
+  assign consume = r_port__addr;
+  assign o__valid = out;
+  assign data = o__payload;
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+  assign \i__payload[8]  = i__payload[8];
+  assign \i__payload[9]  = i__payload[9];
+  assign \i__payload[10]  = i__payload[10];
+  assign \i__payload[11]  = i__payload[11];
+  assign \i__payload[12]  = i__payload[12];
+  assign \i__payload[13]  = i__payload[13];
+  assign \i__payload[14]  = i__payload[14];
+  assign \i__payload[15]  = i__payload[15];
+  assign \i__payload[16]  = i__payload[16];
+  assign \i__payload[17]  = i__payload[17];
+  assign \i__payload[18]  = i__payload[18];
+  assign \i__payload[19]  = i__payload[19];
+  assign \i__payload[20]  = i__payload[20];
+  assign \i__payload[21]  = i__payload[21];
+  assign \i__payload[22]  = i__payload[22];
+  assign \i__payload[23]  = i__payload[23];
+  assign \i__payload[24]  = i__payload[24];
+  assign \i__payload[25]  = i__payload[25];
+  assign \i__payload[26]  = i__payload[26];
+  assign \i__payload[27]  = i__payload[27];
+  assign \i__payload[28]  = i__payload[28];
+  assign \i__payload[29]  = i__payload[29];
+  assign \i__payload[30]  = i__payload[30];
+  assign \i__payload[31]  = i__payload[31];
+  assign \i__payload[32]  = i__payload[32];
+  assign \i__payload[33]  = i__payload[33];
+  assign \i__payload[34]  = i__payload[34];
+  assign \i__payload[35]  = i__payload[35];
+  assign \i__payload[36]  = i__payload[36];
+  assign \i__payload[37]  = i__payload[37];
+  assign \i__payload[38]  = i__payload[38];
+  assign \i__payload[39]  = i__payload[39];
+  assign \i__payload[40]  = i__payload[40];
+  assign \i__payload[41]  = i__payload[41];
+  assign \i__payload[42]  = i__payload[42];
+  assign \i__payload[43]  = i__payload[43];
+  assign \i__payload[44]  = i__payload[44];
+  assign \i__payload[45]  = i__payload[45];
+  assign \i__payload[46]  = i__payload[46];
+  assign \i__payload[47]  = i__payload[47];
+  assign \i__payload[48]  = i__payload[48];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -11060,192 +11266,6 @@ module \tfc.MatMul_16_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   assign \o__payload[46]  = o__payload[46];
   assign \o__payload[47]  = o__payload[47];
   assign \o__payload[48]  = o__payload[48];
-endmodule
-
-(* generator = "Amaranth" *)
-module \tfc.MatMul_16_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [5:0] \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire [5:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  reg [3:0] \$27 ;
-  reg [3:0] \$28 ;
-  reg [4:0] \$29 ;
-  wire [5:0] \$3 ;
-  reg \$30 ;
-  wire \$4 ;
-  wire [4:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [4:0] \$9 ;
-  input clk;
-  wire clk;
-  (* init = 4'h0 *)
-  wire [3:0] consume;
-  reg [4:0] inner_level = 5'h00;
-  wire inner_r_rdy;
-  wire [4:0] level;
-  (* init = 4'h0 *)
-  wire [3:0] produce;
-  output [48:0] r_data;
-  wire [48:0] r_data;
-  input r_en;
-  wire r_en;
-  wire [4:0] r_level;
-  reg [3:0] r_port__addr = 4'h0;
-  wire [48:0] r_port__data;
-  wire r_port__en;
-  output r_rdy;
-  reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
-  wire [48:0] w_data;
-  input w_en;
-  wire w_en;
-  wire [4:0] w_level;
-  reg [3:0] w_port__addr = 4'h0;
-  input [48:0] w_port__data;
-  wire [48:0] w_port__data;
-  wire w_port__en;
-  output w_rdy;
-  wire w_rdy;
-  reg [48:0] storage [15:0];
-  initial begin
-    storage[0] = 49'h0000000000000;
-    storage[1] = 49'h0000000000000;
-    storage[2] = 49'h0000000000000;
-    storage[3] = 49'h0000000000000;
-    storage[4] = 49'h0000000000000;
-    storage[5] = 49'h0000000000000;
-    storage[6] = 49'h0000000000000;
-    storage[7] = 49'h0000000000000;
-    storage[8] = 49'h0000000000000;
-    storage[9] = 49'h0000000000000;
-    storage[10] = 49'h0000000000000;
-    storage[11] = 49'h0000000000000;
-    storage[12] = 49'h0000000000000;
-    storage[13] = 49'h0000000000000;
-    storage[14] = 49'h0000000000000;
-    storage[15] = 49'h0000000000000;
-  end
-  always @(posedge clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
-  end
-  reg [48:0] _0_;
-  always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 5'h10;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign \$3  = inner_level + r_rdy;
-  assign \$4  = w_rdy & w_en;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = ~ r_rdy;
-  assign \$7  = \$6  | r_en;
-  assign \$8  = inner_r_rdy & \$7 ;
-  assign \$9  = r_port__addr + 1'h1;
-  assign \$10  = w_rdy & w_en;
-  assign \$11  = ~ r_rdy;
-  assign \$12  = \$11  | r_en;
-  assign \$13  = inner_r_rdy & \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$10  & \$14 ;
-  assign \$16  = inner_level + 1'h1;
-  assign \$17  = ~ r_rdy;
-  assign \$18  = \$17  | r_en;
-  assign \$19  = inner_r_rdy & \$18 ;
-  assign \$20  = w_rdy & w_en;
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = inner_level - 1'h1;
-  assign \$24  = ~ r_rdy;
-  assign \$25  = \$24  | r_en;
-  assign \$26  = inner_r_rdy & \$25 ;
-  always @(posedge clk)
-    w_port__addr <= \$27 ;
-  always @(posedge clk)
-    r_port__addr <= \$28 ;
-  always @(posedge clk)
-    inner_level <= \$29 ;
-  always @(posedge clk)
-    r_rdy <= \$30 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$27  = w_port__addr;
-    if (\$4 ) begin
-      \$27  = \$5 [3:0];
-    end
-    if (rst) begin
-      \$27  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$28  = r_port__addr;
-    if (\$8 ) begin
-      \$28  = \$9 [3:0];
-    end
-    if (rst) begin
-      \$28  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$29  = inner_level;
-    if (\$15 ) begin
-      \$29  = \$16 [4:0];
-    end
-    if (\$22 ) begin
-      \$29  = \$23 [4:0];
-    end
-    if (rst) begin
-      \$29  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$30  = r_rdy;
-    if (\$26 ) begin
-      \$30  = 1'h1;
-    end else if (r_en) begin
-      \$30  = 1'h0;
-    end
-    if (rst) begin
-      \$30  = 1'h0;
-    end
-  end
-  assign w_level = \$3 [4:0];
-  assign level = \$3 [4:0];
-  assign r_level = \$3 [4:0];
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11442,7 +11462,7 @@ module \tfc.MatMul_16_slice (rst, o__ready, i__valid, i__payload, o__payload, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload, advance, clk);
+module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -14442,9 +14462,71 @@ module \tfc.MatMul_24 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_24_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__valid, clk);
+module \tfc.MatMul_24_fifo (rst, i__ready, o__ready, i__payload, i__valid, o__payload, out, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire [1:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [1:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire [2:0] \$43 ;
+  wire [2:0] \$44 ;
+  reg [31:0] \$45 ;
+  reg \$46 ;
+  reg \$47 ;
+  reg \$48 ;
+  reg \$49 ;
+  wire \$5 ;
+  reg [1:0] \$50 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  (* init = 1'h0 *)
+  wire \$signal ;
+  reg \$signal$11  = 1'h0;
+  reg \$signature__addr  = 1'h0;
+  wire [31:0] \$signature__data ;
+  wire \$signature__en ;
   input clk;
   wire clk;
+  (* init = 1'h0 *)
+  wire consume;
+  (* init = 32'd0 *)
+  wire [31:0] data;
+  input [31:0] i__payload;
   wire [31:0] i__payload;
   wire \i__payload[0] ;
   wire \i__payload[10] ;
@@ -14480,9 +14562,11 @@ module \tfc.MatMul_24_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   wire \i__payload[9] ;
   output i__ready;
   wire i__ready;
+  input i__valid;
   wire i__valid;
+  reg [1:0] level = 2'h0;
   output [31:0] o__payload;
-  wire [31:0] o__payload;
+  reg [31:0] o__payload = 32'd0;
   wire \o__payload[0] ;
   wire \o__payload[10] ;
   wire \o__payload[11] ;
@@ -14515,68 +14599,189 @@ module \tfc.MatMul_24_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   wire \o__payload[7] ;
   wire \o__payload[8] ;
   wire \o__payload[9] ;
+  input o__ready;
   wire o__ready;
-  output o__valid;
+  (* init = 1'h0 *)
   wire o__valid;
-  wire [31:0] r_data;
-  input r_en;
-  wire r_en;
-  wire r_rdy;
+  output out;
+  reg out = 1'h0;
+  reg r_port__addr = 1'h0;
+  wire [31:0] r_port__data;
+  wire r_port__en;
   input rst;
   wire rst;
-  input [31:0] w_data;
-  wire [31:0] w_data;
-  input w_en;
-  wire w_en;
-  wire w_rdy;
-  \tfc.MatMul_24_fifo.fifo  fifo (
-    .clk(clk),
-    .r_data(o__payload),
-    .r_en(r_en),
-    .r_rdy(o__valid),
-    .rst(rst),
-    .w_en(w_en),
-    .w_port__data(w_data),
-    .w_rdy(i__ready)
-  );
-  assign i__payload = w_data;
-  assign i__valid = w_en;
-  assign w_rdy = i__ready;
-  assign r_data = o__payload;
-  assign r_rdy = o__valid;
-  assign o__ready = r_en;
-  assign \i__payload[0]  = w_data[0];
-  assign \i__payload[1]  = w_data[1];
-  assign \i__payload[2]  = w_data[2];
-  assign \i__payload[3]  = w_data[3];
-  assign \i__payload[4]  = w_data[4];
-  assign \i__payload[5]  = w_data[5];
-  assign \i__payload[6]  = w_data[6];
-  assign \i__payload[7]  = w_data[7];
-  assign \i__payload[8]  = w_data[8];
-  assign \i__payload[9]  = w_data[9];
-  assign \i__payload[10]  = w_data[10];
-  assign \i__payload[11]  = w_data[11];
-  assign \i__payload[12]  = w_data[12];
-  assign \i__payload[13]  = w_data[13];
-  assign \i__payload[14]  = w_data[14];
-  assign \i__payload[15]  = w_data[15];
-  assign \i__payload[16]  = w_data[16];
-  assign \i__payload[17]  = w_data[17];
-  assign \i__payload[18]  = w_data[18];
-  assign \i__payload[19]  = w_data[19];
-  assign \i__payload[20]  = w_data[20];
-  assign \i__payload[21]  = w_data[21];
-  assign \i__payload[22]  = w_data[22];
-  assign \i__payload[23]  = w_data[23];
-  assign \i__payload[24]  = w_data[24];
-  assign \i__payload[25]  = w_data[25];
-  assign \i__payload[26]  = w_data[26];
-  assign \i__payload[27]  = w_data[27];
-  assign \i__payload[28]  = w_data[28];
-  assign \i__payload[29]  = w_data[29];
-  assign \i__payload[30]  = w_data[30];
-  assign \i__payload[31]  = w_data[31];
+  (* no_rw_check = 32'd1 *)
+  reg [31:0] storage [1:0];
+  initial begin
+    storage[0] = 32'd0;
+    storage[1] = 32'd0;
+  end
+  always @(posedge clk) begin
+    if (\$signature__en )
+      storage[\$signature__addr ] <= i__payload;
+  end
+  reg [31:0] _0_;
+  always @(posedge clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
+    end
+  end
+  assign r_port__data = _0_;
+  always @(posedge clk)
+    o__payload <= \$45 ;
+  always @(posedge clk)
+    out <= \$46 ;
+  always @(posedge clk)
+    \$signal$11  <= \$47 ;
+  always @(posedge clk)
+    \$signature__addr  <= \$48 ;
+  always @(posedge clk)
+    r_port__addr <= \$49 ;
+  always @(posedge clk)
+    level <= \$50 ;
+  assign i__ready = level != 2'h2;
+  assign \$signature__en  = i__valid & i__ready;
+  assign \$1  = ~ \$signal$11 ;
+  assign \$2  = ~ out;
+  assign \$3  = \$2  | o__ready;
+  assign r_port__en = \$1  | \$3 ;
+  assign \$4  = ~ out;
+  assign \$5  = \$4  | o__ready;
+  assign \$6  = ~ \$signal$11 ;
+  assign \$7  = ~ out;
+  assign \$8  = \$7  | o__ready;
+  assign \$9  = \$6  | \$8 ;
+  assign \$10  = | level;
+  assign \$11  = ~ \$signal$11 ;
+  assign \$12  = ~ out;
+  assign \$13  = \$12  | o__ready;
+  assign \$14  = \$11  | \$13 ;
+  assign \$15  = \$10  & \$14 ;
+  assign \$16  = i__valid & i__ready;
+  assign \$17  = \$signature__addr  + 1'h1;
+  assign \$18  = | level;
+  assign \$19  = ~ \$signal$11 ;
+  assign \$20  = ~ out;
+  assign \$21  = \$20  | o__ready;
+  assign \$22  = \$19  | \$21 ;
+  assign \$23  = \$18  & \$22 ;
+  assign \$24  = r_port__addr + 1'h1;
+  assign \$25  = i__valid & i__ready;
+  assign \$26  = | level;
+  assign \$27  = ~ \$signal$11 ;
+  assign \$28  = ~ out;
+  assign \$29  = \$28  | o__ready;
+  assign \$30  = \$27  | \$29 ;
+  assign \$31  = \$26  & \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  & \$32 ;
+  assign \$34  = | level;
+  assign \$35  = ~ \$signal$11 ;
+  assign \$36  = ~ out;
+  assign \$37  = \$36  | o__ready;
+  assign \$38  = \$35  | \$37 ;
+  assign \$39  = \$34  & \$38 ;
+  assign \$40  = i__valid & i__ready;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$39  & \$41 ;
+  assign \$43  = level + 1'h1;
+  assign \$44  = level - 1'h1;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$45  = o__payload;
+    if (\$5 ) begin
+      \$45  = r_port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$46  = out;
+    if (\$5 ) begin
+      \$46  = \$signal$11 ;
+    end
+    if (rst) begin
+      \$46  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$47  = \$signal$11 ;
+    if (\$9 ) begin
+      \$47  = \$15 ;
+    end
+    if (rst) begin
+      \$47  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$48  = \$signature__addr ;
+    if (\$16 ) begin
+      \$48  = \$17 [0];
+    end
+    if (rst) begin
+      \$48  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$49  = r_port__addr;
+    if (\$23 ) begin
+      \$49  = \$24 [0];
+    end
+    if (rst) begin
+      \$49  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$50  = level;
+    if (\$33 ) begin
+      \$50  = \$43 [1:0];
+    end else if (\$42 ) begin
+      \$50  = \$44 [1:0];
+    end
+    if (rst) begin
+      \$50  = 2'h0;
+    end
+  end
+  assign \$signal  = \$signature__addr ;
+  assign \$signature__data  = i__payload;
+  assign consume = r_port__addr;
+  assign o__valid = out;
+  assign data = o__payload;
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+  assign \i__payload[8]  = i__payload[8];
+  assign \i__payload[9]  = i__payload[9];
+  assign \i__payload[10]  = i__payload[10];
+  assign \i__payload[11]  = i__payload[11];
+  assign \i__payload[12]  = i__payload[12];
+  assign \i__payload[13]  = i__payload[13];
+  assign \i__payload[14]  = i__payload[14];
+  assign \i__payload[15]  = i__payload[15];
+  assign \i__payload[16]  = i__payload[16];
+  assign \i__payload[17]  = i__payload[17];
+  assign \i__payload[18]  = i__payload[18];
+  assign \i__payload[19]  = i__payload[19];
+  assign \i__payload[20]  = i__payload[20];
+  assign \i__payload[21]  = i__payload[21];
+  assign \i__payload[22]  = i__payload[22];
+  assign \i__payload[23]  = i__payload[23];
+  assign \i__payload[24]  = i__payload[24];
+  assign \i__payload[25]  = i__payload[25];
+  assign \i__payload[26]  = i__payload[26];
+  assign \i__payload[27]  = i__payload[27];
+  assign \i__payload[28]  = i__payload[28];
+  assign \i__payload[29]  = i__payload[29];
+  assign \i__payload[30]  = i__payload[30];
+  assign \i__payload[31]  = i__payload[31];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -14609,178 +14814,6 @@ module \tfc.MatMul_24_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   assign \o__payload[29]  = o__payload[29];
   assign \o__payload[30]  = o__payload[30];
   assign \o__payload[31]  = o__payload[31];
-endmodule
-
-(* generator = "Amaranth" *)
-module \tfc.MatMul_24_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [2:0] \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire [2:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  reg \$27 ;
-  reg \$28 ;
-  reg [1:0] \$29 ;
-  wire [2:0] \$3 ;
-  reg \$30 ;
-  wire \$4 ;
-  wire [1:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [1:0] \$9 ;
-  input clk;
-  wire clk;
-  (* init = 1'h0 *)
-  wire consume;
-  reg [1:0] inner_level = 2'h0;
-  wire inner_r_rdy;
-  wire [1:0] level;
-  (* init = 1'h0 *)
-  wire produce;
-  output [31:0] r_data;
-  wire [31:0] r_data;
-  input r_en;
-  wire r_en;
-  wire [1:0] r_level;
-  reg r_port__addr = 1'h0;
-  wire [31:0] r_port__data;
-  wire r_port__en;
-  output r_rdy;
-  reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
-  wire [31:0] w_data;
-  input w_en;
-  wire w_en;
-  wire [1:0] w_level;
-  reg w_port__addr = 1'h0;
-  input [31:0] w_port__data;
-  wire [31:0] w_port__data;
-  wire w_port__en;
-  output w_rdy;
-  wire w_rdy;
-  reg [31:0] storage [1:0];
-  initial begin
-    storage[0] = 32'd0;
-    storage[1] = 32'd0;
-  end
-  always @(posedge clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
-  end
-  reg [31:0] _0_;
-  always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 2'h2;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign \$3  = inner_level + r_rdy;
-  assign \$4  = w_rdy & w_en;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = ~ r_rdy;
-  assign \$7  = \$6  | r_en;
-  assign \$8  = inner_r_rdy & \$7 ;
-  assign \$9  = r_port__addr + 1'h1;
-  assign \$10  = w_rdy & w_en;
-  assign \$11  = ~ r_rdy;
-  assign \$12  = \$11  | r_en;
-  assign \$13  = inner_r_rdy & \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$10  & \$14 ;
-  assign \$16  = inner_level + 1'h1;
-  assign \$17  = ~ r_rdy;
-  assign \$18  = \$17  | r_en;
-  assign \$19  = inner_r_rdy & \$18 ;
-  assign \$20  = w_rdy & w_en;
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = inner_level - 1'h1;
-  assign \$24  = ~ r_rdy;
-  assign \$25  = \$24  | r_en;
-  assign \$26  = inner_r_rdy & \$25 ;
-  always @(posedge clk)
-    w_port__addr <= \$27 ;
-  always @(posedge clk)
-    r_port__addr <= \$28 ;
-  always @(posedge clk)
-    inner_level <= \$29 ;
-  always @(posedge clk)
-    r_rdy <= \$30 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$27  = w_port__addr;
-    if (\$4 ) begin
-      \$27  = \$5 [0];
-    end
-    if (rst) begin
-      \$27  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$28  = r_port__addr;
-    if (\$8 ) begin
-      \$28  = \$9 [0];
-    end
-    if (rst) begin
-      \$28  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$29  = inner_level;
-    if (\$15 ) begin
-      \$29  = \$16 [1:0];
-    end
-    if (\$22 ) begin
-      \$29  = \$23 [1:0];
-    end
-    if (rst) begin
-      \$29  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$30  = r_rdy;
-    if (\$26 ) begin
-      \$30  = 1'h1;
-    end else if (r_en) begin
-      \$30  = 1'h0;
-    end
-    if (rst) begin
-      \$30  = 1'h0;
-    end
-  end
-  assign w_level = \$3 [1:0];
-  assign level = \$3 [1:0];
-  assign r_level = \$3 [1:0];
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15122,7 +15155,7 @@ module \tfc.MatMul_24_slice (rst, o__ready, i__valid, i__payload, o__payload, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload, advance, clk);
+module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18337,9 +18370,75 @@ module \tfc.MatMul_32 (rst, i__payload, i__ready, i__valid, o__valid, o__payload
 endmodule
 
 (* generator = "Amaranth" *)
-module \tfc.MatMul_32_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__valid, clk);
+module \tfc.MatMul_32_fifo (rst, i__ready, o__ready, i__payload, i__valid, o__payload, out, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [2:0] \$18 ;
+  wire [2:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire [2:0] \$27 ;
+  wire [2:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire [2:0] \$47 ;
+  wire [2:0] \$48 ;
+  reg [15:0] \$49 ;
+  wire \$5 ;
+  reg \$50 ;
+  reg \$51 ;
+  reg [1:0] \$52 ;
+  reg [1:0] \$53 ;
+  reg [1:0] \$54 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  (* init = 2'h0 *)
+  wire [1:0] \$signal ;
+  reg \$signal$11  = 1'h0;
+  reg [1:0] \$signature__addr  = 2'h0;
+  wire [15:0] \$signature__data ;
+  wire \$signature__en ;
   input clk;
   wire clk;
+  (* init = 2'h0 *)
+  wire [1:0] consume;
+  (* init = 16'h0000 *)
+  wire [15:0] data;
+  input [15:0] i__payload;
   wire [15:0] i__payload;
   wire \i__payload[0] ;
   wire \i__payload[10] ;
@@ -18359,9 +18458,11 @@ module \tfc.MatMul_32_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   wire \i__payload[9] ;
   output i__ready;
   wire i__ready;
+  input i__valid;
   wire i__valid;
+  reg [1:0] level = 2'h0;
   output [15:0] o__payload;
-  wire [15:0] o__payload;
+  reg [15:0] o__payload = 16'h0000;
   wire \o__payload[0] ;
   wire \o__payload[10] ;
   wire \o__payload[11] ;
@@ -18378,52 +18479,178 @@ module \tfc.MatMul_32_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   wire \o__payload[7] ;
   wire \o__payload[8] ;
   wire \o__payload[9] ;
+  input o__ready;
   wire o__ready;
-  output o__valid;
+  (* init = 1'h0 *)
   wire o__valid;
-  wire [15:0] r_data;
-  input r_en;
-  wire r_en;
-  wire r_rdy;
+  output out;
+  reg out = 1'h0;
+  reg [1:0] r_port__addr = 2'h0;
+  wire [15:0] r_port__data;
+  wire r_port__en;
   input rst;
   wire rst;
-  input [15:0] w_data;
-  wire [15:0] w_data;
-  input w_en;
-  wire w_en;
-  wire w_rdy;
-  \tfc.MatMul_32_fifo.fifo  fifo (
-    .clk(clk),
-    .r_data(o__payload),
-    .r_en(r_en),
-    .r_rdy(o__valid),
-    .rst(rst),
-    .w_en(w_en),
-    .w_port__data(w_data),
-    .w_rdy(i__ready)
-  );
-  assign i__payload = w_data;
-  assign i__valid = w_en;
-  assign w_rdy = i__ready;
-  assign r_data = o__payload;
-  assign r_rdy = o__valid;
-  assign o__ready = r_en;
-  assign \i__payload[0]  = w_data[0];
-  assign \i__payload[1]  = w_data[1];
-  assign \i__payload[2]  = w_data[2];
-  assign \i__payload[3]  = w_data[3];
-  assign \i__payload[4]  = w_data[4];
-  assign \i__payload[5]  = w_data[5];
-  assign \i__payload[6]  = w_data[6];
-  assign \i__payload[7]  = w_data[7];
-  assign \i__payload[8]  = w_data[8];
-  assign \i__payload[9]  = w_data[9];
-  assign \i__payload[10]  = w_data[10];
-  assign \i__payload[11]  = w_data[11];
-  assign \i__payload[12]  = w_data[12];
-  assign \i__payload[13]  = w_data[13];
-  assign \i__payload[14]  = w_data[14];
-  assign \i__payload[15]  = w_data[15];
+  (* no_rw_check = 32'd1 *)
+  reg [15:0] storage [2:0];
+  initial begin
+    storage[0] = 16'h0000;
+    storage[1] = 16'h0000;
+    storage[2] = 16'h0000;
+  end
+  always @(posedge clk) begin
+    if (\$signature__en )
+      storage[\$signature__addr ] <= i__payload;
+  end
+  reg [15:0] _0_;
+  always @(posedge clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
+    end
+  end
+  assign r_port__data = _0_;
+  assign \$43  = \$38  & \$42 ;
+  assign \$44  = i__valid & i__ready;
+  assign \$45  = ~ \$44 ;
+  assign \$46  = \$43  & \$45 ;
+  assign \$47  = level + 1'h1;
+  assign \$48  = level - 1'h1;
+  always @(posedge clk)
+    o__payload <= \$49 ;
+  always @(posedge clk)
+    out <= \$50 ;
+  always @(posedge clk)
+    \$signal$11  <= \$51 ;
+  always @(posedge clk)
+    \$signature__addr  <= \$52 ;
+  always @(posedge clk)
+    r_port__addr <= \$53 ;
+  always @(posedge clk)
+    level <= \$54 ;
+  assign i__ready = level != 2'h3;
+  assign \$signature__en  = i__valid & i__ready;
+  assign \$1  = ~ \$signal$11 ;
+  assign \$2  = ~ out;
+  assign \$3  = \$2  | o__ready;
+  assign r_port__en = \$1  | \$3 ;
+  assign \$4  = ~ out;
+  assign \$5  = \$4  | o__ready;
+  assign \$6  = ~ \$signal$11 ;
+  assign \$7  = ~ out;
+  assign \$8  = \$7  | o__ready;
+  assign \$9  = \$6  | \$8 ;
+  assign \$10  = | level;
+  assign \$11  = ~ \$signal$11 ;
+  assign \$12  = ~ out;
+  assign \$13  = \$12  | o__ready;
+  assign \$14  = \$11  | \$13 ;
+  assign \$15  = \$10  & \$14 ;
+  assign \$16  = i__valid & i__ready;
+  assign \$17  = \$signature__addr  == 2'h2;
+  assign \$18  = \$signature__addr  + 1'h1;
+  assign \$19  = \$17  ? 3'h0 : \$18 ;
+  assign \$20  = | level;
+  assign \$21  = ~ \$signal$11 ;
+  assign \$22  = ~ out;
+  assign \$23  = \$22  | o__ready;
+  assign \$24  = \$21  | \$23 ;
+  assign \$25  = \$20  & \$24 ;
+  assign \$26  = r_port__addr == 2'h2;
+  assign \$27  = r_port__addr + 1'h1;
+  assign \$28  = \$26  ? 3'h0 : \$27 ;
+  assign \$29  = i__valid & i__ready;
+  assign \$30  = | level;
+  assign \$31  = ~ \$signal$11 ;
+  assign \$32  = ~ out;
+  assign \$33  = \$32  | o__ready;
+  assign \$34  = \$31  | \$33 ;
+  assign \$35  = \$30  & \$34 ;
+  assign \$36  = ~ \$35 ;
+  assign \$37  = \$29  & \$36 ;
+  assign \$38  = | level;
+  assign \$39  = ~ \$signal$11 ;
+  assign \$40  = ~ out;
+  assign \$41  = \$40  | o__ready;
+  assign \$42  = \$39  | \$41 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$49  = o__payload;
+    if (\$5 ) begin
+      \$49  = r_port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$50  = out;
+    if (\$5 ) begin
+      \$50  = \$signal$11 ;
+    end
+    if (rst) begin
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$51  = \$signal$11 ;
+    if (\$9 ) begin
+      \$51  = \$15 ;
+    end
+    if (rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$52  = \$signature__addr ;
+    if (\$16 ) begin
+      \$52  = \$19 [1:0];
+    end
+    if (rst) begin
+      \$52  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$53  = r_port__addr;
+    if (\$25 ) begin
+      \$53  = \$28 [1:0];
+    end
+    if (rst) begin
+      \$53  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$54  = level;
+    if (\$37 ) begin
+      \$54  = \$47 [1:0];
+    end else if (\$46 ) begin
+      \$54  = \$48 [1:0];
+    end
+    if (rst) begin
+      \$54  = 2'h0;
+    end
+  end
+  assign \$signal  = \$signature__addr ;
+  assign \$signature__data  = i__payload;
+  assign consume = r_port__addr;
+  assign o__valid = out;
+  assign data = o__payload;
+  assign \i__payload[0]  = i__payload[0];
+  assign \i__payload[1]  = i__payload[1];
+  assign \i__payload[2]  = i__payload[2];
+  assign \i__payload[3]  = i__payload[3];
+  assign \i__payload[4]  = i__payload[4];
+  assign \i__payload[5]  = i__payload[5];
+  assign \i__payload[6]  = i__payload[6];
+  assign \i__payload[7]  = i__payload[7];
+  assign \i__payload[8]  = i__payload[8];
+  assign \i__payload[9]  = i__payload[9];
+  assign \i__payload[10]  = i__payload[10];
+  assign \i__payload[11]  = i__payload[11];
+  assign \i__payload[12]  = i__payload[12];
+  assign \i__payload[13]  = i__payload[13];
+  assign \i__payload[14]  = i__payload[14];
+  assign \i__payload[15]  = i__payload[15];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -18440,180 +18667,6 @@ module \tfc.MatMul_32_fifo (rst, i__ready, o__payload, r_en, w_data, w_en, o__va
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-endmodule
-
-(* generator = "Amaranth" *)
-module \tfc.MatMul_32_fifo.fifo (rst, w_rdy, r_data, r_en, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [3:0] \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire [3:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  reg [1:0] \$27 ;
-  reg [1:0] \$28 ;
-  reg [2:0] \$29 ;
-  wire [3:0] \$3 ;
-  reg \$30 ;
-  wire \$4 ;
-  wire [2:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [2:0] \$9 ;
-  input clk;
-  wire clk;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
-  reg [2:0] inner_level = 3'h0;
-  wire inner_r_rdy;
-  wire [2:0] level;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
-  output [15:0] r_data;
-  wire [15:0] r_data;
-  input r_en;
-  wire r_en;
-  wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
-  wire [15:0] r_port__data;
-  wire r_port__en;
-  output r_rdy;
-  reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
-  wire [15:0] w_data;
-  input w_en;
-  wire w_en;
-  wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
-  input [15:0] w_port__data;
-  wire [15:0] w_port__data;
-  wire w_port__en;
-  output w_rdy;
-  wire w_rdy;
-  reg [15:0] storage [3:0];
-  initial begin
-    storage[0] = 16'h0000;
-    storage[1] = 16'h0000;
-    storage[2] = 16'h0000;
-    storage[3] = 16'h0000;
-  end
-  always @(posedge clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
-  end
-  reg [15:0] _0_;
-  always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 3'h4;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign \$3  = inner_level + r_rdy;
-  assign \$4  = w_rdy & w_en;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = ~ r_rdy;
-  assign \$7  = \$6  | r_en;
-  assign \$8  = inner_r_rdy & \$7 ;
-  assign \$9  = r_port__addr + 1'h1;
-  assign \$10  = w_rdy & w_en;
-  assign \$11  = ~ r_rdy;
-  assign \$12  = \$11  | r_en;
-  assign \$13  = inner_r_rdy & \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$10  & \$14 ;
-  assign \$16  = inner_level + 1'h1;
-  assign \$17  = ~ r_rdy;
-  assign \$18  = \$17  | r_en;
-  assign \$19  = inner_r_rdy & \$18 ;
-  assign \$20  = w_rdy & w_en;
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = inner_level - 1'h1;
-  assign \$24  = ~ r_rdy;
-  assign \$25  = \$24  | r_en;
-  assign \$26  = inner_r_rdy & \$25 ;
-  always @(posedge clk)
-    w_port__addr <= \$27 ;
-  always @(posedge clk)
-    r_port__addr <= \$28 ;
-  always @(posedge clk)
-    inner_level <= \$29 ;
-  always @(posedge clk)
-    r_rdy <= \$30 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$27  = w_port__addr;
-    if (\$4 ) begin
-      \$27  = \$5 [1:0];
-    end
-    if (rst) begin
-      \$27  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$28  = r_port__addr;
-    if (\$8 ) begin
-      \$28  = \$9 [1:0];
-    end
-    if (rst) begin
-      \$28  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$29  = inner_level;
-    if (\$15 ) begin
-      \$29  = \$16 [2:0];
-    end
-    if (\$22 ) begin
-      \$29  = \$23 [2:0];
-    end
-    if (rst) begin
-      \$29  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$30  = r_rdy;
-    if (\$26 ) begin
-      \$30  = 1'h1;
-    end else if (r_en) begin
-      \$30  = 1'h0;
-    end
-    if (rst) begin
-      \$30  = 1'h0;
-    end
-  end
-  assign w_level = \$3 [2:0];
-  assign level = \$3 [2:0];
-  assign r_level = \$3 [2:0];
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -9,6 +9,7 @@ import pytest
 
 import random
 
+from hwnorm.blocks import FIFO_MIN_DEPTH
 from hwnorm.clocked import Deadlock, FIFOModel, Late, simulate
 from hwnorm.clocked_compiled import CompiledPlan
 from hwnorm.dataflow import LEAST, NetworkBlock, _with_depths, minimal_fifos, plan_sources
@@ -28,14 +29,14 @@ def test_without_a_full_fifo_the_clocked_model_is_the_composed_one(name, clock):
 
 
 def test_the_fifo_model_holds_depth_beats():
-    """Amaranth's SyncFIFOBuffered: depth − 1 in the inner FIFO, one in the output register."""
+    """The stream FIFO: depth − 2 in its memory, one in the read register, one in the output register."""
     fifo = FIFOModel(5)
     accepted = 0
     for _ in range(10):  # nothing read: it fills up and refuses
         ready = fifo.ready([False], [True])[0]
         fifo.tick([True], [ready], [False], [False])
         accepted += ready
-    assert accepted == 5 and fifo.peak == 5  # the first moved on to the output register, four behind it
+    assert accepted == 5 and fifo.peak == 5  # the first two moved on to the registers, three behind them
 
 
 def test_least_fifo_depths_keep_the_clocks_and_save_bits():
@@ -73,8 +74,8 @@ def test_fifo_depths_are_checked_by_name():
     net = import_model("RESNET_MNIST_W4A4").network
     with pytest.raises(ValueError, match="not a FIFO of the plan"):
         NetworkBlock(net, fifo_depths={"node_add": 4})
-    with pytest.raises(ValueError, match="whole number ≥ 3"):
-        NetworkBlock(net, fifo_depths={"node_add_in1_fifo": 2})
+    with pytest.raises(ValueError, match="whole number ≥ 4"):
+        NetworkBlock(net, fifo_depths={"node_add_in1_fifo": 3})
 
 
 def _outcome(run):
@@ -100,7 +101,7 @@ def test_the_compiled_plan_answers_as_the_python_models(name, clock):
     sized = {s.name: s.block.depth for s in stages if s.block.kind == "fifo"}
     outcomes = set()
     for _ in range(4):
-        depths = {f: rng.randint(3, d) for f, d in sized.items()}
+        depths = {f: rng.randint(FIFO_MIN_DEPTH, d) for f, d in sized.items()}
         for held in (reference, None):
             python = _outcome(lambda: simulate(_with_depths(stages, depths), arrivals, expected, limit, held_to=held))
             compiled = _outcome(lambda: plan.run(arrivals, expected, limit, held_to=held, depths=depths))

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from hwnorm import data
+from hwnorm.blocks import FIFO_MIN_DEPTH
 from hwnorm.dataflow import NetworkBlock
 from hwnorm.estimate.cycles import full_rate_output_cycles
 from hwnorm.generate import default_designs, model_of
@@ -510,7 +511,7 @@ def test_a_skip_fifo_one_shallower_than_its_least_depth_slows_the_network(verila
     top = NetworkBlock(designed.net, designed.folding, timing=designed.timing)  # every FIFO never full
     name = "node_add_1_in1_fifo"
     never, least = minimal_fifos(top, only=[name])[name]  # the others never full
-    assert 3 < least < never
+    assert FIFO_MIN_DEPTH < least < never
     job = top.job(3, seed_of("least-fifo")).first(3, p_valid=1.0, p_ready=1.0)
     for depth in (least, least - 1):
         plan = NetworkBlock(top.net, top.folding, fifo_depths={name: depth})

@@ -208,11 +208,14 @@ def test_integer_weights_are_checked_against_their_type():
         MVULayer(np.array([[2, 0]]), 2, None, in_bits=4, weight_bits=2, weight_signed=True)
 
 
-@pytest.mark.parametrize("target,pe,simd,k,rows,banks", [("ecp5", 3, 24, 1200, 66, 3), ("ice40", 1, 16, 320, 30, 3)])
+@pytest.mark.parametrize("target,pe,simd,k,rows,banks", [("ecp5", 3, 24, 1200, 66, 3), ("ice40", 1, 16, 320, 30, 3),
+                                                         ("ecp5", 1, 36, 2304, 72, 9)])
 def test_a_weight_rom_deeper_than_a_block_ram_is_banked_with_registered_banks(target, pe, simd, k, rows, banks):
     """With a target clock, a weight ROM deeper than one column of block RAM tiles is split into
     banks, each read into its own register before the bank mux: same outputs, the cycle model
-    declared (one clock more of latency), and no more block RAM tiles than the ROM whole."""
+    declared (one clock more of latency), and no more block RAM tiles than the ROM whole. Nine
+    banks on ECP5 take a two-level mux, registered after each level (the first level starts at
+    block RAM output registers far from the mux)."""
     from hwnorm.estimate.resources import _tiles, place_memories
     from hwnorm.estimate.synthesis import TARGETS
     from hwnorm.timing import Timing
@@ -220,6 +223,7 @@ def test_a_weight_rom_deeper_than_a_block_ram_is_banked_with_registered_banks(ta
     layer = random_layer(rng, k, rows, n_thresholds=1)
     block = layer.block({"pe": pe, "simd": simd}).with_timing(Timing(150, target))
     assert block.weight_banks == banks
+    assert block.weight_mux_cuts == ((0, 1) if banks > 8 else (0,))
     t = TARGETS[target]
     placed = place_memories(block.inventory(), t)
     width = pe * simd

@@ -141,3 +141,33 @@ def test_stream_plumbing_keeps_element_order(make, n_in, n_out):
     elements = rng.integers(-16, 16, 36)
     got = run_stream(make().component(), elements.reshape(-1, n_in).tolist(), seed=8, n_out=36 // n_out, p_valid=0.6, p_ready=0.5)
     assert [v for g in got for v in lanes(g, n_out)] == elements.tolist()
+
+
+@pytest.mark.parametrize("depth,p_valid,p_ready", [(4, 0.9, 0.4), (5, 0.5, 0.9), (9, 0.8, 0.6)])
+def test_the_stream_fifo_moves_on_the_clocks_of_its_cycle_model(depth, p_valid, p_ready):
+    """The FIFO's RTL and its clocked model (hwnorm.clocked.FIFOModel, which the FIFO depths are
+    sized by) give the same i.ready and o.valid on every clock, under random offers and reads."""
+    from amaranth.sim import Simulator
+    from hwnorm.clocked import FIFOModel
+
+    dut = FIFOBlock(IntType(6), 1, depth).component()
+    rng = np.random.default_rng(depth)
+    offers, reads = (rng.random(300) < p_valid).tolist(), (rng.random(300) < p_ready).tolist()
+    model, seen, expected = FIFOModel(depth), [], []
+
+    async def bench(ctx):
+        for t, (offer, read) in enumerate(zip(offers, reads)):
+            ctx.set(dut.i.valid, offer)
+            ctx.set(dut.i.payload, [t % 64])
+            ctx.set(dut.o.ready, read)
+            seen.append((ctx.get(dut.i.ready), ctx.get(dut.o.valid)))
+            ready, valid = model.ready([read], [offer])[0], model.valid([offer])[0]
+            expected.append((int(ready), int(valid)))
+            model.tick([offer], [offer and ready], [valid and read], [read])
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == expected

@@ -46,7 +46,7 @@ def _clocked_run() -> np.ndarray:
     top = NetworkBlock(import_model("TFC_1W1A").network, timing=Timing(150))
     plan = CompiledPlan(plan_sources(top.stages))
     fifo = next(iter(plan.fifo_index))
-    return np.array(plan.run(range(3 * top.in_beats), 3 * top.out_beats, 1000, depths={fifo: 3}))
+    return np.array(plan.run(range(3 * top.in_beats), 3 * top.out_beats, 1000, depths={fifo: 4}))
 
 
 def test_pure_python_kernels_equal_the_compiled_ones(tmp_path):

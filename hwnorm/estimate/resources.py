@@ -36,7 +36,7 @@ import numpy as np
 from hwnorm.blocks import CALIBRATION_CLOCK_MHZ, Inventory
 from hwnorm.estimate.synthesis import TARGETS, Target
 
-__all__ = ["FEATURES", "place_memories", "goes_to_block_ram", "block_ram_bank_depth", "mux_levels", "features", "ResourceModel", "load_calibration", "estimate_resources",
+__all__ = ["FEATURES", "place_memories", "goes_to_block_ram", "block_ram_bank_depth", "mux_fan_in", "mux_levels", "features", "ResourceModel", "load_calibration", "estimate_resources",
            "fit_costs", "relative_error", "parts", "rom_luts", "kind_features", "GENERIC", "fit_errors",
            "uncalibrated_kinds", "calibration_path"]
 
@@ -91,7 +91,8 @@ def goes_to_block_ram(kind: str, width: int, depth: int, target: Target) -> bool
     r, bits = target.rules, width * depth
     if kind == "ram":
         return depth >= r["ram_bram_min_depth"] > 0 and bits >= r["ram_bram_min_bits"]
-    return r["rom_bram_min_depth"] > 0 and depth >= r["rom_bram_min_depth"] and bits >= r["rom_bram_min_bits"]
+    return (r["rom_bram_min_depth"] > 0 and depth >= r["rom_bram_min_depth"] and bits >= r["rom_bram_min_bits"]
+            and bits >= r.get("rom_bram_min_bits_per_tile", 0) * _tiles(width, depth, r["bram_modes"]))
 
 
 def block_ram_bank_depth(width: int, depth: int, target: Target) -> int:
@@ -107,9 +108,14 @@ def block_ram_bank_depth(width: int, depth: int, target: Target) -> int:
     return bank if depth > bank else 0
 
 
+def mux_fan_in(target: Target) -> int:
+    """Inputs one routed LUT level of a mux picks from: a k-input LUT with the slice's
+    wide-function muxes (ECP5 PFUMX / L6MUX21, 7-series MUXF7 / MUXF8) picks one of 2^(k−1)."""
+    return 1 << (target.rules["lut_inputs"] - 1)
+
+
 def mux_levels(inputs: int, target: Target) -> int:
-    """Routed LUT levels of an ``inputs``-to-1 mux: a k-input LUT with the slice's wide-function
-    muxes (ECP5 PFUMX / L6MUX21, 7-series MUXF7 / MUXF8) picks one of 2^(k−1) per level."""
+    """Routed LUT levels of an ``inputs``-to-1 mux (:func:`mux_fan_in` per level)."""
     return math.ceil(max(inputs - 1, 0).bit_length() / (target.rules["lut_inputs"] - 1))
 
 

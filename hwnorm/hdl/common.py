@@ -139,35 +139,61 @@ def rom(m: Module, name: str, shape, rows: list, advance, addr):
     return port.data
 
 
-def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance, addr):
+def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance, addr, fan_in: int,
+               cuts=()):
     """A constant memory split by depth into banks of ``bank_depth`` rows (a power of two), each
-    read into a register of its own; returns the registered bank's data, picked by the address's
-    bank bits — two clocks after ``addr`` where :func:`rom` takes one. ::
+    read into a register of its own, then picked by a tree of muxes of ``fan_in`` (a power of two)
+    inputs per level, with a register after each level in ``cuts``; returns the tree's output —
+    ``2 + len(cuts)`` clocks after ``addr`` when the last level is cut (:func:`rom` takes one). ::
 
         addr ─┬─ [bank_depth−1:0] ─▶ bank 0 ─▶ reg ─┐
-              │                  ─▶ bank 1 ─▶ reg ─┼─▶ mux ─▶ data
-              │                  ─▶  …     ─▶ reg ─┘    ▲
-              └─ [top bits] ─▶ reg ─▶ reg ─────────────┘
+              │                  ─▶ bank 1 ─▶ reg ─┼─▶ mux ─▶ (reg) ─▶ … mux ─▶ (reg) ─▶ data
+              │                  ─▶  …     ─▶ reg ─┘    ▲                ▲
+              └─ [top bits] ─▶ reg ─▶ reg ─────────────┴── (reg) ────────┘
 
-    The registers have no reset and one enable (``advance``), so the netlist pass can move each
-    into its block RAM's output register."""
+    Level ``j`` is picked by bits ``j·b … j·b + b − 1`` of the bank number (``fan_in = 2^b``), which
+    travels beside the data through the same registers. The registers have no reset and one
+    enable (``advance``), so the netlist pass can move each bank's into its block RAM's output
+    register."""
     assert bank_depth & (bank_depth - 1) == 0 and len(rows) > bank_depth, (bank_depth, len(rows))
-    shift = bank_depth.bit_length() - 1
+    assert fan_in >= 2 and fan_in & (fan_in - 1) == 0, fan_in
+    shift, b = bank_depth.bit_length() - 1, fan_in.bit_length() - 1
     banks = [rows[k:k + bank_depth] for k in range(0, len(rows), bank_depth)]
     read_bank = Signal(range(len(banks)), name=f"{name}_bank_read")
-    out_bank = Signal(range(len(banks)), name=f"{name}_bank_out")
+    bank = Signal(range(len(banks)), name=f"{name}_bank_out")
     with m.If(advance):
-        m.d.sync += [read_bank.eq(addr[shift:]), out_bank.eq(read_bank)]
-    held = [Signal(shape, name=f"{name}_bank{k}_q", reset_less=True) for k in range(len(banks))]
+        m.d.sync += [read_bank.eq(addr[shift:]), bank.eq(read_bank)]
+    items = [Signal(shape, name=f"{name}_bank{k}_q", reset_less=True) for k in range(len(banks))]
+    read = [rom(m, f"{name}_bank{k}", shape, rows_k, advance, addr[:shift]) for k, rows_k in enumerate(banks)]
     with m.If(advance):
-        m.d.sync += [h.eq(rom(m, f"{name}_bank{k}", shape, bank, advance, addr[:shift]))
-                     for k, (h, bank) in enumerate(zip(held, banks))]
+        m.d.sync += [h.eq(r) for h, r in zip(items, read)]
+    level = 0
+    while len(items) > 1:
+        pick = bank[level * b:(level + 1) * b]
+        items = [_mux_tree(items[k:k + fan_in], pick) for k in range(0, len(items), fan_in)]
+        if level in cuts:
+            held = [Signal(shape, name=f"{name}_mux{level}_{k}", reset_less=True) for k in range(len(items))]
+            later = Signal.like(bank, name=f"{name}_bank_mux{level}")
+            with m.If(advance):
+                m.d.sync += [h.eq(v) for h, v in zip(held, items)] + [later.eq(bank)]
+            items, bank = held, later
+        level += 1
     data = Signal(shape, name=name)
-    picked = held[-1]  # a chain of muxes (a continuous assignment; see hdl.window on Icarus and cases)
-    for k in range(len(held) - 2, -1, -1):
-        picked = Mux(out_bank == k, held[k], picked)
-    m.d.comb += data.eq(picked)
+    m.d.comb += data.eq(items[0])
     return data
+
+
+def _mux_tree(items: list, pick):
+    """``items[pick]`` as a tree of two-way muxes, one select bit per level (bit 0 first): what
+    Yosys maps onto a LUT and the slice's wide-function muxes (ECP5 PFUMX / L6MUX21), where a
+    chain of ``pick == k`` compares took three routed LUT levels for eight inputs. A continuous
+    assignment (see hdl.window on Icarus and cases)."""
+    bit = 0
+    while len(items) > 1:
+        items = [Mux(pick[bit], items[k + 1], items[k]) if k + 1 < len(items) else items[k]
+                 for k in range(0, len(items), 2)]
+        bit += 1
+    return items[0]
 
 
 def at_least(a, b):

@@ -85,7 +85,8 @@ class MVU(FromBlock, wiring.Component):
         banked = block.weight_banks > 1
         if banked:  # its banks' registers are the first operand rank
             weights = banked_rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(),
-                                 block.weight_bank_depth, advance, waddr)
+                                 block.weight_bank_depth, advance, waddr, block.weight_mux_fan_in,
+                                 block.weight_mux_cuts)
         elif stored is None:
             weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(), advance, waddr)
         else:  # an STT-RAM image: the cells as stored (faults and all), decoded on read
@@ -133,7 +134,7 @@ class MVU(FromBlock, wiring.Component):
             x_in = retime.delay(x_in, ranks - early, "x_in")
         else:
             x_in = retime.delay(x1, ranks, "x_in")
-        weights = retime.delay(weights, ranks - block.cell_ranks - banked, "weights")
+        weights = retime.delay(weights, ranks - block.cell_ranks - banked * (1 + len(block.weight_mux_cuts)), "weights")
         v1 = retime.valid(v1, len(cuts) + ranks, "v1")
         first1, last1, nf1 = (retime.delay(s, len(cuts) + ranks, n) for s, n in
                               ((first1, "first1"), (last1, "last1"), (nf1, "nf1")))

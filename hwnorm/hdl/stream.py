@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, Retime, advance_signal, at_least, lane_array, pairwise_tree
+from hwnorm.hdl.common import (FromBlock, Retime, advance_signal, at_least, lane_array, pairwise_tree,
+                               wrapped_increment)
 
 __all__ = ["Gather", "Split", "StreamFIFO", "RegisterSlice", "ArgMax", "Fork"]
 
@@ -74,7 +75,18 @@ class Split(FromBlock, wiring.Component):
 
 
 class StreamFIFO(FromBlock, wiring.Component):
-    """A synchronous FIFO (block-RAM friendly) between two stages (``SyncFIFOBuffered``)."""
+    """A synchronous FIFO of ``depth`` beats between two stages (a ``FIFOBlock``), whose read data
+    leaves through two registers::
+
+        i ──► memory (depth − 2) ──read port──► read register ──► output register ──► o
+                                   (the block RAM's own)     (its output register, OUTREG)
+
+    Each register loads when the one after it is free or being read (``o.ready``), so a beat written
+    at clock t is offered from t + 3 and one beat leaves per clock. Nothing reads a beat written in
+    the same clock (a read needs the level that write raises), so the memory has no
+    read-during-write bypass (``no_rw_check``); the output register, the only load of the read data,
+    with one enable and no reset, is the one :mod:`hwnorm.estimate.netlist` moves into an ECP5
+    block RAM — a block RAM read straight into logic was the 110 MHz path of FINN's CIFAR CNV."""
 
     def __init__(self, block):
         self.block, self.depth = block, block.depth
@@ -82,11 +94,33 @@ class StreamFIFO(FromBlock, wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = len(self.i.payload.as_value())
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=width, depth=self.depth)
-        m.d.comb += [fifo.w_data.eq(self.i.payload.as_value()), fifo.w_en.eq(self.i.valid),
-                     self.i.ready.eq(fifo.w_rdy),
-                     self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready)]
+        width, inner = len(self.i.payload.as_value()), self.depth - 2
+        m.submodules.storage = storage = Memory(shape=width, depth=inner, init=[], attrs={"no_rw_check": 1})
+        w_port, r_port = storage.write_port(), storage.read_port(domain="sync")
+        level = Signal(range(inner + 1))                        # beats in the memory
+        produce, consume = Signal(range(inner)), Signal(range(inner))
+        held, out = Signal(), Signal()                          # the read / output register holds a beat
+        data = Signal(width, reset_less=True)
+        load_out = ~out | self.o.ready
+        load_held = ~held | load_out
+        write = self.i.valid & self.i.ready
+        read = (level != 0) & load_held
+        m.d.comb += [self.i.ready.eq(level != inner),
+                     w_port.addr.eq(produce), w_port.data.eq(self.i.payload.as_value()), w_port.en.eq(write),
+                     r_port.addr.eq(consume), r_port.en.eq(load_held),
+                     self.o.valid.eq(out), self.o.payload.eq(data)]
+        with m.If(load_out):
+            m.d.sync += [data.eq(r_port.data), out.eq(held)]
+        with m.If(load_held):
+            m.d.sync += held.eq(read)
+        with m.If(write):
+            m.d.sync += produce.eq(wrapped_increment(produce, inner))
+        with m.If(read):
+            m.d.sync += consume.eq(wrapped_increment(consume, inner))
+        with m.If(write & ~read):
+            m.d.sync += level.eq(level + 1)
+        with m.Elif(read & ~write):
+            m.d.sync += level.eq(level - 1)
         return m
 
 

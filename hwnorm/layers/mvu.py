@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwnorm import bnn
-from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, Block, CalibrationPoint, Inventory, MemoryUse, check_signal_bits, table_product,
+from hwnorm.blocks import (CARRY_FEATURES, FF_FEATURES, FIFO_MIN_DEPTH, Block, CalibrationPoint, Inventory, MemoryUse, check_signal_bits, table_product,
                            tree_register_bits)
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.defaults import COST_LIMITS
-from hwnorm.estimate.resources import block_ram_bank_depth, mux_levels
+from hwnorm.estimate.resources import block_ram_bank_depth, goes_to_block_ram, mux_fan_in, mux_levels
 from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits, element_type, int_array, whole
 from hwnorm.folding import Fold
@@ -445,6 +445,36 @@ class MVUBlock(LayerBlock, Block):
         return -(-self.sf * self.nf // depth) if depth else 1
 
     @property
+    def weight_mux_cuts(self) -> tuple[int, ...]:
+        """The levels of a banked weight ROM's mux tree (:func:`hwnorm.hdl.common.banked_rom`, one
+        of :func:`mux_fan_in` banks per level) after which a register goes: its first level starts
+        at the banks' registers, the block RAMs' output registers far from the logic that gathers
+        them; after the last level come the multiply's LUT and adder."""
+        if self.weight_banks <= 1:
+            return ()
+        m = self.timing.model
+        levels = [m.luts(1)] * mux_levels(self.weight_banks, TARGETS[self.timing.target])
+        levels[0] += m.block_ram_register_out
+        return self.timing.cuts(levels, tail=m.luts(1) + m.adder(self.term_bits))
+
+    @property
+    def weight_mux_fan_in(self) -> int:
+        """Banks one level of the bank mux picks from."""
+        return mux_fan_in(TARGETS[self.timing.target])
+
+    @property
+    def weight_mux_register_rows(self) -> int:
+        """Weight rows held in registers by a banked ROM: one per bank, and one per mux output of
+        each registered level."""
+        if self.weight_banks <= 1:
+            return 0
+        fan_in, outputs, rows = self.weight_mux_fan_in, self.weight_banks, self.weight_banks
+        for level in range(max(self.weight_mux_cuts, default=-1) + 1):
+            outputs = -(-outputs // fan_in)
+            rows += outputs if level in self.weight_mux_cuts else 0
+        return rows
+
+    @property
     def input_written_late(self) -> bool:
         """Whether the input buffer (a RAM: SF > 1 and NF > 1) is written a clock late, from
         registers (:mod:`hwnorm.hdl.mvu`): with a target clock, so ``fire`` drives one flip-flop,
@@ -471,8 +501,7 @@ class MVUBlock(LayerBlock, Block):
         m = self.timing.model
         levels = self.decoder_levels
         if self.weight_banks > 1:
-            mux = m.luts(mux_levels(self.weight_banks, TARGETS[self.timing.target]))
-            return 1 + int(not self.timing.fits(mux, m.luts(1), m.adder(self.term_bits)))
+            return 1 + len(self.weight_mux_cuts)
         if not levels:
             return self.timing.memory_ranks(memory, m.luts(1), m.adder(self.term_bits))
         # a stored row: memory → (cell ranks) → decoder → (one more rank if it does not fit) → multiply
@@ -486,7 +515,12 @@ class MVUBlock(LayerBlock, Block):
         the compares."""
         t = self.layer.thresholds
         memory = t is not None and not constant_rows(self.threshold_rows())
-        return self.timing.memory_ranks(memory, self.timing.model.compare(self.layer.acc_bits))
+        return self.timing.memory_ranks(memory, self.timing.model.compare(self.layer.acc_bits),
+                                        block_ram=memory and self._in_block_ram(self.pe * t.channel_bits, self.nf))
+
+    def _in_block_ram(self, width: int, depth: int) -> bool:
+        """Whether a ROM of this shape goes to block RAM on the timing's target."""
+        return self.timing.on and goes_to_block_ram("rom", width, depth, TARGETS[self.timing.target])
 
     @property
     def tree_cuts(self) -> tuple[int, ...]:
@@ -520,7 +554,7 @@ class MVUBlock(LayerBlock, Block):
         self.in_lanes, self.out_lanes = simd, pe
         self.in_beats, self.out_beats = self.sf, self.nf
         # replaying the buffer for NF > 1 stalls the input: a FIFO of one vector lets the producer run ahead
-        self.input_fifo_depth = max(3, self.sf + 1) if self.nf > 1 else 0
+        self.input_fifo_depth = max(FIFO_MIN_DEPTH, self.sf + 1) if self.nf > 1 else 0
         check_signal_bits(layer.name, "weight ROM row (PE × SIMD × weight bits)", pe * simd * layer.weight_bits,
                           "PE or SIMD")
         t = layer.thresholds
@@ -631,7 +665,8 @@ class MVUBlock(LayerBlock, Block):
         ranks = len(self.tree_cuts) + self.operand_ranks
         cells = 0 if self.stored is None else 2 * self.stored.cells.shape[1]
         out += (self.operand_ranks + self.replay_registered) * simd * layer.in_bits + self.cell_ranks * cells \
-            + (self.operand_ranks - self.cell_ranks + self.weight_banks - 1) * pe * simd * layer.weight_bits
+            + (self.weight_mux_register_rows if self.weight_banks > 1 else self.operand_ranks - self.cell_ranks) \
+            * pe * simd * layer.weight_bits
         t = layer.thresholds
         if t is not None:
             out += self.threshold_ranks * (pe * (t.channel_bits + layer.acc_bits) + 1)
