@@ -8,7 +8,8 @@ Each layer's folding comes from a ``folding`` mapping ``{layer name: {key: value
 its kind takes; a missing layer gets its kind's :meth:`~hwnorm.layers.Layer.auto_fold`). Lane
 converters appear where a producer's output lanes differ from the consumer's input lanes; a FIFO
 sits in front of every block that asks for one (``input_fifo_depth``), so its producer can run
-ahead while it is busy.
+ahead while it is busy, and in front of any layer whose refusals a slow producer could not make
+up (:func:`fed_layers`), so the hardware keeps the composed model's clocks.
 
 The composed cycle model: ``latency`` is the number of clocks from an image's first input beat to
 its result on an idle pipeline, ``initiation_interval`` the clocks per image at full rate (the
@@ -38,7 +39,8 @@ from hwnorm.layers.base import with_corners
 from hwnorm.sim.jobs import network_job
 from hwnorm.stt.store import stored_network
 
-__all__ = ["OUTPUTS", "LEAST", "Stage", "NetworkBlock", "auto_folding", "check_folding", "minimal_fifos", "plan_sources"]
+__all__ = ["OUTPUTS", "LEAST", "Stage", "NetworkBlock", "auto_folding", "check_folding", "fed_layers", "minimal_fifos",
+           "plan_sources"]
 
 OUTPUTS = ("argmax", "raw")
 
@@ -118,12 +120,17 @@ class NetworkBlock(Block):
         self.net = net
         # ``size_fifos=False``: a graph's FIFOs stay at their kinds' own depths, a lower bound on
         # the sized plan's memory that costs no cycle-model run (a folding search rules out with it)
-        self.stages = self._stages() if net.is_chain else _graph_stages(self, size_fifos)
-        first, last = self.stages[0], self.stages[-1]
-        self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
-        self.out_type, self.out_lanes = last.block.out_type, last.block.out_lanes
-        self.in_beats = first.block.in_beats * first.vectors
-        self.out_beats = last.block.out_beats * last.vectors
+        self.fed: dict = {}  # layer name → the depth of the FIFO fed_layers() put in front of it
+        self._build(size_fifos)
+        if size_fifos:
+            fed = fed_layers(self)
+            if fed:  # built again with the FIFOs, then each at its least depth
+                self.fed = fed
+                self._build(size_fifos)
+                names = {self._stage_name(layer): layer for layer in fed}
+                least = minimal_fifos(self, only=list(names), progress=progress)
+                self.fed = {names[n]: small for n, (_, small) in least.items() if n in names}
+                self.stages = _with_depths(self.stages, {n: small for n, (_, small) in least.items() if n in names})
         # fifo_depths: {FIFO stage name: depth} chosen elsewhere, or LEAST — each FIFO at the least
         # depth that keeps every output beat on its clock (minimal_fifos; ``least_fifos`` keeps
         # its answer: {name: (never-full depth, least depth)})
@@ -137,6 +144,20 @@ class NetworkBlock(Block):
             raise ValueError(f"fifo_depths must be a table of FIFO depths or {LEAST!r}, got {fifo_depths!r}")
         if fifo_depths:
             self.stages = _with_depths(self.stages, fifo_depths)
+
+    def _build(self, size_fifos: bool) -> None:
+        self.stages = self._stages() if self.net.is_chain else _graph_stages(self, size_fifos)
+        first, last = self.stages[0], self.stages[-1]
+        self.in_type, self.in_lanes = first.block.in_type, first.block.in_lanes
+        self.out_type, self.out_lanes = last.block.out_type, last.block.out_lanes
+        self.in_beats = first.block.in_beats * first.vectors
+        self.out_beats = last.block.out_beats * last.vectors
+
+    def _stage_name(self, layer: str) -> str:
+        """The FIFO stage in front of layer ``layer`` (its block's only input)."""
+        block = self.layer_blocks[layer]
+        k = next(k for k, s in enumerate(self.stages) if s.block is block)
+        return self.stages[k - 1].name
 
     def _stages(self) -> list[Stage]:
         stages: list[Stage] = []
@@ -153,8 +174,9 @@ class NetworkBlock(Block):
             if stages:
                 for k, conv in enumerate(lane_converters(element, lanes, block.in_lanes, layer.in_features)):
                     stages.append(Stage(f"{name}_lanes{k}", conv, layer.vectors))
-                if block.input_fifo_depth:
-                    fifo = FIFOBlock(element, block.in_lanes, block.input_fifo_depth, block.in_beats)
+                depth = max(block.input_fifo_depth, self.fed.get(layer.name, 0))
+                if depth:
+                    fifo = FIFOBlock(element, block.in_lanes, depth, block.in_beats)
                     stages.append(Stage(f"{name}_fifo", fifo, units))
             stages.append(Stage(name, block, units))
             stages += self._slice(name, block, units)
@@ -277,11 +299,12 @@ def _graph_stages(top: "NetworkBlock", size_fifos: bool = True) -> list[Stage]:
             tag = f"{name}_in{p}" if block.in_ports > 1 else name
             for k, conv in enumerate(lane_converters(element, given.out_lanes, block.in_lanes, port.in_features)):
                 end = append(Stage(f"{tag}_lanes{k}", conv, layer.vectors, (end,)))
-            if src in forked or block.input_fifo_depth or block.in_ports > 1:
-                beats = block.in_beats
-                end = append(Stage(f"{tag}_fifo", FIFOBlock(element, block.in_lanes, max(FIFO_MIN_DEPTH, block.input_fifo_depth),
+            fed = top.fed.get(layer.name, 0) if block.in_ports == 1 else 0
+            if src in forked or block.input_fifo_depth or block.in_ports > 1 or fed:
+                beats, depth = block.in_beats, max(block.input_fifo_depth, fed)
+                end = append(Stage(f"{tag}_fifo", FIFOBlock(element, block.in_lanes, max(FIFO_MIN_DEPTH, depth),
                                                             beats), units, (end,)))
-                fifos.append((end[0], block.input_fifo_depth))
+                fifos.append((end[0], depth))
             ports.append(end)
         end = append(Stage(name, block, units, tuple(ports)))
         if timing.on:
@@ -345,6 +368,50 @@ def _fifo_needs(stages: list[Stage], fifos: list, runs: list) -> list[list[int]]
             row.append(max(kind_depth, fifo_depth(offers, taken[readers[(k, 0)]])))
         needs.append(row)
     return needs
+
+
+# ---------------------------------------------------------------- FIFOs that keep the composed clocks
+def fed_layers(top: "NetworkBlock", images: int = SIZING_IMAGES) -> dict:
+    """The layers that need a FIFO in front for the hardware to keep the composed cycle model's
+    clocks, each with a depth that does (never full under that model): ``{layer name: depth}``,
+    empty when the clock-by-clock model (:mod:`hwnorm.clocked`) already gives the composed clocks.
+
+    The composed model lets a block take its input beats later than they are offered (a line
+    buffer's writer waits for room) as if they waited in a queue, and takes the backlog at one beat
+    per clock once it may. In the hardware they wait in the producer, and a producer slower than one
+    beat per clock (a lane converter gathering three narrow beats, a folded layer) cannot deliver
+    a backlog: the consumer falls behind (FINN's CIFAR CNV at its fastest ECP5-85F folding: the
+    first window's writer, 8,196 clocks per image where the composed model says 8,128). A FIFO
+    between them is that queue. Layers with a FIFO in front already (``input_fifo_depth``, joins,
+    forks) are left as they are; the caller shrinks each new FIFO to its least depth
+    (:func:`minimal_fifos`)."""
+    from hwnorm.clocked import Deadlock, Late  # the clocked models: only this analysis needs them
+    from hwnorm.clocked_compiled import CompiledPlan
+    stages = plan_sources(top.stages)
+    arrivals = list(range(images * top.in_beats))
+    outs, taken = timeline(stages, arrivals)
+    by_block = {id(block): name for name, block in top.layer_blocks.items()}
+    late = {}
+    for k, stage in enumerate(stages):
+        name = by_block.get(id(stage.block))
+        if name is None or len(stage.sources) != 1 or stage.block.input_fifo_depth:
+            continue
+        src, port = stage.sources[0]
+        if src is None or stages[src].block.kind == "fifo":
+            continue
+        offers = outs[(src, port)]
+        if taken[(k, 0)] != offers:
+            late[name] = fifo_depth(offers, taken[(k, 0)])
+    if not late:
+        return {}
+    composed = outs[(len(stages) - 1, 0)]
+    limit = 2 * max(stage.cycles for stage in stages) + 100
+    try:
+        if CompiledPlan(stages).run(arrivals, len(composed), limit, held_to=composed) == composed:
+            return {}
+    except (Deadlock, Late):
+        pass
+    return late
 
 
 # ---------------------------------------------------------------- least FIFO depths

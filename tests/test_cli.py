@@ -270,6 +270,30 @@ def test_the_cnv_bench_folds_the_cifar_cnv_as_finn_does_and_for_an_ecp5_85f():
     assert fitted_plan.block.initiation_interval < 32768
 
 
+def test_a_line_buffer_fed_by_a_slow_producer_gets_a_fifo_and_the_clocks_stay_composed():
+    """At the fastest ECP5-85F folding of the CIFAR CNV the first window's writer waits for room,
+    and its producer (three one-lane beats gathered into one) cannot deliver the backlog the
+    composed model lets it take at one beat per clock: clock by clock the network fell behind
+    (8,196 clocks per image, not 8,128). A FIFO at its least depth in front restores the composed
+    clocks; FINN's folding needs none."""
+    from hwnorm.bench.cnv_hw import cnv_plans
+    from hwnorm.clocked_compiled import CompiledPlan
+    from hwnorm.dataflow import NetworkBlock, plan_sources
+    from hwnorm.estimate.cycles import full_rate_output_cycles
+    (_, _, finn_plan), (_, _, fitted_plan) = cnv_plans(say=lambda text: None)
+    assert finn_plan.block.fed == {}
+    top = fitted_plan.block
+    assert "conv_features_1_Conv_window" in top.fed and all(4 <= d < 64 for d in top.fed.values())
+    images = 3
+
+    def clocked(block):
+        return CompiledPlan(plan_sources(block.stages)).run(list(range(images * block.in_beats)),
+                                                            images * block.out_beats, 4 * block.initiation_interval)
+    assert clocked(top) == full_rate_output_cycles(top, images)
+    unfed = NetworkBlock(top.net, top.folding, top.output, top.timing, size_fifos=False)
+    assert unfed.fed == {} and clocked(unfed)[-1] > full_rate_output_cycles(unfed, images)[-1]
+
+
 def test_a_gzip_model_is_read_and_one_that_expands_too_far_is_refused(tmp_path, monkeypatch, capsys):
     import gzip
     import hwnorm.io

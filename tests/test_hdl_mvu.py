@@ -237,3 +237,27 @@ def test_a_weight_rom_deeper_than_a_block_ram_is_banked_with_registered_banks(ta
     np.testing.assert_array_equal(np.array([lanes(o, pe) for o in timed.outputs]).reshape(3, -1), golden(layer, x))
     got = run_stream(dut, x.reshape(-1, simd).tolist(), seed=4, n_out=3 * dut.nf)
     np.testing.assert_array_equal(np.array([lanes(g, pe) for g in got]).reshape(3, -1), golden(layer, x))
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: random_layer(rng, 12, 4, 8, False, n_thresholds=3),         # uint8 × ±1: a negation per lane
+    lambda rng: int_layer(rng, 12, 4, 1, False, 4, True, raw=True),         # ±1 × int4
+    lambda rng: int_layer(rng, 12, 4, 8, True, 8, True, raw=True),          # int8 × int8: multipliers
+])
+def test_pipelined_terms_keep_outputs_and_the_declared_clocks(make):
+    """With a target clock, a lane's term (±x, ±w, a product) is registered before the adder tree
+    when it and the tree's first adder do not fit one stage (the CIFAR CNV's first layer: 8-bit
+    pixels × ±1): the same outputs under back-pressure, and the latency the model declares."""
+    from hwnorm.timing import Timing
+    rng = np.random.default_rng(17)
+    layer = make(rng)
+    block = layer.block({"pe": 2, "simd": 3}).with_timing(Timing(150, "ecp5"))
+    if layer.bipolar_weights and layer.in_bits == 8:
+        assert block.term_ranks == 1
+    x = random_inputs(rng, layer, 4)
+    dut = block.component()
+    timed = full_rate_timing(dut, x.reshape(-1, 3).tolist(), n_out=4 * dut.nf)
+    assert timed.produced == dut.schedule([0] * len(timed.accepted))
+    assert timed.produced[dut.nf - 1] - timed.accepted[0] == dut.latency
+    got = run_stream(dut, x.reshape(-1, 3).tolist(), seed=6, n_out=4 * dut.nf)
+    np.testing.assert_array_equal(np.array([lanes(g, 2) for g in got]).reshape(4, -1), golden(layer, x))

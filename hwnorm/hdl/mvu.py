@@ -135,8 +135,9 @@ class MVU(FromBlock, wiring.Component):
         else:
             x_in = retime.delay(x1, ranks, "x_in")
         weights = retime.delay(weights, ranks - block.cell_ranks - banked * (1 + len(block.weight_mux_cuts)), "weights")
-        v1 = retime.valid(v1, len(cuts) + ranks, "v1")
-        first1, last1, nf1 = (retime.delay(s, len(cuts) + ranks, n) for s, n in
+        stages1 = len(cuts) + ranks + block.term_ranks  # registers between issue and the accumulator
+        v1 = retime.valid(v1, stages1, "v1")
+        first1, last1, nf1 = (retime.delay(s, stages1, n) for s, n in
                               ((first1, "first1"), (last1, "last1"), (nf1, "nf1")))
         xnor = block.xnor
         k = layer.in_features
@@ -156,6 +157,8 @@ class MVU(FromBlock, wiring.Component):
                 terms = [_plus_or_minus(w[s], x_in[s]) for s in range(simd)]
             else:
                 terms = [self._term(x_in, weights, p * simd + s, s) for s in range(simd)]
+            if block.term_ranks:  # each lane's term registered before the tree (MVUBlock.term_ranks)
+                terms = [retime.delay(t, block.term_ranks, f"term{p}_{s}") for s, t in enumerate(terms)]
             partial = tree_sum(terms, cuts, retime, f"tree{p}")
             raw = Signal(raw_shape, name=f"raw{p}", reset_less=True)
             total = Signal(raw_shape, name=f"total{p}")

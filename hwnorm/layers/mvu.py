@@ -45,6 +45,7 @@ from hwnorm.layers.base import (MAX_AUTO_LANES, Bits, Layer, LayerBlock, as_int_
                                  divisors, integer_weights, largest_divisor, spatial_of)
 from hwnorm.layers.threshold_stage import check_covers, compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
+from hwnorm.timing import tree_levels
 from hwnorm.stt.intcodec import rows_to_bits
 
 __all__ = ["MVULayer", "MVUBlock"]
@@ -423,7 +424,7 @@ class MVUBlock(LayerBlock, Block):
         """Clocks from the last issue of a fold to its output: issue → multiply-accumulate →
         threshold → output register, plus the ranks the target clock adds (tree, accumulator,
         threshold stage)."""
-        return (3 + self.operand_ranks + len(self.tree_cuts) + int(self.split_acc) + self.threshold_ranks
+        return (3 + self.operand_ranks + self.term_ranks + len(self.tree_cuts) + int(self.split_acc) + self.threshold_ranks
                 + len(self.count_cuts))
 
     @property
@@ -526,8 +527,35 @@ class MVUBlock(LayerBlock, Block):
     def tree_cuts(self) -> tuple[int, ...]:
         """Levels of the SIMD adder (popcount) tree followed by a register rank; the accumulate
         adder closes the tree's last stage."""
-        bits = 1 if self.xnor else self.term_bits
-        return self.timing.adder_tree_cuts(self.simd, bits, tail=self.timing.model.adder(self.raw_type.width))
+        bits, m = 1 if self.xnor else self.term_bits, self.timing.model
+        levels = [m.adder(bits + level + 1) for level in range(tree_levels(self.simd))]
+        if levels and not self.term_ranks:  # the terms are computed in the first level's stage
+            levels[0] += self.term_delay
+        return self.timing.cuts(levels, tail=m.adder(self.raw_type.width))
+
+    @property
+    def term_delay(self) -> float:
+        """Each lane's term before the adder tree (ns): ``±x`` / ``±w`` is a negation (a carry
+        chain) and a mux, a narrow product a table LUT, a wide one a multiplier; an XNOR is part of
+        the popcount's first level."""
+        m, layer = self.timing.model, self.layer
+        if self.xnor or not self.timing.on:
+            return 0.0
+        if self.table_products:
+            return m.luts(1)
+        if layer.binary or layer.bipolar_weights:
+            return m.luts(1) + m.adder(self.term_bits)
+        return m.multiply(layer.in_bits, layer.weight_bits)
+
+    @property
+    def term_ranks(self) -> int:
+        """A register after each lane's term, before the adder tree, when the term and the tree's
+        first adder (the accumulate adder for SIMD 1) do not fit one stage (the CIFAR CNV's first
+        layer, 8-bit pixels × ±1: its negation, mux and first adder in one stage set the whole
+        top's clock at 120 MHz on ECP5)."""
+        m = self.timing.model
+        first = m.adder(self.term_bits + 1) if self.simd > 1 else m.adder(self.raw_type.width)
+        return int(self.term_delay > 0 and not self.timing.fits(self.term_delay, first))
 
     @property
     def split_acc(self) -> bool:
@@ -662,7 +690,8 @@ class MVUBlock(LayerBlock, Block):
         layer, pe, simd = self.layer, self.pe, self.simd
         bits = 1 if self.xnor else self.term_bits
         out = pe * tree_register_bits(simd, bits, self.tree_cuts)
-        ranks = len(self.tree_cuts) + self.operand_ranks
+        ranks = len(self.tree_cuts) + self.operand_ranks + self.term_ranks
+        out += self.term_ranks * pe * simd * self.term_bits
         cells = 0 if self.stored is None else 2 * self.stored.cells.shape[1]
         out += (self.operand_ranks + self.replay_registered) * simd * layer.in_bits + self.cell_ranks * cells \
             + (self.weight_mux_register_rows if self.weight_banks > 1 else self.operand_ranks - self.cell_ranks) \

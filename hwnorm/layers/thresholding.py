@@ -61,8 +61,15 @@ class InputThreshold(ElementwiseLayer):
 
     kind = "thresholding"
     aliases = ("input_threshold",)
+    # one threshold per pixel (TFC_1W1A's binary input), and many per channel from a ROM: the 8-bit
+    # inputs of FINN's CIFAR CNV (255 thresholds × 3 channels) and of TFC_2W2A (3 thresholds)
     calibration_points = tuple(CalibrationPoint(f"cal_thr_p{pe}", {"model": "TFC_1W1A", "layer": "BipolarQuant_11_input",
-                                                                    "pe": pe}) for pe in (7, 16, 28, 112, 392))
+                                                                    "pe": pe}) for pe in (7, 16, 28, 112, 392)) + (
+        CalibrationPoint("cal_thr_cifar_p1", {"model": "CNV_CIFAR_1W1A", "pe": 1,
+                                              "layer": "conv_features_0_act_quant_export_handler_Quant_input"}),
+        CalibrationPoint("cal_thr_cifar_p3", {"model": "CNV_CIFAR_1W1A", "pe": 3,
+                                              "layer": "conv_features_0_act_quant_export_handler_Quant_input"}),
+        CalibrationPoint("cal_thr_2w2a_p16", {"model": "TFC_2W2A", "layer": "Quant_13_input", "pe": 16}))
 
     def __post_init__(self):
         object.__setattr__(self, "spatial", check_spatial(self.name, self.spatial))
@@ -158,8 +165,8 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     """An :class:`InputThreshold` with ``pe`` channels per beat (module docstring)."""
 
     kind = InputThreshold.kind
-    cost_features = {"thresholding": {"lut": ("blocks", "compare", "register", "rom_luts"), "ff": FF_FEATURES,
-                                      "carry": CARRY_FEATURES}}
+    cost_features = {"thresholding": {"lut": ("blocks", "compare", "popcount", "register", "rom_luts"), "ff": FF_FEATURES,
+                                      "carry": (*CARRY_FEATURES, "popcount")}}
 
     @property
     def depth(self) -> int:
@@ -196,7 +203,9 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     def inventory(self) -> Inventory:
         t, pe = self.layer.thresholds, self.pe
         thr_bits = t.channel_bits
-        return Inventory(adder=counter_bits(self.groups), compare=compare_bits(t, pe),
+        # several thresholds per lane: their compare bits are counted by a tree of adders (a popcount)
+        count = pe * t.n_thresholds if t.n_thresholds > 1 else 0
+        return Inventory(adder=counter_bits(self.groups), compare=compare_bits(t, pe), popcount=count,
                          register=pe * self.in_type.width + pe * self.out_type.width + counter_bits(self.groups) + 2
                          + self.pipeline_register_bits(),
                          memories=() if constant_rows(self.threshold_rows()) else
