@@ -149,7 +149,7 @@ def test_estimate_on_a_part_names_its_share_and_refuses_a_part_of_another_family
     out = tmp_path / "est.json"
     assert main(["estimate", "--device", "iCE40UP5K", "--images", "1", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "ecp5 " not in text and "LUT 23%, FF 24%, BRAM 0%, DSP 0% of iCE40UP5K" in text  # the tfc_mvu
+    assert "ecp5 " not in text and "LUT 24%, FF 24%, BRAM 0%, DSP 0% of iCE40UP5K" in text  # the tfc_mvu
     (mvu,) = [d for d in json.loads(out.read_text())["designs"] if d["design"] == "tfc_mvu"]
     assert list(mvu["resources"]) == ["ice40"] and mvu["resources"]["ice40"]["usage"]["part"] == "iCE40UP5K"
     assert main(["estimate", "--device", "LFE5U-25F", "--targets", "ice40,xilinx"]) == 2
