@@ -143,8 +143,8 @@ def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance
                cuts=()):
     """A constant memory split by depth into banks of ``bank_depth`` rows (a power of two), each
     read into a register of its own, then picked by a tree of muxes of ``fan_in`` (a power of two)
-    inputs per level, with a register after each level in ``cuts``; returns the tree's output —
-    ``2 + len(cuts)`` clocks after ``addr`` when the last level is cut (:func:`rom` takes one). ::
+    inputs per level, with a register after each level in ``cuts``; returns the tree's output,
+    ``2 + len(cuts)`` clocks after ``addr`` (:func:`rom` takes one). ::
 
         addr ─┬─ [bank_depth−1:0] ─▶ bank 0 ─▶ reg ─┐
               │                  ─▶ bank 1 ─▶ reg ─┼─▶ mux ─▶ (reg) ─▶ … mux ─▶ (reg) ─▶ data
@@ -164,6 +164,8 @@ def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance
     with m.If(advance):
         m.d.sync += [read_bank.eq(addr[shift:]), bank.eq(read_bank)]
     items = [Signal(shape, name=f"{name}_bank{k}_q", reset_less=True) for k in range(len(banks))]
+    # read outside ``If(advance)``: inside it, a stall drops the read port's enable to its reset
+    # value (1) and its address to 0, and the bank would read row 0
     read = [rom(m, f"{name}_bank{k}", shape, rows_k, advance, addr[:shift]) for k, rows_k in enumerate(banks)]
     with m.If(advance):
         m.d.sync += [h.eq(r) for h, r in zip(items, read)]
