@@ -207,8 +207,9 @@ def resource_estimator(config: FlowConfig, net, progress=None):
         block = NetworkBlock(net, folding, config.output, timing, store, fifo_depths=least, size_fifos=size_fifos,
                              progress=progress)
         return estimate_resources(block, [config.target])[config.target]
-    if not net.is_chain:  # the bound: a graph's FIFOs at their kinds' depths, no cycle-model run
-        resources.lower = lambda folding: resources(folding, size_fifos=False)
+    # the bound: a graph's FIFOs at their kinds' depths and no FIFO for a fed layer
+    # (dataflow.fed_layers) — no cycle-model run for a candidate the bound rules out
+    resources.lower = lambda folding: resources(folding, size_fifos=False)
     return resources
 
 

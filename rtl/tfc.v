@@ -11466,439 +11466,447 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
-  wire [5:0] \$100 ;
-  wire \$101 ;
-  wire [8:0] \$102 ;
-  wire [9:0] \$103 ;
-  wire [1:0] \$104 ;
-  wire [1:0] \$105 ;
-  wire [2:0] \$106 ;
-  wire [1:0] \$107 ;
+  wire [4:0] \$100 ;
+  wire [3:0] \$101 ;
+  wire [3:0] \$102 ;
+  wire [4:0] \$103 ;
+  wire [5:0] \$104 ;
+  wire \$105 ;
+  wire [8:0] \$106 ;
+  wire [9:0] \$107 ;
   wire [1:0] \$108 ;
-  wire [2:0] \$109 ;
+  wire [1:0] \$109 ;
   wire [31:0] \$11 ;
-  wire [1:0] \$110 ;
+  wire [2:0] \$110 ;
   wire [1:0] \$111 ;
-  wire [2:0] \$112 ;
-  wire [1:0] \$113 ;
+  wire [1:0] \$112 ;
+  wire [2:0] \$113 ;
   wire [1:0] \$114 ;
-  wire [2:0] \$115 ;
-  wire [1:0] \$116 ;
+  wire [1:0] \$115 ;
+  wire [2:0] \$116 ;
   wire [1:0] \$117 ;
-  wire [2:0] \$118 ;
-  wire [1:0] \$119 ;
+  wire [1:0] \$118 ;
+  wire [2:0] \$119 ;
   wire [6:0] \$12 ;
   wire [1:0] \$120 ;
-  wire [2:0] \$121 ;
-  wire [1:0] \$122 ;
+  wire [1:0] \$121 ;
+  wire [2:0] \$122 ;
   wire [1:0] \$123 ;
-  wire [2:0] \$124 ;
-  wire [1:0] \$125 ;
+  wire [1:0] \$124 ;
+  wire [2:0] \$125 ;
   wire [1:0] \$126 ;
-  wire [2:0] \$127 ;
-  wire [3:0] \$128 ;
-  wire [3:0] \$129 ;
+  wire [1:0] \$127 ;
+  wire [2:0] \$128 ;
+  wire [1:0] \$129 ;
   wire [7:0] \$13 ;
-  wire [4:0] \$130 ;
-  wire [3:0] \$131 ;
+  wire [1:0] \$130 ;
+  wire [2:0] \$131 ;
   wire [3:0] \$132 ;
-  wire [4:0] \$133 ;
-  wire [5:0] \$134 ;
-  wire \$135 ;
-  wire [8:0] \$136 ;
-  wire [9:0] \$137 ;
-  wire [1:0] \$138 ;
-  wire [1:0] \$139 ;
+  wire [3:0] \$133 ;
+  wire [4:0] \$134 ;
+  wire [3:0] \$135 ;
+  wire [3:0] \$136 ;
+  wire [4:0] \$137 ;
+  wire [5:0] \$138 ;
+  wire \$139 ;
   wire [31:0] \$14 ;
-  wire [2:0] \$140 ;
-  wire [1:0] \$141 ;
+  wire [8:0] \$140 ;
+  wire [9:0] \$141 ;
   wire [1:0] \$142 ;
-  wire [2:0] \$143 ;
-  wire [1:0] \$144 ;
+  wire [1:0] \$143 ;
+  wire [2:0] \$144 ;
   wire [1:0] \$145 ;
-  wire [2:0] \$146 ;
-  wire [1:0] \$147 ;
+  wire [1:0] \$146 ;
+  wire [2:0] \$147 ;
   wire [1:0] \$148 ;
-  wire [2:0] \$149 ;
+  wire [1:0] \$149 ;
   wire [6:0] \$15 ;
-  wire [1:0] \$150 ;
+  wire [2:0] \$150 ;
   wire [1:0] \$151 ;
-  wire [2:0] \$152 ;
-  wire [1:0] \$153 ;
+  wire [1:0] \$152 ;
+  wire [2:0] \$153 ;
   wire [1:0] \$154 ;
-  wire [2:0] \$155 ;
-  wire [1:0] \$156 ;
+  wire [1:0] \$155 ;
+  wire [2:0] \$156 ;
   wire [1:0] \$157 ;
-  wire [2:0] \$158 ;
-  wire [1:0] \$159 ;
+  wire [1:0] \$158 ;
+  wire [2:0] \$159 ;
   wire [7:0] \$16 ;
   wire [1:0] \$160 ;
-  wire [2:0] \$161 ;
-  wire [3:0] \$162 ;
-  wire [3:0] \$163 ;
-  wire [4:0] \$164 ;
-  wire [3:0] \$165 ;
+  wire [1:0] \$161 ;
+  wire [2:0] \$162 ;
+  wire [1:0] \$163 ;
+  wire [1:0] \$164 ;
+  wire [2:0] \$165 ;
   wire [3:0] \$166 ;
-  wire [4:0] \$167 ;
-  wire [5:0] \$168 ;
-  wire \$169 ;
+  wire [3:0] \$167 ;
+  wire [4:0] \$168 ;
+  wire [3:0] \$169 ;
   wire [31:0] \$17 ;
-  wire [8:0] \$170 ;
-  wire [9:0] \$171 ;
-  wire [1:0] \$172 ;
-  wire [1:0] \$173 ;
-  wire [2:0] \$174 ;
-  wire [1:0] \$175 ;
+  wire [3:0] \$170 ;
+  wire [4:0] \$171 ;
+  wire [5:0] \$172 ;
+  wire \$173 ;
+  wire [8:0] \$174 ;
+  wire [9:0] \$175 ;
   wire [1:0] \$176 ;
-  wire [2:0] \$177 ;
-  wire [1:0] \$178 ;
+  wire [1:0] \$177 ;
+  wire [2:0] \$178 ;
   wire [1:0] \$179 ;
   wire [6:0] \$18 ;
-  wire [2:0] \$180 ;
-  wire [1:0] \$181 ;
+  wire [1:0] \$180 ;
+  wire [2:0] \$181 ;
   wire [1:0] \$182 ;
-  wire [2:0] \$183 ;
-  wire [1:0] \$184 ;
+  wire [1:0] \$183 ;
+  wire [2:0] \$184 ;
   wire [1:0] \$185 ;
-  wire [2:0] \$186 ;
-  wire [1:0] \$187 ;
+  wire [1:0] \$186 ;
+  wire [2:0] \$187 ;
   wire [1:0] \$188 ;
-  wire [2:0] \$189 ;
+  wire [1:0] \$189 ;
   wire [7:0] \$19 ;
-  wire [1:0] \$190 ;
+  wire [2:0] \$190 ;
   wire [1:0] \$191 ;
-  wire [2:0] \$192 ;
-  wire [1:0] \$193 ;
+  wire [1:0] \$192 ;
+  wire [2:0] \$193 ;
   wire [1:0] \$194 ;
-  wire [2:0] \$195 ;
-  wire [3:0] \$196 ;
-  wire [3:0] \$197 ;
-  wire [4:0] \$198 ;
-  wire [3:0] \$199 ;
+  wire [1:0] \$195 ;
+  wire [2:0] \$196 ;
+  wire [1:0] \$197 ;
+  wire [1:0] \$198 ;
+  wire [2:0] \$199 ;
   wire \$2 ;
   wire [31:0] \$20 ;
   wire [3:0] \$200 ;
-  wire [4:0] \$201 ;
-  wire [5:0] \$202 ;
-  wire \$203 ;
-  wire [8:0] \$204 ;
-  wire [9:0] \$205 ;
-  wire [1:0] \$206 ;
-  wire [1:0] \$207 ;
-  wire [2:0] \$208 ;
-  wire [1:0] \$209 ;
+  wire [3:0] \$201 ;
+  wire [4:0] \$202 ;
+  wire [3:0] \$203 ;
+  wire [3:0] \$204 ;
+  wire [4:0] \$205 ;
+  wire [5:0] \$206 ;
+  wire \$207 ;
+  wire [8:0] \$208 ;
+  wire [9:0] \$209 ;
   wire [6:0] \$21 ;
   wire [1:0] \$210 ;
-  wire [2:0] \$211 ;
-  wire [1:0] \$212 ;
+  wire [1:0] \$211 ;
+  wire [2:0] \$212 ;
   wire [1:0] \$213 ;
-  wire [2:0] \$214 ;
-  wire [1:0] \$215 ;
+  wire [1:0] \$214 ;
+  wire [2:0] \$215 ;
   wire [1:0] \$216 ;
-  wire [2:0] \$217 ;
-  wire [1:0] \$218 ;
+  wire [1:0] \$217 ;
+  wire [2:0] \$218 ;
   wire [1:0] \$219 ;
   wire [7:0] \$22 ;
-  wire [2:0] \$220 ;
-  wire [1:0] \$221 ;
+  wire [1:0] \$220 ;
+  wire [2:0] \$221 ;
   wire [1:0] \$222 ;
-  wire [2:0] \$223 ;
-  wire [1:0] \$224 ;
+  wire [1:0] \$223 ;
+  wire [2:0] \$224 ;
   wire [1:0] \$225 ;
-  wire [2:0] \$226 ;
-  wire [1:0] \$227 ;
+  wire [1:0] \$226 ;
+  wire [2:0] \$227 ;
   wire [1:0] \$228 ;
-  wire [2:0] \$229 ;
+  wire [1:0] \$229 ;
   wire [31:0] \$23 ;
-  wire [3:0] \$230 ;
-  wire [3:0] \$231 ;
-  wire [4:0] \$232 ;
-  wire [3:0] \$233 ;
+  wire [2:0] \$230 ;
+  wire [1:0] \$231 ;
+  wire [1:0] \$232 ;
+  wire [2:0] \$233 ;
   wire [3:0] \$234 ;
-  wire [4:0] \$235 ;
-  wire [5:0] \$236 ;
-  wire \$237 ;
-  wire [8:0] \$238 ;
-  wire [9:0] \$239 ;
+  wire [3:0] \$235 ;
+  wire [4:0] \$236 ;
+  wire [3:0] \$237 ;
+  wire [3:0] \$238 ;
+  wire [4:0] \$239 ;
   wire [6:0] \$24 ;
-  wire [1:0] \$240 ;
-  wire [1:0] \$241 ;
-  wire [2:0] \$242 ;
-  wire [1:0] \$243 ;
+  wire [5:0] \$240 ;
+  wire \$241 ;
+  wire [8:0] \$242 ;
+  wire [9:0] \$243 ;
   wire [1:0] \$244 ;
-  wire [2:0] \$245 ;
-  wire [1:0] \$246 ;
+  wire [1:0] \$245 ;
+  wire [2:0] \$246 ;
   wire [1:0] \$247 ;
-  wire [2:0] \$248 ;
-  wire [1:0] \$249 ;
+  wire [1:0] \$248 ;
+  wire [2:0] \$249 ;
   wire [7:0] \$25 ;
   wire [1:0] \$250 ;
-  wire [2:0] \$251 ;
-  wire [1:0] \$252 ;
+  wire [1:0] \$251 ;
+  wire [2:0] \$252 ;
   wire [1:0] \$253 ;
-  wire [2:0] \$254 ;
-  wire [1:0] \$255 ;
+  wire [1:0] \$254 ;
+  wire [2:0] \$255 ;
   wire [1:0] \$256 ;
-  wire [2:0] \$257 ;
-  wire [1:0] \$258 ;
+  wire [1:0] \$257 ;
+  wire [2:0] \$258 ;
   wire [1:0] \$259 ;
   wire [31:0] \$26 ;
-  wire [2:0] \$260 ;
-  wire [1:0] \$261 ;
+  wire [1:0] \$260 ;
+  wire [2:0] \$261 ;
   wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
-  wire [3:0] \$264 ;
-  wire [3:0] \$265 ;
-  wire [4:0] \$266 ;
-  wire [3:0] \$267 ;
+  wire [1:0] \$263 ;
+  wire [2:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [1:0] \$266 ;
+  wire [2:0] \$267 ;
   wire [3:0] \$268 ;
-  wire [4:0] \$269 ;
+  wire [3:0] \$269 ;
   wire [6:0] \$27 ;
-  wire [5:0] \$270 ;
-  wire \$271 ;
-  wire [8:0] \$272 ;
-  wire [9:0] \$273 ;
-  wire [1:0] \$274 ;
-  wire [1:0] \$275 ;
-  wire [2:0] \$276 ;
-  wire [1:0] \$277 ;
+  wire [4:0] \$270 ;
+  wire [3:0] \$271 ;
+  wire [3:0] \$272 ;
+  wire [4:0] \$273 ;
+  wire [5:0] \$274 ;
+  wire \$275 ;
+  wire [8:0] \$276 ;
+  wire [9:0] \$277 ;
   wire [1:0] \$278 ;
-  wire [2:0] \$279 ;
+  wire [1:0] \$279 ;
   wire [7:0] \$28 ;
-  wire [1:0] \$280 ;
+  wire [2:0] \$280 ;
   wire [1:0] \$281 ;
-  wire [2:0] \$282 ;
-  wire [1:0] \$283 ;
+  wire [1:0] \$282 ;
+  wire [2:0] \$283 ;
   wire [1:0] \$284 ;
-  wire [2:0] \$285 ;
-  wire [1:0] \$286 ;
+  wire [1:0] \$285 ;
+  wire [2:0] \$286 ;
   wire [1:0] \$287 ;
-  wire [2:0] \$288 ;
-  wire [1:0] \$289 ;
+  wire [1:0] \$288 ;
+  wire [2:0] \$289 ;
   wire \$29 ;
   wire [1:0] \$290 ;
-  wire [2:0] \$291 ;
-  wire [1:0] \$292 ;
+  wire [1:0] \$291 ;
+  wire [2:0] \$292 ;
   wire [1:0] \$293 ;
-  wire [2:0] \$294 ;
-  wire [1:0] \$295 ;
+  wire [1:0] \$294 ;
+  wire [2:0] \$295 ;
   wire [1:0] \$296 ;
-  wire [2:0] \$297 ;
-  wire [3:0] \$298 ;
-  wire [3:0] \$299 ;
+  wire [1:0] \$297 ;
+  wire [2:0] \$298 ;
+  wire [1:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [4:0] \$300 ;
-  wire [3:0] \$301 ;
+  wire [1:0] \$300 ;
+  wire [2:0] \$301 ;
   wire [3:0] \$302 ;
-  wire [4:0] \$303 ;
-  wire [5:0] \$304 ;
-  wire \$305 ;
-  wire [8:0] \$306 ;
-  wire [9:0] \$307 ;
-  wire [1:0] \$308 ;
-  wire [1:0] \$309 ;
+  wire [3:0] \$303 ;
+  wire [4:0] \$304 ;
+  wire [3:0] \$305 ;
+  wire [3:0] \$306 ;
+  wire [4:0] \$307 ;
+  wire [5:0] \$308 ;
+  wire \$309 ;
   wire \$31 ;
-  wire [2:0] \$310 ;
-  wire [1:0] \$311 ;
+  wire [8:0] \$310 ;
+  wire [9:0] \$311 ;
   wire [1:0] \$312 ;
-  wire [2:0] \$313 ;
-  wire [1:0] \$314 ;
+  wire [1:0] \$313 ;
+  wire [2:0] \$314 ;
   wire [1:0] \$315 ;
-  wire [2:0] \$316 ;
-  wire [1:0] \$317 ;
+  wire [1:0] \$316 ;
+  wire [2:0] \$317 ;
   wire [1:0] \$318 ;
-  wire [2:0] \$319 ;
+  wire [1:0] \$319 ;
   wire [1:0] \$32 ;
-  wire [1:0] \$320 ;
+  wire [2:0] \$320 ;
   wire [1:0] \$321 ;
-  wire [2:0] \$322 ;
-  wire [1:0] \$323 ;
+  wire [1:0] \$322 ;
+  wire [2:0] \$323 ;
   wire [1:0] \$324 ;
-  wire [2:0] \$325 ;
-  wire [1:0] \$326 ;
+  wire [1:0] \$325 ;
+  wire [2:0] \$326 ;
   wire [1:0] \$327 ;
-  wire [2:0] \$328 ;
-  wire [1:0] \$329 ;
+  wire [1:0] \$328 ;
+  wire [2:0] \$329 ;
   wire \$33 ;
   wire [1:0] \$330 ;
-  wire [2:0] \$331 ;
-  wire [3:0] \$332 ;
-  wire [3:0] \$333 ;
-  wire [4:0] \$334 ;
-  wire [3:0] \$335 ;
+  wire [1:0] \$331 ;
+  wire [2:0] \$332 ;
+  wire [1:0] \$333 ;
+  wire [1:0] \$334 ;
+  wire [2:0] \$335 ;
   wire [3:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [5:0] \$338 ;
-  wire \$339 ;
+  wire [3:0] \$337 ;
+  wire [4:0] \$338 ;
+  wire [3:0] \$339 ;
   wire \$34 ;
-  wire [8:0] \$340 ;
-  wire [9:0] \$341 ;
-  wire \$342 ;
-  reg \$343 ;
-  reg [3:0] \$344 ;
-  reg [2:0] \$345 ;
-  reg \$346 ;
+  wire [3:0] \$340 ;
+  wire [4:0] \$341 ;
+  wire [5:0] \$342 ;
+  wire \$343 ;
+  wire [8:0] \$344 ;
+  wire [9:0] \$345 ;
+  wire \$346 ;
   reg \$347 ;
-  reg \$348 ;
-  reg [31:0] \$349 ;
+  reg [3:0] \$348 ;
+  reg [2:0] \$349 ;
   wire \$35 ;
-  reg \$350 ;
-  reg \$351 ;
-  reg \$352 ;
-  reg [2:0] \$353 ;
-  reg [31:0] \$354 ;
-  reg [255:0] \$355 ;
+  reg [3:0] \$350 ;
+  reg [3:0] \$351 ;
+  reg [3:0] \$352 ;
+  reg [3:0] \$353 ;
+  reg \$354 ;
+  reg \$355 ;
   reg \$356 ;
-  reg \$357 ;
+  reg [31:0] \$357 ;
   reg \$358 ;
   reg \$359 ;
   wire [1:0] \$36 ;
   reg \$360 ;
-  reg \$361 ;
-  reg \$362 ;
-  reg \$363 ;
+  reg [2:0] \$361 ;
+  reg [31:0] \$362 ;
+  reg [255:0] \$363 ;
   reg \$364 ;
   reg \$365 ;
   reg \$366 ;
   reg \$367 ;
-  reg [2:0] \$368 ;
-  reg [2:0] \$369 ;
+  reg \$368 ;
+  reg \$369 ;
   wire \$37 ;
-  reg [2:0] \$370 ;
-  reg [2:0] \$371 ;
-  reg [2:0] \$372 ;
-  reg [2:0] \$373 ;
-  reg [2:0] \$374 ;
-  reg [2:0] \$375 ;
+  reg \$370 ;
+  reg \$371 ;
+  reg \$372 ;
+  reg \$373 ;
+  reg \$374 ;
+  reg \$375 ;
   reg [2:0] \$376 ;
   reg [2:0] \$377 ;
   reg [2:0] \$378 ;
   reg [2:0] \$379 ;
   wire \$38 ;
-  reg [4:0] \$380 ;
-  reg [4:0] \$381 ;
-  reg [5:0] \$382 ;
-  reg [6:0] \$383 ;
-  reg [7:0] \$384 ;
+  reg [2:0] \$380 ;
+  reg [2:0] \$381 ;
+  reg [2:0] \$382 ;
+  reg [2:0] \$383 ;
+  reg [2:0] \$384 ;
   reg [2:0] \$385 ;
   reg [2:0] \$386 ;
   reg [2:0] \$387 ;
-  reg [2:0] \$388 ;
-  reg [2:0] \$389 ;
+  reg [4:0] \$388 ;
+  reg [4:0] \$389 ;
   wire \$39 ;
-  reg [2:0] \$390 ;
-  reg [2:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg [4:0] \$393 ;
-  reg [4:0] \$394 ;
-  reg [5:0] \$395 ;
-  reg [6:0] \$396 ;
-  reg [7:0] \$397 ;
+  reg [5:0] \$390 ;
+  reg [6:0] \$391 ;
+  reg [7:0] \$392 ;
+  reg [2:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg [2:0] \$395 ;
+  reg [2:0] \$396 ;
+  reg [2:0] \$397 ;
   reg [2:0] \$398 ;
   reg [2:0] \$399 ;
   wire \$4 ;
   wire [1:0] \$40 ;
   reg [2:0] \$400 ;
-  reg [2:0] \$401 ;
-  reg [2:0] \$402 ;
-  reg [2:0] \$403 ;
-  reg [2:0] \$404 ;
-  reg [2:0] \$405 ;
-  reg [4:0] \$406 ;
-  reg [4:0] \$407 ;
-  reg [5:0] \$408 ;
-  reg [6:0] \$409 ;
+  reg [4:0] \$401 ;
+  reg [4:0] \$402 ;
+  reg [5:0] \$403 ;
+  reg [6:0] \$404 ;
+  reg [7:0] \$405 ;
+  reg [2:0] \$406 ;
+  reg [2:0] \$407 ;
+  reg [2:0] \$408 ;
+  reg [2:0] \$409 ;
   wire \$41 ;
-  reg [7:0] \$410 ;
+  reg [2:0] \$410 ;
   reg [2:0] \$411 ;
   reg [2:0] \$412 ;
   reg [2:0] \$413 ;
-  reg [2:0] \$414 ;
-  reg [2:0] \$415 ;
-  reg [2:0] \$416 ;
-  reg [2:0] \$417 ;
-  reg [2:0] \$418 ;
-  reg [4:0] \$419 ;
+  reg [4:0] \$414 ;
+  reg [4:0] \$415 ;
+  reg [5:0] \$416 ;
+  reg [6:0] \$417 ;
+  reg [7:0] \$418 ;
+  reg [2:0] \$419 ;
   wire \$42 ;
-  reg [4:0] \$420 ;
-  reg [5:0] \$421 ;
-  reg [6:0] \$422 ;
-  reg [7:0] \$423 ;
+  reg [2:0] \$420 ;
+  reg [2:0] \$421 ;
+  reg [2:0] \$422 ;
+  reg [2:0] \$423 ;
   reg [2:0] \$424 ;
   reg [2:0] \$425 ;
   reg [2:0] \$426 ;
-  reg [2:0] \$427 ;
-  reg [2:0] \$428 ;
-  reg [2:0] \$429 ;
+  reg [4:0] \$427 ;
+  reg [4:0] \$428 ;
+  reg [5:0] \$429 ;
   wire \$43 ;
-  reg [2:0] \$430 ;
-  reg [2:0] \$431 ;
-  reg [4:0] \$432 ;
-  reg [4:0] \$433 ;
-  reg [5:0] \$434 ;
-  reg [6:0] \$435 ;
-  reg [7:0] \$436 ;
+  reg [6:0] \$430 ;
+  reg [7:0] \$431 ;
+  reg [2:0] \$432 ;
+  reg [2:0] \$433 ;
+  reg [2:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg [2:0] \$436 ;
   reg [2:0] \$437 ;
   reg [2:0] \$438 ;
   reg [2:0] \$439 ;
   wire [1:0] \$44 ;
-  reg [2:0] \$440 ;
-  reg [2:0] \$441 ;
-  reg [2:0] \$442 ;
-  reg [2:0] \$443 ;
-  reg [2:0] \$444 ;
-  reg [4:0] \$445 ;
-  reg [4:0] \$446 ;
-  reg [5:0] \$447 ;
-  reg [6:0] \$448 ;
-  reg [7:0] \$449 ;
+  reg [4:0] \$440 ;
+  reg [4:0] \$441 ;
+  reg [5:0] \$442 ;
+  reg [6:0] \$443 ;
+  reg [7:0] \$444 ;
+  reg [2:0] \$445 ;
+  reg [2:0] \$446 ;
+  reg [2:0] \$447 ;
+  reg [2:0] \$448 ;
+  reg [2:0] \$449 ;
   wire \$45 ;
   reg [2:0] \$450 ;
   reg [2:0] \$451 ;
   reg [2:0] \$452 ;
-  reg [2:0] \$453 ;
-  reg [2:0] \$454 ;
-  reg [2:0] \$455 ;
-  reg [2:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [4:0] \$458 ;
-  reg [4:0] \$459 ;
+  reg [4:0] \$453 ;
+  reg [4:0] \$454 ;
+  reg [5:0] \$455 ;
+  reg [6:0] \$456 ;
+  reg [7:0] \$457 ;
+  reg [2:0] \$458 ;
+  reg [2:0] \$459 ;
   wire \$46 ;
-  reg [5:0] \$460 ;
-  reg [6:0] \$461 ;
-  reg [7:0] \$462 ;
+  reg [2:0] \$460 ;
+  reg [2:0] \$461 ;
+  reg [2:0] \$462 ;
   reg [2:0] \$463 ;
   reg [2:0] \$464 ;
   reg [2:0] \$465 ;
-  reg [2:0] \$466 ;
-  reg [2:0] \$467 ;
-  reg [2:0] \$468 ;
-  reg [2:0] \$469 ;
+  reg [4:0] \$466 ;
+  reg [4:0] \$467 ;
+  reg [5:0] \$468 ;
+  reg [6:0] \$469 ;
   wire \$47 ;
-  reg [2:0] \$470 ;
-  reg [4:0] \$471 ;
-  reg [4:0] \$472 ;
-  reg [5:0] \$473 ;
-  reg [6:0] \$474 ;
-  reg [7:0] \$475 ;
-  reg \$476 ;
-  reg \$477 ;
+  reg [7:0] \$470 ;
+  reg [2:0] \$471 ;
+  reg [2:0] \$472 ;
+  reg [2:0] \$473 ;
+  reg [2:0] \$474 ;
+  reg [2:0] \$475 ;
+  reg [2:0] \$476 ;
+  reg [2:0] \$477 ;
   reg [2:0] \$478 ;
-  reg [63:0] \$479 ;
+  reg [4:0] \$479 ;
   wire [1:0] \$48 ;
-  reg \$480 ;
-  reg [7:0] \$481 ;
-  reg [7:0] \$482 ;
+  reg [4:0] \$480 ;
+  reg [5:0] \$481 ;
+  reg [6:0] \$482 ;
   reg [7:0] \$483 ;
-  reg [7:0] \$484 ;
-  reg [7:0] \$485 ;
-  reg [7:0] \$486 ;
-  reg [7:0] \$487 ;
-  reg [7:0] \$488 ;
-  reg \$489 ;
+  reg \$484 ;
+  reg \$485 ;
+  reg [2:0] \$486 ;
+  reg [63:0] \$487 ;
+  reg \$488 ;
+  reg [7:0] \$489 ;
   wire \$49 ;
   reg [7:0] \$490 ;
+  reg [7:0] \$491 ;
+  reg [7:0] \$492 ;
+  reg [7:0] \$493 ;
+  reg [7:0] \$494 ;
+  reg [7:0] \$495 ;
+  reg [7:0] \$496 ;
+  reg \$497 ;
+  reg [7:0] \$498 ;
   wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -11916,48 +11924,48 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [4:0] \$62 ;
   wire \$63 ;
   wire [3:0] \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
+  wire [4:0] \$65 ;
+  wire [4:0] \$66 ;
+  wire [4:0] \$67 ;
+  wire [4:0] \$68 ;
   wire \$69 ;
   wire [7:0] \$7 ;
-  wire [1:0] \$70 ;
-  wire [1:0] \$71 ;
-  wire [2:0] \$72 ;
-  wire [1:0] \$73 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
   wire [1:0] \$74 ;
-  wire [2:0] \$75 ;
-  wire [1:0] \$76 ;
+  wire [1:0] \$75 ;
+  wire [2:0] \$76 ;
   wire [1:0] \$77 ;
-  wire [2:0] \$78 ;
-  wire [1:0] \$79 ;
+  wire [1:0] \$78 ;
+  wire [2:0] \$79 ;
   wire [31:0] \$8 ;
   wire [1:0] \$80 ;
-  wire [2:0] \$81 ;
-  wire [1:0] \$82 ;
+  wire [1:0] \$81 ;
+  wire [2:0] \$82 ;
   wire [1:0] \$83 ;
-  wire [2:0] \$84 ;
-  wire [1:0] \$85 ;
+  wire [1:0] \$84 ;
+  wire [2:0] \$85 ;
   wire [1:0] \$86 ;
-  wire [2:0] \$87 ;
-  wire [1:0] \$88 ;
+  wire [1:0] \$87 ;
+  wire [2:0] \$88 ;
   wire [1:0] \$89 ;
   wire [6:0] \$9 ;
-  wire [2:0] \$90 ;
-  wire [1:0] \$91 ;
+  wire [1:0] \$90 ;
+  wire [2:0] \$91 ;
   wire [1:0] \$92 ;
-  wire [2:0] \$93 ;
-  wire [3:0] \$94 ;
-  wire [3:0] \$95 ;
-  wire [4:0] \$96 ;
-  wire [3:0] \$97 ;
+  wire [1:0] \$93 ;
+  wire [2:0] \$94 ;
+  wire [1:0] \$95 ;
+  wire [1:0] \$96 ;
+  wire [2:0] \$97 ;
   wire [3:0] \$98 ;
-  wire [4:0] \$99 ;
+  wire [3:0] \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$71  = 1'h0;
-  reg \$signal$73  = 1'h0;
+  reg \$signal$81  = 1'h0;
+  reg \$signal$83  = 1'h0;
   reg \$signature__addr  = 1'h0;
   reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
@@ -12086,27 +12094,36 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [2:0] \port__addr$56  = 3'h0;
-  wire [255:0] port__data;
-  wire [63:0] \port__data$182 ;
-  wire [7:0] \port__data$182[0] ;
-  wire [7:0] \port__data$182[0][0] ;
-  wire [7:0] \port__data$182[1] ;
-  wire [7:0] \port__data$182[1][0] ;
-  wire [7:0] \port__data$182[2] ;
-  wire [7:0] \port__data$182[2][0] ;
-  wire [7:0] \port__data$182[3] ;
-  wire [7:0] \port__data$182[3][0] ;
-  wire [7:0] \port__data$182[4] ;
-  wire [7:0] \port__data$182[4][0] ;
-  wire [7:0] \port__data$182[5] ;
-  wire [7:0] \port__data$182[5][0] ;
-  wire [7:0] \port__data$182[6] ;
-  wire [7:0] \port__data$182[6][0] ;
-  wire [7:0] \port__data$182[7] ;
-  wire [7:0] \port__data$182[7][0] ;
+  reg [3:0] \port__addr$12  = 4'h0;
+  reg [3:0] \port__addr$15  = 4'h0;
+  reg [2:0] \port__addr$65  = 3'h0;
+  reg [3:0] \port__addr$9  = 4'h0;
+  wire [63:0] port__data;
+  wire [63:0] \port__data$195 ;
+  wire [7:0] \port__data$195[0] ;
+  wire [7:0] \port__data$195[0][0] ;
+  wire [7:0] \port__data$195[1] ;
+  wire [7:0] \port__data$195[1][0] ;
+  wire [7:0] \port__data$195[2] ;
+  wire [7:0] \port__data$195[2][0] ;
+  wire [7:0] \port__data$195[3] ;
+  wire [7:0] \port__data$195[3][0] ;
+  wire [7:0] \port__data$195[4] ;
+  wire [7:0] \port__data$195[4][0] ;
+  wire [7:0] \port__data$195[5] ;
+  wire [7:0] \port__data$195[5][0] ;
+  wire [7:0] \port__data$195[6] ;
+  wire [7:0] \port__data$195[6][0] ;
+  wire [7:0] \port__data$195[7] ;
+  wire [7:0] \port__data$195[7][0] ;
+  wire [63:0] \port__data$87 ;
+  wire [63:0] \port__data$88 ;
+  wire [63:0] \port__data$89 ;
   wire port__en;
-  wire \port__en$58 ;
+  wire \port__en$11 ;
+  wire \port__en$14 ;
+  wire \port__en$17 ;
+  wire \port__en$67 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw2 = 7'h00;
@@ -12282,9 +12299,16 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$183  = 1'h0;
+  reg \v2_d0$196  = 1'h0;
+  reg [3:0] waddr = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] waddr;
+  wire [3:0] waddr0;
+  (* init = 4'h0 *)
+  wire [3:0] waddr1;
+  (* init = 4'h0 *)
+  wire [3:0] waddr2;
+  (* init = 4'h0 *)
+  wire [3:0] waddr3;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   (* init = 32'd0 *)
   wire [31:0] x1;
@@ -12425,184 +12449,288 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$56 ];
+      _1_ <= thresholds[\port__addr$65 ];
     end
   end
-  assign \port__data$182  = _1_;
-  reg [255:0] weights [15:0];
+  assign \port__data$195  = _1_;
+  reg [63:0] weights0 [15:0];
   initial begin
-    weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
-    weights[1] = 256'h28c04241857115e42dd34e5b5d7b177d6e0df63bb2c660c8e2de6abb3ac04243;
-    weights[2] = 256'h3f8bd101191e300dff7607c0d95630649d3e68541538782fc7a3bdea0e8dcf07;
-    weights[3] = 256'h4439b565f624b1862dc35a503fc2ca163be08a92fb94eb866d1f5f354bbd2369;
-    weights[4] = 256'hefd5b8cb4e85d68efccb3124f26467f40c2dac0b05d9683bf0d251942253924d;
-    weights[5] = 256'hc76fb90f4a0463691604e5e520da6a92dabda5eb6fd8131f1518bd847576fda4;
-    weights[6] = 256'h0529cfaa1d328a490e1387cd39de7a07ce978a9e95f24aeba1f35b36f5c1f8ea;
-    weights[7] = 256'hec9d46fbd177ddbcc0ff64797710d0046bc2524979d2cb9e751affa4660cfa15;
-    weights[8] = 256'h6069d5bdfac472b6e7c3f93315ebfba223f94bb72addd2974074a4e9b7728d51;
-    weights[9] = 256'hb0bfacb60e04a201452811775c1456e579da5aae03683120facfeabb057b1db4;
-    weights[10] = 256'he3638cf8ead7d2960fddecbb073e4fd16255c69d5721b549cf27b7e8442d94e9;
-    weights[11] = 256'he5cf5ebc444cb1a44be8316b6beb5a5ab3ef31aad46fbdbcfa874e59d22fe56b;
-    weights[12] = 256'h1c3a5a4ee3d1e89edfd6b2c807bc4d17058d68bbea6694ec47fd6cb3181d944d;
-    weights[13] = 256'hf994ca82034a312b69425b5103b911ea6a84e20ba24e6a112beb134bd3e5a168;
-    weights[14] = 256'h6acf7730a05c4a95a2d5ce965a87334665cd7833f6639560482397a2381bc207;
-    weights[15] = 256'h06292561b1fab9a661fa30ac0e040241862cb167840fbef5d81d6ef1d135a1ee;
+    weights0[0] = 64'he251e6be1c9e6a56;
+    weights0[1] = 64'he2de6abb3ac04243;
+    weights0[2] = 64'hc7a3bdea0e8dcf07;
+    weights0[3] = 64'h6d1f5f354bbd2369;
+    weights0[4] = 64'hf0d251942253924d;
+    weights0[5] = 64'h1518bd847576fda4;
+    weights0[6] = 64'ha1f35b36f5c1f8ea;
+    weights0[7] = 64'h751affa4660cfa15;
+    weights0[8] = 64'h4074a4e9b7728d51;
+    weights0[9] = 64'hfacfeabb057b1db4;
+    weights0[10] = 64'hcf27b7e8442d94e9;
+    weights0[11] = 64'hfa874e59d22fe56b;
+    weights0[12] = 64'h47fd6cb3181d944d;
+    weights0[13] = 64'h2beb134bd3e5a168;
+    weights0[14] = 64'h482397a2381bc207;
+    weights0[15] = 64'hd81d6ef1d135a1ee;
   end
-  reg [255:0] _2_;
+  reg [63:0] _2_;
   always @(posedge clk) begin
     if (advance) begin
-      _2_ <= weights[port__addr];
+      _2_ <= weights0[port__addr];
     end
   end
   assign port__data = _2_;
+  reg [63:0] weights1 [15:0];
+  initial begin
+    weights1[0] = 64'h45a9fdba1856128e;
+    weights1[1] = 64'h6e0df63bb2c660c8;
+    weights1[2] = 64'h9d3e68541538782f;
+    weights1[3] = 64'h3be08a92fb94eb86;
+    weights1[4] = 64'h0c2dac0b05d9683b;
+    weights1[5] = 64'hdabda5eb6fd8131f;
+    weights1[6] = 64'hce978a9e95f24aeb;
+    weights1[7] = 64'h6bc2524979d2cb9e;
+    weights1[8] = 64'h23f94bb72addd297;
+    weights1[9] = 64'h79da5aae03683120;
+    weights1[10] = 64'h6255c69d5721b549;
+    weights1[11] = 64'hb3ef31aad46fbdbc;
+    weights1[12] = 64'h058d68bbea6694ec;
+    weights1[13] = 64'h6a84e20ba24e6a11;
+    weights1[14] = 64'h65cd7833f6639560;
+    weights1[15] = 64'h862cb167840fbef5;
+  end
+  reg [63:0] _3_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _3_ <= weights1[\port__addr$9 ];
+    end
+  end
+  assign \port__data$87  = _3_;
+  reg [63:0] weights2 [15:0];
+  initial begin
+    weights2[0] = 64'h97aa6d7206b38b21;
+    weights2[1] = 64'h2dd34e5b5d7b177d;
+    weights2[2] = 64'hff7607c0d9563064;
+    weights2[3] = 64'h2dc35a503fc2ca16;
+    weights2[4] = 64'hfccb3124f26467f4;
+    weights2[5] = 64'h1604e5e520da6a92;
+    weights2[6] = 64'h0e1387cd39de7a07;
+    weights2[7] = 64'hc0ff64797710d004;
+    weights2[8] = 64'he7c3f93315ebfba2;
+    weights2[9] = 64'h452811775c1456e5;
+    weights2[10] = 64'h0fddecbb073e4fd1;
+    weights2[11] = 64'h4be8316b6beb5a5a;
+    weights2[12] = 64'hdfd6b2c807bc4d17;
+    weights2[13] = 64'h69425b5103b911ea;
+    weights2[14] = 64'ha2d5ce965a873346;
+    weights2[15] = 64'h61fa30ac0e040241;
+  end
+  reg [63:0] _4_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _4_ <= weights2[\port__addr$12 ];
+    end
+  end
+  assign \port__data$88  = _4_;
+  reg [63:0] weights3 [15:0];
+  initial begin
+    weights3[0] = 64'he2c446d6ba6e0711;
+    weights3[1] = 64'h28c04241857115e4;
+    weights3[2] = 64'h3f8bd101191e300d;
+    weights3[3] = 64'h4439b565f624b186;
+    weights3[4] = 64'hefd5b8cb4e85d68e;
+    weights3[5] = 64'hc76fb90f4a046369;
+    weights3[6] = 64'h0529cfaa1d328a49;
+    weights3[7] = 64'hec9d46fbd177ddbc;
+    weights3[8] = 64'h6069d5bdfac472b6;
+    weights3[9] = 64'hb0bfacb60e04a201;
+    weights3[10] = 64'he3638cf8ead7d296;
+    weights3[11] = 64'he5cf5ebc444cb1a4;
+    weights3[12] = 64'h1c3a5a4ee3d1e89e;
+    weights3[13] = 64'hf994ca82034a312b;
+    weights3[14] = 64'h6acf7730a05c4a95;
+    weights3[15] = 64'h06292561b1fab9a6;
+  end
+  reg [63:0] _5_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _5_ <= weights3[\port__addr$15 ];
+    end
+  end
+  assign \port__data$89  = _5_;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$417 ;
+    tree2_l1_6_0 <= \$412 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$418 ;
+    tree2_l1_7_0 <= \$413 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$419 ;
+    tree2_l3_0_0 <= \$414 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$420 ;
+    tree2_l3_1_0 <= \$415 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$421 ;
+    tree2_l4_0_0 <= \$416 ;
   always @(posedge clk)
-    raw3 <= \$422 ;
+    raw2 <= \$417 ;
   always @(posedge clk)
-    acc3 <= \$423 ;
+    acc2 <= \$418 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$424 ;
+    tree3_l1_0_0 <= \$419 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$425 ;
+    tree3_l1_1_0 <= \$420 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$426 ;
+    tree3_l1_2_0 <= \$421 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$427 ;
+    tree3_l1_3_0 <= \$422 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$428 ;
+    tree3_l1_4_0 <= \$423 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$429 ;
+    tree3_l1_5_0 <= \$424 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$430 ;
+    tree3_l1_6_0 <= \$425 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$431 ;
+    tree3_l1_7_0 <= \$426 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$432 ;
+    tree3_l3_0_0 <= \$427 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$433 ;
+    tree3_l3_1_0 <= \$428 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$434 ;
+    tree3_l4_0_0 <= \$429 ;
   always @(posedge clk)
-    raw4 <= \$435 ;
+    raw3 <= \$430 ;
   always @(posedge clk)
-    acc4 <= \$436 ;
+    acc3 <= \$431 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$437 ;
+    tree4_l1_0_0 <= \$432 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$438 ;
+    tree4_l1_1_0 <= \$433 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$439 ;
+    tree4_l1_2_0 <= \$434 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$440 ;
+    tree4_l1_3_0 <= \$435 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$441 ;
+    tree4_l1_4_0 <= \$436 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$442 ;
+    tree4_l1_5_0 <= \$437 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$443 ;
+    tree4_l1_6_0 <= \$438 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$444 ;
+    tree4_l1_7_0 <= \$439 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$445 ;
+    tree4_l3_0_0 <= \$440 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$446 ;
+    tree4_l3_1_0 <= \$441 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$447 ;
+    tree4_l4_0_0 <= \$442 ;
   always @(posedge clk)
-    raw5 <= \$448 ;
+    raw4 <= \$443 ;
   always @(posedge clk)
-    acc5 <= \$449 ;
+    acc4 <= \$444 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$450 ;
+    tree5_l1_0_0 <= \$445 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$451 ;
+    tree5_l1_1_0 <= \$446 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$452 ;
+    tree5_l1_2_0 <= \$447 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$453 ;
+    tree5_l1_3_0 <= \$448 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$454 ;
+    tree5_l1_4_0 <= \$449 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$455 ;
+    tree5_l1_5_0 <= \$450 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$456 ;
+    tree5_l1_6_0 <= \$451 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$457 ;
+    tree5_l1_7_0 <= \$452 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$458 ;
+    tree5_l3_0_0 <= \$453 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$459 ;
+    tree5_l3_1_0 <= \$454 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$460 ;
+    tree5_l4_0_0 <= \$455 ;
   always @(posedge clk)
-    raw6 <= \$461 ;
+    raw5 <= \$456 ;
   always @(posedge clk)
-    acc6 <= \$462 ;
+    acc5 <= \$457 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$463 ;
+    tree6_l1_0_0 <= \$458 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$464 ;
+    tree6_l1_1_0 <= \$459 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$465 ;
+    tree6_l1_2_0 <= \$460 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$466 ;
+    tree6_l1_3_0 <= \$461 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$467 ;
+    tree6_l1_4_0 <= \$462 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$468 ;
+    tree6_l1_5_0 <= \$463 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$469 ;
+    tree6_l1_6_0 <= \$464 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$470 ;
+    tree6_l1_7_0 <= \$465 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$471 ;
+    tree6_l3_0_0 <= \$466 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$472 ;
+    tree6_l3_1_0 <= \$467 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$473 ;
+    tree6_l4_0_0 <= \$468 ;
   always @(posedge clk)
-    raw7 <= \$474 ;
+    raw6 <= \$469 ;
   always @(posedge clk)
-    acc7 <= \$475 ;
+    acc6 <= \$470 ;
   always @(posedge clk)
-    v2 <= \$476 ;
+    tree7_l1_0_0 <= \$471 ;
   always @(posedge clk)
-    v2_d0 <= \$477 ;
+    tree7_l1_1_0 <= \$472 ;
   always @(posedge clk)
-    \port__addr$56  <= \$478 ;
+    tree7_l1_2_0 <= \$473 ;
   always @(posedge clk)
-    thresholds_d0 <= \$479 ;
+    tree7_l1_3_0 <= \$474 ;
   always @(posedge clk)
-    \v2_d0$183  <= \$480 ;
+    tree7_l1_4_0 <= \$475 ;
   always @(posedge clk)
-    acc0_d0 <= \$481 ;
+    tree7_l1_5_0 <= \$476 ;
   always @(posedge clk)
-    acc1_d0 <= \$482 ;
+    tree7_l1_6_0 <= \$477 ;
   always @(posedge clk)
-    acc2_d0 <= \$483 ;
+    tree7_l1_7_0 <= \$478 ;
   always @(posedge clk)
-    acc3_d0 <= \$484 ;
+    tree7_l3_0_0 <= \$479 ;
   always @(posedge clk)
-    acc4_d0 <= \$485 ;
+    tree7_l3_1_0 <= \$480 ;
   always @(posedge clk)
-    acc5_d0 <= \$486 ;
+    tree7_l4_0_0 <= \$481 ;
   always @(posedge clk)
-    acc6_d0 <= \$487 ;
+    raw7 <= \$482 ;
   always @(posedge clk)
-    acc7_d0 <= \$488 ;
+    acc7 <= \$483 ;
   always @(posedge clk)
-    o__valid <= \$489 ;
+    v2 <= \$484 ;
   always @(posedge clk)
-    o__payload <= \$490 ;
+    v2_d0 <= \$485 ;
+  always @(posedge clk)
+    \port__addr$65  <= \$486 ;
+  always @(posedge clk)
+    thresholds_d0 <= \$487 ;
+  always @(posedge clk)
+    \v2_d0$196  <= \$488 ;
+  always @(posedge clk)
+    acc0_d0 <= \$489 ;
+  always @(posedge clk)
+    acc1_d0 <= \$490 ;
+  always @(posedge clk)
+    acc2_d0 <= \$491 ;
+  always @(posedge clk)
+    acc3_d0 <= \$492 ;
+  always @(posedge clk)
+    acc4_d0 <= \$493 ;
+  always @(posedge clk)
+    acc5_d0 <= \$494 ;
+  always @(posedge clk)
+    acc6_d0 <= \$495 ;
+  always @(posedge clk)
+    acc7_d0 <= \$496 ;
+  always @(posedge clk)
+    o__valid <= \$497 ;
+  always @(posedge clk)
+    o__payload <= \$498 ;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
@@ -12675,1088 +12803,1134 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \$59  = { \$57 , acc7_d0[6:0] } >= { \$58 , thresholds_d0[62:56] };
   assign \$60  = 1'h0 + \$59 ;
   assign \$61  = rp__addr + 1'h1;
-  assign \$62  = port__addr + 1'h1;
+  assign \$62  = waddr + 1'h1;
   assign \$64  = nf + 1'h1;
-  assign \$65  = ! nf;
-  assign \$66  = fire & \$65 ;
-  assign \$67  = ! nf;
-  assign \$68  = ! rp__addr;
-  assign \$70  = xnor0[0] + xnor0[1];
-  assign \$71  = xnor0[2] + xnor0[3];
-  assign \$72  = \$70  + \$71 ;
-  assign \$73  = xnor0[4] + xnor0[5];
-  assign \$74  = xnor0[6] + xnor0[7];
-  assign \$75  = \$73  + \$74 ;
-  assign \$76  = xnor0[8] + xnor0[9];
-  assign \$77  = xnor0[10] + xnor0[11];
-  assign \$78  = \$76  + \$77 ;
-  assign \$79  = xnor0[12] + xnor0[13];
-  assign \$80  = xnor0[14] + xnor0[15];
-  assign \$81  = \$79  + \$80 ;
-  assign \$82  = xnor0[16] + xnor0[17];
-  assign \$83  = xnor0[18] + xnor0[19];
-  assign \$84  = \$82  + \$83 ;
-  assign \$85  = xnor0[20] + xnor0[21];
-  assign \$86  = xnor0[22] + xnor0[23];
-  assign \$87  = \$85  + \$86 ;
-  assign \$88  = xnor0[24] + xnor0[25];
-  assign \$89  = xnor0[26] + xnor0[27];
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = xnor0[28] + xnor0[29];
-  assign \$92  = xnor0[30] + xnor0[31];
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$95  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$96  = \$94  + \$95 ;
-  assign \$97  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$98  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$99  = \$97  + \$98 ;
-  assign \$100  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$101  = advance & v1_d3;
-  assign \$102  = 2'h2 * raw0;
-  assign \$103  = \$102  - 7'h40;
-  assign \$104  = xnor1[0] + xnor1[1];
-  assign \$105  = xnor1[2] + xnor1[3];
-  assign \$106  = \$104  + \$105 ;
-  assign \$107  = xnor1[4] + xnor1[5];
-  assign \$108  = xnor1[6] + xnor1[7];
-  assign \$109  = \$107  + \$108 ;
-  assign \$110  = xnor1[8] + xnor1[9];
-  assign \$111  = xnor1[10] + xnor1[11];
-  assign \$112  = \$110  + \$111 ;
-  assign \$113  = xnor1[12] + xnor1[13];
-  assign \$114  = xnor1[14] + xnor1[15];
-  assign \$115  = \$113  + \$114 ;
-  assign \$116  = xnor1[16] + xnor1[17];
-  assign \$117  = xnor1[18] + xnor1[19];
-  assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor1[20] + xnor1[21];
-  assign \$120  = xnor1[22] + xnor1[23];
-  assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor1[24] + xnor1[25];
-  assign \$123  = xnor1[26] + xnor1[27];
-  assign \$124  = \$122  + \$123 ;
-  assign \$125  = xnor1[28] + xnor1[29];
-  assign \$126  = xnor1[30] + xnor1[31];
-  assign \$127  = \$125  + \$126 ;
-  assign \$128  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$129  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$130  = \$128  + \$129 ;
-  assign \$131  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$132  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$133  = \$131  + \$132 ;
-  assign \$134  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$135  = advance & v1_d3;
-  assign \$136  = 2'h2 * raw1;
-  assign \$137  = \$136  - 7'h40;
-  assign \$138  = xnor2[0] + xnor2[1];
-  assign \$139  = xnor2[2] + xnor2[3];
-  assign \$140  = \$138  + \$139 ;
-  assign \$141  = xnor2[4] + xnor2[5];
-  assign \$142  = xnor2[6] + xnor2[7];
-  assign \$143  = \$141  + \$142 ;
-  assign \$144  = xnor2[8] + xnor2[9];
-  assign \$145  = xnor2[10] + xnor2[11];
-  assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor2[12] + xnor2[13];
-  assign \$148  = xnor2[14] + xnor2[15];
-  assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor2[16] + xnor2[17];
-  assign \$151  = xnor2[18] + xnor2[19];
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor2[20] + xnor2[21];
-  assign \$154  = xnor2[22] + xnor2[23];
-  assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor2[24] + xnor2[25];
-  assign \$157  = xnor2[26] + xnor2[27];
-  assign \$158  = \$156  + \$157 ;
-  assign \$159  = xnor2[28] + xnor2[29];
-  assign \$160  = xnor2[30] + xnor2[31];
-  assign \$161  = \$159  + \$160 ;
-  assign \$162  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$163  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$164  = \$162  + \$163 ;
-  assign \$165  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$166  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$167  = \$165  + \$166 ;
-  assign \$168  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$169  = advance & v1_d3;
-  assign \$170  = 2'h2 * raw2;
-  assign \$171  = \$170  - 7'h40;
-  assign \$172  = xnor3[0] + xnor3[1];
-  assign \$173  = xnor3[2] + xnor3[3];
-  assign \$174  = \$172  + \$173 ;
-  assign \$175  = xnor3[4] + xnor3[5];
-  assign \$176  = xnor3[6] + xnor3[7];
-  assign \$177  = \$175  + \$176 ;
-  assign \$178  = xnor3[8] + xnor3[9];
-  assign \$179  = xnor3[10] + xnor3[11];
-  assign \$180  = \$178  + \$179 ;
-  assign \$181  = xnor3[12] + xnor3[13];
-  assign \$182  = xnor3[14] + xnor3[15];
-  assign \$183  = \$181  + \$182 ;
-  assign \$184  = xnor3[16] + xnor3[17];
-  assign \$185  = xnor3[18] + xnor3[19];
-  assign \$186  = \$184  + \$185 ;
-  assign \$187  = xnor3[20] + xnor3[21];
-  assign \$188  = xnor3[22] + xnor3[23];
-  assign \$189  = \$187  + \$188 ;
-  assign \$190  = xnor3[24] + xnor3[25];
-  assign \$191  = xnor3[26] + xnor3[27];
-  assign \$192  = \$190  + \$191 ;
-  assign \$193  = xnor3[28] + xnor3[29];
-  assign \$194  = xnor3[30] + xnor3[31];
-  assign \$195  = \$193  + \$194 ;
-  assign \$196  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$197  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$198  = \$196  + \$197 ;
-  assign \$199  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$200  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$201  = \$199  + \$200 ;
-  assign \$202  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$203  = advance & v1_d3;
-  assign \$204  = 2'h2 * raw3;
-  assign \$205  = \$204  - 7'h40;
-  assign \$206  = xnor4[0] + xnor4[1];
-  assign \$207  = xnor4[2] + xnor4[3];
-  assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor4[4] + xnor4[5];
-  assign \$210  = xnor4[6] + xnor4[7];
-  assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor4[8] + xnor4[9];
-  assign \$213  = xnor4[10] + xnor4[11];
-  assign \$214  = \$212  + \$213 ;
-  assign \$215  = xnor4[12] + xnor4[13];
-  assign \$216  = xnor4[14] + xnor4[15];
-  assign \$217  = \$215  + \$216 ;
-  assign \$218  = xnor4[16] + xnor4[17];
-  assign \$219  = xnor4[18] + xnor4[19];
-  assign \$220  = \$218  + \$219 ;
-  assign \$221  = xnor4[20] + xnor4[21];
-  assign \$222  = xnor4[22] + xnor4[23];
-  assign \$223  = \$221  + \$222 ;
-  assign \$224  = xnor4[24] + xnor4[25];
-  assign \$225  = xnor4[26] + xnor4[27];
-  assign \$226  = \$224  + \$225 ;
-  assign \$227  = xnor4[28] + xnor4[29];
-  assign \$228  = xnor4[30] + xnor4[31];
-  assign \$229  = \$227  + \$228 ;
-  assign \$230  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$231  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$232  = \$230  + \$231 ;
-  assign \$233  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$234  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$235  = \$233  + \$234 ;
-  assign \$236  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$237  = advance & v1_d3;
-  assign \$238  = 2'h2 * raw4;
-  assign \$239  = \$238  - 7'h40;
-  assign \$240  = xnor5[0] + xnor5[1];
-  assign \$241  = xnor5[2] + xnor5[3];
-  assign \$242  = \$240  + \$241 ;
-  assign \$243  = xnor5[4] + xnor5[5];
-  assign \$244  = xnor5[6] + xnor5[7];
-  assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor5[8] + xnor5[9];
-  assign \$247  = xnor5[10] + xnor5[11];
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = xnor5[12] + xnor5[13];
-  assign \$250  = xnor5[14] + xnor5[15];
-  assign \$251  = \$249  + \$250 ;
-  assign \$252  = xnor5[16] + xnor5[17];
-  assign \$253  = xnor5[18] + xnor5[19];
-  assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor5[20] + xnor5[21];
-  assign \$256  = xnor5[22] + xnor5[23];
-  assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor5[24] + xnor5[25];
-  assign \$259  = xnor5[26] + xnor5[27];
-  assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor5[28] + xnor5[29];
-  assign \$262  = xnor5[30] + xnor5[31];
-  assign \$263  = \$261  + \$262 ;
-  assign \$264  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$265  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$268  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$269  = \$267  + \$268 ;
-  assign \$270  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$271  = advance & v1_d3;
-  assign \$272  = 2'h2 * raw5;
-  assign \$273  = \$272  - 7'h40;
-  assign \$274  = xnor6[0] + xnor6[1];
-  assign \$275  = xnor6[2] + xnor6[3];
-  assign \$276  = \$274  + \$275 ;
-  assign \$277  = xnor6[4] + xnor6[5];
-  assign \$278  = xnor6[6] + xnor6[7];
-  assign \$279  = \$277  + \$278 ;
-  assign \$280  = xnor6[8] + xnor6[9];
-  assign \$281  = xnor6[10] + xnor6[11];
-  assign \$282  = \$280  + \$281 ;
-  assign \$283  = xnor6[12] + xnor6[13];
-  assign \$284  = xnor6[14] + xnor6[15];
-  assign \$285  = \$283  + \$284 ;
-  assign \$286  = xnor6[16] + xnor6[17];
-  assign \$287  = xnor6[18] + xnor6[19];
-  assign \$288  = \$286  + \$287 ;
-  assign \$289  = xnor6[20] + xnor6[21];
-  assign \$290  = xnor6[22] + xnor6[23];
-  assign \$291  = \$289  + \$290 ;
-  assign \$292  = xnor6[24] + xnor6[25];
-  assign \$293  = xnor6[26] + xnor6[27];
-  assign \$294  = \$292  + \$293 ;
-  assign \$295  = xnor6[28] + xnor6[29];
-  assign \$296  = xnor6[30] + xnor6[31];
-  assign \$297  = \$295  + \$296 ;
-  assign \$298  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$299  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$300  = \$298  + \$299 ;
-  assign \$301  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$302  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$303  = \$301  + \$302 ;
-  assign \$304  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$305  = advance & v1_d3;
-  assign \$306  = 2'h2 * raw6;
-  assign \$307  = \$306  - 7'h40;
-  assign \$308  = xnor7[0] + xnor7[1];
-  assign \$309  = xnor7[2] + xnor7[3];
-  assign \$310  = \$308  + \$309 ;
-  assign \$311  = xnor7[4] + xnor7[5];
-  assign \$312  = xnor7[6] + xnor7[7];
-  assign \$313  = \$311  + \$312 ;
-  assign \$314  = xnor7[8] + xnor7[9];
-  assign \$315  = xnor7[10] + xnor7[11];
-  assign \$316  = \$314  + \$315 ;
-  assign \$317  = xnor7[12] + xnor7[13];
-  assign \$318  = xnor7[14] + xnor7[15];
-  assign \$319  = \$317  + \$318 ;
-  assign \$320  = xnor7[16] + xnor7[17];
-  assign \$321  = xnor7[18] + xnor7[19];
-  assign \$322  = \$320  + \$321 ;
-  assign \$323  = xnor7[20] + xnor7[21];
-  assign \$324  = xnor7[22] + xnor7[23];
-  assign \$325  = \$323  + \$324 ;
-  assign \$326  = xnor7[24] + xnor7[25];
-  assign \$327  = xnor7[26] + xnor7[27];
-  assign \$328  = \$326  + \$327 ;
-  assign \$329  = xnor7[28] + xnor7[29];
-  assign \$330  = xnor7[30] + xnor7[31];
-  assign \$331  = \$329  + \$330 ;
-  assign \$332  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$333  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$334  = \$332  + \$333 ;
-  assign \$335  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$336  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$337  = \$335  + \$336 ;
-  assign \$338  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$339  = advance & v1_d3;
-  assign \$340  = 2'h2 * raw7;
-  assign \$341  = \$340  - 7'h40;
-  assign \$342  = v1_d3 & last1_d3;
-  always @(posedge clk)
-    rp__addr <= \$343 ;
-  always @(posedge clk)
-    port__addr <= \$344 ;
-  always @(posedge clk)
-    nf <= \$345 ;
-  always @(posedge clk)
-    \$signature__en  <= \$346 ;
-  always @(posedge clk)
-    \$signature__addr  <= \$347 ;
-  always @(posedge clk)
-    \$signal$71  <= \$348 ;
-  always @(posedge clk)
-    \$signature__data  <= \$349 ;
-  always @(posedge clk)
-    fresh1 <= \$350 ;
-  always @(posedge clk)
-    \$signal$73  <= \$351 ;
-  always @(posedge clk)
-    last1 <= \$352 ;
-  always @(posedge clk)
-    nf1 <= \$353 ;
-  always @(posedge clk)
-    x_in_d0 <= \$354 ;
-  always @(posedge clk)
-    weights_d0 <= \$355 ;
-  always @(posedge clk)
-    v1_d0 <= \$356 ;
-  always @(posedge clk)
-    v1_d1 <= \$357 ;
-  always @(posedge clk)
-    v1_d2 <= \$358 ;
-  always @(posedge clk)
-    v1_d3 <= \$359 ;
-  always @(posedge clk)
-    first1_d0 <= \$360 ;
-  always @(posedge clk)
-    first1_d1 <= \$361 ;
-  always @(posedge clk)
-    first1_d2 <= \$362 ;
-  always @(posedge clk)
-    first1_d3 <= \$363 ;
-  always @(posedge clk)
-    last1_d0 <= \$364 ;
-  always @(posedge clk)
-    last1_d1 <= \$365 ;
-  always @(posedge clk)
-    last1_d2 <= \$366 ;
-  always @(posedge clk)
-    last1_d3 <= \$367 ;
-  always @(posedge clk)
-    nf1_d0 <= \$368 ;
-  always @(posedge clk)
-    nf1_d1 <= \$369 ;
-  always @(posedge clk)
-    nf1_d2 <= \$370 ;
-  always @(posedge clk)
-    nf1_d3 <= \$371 ;
-  always @(posedge clk)
-    tree0_l1_0_0 <= \$372 ;
-  always @(posedge clk)
-    tree0_l1_1_0 <= \$373 ;
-  always @(posedge clk)
-    tree0_l1_2_0 <= \$374 ;
-  always @(posedge clk)
-    tree0_l1_3_0 <= \$375 ;
-  always @(posedge clk)
-    tree0_l1_4_0 <= \$376 ;
-  always @(posedge clk)
-    tree0_l1_5_0 <= \$377 ;
-  always @(posedge clk)
-    tree0_l1_6_0 <= \$378 ;
-  always @(posedge clk)
-    tree0_l1_7_0 <= \$379 ;
-  always @(posedge clk)
-    tree0_l3_0_0 <= \$380 ;
-  always @(posedge clk)
-    tree0_l3_1_0 <= \$381 ;
-  always @(posedge clk)
-    tree0_l4_0_0 <= \$382 ;
-  always @(posedge clk)
-    raw0 <= \$383 ;
-  always @(posedge clk)
-    acc0 <= \$384 ;
-  always @(posedge clk)
-    tree1_l1_0_0 <= \$385 ;
-  always @(posedge clk)
-    tree1_l1_1_0 <= \$386 ;
-  always @(posedge clk)
-    tree1_l1_2_0 <= \$387 ;
-  always @(posedge clk)
-    tree1_l1_3_0 <= \$388 ;
-  always @(posedge clk)
-    tree1_l1_4_0 <= \$389 ;
-  always @(posedge clk)
-    tree1_l1_5_0 <= \$390 ;
-  always @(posedge clk)
-    tree1_l1_6_0 <= \$391 ;
-  always @(posedge clk)
-    tree1_l1_7_0 <= \$392 ;
-  always @(posedge clk)
-    tree1_l3_0_0 <= \$393 ;
-  always @(posedge clk)
-    tree1_l3_1_0 <= \$394 ;
-  always @(posedge clk)
-    tree1_l4_0_0 <= \$395 ;
-  always @(posedge clk)
-    raw1 <= \$396 ;
-  always @(posedge clk)
-    acc1 <= \$397 ;
-  always @(posedge clk)
-    tree2_l1_0_0 <= \$398 ;
-  always @(posedge clk)
-    tree2_l1_1_0 <= \$399 ;
-  always @(posedge clk)
-    tree2_l1_2_0 <= \$400 ;
-  always @(posedge clk)
-    tree2_l1_3_0 <= \$401 ;
-  always @(posedge clk)
-    tree2_l1_4_0 <= \$402 ;
-  always @(posedge clk)
-    tree2_l1_5_0 <= \$403 ;
-  always @(posedge clk)
-    tree2_l1_6_0 <= \$404 ;
-  always @(posedge clk)
-    tree2_l1_7_0 <= \$405 ;
-  always @(posedge clk)
-    tree2_l3_0_0 <= \$406 ;
-  always @(posedge clk)
-    tree2_l3_1_0 <= \$407 ;
-  always @(posedge clk)
-    tree2_l4_0_0 <= \$408 ;
-  always @(posedge clk)
-    raw2 <= \$409 ;
-  always @(posedge clk)
-    acc2 <= \$410 ;
-  always @(posedge clk)
-    tree3_l1_0_0 <= \$411 ;
-  always @(posedge clk)
-    tree3_l1_1_0 <= \$412 ;
-  always @(posedge clk)
-    tree3_l1_2_0 <= \$413 ;
-  always @(posedge clk)
-    tree3_l1_3_0 <= \$414 ;
-  always @(posedge clk)
-    tree3_l1_4_0 <= \$415 ;
-  always @(posedge clk)
-    tree3_l1_5_0 <= \$416 ;
+  assign \$65  = port__addr + 1'h1;
+  assign \$66  = \port__addr$9  + 1'h1;
+  assign \$67  = \port__addr$12  + 1'h1;
+  assign \$68  = \port__addr$15  + 1'h1;
+  assign \$69  = ! nf;
+  assign \$70  = fire & \$69 ;
+  assign \$71  = ! nf;
+  assign \$72  = ! rp__addr;
+  assign \$74  = xnor0[0] + xnor0[1];
+  assign \$75  = xnor0[2] + xnor0[3];
+  assign \$76  = \$74  + \$75 ;
+  assign \$77  = xnor0[4] + xnor0[5];
+  assign \$78  = xnor0[6] + xnor0[7];
+  assign \$79  = \$77  + \$78 ;
+  assign \$80  = xnor0[8] + xnor0[9];
+  assign \$81  = xnor0[10] + xnor0[11];
+  assign \$82  = \$80  + \$81 ;
+  assign \$83  = xnor0[12] + xnor0[13];
+  assign \$84  = xnor0[14] + xnor0[15];
+  assign \$85  = \$83  + \$84 ;
+  assign \$86  = xnor0[16] + xnor0[17];
+  assign \$87  = xnor0[18] + xnor0[19];
+  assign \$88  = \$86  + \$87 ;
+  assign \$89  = xnor0[20] + xnor0[21];
+  assign \$90  = xnor0[22] + xnor0[23];
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = xnor0[24] + xnor0[25];
+  assign \$93  = xnor0[26] + xnor0[27];
+  assign \$94  = \$92  + \$93 ;
+  assign \$95  = xnor0[28] + xnor0[29];
+  assign \$96  = xnor0[30] + xnor0[31];
+  assign \$97  = \$95  + \$96 ;
+  assign \$98  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$99  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$100  = \$98  + \$99 ;
+  assign \$101  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$102  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$103  = \$101  + \$102 ;
+  assign \$104  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$105  = advance & v1_d3;
+  assign \$106  = 2'h2 * raw0;
+  assign \$107  = \$106  - 7'h40;
+  assign \$108  = xnor1[0] + xnor1[1];
+  assign \$109  = xnor1[2] + xnor1[3];
+  assign \$110  = \$108  + \$109 ;
+  assign \$111  = xnor1[4] + xnor1[5];
+  assign \$112  = xnor1[6] + xnor1[7];
+  assign \$113  = \$111  + \$112 ;
+  assign \$114  = xnor1[8] + xnor1[9];
+  assign \$115  = xnor1[10] + xnor1[11];
+  assign \$116  = \$114  + \$115 ;
+  assign \$117  = xnor1[12] + xnor1[13];
+  assign \$118  = xnor1[14] + xnor1[15];
+  assign \$119  = \$117  + \$118 ;
+  assign \$120  = xnor1[16] + xnor1[17];
+  assign \$121  = xnor1[18] + xnor1[19];
+  assign \$122  = \$120  + \$121 ;
+  assign \$123  = xnor1[20] + xnor1[21];
+  assign \$124  = xnor1[22] + xnor1[23];
+  assign \$125  = \$123  + \$124 ;
+  assign \$126  = xnor1[24] + xnor1[25];
+  assign \$127  = xnor1[26] + xnor1[27];
+  assign \$128  = \$126  + \$127 ;
+  assign \$129  = xnor1[28] + xnor1[29];
+  assign \$130  = xnor1[30] + xnor1[31];
+  assign \$131  = \$129  + \$130 ;
+  assign \$132  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$133  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$134  = \$132  + \$133 ;
+  assign \$135  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$136  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$137  = \$135  + \$136 ;
+  assign \$138  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$139  = advance & v1_d3;
+  assign \$140  = 2'h2 * raw1;
+  assign \$141  = \$140  - 7'h40;
+  assign \$142  = xnor2[0] + xnor2[1];
+  assign \$143  = xnor2[2] + xnor2[3];
+  assign \$144  = \$142  + \$143 ;
+  assign \$145  = xnor2[4] + xnor2[5];
+  assign \$146  = xnor2[6] + xnor2[7];
+  assign \$147  = \$145  + \$146 ;
+  assign \$148  = xnor2[8] + xnor2[9];
+  assign \$149  = xnor2[10] + xnor2[11];
+  assign \$150  = \$148  + \$149 ;
+  assign \$151  = xnor2[12] + xnor2[13];
+  assign \$152  = xnor2[14] + xnor2[15];
+  assign \$153  = \$151  + \$152 ;
+  assign \$154  = xnor2[16] + xnor2[17];
+  assign \$155  = xnor2[18] + xnor2[19];
+  assign \$156  = \$154  + \$155 ;
+  assign \$157  = xnor2[20] + xnor2[21];
+  assign \$158  = xnor2[22] + xnor2[23];
+  assign \$159  = \$157  + \$158 ;
+  assign \$160  = xnor2[24] + xnor2[25];
+  assign \$161  = xnor2[26] + xnor2[27];
+  assign \$162  = \$160  + \$161 ;
+  assign \$163  = xnor2[28] + xnor2[29];
+  assign \$164  = xnor2[30] + xnor2[31];
+  assign \$165  = \$163  + \$164 ;
+  assign \$166  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$167  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$168  = \$166  + \$167 ;
+  assign \$169  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$170  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$171  = \$169  + \$170 ;
+  assign \$172  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$173  = advance & v1_d3;
+  assign \$174  = 2'h2 * raw2;
+  assign \$175  = \$174  - 7'h40;
+  assign \$176  = xnor3[0] + xnor3[1];
+  assign \$177  = xnor3[2] + xnor3[3];
+  assign \$178  = \$176  + \$177 ;
+  assign \$179  = xnor3[4] + xnor3[5];
+  assign \$180  = xnor3[6] + xnor3[7];
+  assign \$181  = \$179  + \$180 ;
+  assign \$182  = xnor3[8] + xnor3[9];
+  assign \$183  = xnor3[10] + xnor3[11];
+  assign \$184  = \$182  + \$183 ;
+  assign \$185  = xnor3[12] + xnor3[13];
+  assign \$186  = xnor3[14] + xnor3[15];
+  assign \$187  = \$185  + \$186 ;
+  assign \$188  = xnor3[16] + xnor3[17];
+  assign \$189  = xnor3[18] + xnor3[19];
+  assign \$190  = \$188  + \$189 ;
+  assign \$191  = xnor3[20] + xnor3[21];
+  assign \$192  = xnor3[22] + xnor3[23];
+  assign \$193  = \$191  + \$192 ;
+  assign \$194  = xnor3[24] + xnor3[25];
+  assign \$195  = xnor3[26] + xnor3[27];
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = xnor3[28] + xnor3[29];
+  assign \$198  = xnor3[30] + xnor3[31];
+  assign \$199  = \$197  + \$198 ;
+  assign \$200  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$201  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$202  = \$200  + \$201 ;
+  assign \$203  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$204  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$205  = \$203  + \$204 ;
+  assign \$206  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$207  = advance & v1_d3;
+  assign \$208  = 2'h2 * raw3;
+  assign \$209  = \$208  - 7'h40;
+  assign \$210  = xnor4[0] + xnor4[1];
+  assign \$211  = xnor4[2] + xnor4[3];
+  assign \$212  = \$210  + \$211 ;
+  assign \$213  = xnor4[4] + xnor4[5];
+  assign \$214  = xnor4[6] + xnor4[7];
+  assign \$215  = \$213  + \$214 ;
+  assign \$216  = xnor4[8] + xnor4[9];
+  assign \$217  = xnor4[10] + xnor4[11];
+  assign \$218  = \$216  + \$217 ;
+  assign \$219  = xnor4[12] + xnor4[13];
+  assign \$220  = xnor4[14] + xnor4[15];
+  assign \$221  = \$219  + \$220 ;
+  assign \$222  = xnor4[16] + xnor4[17];
+  assign \$223  = xnor4[18] + xnor4[19];
+  assign \$224  = \$222  + \$223 ;
+  assign \$225  = xnor4[20] + xnor4[21];
+  assign \$226  = xnor4[22] + xnor4[23];
+  assign \$227  = \$225  + \$226 ;
+  assign \$228  = xnor4[24] + xnor4[25];
+  assign \$229  = xnor4[26] + xnor4[27];
+  assign \$230  = \$228  + \$229 ;
+  assign \$231  = xnor4[28] + xnor4[29];
+  assign \$232  = xnor4[30] + xnor4[31];
+  assign \$233  = \$231  + \$232 ;
+  assign \$234  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$235  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$236  = \$234  + \$235 ;
+  assign \$237  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$238  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$239  = \$237  + \$238 ;
+  assign \$240  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$241  = advance & v1_d3;
+  assign \$242  = 2'h2 * raw4;
+  assign \$243  = \$242  - 7'h40;
+  assign \$244  = xnor5[0] + xnor5[1];
+  assign \$245  = xnor5[2] + xnor5[3];
+  assign \$246  = \$244  + \$245 ;
+  assign \$247  = xnor5[4] + xnor5[5];
+  assign \$248  = xnor5[6] + xnor5[7];
+  assign \$249  = \$247  + \$248 ;
+  assign \$250  = xnor5[8] + xnor5[9];
+  assign \$251  = xnor5[10] + xnor5[11];
+  assign \$252  = \$250  + \$251 ;
+  assign \$253  = xnor5[12] + xnor5[13];
+  assign \$254  = xnor5[14] + xnor5[15];
+  assign \$255  = \$253  + \$254 ;
+  assign \$256  = xnor5[16] + xnor5[17];
+  assign \$257  = xnor5[18] + xnor5[19];
+  assign \$258  = \$256  + \$257 ;
+  assign \$259  = xnor5[20] + xnor5[21];
+  assign \$260  = xnor5[22] + xnor5[23];
+  assign \$261  = \$259  + \$260 ;
+  assign \$262  = xnor5[24] + xnor5[25];
+  assign \$263  = xnor5[26] + xnor5[27];
+  assign \$264  = \$262  + \$263 ;
+  assign \$265  = xnor5[28] + xnor5[29];
+  assign \$266  = xnor5[30] + xnor5[31];
+  assign \$267  = \$265  + \$266 ;
+  assign \$268  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$269  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$270  = \$268  + \$269 ;
+  assign \$271  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$272  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$273  = \$271  + \$272 ;
+  assign \$274  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$275  = advance & v1_d3;
+  assign \$276  = 2'h2 * raw5;
+  assign \$277  = \$276  - 7'h40;
+  assign \$278  = xnor6[0] + xnor6[1];
+  assign \$279  = xnor6[2] + xnor6[3];
+  assign \$280  = \$278  + \$279 ;
+  assign \$281  = xnor6[4] + xnor6[5];
+  assign \$282  = xnor6[6] + xnor6[7];
+  assign \$283  = \$281  + \$282 ;
+  assign \$284  = xnor6[8] + xnor6[9];
+  assign \$285  = xnor6[10] + xnor6[11];
+  assign \$286  = \$284  + \$285 ;
+  assign \$287  = xnor6[12] + xnor6[13];
+  assign \$288  = xnor6[14] + xnor6[15];
+  assign \$289  = \$287  + \$288 ;
+  assign \$290  = xnor6[16] + xnor6[17];
+  assign \$291  = xnor6[18] + xnor6[19];
+  assign \$292  = \$290  + \$291 ;
+  assign \$293  = xnor6[20] + xnor6[21];
+  assign \$294  = xnor6[22] + xnor6[23];
+  assign \$295  = \$293  + \$294 ;
+  assign \$296  = xnor6[24] + xnor6[25];
+  assign \$297  = xnor6[26] + xnor6[27];
+  assign \$298  = \$296  + \$297 ;
+  assign \$299  = xnor6[28] + xnor6[29];
+  assign \$300  = xnor6[30] + xnor6[31];
+  assign \$301  = \$299  + \$300 ;
+  assign \$302  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$303  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$304  = \$302  + \$303 ;
+  assign \$305  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$306  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$307  = \$305  + \$306 ;
+  assign \$308  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$309  = advance & v1_d3;
+  assign \$310  = 2'h2 * raw6;
+  assign \$311  = \$310  - 7'h40;
+  assign \$312  = xnor7[0] + xnor7[1];
+  assign \$313  = xnor7[2] + xnor7[3];
+  assign \$314  = \$312  + \$313 ;
+  assign \$315  = xnor7[4] + xnor7[5];
+  assign \$316  = xnor7[6] + xnor7[7];
+  assign \$317  = \$315  + \$316 ;
+  assign \$318  = xnor7[8] + xnor7[9];
+  assign \$319  = xnor7[10] + xnor7[11];
+  assign \$320  = \$318  + \$319 ;
+  assign \$321  = xnor7[12] + xnor7[13];
+  assign \$322  = xnor7[14] + xnor7[15];
+  assign \$323  = \$321  + \$322 ;
+  assign \$324  = xnor7[16] + xnor7[17];
+  assign \$325  = xnor7[18] + xnor7[19];
+  assign \$326  = \$324  + \$325 ;
+  assign \$327  = xnor7[20] + xnor7[21];
+  assign \$328  = xnor7[22] + xnor7[23];
+  assign \$329  = \$327  + \$328 ;
+  assign \$330  = xnor7[24] + xnor7[25];
+  assign \$331  = xnor7[26] + xnor7[27];
+  assign \$332  = \$330  + \$331 ;
+  assign \$333  = xnor7[28] + xnor7[29];
+  assign \$334  = xnor7[30] + xnor7[31];
+  assign \$335  = \$333  + \$334 ;
+  assign \$336  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$337  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$338  = \$336  + \$337 ;
+  assign \$339  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$340  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$341  = \$339  + \$340 ;
+  assign \$342  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$343  = advance & v1_d3;
+  assign \$344  = 2'h2 * raw7;
+  assign \$345  = \$344  - 7'h40;
+  assign \$346  = v1_d3 & last1_d3;
+  always @(posedge clk)
+    rp__addr <= \$347 ;
+  always @(posedge clk)
+    waddr <= \$348 ;
+  always @(posedge clk)
+    nf <= \$349 ;
+  always @(posedge clk)
+    port__addr <= \$350 ;
+  always @(posedge clk)
+    \port__addr$9  <= \$351 ;
+  always @(posedge clk)
+    \port__addr$12  <= \$352 ;
+  always @(posedge clk)
+    \port__addr$15  <= \$353 ;
+  always @(posedge clk)
+    \$signature__en  <= \$354 ;
+  always @(posedge clk)
+    \$signature__addr  <= \$355 ;
+  always @(posedge clk)
+    \$signal$81  <= \$356 ;
+  always @(posedge clk)
+    \$signature__data  <= \$357 ;
+  always @(posedge clk)
+    fresh1 <= \$358 ;
+  always @(posedge clk)
+    \$signal$83  <= \$359 ;
+  always @(posedge clk)
+    last1 <= \$360 ;
+  always @(posedge clk)
+    nf1 <= \$361 ;
+  always @(posedge clk)
+    x_in_d0 <= \$362 ;
+  always @(posedge clk)
+    weights_d0 <= \$363 ;
+  always @(posedge clk)
+    v1_d0 <= \$364 ;
+  always @(posedge clk)
+    v1_d1 <= \$365 ;
+  always @(posedge clk)
+    v1_d2 <= \$366 ;
+  always @(posedge clk)
+    v1_d3 <= \$367 ;
+  always @(posedge clk)
+    first1_d0 <= \$368 ;
+  always @(posedge clk)
+    first1_d1 <= \$369 ;
+  always @(posedge clk)
+    first1_d2 <= \$370 ;
+  always @(posedge clk)
+    first1_d3 <= \$371 ;
+  always @(posedge clk)
+    last1_d0 <= \$372 ;
+  always @(posedge clk)
+    last1_d1 <= \$373 ;
+  always @(posedge clk)
+    last1_d2 <= \$374 ;
+  always @(posedge clk)
+    last1_d3 <= \$375 ;
+  always @(posedge clk)
+    nf1_d0 <= \$376 ;
+  always @(posedge clk)
+    nf1_d1 <= \$377 ;
+  always @(posedge clk)
+    nf1_d2 <= \$378 ;
+  always @(posedge clk)
+    nf1_d3 <= \$379 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$380 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$381 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$382 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$383 ;
+  always @(posedge clk)
+    tree0_l1_4_0 <= \$384 ;
+  always @(posedge clk)
+    tree0_l1_5_0 <= \$385 ;
+  always @(posedge clk)
+    tree0_l1_6_0 <= \$386 ;
+  always @(posedge clk)
+    tree0_l1_7_0 <= \$387 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$388 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$389 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$390 ;
+  always @(posedge clk)
+    raw0 <= \$391 ;
+  always @(posedge clk)
+    acc0 <= \$392 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$393 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$394 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$395 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$396 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$397 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$398 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$399 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$400 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$401 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$402 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$403 ;
+  always @(posedge clk)
+    raw1 <= \$404 ;
+  always @(posedge clk)
+    acc1 <= \$405 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$406 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$407 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$408 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$409 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$410 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$411 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$417  = tree3_l1_6_0;
+    \$412  = tree2_l1_6_0;
     if (advance) begin
-      \$417  = \$192 ;
+      \$412  = \$162 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$418  = tree3_l1_7_0;
+    \$413  = tree2_l1_7_0;
     if (advance) begin
-      \$418  = \$195 ;
+      \$413  = \$165 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$419  = tree3_l3_0_0;
+    \$414  = tree2_l3_0_0;
     if (advance) begin
-      \$419  = \$198 ;
+      \$414  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$420  = tree3_l3_1_0;
+    \$415  = tree2_l3_1_0;
     if (advance) begin
-      \$420  = \$201 ;
+      \$415  = \$171 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$421  = tree3_l4_0_0;
+    \$416  = tree2_l4_0_0;
     if (advance) begin
-      \$421  = \$202 ;
+      \$416  = \$172 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$422  = raw3;
-    if (\$203 ) begin
-      \$422  = \$16 [6:0];
+    \$417  = raw2;
+    if (\$173 ) begin
+      \$417  = \$13 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$423  = acc3;
+    \$418  = acc2;
     if (advance) begin
-      \$423  = \$205 [7:0];
+      \$418  = \$175 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$424  = tree4_l1_0_0;
+    \$419  = tree3_l1_0_0;
     if (advance) begin
-      \$424  = \$208 ;
+      \$419  = \$178 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$425  = tree4_l1_1_0;
+    \$420  = tree3_l1_1_0;
     if (advance) begin
-      \$425  = \$211 ;
+      \$420  = \$181 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$426  = tree4_l1_2_0;
+    \$421  = tree3_l1_2_0;
     if (advance) begin
-      \$426  = \$214 ;
+      \$421  = \$184 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$427  = tree4_l1_3_0;
+    \$422  = tree3_l1_3_0;
     if (advance) begin
-      \$427  = \$217 ;
+      \$422  = \$187 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$428  = tree4_l1_4_0;
+    \$423  = tree3_l1_4_0;
     if (advance) begin
-      \$428  = \$220 ;
+      \$423  = \$190 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$429  = tree4_l1_5_0;
+    \$424  = tree3_l1_5_0;
     if (advance) begin
-      \$429  = \$223 ;
+      \$424  = \$193 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$430  = tree4_l1_6_0;
+    \$425  = tree3_l1_6_0;
     if (advance) begin
-      \$430  = \$226 ;
+      \$425  = \$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$431  = tree4_l1_7_0;
+    \$426  = tree3_l1_7_0;
     if (advance) begin
-      \$431  = \$229 ;
+      \$426  = \$199 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$432  = tree4_l3_0_0;
+    \$427  = tree3_l3_0_0;
     if (advance) begin
-      \$432  = \$232 ;
+      \$427  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$433  = tree4_l3_1_0;
+    \$428  = tree3_l3_1_0;
     if (advance) begin
-      \$433  = \$235 ;
+      \$428  = \$205 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$434  = tree4_l4_0_0;
+    \$429  = tree3_l4_0_0;
     if (advance) begin
-      \$434  = \$236 ;
+      \$429  = \$206 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$435  = raw4;
-    if (\$237 ) begin
-      \$435  = \$19 [6:0];
+    \$430  = raw3;
+    if (\$207 ) begin
+      \$430  = \$16 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$436  = acc4;
+    \$431  = acc3;
     if (advance) begin
-      \$436  = \$239 [7:0];
+      \$431  = \$209 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$437  = tree5_l1_0_0;
+    \$432  = tree4_l1_0_0;
     if (advance) begin
-      \$437  = \$242 ;
+      \$432  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$438  = tree5_l1_1_0;
+    \$433  = tree4_l1_1_0;
     if (advance) begin
-      \$438  = \$245 ;
+      \$433  = \$215 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$439  = tree5_l1_2_0;
+    \$434  = tree4_l1_2_0;
     if (advance) begin
-      \$439  = \$248 ;
+      \$434  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$440  = tree5_l1_3_0;
+    \$435  = tree4_l1_3_0;
     if (advance) begin
-      \$440  = \$251 ;
+      \$435  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$441  = tree5_l1_4_0;
+    \$436  = tree4_l1_4_0;
     if (advance) begin
-      \$441  = \$254 ;
+      \$436  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$442  = tree5_l1_5_0;
+    \$437  = tree4_l1_5_0;
     if (advance) begin
-      \$442  = \$257 ;
+      \$437  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$443  = tree5_l1_6_0;
+    \$438  = tree4_l1_6_0;
     if (advance) begin
-      \$443  = \$260 ;
+      \$438  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$444  = tree5_l1_7_0;
+    \$439  = tree4_l1_7_0;
     if (advance) begin
-      \$444  = \$263 ;
+      \$439  = \$233 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$445  = tree5_l3_0_0;
+    \$440  = tree4_l3_0_0;
     if (advance) begin
-      \$445  = \$266 ;
+      \$440  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$446  = tree5_l3_1_0;
+    \$441  = tree4_l3_1_0;
     if (advance) begin
-      \$446  = \$269 ;
+      \$441  = \$239 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$447  = tree5_l4_0_0;
+    \$442  = tree4_l4_0_0;
     if (advance) begin
-      \$447  = \$270 ;
+      \$442  = \$240 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$448  = raw5;
-    if (\$271 ) begin
-      \$448  = \$22 [6:0];
+    \$443  = raw4;
+    if (\$241 ) begin
+      \$443  = \$19 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$449  = acc5;
+    \$444  = acc4;
     if (advance) begin
-      \$449  = \$273 [7:0];
+      \$444  = \$243 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$450  = tree6_l1_0_0;
+    \$445  = tree5_l1_0_0;
     if (advance) begin
-      \$450  = \$276 ;
+      \$445  = \$246 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$451  = tree6_l1_1_0;
+    \$446  = tree5_l1_1_0;
     if (advance) begin
-      \$451  = \$279 ;
+      \$446  = \$249 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$452  = tree6_l1_2_0;
+    \$447  = tree5_l1_2_0;
     if (advance) begin
-      \$452  = \$282 ;
+      \$447  = \$252 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$453  = tree6_l1_3_0;
+    \$448  = tree5_l1_3_0;
     if (advance) begin
-      \$453  = \$285 ;
+      \$448  = \$255 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$454  = tree6_l1_4_0;
+    \$449  = tree5_l1_4_0;
     if (advance) begin
-      \$454  = \$288 ;
+      \$449  = \$258 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$455  = tree6_l1_5_0;
+    \$450  = tree5_l1_5_0;
     if (advance) begin
-      \$455  = \$291 ;
+      \$450  = \$261 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$456  = tree6_l1_6_0;
+    \$451  = tree5_l1_6_0;
     if (advance) begin
-      \$456  = \$294 ;
+      \$451  = \$264 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$457  = tree6_l1_7_0;
+    \$452  = tree5_l1_7_0;
     if (advance) begin
-      \$457  = \$297 ;
+      \$452  = \$267 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$458  = tree6_l3_0_0;
+    \$453  = tree5_l3_0_0;
     if (advance) begin
-      \$458  = \$300 ;
+      \$453  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$459  = tree6_l3_1_0;
+    \$454  = tree5_l3_1_0;
     if (advance) begin
-      \$459  = \$303 ;
+      \$454  = \$273 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$460  = tree6_l4_0_0;
+    \$455  = tree5_l4_0_0;
     if (advance) begin
-      \$460  = \$304 ;
+      \$455  = \$274 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$461  = raw6;
-    if (\$305 ) begin
-      \$461  = \$25 [6:0];
+    \$456  = raw5;
+    if (\$275 ) begin
+      \$456  = \$22 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$462  = acc6;
+    \$457  = acc5;
     if (advance) begin
-      \$462  = \$307 [7:0];
+      \$457  = \$277 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$463  = tree7_l1_0_0;
+    \$458  = tree6_l1_0_0;
     if (advance) begin
-      \$463  = \$310 ;
+      \$458  = \$280 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$464  = tree7_l1_1_0;
+    \$459  = tree6_l1_1_0;
     if (advance) begin
-      \$464  = \$313 ;
+      \$459  = \$283 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$465  = tree7_l1_2_0;
+    \$460  = tree6_l1_2_0;
     if (advance) begin
-      \$465  = \$316 ;
+      \$460  = \$286 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$466  = tree7_l1_3_0;
+    \$461  = tree6_l1_3_0;
     if (advance) begin
-      \$466  = \$319 ;
+      \$461  = \$289 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$467  = tree7_l1_4_0;
+    \$462  = tree6_l1_4_0;
     if (advance) begin
-      \$467  = \$322 ;
+      \$462  = \$292 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$468  = tree7_l1_5_0;
+    \$463  = tree6_l1_5_0;
     if (advance) begin
-      \$468  = \$325 ;
+      \$463  = \$295 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$469  = tree7_l1_6_0;
+    \$464  = tree6_l1_6_0;
     if (advance) begin
-      \$469  = \$328 ;
+      \$464  = \$298 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$470  = tree7_l1_7_0;
+    \$465  = tree6_l1_7_0;
     if (advance) begin
-      \$470  = \$331 ;
+      \$465  = \$301 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$471  = tree7_l3_0_0;
+    \$466  = tree6_l3_0_0;
     if (advance) begin
-      \$471  = \$334 ;
+      \$466  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$472  = tree7_l3_1_0;
+    \$467  = tree6_l3_1_0;
     if (advance) begin
-      \$472  = \$337 ;
+      \$467  = \$307 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$473  = tree7_l4_0_0;
+    \$468  = tree6_l4_0_0;
     if (advance) begin
-      \$473  = \$338 ;
+      \$468  = \$308 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$474  = raw7;
-    if (\$339 ) begin
-      \$474  = \$28 [6:0];
+    \$469  = raw6;
+    if (\$309 ) begin
+      \$469  = \$25 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$475  = acc7;
+    \$470  = acc6;
     if (advance) begin
-      \$475  = \$341 [7:0];
+      \$470  = \$311 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$476  = v2;
+    \$471  = tree7_l1_0_0;
     if (advance) begin
-      \$476  = \$342 ;
+      \$471  = \$314 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$472  = tree7_l1_1_0;
+    if (advance) begin
+      \$472  = \$317 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$473  = tree7_l1_2_0;
+    if (advance) begin
+      \$473  = \$320 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$474  = tree7_l1_3_0;
+    if (advance) begin
+      \$474  = \$323 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$475  = tree7_l1_4_0;
+    if (advance) begin
+      \$475  = \$326 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$476  = tree7_l1_5_0;
+    if (advance) begin
+      \$476  = \$329 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$477  = tree7_l1_6_0;
+    if (advance) begin
+      \$477  = \$332 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$478  = tree7_l1_7_0;
+    if (advance) begin
+      \$478  = \$335 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$479  = tree7_l3_0_0;
+    if (advance) begin
+      \$479  = \$338 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$480  = tree7_l3_1_0;
+    if (advance) begin
+      \$480  = \$341 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$481  = tree7_l4_0_0;
+    if (advance) begin
+      \$481  = \$342 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$482  = raw7;
+    if (\$343 ) begin
+      \$482  = \$28 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$483  = acc7;
+    if (advance) begin
+      \$483  = \$345 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$484  = v2;
+    if (advance) begin
+      \$484  = \$346 ;
     end
     if (rst) begin
-      \$476  = 1'h0;
+      \$484  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$477  = v2_d0;
+    \$485  = v2_d0;
     if (advance) begin
-      \$477  = v2;
+      \$485  = v2;
     end
     if (rst) begin
-      \$477  = 1'h0;
+      \$485  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$478  = \port__addr$56 ;
+    \$486  = \port__addr$65 ;
     if (advance) begin
-      \$478  = nf1_d3;
+      \$486  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$479  = thresholds_d0;
+    \$487  = thresholds_d0;
     if (advance) begin
-      \$479  = \port__data$182 ;
+      \$487  = \port__data$195 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$480  = \v2_d0$183 ;
+    \$488  = \v2_d0$196 ;
     if (advance) begin
-      \$480  = v2_d0;
+      \$488  = v2_d0;
     end
     if (rst) begin
-      \$480  = 1'h0;
+      \$488  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$481  = acc0_d0;
+    \$489  = acc0_d0;
     if (advance) begin
-      \$481  = acc0;
+      \$489  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$482  = acc1_d0;
+    \$490  = acc1_d0;
     if (advance) begin
-      \$482  = acc1;
+      \$490  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$483  = acc2_d0;
+    \$491  = acc2_d0;
     if (advance) begin
-      \$483  = acc2;
+      \$491  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$484  = acc3_d0;
+    \$492  = acc3_d0;
     if (advance) begin
-      \$484  = acc3;
+      \$492  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$485  = acc4_d0;
+    \$493  = acc4_d0;
     if (advance) begin
-      \$485  = acc4;
+      \$493  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$486  = acc5_d0;
+    \$494  = acc5_d0;
     if (advance) begin
-      \$486  = acc5;
+      \$494  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$487  = acc6_d0;
+    \$495  = acc6_d0;
     if (advance) begin
-      \$487  = acc6;
+      \$495  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$488  = acc7_d0;
+    \$496  = acc7_d0;
     if (advance) begin
-      \$488  = acc7;
+      \$496  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$489  = o__valid;
+    \$497  = o__valid;
     if (advance) begin
-      \$489  = \v2_d0$183 ;
+      \$497  = \v2_d0$196 ;
     end
     if (rst) begin
-      \$489  = 1'h0;
+      \$497  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$490  = o__payload;
+    \$498  = o__payload;
     if (advance) begin
-      \$490  = result;
+      \$498  = result;
     end
     if (rst) begin
-      \$490  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$343  = rp__addr;
-    if (fire) begin
-      \$343  = \$61 [0];
-    end
-    if (rst) begin
-      \$343  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$344  = port__addr;
-    if (fire) begin
-      \$344  = \$62 [3:0];
-    end
-    if (rst) begin
-      \$344  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$345  = nf;
-    if (fire) begin
-      if (\$63 ) begin
-        \$345  = \$64 [2:0];
-      end
-    end
-    if (rst) begin
-      \$345  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$346  = \$66 ;
-    if (rst) begin
-      \$346  = 1'h0;
+      \$498  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$347  = rp__addr;
+    if (fire) begin
+      \$347  = \$61 [0];
+    end
     if (rst) begin
       \$347  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$348  = \$signal$71 ;
-    if (advance) begin
-      \$348  = fire;
+    \$348  = waddr;
+    if (fire) begin
+      \$348  = \$62 [3:0];
     end
     if (rst) begin
-      \$348  = 1'h0;
+      \$348  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$349  = \$signature__data ;
-    if (advance) begin
-      \$349  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$350  = fresh1;
-    if (advance) begin
-      \$350  = \$67 ;
+    \$349  = nf;
+    if (fire) begin
+      if (\$63 ) begin
+        \$349  = \$64 [2:0];
+      end
     end
     if (rst) begin
-      \$350  = 1'h0;
+      \$349  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$351  = \$signal$73 ;
-    if (advance) begin
-      \$351  = \$68 ;
+    \$350  = port__addr;
+    if (fire) begin
+      \$350  = \$65 [3:0];
     end
     if (rst) begin
-      \$351  = 1'h0;
+      \$350  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$352  = last1;
-    if (advance) begin
-      \$352  = \$69 ;
+    \$351  = \port__addr$9 ;
+    if (fire) begin
+      \$351  = \$66 [3:0];
     end
     if (rst) begin
-      \$352  = 1'h0;
+      \$351  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$353  = nf1;
-    if (advance) begin
-      \$353  = nf;
+    \$352  = \port__addr$12 ;
+    if (fire) begin
+      \$352  = \$67 [3:0];
     end
     if (rst) begin
-      \$353  = 3'h0;
+      \$352  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$354  = x_in_d0;
-    if (advance) begin
-      \$354  = x_in;
+    \$353  = \port__addr$15 ;
+    if (fire) begin
+      \$353  = \$68 [3:0];
+    end
+    if (rst) begin
+      \$353  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$355  = weights_d0;
-    if (advance) begin
-      \$355  = port__data;
+    \$354  = \$70 ;
+    if (rst) begin
+      \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$356  = v1_d0;
+    \$355  = rp__addr;
+    if (rst) begin
+      \$355  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$356  = \$signal$81 ;
     if (advance) begin
-      \$356  = \$signal$71 ;
+      \$356  = fire;
     end
     if (rst) begin
       \$356  = 1'h0;
@@ -13764,19 +13938,16 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$357  = v1_d1;
+    \$357  = \$signature__data ;
     if (advance) begin
-      \$357  = v1_d0;
-    end
-    if (rst) begin
-      \$357  = 1'h0;
+      \$357  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$358  = v1_d2;
+    \$358  = fresh1;
     if (advance) begin
-      \$358  = v1_d1;
+      \$358  = \$71 ;
     end
     if (rst) begin
       \$358  = 1'h0;
@@ -13784,9 +13955,9 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$359  = v1_d3;
+    \$359  = \$signal$83 ;
     if (advance) begin
-      \$359  = v1_d2;
+      \$359  = \$72 ;
     end
     if (rst) begin
       \$359  = 1'h0;
@@ -13794,406 +13965,395 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$360  = first1_d0;
+    \$360  = last1;
     if (advance) begin
-      \$360  = \$signal$73 ;
+      \$360  = \$73 ;
+    end
+    if (rst) begin
+      \$360  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$361  = first1_d1;
+    \$361  = nf1;
     if (advance) begin
-      \$361  = first1_d0;
+      \$361  = nf;
+    end
+    if (rst) begin
+      \$361  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$362  = first1_d2;
+    \$362  = x_in_d0;
     if (advance) begin
-      \$362  = first1_d1;
+      \$362  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$363  = first1_d3;
+    \$363  = weights_d0;
     if (advance) begin
-      \$363  = first1_d2;
+      \$363  = { \port__data$89 , \port__data$88 , \port__data$87 , port__data };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$364  = last1_d0;
+    \$364  = v1_d0;
     if (advance) begin
-      \$364  = last1;
+      \$364  = \$signal$81 ;
+    end
+    if (rst) begin
+      \$364  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$365  = last1_d1;
+    \$365  = v1_d1;
     if (advance) begin
-      \$365  = last1_d0;
+      \$365  = v1_d0;
+    end
+    if (rst) begin
+      \$365  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$366  = last1_d2;
+    \$366  = v1_d2;
     if (advance) begin
-      \$366  = last1_d1;
+      \$366  = v1_d1;
+    end
+    if (rst) begin
+      \$366  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$367  = last1_d3;
+    \$367  = v1_d3;
     if (advance) begin
-      \$367  = last1_d2;
+      \$367  = v1_d2;
+    end
+    if (rst) begin
+      \$367  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$368  = nf1_d0;
+    \$368  = first1_d0;
     if (advance) begin
-      \$368  = nf1;
+      \$368  = \$signal$83 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$369  = nf1_d1;
+    \$369  = first1_d1;
     if (advance) begin
-      \$369  = nf1_d0;
+      \$369  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$370  = nf1_d2;
+    \$370  = first1_d2;
     if (advance) begin
-      \$370  = nf1_d1;
+      \$370  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$371  = nf1_d3;
+    \$371  = first1_d3;
     if (advance) begin
-      \$371  = nf1_d2;
+      \$371  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$372  = tree0_l1_0_0;
+    \$372  = last1_d0;
     if (advance) begin
-      \$372  = \$72 ;
+      \$372  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$373  = tree0_l1_1_0;
+    \$373  = last1_d1;
     if (advance) begin
-      \$373  = \$75 ;
+      \$373  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$374  = tree0_l1_2_0;
+    \$374  = last1_d2;
     if (advance) begin
-      \$374  = \$78 ;
+      \$374  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$375  = tree0_l1_3_0;
+    \$375  = last1_d3;
     if (advance) begin
-      \$375  = \$81 ;
+      \$375  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$376  = tree0_l1_4_0;
+    \$376  = nf1_d0;
     if (advance) begin
-      \$376  = \$84 ;
+      \$376  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$377  = tree0_l1_5_0;
+    \$377  = nf1_d1;
     if (advance) begin
-      \$377  = \$87 ;
+      \$377  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$378  = tree0_l1_6_0;
+    \$378  = nf1_d2;
     if (advance) begin
-      \$378  = \$90 ;
+      \$378  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$379  = tree0_l1_7_0;
+    \$379  = nf1_d3;
     if (advance) begin
-      \$379  = \$93 ;
+      \$379  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$380  = tree0_l3_0_0;
+    \$380  = tree0_l1_0_0;
     if (advance) begin
-      \$380  = \$96 ;
+      \$380  = \$76 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$381  = tree0_l3_1_0;
+    \$381  = tree0_l1_1_0;
     if (advance) begin
-      \$381  = \$99 ;
+      \$381  = \$79 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$382  = tree0_l4_0_0;
+    \$382  = tree0_l1_2_0;
     if (advance) begin
-      \$382  = \$100 ;
+      \$382  = \$82 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$383  = raw0;
-    if (\$101 ) begin
-      \$383  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$384  = acc0;
+    \$383  = tree0_l1_3_0;
     if (advance) begin
-      \$384  = \$103 [7:0];
+      \$383  = \$85 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$385  = tree1_l1_0_0;
+    \$384  = tree0_l1_4_0;
     if (advance) begin
-      \$385  = \$106 ;
+      \$384  = \$88 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$386  = tree1_l1_1_0;
+    \$385  = tree0_l1_5_0;
     if (advance) begin
-      \$386  = \$109 ;
+      \$385  = \$91 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$387  = tree1_l1_2_0;
+    \$386  = tree0_l1_6_0;
     if (advance) begin
-      \$387  = \$112 ;
+      \$386  = \$94 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$388  = tree1_l1_3_0;
+    \$387  = tree0_l1_7_0;
     if (advance) begin
-      \$388  = \$115 ;
+      \$387  = \$97 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$389  = tree1_l1_4_0;
+    \$388  = tree0_l3_0_0;
     if (advance) begin
-      \$389  = \$118 ;
+      \$388  = \$100 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$390  = tree1_l1_5_0;
+    \$389  = tree0_l3_1_0;
     if (advance) begin
-      \$390  = \$121 ;
+      \$389  = \$103 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$391  = tree1_l1_6_0;
+    \$390  = tree0_l4_0_0;
     if (advance) begin
-      \$391  = \$124 ;
+      \$390  = \$104 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$392  = tree1_l1_7_0;
+    \$391  = raw0;
+    if (\$105 ) begin
+      \$391  = \$7 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$392  = acc0;
     if (advance) begin
-      \$392  = \$127 ;
+      \$392  = \$107 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$393  = tree1_l3_0_0;
+    \$393  = tree1_l1_0_0;
     if (advance) begin
-      \$393  = \$130 ;
+      \$393  = \$110 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$394  = tree1_l3_1_0;
+    \$394  = tree1_l1_1_0;
     if (advance) begin
-      \$394  = \$133 ;
+      \$394  = \$113 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$395  = tree1_l4_0_0;
+    \$395  = tree1_l1_2_0;
     if (advance) begin
-      \$395  = \$134 ;
+      \$395  = \$116 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$396  = raw1;
-    if (\$135 ) begin
-      \$396  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$397  = acc1;
+    \$396  = tree1_l1_3_0;
     if (advance) begin
-      \$397  = \$137 [7:0];
+      \$396  = \$119 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$398  = tree2_l1_0_0;
+    \$397  = tree1_l1_4_0;
     if (advance) begin
-      \$398  = \$140 ;
+      \$397  = \$122 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$399  = tree2_l1_1_0;
+    \$398  = tree1_l1_5_0;
     if (advance) begin
-      \$399  = \$143 ;
+      \$398  = \$125 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$400  = tree2_l1_2_0;
+    \$399  = tree1_l1_6_0;
     if (advance) begin
-      \$400  = \$146 ;
+      \$399  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$401  = tree2_l1_3_0;
+    \$400  = tree1_l1_7_0;
     if (advance) begin
-      \$401  = \$149 ;
+      \$400  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$402  = tree2_l1_4_0;
+    \$401  = tree1_l3_0_0;
     if (advance) begin
-      \$402  = \$152 ;
+      \$401  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$403  = tree2_l1_5_0;
+    \$402  = tree1_l3_1_0;
     if (advance) begin
-      \$403  = \$155 ;
+      \$402  = \$137 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$404  = tree2_l1_6_0;
+    \$403  = tree1_l4_0_0;
     if (advance) begin
-      \$404  = \$158 ;
+      \$403  = \$138 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$405  = tree2_l1_7_0;
+    \$404  = raw1;
+    if (\$139 ) begin
+      \$404  = \$10 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$405  = acc1;
     if (advance) begin
-      \$405  = \$161 ;
+      \$405  = \$141 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$406  = tree2_l3_0_0;
+    \$406  = tree2_l1_0_0;
     if (advance) begin
-      \$406  = \$164 ;
+      \$406  = \$144 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$407  = tree2_l3_1_0;
+    \$407  = tree2_l1_1_0;
     if (advance) begin
-      \$407  = \$167 ;
+      \$407  = \$147 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$408  = tree2_l4_0_0;
+    \$408  = tree2_l1_2_0;
     if (advance) begin
-      \$408  = \$168 ;
+      \$408  = \$150 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$409  = raw2;
-    if (\$169 ) begin
-      \$409  = \$13 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$410  = acc2;
+    \$409  = tree2_l1_3_0;
     if (advance) begin
-      \$410  = \$171 [7:0];
+      \$409  = \$153 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$411  = tree3_l1_0_0;
+    \$410  = tree2_l1_4_0;
     if (advance) begin
-      \$411  = \$174 ;
+      \$410  = \$156 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$412  = tree3_l1_1_0;
+    \$411  = tree2_l1_5_0;
     if (advance) begin
-      \$412  = \$177 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$413  = tree3_l1_2_0;
-    if (advance) begin
-      \$413  = \$180 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$414  = tree3_l1_3_0;
-    if (advance) begin
-      \$414  = \$183 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$415  = tree3_l1_4_0;
-    if (advance) begin
-      \$415  = \$186 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$416  = tree3_l1_5_0;
-    if (advance) begin
-      \$416  = \$189 ;
+      \$411  = \$159 ;
     end
   end
   assign o__ready = advance;
-  assign waddr = port__addr;
+  assign waddr0 = port__addr;
   assign port__en = advance;
+  assign waddr1 = \port__addr$9 ;
+  assign \port__en$11  = advance;
+  assign waddr2 = \port__addr$12 ;
+  assign \port__en$14  = advance;
+  assign waddr3 = \port__addr$15 ;
+  assign \port__en$17  = advance;
   assign sf = rp__addr;
   assign rp__en = advance;
   assign addr1 = \$signature__addr ;
@@ -14207,8 +14367,8 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign total5 = \$22 [6:0];
   assign total6 = \$25 [6:0];
   assign total7 = \$28 [6:0];
-  assign nf2_d0 = \port__addr$56 ;
-  assign \port__en$58  = advance;
+  assign nf2_d0 = \port__addr$65 ;
+  assign \port__en$67  = advance;
   assign \$signature__data[0]  = \$signature__data [0];
   assign \$signature__data[1]  = \$signature__data [1];
   assign \$signature__data[2]  = \$signature__data [2];
@@ -14425,22 +14585,22 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \i__payload[29]  = i__payload[29];
   assign \i__payload[30]  = i__payload[30];
   assign \i__payload[31]  = i__payload[31];
-  assign \port__data$182[0]  = \port__data$182 [7:0];
-  assign \port__data$182[0][0]  = \port__data$182 [7:0];
-  assign \port__data$182[1]  = \port__data$182 [15:8];
-  assign \port__data$182[1][0]  = \port__data$182 [15:8];
-  assign \port__data$182[2]  = \port__data$182 [23:16];
-  assign \port__data$182[2][0]  = \port__data$182 [23:16];
-  assign \port__data$182[3]  = \port__data$182 [31:24];
-  assign \port__data$182[3][0]  = \port__data$182 [31:24];
-  assign \port__data$182[4]  = \port__data$182 [39:32];
-  assign \port__data$182[4][0]  = \port__data$182 [39:32];
-  assign \port__data$182[5]  = \port__data$182 [47:40];
-  assign \port__data$182[5][0]  = \port__data$182 [47:40];
-  assign \port__data$182[6]  = \port__data$182 [55:48];
-  assign \port__data$182[6][0]  = \port__data$182 [55:48];
-  assign \port__data$182[7]  = \port__data$182 [63:56];
-  assign \port__data$182[7][0]  = \port__data$182 [63:56];
+  assign \port__data$195[0]  = \port__data$195 [7:0];
+  assign \port__data$195[0][0]  = \port__data$195 [7:0];
+  assign \port__data$195[1]  = \port__data$195 [15:8];
+  assign \port__data$195[1][0]  = \port__data$195 [15:8];
+  assign \port__data$195[2]  = \port__data$195 [23:16];
+  assign \port__data$195[2][0]  = \port__data$195 [23:16];
+  assign \port__data$195[3]  = \port__data$195 [31:24];
+  assign \port__data$195[3][0]  = \port__data$195 [31:24];
+  assign \port__data$195[4]  = \port__data$195 [39:32];
+  assign \port__data$195[4][0]  = \port__data$195 [39:32];
+  assign \port__data$195[5]  = \port__data$195 [47:40];
+  assign \port__data$195[5][0]  = \port__data$195 [47:40];
+  assign \port__data$195[6]  = \port__data$195 [55:48];
+  assign \port__data$195[6][0]  = \port__data$195 [55:48];
+  assign \port__data$195[7]  = \port__data$195 [63:56];
+  assign \port__data$195[7][0]  = \port__data$195 [63:56];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -14458,7 +14618,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign result[1] = \$36 [0];
   assign result[0] = \$32 [0];
   assign \$63  = rp__addr;
-  assign \$69  = rp__addr;
+  assign \$73  = rp__addr;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15182,498 +15342,498 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire \$119 ;
   wire [6:0] \$12 ;
   wire [2:0] \$120 ;
-  wire \$121 ;
-  wire \$122 ;
-  wire \$123 ;
-  wire \$124 ;
+  wire [4:0] \$121 ;
+  wire [4:0] \$122 ;
+  wire [4:0] \$123 ;
+  wire [4:0] \$124 ;
   wire \$125 ;
-  wire [1:0] \$126 ;
-  wire [1:0] \$127 ;
-  wire [2:0] \$128 ;
-  wire [1:0] \$129 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire [7:0] \$13 ;
   wire [1:0] \$130 ;
-  wire [2:0] \$131 ;
-  wire [1:0] \$132 ;
+  wire [1:0] \$131 ;
+  wire [2:0] \$132 ;
   wire [1:0] \$133 ;
-  wire [2:0] \$134 ;
-  wire [1:0] \$135 ;
+  wire [1:0] \$134 ;
+  wire [2:0] \$135 ;
   wire [1:0] \$136 ;
-  wire [2:0] \$137 ;
-  wire [3:0] \$138 ;
-  wire [3:0] \$139 ;
+  wire [1:0] \$137 ;
+  wire [2:0] \$138 ;
+  wire [1:0] \$139 ;
   wire [15:0] \$14 ;
-  wire [4:0] \$140 ;
-  wire \$141 ;
-  wire [8:0] \$142 ;
-  wire [9:0] \$143 ;
-  wire [1:0] \$144 ;
-  wire [1:0] \$145 ;
-  wire [2:0] \$146 ;
-  wire [1:0] \$147 ;
+  wire [1:0] \$140 ;
+  wire [2:0] \$141 ;
+  wire [3:0] \$142 ;
+  wire [3:0] \$143 ;
+  wire [4:0] \$144 ;
+  wire \$145 ;
+  wire [8:0] \$146 ;
+  wire [9:0] \$147 ;
   wire [1:0] \$148 ;
-  wire [2:0] \$149 ;
+  wire [1:0] \$149 ;
   wire [6:0] \$15 ;
-  wire [1:0] \$150 ;
+  wire [2:0] \$150 ;
   wire [1:0] \$151 ;
-  wire [2:0] \$152 ;
-  wire [1:0] \$153 ;
+  wire [1:0] \$152 ;
+  wire [2:0] \$153 ;
   wire [1:0] \$154 ;
-  wire [2:0] \$155 ;
-  wire [3:0] \$156 ;
-  wire [3:0] \$157 ;
-  wire [4:0] \$158 ;
-  wire \$159 ;
+  wire [1:0] \$155 ;
+  wire [2:0] \$156 ;
+  wire [1:0] \$157 ;
+  wire [1:0] \$158 ;
+  wire [2:0] \$159 ;
   wire [7:0] \$16 ;
-  wire [8:0] \$160 ;
-  wire [9:0] \$161 ;
-  wire [1:0] \$162 ;
-  wire [1:0] \$163 ;
-  wire [2:0] \$164 ;
-  wire [1:0] \$165 ;
+  wire [3:0] \$160 ;
+  wire [3:0] \$161 ;
+  wire [4:0] \$162 ;
+  wire \$163 ;
+  wire [8:0] \$164 ;
+  wire [9:0] \$165 ;
   wire [1:0] \$166 ;
-  wire [2:0] \$167 ;
-  wire [1:0] \$168 ;
+  wire [1:0] \$167 ;
+  wire [2:0] \$168 ;
   wire [1:0] \$169 ;
   wire [15:0] \$17 ;
-  wire [2:0] \$170 ;
-  wire [1:0] \$171 ;
+  wire [1:0] \$170 ;
+  wire [2:0] \$171 ;
   wire [1:0] \$172 ;
-  wire [2:0] \$173 ;
-  wire [3:0] \$174 ;
-  wire [3:0] \$175 ;
-  wire [4:0] \$176 ;
-  wire \$177 ;
-  wire [8:0] \$178 ;
-  wire [9:0] \$179 ;
+  wire [1:0] \$173 ;
+  wire [2:0] \$174 ;
+  wire [1:0] \$175 ;
+  wire [1:0] \$176 ;
+  wire [2:0] \$177 ;
+  wire [3:0] \$178 ;
+  wire [3:0] \$179 ;
   wire [6:0] \$18 ;
-  wire [1:0] \$180 ;
-  wire [1:0] \$181 ;
-  wire [2:0] \$182 ;
-  wire [1:0] \$183 ;
+  wire [4:0] \$180 ;
+  wire \$181 ;
+  wire [8:0] \$182 ;
+  wire [9:0] \$183 ;
   wire [1:0] \$184 ;
-  wire [2:0] \$185 ;
-  wire [1:0] \$186 ;
+  wire [1:0] \$185 ;
+  wire [2:0] \$186 ;
   wire [1:0] \$187 ;
-  wire [2:0] \$188 ;
-  wire [1:0] \$189 ;
+  wire [1:0] \$188 ;
+  wire [2:0] \$189 ;
   wire [7:0] \$19 ;
   wire [1:0] \$190 ;
-  wire [2:0] \$191 ;
-  wire [3:0] \$192 ;
-  wire [3:0] \$193 ;
-  wire [4:0] \$194 ;
-  wire \$195 ;
-  wire [8:0] \$196 ;
-  wire [9:0] \$197 ;
-  wire [1:0] \$198 ;
-  wire [1:0] \$199 ;
+  wire [1:0] \$191 ;
+  wire [2:0] \$192 ;
+  wire [1:0] \$193 ;
+  wire [1:0] \$194 ;
+  wire [2:0] \$195 ;
+  wire [3:0] \$196 ;
+  wire [3:0] \$197 ;
+  wire [4:0] \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire [15:0] \$20 ;
-  wire [2:0] \$200 ;
-  wire [1:0] \$201 ;
+  wire [8:0] \$200 ;
+  wire [9:0] \$201 ;
   wire [1:0] \$202 ;
-  wire [2:0] \$203 ;
-  wire [1:0] \$204 ;
+  wire [1:0] \$203 ;
+  wire [2:0] \$204 ;
   wire [1:0] \$205 ;
-  wire [2:0] \$206 ;
-  wire [1:0] \$207 ;
+  wire [1:0] \$206 ;
+  wire [2:0] \$207 ;
   wire [1:0] \$208 ;
-  wire [2:0] \$209 ;
+  wire [1:0] \$209 ;
   wire [6:0] \$21 ;
-  wire [3:0] \$210 ;
-  wire [3:0] \$211 ;
-  wire [4:0] \$212 ;
-  wire \$213 ;
-  wire [8:0] \$214 ;
-  wire [9:0] \$215 ;
-  wire [1:0] \$216 ;
-  wire [1:0] \$217 ;
-  wire [2:0] \$218 ;
-  wire [1:0] \$219 ;
+  wire [2:0] \$210 ;
+  wire [1:0] \$211 ;
+  wire [1:0] \$212 ;
+  wire [2:0] \$213 ;
+  wire [3:0] \$214 ;
+  wire [3:0] \$215 ;
+  wire [4:0] \$216 ;
+  wire \$217 ;
+  wire [8:0] \$218 ;
+  wire [9:0] \$219 ;
   wire [7:0] \$22 ;
   wire [1:0] \$220 ;
-  wire [2:0] \$221 ;
-  wire [1:0] \$222 ;
+  wire [1:0] \$221 ;
+  wire [2:0] \$222 ;
   wire [1:0] \$223 ;
-  wire [2:0] \$224 ;
-  wire [1:0] \$225 ;
+  wire [1:0] \$224 ;
+  wire [2:0] \$225 ;
   wire [1:0] \$226 ;
-  wire [2:0] \$227 ;
-  wire [3:0] \$228 ;
-  wire [3:0] \$229 ;
+  wire [1:0] \$227 ;
+  wire [2:0] \$228 ;
+  wire [1:0] \$229 ;
   wire [15:0] \$23 ;
-  wire [4:0] \$230 ;
-  wire \$231 ;
-  wire [8:0] \$232 ;
-  wire [9:0] \$233 ;
-  wire [1:0] \$234 ;
-  wire [1:0] \$235 ;
-  wire [2:0] \$236 ;
-  wire [1:0] \$237 ;
+  wire [1:0] \$230 ;
+  wire [2:0] \$231 ;
+  wire [3:0] \$232 ;
+  wire [3:0] \$233 ;
+  wire [4:0] \$234 ;
+  wire \$235 ;
+  wire [8:0] \$236 ;
+  wire [9:0] \$237 ;
   wire [1:0] \$238 ;
-  wire [2:0] \$239 ;
+  wire [1:0] \$239 ;
   wire [6:0] \$24 ;
-  wire [1:0] \$240 ;
+  wire [2:0] \$240 ;
   wire [1:0] \$241 ;
-  wire [2:0] \$242 ;
-  wire [1:0] \$243 ;
+  wire [1:0] \$242 ;
+  wire [2:0] \$243 ;
   wire [1:0] \$244 ;
-  wire [2:0] \$245 ;
-  wire [3:0] \$246 ;
-  wire [3:0] \$247 ;
-  wire [4:0] \$248 ;
-  wire \$249 ;
+  wire [1:0] \$245 ;
+  wire [2:0] \$246 ;
+  wire [1:0] \$247 ;
+  wire [1:0] \$248 ;
+  wire [2:0] \$249 ;
   wire [7:0] \$25 ;
-  wire [8:0] \$250 ;
-  wire [9:0] \$251 ;
-  wire [1:0] \$252 ;
-  wire [1:0] \$253 ;
-  wire [2:0] \$254 ;
-  wire [1:0] \$255 ;
+  wire [3:0] \$250 ;
+  wire [3:0] \$251 ;
+  wire [4:0] \$252 ;
+  wire \$253 ;
+  wire [8:0] \$254 ;
+  wire [9:0] \$255 ;
   wire [1:0] \$256 ;
-  wire [2:0] \$257 ;
-  wire [1:0] \$258 ;
+  wire [1:0] \$257 ;
+  wire [2:0] \$258 ;
   wire [1:0] \$259 ;
   wire [15:0] \$26 ;
-  wire [2:0] \$260 ;
-  wire [1:0] \$261 ;
+  wire [1:0] \$260 ;
+  wire [2:0] \$261 ;
   wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
-  wire [3:0] \$264 ;
-  wire [3:0] \$265 ;
-  wire [4:0] \$266 ;
-  wire \$267 ;
-  wire [8:0] \$268 ;
-  wire [9:0] \$269 ;
+  wire [1:0] \$263 ;
+  wire [2:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [1:0] \$266 ;
+  wire [2:0] \$267 ;
+  wire [3:0] \$268 ;
+  wire [3:0] \$269 ;
   wire [6:0] \$27 ;
-  wire [1:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [2:0] \$272 ;
-  wire [1:0] \$273 ;
+  wire [4:0] \$270 ;
+  wire \$271 ;
+  wire [8:0] \$272 ;
+  wire [9:0] \$273 ;
   wire [1:0] \$274 ;
-  wire [2:0] \$275 ;
-  wire [1:0] \$276 ;
+  wire [1:0] \$275 ;
+  wire [2:0] \$276 ;
   wire [1:0] \$277 ;
-  wire [2:0] \$278 ;
-  wire [1:0] \$279 ;
+  wire [1:0] \$278 ;
+  wire [2:0] \$279 ;
   wire [7:0] \$28 ;
   wire [1:0] \$280 ;
-  wire [2:0] \$281 ;
-  wire [3:0] \$282 ;
-  wire [3:0] \$283 ;
-  wire [4:0] \$284 ;
-  wire \$285 ;
-  wire [8:0] \$286 ;
-  wire [9:0] \$287 ;
-  wire [1:0] \$288 ;
-  wire [1:0] \$289 ;
+  wire [1:0] \$281 ;
+  wire [2:0] \$282 ;
+  wire [1:0] \$283 ;
+  wire [1:0] \$284 ;
+  wire [2:0] \$285 ;
+  wire [3:0] \$286 ;
+  wire [3:0] \$287 ;
+  wire [4:0] \$288 ;
+  wire \$289 ;
   wire [15:0] \$29 ;
-  wire [2:0] \$290 ;
-  wire [1:0] \$291 ;
+  wire [8:0] \$290 ;
+  wire [9:0] \$291 ;
   wire [1:0] \$292 ;
-  wire [2:0] \$293 ;
-  wire [1:0] \$294 ;
+  wire [1:0] \$293 ;
+  wire [2:0] \$294 ;
   wire [1:0] \$295 ;
-  wire [2:0] \$296 ;
-  wire [1:0] \$297 ;
+  wire [1:0] \$296 ;
+  wire [2:0] \$297 ;
   wire [1:0] \$298 ;
-  wire [2:0] \$299 ;
+  wire [1:0] \$299 ;
   wire \$3 ;
   wire [6:0] \$30 ;
-  wire [3:0] \$300 ;
-  wire [3:0] \$301 ;
-  wire [4:0] \$302 ;
-  wire \$303 ;
-  wire [8:0] \$304 ;
-  wire [9:0] \$305 ;
-  wire [1:0] \$306 ;
-  wire [1:0] \$307 ;
-  wire [2:0] \$308 ;
-  wire [1:0] \$309 ;
+  wire [2:0] \$300 ;
+  wire [1:0] \$301 ;
+  wire [1:0] \$302 ;
+  wire [2:0] \$303 ;
+  wire [3:0] \$304 ;
+  wire [3:0] \$305 ;
+  wire [4:0] \$306 ;
+  wire \$307 ;
+  wire [8:0] \$308 ;
+  wire [9:0] \$309 ;
   wire [7:0] \$31 ;
   wire [1:0] \$310 ;
-  wire [2:0] \$311 ;
-  wire [1:0] \$312 ;
+  wire [1:0] \$311 ;
+  wire [2:0] \$312 ;
   wire [1:0] \$313 ;
-  wire [2:0] \$314 ;
-  wire [1:0] \$315 ;
+  wire [1:0] \$314 ;
+  wire [2:0] \$315 ;
   wire [1:0] \$316 ;
-  wire [2:0] \$317 ;
-  wire [3:0] \$318 ;
-  wire [3:0] \$319 ;
+  wire [1:0] \$317 ;
+  wire [2:0] \$318 ;
+  wire [1:0] \$319 ;
   wire [15:0] \$32 ;
-  wire [4:0] \$320 ;
-  wire \$321 ;
-  wire [8:0] \$322 ;
-  wire [9:0] \$323 ;
-  wire [1:0] \$324 ;
-  wire [1:0] \$325 ;
-  wire [2:0] \$326 ;
-  wire [1:0] \$327 ;
+  wire [1:0] \$320 ;
+  wire [2:0] \$321 ;
+  wire [3:0] \$322 ;
+  wire [3:0] \$323 ;
+  wire [4:0] \$324 ;
+  wire \$325 ;
+  wire [8:0] \$326 ;
+  wire [9:0] \$327 ;
   wire [1:0] \$328 ;
-  wire [2:0] \$329 ;
+  wire [1:0] \$329 ;
   wire [6:0] \$33 ;
-  wire [1:0] \$330 ;
+  wire [2:0] \$330 ;
   wire [1:0] \$331 ;
-  wire [2:0] \$332 ;
-  wire [1:0] \$333 ;
+  wire [1:0] \$332 ;
+  wire [2:0] \$333 ;
   wire [1:0] \$334 ;
-  wire [2:0] \$335 ;
-  wire [3:0] \$336 ;
-  wire [3:0] \$337 ;
-  wire [4:0] \$338 ;
-  wire \$339 ;
+  wire [1:0] \$335 ;
+  wire [2:0] \$336 ;
+  wire [1:0] \$337 ;
+  wire [1:0] \$338 ;
+  wire [2:0] \$339 ;
   wire [7:0] \$34 ;
-  wire [8:0] \$340 ;
-  wire [9:0] \$341 ;
-  wire [1:0] \$342 ;
-  wire [1:0] \$343 ;
-  wire [2:0] \$344 ;
-  wire [1:0] \$345 ;
+  wire [3:0] \$340 ;
+  wire [3:0] \$341 ;
+  wire [4:0] \$342 ;
+  wire \$343 ;
+  wire [8:0] \$344 ;
+  wire [9:0] \$345 ;
   wire [1:0] \$346 ;
-  wire [2:0] \$347 ;
-  wire [1:0] \$348 ;
+  wire [1:0] \$347 ;
+  wire [2:0] \$348 ;
   wire [1:0] \$349 ;
   wire [15:0] \$35 ;
-  wire [2:0] \$350 ;
-  wire [1:0] \$351 ;
+  wire [1:0] \$350 ;
+  wire [2:0] \$351 ;
   wire [1:0] \$352 ;
-  wire [2:0] \$353 ;
-  wire [3:0] \$354 ;
-  wire [3:0] \$355 ;
-  wire [4:0] \$356 ;
-  wire \$357 ;
-  wire [8:0] \$358 ;
-  wire [9:0] \$359 ;
+  wire [1:0] \$353 ;
+  wire [2:0] \$354 ;
+  wire [1:0] \$355 ;
+  wire [1:0] \$356 ;
+  wire [2:0] \$357 ;
+  wire [3:0] \$358 ;
+  wire [3:0] \$359 ;
   wire [6:0] \$36 ;
-  wire [1:0] \$360 ;
-  wire [1:0] \$361 ;
-  wire [2:0] \$362 ;
-  wire [1:0] \$363 ;
+  wire [4:0] \$360 ;
+  wire \$361 ;
+  wire [8:0] \$362 ;
+  wire [9:0] \$363 ;
   wire [1:0] \$364 ;
-  wire [2:0] \$365 ;
-  wire [1:0] \$366 ;
+  wire [1:0] \$365 ;
+  wire [2:0] \$366 ;
   wire [1:0] \$367 ;
-  wire [2:0] \$368 ;
-  wire [1:0] \$369 ;
+  wire [1:0] \$368 ;
+  wire [2:0] \$369 ;
   wire [7:0] \$37 ;
   wire [1:0] \$370 ;
-  wire [2:0] \$371 ;
-  wire [3:0] \$372 ;
-  wire [3:0] \$373 ;
-  wire [4:0] \$374 ;
-  wire \$375 ;
-  wire [8:0] \$376 ;
-  wire [9:0] \$377 ;
-  wire [1:0] \$378 ;
-  wire [1:0] \$379 ;
+  wire [1:0] \$371 ;
+  wire [2:0] \$372 ;
+  wire [1:0] \$373 ;
+  wire [1:0] \$374 ;
+  wire [2:0] \$375 ;
+  wire [3:0] \$376 ;
+  wire [3:0] \$377 ;
+  wire [4:0] \$378 ;
+  wire \$379 ;
   wire [15:0] \$38 ;
-  wire [2:0] \$380 ;
-  wire [1:0] \$381 ;
+  wire [8:0] \$380 ;
+  wire [9:0] \$381 ;
   wire [1:0] \$382 ;
-  wire [2:0] \$383 ;
-  wire [1:0] \$384 ;
+  wire [1:0] \$383 ;
+  wire [2:0] \$384 ;
   wire [1:0] \$385 ;
-  wire [2:0] \$386 ;
-  wire [1:0] \$387 ;
+  wire [1:0] \$386 ;
+  wire [2:0] \$387 ;
   wire [1:0] \$388 ;
-  wire [2:0] \$389 ;
+  wire [1:0] \$389 ;
   wire [6:0] \$39 ;
-  wire [3:0] \$390 ;
-  wire [3:0] \$391 ;
-  wire [4:0] \$392 ;
-  wire \$393 ;
-  wire [8:0] \$394 ;
-  wire [9:0] \$395 ;
-  wire [1:0] \$396 ;
-  wire [1:0] \$397 ;
-  wire [2:0] \$398 ;
-  wire [1:0] \$399 ;
+  wire [2:0] \$390 ;
+  wire [1:0] \$391 ;
+  wire [1:0] \$392 ;
+  wire [2:0] \$393 ;
+  wire [3:0] \$394 ;
+  wire [3:0] \$395 ;
+  wire [4:0] \$396 ;
+  wire \$397 ;
+  wire [8:0] \$398 ;
+  wire [9:0] \$399 ;
   wire \$4 ;
   wire [7:0] \$40 ;
   wire [1:0] \$400 ;
-  wire [2:0] \$401 ;
-  wire [1:0] \$402 ;
+  wire [1:0] \$401 ;
+  wire [2:0] \$402 ;
   wire [1:0] \$403 ;
-  wire [2:0] \$404 ;
-  wire [1:0] \$405 ;
+  wire [1:0] \$404 ;
+  wire [2:0] \$405 ;
   wire [1:0] \$406 ;
-  wire [2:0] \$407 ;
-  wire [3:0] \$408 ;
-  wire [3:0] \$409 ;
+  wire [1:0] \$407 ;
+  wire [2:0] \$408 ;
+  wire [1:0] \$409 ;
   wire [15:0] \$41 ;
-  wire [4:0] \$410 ;
-  wire \$411 ;
-  wire [8:0] \$412 ;
-  wire [9:0] \$413 ;
-  wire \$414 ;
-  reg [1:0] \$415 ;
-  reg [3:0] \$416 ;
-  reg [1:0] \$417 ;
-  reg \$418 ;
+  wire [1:0] \$410 ;
+  wire [2:0] \$411 ;
+  wire [3:0] \$412 ;
+  wire [3:0] \$413 ;
+  wire [4:0] \$414 ;
+  wire \$415 ;
+  wire [8:0] \$416 ;
+  wire [9:0] \$417 ;
+  wire \$418 ;
   reg [1:0] \$419 ;
   wire [6:0] \$42 ;
-  reg \$420 ;
-  reg [15:0] \$421 ;
-  reg \$422 ;
-  reg \$423 ;
-  reg \$424 ;
-  reg [1:0] \$425 ;
-  reg [15:0] \$426 ;
-  reg [255:0] \$427 ;
+  reg [3:0] \$420 ;
+  reg [1:0] \$421 ;
+  reg [3:0] \$422 ;
+  reg [3:0] \$423 ;
+  reg [3:0] \$424 ;
+  reg [3:0] \$425 ;
+  reg \$426 ;
+  reg [1:0] \$427 ;
   reg \$428 ;
-  reg \$429 ;
+  reg [15:0] \$429 ;
   wire [7:0] \$43 ;
   reg \$430 ;
   reg \$431 ;
   reg \$432 ;
-  reg \$433 ;
-  reg \$434 ;
-  reg \$435 ;
+  reg [1:0] \$433 ;
+  reg [15:0] \$434 ;
+  reg [255:0] \$435 ;
   reg \$436 ;
-  reg [1:0] \$437 ;
-  reg [1:0] \$438 ;
-  reg [1:0] \$439 ;
+  reg \$437 ;
+  reg \$438 ;
+  reg \$439 ;
   wire [15:0] \$44 ;
-  reg [2:0] \$440 ;
-  reg [2:0] \$441 ;
-  reg [2:0] \$442 ;
-  reg [2:0] \$443 ;
-  reg [4:0] \$444 ;
-  reg [6:0] \$445 ;
-  reg [7:0] \$446 ;
-  reg [2:0] \$447 ;
+  reg \$440 ;
+  reg \$441 ;
+  reg \$442 ;
+  reg \$443 ;
+  reg \$444 ;
+  reg [1:0] \$445 ;
+  reg [1:0] \$446 ;
+  reg [1:0] \$447 ;
   reg [2:0] \$448 ;
   reg [2:0] \$449 ;
   wire [6:0] \$45 ;
   reg [2:0] \$450 ;
-  reg [4:0] \$451 ;
-  reg [6:0] \$452 ;
-  reg [7:0] \$453 ;
-  reg [2:0] \$454 ;
+  reg [2:0] \$451 ;
+  reg [4:0] \$452 ;
+  reg [6:0] \$453 ;
+  reg [7:0] \$454 ;
   reg [2:0] \$455 ;
   reg [2:0] \$456 ;
   reg [2:0] \$457 ;
-  reg [4:0] \$458 ;
-  reg [6:0] \$459 ;
+  reg [2:0] \$458 ;
+  reg [4:0] \$459 ;
   wire [7:0] \$46 ;
-  reg [7:0] \$460 ;
-  reg [2:0] \$461 ;
+  reg [6:0] \$460 ;
+  reg [7:0] \$461 ;
   reg [2:0] \$462 ;
   reg [2:0] \$463 ;
   reg [2:0] \$464 ;
-  reg [4:0] \$465 ;
-  reg [6:0] \$466 ;
-  reg [7:0] \$467 ;
-  reg [2:0] \$468 ;
+  reg [2:0] \$465 ;
+  reg [4:0] \$466 ;
+  reg [6:0] \$467 ;
+  reg [7:0] \$468 ;
   reg [2:0] \$469 ;
   wire [15:0] \$47 ;
   reg [2:0] \$470 ;
   reg [2:0] \$471 ;
-  reg [4:0] \$472 ;
-  reg [6:0] \$473 ;
-  reg [7:0] \$474 ;
-  reg [2:0] \$475 ;
+  reg [2:0] \$472 ;
+  reg [4:0] \$473 ;
+  reg [6:0] \$474 ;
+  reg [7:0] \$475 ;
   reg [2:0] \$476 ;
   reg [2:0] \$477 ;
   reg [2:0] \$478 ;
-  reg [4:0] \$479 ;
+  reg [2:0] \$479 ;
   wire [6:0] \$48 ;
-  reg [6:0] \$480 ;
-  reg [7:0] \$481 ;
-  reg [2:0] \$482 ;
+  reg [4:0] \$480 ;
+  reg [6:0] \$481 ;
+  reg [7:0] \$482 ;
   reg [2:0] \$483 ;
   reg [2:0] \$484 ;
   reg [2:0] \$485 ;
-  reg [4:0] \$486 ;
-  reg [6:0] \$487 ;
-  reg [7:0] \$488 ;
-  reg [2:0] \$489 ;
+  reg [2:0] \$486 ;
+  reg [4:0] \$487 ;
+  reg [6:0] \$488 ;
+  reg [7:0] \$489 ;
   wire [7:0] \$49 ;
   reg [2:0] \$490 ;
   reg [2:0] \$491 ;
   reg [2:0] \$492 ;
-  reg [4:0] \$493 ;
-  reg [6:0] \$494 ;
-  reg [7:0] \$495 ;
-  reg [2:0] \$496 ;
+  reg [2:0] \$493 ;
+  reg [4:0] \$494 ;
+  reg [6:0] \$495 ;
+  reg [7:0] \$496 ;
   reg [2:0] \$497 ;
   reg [2:0] \$498 ;
   reg [2:0] \$499 ;
   wire [15:0] \$5 ;
   wire [15:0] \$50 ;
-  reg [4:0] \$500 ;
-  reg [6:0] \$501 ;
-  reg [7:0] \$502 ;
-  reg [2:0] \$503 ;
+  reg [2:0] \$500 ;
+  reg [4:0] \$501 ;
+  reg [6:0] \$502 ;
+  reg [7:0] \$503 ;
   reg [2:0] \$504 ;
   reg [2:0] \$505 ;
   reg [2:0] \$506 ;
-  reg [4:0] \$507 ;
-  reg [6:0] \$508 ;
-  reg [7:0] \$509 ;
+  reg [2:0] \$507 ;
+  reg [4:0] \$508 ;
+  reg [6:0] \$509 ;
   wire [6:0] \$51 ;
-  reg [2:0] \$510 ;
+  reg [7:0] \$510 ;
   reg [2:0] \$511 ;
   reg [2:0] \$512 ;
   reg [2:0] \$513 ;
-  reg [4:0] \$514 ;
-  reg [6:0] \$515 ;
-  reg [7:0] \$516 ;
-  reg [2:0] \$517 ;
+  reg [2:0] \$514 ;
+  reg [4:0] \$515 ;
+  reg [6:0] \$516 ;
+  reg [7:0] \$517 ;
   reg [2:0] \$518 ;
   reg [2:0] \$519 ;
   wire [7:0] \$52 ;
   reg [2:0] \$520 ;
-  reg [4:0] \$521 ;
-  reg [6:0] \$522 ;
-  reg [7:0] \$523 ;
-  reg [2:0] \$524 ;
+  reg [2:0] \$521 ;
+  reg [4:0] \$522 ;
+  reg [6:0] \$523 ;
+  reg [7:0] \$524 ;
   reg [2:0] \$525 ;
   reg [2:0] \$526 ;
   reg [2:0] \$527 ;
-  reg [4:0] \$528 ;
-  reg [6:0] \$529 ;
+  reg [2:0] \$528 ;
+  reg [4:0] \$529 ;
   wire \$53 ;
-  reg [7:0] \$530 ;
-  reg [2:0] \$531 ;
+  reg [6:0] \$530 ;
+  reg [7:0] \$531 ;
   reg [2:0] \$532 ;
   reg [2:0] \$533 ;
   reg [2:0] \$534 ;
-  reg [4:0] \$535 ;
-  reg [6:0] \$536 ;
-  reg [7:0] \$537 ;
-  reg [2:0] \$538 ;
+  reg [2:0] \$535 ;
+  reg [4:0] \$536 ;
+  reg [6:0] \$537 ;
+  reg [7:0] \$538 ;
   reg [2:0] \$539 ;
   wire \$54 ;
   reg [2:0] \$540 ;
   reg [2:0] \$541 ;
-  reg [4:0] \$542 ;
-  reg [6:0] \$543 ;
-  reg [7:0] \$544 ;
-  reg [2:0] \$545 ;
+  reg [2:0] \$542 ;
+  reg [4:0] \$543 ;
+  reg [6:0] \$544 ;
+  reg [7:0] \$545 ;
   reg [2:0] \$546 ;
   reg [2:0] \$547 ;
   reg [2:0] \$548 ;
-  reg [4:0] \$549 ;
+  reg [2:0] \$549 ;
   wire \$55 ;
-  reg [6:0] \$550 ;
-  reg [7:0] \$551 ;
-  reg \$552 ;
-  reg \$553 ;
-  reg [1:0] \$554 ;
-  reg [127:0] \$555 ;
-  reg \$556 ;
-  reg [7:0] \$557 ;
-  reg [7:0] \$558 ;
+  reg [4:0] \$550 ;
+  reg [6:0] \$551 ;
+  reg [7:0] \$552 ;
+  reg [2:0] \$553 ;
+  reg [2:0] \$554 ;
+  reg [2:0] \$555 ;
+  reg [2:0] \$556 ;
+  reg [4:0] \$557 ;
+  reg [6:0] \$558 ;
   reg [7:0] \$559 ;
   wire [1:0] \$56 ;
-  reg [7:0] \$560 ;
-  reg [7:0] \$561 ;
-  reg [7:0] \$562 ;
-  reg [7:0] \$563 ;
-  reg [7:0] \$564 ;
+  reg \$560 ;
+  reg \$561 ;
+  reg [1:0] \$562 ;
+  reg [127:0] \$563 ;
+  reg \$564 ;
   reg [7:0] \$565 ;
   reg [7:0] \$566 ;
   reg [7:0] \$567 ;
@@ -15683,9 +15843,17 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [7:0] \$570 ;
   reg [7:0] \$571 ;
   reg [7:0] \$572 ;
-  reg \$573 ;
-  reg [15:0] \$574 ;
+  reg [7:0] \$573 ;
+  reg [7:0] \$574 ;
+  reg [7:0] \$575 ;
+  reg [7:0] \$576 ;
+  reg [7:0] \$577 ;
+  reg [7:0] \$578 ;
+  reg [7:0] \$579 ;
   wire \$58 ;
+  reg [7:0] \$580 ;
+  reg \$581 ;
+  reg [15:0] \$582 ;
   wire \$59 ;
   wire [6:0] \$6 ;
   wire [1:0] \$60 ;
@@ -15733,8 +15901,8 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$111  = 1'h0;
-  reg \$signal$113  = 1'h0;
+  reg \$signal$121  = 1'h0;
+  reg \$signal$123  = 1'h0;
   reg [1:0] \$signature__addr  = 2'h0;
   reg [15:0] \$signature__data  = 16'h0000;
   wire \$signature__data[0] ;
@@ -15852,43 +16020,52 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [1:0] \port__addr$88  = 2'h0;
-  wire [255:0] port__data;
-  wire [127:0] \port__data$210 ;
-  wire [7:0] \port__data$210[0] ;
-  wire [7:0] \port__data$210[0][0] ;
-  wire [7:0] \port__data$210[10] ;
-  wire [7:0] \port__data$210[10][0] ;
-  wire [7:0] \port__data$210[11] ;
-  wire [7:0] \port__data$210[11][0] ;
-  wire [7:0] \port__data$210[12] ;
-  wire [7:0] \port__data$210[12][0] ;
-  wire [7:0] \port__data$210[13] ;
-  wire [7:0] \port__data$210[13][0] ;
-  wire [7:0] \port__data$210[14] ;
-  wire [7:0] \port__data$210[14][0] ;
-  wire [7:0] \port__data$210[15] ;
-  wire [7:0] \port__data$210[15][0] ;
-  wire [7:0] \port__data$210[1] ;
-  wire [7:0] \port__data$210[1][0] ;
-  wire [7:0] \port__data$210[2] ;
-  wire [7:0] \port__data$210[2][0] ;
-  wire [7:0] \port__data$210[3] ;
-  wire [7:0] \port__data$210[3][0] ;
-  wire [7:0] \port__data$210[4] ;
-  wire [7:0] \port__data$210[4][0] ;
-  wire [7:0] \port__data$210[5] ;
-  wire [7:0] \port__data$210[5][0] ;
-  wire [7:0] \port__data$210[6] ;
-  wire [7:0] \port__data$210[6][0] ;
-  wire [7:0] \port__data$210[7] ;
-  wire [7:0] \port__data$210[7][0] ;
-  wire [7:0] \port__data$210[8] ;
-  wire [7:0] \port__data$210[8][0] ;
-  wire [7:0] \port__data$210[9] ;
-  wire [7:0] \port__data$210[9][0] ;
+  reg [3:0] \port__addr$12  = 4'h0;
+  reg [3:0] \port__addr$15  = 4'h0;
+  reg [3:0] \port__addr$9  = 4'h0;
+  reg [1:0] \port__addr$97  = 2'h0;
+  wire [63:0] port__data;
+  wire [63:0] \port__data$127 ;
+  wire [63:0] \port__data$128 ;
+  wire [63:0] \port__data$129 ;
+  wire [127:0] \port__data$223 ;
+  wire [7:0] \port__data$223[0] ;
+  wire [7:0] \port__data$223[0][0] ;
+  wire [7:0] \port__data$223[10] ;
+  wire [7:0] \port__data$223[10][0] ;
+  wire [7:0] \port__data$223[11] ;
+  wire [7:0] \port__data$223[11][0] ;
+  wire [7:0] \port__data$223[12] ;
+  wire [7:0] \port__data$223[12][0] ;
+  wire [7:0] \port__data$223[13] ;
+  wire [7:0] \port__data$223[13][0] ;
+  wire [7:0] \port__data$223[14] ;
+  wire [7:0] \port__data$223[14][0] ;
+  wire [7:0] \port__data$223[15] ;
+  wire [7:0] \port__data$223[15][0] ;
+  wire [7:0] \port__data$223[1] ;
+  wire [7:0] \port__data$223[1][0] ;
+  wire [7:0] \port__data$223[2] ;
+  wire [7:0] \port__data$223[2][0] ;
+  wire [7:0] \port__data$223[3] ;
+  wire [7:0] \port__data$223[3][0] ;
+  wire [7:0] \port__data$223[4] ;
+  wire [7:0] \port__data$223[4][0] ;
+  wire [7:0] \port__data$223[5] ;
+  wire [7:0] \port__data$223[5][0] ;
+  wire [7:0] \port__data$223[6] ;
+  wire [7:0] \port__data$223[6][0] ;
+  wire [7:0] \port__data$223[7] ;
+  wire [7:0] \port__data$223[7][0] ;
+  wire [7:0] \port__data$223[8] ;
+  wire [7:0] \port__data$223[8][0] ;
+  wire [7:0] \port__data$223[9] ;
+  wire [7:0] \port__data$223[9][0] ;
   wire port__en;
-  wire \port__en$90 ;
+  wire \port__en$11 ;
+  wire \port__en$14 ;
+  wire \port__en$17 ;
+  wire \port__en$99 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw10 = 7'h00;
@@ -16079,9 +16256,16 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$211  = 1'h0;
+  reg \v2_d0$224  = 1'h0;
+  reg [3:0] waddr = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] waddr;
+  wire [3:0] waddr0;
+  (* init = 4'h0 *)
+  wire [3:0] waddr1;
+  (* init = 4'h0 *)
+  wire [3:0] waddr2;
+  (* init = 4'h0 *)
+  wire [3:0] waddr3;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   (* init = 16'h0000 *)
   wire [15:0] x1;
@@ -16180,364 +16364,462 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [127:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$88 ];
+      _1_ <= thresholds[\port__addr$97 ];
     end
   end
-  assign \port__data$210  = _1_;
-  reg [255:0] weights [15:0];
+  assign \port__data$223  = _1_;
+  reg [63:0] weights0 [15:0];
   initial begin
-    weights[0] = 256'h32f28777dd85c370c15222fb7da9f61bde394dcf015620c65e8afcad99680def;
-    weights[1] = 256'hcf13fe4d13627405f68faf53813c5ff7f7e718dca8c80c1717b7102c1237821a;
-    weights[2] = 256'h97bb3058427014119499f2783008e87d403979e63f86f80fe9ef0044407d18cc;
-    weights[3] = 256'ha62633b99aa951b16790b664c89a786c4988785b8399605668ced99afd50ceda;
-    weights[4] = 256'h23321d27831a21c4fc63e154e002815c460ab8705f28b9e48378fe38c14e21ce;
-    weights[5] = 256'heccc965cabcc80585c976849019760ebc7ae5890b78c80138248d58400290098;
-    weights[6] = 256'hbf2fb00afdafffc6b82d7d05fdaf6dedafabbe233dab585d37f5b4296dc4ffc6;
-    weights[7] = 256'h217f619aac5fbe7761fb3331ec57bd534ccefc3748dbf7149f120c12ef5fb677;
-    weights[8] = 256'h57172a707c879f3978c5df3520c6d678c218d045c70d79c521cee37954160daa;
-    weights[9] = 256'hfe6dac983dd9bf4440b9ff67009893325be379e9f7e928780858a9cce62b83dc;
-    weights[10] = 256'h8712b723fb46327c0f430039ffc605db44756fc667924252ffc62733cd9afbce;
-    weights[11] = 256'h438d941773ed986a95055188be770e889624dd0d0b8992adbe779c7e47846a5e;
-    weights[12] = 256'h7e793fb7a3fbcd45456cdc6d8df6f25821c0feb3de3987f93825875a7e9638e5;
-    weights[13] = 256'hff05ad588b5076e7e00d512cf60753a300181de77f27976e5e87e6cd5f170232;
-    weights[14] = 256'h963b2352b2fc607c158a04c1d09dc4f5ffc662710039207cbc2d6dbcd82dcac0;
-    weights[15] = 256'h042432ecbe5af95b47919d9367908c00b677b8684988b69860f3a55960e4f684;
+    weights0[0] = 64'h5e8afcad99680def;
+    weights0[1] = 64'h17b7102c1237821a;
+    weights0[2] = 64'he9ef0044407d18cc;
+    weights0[3] = 64'h68ced99afd50ceda;
+    weights0[4] = 64'h8378fe38c14e21ce;
+    weights0[5] = 64'h8248d58400290098;
+    weights0[6] = 64'h37f5b4296dc4ffc6;
+    weights0[7] = 64'h9f120c12ef5fb677;
+    weights0[8] = 64'h21cee37954160daa;
+    weights0[9] = 64'h0858a9cce62b83dc;
+    weights0[10] = 64'hffc62733cd9afbce;
+    weights0[11] = 64'hbe779c7e47846a5e;
+    weights0[12] = 64'h3825875a7e9638e5;
+    weights0[13] = 64'h5e87e6cd5f170232;
+    weights0[14] = 64'hbc2d6dbcd82dcac0;
+    weights0[15] = 64'h60f3a55960e4f684;
   end
-  reg [255:0] _2_;
+  reg [63:0] _2_;
   always @(posedge clk) begin
     if (advance) begin
-      _2_ <= weights[port__addr];
+      _2_ <= weights0[port__addr];
     end
   end
   assign port__data = _2_;
-  assign \$407  = \$405  + \$406 ;
-  assign \$408  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$409  = tree15_l1_2_0 + tree15_l1_3_0;
-  assign \$410  = \$408  + \$409 ;
-  assign \$411  = advance & v1_d2;
-  assign \$412  = 2'h2 * raw15;
-  assign \$413  = \$412  - 7'h40;
-  assign \$414  = v1_d2 & last1_d2;
+  reg [63:0] weights1 [15:0];
+  initial begin
+    weights1[0] = 64'hde394dcf015620c6;
+    weights1[1] = 64'hf7e718dca8c80c17;
+    weights1[2] = 64'h403979e63f86f80f;
+    weights1[3] = 64'h4988785b83996056;
+    weights1[4] = 64'h460ab8705f28b9e4;
+    weights1[5] = 64'hc7ae5890b78c8013;
+    weights1[6] = 64'hafabbe233dab585d;
+    weights1[7] = 64'h4ccefc3748dbf714;
+    weights1[8] = 64'hc218d045c70d79c5;
+    weights1[9] = 64'h5be379e9f7e92878;
+    weights1[10] = 64'h44756fc667924252;
+    weights1[11] = 64'h9624dd0d0b8992ad;
+    weights1[12] = 64'h21c0feb3de3987f9;
+    weights1[13] = 64'h00181de77f27976e;
+    weights1[14] = 64'hffc662710039207c;
+    weights1[15] = 64'hb677b8684988b698;
+  end
+  reg [63:0] _3_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _3_ <= weights1[\port__addr$9 ];
+    end
+  end
+  assign \port__data$127  = _3_;
+  reg [63:0] weights2 [15:0];
+  initial begin
+    weights2[0] = 64'hc15222fb7da9f61b;
+    weights2[1] = 64'hf68faf53813c5ff7;
+    weights2[2] = 64'h9499f2783008e87d;
+    weights2[3] = 64'h6790b664c89a786c;
+    weights2[4] = 64'hfc63e154e002815c;
+    weights2[5] = 64'h5c976849019760eb;
+    weights2[6] = 64'hb82d7d05fdaf6ded;
+    weights2[7] = 64'h61fb3331ec57bd53;
+    weights2[8] = 64'h78c5df3520c6d678;
+    weights2[9] = 64'h40b9ff6700989332;
+    weights2[10] = 64'h0f430039ffc605db;
+    weights2[11] = 64'h95055188be770e88;
+    weights2[12] = 64'h456cdc6d8df6f258;
+    weights2[13] = 64'he00d512cf60753a3;
+    weights2[14] = 64'h158a04c1d09dc4f5;
+    weights2[15] = 64'h47919d9367908c00;
+  end
+  reg [63:0] _4_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _4_ <= weights2[\port__addr$12 ];
+    end
+  end
+  assign \port__data$128  = _4_;
+  reg [63:0] weights3 [15:0];
+  initial begin
+    weights3[0] = 64'h32f28777dd85c370;
+    weights3[1] = 64'hcf13fe4d13627405;
+    weights3[2] = 64'h97bb305842701411;
+    weights3[3] = 64'ha62633b99aa951b1;
+    weights3[4] = 64'h23321d27831a21c4;
+    weights3[5] = 64'heccc965cabcc8058;
+    weights3[6] = 64'hbf2fb00afdafffc6;
+    weights3[7] = 64'h217f619aac5fbe77;
+    weights3[8] = 64'h57172a707c879f39;
+    weights3[9] = 64'hfe6dac983dd9bf44;
+    weights3[10] = 64'h8712b723fb46327c;
+    weights3[11] = 64'h438d941773ed986a;
+    weights3[12] = 64'h7e793fb7a3fbcd45;
+    weights3[13] = 64'hff05ad588b5076e7;
+    weights3[14] = 64'h963b2352b2fc607c;
+    weights3[15] = 64'h042432ecbe5af95b;
+  end
+  reg [63:0] _5_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _5_ <= weights3[\port__addr$15 ];
+    end
+  end
+  assign \port__data$129  = _5_;
+  assign \$399  = \$398  - 7'h40;
+  assign \$400  = xnor15[0] + xnor15[1];
+  assign \$401  = xnor15[2] + xnor15[3];
+  assign \$402  = \$400  + \$401 ;
+  assign \$403  = xnor15[4] + xnor15[5];
+  assign \$404  = xnor15[6] + xnor15[7];
+  assign \$405  = \$403  + \$404 ;
+  assign \$406  = xnor15[8] + xnor15[9];
+  assign \$407  = xnor15[10] + xnor15[11];
+  assign \$408  = \$406  + \$407 ;
+  assign \$409  = xnor15[12] + xnor15[13];
+  assign \$410  = xnor15[14] + xnor15[15];
+  assign \$411  = \$409  + \$410 ;
+  assign \$412  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$413  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$414  = \$412  + \$413 ;
+  assign \$415  = advance & v1_d2;
+  assign \$416  = 2'h2 * raw15;
+  assign \$417  = \$416  - 7'h40;
+  assign \$418  = v1_d2 & last1_d2;
   always @(posedge clk)
-    rp__addr <= \$415 ;
+    rp__addr <= \$419 ;
   always @(posedge clk)
-    port__addr <= \$416 ;
+    waddr <= \$420 ;
   always @(posedge clk)
-    nf <= \$417 ;
+    nf <= \$421 ;
   always @(posedge clk)
-    \$signature__en  <= \$418 ;
+    port__addr <= \$422 ;
   always @(posedge clk)
-    \$signature__addr  <= \$419 ;
+    \port__addr$9  <= \$423 ;
   always @(posedge clk)
-    \$signal$111  <= \$420 ;
+    \port__addr$12  <= \$424 ;
   always @(posedge clk)
-    \$signature__data  <= \$421 ;
+    \port__addr$15  <= \$425 ;
   always @(posedge clk)
-    fresh1 <= \$422 ;
+    \$signature__en  <= \$426 ;
   always @(posedge clk)
-    \$signal$113  <= \$423 ;
+    \$signature__addr  <= \$427 ;
   always @(posedge clk)
-    last1 <= \$424 ;
+    \$signal$121  <= \$428 ;
   always @(posedge clk)
-    nf1 <= \$425 ;
+    \$signature__data  <= \$429 ;
   always @(posedge clk)
-    x_in_d0 <= \$426 ;
+    fresh1 <= \$430 ;
   always @(posedge clk)
-    weights_d0 <= \$427 ;
+    \$signal$123  <= \$431 ;
   always @(posedge clk)
-    v1_d0 <= \$428 ;
+    last1 <= \$432 ;
   always @(posedge clk)
-    v1_d1 <= \$429 ;
+    nf1 <= \$433 ;
   always @(posedge clk)
-    v1_d2 <= \$430 ;
+    x_in_d0 <= \$434 ;
   always @(posedge clk)
-    first1_d0 <= \$431 ;
+    weights_d0 <= \$435 ;
   always @(posedge clk)
-    first1_d1 <= \$432 ;
+    v1_d0 <= \$436 ;
   always @(posedge clk)
-    first1_d2 <= \$433 ;
+    v1_d1 <= \$437 ;
   always @(posedge clk)
-    last1_d0 <= \$434 ;
+    v1_d2 <= \$438 ;
   always @(posedge clk)
-    last1_d1 <= \$435 ;
+    first1_d0 <= \$439 ;
   always @(posedge clk)
-    last1_d2 <= \$436 ;
+    first1_d1 <= \$440 ;
   always @(posedge clk)
-    nf1_d0 <= \$437 ;
+    first1_d2 <= \$441 ;
   always @(posedge clk)
-    nf1_d1 <= \$438 ;
+    last1_d0 <= \$442 ;
   always @(posedge clk)
-    nf1_d2 <= \$439 ;
+    last1_d1 <= \$443 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$440 ;
+    last1_d2 <= \$444 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$441 ;
+    nf1_d0 <= \$445 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$442 ;
+    nf1_d1 <= \$446 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$443 ;
+    nf1_d2 <= \$447 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$444 ;
+    tree0_l1_0_0 <= \$448 ;
   always @(posedge clk)
-    raw0 <= \$445 ;
+    tree0_l1_1_0 <= \$449 ;
   always @(posedge clk)
-    acc0 <= \$446 ;
+    tree0_l1_2_0 <= \$450 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$447 ;
+    tree0_l1_3_0 <= \$451 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$448 ;
+    tree0_l3_0_0 <= \$452 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$449 ;
+    raw0 <= \$453 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$450 ;
+    acc0 <= \$454 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$451 ;
+    tree1_l1_0_0 <= \$455 ;
   always @(posedge clk)
-    raw1 <= \$452 ;
+    tree1_l1_1_0 <= \$456 ;
   always @(posedge clk)
-    acc1 <= \$453 ;
+    tree1_l1_2_0 <= \$457 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$454 ;
+    tree1_l1_3_0 <= \$458 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$455 ;
+    tree1_l3_0_0 <= \$459 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$456 ;
+    raw1 <= \$460 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$457 ;
+    acc1 <= \$461 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$458 ;
+    tree2_l1_0_0 <= \$462 ;
   always @(posedge clk)
-    raw2 <= \$459 ;
+    tree2_l1_1_0 <= \$463 ;
   always @(posedge clk)
-    acc2 <= \$460 ;
+    tree2_l1_2_0 <= \$464 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$461 ;
+    tree2_l1_3_0 <= \$465 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$462 ;
+    tree2_l3_0_0 <= \$466 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$463 ;
+    raw2 <= \$467 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$464 ;
+    acc2 <= \$468 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$465 ;
+    tree3_l1_0_0 <= \$469 ;
   always @(posedge clk)
-    raw3 <= \$466 ;
+    tree3_l1_1_0 <= \$470 ;
   always @(posedge clk)
-    acc3 <= \$467 ;
+    tree3_l1_2_0 <= \$471 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$468 ;
+    tree3_l1_3_0 <= \$472 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$469 ;
+    tree3_l3_0_0 <= \$473 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$470 ;
+    raw3 <= \$474 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$471 ;
+    acc3 <= \$475 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$472 ;
+    tree4_l1_0_0 <= \$476 ;
   always @(posedge clk)
-    raw4 <= \$473 ;
+    tree4_l1_1_0 <= \$477 ;
   always @(posedge clk)
-    acc4 <= \$474 ;
+    tree4_l1_2_0 <= \$478 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$475 ;
+    tree4_l1_3_0 <= \$479 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$476 ;
+    tree4_l3_0_0 <= \$480 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$477 ;
+    raw4 <= \$481 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$478 ;
+    acc4 <= \$482 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$479 ;
+    tree5_l1_0_0 <= \$483 ;
   always @(posedge clk)
-    raw5 <= \$480 ;
+    tree5_l1_1_0 <= \$484 ;
   always @(posedge clk)
-    acc5 <= \$481 ;
+    tree5_l1_2_0 <= \$485 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$482 ;
+    tree5_l1_3_0 <= \$486 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$483 ;
+    tree5_l3_0_0 <= \$487 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$484 ;
+    raw5 <= \$488 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$485 ;
+    acc5 <= \$489 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$486 ;
+    tree6_l1_0_0 <= \$490 ;
   always @(posedge clk)
-    raw6 <= \$487 ;
+    tree6_l1_1_0 <= \$491 ;
   always @(posedge clk)
-    acc6 <= \$488 ;
+    tree6_l1_2_0 <= \$492 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$489 ;
+    tree6_l1_3_0 <= \$493 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$490 ;
+    tree6_l3_0_0 <= \$494 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$491 ;
+    raw6 <= \$495 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$492 ;
+    acc6 <= \$496 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$493 ;
+    tree7_l1_0_0 <= \$497 ;
   always @(posedge clk)
-    raw7 <= \$494 ;
+    tree7_l1_1_0 <= \$498 ;
   always @(posedge clk)
-    acc7 <= \$495 ;
+    tree7_l1_2_0 <= \$499 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$496 ;
+    tree7_l1_3_0 <= \$500 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$497 ;
+    tree7_l3_0_0 <= \$501 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$498 ;
+    raw7 <= \$502 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$499 ;
+    acc7 <= \$503 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$500 ;
+    tree8_l1_0_0 <= \$504 ;
   always @(posedge clk)
-    raw8 <= \$501 ;
+    tree8_l1_1_0 <= \$505 ;
   always @(posedge clk)
-    acc8 <= \$502 ;
+    tree8_l1_2_0 <= \$506 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$503 ;
+    tree8_l1_3_0 <= \$507 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$504 ;
+    tree8_l3_0_0 <= \$508 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$505 ;
+    raw8 <= \$509 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$506 ;
+    acc8 <= \$510 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$507 ;
+    tree9_l1_0_0 <= \$511 ;
   always @(posedge clk)
-    raw9 <= \$508 ;
+    tree9_l1_1_0 <= \$512 ;
   always @(posedge clk)
-    acc9 <= \$509 ;
+    tree9_l1_2_0 <= \$513 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$510 ;
+    tree9_l1_3_0 <= \$514 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$511 ;
+    tree9_l3_0_0 <= \$515 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$512 ;
+    raw9 <= \$516 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$513 ;
+    acc9 <= \$517 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$514 ;
+    tree10_l1_0_0 <= \$518 ;
   always @(posedge clk)
-    raw10 <= \$515 ;
+    tree10_l1_1_0 <= \$519 ;
   always @(posedge clk)
-    acc10 <= \$516 ;
+    tree10_l1_2_0 <= \$520 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$517 ;
+    tree10_l1_3_0 <= \$521 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$518 ;
+    tree10_l3_0_0 <= \$522 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$519 ;
+    raw10 <= \$523 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$520 ;
+    acc10 <= \$524 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$521 ;
+    tree11_l1_0_0 <= \$525 ;
   always @(posedge clk)
-    raw11 <= \$522 ;
+    tree11_l1_1_0 <= \$526 ;
   always @(posedge clk)
-    acc11 <= \$523 ;
+    tree11_l1_2_0 <= \$527 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$524 ;
+    tree11_l1_3_0 <= \$528 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$525 ;
+    tree11_l3_0_0 <= \$529 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$526 ;
+    raw11 <= \$530 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$527 ;
+    acc11 <= \$531 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$528 ;
+    tree12_l1_0_0 <= \$532 ;
   always @(posedge clk)
-    raw12 <= \$529 ;
+    tree12_l1_1_0 <= \$533 ;
   always @(posedge clk)
-    acc12 <= \$530 ;
+    tree12_l1_2_0 <= \$534 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$531 ;
+    tree12_l1_3_0 <= \$535 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$532 ;
+    tree12_l3_0_0 <= \$536 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$533 ;
+    raw12 <= \$537 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$534 ;
+    acc12 <= \$538 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$535 ;
+    tree13_l1_0_0 <= \$539 ;
   always @(posedge clk)
-    raw13 <= \$536 ;
+    tree13_l1_1_0 <= \$540 ;
   always @(posedge clk)
-    acc13 <= \$537 ;
+    tree13_l1_2_0 <= \$541 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$538 ;
+    tree13_l1_3_0 <= \$542 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$539 ;
+    tree13_l3_0_0 <= \$543 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$540 ;
+    raw13 <= \$544 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$541 ;
+    acc13 <= \$545 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$542 ;
+    tree14_l1_0_0 <= \$546 ;
   always @(posedge clk)
-    raw14 <= \$543 ;
+    tree14_l1_1_0 <= \$547 ;
   always @(posedge clk)
-    acc14 <= \$544 ;
+    tree14_l1_2_0 <= \$548 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$545 ;
+    tree14_l1_3_0 <= \$549 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$546 ;
+    tree14_l3_0_0 <= \$550 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$547 ;
+    raw14 <= \$551 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$548 ;
+    acc14 <= \$552 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$549 ;
+    tree15_l1_0_0 <= \$553 ;
   always @(posedge clk)
-    raw15 <= \$550 ;
+    tree15_l1_1_0 <= \$554 ;
   always @(posedge clk)
-    acc15 <= \$551 ;
+    tree15_l1_2_0 <= \$555 ;
   always @(posedge clk)
-    v2 <= \$552 ;
+    tree15_l1_3_0 <= \$556 ;
   always @(posedge clk)
-    v2_d0 <= \$553 ;
+    tree15_l3_0_0 <= \$557 ;
   always @(posedge clk)
-    \port__addr$88  <= \$554 ;
+    raw15 <= \$558 ;
   always @(posedge clk)
-    thresholds_d0 <= \$555 ;
+    acc15 <= \$559 ;
   always @(posedge clk)
-    \v2_d0$211  <= \$556 ;
+    v2 <= \$560 ;
   always @(posedge clk)
-    acc0_d0 <= \$557 ;
+    v2_d0 <= \$561 ;
   always @(posedge clk)
-    acc1_d0 <= \$558 ;
+    \port__addr$97  <= \$562 ;
   always @(posedge clk)
-    acc2_d0 <= \$559 ;
+    thresholds_d0 <= \$563 ;
   always @(posedge clk)
-    acc3_d0 <= \$560 ;
+    \v2_d0$224  <= \$564 ;
   always @(posedge clk)
-    acc4_d0 <= \$561 ;
+    acc0_d0 <= \$565 ;
   always @(posedge clk)
-    acc5_d0 <= \$562 ;
+    acc1_d0 <= \$566 ;
   always @(posedge clk)
-    acc6_d0 <= \$563 ;
+    acc2_d0 <= \$567 ;
   always @(posedge clk)
-    acc7_d0 <= \$564 ;
+    acc3_d0 <= \$568 ;
   always @(posedge clk)
-    acc8_d0 <= \$565 ;
+    acc4_d0 <= \$569 ;
   always @(posedge clk)
-    acc9_d0 <= \$566 ;
+    acc5_d0 <= \$570 ;
   always @(posedge clk)
-    acc10_d0 <= \$567 ;
+    acc6_d0 <= \$571 ;
   always @(posedge clk)
-    acc11_d0 <= \$568 ;
+    acc7_d0 <= \$572 ;
   always @(posedge clk)
-    acc12_d0 <= \$569 ;
+    acc8_d0 <= \$573 ;
   always @(posedge clk)
-    acc13_d0 <= \$570 ;
+    acc9_d0 <= \$574 ;
   always @(posedge clk)
-    acc14_d0 <= \$571 ;
+    acc10_d0 <= \$575 ;
   always @(posedge clk)
-    acc15_d0 <= \$572 ;
+    acc11_d0 <= \$576 ;
   always @(posedge clk)
-    o__valid <= \$573 ;
+    acc12_d0 <= \$577 ;
   always @(posedge clk)
-    o__payload <= \$574 ;
+    acc13_d0 <= \$578 ;
+  always @(posedge clk)
+    acc14_d0 <= \$579 ;
+  always @(posedge clk)
+    acc15_d0 <= \$580 ;
+  always @(posedge clk)
+    o__valid <= \$581 ;
+  always @(posedge clk)
+    o__payload <= \$582 ;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
@@ -16674,417 +16956,378 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \$115  = { \$113 , acc15_d0[6:0] } >= { \$114 , thresholds_d0[126:120] };
   assign \$116  = 1'h0 + \$115 ;
   assign \$117  = rp__addr + 1'h1;
-  assign \$118  = port__addr + 1'h1;
+  assign \$118  = waddr + 1'h1;
   assign \$119  = rp__addr == 2'h3;
   assign \$120  = nf + 1'h1;
-  assign \$121  = ! nf;
-  assign \$122  = fire & \$121 ;
-  assign \$123  = ! nf;
-  assign \$124  = ! rp__addr;
-  assign \$125  = rp__addr == 2'h3;
-  assign \$126  = xnor0[0] + xnor0[1];
-  assign \$127  = xnor0[2] + xnor0[3];
-  assign \$128  = \$126  + \$127 ;
-  assign \$129  = xnor0[4] + xnor0[5];
-  assign \$130  = xnor0[6] + xnor0[7];
-  assign \$131  = \$129  + \$130 ;
-  assign \$132  = xnor0[8] + xnor0[9];
-  assign \$133  = xnor0[10] + xnor0[11];
-  assign \$134  = \$132  + \$133 ;
-  assign \$135  = xnor0[12] + xnor0[13];
-  assign \$136  = xnor0[14] + xnor0[15];
-  assign \$137  = \$135  + \$136 ;
-  assign \$138  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$139  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$140  = \$138  + \$139 ;
-  assign \$141  = advance & v1_d2;
-  assign \$142  = 2'h2 * raw0;
-  assign \$143  = \$142  - 7'h40;
-  assign \$144  = xnor1[0] + xnor1[1];
-  assign \$145  = xnor1[2] + xnor1[3];
-  assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor1[4] + xnor1[5];
-  assign \$148  = xnor1[6] + xnor1[7];
-  assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor1[8] + xnor1[9];
-  assign \$151  = xnor1[10] + xnor1[11];
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor1[12] + xnor1[13];
-  assign \$154  = xnor1[14] + xnor1[15];
-  assign \$155  = \$153  + \$154 ;
-  assign \$156  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$157  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$158  = \$156  + \$157 ;
-  assign \$159  = advance & v1_d2;
-  assign \$160  = 2'h2 * raw1;
-  assign \$161  = \$160  - 7'h40;
-  assign \$162  = xnor2[0] + xnor2[1];
-  assign \$163  = xnor2[2] + xnor2[3];
-  assign \$164  = \$162  + \$163 ;
-  assign \$165  = xnor2[4] + xnor2[5];
-  assign \$166  = xnor2[6] + xnor2[7];
-  assign \$167  = \$165  + \$166 ;
-  assign \$168  = xnor2[8] + xnor2[9];
-  assign \$169  = xnor2[10] + xnor2[11];
-  assign \$170  = \$168  + \$169 ;
-  assign \$171  = xnor2[12] + xnor2[13];
-  assign \$172  = xnor2[14] + xnor2[15];
-  assign \$173  = \$171  + \$172 ;
-  assign \$174  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$175  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$176  = \$174  + \$175 ;
-  assign \$177  = advance & v1_d2;
-  assign \$178  = 2'h2 * raw2;
-  assign \$179  = \$178  - 7'h40;
-  assign \$180  = xnor3[0] + xnor3[1];
-  assign \$181  = xnor3[2] + xnor3[3];
-  assign \$182  = \$180  + \$181 ;
-  assign \$183  = xnor3[4] + xnor3[5];
-  assign \$184  = xnor3[6] + xnor3[7];
-  assign \$185  = \$183  + \$184 ;
-  assign \$186  = xnor3[8] + xnor3[9];
-  assign \$187  = xnor3[10] + xnor3[11];
-  assign \$188  = \$186  + \$187 ;
-  assign \$189  = xnor3[12] + xnor3[13];
-  assign \$190  = xnor3[14] + xnor3[15];
-  assign \$191  = \$189  + \$190 ;
-  assign \$192  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$193  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$194  = \$192  + \$193 ;
-  assign \$195  = advance & v1_d2;
-  assign \$196  = 2'h2 * raw3;
-  assign \$197  = \$196  - 7'h40;
-  assign \$198  = xnor4[0] + xnor4[1];
-  assign \$199  = xnor4[2] + xnor4[3];
-  assign \$200  = \$198  + \$199 ;
-  assign \$201  = xnor4[4] + xnor4[5];
-  assign \$202  = xnor4[6] + xnor4[7];
-  assign \$203  = \$201  + \$202 ;
-  assign \$204  = xnor4[8] + xnor4[9];
-  assign \$205  = xnor4[10] + xnor4[11];
-  assign \$206  = \$204  + \$205 ;
-  assign \$207  = xnor4[12] + xnor4[13];
-  assign \$208  = xnor4[14] + xnor4[15];
-  assign \$209  = \$207  + \$208 ;
-  assign \$210  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$211  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$212  = \$210  + \$211 ;
-  assign \$213  = advance & v1_d2;
-  assign \$214  = 2'h2 * raw4;
-  assign \$215  = \$214  - 7'h40;
-  assign \$216  = xnor5[0] + xnor5[1];
-  assign \$217  = xnor5[2] + xnor5[3];
-  assign \$218  = \$216  + \$217 ;
-  assign \$219  = xnor5[4] + xnor5[5];
-  assign \$220  = xnor5[6] + xnor5[7];
-  assign \$221  = \$219  + \$220 ;
-  assign \$222  = xnor5[8] + xnor5[9];
-  assign \$223  = xnor5[10] + xnor5[11];
-  assign \$224  = \$222  + \$223 ;
-  assign \$225  = xnor5[12] + xnor5[13];
-  assign \$226  = xnor5[14] + xnor5[15];
-  assign \$227  = \$225  + \$226 ;
-  assign \$228  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$229  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$230  = \$228  + \$229 ;
-  assign \$231  = advance & v1_d2;
-  assign \$232  = 2'h2 * raw5;
-  assign \$233  = \$232  - 7'h40;
-  assign \$234  = xnor6[0] + xnor6[1];
-  assign \$235  = xnor6[2] + xnor6[3];
-  assign \$236  = \$234  + \$235 ;
-  assign \$237  = xnor6[4] + xnor6[5];
-  assign \$238  = xnor6[6] + xnor6[7];
-  assign \$239  = \$237  + \$238 ;
-  assign \$240  = xnor6[8] + xnor6[9];
-  assign \$241  = xnor6[10] + xnor6[11];
-  assign \$242  = \$240  + \$241 ;
-  assign \$243  = xnor6[12] + xnor6[13];
-  assign \$244  = xnor6[14] + xnor6[15];
-  assign \$245  = \$243  + \$244 ;
-  assign \$246  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$247  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = advance & v1_d2;
-  assign \$250  = 2'h2 * raw6;
-  assign \$251  = \$250  - 7'h40;
-  assign \$252  = xnor7[0] + xnor7[1];
-  assign \$253  = xnor7[2] + xnor7[3];
-  assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor7[4] + xnor7[5];
-  assign \$256  = xnor7[6] + xnor7[7];
-  assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor7[8] + xnor7[9];
-  assign \$259  = xnor7[10] + xnor7[11];
-  assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor7[12] + xnor7[13];
-  assign \$262  = xnor7[14] + xnor7[15];
-  assign \$263  = \$261  + \$262 ;
-  assign \$264  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$265  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$266  = \$264  + \$265 ;
-  assign \$267  = advance & v1_d2;
-  assign \$268  = 2'h2 * raw7;
-  assign \$269  = \$268  - 7'h40;
-  assign \$270  = xnor8[0] + xnor8[1];
-  assign \$271  = xnor8[2] + xnor8[3];
-  assign \$272  = \$270  + \$271 ;
-  assign \$273  = xnor8[4] + xnor8[5];
-  assign \$274  = xnor8[6] + xnor8[7];
-  assign \$275  = \$273  + \$274 ;
-  assign \$276  = xnor8[8] + xnor8[9];
-  assign \$277  = xnor8[10] + xnor8[11];
-  assign \$278  = \$276  + \$277 ;
-  assign \$279  = xnor8[12] + xnor8[13];
-  assign \$280  = xnor8[14] + xnor8[15];
-  assign \$281  = \$279  + \$280 ;
-  assign \$282  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$283  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$284  = \$282  + \$283 ;
-  assign \$285  = advance & v1_d2;
-  assign \$286  = 2'h2 * raw8;
-  assign \$287  = \$286  - 7'h40;
-  assign \$288  = xnor9[0] + xnor9[1];
-  assign \$289  = xnor9[2] + xnor9[3];
-  assign \$290  = \$288  + \$289 ;
-  assign \$291  = xnor9[4] + xnor9[5];
-  assign \$292  = xnor9[6] + xnor9[7];
-  assign \$293  = \$291  + \$292 ;
-  assign \$294  = xnor9[8] + xnor9[9];
-  assign \$295  = xnor9[10] + xnor9[11];
-  assign \$296  = \$294  + \$295 ;
-  assign \$297  = xnor9[12] + xnor9[13];
-  assign \$298  = xnor9[14] + xnor9[15];
-  assign \$299  = \$297  + \$298 ;
-  assign \$300  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$301  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$302  = \$300  + \$301 ;
-  assign \$303  = advance & v1_d2;
-  assign \$304  = 2'h2 * raw9;
-  assign \$305  = \$304  - 7'h40;
-  assign \$306  = xnor10[0] + xnor10[1];
-  assign \$307  = xnor10[2] + xnor10[3];
-  assign \$308  = \$306  + \$307 ;
-  assign \$309  = xnor10[4] + xnor10[5];
-  assign \$310  = xnor10[6] + xnor10[7];
-  assign \$311  = \$309  + \$310 ;
-  assign \$312  = xnor10[8] + xnor10[9];
-  assign \$313  = xnor10[10] + xnor10[11];
-  assign \$314  = \$312  + \$313 ;
-  assign \$315  = xnor10[12] + xnor10[13];
-  assign \$316  = xnor10[14] + xnor10[15];
-  assign \$317  = \$315  + \$316 ;
-  assign \$318  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$319  = tree10_l1_2_0 + tree10_l1_3_0;
-  assign \$320  = \$318  + \$319 ;
-  assign \$321  = advance & v1_d2;
-  assign \$322  = 2'h2 * raw10;
-  assign \$323  = \$322  - 7'h40;
-  assign \$324  = xnor11[0] + xnor11[1];
-  assign \$325  = xnor11[2] + xnor11[3];
-  assign \$326  = \$324  + \$325 ;
-  assign \$327  = xnor11[4] + xnor11[5];
-  assign \$328  = xnor11[6] + xnor11[7];
-  assign \$329  = \$327  + \$328 ;
-  assign \$330  = xnor11[8] + xnor11[9];
-  assign \$331  = xnor11[10] + xnor11[11];
-  assign \$332  = \$330  + \$331 ;
-  assign \$333  = xnor11[12] + xnor11[13];
-  assign \$334  = xnor11[14] + xnor11[15];
-  assign \$335  = \$333  + \$334 ;
-  assign \$336  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$337  = tree11_l1_2_0 + tree11_l1_3_0;
-  assign \$338  = \$336  + \$337 ;
-  assign \$339  = advance & v1_d2;
-  assign \$340  = 2'h2 * raw11;
-  assign \$341  = \$340  - 7'h40;
-  assign \$342  = xnor12[0] + xnor12[1];
-  assign \$343  = xnor12[2] + xnor12[3];
-  assign \$344  = \$342  + \$343 ;
-  assign \$345  = xnor12[4] + xnor12[5];
-  assign \$346  = xnor12[6] + xnor12[7];
-  assign \$347  = \$345  + \$346 ;
-  assign \$348  = xnor12[8] + xnor12[9];
-  assign \$349  = xnor12[10] + xnor12[11];
-  assign \$350  = \$348  + \$349 ;
-  assign \$351  = xnor12[12] + xnor12[13];
-  assign \$352  = xnor12[14] + xnor12[15];
-  assign \$353  = \$351  + \$352 ;
-  assign \$354  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$355  = tree12_l1_2_0 + tree12_l1_3_0;
-  assign \$356  = \$354  + \$355 ;
-  assign \$357  = advance & v1_d2;
-  assign \$358  = 2'h2 * raw12;
-  assign \$359  = \$358  - 7'h40;
-  assign \$360  = xnor13[0] + xnor13[1];
-  assign \$361  = xnor13[2] + xnor13[3];
-  assign \$362  = \$360  + \$361 ;
-  assign \$363  = xnor13[4] + xnor13[5];
-  assign \$364  = xnor13[6] + xnor13[7];
-  assign \$365  = \$363  + \$364 ;
-  assign \$366  = xnor13[8] + xnor13[9];
-  assign \$367  = xnor13[10] + xnor13[11];
-  assign \$368  = \$366  + \$367 ;
-  assign \$369  = xnor13[12] + xnor13[13];
-  assign \$370  = xnor13[14] + xnor13[15];
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$373  = tree13_l1_2_0 + tree13_l1_3_0;
-  assign \$374  = \$372  + \$373 ;
-  assign \$375  = advance & v1_d2;
-  assign \$376  = 2'h2 * raw13;
-  assign \$377  = \$376  - 7'h40;
-  assign \$378  = xnor14[0] + xnor14[1];
-  assign \$379  = xnor14[2] + xnor14[3];
-  assign \$380  = \$378  + \$379 ;
-  assign \$381  = xnor14[4] + xnor14[5];
-  assign \$382  = xnor14[6] + xnor14[7];
-  assign \$383  = \$381  + \$382 ;
-  assign \$384  = xnor14[8] + xnor14[9];
-  assign \$385  = xnor14[10] + xnor14[11];
-  assign \$386  = \$384  + \$385 ;
-  assign \$387  = xnor14[12] + xnor14[13];
-  assign \$388  = xnor14[14] + xnor14[15];
-  assign \$389  = \$387  + \$388 ;
-  assign \$390  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$391  = tree14_l1_2_0 + tree14_l1_3_0;
-  assign \$392  = \$390  + \$391 ;
-  assign \$393  = advance & v1_d2;
-  assign \$394  = 2'h2 * raw14;
-  assign \$395  = \$394  - 7'h40;
-  assign \$396  = xnor15[0] + xnor15[1];
-  assign \$397  = xnor15[2] + xnor15[3];
-  assign \$398  = \$396  + \$397 ;
-  assign \$399  = xnor15[4] + xnor15[5];
-  assign \$400  = xnor15[6] + xnor15[7];
-  assign \$401  = \$399  + \$400 ;
-  assign \$402  = xnor15[8] + xnor15[9];
-  assign \$403  = xnor15[10] + xnor15[11];
-  assign \$404  = \$402  + \$403 ;
-  assign \$405  = xnor15[12] + xnor15[13];
-  assign \$406  = xnor15[14] + xnor15[15];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$415  = rp__addr;
-    if (fire) begin
-      \$415  = \$117 [1:0];
-    end
-    if (rst) begin
-      \$415  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$416  = port__addr;
-    if (fire) begin
-      \$416  = \$118 [3:0];
-    end
-    if (rst) begin
-      \$416  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$417  = nf;
-    if (fire) begin
-      if (\$119 ) begin
-        \$417  = \$120 [1:0];
-      end
-    end
-    if (rst) begin
-      \$417  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$418  = \$122 ;
-    if (rst) begin
-      \$418  = 1'h0;
-    end
-  end
+  assign \$121  = port__addr + 1'h1;
+  assign \$122  = \port__addr$9  + 1'h1;
+  assign \$123  = \port__addr$12  + 1'h1;
+  assign \$124  = \port__addr$15  + 1'h1;
+  assign \$125  = ! nf;
+  assign \$126  = fire & \$125 ;
+  assign \$127  = ! nf;
+  assign \$128  = ! rp__addr;
+  assign \$129  = rp__addr == 2'h3;
+  assign \$130  = xnor0[0] + xnor0[1];
+  assign \$131  = xnor0[2] + xnor0[3];
+  assign \$132  = \$130  + \$131 ;
+  assign \$133  = xnor0[4] + xnor0[5];
+  assign \$134  = xnor0[6] + xnor0[7];
+  assign \$135  = \$133  + \$134 ;
+  assign \$136  = xnor0[8] + xnor0[9];
+  assign \$137  = xnor0[10] + xnor0[11];
+  assign \$138  = \$136  + \$137 ;
+  assign \$139  = xnor0[12] + xnor0[13];
+  assign \$140  = xnor0[14] + xnor0[15];
+  assign \$141  = \$139  + \$140 ;
+  assign \$142  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$143  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$144  = \$142  + \$143 ;
+  assign \$145  = advance & v1_d2;
+  assign \$146  = 2'h2 * raw0;
+  assign \$147  = \$146  - 7'h40;
+  assign \$148  = xnor1[0] + xnor1[1];
+  assign \$149  = xnor1[2] + xnor1[3];
+  assign \$150  = \$148  + \$149 ;
+  assign \$151  = xnor1[4] + xnor1[5];
+  assign \$152  = xnor1[6] + xnor1[7];
+  assign \$153  = \$151  + \$152 ;
+  assign \$154  = xnor1[8] + xnor1[9];
+  assign \$155  = xnor1[10] + xnor1[11];
+  assign \$156  = \$154  + \$155 ;
+  assign \$157  = xnor1[12] + xnor1[13];
+  assign \$158  = xnor1[14] + xnor1[15];
+  assign \$159  = \$157  + \$158 ;
+  assign \$160  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$161  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$162  = \$160  + \$161 ;
+  assign \$163  = advance & v1_d2;
+  assign \$164  = 2'h2 * raw1;
+  assign \$165  = \$164  - 7'h40;
+  assign \$166  = xnor2[0] + xnor2[1];
+  assign \$167  = xnor2[2] + xnor2[3];
+  assign \$168  = \$166  + \$167 ;
+  assign \$169  = xnor2[4] + xnor2[5];
+  assign \$170  = xnor2[6] + xnor2[7];
+  assign \$171  = \$169  + \$170 ;
+  assign \$172  = xnor2[8] + xnor2[9];
+  assign \$173  = xnor2[10] + xnor2[11];
+  assign \$174  = \$172  + \$173 ;
+  assign \$175  = xnor2[12] + xnor2[13];
+  assign \$176  = xnor2[14] + xnor2[15];
+  assign \$177  = \$175  + \$176 ;
+  assign \$178  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$179  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$180  = \$178  + \$179 ;
+  assign \$181  = advance & v1_d2;
+  assign \$182  = 2'h2 * raw2;
+  assign \$183  = \$182  - 7'h40;
+  assign \$184  = xnor3[0] + xnor3[1];
+  assign \$185  = xnor3[2] + xnor3[3];
+  assign \$186  = \$184  + \$185 ;
+  assign \$187  = xnor3[4] + xnor3[5];
+  assign \$188  = xnor3[6] + xnor3[7];
+  assign \$189  = \$187  + \$188 ;
+  assign \$190  = xnor3[8] + xnor3[9];
+  assign \$191  = xnor3[10] + xnor3[11];
+  assign \$192  = \$190  + \$191 ;
+  assign \$193  = xnor3[12] + xnor3[13];
+  assign \$194  = xnor3[14] + xnor3[15];
+  assign \$195  = \$193  + \$194 ;
+  assign \$196  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$197  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$198  = \$196  + \$197 ;
+  assign \$199  = advance & v1_d2;
+  assign \$200  = 2'h2 * raw3;
+  assign \$201  = \$200  - 7'h40;
+  assign \$202  = xnor4[0] + xnor4[1];
+  assign \$203  = xnor4[2] + xnor4[3];
+  assign \$204  = \$202  + \$203 ;
+  assign \$205  = xnor4[4] + xnor4[5];
+  assign \$206  = xnor4[6] + xnor4[7];
+  assign \$207  = \$205  + \$206 ;
+  assign \$208  = xnor4[8] + xnor4[9];
+  assign \$209  = xnor4[10] + xnor4[11];
+  assign \$210  = \$208  + \$209 ;
+  assign \$211  = xnor4[12] + xnor4[13];
+  assign \$212  = xnor4[14] + xnor4[15];
+  assign \$213  = \$211  + \$212 ;
+  assign \$214  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$215  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$216  = \$214  + \$215 ;
+  assign \$217  = advance & v1_d2;
+  assign \$218  = 2'h2 * raw4;
+  assign \$219  = \$218  - 7'h40;
+  assign \$220  = xnor5[0] + xnor5[1];
+  assign \$221  = xnor5[2] + xnor5[3];
+  assign \$222  = \$220  + \$221 ;
+  assign \$223  = xnor5[4] + xnor5[5];
+  assign \$224  = xnor5[6] + xnor5[7];
+  assign \$225  = \$223  + \$224 ;
+  assign \$226  = xnor5[8] + xnor5[9];
+  assign \$227  = xnor5[10] + xnor5[11];
+  assign \$228  = \$226  + \$227 ;
+  assign \$229  = xnor5[12] + xnor5[13];
+  assign \$230  = xnor5[14] + xnor5[15];
+  assign \$231  = \$229  + \$230 ;
+  assign \$232  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$233  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$234  = \$232  + \$233 ;
+  assign \$235  = advance & v1_d2;
+  assign \$236  = 2'h2 * raw5;
+  assign \$237  = \$236  - 7'h40;
+  assign \$238  = xnor6[0] + xnor6[1];
+  assign \$239  = xnor6[2] + xnor6[3];
+  assign \$240  = \$238  + \$239 ;
+  assign \$241  = xnor6[4] + xnor6[5];
+  assign \$242  = xnor6[6] + xnor6[7];
+  assign \$243  = \$241  + \$242 ;
+  assign \$244  = xnor6[8] + xnor6[9];
+  assign \$245  = xnor6[10] + xnor6[11];
+  assign \$246  = \$244  + \$245 ;
+  assign \$247  = xnor6[12] + xnor6[13];
+  assign \$248  = xnor6[14] + xnor6[15];
+  assign \$249  = \$247  + \$248 ;
+  assign \$250  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$251  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$252  = \$250  + \$251 ;
+  assign \$253  = advance & v1_d2;
+  assign \$254  = 2'h2 * raw6;
+  assign \$255  = \$254  - 7'h40;
+  assign \$256  = xnor7[0] + xnor7[1];
+  assign \$257  = xnor7[2] + xnor7[3];
+  assign \$258  = \$256  + \$257 ;
+  assign \$259  = xnor7[4] + xnor7[5];
+  assign \$260  = xnor7[6] + xnor7[7];
+  assign \$261  = \$259  + \$260 ;
+  assign \$262  = xnor7[8] + xnor7[9];
+  assign \$263  = xnor7[10] + xnor7[11];
+  assign \$264  = \$262  + \$263 ;
+  assign \$265  = xnor7[12] + xnor7[13];
+  assign \$266  = xnor7[14] + xnor7[15];
+  assign \$267  = \$265  + \$266 ;
+  assign \$268  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$269  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$270  = \$268  + \$269 ;
+  assign \$271  = advance & v1_d2;
+  assign \$272  = 2'h2 * raw7;
+  assign \$273  = \$272  - 7'h40;
+  assign \$274  = xnor8[0] + xnor8[1];
+  assign \$275  = xnor8[2] + xnor8[3];
+  assign \$276  = \$274  + \$275 ;
+  assign \$277  = xnor8[4] + xnor8[5];
+  assign \$278  = xnor8[6] + xnor8[7];
+  assign \$279  = \$277  + \$278 ;
+  assign \$280  = xnor8[8] + xnor8[9];
+  assign \$281  = xnor8[10] + xnor8[11];
+  assign \$282  = \$280  + \$281 ;
+  assign \$283  = xnor8[12] + xnor8[13];
+  assign \$284  = xnor8[14] + xnor8[15];
+  assign \$285  = \$283  + \$284 ;
+  assign \$286  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$287  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$288  = \$286  + \$287 ;
+  assign \$289  = advance & v1_d2;
+  assign \$290  = 2'h2 * raw8;
+  assign \$291  = \$290  - 7'h40;
+  assign \$292  = xnor9[0] + xnor9[1];
+  assign \$293  = xnor9[2] + xnor9[3];
+  assign \$294  = \$292  + \$293 ;
+  assign \$295  = xnor9[4] + xnor9[5];
+  assign \$296  = xnor9[6] + xnor9[7];
+  assign \$297  = \$295  + \$296 ;
+  assign \$298  = xnor9[8] + xnor9[9];
+  assign \$299  = xnor9[10] + xnor9[11];
+  assign \$300  = \$298  + \$299 ;
+  assign \$301  = xnor9[12] + xnor9[13];
+  assign \$302  = xnor9[14] + xnor9[15];
+  assign \$303  = \$301  + \$302 ;
+  assign \$304  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$305  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$306  = \$304  + \$305 ;
+  assign \$307  = advance & v1_d2;
+  assign \$308  = 2'h2 * raw9;
+  assign \$309  = \$308  - 7'h40;
+  assign \$310  = xnor10[0] + xnor10[1];
+  assign \$311  = xnor10[2] + xnor10[3];
+  assign \$312  = \$310  + \$311 ;
+  assign \$313  = xnor10[4] + xnor10[5];
+  assign \$314  = xnor10[6] + xnor10[7];
+  assign \$315  = \$313  + \$314 ;
+  assign \$316  = xnor10[8] + xnor10[9];
+  assign \$317  = xnor10[10] + xnor10[11];
+  assign \$318  = \$316  + \$317 ;
+  assign \$319  = xnor10[12] + xnor10[13];
+  assign \$320  = xnor10[14] + xnor10[15];
+  assign \$321  = \$319  + \$320 ;
+  assign \$322  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$323  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$324  = \$322  + \$323 ;
+  assign \$325  = advance & v1_d2;
+  assign \$326  = 2'h2 * raw10;
+  assign \$327  = \$326  - 7'h40;
+  assign \$328  = xnor11[0] + xnor11[1];
+  assign \$329  = xnor11[2] + xnor11[3];
+  assign \$330  = \$328  + \$329 ;
+  assign \$331  = xnor11[4] + xnor11[5];
+  assign \$332  = xnor11[6] + xnor11[7];
+  assign \$333  = \$331  + \$332 ;
+  assign \$334  = xnor11[8] + xnor11[9];
+  assign \$335  = xnor11[10] + xnor11[11];
+  assign \$336  = \$334  + \$335 ;
+  assign \$337  = xnor11[12] + xnor11[13];
+  assign \$338  = xnor11[14] + xnor11[15];
+  assign \$339  = \$337  + \$338 ;
+  assign \$340  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$341  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$342  = \$340  + \$341 ;
+  assign \$343  = advance & v1_d2;
+  assign \$344  = 2'h2 * raw11;
+  assign \$345  = \$344  - 7'h40;
+  assign \$346  = xnor12[0] + xnor12[1];
+  assign \$347  = xnor12[2] + xnor12[3];
+  assign \$348  = \$346  + \$347 ;
+  assign \$349  = xnor12[4] + xnor12[5];
+  assign \$350  = xnor12[6] + xnor12[7];
+  assign \$351  = \$349  + \$350 ;
+  assign \$352  = xnor12[8] + xnor12[9];
+  assign \$353  = xnor12[10] + xnor12[11];
+  assign \$354  = \$352  + \$353 ;
+  assign \$355  = xnor12[12] + xnor12[13];
+  assign \$356  = xnor12[14] + xnor12[15];
+  assign \$357  = \$355  + \$356 ;
+  assign \$358  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$359  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$360  = \$358  + \$359 ;
+  assign \$361  = advance & v1_d2;
+  assign \$362  = 2'h2 * raw12;
+  assign \$363  = \$362  - 7'h40;
+  assign \$364  = xnor13[0] + xnor13[1];
+  assign \$365  = xnor13[2] + xnor13[3];
+  assign \$366  = \$364  + \$365 ;
+  assign \$367  = xnor13[4] + xnor13[5];
+  assign \$368  = xnor13[6] + xnor13[7];
+  assign \$369  = \$367  + \$368 ;
+  assign \$370  = xnor13[8] + xnor13[9];
+  assign \$371  = xnor13[10] + xnor13[11];
+  assign \$372  = \$370  + \$371 ;
+  assign \$373  = xnor13[12] + xnor13[13];
+  assign \$374  = xnor13[14] + xnor13[15];
+  assign \$375  = \$373  + \$374 ;
+  assign \$376  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$377  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$378  = \$376  + \$377 ;
+  assign \$379  = advance & v1_d2;
+  assign \$380  = 2'h2 * raw13;
+  assign \$381  = \$380  - 7'h40;
+  assign \$382  = xnor14[0] + xnor14[1];
+  assign \$383  = xnor14[2] + xnor14[3];
+  assign \$384  = \$382  + \$383 ;
+  assign \$385  = xnor14[4] + xnor14[5];
+  assign \$386  = xnor14[6] + xnor14[7];
+  assign \$387  = \$385  + \$386 ;
+  assign \$388  = xnor14[8] + xnor14[9];
+  assign \$389  = xnor14[10] + xnor14[11];
+  assign \$390  = \$388  + \$389 ;
+  assign \$391  = xnor14[12] + xnor14[13];
+  assign \$392  = xnor14[14] + xnor14[15];
+  assign \$393  = \$391  + \$392 ;
+  assign \$394  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$395  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$396  = \$394  + \$395 ;
+  assign \$397  = advance & v1_d2;
+  assign \$398  = 2'h2 * raw14;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$419  = rp__addr;
+    if (fire) begin
+      \$419  = \$117 [1:0];
+    end
     if (rst) begin
       \$419  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$420  = \$signal$111 ;
-    if (advance) begin
-      \$420  = fire;
+    \$420  = waddr;
+    if (fire) begin
+      \$420  = \$118 [3:0];
     end
     if (rst) begin
-      \$420  = 1'h0;
+      \$420  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$421  = \$signature__data ;
-    if (advance) begin
-      \$421  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$422  = fresh1;
-    if (advance) begin
-      \$422  = \$123 ;
+    \$421  = nf;
+    if (fire) begin
+      if (\$119 ) begin
+        \$421  = \$120 [1:0];
+      end
     end
     if (rst) begin
-      \$422  = 1'h0;
+      \$421  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = \$signal$113 ;
-    if (advance) begin
-      \$423  = \$124 ;
+    \$422  = port__addr;
+    if (fire) begin
+      \$422  = \$121 [3:0];
     end
     if (rst) begin
-      \$423  = 1'h0;
+      \$422  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$424  = last1;
-    if (advance) begin
-      \$424  = \$125 ;
+    \$423  = \port__addr$9 ;
+    if (fire) begin
+      \$423  = \$122 [3:0];
     end
     if (rst) begin
-      \$424  = 1'h0;
+      \$423  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$425  = nf1;
-    if (advance) begin
-      \$425  = nf;
+    \$424  = \port__addr$12 ;
+    if (fire) begin
+      \$424  = \$123 [3:0];
     end
     if (rst) begin
-      \$425  = 2'h0;
+      \$424  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = x_in_d0;
-    if (advance) begin
-      \$426  = x_in;
+    \$425  = \port__addr$15 ;
+    if (fire) begin
+      \$425  = \$124 [3:0];
+    end
+    if (rst) begin
+      \$425  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = weights_d0;
-    if (advance) begin
-      \$427  = port__data;
+    \$426  = \$126 ;
+    if (rst) begin
+      \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = v1_d0;
+    \$427  = rp__addr;
+    if (rst) begin
+      \$427  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$428  = \$signal$121 ;
     if (advance) begin
-      \$428  = \$signal$111 ;
+      \$428  = fire;
     end
     if (rst) begin
       \$428  = 1'h0;
@@ -17092,19 +17335,16 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = v1_d1;
+    \$429  = \$signature__data ;
     if (advance) begin
-      \$429  = v1_d0;
-    end
-    if (rst) begin
-      \$429  = 1'h0;
+      \$429  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = v1_d2;
+    \$430  = fresh1;
     if (advance) begin
-      \$430  = v1_d1;
+      \$430  = \$127 ;
     end
     if (rst) begin
       \$430  = 1'h0;
@@ -17112,1030 +17352,1110 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = first1_d0;
+    \$431  = \$signal$123 ;
     if (advance) begin
-      \$431  = \$signal$113 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = first1_d1;
-    if (advance) begin
-      \$432  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = first1_d2;
-    if (advance) begin
-      \$433  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = last1_d0;
-    if (advance) begin
-      \$434  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = last1_d1;
-    if (advance) begin
-      \$435  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = last1_d2;
-    if (advance) begin
-      \$436  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = nf1_d0;
-    if (advance) begin
-      \$437  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = nf1_d1;
-    if (advance) begin
-      \$438  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439  = nf1_d2;
-    if (advance) begin
-      \$439  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = tree0_l1_0_0;
-    if (advance) begin
-      \$440  = \$128 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = tree0_l1_1_0;
-    if (advance) begin
-      \$441  = \$131 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = tree0_l1_2_0;
-    if (advance) begin
-      \$442  = \$134 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = tree0_l1_3_0;
-    if (advance) begin
-      \$443  = \$137 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = tree0_l3_0_0;
-    if (advance) begin
-      \$444  = \$140 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = raw0;
-    if (\$141 ) begin
-      \$445  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = acc0;
-    if (advance) begin
-      \$446  = \$143 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = tree1_l1_0_0;
-    if (advance) begin
-      \$447  = \$146 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = tree1_l1_1_0;
-    if (advance) begin
-      \$448  = \$149 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = tree1_l1_2_0;
-    if (advance) begin
-      \$449  = \$152 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = tree1_l1_3_0;
-    if (advance) begin
-      \$450  = \$155 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = tree1_l3_0_0;
-    if (advance) begin
-      \$451  = \$158 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = raw1;
-    if (\$159 ) begin
-      \$452  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = acc1;
-    if (advance) begin
-      \$453  = \$161 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = tree2_l1_0_0;
-    if (advance) begin
-      \$454  = \$164 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = tree2_l1_1_0;
-    if (advance) begin
-      \$455  = \$167 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = tree2_l1_2_0;
-    if (advance) begin
-      \$456  = \$170 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = tree2_l1_3_0;
-    if (advance) begin
-      \$457  = \$173 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = tree2_l3_0_0;
-    if (advance) begin
-      \$458  = \$176 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = raw2;
-    if (\$177 ) begin
-      \$459  = \$13 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = acc2;
-    if (advance) begin
-      \$460  = \$179 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = tree3_l1_0_0;
-    if (advance) begin
-      \$461  = \$182 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = tree3_l1_1_0;
-    if (advance) begin
-      \$462  = \$185 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = tree3_l1_2_0;
-    if (advance) begin
-      \$463  = \$188 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = tree3_l1_3_0;
-    if (advance) begin
-      \$464  = \$191 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$465  = tree3_l3_0_0;
-    if (advance) begin
-      \$465  = \$194 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$466  = raw3;
-    if (\$195 ) begin
-      \$466  = \$16 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = acc3;
-    if (advance) begin
-      \$467  = \$197 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = tree4_l1_0_0;
-    if (advance) begin
-      \$468  = \$200 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = tree4_l1_1_0;
-    if (advance) begin
-      \$469  = \$203 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = tree4_l1_2_0;
-    if (advance) begin
-      \$470  = \$206 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = tree4_l1_3_0;
-    if (advance) begin
-      \$471  = \$209 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = tree4_l3_0_0;
-    if (advance) begin
-      \$472  = \$212 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = raw4;
-    if (\$213 ) begin
-      \$473  = \$19 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = acc4;
-    if (advance) begin
-      \$474  = \$215 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = tree5_l1_0_0;
-    if (advance) begin
-      \$475  = \$218 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = tree5_l1_1_0;
-    if (advance) begin
-      \$476  = \$221 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = tree5_l1_2_0;
-    if (advance) begin
-      \$477  = \$224 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$478  = tree5_l1_3_0;
-    if (advance) begin
-      \$478  = \$227 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$479  = tree5_l3_0_0;
-    if (advance) begin
-      \$479  = \$230 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$480  = raw5;
-    if (\$231 ) begin
-      \$480  = \$22 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$481  = acc5;
-    if (advance) begin
-      \$481  = \$233 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$482  = tree6_l1_0_0;
-    if (advance) begin
-      \$482  = \$236 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$483  = tree6_l1_1_0;
-    if (advance) begin
-      \$483  = \$239 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$484  = tree6_l1_2_0;
-    if (advance) begin
-      \$484  = \$242 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$485  = tree6_l1_3_0;
-    if (advance) begin
-      \$485  = \$245 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$486  = tree6_l3_0_0;
-    if (advance) begin
-      \$486  = \$248 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$487  = raw6;
-    if (\$249 ) begin
-      \$487  = \$25 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$488  = acc6;
-    if (advance) begin
-      \$488  = \$251 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$489  = tree7_l1_0_0;
-    if (advance) begin
-      \$489  = \$254 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$490  = tree7_l1_1_0;
-    if (advance) begin
-      \$490  = \$257 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$491  = tree7_l1_2_0;
-    if (advance) begin
-      \$491  = \$260 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$492  = tree7_l1_3_0;
-    if (advance) begin
-      \$492  = \$263 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$493  = tree7_l3_0_0;
-    if (advance) begin
-      \$493  = \$266 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$494  = raw7;
-    if (\$267 ) begin
-      \$494  = \$28 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$495  = acc7;
-    if (advance) begin
-      \$495  = \$269 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$496  = tree8_l1_0_0;
-    if (advance) begin
-      \$496  = \$272 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$497  = tree8_l1_1_0;
-    if (advance) begin
-      \$497  = \$275 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$498  = tree8_l1_2_0;
-    if (advance) begin
-      \$498  = \$278 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$499  = tree8_l1_3_0;
-    if (advance) begin
-      \$499  = \$281 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$500  = tree8_l3_0_0;
-    if (advance) begin
-      \$500  = \$284 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$501  = raw8;
-    if (\$285 ) begin
-      \$501  = \$31 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$502  = acc8;
-    if (advance) begin
-      \$502  = \$287 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$503  = tree9_l1_0_0;
-    if (advance) begin
-      \$503  = \$290 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$504  = tree9_l1_1_0;
-    if (advance) begin
-      \$504  = \$293 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$505  = tree9_l1_2_0;
-    if (advance) begin
-      \$505  = \$296 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$506  = tree9_l1_3_0;
-    if (advance) begin
-      \$506  = \$299 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$507  = tree9_l3_0_0;
-    if (advance) begin
-      \$507  = \$302 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$508  = raw9;
-    if (\$303 ) begin
-      \$508  = \$34 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$509  = acc9;
-    if (advance) begin
-      \$509  = \$305 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$510  = tree10_l1_0_0;
-    if (advance) begin
-      \$510  = \$308 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$511  = tree10_l1_1_0;
-    if (advance) begin
-      \$511  = \$311 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$512  = tree10_l1_2_0;
-    if (advance) begin
-      \$512  = \$314 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$513  = tree10_l1_3_0;
-    if (advance) begin
-      \$513  = \$317 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$514  = tree10_l3_0_0;
-    if (advance) begin
-      \$514  = \$320 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$515  = raw10;
-    if (\$321 ) begin
-      \$515  = \$37 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$516  = acc10;
-    if (advance) begin
-      \$516  = \$323 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$517  = tree11_l1_0_0;
-    if (advance) begin
-      \$517  = \$326 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$518  = tree11_l1_1_0;
-    if (advance) begin
-      \$518  = \$329 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$519  = tree11_l1_2_0;
-    if (advance) begin
-      \$519  = \$332 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$520  = tree11_l1_3_0;
-    if (advance) begin
-      \$520  = \$335 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$521  = tree11_l3_0_0;
-    if (advance) begin
-      \$521  = \$338 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$522  = raw11;
-    if (\$339 ) begin
-      \$522  = \$40 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$523  = acc11;
-    if (advance) begin
-      \$523  = \$341 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$524  = tree12_l1_0_0;
-    if (advance) begin
-      \$524  = \$344 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$525  = tree12_l1_1_0;
-    if (advance) begin
-      \$525  = \$347 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$526  = tree12_l1_2_0;
-    if (advance) begin
-      \$526  = \$350 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$527  = tree12_l1_3_0;
-    if (advance) begin
-      \$527  = \$353 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$528  = tree12_l3_0_0;
-    if (advance) begin
-      \$528  = \$356 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$529  = raw12;
-    if (\$357 ) begin
-      \$529  = \$43 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$530  = acc12;
-    if (advance) begin
-      \$530  = \$359 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$531  = tree13_l1_0_0;
-    if (advance) begin
-      \$531  = \$362 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$532  = tree13_l1_1_0;
-    if (advance) begin
-      \$532  = \$365 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$533  = tree13_l1_2_0;
-    if (advance) begin
-      \$533  = \$368 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$534  = tree13_l1_3_0;
-    if (advance) begin
-      \$534  = \$371 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = tree13_l3_0_0;
-    if (advance) begin
-      \$535  = \$374 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = raw13;
-    if (\$375 ) begin
-      \$536  = \$46 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = acc13;
-    if (advance) begin
-      \$537  = \$377 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = tree14_l1_0_0;
-    if (advance) begin
-      \$538  = \$380 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = tree14_l1_1_0;
-    if (advance) begin
-      \$539  = \$383 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = tree14_l1_2_0;
-    if (advance) begin
-      \$540  = \$386 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = tree14_l1_3_0;
-    if (advance) begin
-      \$541  = \$389 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = tree14_l3_0_0;
-    if (advance) begin
-      \$542  = \$392 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = raw14;
-    if (\$393 ) begin
-      \$543  = \$49 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$544  = acc14;
-    if (advance) begin
-      \$544  = \$395 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$545  = tree15_l1_0_0;
-    if (advance) begin
-      \$545  = \$398 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$546  = tree15_l1_1_0;
-    if (advance) begin
-      \$546  = \$401 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$547  = tree15_l1_2_0;
-    if (advance) begin
-      \$547  = \$404 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$548  = tree15_l1_3_0;
-    if (advance) begin
-      \$548  = \$407 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$549  = tree15_l3_0_0;
-    if (advance) begin
-      \$549  = \$410 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$550  = raw15;
-    if (\$411 ) begin
-      \$550  = \$52 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$551  = acc15;
-    if (advance) begin
-      \$551  = \$413 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$552  = v2;
-    if (advance) begin
-      \$552  = \$414 ;
+      \$431  = \$128 ;
     end
     if (rst) begin
-      \$552  = 1'h0;
+      \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$553  = v2_d0;
+    \$432  = last1;
     if (advance) begin
-      \$553  = v2;
+      \$432  = \$129 ;
     end
     if (rst) begin
-      \$553  = 1'h0;
+      \$432  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$554  = \port__addr$88 ;
+    \$433  = nf1;
     if (advance) begin
-      \$554  = nf1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$555  = thresholds_d0;
-    if (advance) begin
-      \$555  = \port__data$210 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$556  = \v2_d0$211 ;
-    if (advance) begin
-      \$556  = v2_d0;
+      \$433  = nf;
     end
     if (rst) begin
-      \$556  = 1'h0;
+      \$433  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$557  = acc0_d0;
+    \$434  = x_in_d0;
     if (advance) begin
-      \$557  = acc0;
+      \$434  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$558  = acc1_d0;
+    \$435  = weights_d0;
     if (advance) begin
-      \$558  = acc1;
+      \$435  = { \port__data$129 , \port__data$128 , \port__data$127 , port__data };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$559  = acc2_d0;
+    \$436  = v1_d0;
     if (advance) begin
-      \$559  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$560  = acc3_d0;
-    if (advance) begin
-      \$560  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$561  = acc4_d0;
-    if (advance) begin
-      \$561  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$562  = acc5_d0;
-    if (advance) begin
-      \$562  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$563  = acc6_d0;
-    if (advance) begin
-      \$563  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$564  = acc7_d0;
-    if (advance) begin
-      \$564  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$565  = acc8_d0;
-    if (advance) begin
-      \$565  = acc8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$566  = acc9_d0;
-    if (advance) begin
-      \$566  = acc9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$567  = acc10_d0;
-    if (advance) begin
-      \$567  = acc10;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$568  = acc11_d0;
-    if (advance) begin
-      \$568  = acc11;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$569  = acc12_d0;
-    if (advance) begin
-      \$569  = acc12;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$570  = acc13_d0;
-    if (advance) begin
-      \$570  = acc13;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$571  = acc14_d0;
-    if (advance) begin
-      \$571  = acc14;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$572  = acc15_d0;
-    if (advance) begin
-      \$572  = acc15;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$573  = o__valid;
-    if (advance) begin
-      \$573  = \v2_d0$211 ;
+      \$436  = \$signal$121 ;
     end
     if (rst) begin
-      \$573  = 1'h0;
+      \$436  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$574  = o__payload;
+    \$437  = v1_d1;
     if (advance) begin
-      \$574  = result;
+      \$437  = v1_d0;
     end
     if (rst) begin
-      \$574  = 16'h0000;
+      \$437  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$438  = v1_d2;
+    if (advance) begin
+      \$438  = v1_d1;
+    end
+    if (rst) begin
+      \$438  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$439  = first1_d0;
+    if (advance) begin
+      \$439  = \$signal$123 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$440  = first1_d1;
+    if (advance) begin
+      \$440  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$441  = first1_d2;
+    if (advance) begin
+      \$441  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$442  = last1_d0;
+    if (advance) begin
+      \$442  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$443  = last1_d1;
+    if (advance) begin
+      \$443  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$444  = last1_d2;
+    if (advance) begin
+      \$444  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$445  = nf1_d0;
+    if (advance) begin
+      \$445  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$446  = nf1_d1;
+    if (advance) begin
+      \$446  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$447  = nf1_d2;
+    if (advance) begin
+      \$447  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$448  = tree0_l1_0_0;
+    if (advance) begin
+      \$448  = \$132 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$449  = tree0_l1_1_0;
+    if (advance) begin
+      \$449  = \$135 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$450  = tree0_l1_2_0;
+    if (advance) begin
+      \$450  = \$138 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$451  = tree0_l1_3_0;
+    if (advance) begin
+      \$451  = \$141 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$452  = tree0_l3_0_0;
+    if (advance) begin
+      \$452  = \$144 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$453  = raw0;
+    if (\$145 ) begin
+      \$453  = \$7 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$454  = acc0;
+    if (advance) begin
+      \$454  = \$147 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$455  = tree1_l1_0_0;
+    if (advance) begin
+      \$455  = \$150 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$456  = tree1_l1_1_0;
+    if (advance) begin
+      \$456  = \$153 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$457  = tree1_l1_2_0;
+    if (advance) begin
+      \$457  = \$156 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$458  = tree1_l1_3_0;
+    if (advance) begin
+      \$458  = \$159 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$459  = tree1_l3_0_0;
+    if (advance) begin
+      \$459  = \$162 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$460  = raw1;
+    if (\$163 ) begin
+      \$460  = \$10 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$461  = acc1;
+    if (advance) begin
+      \$461  = \$165 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$462  = tree2_l1_0_0;
+    if (advance) begin
+      \$462  = \$168 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$463  = tree2_l1_1_0;
+    if (advance) begin
+      \$463  = \$171 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$464  = tree2_l1_2_0;
+    if (advance) begin
+      \$464  = \$174 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$465  = tree2_l1_3_0;
+    if (advance) begin
+      \$465  = \$177 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$466  = tree2_l3_0_0;
+    if (advance) begin
+      \$466  = \$180 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$467  = raw2;
+    if (\$181 ) begin
+      \$467  = \$13 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$468  = acc2;
+    if (advance) begin
+      \$468  = \$183 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$469  = tree3_l1_0_0;
+    if (advance) begin
+      \$469  = \$186 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$470  = tree3_l1_1_0;
+    if (advance) begin
+      \$470  = \$189 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$471  = tree3_l1_2_0;
+    if (advance) begin
+      \$471  = \$192 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$472  = tree3_l1_3_0;
+    if (advance) begin
+      \$472  = \$195 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$473  = tree3_l3_0_0;
+    if (advance) begin
+      \$473  = \$198 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$474  = raw3;
+    if (\$199 ) begin
+      \$474  = \$16 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$475  = acc3;
+    if (advance) begin
+      \$475  = \$201 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$476  = tree4_l1_0_0;
+    if (advance) begin
+      \$476  = \$204 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$477  = tree4_l1_1_0;
+    if (advance) begin
+      \$477  = \$207 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$478  = tree4_l1_2_0;
+    if (advance) begin
+      \$478  = \$210 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$479  = tree4_l1_3_0;
+    if (advance) begin
+      \$479  = \$213 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$480  = tree4_l3_0_0;
+    if (advance) begin
+      \$480  = \$216 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$481  = raw4;
+    if (\$217 ) begin
+      \$481  = \$19 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$482  = acc4;
+    if (advance) begin
+      \$482  = \$219 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$483  = tree5_l1_0_0;
+    if (advance) begin
+      \$483  = \$222 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$484  = tree5_l1_1_0;
+    if (advance) begin
+      \$484  = \$225 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$485  = tree5_l1_2_0;
+    if (advance) begin
+      \$485  = \$228 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$486  = tree5_l1_3_0;
+    if (advance) begin
+      \$486  = \$231 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$487  = tree5_l3_0_0;
+    if (advance) begin
+      \$487  = \$234 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$488  = raw5;
+    if (\$235 ) begin
+      \$488  = \$22 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$489  = acc5;
+    if (advance) begin
+      \$489  = \$237 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$490  = tree6_l1_0_0;
+    if (advance) begin
+      \$490  = \$240 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$491  = tree6_l1_1_0;
+    if (advance) begin
+      \$491  = \$243 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$492  = tree6_l1_2_0;
+    if (advance) begin
+      \$492  = \$246 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$493  = tree6_l1_3_0;
+    if (advance) begin
+      \$493  = \$249 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$494  = tree6_l3_0_0;
+    if (advance) begin
+      \$494  = \$252 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$495  = raw6;
+    if (\$253 ) begin
+      \$495  = \$25 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$496  = acc6;
+    if (advance) begin
+      \$496  = \$255 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$497  = tree7_l1_0_0;
+    if (advance) begin
+      \$497  = \$258 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$498  = tree7_l1_1_0;
+    if (advance) begin
+      \$498  = \$261 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$499  = tree7_l1_2_0;
+    if (advance) begin
+      \$499  = \$264 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$500  = tree7_l1_3_0;
+    if (advance) begin
+      \$500  = \$267 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$501  = tree7_l3_0_0;
+    if (advance) begin
+      \$501  = \$270 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$502  = raw7;
+    if (\$271 ) begin
+      \$502  = \$28 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$503  = acc7;
+    if (advance) begin
+      \$503  = \$273 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$504  = tree8_l1_0_0;
+    if (advance) begin
+      \$504  = \$276 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$505  = tree8_l1_1_0;
+    if (advance) begin
+      \$505  = \$279 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$506  = tree8_l1_2_0;
+    if (advance) begin
+      \$506  = \$282 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$507  = tree8_l1_3_0;
+    if (advance) begin
+      \$507  = \$285 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$508  = tree8_l3_0_0;
+    if (advance) begin
+      \$508  = \$288 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$509  = raw8;
+    if (\$289 ) begin
+      \$509  = \$31 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$510  = acc8;
+    if (advance) begin
+      \$510  = \$291 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$511  = tree9_l1_0_0;
+    if (advance) begin
+      \$511  = \$294 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$512  = tree9_l1_1_0;
+    if (advance) begin
+      \$512  = \$297 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$513  = tree9_l1_2_0;
+    if (advance) begin
+      \$513  = \$300 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$514  = tree9_l1_3_0;
+    if (advance) begin
+      \$514  = \$303 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$515  = tree9_l3_0_0;
+    if (advance) begin
+      \$515  = \$306 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$516  = raw9;
+    if (\$307 ) begin
+      \$516  = \$34 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$517  = acc9;
+    if (advance) begin
+      \$517  = \$309 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$518  = tree10_l1_0_0;
+    if (advance) begin
+      \$518  = \$312 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$519  = tree10_l1_1_0;
+    if (advance) begin
+      \$519  = \$315 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$520  = tree10_l1_2_0;
+    if (advance) begin
+      \$520  = \$318 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$521  = tree10_l1_3_0;
+    if (advance) begin
+      \$521  = \$321 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$522  = tree10_l3_0_0;
+    if (advance) begin
+      \$522  = \$324 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$523  = raw10;
+    if (\$325 ) begin
+      \$523  = \$37 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$524  = acc10;
+    if (advance) begin
+      \$524  = \$327 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$525  = tree11_l1_0_0;
+    if (advance) begin
+      \$525  = \$330 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$526  = tree11_l1_1_0;
+    if (advance) begin
+      \$526  = \$333 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$527  = tree11_l1_2_0;
+    if (advance) begin
+      \$527  = \$336 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$528  = tree11_l1_3_0;
+    if (advance) begin
+      \$528  = \$339 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$529  = tree11_l3_0_0;
+    if (advance) begin
+      \$529  = \$342 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$530  = raw11;
+    if (\$343 ) begin
+      \$530  = \$40 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$531  = acc11;
+    if (advance) begin
+      \$531  = \$345 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$532  = tree12_l1_0_0;
+    if (advance) begin
+      \$532  = \$348 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$533  = tree12_l1_1_0;
+    if (advance) begin
+      \$533  = \$351 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$534  = tree12_l1_2_0;
+    if (advance) begin
+      \$534  = \$354 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$535  = tree12_l1_3_0;
+    if (advance) begin
+      \$535  = \$357 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$536  = tree12_l3_0_0;
+    if (advance) begin
+      \$536  = \$360 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$537  = raw12;
+    if (\$361 ) begin
+      \$537  = \$43 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$538  = acc12;
+    if (advance) begin
+      \$538  = \$363 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$539  = tree13_l1_0_0;
+    if (advance) begin
+      \$539  = \$366 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$540  = tree13_l1_1_0;
+    if (advance) begin
+      \$540  = \$369 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$541  = tree13_l1_2_0;
+    if (advance) begin
+      \$541  = \$372 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$542  = tree13_l1_3_0;
+    if (advance) begin
+      \$542  = \$375 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$543  = tree13_l3_0_0;
+    if (advance) begin
+      \$543  = \$378 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$544  = raw13;
+    if (\$379 ) begin
+      \$544  = \$46 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$545  = acc13;
+    if (advance) begin
+      \$545  = \$381 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$546  = tree14_l1_0_0;
+    if (advance) begin
+      \$546  = \$384 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$547  = tree14_l1_1_0;
+    if (advance) begin
+      \$547  = \$387 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$548  = tree14_l1_2_0;
+    if (advance) begin
+      \$548  = \$390 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$549  = tree14_l1_3_0;
+    if (advance) begin
+      \$549  = \$393 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$550  = tree14_l3_0_0;
+    if (advance) begin
+      \$550  = \$396 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$551  = raw14;
+    if (\$397 ) begin
+      \$551  = \$49 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$552  = acc14;
+    if (advance) begin
+      \$552  = \$399 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$553  = tree15_l1_0_0;
+    if (advance) begin
+      \$553  = \$402 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$554  = tree15_l1_1_0;
+    if (advance) begin
+      \$554  = \$405 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$555  = tree15_l1_2_0;
+    if (advance) begin
+      \$555  = \$408 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$556  = tree15_l1_3_0;
+    if (advance) begin
+      \$556  = \$411 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$557  = tree15_l3_0_0;
+    if (advance) begin
+      \$557  = \$414 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$558  = raw15;
+    if (\$415 ) begin
+      \$558  = \$52 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$559  = acc15;
+    if (advance) begin
+      \$559  = \$417 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$560  = v2;
+    if (advance) begin
+      \$560  = \$418 ;
+    end
+    if (rst) begin
+      \$560  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$561  = v2_d0;
+    if (advance) begin
+      \$561  = v2;
+    end
+    if (rst) begin
+      \$561  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$562  = \port__addr$97 ;
+    if (advance) begin
+      \$562  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$563  = thresholds_d0;
+    if (advance) begin
+      \$563  = \port__data$223 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$564  = \v2_d0$224 ;
+    if (advance) begin
+      \$564  = v2_d0;
+    end
+    if (rst) begin
+      \$564  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$565  = acc0_d0;
+    if (advance) begin
+      \$565  = acc0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$566  = acc1_d0;
+    if (advance) begin
+      \$566  = acc1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$567  = acc2_d0;
+    if (advance) begin
+      \$567  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$568  = acc3_d0;
+    if (advance) begin
+      \$568  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$569  = acc4_d0;
+    if (advance) begin
+      \$569  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$570  = acc5_d0;
+    if (advance) begin
+      \$570  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$571  = acc6_d0;
+    if (advance) begin
+      \$571  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$572  = acc7_d0;
+    if (advance) begin
+      \$572  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$573  = acc8_d0;
+    if (advance) begin
+      \$573  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$574  = acc9_d0;
+    if (advance) begin
+      \$574  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$575  = acc10_d0;
+    if (advance) begin
+      \$575  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$576  = acc11_d0;
+    if (advance) begin
+      \$576  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$577  = acc12_d0;
+    if (advance) begin
+      \$577  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$578  = acc13_d0;
+    if (advance) begin
+      \$578  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$579  = acc14_d0;
+    if (advance) begin
+      \$579  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$580  = acc15_d0;
+    if (advance) begin
+      \$580  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$581  = o__valid;
+    if (advance) begin
+      \$581  = \v2_d0$224 ;
+    end
+    if (rst) begin
+      \$581  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$582  = o__payload;
+    if (advance) begin
+      \$582  = result;
+    end
+    if (rst) begin
+      \$582  = 16'h0000;
     end
   end
   assign o__ready = advance;
-  assign waddr = port__addr;
+  assign waddr0 = port__addr;
   assign port__en = advance;
+  assign waddr1 = \port__addr$9 ;
+  assign \port__en$11  = advance;
+  assign waddr2 = \port__addr$12 ;
+  assign \port__en$14  = advance;
+  assign waddr3 = \port__addr$15 ;
+  assign \port__en$17  = advance;
   assign sf = rp__addr;
   assign rp__en = advance;
   assign addr1 = \$signature__addr ;
@@ -18157,8 +18477,8 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign total13 = \$46 [6:0];
   assign total14 = \$49 [6:0];
   assign total15 = \$52 [6:0];
-  assign nf2_d0 = \port__addr$88 ;
-  assign \port__en$90  = advance;
+  assign nf2_d0 = \port__addr$97 ;
+  assign \port__en$99  = advance;
   assign \$signature__data[0]  = \$signature__data [0];
   assign \$signature__data[1]  = \$signature__data [1];
   assign \$signature__data[2]  = \$signature__data [2];
@@ -18303,38 +18623,38 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \i__payload[13]  = i__payload[13];
   assign \i__payload[14]  = i__payload[14];
   assign \i__payload[15]  = i__payload[15];
-  assign \port__data$210[0]  = \port__data$210 [7:0];
-  assign \port__data$210[0][0]  = \port__data$210 [7:0];
-  assign \port__data$210[1]  = \port__data$210 [15:8];
-  assign \port__data$210[1][0]  = \port__data$210 [15:8];
-  assign \port__data$210[2]  = \port__data$210 [23:16];
-  assign \port__data$210[2][0]  = \port__data$210 [23:16];
-  assign \port__data$210[3]  = \port__data$210 [31:24];
-  assign \port__data$210[3][0]  = \port__data$210 [31:24];
-  assign \port__data$210[4]  = \port__data$210 [39:32];
-  assign \port__data$210[4][0]  = \port__data$210 [39:32];
-  assign \port__data$210[5]  = \port__data$210 [47:40];
-  assign \port__data$210[5][0]  = \port__data$210 [47:40];
-  assign \port__data$210[6]  = \port__data$210 [55:48];
-  assign \port__data$210[6][0]  = \port__data$210 [55:48];
-  assign \port__data$210[7]  = \port__data$210 [63:56];
-  assign \port__data$210[7][0]  = \port__data$210 [63:56];
-  assign \port__data$210[8]  = \port__data$210 [71:64];
-  assign \port__data$210[8][0]  = \port__data$210 [71:64];
-  assign \port__data$210[9]  = \port__data$210 [79:72];
-  assign \port__data$210[9][0]  = \port__data$210 [79:72];
-  assign \port__data$210[10]  = \port__data$210 [87:80];
-  assign \port__data$210[10][0]  = \port__data$210 [87:80];
-  assign \port__data$210[11]  = \port__data$210 [95:88];
-  assign \port__data$210[11][0]  = \port__data$210 [95:88];
-  assign \port__data$210[12]  = \port__data$210 [103:96];
-  assign \port__data$210[12][0]  = \port__data$210 [103:96];
-  assign \port__data$210[13]  = \port__data$210 [111:104];
-  assign \port__data$210[13][0]  = \port__data$210 [111:104];
-  assign \port__data$210[14]  = \port__data$210 [119:112];
-  assign \port__data$210[14][0]  = \port__data$210 [119:112];
-  assign \port__data$210[15]  = \port__data$210 [127:120];
-  assign \port__data$210[15][0]  = \port__data$210 [127:120];
+  assign \port__data$223[0]  = \port__data$223 [7:0];
+  assign \port__data$223[0][0]  = \port__data$223 [7:0];
+  assign \port__data$223[1]  = \port__data$223 [15:8];
+  assign \port__data$223[1][0]  = \port__data$223 [15:8];
+  assign \port__data$223[2]  = \port__data$223 [23:16];
+  assign \port__data$223[2][0]  = \port__data$223 [23:16];
+  assign \port__data$223[3]  = \port__data$223 [31:24];
+  assign \port__data$223[3][0]  = \port__data$223 [31:24];
+  assign \port__data$223[4]  = \port__data$223 [39:32];
+  assign \port__data$223[4][0]  = \port__data$223 [39:32];
+  assign \port__data$223[5]  = \port__data$223 [47:40];
+  assign \port__data$223[5][0]  = \port__data$223 [47:40];
+  assign \port__data$223[6]  = \port__data$223 [55:48];
+  assign \port__data$223[6][0]  = \port__data$223 [55:48];
+  assign \port__data$223[7]  = \port__data$223 [63:56];
+  assign \port__data$223[7][0]  = \port__data$223 [63:56];
+  assign \port__data$223[8]  = \port__data$223 [71:64];
+  assign \port__data$223[8][0]  = \port__data$223 [71:64];
+  assign \port__data$223[9]  = \port__data$223 [79:72];
+  assign \port__data$223[9][0]  = \port__data$223 [79:72];
+  assign \port__data$223[10]  = \port__data$223 [87:80];
+  assign \port__data$223[10][0]  = \port__data$223 [87:80];
+  assign \port__data$223[11]  = \port__data$223 [95:88];
+  assign \port__data$223[11][0]  = \port__data$223 [95:88];
+  assign \port__data$223[12]  = \port__data$223 [103:96];
+  assign \port__data$223[12][0]  = \port__data$223 [103:96];
+  assign \port__data$223[13]  = \port__data$223 [111:104];
+  assign \port__data$223[13][0]  = \port__data$223 [111:104];
+  assign \port__data$223[14]  = \port__data$223 [119:112];
+  assign \port__data$223[14][0]  = \port__data$223 [119:112];
+  assign \port__data$223[15]  = \port__data$223 [127:120];
+  assign \port__data$223[15][0]  = \port__data$223 [127:120];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -19019,16 +19339,16 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$104 ;
   wire [1:0] \$105 ;
   wire [2:0] \$106 ;
-  wire [3:0] \$107 ;
-  wire [3:0] \$108 ;
-  wire [4:0] \$109 ;
+  wire [1:0] \$107 ;
+  wire [1:0] \$108 ;
+  wire [2:0] \$109 ;
   wire [15:0] \$11 ;
-  wire \$110 ;
-  wire [8:0] \$111 ;
-  wire [9:0] \$112 ;
-  wire [1:0] \$113 ;
-  wire [1:0] \$114 ;
-  wire [2:0] \$115 ;
+  wire [3:0] \$110 ;
+  wire [3:0] \$111 ;
+  wire [4:0] \$112 ;
+  wire \$113 ;
+  wire [8:0] \$114 ;
+  wire [9:0] \$115 ;
   wire [1:0] \$116 ;
   wire [1:0] \$117 ;
   wire [2:0] \$118 ;
@@ -19039,16 +19359,16 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$122 ;
   wire [1:0] \$123 ;
   wire [2:0] \$124 ;
-  wire [3:0] \$125 ;
-  wire [3:0] \$126 ;
-  wire [4:0] \$127 ;
-  wire \$128 ;
-  wire [8:0] \$129 ;
+  wire [1:0] \$125 ;
+  wire [1:0] \$126 ;
+  wire [2:0] \$127 ;
+  wire [3:0] \$128 ;
+  wire [3:0] \$129 ;
   wire [7:0] \$13 ;
-  wire [9:0] \$130 ;
-  wire [1:0] \$131 ;
-  wire [1:0] \$132 ;
-  wire [2:0] \$133 ;
+  wire [4:0] \$130 ;
+  wire \$131 ;
+  wire [8:0] \$132 ;
+  wire [9:0] \$133 ;
   wire [1:0] \$134 ;
   wire [1:0] \$135 ;
   wire [2:0] \$136 ;
@@ -19059,16 +19379,16 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$140 ;
   wire [1:0] \$141 ;
   wire [2:0] \$142 ;
-  wire [3:0] \$143 ;
-  wire [3:0] \$144 ;
-  wire [4:0] \$145 ;
-  wire \$146 ;
-  wire [8:0] \$147 ;
-  wire [9:0] \$148 ;
-  wire [1:0] \$149 ;
+  wire [1:0] \$143 ;
+  wire [1:0] \$144 ;
+  wire [2:0] \$145 ;
+  wire [3:0] \$146 ;
+  wire [3:0] \$147 ;
+  wire [4:0] \$148 ;
+  wire \$149 ;
   wire [6:0] \$15 ;
-  wire [1:0] \$150 ;
-  wire [2:0] \$151 ;
+  wire [8:0] \$150 ;
+  wire [9:0] \$151 ;
   wire [1:0] \$152 ;
   wire [1:0] \$153 ;
   wire [2:0] \$154 ;
@@ -19079,15 +19399,15 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$159 ;
   wire [7:0] \$16 ;
   wire [2:0] \$160 ;
-  wire [3:0] \$161 ;
-  wire [3:0] \$162 ;
-  wire [4:0] \$163 ;
-  wire \$164 ;
-  wire [8:0] \$165 ;
-  wire [9:0] \$166 ;
-  wire [1:0] \$167 ;
-  wire [1:0] \$168 ;
-  wire [2:0] \$169 ;
+  wire [1:0] \$161 ;
+  wire [1:0] \$162 ;
+  wire [2:0] \$163 ;
+  wire [3:0] \$164 ;
+  wire [3:0] \$165 ;
+  wire [4:0] \$166 ;
+  wire \$167 ;
+  wire [8:0] \$168 ;
+  wire [9:0] \$169 ;
   wire [15:0] \$17 ;
   wire [1:0] \$170 ;
   wire [1:0] \$171 ;
@@ -19098,16 +19418,16 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$176 ;
   wire [1:0] \$177 ;
   wire [2:0] \$178 ;
-  wire [3:0] \$179 ;
+  wire [1:0] \$179 ;
   wire [6:0] \$18 ;
-  wire [3:0] \$180 ;
-  wire [4:0] \$181 ;
-  wire \$182 ;
-  wire [8:0] \$183 ;
-  wire [9:0] \$184 ;
-  wire [1:0] \$185 ;
-  wire [1:0] \$186 ;
-  wire [2:0] \$187 ;
+  wire [1:0] \$180 ;
+  wire [2:0] \$181 ;
+  wire [3:0] \$182 ;
+  wire [3:0] \$183 ;
+  wire [4:0] \$184 ;
+  wire \$185 ;
+  wire [8:0] \$186 ;
+  wire [9:0] \$187 ;
   wire [1:0] \$188 ;
   wire [1:0] \$189 ;
   wire [7:0] \$19 ;
@@ -19118,17 +19438,17 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$194 ;
   wire [1:0] \$195 ;
   wire [2:0] \$196 ;
-  wire [3:0] \$197 ;
-  wire [3:0] \$198 ;
-  wire [4:0] \$199 ;
+  wire [1:0] \$197 ;
+  wire [1:0] \$198 ;
+  wire [2:0] \$199 ;
   wire \$2 ;
   wire [15:0] \$20 ;
-  wire \$200 ;
-  wire [8:0] \$201 ;
-  wire [9:0] \$202 ;
-  wire [1:0] \$203 ;
-  wire [1:0] \$204 ;
-  wire [2:0] \$205 ;
+  wire [3:0] \$200 ;
+  wire [3:0] \$201 ;
+  wire [4:0] \$202 ;
+  wire \$203 ;
+  wire [8:0] \$204 ;
+  wire [9:0] \$205 ;
   wire [1:0] \$206 ;
   wire [1:0] \$207 ;
   wire [2:0] \$208 ;
@@ -19139,32 +19459,32 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$212 ;
   wire [1:0] \$213 ;
   wire [2:0] \$214 ;
-  wire [3:0] \$215 ;
-  wire [3:0] \$216 ;
-  wire [4:0] \$217 ;
-  wire \$218 ;
-  wire [8:0] \$219 ;
+  wire [1:0] \$215 ;
+  wire [1:0] \$216 ;
+  wire [2:0] \$217 ;
+  wire [3:0] \$218 ;
+  wire [3:0] \$219 ;
   wire [7:0] \$22 ;
-  wire [9:0] \$220 ;
+  wire [4:0] \$220 ;
   wire \$221 ;
-  reg [1:0] \$222 ;
-  reg [1:0] \$223 ;
-  reg \$224 ;
-  reg \$225 ;
-  reg [15:0] \$226 ;
+  wire [8:0] \$222 ;
+  wire [9:0] \$223 ;
+  wire \$224 ;
+  reg [1:0] \$225 ;
+  reg [1:0] \$226 ;
   reg \$227 ;
-  reg \$228 ;
-  reg \$229 ;
+  reg [1:0] \$228 ;
+  reg [1:0] \$229 ;
   wire [15:0] \$23 ;
-  reg \$230 ;
-  reg [15:0] \$231 ;
-  reg [159:0] \$232 ;
+  reg [1:0] \$230 ;
+  reg \$231 ;
+  reg [15:0] \$232 ;
   reg \$233 ;
   reg \$234 ;
   reg \$235 ;
   reg \$236 ;
-  reg \$237 ;
-  reg \$238 ;
+  reg [15:0] \$237 ;
+  reg [159:0] \$238 ;
   reg \$239 ;
   wire [6:0] \$24 ;
   reg \$240 ;
@@ -19172,102 +19492,108 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$242 ;
   reg \$243 ;
   reg \$244 ;
-  reg [2:0] \$245 ;
-  reg [2:0] \$246 ;
-  reg [2:0] \$247 ;
-  reg [2:0] \$248 ;
-  reg [4:0] \$249 ;
+  reg \$245 ;
+  reg \$246 ;
+  reg \$247 ;
+  reg \$248 ;
+  reg \$249 ;
   wire [7:0] \$25 ;
-  reg [6:0] \$250 ;
-  reg [7:0] \$251 ;
+  reg \$250 ;
+  reg [2:0] \$251 ;
   reg [2:0] \$252 ;
   reg [2:0] \$253 ;
   reg [2:0] \$254 ;
-  reg [2:0] \$255 ;
-  reg [4:0] \$256 ;
-  reg [6:0] \$257 ;
-  reg [7:0] \$258 ;
+  reg [4:0] \$255 ;
+  reg [6:0] \$256 ;
+  reg [7:0] \$257 ;
+  reg [2:0] \$258 ;
   reg [2:0] \$259 ;
   wire [15:0] \$26 ;
   reg [2:0] \$260 ;
   reg [2:0] \$261 ;
-  reg [2:0] \$262 ;
-  reg [4:0] \$263 ;
-  reg [6:0] \$264 ;
-  reg [7:0] \$265 ;
+  reg [4:0] \$262 ;
+  reg [6:0] \$263 ;
+  reg [7:0] \$264 ;
+  reg [2:0] \$265 ;
   reg [2:0] \$266 ;
   reg [2:0] \$267 ;
   reg [2:0] \$268 ;
-  reg [2:0] \$269 ;
+  reg [4:0] \$269 ;
   wire [6:0] \$27 ;
-  reg [4:0] \$270 ;
-  reg [6:0] \$271 ;
-  reg [7:0] \$272 ;
+  reg [6:0] \$270 ;
+  reg [7:0] \$271 ;
+  reg [2:0] \$272 ;
   reg [2:0] \$273 ;
   reg [2:0] \$274 ;
   reg [2:0] \$275 ;
-  reg [2:0] \$276 ;
-  reg [4:0] \$277 ;
-  reg [6:0] \$278 ;
-  reg [7:0] \$279 ;
+  reg [4:0] \$276 ;
+  reg [6:0] \$277 ;
+  reg [7:0] \$278 ;
+  reg [2:0] \$279 ;
   wire [7:0] \$28 ;
   reg [2:0] \$280 ;
   reg [2:0] \$281 ;
   reg [2:0] \$282 ;
-  reg [2:0] \$283 ;
-  reg [4:0] \$284 ;
-  reg [6:0] \$285 ;
-  reg [7:0] \$286 ;
+  reg [4:0] \$283 ;
+  reg [6:0] \$284 ;
+  reg [7:0] \$285 ;
+  reg [2:0] \$286 ;
   reg [2:0] \$287 ;
   reg [2:0] \$288 ;
   reg [2:0] \$289 ;
   wire [15:0] \$29 ;
-  reg [2:0] \$290 ;
-  reg [4:0] \$291 ;
-  reg [6:0] \$292 ;
-  reg [7:0] \$293 ;
+  reg [4:0] \$290 ;
+  reg [6:0] \$291 ;
+  reg [7:0] \$292 ;
+  reg [2:0] \$293 ;
   reg [2:0] \$294 ;
   reg [2:0] \$295 ;
   reg [2:0] \$296 ;
-  reg [2:0] \$297 ;
-  reg [4:0] \$298 ;
-  reg [6:0] \$299 ;
+  reg [4:0] \$297 ;
+  reg [6:0] \$298 ;
+  reg [7:0] \$299 ;
   wire \$3 ;
   wire [6:0] \$30 ;
-  reg [7:0] \$300 ;
+  reg [2:0] \$300 ;
   reg [2:0] \$301 ;
   reg [2:0] \$302 ;
   reg [2:0] \$303 ;
-  reg [2:0] \$304 ;
-  reg [4:0] \$305 ;
-  reg [6:0] \$306 ;
-  reg [7:0] \$307 ;
+  reg [4:0] \$304 ;
+  reg [6:0] \$305 ;
+  reg [7:0] \$306 ;
+  reg [2:0] \$307 ;
   reg [2:0] \$308 ;
   reg [2:0] \$309 ;
   wire [7:0] \$31 ;
   reg [2:0] \$310 ;
-  reg [2:0] \$311 ;
-  reg [4:0] \$312 ;
-  reg [6:0] \$313 ;
-  reg [7:0] \$314 ;
-  reg \$315 ;
-  reg \$316 ;
-  reg \$317 ;
-  reg \$318 ;
-  reg [79:0] \$319 ;
+  reg [4:0] \$311 ;
+  reg [6:0] \$312 ;
+  reg [7:0] \$313 ;
+  reg [2:0] \$314 ;
+  reg [2:0] \$315 ;
+  reg [2:0] \$316 ;
+  reg [2:0] \$317 ;
+  reg [4:0] \$318 ;
+  reg [6:0] \$319 ;
   wire [15:0] \$32 ;
+  reg [7:0] \$320 ;
+  reg \$321 ;
+  reg \$322 ;
+  reg \$323 ;
+  reg \$324 ;
+  reg [79:0] \$325 ;
   wire [6:0] \$33 ;
   wire [7:0] \$34 ;
   wire [2:0] \$35 ;
   wire [2:0] \$36 ;
   wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  wire [2:0] \$38 ;
+  wire [2:0] \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire [1:0] \$41 ;
-  wire [1:0] \$42 ;
-  wire [2:0] \$43 ;
+  wire [2:0] \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
   wire [1:0] \$44 ;
   wire [1:0] \$45 ;
   wire [2:0] \$46 ;
@@ -19278,16 +19604,16 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$50 ;
   wire [1:0] \$51 ;
   wire [2:0] \$52 ;
-  wire [3:0] \$53 ;
-  wire [3:0] \$54 ;
-  wire [4:0] \$55 ;
-  wire \$56 ;
-  wire [8:0] \$57 ;
-  wire [9:0] \$58 ;
-  wire [1:0] \$59 ;
+  wire [1:0] \$53 ;
+  wire [1:0] \$54 ;
+  wire [2:0] \$55 ;
+  wire [3:0] \$56 ;
+  wire [3:0] \$57 ;
+  wire [4:0] \$58 ;
+  wire \$59 ;
   wire [6:0] \$6 ;
-  wire [1:0] \$60 ;
-  wire [2:0] \$61 ;
+  wire [8:0] \$60 ;
+  wire [9:0] \$61 ;
   wire [1:0] \$62 ;
   wire [1:0] \$63 ;
   wire [2:0] \$64 ;
@@ -19298,15 +19624,15 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$69 ;
   wire [7:0] \$7 ;
   wire [2:0] \$70 ;
-  wire [3:0] \$71 ;
-  wire [3:0] \$72 ;
-  wire [4:0] \$73 ;
-  wire \$74 ;
-  wire [8:0] \$75 ;
-  wire [9:0] \$76 ;
-  wire [1:0] \$77 ;
-  wire [1:0] \$78 ;
-  wire [2:0] \$79 ;
+  wire [1:0] \$71 ;
+  wire [1:0] \$72 ;
+  wire [2:0] \$73 ;
+  wire [3:0] \$74 ;
+  wire [3:0] \$75 ;
+  wire [4:0] \$76 ;
+  wire \$77 ;
+  wire [8:0] \$78 ;
+  wire [9:0] \$79 ;
   wire [15:0] \$8 ;
   wire [1:0] \$80 ;
   wire [1:0] \$81 ;
@@ -19317,20 +19643,20 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$86 ;
   wire [1:0] \$87 ;
   wire [2:0] \$88 ;
-  wire [3:0] \$89 ;
+  wire [1:0] \$89 ;
   wire [6:0] \$9 ;
-  wire [3:0] \$90 ;
-  wire [4:0] \$91 ;
-  wire \$92 ;
-  wire [8:0] \$93 ;
-  wire [9:0] \$94 ;
-  wire [1:0] \$95 ;
-  wire [1:0] \$96 ;
-  wire [2:0] \$97 ;
+  wire [1:0] \$90 ;
+  wire [2:0] \$91 ;
+  wire [3:0] \$92 ;
+  wire [3:0] \$93 ;
+  wire [4:0] \$94 ;
+  wire \$95 ;
+  wire [8:0] \$96 ;
+  wire [9:0] \$97 ;
   wire [1:0] \$98 ;
   wire [1:0] \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$70  = 1'h0;
+  reg \$signal$77  = 1'h0;
   reg [7:0] acc0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
   reg [7:0] acc2 = 8'h00;
@@ -19398,8 +19724,14 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   output o__valid;
   reg o__valid = 1'h0;
   reg [1:0] port__addr = 2'h0;
-  wire [159:0] port__data;
+  reg [1:0] \port__addr$12  = 2'h0;
+  reg [1:0] \port__addr$9  = 2'h0;
+  wire [53:0] port__data;
+  wire [53:0] \port__data$81 ;
+  wire [51:0] \port__data$82 ;
   wire port__en;
+  wire \port__en$11 ;
+  wire \port__en$14 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw2 = 7'h00;
@@ -19489,8 +19821,13 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
+  reg [1:0] waddr = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] waddr;
+  wire [1:0] waddr0;
+  (* init = 2'h0 *)
+  wire [1:0] waddr1;
+  (* init = 2'h0 *)
+  wire [1:0] waddr2;
   reg [159:0] weights_d0 = 160'h0000000000000000000000000000000000000000;
   reg [15:0] x1 = 16'h0000;
   wire \x1[0] ;
@@ -19536,20 +19873,48 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [15:0] xnor7;
   wire [15:0] xnor8;
   wire [15:0] xnor9;
-  reg [159:0] weights [3:0];
+  reg [53:0] weights0 [3:0];
   initial begin
-    weights[0] = 160'h78a659f8a588dd92ce21234e706467df84719a1f;
-    weights[1] = 160'h151aefa21280af5df0ad23aedc655810b75b4af7;
-    weights[2] = 160'hcff2a46ba9e2528cd13713edfc7c32116c55490a;
-    weights[3] = 160'h1f951a8ec163b35eeab43554ccea725b60a18dab;
+    weights0[0] = 54'h2467df84719a1f;
+    weights0[1] = 54'h255810b75b4af7;
+    weights0[2] = 54'h3c32116c55490a;
+    weights0[3] = 54'h2a725b60a18dab;
   end
-  reg [159:0] _0_;
+  reg [53:0] _0_;
   always @(posedge clk) begin
     if (advance) begin
-      _0_ <= weights[port__addr];
+      _0_ <= weights0[port__addr];
     end
   end
   assign port__data = _0_;
+  reg [53:0] weights1 [3:0];
+  initial begin
+    weights1[0] = 54'h364b38848d39c1;
+    weights1[1] = 54'h3d77c2b48ebb71;
+    weights1[2] = 54'h0a3344dc4fb7f1;
+    weights1[3] = 54'h0d7baad0d55333;
+  end
+  reg [53:0] _1_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _1_ <= weights1[\port__addr$9 ];
+    end
+  end
+  assign \port__data$81  = _1_;
+  reg [51:0] weights2 [3:0];
+  initial begin
+    weights2[0] = 52'h78a659f8a588d;
+    weights2[1] = 52'h151aefa21280a;
+    weights2[2] = 52'hcff2a46ba9e25;
+    weights2[3] = 52'h1f951a8ec163b;
+  end
+  reg [51:0] _2_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _2_ <= weights2[\port__addr$12 ];
+    end
+  end
+  assign \port__data$82  = _2_;
   assign \$1  = ! nf;
   assign i__ready = advance & \$1 ;
   assign \$2  = ! nf;
@@ -19596,442 +19961,424 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \$33  = first1_d2 ? 7'h00 : raw9;
   assign \$34  = tree9_l3_0_0 + \$33 ;
   assign \$35  = sf + 1'h1;
-  assign \$36  = port__addr + 1'h1;
+  assign \$36  = waddr + 1'h1;
   assign \$37  = sf == 2'h3;
-  assign \$38  = ! nf;
-  assign \$39  = ! sf;
-  assign \$40  = sf == 2'h3;
-  assign \$41  = xnor0[0] + xnor0[1];
-  assign \$42  = xnor0[2] + xnor0[3];
-  assign \$43  = \$41  + \$42 ;
-  assign \$44  = xnor0[4] + xnor0[5];
-  assign \$45  = xnor0[6] + xnor0[7];
+  assign \$38  = port__addr + 1'h1;
+  assign \$39  = \port__addr$9  + 1'h1;
+  assign \$40  = \port__addr$12  + 1'h1;
+  assign \$41  = ! nf;
+  assign \$42  = ! sf;
+  assign \$43  = sf == 2'h3;
+  assign \$44  = xnor0[0] + xnor0[1];
+  assign \$45  = xnor0[2] + xnor0[3];
   assign \$46  = \$44  + \$45 ;
-  assign \$47  = xnor0[8] + xnor0[9];
-  assign \$48  = xnor0[10] + xnor0[11];
+  assign \$47  = xnor0[4] + xnor0[5];
+  assign \$48  = xnor0[6] + xnor0[7];
   assign \$49  = \$47  + \$48 ;
-  assign \$50  = xnor0[12] + xnor0[13];
-  assign \$51  = xnor0[14] + xnor0[15];
+  assign \$50  = xnor0[8] + xnor0[9];
+  assign \$51  = xnor0[10] + xnor0[11];
   assign \$52  = \$50  + \$51 ;
-  assign \$53  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$54  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$53  = xnor0[12] + xnor0[13];
+  assign \$54  = xnor0[14] + xnor0[15];
   assign \$55  = \$53  + \$54 ;
-  assign \$56  = advance & v1_d2;
-  assign \$57  = 2'h2 * raw0;
-  assign \$58  = \$57  - 7'h40;
-  assign \$59  = xnor1[0] + xnor1[1];
-  assign \$60  = xnor1[2] + xnor1[3];
-  assign \$61  = \$59  + \$60 ;
-  assign \$62  = xnor1[4] + xnor1[5];
-  assign \$63  = xnor1[6] + xnor1[7];
+  assign \$56  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$57  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$58  = \$56  + \$57 ;
+  assign \$59  = advance & v1_d2;
+  assign \$60  = 2'h2 * raw0;
+  assign \$61  = \$60  - 7'h40;
+  assign \$62  = xnor1[0] + xnor1[1];
+  assign \$63  = xnor1[2] + xnor1[3];
   assign \$64  = \$62  + \$63 ;
-  assign \$65  = xnor1[8] + xnor1[9];
-  assign \$66  = xnor1[10] + xnor1[11];
+  assign \$65  = xnor1[4] + xnor1[5];
+  assign \$66  = xnor1[6] + xnor1[7];
   assign \$67  = \$65  + \$66 ;
-  assign \$68  = xnor1[12] + xnor1[13];
-  assign \$69  = xnor1[14] + xnor1[15];
+  assign \$68  = xnor1[8] + xnor1[9];
+  assign \$69  = xnor1[10] + xnor1[11];
   assign \$70  = \$68  + \$69 ;
-  assign \$71  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$72  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$71  = xnor1[12] + xnor1[13];
+  assign \$72  = xnor1[14] + xnor1[15];
   assign \$73  = \$71  + \$72 ;
-  assign \$74  = advance & v1_d2;
-  assign \$75  = 2'h2 * raw1;
-  assign \$76  = \$75  - 7'h40;
-  assign \$77  = xnor2[0] + xnor2[1];
-  assign \$78  = xnor2[2] + xnor2[3];
-  assign \$79  = \$77  + \$78 ;
-  assign \$80  = xnor2[4] + xnor2[5];
-  assign \$81  = xnor2[6] + xnor2[7];
+  assign \$74  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$75  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$76  = \$74  + \$75 ;
+  assign \$77  = advance & v1_d2;
+  assign \$78  = 2'h2 * raw1;
+  assign \$79  = \$78  - 7'h40;
+  assign \$80  = xnor2[0] + xnor2[1];
+  assign \$81  = xnor2[2] + xnor2[3];
   assign \$82  = \$80  + \$81 ;
-  assign \$83  = xnor2[8] + xnor2[9];
-  assign \$84  = xnor2[10] + xnor2[11];
+  assign \$83  = xnor2[4] + xnor2[5];
+  assign \$84  = xnor2[6] + xnor2[7];
   assign \$85  = \$83  + \$84 ;
-  assign \$86  = xnor2[12] + xnor2[13];
-  assign \$87  = xnor2[14] + xnor2[15];
+  assign \$86  = xnor2[8] + xnor2[9];
+  assign \$87  = xnor2[10] + xnor2[11];
   assign \$88  = \$86  + \$87 ;
-  assign \$89  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$90  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$89  = xnor2[12] + xnor2[13];
+  assign \$90  = xnor2[14] + xnor2[15];
   assign \$91  = \$89  + \$90 ;
-  assign \$92  = advance & v1_d2;
-  assign \$93  = 2'h2 * raw2;
-  assign \$94  = \$93  - 7'h40;
-  assign \$95  = xnor3[0] + xnor3[1];
-  assign \$96  = xnor3[2] + xnor3[3];
-  assign \$97  = \$95  + \$96 ;
-  assign \$98  = xnor3[4] + xnor3[5];
-  assign \$99  = xnor3[6] + xnor3[7];
+  assign \$92  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$93  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$94  = \$92  + \$93 ;
+  assign \$95  = advance & v1_d2;
+  assign \$96  = 2'h2 * raw2;
+  assign \$97  = \$96  - 7'h40;
+  assign \$98  = xnor3[0] + xnor3[1];
+  assign \$99  = xnor3[2] + xnor3[3];
   assign \$100  = \$98  + \$99 ;
-  assign \$101  = xnor3[8] + xnor3[9];
-  assign \$102  = xnor3[10] + xnor3[11];
+  assign \$101  = xnor3[4] + xnor3[5];
+  assign \$102  = xnor3[6] + xnor3[7];
   assign \$103  = \$101  + \$102 ;
-  assign \$104  = xnor3[12] + xnor3[13];
-  assign \$105  = xnor3[14] + xnor3[15];
+  assign \$104  = xnor3[8] + xnor3[9];
+  assign \$105  = xnor3[10] + xnor3[11];
   assign \$106  = \$104  + \$105 ;
-  assign \$107  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$108  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$107  = xnor3[12] + xnor3[13];
+  assign \$108  = xnor3[14] + xnor3[15];
   assign \$109  = \$107  + \$108 ;
-  assign \$110  = advance & v1_d2;
-  assign \$111  = 2'h2 * raw3;
-  assign \$112  = \$111  - 7'h40;
-  assign \$113  = xnor4[0] + xnor4[1];
-  assign \$114  = xnor4[2] + xnor4[3];
-  assign \$115  = \$113  + \$114 ;
-  assign \$116  = xnor4[4] + xnor4[5];
-  assign \$117  = xnor4[6] + xnor4[7];
+  assign \$110  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$111  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$112  = \$110  + \$111 ;
+  assign \$113  = advance & v1_d2;
+  assign \$114  = 2'h2 * raw3;
+  assign \$115  = \$114  - 7'h40;
+  assign \$116  = xnor4[0] + xnor4[1];
+  assign \$117  = xnor4[2] + xnor4[3];
   assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor4[8] + xnor4[9];
-  assign \$120  = xnor4[10] + xnor4[11];
+  assign \$119  = xnor4[4] + xnor4[5];
+  assign \$120  = xnor4[6] + xnor4[7];
   assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor4[12] + xnor4[13];
-  assign \$123  = xnor4[14] + xnor4[15];
+  assign \$122  = xnor4[8] + xnor4[9];
+  assign \$123  = xnor4[10] + xnor4[11];
   assign \$124  = \$122  + \$123 ;
-  assign \$125  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$126  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$125  = xnor4[12] + xnor4[13];
+  assign \$126  = xnor4[14] + xnor4[15];
   assign \$127  = \$125  + \$126 ;
-  assign \$128  = advance & v1_d2;
-  assign \$129  = 2'h2 * raw4;
-  assign \$130  = \$129  - 7'h40;
-  assign \$131  = xnor5[0] + xnor5[1];
-  assign \$132  = xnor5[2] + xnor5[3];
-  assign \$133  = \$131  + \$132 ;
-  assign \$134  = xnor5[4] + xnor5[5];
-  assign \$135  = xnor5[6] + xnor5[7];
+  assign \$128  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$129  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$130  = \$128  + \$129 ;
+  assign \$131  = advance & v1_d2;
+  assign \$132  = 2'h2 * raw4;
+  assign \$133  = \$132  - 7'h40;
+  assign \$134  = xnor5[0] + xnor5[1];
+  assign \$135  = xnor5[2] + xnor5[3];
   assign \$136  = \$134  + \$135 ;
-  assign \$137  = xnor5[8] + xnor5[9];
-  assign \$138  = xnor5[10] + xnor5[11];
+  assign \$137  = xnor5[4] + xnor5[5];
+  assign \$138  = xnor5[6] + xnor5[7];
   assign \$139  = \$137  + \$138 ;
-  assign \$140  = xnor5[12] + xnor5[13];
-  assign \$141  = xnor5[14] + xnor5[15];
+  assign \$140  = xnor5[8] + xnor5[9];
+  assign \$141  = xnor5[10] + xnor5[11];
   assign \$142  = \$140  + \$141 ;
-  assign \$143  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$144  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$143  = xnor5[12] + xnor5[13];
+  assign \$144  = xnor5[14] + xnor5[15];
   assign \$145  = \$143  + \$144 ;
-  assign \$146  = advance & v1_d2;
-  assign \$147  = 2'h2 * raw5;
-  assign \$148  = \$147  - 7'h40;
-  assign \$149  = xnor6[0] + xnor6[1];
-  assign \$150  = xnor6[2] + xnor6[3];
-  assign \$151  = \$149  + \$150 ;
-  assign \$152  = xnor6[4] + xnor6[5];
-  assign \$153  = xnor6[6] + xnor6[7];
+  assign \$146  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$147  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = advance & v1_d2;
+  assign \$150  = 2'h2 * raw5;
+  assign \$151  = \$150  - 7'h40;
+  assign \$152  = xnor6[0] + xnor6[1];
+  assign \$153  = xnor6[2] + xnor6[3];
   assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor6[8] + xnor6[9];
-  assign \$156  = xnor6[10] + xnor6[11];
+  assign \$155  = xnor6[4] + xnor6[5];
+  assign \$156  = xnor6[6] + xnor6[7];
   assign \$157  = \$155  + \$156 ;
-  assign \$158  = xnor6[12] + xnor6[13];
-  assign \$159  = xnor6[14] + xnor6[15];
+  assign \$158  = xnor6[8] + xnor6[9];
+  assign \$159  = xnor6[10] + xnor6[11];
   assign \$160  = \$158  + \$159 ;
-  assign \$161  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$162  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$161  = xnor6[12] + xnor6[13];
+  assign \$162  = xnor6[14] + xnor6[15];
   assign \$163  = \$161  + \$162 ;
-  assign \$164  = advance & v1_d2;
-  assign \$165  = 2'h2 * raw6;
-  assign \$166  = \$165  - 7'h40;
-  assign \$167  = xnor7[0] + xnor7[1];
-  assign \$168  = xnor7[2] + xnor7[3];
-  assign \$169  = \$167  + \$168 ;
-  assign \$170  = xnor7[4] + xnor7[5];
-  assign \$171  = xnor7[6] + xnor7[7];
+  assign \$164  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$165  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$166  = \$164  + \$165 ;
+  assign \$167  = advance & v1_d2;
+  assign \$168  = 2'h2 * raw6;
+  assign \$169  = \$168  - 7'h40;
+  assign \$170  = xnor7[0] + xnor7[1];
+  assign \$171  = xnor7[2] + xnor7[3];
   assign \$172  = \$170  + \$171 ;
-  assign \$173  = xnor7[8] + xnor7[9];
-  assign \$174  = xnor7[10] + xnor7[11];
+  assign \$173  = xnor7[4] + xnor7[5];
+  assign \$174  = xnor7[6] + xnor7[7];
   assign \$175  = \$173  + \$174 ;
-  assign \$176  = xnor7[12] + xnor7[13];
-  assign \$177  = xnor7[14] + xnor7[15];
+  assign \$176  = xnor7[8] + xnor7[9];
+  assign \$177  = xnor7[10] + xnor7[11];
   assign \$178  = \$176  + \$177 ;
-  assign \$179  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$180  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$179  = xnor7[12] + xnor7[13];
+  assign \$180  = xnor7[14] + xnor7[15];
   assign \$181  = \$179  + \$180 ;
-  assign \$182  = advance & v1_d2;
-  assign \$183  = 2'h2 * raw7;
-  assign \$184  = \$183  - 7'h40;
-  assign \$185  = xnor8[0] + xnor8[1];
-  assign \$186  = xnor8[2] + xnor8[3];
-  assign \$187  = \$185  + \$186 ;
-  assign \$188  = xnor8[4] + xnor8[5];
-  assign \$189  = xnor8[6] + xnor8[7];
+  assign \$182  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$183  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$184  = \$182  + \$183 ;
+  assign \$185  = advance & v1_d2;
+  assign \$186  = 2'h2 * raw7;
+  assign \$187  = \$186  - 7'h40;
+  assign \$188  = xnor8[0] + xnor8[1];
+  assign \$189  = xnor8[2] + xnor8[3];
   assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor8[8] + xnor8[9];
-  assign \$192  = xnor8[10] + xnor8[11];
+  assign \$191  = xnor8[4] + xnor8[5];
+  assign \$192  = xnor8[6] + xnor8[7];
   assign \$193  = \$191  + \$192 ;
-  assign \$194  = xnor8[12] + xnor8[13];
-  assign \$195  = xnor8[14] + xnor8[15];
+  assign \$194  = xnor8[8] + xnor8[9];
+  assign \$195  = xnor8[10] + xnor8[11];
   assign \$196  = \$194  + \$195 ;
-  assign \$197  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$198  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$197  = xnor8[12] + xnor8[13];
+  assign \$198  = xnor8[14] + xnor8[15];
   assign \$199  = \$197  + \$198 ;
-  assign \$200  = advance & v1_d2;
-  assign \$201  = 2'h2 * raw8;
-  assign \$202  = \$201  - 7'h40;
-  assign \$203  = xnor9[0] + xnor9[1];
-  assign \$204  = xnor9[2] + xnor9[3];
-  assign \$205  = \$203  + \$204 ;
-  assign \$206  = xnor9[4] + xnor9[5];
-  assign \$207  = xnor9[6] + xnor9[7];
+  assign \$200  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$201  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$202  = \$200  + \$201 ;
+  assign \$203  = advance & v1_d2;
+  assign \$204  = 2'h2 * raw8;
+  assign \$205  = \$204  - 7'h40;
+  assign \$206  = xnor9[0] + xnor9[1];
+  assign \$207  = xnor9[2] + xnor9[3];
   assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor9[8] + xnor9[9];
-  assign \$210  = xnor9[10] + xnor9[11];
+  assign \$209  = xnor9[4] + xnor9[5];
+  assign \$210  = xnor9[6] + xnor9[7];
   assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor9[12] + xnor9[13];
-  assign \$213  = xnor9[14] + xnor9[15];
+  assign \$212  = xnor9[8] + xnor9[9];
+  assign \$213  = xnor9[10] + xnor9[11];
   assign \$214  = \$212  + \$213 ;
-  assign \$215  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$216  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$215  = xnor9[12] + xnor9[13];
+  assign \$216  = xnor9[14] + xnor9[15];
   assign \$217  = \$215  + \$216 ;
-  assign \$218  = advance & v1_d2;
-  assign \$219  = 2'h2 * raw9;
-  assign \$220  = \$219  - 7'h40;
-  assign \$221  = v1_d2 & last1_d2;
+  assign \$218  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$219  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$220  = \$218  + \$219 ;
+  assign \$221  = advance & v1_d2;
+  assign \$222  = 2'h2 * raw9;
+  assign \$223  = \$222  - 7'h40;
+  assign \$224  = v1_d2 & last1_d2;
   always @(posedge clk)
-    sf <= \$222 ;
+    sf <= \$225 ;
   always @(posedge clk)
-    port__addr <= \$223 ;
+    waddr <= \$226 ;
   always @(posedge clk)
-    nf <= \$224 ;
+    nf <= \$227 ;
   always @(posedge clk)
-    \$signal  <= \$225 ;
+    port__addr <= \$228 ;
   always @(posedge clk)
-    x1 <= \$226 ;
+    \port__addr$9  <= \$229 ;
   always @(posedge clk)
-    fresh1 <= \$227 ;
+    \port__addr$12  <= \$230 ;
   always @(posedge clk)
-    \$signal$70  <= \$228 ;
+    \$signal  <= \$231 ;
   always @(posedge clk)
-    last1 <= \$229 ;
+    x1 <= \$232 ;
   always @(posedge clk)
-    nf1 <= \$230 ;
+    fresh1 <= \$233 ;
   always @(posedge clk)
-    x_in_d0 <= \$231 ;
+    \$signal$77  <= \$234 ;
   always @(posedge clk)
-    weights_d0 <= \$232 ;
+    last1 <= \$235 ;
   always @(posedge clk)
-    v1_d0 <= \$233 ;
+    nf1 <= \$236 ;
   always @(posedge clk)
-    v1_d1 <= \$234 ;
+    x_in_d0 <= \$237 ;
   always @(posedge clk)
-    v1_d2 <= \$235 ;
+    weights_d0 <= \$238 ;
   always @(posedge clk)
-    first1_d0 <= \$236 ;
+    v1_d0 <= \$239 ;
   always @(posedge clk)
-    first1_d1 <= \$237 ;
+    v1_d1 <= \$240 ;
   always @(posedge clk)
-    first1_d2 <= \$238 ;
+    v1_d2 <= \$241 ;
   always @(posedge clk)
-    last1_d0 <= \$239 ;
+    first1_d0 <= \$242 ;
   always @(posedge clk)
-    last1_d1 <= \$240 ;
+    first1_d1 <= \$243 ;
   always @(posedge clk)
-    last1_d2 <= \$241 ;
+    first1_d2 <= \$244 ;
   always @(posedge clk)
-    nf1_d0 <= \$242 ;
+    last1_d0 <= \$245 ;
   always @(posedge clk)
-    nf1_d1 <= \$243 ;
+    last1_d1 <= \$246 ;
   always @(posedge clk)
-    nf1_d2 <= \$244 ;
+    last1_d2 <= \$247 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$245 ;
+    nf1_d0 <= \$248 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$246 ;
+    nf1_d1 <= \$249 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$247 ;
+    nf1_d2 <= \$250 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$248 ;
+    tree0_l1_0_0 <= \$251 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$249 ;
+    tree0_l1_1_0 <= \$252 ;
   always @(posedge clk)
-    raw0 <= \$250 ;
+    tree0_l1_2_0 <= \$253 ;
   always @(posedge clk)
-    acc0 <= \$251 ;
+    tree0_l1_3_0 <= \$254 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$252 ;
+    tree0_l3_0_0 <= \$255 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$253 ;
+    raw0 <= \$256 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$254 ;
+    acc0 <= \$257 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$255 ;
+    tree1_l1_0_0 <= \$258 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$256 ;
+    tree1_l1_1_0 <= \$259 ;
   always @(posedge clk)
-    raw1 <= \$257 ;
+    tree1_l1_2_0 <= \$260 ;
   always @(posedge clk)
-    acc1 <= \$258 ;
+    tree1_l1_3_0 <= \$261 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$259 ;
+    tree1_l3_0_0 <= \$262 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$260 ;
+    raw1 <= \$263 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$261 ;
+    acc1 <= \$264 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$262 ;
+    tree2_l1_0_0 <= \$265 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$263 ;
+    tree2_l1_1_0 <= \$266 ;
   always @(posedge clk)
-    raw2 <= \$264 ;
+    tree2_l1_2_0 <= \$267 ;
   always @(posedge clk)
-    acc2 <= \$265 ;
+    tree2_l1_3_0 <= \$268 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$266 ;
+    tree2_l3_0_0 <= \$269 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$267 ;
+    raw2 <= \$270 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$268 ;
+    acc2 <= \$271 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$269 ;
+    tree3_l1_0_0 <= \$272 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$270 ;
+    tree3_l1_1_0 <= \$273 ;
   always @(posedge clk)
-    raw3 <= \$271 ;
+    tree3_l1_2_0 <= \$274 ;
   always @(posedge clk)
-    acc3 <= \$272 ;
+    tree3_l1_3_0 <= \$275 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$273 ;
+    tree3_l3_0_0 <= \$276 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$274 ;
+    raw3 <= \$277 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$275 ;
+    acc3 <= \$278 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$276 ;
+    tree4_l1_0_0 <= \$279 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$277 ;
+    tree4_l1_1_0 <= \$280 ;
   always @(posedge clk)
-    raw4 <= \$278 ;
+    tree4_l1_2_0 <= \$281 ;
   always @(posedge clk)
-    acc4 <= \$279 ;
+    tree4_l1_3_0 <= \$282 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$280 ;
+    tree4_l3_0_0 <= \$283 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$281 ;
+    raw4 <= \$284 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$282 ;
+    acc4 <= \$285 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$283 ;
+    tree5_l1_0_0 <= \$286 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$284 ;
+    tree5_l1_1_0 <= \$287 ;
   always @(posedge clk)
-    raw5 <= \$285 ;
+    tree5_l1_2_0 <= \$288 ;
   always @(posedge clk)
-    acc5 <= \$286 ;
+    tree5_l1_3_0 <= \$289 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$287 ;
+    tree5_l3_0_0 <= \$290 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$288 ;
+    raw5 <= \$291 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$289 ;
+    acc5 <= \$292 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$290 ;
+    tree6_l1_0_0 <= \$293 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$291 ;
+    tree6_l1_1_0 <= \$294 ;
   always @(posedge clk)
-    raw6 <= \$292 ;
+    tree6_l1_2_0 <= \$295 ;
   always @(posedge clk)
-    acc6 <= \$293 ;
+    tree6_l1_3_0 <= \$296 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$294 ;
+    tree6_l3_0_0 <= \$297 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$295 ;
+    raw6 <= \$298 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$296 ;
+    acc6 <= \$299 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$297 ;
+    tree7_l1_0_0 <= \$300 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$298 ;
+    tree7_l1_1_0 <= \$301 ;
   always @(posedge clk)
-    raw7 <= \$299 ;
+    tree7_l1_2_0 <= \$302 ;
   always @(posedge clk)
-    acc7 <= \$300 ;
+    tree7_l1_3_0 <= \$303 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$301 ;
+    tree7_l3_0_0 <= \$304 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$302 ;
+    raw7 <= \$305 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$303 ;
+    acc7 <= \$306 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$304 ;
+    tree8_l1_0_0 <= \$307 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$305 ;
+    tree8_l1_1_0 <= \$308 ;
   always @(posedge clk)
-    raw8 <= \$306 ;
+    tree8_l1_2_0 <= \$309 ;
   always @(posedge clk)
-    acc8 <= \$307 ;
+    tree8_l1_3_0 <= \$310 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$308 ;
+    tree8_l3_0_0 <= \$311 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$309 ;
+    raw8 <= \$312 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$310 ;
+    acc8 <= \$313 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$311 ;
+    tree9_l1_0_0 <= \$314 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$312 ;
+    tree9_l1_1_0 <= \$315 ;
   always @(posedge clk)
-    raw9 <= \$313 ;
+    tree9_l1_2_0 <= \$316 ;
   always @(posedge clk)
-    acc9 <= \$314 ;
+    tree9_l1_3_0 <= \$317 ;
   always @(posedge clk)
-    v2 <= \$315 ;
+    tree9_l3_0_0 <= \$318 ;
   always @(posedge clk)
-    v2_d0 <= \$316 ;
+    raw9 <= \$319 ;
   always @(posedge clk)
-    nf2_d0 <= \$317 ;
+    acc9 <= \$320 ;
   always @(posedge clk)
-    o__valid <= \$318 ;
+    v2 <= \$321 ;
   always @(posedge clk)
-    o__payload <= \$319 ;
+    v2_d0 <= \$322 ;
+  always @(posedge clk)
+    nf2_d0 <= \$323 ;
+  always @(posedge clk)
+    o__valid <= \$324 ;
+  always @(posedge clk)
+    o__payload <= \$325 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$222  = sf;
+    \$225  = sf;
     if (fire) begin
-      \$222  = \$35 [1:0];
+      \$225  = \$35 [1:0];
     end
     if (rst) begin
-      \$222  = 2'h0;
+      \$225  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$223  = port__addr;
+    \$226  = waddr;
     if (fire) begin
-      \$223  = \$36 [1:0];
+      \$226  = \$36 [1:0];
     end
     if (rst) begin
-      \$223  = 2'h0;
+      \$226  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$224  = nf;
+    \$227  = nf;
     if (fire) begin
       if (\$37 ) begin
-        \$224  = 1'h0;
+        \$227  = 1'h0;
       end
-    end
-    if (rst) begin
-      \$224  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$225  = \$signal ;
-    if (advance) begin
-      \$225  = fire;
-    end
-    if (rst) begin
-      \$225  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$226  = x1;
-    if (advance) begin
-      \$226  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$227  = fresh1;
-    if (advance) begin
-      \$227  = \$38 ;
     end
     if (rst) begin
       \$227  = 1'h0;
@@ -20039,53 +20386,56 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$228  = \$signal$70 ;
-    if (advance) begin
-      \$228  = \$39 ;
+    \$228  = port__addr;
+    if (fire) begin
+      \$228  = \$38 [1:0];
     end
     if (rst) begin
-      \$228  = 1'h0;
+      \$228  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$229  = last1;
-    if (advance) begin
-      \$229  = \$40 ;
+    \$229  = \port__addr$9 ;
+    if (fire) begin
+      \$229  = \$39 [1:0];
     end
     if (rst) begin
-      \$229  = 1'h0;
+      \$229  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$230  = nf1;
-    if (advance) begin
-      \$230  = nf;
+    \$230  = \port__addr$12 ;
+    if (fire) begin
+      \$230  = \$40 [1:0];
     end
     if (rst) begin
-      \$230  = 1'h0;
+      \$230  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$231  = x_in_d0;
+    \$231  = \$signal ;
     if (advance) begin
-      \$231  = x1;
+      \$231  = fire;
+    end
+    if (rst) begin
+      \$231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$232  = weights_d0;
+    \$232  = x1;
     if (advance) begin
-      \$232  = port__data;
+      \$232  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$233  = v1_d0;
+    \$233  = fresh1;
     if (advance) begin
-      \$233  = \$signal ;
+      \$233  = \$41 ;
     end
     if (rst) begin
       \$233  = 1'h0;
@@ -20093,9 +20443,9 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$234  = v1_d1;
+    \$234  = \$signal$77 ;
     if (advance) begin
-      \$234  = v1_d0;
+      \$234  = \$42 ;
     end
     if (rst) begin
       \$234  = 1'h0;
@@ -20103,9 +20453,9 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$235  = v1_d2;
+    \$235  = last1;
     if (advance) begin
-      \$235  = v1_d1;
+      \$235  = \$43 ;
     end
     if (rst) begin
       \$235  = 1'h0;
@@ -20113,607 +20463,665 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$236  = first1_d0;
+    \$236  = nf1;
     if (advance) begin
-      \$236  = \$signal$70 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$237  = first1_d1;
-    if (advance) begin
-      \$237  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$238  = first1_d2;
-    if (advance) begin
-      \$238  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$239  = last1_d0;
-    if (advance) begin
-      \$239  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$240  = last1_d1;
-    if (advance) begin
-      \$240  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$241  = last1_d2;
-    if (advance) begin
-      \$241  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$242  = nf1_d0;
-    if (advance) begin
-      \$242  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$243  = nf1_d1;
-    if (advance) begin
-      \$243  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$244  = nf1_d2;
-    if (advance) begin
-      \$244  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$245  = tree0_l1_0_0;
-    if (advance) begin
-      \$245  = \$43 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$246  = tree0_l1_1_0;
-    if (advance) begin
-      \$246  = \$46 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$247  = tree0_l1_2_0;
-    if (advance) begin
-      \$247  = \$49 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$248  = tree0_l1_3_0;
-    if (advance) begin
-      \$248  = \$52 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$249  = tree0_l3_0_0;
-    if (advance) begin
-      \$249  = \$55 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$250  = raw0;
-    if (\$56 ) begin
-      \$250  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$251  = acc0;
-    if (advance) begin
-      \$251  = \$58 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$252  = tree1_l1_0_0;
-    if (advance) begin
-      \$252  = \$61 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$253  = tree1_l1_1_0;
-    if (advance) begin
-      \$253  = \$64 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$254  = tree1_l1_2_0;
-    if (advance) begin
-      \$254  = \$67 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$255  = tree1_l1_3_0;
-    if (advance) begin
-      \$255  = \$70 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$256  = tree1_l3_0_0;
-    if (advance) begin
-      \$256  = \$73 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$257  = raw1;
-    if (\$74 ) begin
-      \$257  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$258  = acc1;
-    if (advance) begin
-      \$258  = \$76 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$259  = tree2_l1_0_0;
-    if (advance) begin
-      \$259  = \$79 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$260  = tree2_l1_1_0;
-    if (advance) begin
-      \$260  = \$82 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$261  = tree2_l1_2_0;
-    if (advance) begin
-      \$261  = \$85 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$262  = tree2_l1_3_0;
-    if (advance) begin
-      \$262  = \$88 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$263  = tree2_l3_0_0;
-    if (advance) begin
-      \$263  = \$91 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$264  = raw2;
-    if (\$92 ) begin
-      \$264  = \$13 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$265  = acc2;
-    if (advance) begin
-      \$265  = \$94 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$266  = tree3_l1_0_0;
-    if (advance) begin
-      \$266  = \$97 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$267  = tree3_l1_1_0;
-    if (advance) begin
-      \$267  = \$100 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$268  = tree3_l1_2_0;
-    if (advance) begin
-      \$268  = \$103 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$269  = tree3_l1_3_0;
-    if (advance) begin
-      \$269  = \$106 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$270  = tree3_l3_0_0;
-    if (advance) begin
-      \$270  = \$109 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$271  = raw3;
-    if (\$110 ) begin
-      \$271  = \$16 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$272  = acc3;
-    if (advance) begin
-      \$272  = \$112 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$273  = tree4_l1_0_0;
-    if (advance) begin
-      \$273  = \$115 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$274  = tree4_l1_1_0;
-    if (advance) begin
-      \$274  = \$118 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$275  = tree4_l1_2_0;
-    if (advance) begin
-      \$275  = \$121 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$276  = tree4_l1_3_0;
-    if (advance) begin
-      \$276  = \$124 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$277  = tree4_l3_0_0;
-    if (advance) begin
-      \$277  = \$127 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$278  = raw4;
-    if (\$128 ) begin
-      \$278  = \$19 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$279  = acc4;
-    if (advance) begin
-      \$279  = \$130 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$280  = tree5_l1_0_0;
-    if (advance) begin
-      \$280  = \$133 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$281  = tree5_l1_1_0;
-    if (advance) begin
-      \$281  = \$136 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$282  = tree5_l1_2_0;
-    if (advance) begin
-      \$282  = \$139 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$283  = tree5_l1_3_0;
-    if (advance) begin
-      \$283  = \$142 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$284  = tree5_l3_0_0;
-    if (advance) begin
-      \$284  = \$145 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$285  = raw5;
-    if (\$146 ) begin
-      \$285  = \$22 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$286  = acc5;
-    if (advance) begin
-      \$286  = \$148 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$287  = tree6_l1_0_0;
-    if (advance) begin
-      \$287  = \$151 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$288  = tree6_l1_1_0;
-    if (advance) begin
-      \$288  = \$154 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$289  = tree6_l1_2_0;
-    if (advance) begin
-      \$289  = \$157 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$290  = tree6_l1_3_0;
-    if (advance) begin
-      \$290  = \$160 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$291  = tree6_l3_0_0;
-    if (advance) begin
-      \$291  = \$163 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$292  = raw6;
-    if (\$164 ) begin
-      \$292  = \$25 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$293  = acc6;
-    if (advance) begin
-      \$293  = \$166 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$294  = tree7_l1_0_0;
-    if (advance) begin
-      \$294  = \$169 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$295  = tree7_l1_1_0;
-    if (advance) begin
-      \$295  = \$172 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$296  = tree7_l1_2_0;
-    if (advance) begin
-      \$296  = \$175 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$297  = tree7_l1_3_0;
-    if (advance) begin
-      \$297  = \$178 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$298  = tree7_l3_0_0;
-    if (advance) begin
-      \$298  = \$181 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$299  = raw7;
-    if (\$182 ) begin
-      \$299  = \$28 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$300  = acc7;
-    if (advance) begin
-      \$300  = \$184 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$301  = tree8_l1_0_0;
-    if (advance) begin
-      \$301  = \$187 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$302  = tree8_l1_1_0;
-    if (advance) begin
-      \$302  = \$190 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$303  = tree8_l1_2_0;
-    if (advance) begin
-      \$303  = \$193 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$304  = tree8_l1_3_0;
-    if (advance) begin
-      \$304  = \$196 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$305  = tree8_l3_0_0;
-    if (advance) begin
-      \$305  = \$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$306  = raw8;
-    if (\$200 ) begin
-      \$306  = \$31 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$307  = acc8;
-    if (advance) begin
-      \$307  = \$202 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$308  = tree9_l1_0_0;
-    if (advance) begin
-      \$308  = \$205 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$309  = tree9_l1_1_0;
-    if (advance) begin
-      \$309  = \$208 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$310  = tree9_l1_2_0;
-    if (advance) begin
-      \$310  = \$211 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$311  = tree9_l1_3_0;
-    if (advance) begin
-      \$311  = \$214 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$312  = tree9_l3_0_0;
-    if (advance) begin
-      \$312  = \$217 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$313  = raw9;
-    if (\$218 ) begin
-      \$313  = \$34 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$314  = acc9;
-    if (advance) begin
-      \$314  = \$220 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$315  = v2;
-    if (advance) begin
-      \$315  = \$221 ;
+      \$236  = nf;
     end
     if (rst) begin
-      \$315  = 1'h0;
+      \$236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$316  = v2_d0;
+    \$237  = x_in_d0;
     if (advance) begin
-      \$316  = v2;
+      \$237  = x1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$238  = weights_d0;
+    if (advance) begin
+      \$238  = { \port__data$82 , \port__data$81 , port__data };
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$239  = v1_d0;
+    if (advance) begin
+      \$239  = \$signal ;
     end
     if (rst) begin
-      \$316  = 1'h0;
+      \$239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$317  = nf2_d0;
+    \$240  = v1_d1;
     if (advance) begin
-      \$317  = nf1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$318  = o__valid;
-    if (advance) begin
-      \$318  = v2_d0;
+      \$240  = v1_d0;
     end
     if (rst) begin
-      \$318  = 1'h0;
+      \$240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$319  = o__payload;
+    \$241  = v1_d2;
     if (advance) begin
-      \$319  = result;
+      \$241  = v1_d1;
     end
     if (rst) begin
-      \$319  = 80'h00000000000000000000;
+      \$241  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$242  = first1_d0;
+    if (advance) begin
+      \$242  = \$signal$77 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$243  = first1_d1;
+    if (advance) begin
+      \$243  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$244  = first1_d2;
+    if (advance) begin
+      \$244  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$245  = last1_d0;
+    if (advance) begin
+      \$245  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$246  = last1_d1;
+    if (advance) begin
+      \$246  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$247  = last1_d2;
+    if (advance) begin
+      \$247  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$248  = nf1_d0;
+    if (advance) begin
+      \$248  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$249  = nf1_d1;
+    if (advance) begin
+      \$249  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$250  = nf1_d2;
+    if (advance) begin
+      \$250  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$251  = tree0_l1_0_0;
+    if (advance) begin
+      \$251  = \$46 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$252  = tree0_l1_1_0;
+    if (advance) begin
+      \$252  = \$49 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$253  = tree0_l1_2_0;
+    if (advance) begin
+      \$253  = \$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$254  = tree0_l1_3_0;
+    if (advance) begin
+      \$254  = \$55 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$255  = tree0_l3_0_0;
+    if (advance) begin
+      \$255  = \$58 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$256  = raw0;
+    if (\$59 ) begin
+      \$256  = \$7 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$257  = acc0;
+    if (advance) begin
+      \$257  = \$61 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$258  = tree1_l1_0_0;
+    if (advance) begin
+      \$258  = \$64 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$259  = tree1_l1_1_0;
+    if (advance) begin
+      \$259  = \$67 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$260  = tree1_l1_2_0;
+    if (advance) begin
+      \$260  = \$70 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$261  = tree1_l1_3_0;
+    if (advance) begin
+      \$261  = \$73 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$262  = tree1_l3_0_0;
+    if (advance) begin
+      \$262  = \$76 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$263  = raw1;
+    if (\$77 ) begin
+      \$263  = \$10 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$264  = acc1;
+    if (advance) begin
+      \$264  = \$79 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$265  = tree2_l1_0_0;
+    if (advance) begin
+      \$265  = \$82 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$266  = tree2_l1_1_0;
+    if (advance) begin
+      \$266  = \$85 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$267  = tree2_l1_2_0;
+    if (advance) begin
+      \$267  = \$88 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$268  = tree2_l1_3_0;
+    if (advance) begin
+      \$268  = \$91 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$269  = tree2_l3_0_0;
+    if (advance) begin
+      \$269  = \$94 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$270  = raw2;
+    if (\$95 ) begin
+      \$270  = \$13 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$271  = acc2;
+    if (advance) begin
+      \$271  = \$97 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$272  = tree3_l1_0_0;
+    if (advance) begin
+      \$272  = \$100 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$273  = tree3_l1_1_0;
+    if (advance) begin
+      \$273  = \$103 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$274  = tree3_l1_2_0;
+    if (advance) begin
+      \$274  = \$106 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$275  = tree3_l1_3_0;
+    if (advance) begin
+      \$275  = \$109 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$276  = tree3_l3_0_0;
+    if (advance) begin
+      \$276  = \$112 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$277  = raw3;
+    if (\$113 ) begin
+      \$277  = \$16 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$278  = acc3;
+    if (advance) begin
+      \$278  = \$115 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$279  = tree4_l1_0_0;
+    if (advance) begin
+      \$279  = \$118 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$280  = tree4_l1_1_0;
+    if (advance) begin
+      \$280  = \$121 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$281  = tree4_l1_2_0;
+    if (advance) begin
+      \$281  = \$124 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$282  = tree4_l1_3_0;
+    if (advance) begin
+      \$282  = \$127 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$283  = tree4_l3_0_0;
+    if (advance) begin
+      \$283  = \$130 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$284  = raw4;
+    if (\$131 ) begin
+      \$284  = \$19 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$285  = acc4;
+    if (advance) begin
+      \$285  = \$133 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$286  = tree5_l1_0_0;
+    if (advance) begin
+      \$286  = \$136 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$287  = tree5_l1_1_0;
+    if (advance) begin
+      \$287  = \$139 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$288  = tree5_l1_2_0;
+    if (advance) begin
+      \$288  = \$142 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$289  = tree5_l1_3_0;
+    if (advance) begin
+      \$289  = \$145 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$290  = tree5_l3_0_0;
+    if (advance) begin
+      \$290  = \$148 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$291  = raw5;
+    if (\$149 ) begin
+      \$291  = \$22 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$292  = acc5;
+    if (advance) begin
+      \$292  = \$151 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$293  = tree6_l1_0_0;
+    if (advance) begin
+      \$293  = \$154 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$294  = tree6_l1_1_0;
+    if (advance) begin
+      \$294  = \$157 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$295  = tree6_l1_2_0;
+    if (advance) begin
+      \$295  = \$160 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$296  = tree6_l1_3_0;
+    if (advance) begin
+      \$296  = \$163 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$297  = tree6_l3_0_0;
+    if (advance) begin
+      \$297  = \$166 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$298  = raw6;
+    if (\$167 ) begin
+      \$298  = \$25 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$299  = acc6;
+    if (advance) begin
+      \$299  = \$169 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$300  = tree7_l1_0_0;
+    if (advance) begin
+      \$300  = \$172 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$301  = tree7_l1_1_0;
+    if (advance) begin
+      \$301  = \$175 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$302  = tree7_l1_2_0;
+    if (advance) begin
+      \$302  = \$178 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$303  = tree7_l1_3_0;
+    if (advance) begin
+      \$303  = \$181 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$304  = tree7_l3_0_0;
+    if (advance) begin
+      \$304  = \$184 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$305  = raw7;
+    if (\$185 ) begin
+      \$305  = \$28 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$306  = acc7;
+    if (advance) begin
+      \$306  = \$187 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$307  = tree8_l1_0_0;
+    if (advance) begin
+      \$307  = \$190 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$308  = tree8_l1_1_0;
+    if (advance) begin
+      \$308  = \$193 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$309  = tree8_l1_2_0;
+    if (advance) begin
+      \$309  = \$196 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$310  = tree8_l1_3_0;
+    if (advance) begin
+      \$310  = \$199 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$311  = tree8_l3_0_0;
+    if (advance) begin
+      \$311  = \$202 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$312  = raw8;
+    if (\$203 ) begin
+      \$312  = \$31 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$313  = acc8;
+    if (advance) begin
+      \$313  = \$205 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$314  = tree9_l1_0_0;
+    if (advance) begin
+      \$314  = \$208 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$315  = tree9_l1_1_0;
+    if (advance) begin
+      \$315  = \$211 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$316  = tree9_l1_2_0;
+    if (advance) begin
+      \$316  = \$214 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$317  = tree9_l1_3_0;
+    if (advance) begin
+      \$317  = \$217 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$318  = tree9_l3_0_0;
+    if (advance) begin
+      \$318  = \$220 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$319  = raw9;
+    if (\$221 ) begin
+      \$319  = \$34 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$320  = acc9;
+    if (advance) begin
+      \$320  = \$223 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$321  = v2;
+    if (advance) begin
+      \$321  = \$224 ;
+    end
+    if (rst) begin
+      \$321  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$322  = v2_d0;
+    if (advance) begin
+      \$322  = v2;
+    end
+    if (rst) begin
+      \$322  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$323  = nf2_d0;
+    if (advance) begin
+      \$323  = nf1_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$324  = o__valid;
+    if (advance) begin
+      \$324  = v2_d0;
+    end
+    if (rst) begin
+      \$324  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$325  = o__payload;
+    if (advance) begin
+      \$325  = result;
+    end
+    if (rst) begin
+      \$325  = 80'h00000000000000000000;
     end
   end
   assign o__ready = advance;
-  assign waddr = port__addr;
+  assign waddr0 = port__addr;
   assign port__en = advance;
+  assign waddr1 = \port__addr$9 ;
+  assign \port__en$11  = advance;
+  assign waddr2 = \port__addr$12 ;
+  assign \port__en$14  = advance;
   assign total0 = \$7 [6:0];
   assign total1 = \$10 [6:0];
   assign total2 = \$13 [6:0];

@@ -6,440 +6,448 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [6:0] \$10 ;
-  wire [4:0] \$100 ;
-  wire [5:0] \$101 ;
-  wire \$102 ;
-  wire [8:0] \$103 ;
-  wire [9:0] \$104 ;
-  wire [1:0] \$105 ;
-  wire [1:0] \$106 ;
-  wire [2:0] \$107 ;
-  wire [1:0] \$108 ;
+  wire [3:0] \$100 ;
+  wire [4:0] \$101 ;
+  wire [3:0] \$102 ;
+  wire [3:0] \$103 ;
+  wire [4:0] \$104 ;
+  wire [5:0] \$105 ;
+  wire \$106 ;
+  wire [8:0] \$107 ;
+  wire [9:0] \$108 ;
   wire [1:0] \$109 ;
   wire [7:0] \$11 ;
-  wire [2:0] \$110 ;
-  wire [1:0] \$111 ;
+  wire [1:0] \$110 ;
+  wire [2:0] \$111 ;
   wire [1:0] \$112 ;
-  wire [2:0] \$113 ;
-  wire [1:0] \$114 ;
+  wire [1:0] \$113 ;
+  wire [2:0] \$114 ;
   wire [1:0] \$115 ;
-  wire [2:0] \$116 ;
-  wire [1:0] \$117 ;
+  wire [1:0] \$116 ;
+  wire [2:0] \$117 ;
   wire [1:0] \$118 ;
-  wire [2:0] \$119 ;
+  wire [1:0] \$119 ;
   wire [31:0] \$12 ;
-  wire [1:0] \$120 ;
+  wire [2:0] \$120 ;
   wire [1:0] \$121 ;
-  wire [2:0] \$122 ;
-  wire [1:0] \$123 ;
+  wire [1:0] \$122 ;
+  wire [2:0] \$123 ;
   wire [1:0] \$124 ;
-  wire [2:0] \$125 ;
-  wire [1:0] \$126 ;
+  wire [1:0] \$125 ;
+  wire [2:0] \$126 ;
   wire [1:0] \$127 ;
-  wire [2:0] \$128 ;
-  wire [3:0] \$129 ;
+  wire [1:0] \$128 ;
+  wire [2:0] \$129 ;
   wire [6:0] \$13 ;
-  wire [3:0] \$130 ;
-  wire [4:0] \$131 ;
-  wire [3:0] \$132 ;
+  wire [1:0] \$130 ;
+  wire [1:0] \$131 ;
+  wire [2:0] \$132 ;
   wire [3:0] \$133 ;
-  wire [4:0] \$134 ;
-  wire [5:0] \$135 ;
-  wire \$136 ;
-  wire [8:0] \$137 ;
-  wire [9:0] \$138 ;
-  wire [1:0] \$139 ;
+  wire [3:0] \$134 ;
+  wire [4:0] \$135 ;
+  wire [3:0] \$136 ;
+  wire [3:0] \$137 ;
+  wire [4:0] \$138 ;
+  wire [5:0] \$139 ;
   wire [7:0] \$14 ;
-  wire [1:0] \$140 ;
-  wire [2:0] \$141 ;
-  wire [1:0] \$142 ;
+  wire \$140 ;
+  wire [8:0] \$141 ;
+  wire [9:0] \$142 ;
   wire [1:0] \$143 ;
-  wire [2:0] \$144 ;
-  wire [1:0] \$145 ;
+  wire [1:0] \$144 ;
+  wire [2:0] \$145 ;
   wire [1:0] \$146 ;
-  wire [2:0] \$147 ;
-  wire [1:0] \$148 ;
+  wire [1:0] \$147 ;
+  wire [2:0] \$148 ;
   wire [1:0] \$149 ;
   wire [31:0] \$15 ;
-  wire [2:0] \$150 ;
-  wire [1:0] \$151 ;
+  wire [1:0] \$150 ;
+  wire [2:0] \$151 ;
   wire [1:0] \$152 ;
-  wire [2:0] \$153 ;
-  wire [1:0] \$154 ;
+  wire [1:0] \$153 ;
+  wire [2:0] \$154 ;
   wire [1:0] \$155 ;
-  wire [2:0] \$156 ;
-  wire [1:0] \$157 ;
+  wire [1:0] \$156 ;
+  wire [2:0] \$157 ;
   wire [1:0] \$158 ;
-  wire [2:0] \$159 ;
+  wire [1:0] \$159 ;
   wire [6:0] \$16 ;
-  wire [1:0] \$160 ;
+  wire [2:0] \$160 ;
   wire [1:0] \$161 ;
-  wire [2:0] \$162 ;
-  wire [3:0] \$163 ;
-  wire [3:0] \$164 ;
-  wire [4:0] \$165 ;
-  wire [3:0] \$166 ;
+  wire [1:0] \$162 ;
+  wire [2:0] \$163 ;
+  wire [1:0] \$164 ;
+  wire [1:0] \$165 ;
+  wire [2:0] \$166 ;
   wire [3:0] \$167 ;
-  wire [4:0] \$168 ;
-  wire [5:0] \$169 ;
+  wire [3:0] \$168 ;
+  wire [4:0] \$169 ;
   wire [7:0] \$17 ;
-  wire \$170 ;
-  wire [8:0] \$171 ;
-  wire [9:0] \$172 ;
-  wire [1:0] \$173 ;
-  wire [1:0] \$174 ;
-  wire [2:0] \$175 ;
-  wire [1:0] \$176 ;
+  wire [3:0] \$170 ;
+  wire [3:0] \$171 ;
+  wire [4:0] \$172 ;
+  wire [5:0] \$173 ;
+  wire \$174 ;
+  wire [8:0] \$175 ;
+  wire [9:0] \$176 ;
   wire [1:0] \$177 ;
-  wire [2:0] \$178 ;
-  wire [1:0] \$179 ;
+  wire [1:0] \$178 ;
+  wire [2:0] \$179 ;
   wire [31:0] \$18 ;
   wire [1:0] \$180 ;
-  wire [2:0] \$181 ;
-  wire [1:0] \$182 ;
+  wire [1:0] \$181 ;
+  wire [2:0] \$182 ;
   wire [1:0] \$183 ;
-  wire [2:0] \$184 ;
-  wire [1:0] \$185 ;
+  wire [1:0] \$184 ;
+  wire [2:0] \$185 ;
   wire [1:0] \$186 ;
-  wire [2:0] \$187 ;
-  wire [1:0] \$188 ;
+  wire [1:0] \$187 ;
+  wire [2:0] \$188 ;
   wire [1:0] \$189 ;
   wire [6:0] \$19 ;
-  wire [2:0] \$190 ;
-  wire [1:0] \$191 ;
+  wire [1:0] \$190 ;
+  wire [2:0] \$191 ;
   wire [1:0] \$192 ;
-  wire [2:0] \$193 ;
-  wire [1:0] \$194 ;
+  wire [1:0] \$193 ;
+  wire [2:0] \$194 ;
   wire [1:0] \$195 ;
-  wire [2:0] \$196 ;
-  wire [3:0] \$197 ;
-  wire [3:0] \$198 ;
-  wire [4:0] \$199 ;
+  wire [1:0] \$196 ;
+  wire [2:0] \$197 ;
+  wire [1:0] \$198 ;
+  wire [1:0] \$199 ;
   wire \$2 ;
   wire [7:0] \$20 ;
-  wire [3:0] \$200 ;
+  wire [2:0] \$200 ;
   wire [3:0] \$201 ;
-  wire [4:0] \$202 ;
-  wire [5:0] \$203 ;
-  wire \$204 ;
-  wire [8:0] \$205 ;
-  wire [9:0] \$206 ;
-  wire [1:0] \$207 ;
-  wire [1:0] \$208 ;
-  wire [2:0] \$209 ;
+  wire [3:0] \$202 ;
+  wire [4:0] \$203 ;
+  wire [3:0] \$204 ;
+  wire [3:0] \$205 ;
+  wire [4:0] \$206 ;
+  wire [5:0] \$207 ;
+  wire \$208 ;
+  wire [8:0] \$209 ;
   wire [31:0] \$21 ;
-  wire [1:0] \$210 ;
+  wire [9:0] \$210 ;
   wire [1:0] \$211 ;
-  wire [2:0] \$212 ;
-  wire [1:0] \$213 ;
+  wire [1:0] \$212 ;
+  wire [2:0] \$213 ;
   wire [1:0] \$214 ;
-  wire [2:0] \$215 ;
-  wire [1:0] \$216 ;
+  wire [1:0] \$215 ;
+  wire [2:0] \$216 ;
   wire [1:0] \$217 ;
-  wire [2:0] \$218 ;
-  wire [1:0] \$219 ;
+  wire [1:0] \$218 ;
+  wire [2:0] \$219 ;
   wire [6:0] \$22 ;
   wire [1:0] \$220 ;
-  wire [2:0] \$221 ;
-  wire [1:0] \$222 ;
+  wire [1:0] \$221 ;
+  wire [2:0] \$222 ;
   wire [1:0] \$223 ;
-  wire [2:0] \$224 ;
-  wire [1:0] \$225 ;
+  wire [1:0] \$224 ;
+  wire [2:0] \$225 ;
   wire [1:0] \$226 ;
-  wire [2:0] \$227 ;
-  wire [1:0] \$228 ;
+  wire [1:0] \$227 ;
+  wire [2:0] \$228 ;
   wire [1:0] \$229 ;
   wire [7:0] \$23 ;
-  wire [2:0] \$230 ;
-  wire [3:0] \$231 ;
-  wire [3:0] \$232 ;
-  wire [4:0] \$233 ;
-  wire [3:0] \$234 ;
+  wire [1:0] \$230 ;
+  wire [2:0] \$231 ;
+  wire [1:0] \$232 ;
+  wire [1:0] \$233 ;
+  wire [2:0] \$234 ;
   wire [3:0] \$235 ;
-  wire [4:0] \$236 ;
-  wire [5:0] \$237 ;
-  wire \$238 ;
-  wire [8:0] \$239 ;
+  wire [3:0] \$236 ;
+  wire [4:0] \$237 ;
+  wire [3:0] \$238 ;
+  wire [3:0] \$239 ;
   wire [31:0] \$24 ;
-  wire [9:0] \$240 ;
-  wire [1:0] \$241 ;
-  wire [1:0] \$242 ;
-  wire [2:0] \$243 ;
-  wire [1:0] \$244 ;
+  wire [4:0] \$240 ;
+  wire [5:0] \$241 ;
+  wire \$242 ;
+  wire [8:0] \$243 ;
+  wire [9:0] \$244 ;
   wire [1:0] \$245 ;
-  wire [2:0] \$246 ;
-  wire [1:0] \$247 ;
+  wire [1:0] \$246 ;
+  wire [2:0] \$247 ;
   wire [1:0] \$248 ;
-  wire [2:0] \$249 ;
+  wire [1:0] \$249 ;
   wire [6:0] \$25 ;
-  wire [1:0] \$250 ;
+  wire [2:0] \$250 ;
   wire [1:0] \$251 ;
-  wire [2:0] \$252 ;
-  wire [1:0] \$253 ;
+  wire [1:0] \$252 ;
+  wire [2:0] \$253 ;
   wire [1:0] \$254 ;
-  wire [2:0] \$255 ;
-  wire [1:0] \$256 ;
+  wire [1:0] \$255 ;
+  wire [2:0] \$256 ;
   wire [1:0] \$257 ;
-  wire [2:0] \$258 ;
-  wire [1:0] \$259 ;
+  wire [1:0] \$258 ;
+  wire [2:0] \$259 ;
   wire [7:0] \$26 ;
   wire [1:0] \$260 ;
-  wire [2:0] \$261 ;
-  wire [1:0] \$262 ;
+  wire [1:0] \$261 ;
+  wire [2:0] \$262 ;
   wire [1:0] \$263 ;
-  wire [2:0] \$264 ;
-  wire [3:0] \$265 ;
-  wire [3:0] \$266 ;
-  wire [4:0] \$267 ;
-  wire [3:0] \$268 ;
+  wire [1:0] \$264 ;
+  wire [2:0] \$265 ;
+  wire [1:0] \$266 ;
+  wire [1:0] \$267 ;
+  wire [2:0] \$268 ;
   wire [3:0] \$269 ;
   wire [31:0] \$27 ;
-  wire [4:0] \$270 ;
-  wire [5:0] \$271 ;
-  wire \$272 ;
-  wire [8:0] \$273 ;
-  wire [9:0] \$274 ;
-  wire [1:0] \$275 ;
-  wire [1:0] \$276 ;
-  wire [2:0] \$277 ;
-  wire [1:0] \$278 ;
+  wire [3:0] \$270 ;
+  wire [4:0] \$271 ;
+  wire [3:0] \$272 ;
+  wire [3:0] \$273 ;
+  wire [4:0] \$274 ;
+  wire [5:0] \$275 ;
+  wire \$276 ;
+  wire [8:0] \$277 ;
+  wire [9:0] \$278 ;
   wire [1:0] \$279 ;
   wire [6:0] \$28 ;
-  wire [2:0] \$280 ;
-  wire [1:0] \$281 ;
+  wire [1:0] \$280 ;
+  wire [2:0] \$281 ;
   wire [1:0] \$282 ;
-  wire [2:0] \$283 ;
-  wire [1:0] \$284 ;
+  wire [1:0] \$283 ;
+  wire [2:0] \$284 ;
   wire [1:0] \$285 ;
-  wire [2:0] \$286 ;
-  wire [1:0] \$287 ;
+  wire [1:0] \$286 ;
+  wire [2:0] \$287 ;
   wire [1:0] \$288 ;
-  wire [2:0] \$289 ;
+  wire [1:0] \$289 ;
   wire [7:0] \$29 ;
-  wire [1:0] \$290 ;
+  wire [2:0] \$290 ;
   wire [1:0] \$291 ;
-  wire [2:0] \$292 ;
-  wire [1:0] \$293 ;
+  wire [1:0] \$292 ;
+  wire [2:0] \$293 ;
   wire [1:0] \$294 ;
-  wire [2:0] \$295 ;
-  wire [1:0] \$296 ;
+  wire [1:0] \$295 ;
+  wire [2:0] \$296 ;
   wire [1:0] \$297 ;
-  wire [2:0] \$298 ;
-  wire [3:0] \$299 ;
+  wire [1:0] \$298 ;
+  wire [2:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [3:0] \$300 ;
-  wire [4:0] \$301 ;
-  wire [3:0] \$302 ;
+  wire [1:0] \$300 ;
+  wire [1:0] \$301 ;
+  wire [2:0] \$302 ;
   wire [3:0] \$303 ;
-  wire [4:0] \$304 ;
-  wire [5:0] \$305 ;
-  wire \$306 ;
-  wire [8:0] \$307 ;
-  wire [9:0] \$308 ;
-  wire [1:0] \$309 ;
+  wire [3:0] \$304 ;
+  wire [4:0] \$305 ;
+  wire [3:0] \$306 ;
+  wire [3:0] \$307 ;
+  wire [4:0] \$308 ;
+  wire [5:0] \$309 ;
   wire \$31 ;
-  wire [1:0] \$310 ;
-  wire [2:0] \$311 ;
-  wire [1:0] \$312 ;
+  wire \$310 ;
+  wire [8:0] \$311 ;
+  wire [9:0] \$312 ;
   wire [1:0] \$313 ;
-  wire [2:0] \$314 ;
-  wire [1:0] \$315 ;
+  wire [1:0] \$314 ;
+  wire [2:0] \$315 ;
   wire [1:0] \$316 ;
-  wire [2:0] \$317 ;
-  wire [1:0] \$318 ;
+  wire [1:0] \$317 ;
+  wire [2:0] \$318 ;
   wire [1:0] \$319 ;
   wire \$32 ;
-  wire [2:0] \$320 ;
-  wire [1:0] \$321 ;
+  wire [1:0] \$320 ;
+  wire [2:0] \$321 ;
   wire [1:0] \$322 ;
-  wire [2:0] \$323 ;
-  wire [1:0] \$324 ;
+  wire [1:0] \$323 ;
+  wire [2:0] \$324 ;
   wire [1:0] \$325 ;
-  wire [2:0] \$326 ;
-  wire [1:0] \$327 ;
+  wire [1:0] \$326 ;
+  wire [2:0] \$327 ;
   wire [1:0] \$328 ;
-  wire [2:0] \$329 ;
+  wire [1:0] \$329 ;
   wire [1:0] \$33 ;
-  wire [1:0] \$330 ;
+  wire [2:0] \$330 ;
   wire [1:0] \$331 ;
-  wire [2:0] \$332 ;
-  wire [3:0] \$333 ;
-  wire [3:0] \$334 ;
-  wire [4:0] \$335 ;
-  wire [3:0] \$336 ;
+  wire [1:0] \$332 ;
+  wire [2:0] \$333 ;
+  wire [1:0] \$334 ;
+  wire [1:0] \$335 ;
+  wire [2:0] \$336 ;
   wire [3:0] \$337 ;
-  wire [4:0] \$338 ;
-  wire [5:0] \$339 ;
+  wire [3:0] \$338 ;
+  wire [4:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire [8:0] \$341 ;
-  wire [9:0] \$342 ;
-  wire \$343 ;
-  reg \$344 ;
-  reg [3:0] \$345 ;
-  reg [2:0] \$346 ;
-  reg \$347 ;
+  wire [3:0] \$340 ;
+  wire [3:0] \$341 ;
+  wire [4:0] \$342 ;
+  wire [5:0] \$343 ;
+  wire \$344 ;
+  wire [8:0] \$345 ;
+  wire [9:0] \$346 ;
+  wire \$347 ;
   reg \$348 ;
-  reg \$349 ;
+  reg [3:0] \$349 ;
   wire \$35 ;
-  reg [31:0] \$350 ;
-  reg \$351 ;
-  reg \$352 ;
-  reg \$353 ;
-  reg [2:0] \$354 ;
-  reg [31:0] \$355 ;
-  reg [255:0] \$356 ;
+  reg [2:0] \$350 ;
+  reg [3:0] \$351 ;
+  reg [3:0] \$352 ;
+  reg [3:0] \$353 ;
+  reg [3:0] \$354 ;
+  reg \$355 ;
+  reg \$356 ;
   reg \$357 ;
-  reg \$358 ;
+  reg [31:0] \$358 ;
   reg \$359 ;
   wire \$36 ;
   reg \$360 ;
   reg \$361 ;
-  reg \$362 ;
-  reg \$363 ;
-  reg \$364 ;
+  reg [2:0] \$362 ;
+  reg [31:0] \$363 ;
+  reg [255:0] \$364 ;
   reg \$365 ;
   reg \$366 ;
   reg \$367 ;
   reg \$368 ;
-  reg [2:0] \$369 ;
+  reg \$369 ;
   wire [1:0] \$37 ;
-  reg [2:0] \$370 ;
-  reg [2:0] \$371 ;
-  reg [2:0] \$372 ;
-  reg [2:0] \$373 ;
-  reg [2:0] \$374 ;
-  reg [2:0] \$375 ;
-  reg [2:0] \$376 ;
+  reg \$370 ;
+  reg \$371 ;
+  reg \$372 ;
+  reg \$373 ;
+  reg \$374 ;
+  reg \$375 ;
+  reg \$376 ;
   reg [2:0] \$377 ;
   reg [2:0] \$378 ;
   reg [2:0] \$379 ;
   wire \$38 ;
   reg [2:0] \$380 ;
-  reg [4:0] \$381 ;
-  reg [4:0] \$382 ;
-  reg [5:0] \$383 ;
-  reg [6:0] \$384 ;
-  reg [7:0] \$385 ;
+  reg [2:0] \$381 ;
+  reg [2:0] \$382 ;
+  reg [2:0] \$383 ;
+  reg [2:0] \$384 ;
+  reg [2:0] \$385 ;
   reg [2:0] \$386 ;
   reg [2:0] \$387 ;
   reg [2:0] \$388 ;
-  reg [2:0] \$389 ;
+  reg [4:0] \$389 ;
   wire \$39 ;
-  reg [2:0] \$390 ;
-  reg [2:0] \$391 ;
-  reg [2:0] \$392 ;
-  reg [2:0] \$393 ;
-  reg [4:0] \$394 ;
-  reg [4:0] \$395 ;
-  reg [5:0] \$396 ;
-  reg [6:0] \$397 ;
-  reg [7:0] \$398 ;
+  reg [4:0] \$390 ;
+  reg [5:0] \$391 ;
+  reg [6:0] \$392 ;
+  reg [7:0] \$393 ;
+  reg [2:0] \$394 ;
+  reg [2:0] \$395 ;
+  reg [2:0] \$396 ;
+  reg [2:0] \$397 ;
+  reg [2:0] \$398 ;
   reg [2:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
   reg [2:0] \$400 ;
   reg [2:0] \$401 ;
-  reg [2:0] \$402 ;
-  reg [2:0] \$403 ;
-  reg [2:0] \$404 ;
-  reg [2:0] \$405 ;
-  reg [2:0] \$406 ;
-  reg [4:0] \$407 ;
-  reg [4:0] \$408 ;
-  reg [5:0] \$409 ;
+  reg [4:0] \$402 ;
+  reg [4:0] \$403 ;
+  reg [5:0] \$404 ;
+  reg [6:0] \$405 ;
+  reg [7:0] \$406 ;
+  reg [2:0] \$407 ;
+  reg [2:0] \$408 ;
+  reg [2:0] \$409 ;
   wire [1:0] \$41 ;
-  reg [6:0] \$410 ;
-  reg [7:0] \$411 ;
+  reg [2:0] \$410 ;
+  reg [2:0] \$411 ;
   reg [2:0] \$412 ;
   reg [2:0] \$413 ;
   reg [2:0] \$414 ;
-  reg [2:0] \$415 ;
-  reg [2:0] \$416 ;
-  reg [2:0] \$417 ;
-  reg [2:0] \$418 ;
-  reg [2:0] \$419 ;
+  reg [4:0] \$415 ;
+  reg [4:0] \$416 ;
+  reg [5:0] \$417 ;
+  reg [6:0] \$418 ;
+  reg [7:0] \$419 ;
   wire \$42 ;
-  reg [4:0] \$420 ;
-  reg [4:0] \$421 ;
-  reg [5:0] \$422 ;
-  reg [6:0] \$423 ;
-  reg [7:0] \$424 ;
+  reg [2:0] \$420 ;
+  reg [2:0] \$421 ;
+  reg [2:0] \$422 ;
+  reg [2:0] \$423 ;
+  reg [2:0] \$424 ;
   reg [2:0] \$425 ;
   reg [2:0] \$426 ;
   reg [2:0] \$427 ;
-  reg [2:0] \$428 ;
-  reg [2:0] \$429 ;
+  reg [4:0] \$428 ;
+  reg [4:0] \$429 ;
   wire \$43 ;
-  reg [2:0] \$430 ;
-  reg [2:0] \$431 ;
-  reg [2:0] \$432 ;
-  reg [4:0] \$433 ;
-  reg [4:0] \$434 ;
-  reg [5:0] \$435 ;
-  reg [6:0] \$436 ;
-  reg [7:0] \$437 ;
+  reg [5:0] \$430 ;
+  reg [6:0] \$431 ;
+  reg [7:0] \$432 ;
+  reg [2:0] \$433 ;
+  reg [2:0] \$434 ;
+  reg [2:0] \$435 ;
+  reg [2:0] \$436 ;
+  reg [2:0] \$437 ;
   reg [2:0] \$438 ;
   reg [2:0] \$439 ;
   wire \$44 ;
   reg [2:0] \$440 ;
-  reg [2:0] \$441 ;
-  reg [2:0] \$442 ;
-  reg [2:0] \$443 ;
-  reg [2:0] \$444 ;
-  reg [2:0] \$445 ;
-  reg [4:0] \$446 ;
-  reg [4:0] \$447 ;
-  reg [5:0] \$448 ;
-  reg [6:0] \$449 ;
+  reg [4:0] \$441 ;
+  reg [4:0] \$442 ;
+  reg [5:0] \$443 ;
+  reg [6:0] \$444 ;
+  reg [7:0] \$445 ;
+  reg [2:0] \$446 ;
+  reg [2:0] \$447 ;
+  reg [2:0] \$448 ;
+  reg [2:0] \$449 ;
   wire [1:0] \$45 ;
-  reg [7:0] \$450 ;
+  reg [2:0] \$450 ;
   reg [2:0] \$451 ;
   reg [2:0] \$452 ;
   reg [2:0] \$453 ;
-  reg [2:0] \$454 ;
-  reg [2:0] \$455 ;
-  reg [2:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
-  reg [4:0] \$459 ;
+  reg [4:0] \$454 ;
+  reg [4:0] \$455 ;
+  reg [5:0] \$456 ;
+  reg [6:0] \$457 ;
+  reg [7:0] \$458 ;
+  reg [2:0] \$459 ;
   wire \$46 ;
-  reg [4:0] \$460 ;
-  reg [5:0] \$461 ;
-  reg [6:0] \$462 ;
-  reg [7:0] \$463 ;
+  reg [2:0] \$460 ;
+  reg [2:0] \$461 ;
+  reg [2:0] \$462 ;
+  reg [2:0] \$463 ;
   reg [2:0] \$464 ;
   reg [2:0] \$465 ;
   reg [2:0] \$466 ;
-  reg [2:0] \$467 ;
-  reg [2:0] \$468 ;
-  reg [2:0] \$469 ;
+  reg [4:0] \$467 ;
+  reg [4:0] \$468 ;
+  reg [5:0] \$469 ;
   wire \$47 ;
-  reg [2:0] \$470 ;
-  reg [2:0] \$471 ;
-  reg [4:0] \$472 ;
-  reg [4:0] \$473 ;
-  reg [5:0] \$474 ;
-  reg [6:0] \$475 ;
-  reg [7:0] \$476 ;
-  reg \$477 ;
-  reg \$478 ;
+  reg [6:0] \$470 ;
+  reg [7:0] \$471 ;
+  reg [2:0] \$472 ;
+  reg [2:0] \$473 ;
+  reg [2:0] \$474 ;
+  reg [2:0] \$475 ;
+  reg [2:0] \$476 ;
+  reg [2:0] \$477 ;
+  reg [2:0] \$478 ;
   reg [2:0] \$479 ;
   wire \$48 ;
-  reg [63:0] \$480 ;
-  reg \$481 ;
-  reg [7:0] \$482 ;
-  reg [7:0] \$483 ;
+  reg [4:0] \$480 ;
+  reg [4:0] \$481 ;
+  reg [5:0] \$482 ;
+  reg [6:0] \$483 ;
   reg [7:0] \$484 ;
-  reg [7:0] \$485 ;
-  reg [7:0] \$486 ;
-  reg [7:0] \$487 ;
-  reg [7:0] \$488 ;
-  reg [7:0] \$489 ;
+  reg \$485 ;
+  reg \$486 ;
+  reg [2:0] \$487 ;
+  reg [63:0] \$488 ;
+  reg \$489 ;
   wire [1:0] \$49 ;
-  reg \$490 ;
+  reg [7:0] \$490 ;
   reg [7:0] \$491 ;
+  reg [7:0] \$492 ;
+  reg [7:0] \$493 ;
+  reg [7:0] \$494 ;
+  reg [7:0] \$495 ;
+  reg [7:0] \$496 ;
+  reg [7:0] \$497 ;
+  reg \$498 ;
+  reg [7:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -458,47 +466,47 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [4:0] \$63 ;
   wire \$64 ;
   wire [3:0] \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [4:0] \$66 ;
+  wire [4:0] \$67 ;
+  wire [4:0] \$68 ;
+  wire [4:0] \$69 ;
   wire [6:0] \$7 ;
   wire \$70 ;
-  wire [1:0] \$71 ;
-  wire [1:0] \$72 ;
-  wire [2:0] \$73 ;
-  wire [1:0] \$74 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
   wire [1:0] \$75 ;
-  wire [2:0] \$76 ;
-  wire [1:0] \$77 ;
+  wire [1:0] \$76 ;
+  wire [2:0] \$77 ;
   wire [1:0] \$78 ;
-  wire [2:0] \$79 ;
+  wire [1:0] \$79 ;
   wire [7:0] \$8 ;
-  wire [1:0] \$80 ;
+  wire [2:0] \$80 ;
   wire [1:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire [1:0] \$83 ;
+  wire [1:0] \$82 ;
+  wire [2:0] \$83 ;
   wire [1:0] \$84 ;
-  wire [2:0] \$85 ;
-  wire [1:0] \$86 ;
+  wire [1:0] \$85 ;
+  wire [2:0] \$86 ;
   wire [1:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire [1:0] \$89 ;
+  wire [1:0] \$88 ;
+  wire [2:0] \$89 ;
   wire [31:0] \$9 ;
   wire [1:0] \$90 ;
-  wire [2:0] \$91 ;
-  wire [1:0] \$92 ;
+  wire [1:0] \$91 ;
+  wire [2:0] \$92 ;
   wire [1:0] \$93 ;
-  wire [2:0] \$94 ;
-  wire [3:0] \$95 ;
-  wire [3:0] \$96 ;
-  wire [4:0] \$97 ;
-  wire [3:0] \$98 ;
+  wire [1:0] \$94 ;
+  wire [2:0] \$95 ;
+  wire [1:0] \$96 ;
+  wire [1:0] \$97 ;
+  wire [2:0] \$98 ;
   wire [3:0] \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$74  = 1'h0;
-  reg \$signal$75  = 1'h0;
+  reg \$signal$84  = 1'h0;
+  reg \$signal$85  = 1'h0;
   reg \$signature__addr  = 1'h0;
   reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
@@ -627,27 +635,36 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   output o__valid;
   reg o__valid = 1'h0;
   reg [3:0] port__addr = 4'h0;
-  reg [2:0] \port__addr$61  = 3'h0;
-  wire [255:0] port__data;
-  wire [63:0] \port__data$184 ;
-  wire [7:0] \port__data$184[0] ;
-  wire [7:0] \port__data$184[0][0] ;
-  wire [7:0] \port__data$184[1] ;
-  wire [7:0] \port__data$184[1][0] ;
-  wire [7:0] \port__data$184[2] ;
-  wire [7:0] \port__data$184[2][0] ;
-  wire [7:0] \port__data$184[3] ;
-  wire [7:0] \port__data$184[3][0] ;
-  wire [7:0] \port__data$184[4] ;
-  wire [7:0] \port__data$184[4][0] ;
-  wire [7:0] \port__data$184[5] ;
-  wire [7:0] \port__data$184[5][0] ;
-  wire [7:0] \port__data$184[6] ;
-  wire [7:0] \port__data$184[6][0] ;
-  wire [7:0] \port__data$184[7] ;
-  wire [7:0] \port__data$184[7][0] ;
+  reg [3:0] \port__addr$14  = 4'h0;
+  reg [3:0] \port__addr$17  = 4'h0;
+  reg [3:0] \port__addr$20  = 4'h0;
+  reg [2:0] \port__addr$70  = 3'h0;
+  wire [63:0] port__data;
+  wire [63:0] \port__data$197 ;
+  wire [7:0] \port__data$197[0] ;
+  wire [7:0] \port__data$197[0][0] ;
+  wire [7:0] \port__data$197[1] ;
+  wire [7:0] \port__data$197[1][0] ;
+  wire [7:0] \port__data$197[2] ;
+  wire [7:0] \port__data$197[2][0] ;
+  wire [7:0] \port__data$197[3] ;
+  wire [7:0] \port__data$197[3][0] ;
+  wire [7:0] \port__data$197[4] ;
+  wire [7:0] \port__data$197[4][0] ;
+  wire [7:0] \port__data$197[5] ;
+  wire [7:0] \port__data$197[5][0] ;
+  wire [7:0] \port__data$197[6] ;
+  wire [7:0] \port__data$197[6][0] ;
+  wire [7:0] \port__data$197[7] ;
+  wire [7:0] \port__data$197[7][0] ;
+  wire [63:0] \port__data$89 ;
+  wire [63:0] \port__data$90 ;
+  wire [63:0] \port__data$91 ;
   wire port__en;
-  wire \port__en$63 ;
+  wire \port__en$16 ;
+  wire \port__en$19 ;
+  wire \port__en$22 ;
+  wire \port__en$72 ;
   reg [6:0] raw0 = 7'h00;
   reg [6:0] raw1 = 7'h00;
   reg [6:0] raw2 = 7'h00;
@@ -823,9 +840,16 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$185  = 1'h0;
+  reg \v2_d0$198  = 1'h0;
+  reg [3:0] waddr = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] waddr;
+  wire [3:0] waddr0;
+  (* init = 4'h0 *)
+  wire [3:0] waddr1;
+  (* init = 4'h0 *)
+  wire [3:0] waddr2;
+  (* init = 4'h0 *)
+  wire [3:0] waddr3;
   reg [255:0] weights_d0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   (* init = 32'd0 *)
   wire [31:0] x1;
@@ -966,188 +990,292 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (advance) begin
-      _1_ <= thresholds[\port__addr$61 ];
+      _1_ <= thresholds[\port__addr$70 ];
     end
   end
-  assign \port__data$184  = _1_;
-  reg [255:0] weights [15:0];
+  assign \port__data$197  = _1_;
+  reg [63:0] weights0 [15:0];
   initial begin
-    weights[0] = 256'he2c446d6ba6e071197aa6d7206b38b2145a9fdba1856128ee251e6be1c9e6a56;
-    weights[1] = 256'h28c04241857115e42dd34e5b5d7b177d6e0df63bb2c660c8e2de6abb3ac04243;
-    weights[2] = 256'h3f8bd101191e300dff7607c0d95630649d3e68541538782fc7a3bdea0e8dcf07;
-    weights[3] = 256'h4439b565f624b1862dc35a503fc2ca163be08a92fb94eb866d1f5f354bbd2369;
-    weights[4] = 256'hefd5b8cb4e85d68efccb3124f26467f40c2dac0b05d9683bf0d251942253924d;
-    weights[5] = 256'hc76fb90f4a0463691604e5e520da6a92dabda5eb6fd8131f1518bd847576fda4;
-    weights[6] = 256'h0529cfaa1d328a490e1387cd39de7a07ce978a9e95f24aeba1f35b36f5c1f8ea;
-    weights[7] = 256'hec9d46fbd177ddbcc0ff64797710d0046bc2524979d2cb9e751affa4660cfa15;
-    weights[8] = 256'h6069d5bdfac472b6e7c3f93315ebfba223f94bb72addd2974074a4e9b7728d51;
-    weights[9] = 256'hb0bfacb60e04a201452811775c1456e579da5aae03683120facfeabb057b1db4;
-    weights[10] = 256'he3638cf8ead7d2960fddecbb073e4fd16255c69d5721b549cf27b7e8442d94e9;
-    weights[11] = 256'he5cf5ebc444cb1a44be8316b6beb5a5ab3ef31aad46fbdbcfa874e59d22fe56b;
-    weights[12] = 256'h1c3a5a4ee3d1e89edfd6b2c807bc4d17058d68bbea6694ec47fd6cb3181d944d;
-    weights[13] = 256'hf994ca82034a312b69425b5103b911ea6a84e20ba24e6a112beb134bd3e5a168;
-    weights[14] = 256'h6acf7730a05c4a95a2d5ce965a87334665cd7833f6639560482397a2381bc207;
-    weights[15] = 256'h06292561b1fab9a661fa30ac0e040241862cb167840fbef5d81d6ef1d135a1ee;
+    weights0[0] = 64'he251e6be1c9e6a56;
+    weights0[1] = 64'he2de6abb3ac04243;
+    weights0[2] = 64'hc7a3bdea0e8dcf07;
+    weights0[3] = 64'h6d1f5f354bbd2369;
+    weights0[4] = 64'hf0d251942253924d;
+    weights0[5] = 64'h1518bd847576fda4;
+    weights0[6] = 64'ha1f35b36f5c1f8ea;
+    weights0[7] = 64'h751affa4660cfa15;
+    weights0[8] = 64'h4074a4e9b7728d51;
+    weights0[9] = 64'hfacfeabb057b1db4;
+    weights0[10] = 64'hcf27b7e8442d94e9;
+    weights0[11] = 64'hfa874e59d22fe56b;
+    weights0[12] = 64'h47fd6cb3181d944d;
+    weights0[13] = 64'h2beb134bd3e5a168;
+    weights0[14] = 64'h482397a2381bc207;
+    weights0[15] = 64'hd81d6ef1d135a1ee;
   end
-  reg [255:0] _2_;
+  reg [63:0] _2_;
   always @(posedge clk) begin
     if (advance) begin
-      _2_ <= weights[port__addr];
+      _2_ <= weights0[port__addr];
     end
   end
   assign port__data = _2_;
+  reg [63:0] weights1 [15:0];
+  initial begin
+    weights1[0] = 64'h45a9fdba1856128e;
+    weights1[1] = 64'h6e0df63bb2c660c8;
+    weights1[2] = 64'h9d3e68541538782f;
+    weights1[3] = 64'h3be08a92fb94eb86;
+    weights1[4] = 64'h0c2dac0b05d9683b;
+    weights1[5] = 64'hdabda5eb6fd8131f;
+    weights1[6] = 64'hce978a9e95f24aeb;
+    weights1[7] = 64'h6bc2524979d2cb9e;
+    weights1[8] = 64'h23f94bb72addd297;
+    weights1[9] = 64'h79da5aae03683120;
+    weights1[10] = 64'h6255c69d5721b549;
+    weights1[11] = 64'hb3ef31aad46fbdbc;
+    weights1[12] = 64'h058d68bbea6694ec;
+    weights1[13] = 64'h6a84e20ba24e6a11;
+    weights1[14] = 64'h65cd7833f6639560;
+    weights1[15] = 64'h862cb167840fbef5;
+  end
+  reg [63:0] _3_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _3_ <= weights1[\port__addr$14 ];
+    end
+  end
+  assign \port__data$89  = _3_;
+  reg [63:0] weights2 [15:0];
+  initial begin
+    weights2[0] = 64'h97aa6d7206b38b21;
+    weights2[1] = 64'h2dd34e5b5d7b177d;
+    weights2[2] = 64'hff7607c0d9563064;
+    weights2[3] = 64'h2dc35a503fc2ca16;
+    weights2[4] = 64'hfccb3124f26467f4;
+    weights2[5] = 64'h1604e5e520da6a92;
+    weights2[6] = 64'h0e1387cd39de7a07;
+    weights2[7] = 64'hc0ff64797710d004;
+    weights2[8] = 64'he7c3f93315ebfba2;
+    weights2[9] = 64'h452811775c1456e5;
+    weights2[10] = 64'h0fddecbb073e4fd1;
+    weights2[11] = 64'h4be8316b6beb5a5a;
+    weights2[12] = 64'hdfd6b2c807bc4d17;
+    weights2[13] = 64'h69425b5103b911ea;
+    weights2[14] = 64'ha2d5ce965a873346;
+    weights2[15] = 64'h61fa30ac0e040241;
+  end
+  reg [63:0] _4_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _4_ <= weights2[\port__addr$17 ];
+    end
+  end
+  assign \port__data$90  = _4_;
+  reg [63:0] weights3 [15:0];
+  initial begin
+    weights3[0] = 64'he2c446d6ba6e0711;
+    weights3[1] = 64'h28c04241857115e4;
+    weights3[2] = 64'h3f8bd101191e300d;
+    weights3[3] = 64'h4439b565f624b186;
+    weights3[4] = 64'hefd5b8cb4e85d68e;
+    weights3[5] = 64'hc76fb90f4a046369;
+    weights3[6] = 64'h0529cfaa1d328a49;
+    weights3[7] = 64'hec9d46fbd177ddbc;
+    weights3[8] = 64'h6069d5bdfac472b6;
+    weights3[9] = 64'hb0bfacb60e04a201;
+    weights3[10] = 64'he3638cf8ead7d296;
+    weights3[11] = 64'he5cf5ebc444cb1a4;
+    weights3[12] = 64'h1c3a5a4ee3d1e89e;
+    weights3[13] = 64'hf994ca82034a312b;
+    weights3[14] = 64'h6acf7730a05c4a95;
+    weights3[15] = 64'h06292561b1fab9a6;
+  end
+  reg [63:0] _5_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _5_ <= weights3[\port__addr$20 ];
+    end
+  end
+  assign \port__data$91  = _5_;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$416 ;
+    tree2_l1_4_0 <= \$411 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$417 ;
+    tree2_l1_5_0 <= \$412 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$418 ;
+    tree2_l1_6_0 <= \$413 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$419 ;
+    tree2_l1_7_0 <= \$414 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$420 ;
+    tree2_l3_0_0 <= \$415 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$421 ;
+    tree2_l3_1_0 <= \$416 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$422 ;
+    tree2_l4_0_0 <= \$417 ;
   always @(posedge clk)
-    raw3 <= \$423 ;
+    raw2 <= \$418 ;
   always @(posedge clk)
-    acc3 <= \$424 ;
+    acc2 <= \$419 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$425 ;
+    tree3_l1_0_0 <= \$420 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$426 ;
+    tree3_l1_1_0 <= \$421 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$427 ;
+    tree3_l1_2_0 <= \$422 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$428 ;
+    tree3_l1_3_0 <= \$423 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$429 ;
+    tree3_l1_4_0 <= \$424 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$430 ;
+    tree3_l1_5_0 <= \$425 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$431 ;
+    tree3_l1_6_0 <= \$426 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$432 ;
+    tree3_l1_7_0 <= \$427 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$433 ;
+    tree3_l3_0_0 <= \$428 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$434 ;
+    tree3_l3_1_0 <= \$429 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$435 ;
+    tree3_l4_0_0 <= \$430 ;
   always @(posedge clk)
-    raw4 <= \$436 ;
+    raw3 <= \$431 ;
   always @(posedge clk)
-    acc4 <= \$437 ;
+    acc3 <= \$432 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$438 ;
+    tree4_l1_0_0 <= \$433 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$439 ;
+    tree4_l1_1_0 <= \$434 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$440 ;
+    tree4_l1_2_0 <= \$435 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$441 ;
+    tree4_l1_3_0 <= \$436 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$442 ;
+    tree4_l1_4_0 <= \$437 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$443 ;
+    tree4_l1_5_0 <= \$438 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$444 ;
+    tree4_l1_6_0 <= \$439 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$445 ;
+    tree4_l1_7_0 <= \$440 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$446 ;
+    tree4_l3_0_0 <= \$441 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$447 ;
+    tree4_l3_1_0 <= \$442 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$448 ;
+    tree4_l4_0_0 <= \$443 ;
   always @(posedge clk)
-    raw5 <= \$449 ;
+    raw4 <= \$444 ;
   always @(posedge clk)
-    acc5 <= \$450 ;
+    acc4 <= \$445 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$451 ;
+    tree5_l1_0_0 <= \$446 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$452 ;
+    tree5_l1_1_0 <= \$447 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$453 ;
+    tree5_l1_2_0 <= \$448 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$454 ;
+    tree5_l1_3_0 <= \$449 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$455 ;
+    tree5_l1_4_0 <= \$450 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$456 ;
+    tree5_l1_5_0 <= \$451 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$457 ;
+    tree5_l1_6_0 <= \$452 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$458 ;
+    tree5_l1_7_0 <= \$453 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$459 ;
+    tree5_l3_0_0 <= \$454 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$460 ;
+    tree5_l3_1_0 <= \$455 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$461 ;
+    tree5_l4_0_0 <= \$456 ;
   always @(posedge clk)
-    raw6 <= \$462 ;
+    raw5 <= \$457 ;
   always @(posedge clk)
-    acc6 <= \$463 ;
+    acc5 <= \$458 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$464 ;
+    tree6_l1_0_0 <= \$459 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$465 ;
+    tree6_l1_1_0 <= \$460 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$466 ;
+    tree6_l1_2_0 <= \$461 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$467 ;
+    tree6_l1_3_0 <= \$462 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$468 ;
+    tree6_l1_4_0 <= \$463 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$469 ;
+    tree6_l1_5_0 <= \$464 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$470 ;
+    tree6_l1_6_0 <= \$465 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$471 ;
+    tree6_l1_7_0 <= \$466 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$472 ;
+    tree6_l3_0_0 <= \$467 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$473 ;
+    tree6_l3_1_0 <= \$468 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$474 ;
+    tree6_l4_0_0 <= \$469 ;
   always @(posedge clk)
-    raw7 <= \$475 ;
+    raw6 <= \$470 ;
   always @(posedge clk)
-    acc7 <= \$476 ;
+    acc6 <= \$471 ;
   always @(posedge clk)
-    v2 <= \$477 ;
+    tree7_l1_0_0 <= \$472 ;
   always @(posedge clk)
-    v2_d0 <= \$478 ;
+    tree7_l1_1_0 <= \$473 ;
   always @(posedge clk)
-    \port__addr$61  <= \$479 ;
+    tree7_l1_2_0 <= \$474 ;
   always @(posedge clk)
-    thresholds_d0 <= \$480 ;
+    tree7_l1_3_0 <= \$475 ;
   always @(posedge clk)
-    \v2_d0$185  <= \$481 ;
+    tree7_l1_4_0 <= \$476 ;
   always @(posedge clk)
-    acc0_d0 <= \$482 ;
+    tree7_l1_5_0 <= \$477 ;
   always @(posedge clk)
-    acc1_d0 <= \$483 ;
+    tree7_l1_6_0 <= \$478 ;
   always @(posedge clk)
-    acc2_d0 <= \$484 ;
+    tree7_l1_7_0 <= \$479 ;
   always @(posedge clk)
-    acc3_d0 <= \$485 ;
+    tree7_l3_0_0 <= \$480 ;
   always @(posedge clk)
-    acc4_d0 <= \$486 ;
+    tree7_l3_1_0 <= \$481 ;
   always @(posedge clk)
-    acc5_d0 <= \$487 ;
+    tree7_l4_0_0 <= \$482 ;
   always @(posedge clk)
-    acc6_d0 <= \$488 ;
+    raw7 <= \$483 ;
   always @(posedge clk)
-    acc7_d0 <= \$489 ;
+    acc7 <= \$484 ;
   always @(posedge clk)
-    o__valid <= \$490 ;
+    v2 <= \$485 ;
   always @(posedge clk)
-    o__payload <= \$491 ;
+    v2_d0 <= \$486 ;
+  always @(posedge clk)
+    \port__addr$70  <= \$487 ;
+  always @(posedge clk)
+    thresholds_d0 <= \$488 ;
+  always @(posedge clk)
+    \v2_d0$198  <= \$489 ;
+  always @(posedge clk)
+    acc0_d0 <= \$490 ;
+  always @(posedge clk)
+    acc1_d0 <= \$491 ;
+  always @(posedge clk)
+    acc2_d0 <= \$492 ;
+  always @(posedge clk)
+    acc3_d0 <= \$493 ;
+  always @(posedge clk)
+    acc4_d0 <= \$494 ;
+  always @(posedge clk)
+    acc5_d0 <= \$495 ;
+  always @(posedge clk)
+    acc6_d0 <= \$496 ;
+  always @(posedge clk)
+    acc7_d0 <= \$497 ;
+  always @(posedge clk)
+    o__valid <= \$498 ;
+  always @(posedge clk)
+    o__payload <= \$499 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
   assign \$2  = ! nf;
@@ -1222,1091 +1350,1137 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \$60  = { \$58 , acc7_d0[6:0] } >= { \$59 , thresholds_d0[62:56] };
   assign \$61  = 1'h0 + \$60 ;
   assign \$62  = rp__addr + 1'h1;
-  assign \$63  = port__addr + 1'h1;
+  assign \$63  = waddr + 1'h1;
   assign \$65  = nf + 1'h1;
-  assign \$66  = ! nf;
-  assign \$67  = fire & \$66 ;
-  assign \$68  = ! nf;
-  assign \$69  = ! rp__addr;
-  assign \$71  = xnor0[0] + xnor0[1];
-  assign \$72  = xnor0[2] + xnor0[3];
-  assign \$73  = \$71  + \$72 ;
-  assign \$74  = xnor0[4] + xnor0[5];
-  assign \$75  = xnor0[6] + xnor0[7];
-  assign \$76  = \$74  + \$75 ;
-  assign \$77  = xnor0[8] + xnor0[9];
-  assign \$78  = xnor0[10] + xnor0[11];
-  assign \$79  = \$77  + \$78 ;
-  assign \$80  = xnor0[12] + xnor0[13];
-  assign \$81  = xnor0[14] + xnor0[15];
-  assign \$82  = \$80  + \$81 ;
-  assign \$83  = xnor0[16] + xnor0[17];
-  assign \$84  = xnor0[18] + xnor0[19];
-  assign \$85  = \$83  + \$84 ;
-  assign \$86  = xnor0[20] + xnor0[21];
-  assign \$87  = xnor0[22] + xnor0[23];
-  assign \$88  = \$86  + \$87 ;
-  assign \$89  = xnor0[24] + xnor0[25];
-  assign \$90  = xnor0[26] + xnor0[27];
-  assign \$91  = \$89  + \$90 ;
-  assign \$92  = xnor0[28] + xnor0[29];
-  assign \$93  = xnor0[30] + xnor0[31];
-  assign \$94  = \$92  + \$93 ;
-  assign \$95  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$96  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$97  = \$95  + \$96 ;
-  assign \$98  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$99  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$100  = \$98  + \$99 ;
-  assign \$101  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$102  = advance & v1_d3;
-  assign \$103  = 2'h2 * raw0;
-  assign \$104  = \$103  - 7'h40;
-  assign \$105  = xnor1[0] + xnor1[1];
-  assign \$106  = xnor1[2] + xnor1[3];
-  assign \$107  = \$105  + \$106 ;
-  assign \$108  = xnor1[4] + xnor1[5];
-  assign \$109  = xnor1[6] + xnor1[7];
-  assign \$110  = \$108  + \$109 ;
-  assign \$111  = xnor1[8] + xnor1[9];
-  assign \$112  = xnor1[10] + xnor1[11];
-  assign \$113  = \$111  + \$112 ;
-  assign \$114  = xnor1[12] + xnor1[13];
-  assign \$115  = xnor1[14] + xnor1[15];
-  assign \$116  = \$114  + \$115 ;
-  assign \$117  = xnor1[16] + xnor1[17];
-  assign \$118  = xnor1[18] + xnor1[19];
-  assign \$119  = \$117  + \$118 ;
-  assign \$120  = xnor1[20] + xnor1[21];
-  assign \$121  = xnor1[22] + xnor1[23];
-  assign \$122  = \$120  + \$121 ;
-  assign \$123  = xnor1[24] + xnor1[25];
-  assign \$124  = xnor1[26] + xnor1[27];
-  assign \$125  = \$123  + \$124 ;
-  assign \$126  = xnor1[28] + xnor1[29];
-  assign \$127  = xnor1[30] + xnor1[31];
-  assign \$128  = \$126  + \$127 ;
-  assign \$129  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$130  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$131  = \$129  + \$130 ;
-  assign \$132  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$133  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$134  = \$132  + \$133 ;
-  assign \$135  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$136  = advance & v1_d3;
-  assign \$137  = 2'h2 * raw1;
-  assign \$138  = \$137  - 7'h40;
-  assign \$139  = xnor2[0] + xnor2[1];
-  assign \$140  = xnor2[2] + xnor2[3];
-  assign \$141  = \$139  + \$140 ;
-  assign \$142  = xnor2[4] + xnor2[5];
-  assign \$143  = xnor2[6] + xnor2[7];
-  assign \$144  = \$142  + \$143 ;
-  assign \$145  = xnor2[8] + xnor2[9];
-  assign \$146  = xnor2[10] + xnor2[11];
-  assign \$147  = \$145  + \$146 ;
-  assign \$148  = xnor2[12] + xnor2[13];
-  assign \$149  = xnor2[14] + xnor2[15];
-  assign \$150  = \$148  + \$149 ;
-  assign \$151  = xnor2[16] + xnor2[17];
-  assign \$152  = xnor2[18] + xnor2[19];
-  assign \$153  = \$151  + \$152 ;
-  assign \$154  = xnor2[20] + xnor2[21];
-  assign \$155  = xnor2[22] + xnor2[23];
-  assign \$156  = \$154  + \$155 ;
-  assign \$157  = xnor2[24] + xnor2[25];
-  assign \$158  = xnor2[26] + xnor2[27];
-  assign \$159  = \$157  + \$158 ;
-  assign \$160  = xnor2[28] + xnor2[29];
-  assign \$161  = xnor2[30] + xnor2[31];
-  assign \$162  = \$160  + \$161 ;
-  assign \$163  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$164  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$165  = \$163  + \$164 ;
-  assign \$166  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$167  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$168  = \$166  + \$167 ;
-  assign \$169  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$170  = advance & v1_d3;
-  assign \$171  = 2'h2 * raw2;
-  assign \$172  = \$171  - 7'h40;
-  assign \$173  = xnor3[0] + xnor3[1];
-  assign \$174  = xnor3[2] + xnor3[3];
-  assign \$175  = \$173  + \$174 ;
-  assign \$176  = xnor3[4] + xnor3[5];
-  assign \$177  = xnor3[6] + xnor3[7];
-  assign \$178  = \$176  + \$177 ;
-  assign \$179  = xnor3[8] + xnor3[9];
-  assign \$180  = xnor3[10] + xnor3[11];
-  assign \$181  = \$179  + \$180 ;
-  assign \$182  = xnor3[12] + xnor3[13];
-  assign \$183  = xnor3[14] + xnor3[15];
-  assign \$184  = \$182  + \$183 ;
-  assign \$185  = xnor3[16] + xnor3[17];
-  assign \$186  = xnor3[18] + xnor3[19];
-  assign \$187  = \$185  + \$186 ;
-  assign \$188  = xnor3[20] + xnor3[21];
-  assign \$189  = xnor3[22] + xnor3[23];
-  assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor3[24] + xnor3[25];
-  assign \$192  = xnor3[26] + xnor3[27];
-  assign \$193  = \$191  + \$192 ;
-  assign \$194  = xnor3[28] + xnor3[29];
-  assign \$195  = xnor3[30] + xnor3[31];
-  assign \$196  = \$194  + \$195 ;
-  assign \$197  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$198  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$199  = \$197  + \$198 ;
-  assign \$200  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$201  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$202  = \$200  + \$201 ;
-  assign \$203  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$204  = advance & v1_d3;
-  assign \$205  = 2'h2 * raw3;
-  assign \$206  = \$205  - 7'h40;
-  assign \$207  = xnor4[0] + xnor4[1];
-  assign \$208  = xnor4[2] + xnor4[3];
-  assign \$209  = \$207  + \$208 ;
-  assign \$210  = xnor4[4] + xnor4[5];
-  assign \$211  = xnor4[6] + xnor4[7];
-  assign \$212  = \$210  + \$211 ;
-  assign \$213  = xnor4[8] + xnor4[9];
-  assign \$214  = xnor4[10] + xnor4[11];
-  assign \$215  = \$213  + \$214 ;
-  assign \$216  = xnor4[12] + xnor4[13];
-  assign \$217  = xnor4[14] + xnor4[15];
-  assign \$218  = \$216  + \$217 ;
-  assign \$219  = xnor4[16] + xnor4[17];
-  assign \$220  = xnor4[18] + xnor4[19];
-  assign \$221  = \$219  + \$220 ;
-  assign \$222  = xnor4[20] + xnor4[21];
-  assign \$223  = xnor4[22] + xnor4[23];
-  assign \$224  = \$222  + \$223 ;
-  assign \$225  = xnor4[24] + xnor4[25];
-  assign \$226  = xnor4[26] + xnor4[27];
-  assign \$227  = \$225  + \$226 ;
-  assign \$228  = xnor4[28] + xnor4[29];
-  assign \$229  = xnor4[30] + xnor4[31];
-  assign \$230  = \$228  + \$229 ;
-  assign \$231  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$232  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$233  = \$231  + \$232 ;
-  assign \$234  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$235  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$236  = \$234  + \$235 ;
-  assign \$237  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$238  = advance & v1_d3;
-  assign \$239  = 2'h2 * raw4;
-  assign \$240  = \$239  - 7'h40;
-  assign \$241  = xnor5[0] + xnor5[1];
-  assign \$242  = xnor5[2] + xnor5[3];
-  assign \$243  = \$241  + \$242 ;
-  assign \$244  = xnor5[4] + xnor5[5];
-  assign \$245  = xnor5[6] + xnor5[7];
-  assign \$246  = \$244  + \$245 ;
-  assign \$247  = xnor5[8] + xnor5[9];
-  assign \$248  = xnor5[10] + xnor5[11];
-  assign \$249  = \$247  + \$248 ;
-  assign \$250  = xnor5[12] + xnor5[13];
-  assign \$251  = xnor5[14] + xnor5[15];
-  assign \$252  = \$250  + \$251 ;
-  assign \$253  = xnor5[16] + xnor5[17];
-  assign \$254  = xnor5[18] + xnor5[19];
-  assign \$255  = \$253  + \$254 ;
-  assign \$256  = xnor5[20] + xnor5[21];
-  assign \$257  = xnor5[22] + xnor5[23];
-  assign \$258  = \$256  + \$257 ;
-  assign \$259  = xnor5[24] + xnor5[25];
-  assign \$260  = xnor5[26] + xnor5[27];
-  assign \$261  = \$259  + \$260 ;
-  assign \$262  = xnor5[28] + xnor5[29];
-  assign \$263  = xnor5[30] + xnor5[31];
-  assign \$264  = \$262  + \$263 ;
-  assign \$265  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$266  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$267  = \$265  + \$266 ;
-  assign \$268  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$269  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$270  = \$268  + \$269 ;
-  assign \$271  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$272  = advance & v1_d3;
-  assign \$273  = 2'h2 * raw5;
-  assign \$274  = \$273  - 7'h40;
-  assign \$275  = xnor6[0] + xnor6[1];
-  assign \$276  = xnor6[2] + xnor6[3];
-  assign \$277  = \$275  + \$276 ;
-  assign \$278  = xnor6[4] + xnor6[5];
-  assign \$279  = xnor6[6] + xnor6[7];
-  assign \$280  = \$278  + \$279 ;
-  assign \$281  = xnor6[8] + xnor6[9];
-  assign \$282  = xnor6[10] + xnor6[11];
-  assign \$283  = \$281  + \$282 ;
-  assign \$284  = xnor6[12] + xnor6[13];
-  assign \$285  = xnor6[14] + xnor6[15];
-  assign \$286  = \$284  + \$285 ;
-  assign \$287  = xnor6[16] + xnor6[17];
-  assign \$288  = xnor6[18] + xnor6[19];
-  assign \$289  = \$287  + \$288 ;
-  assign \$290  = xnor6[20] + xnor6[21];
-  assign \$291  = xnor6[22] + xnor6[23];
-  assign \$292  = \$290  + \$291 ;
-  assign \$293  = xnor6[24] + xnor6[25];
-  assign \$294  = xnor6[26] + xnor6[27];
-  assign \$295  = \$293  + \$294 ;
-  assign \$296  = xnor6[28] + xnor6[29];
-  assign \$297  = xnor6[30] + xnor6[31];
-  assign \$298  = \$296  + \$297 ;
-  assign \$299  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$300  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$301  = \$299  + \$300 ;
-  assign \$302  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$303  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$304  = \$302  + \$303 ;
-  assign \$305  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$306  = advance & v1_d3;
-  assign \$307  = 2'h2 * raw6;
-  assign \$308  = \$307  - 7'h40;
-  assign \$309  = xnor7[0] + xnor7[1];
-  assign \$310  = xnor7[2] + xnor7[3];
-  assign \$311  = \$309  + \$310 ;
-  assign \$312  = xnor7[4] + xnor7[5];
-  assign \$313  = xnor7[6] + xnor7[7];
-  assign \$314  = \$312  + \$313 ;
-  assign \$315  = xnor7[8] + xnor7[9];
-  assign \$316  = xnor7[10] + xnor7[11];
-  assign \$317  = \$315  + \$316 ;
-  assign \$318  = xnor7[12] + xnor7[13];
-  assign \$319  = xnor7[14] + xnor7[15];
-  assign \$320  = \$318  + \$319 ;
-  assign \$321  = xnor7[16] + xnor7[17];
-  assign \$322  = xnor7[18] + xnor7[19];
-  assign \$323  = \$321  + \$322 ;
-  assign \$324  = xnor7[20] + xnor7[21];
-  assign \$325  = xnor7[22] + xnor7[23];
-  assign \$326  = \$324  + \$325 ;
-  assign \$327  = xnor7[24] + xnor7[25];
-  assign \$328  = xnor7[26] + xnor7[27];
-  assign \$329  = \$327  + \$328 ;
-  assign \$330  = xnor7[28] + xnor7[29];
-  assign \$331  = xnor7[30] + xnor7[31];
-  assign \$332  = \$330  + \$331 ;
-  assign \$333  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$334  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$335  = \$333  + \$334 ;
-  assign \$336  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$337  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$338  = \$336  + \$337 ;
-  assign \$339  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$340  = advance & v1_d3;
-  assign \$341  = 2'h2 * raw7;
-  assign \$342  = \$341  - 7'h40;
-  assign \$343  = v1_d3 & last1_d3;
-  always @(posedge clk)
-    rp__addr <= \$344 ;
-  always @(posedge clk)
-    port__addr <= \$345 ;
-  always @(posedge clk)
-    nf <= \$346 ;
-  always @(posedge clk)
-    \$signature__en  <= \$347 ;
-  always @(posedge clk)
-    \$signature__addr  <= \$348 ;
-  always @(posedge clk)
-    \$signal$74  <= \$349 ;
-  always @(posedge clk)
-    \$signature__data  <= \$350 ;
-  always @(posedge clk)
-    fresh1 <= \$351 ;
-  always @(posedge clk)
-    \$signal$75  <= \$352 ;
-  always @(posedge clk)
-    last1 <= \$353 ;
-  always @(posedge clk)
-    nf1 <= \$354 ;
-  always @(posedge clk)
-    x_in_d0 <= \$355 ;
-  always @(posedge clk)
-    weights_d0 <= \$356 ;
-  always @(posedge clk)
-    v1_d0 <= \$357 ;
-  always @(posedge clk)
-    v1_d1 <= \$358 ;
-  always @(posedge clk)
-    v1_d2 <= \$359 ;
-  always @(posedge clk)
-    v1_d3 <= \$360 ;
-  always @(posedge clk)
-    first1_d0 <= \$361 ;
-  always @(posedge clk)
-    first1_d1 <= \$362 ;
-  always @(posedge clk)
-    first1_d2 <= \$363 ;
-  always @(posedge clk)
-    first1_d3 <= \$364 ;
-  always @(posedge clk)
-    last1_d0 <= \$365 ;
-  always @(posedge clk)
-    last1_d1 <= \$366 ;
-  always @(posedge clk)
-    last1_d2 <= \$367 ;
-  always @(posedge clk)
-    last1_d3 <= \$368 ;
-  always @(posedge clk)
-    nf1_d0 <= \$369 ;
-  always @(posedge clk)
-    nf1_d1 <= \$370 ;
-  always @(posedge clk)
-    nf1_d2 <= \$371 ;
-  always @(posedge clk)
-    nf1_d3 <= \$372 ;
-  always @(posedge clk)
-    tree0_l1_0_0 <= \$373 ;
-  always @(posedge clk)
-    tree0_l1_1_0 <= \$374 ;
-  always @(posedge clk)
-    tree0_l1_2_0 <= \$375 ;
-  always @(posedge clk)
-    tree0_l1_3_0 <= \$376 ;
-  always @(posedge clk)
-    tree0_l1_4_0 <= \$377 ;
-  always @(posedge clk)
-    tree0_l1_5_0 <= \$378 ;
-  always @(posedge clk)
-    tree0_l1_6_0 <= \$379 ;
-  always @(posedge clk)
-    tree0_l1_7_0 <= \$380 ;
-  always @(posedge clk)
-    tree0_l3_0_0 <= \$381 ;
-  always @(posedge clk)
-    tree0_l3_1_0 <= \$382 ;
-  always @(posedge clk)
-    tree0_l4_0_0 <= \$383 ;
-  always @(posedge clk)
-    raw0 <= \$384 ;
-  always @(posedge clk)
-    acc0 <= \$385 ;
-  always @(posedge clk)
-    tree1_l1_0_0 <= \$386 ;
-  always @(posedge clk)
-    tree1_l1_1_0 <= \$387 ;
-  always @(posedge clk)
-    tree1_l1_2_0 <= \$388 ;
-  always @(posedge clk)
-    tree1_l1_3_0 <= \$389 ;
-  always @(posedge clk)
-    tree1_l1_4_0 <= \$390 ;
-  always @(posedge clk)
-    tree1_l1_5_0 <= \$391 ;
-  always @(posedge clk)
-    tree1_l1_6_0 <= \$392 ;
-  always @(posedge clk)
-    tree1_l1_7_0 <= \$393 ;
-  always @(posedge clk)
-    tree1_l3_0_0 <= \$394 ;
-  always @(posedge clk)
-    tree1_l3_1_0 <= \$395 ;
-  always @(posedge clk)
-    tree1_l4_0_0 <= \$396 ;
-  always @(posedge clk)
-    raw1 <= \$397 ;
-  always @(posedge clk)
-    acc1 <= \$398 ;
-  always @(posedge clk)
-    tree2_l1_0_0 <= \$399 ;
-  always @(posedge clk)
-    tree2_l1_1_0 <= \$400 ;
-  always @(posedge clk)
-    tree2_l1_2_0 <= \$401 ;
-  always @(posedge clk)
-    tree2_l1_3_0 <= \$402 ;
-  always @(posedge clk)
-    tree2_l1_4_0 <= \$403 ;
-  always @(posedge clk)
-    tree2_l1_5_0 <= \$404 ;
-  always @(posedge clk)
-    tree2_l1_6_0 <= \$405 ;
-  always @(posedge clk)
-    tree2_l1_7_0 <= \$406 ;
-  always @(posedge clk)
-    tree2_l3_0_0 <= \$407 ;
-  always @(posedge clk)
-    tree2_l3_1_0 <= \$408 ;
-  always @(posedge clk)
-    tree2_l4_0_0 <= \$409 ;
-  always @(posedge clk)
-    raw2 <= \$410 ;
-  always @(posedge clk)
-    acc2 <= \$411 ;
-  always @(posedge clk)
-    tree3_l1_0_0 <= \$412 ;
-  always @(posedge clk)
-    tree3_l1_1_0 <= \$413 ;
-  always @(posedge clk)
-    tree3_l1_2_0 <= \$414 ;
-  always @(posedge clk)
-    tree3_l1_3_0 <= \$415 ;
+  assign \$66  = port__addr + 1'h1;
+  assign \$67  = \port__addr$14  + 1'h1;
+  assign \$68  = \port__addr$17  + 1'h1;
+  assign \$69  = \port__addr$20  + 1'h1;
+  assign \$70  = ! nf;
+  assign \$71  = fire & \$70 ;
+  assign \$72  = ! nf;
+  assign \$73  = ! rp__addr;
+  assign \$75  = xnor0[0] + xnor0[1];
+  assign \$76  = xnor0[2] + xnor0[3];
+  assign \$77  = \$75  + \$76 ;
+  assign \$78  = xnor0[4] + xnor0[5];
+  assign \$79  = xnor0[6] + xnor0[7];
+  assign \$80  = \$78  + \$79 ;
+  assign \$81  = xnor0[8] + xnor0[9];
+  assign \$82  = xnor0[10] + xnor0[11];
+  assign \$83  = \$81  + \$82 ;
+  assign \$84  = xnor0[12] + xnor0[13];
+  assign \$85  = xnor0[14] + xnor0[15];
+  assign \$86  = \$84  + \$85 ;
+  assign \$87  = xnor0[16] + xnor0[17];
+  assign \$88  = xnor0[18] + xnor0[19];
+  assign \$89  = \$87  + \$88 ;
+  assign \$90  = xnor0[20] + xnor0[21];
+  assign \$91  = xnor0[22] + xnor0[23];
+  assign \$92  = \$90  + \$91 ;
+  assign \$93  = xnor0[24] + xnor0[25];
+  assign \$94  = xnor0[26] + xnor0[27];
+  assign \$95  = \$93  + \$94 ;
+  assign \$96  = xnor0[28] + xnor0[29];
+  assign \$97  = xnor0[30] + xnor0[31];
+  assign \$98  = \$96  + \$97 ;
+  assign \$99  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$100  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$101  = \$99  + \$100 ;
+  assign \$102  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$103  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$104  = \$102  + \$103 ;
+  assign \$105  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$106  = advance & v1_d3;
+  assign \$107  = 2'h2 * raw0;
+  assign \$108  = \$107  - 7'h40;
+  assign \$109  = xnor1[0] + xnor1[1];
+  assign \$110  = xnor1[2] + xnor1[3];
+  assign \$111  = \$109  + \$110 ;
+  assign \$112  = xnor1[4] + xnor1[5];
+  assign \$113  = xnor1[6] + xnor1[7];
+  assign \$114  = \$112  + \$113 ;
+  assign \$115  = xnor1[8] + xnor1[9];
+  assign \$116  = xnor1[10] + xnor1[11];
+  assign \$117  = \$115  + \$116 ;
+  assign \$118  = xnor1[12] + xnor1[13];
+  assign \$119  = xnor1[14] + xnor1[15];
+  assign \$120  = \$118  + \$119 ;
+  assign \$121  = xnor1[16] + xnor1[17];
+  assign \$122  = xnor1[18] + xnor1[19];
+  assign \$123  = \$121  + \$122 ;
+  assign \$124  = xnor1[20] + xnor1[21];
+  assign \$125  = xnor1[22] + xnor1[23];
+  assign \$126  = \$124  + \$125 ;
+  assign \$127  = xnor1[24] + xnor1[25];
+  assign \$128  = xnor1[26] + xnor1[27];
+  assign \$129  = \$127  + \$128 ;
+  assign \$130  = xnor1[28] + xnor1[29];
+  assign \$131  = xnor1[30] + xnor1[31];
+  assign \$132  = \$130  + \$131 ;
+  assign \$133  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$134  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$135  = \$133  + \$134 ;
+  assign \$136  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$137  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$138  = \$136  + \$137 ;
+  assign \$139  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$140  = advance & v1_d3;
+  assign \$141  = 2'h2 * raw1;
+  assign \$142  = \$141  - 7'h40;
+  assign \$143  = xnor2[0] + xnor2[1];
+  assign \$144  = xnor2[2] + xnor2[3];
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = xnor2[4] + xnor2[5];
+  assign \$147  = xnor2[6] + xnor2[7];
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = xnor2[8] + xnor2[9];
+  assign \$150  = xnor2[10] + xnor2[11];
+  assign \$151  = \$149  + \$150 ;
+  assign \$152  = xnor2[12] + xnor2[13];
+  assign \$153  = xnor2[14] + xnor2[15];
+  assign \$154  = \$152  + \$153 ;
+  assign \$155  = xnor2[16] + xnor2[17];
+  assign \$156  = xnor2[18] + xnor2[19];
+  assign \$157  = \$155  + \$156 ;
+  assign \$158  = xnor2[20] + xnor2[21];
+  assign \$159  = xnor2[22] + xnor2[23];
+  assign \$160  = \$158  + \$159 ;
+  assign \$161  = xnor2[24] + xnor2[25];
+  assign \$162  = xnor2[26] + xnor2[27];
+  assign \$163  = \$161  + \$162 ;
+  assign \$164  = xnor2[28] + xnor2[29];
+  assign \$165  = xnor2[30] + xnor2[31];
+  assign \$166  = \$164  + \$165 ;
+  assign \$167  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$168  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$169  = \$167  + \$168 ;
+  assign \$170  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$171  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$172  = \$170  + \$171 ;
+  assign \$173  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$174  = advance & v1_d3;
+  assign \$175  = 2'h2 * raw2;
+  assign \$176  = \$175  - 7'h40;
+  assign \$177  = xnor3[0] + xnor3[1];
+  assign \$178  = xnor3[2] + xnor3[3];
+  assign \$179  = \$177  + \$178 ;
+  assign \$180  = xnor3[4] + xnor3[5];
+  assign \$181  = xnor3[6] + xnor3[7];
+  assign \$182  = \$180  + \$181 ;
+  assign \$183  = xnor3[8] + xnor3[9];
+  assign \$184  = xnor3[10] + xnor3[11];
+  assign \$185  = \$183  + \$184 ;
+  assign \$186  = xnor3[12] + xnor3[13];
+  assign \$187  = xnor3[14] + xnor3[15];
+  assign \$188  = \$186  + \$187 ;
+  assign \$189  = xnor3[16] + xnor3[17];
+  assign \$190  = xnor3[18] + xnor3[19];
+  assign \$191  = \$189  + \$190 ;
+  assign \$192  = xnor3[20] + xnor3[21];
+  assign \$193  = xnor3[22] + xnor3[23];
+  assign \$194  = \$192  + \$193 ;
+  assign \$195  = xnor3[24] + xnor3[25];
+  assign \$196  = xnor3[26] + xnor3[27];
+  assign \$197  = \$195  + \$196 ;
+  assign \$198  = xnor3[28] + xnor3[29];
+  assign \$199  = xnor3[30] + xnor3[31];
+  assign \$200  = \$198  + \$199 ;
+  assign \$201  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$202  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$203  = \$201  + \$202 ;
+  assign \$204  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$205  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$206  = \$204  + \$205 ;
+  assign \$207  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$208  = advance & v1_d3;
+  assign \$209  = 2'h2 * raw3;
+  assign \$210  = \$209  - 7'h40;
+  assign \$211  = xnor4[0] + xnor4[1];
+  assign \$212  = xnor4[2] + xnor4[3];
+  assign \$213  = \$211  + \$212 ;
+  assign \$214  = xnor4[4] + xnor4[5];
+  assign \$215  = xnor4[6] + xnor4[7];
+  assign \$216  = \$214  + \$215 ;
+  assign \$217  = xnor4[8] + xnor4[9];
+  assign \$218  = xnor4[10] + xnor4[11];
+  assign \$219  = \$217  + \$218 ;
+  assign \$220  = xnor4[12] + xnor4[13];
+  assign \$221  = xnor4[14] + xnor4[15];
+  assign \$222  = \$220  + \$221 ;
+  assign \$223  = xnor4[16] + xnor4[17];
+  assign \$224  = xnor4[18] + xnor4[19];
+  assign \$225  = \$223  + \$224 ;
+  assign \$226  = xnor4[20] + xnor4[21];
+  assign \$227  = xnor4[22] + xnor4[23];
+  assign \$228  = \$226  + \$227 ;
+  assign \$229  = xnor4[24] + xnor4[25];
+  assign \$230  = xnor4[26] + xnor4[27];
+  assign \$231  = \$229  + \$230 ;
+  assign \$232  = xnor4[28] + xnor4[29];
+  assign \$233  = xnor4[30] + xnor4[31];
+  assign \$234  = \$232  + \$233 ;
+  assign \$235  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$236  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$237  = \$235  + \$236 ;
+  assign \$238  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$239  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$240  = \$238  + \$239 ;
+  assign \$241  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$242  = advance & v1_d3;
+  assign \$243  = 2'h2 * raw4;
+  assign \$244  = \$243  - 7'h40;
+  assign \$245  = xnor5[0] + xnor5[1];
+  assign \$246  = xnor5[2] + xnor5[3];
+  assign \$247  = \$245  + \$246 ;
+  assign \$248  = xnor5[4] + xnor5[5];
+  assign \$249  = xnor5[6] + xnor5[7];
+  assign \$250  = \$248  + \$249 ;
+  assign \$251  = xnor5[8] + xnor5[9];
+  assign \$252  = xnor5[10] + xnor5[11];
+  assign \$253  = \$251  + \$252 ;
+  assign \$254  = xnor5[12] + xnor5[13];
+  assign \$255  = xnor5[14] + xnor5[15];
+  assign \$256  = \$254  + \$255 ;
+  assign \$257  = xnor5[16] + xnor5[17];
+  assign \$258  = xnor5[18] + xnor5[19];
+  assign \$259  = \$257  + \$258 ;
+  assign \$260  = xnor5[20] + xnor5[21];
+  assign \$261  = xnor5[22] + xnor5[23];
+  assign \$262  = \$260  + \$261 ;
+  assign \$263  = xnor5[24] + xnor5[25];
+  assign \$264  = xnor5[26] + xnor5[27];
+  assign \$265  = \$263  + \$264 ;
+  assign \$266  = xnor5[28] + xnor5[29];
+  assign \$267  = xnor5[30] + xnor5[31];
+  assign \$268  = \$266  + \$267 ;
+  assign \$269  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$270  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$271  = \$269  + \$270 ;
+  assign \$272  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$273  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$274  = \$272  + \$273 ;
+  assign \$275  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$276  = advance & v1_d3;
+  assign \$277  = 2'h2 * raw5;
+  assign \$278  = \$277  - 7'h40;
+  assign \$279  = xnor6[0] + xnor6[1];
+  assign \$280  = xnor6[2] + xnor6[3];
+  assign \$281  = \$279  + \$280 ;
+  assign \$282  = xnor6[4] + xnor6[5];
+  assign \$283  = xnor6[6] + xnor6[7];
+  assign \$284  = \$282  + \$283 ;
+  assign \$285  = xnor6[8] + xnor6[9];
+  assign \$286  = xnor6[10] + xnor6[11];
+  assign \$287  = \$285  + \$286 ;
+  assign \$288  = xnor6[12] + xnor6[13];
+  assign \$289  = xnor6[14] + xnor6[15];
+  assign \$290  = \$288  + \$289 ;
+  assign \$291  = xnor6[16] + xnor6[17];
+  assign \$292  = xnor6[18] + xnor6[19];
+  assign \$293  = \$291  + \$292 ;
+  assign \$294  = xnor6[20] + xnor6[21];
+  assign \$295  = xnor6[22] + xnor6[23];
+  assign \$296  = \$294  + \$295 ;
+  assign \$297  = xnor6[24] + xnor6[25];
+  assign \$298  = xnor6[26] + xnor6[27];
+  assign \$299  = \$297  + \$298 ;
+  assign \$300  = xnor6[28] + xnor6[29];
+  assign \$301  = xnor6[30] + xnor6[31];
+  assign \$302  = \$300  + \$301 ;
+  assign \$303  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$304  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$305  = \$303  + \$304 ;
+  assign \$306  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$307  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$308  = \$306  + \$307 ;
+  assign \$309  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$310  = advance & v1_d3;
+  assign \$311  = 2'h2 * raw6;
+  assign \$312  = \$311  - 7'h40;
+  assign \$313  = xnor7[0] + xnor7[1];
+  assign \$314  = xnor7[2] + xnor7[3];
+  assign \$315  = \$313  + \$314 ;
+  assign \$316  = xnor7[4] + xnor7[5];
+  assign \$317  = xnor7[6] + xnor7[7];
+  assign \$318  = \$316  + \$317 ;
+  assign \$319  = xnor7[8] + xnor7[9];
+  assign \$320  = xnor7[10] + xnor7[11];
+  assign \$321  = \$319  + \$320 ;
+  assign \$322  = xnor7[12] + xnor7[13];
+  assign \$323  = xnor7[14] + xnor7[15];
+  assign \$324  = \$322  + \$323 ;
+  assign \$325  = xnor7[16] + xnor7[17];
+  assign \$326  = xnor7[18] + xnor7[19];
+  assign \$327  = \$325  + \$326 ;
+  assign \$328  = xnor7[20] + xnor7[21];
+  assign \$329  = xnor7[22] + xnor7[23];
+  assign \$330  = \$328  + \$329 ;
+  assign \$331  = xnor7[24] + xnor7[25];
+  assign \$332  = xnor7[26] + xnor7[27];
+  assign \$333  = \$331  + \$332 ;
+  assign \$334  = xnor7[28] + xnor7[29];
+  assign \$335  = xnor7[30] + xnor7[31];
+  assign \$336  = \$334  + \$335 ;
+  assign \$337  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$338  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$339  = \$337  + \$338 ;
+  assign \$340  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$341  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$342  = \$340  + \$341 ;
+  assign \$343  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$344  = advance & v1_d3;
+  assign \$345  = 2'h2 * raw7;
+  assign \$346  = \$345  - 7'h40;
+  assign \$347  = v1_d3 & last1_d3;
+  always @(posedge clk)
+    rp__addr <= \$348 ;
+  always @(posedge clk)
+    waddr <= \$349 ;
+  always @(posedge clk)
+    nf <= \$350 ;
+  always @(posedge clk)
+    port__addr <= \$351 ;
+  always @(posedge clk)
+    \port__addr$14  <= \$352 ;
+  always @(posedge clk)
+    \port__addr$17  <= \$353 ;
+  always @(posedge clk)
+    \port__addr$20  <= \$354 ;
+  always @(posedge clk)
+    \$signature__en  <= \$355 ;
+  always @(posedge clk)
+    \$signature__addr  <= \$356 ;
+  always @(posedge clk)
+    \$signal$84  <= \$357 ;
+  always @(posedge clk)
+    \$signature__data  <= \$358 ;
+  always @(posedge clk)
+    fresh1 <= \$359 ;
+  always @(posedge clk)
+    \$signal$85  <= \$360 ;
+  always @(posedge clk)
+    last1 <= \$361 ;
+  always @(posedge clk)
+    nf1 <= \$362 ;
+  always @(posedge clk)
+    x_in_d0 <= \$363 ;
+  always @(posedge clk)
+    weights_d0 <= \$364 ;
+  always @(posedge clk)
+    v1_d0 <= \$365 ;
+  always @(posedge clk)
+    v1_d1 <= \$366 ;
+  always @(posedge clk)
+    v1_d2 <= \$367 ;
+  always @(posedge clk)
+    v1_d3 <= \$368 ;
+  always @(posedge clk)
+    first1_d0 <= \$369 ;
+  always @(posedge clk)
+    first1_d1 <= \$370 ;
+  always @(posedge clk)
+    first1_d2 <= \$371 ;
+  always @(posedge clk)
+    first1_d3 <= \$372 ;
+  always @(posedge clk)
+    last1_d0 <= \$373 ;
+  always @(posedge clk)
+    last1_d1 <= \$374 ;
+  always @(posedge clk)
+    last1_d2 <= \$375 ;
+  always @(posedge clk)
+    last1_d3 <= \$376 ;
+  always @(posedge clk)
+    nf1_d0 <= \$377 ;
+  always @(posedge clk)
+    nf1_d1 <= \$378 ;
+  always @(posedge clk)
+    nf1_d2 <= \$379 ;
+  always @(posedge clk)
+    nf1_d3 <= \$380 ;
+  always @(posedge clk)
+    tree0_l1_0_0 <= \$381 ;
+  always @(posedge clk)
+    tree0_l1_1_0 <= \$382 ;
+  always @(posedge clk)
+    tree0_l1_2_0 <= \$383 ;
+  always @(posedge clk)
+    tree0_l1_3_0 <= \$384 ;
+  always @(posedge clk)
+    tree0_l1_4_0 <= \$385 ;
+  always @(posedge clk)
+    tree0_l1_5_0 <= \$386 ;
+  always @(posedge clk)
+    tree0_l1_6_0 <= \$387 ;
+  always @(posedge clk)
+    tree0_l1_7_0 <= \$388 ;
+  always @(posedge clk)
+    tree0_l3_0_0 <= \$389 ;
+  always @(posedge clk)
+    tree0_l3_1_0 <= \$390 ;
+  always @(posedge clk)
+    tree0_l4_0_0 <= \$391 ;
+  always @(posedge clk)
+    raw0 <= \$392 ;
+  always @(posedge clk)
+    acc0 <= \$393 ;
+  always @(posedge clk)
+    tree1_l1_0_0 <= \$394 ;
+  always @(posedge clk)
+    tree1_l1_1_0 <= \$395 ;
+  always @(posedge clk)
+    tree1_l1_2_0 <= \$396 ;
+  always @(posedge clk)
+    tree1_l1_3_0 <= \$397 ;
+  always @(posedge clk)
+    tree1_l1_4_0 <= \$398 ;
+  always @(posedge clk)
+    tree1_l1_5_0 <= \$399 ;
+  always @(posedge clk)
+    tree1_l1_6_0 <= \$400 ;
+  always @(posedge clk)
+    tree1_l1_7_0 <= \$401 ;
+  always @(posedge clk)
+    tree1_l3_0_0 <= \$402 ;
+  always @(posedge clk)
+    tree1_l3_1_0 <= \$403 ;
+  always @(posedge clk)
+    tree1_l4_0_0 <= \$404 ;
+  always @(posedge clk)
+    raw1 <= \$405 ;
+  always @(posedge clk)
+    acc1 <= \$406 ;
+  always @(posedge clk)
+    tree2_l1_0_0 <= \$407 ;
+  always @(posedge clk)
+    tree2_l1_1_0 <= \$408 ;
+  always @(posedge clk)
+    tree2_l1_2_0 <= \$409 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$410 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = tree3_l1_5_0;
+    \$412  = tree2_l1_5_0;
     if (advance) begin
-      \$417  = \$190 ;
+      \$412  = \$160 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = tree3_l1_6_0;
+    \$413  = tree2_l1_6_0;
     if (advance) begin
-      \$418  = \$193 ;
+      \$413  = \$163 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = tree3_l1_7_0;
+    \$414  = tree2_l1_7_0;
     if (advance) begin
-      \$419  = \$196 ;
+      \$414  = \$166 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = tree3_l3_0_0;
+    \$415  = tree2_l3_0_0;
     if (advance) begin
-      \$420  = \$199 ;
+      \$415  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = tree3_l3_1_0;
+    \$416  = tree2_l3_1_0;
     if (advance) begin
-      \$421  = \$202 ;
+      \$416  = \$172 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = tree3_l4_0_0;
+    \$417  = tree2_l4_0_0;
     if (advance) begin
-      \$422  = \$203 ;
+      \$417  = \$173 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = raw3;
-    if (\$204 ) begin
-      \$423  = \$17 [6:0];
+    \$418  = raw2;
+    if (\$174 ) begin
+      \$418  = \$14 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = acc3;
+    \$419  = acc2;
     if (advance) begin
-      \$424  = \$206 [7:0];
+      \$419  = \$176 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = tree4_l1_0_0;
+    \$420  = tree3_l1_0_0;
     if (advance) begin
-      \$425  = \$209 ;
+      \$420  = \$179 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = tree4_l1_1_0;
+    \$421  = tree3_l1_1_0;
     if (advance) begin
-      \$426  = \$212 ;
+      \$421  = \$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = tree4_l1_2_0;
+    \$422  = tree3_l1_2_0;
     if (advance) begin
-      \$427  = \$215 ;
+      \$422  = \$185 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = tree4_l1_3_0;
+    \$423  = tree3_l1_3_0;
     if (advance) begin
-      \$428  = \$218 ;
+      \$423  = \$188 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = tree4_l1_4_0;
+    \$424  = tree3_l1_4_0;
     if (advance) begin
-      \$429  = \$221 ;
+      \$424  = \$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = tree4_l1_5_0;
+    \$425  = tree3_l1_5_0;
     if (advance) begin
-      \$430  = \$224 ;
+      \$425  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = tree4_l1_6_0;
+    \$426  = tree3_l1_6_0;
     if (advance) begin
-      \$431  = \$227 ;
+      \$426  = \$197 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = tree4_l1_7_0;
+    \$427  = tree3_l1_7_0;
     if (advance) begin
-      \$432  = \$230 ;
+      \$427  = \$200 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = tree4_l3_0_0;
+    \$428  = tree3_l3_0_0;
     if (advance) begin
-      \$433  = \$233 ;
+      \$428  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$434  = tree4_l3_1_0;
+    \$429  = tree3_l3_1_0;
     if (advance) begin
-      \$434  = \$236 ;
+      \$429  = \$206 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$435  = tree4_l4_0_0;
+    \$430  = tree3_l4_0_0;
     if (advance) begin
-      \$435  = \$237 ;
+      \$430  = \$207 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$436  = raw4;
-    if (\$238 ) begin
-      \$436  = \$20 [6:0];
+    \$431  = raw3;
+    if (\$208 ) begin
+      \$431  = \$17 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$437  = acc4;
+    \$432  = acc3;
     if (advance) begin
-      \$437  = \$240 [7:0];
+      \$432  = \$210 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$438  = tree5_l1_0_0;
+    \$433  = tree4_l1_0_0;
     if (advance) begin
-      \$438  = \$243 ;
+      \$433  = \$213 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$439  = tree5_l1_1_0;
+    \$434  = tree4_l1_1_0;
     if (advance) begin
-      \$439  = \$246 ;
+      \$434  = \$216 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$440  = tree5_l1_2_0;
+    \$435  = tree4_l1_2_0;
     if (advance) begin
-      \$440  = \$249 ;
+      \$435  = \$219 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$441  = tree5_l1_3_0;
+    \$436  = tree4_l1_3_0;
     if (advance) begin
-      \$441  = \$252 ;
+      \$436  = \$222 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$442  = tree5_l1_4_0;
+    \$437  = tree4_l1_4_0;
     if (advance) begin
-      \$442  = \$255 ;
+      \$437  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$443  = tree5_l1_5_0;
+    \$438  = tree4_l1_5_0;
     if (advance) begin
-      \$443  = \$258 ;
+      \$438  = \$228 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$444  = tree5_l1_6_0;
+    \$439  = tree4_l1_6_0;
     if (advance) begin
-      \$444  = \$261 ;
+      \$439  = \$231 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$445  = tree5_l1_7_0;
+    \$440  = tree4_l1_7_0;
     if (advance) begin
-      \$445  = \$264 ;
+      \$440  = \$234 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$446  = tree5_l3_0_0;
+    \$441  = tree4_l3_0_0;
     if (advance) begin
-      \$446  = \$267 ;
+      \$441  = \$237 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$447  = tree5_l3_1_0;
+    \$442  = tree4_l3_1_0;
     if (advance) begin
-      \$447  = \$270 ;
+      \$442  = \$240 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$448  = tree5_l4_0_0;
+    \$443  = tree4_l4_0_0;
     if (advance) begin
-      \$448  = \$271 ;
+      \$443  = \$241 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$449  = raw5;
-    if (\$272 ) begin
-      \$449  = \$23 [6:0];
+    \$444  = raw4;
+    if (\$242 ) begin
+      \$444  = \$20 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$450  = acc5;
+    \$445  = acc4;
     if (advance) begin
-      \$450  = \$274 [7:0];
+      \$445  = \$244 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$451  = tree6_l1_0_0;
+    \$446  = tree5_l1_0_0;
     if (advance) begin
-      \$451  = \$277 ;
+      \$446  = \$247 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$452  = tree6_l1_1_0;
+    \$447  = tree5_l1_1_0;
     if (advance) begin
-      \$452  = \$280 ;
+      \$447  = \$250 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$453  = tree6_l1_2_0;
+    \$448  = tree5_l1_2_0;
     if (advance) begin
-      \$453  = \$283 ;
+      \$448  = \$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$454  = tree6_l1_3_0;
+    \$449  = tree5_l1_3_0;
     if (advance) begin
-      \$454  = \$286 ;
+      \$449  = \$256 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$455  = tree6_l1_4_0;
+    \$450  = tree5_l1_4_0;
     if (advance) begin
-      \$455  = \$289 ;
+      \$450  = \$259 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$456  = tree6_l1_5_0;
+    \$451  = tree5_l1_5_0;
     if (advance) begin
-      \$456  = \$292 ;
+      \$451  = \$262 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$457  = tree6_l1_6_0;
+    \$452  = tree5_l1_6_0;
     if (advance) begin
-      \$457  = \$295 ;
+      \$452  = \$265 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$458  = tree6_l1_7_0;
+    \$453  = tree5_l1_7_0;
     if (advance) begin
-      \$458  = \$298 ;
+      \$453  = \$268 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$459  = tree6_l3_0_0;
+    \$454  = tree5_l3_0_0;
     if (advance) begin
-      \$459  = \$301 ;
+      \$454  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$460  = tree6_l3_1_0;
+    \$455  = tree5_l3_1_0;
     if (advance) begin
-      \$460  = \$304 ;
+      \$455  = \$274 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$461  = tree6_l4_0_0;
+    \$456  = tree5_l4_0_0;
     if (advance) begin
-      \$461  = \$305 ;
+      \$456  = \$275 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$462  = raw6;
-    if (\$306 ) begin
-      \$462  = \$26 [6:0];
+    \$457  = raw5;
+    if (\$276 ) begin
+      \$457  = \$23 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$463  = acc6;
+    \$458  = acc5;
     if (advance) begin
-      \$463  = \$308 [7:0];
+      \$458  = \$278 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$464  = tree7_l1_0_0;
+    \$459  = tree6_l1_0_0;
     if (advance) begin
-      \$464  = \$311 ;
+      \$459  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$465  = tree7_l1_1_0;
+    \$460  = tree6_l1_1_0;
     if (advance) begin
-      \$465  = \$314 ;
+      \$460  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$466  = tree7_l1_2_0;
+    \$461  = tree6_l1_2_0;
     if (advance) begin
-      \$466  = \$317 ;
+      \$461  = \$287 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$467  = tree7_l1_3_0;
+    \$462  = tree6_l1_3_0;
     if (advance) begin
-      \$467  = \$320 ;
+      \$462  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$468  = tree7_l1_4_0;
+    \$463  = tree6_l1_4_0;
     if (advance) begin
-      \$468  = \$323 ;
+      \$463  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$469  = tree7_l1_5_0;
+    \$464  = tree6_l1_5_0;
     if (advance) begin
-      \$469  = \$326 ;
+      \$464  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$470  = tree7_l1_6_0;
+    \$465  = tree6_l1_6_0;
     if (advance) begin
-      \$470  = \$329 ;
+      \$465  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$471  = tree7_l1_7_0;
+    \$466  = tree6_l1_7_0;
     if (advance) begin
-      \$471  = \$332 ;
+      \$466  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$472  = tree7_l3_0_0;
+    \$467  = tree6_l3_0_0;
     if (advance) begin
-      \$472  = \$335 ;
+      \$467  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$473  = tree7_l3_1_0;
+    \$468  = tree6_l3_1_0;
     if (advance) begin
-      \$473  = \$338 ;
+      \$468  = \$308 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$474  = tree7_l4_0_0;
+    \$469  = tree6_l4_0_0;
     if (advance) begin
-      \$474  = \$339 ;
+      \$469  = \$309 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$475  = raw7;
-    if (\$340 ) begin
-      \$475  = \$29 [6:0];
+    \$470  = raw6;
+    if (\$310 ) begin
+      \$470  = \$26 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$476  = acc7;
+    \$471  = acc6;
     if (advance) begin
-      \$476  = \$342 [7:0];
+      \$471  = \$312 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$477  = v2;
+    \$472  = tree7_l1_0_0;
     if (advance) begin
-      \$477  = \$343 ;
+      \$472  = \$315 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$473  = tree7_l1_1_0;
+    if (advance) begin
+      \$473  = \$318 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$474  = tree7_l1_2_0;
+    if (advance) begin
+      \$474  = \$321 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$475  = tree7_l1_3_0;
+    if (advance) begin
+      \$475  = \$324 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$476  = tree7_l1_4_0;
+    if (advance) begin
+      \$476  = \$327 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$477  = tree7_l1_5_0;
+    if (advance) begin
+      \$477  = \$330 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$478  = tree7_l1_6_0;
+    if (advance) begin
+      \$478  = \$333 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$479  = tree7_l1_7_0;
+    if (advance) begin
+      \$479  = \$336 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$480  = tree7_l3_0_0;
+    if (advance) begin
+      \$480  = \$339 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$481  = tree7_l3_1_0;
+    if (advance) begin
+      \$481  = \$342 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$482  = tree7_l4_0_0;
+    if (advance) begin
+      \$482  = \$343 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$483  = raw7;
+    if (\$344 ) begin
+      \$483  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$484  = acc7;
+    if (advance) begin
+      \$484  = \$346 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$485  = v2;
+    if (advance) begin
+      \$485  = \$347 ;
     end
     if (rst) begin
-      \$477  = 1'h0;
+      \$485  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$478  = v2_d0;
+    \$486  = v2_d0;
     if (advance) begin
-      \$478  = v2;
+      \$486  = v2;
     end
     if (rst) begin
-      \$478  = 1'h0;
+      \$486  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$479  = \port__addr$61 ;
+    \$487  = \port__addr$70 ;
     if (advance) begin
-      \$479  = nf1_d3;
+      \$487  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$480  = thresholds_d0;
+    \$488  = thresholds_d0;
     if (advance) begin
-      \$480  = \port__data$184 ;
+      \$488  = \port__data$197 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$481  = \v2_d0$185 ;
+    \$489  = \v2_d0$198 ;
     if (advance) begin
-      \$481  = v2_d0;
+      \$489  = v2_d0;
     end
     if (rst) begin
-      \$481  = 1'h0;
+      \$489  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$482  = acc0_d0;
+    \$490  = acc0_d0;
     if (advance) begin
-      \$482  = acc0;
+      \$490  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$483  = acc1_d0;
+    \$491  = acc1_d0;
     if (advance) begin
-      \$483  = acc1;
+      \$491  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$484  = acc2_d0;
+    \$492  = acc2_d0;
     if (advance) begin
-      \$484  = acc2;
+      \$492  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$485  = acc3_d0;
+    \$493  = acc3_d0;
     if (advance) begin
-      \$485  = acc3;
+      \$493  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$486  = acc4_d0;
+    \$494  = acc4_d0;
     if (advance) begin
-      \$486  = acc4;
+      \$494  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$487  = acc5_d0;
+    \$495  = acc5_d0;
     if (advance) begin
-      \$487  = acc5;
+      \$495  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$488  = acc6_d0;
+    \$496  = acc6_d0;
     if (advance) begin
-      \$488  = acc6;
+      \$496  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$489  = acc7_d0;
+    \$497  = acc7_d0;
     if (advance) begin
-      \$489  = acc7;
+      \$497  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$490  = o__valid;
+    \$498  = o__valid;
     if (advance) begin
-      \$490  = \v2_d0$185 ;
+      \$498  = \v2_d0$198 ;
     end
     if (rst) begin
-      \$490  = 1'h0;
+      \$498  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$491  = o__payload;
+    \$499  = o__payload;
     if (advance) begin
-      \$491  = result;
+      \$499  = result;
     end
     if (rst) begin
-      \$491  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = rp__addr;
-    if (fire) begin
-      \$344  = \$62 [0];
-    end
-    if (rst) begin
-      \$344  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = port__addr;
-    if (fire) begin
-      \$345  = \$63 [3:0];
-    end
-    if (rst) begin
-      \$345  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = nf;
-    if (fire) begin
-      if (\$64 ) begin
-        \$346  = \$65 [2:0];
-      end
-    end
-    if (rst) begin
-      \$346  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = \$67 ;
-    if (rst) begin
-      \$347  = 1'h0;
+      \$499  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$348  = rp__addr;
+    if (fire) begin
+      \$348  = \$62 [0];
+    end
     if (rst) begin
       \$348  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = \$signal$74 ;
-    if (advance) begin
-      \$349  = fire;
+    \$349  = waddr;
+    if (fire) begin
+      \$349  = \$63 [3:0];
     end
     if (rst) begin
-      \$349  = 1'h0;
+      \$349  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = \$signature__data ;
-    if (advance) begin
-      \$350  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = fresh1;
-    if (advance) begin
-      \$351  = \$68 ;
+    \$350  = nf;
+    if (fire) begin
+      if (\$64 ) begin
+        \$350  = \$65 [2:0];
+      end
     end
     if (rst) begin
-      \$351  = 1'h0;
+      \$350  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = \$signal$75 ;
-    if (advance) begin
-      \$352  = \$69 ;
+    \$351  = port__addr;
+    if (fire) begin
+      \$351  = \$66 [3:0];
     end
     if (rst) begin
-      \$352  = 1'h0;
+      \$351  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = last1;
-    if (advance) begin
-      \$353  = \$70 ;
+    \$352  = \port__addr$14 ;
+    if (fire) begin
+      \$352  = \$67 [3:0];
     end
     if (rst) begin
-      \$353  = 1'h0;
+      \$352  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = nf1;
-    if (advance) begin
-      \$354  = nf;
+    \$353  = \port__addr$17 ;
+    if (fire) begin
+      \$353  = \$68 [3:0];
     end
     if (rst) begin
-      \$354  = 3'h0;
+      \$353  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = x_in_d0;
-    if (advance) begin
-      \$355  = x_in;
+    \$354  = \port__addr$20 ;
+    if (fire) begin
+      \$354  = \$69 [3:0];
+    end
+    if (rst) begin
+      \$354  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = weights_d0;
-    if (advance) begin
-      \$356  = port__data;
+    \$355  = \$71 ;
+    if (rst) begin
+      \$355  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = v1_d0;
+    \$356  = rp__addr;
+    if (rst) begin
+      \$356  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$357  = \$signal$84 ;
     if (advance) begin
-      \$357  = \$signal$74 ;
+      \$357  = fire;
     end
     if (rst) begin
       \$357  = 1'h0;
@@ -2314,19 +2488,16 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = v1_d1;
+    \$358  = \$signature__data ;
     if (advance) begin
-      \$358  = v1_d0;
-    end
-    if (rst) begin
-      \$358  = 1'h0;
+      \$358  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = v1_d2;
+    \$359  = fresh1;
     if (advance) begin
-      \$359  = v1_d1;
+      \$359  = \$72 ;
     end
     if (rst) begin
       \$359  = 1'h0;
@@ -2334,9 +2505,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = v1_d3;
+    \$360  = \$signal$85 ;
     if (advance) begin
-      \$360  = v1_d2;
+      \$360  = \$73 ;
     end
     if (rst) begin
       \$360  = 1'h0;
@@ -2344,398 +2515,387 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = first1_d0;
+    \$361  = last1;
     if (advance) begin
-      \$361  = \$signal$75 ;
+      \$361  = \$74 ;
+    end
+    if (rst) begin
+      \$361  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = first1_d1;
+    \$362  = nf1;
     if (advance) begin
-      \$362  = first1_d0;
+      \$362  = nf;
+    end
+    if (rst) begin
+      \$362  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = first1_d2;
+    \$363  = x_in_d0;
     if (advance) begin
-      \$363  = first1_d1;
+      \$363  = x_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = first1_d3;
+    \$364  = weights_d0;
     if (advance) begin
-      \$364  = first1_d2;
+      \$364  = { \port__data$91 , \port__data$90 , \port__data$89 , port__data };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = last1_d0;
+    \$365  = v1_d0;
     if (advance) begin
-      \$365  = last1;
+      \$365  = \$signal$84 ;
+    end
+    if (rst) begin
+      \$365  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = last1_d1;
+    \$366  = v1_d1;
     if (advance) begin
-      \$366  = last1_d0;
+      \$366  = v1_d0;
+    end
+    if (rst) begin
+      \$366  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = last1_d2;
+    \$367  = v1_d2;
     if (advance) begin
-      \$367  = last1_d1;
+      \$367  = v1_d1;
+    end
+    if (rst) begin
+      \$367  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = last1_d3;
+    \$368  = v1_d3;
     if (advance) begin
-      \$368  = last1_d2;
+      \$368  = v1_d2;
+    end
+    if (rst) begin
+      \$368  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = nf1_d0;
+    \$369  = first1_d0;
     if (advance) begin
-      \$369  = nf1;
+      \$369  = \$signal$85 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = nf1_d1;
+    \$370  = first1_d1;
     if (advance) begin
-      \$370  = nf1_d0;
+      \$370  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = nf1_d2;
+    \$371  = first1_d2;
     if (advance) begin
-      \$371  = nf1_d1;
+      \$371  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = nf1_d3;
+    \$372  = first1_d3;
     if (advance) begin
-      \$372  = nf1_d2;
+      \$372  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = tree0_l1_0_0;
+    \$373  = last1_d0;
     if (advance) begin
-      \$373  = \$73 ;
+      \$373  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = tree0_l1_1_0;
+    \$374  = last1_d1;
     if (advance) begin
-      \$374  = \$76 ;
+      \$374  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = tree0_l1_2_0;
+    \$375  = last1_d2;
     if (advance) begin
-      \$375  = \$79 ;
+      \$375  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = tree0_l1_3_0;
+    \$376  = last1_d3;
     if (advance) begin
-      \$376  = \$82 ;
+      \$376  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = tree0_l1_4_0;
+    \$377  = nf1_d0;
     if (advance) begin
-      \$377  = \$85 ;
+      \$377  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = tree0_l1_5_0;
+    \$378  = nf1_d1;
     if (advance) begin
-      \$378  = \$88 ;
+      \$378  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = tree0_l1_6_0;
+    \$379  = nf1_d2;
     if (advance) begin
-      \$379  = \$91 ;
+      \$379  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = tree0_l1_7_0;
+    \$380  = nf1_d3;
     if (advance) begin
-      \$380  = \$94 ;
+      \$380  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = tree0_l3_0_0;
+    \$381  = tree0_l1_0_0;
     if (advance) begin
-      \$381  = \$97 ;
+      \$381  = \$77 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = tree0_l3_1_0;
+    \$382  = tree0_l1_1_0;
     if (advance) begin
-      \$382  = \$100 ;
+      \$382  = \$80 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = tree0_l4_0_0;
+    \$383  = tree0_l1_2_0;
     if (advance) begin
-      \$383  = \$101 ;
+      \$383  = \$83 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = raw0;
-    if (\$102 ) begin
-      \$384  = \$8 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = acc0;
+    \$384  = tree0_l1_3_0;
     if (advance) begin
-      \$385  = \$104 [7:0];
+      \$384  = \$86 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = tree1_l1_0_0;
+    \$385  = tree0_l1_4_0;
     if (advance) begin
-      \$386  = \$107 ;
+      \$385  = \$89 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = tree1_l1_1_0;
+    \$386  = tree0_l1_5_0;
     if (advance) begin
-      \$387  = \$110 ;
+      \$386  = \$92 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = tree1_l1_2_0;
+    \$387  = tree0_l1_6_0;
     if (advance) begin
-      \$388  = \$113 ;
+      \$387  = \$95 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = tree1_l1_3_0;
+    \$388  = tree0_l1_7_0;
     if (advance) begin
-      \$389  = \$116 ;
+      \$388  = \$98 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = tree1_l1_4_0;
+    \$389  = tree0_l3_0_0;
     if (advance) begin
-      \$390  = \$119 ;
+      \$389  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = tree1_l1_5_0;
+    \$390  = tree0_l3_1_0;
     if (advance) begin
-      \$391  = \$122 ;
+      \$390  = \$104 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = tree1_l1_6_0;
+    \$391  = tree0_l4_0_0;
     if (advance) begin
-      \$392  = \$125 ;
+      \$391  = \$105 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = tree1_l1_7_0;
+    \$392  = raw0;
+    if (\$106 ) begin
+      \$392  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$393  = acc0;
     if (advance) begin
-      \$393  = \$128 ;
+      \$393  = \$108 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = tree1_l3_0_0;
+    \$394  = tree1_l1_0_0;
     if (advance) begin
-      \$394  = \$131 ;
+      \$394  = \$111 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = tree1_l3_1_0;
+    \$395  = tree1_l1_1_0;
     if (advance) begin
-      \$395  = \$134 ;
+      \$395  = \$114 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = tree1_l4_0_0;
+    \$396  = tree1_l1_2_0;
     if (advance) begin
-      \$396  = \$135 ;
+      \$396  = \$117 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = raw1;
-    if (\$136 ) begin
-      \$397  = \$11 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = acc1;
+    \$397  = tree1_l1_3_0;
     if (advance) begin
-      \$398  = \$138 [7:0];
+      \$397  = \$120 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = tree2_l1_0_0;
+    \$398  = tree1_l1_4_0;
     if (advance) begin
-      \$399  = \$141 ;
+      \$398  = \$123 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = tree2_l1_1_0;
+    \$399  = tree1_l1_5_0;
     if (advance) begin
-      \$400  = \$144 ;
+      \$399  = \$126 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = tree2_l1_2_0;
+    \$400  = tree1_l1_6_0;
     if (advance) begin
-      \$401  = \$147 ;
+      \$400  = \$129 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = tree2_l1_3_0;
+    \$401  = tree1_l1_7_0;
     if (advance) begin
-      \$402  = \$150 ;
+      \$401  = \$132 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = tree2_l1_4_0;
+    \$402  = tree1_l3_0_0;
     if (advance) begin
-      \$403  = \$153 ;
+      \$402  = \$135 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = tree2_l1_5_0;
+    \$403  = tree1_l3_1_0;
     if (advance) begin
-      \$404  = \$156 ;
+      \$403  = \$138 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = tree2_l1_6_0;
+    \$404  = tree1_l4_0_0;
     if (advance) begin
-      \$405  = \$159 ;
+      \$404  = \$139 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = tree2_l1_7_0;
+    \$405  = raw1;
+    if (\$140 ) begin
+      \$405  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$406  = acc1;
     if (advance) begin
-      \$406  = \$162 ;
+      \$406  = \$142 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = tree2_l3_0_0;
+    \$407  = tree2_l1_0_0;
     if (advance) begin
-      \$407  = \$165 ;
+      \$407  = \$145 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = tree2_l3_1_0;
+    \$408  = tree2_l1_1_0;
     if (advance) begin
-      \$408  = \$168 ;
+      \$408  = \$148 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = tree2_l4_0_0;
+    \$409  = tree2_l1_2_0;
     if (advance) begin
-      \$409  = \$169 ;
+      \$409  = \$151 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = raw2;
-    if (\$170 ) begin
-      \$410  = \$14 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = acc2;
+    \$410  = tree2_l1_3_0;
     if (advance) begin
-      \$411  = \$172 [7:0];
+      \$410  = \$154 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = tree3_l1_0_0;
+    \$411  = tree2_l1_4_0;
     if (advance) begin
-      \$412  = \$175 ;
+      \$411  = \$157 ;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = tree3_l1_1_0;
-    if (advance) begin
-      \$413  = \$178 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = tree3_l1_2_0;
-    if (advance) begin
-      \$414  = \$181 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = tree3_l1_3_0;
-    if (advance) begin
-      \$415  = \$184 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = tree3_l1_4_0;
-    if (advance) begin
-      \$416  = \$187 ;
-    end
-  end
-  assign waddr = port__addr;
+  assign waddr0 = port__addr;
   assign port__en = advance;
+  assign waddr1 = \port__addr$14 ;
+  assign \port__en$16  = advance;
+  assign waddr2 = \port__addr$17 ;
+  assign \port__en$19  = advance;
+  assign waddr3 = \port__addr$20 ;
+  assign \port__en$22  = advance;
   assign sf = rp__addr;
   assign rp__en = advance;
   assign addr1 = \$signature__addr ;
@@ -2749,8 +2909,8 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign total5 = \$23 [6:0];
   assign total6 = \$26 [6:0];
   assign total7 = \$29 [6:0];
-  assign nf2_d0 = \port__addr$61 ;
-  assign \port__en$63  = advance;
+  assign nf2_d0 = \port__addr$70 ;
+  assign \port__en$72  = advance;
   assign \i__payload[0]  = i__payload[0];
   assign \i__payload[1]  = i__payload[1];
   assign \i__payload[2]  = i__payload[2];
@@ -2975,22 +3135,22 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
   assign \thresholds_d0[7]  = thresholds_d0[63:56];
   assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
-  assign \port__data$184[0]  = \port__data$184 [7:0];
-  assign \port__data$184[0][0]  = \port__data$184 [7:0];
-  assign \port__data$184[1]  = \port__data$184 [15:8];
-  assign \port__data$184[1][0]  = \port__data$184 [15:8];
-  assign \port__data$184[2]  = \port__data$184 [23:16];
-  assign \port__data$184[2][0]  = \port__data$184 [23:16];
-  assign \port__data$184[3]  = \port__data$184 [31:24];
-  assign \port__data$184[3][0]  = \port__data$184 [31:24];
-  assign \port__data$184[4]  = \port__data$184 [39:32];
-  assign \port__data$184[4][0]  = \port__data$184 [39:32];
-  assign \port__data$184[5]  = \port__data$184 [47:40];
-  assign \port__data$184[5][0]  = \port__data$184 [47:40];
-  assign \port__data$184[6]  = \port__data$184 [55:48];
-  assign \port__data$184[6][0]  = \port__data$184 [55:48];
-  assign \port__data$184[7]  = \port__data$184 [63:56];
-  assign \port__data$184[7][0]  = \port__data$184 [63:56];
+  assign \port__data$197[0]  = \port__data$197 [7:0];
+  assign \port__data$197[0][0]  = \port__data$197 [7:0];
+  assign \port__data$197[1]  = \port__data$197 [15:8];
+  assign \port__data$197[1][0]  = \port__data$197 [15:8];
+  assign \port__data$197[2]  = \port__data$197 [23:16];
+  assign \port__data$197[2][0]  = \port__data$197 [23:16];
+  assign \port__data$197[3]  = \port__data$197 [31:24];
+  assign \port__data$197[3][0]  = \port__data$197 [31:24];
+  assign \port__data$197[4]  = \port__data$197 [39:32];
+  assign \port__data$197[4][0]  = \port__data$197 [39:32];
+  assign \port__data$197[5]  = \port__data$197 [47:40];
+  assign \port__data$197[5][0]  = \port__data$197 [47:40];
+  assign \port__data$197[6]  = \port__data$197 [55:48];
+  assign \port__data$197[6][0]  = \port__data$197 [55:48];
+  assign \port__data$197[7]  = \port__data$197 [63:56];
+  assign \port__data$197[7][0]  = \port__data$197 [63:56];
   assign result[7] = \$61 [0];
   assign result[6] = \$57 [0];
   assign result[5] = \$53 [0];
@@ -3000,5 +3160,5 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign result[1] = \$37 [0];
   assign result[0] = \$33 [0];
   assign \$64  = rp__addr;
-  assign \$70  = rp__addr;
+  assign \$74  = rp__addr;
 endmodule

@@ -144,6 +144,34 @@ def test_thresholding_equals_the_input_threshold_layer(n_thresholds, pe):
     assert t.produced[block.groups - 1] - t.accepted[0] == block.latency  # the first vector's last beat
 
 
+@pytest.mark.parametrize("in_bits,signed,n_thresholds,pe,clock", [(4, True, 15, 2, 0), (8, False, 255, 1, 150),
+                                                                  (8, False, 255, 3, 150)])
+def test_many_thresholds_on_a_narrow_input_are_read_from_tables(in_bits, signed, n_thresholds, pe, clock):
+    """The table form (a ROM per lane over beat and value) against the golden layer: every value
+    of the input type in every channel, under random stalls; at 150 MHz a 1,536-row table goes to
+    block RAM and takes a register after it."""
+    from hwnorm.datatypes import IntType
+    from hwnorm.timing import Timing
+    rng = np.random.default_rng(in_bits + pe)
+    lo, hi = IntType(in_bits, signed).range
+    thr = np.sort(rng.integers(lo, hi + 2, (6, n_thresholds)), axis=1)
+    layer = InputThreshold(ThresholdSpec(thr, lo, hi, out_base=-(n_thresholds + 1) // 2 if signed else 0),
+                           in_bits=in_bits, in_signed=signed)
+    block = layer.block({"pe": pe}).with_timing(Timing(clock, "ecp5"))
+    assert block.table and (block.table_ranks == 1 or pe > 1)
+    x = np.stack([rng.permutation(np.arange(lo, hi + 1)) for _ in range(6)], axis=1)  # (values, 6 channels)
+    got = run_stream(block.component(), x.reshape(-1, pe).tolist(), seed=7)
+    np.testing.assert_array_equal(np.array([lanes(g, pe) for g in got]).reshape(x.shape), golden_input(layer, x))
+    t = full_rate_timing(block.component(), x[:8].reshape(-1, pe).tolist(), n_out=8 * 6 // pe)
+    assert t.produced == block.schedule(t.accepted)
+
+
+def test_few_thresholds_and_binarizing_thresholds_stay_compares():
+    thr = np.sort(np.random.default_rng(1).integers(0, 257, (8, 3)), axis=1)
+    assert not InputThreshold(ThresholdSpec(thr, 0, 255)).block({"pe": 2}).table
+    assert not InputThreshold(ThresholdSpec(thr[:, :1], 0, 255)).block({"pe": 8}).table
+
+
 def golden_input(layer: InputThreshold, x):
     out = layer.run(x)
     return out.unpack() if isinstance(out, Bits) else out
@@ -214,8 +242,7 @@ def test_a_weight_rom_deeper_than_a_block_ram_is_banked_with_registered_banks(ta
     """With a target clock, a weight ROM deeper than one column of block RAM tiles is split into
     banks, each read into its own register before the bank mux: same outputs, the cycle model
     declared (one clock more of latency), and no more block RAM tiles than the ROM whole. Nine
-    banks on ECP5 take a two-level mux, registered after each level (the first level starts at
-    block RAM output registers far from the mux)."""
+    banks on ECP5 take a two-level mux, after a register of the banks' data in the fabric."""
     from hwnorm.estimate.resources import _tiles, place_memories
     from hwnorm.estimate.synthesis import TARGETS
     from hwnorm.timing import Timing
@@ -223,7 +250,10 @@ def test_a_weight_rom_deeper_than_a_block_ram_is_banked_with_registered_banks(ta
     layer = random_layer(rng, k, rows, n_thresholds=1)
     block = layer.block({"pe": pe, "simd": simd}).with_timing(Timing(150, target))
     assert block.weight_banks == banks
-    assert block.weight_mux_cuts == ((0, 1) if banks > 8 else (0,))
+    # ECP5: the banks' data cross to the mux through a fabric register (the route out of the block
+    # RAM row and a mux level over far-apart banks do not fit a stage); then the mux levels
+    assert block.weight_bank_far_ranks == (target == "ecp5")
+    assert block.weight_mux_cuts == ((1,) if banks > 8 else (0,))
     t = TARGETS[target]
     placed = place_memories(block.inventory(), t)
     width = pe * simd
@@ -261,3 +291,24 @@ def test_pipelined_terms_keep_outputs_and_the_declared_clocks(make):
     assert timed.produced[dut.nf - 1] - timed.accepted[0] == dut.latency
     got = run_stream(dut, x.reshape(-1, 3).tolist(), seed=6, n_out=4 * dut.nf)
     np.testing.assert_array_equal(np.array([lanes(g, 2) for g in got]).reshape(4, -1), golden(layer, x))
+
+
+@pytest.mark.parametrize("make,pe,simd", [
+    (lambda rng: random_layer(rng, 52, 10, n_thresholds=2), 5, 26),          # 130-bit rows: slices 44, 44, 42
+    (lambda rng: int_layer(rng, 24, 6, 1, False, 4, True, raw=True), 3, 12),  # ±1 × int4: 144-bit rows
+])
+def test_a_wide_weight_rom_in_logic_reads_each_slice_at_its_own_address_copy(make, pe, simd):
+    """With a target clock, a weight ROM left in logic whose row is wider than one address
+    register should drive is read as slices, each at its own copy of the address counter: the
+    same outputs under back-pressure and the same clocks."""
+    from hwnorm.timing import Timing
+    rng = np.random.default_rng(23)
+    layer = make(rng)
+    block = layer.block({"pe": pe, "simd": simd}).with_timing(Timing(150, "ecp5"))
+    assert block.weight_address_copies == 3 and block.weight_banks == 1
+    x = random_inputs(rng, layer, 4)
+    dut = block.component()
+    timed = full_rate_timing(dut, x.reshape(-1, simd).tolist(), n_out=4 * dut.nf)
+    assert timed.produced == dut.schedule([0] * len(timed.accepted))
+    got = run_stream(dut, x.reshape(-1, simd).tolist(), seed=8, n_out=4 * dut.nf)
+    np.testing.assert_array_equal(np.array([lanes(g, pe) for g in got]).reshape(4, -1), golden(layer, x))

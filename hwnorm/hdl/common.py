@@ -140,11 +140,12 @@ def rom(m: Module, name: str, shape, rows: list, advance, addr):
 
 
 def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance, addr, fan_in: int,
-               cuts=()):
+               cuts=(), far: int = 0):
     """A constant memory split by depth into banks of ``bank_depth`` rows (a power of two), each
-    read into a register of its own, then picked by a tree of muxes of ``fan_in`` (a power of two)
-    inputs per level, with a register after each level in ``cuts``; returns the tree's output,
-    ``2 + len(cuts)`` clocks after ``addr`` (:func:`rom` takes one). ::
+    read into a register of its own (and ``far`` more, in the fabric: the route out of the block
+    RAM row), then picked by a tree of muxes of ``fan_in`` (a power of two) inputs per level, with
+    a register after each level in ``cuts``; returns the tree's output, ``2 + far + len(cuts)``
+    clocks after ``addr`` (:func:`rom` takes one). ::
 
         addr ─┬─ [bank_depth−1:0] ─▶ bank 0 ─▶ reg ─┐
               │                  ─▶ bank 1 ─▶ reg ─┼─▶ mux ─▶ (reg) ─▶ … mux ─▶ (reg) ─▶ data
@@ -169,6 +170,12 @@ def banked_rom(m: Module, name: str, shape, rows: list, bank_depth: int, advance
     read = [rom(m, f"{name}_bank{k}", shape, rows_k, advance, addr[:shift]) for k, rows_k in enumerate(banks)]
     with m.If(advance):
         m.d.sync += [h.eq(r) for h, r in zip(items, read)]
+    for k in range(far):
+        held = [Signal(shape, name=f"{name}_bank{j}_far{k}", reset_less=True) for j in range(len(items))]
+        later = Signal.like(bank, name=f"{name}_bank_far{k}")
+        with m.If(advance):
+            m.d.sync += [h.eq(v) for h, v in zip(held, items)] + [later.eq(bank)]
+        items, bank = held, later
     level = 0
     while len(items) > 1:
         pick = bank[level * b:(level + 1) * b]

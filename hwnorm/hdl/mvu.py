@@ -16,7 +16,7 @@ inside the tree, between accumulate and ``2·popcount − K``, and in the thresh
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -65,6 +65,22 @@ class MVU(FromBlock, wiring.Component):
             return _product_table(x, w)
         return x * w
 
+    def _sliced_weights(self, m: Module, advance, fire):
+        """The weight ROM as slices of its row, each read at an address counter of its own
+        (``MVUBlock.weight_address_copies``): the same count as ``waddr``, one copy per slice."""
+        block, rows_n = self.block, self.sf * self.nf
+        width = self.pe * self.simd * self.layer.weight_bits
+        step = -(-width // block.weight_address_copies)
+        rows, parts = block.weight_rows(), []
+        for k, lo in enumerate(range(0, width, step)):
+            bits = min(step, width - lo)
+            addr = Signal(range(rows_n), name=f"waddr{k}")
+            with m.If(fire):
+                m.d.sync += addr.eq(wrapped_increment(addr, rows_n))
+            parts.append(rom(m, f"weights{k}", unsigned(bits), [(r >> lo) & ((1 << bits) - 1) for r in rows],
+                             advance, addr))
+        return Cat(*parts)
+
     def elaborate(self, platform):
         layer, m = self.layer, Module()
         pe, simd, sf_n, nf_n = self.pe, self.simd, self.sf, self.nf
@@ -86,7 +102,9 @@ class MVU(FromBlock, wiring.Component):
         if banked:  # its banks' registers are the first operand rank
             weights = banked_rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(),
                                  block.weight_bank_depth, advance, waddr, block.weight_mux_fan_in,
-                                 block.weight_mux_cuts)
+                                 block.weight_mux_cuts, block.weight_bank_far_ranks)
+        elif stored is None and block.weight_address_copies > 1:
+            weights = self._sliced_weights(m, advance, fire)
         elif stored is None:
             weights = rom(m, "weights", unsigned(pe * simd * layer.weight_bits), block.weight_rows(), advance, waddr)
         else:  # an STT-RAM image: the cells as stored (faults and all), decoded on read
@@ -134,7 +152,8 @@ class MVU(FromBlock, wiring.Component):
             x_in = retime.delay(x_in, ranks - early, "x_in")
         else:
             x_in = retime.delay(x1, ranks, "x_in")
-        weights = retime.delay(weights, ranks - block.cell_ranks - banked * (1 + len(block.weight_mux_cuts)), "weights")
+        weights = retime.delay(weights, ranks - block.cell_ranks - banked * (1 + block.weight_bank_far_ranks
+                                                                             + len(block.weight_mux_cuts)), "weights")
         stages1 = len(cuts) + ranks + block.term_ranks  # registers between issue and the accumulator
         v1 = retime.valid(v1, stages1, "v1")
         first1, last1, nf1 = (retime.delay(s, stages1, n) for s, n in
@@ -242,6 +261,8 @@ class Thresholding(FromBlock, wiring.Component):
         advance = advance_signal(m, self.o, self.registered_consumer)
         m.d.comb += self.i.ready.eq(advance)
         group = group_counter(m, self.i, self.groups)
+        if self.block.table:
+            return self._tables(m, advance, group)
         layout = data.ArrayLayout(lane_array(t.threshold_type, t.n_thresholds), pe)
         thr = rom(m, "thresholds", layout, self.block.threshold_rows(), advance, group)
         x1, v1 = Signal(self.i.payload.shape(), reset_less=True), Signal()
@@ -257,4 +278,23 @@ class Thresholding(FromBlock, wiring.Component):
         v2 = retime.valid(v, len(cuts), "v2")
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(result)]
+        return m
+
+    def _tables(self, m: Module, advance, group):
+        """The table form: each lane's ROM addressed by (beat, x) as the beat is taken; its read
+        data (a register in the ROM) goes to the output register, through the block's
+        ``table_ranks`` first."""
+        retime, ranks = Retime(m, advance), self.block.table_ranks
+        width = self.block.out_type.width
+        result = Signal(self.o.payload.shape())
+        for p, rows in enumerate(self.block.level_tables()):
+            address = Cat(Value.cast(self.i.payload[p]), group) if self.groups > 1 else Value.cast(self.i.payload[p])
+            level = rom(m, f"levels{p}", unsigned(width), rows, advance, address)
+            m.d.comb += result[p].eq(retime.delay(level, ranks, f"levels{p}"))
+        v1 = Signal()
+        with m.If(advance):
+            m.d.sync += v1.eq(self.i.valid)
+        v = retime.valid(v1, ranks, "v1")
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(v), self.o.payload.eq(result)]
         return m

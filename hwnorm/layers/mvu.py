@@ -51,6 +51,9 @@ from hwnorm.stt.intcodec import rows_to_bits
 __all__ = ["MVULayer", "MVUBlock"]
 
 MAX_AUTO_PE = 16  # default folding: the largest PE ≤ 16 and SIMD ≤ 64 that divide the matrix
+# with a target clock, the output bits of a weight ROM in logic one copy of its address register
+# drives (MVUBlock.weight_address_copies)
+ROM_ADDRESS_FANOUT = 64
 
 
 def _words_to_hex(words: np.ndarray) -> list[str]:
@@ -446,6 +449,19 @@ class MVUBlock(LayerBlock, Block):
         return -(-self.sf * self.nf // depth) if depth else 1
 
     @property
+    def weight_address_copies(self) -> int:
+        """Copies of the weight ROM's address counter, each addressing a slice of at most
+        :data:`ROM_ADDRESS_FANOUT` of its output bits. A ROM left in logic is its address register
+        and a LUT tree per output bit: one register driving every bit of a 1,024-bit row is a
+        net of thousands of loads across the die (6.5 of 7.7 ns on the whole CIFAR top). The
+        copies count on their own (each its own feedback), so synthesis cannot merge them."""
+        rows, width = self.sf * self.nf, self.pe * self.simd * self.layer.weight_bits
+        if not self.timing.on or self.stored is not None or rows <= 1 or self.weight_banks > 1 \
+                or self._in_block_ram(width, rows):
+            return 1
+        return -(-width // ROM_ADDRESS_FANOUT)
+
+    @property
     def weight_mux_cuts(self) -> tuple[int, ...]:
         """The levels of a banked weight ROM's mux tree (:func:`hwnorm.hdl.common.banked_rom`, one
         of :func:`mux_fan_in` banks per level) after which a register goes: its first level starts
@@ -455,8 +471,21 @@ class MVUBlock(LayerBlock, Block):
             return ()
         m = self.timing.model
         levels = [m.luts(1)] * mux_levels(self.weight_banks, TARGETS[self.timing.target])
-        levels[0] += m.block_ram_register_out
-        return self.timing.cuts(levels, tail=m.luts(1) + m.adder(self.term_bits))
+        if not self.weight_bank_far_ranks:
+            levels[0] += m.block_ram_register_out
+        return self.timing.cuts(levels, tail=self.operand_delay)
+
+    @property
+    def weight_bank_far_ranks(self) -> int:
+        """Fabric registers after each bank's block RAM output register, before the bank mux: one
+        when the route out of the block RAM row and a mux level do not fit one stage — a level
+        over banks far apart is two routed LUT levels (the LUT and the slice's wide mux fed from
+        several places): the whole CIFAR top's 132 MHz path, 6.0 of its 7.6 ns routing, from a
+        DP16KD output register into conv_features_18's 9-bank mux."""
+        if self.weight_banks <= 1:
+            return 0
+        m = self.timing.model
+        return int(not self.timing.fits(m.block_ram_register_out, m.luts(1), m.luts(1)))
 
     @property
     def weight_mux_fan_in(self) -> int:
@@ -469,7 +498,8 @@ class MVUBlock(LayerBlock, Block):
         each registered level."""
         if self.weight_banks <= 1:
             return 0
-        fan_in, outputs, rows = self.weight_mux_fan_in, self.weight_banks, self.weight_banks
+        fan_in, outputs = self.weight_mux_fan_in, self.weight_banks
+        rows = self.weight_banks * (1 + self.weight_bank_far_ranks)
         for level in range(max(self.weight_mux_cuts, default=-1) + 1):
             outputs = -(-outputs // fan_in)
             rows += outputs if level in self.weight_mux_cuts else 0
@@ -502,12 +532,12 @@ class MVUBlock(LayerBlock, Block):
         m = self.timing.model
         levels = self.decoder_levels
         if self.weight_banks > 1:
-            return 1 + len(self.weight_mux_cuts)
+            return 1 + self.weight_bank_far_ranks + len(self.weight_mux_cuts)
         if not levels:
-            return self.timing.memory_ranks(memory, m.luts(1), m.adder(self.term_bits))
+            return self.timing.memory_ranks(memory, self.operand_delay)
         # a stored row: memory → (cell ranks) → decoder → (one more rank if it does not fit) → multiply
         before = (m.memory_out(),) if memory and not self.cell_ranks else ()
-        late = self.timing.on and not self.timing.fits(*before, m.luts(levels), m.luts(1), m.adder(self.term_bits))
+        late = self.timing.on and not self.timing.fits(*before, m.luts(levels), self.operand_delay)
         return self.cell_ranks + int(late)
 
     @property
@@ -534,6 +564,14 @@ class MVUBlock(LayerBlock, Block):
         return self.timing.cuts(levels, tail=m.adder(self.raw_type.width))
 
     @property
+    def operand_delay(self) -> float:
+        """The logic a weight or input read meets before anything is registered (ns): a LUT (an
+        XNOR, the ``±`` mux, a product table) and an adder of the term's width (the popcount's
+        first level, or the negation of ``±x``)."""
+        m = self.timing.model
+        return m.luts(1) + m.adder(self.term_bits)
+
+    @property
     def term_delay(self) -> float:
         """Each lane's term before the adder tree (ns): ``±x`` / ``±w`` is a negation (a carry
         chain) and a mux, a narrow product a table LUT, a wide one a multiplier; an XNOR is part of
@@ -544,7 +582,7 @@ class MVUBlock(LayerBlock, Block):
         if self.table_products:
             return m.luts(1)
         if layer.binary or layer.bipolar_weights:
-            return m.luts(1) + m.adder(self.term_bits)
+            return self.operand_delay
         return m.multiply(layer.in_bits, layer.weight_bits)
 
     @property
@@ -723,7 +761,7 @@ class MVUBlock(LayerBlock, Block):
             mems.append(MemoryUse("rom", pe * thr_bits, nf))
         if nf > 1 and sf > 1:
             mems.append(MemoryUse("ram", x_bits, sf))
-        counters = counter_bits(sf) + counter_bits(nf) + counter_bits(sf * nf)
+        counters = counter_bits(sf) + counter_bits(nf) + self.weight_address_copies * counter_bits(sf * nf)
         products = not (layer.binary or layer.bipolar_weights)
         narrow = self.table_products
         lanes = ((layer.in_bits, layer.weight_bits),) * (pe * simd) if products else ()

@@ -2,10 +2,22 @@
 
 Per channel ``c``: ``y = out_base + #{i : x ≥ T[c, i]}`` (:class:`~hwnorm.bnn.ThresholdSpec`);
 one threshold with ``out_base = 0`` gives bits (bipolar ±1), more give integer levels.
-Hardware: ``PE`` channels per beat, two register stages (input, compare), one beat per clock::
+Hardware: ``PE`` channels per beat, two register stages, one beat per clock::
 
     i.payload  x[PE]   in_type elements (channel g·PE + lane of beat g)
     o.payload  y[PE]   out_base + #{i : x ≥ Tᵢ}  (1 bit for a binarizing threshold)
+
+in one of two forms, whichever takes fewer LUTs (:attr:`ThresholdingBlock.table`):
+
+- **compares**: the input registered, then one comparator per threshold (constants, or a ROM row
+  per beat) and a count tree over their bits into the output register;
+- **table**: per lane a ROM over (beat, x) holding ``y`` itself, read at the input (its read
+  register is the first stage) into the output register — a narrow input with many thresholds
+  (FINN CNV's 8-bit pixels, 255 thresholds: ~1,300 compare LUTs per lane against ~170 for the
+  table)::
+
+      address  [in_bits + ⌈log2 groups⌉ − 1 : in_bits]  beat g  |  [in_bits − 1 : 0]  x (two's complement)
+      row      out_base + #{i : x ≥ T[g·PE + lane, i]}  in out_type
 """
 
 from __future__ import annotations
@@ -20,12 +32,18 @@ from hwnorm.blocks import CARRY_FEATURES, FF_FEATURES, BeatPipeline, Calibration
 from hwnorm.bnn import ThresholdSpec
 from hwnorm.intmm import RANGE_KERNEL_DTYPES, outside
 from hwnorm.datatypes import BIPOLAR, IntType, bit_planes, counter_bits
+from hwnorm.estimate.resources import goes_to_block_ram, rom_luts
+from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.layers.registry import register
 from hwnorm.layers.base import Bits, ElementwiseLayer, LayerBlock, as_int_batch, check_spatial, spatial_of
 from hwnorm.layers.threshold_stage import compare_bits, constant_rows, count_cuts, count_register_bits, lane_rows
 from hwnorm.spec import content_hash
 
-__all__ = ["InputThreshold", "ThresholdingBlock"]
+__all__ = ["InputThreshold", "ThresholdingBlock", "TABLE_MAX_ROWS"]
+
+# the deepest per-lane table the table form builds (a 14-bit input, or fewer bits and several
+# beats); deeper, the compares stay
+TABLE_MAX_ROWS = 1 << 14
 
 
 @njit(cache=True, parallel=True)
@@ -168,9 +186,56 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     cost_features = {"thresholding": {"lut": ("blocks", "compare", "popcount", "register", "rom_luts"), "ff": FF_FEATURES,
                                       "carry": (*CARRY_FEATURES, "popcount")}}
 
+    def __init__(self, layer: InputThreshold, pe: int = 1):
+        self.fold_channels(layer, pe)
+        t = layer.thresholds
+        check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
+                          pe * t.channel_bits, "PE")
+
+    # ---- which form (module docstring)
+    @property
+    def table_rows(self) -> int:
+        """Rows of one lane's table: every input value of every beat."""
+        return self.groups << self.in_type.width
+
+    @property
+    def table(self) -> bool:
+        """Whether the lanes read their levels from tables rather than compare: when the tables
+        take fewer of the target's LUTs than the comparators and count trees (a comparator
+        operand bit about half a LUT on the carry chain, a counted bit one; both forms' other
+        parts are the same)."""
+        t = self.layer.thresholds
+        if self.table_rows > TABLE_MAX_ROWS:
+            return False
+        k = TARGETS[self.timing.target].rules["lut_inputs"]
+        compares = compare_bits(t, self.pe) / 2 + (self.pe * t.n_thresholds if t.n_thresholds > 1 else 0)
+        return self.pe * rom_luts(self.out_type.width, self.table_rows, k) < compares
+
+    def level_tables(self) -> list[list[int]]:
+        """Per lane, its table's rows (module docstring): the output's bits as unsigned integers."""
+        t, pe, w = self.layer.thresholds, self.pe, self.in_type.width
+        x = np.arange(1 << w, dtype=np.int64)
+        if self.in_type.signed:
+            x = np.where(x >= 1 << (w - 1), x - (1 << w), x)  # two's complement address → value
+        levels = t.apply(np.repeat(x[:, None], t.channels, axis=1)) & ((1 << self.out_type.width) - 1)
+        # lane p's row g·2^w + a is channel g·pe + p at value a
+        return [levels[:, p::pe].T.reshape(-1).tolist() for p in range(pe)]
+
+    @property
+    def table_ranks(self) -> int:
+        """Registers between a table's read data and the output register: one when the table is
+        in block RAM and its read data does not fit a stage on its own (that register, without a
+        reset, becomes the RAM's output register, :meth:`hwnorm.timing.Timing.memory_ranks`)."""
+        in_block_ram = self.timing.on and goes_to_block_ram("rom", self.out_type.width, self.table_rows,
+                                                             TARGETS[self.timing.target])
+        return self.timing.memory_ranks(in_block_ram, 0.0, block_ram=in_block_ram)
+
     @property
     def depth(self) -> int:
-        """Input register, compare register, plus the target clock's ranks in the compare stage."""
+        """Compares: input register, compare register, plus the target clock's ranks in the compare
+        stage. Table: the tables' read register, its ranks, and the output register."""
+        if self.table:
+            return 2 + self.table_ranks
         return 2 + self.threshold_ranks + len(self.count_cuts)
 
     @property
@@ -184,17 +249,13 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
     def count_cuts(self) -> tuple[int, ...]:
         return count_cuts(self.timing, self.layer.thresholds, self.in_type.width)
 
-    def __init__(self, layer: InputThreshold, pe: int = 1):
-        self.fold_channels(layer, pe)
-        t = layer.thresholds
-        check_signal_bits(layer.name, "threshold ROM row (PE × thresholds × width)",
-                          pe * t.channel_bits, "PE")
-
     def threshold_rows(self) -> list:
         return lane_rows(self.layer.thresholds, self.pe)
 
     def pipeline_register_bits(self) -> int:
         """Flip-flops the target clock adds (hwnorm.timing)."""
+        if self.table:
+            return self.pe * self.out_type.width * self.table_ranks
         t, pe = self.layer.thresholds, self.pe
         operands = pe * (t.channel_bits + self.in_type.width) + 1
         return operands * self.threshold_ranks + count_register_bits(self.count_cuts, t, pe) \
@@ -202,14 +263,18 @@ class ThresholdingBlock(LayerBlock, BeatPipeline):
 
     def inventory(self) -> Inventory:
         t, pe = self.layer.thresholds, self.pe
-        thr_bits = t.channel_bits
+        out_bits = pe * self.out_type.width
+        if self.table:  # read register and output register; a table's read register is its ROM's
+            return Inventory(adder=counter_bits(self.groups),
+                             register=2 * out_bits + counter_bits(self.groups) + 2 + self.pipeline_register_bits(),
+                             memories=tuple(MemoryUse("rom", self.out_type.width, self.table_rows) for _ in range(pe)))
         # several thresholds per lane: their compare bits are counted by a tree of adders (a popcount)
         count = pe * t.n_thresholds if t.n_thresholds > 1 else 0
         return Inventory(adder=counter_bits(self.groups), compare=compare_bits(t, pe), popcount=count,
-                         register=pe * self.in_type.width + pe * self.out_type.width + counter_bits(self.groups) + 2
+                         register=pe * self.in_type.width + out_bits + counter_bits(self.groups) + 2
                          + self.pipeline_register_bits(),
                          memories=() if constant_rows(self.threshold_rows()) else
-                         (MemoryUse("rom", pe * thr_bits, self.groups),))
+                         (MemoryUse("rom", pe * t.channel_bits, self.groups),))
 
     def component(self):
         from hwnorm.hdl.mvu import Thresholding  # Amaranth: loaded when hardware is built
