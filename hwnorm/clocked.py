@@ -336,6 +336,8 @@ def model_of(block, registered_consumer: bool = False):
     if hasattr(block, "geometry") and hasattr(block, "channel_folds"):  # a line buffer
         return LineBufferModel(block.geometry, block.channel_folds, block.rows, block.taps_inner, registered_consumer,
                                block.read_stages)
+    if hasattr(block, "emit_issues"):  # one input beat per issue, an output for the issues listed
+        return StallAll(block.depth, Every(block.in_beats, block.emit_issues()), registered_consumer)
     if kind == "mvu":
         return StallAll(block.depth, Replay(block.sf, block.nf), registered_consumer)
     if kind == "concat":

@@ -118,8 +118,9 @@ class NetworkBlock(Block):
 
             net, self.memories = stored_network(net, self.folding, store)
         self.net = net
-        # ``size_fifos=False``: a graph's FIFOs stay at their kinds' own depths, a lower bound on
-        # the sized plan's memory that costs no cycle-model run (a folding search rules out with it)
+        # ``size_fifos=False``: a graph's FIFOs stay at their kinds' own depths and no fed layer
+        # gets one, a lower bound on the sized plan's memory that costs no cycle-model run (a
+        # folding search rules out with it)
         self.fed: dict = {}  # layer name → the depth of the FIFO fed_layers() put in front of it
         self._build(size_fifos)
         if size_fifos:
@@ -129,8 +130,11 @@ class NetworkBlock(Block):
                 self._build(size_fifos)
                 names = {self._stage_name(layer): layer for layer in fed}
                 least = minimal_fifos(self, only=list(names), progress=progress)
-                self.fed = {names[n]: small for n, (_, small) in least.items() if n in names}
-                self.stages = _with_depths(self.stages, {n: small for n, (_, small) in least.items() if n in names})
+                # never below the depth a layer that replays its input needs in front
+                depths = {n: max(small, self.layer_blocks[names[n]].input_fifo_depth)
+                          for n, (_, small) in least.items() if n in names}
+                self.fed = {names[n]: depth for n, depth in depths.items()}
+                self.stages = _with_depths(self.stages, depths)
         # fifo_depths: {FIFO stage name: depth} chosen elsewhere, or LEAST — each FIFO at the least
         # depth that keeps every output beat on its clock (minimal_fifos; ``least_fifos`` keeps
         # its answer: {name: (never-full depth, least depth)})
@@ -394,10 +398,20 @@ def fed_layers(top: "NetworkBlock", images: int = SIZING_IMAGES) -> dict:
     late = {}
     for k, stage in enumerate(stages):
         name = by_block.get(id(stage.block))
-        if name is None or len(stage.sources) != 1 or stage.block.input_fifo_depth:
+        if name is None or len(stage.sources) != 1:
             continue
         src, port = stage.sources[0]
-        if src is None or stages[src].block.kind == "fifo":
+        if src is not None and stages[src].block.kind == "fifo":
+            # a FIFO in front already (the layer replays its input): deep enough for the backlog
+            # of a producer that cannot hold one (a stall-all window of whole windows, bursting a
+            # row's windows at one per clock into a slower MVU)?
+            (fsrc, fport), fifo = stages[src].sources[0], stages[src].block
+            if fsrc is not None:
+                need = fifo_depth(outs[(fsrc, fport)], taken[(k, 0)])
+                if need > fifo.depth:
+                    late[name] = need
+            continue
+        if src is None or stage.block.input_fifo_depth:
             continue
         offers = outs[(src, port)]
         if taken[(k, 0)] != offers:

@@ -376,3 +376,45 @@ def test_line_buffer_units_in_amaranth_simulation(case):
     assert got == expected
     timing = full_rate_timing(block.component(), beats, len(expected))
     assert timing.produced == block.schedule(list(range(len(beats))))  # beat k offered from clock k
+
+
+@pytest.mark.parametrize("shape,g,element,clock", [
+    ((6, 7, 3), Geometry(6, 7, (3, 3)), IntType(4, True), 0),
+    ((7, 6, 2), Geometry(7, 6, (2, 3), (2, 1)), IntType(3, False), 0),
+    ((6, 5, 5), Geometry(6, 5, (3, 3), (2, 2)), BIPOLAR, 0),
+    ((5, 5, 1), Geometry(5, 5, (1, 3)), IntType(8, False), 0),
+    ((3, 130, 4), Geometry(3, 130, (3, 3)), IntType(2, False), 150),  # its column store in block RAM
+])
+def test_whole_windows_per_beat_in_amaranth_simulation(shape, g, element, clock):
+    """``simd = kh·kw·C``: one pixel per beat in, each completed window out in one beat. Three maps
+    under random idle cycles and back-pressure equal the golden windows; at full rate every window
+    comes on the clock the cycle model predicts, and the clocked model agrees."""
+    from hwnorm.clocked import model_of
+    from hwnorm.layers.window import ParallelWindowBlock
+    from hwnorm.timing import Timing
+    from tests.hdl_sim import full_rate_timing, lanes, run_stream
+
+    layer = _spatial_layer("window", shape, g, element)
+    whole = g.taps * shape[2]
+    assert {"simd": whole} in layer.foldings()
+    block = layer.block({"simd": whole}).with_timing(Timing(clock, "ecp5"))
+    assert isinstance(block, ParallelWindowBlock) and block.store_ranks == (clock > 0)
+    x = layer.stimulus(3, np.random.default_rng(whole))
+    out = layer.run(layer.golden_input(x))
+    out = out.unpack() if hasattr(out, "unpack") else out
+    beats = [list(map(int, row)) for row in x.reshape(-1, shape[2])]
+    expected = [list(map(int, row)) for row in out.reshape(-1, whole)]
+    got = [lanes(v, whole) for v in run_stream(block.component(), beats, whole, n_out=len(expected))]
+    assert got == expected
+    timing = full_rate_timing(block.component(), beats, len(expected))
+    assert timing.produced == block.schedule(list(range(len(beats))))
+    assert model_of(block).issue.emits == frozenset(block.emit_issues())
+    assert layer.clocks_per_image({"simd": whole}) == shape[0] * shape[1]
+
+
+def test_a_padded_window_is_not_offered_whole():
+    layer = _spatial_layer("window", (5, 4, 4), Geometry(5, 4, (3, 3), (1, 1), (1, 1, 1, 1)), IntType(4, True))
+    assert {"simd": 36} not in layer.foldings()
+    with pytest.raises(ValueError, match=r"SIMD=36 \(the whole 3×3×4 window per beat\) cannot be built for a "
+                                         r"padded window .*; allowed: a divisor of its 4 channels"):
+        layer.block({"simd": 36})

@@ -33,7 +33,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwnorm.hdl.common import FromBlock, advance_signal, lane_array, wrapped_increment
 
-__all__ = ["SlidingWindowUnit", "MaxPoolUnit", "AvgPoolUnit", "GlobalSumUnit"]
+__all__ = ["SlidingWindowUnit", "ParallelWindowUnit", "MaxPoolUnit", "AvgPoolUnit", "GlobalSumUnit"]
 
 
 def _bits(n: int) -> int:
@@ -320,4 +320,79 @@ class GlobalSumUnit(FromBlock, wiring.Component):
             m.d.sync += [line[e].eq(line[e + 1]) for e in range(groups - 1)] + [line[-1].eq(total)]
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(fire & (k >= beats - groups)), self.o.payload.eq(total)]
+        return m
+
+
+class ParallelWindowUnit(FromBlock, wiring.Component):
+    """The ``window`` kind emitting whole windows (a ``ParallelWindowBlock``, whose docstring
+    draws it): a stall-all pipeline — one pixel taken per clock the output register is free or
+    being read — through the pixel's register and the column store's read, into the window.
+
+    ``o.payload`` is the window register itself, ``(ky, kx, c)`` lanes: ``win[ky][kx]`` shifts to
+    ``kx − 1`` as each pixel arrives and the pixel's column (``kh`` pixels, oldest first) enters at
+    ``kx = kw − 1``; ``o.valid`` says the pixel just in completed a window."""
+
+    def __init__(self, block):
+        self.block = block
+        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
+                          "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))})
+
+    def elaborate(self, platform):
+        m, block = Module(), self.block
+        g = block.geometry
+        h, w = g.height, g.width
+        kh, kw = g.kernel
+        pixel = block.pixel_bits
+        advance = advance_signal(m, self.o, self.registered_consumer)
+        fire = Signal()
+        m.d.comb += [self.i.ready.eq(advance), fire.eq(advance & self.i.valid)]
+
+        # ---- stage 0: the pixel's place, and whether it completes a window (constant masks of
+        # the rows and columns that do, indexed by the counters: a LUT, not compares)
+        x, y = Signal(range(max(w, 2)), name="x"), Signal(range(max(h, 2)), name="y")
+        emits = set(block.emit_issues())
+        rows_mask = sum(1 << r for r in range(h) if any(r * w + c in emits for c in range(w)))
+        cols_mask = sum(1 << c for c in range(w) if any(r * w + c in emits for r in range(h)))
+        emit = C(rows_mask, h).bit_select(y, 1) & C(cols_mask, w).bit_select(x, 1)
+        with m.If(fire):
+            m.d.sync += x.eq(wrapped_increment(x, w))
+            with m.If(x == w - 1):
+                m.d.sync += y.eq(wrapped_increment(y, h))
+        ranks = block.store_ranks
+        store_bits = block.store_width
+        if store_bits:
+            # a column's word is read as its pixel is taken and written back when the pixel
+            # reaches the window, 1 + ranks clocks later: never the address read then (W ≥ 3)
+            store = Memory(shape=store_bits, depth=w, init=[], attrs={"no_rw_check": 1})
+            m.submodules.column_store = store
+            wp, rp = store.write_port(), store.read_port(domain="sync")
+            m.d.comb += [rp.addr.eq(x), rp.en.eq(advance)]
+
+        # ---- stage 1 (… 1 + ranks): the pixel with its place and flag, the store's read data
+        stage = [Signal(pixel, name="pixel1", reset_less=True), Signal.like(x, name="x1"), Signal(name="emit1")]
+        v = Signal(name="v1")
+        with m.If(advance):
+            m.d.sync += [stage[0].eq(self.i.payload), stage[1].eq(x), stage[2].eq(emit), v.eq(fire)]
+        older = rp.data if store_bits else C(0, 0)
+        for k in range(ranks):  # the store's data registered (a block RAM's output register), the rest with it
+            later = [Signal.like(s, name=f"{s.name[:-1]}{k + 2}") for s in stage]
+            older_r = Signal(store_bits, name=f"older{k + 2}", reset_less=True)
+            v_r = Signal(name=f"v{k + 2}")
+            with m.If(advance):
+                m.d.sync += [a.eq(b) for a, b in zip(later, stage)] + [older_r.eq(older), v_r.eq(v)]
+            stage, older, v = later, older_r, v_r
+        pixel_in, x_in, emit_in = stage
+        column = Cat(older, pixel_in)  # kh pixels, the oldest row first
+        if store_bits:
+            m.d.comb += [wp.addr.eq(x_in), wp.data.eq(column[pixel:]), wp.en.eq(advance & v)]
+
+        # ---- the window: the output register
+        win = [[Signal(pixel, name=f"win{ky}_{kx}", reset_less=True) for kx in range(kw)] for ky in range(kh)]
+        with m.If(advance & v):
+            for ky in range(kh):
+                m.d.sync += [win[ky][kx].eq(win[ky][kx + 1]) for kx in range(kw - 1)]
+                m.d.sync += win[ky][kw - 1].eq(column[ky * pixel:(ky + 1) * pixel])
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(v & emit_in)
+        m.d.comb += self.o.payload.eq(Cat(*[win[ky][kx] for ky in range(kh) for kx in range(kw)]))
         return m
