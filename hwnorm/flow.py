@@ -31,7 +31,7 @@ from hwnorm.config import FlowConfig
 from hwnorm.dataflow import LEAST, NetworkBlock, check_folding
 from hwnorm.estimate.design import estimate_figures
 from hwnorm.estimate.energy import load_energy_table
-from hwnorm.estimate.devices import Device, device_named
+from hwnorm.estimate.devices import SEARCH_FILL, Device, device_named
 from hwnorm.estimate.resources import estimate_resources
 from hwnorm.estimate.synthesis import TARGETS
 from hwnorm.folding import Folding
@@ -156,9 +156,9 @@ class Budget:
             return (f"needs about {r['lut']} LUTs on {config.target}, over lut_budget = {config.lut_budget}"
                     if self.part is None else f"needs about {r['lut']} LUTs, over lut_budget = {config.lut_budget}")
         if self.part is not None:
-            short = self.part.shortfalls(self.target.usage(r))
+            short = self.part.shortfalls(self.target.usage(r), fill=SEARCH_FILL)
             if short:
-                return f"{Device.shortfall_text(short, self.part.name)} (estimated)"
+                return f"{Device.shortfall_text(short, self.part.name)} (estimated; {_fill_text()})"
         return ""
 
     def fits_text(self, folding: Folding) -> str:
@@ -172,6 +172,11 @@ class Budget:
         fitting = (f"fitting the {self.part.name} (estimated {self.part.usage_line(usage).rsplit(' of ', 1)[0]}; "
                    f"{self.part.binding(usage).upper()} the fullest)")
         return f"{within} and {fitting}" if within else fitting
+
+
+def _fill_text() -> str:
+    """``LUT at most 90% of the part``: what the search leaves free to route (SEARCH_FILL)."""
+    return ", ".join(f"{cls.upper()} at most {100 * share:.0f}% of the part" for cls, share in SEARCH_FILL.items())
 
 
 def _clocks(net, folding: Folding) -> int:

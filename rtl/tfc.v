@@ -3367,8 +3367,8 @@ endmodule
 module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
-  wire [10:0] \$10 ;
-  wire [1:0] \$100 ;
+  wire [9:0] \$10 ;
+  wire \$100 ;
   reg [2:0] \$1000 ;
   reg [2:0] \$1001 ;
   reg [2:0] \$1002 ;
@@ -3377,20 +3377,20 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1005 ;
   reg [2:0] \$1006 ;
   reg [2:0] \$1007 ;
-  reg [2:0] \$1008 ;
-  reg [2:0] \$1009 ;
+  reg \$1008 ;
+  reg [4:0] \$1009 ;
   wire \$101 ;
-  reg \$1010 ;
+  reg [4:0] \$1010 ;
   reg [4:0] \$1011 ;
-  reg [4:0] \$1012 ;
-  reg [4:0] \$1013 ;
-  reg \$1014 ;
-  reg [5:0] \$1015 ;
-  reg [5:0] \$1016 ;
-  reg [6:0] \$1017 ;
-  reg [9:0] \$1018 ;
-  reg [10:0] \$1019 ;
-  wire \$102 ;
+  reg \$1012 ;
+  reg [5:0] \$1013 ;
+  reg [5:0] \$1014 ;
+  reg [6:0] \$1015 ;
+  reg [9:0] \$1016 ;
+  reg [10:0] \$1017 ;
+  reg [2:0] \$1018 ;
+  reg [2:0] \$1019 ;
+  wire [1:0] \$102 ;
   reg [2:0] \$1020 ;
   reg [2:0] \$1021 ;
   reg [2:0] \$1022 ;
@@ -3402,19 +3402,19 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1028 ;
   reg [2:0] \$1029 ;
   wire \$103 ;
-  reg [2:0] \$1030 ;
-  reg [2:0] \$1031 ;
-  reg \$1032 ;
+  reg \$1030 ;
+  reg [4:0] \$1031 ;
+  reg [4:0] \$1032 ;
   reg [4:0] \$1033 ;
-  reg [4:0] \$1034 ;
-  reg [4:0] \$1035 ;
-  reg \$1036 ;
-  reg [5:0] \$1037 ;
-  reg [5:0] \$1038 ;
-  reg [6:0] \$1039 ;
-  wire [1:0] \$104 ;
-  reg [9:0] \$1040 ;
-  reg [10:0] \$1041 ;
+  reg \$1034 ;
+  reg [5:0] \$1035 ;
+  reg [5:0] \$1036 ;
+  reg [6:0] \$1037 ;
+  reg [9:0] \$1038 ;
+  reg [10:0] \$1039 ;
+  wire \$104 ;
+  reg [2:0] \$1040 ;
+  reg [2:0] \$1041 ;
   reg [2:0] \$1042 ;
   reg [2:0] \$1043 ;
   reg [2:0] \$1044 ;
@@ -3426,19 +3426,19 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire \$105 ;
   reg [2:0] \$1050 ;
   reg [2:0] \$1051 ;
-  reg [2:0] \$1052 ;
-  reg [2:0] \$1053 ;
-  reg \$1054 ;
+  reg \$1052 ;
+  reg [4:0] \$1053 ;
+  reg [4:0] \$1054 ;
   reg [4:0] \$1055 ;
-  reg [4:0] \$1056 ;
-  reg [4:0] \$1057 ;
-  reg \$1058 ;
-  reg [5:0] \$1059 ;
-  wire \$106 ;
-  reg [5:0] \$1060 ;
-  reg [6:0] \$1061 ;
-  reg [9:0] \$1062 ;
-  reg [10:0] \$1063 ;
+  reg \$1056 ;
+  reg [5:0] \$1057 ;
+  reg [5:0] \$1058 ;
+  reg [6:0] \$1059 ;
+  wire [1:0] \$106 ;
+  reg [9:0] \$1060 ;
+  reg [10:0] \$1061 ;
+  reg [2:0] \$1062 ;
+  reg [2:0] \$1063 ;
   reg [2:0] \$1064 ;
   reg [2:0] \$1065 ;
   reg [2:0] \$1066 ;
@@ -3450,19 +3450,19 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1071 ;
   reg [2:0] \$1072 ;
   reg [2:0] \$1073 ;
-  reg [2:0] \$1074 ;
-  reg [2:0] \$1075 ;
-  reg \$1076 ;
+  reg \$1074 ;
+  reg [4:0] \$1075 ;
+  reg [4:0] \$1076 ;
   reg [4:0] \$1077 ;
-  reg [4:0] \$1078 ;
-  reg [4:0] \$1079 ;
-  wire [1:0] \$108 ;
-  reg \$1080 ;
-  reg [5:0] \$1081 ;
-  reg [5:0] \$1082 ;
-  reg [6:0] \$1083 ;
-  reg [9:0] \$1084 ;
-  reg [10:0] \$1085 ;
+  reg \$1078 ;
+  reg [5:0] \$1079 ;
+  wire \$108 ;
+  reg [5:0] \$1080 ;
+  reg [6:0] \$1081 ;
+  reg [9:0] \$1082 ;
+  reg [10:0] \$1083 ;
+  reg [2:0] \$1084 ;
+  reg [2:0] \$1085 ;
   reg [2:0] \$1086 ;
   reg [2:0] \$1087 ;
   reg [2:0] \$1088 ;
@@ -3474,20 +3474,20 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1093 ;
   reg [2:0] \$1094 ;
   reg [2:0] \$1095 ;
-  reg [2:0] \$1096 ;
-  reg [2:0] \$1097 ;
-  reg \$1098 ;
+  reg \$1096 ;
+  reg [4:0] \$1097 ;
+  reg [4:0] \$1098 ;
   reg [4:0] \$1099 ;
-  wire [48:0] \$11 ;
-  wire \$110 ;
-  reg [4:0] \$1100 ;
-  reg [4:0] \$1101 ;
-  reg \$1102 ;
-  reg [5:0] \$1103 ;
-  reg [5:0] \$1104 ;
-  reg [6:0] \$1105 ;
-  reg [9:0] \$1106 ;
-  reg [10:0] \$1107 ;
+  wire [10:0] \$11 ;
+  wire [1:0] \$110 ;
+  reg \$1100 ;
+  reg [5:0] \$1101 ;
+  reg [5:0] \$1102 ;
+  reg [6:0] \$1103 ;
+  reg [9:0] \$1104 ;
+  reg [10:0] \$1105 ;
+  reg [2:0] \$1106 ;
+  reg [2:0] \$1107 ;
   reg [2:0] \$1108 ;
   reg [2:0] \$1109 ;
   wire \$111 ;
@@ -3499,19 +3499,19 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1115 ;
   reg [2:0] \$1116 ;
   reg [2:0] \$1117 ;
-  reg [2:0] \$1118 ;
-  reg [2:0] \$1119 ;
-  wire [1:0] \$112 ;
-  reg \$1120 ;
+  reg \$1118 ;
+  reg [4:0] \$1119 ;
+  wire \$112 ;
+  reg [4:0] \$1120 ;
   reg [4:0] \$1121 ;
-  reg [4:0] \$1122 ;
-  reg [4:0] \$1123 ;
-  reg \$1124 ;
-  reg [5:0] \$1125 ;
-  reg [5:0] \$1126 ;
-  reg [6:0] \$1127 ;
-  reg [9:0] \$1128 ;
-  reg [10:0] \$1129 ;
+  reg \$1122 ;
+  reg [5:0] \$1123 ;
+  reg [5:0] \$1124 ;
+  reg [6:0] \$1125 ;
+  reg [9:0] \$1126 ;
+  reg [10:0] \$1127 ;
+  reg [2:0] \$1128 ;
+  reg [2:0] \$1129 ;
   wire \$113 ;
   reg [2:0] \$1130 ;
   reg [2:0] \$1131 ;
@@ -3523,20 +3523,20 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1137 ;
   reg [2:0] \$1138 ;
   reg [2:0] \$1139 ;
-  wire \$114 ;
-  reg [2:0] \$1140 ;
-  reg [2:0] \$1141 ;
-  reg \$1142 ;
+  wire [1:0] \$114 ;
+  reg \$1140 ;
+  reg [4:0] \$1141 ;
+  reg [4:0] \$1142 ;
   reg [4:0] \$1143 ;
-  reg [4:0] \$1144 ;
-  reg [4:0] \$1145 ;
-  reg \$1146 ;
-  reg [5:0] \$1147 ;
-  reg [5:0] \$1148 ;
-  reg [6:0] \$1149 ;
-  wire \$115 ;
-  reg [9:0] \$1150 ;
-  reg [10:0] \$1151 ;
+  reg \$1144 ;
+  reg [5:0] \$1145 ;
+  reg [5:0] \$1146 ;
+  reg [6:0] \$1147 ;
+  reg [9:0] \$1148 ;
+  reg [10:0] \$1149 ;
+  wire [4:0] \$115 ;
+  reg [2:0] \$1150 ;
+  reg [2:0] \$1151 ;
   reg [2:0] \$1152 ;
   reg [2:0] \$1153 ;
   reg [2:0] \$1154 ;
@@ -3545,71 +3545,71 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1157 ;
   reg [2:0] \$1158 ;
   reg [2:0] \$1159 ;
-  wire [1:0] \$116 ;
+  wire [6:0] \$116 ;
   reg [2:0] \$1160 ;
   reg [2:0] \$1161 ;
-  reg [2:0] \$1162 ;
-  reg [2:0] \$1163 ;
-  reg \$1164 ;
+  reg \$1162 ;
+  reg [4:0] \$1163 ;
+  reg [4:0] \$1164 ;
   reg [4:0] \$1165 ;
-  reg [4:0] \$1166 ;
-  reg [4:0] \$1167 ;
-  reg \$1168 ;
-  reg [5:0] \$1169 ;
-  wire [4:0] \$117 ;
-  reg [5:0] \$1170 ;
-  reg [6:0] \$1171 ;
-  reg [9:0] \$1172 ;
-  reg [10:0] \$1173 ;
+  reg \$1166 ;
+  reg [5:0] \$1167 ;
+  reg [5:0] \$1168 ;
+  reg [6:0] \$1169 ;
+  wire \$117 ;
+  reg [9:0] \$1170 ;
+  reg [10:0] \$1171 ;
+  reg [2:0] \$1172 ;
+  reg [2:0] \$1173 ;
   reg [2:0] \$1174 ;
   reg [2:0] \$1175 ;
   reg [2:0] \$1176 ;
   reg [2:0] \$1177 ;
   reg [2:0] \$1178 ;
   reg [2:0] \$1179 ;
-  wire [6:0] \$118 ;
+  wire [2:0] \$118 ;
   reg [2:0] \$1180 ;
   reg [2:0] \$1181 ;
   reg [2:0] \$1182 ;
   reg [2:0] \$1183 ;
-  reg [2:0] \$1184 ;
-  reg [2:0] \$1185 ;
-  reg \$1186 ;
+  reg \$1184 ;
+  reg [4:0] \$1185 ;
+  reg [4:0] \$1186 ;
   reg [4:0] \$1187 ;
-  reg [4:0] \$1188 ;
-  reg [4:0] \$1189 ;
+  reg \$1188 ;
+  reg [5:0] \$1189 ;
   wire \$119 ;
-  reg \$1190 ;
-  reg [5:0] \$1191 ;
-  reg [5:0] \$1192 ;
-  reg [6:0] \$1193 ;
-  reg [9:0] \$1194 ;
-  reg [10:0] \$1195 ;
+  reg [5:0] \$1190 ;
+  reg [6:0] \$1191 ;
+  reg [9:0] \$1192 ;
+  reg [10:0] \$1193 ;
+  reg [2:0] \$1194 ;
+  reg [2:0] \$1195 ;
   reg [2:0] \$1196 ;
   reg [2:0] \$1197 ;
   reg [2:0] \$1198 ;
   reg [2:0] \$1199 ;
-  wire [9:0] \$12 ;
-  wire [2:0] \$120 ;
+  wire [48:0] \$12 ;
+  wire \$120 ;
   reg [2:0] \$1200 ;
   reg [2:0] \$1201 ;
   reg [2:0] \$1202 ;
   reg [2:0] \$1203 ;
   reg [2:0] \$1204 ;
   reg [2:0] \$1205 ;
-  reg [2:0] \$1206 ;
-  reg [2:0] \$1207 ;
-  reg \$1208 ;
+  reg \$1206 ;
+  reg [4:0] \$1207 ;
+  reg [4:0] \$1208 ;
   reg [4:0] \$1209 ;
   wire \$121 ;
-  reg [4:0] \$1210 ;
-  reg [4:0] \$1211 ;
-  reg \$1212 ;
-  reg [5:0] \$1213 ;
-  reg [5:0] \$1214 ;
-  reg [6:0] \$1215 ;
-  reg [9:0] \$1216 ;
-  reg [10:0] \$1217 ;
+  reg \$1210 ;
+  reg [5:0] \$1211 ;
+  reg [5:0] \$1212 ;
+  reg [6:0] \$1213 ;
+  reg [9:0] \$1214 ;
+  reg [10:0] \$1215 ;
+  reg [2:0] \$1216 ;
+  reg [2:0] \$1217 ;
   reg [2:0] \$1218 ;
   reg [2:0] \$1219 ;
   wire \$122 ;
@@ -3621,20 +3621,20 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1225 ;
   reg [2:0] \$1226 ;
   reg [2:0] \$1227 ;
-  reg [2:0] \$1228 ;
-  reg [2:0] \$1229 ;
-  wire \$123 ;
-  reg \$1230 ;
+  reg \$1228 ;
+  reg [4:0] \$1229 ;
+  wire [1:0] \$123 ;
+  reg [4:0] \$1230 ;
   reg [4:0] \$1231 ;
-  reg [4:0] \$1232 ;
-  reg [4:0] \$1233 ;
-  reg \$1234 ;
-  reg [5:0] \$1235 ;
-  reg [5:0] \$1236 ;
-  reg [6:0] \$1237 ;
-  reg [9:0] \$1238 ;
-  reg [10:0] \$1239 ;
-  wire \$124 ;
+  reg \$1232 ;
+  reg [5:0] \$1233 ;
+  reg [5:0] \$1234 ;
+  reg [6:0] \$1235 ;
+  reg [9:0] \$1236 ;
+  reg [10:0] \$1237 ;
+  reg [2:0] \$1238 ;
+  reg [2:0] \$1239 ;
+  wire [1:0] \$124 ;
   reg [2:0] \$1240 ;
   reg [2:0] \$1241 ;
   reg [2:0] \$1242 ;
@@ -3645,20 +3645,20 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1247 ;
   reg [2:0] \$1248 ;
   reg [2:0] \$1249 ;
-  wire \$125 ;
-  reg [2:0] \$1250 ;
-  reg [2:0] \$1251 ;
-  reg \$1252 ;
+  wire [2:0] \$125 ;
+  reg \$1250 ;
+  reg [4:0] \$1251 ;
+  reg [4:0] \$1252 ;
   reg [4:0] \$1253 ;
-  reg [4:0] \$1254 ;
-  reg [4:0] \$1255 ;
-  reg \$1256 ;
-  reg [5:0] \$1257 ;
-  reg [5:0] \$1258 ;
-  reg [6:0] \$1259 ;
+  reg \$1254 ;
+  reg [5:0] \$1255 ;
+  reg [5:0] \$1256 ;
+  reg [6:0] \$1257 ;
+  reg [9:0] \$1258 ;
+  reg [10:0] \$1259 ;
   wire [1:0] \$126 ;
-  reg [9:0] \$1260 ;
-  reg [10:0] \$1261 ;
+  reg [2:0] \$1260 ;
+  reg [2:0] \$1261 ;
   reg [2:0] \$1262 ;
   reg [2:0] \$1263 ;
   reg [2:0] \$1264 ;
@@ -3670,19 +3670,19 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$127 ;
   reg [2:0] \$1270 ;
   reg [2:0] \$1271 ;
-  reg [2:0] \$1272 ;
-  reg [2:0] \$1273 ;
-  reg \$1274 ;
+  reg \$1272 ;
+  reg [4:0] \$1273 ;
+  reg [4:0] \$1274 ;
   reg [4:0] \$1275 ;
-  reg [4:0] \$1276 ;
-  reg [4:0] \$1277 ;
-  reg \$1278 ;
-  reg [5:0] \$1279 ;
+  reg \$1276 ;
+  reg [5:0] \$1277 ;
+  reg [5:0] \$1278 ;
+  reg [6:0] \$1279 ;
   wire [2:0] \$128 ;
-  reg [5:0] \$1280 ;
-  reg [6:0] \$1281 ;
-  reg [9:0] \$1282 ;
-  reg [10:0] \$1283 ;
+  reg [9:0] \$1280 ;
+  reg [10:0] \$1281 ;
+  reg [2:0] \$1282 ;
+  reg [2:0] \$1283 ;
   reg [2:0] \$1284 ;
   reg [2:0] \$1285 ;
   reg [2:0] \$1286 ;
@@ -3694,20 +3694,20 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1291 ;
   reg [2:0] \$1292 ;
   reg [2:0] \$1293 ;
-  reg [2:0] \$1294 ;
-  reg [2:0] \$1295 ;
-  reg \$1296 ;
+  reg \$1294 ;
+  reg [4:0] \$1295 ;
+  reg [4:0] \$1296 ;
   reg [4:0] \$1297 ;
-  reg [4:0] \$1298 ;
-  reg [4:0] \$1299 ;
-  wire [10:0] \$13 ;
+  reg \$1298 ;
+  reg [5:0] \$1299 ;
+  wire [9:0] \$13 ;
   wire [1:0] \$130 ;
-  reg \$1300 ;
-  reg [5:0] \$1301 ;
-  reg [5:0] \$1302 ;
-  reg [6:0] \$1303 ;
-  reg [9:0] \$1304 ;
-  reg [10:0] \$1305 ;
+  reg [5:0] \$1300 ;
+  reg [6:0] \$1301 ;
+  reg [9:0] \$1302 ;
+  reg [10:0] \$1303 ;
+  reg [2:0] \$1304 ;
+  reg [2:0] \$1305 ;
   reg [2:0] \$1306 ;
   reg [2:0] \$1307 ;
   reg [2:0] \$1308 ;
@@ -3719,25 +3719,25 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$1313 ;
   reg [2:0] \$1314 ;
   reg [2:0] \$1315 ;
-  reg [2:0] \$1316 ;
-  reg [2:0] \$1317 ;
-  reg \$1318 ;
+  reg \$1316 ;
+  reg [4:0] \$1317 ;
+  reg [4:0] \$1318 ;
   reg [4:0] \$1319 ;
   wire [1:0] \$132 ;
-  reg [4:0] \$1320 ;
-  reg [4:0] \$1321 ;
-  reg \$1322 ;
-  reg [5:0] \$1323 ;
-  reg [5:0] \$1324 ;
-  reg [6:0] \$1325 ;
-  reg [9:0] \$1326 ;
-  reg [10:0] \$1327 ;
-  reg \$1328 ;
-  reg \$1329 ;
+  reg \$1320 ;
+  reg [5:0] \$1321 ;
+  reg [5:0] \$1322 ;
+  reg [6:0] \$1323 ;
+  reg [9:0] \$1324 ;
+  reg [10:0] \$1325 ;
+  reg \$1326 ;
+  reg \$1327 ;
+  reg [1:0] \$1328 ;
+  reg [175:0] \$1329 ;
   wire [1:0] \$133 ;
-  reg [1:0] \$1330 ;
-  reg [175:0] \$1331 ;
-  reg \$1332 ;
+  reg \$1330 ;
+  reg [10:0] \$1331 ;
+  reg [10:0] \$1332 ;
   reg [10:0] \$1333 ;
   reg [10:0] \$1334 ;
   reg [10:0] \$1335 ;
@@ -3753,16 +3753,14 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [10:0] \$1344 ;
   reg [10:0] \$1345 ;
   reg [10:0] \$1346 ;
-  reg [10:0] \$1347 ;
-  reg [10:0] \$1348 ;
-  reg \$1349 ;
+  reg \$1347 ;
+  reg [15:0] \$1348 ;
   wire [1:0] \$135 ;
-  reg [15:0] \$1350 ;
   wire [1:0] \$136 ;
   wire [2:0] \$137 ;
   wire [1:0] \$138 ;
   wire [1:0] \$139 ;
-  wire [48:0] \$14 ;
+  wire [10:0] \$14 ;
   wire [2:0] \$140 ;
   wire [1:0] \$141 ;
   wire [1:0] \$142 ;
@@ -3773,7 +3771,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$147 ;
   wire [1:0] \$148 ;
   wire [2:0] \$149 ;
-  wire [9:0] \$15 ;
+  wire [48:0] \$15 ;
   wire [1:0] \$150 ;
   wire [1:0] \$151 ;
   wire [2:0] \$152 ;
@@ -3783,30 +3781,30 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$156 ;
   wire [1:0] \$157 ;
   wire [2:0] \$158 ;
-  wire [1:0] \$159 ;
-  wire [10:0] \$16 ;
-  wire [1:0] \$160 ;
-  wire [2:0] \$161 ;
+  wire [3:0] \$159 ;
+  wire [9:0] \$16 ;
+  wire [3:0] \$160 ;
+  wire [4:0] \$161 ;
   wire [3:0] \$162 ;
   wire [3:0] \$163 ;
   wire [4:0] \$164 ;
   wire [3:0] \$165 ;
   wire [3:0] \$166 ;
   wire [4:0] \$167 ;
-  wire [3:0] \$168 ;
-  wire [3:0] \$169 ;
-  wire [48:0] \$17 ;
-  wire [4:0] \$170 ;
-  wire [5:0] \$171 ;
-  wire [5:0] \$172 ;
-  wire [6:0] \$173 ;
-  wire \$174 ;
-  wire [11:0] \$175 ;
-  wire [12:0] \$176 ;
+  wire [5:0] \$168 ;
+  wire [5:0] \$169 ;
+  wire [10:0] \$17 ;
+  wire [6:0] \$170 ;
+  wire \$171 ;
+  wire [11:0] \$172 ;
+  wire [12:0] \$173 ;
+  wire [1:0] \$174 ;
+  wire [1:0] \$175 ;
+  wire [2:0] \$176 ;
   wire [1:0] \$177 ;
   wire [1:0] \$178 ;
   wire [2:0] \$179 ;
-  wire [9:0] \$18 ;
+  wire [48:0] \$18 ;
   wire [1:0] \$180 ;
   wire [1:0] \$181 ;
   wire [2:0] \$182 ;
@@ -3817,7 +3815,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$187 ;
   wire [2:0] \$188 ;
   wire [1:0] \$189 ;
-  wire [10:0] \$19 ;
+  wire [9:0] \$19 ;
   wire [1:0] \$190 ;
   wire [2:0] \$191 ;
   wire [1:0] \$192 ;
@@ -3829,7 +3827,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$198 ;
   wire [1:0] \$199 ;
   wire \$2 ;
-  wire [48:0] \$20 ;
+  wire [10:0] \$20 ;
   wire [2:0] \$200 ;
   wire [1:0] \$201 ;
   wire [1:0] \$202 ;
@@ -3840,29 +3838,29 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$207 ;
   wire [1:0] \$208 ;
   wire [2:0] \$209 ;
-  wire [9:0] \$21 ;
-  wire [1:0] \$210 ;
-  wire [1:0] \$211 ;
-  wire [2:0] \$212 ;
+  wire [48:0] \$21 ;
+  wire [3:0] \$210 ;
+  wire [3:0] \$211 ;
+  wire [4:0] \$212 ;
   wire [3:0] \$213 ;
   wire [3:0] \$214 ;
   wire [4:0] \$215 ;
   wire [3:0] \$216 ;
   wire [3:0] \$217 ;
   wire [4:0] \$218 ;
-  wire [3:0] \$219 ;
-  wire [10:0] \$22 ;
-  wire [3:0] \$220 ;
-  wire [4:0] \$221 ;
-  wire [5:0] \$222 ;
-  wire [5:0] \$223 ;
-  wire [6:0] \$224 ;
-  wire \$225 ;
-  wire [11:0] \$226 ;
-  wire [12:0] \$227 ;
+  wire [5:0] \$219 ;
+  wire [9:0] \$22 ;
+  wire [5:0] \$220 ;
+  wire [6:0] \$221 ;
+  wire \$222 ;
+  wire [11:0] \$223 ;
+  wire [12:0] \$224 ;
+  wire [1:0] \$225 ;
+  wire [1:0] \$226 ;
+  wire [2:0] \$227 ;
   wire [1:0] \$228 ;
   wire [1:0] \$229 ;
-  wire [48:0] \$23 ;
+  wire [10:0] \$23 ;
   wire [2:0] \$230 ;
   wire [1:0] \$231 ;
   wire [1:0] \$232 ;
@@ -3873,7 +3871,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$237 ;
   wire [1:0] \$238 ;
   wire [2:0] \$239 ;
-  wire [9:0] \$24 ;
+  wire [48:0] \$24 ;
   wire [1:0] \$240 ;
   wire [1:0] \$241 ;
   wire [2:0] \$242 ;
@@ -3884,7 +3882,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$247 ;
   wire [2:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [10:0] \$25 ;
+  wire [9:0] \$25 ;
   wire [1:0] \$250 ;
   wire [2:0] \$251 ;
   wire [1:0] \$252 ;
@@ -3895,29 +3893,29 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$257 ;
   wire [1:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [48:0] \$26 ;
+  wire [10:0] \$26 ;
   wire [2:0] \$260 ;
-  wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
+  wire [3:0] \$261 ;
+  wire [3:0] \$262 ;
+  wire [4:0] \$263 ;
   wire [3:0] \$264 ;
   wire [3:0] \$265 ;
   wire [4:0] \$266 ;
   wire [3:0] \$267 ;
   wire [3:0] \$268 ;
   wire [4:0] \$269 ;
-  wire [9:0] \$27 ;
-  wire [3:0] \$270 ;
-  wire [3:0] \$271 ;
-  wire [4:0] \$272 ;
-  wire [5:0] \$273 ;
-  wire [5:0] \$274 ;
-  wire [6:0] \$275 ;
-  wire \$276 ;
-  wire [11:0] \$277 ;
-  wire [12:0] \$278 ;
+  wire [48:0] \$27 ;
+  wire [5:0] \$270 ;
+  wire [5:0] \$271 ;
+  wire [6:0] \$272 ;
+  wire \$273 ;
+  wire [11:0] \$274 ;
+  wire [12:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire [1:0] \$277 ;
+  wire [2:0] \$278 ;
   wire [1:0] \$279 ;
-  wire [10:0] \$28 ;
+  wire [9:0] \$28 ;
   wire [1:0] \$280 ;
   wire [2:0] \$281 ;
   wire [1:0] \$282 ;
@@ -3928,7 +3926,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$287 ;
   wire [1:0] \$288 ;
   wire [1:0] \$289 ;
-  wire [48:0] \$29 ;
+  wire [10:0] \$29 ;
   wire [2:0] \$290 ;
   wire [1:0] \$291 ;
   wire [1:0] \$292 ;
@@ -3939,8 +3937,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$297 ;
   wire [1:0] \$298 ;
   wire [2:0] \$299 ;
-  wire \$3 ;
-  wire [9:0] \$30 ;
+  wire [48:0] \$3 ;
+  wire [48:0] \$30 ;
   wire [1:0] \$300 ;
   wire [1:0] \$301 ;
   wire [2:0] \$302 ;
@@ -3951,29 +3949,29 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$307 ;
   wire [2:0] \$308 ;
   wire [1:0] \$309 ;
-  wire [10:0] \$31 ;
+  wire [9:0] \$31 ;
   wire [1:0] \$310 ;
   wire [2:0] \$311 ;
-  wire [1:0] \$312 ;
-  wire [1:0] \$313 ;
-  wire [2:0] \$314 ;
+  wire [3:0] \$312 ;
+  wire [3:0] \$313 ;
+  wire [4:0] \$314 ;
   wire [3:0] \$315 ;
   wire [3:0] \$316 ;
   wire [4:0] \$317 ;
   wire [3:0] \$318 ;
   wire [3:0] \$319 ;
-  wire [48:0] \$32 ;
+  wire [10:0] \$32 ;
   wire [4:0] \$320 ;
-  wire [3:0] \$321 ;
-  wire [3:0] \$322 ;
-  wire [4:0] \$323 ;
-  wire [5:0] \$324 ;
-  wire [5:0] \$325 ;
-  wire [6:0] \$326 ;
-  wire \$327 ;
-  wire [11:0] \$328 ;
-  wire [12:0] \$329 ;
-  wire [9:0] \$33 ;
+  wire [5:0] \$321 ;
+  wire [5:0] \$322 ;
+  wire [6:0] \$323 ;
+  wire \$324 ;
+  wire [11:0] \$325 ;
+  wire [12:0] \$326 ;
+  wire [1:0] \$327 ;
+  wire [1:0] \$328 ;
+  wire [2:0] \$329 ;
+  wire [48:0] \$33 ;
   wire [1:0] \$330 ;
   wire [1:0] \$331 ;
   wire [2:0] \$332 ;
@@ -3984,7 +3982,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$337 ;
   wire [2:0] \$338 ;
   wire [1:0] \$339 ;
-  wire [10:0] \$34 ;
+  wire [9:0] \$34 ;
   wire [1:0] \$340 ;
   wire [2:0] \$341 ;
   wire [1:0] \$342 ;
@@ -3995,7 +3993,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$347 ;
   wire [1:0] \$348 ;
   wire [1:0] \$349 ;
-  wire [48:0] \$35 ;
+  wire [10:0] \$35 ;
   wire [2:0] \$350 ;
   wire [1:0] \$351 ;
   wire [1:0] \$352 ;
@@ -4006,30 +4004,30 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$357 ;
   wire [1:0] \$358 ;
   wire [2:0] \$359 ;
-  wire [9:0] \$36 ;
+  wire [48:0] \$36 ;
   wire [1:0] \$360 ;
   wire [1:0] \$361 ;
   wire [2:0] \$362 ;
-  wire [1:0] \$363 ;
-  wire [1:0] \$364 ;
-  wire [2:0] \$365 ;
+  wire [3:0] \$363 ;
+  wire [3:0] \$364 ;
+  wire [4:0] \$365 ;
   wire [3:0] \$366 ;
   wire [3:0] \$367 ;
   wire [4:0] \$368 ;
   wire [3:0] \$369 ;
-  wire [10:0] \$37 ;
+  wire [9:0] \$37 ;
   wire [3:0] \$370 ;
   wire [4:0] \$371 ;
-  wire [3:0] \$372 ;
-  wire [3:0] \$373 ;
-  wire [4:0] \$374 ;
-  wire [5:0] \$375 ;
-  wire [5:0] \$376 ;
-  wire [6:0] \$377 ;
-  wire \$378 ;
-  wire [11:0] \$379 ;
-  wire [48:0] \$38 ;
-  wire [12:0] \$380 ;
+  wire [5:0] \$372 ;
+  wire [5:0] \$373 ;
+  wire [6:0] \$374 ;
+  wire \$375 ;
+  wire [11:0] \$376 ;
+  wire [12:0] \$377 ;
+  wire [1:0] \$378 ;
+  wire [1:0] \$379 ;
+  wire [10:0] \$38 ;
+  wire [2:0] \$380 ;
   wire [1:0] \$381 ;
   wire [1:0] \$382 ;
   wire [2:0] \$383 ;
@@ -4039,7 +4037,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$387 ;
   wire [1:0] \$388 ;
   wire [2:0] \$389 ;
-  wire [9:0] \$39 ;
+  wire [48:0] \$39 ;
   wire [1:0] \$390 ;
   wire [1:0] \$391 ;
   wire [2:0] \$392 ;
@@ -4050,8 +4048,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$397 ;
   wire [2:0] \$398 ;
   wire [1:0] \$399 ;
-  wire \$4 ;
-  wire [10:0] \$40 ;
+  wire [9:0] \$4 ;
+  wire [9:0] \$40 ;
   wire [1:0] \$400 ;
   wire [2:0] \$401 ;
   wire [1:0] \$402 ;
@@ -4062,31 +4060,31 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$407 ;
   wire [1:0] \$408 ;
   wire [1:0] \$409 ;
-  wire [48:0] \$41 ;
+  wire [10:0] \$41 ;
   wire [2:0] \$410 ;
   wire [1:0] \$411 ;
   wire [1:0] \$412 ;
   wire [2:0] \$413 ;
-  wire [1:0] \$414 ;
-  wire [1:0] \$415 ;
-  wire [2:0] \$416 ;
+  wire [3:0] \$414 ;
+  wire [3:0] \$415 ;
+  wire [4:0] \$416 ;
   wire [3:0] \$417 ;
   wire [3:0] \$418 ;
   wire [4:0] \$419 ;
-  wire [9:0] \$42 ;
+  wire [48:0] \$42 ;
   wire [3:0] \$420 ;
   wire [3:0] \$421 ;
   wire [4:0] \$422 ;
-  wire [3:0] \$423 ;
-  wire [3:0] \$424 ;
-  wire [4:0] \$425 ;
-  wire [5:0] \$426 ;
-  wire [5:0] \$427 ;
-  wire [6:0] \$428 ;
-  wire \$429 ;
-  wire [10:0] \$43 ;
-  wire [11:0] \$430 ;
-  wire [12:0] \$431 ;
+  wire [5:0] \$423 ;
+  wire [5:0] \$424 ;
+  wire [6:0] \$425 ;
+  wire \$426 ;
+  wire [11:0] \$427 ;
+  wire [12:0] \$428 ;
+  wire [1:0] \$429 ;
+  wire [9:0] \$43 ;
+  wire [1:0] \$430 ;
+  wire [2:0] \$431 ;
   wire [1:0] \$432 ;
   wire [1:0] \$433 ;
   wire [2:0] \$434 ;
@@ -4095,7 +4093,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$437 ;
   wire [1:0] \$438 ;
   wire [1:0] \$439 ;
-  wire [48:0] \$44 ;
+  wire [10:0] \$44 ;
   wire [2:0] \$440 ;
   wire [1:0] \$441 ;
   wire [1:0] \$442 ;
@@ -4106,7 +4104,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$447 ;
   wire [1:0] \$448 ;
   wire [2:0] \$449 ;
-  wire [9:0] \$45 ;
+  wire [48:0] \$45 ;
   wire [1:0] \$450 ;
   wire [1:0] \$451 ;
   wire [2:0] \$452 ;
@@ -4117,32 +4115,32 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$457 ;
   wire [2:0] \$458 ;
   wire [1:0] \$459 ;
-  wire [10:0] \$46 ;
+  wire [9:0] \$46 ;
   wire [1:0] \$460 ;
   wire [2:0] \$461 ;
   wire [1:0] \$462 ;
   wire [1:0] \$463 ;
   wire [2:0] \$464 ;
-  wire [1:0] \$465 ;
-  wire [1:0] \$466 ;
-  wire [2:0] \$467 ;
+  wire [3:0] \$465 ;
+  wire [3:0] \$466 ;
+  wire [4:0] \$467 ;
   wire [3:0] \$468 ;
   wire [3:0] \$469 ;
-  wire [48:0] \$47 ;
+  wire [10:0] \$47 ;
   wire [4:0] \$470 ;
   wire [3:0] \$471 ;
   wire [3:0] \$472 ;
   wire [4:0] \$473 ;
-  wire [3:0] \$474 ;
-  wire [3:0] \$475 ;
-  wire [4:0] \$476 ;
-  wire [5:0] \$477 ;
-  wire [5:0] \$478 ;
-  wire [6:0] \$479 ;
-  wire [9:0] \$48 ;
-  wire \$480 ;
-  wire [11:0] \$481 ;
-  wire [12:0] \$482 ;
+  wire [5:0] \$474 ;
+  wire [5:0] \$475 ;
+  wire [6:0] \$476 ;
+  wire \$477 ;
+  wire [11:0] \$478 ;
+  wire [12:0] \$479 ;
+  wire [48:0] \$48 ;
+  wire [1:0] \$480 ;
+  wire [1:0] \$481 ;
+  wire [2:0] \$482 ;
   wire [1:0] \$483 ;
   wire [1:0] \$484 ;
   wire [2:0] \$485 ;
@@ -4150,7 +4148,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$487 ;
   wire [2:0] \$488 ;
   wire [1:0] \$489 ;
-  wire [10:0] \$49 ;
+  wire [9:0] \$49 ;
   wire [1:0] \$490 ;
   wire [2:0] \$491 ;
   wire [1:0] \$492 ;
@@ -4161,8 +4159,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$497 ;
   wire [1:0] \$498 ;
   wire [1:0] \$499 ;
-  wire [48:0] \$5 ;
-  wire [48:0] \$50 ;
+  wire [10:0] \$5 ;
+  wire [10:0] \$50 ;
   wire [2:0] \$500 ;
   wire [1:0] \$501 ;
   wire [1:0] \$502 ;
@@ -4173,40 +4171,40 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$507 ;
   wire [1:0] \$508 ;
   wire [2:0] \$509 ;
-  wire [9:0] \$51 ;
+  wire \$51 ;
   wire [1:0] \$510 ;
   wire [1:0] \$511 ;
   wire [2:0] \$512 ;
   wire [1:0] \$513 ;
   wire [1:0] \$514 ;
   wire [2:0] \$515 ;
-  wire [1:0] \$516 ;
-  wire [1:0] \$517 ;
-  wire [2:0] \$518 ;
+  wire [3:0] \$516 ;
+  wire [3:0] \$517 ;
+  wire [4:0] \$518 ;
   wire [3:0] \$519 ;
-  wire [10:0] \$52 ;
+  wire \$52 ;
   wire [3:0] \$520 ;
   wire [4:0] \$521 ;
   wire [3:0] \$522 ;
   wire [3:0] \$523 ;
   wire [4:0] \$524 ;
-  wire [3:0] \$525 ;
-  wire [3:0] \$526 ;
-  wire [4:0] \$527 ;
-  wire [5:0] \$528 ;
-  wire [5:0] \$529 ;
+  wire [5:0] \$525 ;
+  wire [5:0] \$526 ;
+  wire [6:0] \$527 ;
+  wire \$528 ;
+  wire [11:0] \$529 ;
   wire \$53 ;
-  wire [6:0] \$530 ;
-  wire \$531 ;
-  wire [11:0] \$532 ;
-  wire [12:0] \$533 ;
+  wire [12:0] \$530 ;
+  wire [1:0] \$531 ;
+  wire [1:0] \$532 ;
+  wire [2:0] \$533 ;
   wire [1:0] \$534 ;
   wire [1:0] \$535 ;
   wire [2:0] \$536 ;
   wire [1:0] \$537 ;
   wire [1:0] \$538 ;
   wire [2:0] \$539 ;
-  wire \$54 ;
+  wire [1:0] \$54 ;
   wire [1:0] \$540 ;
   wire [1:0] \$541 ;
   wire [2:0] \$542 ;
@@ -4228,7 +4226,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$557 ;
   wire [1:0] \$558 ;
   wire [1:0] \$559 ;
-  wire [1:0] \$56 ;
+  wire \$56 ;
   wire [2:0] \$560 ;
   wire [1:0] \$561 ;
   wire [1:0] \$562 ;
@@ -4236,9 +4234,9 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$564 ;
   wire [1:0] \$565 ;
   wire [2:0] \$566 ;
-  wire [1:0] \$567 ;
-  wire [1:0] \$568 ;
-  wire [2:0] \$569 ;
+  wire [3:0] \$567 ;
+  wire [3:0] \$568 ;
+  wire [4:0] \$569 ;
   wire \$57 ;
   wire [3:0] \$570 ;
   wire [3:0] \$571 ;
@@ -4246,16 +4244,16 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [3:0] \$573 ;
   wire [3:0] \$574 ;
   wire [4:0] \$575 ;
-  wire [3:0] \$576 ;
-  wire [3:0] \$577 ;
-  wire [4:0] \$578 ;
-  wire [5:0] \$579 ;
-  wire \$58 ;
-  wire [5:0] \$580 ;
-  wire [6:0] \$581 ;
-  wire \$582 ;
-  wire [11:0] \$583 ;
-  wire [12:0] \$584 ;
+  wire [5:0] \$576 ;
+  wire [5:0] \$577 ;
+  wire [6:0] \$578 ;
+  wire \$579 ;
+  wire [1:0] \$58 ;
+  wire [11:0] \$580 ;
+  wire [12:0] \$581 ;
+  wire [1:0] \$582 ;
+  wire [1:0] \$583 ;
+  wire [2:0] \$584 ;
   wire [1:0] \$585 ;
   wire [1:0] \$586 ;
   wire [2:0] \$587 ;
@@ -4272,8 +4270,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$597 ;
   wire [1:0] \$598 ;
   wire [2:0] \$599 ;
-  wire [9:0] \$6 ;
-  wire [1:0] \$60 ;
+  wire [48:0] \$6 ;
+  wire \$60 ;
   wire [1:0] \$600 ;
   wire [1:0] \$601 ;
   wire [2:0] \$602 ;
@@ -4293,31 +4291,31 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$615 ;
   wire [1:0] \$616 ;
   wire [2:0] \$617 ;
-  wire [1:0] \$618 ;
-  wire [1:0] \$619 ;
-  wire \$62 ;
-  wire [2:0] \$620 ;
+  wire [3:0] \$618 ;
+  wire [3:0] \$619 ;
+  wire [1:0] \$62 ;
+  wire [4:0] \$620 ;
   wire [3:0] \$621 ;
   wire [3:0] \$622 ;
   wire [4:0] \$623 ;
   wire [3:0] \$624 ;
   wire [3:0] \$625 ;
   wire [4:0] \$626 ;
-  wire [3:0] \$627 ;
-  wire [3:0] \$628 ;
-  wire [4:0] \$629 ;
+  wire [5:0] \$627 ;
+  wire [5:0] \$628 ;
+  wire [6:0] \$629 ;
   wire \$63 ;
-  wire [5:0] \$630 ;
-  wire [5:0] \$631 ;
-  wire [6:0] \$632 ;
-  wire \$633 ;
-  wire [11:0] \$634 ;
-  wire [12:0] \$635 ;
+  wire \$630 ;
+  wire [11:0] \$631 ;
+  wire [12:0] \$632 ;
+  wire [1:0] \$633 ;
+  wire [1:0] \$634 ;
+  wire [2:0] \$635 ;
   wire [1:0] \$636 ;
   wire [1:0] \$637 ;
   wire [2:0] \$638 ;
   wire [1:0] \$639 ;
-  wire [1:0] \$64 ;
+  wire \$64 ;
   wire [1:0] \$640 ;
   wire [2:0] \$641 ;
   wire [1:0] \$642 ;
@@ -4339,7 +4337,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$657 ;
   wire [1:0] \$658 ;
   wire [2:0] \$659 ;
-  wire \$66 ;
+  wire [1:0] \$66 ;
   wire [1:0] \$660 ;
   wire [1:0] \$661 ;
   wire [2:0] \$662 ;
@@ -4349,26 +4347,26 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$666 ;
   wire [1:0] \$667 ;
   wire [2:0] \$668 ;
-  wire [1:0] \$669 ;
+  wire [3:0] \$669 ;
   wire \$67 ;
-  wire [1:0] \$670 ;
-  wire [2:0] \$671 ;
+  wire [3:0] \$670 ;
+  wire [4:0] \$671 ;
   wire [3:0] \$672 ;
   wire [3:0] \$673 ;
   wire [4:0] \$674 ;
   wire [3:0] \$675 ;
   wire [3:0] \$676 ;
   wire [4:0] \$677 ;
-  wire [3:0] \$678 ;
-  wire [3:0] \$679 ;
-  wire [1:0] \$68 ;
-  wire [4:0] \$680 ;
-  wire [5:0] \$681 ;
-  wire [5:0] \$682 ;
-  wire [6:0] \$683 ;
-  wire \$684 ;
-  wire [11:0] \$685 ;
-  wire [12:0] \$686 ;
+  wire [5:0] \$678 ;
+  wire [5:0] \$679 ;
+  wire \$68 ;
+  wire [6:0] \$680 ;
+  wire \$681 ;
+  wire [11:0] \$682 ;
+  wire [12:0] \$683 ;
+  wire [1:0] \$684 ;
+  wire [1:0] \$685 ;
+  wire [2:0] \$686 ;
   wire [1:0] \$687 ;
   wire [1:0] \$688 ;
   wire [2:0] \$689 ;
@@ -4383,8 +4381,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$697 ;
   wire [2:0] \$698 ;
   wire [1:0] \$699 ;
-  wire [10:0] \$7 ;
-  wire \$70 ;
+  wire [9:0] \$7 ;
+  wire [1:0] \$70 ;
   wire [1:0] \$700 ;
   wire [2:0] \$701 ;
   wire [1:0] \$702 ;
@@ -4406,29 +4404,29 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$717 ;
   wire [1:0] \$718 ;
   wire [2:0] \$719 ;
-  wire [1:0] \$72 ;
-  wire [1:0] \$720 ;
-  wire [1:0] \$721 ;
-  wire [2:0] \$722 ;
+  wire \$72 ;
+  wire [3:0] \$720 ;
+  wire [3:0] \$721 ;
+  wire [4:0] \$722 ;
   wire [3:0] \$723 ;
   wire [3:0] \$724 ;
   wire [4:0] \$725 ;
   wire [3:0] \$726 ;
   wire [3:0] \$727 ;
   wire [4:0] \$728 ;
-  wire [3:0] \$729 ;
+  wire [5:0] \$729 ;
   wire \$73 ;
-  wire [3:0] \$730 ;
-  wire [4:0] \$731 ;
-  wire [5:0] \$732 ;
-  wire [5:0] \$733 ;
-  wire [6:0] \$734 ;
-  wire \$735 ;
-  wire [11:0] \$736 ;
-  wire [12:0] \$737 ;
+  wire [5:0] \$730 ;
+  wire [6:0] \$731 ;
+  wire \$732 ;
+  wire [11:0] \$733 ;
+  wire [12:0] \$734 ;
+  wire [1:0] \$735 ;
+  wire [1:0] \$736 ;
+  wire [2:0] \$737 ;
   wire [1:0] \$738 ;
   wire [1:0] \$739 ;
-  wire \$74 ;
+  wire [1:0] \$74 ;
   wire [2:0] \$740 ;
   wire [1:0] \$741 ;
   wire [1:0] \$742 ;
@@ -4450,7 +4448,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$757 ;
   wire [2:0] \$758 ;
   wire [1:0] \$759 ;
-  wire [1:0] \$76 ;
+  wire \$76 ;
   wire [1:0] \$760 ;
   wire [2:0] \$761 ;
   wire [1:0] \$762 ;
@@ -4463,25 +4461,25 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$769 ;
   wire \$77 ;
   wire [2:0] \$770 ;
-  wire [1:0] \$771 ;
-  wire [1:0] \$772 ;
-  wire [2:0] \$773 ;
+  wire [3:0] \$771 ;
+  wire [3:0] \$772 ;
+  wire [4:0] \$773 ;
   wire [3:0] \$774 ;
   wire [3:0] \$775 ;
   wire [4:0] \$776 ;
   wire [3:0] \$777 ;
   wire [3:0] \$778 ;
   wire [4:0] \$779 ;
-  wire \$78 ;
-  wire [3:0] \$780 ;
-  wire [3:0] \$781 ;
-  wire [4:0] \$782 ;
-  wire [5:0] \$783 ;
-  wire [5:0] \$784 ;
-  wire [6:0] \$785 ;
-  wire \$786 ;
-  wire [11:0] \$787 ;
-  wire [12:0] \$788 ;
+  wire [1:0] \$78 ;
+  wire [5:0] \$780 ;
+  wire [5:0] \$781 ;
+  wire [6:0] \$782 ;
+  wire \$783 ;
+  wire [11:0] \$784 ;
+  wire [12:0] \$785 ;
+  wire [1:0] \$786 ;
+  wire [1:0] \$787 ;
+  wire [2:0] \$788 ;
   wire [1:0] \$789 ;
   wire \$79 ;
   wire [1:0] \$790 ;
@@ -4494,8 +4492,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$797 ;
   wire [1:0] \$798 ;
   wire [1:0] \$799 ;
-  wire [48:0] \$8 ;
-  wire [1:0] \$80 ;
+  wire [10:0] \$8 ;
+  wire \$80 ;
   wire [2:0] \$800 ;
   wire [1:0] \$801 ;
   wire [1:0] \$802 ;
@@ -4517,12 +4515,12 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$817 ;
   wire [2:0] \$818 ;
   wire [1:0] \$819 ;
-  wire \$82 ;
+  wire [1:0] \$82 ;
   wire [1:0] \$820 ;
   wire [2:0] \$821 ;
-  wire [1:0] \$822 ;
-  wire [1:0] \$823 ;
-  wire [2:0] \$824 ;
+  wire [3:0] \$822 ;
+  wire [3:0] \$823 ;
+  wire [4:0] \$824 ;
   wire [3:0] \$825 ;
   wire [3:0] \$826 ;
   wire [4:0] \$827 ;
@@ -4530,16 +4528,16 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [3:0] \$829 ;
   wire \$83 ;
   wire [4:0] \$830 ;
-  wire [3:0] \$831 ;
-  wire [3:0] \$832 ;
-  wire [4:0] \$833 ;
-  wire [5:0] \$834 ;
-  wire [5:0] \$835 ;
-  wire [6:0] \$836 ;
-  wire \$837 ;
-  wire [11:0] \$838 ;
-  wire [12:0] \$839 ;
-  wire [1:0] \$84 ;
+  wire [5:0] \$831 ;
+  wire [5:0] \$832 ;
+  wire [6:0] \$833 ;
+  wire \$834 ;
+  wire [11:0] \$835 ;
+  wire [12:0] \$836 ;
+  wire [1:0] \$837 ;
+  wire [1:0] \$838 ;
+  wire [2:0] \$839 ;
+  wire \$84 ;
   wire [1:0] \$840 ;
   wire [1:0] \$841 ;
   wire [2:0] \$842 ;
@@ -4561,7 +4559,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$857 ;
   wire [1:0] \$858 ;
   wire [1:0] \$859 ;
-  wire \$86 ;
+  wire [1:0] \$86 ;
   wire [2:0] \$860 ;
   wire [1:0] \$861 ;
   wire [1:0] \$862 ;
@@ -4576,26 +4574,26 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$870 ;
   wire [1:0] \$871 ;
   wire [2:0] \$872 ;
-  wire [1:0] \$873 ;
-  wire [1:0] \$874 ;
-  wire [2:0] \$875 ;
+  wire [3:0] \$873 ;
+  wire [3:0] \$874 ;
+  wire [4:0] \$875 ;
   wire [3:0] \$876 ;
   wire [3:0] \$877 ;
   wire [4:0] \$878 ;
   wire [3:0] \$879 ;
-  wire [1:0] \$88 ;
+  wire \$88 ;
   wire [3:0] \$880 ;
   wire [4:0] \$881 ;
-  wire [3:0] \$882 ;
-  wire [3:0] \$883 ;
-  wire [4:0] \$884 ;
-  wire [5:0] \$885 ;
-  wire [5:0] \$886 ;
-  wire [6:0] \$887 ;
-  wire \$888 ;
-  wire [11:0] \$889 ;
+  wire [5:0] \$882 ;
+  wire [5:0] \$883 ;
+  wire [6:0] \$884 ;
+  wire \$885 ;
+  wire [11:0] \$886 ;
+  wire [12:0] \$887 ;
+  wire [1:0] \$888 ;
+  wire [1:0] \$889 ;
   wire \$89 ;
-  wire [12:0] \$890 ;
+  wire [2:0] \$890 ;
   wire [1:0] \$891 ;
   wire [1:0] \$892 ;
   wire [2:0] \$893 ;
@@ -4605,8 +4603,8 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$897 ;
   wire [1:0] \$898 ;
   wire [2:0] \$899 ;
-  wire [9:0] \$9 ;
-  wire \$90 ;
+  wire [48:0] \$9 ;
+  wire [1:0] \$90 ;
   wire [1:0] \$900 ;
   wire [1:0] \$901 ;
   wire [2:0] \$902 ;
@@ -4628,14 +4626,14 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$917 ;
   wire [1:0] \$918 ;
   wire [1:0] \$919 ;
-  wire [1:0] \$92 ;
+  wire \$92 ;
   wire [2:0] \$920 ;
   wire [1:0] \$921 ;
   wire [1:0] \$922 ;
   wire [2:0] \$923 ;
-  wire [1:0] \$924 ;
-  wire [1:0] \$925 ;
-  wire [2:0] \$926 ;
+  wire [3:0] \$924 ;
+  wire [3:0] \$925 ;
+  wire [4:0] \$926 ;
   wire [3:0] \$927 ;
   wire [3:0] \$928 ;
   wire [4:0] \$929 ;
@@ -4643,36 +4641,36 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [3:0] \$930 ;
   wire [3:0] \$931 ;
   wire [4:0] \$932 ;
-  wire [3:0] \$933 ;
-  wire [3:0] \$934 ;
-  wire [4:0] \$935 ;
-  wire [5:0] \$936 ;
-  wire [5:0] \$937 ;
-  wire [6:0] \$938 ;
+  wire [5:0] \$933 ;
+  wire [5:0] \$934 ;
+  wire [6:0] \$935 ;
+  wire \$936 ;
+  wire [11:0] \$937 ;
+  wire [12:0] \$938 ;
   wire \$939 ;
-  wire \$94 ;
-  wire [11:0] \$940 ;
-  wire [12:0] \$941 ;
-  wire \$942 ;
-  reg [3:0] \$943 ;
-  reg [5:0] \$944 ;
-  reg [1:0] \$945 ;
+  wire [1:0] \$94 ;
+  reg [3:0] \$940 ;
+  reg [5:0] \$941 ;
+  reg [1:0] \$942 ;
+  reg \$943 ;
+  reg \$944 ;
+  reg [3:0] \$945 ;
   reg \$946 ;
-  reg [3:0] \$947 ;
+  reg [48:0] \$947 ;
   reg \$948 ;
-  reg [48:0] \$949 ;
+  reg \$949 ;
   wire \$95 ;
   reg \$950 ;
-  reg \$951 ;
-  reg \$952 ;
-  reg [1:0] \$953 ;
-  reg [48:0] \$954 ;
-  reg [783:0] \$955 ;
+  reg [1:0] \$951 ;
+  reg [48:0] \$952 ;
+  reg [783:0] \$953 ;
+  reg \$954 ;
+  reg \$955 ;
   reg \$956 ;
   reg \$957 ;
   reg \$958 ;
   reg \$959 ;
-  wire [1:0] \$96 ;
+  wire \$96 ;
   reg \$960 ;
   reg \$961 ;
   reg \$962 ;
@@ -4682,44 +4680,44 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$966 ;
   reg \$967 ;
   reg \$968 ;
-  reg \$969 ;
+  reg [1:0] \$969 ;
   wire \$97 ;
-  reg \$970 ;
+  reg [1:0] \$970 ;
   reg [1:0] \$971 ;
   reg [1:0] \$972 ;
   reg [1:0] \$973 ;
-  reg [1:0] \$974 ;
-  reg [1:0] \$975 ;
+  reg [2:0] \$974 ;
+  reg [2:0] \$975 ;
   reg [2:0] \$976 ;
   reg [2:0] \$977 ;
   reg [2:0] \$978 ;
   reg [2:0] \$979 ;
-  wire \$98 ;
+  wire [1:0] \$98 ;
   reg [2:0] \$980 ;
   reg [2:0] \$981 ;
   reg [2:0] \$982 ;
   reg [2:0] \$983 ;
   reg [2:0] \$984 ;
   reg [2:0] \$985 ;
-  reg [2:0] \$986 ;
-  reg [2:0] \$987 ;
-  reg \$988 ;
+  reg \$986 ;
+  reg [4:0] \$987 ;
+  reg [4:0] \$988 ;
   reg [4:0] \$989 ;
   wire \$99 ;
-  reg [4:0] \$990 ;
-  reg [4:0] \$991 ;
-  reg \$992 ;
-  reg [5:0] \$993 ;
-  reg [5:0] \$994 ;
-  reg [6:0] \$995 ;
-  reg [9:0] \$996 ;
-  reg [10:0] \$997 ;
+  reg \$990 ;
+  reg [5:0] \$991 ;
+  reg [5:0] \$992 ;
+  reg [6:0] \$993 ;
+  reg [9:0] \$994 ;
+  reg [10:0] \$995 ;
+  reg [2:0] \$996 ;
+  reg [2:0] \$997 ;
   reg [2:0] \$998 ;
   reg [2:0] \$999 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$111  = 1'h0;
-  reg \$signal$113  = 1'h0;
+  reg \$signal$112  = 1'h0;
+  reg \$signal$114  = 1'h0;
   reg [3:0] \$signature__addr  = 4'h0;
   reg [48:0] \$signature__data  = 49'h0000000000000;
   wire \$signature__data[0] ;
@@ -4816,6 +4814,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg first1_d2 = 1'h0;
   reg first1_d3 = 1'h0;
   reg first1_d4 = 1'h0;
+  reg fresh = 1'h1;
   reg fresh1 = 1'h0;
   input [48:0] i__payload;
   wire [48:0] i__payload;
@@ -4911,39 +4910,39 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [5:0] port__addr = 6'h00;
   reg [1:0] \port__addr$88  = 2'h0;
   wire [783:0] port__data;
-  wire [175:0] \port__data$458 ;
-  wire [10:0] \port__data$458[0] ;
-  wire [10:0] \port__data$458[0][0] ;
-  wire [10:0] \port__data$458[10] ;
-  wire [10:0] \port__data$458[10][0] ;
-  wire [10:0] \port__data$458[11] ;
-  wire [10:0] \port__data$458[11][0] ;
-  wire [10:0] \port__data$458[12] ;
-  wire [10:0] \port__data$458[12][0] ;
-  wire [10:0] \port__data$458[13] ;
-  wire [10:0] \port__data$458[13][0] ;
-  wire [10:0] \port__data$458[14] ;
-  wire [10:0] \port__data$458[14][0] ;
-  wire [10:0] \port__data$458[15] ;
-  wire [10:0] \port__data$458[15][0] ;
-  wire [10:0] \port__data$458[1] ;
-  wire [10:0] \port__data$458[1][0] ;
-  wire [10:0] \port__data$458[2] ;
-  wire [10:0] \port__data$458[2][0] ;
-  wire [10:0] \port__data$458[3] ;
-  wire [10:0] \port__data$458[3][0] ;
-  wire [10:0] \port__data$458[4] ;
-  wire [10:0] \port__data$458[4][0] ;
-  wire [10:0] \port__data$458[5] ;
-  wire [10:0] \port__data$458[5][0] ;
-  wire [10:0] \port__data$458[6] ;
-  wire [10:0] \port__data$458[6][0] ;
-  wire [10:0] \port__data$458[7] ;
-  wire [10:0] \port__data$458[7][0] ;
-  wire [10:0] \port__data$458[8] ;
-  wire [10:0] \port__data$458[8][0] ;
-  wire [10:0] \port__data$458[9] ;
-  wire [10:0] \port__data$458[9][0] ;
+  wire [175:0] \port__data$459 ;
+  wire [10:0] \port__data$459[0] ;
+  wire [10:0] \port__data$459[0][0] ;
+  wire [10:0] \port__data$459[10] ;
+  wire [10:0] \port__data$459[10][0] ;
+  wire [10:0] \port__data$459[11] ;
+  wire [10:0] \port__data$459[11][0] ;
+  wire [10:0] \port__data$459[12] ;
+  wire [10:0] \port__data$459[12][0] ;
+  wire [10:0] \port__data$459[13] ;
+  wire [10:0] \port__data$459[13][0] ;
+  wire [10:0] \port__data$459[14] ;
+  wire [10:0] \port__data$459[14][0] ;
+  wire [10:0] \port__data$459[15] ;
+  wire [10:0] \port__data$459[15][0] ;
+  wire [10:0] \port__data$459[1] ;
+  wire [10:0] \port__data$459[1][0] ;
+  wire [10:0] \port__data$459[2] ;
+  wire [10:0] \port__data$459[2][0] ;
+  wire [10:0] \port__data$459[3] ;
+  wire [10:0] \port__data$459[3][0] ;
+  wire [10:0] \port__data$459[4] ;
+  wire [10:0] \port__data$459[4][0] ;
+  wire [10:0] \port__data$459[5] ;
+  wire [10:0] \port__data$459[5][0] ;
+  wire [10:0] \port__data$459[6] ;
+  wire [10:0] \port__data$459[6][0] ;
+  wire [10:0] \port__data$459[7] ;
+  wire [10:0] \port__data$459[7][0] ;
+  wire [10:0] \port__data$459[8] ;
+  wire [10:0] \port__data$459[8][0] ;
+  wire [10:0] \port__data$459[9] ;
+  wire [10:0] \port__data$459[9][0] ;
   wire port__en;
   wire \port__en$90 ;
   reg [9:0] raw0 = 10'h000;
@@ -5411,7 +5410,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg v1_d4 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$459  = 1'h0;
+  reg \v2_d0$460  = 1'h0;
   (* init = 6'h00 *)
   wire [5:0] waddr;
   reg [783:0] weights_d0 = 784'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -5626,7 +5625,7 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _1_ <= thresholds[\port__addr$88 ];
     end
   end
-  assign \port__data$458  = _1_;
+  assign \port__data$459  = _1_;
   reg [783:0] weights [63:0];
   initial begin
     weights[0] = 784'hade7b0945780cefa5f6bbace0d1eb489275c38636565b93af0a293a8f5879594d40ef450137f723aa0874fcd184c855e4aee7d37e77c50a9bde8ded09c1c3e1084b62afcd878f121f1651c42e9cea7ec510af12c063139b2e68106dd71844694fdf4;
@@ -5701,1834 +5700,1862 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
     end
   end
   assign port__data = _2_;
-  assign \$1  = ! nf;
-  assign i__ready = advance & \$1 ;
-  assign \$2  = ! nf;
-  assign \$3  = ~ \$2 ;
-  assign \$4  = i__valid | \$3 ;
-  assign fire = advance & \$4 ;
+  assign i__ready = advance & fresh;
+  assign \$1  = ~ fresh;
+  assign \$2  = i__valid | \$1 ;
+  assign fire = advance & \$2 ;
   assign x_in = fresh1 ? \$signature__data  : rp__data;
-  assign \$5  = x_in_d0 ^ weights_d0[48:0];
-  assign xnor0 = ~ \$5 ;
-  assign \$6  = first1_d4 ? 10'h000 : raw0;
-  assign \$7  = tree0_l5_0_0 + \$6 ;
-  assign \$8  = x_in_d0 ^ weights_d0[97:49];
-  assign xnor1 = ~ \$8 ;
-  assign \$9  = first1_d4 ? 10'h000 : raw1;
-  assign \$10  = tree1_l5_0_0 + \$9 ;
-  assign \$11  = x_in_d0 ^ weights_d0[146:98];
-  assign xnor2 = ~ \$11 ;
-  assign \$12  = first1_d4 ? 10'h000 : raw2;
-  assign \$13  = tree2_l5_0_0 + \$12 ;
-  assign \$14  = x_in_d0 ^ weights_d0[195:147];
-  assign xnor3 = ~ \$14 ;
-  assign \$15  = first1_d4 ? 10'h000 : raw3;
-  assign \$16  = tree3_l5_0_0 + \$15 ;
-  assign \$17  = x_in_d0 ^ weights_d0[244:196];
-  assign xnor4 = ~ \$17 ;
-  assign \$18  = first1_d4 ? 10'h000 : raw4;
-  assign \$19  = tree4_l5_0_0 + \$18 ;
-  assign \$20  = x_in_d0 ^ weights_d0[293:245];
-  assign xnor5 = ~ \$20 ;
-  assign \$21  = first1_d4 ? 10'h000 : raw5;
-  assign \$22  = tree5_l5_0_0 + \$21 ;
-  assign \$23  = x_in_d0 ^ weights_d0[342:294];
-  assign xnor6 = ~ \$23 ;
-  assign \$24  = first1_d4 ? 10'h000 : raw6;
-  assign \$25  = tree6_l5_0_0 + \$24 ;
-  assign \$26  = x_in_d0 ^ weights_d0[391:343];
-  assign xnor7 = ~ \$26 ;
-  assign \$27  = first1_d4 ? 10'h000 : raw7;
-  assign \$28  = tree7_l5_0_0 + \$27 ;
-  assign \$29  = x_in_d0 ^ weights_d0[440:392];
-  assign xnor8 = ~ \$29 ;
-  assign \$30  = first1_d4 ? 10'h000 : raw8;
-  assign \$31  = tree8_l5_0_0 + \$30 ;
-  assign \$32  = x_in_d0 ^ weights_d0[489:441];
-  assign xnor9 = ~ \$32 ;
-  assign \$33  = first1_d4 ? 10'h000 : raw9;
-  assign \$34  = tree9_l5_0_0 + \$33 ;
-  assign \$35  = x_in_d0 ^ weights_d0[538:490];
-  assign xnor10 = ~ \$35 ;
-  assign \$36  = first1_d4 ? 10'h000 : raw10;
-  assign \$37  = tree10_l5_0_0 + \$36 ;
-  assign \$38  = x_in_d0 ^ weights_d0[587:539];
-  assign xnor11 = ~ \$38 ;
-  assign \$39  = first1_d4 ? 10'h000 : raw11;
-  assign \$40  = tree11_l5_0_0 + \$39 ;
-  assign \$41  = x_in_d0 ^ weights_d0[636:588];
-  assign xnor12 = ~ \$41 ;
-  assign \$42  = first1_d4 ? 10'h000 : raw12;
-  assign \$43  = tree12_l5_0_0 + \$42 ;
-  assign \$44  = x_in_d0 ^ weights_d0[685:637];
-  assign xnor13 = ~ \$44 ;
-  assign \$45  = first1_d4 ? 10'h000 : raw13;
-  assign \$46  = tree13_l5_0_0 + \$45 ;
-  assign \$47  = x_in_d0 ^ weights_d0[734:686];
-  assign xnor14 = ~ \$47 ;
-  assign \$48  = first1_d4 ? 10'h000 : raw14;
-  assign \$49  = tree14_l5_0_0 + \$48 ;
-  assign \$50  = x_in_d0 ^ weights_d0[783:735];
-  assign xnor15 = ~ \$50 ;
-  assign \$51  = first1_d4 ? 10'h000 : raw15;
-  assign \$52  = tree15_l5_0_0 + \$51 ;
-  assign \$53  = ~ acc0_d0[10];
-  assign \$54  = ~ thresholds_d0[10];
-  assign \$55  = { \$53 , acc0_d0[9:0] } >= { \$54 , thresholds_d0[9:0] };
-  assign \$56  = 1'h0 + \$55 ;
-  assign \$57  = ~ acc1_d0[10];
-  assign \$58  = ~ thresholds_d0[21];
-  assign \$59  = { \$57 , acc1_d0[9:0] } >= { \$58 , thresholds_d0[20:11] };
-  assign \$60  = 1'h0 + \$59 ;
-  assign \$61  = ~ acc2_d0[10];
-  assign \$62  = ~ thresholds_d0[32];
-  assign \$63  = { \$61 , acc2_d0[9:0] } >= { \$62 , thresholds_d0[31:22] };
-  assign \$64  = 1'h0 + \$63 ;
-  assign \$65  = ~ acc3_d0[10];
-  assign \$66  = ~ thresholds_d0[43];
-  assign \$67  = { \$65 , acc3_d0[9:0] } >= { \$66 , thresholds_d0[42:33] };
-  assign \$68  = 1'h0 + \$67 ;
-  assign \$69  = ~ acc4_d0[10];
-  assign \$70  = ~ thresholds_d0[54];
-  assign \$71  = { \$69 , acc4_d0[9:0] } >= { \$70 , thresholds_d0[53:44] };
-  assign \$72  = 1'h0 + \$71 ;
-  assign \$73  = ~ acc5_d0[10];
-  assign \$74  = ~ thresholds_d0[65];
-  assign \$75  = { \$73 , acc5_d0[9:0] } >= { \$74 , thresholds_d0[64:55] };
-  assign \$76  = 1'h0 + \$75 ;
-  assign \$77  = ~ acc6_d0[10];
-  assign \$78  = ~ thresholds_d0[76];
-  assign \$79  = { \$77 , acc6_d0[9:0] } >= { \$78 , thresholds_d0[75:66] };
-  assign \$80  = 1'h0 + \$79 ;
-  assign \$81  = ~ acc7_d0[10];
-  assign \$82  = ~ thresholds_d0[87];
-  assign \$83  = { \$81 , acc7_d0[9:0] } >= { \$82 , thresholds_d0[86:77] };
-  assign \$84  = 1'h0 + \$83 ;
-  assign \$85  = ~ acc8_d0[10];
-  assign \$86  = ~ thresholds_d0[98];
-  assign \$87  = { \$85 , acc8_d0[9:0] } >= { \$86 , thresholds_d0[97:88] };
-  assign \$88  = 1'h0 + \$87 ;
-  assign \$89  = ~ acc9_d0[10];
-  assign \$90  = ~ thresholds_d0[109];
-  assign \$91  = { \$89 , acc9_d0[9:0] } >= { \$90 , thresholds_d0[108:99] };
-  assign \$92  = 1'h0 + \$91 ;
-  assign \$93  = ~ acc10_d0[10];
-  assign \$94  = ~ thresholds_d0[120];
-  assign \$95  = { \$93 , acc10_d0[9:0] } >= { \$94 , thresholds_d0[119:110] };
-  assign \$96  = 1'h0 + \$95 ;
-  assign \$97  = ~ acc11_d0[10];
-  assign \$98  = ~ thresholds_d0[131];
-  assign \$99  = { \$97 , acc11_d0[9:0] } >= { \$98 , thresholds_d0[130:121] };
-  assign \$100  = 1'h0 + \$99 ;
-  assign \$101  = ~ acc12_d0[10];
-  assign \$102  = ~ thresholds_d0[142];
-  assign \$103  = { \$101 , acc12_d0[9:0] } >= { \$102 , thresholds_d0[141:132] };
-  assign \$104  = 1'h0 + \$103 ;
-  assign \$105  = ~ acc13_d0[10];
-  assign \$106  = ~ thresholds_d0[153];
-  assign \$107  = { \$105 , acc13_d0[9:0] } >= { \$106 , thresholds_d0[152:143] };
-  assign \$108  = 1'h0 + \$107 ;
-  assign \$109  = ~ acc14_d0[10];
-  assign \$110  = ~ thresholds_d0[164];
-  assign \$111  = { \$109 , acc14_d0[9:0] } >= { \$110 , thresholds_d0[163:154] };
-  assign \$112  = 1'h0 + \$111 ;
-  assign \$113  = ~ acc15_d0[10];
-  assign \$114  = ~ thresholds_d0[175];
-  assign \$115  = { \$113 , acc15_d0[9:0] } >= { \$114 , thresholds_d0[174:165] };
-  assign \$116  = 1'h0 + \$115 ;
-  assign \$117  = rp__addr + 1'h1;
-  assign \$118  = port__addr + 1'h1;
-  assign \$119  = rp__addr == 4'hf;
-  assign \$120  = nf + 1'h1;
-  assign \$121  = ! nf;
-  assign \$122  = fire & \$121 ;
-  assign \$123  = ! nf;
-  assign \$124  = ! rp__addr;
-  assign \$125  = rp__addr == 4'hf;
-  assign \$126  = xnor0[0] + xnor0[1];
-  assign \$127  = xnor0[2] + xnor0[3];
+  assign \$3  = x_in_d0 ^ weights_d0[48:0];
+  assign xnor0 = ~ \$3 ;
+  assign \$4  = first1_d4 ? 10'h000 : raw0;
+  assign \$5  = tree0_l5_0_0 + \$4 ;
+  assign \$6  = x_in_d0 ^ weights_d0[97:49];
+  assign xnor1 = ~ \$6 ;
+  assign \$7  = first1_d4 ? 10'h000 : raw1;
+  assign \$8  = tree1_l5_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[146:98];
+  assign xnor2 = ~ \$9 ;
+  assign \$10  = first1_d4 ? 10'h000 : raw2;
+  assign \$11  = tree2_l5_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[195:147];
+  assign xnor3 = ~ \$12 ;
+  assign \$13  = first1_d4 ? 10'h000 : raw3;
+  assign \$14  = tree3_l5_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[244:196];
+  assign xnor4 = ~ \$15 ;
+  assign \$16  = first1_d4 ? 10'h000 : raw4;
+  assign \$17  = tree4_l5_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[293:245];
+  assign xnor5 = ~ \$18 ;
+  assign \$19  = first1_d4 ? 10'h000 : raw5;
+  assign \$20  = tree5_l5_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[342:294];
+  assign xnor6 = ~ \$21 ;
+  assign \$22  = first1_d4 ? 10'h000 : raw6;
+  assign \$23  = tree6_l5_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[391:343];
+  assign xnor7 = ~ \$24 ;
+  assign \$25  = first1_d4 ? 10'h000 : raw7;
+  assign \$26  = tree7_l5_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[440:392];
+  assign xnor8 = ~ \$27 ;
+  assign \$28  = first1_d4 ? 10'h000 : raw8;
+  assign \$29  = tree8_l5_0_0 + \$28 ;
+  assign \$30  = x_in_d0 ^ weights_d0[489:441];
+  assign xnor9 = ~ \$30 ;
+  assign \$31  = first1_d4 ? 10'h000 : raw9;
+  assign \$32  = tree9_l5_0_0 + \$31 ;
+  assign \$33  = x_in_d0 ^ weights_d0[538:490];
+  assign xnor10 = ~ \$33 ;
+  assign \$34  = first1_d4 ? 10'h000 : raw10;
+  assign \$35  = tree10_l5_0_0 + \$34 ;
+  assign \$36  = x_in_d0 ^ weights_d0[587:539];
+  assign xnor11 = ~ \$36 ;
+  assign \$37  = first1_d4 ? 10'h000 : raw11;
+  assign \$38  = tree11_l5_0_0 + \$37 ;
+  assign \$39  = x_in_d0 ^ weights_d0[636:588];
+  assign xnor12 = ~ \$39 ;
+  assign \$40  = first1_d4 ? 10'h000 : raw12;
+  assign \$41  = tree12_l5_0_0 + \$40 ;
+  assign \$42  = x_in_d0 ^ weights_d0[685:637];
+  assign xnor13 = ~ \$42 ;
+  assign \$43  = first1_d4 ? 10'h000 : raw13;
+  assign \$44  = tree13_l5_0_0 + \$43 ;
+  assign \$45  = x_in_d0 ^ weights_d0[734:686];
+  assign xnor14 = ~ \$45 ;
+  assign \$46  = first1_d4 ? 10'h000 : raw14;
+  assign \$47  = tree14_l5_0_0 + \$46 ;
+  assign \$48  = x_in_d0 ^ weights_d0[783:735];
+  assign xnor15 = ~ \$48 ;
+  assign \$49  = first1_d4 ? 10'h000 : raw15;
+  assign \$50  = tree15_l5_0_0 + \$49 ;
+  assign \$51  = ~ acc0_d0[10];
+  assign \$52  = ~ thresholds_d0[10];
+  assign \$53  = { \$51 , acc0_d0[9:0] } >= { \$52 , thresholds_d0[9:0] };
+  assign \$54  = 1'h0 + \$53 ;
+  assign \$55  = ~ acc1_d0[10];
+  assign \$56  = ~ thresholds_d0[21];
+  assign \$57  = { \$55 , acc1_d0[9:0] } >= { \$56 , thresholds_d0[20:11] };
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = ~ acc2_d0[10];
+  assign \$60  = ~ thresholds_d0[32];
+  assign \$61  = { \$59 , acc2_d0[9:0] } >= { \$60 , thresholds_d0[31:22] };
+  assign \$62  = 1'h0 + \$61 ;
+  assign \$63  = ~ acc3_d0[10];
+  assign \$64  = ~ thresholds_d0[43];
+  assign \$65  = { \$63 , acc3_d0[9:0] } >= { \$64 , thresholds_d0[42:33] };
+  assign \$66  = 1'h0 + \$65 ;
+  assign \$67  = ~ acc4_d0[10];
+  assign \$68  = ~ thresholds_d0[54];
+  assign \$69  = { \$67 , acc4_d0[9:0] } >= { \$68 , thresholds_d0[53:44] };
+  assign \$70  = 1'h0 + \$69 ;
+  assign \$71  = ~ acc5_d0[10];
+  assign \$72  = ~ thresholds_d0[65];
+  assign \$73  = { \$71 , acc5_d0[9:0] } >= { \$72 , thresholds_d0[64:55] };
+  assign \$74  = 1'h0 + \$73 ;
+  assign \$75  = ~ acc6_d0[10];
+  assign \$76  = ~ thresholds_d0[76];
+  assign \$77  = { \$75 , acc6_d0[9:0] } >= { \$76 , thresholds_d0[75:66] };
+  assign \$78  = 1'h0 + \$77 ;
+  assign \$79  = ~ acc7_d0[10];
+  assign \$80  = ~ thresholds_d0[87];
+  assign \$81  = { \$79 , acc7_d0[9:0] } >= { \$80 , thresholds_d0[86:77] };
+  assign \$82  = 1'h0 + \$81 ;
+  assign \$83  = ~ acc8_d0[10];
+  assign \$84  = ~ thresholds_d0[98];
+  assign \$85  = { \$83 , acc8_d0[9:0] } >= { \$84 , thresholds_d0[97:88] };
+  assign \$86  = 1'h0 + \$85 ;
+  assign \$87  = ~ acc9_d0[10];
+  assign \$88  = ~ thresholds_d0[109];
+  assign \$89  = { \$87 , acc9_d0[9:0] } >= { \$88 , thresholds_d0[108:99] };
+  assign \$90  = 1'h0 + \$89 ;
+  assign \$91  = ~ acc10_d0[10];
+  assign \$92  = ~ thresholds_d0[120];
+  assign \$93  = { \$91 , acc10_d0[9:0] } >= { \$92 , thresholds_d0[119:110] };
+  assign \$94  = 1'h0 + \$93 ;
+  assign \$95  = ~ acc11_d0[10];
+  assign \$96  = ~ thresholds_d0[131];
+  assign \$97  = { \$95 , acc11_d0[9:0] } >= { \$96 , thresholds_d0[130:121] };
+  assign \$98  = 1'h0 + \$97 ;
+  assign \$99  = ~ acc12_d0[10];
+  assign \$100  = ~ thresholds_d0[142];
+  assign \$101  = { \$99 , acc12_d0[9:0] } >= { \$100 , thresholds_d0[141:132] };
+  assign \$102  = 1'h0 + \$101 ;
+  assign \$103  = ~ acc13_d0[10];
+  assign \$104  = ~ thresholds_d0[153];
+  assign \$105  = { \$103 , acc13_d0[9:0] } >= { \$104 , thresholds_d0[152:143] };
+  assign \$106  = 1'h0 + \$105 ;
+  assign \$107  = ~ acc14_d0[10];
+  assign \$108  = ~ thresholds_d0[164];
+  assign \$109  = { \$107 , acc14_d0[9:0] } >= { \$108 , thresholds_d0[163:154] };
+  assign \$110  = 1'h0 + \$109 ;
+  assign \$111  = ~ acc15_d0[10];
+  assign \$112  = ~ thresholds_d0[175];
+  assign \$113  = { \$111 , acc15_d0[9:0] } >= { \$112 , thresholds_d0[174:165] };
+  assign \$114  = 1'h0 + \$113 ;
+  assign \$115  = rp__addr + 1'h1;
+  assign \$116  = port__addr + 1'h1;
+  assign \$117  = rp__addr == 4'hf;
+  assign \$118  = nf + 1'h1;
+  assign \$119  = nf == 2'h3;
+  assign \$120  = fire & fresh;
+  assign \$121  = ! rp__addr;
+  assign \$122  = rp__addr == 4'hf;
+  assign \$123  = xnor0[0] + xnor0[1];
+  assign \$124  = xnor0[2] + xnor0[3];
+  assign \$125  = \$123  + \$124 ;
+  assign \$126  = xnor0[4] + xnor0[5];
+  assign \$127  = xnor0[6] + xnor0[7];
   assign \$128  = \$126  + \$127 ;
-  assign \$129  = xnor0[4] + xnor0[5];
-  assign \$130  = xnor0[6] + xnor0[7];
+  assign \$129  = xnor0[8] + xnor0[9];
+  assign \$130  = xnor0[10] + xnor0[11];
   assign \$131  = \$129  + \$130 ;
-  assign \$132  = xnor0[8] + xnor0[9];
-  assign \$133  = xnor0[10] + xnor0[11];
+  assign \$132  = xnor0[12] + xnor0[13];
+  assign \$133  = xnor0[14] + xnor0[15];
   assign \$134  = \$132  + \$133 ;
-  assign \$135  = xnor0[12] + xnor0[13];
-  assign \$136  = xnor0[14] + xnor0[15];
+  assign \$135  = xnor0[16] + xnor0[17];
+  assign \$136  = xnor0[18] + xnor0[19];
   assign \$137  = \$135  + \$136 ;
-  assign \$138  = xnor0[16] + xnor0[17];
-  assign \$139  = xnor0[18] + xnor0[19];
+  assign \$138  = xnor0[20] + xnor0[21];
+  assign \$139  = xnor0[22] + xnor0[23];
   assign \$140  = \$138  + \$139 ;
-  assign \$141  = xnor0[20] + xnor0[21];
-  assign \$142  = xnor0[22] + xnor0[23];
+  assign \$141  = xnor0[24] + xnor0[25];
+  assign \$142  = xnor0[26] + xnor0[27];
   assign \$143  = \$141  + \$142 ;
-  assign \$144  = xnor0[24] + xnor0[25];
-  assign \$145  = xnor0[26] + xnor0[27];
+  assign \$144  = xnor0[28] + xnor0[29];
+  assign \$145  = xnor0[30] + xnor0[31];
   assign \$146  = \$144  + \$145 ;
-  assign \$147  = xnor0[28] + xnor0[29];
-  assign \$148  = xnor0[30] + xnor0[31];
+  assign \$147  = xnor0[32] + xnor0[33];
+  assign \$148  = xnor0[34] + xnor0[35];
   assign \$149  = \$147  + \$148 ;
-  assign \$150  = xnor0[32] + xnor0[33];
-  assign \$151  = xnor0[34] + xnor0[35];
+  assign \$150  = xnor0[36] + xnor0[37];
+  assign \$151  = xnor0[38] + xnor0[39];
   assign \$152  = \$150  + \$151 ;
-  assign \$153  = xnor0[36] + xnor0[37];
-  assign \$154  = xnor0[38] + xnor0[39];
+  assign \$153  = xnor0[40] + xnor0[41];
+  assign \$154  = xnor0[42] + xnor0[43];
   assign \$155  = \$153  + \$154 ;
-  assign \$156  = xnor0[40] + xnor0[41];
-  assign \$157  = xnor0[42] + xnor0[43];
+  assign \$156  = xnor0[44] + xnor0[45];
+  assign \$157  = xnor0[46] + xnor0[47];
   assign \$158  = \$156  + \$157 ;
-  assign \$159  = xnor0[44] + xnor0[45];
-  assign \$160  = xnor0[46] + xnor0[47];
+  assign \$159  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$160  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$161  = \$159  + \$160 ;
-  assign \$162  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$163  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$162  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$163  = tree0_l1_6_0 + tree0_l1_7_0;
   assign \$164  = \$162  + \$163 ;
-  assign \$165  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$166  = tree0_l1_6_0 + tree0_l1_7_0;
+  assign \$165  = tree0_l1_8_0 + tree0_l1_9_0;
+  assign \$166  = tree0_l1_10_0 + tree0_l1_11_0;
   assign \$167  = \$165  + \$166 ;
-  assign \$168  = tree0_l1_8_0 + tree0_l1_9_0;
-  assign \$169  = tree0_l1_10_0 + tree0_l1_11_0;
-  assign \$170  = \$168  + \$169 ;
-  assign \$171  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$172  = tree0_l3_2_0 + tree0_l3_3_0;
-  assign \$173  = tree0_l4_0_0 + tree0_l4_1_0;
-  assign \$174  = advance & v1_d4;
-  assign \$175  = 2'h2 * raw0;
-  assign \$176  = \$175  - 10'h310;
-  assign \$177  = xnor1[0] + xnor1[1];
-  assign \$178  = xnor1[2] + xnor1[3];
+  assign \$168  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$169  = tree0_l3_2_0 + tree0_l3_3_0;
+  assign \$170  = tree0_l4_0_0 + tree0_l4_1_0;
+  assign \$171  = advance & v1_d4;
+  assign \$172  = 2'h2 * raw0;
+  assign \$173  = \$172  - 10'h310;
+  assign \$174  = xnor1[0] + xnor1[1];
+  assign \$175  = xnor1[2] + xnor1[3];
+  assign \$176  = \$174  + \$175 ;
+  assign \$177  = xnor1[4] + xnor1[5];
+  assign \$178  = xnor1[6] + xnor1[7];
   assign \$179  = \$177  + \$178 ;
-  assign \$180  = xnor1[4] + xnor1[5];
-  assign \$181  = xnor1[6] + xnor1[7];
+  assign \$180  = xnor1[8] + xnor1[9];
+  assign \$181  = xnor1[10] + xnor1[11];
   assign \$182  = \$180  + \$181 ;
-  assign \$183  = xnor1[8] + xnor1[9];
-  assign \$184  = xnor1[10] + xnor1[11];
+  assign \$183  = xnor1[12] + xnor1[13];
+  assign \$184  = xnor1[14] + xnor1[15];
   assign \$185  = \$183  + \$184 ;
-  assign \$186  = xnor1[12] + xnor1[13];
-  assign \$187  = xnor1[14] + xnor1[15];
+  assign \$186  = xnor1[16] + xnor1[17];
+  assign \$187  = xnor1[18] + xnor1[19];
   assign \$188  = \$186  + \$187 ;
-  assign \$189  = xnor1[16] + xnor1[17];
-  assign \$190  = xnor1[18] + xnor1[19];
+  assign \$189  = xnor1[20] + xnor1[21];
+  assign \$190  = xnor1[22] + xnor1[23];
   assign \$191  = \$189  + \$190 ;
-  assign \$192  = xnor1[20] + xnor1[21];
-  assign \$193  = xnor1[22] + xnor1[23];
+  assign \$192  = xnor1[24] + xnor1[25];
+  assign \$193  = xnor1[26] + xnor1[27];
   assign \$194  = \$192  + \$193 ;
-  assign \$195  = xnor1[24] + xnor1[25];
-  assign \$196  = xnor1[26] + xnor1[27];
+  assign \$195  = xnor1[28] + xnor1[29];
+  assign \$196  = xnor1[30] + xnor1[31];
   assign \$197  = \$195  + \$196 ;
-  assign \$198  = xnor1[28] + xnor1[29];
-  assign \$199  = xnor1[30] + xnor1[31];
+  assign \$198  = xnor1[32] + xnor1[33];
+  assign \$199  = xnor1[34] + xnor1[35];
   assign \$200  = \$198  + \$199 ;
-  assign \$201  = xnor1[32] + xnor1[33];
-  assign \$202  = xnor1[34] + xnor1[35];
+  assign \$201  = xnor1[36] + xnor1[37];
+  assign \$202  = xnor1[38] + xnor1[39];
   assign \$203  = \$201  + \$202 ;
-  assign \$204  = xnor1[36] + xnor1[37];
-  assign \$205  = xnor1[38] + xnor1[39];
+  assign \$204  = xnor1[40] + xnor1[41];
+  assign \$205  = xnor1[42] + xnor1[43];
   assign \$206  = \$204  + \$205 ;
-  assign \$207  = xnor1[40] + xnor1[41];
-  assign \$208  = xnor1[42] + xnor1[43];
+  assign \$207  = xnor1[44] + xnor1[45];
+  assign \$208  = xnor1[46] + xnor1[47];
   assign \$209  = \$207  + \$208 ;
-  assign \$210  = xnor1[44] + xnor1[45];
-  assign \$211  = xnor1[46] + xnor1[47];
+  assign \$210  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$211  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$212  = \$210  + \$211 ;
-  assign \$213  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$214  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$213  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$214  = tree1_l1_6_0 + tree1_l1_7_0;
   assign \$215  = \$213  + \$214 ;
-  assign \$216  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$217  = tree1_l1_6_0 + tree1_l1_7_0;
+  assign \$216  = tree1_l1_8_0 + tree1_l1_9_0;
+  assign \$217  = tree1_l1_10_0 + tree1_l1_11_0;
   assign \$218  = \$216  + \$217 ;
-  assign \$219  = tree1_l1_8_0 + tree1_l1_9_0;
-  assign \$220  = tree1_l1_10_0 + tree1_l1_11_0;
-  assign \$221  = \$219  + \$220 ;
-  assign \$222  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$223  = tree1_l3_2_0 + tree1_l3_3_0;
-  assign \$224  = tree1_l4_0_0 + tree1_l4_1_0;
-  assign \$225  = advance & v1_d4;
-  assign \$226  = 2'h2 * raw1;
-  assign \$227  = \$226  - 10'h310;
-  assign \$228  = xnor2[0] + xnor2[1];
-  assign \$229  = xnor2[2] + xnor2[3];
+  assign \$219  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$220  = tree1_l3_2_0 + tree1_l3_3_0;
+  assign \$221  = tree1_l4_0_0 + tree1_l4_1_0;
+  assign \$222  = advance & v1_d4;
+  assign \$223  = 2'h2 * raw1;
+  assign \$224  = \$223  - 10'h310;
+  assign \$225  = xnor2[0] + xnor2[1];
+  assign \$226  = xnor2[2] + xnor2[3];
+  assign \$227  = \$225  + \$226 ;
+  assign \$228  = xnor2[4] + xnor2[5];
+  assign \$229  = xnor2[6] + xnor2[7];
   assign \$230  = \$228  + \$229 ;
-  assign \$231  = xnor2[4] + xnor2[5];
-  assign \$232  = xnor2[6] + xnor2[7];
+  assign \$231  = xnor2[8] + xnor2[9];
+  assign \$232  = xnor2[10] + xnor2[11];
   assign \$233  = \$231  + \$232 ;
-  assign \$234  = xnor2[8] + xnor2[9];
-  assign \$235  = xnor2[10] + xnor2[11];
+  assign \$234  = xnor2[12] + xnor2[13];
+  assign \$235  = xnor2[14] + xnor2[15];
   assign \$236  = \$234  + \$235 ;
-  assign \$237  = xnor2[12] + xnor2[13];
-  assign \$238  = xnor2[14] + xnor2[15];
+  assign \$237  = xnor2[16] + xnor2[17];
+  assign \$238  = xnor2[18] + xnor2[19];
   assign \$239  = \$237  + \$238 ;
-  assign \$240  = xnor2[16] + xnor2[17];
-  assign \$241  = xnor2[18] + xnor2[19];
+  assign \$240  = xnor2[20] + xnor2[21];
+  assign \$241  = xnor2[22] + xnor2[23];
   assign \$242  = \$240  + \$241 ;
-  assign \$243  = xnor2[20] + xnor2[21];
-  assign \$244  = xnor2[22] + xnor2[23];
+  assign \$243  = xnor2[24] + xnor2[25];
+  assign \$244  = xnor2[26] + xnor2[27];
   assign \$245  = \$243  + \$244 ;
-  assign \$246  = xnor2[24] + xnor2[25];
-  assign \$247  = xnor2[26] + xnor2[27];
+  assign \$246  = xnor2[28] + xnor2[29];
+  assign \$247  = xnor2[30] + xnor2[31];
   assign \$248  = \$246  + \$247 ;
-  assign \$249  = xnor2[28] + xnor2[29];
-  assign \$250  = xnor2[30] + xnor2[31];
+  assign \$249  = xnor2[32] + xnor2[33];
+  assign \$250  = xnor2[34] + xnor2[35];
   assign \$251  = \$249  + \$250 ;
-  assign \$252  = xnor2[32] + xnor2[33];
-  assign \$253  = xnor2[34] + xnor2[35];
+  assign \$252  = xnor2[36] + xnor2[37];
+  assign \$253  = xnor2[38] + xnor2[39];
   assign \$254  = \$252  + \$253 ;
-  assign \$255  = xnor2[36] + xnor2[37];
-  assign \$256  = xnor2[38] + xnor2[39];
+  assign \$255  = xnor2[40] + xnor2[41];
+  assign \$256  = xnor2[42] + xnor2[43];
   assign \$257  = \$255  + \$256 ;
-  assign \$258  = xnor2[40] + xnor2[41];
-  assign \$259  = xnor2[42] + xnor2[43];
+  assign \$258  = xnor2[44] + xnor2[45];
+  assign \$259  = xnor2[46] + xnor2[47];
   assign \$260  = \$258  + \$259 ;
-  assign \$261  = xnor2[44] + xnor2[45];
-  assign \$262  = xnor2[46] + xnor2[47];
+  assign \$261  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$262  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$263  = \$261  + \$262 ;
-  assign \$264  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$265  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$264  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$265  = tree2_l1_6_0 + tree2_l1_7_0;
   assign \$266  = \$264  + \$265 ;
-  assign \$267  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$268  = tree2_l1_6_0 + tree2_l1_7_0;
+  assign \$267  = tree2_l1_8_0 + tree2_l1_9_0;
+  assign \$268  = tree2_l1_10_0 + tree2_l1_11_0;
   assign \$269  = \$267  + \$268 ;
-  assign \$270  = tree2_l1_8_0 + tree2_l1_9_0;
-  assign \$271  = tree2_l1_10_0 + tree2_l1_11_0;
-  assign \$272  = \$270  + \$271 ;
-  assign \$273  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$274  = tree2_l3_2_0 + tree2_l3_3_0;
-  assign \$275  = tree2_l4_0_0 + tree2_l4_1_0;
-  assign \$276  = advance & v1_d4;
-  assign \$277  = 2'h2 * raw2;
-  assign \$278  = \$277  - 10'h310;
-  assign \$279  = xnor3[0] + xnor3[1];
-  assign \$280  = xnor3[2] + xnor3[3];
+  assign \$270  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$271  = tree2_l3_2_0 + tree2_l3_3_0;
+  assign \$272  = tree2_l4_0_0 + tree2_l4_1_0;
+  assign \$273  = advance & v1_d4;
+  assign \$274  = 2'h2 * raw2;
+  assign \$275  = \$274  - 10'h310;
+  assign \$276  = xnor3[0] + xnor3[1];
+  assign \$277  = xnor3[2] + xnor3[3];
+  assign \$278  = \$276  + \$277 ;
+  assign \$279  = xnor3[4] + xnor3[5];
+  assign \$280  = xnor3[6] + xnor3[7];
   assign \$281  = \$279  + \$280 ;
-  assign \$282  = xnor3[4] + xnor3[5];
-  assign \$283  = xnor3[6] + xnor3[7];
+  assign \$282  = xnor3[8] + xnor3[9];
+  assign \$283  = xnor3[10] + xnor3[11];
   assign \$284  = \$282  + \$283 ;
-  assign \$285  = xnor3[8] + xnor3[9];
-  assign \$286  = xnor3[10] + xnor3[11];
+  assign \$285  = xnor3[12] + xnor3[13];
+  assign \$286  = xnor3[14] + xnor3[15];
   assign \$287  = \$285  + \$286 ;
-  assign \$288  = xnor3[12] + xnor3[13];
-  assign \$289  = xnor3[14] + xnor3[15];
+  assign \$288  = xnor3[16] + xnor3[17];
+  assign \$289  = xnor3[18] + xnor3[19];
   assign \$290  = \$288  + \$289 ;
-  assign \$291  = xnor3[16] + xnor3[17];
-  assign \$292  = xnor3[18] + xnor3[19];
+  assign \$291  = xnor3[20] + xnor3[21];
+  assign \$292  = xnor3[22] + xnor3[23];
   assign \$293  = \$291  + \$292 ;
-  assign \$294  = xnor3[20] + xnor3[21];
-  assign \$295  = xnor3[22] + xnor3[23];
+  assign \$294  = xnor3[24] + xnor3[25];
+  assign \$295  = xnor3[26] + xnor3[27];
   assign \$296  = \$294  + \$295 ;
-  assign \$297  = xnor3[24] + xnor3[25];
-  assign \$298  = xnor3[26] + xnor3[27];
+  assign \$297  = xnor3[28] + xnor3[29];
+  assign \$298  = xnor3[30] + xnor3[31];
   assign \$299  = \$297  + \$298 ;
-  assign \$300  = xnor3[28] + xnor3[29];
-  assign \$301  = xnor3[30] + xnor3[31];
+  assign \$300  = xnor3[32] + xnor3[33];
+  assign \$301  = xnor3[34] + xnor3[35];
   assign \$302  = \$300  + \$301 ;
-  assign \$303  = xnor3[32] + xnor3[33];
-  assign \$304  = xnor3[34] + xnor3[35];
+  assign \$303  = xnor3[36] + xnor3[37];
+  assign \$304  = xnor3[38] + xnor3[39];
   assign \$305  = \$303  + \$304 ;
-  assign \$306  = xnor3[36] + xnor3[37];
-  assign \$307  = xnor3[38] + xnor3[39];
+  assign \$306  = xnor3[40] + xnor3[41];
+  assign \$307  = xnor3[42] + xnor3[43];
   assign \$308  = \$306  + \$307 ;
-  assign \$309  = xnor3[40] + xnor3[41];
-  assign \$310  = xnor3[42] + xnor3[43];
+  assign \$309  = xnor3[44] + xnor3[45];
+  assign \$310  = xnor3[46] + xnor3[47];
   assign \$311  = \$309  + \$310 ;
-  assign \$312  = xnor3[44] + xnor3[45];
-  assign \$313  = xnor3[46] + xnor3[47];
+  assign \$312  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$313  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$314  = \$312  + \$313 ;
-  assign \$315  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$316  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$315  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$316  = tree3_l1_6_0 + tree3_l1_7_0;
   assign \$317  = \$315  + \$316 ;
-  assign \$318  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$319  = tree3_l1_6_0 + tree3_l1_7_0;
+  assign \$318  = tree3_l1_8_0 + tree3_l1_9_0;
+  assign \$319  = tree3_l1_10_0 + tree3_l1_11_0;
   assign \$320  = \$318  + \$319 ;
-  assign \$321  = tree3_l1_8_0 + tree3_l1_9_0;
-  assign \$322  = tree3_l1_10_0 + tree3_l1_11_0;
-  assign \$323  = \$321  + \$322 ;
-  assign \$324  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$325  = tree3_l3_2_0 + tree3_l3_3_0;
-  assign \$326  = tree3_l4_0_0 + tree3_l4_1_0;
-  assign \$327  = advance & v1_d4;
-  assign \$328  = 2'h2 * raw3;
-  assign \$329  = \$328  - 10'h310;
-  assign \$330  = xnor4[0] + xnor4[1];
-  assign \$331  = xnor4[2] + xnor4[3];
+  assign \$321  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$322  = tree3_l3_2_0 + tree3_l3_3_0;
+  assign \$323  = tree3_l4_0_0 + tree3_l4_1_0;
+  assign \$324  = advance & v1_d4;
+  assign \$325  = 2'h2 * raw3;
+  assign \$326  = \$325  - 10'h310;
+  assign \$327  = xnor4[0] + xnor4[1];
+  assign \$328  = xnor4[2] + xnor4[3];
+  assign \$329  = \$327  + \$328 ;
+  assign \$330  = xnor4[4] + xnor4[5];
+  assign \$331  = xnor4[6] + xnor4[7];
   assign \$332  = \$330  + \$331 ;
-  assign \$333  = xnor4[4] + xnor4[5];
-  assign \$334  = xnor4[6] + xnor4[7];
+  assign \$333  = xnor4[8] + xnor4[9];
+  assign \$334  = xnor4[10] + xnor4[11];
   assign \$335  = \$333  + \$334 ;
-  assign \$336  = xnor4[8] + xnor4[9];
-  assign \$337  = xnor4[10] + xnor4[11];
+  assign \$336  = xnor4[12] + xnor4[13];
+  assign \$337  = xnor4[14] + xnor4[15];
   assign \$338  = \$336  + \$337 ;
-  assign \$339  = xnor4[12] + xnor4[13];
-  assign \$340  = xnor4[14] + xnor4[15];
+  assign \$339  = xnor4[16] + xnor4[17];
+  assign \$340  = xnor4[18] + xnor4[19];
   assign \$341  = \$339  + \$340 ;
-  assign \$342  = xnor4[16] + xnor4[17];
-  assign \$343  = xnor4[18] + xnor4[19];
+  assign \$342  = xnor4[20] + xnor4[21];
+  assign \$343  = xnor4[22] + xnor4[23];
   assign \$344  = \$342  + \$343 ;
-  assign \$345  = xnor4[20] + xnor4[21];
-  assign \$346  = xnor4[22] + xnor4[23];
+  assign \$345  = xnor4[24] + xnor4[25];
+  assign \$346  = xnor4[26] + xnor4[27];
   assign \$347  = \$345  + \$346 ;
-  assign \$348  = xnor4[24] + xnor4[25];
-  assign \$349  = xnor4[26] + xnor4[27];
+  assign \$348  = xnor4[28] + xnor4[29];
+  assign \$349  = xnor4[30] + xnor4[31];
   assign \$350  = \$348  + \$349 ;
-  assign \$351  = xnor4[28] + xnor4[29];
-  assign \$352  = xnor4[30] + xnor4[31];
+  assign \$351  = xnor4[32] + xnor4[33];
+  assign \$352  = xnor4[34] + xnor4[35];
   assign \$353  = \$351  + \$352 ;
-  assign \$354  = xnor4[32] + xnor4[33];
-  assign \$355  = xnor4[34] + xnor4[35];
+  assign \$354  = xnor4[36] + xnor4[37];
+  assign \$355  = xnor4[38] + xnor4[39];
   assign \$356  = \$354  + \$355 ;
-  assign \$357  = xnor4[36] + xnor4[37];
-  assign \$358  = xnor4[38] + xnor4[39];
+  assign \$357  = xnor4[40] + xnor4[41];
+  assign \$358  = xnor4[42] + xnor4[43];
   assign \$359  = \$357  + \$358 ;
-  assign \$360  = xnor4[40] + xnor4[41];
-  assign \$361  = xnor4[42] + xnor4[43];
+  assign \$360  = xnor4[44] + xnor4[45];
+  assign \$361  = xnor4[46] + xnor4[47];
   assign \$362  = \$360  + \$361 ;
-  assign \$363  = xnor4[44] + xnor4[45];
-  assign \$364  = xnor4[46] + xnor4[47];
+  assign \$363  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$364  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$365  = \$363  + \$364 ;
-  assign \$366  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$367  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$366  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$367  = tree4_l1_6_0 + tree4_l1_7_0;
   assign \$368  = \$366  + \$367 ;
-  assign \$369  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$370  = tree4_l1_6_0 + tree4_l1_7_0;
+  assign \$369  = tree4_l1_8_0 + tree4_l1_9_0;
+  assign \$370  = tree4_l1_10_0 + tree4_l1_11_0;
   assign \$371  = \$369  + \$370 ;
-  assign \$372  = tree4_l1_8_0 + tree4_l1_9_0;
-  assign \$373  = tree4_l1_10_0 + tree4_l1_11_0;
-  assign \$374  = \$372  + \$373 ;
-  assign \$375  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$376  = tree4_l3_2_0 + tree4_l3_3_0;
-  assign \$377  = tree4_l4_0_0 + tree4_l4_1_0;
-  assign \$378  = advance & v1_d4;
-  assign \$379  = 2'h2 * raw4;
-  assign \$380  = \$379  - 10'h310;
-  assign \$381  = xnor5[0] + xnor5[1];
-  assign \$382  = xnor5[2] + xnor5[3];
+  assign \$372  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$373  = tree4_l3_2_0 + tree4_l3_3_0;
+  assign \$374  = tree4_l4_0_0 + tree4_l4_1_0;
+  assign \$375  = advance & v1_d4;
+  assign \$376  = 2'h2 * raw4;
+  assign \$377  = \$376  - 10'h310;
+  assign \$378  = xnor5[0] + xnor5[1];
+  assign \$379  = xnor5[2] + xnor5[3];
+  assign \$380  = \$378  + \$379 ;
+  assign \$381  = xnor5[4] + xnor5[5];
+  assign \$382  = xnor5[6] + xnor5[7];
   assign \$383  = \$381  + \$382 ;
-  assign \$384  = xnor5[4] + xnor5[5];
-  assign \$385  = xnor5[6] + xnor5[7];
+  assign \$384  = xnor5[8] + xnor5[9];
+  assign \$385  = xnor5[10] + xnor5[11];
   assign \$386  = \$384  + \$385 ;
-  assign \$387  = xnor5[8] + xnor5[9];
-  assign \$388  = xnor5[10] + xnor5[11];
+  assign \$387  = xnor5[12] + xnor5[13];
+  assign \$388  = xnor5[14] + xnor5[15];
   assign \$389  = \$387  + \$388 ;
-  assign \$390  = xnor5[12] + xnor5[13];
-  assign \$391  = xnor5[14] + xnor5[15];
+  assign \$390  = xnor5[16] + xnor5[17];
+  assign \$391  = xnor5[18] + xnor5[19];
   assign \$392  = \$390  + \$391 ;
-  assign \$393  = xnor5[16] + xnor5[17];
-  assign \$394  = xnor5[18] + xnor5[19];
+  assign \$393  = xnor5[20] + xnor5[21];
+  assign \$394  = xnor5[22] + xnor5[23];
   assign \$395  = \$393  + \$394 ;
-  assign \$396  = xnor5[20] + xnor5[21];
-  assign \$397  = xnor5[22] + xnor5[23];
+  assign \$396  = xnor5[24] + xnor5[25];
+  assign \$397  = xnor5[26] + xnor5[27];
   assign \$398  = \$396  + \$397 ;
-  assign \$399  = xnor5[24] + xnor5[25];
-  assign \$400  = xnor5[26] + xnor5[27];
+  assign \$399  = xnor5[28] + xnor5[29];
+  assign \$400  = xnor5[30] + xnor5[31];
   assign \$401  = \$399  + \$400 ;
-  assign \$402  = xnor5[28] + xnor5[29];
-  assign \$403  = xnor5[30] + xnor5[31];
+  assign \$402  = xnor5[32] + xnor5[33];
+  assign \$403  = xnor5[34] + xnor5[35];
   assign \$404  = \$402  + \$403 ;
-  assign \$405  = xnor5[32] + xnor5[33];
-  assign \$406  = xnor5[34] + xnor5[35];
+  assign \$405  = xnor5[36] + xnor5[37];
+  assign \$406  = xnor5[38] + xnor5[39];
   assign \$407  = \$405  + \$406 ;
-  assign \$408  = xnor5[36] + xnor5[37];
-  assign \$409  = xnor5[38] + xnor5[39];
+  assign \$408  = xnor5[40] + xnor5[41];
+  assign \$409  = xnor5[42] + xnor5[43];
   assign \$410  = \$408  + \$409 ;
-  assign \$411  = xnor5[40] + xnor5[41];
-  assign \$412  = xnor5[42] + xnor5[43];
+  assign \$411  = xnor5[44] + xnor5[45];
+  assign \$412  = xnor5[46] + xnor5[47];
   assign \$413  = \$411  + \$412 ;
-  assign \$414  = xnor5[44] + xnor5[45];
-  assign \$415  = xnor5[46] + xnor5[47];
+  assign \$414  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$415  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$416  = \$414  + \$415 ;
-  assign \$417  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$418  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$417  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$418  = tree5_l1_6_0 + tree5_l1_7_0;
   assign \$419  = \$417  + \$418 ;
-  assign \$420  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$421  = tree5_l1_6_0 + tree5_l1_7_0;
+  assign \$420  = tree5_l1_8_0 + tree5_l1_9_0;
+  assign \$421  = tree5_l1_10_0 + tree5_l1_11_0;
   assign \$422  = \$420  + \$421 ;
-  assign \$423  = tree5_l1_8_0 + tree5_l1_9_0;
-  assign \$424  = tree5_l1_10_0 + tree5_l1_11_0;
-  assign \$425  = \$423  + \$424 ;
-  assign \$426  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$427  = tree5_l3_2_0 + tree5_l3_3_0;
-  assign \$428  = tree5_l4_0_0 + tree5_l4_1_0;
-  assign \$429  = advance & v1_d4;
-  assign \$430  = 2'h2 * raw5;
-  assign \$431  = \$430  - 10'h310;
-  assign \$432  = xnor6[0] + xnor6[1];
-  assign \$433  = xnor6[2] + xnor6[3];
+  assign \$423  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$424  = tree5_l3_2_0 + tree5_l3_3_0;
+  assign \$425  = tree5_l4_0_0 + tree5_l4_1_0;
+  assign \$426  = advance & v1_d4;
+  assign \$427  = 2'h2 * raw5;
+  assign \$428  = \$427  - 10'h310;
+  assign \$429  = xnor6[0] + xnor6[1];
+  assign \$430  = xnor6[2] + xnor6[3];
+  assign \$431  = \$429  + \$430 ;
+  assign \$432  = xnor6[4] + xnor6[5];
+  assign \$433  = xnor6[6] + xnor6[7];
   assign \$434  = \$432  + \$433 ;
-  assign \$435  = xnor6[4] + xnor6[5];
-  assign \$436  = xnor6[6] + xnor6[7];
+  assign \$435  = xnor6[8] + xnor6[9];
+  assign \$436  = xnor6[10] + xnor6[11];
   assign \$437  = \$435  + \$436 ;
-  assign \$438  = xnor6[8] + xnor6[9];
-  assign \$439  = xnor6[10] + xnor6[11];
+  assign \$438  = xnor6[12] + xnor6[13];
+  assign \$439  = xnor6[14] + xnor6[15];
   assign \$440  = \$438  + \$439 ;
-  assign \$441  = xnor6[12] + xnor6[13];
-  assign \$442  = xnor6[14] + xnor6[15];
+  assign \$441  = xnor6[16] + xnor6[17];
+  assign \$442  = xnor6[18] + xnor6[19];
   assign \$443  = \$441  + \$442 ;
-  assign \$444  = xnor6[16] + xnor6[17];
-  assign \$445  = xnor6[18] + xnor6[19];
+  assign \$444  = xnor6[20] + xnor6[21];
+  assign \$445  = xnor6[22] + xnor6[23];
   assign \$446  = \$444  + \$445 ;
-  assign \$447  = xnor6[20] + xnor6[21];
-  assign \$448  = xnor6[22] + xnor6[23];
+  assign \$447  = xnor6[24] + xnor6[25];
+  assign \$448  = xnor6[26] + xnor6[27];
   assign \$449  = \$447  + \$448 ;
-  assign \$450  = xnor6[24] + xnor6[25];
-  assign \$451  = xnor6[26] + xnor6[27];
+  assign \$450  = xnor6[28] + xnor6[29];
+  assign \$451  = xnor6[30] + xnor6[31];
   assign \$452  = \$450  + \$451 ;
-  assign \$453  = xnor6[28] + xnor6[29];
-  assign \$454  = xnor6[30] + xnor6[31];
+  assign \$453  = xnor6[32] + xnor6[33];
+  assign \$454  = xnor6[34] + xnor6[35];
   assign \$455  = \$453  + \$454 ;
-  assign \$456  = xnor6[32] + xnor6[33];
-  assign \$457  = xnor6[34] + xnor6[35];
+  assign \$456  = xnor6[36] + xnor6[37];
+  assign \$457  = xnor6[38] + xnor6[39];
   assign \$458  = \$456  + \$457 ;
-  assign \$459  = xnor6[36] + xnor6[37];
-  assign \$460  = xnor6[38] + xnor6[39];
+  assign \$459  = xnor6[40] + xnor6[41];
+  assign \$460  = xnor6[42] + xnor6[43];
   assign \$461  = \$459  + \$460 ;
-  assign \$462  = xnor6[40] + xnor6[41];
-  assign \$463  = xnor6[42] + xnor6[43];
+  assign \$462  = xnor6[44] + xnor6[45];
+  assign \$463  = xnor6[46] + xnor6[47];
   assign \$464  = \$462  + \$463 ;
-  assign \$465  = xnor6[44] + xnor6[45];
-  assign \$466  = xnor6[46] + xnor6[47];
+  assign \$465  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$466  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$467  = \$465  + \$466 ;
-  assign \$468  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$469  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$468  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$469  = tree6_l1_6_0 + tree6_l1_7_0;
   assign \$470  = \$468  + \$469 ;
-  assign \$471  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$472  = tree6_l1_6_0 + tree6_l1_7_0;
+  assign \$471  = tree6_l1_8_0 + tree6_l1_9_0;
+  assign \$472  = tree6_l1_10_0 + tree6_l1_11_0;
   assign \$473  = \$471  + \$472 ;
-  assign \$474  = tree6_l1_8_0 + tree6_l1_9_0;
-  assign \$475  = tree6_l1_10_0 + tree6_l1_11_0;
-  assign \$476  = \$474  + \$475 ;
-  assign \$477  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$478  = tree6_l3_2_0 + tree6_l3_3_0;
-  assign \$479  = tree6_l4_0_0 + tree6_l4_1_0;
-  assign \$480  = advance & v1_d4;
-  assign \$481  = 2'h2 * raw6;
-  assign \$482  = \$481  - 10'h310;
-  assign \$483  = xnor7[0] + xnor7[1];
-  assign \$484  = xnor7[2] + xnor7[3];
+  assign \$474  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$475  = tree6_l3_2_0 + tree6_l3_3_0;
+  assign \$476  = tree6_l4_0_0 + tree6_l4_1_0;
+  assign \$477  = advance & v1_d4;
+  assign \$478  = 2'h2 * raw6;
+  assign \$479  = \$478  - 10'h310;
+  assign \$480  = xnor7[0] + xnor7[1];
+  assign \$481  = xnor7[2] + xnor7[3];
+  assign \$482  = \$480  + \$481 ;
+  assign \$483  = xnor7[4] + xnor7[5];
+  assign \$484  = xnor7[6] + xnor7[7];
   assign \$485  = \$483  + \$484 ;
-  assign \$486  = xnor7[4] + xnor7[5];
-  assign \$487  = xnor7[6] + xnor7[7];
+  assign \$486  = xnor7[8] + xnor7[9];
+  assign \$487  = xnor7[10] + xnor7[11];
   assign \$488  = \$486  + \$487 ;
-  assign \$489  = xnor7[8] + xnor7[9];
-  assign \$490  = xnor7[10] + xnor7[11];
+  assign \$489  = xnor7[12] + xnor7[13];
+  assign \$490  = xnor7[14] + xnor7[15];
   assign \$491  = \$489  + \$490 ;
-  assign \$492  = xnor7[12] + xnor7[13];
-  assign \$493  = xnor7[14] + xnor7[15];
+  assign \$492  = xnor7[16] + xnor7[17];
+  assign \$493  = xnor7[18] + xnor7[19];
   assign \$494  = \$492  + \$493 ;
-  assign \$495  = xnor7[16] + xnor7[17];
-  assign \$496  = xnor7[18] + xnor7[19];
+  assign \$495  = xnor7[20] + xnor7[21];
+  assign \$496  = xnor7[22] + xnor7[23];
   assign \$497  = \$495  + \$496 ;
-  assign \$498  = xnor7[20] + xnor7[21];
-  assign \$499  = xnor7[22] + xnor7[23];
+  assign \$498  = xnor7[24] + xnor7[25];
+  assign \$499  = xnor7[26] + xnor7[27];
   assign \$500  = \$498  + \$499 ;
-  assign \$501  = xnor7[24] + xnor7[25];
-  assign \$502  = xnor7[26] + xnor7[27];
+  assign \$501  = xnor7[28] + xnor7[29];
+  assign \$502  = xnor7[30] + xnor7[31];
   assign \$503  = \$501  + \$502 ;
-  assign \$504  = xnor7[28] + xnor7[29];
-  assign \$505  = xnor7[30] + xnor7[31];
+  assign \$504  = xnor7[32] + xnor7[33];
+  assign \$505  = xnor7[34] + xnor7[35];
   assign \$506  = \$504  + \$505 ;
-  assign \$507  = xnor7[32] + xnor7[33];
-  assign \$508  = xnor7[34] + xnor7[35];
+  assign \$507  = xnor7[36] + xnor7[37];
+  assign \$508  = xnor7[38] + xnor7[39];
   assign \$509  = \$507  + \$508 ;
-  assign \$510  = xnor7[36] + xnor7[37];
-  assign \$511  = xnor7[38] + xnor7[39];
+  assign \$510  = xnor7[40] + xnor7[41];
+  assign \$511  = xnor7[42] + xnor7[43];
   assign \$512  = \$510  + \$511 ;
-  assign \$513  = xnor7[40] + xnor7[41];
-  assign \$514  = xnor7[42] + xnor7[43];
+  assign \$513  = xnor7[44] + xnor7[45];
+  assign \$514  = xnor7[46] + xnor7[47];
   assign \$515  = \$513  + \$514 ;
-  assign \$516  = xnor7[44] + xnor7[45];
-  assign \$517  = xnor7[46] + xnor7[47];
+  assign \$516  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$517  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$518  = \$516  + \$517 ;
-  assign \$519  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$520  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$519  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$520  = tree7_l1_6_0 + tree7_l1_7_0;
   assign \$521  = \$519  + \$520 ;
-  assign \$522  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$523  = tree7_l1_6_0 + tree7_l1_7_0;
+  assign \$522  = tree7_l1_8_0 + tree7_l1_9_0;
+  assign \$523  = tree7_l1_10_0 + tree7_l1_11_0;
   assign \$524  = \$522  + \$523 ;
-  assign \$525  = tree7_l1_8_0 + tree7_l1_9_0;
-  assign \$526  = tree7_l1_10_0 + tree7_l1_11_0;
-  assign \$527  = \$525  + \$526 ;
-  assign \$528  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$529  = tree7_l3_2_0 + tree7_l3_3_0;
-  assign \$530  = tree7_l4_0_0 + tree7_l4_1_0;
-  assign \$531  = advance & v1_d4;
-  assign \$532  = 2'h2 * raw7;
-  assign \$533  = \$532  - 10'h310;
-  assign \$534  = xnor8[0] + xnor8[1];
-  assign \$535  = xnor8[2] + xnor8[3];
+  assign \$525  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$526  = tree7_l3_2_0 + tree7_l3_3_0;
+  assign \$527  = tree7_l4_0_0 + tree7_l4_1_0;
+  assign \$528  = advance & v1_d4;
+  assign \$529  = 2'h2 * raw7;
+  assign \$530  = \$529  - 10'h310;
+  assign \$531  = xnor8[0] + xnor8[1];
+  assign \$532  = xnor8[2] + xnor8[3];
+  assign \$533  = \$531  + \$532 ;
+  assign \$534  = xnor8[4] + xnor8[5];
+  assign \$535  = xnor8[6] + xnor8[7];
   assign \$536  = \$534  + \$535 ;
-  assign \$537  = xnor8[4] + xnor8[5];
-  assign \$538  = xnor8[6] + xnor8[7];
+  assign \$537  = xnor8[8] + xnor8[9];
+  assign \$538  = xnor8[10] + xnor8[11];
   assign \$539  = \$537  + \$538 ;
-  assign \$540  = xnor8[8] + xnor8[9];
-  assign \$541  = xnor8[10] + xnor8[11];
+  assign \$540  = xnor8[12] + xnor8[13];
+  assign \$541  = xnor8[14] + xnor8[15];
   assign \$542  = \$540  + \$541 ;
-  assign \$543  = xnor8[12] + xnor8[13];
-  assign \$544  = xnor8[14] + xnor8[15];
+  assign \$543  = xnor8[16] + xnor8[17];
+  assign \$544  = xnor8[18] + xnor8[19];
   assign \$545  = \$543  + \$544 ;
-  assign \$546  = xnor8[16] + xnor8[17];
-  assign \$547  = xnor8[18] + xnor8[19];
+  assign \$546  = xnor8[20] + xnor8[21];
+  assign \$547  = xnor8[22] + xnor8[23];
   assign \$548  = \$546  + \$547 ;
-  assign \$549  = xnor8[20] + xnor8[21];
-  assign \$550  = xnor8[22] + xnor8[23];
+  assign \$549  = xnor8[24] + xnor8[25];
+  assign \$550  = xnor8[26] + xnor8[27];
   assign \$551  = \$549  + \$550 ;
-  assign \$552  = xnor8[24] + xnor8[25];
-  assign \$553  = xnor8[26] + xnor8[27];
+  assign \$552  = xnor8[28] + xnor8[29];
+  assign \$553  = xnor8[30] + xnor8[31];
   assign \$554  = \$552  + \$553 ;
-  assign \$555  = xnor8[28] + xnor8[29];
-  assign \$556  = xnor8[30] + xnor8[31];
+  assign \$555  = xnor8[32] + xnor8[33];
+  assign \$556  = xnor8[34] + xnor8[35];
   assign \$557  = \$555  + \$556 ;
-  assign \$558  = xnor8[32] + xnor8[33];
-  assign \$559  = xnor8[34] + xnor8[35];
+  assign \$558  = xnor8[36] + xnor8[37];
+  assign \$559  = xnor8[38] + xnor8[39];
   assign \$560  = \$558  + \$559 ;
-  assign \$561  = xnor8[36] + xnor8[37];
-  assign \$562  = xnor8[38] + xnor8[39];
+  assign \$561  = xnor8[40] + xnor8[41];
+  assign \$562  = xnor8[42] + xnor8[43];
   assign \$563  = \$561  + \$562 ;
-  assign \$564  = xnor8[40] + xnor8[41];
-  assign \$565  = xnor8[42] + xnor8[43];
+  assign \$564  = xnor8[44] + xnor8[45];
+  assign \$565  = xnor8[46] + xnor8[47];
   assign \$566  = \$564  + \$565 ;
-  assign \$567  = xnor8[44] + xnor8[45];
-  assign \$568  = xnor8[46] + xnor8[47];
+  assign \$567  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$568  = tree8_l1_2_0 + tree8_l1_3_0;
   assign \$569  = \$567  + \$568 ;
-  assign \$570  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$571  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$570  = tree8_l1_4_0 + tree8_l1_5_0;
+  assign \$571  = tree8_l1_6_0 + tree8_l1_7_0;
   assign \$572  = \$570  + \$571 ;
-  assign \$573  = tree8_l1_4_0 + tree8_l1_5_0;
-  assign \$574  = tree8_l1_6_0 + tree8_l1_7_0;
+  assign \$573  = tree8_l1_8_0 + tree8_l1_9_0;
+  assign \$574  = tree8_l1_10_0 + tree8_l1_11_0;
   assign \$575  = \$573  + \$574 ;
-  assign \$576  = tree8_l1_8_0 + tree8_l1_9_0;
-  assign \$577  = tree8_l1_10_0 + tree8_l1_11_0;
-  assign \$578  = \$576  + \$577 ;
-  assign \$579  = tree8_l3_0_0 + tree8_l3_1_0;
-  assign \$580  = tree8_l3_2_0 + tree8_l3_3_0;
-  assign \$581  = tree8_l4_0_0 + tree8_l4_1_0;
-  assign \$582  = advance & v1_d4;
-  assign \$583  = 2'h2 * raw8;
-  assign \$584  = \$583  - 10'h310;
-  assign \$585  = xnor9[0] + xnor9[1];
-  assign \$586  = xnor9[2] + xnor9[3];
+  assign \$576  = tree8_l3_0_0 + tree8_l3_1_0;
+  assign \$577  = tree8_l3_2_0 + tree8_l3_3_0;
+  assign \$578  = tree8_l4_0_0 + tree8_l4_1_0;
+  assign \$579  = advance & v1_d4;
+  assign \$580  = 2'h2 * raw8;
+  assign \$581  = \$580  - 10'h310;
+  assign \$582  = xnor9[0] + xnor9[1];
+  assign \$583  = xnor9[2] + xnor9[3];
+  assign \$584  = \$582  + \$583 ;
+  assign \$585  = xnor9[4] + xnor9[5];
+  assign \$586  = xnor9[6] + xnor9[7];
   assign \$587  = \$585  + \$586 ;
-  assign \$588  = xnor9[4] + xnor9[5];
-  assign \$589  = xnor9[6] + xnor9[7];
+  assign \$588  = xnor9[8] + xnor9[9];
+  assign \$589  = xnor9[10] + xnor9[11];
   assign \$590  = \$588  + \$589 ;
-  assign \$591  = xnor9[8] + xnor9[9];
-  assign \$592  = xnor9[10] + xnor9[11];
+  assign \$591  = xnor9[12] + xnor9[13];
+  assign \$592  = xnor9[14] + xnor9[15];
   assign \$593  = \$591  + \$592 ;
-  assign \$594  = xnor9[12] + xnor9[13];
-  assign \$595  = xnor9[14] + xnor9[15];
+  assign \$594  = xnor9[16] + xnor9[17];
+  assign \$595  = xnor9[18] + xnor9[19];
   assign \$596  = \$594  + \$595 ;
-  assign \$597  = xnor9[16] + xnor9[17];
-  assign \$598  = xnor9[18] + xnor9[19];
+  assign \$597  = xnor9[20] + xnor9[21];
+  assign \$598  = xnor9[22] + xnor9[23];
   assign \$599  = \$597  + \$598 ;
-  assign \$600  = xnor9[20] + xnor9[21];
-  assign \$601  = xnor9[22] + xnor9[23];
+  assign \$600  = xnor9[24] + xnor9[25];
+  assign \$601  = xnor9[26] + xnor9[27];
   assign \$602  = \$600  + \$601 ;
-  assign \$603  = xnor9[24] + xnor9[25];
-  assign \$604  = xnor9[26] + xnor9[27];
+  assign \$603  = xnor9[28] + xnor9[29];
+  assign \$604  = xnor9[30] + xnor9[31];
   assign \$605  = \$603  + \$604 ;
-  assign \$606  = xnor9[28] + xnor9[29];
-  assign \$607  = xnor9[30] + xnor9[31];
+  assign \$606  = xnor9[32] + xnor9[33];
+  assign \$607  = xnor9[34] + xnor9[35];
   assign \$608  = \$606  + \$607 ;
-  assign \$609  = xnor9[32] + xnor9[33];
-  assign \$610  = xnor9[34] + xnor9[35];
+  assign \$609  = xnor9[36] + xnor9[37];
+  assign \$610  = xnor9[38] + xnor9[39];
   assign \$611  = \$609  + \$610 ;
-  assign \$612  = xnor9[36] + xnor9[37];
-  assign \$613  = xnor9[38] + xnor9[39];
+  assign \$612  = xnor9[40] + xnor9[41];
+  assign \$613  = xnor9[42] + xnor9[43];
   assign \$614  = \$612  + \$613 ;
-  assign \$615  = xnor9[40] + xnor9[41];
-  assign \$616  = xnor9[42] + xnor9[43];
+  assign \$615  = xnor9[44] + xnor9[45];
+  assign \$616  = xnor9[46] + xnor9[47];
   assign \$617  = \$615  + \$616 ;
-  assign \$618  = xnor9[44] + xnor9[45];
-  assign \$619  = xnor9[46] + xnor9[47];
+  assign \$618  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$619  = tree9_l1_2_0 + tree9_l1_3_0;
   assign \$620  = \$618  + \$619 ;
-  assign \$621  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$622  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$621  = tree9_l1_4_0 + tree9_l1_5_0;
+  assign \$622  = tree9_l1_6_0 + tree9_l1_7_0;
   assign \$623  = \$621  + \$622 ;
-  assign \$624  = tree9_l1_4_0 + tree9_l1_5_0;
-  assign \$625  = tree9_l1_6_0 + tree9_l1_7_0;
+  assign \$624  = tree9_l1_8_0 + tree9_l1_9_0;
+  assign \$625  = tree9_l1_10_0 + tree9_l1_11_0;
   assign \$626  = \$624  + \$625 ;
-  assign \$627  = tree9_l1_8_0 + tree9_l1_9_0;
-  assign \$628  = tree9_l1_10_0 + tree9_l1_11_0;
-  assign \$629  = \$627  + \$628 ;
-  assign \$630  = tree9_l3_0_0 + tree9_l3_1_0;
-  assign \$631  = tree9_l3_2_0 + tree9_l3_3_0;
-  assign \$632  = tree9_l4_0_0 + tree9_l4_1_0;
-  assign \$633  = advance & v1_d4;
-  assign \$634  = 2'h2 * raw9;
-  assign \$635  = \$634  - 10'h310;
-  assign \$636  = xnor10[0] + xnor10[1];
-  assign \$637  = xnor10[2] + xnor10[3];
+  assign \$627  = tree9_l3_0_0 + tree9_l3_1_0;
+  assign \$628  = tree9_l3_2_0 + tree9_l3_3_0;
+  assign \$629  = tree9_l4_0_0 + tree9_l4_1_0;
+  assign \$630  = advance & v1_d4;
+  assign \$631  = 2'h2 * raw9;
+  assign \$632  = \$631  - 10'h310;
+  assign \$633  = xnor10[0] + xnor10[1];
+  assign \$634  = xnor10[2] + xnor10[3];
+  assign \$635  = \$633  + \$634 ;
+  assign \$636  = xnor10[4] + xnor10[5];
+  assign \$637  = xnor10[6] + xnor10[7];
   assign \$638  = \$636  + \$637 ;
-  assign \$639  = xnor10[4] + xnor10[5];
-  assign \$640  = xnor10[6] + xnor10[7];
+  assign \$639  = xnor10[8] + xnor10[9];
+  assign \$640  = xnor10[10] + xnor10[11];
   assign \$641  = \$639  + \$640 ;
-  assign \$642  = xnor10[8] + xnor10[9];
-  assign \$643  = xnor10[10] + xnor10[11];
+  assign \$642  = xnor10[12] + xnor10[13];
+  assign \$643  = xnor10[14] + xnor10[15];
   assign \$644  = \$642  + \$643 ;
-  assign \$645  = xnor10[12] + xnor10[13];
-  assign \$646  = xnor10[14] + xnor10[15];
+  assign \$645  = xnor10[16] + xnor10[17];
+  assign \$646  = xnor10[18] + xnor10[19];
   assign \$647  = \$645  + \$646 ;
-  assign \$648  = xnor10[16] + xnor10[17];
-  assign \$649  = xnor10[18] + xnor10[19];
+  assign \$648  = xnor10[20] + xnor10[21];
+  assign \$649  = xnor10[22] + xnor10[23];
   assign \$650  = \$648  + \$649 ;
-  assign \$651  = xnor10[20] + xnor10[21];
-  assign \$652  = xnor10[22] + xnor10[23];
+  assign \$651  = xnor10[24] + xnor10[25];
+  assign \$652  = xnor10[26] + xnor10[27];
   assign \$653  = \$651  + \$652 ;
-  assign \$654  = xnor10[24] + xnor10[25];
-  assign \$655  = xnor10[26] + xnor10[27];
+  assign \$654  = xnor10[28] + xnor10[29];
+  assign \$655  = xnor10[30] + xnor10[31];
   assign \$656  = \$654  + \$655 ;
-  assign \$657  = xnor10[28] + xnor10[29];
-  assign \$658  = xnor10[30] + xnor10[31];
+  assign \$657  = xnor10[32] + xnor10[33];
+  assign \$658  = xnor10[34] + xnor10[35];
   assign \$659  = \$657  + \$658 ;
-  assign \$660  = xnor10[32] + xnor10[33];
-  assign \$661  = xnor10[34] + xnor10[35];
+  assign \$660  = xnor10[36] + xnor10[37];
+  assign \$661  = xnor10[38] + xnor10[39];
   assign \$662  = \$660  + \$661 ;
-  assign \$663  = xnor10[36] + xnor10[37];
-  assign \$664  = xnor10[38] + xnor10[39];
+  assign \$663  = xnor10[40] + xnor10[41];
+  assign \$664  = xnor10[42] + xnor10[43];
   assign \$665  = \$663  + \$664 ;
-  assign \$666  = xnor10[40] + xnor10[41];
-  assign \$667  = xnor10[42] + xnor10[43];
+  assign \$666  = xnor10[44] + xnor10[45];
+  assign \$667  = xnor10[46] + xnor10[47];
   assign \$668  = \$666  + \$667 ;
-  assign \$669  = xnor10[44] + xnor10[45];
-  assign \$670  = xnor10[46] + xnor10[47];
+  assign \$669  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$670  = tree10_l1_2_0 + tree10_l1_3_0;
   assign \$671  = \$669  + \$670 ;
-  assign \$672  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$673  = tree10_l1_2_0 + tree10_l1_3_0;
+  assign \$672  = tree10_l1_4_0 + tree10_l1_5_0;
+  assign \$673  = tree10_l1_6_0 + tree10_l1_7_0;
   assign \$674  = \$672  + \$673 ;
-  assign \$675  = tree10_l1_4_0 + tree10_l1_5_0;
-  assign \$676  = tree10_l1_6_0 + tree10_l1_7_0;
+  assign \$675  = tree10_l1_8_0 + tree10_l1_9_0;
+  assign \$676  = tree10_l1_10_0 + tree10_l1_11_0;
   assign \$677  = \$675  + \$676 ;
-  assign \$678  = tree10_l1_8_0 + tree10_l1_9_0;
-  assign \$679  = tree10_l1_10_0 + tree10_l1_11_0;
-  assign \$680  = \$678  + \$679 ;
-  assign \$681  = tree10_l3_0_0 + tree10_l3_1_0;
-  assign \$682  = tree10_l3_2_0 + tree10_l3_3_0;
-  assign \$683  = tree10_l4_0_0 + tree10_l4_1_0;
-  assign \$684  = advance & v1_d4;
-  assign \$685  = 2'h2 * raw10;
-  assign \$686  = \$685  - 10'h310;
-  assign \$687  = xnor11[0] + xnor11[1];
-  assign \$688  = xnor11[2] + xnor11[3];
+  assign \$678  = tree10_l3_0_0 + tree10_l3_1_0;
+  assign \$679  = tree10_l3_2_0 + tree10_l3_3_0;
+  assign \$680  = tree10_l4_0_0 + tree10_l4_1_0;
+  assign \$681  = advance & v1_d4;
+  assign \$682  = 2'h2 * raw10;
+  assign \$683  = \$682  - 10'h310;
+  assign \$684  = xnor11[0] + xnor11[1];
+  assign \$685  = xnor11[2] + xnor11[3];
+  assign \$686  = \$684  + \$685 ;
+  assign \$687  = xnor11[4] + xnor11[5];
+  assign \$688  = xnor11[6] + xnor11[7];
   assign \$689  = \$687  + \$688 ;
-  assign \$690  = xnor11[4] + xnor11[5];
-  assign \$691  = xnor11[6] + xnor11[7];
+  assign \$690  = xnor11[8] + xnor11[9];
+  assign \$691  = xnor11[10] + xnor11[11];
   assign \$692  = \$690  + \$691 ;
-  assign \$693  = xnor11[8] + xnor11[9];
-  assign \$694  = xnor11[10] + xnor11[11];
+  assign \$693  = xnor11[12] + xnor11[13];
+  assign \$694  = xnor11[14] + xnor11[15];
   assign \$695  = \$693  + \$694 ;
-  assign \$696  = xnor11[12] + xnor11[13];
-  assign \$697  = xnor11[14] + xnor11[15];
+  assign \$696  = xnor11[16] + xnor11[17];
+  assign \$697  = xnor11[18] + xnor11[19];
   assign \$698  = \$696  + \$697 ;
-  assign \$699  = xnor11[16] + xnor11[17];
-  assign \$700  = xnor11[18] + xnor11[19];
+  assign \$699  = xnor11[20] + xnor11[21];
+  assign \$700  = xnor11[22] + xnor11[23];
   assign \$701  = \$699  + \$700 ;
-  assign \$702  = xnor11[20] + xnor11[21];
-  assign \$703  = xnor11[22] + xnor11[23];
+  assign \$702  = xnor11[24] + xnor11[25];
+  assign \$703  = xnor11[26] + xnor11[27];
   assign \$704  = \$702  + \$703 ;
-  assign \$705  = xnor11[24] + xnor11[25];
-  assign \$706  = xnor11[26] + xnor11[27];
+  assign \$705  = xnor11[28] + xnor11[29];
+  assign \$706  = xnor11[30] + xnor11[31];
   assign \$707  = \$705  + \$706 ;
-  assign \$708  = xnor11[28] + xnor11[29];
-  assign \$709  = xnor11[30] + xnor11[31];
+  assign \$708  = xnor11[32] + xnor11[33];
+  assign \$709  = xnor11[34] + xnor11[35];
   assign \$710  = \$708  + \$709 ;
-  assign \$711  = xnor11[32] + xnor11[33];
-  assign \$712  = xnor11[34] + xnor11[35];
+  assign \$711  = xnor11[36] + xnor11[37];
+  assign \$712  = xnor11[38] + xnor11[39];
   assign \$713  = \$711  + \$712 ;
-  assign \$714  = xnor11[36] + xnor11[37];
-  assign \$715  = xnor11[38] + xnor11[39];
+  assign \$714  = xnor11[40] + xnor11[41];
+  assign \$715  = xnor11[42] + xnor11[43];
   assign \$716  = \$714  + \$715 ;
-  assign \$717  = xnor11[40] + xnor11[41];
-  assign \$718  = xnor11[42] + xnor11[43];
+  assign \$717  = xnor11[44] + xnor11[45];
+  assign \$718  = xnor11[46] + xnor11[47];
   assign \$719  = \$717  + \$718 ;
-  assign \$720  = xnor11[44] + xnor11[45];
-  assign \$721  = xnor11[46] + xnor11[47];
+  assign \$720  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$721  = tree11_l1_2_0 + tree11_l1_3_0;
   assign \$722  = \$720  + \$721 ;
-  assign \$723  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$724  = tree11_l1_2_0 + tree11_l1_3_0;
+  assign \$723  = tree11_l1_4_0 + tree11_l1_5_0;
+  assign \$724  = tree11_l1_6_0 + tree11_l1_7_0;
   assign \$725  = \$723  + \$724 ;
-  assign \$726  = tree11_l1_4_0 + tree11_l1_5_0;
-  assign \$727  = tree11_l1_6_0 + tree11_l1_7_0;
+  assign \$726  = tree11_l1_8_0 + tree11_l1_9_0;
+  assign \$727  = tree11_l1_10_0 + tree11_l1_11_0;
   assign \$728  = \$726  + \$727 ;
-  assign \$729  = tree11_l1_8_0 + tree11_l1_9_0;
-  assign \$730  = tree11_l1_10_0 + tree11_l1_11_0;
-  assign \$731  = \$729  + \$730 ;
-  assign \$732  = tree11_l3_0_0 + tree11_l3_1_0;
-  assign \$733  = tree11_l3_2_0 + tree11_l3_3_0;
-  assign \$734  = tree11_l4_0_0 + tree11_l4_1_0;
-  assign \$735  = advance & v1_d4;
-  assign \$736  = 2'h2 * raw11;
-  assign \$737  = \$736  - 10'h310;
-  assign \$738  = xnor12[0] + xnor12[1];
-  assign \$739  = xnor12[2] + xnor12[3];
+  assign \$729  = tree11_l3_0_0 + tree11_l3_1_0;
+  assign \$730  = tree11_l3_2_0 + tree11_l3_3_0;
+  assign \$731  = tree11_l4_0_0 + tree11_l4_1_0;
+  assign \$732  = advance & v1_d4;
+  assign \$733  = 2'h2 * raw11;
+  assign \$734  = \$733  - 10'h310;
+  assign \$735  = xnor12[0] + xnor12[1];
+  assign \$736  = xnor12[2] + xnor12[3];
+  assign \$737  = \$735  + \$736 ;
+  assign \$738  = xnor12[4] + xnor12[5];
+  assign \$739  = xnor12[6] + xnor12[7];
   assign \$740  = \$738  + \$739 ;
-  assign \$741  = xnor12[4] + xnor12[5];
-  assign \$742  = xnor12[6] + xnor12[7];
+  assign \$741  = xnor12[8] + xnor12[9];
+  assign \$742  = xnor12[10] + xnor12[11];
   assign \$743  = \$741  + \$742 ;
-  assign \$744  = xnor12[8] + xnor12[9];
-  assign \$745  = xnor12[10] + xnor12[11];
+  assign \$744  = xnor12[12] + xnor12[13];
+  assign \$745  = xnor12[14] + xnor12[15];
   assign \$746  = \$744  + \$745 ;
-  assign \$747  = xnor12[12] + xnor12[13];
-  assign \$748  = xnor12[14] + xnor12[15];
+  assign \$747  = xnor12[16] + xnor12[17];
+  assign \$748  = xnor12[18] + xnor12[19];
   assign \$749  = \$747  + \$748 ;
-  assign \$750  = xnor12[16] + xnor12[17];
-  assign \$751  = xnor12[18] + xnor12[19];
+  assign \$750  = xnor12[20] + xnor12[21];
+  assign \$751  = xnor12[22] + xnor12[23];
   assign \$752  = \$750  + \$751 ;
-  assign \$753  = xnor12[20] + xnor12[21];
-  assign \$754  = xnor12[22] + xnor12[23];
+  assign \$753  = xnor12[24] + xnor12[25];
+  assign \$754  = xnor12[26] + xnor12[27];
   assign \$755  = \$753  + \$754 ;
-  assign \$756  = xnor12[24] + xnor12[25];
-  assign \$757  = xnor12[26] + xnor12[27];
+  assign \$756  = xnor12[28] + xnor12[29];
+  assign \$757  = xnor12[30] + xnor12[31];
   assign \$758  = \$756  + \$757 ;
-  assign \$759  = xnor12[28] + xnor12[29];
-  assign \$760  = xnor12[30] + xnor12[31];
+  assign \$759  = xnor12[32] + xnor12[33];
+  assign \$760  = xnor12[34] + xnor12[35];
   assign \$761  = \$759  + \$760 ;
-  assign \$762  = xnor12[32] + xnor12[33];
-  assign \$763  = xnor12[34] + xnor12[35];
+  assign \$762  = xnor12[36] + xnor12[37];
+  assign \$763  = xnor12[38] + xnor12[39];
   assign \$764  = \$762  + \$763 ;
-  assign \$765  = xnor12[36] + xnor12[37];
-  assign \$766  = xnor12[38] + xnor12[39];
+  assign \$765  = xnor12[40] + xnor12[41];
+  assign \$766  = xnor12[42] + xnor12[43];
   assign \$767  = \$765  + \$766 ;
-  assign \$768  = xnor12[40] + xnor12[41];
-  assign \$769  = xnor12[42] + xnor12[43];
+  assign \$768  = xnor12[44] + xnor12[45];
+  assign \$769  = xnor12[46] + xnor12[47];
   assign \$770  = \$768  + \$769 ;
-  assign \$771  = xnor12[44] + xnor12[45];
-  assign \$772  = xnor12[46] + xnor12[47];
+  assign \$771  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$772  = tree12_l1_2_0 + tree12_l1_3_0;
   assign \$773  = \$771  + \$772 ;
-  assign \$774  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$775  = tree12_l1_2_0 + tree12_l1_3_0;
+  assign \$774  = tree12_l1_4_0 + tree12_l1_5_0;
+  assign \$775  = tree12_l1_6_0 + tree12_l1_7_0;
   assign \$776  = \$774  + \$775 ;
-  assign \$777  = tree12_l1_4_0 + tree12_l1_5_0;
-  assign \$778  = tree12_l1_6_0 + tree12_l1_7_0;
+  assign \$777  = tree12_l1_8_0 + tree12_l1_9_0;
+  assign \$778  = tree12_l1_10_0 + tree12_l1_11_0;
   assign \$779  = \$777  + \$778 ;
-  assign \$780  = tree12_l1_8_0 + tree12_l1_9_0;
-  assign \$781  = tree12_l1_10_0 + tree12_l1_11_0;
-  assign \$782  = \$780  + \$781 ;
-  assign \$783  = tree12_l3_0_0 + tree12_l3_1_0;
-  assign \$784  = tree12_l3_2_0 + tree12_l3_3_0;
-  assign \$785  = tree12_l4_0_0 + tree12_l4_1_0;
-  assign \$786  = advance & v1_d4;
-  assign \$787  = 2'h2 * raw12;
-  assign \$788  = \$787  - 10'h310;
-  assign \$789  = xnor13[0] + xnor13[1];
-  assign \$790  = xnor13[2] + xnor13[3];
+  assign \$780  = tree12_l3_0_0 + tree12_l3_1_0;
+  assign \$781  = tree12_l3_2_0 + tree12_l3_3_0;
+  assign \$782  = tree12_l4_0_0 + tree12_l4_1_0;
+  assign \$783  = advance & v1_d4;
+  assign \$784  = 2'h2 * raw12;
+  assign \$785  = \$784  - 10'h310;
+  assign \$786  = xnor13[0] + xnor13[1];
+  assign \$787  = xnor13[2] + xnor13[3];
+  assign \$788  = \$786  + \$787 ;
+  assign \$789  = xnor13[4] + xnor13[5];
+  assign \$790  = xnor13[6] + xnor13[7];
   assign \$791  = \$789  + \$790 ;
-  assign \$792  = xnor13[4] + xnor13[5];
-  assign \$793  = xnor13[6] + xnor13[7];
+  assign \$792  = xnor13[8] + xnor13[9];
+  assign \$793  = xnor13[10] + xnor13[11];
   assign \$794  = \$792  + \$793 ;
-  assign \$795  = xnor13[8] + xnor13[9];
-  assign \$796  = xnor13[10] + xnor13[11];
+  assign \$795  = xnor13[12] + xnor13[13];
+  assign \$796  = xnor13[14] + xnor13[15];
   assign \$797  = \$795  + \$796 ;
-  assign \$798  = xnor13[12] + xnor13[13];
-  assign \$799  = xnor13[14] + xnor13[15];
+  assign \$798  = xnor13[16] + xnor13[17];
+  assign \$799  = xnor13[18] + xnor13[19];
   assign \$800  = \$798  + \$799 ;
-  assign \$801  = xnor13[16] + xnor13[17];
-  assign \$802  = xnor13[18] + xnor13[19];
+  assign \$801  = xnor13[20] + xnor13[21];
+  assign \$802  = xnor13[22] + xnor13[23];
   assign \$803  = \$801  + \$802 ;
-  assign \$804  = xnor13[20] + xnor13[21];
-  assign \$805  = xnor13[22] + xnor13[23];
+  assign \$804  = xnor13[24] + xnor13[25];
+  assign \$805  = xnor13[26] + xnor13[27];
   assign \$806  = \$804  + \$805 ;
-  assign \$807  = xnor13[24] + xnor13[25];
-  assign \$808  = xnor13[26] + xnor13[27];
+  assign \$807  = xnor13[28] + xnor13[29];
+  assign \$808  = xnor13[30] + xnor13[31];
   assign \$809  = \$807  + \$808 ;
-  assign \$810  = xnor13[28] + xnor13[29];
-  assign \$811  = xnor13[30] + xnor13[31];
+  assign \$810  = xnor13[32] + xnor13[33];
+  assign \$811  = xnor13[34] + xnor13[35];
   assign \$812  = \$810  + \$811 ;
-  assign \$813  = xnor13[32] + xnor13[33];
-  assign \$814  = xnor13[34] + xnor13[35];
+  assign \$813  = xnor13[36] + xnor13[37];
+  assign \$814  = xnor13[38] + xnor13[39];
   assign \$815  = \$813  + \$814 ;
-  assign \$816  = xnor13[36] + xnor13[37];
-  assign \$817  = xnor13[38] + xnor13[39];
+  assign \$816  = xnor13[40] + xnor13[41];
+  assign \$817  = xnor13[42] + xnor13[43];
   assign \$818  = \$816  + \$817 ;
-  assign \$819  = xnor13[40] + xnor13[41];
-  assign \$820  = xnor13[42] + xnor13[43];
+  assign \$819  = xnor13[44] + xnor13[45];
+  assign \$820  = xnor13[46] + xnor13[47];
   assign \$821  = \$819  + \$820 ;
-  assign \$822  = xnor13[44] + xnor13[45];
-  assign \$823  = xnor13[46] + xnor13[47];
+  assign \$822  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$823  = tree13_l1_2_0 + tree13_l1_3_0;
   assign \$824  = \$822  + \$823 ;
-  assign \$825  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$826  = tree13_l1_2_0 + tree13_l1_3_0;
+  assign \$825  = tree13_l1_4_0 + tree13_l1_5_0;
+  assign \$826  = tree13_l1_6_0 + tree13_l1_7_0;
   assign \$827  = \$825  + \$826 ;
-  assign \$828  = tree13_l1_4_0 + tree13_l1_5_0;
-  assign \$829  = tree13_l1_6_0 + tree13_l1_7_0;
+  assign \$828  = tree13_l1_8_0 + tree13_l1_9_0;
+  assign \$829  = tree13_l1_10_0 + tree13_l1_11_0;
   assign \$830  = \$828  + \$829 ;
-  assign \$831  = tree13_l1_8_0 + tree13_l1_9_0;
-  assign \$832  = tree13_l1_10_0 + tree13_l1_11_0;
-  assign \$833  = \$831  + \$832 ;
-  assign \$834  = tree13_l3_0_0 + tree13_l3_1_0;
-  assign \$835  = tree13_l3_2_0 + tree13_l3_3_0;
-  assign \$836  = tree13_l4_0_0 + tree13_l4_1_0;
-  assign \$837  = advance & v1_d4;
-  assign \$838  = 2'h2 * raw13;
-  assign \$839  = \$838  - 10'h310;
-  assign \$840  = xnor14[0] + xnor14[1];
-  assign \$841  = xnor14[2] + xnor14[3];
+  assign \$831  = tree13_l3_0_0 + tree13_l3_1_0;
+  assign \$832  = tree13_l3_2_0 + tree13_l3_3_0;
+  assign \$833  = tree13_l4_0_0 + tree13_l4_1_0;
+  assign \$834  = advance & v1_d4;
+  assign \$835  = 2'h2 * raw13;
+  assign \$836  = \$835  - 10'h310;
+  assign \$837  = xnor14[0] + xnor14[1];
+  assign \$838  = xnor14[2] + xnor14[3];
+  assign \$839  = \$837  + \$838 ;
+  assign \$840  = xnor14[4] + xnor14[5];
+  assign \$841  = xnor14[6] + xnor14[7];
   assign \$842  = \$840  + \$841 ;
-  assign \$843  = xnor14[4] + xnor14[5];
-  assign \$844  = xnor14[6] + xnor14[7];
+  assign \$843  = xnor14[8] + xnor14[9];
+  assign \$844  = xnor14[10] + xnor14[11];
   assign \$845  = \$843  + \$844 ;
-  assign \$846  = xnor14[8] + xnor14[9];
-  assign \$847  = xnor14[10] + xnor14[11];
+  assign \$846  = xnor14[12] + xnor14[13];
+  assign \$847  = xnor14[14] + xnor14[15];
   assign \$848  = \$846  + \$847 ;
-  assign \$849  = xnor14[12] + xnor14[13];
-  assign \$850  = xnor14[14] + xnor14[15];
+  assign \$849  = xnor14[16] + xnor14[17];
+  assign \$850  = xnor14[18] + xnor14[19];
   assign \$851  = \$849  + \$850 ;
-  assign \$852  = xnor14[16] + xnor14[17];
-  assign \$853  = xnor14[18] + xnor14[19];
+  assign \$852  = xnor14[20] + xnor14[21];
+  assign \$853  = xnor14[22] + xnor14[23];
   assign \$854  = \$852  + \$853 ;
-  assign \$855  = xnor14[20] + xnor14[21];
-  assign \$856  = xnor14[22] + xnor14[23];
+  assign \$855  = xnor14[24] + xnor14[25];
+  assign \$856  = xnor14[26] + xnor14[27];
   assign \$857  = \$855  + \$856 ;
-  assign \$858  = xnor14[24] + xnor14[25];
-  assign \$859  = xnor14[26] + xnor14[27];
+  assign \$858  = xnor14[28] + xnor14[29];
+  assign \$859  = xnor14[30] + xnor14[31];
   assign \$860  = \$858  + \$859 ;
-  assign \$861  = xnor14[28] + xnor14[29];
-  assign \$862  = xnor14[30] + xnor14[31];
+  assign \$861  = xnor14[32] + xnor14[33];
+  assign \$862  = xnor14[34] + xnor14[35];
   assign \$863  = \$861  + \$862 ;
-  assign \$864  = xnor14[32] + xnor14[33];
-  assign \$865  = xnor14[34] + xnor14[35];
+  assign \$864  = xnor14[36] + xnor14[37];
+  assign \$865  = xnor14[38] + xnor14[39];
   assign \$866  = \$864  + \$865 ;
-  assign \$867  = xnor14[36] + xnor14[37];
-  assign \$868  = xnor14[38] + xnor14[39];
+  assign \$867  = xnor14[40] + xnor14[41];
+  assign \$868  = xnor14[42] + xnor14[43];
   assign \$869  = \$867  + \$868 ;
-  assign \$870  = xnor14[40] + xnor14[41];
-  assign \$871  = xnor14[42] + xnor14[43];
+  assign \$870  = xnor14[44] + xnor14[45];
+  assign \$871  = xnor14[46] + xnor14[47];
   assign \$872  = \$870  + \$871 ;
-  assign \$873  = xnor14[44] + xnor14[45];
-  assign \$874  = xnor14[46] + xnor14[47];
+  assign \$873  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$874  = tree14_l1_2_0 + tree14_l1_3_0;
   assign \$875  = \$873  + \$874 ;
-  assign \$876  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$877  = tree14_l1_2_0 + tree14_l1_3_0;
+  assign \$876  = tree14_l1_4_0 + tree14_l1_5_0;
+  assign \$877  = tree14_l1_6_0 + tree14_l1_7_0;
   assign \$878  = \$876  + \$877 ;
-  assign \$879  = tree14_l1_4_0 + tree14_l1_5_0;
-  assign \$880  = tree14_l1_6_0 + tree14_l1_7_0;
+  assign \$879  = tree14_l1_8_0 + tree14_l1_9_0;
+  assign \$880  = tree14_l1_10_0 + tree14_l1_11_0;
   assign \$881  = \$879  + \$880 ;
-  assign \$882  = tree14_l1_8_0 + tree14_l1_9_0;
-  assign \$883  = tree14_l1_10_0 + tree14_l1_11_0;
-  assign \$884  = \$882  + \$883 ;
-  assign \$885  = tree14_l3_0_0 + tree14_l3_1_0;
-  assign \$886  = tree14_l3_2_0 + tree14_l3_3_0;
-  assign \$887  = tree14_l4_0_0 + tree14_l4_1_0;
-  assign \$888  = advance & v1_d4;
-  assign \$889  = 2'h2 * raw14;
-  assign \$890  = \$889  - 10'h310;
-  assign \$891  = xnor15[0] + xnor15[1];
-  assign \$892  = xnor15[2] + xnor15[3];
+  assign \$882  = tree14_l3_0_0 + tree14_l3_1_0;
+  assign \$883  = tree14_l3_2_0 + tree14_l3_3_0;
+  assign \$884  = tree14_l4_0_0 + tree14_l4_1_0;
+  assign \$885  = advance & v1_d4;
+  assign \$886  = 2'h2 * raw14;
+  assign \$887  = \$886  - 10'h310;
+  assign \$888  = xnor15[0] + xnor15[1];
+  assign \$889  = xnor15[2] + xnor15[3];
+  assign \$890  = \$888  + \$889 ;
+  assign \$891  = xnor15[4] + xnor15[5];
+  assign \$892  = xnor15[6] + xnor15[7];
   assign \$893  = \$891  + \$892 ;
-  assign \$894  = xnor15[4] + xnor15[5];
-  assign \$895  = xnor15[6] + xnor15[7];
+  assign \$894  = xnor15[8] + xnor15[9];
+  assign \$895  = xnor15[10] + xnor15[11];
   assign \$896  = \$894  + \$895 ;
-  assign \$897  = xnor15[8] + xnor15[9];
-  assign \$898  = xnor15[10] + xnor15[11];
+  assign \$897  = xnor15[12] + xnor15[13];
+  assign \$898  = xnor15[14] + xnor15[15];
   assign \$899  = \$897  + \$898 ;
-  assign \$900  = xnor15[12] + xnor15[13];
-  assign \$901  = xnor15[14] + xnor15[15];
+  assign \$900  = xnor15[16] + xnor15[17];
+  assign \$901  = xnor15[18] + xnor15[19];
   assign \$902  = \$900  + \$901 ;
-  assign \$903  = xnor15[16] + xnor15[17];
-  assign \$904  = xnor15[18] + xnor15[19];
+  assign \$903  = xnor15[20] + xnor15[21];
+  assign \$904  = xnor15[22] + xnor15[23];
   assign \$905  = \$903  + \$904 ;
-  assign \$906  = xnor15[20] + xnor15[21];
-  assign \$907  = xnor15[22] + xnor15[23];
+  assign \$906  = xnor15[24] + xnor15[25];
+  assign \$907  = xnor15[26] + xnor15[27];
   assign \$908  = \$906  + \$907 ;
-  assign \$909  = xnor15[24] + xnor15[25];
-  assign \$910  = xnor15[26] + xnor15[27];
+  assign \$909  = xnor15[28] + xnor15[29];
+  assign \$910  = xnor15[30] + xnor15[31];
   assign \$911  = \$909  + \$910 ;
-  assign \$912  = xnor15[28] + xnor15[29];
-  assign \$913  = xnor15[30] + xnor15[31];
+  assign \$912  = xnor15[32] + xnor15[33];
+  assign \$913  = xnor15[34] + xnor15[35];
   assign \$914  = \$912  + \$913 ;
-  assign \$915  = xnor15[32] + xnor15[33];
-  assign \$916  = xnor15[34] + xnor15[35];
+  assign \$915  = xnor15[36] + xnor15[37];
+  assign \$916  = xnor15[38] + xnor15[39];
   assign \$917  = \$915  + \$916 ;
-  assign \$918  = xnor15[36] + xnor15[37];
-  assign \$919  = xnor15[38] + xnor15[39];
+  assign \$918  = xnor15[40] + xnor15[41];
+  assign \$919  = xnor15[42] + xnor15[43];
   assign \$920  = \$918  + \$919 ;
-  assign \$921  = xnor15[40] + xnor15[41];
-  assign \$922  = xnor15[42] + xnor15[43];
+  assign \$921  = xnor15[44] + xnor15[45];
+  assign \$922  = xnor15[46] + xnor15[47];
   assign \$923  = \$921  + \$922 ;
-  assign \$924  = xnor15[44] + xnor15[45];
-  assign \$925  = xnor15[46] + xnor15[47];
+  assign \$924  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$925  = tree15_l1_2_0 + tree15_l1_3_0;
   assign \$926  = \$924  + \$925 ;
-  assign \$927  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$928  = tree15_l1_2_0 + tree15_l1_3_0;
+  assign \$927  = tree15_l1_4_0 + tree15_l1_5_0;
+  assign \$928  = tree15_l1_6_0 + tree15_l1_7_0;
   assign \$929  = \$927  + \$928 ;
-  assign \$930  = tree15_l1_4_0 + tree15_l1_5_0;
-  assign \$931  = tree15_l1_6_0 + tree15_l1_7_0;
+  assign \$930  = tree15_l1_8_0 + tree15_l1_9_0;
+  assign \$931  = tree15_l1_10_0 + tree15_l1_11_0;
   assign \$932  = \$930  + \$931 ;
-  assign \$933  = tree15_l1_8_0 + tree15_l1_9_0;
-  assign \$934  = tree15_l1_10_0 + tree15_l1_11_0;
-  assign \$935  = \$933  + \$934 ;
-  assign \$936  = tree15_l3_0_0 + tree15_l3_1_0;
-  assign \$937  = tree15_l3_2_0 + tree15_l3_3_0;
-  assign \$938  = tree15_l4_0_0 + tree15_l4_1_0;
-  assign \$939  = advance & v1_d4;
-  assign \$940  = 2'h2 * raw15;
-  assign \$941  = \$940  - 10'h310;
-  assign \$942  = v1_d4 & last1_d4;
+  assign \$933  = tree15_l3_0_0 + tree15_l3_1_0;
+  assign \$934  = tree15_l3_2_0 + tree15_l3_3_0;
+  assign \$935  = tree15_l4_0_0 + tree15_l4_1_0;
+  assign \$936  = advance & v1_d4;
+  assign \$937  = 2'h2 * raw15;
+  assign \$938  = \$937  - 10'h310;
+  assign \$939  = v1_d4 & last1_d4;
   always @(posedge clk)
-    rp__addr <= \$943 ;
+    rp__addr <= \$940 ;
   always @(posedge clk)
-    port__addr <= \$944 ;
+    port__addr <= \$941 ;
   always @(posedge clk)
-    nf <= \$945 ;
+    nf <= \$942 ;
   always @(posedge clk)
-    \$signature__en  <= \$946 ;
+    fresh <= \$943 ;
   always @(posedge clk)
-    \$signature__addr  <= \$947 ;
+    \$signature__en  <= \$944 ;
   always @(posedge clk)
-    \$signal$111  <= \$948 ;
+    \$signature__addr  <= \$945 ;
   always @(posedge clk)
-    \$signature__data  <= \$949 ;
+    \$signal$112  <= \$946 ;
   always @(posedge clk)
-    fresh1 <= \$950 ;
+    \$signature__data  <= \$947 ;
   always @(posedge clk)
-    \$signal$113  <= \$951 ;
+    fresh1 <= \$948 ;
   always @(posedge clk)
-    last1 <= \$952 ;
+    \$signal$114  <= \$949 ;
   always @(posedge clk)
-    nf1 <= \$953 ;
+    last1 <= \$950 ;
   always @(posedge clk)
-    x_in_d0 <= \$954 ;
+    nf1 <= \$951 ;
   always @(posedge clk)
-    weights_d0 <= \$955 ;
+    x_in_d0 <= \$952 ;
   always @(posedge clk)
-    v1_d0 <= \$956 ;
+    weights_d0 <= \$953 ;
   always @(posedge clk)
-    v1_d1 <= \$957 ;
+    v1_d0 <= \$954 ;
   always @(posedge clk)
-    v1_d2 <= \$958 ;
+    v1_d1 <= \$955 ;
   always @(posedge clk)
-    v1_d3 <= \$959 ;
+    v1_d2 <= \$956 ;
   always @(posedge clk)
-    v1_d4 <= \$960 ;
+    v1_d3 <= \$957 ;
   always @(posedge clk)
-    first1_d0 <= \$961 ;
+    v1_d4 <= \$958 ;
   always @(posedge clk)
-    first1_d1 <= \$962 ;
+    first1_d0 <= \$959 ;
   always @(posedge clk)
-    first1_d2 <= \$963 ;
+    first1_d1 <= \$960 ;
   always @(posedge clk)
-    first1_d3 <= \$964 ;
+    first1_d2 <= \$961 ;
   always @(posedge clk)
-    first1_d4 <= \$965 ;
+    first1_d3 <= \$962 ;
   always @(posedge clk)
-    last1_d0 <= \$966 ;
+    first1_d4 <= \$963 ;
   always @(posedge clk)
-    last1_d1 <= \$967 ;
+    last1_d0 <= \$964 ;
   always @(posedge clk)
-    last1_d2 <= \$968 ;
+    last1_d1 <= \$965 ;
   always @(posedge clk)
-    last1_d3 <= \$969 ;
+    last1_d2 <= \$966 ;
   always @(posedge clk)
-    last1_d4 <= \$970 ;
+    last1_d3 <= \$967 ;
   always @(posedge clk)
-    nf1_d0 <= \$971 ;
+    last1_d4 <= \$968 ;
   always @(posedge clk)
-    nf1_d1 <= \$972 ;
+    nf1_d0 <= \$969 ;
   always @(posedge clk)
-    nf1_d2 <= \$973 ;
+    nf1_d1 <= \$970 ;
   always @(posedge clk)
-    nf1_d3 <= \$974 ;
+    nf1_d2 <= \$971 ;
   always @(posedge clk)
-    nf1_d4 <= \$975 ;
+    nf1_d3 <= \$972 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$976 ;
+    nf1_d4 <= \$973 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$977 ;
+    tree0_l1_0_0 <= \$974 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$978 ;
+    tree0_l1_1_0 <= \$975 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$979 ;
+    tree0_l1_2_0 <= \$976 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$980 ;
+    tree0_l1_3_0 <= \$977 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$981 ;
+    tree0_l1_4_0 <= \$978 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$982 ;
+    tree0_l1_5_0 <= \$979 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$983 ;
+    tree0_l1_6_0 <= \$980 ;
   always @(posedge clk)
-    tree0_l1_8_0 <= \$984 ;
+    tree0_l1_7_0 <= \$981 ;
   always @(posedge clk)
-    tree0_l1_9_0 <= \$985 ;
+    tree0_l1_8_0 <= \$982 ;
   always @(posedge clk)
-    tree0_l1_10_0 <= \$986 ;
+    tree0_l1_9_0 <= \$983 ;
   always @(posedge clk)
-    tree0_l1_11_0 <= \$987 ;
+    tree0_l1_10_0 <= \$984 ;
   always @(posedge clk)
-    tree0_l1_12_0 <= \$988 ;
+    tree0_l1_11_0 <= \$985 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$989 ;
+    tree0_l1_12_0 <= \$986 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$990 ;
+    tree0_l3_0_0 <= \$987 ;
   always @(posedge clk)
-    tree0_l3_2_0 <= \$991 ;
+    tree0_l3_1_0 <= \$988 ;
   always @(posedge clk)
-    tree0_l3_3_0 <= \$992 ;
+    tree0_l3_2_0 <= \$989 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$993 ;
+    tree0_l3_3_0 <= \$990 ;
   always @(posedge clk)
-    tree0_l4_1_0 <= \$994 ;
+    tree0_l4_0_0 <= \$991 ;
   always @(posedge clk)
-    tree0_l5_0_0 <= \$995 ;
+    tree0_l4_1_0 <= \$992 ;
   always @(posedge clk)
-    raw0 <= \$996 ;
+    tree0_l5_0_0 <= \$993 ;
   always @(posedge clk)
-    acc0 <= \$997 ;
+    raw0 <= \$994 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$998 ;
+    acc0 <= \$995 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$999 ;
+    tree1_l1_0_0 <= \$996 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$1000 ;
+    tree1_l1_1_0 <= \$997 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$1001 ;
+    tree1_l1_2_0 <= \$998 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$1002 ;
+    tree1_l1_3_0 <= \$999 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$1003 ;
+    tree1_l1_4_0 <= \$1000 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$1004 ;
+    tree1_l1_5_0 <= \$1001 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$1005 ;
+    tree1_l1_6_0 <= \$1002 ;
   always @(posedge clk)
-    tree1_l1_8_0 <= \$1006 ;
+    tree1_l1_7_0 <= \$1003 ;
   always @(posedge clk)
-    tree1_l1_9_0 <= \$1007 ;
+    tree1_l1_8_0 <= \$1004 ;
   always @(posedge clk)
-    tree1_l1_10_0 <= \$1008 ;
+    tree1_l1_9_0 <= \$1005 ;
   always @(posedge clk)
-    tree1_l1_11_0 <= \$1009 ;
+    tree1_l1_10_0 <= \$1006 ;
   always @(posedge clk)
-    tree1_l1_12_0 <= \$1010 ;
+    tree1_l1_11_0 <= \$1007 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$1011 ;
+    tree1_l1_12_0 <= \$1008 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$1012 ;
+    tree1_l3_0_0 <= \$1009 ;
   always @(posedge clk)
-    tree1_l3_2_0 <= \$1013 ;
+    tree1_l3_1_0 <= \$1010 ;
   always @(posedge clk)
-    tree1_l3_3_0 <= \$1014 ;
+    tree1_l3_2_0 <= \$1011 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$1015 ;
+    tree1_l3_3_0 <= \$1012 ;
   always @(posedge clk)
-    tree1_l4_1_0 <= \$1016 ;
+    tree1_l4_0_0 <= \$1013 ;
   always @(posedge clk)
-    tree1_l5_0_0 <= \$1017 ;
+    tree1_l4_1_0 <= \$1014 ;
   always @(posedge clk)
-    raw1 <= \$1018 ;
+    tree1_l5_0_0 <= \$1015 ;
   always @(posedge clk)
-    acc1 <= \$1019 ;
+    raw1 <= \$1016 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$1020 ;
+    acc1 <= \$1017 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$1021 ;
+    tree2_l1_0_0 <= \$1018 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$1022 ;
+    tree2_l1_1_0 <= \$1019 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$1023 ;
+    tree2_l1_2_0 <= \$1020 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$1024 ;
+    tree2_l1_3_0 <= \$1021 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$1025 ;
+    tree2_l1_4_0 <= \$1022 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$1026 ;
+    tree2_l1_5_0 <= \$1023 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$1027 ;
+    tree2_l1_6_0 <= \$1024 ;
   always @(posedge clk)
-    tree2_l1_8_0 <= \$1028 ;
+    tree2_l1_7_0 <= \$1025 ;
   always @(posedge clk)
-    tree2_l1_9_0 <= \$1029 ;
+    tree2_l1_8_0 <= \$1026 ;
   always @(posedge clk)
-    tree2_l1_10_0 <= \$1030 ;
+    tree2_l1_9_0 <= \$1027 ;
   always @(posedge clk)
-    tree2_l1_11_0 <= \$1031 ;
+    tree2_l1_10_0 <= \$1028 ;
   always @(posedge clk)
-    tree2_l1_12_0 <= \$1032 ;
+    tree2_l1_11_0 <= \$1029 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$1033 ;
+    tree2_l1_12_0 <= \$1030 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$1034 ;
+    tree2_l3_0_0 <= \$1031 ;
   always @(posedge clk)
-    tree2_l3_2_0 <= \$1035 ;
+    tree2_l3_1_0 <= \$1032 ;
   always @(posedge clk)
-    tree2_l3_3_0 <= \$1036 ;
+    tree2_l3_2_0 <= \$1033 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$1037 ;
+    tree2_l3_3_0 <= \$1034 ;
   always @(posedge clk)
-    tree2_l4_1_0 <= \$1038 ;
+    tree2_l4_0_0 <= \$1035 ;
   always @(posedge clk)
-    tree2_l5_0_0 <= \$1039 ;
+    tree2_l4_1_0 <= \$1036 ;
   always @(posedge clk)
-    raw2 <= \$1040 ;
+    tree2_l5_0_0 <= \$1037 ;
   always @(posedge clk)
-    acc2 <= \$1041 ;
+    raw2 <= \$1038 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$1042 ;
+    acc2 <= \$1039 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$1043 ;
+    tree3_l1_0_0 <= \$1040 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$1044 ;
+    tree3_l1_1_0 <= \$1041 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$1045 ;
+    tree3_l1_2_0 <= \$1042 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$1046 ;
+    tree3_l1_3_0 <= \$1043 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$1047 ;
+    tree3_l1_4_0 <= \$1044 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$1048 ;
+    tree3_l1_5_0 <= \$1045 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$1049 ;
+    tree3_l1_6_0 <= \$1046 ;
   always @(posedge clk)
-    tree3_l1_8_0 <= \$1050 ;
+    tree3_l1_7_0 <= \$1047 ;
   always @(posedge clk)
-    tree3_l1_9_0 <= \$1051 ;
+    tree3_l1_8_0 <= \$1048 ;
   always @(posedge clk)
-    tree3_l1_10_0 <= \$1052 ;
+    tree3_l1_9_0 <= \$1049 ;
   always @(posedge clk)
-    tree3_l1_11_0 <= \$1053 ;
+    tree3_l1_10_0 <= \$1050 ;
   always @(posedge clk)
-    tree3_l1_12_0 <= \$1054 ;
+    tree3_l1_11_0 <= \$1051 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$1055 ;
+    tree3_l1_12_0 <= \$1052 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$1056 ;
+    tree3_l3_0_0 <= \$1053 ;
   always @(posedge clk)
-    tree3_l3_2_0 <= \$1057 ;
+    tree3_l3_1_0 <= \$1054 ;
   always @(posedge clk)
-    tree3_l3_3_0 <= \$1058 ;
+    tree3_l3_2_0 <= \$1055 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$1059 ;
+    tree3_l3_3_0 <= \$1056 ;
   always @(posedge clk)
-    tree3_l4_1_0 <= \$1060 ;
+    tree3_l4_0_0 <= \$1057 ;
   always @(posedge clk)
-    tree3_l5_0_0 <= \$1061 ;
+    tree3_l4_1_0 <= \$1058 ;
   always @(posedge clk)
-    raw3 <= \$1062 ;
+    tree3_l5_0_0 <= \$1059 ;
   always @(posedge clk)
-    acc3 <= \$1063 ;
+    raw3 <= \$1060 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$1064 ;
+    acc3 <= \$1061 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$1065 ;
+    tree4_l1_0_0 <= \$1062 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$1066 ;
+    tree4_l1_1_0 <= \$1063 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$1067 ;
+    tree4_l1_2_0 <= \$1064 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$1068 ;
+    tree4_l1_3_0 <= \$1065 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$1069 ;
+    tree4_l1_4_0 <= \$1066 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$1070 ;
+    tree4_l1_5_0 <= \$1067 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$1071 ;
+    tree4_l1_6_0 <= \$1068 ;
   always @(posedge clk)
-    tree4_l1_8_0 <= \$1072 ;
+    tree4_l1_7_0 <= \$1069 ;
   always @(posedge clk)
-    tree4_l1_9_0 <= \$1073 ;
+    tree4_l1_8_0 <= \$1070 ;
   always @(posedge clk)
-    tree4_l1_10_0 <= \$1074 ;
+    tree4_l1_9_0 <= \$1071 ;
   always @(posedge clk)
-    tree4_l1_11_0 <= \$1075 ;
+    tree4_l1_10_0 <= \$1072 ;
   always @(posedge clk)
-    tree4_l1_12_0 <= \$1076 ;
+    tree4_l1_11_0 <= \$1073 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$1077 ;
+    tree4_l1_12_0 <= \$1074 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$1078 ;
+    tree4_l3_0_0 <= \$1075 ;
   always @(posedge clk)
-    tree4_l3_2_0 <= \$1079 ;
+    tree4_l3_1_0 <= \$1076 ;
   always @(posedge clk)
-    tree4_l3_3_0 <= \$1080 ;
+    tree4_l3_2_0 <= \$1077 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$1081 ;
+    tree4_l3_3_0 <= \$1078 ;
   always @(posedge clk)
-    tree4_l4_1_0 <= \$1082 ;
+    tree4_l4_0_0 <= \$1079 ;
   always @(posedge clk)
-    tree4_l5_0_0 <= \$1083 ;
+    tree4_l4_1_0 <= \$1080 ;
   always @(posedge clk)
-    raw4 <= \$1084 ;
+    tree4_l5_0_0 <= \$1081 ;
   always @(posedge clk)
-    acc4 <= \$1085 ;
+    raw4 <= \$1082 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$1086 ;
+    acc4 <= \$1083 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$1087 ;
+    tree5_l1_0_0 <= \$1084 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$1088 ;
+    tree5_l1_1_0 <= \$1085 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$1089 ;
+    tree5_l1_2_0 <= \$1086 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$1090 ;
+    tree5_l1_3_0 <= \$1087 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$1091 ;
+    tree5_l1_4_0 <= \$1088 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$1092 ;
+    tree5_l1_5_0 <= \$1089 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$1093 ;
+    tree5_l1_6_0 <= \$1090 ;
   always @(posedge clk)
-    tree5_l1_8_0 <= \$1094 ;
+    tree5_l1_7_0 <= \$1091 ;
   always @(posedge clk)
-    tree5_l1_9_0 <= \$1095 ;
+    tree5_l1_8_0 <= \$1092 ;
   always @(posedge clk)
-    tree5_l1_10_0 <= \$1096 ;
+    tree5_l1_9_0 <= \$1093 ;
   always @(posedge clk)
-    tree5_l1_11_0 <= \$1097 ;
+    tree5_l1_10_0 <= \$1094 ;
   always @(posedge clk)
-    tree5_l1_12_0 <= \$1098 ;
+    tree5_l1_11_0 <= \$1095 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$1099 ;
+    tree5_l1_12_0 <= \$1096 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$1100 ;
+    tree5_l3_0_0 <= \$1097 ;
   always @(posedge clk)
-    tree5_l3_2_0 <= \$1101 ;
+    tree5_l3_1_0 <= \$1098 ;
   always @(posedge clk)
-    tree5_l3_3_0 <= \$1102 ;
+    tree5_l3_2_0 <= \$1099 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$1103 ;
+    tree5_l3_3_0 <= \$1100 ;
   always @(posedge clk)
-    tree5_l4_1_0 <= \$1104 ;
+    tree5_l4_0_0 <= \$1101 ;
   always @(posedge clk)
-    tree5_l5_0_0 <= \$1105 ;
+    tree5_l4_1_0 <= \$1102 ;
   always @(posedge clk)
-    raw5 <= \$1106 ;
+    tree5_l5_0_0 <= \$1103 ;
   always @(posedge clk)
-    acc5 <= \$1107 ;
+    raw5 <= \$1104 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$1108 ;
+    acc5 <= \$1105 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$1109 ;
+    tree6_l1_0_0 <= \$1106 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$1110 ;
+    tree6_l1_1_0 <= \$1107 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$1111 ;
+    tree6_l1_2_0 <= \$1108 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$1112 ;
+    tree6_l1_3_0 <= \$1109 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$1113 ;
+    tree6_l1_4_0 <= \$1110 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$1114 ;
+    tree6_l1_5_0 <= \$1111 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$1115 ;
+    tree6_l1_6_0 <= \$1112 ;
   always @(posedge clk)
-    tree6_l1_8_0 <= \$1116 ;
+    tree6_l1_7_0 <= \$1113 ;
   always @(posedge clk)
-    tree6_l1_9_0 <= \$1117 ;
+    tree6_l1_8_0 <= \$1114 ;
   always @(posedge clk)
-    tree6_l1_10_0 <= \$1118 ;
+    tree6_l1_9_0 <= \$1115 ;
   always @(posedge clk)
-    tree6_l1_11_0 <= \$1119 ;
+    tree6_l1_10_0 <= \$1116 ;
   always @(posedge clk)
-    tree6_l1_12_0 <= \$1120 ;
+    tree6_l1_11_0 <= \$1117 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$1121 ;
+    tree6_l1_12_0 <= \$1118 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$1122 ;
+    tree6_l3_0_0 <= \$1119 ;
   always @(posedge clk)
-    tree6_l3_2_0 <= \$1123 ;
+    tree6_l3_1_0 <= \$1120 ;
   always @(posedge clk)
-    tree6_l3_3_0 <= \$1124 ;
+    tree6_l3_2_0 <= \$1121 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$1125 ;
+    tree6_l3_3_0 <= \$1122 ;
   always @(posedge clk)
-    tree6_l4_1_0 <= \$1126 ;
+    tree6_l4_0_0 <= \$1123 ;
   always @(posedge clk)
-    tree6_l5_0_0 <= \$1127 ;
+    tree6_l4_1_0 <= \$1124 ;
   always @(posedge clk)
-    raw6 <= \$1128 ;
+    tree6_l5_0_0 <= \$1125 ;
   always @(posedge clk)
-    acc6 <= \$1129 ;
+    raw6 <= \$1126 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$1130 ;
+    acc6 <= \$1127 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$1131 ;
+    tree7_l1_0_0 <= \$1128 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$1132 ;
+    tree7_l1_1_0 <= \$1129 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$1133 ;
+    tree7_l1_2_0 <= \$1130 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$1134 ;
+    tree7_l1_3_0 <= \$1131 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$1135 ;
+    tree7_l1_4_0 <= \$1132 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$1136 ;
+    tree7_l1_5_0 <= \$1133 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$1137 ;
+    tree7_l1_6_0 <= \$1134 ;
   always @(posedge clk)
-    tree7_l1_8_0 <= \$1138 ;
+    tree7_l1_7_0 <= \$1135 ;
   always @(posedge clk)
-    tree7_l1_9_0 <= \$1139 ;
+    tree7_l1_8_0 <= \$1136 ;
   always @(posedge clk)
-    tree7_l1_10_0 <= \$1140 ;
+    tree7_l1_9_0 <= \$1137 ;
   always @(posedge clk)
-    tree7_l1_11_0 <= \$1141 ;
+    tree7_l1_10_0 <= \$1138 ;
   always @(posedge clk)
-    tree7_l1_12_0 <= \$1142 ;
+    tree7_l1_11_0 <= \$1139 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$1143 ;
+    tree7_l1_12_0 <= \$1140 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$1144 ;
+    tree7_l3_0_0 <= \$1141 ;
   always @(posedge clk)
-    tree7_l3_2_0 <= \$1145 ;
+    tree7_l3_1_0 <= \$1142 ;
   always @(posedge clk)
-    tree7_l3_3_0 <= \$1146 ;
+    tree7_l3_2_0 <= \$1143 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$1147 ;
+    tree7_l3_3_0 <= \$1144 ;
   always @(posedge clk)
-    tree7_l4_1_0 <= \$1148 ;
+    tree7_l4_0_0 <= \$1145 ;
   always @(posedge clk)
-    tree7_l5_0_0 <= \$1149 ;
+    tree7_l4_1_0 <= \$1146 ;
   always @(posedge clk)
-    raw7 <= \$1150 ;
+    tree7_l5_0_0 <= \$1147 ;
   always @(posedge clk)
-    acc7 <= \$1151 ;
+    raw7 <= \$1148 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$1152 ;
+    acc7 <= \$1149 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$1153 ;
+    tree8_l1_0_0 <= \$1150 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$1154 ;
+    tree8_l1_1_0 <= \$1151 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$1155 ;
+    tree8_l1_2_0 <= \$1152 ;
   always @(posedge clk)
-    tree8_l1_4_0 <= \$1156 ;
+    tree8_l1_3_0 <= \$1153 ;
   always @(posedge clk)
-    tree8_l1_5_0 <= \$1157 ;
+    tree8_l1_4_0 <= \$1154 ;
   always @(posedge clk)
-    tree8_l1_6_0 <= \$1158 ;
+    tree8_l1_5_0 <= \$1155 ;
   always @(posedge clk)
-    tree8_l1_7_0 <= \$1159 ;
+    tree8_l1_6_0 <= \$1156 ;
   always @(posedge clk)
-    tree8_l1_8_0 <= \$1160 ;
+    tree8_l1_7_0 <= \$1157 ;
   always @(posedge clk)
-    tree8_l1_9_0 <= \$1161 ;
+    tree8_l1_8_0 <= \$1158 ;
   always @(posedge clk)
-    tree8_l1_10_0 <= \$1162 ;
+    tree8_l1_9_0 <= \$1159 ;
   always @(posedge clk)
-    tree8_l1_11_0 <= \$1163 ;
+    tree8_l1_10_0 <= \$1160 ;
   always @(posedge clk)
-    tree8_l1_12_0 <= \$1164 ;
+    tree8_l1_11_0 <= \$1161 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$1165 ;
+    tree8_l1_12_0 <= \$1162 ;
   always @(posedge clk)
-    tree8_l3_1_0 <= \$1166 ;
+    tree8_l3_0_0 <= \$1163 ;
   always @(posedge clk)
-    tree8_l3_2_0 <= \$1167 ;
+    tree8_l3_1_0 <= \$1164 ;
   always @(posedge clk)
-    tree8_l3_3_0 <= \$1168 ;
+    tree8_l3_2_0 <= \$1165 ;
   always @(posedge clk)
-    tree8_l4_0_0 <= \$1169 ;
+    tree8_l3_3_0 <= \$1166 ;
   always @(posedge clk)
-    tree8_l4_1_0 <= \$1170 ;
+    tree8_l4_0_0 <= \$1167 ;
   always @(posedge clk)
-    tree8_l5_0_0 <= \$1171 ;
+    tree8_l4_1_0 <= \$1168 ;
   always @(posedge clk)
-    raw8 <= \$1172 ;
+    tree8_l5_0_0 <= \$1169 ;
   always @(posedge clk)
-    acc8 <= \$1173 ;
+    raw8 <= \$1170 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$1174 ;
+    acc8 <= \$1171 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$1175 ;
+    tree9_l1_0_0 <= \$1172 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$1176 ;
+    tree9_l1_1_0 <= \$1173 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$1177 ;
+    tree9_l1_2_0 <= \$1174 ;
   always @(posedge clk)
-    tree9_l1_4_0 <= \$1178 ;
+    tree9_l1_3_0 <= \$1175 ;
   always @(posedge clk)
-    tree9_l1_5_0 <= \$1179 ;
+    tree9_l1_4_0 <= \$1176 ;
   always @(posedge clk)
-    tree9_l1_6_0 <= \$1180 ;
+    tree9_l1_5_0 <= \$1177 ;
   always @(posedge clk)
-    tree9_l1_7_0 <= \$1181 ;
+    tree9_l1_6_0 <= \$1178 ;
   always @(posedge clk)
-    tree9_l1_8_0 <= \$1182 ;
+    tree9_l1_7_0 <= \$1179 ;
   always @(posedge clk)
-    tree9_l1_9_0 <= \$1183 ;
+    tree9_l1_8_0 <= \$1180 ;
   always @(posedge clk)
-    tree9_l1_10_0 <= \$1184 ;
+    tree9_l1_9_0 <= \$1181 ;
   always @(posedge clk)
-    tree9_l1_11_0 <= \$1185 ;
+    tree9_l1_10_0 <= \$1182 ;
   always @(posedge clk)
-    tree9_l1_12_0 <= \$1186 ;
+    tree9_l1_11_0 <= \$1183 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$1187 ;
+    tree9_l1_12_0 <= \$1184 ;
   always @(posedge clk)
-    tree9_l3_1_0 <= \$1188 ;
+    tree9_l3_0_0 <= \$1185 ;
   always @(posedge clk)
-    tree9_l3_2_0 <= \$1189 ;
+    tree9_l3_1_0 <= \$1186 ;
   always @(posedge clk)
-    tree9_l3_3_0 <= \$1190 ;
+    tree9_l3_2_0 <= \$1187 ;
   always @(posedge clk)
-    tree9_l4_0_0 <= \$1191 ;
+    tree9_l3_3_0 <= \$1188 ;
   always @(posedge clk)
-    tree9_l4_1_0 <= \$1192 ;
+    tree9_l4_0_0 <= \$1189 ;
   always @(posedge clk)
-    tree9_l5_0_0 <= \$1193 ;
+    tree9_l4_1_0 <= \$1190 ;
   always @(posedge clk)
-    raw9 <= \$1194 ;
+    tree9_l5_0_0 <= \$1191 ;
   always @(posedge clk)
-    acc9 <= \$1195 ;
+    raw9 <= \$1192 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$1196 ;
+    acc9 <= \$1193 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$1197 ;
+    tree10_l1_0_0 <= \$1194 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$1198 ;
+    tree10_l1_1_0 <= \$1195 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$1199 ;
+    tree10_l1_2_0 <= \$1196 ;
   always @(posedge clk)
-    tree10_l1_4_0 <= \$1200 ;
+    tree10_l1_3_0 <= \$1197 ;
   always @(posedge clk)
-    tree10_l1_5_0 <= \$1201 ;
+    tree10_l1_4_0 <= \$1198 ;
   always @(posedge clk)
-    tree10_l1_6_0 <= \$1202 ;
+    tree10_l1_5_0 <= \$1199 ;
   always @(posedge clk)
-    tree10_l1_7_0 <= \$1203 ;
+    tree10_l1_6_0 <= \$1200 ;
   always @(posedge clk)
-    tree10_l1_8_0 <= \$1204 ;
+    tree10_l1_7_0 <= \$1201 ;
   always @(posedge clk)
-    tree10_l1_9_0 <= \$1205 ;
+    tree10_l1_8_0 <= \$1202 ;
   always @(posedge clk)
-    tree10_l1_10_0 <= \$1206 ;
+    tree10_l1_9_0 <= \$1203 ;
   always @(posedge clk)
-    tree10_l1_11_0 <= \$1207 ;
+    tree10_l1_10_0 <= \$1204 ;
   always @(posedge clk)
-    tree10_l1_12_0 <= \$1208 ;
+    tree10_l1_11_0 <= \$1205 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$1209 ;
+    tree10_l1_12_0 <= \$1206 ;
   always @(posedge clk)
-    tree10_l3_1_0 <= \$1210 ;
+    tree10_l3_0_0 <= \$1207 ;
   always @(posedge clk)
-    tree10_l3_2_0 <= \$1211 ;
+    tree10_l3_1_0 <= \$1208 ;
   always @(posedge clk)
-    tree10_l3_3_0 <= \$1212 ;
+    tree10_l3_2_0 <= \$1209 ;
   always @(posedge clk)
-    tree10_l4_0_0 <= \$1213 ;
+    tree10_l3_3_0 <= \$1210 ;
   always @(posedge clk)
-    tree10_l4_1_0 <= \$1214 ;
+    tree10_l4_0_0 <= \$1211 ;
   always @(posedge clk)
-    tree10_l5_0_0 <= \$1215 ;
+    tree10_l4_1_0 <= \$1212 ;
   always @(posedge clk)
-    raw10 <= \$1216 ;
+    tree10_l5_0_0 <= \$1213 ;
   always @(posedge clk)
-    acc10 <= \$1217 ;
+    raw10 <= \$1214 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$1218 ;
+    acc10 <= \$1215 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$1219 ;
+    tree11_l1_0_0 <= \$1216 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$1220 ;
+    tree11_l1_1_0 <= \$1217 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$1221 ;
+    tree11_l1_2_0 <= \$1218 ;
   always @(posedge clk)
-    tree11_l1_4_0 <= \$1222 ;
+    tree11_l1_3_0 <= \$1219 ;
   always @(posedge clk)
-    tree11_l1_5_0 <= \$1223 ;
+    tree11_l1_4_0 <= \$1220 ;
   always @(posedge clk)
-    tree11_l1_6_0 <= \$1224 ;
+    tree11_l1_5_0 <= \$1221 ;
   always @(posedge clk)
-    tree11_l1_7_0 <= \$1225 ;
+    tree11_l1_6_0 <= \$1222 ;
   always @(posedge clk)
-    tree11_l1_8_0 <= \$1226 ;
+    tree11_l1_7_0 <= \$1223 ;
   always @(posedge clk)
-    tree11_l1_9_0 <= \$1227 ;
+    tree11_l1_8_0 <= \$1224 ;
   always @(posedge clk)
-    tree11_l1_10_0 <= \$1228 ;
+    tree11_l1_9_0 <= \$1225 ;
   always @(posedge clk)
-    tree11_l1_11_0 <= \$1229 ;
+    tree11_l1_10_0 <= \$1226 ;
   always @(posedge clk)
-    tree11_l1_12_0 <= \$1230 ;
+    tree11_l1_11_0 <= \$1227 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$1231 ;
+    tree11_l1_12_0 <= \$1228 ;
   always @(posedge clk)
-    tree11_l3_1_0 <= \$1232 ;
+    tree11_l3_0_0 <= \$1229 ;
   always @(posedge clk)
-    tree11_l3_2_0 <= \$1233 ;
+    tree11_l3_1_0 <= \$1230 ;
   always @(posedge clk)
-    tree11_l3_3_0 <= \$1234 ;
+    tree11_l3_2_0 <= \$1231 ;
   always @(posedge clk)
-    tree11_l4_0_0 <= \$1235 ;
+    tree11_l3_3_0 <= \$1232 ;
   always @(posedge clk)
-    tree11_l4_1_0 <= \$1236 ;
+    tree11_l4_0_0 <= \$1233 ;
   always @(posedge clk)
-    tree11_l5_0_0 <= \$1237 ;
+    tree11_l4_1_0 <= \$1234 ;
   always @(posedge clk)
-    raw11 <= \$1238 ;
+    tree11_l5_0_0 <= \$1235 ;
   always @(posedge clk)
-    acc11 <= \$1239 ;
+    raw11 <= \$1236 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$1240 ;
+    acc11 <= \$1237 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$1241 ;
+    tree12_l1_0_0 <= \$1238 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$1242 ;
+    tree12_l1_1_0 <= \$1239 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$1243 ;
+    tree12_l1_2_0 <= \$1240 ;
   always @(posedge clk)
-    tree12_l1_4_0 <= \$1244 ;
+    tree12_l1_3_0 <= \$1241 ;
   always @(posedge clk)
-    tree12_l1_5_0 <= \$1245 ;
+    tree12_l1_4_0 <= \$1242 ;
   always @(posedge clk)
-    tree12_l1_6_0 <= \$1246 ;
+    tree12_l1_5_0 <= \$1243 ;
   always @(posedge clk)
-    tree12_l1_7_0 <= \$1247 ;
+    tree12_l1_6_0 <= \$1244 ;
   always @(posedge clk)
-    tree12_l1_8_0 <= \$1248 ;
+    tree12_l1_7_0 <= \$1245 ;
   always @(posedge clk)
-    tree12_l1_9_0 <= \$1249 ;
+    tree12_l1_8_0 <= \$1246 ;
   always @(posedge clk)
-    tree12_l1_10_0 <= \$1250 ;
+    tree12_l1_9_0 <= \$1247 ;
   always @(posedge clk)
-    tree12_l1_11_0 <= \$1251 ;
+    tree12_l1_10_0 <= \$1248 ;
   always @(posedge clk)
-    tree12_l1_12_0 <= \$1252 ;
+    tree12_l1_11_0 <= \$1249 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$1253 ;
+    tree12_l1_12_0 <= \$1250 ;
   always @(posedge clk)
-    tree12_l3_1_0 <= \$1254 ;
+    tree12_l3_0_0 <= \$1251 ;
   always @(posedge clk)
-    tree12_l3_2_0 <= \$1255 ;
+    tree12_l3_1_0 <= \$1252 ;
   always @(posedge clk)
-    tree12_l3_3_0 <= \$1256 ;
+    tree12_l3_2_0 <= \$1253 ;
   always @(posedge clk)
-    tree12_l4_0_0 <= \$1257 ;
+    tree12_l3_3_0 <= \$1254 ;
   always @(posedge clk)
-    tree12_l4_1_0 <= \$1258 ;
+    tree12_l4_0_0 <= \$1255 ;
   always @(posedge clk)
-    tree12_l5_0_0 <= \$1259 ;
+    tree12_l4_1_0 <= \$1256 ;
   always @(posedge clk)
-    raw12 <= \$1260 ;
+    tree12_l5_0_0 <= \$1257 ;
   always @(posedge clk)
-    acc12 <= \$1261 ;
+    raw12 <= \$1258 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$1262 ;
+    acc12 <= \$1259 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$1263 ;
+    tree13_l1_0_0 <= \$1260 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$1264 ;
+    tree13_l1_1_0 <= \$1261 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$1265 ;
+    tree13_l1_2_0 <= \$1262 ;
   always @(posedge clk)
-    tree13_l1_4_0 <= \$1266 ;
+    tree13_l1_3_0 <= \$1263 ;
   always @(posedge clk)
-    tree13_l1_5_0 <= \$1267 ;
+    tree13_l1_4_0 <= \$1264 ;
   always @(posedge clk)
-    tree13_l1_6_0 <= \$1268 ;
+    tree13_l1_5_0 <= \$1265 ;
   always @(posedge clk)
-    tree13_l1_7_0 <= \$1269 ;
+    tree13_l1_6_0 <= \$1266 ;
   always @(posedge clk)
-    tree13_l1_8_0 <= \$1270 ;
+    tree13_l1_7_0 <= \$1267 ;
   always @(posedge clk)
-    tree13_l1_9_0 <= \$1271 ;
+    tree13_l1_8_0 <= \$1268 ;
   always @(posedge clk)
-    tree13_l1_10_0 <= \$1272 ;
+    tree13_l1_9_0 <= \$1269 ;
   always @(posedge clk)
-    tree13_l1_11_0 <= \$1273 ;
+    tree13_l1_10_0 <= \$1270 ;
   always @(posedge clk)
-    tree13_l1_12_0 <= \$1274 ;
+    tree13_l1_11_0 <= \$1271 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$1275 ;
+    tree13_l1_12_0 <= \$1272 ;
   always @(posedge clk)
-    tree13_l3_1_0 <= \$1276 ;
+    tree13_l3_0_0 <= \$1273 ;
   always @(posedge clk)
-    tree13_l3_2_0 <= \$1277 ;
+    tree13_l3_1_0 <= \$1274 ;
   always @(posedge clk)
-    tree13_l3_3_0 <= \$1278 ;
+    tree13_l3_2_0 <= \$1275 ;
   always @(posedge clk)
-    tree13_l4_0_0 <= \$1279 ;
+    tree13_l3_3_0 <= \$1276 ;
   always @(posedge clk)
-    tree13_l4_1_0 <= \$1280 ;
+    tree13_l4_0_0 <= \$1277 ;
   always @(posedge clk)
-    tree13_l5_0_0 <= \$1281 ;
+    tree13_l4_1_0 <= \$1278 ;
   always @(posedge clk)
-    raw13 <= \$1282 ;
+    tree13_l5_0_0 <= \$1279 ;
   always @(posedge clk)
-    acc13 <= \$1283 ;
+    raw13 <= \$1280 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$1284 ;
+    acc13 <= \$1281 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$1285 ;
+    tree14_l1_0_0 <= \$1282 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$1286 ;
+    tree14_l1_1_0 <= \$1283 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$1287 ;
+    tree14_l1_2_0 <= \$1284 ;
   always @(posedge clk)
-    tree14_l1_4_0 <= \$1288 ;
+    tree14_l1_3_0 <= \$1285 ;
   always @(posedge clk)
-    tree14_l1_5_0 <= \$1289 ;
+    tree14_l1_4_0 <= \$1286 ;
   always @(posedge clk)
-    tree14_l1_6_0 <= \$1290 ;
+    tree14_l1_5_0 <= \$1287 ;
   always @(posedge clk)
-    tree14_l1_7_0 <= \$1291 ;
+    tree14_l1_6_0 <= \$1288 ;
   always @(posedge clk)
-    tree14_l1_8_0 <= \$1292 ;
+    tree14_l1_7_0 <= \$1289 ;
   always @(posedge clk)
-    tree14_l1_9_0 <= \$1293 ;
+    tree14_l1_8_0 <= \$1290 ;
   always @(posedge clk)
-    tree14_l1_10_0 <= \$1294 ;
+    tree14_l1_9_0 <= \$1291 ;
   always @(posedge clk)
-    tree14_l1_11_0 <= \$1295 ;
+    tree14_l1_10_0 <= \$1292 ;
   always @(posedge clk)
-    tree14_l1_12_0 <= \$1296 ;
+    tree14_l1_11_0 <= \$1293 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$1297 ;
+    tree14_l1_12_0 <= \$1294 ;
   always @(posedge clk)
-    tree14_l3_1_0 <= \$1298 ;
+    tree14_l3_0_0 <= \$1295 ;
   always @(posedge clk)
-    tree14_l3_2_0 <= \$1299 ;
+    tree14_l3_1_0 <= \$1296 ;
   always @(posedge clk)
-    tree14_l3_3_0 <= \$1300 ;
+    tree14_l3_2_0 <= \$1297 ;
   always @(posedge clk)
-    tree14_l4_0_0 <= \$1301 ;
+    tree14_l3_3_0 <= \$1298 ;
   always @(posedge clk)
-    tree14_l4_1_0 <= \$1302 ;
+    tree14_l4_0_0 <= \$1299 ;
   always @(posedge clk)
-    tree14_l5_0_0 <= \$1303 ;
+    tree14_l4_1_0 <= \$1300 ;
   always @(posedge clk)
-    raw14 <= \$1304 ;
+    tree14_l5_0_0 <= \$1301 ;
   always @(posedge clk)
-    acc14 <= \$1305 ;
+    raw14 <= \$1302 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$1306 ;
+    acc14 <= \$1303 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$1307 ;
+    tree15_l1_0_0 <= \$1304 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$1308 ;
+    tree15_l1_1_0 <= \$1305 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$1309 ;
+    tree15_l1_2_0 <= \$1306 ;
   always @(posedge clk)
-    tree15_l1_4_0 <= \$1310 ;
+    tree15_l1_3_0 <= \$1307 ;
   always @(posedge clk)
-    tree15_l1_5_0 <= \$1311 ;
+    tree15_l1_4_0 <= \$1308 ;
   always @(posedge clk)
-    tree15_l1_6_0 <= \$1312 ;
+    tree15_l1_5_0 <= \$1309 ;
   always @(posedge clk)
-    tree15_l1_7_0 <= \$1313 ;
+    tree15_l1_6_0 <= \$1310 ;
   always @(posedge clk)
-    tree15_l1_8_0 <= \$1314 ;
+    tree15_l1_7_0 <= \$1311 ;
   always @(posedge clk)
-    tree15_l1_9_0 <= \$1315 ;
+    tree15_l1_8_0 <= \$1312 ;
   always @(posedge clk)
-    tree15_l1_10_0 <= \$1316 ;
+    tree15_l1_9_0 <= \$1313 ;
   always @(posedge clk)
-    tree15_l1_11_0 <= \$1317 ;
+    tree15_l1_10_0 <= \$1314 ;
   always @(posedge clk)
-    tree15_l1_12_0 <= \$1318 ;
+    tree15_l1_11_0 <= \$1315 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$1319 ;
+    tree15_l1_12_0 <= \$1316 ;
   always @(posedge clk)
-    tree15_l3_1_0 <= \$1320 ;
+    tree15_l3_0_0 <= \$1317 ;
   always @(posedge clk)
-    tree15_l3_2_0 <= \$1321 ;
+    tree15_l3_1_0 <= \$1318 ;
   always @(posedge clk)
-    tree15_l3_3_0 <= \$1322 ;
+    tree15_l3_2_0 <= \$1319 ;
   always @(posedge clk)
-    tree15_l4_0_0 <= \$1323 ;
+    tree15_l3_3_0 <= \$1320 ;
   always @(posedge clk)
-    tree15_l4_1_0 <= \$1324 ;
+    tree15_l4_0_0 <= \$1321 ;
   always @(posedge clk)
-    tree15_l5_0_0 <= \$1325 ;
+    tree15_l4_1_0 <= \$1322 ;
   always @(posedge clk)
-    raw15 <= \$1326 ;
+    tree15_l5_0_0 <= \$1323 ;
   always @(posedge clk)
-    acc15 <= \$1327 ;
+    raw15 <= \$1324 ;
   always @(posedge clk)
-    v2 <= \$1328 ;
+    acc15 <= \$1325 ;
   always @(posedge clk)
-    v2_d0 <= \$1329 ;
+    v2 <= \$1326 ;
   always @(posedge clk)
-    \port__addr$88  <= \$1330 ;
+    v2_d0 <= \$1327 ;
   always @(posedge clk)
-    thresholds_d0 <= \$1331 ;
+    \port__addr$88  <= \$1328 ;
   always @(posedge clk)
-    \v2_d0$459  <= \$1332 ;
+    thresholds_d0 <= \$1329 ;
   always @(posedge clk)
-    acc0_d0 <= \$1333 ;
+    \v2_d0$460  <= \$1330 ;
   always @(posedge clk)
-    acc1_d0 <= \$1334 ;
+    acc0_d0 <= \$1331 ;
   always @(posedge clk)
-    acc2_d0 <= \$1335 ;
+    acc1_d0 <= \$1332 ;
   always @(posedge clk)
-    acc3_d0 <= \$1336 ;
+    acc2_d0 <= \$1333 ;
   always @(posedge clk)
-    acc4_d0 <= \$1337 ;
+    acc3_d0 <= \$1334 ;
   always @(posedge clk)
-    acc5_d0 <= \$1338 ;
+    acc4_d0 <= \$1335 ;
   always @(posedge clk)
-    acc6_d0 <= \$1339 ;
+    acc5_d0 <= \$1336 ;
   always @(posedge clk)
-    acc7_d0 <= \$1340 ;
+    acc6_d0 <= \$1337 ;
   always @(posedge clk)
-    acc8_d0 <= \$1341 ;
+    acc7_d0 <= \$1338 ;
   always @(posedge clk)
-    acc9_d0 <= \$1342 ;
+    acc8_d0 <= \$1339 ;
   always @(posedge clk)
-    acc10_d0 <= \$1343 ;
+    acc9_d0 <= \$1340 ;
   always @(posedge clk)
-    acc11_d0 <= \$1344 ;
+    acc10_d0 <= \$1341 ;
   always @(posedge clk)
-    acc12_d0 <= \$1345 ;
+    acc11_d0 <= \$1342 ;
   always @(posedge clk)
-    acc13_d0 <= \$1346 ;
+    acc12_d0 <= \$1343 ;
   always @(posedge clk)
-    acc14_d0 <= \$1347 ;
+    acc13_d0 <= \$1344 ;
   always @(posedge clk)
-    acc15_d0 <= \$1348 ;
+    acc14_d0 <= \$1345 ;
   always @(posedge clk)
-    o__valid <= \$1349 ;
+    acc15_d0 <= \$1346 ;
   always @(posedge clk)
-    o__payload <= \$1350 ;
+    o__valid <= \$1347 ;
+  always @(posedge clk)
+    o__payload <= \$1348 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$943  = rp__addr;
+    \$940  = rp__addr;
     if (fire) begin
-      \$943  = \$117 [3:0];
+      \$940  = \$115 [3:0];
     end
     if (rst) begin
-      \$943  = 4'h0;
+      \$940  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$944  = port__addr;
+    \$941  = port__addr;
     if (fire) begin
-      \$944  = \$118 [5:0];
+      \$941  = \$116 [5:0];
     end
     if (rst) begin
-      \$944  = 6'h00;
+      \$941  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$945  = nf;
+    \$942  = nf;
     if (fire) begin
-      if (\$119 ) begin
-        \$945  = \$120 [1:0];
+      if (\$117 ) begin
+        \$942  = \$118 [1:0];
       end
     end
     if (rst) begin
-      \$945  = 2'h0;
+      \$942  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$946  = \$122 ;
+    \$943  = fresh;
+    if (fire) begin
+      if (\$117 ) begin
+        \$943  = \$119 ;
+      end
+    end
+    if (rst) begin
+      \$943  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$944  = \$120 ;
+    if (rst) begin
+      \$944  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$945  = rp__addr;
+    if (rst) begin
+      \$945  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$946  = \$signal$112 ;
+    if (advance) begin
+      \$946  = fire;
+    end
     if (rst) begin
       \$946  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$947  = rp__addr;
-    if (rst) begin
-      \$947  = 4'h0;
+    \$947  = \$signature__data ;
+    if (advance) begin
+      \$947  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$948  = \$signal$111 ;
+    \$948  = fresh1;
     if (advance) begin
-      \$948  = fire;
+      \$948  = fresh;
     end
     if (rst) begin
       \$948  = 1'h0;
@@ -7536,16 +7563,19 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$949  = \$signature__data ;
+    \$949  = \$signal$114 ;
     if (advance) begin
-      \$949  = i__payload;
+      \$949  = \$121 ;
+    end
+    if (rst) begin
+      \$949  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$950  = fresh1;
+    \$950  = last1;
     if (advance) begin
-      \$950  = \$123 ;
+      \$950  = \$122 ;
     end
     if (rst) begin
       \$950  = 1'h0;
@@ -7553,53 +7583,53 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$951  = \$signal$113 ;
+    \$951  = nf1;
     if (advance) begin
-      \$951  = \$124 ;
+      \$951  = nf;
     end
     if (rst) begin
-      \$951  = 1'h0;
+      \$951  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$952  = last1;
+    \$952  = x_in_d0;
     if (advance) begin
-      \$952  = \$125 ;
+      \$952  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$953  = weights_d0;
+    if (advance) begin
+      \$953  = port__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$954  = v1_d0;
+    if (advance) begin
+      \$954  = \$signal$112 ;
     end
     if (rst) begin
-      \$952  = 1'h0;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$953  = nf1;
+    \$955  = v1_d1;
     if (advance) begin
-      \$953  = nf;
+      \$955  = v1_d0;
     end
     if (rst) begin
-      \$953  = 2'h0;
+      \$955  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$954  = x_in_d0;
+    \$956  = v1_d2;
     if (advance) begin
-      \$954  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$955  = weights_d0;
-    if (advance) begin
-      \$955  = port__data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$956  = v1_d0;
-    if (advance) begin
-      \$956  = \$signal$111 ;
+      \$956  = v1_d1;
     end
     if (rst) begin
       \$956  = 1'h0;
@@ -7607,9 +7637,9 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$957  = v1_d1;
+    \$957  = v1_d3;
     if (advance) begin
-      \$957  = v1_d0;
+      \$957  = v1_d2;
     end
     if (rst) begin
       \$957  = 1'h0;
@@ -7617,9 +7647,9 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$958  = v1_d2;
+    \$958  = v1_d4;
     if (advance) begin
-      \$958  = v1_d1;
+      \$958  = v1_d3;
     end
     if (rst) begin
       \$958  = 1'h0;
@@ -7627,2767 +7657,2747 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$959  = v1_d3;
+    \$959  = first1_d0;
     if (advance) begin
-      \$959  = v1_d2;
-    end
-    if (rst) begin
-      \$959  = 1'h0;
+      \$959  = \$signal$114 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$960  = v1_d4;
+    \$960  = first1_d1;
     if (advance) begin
-      \$960  = v1_d3;
-    end
-    if (rst) begin
-      \$960  = 1'h0;
+      \$960  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$961  = first1_d0;
+    \$961  = first1_d2;
     if (advance) begin
-      \$961  = \$signal$113 ;
+      \$961  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$962  = first1_d1;
+    \$962  = first1_d3;
     if (advance) begin
-      \$962  = first1_d0;
+      \$962  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$963  = first1_d2;
+    \$963  = first1_d4;
     if (advance) begin
-      \$963  = first1_d1;
+      \$963  = first1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$964  = first1_d3;
+    \$964  = last1_d0;
     if (advance) begin
-      \$964  = first1_d2;
+      \$964  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$965  = first1_d4;
+    \$965  = last1_d1;
     if (advance) begin
-      \$965  = first1_d3;
+      \$965  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$966  = last1_d0;
+    \$966  = last1_d2;
     if (advance) begin
-      \$966  = last1;
+      \$966  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$967  = last1_d1;
+    \$967  = last1_d3;
     if (advance) begin
-      \$967  = last1_d0;
+      \$967  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$968  = last1_d2;
+    \$968  = last1_d4;
     if (advance) begin
-      \$968  = last1_d1;
+      \$968  = last1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$969  = last1_d3;
+    \$969  = nf1_d0;
     if (advance) begin
-      \$969  = last1_d2;
+      \$969  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$970  = last1_d4;
+    \$970  = nf1_d1;
     if (advance) begin
-      \$970  = last1_d3;
+      \$970  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$971  = nf1_d0;
+    \$971  = nf1_d2;
     if (advance) begin
-      \$971  = nf1;
+      \$971  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$972  = nf1_d1;
+    \$972  = nf1_d3;
     if (advance) begin
-      \$972  = nf1_d0;
+      \$972  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$973  = nf1_d2;
+    \$973  = nf1_d4;
     if (advance) begin
-      \$973  = nf1_d1;
+      \$973  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$974  = nf1_d3;
+    \$974  = tree0_l1_0_0;
     if (advance) begin
-      \$974  = nf1_d2;
+      \$974  = \$125 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$975  = nf1_d4;
+    \$975  = tree0_l1_1_0;
     if (advance) begin
-      \$975  = nf1_d3;
+      \$975  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$976  = tree0_l1_0_0;
+    \$976  = tree0_l1_2_0;
     if (advance) begin
-      \$976  = \$128 ;
+      \$976  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$977  = tree0_l1_1_0;
+    \$977  = tree0_l1_3_0;
     if (advance) begin
-      \$977  = \$131 ;
+      \$977  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$978  = tree0_l1_2_0;
+    \$978  = tree0_l1_4_0;
     if (advance) begin
-      \$978  = \$134 ;
+      \$978  = \$137 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$979  = tree0_l1_3_0;
+    \$979  = tree0_l1_5_0;
     if (advance) begin
-      \$979  = \$137 ;
+      \$979  = \$140 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$980  = tree0_l1_4_0;
+    \$980  = tree0_l1_6_0;
     if (advance) begin
-      \$980  = \$140 ;
+      \$980  = \$143 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$981  = tree0_l1_5_0;
+    \$981  = tree0_l1_7_0;
     if (advance) begin
-      \$981  = \$143 ;
+      \$981  = \$146 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$982  = tree0_l1_6_0;
+    \$982  = tree0_l1_8_0;
     if (advance) begin
-      \$982  = \$146 ;
+      \$982  = \$149 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$983  = tree0_l1_7_0;
+    \$983  = tree0_l1_9_0;
     if (advance) begin
-      \$983  = \$149 ;
+      \$983  = \$152 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$984  = tree0_l1_8_0;
+    \$984  = tree0_l1_10_0;
     if (advance) begin
-      \$984  = \$152 ;
+      \$984  = \$155 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$985  = tree0_l1_9_0;
+    \$985  = tree0_l1_11_0;
     if (advance) begin
-      \$985  = \$155 ;
+      \$985  = \$158 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$986  = tree0_l1_10_0;
+    \$986  = tree0_l1_12_0;
     if (advance) begin
-      \$986  = \$158 ;
+      \$986  = xnor0[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$987  = tree0_l1_11_0;
+    \$987  = tree0_l3_0_0;
     if (advance) begin
       \$987  = \$161 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$988  = tree0_l1_12_0;
+    \$988  = tree0_l3_1_0;
     if (advance) begin
-      \$988  = xnor0[48];
+      \$988  = \$164 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$989  = tree0_l3_0_0;
+    \$989  = tree0_l3_2_0;
     if (advance) begin
-      \$989  = \$164 ;
+      \$989  = \$167 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$990  = tree0_l3_1_0;
+    \$990  = tree0_l3_3_0;
     if (advance) begin
-      \$990  = \$167 ;
+      \$990  = tree0_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$991  = tree0_l3_2_0;
+    \$991  = tree0_l4_0_0;
     if (advance) begin
-      \$991  = \$170 ;
+      \$991  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$992  = tree0_l3_3_0;
+    \$992  = tree0_l4_1_0;
     if (advance) begin
-      \$992  = tree0_l1_12_0;
+      \$992  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$993  = tree0_l4_0_0;
+    \$993  = tree0_l5_0_0;
     if (advance) begin
-      \$993  = \$171 ;
+      \$993  = \$170 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$994  = tree0_l4_1_0;
+    \$994  = raw0;
+    if (\$171 ) begin
+      \$994  = \$5 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$995  = acc0;
     if (advance) begin
-      \$994  = \$172 ;
+      \$995  = \$173 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$995  = tree0_l5_0_0;
+    \$996  = tree1_l1_0_0;
     if (advance) begin
-      \$995  = \$173 ;
+      \$996  = \$176 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$996  = raw0;
-    if (\$174 ) begin
-      \$996  = \$7 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$997  = acc0;
+    \$997  = tree1_l1_1_0;
     if (advance) begin
-      \$997  = \$176 [10:0];
+      \$997  = \$179 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$998  = tree1_l1_0_0;
+    \$998  = tree1_l1_2_0;
     if (advance) begin
-      \$998  = \$179 ;
+      \$998  = \$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$999  = tree1_l1_1_0;
+    \$999  = tree1_l1_3_0;
     if (advance) begin
-      \$999  = \$182 ;
+      \$999  = \$185 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1000  = tree1_l1_2_0;
+    \$1000  = tree1_l1_4_0;
     if (advance) begin
-      \$1000  = \$185 ;
+      \$1000  = \$188 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1001  = tree1_l1_3_0;
+    \$1001  = tree1_l1_5_0;
     if (advance) begin
-      \$1001  = \$188 ;
+      \$1001  = \$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1002  = tree1_l1_4_0;
+    \$1002  = tree1_l1_6_0;
     if (advance) begin
-      \$1002  = \$191 ;
+      \$1002  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1003  = tree1_l1_5_0;
+    \$1003  = tree1_l1_7_0;
     if (advance) begin
-      \$1003  = \$194 ;
+      \$1003  = \$197 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1004  = tree1_l1_6_0;
+    \$1004  = tree1_l1_8_0;
     if (advance) begin
-      \$1004  = \$197 ;
+      \$1004  = \$200 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1005  = tree1_l1_7_0;
+    \$1005  = tree1_l1_9_0;
     if (advance) begin
-      \$1005  = \$200 ;
+      \$1005  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1006  = tree1_l1_8_0;
+    \$1006  = tree1_l1_10_0;
     if (advance) begin
-      \$1006  = \$203 ;
+      \$1006  = \$206 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1007  = tree1_l1_9_0;
+    \$1007  = tree1_l1_11_0;
     if (advance) begin
-      \$1007  = \$206 ;
+      \$1007  = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1008  = tree1_l1_10_0;
+    \$1008  = tree1_l1_12_0;
     if (advance) begin
-      \$1008  = \$209 ;
+      \$1008  = xnor1[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1009  = tree1_l1_11_0;
+    \$1009  = tree1_l3_0_0;
     if (advance) begin
       \$1009  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1010  = tree1_l1_12_0;
+    \$1010  = tree1_l3_1_0;
     if (advance) begin
-      \$1010  = xnor1[48];
+      \$1010  = \$215 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1011  = tree1_l3_0_0;
+    \$1011  = tree1_l3_2_0;
     if (advance) begin
-      \$1011  = \$215 ;
+      \$1011  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1012  = tree1_l3_1_0;
+    \$1012  = tree1_l3_3_0;
     if (advance) begin
-      \$1012  = \$218 ;
+      \$1012  = tree1_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1013  = tree1_l3_2_0;
+    \$1013  = tree1_l4_0_0;
     if (advance) begin
-      \$1013  = \$221 ;
+      \$1013  = \$219 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1014  = tree1_l3_3_0;
+    \$1014  = tree1_l4_1_0;
     if (advance) begin
-      \$1014  = tree1_l1_12_0;
+      \$1014  = \$220 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1015  = tree1_l4_0_0;
+    \$1015  = tree1_l5_0_0;
     if (advance) begin
-      \$1015  = \$222 ;
+      \$1015  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1016  = tree1_l4_1_0;
+    \$1016  = raw1;
+    if (\$222 ) begin
+      \$1016  = \$8 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1017  = acc1;
     if (advance) begin
-      \$1016  = \$223 ;
+      \$1017  = \$224 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1017  = tree1_l5_0_0;
+    \$1018  = tree2_l1_0_0;
     if (advance) begin
-      \$1017  = \$224 ;
+      \$1018  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1018  = raw1;
-    if (\$225 ) begin
-      \$1018  = \$10 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1019  = acc1;
+    \$1019  = tree2_l1_1_0;
     if (advance) begin
-      \$1019  = \$227 [10:0];
+      \$1019  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1020  = tree2_l1_0_0;
+    \$1020  = tree2_l1_2_0;
     if (advance) begin
-      \$1020  = \$230 ;
+      \$1020  = \$233 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1021  = tree2_l1_1_0;
+    \$1021  = tree2_l1_3_0;
     if (advance) begin
-      \$1021  = \$233 ;
+      \$1021  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1022  = tree2_l1_2_0;
+    \$1022  = tree2_l1_4_0;
     if (advance) begin
-      \$1022  = \$236 ;
+      \$1022  = \$239 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1023  = tree2_l1_3_0;
+    \$1023  = tree2_l1_5_0;
     if (advance) begin
-      \$1023  = \$239 ;
+      \$1023  = \$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1024  = tree2_l1_4_0;
+    \$1024  = tree2_l1_6_0;
     if (advance) begin
-      \$1024  = \$242 ;
+      \$1024  = \$245 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1025  = tree2_l1_5_0;
+    \$1025  = tree2_l1_7_0;
     if (advance) begin
-      \$1025  = \$245 ;
+      \$1025  = \$248 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1026  = tree2_l1_6_0;
+    \$1026  = tree2_l1_8_0;
     if (advance) begin
-      \$1026  = \$248 ;
+      \$1026  = \$251 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1027  = tree2_l1_7_0;
+    \$1027  = tree2_l1_9_0;
     if (advance) begin
-      \$1027  = \$251 ;
+      \$1027  = \$254 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1028  = tree2_l1_8_0;
+    \$1028  = tree2_l1_10_0;
     if (advance) begin
-      \$1028  = \$254 ;
+      \$1028  = \$257 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1029  = tree2_l1_9_0;
+    \$1029  = tree2_l1_11_0;
     if (advance) begin
-      \$1029  = \$257 ;
+      \$1029  = \$260 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1030  = tree2_l1_10_0;
+    \$1030  = tree2_l1_12_0;
     if (advance) begin
-      \$1030  = \$260 ;
+      \$1030  = xnor2[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1031  = tree2_l1_11_0;
+    \$1031  = tree2_l3_0_0;
     if (advance) begin
       \$1031  = \$263 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1032  = tree2_l1_12_0;
+    \$1032  = tree2_l3_1_0;
     if (advance) begin
-      \$1032  = xnor2[48];
+      \$1032  = \$266 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1033  = tree2_l3_0_0;
+    \$1033  = tree2_l3_2_0;
     if (advance) begin
-      \$1033  = \$266 ;
+      \$1033  = \$269 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1034  = tree2_l3_1_0;
+    \$1034  = tree2_l3_3_0;
     if (advance) begin
-      \$1034  = \$269 ;
+      \$1034  = tree2_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1035  = tree2_l3_2_0;
+    \$1035  = tree2_l4_0_0;
     if (advance) begin
-      \$1035  = \$272 ;
+      \$1035  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1036  = tree2_l3_3_0;
+    \$1036  = tree2_l4_1_0;
     if (advance) begin
-      \$1036  = tree2_l1_12_0;
+      \$1036  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1037  = tree2_l4_0_0;
+    \$1037  = tree2_l5_0_0;
     if (advance) begin
-      \$1037  = \$273 ;
+      \$1037  = \$272 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1038  = tree2_l4_1_0;
+    \$1038  = raw2;
+    if (\$273 ) begin
+      \$1038  = \$11 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1039  = acc2;
     if (advance) begin
-      \$1038  = \$274 ;
+      \$1039  = \$275 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1039  = tree2_l5_0_0;
+    \$1040  = tree3_l1_0_0;
     if (advance) begin
-      \$1039  = \$275 ;
+      \$1040  = \$278 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1040  = raw2;
-    if (\$276 ) begin
-      \$1040  = \$13 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1041  = acc2;
+    \$1041  = tree3_l1_1_0;
     if (advance) begin
-      \$1041  = \$278 [10:0];
+      \$1041  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1042  = tree3_l1_0_0;
+    \$1042  = tree3_l1_2_0;
     if (advance) begin
-      \$1042  = \$281 ;
+      \$1042  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1043  = tree3_l1_1_0;
+    \$1043  = tree3_l1_3_0;
     if (advance) begin
-      \$1043  = \$284 ;
+      \$1043  = \$287 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1044  = tree3_l1_2_0;
+    \$1044  = tree3_l1_4_0;
     if (advance) begin
-      \$1044  = \$287 ;
+      \$1044  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1045  = tree3_l1_3_0;
+    \$1045  = tree3_l1_5_0;
     if (advance) begin
-      \$1045  = \$290 ;
+      \$1045  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1046  = tree3_l1_4_0;
+    \$1046  = tree3_l1_6_0;
     if (advance) begin
-      \$1046  = \$293 ;
+      \$1046  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1047  = tree3_l1_5_0;
+    \$1047  = tree3_l1_7_0;
     if (advance) begin
-      \$1047  = \$296 ;
+      \$1047  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1048  = tree3_l1_6_0;
+    \$1048  = tree3_l1_8_0;
     if (advance) begin
-      \$1048  = \$299 ;
+      \$1048  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1049  = tree3_l1_7_0;
+    \$1049  = tree3_l1_9_0;
     if (advance) begin
-      \$1049  = \$302 ;
+      \$1049  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1050  = tree3_l1_8_0;
+    \$1050  = tree3_l1_10_0;
     if (advance) begin
-      \$1050  = \$305 ;
+      \$1050  = \$308 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1051  = tree3_l1_9_0;
+    \$1051  = tree3_l1_11_0;
     if (advance) begin
-      \$1051  = \$308 ;
+      \$1051  = \$311 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1052  = tree3_l1_10_0;
+    \$1052  = tree3_l1_12_0;
     if (advance) begin
-      \$1052  = \$311 ;
+      \$1052  = xnor3[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1053  = tree3_l1_11_0;
+    \$1053  = tree3_l3_0_0;
     if (advance) begin
       \$1053  = \$314 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1054  = tree3_l1_12_0;
+    \$1054  = tree3_l3_1_0;
     if (advance) begin
-      \$1054  = xnor3[48];
+      \$1054  = \$317 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1055  = tree3_l3_0_0;
+    \$1055  = tree3_l3_2_0;
     if (advance) begin
-      \$1055  = \$317 ;
+      \$1055  = \$320 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1056  = tree3_l3_1_0;
+    \$1056  = tree3_l3_3_0;
     if (advance) begin
-      \$1056  = \$320 ;
+      \$1056  = tree3_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1057  = tree3_l3_2_0;
+    \$1057  = tree3_l4_0_0;
     if (advance) begin
-      \$1057  = \$323 ;
+      \$1057  = \$321 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1058  = tree3_l3_3_0;
+    \$1058  = tree3_l4_1_0;
     if (advance) begin
-      \$1058  = tree3_l1_12_0;
+      \$1058  = \$322 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1059  = tree3_l4_0_0;
+    \$1059  = tree3_l5_0_0;
     if (advance) begin
-      \$1059  = \$324 ;
+      \$1059  = \$323 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1060  = tree3_l4_1_0;
+    \$1060  = raw3;
+    if (\$324 ) begin
+      \$1060  = \$14 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1061  = acc3;
     if (advance) begin
-      \$1060  = \$325 ;
+      \$1061  = \$326 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1061  = tree3_l5_0_0;
+    \$1062  = tree4_l1_0_0;
     if (advance) begin
-      \$1061  = \$326 ;
+      \$1062  = \$329 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1062  = raw3;
-    if (\$327 ) begin
-      \$1062  = \$16 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1063  = acc3;
+    \$1063  = tree4_l1_1_0;
     if (advance) begin
-      \$1063  = \$329 [10:0];
+      \$1063  = \$332 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1064  = tree4_l1_0_0;
+    \$1064  = tree4_l1_2_0;
     if (advance) begin
-      \$1064  = \$332 ;
+      \$1064  = \$335 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1065  = tree4_l1_1_0;
+    \$1065  = tree4_l1_3_0;
     if (advance) begin
-      \$1065  = \$335 ;
+      \$1065  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1066  = tree4_l1_2_0;
+    \$1066  = tree4_l1_4_0;
     if (advance) begin
-      \$1066  = \$338 ;
+      \$1066  = \$341 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1067  = tree4_l1_3_0;
+    \$1067  = tree4_l1_5_0;
     if (advance) begin
-      \$1067  = \$341 ;
+      \$1067  = \$344 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1068  = tree4_l1_4_0;
+    \$1068  = tree4_l1_6_0;
     if (advance) begin
-      \$1068  = \$344 ;
+      \$1068  = \$347 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1069  = tree4_l1_5_0;
+    \$1069  = tree4_l1_7_0;
     if (advance) begin
-      \$1069  = \$347 ;
+      \$1069  = \$350 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1070  = tree4_l1_6_0;
+    \$1070  = tree4_l1_8_0;
     if (advance) begin
-      \$1070  = \$350 ;
+      \$1070  = \$353 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1071  = tree4_l1_7_0;
+    \$1071  = tree4_l1_9_0;
     if (advance) begin
-      \$1071  = \$353 ;
+      \$1071  = \$356 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1072  = tree4_l1_8_0;
+    \$1072  = tree4_l1_10_0;
     if (advance) begin
-      \$1072  = \$356 ;
+      \$1072  = \$359 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1073  = tree4_l1_9_0;
+    \$1073  = tree4_l1_11_0;
     if (advance) begin
-      \$1073  = \$359 ;
+      \$1073  = \$362 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1074  = tree4_l1_10_0;
+    \$1074  = tree4_l1_12_0;
     if (advance) begin
-      \$1074  = \$362 ;
+      \$1074  = xnor4[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1075  = tree4_l1_11_0;
+    \$1075  = tree4_l3_0_0;
     if (advance) begin
       \$1075  = \$365 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1076  = tree4_l1_12_0;
+    \$1076  = tree4_l3_1_0;
     if (advance) begin
-      \$1076  = xnor4[48];
+      \$1076  = \$368 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1077  = tree4_l3_0_0;
+    \$1077  = tree4_l3_2_0;
     if (advance) begin
-      \$1077  = \$368 ;
+      \$1077  = \$371 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1078  = tree4_l3_1_0;
+    \$1078  = tree4_l3_3_0;
     if (advance) begin
-      \$1078  = \$371 ;
+      \$1078  = tree4_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1079  = tree4_l3_2_0;
+    \$1079  = tree4_l4_0_0;
     if (advance) begin
-      \$1079  = \$374 ;
+      \$1079  = \$372 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1080  = tree4_l3_3_0;
+    \$1080  = tree4_l4_1_0;
     if (advance) begin
-      \$1080  = tree4_l1_12_0;
+      \$1080  = \$373 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1081  = tree4_l4_0_0;
+    \$1081  = tree4_l5_0_0;
     if (advance) begin
-      \$1081  = \$375 ;
+      \$1081  = \$374 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1082  = tree4_l4_1_0;
+    \$1082  = raw4;
+    if (\$375 ) begin
+      \$1082  = \$17 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1083  = acc4;
     if (advance) begin
-      \$1082  = \$376 ;
+      \$1083  = \$377 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1083  = tree4_l5_0_0;
+    \$1084  = tree5_l1_0_0;
     if (advance) begin
-      \$1083  = \$377 ;
+      \$1084  = \$380 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1084  = raw4;
-    if (\$378 ) begin
-      \$1084  = \$19 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1085  = acc4;
+    \$1085  = tree5_l1_1_0;
     if (advance) begin
-      \$1085  = \$380 [10:0];
+      \$1085  = \$383 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1086  = tree5_l1_0_0;
+    \$1086  = tree5_l1_2_0;
     if (advance) begin
-      \$1086  = \$383 ;
+      \$1086  = \$386 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1087  = tree5_l1_1_0;
+    \$1087  = tree5_l1_3_0;
     if (advance) begin
-      \$1087  = \$386 ;
+      \$1087  = \$389 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1088  = tree5_l1_2_0;
+    \$1088  = tree5_l1_4_0;
     if (advance) begin
-      \$1088  = \$389 ;
+      \$1088  = \$392 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1089  = tree5_l1_3_0;
+    \$1089  = tree5_l1_5_0;
     if (advance) begin
-      \$1089  = \$392 ;
+      \$1089  = \$395 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1090  = tree5_l1_4_0;
+    \$1090  = tree5_l1_6_0;
     if (advance) begin
-      \$1090  = \$395 ;
+      \$1090  = \$398 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1091  = tree5_l1_5_0;
+    \$1091  = tree5_l1_7_0;
     if (advance) begin
-      \$1091  = \$398 ;
+      \$1091  = \$401 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1092  = tree5_l1_6_0;
+    \$1092  = tree5_l1_8_0;
     if (advance) begin
-      \$1092  = \$401 ;
+      \$1092  = \$404 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1093  = tree5_l1_7_0;
+    \$1093  = tree5_l1_9_0;
     if (advance) begin
-      \$1093  = \$404 ;
+      \$1093  = \$407 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1094  = tree5_l1_8_0;
+    \$1094  = tree5_l1_10_0;
     if (advance) begin
-      \$1094  = \$407 ;
+      \$1094  = \$410 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1095  = tree5_l1_9_0;
+    \$1095  = tree5_l1_11_0;
     if (advance) begin
-      \$1095  = \$410 ;
+      \$1095  = \$413 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1096  = tree5_l1_10_0;
+    \$1096  = tree5_l1_12_0;
     if (advance) begin
-      \$1096  = \$413 ;
+      \$1096  = xnor5[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1097  = tree5_l1_11_0;
+    \$1097  = tree5_l3_0_0;
     if (advance) begin
       \$1097  = \$416 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1098  = tree5_l1_12_0;
+    \$1098  = tree5_l3_1_0;
     if (advance) begin
-      \$1098  = xnor5[48];
+      \$1098  = \$419 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1099  = tree5_l3_0_0;
+    \$1099  = tree5_l3_2_0;
     if (advance) begin
-      \$1099  = \$419 ;
+      \$1099  = \$422 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1100  = tree5_l3_1_0;
+    \$1100  = tree5_l3_3_0;
     if (advance) begin
-      \$1100  = \$422 ;
+      \$1100  = tree5_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1101  = tree5_l3_2_0;
+    \$1101  = tree5_l4_0_0;
     if (advance) begin
-      \$1101  = \$425 ;
+      \$1101  = \$423 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1102  = tree5_l3_3_0;
+    \$1102  = tree5_l4_1_0;
     if (advance) begin
-      \$1102  = tree5_l1_12_0;
+      \$1102  = \$424 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1103  = tree5_l4_0_0;
+    \$1103  = tree5_l5_0_0;
     if (advance) begin
-      \$1103  = \$426 ;
+      \$1103  = \$425 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1104  = tree5_l4_1_0;
+    \$1104  = raw5;
+    if (\$426 ) begin
+      \$1104  = \$20 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1105  = acc5;
     if (advance) begin
-      \$1104  = \$427 ;
+      \$1105  = \$428 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1105  = tree5_l5_0_0;
+    \$1106  = tree6_l1_0_0;
     if (advance) begin
-      \$1105  = \$428 ;
+      \$1106  = \$431 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1106  = raw5;
-    if (\$429 ) begin
-      \$1106  = \$22 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1107  = acc5;
+    \$1107  = tree6_l1_1_0;
     if (advance) begin
-      \$1107  = \$431 [10:0];
+      \$1107  = \$434 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1108  = tree6_l1_0_0;
+    \$1108  = tree6_l1_2_0;
     if (advance) begin
-      \$1108  = \$434 ;
+      \$1108  = \$437 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1109  = tree6_l1_1_0;
+    \$1109  = tree6_l1_3_0;
     if (advance) begin
-      \$1109  = \$437 ;
+      \$1109  = \$440 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1110  = tree6_l1_2_0;
+    \$1110  = tree6_l1_4_0;
     if (advance) begin
-      \$1110  = \$440 ;
+      \$1110  = \$443 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1111  = tree6_l1_3_0;
+    \$1111  = tree6_l1_5_0;
     if (advance) begin
-      \$1111  = \$443 ;
+      \$1111  = \$446 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1112  = tree6_l1_4_0;
+    \$1112  = tree6_l1_6_0;
     if (advance) begin
-      \$1112  = \$446 ;
+      \$1112  = \$449 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1113  = tree6_l1_5_0;
+    \$1113  = tree6_l1_7_0;
     if (advance) begin
-      \$1113  = \$449 ;
+      \$1113  = \$452 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1114  = tree6_l1_6_0;
+    \$1114  = tree6_l1_8_0;
     if (advance) begin
-      \$1114  = \$452 ;
+      \$1114  = \$455 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1115  = tree6_l1_7_0;
+    \$1115  = tree6_l1_9_0;
     if (advance) begin
-      \$1115  = \$455 ;
+      \$1115  = \$458 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1116  = tree6_l1_8_0;
+    \$1116  = tree6_l1_10_0;
     if (advance) begin
-      \$1116  = \$458 ;
+      \$1116  = \$461 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1117  = tree6_l1_9_0;
+    \$1117  = tree6_l1_11_0;
     if (advance) begin
-      \$1117  = \$461 ;
+      \$1117  = \$464 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1118  = tree6_l1_10_0;
+    \$1118  = tree6_l1_12_0;
     if (advance) begin
-      \$1118  = \$464 ;
+      \$1118  = xnor6[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1119  = tree6_l1_11_0;
+    \$1119  = tree6_l3_0_0;
     if (advance) begin
       \$1119  = \$467 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1120  = tree6_l1_12_0;
+    \$1120  = tree6_l3_1_0;
     if (advance) begin
-      \$1120  = xnor6[48];
+      \$1120  = \$470 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1121  = tree6_l3_0_0;
+    \$1121  = tree6_l3_2_0;
     if (advance) begin
-      \$1121  = \$470 ;
+      \$1121  = \$473 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1122  = tree6_l3_1_0;
+    \$1122  = tree6_l3_3_0;
     if (advance) begin
-      \$1122  = \$473 ;
+      \$1122  = tree6_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1123  = tree6_l3_2_0;
+    \$1123  = tree6_l4_0_0;
     if (advance) begin
-      \$1123  = \$476 ;
+      \$1123  = \$474 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1124  = tree6_l3_3_0;
+    \$1124  = tree6_l4_1_0;
     if (advance) begin
-      \$1124  = tree6_l1_12_0;
+      \$1124  = \$475 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1125  = tree6_l4_0_0;
+    \$1125  = tree6_l5_0_0;
     if (advance) begin
-      \$1125  = \$477 ;
+      \$1125  = \$476 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1126  = tree6_l4_1_0;
+    \$1126  = raw6;
+    if (\$477 ) begin
+      \$1126  = \$23 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1127  = acc6;
     if (advance) begin
-      \$1126  = \$478 ;
+      \$1127  = \$479 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1127  = tree6_l5_0_0;
+    \$1128  = tree7_l1_0_0;
     if (advance) begin
-      \$1127  = \$479 ;
+      \$1128  = \$482 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1128  = raw6;
-    if (\$480 ) begin
-      \$1128  = \$25 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1129  = acc6;
+    \$1129  = tree7_l1_1_0;
     if (advance) begin
-      \$1129  = \$482 [10:0];
+      \$1129  = \$485 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1130  = tree7_l1_0_0;
+    \$1130  = tree7_l1_2_0;
     if (advance) begin
-      \$1130  = \$485 ;
+      \$1130  = \$488 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1131  = tree7_l1_1_0;
+    \$1131  = tree7_l1_3_0;
     if (advance) begin
-      \$1131  = \$488 ;
+      \$1131  = \$491 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1132  = tree7_l1_2_0;
+    \$1132  = tree7_l1_4_0;
     if (advance) begin
-      \$1132  = \$491 ;
+      \$1132  = \$494 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1133  = tree7_l1_3_0;
+    \$1133  = tree7_l1_5_0;
     if (advance) begin
-      \$1133  = \$494 ;
+      \$1133  = \$497 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1134  = tree7_l1_4_0;
+    \$1134  = tree7_l1_6_0;
     if (advance) begin
-      \$1134  = \$497 ;
+      \$1134  = \$500 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1135  = tree7_l1_5_0;
+    \$1135  = tree7_l1_7_0;
     if (advance) begin
-      \$1135  = \$500 ;
+      \$1135  = \$503 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1136  = tree7_l1_6_0;
+    \$1136  = tree7_l1_8_0;
     if (advance) begin
-      \$1136  = \$503 ;
+      \$1136  = \$506 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1137  = tree7_l1_7_0;
+    \$1137  = tree7_l1_9_0;
     if (advance) begin
-      \$1137  = \$506 ;
+      \$1137  = \$509 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1138  = tree7_l1_8_0;
+    \$1138  = tree7_l1_10_0;
     if (advance) begin
-      \$1138  = \$509 ;
+      \$1138  = \$512 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1139  = tree7_l1_9_0;
+    \$1139  = tree7_l1_11_0;
     if (advance) begin
-      \$1139  = \$512 ;
+      \$1139  = \$515 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1140  = tree7_l1_10_0;
+    \$1140  = tree7_l1_12_0;
     if (advance) begin
-      \$1140  = \$515 ;
+      \$1140  = xnor7[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1141  = tree7_l1_11_0;
+    \$1141  = tree7_l3_0_0;
     if (advance) begin
       \$1141  = \$518 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1142  = tree7_l1_12_0;
+    \$1142  = tree7_l3_1_0;
     if (advance) begin
-      \$1142  = xnor7[48];
+      \$1142  = \$521 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1143  = tree7_l3_0_0;
+    \$1143  = tree7_l3_2_0;
     if (advance) begin
-      \$1143  = \$521 ;
+      \$1143  = \$524 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1144  = tree7_l3_1_0;
+    \$1144  = tree7_l3_3_0;
     if (advance) begin
-      \$1144  = \$524 ;
+      \$1144  = tree7_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1145  = tree7_l3_2_0;
+    \$1145  = tree7_l4_0_0;
     if (advance) begin
-      \$1145  = \$527 ;
+      \$1145  = \$525 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1146  = tree7_l3_3_0;
+    \$1146  = tree7_l4_1_0;
     if (advance) begin
-      \$1146  = tree7_l1_12_0;
+      \$1146  = \$526 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1147  = tree7_l4_0_0;
+    \$1147  = tree7_l5_0_0;
     if (advance) begin
-      \$1147  = \$528 ;
+      \$1147  = \$527 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1148  = tree7_l4_1_0;
+    \$1148  = raw7;
+    if (\$528 ) begin
+      \$1148  = \$26 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1149  = acc7;
     if (advance) begin
-      \$1148  = \$529 ;
+      \$1149  = \$530 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1149  = tree7_l5_0_0;
+    \$1150  = tree8_l1_0_0;
     if (advance) begin
-      \$1149  = \$530 ;
+      \$1150  = \$533 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1150  = raw7;
-    if (\$531 ) begin
-      \$1150  = \$28 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1151  = acc7;
+    \$1151  = tree8_l1_1_0;
     if (advance) begin
-      \$1151  = \$533 [10:0];
+      \$1151  = \$536 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1152  = tree8_l1_0_0;
+    \$1152  = tree8_l1_2_0;
     if (advance) begin
-      \$1152  = \$536 ;
+      \$1152  = \$539 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1153  = tree8_l1_1_0;
+    \$1153  = tree8_l1_3_0;
     if (advance) begin
-      \$1153  = \$539 ;
+      \$1153  = \$542 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1154  = tree8_l1_2_0;
+    \$1154  = tree8_l1_4_0;
     if (advance) begin
-      \$1154  = \$542 ;
+      \$1154  = \$545 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1155  = tree8_l1_3_0;
+    \$1155  = tree8_l1_5_0;
     if (advance) begin
-      \$1155  = \$545 ;
+      \$1155  = \$548 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1156  = tree8_l1_4_0;
+    \$1156  = tree8_l1_6_0;
     if (advance) begin
-      \$1156  = \$548 ;
+      \$1156  = \$551 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1157  = tree8_l1_5_0;
+    \$1157  = tree8_l1_7_0;
     if (advance) begin
-      \$1157  = \$551 ;
+      \$1157  = \$554 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1158  = tree8_l1_6_0;
+    \$1158  = tree8_l1_8_0;
     if (advance) begin
-      \$1158  = \$554 ;
+      \$1158  = \$557 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1159  = tree8_l1_7_0;
+    \$1159  = tree8_l1_9_0;
     if (advance) begin
-      \$1159  = \$557 ;
+      \$1159  = \$560 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1160  = tree8_l1_8_0;
+    \$1160  = tree8_l1_10_0;
     if (advance) begin
-      \$1160  = \$560 ;
+      \$1160  = \$563 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1161  = tree8_l1_9_0;
+    \$1161  = tree8_l1_11_0;
     if (advance) begin
-      \$1161  = \$563 ;
+      \$1161  = \$566 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1162  = tree8_l1_10_0;
+    \$1162  = tree8_l1_12_0;
     if (advance) begin
-      \$1162  = \$566 ;
+      \$1162  = xnor8[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1163  = tree8_l1_11_0;
+    \$1163  = tree8_l3_0_0;
     if (advance) begin
       \$1163  = \$569 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1164  = tree8_l1_12_0;
+    \$1164  = tree8_l3_1_0;
     if (advance) begin
-      \$1164  = xnor8[48];
+      \$1164  = \$572 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1165  = tree8_l3_0_0;
+    \$1165  = tree8_l3_2_0;
     if (advance) begin
-      \$1165  = \$572 ;
+      \$1165  = \$575 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1166  = tree8_l3_1_0;
+    \$1166  = tree8_l3_3_0;
     if (advance) begin
-      \$1166  = \$575 ;
+      \$1166  = tree8_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1167  = tree8_l3_2_0;
+    \$1167  = tree8_l4_0_0;
     if (advance) begin
-      \$1167  = \$578 ;
+      \$1167  = \$576 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1168  = tree8_l3_3_0;
+    \$1168  = tree8_l4_1_0;
     if (advance) begin
-      \$1168  = tree8_l1_12_0;
+      \$1168  = \$577 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1169  = tree8_l4_0_0;
+    \$1169  = tree8_l5_0_0;
     if (advance) begin
-      \$1169  = \$579 ;
+      \$1169  = \$578 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1170  = tree8_l4_1_0;
+    \$1170  = raw8;
+    if (\$579 ) begin
+      \$1170  = \$29 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1171  = acc8;
     if (advance) begin
-      \$1170  = \$580 ;
+      \$1171  = \$581 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1171  = tree8_l5_0_0;
+    \$1172  = tree9_l1_0_0;
     if (advance) begin
-      \$1171  = \$581 ;
+      \$1172  = \$584 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1172  = raw8;
-    if (\$582 ) begin
-      \$1172  = \$31 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1173  = acc8;
+    \$1173  = tree9_l1_1_0;
     if (advance) begin
-      \$1173  = \$584 [10:0];
+      \$1173  = \$587 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1174  = tree9_l1_0_0;
+    \$1174  = tree9_l1_2_0;
     if (advance) begin
-      \$1174  = \$587 ;
+      \$1174  = \$590 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1175  = tree9_l1_1_0;
+    \$1175  = tree9_l1_3_0;
     if (advance) begin
-      \$1175  = \$590 ;
+      \$1175  = \$593 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1176  = tree9_l1_2_0;
+    \$1176  = tree9_l1_4_0;
     if (advance) begin
-      \$1176  = \$593 ;
+      \$1176  = \$596 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1177  = tree9_l1_3_0;
+    \$1177  = tree9_l1_5_0;
     if (advance) begin
-      \$1177  = \$596 ;
+      \$1177  = \$599 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1178  = tree9_l1_4_0;
+    \$1178  = tree9_l1_6_0;
     if (advance) begin
-      \$1178  = \$599 ;
+      \$1178  = \$602 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1179  = tree9_l1_5_0;
+    \$1179  = tree9_l1_7_0;
     if (advance) begin
-      \$1179  = \$602 ;
+      \$1179  = \$605 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1180  = tree9_l1_6_0;
+    \$1180  = tree9_l1_8_0;
     if (advance) begin
-      \$1180  = \$605 ;
+      \$1180  = \$608 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1181  = tree9_l1_7_0;
+    \$1181  = tree9_l1_9_0;
     if (advance) begin
-      \$1181  = \$608 ;
+      \$1181  = \$611 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1182  = tree9_l1_8_0;
+    \$1182  = tree9_l1_10_0;
     if (advance) begin
-      \$1182  = \$611 ;
+      \$1182  = \$614 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1183  = tree9_l1_9_0;
+    \$1183  = tree9_l1_11_0;
     if (advance) begin
-      \$1183  = \$614 ;
+      \$1183  = \$617 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1184  = tree9_l1_10_0;
+    \$1184  = tree9_l1_12_0;
     if (advance) begin
-      \$1184  = \$617 ;
+      \$1184  = xnor9[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1185  = tree9_l1_11_0;
+    \$1185  = tree9_l3_0_0;
     if (advance) begin
       \$1185  = \$620 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1186  = tree9_l1_12_0;
+    \$1186  = tree9_l3_1_0;
     if (advance) begin
-      \$1186  = xnor9[48];
+      \$1186  = \$623 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1187  = tree9_l3_0_0;
+    \$1187  = tree9_l3_2_0;
     if (advance) begin
-      \$1187  = \$623 ;
+      \$1187  = \$626 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1188  = tree9_l3_1_0;
+    \$1188  = tree9_l3_3_0;
     if (advance) begin
-      \$1188  = \$626 ;
+      \$1188  = tree9_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1189  = tree9_l3_2_0;
+    \$1189  = tree9_l4_0_0;
     if (advance) begin
-      \$1189  = \$629 ;
+      \$1189  = \$627 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1190  = tree9_l3_3_0;
+    \$1190  = tree9_l4_1_0;
     if (advance) begin
-      \$1190  = tree9_l1_12_0;
+      \$1190  = \$628 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1191  = tree9_l4_0_0;
+    \$1191  = tree9_l5_0_0;
     if (advance) begin
-      \$1191  = \$630 ;
+      \$1191  = \$629 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1192  = tree9_l4_1_0;
+    \$1192  = raw9;
+    if (\$630 ) begin
+      \$1192  = \$32 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1193  = acc9;
     if (advance) begin
-      \$1192  = \$631 ;
+      \$1193  = \$632 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1193  = tree9_l5_0_0;
+    \$1194  = tree10_l1_0_0;
     if (advance) begin
-      \$1193  = \$632 ;
+      \$1194  = \$635 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1194  = raw9;
-    if (\$633 ) begin
-      \$1194  = \$34 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1195  = acc9;
+    \$1195  = tree10_l1_1_0;
     if (advance) begin
-      \$1195  = \$635 [10:0];
+      \$1195  = \$638 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1196  = tree10_l1_0_0;
+    \$1196  = tree10_l1_2_0;
     if (advance) begin
-      \$1196  = \$638 ;
+      \$1196  = \$641 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1197  = tree10_l1_1_0;
+    \$1197  = tree10_l1_3_0;
     if (advance) begin
-      \$1197  = \$641 ;
+      \$1197  = \$644 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1198  = tree10_l1_2_0;
+    \$1198  = tree10_l1_4_0;
     if (advance) begin
-      \$1198  = \$644 ;
+      \$1198  = \$647 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1199  = tree10_l1_3_0;
+    \$1199  = tree10_l1_5_0;
     if (advance) begin
-      \$1199  = \$647 ;
+      \$1199  = \$650 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1200  = tree10_l1_4_0;
+    \$1200  = tree10_l1_6_0;
     if (advance) begin
-      \$1200  = \$650 ;
+      \$1200  = \$653 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1201  = tree10_l1_5_0;
+    \$1201  = tree10_l1_7_0;
     if (advance) begin
-      \$1201  = \$653 ;
+      \$1201  = \$656 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1202  = tree10_l1_6_0;
+    \$1202  = tree10_l1_8_0;
     if (advance) begin
-      \$1202  = \$656 ;
+      \$1202  = \$659 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1203  = tree10_l1_7_0;
+    \$1203  = tree10_l1_9_0;
     if (advance) begin
-      \$1203  = \$659 ;
+      \$1203  = \$662 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1204  = tree10_l1_8_0;
+    \$1204  = tree10_l1_10_0;
     if (advance) begin
-      \$1204  = \$662 ;
+      \$1204  = \$665 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1205  = tree10_l1_9_0;
+    \$1205  = tree10_l1_11_0;
     if (advance) begin
-      \$1205  = \$665 ;
+      \$1205  = \$668 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1206  = tree10_l1_10_0;
+    \$1206  = tree10_l1_12_0;
     if (advance) begin
-      \$1206  = \$668 ;
+      \$1206  = xnor10[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1207  = tree10_l1_11_0;
+    \$1207  = tree10_l3_0_0;
     if (advance) begin
       \$1207  = \$671 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1208  = tree10_l1_12_0;
+    \$1208  = tree10_l3_1_0;
     if (advance) begin
-      \$1208  = xnor10[48];
+      \$1208  = \$674 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1209  = tree10_l3_0_0;
+    \$1209  = tree10_l3_2_0;
     if (advance) begin
-      \$1209  = \$674 ;
+      \$1209  = \$677 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1210  = tree10_l3_1_0;
+    \$1210  = tree10_l3_3_0;
     if (advance) begin
-      \$1210  = \$677 ;
+      \$1210  = tree10_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1211  = tree10_l3_2_0;
+    \$1211  = tree10_l4_0_0;
     if (advance) begin
-      \$1211  = \$680 ;
+      \$1211  = \$678 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1212  = tree10_l3_3_0;
+    \$1212  = tree10_l4_1_0;
     if (advance) begin
-      \$1212  = tree10_l1_12_0;
+      \$1212  = \$679 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1213  = tree10_l4_0_0;
+    \$1213  = tree10_l5_0_0;
     if (advance) begin
-      \$1213  = \$681 ;
+      \$1213  = \$680 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1214  = tree10_l4_1_0;
+    \$1214  = raw10;
+    if (\$681 ) begin
+      \$1214  = \$35 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1215  = acc10;
     if (advance) begin
-      \$1214  = \$682 ;
+      \$1215  = \$683 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1215  = tree10_l5_0_0;
+    \$1216  = tree11_l1_0_0;
     if (advance) begin
-      \$1215  = \$683 ;
+      \$1216  = \$686 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1216  = raw10;
-    if (\$684 ) begin
-      \$1216  = \$37 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1217  = acc10;
+    \$1217  = tree11_l1_1_0;
     if (advance) begin
-      \$1217  = \$686 [10:0];
+      \$1217  = \$689 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1218  = tree11_l1_0_0;
+    \$1218  = tree11_l1_2_0;
     if (advance) begin
-      \$1218  = \$689 ;
+      \$1218  = \$692 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1219  = tree11_l1_1_0;
+    \$1219  = tree11_l1_3_0;
     if (advance) begin
-      \$1219  = \$692 ;
+      \$1219  = \$695 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1220  = tree11_l1_2_0;
+    \$1220  = tree11_l1_4_0;
     if (advance) begin
-      \$1220  = \$695 ;
+      \$1220  = \$698 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1221  = tree11_l1_3_0;
+    \$1221  = tree11_l1_5_0;
     if (advance) begin
-      \$1221  = \$698 ;
+      \$1221  = \$701 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1222  = tree11_l1_4_0;
+    \$1222  = tree11_l1_6_0;
     if (advance) begin
-      \$1222  = \$701 ;
+      \$1222  = \$704 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1223  = tree11_l1_5_0;
+    \$1223  = tree11_l1_7_0;
     if (advance) begin
-      \$1223  = \$704 ;
+      \$1223  = \$707 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1224  = tree11_l1_6_0;
+    \$1224  = tree11_l1_8_0;
     if (advance) begin
-      \$1224  = \$707 ;
+      \$1224  = \$710 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1225  = tree11_l1_7_0;
+    \$1225  = tree11_l1_9_0;
     if (advance) begin
-      \$1225  = \$710 ;
+      \$1225  = \$713 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1226  = tree11_l1_8_0;
+    \$1226  = tree11_l1_10_0;
     if (advance) begin
-      \$1226  = \$713 ;
+      \$1226  = \$716 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1227  = tree11_l1_9_0;
+    \$1227  = tree11_l1_11_0;
     if (advance) begin
-      \$1227  = \$716 ;
+      \$1227  = \$719 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1228  = tree11_l1_10_0;
+    \$1228  = tree11_l1_12_0;
     if (advance) begin
-      \$1228  = \$719 ;
+      \$1228  = xnor11[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1229  = tree11_l1_11_0;
+    \$1229  = tree11_l3_0_0;
     if (advance) begin
       \$1229  = \$722 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1230  = tree11_l1_12_0;
+    \$1230  = tree11_l3_1_0;
     if (advance) begin
-      \$1230  = xnor11[48];
+      \$1230  = \$725 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1231  = tree11_l3_0_0;
+    \$1231  = tree11_l3_2_0;
     if (advance) begin
-      \$1231  = \$725 ;
+      \$1231  = \$728 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1232  = tree11_l3_1_0;
+    \$1232  = tree11_l3_3_0;
     if (advance) begin
-      \$1232  = \$728 ;
+      \$1232  = tree11_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1233  = tree11_l3_2_0;
+    \$1233  = tree11_l4_0_0;
     if (advance) begin
-      \$1233  = \$731 ;
+      \$1233  = \$729 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1234  = tree11_l3_3_0;
+    \$1234  = tree11_l4_1_0;
     if (advance) begin
-      \$1234  = tree11_l1_12_0;
+      \$1234  = \$730 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1235  = tree11_l4_0_0;
+    \$1235  = tree11_l5_0_0;
     if (advance) begin
-      \$1235  = \$732 ;
+      \$1235  = \$731 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1236  = tree11_l4_1_0;
+    \$1236  = raw11;
+    if (\$732 ) begin
+      \$1236  = \$38 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1237  = acc11;
     if (advance) begin
-      \$1236  = \$733 ;
+      \$1237  = \$734 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1237  = tree11_l5_0_0;
+    \$1238  = tree12_l1_0_0;
     if (advance) begin
-      \$1237  = \$734 ;
+      \$1238  = \$737 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1238  = raw11;
-    if (\$735 ) begin
-      \$1238  = \$40 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1239  = acc11;
+    \$1239  = tree12_l1_1_0;
     if (advance) begin
-      \$1239  = \$737 [10:0];
+      \$1239  = \$740 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1240  = tree12_l1_0_0;
+    \$1240  = tree12_l1_2_0;
     if (advance) begin
-      \$1240  = \$740 ;
+      \$1240  = \$743 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1241  = tree12_l1_1_0;
+    \$1241  = tree12_l1_3_0;
     if (advance) begin
-      \$1241  = \$743 ;
+      \$1241  = \$746 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1242  = tree12_l1_2_0;
+    \$1242  = tree12_l1_4_0;
     if (advance) begin
-      \$1242  = \$746 ;
+      \$1242  = \$749 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1243  = tree12_l1_3_0;
+    \$1243  = tree12_l1_5_0;
     if (advance) begin
-      \$1243  = \$749 ;
+      \$1243  = \$752 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1244  = tree12_l1_4_0;
+    \$1244  = tree12_l1_6_0;
     if (advance) begin
-      \$1244  = \$752 ;
+      \$1244  = \$755 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1245  = tree12_l1_5_0;
+    \$1245  = tree12_l1_7_0;
     if (advance) begin
-      \$1245  = \$755 ;
+      \$1245  = \$758 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1246  = tree12_l1_6_0;
+    \$1246  = tree12_l1_8_0;
     if (advance) begin
-      \$1246  = \$758 ;
+      \$1246  = \$761 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1247  = tree12_l1_7_0;
+    \$1247  = tree12_l1_9_0;
     if (advance) begin
-      \$1247  = \$761 ;
+      \$1247  = \$764 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1248  = tree12_l1_8_0;
+    \$1248  = tree12_l1_10_0;
     if (advance) begin
-      \$1248  = \$764 ;
+      \$1248  = \$767 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1249  = tree12_l1_9_0;
+    \$1249  = tree12_l1_11_0;
     if (advance) begin
-      \$1249  = \$767 ;
+      \$1249  = \$770 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1250  = tree12_l1_10_0;
+    \$1250  = tree12_l1_12_0;
     if (advance) begin
-      \$1250  = \$770 ;
+      \$1250  = xnor12[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1251  = tree12_l1_11_0;
+    \$1251  = tree12_l3_0_0;
     if (advance) begin
       \$1251  = \$773 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1252  = tree12_l1_12_0;
+    \$1252  = tree12_l3_1_0;
     if (advance) begin
-      \$1252  = xnor12[48];
+      \$1252  = \$776 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1253  = tree12_l3_0_0;
+    \$1253  = tree12_l3_2_0;
     if (advance) begin
-      \$1253  = \$776 ;
+      \$1253  = \$779 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1254  = tree12_l3_1_0;
+    \$1254  = tree12_l3_3_0;
     if (advance) begin
-      \$1254  = \$779 ;
+      \$1254  = tree12_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1255  = tree12_l3_2_0;
+    \$1255  = tree12_l4_0_0;
     if (advance) begin
-      \$1255  = \$782 ;
+      \$1255  = \$780 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1256  = tree12_l3_3_0;
+    \$1256  = tree12_l4_1_0;
     if (advance) begin
-      \$1256  = tree12_l1_12_0;
+      \$1256  = \$781 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1257  = tree12_l4_0_0;
+    \$1257  = tree12_l5_0_0;
     if (advance) begin
-      \$1257  = \$783 ;
+      \$1257  = \$782 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1258  = tree12_l4_1_0;
+    \$1258  = raw12;
+    if (\$783 ) begin
+      \$1258  = \$41 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1259  = acc12;
     if (advance) begin
-      \$1258  = \$784 ;
+      \$1259  = \$785 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1259  = tree12_l5_0_0;
+    \$1260  = tree13_l1_0_0;
     if (advance) begin
-      \$1259  = \$785 ;
+      \$1260  = \$788 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1260  = raw12;
-    if (\$786 ) begin
-      \$1260  = \$43 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1261  = acc12;
+    \$1261  = tree13_l1_1_0;
     if (advance) begin
-      \$1261  = \$788 [10:0];
+      \$1261  = \$791 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1262  = tree13_l1_0_0;
+    \$1262  = tree13_l1_2_0;
     if (advance) begin
-      \$1262  = \$791 ;
+      \$1262  = \$794 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1263  = tree13_l1_1_0;
+    \$1263  = tree13_l1_3_0;
     if (advance) begin
-      \$1263  = \$794 ;
+      \$1263  = \$797 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1264  = tree13_l1_2_0;
+    \$1264  = tree13_l1_4_0;
     if (advance) begin
-      \$1264  = \$797 ;
+      \$1264  = \$800 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1265  = tree13_l1_3_0;
+    \$1265  = tree13_l1_5_0;
     if (advance) begin
-      \$1265  = \$800 ;
+      \$1265  = \$803 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1266  = tree13_l1_4_0;
+    \$1266  = tree13_l1_6_0;
     if (advance) begin
-      \$1266  = \$803 ;
+      \$1266  = \$806 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1267  = tree13_l1_5_0;
+    \$1267  = tree13_l1_7_0;
     if (advance) begin
-      \$1267  = \$806 ;
+      \$1267  = \$809 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1268  = tree13_l1_6_0;
+    \$1268  = tree13_l1_8_0;
     if (advance) begin
-      \$1268  = \$809 ;
+      \$1268  = \$812 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1269  = tree13_l1_7_0;
+    \$1269  = tree13_l1_9_0;
     if (advance) begin
-      \$1269  = \$812 ;
+      \$1269  = \$815 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1270  = tree13_l1_8_0;
+    \$1270  = tree13_l1_10_0;
     if (advance) begin
-      \$1270  = \$815 ;
+      \$1270  = \$818 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1271  = tree13_l1_9_0;
+    \$1271  = tree13_l1_11_0;
     if (advance) begin
-      \$1271  = \$818 ;
+      \$1271  = \$821 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1272  = tree13_l1_10_0;
+    \$1272  = tree13_l1_12_0;
     if (advance) begin
-      \$1272  = \$821 ;
+      \$1272  = xnor13[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1273  = tree13_l1_11_0;
+    \$1273  = tree13_l3_0_0;
     if (advance) begin
       \$1273  = \$824 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1274  = tree13_l1_12_0;
+    \$1274  = tree13_l3_1_0;
     if (advance) begin
-      \$1274  = xnor13[48];
+      \$1274  = \$827 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1275  = tree13_l3_0_0;
+    \$1275  = tree13_l3_2_0;
     if (advance) begin
-      \$1275  = \$827 ;
+      \$1275  = \$830 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1276  = tree13_l3_1_0;
+    \$1276  = tree13_l3_3_0;
     if (advance) begin
-      \$1276  = \$830 ;
+      \$1276  = tree13_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1277  = tree13_l3_2_0;
+    \$1277  = tree13_l4_0_0;
     if (advance) begin
-      \$1277  = \$833 ;
+      \$1277  = \$831 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1278  = tree13_l3_3_0;
+    \$1278  = tree13_l4_1_0;
     if (advance) begin
-      \$1278  = tree13_l1_12_0;
+      \$1278  = \$832 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1279  = tree13_l4_0_0;
+    \$1279  = tree13_l5_0_0;
     if (advance) begin
-      \$1279  = \$834 ;
+      \$1279  = \$833 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1280  = tree13_l4_1_0;
+    \$1280  = raw13;
+    if (\$834 ) begin
+      \$1280  = \$44 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1281  = acc13;
     if (advance) begin
-      \$1280  = \$835 ;
+      \$1281  = \$836 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1281  = tree13_l5_0_0;
+    \$1282  = tree14_l1_0_0;
     if (advance) begin
-      \$1281  = \$836 ;
+      \$1282  = \$839 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1282  = raw13;
-    if (\$837 ) begin
-      \$1282  = \$46 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1283  = acc13;
+    \$1283  = tree14_l1_1_0;
     if (advance) begin
-      \$1283  = \$839 [10:0];
+      \$1283  = \$842 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1284  = tree14_l1_0_0;
+    \$1284  = tree14_l1_2_0;
     if (advance) begin
-      \$1284  = \$842 ;
+      \$1284  = \$845 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1285  = tree14_l1_1_0;
+    \$1285  = tree14_l1_3_0;
     if (advance) begin
-      \$1285  = \$845 ;
+      \$1285  = \$848 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1286  = tree14_l1_2_0;
+    \$1286  = tree14_l1_4_0;
     if (advance) begin
-      \$1286  = \$848 ;
+      \$1286  = \$851 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1287  = tree14_l1_3_0;
+    \$1287  = tree14_l1_5_0;
     if (advance) begin
-      \$1287  = \$851 ;
+      \$1287  = \$854 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1288  = tree14_l1_4_0;
+    \$1288  = tree14_l1_6_0;
     if (advance) begin
-      \$1288  = \$854 ;
+      \$1288  = \$857 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1289  = tree14_l1_5_0;
+    \$1289  = tree14_l1_7_0;
     if (advance) begin
-      \$1289  = \$857 ;
+      \$1289  = \$860 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1290  = tree14_l1_6_0;
+    \$1290  = tree14_l1_8_0;
     if (advance) begin
-      \$1290  = \$860 ;
+      \$1290  = \$863 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1291  = tree14_l1_7_0;
+    \$1291  = tree14_l1_9_0;
     if (advance) begin
-      \$1291  = \$863 ;
+      \$1291  = \$866 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1292  = tree14_l1_8_0;
+    \$1292  = tree14_l1_10_0;
     if (advance) begin
-      \$1292  = \$866 ;
+      \$1292  = \$869 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1293  = tree14_l1_9_0;
+    \$1293  = tree14_l1_11_0;
     if (advance) begin
-      \$1293  = \$869 ;
+      \$1293  = \$872 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1294  = tree14_l1_10_0;
+    \$1294  = tree14_l1_12_0;
     if (advance) begin
-      \$1294  = \$872 ;
+      \$1294  = xnor14[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1295  = tree14_l1_11_0;
+    \$1295  = tree14_l3_0_0;
     if (advance) begin
       \$1295  = \$875 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1296  = tree14_l1_12_0;
+    \$1296  = tree14_l3_1_0;
     if (advance) begin
-      \$1296  = xnor14[48];
+      \$1296  = \$878 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1297  = tree14_l3_0_0;
+    \$1297  = tree14_l3_2_0;
     if (advance) begin
-      \$1297  = \$878 ;
+      \$1297  = \$881 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1298  = tree14_l3_1_0;
+    \$1298  = tree14_l3_3_0;
     if (advance) begin
-      \$1298  = \$881 ;
+      \$1298  = tree14_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1299  = tree14_l3_2_0;
+    \$1299  = tree14_l4_0_0;
     if (advance) begin
-      \$1299  = \$884 ;
+      \$1299  = \$882 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1300  = tree14_l3_3_0;
+    \$1300  = tree14_l4_1_0;
     if (advance) begin
-      \$1300  = tree14_l1_12_0;
+      \$1300  = \$883 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1301  = tree14_l4_0_0;
+    \$1301  = tree14_l5_0_0;
     if (advance) begin
-      \$1301  = \$885 ;
+      \$1301  = \$884 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1302  = tree14_l4_1_0;
+    \$1302  = raw14;
+    if (\$885 ) begin
+      \$1302  = \$47 [9:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1303  = acc14;
     if (advance) begin
-      \$1302  = \$886 ;
+      \$1303  = \$887 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1303  = tree14_l5_0_0;
+    \$1304  = tree15_l1_0_0;
     if (advance) begin
-      \$1303  = \$887 ;
+      \$1304  = \$890 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1304  = raw14;
-    if (\$888 ) begin
-      \$1304  = \$49 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1305  = acc14;
+    \$1305  = tree15_l1_1_0;
     if (advance) begin
-      \$1305  = \$890 [10:0];
+      \$1305  = \$893 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1306  = tree15_l1_0_0;
+    \$1306  = tree15_l1_2_0;
     if (advance) begin
-      \$1306  = \$893 ;
+      \$1306  = \$896 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1307  = tree15_l1_1_0;
+    \$1307  = tree15_l1_3_0;
     if (advance) begin
-      \$1307  = \$896 ;
+      \$1307  = \$899 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1308  = tree15_l1_2_0;
+    \$1308  = tree15_l1_4_0;
     if (advance) begin
-      \$1308  = \$899 ;
+      \$1308  = \$902 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1309  = tree15_l1_3_0;
+    \$1309  = tree15_l1_5_0;
     if (advance) begin
-      \$1309  = \$902 ;
+      \$1309  = \$905 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1310  = tree15_l1_4_0;
+    \$1310  = tree15_l1_6_0;
     if (advance) begin
-      \$1310  = \$905 ;
+      \$1310  = \$908 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1311  = tree15_l1_5_0;
+    \$1311  = tree15_l1_7_0;
     if (advance) begin
-      \$1311  = \$908 ;
+      \$1311  = \$911 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1312  = tree15_l1_6_0;
+    \$1312  = tree15_l1_8_0;
     if (advance) begin
-      \$1312  = \$911 ;
+      \$1312  = \$914 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1313  = tree15_l1_7_0;
+    \$1313  = tree15_l1_9_0;
     if (advance) begin
-      \$1313  = \$914 ;
+      \$1313  = \$917 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1314  = tree15_l1_8_0;
+    \$1314  = tree15_l1_10_0;
     if (advance) begin
-      \$1314  = \$917 ;
+      \$1314  = \$920 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1315  = tree15_l1_9_0;
+    \$1315  = tree15_l1_11_0;
     if (advance) begin
-      \$1315  = \$920 ;
+      \$1315  = \$923 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1316  = tree15_l1_10_0;
+    \$1316  = tree15_l1_12_0;
     if (advance) begin
-      \$1316  = \$923 ;
+      \$1316  = xnor15[48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1317  = tree15_l1_11_0;
+    \$1317  = tree15_l3_0_0;
     if (advance) begin
       \$1317  = \$926 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1318  = tree15_l1_12_0;
+    \$1318  = tree15_l3_1_0;
     if (advance) begin
-      \$1318  = xnor15[48];
+      \$1318  = \$929 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1319  = tree15_l3_0_0;
+    \$1319  = tree15_l3_2_0;
     if (advance) begin
-      \$1319  = \$929 ;
+      \$1319  = \$932 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1320  = tree15_l3_1_0;
+    \$1320  = tree15_l3_3_0;
     if (advance) begin
-      \$1320  = \$932 ;
+      \$1320  = tree15_l1_12_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1321  = tree15_l3_2_0;
+    \$1321  = tree15_l4_0_0;
     if (advance) begin
-      \$1321  = \$935 ;
+      \$1321  = \$933 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1322  = tree15_l3_3_0;
+    \$1322  = tree15_l4_1_0;
     if (advance) begin
-      \$1322  = tree15_l1_12_0;
+      \$1322  = \$934 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1323  = tree15_l4_0_0;
+    \$1323  = tree15_l5_0_0;
     if (advance) begin
-      \$1323  = \$936 ;
+      \$1323  = \$935 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1324  = tree15_l4_1_0;
-    if (advance) begin
-      \$1324  = \$937 ;
+    \$1324  = raw15;
+    if (\$936 ) begin
+      \$1324  = \$50 [9:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1325  = tree15_l5_0_0;
+    \$1325  = acc15;
     if (advance) begin
-      \$1325  = \$938 ;
+      \$1325  = \$938 [10:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1326  = raw15;
-    if (\$939 ) begin
-      \$1326  = \$52 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1327  = acc15;
+    \$1326  = v2;
     if (advance) begin
-      \$1327  = \$941 [10:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1328  = v2;
-    if (advance) begin
-      \$1328  = \$942 ;
+      \$1326  = \$939 ;
     end
     if (rst) begin
-      \$1328  = 1'h0;
+      \$1326  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1329  = v2_d0;
+    \$1327  = v2_d0;
     if (advance) begin
-      \$1329  = v2;
+      \$1327  = v2;
     end
     if (rst) begin
-      \$1329  = 1'h0;
+      \$1327  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1330  = \port__addr$88 ;
+    \$1328  = \port__addr$88 ;
     if (advance) begin
-      \$1330  = nf1_d4;
+      \$1328  = nf1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1331  = thresholds_d0;
+    \$1329  = thresholds_d0;
     if (advance) begin
-      \$1331  = \port__data$458 ;
+      \$1329  = \port__data$459 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1332  = \v2_d0$459 ;
+    \$1330  = \v2_d0$460 ;
     if (advance) begin
-      \$1332  = v2_d0;
+      \$1330  = v2_d0;
     end
     if (rst) begin
-      \$1332  = 1'h0;
+      \$1330  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1333  = acc0_d0;
+    \$1331  = acc0_d0;
     if (advance) begin
-      \$1333  = acc0;
+      \$1331  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1334  = acc1_d0;
+    \$1332  = acc1_d0;
     if (advance) begin
-      \$1334  = acc1;
+      \$1332  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1335  = acc2_d0;
+    \$1333  = acc2_d0;
     if (advance) begin
-      \$1335  = acc2;
+      \$1333  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1336  = acc3_d0;
+    \$1334  = acc3_d0;
     if (advance) begin
-      \$1336  = acc3;
+      \$1334  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1337  = acc4_d0;
+    \$1335  = acc4_d0;
     if (advance) begin
-      \$1337  = acc4;
+      \$1335  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1338  = acc5_d0;
+    \$1336  = acc5_d0;
     if (advance) begin
-      \$1338  = acc5;
+      \$1336  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1339  = acc6_d0;
+    \$1337  = acc6_d0;
     if (advance) begin
-      \$1339  = acc6;
+      \$1337  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1340  = acc7_d0;
+    \$1338  = acc7_d0;
     if (advance) begin
-      \$1340  = acc7;
+      \$1338  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1341  = acc8_d0;
+    \$1339  = acc8_d0;
     if (advance) begin
-      \$1341  = acc8;
+      \$1339  = acc8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1342  = acc9_d0;
+    \$1340  = acc9_d0;
     if (advance) begin
-      \$1342  = acc9;
+      \$1340  = acc9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1343  = acc10_d0;
+    \$1341  = acc10_d0;
     if (advance) begin
-      \$1343  = acc10;
+      \$1341  = acc10;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1344  = acc11_d0;
+    \$1342  = acc11_d0;
     if (advance) begin
-      \$1344  = acc11;
+      \$1342  = acc11;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1345  = acc12_d0;
+    \$1343  = acc12_d0;
     if (advance) begin
-      \$1345  = acc12;
+      \$1343  = acc12;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1346  = acc13_d0;
+    \$1344  = acc13_d0;
     if (advance) begin
-      \$1346  = acc13;
+      \$1344  = acc13;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1347  = acc14_d0;
+    \$1345  = acc14_d0;
     if (advance) begin
-      \$1347  = acc14;
+      \$1345  = acc14;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1348  = acc15_d0;
+    \$1346  = acc15_d0;
     if (advance) begin
-      \$1348  = acc15;
+      \$1346  = acc15;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1349  = o__valid;
+    \$1347  = o__valid;
     if (advance) begin
-      \$1349  = \v2_d0$459 ;
+      \$1347  = \v2_d0$460 ;
     end
     if (rst) begin
-      \$1349  = 1'h0;
+      \$1347  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1350  = o__payload;
+    \$1348  = o__payload;
     if (advance) begin
-      \$1350  = result;
+      \$1348  = result;
     end
     if (rst) begin
-      \$1350  = 16'h0000;
+      \$1348  = 16'h0000;
     end
   end
   assign o__ready = advance;
@@ -10398,22 +10408,22 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign addr1 = \$signature__addr ;
   assign x1 = \$signature__data ;
   assign \$signal  = \$signature__en ;
-  assign total0 = \$7 [9:0];
-  assign total1 = \$10 [9:0];
-  assign total2 = \$13 [9:0];
-  assign total3 = \$16 [9:0];
-  assign total4 = \$19 [9:0];
-  assign total5 = \$22 [9:0];
-  assign total6 = \$25 [9:0];
-  assign total7 = \$28 [9:0];
-  assign total8 = \$31 [9:0];
-  assign total9 = \$34 [9:0];
-  assign total10 = \$37 [9:0];
-  assign total11 = \$40 [9:0];
-  assign total12 = \$43 [9:0];
-  assign total13 = \$46 [9:0];
-  assign total14 = \$49 [9:0];
-  assign total15 = \$52 [9:0];
+  assign total0 = \$5 [9:0];
+  assign total1 = \$8 [9:0];
+  assign total2 = \$11 [9:0];
+  assign total3 = \$14 [9:0];
+  assign total4 = \$17 [9:0];
+  assign total5 = \$20 [9:0];
+  assign total6 = \$23 [9:0];
+  assign total7 = \$26 [9:0];
+  assign total8 = \$29 [9:0];
+  assign total9 = \$32 [9:0];
+  assign total10 = \$35 [9:0];
+  assign total11 = \$38 [9:0];
+  assign total12 = \$41 [9:0];
+  assign total13 = \$44 [9:0];
+  assign total14 = \$47 [9:0];
+  assign total15 = \$50 [9:0];
   assign nf2_d0 = \port__addr$88 ;
   assign \port__en$90  = advance;
   assign \$signature__data[0]  = \$signature__data [0];
@@ -10758,38 +10768,38 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \i__payload[46]  = i__payload[46];
   assign \i__payload[47]  = i__payload[47];
   assign \i__payload[48]  = i__payload[48];
-  assign \port__data$458[0]  = \port__data$458 [10:0];
-  assign \port__data$458[0][0]  = \port__data$458 [10:0];
-  assign \port__data$458[1]  = \port__data$458 [21:11];
-  assign \port__data$458[1][0]  = \port__data$458 [21:11];
-  assign \port__data$458[2]  = \port__data$458 [32:22];
-  assign \port__data$458[2][0]  = \port__data$458 [32:22];
-  assign \port__data$458[3]  = \port__data$458 [43:33];
-  assign \port__data$458[3][0]  = \port__data$458 [43:33];
-  assign \port__data$458[4]  = \port__data$458 [54:44];
-  assign \port__data$458[4][0]  = \port__data$458 [54:44];
-  assign \port__data$458[5]  = \port__data$458 [65:55];
-  assign \port__data$458[5][0]  = \port__data$458 [65:55];
-  assign \port__data$458[6]  = \port__data$458 [76:66];
-  assign \port__data$458[6][0]  = \port__data$458 [76:66];
-  assign \port__data$458[7]  = \port__data$458 [87:77];
-  assign \port__data$458[7][0]  = \port__data$458 [87:77];
-  assign \port__data$458[8]  = \port__data$458 [98:88];
-  assign \port__data$458[8][0]  = \port__data$458 [98:88];
-  assign \port__data$458[9]  = \port__data$458 [109:99];
-  assign \port__data$458[9][0]  = \port__data$458 [109:99];
-  assign \port__data$458[10]  = \port__data$458 [120:110];
-  assign \port__data$458[10][0]  = \port__data$458 [120:110];
-  assign \port__data$458[11]  = \port__data$458 [131:121];
-  assign \port__data$458[11][0]  = \port__data$458 [131:121];
-  assign \port__data$458[12]  = \port__data$458 [142:132];
-  assign \port__data$458[12][0]  = \port__data$458 [142:132];
-  assign \port__data$458[13]  = \port__data$458 [153:143];
-  assign \port__data$458[13][0]  = \port__data$458 [153:143];
-  assign \port__data$458[14]  = \port__data$458 [164:154];
-  assign \port__data$458[14][0]  = \port__data$458 [164:154];
-  assign \port__data$458[15]  = \port__data$458 [175:165];
-  assign \port__data$458[15][0]  = \port__data$458 [175:165];
+  assign \port__data$459[0]  = \port__data$459 [10:0];
+  assign \port__data$459[0][0]  = \port__data$459 [10:0];
+  assign \port__data$459[1]  = \port__data$459 [21:11];
+  assign \port__data$459[1][0]  = \port__data$459 [21:11];
+  assign \port__data$459[2]  = \port__data$459 [32:22];
+  assign \port__data$459[2][0]  = \port__data$459 [32:22];
+  assign \port__data$459[3]  = \port__data$459 [43:33];
+  assign \port__data$459[3][0]  = \port__data$459 [43:33];
+  assign \port__data$459[4]  = \port__data$459 [54:44];
+  assign \port__data$459[4][0]  = \port__data$459 [54:44];
+  assign \port__data$459[5]  = \port__data$459 [65:55];
+  assign \port__data$459[5][0]  = \port__data$459 [65:55];
+  assign \port__data$459[6]  = \port__data$459 [76:66];
+  assign \port__data$459[6][0]  = \port__data$459 [76:66];
+  assign \port__data$459[7]  = \port__data$459 [87:77];
+  assign \port__data$459[7][0]  = \port__data$459 [87:77];
+  assign \port__data$459[8]  = \port__data$459 [98:88];
+  assign \port__data$459[8][0]  = \port__data$459 [98:88];
+  assign \port__data$459[9]  = \port__data$459 [109:99];
+  assign \port__data$459[9][0]  = \port__data$459 [109:99];
+  assign \port__data$459[10]  = \port__data$459 [120:110];
+  assign \port__data$459[10][0]  = \port__data$459 [120:110];
+  assign \port__data$459[11]  = \port__data$459 [131:121];
+  assign \port__data$459[11][0]  = \port__data$459 [131:121];
+  assign \port__data$459[12]  = \port__data$459 [142:132];
+  assign \port__data$459[12][0]  = \port__data$459 [142:132];
+  assign \port__data$459[13]  = \port__data$459 [153:143];
+  assign \port__data$459[13][0]  = \port__data$459 [153:143];
+  assign \port__data$459[14]  = \port__data$459 [164:154];
+  assign \port__data$459[14][0]  = \port__data$459 [164:154];
+  assign \port__data$459[15]  = \port__data$459 [175:165];
+  assign \port__data$459[15][0]  = \port__data$459 [175:165];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -10806,22 +10816,22 @@ module \tfc.MatMul_16 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-  assign result[15] = \$116 [0];
-  assign result[14] = \$112 [0];
-  assign result[13] = \$108 [0];
-  assign result[12] = \$104 [0];
-  assign result[11] = \$100 [0];
-  assign result[10] = \$96 [0];
-  assign result[9] = \$92 [0];
-  assign result[8] = \$88 [0];
-  assign result[7] = \$84 [0];
-  assign result[6] = \$80 [0];
-  assign result[5] = \$76 [0];
-  assign result[4] = \$72 [0];
-  assign result[3] = \$68 [0];
-  assign result[2] = \$64 [0];
-  assign result[1] = \$60 [0];
-  assign result[0] = \$56 [0];
+  assign result[15] = \$114 [0];
+  assign result[14] = \$110 [0];
+  assign result[13] = \$106 [0];
+  assign result[12] = \$102 [0];
+  assign result[11] = \$98 [0];
+  assign result[10] = \$94 [0];
+  assign result[9] = \$90 [0];
+  assign result[8] = \$86 [0];
+  assign result[7] = \$82 [0];
+  assign result[6] = \$78 [0];
+  assign result[5] = \$74 [0];
+  assign result[4] = \$70 [0];
+  assign result[3] = \$66 [0];
+  assign result[2] = \$62 [0];
+  assign result[1] = \$58 [0];
+  assign result[0] = \$54 [0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11465,18 +11475,18 @@ endmodule
 module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [7:0] \$10 ;
+  wire [6:0] \$10 ;
   wire [4:0] \$100 ;
-  wire [3:0] \$101 ;
-  wire [3:0] \$102 ;
-  wire [4:0] \$103 ;
-  wire [5:0] \$104 ;
-  wire \$105 ;
-  wire [8:0] \$106 ;
-  wire [9:0] \$107 ;
+  wire [5:0] \$101 ;
+  wire \$102 ;
+  wire [8:0] \$103 ;
+  wire [9:0] \$104 ;
+  wire [1:0] \$105 ;
+  wire [1:0] \$106 ;
+  wire [2:0] \$107 ;
   wire [1:0] \$108 ;
   wire [1:0] \$109 ;
-  wire [31:0] \$11 ;
+  wire [7:0] \$11 ;
   wire [2:0] \$110 ;
   wire [1:0] \$111 ;
   wire [1:0] \$112 ;
@@ -11487,7 +11497,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$117 ;
   wire [1:0] \$118 ;
   wire [2:0] \$119 ;
-  wire [6:0] \$12 ;
+  wire [31:0] \$12 ;
   wire [1:0] \$120 ;
   wire [1:0] \$121 ;
   wire [2:0] \$122 ;
@@ -11497,21 +11507,21 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$126 ;
   wire [1:0] \$127 ;
   wire [2:0] \$128 ;
-  wire [1:0] \$129 ;
-  wire [7:0] \$13 ;
-  wire [1:0] \$130 ;
-  wire [2:0] \$131 ;
+  wire [3:0] \$129 ;
+  wire [6:0] \$13 ;
+  wire [3:0] \$130 ;
+  wire [4:0] \$131 ;
   wire [3:0] \$132 ;
   wire [3:0] \$133 ;
   wire [4:0] \$134 ;
-  wire [3:0] \$135 ;
-  wire [3:0] \$136 ;
-  wire [4:0] \$137 ;
-  wire [5:0] \$138 ;
-  wire \$139 ;
-  wire [31:0] \$14 ;
-  wire [8:0] \$140 ;
-  wire [9:0] \$141 ;
+  wire [5:0] \$135 ;
+  wire \$136 ;
+  wire [8:0] \$137 ;
+  wire [9:0] \$138 ;
+  wire [1:0] \$139 ;
+  wire [7:0] \$14 ;
+  wire [1:0] \$140 ;
+  wire [2:0] \$141 ;
   wire [1:0] \$142 ;
   wire [1:0] \$143 ;
   wire [2:0] \$144 ;
@@ -11520,7 +11530,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$147 ;
   wire [1:0] \$148 ;
   wire [1:0] \$149 ;
-  wire [6:0] \$15 ;
+  wire [31:0] \$15 ;
   wire [2:0] \$150 ;
   wire [1:0] \$151 ;
   wire [1:0] \$152 ;
@@ -11531,29 +11541,29 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$157 ;
   wire [1:0] \$158 ;
   wire [2:0] \$159 ;
-  wire [7:0] \$16 ;
+  wire [6:0] \$16 ;
   wire [1:0] \$160 ;
   wire [1:0] \$161 ;
   wire [2:0] \$162 ;
-  wire [1:0] \$163 ;
-  wire [1:0] \$164 ;
-  wire [2:0] \$165 ;
+  wire [3:0] \$163 ;
+  wire [3:0] \$164 ;
+  wire [4:0] \$165 ;
   wire [3:0] \$166 ;
   wire [3:0] \$167 ;
   wire [4:0] \$168 ;
-  wire [3:0] \$169 ;
-  wire [31:0] \$17 ;
-  wire [3:0] \$170 ;
-  wire [4:0] \$171 ;
-  wire [5:0] \$172 ;
-  wire \$173 ;
-  wire [8:0] \$174 ;
-  wire [9:0] \$175 ;
+  wire [5:0] \$169 ;
+  wire [7:0] \$17 ;
+  wire \$170 ;
+  wire [8:0] \$171 ;
+  wire [9:0] \$172 ;
+  wire [1:0] \$173 ;
+  wire [1:0] \$174 ;
+  wire [2:0] \$175 ;
   wire [1:0] \$176 ;
   wire [1:0] \$177 ;
   wire [2:0] \$178 ;
   wire [1:0] \$179 ;
-  wire [6:0] \$18 ;
+  wire [31:0] \$18 ;
   wire [1:0] \$180 ;
   wire [2:0] \$181 ;
   wire [1:0] \$182 ;
@@ -11564,7 +11574,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$187 ;
   wire [1:0] \$188 ;
   wire [1:0] \$189 ;
-  wire [7:0] \$19 ;
+  wire [6:0] \$19 ;
   wire [2:0] \$190 ;
   wire [1:0] \$191 ;
   wire [1:0] \$192 ;
@@ -11572,22 +11582,22 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$194 ;
   wire [1:0] \$195 ;
   wire [2:0] \$196 ;
-  wire [1:0] \$197 ;
-  wire [1:0] \$198 ;
-  wire [2:0] \$199 ;
+  wire [3:0] \$197 ;
+  wire [3:0] \$198 ;
+  wire [4:0] \$199 ;
   wire \$2 ;
-  wire [31:0] \$20 ;
+  wire [7:0] \$20 ;
   wire [3:0] \$200 ;
   wire [3:0] \$201 ;
   wire [4:0] \$202 ;
-  wire [3:0] \$203 ;
-  wire [3:0] \$204 ;
-  wire [4:0] \$205 ;
-  wire [5:0] \$206 ;
-  wire \$207 ;
-  wire [8:0] \$208 ;
-  wire [9:0] \$209 ;
-  wire [6:0] \$21 ;
+  wire [5:0] \$203 ;
+  wire \$204 ;
+  wire [8:0] \$205 ;
+  wire [9:0] \$206 ;
+  wire [1:0] \$207 ;
+  wire [1:0] \$208 ;
+  wire [2:0] \$209 ;
+  wire [31:0] \$21 ;
   wire [1:0] \$210 ;
   wire [1:0] \$211 ;
   wire [2:0] \$212 ;
@@ -11598,7 +11608,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$217 ;
   wire [2:0] \$218 ;
   wire [1:0] \$219 ;
-  wire [7:0] \$22 ;
+  wire [6:0] \$22 ;
   wire [1:0] \$220 ;
   wire [2:0] \$221 ;
   wire [1:0] \$222 ;
@@ -11609,29 +11619,29 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$227 ;
   wire [1:0] \$228 ;
   wire [1:0] \$229 ;
-  wire [31:0] \$23 ;
+  wire [7:0] \$23 ;
   wire [2:0] \$230 ;
-  wire [1:0] \$231 ;
-  wire [1:0] \$232 ;
-  wire [2:0] \$233 ;
+  wire [3:0] \$231 ;
+  wire [3:0] \$232 ;
+  wire [4:0] \$233 ;
   wire [3:0] \$234 ;
   wire [3:0] \$235 ;
   wire [4:0] \$236 ;
-  wire [3:0] \$237 ;
-  wire [3:0] \$238 ;
-  wire [4:0] \$239 ;
-  wire [6:0] \$24 ;
-  wire [5:0] \$240 ;
-  wire \$241 ;
-  wire [8:0] \$242 ;
-  wire [9:0] \$243 ;
+  wire [5:0] \$237 ;
+  wire \$238 ;
+  wire [8:0] \$239 ;
+  wire [31:0] \$24 ;
+  wire [9:0] \$240 ;
+  wire [1:0] \$241 ;
+  wire [1:0] \$242 ;
+  wire [2:0] \$243 ;
   wire [1:0] \$244 ;
   wire [1:0] \$245 ;
   wire [2:0] \$246 ;
   wire [1:0] \$247 ;
   wire [1:0] \$248 ;
   wire [2:0] \$249 ;
-  wire [7:0] \$25 ;
+  wire [6:0] \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
   wire [2:0] \$252 ;
@@ -11642,29 +11652,29 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$257 ;
   wire [2:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [31:0] \$26 ;
+  wire [7:0] \$26 ;
   wire [1:0] \$260 ;
   wire [2:0] \$261 ;
   wire [1:0] \$262 ;
   wire [1:0] \$263 ;
   wire [2:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [2:0] \$267 ;
+  wire [3:0] \$265 ;
+  wire [3:0] \$266 ;
+  wire [4:0] \$267 ;
   wire [3:0] \$268 ;
   wire [3:0] \$269 ;
-  wire [6:0] \$27 ;
+  wire \$27 ;
   wire [4:0] \$270 ;
-  wire [3:0] \$271 ;
-  wire [3:0] \$272 ;
-  wire [4:0] \$273 ;
-  wire [5:0] \$274 ;
-  wire \$275 ;
-  wire [8:0] \$276 ;
-  wire [9:0] \$277 ;
+  wire [5:0] \$271 ;
+  wire \$272 ;
+  wire [8:0] \$273 ;
+  wire [9:0] \$274 ;
+  wire [1:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire [2:0] \$277 ;
   wire [1:0] \$278 ;
   wire [1:0] \$279 ;
-  wire [7:0] \$28 ;
+  wire \$28 ;
   wire [2:0] \$280 ;
   wire [1:0] \$281 ;
   wire [1:0] \$282 ;
@@ -11685,22 +11695,22 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$296 ;
   wire [1:0] \$297 ;
   wire [2:0] \$298 ;
-  wire [1:0] \$299 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire [1:0] \$300 ;
-  wire [2:0] \$301 ;
+  wire [3:0] \$299 ;
+  wire [31:0] \$3 ;
+  wire [1:0] \$30 ;
+  wire [3:0] \$300 ;
+  wire [4:0] \$301 ;
   wire [3:0] \$302 ;
   wire [3:0] \$303 ;
   wire [4:0] \$304 ;
-  wire [3:0] \$305 ;
-  wire [3:0] \$306 ;
-  wire [4:0] \$307 ;
-  wire [5:0] \$308 ;
-  wire \$309 ;
+  wire [5:0] \$305 ;
+  wire \$306 ;
+  wire [8:0] \$307 ;
+  wire [9:0] \$308 ;
+  wire [1:0] \$309 ;
   wire \$31 ;
-  wire [8:0] \$310 ;
-  wire [9:0] \$311 ;
+  wire [1:0] \$310 ;
+  wire [2:0] \$311 ;
   wire [1:0] \$312 ;
   wire [1:0] \$313 ;
   wire [2:0] \$314 ;
@@ -11709,7 +11719,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$317 ;
   wire [1:0] \$318 ;
   wire [1:0] \$319 ;
-  wire [1:0] \$32 ;
+  wire \$32 ;
   wire [2:0] \$320 ;
   wire [1:0] \$321 ;
   wire [1:0] \$322 ;
@@ -11724,40 +11734,40 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$330 ;
   wire [1:0] \$331 ;
   wire [2:0] \$332 ;
-  wire [1:0] \$333 ;
-  wire [1:0] \$334 ;
-  wire [2:0] \$335 ;
+  wire [3:0] \$333 ;
+  wire [3:0] \$334 ;
+  wire [4:0] \$335 ;
   wire [3:0] \$336 ;
   wire [3:0] \$337 ;
   wire [4:0] \$338 ;
-  wire [3:0] \$339 ;
-  wire \$34 ;
-  wire [3:0] \$340 ;
-  wire [4:0] \$341 ;
-  wire [5:0] \$342 ;
+  wire [5:0] \$339 ;
+  wire [1:0] \$34 ;
+  wire \$340 ;
+  wire [8:0] \$341 ;
+  wire [9:0] \$342 ;
   wire \$343 ;
-  wire [8:0] \$344 ;
-  wire [9:0] \$345 ;
-  wire \$346 ;
+  reg \$344 ;
+  reg [3:0] \$345 ;
+  reg [2:0] \$346 ;
   reg \$347 ;
   reg [3:0] \$348 ;
-  reg [2:0] \$349 ;
+  reg [3:0] \$349 ;
   wire \$35 ;
   reg [3:0] \$350 ;
   reg [3:0] \$351 ;
-  reg [3:0] \$352 ;
-  reg [3:0] \$353 ;
+  reg \$352 ;
+  reg \$353 ;
   reg \$354 ;
-  reg \$355 ;
+  reg [31:0] \$355 ;
   reg \$356 ;
-  reg [31:0] \$357 ;
+  reg \$357 ;
   reg \$358 ;
-  reg \$359 ;
-  wire [1:0] \$36 ;
-  reg \$360 ;
-  reg [2:0] \$361 ;
-  reg [31:0] \$362 ;
-  reg [255:0] \$363 ;
+  reg [2:0] \$359 ;
+  wire \$36 ;
+  reg [31:0] \$360 ;
+  reg [255:0] \$361 ;
+  reg \$362 ;
+  reg \$363 ;
   reg \$364 ;
   reg \$365 ;
   reg \$366 ;
@@ -11769,42 +11779,42 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$371 ;
   reg \$372 ;
   reg \$373 ;
-  reg \$374 ;
-  reg \$375 ;
+  reg [2:0] \$374 ;
+  reg [2:0] \$375 ;
   reg [2:0] \$376 ;
   reg [2:0] \$377 ;
   reg [2:0] \$378 ;
   reg [2:0] \$379 ;
-  wire \$38 ;
+  wire [1:0] \$38 ;
   reg [2:0] \$380 ;
   reg [2:0] \$381 ;
   reg [2:0] \$382 ;
   reg [2:0] \$383 ;
   reg [2:0] \$384 ;
   reg [2:0] \$385 ;
-  reg [2:0] \$386 ;
-  reg [2:0] \$387 ;
-  reg [4:0] \$388 ;
-  reg [4:0] \$389 ;
+  reg [4:0] \$386 ;
+  reg [4:0] \$387 ;
+  reg [5:0] \$388 ;
+  reg [6:0] \$389 ;
   wire \$39 ;
-  reg [5:0] \$390 ;
-  reg [6:0] \$391 ;
-  reg [7:0] \$392 ;
+  reg [7:0] \$390 ;
+  reg [2:0] \$391 ;
+  reg [2:0] \$392 ;
   reg [2:0] \$393 ;
   reg [2:0] \$394 ;
   reg [2:0] \$395 ;
   reg [2:0] \$396 ;
   reg [2:0] \$397 ;
   reg [2:0] \$398 ;
-  reg [2:0] \$399 ;
-  wire \$4 ;
-  wire [1:0] \$40 ;
-  reg [2:0] \$400 ;
-  reg [4:0] \$401 ;
-  reg [4:0] \$402 ;
-  reg [5:0] \$403 ;
-  reg [6:0] \$404 ;
-  reg [7:0] \$405 ;
+  reg [4:0] \$399 ;
+  wire [6:0] \$4 ;
+  wire \$40 ;
+  reg [4:0] \$400 ;
+  reg [5:0] \$401 ;
+  reg [6:0] \$402 ;
+  reg [7:0] \$403 ;
+  reg [2:0] \$404 ;
+  reg [2:0] \$405 ;
   reg [2:0] \$406 ;
   reg [2:0] \$407 ;
   reg [2:0] \$408 ;
@@ -11812,42 +11822,42 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire \$41 ;
   reg [2:0] \$410 ;
   reg [2:0] \$411 ;
-  reg [2:0] \$412 ;
-  reg [2:0] \$413 ;
-  reg [4:0] \$414 ;
-  reg [4:0] \$415 ;
-  reg [5:0] \$416 ;
-  reg [6:0] \$417 ;
-  reg [7:0] \$418 ;
+  reg [4:0] \$412 ;
+  reg [4:0] \$413 ;
+  reg [5:0] \$414 ;
+  reg [6:0] \$415 ;
+  reg [7:0] \$416 ;
+  reg [2:0] \$417 ;
+  reg [2:0] \$418 ;
   reg [2:0] \$419 ;
-  wire \$42 ;
+  wire [1:0] \$42 ;
   reg [2:0] \$420 ;
   reg [2:0] \$421 ;
   reg [2:0] \$422 ;
   reg [2:0] \$423 ;
   reg [2:0] \$424 ;
-  reg [2:0] \$425 ;
-  reg [2:0] \$426 ;
-  reg [4:0] \$427 ;
-  reg [4:0] \$428 ;
-  reg [5:0] \$429 ;
+  reg [4:0] \$425 ;
+  reg [4:0] \$426 ;
+  reg [5:0] \$427 ;
+  reg [6:0] \$428 ;
+  reg [7:0] \$429 ;
   wire \$43 ;
-  reg [6:0] \$430 ;
-  reg [7:0] \$431 ;
+  reg [2:0] \$430 ;
+  reg [2:0] \$431 ;
   reg [2:0] \$432 ;
   reg [2:0] \$433 ;
   reg [2:0] \$434 ;
   reg [2:0] \$435 ;
   reg [2:0] \$436 ;
   reg [2:0] \$437 ;
-  reg [2:0] \$438 ;
-  reg [2:0] \$439 ;
-  wire [1:0] \$44 ;
-  reg [4:0] \$440 ;
-  reg [4:0] \$441 ;
-  reg [5:0] \$442 ;
-  reg [6:0] \$443 ;
-  reg [7:0] \$444 ;
+  reg [4:0] \$438 ;
+  reg [4:0] \$439 ;
+  wire \$44 ;
+  reg [5:0] \$440 ;
+  reg [6:0] \$441 ;
+  reg [7:0] \$442 ;
+  reg [2:0] \$443 ;
+  reg [2:0] \$444 ;
   reg [2:0] \$445 ;
   reg [2:0] \$446 ;
   reg [2:0] \$447 ;
@@ -11855,47 +11865,47 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \$449 ;
   wire \$45 ;
   reg [2:0] \$450 ;
-  reg [2:0] \$451 ;
-  reg [2:0] \$452 ;
-  reg [4:0] \$453 ;
-  reg [4:0] \$454 ;
-  reg [5:0] \$455 ;
-  reg [6:0] \$456 ;
-  reg [7:0] \$457 ;
+  reg [4:0] \$451 ;
+  reg [4:0] \$452 ;
+  reg [5:0] \$453 ;
+  reg [6:0] \$454 ;
+  reg [7:0] \$455 ;
+  reg [2:0] \$456 ;
+  reg [2:0] \$457 ;
   reg [2:0] \$458 ;
   reg [2:0] \$459 ;
-  wire \$46 ;
+  wire [1:0] \$46 ;
   reg [2:0] \$460 ;
   reg [2:0] \$461 ;
   reg [2:0] \$462 ;
   reg [2:0] \$463 ;
-  reg [2:0] \$464 ;
-  reg [2:0] \$465 ;
-  reg [4:0] \$466 ;
-  reg [4:0] \$467 ;
-  reg [5:0] \$468 ;
-  reg [6:0] \$469 ;
+  reg [4:0] \$464 ;
+  reg [4:0] \$465 ;
+  reg [5:0] \$466 ;
+  reg [6:0] \$467 ;
+  reg [7:0] \$468 ;
+  reg [2:0] \$469 ;
   wire \$47 ;
-  reg [7:0] \$470 ;
+  reg [2:0] \$470 ;
   reg [2:0] \$471 ;
   reg [2:0] \$472 ;
   reg [2:0] \$473 ;
   reg [2:0] \$474 ;
   reg [2:0] \$475 ;
   reg [2:0] \$476 ;
-  reg [2:0] \$477 ;
-  reg [2:0] \$478 ;
-  reg [4:0] \$479 ;
-  wire [1:0] \$48 ;
-  reg [4:0] \$480 ;
-  reg [5:0] \$481 ;
-  reg [6:0] \$482 ;
-  reg [7:0] \$483 ;
-  reg \$484 ;
-  reg \$485 ;
-  reg [2:0] \$486 ;
-  reg [63:0] \$487 ;
-  reg \$488 ;
+  reg [4:0] \$477 ;
+  reg [4:0] \$478 ;
+  reg [5:0] \$479 ;
+  wire \$48 ;
+  reg [6:0] \$480 ;
+  reg [7:0] \$481 ;
+  reg \$482 ;
+  reg \$483 ;
+  reg [2:0] \$484 ;
+  reg [63:0] \$485 ;
+  reg \$486 ;
+  reg [7:0] \$487 ;
+  reg [7:0] \$488 ;
   reg [7:0] \$489 ;
   wire \$49 ;
   reg [7:0] \$490 ;
@@ -11903,44 +11913,42 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [7:0] \$492 ;
   reg [7:0] \$493 ;
   reg [7:0] \$494 ;
-  reg [7:0] \$495 ;
+  reg \$495 ;
   reg [7:0] \$496 ;
-  reg \$497 ;
-  reg [7:0] \$498 ;
-  wire [31:0] \$5 ;
-  wire \$50 ;
+  wire [7:0] \$5 ;
+  wire [1:0] \$50 ;
   wire \$51 ;
-  wire [1:0] \$52 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
+  wire [1:0] \$54 ;
   wire \$55 ;
-  wire [1:0] \$56 ;
+  wire \$56 ;
   wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [6:0] \$6 ;
-  wire [1:0] \$60 ;
-  wire [1:0] \$61 ;
-  wire [4:0] \$62 ;
+  wire [1:0] \$58 ;
+  wire [1:0] \$59 ;
+  wire [31:0] \$6 ;
+  wire [4:0] \$60 ;
+  wire \$61 ;
+  wire [3:0] \$62 ;
   wire \$63 ;
-  wire [3:0] \$64 ;
+  wire [4:0] \$64 ;
   wire [4:0] \$65 ;
   wire [4:0] \$66 ;
   wire [4:0] \$67 ;
-  wire [4:0] \$68 ;
+  wire \$68 ;
   wire \$69 ;
-  wire [7:0] \$7 ;
+  wire [6:0] \$7 ;
   wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
+  wire [1:0] \$71 ;
+  wire [1:0] \$72 ;
+  wire [2:0] \$73 ;
   wire [1:0] \$74 ;
   wire [1:0] \$75 ;
   wire [2:0] \$76 ;
   wire [1:0] \$77 ;
   wire [1:0] \$78 ;
   wire [2:0] \$79 ;
-  wire [31:0] \$8 ;
+  wire [7:0] \$8 ;
   wire [1:0] \$80 ;
   wire [1:0] \$81 ;
   wire [2:0] \$82 ;
@@ -11951,21 +11959,21 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$87 ;
   wire [2:0] \$88 ;
   wire [1:0] \$89 ;
-  wire [6:0] \$9 ;
+  wire [31:0] \$9 ;
   wire [1:0] \$90 ;
   wire [2:0] \$91 ;
   wire [1:0] \$92 ;
   wire [1:0] \$93 ;
   wire [2:0] \$94 ;
-  wire [1:0] \$95 ;
-  wire [1:0] \$96 ;
-  wire [2:0] \$97 ;
+  wire [3:0] \$95 ;
+  wire [3:0] \$96 ;
+  wire [4:0] \$97 ;
   wire [3:0] \$98 ;
   wire [3:0] \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$81  = 1'h0;
-  reg \$signal$83  = 1'h0;
+  reg \$signal$82  = 1'h0;
+  reg \$signal$84  = 1'h0;
   reg \$signature__addr  = 1'h0;
   reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
@@ -12028,6 +12036,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg first1_d1 = 1'h0;
   reg first1_d2 = 1'h0;
   reg first1_d3 = 1'h0;
+  reg fresh = 1'h1;
   reg fresh1 = 1'h0;
   input [31:0] i__payload;
   wire [31:0] i__payload;
@@ -12099,26 +12108,26 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [2:0] \port__addr$65  = 3'h0;
   reg [3:0] \port__addr$9  = 4'h0;
   wire [63:0] port__data;
-  wire [63:0] \port__data$195 ;
-  wire [7:0] \port__data$195[0] ;
-  wire [7:0] \port__data$195[0][0] ;
-  wire [7:0] \port__data$195[1] ;
-  wire [7:0] \port__data$195[1][0] ;
-  wire [7:0] \port__data$195[2] ;
-  wire [7:0] \port__data$195[2][0] ;
-  wire [7:0] \port__data$195[3] ;
-  wire [7:0] \port__data$195[3][0] ;
-  wire [7:0] \port__data$195[4] ;
-  wire [7:0] \port__data$195[4][0] ;
-  wire [7:0] \port__data$195[5] ;
-  wire [7:0] \port__data$195[5][0] ;
-  wire [7:0] \port__data$195[6] ;
-  wire [7:0] \port__data$195[6][0] ;
-  wire [7:0] \port__data$195[7] ;
-  wire [7:0] \port__data$195[7][0] ;
-  wire [63:0] \port__data$87 ;
+  wire [63:0] \port__data$196 ;
+  wire [7:0] \port__data$196[0] ;
+  wire [7:0] \port__data$196[0][0] ;
+  wire [7:0] \port__data$196[1] ;
+  wire [7:0] \port__data$196[1][0] ;
+  wire [7:0] \port__data$196[2] ;
+  wire [7:0] \port__data$196[2][0] ;
+  wire [7:0] \port__data$196[3] ;
+  wire [7:0] \port__data$196[3][0] ;
+  wire [7:0] \port__data$196[4] ;
+  wire [7:0] \port__data$196[4][0] ;
+  wire [7:0] \port__data$196[5] ;
+  wire [7:0] \port__data$196[5][0] ;
+  wire [7:0] \port__data$196[6] ;
+  wire [7:0] \port__data$196[6][0] ;
+  wire [7:0] \port__data$196[7] ;
+  wire [7:0] \port__data$196[7][0] ;
   wire [63:0] \port__data$88 ;
   wire [63:0] \port__data$89 ;
+  wire [63:0] \port__data$90 ;
   wire port__en;
   wire \port__en$11 ;
   wire \port__en$14 ;
@@ -12299,7 +12308,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$196  = 1'h0;
+  reg \v2_d0$197  = 1'h0;
   reg [3:0] waddr = 4'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr0;
@@ -12452,7 +12461,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _1_ <= thresholds[\port__addr$65 ];
     end
   end
-  assign \port__data$195  = _1_;
+  assign \port__data$196  = _1_;
   reg [63:0] weights0 [15:0];
   initial begin
     weights0[0] = 64'he251e6be1c9e6a56;
@@ -12504,7 +12513,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _3_ <= weights1[\port__addr$9 ];
     end
   end
-  assign \port__data$87  = _3_;
+  assign \port__data$88  = _3_;
   reg [63:0] weights2 [15:0];
   initial begin
     weights2[0] = 64'h97aa6d7206b38b21;
@@ -12530,7 +12539,7 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _4_ <= weights2[\port__addr$12 ];
     end
   end
-  assign \port__data$88  = _4_;
+  assign \port__data$89  = _4_;
   reg [63:0] weights3 [15:0];
   initial begin
     weights3[0] = 64'he2c446d6ba6e0711;
@@ -12556,1305 +12565,1324 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _5_ <= weights3[\port__addr$15 ];
     end
   end
-  assign \port__data$89  = _5_;
+  assign \port__data$90  = _5_;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$412 ;
+    tree2_l1_7_0 <= \$411 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$413 ;
+    tree2_l3_0_0 <= \$412 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$414 ;
+    tree2_l3_1_0 <= \$413 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$415 ;
+    tree2_l4_0_0 <= \$414 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$416 ;
+    raw2 <= \$415 ;
   always @(posedge clk)
-    raw2 <= \$417 ;
+    acc2 <= \$416 ;
   always @(posedge clk)
-    acc2 <= \$418 ;
+    tree3_l1_0_0 <= \$417 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$419 ;
+    tree3_l1_1_0 <= \$418 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$420 ;
+    tree3_l1_2_0 <= \$419 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$421 ;
+    tree3_l1_3_0 <= \$420 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$422 ;
+    tree3_l1_4_0 <= \$421 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$423 ;
+    tree3_l1_5_0 <= \$422 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$424 ;
+    tree3_l1_6_0 <= \$423 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$425 ;
+    tree3_l1_7_0 <= \$424 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$426 ;
+    tree3_l3_0_0 <= \$425 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$427 ;
+    tree3_l3_1_0 <= \$426 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$428 ;
+    tree3_l4_0_0 <= \$427 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$429 ;
+    raw3 <= \$428 ;
   always @(posedge clk)
-    raw3 <= \$430 ;
+    acc3 <= \$429 ;
   always @(posedge clk)
-    acc3 <= \$431 ;
+    tree4_l1_0_0 <= \$430 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$432 ;
+    tree4_l1_1_0 <= \$431 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$433 ;
+    tree4_l1_2_0 <= \$432 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$434 ;
+    tree4_l1_3_0 <= \$433 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$435 ;
+    tree4_l1_4_0 <= \$434 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$436 ;
+    tree4_l1_5_0 <= \$435 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$437 ;
+    tree4_l1_6_0 <= \$436 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$438 ;
+    tree4_l1_7_0 <= \$437 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$439 ;
+    tree4_l3_0_0 <= \$438 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$440 ;
+    tree4_l3_1_0 <= \$439 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$441 ;
+    tree4_l4_0_0 <= \$440 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$442 ;
+    raw4 <= \$441 ;
   always @(posedge clk)
-    raw4 <= \$443 ;
+    acc4 <= \$442 ;
   always @(posedge clk)
-    acc4 <= \$444 ;
+    tree5_l1_0_0 <= \$443 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$445 ;
+    tree5_l1_1_0 <= \$444 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$446 ;
+    tree5_l1_2_0 <= \$445 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$447 ;
+    tree5_l1_3_0 <= \$446 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$448 ;
+    tree5_l1_4_0 <= \$447 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$449 ;
+    tree5_l1_5_0 <= \$448 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$450 ;
+    tree5_l1_6_0 <= \$449 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$451 ;
+    tree5_l1_7_0 <= \$450 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$452 ;
+    tree5_l3_0_0 <= \$451 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$453 ;
+    tree5_l3_1_0 <= \$452 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$454 ;
+    tree5_l4_0_0 <= \$453 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$455 ;
+    raw5 <= \$454 ;
   always @(posedge clk)
-    raw5 <= \$456 ;
+    acc5 <= \$455 ;
   always @(posedge clk)
-    acc5 <= \$457 ;
+    tree6_l1_0_0 <= \$456 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$458 ;
+    tree6_l1_1_0 <= \$457 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$459 ;
+    tree6_l1_2_0 <= \$458 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$460 ;
+    tree6_l1_3_0 <= \$459 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$461 ;
+    tree6_l1_4_0 <= \$460 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$462 ;
+    tree6_l1_5_0 <= \$461 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$463 ;
+    tree6_l1_6_0 <= \$462 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$464 ;
+    tree6_l1_7_0 <= \$463 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$465 ;
+    tree6_l3_0_0 <= \$464 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$466 ;
+    tree6_l3_1_0 <= \$465 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$467 ;
+    tree6_l4_0_0 <= \$466 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$468 ;
+    raw6 <= \$467 ;
   always @(posedge clk)
-    raw6 <= \$469 ;
+    acc6 <= \$468 ;
   always @(posedge clk)
-    acc6 <= \$470 ;
+    tree7_l1_0_0 <= \$469 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$471 ;
+    tree7_l1_1_0 <= \$470 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$472 ;
+    tree7_l1_2_0 <= \$471 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$473 ;
+    tree7_l1_3_0 <= \$472 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$474 ;
+    tree7_l1_4_0 <= \$473 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$475 ;
+    tree7_l1_5_0 <= \$474 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$476 ;
+    tree7_l1_6_0 <= \$475 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$477 ;
+    tree7_l1_7_0 <= \$476 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$478 ;
+    tree7_l3_0_0 <= \$477 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$479 ;
+    tree7_l3_1_0 <= \$478 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$480 ;
+    tree7_l4_0_0 <= \$479 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$481 ;
+    raw7 <= \$480 ;
   always @(posedge clk)
-    raw7 <= \$482 ;
+    acc7 <= \$481 ;
   always @(posedge clk)
-    acc7 <= \$483 ;
+    v2 <= \$482 ;
   always @(posedge clk)
-    v2 <= \$484 ;
+    v2_d0 <= \$483 ;
   always @(posedge clk)
-    v2_d0 <= \$485 ;
+    \port__addr$65  <= \$484 ;
   always @(posedge clk)
-    \port__addr$65  <= \$486 ;
+    thresholds_d0 <= \$485 ;
   always @(posedge clk)
-    thresholds_d0 <= \$487 ;
+    \v2_d0$197  <= \$486 ;
   always @(posedge clk)
-    \v2_d0$196  <= \$488 ;
+    acc0_d0 <= \$487 ;
   always @(posedge clk)
-    acc0_d0 <= \$489 ;
+    acc1_d0 <= \$488 ;
   always @(posedge clk)
-    acc1_d0 <= \$490 ;
+    acc2_d0 <= \$489 ;
   always @(posedge clk)
-    acc2_d0 <= \$491 ;
+    acc3_d0 <= \$490 ;
   always @(posedge clk)
-    acc3_d0 <= \$492 ;
+    acc4_d0 <= \$491 ;
   always @(posedge clk)
-    acc4_d0 <= \$493 ;
+    acc5_d0 <= \$492 ;
   always @(posedge clk)
-    acc5_d0 <= \$494 ;
+    acc6_d0 <= \$493 ;
   always @(posedge clk)
-    acc6_d0 <= \$495 ;
+    acc7_d0 <= \$494 ;
   always @(posedge clk)
-    acc7_d0 <= \$496 ;
+    o__valid <= \$495 ;
   always @(posedge clk)
-    o__valid <= \$497 ;
-  always @(posedge clk)
-    o__payload <= \$498 ;
-  assign \$1  = ! nf;
-  assign i__ready = advance & \$1 ;
-  assign \$2  = ! nf;
-  assign \$3  = ~ \$2 ;
-  assign \$4  = i__valid | \$3 ;
-  assign fire = advance & \$4 ;
+    o__payload <= \$496 ;
+  assign i__ready = advance & fresh;
+  assign \$1  = ~ fresh;
+  assign \$2  = i__valid | \$1 ;
+  assign fire = advance & \$2 ;
   assign x_in = fresh1 ? \$signature__data  : rp__data;
-  assign \$5  = x_in_d0 ^ weights_d0[31:0];
-  assign xnor0 = ~ \$5 ;
-  assign \$6  = first1_d3 ? 7'h00 : raw0;
-  assign \$7  = tree0_l4_0_0 + \$6 ;
-  assign \$8  = x_in_d0 ^ weights_d0[63:32];
-  assign xnor1 = ~ \$8 ;
-  assign \$9  = first1_d3 ? 7'h00 : raw1;
-  assign \$10  = tree1_l4_0_0 + \$9 ;
-  assign \$11  = x_in_d0 ^ weights_d0[95:64];
-  assign xnor2 = ~ \$11 ;
-  assign \$12  = first1_d3 ? 7'h00 : raw2;
-  assign \$13  = tree2_l4_0_0 + \$12 ;
-  assign \$14  = x_in_d0 ^ weights_d0[127:96];
-  assign xnor3 = ~ \$14 ;
-  assign \$15  = first1_d3 ? 7'h00 : raw3;
-  assign \$16  = tree3_l4_0_0 + \$15 ;
-  assign \$17  = x_in_d0 ^ weights_d0[159:128];
-  assign xnor4 = ~ \$17 ;
-  assign \$18  = first1_d3 ? 7'h00 : raw4;
-  assign \$19  = tree4_l4_0_0 + \$18 ;
-  assign \$20  = x_in_d0 ^ weights_d0[191:160];
-  assign xnor5 = ~ \$20 ;
-  assign \$21  = first1_d3 ? 7'h00 : raw5;
-  assign \$22  = tree5_l4_0_0 + \$21 ;
-  assign \$23  = x_in_d0 ^ weights_d0[223:192];
-  assign xnor6 = ~ \$23 ;
-  assign \$24  = first1_d3 ? 7'h00 : raw6;
-  assign \$25  = tree6_l4_0_0 + \$24 ;
-  assign \$26  = x_in_d0 ^ weights_d0[255:224];
-  assign xnor7 = ~ \$26 ;
-  assign \$27  = first1_d3 ? 7'h00 : raw7;
-  assign \$28  = tree7_l4_0_0 + \$27 ;
-  assign \$29  = ~ acc0_d0[7];
-  assign \$30  = ~ thresholds_d0[7];
-  assign \$31  = { \$29 , acc0_d0[6:0] } >= { \$30 , thresholds_d0[6:0] };
-  assign \$32  = 1'h0 + \$31 ;
-  assign \$33  = ~ acc1_d0[7];
-  assign \$34  = ~ thresholds_d0[15];
-  assign \$35  = { \$33 , acc1_d0[6:0] } >= { \$34 , thresholds_d0[14:8] };
-  assign \$36  = 1'h0 + \$35 ;
-  assign \$37  = ~ acc2_d0[7];
-  assign \$38  = ~ thresholds_d0[23];
-  assign \$39  = { \$37 , acc2_d0[6:0] } >= { \$38 , thresholds_d0[22:16] };
-  assign \$40  = 1'h0 + \$39 ;
-  assign \$41  = ~ acc3_d0[7];
-  assign \$42  = ~ thresholds_d0[31];
-  assign \$43  = { \$41 , acc3_d0[6:0] } >= { \$42 , thresholds_d0[30:24] };
-  assign \$44  = 1'h0 + \$43 ;
-  assign \$45  = ~ acc4_d0[7];
-  assign \$46  = ~ thresholds_d0[39];
-  assign \$47  = { \$45 , acc4_d0[6:0] } >= { \$46 , thresholds_d0[38:32] };
-  assign \$48  = 1'h0 + \$47 ;
-  assign \$49  = ~ acc5_d0[7];
-  assign \$50  = ~ thresholds_d0[47];
-  assign \$51  = { \$49 , acc5_d0[6:0] } >= { \$50 , thresholds_d0[46:40] };
-  assign \$52  = 1'h0 + \$51 ;
-  assign \$53  = ~ acc6_d0[7];
-  assign \$54  = ~ thresholds_d0[55];
-  assign \$55  = { \$53 , acc6_d0[6:0] } >= { \$54 , thresholds_d0[54:48] };
-  assign \$56  = 1'h0 + \$55 ;
-  assign \$57  = ~ acc7_d0[7];
-  assign \$58  = ~ thresholds_d0[63];
-  assign \$59  = { \$57 , acc7_d0[6:0] } >= { \$58 , thresholds_d0[62:56] };
-  assign \$60  = 1'h0 + \$59 ;
-  assign \$61  = rp__addr + 1'h1;
-  assign \$62  = waddr + 1'h1;
-  assign \$64  = nf + 1'h1;
-  assign \$65  = port__addr + 1'h1;
-  assign \$66  = \port__addr$9  + 1'h1;
-  assign \$67  = \port__addr$12  + 1'h1;
-  assign \$68  = \port__addr$15  + 1'h1;
-  assign \$69  = ! nf;
-  assign \$70  = fire & \$69 ;
-  assign \$71  = ! nf;
-  assign \$72  = ! rp__addr;
-  assign \$74  = xnor0[0] + xnor0[1];
-  assign \$75  = xnor0[2] + xnor0[3];
+  assign \$3  = x_in_d0 ^ weights_d0[31:0];
+  assign xnor0 = ~ \$3 ;
+  assign \$4  = first1_d3 ? 7'h00 : raw0;
+  assign \$5  = tree0_l4_0_0 + \$4 ;
+  assign \$6  = x_in_d0 ^ weights_d0[63:32];
+  assign xnor1 = ~ \$6 ;
+  assign \$7  = first1_d3 ? 7'h00 : raw1;
+  assign \$8  = tree1_l4_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[95:64];
+  assign xnor2 = ~ \$9 ;
+  assign \$10  = first1_d3 ? 7'h00 : raw2;
+  assign \$11  = tree2_l4_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[127:96];
+  assign xnor3 = ~ \$12 ;
+  assign \$13  = first1_d3 ? 7'h00 : raw3;
+  assign \$14  = tree3_l4_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[159:128];
+  assign xnor4 = ~ \$15 ;
+  assign \$16  = first1_d3 ? 7'h00 : raw4;
+  assign \$17  = tree4_l4_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[191:160];
+  assign xnor5 = ~ \$18 ;
+  assign \$19  = first1_d3 ? 7'h00 : raw5;
+  assign \$20  = tree5_l4_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[223:192];
+  assign xnor6 = ~ \$21 ;
+  assign \$22  = first1_d3 ? 7'h00 : raw6;
+  assign \$23  = tree6_l4_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[255:224];
+  assign xnor7 = ~ \$24 ;
+  assign \$25  = first1_d3 ? 7'h00 : raw7;
+  assign \$26  = tree7_l4_0_0 + \$25 ;
+  assign \$27  = ~ acc0_d0[7];
+  assign \$28  = ~ thresholds_d0[7];
+  assign \$29  = { \$27 , acc0_d0[6:0] } >= { \$28 , thresholds_d0[6:0] };
+  assign \$30  = 1'h0 + \$29 ;
+  assign \$31  = ~ acc1_d0[7];
+  assign \$32  = ~ thresholds_d0[15];
+  assign \$33  = { \$31 , acc1_d0[6:0] } >= { \$32 , thresholds_d0[14:8] };
+  assign \$34  = 1'h0 + \$33 ;
+  assign \$35  = ~ acc2_d0[7];
+  assign \$36  = ~ thresholds_d0[23];
+  assign \$37  = { \$35 , acc2_d0[6:0] } >= { \$36 , thresholds_d0[22:16] };
+  assign \$38  = 1'h0 + \$37 ;
+  assign \$39  = ~ acc3_d0[7];
+  assign \$40  = ~ thresholds_d0[31];
+  assign \$41  = { \$39 , acc3_d0[6:0] } >= { \$40 , thresholds_d0[30:24] };
+  assign \$42  = 1'h0 + \$41 ;
+  assign \$43  = ~ acc4_d0[7];
+  assign \$44  = ~ thresholds_d0[39];
+  assign \$45  = { \$43 , acc4_d0[6:0] } >= { \$44 , thresholds_d0[38:32] };
+  assign \$46  = 1'h0 + \$45 ;
+  assign \$47  = ~ acc5_d0[7];
+  assign \$48  = ~ thresholds_d0[47];
+  assign \$49  = { \$47 , acc5_d0[6:0] } >= { \$48 , thresholds_d0[46:40] };
+  assign \$50  = 1'h0 + \$49 ;
+  assign \$51  = ~ acc6_d0[7];
+  assign \$52  = ~ thresholds_d0[55];
+  assign \$53  = { \$51 , acc6_d0[6:0] } >= { \$52 , thresholds_d0[54:48] };
+  assign \$54  = 1'h0 + \$53 ;
+  assign \$55  = ~ acc7_d0[7];
+  assign \$56  = ~ thresholds_d0[63];
+  assign \$57  = { \$55 , acc7_d0[6:0] } >= { \$56 , thresholds_d0[62:56] };
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = rp__addr + 1'h1;
+  assign \$60  = waddr + 1'h1;
+  assign \$62  = nf + 1'h1;
+  assign \$63  = nf == 3'h7;
+  assign \$64  = port__addr + 1'h1;
+  assign \$65  = \port__addr$9  + 1'h1;
+  assign \$66  = \port__addr$12  + 1'h1;
+  assign \$67  = \port__addr$15  + 1'h1;
+  assign \$68  = fire & fresh;
+  assign \$69  = ! rp__addr;
+  assign \$71  = xnor0[0] + xnor0[1];
+  assign \$72  = xnor0[2] + xnor0[3];
+  assign \$73  = \$71  + \$72 ;
+  assign \$74  = xnor0[4] + xnor0[5];
+  assign \$75  = xnor0[6] + xnor0[7];
   assign \$76  = \$74  + \$75 ;
-  assign \$77  = xnor0[4] + xnor0[5];
-  assign \$78  = xnor0[6] + xnor0[7];
+  assign \$77  = xnor0[8] + xnor0[9];
+  assign \$78  = xnor0[10] + xnor0[11];
   assign \$79  = \$77  + \$78 ;
-  assign \$80  = xnor0[8] + xnor0[9];
-  assign \$81  = xnor0[10] + xnor0[11];
+  assign \$80  = xnor0[12] + xnor0[13];
+  assign \$81  = xnor0[14] + xnor0[15];
   assign \$82  = \$80  + \$81 ;
-  assign \$83  = xnor0[12] + xnor0[13];
-  assign \$84  = xnor0[14] + xnor0[15];
+  assign \$83  = xnor0[16] + xnor0[17];
+  assign \$84  = xnor0[18] + xnor0[19];
   assign \$85  = \$83  + \$84 ;
-  assign \$86  = xnor0[16] + xnor0[17];
-  assign \$87  = xnor0[18] + xnor0[19];
+  assign \$86  = xnor0[20] + xnor0[21];
+  assign \$87  = xnor0[22] + xnor0[23];
   assign \$88  = \$86  + \$87 ;
-  assign \$89  = xnor0[20] + xnor0[21];
-  assign \$90  = xnor0[22] + xnor0[23];
+  assign \$89  = xnor0[24] + xnor0[25];
+  assign \$90  = xnor0[26] + xnor0[27];
   assign \$91  = \$89  + \$90 ;
-  assign \$92  = xnor0[24] + xnor0[25];
-  assign \$93  = xnor0[26] + xnor0[27];
+  assign \$92  = xnor0[28] + xnor0[29];
+  assign \$93  = xnor0[30] + xnor0[31];
   assign \$94  = \$92  + \$93 ;
-  assign \$95  = xnor0[28] + xnor0[29];
-  assign \$96  = xnor0[30] + xnor0[31];
+  assign \$95  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$96  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$97  = \$95  + \$96 ;
-  assign \$98  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$99  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$98  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$99  = tree0_l1_6_0 + tree0_l1_7_0;
   assign \$100  = \$98  + \$99 ;
-  assign \$101  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$102  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$103  = \$101  + \$102 ;
-  assign \$104  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$105  = advance & v1_d3;
-  assign \$106  = 2'h2 * raw0;
-  assign \$107  = \$106  - 7'h40;
-  assign \$108  = xnor1[0] + xnor1[1];
-  assign \$109  = xnor1[2] + xnor1[3];
+  assign \$101  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$102  = advance & v1_d3;
+  assign \$103  = 2'h2 * raw0;
+  assign \$104  = \$103  - 7'h40;
+  assign \$105  = xnor1[0] + xnor1[1];
+  assign \$106  = xnor1[2] + xnor1[3];
+  assign \$107  = \$105  + \$106 ;
+  assign \$108  = xnor1[4] + xnor1[5];
+  assign \$109  = xnor1[6] + xnor1[7];
   assign \$110  = \$108  + \$109 ;
-  assign \$111  = xnor1[4] + xnor1[5];
-  assign \$112  = xnor1[6] + xnor1[7];
+  assign \$111  = xnor1[8] + xnor1[9];
+  assign \$112  = xnor1[10] + xnor1[11];
   assign \$113  = \$111  + \$112 ;
-  assign \$114  = xnor1[8] + xnor1[9];
-  assign \$115  = xnor1[10] + xnor1[11];
+  assign \$114  = xnor1[12] + xnor1[13];
+  assign \$115  = xnor1[14] + xnor1[15];
   assign \$116  = \$114  + \$115 ;
-  assign \$117  = xnor1[12] + xnor1[13];
-  assign \$118  = xnor1[14] + xnor1[15];
+  assign \$117  = xnor1[16] + xnor1[17];
+  assign \$118  = xnor1[18] + xnor1[19];
   assign \$119  = \$117  + \$118 ;
-  assign \$120  = xnor1[16] + xnor1[17];
-  assign \$121  = xnor1[18] + xnor1[19];
+  assign \$120  = xnor1[20] + xnor1[21];
+  assign \$121  = xnor1[22] + xnor1[23];
   assign \$122  = \$120  + \$121 ;
-  assign \$123  = xnor1[20] + xnor1[21];
-  assign \$124  = xnor1[22] + xnor1[23];
+  assign \$123  = xnor1[24] + xnor1[25];
+  assign \$124  = xnor1[26] + xnor1[27];
   assign \$125  = \$123  + \$124 ;
-  assign \$126  = xnor1[24] + xnor1[25];
-  assign \$127  = xnor1[26] + xnor1[27];
+  assign \$126  = xnor1[28] + xnor1[29];
+  assign \$127  = xnor1[30] + xnor1[31];
   assign \$128  = \$126  + \$127 ;
-  assign \$129  = xnor1[28] + xnor1[29];
-  assign \$130  = xnor1[30] + xnor1[31];
+  assign \$129  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$130  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$131  = \$129  + \$130 ;
-  assign \$132  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$133  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$132  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$133  = tree1_l1_6_0 + tree1_l1_7_0;
   assign \$134  = \$132  + \$133 ;
-  assign \$135  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$136  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$137  = \$135  + \$136 ;
-  assign \$138  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$139  = advance & v1_d3;
-  assign \$140  = 2'h2 * raw1;
-  assign \$141  = \$140  - 7'h40;
-  assign \$142  = xnor2[0] + xnor2[1];
-  assign \$143  = xnor2[2] + xnor2[3];
+  assign \$135  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$136  = advance & v1_d3;
+  assign \$137  = 2'h2 * raw1;
+  assign \$138  = \$137  - 7'h40;
+  assign \$139  = xnor2[0] + xnor2[1];
+  assign \$140  = xnor2[2] + xnor2[3];
+  assign \$141  = \$139  + \$140 ;
+  assign \$142  = xnor2[4] + xnor2[5];
+  assign \$143  = xnor2[6] + xnor2[7];
   assign \$144  = \$142  + \$143 ;
-  assign \$145  = xnor2[4] + xnor2[5];
-  assign \$146  = xnor2[6] + xnor2[7];
+  assign \$145  = xnor2[8] + xnor2[9];
+  assign \$146  = xnor2[10] + xnor2[11];
   assign \$147  = \$145  + \$146 ;
-  assign \$148  = xnor2[8] + xnor2[9];
-  assign \$149  = xnor2[10] + xnor2[11];
+  assign \$148  = xnor2[12] + xnor2[13];
+  assign \$149  = xnor2[14] + xnor2[15];
   assign \$150  = \$148  + \$149 ;
-  assign \$151  = xnor2[12] + xnor2[13];
-  assign \$152  = xnor2[14] + xnor2[15];
+  assign \$151  = xnor2[16] + xnor2[17];
+  assign \$152  = xnor2[18] + xnor2[19];
   assign \$153  = \$151  + \$152 ;
-  assign \$154  = xnor2[16] + xnor2[17];
-  assign \$155  = xnor2[18] + xnor2[19];
+  assign \$154  = xnor2[20] + xnor2[21];
+  assign \$155  = xnor2[22] + xnor2[23];
   assign \$156  = \$154  + \$155 ;
-  assign \$157  = xnor2[20] + xnor2[21];
-  assign \$158  = xnor2[22] + xnor2[23];
+  assign \$157  = xnor2[24] + xnor2[25];
+  assign \$158  = xnor2[26] + xnor2[27];
   assign \$159  = \$157  + \$158 ;
-  assign \$160  = xnor2[24] + xnor2[25];
-  assign \$161  = xnor2[26] + xnor2[27];
+  assign \$160  = xnor2[28] + xnor2[29];
+  assign \$161  = xnor2[30] + xnor2[31];
   assign \$162  = \$160  + \$161 ;
-  assign \$163  = xnor2[28] + xnor2[29];
-  assign \$164  = xnor2[30] + xnor2[31];
+  assign \$163  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$164  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$165  = \$163  + \$164 ;
-  assign \$166  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$167  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$166  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$167  = tree2_l1_6_0 + tree2_l1_7_0;
   assign \$168  = \$166  + \$167 ;
-  assign \$169  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$170  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$171  = \$169  + \$170 ;
-  assign \$172  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$173  = advance & v1_d3;
-  assign \$174  = 2'h2 * raw2;
-  assign \$175  = \$174  - 7'h40;
-  assign \$176  = xnor3[0] + xnor3[1];
-  assign \$177  = xnor3[2] + xnor3[3];
+  assign \$169  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$170  = advance & v1_d3;
+  assign \$171  = 2'h2 * raw2;
+  assign \$172  = \$171  - 7'h40;
+  assign \$173  = xnor3[0] + xnor3[1];
+  assign \$174  = xnor3[2] + xnor3[3];
+  assign \$175  = \$173  + \$174 ;
+  assign \$176  = xnor3[4] + xnor3[5];
+  assign \$177  = xnor3[6] + xnor3[7];
   assign \$178  = \$176  + \$177 ;
-  assign \$179  = xnor3[4] + xnor3[5];
-  assign \$180  = xnor3[6] + xnor3[7];
+  assign \$179  = xnor3[8] + xnor3[9];
+  assign \$180  = xnor3[10] + xnor3[11];
   assign \$181  = \$179  + \$180 ;
-  assign \$182  = xnor3[8] + xnor3[9];
-  assign \$183  = xnor3[10] + xnor3[11];
+  assign \$182  = xnor3[12] + xnor3[13];
+  assign \$183  = xnor3[14] + xnor3[15];
   assign \$184  = \$182  + \$183 ;
-  assign \$185  = xnor3[12] + xnor3[13];
-  assign \$186  = xnor3[14] + xnor3[15];
+  assign \$185  = xnor3[16] + xnor3[17];
+  assign \$186  = xnor3[18] + xnor3[19];
   assign \$187  = \$185  + \$186 ;
-  assign \$188  = xnor3[16] + xnor3[17];
-  assign \$189  = xnor3[18] + xnor3[19];
+  assign \$188  = xnor3[20] + xnor3[21];
+  assign \$189  = xnor3[22] + xnor3[23];
   assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor3[20] + xnor3[21];
-  assign \$192  = xnor3[22] + xnor3[23];
+  assign \$191  = xnor3[24] + xnor3[25];
+  assign \$192  = xnor3[26] + xnor3[27];
   assign \$193  = \$191  + \$192 ;
-  assign \$194  = xnor3[24] + xnor3[25];
-  assign \$195  = xnor3[26] + xnor3[27];
+  assign \$194  = xnor3[28] + xnor3[29];
+  assign \$195  = xnor3[30] + xnor3[31];
   assign \$196  = \$194  + \$195 ;
-  assign \$197  = xnor3[28] + xnor3[29];
-  assign \$198  = xnor3[30] + xnor3[31];
+  assign \$197  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$198  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$199  = \$197  + \$198 ;
-  assign \$200  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$201  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$200  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$201  = tree3_l1_6_0 + tree3_l1_7_0;
   assign \$202  = \$200  + \$201 ;
-  assign \$203  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$204  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$205  = \$203  + \$204 ;
-  assign \$206  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$207  = advance & v1_d3;
-  assign \$208  = 2'h2 * raw3;
-  assign \$209  = \$208  - 7'h40;
-  assign \$210  = xnor4[0] + xnor4[1];
-  assign \$211  = xnor4[2] + xnor4[3];
+  assign \$203  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$204  = advance & v1_d3;
+  assign \$205  = 2'h2 * raw3;
+  assign \$206  = \$205  - 7'h40;
+  assign \$207  = xnor4[0] + xnor4[1];
+  assign \$208  = xnor4[2] + xnor4[3];
+  assign \$209  = \$207  + \$208 ;
+  assign \$210  = xnor4[4] + xnor4[5];
+  assign \$211  = xnor4[6] + xnor4[7];
   assign \$212  = \$210  + \$211 ;
-  assign \$213  = xnor4[4] + xnor4[5];
-  assign \$214  = xnor4[6] + xnor4[7];
+  assign \$213  = xnor4[8] + xnor4[9];
+  assign \$214  = xnor4[10] + xnor4[11];
   assign \$215  = \$213  + \$214 ;
-  assign \$216  = xnor4[8] + xnor4[9];
-  assign \$217  = xnor4[10] + xnor4[11];
+  assign \$216  = xnor4[12] + xnor4[13];
+  assign \$217  = xnor4[14] + xnor4[15];
   assign \$218  = \$216  + \$217 ;
-  assign \$219  = xnor4[12] + xnor4[13];
-  assign \$220  = xnor4[14] + xnor4[15];
+  assign \$219  = xnor4[16] + xnor4[17];
+  assign \$220  = xnor4[18] + xnor4[19];
   assign \$221  = \$219  + \$220 ;
-  assign \$222  = xnor4[16] + xnor4[17];
-  assign \$223  = xnor4[18] + xnor4[19];
+  assign \$222  = xnor4[20] + xnor4[21];
+  assign \$223  = xnor4[22] + xnor4[23];
   assign \$224  = \$222  + \$223 ;
-  assign \$225  = xnor4[20] + xnor4[21];
-  assign \$226  = xnor4[22] + xnor4[23];
+  assign \$225  = xnor4[24] + xnor4[25];
+  assign \$226  = xnor4[26] + xnor4[27];
   assign \$227  = \$225  + \$226 ;
-  assign \$228  = xnor4[24] + xnor4[25];
-  assign \$229  = xnor4[26] + xnor4[27];
+  assign \$228  = xnor4[28] + xnor4[29];
+  assign \$229  = xnor4[30] + xnor4[31];
   assign \$230  = \$228  + \$229 ;
-  assign \$231  = xnor4[28] + xnor4[29];
-  assign \$232  = xnor4[30] + xnor4[31];
+  assign \$231  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$232  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$233  = \$231  + \$232 ;
-  assign \$234  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$235  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$234  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$235  = tree4_l1_6_0 + tree4_l1_7_0;
   assign \$236  = \$234  + \$235 ;
-  assign \$237  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$238  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$239  = \$237  + \$238 ;
-  assign \$240  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$241  = advance & v1_d3;
-  assign \$242  = 2'h2 * raw4;
-  assign \$243  = \$242  - 7'h40;
-  assign \$244  = xnor5[0] + xnor5[1];
-  assign \$245  = xnor5[2] + xnor5[3];
+  assign \$237  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$238  = advance & v1_d3;
+  assign \$239  = 2'h2 * raw4;
+  assign \$240  = \$239  - 7'h40;
+  assign \$241  = xnor5[0] + xnor5[1];
+  assign \$242  = xnor5[2] + xnor5[3];
+  assign \$243  = \$241  + \$242 ;
+  assign \$244  = xnor5[4] + xnor5[5];
+  assign \$245  = xnor5[6] + xnor5[7];
   assign \$246  = \$244  + \$245 ;
-  assign \$247  = xnor5[4] + xnor5[5];
-  assign \$248  = xnor5[6] + xnor5[7];
+  assign \$247  = xnor5[8] + xnor5[9];
+  assign \$248  = xnor5[10] + xnor5[11];
   assign \$249  = \$247  + \$248 ;
-  assign \$250  = xnor5[8] + xnor5[9];
-  assign \$251  = xnor5[10] + xnor5[11];
+  assign \$250  = xnor5[12] + xnor5[13];
+  assign \$251  = xnor5[14] + xnor5[15];
   assign \$252  = \$250  + \$251 ;
-  assign \$253  = xnor5[12] + xnor5[13];
-  assign \$254  = xnor5[14] + xnor5[15];
+  assign \$253  = xnor5[16] + xnor5[17];
+  assign \$254  = xnor5[18] + xnor5[19];
   assign \$255  = \$253  + \$254 ;
-  assign \$256  = xnor5[16] + xnor5[17];
-  assign \$257  = xnor5[18] + xnor5[19];
+  assign \$256  = xnor5[20] + xnor5[21];
+  assign \$257  = xnor5[22] + xnor5[23];
   assign \$258  = \$256  + \$257 ;
-  assign \$259  = xnor5[20] + xnor5[21];
-  assign \$260  = xnor5[22] + xnor5[23];
+  assign \$259  = xnor5[24] + xnor5[25];
+  assign \$260  = xnor5[26] + xnor5[27];
   assign \$261  = \$259  + \$260 ;
-  assign \$262  = xnor5[24] + xnor5[25];
-  assign \$263  = xnor5[26] + xnor5[27];
+  assign \$262  = xnor5[28] + xnor5[29];
+  assign \$263  = xnor5[30] + xnor5[31];
   assign \$264  = \$262  + \$263 ;
-  assign \$265  = xnor5[28] + xnor5[29];
-  assign \$266  = xnor5[30] + xnor5[31];
+  assign \$265  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$266  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$267  = \$265  + \$266 ;
-  assign \$268  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$269  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$268  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$269  = tree5_l1_6_0 + tree5_l1_7_0;
   assign \$270  = \$268  + \$269 ;
-  assign \$271  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$272  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$273  = \$271  + \$272 ;
-  assign \$274  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$275  = advance & v1_d3;
-  assign \$276  = 2'h2 * raw5;
-  assign \$277  = \$276  - 7'h40;
-  assign \$278  = xnor6[0] + xnor6[1];
-  assign \$279  = xnor6[2] + xnor6[3];
+  assign \$271  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$272  = advance & v1_d3;
+  assign \$273  = 2'h2 * raw5;
+  assign \$274  = \$273  - 7'h40;
+  assign \$275  = xnor6[0] + xnor6[1];
+  assign \$276  = xnor6[2] + xnor6[3];
+  assign \$277  = \$275  + \$276 ;
+  assign \$278  = xnor6[4] + xnor6[5];
+  assign \$279  = xnor6[6] + xnor6[7];
   assign \$280  = \$278  + \$279 ;
-  assign \$281  = xnor6[4] + xnor6[5];
-  assign \$282  = xnor6[6] + xnor6[7];
+  assign \$281  = xnor6[8] + xnor6[9];
+  assign \$282  = xnor6[10] + xnor6[11];
   assign \$283  = \$281  + \$282 ;
-  assign \$284  = xnor6[8] + xnor6[9];
-  assign \$285  = xnor6[10] + xnor6[11];
+  assign \$284  = xnor6[12] + xnor6[13];
+  assign \$285  = xnor6[14] + xnor6[15];
   assign \$286  = \$284  + \$285 ;
-  assign \$287  = xnor6[12] + xnor6[13];
-  assign \$288  = xnor6[14] + xnor6[15];
+  assign \$287  = xnor6[16] + xnor6[17];
+  assign \$288  = xnor6[18] + xnor6[19];
   assign \$289  = \$287  + \$288 ;
-  assign \$290  = xnor6[16] + xnor6[17];
-  assign \$291  = xnor6[18] + xnor6[19];
+  assign \$290  = xnor6[20] + xnor6[21];
+  assign \$291  = xnor6[22] + xnor6[23];
   assign \$292  = \$290  + \$291 ;
-  assign \$293  = xnor6[20] + xnor6[21];
-  assign \$294  = xnor6[22] + xnor6[23];
+  assign \$293  = xnor6[24] + xnor6[25];
+  assign \$294  = xnor6[26] + xnor6[27];
   assign \$295  = \$293  + \$294 ;
-  assign \$296  = xnor6[24] + xnor6[25];
-  assign \$297  = xnor6[26] + xnor6[27];
+  assign \$296  = xnor6[28] + xnor6[29];
+  assign \$297  = xnor6[30] + xnor6[31];
   assign \$298  = \$296  + \$297 ;
-  assign \$299  = xnor6[28] + xnor6[29];
-  assign \$300  = xnor6[30] + xnor6[31];
+  assign \$299  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$300  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$301  = \$299  + \$300 ;
-  assign \$302  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$303  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$302  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$303  = tree6_l1_6_0 + tree6_l1_7_0;
   assign \$304  = \$302  + \$303 ;
-  assign \$305  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$306  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$307  = \$305  + \$306 ;
-  assign \$308  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$309  = advance & v1_d3;
-  assign \$310  = 2'h2 * raw6;
-  assign \$311  = \$310  - 7'h40;
-  assign \$312  = xnor7[0] + xnor7[1];
-  assign \$313  = xnor7[2] + xnor7[3];
+  assign \$305  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$306  = advance & v1_d3;
+  assign \$307  = 2'h2 * raw6;
+  assign \$308  = \$307  - 7'h40;
+  assign \$309  = xnor7[0] + xnor7[1];
+  assign \$310  = xnor7[2] + xnor7[3];
+  assign \$311  = \$309  + \$310 ;
+  assign \$312  = xnor7[4] + xnor7[5];
+  assign \$313  = xnor7[6] + xnor7[7];
   assign \$314  = \$312  + \$313 ;
-  assign \$315  = xnor7[4] + xnor7[5];
-  assign \$316  = xnor7[6] + xnor7[7];
+  assign \$315  = xnor7[8] + xnor7[9];
+  assign \$316  = xnor7[10] + xnor7[11];
   assign \$317  = \$315  + \$316 ;
-  assign \$318  = xnor7[8] + xnor7[9];
-  assign \$319  = xnor7[10] + xnor7[11];
+  assign \$318  = xnor7[12] + xnor7[13];
+  assign \$319  = xnor7[14] + xnor7[15];
   assign \$320  = \$318  + \$319 ;
-  assign \$321  = xnor7[12] + xnor7[13];
-  assign \$322  = xnor7[14] + xnor7[15];
+  assign \$321  = xnor7[16] + xnor7[17];
+  assign \$322  = xnor7[18] + xnor7[19];
   assign \$323  = \$321  + \$322 ;
-  assign \$324  = xnor7[16] + xnor7[17];
-  assign \$325  = xnor7[18] + xnor7[19];
+  assign \$324  = xnor7[20] + xnor7[21];
+  assign \$325  = xnor7[22] + xnor7[23];
   assign \$326  = \$324  + \$325 ;
-  assign \$327  = xnor7[20] + xnor7[21];
-  assign \$328  = xnor7[22] + xnor7[23];
+  assign \$327  = xnor7[24] + xnor7[25];
+  assign \$328  = xnor7[26] + xnor7[27];
   assign \$329  = \$327  + \$328 ;
-  assign \$330  = xnor7[24] + xnor7[25];
-  assign \$331  = xnor7[26] + xnor7[27];
+  assign \$330  = xnor7[28] + xnor7[29];
+  assign \$331  = xnor7[30] + xnor7[31];
   assign \$332  = \$330  + \$331 ;
-  assign \$333  = xnor7[28] + xnor7[29];
-  assign \$334  = xnor7[30] + xnor7[31];
+  assign \$333  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$334  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$335  = \$333  + \$334 ;
-  assign \$336  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$337  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$336  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$337  = tree7_l1_6_0 + tree7_l1_7_0;
   assign \$338  = \$336  + \$337 ;
-  assign \$339  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$340  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$341  = \$339  + \$340 ;
-  assign \$342  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$343  = advance & v1_d3;
-  assign \$344  = 2'h2 * raw7;
-  assign \$345  = \$344  - 7'h40;
-  assign \$346  = v1_d3 & last1_d3;
+  assign \$339  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$340  = advance & v1_d3;
+  assign \$341  = 2'h2 * raw7;
+  assign \$342  = \$341  - 7'h40;
+  assign \$343  = v1_d3 & last1_d3;
   always @(posedge clk)
-    rp__addr <= \$347 ;
+    rp__addr <= \$344 ;
   always @(posedge clk)
-    waddr <= \$348 ;
+    waddr <= \$345 ;
   always @(posedge clk)
-    nf <= \$349 ;
+    nf <= \$346 ;
   always @(posedge clk)
-    port__addr <= \$350 ;
+    fresh <= \$347 ;
   always @(posedge clk)
-    \port__addr$9  <= \$351 ;
+    port__addr <= \$348 ;
   always @(posedge clk)
-    \port__addr$12  <= \$352 ;
+    \port__addr$9  <= \$349 ;
   always @(posedge clk)
-    \port__addr$15  <= \$353 ;
+    \port__addr$12  <= \$350 ;
   always @(posedge clk)
-    \$signature__en  <= \$354 ;
+    \port__addr$15  <= \$351 ;
   always @(posedge clk)
-    \$signature__addr  <= \$355 ;
+    \$signature__en  <= \$352 ;
   always @(posedge clk)
-    \$signal$81  <= \$356 ;
+    \$signature__addr  <= \$353 ;
   always @(posedge clk)
-    \$signature__data  <= \$357 ;
+    \$signal$82  <= \$354 ;
   always @(posedge clk)
-    fresh1 <= \$358 ;
+    \$signature__data  <= \$355 ;
   always @(posedge clk)
-    \$signal$83  <= \$359 ;
+    fresh1 <= \$356 ;
   always @(posedge clk)
-    last1 <= \$360 ;
+    \$signal$84  <= \$357 ;
   always @(posedge clk)
-    nf1 <= \$361 ;
+    last1 <= \$358 ;
   always @(posedge clk)
-    x_in_d0 <= \$362 ;
+    nf1 <= \$359 ;
   always @(posedge clk)
-    weights_d0 <= \$363 ;
+    x_in_d0 <= \$360 ;
   always @(posedge clk)
-    v1_d0 <= \$364 ;
+    weights_d0 <= \$361 ;
   always @(posedge clk)
-    v1_d1 <= \$365 ;
+    v1_d0 <= \$362 ;
   always @(posedge clk)
-    v1_d2 <= \$366 ;
+    v1_d1 <= \$363 ;
   always @(posedge clk)
-    v1_d3 <= \$367 ;
+    v1_d2 <= \$364 ;
   always @(posedge clk)
-    first1_d0 <= \$368 ;
+    v1_d3 <= \$365 ;
   always @(posedge clk)
-    first1_d1 <= \$369 ;
+    first1_d0 <= \$366 ;
   always @(posedge clk)
-    first1_d2 <= \$370 ;
+    first1_d1 <= \$367 ;
   always @(posedge clk)
-    first1_d3 <= \$371 ;
+    first1_d2 <= \$368 ;
   always @(posedge clk)
-    last1_d0 <= \$372 ;
+    first1_d3 <= \$369 ;
   always @(posedge clk)
-    last1_d1 <= \$373 ;
+    last1_d0 <= \$370 ;
   always @(posedge clk)
-    last1_d2 <= \$374 ;
+    last1_d1 <= \$371 ;
   always @(posedge clk)
-    last1_d3 <= \$375 ;
+    last1_d2 <= \$372 ;
   always @(posedge clk)
-    nf1_d0 <= \$376 ;
+    last1_d3 <= \$373 ;
   always @(posedge clk)
-    nf1_d1 <= \$377 ;
+    nf1_d0 <= \$374 ;
   always @(posedge clk)
-    nf1_d2 <= \$378 ;
+    nf1_d1 <= \$375 ;
   always @(posedge clk)
-    nf1_d3 <= \$379 ;
+    nf1_d2 <= \$376 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$380 ;
+    nf1_d3 <= \$377 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$381 ;
+    tree0_l1_0_0 <= \$378 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$382 ;
+    tree0_l1_1_0 <= \$379 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$383 ;
+    tree0_l1_2_0 <= \$380 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$384 ;
+    tree0_l1_3_0 <= \$381 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$385 ;
+    tree0_l1_4_0 <= \$382 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$386 ;
+    tree0_l1_5_0 <= \$383 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$387 ;
+    tree0_l1_6_0 <= \$384 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$388 ;
+    tree0_l1_7_0 <= \$385 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$389 ;
+    tree0_l3_0_0 <= \$386 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$390 ;
+    tree0_l3_1_0 <= \$387 ;
   always @(posedge clk)
-    raw0 <= \$391 ;
+    tree0_l4_0_0 <= \$388 ;
   always @(posedge clk)
-    acc0 <= \$392 ;
+    raw0 <= \$389 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$393 ;
+    acc0 <= \$390 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$394 ;
+    tree1_l1_0_0 <= \$391 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$395 ;
+    tree1_l1_1_0 <= \$392 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$396 ;
+    tree1_l1_2_0 <= \$393 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$397 ;
+    tree1_l1_3_0 <= \$394 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$398 ;
+    tree1_l1_4_0 <= \$395 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$399 ;
+    tree1_l1_5_0 <= \$396 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$400 ;
+    tree1_l1_6_0 <= \$397 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$401 ;
+    tree1_l1_7_0 <= \$398 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$402 ;
+    tree1_l3_0_0 <= \$399 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$403 ;
+    tree1_l3_1_0 <= \$400 ;
   always @(posedge clk)
-    raw1 <= \$404 ;
+    tree1_l4_0_0 <= \$401 ;
   always @(posedge clk)
-    acc1 <= \$405 ;
+    raw1 <= \$402 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$406 ;
+    acc1 <= \$403 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$407 ;
+    tree2_l1_0_0 <= \$404 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$408 ;
+    tree2_l1_1_0 <= \$405 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$409 ;
+    tree2_l1_2_0 <= \$406 ;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$410 ;
+    tree2_l1_3_0 <= \$407 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$411 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$412  = tree2_l1_6_0;
-    if (advance) begin
-      \$412  = \$162 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$413  = tree2_l1_7_0;
-    if (advance) begin
-      \$413  = \$165 ;
-    end
-  end
+    tree2_l1_4_0 <= \$408 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$409 ;
+  always @(posedge clk)
+    tree2_l1_6_0 <= \$410 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$414  = tree2_l3_0_0;
+    \$412  = tree2_l3_0_0;
     if (advance) begin
-      \$414  = \$168 ;
+      \$412  = \$165 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$415  = tree2_l3_1_0;
+    \$413  = tree2_l3_1_0;
     if (advance) begin
-      \$415  = \$171 ;
+      \$413  = \$168 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$416  = tree2_l4_0_0;
+    \$414  = tree2_l4_0_0;
     if (advance) begin
-      \$416  = \$172 ;
+      \$414  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$417  = raw2;
-    if (\$173 ) begin
-      \$417  = \$13 [6:0];
+    \$415  = raw2;
+    if (\$170 ) begin
+      \$415  = \$11 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$418  = acc2;
+    \$416  = acc2;
     if (advance) begin
-      \$418  = \$175 [7:0];
+      \$416  = \$172 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$419  = tree3_l1_0_0;
+    \$417  = tree3_l1_0_0;
     if (advance) begin
-      \$419  = \$178 ;
+      \$417  = \$175 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$420  = tree3_l1_1_0;
+    \$418  = tree3_l1_1_0;
     if (advance) begin
-      \$420  = \$181 ;
+      \$418  = \$178 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$421  = tree3_l1_2_0;
+    \$419  = tree3_l1_2_0;
     if (advance) begin
-      \$421  = \$184 ;
+      \$419  = \$181 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$422  = tree3_l1_3_0;
+    \$420  = tree3_l1_3_0;
     if (advance) begin
-      \$422  = \$187 ;
+      \$420  = \$184 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$423  = tree3_l1_4_0;
+    \$421  = tree3_l1_4_0;
     if (advance) begin
-      \$423  = \$190 ;
+      \$421  = \$187 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$424  = tree3_l1_5_0;
+    \$422  = tree3_l1_5_0;
     if (advance) begin
-      \$424  = \$193 ;
+      \$422  = \$190 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$425  = tree3_l1_6_0;
+    \$423  = tree3_l1_6_0;
     if (advance) begin
-      \$425  = \$196 ;
+      \$423  = \$193 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$426  = tree3_l1_7_0;
+    \$424  = tree3_l1_7_0;
     if (advance) begin
-      \$426  = \$199 ;
+      \$424  = \$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$427  = tree3_l3_0_0;
+    \$425  = tree3_l3_0_0;
     if (advance) begin
-      \$427  = \$202 ;
+      \$425  = \$199 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$428  = tree3_l3_1_0;
+    \$426  = tree3_l3_1_0;
     if (advance) begin
-      \$428  = \$205 ;
+      \$426  = \$202 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$429  = tree3_l4_0_0;
+    \$427  = tree3_l4_0_0;
     if (advance) begin
-      \$429  = \$206 ;
+      \$427  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$430  = raw3;
-    if (\$207 ) begin
-      \$430  = \$16 [6:0];
+    \$428  = raw3;
+    if (\$204 ) begin
+      \$428  = \$14 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$431  = acc3;
+    \$429  = acc3;
     if (advance) begin
-      \$431  = \$209 [7:0];
+      \$429  = \$206 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$432  = tree4_l1_0_0;
+    \$430  = tree4_l1_0_0;
     if (advance) begin
-      \$432  = \$212 ;
+      \$430  = \$209 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$433  = tree4_l1_1_0;
+    \$431  = tree4_l1_1_0;
     if (advance) begin
-      \$433  = \$215 ;
+      \$431  = \$212 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$434  = tree4_l1_2_0;
+    \$432  = tree4_l1_2_0;
     if (advance) begin
-      \$434  = \$218 ;
+      \$432  = \$215 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$435  = tree4_l1_3_0;
+    \$433  = tree4_l1_3_0;
     if (advance) begin
-      \$435  = \$221 ;
+      \$433  = \$218 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$436  = tree4_l1_4_0;
+    \$434  = tree4_l1_4_0;
     if (advance) begin
-      \$436  = \$224 ;
+      \$434  = \$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$437  = tree4_l1_5_0;
+    \$435  = tree4_l1_5_0;
     if (advance) begin
-      \$437  = \$227 ;
+      \$435  = \$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$438  = tree4_l1_6_0;
+    \$436  = tree4_l1_6_0;
     if (advance) begin
-      \$438  = \$230 ;
+      \$436  = \$227 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$439  = tree4_l1_7_0;
+    \$437  = tree4_l1_7_0;
     if (advance) begin
-      \$439  = \$233 ;
+      \$437  = \$230 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$440  = tree4_l3_0_0;
+    \$438  = tree4_l3_0_0;
     if (advance) begin
-      \$440  = \$236 ;
+      \$438  = \$233 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$441  = tree4_l3_1_0;
+    \$439  = tree4_l3_1_0;
     if (advance) begin
-      \$441  = \$239 ;
+      \$439  = \$236 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$442  = tree4_l4_0_0;
+    \$440  = tree4_l4_0_0;
     if (advance) begin
-      \$442  = \$240 ;
+      \$440  = \$237 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$443  = raw4;
-    if (\$241 ) begin
-      \$443  = \$19 [6:0];
+    \$441  = raw4;
+    if (\$238 ) begin
+      \$441  = \$17 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$444  = acc4;
+    \$442  = acc4;
     if (advance) begin
-      \$444  = \$243 [7:0];
+      \$442  = \$240 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$445  = tree5_l1_0_0;
+    \$443  = tree5_l1_0_0;
     if (advance) begin
-      \$445  = \$246 ;
+      \$443  = \$243 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$446  = tree5_l1_1_0;
+    \$444  = tree5_l1_1_0;
     if (advance) begin
-      \$446  = \$249 ;
+      \$444  = \$246 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$447  = tree5_l1_2_0;
+    \$445  = tree5_l1_2_0;
     if (advance) begin
-      \$447  = \$252 ;
+      \$445  = \$249 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$448  = tree5_l1_3_0;
+    \$446  = tree5_l1_3_0;
     if (advance) begin
-      \$448  = \$255 ;
+      \$446  = \$252 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$449  = tree5_l1_4_0;
+    \$447  = tree5_l1_4_0;
     if (advance) begin
-      \$449  = \$258 ;
+      \$447  = \$255 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$450  = tree5_l1_5_0;
+    \$448  = tree5_l1_5_0;
     if (advance) begin
-      \$450  = \$261 ;
+      \$448  = \$258 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$451  = tree5_l1_6_0;
+    \$449  = tree5_l1_6_0;
     if (advance) begin
-      \$451  = \$264 ;
+      \$449  = \$261 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$452  = tree5_l1_7_0;
+    \$450  = tree5_l1_7_0;
     if (advance) begin
-      \$452  = \$267 ;
+      \$450  = \$264 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$453  = tree5_l3_0_0;
+    \$451  = tree5_l3_0_0;
     if (advance) begin
-      \$453  = \$270 ;
+      \$451  = \$267 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$454  = tree5_l3_1_0;
+    \$452  = tree5_l3_1_0;
     if (advance) begin
-      \$454  = \$273 ;
+      \$452  = \$270 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$455  = tree5_l4_0_0;
+    \$453  = tree5_l4_0_0;
     if (advance) begin
-      \$455  = \$274 ;
+      \$453  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$456  = raw5;
-    if (\$275 ) begin
-      \$456  = \$22 [6:0];
+    \$454  = raw5;
+    if (\$272 ) begin
+      \$454  = \$20 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$457  = acc5;
+    \$455  = acc5;
     if (advance) begin
-      \$457  = \$277 [7:0];
+      \$455  = \$274 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$458  = tree6_l1_0_0;
+    \$456  = tree6_l1_0_0;
     if (advance) begin
-      \$458  = \$280 ;
+      \$456  = \$277 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$459  = tree6_l1_1_0;
+    \$457  = tree6_l1_1_0;
     if (advance) begin
-      \$459  = \$283 ;
+      \$457  = \$280 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$460  = tree6_l1_2_0;
+    \$458  = tree6_l1_2_0;
     if (advance) begin
-      \$460  = \$286 ;
+      \$458  = \$283 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$461  = tree6_l1_3_0;
+    \$459  = tree6_l1_3_0;
     if (advance) begin
-      \$461  = \$289 ;
+      \$459  = \$286 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$462  = tree6_l1_4_0;
+    \$460  = tree6_l1_4_0;
     if (advance) begin
-      \$462  = \$292 ;
+      \$460  = \$289 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$463  = tree6_l1_5_0;
+    \$461  = tree6_l1_5_0;
     if (advance) begin
-      \$463  = \$295 ;
+      \$461  = \$292 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$464  = tree6_l1_6_0;
+    \$462  = tree6_l1_6_0;
     if (advance) begin
-      \$464  = \$298 ;
+      \$462  = \$295 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$465  = tree6_l1_7_0;
+    \$463  = tree6_l1_7_0;
     if (advance) begin
-      \$465  = \$301 ;
+      \$463  = \$298 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$466  = tree6_l3_0_0;
+    \$464  = tree6_l3_0_0;
     if (advance) begin
-      \$466  = \$304 ;
+      \$464  = \$301 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$467  = tree6_l3_1_0;
+    \$465  = tree6_l3_1_0;
     if (advance) begin
-      \$467  = \$307 ;
+      \$465  = \$304 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$468  = tree6_l4_0_0;
+    \$466  = tree6_l4_0_0;
     if (advance) begin
-      \$468  = \$308 ;
+      \$466  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$469  = raw6;
-    if (\$309 ) begin
-      \$469  = \$25 [6:0];
+    \$467  = raw6;
+    if (\$306 ) begin
+      \$467  = \$23 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$470  = acc6;
+    \$468  = acc6;
     if (advance) begin
-      \$470  = \$311 [7:0];
+      \$468  = \$308 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$471  = tree7_l1_0_0;
+    \$469  = tree7_l1_0_0;
     if (advance) begin
-      \$471  = \$314 ;
+      \$469  = \$311 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$472  = tree7_l1_1_0;
+    \$470  = tree7_l1_1_0;
     if (advance) begin
-      \$472  = \$317 ;
+      \$470  = \$314 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$473  = tree7_l1_2_0;
+    \$471  = tree7_l1_2_0;
     if (advance) begin
-      \$473  = \$320 ;
+      \$471  = \$317 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$474  = tree7_l1_3_0;
+    \$472  = tree7_l1_3_0;
     if (advance) begin
-      \$474  = \$323 ;
+      \$472  = \$320 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$475  = tree7_l1_4_0;
+    \$473  = tree7_l1_4_0;
     if (advance) begin
-      \$475  = \$326 ;
+      \$473  = \$323 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$476  = tree7_l1_5_0;
+    \$474  = tree7_l1_5_0;
     if (advance) begin
-      \$476  = \$329 ;
+      \$474  = \$326 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$477  = tree7_l1_6_0;
+    \$475  = tree7_l1_6_0;
     if (advance) begin
-      \$477  = \$332 ;
+      \$475  = \$329 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$478  = tree7_l1_7_0;
+    \$476  = tree7_l1_7_0;
     if (advance) begin
-      \$478  = \$335 ;
+      \$476  = \$332 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$479  = tree7_l3_0_0;
+    \$477  = tree7_l3_0_0;
     if (advance) begin
-      \$479  = \$338 ;
+      \$477  = \$335 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$480  = tree7_l3_1_0;
+    \$478  = tree7_l3_1_0;
     if (advance) begin
-      \$480  = \$341 ;
+      \$478  = \$338 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$481  = tree7_l4_0_0;
+    \$479  = tree7_l4_0_0;
     if (advance) begin
-      \$481  = \$342 ;
+      \$479  = \$339 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$482  = raw7;
-    if (\$343 ) begin
-      \$482  = \$28 [6:0];
+    \$480  = raw7;
+    if (\$340 ) begin
+      \$480  = \$26 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$483  = acc7;
+    \$481  = acc7;
     if (advance) begin
-      \$483  = \$345 [7:0];
+      \$481  = \$342 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$484  = v2;
+    \$482  = v2;
     if (advance) begin
-      \$484  = \$346 ;
+      \$482  = \$343 ;
     end
     if (rst) begin
-      \$484  = 1'h0;
+      \$482  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$485  = v2_d0;
+    \$483  = v2_d0;
     if (advance) begin
-      \$485  = v2;
+      \$483  = v2;
     end
     if (rst) begin
-      \$485  = 1'h0;
+      \$483  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$486  = \port__addr$65 ;
+    \$484  = \port__addr$65 ;
     if (advance) begin
-      \$486  = nf1_d3;
+      \$484  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$487  = thresholds_d0;
+    \$485  = thresholds_d0;
     if (advance) begin
-      \$487  = \port__data$195 ;
+      \$485  = \port__data$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$488  = \v2_d0$196 ;
+    \$486  = \v2_d0$197 ;
     if (advance) begin
-      \$488  = v2_d0;
+      \$486  = v2_d0;
     end
     if (rst) begin
-      \$488  = 1'h0;
+      \$486  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$489  = acc0_d0;
+    \$487  = acc0_d0;
     if (advance) begin
-      \$489  = acc0;
+      \$487  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$490  = acc1_d0;
+    \$488  = acc1_d0;
     if (advance) begin
-      \$490  = acc1;
+      \$488  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$491  = acc2_d0;
+    \$489  = acc2_d0;
     if (advance) begin
-      \$491  = acc2;
+      \$489  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$492  = acc3_d0;
+    \$490  = acc3_d0;
     if (advance) begin
-      \$492  = acc3;
+      \$490  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$493  = acc4_d0;
+    \$491  = acc4_d0;
     if (advance) begin
-      \$493  = acc4;
+      \$491  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$494  = acc5_d0;
+    \$492  = acc5_d0;
     if (advance) begin
-      \$494  = acc5;
+      \$492  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$495  = acc6_d0;
+    \$493  = acc6_d0;
     if (advance) begin
-      \$495  = acc6;
+      \$493  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$496  = acc7_d0;
+    \$494  = acc7_d0;
     if (advance) begin
-      \$496  = acc7;
+      \$494  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$497  = o__valid;
+    \$495  = o__valid;
     if (advance) begin
-      \$497  = \v2_d0$196 ;
+      \$495  = \v2_d0$197 ;
     end
     if (rst) begin
-      \$497  = 1'h0;
+      \$495  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$498  = o__payload;
+    \$496  = o__payload;
     if (advance) begin
-      \$498  = result;
+      \$496  = result;
     end
     if (rst) begin
-      \$498  = 8'h00;
+      \$496  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$347  = rp__addr;
+    \$344  = rp__addr;
     if (fire) begin
-      \$347  = \$61 [0];
+      \$344  = \$59 [0];
     end
     if (rst) begin
-      \$347  = 1'h0;
+      \$344  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$348  = waddr;
+    \$345  = waddr;
     if (fire) begin
-      \$348  = \$62 [3:0];
+      \$345  = \$60 [3:0];
+    end
+    if (rst) begin
+      \$345  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$346  = nf;
+    if (fire) begin
+      if (\$61 ) begin
+        \$346  = \$62 [2:0];
+      end
+    end
+    if (rst) begin
+      \$346  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$347  = fresh;
+    if (fire) begin
+      if (\$61 ) begin
+        \$347  = \$63 ;
+      end
+    end
+    if (rst) begin
+      \$347  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$348  = port__addr;
+    if (fire) begin
+      \$348  = \$64 [3:0];
     end
     if (rst) begin
       \$348  = 4'h0;
@@ -13862,21 +13890,19 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$349  = nf;
+    \$349  = \port__addr$9 ;
     if (fire) begin
-      if (\$63 ) begin
-        \$349  = \$64 [2:0];
-      end
+      \$349  = \$65 [3:0];
     end
     if (rst) begin
-      \$349  = 3'h0;
+      \$349  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$350  = port__addr;
+    \$350  = \port__addr$12 ;
     if (fire) begin
-      \$350  = \$65 [3:0];
+      \$350  = \$66 [3:0];
     end
     if (rst) begin
       \$350  = 4'h0;
@@ -13884,9 +13910,9 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$351  = \port__addr$9 ;
+    \$351  = \port__addr$15 ;
     if (fire) begin
-      \$351  = \$66 [3:0];
+      \$351  = \$67 [3:0];
     end
     if (rst) begin
       \$351  = 4'h0;
@@ -13894,43 +13920,40 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$352  = \port__addr$12 ;
-    if (fire) begin
-      \$352  = \$67 [3:0];
-    end
+    \$352  = \$68 ;
     if (rst) begin
-      \$352  = 4'h0;
+      \$352  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$353  = \port__addr$15 ;
-    if (fire) begin
-      \$353  = \$68 [3:0];
-    end
+    \$353  = rp__addr;
     if (rst) begin
-      \$353  = 4'h0;
+      \$353  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$354  = \$70 ;
+    \$354  = \$signal$82 ;
+    if (advance) begin
+      \$354  = fire;
+    end
     if (rst) begin
       \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$355  = rp__addr;
-    if (rst) begin
-      \$355  = 1'h0;
+    \$355  = \$signature__data ;
+    if (advance) begin
+      \$355  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$356  = \$signal$81 ;
+    \$356  = fresh1;
     if (advance) begin
-      \$356  = fire;
+      \$356  = fresh;
     end
     if (rst) begin
       \$356  = 1'h0;
@@ -13938,16 +13961,19 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$357  = \$signature__data ;
+    \$357  = \$signal$84 ;
     if (advance) begin
-      \$357  = i__payload;
+      \$357  = \$69 ;
+    end
+    if (rst) begin
+      \$357  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$358  = fresh1;
+    \$358  = last1;
     if (advance) begin
-      \$358  = \$71 ;
+      \$358  = \$70 ;
     end
     if (rst) begin
       \$358  = 1'h0;
@@ -13955,53 +13981,53 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$359  = \$signal$83 ;
+    \$359  = nf1;
     if (advance) begin
-      \$359  = \$72 ;
+      \$359  = nf;
     end
     if (rst) begin
-      \$359  = 1'h0;
+      \$359  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$360  = last1;
+    \$360  = x_in_d0;
     if (advance) begin
-      \$360  = \$73 ;
+      \$360  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$361  = weights_d0;
+    if (advance) begin
+      \$361  = { \port__data$90 , \port__data$89 , \port__data$88 , port__data };
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$362  = v1_d0;
+    if (advance) begin
+      \$362  = \$signal$82 ;
     end
     if (rst) begin
-      \$360  = 1'h0;
+      \$362  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$361  = nf1;
+    \$363  = v1_d1;
     if (advance) begin
-      \$361  = nf;
+      \$363  = v1_d0;
     end
     if (rst) begin
-      \$361  = 3'h0;
+      \$363  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$362  = x_in_d0;
+    \$364  = v1_d2;
     if (advance) begin
-      \$362  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$363  = weights_d0;
-    if (advance) begin
-      \$363  = { \port__data$89 , \port__data$88 , \port__data$87 , port__data };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$364  = v1_d0;
-    if (advance) begin
-      \$364  = \$signal$81 ;
+      \$364  = v1_d1;
     end
     if (rst) begin
       \$364  = 1'h0;
@@ -14009,9 +14035,9 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$365  = v1_d1;
+    \$365  = v1_d3;
     if (advance) begin
-      \$365  = v1_d0;
+      \$365  = v1_d2;
     end
     if (rst) begin
       \$365  = 1'h0;
@@ -14019,330 +14045,324 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$366  = v1_d2;
+    \$366  = first1_d0;
     if (advance) begin
-      \$366  = v1_d1;
-    end
-    if (rst) begin
-      \$366  = 1'h0;
+      \$366  = \$signal$84 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$367  = v1_d3;
+    \$367  = first1_d1;
     if (advance) begin
-      \$367  = v1_d2;
-    end
-    if (rst) begin
-      \$367  = 1'h0;
+      \$367  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$368  = first1_d0;
+    \$368  = first1_d2;
     if (advance) begin
-      \$368  = \$signal$83 ;
+      \$368  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$369  = first1_d1;
+    \$369  = first1_d3;
     if (advance) begin
-      \$369  = first1_d0;
+      \$369  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$370  = first1_d2;
+    \$370  = last1_d0;
     if (advance) begin
-      \$370  = first1_d1;
+      \$370  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$371  = first1_d3;
+    \$371  = last1_d1;
     if (advance) begin
-      \$371  = first1_d2;
+      \$371  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$372  = last1_d0;
+    \$372  = last1_d2;
     if (advance) begin
-      \$372  = last1;
+      \$372  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$373  = last1_d1;
+    \$373  = last1_d3;
     if (advance) begin
-      \$373  = last1_d0;
+      \$373  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$374  = last1_d2;
+    \$374  = nf1_d0;
     if (advance) begin
-      \$374  = last1_d1;
+      \$374  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$375  = last1_d3;
+    \$375  = nf1_d1;
     if (advance) begin
-      \$375  = last1_d2;
+      \$375  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$376  = nf1_d0;
+    \$376  = nf1_d2;
     if (advance) begin
-      \$376  = nf1;
+      \$376  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$377  = nf1_d1;
+    \$377  = nf1_d3;
     if (advance) begin
-      \$377  = nf1_d0;
+      \$377  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$378  = nf1_d2;
+    \$378  = tree0_l1_0_0;
     if (advance) begin
-      \$378  = nf1_d1;
+      \$378  = \$73 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$379  = nf1_d3;
+    \$379  = tree0_l1_1_0;
     if (advance) begin
-      \$379  = nf1_d2;
+      \$379  = \$76 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$380  = tree0_l1_0_0;
+    \$380  = tree0_l1_2_0;
     if (advance) begin
-      \$380  = \$76 ;
+      \$380  = \$79 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$381  = tree0_l1_1_0;
+    \$381  = tree0_l1_3_0;
     if (advance) begin
-      \$381  = \$79 ;
+      \$381  = \$82 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$382  = tree0_l1_2_0;
+    \$382  = tree0_l1_4_0;
     if (advance) begin
-      \$382  = \$82 ;
+      \$382  = \$85 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$383  = tree0_l1_3_0;
+    \$383  = tree0_l1_5_0;
     if (advance) begin
-      \$383  = \$85 ;
+      \$383  = \$88 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$384  = tree0_l1_4_0;
+    \$384  = tree0_l1_6_0;
     if (advance) begin
-      \$384  = \$88 ;
+      \$384  = \$91 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$385  = tree0_l1_5_0;
+    \$385  = tree0_l1_7_0;
     if (advance) begin
-      \$385  = \$91 ;
+      \$385  = \$94 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$386  = tree0_l1_6_0;
+    \$386  = tree0_l3_0_0;
     if (advance) begin
-      \$386  = \$94 ;
+      \$386  = \$97 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$387  = tree0_l1_7_0;
+    \$387  = tree0_l3_1_0;
     if (advance) begin
-      \$387  = \$97 ;
+      \$387  = \$100 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$388  = tree0_l3_0_0;
+    \$388  = tree0_l4_0_0;
     if (advance) begin
-      \$388  = \$100 ;
+      \$388  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$389  = tree0_l3_1_0;
+    \$389  = raw0;
+    if (\$102 ) begin
+      \$389  = \$5 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$390  = acc0;
     if (advance) begin
-      \$389  = \$103 ;
+      \$390  = \$104 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$390  = tree0_l4_0_0;
+    \$391  = tree1_l1_0_0;
     if (advance) begin
-      \$390  = \$104 ;
+      \$391  = \$107 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$391  = raw0;
-    if (\$105 ) begin
-      \$391  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$392  = acc0;
+    \$392  = tree1_l1_1_0;
     if (advance) begin
-      \$392  = \$107 [7:0];
+      \$392  = \$110 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$393  = tree1_l1_0_0;
+    \$393  = tree1_l1_2_0;
     if (advance) begin
-      \$393  = \$110 ;
+      \$393  = \$113 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$394  = tree1_l1_1_0;
+    \$394  = tree1_l1_3_0;
     if (advance) begin
-      \$394  = \$113 ;
+      \$394  = \$116 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$395  = tree1_l1_2_0;
+    \$395  = tree1_l1_4_0;
     if (advance) begin
-      \$395  = \$116 ;
+      \$395  = \$119 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$396  = tree1_l1_3_0;
+    \$396  = tree1_l1_5_0;
     if (advance) begin
-      \$396  = \$119 ;
+      \$396  = \$122 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$397  = tree1_l1_4_0;
+    \$397  = tree1_l1_6_0;
     if (advance) begin
-      \$397  = \$122 ;
+      \$397  = \$125 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$398  = tree1_l1_5_0;
+    \$398  = tree1_l1_7_0;
     if (advance) begin
-      \$398  = \$125 ;
+      \$398  = \$128 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$399  = tree1_l1_6_0;
+    \$399  = tree1_l3_0_0;
     if (advance) begin
-      \$399  = \$128 ;
+      \$399  = \$131 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$400  = tree1_l1_7_0;
+    \$400  = tree1_l3_1_0;
     if (advance) begin
-      \$400  = \$131 ;
+      \$400  = \$134 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$401  = tree1_l3_0_0;
+    \$401  = tree1_l4_0_0;
     if (advance) begin
-      \$401  = \$134 ;
+      \$401  = \$135 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$402  = tree1_l3_1_0;
+    \$402  = raw1;
+    if (\$136 ) begin
+      \$402  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$403  = acc1;
     if (advance) begin
-      \$402  = \$137 ;
+      \$403  = \$138 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$403  = tree1_l4_0_0;
+    \$404  = tree2_l1_0_0;
     if (advance) begin
-      \$403  = \$138 ;
+      \$404  = \$141 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$404  = raw1;
-    if (\$139 ) begin
-      \$404  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$405  = acc1;
+    \$405  = tree2_l1_1_0;
     if (advance) begin
-      \$405  = \$141 [7:0];
+      \$405  = \$144 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$406  = tree2_l1_0_0;
+    \$406  = tree2_l1_2_0;
     if (advance) begin
-      \$406  = \$144 ;
+      \$406  = \$147 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$407  = tree2_l1_1_0;
+    \$407  = tree2_l1_3_0;
     if (advance) begin
-      \$407  = \$147 ;
+      \$407  = \$150 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$408  = tree2_l1_2_0;
+    \$408  = tree2_l1_4_0;
     if (advance) begin
-      \$408  = \$150 ;
+      \$408  = \$153 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$409  = tree2_l1_3_0;
+    \$409  = tree2_l1_5_0;
     if (advance) begin
-      \$409  = \$153 ;
+      \$409  = \$156 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$410  = tree2_l1_4_0;
+    \$410  = tree2_l1_6_0;
     if (advance) begin
-      \$410  = \$156 ;
+      \$410  = \$159 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$411  = tree2_l1_5_0;
+    \$411  = tree2_l1_7_0;
     if (advance) begin
-      \$411  = \$159 ;
+      \$411  = \$162 ;
     end
   end
   assign o__ready = advance;
@@ -14359,14 +14379,14 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign addr1 = \$signature__addr ;
   assign x1 = \$signature__data ;
   assign \$signal  = \$signature__en ;
-  assign total0 = \$7 [6:0];
-  assign total1 = \$10 [6:0];
-  assign total2 = \$13 [6:0];
-  assign total3 = \$16 [6:0];
-  assign total4 = \$19 [6:0];
-  assign total5 = \$22 [6:0];
-  assign total6 = \$25 [6:0];
-  assign total7 = \$28 [6:0];
+  assign total0 = \$5 [6:0];
+  assign total1 = \$8 [6:0];
+  assign total2 = \$11 [6:0];
+  assign total3 = \$14 [6:0];
+  assign total4 = \$17 [6:0];
+  assign total5 = \$20 [6:0];
+  assign total6 = \$23 [6:0];
+  assign total7 = \$26 [6:0];
   assign nf2_d0 = \port__addr$65 ;
   assign \port__en$67  = advance;
   assign \$signature__data[0]  = \$signature__data [0];
@@ -14585,22 +14605,22 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \i__payload[29]  = i__payload[29];
   assign \i__payload[30]  = i__payload[30];
   assign \i__payload[31]  = i__payload[31];
-  assign \port__data$195[0]  = \port__data$195 [7:0];
-  assign \port__data$195[0][0]  = \port__data$195 [7:0];
-  assign \port__data$195[1]  = \port__data$195 [15:8];
-  assign \port__data$195[1][0]  = \port__data$195 [15:8];
-  assign \port__data$195[2]  = \port__data$195 [23:16];
-  assign \port__data$195[2][0]  = \port__data$195 [23:16];
-  assign \port__data$195[3]  = \port__data$195 [31:24];
-  assign \port__data$195[3][0]  = \port__data$195 [31:24];
-  assign \port__data$195[4]  = \port__data$195 [39:32];
-  assign \port__data$195[4][0]  = \port__data$195 [39:32];
-  assign \port__data$195[5]  = \port__data$195 [47:40];
-  assign \port__data$195[5][0]  = \port__data$195 [47:40];
-  assign \port__data$195[6]  = \port__data$195 [55:48];
-  assign \port__data$195[6][0]  = \port__data$195 [55:48];
-  assign \port__data$195[7]  = \port__data$195 [63:56];
-  assign \port__data$195[7][0]  = \port__data$195 [63:56];
+  assign \port__data$196[0]  = \port__data$196 [7:0];
+  assign \port__data$196[0][0]  = \port__data$196 [7:0];
+  assign \port__data$196[1]  = \port__data$196 [15:8];
+  assign \port__data$196[1][0]  = \port__data$196 [15:8];
+  assign \port__data$196[2]  = \port__data$196 [23:16];
+  assign \port__data$196[2][0]  = \port__data$196 [23:16];
+  assign \port__data$196[3]  = \port__data$196 [31:24];
+  assign \port__data$196[3][0]  = \port__data$196 [31:24];
+  assign \port__data$196[4]  = \port__data$196 [39:32];
+  assign \port__data$196[4][0]  = \port__data$196 [39:32];
+  assign \port__data$196[5]  = \port__data$196 [47:40];
+  assign \port__data$196[5][0]  = \port__data$196 [47:40];
+  assign \port__data$196[6]  = \port__data$196 [55:48];
+  assign \port__data$196[6][0]  = \port__data$196 [55:48];
+  assign \port__data$196[7]  = \port__data$196 [63:56];
+  assign \port__data$196[7][0]  = \port__data$196 [63:56];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -14609,16 +14629,16 @@ module \tfc.MatMul_24 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \o__payload[5]  = o__payload[5];
   assign \o__payload[6]  = o__payload[6];
   assign \o__payload[7]  = o__payload[7];
-  assign result[7] = \$60 [0];
-  assign result[6] = \$56 [0];
-  assign result[5] = \$52 [0];
-  assign result[4] = \$48 [0];
-  assign result[3] = \$44 [0];
-  assign result[2] = \$40 [0];
-  assign result[1] = \$36 [0];
-  assign result[0] = \$32 [0];
-  assign \$63  = rp__addr;
-  assign \$73  = rp__addr;
+  assign result[7] = \$58 [0];
+  assign result[6] = \$54 [0];
+  assign result[5] = \$50 [0];
+  assign result[4] = \$46 [0];
+  assign result[3] = \$42 [0];
+  assign result[2] = \$38 [0];
+  assign result[1] = \$34 [0];
+  assign result[0] = \$30 [0];
+  assign \$61  = rp__addr;
+  assign \$70  = rp__addr;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15318,40 +15338,40 @@ endmodule
 module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
-  wire [7:0] \$10 ;
-  wire [1:0] \$100 ;
+  wire [6:0] \$10 ;
+  wire \$100 ;
   wire \$101 ;
-  wire \$102 ;
+  wire [1:0] \$102 ;
   wire \$103 ;
-  wire [1:0] \$104 ;
+  wire \$104 ;
   wire \$105 ;
-  wire \$106 ;
+  wire [1:0] \$106 ;
   wire \$107 ;
-  wire [1:0] \$108 ;
+  wire \$108 ;
   wire \$109 ;
-  wire [15:0] \$11 ;
-  wire \$110 ;
+  wire [7:0] \$11 ;
+  wire [1:0] \$110 ;
   wire \$111 ;
-  wire [1:0] \$112 ;
+  wire \$112 ;
   wire \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  wire [1:0] \$116 ;
-  wire [2:0] \$117 ;
-  wire [4:0] \$118 ;
+  wire [1:0] \$114 ;
+  wire [2:0] \$115 ;
+  wire [4:0] \$116 ;
+  wire \$117 ;
+  wire [2:0] \$118 ;
   wire \$119 ;
-  wire [6:0] \$12 ;
-  wire [2:0] \$120 ;
+  wire [15:0] \$12 ;
+  wire [4:0] \$120 ;
   wire [4:0] \$121 ;
   wire [4:0] \$122 ;
   wire [4:0] \$123 ;
-  wire [4:0] \$124 ;
+  wire \$124 ;
   wire \$125 ;
   wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire [7:0] \$13 ;
+  wire [1:0] \$127 ;
+  wire [1:0] \$128 ;
+  wire [2:0] \$129 ;
+  wire [6:0] \$13 ;
   wire [1:0] \$130 ;
   wire [1:0] \$131 ;
   wire [2:0] \$132 ;
@@ -15361,19 +15381,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$136 ;
   wire [1:0] \$137 ;
   wire [2:0] \$138 ;
-  wire [1:0] \$139 ;
-  wire [15:0] \$14 ;
-  wire [1:0] \$140 ;
-  wire [2:0] \$141 ;
-  wire [3:0] \$142 ;
-  wire [3:0] \$143 ;
-  wire [4:0] \$144 ;
-  wire \$145 ;
-  wire [8:0] \$146 ;
-  wire [9:0] \$147 ;
+  wire [3:0] \$139 ;
+  wire [7:0] \$14 ;
+  wire [3:0] \$140 ;
+  wire [4:0] \$141 ;
+  wire \$142 ;
+  wire [8:0] \$143 ;
+  wire [9:0] \$144 ;
+  wire [1:0] \$145 ;
+  wire [1:0] \$146 ;
+  wire [2:0] \$147 ;
   wire [1:0] \$148 ;
   wire [1:0] \$149 ;
-  wire [6:0] \$15 ;
+  wire [15:0] \$15 ;
   wire [2:0] \$150 ;
   wire [1:0] \$151 ;
   wire [1:0] \$152 ;
@@ -15381,57 +15401,57 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$154 ;
   wire [1:0] \$155 ;
   wire [2:0] \$156 ;
-  wire [1:0] \$157 ;
-  wire [1:0] \$158 ;
-  wire [2:0] \$159 ;
-  wire [7:0] \$16 ;
-  wire [3:0] \$160 ;
-  wire [3:0] \$161 ;
-  wire [4:0] \$162 ;
-  wire \$163 ;
-  wire [8:0] \$164 ;
-  wire [9:0] \$165 ;
+  wire [3:0] \$157 ;
+  wire [3:0] \$158 ;
+  wire [4:0] \$159 ;
+  wire [6:0] \$16 ;
+  wire \$160 ;
+  wire [8:0] \$161 ;
+  wire [9:0] \$162 ;
+  wire [1:0] \$163 ;
+  wire [1:0] \$164 ;
+  wire [2:0] \$165 ;
   wire [1:0] \$166 ;
   wire [1:0] \$167 ;
   wire [2:0] \$168 ;
   wire [1:0] \$169 ;
-  wire [15:0] \$17 ;
+  wire [7:0] \$17 ;
   wire [1:0] \$170 ;
   wire [2:0] \$171 ;
   wire [1:0] \$172 ;
   wire [1:0] \$173 ;
   wire [2:0] \$174 ;
-  wire [1:0] \$175 ;
-  wire [1:0] \$176 ;
-  wire [2:0] \$177 ;
-  wire [3:0] \$178 ;
-  wire [3:0] \$179 ;
-  wire [6:0] \$18 ;
-  wire [4:0] \$180 ;
-  wire \$181 ;
-  wire [8:0] \$182 ;
-  wire [9:0] \$183 ;
+  wire [3:0] \$175 ;
+  wire [3:0] \$176 ;
+  wire [4:0] \$177 ;
+  wire \$178 ;
+  wire [8:0] \$179 ;
+  wire [15:0] \$18 ;
+  wire [9:0] \$180 ;
+  wire [1:0] \$181 ;
+  wire [1:0] \$182 ;
+  wire [2:0] \$183 ;
   wire [1:0] \$184 ;
   wire [1:0] \$185 ;
   wire [2:0] \$186 ;
   wire [1:0] \$187 ;
   wire [1:0] \$188 ;
   wire [2:0] \$189 ;
-  wire [7:0] \$19 ;
+  wire [6:0] \$19 ;
   wire [1:0] \$190 ;
   wire [1:0] \$191 ;
   wire [2:0] \$192 ;
-  wire [1:0] \$193 ;
-  wire [1:0] \$194 ;
-  wire [2:0] \$195 ;
-  wire [3:0] \$196 ;
-  wire [3:0] \$197 ;
-  wire [4:0] \$198 ;
-  wire \$199 ;
+  wire [3:0] \$193 ;
+  wire [3:0] \$194 ;
+  wire [4:0] \$195 ;
+  wire \$196 ;
+  wire [8:0] \$197 ;
+  wire [9:0] \$198 ;
+  wire [1:0] \$199 ;
   wire \$2 ;
-  wire [15:0] \$20 ;
-  wire [8:0] \$200 ;
-  wire [9:0] \$201 ;
+  wire [7:0] \$20 ;
+  wire [1:0] \$200 ;
+  wire [2:0] \$201 ;
   wire [1:0] \$202 ;
   wire [1:0] \$203 ;
   wire [2:0] \$204 ;
@@ -15440,18 +15460,18 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$207 ;
   wire [1:0] \$208 ;
   wire [1:0] \$209 ;
-  wire [6:0] \$21 ;
+  wire [15:0] \$21 ;
   wire [2:0] \$210 ;
-  wire [1:0] \$211 ;
-  wire [1:0] \$212 ;
-  wire [2:0] \$213 ;
-  wire [3:0] \$214 ;
-  wire [3:0] \$215 ;
-  wire [4:0] \$216 ;
-  wire \$217 ;
-  wire [8:0] \$218 ;
-  wire [9:0] \$219 ;
-  wire [7:0] \$22 ;
+  wire [3:0] \$211 ;
+  wire [3:0] \$212 ;
+  wire [4:0] \$213 ;
+  wire \$214 ;
+  wire [8:0] \$215 ;
+  wire [9:0] \$216 ;
+  wire [1:0] \$217 ;
+  wire [1:0] \$218 ;
+  wire [2:0] \$219 ;
+  wire [6:0] \$22 ;
   wire [1:0] \$220 ;
   wire [1:0] \$221 ;
   wire [2:0] \$222 ;
@@ -15461,19 +15481,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$226 ;
   wire [1:0] \$227 ;
   wire [2:0] \$228 ;
-  wire [1:0] \$229 ;
-  wire [15:0] \$23 ;
-  wire [1:0] \$230 ;
-  wire [2:0] \$231 ;
-  wire [3:0] \$232 ;
-  wire [3:0] \$233 ;
-  wire [4:0] \$234 ;
-  wire \$235 ;
-  wire [8:0] \$236 ;
-  wire [9:0] \$237 ;
+  wire [3:0] \$229 ;
+  wire [7:0] \$23 ;
+  wire [3:0] \$230 ;
+  wire [4:0] \$231 ;
+  wire \$232 ;
+  wire [8:0] \$233 ;
+  wire [9:0] \$234 ;
+  wire [1:0] \$235 ;
+  wire [1:0] \$236 ;
+  wire [2:0] \$237 ;
   wire [1:0] \$238 ;
   wire [1:0] \$239 ;
-  wire [6:0] \$24 ;
+  wire [15:0] \$24 ;
   wire [2:0] \$240 ;
   wire [1:0] \$241 ;
   wire [1:0] \$242 ;
@@ -15481,56 +15501,56 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$244 ;
   wire [1:0] \$245 ;
   wire [2:0] \$246 ;
-  wire [1:0] \$247 ;
-  wire [1:0] \$248 ;
-  wire [2:0] \$249 ;
-  wire [7:0] \$25 ;
-  wire [3:0] \$250 ;
-  wire [3:0] \$251 ;
-  wire [4:0] \$252 ;
-  wire \$253 ;
-  wire [8:0] \$254 ;
-  wire [9:0] \$255 ;
+  wire [3:0] \$247 ;
+  wire [3:0] \$248 ;
+  wire [4:0] \$249 ;
+  wire [6:0] \$25 ;
+  wire \$250 ;
+  wire [8:0] \$251 ;
+  wire [9:0] \$252 ;
+  wire [1:0] \$253 ;
+  wire [1:0] \$254 ;
+  wire [2:0] \$255 ;
   wire [1:0] \$256 ;
   wire [1:0] \$257 ;
   wire [2:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [15:0] \$26 ;
+  wire [7:0] \$26 ;
   wire [1:0] \$260 ;
   wire [2:0] \$261 ;
   wire [1:0] \$262 ;
   wire [1:0] \$263 ;
   wire [2:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [2:0] \$267 ;
-  wire [3:0] \$268 ;
-  wire [3:0] \$269 ;
-  wire [6:0] \$27 ;
-  wire [4:0] \$270 ;
-  wire \$271 ;
-  wire [8:0] \$272 ;
-  wire [9:0] \$273 ;
+  wire [3:0] \$265 ;
+  wire [3:0] \$266 ;
+  wire [4:0] \$267 ;
+  wire \$268 ;
+  wire [8:0] \$269 ;
+  wire [15:0] \$27 ;
+  wire [9:0] \$270 ;
+  wire [1:0] \$271 ;
+  wire [1:0] \$272 ;
+  wire [2:0] \$273 ;
   wire [1:0] \$274 ;
   wire [1:0] \$275 ;
   wire [2:0] \$276 ;
   wire [1:0] \$277 ;
   wire [1:0] \$278 ;
   wire [2:0] \$279 ;
-  wire [7:0] \$28 ;
+  wire [6:0] \$28 ;
   wire [1:0] \$280 ;
   wire [1:0] \$281 ;
   wire [2:0] \$282 ;
-  wire [1:0] \$283 ;
-  wire [1:0] \$284 ;
-  wire [2:0] \$285 ;
-  wire [3:0] \$286 ;
-  wire [3:0] \$287 ;
-  wire [4:0] \$288 ;
-  wire \$289 ;
-  wire [15:0] \$29 ;
-  wire [8:0] \$290 ;
-  wire [9:0] \$291 ;
+  wire [3:0] \$283 ;
+  wire [3:0] \$284 ;
+  wire [4:0] \$285 ;
+  wire \$286 ;
+  wire [8:0] \$287 ;
+  wire [9:0] \$288 ;
+  wire [1:0] \$289 ;
+  wire [7:0] \$29 ;
+  wire [1:0] \$290 ;
+  wire [2:0] \$291 ;
   wire [1:0] \$292 ;
   wire [1:0] \$293 ;
   wire [2:0] \$294 ;
@@ -15539,19 +15559,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$297 ;
   wire [1:0] \$298 ;
   wire [1:0] \$299 ;
-  wire \$3 ;
-  wire [6:0] \$30 ;
+  wire [15:0] \$3 ;
+  wire [15:0] \$30 ;
   wire [2:0] \$300 ;
-  wire [1:0] \$301 ;
-  wire [1:0] \$302 ;
-  wire [2:0] \$303 ;
-  wire [3:0] \$304 ;
-  wire [3:0] \$305 ;
-  wire [4:0] \$306 ;
-  wire \$307 ;
-  wire [8:0] \$308 ;
-  wire [9:0] \$309 ;
-  wire [7:0] \$31 ;
+  wire [3:0] \$301 ;
+  wire [3:0] \$302 ;
+  wire [4:0] \$303 ;
+  wire \$304 ;
+  wire [8:0] \$305 ;
+  wire [9:0] \$306 ;
+  wire [1:0] \$307 ;
+  wire [1:0] \$308 ;
+  wire [2:0] \$309 ;
+  wire [6:0] \$31 ;
   wire [1:0] \$310 ;
   wire [1:0] \$311 ;
   wire [2:0] \$312 ;
@@ -15561,19 +15581,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$316 ;
   wire [1:0] \$317 ;
   wire [2:0] \$318 ;
-  wire [1:0] \$319 ;
-  wire [15:0] \$32 ;
-  wire [1:0] \$320 ;
-  wire [2:0] \$321 ;
-  wire [3:0] \$322 ;
-  wire [3:0] \$323 ;
-  wire [4:0] \$324 ;
-  wire \$325 ;
-  wire [8:0] \$326 ;
-  wire [9:0] \$327 ;
+  wire [3:0] \$319 ;
+  wire [7:0] \$32 ;
+  wire [3:0] \$320 ;
+  wire [4:0] \$321 ;
+  wire \$322 ;
+  wire [8:0] \$323 ;
+  wire [9:0] \$324 ;
+  wire [1:0] \$325 ;
+  wire [1:0] \$326 ;
+  wire [2:0] \$327 ;
   wire [1:0] \$328 ;
   wire [1:0] \$329 ;
-  wire [6:0] \$33 ;
+  wire [15:0] \$33 ;
   wire [2:0] \$330 ;
   wire [1:0] \$331 ;
   wire [1:0] \$332 ;
@@ -15581,56 +15601,56 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$334 ;
   wire [1:0] \$335 ;
   wire [2:0] \$336 ;
-  wire [1:0] \$337 ;
-  wire [1:0] \$338 ;
-  wire [2:0] \$339 ;
-  wire [7:0] \$34 ;
-  wire [3:0] \$340 ;
-  wire [3:0] \$341 ;
-  wire [4:0] \$342 ;
-  wire \$343 ;
-  wire [8:0] \$344 ;
-  wire [9:0] \$345 ;
+  wire [3:0] \$337 ;
+  wire [3:0] \$338 ;
+  wire [4:0] \$339 ;
+  wire [6:0] \$34 ;
+  wire \$340 ;
+  wire [8:0] \$341 ;
+  wire [9:0] \$342 ;
+  wire [1:0] \$343 ;
+  wire [1:0] \$344 ;
+  wire [2:0] \$345 ;
   wire [1:0] \$346 ;
   wire [1:0] \$347 ;
   wire [2:0] \$348 ;
   wire [1:0] \$349 ;
-  wire [15:0] \$35 ;
+  wire [7:0] \$35 ;
   wire [1:0] \$350 ;
   wire [2:0] \$351 ;
   wire [1:0] \$352 ;
   wire [1:0] \$353 ;
   wire [2:0] \$354 ;
-  wire [1:0] \$355 ;
-  wire [1:0] \$356 ;
-  wire [2:0] \$357 ;
-  wire [3:0] \$358 ;
-  wire [3:0] \$359 ;
-  wire [6:0] \$36 ;
-  wire [4:0] \$360 ;
-  wire \$361 ;
-  wire [8:0] \$362 ;
-  wire [9:0] \$363 ;
+  wire [3:0] \$355 ;
+  wire [3:0] \$356 ;
+  wire [4:0] \$357 ;
+  wire \$358 ;
+  wire [8:0] \$359 ;
+  wire [15:0] \$36 ;
+  wire [9:0] \$360 ;
+  wire [1:0] \$361 ;
+  wire [1:0] \$362 ;
+  wire [2:0] \$363 ;
   wire [1:0] \$364 ;
   wire [1:0] \$365 ;
   wire [2:0] \$366 ;
   wire [1:0] \$367 ;
   wire [1:0] \$368 ;
   wire [2:0] \$369 ;
-  wire [7:0] \$37 ;
+  wire [6:0] \$37 ;
   wire [1:0] \$370 ;
   wire [1:0] \$371 ;
   wire [2:0] \$372 ;
-  wire [1:0] \$373 ;
-  wire [1:0] \$374 ;
-  wire [2:0] \$375 ;
-  wire [3:0] \$376 ;
-  wire [3:0] \$377 ;
-  wire [4:0] \$378 ;
-  wire \$379 ;
-  wire [15:0] \$38 ;
-  wire [8:0] \$380 ;
-  wire [9:0] \$381 ;
+  wire [3:0] \$373 ;
+  wire [3:0] \$374 ;
+  wire [4:0] \$375 ;
+  wire \$376 ;
+  wire [8:0] \$377 ;
+  wire [9:0] \$378 ;
+  wire [1:0] \$379 ;
+  wire [7:0] \$38 ;
+  wire [1:0] \$380 ;
+  wire [2:0] \$381 ;
   wire [1:0] \$382 ;
   wire [1:0] \$383 ;
   wire [2:0] \$384 ;
@@ -15639,19 +15659,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [2:0] \$387 ;
   wire [1:0] \$388 ;
   wire [1:0] \$389 ;
-  wire [6:0] \$39 ;
+  wire [15:0] \$39 ;
   wire [2:0] \$390 ;
-  wire [1:0] \$391 ;
-  wire [1:0] \$392 ;
-  wire [2:0] \$393 ;
-  wire [3:0] \$394 ;
-  wire [3:0] \$395 ;
-  wire [4:0] \$396 ;
-  wire \$397 ;
-  wire [8:0] \$398 ;
-  wire [9:0] \$399 ;
-  wire \$4 ;
-  wire [7:0] \$40 ;
+  wire [3:0] \$391 ;
+  wire [3:0] \$392 ;
+  wire [4:0] \$393 ;
+  wire \$394 ;
+  wire [8:0] \$395 ;
+  wire [9:0] \$396 ;
+  wire [1:0] \$397 ;
+  wire [1:0] \$398 ;
+  wire [2:0] \$399 ;
+  wire [6:0] \$4 ;
+  wire [6:0] \$40 ;
   wire [1:0] \$400 ;
   wire [1:0] \$401 ;
   wire [2:0] \$402 ;
@@ -15661,179 +15681,179 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   wire [1:0] \$406 ;
   wire [1:0] \$407 ;
   wire [2:0] \$408 ;
-  wire [1:0] \$409 ;
-  wire [15:0] \$41 ;
-  wire [1:0] \$410 ;
-  wire [2:0] \$411 ;
-  wire [3:0] \$412 ;
-  wire [3:0] \$413 ;
-  wire [4:0] \$414 ;
+  wire [3:0] \$409 ;
+  wire [7:0] \$41 ;
+  wire [3:0] \$410 ;
+  wire [4:0] \$411 ;
+  wire \$412 ;
+  wire [8:0] \$413 ;
+  wire [9:0] \$414 ;
   wire \$415 ;
-  wire [8:0] \$416 ;
-  wire [9:0] \$417 ;
-  wire \$418 ;
-  reg [1:0] \$419 ;
-  wire [6:0] \$42 ;
+  reg [1:0] \$416 ;
+  reg [3:0] \$417 ;
+  reg [1:0] \$418 ;
+  reg \$419 ;
+  wire [15:0] \$42 ;
   reg [3:0] \$420 ;
-  reg [1:0] \$421 ;
+  reg [3:0] \$421 ;
   reg [3:0] \$422 ;
   reg [3:0] \$423 ;
-  reg [3:0] \$424 ;
-  reg [3:0] \$425 ;
+  reg \$424 ;
+  reg [1:0] \$425 ;
   reg \$426 ;
-  reg [1:0] \$427 ;
+  reg [15:0] \$427 ;
   reg \$428 ;
-  reg [15:0] \$429 ;
-  wire [7:0] \$43 ;
+  reg \$429 ;
+  wire [6:0] \$43 ;
   reg \$430 ;
-  reg \$431 ;
-  reg \$432 ;
-  reg [1:0] \$433 ;
-  reg [15:0] \$434 ;
-  reg [255:0] \$435 ;
+  reg [1:0] \$431 ;
+  reg [15:0] \$432 ;
+  reg [255:0] \$433 ;
+  reg \$434 ;
+  reg \$435 ;
   reg \$436 ;
   reg \$437 ;
   reg \$438 ;
   reg \$439 ;
-  wire [15:0] \$44 ;
+  wire [7:0] \$44 ;
   reg \$440 ;
   reg \$441 ;
   reg \$442 ;
-  reg \$443 ;
-  reg \$444 ;
+  reg [1:0] \$443 ;
+  reg [1:0] \$444 ;
   reg [1:0] \$445 ;
-  reg [1:0] \$446 ;
-  reg [1:0] \$447 ;
+  reg [2:0] \$446 ;
+  reg [2:0] \$447 ;
   reg [2:0] \$448 ;
   reg [2:0] \$449 ;
-  wire [6:0] \$45 ;
-  reg [2:0] \$450 ;
-  reg [2:0] \$451 ;
-  reg [4:0] \$452 ;
-  reg [6:0] \$453 ;
-  reg [7:0] \$454 ;
+  wire [15:0] \$45 ;
+  reg [4:0] \$450 ;
+  reg [6:0] \$451 ;
+  reg [7:0] \$452 ;
+  reg [2:0] \$453 ;
+  reg [2:0] \$454 ;
   reg [2:0] \$455 ;
   reg [2:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [2:0] \$458 ;
-  reg [4:0] \$459 ;
-  wire [7:0] \$46 ;
-  reg [6:0] \$460 ;
-  reg [7:0] \$461 ;
+  reg [4:0] \$457 ;
+  reg [6:0] \$458 ;
+  reg [7:0] \$459 ;
+  wire [6:0] \$46 ;
+  reg [2:0] \$460 ;
+  reg [2:0] \$461 ;
   reg [2:0] \$462 ;
   reg [2:0] \$463 ;
-  reg [2:0] \$464 ;
-  reg [2:0] \$465 ;
-  reg [4:0] \$466 ;
-  reg [6:0] \$467 ;
-  reg [7:0] \$468 ;
+  reg [4:0] \$464 ;
+  reg [6:0] \$465 ;
+  reg [7:0] \$466 ;
+  reg [2:0] \$467 ;
+  reg [2:0] \$468 ;
   reg [2:0] \$469 ;
-  wire [15:0] \$47 ;
+  wire [7:0] \$47 ;
   reg [2:0] \$470 ;
-  reg [2:0] \$471 ;
-  reg [2:0] \$472 ;
-  reg [4:0] \$473 ;
-  reg [6:0] \$474 ;
-  reg [7:0] \$475 ;
+  reg [4:0] \$471 ;
+  reg [6:0] \$472 ;
+  reg [7:0] \$473 ;
+  reg [2:0] \$474 ;
+  reg [2:0] \$475 ;
   reg [2:0] \$476 ;
   reg [2:0] \$477 ;
-  reg [2:0] \$478 ;
-  reg [2:0] \$479 ;
-  wire [6:0] \$48 ;
-  reg [4:0] \$480 ;
-  reg [6:0] \$481 ;
-  reg [7:0] \$482 ;
+  reg [4:0] \$478 ;
+  reg [6:0] \$479 ;
+  wire [15:0] \$48 ;
+  reg [7:0] \$480 ;
+  reg [2:0] \$481 ;
+  reg [2:0] \$482 ;
   reg [2:0] \$483 ;
   reg [2:0] \$484 ;
-  reg [2:0] \$485 ;
-  reg [2:0] \$486 ;
-  reg [4:0] \$487 ;
-  reg [6:0] \$488 ;
-  reg [7:0] \$489 ;
-  wire [7:0] \$49 ;
+  reg [4:0] \$485 ;
+  reg [6:0] \$486 ;
+  reg [7:0] \$487 ;
+  reg [2:0] \$488 ;
+  reg [2:0] \$489 ;
+  wire [6:0] \$49 ;
   reg [2:0] \$490 ;
   reg [2:0] \$491 ;
-  reg [2:0] \$492 ;
-  reg [2:0] \$493 ;
-  reg [4:0] \$494 ;
-  reg [6:0] \$495 ;
-  reg [7:0] \$496 ;
+  reg [4:0] \$492 ;
+  reg [6:0] \$493 ;
+  reg [7:0] \$494 ;
+  reg [2:0] \$495 ;
+  reg [2:0] \$496 ;
   reg [2:0] \$497 ;
   reg [2:0] \$498 ;
-  reg [2:0] \$499 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$50 ;
-  reg [2:0] \$500 ;
-  reg [4:0] \$501 ;
-  reg [6:0] \$502 ;
-  reg [7:0] \$503 ;
+  reg [4:0] \$499 ;
+  wire [7:0] \$5 ;
+  wire [7:0] \$50 ;
+  reg [6:0] \$500 ;
+  reg [7:0] \$501 ;
+  reg [2:0] \$502 ;
+  reg [2:0] \$503 ;
   reg [2:0] \$504 ;
   reg [2:0] \$505 ;
-  reg [2:0] \$506 ;
-  reg [2:0] \$507 ;
-  reg [4:0] \$508 ;
-  reg [6:0] \$509 ;
-  wire [6:0] \$51 ;
-  reg [7:0] \$510 ;
+  reg [4:0] \$506 ;
+  reg [6:0] \$507 ;
+  reg [7:0] \$508 ;
+  reg [2:0] \$509 ;
+  wire \$51 ;
+  reg [2:0] \$510 ;
   reg [2:0] \$511 ;
   reg [2:0] \$512 ;
-  reg [2:0] \$513 ;
-  reg [2:0] \$514 ;
-  reg [4:0] \$515 ;
-  reg [6:0] \$516 ;
-  reg [7:0] \$517 ;
+  reg [4:0] \$513 ;
+  reg [6:0] \$514 ;
+  reg [7:0] \$515 ;
+  reg [2:0] \$516 ;
+  reg [2:0] \$517 ;
   reg [2:0] \$518 ;
   reg [2:0] \$519 ;
-  wire [7:0] \$52 ;
-  reg [2:0] \$520 ;
-  reg [2:0] \$521 ;
-  reg [4:0] \$522 ;
-  reg [6:0] \$523 ;
-  reg [7:0] \$524 ;
+  wire \$52 ;
+  reg [4:0] \$520 ;
+  reg [6:0] \$521 ;
+  reg [7:0] \$522 ;
+  reg [2:0] \$523 ;
+  reg [2:0] \$524 ;
   reg [2:0] \$525 ;
   reg [2:0] \$526 ;
-  reg [2:0] \$527 ;
-  reg [2:0] \$528 ;
-  reg [4:0] \$529 ;
+  reg [4:0] \$527 ;
+  reg [6:0] \$528 ;
+  reg [7:0] \$529 ;
   wire \$53 ;
-  reg [6:0] \$530 ;
-  reg [7:0] \$531 ;
+  reg [2:0] \$530 ;
+  reg [2:0] \$531 ;
   reg [2:0] \$532 ;
   reg [2:0] \$533 ;
-  reg [2:0] \$534 ;
-  reg [2:0] \$535 ;
-  reg [4:0] \$536 ;
-  reg [6:0] \$537 ;
-  reg [7:0] \$538 ;
+  reg [4:0] \$534 ;
+  reg [6:0] \$535 ;
+  reg [7:0] \$536 ;
+  reg [2:0] \$537 ;
+  reg [2:0] \$538 ;
   reg [2:0] \$539 ;
-  wire \$54 ;
+  wire [1:0] \$54 ;
   reg [2:0] \$540 ;
-  reg [2:0] \$541 ;
-  reg [2:0] \$542 ;
-  reg [4:0] \$543 ;
-  reg [6:0] \$544 ;
-  reg [7:0] \$545 ;
+  reg [4:0] \$541 ;
+  reg [6:0] \$542 ;
+  reg [7:0] \$543 ;
+  reg [2:0] \$544 ;
+  reg [2:0] \$545 ;
   reg [2:0] \$546 ;
   reg [2:0] \$547 ;
-  reg [2:0] \$548 ;
-  reg [2:0] \$549 ;
+  reg [4:0] \$548 ;
+  reg [6:0] \$549 ;
   wire \$55 ;
-  reg [4:0] \$550 ;
-  reg [6:0] \$551 ;
-  reg [7:0] \$552 ;
+  reg [7:0] \$550 ;
+  reg [2:0] \$551 ;
+  reg [2:0] \$552 ;
   reg [2:0] \$553 ;
   reg [2:0] \$554 ;
-  reg [2:0] \$555 ;
-  reg [2:0] \$556 ;
-  reg [4:0] \$557 ;
-  reg [6:0] \$558 ;
-  reg [7:0] \$559 ;
-  wire [1:0] \$56 ;
-  reg \$560 ;
-  reg \$561 ;
-  reg [1:0] \$562 ;
-  reg [127:0] \$563 ;
-  reg \$564 ;
+  reg [4:0] \$555 ;
+  reg [6:0] \$556 ;
+  reg [7:0] \$557 ;
+  reg \$558 ;
+  reg \$559 ;
+  wire \$56 ;
+  reg [1:0] \$560 ;
+  reg [127:0] \$561 ;
+  reg \$562 ;
+  reg [7:0] \$563 ;
+  reg [7:0] \$564 ;
   reg [7:0] \$565 ;
   reg [7:0] \$566 ;
   reg [7:0] \$567 ;
@@ -15849,60 +15869,58 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [7:0] \$576 ;
   reg [7:0] \$577 ;
   reg [7:0] \$578 ;
-  reg [7:0] \$579 ;
-  wire \$58 ;
-  reg [7:0] \$580 ;
-  reg \$581 ;
-  reg [15:0] \$582 ;
+  reg \$579 ;
+  wire [1:0] \$58 ;
+  reg [15:0] \$580 ;
   wire \$59 ;
-  wire [6:0] \$6 ;
-  wire [1:0] \$60 ;
+  wire [15:0] \$6 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [1:0] \$62 ;
   wire \$63 ;
-  wire [1:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
-  wire \$66 ;
+  wire [1:0] \$66 ;
   wire \$67 ;
-  wire [1:0] \$68 ;
+  wire \$68 ;
   wire \$69 ;
-  wire [7:0] \$7 ;
-  wire \$70 ;
+  wire [6:0] \$7 ;
+  wire [1:0] \$70 ;
   wire \$71 ;
-  wire [1:0] \$72 ;
+  wire \$72 ;
   wire \$73 ;
-  wire \$74 ;
+  wire [1:0] \$74 ;
   wire \$75 ;
-  wire [1:0] \$76 ;
+  wire \$76 ;
   wire \$77 ;
-  wire \$78 ;
+  wire [1:0] \$78 ;
   wire \$79 ;
-  wire [15:0] \$8 ;
-  wire [1:0] \$80 ;
+  wire [7:0] \$8 ;
+  wire \$80 ;
   wire \$81 ;
-  wire \$82 ;
+  wire [1:0] \$82 ;
   wire \$83 ;
-  wire [1:0] \$84 ;
+  wire \$84 ;
   wire \$85 ;
-  wire \$86 ;
+  wire [1:0] \$86 ;
   wire \$87 ;
-  wire [1:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
-  wire [6:0] \$9 ;
-  wire \$90 ;
+  wire [15:0] \$9 ;
+  wire [1:0] \$90 ;
   wire \$91 ;
-  wire [1:0] \$92 ;
+  wire \$92 ;
   wire \$93 ;
-  wire \$94 ;
+  wire [1:0] \$94 ;
   wire \$95 ;
-  wire [1:0] \$96 ;
+  wire \$96 ;
   wire \$97 ;
-  wire \$98 ;
+  wire [1:0] \$98 ;
   wire \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$121  = 1'h0;
-  reg \$signal$123  = 1'h0;
+  reg \$signal$122  = 1'h0;
+  reg \$signal$124  = 1'h0;
   reg [1:0] \$signature__addr  = 2'h0;
   reg [15:0] \$signature__data  = 16'h0000;
   wire \$signature__data[0] ;
@@ -15964,6 +15982,7 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg first1_d0 = 1'h0;
   reg first1_d1 = 1'h0;
   reg first1_d2 = 1'h0;
+  reg fresh = 1'h1;
   reg fresh1 = 1'h0;
   input [15:0] i__payload;
   wire [15:0] i__payload;
@@ -16025,42 +16044,42 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [3:0] \port__addr$9  = 4'h0;
   reg [1:0] \port__addr$97  = 2'h0;
   wire [63:0] port__data;
-  wire [63:0] \port__data$127 ;
   wire [63:0] \port__data$128 ;
   wire [63:0] \port__data$129 ;
-  wire [127:0] \port__data$223 ;
-  wire [7:0] \port__data$223[0] ;
-  wire [7:0] \port__data$223[0][0] ;
-  wire [7:0] \port__data$223[10] ;
-  wire [7:0] \port__data$223[10][0] ;
-  wire [7:0] \port__data$223[11] ;
-  wire [7:0] \port__data$223[11][0] ;
-  wire [7:0] \port__data$223[12] ;
-  wire [7:0] \port__data$223[12][0] ;
-  wire [7:0] \port__data$223[13] ;
-  wire [7:0] \port__data$223[13][0] ;
-  wire [7:0] \port__data$223[14] ;
-  wire [7:0] \port__data$223[14][0] ;
-  wire [7:0] \port__data$223[15] ;
-  wire [7:0] \port__data$223[15][0] ;
-  wire [7:0] \port__data$223[1] ;
-  wire [7:0] \port__data$223[1][0] ;
-  wire [7:0] \port__data$223[2] ;
-  wire [7:0] \port__data$223[2][0] ;
-  wire [7:0] \port__data$223[3] ;
-  wire [7:0] \port__data$223[3][0] ;
-  wire [7:0] \port__data$223[4] ;
-  wire [7:0] \port__data$223[4][0] ;
-  wire [7:0] \port__data$223[5] ;
-  wire [7:0] \port__data$223[5][0] ;
-  wire [7:0] \port__data$223[6] ;
-  wire [7:0] \port__data$223[6][0] ;
-  wire [7:0] \port__data$223[7] ;
-  wire [7:0] \port__data$223[7][0] ;
-  wire [7:0] \port__data$223[8] ;
-  wire [7:0] \port__data$223[8][0] ;
-  wire [7:0] \port__data$223[9] ;
-  wire [7:0] \port__data$223[9][0] ;
+  wire [63:0] \port__data$130 ;
+  wire [127:0] \port__data$224 ;
+  wire [7:0] \port__data$224[0] ;
+  wire [7:0] \port__data$224[0][0] ;
+  wire [7:0] \port__data$224[10] ;
+  wire [7:0] \port__data$224[10][0] ;
+  wire [7:0] \port__data$224[11] ;
+  wire [7:0] \port__data$224[11][0] ;
+  wire [7:0] \port__data$224[12] ;
+  wire [7:0] \port__data$224[12][0] ;
+  wire [7:0] \port__data$224[13] ;
+  wire [7:0] \port__data$224[13][0] ;
+  wire [7:0] \port__data$224[14] ;
+  wire [7:0] \port__data$224[14][0] ;
+  wire [7:0] \port__data$224[15] ;
+  wire [7:0] \port__data$224[15][0] ;
+  wire [7:0] \port__data$224[1] ;
+  wire [7:0] \port__data$224[1][0] ;
+  wire [7:0] \port__data$224[2] ;
+  wire [7:0] \port__data$224[2][0] ;
+  wire [7:0] \port__data$224[3] ;
+  wire [7:0] \port__data$224[3][0] ;
+  wire [7:0] \port__data$224[4] ;
+  wire [7:0] \port__data$224[4][0] ;
+  wire [7:0] \port__data$224[5] ;
+  wire [7:0] \port__data$224[5][0] ;
+  wire [7:0] \port__data$224[6] ;
+  wire [7:0] \port__data$224[6][0] ;
+  wire [7:0] \port__data$224[7] ;
+  wire [7:0] \port__data$224[7][0] ;
+  wire [7:0] \port__data$224[8] ;
+  wire [7:0] \port__data$224[8][0] ;
+  wire [7:0] \port__data$224[9] ;
+  wire [7:0] \port__data$224[9][0] ;
   wire port__en;
   wire \port__en$11 ;
   wire \port__en$14 ;
@@ -16256,7 +16275,7 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg v1_d2 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$224  = 1'h0;
+  reg \v2_d0$225  = 1'h0;
   reg [3:0] waddr = 4'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr0;
@@ -16367,7 +16386,7 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _1_ <= thresholds[\port__addr$97 ];
     end
   end
-  assign \port__data$223  = _1_;
+  assign \port__data$224  = _1_;
   reg [63:0] weights0 [15:0];
   initial begin
     weights0[0] = 64'h5e8afcad99680def;
@@ -16419,7 +16438,7 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _3_ <= weights1[\port__addr$9 ];
     end
   end
-  assign \port__data$127  = _3_;
+  assign \port__data$128  = _3_;
   reg [63:0] weights2 [15:0];
   initial begin
     weights2[0] = 64'hc15222fb7da9f61b;
@@ -16445,7 +16464,7 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _4_ <= weights2[\port__addr$12 ];
     end
   end
-  assign \port__data$128  = _4_;
+  assign \port__data$129  = _4_;
   reg [63:0] weights3 [15:0];
   initial begin
     weights3[0] = 64'h32f28777dd85c370;
@@ -16471,787 +16490,820 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _5_ <= weights3[\port__addr$15 ];
     end
   end
-  assign \port__data$129  = _5_;
-  assign \$399  = \$398  - 7'h40;
-  assign \$400  = xnor15[0] + xnor15[1];
-  assign \$401  = xnor15[2] + xnor15[3];
+  assign \port__data$130  = _5_;
+  assign \$401  = xnor15[6] + xnor15[7];
   assign \$402  = \$400  + \$401 ;
-  assign \$403  = xnor15[4] + xnor15[5];
-  assign \$404  = xnor15[6] + xnor15[7];
+  assign \$403  = xnor15[8] + xnor15[9];
+  assign \$404  = xnor15[10] + xnor15[11];
   assign \$405  = \$403  + \$404 ;
-  assign \$406  = xnor15[8] + xnor15[9];
-  assign \$407  = xnor15[10] + xnor15[11];
+  assign \$406  = xnor15[12] + xnor15[13];
+  assign \$407  = xnor15[14] + xnor15[15];
   assign \$408  = \$406  + \$407 ;
-  assign \$409  = xnor15[12] + xnor15[13];
-  assign \$410  = xnor15[14] + xnor15[15];
+  assign \$409  = tree15_l1_0_0 + tree15_l1_1_0;
+  assign \$410  = tree15_l1_2_0 + tree15_l1_3_0;
   assign \$411  = \$409  + \$410 ;
-  assign \$412  = tree15_l1_0_0 + tree15_l1_1_0;
-  assign \$413  = tree15_l1_2_0 + tree15_l1_3_0;
-  assign \$414  = \$412  + \$413 ;
-  assign \$415  = advance & v1_d2;
-  assign \$416  = 2'h2 * raw15;
-  assign \$417  = \$416  - 7'h40;
-  assign \$418  = v1_d2 & last1_d2;
+  assign \$412  = advance & v1_d2;
+  assign \$413  = 2'h2 * raw15;
+  assign \$414  = \$413  - 7'h40;
+  assign \$415  = v1_d2 & last1_d2;
   always @(posedge clk)
-    rp__addr <= \$419 ;
+    rp__addr <= \$416 ;
   always @(posedge clk)
-    waddr <= \$420 ;
+    waddr <= \$417 ;
   always @(posedge clk)
-    nf <= \$421 ;
+    nf <= \$418 ;
   always @(posedge clk)
-    port__addr <= \$422 ;
+    fresh <= \$419 ;
   always @(posedge clk)
-    \port__addr$9  <= \$423 ;
+    port__addr <= \$420 ;
   always @(posedge clk)
-    \port__addr$12  <= \$424 ;
+    \port__addr$9  <= \$421 ;
   always @(posedge clk)
-    \port__addr$15  <= \$425 ;
+    \port__addr$12  <= \$422 ;
   always @(posedge clk)
-    \$signature__en  <= \$426 ;
+    \port__addr$15  <= \$423 ;
   always @(posedge clk)
-    \$signature__addr  <= \$427 ;
+    \$signature__en  <= \$424 ;
   always @(posedge clk)
-    \$signal$121  <= \$428 ;
+    \$signature__addr  <= \$425 ;
   always @(posedge clk)
-    \$signature__data  <= \$429 ;
+    \$signal$122  <= \$426 ;
   always @(posedge clk)
-    fresh1 <= \$430 ;
+    \$signature__data  <= \$427 ;
   always @(posedge clk)
-    \$signal$123  <= \$431 ;
+    fresh1 <= \$428 ;
   always @(posedge clk)
-    last1 <= \$432 ;
+    \$signal$124  <= \$429 ;
   always @(posedge clk)
-    nf1 <= \$433 ;
+    last1 <= \$430 ;
   always @(posedge clk)
-    x_in_d0 <= \$434 ;
+    nf1 <= \$431 ;
   always @(posedge clk)
-    weights_d0 <= \$435 ;
+    x_in_d0 <= \$432 ;
   always @(posedge clk)
-    v1_d0 <= \$436 ;
+    weights_d0 <= \$433 ;
   always @(posedge clk)
-    v1_d1 <= \$437 ;
+    v1_d0 <= \$434 ;
   always @(posedge clk)
-    v1_d2 <= \$438 ;
+    v1_d1 <= \$435 ;
   always @(posedge clk)
-    first1_d0 <= \$439 ;
+    v1_d2 <= \$436 ;
   always @(posedge clk)
-    first1_d1 <= \$440 ;
+    first1_d0 <= \$437 ;
   always @(posedge clk)
-    first1_d2 <= \$441 ;
+    first1_d1 <= \$438 ;
   always @(posedge clk)
-    last1_d0 <= \$442 ;
+    first1_d2 <= \$439 ;
   always @(posedge clk)
-    last1_d1 <= \$443 ;
+    last1_d0 <= \$440 ;
   always @(posedge clk)
-    last1_d2 <= \$444 ;
+    last1_d1 <= \$441 ;
   always @(posedge clk)
-    nf1_d0 <= \$445 ;
+    last1_d2 <= \$442 ;
   always @(posedge clk)
-    nf1_d1 <= \$446 ;
+    nf1_d0 <= \$443 ;
   always @(posedge clk)
-    nf1_d2 <= \$447 ;
+    nf1_d1 <= \$444 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$448 ;
+    nf1_d2 <= \$445 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$449 ;
+    tree0_l1_0_0 <= \$446 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$450 ;
+    tree0_l1_1_0 <= \$447 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$451 ;
+    tree0_l1_2_0 <= \$448 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$452 ;
+    tree0_l1_3_0 <= \$449 ;
   always @(posedge clk)
-    raw0 <= \$453 ;
+    tree0_l3_0_0 <= \$450 ;
   always @(posedge clk)
-    acc0 <= \$454 ;
+    raw0 <= \$451 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$455 ;
+    acc0 <= \$452 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$456 ;
+    tree1_l1_0_0 <= \$453 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$457 ;
+    tree1_l1_1_0 <= \$454 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$458 ;
+    tree1_l1_2_0 <= \$455 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$459 ;
+    tree1_l1_3_0 <= \$456 ;
   always @(posedge clk)
-    raw1 <= \$460 ;
+    tree1_l3_0_0 <= \$457 ;
   always @(posedge clk)
-    acc1 <= \$461 ;
+    raw1 <= \$458 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$462 ;
+    acc1 <= \$459 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$463 ;
+    tree2_l1_0_0 <= \$460 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$464 ;
+    tree2_l1_1_0 <= \$461 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$465 ;
+    tree2_l1_2_0 <= \$462 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$466 ;
+    tree2_l1_3_0 <= \$463 ;
   always @(posedge clk)
-    raw2 <= \$467 ;
+    tree2_l3_0_0 <= \$464 ;
   always @(posedge clk)
-    acc2 <= \$468 ;
+    raw2 <= \$465 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$469 ;
+    acc2 <= \$466 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$470 ;
+    tree3_l1_0_0 <= \$467 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$471 ;
+    tree3_l1_1_0 <= \$468 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$472 ;
+    tree3_l1_2_0 <= \$469 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$473 ;
+    tree3_l1_3_0 <= \$470 ;
   always @(posedge clk)
-    raw3 <= \$474 ;
+    tree3_l3_0_0 <= \$471 ;
   always @(posedge clk)
-    acc3 <= \$475 ;
+    raw3 <= \$472 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$476 ;
+    acc3 <= \$473 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$477 ;
+    tree4_l1_0_0 <= \$474 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$478 ;
+    tree4_l1_1_0 <= \$475 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$479 ;
+    tree4_l1_2_0 <= \$476 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$480 ;
+    tree4_l1_3_0 <= \$477 ;
   always @(posedge clk)
-    raw4 <= \$481 ;
+    tree4_l3_0_0 <= \$478 ;
   always @(posedge clk)
-    acc4 <= \$482 ;
+    raw4 <= \$479 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$483 ;
+    acc4 <= \$480 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$484 ;
+    tree5_l1_0_0 <= \$481 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$485 ;
+    tree5_l1_1_0 <= \$482 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$486 ;
+    tree5_l1_2_0 <= \$483 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$487 ;
+    tree5_l1_3_0 <= \$484 ;
   always @(posedge clk)
-    raw5 <= \$488 ;
+    tree5_l3_0_0 <= \$485 ;
   always @(posedge clk)
-    acc5 <= \$489 ;
+    raw5 <= \$486 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$490 ;
+    acc5 <= \$487 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$491 ;
+    tree6_l1_0_0 <= \$488 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$492 ;
+    tree6_l1_1_0 <= \$489 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$493 ;
+    tree6_l1_2_0 <= \$490 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$494 ;
+    tree6_l1_3_0 <= \$491 ;
   always @(posedge clk)
-    raw6 <= \$495 ;
+    tree6_l3_0_0 <= \$492 ;
   always @(posedge clk)
-    acc6 <= \$496 ;
+    raw6 <= \$493 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$497 ;
+    acc6 <= \$494 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$498 ;
+    tree7_l1_0_0 <= \$495 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$499 ;
+    tree7_l1_1_0 <= \$496 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$500 ;
+    tree7_l1_2_0 <= \$497 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$501 ;
+    tree7_l1_3_0 <= \$498 ;
   always @(posedge clk)
-    raw7 <= \$502 ;
+    tree7_l3_0_0 <= \$499 ;
   always @(posedge clk)
-    acc7 <= \$503 ;
+    raw7 <= \$500 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$504 ;
+    acc7 <= \$501 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$505 ;
+    tree8_l1_0_0 <= \$502 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$506 ;
+    tree8_l1_1_0 <= \$503 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$507 ;
+    tree8_l1_2_0 <= \$504 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$508 ;
+    tree8_l1_3_0 <= \$505 ;
   always @(posedge clk)
-    raw8 <= \$509 ;
+    tree8_l3_0_0 <= \$506 ;
   always @(posedge clk)
-    acc8 <= \$510 ;
+    raw8 <= \$507 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$511 ;
+    acc8 <= \$508 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$512 ;
+    tree9_l1_0_0 <= \$509 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$513 ;
+    tree9_l1_1_0 <= \$510 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$514 ;
+    tree9_l1_2_0 <= \$511 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$515 ;
+    tree9_l1_3_0 <= \$512 ;
   always @(posedge clk)
-    raw9 <= \$516 ;
+    tree9_l3_0_0 <= \$513 ;
   always @(posedge clk)
-    acc9 <= \$517 ;
+    raw9 <= \$514 ;
   always @(posedge clk)
-    tree10_l1_0_0 <= \$518 ;
+    acc9 <= \$515 ;
   always @(posedge clk)
-    tree10_l1_1_0 <= \$519 ;
+    tree10_l1_0_0 <= \$516 ;
   always @(posedge clk)
-    tree10_l1_2_0 <= \$520 ;
+    tree10_l1_1_0 <= \$517 ;
   always @(posedge clk)
-    tree10_l1_3_0 <= \$521 ;
+    tree10_l1_2_0 <= \$518 ;
   always @(posedge clk)
-    tree10_l3_0_0 <= \$522 ;
+    tree10_l1_3_0 <= \$519 ;
   always @(posedge clk)
-    raw10 <= \$523 ;
+    tree10_l3_0_0 <= \$520 ;
   always @(posedge clk)
-    acc10 <= \$524 ;
+    raw10 <= \$521 ;
   always @(posedge clk)
-    tree11_l1_0_0 <= \$525 ;
+    acc10 <= \$522 ;
   always @(posedge clk)
-    tree11_l1_1_0 <= \$526 ;
+    tree11_l1_0_0 <= \$523 ;
   always @(posedge clk)
-    tree11_l1_2_0 <= \$527 ;
+    tree11_l1_1_0 <= \$524 ;
   always @(posedge clk)
-    tree11_l1_3_0 <= \$528 ;
+    tree11_l1_2_0 <= \$525 ;
   always @(posedge clk)
-    tree11_l3_0_0 <= \$529 ;
+    tree11_l1_3_0 <= \$526 ;
   always @(posedge clk)
-    raw11 <= \$530 ;
+    tree11_l3_0_0 <= \$527 ;
   always @(posedge clk)
-    acc11 <= \$531 ;
+    raw11 <= \$528 ;
   always @(posedge clk)
-    tree12_l1_0_0 <= \$532 ;
+    acc11 <= \$529 ;
   always @(posedge clk)
-    tree12_l1_1_0 <= \$533 ;
+    tree12_l1_0_0 <= \$530 ;
   always @(posedge clk)
-    tree12_l1_2_0 <= \$534 ;
+    tree12_l1_1_0 <= \$531 ;
   always @(posedge clk)
-    tree12_l1_3_0 <= \$535 ;
+    tree12_l1_2_0 <= \$532 ;
   always @(posedge clk)
-    tree12_l3_0_0 <= \$536 ;
+    tree12_l1_3_0 <= \$533 ;
   always @(posedge clk)
-    raw12 <= \$537 ;
+    tree12_l3_0_0 <= \$534 ;
   always @(posedge clk)
-    acc12 <= \$538 ;
+    raw12 <= \$535 ;
   always @(posedge clk)
-    tree13_l1_0_0 <= \$539 ;
+    acc12 <= \$536 ;
   always @(posedge clk)
-    tree13_l1_1_0 <= \$540 ;
+    tree13_l1_0_0 <= \$537 ;
   always @(posedge clk)
-    tree13_l1_2_0 <= \$541 ;
+    tree13_l1_1_0 <= \$538 ;
   always @(posedge clk)
-    tree13_l1_3_0 <= \$542 ;
+    tree13_l1_2_0 <= \$539 ;
   always @(posedge clk)
-    tree13_l3_0_0 <= \$543 ;
+    tree13_l1_3_0 <= \$540 ;
   always @(posedge clk)
-    raw13 <= \$544 ;
+    tree13_l3_0_0 <= \$541 ;
   always @(posedge clk)
-    acc13 <= \$545 ;
+    raw13 <= \$542 ;
   always @(posedge clk)
-    tree14_l1_0_0 <= \$546 ;
+    acc13 <= \$543 ;
   always @(posedge clk)
-    tree14_l1_1_0 <= \$547 ;
+    tree14_l1_0_0 <= \$544 ;
   always @(posedge clk)
-    tree14_l1_2_0 <= \$548 ;
+    tree14_l1_1_0 <= \$545 ;
   always @(posedge clk)
-    tree14_l1_3_0 <= \$549 ;
+    tree14_l1_2_0 <= \$546 ;
   always @(posedge clk)
-    tree14_l3_0_0 <= \$550 ;
+    tree14_l1_3_0 <= \$547 ;
   always @(posedge clk)
-    raw14 <= \$551 ;
+    tree14_l3_0_0 <= \$548 ;
   always @(posedge clk)
-    acc14 <= \$552 ;
+    raw14 <= \$549 ;
   always @(posedge clk)
-    tree15_l1_0_0 <= \$553 ;
+    acc14 <= \$550 ;
   always @(posedge clk)
-    tree15_l1_1_0 <= \$554 ;
+    tree15_l1_0_0 <= \$551 ;
   always @(posedge clk)
-    tree15_l1_2_0 <= \$555 ;
+    tree15_l1_1_0 <= \$552 ;
   always @(posedge clk)
-    tree15_l1_3_0 <= \$556 ;
+    tree15_l1_2_0 <= \$553 ;
   always @(posedge clk)
-    tree15_l3_0_0 <= \$557 ;
+    tree15_l1_3_0 <= \$554 ;
   always @(posedge clk)
-    raw15 <= \$558 ;
+    tree15_l3_0_0 <= \$555 ;
   always @(posedge clk)
-    acc15 <= \$559 ;
+    raw15 <= \$556 ;
   always @(posedge clk)
-    v2 <= \$560 ;
+    acc15 <= \$557 ;
   always @(posedge clk)
-    v2_d0 <= \$561 ;
+    v2 <= \$558 ;
   always @(posedge clk)
-    \port__addr$97  <= \$562 ;
+    v2_d0 <= \$559 ;
   always @(posedge clk)
-    thresholds_d0 <= \$563 ;
+    \port__addr$97  <= \$560 ;
   always @(posedge clk)
-    \v2_d0$224  <= \$564 ;
+    thresholds_d0 <= \$561 ;
   always @(posedge clk)
-    acc0_d0 <= \$565 ;
+    \v2_d0$225  <= \$562 ;
   always @(posedge clk)
-    acc1_d0 <= \$566 ;
+    acc0_d0 <= \$563 ;
   always @(posedge clk)
-    acc2_d0 <= \$567 ;
+    acc1_d0 <= \$564 ;
   always @(posedge clk)
-    acc3_d0 <= \$568 ;
+    acc2_d0 <= \$565 ;
   always @(posedge clk)
-    acc4_d0 <= \$569 ;
+    acc3_d0 <= \$566 ;
   always @(posedge clk)
-    acc5_d0 <= \$570 ;
+    acc4_d0 <= \$567 ;
   always @(posedge clk)
-    acc6_d0 <= \$571 ;
+    acc5_d0 <= \$568 ;
   always @(posedge clk)
-    acc7_d0 <= \$572 ;
+    acc6_d0 <= \$569 ;
   always @(posedge clk)
-    acc8_d0 <= \$573 ;
+    acc7_d0 <= \$570 ;
   always @(posedge clk)
-    acc9_d0 <= \$574 ;
+    acc8_d0 <= \$571 ;
   always @(posedge clk)
-    acc10_d0 <= \$575 ;
+    acc9_d0 <= \$572 ;
   always @(posedge clk)
-    acc11_d0 <= \$576 ;
+    acc10_d0 <= \$573 ;
   always @(posedge clk)
-    acc12_d0 <= \$577 ;
+    acc11_d0 <= \$574 ;
   always @(posedge clk)
-    acc13_d0 <= \$578 ;
+    acc12_d0 <= \$575 ;
   always @(posedge clk)
-    acc14_d0 <= \$579 ;
+    acc13_d0 <= \$576 ;
   always @(posedge clk)
-    acc15_d0 <= \$580 ;
+    acc14_d0 <= \$577 ;
   always @(posedge clk)
-    o__valid <= \$581 ;
+    acc15_d0 <= \$578 ;
   always @(posedge clk)
-    o__payload <= \$582 ;
-  assign \$1  = ! nf;
-  assign i__ready = advance & \$1 ;
-  assign \$2  = ! nf;
-  assign \$3  = ~ \$2 ;
-  assign \$4  = i__valid | \$3 ;
-  assign fire = advance & \$4 ;
+    o__valid <= \$579 ;
+  always @(posedge clk)
+    o__payload <= \$580 ;
+  assign i__ready = advance & fresh;
+  assign \$1  = ~ fresh;
+  assign \$2  = i__valid | \$1 ;
+  assign fire = advance & \$2 ;
   assign x_in = fresh1 ? \$signature__data  : rp__data;
-  assign \$5  = x_in_d0 ^ weights_d0[15:0];
-  assign xnor0 = ~ \$5 ;
-  assign \$6  = first1_d2 ? 7'h00 : raw0;
-  assign \$7  = tree0_l3_0_0 + \$6 ;
-  assign \$8  = x_in_d0 ^ weights_d0[31:16];
-  assign xnor1 = ~ \$8 ;
-  assign \$9  = first1_d2 ? 7'h00 : raw1;
-  assign \$10  = tree1_l3_0_0 + \$9 ;
-  assign \$11  = x_in_d0 ^ weights_d0[47:32];
-  assign xnor2 = ~ \$11 ;
-  assign \$12  = first1_d2 ? 7'h00 : raw2;
-  assign \$13  = tree2_l3_0_0 + \$12 ;
-  assign \$14  = x_in_d0 ^ weights_d0[63:48];
-  assign xnor3 = ~ \$14 ;
-  assign \$15  = first1_d2 ? 7'h00 : raw3;
-  assign \$16  = tree3_l3_0_0 + \$15 ;
-  assign \$17  = x_in_d0 ^ weights_d0[79:64];
-  assign xnor4 = ~ \$17 ;
-  assign \$18  = first1_d2 ? 7'h00 : raw4;
-  assign \$19  = tree4_l3_0_0 + \$18 ;
-  assign \$20  = x_in_d0 ^ weights_d0[95:80];
-  assign xnor5 = ~ \$20 ;
-  assign \$21  = first1_d2 ? 7'h00 : raw5;
-  assign \$22  = tree5_l3_0_0 + \$21 ;
-  assign \$23  = x_in_d0 ^ weights_d0[111:96];
-  assign xnor6 = ~ \$23 ;
-  assign \$24  = first1_d2 ? 7'h00 : raw6;
-  assign \$25  = tree6_l3_0_0 + \$24 ;
-  assign \$26  = x_in_d0 ^ weights_d0[127:112];
-  assign xnor7 = ~ \$26 ;
-  assign \$27  = first1_d2 ? 7'h00 : raw7;
-  assign \$28  = tree7_l3_0_0 + \$27 ;
-  assign \$29  = x_in_d0 ^ weights_d0[143:128];
-  assign xnor8 = ~ \$29 ;
-  assign \$30  = first1_d2 ? 7'h00 : raw8;
-  assign \$31  = tree8_l3_0_0 + \$30 ;
-  assign \$32  = x_in_d0 ^ weights_d0[159:144];
-  assign xnor9 = ~ \$32 ;
-  assign \$33  = first1_d2 ? 7'h00 : raw9;
-  assign \$34  = tree9_l3_0_0 + \$33 ;
-  assign \$35  = x_in_d0 ^ weights_d0[175:160];
-  assign xnor10 = ~ \$35 ;
-  assign \$36  = first1_d2 ? 7'h00 : raw10;
-  assign \$37  = tree10_l3_0_0 + \$36 ;
-  assign \$38  = x_in_d0 ^ weights_d0[191:176];
-  assign xnor11 = ~ \$38 ;
-  assign \$39  = first1_d2 ? 7'h00 : raw11;
-  assign \$40  = tree11_l3_0_0 + \$39 ;
-  assign \$41  = x_in_d0 ^ weights_d0[207:192];
-  assign xnor12 = ~ \$41 ;
-  assign \$42  = first1_d2 ? 7'h00 : raw12;
-  assign \$43  = tree12_l3_0_0 + \$42 ;
-  assign \$44  = x_in_d0 ^ weights_d0[223:208];
-  assign xnor13 = ~ \$44 ;
-  assign \$45  = first1_d2 ? 7'h00 : raw13;
-  assign \$46  = tree13_l3_0_0 + \$45 ;
-  assign \$47  = x_in_d0 ^ weights_d0[239:224];
-  assign xnor14 = ~ \$47 ;
-  assign \$48  = first1_d2 ? 7'h00 : raw14;
-  assign \$49  = tree14_l3_0_0 + \$48 ;
-  assign \$50  = x_in_d0 ^ weights_d0[255:240];
-  assign xnor15 = ~ \$50 ;
-  assign \$51  = first1_d2 ? 7'h00 : raw15;
-  assign \$52  = tree15_l3_0_0 + \$51 ;
-  assign \$53  = ~ acc0_d0[7];
-  assign \$54  = ~ thresholds_d0[7];
-  assign \$55  = { \$53 , acc0_d0[6:0] } >= { \$54 , thresholds_d0[6:0] };
-  assign \$56  = 1'h0 + \$55 ;
-  assign \$57  = ~ acc1_d0[7];
-  assign \$58  = ~ thresholds_d0[15];
-  assign \$59  = { \$57 , acc1_d0[6:0] } >= { \$58 , thresholds_d0[14:8] };
-  assign \$60  = 1'h0 + \$59 ;
-  assign \$61  = ~ acc2_d0[7];
-  assign \$62  = ~ thresholds_d0[23];
-  assign \$63  = { \$61 , acc2_d0[6:0] } >= { \$62 , thresholds_d0[22:16] };
-  assign \$64  = 1'h0 + \$63 ;
-  assign \$65  = ~ acc3_d0[7];
-  assign \$66  = ~ thresholds_d0[31];
-  assign \$67  = { \$65 , acc3_d0[6:0] } >= { \$66 , thresholds_d0[30:24] };
-  assign \$68  = 1'h0 + \$67 ;
-  assign \$69  = ~ acc4_d0[7];
-  assign \$70  = ~ thresholds_d0[39];
-  assign \$71  = { \$69 , acc4_d0[6:0] } >= { \$70 , thresholds_d0[38:32] };
-  assign \$72  = 1'h0 + \$71 ;
-  assign \$73  = ~ acc5_d0[7];
-  assign \$74  = ~ thresholds_d0[47];
-  assign \$75  = { \$73 , acc5_d0[6:0] } >= { \$74 , thresholds_d0[46:40] };
-  assign \$76  = 1'h0 + \$75 ;
-  assign \$77  = ~ acc6_d0[7];
-  assign \$78  = ~ thresholds_d0[55];
-  assign \$79  = { \$77 , acc6_d0[6:0] } >= { \$78 , thresholds_d0[54:48] };
-  assign \$80  = 1'h0 + \$79 ;
-  assign \$81  = ~ acc7_d0[7];
-  assign \$82  = ~ thresholds_d0[63];
-  assign \$83  = { \$81 , acc7_d0[6:0] } >= { \$82 , thresholds_d0[62:56] };
-  assign \$84  = 1'h0 + \$83 ;
-  assign \$85  = ~ acc8_d0[7];
-  assign \$86  = ~ thresholds_d0[71];
-  assign \$87  = { \$85 , acc8_d0[6:0] } >= { \$86 , thresholds_d0[70:64] };
-  assign \$88  = 1'h0 + \$87 ;
-  assign \$89  = ~ acc9_d0[7];
-  assign \$90  = ~ thresholds_d0[79];
-  assign \$91  = { \$89 , acc9_d0[6:0] } >= { \$90 , thresholds_d0[78:72] };
-  assign \$92  = 1'h0 + \$91 ;
-  assign \$93  = ~ acc10_d0[7];
-  assign \$94  = ~ thresholds_d0[87];
-  assign \$95  = { \$93 , acc10_d0[6:0] } >= { \$94 , thresholds_d0[86:80] };
-  assign \$96  = 1'h0 + \$95 ;
-  assign \$97  = ~ acc11_d0[7];
-  assign \$98  = ~ thresholds_d0[95];
-  assign \$99  = { \$97 , acc11_d0[6:0] } >= { \$98 , thresholds_d0[94:88] };
-  assign \$100  = 1'h0 + \$99 ;
-  assign \$101  = ~ acc12_d0[7];
-  assign \$102  = ~ thresholds_d0[103];
-  assign \$103  = { \$101 , acc12_d0[6:0] } >= { \$102 , thresholds_d0[102:96] };
-  assign \$104  = 1'h0 + \$103 ;
-  assign \$105  = ~ acc13_d0[7];
-  assign \$106  = ~ thresholds_d0[111];
-  assign \$107  = { \$105 , acc13_d0[6:0] } >= { \$106 , thresholds_d0[110:104] };
-  assign \$108  = 1'h0 + \$107 ;
-  assign \$109  = ~ acc14_d0[7];
-  assign \$110  = ~ thresholds_d0[119];
-  assign \$111  = { \$109 , acc14_d0[6:0] } >= { \$110 , thresholds_d0[118:112] };
-  assign \$112  = 1'h0 + \$111 ;
-  assign \$113  = ~ acc15_d0[7];
-  assign \$114  = ~ thresholds_d0[127];
-  assign \$115  = { \$113 , acc15_d0[6:0] } >= { \$114 , thresholds_d0[126:120] };
-  assign \$116  = 1'h0 + \$115 ;
-  assign \$117  = rp__addr + 1'h1;
-  assign \$118  = waddr + 1'h1;
-  assign \$119  = rp__addr == 2'h3;
-  assign \$120  = nf + 1'h1;
-  assign \$121  = port__addr + 1'h1;
-  assign \$122  = \port__addr$9  + 1'h1;
-  assign \$123  = \port__addr$12  + 1'h1;
-  assign \$124  = \port__addr$15  + 1'h1;
-  assign \$125  = ! nf;
-  assign \$126  = fire & \$125 ;
-  assign \$127  = ! nf;
-  assign \$128  = ! rp__addr;
-  assign \$129  = rp__addr == 2'h3;
-  assign \$130  = xnor0[0] + xnor0[1];
-  assign \$131  = xnor0[2] + xnor0[3];
+  assign \$3  = x_in_d0 ^ weights_d0[15:0];
+  assign xnor0 = ~ \$3 ;
+  assign \$4  = first1_d2 ? 7'h00 : raw0;
+  assign \$5  = tree0_l3_0_0 + \$4 ;
+  assign \$6  = x_in_d0 ^ weights_d0[31:16];
+  assign xnor1 = ~ \$6 ;
+  assign \$7  = first1_d2 ? 7'h00 : raw1;
+  assign \$8  = tree1_l3_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[47:32];
+  assign xnor2 = ~ \$9 ;
+  assign \$10  = first1_d2 ? 7'h00 : raw2;
+  assign \$11  = tree2_l3_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[63:48];
+  assign xnor3 = ~ \$12 ;
+  assign \$13  = first1_d2 ? 7'h00 : raw3;
+  assign \$14  = tree3_l3_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[79:64];
+  assign xnor4 = ~ \$15 ;
+  assign \$16  = first1_d2 ? 7'h00 : raw4;
+  assign \$17  = tree4_l3_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[95:80];
+  assign xnor5 = ~ \$18 ;
+  assign \$19  = first1_d2 ? 7'h00 : raw5;
+  assign \$20  = tree5_l3_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[111:96];
+  assign xnor6 = ~ \$21 ;
+  assign \$22  = first1_d2 ? 7'h00 : raw6;
+  assign \$23  = tree6_l3_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[127:112];
+  assign xnor7 = ~ \$24 ;
+  assign \$25  = first1_d2 ? 7'h00 : raw7;
+  assign \$26  = tree7_l3_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[143:128];
+  assign xnor8 = ~ \$27 ;
+  assign \$28  = first1_d2 ? 7'h00 : raw8;
+  assign \$29  = tree8_l3_0_0 + \$28 ;
+  assign \$30  = x_in_d0 ^ weights_d0[159:144];
+  assign xnor9 = ~ \$30 ;
+  assign \$31  = first1_d2 ? 7'h00 : raw9;
+  assign \$32  = tree9_l3_0_0 + \$31 ;
+  assign \$33  = x_in_d0 ^ weights_d0[175:160];
+  assign xnor10 = ~ \$33 ;
+  assign \$34  = first1_d2 ? 7'h00 : raw10;
+  assign \$35  = tree10_l3_0_0 + \$34 ;
+  assign \$36  = x_in_d0 ^ weights_d0[191:176];
+  assign xnor11 = ~ \$36 ;
+  assign \$37  = first1_d2 ? 7'h00 : raw11;
+  assign \$38  = tree11_l3_0_0 + \$37 ;
+  assign \$39  = x_in_d0 ^ weights_d0[207:192];
+  assign xnor12 = ~ \$39 ;
+  assign \$40  = first1_d2 ? 7'h00 : raw12;
+  assign \$41  = tree12_l3_0_0 + \$40 ;
+  assign \$42  = x_in_d0 ^ weights_d0[223:208];
+  assign xnor13 = ~ \$42 ;
+  assign \$43  = first1_d2 ? 7'h00 : raw13;
+  assign \$44  = tree13_l3_0_0 + \$43 ;
+  assign \$45  = x_in_d0 ^ weights_d0[239:224];
+  assign xnor14 = ~ \$45 ;
+  assign \$46  = first1_d2 ? 7'h00 : raw14;
+  assign \$47  = tree14_l3_0_0 + \$46 ;
+  assign \$48  = x_in_d0 ^ weights_d0[255:240];
+  assign xnor15 = ~ \$48 ;
+  assign \$49  = first1_d2 ? 7'h00 : raw15;
+  assign \$50  = tree15_l3_0_0 + \$49 ;
+  assign \$51  = ~ acc0_d0[7];
+  assign \$52  = ~ thresholds_d0[7];
+  assign \$53  = { \$51 , acc0_d0[6:0] } >= { \$52 , thresholds_d0[6:0] };
+  assign \$54  = 1'h0 + \$53 ;
+  assign \$55  = ~ acc1_d0[7];
+  assign \$56  = ~ thresholds_d0[15];
+  assign \$57  = { \$55 , acc1_d0[6:0] } >= { \$56 , thresholds_d0[14:8] };
+  assign \$58  = 1'h0 + \$57 ;
+  assign \$59  = ~ acc2_d0[7];
+  assign \$60  = ~ thresholds_d0[23];
+  assign \$61  = { \$59 , acc2_d0[6:0] } >= { \$60 , thresholds_d0[22:16] };
+  assign \$62  = 1'h0 + \$61 ;
+  assign \$63  = ~ acc3_d0[7];
+  assign \$64  = ~ thresholds_d0[31];
+  assign \$65  = { \$63 , acc3_d0[6:0] } >= { \$64 , thresholds_d0[30:24] };
+  assign \$66  = 1'h0 + \$65 ;
+  assign \$67  = ~ acc4_d0[7];
+  assign \$68  = ~ thresholds_d0[39];
+  assign \$69  = { \$67 , acc4_d0[6:0] } >= { \$68 , thresholds_d0[38:32] };
+  assign \$70  = 1'h0 + \$69 ;
+  assign \$71  = ~ acc5_d0[7];
+  assign \$72  = ~ thresholds_d0[47];
+  assign \$73  = { \$71 , acc5_d0[6:0] } >= { \$72 , thresholds_d0[46:40] };
+  assign \$74  = 1'h0 + \$73 ;
+  assign \$75  = ~ acc6_d0[7];
+  assign \$76  = ~ thresholds_d0[55];
+  assign \$77  = { \$75 , acc6_d0[6:0] } >= { \$76 , thresholds_d0[54:48] };
+  assign \$78  = 1'h0 + \$77 ;
+  assign \$79  = ~ acc7_d0[7];
+  assign \$80  = ~ thresholds_d0[63];
+  assign \$81  = { \$79 , acc7_d0[6:0] } >= { \$80 , thresholds_d0[62:56] };
+  assign \$82  = 1'h0 + \$81 ;
+  assign \$83  = ~ acc8_d0[7];
+  assign \$84  = ~ thresholds_d0[71];
+  assign \$85  = { \$83 , acc8_d0[6:0] } >= { \$84 , thresholds_d0[70:64] };
+  assign \$86  = 1'h0 + \$85 ;
+  assign \$87  = ~ acc9_d0[7];
+  assign \$88  = ~ thresholds_d0[79];
+  assign \$89  = { \$87 , acc9_d0[6:0] } >= { \$88 , thresholds_d0[78:72] };
+  assign \$90  = 1'h0 + \$89 ;
+  assign \$91  = ~ acc10_d0[7];
+  assign \$92  = ~ thresholds_d0[87];
+  assign \$93  = { \$91 , acc10_d0[6:0] } >= { \$92 , thresholds_d0[86:80] };
+  assign \$94  = 1'h0 + \$93 ;
+  assign \$95  = ~ acc11_d0[7];
+  assign \$96  = ~ thresholds_d0[95];
+  assign \$97  = { \$95 , acc11_d0[6:0] } >= { \$96 , thresholds_d0[94:88] };
+  assign \$98  = 1'h0 + \$97 ;
+  assign \$99  = ~ acc12_d0[7];
+  assign \$100  = ~ thresholds_d0[103];
+  assign \$101  = { \$99 , acc12_d0[6:0] } >= { \$100 , thresholds_d0[102:96] };
+  assign \$102  = 1'h0 + \$101 ;
+  assign \$103  = ~ acc13_d0[7];
+  assign \$104  = ~ thresholds_d0[111];
+  assign \$105  = { \$103 , acc13_d0[6:0] } >= { \$104 , thresholds_d0[110:104] };
+  assign \$106  = 1'h0 + \$105 ;
+  assign \$107  = ~ acc14_d0[7];
+  assign \$108  = ~ thresholds_d0[119];
+  assign \$109  = { \$107 , acc14_d0[6:0] } >= { \$108 , thresholds_d0[118:112] };
+  assign \$110  = 1'h0 + \$109 ;
+  assign \$111  = ~ acc15_d0[7];
+  assign \$112  = ~ thresholds_d0[127];
+  assign \$113  = { \$111 , acc15_d0[6:0] } >= { \$112 , thresholds_d0[126:120] };
+  assign \$114  = 1'h0 + \$113 ;
+  assign \$115  = rp__addr + 1'h1;
+  assign \$116  = waddr + 1'h1;
+  assign \$117  = rp__addr == 2'h3;
+  assign \$118  = nf + 1'h1;
+  assign \$119  = nf == 2'h3;
+  assign \$120  = port__addr + 1'h1;
+  assign \$121  = \port__addr$9  + 1'h1;
+  assign \$122  = \port__addr$12  + 1'h1;
+  assign \$123  = \port__addr$15  + 1'h1;
+  assign \$124  = fire & fresh;
+  assign \$125  = ! rp__addr;
+  assign \$126  = rp__addr == 2'h3;
+  assign \$127  = xnor0[0] + xnor0[1];
+  assign \$128  = xnor0[2] + xnor0[3];
+  assign \$129  = \$127  + \$128 ;
+  assign \$130  = xnor0[4] + xnor0[5];
+  assign \$131  = xnor0[6] + xnor0[7];
   assign \$132  = \$130  + \$131 ;
-  assign \$133  = xnor0[4] + xnor0[5];
-  assign \$134  = xnor0[6] + xnor0[7];
+  assign \$133  = xnor0[8] + xnor0[9];
+  assign \$134  = xnor0[10] + xnor0[11];
   assign \$135  = \$133  + \$134 ;
-  assign \$136  = xnor0[8] + xnor0[9];
-  assign \$137  = xnor0[10] + xnor0[11];
+  assign \$136  = xnor0[12] + xnor0[13];
+  assign \$137  = xnor0[14] + xnor0[15];
   assign \$138  = \$136  + \$137 ;
-  assign \$139  = xnor0[12] + xnor0[13];
-  assign \$140  = xnor0[14] + xnor0[15];
+  assign \$139  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$140  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$141  = \$139  + \$140 ;
-  assign \$142  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$143  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$144  = \$142  + \$143 ;
-  assign \$145  = advance & v1_d2;
-  assign \$146  = 2'h2 * raw0;
-  assign \$147  = \$146  - 7'h40;
-  assign \$148  = xnor1[0] + xnor1[1];
-  assign \$149  = xnor1[2] + xnor1[3];
+  assign \$142  = advance & v1_d2;
+  assign \$143  = 2'h2 * raw0;
+  assign \$144  = \$143  - 7'h40;
+  assign \$145  = xnor1[0] + xnor1[1];
+  assign \$146  = xnor1[2] + xnor1[3];
+  assign \$147  = \$145  + \$146 ;
+  assign \$148  = xnor1[4] + xnor1[5];
+  assign \$149  = xnor1[6] + xnor1[7];
   assign \$150  = \$148  + \$149 ;
-  assign \$151  = xnor1[4] + xnor1[5];
-  assign \$152  = xnor1[6] + xnor1[7];
+  assign \$151  = xnor1[8] + xnor1[9];
+  assign \$152  = xnor1[10] + xnor1[11];
   assign \$153  = \$151  + \$152 ;
-  assign \$154  = xnor1[8] + xnor1[9];
-  assign \$155  = xnor1[10] + xnor1[11];
+  assign \$154  = xnor1[12] + xnor1[13];
+  assign \$155  = xnor1[14] + xnor1[15];
   assign \$156  = \$154  + \$155 ;
-  assign \$157  = xnor1[12] + xnor1[13];
-  assign \$158  = xnor1[14] + xnor1[15];
+  assign \$157  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$158  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$159  = \$157  + \$158 ;
-  assign \$160  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$161  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$162  = \$160  + \$161 ;
-  assign \$163  = advance & v1_d2;
-  assign \$164  = 2'h2 * raw1;
-  assign \$165  = \$164  - 7'h40;
-  assign \$166  = xnor2[0] + xnor2[1];
-  assign \$167  = xnor2[2] + xnor2[3];
+  assign \$160  = advance & v1_d2;
+  assign \$161  = 2'h2 * raw1;
+  assign \$162  = \$161  - 7'h40;
+  assign \$163  = xnor2[0] + xnor2[1];
+  assign \$164  = xnor2[2] + xnor2[3];
+  assign \$165  = \$163  + \$164 ;
+  assign \$166  = xnor2[4] + xnor2[5];
+  assign \$167  = xnor2[6] + xnor2[7];
   assign \$168  = \$166  + \$167 ;
-  assign \$169  = xnor2[4] + xnor2[5];
-  assign \$170  = xnor2[6] + xnor2[7];
+  assign \$169  = xnor2[8] + xnor2[9];
+  assign \$170  = xnor2[10] + xnor2[11];
   assign \$171  = \$169  + \$170 ;
-  assign \$172  = xnor2[8] + xnor2[9];
-  assign \$173  = xnor2[10] + xnor2[11];
+  assign \$172  = xnor2[12] + xnor2[13];
+  assign \$173  = xnor2[14] + xnor2[15];
   assign \$174  = \$172  + \$173 ;
-  assign \$175  = xnor2[12] + xnor2[13];
-  assign \$176  = xnor2[14] + xnor2[15];
+  assign \$175  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$176  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$177  = \$175  + \$176 ;
-  assign \$178  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$179  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$180  = \$178  + \$179 ;
-  assign \$181  = advance & v1_d2;
-  assign \$182  = 2'h2 * raw2;
-  assign \$183  = \$182  - 7'h40;
-  assign \$184  = xnor3[0] + xnor3[1];
-  assign \$185  = xnor3[2] + xnor3[3];
+  assign \$178  = advance & v1_d2;
+  assign \$179  = 2'h2 * raw2;
+  assign \$180  = \$179  - 7'h40;
+  assign \$181  = xnor3[0] + xnor3[1];
+  assign \$182  = xnor3[2] + xnor3[3];
+  assign \$183  = \$181  + \$182 ;
+  assign \$184  = xnor3[4] + xnor3[5];
+  assign \$185  = xnor3[6] + xnor3[7];
   assign \$186  = \$184  + \$185 ;
-  assign \$187  = xnor3[4] + xnor3[5];
-  assign \$188  = xnor3[6] + xnor3[7];
+  assign \$187  = xnor3[8] + xnor3[9];
+  assign \$188  = xnor3[10] + xnor3[11];
   assign \$189  = \$187  + \$188 ;
-  assign \$190  = xnor3[8] + xnor3[9];
-  assign \$191  = xnor3[10] + xnor3[11];
+  assign \$190  = xnor3[12] + xnor3[13];
+  assign \$191  = xnor3[14] + xnor3[15];
   assign \$192  = \$190  + \$191 ;
-  assign \$193  = xnor3[12] + xnor3[13];
-  assign \$194  = xnor3[14] + xnor3[15];
+  assign \$193  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$194  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$195  = \$193  + \$194 ;
-  assign \$196  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$197  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$198  = \$196  + \$197 ;
-  assign \$199  = advance & v1_d2;
-  assign \$200  = 2'h2 * raw3;
-  assign \$201  = \$200  - 7'h40;
-  assign \$202  = xnor4[0] + xnor4[1];
-  assign \$203  = xnor4[2] + xnor4[3];
+  assign \$196  = advance & v1_d2;
+  assign \$197  = 2'h2 * raw3;
+  assign \$198  = \$197  - 7'h40;
+  assign \$199  = xnor4[0] + xnor4[1];
+  assign \$200  = xnor4[2] + xnor4[3];
+  assign \$201  = \$199  + \$200 ;
+  assign \$202  = xnor4[4] + xnor4[5];
+  assign \$203  = xnor4[6] + xnor4[7];
   assign \$204  = \$202  + \$203 ;
-  assign \$205  = xnor4[4] + xnor4[5];
-  assign \$206  = xnor4[6] + xnor4[7];
+  assign \$205  = xnor4[8] + xnor4[9];
+  assign \$206  = xnor4[10] + xnor4[11];
   assign \$207  = \$205  + \$206 ;
-  assign \$208  = xnor4[8] + xnor4[9];
-  assign \$209  = xnor4[10] + xnor4[11];
+  assign \$208  = xnor4[12] + xnor4[13];
+  assign \$209  = xnor4[14] + xnor4[15];
   assign \$210  = \$208  + \$209 ;
-  assign \$211  = xnor4[12] + xnor4[13];
-  assign \$212  = xnor4[14] + xnor4[15];
+  assign \$211  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$212  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$213  = \$211  + \$212 ;
-  assign \$214  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$215  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$216  = \$214  + \$215 ;
-  assign \$217  = advance & v1_d2;
-  assign \$218  = 2'h2 * raw4;
-  assign \$219  = \$218  - 7'h40;
-  assign \$220  = xnor5[0] + xnor5[1];
-  assign \$221  = xnor5[2] + xnor5[3];
+  assign \$214  = advance & v1_d2;
+  assign \$215  = 2'h2 * raw4;
+  assign \$216  = \$215  - 7'h40;
+  assign \$217  = xnor5[0] + xnor5[1];
+  assign \$218  = xnor5[2] + xnor5[3];
+  assign \$219  = \$217  + \$218 ;
+  assign \$220  = xnor5[4] + xnor5[5];
+  assign \$221  = xnor5[6] + xnor5[7];
   assign \$222  = \$220  + \$221 ;
-  assign \$223  = xnor5[4] + xnor5[5];
-  assign \$224  = xnor5[6] + xnor5[7];
+  assign \$223  = xnor5[8] + xnor5[9];
+  assign \$224  = xnor5[10] + xnor5[11];
   assign \$225  = \$223  + \$224 ;
-  assign \$226  = xnor5[8] + xnor5[9];
-  assign \$227  = xnor5[10] + xnor5[11];
+  assign \$226  = xnor5[12] + xnor5[13];
+  assign \$227  = xnor5[14] + xnor5[15];
   assign \$228  = \$226  + \$227 ;
-  assign \$229  = xnor5[12] + xnor5[13];
-  assign \$230  = xnor5[14] + xnor5[15];
+  assign \$229  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$230  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$231  = \$229  + \$230 ;
-  assign \$232  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$233  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$234  = \$232  + \$233 ;
-  assign \$235  = advance & v1_d2;
-  assign \$236  = 2'h2 * raw5;
-  assign \$237  = \$236  - 7'h40;
-  assign \$238  = xnor6[0] + xnor6[1];
-  assign \$239  = xnor6[2] + xnor6[3];
+  assign \$232  = advance & v1_d2;
+  assign \$233  = 2'h2 * raw5;
+  assign \$234  = \$233  - 7'h40;
+  assign \$235  = xnor6[0] + xnor6[1];
+  assign \$236  = xnor6[2] + xnor6[3];
+  assign \$237  = \$235  + \$236 ;
+  assign \$238  = xnor6[4] + xnor6[5];
+  assign \$239  = xnor6[6] + xnor6[7];
   assign \$240  = \$238  + \$239 ;
-  assign \$241  = xnor6[4] + xnor6[5];
-  assign \$242  = xnor6[6] + xnor6[7];
+  assign \$241  = xnor6[8] + xnor6[9];
+  assign \$242  = xnor6[10] + xnor6[11];
   assign \$243  = \$241  + \$242 ;
-  assign \$244  = xnor6[8] + xnor6[9];
-  assign \$245  = xnor6[10] + xnor6[11];
+  assign \$244  = xnor6[12] + xnor6[13];
+  assign \$245  = xnor6[14] + xnor6[15];
   assign \$246  = \$244  + \$245 ;
-  assign \$247  = xnor6[12] + xnor6[13];
-  assign \$248  = xnor6[14] + xnor6[15];
+  assign \$247  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$248  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$249  = \$247  + \$248 ;
-  assign \$250  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$251  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$252  = \$250  + \$251 ;
-  assign \$253  = advance & v1_d2;
-  assign \$254  = 2'h2 * raw6;
-  assign \$255  = \$254  - 7'h40;
-  assign \$256  = xnor7[0] + xnor7[1];
-  assign \$257  = xnor7[2] + xnor7[3];
+  assign \$250  = advance & v1_d2;
+  assign \$251  = 2'h2 * raw6;
+  assign \$252  = \$251  - 7'h40;
+  assign \$253  = xnor7[0] + xnor7[1];
+  assign \$254  = xnor7[2] + xnor7[3];
+  assign \$255  = \$253  + \$254 ;
+  assign \$256  = xnor7[4] + xnor7[5];
+  assign \$257  = xnor7[6] + xnor7[7];
   assign \$258  = \$256  + \$257 ;
-  assign \$259  = xnor7[4] + xnor7[5];
-  assign \$260  = xnor7[6] + xnor7[7];
+  assign \$259  = xnor7[8] + xnor7[9];
+  assign \$260  = xnor7[10] + xnor7[11];
   assign \$261  = \$259  + \$260 ;
-  assign \$262  = xnor7[8] + xnor7[9];
-  assign \$263  = xnor7[10] + xnor7[11];
+  assign \$262  = xnor7[12] + xnor7[13];
+  assign \$263  = xnor7[14] + xnor7[15];
   assign \$264  = \$262  + \$263 ;
-  assign \$265  = xnor7[12] + xnor7[13];
-  assign \$266  = xnor7[14] + xnor7[15];
+  assign \$265  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$266  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$267  = \$265  + \$266 ;
-  assign \$268  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$269  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$270  = \$268  + \$269 ;
-  assign \$271  = advance & v1_d2;
-  assign \$272  = 2'h2 * raw7;
-  assign \$273  = \$272  - 7'h40;
-  assign \$274  = xnor8[0] + xnor8[1];
-  assign \$275  = xnor8[2] + xnor8[3];
+  assign \$268  = advance & v1_d2;
+  assign \$269  = 2'h2 * raw7;
+  assign \$270  = \$269  - 7'h40;
+  assign \$271  = xnor8[0] + xnor8[1];
+  assign \$272  = xnor8[2] + xnor8[3];
+  assign \$273  = \$271  + \$272 ;
+  assign \$274  = xnor8[4] + xnor8[5];
+  assign \$275  = xnor8[6] + xnor8[7];
   assign \$276  = \$274  + \$275 ;
-  assign \$277  = xnor8[4] + xnor8[5];
-  assign \$278  = xnor8[6] + xnor8[7];
+  assign \$277  = xnor8[8] + xnor8[9];
+  assign \$278  = xnor8[10] + xnor8[11];
   assign \$279  = \$277  + \$278 ;
-  assign \$280  = xnor8[8] + xnor8[9];
-  assign \$281  = xnor8[10] + xnor8[11];
+  assign \$280  = xnor8[12] + xnor8[13];
+  assign \$281  = xnor8[14] + xnor8[15];
   assign \$282  = \$280  + \$281 ;
-  assign \$283  = xnor8[12] + xnor8[13];
-  assign \$284  = xnor8[14] + xnor8[15];
+  assign \$283  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$284  = tree8_l1_2_0 + tree8_l1_3_0;
   assign \$285  = \$283  + \$284 ;
-  assign \$286  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$287  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$288  = \$286  + \$287 ;
-  assign \$289  = advance & v1_d2;
-  assign \$290  = 2'h2 * raw8;
-  assign \$291  = \$290  - 7'h40;
-  assign \$292  = xnor9[0] + xnor9[1];
-  assign \$293  = xnor9[2] + xnor9[3];
+  assign \$286  = advance & v1_d2;
+  assign \$287  = 2'h2 * raw8;
+  assign \$288  = \$287  - 7'h40;
+  assign \$289  = xnor9[0] + xnor9[1];
+  assign \$290  = xnor9[2] + xnor9[3];
+  assign \$291  = \$289  + \$290 ;
+  assign \$292  = xnor9[4] + xnor9[5];
+  assign \$293  = xnor9[6] + xnor9[7];
   assign \$294  = \$292  + \$293 ;
-  assign \$295  = xnor9[4] + xnor9[5];
-  assign \$296  = xnor9[6] + xnor9[7];
+  assign \$295  = xnor9[8] + xnor9[9];
+  assign \$296  = xnor9[10] + xnor9[11];
   assign \$297  = \$295  + \$296 ;
-  assign \$298  = xnor9[8] + xnor9[9];
-  assign \$299  = xnor9[10] + xnor9[11];
+  assign \$298  = xnor9[12] + xnor9[13];
+  assign \$299  = xnor9[14] + xnor9[15];
   assign \$300  = \$298  + \$299 ;
-  assign \$301  = xnor9[12] + xnor9[13];
-  assign \$302  = xnor9[14] + xnor9[15];
+  assign \$301  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$302  = tree9_l1_2_0 + tree9_l1_3_0;
   assign \$303  = \$301  + \$302 ;
-  assign \$304  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$305  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$306  = \$304  + \$305 ;
-  assign \$307  = advance & v1_d2;
-  assign \$308  = 2'h2 * raw9;
-  assign \$309  = \$308  - 7'h40;
-  assign \$310  = xnor10[0] + xnor10[1];
-  assign \$311  = xnor10[2] + xnor10[3];
+  assign \$304  = advance & v1_d2;
+  assign \$305  = 2'h2 * raw9;
+  assign \$306  = \$305  - 7'h40;
+  assign \$307  = xnor10[0] + xnor10[1];
+  assign \$308  = xnor10[2] + xnor10[3];
+  assign \$309  = \$307  + \$308 ;
+  assign \$310  = xnor10[4] + xnor10[5];
+  assign \$311  = xnor10[6] + xnor10[7];
   assign \$312  = \$310  + \$311 ;
-  assign \$313  = xnor10[4] + xnor10[5];
-  assign \$314  = xnor10[6] + xnor10[7];
+  assign \$313  = xnor10[8] + xnor10[9];
+  assign \$314  = xnor10[10] + xnor10[11];
   assign \$315  = \$313  + \$314 ;
-  assign \$316  = xnor10[8] + xnor10[9];
-  assign \$317  = xnor10[10] + xnor10[11];
+  assign \$316  = xnor10[12] + xnor10[13];
+  assign \$317  = xnor10[14] + xnor10[15];
   assign \$318  = \$316  + \$317 ;
-  assign \$319  = xnor10[12] + xnor10[13];
-  assign \$320  = xnor10[14] + xnor10[15];
+  assign \$319  = tree10_l1_0_0 + tree10_l1_1_0;
+  assign \$320  = tree10_l1_2_0 + tree10_l1_3_0;
   assign \$321  = \$319  + \$320 ;
-  assign \$322  = tree10_l1_0_0 + tree10_l1_1_0;
-  assign \$323  = tree10_l1_2_0 + tree10_l1_3_0;
-  assign \$324  = \$322  + \$323 ;
-  assign \$325  = advance & v1_d2;
-  assign \$326  = 2'h2 * raw10;
-  assign \$327  = \$326  - 7'h40;
-  assign \$328  = xnor11[0] + xnor11[1];
-  assign \$329  = xnor11[2] + xnor11[3];
+  assign \$322  = advance & v1_d2;
+  assign \$323  = 2'h2 * raw10;
+  assign \$324  = \$323  - 7'h40;
+  assign \$325  = xnor11[0] + xnor11[1];
+  assign \$326  = xnor11[2] + xnor11[3];
+  assign \$327  = \$325  + \$326 ;
+  assign \$328  = xnor11[4] + xnor11[5];
+  assign \$329  = xnor11[6] + xnor11[7];
   assign \$330  = \$328  + \$329 ;
-  assign \$331  = xnor11[4] + xnor11[5];
-  assign \$332  = xnor11[6] + xnor11[7];
+  assign \$331  = xnor11[8] + xnor11[9];
+  assign \$332  = xnor11[10] + xnor11[11];
   assign \$333  = \$331  + \$332 ;
-  assign \$334  = xnor11[8] + xnor11[9];
-  assign \$335  = xnor11[10] + xnor11[11];
+  assign \$334  = xnor11[12] + xnor11[13];
+  assign \$335  = xnor11[14] + xnor11[15];
   assign \$336  = \$334  + \$335 ;
-  assign \$337  = xnor11[12] + xnor11[13];
-  assign \$338  = xnor11[14] + xnor11[15];
+  assign \$337  = tree11_l1_0_0 + tree11_l1_1_0;
+  assign \$338  = tree11_l1_2_0 + tree11_l1_3_0;
   assign \$339  = \$337  + \$338 ;
-  assign \$340  = tree11_l1_0_0 + tree11_l1_1_0;
-  assign \$341  = tree11_l1_2_0 + tree11_l1_3_0;
-  assign \$342  = \$340  + \$341 ;
-  assign \$343  = advance & v1_d2;
-  assign \$344  = 2'h2 * raw11;
-  assign \$345  = \$344  - 7'h40;
-  assign \$346  = xnor12[0] + xnor12[1];
-  assign \$347  = xnor12[2] + xnor12[3];
+  assign \$340  = advance & v1_d2;
+  assign \$341  = 2'h2 * raw11;
+  assign \$342  = \$341  - 7'h40;
+  assign \$343  = xnor12[0] + xnor12[1];
+  assign \$344  = xnor12[2] + xnor12[3];
+  assign \$345  = \$343  + \$344 ;
+  assign \$346  = xnor12[4] + xnor12[5];
+  assign \$347  = xnor12[6] + xnor12[7];
   assign \$348  = \$346  + \$347 ;
-  assign \$349  = xnor12[4] + xnor12[5];
-  assign \$350  = xnor12[6] + xnor12[7];
+  assign \$349  = xnor12[8] + xnor12[9];
+  assign \$350  = xnor12[10] + xnor12[11];
   assign \$351  = \$349  + \$350 ;
-  assign \$352  = xnor12[8] + xnor12[9];
-  assign \$353  = xnor12[10] + xnor12[11];
+  assign \$352  = xnor12[12] + xnor12[13];
+  assign \$353  = xnor12[14] + xnor12[15];
   assign \$354  = \$352  + \$353 ;
-  assign \$355  = xnor12[12] + xnor12[13];
-  assign \$356  = xnor12[14] + xnor12[15];
+  assign \$355  = tree12_l1_0_0 + tree12_l1_1_0;
+  assign \$356  = tree12_l1_2_0 + tree12_l1_3_0;
   assign \$357  = \$355  + \$356 ;
-  assign \$358  = tree12_l1_0_0 + tree12_l1_1_0;
-  assign \$359  = tree12_l1_2_0 + tree12_l1_3_0;
-  assign \$360  = \$358  + \$359 ;
-  assign \$361  = advance & v1_d2;
-  assign \$362  = 2'h2 * raw12;
-  assign \$363  = \$362  - 7'h40;
-  assign \$364  = xnor13[0] + xnor13[1];
-  assign \$365  = xnor13[2] + xnor13[3];
+  assign \$358  = advance & v1_d2;
+  assign \$359  = 2'h2 * raw12;
+  assign \$360  = \$359  - 7'h40;
+  assign \$361  = xnor13[0] + xnor13[1];
+  assign \$362  = xnor13[2] + xnor13[3];
+  assign \$363  = \$361  + \$362 ;
+  assign \$364  = xnor13[4] + xnor13[5];
+  assign \$365  = xnor13[6] + xnor13[7];
   assign \$366  = \$364  + \$365 ;
-  assign \$367  = xnor13[4] + xnor13[5];
-  assign \$368  = xnor13[6] + xnor13[7];
+  assign \$367  = xnor13[8] + xnor13[9];
+  assign \$368  = xnor13[10] + xnor13[11];
   assign \$369  = \$367  + \$368 ;
-  assign \$370  = xnor13[8] + xnor13[9];
-  assign \$371  = xnor13[10] + xnor13[11];
+  assign \$370  = xnor13[12] + xnor13[13];
+  assign \$371  = xnor13[14] + xnor13[15];
   assign \$372  = \$370  + \$371 ;
-  assign \$373  = xnor13[12] + xnor13[13];
-  assign \$374  = xnor13[14] + xnor13[15];
+  assign \$373  = tree13_l1_0_0 + tree13_l1_1_0;
+  assign \$374  = tree13_l1_2_0 + tree13_l1_3_0;
   assign \$375  = \$373  + \$374 ;
-  assign \$376  = tree13_l1_0_0 + tree13_l1_1_0;
-  assign \$377  = tree13_l1_2_0 + tree13_l1_3_0;
-  assign \$378  = \$376  + \$377 ;
-  assign \$379  = advance & v1_d2;
-  assign \$380  = 2'h2 * raw13;
-  assign \$381  = \$380  - 7'h40;
-  assign \$382  = xnor14[0] + xnor14[1];
-  assign \$383  = xnor14[2] + xnor14[3];
+  assign \$376  = advance & v1_d2;
+  assign \$377  = 2'h2 * raw13;
+  assign \$378  = \$377  - 7'h40;
+  assign \$379  = xnor14[0] + xnor14[1];
+  assign \$380  = xnor14[2] + xnor14[3];
+  assign \$381  = \$379  + \$380 ;
+  assign \$382  = xnor14[4] + xnor14[5];
+  assign \$383  = xnor14[6] + xnor14[7];
   assign \$384  = \$382  + \$383 ;
-  assign \$385  = xnor14[4] + xnor14[5];
-  assign \$386  = xnor14[6] + xnor14[7];
+  assign \$385  = xnor14[8] + xnor14[9];
+  assign \$386  = xnor14[10] + xnor14[11];
   assign \$387  = \$385  + \$386 ;
-  assign \$388  = xnor14[8] + xnor14[9];
-  assign \$389  = xnor14[10] + xnor14[11];
+  assign \$388  = xnor14[12] + xnor14[13];
+  assign \$389  = xnor14[14] + xnor14[15];
   assign \$390  = \$388  + \$389 ;
-  assign \$391  = xnor14[12] + xnor14[13];
-  assign \$392  = xnor14[14] + xnor14[15];
+  assign \$391  = tree14_l1_0_0 + tree14_l1_1_0;
+  assign \$392  = tree14_l1_2_0 + tree14_l1_3_0;
   assign \$393  = \$391  + \$392 ;
-  assign \$394  = tree14_l1_0_0 + tree14_l1_1_0;
-  assign \$395  = tree14_l1_2_0 + tree14_l1_3_0;
-  assign \$396  = \$394  + \$395 ;
-  assign \$397  = advance & v1_d2;
-  assign \$398  = 2'h2 * raw14;
+  assign \$394  = advance & v1_d2;
+  assign \$395  = 2'h2 * raw14;
+  assign \$396  = \$395  - 7'h40;
+  assign \$397  = xnor15[0] + xnor15[1];
+  assign \$398  = xnor15[2] + xnor15[3];
+  assign \$399  = \$397  + \$398 ;
+  assign \$400  = xnor15[4] + xnor15[5];
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$419  = rp__addr;
+    \$416  = rp__addr;
     if (fire) begin
-      \$419  = \$117 [1:0];
+      \$416  = \$115 [1:0];
     end
     if (rst) begin
-      \$419  = 2'h0;
+      \$416  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$420  = waddr;
+    \$417  = waddr;
     if (fire) begin
-      \$420  = \$118 [3:0];
+      \$417  = \$116 [3:0];
+    end
+    if (rst) begin
+      \$417  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$418  = nf;
+    if (fire) begin
+      if (\$117 ) begin
+        \$418  = \$118 [1:0];
+      end
+    end
+    if (rst) begin
+      \$418  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$419  = fresh;
+    if (fire) begin
+      if (\$117 ) begin
+        \$419  = \$119 ;
+      end
+    end
+    if (rst) begin
+      \$419  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$420  = port__addr;
+    if (fire) begin
+      \$420  = \$120 [3:0];
     end
     if (rst) begin
       \$420  = 4'h0;
@@ -17259,21 +17311,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$421  = nf;
+    \$421  = \port__addr$9 ;
     if (fire) begin
-      if (\$119 ) begin
-        \$421  = \$120 [1:0];
-      end
+      \$421  = \$121 [3:0];
     end
     if (rst) begin
-      \$421  = 2'h0;
+      \$421  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$422  = port__addr;
+    \$422  = \port__addr$12 ;
     if (fire) begin
-      \$422  = \$121 [3:0];
+      \$422  = \$122 [3:0];
     end
     if (rst) begin
       \$422  = 4'h0;
@@ -17281,9 +17331,9 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = \port__addr$9 ;
+    \$423  = \port__addr$15 ;
     if (fire) begin
-      \$423  = \$122 [3:0];
+      \$423  = \$123 [3:0];
     end
     if (rst) begin
       \$423  = 4'h0;
@@ -17291,43 +17341,40 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$424  = \port__addr$12 ;
-    if (fire) begin
-      \$424  = \$123 [3:0];
-    end
+    \$424  = \$124 ;
     if (rst) begin
-      \$424  = 4'h0;
+      \$424  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$425  = \port__addr$15 ;
-    if (fire) begin
-      \$425  = \$124 [3:0];
-    end
+    \$425  = rp__addr;
     if (rst) begin
-      \$425  = 4'h0;
+      \$425  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = \$126 ;
+    \$426  = \$signal$122 ;
+    if (advance) begin
+      \$426  = fire;
+    end
     if (rst) begin
       \$426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = rp__addr;
-    if (rst) begin
-      \$427  = 2'h0;
+    \$427  = \$signature__data ;
+    if (advance) begin
+      \$427  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = \$signal$121 ;
+    \$428  = fresh1;
     if (advance) begin
-      \$428  = fire;
+      \$428  = fresh;
     end
     if (rst) begin
       \$428  = 1'h0;
@@ -17335,16 +17382,19 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = \$signature__data ;
+    \$429  = \$signal$124 ;
     if (advance) begin
-      \$429  = i__payload;
+      \$429  = \$125 ;
+    end
+    if (rst) begin
+      \$429  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = fresh1;
+    \$430  = last1;
     if (advance) begin
-      \$430  = \$127 ;
+      \$430  = \$126 ;
     end
     if (rst) begin
       \$430  = 1'h0;
@@ -17352,53 +17402,53 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = \$signal$123 ;
+    \$431  = nf1;
     if (advance) begin
-      \$431  = \$128 ;
+      \$431  = nf;
     end
     if (rst) begin
-      \$431  = 1'h0;
+      \$431  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = last1;
+    \$432  = x_in_d0;
     if (advance) begin
-      \$432  = \$129 ;
+      \$432  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$433  = weights_d0;
+    if (advance) begin
+      \$433  = { \port__data$130 , \port__data$129 , \port__data$128 , port__data };
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$434  = v1_d0;
+    if (advance) begin
+      \$434  = \$signal$122 ;
     end
     if (rst) begin
-      \$432  = 1'h0;
+      \$434  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = nf1;
+    \$435  = v1_d1;
     if (advance) begin
-      \$433  = nf;
+      \$435  = v1_d0;
     end
     if (rst) begin
-      \$433  = 2'h0;
+      \$435  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = x_in_d0;
+    \$436  = v1_d2;
     if (advance) begin
-      \$434  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = weights_d0;
-    if (advance) begin
-      \$435  = { \port__data$129 , \port__data$128 , \port__data$127 , port__data };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = v1_d0;
-    if (advance) begin
-      \$436  = \$signal$121 ;
+      \$436  = v1_d1;
     end
     if (rst) begin
       \$436  = 1'h0;
@@ -17406,1045 +17456,1025 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = v1_d1;
+    \$437  = first1_d0;
     if (advance) begin
-      \$437  = v1_d0;
+      \$437  = \$signal$124 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$438  = first1_d1;
+    if (advance) begin
+      \$438  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$439  = first1_d2;
+    if (advance) begin
+      \$439  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$440  = last1_d0;
+    if (advance) begin
+      \$440  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$441  = last1_d1;
+    if (advance) begin
+      \$441  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$442  = last1_d2;
+    if (advance) begin
+      \$442  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$443  = nf1_d0;
+    if (advance) begin
+      \$443  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$444  = nf1_d1;
+    if (advance) begin
+      \$444  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$445  = nf1_d2;
+    if (advance) begin
+      \$445  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$446  = tree0_l1_0_0;
+    if (advance) begin
+      \$446  = \$129 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$447  = tree0_l1_1_0;
+    if (advance) begin
+      \$447  = \$132 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$448  = tree0_l1_2_0;
+    if (advance) begin
+      \$448  = \$135 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$449  = tree0_l1_3_0;
+    if (advance) begin
+      \$449  = \$138 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$450  = tree0_l3_0_0;
+    if (advance) begin
+      \$450  = \$141 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$451  = raw0;
+    if (\$142 ) begin
+      \$451  = \$5 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$452  = acc0;
+    if (advance) begin
+      \$452  = \$144 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$453  = tree1_l1_0_0;
+    if (advance) begin
+      \$453  = \$147 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$454  = tree1_l1_1_0;
+    if (advance) begin
+      \$454  = \$150 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$455  = tree1_l1_2_0;
+    if (advance) begin
+      \$455  = \$153 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$456  = tree1_l1_3_0;
+    if (advance) begin
+      \$456  = \$156 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$457  = tree1_l3_0_0;
+    if (advance) begin
+      \$457  = \$159 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$458  = raw1;
+    if (\$160 ) begin
+      \$458  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$459  = acc1;
+    if (advance) begin
+      \$459  = \$162 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$460  = tree2_l1_0_0;
+    if (advance) begin
+      \$460  = \$165 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$461  = tree2_l1_1_0;
+    if (advance) begin
+      \$461  = \$168 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$462  = tree2_l1_2_0;
+    if (advance) begin
+      \$462  = \$171 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$463  = tree2_l1_3_0;
+    if (advance) begin
+      \$463  = \$174 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$464  = tree2_l3_0_0;
+    if (advance) begin
+      \$464  = \$177 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$465  = raw2;
+    if (\$178 ) begin
+      \$465  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$466  = acc2;
+    if (advance) begin
+      \$466  = \$180 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$467  = tree3_l1_0_0;
+    if (advance) begin
+      \$467  = \$183 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$468  = tree3_l1_1_0;
+    if (advance) begin
+      \$468  = \$186 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$469  = tree3_l1_2_0;
+    if (advance) begin
+      \$469  = \$189 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$470  = tree3_l1_3_0;
+    if (advance) begin
+      \$470  = \$192 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$471  = tree3_l3_0_0;
+    if (advance) begin
+      \$471  = \$195 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$472  = raw3;
+    if (\$196 ) begin
+      \$472  = \$14 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$473  = acc3;
+    if (advance) begin
+      \$473  = \$198 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$474  = tree4_l1_0_0;
+    if (advance) begin
+      \$474  = \$201 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$475  = tree4_l1_1_0;
+    if (advance) begin
+      \$475  = \$204 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$476  = tree4_l1_2_0;
+    if (advance) begin
+      \$476  = \$207 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$477  = tree4_l1_3_0;
+    if (advance) begin
+      \$477  = \$210 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$478  = tree4_l3_0_0;
+    if (advance) begin
+      \$478  = \$213 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$479  = raw4;
+    if (\$214 ) begin
+      \$479  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$480  = acc4;
+    if (advance) begin
+      \$480  = \$216 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$481  = tree5_l1_0_0;
+    if (advance) begin
+      \$481  = \$219 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$482  = tree5_l1_1_0;
+    if (advance) begin
+      \$482  = \$222 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$483  = tree5_l1_2_0;
+    if (advance) begin
+      \$483  = \$225 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$484  = tree5_l1_3_0;
+    if (advance) begin
+      \$484  = \$228 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$485  = tree5_l3_0_0;
+    if (advance) begin
+      \$485  = \$231 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$486  = raw5;
+    if (\$232 ) begin
+      \$486  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$487  = acc5;
+    if (advance) begin
+      \$487  = \$234 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$488  = tree6_l1_0_0;
+    if (advance) begin
+      \$488  = \$237 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$489  = tree6_l1_1_0;
+    if (advance) begin
+      \$489  = \$240 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$490  = tree6_l1_2_0;
+    if (advance) begin
+      \$490  = \$243 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$491  = tree6_l1_3_0;
+    if (advance) begin
+      \$491  = \$246 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$492  = tree6_l3_0_0;
+    if (advance) begin
+      \$492  = \$249 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$493  = raw6;
+    if (\$250 ) begin
+      \$493  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$494  = acc6;
+    if (advance) begin
+      \$494  = \$252 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$495  = tree7_l1_0_0;
+    if (advance) begin
+      \$495  = \$255 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$496  = tree7_l1_1_0;
+    if (advance) begin
+      \$496  = \$258 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$497  = tree7_l1_2_0;
+    if (advance) begin
+      \$497  = \$261 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$498  = tree7_l1_3_0;
+    if (advance) begin
+      \$498  = \$264 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$499  = tree7_l3_0_0;
+    if (advance) begin
+      \$499  = \$267 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$500  = raw7;
+    if (\$268 ) begin
+      \$500  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$501  = acc7;
+    if (advance) begin
+      \$501  = \$270 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$502  = tree8_l1_0_0;
+    if (advance) begin
+      \$502  = \$273 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$503  = tree8_l1_1_0;
+    if (advance) begin
+      \$503  = \$276 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$504  = tree8_l1_2_0;
+    if (advance) begin
+      \$504  = \$279 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$505  = tree8_l1_3_0;
+    if (advance) begin
+      \$505  = \$282 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$506  = tree8_l3_0_0;
+    if (advance) begin
+      \$506  = \$285 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$507  = raw8;
+    if (\$286 ) begin
+      \$507  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$508  = acc8;
+    if (advance) begin
+      \$508  = \$288 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$509  = tree9_l1_0_0;
+    if (advance) begin
+      \$509  = \$291 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$510  = tree9_l1_1_0;
+    if (advance) begin
+      \$510  = \$294 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$511  = tree9_l1_2_0;
+    if (advance) begin
+      \$511  = \$297 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$512  = tree9_l1_3_0;
+    if (advance) begin
+      \$512  = \$300 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$513  = tree9_l3_0_0;
+    if (advance) begin
+      \$513  = \$303 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$514  = raw9;
+    if (\$304 ) begin
+      \$514  = \$32 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$515  = acc9;
+    if (advance) begin
+      \$515  = \$306 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$516  = tree10_l1_0_0;
+    if (advance) begin
+      \$516  = \$309 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$517  = tree10_l1_1_0;
+    if (advance) begin
+      \$517  = \$312 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$518  = tree10_l1_2_0;
+    if (advance) begin
+      \$518  = \$315 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$519  = tree10_l1_3_0;
+    if (advance) begin
+      \$519  = \$318 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$520  = tree10_l3_0_0;
+    if (advance) begin
+      \$520  = \$321 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$521  = raw10;
+    if (\$322 ) begin
+      \$521  = \$35 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$522  = acc10;
+    if (advance) begin
+      \$522  = \$324 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$523  = tree11_l1_0_0;
+    if (advance) begin
+      \$523  = \$327 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$524  = tree11_l1_1_0;
+    if (advance) begin
+      \$524  = \$330 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$525  = tree11_l1_2_0;
+    if (advance) begin
+      \$525  = \$333 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$526  = tree11_l1_3_0;
+    if (advance) begin
+      \$526  = \$336 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$527  = tree11_l3_0_0;
+    if (advance) begin
+      \$527  = \$339 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$528  = raw11;
+    if (\$340 ) begin
+      \$528  = \$38 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$529  = acc11;
+    if (advance) begin
+      \$529  = \$342 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$530  = tree12_l1_0_0;
+    if (advance) begin
+      \$530  = \$345 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$531  = tree12_l1_1_0;
+    if (advance) begin
+      \$531  = \$348 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$532  = tree12_l1_2_0;
+    if (advance) begin
+      \$532  = \$351 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$533  = tree12_l1_3_0;
+    if (advance) begin
+      \$533  = \$354 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$534  = tree12_l3_0_0;
+    if (advance) begin
+      \$534  = \$357 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$535  = raw12;
+    if (\$358 ) begin
+      \$535  = \$41 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$536  = acc12;
+    if (advance) begin
+      \$536  = \$360 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$537  = tree13_l1_0_0;
+    if (advance) begin
+      \$537  = \$363 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$538  = tree13_l1_1_0;
+    if (advance) begin
+      \$538  = \$366 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$539  = tree13_l1_2_0;
+    if (advance) begin
+      \$539  = \$369 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$540  = tree13_l1_3_0;
+    if (advance) begin
+      \$540  = \$372 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$541  = tree13_l3_0_0;
+    if (advance) begin
+      \$541  = \$375 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$542  = raw13;
+    if (\$376 ) begin
+      \$542  = \$44 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$543  = acc13;
+    if (advance) begin
+      \$543  = \$378 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$544  = tree14_l1_0_0;
+    if (advance) begin
+      \$544  = \$381 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$545  = tree14_l1_1_0;
+    if (advance) begin
+      \$545  = \$384 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$546  = tree14_l1_2_0;
+    if (advance) begin
+      \$546  = \$387 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$547  = tree14_l1_3_0;
+    if (advance) begin
+      \$547  = \$390 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$548  = tree14_l3_0_0;
+    if (advance) begin
+      \$548  = \$393 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$549  = raw14;
+    if (\$394 ) begin
+      \$549  = \$47 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$550  = acc14;
+    if (advance) begin
+      \$550  = \$396 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$551  = tree15_l1_0_0;
+    if (advance) begin
+      \$551  = \$399 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$552  = tree15_l1_1_0;
+    if (advance) begin
+      \$552  = \$402 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$553  = tree15_l1_2_0;
+    if (advance) begin
+      \$553  = \$405 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$554  = tree15_l1_3_0;
+    if (advance) begin
+      \$554  = \$408 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$555  = tree15_l3_0_0;
+    if (advance) begin
+      \$555  = \$411 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$556  = raw15;
+    if (\$412 ) begin
+      \$556  = \$50 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$557  = acc15;
+    if (advance) begin
+      \$557  = \$414 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$558  = v2;
+    if (advance) begin
+      \$558  = \$415 ;
     end
     if (rst) begin
-      \$437  = 1'h0;
+      \$558  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = v1_d2;
+    \$559  = v2_d0;
     if (advance) begin
-      \$438  = v1_d1;
+      \$559  = v2;
     end
     if (rst) begin
-      \$438  = 1'h0;
+      \$559  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439  = first1_d0;
+    \$560  = \port__addr$97 ;
     if (advance) begin
-      \$439  = \$signal$123 ;
+      \$560  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = first1_d1;
+    \$561  = thresholds_d0;
     if (advance) begin
-      \$440  = first1_d0;
+      \$561  = \port__data$224 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = first1_d2;
+    \$562  = \v2_d0$225 ;
     if (advance) begin
-      \$441  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = last1_d0;
-    if (advance) begin
-      \$442  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = last1_d1;
-    if (advance) begin
-      \$443  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = last1_d2;
-    if (advance) begin
-      \$444  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = nf1_d0;
-    if (advance) begin
-      \$445  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = nf1_d1;
-    if (advance) begin
-      \$446  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = nf1_d2;
-    if (advance) begin
-      \$447  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = tree0_l1_0_0;
-    if (advance) begin
-      \$448  = \$132 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = tree0_l1_1_0;
-    if (advance) begin
-      \$449  = \$135 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = tree0_l1_2_0;
-    if (advance) begin
-      \$450  = \$138 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = tree0_l1_3_0;
-    if (advance) begin
-      \$451  = \$141 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = tree0_l3_0_0;
-    if (advance) begin
-      \$452  = \$144 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = raw0;
-    if (\$145 ) begin
-      \$453  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = acc0;
-    if (advance) begin
-      \$454  = \$147 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = tree1_l1_0_0;
-    if (advance) begin
-      \$455  = \$150 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = tree1_l1_1_0;
-    if (advance) begin
-      \$456  = \$153 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = tree1_l1_2_0;
-    if (advance) begin
-      \$457  = \$156 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = tree1_l1_3_0;
-    if (advance) begin
-      \$458  = \$159 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = tree1_l3_0_0;
-    if (advance) begin
-      \$459  = \$162 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = raw1;
-    if (\$163 ) begin
-      \$460  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = acc1;
-    if (advance) begin
-      \$461  = \$165 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = tree2_l1_0_0;
-    if (advance) begin
-      \$462  = \$168 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = tree2_l1_1_0;
-    if (advance) begin
-      \$463  = \$171 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = tree2_l1_2_0;
-    if (advance) begin
-      \$464  = \$174 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$465  = tree2_l1_3_0;
-    if (advance) begin
-      \$465  = \$177 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$466  = tree2_l3_0_0;
-    if (advance) begin
-      \$466  = \$180 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = raw2;
-    if (\$181 ) begin
-      \$467  = \$13 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = acc2;
-    if (advance) begin
-      \$468  = \$183 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = tree3_l1_0_0;
-    if (advance) begin
-      \$469  = \$186 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = tree3_l1_1_0;
-    if (advance) begin
-      \$470  = \$189 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = tree3_l1_2_0;
-    if (advance) begin
-      \$471  = \$192 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = tree3_l1_3_0;
-    if (advance) begin
-      \$472  = \$195 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = tree3_l3_0_0;
-    if (advance) begin
-      \$473  = \$198 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = raw3;
-    if (\$199 ) begin
-      \$474  = \$16 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = acc3;
-    if (advance) begin
-      \$475  = \$201 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = tree4_l1_0_0;
-    if (advance) begin
-      \$476  = \$204 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = tree4_l1_1_0;
-    if (advance) begin
-      \$477  = \$207 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$478  = tree4_l1_2_0;
-    if (advance) begin
-      \$478  = \$210 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$479  = tree4_l1_3_0;
-    if (advance) begin
-      \$479  = \$213 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$480  = tree4_l3_0_0;
-    if (advance) begin
-      \$480  = \$216 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$481  = raw4;
-    if (\$217 ) begin
-      \$481  = \$19 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$482  = acc4;
-    if (advance) begin
-      \$482  = \$219 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$483  = tree5_l1_0_0;
-    if (advance) begin
-      \$483  = \$222 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$484  = tree5_l1_1_0;
-    if (advance) begin
-      \$484  = \$225 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$485  = tree5_l1_2_0;
-    if (advance) begin
-      \$485  = \$228 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$486  = tree5_l1_3_0;
-    if (advance) begin
-      \$486  = \$231 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$487  = tree5_l3_0_0;
-    if (advance) begin
-      \$487  = \$234 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$488  = raw5;
-    if (\$235 ) begin
-      \$488  = \$22 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$489  = acc5;
-    if (advance) begin
-      \$489  = \$237 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$490  = tree6_l1_0_0;
-    if (advance) begin
-      \$490  = \$240 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$491  = tree6_l1_1_0;
-    if (advance) begin
-      \$491  = \$243 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$492  = tree6_l1_2_0;
-    if (advance) begin
-      \$492  = \$246 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$493  = tree6_l1_3_0;
-    if (advance) begin
-      \$493  = \$249 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$494  = tree6_l3_0_0;
-    if (advance) begin
-      \$494  = \$252 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$495  = raw6;
-    if (\$253 ) begin
-      \$495  = \$25 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$496  = acc6;
-    if (advance) begin
-      \$496  = \$255 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$497  = tree7_l1_0_0;
-    if (advance) begin
-      \$497  = \$258 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$498  = tree7_l1_1_0;
-    if (advance) begin
-      \$498  = \$261 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$499  = tree7_l1_2_0;
-    if (advance) begin
-      \$499  = \$264 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$500  = tree7_l1_3_0;
-    if (advance) begin
-      \$500  = \$267 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$501  = tree7_l3_0_0;
-    if (advance) begin
-      \$501  = \$270 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$502  = raw7;
-    if (\$271 ) begin
-      \$502  = \$28 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$503  = acc7;
-    if (advance) begin
-      \$503  = \$273 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$504  = tree8_l1_0_0;
-    if (advance) begin
-      \$504  = \$276 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$505  = tree8_l1_1_0;
-    if (advance) begin
-      \$505  = \$279 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$506  = tree8_l1_2_0;
-    if (advance) begin
-      \$506  = \$282 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$507  = tree8_l1_3_0;
-    if (advance) begin
-      \$507  = \$285 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$508  = tree8_l3_0_0;
-    if (advance) begin
-      \$508  = \$288 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$509  = raw8;
-    if (\$289 ) begin
-      \$509  = \$31 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$510  = acc8;
-    if (advance) begin
-      \$510  = \$291 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$511  = tree9_l1_0_0;
-    if (advance) begin
-      \$511  = \$294 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$512  = tree9_l1_1_0;
-    if (advance) begin
-      \$512  = \$297 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$513  = tree9_l1_2_0;
-    if (advance) begin
-      \$513  = \$300 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$514  = tree9_l1_3_0;
-    if (advance) begin
-      \$514  = \$303 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$515  = tree9_l3_0_0;
-    if (advance) begin
-      \$515  = \$306 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$516  = raw9;
-    if (\$307 ) begin
-      \$516  = \$34 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$517  = acc9;
-    if (advance) begin
-      \$517  = \$309 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$518  = tree10_l1_0_0;
-    if (advance) begin
-      \$518  = \$312 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$519  = tree10_l1_1_0;
-    if (advance) begin
-      \$519  = \$315 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$520  = tree10_l1_2_0;
-    if (advance) begin
-      \$520  = \$318 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$521  = tree10_l1_3_0;
-    if (advance) begin
-      \$521  = \$321 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$522  = tree10_l3_0_0;
-    if (advance) begin
-      \$522  = \$324 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$523  = raw10;
-    if (\$325 ) begin
-      \$523  = \$37 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$524  = acc10;
-    if (advance) begin
-      \$524  = \$327 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$525  = tree11_l1_0_0;
-    if (advance) begin
-      \$525  = \$330 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$526  = tree11_l1_1_0;
-    if (advance) begin
-      \$526  = \$333 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$527  = tree11_l1_2_0;
-    if (advance) begin
-      \$527  = \$336 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$528  = tree11_l1_3_0;
-    if (advance) begin
-      \$528  = \$339 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$529  = tree11_l3_0_0;
-    if (advance) begin
-      \$529  = \$342 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$530  = raw11;
-    if (\$343 ) begin
-      \$530  = \$40 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$531  = acc11;
-    if (advance) begin
-      \$531  = \$345 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$532  = tree12_l1_0_0;
-    if (advance) begin
-      \$532  = \$348 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$533  = tree12_l1_1_0;
-    if (advance) begin
-      \$533  = \$351 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$534  = tree12_l1_2_0;
-    if (advance) begin
-      \$534  = \$354 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = tree12_l1_3_0;
-    if (advance) begin
-      \$535  = \$357 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = tree12_l3_0_0;
-    if (advance) begin
-      \$536  = \$360 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = raw12;
-    if (\$361 ) begin
-      \$537  = \$43 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = acc12;
-    if (advance) begin
-      \$538  = \$363 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = tree13_l1_0_0;
-    if (advance) begin
-      \$539  = \$366 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = tree13_l1_1_0;
-    if (advance) begin
-      \$540  = \$369 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = tree13_l1_2_0;
-    if (advance) begin
-      \$541  = \$372 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = tree13_l1_3_0;
-    if (advance) begin
-      \$542  = \$375 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = tree13_l3_0_0;
-    if (advance) begin
-      \$543  = \$378 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$544  = raw13;
-    if (\$379 ) begin
-      \$544  = \$46 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$545  = acc13;
-    if (advance) begin
-      \$545  = \$381 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$546  = tree14_l1_0_0;
-    if (advance) begin
-      \$546  = \$384 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$547  = tree14_l1_1_0;
-    if (advance) begin
-      \$547  = \$387 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$548  = tree14_l1_2_0;
-    if (advance) begin
-      \$548  = \$390 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$549  = tree14_l1_3_0;
-    if (advance) begin
-      \$549  = \$393 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$550  = tree14_l3_0_0;
-    if (advance) begin
-      \$550  = \$396 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$551  = raw14;
-    if (\$397 ) begin
-      \$551  = \$49 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$552  = acc14;
-    if (advance) begin
-      \$552  = \$399 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$553  = tree15_l1_0_0;
-    if (advance) begin
-      \$553  = \$402 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$554  = tree15_l1_1_0;
-    if (advance) begin
-      \$554  = \$405 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$555  = tree15_l1_2_0;
-    if (advance) begin
-      \$555  = \$408 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$556  = tree15_l1_3_0;
-    if (advance) begin
-      \$556  = \$411 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$557  = tree15_l3_0_0;
-    if (advance) begin
-      \$557  = \$414 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$558  = raw15;
-    if (\$415 ) begin
-      \$558  = \$52 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$559  = acc15;
-    if (advance) begin
-      \$559  = \$417 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$560  = v2;
-    if (advance) begin
-      \$560  = \$418 ;
+      \$562  = v2_d0;
     end
     if (rst) begin
-      \$560  = 1'h0;
+      \$562  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$561  = v2_d0;
+    \$563  = acc0_d0;
     if (advance) begin
-      \$561  = v2;
+      \$563  = acc0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$564  = acc1_d0;
+    if (advance) begin
+      \$564  = acc1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$565  = acc2_d0;
+    if (advance) begin
+      \$565  = acc2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$566  = acc3_d0;
+    if (advance) begin
+      \$566  = acc3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$567  = acc4_d0;
+    if (advance) begin
+      \$567  = acc4;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$568  = acc5_d0;
+    if (advance) begin
+      \$568  = acc5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$569  = acc6_d0;
+    if (advance) begin
+      \$569  = acc6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$570  = acc7_d0;
+    if (advance) begin
+      \$570  = acc7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$571  = acc8_d0;
+    if (advance) begin
+      \$571  = acc8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$572  = acc9_d0;
+    if (advance) begin
+      \$572  = acc9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$573  = acc10_d0;
+    if (advance) begin
+      \$573  = acc10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$574  = acc11_d0;
+    if (advance) begin
+      \$574  = acc11;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$575  = acc12_d0;
+    if (advance) begin
+      \$575  = acc12;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$576  = acc13_d0;
+    if (advance) begin
+      \$576  = acc13;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$577  = acc14_d0;
+    if (advance) begin
+      \$577  = acc14;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$578  = acc15_d0;
+    if (advance) begin
+      \$578  = acc15;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$579  = o__valid;
+    if (advance) begin
+      \$579  = \v2_d0$225 ;
     end
     if (rst) begin
-      \$561  = 1'h0;
+      \$579  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$562  = \port__addr$97 ;
+    \$580  = o__payload;
     if (advance) begin
-      \$562  = nf1_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$563  = thresholds_d0;
-    if (advance) begin
-      \$563  = \port__data$223 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$564  = \v2_d0$224 ;
-    if (advance) begin
-      \$564  = v2_d0;
+      \$580  = result;
     end
     if (rst) begin
-      \$564  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$565  = acc0_d0;
-    if (advance) begin
-      \$565  = acc0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$566  = acc1_d0;
-    if (advance) begin
-      \$566  = acc1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$567  = acc2_d0;
-    if (advance) begin
-      \$567  = acc2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$568  = acc3_d0;
-    if (advance) begin
-      \$568  = acc3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$569  = acc4_d0;
-    if (advance) begin
-      \$569  = acc4;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$570  = acc5_d0;
-    if (advance) begin
-      \$570  = acc5;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$571  = acc6_d0;
-    if (advance) begin
-      \$571  = acc6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$572  = acc7_d0;
-    if (advance) begin
-      \$572  = acc7;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$573  = acc8_d0;
-    if (advance) begin
-      \$573  = acc8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$574  = acc9_d0;
-    if (advance) begin
-      \$574  = acc9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$575  = acc10_d0;
-    if (advance) begin
-      \$575  = acc10;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$576  = acc11_d0;
-    if (advance) begin
-      \$576  = acc11;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$577  = acc12_d0;
-    if (advance) begin
-      \$577  = acc12;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$578  = acc13_d0;
-    if (advance) begin
-      \$578  = acc13;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$579  = acc14_d0;
-    if (advance) begin
-      \$579  = acc14;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$580  = acc15_d0;
-    if (advance) begin
-      \$580  = acc15;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$581  = o__valid;
-    if (advance) begin
-      \$581  = \v2_d0$224 ;
-    end
-    if (rst) begin
-      \$581  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$582  = o__payload;
-    if (advance) begin
-      \$582  = result;
-    end
-    if (rst) begin
-      \$582  = 16'h0000;
+      \$580  = 16'h0000;
     end
   end
   assign o__ready = advance;
@@ -18461,22 +18491,22 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign addr1 = \$signature__addr ;
   assign x1 = \$signature__data ;
   assign \$signal  = \$signature__en ;
-  assign total0 = \$7 [6:0];
-  assign total1 = \$10 [6:0];
-  assign total2 = \$13 [6:0];
-  assign total3 = \$16 [6:0];
-  assign total4 = \$19 [6:0];
-  assign total5 = \$22 [6:0];
-  assign total6 = \$25 [6:0];
-  assign total7 = \$28 [6:0];
-  assign total8 = \$31 [6:0];
-  assign total9 = \$34 [6:0];
-  assign total10 = \$37 [6:0];
-  assign total11 = \$40 [6:0];
-  assign total12 = \$43 [6:0];
-  assign total13 = \$46 [6:0];
-  assign total14 = \$49 [6:0];
-  assign total15 = \$52 [6:0];
+  assign total0 = \$5 [6:0];
+  assign total1 = \$8 [6:0];
+  assign total2 = \$11 [6:0];
+  assign total3 = \$14 [6:0];
+  assign total4 = \$17 [6:0];
+  assign total5 = \$20 [6:0];
+  assign total6 = \$23 [6:0];
+  assign total7 = \$26 [6:0];
+  assign total8 = \$29 [6:0];
+  assign total9 = \$32 [6:0];
+  assign total10 = \$35 [6:0];
+  assign total11 = \$38 [6:0];
+  assign total12 = \$41 [6:0];
+  assign total13 = \$44 [6:0];
+  assign total14 = \$47 [6:0];
+  assign total15 = \$50 [6:0];
   assign nf2_d0 = \port__addr$97 ;
   assign \port__en$99  = advance;
   assign \$signature__data[0]  = \$signature__data [0];
@@ -18623,38 +18653,38 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \i__payload[13]  = i__payload[13];
   assign \i__payload[14]  = i__payload[14];
   assign \i__payload[15]  = i__payload[15];
-  assign \port__data$223[0]  = \port__data$223 [7:0];
-  assign \port__data$223[0][0]  = \port__data$223 [7:0];
-  assign \port__data$223[1]  = \port__data$223 [15:8];
-  assign \port__data$223[1][0]  = \port__data$223 [15:8];
-  assign \port__data$223[2]  = \port__data$223 [23:16];
-  assign \port__data$223[2][0]  = \port__data$223 [23:16];
-  assign \port__data$223[3]  = \port__data$223 [31:24];
-  assign \port__data$223[3][0]  = \port__data$223 [31:24];
-  assign \port__data$223[4]  = \port__data$223 [39:32];
-  assign \port__data$223[4][0]  = \port__data$223 [39:32];
-  assign \port__data$223[5]  = \port__data$223 [47:40];
-  assign \port__data$223[5][0]  = \port__data$223 [47:40];
-  assign \port__data$223[6]  = \port__data$223 [55:48];
-  assign \port__data$223[6][0]  = \port__data$223 [55:48];
-  assign \port__data$223[7]  = \port__data$223 [63:56];
-  assign \port__data$223[7][0]  = \port__data$223 [63:56];
-  assign \port__data$223[8]  = \port__data$223 [71:64];
-  assign \port__data$223[8][0]  = \port__data$223 [71:64];
-  assign \port__data$223[9]  = \port__data$223 [79:72];
-  assign \port__data$223[9][0]  = \port__data$223 [79:72];
-  assign \port__data$223[10]  = \port__data$223 [87:80];
-  assign \port__data$223[10][0]  = \port__data$223 [87:80];
-  assign \port__data$223[11]  = \port__data$223 [95:88];
-  assign \port__data$223[11][0]  = \port__data$223 [95:88];
-  assign \port__data$223[12]  = \port__data$223 [103:96];
-  assign \port__data$223[12][0]  = \port__data$223 [103:96];
-  assign \port__data$223[13]  = \port__data$223 [111:104];
-  assign \port__data$223[13][0]  = \port__data$223 [111:104];
-  assign \port__data$223[14]  = \port__data$223 [119:112];
-  assign \port__data$223[14][0]  = \port__data$223 [119:112];
-  assign \port__data$223[15]  = \port__data$223 [127:120];
-  assign \port__data$223[15][0]  = \port__data$223 [127:120];
+  assign \port__data$224[0]  = \port__data$224 [7:0];
+  assign \port__data$224[0][0]  = \port__data$224 [7:0];
+  assign \port__data$224[1]  = \port__data$224 [15:8];
+  assign \port__data$224[1][0]  = \port__data$224 [15:8];
+  assign \port__data$224[2]  = \port__data$224 [23:16];
+  assign \port__data$224[2][0]  = \port__data$224 [23:16];
+  assign \port__data$224[3]  = \port__data$224 [31:24];
+  assign \port__data$224[3][0]  = \port__data$224 [31:24];
+  assign \port__data$224[4]  = \port__data$224 [39:32];
+  assign \port__data$224[4][0]  = \port__data$224 [39:32];
+  assign \port__data$224[5]  = \port__data$224 [47:40];
+  assign \port__data$224[5][0]  = \port__data$224 [47:40];
+  assign \port__data$224[6]  = \port__data$224 [55:48];
+  assign \port__data$224[6][0]  = \port__data$224 [55:48];
+  assign \port__data$224[7]  = \port__data$224 [63:56];
+  assign \port__data$224[7][0]  = \port__data$224 [63:56];
+  assign \port__data$224[8]  = \port__data$224 [71:64];
+  assign \port__data$224[8][0]  = \port__data$224 [71:64];
+  assign \port__data$224[9]  = \port__data$224 [79:72];
+  assign \port__data$224[9][0]  = \port__data$224 [79:72];
+  assign \port__data$224[10]  = \port__data$224 [87:80];
+  assign \port__data$224[10][0]  = \port__data$224 [87:80];
+  assign \port__data$224[11]  = \port__data$224 [95:88];
+  assign \port__data$224[11][0]  = \port__data$224 [95:88];
+  assign \port__data$224[12]  = \port__data$224 [103:96];
+  assign \port__data$224[12][0]  = \port__data$224 [103:96];
+  assign \port__data$224[13]  = \port__data$224 [111:104];
+  assign \port__data$224[13][0]  = \port__data$224 [111:104];
+  assign \port__data$224[14]  = \port__data$224 [119:112];
+  assign \port__data$224[14][0]  = \port__data$224 [119:112];
+  assign \port__data$224[15]  = \port__data$224 [127:120];
+  assign \port__data$224[15][0]  = \port__data$224 [127:120];
   assign \o__payload[0]  = o__payload[0];
   assign \o__payload[1]  = o__payload[1];
   assign \o__payload[2]  = o__payload[2];
@@ -18671,22 +18701,22 @@ module \tfc.MatMul_32 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \o__payload[13]  = o__payload[13];
   assign \o__payload[14]  = o__payload[14];
   assign \o__payload[15]  = o__payload[15];
-  assign result[15] = \$116 [0];
-  assign result[14] = \$112 [0];
-  assign result[13] = \$108 [0];
-  assign result[12] = \$104 [0];
-  assign result[11] = \$100 [0];
-  assign result[10] = \$96 [0];
-  assign result[9] = \$92 [0];
-  assign result[8] = \$88 [0];
-  assign result[7] = \$84 [0];
-  assign result[6] = \$80 [0];
-  assign result[5] = \$76 [0];
-  assign result[4] = \$72 [0];
-  assign result[3] = \$68 [0];
-  assign result[2] = \$64 [0];
-  assign result[1] = \$60 [0];
-  assign result[0] = \$56 [0];
+  assign result[15] = \$114 [0];
+  assign result[14] = \$110 [0];
+  assign result[13] = \$106 [0];
+  assign result[12] = \$102 [0];
+  assign result[11] = \$98 [0];
+  assign result[10] = \$94 [0];
+  assign result[9] = \$90 [0];
+  assign result[8] = \$86 [0];
+  assign result[7] = \$82 [0];
+  assign result[6] = \$78 [0];
+  assign result[5] = \$74 [0];
+  assign result[4] = \$70 [0];
+  assign result[3] = \$66 [0];
+  assign result[2] = \$62 [0];
+  assign result[1] = \$58 [0];
+  assign result[0] = \$54 [0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -19331,162 +19361,162 @@ endmodule
 module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload, advance, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire \$1 ;
-  wire [7:0] \$10 ;
-  wire [2:0] \$100 ;
-  wire [1:0] \$101 ;
+  wire [6:0] \$10 ;
+  wire [1:0] \$100 ;
+  wire [2:0] \$101 ;
   wire [1:0] \$102 ;
-  wire [2:0] \$103 ;
-  wire [1:0] \$104 ;
+  wire [1:0] \$103 ;
+  wire [2:0] \$104 ;
   wire [1:0] \$105 ;
-  wire [2:0] \$106 ;
-  wire [1:0] \$107 ;
-  wire [1:0] \$108 ;
-  wire [2:0] \$109 ;
-  wire [15:0] \$11 ;
-  wire [3:0] \$110 ;
-  wire [3:0] \$111 ;
-  wire [4:0] \$112 ;
-  wire \$113 ;
-  wire [8:0] \$114 ;
-  wire [9:0] \$115 ;
-  wire [1:0] \$116 ;
+  wire [1:0] \$106 ;
+  wire [2:0] \$107 ;
+  wire [3:0] \$108 ;
+  wire [3:0] \$109 ;
+  wire [7:0] \$11 ;
+  wire [4:0] \$110 ;
+  wire \$111 ;
+  wire [8:0] \$112 ;
+  wire [9:0] \$113 ;
+  wire [1:0] \$114 ;
+  wire [1:0] \$115 ;
+  wire [2:0] \$116 ;
   wire [1:0] \$117 ;
-  wire [2:0] \$118 ;
-  wire [1:0] \$119 ;
-  wire [6:0] \$12 ;
+  wire [1:0] \$118 ;
+  wire [2:0] \$119 ;
+  wire [15:0] \$12 ;
   wire [1:0] \$120 ;
-  wire [2:0] \$121 ;
-  wire [1:0] \$122 ;
+  wire [1:0] \$121 ;
+  wire [2:0] \$122 ;
   wire [1:0] \$123 ;
-  wire [2:0] \$124 ;
-  wire [1:0] \$125 ;
-  wire [1:0] \$126 ;
-  wire [2:0] \$127 ;
-  wire [3:0] \$128 ;
-  wire [3:0] \$129 ;
-  wire [7:0] \$13 ;
-  wire [4:0] \$130 ;
-  wire \$131 ;
-  wire [8:0] \$132 ;
-  wire [9:0] \$133 ;
-  wire [1:0] \$134 ;
+  wire [1:0] \$124 ;
+  wire [2:0] \$125 ;
+  wire [3:0] \$126 ;
+  wire [3:0] \$127 ;
+  wire [4:0] \$128 ;
+  wire \$129 ;
+  wire [6:0] \$13 ;
+  wire [8:0] \$130 ;
+  wire [9:0] \$131 ;
+  wire [1:0] \$132 ;
+  wire [1:0] \$133 ;
+  wire [2:0] \$134 ;
   wire [1:0] \$135 ;
-  wire [2:0] \$136 ;
-  wire [1:0] \$137 ;
+  wire [1:0] \$136 ;
+  wire [2:0] \$137 ;
   wire [1:0] \$138 ;
-  wire [2:0] \$139 ;
-  wire [15:0] \$14 ;
-  wire [1:0] \$140 ;
+  wire [1:0] \$139 ;
+  wire [7:0] \$14 ;
+  wire [2:0] \$140 ;
   wire [1:0] \$141 ;
-  wire [2:0] \$142 ;
-  wire [1:0] \$143 ;
-  wire [1:0] \$144 ;
-  wire [2:0] \$145 ;
-  wire [3:0] \$146 ;
-  wire [3:0] \$147 ;
-  wire [4:0] \$148 ;
-  wire \$149 ;
-  wire [6:0] \$15 ;
-  wire [8:0] \$150 ;
-  wire [9:0] \$151 ;
-  wire [1:0] \$152 ;
+  wire [1:0] \$142 ;
+  wire [2:0] \$143 ;
+  wire [3:0] \$144 ;
+  wire [3:0] \$145 ;
+  wire [4:0] \$146 ;
+  wire \$147 ;
+  wire [8:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire [15:0] \$15 ;
+  wire [1:0] \$150 ;
+  wire [1:0] \$151 ;
+  wire [2:0] \$152 ;
   wire [1:0] \$153 ;
-  wire [2:0] \$154 ;
-  wire [1:0] \$155 ;
+  wire [1:0] \$154 ;
+  wire [2:0] \$155 ;
   wire [1:0] \$156 ;
-  wire [2:0] \$157 ;
-  wire [1:0] \$158 ;
+  wire [1:0] \$157 ;
+  wire [2:0] \$158 ;
   wire [1:0] \$159 ;
-  wire [7:0] \$16 ;
-  wire [2:0] \$160 ;
-  wire [1:0] \$161 ;
-  wire [1:0] \$162 ;
-  wire [2:0] \$163 ;
-  wire [3:0] \$164 ;
-  wire [3:0] \$165 ;
-  wire [4:0] \$166 ;
-  wire \$167 ;
-  wire [8:0] \$168 ;
-  wire [9:0] \$169 ;
-  wire [15:0] \$17 ;
-  wire [1:0] \$170 ;
+  wire [6:0] \$16 ;
+  wire [1:0] \$160 ;
+  wire [2:0] \$161 ;
+  wire [3:0] \$162 ;
+  wire [3:0] \$163 ;
+  wire [4:0] \$164 ;
+  wire \$165 ;
+  wire [8:0] \$166 ;
+  wire [9:0] \$167 ;
+  wire [1:0] \$168 ;
+  wire [1:0] \$169 ;
+  wire [7:0] \$17 ;
+  wire [2:0] \$170 ;
   wire [1:0] \$171 ;
-  wire [2:0] \$172 ;
-  wire [1:0] \$173 ;
+  wire [1:0] \$172 ;
+  wire [2:0] \$173 ;
   wire [1:0] \$174 ;
-  wire [2:0] \$175 ;
-  wire [1:0] \$176 ;
+  wire [1:0] \$175 ;
+  wire [2:0] \$176 ;
   wire [1:0] \$177 ;
-  wire [2:0] \$178 ;
-  wire [1:0] \$179 ;
-  wire [6:0] \$18 ;
-  wire [1:0] \$180 ;
-  wire [2:0] \$181 ;
-  wire [3:0] \$182 ;
-  wire [3:0] \$183 ;
-  wire [4:0] \$184 ;
-  wire \$185 ;
-  wire [8:0] \$186 ;
-  wire [9:0] \$187 ;
-  wire [1:0] \$188 ;
+  wire [1:0] \$178 ;
+  wire [2:0] \$179 ;
+  wire [15:0] \$18 ;
+  wire [3:0] \$180 ;
+  wire [3:0] \$181 ;
+  wire [4:0] \$182 ;
+  wire \$183 ;
+  wire [8:0] \$184 ;
+  wire [9:0] \$185 ;
+  wire [1:0] \$186 ;
+  wire [1:0] \$187 ;
+  wire [2:0] \$188 ;
   wire [1:0] \$189 ;
-  wire [7:0] \$19 ;
-  wire [2:0] \$190 ;
-  wire [1:0] \$191 ;
+  wire [6:0] \$19 ;
+  wire [1:0] \$190 ;
+  wire [2:0] \$191 ;
   wire [1:0] \$192 ;
-  wire [2:0] \$193 ;
-  wire [1:0] \$194 ;
+  wire [1:0] \$193 ;
+  wire [2:0] \$194 ;
   wire [1:0] \$195 ;
-  wire [2:0] \$196 ;
-  wire [1:0] \$197 ;
-  wire [1:0] \$198 ;
-  wire [2:0] \$199 ;
+  wire [1:0] \$196 ;
+  wire [2:0] \$197 ;
+  wire [3:0] \$198 ;
+  wire [3:0] \$199 ;
   wire \$2 ;
-  wire [15:0] \$20 ;
-  wire [3:0] \$200 ;
-  wire [3:0] \$201 ;
-  wire [4:0] \$202 ;
-  wire \$203 ;
-  wire [8:0] \$204 ;
-  wire [9:0] \$205 ;
-  wire [1:0] \$206 ;
+  wire [7:0] \$20 ;
+  wire [4:0] \$200 ;
+  wire \$201 ;
+  wire [8:0] \$202 ;
+  wire [9:0] \$203 ;
+  wire [1:0] \$204 ;
+  wire [1:0] \$205 ;
+  wire [2:0] \$206 ;
   wire [1:0] \$207 ;
-  wire [2:0] \$208 ;
-  wire [1:0] \$209 ;
-  wire [6:0] \$21 ;
+  wire [1:0] \$208 ;
+  wire [2:0] \$209 ;
+  wire [15:0] \$21 ;
   wire [1:0] \$210 ;
-  wire [2:0] \$211 ;
-  wire [1:0] \$212 ;
+  wire [1:0] \$211 ;
+  wire [2:0] \$212 ;
   wire [1:0] \$213 ;
-  wire [2:0] \$214 ;
-  wire [1:0] \$215 ;
-  wire [1:0] \$216 ;
-  wire [2:0] \$217 ;
-  wire [3:0] \$218 ;
-  wire [3:0] \$219 ;
-  wire [7:0] \$22 ;
-  wire [4:0] \$220 ;
-  wire \$221 ;
-  wire [8:0] \$222 ;
-  wire [9:0] \$223 ;
-  wire \$224 ;
-  reg [1:0] \$225 ;
-  reg [1:0] \$226 ;
-  reg \$227 ;
+  wire [1:0] \$214 ;
+  wire [2:0] \$215 ;
+  wire [3:0] \$216 ;
+  wire [3:0] \$217 ;
+  wire [4:0] \$218 ;
+  wire \$219 ;
+  wire [6:0] \$22 ;
+  wire [8:0] \$220 ;
+  wire [9:0] \$221 ;
+  wire \$222 ;
+  reg [1:0] \$223 ;
+  reg [1:0] \$224 ;
+  reg \$225 ;
+  reg \$226 ;
+  reg [1:0] \$227 ;
   reg [1:0] \$228 ;
   reg [1:0] \$229 ;
-  wire [15:0] \$23 ;
-  reg [1:0] \$230 ;
-  reg \$231 ;
-  reg [15:0] \$232 ;
+  wire [7:0] \$23 ;
+  reg \$230 ;
+  reg [15:0] \$231 ;
+  reg \$232 ;
   reg \$233 ;
   reg \$234 ;
   reg \$235 ;
-  reg \$236 ;
-  reg [15:0] \$237 ;
-  reg [159:0] \$238 ;
+  reg [15:0] \$236 ;
+  reg [159:0] \$237 ;
+  reg \$238 ;
   reg \$239 ;
-  wire [6:0] \$24 ;
+  wire [15:0] \$24 ;
   reg \$240 ;
   reg \$241 ;
   reg \$242 ;
@@ -19497,166 +19527,165 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg \$247 ;
   reg \$248 ;
   reg \$249 ;
-  wire [7:0] \$25 ;
-  reg \$250 ;
+  wire [6:0] \$25 ;
+  reg [2:0] \$250 ;
   reg [2:0] \$251 ;
   reg [2:0] \$252 ;
   reg [2:0] \$253 ;
-  reg [2:0] \$254 ;
-  reg [4:0] \$255 ;
-  reg [6:0] \$256 ;
-  reg [7:0] \$257 ;
+  reg [4:0] \$254 ;
+  reg [6:0] \$255 ;
+  reg [7:0] \$256 ;
+  reg [2:0] \$257 ;
   reg [2:0] \$258 ;
   reg [2:0] \$259 ;
-  wire [15:0] \$26 ;
+  wire [7:0] \$26 ;
   reg [2:0] \$260 ;
-  reg [2:0] \$261 ;
-  reg [4:0] \$262 ;
-  reg [6:0] \$263 ;
-  reg [7:0] \$264 ;
+  reg [4:0] \$261 ;
+  reg [6:0] \$262 ;
+  reg [7:0] \$263 ;
+  reg [2:0] \$264 ;
   reg [2:0] \$265 ;
   reg [2:0] \$266 ;
   reg [2:0] \$267 ;
-  reg [2:0] \$268 ;
-  reg [4:0] \$269 ;
-  wire [6:0] \$27 ;
-  reg [6:0] \$270 ;
-  reg [7:0] \$271 ;
+  reg [4:0] \$268 ;
+  reg [6:0] \$269 ;
+  wire [15:0] \$27 ;
+  reg [7:0] \$270 ;
+  reg [2:0] \$271 ;
   reg [2:0] \$272 ;
   reg [2:0] \$273 ;
   reg [2:0] \$274 ;
-  reg [2:0] \$275 ;
-  reg [4:0] \$276 ;
-  reg [6:0] \$277 ;
-  reg [7:0] \$278 ;
+  reg [4:0] \$275 ;
+  reg [6:0] \$276 ;
+  reg [7:0] \$277 ;
+  reg [2:0] \$278 ;
   reg [2:0] \$279 ;
-  wire [7:0] \$28 ;
+  wire [6:0] \$28 ;
   reg [2:0] \$280 ;
   reg [2:0] \$281 ;
-  reg [2:0] \$282 ;
-  reg [4:0] \$283 ;
-  reg [6:0] \$284 ;
-  reg [7:0] \$285 ;
+  reg [4:0] \$282 ;
+  reg [6:0] \$283 ;
+  reg [7:0] \$284 ;
+  reg [2:0] \$285 ;
   reg [2:0] \$286 ;
   reg [2:0] \$287 ;
   reg [2:0] \$288 ;
-  reg [2:0] \$289 ;
-  wire [15:0] \$29 ;
-  reg [4:0] \$290 ;
-  reg [6:0] \$291 ;
-  reg [7:0] \$292 ;
+  reg [4:0] \$289 ;
+  wire [7:0] \$29 ;
+  reg [6:0] \$290 ;
+  reg [7:0] \$291 ;
+  reg [2:0] \$292 ;
   reg [2:0] \$293 ;
   reg [2:0] \$294 ;
   reg [2:0] \$295 ;
-  reg [2:0] \$296 ;
-  reg [4:0] \$297 ;
-  reg [6:0] \$298 ;
-  reg [7:0] \$299 ;
-  wire \$3 ;
-  wire [6:0] \$30 ;
+  reg [4:0] \$296 ;
+  reg [6:0] \$297 ;
+  reg [7:0] \$298 ;
+  reg [2:0] \$299 ;
+  wire [15:0] \$3 ;
+  wire [15:0] \$30 ;
   reg [2:0] \$300 ;
   reg [2:0] \$301 ;
   reg [2:0] \$302 ;
-  reg [2:0] \$303 ;
-  reg [4:0] \$304 ;
-  reg [6:0] \$305 ;
-  reg [7:0] \$306 ;
+  reg [4:0] \$303 ;
+  reg [6:0] \$304 ;
+  reg [7:0] \$305 ;
+  reg [2:0] \$306 ;
   reg [2:0] \$307 ;
   reg [2:0] \$308 ;
   reg [2:0] \$309 ;
-  wire [7:0] \$31 ;
-  reg [2:0] \$310 ;
-  reg [4:0] \$311 ;
-  reg [6:0] \$312 ;
-  reg [7:0] \$313 ;
+  wire [6:0] \$31 ;
+  reg [4:0] \$310 ;
+  reg [6:0] \$311 ;
+  reg [7:0] \$312 ;
+  reg [2:0] \$313 ;
   reg [2:0] \$314 ;
   reg [2:0] \$315 ;
   reg [2:0] \$316 ;
-  reg [2:0] \$317 ;
-  reg [4:0] \$318 ;
-  reg [6:0] \$319 ;
-  wire [15:0] \$32 ;
-  reg [7:0] \$320 ;
+  reg [4:0] \$317 ;
+  reg [6:0] \$318 ;
+  reg [7:0] \$319 ;
+  wire [7:0] \$32 ;
+  reg \$320 ;
   reg \$321 ;
   reg \$322 ;
   reg \$323 ;
-  reg \$324 ;
-  reg [79:0] \$325 ;
-  wire [6:0] \$33 ;
-  wire [7:0] \$34 ;
-  wire [2:0] \$35 ;
-  wire [2:0] \$36 ;
-  wire \$37 ;
+  reg [79:0] \$324 ;
+  wire [2:0] \$33 ;
+  wire [2:0] \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [2:0] \$37 ;
   wire [2:0] \$38 ;
   wire [2:0] \$39 ;
-  wire \$4 ;
-  wire [2:0] \$40 ;
+  wire [6:0] \$4 ;
+  wire \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire [1:0] \$44 ;
+  wire [1:0] \$42 ;
+  wire [1:0] \$43 ;
+  wire [2:0] \$44 ;
   wire [1:0] \$45 ;
-  wire [2:0] \$46 ;
-  wire [1:0] \$47 ;
+  wire [1:0] \$46 ;
+  wire [2:0] \$47 ;
   wire [1:0] \$48 ;
-  wire [2:0] \$49 ;
-  wire [15:0] \$5 ;
-  wire [1:0] \$50 ;
+  wire [1:0] \$49 ;
+  wire [7:0] \$5 ;
+  wire [2:0] \$50 ;
   wire [1:0] \$51 ;
-  wire [2:0] \$52 ;
-  wire [1:0] \$53 ;
-  wire [1:0] \$54 ;
-  wire [2:0] \$55 ;
-  wire [3:0] \$56 ;
-  wire [3:0] \$57 ;
-  wire [4:0] \$58 ;
-  wire \$59 ;
-  wire [6:0] \$6 ;
-  wire [8:0] \$60 ;
-  wire [9:0] \$61 ;
-  wire [1:0] \$62 ;
+  wire [1:0] \$52 ;
+  wire [2:0] \$53 ;
+  wire [3:0] \$54 ;
+  wire [3:0] \$55 ;
+  wire [4:0] \$56 ;
+  wire \$57 ;
+  wire [8:0] \$58 ;
+  wire [9:0] \$59 ;
+  wire [15:0] \$6 ;
+  wire [1:0] \$60 ;
+  wire [1:0] \$61 ;
+  wire [2:0] \$62 ;
   wire [1:0] \$63 ;
-  wire [2:0] \$64 ;
-  wire [1:0] \$65 ;
+  wire [1:0] \$64 ;
+  wire [2:0] \$65 ;
   wire [1:0] \$66 ;
-  wire [2:0] \$67 ;
-  wire [1:0] \$68 ;
+  wire [1:0] \$67 ;
+  wire [2:0] \$68 ;
   wire [1:0] \$69 ;
-  wire [7:0] \$7 ;
-  wire [2:0] \$70 ;
-  wire [1:0] \$71 ;
-  wire [1:0] \$72 ;
-  wire [2:0] \$73 ;
-  wire [3:0] \$74 ;
-  wire [3:0] \$75 ;
-  wire [4:0] \$76 ;
-  wire \$77 ;
-  wire [8:0] \$78 ;
-  wire [9:0] \$79 ;
-  wire [15:0] \$8 ;
-  wire [1:0] \$80 ;
+  wire [6:0] \$7 ;
+  wire [1:0] \$70 ;
+  wire [2:0] \$71 ;
+  wire [3:0] \$72 ;
+  wire [3:0] \$73 ;
+  wire [4:0] \$74 ;
+  wire \$75 ;
+  wire [8:0] \$76 ;
+  wire [9:0] \$77 ;
+  wire [1:0] \$78 ;
+  wire [1:0] \$79 ;
+  wire [7:0] \$8 ;
+  wire [2:0] \$80 ;
   wire [1:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire [1:0] \$83 ;
+  wire [1:0] \$82 ;
+  wire [2:0] \$83 ;
   wire [1:0] \$84 ;
-  wire [2:0] \$85 ;
-  wire [1:0] \$86 ;
+  wire [1:0] \$85 ;
+  wire [2:0] \$86 ;
   wire [1:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire [1:0] \$89 ;
-  wire [6:0] \$9 ;
-  wire [1:0] \$90 ;
-  wire [2:0] \$91 ;
-  wire [3:0] \$92 ;
-  wire [3:0] \$93 ;
-  wire [4:0] \$94 ;
-  wire \$95 ;
-  wire [8:0] \$96 ;
-  wire [9:0] \$97 ;
-  wire [1:0] \$98 ;
+  wire [1:0] \$88 ;
+  wire [2:0] \$89 ;
+  wire [15:0] \$9 ;
+  wire [3:0] \$90 ;
+  wire [3:0] \$91 ;
+  wire [4:0] \$92 ;
+  wire \$93 ;
+  wire [8:0] \$94 ;
+  wire [9:0] \$95 ;
+  wire [1:0] \$96 ;
+  wire [1:0] \$97 ;
+  wire [2:0] \$98 ;
   wire [1:0] \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$77  = 1'h0;
+  reg \$signal$78  = 1'h0;
   reg [7:0] acc0 = 8'h00;
   reg [7:0] acc1 = 8'h00;
   reg [7:0] acc2 = 8'h00;
@@ -19675,6 +19704,7 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg first1_d0 = 1'h0;
   reg first1_d1 = 1'h0;
   reg first1_d2 = 1'h0;
+  reg fresh = 1'h1;
   reg fresh1 = 1'h0;
   input [15:0] i__payload;
   wire [15:0] i__payload;
@@ -19727,8 +19757,8 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   reg [1:0] \port__addr$12  = 2'h0;
   reg [1:0] \port__addr$9  = 2'h0;
   wire [53:0] port__data;
-  wire [53:0] \port__data$81 ;
-  wire [51:0] \port__data$82 ;
+  wire [53:0] \port__data$82 ;
+  wire [51:0] \port__data$83 ;
   wire port__en;
   wire \port__en$11 ;
   wire \port__en$14 ;
@@ -19900,7 +19930,7 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _1_ <= weights1[\port__addr$9 ];
     end
   end
-  assign \port__data$81  = _1_;
+  assign \port__data$82  = _1_;
   reg [51:0] weights2 [3:0];
   initial begin
     weights2[0] = 52'h78a659f8a588d;
@@ -19914,479 +19944,502 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
       _2_ <= weights2[\port__addr$12 ];
     end
   end
-  assign \port__data$82  = _2_;
-  assign \$1  = ! nf;
-  assign i__ready = advance & \$1 ;
-  assign \$2  = ! nf;
-  assign \$4  = i__valid | \$3 ;
-  assign fire = advance & \$4 ;
-  assign \$5  = x_in_d0 ^ weights_d0[15:0];
-  assign xnor0 = ~ \$5 ;
-  assign \$6  = first1_d2 ? 7'h00 : raw0;
-  assign \$7  = tree0_l3_0_0 + \$6 ;
-  assign \$8  = x_in_d0 ^ weights_d0[31:16];
-  assign xnor1 = ~ \$8 ;
-  assign \$9  = first1_d2 ? 7'h00 : raw1;
-  assign \$10  = tree1_l3_0_0 + \$9 ;
-  assign \$11  = x_in_d0 ^ weights_d0[47:32];
-  assign xnor2 = ~ \$11 ;
-  assign \$12  = first1_d2 ? 7'h00 : raw2;
-  assign \$13  = tree2_l3_0_0 + \$12 ;
-  assign \$14  = x_in_d0 ^ weights_d0[63:48];
-  assign xnor3 = ~ \$14 ;
-  assign \$15  = first1_d2 ? 7'h00 : raw3;
-  assign \$16  = tree3_l3_0_0 + \$15 ;
-  assign \$17  = x_in_d0 ^ weights_d0[79:64];
-  assign xnor4 = ~ \$17 ;
-  assign \$18  = first1_d2 ? 7'h00 : raw4;
-  assign \$19  = tree4_l3_0_0 + \$18 ;
-  assign \$20  = x_in_d0 ^ weights_d0[95:80];
-  assign xnor5 = ~ \$20 ;
-  assign \$21  = first1_d2 ? 7'h00 : raw5;
-  assign \$22  = tree5_l3_0_0 + \$21 ;
-  assign \$23  = x_in_d0 ^ weights_d0[111:96];
-  assign xnor6 = ~ \$23 ;
-  assign \$24  = first1_d2 ? 7'h00 : raw6;
-  assign \$25  = tree6_l3_0_0 + \$24 ;
-  assign \$26  = x_in_d0 ^ weights_d0[127:112];
-  assign xnor7 = ~ \$26 ;
-  assign \$27  = first1_d2 ? 7'h00 : raw7;
-  assign \$28  = tree7_l3_0_0 + \$27 ;
-  assign \$29  = x_in_d0 ^ weights_d0[143:128];
-  assign xnor8 = ~ \$29 ;
-  assign \$30  = first1_d2 ? 7'h00 : raw8;
-  assign \$31  = tree8_l3_0_0 + \$30 ;
-  assign \$32  = x_in_d0 ^ weights_d0[159:144];
-  assign xnor9 = ~ \$32 ;
-  assign \$33  = first1_d2 ? 7'h00 : raw9;
-  assign \$34  = tree9_l3_0_0 + \$33 ;
-  assign \$35  = sf + 1'h1;
-  assign \$36  = waddr + 1'h1;
-  assign \$37  = sf == 2'h3;
-  assign \$38  = port__addr + 1'h1;
-  assign \$39  = \port__addr$9  + 1'h1;
-  assign \$40  = \port__addr$12  + 1'h1;
-  assign \$41  = ! nf;
-  assign \$42  = ! sf;
-  assign \$43  = sf == 2'h3;
-  assign \$44  = xnor0[0] + xnor0[1];
-  assign \$45  = xnor0[2] + xnor0[3];
-  assign \$46  = \$44  + \$45 ;
-  assign \$47  = xnor0[4] + xnor0[5];
-  assign \$48  = xnor0[6] + xnor0[7];
-  assign \$49  = \$47  + \$48 ;
-  assign \$50  = xnor0[8] + xnor0[9];
-  assign \$51  = xnor0[10] + xnor0[11];
-  assign \$52  = \$50  + \$51 ;
-  assign \$53  = xnor0[12] + xnor0[13];
-  assign \$54  = xnor0[14] + xnor0[15];
-  assign \$55  = \$53  + \$54 ;
-  assign \$56  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$57  = tree0_l1_2_0 + tree0_l1_3_0;
-  assign \$58  = \$56  + \$57 ;
-  assign \$59  = advance & v1_d2;
-  assign \$60  = 2'h2 * raw0;
-  assign \$61  = \$60  - 7'h40;
-  assign \$62  = xnor1[0] + xnor1[1];
-  assign \$63  = xnor1[2] + xnor1[3];
-  assign \$64  = \$62  + \$63 ;
-  assign \$65  = xnor1[4] + xnor1[5];
-  assign \$66  = xnor1[6] + xnor1[7];
-  assign \$67  = \$65  + \$66 ;
-  assign \$68  = xnor1[8] + xnor1[9];
-  assign \$69  = xnor1[10] + xnor1[11];
-  assign \$70  = \$68  + \$69 ;
-  assign \$71  = xnor1[12] + xnor1[13];
-  assign \$72  = xnor1[14] + xnor1[15];
-  assign \$73  = \$71  + \$72 ;
-  assign \$74  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$75  = tree1_l1_2_0 + tree1_l1_3_0;
-  assign \$76  = \$74  + \$75 ;
-  assign \$77  = advance & v1_d2;
-  assign \$78  = 2'h2 * raw1;
-  assign \$79  = \$78  - 7'h40;
-  assign \$80  = xnor2[0] + xnor2[1];
-  assign \$81  = xnor2[2] + xnor2[3];
-  assign \$82  = \$80  + \$81 ;
-  assign \$83  = xnor2[4] + xnor2[5];
-  assign \$84  = xnor2[6] + xnor2[7];
-  assign \$85  = \$83  + \$84 ;
-  assign \$86  = xnor2[8] + xnor2[9];
-  assign \$87  = xnor2[10] + xnor2[11];
-  assign \$88  = \$86  + \$87 ;
-  assign \$89  = xnor2[12] + xnor2[13];
-  assign \$90  = xnor2[14] + xnor2[15];
-  assign \$91  = \$89  + \$90 ;
-  assign \$92  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$93  = tree2_l1_2_0 + tree2_l1_3_0;
-  assign \$94  = \$92  + \$93 ;
-  assign \$95  = advance & v1_d2;
-  assign \$96  = 2'h2 * raw2;
-  assign \$97  = \$96  - 7'h40;
-  assign \$98  = xnor3[0] + xnor3[1];
-  assign \$99  = xnor3[2] + xnor3[3];
-  assign \$100  = \$98  + \$99 ;
-  assign \$101  = xnor3[4] + xnor3[5];
-  assign \$102  = xnor3[6] + xnor3[7];
-  assign \$103  = \$101  + \$102 ;
-  assign \$104  = xnor3[8] + xnor3[9];
-  assign \$105  = xnor3[10] + xnor3[11];
-  assign \$106  = \$104  + \$105 ;
-  assign \$107  = xnor3[12] + xnor3[13];
-  assign \$108  = xnor3[14] + xnor3[15];
-  assign \$109  = \$107  + \$108 ;
-  assign \$110  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$111  = tree3_l1_2_0 + tree3_l1_3_0;
-  assign \$112  = \$110  + \$111 ;
-  assign \$113  = advance & v1_d2;
-  assign \$114  = 2'h2 * raw3;
-  assign \$115  = \$114  - 7'h40;
-  assign \$116  = xnor4[0] + xnor4[1];
-  assign \$117  = xnor4[2] + xnor4[3];
-  assign \$118  = \$116  + \$117 ;
-  assign \$119  = xnor4[4] + xnor4[5];
-  assign \$120  = xnor4[6] + xnor4[7];
-  assign \$121  = \$119  + \$120 ;
-  assign \$122  = xnor4[8] + xnor4[9];
-  assign \$123  = xnor4[10] + xnor4[11];
-  assign \$124  = \$122  + \$123 ;
-  assign \$125  = xnor4[12] + xnor4[13];
-  assign \$126  = xnor4[14] + xnor4[15];
-  assign \$127  = \$125  + \$126 ;
-  assign \$128  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$129  = tree4_l1_2_0 + tree4_l1_3_0;
-  assign \$130  = \$128  + \$129 ;
-  assign \$131  = advance & v1_d2;
-  assign \$132  = 2'h2 * raw4;
-  assign \$133  = \$132  - 7'h40;
-  assign \$134  = xnor5[0] + xnor5[1];
-  assign \$135  = xnor5[2] + xnor5[3];
-  assign \$136  = \$134  + \$135 ;
-  assign \$137  = xnor5[4] + xnor5[5];
-  assign \$138  = xnor5[6] + xnor5[7];
-  assign \$139  = \$137  + \$138 ;
-  assign \$140  = xnor5[8] + xnor5[9];
-  assign \$141  = xnor5[10] + xnor5[11];
-  assign \$142  = \$140  + \$141 ;
-  assign \$143  = xnor5[12] + xnor5[13];
-  assign \$144  = xnor5[14] + xnor5[15];
-  assign \$145  = \$143  + \$144 ;
-  assign \$146  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$147  = tree5_l1_2_0 + tree5_l1_3_0;
-  assign \$148  = \$146  + \$147 ;
-  assign \$149  = advance & v1_d2;
-  assign \$150  = 2'h2 * raw5;
-  assign \$151  = \$150  - 7'h40;
-  assign \$152  = xnor6[0] + xnor6[1];
-  assign \$153  = xnor6[2] + xnor6[3];
-  assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor6[4] + xnor6[5];
-  assign \$156  = xnor6[6] + xnor6[7];
-  assign \$157  = \$155  + \$156 ;
-  assign \$158  = xnor6[8] + xnor6[9];
-  assign \$159  = xnor6[10] + xnor6[11];
-  assign \$160  = \$158  + \$159 ;
-  assign \$161  = xnor6[12] + xnor6[13];
-  assign \$162  = xnor6[14] + xnor6[15];
-  assign \$163  = \$161  + \$162 ;
-  assign \$164  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$165  = tree6_l1_2_0 + tree6_l1_3_0;
-  assign \$166  = \$164  + \$165 ;
-  assign \$167  = advance & v1_d2;
-  assign \$168  = 2'h2 * raw6;
-  assign \$169  = \$168  - 7'h40;
-  assign \$170  = xnor7[0] + xnor7[1];
-  assign \$171  = xnor7[2] + xnor7[3];
-  assign \$172  = \$170  + \$171 ;
-  assign \$173  = xnor7[4] + xnor7[5];
-  assign \$174  = xnor7[6] + xnor7[7];
-  assign \$175  = \$173  + \$174 ;
-  assign \$176  = xnor7[8] + xnor7[9];
-  assign \$177  = xnor7[10] + xnor7[11];
-  assign \$178  = \$176  + \$177 ;
-  assign \$179  = xnor7[12] + xnor7[13];
-  assign \$180  = xnor7[14] + xnor7[15];
-  assign \$181  = \$179  + \$180 ;
-  assign \$182  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$183  = tree7_l1_2_0 + tree7_l1_3_0;
-  assign \$184  = \$182  + \$183 ;
-  assign \$185  = advance & v1_d2;
-  assign \$186  = 2'h2 * raw7;
-  assign \$187  = \$186  - 7'h40;
-  assign \$188  = xnor8[0] + xnor8[1];
-  assign \$189  = xnor8[2] + xnor8[3];
-  assign \$190  = \$188  + \$189 ;
-  assign \$191  = xnor8[4] + xnor8[5];
-  assign \$192  = xnor8[6] + xnor8[7];
-  assign \$193  = \$191  + \$192 ;
-  assign \$194  = xnor8[8] + xnor8[9];
-  assign \$195  = xnor8[10] + xnor8[11];
-  assign \$196  = \$194  + \$195 ;
-  assign \$197  = xnor8[12] + xnor8[13];
-  assign \$198  = xnor8[14] + xnor8[15];
-  assign \$199  = \$197  + \$198 ;
-  assign \$200  = tree8_l1_0_0 + tree8_l1_1_0;
-  assign \$201  = tree8_l1_2_0 + tree8_l1_3_0;
-  assign \$202  = \$200  + \$201 ;
-  assign \$203  = advance & v1_d2;
-  assign \$204  = 2'h2 * raw8;
-  assign \$205  = \$204  - 7'h40;
-  assign \$206  = xnor9[0] + xnor9[1];
-  assign \$207  = xnor9[2] + xnor9[3];
-  assign \$208  = \$206  + \$207 ;
-  assign \$209  = xnor9[4] + xnor9[5];
-  assign \$210  = xnor9[6] + xnor9[7];
-  assign \$211  = \$209  + \$210 ;
-  assign \$212  = xnor9[8] + xnor9[9];
-  assign \$213  = xnor9[10] + xnor9[11];
-  assign \$214  = \$212  + \$213 ;
-  assign \$215  = xnor9[12] + xnor9[13];
-  assign \$216  = xnor9[14] + xnor9[15];
-  assign \$217  = \$215  + \$216 ;
-  assign \$218  = tree9_l1_0_0 + tree9_l1_1_0;
-  assign \$219  = tree9_l1_2_0 + tree9_l1_3_0;
-  assign \$220  = \$218  + \$219 ;
-  assign \$221  = advance & v1_d2;
-  assign \$222  = 2'h2 * raw9;
-  assign \$223  = \$222  - 7'h40;
-  assign \$224  = v1_d2 & last1_d2;
-  always @(posedge clk)
-    sf <= \$225 ;
-  always @(posedge clk)
-    waddr <= \$226 ;
-  always @(posedge clk)
-    nf <= \$227 ;
-  always @(posedge clk)
-    port__addr <= \$228 ;
-  always @(posedge clk)
-    \port__addr$9  <= \$229 ;
-  always @(posedge clk)
-    \port__addr$12  <= \$230 ;
-  always @(posedge clk)
-    \$signal  <= \$231 ;
-  always @(posedge clk)
-    x1 <= \$232 ;
-  always @(posedge clk)
-    fresh1 <= \$233 ;
-  always @(posedge clk)
-    \$signal$77  <= \$234 ;
-  always @(posedge clk)
-    last1 <= \$235 ;
-  always @(posedge clk)
-    nf1 <= \$236 ;
-  always @(posedge clk)
-    x_in_d0 <= \$237 ;
-  always @(posedge clk)
-    weights_d0 <= \$238 ;
-  always @(posedge clk)
-    v1_d0 <= \$239 ;
-  always @(posedge clk)
-    v1_d1 <= \$240 ;
-  always @(posedge clk)
-    v1_d2 <= \$241 ;
-  always @(posedge clk)
-    first1_d0 <= \$242 ;
+  assign \port__data$83  = _2_;
+  assign i__ready = advance & fresh;
+  assign \$1  = ~ fresh;
+  assign \$2  = i__valid | \$1 ;
+  assign fire = advance & \$2 ;
+  assign \$3  = x_in_d0 ^ weights_d0[15:0];
+  assign xnor0 = ~ \$3 ;
+  assign \$4  = first1_d2 ? 7'h00 : raw0;
+  assign \$5  = tree0_l3_0_0 + \$4 ;
+  assign \$6  = x_in_d0 ^ weights_d0[31:16];
+  assign xnor1 = ~ \$6 ;
+  assign \$7  = first1_d2 ? 7'h00 : raw1;
+  assign \$8  = tree1_l3_0_0 + \$7 ;
+  assign \$9  = x_in_d0 ^ weights_d0[47:32];
+  assign xnor2 = ~ \$9 ;
+  assign \$10  = first1_d2 ? 7'h00 : raw2;
+  assign \$11  = tree2_l3_0_0 + \$10 ;
+  assign \$12  = x_in_d0 ^ weights_d0[63:48];
+  assign xnor3 = ~ \$12 ;
+  assign \$13  = first1_d2 ? 7'h00 : raw3;
+  assign \$14  = tree3_l3_0_0 + \$13 ;
+  assign \$15  = x_in_d0 ^ weights_d0[79:64];
+  assign xnor4 = ~ \$15 ;
+  assign \$16  = first1_d2 ? 7'h00 : raw4;
+  assign \$17  = tree4_l3_0_0 + \$16 ;
+  assign \$18  = x_in_d0 ^ weights_d0[95:80];
+  assign xnor5 = ~ \$18 ;
+  assign \$19  = first1_d2 ? 7'h00 : raw5;
+  assign \$20  = tree5_l3_0_0 + \$19 ;
+  assign \$21  = x_in_d0 ^ weights_d0[111:96];
+  assign xnor6 = ~ \$21 ;
+  assign \$22  = first1_d2 ? 7'h00 : raw6;
+  assign \$23  = tree6_l3_0_0 + \$22 ;
+  assign \$24  = x_in_d0 ^ weights_d0[127:112];
+  assign xnor7 = ~ \$24 ;
+  assign \$25  = first1_d2 ? 7'h00 : raw7;
+  assign \$26  = tree7_l3_0_0 + \$25 ;
+  assign \$27  = x_in_d0 ^ weights_d0[143:128];
+  assign xnor8 = ~ \$27 ;
+  assign \$28  = first1_d2 ? 7'h00 : raw8;
+  assign \$29  = tree8_l3_0_0 + \$28 ;
+  assign \$30  = x_in_d0 ^ weights_d0[159:144];
+  assign xnor9 = ~ \$30 ;
+  assign \$31  = first1_d2 ? 7'h00 : raw9;
+  assign \$32  = tree9_l3_0_0 + \$31 ;
+  assign \$33  = sf + 1'h1;
+  assign \$34  = waddr + 1'h1;
+  assign \$35  = sf == 2'h3;
+  assign \$36  = ! nf;
+  assign \$37  = port__addr + 1'h1;
+  assign \$38  = \port__addr$9  + 1'h1;
+  assign \$39  = \port__addr$12  + 1'h1;
+  assign \$40  = ! sf;
+  assign \$41  = sf == 2'h3;
+  assign \$42  = xnor0[0] + xnor0[1];
+  assign \$43  = xnor0[2] + xnor0[3];
+  assign \$44  = \$42  + \$43 ;
+  assign \$45  = xnor0[4] + xnor0[5];
+  assign \$46  = xnor0[6] + xnor0[7];
+  assign \$47  = \$45  + \$46 ;
+  assign \$48  = xnor0[8] + xnor0[9];
+  assign \$49  = xnor0[10] + xnor0[11];
+  assign \$50  = \$48  + \$49 ;
+  assign \$51  = xnor0[12] + xnor0[13];
+  assign \$52  = xnor0[14] + xnor0[15];
+  assign \$53  = \$51  + \$52 ;
+  assign \$54  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$55  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$56  = \$54  + \$55 ;
+  assign \$57  = advance & v1_d2;
+  assign \$58  = 2'h2 * raw0;
+  assign \$59  = \$58  - 7'h40;
+  assign \$60  = xnor1[0] + xnor1[1];
+  assign \$61  = xnor1[2] + xnor1[3];
+  assign \$62  = \$60  + \$61 ;
+  assign \$63  = xnor1[4] + xnor1[5];
+  assign \$64  = xnor1[6] + xnor1[7];
+  assign \$65  = \$63  + \$64 ;
+  assign \$66  = xnor1[8] + xnor1[9];
+  assign \$67  = xnor1[10] + xnor1[11];
+  assign \$68  = \$66  + \$67 ;
+  assign \$69  = xnor1[12] + xnor1[13];
+  assign \$70  = xnor1[14] + xnor1[15];
+  assign \$71  = \$69  + \$70 ;
+  assign \$72  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$73  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$74  = \$72  + \$73 ;
+  assign \$75  = advance & v1_d2;
+  assign \$76  = 2'h2 * raw1;
+  assign \$77  = \$76  - 7'h40;
+  assign \$78  = xnor2[0] + xnor2[1];
+  assign \$79  = xnor2[2] + xnor2[3];
+  assign \$80  = \$78  + \$79 ;
+  assign \$81  = xnor2[4] + xnor2[5];
+  assign \$82  = xnor2[6] + xnor2[7];
+  assign \$83  = \$81  + \$82 ;
+  assign \$84  = xnor2[8] + xnor2[9];
+  assign \$85  = xnor2[10] + xnor2[11];
+  assign \$86  = \$84  + \$85 ;
+  assign \$87  = xnor2[12] + xnor2[13];
+  assign \$88  = xnor2[14] + xnor2[15];
+  assign \$89  = \$87  + \$88 ;
+  assign \$90  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$91  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$92  = \$90  + \$91 ;
+  assign \$93  = advance & v1_d2;
+  assign \$94  = 2'h2 * raw2;
+  assign \$95  = \$94  - 7'h40;
+  assign \$96  = xnor3[0] + xnor3[1];
+  assign \$97  = xnor3[2] + xnor3[3];
+  assign \$98  = \$96  + \$97 ;
+  assign \$99  = xnor3[4] + xnor3[5];
+  assign \$100  = xnor3[6] + xnor3[7];
+  assign \$101  = \$99  + \$100 ;
+  assign \$102  = xnor3[8] + xnor3[9];
+  assign \$103  = xnor3[10] + xnor3[11];
+  assign \$104  = \$102  + \$103 ;
+  assign \$105  = xnor3[12] + xnor3[13];
+  assign \$106  = xnor3[14] + xnor3[15];
+  assign \$107  = \$105  + \$106 ;
+  assign \$108  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$109  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$110  = \$108  + \$109 ;
+  assign \$111  = advance & v1_d2;
+  assign \$112  = 2'h2 * raw3;
+  assign \$113  = \$112  - 7'h40;
+  assign \$114  = xnor4[0] + xnor4[1];
+  assign \$115  = xnor4[2] + xnor4[3];
+  assign \$116  = \$114  + \$115 ;
+  assign \$117  = xnor4[4] + xnor4[5];
+  assign \$118  = xnor4[6] + xnor4[7];
+  assign \$119  = \$117  + \$118 ;
+  assign \$120  = xnor4[8] + xnor4[9];
+  assign \$121  = xnor4[10] + xnor4[11];
+  assign \$122  = \$120  + \$121 ;
+  assign \$123  = xnor4[12] + xnor4[13];
+  assign \$124  = xnor4[14] + xnor4[15];
+  assign \$125  = \$123  + \$124 ;
+  assign \$126  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$127  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$128  = \$126  + \$127 ;
+  assign \$129  = advance & v1_d2;
+  assign \$130  = 2'h2 * raw4;
+  assign \$131  = \$130  - 7'h40;
+  assign \$132  = xnor5[0] + xnor5[1];
+  assign \$133  = xnor5[2] + xnor5[3];
+  assign \$134  = \$132  + \$133 ;
+  assign \$135  = xnor5[4] + xnor5[5];
+  assign \$136  = xnor5[6] + xnor5[7];
+  assign \$137  = \$135  + \$136 ;
+  assign \$138  = xnor5[8] + xnor5[9];
+  assign \$139  = xnor5[10] + xnor5[11];
+  assign \$140  = \$138  + \$139 ;
+  assign \$141  = xnor5[12] + xnor5[13];
+  assign \$142  = xnor5[14] + xnor5[15];
+  assign \$143  = \$141  + \$142 ;
+  assign \$144  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$145  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$146  = \$144  + \$145 ;
+  assign \$147  = advance & v1_d2;
+  assign \$148  = 2'h2 * raw5;
+  assign \$149  = \$148  - 7'h40;
+  assign \$150  = xnor6[0] + xnor6[1];
+  assign \$151  = xnor6[2] + xnor6[3];
+  assign \$152  = \$150  + \$151 ;
+  assign \$153  = xnor6[4] + xnor6[5];
+  assign \$154  = xnor6[6] + xnor6[7];
+  assign \$155  = \$153  + \$154 ;
+  assign \$156  = xnor6[8] + xnor6[9];
+  assign \$157  = xnor6[10] + xnor6[11];
+  assign \$158  = \$156  + \$157 ;
+  assign \$159  = xnor6[12] + xnor6[13];
+  assign \$160  = xnor6[14] + xnor6[15];
+  assign \$161  = \$159  + \$160 ;
+  assign \$162  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$163  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$164  = \$162  + \$163 ;
+  assign \$165  = advance & v1_d2;
+  assign \$166  = 2'h2 * raw6;
+  assign \$167  = \$166  - 7'h40;
+  assign \$168  = xnor7[0] + xnor7[1];
+  assign \$169  = xnor7[2] + xnor7[3];
+  assign \$170  = \$168  + \$169 ;
+  assign \$171  = xnor7[4] + xnor7[5];
+  assign \$172  = xnor7[6] + xnor7[7];
+  assign \$173  = \$171  + \$172 ;
+  assign \$174  = xnor7[8] + xnor7[9];
+  assign \$175  = xnor7[10] + xnor7[11];
+  assign \$176  = \$174  + \$175 ;
+  assign \$177  = xnor7[12] + xnor7[13];
+  assign \$178  = xnor7[14] + xnor7[15];
+  assign \$179  = \$177  + \$178 ;
+  assign \$180  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$181  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$182  = \$180  + \$181 ;
+  assign \$183  = advance & v1_d2;
+  assign \$184  = 2'h2 * raw7;
+  assign \$185  = \$184  - 7'h40;
+  assign \$186  = xnor8[0] + xnor8[1];
+  assign \$187  = xnor8[2] + xnor8[3];
+  assign \$188  = \$186  + \$187 ;
+  assign \$189  = xnor8[4] + xnor8[5];
+  assign \$190  = xnor8[6] + xnor8[7];
+  assign \$191  = \$189  + \$190 ;
+  assign \$192  = xnor8[8] + xnor8[9];
+  assign \$193  = xnor8[10] + xnor8[11];
+  assign \$194  = \$192  + \$193 ;
+  assign \$195  = xnor8[12] + xnor8[13];
+  assign \$196  = xnor8[14] + xnor8[15];
+  assign \$197  = \$195  + \$196 ;
+  assign \$198  = tree8_l1_0_0 + tree8_l1_1_0;
+  assign \$199  = tree8_l1_2_0 + tree8_l1_3_0;
+  assign \$200  = \$198  + \$199 ;
+  assign \$201  = advance & v1_d2;
+  assign \$202  = 2'h2 * raw8;
+  assign \$203  = \$202  - 7'h40;
+  assign \$204  = xnor9[0] + xnor9[1];
+  assign \$205  = xnor9[2] + xnor9[3];
+  assign \$206  = \$204  + \$205 ;
+  assign \$207  = xnor9[4] + xnor9[5];
+  assign \$208  = xnor9[6] + xnor9[7];
+  assign \$209  = \$207  + \$208 ;
+  assign \$210  = xnor9[8] + xnor9[9];
+  assign \$211  = xnor9[10] + xnor9[11];
+  assign \$212  = \$210  + \$211 ;
+  assign \$213  = xnor9[12] + xnor9[13];
+  assign \$214  = xnor9[14] + xnor9[15];
+  assign \$215  = \$213  + \$214 ;
+  assign \$216  = tree9_l1_0_0 + tree9_l1_1_0;
+  assign \$217  = tree9_l1_2_0 + tree9_l1_3_0;
+  assign \$218  = \$216  + \$217 ;
+  assign \$219  = advance & v1_d2;
+  assign \$220  = 2'h2 * raw9;
+  assign \$221  = \$220  - 7'h40;
+  assign \$222  = v1_d2 & last1_d2;
+  always @(posedge clk)
+    sf <= \$223 ;
+  always @(posedge clk)
+    waddr <= \$224 ;
+  always @(posedge clk)
+    nf <= \$225 ;
+  always @(posedge clk)
+    fresh <= \$226 ;
+  always @(posedge clk)
+    port__addr <= \$227 ;
+  always @(posedge clk)
+    \port__addr$9  <= \$228 ;
+  always @(posedge clk)
+    \port__addr$12  <= \$229 ;
+  always @(posedge clk)
+    \$signal  <= \$230 ;
+  always @(posedge clk)
+    x1 <= \$231 ;
+  always @(posedge clk)
+    fresh1 <= \$232 ;
+  always @(posedge clk)
+    \$signal$78  <= \$233 ;
+  always @(posedge clk)
+    last1 <= \$234 ;
+  always @(posedge clk)
+    nf1 <= \$235 ;
+  always @(posedge clk)
+    x_in_d0 <= \$236 ;
+  always @(posedge clk)
+    weights_d0 <= \$237 ;
+  always @(posedge clk)
+    v1_d0 <= \$238 ;
+  always @(posedge clk)
+    v1_d1 <= \$239 ;
+  always @(posedge clk)
+    v1_d2 <= \$240 ;
   always @(posedge clk)
-    first1_d1 <= \$243 ;
+    first1_d0 <= \$241 ;
   always @(posedge clk)
-    first1_d2 <= \$244 ;
+    first1_d1 <= \$242 ;
   always @(posedge clk)
-    last1_d0 <= \$245 ;
+    first1_d2 <= \$243 ;
   always @(posedge clk)
-    last1_d1 <= \$246 ;
+    last1_d0 <= \$244 ;
   always @(posedge clk)
-    last1_d2 <= \$247 ;
+    last1_d1 <= \$245 ;
   always @(posedge clk)
-    nf1_d0 <= \$248 ;
+    last1_d2 <= \$246 ;
   always @(posedge clk)
-    nf1_d1 <= \$249 ;
+    nf1_d0 <= \$247 ;
   always @(posedge clk)
-    nf1_d2 <= \$250 ;
+    nf1_d1 <= \$248 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$251 ;
+    nf1_d2 <= \$249 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$252 ;
+    tree0_l1_0_0 <= \$250 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$253 ;
+    tree0_l1_1_0 <= \$251 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$254 ;
+    tree0_l1_2_0 <= \$252 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$255 ;
+    tree0_l1_3_0 <= \$253 ;
   always @(posedge clk)
-    raw0 <= \$256 ;
+    tree0_l3_0_0 <= \$254 ;
   always @(posedge clk)
-    acc0 <= \$257 ;
+    raw0 <= \$255 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$258 ;
+    acc0 <= \$256 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$259 ;
+    tree1_l1_0_0 <= \$257 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$260 ;
+    tree1_l1_1_0 <= \$258 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$261 ;
+    tree1_l1_2_0 <= \$259 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$262 ;
+    tree1_l1_3_0 <= \$260 ;
   always @(posedge clk)
-    raw1 <= \$263 ;
+    tree1_l3_0_0 <= \$261 ;
   always @(posedge clk)
-    acc1 <= \$264 ;
+    raw1 <= \$262 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$265 ;
+    acc1 <= \$263 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$266 ;
+    tree2_l1_0_0 <= \$264 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$267 ;
+    tree2_l1_1_0 <= \$265 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$268 ;
+    tree2_l1_2_0 <= \$266 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$269 ;
+    tree2_l1_3_0 <= \$267 ;
   always @(posedge clk)
-    raw2 <= \$270 ;
+    tree2_l3_0_0 <= \$268 ;
   always @(posedge clk)
-    acc2 <= \$271 ;
+    raw2 <= \$269 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$272 ;
+    acc2 <= \$270 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$273 ;
+    tree3_l1_0_0 <= \$271 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$274 ;
+    tree3_l1_1_0 <= \$272 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$275 ;
+    tree3_l1_2_0 <= \$273 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$276 ;
+    tree3_l1_3_0 <= \$274 ;
   always @(posedge clk)
-    raw3 <= \$277 ;
+    tree3_l3_0_0 <= \$275 ;
   always @(posedge clk)
-    acc3 <= \$278 ;
+    raw3 <= \$276 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$279 ;
+    acc3 <= \$277 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$280 ;
+    tree4_l1_0_0 <= \$278 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$281 ;
+    tree4_l1_1_0 <= \$279 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$282 ;
+    tree4_l1_2_0 <= \$280 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$283 ;
+    tree4_l1_3_0 <= \$281 ;
   always @(posedge clk)
-    raw4 <= \$284 ;
+    tree4_l3_0_0 <= \$282 ;
   always @(posedge clk)
-    acc4 <= \$285 ;
+    raw4 <= \$283 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$286 ;
+    acc4 <= \$284 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$287 ;
+    tree5_l1_0_0 <= \$285 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$288 ;
+    tree5_l1_1_0 <= \$286 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$289 ;
+    tree5_l1_2_0 <= \$287 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$290 ;
+    tree5_l1_3_0 <= \$288 ;
   always @(posedge clk)
-    raw5 <= \$291 ;
+    tree5_l3_0_0 <= \$289 ;
   always @(posedge clk)
-    acc5 <= \$292 ;
+    raw5 <= \$290 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$293 ;
+    acc5 <= \$291 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$294 ;
+    tree6_l1_0_0 <= \$292 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$295 ;
+    tree6_l1_1_0 <= \$293 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$296 ;
+    tree6_l1_2_0 <= \$294 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$297 ;
+    tree6_l1_3_0 <= \$295 ;
   always @(posedge clk)
-    raw6 <= \$298 ;
+    tree6_l3_0_0 <= \$296 ;
   always @(posedge clk)
-    acc6 <= \$299 ;
+    raw6 <= \$297 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$300 ;
+    acc6 <= \$298 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$301 ;
+    tree7_l1_0_0 <= \$299 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$302 ;
+    tree7_l1_1_0 <= \$300 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$303 ;
+    tree7_l1_2_0 <= \$301 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$304 ;
+    tree7_l1_3_0 <= \$302 ;
   always @(posedge clk)
-    raw7 <= \$305 ;
+    tree7_l3_0_0 <= \$303 ;
   always @(posedge clk)
-    acc7 <= \$306 ;
+    raw7 <= \$304 ;
   always @(posedge clk)
-    tree8_l1_0_0 <= \$307 ;
+    acc7 <= \$305 ;
   always @(posedge clk)
-    tree8_l1_1_0 <= \$308 ;
+    tree8_l1_0_0 <= \$306 ;
   always @(posedge clk)
-    tree8_l1_2_0 <= \$309 ;
+    tree8_l1_1_0 <= \$307 ;
   always @(posedge clk)
-    tree8_l1_3_0 <= \$310 ;
+    tree8_l1_2_0 <= \$308 ;
   always @(posedge clk)
-    tree8_l3_0_0 <= \$311 ;
+    tree8_l1_3_0 <= \$309 ;
   always @(posedge clk)
-    raw8 <= \$312 ;
+    tree8_l3_0_0 <= \$310 ;
   always @(posedge clk)
-    acc8 <= \$313 ;
+    raw8 <= \$311 ;
   always @(posedge clk)
-    tree9_l1_0_0 <= \$314 ;
+    acc8 <= \$312 ;
   always @(posedge clk)
-    tree9_l1_1_0 <= \$315 ;
+    tree9_l1_0_0 <= \$313 ;
   always @(posedge clk)
-    tree9_l1_2_0 <= \$316 ;
+    tree9_l1_1_0 <= \$314 ;
   always @(posedge clk)
-    tree9_l1_3_0 <= \$317 ;
+    tree9_l1_2_0 <= \$315 ;
   always @(posedge clk)
-    tree9_l3_0_0 <= \$318 ;
+    tree9_l1_3_0 <= \$316 ;
   always @(posedge clk)
-    raw9 <= \$319 ;
+    tree9_l3_0_0 <= \$317 ;
   always @(posedge clk)
-    acc9 <= \$320 ;
+    raw9 <= \$318 ;
   always @(posedge clk)
-    v2 <= \$321 ;
+    acc9 <= \$319 ;
   always @(posedge clk)
-    v2_d0 <= \$322 ;
+    v2 <= \$320 ;
   always @(posedge clk)
-    nf2_d0 <= \$323 ;
+    v2_d0 <= \$321 ;
   always @(posedge clk)
-    o__valid <= \$324 ;
+    nf2_d0 <= \$322 ;
   always @(posedge clk)
-    o__payload <= \$325 ;
+    o__valid <= \$323 ;
+  always @(posedge clk)
+    o__payload <= \$324 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$225  = sf;
+    \$223  = sf;
     if (fire) begin
-      \$225  = \$35 [1:0];
+      \$223  = \$33 [1:0];
     end
     if (rst) begin
-      \$225  = 2'h0;
+      \$223  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$226  = waddr;
+    \$224  = waddr;
     if (fire) begin
-      \$226  = \$36 [1:0];
+      \$224  = \$34 [1:0];
     end
     if (rst) begin
-      \$226  = 2'h0;
+      \$224  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$227  = nf;
+    \$225  = nf;
     if (fire) begin
-      if (\$37 ) begin
-        \$227  = 1'h0;
+      if (\$35 ) begin
+        \$225  = 1'h0;
       end
     end
     if (rst) begin
-      \$227  = 1'h0;
+      \$225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$228  = port__addr;
+    \$226  = fresh;
+    if (fire) begin
+      if (\$35 ) begin
+        \$226  = \$36 ;
+      end
+    end
+    if (rst) begin
+      \$226  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$227  = port__addr;
+    if (fire) begin
+      \$227  = \$37 [1:0];
+    end
+    if (rst) begin
+      \$227  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$228  = \port__addr$9 ;
     if (fire) begin
       \$228  = \$38 [1:0];
     end
@@ -20396,7 +20449,7 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$229  = \port__addr$9 ;
+    \$229  = \port__addr$12 ;
     if (fire) begin
       \$229  = \$39 [1:0];
     end
@@ -20406,36 +20459,36 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$230  = \port__addr$12 ;
-    if (fire) begin
-      \$230  = \$40 [1:0];
+    \$230  = \$signal ;
+    if (advance) begin
+      \$230  = fire;
     end
     if (rst) begin
-      \$230  = 2'h0;
+      \$230  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$231  = \$signal ;
+    \$231  = x1;
     if (advance) begin
-      \$231  = fire;
+      \$231  = i__payload;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$232  = fresh1;
+    if (advance) begin
+      \$232  = fresh;
     end
     if (rst) begin
-      \$231  = 1'h0;
+      \$232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$232  = x1;
+    \$233  = \$signal$78 ;
     if (advance) begin
-      \$232  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$233  = fresh1;
-    if (advance) begin
-      \$233  = \$41 ;
+      \$233  = \$40 ;
     end
     if (rst) begin
       \$233  = 1'h0;
@@ -20443,9 +20496,9 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$234  = \$signal$77 ;
+    \$234  = last1;
     if (advance) begin
-      \$234  = \$42 ;
+      \$234  = \$41 ;
     end
     if (rst) begin
       \$234  = 1'h0;
@@ -20453,9 +20506,9 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$235  = last1;
+    \$235  = nf1;
     if (advance) begin
-      \$235  = \$43 ;
+      \$235  = nf;
     end
     if (rst) begin
       \$235  = 1'h0;
@@ -20463,33 +20516,33 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$236  = nf1;
+    \$236  = x_in_d0;
     if (advance) begin
-      \$236  = nf;
+      \$236  = x1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$237  = weights_d0;
+    if (advance) begin
+      \$237  = { \port__data$83 , \port__data$82 , port__data };
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$238  = v1_d0;
+    if (advance) begin
+      \$238  = \$signal ;
     end
     if (rst) begin
-      \$236  = 1'h0;
+      \$238  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$237  = x_in_d0;
+    \$239  = v1_d1;
     if (advance) begin
-      \$237  = x1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$238  = weights_d0;
-    if (advance) begin
-      \$238  = { \port__data$82 , \port__data$81 , port__data };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$239  = v1_d0;
-    if (advance) begin
-      \$239  = \$signal ;
+      \$239  = v1_d0;
     end
     if (rst) begin
       \$239  = 1'h0;
@@ -20497,9 +20550,9 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$240  = v1_d1;
+    \$240  = v1_d2;
     if (advance) begin
-      \$240  = v1_d0;
+      \$240  = v1_d1;
     end
     if (rst) begin
       \$240  = 1'h0;
@@ -20507,572 +20560,572 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$241  = v1_d2;
+    \$241  = first1_d0;
     if (advance) begin
-      \$241  = v1_d1;
+      \$241  = \$signal$78 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$242  = first1_d1;
+    if (advance) begin
+      \$242  = first1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$243  = first1_d2;
+    if (advance) begin
+      \$243  = first1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$244  = last1_d0;
+    if (advance) begin
+      \$244  = last1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$245  = last1_d1;
+    if (advance) begin
+      \$245  = last1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$246  = last1_d2;
+    if (advance) begin
+      \$246  = last1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$247  = nf1_d0;
+    if (advance) begin
+      \$247  = nf1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$248  = nf1_d1;
+    if (advance) begin
+      \$248  = nf1_d0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$249  = nf1_d2;
+    if (advance) begin
+      \$249  = nf1_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$250  = tree0_l1_0_0;
+    if (advance) begin
+      \$250  = \$44 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$251  = tree0_l1_1_0;
+    if (advance) begin
+      \$251  = \$47 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$252  = tree0_l1_2_0;
+    if (advance) begin
+      \$252  = \$50 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$253  = tree0_l1_3_0;
+    if (advance) begin
+      \$253  = \$53 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$254  = tree0_l3_0_0;
+    if (advance) begin
+      \$254  = \$56 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$255  = raw0;
+    if (\$57 ) begin
+      \$255  = \$5 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$256  = acc0;
+    if (advance) begin
+      \$256  = \$59 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$257  = tree1_l1_0_0;
+    if (advance) begin
+      \$257  = \$62 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$258  = tree1_l1_1_0;
+    if (advance) begin
+      \$258  = \$65 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$259  = tree1_l1_2_0;
+    if (advance) begin
+      \$259  = \$68 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$260  = tree1_l1_3_0;
+    if (advance) begin
+      \$260  = \$71 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$261  = tree1_l3_0_0;
+    if (advance) begin
+      \$261  = \$74 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$262  = raw1;
+    if (\$75 ) begin
+      \$262  = \$8 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$263  = acc1;
+    if (advance) begin
+      \$263  = \$77 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$264  = tree2_l1_0_0;
+    if (advance) begin
+      \$264  = \$80 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$265  = tree2_l1_1_0;
+    if (advance) begin
+      \$265  = \$83 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$266  = tree2_l1_2_0;
+    if (advance) begin
+      \$266  = \$86 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$267  = tree2_l1_3_0;
+    if (advance) begin
+      \$267  = \$89 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$268  = tree2_l3_0_0;
+    if (advance) begin
+      \$268  = \$92 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$269  = raw2;
+    if (\$93 ) begin
+      \$269  = \$11 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$270  = acc2;
+    if (advance) begin
+      \$270  = \$95 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$271  = tree3_l1_0_0;
+    if (advance) begin
+      \$271  = \$98 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$272  = tree3_l1_1_0;
+    if (advance) begin
+      \$272  = \$101 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$273  = tree3_l1_2_0;
+    if (advance) begin
+      \$273  = \$104 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$274  = tree3_l1_3_0;
+    if (advance) begin
+      \$274  = \$107 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$275  = tree3_l3_0_0;
+    if (advance) begin
+      \$275  = \$110 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$276  = raw3;
+    if (\$111 ) begin
+      \$276  = \$14 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$277  = acc3;
+    if (advance) begin
+      \$277  = \$113 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$278  = tree4_l1_0_0;
+    if (advance) begin
+      \$278  = \$116 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$279  = tree4_l1_1_0;
+    if (advance) begin
+      \$279  = \$119 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$280  = tree4_l1_2_0;
+    if (advance) begin
+      \$280  = \$122 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$281  = tree4_l1_3_0;
+    if (advance) begin
+      \$281  = \$125 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$282  = tree4_l3_0_0;
+    if (advance) begin
+      \$282  = \$128 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$283  = raw4;
+    if (\$129 ) begin
+      \$283  = \$17 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$284  = acc4;
+    if (advance) begin
+      \$284  = \$131 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$285  = tree5_l1_0_0;
+    if (advance) begin
+      \$285  = \$134 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$286  = tree5_l1_1_0;
+    if (advance) begin
+      \$286  = \$137 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$287  = tree5_l1_2_0;
+    if (advance) begin
+      \$287  = \$140 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$288  = tree5_l1_3_0;
+    if (advance) begin
+      \$288  = \$143 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$289  = tree5_l3_0_0;
+    if (advance) begin
+      \$289  = \$146 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$290  = raw5;
+    if (\$147 ) begin
+      \$290  = \$20 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$291  = acc5;
+    if (advance) begin
+      \$291  = \$149 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$292  = tree6_l1_0_0;
+    if (advance) begin
+      \$292  = \$152 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$293  = tree6_l1_1_0;
+    if (advance) begin
+      \$293  = \$155 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$294  = tree6_l1_2_0;
+    if (advance) begin
+      \$294  = \$158 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$295  = tree6_l1_3_0;
+    if (advance) begin
+      \$295  = \$161 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$296  = tree6_l3_0_0;
+    if (advance) begin
+      \$296  = \$164 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$297  = raw6;
+    if (\$165 ) begin
+      \$297  = \$23 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$298  = acc6;
+    if (advance) begin
+      \$298  = \$167 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$299  = tree7_l1_0_0;
+    if (advance) begin
+      \$299  = \$170 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$300  = tree7_l1_1_0;
+    if (advance) begin
+      \$300  = \$173 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$301  = tree7_l1_2_0;
+    if (advance) begin
+      \$301  = \$176 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$302  = tree7_l1_3_0;
+    if (advance) begin
+      \$302  = \$179 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$303  = tree7_l3_0_0;
+    if (advance) begin
+      \$303  = \$182 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$304  = raw7;
+    if (\$183 ) begin
+      \$304  = \$26 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$305  = acc7;
+    if (advance) begin
+      \$305  = \$185 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$306  = tree8_l1_0_0;
+    if (advance) begin
+      \$306  = \$188 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$307  = tree8_l1_1_0;
+    if (advance) begin
+      \$307  = \$191 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$308  = tree8_l1_2_0;
+    if (advance) begin
+      \$308  = \$194 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$309  = tree8_l1_3_0;
+    if (advance) begin
+      \$309  = \$197 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$310  = tree8_l3_0_0;
+    if (advance) begin
+      \$310  = \$200 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$311  = raw8;
+    if (\$201 ) begin
+      \$311  = \$29 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$312  = acc8;
+    if (advance) begin
+      \$312  = \$203 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$313  = tree9_l1_0_0;
+    if (advance) begin
+      \$313  = \$206 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$314  = tree9_l1_1_0;
+    if (advance) begin
+      \$314  = \$209 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$315  = tree9_l1_2_0;
+    if (advance) begin
+      \$315  = \$212 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$316  = tree9_l1_3_0;
+    if (advance) begin
+      \$316  = \$215 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$317  = tree9_l3_0_0;
+    if (advance) begin
+      \$317  = \$218 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$318  = raw9;
+    if (\$219 ) begin
+      \$318  = \$32 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$319  = acc9;
+    if (advance) begin
+      \$319  = \$221 [7:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$320  = v2;
+    if (advance) begin
+      \$320  = \$222 ;
     end
     if (rst) begin
-      \$241  = 1'h0;
+      \$320  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$242  = first1_d0;
+    \$321  = v2_d0;
     if (advance) begin
-      \$242  = \$signal$77 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$243  = first1_d1;
-    if (advance) begin
-      \$243  = first1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$244  = first1_d2;
-    if (advance) begin
-      \$244  = first1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$245  = last1_d0;
-    if (advance) begin
-      \$245  = last1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$246  = last1_d1;
-    if (advance) begin
-      \$246  = last1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$247  = last1_d2;
-    if (advance) begin
-      \$247  = last1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$248  = nf1_d0;
-    if (advance) begin
-      \$248  = nf1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$249  = nf1_d1;
-    if (advance) begin
-      \$249  = nf1_d0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$250  = nf1_d2;
-    if (advance) begin
-      \$250  = nf1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$251  = tree0_l1_0_0;
-    if (advance) begin
-      \$251  = \$46 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$252  = tree0_l1_1_0;
-    if (advance) begin
-      \$252  = \$49 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$253  = tree0_l1_2_0;
-    if (advance) begin
-      \$253  = \$52 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$254  = tree0_l1_3_0;
-    if (advance) begin
-      \$254  = \$55 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$255  = tree0_l3_0_0;
-    if (advance) begin
-      \$255  = \$58 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$256  = raw0;
-    if (\$59 ) begin
-      \$256  = \$7 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$257  = acc0;
-    if (advance) begin
-      \$257  = \$61 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$258  = tree1_l1_0_0;
-    if (advance) begin
-      \$258  = \$64 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$259  = tree1_l1_1_0;
-    if (advance) begin
-      \$259  = \$67 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$260  = tree1_l1_2_0;
-    if (advance) begin
-      \$260  = \$70 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$261  = tree1_l1_3_0;
-    if (advance) begin
-      \$261  = \$73 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$262  = tree1_l3_0_0;
-    if (advance) begin
-      \$262  = \$76 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$263  = raw1;
-    if (\$77 ) begin
-      \$263  = \$10 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$264  = acc1;
-    if (advance) begin
-      \$264  = \$79 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$265  = tree2_l1_0_0;
-    if (advance) begin
-      \$265  = \$82 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$266  = tree2_l1_1_0;
-    if (advance) begin
-      \$266  = \$85 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$267  = tree2_l1_2_0;
-    if (advance) begin
-      \$267  = \$88 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$268  = tree2_l1_3_0;
-    if (advance) begin
-      \$268  = \$91 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$269  = tree2_l3_0_0;
-    if (advance) begin
-      \$269  = \$94 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$270  = raw2;
-    if (\$95 ) begin
-      \$270  = \$13 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$271  = acc2;
-    if (advance) begin
-      \$271  = \$97 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$272  = tree3_l1_0_0;
-    if (advance) begin
-      \$272  = \$100 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$273  = tree3_l1_1_0;
-    if (advance) begin
-      \$273  = \$103 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$274  = tree3_l1_2_0;
-    if (advance) begin
-      \$274  = \$106 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$275  = tree3_l1_3_0;
-    if (advance) begin
-      \$275  = \$109 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$276  = tree3_l3_0_0;
-    if (advance) begin
-      \$276  = \$112 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$277  = raw3;
-    if (\$113 ) begin
-      \$277  = \$16 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$278  = acc3;
-    if (advance) begin
-      \$278  = \$115 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$279  = tree4_l1_0_0;
-    if (advance) begin
-      \$279  = \$118 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$280  = tree4_l1_1_0;
-    if (advance) begin
-      \$280  = \$121 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$281  = tree4_l1_2_0;
-    if (advance) begin
-      \$281  = \$124 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$282  = tree4_l1_3_0;
-    if (advance) begin
-      \$282  = \$127 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$283  = tree4_l3_0_0;
-    if (advance) begin
-      \$283  = \$130 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$284  = raw4;
-    if (\$131 ) begin
-      \$284  = \$19 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$285  = acc4;
-    if (advance) begin
-      \$285  = \$133 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$286  = tree5_l1_0_0;
-    if (advance) begin
-      \$286  = \$136 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$287  = tree5_l1_1_0;
-    if (advance) begin
-      \$287  = \$139 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$288  = tree5_l1_2_0;
-    if (advance) begin
-      \$288  = \$142 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$289  = tree5_l1_3_0;
-    if (advance) begin
-      \$289  = \$145 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$290  = tree5_l3_0_0;
-    if (advance) begin
-      \$290  = \$148 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$291  = raw5;
-    if (\$149 ) begin
-      \$291  = \$22 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$292  = acc5;
-    if (advance) begin
-      \$292  = \$151 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$293  = tree6_l1_0_0;
-    if (advance) begin
-      \$293  = \$154 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$294  = tree6_l1_1_0;
-    if (advance) begin
-      \$294  = \$157 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$295  = tree6_l1_2_0;
-    if (advance) begin
-      \$295  = \$160 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$296  = tree6_l1_3_0;
-    if (advance) begin
-      \$296  = \$163 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$297  = tree6_l3_0_0;
-    if (advance) begin
-      \$297  = \$166 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$298  = raw6;
-    if (\$167 ) begin
-      \$298  = \$25 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$299  = acc6;
-    if (advance) begin
-      \$299  = \$169 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$300  = tree7_l1_0_0;
-    if (advance) begin
-      \$300  = \$172 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$301  = tree7_l1_1_0;
-    if (advance) begin
-      \$301  = \$175 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$302  = tree7_l1_2_0;
-    if (advance) begin
-      \$302  = \$178 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$303  = tree7_l1_3_0;
-    if (advance) begin
-      \$303  = \$181 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$304  = tree7_l3_0_0;
-    if (advance) begin
-      \$304  = \$184 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$305  = raw7;
-    if (\$185 ) begin
-      \$305  = \$28 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$306  = acc7;
-    if (advance) begin
-      \$306  = \$187 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$307  = tree8_l1_0_0;
-    if (advance) begin
-      \$307  = \$190 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$308  = tree8_l1_1_0;
-    if (advance) begin
-      \$308  = \$193 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$309  = tree8_l1_2_0;
-    if (advance) begin
-      \$309  = \$196 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$310  = tree8_l1_3_0;
-    if (advance) begin
-      \$310  = \$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$311  = tree8_l3_0_0;
-    if (advance) begin
-      \$311  = \$202 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$312  = raw8;
-    if (\$203 ) begin
-      \$312  = \$31 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$313  = acc8;
-    if (advance) begin
-      \$313  = \$205 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$314  = tree9_l1_0_0;
-    if (advance) begin
-      \$314  = \$208 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$315  = tree9_l1_1_0;
-    if (advance) begin
-      \$315  = \$211 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$316  = tree9_l1_2_0;
-    if (advance) begin
-      \$316  = \$214 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$317  = tree9_l1_3_0;
-    if (advance) begin
-      \$317  = \$217 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$318  = tree9_l3_0_0;
-    if (advance) begin
-      \$318  = \$220 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$319  = raw9;
-    if (\$221 ) begin
-      \$319  = \$34 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$320  = acc9;
-    if (advance) begin
-      \$320  = \$223 [7:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$321  = v2;
-    if (advance) begin
-      \$321  = \$224 ;
+      \$321  = v2;
     end
     if (rst) begin
       \$321  = 1'h0;
@@ -21080,39 +21133,29 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$322  = v2_d0;
+    \$322  = nf2_d0;
     if (advance) begin
-      \$322  = v2;
-    end
-    if (rst) begin
-      \$322  = 1'h0;
+      \$322  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$323  = nf2_d0;
+    \$323  = o__valid;
     if (advance) begin
-      \$323  = nf1_d2;
+      \$323  = v2_d0;
+    end
+    if (rst) begin
+      \$323  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$324  = o__valid;
+    \$324  = o__payload;
     if (advance) begin
-      \$324  = v2_d0;
+      \$324  = result;
     end
     if (rst) begin
-      \$324  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$325  = o__payload;
-    if (advance) begin
-      \$325  = result;
-    end
-    if (rst) begin
-      \$325  = 80'h00000000000000000000;
+      \$324  = 80'h00000000000000000000;
     end
   end
   assign o__ready = advance;
@@ -21122,16 +21165,16 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign \port__en$11  = advance;
   assign waddr2 = \port__addr$12 ;
   assign \port__en$14  = advance;
-  assign total0 = \$7 [6:0];
-  assign total1 = \$10 [6:0];
-  assign total2 = \$13 [6:0];
-  assign total3 = \$16 [6:0];
-  assign total4 = \$19 [6:0];
-  assign total5 = \$22 [6:0];
-  assign total6 = \$25 [6:0];
-  assign total7 = \$28 [6:0];
-  assign total8 = \$31 [6:0];
-  assign total9 = \$34 [6:0];
+  assign total0 = \$5 [6:0];
+  assign total1 = \$8 [6:0];
+  assign total2 = \$11 [6:0];
+  assign total3 = \$14 [6:0];
+  assign total4 = \$17 [6:0];
+  assign total5 = \$20 [6:0];
+  assign total6 = \$23 [6:0];
+  assign total7 = \$26 [6:0];
+  assign total8 = \$29 [6:0];
+  assign total9 = \$32 [6:0];
   assign \x_in_d0[0]  = x_in_d0[0];
   assign \x_in_d0[1]  = x_in_d0[1];
   assign \x_in_d0[2]  = x_in_d0[2];
@@ -21210,7 +21253,6 @@ module \tfc.MatMul_40 (rst, i__ready, i__payload, i__valid, o__valid, o__payload
   assign result[23:16] = acc2;
   assign result[15:8] = acc1;
   assign result[7:0] = acc0;
-  assign \$3  = nf;
 endmodule
 
 (* generator = "Amaranth" *)

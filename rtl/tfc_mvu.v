@@ -5,18 +5,18 @@
 module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire [6:0] \$10 ;
+  wire [31:0] \$10 ;
   wire [3:0] \$100 ;
   wire [4:0] \$101 ;
-  wire [3:0] \$102 ;
-  wire [3:0] \$103 ;
-  wire [4:0] \$104 ;
-  wire [5:0] \$105 ;
-  wire \$106 ;
-  wire [8:0] \$107 ;
-  wire [9:0] \$108 ;
+  wire [5:0] \$102 ;
+  wire \$103 ;
+  wire [8:0] \$104 ;
+  wire [9:0] \$105 ;
+  wire [1:0] \$106 ;
+  wire [1:0] \$107 ;
+  wire [2:0] \$108 ;
   wire [1:0] \$109 ;
-  wire [7:0] \$11 ;
+  wire [6:0] \$11 ;
   wire [1:0] \$110 ;
   wire [2:0] \$111 ;
   wire [1:0] \$112 ;
@@ -27,7 +27,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [2:0] \$117 ;
   wire [1:0] \$118 ;
   wire [1:0] \$119 ;
-  wire [31:0] \$12 ;
+  wire [7:0] \$12 ;
   wire [2:0] \$120 ;
   wire [1:0] \$121 ;
   wire [1:0] \$122 ;
@@ -38,21 +38,21 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$127 ;
   wire [1:0] \$128 ;
   wire [2:0] \$129 ;
-  wire [6:0] \$13 ;
-  wire [1:0] \$130 ;
-  wire [1:0] \$131 ;
-  wire [2:0] \$132 ;
+  wire [31:0] \$13 ;
+  wire [3:0] \$130 ;
+  wire [3:0] \$131 ;
+  wire [4:0] \$132 ;
   wire [3:0] \$133 ;
   wire [3:0] \$134 ;
   wire [4:0] \$135 ;
-  wire [3:0] \$136 ;
-  wire [3:0] \$137 ;
-  wire [4:0] \$138 ;
-  wire [5:0] \$139 ;
-  wire [7:0] \$14 ;
-  wire \$140 ;
-  wire [8:0] \$141 ;
-  wire [9:0] \$142 ;
+  wire [5:0] \$136 ;
+  wire \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
+  wire [6:0] \$14 ;
+  wire [1:0] \$140 ;
+  wire [1:0] \$141 ;
+  wire [2:0] \$142 ;
   wire [1:0] \$143 ;
   wire [1:0] \$144 ;
   wire [2:0] \$145 ;
@@ -60,7 +60,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$147 ;
   wire [2:0] \$148 ;
   wire [1:0] \$149 ;
-  wire [31:0] \$15 ;
+  wire [7:0] \$15 ;
   wire [1:0] \$150 ;
   wire [2:0] \$151 ;
   wire [1:0] \$152 ;
@@ -71,29 +71,29 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [2:0] \$157 ;
   wire [1:0] \$158 ;
   wire [1:0] \$159 ;
-  wire [6:0] \$16 ;
+  wire [31:0] \$16 ;
   wire [2:0] \$160 ;
   wire [1:0] \$161 ;
   wire [1:0] \$162 ;
   wire [2:0] \$163 ;
-  wire [1:0] \$164 ;
-  wire [1:0] \$165 ;
-  wire [2:0] \$166 ;
+  wire [3:0] \$164 ;
+  wire [3:0] \$165 ;
+  wire [4:0] \$166 ;
   wire [3:0] \$167 ;
   wire [3:0] \$168 ;
   wire [4:0] \$169 ;
-  wire [7:0] \$17 ;
-  wire [3:0] \$170 ;
-  wire [3:0] \$171 ;
-  wire [4:0] \$172 ;
-  wire [5:0] \$173 ;
-  wire \$174 ;
-  wire [8:0] \$175 ;
-  wire [9:0] \$176 ;
+  wire [6:0] \$17 ;
+  wire [5:0] \$170 ;
+  wire \$171 ;
+  wire [8:0] \$172 ;
+  wire [9:0] \$173 ;
+  wire [1:0] \$174 ;
+  wire [1:0] \$175 ;
+  wire [2:0] \$176 ;
   wire [1:0] \$177 ;
   wire [1:0] \$178 ;
   wire [2:0] \$179 ;
-  wire [31:0] \$18 ;
+  wire [7:0] \$18 ;
   wire [1:0] \$180 ;
   wire [1:0] \$181 ;
   wire [2:0] \$182 ;
@@ -104,7 +104,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$187 ;
   wire [2:0] \$188 ;
   wire [1:0] \$189 ;
-  wire [6:0] \$19 ;
+  wire [31:0] \$19 ;
   wire [1:0] \$190 ;
   wire [2:0] \$191 ;
   wire [1:0] \$192 ;
@@ -113,22 +113,22 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$195 ;
   wire [1:0] \$196 ;
   wire [2:0] \$197 ;
-  wire [1:0] \$198 ;
-  wire [1:0] \$199 ;
+  wire [3:0] \$198 ;
+  wire [3:0] \$199 ;
   wire \$2 ;
-  wire [7:0] \$20 ;
-  wire [2:0] \$200 ;
+  wire [6:0] \$20 ;
+  wire [4:0] \$200 ;
   wire [3:0] \$201 ;
   wire [3:0] \$202 ;
   wire [4:0] \$203 ;
-  wire [3:0] \$204 ;
-  wire [3:0] \$205 ;
-  wire [4:0] \$206 ;
-  wire [5:0] \$207 ;
-  wire \$208 ;
-  wire [8:0] \$209 ;
-  wire [31:0] \$21 ;
-  wire [9:0] \$210 ;
+  wire [5:0] \$204 ;
+  wire \$205 ;
+  wire [8:0] \$206 ;
+  wire [9:0] \$207 ;
+  wire [1:0] \$208 ;
+  wire [1:0] \$209 ;
+  wire [7:0] \$21 ;
+  wire [2:0] \$210 ;
   wire [1:0] \$211 ;
   wire [1:0] \$212 ;
   wire [2:0] \$213 ;
@@ -138,7 +138,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$217 ;
   wire [1:0] \$218 ;
   wire [2:0] \$219 ;
-  wire [6:0] \$22 ;
+  wire [31:0] \$22 ;
   wire [1:0] \$220 ;
   wire [1:0] \$221 ;
   wire [2:0] \$222 ;
@@ -149,29 +149,29 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$227 ;
   wire [2:0] \$228 ;
   wire [1:0] \$229 ;
-  wire [7:0] \$23 ;
+  wire [6:0] \$23 ;
   wire [1:0] \$230 ;
   wire [2:0] \$231 ;
-  wire [1:0] \$232 ;
-  wire [1:0] \$233 ;
-  wire [2:0] \$234 ;
+  wire [3:0] \$232 ;
+  wire [3:0] \$233 ;
+  wire [4:0] \$234 ;
   wire [3:0] \$235 ;
   wire [3:0] \$236 ;
   wire [4:0] \$237 ;
-  wire [3:0] \$238 ;
-  wire [3:0] \$239 ;
-  wire [31:0] \$24 ;
-  wire [4:0] \$240 ;
-  wire [5:0] \$241 ;
-  wire \$242 ;
-  wire [8:0] \$243 ;
-  wire [9:0] \$244 ;
+  wire [5:0] \$238 ;
+  wire \$239 ;
+  wire [7:0] \$24 ;
+  wire [8:0] \$240 ;
+  wire [9:0] \$241 ;
+  wire [1:0] \$242 ;
+  wire [1:0] \$243 ;
+  wire [2:0] \$244 ;
   wire [1:0] \$245 ;
   wire [1:0] \$246 ;
   wire [2:0] \$247 ;
   wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [6:0] \$25 ;
+  wire [31:0] \$25 ;
   wire [2:0] \$250 ;
   wire [1:0] \$251 ;
   wire [1:0] \$252 ;
@@ -182,29 +182,29 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$257 ;
   wire [1:0] \$258 ;
   wire [2:0] \$259 ;
-  wire [7:0] \$26 ;
+  wire [6:0] \$26 ;
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
   wire [2:0] \$262 ;
   wire [1:0] \$263 ;
   wire [1:0] \$264 ;
   wire [2:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [1:0] \$267 ;
-  wire [2:0] \$268 ;
+  wire [3:0] \$266 ;
+  wire [3:0] \$267 ;
+  wire [4:0] \$268 ;
   wire [3:0] \$269 ;
-  wire [31:0] \$27 ;
+  wire [7:0] \$27 ;
   wire [3:0] \$270 ;
   wire [4:0] \$271 ;
-  wire [3:0] \$272 ;
-  wire [3:0] \$273 ;
-  wire [4:0] \$274 ;
-  wire [5:0] \$275 ;
-  wire \$276 ;
-  wire [8:0] \$277 ;
-  wire [9:0] \$278 ;
+  wire [5:0] \$272 ;
+  wire \$273 ;
+  wire [8:0] \$274 ;
+  wire [9:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire [1:0] \$277 ;
+  wire [2:0] \$278 ;
   wire [1:0] \$279 ;
-  wire [6:0] \$28 ;
+  wire \$28 ;
   wire [1:0] \$280 ;
   wire [2:0] \$281 ;
   wire [1:0] \$282 ;
@@ -215,7 +215,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [2:0] \$287 ;
   wire [1:0] \$288 ;
   wire [1:0] \$289 ;
-  wire [7:0] \$29 ;
+  wire \$29 ;
   wire [2:0] \$290 ;
   wire [1:0] \$291 ;
   wire [1:0] \$292 ;
@@ -228,20 +228,20 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [2:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [1:0] \$300 ;
-  wire [1:0] \$301 ;
-  wire [2:0] \$302 ;
+  wire [3:0] \$300 ;
+  wire [3:0] \$301 ;
+  wire [4:0] \$302 ;
   wire [3:0] \$303 ;
   wire [3:0] \$304 ;
   wire [4:0] \$305 ;
-  wire [3:0] \$306 ;
-  wire [3:0] \$307 ;
-  wire [4:0] \$308 ;
-  wire [5:0] \$309 ;
-  wire \$31 ;
-  wire \$310 ;
-  wire [8:0] \$311 ;
-  wire [9:0] \$312 ;
+  wire [5:0] \$306 ;
+  wire \$307 ;
+  wire [8:0] \$308 ;
+  wire [9:0] \$309 ;
+  wire [1:0] \$31 ;
+  wire [1:0] \$310 ;
+  wire [1:0] \$311 ;
+  wire [2:0] \$312 ;
   wire [1:0] \$313 ;
   wire [1:0] \$314 ;
   wire [2:0] \$315 ;
@@ -260,58 +260,58 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [2:0] \$327 ;
   wire [1:0] \$328 ;
   wire [1:0] \$329 ;
-  wire [1:0] \$33 ;
+  wire \$33 ;
   wire [2:0] \$330 ;
   wire [1:0] \$331 ;
   wire [1:0] \$332 ;
   wire [2:0] \$333 ;
-  wire [1:0] \$334 ;
-  wire [1:0] \$335 ;
-  wire [2:0] \$336 ;
+  wire [3:0] \$334 ;
+  wire [3:0] \$335 ;
+  wire [4:0] \$336 ;
   wire [3:0] \$337 ;
   wire [3:0] \$338 ;
   wire [4:0] \$339 ;
   wire \$34 ;
-  wire [3:0] \$340 ;
-  wire [3:0] \$341 ;
-  wire [4:0] \$342 ;
-  wire [5:0] \$343 ;
+  wire [5:0] \$340 ;
+  wire \$341 ;
+  wire [8:0] \$342 ;
+  wire [9:0] \$343 ;
   wire \$344 ;
-  wire [8:0] \$345 ;
-  wire [9:0] \$346 ;
-  wire \$347 ;
+  reg \$345 ;
+  reg [3:0] \$346 ;
+  reg [2:0] \$347 ;
   reg \$348 ;
   reg [3:0] \$349 ;
-  wire \$35 ;
-  reg [2:0] \$350 ;
+  wire [1:0] \$35 ;
+  reg [3:0] \$350 ;
   reg [3:0] \$351 ;
   reg [3:0] \$352 ;
-  reg [3:0] \$353 ;
-  reg [3:0] \$354 ;
+  reg \$353 ;
+  reg \$354 ;
   reg \$355 ;
-  reg \$356 ;
+  reg [31:0] \$356 ;
   reg \$357 ;
-  reg [31:0] \$358 ;
+  reg \$358 ;
   reg \$359 ;
   wire \$36 ;
-  reg \$360 ;
-  reg \$361 ;
-  reg [2:0] \$362 ;
-  reg [31:0] \$363 ;
-  reg [255:0] \$364 ;
+  reg [2:0] \$360 ;
+  reg [31:0] \$361 ;
+  reg [255:0] \$362 ;
+  reg \$363 ;
+  reg \$364 ;
   reg \$365 ;
   reg \$366 ;
   reg \$367 ;
   reg \$368 ;
   reg \$369 ;
-  wire [1:0] \$37 ;
+  wire \$37 ;
   reg \$370 ;
   reg \$371 ;
   reg \$372 ;
   reg \$373 ;
   reg \$374 ;
-  reg \$375 ;
-  reg \$376 ;
+  reg [2:0] \$375 ;
+  reg [2:0] \$376 ;
   reg [2:0] \$377 ;
   reg [2:0] \$378 ;
   reg [2:0] \$379 ;
@@ -323,43 +323,43 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$384 ;
   reg [2:0] \$385 ;
   reg [2:0] \$386 ;
-  reg [2:0] \$387 ;
-  reg [2:0] \$388 ;
-  reg [4:0] \$389 ;
-  wire \$39 ;
-  reg [4:0] \$390 ;
-  reg [5:0] \$391 ;
-  reg [6:0] \$392 ;
-  reg [7:0] \$393 ;
+  reg [4:0] \$387 ;
+  reg [4:0] \$388 ;
+  reg [5:0] \$389 ;
+  wire [1:0] \$39 ;
+  reg [6:0] \$390 ;
+  reg [7:0] \$391 ;
+  reg [2:0] \$392 ;
+  reg [2:0] \$393 ;
   reg [2:0] \$394 ;
   reg [2:0] \$395 ;
   reg [2:0] \$396 ;
   reg [2:0] \$397 ;
   reg [2:0] \$398 ;
   reg [2:0] \$399 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
-  reg [2:0] \$400 ;
-  reg [2:0] \$401 ;
-  reg [4:0] \$402 ;
-  reg [4:0] \$403 ;
-  reg [5:0] \$404 ;
-  reg [6:0] \$405 ;
-  reg [7:0] \$406 ;
+  reg [4:0] \$400 ;
+  reg [4:0] \$401 ;
+  reg [5:0] \$402 ;
+  reg [6:0] \$403 ;
+  reg [7:0] \$404 ;
+  reg [2:0] \$405 ;
+  reg [2:0] \$406 ;
   reg [2:0] \$407 ;
   reg [2:0] \$408 ;
   reg [2:0] \$409 ;
-  wire [1:0] \$41 ;
+  wire \$41 ;
   reg [2:0] \$410 ;
   reg [2:0] \$411 ;
   reg [2:0] \$412 ;
-  reg [2:0] \$413 ;
-  reg [2:0] \$414 ;
-  reg [4:0] \$415 ;
-  reg [4:0] \$416 ;
-  reg [5:0] \$417 ;
-  reg [6:0] \$418 ;
-  reg [7:0] \$419 ;
+  reg [4:0] \$413 ;
+  reg [4:0] \$414 ;
+  reg [5:0] \$415 ;
+  reg [6:0] \$416 ;
+  reg [7:0] \$417 ;
+  reg [2:0] \$418 ;
+  reg [2:0] \$419 ;
   wire \$42 ;
   reg [2:0] \$420 ;
   reg [2:0] \$421 ;
@@ -367,42 +367,42 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$423 ;
   reg [2:0] \$424 ;
   reg [2:0] \$425 ;
-  reg [2:0] \$426 ;
-  reg [2:0] \$427 ;
-  reg [4:0] \$428 ;
-  reg [4:0] \$429 ;
-  wire \$43 ;
-  reg [5:0] \$430 ;
-  reg [6:0] \$431 ;
-  reg [7:0] \$432 ;
+  reg [4:0] \$426 ;
+  reg [4:0] \$427 ;
+  reg [5:0] \$428 ;
+  reg [6:0] \$429 ;
+  wire [1:0] \$43 ;
+  reg [7:0] \$430 ;
+  reg [2:0] \$431 ;
+  reg [2:0] \$432 ;
   reg [2:0] \$433 ;
   reg [2:0] \$434 ;
   reg [2:0] \$435 ;
   reg [2:0] \$436 ;
   reg [2:0] \$437 ;
   reg [2:0] \$438 ;
-  reg [2:0] \$439 ;
+  reg [4:0] \$439 ;
   wire \$44 ;
-  reg [2:0] \$440 ;
-  reg [4:0] \$441 ;
-  reg [4:0] \$442 ;
-  reg [5:0] \$443 ;
-  reg [6:0] \$444 ;
-  reg [7:0] \$445 ;
+  reg [4:0] \$440 ;
+  reg [5:0] \$441 ;
+  reg [6:0] \$442 ;
+  reg [7:0] \$443 ;
+  reg [2:0] \$444 ;
+  reg [2:0] \$445 ;
   reg [2:0] \$446 ;
   reg [2:0] \$447 ;
   reg [2:0] \$448 ;
   reg [2:0] \$449 ;
-  wire [1:0] \$45 ;
+  wire \$45 ;
   reg [2:0] \$450 ;
   reg [2:0] \$451 ;
-  reg [2:0] \$452 ;
-  reg [2:0] \$453 ;
-  reg [4:0] \$454 ;
-  reg [4:0] \$455 ;
-  reg [5:0] \$456 ;
-  reg [6:0] \$457 ;
-  reg [7:0] \$458 ;
+  reg [4:0] \$452 ;
+  reg [4:0] \$453 ;
+  reg [5:0] \$454 ;
+  reg [6:0] \$455 ;
+  reg [7:0] \$456 ;
+  reg [2:0] \$457 ;
+  reg [2:0] \$458 ;
   reg [2:0] \$459 ;
   wire \$46 ;
   reg [2:0] \$460 ;
@@ -410,78 +410,76 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [2:0] \$462 ;
   reg [2:0] \$463 ;
   reg [2:0] \$464 ;
-  reg [2:0] \$465 ;
-  reg [2:0] \$466 ;
-  reg [4:0] \$467 ;
-  reg [4:0] \$468 ;
-  reg [5:0] \$469 ;
-  wire \$47 ;
-  reg [6:0] \$470 ;
-  reg [7:0] \$471 ;
+  reg [4:0] \$465 ;
+  reg [4:0] \$466 ;
+  reg [5:0] \$467 ;
+  reg [6:0] \$468 ;
+  reg [7:0] \$469 ;
+  wire [1:0] \$47 ;
+  reg [2:0] \$470 ;
+  reg [2:0] \$471 ;
   reg [2:0] \$472 ;
   reg [2:0] \$473 ;
   reg [2:0] \$474 ;
   reg [2:0] \$475 ;
   reg [2:0] \$476 ;
   reg [2:0] \$477 ;
-  reg [2:0] \$478 ;
-  reg [2:0] \$479 ;
+  reg [4:0] \$478 ;
+  reg [4:0] \$479 ;
   wire \$48 ;
-  reg [4:0] \$480 ;
-  reg [4:0] \$481 ;
-  reg [5:0] \$482 ;
-  reg [6:0] \$483 ;
-  reg [7:0] \$484 ;
-  reg \$485 ;
-  reg \$486 ;
-  reg [2:0] \$487 ;
-  reg [63:0] \$488 ;
-  reg \$489 ;
-  wire [1:0] \$49 ;
+  reg [5:0] \$480 ;
+  reg [6:0] \$481 ;
+  reg [7:0] \$482 ;
+  reg \$483 ;
+  reg \$484 ;
+  reg [2:0] \$485 ;
+  reg [63:0] \$486 ;
+  reg \$487 ;
+  reg [7:0] \$488 ;
+  reg [7:0] \$489 ;
+  wire \$49 ;
   reg [7:0] \$490 ;
   reg [7:0] \$491 ;
   reg [7:0] \$492 ;
   reg [7:0] \$493 ;
   reg [7:0] \$494 ;
   reg [7:0] \$495 ;
-  reg [7:0] \$496 ;
+  reg \$496 ;
   reg [7:0] \$497 ;
-  reg \$498 ;
-  reg [7:0] \$499 ;
-  wire \$5 ;
+  wire [6:0] \$5 ;
   wire \$50 ;
-  wire \$51 ;
+  wire [1:0] \$51 ;
   wire \$52 ;
-  wire [1:0] \$53 ;
+  wire \$53 ;
   wire \$54 ;
-  wire \$55 ;
+  wire [1:0] \$55 ;
   wire \$56 ;
-  wire [1:0] \$57 ;
+  wire \$57 ;
   wire \$58 ;
-  wire \$59 ;
-  wire [31:0] \$6 ;
-  wire \$60 ;
-  wire [1:0] \$61 ;
-  wire [1:0] \$62 ;
-  wire [4:0] \$63 ;
+  wire [1:0] \$59 ;
+  wire [7:0] \$6 ;
+  wire [1:0] \$60 ;
+  wire [4:0] \$61 ;
+  wire \$62 ;
+  wire [3:0] \$63 ;
   wire \$64 ;
-  wire [3:0] \$65 ;
+  wire [4:0] \$65 ;
   wire [4:0] \$66 ;
   wire [4:0] \$67 ;
   wire [4:0] \$68 ;
-  wire [4:0] \$69 ;
-  wire [6:0] \$7 ;
+  wire \$69 ;
+  wire [31:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
+  wire [1:0] \$72 ;
+  wire [1:0] \$73 ;
+  wire [2:0] \$74 ;
   wire [1:0] \$75 ;
   wire [1:0] \$76 ;
   wire [2:0] \$77 ;
   wire [1:0] \$78 ;
   wire [1:0] \$79 ;
-  wire [7:0] \$8 ;
+  wire [6:0] \$8 ;
   wire [2:0] \$80 ;
   wire [1:0] \$81 ;
   wire [1:0] \$82 ;
@@ -492,21 +490,21 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   wire [1:0] \$87 ;
   wire [1:0] \$88 ;
   wire [2:0] \$89 ;
-  wire [31:0] \$9 ;
+  wire [7:0] \$9 ;
   wire [1:0] \$90 ;
   wire [1:0] \$91 ;
   wire [2:0] \$92 ;
   wire [1:0] \$93 ;
   wire [1:0] \$94 ;
   wire [2:0] \$95 ;
-  wire [1:0] \$96 ;
-  wire [1:0] \$97 ;
-  wire [2:0] \$98 ;
+  wire [3:0] \$96 ;
+  wire [3:0] \$97 ;
+  wire [4:0] \$98 ;
   wire [3:0] \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  reg \$signal$84  = 1'h0;
   reg \$signal$85  = 1'h0;
+  reg \$signal$86  = 1'h0;
   reg \$signature__addr  = 1'h0;
   reg [31:0] \$signature__data  = 32'd0;
   wire \$signature__data[0] ;
@@ -568,6 +566,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg first1_d1 = 1'h0;
   reg first1_d2 = 1'h0;
   reg first1_d3 = 1'h0;
+  reg fresh = 1'h1;
   reg fresh1 = 1'h0;
   input [31:0] i__payload;
   wire [31:0] i__payload;
@@ -640,26 +639,26 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg [3:0] \port__addr$20  = 4'h0;
   reg [2:0] \port__addr$70  = 3'h0;
   wire [63:0] port__data;
-  wire [63:0] \port__data$197 ;
-  wire [7:0] \port__data$197[0] ;
-  wire [7:0] \port__data$197[0][0] ;
-  wire [7:0] \port__data$197[1] ;
-  wire [7:0] \port__data$197[1][0] ;
-  wire [7:0] \port__data$197[2] ;
-  wire [7:0] \port__data$197[2][0] ;
-  wire [7:0] \port__data$197[3] ;
-  wire [7:0] \port__data$197[3][0] ;
-  wire [7:0] \port__data$197[4] ;
-  wire [7:0] \port__data$197[4][0] ;
-  wire [7:0] \port__data$197[5] ;
-  wire [7:0] \port__data$197[5][0] ;
-  wire [7:0] \port__data$197[6] ;
-  wire [7:0] \port__data$197[6][0] ;
-  wire [7:0] \port__data$197[7] ;
-  wire [7:0] \port__data$197[7][0] ;
-  wire [63:0] \port__data$89 ;
+  wire [63:0] \port__data$198 ;
+  wire [7:0] \port__data$198[0] ;
+  wire [7:0] \port__data$198[0][0] ;
+  wire [7:0] \port__data$198[1] ;
+  wire [7:0] \port__data$198[1][0] ;
+  wire [7:0] \port__data$198[2] ;
+  wire [7:0] \port__data$198[2][0] ;
+  wire [7:0] \port__data$198[3] ;
+  wire [7:0] \port__data$198[3][0] ;
+  wire [7:0] \port__data$198[4] ;
+  wire [7:0] \port__data$198[4][0] ;
+  wire [7:0] \port__data$198[5] ;
+  wire [7:0] \port__data$198[5][0] ;
+  wire [7:0] \port__data$198[6] ;
+  wire [7:0] \port__data$198[6][0] ;
+  wire [7:0] \port__data$198[7] ;
+  wire [7:0] \port__data$198[7][0] ;
   wire [63:0] \port__data$90 ;
   wire [63:0] \port__data$91 ;
+  wire [63:0] \port__data$92 ;
   wire port__en;
   wire \port__en$16 ;
   wire \port__en$19 ;
@@ -840,7 +839,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   reg v1_d3 = 1'h0;
   reg v2 = 1'h0;
   reg v2_d0 = 1'h0;
-  reg \v2_d0$198  = 1'h0;
+  reg \v2_d0$199  = 1'h0;
   reg [3:0] waddr = 4'h0;
   (* init = 4'h0 *)
   wire [3:0] waddr0;
@@ -993,7 +992,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
       _1_ <= thresholds[\port__addr$70 ];
     end
   end
-  assign \port__data$197  = _1_;
+  assign \port__data$198  = _1_;
   reg [63:0] weights0 [15:0];
   initial begin
     weights0[0] = 64'he251e6be1c9e6a56;
@@ -1045,7 +1044,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
       _3_ <= weights1[\port__addr$14 ];
     end
   end
-  assign \port__data$89  = _3_;
+  assign \port__data$90  = _3_;
   reg [63:0] weights2 [15:0];
   initial begin
     weights2[0] = 64'h97aa6d7206b38b21;
@@ -1071,7 +1070,7 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
       _4_ <= weights2[\port__addr$17 ];
     end
   end
-  assign \port__data$90  = _4_;
+  assign \port__data$91  = _4_;
   reg [63:0] weights3 [15:0];
   initial begin
     weights3[0] = 64'he2c446d6ba6e0711;
@@ -1097,1314 +1096,1340 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
       _5_ <= weights3[\port__addr$20 ];
     end
   end
-  assign \port__data$91  = _5_;
+  assign \port__data$92  = _5_;
   always @(posedge clk)
-    tree2_l1_4_0 <= \$411 ;
+    tree2_l1_6_0 <= \$411 ;
   always @(posedge clk)
-    tree2_l1_5_0 <= \$412 ;
+    tree2_l1_7_0 <= \$412 ;
   always @(posedge clk)
-    tree2_l1_6_0 <= \$413 ;
+    tree2_l3_0_0 <= \$413 ;
   always @(posedge clk)
-    tree2_l1_7_0 <= \$414 ;
+    tree2_l3_1_0 <= \$414 ;
   always @(posedge clk)
-    tree2_l3_0_0 <= \$415 ;
+    tree2_l4_0_0 <= \$415 ;
   always @(posedge clk)
-    tree2_l3_1_0 <= \$416 ;
+    raw2 <= \$416 ;
   always @(posedge clk)
-    tree2_l4_0_0 <= \$417 ;
+    acc2 <= \$417 ;
   always @(posedge clk)
-    raw2 <= \$418 ;
+    tree3_l1_0_0 <= \$418 ;
   always @(posedge clk)
-    acc2 <= \$419 ;
+    tree3_l1_1_0 <= \$419 ;
   always @(posedge clk)
-    tree3_l1_0_0 <= \$420 ;
+    tree3_l1_2_0 <= \$420 ;
   always @(posedge clk)
-    tree3_l1_1_0 <= \$421 ;
+    tree3_l1_3_0 <= \$421 ;
   always @(posedge clk)
-    tree3_l1_2_0 <= \$422 ;
+    tree3_l1_4_0 <= \$422 ;
   always @(posedge clk)
-    tree3_l1_3_0 <= \$423 ;
+    tree3_l1_5_0 <= \$423 ;
   always @(posedge clk)
-    tree3_l1_4_0 <= \$424 ;
+    tree3_l1_6_0 <= \$424 ;
   always @(posedge clk)
-    tree3_l1_5_0 <= \$425 ;
+    tree3_l1_7_0 <= \$425 ;
   always @(posedge clk)
-    tree3_l1_6_0 <= \$426 ;
+    tree3_l3_0_0 <= \$426 ;
   always @(posedge clk)
-    tree3_l1_7_0 <= \$427 ;
+    tree3_l3_1_0 <= \$427 ;
   always @(posedge clk)
-    tree3_l3_0_0 <= \$428 ;
+    tree3_l4_0_0 <= \$428 ;
   always @(posedge clk)
-    tree3_l3_1_0 <= \$429 ;
+    raw3 <= \$429 ;
   always @(posedge clk)
-    tree3_l4_0_0 <= \$430 ;
+    acc3 <= \$430 ;
   always @(posedge clk)
-    raw3 <= \$431 ;
+    tree4_l1_0_0 <= \$431 ;
   always @(posedge clk)
-    acc3 <= \$432 ;
+    tree4_l1_1_0 <= \$432 ;
   always @(posedge clk)
-    tree4_l1_0_0 <= \$433 ;
+    tree4_l1_2_0 <= \$433 ;
   always @(posedge clk)
-    tree4_l1_1_0 <= \$434 ;
+    tree4_l1_3_0 <= \$434 ;
   always @(posedge clk)
-    tree4_l1_2_0 <= \$435 ;
+    tree4_l1_4_0 <= \$435 ;
   always @(posedge clk)
-    tree4_l1_3_0 <= \$436 ;
+    tree4_l1_5_0 <= \$436 ;
   always @(posedge clk)
-    tree4_l1_4_0 <= \$437 ;
+    tree4_l1_6_0 <= \$437 ;
   always @(posedge clk)
-    tree4_l1_5_0 <= \$438 ;
+    tree4_l1_7_0 <= \$438 ;
   always @(posedge clk)
-    tree4_l1_6_0 <= \$439 ;
+    tree4_l3_0_0 <= \$439 ;
   always @(posedge clk)
-    tree4_l1_7_0 <= \$440 ;
+    tree4_l3_1_0 <= \$440 ;
   always @(posedge clk)
-    tree4_l3_0_0 <= \$441 ;
+    tree4_l4_0_0 <= \$441 ;
   always @(posedge clk)
-    tree4_l3_1_0 <= \$442 ;
+    raw4 <= \$442 ;
   always @(posedge clk)
-    tree4_l4_0_0 <= \$443 ;
+    acc4 <= \$443 ;
   always @(posedge clk)
-    raw4 <= \$444 ;
+    tree5_l1_0_0 <= \$444 ;
   always @(posedge clk)
-    acc4 <= \$445 ;
+    tree5_l1_1_0 <= \$445 ;
   always @(posedge clk)
-    tree5_l1_0_0 <= \$446 ;
+    tree5_l1_2_0 <= \$446 ;
   always @(posedge clk)
-    tree5_l1_1_0 <= \$447 ;
+    tree5_l1_3_0 <= \$447 ;
   always @(posedge clk)
-    tree5_l1_2_0 <= \$448 ;
+    tree5_l1_4_0 <= \$448 ;
   always @(posedge clk)
-    tree5_l1_3_0 <= \$449 ;
+    tree5_l1_5_0 <= \$449 ;
   always @(posedge clk)
-    tree5_l1_4_0 <= \$450 ;
+    tree5_l1_6_0 <= \$450 ;
   always @(posedge clk)
-    tree5_l1_5_0 <= \$451 ;
+    tree5_l1_7_0 <= \$451 ;
   always @(posedge clk)
-    tree5_l1_6_0 <= \$452 ;
+    tree5_l3_0_0 <= \$452 ;
   always @(posedge clk)
-    tree5_l1_7_0 <= \$453 ;
+    tree5_l3_1_0 <= \$453 ;
   always @(posedge clk)
-    tree5_l3_0_0 <= \$454 ;
+    tree5_l4_0_0 <= \$454 ;
   always @(posedge clk)
-    tree5_l3_1_0 <= \$455 ;
+    raw5 <= \$455 ;
   always @(posedge clk)
-    tree5_l4_0_0 <= \$456 ;
+    acc5 <= \$456 ;
   always @(posedge clk)
-    raw5 <= \$457 ;
+    tree6_l1_0_0 <= \$457 ;
   always @(posedge clk)
-    acc5 <= \$458 ;
+    tree6_l1_1_0 <= \$458 ;
   always @(posedge clk)
-    tree6_l1_0_0 <= \$459 ;
+    tree6_l1_2_0 <= \$459 ;
   always @(posedge clk)
-    tree6_l1_1_0 <= \$460 ;
+    tree6_l1_3_0 <= \$460 ;
   always @(posedge clk)
-    tree6_l1_2_0 <= \$461 ;
+    tree6_l1_4_0 <= \$461 ;
   always @(posedge clk)
-    tree6_l1_3_0 <= \$462 ;
+    tree6_l1_5_0 <= \$462 ;
   always @(posedge clk)
-    tree6_l1_4_0 <= \$463 ;
+    tree6_l1_6_0 <= \$463 ;
   always @(posedge clk)
-    tree6_l1_5_0 <= \$464 ;
+    tree6_l1_7_0 <= \$464 ;
   always @(posedge clk)
-    tree6_l1_6_0 <= \$465 ;
+    tree6_l3_0_0 <= \$465 ;
   always @(posedge clk)
-    tree6_l1_7_0 <= \$466 ;
+    tree6_l3_1_0 <= \$466 ;
   always @(posedge clk)
-    tree6_l3_0_0 <= \$467 ;
+    tree6_l4_0_0 <= \$467 ;
   always @(posedge clk)
-    tree6_l3_1_0 <= \$468 ;
+    raw6 <= \$468 ;
   always @(posedge clk)
-    tree6_l4_0_0 <= \$469 ;
+    acc6 <= \$469 ;
   always @(posedge clk)
-    raw6 <= \$470 ;
+    tree7_l1_0_0 <= \$470 ;
   always @(posedge clk)
-    acc6 <= \$471 ;
+    tree7_l1_1_0 <= \$471 ;
   always @(posedge clk)
-    tree7_l1_0_0 <= \$472 ;
+    tree7_l1_2_0 <= \$472 ;
   always @(posedge clk)
-    tree7_l1_1_0 <= \$473 ;
+    tree7_l1_3_0 <= \$473 ;
   always @(posedge clk)
-    tree7_l1_2_0 <= \$474 ;
+    tree7_l1_4_0 <= \$474 ;
   always @(posedge clk)
-    tree7_l1_3_0 <= \$475 ;
+    tree7_l1_5_0 <= \$475 ;
   always @(posedge clk)
-    tree7_l1_4_0 <= \$476 ;
+    tree7_l1_6_0 <= \$476 ;
   always @(posedge clk)
-    tree7_l1_5_0 <= \$477 ;
+    tree7_l1_7_0 <= \$477 ;
   always @(posedge clk)
-    tree7_l1_6_0 <= \$478 ;
+    tree7_l3_0_0 <= \$478 ;
   always @(posedge clk)
-    tree7_l1_7_0 <= \$479 ;
+    tree7_l3_1_0 <= \$479 ;
   always @(posedge clk)
-    tree7_l3_0_0 <= \$480 ;
+    tree7_l4_0_0 <= \$480 ;
   always @(posedge clk)
-    tree7_l3_1_0 <= \$481 ;
+    raw7 <= \$481 ;
   always @(posedge clk)
-    tree7_l4_0_0 <= \$482 ;
+    acc7 <= \$482 ;
   always @(posedge clk)
-    raw7 <= \$483 ;
+    v2 <= \$483 ;
   always @(posedge clk)
-    acc7 <= \$484 ;
+    v2_d0 <= \$484 ;
   always @(posedge clk)
-    v2 <= \$485 ;
+    \port__addr$70  <= \$485 ;
   always @(posedge clk)
-    v2_d0 <= \$486 ;
+    thresholds_d0 <= \$486 ;
   always @(posedge clk)
-    \port__addr$70  <= \$487 ;
+    \v2_d0$199  <= \$487 ;
   always @(posedge clk)
-    thresholds_d0 <= \$488 ;
+    acc0_d0 <= \$488 ;
   always @(posedge clk)
-    \v2_d0$198  <= \$489 ;
+    acc1_d0 <= \$489 ;
   always @(posedge clk)
-    acc0_d0 <= \$490 ;
+    acc2_d0 <= \$490 ;
   always @(posedge clk)
-    acc1_d0 <= \$491 ;
+    acc3_d0 <= \$491 ;
   always @(posedge clk)
-    acc2_d0 <= \$492 ;
+    acc4_d0 <= \$492 ;
   always @(posedge clk)
-    acc3_d0 <= \$493 ;
+    acc5_d0 <= \$493 ;
   always @(posedge clk)
-    acc4_d0 <= \$494 ;
+    acc6_d0 <= \$494 ;
   always @(posedge clk)
-    acc5_d0 <= \$495 ;
+    acc7_d0 <= \$495 ;
   always @(posedge clk)
-    acc6_d0 <= \$496 ;
+    o__valid <= \$496 ;
   always @(posedge clk)
-    acc7_d0 <= \$497 ;
-  always @(posedge clk)
-    o__valid <= \$498 ;
-  always @(posedge clk)
-    o__payload <= \$499 ;
+    o__payload <= \$497 ;
   assign \$1  = ~ o__valid;
   assign advance = \$1  | o__ready;
-  assign \$2  = ! nf;
-  assign i__ready = advance & \$2 ;
-  assign \$3  = ! nf;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = i__valid | \$4 ;
-  assign fire = advance & \$5 ;
+  assign i__ready = advance & fresh;
+  assign \$2  = ~ fresh;
+  assign \$3  = i__valid | \$2 ;
+  assign fire = advance & \$3 ;
   assign x_in = fresh1 ? \$signature__data  : rp__data;
-  assign \$6  = x_in_d0 ^ weights_d0[31:0];
-  assign xnor0 = ~ \$6 ;
-  assign \$7  = first1_d3 ? 7'h00 : raw0;
-  assign \$8  = tree0_l4_0_0 + \$7 ;
-  assign \$9  = x_in_d0 ^ weights_d0[63:32];
-  assign xnor1 = ~ \$9 ;
-  assign \$10  = first1_d3 ? 7'h00 : raw1;
-  assign \$11  = tree1_l4_0_0 + \$10 ;
-  assign \$12  = x_in_d0 ^ weights_d0[95:64];
-  assign xnor2 = ~ \$12 ;
-  assign \$13  = first1_d3 ? 7'h00 : raw2;
-  assign \$14  = tree2_l4_0_0 + \$13 ;
-  assign \$15  = x_in_d0 ^ weights_d0[127:96];
-  assign xnor3 = ~ \$15 ;
-  assign \$16  = first1_d3 ? 7'h00 : raw3;
-  assign \$17  = tree3_l4_0_0 + \$16 ;
-  assign \$18  = x_in_d0 ^ weights_d0[159:128];
-  assign xnor4 = ~ \$18 ;
-  assign \$19  = first1_d3 ? 7'h00 : raw4;
-  assign \$20  = tree4_l4_0_0 + \$19 ;
-  assign \$21  = x_in_d0 ^ weights_d0[191:160];
-  assign xnor5 = ~ \$21 ;
-  assign \$22  = first1_d3 ? 7'h00 : raw5;
-  assign \$23  = tree5_l4_0_0 + \$22 ;
-  assign \$24  = x_in_d0 ^ weights_d0[223:192];
-  assign xnor6 = ~ \$24 ;
-  assign \$25  = first1_d3 ? 7'h00 : raw6;
-  assign \$26  = tree6_l4_0_0 + \$25 ;
-  assign \$27  = x_in_d0 ^ weights_d0[255:224];
-  assign xnor7 = ~ \$27 ;
-  assign \$28  = first1_d3 ? 7'h00 : raw7;
-  assign \$29  = tree7_l4_0_0 + \$28 ;
-  assign \$30  = ~ acc0_d0[7];
-  assign \$31  = ~ thresholds_d0[7];
-  assign \$32  = { \$30 , acc0_d0[6:0] } >= { \$31 , thresholds_d0[6:0] };
-  assign \$33  = 1'h0 + \$32 ;
-  assign \$34  = ~ acc1_d0[7];
-  assign \$35  = ~ thresholds_d0[15];
-  assign \$36  = { \$34 , acc1_d0[6:0] } >= { \$35 , thresholds_d0[14:8] };
-  assign \$37  = 1'h0 + \$36 ;
-  assign \$38  = ~ acc2_d0[7];
-  assign \$39  = ~ thresholds_d0[23];
-  assign \$40  = { \$38 , acc2_d0[6:0] } >= { \$39 , thresholds_d0[22:16] };
-  assign \$41  = 1'h0 + \$40 ;
-  assign \$42  = ~ acc3_d0[7];
-  assign \$43  = ~ thresholds_d0[31];
-  assign \$44  = { \$42 , acc3_d0[6:0] } >= { \$43 , thresholds_d0[30:24] };
-  assign \$45  = 1'h0 + \$44 ;
-  assign \$46  = ~ acc4_d0[7];
-  assign \$47  = ~ thresholds_d0[39];
-  assign \$48  = { \$46 , acc4_d0[6:0] } >= { \$47 , thresholds_d0[38:32] };
-  assign \$49  = 1'h0 + \$48 ;
-  assign \$50  = ~ acc5_d0[7];
-  assign \$51  = ~ thresholds_d0[47];
-  assign \$52  = { \$50 , acc5_d0[6:0] } >= { \$51 , thresholds_d0[46:40] };
-  assign \$53  = 1'h0 + \$52 ;
-  assign \$54  = ~ acc6_d0[7];
-  assign \$55  = ~ thresholds_d0[55];
-  assign \$56  = { \$54 , acc6_d0[6:0] } >= { \$55 , thresholds_d0[54:48] };
-  assign \$57  = 1'h0 + \$56 ;
-  assign \$58  = ~ acc7_d0[7];
-  assign \$59  = ~ thresholds_d0[63];
-  assign \$60  = { \$58 , acc7_d0[6:0] } >= { \$59 , thresholds_d0[62:56] };
-  assign \$61  = 1'h0 + \$60 ;
-  assign \$62  = rp__addr + 1'h1;
-  assign \$63  = waddr + 1'h1;
-  assign \$65  = nf + 1'h1;
-  assign \$66  = port__addr + 1'h1;
-  assign \$67  = \port__addr$14  + 1'h1;
-  assign \$68  = \port__addr$17  + 1'h1;
-  assign \$69  = \port__addr$20  + 1'h1;
-  assign \$70  = ! nf;
-  assign \$71  = fire & \$70 ;
-  assign \$72  = ! nf;
-  assign \$73  = ! rp__addr;
-  assign \$75  = xnor0[0] + xnor0[1];
-  assign \$76  = xnor0[2] + xnor0[3];
+  assign \$4  = x_in_d0 ^ weights_d0[31:0];
+  assign xnor0 = ~ \$4 ;
+  assign \$5  = first1_d3 ? 7'h00 : raw0;
+  assign \$6  = tree0_l4_0_0 + \$5 ;
+  assign \$7  = x_in_d0 ^ weights_d0[63:32];
+  assign xnor1 = ~ \$7 ;
+  assign \$8  = first1_d3 ? 7'h00 : raw1;
+  assign \$9  = tree1_l4_0_0 + \$8 ;
+  assign \$10  = x_in_d0 ^ weights_d0[95:64];
+  assign xnor2 = ~ \$10 ;
+  assign \$11  = first1_d3 ? 7'h00 : raw2;
+  assign \$12  = tree2_l4_0_0 + \$11 ;
+  assign \$13  = x_in_d0 ^ weights_d0[127:96];
+  assign xnor3 = ~ \$13 ;
+  assign \$14  = first1_d3 ? 7'h00 : raw3;
+  assign \$15  = tree3_l4_0_0 + \$14 ;
+  assign \$16  = x_in_d0 ^ weights_d0[159:128];
+  assign xnor4 = ~ \$16 ;
+  assign \$17  = first1_d3 ? 7'h00 : raw4;
+  assign \$18  = tree4_l4_0_0 + \$17 ;
+  assign \$19  = x_in_d0 ^ weights_d0[191:160];
+  assign xnor5 = ~ \$19 ;
+  assign \$20  = first1_d3 ? 7'h00 : raw5;
+  assign \$21  = tree5_l4_0_0 + \$20 ;
+  assign \$22  = x_in_d0 ^ weights_d0[223:192];
+  assign xnor6 = ~ \$22 ;
+  assign \$23  = first1_d3 ? 7'h00 : raw6;
+  assign \$24  = tree6_l4_0_0 + \$23 ;
+  assign \$25  = x_in_d0 ^ weights_d0[255:224];
+  assign xnor7 = ~ \$25 ;
+  assign \$26  = first1_d3 ? 7'h00 : raw7;
+  assign \$27  = tree7_l4_0_0 + \$26 ;
+  assign \$28  = ~ acc0_d0[7];
+  assign \$29  = ~ thresholds_d0[7];
+  assign \$30  = { \$28 , acc0_d0[6:0] } >= { \$29 , thresholds_d0[6:0] };
+  assign \$31  = 1'h0 + \$30 ;
+  assign \$32  = ~ acc1_d0[7];
+  assign \$33  = ~ thresholds_d0[15];
+  assign \$34  = { \$32 , acc1_d0[6:0] } >= { \$33 , thresholds_d0[14:8] };
+  assign \$35  = 1'h0 + \$34 ;
+  assign \$36  = ~ acc2_d0[7];
+  assign \$37  = ~ thresholds_d0[23];
+  assign \$38  = { \$36 , acc2_d0[6:0] } >= { \$37 , thresholds_d0[22:16] };
+  assign \$39  = 1'h0 + \$38 ;
+  assign \$40  = ~ acc3_d0[7];
+  assign \$41  = ~ thresholds_d0[31];
+  assign \$42  = { \$40 , acc3_d0[6:0] } >= { \$41 , thresholds_d0[30:24] };
+  assign \$43  = 1'h0 + \$42 ;
+  assign \$44  = ~ acc4_d0[7];
+  assign \$45  = ~ thresholds_d0[39];
+  assign \$46  = { \$44 , acc4_d0[6:0] } >= { \$45 , thresholds_d0[38:32] };
+  assign \$47  = 1'h0 + \$46 ;
+  assign \$48  = ~ acc5_d0[7];
+  assign \$49  = ~ thresholds_d0[47];
+  assign \$50  = { \$48 , acc5_d0[6:0] } >= { \$49 , thresholds_d0[46:40] };
+  assign \$51  = 1'h0 + \$50 ;
+  assign \$52  = ~ acc6_d0[7];
+  assign \$53  = ~ thresholds_d0[55];
+  assign \$54  = { \$52 , acc6_d0[6:0] } >= { \$53 , thresholds_d0[54:48] };
+  assign \$55  = 1'h0 + \$54 ;
+  assign \$56  = ~ acc7_d0[7];
+  assign \$57  = ~ thresholds_d0[63];
+  assign \$58  = { \$56 , acc7_d0[6:0] } >= { \$57 , thresholds_d0[62:56] };
+  assign \$59  = 1'h0 + \$58 ;
+  assign \$60  = rp__addr + 1'h1;
+  assign \$61  = waddr + 1'h1;
+  assign \$63  = nf + 1'h1;
+  assign \$64  = nf == 3'h7;
+  assign \$65  = port__addr + 1'h1;
+  assign \$66  = \port__addr$14  + 1'h1;
+  assign \$67  = \port__addr$17  + 1'h1;
+  assign \$68  = \port__addr$20  + 1'h1;
+  assign \$69  = fire & fresh;
+  assign \$70  = ! rp__addr;
+  assign \$72  = xnor0[0] + xnor0[1];
+  assign \$73  = xnor0[2] + xnor0[3];
+  assign \$74  = \$72  + \$73 ;
+  assign \$75  = xnor0[4] + xnor0[5];
+  assign \$76  = xnor0[6] + xnor0[7];
   assign \$77  = \$75  + \$76 ;
-  assign \$78  = xnor0[4] + xnor0[5];
-  assign \$79  = xnor0[6] + xnor0[7];
+  assign \$78  = xnor0[8] + xnor0[9];
+  assign \$79  = xnor0[10] + xnor0[11];
   assign \$80  = \$78  + \$79 ;
-  assign \$81  = xnor0[8] + xnor0[9];
-  assign \$82  = xnor0[10] + xnor0[11];
+  assign \$81  = xnor0[12] + xnor0[13];
+  assign \$82  = xnor0[14] + xnor0[15];
   assign \$83  = \$81  + \$82 ;
-  assign \$84  = xnor0[12] + xnor0[13];
-  assign \$85  = xnor0[14] + xnor0[15];
+  assign \$84  = xnor0[16] + xnor0[17];
+  assign \$85  = xnor0[18] + xnor0[19];
   assign \$86  = \$84  + \$85 ;
-  assign \$87  = xnor0[16] + xnor0[17];
-  assign \$88  = xnor0[18] + xnor0[19];
+  assign \$87  = xnor0[20] + xnor0[21];
+  assign \$88  = xnor0[22] + xnor0[23];
   assign \$89  = \$87  + \$88 ;
-  assign \$90  = xnor0[20] + xnor0[21];
-  assign \$91  = xnor0[22] + xnor0[23];
+  assign \$90  = xnor0[24] + xnor0[25];
+  assign \$91  = xnor0[26] + xnor0[27];
   assign \$92  = \$90  + \$91 ;
-  assign \$93  = xnor0[24] + xnor0[25];
-  assign \$94  = xnor0[26] + xnor0[27];
+  assign \$93  = xnor0[28] + xnor0[29];
+  assign \$94  = xnor0[30] + xnor0[31];
   assign \$95  = \$93  + \$94 ;
-  assign \$96  = xnor0[28] + xnor0[29];
-  assign \$97  = xnor0[30] + xnor0[31];
+  assign \$96  = tree0_l1_0_0 + tree0_l1_1_0;
+  assign \$97  = tree0_l1_2_0 + tree0_l1_3_0;
   assign \$98  = \$96  + \$97 ;
-  assign \$99  = tree0_l1_0_0 + tree0_l1_1_0;
-  assign \$100  = tree0_l1_2_0 + tree0_l1_3_0;
+  assign \$99  = tree0_l1_4_0 + tree0_l1_5_0;
+  assign \$100  = tree0_l1_6_0 + tree0_l1_7_0;
   assign \$101  = \$99  + \$100 ;
-  assign \$102  = tree0_l1_4_0 + tree0_l1_5_0;
-  assign \$103  = tree0_l1_6_0 + tree0_l1_7_0;
-  assign \$104  = \$102  + \$103 ;
-  assign \$105  = tree0_l3_0_0 + tree0_l3_1_0;
-  assign \$106  = advance & v1_d3;
-  assign \$107  = 2'h2 * raw0;
-  assign \$108  = \$107  - 7'h40;
-  assign \$109  = xnor1[0] + xnor1[1];
-  assign \$110  = xnor1[2] + xnor1[3];
+  assign \$102  = tree0_l3_0_0 + tree0_l3_1_0;
+  assign \$103  = advance & v1_d3;
+  assign \$104  = 2'h2 * raw0;
+  assign \$105  = \$104  - 7'h40;
+  assign \$106  = xnor1[0] + xnor1[1];
+  assign \$107  = xnor1[2] + xnor1[3];
+  assign \$108  = \$106  + \$107 ;
+  assign \$109  = xnor1[4] + xnor1[5];
+  assign \$110  = xnor1[6] + xnor1[7];
   assign \$111  = \$109  + \$110 ;
-  assign \$112  = xnor1[4] + xnor1[5];
-  assign \$113  = xnor1[6] + xnor1[7];
+  assign \$112  = xnor1[8] + xnor1[9];
+  assign \$113  = xnor1[10] + xnor1[11];
   assign \$114  = \$112  + \$113 ;
-  assign \$115  = xnor1[8] + xnor1[9];
-  assign \$116  = xnor1[10] + xnor1[11];
+  assign \$115  = xnor1[12] + xnor1[13];
+  assign \$116  = xnor1[14] + xnor1[15];
   assign \$117  = \$115  + \$116 ;
-  assign \$118  = xnor1[12] + xnor1[13];
-  assign \$119  = xnor1[14] + xnor1[15];
+  assign \$118  = xnor1[16] + xnor1[17];
+  assign \$119  = xnor1[18] + xnor1[19];
   assign \$120  = \$118  + \$119 ;
-  assign \$121  = xnor1[16] + xnor1[17];
-  assign \$122  = xnor1[18] + xnor1[19];
+  assign \$121  = xnor1[20] + xnor1[21];
+  assign \$122  = xnor1[22] + xnor1[23];
   assign \$123  = \$121  + \$122 ;
-  assign \$124  = xnor1[20] + xnor1[21];
-  assign \$125  = xnor1[22] + xnor1[23];
+  assign \$124  = xnor1[24] + xnor1[25];
+  assign \$125  = xnor1[26] + xnor1[27];
   assign \$126  = \$124  + \$125 ;
-  assign \$127  = xnor1[24] + xnor1[25];
-  assign \$128  = xnor1[26] + xnor1[27];
+  assign \$127  = xnor1[28] + xnor1[29];
+  assign \$128  = xnor1[30] + xnor1[31];
   assign \$129  = \$127  + \$128 ;
-  assign \$130  = xnor1[28] + xnor1[29];
-  assign \$131  = xnor1[30] + xnor1[31];
+  assign \$130  = tree1_l1_0_0 + tree1_l1_1_0;
+  assign \$131  = tree1_l1_2_0 + tree1_l1_3_0;
   assign \$132  = \$130  + \$131 ;
-  assign \$133  = tree1_l1_0_0 + tree1_l1_1_0;
-  assign \$134  = tree1_l1_2_0 + tree1_l1_3_0;
+  assign \$133  = tree1_l1_4_0 + tree1_l1_5_0;
+  assign \$134  = tree1_l1_6_0 + tree1_l1_7_0;
   assign \$135  = \$133  + \$134 ;
-  assign \$136  = tree1_l1_4_0 + tree1_l1_5_0;
-  assign \$137  = tree1_l1_6_0 + tree1_l1_7_0;
-  assign \$138  = \$136  + \$137 ;
-  assign \$139  = tree1_l3_0_0 + tree1_l3_1_0;
-  assign \$140  = advance & v1_d3;
-  assign \$141  = 2'h2 * raw1;
-  assign \$142  = \$141  - 7'h40;
-  assign \$143  = xnor2[0] + xnor2[1];
-  assign \$144  = xnor2[2] + xnor2[3];
+  assign \$136  = tree1_l3_0_0 + tree1_l3_1_0;
+  assign \$137  = advance & v1_d3;
+  assign \$138  = 2'h2 * raw1;
+  assign \$139  = \$138  - 7'h40;
+  assign \$140  = xnor2[0] + xnor2[1];
+  assign \$141  = xnor2[2] + xnor2[3];
+  assign \$142  = \$140  + \$141 ;
+  assign \$143  = xnor2[4] + xnor2[5];
+  assign \$144  = xnor2[6] + xnor2[7];
   assign \$145  = \$143  + \$144 ;
-  assign \$146  = xnor2[4] + xnor2[5];
-  assign \$147  = xnor2[6] + xnor2[7];
+  assign \$146  = xnor2[8] + xnor2[9];
+  assign \$147  = xnor2[10] + xnor2[11];
   assign \$148  = \$146  + \$147 ;
-  assign \$149  = xnor2[8] + xnor2[9];
-  assign \$150  = xnor2[10] + xnor2[11];
+  assign \$149  = xnor2[12] + xnor2[13];
+  assign \$150  = xnor2[14] + xnor2[15];
   assign \$151  = \$149  + \$150 ;
-  assign \$152  = xnor2[12] + xnor2[13];
-  assign \$153  = xnor2[14] + xnor2[15];
+  assign \$152  = xnor2[16] + xnor2[17];
+  assign \$153  = xnor2[18] + xnor2[19];
   assign \$154  = \$152  + \$153 ;
-  assign \$155  = xnor2[16] + xnor2[17];
-  assign \$156  = xnor2[18] + xnor2[19];
+  assign \$155  = xnor2[20] + xnor2[21];
+  assign \$156  = xnor2[22] + xnor2[23];
   assign \$157  = \$155  + \$156 ;
-  assign \$158  = xnor2[20] + xnor2[21];
-  assign \$159  = xnor2[22] + xnor2[23];
+  assign \$158  = xnor2[24] + xnor2[25];
+  assign \$159  = xnor2[26] + xnor2[27];
   assign \$160  = \$158  + \$159 ;
-  assign \$161  = xnor2[24] + xnor2[25];
-  assign \$162  = xnor2[26] + xnor2[27];
+  assign \$161  = xnor2[28] + xnor2[29];
+  assign \$162  = xnor2[30] + xnor2[31];
   assign \$163  = \$161  + \$162 ;
-  assign \$164  = xnor2[28] + xnor2[29];
-  assign \$165  = xnor2[30] + xnor2[31];
+  assign \$164  = tree2_l1_0_0 + tree2_l1_1_0;
+  assign \$165  = tree2_l1_2_0 + tree2_l1_3_0;
   assign \$166  = \$164  + \$165 ;
-  assign \$167  = tree2_l1_0_0 + tree2_l1_1_0;
-  assign \$168  = tree2_l1_2_0 + tree2_l1_3_0;
+  assign \$167  = tree2_l1_4_0 + tree2_l1_5_0;
+  assign \$168  = tree2_l1_6_0 + tree2_l1_7_0;
   assign \$169  = \$167  + \$168 ;
-  assign \$170  = tree2_l1_4_0 + tree2_l1_5_0;
-  assign \$171  = tree2_l1_6_0 + tree2_l1_7_0;
-  assign \$172  = \$170  + \$171 ;
-  assign \$173  = tree2_l3_0_0 + tree2_l3_1_0;
-  assign \$174  = advance & v1_d3;
-  assign \$175  = 2'h2 * raw2;
-  assign \$176  = \$175  - 7'h40;
-  assign \$177  = xnor3[0] + xnor3[1];
-  assign \$178  = xnor3[2] + xnor3[3];
+  assign \$170  = tree2_l3_0_0 + tree2_l3_1_0;
+  assign \$171  = advance & v1_d3;
+  assign \$172  = 2'h2 * raw2;
+  assign \$173  = \$172  - 7'h40;
+  assign \$174  = xnor3[0] + xnor3[1];
+  assign \$175  = xnor3[2] + xnor3[3];
+  assign \$176  = \$174  + \$175 ;
+  assign \$177  = xnor3[4] + xnor3[5];
+  assign \$178  = xnor3[6] + xnor3[7];
   assign \$179  = \$177  + \$178 ;
-  assign \$180  = xnor3[4] + xnor3[5];
-  assign \$181  = xnor3[6] + xnor3[7];
+  assign \$180  = xnor3[8] + xnor3[9];
+  assign \$181  = xnor3[10] + xnor3[11];
   assign \$182  = \$180  + \$181 ;
-  assign \$183  = xnor3[8] + xnor3[9];
-  assign \$184  = xnor3[10] + xnor3[11];
+  assign \$183  = xnor3[12] + xnor3[13];
+  assign \$184  = xnor3[14] + xnor3[15];
   assign \$185  = \$183  + \$184 ;
-  assign \$186  = xnor3[12] + xnor3[13];
-  assign \$187  = xnor3[14] + xnor3[15];
+  assign \$186  = xnor3[16] + xnor3[17];
+  assign \$187  = xnor3[18] + xnor3[19];
   assign \$188  = \$186  + \$187 ;
-  assign \$189  = xnor3[16] + xnor3[17];
-  assign \$190  = xnor3[18] + xnor3[19];
+  assign \$189  = xnor3[20] + xnor3[21];
+  assign \$190  = xnor3[22] + xnor3[23];
   assign \$191  = \$189  + \$190 ;
-  assign \$192  = xnor3[20] + xnor3[21];
-  assign \$193  = xnor3[22] + xnor3[23];
+  assign \$192  = xnor3[24] + xnor3[25];
+  assign \$193  = xnor3[26] + xnor3[27];
   assign \$194  = \$192  + \$193 ;
-  assign \$195  = xnor3[24] + xnor3[25];
-  assign \$196  = xnor3[26] + xnor3[27];
+  assign \$195  = xnor3[28] + xnor3[29];
+  assign \$196  = xnor3[30] + xnor3[31];
   assign \$197  = \$195  + \$196 ;
-  assign \$198  = xnor3[28] + xnor3[29];
-  assign \$199  = xnor3[30] + xnor3[31];
+  assign \$198  = tree3_l1_0_0 + tree3_l1_1_0;
+  assign \$199  = tree3_l1_2_0 + tree3_l1_3_0;
   assign \$200  = \$198  + \$199 ;
-  assign \$201  = tree3_l1_0_0 + tree3_l1_1_0;
-  assign \$202  = tree3_l1_2_0 + tree3_l1_3_0;
+  assign \$201  = tree3_l1_4_0 + tree3_l1_5_0;
+  assign \$202  = tree3_l1_6_0 + tree3_l1_7_0;
   assign \$203  = \$201  + \$202 ;
-  assign \$204  = tree3_l1_4_0 + tree3_l1_5_0;
-  assign \$205  = tree3_l1_6_0 + tree3_l1_7_0;
-  assign \$206  = \$204  + \$205 ;
-  assign \$207  = tree3_l3_0_0 + tree3_l3_1_0;
-  assign \$208  = advance & v1_d3;
-  assign \$209  = 2'h2 * raw3;
-  assign \$210  = \$209  - 7'h40;
-  assign \$211  = xnor4[0] + xnor4[1];
-  assign \$212  = xnor4[2] + xnor4[3];
+  assign \$204  = tree3_l3_0_0 + tree3_l3_1_0;
+  assign \$205  = advance & v1_d3;
+  assign \$206  = 2'h2 * raw3;
+  assign \$207  = \$206  - 7'h40;
+  assign \$208  = xnor4[0] + xnor4[1];
+  assign \$209  = xnor4[2] + xnor4[3];
+  assign \$210  = \$208  + \$209 ;
+  assign \$211  = xnor4[4] + xnor4[5];
+  assign \$212  = xnor4[6] + xnor4[7];
   assign \$213  = \$211  + \$212 ;
-  assign \$214  = xnor4[4] + xnor4[5];
-  assign \$215  = xnor4[6] + xnor4[7];
+  assign \$214  = xnor4[8] + xnor4[9];
+  assign \$215  = xnor4[10] + xnor4[11];
   assign \$216  = \$214  + \$215 ;
-  assign \$217  = xnor4[8] + xnor4[9];
-  assign \$218  = xnor4[10] + xnor4[11];
+  assign \$217  = xnor4[12] + xnor4[13];
+  assign \$218  = xnor4[14] + xnor4[15];
   assign \$219  = \$217  + \$218 ;
-  assign \$220  = xnor4[12] + xnor4[13];
-  assign \$221  = xnor4[14] + xnor4[15];
+  assign \$220  = xnor4[16] + xnor4[17];
+  assign \$221  = xnor4[18] + xnor4[19];
   assign \$222  = \$220  + \$221 ;
-  assign \$223  = xnor4[16] + xnor4[17];
-  assign \$224  = xnor4[18] + xnor4[19];
+  assign \$223  = xnor4[20] + xnor4[21];
+  assign \$224  = xnor4[22] + xnor4[23];
   assign \$225  = \$223  + \$224 ;
-  assign \$226  = xnor4[20] + xnor4[21];
-  assign \$227  = xnor4[22] + xnor4[23];
+  assign \$226  = xnor4[24] + xnor4[25];
+  assign \$227  = xnor4[26] + xnor4[27];
   assign \$228  = \$226  + \$227 ;
-  assign \$229  = xnor4[24] + xnor4[25];
-  assign \$230  = xnor4[26] + xnor4[27];
+  assign \$229  = xnor4[28] + xnor4[29];
+  assign \$230  = xnor4[30] + xnor4[31];
   assign \$231  = \$229  + \$230 ;
-  assign \$232  = xnor4[28] + xnor4[29];
-  assign \$233  = xnor4[30] + xnor4[31];
+  assign \$232  = tree4_l1_0_0 + tree4_l1_1_0;
+  assign \$233  = tree4_l1_2_0 + tree4_l1_3_0;
   assign \$234  = \$232  + \$233 ;
-  assign \$235  = tree4_l1_0_0 + tree4_l1_1_0;
-  assign \$236  = tree4_l1_2_0 + tree4_l1_3_0;
+  assign \$235  = tree4_l1_4_0 + tree4_l1_5_0;
+  assign \$236  = tree4_l1_6_0 + tree4_l1_7_0;
   assign \$237  = \$235  + \$236 ;
-  assign \$238  = tree4_l1_4_0 + tree4_l1_5_0;
-  assign \$239  = tree4_l1_6_0 + tree4_l1_7_0;
-  assign \$240  = \$238  + \$239 ;
-  assign \$241  = tree4_l3_0_0 + tree4_l3_1_0;
-  assign \$242  = advance & v1_d3;
-  assign \$243  = 2'h2 * raw4;
-  assign \$244  = \$243  - 7'h40;
-  assign \$245  = xnor5[0] + xnor5[1];
-  assign \$246  = xnor5[2] + xnor5[3];
+  assign \$238  = tree4_l3_0_0 + tree4_l3_1_0;
+  assign \$239  = advance & v1_d3;
+  assign \$240  = 2'h2 * raw4;
+  assign \$241  = \$240  - 7'h40;
+  assign \$242  = xnor5[0] + xnor5[1];
+  assign \$243  = xnor5[2] + xnor5[3];
+  assign \$244  = \$242  + \$243 ;
+  assign \$245  = xnor5[4] + xnor5[5];
+  assign \$246  = xnor5[6] + xnor5[7];
   assign \$247  = \$245  + \$246 ;
-  assign \$248  = xnor5[4] + xnor5[5];
-  assign \$249  = xnor5[6] + xnor5[7];
+  assign \$248  = xnor5[8] + xnor5[9];
+  assign \$249  = xnor5[10] + xnor5[11];
   assign \$250  = \$248  + \$249 ;
-  assign \$251  = xnor5[8] + xnor5[9];
-  assign \$252  = xnor5[10] + xnor5[11];
+  assign \$251  = xnor5[12] + xnor5[13];
+  assign \$252  = xnor5[14] + xnor5[15];
   assign \$253  = \$251  + \$252 ;
-  assign \$254  = xnor5[12] + xnor5[13];
-  assign \$255  = xnor5[14] + xnor5[15];
+  assign \$254  = xnor5[16] + xnor5[17];
+  assign \$255  = xnor5[18] + xnor5[19];
   assign \$256  = \$254  + \$255 ;
-  assign \$257  = xnor5[16] + xnor5[17];
-  assign \$258  = xnor5[18] + xnor5[19];
+  assign \$257  = xnor5[20] + xnor5[21];
+  assign \$258  = xnor5[22] + xnor5[23];
   assign \$259  = \$257  + \$258 ;
-  assign \$260  = xnor5[20] + xnor5[21];
-  assign \$261  = xnor5[22] + xnor5[23];
+  assign \$260  = xnor5[24] + xnor5[25];
+  assign \$261  = xnor5[26] + xnor5[27];
   assign \$262  = \$260  + \$261 ;
-  assign \$263  = xnor5[24] + xnor5[25];
-  assign \$264  = xnor5[26] + xnor5[27];
+  assign \$263  = xnor5[28] + xnor5[29];
+  assign \$264  = xnor5[30] + xnor5[31];
   assign \$265  = \$263  + \$264 ;
-  assign \$266  = xnor5[28] + xnor5[29];
-  assign \$267  = xnor5[30] + xnor5[31];
+  assign \$266  = tree5_l1_0_0 + tree5_l1_1_0;
+  assign \$267  = tree5_l1_2_0 + tree5_l1_3_0;
   assign \$268  = \$266  + \$267 ;
-  assign \$269  = tree5_l1_0_0 + tree5_l1_1_0;
-  assign \$270  = tree5_l1_2_0 + tree5_l1_3_0;
+  assign \$269  = tree5_l1_4_0 + tree5_l1_5_0;
+  assign \$270  = tree5_l1_6_0 + tree5_l1_7_0;
   assign \$271  = \$269  + \$270 ;
-  assign \$272  = tree5_l1_4_0 + tree5_l1_5_0;
-  assign \$273  = tree5_l1_6_0 + tree5_l1_7_0;
-  assign \$274  = \$272  + \$273 ;
-  assign \$275  = tree5_l3_0_0 + tree5_l3_1_0;
-  assign \$276  = advance & v1_d3;
-  assign \$277  = 2'h2 * raw5;
-  assign \$278  = \$277  - 7'h40;
-  assign \$279  = xnor6[0] + xnor6[1];
-  assign \$280  = xnor6[2] + xnor6[3];
+  assign \$272  = tree5_l3_0_0 + tree5_l3_1_0;
+  assign \$273  = advance & v1_d3;
+  assign \$274  = 2'h2 * raw5;
+  assign \$275  = \$274  - 7'h40;
+  assign \$276  = xnor6[0] + xnor6[1];
+  assign \$277  = xnor6[2] + xnor6[3];
+  assign \$278  = \$276  + \$277 ;
+  assign \$279  = xnor6[4] + xnor6[5];
+  assign \$280  = xnor6[6] + xnor6[7];
   assign \$281  = \$279  + \$280 ;
-  assign \$282  = xnor6[4] + xnor6[5];
-  assign \$283  = xnor6[6] + xnor6[7];
+  assign \$282  = xnor6[8] + xnor6[9];
+  assign \$283  = xnor6[10] + xnor6[11];
   assign \$284  = \$282  + \$283 ;
-  assign \$285  = xnor6[8] + xnor6[9];
-  assign \$286  = xnor6[10] + xnor6[11];
+  assign \$285  = xnor6[12] + xnor6[13];
+  assign \$286  = xnor6[14] + xnor6[15];
   assign \$287  = \$285  + \$286 ;
-  assign \$288  = xnor6[12] + xnor6[13];
-  assign \$289  = xnor6[14] + xnor6[15];
+  assign \$288  = xnor6[16] + xnor6[17];
+  assign \$289  = xnor6[18] + xnor6[19];
   assign \$290  = \$288  + \$289 ;
-  assign \$291  = xnor6[16] + xnor6[17];
-  assign \$292  = xnor6[18] + xnor6[19];
+  assign \$291  = xnor6[20] + xnor6[21];
+  assign \$292  = xnor6[22] + xnor6[23];
   assign \$293  = \$291  + \$292 ;
-  assign \$294  = xnor6[20] + xnor6[21];
-  assign \$295  = xnor6[22] + xnor6[23];
+  assign \$294  = xnor6[24] + xnor6[25];
+  assign \$295  = xnor6[26] + xnor6[27];
   assign \$296  = \$294  + \$295 ;
-  assign \$297  = xnor6[24] + xnor6[25];
-  assign \$298  = xnor6[26] + xnor6[27];
+  assign \$297  = xnor6[28] + xnor6[29];
+  assign \$298  = xnor6[30] + xnor6[31];
   assign \$299  = \$297  + \$298 ;
-  assign \$300  = xnor6[28] + xnor6[29];
-  assign \$301  = xnor6[30] + xnor6[31];
+  assign \$300  = tree6_l1_0_0 + tree6_l1_1_0;
+  assign \$301  = tree6_l1_2_0 + tree6_l1_3_0;
   assign \$302  = \$300  + \$301 ;
-  assign \$303  = tree6_l1_0_0 + tree6_l1_1_0;
-  assign \$304  = tree6_l1_2_0 + tree6_l1_3_0;
+  assign \$303  = tree6_l1_4_0 + tree6_l1_5_0;
+  assign \$304  = tree6_l1_6_0 + tree6_l1_7_0;
   assign \$305  = \$303  + \$304 ;
-  assign \$306  = tree6_l1_4_0 + tree6_l1_5_0;
-  assign \$307  = tree6_l1_6_0 + tree6_l1_7_0;
-  assign \$308  = \$306  + \$307 ;
-  assign \$309  = tree6_l3_0_0 + tree6_l3_1_0;
-  assign \$310  = advance & v1_d3;
-  assign \$311  = 2'h2 * raw6;
-  assign \$312  = \$311  - 7'h40;
-  assign \$313  = xnor7[0] + xnor7[1];
-  assign \$314  = xnor7[2] + xnor7[3];
+  assign \$306  = tree6_l3_0_0 + tree6_l3_1_0;
+  assign \$307  = advance & v1_d3;
+  assign \$308  = 2'h2 * raw6;
+  assign \$309  = \$308  - 7'h40;
+  assign \$310  = xnor7[0] + xnor7[1];
+  assign \$311  = xnor7[2] + xnor7[3];
+  assign \$312  = \$310  + \$311 ;
+  assign \$313  = xnor7[4] + xnor7[5];
+  assign \$314  = xnor7[6] + xnor7[7];
   assign \$315  = \$313  + \$314 ;
-  assign \$316  = xnor7[4] + xnor7[5];
-  assign \$317  = xnor7[6] + xnor7[7];
+  assign \$316  = xnor7[8] + xnor7[9];
+  assign \$317  = xnor7[10] + xnor7[11];
   assign \$318  = \$316  + \$317 ;
-  assign \$319  = xnor7[8] + xnor7[9];
-  assign \$320  = xnor7[10] + xnor7[11];
+  assign \$319  = xnor7[12] + xnor7[13];
+  assign \$320  = xnor7[14] + xnor7[15];
   assign \$321  = \$319  + \$320 ;
-  assign \$322  = xnor7[12] + xnor7[13];
-  assign \$323  = xnor7[14] + xnor7[15];
+  assign \$322  = xnor7[16] + xnor7[17];
+  assign \$323  = xnor7[18] + xnor7[19];
   assign \$324  = \$322  + \$323 ;
-  assign \$325  = xnor7[16] + xnor7[17];
-  assign \$326  = xnor7[18] + xnor7[19];
+  assign \$325  = xnor7[20] + xnor7[21];
+  assign \$326  = xnor7[22] + xnor7[23];
   assign \$327  = \$325  + \$326 ;
-  assign \$328  = xnor7[20] + xnor7[21];
-  assign \$329  = xnor7[22] + xnor7[23];
+  assign \$328  = xnor7[24] + xnor7[25];
+  assign \$329  = xnor7[26] + xnor7[27];
   assign \$330  = \$328  + \$329 ;
-  assign \$331  = xnor7[24] + xnor7[25];
-  assign \$332  = xnor7[26] + xnor7[27];
+  assign \$331  = xnor7[28] + xnor7[29];
+  assign \$332  = xnor7[30] + xnor7[31];
   assign \$333  = \$331  + \$332 ;
-  assign \$334  = xnor7[28] + xnor7[29];
-  assign \$335  = xnor7[30] + xnor7[31];
+  assign \$334  = tree7_l1_0_0 + tree7_l1_1_0;
+  assign \$335  = tree7_l1_2_0 + tree7_l1_3_0;
   assign \$336  = \$334  + \$335 ;
-  assign \$337  = tree7_l1_0_0 + tree7_l1_1_0;
-  assign \$338  = tree7_l1_2_0 + tree7_l1_3_0;
+  assign \$337  = tree7_l1_4_0 + tree7_l1_5_0;
+  assign \$338  = tree7_l1_6_0 + tree7_l1_7_0;
   assign \$339  = \$337  + \$338 ;
-  assign \$340  = tree7_l1_4_0 + tree7_l1_5_0;
-  assign \$341  = tree7_l1_6_0 + tree7_l1_7_0;
-  assign \$342  = \$340  + \$341 ;
-  assign \$343  = tree7_l3_0_0 + tree7_l3_1_0;
-  assign \$344  = advance & v1_d3;
-  assign \$345  = 2'h2 * raw7;
-  assign \$346  = \$345  - 7'h40;
-  assign \$347  = v1_d3 & last1_d3;
+  assign \$340  = tree7_l3_0_0 + tree7_l3_1_0;
+  assign \$341  = advance & v1_d3;
+  assign \$342  = 2'h2 * raw7;
+  assign \$343  = \$342  - 7'h40;
+  assign \$344  = v1_d3 & last1_d3;
   always @(posedge clk)
-    rp__addr <= \$348 ;
+    rp__addr <= \$345 ;
   always @(posedge clk)
-    waddr <= \$349 ;
+    waddr <= \$346 ;
   always @(posedge clk)
-    nf <= \$350 ;
+    nf <= \$347 ;
   always @(posedge clk)
-    port__addr <= \$351 ;
+    fresh <= \$348 ;
   always @(posedge clk)
-    \port__addr$14  <= \$352 ;
+    port__addr <= \$349 ;
   always @(posedge clk)
-    \port__addr$17  <= \$353 ;
+    \port__addr$14  <= \$350 ;
   always @(posedge clk)
-    \port__addr$20  <= \$354 ;
+    \port__addr$17  <= \$351 ;
   always @(posedge clk)
-    \$signature__en  <= \$355 ;
+    \port__addr$20  <= \$352 ;
   always @(posedge clk)
-    \$signature__addr  <= \$356 ;
+    \$signature__en  <= \$353 ;
   always @(posedge clk)
-    \$signal$84  <= \$357 ;
+    \$signature__addr  <= \$354 ;
   always @(posedge clk)
-    \$signature__data  <= \$358 ;
+    \$signal$85  <= \$355 ;
   always @(posedge clk)
-    fresh1 <= \$359 ;
+    \$signature__data  <= \$356 ;
   always @(posedge clk)
-    \$signal$85  <= \$360 ;
+    fresh1 <= \$357 ;
   always @(posedge clk)
-    last1 <= \$361 ;
+    \$signal$86  <= \$358 ;
   always @(posedge clk)
-    nf1 <= \$362 ;
+    last1 <= \$359 ;
   always @(posedge clk)
-    x_in_d0 <= \$363 ;
+    nf1 <= \$360 ;
   always @(posedge clk)
-    weights_d0 <= \$364 ;
+    x_in_d0 <= \$361 ;
   always @(posedge clk)
-    v1_d0 <= \$365 ;
+    weights_d0 <= \$362 ;
   always @(posedge clk)
-    v1_d1 <= \$366 ;
+    v1_d0 <= \$363 ;
   always @(posedge clk)
-    v1_d2 <= \$367 ;
+    v1_d1 <= \$364 ;
   always @(posedge clk)
-    v1_d3 <= \$368 ;
+    v1_d2 <= \$365 ;
   always @(posedge clk)
-    first1_d0 <= \$369 ;
+    v1_d3 <= \$366 ;
   always @(posedge clk)
-    first1_d1 <= \$370 ;
+    first1_d0 <= \$367 ;
   always @(posedge clk)
-    first1_d2 <= \$371 ;
+    first1_d1 <= \$368 ;
   always @(posedge clk)
-    first1_d3 <= \$372 ;
+    first1_d2 <= \$369 ;
   always @(posedge clk)
-    last1_d0 <= \$373 ;
+    first1_d3 <= \$370 ;
   always @(posedge clk)
-    last1_d1 <= \$374 ;
+    last1_d0 <= \$371 ;
   always @(posedge clk)
-    last1_d2 <= \$375 ;
+    last1_d1 <= \$372 ;
   always @(posedge clk)
-    last1_d3 <= \$376 ;
+    last1_d2 <= \$373 ;
   always @(posedge clk)
-    nf1_d0 <= \$377 ;
+    last1_d3 <= \$374 ;
   always @(posedge clk)
-    nf1_d1 <= \$378 ;
+    nf1_d0 <= \$375 ;
   always @(posedge clk)
-    nf1_d2 <= \$379 ;
+    nf1_d1 <= \$376 ;
   always @(posedge clk)
-    nf1_d3 <= \$380 ;
+    nf1_d2 <= \$377 ;
   always @(posedge clk)
-    tree0_l1_0_0 <= \$381 ;
+    nf1_d3 <= \$378 ;
   always @(posedge clk)
-    tree0_l1_1_0 <= \$382 ;
+    tree0_l1_0_0 <= \$379 ;
   always @(posedge clk)
-    tree0_l1_2_0 <= \$383 ;
+    tree0_l1_1_0 <= \$380 ;
   always @(posedge clk)
-    tree0_l1_3_0 <= \$384 ;
+    tree0_l1_2_0 <= \$381 ;
   always @(posedge clk)
-    tree0_l1_4_0 <= \$385 ;
+    tree0_l1_3_0 <= \$382 ;
   always @(posedge clk)
-    tree0_l1_5_0 <= \$386 ;
+    tree0_l1_4_0 <= \$383 ;
   always @(posedge clk)
-    tree0_l1_6_0 <= \$387 ;
+    tree0_l1_5_0 <= \$384 ;
   always @(posedge clk)
-    tree0_l1_7_0 <= \$388 ;
+    tree0_l1_6_0 <= \$385 ;
   always @(posedge clk)
-    tree0_l3_0_0 <= \$389 ;
+    tree0_l1_7_0 <= \$386 ;
   always @(posedge clk)
-    tree0_l3_1_0 <= \$390 ;
+    tree0_l3_0_0 <= \$387 ;
   always @(posedge clk)
-    tree0_l4_0_0 <= \$391 ;
+    tree0_l3_1_0 <= \$388 ;
   always @(posedge clk)
-    raw0 <= \$392 ;
+    tree0_l4_0_0 <= \$389 ;
   always @(posedge clk)
-    acc0 <= \$393 ;
+    raw0 <= \$390 ;
   always @(posedge clk)
-    tree1_l1_0_0 <= \$394 ;
+    acc0 <= \$391 ;
   always @(posedge clk)
-    tree1_l1_1_0 <= \$395 ;
+    tree1_l1_0_0 <= \$392 ;
   always @(posedge clk)
-    tree1_l1_2_0 <= \$396 ;
+    tree1_l1_1_0 <= \$393 ;
   always @(posedge clk)
-    tree1_l1_3_0 <= \$397 ;
+    tree1_l1_2_0 <= \$394 ;
   always @(posedge clk)
-    tree1_l1_4_0 <= \$398 ;
+    tree1_l1_3_0 <= \$395 ;
   always @(posedge clk)
-    tree1_l1_5_0 <= \$399 ;
+    tree1_l1_4_0 <= \$396 ;
   always @(posedge clk)
-    tree1_l1_6_0 <= \$400 ;
+    tree1_l1_5_0 <= \$397 ;
   always @(posedge clk)
-    tree1_l1_7_0 <= \$401 ;
+    tree1_l1_6_0 <= \$398 ;
   always @(posedge clk)
-    tree1_l3_0_0 <= \$402 ;
+    tree1_l1_7_0 <= \$399 ;
   always @(posedge clk)
-    tree1_l3_1_0 <= \$403 ;
+    tree1_l3_0_0 <= \$400 ;
   always @(posedge clk)
-    tree1_l4_0_0 <= \$404 ;
+    tree1_l3_1_0 <= \$401 ;
   always @(posedge clk)
-    raw1 <= \$405 ;
+    tree1_l4_0_0 <= \$402 ;
   always @(posedge clk)
-    acc1 <= \$406 ;
+    raw1 <= \$403 ;
   always @(posedge clk)
-    tree2_l1_0_0 <= \$407 ;
+    acc1 <= \$404 ;
   always @(posedge clk)
-    tree2_l1_1_0 <= \$408 ;
+    tree2_l1_0_0 <= \$405 ;
   always @(posedge clk)
-    tree2_l1_2_0 <= \$409 ;
+    tree2_l1_1_0 <= \$406 ;
   always @(posedge clk)
-    tree2_l1_3_0 <= \$410 ;
+    tree2_l1_2_0 <= \$407 ;
+  always @(posedge clk)
+    tree2_l1_3_0 <= \$408 ;
+  always @(posedge clk)
+    tree2_l1_4_0 <= \$409 ;
+  always @(posedge clk)
+    tree2_l1_5_0 <= \$410 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = tree2_l1_5_0;
+    \$411  = tree2_l1_6_0;
     if (advance) begin
-      \$412  = \$160 ;
+      \$411  = \$160 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = tree2_l1_6_0;
+    \$412  = tree2_l1_7_0;
     if (advance) begin
-      \$413  = \$163 ;
+      \$412  = \$163 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = tree2_l1_7_0;
+    \$413  = tree2_l3_0_0;
     if (advance) begin
-      \$414  = \$166 ;
+      \$413  = \$166 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = tree2_l3_0_0;
+    \$414  = tree2_l3_1_0;
     if (advance) begin
-      \$415  = \$169 ;
+      \$414  = \$169 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = tree2_l3_1_0;
+    \$415  = tree2_l4_0_0;
     if (advance) begin
-      \$416  = \$172 ;
+      \$415  = \$170 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = tree2_l4_0_0;
-    if (advance) begin
-      \$417  = \$173 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = raw2;
-    if (\$174 ) begin
-      \$418  = \$14 [6:0];
+    \$416  = raw2;
+    if (\$171 ) begin
+      \$416  = \$12 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = acc2;
+    \$417  = acc2;
     if (advance) begin
-      \$419  = \$176 [7:0];
+      \$417  = \$173 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = tree3_l1_0_0;
+    \$418  = tree3_l1_0_0;
     if (advance) begin
-      \$420  = \$179 ;
+      \$418  = \$176 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = tree3_l1_1_0;
+    \$419  = tree3_l1_1_0;
     if (advance) begin
-      \$421  = \$182 ;
+      \$419  = \$179 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = tree3_l1_2_0;
+    \$420  = tree3_l1_2_0;
     if (advance) begin
-      \$422  = \$185 ;
+      \$420  = \$182 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = tree3_l1_3_0;
+    \$421  = tree3_l1_3_0;
     if (advance) begin
-      \$423  = \$188 ;
+      \$421  = \$185 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = tree3_l1_4_0;
+    \$422  = tree3_l1_4_0;
     if (advance) begin
-      \$424  = \$191 ;
+      \$422  = \$188 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = tree3_l1_5_0;
+    \$423  = tree3_l1_5_0;
     if (advance) begin
-      \$425  = \$194 ;
+      \$423  = \$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$426  = tree3_l1_6_0;
+    \$424  = tree3_l1_6_0;
     if (advance) begin
-      \$426  = \$197 ;
+      \$424  = \$194 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$427  = tree3_l1_7_0;
+    \$425  = tree3_l1_7_0;
     if (advance) begin
-      \$427  = \$200 ;
+      \$425  = \$197 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$428  = tree3_l3_0_0;
+    \$426  = tree3_l3_0_0;
     if (advance) begin
-      \$428  = \$203 ;
+      \$426  = \$200 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$429  = tree3_l3_1_0;
+    \$427  = tree3_l3_1_0;
     if (advance) begin
-      \$429  = \$206 ;
+      \$427  = \$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$430  = tree3_l4_0_0;
+    \$428  = tree3_l4_0_0;
     if (advance) begin
-      \$430  = \$207 ;
+      \$428  = \$204 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$431  = raw3;
-    if (\$208 ) begin
-      \$431  = \$17 [6:0];
+    \$429  = raw3;
+    if (\$205 ) begin
+      \$429  = \$15 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$432  = acc3;
+    \$430  = acc3;
     if (advance) begin
-      \$432  = \$210 [7:0];
+      \$430  = \$207 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$433  = tree4_l1_0_0;
+    \$431  = tree4_l1_0_0;
     if (advance) begin
-      \$433  = \$213 ;
+      \$431  = \$210 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$434  = tree4_l1_1_0;
+    \$432  = tree4_l1_1_0;
     if (advance) begin
-      \$434  = \$216 ;
+      \$432  = \$213 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$435  = tree4_l1_2_0;
+    \$433  = tree4_l1_2_0;
     if (advance) begin
-      \$435  = \$219 ;
+      \$433  = \$216 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$436  = tree4_l1_3_0;
+    \$434  = tree4_l1_3_0;
     if (advance) begin
-      \$436  = \$222 ;
+      \$434  = \$219 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$437  = tree4_l1_4_0;
+    \$435  = tree4_l1_4_0;
     if (advance) begin
-      \$437  = \$225 ;
+      \$435  = \$222 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$438  = tree4_l1_5_0;
+    \$436  = tree4_l1_5_0;
     if (advance) begin
-      \$438  = \$228 ;
+      \$436  = \$225 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$439  = tree4_l1_6_0;
+    \$437  = tree4_l1_6_0;
     if (advance) begin
-      \$439  = \$231 ;
+      \$437  = \$228 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$440  = tree4_l1_7_0;
+    \$438  = tree4_l1_7_0;
     if (advance) begin
-      \$440  = \$234 ;
+      \$438  = \$231 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$441  = tree4_l3_0_0;
+    \$439  = tree4_l3_0_0;
     if (advance) begin
-      \$441  = \$237 ;
+      \$439  = \$234 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$442  = tree4_l3_1_0;
+    \$440  = tree4_l3_1_0;
     if (advance) begin
-      \$442  = \$240 ;
+      \$440  = \$237 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$443  = tree4_l4_0_0;
+    \$441  = tree4_l4_0_0;
     if (advance) begin
-      \$443  = \$241 ;
+      \$441  = \$238 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$444  = raw4;
-    if (\$242 ) begin
-      \$444  = \$20 [6:0];
+    \$442  = raw4;
+    if (\$239 ) begin
+      \$442  = \$18 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$445  = acc4;
+    \$443  = acc4;
     if (advance) begin
-      \$445  = \$244 [7:0];
+      \$443  = \$241 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$446  = tree5_l1_0_0;
+    \$444  = tree5_l1_0_0;
     if (advance) begin
-      \$446  = \$247 ;
+      \$444  = \$244 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$447  = tree5_l1_1_0;
+    \$445  = tree5_l1_1_0;
     if (advance) begin
-      \$447  = \$250 ;
+      \$445  = \$247 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$448  = tree5_l1_2_0;
+    \$446  = tree5_l1_2_0;
     if (advance) begin
-      \$448  = \$253 ;
+      \$446  = \$250 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$449  = tree5_l1_3_0;
+    \$447  = tree5_l1_3_0;
     if (advance) begin
-      \$449  = \$256 ;
+      \$447  = \$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$450  = tree5_l1_4_0;
+    \$448  = tree5_l1_4_0;
     if (advance) begin
-      \$450  = \$259 ;
+      \$448  = \$256 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$451  = tree5_l1_5_0;
+    \$449  = tree5_l1_5_0;
     if (advance) begin
-      \$451  = \$262 ;
+      \$449  = \$259 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$452  = tree5_l1_6_0;
+    \$450  = tree5_l1_6_0;
     if (advance) begin
-      \$452  = \$265 ;
+      \$450  = \$262 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$453  = tree5_l1_7_0;
+    \$451  = tree5_l1_7_0;
     if (advance) begin
-      \$453  = \$268 ;
+      \$451  = \$265 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$454  = tree5_l3_0_0;
+    \$452  = tree5_l3_0_0;
     if (advance) begin
-      \$454  = \$271 ;
+      \$452  = \$268 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$455  = tree5_l3_1_0;
+    \$453  = tree5_l3_1_0;
     if (advance) begin
-      \$455  = \$274 ;
+      \$453  = \$271 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$456  = tree5_l4_0_0;
+    \$454  = tree5_l4_0_0;
     if (advance) begin
-      \$456  = \$275 ;
+      \$454  = \$272 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$457  = raw5;
-    if (\$276 ) begin
-      \$457  = \$23 [6:0];
+    \$455  = raw5;
+    if (\$273 ) begin
+      \$455  = \$21 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$458  = acc5;
+    \$456  = acc5;
     if (advance) begin
-      \$458  = \$278 [7:0];
+      \$456  = \$275 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$459  = tree6_l1_0_0;
+    \$457  = tree6_l1_0_0;
     if (advance) begin
-      \$459  = \$281 ;
+      \$457  = \$278 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$460  = tree6_l1_1_0;
+    \$458  = tree6_l1_1_0;
     if (advance) begin
-      \$460  = \$284 ;
+      \$458  = \$281 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$461  = tree6_l1_2_0;
+    \$459  = tree6_l1_2_0;
     if (advance) begin
-      \$461  = \$287 ;
+      \$459  = \$284 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$462  = tree6_l1_3_0;
+    \$460  = tree6_l1_3_0;
     if (advance) begin
-      \$462  = \$290 ;
+      \$460  = \$287 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$463  = tree6_l1_4_0;
+    \$461  = tree6_l1_4_0;
     if (advance) begin
-      \$463  = \$293 ;
+      \$461  = \$290 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$464  = tree6_l1_5_0;
+    \$462  = tree6_l1_5_0;
     if (advance) begin
-      \$464  = \$296 ;
+      \$462  = \$293 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$465  = tree6_l1_6_0;
+    \$463  = tree6_l1_6_0;
     if (advance) begin
-      \$465  = \$299 ;
+      \$463  = \$296 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$466  = tree6_l1_7_0;
+    \$464  = tree6_l1_7_0;
     if (advance) begin
-      \$466  = \$302 ;
+      \$464  = \$299 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$467  = tree6_l3_0_0;
+    \$465  = tree6_l3_0_0;
     if (advance) begin
-      \$467  = \$305 ;
+      \$465  = \$302 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$468  = tree6_l3_1_0;
+    \$466  = tree6_l3_1_0;
     if (advance) begin
-      \$468  = \$308 ;
+      \$466  = \$305 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$469  = tree6_l4_0_0;
+    \$467  = tree6_l4_0_0;
     if (advance) begin
-      \$469  = \$309 ;
+      \$467  = \$306 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$470  = raw6;
-    if (\$310 ) begin
-      \$470  = \$26 [6:0];
+    \$468  = raw6;
+    if (\$307 ) begin
+      \$468  = \$24 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$471  = acc6;
+    \$469  = acc6;
     if (advance) begin
-      \$471  = \$312 [7:0];
+      \$469  = \$309 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$472  = tree7_l1_0_0;
+    \$470  = tree7_l1_0_0;
     if (advance) begin
-      \$472  = \$315 ;
+      \$470  = \$312 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$473  = tree7_l1_1_0;
+    \$471  = tree7_l1_1_0;
     if (advance) begin
-      \$473  = \$318 ;
+      \$471  = \$315 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$474  = tree7_l1_2_0;
+    \$472  = tree7_l1_2_0;
     if (advance) begin
-      \$474  = \$321 ;
+      \$472  = \$318 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$475  = tree7_l1_3_0;
+    \$473  = tree7_l1_3_0;
     if (advance) begin
-      \$475  = \$324 ;
+      \$473  = \$321 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$476  = tree7_l1_4_0;
+    \$474  = tree7_l1_4_0;
     if (advance) begin
-      \$476  = \$327 ;
+      \$474  = \$324 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$477  = tree7_l1_5_0;
+    \$475  = tree7_l1_5_0;
     if (advance) begin
-      \$477  = \$330 ;
+      \$475  = \$327 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$478  = tree7_l1_6_0;
+    \$476  = tree7_l1_6_0;
     if (advance) begin
-      \$478  = \$333 ;
+      \$476  = \$330 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$479  = tree7_l1_7_0;
+    \$477  = tree7_l1_7_0;
     if (advance) begin
-      \$479  = \$336 ;
+      \$477  = \$333 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$480  = tree7_l3_0_0;
+    \$478  = tree7_l3_0_0;
     if (advance) begin
-      \$480  = \$339 ;
+      \$478  = \$336 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$481  = tree7_l3_1_0;
+    \$479  = tree7_l3_1_0;
     if (advance) begin
-      \$481  = \$342 ;
+      \$479  = \$339 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$482  = tree7_l4_0_0;
+    \$480  = tree7_l4_0_0;
     if (advance) begin
-      \$482  = \$343 ;
+      \$480  = \$340 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$483  = raw7;
-    if (\$344 ) begin
-      \$483  = \$29 [6:0];
+    \$481  = raw7;
+    if (\$341 ) begin
+      \$481  = \$27 [6:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$484  = acc7;
+    \$482  = acc7;
     if (advance) begin
-      \$484  = \$346 [7:0];
+      \$482  = \$343 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$485  = v2;
+    \$483  = v2;
     if (advance) begin
-      \$485  = \$347 ;
+      \$483  = \$344 ;
     end
     if (rst) begin
-      \$485  = 1'h0;
+      \$483  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$486  = v2_d0;
+    \$484  = v2_d0;
     if (advance) begin
-      \$486  = v2;
+      \$484  = v2;
     end
     if (rst) begin
-      \$486  = 1'h0;
+      \$484  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$487  = \port__addr$70 ;
+    \$485  = \port__addr$70 ;
     if (advance) begin
-      \$487  = nf1_d3;
+      \$485  = nf1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$488  = thresholds_d0;
+    \$486  = thresholds_d0;
     if (advance) begin
-      \$488  = \port__data$197 ;
+      \$486  = \port__data$198 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$489  = \v2_d0$198 ;
+    \$487  = \v2_d0$199 ;
     if (advance) begin
-      \$489  = v2_d0;
+      \$487  = v2_d0;
     end
     if (rst) begin
-      \$489  = 1'h0;
+      \$487  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$490  = acc0_d0;
+    \$488  = acc0_d0;
     if (advance) begin
-      \$490  = acc0;
+      \$488  = acc0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$491  = acc1_d0;
+    \$489  = acc1_d0;
     if (advance) begin
-      \$491  = acc1;
+      \$489  = acc1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$492  = acc2_d0;
+    \$490  = acc2_d0;
     if (advance) begin
-      \$492  = acc2;
+      \$490  = acc2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$493  = acc3_d0;
+    \$491  = acc3_d0;
     if (advance) begin
-      \$493  = acc3;
+      \$491  = acc3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$494  = acc4_d0;
+    \$492  = acc4_d0;
     if (advance) begin
-      \$494  = acc4;
+      \$492  = acc4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$495  = acc5_d0;
+    \$493  = acc5_d0;
     if (advance) begin
-      \$495  = acc5;
+      \$493  = acc5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$496  = acc6_d0;
+    \$494  = acc6_d0;
     if (advance) begin
-      \$496  = acc6;
+      \$494  = acc6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$497  = acc7_d0;
+    \$495  = acc7_d0;
     if (advance) begin
-      \$497  = acc7;
+      \$495  = acc7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$498  = o__valid;
+    \$496  = o__valid;
     if (advance) begin
-      \$498  = \v2_d0$198 ;
+      \$496  = \v2_d0$199 ;
     end
     if (rst) begin
-      \$498  = 1'h0;
+      \$496  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$499  = o__payload;
+    \$497  = o__payload;
     if (advance) begin
-      \$499  = result;
+      \$497  = result;
     end
     if (rst) begin
-      \$499  = 8'h00;
+      \$497  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = rp__addr;
+    \$345  = rp__addr;
     if (fire) begin
-      \$348  = \$62 [0];
+      \$345  = \$60 [0];
     end
     if (rst) begin
-      \$348  = 1'h0;
+      \$345  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = waddr;
+    \$346  = waddr;
     if (fire) begin
-      \$349  = \$63 [3:0];
+      \$346  = \$61 [3:0];
+    end
+    if (rst) begin
+      \$346  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$347  = nf;
+    if (fire) begin
+      if (\$62 ) begin
+        \$347  = \$63 [2:0];
+      end
+    end
+    if (rst) begin
+      \$347  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$348  = fresh;
+    if (fire) begin
+      if (\$62 ) begin
+        \$348  = \$64 ;
+      end
+    end
+    if (rst) begin
+      \$348  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$349  = port__addr;
+    if (fire) begin
+      \$349  = \$65 [3:0];
     end
     if (rst) begin
       \$349  = 4'h0;
@@ -2412,21 +2437,19 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = nf;
+    \$350  = \port__addr$14 ;
     if (fire) begin
-      if (\$64 ) begin
-        \$350  = \$65 [2:0];
-      end
+      \$350  = \$66 [3:0];
     end
     if (rst) begin
-      \$350  = 3'h0;
+      \$350  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = port__addr;
+    \$351  = \port__addr$17 ;
     if (fire) begin
-      \$351  = \$66 [3:0];
+      \$351  = \$67 [3:0];
     end
     if (rst) begin
       \$351  = 4'h0;
@@ -2434,9 +2457,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = \port__addr$14 ;
+    \$352  = \port__addr$20 ;
     if (fire) begin
-      \$352  = \$67 [3:0];
+      \$352  = \$68 [3:0];
     end
     if (rst) begin
       \$352  = 4'h0;
@@ -2444,43 +2467,40 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = \port__addr$17 ;
-    if (fire) begin
-      \$353  = \$68 [3:0];
-    end
+    \$353  = \$69 ;
     if (rst) begin
-      \$353  = 4'h0;
+      \$353  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = \port__addr$20 ;
-    if (fire) begin
-      \$354  = \$69 [3:0];
-    end
+    \$354  = rp__addr;
     if (rst) begin
-      \$354  = 4'h0;
+      \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = \$71 ;
+    \$355  = \$signal$85 ;
+    if (advance) begin
+      \$355  = fire;
+    end
     if (rst) begin
       \$355  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = rp__addr;
-    if (rst) begin
-      \$356  = 1'h0;
+    \$356  = \$signature__data ;
+    if (advance) begin
+      \$356  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = \$signal$84 ;
+    \$357  = fresh1;
     if (advance) begin
-      \$357  = fire;
+      \$357  = fresh;
     end
     if (rst) begin
       \$357  = 1'h0;
@@ -2488,16 +2508,19 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = \$signature__data ;
+    \$358  = \$signal$86 ;
     if (advance) begin
-      \$358  = i__payload;
+      \$358  = \$70 ;
+    end
+    if (rst) begin
+      \$358  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = fresh1;
+    \$359  = last1;
     if (advance) begin
-      \$359  = \$72 ;
+      \$359  = \$71 ;
     end
     if (rst) begin
       \$359  = 1'h0;
@@ -2505,53 +2528,53 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = \$signal$85 ;
+    \$360  = nf1;
     if (advance) begin
-      \$360  = \$73 ;
+      \$360  = nf;
     end
     if (rst) begin
-      \$360  = 1'h0;
+      \$360  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = last1;
+    \$361  = x_in_d0;
     if (advance) begin
-      \$361  = \$74 ;
+      \$361  = x_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$362  = weights_d0;
+    if (advance) begin
+      \$362  = { \port__data$92 , \port__data$91 , \port__data$90 , port__data };
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$363  = v1_d0;
+    if (advance) begin
+      \$363  = \$signal$85 ;
     end
     if (rst) begin
-      \$361  = 1'h0;
+      \$363  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = nf1;
+    \$364  = v1_d1;
     if (advance) begin
-      \$362  = nf;
+      \$364  = v1_d0;
     end
     if (rst) begin
-      \$362  = 3'h0;
+      \$364  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = x_in_d0;
+    \$365  = v1_d2;
     if (advance) begin
-      \$363  = x_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = weights_d0;
-    if (advance) begin
-      \$364  = { \port__data$91 , \port__data$90 , \port__data$89 , port__data };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = v1_d0;
-    if (advance) begin
-      \$365  = \$signal$84 ;
+      \$365  = v1_d1;
     end
     if (rst) begin
       \$365  = 1'h0;
@@ -2559,9 +2582,9 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = v1_d1;
+    \$366  = v1_d3;
     if (advance) begin
-      \$366  = v1_d0;
+      \$366  = v1_d2;
     end
     if (rst) begin
       \$366  = 1'h0;
@@ -2569,323 +2592,310 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = v1_d2;
+    \$367  = first1_d0;
     if (advance) begin
-      \$367  = v1_d1;
-    end
-    if (rst) begin
-      \$367  = 1'h0;
+      \$367  = \$signal$86 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = v1_d3;
+    \$368  = first1_d1;
     if (advance) begin
-      \$368  = v1_d2;
-    end
-    if (rst) begin
-      \$368  = 1'h0;
+      \$368  = first1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = first1_d0;
+    \$369  = first1_d2;
     if (advance) begin
-      \$369  = \$signal$85 ;
+      \$369  = first1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = first1_d1;
+    \$370  = first1_d3;
     if (advance) begin
-      \$370  = first1_d0;
+      \$370  = first1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = first1_d2;
+    \$371  = last1_d0;
     if (advance) begin
-      \$371  = first1_d1;
+      \$371  = last1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = first1_d3;
+    \$372  = last1_d1;
     if (advance) begin
-      \$372  = first1_d2;
+      \$372  = last1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = last1_d0;
+    \$373  = last1_d2;
     if (advance) begin
-      \$373  = last1;
+      \$373  = last1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = last1_d1;
+    \$374  = last1_d3;
     if (advance) begin
-      \$374  = last1_d0;
+      \$374  = last1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = last1_d2;
+    \$375  = nf1_d0;
     if (advance) begin
-      \$375  = last1_d1;
+      \$375  = nf1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = last1_d3;
+    \$376  = nf1_d1;
     if (advance) begin
-      \$376  = last1_d2;
+      \$376  = nf1_d0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = nf1_d0;
+    \$377  = nf1_d2;
     if (advance) begin
-      \$377  = nf1;
+      \$377  = nf1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = nf1_d1;
+    \$378  = nf1_d3;
     if (advance) begin
-      \$378  = nf1_d0;
+      \$378  = nf1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = nf1_d2;
+    \$379  = tree0_l1_0_0;
     if (advance) begin
-      \$379  = nf1_d1;
+      \$379  = \$74 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = nf1_d3;
+    \$380  = tree0_l1_1_0;
     if (advance) begin
-      \$380  = nf1_d2;
+      \$380  = \$77 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = tree0_l1_0_0;
+    \$381  = tree0_l1_2_0;
     if (advance) begin
-      \$381  = \$77 ;
+      \$381  = \$80 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = tree0_l1_1_0;
+    \$382  = tree0_l1_3_0;
     if (advance) begin
-      \$382  = \$80 ;
+      \$382  = \$83 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = tree0_l1_2_0;
+    \$383  = tree0_l1_4_0;
     if (advance) begin
-      \$383  = \$83 ;
+      \$383  = \$86 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = tree0_l1_3_0;
+    \$384  = tree0_l1_5_0;
     if (advance) begin
-      \$384  = \$86 ;
+      \$384  = \$89 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = tree0_l1_4_0;
+    \$385  = tree0_l1_6_0;
     if (advance) begin
-      \$385  = \$89 ;
+      \$385  = \$92 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = tree0_l1_5_0;
+    \$386  = tree0_l1_7_0;
     if (advance) begin
-      \$386  = \$92 ;
+      \$386  = \$95 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = tree0_l1_6_0;
+    \$387  = tree0_l3_0_0;
     if (advance) begin
-      \$387  = \$95 ;
+      \$387  = \$98 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = tree0_l1_7_0;
+    \$388  = tree0_l3_1_0;
     if (advance) begin
-      \$388  = \$98 ;
+      \$388  = \$101 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = tree0_l3_0_0;
+    \$389  = tree0_l4_0_0;
     if (advance) begin
-      \$389  = \$101 ;
+      \$389  = \$102 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = tree0_l3_1_0;
+    \$390  = raw0;
+    if (\$103 ) begin
+      \$390  = \$6 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$391  = acc0;
     if (advance) begin
-      \$390  = \$104 ;
+      \$391  = \$105 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = tree0_l4_0_0;
+    \$392  = tree1_l1_0_0;
     if (advance) begin
-      \$391  = \$105 ;
+      \$392  = \$108 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = raw0;
-    if (\$106 ) begin
-      \$392  = \$8 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = acc0;
+    \$393  = tree1_l1_1_0;
     if (advance) begin
-      \$393  = \$108 [7:0];
+      \$393  = \$111 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = tree1_l1_0_0;
+    \$394  = tree1_l1_2_0;
     if (advance) begin
-      \$394  = \$111 ;
+      \$394  = \$114 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = tree1_l1_1_0;
+    \$395  = tree1_l1_3_0;
     if (advance) begin
-      \$395  = \$114 ;
+      \$395  = \$117 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = tree1_l1_2_0;
+    \$396  = tree1_l1_4_0;
     if (advance) begin
-      \$396  = \$117 ;
+      \$396  = \$120 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = tree1_l1_3_0;
+    \$397  = tree1_l1_5_0;
     if (advance) begin
-      \$397  = \$120 ;
+      \$397  = \$123 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = tree1_l1_4_0;
+    \$398  = tree1_l1_6_0;
     if (advance) begin
-      \$398  = \$123 ;
+      \$398  = \$126 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = tree1_l1_5_0;
+    \$399  = tree1_l1_7_0;
     if (advance) begin
-      \$399  = \$126 ;
+      \$399  = \$129 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = tree1_l1_6_0;
+    \$400  = tree1_l3_0_0;
     if (advance) begin
-      \$400  = \$129 ;
+      \$400  = \$132 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = tree1_l1_7_0;
+    \$401  = tree1_l3_1_0;
     if (advance) begin
-      \$401  = \$132 ;
+      \$401  = \$135 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = tree1_l3_0_0;
+    \$402  = tree1_l4_0_0;
     if (advance) begin
-      \$402  = \$135 ;
+      \$402  = \$136 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = tree1_l3_1_0;
+    \$403  = raw1;
+    if (\$137 ) begin
+      \$403  = \$9 [6:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$404  = acc1;
     if (advance) begin
-      \$403  = \$138 ;
+      \$404  = \$139 [7:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = tree1_l4_0_0;
+    \$405  = tree2_l1_0_0;
     if (advance) begin
-      \$404  = \$139 ;
+      \$405  = \$142 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = raw1;
-    if (\$140 ) begin
-      \$405  = \$11 [6:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = acc1;
+    \$406  = tree2_l1_1_0;
     if (advance) begin
-      \$406  = \$142 [7:0];
+      \$406  = \$145 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = tree2_l1_0_0;
+    \$407  = tree2_l1_2_0;
     if (advance) begin
-      \$407  = \$145 ;
+      \$407  = \$148 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = tree2_l1_1_0;
+    \$408  = tree2_l1_3_0;
     if (advance) begin
-      \$408  = \$148 ;
+      \$408  = \$151 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = tree2_l1_2_0;
+    \$409  = tree2_l1_4_0;
     if (advance) begin
-      \$409  = \$151 ;
+      \$409  = \$154 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = tree2_l1_3_0;
+    \$410  = tree2_l1_5_0;
     if (advance) begin
-      \$410  = \$154 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = tree2_l1_4_0;
-    if (advance) begin
-      \$411  = \$157 ;
+      \$410  = \$157 ;
     end
   end
   assign waddr0 = port__addr;
@@ -2901,14 +2911,14 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign addr1 = \$signature__addr ;
   assign x1 = \$signature__data ;
   assign \$signal  = \$signature__en ;
-  assign total0 = \$8 [6:0];
-  assign total1 = \$11 [6:0];
-  assign total2 = \$14 [6:0];
-  assign total3 = \$17 [6:0];
-  assign total4 = \$20 [6:0];
-  assign total5 = \$23 [6:0];
-  assign total6 = \$26 [6:0];
-  assign total7 = \$29 [6:0];
+  assign total0 = \$6 [6:0];
+  assign total1 = \$9 [6:0];
+  assign total2 = \$12 [6:0];
+  assign total3 = \$15 [6:0];
+  assign total4 = \$18 [6:0];
+  assign total5 = \$21 [6:0];
+  assign total6 = \$24 [6:0];
+  assign total7 = \$27 [6:0];
   assign nf2_d0 = \port__addr$70 ;
   assign \port__en$72  = advance;
   assign \i__payload[0]  = i__payload[0];
@@ -3135,30 +3145,30 @@ module tfc_mvu(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__
   assign \thresholds_d0[6][0]  = thresholds_d0[55:48];
   assign \thresholds_d0[7]  = thresholds_d0[63:56];
   assign \thresholds_d0[7][0]  = thresholds_d0[63:56];
-  assign \port__data$197[0]  = \port__data$197 [7:0];
-  assign \port__data$197[0][0]  = \port__data$197 [7:0];
-  assign \port__data$197[1]  = \port__data$197 [15:8];
-  assign \port__data$197[1][0]  = \port__data$197 [15:8];
-  assign \port__data$197[2]  = \port__data$197 [23:16];
-  assign \port__data$197[2][0]  = \port__data$197 [23:16];
-  assign \port__data$197[3]  = \port__data$197 [31:24];
-  assign \port__data$197[3][0]  = \port__data$197 [31:24];
-  assign \port__data$197[4]  = \port__data$197 [39:32];
-  assign \port__data$197[4][0]  = \port__data$197 [39:32];
-  assign \port__data$197[5]  = \port__data$197 [47:40];
-  assign \port__data$197[5][0]  = \port__data$197 [47:40];
-  assign \port__data$197[6]  = \port__data$197 [55:48];
-  assign \port__data$197[6][0]  = \port__data$197 [55:48];
-  assign \port__data$197[7]  = \port__data$197 [63:56];
-  assign \port__data$197[7][0]  = \port__data$197 [63:56];
-  assign result[7] = \$61 [0];
-  assign result[6] = \$57 [0];
-  assign result[5] = \$53 [0];
-  assign result[4] = \$49 [0];
-  assign result[3] = \$45 [0];
-  assign result[2] = \$41 [0];
-  assign result[1] = \$37 [0];
-  assign result[0] = \$33 [0];
-  assign \$64  = rp__addr;
-  assign \$74  = rp__addr;
+  assign \port__data$198[0]  = \port__data$198 [7:0];
+  assign \port__data$198[0][0]  = \port__data$198 [7:0];
+  assign \port__data$198[1]  = \port__data$198 [15:8];
+  assign \port__data$198[1][0]  = \port__data$198 [15:8];
+  assign \port__data$198[2]  = \port__data$198 [23:16];
+  assign \port__data$198[2][0]  = \port__data$198 [23:16];
+  assign \port__data$198[3]  = \port__data$198 [31:24];
+  assign \port__data$198[3][0]  = \port__data$198 [31:24];
+  assign \port__data$198[4]  = \port__data$198 [39:32];
+  assign \port__data$198[4][0]  = \port__data$198 [39:32];
+  assign \port__data$198[5]  = \port__data$198 [47:40];
+  assign \port__data$198[5][0]  = \port__data$198 [47:40];
+  assign \port__data$198[6]  = \port__data$198 [55:48];
+  assign \port__data$198[6][0]  = \port__data$198 [55:48];
+  assign \port__data$198[7]  = \port__data$198 [63:56];
+  assign \port__data$198[7][0]  = \port__data$198 [63:56];
+  assign result[7] = \$59 [0];
+  assign result[6] = \$55 [0];
+  assign result[5] = \$51 [0];
+  assign result[4] = \$47 [0];
+  assign result[3] = \$43 [0];
+  assign result[2] = \$39 [0];
+  assign result[1] = \$35 [0];
+  assign result[0] = \$31 [0];
+  assign \$62  = rp__addr;
+  assign \$71  = rp__addr;
 endmodule

@@ -20,13 +20,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["RESOURCES", "Device", "load_devices", "DEVICES", "device_named", "RULE_OUT_MARGIN"]
+__all__ = ["RESOURCES", "Device", "load_devices", "DEVICES", "device_named", "RULE_OUT_MARGIN", "SEARCH_FILL"]
 
 RESOURCES = ("lut", "ff", "bram", "dsp")
 # An estimate rules a part out only when it exceeds the part by more than the model's error: the
 # default designs' LUT estimates are held to ±25% of Yosys (tests/test_resources.py), so a design
 # estimated at 1.2× a part may still fit, and is synthesized; at 1/(1 − 0.25) = 1.33× it is not.
 RULE_OUT_MARGIN = 0.25
+# What the folding search may fill of a part's logic cells: a placer needs room to route, and a
+# part filled to its last LUT rarely routes (nextpnr on an ECP5-85F: designs past ~90% spread or
+# fail). Block RAMs and multipliers are placed whole, so they may be used to the last one.
+SEARCH_FILL = {"lut": 0.90}
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,13 @@ class Device:
         return {cls: (usage.get(cls, 0) / self.capacity[cls] if self.capacity[cls]
                       else (math.inf if usage.get(cls, 0) else 0.0)) for cls in RESOURCES}
 
-    def shortfalls(self, usage: dict, margin: float = 0.0) -> list[tuple[str, int, int]]:
+    def shortfalls(self, usage: dict, margin: float = 0.0, fill: dict | None = None) -> list[tuple[str, int, int]]:
         """(resource, needed, available) of every resource ``usage`` exceeds — by more than
-        ``margin`` of itself (:data:`RULE_OUT_MARGIN`: the estimate's error) when given."""
+        ``margin`` of itself (:data:`RULE_OUT_MARGIN`: the estimate's error) when given; with
+        ``fill`` (:data:`SEARCH_FILL`), only that share of a resource is available."""
+        fill = fill or {}
         return [(cls, int(usage.get(cls, 0)), self.capacity[cls]) for cls in RESOURCES
-                if usage.get(cls, 0) * (1 - margin) > self.capacity[cls]]
+                if usage.get(cls, 0) * (1 - margin) > self.capacity[cls] * fill.get(cls, 1.0)]
 
     def fits(self, usage: dict) -> bool:
         return not self.shortfalls(usage)

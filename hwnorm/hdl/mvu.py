@@ -90,13 +90,17 @@ class MVU(FromBlock, wiring.Component):
         sf = Signal(range(max(sf_n, 2)))
         nf = Signal(range(max(nf_n, 2)))
         waddr = Signal(range(max(sf_n * nf_n, 2)))
-        fresh = nf == 0  # first neuron fold: the vector comes from the stream
+        # first neuron fold (nf = 0): the vector comes from the stream. A flip-flop of its own, set
+        # as nf steps, not a compare of nf: i.ready (advance and fresh, both flip-flops) is then one
+        # LUT away from them — it enables the FIFO in front's output register, inside a block RAM
+        # across the chip (the whole CIFAR top's 128 MHz path went through two LUTs there)
+        fresh = Signal(init=1)
         fire = Signal()
         m.d.comb += [self.i.ready.eq(advance & fresh), fire.eq(advance & (self.i.valid | ~fresh))]
         with m.If(fire):
             m.d.sync += [sf.eq(wrapped_increment(sf, sf_n)), waddr.eq(wrapped_increment(waddr, sf_n * nf_n))]
             with m.If(sf == sf_n - 1):
-                m.d.sync += nf.eq(wrapped_increment(nf, nf_n))
+                m.d.sync += [nf.eq(wrapped_increment(nf, nf_n)), fresh.eq(nf == nf_n - 1)]
         stored, block, retime = self.block.stored, self.block, Retime(m, advance)
         banked = block.weight_banks > 1
         if banked:  # its banks' registers are the first operand rank

@@ -121,7 +121,11 @@ class MVULayer(Layer):
             ("MOBILENET_MNIST_W4A4", "mobilenet_", {"node_Conv_214": [(8, 9), (2, 3), (4, 1)],
                                                     "node_Conv_218": [(8, 4), (32, 16), (4, 16)],
                                                     "node_linear": [(10, 32), (5, 8)]}),
-            ("RESNET_MNIST_W4A4", "resnet_", {"node_Conv_190": [(8, 16), (4, 48)]}))
+            ("RESNET_MNIST_W4A4", "resnet_", {"node_Conv_190": [(8, 16), (4, 48)]}),
+            # wide popcounts (SIMD 128 to 576: their adder trees' carry chains), as the CIFAR CNV's
+            # fastest ECP5-85F foldings use them
+            ("CNV_CIFAR_1W1A", "cifar_", {"conv_features_8_Conv": [(4, 576)], "conv_features_4_Conv": [(32, 192)],
+                                          "conv_features_11_Conv": [(16, 128)]}))
         for layer, folds in layers.items() for pe, simd in folds)
 
     def __post_init__(self):
@@ -399,7 +403,7 @@ class MVUBlock(LayerBlock, Block):
     # rom_width: on 4-input LUTs a weight bit read from a 16-row ROM leaves no input for its XNOR
     cost_features = {
         "mvu": {"lut": ("blocks", "popcount", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits",
-                        "ram_width"), "ff": FF_FEATURES, "carry": CARRY_FEATURES},
+                        "ram_width"), "ff": FF_FEATURES, "carry": (*CARRY_FEATURES, "popcount")},
         "mvu_mac": {"lut": ("blocks", "adder", "compare", "mux", "rom_luts", "rom_width", "ram_bits", "ram_width",
                             "mult_bits", "table_bits"),
                     "ff": FF_FEATURES, "carry": ("blocks", "adder", "compare", "mult_bits")}}

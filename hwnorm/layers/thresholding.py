@@ -13,8 +13,8 @@ in one of two forms, whichever takes fewer LUTs (:attr:`ThresholdingBlock.table`
   per beat) and a count tree over their bits into the output register;
 - **table**: per lane a ROM over (beat, x) holding ``y`` itself, read at the input (its read
   register is the first stage) into the output register — a narrow input with many thresholds
-  (FINN CNV's 8-bit pixels, 255 thresholds: ~1,300 compare LUTs per lane against ~170 for the
-  table)::
+  (FINN CNV's 8-bit pixels, 255 thresholds per channel, 3 lanes: Yosys gives 2,147 7-series LUTs
+  as compares, 40 as tables; 1,843 and 46 ECP5 LUT4s)::
 
       address  [in_bits + ⌈log2 groups⌉ − 1 : in_bits]  beat g  |  [in_bits − 1 : 0]  x (two's complement)
       row      out_base + #{i : x ≥ T[g·PE + lane, i]}  in out_type
