@@ -133,7 +133,8 @@ class NetworkBlock(Block):
                 # never below the depth a layer that replays its input needs in front
                 depths = {n: max(small, self.layer_blocks[names[n]].input_fifo_depth)
                           for n, (_, small) in least.items() if n in names}
-                self.fed = {names[n]: depth for n, depth in depths.items()}
+                self.fed = {names[n]: depth for n, depth in depths.items()
+                            if depth > self.layer_blocks[names[n]].input_fifo_depth}  # the FIFOs it changed
                 self.stages = _with_depths(self.stages, depths)
         # fifo_depths: {FIFO stage name: depth} chosen elsewhere, or LEAST — each FIFO at the least
         # depth that keeps every output beat on its clock (minimal_fifos; ``least_fifos`` keeps

@@ -270,12 +270,13 @@ def test_the_cnv_bench_folds_the_cifar_cnv_as_finn_does_and_for_an_ecp5_85f():
     assert fitted_plan.block.initiation_interval < 32768
 
 
-def test_a_line_buffer_fed_by_a_slow_producer_gets_a_fifo_and_the_clocks_stay_composed():
-    """At the fastest ECP5-85F folding of the CIFAR CNV the first window's writer waits for room,
-    and its producer (three one-lane beats gathered into one) cannot deliver the backlog the
-    composed model lets it take at one beat per clock: clock by clock the network fell behind
-    (8,196 clocks per image, not 8,128). A FIFO at its least depth in front restores the composed
-    clocks; FINN's folding needs none."""
+def test_a_layer_fed_by_a_producer_without_a_backlog_gets_a_fifo_and_the_clocks_stay_composed():
+    """The composed model lets a layer take beats it had refused as a backlog, one per clock; a
+    producer that cannot hold one falls behind clock by clock. At the fastest ECP5-85F folding of
+    the CIFAR CNV the whole-window windows burst a row's windows at one per clock into slower
+    MVUs (and, before whole windows, the first window's writer waited on three one-lane beats
+    gathered into one: 8,196 clocks per image, not 8,128). FIFOs at their least depths restore the
+    composed clocks; FINN's folding needs none."""
     from hwnorm.bench.cnv_hw import cnv_plans
     from hwnorm.clocked_compiled import CompiledPlan
     from hwnorm.dataflow import NetworkBlock, plan_sources
@@ -283,7 +284,7 @@ def test_a_line_buffer_fed_by_a_slow_producer_gets_a_fifo_and_the_clocks_stay_co
     (_, _, finn_plan), (_, _, fitted_plan) = cnv_plans(say=lambda text: None)
     assert finn_plan.block.fed == {}
     top = fitted_plan.block
-    assert "conv_features_1_Conv_window" in top.fed and all(4 <= d < 64 for d in top.fed.values())
+    assert top.fed and all(4 <= d < 256 for d in top.fed.values())
     images = 3
 
     def clocked(block):
