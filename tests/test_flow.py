@@ -252,12 +252,11 @@ def test_one_flow_imports_the_model_once_and_builds_each_block_once(tmp_path, mo
                                "rtl_dir": str(tmp_path / "rtl"), "reports_dir": str(tmp_path / "reports"),
                                "model": "TFC_1W1A"})
     result = run_flow(config, say=lambda line: None)
-    # Yosys runs for ecp5 and xilinx; TFC's estimate (12k LUTs) rules the iCE40 HX8K out, so it never
-    # reaches iCE40 synthesis, and the figures say why
-    assert counts == {"walks": 1, "network blocks": 1, "tops": 1, "synthesized": 2}
-    assert "synthesis_failed" in result.figures["resources"]["ecp5"]
-    ice40 = result.figures["resources"]["ice40"]
-    assert "synthesis" not in ice40 and "not synthesized: the estimate rules out the iCE40HX8K (needs" in ice40["skipped"]
+    # Yosys runs once per target, on the one top: TFC's iCE40 estimate (~9.7k LUTs) is over the
+    # HX8K's 7,680 by less than the model's error, so it is synthesized too (a part the estimate
+    # rules out is skipped: tests/test_devices.py)
+    assert counts == {"walks": 1, "network blocks": 1, "tops": 1, "synthesized": 3}
+    assert all("synthesis_failed" in result.figures["resources"][t] for t in ("ecp5", "ice40", "xilinx"))
 
     # The folding facts are kept per layer: checking the same folding again builds no block.
     net = hwnorm.generate.network_of(hwnorm.flow.flow_design(config, {}))
