@@ -14,8 +14,9 @@ cuts :mod:`hwnorm.timing` chooses) move with the same ``advance``.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
-from amaranth.lib import data
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 
 from hwnorm.fixed import Rounding
 
@@ -26,6 +27,12 @@ __all__ = ["at_least", "tree_sum", "pairwise_tree", "Retime", "rom", "round_shif
 def lane_array(element, lanes: int) -> data.ArrayLayout:
     """The payload layout of a stream of ``lanes`` elements of a :mod:`hwnorm.datatypes` type."""
     return data.ArrayLayout(element.shape(), lanes)
+
+
+def stream_ports(block) -> dict:
+    """A one-in, one-out component's ports: streams of the block's lanes of its element types."""
+    return {"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
+            "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))}
 
 
 class FromBlock:

@@ -23,7 +23,8 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 
 from hwnorm.hdl.common import FromBlock, Retime, advance_signal, lane_array, rom, tree_sum, wrapped_increment
-from hwnorm.hdl.mvu import _product_table, _stream_ports, _weight, count_at_least
+from hwnorm.hdl.common import stream_ports
+from hwnorm.hdl.mvu import _product_table, _weight, count_at_least
 
 __all__ = ["DepthwiseUnit"]
 
@@ -33,7 +34,7 @@ class DepthwiseUnit(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block, self.layer = block, block.layer
-        super().__init__(_stream_ports(block))
+        super().__init__(stream_ports(block))
 
     def elaborate(self, platform):
         block, layer, m = self.block, self.layer, Module()

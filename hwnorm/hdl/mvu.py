@@ -17,11 +17,10 @@ inside the tree, between accumulate and ``2·popcount − K``, and in the thresh
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import (FromBlock, Retime, at_least, advance_signal, banked_rom, group_counter, lane_array, rom, tree_sum,
+from hwnorm.hdl.common import (FromBlock, Retime, at_least, advance_signal, banked_rom, group_counter, lane_array, rom, stream_ports, tree_sum,
                                wrapped_increment)
 from hwnorm.hdl.stt import decode_cells
 
@@ -39,18 +38,13 @@ def count_at_least(value, thresholds: list, out_base: int, cuts=(), retime=None,
     return out_base + tree_sum(bits, tuple(c - 1 for c in cuts if c), retime, name)
 
 
-def _stream_ports(block) -> dict:
-    return {"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
-            "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))}
-
-
 class MVU(FromBlock, wiring.Component):
     """FINN-style folded matrix-vector(-threshold) unit of an ``MVUBlock`` (module docstring)."""
 
     def __init__(self, block):
         self.block, self.layer = block, block.layer
         self.pe, self.simd, self.sf, self.nf = block.pe, block.simd, block.sf, block.nf
-        super().__init__(_stream_ports(block))
+        super().__init__(stream_ports(block))
 
     def _term(self, x_in, weights, index: int, s: int):
         """One lane of an integer-weight MVU: ``±w`` for a bipolar input bit, else ``x·w`` — a
@@ -258,7 +252,7 @@ class Thresholding(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block, self.layer, self.pe, self.groups = block, block.layer, block.pe, block.groups
-        super().__init__(_stream_ports(block))
+        super().__init__(stream_ports(block))
 
     def elaborate(self, platform):
         t, pe, m = self.layer.thresholds, self.pe, Module()

@@ -27,11 +27,10 @@ chain of compares:
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
-from hwnorm.hdl.common import FromBlock, advance_signal, lane_array, wrapped_increment
+from hwnorm.hdl.common import FromBlock, advance_signal, stream_ports, wrapped_increment
 
 __all__ = ["SlidingWindowUnit", "ParallelWindowUnit", "MaxPoolUnit", "AvgPoolUnit", "GlobalSumUnit"]
 
@@ -64,9 +63,7 @@ class _LineBufferUnit(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block = block
-        payload = lane_array(block.in_type, block.in_lanes)
-        out = lane_array(block.out_type, block.out_lanes)
-        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(out))})
+        super().__init__(stream_ports(block))
 
     def pad_bits(self) -> int:
         """What a padded beat reads, every lane: the block's pad value."""
@@ -300,8 +297,7 @@ class GlobalSumUnit(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block = block
-        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
-                          "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))})
+        super().__init__(stream_ports(block))
 
     def elaborate(self, platform):
         m, block = Module(), self.block
@@ -334,8 +330,7 @@ class ParallelWindowUnit(FromBlock, wiring.Component):
 
     def __init__(self, block):
         self.block = block
-        super().__init__({"i": In(stream.Signature(lane_array(block.in_type, block.in_lanes))),
-                          "o": Out(stream.Signature(lane_array(block.out_type, block.out_lanes)))})
+        super().__init__(stream_ports(block))
 
     def elaborate(self, platform):
         m, block = Module(), self.block
